@@ -1,0 +1,28 @@
+# Two commands for a fresh machine: `make run` (app + embedded database) and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+## Start the app on http://127.0.0.1:8000 (embedded SecantusDB unless MONGO_URI is set).
+run: $(STAMP)
+	$(PY) -m avenue.devserver
+
+## Lint, then run every test on mongomock and on SecantusDB (and AVENUE_TEST_MONGO_URI if set).
+test: $(STAMP)
+	$(PY) -m ruff check avenue tests wsgi.py gunicorn.conf.py
+	$(PY) -m pytest
+
+## The performance benchmark (bench/README.md); BENCH_ARGS=--full for the long run.
+bench: $(STAMP)
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,68 @@
+"""Avenue media: shop, website-builder and general-upload images kept in MongoDB GridFS."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from avenue import config as config_module
+from avenue import db
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: configuration, extensions, blueprints, error handlers, commands."""
+    app = Flask(__name__)
+    app.config.from_mapping(config_module.from_environment())
+    if test_config:
+        app.config.from_mapping(test_config)
+    config_module.check(app.config)
+    if not app.config.get("MONGO_URI"):
+        raise RuntimeError(
+            "MONGO_URI is not set and no embedded database is running: "
+            "start everything with `make run`, or set MONGO_URI."
+        )
+    register_extensions(app)
+    register_blueprints(app)
+    register_hooks(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    from avenue.auth import access
+    from avenue.media import serving
+
+    db.init_app(app)
+    access.init_app(app)
+    serving.init_app(app)
+    if app.config.get("AVENUE_PROXY_COUNT"):
+        count = int(app.config["AVENUE_PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+
+def register_blueprints(app: Flask) -> None:
+    from avenue import auth, builder, health, shop, uploads
+
+    for blueprint in (health.bp, auth.bp, shop.bp, builder.bp, uploads.bp):
+        app.register_blueprint(blueprint)
+
+
+def register_hooks(app: Flask) -> None:
+    from avenue.security import CookieFreeMediaSessions, add_security_headers, ensure_database_ready
+
+    app.session_interface = CookieFreeMediaSessions()
+    app.before_request(ensure_database_ready)
+    app.after_request(add_security_headers)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from avenue.errors import register_errorhandlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from avenue.cli import register
+
+    register(app)

@@ -1,0 +1,29 @@
+"""The audit log: who did what to which image, when, from where. One function writes it."""
+
+from __future__ import annotations
+
+from flask import has_request_context, request
+from flask_login import current_user
+from pymongo.database import Database
+
+from avenue.media.storage import now
+
+
+def record(db: Database, action: str, *, actor: dict | None = None, ip: str | None = None,
+           **target) -> None:
+    """Append one entry; ``target`` names what was acted on (sku, image_id, bucket...)."""
+    db.audit_logs.insert_one({"at": now(), "action": action, "actor": actor, "ip": ip,
+                              "target": {k: v for k, v in target.items() if v is not None}})
+
+
+def log(action: str, **target) -> None:
+    """Record ``action`` for the current request's user and client address."""
+    from avenue.db import get_db
+
+    actor = None
+    ip = None
+    if has_request_context():
+        ip = request.remote_addr
+        if current_user and current_user.is_authenticated:
+            actor = {"id": current_user.id, "email": current_user.email, "role": current_user.role}
+    record(get_db(), action, actor=actor, ip=ip, **target)

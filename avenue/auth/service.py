@@ -1,0 +1,134 @@
+"""Users and API tokens: domain functions that take the database as an argument."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from bson import ObjectId
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from avenue.errors import BadRequest, Conflict, NotFound
+from avenue.media.storage import now
+
+ROLES = ("admin", "editor", "ops")
+MIN_PASSWORD_LENGTH = 8
+TOKEN_PREFIX = "av_"
+# Compared against when the email is unknown, so both answers take the same time.
+_DUMMY_HASH = generate_password_hash("avenue-timing-equaliser")
+
+
+def normalize_email(email: str) -> str:
+    return (email or "").strip().lower()
+
+
+def create_user(db: Database, email: str, password: str, role: str) -> dict:
+    """Create a user; emails are unique regardless of case."""
+    email = normalize_email(email)
+    if "@" not in email or len(email) > 254:
+        raise BadRequest("A valid email address is required.", code="invalid_email")
+    if role not in ROLES:
+        raise BadRequest(f"Role must be one of {', '.join(ROLES)}.", code="invalid_role")
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise BadRequest(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.",
+                         code="weak_password")
+    doc = {
+        "_id": ObjectId(),
+        "email": email,
+        "password_hash": generate_password_hash(password),
+        "role": role,
+        "active": True,
+        "created_at": now(),
+        "last_login_at": None,
+    }
+    try:
+        db.users.insert_one(doc)
+    except DuplicateKeyError as exc:
+        raise Conflict(f"A user with the email {email} already exists.", code="user_exists") from exc
+    return doc
+
+
+def authenticate(db: Database, email: str, password: str) -> dict | None:
+    """The active user with these credentials, or None (same work either way)."""
+    user = db.users.find_one({"email": normalize_email(email)})
+    valid = check_password_hash(user["password_hash"] if user else _DUMMY_HASH, password or "")
+    if not user or not valid or not user.get("active", True):
+        return None
+    db.users.update_one({"_id": user["_id"]}, {"$set": {"last_login_at": now()}})
+    return user
+
+
+def ensure_admin(db: Database, email: str, password: str) -> dict | None:
+    """Create this admin when no admin exists yet; never touch an existing one."""
+    if not email or not password or db.users.find_one({"role": "admin"}) is not None:
+        return None
+    try:
+        return create_user(db, email, password, "admin")
+    except Conflict:
+        return None
+
+
+def get_user(db: Database, user_id) -> dict | None:
+    try:
+        oid = ObjectId(str(user_id))
+    except Exception:
+        return None
+    user = db.users.find_one({"_id": oid})
+    return user if user and user.get("active", True) else None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(db: Database, email: str, name: str = "") -> str:
+    """A new API token for the user; only its hash is stored, so it is shown once."""
+    user = db.users.find_one({"email": normalize_email(email)})
+    if user is None:
+        raise NotFound(f"No user with the email {normalize_email(email)}.")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    db.api_tokens.insert_one({
+        "user_id": user["_id"],
+        "token_hash": _token_hash(token),
+        "name": name,
+        "created_at": now(),
+        "last_used_at": None,
+        "revoked_at": None,
+    })
+    return token
+
+
+def user_for_token(db: Database, token: str) -> dict | None:
+    """The active user a live token belongs to, or None."""
+    if not token or not token.startswith(TOKEN_PREFIX):
+        return None
+    record = db.api_tokens.find_one({"token_hash": _token_hash(token), "revoked_at": None})
+    if record is None:
+        return None
+    return get_user(db, record["user_id"])
+
+
+def revoke_tokens(db: Database, email: str) -> int:
+    """Revoke every token of a user; returns how many were live."""
+    user = db.users.find_one({"email": normalize_email(email)})
+    if user is None:
+        raise NotFound(f"No user with the email {normalize_email(email)}.")
+    result = db.api_tokens.update_many({"user_id": user["_id"], "revoked_at": None},
+                                       {"$set": {"revoked_at": now()}})
+    return result.modified_count
+
+
+def public_user(user: dict) -> dict:
+    """A user as the API shows it: never a hash."""
+    from avenue.media.objects import isoformat
+
+    return {
+        "id": str(user["_id"]),
+        "email": user["email"],
+        "role": user["role"],
+        "active": user.get("active", True),
+        "created_at": isoformat(user.get("created_at")),
+        "last_login_at": isoformat(user.get("last_login_at")),
+    }

@@ -1,0 +1,54 @@
+"""POST /api/auth/login, POST /api/auth/logout, GET /api/auth/me, GET /api/auth/csrf."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, session
+from flask_login import login_user, logout_user
+
+from avenue import audit
+from avenue.auth import service
+from avenue.auth.access import User, csrf_token, require, require_role
+from avenue.db import get_db
+from avenue.errors import BadRequest, Unauthorized
+
+bp = Blueprint("auth", __name__, url_prefix="/api/auth")
+
+
+def json_body() -> dict:
+    """The request's JSON object, or a 400."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("Send a JSON object with Content-Type: application/json.", code="invalid_json")
+    return body
+
+
+@bp.post("/login")
+def login():
+    body = json_body()
+    doc = service.authenticate(get_db(), str(body.get("email", "")), str(body.get("password", "")))
+    if doc is None:
+        audit.log("login_failed", email=service.normalize_email(str(body.get("email", ""))))
+        raise Unauthorized("The email or password is not right.", code="invalid_credentials")
+    session.clear()
+    login_user(User(doc))
+    audit.log("login", user_id=str(doc["_id"]))
+    return jsonify(user=service.public_user(doc), csrf_token=csrf_token())
+
+
+@bp.post("/logout")
+@require_role()
+def logout():
+    logout_user()
+    session.clear()
+    return "", 204
+
+
+@bp.get("/me")
+@require_role()
+def me():
+    return jsonify(user=service.public_user(require().doc))
+
+
+@bp.get("/csrf")
+def csrf():
+    return jsonify(csrf_token=csrf_token())

@@ -1,0 +1,64 @@
+"""Flask CLI commands: ``flask --app avenue <command>``."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from avenue.auth import service
+from avenue.db import get_db, get_mongo
+from avenue.errors import AvenueError
+
+users = AppGroup("users", help="Create users and API tokens.")
+
+
+def fail(message: str) -> None:
+    """Print ``message`` to stderr and exit with status 1."""
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(service.ROLES), required=True)
+@click.option("--password", help="Prompted for (hidden, twice) when omitted.")
+def create_user(email: str, role: str, password: str | None) -> None:
+    """Create a user with a role."""
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    get_mongo().ensure_indexes()
+    try:
+        doc = service.create_user(get_db(), email, password, role)
+    except AvenueError as error:
+        fail(error.message)
+    click.echo(f"created {doc['role']} {doc['email']}")
+
+
+@users.command("token")
+@click.argument("email")
+@click.option("--name", default="", help="A label for the token (e.g. the script using it).")
+def create_token(email: str, name: str) -> None:
+    """Print a new API token for EMAIL (stored hashed: shown only this once)."""
+    get_mongo().ensure_indexes()
+    try:
+        token = service.issue_token(get_db(), email, name)
+    except AvenueError as error:
+        fail(error.message)
+    click.echo(token)
+    click.echo(f"token created for {service.normalize_email(email)}; it is not shown again", err=True)
+
+
+@users.command("revoke-tokens")
+@click.argument("email")
+def revoke_tokens(email: str) -> None:
+    """Revoke every API token of EMAIL."""
+    try:
+        count = service.revoke_tokens(get_db(), email)
+    except AvenueError as error:
+        fail(error.message)
+    click.echo(f"revoked {count} token(s) of {service.normalize_email(email)}")
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(users)

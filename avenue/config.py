@@ -1,0 +1,107 @@
+"""Configuration read from the environment, with documented defaults.
+
+Every variable is listed in ``.env.example`` and in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Values that must never reach production as a SECRET_KEY.
+INSECURE_SECRET_KEYS = frozenset({"", "dev", "change-me", "changeme", "secret", "test"})
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def embedded_uri(data_dir: Path) -> str | None:
+    """The URI of the embedded database started by ``make run``, if it is running."""
+    state = data_dir / "embedded.uri"
+    try:
+        uri, pid = state.read_text().split()
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return None
+    return uri
+
+
+def from_environment() -> dict:
+    """Build the app's configuration mapping from ``os.environ``."""
+    data_dir = Path(os.environ.get("AVENUE_DATA_DIR", PROJECT_ROOT / "var"))
+    env = os.environ.get("AVENUE_ENV", "production").strip().lower()
+    max_upload = _int("AVENUE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+    max_product_images = _int("AVENUE_MAX_PRODUCT_IMAGES", 10)
+    return {
+        "AVENUE_ENV": env,
+        "SECRET_KEY": os.environ.get("SECRET_KEY", ""),
+        # Old keys still accepted for sessions and signed media URLs (key rotation).
+        "SECRET_KEY_FALLBACKS": _list("SECRET_KEY_FALLBACKS"),
+        "MONGO_URI": os.environ.get("MONGO_URI") or embedded_uri(data_dir),
+        "MONGO_DB": os.environ.get("MONGO_DB", "avenue"),
+        "MONGO_TIMEOUT_MS": _int("MONGO_TIMEOUT_MS", 5000),
+        "AVENUE_DATA_DIR": str(data_dir),
+        "AVENUE_MAX_UPLOAD_BYTES": max_upload,
+        "AVENUE_MAX_PIXELS": _int("AVENUE_MAX_PIXELS", 40_000_000),
+        "AVENUE_MAX_FRAMES": _int("AVENUE_MAX_FRAMES", 100),
+        "AVENUE_MAX_TOTAL_PIXELS": _int("AVENUE_MAX_TOTAL_PIXELS", 100_000_000),
+        "AVENUE_MAX_PRODUCT_IMAGES": max_product_images,
+        # A request may carry one product's worth of images plus form overhead.
+        "MAX_CONTENT_LENGTH": max_upload * max_product_images + 1024 * 1024,
+        "AVENUE_TEMP_IMAGE_TTL_SECONDS": _int("AVENUE_TEMP_IMAGE_TTL_SECONDS", 24 * 3600),
+        "AVENUE_SIGNED_URL_TTL_SECONDS": _int("AVENUE_SIGNED_URL_TTL_SECONDS", 3600),
+        "AVENUE_MEDIA_BASE_URL": os.environ.get("AVENUE_MEDIA_BASE_URL", "").rstrip("/"),
+        "AVENUE_MEDIA_CACHE_BYTES": _int("AVENUE_MEDIA_CACHE_BYTES", 128 * 1024 * 1024),
+        "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES": _int(
+            "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", 4 * 1024 * 1024
+        ),
+        "AVENUE_STORAGE_QUOTA_BYTES": _int("AVENUE_STORAGE_QUOTA_BYTES", 0),
+        "AVENUE_LEGACY_UPLOADS_DIR": os.environ.get("AVENUE_LEGACY_UPLOADS_DIR", ""),
+        "AVENUE_ADMIN_EMAIL": os.environ.get("AVENUE_ADMIN_EMAIL", ""),
+        "AVENUE_ADMIN_PASSWORD": os.environ.get("AVENUE_ADMIN_PASSWORD", ""),
+        "AVENUE_CORS_ORIGINS": _list("AVENUE_CORS_ORIGINS"),
+        "RATELIMIT_ENABLED": _bool("AVENUE_RATELIMIT_ENABLED", True),
+        "AVENUE_LOGIN_RATE_LIMIT": os.environ.get("AVENUE_LOGIN_RATE_LIMIT", "10/minute"),
+        "AVENUE_UPLOAD_RATE_LIMIT": os.environ.get("AVENUE_UPLOAD_RATE_LIMIT", "120/minute"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", env == "production"),
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", env == "production"),
+        "JSON_SORT_KEYS": False,
+    }
+
+
+def check(config: dict) -> None:
+    """Fail fast on configuration that must not run in production."""
+    if config.get("TESTING") or config.get("AVENUE_ENV") != "production":
+        return
+    if config.get("SECRET_KEY", "") in INSECURE_SECRET_KEYS or len(config["SECRET_KEY"]) < 16:
+        raise RuntimeError(
+            "SECRET_KEY is missing or insecure: set SECRET_KEY to a long random value "
+            '(python -c "import secrets; print(secrets.token_hex(32))") before starting '
+            "in production, or set AVENUE_ENV=development for a local run."
+        )
+    if not config.get("MONGO_URI"):
+        raise RuntimeError("MONGO_URI is not set: production needs a MongoDB server.")

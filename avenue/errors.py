@@ -1,0 +1,132 @@
+"""The domain error hierarchy and its one mapping to the contract's JSON error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from werkzeug.exceptions import HTTPException
+
+
+class AvenueError(Exception):
+    """A refusal the client can act on; ``status`` and ``code`` go into the response."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message}
+        body.update(self.details)
+        return {"error": body}
+
+
+class BadRequest(AvenueError):
+    status, code = 400, "bad_request"
+
+
+class EmptyFile(BadRequest):
+    code = "empty_file"
+
+
+class Unauthorized(AvenueError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(AvenueError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(AvenueError):
+    status, code = 404, "not_found"
+
+
+class Conflict(AvenueError):
+    status, code = 409, "conflict"
+
+
+class ImageTooLarge(AvenueError):
+    status, code = 413, "too_large"
+
+
+class UnsupportedImage(AvenueError):
+    status, code = 415, "unsupported_type"
+
+
+class UnprocessableContent(AvenueError):
+    status, code = 422, "unprocessable"
+
+
+class CorruptImage(UnprocessableContent):
+    code = "corrupt_image"
+
+
+class DatabaseUnavailable(AvenueError):
+    status, code = 503, "database_unavailable"
+
+
+def error_response(status: int, code: str, message: str, **details: Any) -> Response:
+    """The contract's JSON error body with ``status``."""
+    body = {"code": code, "message": message}
+    body.update(details)
+    response = jsonify({"error": body})
+    response.status_code = status
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path in {"/readyz", "/healthz"}
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Answer domain errors, HTTP errors under /api/ and database outages as JSON."""
+
+    @app.errorhandler(AvenueError)
+    def handle_avenue_error(error: AvenueError) -> Response:
+        response = jsonify(error.to_dict())
+        response.status_code = error.status
+        if error.status == 429 and "retry_after" in error.details:
+            response.headers["Retry-After"] = str(error.details["retry_after"])
+        return response
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error: HTTPException):
+        if not _wants_json():
+            return error
+        code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
+        messages = {
+            404: "Nothing is at this address.",
+            405: f"{request.method} is not allowed here.",
+            413: "The request body is larger than this server accepts.",
+        }
+        response = error_response(
+            error.code or 500, code, messages.get(error.code, error.description or error.name)
+        )
+        for header in ("Allow", "Retry-After"):
+            if error.get_headers() and header in dict(error.get_headers()):
+                response.headers[header] = dict(error.get_headers())[header]
+        return response
+
+    @app.errorhandler(ConnectionFailure)
+    @app.errorhandler(ServerSelectionTimeoutError)
+    def handle_database_down(error: Exception) -> Response:
+        app.logger.warning("database unavailable: %s", error)
+        response = error_response(
+            503, "database_unavailable", "The database is not answering; try again shortly."
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception):
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        if _wants_json():
+            return error_response(500, "internal_error", "Something went wrong on our side.")
+        return Response("Internal server error\n", status=500, mimetype="text/plain")

@@ -1,0 +1,17 @@
+"""The GridFS buckets and the short names media URLs use for them."""
+
+from __future__ import annotations
+
+# URL alias -> bucket name.
+BUCKETS: dict[str, str] = {
+    "products": "product_images_data",
+    "temp": "temp_images",
+    "builder": "builder_media",
+    "uploads": "uploads",
+}
+ALIASES: dict[str, str] = {bucket: alias for alias, bucket in BUCKETS.items()}
+
+PRODUCTS = BUCKETS["products"]
+TEMP = BUCKETS["temp"]
+BUILDER = BUCKETS["builder"]
+UPLOADS = BUCKETS["uploads"]

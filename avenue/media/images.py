@@ -1,0 +1,470 @@
+"""Validate uploaded bytes as an image and produce the bytes that will be served.
+
+Pure domain code: bytes in, results out; no Flask, no database.
+
+How served originals stay private and upright (the design choice the issue asks us to name):
+we *strip metadata segments* rather than re-encode. JPEG, PNG, WebP and GIF originals keep
+their compressed pixel data bit for bit (no generation loss, no decode at full size, so a
+12 MP upload stays fast); EXIF, XMP, IPTC, comments and text chunks are dropped, the ICC
+profile is kept. A JPEG whose EXIF says it is rotated keeps a fresh EXIF block holding only
+the Orientation tag, which every current browser applies (CSS ``image-orientation:
+from-image`` is the default), so it displays upright with no GPS, camera or serial data.
+Formats whose metadata we cannot strip losslessly are re-encoded: HEIC becomes JPEG
+(browsers other than Safari cannot show HEIC at all), and an AVIF carrying EXIF or XMP, or
+a PNG/WebP whose EXIF rotates it, is re-encoded upright. Variants are always re-encoded
+upright from pixels, so they carry no metadata but the ICC profile.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import unicodedata
+import warnings
+from dataclasses import dataclass, field
+from hashlib import sha256
+
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, UnsupportedImage
+
+try:  # HEIC as iPhones send it.
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
+    pillow_heif = None
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+Image.init()  # load every plugin now, so open(formats=...) knows AVIF
+
+# Pillow format name -> (served content type, label used in messages).
+ACCEPTED_FORMATS: dict[str, str] = {
+    "JPEG": "image/jpeg",
+    "MPO": "image/jpeg",  # iPhone JPEGs with a depth/gain map are identified as MPO.
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "AVIF": "image/avif",
+    "HEIF": "image/heic",
+}
+ACCEPTED_LABEL = "JPEG, PNG, WebP, GIF, AVIF, HEIC"
+# Decoders tried on uploads (MPO comes out of the JPEG opener).
+_OPENERS = [name for name in ACCEPTED_FORMATS if name != "MPO"]
+
+# Leading bytes of accepted formats: a file that starts like one of these but does not open
+# is corrupt (422), anything else is not an accepted image (415).
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a")
+
+ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Upload limits; the app builds one from its configuration."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 40_000_000
+    max_frames: int = 100
+    max_total_pixels: int = 100_000_000
+
+
+@dataclass
+class PreparedImage:
+    """A validated upload: what to store and serve, and the decoded first frame."""
+
+    source_sha256: str
+    data: bytes  # the bytes that will be served
+    format: str  # JPEG, PNG, WEBP, GIF, AVIF
+    content_type: str
+    width: int  # as displayed (EXIF orientation applied)
+    height: int
+    frames: int
+    first_frame: Image.Image = field(repr=False)  # upright, possibly reduced by draft()
+    icc_profile: bytes | None = field(default=None, repr=False)
+
+    @property
+    def sha256(self) -> str:
+        return sha256(self.data).hexdigest()
+
+    @property
+    def has_alpha(self) -> bool:
+        return self.first_frame.mode in {"RGBA", "LA", "PA"}
+
+
+def read_limited(stream, max_bytes: int) -> bytes:
+    """Read at most ``max_bytes`` from ``stream``; refuse anything longer without buffering it."""
+    if isinstance(stream, bytes | bytearray | memoryview):
+        data = bytes(stream)
+    else:
+        data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageTooLarge(
+            f"The file is larger than the {max_bytes // (1024 * 1024)} MB limit.",
+            code="file_too_large",
+            limit_bytes=max_bytes,
+        )
+    return data
+
+
+def _looks_like_accepted(data: bytes) -> bool:
+    if data.startswith(_MAGIC):
+        return True
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return True
+    return data[4:8] == b"ftyp" and data[8:12] in {
+        b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1", b"hevc", b"hevx",
+    }
+
+
+def _open(data: bytes, limits: Limits) -> Image.Image:
+    """Open with the accepted decoders only; classify every failure."""
+    try:
+        return Image.open(io.BytesIO(data), formats=_OPENERS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(
+            f"The image declares far more pixels than the {limits.max_pixels / 1e6:g} "
+            "megapixel limit.", code="too_many_pixels") from exc
+    except UnidentifiedImageError:
+        pass
+    except Exception as exc:  # a decoder choked on a header it recognised
+        raise CorruptImage("The image is damaged and cannot be read.") from exc
+    if _looks_like_accepted(data):
+        raise CorruptImage("The image is damaged or truncated and cannot be read.")
+    other = None
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            other = probe.format
+    except Exception:  # not an image of any kind Pillow knows
+        pass
+    if other:
+        raise UnsupportedImage(
+            f"{other} images are not accepted. Accepted formats: {ACCEPTED_LABEL}.",
+            accepted=ACCEPTED_LABEL.split(", "),
+        )
+    raise UnsupportedImage(
+        f"This file is not an image. Accepted formats: {ACCEPTED_LABEL}.",
+        accepted=ACCEPTED_LABEL.split(", "),
+    )
+
+
+def _check_size(im: Image.Image, limits: Limits) -> int:
+    width, height = im.size
+    pixels = width * height
+    if pixels > limits.max_pixels:
+        raise ImageTooLarge(
+            f"The image is {width}x{height} ({pixels / 1e6:.1f} megapixels); "
+            f"the limit is {limits.max_pixels / 1e6:g} megapixels.",
+            code="too_many_pixels",
+        )
+    frames = getattr(im, "n_frames", 1)
+    if frames > limits.max_frames:
+        raise ImageTooLarge(
+            f"The image has {frames} frames; the limit is {limits.max_frames}.",
+            code="too_many_frames",
+        )
+    if pixels * frames > limits.max_total_pixels:
+        raise ImageTooLarge(
+            f"The image has {pixels * frames / 1e6:.0f} megapixels over {frames} frames; "
+            f"the limit is {limits.max_total_pixels / 1e6:g}.",
+            code="too_many_pixels",
+        )
+    return frames
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = int(im.getexif().get(ORIENTATION, 1))
+    except Exception:  # unreadable EXIF: treat as upright rather than refuse the photo
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+_TRANSPOSE = {
+    2: [Image.Transpose.FLIP_LEFT_RIGHT],
+    3: [Image.Transpose.ROTATE_180],
+    4: [Image.Transpose.FLIP_TOP_BOTTOM],
+    5: [Image.Transpose.TRANSPOSE],
+    6: [Image.Transpose.ROTATE_270],
+    7: [Image.Transpose.TRANSVERSE],
+    8: [Image.Transpose.ROTATE_90],
+}
+
+
+def upright(im: Image.Image, orientation: int) -> Image.Image:
+    """Apply an EXIF orientation to pixels."""
+    for method in _TRANSPOSE.get(orientation, []):
+        im = im.transpose(method)
+    return im
+
+
+def _draft_size(width: int, height: int, orientation: int) -> tuple[int, int]:
+    """The smallest stored size that still feeds every variant without upscaling."""
+    dw, dh = (height, width) if orientation >= 5 else (width, height)
+    scale = max(min(1600 / dw, 1600 / dh), 1200 / dw, 630 / dh)
+    scale = min(scale, 1.0)
+    return max(1, int(width * scale + 0.999)), max(1, int(height * scale + 0.999))
+
+
+def prepare(data: bytes, limits: Limits) -> PreparedImage:
+    """Validate ``data`` by content and return what to store; raise a typed error otherwise."""
+    if not data:
+        raise EmptyFile("The file is empty.")
+    if len(data) > limits.max_bytes:
+        raise ImageTooLarge(
+            f"The file is larger than the {limits.max_bytes // (1024 * 1024)} MB limit.",
+            code="file_too_large",
+        )
+    with warnings.catch_warnings():
+        # Our own limits are checked from the header below; Pillow's bomb warning is an error.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        im = _open(data, limits)
+        try:
+            return _prepare_opened(im, data, limits)
+        except (ImageTooLarge, UnsupportedImage, CorruptImage):
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageTooLarge(
+                f"The image declares more pixels than the {limits.max_pixels / 1e6:g} "
+                "megapixel limit.", code="too_many_pixels") from exc
+        except Exception as exc:  # truncated data, bad CRC, broken frames...
+            raise CorruptImage("The image is damaged or truncated and cannot be read.") from exc
+        finally:
+            im.close()
+
+
+def _prepare_opened(im: Image.Image, data: bytes, limits: Limits) -> PreparedImage:
+    pil_format = im.format
+    frames = _check_size(im, limits)
+    width, height = im.size
+    orientation = _orientation(im)
+    icc = im.info.get("icc_profile") or None
+
+    if pil_format in {"JPEG", "MPO"}:
+        im.draft(None, _draft_size(width, height, orientation))
+    # Decoding every frame once is the validation: truncated or corrupt data fails here.
+    im.seek(0)
+    im.load()
+    first = im.copy()
+    for index in range(1, frames):
+        im.seek(index)
+        im.load()
+    im.seek(0)
+
+    served_format = "JPEG" if pil_format in {"MPO", "HEIF"} else pil_format
+    served = _sanitized(data, im, pil_format, orientation, icc)
+    if pil_format == "HEIF":
+        # pillow-heif already applied the HEIF transforms; its EXIF orientation is informational.
+        orientation = 1
+    display_w, display_h = (height, width) if orientation >= 5 else (width, height)
+    return PreparedImage(
+        source_sha256=sha256(data).hexdigest(),
+        data=served,
+        format=served_format,
+        content_type=ACCEPTED_FORMATS[served_format],
+        width=display_w,
+        height=display_h,
+        frames=frames,
+        first_frame=upright(first, orientation),
+        icc_profile=icc,
+    )
+
+
+def _sanitized(data: bytes, im: Image.Image, fmt: str, orientation: int, icc: bytes | None) -> bytes:
+    """The bytes to serve: metadata stripped, upright in a browser."""
+    if fmt in {"JPEG", "MPO"}:
+        return strip_jpeg(data, orientation)
+    if fmt == "PNG":
+        return strip_png(data) if orientation == 1 else _reencode(im, "PNG", orientation, icc)
+    if fmt == "WEBP":
+        if orientation == 1 or getattr(im, "n_frames", 1) > 1:
+            return strip_webp(data)
+        return _reencode(im, "WEBP", orientation, icc)
+    if fmt == "GIF":
+        return strip_gif(data)
+    if fmt == "HEIF":
+        return _reencode(im, "JPEG", 1, icc)
+    if fmt == "AVIF":
+        if im.info.get("exif") or im.info.get("xmp") or orientation != 1:
+            return _reencode(im, "AVIF", orientation, icc)
+        return data
+    raise UnsupportedImage(f"{fmt} images are not accepted. Accepted formats: {ACCEPTED_LABEL}.")
+
+
+def _reencode(im: Image.Image, fmt: str, orientation: int, icc: bytes | None) -> bytes:
+    im.seek(0)
+    pixels = upright(im.copy(), orientation)
+    if fmt == "JPEG" and pixels.mode not in {"RGB", "L", "CMYK"}:
+        pixels = pixels.convert("RGB")
+    out = io.BytesIO()
+    options: dict = {"icc_profile": icc} if icc else {}
+    if fmt == "JPEG":
+        options.update(quality=90, subsampling="4:2:0", optimize=True)
+    elif fmt == "WEBP":
+        lossless = im.info.get("lossless", False)
+        options.update(lossless=lossless, quality=90 if not lossless else 100)
+    elif fmt == "AVIF":
+        options.update(quality=80, speed=8)
+    pixels.save(out, fmt, **options)
+    return out.getvalue()
+
+
+# --- lossless metadata stripping -------------------------------------------------------
+
+
+def strip_jpeg(data: bytes, orientation: int = 1) -> bytes:
+    """Drop EXIF/XMP/IPTC/comment segments and anything after the first image's EOI.
+
+    Keeps JFIF (APP0), ICC (APP2 ``ICC_PROFILE``), Adobe (APP14: needed to read CMYK right)
+    and every coding segment. A rotated photo gets an EXIF block with only Orientation.
+    """
+    if data[:2] != b"\xff\xd8":
+        raise CorruptImage("The JPEG data does not start with a JPEG marker.")
+    out = bytearray(b"\xff\xd8")
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[ORIENTATION] = orientation
+        payload = exif.tobytes()
+        out += b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    pos = 2
+    size = len(data)
+    while pos < size:
+        if data[pos] != 0xFF:
+            raise CorruptImage("The JPEG data is damaged (bad segment marker).")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # EOI: the first image ends here; trailing data is dropped
+            out += b"\xff\xd9"
+            return bytes(out)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            out += data[pos : pos + 2]
+            pos += 2
+            continue
+        if pos + 4 > size:
+            break
+        length = struct.unpack(">H", data[pos + 2 : pos + 4])[0]
+        segment = data[pos : pos + 2 + length]
+        keep = True
+        if 0xE0 <= marker <= 0xEF:
+            body = segment[4:]
+            keep = (
+                marker == 0xE0
+                or (marker == 0xE2 and body.startswith(b"ICC_PROFILE\x00"))
+                or marker == 0xEE
+            )
+        elif marker == 0xFE:  # COM
+            keep = False
+        if keep:
+            out += segment
+        pos += 2 + length
+        if marker == 0xDA:  # SOS: copy entropy-coded data up to the next real marker
+            start = pos
+            while True:
+                pos = data.find(b"\xff", pos)
+                if pos < 0 or pos + 1 >= size:
+                    pos = size
+                    break
+                follower = data[pos + 1]
+                if follower == 0x00 or 0xD0 <= follower <= 0xD7:  # stuffed byte, restart
+                    pos += 2
+                    continue
+                break
+            out += data[start:pos]
+    raise CorruptImage("The JPEG data ends before its end-of-image marker.")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+
+
+def strip_png(data: bytes) -> bytes:
+    """Drop text, time and EXIF chunks (and anything after IEND); keep pixels, ICC and APNG."""
+    out = bytearray(_PNG_SIGNATURE)
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length = struct.unpack(">I", data[pos : pos + 4])[0]
+        kind = data[pos + 4 : pos + 8]
+        end = pos + 12 + length
+        if kind not in _PNG_DROP:
+            out += data[pos:end]
+        pos = end
+        if kind == b"IEND":
+            break
+    return bytes(out)
+
+
+def strip_webp(data: bytes) -> bytes:
+    """Drop EXIF and XMP chunks from a WebP container and clear their VP8X flags."""
+    chunks = []
+    pos = 12
+    while pos + 8 <= len(data):
+        kind = data[pos : pos + 4]
+        length = struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        end = pos + 8 + length + (length & 1)
+        if kind not in {b"EXIF", b"XMP "}:
+            chunk = bytearray(data[pos:end])
+            if kind == b"VP8X":
+                chunk[8] &= ~(0x08 | 0x04) & 0xFF
+            chunks.append(bytes(chunk))
+        pos = end
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def strip_gif(data: bytes) -> bytes:
+    """Drop comment and unknown application extensions and anything after the trailer."""
+    if len(data) < 13:
+        raise CorruptImage("The GIF data is too short.")
+    flags = data[10]
+    pos = 13 + (3 * (2 ** ((flags & 7) + 1)) if flags & 0x80 else 0)
+    out = bytearray(data[:pos])
+
+    def sub_blocks(at: int) -> int:
+        while at < len(data) and data[at] != 0:
+            at += data[at] + 1
+        return at + 1
+
+    while pos < len(data):
+        block = data[pos]
+        if block == 0x3B:  # trailer
+            out += b"\x3b"
+            return bytes(out)
+        if block == 0x21:
+            label = data[pos + 1]
+            end = sub_blocks(pos + 2)
+            keep = label in {0xF9, 0x01}  # graphic control, plain text
+            if label == 0xFF:
+                app = data[pos + 3 : pos + 14]
+                keep = app in {b"NETSCAPE2.0", b"ANIMEXTS1.0"}
+            if keep:
+                out += data[pos:end]
+            pos = end
+        elif block == 0x2C:
+            local = data[pos + 9]
+            header_end = pos + 10 + (3 * (2 ** ((local & 7) + 1)) if local & 0x80 else 0)
+            end = sub_blocks(header_end + 1)  # +1: LZW minimum code size
+            out += data[pos:end]
+            pos = end
+        else:
+            raise CorruptImage("The GIF data is damaged (unknown block).")
+    out += b"\x3b"
+    return bytes(out)
+
+
+# --- filenames ---------------------------------------------------------------------------
+
+_BIDI_AND_CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def sanitize_filename(name: str | None, default: str = "image") -> str:
+    """A display filename with no path, control or bidi characters, at most 120 characters."""
+    name = unicodedata.normalize("NFC", name or "")
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in _BIDI_AND_CONTROL)
+    name = " ".join(name.split()).strip(" .")
+    if len(name) > 120:
+        stem, dot, ext = name.rpartition(".")
+        name = (stem[: 120 - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else name[:120]
+    return name or default

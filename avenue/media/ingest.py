@@ -1,0 +1,251 @@
+"""Store, transfer and delete images: the one upload path every blueprint uses.
+
+Write order makes every crash point safe without transactions (GridFS cannot run in one):
+variants first, the original's files document last. A reader that finds the original
+always finds its variants; a crash leaves only variants whose original does not exist, or
+chunks with no files document, both of which ``gc`` collects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from hashlib import sha256
+
+from bson import ObjectId
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from avenue.errors import AvenueError
+from avenue.media import storage
+from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
+from avenue.media.variants import Rendition, render
+
+
+@dataclass
+class Upload:
+    """One file of a request: its client-given name and a stream or bytes."""
+
+    filename: str | None
+    stream: object
+
+
+@dataclass
+class StoreResult:
+    doc: dict
+    created: bool
+
+
+@dataclass
+class _Ready:
+    """A validated upload waiting to be written."""
+
+    filename: str
+    key: str
+    prepared: PreparedImage | None = None
+    renditions: list[Rendition] = field(default_factory=list)
+    existing: dict | None = None
+
+
+def dedupe_key(source_sha256: str, scope: str = "") -> str:
+    """Originals are content-addressed per bucket; ``scope`` narrows that (e.g. per owner)."""
+    return f"{scope}:{source_sha256}" if scope else source_sha256
+
+
+def _validate(db: Database, bucket: str, upload: Upload, limits: Limits, scope: str) -> _Ready:
+    filename = sanitize_filename(upload.filename)
+    try:
+        data = read_limited(upload.stream, limits.max_bytes)
+        key = dedupe_key(sha256(data).hexdigest(), scope)
+        existing = db[f"{bucket}.files"].find_one({"metadata.key": key})
+        if existing is not None:
+            return _Ready(filename, key, existing=existing)
+        prepared = prepare(data, limits)
+        renditions = render(prepared)
+    except AvenueError as error:
+        error.message = f"{filename}: {error.message}"
+        error.details["file"] = filename
+        raise
+    prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
+    return _Ready(filename, key, prepared, renditions)
+
+
+def _write(db: Database, bucket: str, ready: _Ready, *, owner, kind: str, visibility: str,
+           extra: dict | None) -> StoreResult:
+    prepared = ready.prepared
+    original_id = ObjectId()
+    written: list[ObjectId] = []
+    variants: dict[str, dict] = {}
+    try:
+        for rendition in ready.renditions:
+            doc = storage.write_file(
+                db, bucket, rendition.data,
+                filename=f"{rendition.name}.{rendition.format}",
+                metadata={
+                    "role": "variant",
+                    "key": f"{original_id}/{rendition.name}.{rendition.format}",
+                    "original_id": original_id,
+                    "variant": rendition.name,
+                    "format": rendition.format,
+                    "content_type": rendition.content_type,
+                    "sha256": _sha(rendition.data),
+                    "width": rendition.width,
+                    "height": rendition.height,
+                },
+            )
+            written.append(doc["_id"])
+            variants.setdefault(rendition.name, {})[rendition.format] = {
+                "id": doc["_id"],
+                "length": doc["length"],
+                "chunk_size": doc["chunkSize"],
+                "sha256": doc["metadata"]["sha256"],
+                "content_type": rendition.content_type,
+                "width": rendition.width,
+                "height": rendition.height,
+            }
+        metadata = {
+            "role": "original",
+            "key": ready.key,
+            "source_sha256": prepared.source_sha256,
+            "sha256": prepared.sha256,
+            "content_type": prepared.content_type,
+            "format": prepared.format.lower(),
+            "width": prepared.width,
+            "height": prepared.height,
+            "frames": prepared.frames,
+            "filename": ready.filename,
+            "owner": owner,
+            "kind": kind,
+            "visibility": visibility,
+            "variants": variants,
+            **(extra or {}),
+        }
+        doc = storage.write_file(db, bucket, prepared.data, filename=ready.filename,
+                                 metadata=metadata, file_id=original_id)
+        return StoreResult(doc, True)
+    except DuplicateKeyError:
+        # Someone stored the same bytes a moment ago: keep theirs, drop our variants.
+        _delete_ids(db, bucket, written)
+        existing = db[f"{bucket}.files"].find_one({"metadata.key": ready.key})
+        if existing is None:
+            raise
+        return StoreResult(existing, False)
+    except BaseException:
+        _delete_ids(db, bucket, written)
+        raise
+
+
+def _sha(data: bytes) -> str:
+    return sha256(data).hexdigest()
+
+
+def _delete_ids(db: Database, bucket: str, ids: list) -> None:
+    if ids:
+        db[f"{bucket}.files"].delete_many({"_id": {"$in": ids}})
+        db[f"{bucket}.chunks"].delete_many({"files_id": {"$in": ids}})
+
+
+def store(db: Database, bucket: str, stream, *, filename: str | None, owner=None,
+          limits: Limits | None = None, kind: str = "upload", scope: str = "",
+          visibility: str = "public", extra: dict | None = None) -> StoreResult:
+    """Validate one image by content and store it (deduplicated) with its variants."""
+    return store_all(db, bucket, [Upload(filename, stream)], owner=owner, limits=limits,
+                     kind=kind, scope=scope, visibility=visibility, extra=extra)[0]
+
+
+def store_all(db: Database, bucket: str, uploads: list[Upload], *, owner=None,
+              limits: Limits | None = None, kind: str = "upload", scope: str = "",
+              visibility: str = "public", extra: dict | None = None) -> list[StoreResult]:
+    """Store every upload or none: all are validated before the first byte is written.
+
+    If a write fails half way, the files this call created are removed again; files that
+    already existed (deduplicated) are never touched.
+    """
+    limits = limits or Limits()
+    readies = [_validate(db, bucket, upload, limits, scope) for upload in uploads]
+    results: list[StoreResult] = []
+    try:
+        for ready in readies:
+            if ready.existing is not None:
+                results.append(StoreResult(ready.existing, False))
+            else:
+                results.append(_write(db, bucket, ready, owner=owner, kind=kind,
+                                      visibility=visibility, extra=extra))
+    except BaseException:
+        for result in results:
+            if result.created:
+                delete_image(db, bucket, result.doc)
+        raise
+    return results
+
+
+def variant_ids(doc: dict) -> list:
+    """The file ids of every variant of an original."""
+    return [info["id"] for formats in doc.get("metadata", {}).get("variants", {}).values()
+            for info in formats.values()]
+
+
+def delete_image(db: Database, bucket: str, doc_or_id) -> bool:
+    """Delete an original and all its variants (original first, so readers see 404 at once)."""
+    doc = doc_or_id if isinstance(doc_or_id, dict) else db[f"{bucket}.files"].find_one({"_id": doc_or_id})
+    if doc is None:
+        return False
+    deleted = storage.delete_file(db, bucket, doc["_id"])
+    ids = variant_ids(doc) + [
+        v["_id"] for v in db[f"{bucket}.files"].find({"metadata.original_id": doc["_id"]}, {"_id": 1})
+    ]
+    ids = list(dict.fromkeys(ids))
+    _delete_ids(db, bucket, ids)
+    storage.record_deletion(db, bucket, ids)
+    return deleted
+
+
+def transfer(db: Database, source: str, target: str, doc: dict, *, kind: str,
+             scope: str = "", unset: tuple[str, ...] = ("expires_at",)) -> StoreResult:
+    """Move an original and its variants to another bucket, keeping their ids.
+
+    If the target already holds the same image it is reused and the source copy deleted.
+    Copies first, deletes the source last: a crash leaves a duplicate ``gc`` can collect,
+    never a lost image.
+    """
+    key = dedupe_key(doc["metadata"]["source_sha256"], scope)
+    existing = db[f"{target}.files"].find_one({"metadata.key": key})
+    if existing is None:
+        copied: list = []
+        try:
+            for vid in variant_ids(doc):
+                variant = db[f"{source}.files"].find_one({"_id": vid})
+                if variant is not None:
+                    _copy(db, source, target, variant)
+                    copied.append(vid)
+            metadata = {k: v for k, v in doc["metadata"].items() if k not in unset}
+            metadata.update(key=key, kind=kind)
+            _copy(db, source, target, {**doc, "metadata": metadata})
+            existing = db[f"{target}.files"].find_one({"_id": doc["_id"]})
+            created = True
+        except DuplicateKeyError:
+            _delete_ids(db, target, copied)
+            existing = db[f"{target}.files"].find_one({"metadata.key": key})
+            if existing is None:
+                raise
+            created = False
+    else:
+        created = False
+    delete_image(db, source, doc)
+    return StoreResult(existing, created)
+
+
+def _copy(db: Database, source: str, target: str, doc: dict) -> None:
+    chunks = db[f"{target}.chunks"]
+    try:
+        batch = []
+        for chunk in db[f"{source}.chunks"].find({"files_id": doc["_id"]}).sort("n", 1).batch_size(8):
+            batch.append(chunk)
+            if len(batch) == 16:
+                chunks.insert_many(batch)
+                batch = []
+        if batch:
+            chunks.insert_many(batch)
+        db[f"{target}.files"].insert_one(doc)
+    except BaseException:
+        chunks.delete_many({"files_id": doc["_id"]})
+        raise

@@ -1,0 +1,127 @@
+"""GridFS files written and read by the GridFS spec, without the driver's per-upload probe.
+
+pymongo's ``GridIn`` runs an unfiltered ``find_one`` on the files and chunks collections
+before every upload to decide whether the bucket needs indexes. On servers where that is a
+full scan (the embedded SecantusDB) uploads slow down as the store grows. This module writes
+the same documents (``<bucket>.chunks`` with ``files_id``/``n``/``data`` and a
+``<bucket>.files`` document inserted *last*) and relies on :func:`avenue.db.ensure_indexes`,
+run once per process, for the index guarantees. Any stock GridFS reader can read what it
+writes.
+
+Crash safety: chunks first, the files document last. A crash mid-upload leaves chunks with
+no files document, which ``gc`` collects; readers never see a half-written file. Deletion
+removes the files document first (readers see 404 at once), then the chunks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import weakref
+from collections.abc import Iterator
+
+from bson import Binary, ObjectId
+from pymongo.database import Database
+
+CHUNK_SIZE = 255 * 1024
+# Media caches in this process; a deletion evicts from them at once (other processes poll
+# the tombstones, see media/cache.py).
+LOCAL_CACHES: weakref.WeakSet = weakref.WeakSet()
+READ_BATCH = 4  # chunks per round trip when streaming: ~1 MB in memory, whatever the file
+
+
+def now() -> dt.datetime:
+    """UTC now at BSON (millisecond) precision, so stored and compared times agree."""
+    value = dt.datetime.now(dt.UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def write_file(
+    db: Database,
+    bucket: str,
+    data: bytes,
+    *,
+    filename: str,
+    metadata: dict,
+    file_id: ObjectId | None = None,
+    upload_date: dt.datetime | None = None,
+) -> dict:
+    """Store ``data`` as one GridFS file and return its files document.
+
+    On any failure (including a duplicate key on the files document) the chunks written so
+    far are removed before the exception propagates.
+    """
+    file_id = file_id or ObjectId()
+    chunks = db[f"{bucket}.chunks"]
+    doc = {
+        "_id": file_id,
+        "length": len(data),
+        "chunkSize": CHUNK_SIZE,
+        "uploadDate": upload_date or now(),
+        "filename": filename,
+        "metadata": metadata,
+    }
+    try:
+        batch = []
+        for n, offset in enumerate(range(0, len(data), CHUNK_SIZE)):
+            batch.append({"files_id": file_id, "n": n, "data": Binary(data[offset : offset + CHUNK_SIZE])})
+            if len(batch) == 32:  # ~8 MB per insert, under the 48 MB message limit
+                chunks.insert_many(batch, ordered=True)
+                batch = []
+        if batch:
+            chunks.insert_many(batch, ordered=True)
+        db[f"{bucket}.files"].insert_one(doc)
+    except BaseException:
+        chunks.delete_many({"files_id": file_id})
+        raise
+    return doc
+
+
+def read_range(db: Database, bucket: str, file_id, length: int, chunk_size: int,
+               start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+    """Yield the bytes ``[start, stop)`` of a file, fetching only the chunks that hold them."""
+    stop = length if stop is None else min(stop, length)
+    if start >= stop:
+        return
+    first, last = start // chunk_size, (stop - 1) // chunk_size
+    cursor = (
+        db[f"{bucket}.chunks"]
+        .find({"files_id": file_id, "n": {"$gte": first, "$lte": last}}, {"_id": 0, "n": 1, "data": 1})
+        .sort("n", 1)
+        .batch_size(READ_BATCH)
+    )
+    expected = first
+    try:
+        for chunk in cursor:
+            if chunk["n"] != expected:
+                raise OSError(f"GridFS file {file_id} is missing chunk {expected}")
+            data = bytes(chunk["data"])
+            lo = start - expected * chunk_size if expected == first else 0
+            hi = stop - expected * chunk_size if expected == last else len(data)
+            yield data[lo:hi]
+            expected += 1
+    finally:
+        cursor.close()
+    if expected != last + 1:
+        raise OSError(f"GridFS file {file_id} is missing chunk {expected}")
+
+
+def read_all(db: Database, bucket: str, doc: dict) -> bytes:
+    """The whole file (for small files and tests)."""
+    return b"".join(read_range(db, bucket, doc["_id"], doc["length"], doc["chunkSize"]))
+
+
+def delete_file(db: Database, bucket: str, file_id) -> bool:
+    """Delete one file: files document first, then chunks; tell every worker's cache."""
+    result = db[f"{bucket}.files"].delete_one({"_id": file_id})
+    db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
+    record_deletion(db, bucket, [file_id])
+    return result.deleted_count == 1
+
+
+def record_deletion(db: Database, bucket: str, file_ids: list) -> None:
+    """Write tombstones that the media caches of all workers poll (see media/cache.py)."""
+    if file_ids:
+        for cache in list(LOCAL_CACHES):
+            cache.evict(bucket, file_ids)
+        at = now()
+        db.media_deletions.insert_many([{"bucket": bucket, "file_id": fid, "at": at} for fid in file_ids])

@@ -1,0 +1,124 @@
+"""Resized renditions of a prepared image: thumb, card, gallery and og.
+
+Each is rendered once at upload time, in WebP (served by default) and in a fallback that
+every browser reads (JPEG, or PNG when the image has transparency). Never upscaled.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+from PIL import Image, ImageCms
+
+from avenue.media.images import PreparedImage
+
+# name -> (width, height, mode): "fit" keeps the aspect ratio inside the box, "cover" crops.
+VARIANTS: dict[str, tuple[int, int, str]] = {
+    "gallery": (1600, 1600, "fit"),
+    "card": (600, 600, "fit"),
+    "thumb": (200, 200, "fit"),
+    "og": (1200, 630, "cover"),
+}
+VARIANT_NAMES = ("thumb", "card", "gallery", "og")
+
+CONTENT_TYPES = {"webp": "image/webp", "jpeg": "image/jpeg", "png": "image/png"}
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One encoded variant."""
+
+    name: str
+    format: str  # webp | jpeg | png
+    data: bytes
+    width: int
+    height: int
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+
+def _to_display_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """Convert any decoded mode to RGB/RGBA/L with sane colours; return the ICC to embed."""
+    mode = im.mode
+    if mode == "CMYK":
+        if icc:
+            try:
+                source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+                return ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB"), None
+            except (ImageCms.PyCMSError, OSError):
+                pass
+        return im.convert("RGB"), None
+    if mode in {"I;16", "I;16B", "I;16L", "I"}:
+        # 16-bit greyscale: scale to 8 bits instead of clipping everything above 255 to white.
+        scaled = im.convert("I").point(lambda value: value / 256)
+        return scaled.convert("L"), icc
+    if mode in {"P", "PA"}:
+        has_alpha = "transparency" in im.info or mode == "PA"
+        return im.convert("RGBA" if has_alpha else "RGB"), icc
+    if mode == "LA":
+        return im.convert("RGBA"), icc
+    if mode in {"1", "F"}:
+        return im.convert("L"), icc
+    if mode in {"RGB", "RGBA", "L"}:
+        return im, icc
+    return im.convert("RGBA" if "A" in mode else "RGB"), icc
+
+
+def _fit(im: Image.Image, width: int, height: int) -> Image.Image:
+    scale = min(width / im.width, height / im.height, 1.0)
+    if scale >= 1.0:
+        return im
+    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _cover(im: Image.Image, width: int, height: int) -> Image.Image:
+    """Crop to the target aspect ratio; scale down to the target, never up."""
+    target_ratio = width / height
+    if im.width / im.height > target_ratio:
+        crop_w, crop_h = round(im.height * target_ratio), im.height
+    else:
+        crop_w, crop_h = im.width, round(im.width / target_ratio)
+    crop_w, crop_h = max(1, crop_w), max(1, crop_h)
+    left, top = (im.width - crop_w) // 2, (im.height - crop_h) // 2
+    size = (width, height) if crop_w >= width else (crop_w, crop_h)
+    return im.resize(size, Image.Resampling.LANCZOS, box=(left, top, left + crop_w, top + crop_h),
+                     reducing_gap=3.0)
+
+
+def _encode(im: Image.Image, fmt: str, icc: bytes | None) -> bytes:
+    out = io.BytesIO()
+    options: dict = {"icc_profile": icc} if icc else {}
+    if fmt == "webp":
+        im.save(out, "WEBP", quality=82, method=4, **options)
+    elif fmt == "jpeg":
+        im.save(out, "JPEG", quality=85, optimize=True, progressive=True, **options)
+    else:
+        im.save(out, "PNG", optimize=False, compress_level=6, **options)
+    return out.getvalue()
+
+
+def render(prepared: PreparedImage) -> list[Rendition]:
+    """Every variant of ``prepared``, in WebP and in the fallback format."""
+    base, icc = _to_display_mode(prepared.first_frame, prepared.icc_profile)
+    alpha = base.mode == "RGBA"
+    fallback = "png" if alpha else "jpeg"
+    # Chain the fit variants from large to small: resizing the 1600 px gallery down to the
+    # card and thumb is much cheaper than going back to the source and looks the same.
+    images: dict[str, Image.Image] = {}
+    source = base
+    for name in ("gallery", "card", "thumb"):
+        width, height, _ = VARIANTS[name]
+        source = images[name] = _fit(source, width, height)
+    images["og"] = _cover(base, *VARIANTS["og"][:2])
+    renditions = []
+    for name in VARIANT_NAMES:
+        im = images[name]
+        for fmt in ("webp", fallback):
+            renditions.append(Rendition(name, fmt, _encode(im, fmt, icc), im.width, im.height))
+    return renditions

@@ -1,0 +1,5 @@
+"""Shop: products and their images (GridFS buckets temp_images and product_images_data)."""
+
+from avenue.shop.views import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,300 @@
+"""The streaming media route: headers, ranges, conditional requests, variants, deletion."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+import tracemalloc
+
+import pytest
+from PIL import Image
+
+from avenue.media import PRODUCTS, UPLOADS, delete_image, image_object, signer_from_config, store
+from avenue.media import storage as storage_module
+from avenue.media.serving import get_cache
+from avenue.media.storage import read_all
+from tests.conftest import GOOD_NAMES, image_bytes, make_app
+
+
+def put(app, name="good/progressive.jpg", bucket=PRODUCTS, **kwargs) -> dict:
+    """Store a fixture through the media core; return (files doc, image object)."""
+    from avenue.db import get_db, get_mongo
+
+    with app.app_context():
+        get_mongo().ensure_indexes()
+        doc = store(get_db(), bucket, image_bytes(name), filename=name.split("/")[-1], **kwargs).doc
+        return {"doc": doc, "obj": image_object(doc, bucket, signer_from_config(app.config)),
+                "bytes": read_all(get_db(), bucket, doc)}
+
+
+@pytest.fixture
+def image(app):
+    return put(app)
+
+
+def test_it_serves_the_stored_bytes_with_every_header(client, image):
+    response = client.get(image["obj"]["url"])
+    assert response.status_code == 200
+    assert response.data == image["bytes"]
+    headers = response.headers
+    assert headers["Content-Type"] == "image/jpeg"
+    assert headers["Content-Length"] == str(len(image["bytes"]))
+    assert headers["ETag"] == f'"{hashlib.sha256(image["bytes"]).hexdigest()}"'
+    assert headers["ETag"].strip('"') == image["obj"]["sha256"]
+    assert headers["Last-Modified"]
+    assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert headers["Accept-Ranges"] == "bytes"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    assert headers["Content-Disposition"].startswith('inline; filename="progressive.jpg"')
+
+
+@pytest.mark.parametrize("name", GOOD_NAMES)
+def test_every_good_fixture_is_served_back_with_its_variants(app, client, name):
+    stored = put(app, f"good/{name}")
+    obj = stored["obj"]
+    response = client.get(obj["url"])
+    assert response.status_code == 200 and response.data == stored["bytes"]
+    assert len(response.data) == obj["bytes"]
+    assert response.headers["Content-Type"] == obj["content_type"]
+    served = Image.open(io.BytesIO(response.data))
+    assert 0x8825 not in served.getexif()
+    for variant, url in obj["variants"].items():
+        for accept, expected in (("image/webp,*/*", "image/webp"), ("*/*", None)):
+            got = client.get(url, headers={"Accept": accept})
+            assert got.status_code == 200, (variant, got.status_code)
+            if expected:
+                assert got.headers["Content-Type"] == expected
+            else:
+                assert got.headers["Content-Type"] in {"image/jpeg", "image/png"}
+            im = Image.open(io.BytesIO(got.data))
+            size = obj["variant_sizes"][variant]
+            assert im.size == (size["width"], size["height"])
+            assert not im.getexif()
+
+
+def test_head_answers_the_headers_without_a_body(client, image):
+    response = client.head(image["obj"]["url"])
+    assert response.status_code == 200
+    assert response.data == b""
+    assert response.headers["Content-Length"] == str(len(image["bytes"]))
+    assert response.headers["ETag"]
+
+
+@pytest.mark.parametrize(
+    ("range_header", "slice_"),
+    [
+        ("bytes=0-99", slice(0, 100)),
+        ("bytes=100-", slice(100, None)),
+        ("bytes=-100", slice(-100, None)),
+        ("bytes=500-99999999", slice(500, None)),  # an end past the file is clamped
+    ],
+)
+def test_it_answers_206_for_a_byte_range(client, image, range_header, slice_):
+    data = image["bytes"]
+    response = client.get(image["obj"]["url"], headers={"Range": range_header})
+    assert response.status_code == 206
+    assert response.data == data[slice_]
+    start = slice_.start if slice_.start >= 0 else len(data) + slice_.start
+    assert response.headers["Content-Range"] == f"bytes {start}-{len(data) - 1}/{len(data)}" or \
+        response.headers["Content-Range"] == f"bytes {start}-{start + len(response.data) - 1}/{len(data)}"
+    assert response.headers["Content-Length"] == str(len(data[slice_]))
+
+
+def test_a_suffix_longer_than_the_file_is_the_whole_file(client, image):
+    response = client.get(image["obj"]["url"], headers={"Range": "bytes=-99999999"})
+    assert response.status_code == 206
+    assert response.data == image["bytes"]
+
+
+def test_an_unsatisfiable_range_is_416_with_the_length(client, image):
+    length = len(image["bytes"])
+    response = client.get(image["obj"]["url"], headers={"Range": f"bytes={length}-"})
+    assert response.status_code == 416
+    assert response.headers["Content-Range"] == f"bytes */{length}"
+
+
+@pytest.mark.parametrize("range_header", ["bytes=0-10,20-30", "items=0-5", "bytes=abc", "bytes=9-2"])
+def test_several_ranges_or_unknown_units_get_the_whole_body(client, image, range_header):
+    response = client.get(image["obj"]["url"], headers={"Range": range_header})
+    assert response.status_code == 200
+    assert response.data == image["bytes"]
+
+
+def test_if_range_with_the_strong_etag_gives_the_range(client, image):
+    etag = client.get(image["obj"]["url"]).headers["ETag"]
+    response = client.get(image["obj"]["url"], headers={"Range": "bytes=0-9", "If-Range": etag})
+    assert response.status_code == 206 and response.data == image["bytes"][:10]
+
+
+@pytest.mark.parametrize("validator", ['W/"{sha}"', '"0000"', "Tue, 01 Jan 2019 00:00:00 GMT"])
+def test_if_range_with_a_weak_or_different_validator_gives_everything(client, image, validator):
+    value = validator.format(sha=image["obj"]["sha256"])
+    response = client.get(image["obj"]["url"], headers={"Range": "bytes=0-9", "If-Range": value})
+    assert response.status_code == 200 and response.data == image["bytes"]
+
+
+def test_if_none_match_gives_304_with_etag_and_cache_control(client, image):
+    first = client.get(image["obj"]["url"])
+    response = client.get(image["obj"]["url"], headers={"If-None-Match": first.headers["ETag"]})
+    assert response.status_code == 304
+    assert response.data == b""
+    assert response.headers["ETag"] == first.headers["ETag"]
+    assert response.headers["Cache-Control"] == first.headers["Cache-Control"]
+
+
+def test_if_modified_since_gives_304(client, image):
+    first = client.get(image["obj"]["url"])
+    response = client.get(image["obj"]["url"],
+                          headers={"If-Modified-Since": first.headers["Last-Modified"]})
+    assert response.status_code == 304
+
+
+def test_if_none_match_wins_over_if_modified_since(client, image):
+    first = client.get(image["obj"]["url"])
+    response = client.get(image["obj"]["url"], headers={
+        "If-None-Match": '"something-else"', "If-Modified-Since": first.headers["Last-Modified"]})
+    assert response.status_code == 200
+
+
+def test_a_matching_if_none_match_beats_a_range(client, image):
+    etag = client.get(image["obj"]["url"]).headers["ETag"]
+    response = client.get(image["obj"]["url"], headers={"If-None-Match": etag, "Range": "bytes=0-9"})
+    assert response.status_code == 304
+
+
+def test_a_304_reads_no_chunk(app, app_factory, monkeypatch):
+    stored = put(app)
+    # A fresh worker: nothing cached, so the validators must come from the files document.
+    fresh = app_factory()
+    monkeypatch.setattr(storage_module, "read_range",
+                        lambda *a, **k: pytest.fail("a 304 must not read chunks"))
+    response = fresh.test_client().get(stored["obj"]["url"],
+                                       headers={"If-None-Match": f'"{stored["obj"]["sha256"]}"'})
+    assert response.status_code == 304
+
+
+def test_variants_follow_accept_and_say_so(client, image):
+    url = image["obj"]["variants"]["card"]
+    webp = client.get(url, headers={"Accept": "image/avif,image/webp,*/*"})
+    jpeg = client.get(url, headers={"Accept": "image/*,*/*;q=0.8"})
+    assert webp.headers["Content-Type"] == "image/webp"
+    assert jpeg.headers["Content-Type"] == "image/jpeg"
+    assert "Accept" in webp.headers["Vary"] and "Accept" in jpeg.headers["Vary"]
+    assert webp.headers["ETag"] != jpeg.headers["ETag"]
+    explicit = client.get(url + ".jpg")
+    assert explicit.headers["Content-Type"] == "image/jpeg" and "Vary" not in explicit.headers
+
+
+@pytest.mark.parametrize("path", [
+    "/media/products/not-an-id", "/media/products/0123456789abcdef01234567",
+    "/media/nowhere/0123456789abcdef01234567", "/media/products/0123456789abcdef01234567/huge",
+])
+def test_unknown_or_malformed_media_is_a_minimal_404(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.mimetype == "text/plain" and len(response.data) < 64
+
+
+def test_a_wrong_extension_is_404(client, image):
+    url = image["obj"]["url"].rsplit(".", 1)[0] + ".png"
+    assert client.get(url).status_code == 404
+
+
+def test_a_deleted_image_is_404_at_once_on_the_worker_that_deleted_it(app, client, image):
+    assert client.get(image["obj"]["url"]).data == image["bytes"]  # now cached
+    with app.app_context():
+        from avenue.db import get_db
+
+        delete_image(get_db(), PRODUCTS, image["doc"]["_id"])
+    assert client.get(image["obj"]["url"]).status_code == 404
+    assert client.get(image["obj"]["variants"]["thumb"]).status_code == 404
+
+
+def test_every_worker_honours_a_deletion_within_two_seconds(app_factory):
+    deleter = app_factory()
+    other = app_factory()  # another gunicorn worker: its own cache
+    stored = put(deleter)
+    other_client = other.test_client()
+    assert other_client.get(stored["obj"]["url"]).data == stored["bytes"]
+    assert get_cache(other).get_blob(PRODUCTS, stored["doc"]["_id"]) is not None
+    # Another process's cache would not hear this process's in-memory eviction.
+    storage_module.LOCAL_CACHES.discard(get_cache(other))
+    with deleter.app_context():
+        from avenue.db import get_db
+
+        delete_image(get_db(), PRODUCTS, stored["doc"]["_id"])
+    deadline = time.monotonic() + 2.0
+    status = 200
+    while time.monotonic() < deadline and status == 200:
+        status = other_client.get(stored["obj"]["url"]).status_code
+        time.sleep(0.05)
+    assert status == 404
+
+
+def test_hot_small_images_are_served_from_memory(app, client, image, monkeypatch):
+    assert client.get(image["obj"]["url"]).data == image["bytes"]
+    monkeypatch.setattr(storage_module, "read_range",
+                        lambda *a, **k: pytest.fail("a cached image must not touch GridFS"))
+    assert client.get(image["obj"]["url"]).data == image["bytes"]
+
+
+def test_streaming_a_50_mb_file_holds_about_one_batch_of_chunks(app, client, backend):
+    import pymongo
+
+    from avenue.db import get_db
+
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("mongomock copies every matching document up front; the bound is the server cursor's")
+
+    data = bytes(range(256)) * (50 * 4096)  # 50 MiB
+    with app.app_context():
+        doc = storage_module.write_file(get_db(), PRODUCTS, data, filename="big.bin", metadata={
+            "role": "original", "key": "big", "sha256": hashlib.sha256(data).hexdigest(),
+            "content_type": "application/octet-stream", "visibility": "public"})
+    del data
+    tracemalloc.start()
+    try:
+        response = client.get(f"/media/products/{doc['_id']}", buffered=False)
+        total = 0
+        for piece in response.response:
+            total += len(piece)
+        response.close()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == doc["length"]
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB while streaming 50 MB"
+
+
+def test_a_private_image_needs_a_valid_signature(app, client):
+    stored = put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    url = stored["obj"]["url"]
+    assert "sig=" in url
+    ok = client.get(url)
+    assert ok.status_code == 200 and ok.headers["Cache-Control"].startswith("private")
+    bare = url.split("?")[0]
+    assert client.get(bare).status_code == 404
+    assert client.get(url.replace("sig=", "sig=x")).status_code == 403
+
+
+def test_a_restarted_embedded_server_still_serves_what_was_stored(tmp_path):
+    import pymongo
+
+    from avenue.embedded import EmbeddedServer
+
+    server = EmbeddedServer(tmp_path / "db").start()
+    try:
+        backend = (pymongo.MongoClient, server.uri)
+        before = make_app(backend, "avenue")
+        stored = put(before)
+        before.extensions["avenue.mongo"].client.close()
+        server.stop()
+        server = EmbeddedServer(tmp_path / "db", port=server.port).start()
+        after = make_app(backend, "avenue")
+        response = after.test_client().get(stored["obj"]["url"])
+        after.extensions["avenue.mongo"].client.close()
+        assert response.status_code == 200 and response.data == stored["bytes"]
+    finally:
+        server.stop()

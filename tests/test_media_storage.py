@@ -1,0 +1,190 @@
+"""GridFS storage through the media core, on every backend."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import gridfs
+import pymongo
+import pytest
+from pymongo import monitoring
+
+from avenue.errors import CorruptImage, UnsupportedImage
+from avenue.media import BUCKETS, PRODUCTS, Limits, Upload, delete_image, store, store_all, transfer
+from avenue.media import storage as storage_module
+from avenue.media.storage import read_all
+from tests.conftest import GOOD_NAMES, bucket_snapshot, image_bytes
+
+
+def test_a_stored_image_has_its_served_bytes_and_hash_and_all_variants(db):
+    result = store(db, PRODUCTS, image_bytes("good/photo_exif_rotated.jpg"), filename="photo.jpg",
+                   owner="u1", kind="product")
+    doc = result.doc
+    meta = doc["metadata"]
+    served = read_all(db, PRODUCTS, doc)
+    assert result.created
+    assert hashlib.sha256(served).hexdigest() == meta["sha256"]
+    assert len(served) == doc["length"]
+    assert (meta["width"], meta["height"]) == (800, 1200)
+    assert meta["filename"] == "photo.jpg" and meta["owner"] == "u1"
+    assert set(meta["variants"]) == {"thumb", "card", "gallery", "og"}
+    for formats in meta["variants"].values():
+        for info in formats.values():
+            variant = db[f"{PRODUCTS}.files"].find_one({"_id": info["id"]})
+            assert variant["metadata"]["original_id"] == doc["_id"]
+            assert hashlib.sha256(read_all(db, PRODUCTS, variant)).hexdigest() == info["sha256"]
+
+
+def test_files_are_readable_by_stock_gridfs(db, backend):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("stock GridFS reads need a real server")
+    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png").doc
+    bucket = gridfs.GridFSBucket(db, bucket_name=PRODUCTS)
+    assert bucket.open_download_stream(doc["_id"]).read() == read_all(db, PRODUCTS, doc)
+
+
+def test_identical_uploads_are_stored_once(db):
+    first = store(db, PRODUCTS, image_bytes("good/grayscale.jpg"), filename="a.jpg")
+    second = store(db, PRODUCTS, image_bytes("good/grayscale.jpg"), filename="b.jpg")
+    assert not second.created and second.doc["_id"] == first.doc["_id"]
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+
+
+def test_a_dedupe_scope_keeps_owners_apart(db):
+    a = store(db, BUCKETS["uploads"], image_bytes("good/grayscale.jpg"), filename="a.jpg", scope="alice")
+    b = store(db, BUCKETS["uploads"], image_bytes("good/grayscale.jpg"), filename="b.jpg", scope="bob")
+    assert a.doc["_id"] != b.doc["_id"]
+
+
+@pytest.mark.parametrize("good", GOOD_NAMES)
+def test_every_good_fixture_is_stored(db, good):
+    doc = store(db, PRODUCTS, image_bytes(f"good/{good}"), filename=good).doc
+    assert doc["length"] > 0 and doc["metadata"]["variants"]
+
+
+def test_an_upload_is_all_or_nothing(db):
+    before = bucket_snapshot(db)
+    uploads = [Upload("ok.jpg", image_bytes("good/grayscale.jpg")),
+               Upload("evil.png", image_bytes("bad/elf_named.png"))]
+    with pytest.raises(UnsupportedImage) as refused:
+        store_all(db, PRODUCTS, uploads)
+    assert refused.value.details["file"] == "evil.png"
+    assert "evil.png" in refused.value.message
+    assert bucket_snapshot(db) == before
+
+
+def test_a_failure_while_writing_leaves_nothing_behind(db, monkeypatch):
+    before = bucket_snapshot(db)
+    real = storage_module.write_file
+    calls = {"n": 0}
+
+    def failing(db_, bucket, data, **kwargs):
+        calls["n"] += 1
+        if kwargs.get("metadata", {}).get("role") == "original" and calls["n"] > 12:
+            raise pymongo.errors.AutoReconnect("connection lost mid-upload")
+        return real(db_, bucket, data, **kwargs)
+
+    monkeypatch.setattr(storage_module, "write_file", failing)
+    uploads = [Upload("a.jpg", image_bytes("good/grayscale.jpg")),
+               Upload("b.jpg", image_bytes("good/progressive.jpg"))]
+    with pytest.raises(pymongo.errors.AutoReconnect):
+        store_all(db, PRODUCTS, uploads)
+    assert bucket_snapshot(db) == before
+
+
+def test_chunks_of_a_failed_file_write_are_removed(db, monkeypatch):
+    files = db[f"{PRODUCTS}.files"]
+
+    def refuse(doc):
+        raise pymongo.errors.AutoReconnect("lost before the files document")
+
+    monkeypatch.setattr(type(files), "insert_one", lambda self, doc, *a, **k: refuse(doc))
+    with pytest.raises(pymongo.errors.AutoReconnect):
+        storage_module.write_file(db, PRODUCTS, b"x" * 600_000, filename="x", metadata={"key": "x"})
+    assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
+
+
+def test_refused_bad_files_leave_the_buckets_unchanged(db):
+    before = bucket_snapshot(db)
+    for name in ("truncated.jpg", "corrupt_chunk.png"):
+        with pytest.raises(CorruptImage):
+            store(db, PRODUCTS, image_bytes(f"bad/{name}"), filename=name)
+    assert bucket_snapshot(db) == before
+
+
+def test_deleting_an_image_removes_its_variants_and_chunks(db):
+    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png").doc
+    assert delete_image(db, PRODUCTS, doc["_id"])
+    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
+    assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
+    assert db.media_deletions.count_documents({"file_id": doc["_id"]}) == 1
+
+
+def test_transfer_moves_an_image_between_buckets_keeping_its_id(db):
+    temp = store(db, BUCKETS["temp"], image_bytes("good/grayscale.jpg"), filename="g.jpg",
+                 kind="temp", extra={"expires_at": storage_module.now()}).doc
+    served = read_all(db, BUCKETS["temp"], temp)
+    moved = transfer(db, BUCKETS["temp"], PRODUCTS, temp, kind="product")
+    assert moved.doc["_id"] == temp["_id"]
+    assert "expires_at" not in moved.doc["metadata"]
+    assert db[f"{BUCKETS['temp']}.files"].count_documents({}) == 0
+    assert read_all(db, PRODUCTS, moved.doc) == served
+    variant_id = moved.doc["metadata"]["variants"]["thumb"]["webp"]["id"]
+    assert db[f"{PRODUCTS}.files"].find_one({"_id": variant_id}) is not None
+
+
+def test_concurrent_identical_uploads_store_one_file(db, backend):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("needs a real server's unique index under concurrency")
+    data = image_bytes("good/progressive.jpg")
+    results, errors = [], []
+
+    def upload():
+        try:
+            results.append(store(db, PRODUCTS, data, filename="p.jpg"))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert len({r.doc["_id"] for r in results}) == 1
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+    # The losers' variants were removed again: exactly one set of 8.
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.role": "variant"}) == 8
+
+
+class _Commands(monitoring.CommandListener):
+    def __init__(self):
+        self.finds = []
+
+    def started(self, event):
+        if event.command_name == "find":
+            self.finds.append((event.command["find"], dict(event.command.get("filter", {}))))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_uploads_never_probe_a_bucket_with_an_unfiltered_query(backend, db_name):
+    """The cause of uploads slowing as a bucket grows (EMBEDDED_DB.md item 1) is absent."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs a real server")
+    listener = _Commands()
+    client = pymongo.MongoClient(backend[1], event_listeners=[listener])
+    try:
+        db = client[db_name]
+        for name in ("grayscale.jpg", "alpha.png", "progressive.jpg"):
+            store(db, PRODUCTS, image_bytes(f"good/{name}"), filename=name, limits=Limits())
+        assert listener.finds, "expected the dedupe lookups"
+        assert all(flt for _, flt in listener.finds), listener.finds
+    finally:
+        client.drop_database(db_name)
+        client.close()
