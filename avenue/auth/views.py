@@ -25,9 +25,11 @@ def json_body() -> dict:
 @bp.post("/login")
 def login():
     body = json_body()
-    doc = service.authenticate(get_db(), str(body.get("email", "")), str(body.get("password", "")))
+    if not body.get("email") or not body.get("password"):
+        raise BadRequest("Send your email and password.", code="missing_credentials")
+    doc = service.authenticate(get_db(), str(body["email"]), str(body["password"]))
     if doc is None:
-        audit.log("login_failed", email=service.normalize_email(str(body.get("email", ""))))
+        audit.log("login_failed", email=service.normalize_email(str(body["email"])))
         raise Unauthorized("The email or password is not right.", code="invalid_credentials")
     session.clear()
     login_user(User(doc))

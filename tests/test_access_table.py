@@ -1,0 +1,78 @@
+"""Every /api/ endpoint and the roles that may call it. New endpoints must join the table.
+
+For each row, each caller is tried with an API token (anonymous: none): callers outside the
+allowed set must get 401 (anonymous) or 403 (wrong role); allowed callers must get neither.
+Placeholder ids point at nothing, so allowed callers may see 400/404/409/415/422 here: the
+point is who gets past the door.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+ANYONE = frozenset({"anonymous", "ops", "editor", "admin"})
+LOGGED_IN = frozenset({"ops", "editor", "admin"})
+ADMIN = frozenset({"admin"})
+ADMIN_OPS = frozenset({"admin", "ops"})
+EDITORS = frozenset({"editor", "admin"})
+
+ID = "0123456789abcdef01234567"
+
+# (method, path, allowed callers)
+TABLE: list[tuple[str, str, frozenset]] = [
+    # --- health ---
+    ("GET", "/healthz", ANYONE),
+    ("GET", "/readyz", ANYONE),
+    # --- auth ---
+    ("POST", "/api/auth/login", ANYONE),
+    ("POST", "/api/auth/logout", LOGGED_IN),
+    ("GET", "/api/auth/me", LOGGED_IN),
+    ("GET", "/api/auth/csrf", ANYONE),
+    # --- admin ---
+    # --- shop ---
+    # --- builder ---
+    # --- uploads ---
+]
+
+CALLERS = ["anonymous", "ops", "editor", "admin"]
+
+
+def _rule_key(rule) -> set[tuple[str, str]]:
+    path = rule.rule
+    for argument in rule.arguments:
+        path = path.replace(f"<{argument}>", "{}").replace(f"<int:{argument}>", "{}")
+        path = path.replace(f"<path:{argument}>", "{}").replace(f"<oid:{argument}>", "{}")
+    return {(method, path) for method in rule.methods - {"HEAD", "OPTIONS"}}
+
+
+def _row_key(method: str, path: str) -> tuple[str, str]:
+    parts = ["{}" if part in {ID, "sku-x", "slug-x"} else part for part in path.split("/")]
+    return method, "/".join(parts)
+
+
+def test_every_api_endpoint_is_in_the_table(app):
+    routed = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/") or rule.rule in {"/healthz", "/readyz"}:
+            routed |= _rule_key(rule)
+    listed = {_row_key(method, path) for method, path, _ in TABLE}
+    assert routed - listed == set(), "endpoints missing from the access table"
+    assert listed - routed == set(), "table rows for endpoints that do not exist"
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), TABLE, ids=[f"{m} {p}" for m, p, _ in TABLE])
+def test_each_role_is_let_in_or_refused(app, auth, method, path, allowed):
+    headers = {caller: auth.token(caller) for caller in CALLERS if caller != "anonymous"}
+    headers["anonymous"] = {}
+    client = app.test_client()
+    for caller in CALLERS:
+        response = client.open(path, method=method, headers=headers[caller], json={})
+        status = response.status_code
+        if caller in allowed:
+            assert status not in (401, 403), f"{caller} refused ({status}) on {method} {path}"
+        elif caller == "anonymous":
+            assert status == 401, f"anonymous got {status} on {method} {path}"
+        else:
+            assert status == 403, f"{caller} got {status} on {method} {path}"
+        if path.startswith("/api/") and status != 204:
+            assert response.is_json, f"{method} {path} answered {response.mimetype} to {caller}"
