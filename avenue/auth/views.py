@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, session
+from flask import Blueprint, jsonify, session
 from flask_login import login_user, logout_user
 
 from avenue import audit
@@ -10,16 +10,9 @@ from avenue.auth import service
 from avenue.auth.access import User, csrf_token, require, require_role
 from avenue.db import get_db
 from avenue.errors import BadRequest, Unauthorized
+from avenue.http import json_body
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
-
-
-def json_body() -> dict:
-    """The request's JSON object, or a 400."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise BadRequest("Send a JSON object with Content-Type: application/json.", code="invalid_json")
-    return body
 
 
 @bp.post("/login")
