@@ -45,37 +45,65 @@ def isoformat(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def image_object(doc: dict, bucket: str, signer: UrlSigner) -> dict:
-    """The API's image object for the original described by ``doc``."""
+def image_ref(doc: dict) -> dict:
+    """What a document that uses an image (a product) stores about it: enough to answer
+    with the image object without reading GridFS. ``id`` is the original's ObjectId."""
     meta = doc.get("metadata") or {}
-    private = meta.get("visibility") == "private"
-    file_id = str(doc["_id"])
-    variants = meta.get("variants") or {}
-    obj = {
-        "id": file_id,
-        "url": signer.media_url(bucket, file_id, ext=EXTENSIONS.get(meta.get("format"), ""),
-                                private=private),
+    ref = {
+        "id": doc["_id"],
+        "filename": meta.get("filename") or doc.get("filename"),
         "content_type": meta.get("content_type"),
+        "format": meta.get("format"),
         "width": meta.get("width"),
         "height": meta.get("height"),
         "bytes": doc.get("length"),
         "sha256": meta.get("sha256"),
-        "filename": meta.get("filename") or doc.get("filename"),
-        "variants": {
-            name: signer.media_url(bucket, file_id, name, private=private)
-            for name in VARIANT_NAMES if name in variants
-        },
-        # Rendered sizes, ready for srcset/sizes attributes.
-        "variant_sizes": {
-            name: {"width": info["webp"]["width"], "height": info["webp"]["height"]}
-            for name, info in variants.items() if "webp" in info
-        },
         "frames": meta.get("frames", 1),
         "visibility": meta.get("visibility", "public"),
-        "uploaded_at": isoformat(doc.get("uploadDate")),
+        "uploaded_at": doc.get("uploadDate"),
+        "variant_sizes": {
+            name: {"width": info["webp"]["width"], "height": info["webp"]["height"]}
+            for name, info in (meta.get("variants") or {}).items() if "webp" in info
+        },
     }
-    if meta.get("expires_at"):
-        obj["expires_at"] = isoformat(meta["expires_at"])
-    if meta.get("alt") is not None:
-        obj["alt"] = meta["alt"]
+    for optional in ("expires_at", "alt"):
+        if meta.get(optional) is not None:
+            ref[optional] = meta[optional]
+    return ref
+
+
+def ref_object(ref: dict, bucket: str, signer: UrlSigner) -> dict:
+    """The API's image object for an image reference (see :func:`image_ref`)."""
+    private = ref.get("visibility") == "private"
+    file_id = str(ref["id"])
+    sizes = ref.get("variant_sizes") or {}
+    obj = {
+        "id": file_id,
+        "url": signer.media_url(bucket, file_id, ext=EXTENSIONS.get(ref.get("format"), ""),
+                                private=private),
+        "content_type": ref.get("content_type"),
+        "width": ref.get("width"),
+        "height": ref.get("height"),
+        "bytes": ref.get("bytes"),
+        "sha256": ref.get("sha256"),
+        "filename": ref.get("filename"),
+        "variants": {
+            name: signer.media_url(bucket, file_id, name, private=private)
+            for name in VARIANT_NAMES if name in sizes
+        },
+        # Rendered sizes, ready for srcset/sizes attributes.
+        "variant_sizes": {name: sizes[name] for name in VARIANT_NAMES if name in sizes},
+        "frames": ref.get("frames", 1),
+        "visibility": ref.get("visibility", "public"),
+        "uploaded_at": isoformat(ref.get("uploaded_at")),
+    }
+    if ref.get("expires_at"):
+        obj["expires_at"] = isoformat(ref["expires_at"])
+    if ref.get("alt") is not None:
+        obj["alt"] = ref["alt"]
     return obj
+
+
+def image_object(doc: dict, bucket: str, signer: UrlSigner) -> dict:
+    """The API's image object for the original described by the files document ``doc``."""
+    return ref_object(image_ref(doc), bucket, signer)
