@@ -49,15 +49,26 @@ def embedded_uri(data_dir: Path) -> str | None:
 def from_environment() -> dict:
     """Build the app's configuration mapping from ``os.environ``."""
     data_dir = Path(os.environ.get("AVENUE_DATA_DIR", PROJECT_ROOT / "var"))
-    env = os.environ.get("AVENUE_ENV", "production").strip().lower()
+    mongo_uri = os.environ.get("MONGO_URI")
+    secret_key = os.environ.get("SECRET_KEY", "")
+    default_env = "production"
+    if not mongo_uri:
+        # A CLI command next to `make run`: use its embedded database, key and mode.
+        mongo_uri = embedded_uri(data_dir)
+        if mongo_uri:
+            default_env = "development"
+            secret_file = data_dir / "secret_key"
+            if not secret_key and secret_file.exists():
+                secret_key = secret_file.read_text().strip()
+    env = os.environ.get("AVENUE_ENV", default_env).strip().lower()
     max_upload = _int("AVENUE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
     max_product_images = _int("AVENUE_MAX_PRODUCT_IMAGES", 10)
     return {
         "AVENUE_ENV": env,
-        "SECRET_KEY": os.environ.get("SECRET_KEY", ""),
+        "SECRET_KEY": secret_key,
         # Old keys still accepted for sessions and signed media URLs (key rotation).
         "SECRET_KEY_FALLBACKS": _list("SECRET_KEY_FALLBACKS"),
-        "MONGO_URI": os.environ.get("MONGO_URI") or embedded_uri(data_dir),
+        "MONGO_URI": mongo_uri,
         "MONGO_DB": os.environ.get("MONGO_DB", "avenue"),
         "MONGO_TIMEOUT_MS": _int("MONGO_TIMEOUT_MS", 5000),
         "AVENUE_DATA_DIR": str(data_dir),

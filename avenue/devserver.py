@@ -81,12 +81,15 @@ def main() -> int:
             [str(Path(sys.executable).with_name("gunicorn")), "--config", "gunicorn.conf.py", "wsgi:app"],
             cwd=PROJECT_ROOT, env=env,
         )
-        signal.signal(signal.SIGTERM, lambda *_: gunicorn.send_signal(signal.SIGTERM))
-        try:
-            return gunicorn.wait()
-        except KeyboardInterrupt:
-            gunicorn.send_signal(signal.SIGTERM)
-            return gunicorn.wait(30)
+
+        def stop(signum, frame):
+            # Ctrl-C or a supervisor's SIGTERM: let gunicorn finish in-flight requests.
+            if gunicorn.poll() is None:
+                gunicorn.send_signal(signal.SIGTERM)
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+        return gunicorn.wait()
     finally:
         if gunicorn is not None and gunicorn.poll() is None:
             gunicorn.kill()
