@@ -144,6 +144,20 @@ def test_if_none_match_gives_304_with_etag_and_cache_control(client, image):
     assert response.headers["Cache-Control"] == first.headers["Cache-Control"]
 
 
+@pytest.mark.parametrize("form", ['"other", {etag}', "W/{etag}", "*"])
+def test_if_none_match_lists_weak_forms_and_star_give_304(client, image, form):
+    etag = client.get(image["obj"]["url"]).headers["ETag"]
+    response = client.get(image["obj"]["url"], headers={"If-None-Match": form.format(etag=etag)})
+    assert response.status_code == 304 and response.headers["ETag"] == etag
+
+
+def test_a_variant_304_keeps_vary(client, image):
+    url = image["obj"]["variants"]["thumb"]
+    etag = client.get(url, headers={"Accept": "image/webp"}).headers["ETag"]
+    response = client.get(url, headers={"Accept": "image/webp", "If-None-Match": etag})
+    assert response.status_code == 304 and "Accept" in response.headers["Vary"]
+
+
 def test_if_modified_since_gives_304(client, image):
     first = client.get(image["obj"]["url"])
     response = client.get(image["obj"]["url"],

@@ -72,6 +72,8 @@ class MediaCache:
         self.max_docs = max_docs
         self._docs: OrderedDict[tuple, MediaDoc] = OrderedDict()
         self._blobs: OrderedDict[tuple, bytes] = OrderedDict()
+        # Response headers per representation, computed once (they never change either).
+        self._headers: dict[tuple, list] = {}
         self._blob_bytes = 0
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
@@ -91,6 +93,15 @@ class MediaCache:
             self._docs[(bucket, doc.file_id)] = doc
             if len(self._docs) > self.max_docs:
                 self._docs.popitem(last=False)
+
+    def get_headers(self, bucket: str, file_id) -> list | None:
+        return self._headers.get((bucket, file_id))
+
+    def put_headers(self, bucket: str, file_id, headers: list) -> None:
+        with self._lock:
+            if len(self._headers) >= self.max_docs:
+                self._headers.clear()
+            self._headers[(bucket, file_id)] = headers
 
     # --- bytes ---------------------------------------------------------------------------
     def get_blob(self, bucket: str, file_id) -> bytes | None:
@@ -121,6 +132,7 @@ class MediaCache:
         with self._lock:
             for file_id in file_ids:
                 self._docs.pop((bucket, file_id), None)
+                self._headers.pop((bucket, file_id), None)
                 data = self._blobs.pop((bucket, file_id), None)
                 if data is not None:
                     self._blob_bytes -= len(data)
@@ -128,6 +140,7 @@ class MediaCache:
     def clear(self) -> None:
         with self._lock:
             self._docs.clear()
+            self._headers.clear()
             self._blobs.clear()
             self._blob_bytes = 0
 

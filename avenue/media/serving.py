@@ -13,7 +13,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
-from werkzeug.http import is_resource_modified, parse_range_header
+from werkzeug.http import http_date, is_resource_modified, parse_range_header
 
 from avenue.db import get_db
 from avenue.media import signing, storage
@@ -208,42 +208,67 @@ def variant(alias: str, token: str, variant: str) -> Response:
         fmt = "webp" if takes_webp and "webp" in formats else fallback
     info = formats[fmt]
     stem = doc.filename.rsplit(".", 1)[0]
-    response = _send(bucket, info["id"], info["length"], info.get("chunk_size", storage.CHUNK_SIZE),
-                     info["sha256"], info["content_type"], doc,
-                     f"{stem}-{name}.{EXTENSIONS.get(fmt, fmt)}")
-    if not ext:
-        response.vary.add("Accept")
-    return response
+    return _send(bucket, info["id"], info["length"], info.get("chunk_size", storage.CHUNK_SIZE),
+                 info["sha256"], info["content_type"], doc,
+                 f"{stem}-{name}.{EXTENSIONS.get(fmt, fmt)}", vary=not ext)
+
+
+_CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_RANGE",
+                "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
+_NOT_MODIFIED_HEADERS = {"etag", "cache-control", "vary", "x-content-type-options"}
+
+
+def _headers(bucket: str, file_id, length: int, sha: str, content_type: str, doc: MediaDoc,
+             filename: str) -> list[tuple[str, str]]:
+    """The response headers of one representation (computed once, then cached)."""
+    cache = get_cache()
+    headers = cache.get_headers(bucket, file_id)
+    if headers is None:
+        headers = [
+            ("Content-Type", content_type),
+            ("Content-Length", str(length)),
+            ("ETag", f'"{sha}"'),
+            ("Last-Modified", http_date(doc.upload_date)),
+            ("Cache-Control", "private, max-age=300" if doc.visibility == "private" else PUBLIC_CACHE),
+            ("Accept-Ranges", "bytes"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy", CSP),
+            ("Content-Disposition", _disposition(filename)),
+            ("Cross-Origin-Resource-Policy", "cross-origin"),
+        ]
+        cache.put_headers(bucket, file_id, headers)
+    return headers
+
+
+def _body(bucket: str, file_id, length: int, chunk_size: int):
+    cache = get_cache()
+    data = cache.get_blob(bucket, file_id)
+    if data is not None:
+        return [data]
+    on_complete = None
+    if cache.cacheable(length):
+        def on_complete(whole: bytes) -> None:
+            cache.put_blob(bucket, file_id, whole)
+    return ChunkStream(get_db(), bucket, file_id, length, chunk_size, on_complete)
 
 
 def _send(bucket: str, file_id, length: int, chunk_size: int, sha: str, content_type: str,
-          doc: MediaDoc, filename: str) -> Response:
-    cache = get_cache()
-    etag = f'"{sha}"'
+          doc: MediaDoc, filename: str, vary: bool = False) -> Response:
+    headers = _headers(bucket, file_id, length, sha, content_type, doc, filename)
+    if vary:
+        headers = [*headers, ("Vary", "Accept")]
     environ = request.environ
+    if not any(name in environ for name in _CONDITIONAL):
+        # The hot path: a plain GET/HEAD of a known file.
+        return Response(_body(bucket, file_id, length, chunk_size), headers=headers,
+                        direct_passthrough=True)
+    etag = headers[2][1]
+    if environ.get("HTTP_IF_NONE_MATCH") == etag:
+        # A revalidation with exactly our validator (what browsers and CDNs send): 304 at once.
+        return Response(status=304, headers=[h for h in headers if h[0].lower() in _NOT_MODIFIED_HEADERS])
     _normalise_range(environ, etag, doc.upload_date, length)
-    data = cache.get_blob(bucket, file_id)
-    if data is not None:
-        body = [data]
-    else:
-        on_complete = None
-        if cache.cacheable(length):
-            def on_complete(whole: bytes, key=(bucket, file_id)) -> None:
-                cache.put_blob(*key, whole)
-        body = ChunkStream(get_db(), bucket, file_id, length, chunk_size, on_complete)
-    response = Response(body, mimetype=content_type, direct_passthrough=True)
-    headers = response.headers
-    headers["Content-Length"] = str(length)
-    headers["ETag"] = etag
-    response.last_modified = doc.upload_date
-    if doc.visibility == "private":
-        headers["Cache-Control"] = "private, max-age=300"
-    else:
-        headers["Cache-Control"] = PUBLIC_CACHE
-    headers["X-Content-Type-Options"] = "nosniff"
-    headers["Content-Security-Policy"] = CSP
-    headers["Content-Disposition"] = _disposition(filename)
-    headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    response = Response(_body(bucket, file_id, length, chunk_size), headers=headers,
+                        direct_passthrough=True)
     try:
         response.make_conditional(environ, accept_ranges=True, complete_length=length)
     except RequestedRangeNotSatisfiable:
