@@ -7,6 +7,8 @@ every browser reads (JPEG, or PNG when the image has transparency). Never upscal
 from __future__ import annotations
 
 import io
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from PIL import Image, ImageCms
@@ -104,22 +106,34 @@ def _encode(im: Image.Image, fmt: str, icc: bytes | None) -> bytes:
     return out.getvalue()
 
 
+# Pillow releases the GIL while resampling and encoding, so the renditions of one upload
+# run in parallel on a small per-process pool: an upload answers in about the time of its
+# longest chain (gallery resize + WebP encode) instead of the sum of all of them.
+_POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="variants")
+
+
 def render(prepared: PreparedImage) -> list[Rendition]:
     """Every variant of ``prepared``, in WebP and in the fallback format."""
     base, icc = _to_display_mode(prepared.first_frame, prepared.icc_profile)
-    alpha = base.mode == "RGBA"
-    fallback = "png" if alpha else "jpeg"
+    fallback = "png" if base.mode == "RGBA" else "jpeg"
+
+    def encode(name: str, im: Image.Image, fmt: str) -> Rendition:
+        return Rendition(name, fmt, _encode(im, fmt, icc), im.width, im.height)
+
+    def og() -> list[Rendition]:
+        im = _cover(base, *VARIANTS["og"][:2])
+        return [encode("og", im, fmt) for fmt in ("webp", fallback)]
+
+    og_future = _POOL.submit(og)
+    futures: dict[tuple[str, str], Future] = {}
     # Chain the fit variants from large to small: resizing the 1600 px gallery down to the
     # card and thumb is much cheaper than going back to the source and looks the same.
-    images: dict[str, Image.Image] = {}
     source = base
     for name in ("gallery", "card", "thumb"):
         width, height, _ = VARIANTS[name]
-        source = images[name] = _fit(source, width, height)
-    images["og"] = _cover(base, *VARIANTS["og"][:2])
-    renditions = []
-    for name in VARIANT_NAMES:
-        im = images[name]
+        source = _fit(source, width, height)
         for fmt in ("webp", fallback):
-            renditions.append(Rendition(name, fmt, _encode(im, fmt, icc), im.width, im.height))
-    return renditions
+            futures[(name, fmt)] = _POOL.submit(encode, name, source, fmt)
+    renditions = {(r.name, r.format): r for r in og_future.result()}
+    renditions.update({key: future.result() for key, future in futures.items()})
+    return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)]
