@@ -33,8 +33,10 @@ def pytest_configure(config):
 @pytest.fixture(scope="session")
 def secantus(tmp_path_factory):
     """One SecantusDB process for the session (a separate process, on a free port)."""
-    server = EmbeddedServer(":memory:", cache_size="256M",
-                            log_path=tmp_path_factory.mktemp("secantus") / "server.log")
+    # On disk (a temp folder), not ":memory:": an in-memory WiredTiger cannot evict, and a
+    # whole run writes more than its cache holds (WT_CACHE_FULL).
+    folder = tmp_path_factory.mktemp("secantus")
+    server = EmbeddedServer(folder / "db", cache_size="256M", log_path=folder / "server.log")
     server.start()
     yield server
     server.stop()
@@ -99,11 +101,13 @@ def app(app_factory):
 
 @pytest.fixture
 def db(app):
-    with app.app_context():
-        from avenue.db import get_db, get_mongo
+    """The test's database, indexes ensured. No app context stays pushed: requests made by
+    the test client get their own context (and their own flask-login user)."""
+    from avenue.db import get_db, get_mongo
 
+    with app.app_context():
         get_mongo().ensure_indexes()
-        yield get_db()
+        return get_db()
 
 
 @pytest.fixture

@@ -247,6 +247,20 @@ def test_every_worker_honours_a_deletion_within_two_seconds(app_factory):
     assert status == 404
 
 
+def test_a_file_deleted_behind_a_stale_cache_entry_is_a_clean_404(app_factory):
+    from avenue.db import get_db
+
+    deleter, other = app_factory(), app_factory()
+    stored = put(deleter)
+    other_client = other.test_client()
+    assert other_client.head(stored["obj"]["url"]).status_code == 200  # document cached, bytes not
+    storage_module.LOCAL_CACHES.discard(get_cache(other))  # as if in another process
+    with deleter.app_context():
+        get_db()[f"{PRODUCTS}.chunks"].delete_many({"files_id": stored["doc"]["_id"]})
+    response = other_client.get(stored["obj"]["url"])
+    assert response.status_code == 404
+
+
 def test_hot_small_images_are_served_from_memory(app, client, image, monkeypatch):
     assert client.get(image["obj"]["url"]).data == image["bytes"]
     monkeypatch.setattr(storage_module, "read_range",

@@ -54,8 +54,18 @@ class ChunkStream:
         self._args = (db, bucket, file_id, length, chunk_size)
         self._position = 0
         self._iterator = None
+        self._pending: bytes | None = None
         self._on_complete = on_complete
         self._parts: list[bytes] | None = [] if on_complete else None
+
+    def prime(self) -> bool:
+        """Fetch the first chunks now; False when the file's chunks are gone (just deleted)."""
+        try:
+            first = next(self)
+        except (StopIteration, OSError):
+            return False
+        self._pending = first
+        return True
 
     def seekable(self) -> bool:
         return True
@@ -71,6 +81,9 @@ class ChunkStream:
         return self
 
     def __next__(self) -> bytes:
+        if self._pending is not None:
+            data, self._pending = self._pending, None
+            return data
         if self._iterator is None:
             db, bucket, file_id, length, chunk_size = self._args
             self._iterator = storage.read_range(db, bucket, file_id, length, chunk_size, self._position)
@@ -260,8 +273,13 @@ def _send(bucket: str, file_id, length: int, chunk_size: int, sha: str, content_
     environ = request.environ
     if not any(name in environ for name in _CONDITIONAL):
         # The hot path: a plain GET/HEAD of a known file.
-        return Response(_body(bucket, file_id, length, chunk_size), headers=headers,
-                        direct_passthrough=True)
+        body = _body(bucket, file_id, length, chunk_size)
+        if isinstance(body, ChunkStream) and request.method == "GET" and not body.prime():
+            # Deleted by another worker since this one cached the document: 404, not a
+            # 200 whose body breaks off.
+            get_cache().evict(bucket, [doc.file_id, file_id])
+            return _not_found()
+        return Response(body, headers=headers, direct_passthrough=True)
     etag = headers[2][1]
     if environ.get("HTTP_IF_NONE_MATCH") == etag:
         # A revalidation with exactly our validator (what browsers and CDNs send): 304 at once.
