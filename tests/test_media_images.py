@@ -289,3 +289,11 @@ def test_filenames_are_sanitized(raw, expected):
 def test_long_filenames_are_cut_keeping_the_extension():
     name = sanitize_filename("a" * 1000 + ".jpg")
     assert len(name) == 120 and name.endswith(".jpg")
+
+
+@pytest.mark.parametrize("name", ["grayscale.jpg", "tiny_1x1.png", "alpha.png"])
+def test_rendering_is_deterministic_although_renditions_run_in_parallel(name):
+    prepared_runs = [render(prepare(image_bytes(f"good/{name}"), Limits())) for _ in range(6)]
+    first = [(r.name, r.format, r.data) for r in prepared_runs[0]]
+    for run in prepared_runs[1:]:
+        assert [(r.name, r.format, r.data) for r in run] == first

@@ -74,7 +74,9 @@ def _to_display_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, b
 def _fit(im: Image.Image, width: int, height: int) -> Image.Image:
     scale = min(width / im.width, height / im.height, 1.0)
     if scale >= 1.0:
-        return im
+        # A copy: each rendition is encoded on its own thread, and Image.save() keeps
+        # per-call state on the image object (encoderinfo), so no two may share one.
+        return im.copy()
     size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
     return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
@@ -117,23 +119,21 @@ def render(prepared: PreparedImage) -> list[Rendition]:
     base, icc = _to_display_mode(prepared.first_frame, prepared.icc_profile)
     fallback = "png" if base.mode == "RGBA" else "jpeg"
 
-    def encode(name: str, im: Image.Image, fmt: str) -> Rendition:
-        return Rendition(name, fmt, _encode(im, fmt, icc), im.width, im.height)
+    def encode(name: str, im: Image.Image) -> list[Rendition]:
+        # Both formats of one image on one thread, one after the other (see _fit).
+        return [Rendition(name, fmt, _encode(im, fmt, icc), im.width, im.height)
+                for fmt in ("webp", fallback)]
 
     def og() -> list[Rendition]:
-        im = _cover(base, *VARIANTS["og"][:2])
-        return [encode("og", im, fmt) for fmt in ("webp", fallback)]
+        return encode("og", _cover(base, *VARIANTS["og"][:2]))
 
-    og_future = _POOL.submit(og)
-    futures: dict[tuple[str, str], Future] = {}
+    futures: list[Future] = [_POOL.submit(og)]
     # Chain the fit variants from large to small: resizing the 1600 px gallery down to the
     # card and thumb is much cheaper than going back to the source and looks the same.
     source = base
     for name in ("gallery", "card", "thumb"):
         width, height, _ = VARIANTS[name]
         source = _fit(source, width, height)
-        for fmt in ("webp", fallback):
-            futures[(name, fmt)] = _POOL.submit(encode, name, source, fmt)
-    renditions = {(r.name, r.format): r for r in og_future.result()}
-    renditions.update({key: future.result() for key, future in futures.items()})
+        futures.append(_POOL.submit(encode, name, source))
+    renditions = {(r.name, r.format): r for future in futures for r in future.result()}
     return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)]
