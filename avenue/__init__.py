@@ -30,11 +30,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
+    from avenue import ratelimit
     from avenue.auth import access
     from avenue.media import serving
 
     db.init_app(app)
     access.init_app(app)
+    ratelimit.init_app(app)
     serving.init_app(app)
     if app.config.get("AVENUE_PROXY_COUNT"):
         count = int(app.config["AVENUE_PROXY_COUNT"])
@@ -42,16 +44,23 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from avenue import auth, builder, health, shop, uploads
+    from avenue import admin, auth, builder, health, shop, uploads
+    from avenue.ops import redirects
 
-    for blueprint in (health.bp, auth.bp, shop.bp, builder.bp, uploads.bp):
+    for blueprint in (health.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp, redirects.bp):
         app.register_blueprint(blueprint)
 
 
 def register_hooks(app: Flask) -> None:
-    from avenue.security import CookieFreeMediaSessions, add_security_headers, ensure_database_ready
+    from avenue.security import (
+        CookieFreeMediaSessions,
+        add_security_headers,
+        answer_cors_preflight,
+        ensure_database_ready,
+    )
 
     app.session_interface = CookieFreeMediaSessions()
+    app.before_request(answer_cors_preflight)
     app.before_request(ensure_database_ready)
     app.after_request(add_security_headers)
 

@@ -61,4 +61,7 @@ def revoke_tokens(email: str) -> None:
 
 
 def register(app: Flask) -> None:
+    from avenue.ops import commands as ops_commands
+
     app.cli.add_command(users)
+    ops_commands.register(app)

@@ -86,8 +86,12 @@ def from_environment() -> dict:
         "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES": _int(
             "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", 4 * 1024 * 1024
         ),
+        # Status reports are served from a snapshot at most this old (refreshed in the background).
+        "AVENUE_STATUS_MAX_AGE_SECONDS": _int("AVENUE_STATUS_MAX_AGE_SECONDS", 60),
         "AVENUE_STORAGE_QUOTA_BYTES": _int("AVENUE_STORAGE_QUOTA_BYTES", 0),
         "AVENUE_LEGACY_UPLOADS_DIR": os.environ.get("AVENUE_LEGACY_UPLOADS_DIR", ""),
+        # The embedded database's data folder (set by `make run`): storage-status measures it on disk.
+        "AVENUE_EMBEDDED_DATA_PATH": os.environ.get("AVENUE_EMBEDDED_DATA_PATH", ""),
         "AVENUE_ADMIN_EMAIL": os.environ.get("AVENUE_ADMIN_EMAIL", ""),
         "AVENUE_ADMIN_PASSWORD": os.environ.get("AVENUE_ADMIN_PASSWORD", ""),
         "AVENUE_CORS_ORIGINS": _list("AVENUE_CORS_ORIGINS"),

@@ -82,6 +82,8 @@ COLLECTION_INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("media_ids", ASCENDING)], name="media_refs"),
     ],
     "legacy_paths": [IndexModel([("path", ASCENDING)], unique=True, name="path_unique")],
+    # Rate-limit windows shared by every worker (avenue/ratelimit.py); finished ones expire.
+    "rate_limits": [IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0, name="ttl")],
     # Deleted media, polled by every worker to evict its in-process cache (see media/cache.py).
     "media_deletions": [
         IndexModel([("at", ASCENDING)], expireAfterSeconds=24 * 3600, name="ttl"),

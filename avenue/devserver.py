@@ -71,6 +71,7 @@ def main() -> int:
         server.start()
         state.write_text(f"{server.uri} {server.process.pid}\n")
         env["MONGO_URI"] = server.uri
+        env["AVENUE_EMBEDDED_DATA_PATH"] = str(data_dir / "db")
     gunicorn = None
     try:
         _bootstrap_admin(env)

@@ -68,6 +68,10 @@ class CorruptImage(UnprocessableContent):
     code = "corrupt_image"
 
 
+class RateLimited(AvenueError):
+    status, code = 429, "rate_limited"
+
+
 class DatabaseUnavailable(AvenueError):
     status, code = 503, "database_unavailable"
 

@@ -1,30 +1,122 @@
-"""Request hooks that apply to every response: security headers and index readiness."""
+"""Request hooks that apply to every response: security headers, CORS, and start-up readiness.
+
+Readiness runs once per process before the first request that needs the database: the
+indexes, then the bootstrap admin from ``AVENUE_ADMIN_EMAIL``/``AVENUE_ADMIN_PASSWORD``.
+"""
 
 from __future__ import annotations
 
-from flask import Response, request
+import threading
+
+from flask import Flask, Response, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 
 from avenue.db import get_mongo
 
 _SKIP_READY = ("/healthz", "/readyz", "/media/")
+BOOTSTRAP = "avenue.bootstrap"
+
+# What a browser on a configured origin may send and read (preflight answers).
+CORS_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
+CORS_HEADERS = "Authorization, Content-Type, X-CSRF-Token"
+CORS_EXPOSE = "Retry-After, Content-Length"
+CORS_MAX_AGE = "600"
+HSTS = "max-age=31536000; includeSubDomains"
 
 
 def ensure_database_ready() -> None:
-    """Create indexes once per process before the first request that may need them."""
-    if not request.path.startswith(_SKIP_READY):
-        get_mongo().ensure_indexes()
+    """Create indexes, then the bootstrap admin, once per process before the first request."""
+    if request.path.startswith(_SKIP_READY):
+        return
+    get_mongo().ensure_indexes()
+    bootstrap_admin_once(current_app._get_current_object())
+
+
+def bootstrap_admin_once(app: Flask) -> None:
+    """Create the configured admin when no admin exists; runs once per process (never overwrites)."""
+    state = app.extensions.setdefault(BOOTSTRAP, {"done": False, "lock": threading.Lock()})
+    if state["done"]:
+        return
+    with state["lock"]:
+        if state["done"]:
+            return
+        bootstrap_admin(app)
+        state["done"] = True
+
+
+def bootstrap_admin(app: Flask) -> dict | None:
+    """Create ``AVENUE_ADMIN_EMAIL`` as admin if both variables are set and no admin exists."""
+    from avenue import audit
+    from avenue.auth import service
+    from avenue.errors import AvenueError
+
+    email = app.config.get("AVENUE_ADMIN_EMAIL", "")
+    password = app.config.get("AVENUE_ADMIN_PASSWORD", "")
+    if not email or not password:
+        return None
+    db = get_mongo(app).db
+    try:
+        created = service.ensure_admin(db, email, password)
+    except AvenueError as error:
+        # A bad bootstrap setting must not take every request down with it: say why, go on.
+        app.logger.error("AVENUE_ADMIN_EMAIL/AVENUE_ADMIN_PASSWORD not used: %s", error.message)
+        return None
+    if created is not None:
+        audit.record(db, "user_created", actor={"via": "bootstrap"}, user_id=str(created["_id"]),
+                     email=created["email"], role="admin")
+        app.logger.info("created the admin %s from AVENUE_ADMIN_EMAIL", created["email"])
+    return created
+
+
+def _cors_origin() -> str | None:
+    """The request's Origin when it is configured and the path is the API, else None."""
+    origin = request.headers.get("Origin")
+    if not origin or not request.path.startswith("/api/"):
+        return None
+    return origin if origin in current_app.config.get("AVENUE_CORS_ORIGINS", ()) else None
+
+
+def answer_cors_preflight() -> Response | None:
+    """Answer a configured origin's preflight; other origins get no CORS headers at all."""
+    if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
+        return None
+    if request.url_rule is None:
+        return None  # nothing is routed here: let the 404 answer
+    origin = _cors_origin()
+    if origin is None:
+        return None
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = CORS_METHODS
+    response.headers["Access-Control-Allow-Headers"] = CORS_HEADERS
+    response.headers["Access-Control-Max-Age"] = CORS_MAX_AGE
+    return response
+
+
+def add_cors_headers(response: Response) -> Response:
+    """Let a configured origin read the answer with credentials; nobody else."""
+    if current_app.config.get("AVENUE_CORS_ORIGINS") and request.path.startswith("/api/"):
+        response.vary.add("Origin")
+    origin = _cors_origin()
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSE
+    return response
 
 
 def add_security_headers(response: Response) -> Response:
+    """nosniff, no framing, a strict referrer policy, HSTS in production; CORS for configured origins."""
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    if current_app.config.get("AVENUE_ENV") == "production":
+        # Browsers ignore it over plain HTTP, so it is safe to send before TLS is in front.
+        headers.setdefault("Strict-Transport-Security", HSTS)
     if request.path.startswith("/api/"):
         headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         headers.setdefault("Cache-Control", "no-store")
-    return response
+    return add_cors_headers(response)
 
 
 class CookieFreeMediaSessions(SecureCookieSessionInterface):

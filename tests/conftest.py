@@ -66,6 +66,7 @@ def make_app(backend, db_name: str, **overrides):
         "MONGO_CLIENT_CLASS": client_class,
         "MONGO_TIMEOUT_MS": 3000,
         "RATELIMIT_ENABLED": False,
+        "AVENUE_STATUS_MAX_AGE_SECONDS": 0,  # reports computed on every call unless a test says otherwise
         "SESSION_COOKIE_SECURE": False,
     }
     config.update(overrides)

@@ -29,9 +29,31 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/auth/me", LOGGED_IN),
     ("GET", "/api/auth/csrf", ANYONE),
     # --- admin ---
+    ("GET", "/api/admin/audit", ADMIN),
     # --- shop ---
+    ("GET", "/api/shop/products", ANYONE),
+    ("POST", "/api/shop/products", ADMIN),
+    ("GET", "/api/shop/products/sku-x", ANYONE),
+    ("PATCH", "/api/shop/products/sku-x", ADMIN),
+    ("DELETE", "/api/shop/products/sku-x", ADMIN),
+    ("POST", "/api/shop/temp-images", ADMIN),
+    ("POST", "/api/shop/products/sku-x/images", ADMIN),
+    ("DELETE", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
+    ("PUT", "/api/shop/products/sku-x/images/order", ADMIN),
+    ("GET", "/api/shop/debug/products-status", ADMIN_OPS),
+    ("GET", "/api/shop/debug/storage-status", ADMIN_OPS),
     # --- builder ---
+    ("POST", "/api/builder/media", EDITORS),
+    ("GET", "/api/builder/media", EDITORS),
+    ("GET", f"/api/builder/media/{ID}", EDITORS),
+    ("DELETE", f"/api/builder/media/{ID}", EDITORS),
+    ("GET", "/api/builder/pages/slug-x", ANYONE),
+    ("PUT", "/api/builder/pages/slug-x", EDITORS),
     # --- uploads ---
+    ("POST", "/api/uploads", LOGGED_IN),
+    ("GET", "/api/uploads", LOGGED_IN),
+    ("GET", f"/api/uploads/{ID}", LOGGED_IN),
+    ("DELETE", f"/api/uploads/{ID}", LOGGED_IN),
 ]
 
 CALLERS = ["anonymous", "ops", "editor", "admin"]

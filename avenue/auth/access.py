@@ -14,7 +14,9 @@ from avenue.db import get_db
 from avenue.errors import Forbidden, Unauthorized
 
 login_manager = LoginManager()
-login_manager.session_protection = "basic"
+# "strong": a session cookie replayed from another address or browser is logged out ("basic"
+# only marks it non-fresh, which nothing here checks).
+login_manager.session_protection = "strong"
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "X-CSRF-Token"

@@ -56,7 +56,8 @@ def authenticate(db: Database, email: str, password: str) -> dict | None:
     valid = check_password_hash(user["password_hash"] if user else _DUMMY_HASH, password or "")
     if not user or not valid or not user.get("active", True):
         return None
-    db.users.update_one({"_id": user["_id"]}, {"$set": {"last_login_at": now()}})
+    user["last_login_at"] = now()
+    db.users.update_one({"_id": user["_id"]}, {"$set": {"last_login_at": user["last_login_at"]}})
     return user
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, session
 from flask_login import login_user, logout_user
 
-from avenue import audit
+from avenue import audit, ratelimit
 from avenue.auth import service
 from avenue.auth.access import User, csrf_token, require, require_role
 from avenue.db import get_db
@@ -20,9 +20,12 @@ def login():
     body = json_body()
     if not body.get("email") or not body.get("password"):
         raise BadRequest("Send your email and password.", code="missing_credentials")
-    doc = service.authenticate(get_db(), str(body["email"]), str(body["password"]))
+    email = service.normalize_email(str(body["email"]))
+    # Counted before the password is checked: a limited client costs no hashing.
+    ratelimit.limit_login(email)
+    doc = service.authenticate(get_db(), email, str(body["password"]))
     if doc is None:
-        audit.log("login_failed", email=service.normalize_email(str(body["email"])))
+        audit.log("login_failed", email=email)
         raise Unauthorized("The email or password is not right.", code="invalid_credentials")
     session.clear()
     login_user(User(doc))

@@ -1,7 +1,79 @@
-"""HTTP views for /api/builder."""
+"""HTTP views for /api/builder: the media library and pages."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, current_app, jsonify, request
+from flask_login import current_user
+
+from avenue import audit
+from avenue.auth import require, require_role
+from avenue.builder import service
+from avenue.db import get_db
+from avenue.http import json_body, page_args, paginated, uploaded_files
+from avenue.media import BUILDER, limits_from_config, signer_from_config
+from avenue.ratelimit import limit_uploads
 
 bp = Blueprint("builder", __name__, url_prefix="/api/builder")
+
+EDITOR_ROLES = ("editor", "admin")
+
+
+def _signer():
+    return signer_from_config(current_app.config)
+
+
+@bp.post("/media")
+@require_role("editor")
+@limit_uploads
+def upload_media():
+    """Add an image to the library: 201 when stored, 200 when the same image was already there."""
+    upload = uploaded_files("file", single=True)[0]
+    result = service.upload_media(get_db(), upload.stream, filename=upload.filename, owner=require().id,
+                                  alt=request.form.get("alt"), limits=limits_from_config(current_app.config))
+    doc = result.doc
+    audit.log("builder_media_uploaded", bucket=BUILDER, image_id=str(doc["_id"]),
+              filename=doc["metadata"]["filename"], created=result.created)
+    return jsonify(service.media_object(get_db(), doc, _signer())), 201 if result.created else 200
+
+
+@bp.get("/media")
+@require_role("editor")
+def list_media():
+    page, per_page = page_args()
+    docs, total = service.list_media(get_db(), q=request.args.get("q", ""), page=page, per_page=per_page)
+    items = [service.media_object(get_db(), doc, _signer()) for doc in docs]
+    return jsonify(paginated(items, total, page, per_page))
+
+
+@bp.get("/media/<media_id>")
+@require_role("editor")
+def get_media(media_id: str):
+    doc = service.get_media(get_db(), media_id)
+    return jsonify(service.media_object(get_db(), doc, _signer(), with_used_in=True))
+
+
+@bp.delete("/media/<media_id>")
+@require_role("editor")
+def delete_media(media_id: str):
+    force = request.args.get("force", "").lower() in {"1", "true", "yes"}
+    pages = service.delete_media(get_db(), media_id, force=force)
+    audit.log("builder_media_deleted", bucket=BUILDER, image_id=media_id, force=force, pages=pages or None)
+    return "", 204
+
+
+@bp.get("/pages/<slug>")
+def get_page(slug: str):
+    """A page: anyone when published; editors and admins also see drafts."""
+    editor = current_user.is_authenticated and current_user.role in EDITOR_ROLES
+    page = service.get_page(get_db(), slug, include_drafts=editor)
+    return jsonify(service.render_page(get_db(), page, _signer()))
+
+
+@bp.put("/pages/<slug>")
+@require_role("editor")
+def put_page(slug: str):
+    fields = service.parse_page(json_body())
+    page = service.put_page(get_db(), slug, fields)
+    audit.log("page_written", slug=slug, media_ids=[str(o) for o in page["media_ids"]],
+              published=page.get("published"))
+    return jsonify(service.render_page(get_db(), page, _signer()))

@@ -77,31 +77,9 @@ def _write(db: Database, bucket: str, ready: _Ready, *, owner, kind: str, visibi
     variants: dict[str, dict] = {}
     try:
         for rendition in ready.renditions:
-            doc = storage.write_file(
-                db, bucket, rendition.data,
-                filename=f"{rendition.name}.{rendition.format}",
-                metadata={
-                    "role": "variant",
-                    "key": f"{original_id}/{rendition.name}.{rendition.format}",
-                    "original_id": original_id,
-                    "variant": rendition.name,
-                    "format": rendition.format,
-                    "content_type": rendition.content_type,
-                    "sha256": _sha(rendition.data),
-                    "width": rendition.width,
-                    "height": rendition.height,
-                },
-            )
+            doc, info = write_variant(db, bucket, original_id, rendition)
             written.append(doc["_id"])
-            variants.setdefault(rendition.name, {})[rendition.format] = {
-                "id": doc["_id"],
-                "length": doc["length"],
-                "chunk_size": doc["chunkSize"],
-                "sha256": doc["metadata"]["sha256"],
-                "content_type": rendition.content_type,
-                "width": rendition.width,
-                "height": rendition.height,
-            }
+            variants.setdefault(rendition.name, {})[rendition.format] = info
         metadata = {
             "role": "original",
             "key": ready.key,
@@ -132,6 +110,42 @@ def _write(db: Database, bucket: str, ready: _Ready, *, owner, kind: str, visibi
     except BaseException:
         _delete_ids(db, bucket, written)
         raise
+
+
+def write_variant(db: Database, bucket: str, original_id, rendition: Rendition,
+                  file_id=None) -> tuple[dict, dict]:
+    """Store one rendition as a variant file of ``original_id``.
+
+    Returns its files document and the entry the original lists under
+    ``metadata.variants.<name>.<format>``.
+    """
+    digest = _sha(rendition.data)
+    doc = storage.write_file(
+        db, bucket, rendition.data,
+        filename=f"{rendition.name}.{rendition.format}",
+        file_id=file_id,
+        metadata={
+            "role": "variant",
+            "key": f"{original_id}/{rendition.name}.{rendition.format}",
+            "original_id": original_id,
+            "variant": rendition.name,
+            "format": rendition.format,
+            "content_type": rendition.content_type,
+            "sha256": digest,
+            "width": rendition.width,
+            "height": rendition.height,
+        },
+    )
+    info = {
+        "id": doc["_id"],
+        "length": doc["length"],
+        "chunk_size": doc["chunkSize"],
+        "sha256": digest,
+        "content_type": rendition.content_type,
+        "width": rendition.width,
+        "height": rendition.height,
+    }
+    return doc, info
 
 
 def _sha(data: bytes) -> str:

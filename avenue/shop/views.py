@@ -1,7 +1,145 @@
-"""HTTP views for /api/shop."""
+"""HTTP views for /api/shop: products, their images, temp images and the two debug reports."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from flask import Blueprint, current_app, jsonify, request
+
+from avenue import audit
+from avenue.auth import require, require_role
+from avenue.db import get_db
+from avenue.http import json_body, page_args, paginated, uploaded_files
+from avenue.media import PRODUCTS, TEMP, limits_from_config, signer_from_config
+from avenue.ratelimit import limit_uploads
+from avenue.shop import reports, service, status
 
 bp = Blueprint("shop", __name__, url_prefix="/api/shop")
+
+
+def _signer():
+    return signer_from_config(current_app.config)
+
+
+def _settings() -> service.Settings:
+    config = current_app.config
+    return service.Settings(max_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
+                            temp_ttl_seconds=config["AVENUE_TEMP_IMAGE_TTL_SECONDS"],
+                            limits=limits_from_config(config))
+
+
+def _product(doc: dict):
+    return jsonify(service.product_object(doc, _signer()))
+
+
+@bp.get("/products")
+def list_products():
+    """Products by sku, one page at a time (anyone)."""
+    page, per_page = page_args()
+    docs, total = service.list_products(get_db(), page, per_page)
+    return jsonify(paginated([service.product_object(d, _signer()) for d in docs], total, page, per_page))
+
+
+@bp.post("/products")
+@require_role("admin")
+def create_product():
+    """Create a product; ``temp_image_ids`` become its images in the given order."""
+    user = require()
+    doc = service.create_product(get_db(), json_body(), owner=user.id, settings=_settings())
+    audit.log("product_created", sku=doc["sku"], bucket=PRODUCTS,
+              image_ids=[str(i) for i in service.stored_ids(doc)] or None)
+    return _product(doc), 201
+
+
+@bp.get("/products/<sku>")
+def get_product(sku: str):
+    """One product (anyone)."""
+    return _product(service.get_product(get_db(), sku))
+
+
+@bp.patch("/products/<sku>")
+@require_role("admin")
+def update_product(sku: str):
+    """Change a product's name and/or price."""
+    body = json_body()
+    doc = service.update_product(get_db(), sku, body)
+    audit.log("product_updated", sku=sku, fields=sorted(body))
+    return _product(doc)
+
+
+@bp.delete("/products/<sku>")
+@require_role("admin")
+def delete_product(sku: str):
+    """Delete a product and every image file no other product uses."""
+    doc = service.delete_product(get_db(), sku)
+    audit.log("product_deleted", sku=sku, bucket=PRODUCTS,
+              image_ids=[str(i) for i in service.stored_ids(doc)] or None)
+    return "", 204
+
+
+@bp.post("/temp-images")
+@require_role("admin")
+@limit_uploads
+def upload_temp_images():
+    """Photos uploaded before their product is saved; unclaimed ones expire."""
+    user = require()
+    docs = service.store_temp_images(get_db(), uploaded_files("images"), owner=user.id,
+                                     settings=_settings())
+    audit.log("temp_images_uploaded", bucket=TEMP, image_ids=[str(d["_id"]) for d in docs])
+    return jsonify({"images": [service.temp_object(d, _signer()) for d in docs]}), 201
+
+
+@bp.post("/products/<sku>/images")
+@require_role("admin")
+@limit_uploads
+def add_images(sku: str):
+    """Add images to a product (all or nothing, within its limit)."""
+    user = require()
+    doc, added = service.add_images(get_db(), sku, uploaded_files("images"), owner=user.id,
+                                    settings=_settings())
+    audit.log("product_images_added", sku=sku, bucket=PRODUCTS, image_ids=[str(r["id"]) for r in added])
+    signer = _signer()
+    return jsonify({"product": service.product_object(doc, signer),
+                    "added": [service.image_entry(ref, signer) for ref in added]}), 201
+
+
+@bp.delete("/products/<sku>/images/<image_id>")
+@require_role("admin")
+def delete_image(sku: str, image_id: str):
+    """Take an image off a product; the file goes unless another product uses it."""
+    doc = service.delete_product_image(get_db(), sku, image_id)
+    audit.log("product_image_deleted", sku=sku, bucket=PRODUCTS, image_id=image_id)
+    return _product(doc)
+
+
+@bp.put("/products/<sku>/images/order")
+@require_role("admin")
+def reorder_images(sku: str):
+    """Put the product's images in a new order (a permutation of their ids)."""
+    body = json_body()
+    doc = service.reorder_images(get_db(), sku, body)
+    audit.log("product_images_reordered", sku=sku, image_ids=body["image_ids"])
+    return _product(doc)
+
+
+@bp.get("/debug/products-status")
+@require_role("admin", "ops")
+def products_status():
+    """Is every product photo safe? Counts and lists, see avenue/shop/status.py."""
+    db = get_db()
+    return jsonify(_report("products-status", lambda: status.products_status(db)))
+
+
+@bp.get("/debug/storage-status")
+@require_role("admin", "ops")
+def storage_status():
+    """Where the bytes are and whether they survive a restart."""
+    db, config = get_db(), current_app.config
+    return jsonify(_report("storage-status", lambda: status.storage_status(db, config)))
+
+
+def _report(name: str, compute) -> dict:
+    """A report from the shared snapshot (see avenue/shop/reports.py); ``?refresh=1`` recomputes."""
+    return reports.cached_report(
+        get_db(), name, compute,
+        max_age=current_app.config["AVENUE_STATUS_MAX_AGE_SECONDS"],
+        refresh=request.args.get("refresh") in {"1", "true", "yes"},
+    )

@@ -1,0 +1,73 @@
+"""Reading the audit log: filters, newest first, entries as the API shows them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from bson import ObjectId
+from pymongo import DESCENDING
+from pymongo.database import Database
+
+from avenue.auth.service import normalize_email
+from avenue.errors import BadRequest
+from avenue.media.objects import isoformat
+
+MAX_ACTION_LENGTH = 64
+# Never echoed, even if a caller of audit.log passed one by mistake.
+SECRET_KEYS = frozenset({"password", "password_hash", "token", "token_hash"})
+
+
+def audit_filter(db: Database, user: str | None = None, action: str | None = None) -> dict:
+    """The query for ``?user=<email or id>`` and ``?action=<name>`` (both optional)."""
+    query: dict = {}
+    user = (user or "").strip()
+    if user:
+        if ObjectId.is_valid(user):
+            query["actor.id"] = user
+        elif "@" in user:
+            email = normalize_email(user)
+            found = db.users.find_one({"email": email}, {"_id": 1})
+            # By id when the account exists (indexed); by the recorded email otherwise.
+            query.update({"actor.id": str(found["_id"])} if found else {"actor.email": email})
+        else:
+            raise BadRequest("user must be an email address or a user id.", code="invalid_filter")
+    action = (action or "").strip()
+    if action:
+        if len(action) > MAX_ACTION_LENGTH:
+            raise BadRequest(f"action is at most {MAX_ACTION_LENGTH} characters.", code="invalid_filter")
+        query["action"] = action
+    return query
+
+
+def list_entries(db: Database, *, user: str | None = None, action: str | None = None,
+                 page: int = 1, per_page: int = 20) -> tuple[list[dict], int]:
+    """One page of matching entries, newest first, and how many match in all."""
+    query = audit_filter(db, user, action)
+    total = db.audit_logs.count_documents(query)
+    cursor = (db.audit_logs.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)])
+              .skip((page - 1) * per_page).limit(per_page))
+    return [public_entry(doc) for doc in cursor], total
+
+
+def public_entry(doc: dict) -> dict:
+    """An audit entry as the API shows it: ids as strings, times in ISO 8601, no secrets."""
+    return {
+        "id": str(doc["_id"]),
+        "at": isoformat(doc.get("at")),
+        "action": doc.get("action"),
+        "actor": _jsonable(doc.get("actor")),
+        "ip": doc.get("ip"),
+        "target": _jsonable(doc.get("target") or {}),
+    }
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items() if k not in SECRET_KEYS}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return isoformat(value)
+    return value

@@ -1,0 +1,352 @@
+"""The website builder's media library (bucket builder_media) and its pages (page_content).
+
+Where-used is derived, never bookkept separately: a page's ``media_ids`` is the distinct set
+of its blocks' ``media_id`` values and is written in the same single-document update as the
+blocks, so ``used_in`` (a query on that indexed field) is exact under concurrent edits.
+
+Deleting media and writing a page that references it can still interleave. Both sides are
+closed with a short lease on the media (``metadata.deleting_at``):
+
+- delete: take the lease, *then* look for pages using the media (409, or remove the blocks
+  with ``force``), then delete the files;
+- page write: only media without a live lease counts as existing; after the write the ids
+  are checked again, and any that vanished or went into deletion meanwhile are pulled from
+  the page again and the write answers 409.
+
+Whichever order the steps run in, either the delete sees the page or the page write sees
+the lease, so no page is left pointing at deleted media. A crashed delete leaves a lease
+that simply expires after ``DELETE_LEASE``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import bson
+from bson import ObjectId
+from bson.errors import InvalidId
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from avenue.errors import BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
+from avenue.media import BUILDER, Limits, StoreResult, UrlSigner, delete_image, image_object, store
+from avenue.media.objects import isoformat
+from avenue.media.storage import now
+
+FILES = f"{BUILDER}.files"
+DELETE_LEASE = dt.timedelta(seconds=60)
+MAX_ALT_LENGTH = 500
+MAX_TITLE_LENGTH = 300
+MAX_BLOCKS = 500
+MAX_PAGE_BYTES = 2 * 1024 * 1024
+MAX_BLOCK_DEPTH = 16
+SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+# Fields a page read adds to a media block; dropped again when a client writes the block back.
+RESOLVED_KEYS = ("url", "variants", "variant_sizes", "width", "height", "content_type", "missing")
+LEGACY_FLAG = "legacy"
+
+
+# --- media library ---------------------------------------------------------------------------
+
+
+def parse_id(value: str) -> ObjectId | None:
+    """The ObjectId ``value`` spells, or None for anything malformed."""
+    try:
+        return ObjectId(str(value))
+    except (InvalidId, TypeError):
+        return None
+
+
+def clean_alt(alt: str | None) -> str | None:
+    """Alt text as stored: trimmed, at most 500 characters; None when not given."""
+    if alt is None:
+        return None
+    alt = " ".join(alt.split())
+    if len(alt) > MAX_ALT_LENGTH:
+        raise BadRequest(f"alt is at most {MAX_ALT_LENGTH} characters.", code="invalid_alt")
+    return alt
+
+
+def upload_media(db: Database, stream, *, filename: str | None, owner: str, alt: str | None,
+                 limits: Limits) -> StoreResult:
+    """Store one image in the library; an identical file returns the existing media.
+
+    Re-uploading an image that is already there creates nothing (``created`` is False); an
+    ``alt`` sent with it replaces the stored one, since it is the editor's latest wording.
+    """
+    alt = clean_alt(alt)
+    result = store(db, BUILDER, stream, filename=filename, owner=owner, limits=limits,
+                   kind="builder", extra={"alt": alt} if alt else None)
+    if not result.created and alt and result.doc["metadata"].get("alt") != alt:
+        doc = db[FILES].find_one_and_update({"_id": result.doc["_id"]}, {"$set": {"metadata.alt": alt}},
+                                            return_document=ReturnDocument.AFTER)
+        result = StoreResult(doc or result.doc, False)
+    return result
+
+
+def list_media(db: Database, *, q: str = "", page: int = 1, per_page: int = 20) -> tuple[list[dict], int]:
+    """Library originals, newest first; ``q`` matches filenames as a case-insensitive substring."""
+    query: dict = {"metadata.role": "original"}
+    if q:
+        query["metadata.filename"] = {"$regex": re.escape(q), "$options": "i"}
+    total = db[FILES].count_documents(query)
+    docs = list(db[FILES].find(query).sort([("uploadDate", DESCENDING), ("_id", DESCENDING)])
+                .skip((page - 1) * per_page).limit(per_page))
+    return docs, total
+
+
+def get_media(db: Database, media_id: str) -> dict:
+    """The files document of one library original, or 404 (malformed ids included)."""
+    oid = parse_id(media_id)
+    doc = db[FILES].find_one({"_id": oid, "metadata.role": "original"}) if oid else None
+    if doc is None:
+        raise NotFound("No builder media with this id.", code="media_not_found")
+    return doc
+
+
+def used_in(db: Database, media_id: ObjectId) -> list[str]:
+    """The slugs of the pages whose blocks reference this media, sorted."""
+    return sorted(p["slug"] for p in db.page_content.find({"media_ids": media_id}, {"slug": 1}))
+
+
+def delete_media(db: Database, media_id: str, *, force: bool = False) -> list[str]:
+    """Delete library media; 409 naming the pages that use it unless ``force``.
+
+    With ``force`` the blocks referencing it are removed from those pages (and the id from
+    their ``media_ids``) before the files go. Returns the slugs of the pages changed.
+    """
+    doc = get_media(db, media_id)
+    oid = doc["_id"]
+    db[FILES].update_one({"_id": oid}, {"$set": {"metadata.deleting_at": now()}})
+    try:
+        pages = used_in(db, oid)
+        if pages and not force:
+            raise Conflict(f"This media is used on {len(pages)} page(s): {', '.join(pages)}. Remove it "
+                           "from them first, or delete with ?force=1 to remove those blocks.",
+                           code="media_in_use", pages=pages)
+        if pages:
+            _pull_media(db, {"media_ids": oid}, [oid])
+        delete_image(db, BUILDER, doc)
+    except BaseException:
+        db[FILES].update_one({"_id": oid}, {"$unset": {"metadata.deleting_at": ""}})
+        raise
+    return pages
+
+
+def _pull_media(db: Database, query: dict, oids: list[ObjectId]) -> None:
+    """Remove the blocks referencing ``oids`` and the ids themselves, in one update per page."""
+    db.page_content.update_many(query, {
+        "$pull": {"blocks": {"media_id": {"$in": [str(o) for o in oids]}}, "media_ids": {"$in": oids}},
+        "$set": {"updated_at": now()},
+    })
+
+
+def usable_media(db: Database, oids: list[ObjectId]) -> dict[ObjectId, dict]:
+    """The library originals among ``oids`` that exist and are not being deleted."""
+    if not oids:
+        return {}
+    cutoff = now() - DELETE_LEASE
+    docs = db[FILES].find({
+        "_id": {"$in": oids},
+        "metadata.role": "original",
+        "$or": [{"metadata.deleting_at": None}, {"metadata.deleting_at": {"$lt": cutoff}}],
+    })
+    return {doc["_id"]: doc for doc in docs}
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+def check_slug(slug: str) -> str:
+    """A slug pages can be written under: letters, digits, ``-`` and ``_``, up to 100."""
+    if not SLUG.match(slug or ""):
+        raise BadRequest("A page slug is 1 to 100 letters, digits, '-' or '_', starting with a letter "
+                         "or digit.", code="invalid_slug")
+    return slug
+
+
+def _check_keys(value, where: str, depth: int = 0) -> None:
+    """Refuse what MongoDB cannot store or would read as an operator."""
+    if depth > MAX_BLOCK_DEPTH:
+        raise BadRequest(f"{where} is nested too deeply.", code="invalid_block")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key.startswith("$") or "." in key or "\x00" in key:
+                raise BadRequest(f"{where} has a field name MongoDB cannot store: {key!r}.",
+                                 code="invalid_block")
+            _check_keys(item, where, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_keys(item, where, depth + 1)
+
+
+def parse_page(body: dict) -> dict:
+    """Validate a page write: ``title`` (string), ``blocks`` (objects with a ``type``),
+    ``published`` (bool, optional). Returns the fields to store, blocks normalised."""
+    title = body.get("title")
+    if not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH:
+        raise BadRequest(f"title must be a string of at most {MAX_TITLE_LENGTH} characters.",
+                         code="invalid_title")
+    blocks = body.get("blocks")
+    if not isinstance(blocks, list):
+        raise BadRequest("blocks must be a list of objects.", code="invalid_blocks")
+    if len(blocks) > MAX_BLOCKS:
+        raise BadRequest(f"A page has at most {MAX_BLOCKS} blocks.", code="invalid_blocks")
+    published = body.get("published")
+    if published is not None and not isinstance(published, bool):
+        raise BadRequest("published must be true or false.", code="invalid_published")
+    cleaned = []
+    for index, block in enumerate(blocks):
+        where = f"blocks[{index}]"
+        if not isinstance(block, dict):
+            raise BadRequest(f"{where} must be an object.", code="invalid_block", index=index)
+        kind = block.get("type")
+        if not isinstance(kind, str) or not kind.strip() or len(kind) > 50:
+            raise BadRequest(f"{where} needs a 'type' (a string).", code="invalid_block", index=index)
+        block = dict(block)
+        block.pop(LEGACY_FLAG, None)
+        if "media_id" in block:
+            if not isinstance(block["media_id"], str):
+                raise BadRequest(f"{where}.media_id must be a string id.", code="invalid_block", index=index)
+            for key in RESOLVED_KEYS:
+                block.pop(key, None)
+            oid = parse_id(block["media_id"])
+            block["media_id"] = str(oid) if oid else block["media_id"]
+        _check_keys(block, where)
+        cleaned.append(block)
+    try:
+        size = len(bson.encode({"blocks": cleaned, "title": title}))
+    except (OverflowError, bson.errors.InvalidDocument) as exc:
+        raise BadRequest(f"The page holds a value MongoDB cannot store: {exc}", code="invalid_block") from exc
+    if size > MAX_PAGE_BYTES:
+        raise ImageTooLarge(f"A page is at most {MAX_PAGE_BYTES // 1024} KB.", code="page_too_large")
+    return {"title": title, "blocks": cleaned, "published": published}
+
+
+def block_media_ids(blocks: list[dict]) -> tuple[list[ObjectId], list[str]]:
+    """The distinct media ids the blocks reference (in order), and the malformed ones."""
+    valid: dict[ObjectId, None] = {}
+    malformed: list[str] = []
+    for block in blocks:
+        if "media_id" in block:
+            oid = parse_id(block["media_id"])
+            if oid is None:
+                malformed.append(block["media_id"])
+            else:
+                valid.setdefault(oid, None)
+    return list(valid), list(dict.fromkeys(malformed))
+
+
+def put_page(db: Database, slug: str, fields: dict) -> dict:
+    """Create or replace a page's title and blocks (upsert by slug) in one update.
+
+    Every referenced media must exist in the library (422 naming the unknown ids). Blocks and
+    ``media_ids`` are written together; ``published`` is kept when not sent (new pages start
+    as drafts).
+    """
+    check_slug(slug)
+    oids, malformed = block_media_ids(fields["blocks"])
+    found = usable_media(db, oids)
+    unknown = malformed + [str(o) for o in oids if o not in found]
+    if unknown:
+        raise UnprocessableContent(f"Unknown builder media: {', '.join(unknown)}.", code="unknown_media",
+                                   unknown_media_ids=unknown)
+    stamp = now()
+    update: dict = {
+        "$set": {"title": fields["title"], "blocks": fields["blocks"], "media_ids": oids,
+                 "updated_at": stamp},
+        "$setOnInsert": {"slug": slug, "created_at": stamp},
+    }
+    if fields.get("published") is None:
+        update["$setOnInsert"]["published"] = False
+    else:
+        update["$set"]["published"] = fields["published"]
+    page = _upsert(db, slug, update)
+    # The media may have gone into deletion between the check above and the write.
+    vanished = [o for o in oids if o not in usable_media(db, oids)]
+    if vanished:
+        _pull_media(db, {"_id": page["_id"]}, vanished)
+        ids = [str(o) for o in vanished]
+        raise Conflict(f"Media was deleted while the page was being saved: {', '.join(ids)}. Its blocks "
+                       "were left out; reload the page.", code="media_deleted", unknown_media_ids=ids)
+    return page
+
+
+def _upsert(db: Database, slug: str, update: dict) -> dict:
+    def write() -> dict:
+        return db.page_content.find_one_and_update({"slug": slug}, update, upsert=True,
+                                                   return_document=ReturnDocument.AFTER)
+
+    try:
+        return write()
+    except DuplicateKeyError:
+        # Two first writes of the same slug raced on the unique index: the loser updates.
+        return write()
+
+
+def get_page(db: Database, slug: str, *, include_drafts: bool) -> dict:
+    """A page document; drafts are 404 unless ``include_drafts`` (so they do not leak).
+
+    Pages without a ``published`` field come from the old builder, which had no drafts:
+    they were live, so they count as published.
+    """
+    page = db.page_content.find_one({"slug": slug}) if isinstance(slug, str) else None
+    if page is None or (not include_drafts and page.get("published", True) is not True):
+        raise NotFound("No page with this slug.", code="page_not_found")
+    return page
+
+
+def render_page(db: Database, page: dict, signer: UrlSigner) -> dict:
+    """A page as clients get it: each media block carries its media's URLs, sizes and alt.
+
+    All the page's media are read with one query. A block whose media is gone is marked
+    ``missing``; a block from the old builder (``image: "/uploads/..."``) is returned as it
+    is, marked ``legacy``, until ``import-legacy`` rewrites it.
+    """
+    blocks = page.get("blocks") or []
+    oids, _ = block_media_ids([b for b in blocks if isinstance(b, dict)])
+    media = {}
+    if oids:
+        media = {d["_id"]: d for d in db[FILES].find({"_id": {"$in": oids}, "metadata.role": "original"})}
+    rendered = []
+    legacy = False
+    for block in blocks:
+        if not isinstance(block, dict):
+            rendered.append(block)
+            continue
+        block = dict(block)
+        if "media_id" in block:
+            doc = media.get(parse_id(block["media_id"]))
+            if doc is None:
+                block["missing"] = True
+            else:
+                obj = image_object(doc, BUILDER, signer)
+                for key in ("url", "variants", "variant_sizes", "width", "height", "content_type"):
+                    block[key] = obj[key]
+                if "alt" not in block and obj.get("alt") is not None:
+                    block["alt"] = obj["alt"]
+        elif isinstance(block.get("image"), str):
+            block[LEGACY_FLAG] = legacy = True
+        rendered.append(block)
+    result = {
+        "slug": page["slug"],
+        "title": page.get("title", ""),
+        "published": page.get("published", True) is True,
+        "blocks": rendered,
+        "media_ids": [str(o) for o in page.get("media_ids") or []],
+        "created_at": isoformat(page.get("created_at")),
+        "updated_at": isoformat(page.get("updated_at")),
+    }
+    if legacy:
+        result[LEGACY_FLAG] = True
+    return result
+
+
+def media_object(db: Database, doc: dict, signer: UrlSigner, *, with_used_in: bool = False) -> dict:
+    """A library entry as the API shows it (the image object, plus ``used_in`` when asked)."""
+    obj = image_object(doc, BUILDER, signer)
+    if with_used_in:
+        obj["used_in"] = used_in(db, doc["_id"])
+    return obj

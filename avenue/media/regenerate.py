@@ -1,0 +1,48 @@
+"""Render an original's variants again (fsck --repair: a variant whose bytes were lost or damaged).
+
+The files it writes have the layout :mod:`avenue.media.ingest` gives variants (same metadata,
+same ``key``), keeping the variant's id when it had one so every URL handed out still works.
+"""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from avenue.media import storage
+from avenue.media.images import Limits, prepare
+from avenue.media.ingest import write_variant
+from avenue.media.variants import render
+
+
+def regenerate_variants(db: Database, bucket: str, original: dict, replace: set) -> list[dict]:
+    """Re-render ``original`` and rewrite every variant that is missing or whose id is in ``replace``.
+
+    The original must be intact. Returns one ``{"variant", "format", "id"}`` per file written.
+    """
+    files = db[f"{bucket}.files"]
+    data = storage.read_all(db, bucket, original)
+    # The original passed the limits once; limits lowered since must not block its repair.
+    limits = Limits(max_bytes=max(len(data), 1), max_pixels=10**10, max_frames=10**5,
+                    max_total_pixels=10**12)
+    prepared = prepare(data, limits)
+    listed = (original.get("metadata") or {}).get("variants") or {}
+    written = []
+    for rendition in render(prepared):
+        info = listed.get(rendition.name, {}).get(rendition.format)
+        file_id = info["id"] if info else ObjectId()
+        if info and file_id not in replace and files.find_one({"_id": file_id}, {"_id": 1}) is not None:
+            continue
+        storage.delete_file(db, bucket, file_id)
+        # A stray file under the same key (an orphan copy) would block the unique index.
+        key = f"{original['_id']}/{rendition.name}.{rendition.format}"
+        for stray in files.find({"metadata.key": key}, {"_id": 1}):
+            storage.delete_file(db, bucket, stray["_id"])
+        _, info = write_variant(db, bucket, original["_id"], rendition, file_id=file_id)
+        files.update_one({"_id": original["_id"]}, {"$set": {
+            f"metadata.variants.{rendition.name}.{rendition.format}": info}})
+        written.append({"variant": rendition.name, "format": rendition.format, "id": str(file_id)})
+    if written:
+        # The original's cached document lists the old variants: have every worker reload it.
+        storage.record_deletion(db, bucket, [original["_id"]])
+    return written

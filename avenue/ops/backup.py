@@ -1,0 +1,467 @@
+"""backup / restore: one portable tar archive of every bucket and the documents that use them.
+
+Layout (a stream: each file's bytes go from its chunks straight into the tar, and restore
+writes them back chunk by chunk, so memory stays constant whatever the sizes):
+
+- ``manifest.json``: format, version, created_at, database, buckets, collections, expected counts;
+- per stored file, ``files/<bucket>/<id>.bin`` (its bytes; PAX headers carry the id and chunk
+  size) followed by ``files/<bucket>/<id>.json`` (its files document as canonical extended
+  JSON, so ids, dates and number types survive, and the sha256 of exactly the bytes
+  written). Coming after the bytes, the entry can carry their hash without a second read;
+  restore writes the chunks first and the files document last, as uploads do;
+- ``collections/<name>.jsonl`` for ``shop_products``, ``page_content``, ``legacy_paths`` and
+  ``users`` (extended JSON, one document a line);
+- ``counts.json``: what was written. Restore refuses an archive without it (truncated).
+
+Users are saved without their password hash unless asked (``include_password_hashes``) and
+API tokens are never saved: an archive often travels further than the database. A user
+restored without a hash cannot log in until given a new password. Audit logs, rate-limit
+counters and cache tombstones are not part of a backup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import BinaryIO
+
+from bson import ObjectId, json_util
+from bson.json_util import CANONICAL_JSON_OPTIONS, JSONOptions
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from avenue import audit
+from avenue.db import ensure_indexes
+from avenue.errors import AvenueError, Conflict
+from avenue.media import BUCKETS, storage
+
+FORMAT = "avenue-backup"
+VERSION = 1
+COLLECTIONS = ("shop_products", "page_content", "legacy_paths", "users")
+SECRET_USER_FIELDS = ("password_hash",)
+LOAD_OPTIONS = JSONOptions(json_mode=CANONICAL_JSON_OPTIONS.json_mode, tz_aware=True, tzinfo=dt.UTC)
+SPOOL_BYTES = 8 * 1024 * 1024  # collection files are spooled to disk beyond this
+INSERT_BATCH = 32  # chunks per insert while restoring (~8 MB)
+
+Progress = Callable[[str, int, int], None]
+
+
+class ArchiveError(AvenueError):
+    """The archive is not one restore can read (not ours, truncated, damaged)."""
+
+    status, code = 422, "invalid_archive"
+
+
+def _dumps(value) -> str:
+    return json_util.dumps(value, json_options=CANONICAL_JSON_OPTIONS)
+
+
+def _loads(text: str | bytes):
+    return json_util.loads(text, json_options=LOAD_OPTIONS)
+
+
+def _member_name(bucket: str, file_id) -> str:
+    if isinstance(file_id, ObjectId):
+        stem = str(file_id)
+    else:
+        stem = "id-" + sha256(_dumps(file_id).encode()).hexdigest()[:24]
+    return f"files/{bucket}/{stem}"
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = int(dt.datetime.now(dt.UTC).timestamp())
+    tar.addfile(info, io.BytesIO(data))
+
+
+class _ChunkReader(io.RawIOBase):
+    """One stored file as exactly ``length`` bytes, read a few chunks at a time and hashed.
+
+    If the chunks end early (the file was deleted while the backup ran, or is damaged), the
+    rest is zeros, so the archive stays well-formed, and ``error`` says so.
+    """
+
+    def __init__(self, db: Database, bucket: str, doc: dict) -> None:
+        self._pieces = storage.read_range(db, bucket, doc["_id"], doc["length"],
+                                          doc.get("chunkSize") or storage.CHUNK_SIZE)
+        self._current = memoryview(b"")
+        self._remaining = doc["length"]
+        self.sha256 = sha256()
+        self.error: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._remaining == 0:
+            return 0
+        if not self._current and self.error is None:
+            try:
+                self._current = memoryview(next(self._pieces))
+            except StopIteration:
+                self.error = "the chunks end before the file's length"
+            except OSError as error:
+                self.error = str(error)
+        if not self._current:
+            size = min(len(buffer), self._remaining)
+            buffer[:size] = bytes(size)
+            self._remaining -= size
+            return size
+        size = min(len(buffer), len(self._current), self._remaining)
+        buffer[:size] = self._current[:size]
+        self.sha256.update(self._current[:size])
+        self._current = self._current[size:]
+        self._remaining -= size
+        return size
+
+    def close(self) -> None:
+        self._pieces.close()
+        super().close()
+
+
+@dataclass
+class BackupReport:
+    """What a backup wrote."""
+
+    database: str
+    files: dict[str, int] = field(default_factory=dict)
+    bytes: dict[str, int] = field(default_factory=dict)
+    documents: dict[str, int] = field(default_factory=dict)
+    incomplete: list[dict] = field(default_factory=list)
+    checksum_mismatches: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.incomplete
+
+    def summary(self) -> dict:
+        """The whole report as JSON-ready data."""
+        return {"database": self.database, "files": self.files, "bytes": self.bytes,
+                "documents": self.documents, "incomplete": self.incomplete,
+                "checksum_mismatches": self.checksum_mismatches, "ok": self.ok}
+
+    def summary_line(self) -> str:
+        return (f"backup: {sum(self.files.values())} files ({sum(self.bytes.values())} bytes), "
+                f"{sum(self.documents.values())} documents; {len(self.incomplete)} files could not be read, "
+                f"{len(self.checksum_mismatches)} differ from their recorded sha256")
+
+
+def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False,
+           progress: Progress | None = None) -> BackupReport:
+    """Write the archive (see the module doc) to the binary stream ``out``."""
+    progress = progress or (lambda phase, done, total: None)
+    report = BackupReport(db.name)
+    expected_files = {bucket: db[f"{bucket}.files"].count_documents({}) for bucket in BUCKETS.values()}
+    expected_docs = {name: db[name].count_documents({}) for name in COLLECTIONS}
+    manifest = {
+        "format": FORMAT, "version": VERSION, "created_at": storage.now().isoformat(),
+        "database": db.name, "buckets": dict(BUCKETS), "collections": list(COLLECTIONS),
+        "expected": {"files": expected_files, "documents": expected_docs},
+        "users": "with password hashes" if include_password_hashes else "without password hashes",
+        "api_tokens": "not included",
+    }
+    total = sum(expected_files.values())
+    done = 0
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
+                      copybufsize=storage.CHUNK_SIZE) as tar:
+        _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
+        for bucket in BUCKETS.values():
+            report.files[bucket] = report.bytes[bucket] = 0
+            # Small batches: the cursor must not sit idle (and time out) while big files stream.
+            for doc in db[f"{bucket}.files"].find().sort("_id", 1).batch_size(16):
+                _backup_file(db, tar, bucket, doc, report)
+                done += 1
+                progress("Backing up files", done, max(total, done))
+        for name in COLLECTIONS:
+            report.documents[name] = _backup_collection(db, tar, name, include_password_hashes)
+        counts = {"files": report.files, "bytes": report.bytes, "documents": report.documents,
+                  "incomplete": report.incomplete}
+        _add_bytes(tar, "counts.json", json.dumps(counts, indent=2).encode())
+    return report
+
+
+def _backup_file(db: Database, tar: tarfile.TarFile, bucket: str, doc: dict, report: BackupReport) -> None:
+    name = _member_name(bucket, doc["_id"])
+    info = tarfile.TarInfo(name + ".bin")
+    info.size = doc["length"]
+    info.mtime = int(doc["uploadDate"].timestamp()) if isinstance(doc.get("uploadDate"), dt.datetime) else 0
+    info.pax_headers = {"avenue.bucket": bucket, "avenue.id": _dumps(doc["_id"]),
+                        "avenue.chunk_size": str(doc.get("chunkSize") or storage.CHUNK_SIZE)}
+    raw = _ChunkReader(db, bucket, doc)
+    with io.BufferedReader(raw, buffer_size=storage.CHUNK_SIZE) as stream:
+        tar.addfile(info, stream)
+    digest = raw.sha256.hexdigest()
+    entry = {"bucket": bucket, "file": doc, "sha256": digest, "complete": raw.error is None}
+    if raw.error is not None:
+        entry["error"] = raw.error
+        report.incomplete.append({"bucket": bucket, "id": str(doc["_id"]), "error": raw.error})
+    else:
+        report.files[bucket] += 1
+        report.bytes[bucket] += doc["length"]
+        recorded = (doc.get("metadata") or {}).get("sha256")
+        if recorded and recorded != digest:
+            report.checksum_mismatches.append({"bucket": bucket, "id": str(doc["_id"]),
+                                               "recorded": recorded, "actual": digest})
+    _add_bytes(tar, name + ".json", _dumps(entry).encode())
+
+
+def _backup_collection(db: Database, tar: tarfile.TarFile, name: str, include_password_hashes: bool) -> int:
+    count = 0
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        for doc in db[name].find().sort("_id", 1):
+            if name == "users" and not include_password_hashes:
+                doc = {key: value for key, value in doc.items() if key not in SECRET_USER_FIELDS}
+            spool.write(_dumps(doc).encode() + b"\n")
+            count += 1
+        info = tarfile.TarInfo(f"collections/{name}.jsonl")
+        info.size = spool.tell()
+        info.mtime = int(dt.datetime.now(dt.UTC).timestamp())
+        spool.seek(0)
+        tar.addfile(info, spool)
+    return count
+
+
+# --- restore --------------------------------------------------------------------------------
+
+
+@dataclass
+class RestoreReport:
+    """What a restore wrote, and what it refused."""
+
+    database: str
+    files: dict[str, int] = field(default_factory=dict)
+    bytes: int = 0
+    documents: dict[str, int] = field(default_factory=dict)
+    failures: list[dict] = field(default_factory=list)
+    conflicts: list[dict] = field(default_factory=list)
+    complete_archive: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.complete_archive and not self.failures and not self.conflicts
+
+    def summary(self) -> dict:
+        """The whole report as JSON-ready data."""
+        return {"database": self.database, "files": self.files, "bytes": self.bytes,
+                "documents": self.documents, "failures": self.failures, "conflicts": self.conflicts,
+                "complete_archive": self.complete_archive, "ok": self.ok}
+
+    def summary_line(self) -> str:
+        line = (f"restore: {sum(self.files.values())} files ({self.bytes} bytes), "
+                f"{sum(self.documents.values())} documents restored; {len(self.failures)} failures, "
+                f"{len(self.conflicts)} conflicts")
+        return line if self.complete_archive else line + "; the archive is incomplete"
+
+
+def occupied(db: Database) -> dict[str, int]:
+    """The collections a restore would write to that already hold documents."""
+    names = [f"{bucket}.{part}" for bucket in BUCKETS.values() for part in ("files", "chunks")]
+    counts = {name: db[name].estimated_document_count() for name in [*names, *COLLECTIONS]}
+    return {name: count for name, count in counts.items() if count}
+
+
+@dataclass
+class _Pending:
+    """A file whose chunks are written and whose files document has not been read yet."""
+
+    bucket: str
+    file_id: object
+    chunks_id: object  # the file id, or a temporary one when a file with that id exists (--force)
+    length: int
+    sha256: str
+
+
+class _Restorer:
+    def __init__(self, db: Database, force: bool, progress: Progress | None) -> None:
+        self.db = db
+        self.force = force
+        self.progress = progress or (lambda phase, done, total: None)
+        self.report = RestoreReport(db.name)
+        self.expected_files = 0
+        self.done = 0
+        self.pending: _Pending | None = None
+        self.trailer: dict | None = None
+        self.entries: dict[str, int] = {}  # files entries read per bucket
+
+    def run(self, source: BinaryIO) -> RestoreReport:
+        try:
+            tar = tarfile.open(fileobj=source, mode="r|*")
+        except tarfile.TarError as error:
+            raise ArchiveError(f"This is not a readable archive: {error}") from error
+        seen_manifest = False
+        try:
+            for member in tar:
+                name = member.name
+                if not seen_manifest:
+                    if name != "manifest.json":
+                        raise ArchiveError("This archive has no manifest: it was not made by avenue backup.")
+                    self._manifest(tar.extractfile(member).read())
+                    seen_manifest = True
+                elif name.startswith("files/") and name.endswith(".bin"):
+                    self._abandon_pending("no files entry follows its bytes")
+                    self._write_chunks(member, tar.extractfile(member))
+                elif name.startswith("files/") and name.endswith(".json"):
+                    self._finish_file(_loads(tar.extractfile(member).read()))
+                elif name.startswith("collections/") and name.endswith(".jsonl"):
+                    collection = name[len("collections/"):-len(".jsonl")]
+                    self._restore_collection(collection, tar.extractfile(member))
+                elif name == "counts.json":
+                    self.trailer = json.loads(tar.extractfile(member).read())
+        except (tarfile.TarError, EOFError) as error:
+            self.report.failures.append({"error": f"the archive is damaged or truncated: {error}"})
+        finally:
+            self._abandon_pending("the archive ends inside this file")
+            tar.close()
+        if not seen_manifest:
+            raise ArchiveError("This archive is empty or has no manifest.")
+        self._check_trailer()
+        return self.report
+
+    def _manifest(self, data: bytes) -> None:
+        manifest = json.loads(data)
+        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+            raise ArchiveError(f"Unknown archive format {manifest.get('format')!r} "
+                               f"version {manifest.get('version')!r}.")
+        self.expected_files = sum(manifest.get("expected", {}).get("files", {}).values())
+
+    def _write_chunks(self, member: tarfile.TarInfo, stream) -> None:
+        headers = member.pax_headers
+        bucket = headers.get("avenue.bucket")
+        if bucket not in BUCKETS.values():
+            raise ArchiveError(f"{member.name}: unknown bucket {bucket!r}.")
+        file_id = _loads(headers["avenue.id"])
+        chunk_size = int(headers["avenue.chunk_size"])
+        chunks_id = file_id
+        if self.db[f"{bucket}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None:
+            chunks_id = ObjectId()  # --force: keep the existing file until this one is verified
+        chunks = self.db[f"{bucket}.chunks"]
+        chunks.delete_many({"files_id": chunks_id})  # leftovers of an earlier, interrupted restore
+        # Pending from the first chunk on, so a damaged or truncated archive leaves no chunks behind.
+        self.pending = _Pending(bucket, file_id, chunks_id, 0, "")
+        digest = sha256()
+        length = 0
+        batch = []
+        n = 0
+        while True:
+            data = stream.read(chunk_size)
+            if not data:
+                break
+            digest.update(data)
+            length += len(data)
+            batch.append({"files_id": chunks_id, "n": n, "data": data})
+            n += 1
+            if len(batch) == INSERT_BATCH:
+                chunks.insert_many(batch, ordered=True)
+                batch = []
+        if batch:
+            chunks.insert_many(batch, ordered=True)
+        self.pending.length, self.pending.sha256 = length, digest.hexdigest()
+
+    def _abandon_pending(self, reason: str) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            self.db[f"{pending.bucket}.chunks"].delete_many({"files_id": pending.chunks_id})
+            self.report.failures.append({"bucket": pending.bucket, "id": str(pending.file_id),
+                                         "error": reason})
+
+    def _finish_file(self, entry: dict) -> None:
+        pending, self.pending = self.pending, None
+        doc = entry["file"]
+        if pending is None or pending.file_id != doc["_id"] or pending.bucket != entry["bucket"]:
+            if pending is not None:
+                self.pending = pending
+                self._abandon_pending("its files entry is missing")
+            self.report.failures.append({"bucket": entry.get("bucket"), "id": str(doc.get("_id")),
+                                         "error": "files entry without bytes"})
+            return
+        chunks = self.db[f"{pending.bucket}.chunks"]
+        files = self.db[f"{pending.bucket}.files"]
+        self.entries[pending.bucket] = self.entries.get(pending.bucket, 0) + 1
+        problem = None
+        if not entry.get("complete", False):
+            problem = f"not backed up: {entry.get('error', 'unreadable')}"
+        elif pending.sha256 != entry["sha256"] or pending.length != doc["length"]:
+            problem = (f"the bytes in the archive hash to {pending.sha256} ({pending.length} bytes), "
+                       f"the backup recorded {entry['sha256']} ({doc['length']} bytes)")
+        if problem is not None:
+            chunks.delete_many({"files_id": pending.chunks_id})
+            self.report.failures.append({"bucket": pending.bucket, "id": str(doc["_id"]), "error": problem})
+            self._step()
+            return
+        if pending.chunks_id != pending.file_id:
+            storage.delete_file(self.db, pending.bucket, pending.file_id)
+            chunks.update_many({"files_id": pending.chunks_id}, {"$set": {"files_id": pending.file_id}})
+        try:
+            files.insert_one(doc)  # last, as uploads do: a reader never sees a half file
+        except DuplicateKeyError as error:
+            chunks.delete_many({"files_id": pending.file_id})
+            self.report.conflicts.append({
+                "bucket": pending.bucket, "id": str(doc["_id"]),
+                "error": f"another file holds the same unique key: {error.details}"})
+        else:
+            self.report.files[pending.bucket] = self.report.files.get(pending.bucket, 0) + 1
+            self.report.bytes += pending.length
+        self._step()
+
+    def _step(self) -> None:
+        self.done += 1
+        self.progress("Restoring files", self.done, max(self.expected_files, self.done))
+
+    def _restore_collection(self, name: str, stream) -> None:
+        if name not in COLLECTIONS:
+            self.report.failures.append({"collection": name, "error": "not a collection restore writes"})
+            return
+        collection = self.db[name]
+        count = 0
+        for line in stream:
+            if not line.strip():
+                continue
+            doc = _loads(line)
+            if name == "users" and "password_hash" not in doc:
+                # Saved without its hash: keep the one this database has for the user, if any;
+                # otherwise no password opens the account until a new one is set.
+                existing = collection.find_one({"_id": doc["_id"]}, {"password_hash": 1}) or {}
+                doc["password_hash"] = existing.get("password_hash", "")
+            try:
+                collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            except DuplicateKeyError as error:
+                self.report.conflicts.append({"collection": name, "id": str(doc["_id"]),
+                                              "error": f"another document holds the same unique key: "
+                                                       f"{error.details}"})
+                continue
+            count += 1
+        self.report.documents[name] = count
+
+    def _check_trailer(self) -> None:
+        if self.trailer is None:
+            self.report.failures.append({"error": "the archive ends before its counts: it is truncated"})
+            return
+        self.report.complete_archive = True
+        for bucket, count in self.trailer.get("files", {}).items():
+            if self.entries.get(bucket, 0) < count:
+                self.report.failures.append({
+                    "bucket": bucket, "error": f"the archive holds {self.entries.get(bucket, 0)} of the "
+                                               f"{count} files its counts list"})
+
+
+def restore(db: Database, source: BinaryIO, *, force: bool = False,
+            progress: Progress | None = None) -> RestoreReport:
+    """Restore an archive from the binary stream ``source``; refuses a non-empty database unless ``force``."""
+    if not force:
+        found = occupied(db)
+        if found:
+            listed = ", ".join(f"{name}: {count}" for name, count in sorted(found.items()))
+            raise Conflict(f"The database {db.name!r} is not empty ({listed}); restore needs an empty "
+                           "database, or --force to restore over what is there.", code="database_not_empty")
+    ensure_indexes(db)
+    report = _Restorer(db, force, progress).run(source)
+    audit.record(db, "backup_restored", actor={"via": "cli"}, files=sum(report.files.values()),
+                 documents=sum(report.documents.values()), ok=report.ok)
+    return report

@@ -1,0 +1,243 @@
+"""The operations commands: ``flask --app avenue import-legacy|gc|fsck|backup|restore``.
+
+Thin: parse options, call one domain function with the app's database, print its report.
+Progress goes to stderr (hidden with ``--quiet``; without a terminal, one line per phase),
+the summary line last. Exit status: 0 done, 1 failed (or problems remain), 2 (import-legacy)
+done but something needs a look (invalid images, references to missing files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+from pymongo.errors import PyMongoError
+
+from avenue.cli import fail
+from avenue.db import get_db, get_mongo
+from avenue.errors import AvenueError
+from avenue.media import limits_from_config
+from avenue.ops import backup as backup_module
+from avenue.ops.fsck import fsck as run_fsck
+from avenue.ops.gc import DEFAULT_GRACE_SECONDS, collect_garbage
+from avenue.ops.legacy import import_legacy as run_import
+
+quiet_option = click.option("--quiet", "-q", is_flag=True,
+                            help="No progress, no listing: the summary line only.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+
+
+class Progress:
+    """One click progress bar per phase on stderr, fed by the domain functions' callbacks."""
+
+    def __init__(self, hidden: bool) -> None:
+        self.hidden = hidden
+        self.phase: str | None = None
+        self.bar = None
+
+    def __call__(self, phase: str, done: int, total: int) -> None:
+        if self.hidden:
+            return
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            self.bar = click.progressbar(length=max(total, 1), label=phase, show_pos=True,
+                                         file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.length = max(total, 1)
+        self.bar.update(done - self.bar.pos)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _emit(report, as_json: bool, quiet: bool, lines: list[str]) -> None:
+    """The JSON report, or the listing (unless quiet) and the summary line."""
+    if as_json:
+        click.echo(json.dumps(report.summary(), indent=2, default=str))
+        return
+    if not quiet:
+        for line in lines:
+            click.echo(line)
+    click.echo(report.summary_line())
+
+
+def _prepare_database():
+    get_mongo().ensure_indexes()
+    return get_db()
+
+
+@click.command("import-legacy")
+@click.argument("uploads_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Write nothing; print what a real run would do.")
+@json_option
+@quiet_option
+@with_appcontext
+def import_legacy(uploads_dir: Path | None, dry_run: bool, as_json: bool, quiet: bool) -> None:
+    """Move the old local uploads folder into GridFS and rewrite every reference to it.
+
+    UPLOADS_DIR defaults to AVENUE_LEGACY_UPLOADS_DIR. The folder is only read, never changed.
+    """
+    root = uploads_dir or (Path(current_app.config["AVENUE_LEGACY_UPLOADS_DIR"])
+                           if current_app.config.get("AVENUE_LEGACY_UPLOADS_DIR") else None)
+    if root is None:
+        fail("give UPLOADS_DIR (or set AVENUE_LEGACY_UPLOADS_DIR)")
+    if not root.is_dir():
+        fail(f"{root} is not a folder")
+    try:
+        db = get_db() if dry_run else _prepare_database()
+        with Progress(quiet or as_json) as progress:
+            report = run_import(db, root, limits=limits_from_config(current_app.config), dry_run=dry_run,
+                                progress=progress)
+    except (PyMongoError, OSError, RuntimeError) as error:
+        fail(f"import-legacy stopped: {error}; run it again to resume")
+    prefix = "would " if dry_run else ""
+    lines = []
+    for entry in report.files:
+        if dry_run and entry["action"] in ("imported", "duplicate"):
+            verb = "import" if entry["action"] == "imported" else "reuse the identical stored file for"
+            lines.append(f"would {verb} {entry['path']} -> {entry['bucket']}")
+        elif entry["action"] in ("skipped_non_image", "invalid"):
+            lines.append(f"{prefix}skip {entry['path']}: {entry['reason']}")
+    for entry in report.rewritten:
+        name = entry.get("sku") or entry.get("slug")
+        lines.append(f"{prefix}rewrite {entry['collection']} {name}: {entry['references']} references")
+    for entry in report.missing_references + report.skipped_references:
+        where = " ".join(filter(None, [entry["collection"], entry.get("sku") or entry.get("slug")]))
+        lines.append(f"left untouched: {where} {entry['path']} ({entry['reason']})")
+    _emit(report, as_json, quiet, lines)
+    if report.needs_attention:
+        sys.exit(2)
+
+
+@click.command("gc")
+@click.option("--dry-run", is_flag=True, help="Remove nothing; print what would be removed.")
+@click.option("--grace-seconds", type=click.IntRange(min=0), default=DEFAULT_GRACE_SECONDS, show_default=True,
+              help="Never collect anything younger than this (uploads in flight).")
+@json_option
+@quiet_option
+@with_appcontext
+def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
+    """Delete expired temp images, unreferenced files and chunks left by interrupted uploads."""
+    try:
+        with Progress(quiet or as_json) as progress:
+            db = get_db() if dry_run else _prepare_database()
+            report = collect_garbage(db, grace_seconds=grace_seconds, dry_run=dry_run, progress=progress)
+    except PyMongoError as error:
+        fail(f"gc stopped: {error}")
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"{verb} {e['kind']} {e['bucket']} {e['id']} ({e['bytes']} bytes): {e['reason']}"
+             for e in report.removed]
+    _emit(report, as_json, quiet, lines)
+
+
+@click.command("fsck")
+@click.option("--repair", is_flag=True, help="Fix or remove what is broken, then check again.")
+@json_option
+@quiet_option
+@with_appcontext
+def fsck(repair: bool, as_json: bool, quiet: bool) -> None:
+    """Check every stored file against its chunks, length and sha256; exit 1 while problems remain."""
+    try:
+        with Progress(quiet or as_json) as progress:
+            report = run_fsck(get_db(), repair=repair, progress=progress)
+    except PyMongoError as error:
+        fail(f"fsck stopped: {error}")
+    lines = []
+    for finding in report.findings:
+        for problem in finding.problems:
+            lines.append(f"{finding.bucket} {finding.doc['_id']} ({finding.doc.get('filename')}): "
+                         f"{problem['code']}: {problem['detail']}")
+    lines += [f"{p['collection']}: index {p['index']} {p['detail']}" for p in report.index_problems]
+    for action in report.repairs:
+        target = f" {action['bucket']} {action['id']}" if "id" in action else ""
+        details = {k: v for k, v in action.items() if k not in ("action", "bucket", "id")}
+        lines.append(f"repaired: {action['action']}{target} {json.dumps(details, default=str)}")
+    _emit(report, as_json, quiet, lines)
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@click.option("--include-password-hashes", is_flag=True,
+              help="Also save users' password hashes (API tokens are never saved).")
+@json_option
+@quiet_option
+@with_appcontext
+def backup(file: str, include_password_hashes: bool, as_json: bool, quiet: bool) -> None:
+    """Write every bucket and the documents that use them to one tar archive (- for stdout)."""
+    to_stdout = file == "-"
+    partial = f"{file}.partial"
+    try:
+        with Progress(quiet or as_json) as progress:
+            if to_stdout:
+                report = backup_module.backup(get_db(), sys.stdout.buffer, progress=progress,
+                                              include_password_hashes=include_password_hashes)
+            else:
+                with open(partial, "wb") as out:
+                    report = backup_module.backup(get_db(), out, progress=progress,
+                                                  include_password_hashes=include_password_hashes)
+                    out.flush()
+                    os.fsync(out.fileno())
+                # Only a finished archive gets the name: a failed run never looks like a backup.
+                os.replace(partial, file)
+    except (PyMongoError, OSError) as error:
+        if not to_stdout and os.path.exists(partial):
+            os.remove(partial)
+        fail(f"backup failed: {error}")
+    if to_stdout:
+        click.echo(report.summary_line(), err=True)
+    else:
+        _emit(report, as_json, quiet, [f"{e['bucket']} {e['id']}: not saved: {e['error']}"
+                                       for e in report.incomplete])
+    if not report.ok:
+        sys.exit(1)
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, allow_dash=True))
+@click.option("--force", is_flag=True, help="Restore over a database that is not empty.")
+@json_option
+@quiet_option
+@with_appcontext
+def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
+    """Restore an archive written by backup into this database (empty unless --force)."""
+    try:
+        with Progress(quiet or as_json) as progress:
+            if file == "-":
+                report = backup_module.restore(get_db(), sys.stdin.buffer, force=force, progress=progress)
+            else:
+                with open(file, "rb") as source:
+                    report = backup_module.restore(get_db(), source, force=force, progress=progress)
+    except AvenueError as error:
+        fail(error.message)
+    except (PyMongoError, OSError) as error:
+        fail(f"restore failed: {error}")
+    lines = [f"failed: {json.dumps(entry, default=str)}" for entry in report.failures]
+    lines += [f"conflict: {json.dumps(entry, default=str)}" for entry in report.conflicts]
+    _emit(report, as_json, quiet, lines)
+    if not report.ok:
+        sys.exit(1)
+
+
+COMMANDS = (import_legacy, gc, fsck, backup, restore)
+
+
+def register(app: Flask) -> None:
+    """Add the operations commands to ``app.cli``."""
+    for command in COMMANDS:
+        app.cli.add_command(command)

@@ -1,0 +1,281 @@
+"""fsck: check every file of every bucket against its chunks, length and sha256, and their links.
+
+Per file: chunk numbers contiguous from 0 with no duplicates, every chunk but the last exactly
+``chunkSize`` bytes, the chunks adding up to ``length``, the sha256 of the bytes (streamed a
+few chunks at a time: constant memory) equal to ``metadata.sha256``, a variant's original
+present, an original's listed variants present. Per bucket: the unique ``{files_id, n}``
+chunk index and the unique ``metadata.key`` files index.
+
+``--repair`` (``repair=True``), then checks everything again and reports what remains:
+- a file whose only fault is its ``length`` (chunks intact, sha256 matches): length corrected;
+- a variant that is damaged, or listed by its original but missing: rendered again from the
+  intact original (same id, so every URL handed out still works);
+- any other damaged original: removed with its variants (documents that referenced it are
+  listed, so their images can be uploaded again); a damaged file that is not an image of
+  ours, or a variant whose original is gone: removed;
+- missing indexes: created (``avenue.db.ensure_indexes``).
+Nothing is quarantined: a damaged file cannot be served, and its bytes are in the backups.
+Chunks with no files document are not files; ``gc`` collects them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from hashlib import sha256
+
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from avenue import audit
+from avenue.db import ensure_indexes
+from avenue.errors import AvenueError
+from avenue.media import BUCKETS, delete_image, storage
+from avenue.media.ingest import variant_ids
+from avenue.media.regenerate import regenerate_variants
+
+Progress = Callable[[str, int, int], None]
+
+REQUIRED_INDEXES = {
+    "chunks": ([("files_id", 1), ("n", 1)], "{files_id: 1, n: 1} unique"),
+    "files": ([("metadata.key", 1)], "{metadata.key: 1} unique"),
+}
+# Problems that mean the file's bytes are damaged (as opposed to a missing link).
+DAMAGE = {"missing_chunks", "duplicate_chunk", "short_chunk", "length_mismatch", "sha256_mismatch"}
+
+
+@dataclass
+class _Finding:
+    bucket: str
+    doc: dict
+    problems: list[dict]
+    chunk_bytes: int = 0
+    sha_ok: bool = False
+
+    @property
+    def codes(self) -> set[str]:
+        return {problem["code"] for problem in self.problems}
+
+    @property
+    def role(self) -> str | None:
+        return (self.doc.get("metadata") or {}).get("role")
+
+    def to_dict(self) -> dict:
+        return {"bucket": self.bucket, "id": str(self.doc["_id"]), "filename": self.doc.get("filename"),
+                "role": self.role, "problems": self.problems}
+
+
+@dataclass
+class FsckReport:
+    """What fsck found, what it repaired and what remains."""
+
+    repair: bool
+    files_checked: int = 0
+    bytes_checked: int = 0
+    findings: list[_Finding] = field(default_factory=list)
+    index_problems: list[dict] = field(default_factory=list)
+    repairs: list[dict] = field(default_factory=list)
+    remaining: FsckReport | None = None  # the check after repairing
+
+    @property
+    def problem_count(self) -> int:
+        return len(self.findings) + len(self.index_problems)
+
+    @property
+    def ok(self) -> bool:
+        """No problem left (after the repair, when one was made)."""
+        final = self.remaining if self.remaining is not None else self
+        return final.problem_count == 0
+
+    def summary(self) -> dict:
+        """The whole report as JSON-ready data."""
+        body = {"repair": self.repair, "ok": self.ok, "files_checked": self.files_checked,
+                "bytes_checked": self.bytes_checked, "problems": [f.to_dict() for f in self.findings],
+                "index_problems": self.index_problems, "repairs": self.repairs}
+        if self.remaining is not None:
+            body["remaining"] = [f.to_dict() for f in self.remaining.findings] + self.remaining.index_problems
+        return body
+
+    def summary_line(self) -> str:
+        line = (f"fsck: {self.files_checked} files ({self.bytes_checked} bytes) checked, "
+                f"{len(self.findings)} with problems, {len(self.index_problems)} index problems")
+        if self.remaining is not None:
+            line += f"; {len(self.repairs)} repairs, {self.remaining.problem_count} problems remain"
+        return line
+
+
+def _check_bytes(db: Database, bucket: str, doc: dict) -> _Finding:
+    length, size = doc.get("length", 0), doc.get("chunkSize") or storage.CHUNK_SIZE
+    finding = _Finding(bucket, doc, [])
+    digest = sha256()
+    total = 0
+    next_n = 0
+    last_size = None  # size of the previous chunk, checked once we know it was not the last
+    cursor = (db[f"{bucket}.chunks"].find({"files_id": doc["_id"]}, {"_id": 0, "n": 1, "data": 1})
+              .sort("n", 1).batch_size(4))
+    try:
+        for chunk in cursor:
+            n, data = chunk["n"], bytes(chunk["data"])
+            if n < next_n:
+                finding.problems.append({"code": "duplicate_chunk", "detail": f"chunk {n} is stored twice"})
+                continue
+            if n > next_n:
+                finding.problems.append({"code": "missing_chunks",
+                                         "detail": f"chunks {next_n} to {n - 1} are missing"})
+            if last_size is not None and last_size != size:
+                finding.problems.append({"code": "short_chunk",
+                                         "detail": f"chunk {next_n - 1} has {last_size} bytes, not {size}"})
+            digest.update(data)
+            total += len(data)
+            last_size = len(data)
+            next_n = n + 1
+    finally:
+        cursor.close()
+    expected = math.ceil(length / size) if length else 0
+    if next_n < expected:
+        finding.problems.append({"code": "missing_chunks",
+                                 "detail": f"chunks {next_n} to {expected - 1} are missing"})
+    if total != length:
+        finding.problems.append({
+            "code": "length_mismatch",
+            "detail": f"the files document says {length} bytes, the chunks hold {total}"})
+    stored = (doc.get("metadata") or {}).get("sha256")
+    finding.sha_ok = bool(stored) and digest.hexdigest() == stored
+    if stored and not finding.sha_ok:
+        finding.problems.append({"code": "sha256_mismatch",
+                                 "detail": f"the bytes hash to {digest.hexdigest()}, metadata says {stored}"})
+    finding.chunk_bytes = total
+    return finding
+
+
+def _check_links(db: Database, bucket: str, finding: _Finding) -> None:
+    files = db[f"{bucket}.files"]
+    meta = finding.doc.get("metadata") or {}
+    if finding.role == "variant":
+        original = files.find_one({"_id": meta.get("original_id"), "metadata.role": "original"}, {"_id": 1})
+        if original is None:
+            finding.problems.append({"code": "orphan_variant",
+                                     "detail": f"its original {meta.get('original_id')} does not exist"})
+    elif finding.role == "original":
+        listed = variant_ids(finding.doc)
+        present = {doc["_id"] for doc in files.find({"_id": {"$in": listed}}, {"_id": 1})}
+        for name, formats in (meta.get("variants") or {}).items():
+            for fmt, info in formats.items():
+                if info["id"] not in present:
+                    finding.problems.append({"code": "missing_variant",
+                                             "detail": f"variant {name}.{fmt} ({info['id']}) does not exist"})
+
+
+def _check_indexes(db: Database) -> list[dict]:
+    problems = []
+    for bucket in BUCKETS.values():
+        for part, (keys, label) in REQUIRED_INDEXES.items():
+            collection = db[f"{bucket}.{part}"]
+            present = any(
+                [(name, int(direction)) for name, direction in info["key"]] == keys and info.get("unique")
+                for info in collection.index_information().values()
+            )
+            if not present:
+                problems.append({"collection": collection.name, "index": label, "detail": "missing"})
+    return problems
+
+
+def check(db: Database, *, progress: Progress | None = None) -> FsckReport:
+    """Check every file of every bucket and the required indexes (reads only)."""
+    progress = progress or (lambda phase, done, total: None)
+    report = FsckReport(repair=False)
+    total = sum(db[f"{bucket}.files"].estimated_document_count() for bucket in BUCKETS.values())
+    for bucket in BUCKETS.values():
+        # Small batches: the cursor must not sit idle (and time out) while big files are read.
+        for doc in db[f"{bucket}.files"].find().sort("_id", 1).batch_size(16):
+            finding = _check_bytes(db, bucket, doc)
+            _check_links(db, bucket, finding)
+            report.files_checked += 1
+            report.bytes_checked += finding.chunk_bytes
+            if finding.problems:
+                report.findings.append(finding)
+            progress("Checking files", report.files_checked, max(total, report.files_checked))
+    report.index_problems = _check_indexes(db)
+    return report
+
+
+def _users_of(db: Database, file_id) -> dict:
+    """The documents that reference an original (they need a new image once it is removed)."""
+    return {
+        "products": [p["sku"] for p in db.shop_products.find({"images.id": file_id}, {"sku": 1})],
+        "pages": [p["slug"] for p in db.page_content.find({"media_ids": file_id}, {"slug": 1})],
+    }
+
+
+def _repair(db: Database, report: FsckReport) -> list[dict]:
+    actions: list[dict] = []
+    damaged = {(f.bucket, f.doc["_id"]) for f in report.findings if f.codes & DAMAGE}
+    removed: set = set()
+    regenerate: dict[tuple, set] = {}  # (bucket, original id) -> variant ids to render again
+
+    def act(action: str, finding: _Finding, reason: str, **extra) -> None:
+        actions.append({"action": action, "bucket": finding.bucket, "id": str(finding.doc["_id"]),
+                        "filename": finding.doc.get("filename"), "reason": reason, **extra})
+
+    for finding in report.findings:
+        key = (finding.bucket, finding.doc["_id"])
+        codes = finding.codes
+        reason = "; ".join(problem["detail"] for problem in finding.problems)
+        if codes & DAMAGE and codes & DAMAGE <= {"length_mismatch"} and finding.sha_ok:
+            db[f"{finding.bucket}.files"].update_one({"_id": key[1]},
+                                                     {"$set": {"length": finding.chunk_bytes}})
+            storage.record_deletion(db, finding.bucket, [key[1]])  # every worker reloads the document
+            act("length_corrected", finding, reason, old_length=finding.doc["length"],
+                new_length=finding.chunk_bytes)
+            if "missing_variant" in codes:
+                regenerate.setdefault(key, set())
+            continue
+        original_id = (finding.doc.get("metadata") or {}).get("original_id")
+        if finding.role == "original" and codes & DAMAGE:
+            users = _users_of(db, key[1])
+            delete_image(db, finding.bucket, finding.doc)
+            removed.update((finding.bucket, vid) for vid in [key[1], *variant_ids(finding.doc)])
+            act("removed_with_variants", finding, reason, variants=len(variant_ids(finding.doc)),
+                referenced_by=users)
+        elif finding.role == "variant" and "orphan_variant" not in codes and (finding.bucket, original_id) \
+                not in damaged:
+            regenerate.setdefault((finding.bucket, original_id), set()).add(key[1])
+        elif finding.role == "original":  # intact, but a listed variant is missing
+            regenerate.setdefault(key, set())
+        elif key not in removed:
+            storage.delete_file(db, finding.bucket, key[1])
+            removed.add(key)
+            act("removed", finding, reason)
+    for (bucket, original_id), replace in regenerate.items():
+        original = db[f"{bucket}.files"].find_one({"_id": original_id})
+        if original is None or (bucket, original_id) in removed:
+            continue
+        try:
+            written = regenerate_variants(db, bucket, original, replace)
+        except (AvenueError, OSError) as error:
+            actions.append({"action": "regeneration_failed", "bucket": bucket, "id": str(original_id),
+                            "reason": str(error)})
+            continue
+        actions.append({"action": "variants_rendered_again", "bucket": bucket, "id": str(original_id),
+                        "filename": original.get("filename"), "variants": written})
+    if report.index_problems:
+        try:
+            ensure_indexes(db)
+            actions.append({"action": "indexes_created",
+                            "indexes": [f"{p['collection']} {p['index']}" for p in report.index_problems]})
+        except PyMongoError as error:
+            actions.append({"action": "index_creation_failed", "reason": str(error)})
+    return actions
+
+
+def fsck(db: Database, *, repair: bool = False, progress: Progress | None = None) -> FsckReport:
+    """Check everything; with ``repair`` fix what can be fixed, then check again."""
+    report = check(db, progress=progress)
+    report.repair = repair
+    if repair and report.problem_count:
+        report.repairs = _repair(db, report)
+        report.remaining = check(db, progress=progress)
+        audit.record(db, "storage_repaired", actor={"via": "cli"}, repairs=len(report.repairs),
+                     remaining=report.remaining.problem_count)
+    return report

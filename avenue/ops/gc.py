@@ -1,0 +1,281 @@
+"""gc: remove what no one can use any more, never what an upload in flight is still writing.
+
+Garbage, per bucket:
+- expired temp images (``metadata.expires_at`` passed), and temp originals with no expiry;
+- product originals no ``shop_products.images.id`` references (and no ``legacy_paths`` entry,
+  whose redirect still points at them);
+- variants whose original does not exist;
+- files whose chunks are incomplete (an interrupted upload by another writer, or damage);
+- chunks whose files document does not exist (a killed upload: chunks are written first).
+
+Builder media and general uploads are records in themselves (their files document is the
+record their owner lists and deletes), so they are never garbage.
+
+Safety while the app serves traffic: everything but expired temp images must be older than
+the grace period (``uploadDate``, or the ``files_id`` ObjectId's time for chunks), because an
+upload in flight has chunks before its files document and variants before its original.
+``transfer`` copies files keeping their ids and upload dates (variants, then the original,
+then deletes the source), so a variant or chunks whose original or files document still
+exists in another bucket, and a product image whose temp source was deleted within the grace
+period, are kept too. Every deletion goes through the media core, which writes the tombstones
+that evict every worker's cache.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from avenue import audit
+from avenue.media import BUCKETS, PRODUCTS, TEMP, delete_image, storage
+from avenue.media.ingest import variant_ids
+
+DEFAULT_GRACE_SECONDS = 3600
+BATCH = 500
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class GcReport:
+    """What gc removed (or, in a dry run, would remove)."""
+
+    dry_run: bool
+    grace_seconds: int
+    removed: list[dict] = field(default_factory=list)
+    kept_in_grace: int = 0  # garbage-looking items younger than the grace period
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(entry["bytes"] for entry in self.removed)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for entry in self.removed:
+            counts[entry["kind"]] = counts.get(entry["kind"], 0) + 1
+        return counts
+
+    def summary(self) -> dict:
+        """The whole report as JSON-ready data."""
+        return {"dry_run": self.dry_run, "grace_seconds": self.grace_seconds, "counts": self.counts,
+                "removed_items": len(self.removed), "bytes_freed": self.bytes_freed,
+                "kept_in_grace": self.kept_in_grace, "removed": self.removed}
+
+    def summary_line(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        kinds = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(self.counts.items()))
+        return (f"gc: {verb} {len(self.removed)} items ({kinds or 'nothing to collect'}), "
+                f"{self.bytes_freed} bytes freed; {self.kept_in_grace} kept within the "
+                f"{self.grace_seconds} s grace period")
+
+
+def _image_bytes(doc: dict) -> int:
+    """An original's length plus its variants' lengths."""
+    variants = (doc.get("metadata") or {}).get("variants") or {}
+    return doc.get("length", 0) + sum(info.get("length", 0) for formats in variants.values()
+                                      for info in formats.values())
+
+
+def _batches(cursor, size: int = BATCH) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    for doc in cursor:
+        batch.append(doc)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class _Collector:
+    def __init__(self, db: Database, now: dt.datetime, grace_seconds: int, dry_run: bool,
+                 progress: Progress | None) -> None:
+        self.db = db
+        self.now = now
+        self.cutoff = now - dt.timedelta(seconds=grace_seconds)
+        self.dry_run = dry_run
+        self.progress = progress or (lambda phase, done, total: None)
+        self.report = GcReport(dry_run, grace_seconds)
+        # (bucket, id) of files already counted, so a dry run counts each one once, as a real run does.
+        self.gone: set[tuple[str, object]] = set()
+
+    def run(self) -> GcReport:
+        steps = [self._expired_temp_images, self._temp_images_without_expiry,
+                 self._unreferenced_product_images]
+        for bucket in BUCKETS.values():
+            steps += [lambda b=bucket: self._incomplete_files(b), lambda b=bucket: self._orphan_variants(b),
+                      lambda b=bucket: self._orphan_chunks(b)]
+        for index, step in enumerate(steps, 1):
+            step()
+            self.progress("Collecting garbage", index, len(steps))
+        return self.report
+
+    def _old(self, doc: dict) -> bool:
+        if _aware(doc["uploadDate"]) < self.cutoff:
+            return True
+        self.report.kept_in_grace += 1
+        return False
+
+    def _remove_image(self, kind: str, bucket: str, doc: dict, reason: str) -> None:
+        if (bucket, doc["_id"]) in self.gone:
+            return
+        self.gone.update((bucket, file_id) for file_id in [doc["_id"], *variant_ids(doc)])
+        self.report.removed.append({"kind": kind, "bucket": bucket, "id": str(doc["_id"]),
+                                    "filename": doc.get("filename"), "bytes": _image_bytes(doc),
+                                    "files": 1 + len(variant_ids(doc)), "reason": reason})
+        if not self.dry_run:
+            delete_image(self.db, bucket, doc)
+
+    def _remove_file(self, kind: str, bucket: str, doc: dict, reason: str) -> None:
+        if (bucket, doc["_id"]) in self.gone:
+            return
+        self.gone.add((bucket, doc["_id"]))
+        self.report.removed.append({"kind": kind, "bucket": bucket, "id": str(doc["_id"]),
+                                    "filename": doc.get("filename"), "bytes": doc.get("length", 0),
+                                    "files": 1, "reason": reason})
+        if not self.dry_run:
+            storage.delete_file(self.db, bucket, doc["_id"])
+
+    # --- temp images ----------------------------------------------------------------------
+
+    def _expired_temp_images(self) -> None:
+        query = {"metadata.role": "original", "metadata.expires_at": {"$lt": self.now}}
+        for doc in list(self.db[f"{TEMP}.files"].find(query)):
+            self._remove_image("expired_temp_image", TEMP, doc,
+                               f"expired at {_aware(doc['metadata']['expires_at']).isoformat()}")
+
+    def _temp_images_without_expiry(self) -> None:
+        query = {"metadata.role": "original", "metadata.expires_at": None}
+        for doc in list(self.db[f"{TEMP}.files"].find(query)):
+            if self._old(doc):
+                self._remove_image("temp_image_without_expiry", TEMP, doc, "a temp image with no expiry")
+
+    # --- product images -------------------------------------------------------------------
+
+    def _referenced(self, ids: list) -> set:
+        found = set()
+        for product in self.db.shop_products.find({"images.id": {"$in": ids}}, {"images.id": 1}):
+            found.update(entry.get("id") for entry in product.get("images", []) if isinstance(entry, dict))
+        mapped = self.db.legacy_paths.find({"bucket": PRODUCTS, "file_id": {"$in": ids}}, {"file_id": 1})
+        for record in mapped:
+            found.add(record["file_id"])
+        return found
+
+    def _recently_transferred(self, file_id) -> bool:
+        """A temp image claimed by a product right now: still in temp, or just deleted from it."""
+        if self.db[f"{TEMP}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None:
+            return True
+        tombstone = {"bucket": TEMP, "file_id": file_id, "at": {"$gte": self.cutoff}}
+        return self.db.media_deletions.find_one(tombstone, {"_id": 1}) is not None
+
+    def _unreferenced_product_images(self) -> None:
+        cursor = self.db[f"{PRODUCTS}.files"].find({"metadata.role": "original"}).sort("_id", 1)
+        for batch in _batches(cursor):
+            referenced = self._referenced([doc["_id"] for doc in batch])
+            for doc in batch:
+                if doc["_id"] in referenced or not self._old(doc):
+                    continue
+                # Checked again right before deleting: a product may have claimed it meanwhile.
+                if self._recently_transferred(doc["_id"]) or self._referenced([doc["_id"]]):
+                    self.report.kept_in_grace += 1
+                    continue
+                self._remove_image("unreferenced_product_image", PRODUCTS, doc,
+                                   "no product references it")
+
+    # --- structure ------------------------------------------------------------------------
+
+    def _exists_elsewhere(self, file_id, bucket: str) -> bool:
+        return any(self.db[f"{other}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None
+                   for other in BUCKETS.values() if other != bucket)
+
+    def _incomplete_files(self, bucket: str) -> None:
+        files = self.db[f"{bucket}.files"]
+        cursor = files.find({"uploadDate": {"$lt": self.cutoff}},
+                            {"length": 1, "chunkSize": 1, "filename": 1, "uploadDate": 1, "metadata": 1})
+        for batch in _batches(cursor.sort("_id", 1), 200):
+            stats = {
+                row["_id"]: row for row in self.db[f"{bucket}.chunks"].aggregate([
+                    {"$match": {"files_id": {"$in": [doc["_id"] for doc in batch]}}},
+                    {"$group": {"_id": "$files_id", "count": {"$sum": 1}, "first": {"$min": "$n"},
+                                "last": {"$max": "$n"}}},
+                ])
+            }
+            for doc in batch:
+                expected = math.ceil(doc["length"] / doc["chunkSize"]) if doc["length"] else 0
+                row = stats.get(doc["_id"], {"count": 0, "first": 0, "last": -1})
+                if (row["count"], row["first"], row["last"]) == (expected, 0, expected - 1) or expected == 0:
+                    continue
+                reason = f"{row['count']} of {expected} chunks"
+                if (doc.get("metadata") or {}).get("role") == "original":
+                    self._remove_image("incomplete_file", bucket, doc, reason)
+                else:
+                    self._remove_file("incomplete_file", bucket, doc, reason)
+
+    def _orphan_variants(self, bucket: str) -> None:
+        files = self.db[f"{bucket}.files"]
+        cursor = files.find({"metadata.role": "variant"},
+                            {"length": 1, "filename": 1, "uploadDate": 1, "metadata.original_id": 1})
+        for batch in _batches(cursor.sort("_id", 1)):
+            originals = {doc["metadata"].get("original_id") for doc in batch}
+            present = {doc["_id"] for doc in files.find({"_id": {"$in": list(originals)}}, {"_id": 1})}
+            for doc in batch:
+                original = doc["metadata"].get("original_id")
+                if original in present or not self._old(doc):
+                    continue
+                if self._exists_elsewhere(original, bucket):
+                    self.report.kept_in_grace += 1  # a transfer copying this image right now
+                    continue
+                self._remove_file("orphan_variant", bucket, doc, f"its original {original} does not exist")
+
+    def _orphan_chunks(self, bucket: str) -> None:
+        chunks = self.db[f"{bucket}.chunks"]
+        # Sorted on the {files_id, n} index and grouped by files_id alone: mongod answers this
+        # from the index (a DISTINCT_SCAN) without reading the chunks' data.
+        groups = chunks.aggregate([{"$sort": {"files_id": 1}}, {"$group": {"_id": "$files_id"}}],
+                                  allowDiskUse=True)
+        files = self.db[f"{bucket}.files"]
+        for batch in _batches(groups):
+            ids = [group["_id"] for group in batch]
+            present = {doc["_id"] for doc in files.find({"_id": {"$in": ids}}, {"_id": 1})}
+            for group in batch:
+                file_id = group["_id"]
+                if file_id in present:
+                    continue
+                # The files document is written last: young chunks may be an upload in flight.
+                if isinstance(file_id, ObjectId) and _aware(file_id.generation_time) >= self.cutoff:
+                    self.report.kept_in_grace += 1
+                    continue
+                if self._exists_elsewhere(file_id, bucket):
+                    self.report.kept_in_grace += 1
+                    continue
+                size = count = 0
+                for chunk in chunks.find({"files_id": file_id}, {"_id": 0, "data": 1}).batch_size(4):
+                    size += len(chunk["data"])
+                    count += 1
+                self.report.removed.append({"kind": "orphan_chunks", "bucket": bucket, "id": str(file_id),
+                                            "filename": None, "bytes": size, "files": 0, "chunks": count,
+                                            "reason": "chunks with no files document (interrupted upload)"})
+                if not self.dry_run:
+                    # Re-checked: never delete the chunks of a file that has just been completed.
+                    if files.find_one({"_id": file_id}, {"_id": 1}) is None:
+                        chunks.delete_many({"files_id": file_id})
+
+
+def collect_garbage(db: Database, *, grace_seconds: int = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
+                    now: dt.datetime | None = None, progress: Progress | None = None) -> GcReport:
+    """Remove (or with ``dry_run`` only list) every kind of garbage described in the module doc."""
+    report = _Collector(db, now or storage.now(), grace_seconds, dry_run, progress).run()
+    if not dry_run and report.removed:
+        audit.record(db, "garbage_collected", actor={"via": "cli"}, items=len(report.removed),
+                     bytes_freed=report.bytes_freed)
+    return report

@@ -1,0 +1,434 @@
+"""import-legacy: move the old local ``uploads/`` folder into GridFS and rewrite every reference.
+
+The old app kept files at ``uploads/<relative path>`` and documents pointed at them as
+``/uploads/<relative path>``. The import walks the folder and stores each file through the
+same validation as an upload: ``products/...`` into ``product_images_data``,
+``website_builder/...`` into ``builder_media``, everything else into ``uploads`` (public, as
+the old app served it). Each old path is recorded in ``legacy_paths`` (the redirects read it),
+then ``shop_products.images`` entries become image references and ``page_content`` blocks
+trade ``image`` for ``media_id``.
+
+Every step is idempotent, so a run that dies anywhere resumes to the same final state: store
+is content-addressed (the same bytes are the same file), ``legacy_paths`` is upserted by path
+after its file is stored, and each document is rewritten by a compare-and-swap on the array
+it changes. A path already in ``legacy_paths`` is not read again. The source folder is only
+ever read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from hashlib import sha256
+from pathlib import Path
+from urllib.parse import unquote
+
+from bson import ObjectId
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from avenue import audit
+from avenue.errors import AvenueError, UnsupportedImage
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, Limits, image_ref, sanitize_filename, store
+from avenue.media.images import prepare, read_limited
+from avenue.media.ingest import dedupe_key
+from avenue.media.storage import now, read_all
+
+PREFIX = "/uploads/"
+# General uploads are deduplicated per owner and visibility; the old ones have no owner.
+GENERAL_SCOPE = "legacy:public"
+KINDS = {PRODUCTS: "product", BUILDER: "builder", UPLOADS: "upload"}
+CAS_ATTEMPTS = 5
+
+# progress(phase, done, total)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Destination:
+    bucket: str
+    kind: str
+    scope: str
+
+
+def destination(relative: str) -> Destination:
+    """Where a file of the old folder goes, from its path relative to that folder."""
+    top = relative.split("/", 1)[0]
+    if top == "products":
+        return Destination(PRODUCTS, "product", "")
+    if top == "website_builder":
+        return Destination(BUILDER, "builder", "")
+    return Destination(UPLOADS, "upload", GENERAL_SCOPE)
+
+
+def legacy_path(reference) -> str | None:
+    """The old URL path a stored reference names, or None (external URLs, anything else)."""
+    if not isinstance(reference, str):
+        return None
+    path = unquote(reference.split("?", 1)[0].split("#", 1)[0])
+    return path if path.startswith(PREFIX) else None
+
+
+def scan(root: Path) -> list[tuple[str, Path]]:
+    """(old URL path, file on disk) for every regular file under ``root``, sorted by path."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in filenames:
+            file = Path(dirpath) / name
+            if file.is_file():
+                found.append((PREFIX + file.relative_to(root).as_posix(), file))
+    return sorted(found)
+
+
+def redirect_target(db: Database, path: str) -> tuple[str, dict] | None:
+    """(bucket, files document of the original) an old URL path was imported as, or None."""
+    recorded = db.legacy_paths.find_one({"path": path})
+    if recorded is None:
+        return None
+    query = {"_id": recorded["file_id"], "metadata.role": "original"}
+    doc = db[f"{recorded['bucket']}.files"].find_one(query)
+    return (recorded["bucket"], doc) if doc is not None else None
+
+
+@dataclass
+class _Target:
+    """The stored file an old path resolves to; in a dry run possibly one not stored yet."""
+
+    bucket: str
+    identity: str  # the file id; in a dry run "new:<bucket>:<key>" for a file not stored yet
+    doc: dict | None
+    source: Path | None = None
+
+    @property
+    def planned(self) -> bool:
+        return self.identity.startswith("new:")
+
+
+@dataclass
+class ImportReport:
+    """What an import did (or, in a dry run, would do)."""
+
+    source: str
+    dry_run: bool
+    files: list[dict] = field(default_factory=list)
+    missing_references: list[dict] = field(default_factory=list)
+    skipped_references: list[dict] = field(default_factory=list)
+    external_references: list[dict] = field(default_factory=list)
+    rewritten: list[dict] = field(default_factory=list)
+    copies: list[dict] = field(default_factory=list)
+
+    def _count(self, action: str) -> int:
+        return sum(1 for entry in self.files if entry["action"] == action)
+
+    def _listed(self, action: str) -> list[dict]:
+        return [entry for entry in self.files if entry["action"] == action]
+
+    @property
+    def counts(self) -> dict:
+        return {
+            "files": len(self.files),
+            "imported": self._count("imported"),
+            "duplicates": self._count("duplicate"),
+            "already_imported": self._count("already_imported"),
+            "skipped_non_images": self._count("skipped_non_image"),
+            "invalid": self._count("invalid"),
+            "missing_references": len(self.missing_references),
+            "skipped_references": len(self.skipped_references),
+            "external_references": len(self.external_references),
+            "rewritten_documents": len(self.rewritten),
+            "rewritten_references": sum(entry["references"] for entry in self.rewritten),
+            "copied_between_buckets": len(self.copies),
+        }
+
+    @property
+    def needs_attention(self) -> bool:
+        """Images that could not be moved or references left pointing at nothing."""
+        return bool(self._count("invalid") or self.missing_references or self.skipped_references)
+
+    def summary(self) -> dict:
+        """The whole report as JSON-ready data."""
+        return {
+            "dry_run": self.dry_run,
+            "source": self.source,
+            "counts": self.counts,
+            "skipped_non_images": self._listed("skipped_non_image"),
+            "invalid": self._listed("invalid"),
+            "missing_references": self.missing_references,
+            "skipped_references": self.skipped_references,
+            "external_references": self.external_references,
+            "rewritten": self.rewritten,
+            "copies": self.copies,
+            "files": self.files,
+        }
+
+    def summary_line(self) -> str:
+        c = self.counts
+        verb = "would import" if self.dry_run else "imported"
+        return (
+            f"import-legacy: {c['files']} files: {verb} {c['imported']}, {c['duplicates']} duplicates, "
+            f"{c['already_imported']} already imported, {c['skipped_non_images']} non-images skipped, "
+            f"{c['invalid']} invalid; {c['rewritten_documents']} documents "
+            f"{'to rewrite' if self.dry_run else 'rewritten'} ({c['rewritten_references']} references), "
+            f"{c['missing_references']} missing references, {c['external_references']} external left alone"
+        )
+
+
+@dataclass
+class _Plan:
+    """A document's new array and what rewriting it found."""
+
+    value: list
+    rewritten: int = 0
+    missing: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    external: list[dict] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+
+class _Importer:
+    def __init__(self, db: Database, root: Path, limits: Limits, dry_run: bool,
+                 progress: Progress | None) -> None:
+        self.db = db
+        self.root = root
+        self.limits = limits
+        self.dry_run = dry_run
+        self.progress = progress or (lambda phase, done, total: None)
+        self.report = ImportReport(str(root), dry_run)
+        self.targets: dict[str, _Target] = {}
+        self.skipped: dict[str, str] = {}  # old path -> why its file was not imported
+        self.planned: dict[tuple[str, str], _Target] = {}  # dry run: (bucket, key) -> target
+        self.copied: dict[tuple[str, str], _Target] = {}
+
+    def run(self) -> ImportReport:
+        files = scan(self.root)
+        for index, (path, file) in enumerate(files, 1):
+            self._import_file(path, file)
+            self.progress("Importing files", index, len(files))
+        self._rewrite_all(self.db.shop_products, "images", "sku", self._plan_product, "Rewriting products")
+        self._rewrite_all(self.db.page_content, "blocks", "slug", self._plan_page, "Rewriting pages")
+        self._check_upload_records()
+        return self.report
+
+    # --- files ------------------------------------------------------------------------
+
+    def _import_file(self, path: str, file: Path) -> None:
+        dest = destination(path[len(PREFIX):])
+        recorded = self.db.legacy_paths.find_one({"path": path})
+        if recorded is not None:
+            doc = self.db[f"{recorded['bucket']}.files"].find_one({"_id": recorded["file_id"]})
+            self.targets[path] = _Target(recorded["bucket"], str(recorded["file_id"]), doc, file)
+            self._file(path, "already_imported", recorded["bucket"], str(recorded["file_id"]))
+            return
+        try:
+            target, created = self._predict(dest, file) if self.dry_run else self._store(path, dest, file)
+        except AvenueError as error:
+            action = "skipped_non_image" if isinstance(error, UnsupportedImage) else "invalid"
+            self.skipped[path] = action
+            self._file(path, action, dest.bucket, None, code=error.code, reason=error.message)
+            return
+        except OSError as error:
+            self.skipped[path] = "invalid"
+            self._file(path, "invalid", dest.bucket, None, code="unreadable", reason=str(error))
+            return
+        self.targets[path] = target
+        self._file(path, "imported" if created else "duplicate", dest.bucket,
+                   None if target.planned else target.identity)
+
+    def _file(self, path: str, action: str, bucket: str, file_id: str | None, **extra) -> None:
+        self.report.files.append({"path": path, "action": action, "bucket": bucket, "id": file_id, **extra})
+
+    def _store(self, path: str, dest: Destination, file: Path) -> tuple[_Target, bool]:
+        with file.open("rb") as stream:
+            result = store(self.db, dest.bucket, stream, filename=file.name, owner=None, limits=self.limits,
+                           kind=dest.kind, scope=dest.scope, visibility="public")
+        doc = result.doc
+        # Recorded only once the file is stored: a path in legacy_paths always has its file.
+        self.db.legacy_paths.update_one(
+            {"path": path},
+            {"$set": {"bucket": dest.bucket, "file_id": doc["_id"],
+                      "sha256": doc["metadata"]["source_sha256"]},
+             "$setOnInsert": {"imported_at": now()}},
+            upsert=True,
+        )
+        return _Target(dest.bucket, str(doc["_id"]), doc, file), result.created
+
+    def _predict(self, dest: Destination, file: Path) -> tuple[_Target, bool]:
+        """What ``_store`` would do, without writing: the same checks, the same dedupe."""
+        try:
+            with file.open("rb") as stream:
+                data = read_limited(stream, self.limits.max_bytes)
+            key = dedupe_key(sha256(data).hexdigest(), dest.scope)
+            existing = self.db[f"{dest.bucket}.files"].find_one({"metadata.key": key})
+            if existing is not None:
+                return _Target(dest.bucket, str(existing["_id"]), existing, file), False
+            if (dest.bucket, key) in self.planned:
+                return self.planned[(dest.bucket, key)], False
+            prepare(data, self.limits)
+        except AvenueError as error:
+            # Worded as store() words it.
+            error.message = f"{sanitize_filename(file.name)}: {error.message}"
+            raise
+        target = _Target(dest.bucket, f"new:{dest.bucket}:{key}", None, file)
+        self.planned[(dest.bucket, key)] = target
+        return target, True
+
+    def _resolve(self, path: str, bucket: str | None) -> _Target | str:
+        """The file ``path`` stands for, in ``bucket`` when given; or why there is none."""
+        target = self.targets.get(path)
+        if target is None:
+            if path in self.skipped:
+                return self.skipped[path]
+            recorded = self.db.legacy_paths.find_one({"path": path})
+            if recorded is None:
+                return "missing_on_disk"
+            doc = self.db[f"{recorded['bucket']}.files"].find_one({"_id": recorded["file_id"]})
+            target = self.targets[path] = _Target(recorded["bucket"], str(recorded["file_id"]), doc)
+        if target.doc is None and not target.planned:
+            return "deleted_since_import"
+        if bucket is not None and target.bucket != bucket:
+            return self._copy_into(path, target, bucket)
+        return target
+
+    def _copy_into(self, path: str, target: _Target, bucket: str) -> _Target:
+        """The same image in ``bucket`` (a product photo used on a page, and the like)."""
+        cache_key = (target.identity, bucket)
+        if cache_key in self.copied:
+            return self.copied[cache_key]
+        if self.dry_run:
+            copy = _Target(bucket, f"new:{bucket}:copy-of:{target.identity}", None, target.source)
+            self.report.copies.append({"path": path, "bucket": bucket, "id": None})
+        else:
+            if target.source is not None and target.source.is_file():
+                data = target.source.read_bytes()
+            else:
+                data = read_all(self.db, target.bucket, target.doc)
+            name = (target.doc["metadata"].get("filename") if target.doc else None) or Path(path).name
+            result = store(self.db, bucket, data, filename=name, owner=None, limits=self.limits,
+                           kind=KINDS[bucket], visibility="public")
+            copy = _Target(bucket, str(result.doc["_id"]), result.doc, target.source)
+            self.report.copies.append({"path": path, "bucket": bucket, "id": copy.identity})
+        self.copied[cache_key] = copy
+        return copy
+
+    # --- references -------------------------------------------------------------------
+
+    def _rewrite_all(self, collection: Collection, array: str, name: str,
+                     plan: Callable[[dict], _Plan], phase: str) -> None:
+        total = collection.count_documents({})
+        cursor = collection.find({}, {name: 1, array: 1}).sort("_id", 1)
+        for index, doc in enumerate(cursor, 1):
+            if isinstance(doc.get(array), list):
+                self._rewrite(collection, doc, array, name, plan)
+            self.progress(phase, index, total)
+
+    def _rewrite(self, collection: Collection, doc: dict, array: str, name: str,
+                 plan: Callable[[dict], _Plan]) -> None:
+        for _ in range(CAS_ATTEMPTS):
+            result = plan(doc)
+            if result.rewritten == 0 or self.dry_run:
+                break
+            # Compare-and-swap on the array: a concurrent edit makes us read and plan again.
+            update = {"$set": {array: result.value, **result.extra, "updated_at": now()}}
+            if collection.update_one({"_id": doc["_id"], array: doc[array]}, update).matched_count:
+                break
+            doc = collection.find_one({"_id": doc["_id"]}, {name: 1, array: 1})
+            if doc is None or not isinstance(doc.get(array), list):
+                return
+        else:
+            raise RuntimeError(f"{collection.name} {doc.get(name)!r} kept changing during the import; "
+                               "run import-legacy again")
+        label = {name: doc.get(name)}
+        collection_name = collection.name
+        for entry in result.missing:
+            self.report.missing_references.append({"collection": collection_name, **label, **entry})
+        for entry in result.skipped:
+            self.report.skipped_references.append({"collection": collection_name, **label, **entry})
+        for entry in result.external:
+            self.report.external_references.append({"collection": collection_name, **label, **entry})
+        if result.rewritten:
+            self.report.rewritten.append({"collection": collection_name, **label,
+                                          "references": result.rewritten})
+
+    def _note(self, plan: _Plan, reference: str, resolved: str) -> None:
+        entry = {"path": reference, "reason": resolved}
+        (plan.skipped if resolved in ("skipped_non_image", "invalid") else plan.missing).append(entry)
+
+    def _plan_product(self, product: dict) -> _Plan:
+        plan = _Plan([])
+        seen = {str(entry["id"]) for entry in product["images"] if isinstance(entry, dict) and "id" in entry}
+        for entry in product["images"]:
+            path = legacy_path(entry)
+            if path is None:
+                if isinstance(entry, str):
+                    plan.external.append({"url": entry})
+                plan.value.append(entry)
+                continue
+            resolved = self._resolve(path, PRODUCTS)
+            if isinstance(resolved, str):
+                self._note(plan, entry, resolved)
+                plan.value.append(entry)
+                continue
+            plan.rewritten += 1
+            if resolved.identity in seen:
+                continue  # two old paths of the same bytes: one image, listed once
+            seen.add(resolved.identity)
+            # In a dry run a file not stored yet has no document: a placeholder is never written.
+            plan.value.append(image_ref(resolved.doc) if resolved.doc is not None
+                              else {"id": resolved.identity})
+        return plan
+
+    def _plan_page(self, page: dict) -> _Plan:
+        plan = _Plan([])
+        for block in page["blocks"]:
+            image = block.get("image") if isinstance(block, dict) and "media_id" not in block else None
+            path = legacy_path(image)
+            if path is None:
+                if isinstance(image, str):
+                    plan.external.append({"url": image})
+                plan.value.append(block)
+                continue
+            resolved = self._resolve(path, BUILDER)
+            if isinstance(resolved, str):
+                self._note(plan, image, resolved)
+                plan.value.append(block)
+                continue
+            plan.rewritten += 1
+            # media_id takes the place of image, so the block keeps its key order.
+            plan.value.append({("media_id" if key == "image" else key): (resolved.identity if key == "image"
+                                                                          else value)
+                               for key, value in block.items()})
+        ids = [block["media_id"] for block in plan.value
+               if isinstance(block, dict) and ObjectId.is_valid(block.get("media_id"))]
+        plan.extra = {"media_ids": [ObjectId(value) for value in dict.fromkeys(ids)]}
+        return plan
+
+    def _check_upload_records(self) -> None:
+        """The old app's list of general uploads: report the ones whose file is gone."""
+        for record in self.db.uploads.find({}, {"path": 1}).sort("_id", 1):
+            path = legacy_path(record.get("path"))
+            if path is None:
+                continue
+            resolved = self._resolve(path, None)
+            if isinstance(resolved, str):
+                entry = {"collection": "uploads", "path": record["path"], "reason": resolved}
+                if resolved in ("skipped_non_image", "invalid"):
+                    self.report.skipped_references.append(entry)
+                else:
+                    self.report.missing_references.append(entry)
+
+
+def import_legacy(db: Database, root: str | Path, *, limits: Limits | None = None, dry_run: bool = False,
+                  progress: Progress | None = None) -> ImportReport:
+    """Import the old uploads folder at ``root`` and rewrite references to it (see module doc)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a folder")
+    report = _Importer(db, root, limits or Limits(), dry_run, progress).run()
+    counts = report.counts
+    changed = counts["imported"] or counts["rewritten_documents"] or counts["copied_between_buckets"]
+    if not dry_run and changed:
+        audit.record(db, "legacy_imported", actor={"via": "cli"}, source=str(root),
+                     imported=counts["imported"], rewritten_documents=counts["rewritten_documents"])
+    return report

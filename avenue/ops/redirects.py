@@ -1,0 +1,33 @@
+"""Old filesystem URLs (``/uploads/...``) answer 301 to the media URL their file was imported as.
+
+Links in emails, caches and old frontends keep working after ``import-legacy``. The mapping
+never changes, so the redirect may be cached for a long time; it is not ``immutable`` because
+the target carries ``AVENUE_MEDIA_BASE_URL``, which a CDN change may move.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, redirect
+
+from avenue.db import get_db
+from avenue.media import image_object, signer_from_config
+from avenue.ops.legacy import PREFIX, redirect_target
+
+bp = Blueprint("legacy_redirects", __name__)
+
+REDIRECT_CACHE = "public, max-age=2592000"  # 30 days
+
+
+@bp.route("/uploads/<path:path>", methods=["GET"])
+def legacy_upload(path: str) -> Response:
+    """301 to the imported file's URL; 404 for a path that was never imported."""
+    found = redirect_target(get_db(), PREFIX + path)
+    if found is None:
+        return Response("Not found\n", status=404, mimetype="text/plain",
+                        headers={"Cache-Control": "no-store"})
+    bucket, doc = found
+    response = redirect(image_object(doc, bucket, signer_from_config(current_app.config))["url"], 301)
+    private = doc["metadata"].get("visibility") == "private"
+    # A private file's URL is signed and expires: never let a cache keep it.
+    response.headers["Cache-Control"] = "private, no-store" if private else REDIRECT_CACHE
+    return response

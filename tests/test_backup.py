@@ -1,0 +1,216 @@
+"""backup -> restore: the same ids, bytes, metadata and documents; refusals; damaged archives."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tracemalloc
+
+import pytest
+from bson import ObjectId
+
+from avenue.media import BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS, image_ref, storage, store
+from avenue.ops import backup as backup_module
+from tests.conftest import image_bytes
+
+
+def populate(db, auth) -> None:
+    """A little of everything: each bucket, products, a page, a legacy path, users and a token."""
+    product = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="p.png", kind="product").doc
+    media = store(db, BUILDER, image_bytes("good/tiny_1x1.png"), filename="b.png", kind="builder",
+                  extra={"alt": "a dot"}).doc
+    store(db, UPLOADS, image_bytes("good/png16.png"), filename="u.png", owner="u1", scope="u1:private",
+          visibility="private")
+    store(db, TEMP, image_bytes("good/tiny_1x1.png"), filename="t.png",
+          extra={"expires_at": storage.now()})
+    storage.write_file(db, UPLOADS, os.urandom(storage.CHUNK_SIZE + 5), filename="two-chunks.bin",
+                       metadata={"role": "original", "key": "raw", "sha256": None})
+    now = storage.now()
+    db.shop_products.insert_one({"sku": "AV-1", "name": "Uno", "price": 1000, "images": [image_ref(product)],
+                                 "created_at": now, "updated_at": now})
+    db.page_content.insert_one({"slug": "home", "title": "Home", "published": True,
+                                "blocks": [{"type": "image", "media_id": str(media["_id"])}],
+                                "media_ids": [media["_id"]], "created_at": now, "updated_at": now})
+    db.legacy_paths.insert_one({"path": "/uploads/products/AV-1/p.png", "bucket": PRODUCTS,
+                                "file_id": product["_id"], "sha256": "ab" * 32, "imported_at": now})
+    auth.token("editor")
+
+
+def files_state(db) -> dict:
+    """Every files document and the sha256 of its bytes, per bucket."""
+    state = {}
+    for bucket in BUCKETS.values():
+        for doc in db[f"{bucket}.files"].find():
+            data = storage.read_all(db, bucket, doc)
+            state[(bucket, doc["_id"])] = (doc, hashlib.sha256(data).hexdigest(), len(data))
+    return state
+
+
+def documents(db, name: str) -> list[dict]:
+    return sorted(db[name].find(), key=lambda doc: str(doc["_id"]))
+
+
+@pytest.fixture
+def target(app_factory, db_name):
+    """A second, empty database on the same server to restore into."""
+    other = app_factory(MONGO_DB=f"{db_name}_restore")
+    yield other
+    other.extensions["avenue.mongo"].client.drop_database(f"{db_name}_restore")
+
+
+def invoke(other, *args):
+    """Run a command on ``other`` (the ``db`` fixture has the first app's context pushed)."""
+    with other.app_context():
+        return other.test_cli_runner().invoke(args=list(args))
+
+
+def target_db(other):
+    from avenue.db import get_mongo
+
+    return get_mongo(other).db
+
+
+def test_a_backup_restores_the_same_ids_bytes_metadata_and_documents(db, auth, runner, target, tmp_path):
+    populate(db, auth)
+    archive = tmp_path / "avenue.tar"
+    result = runner.invoke(args=["backup", str(archive)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1].startswith("backup: 37 files")
+    assert not (tmp_path / "avenue.tar.partial").exists()
+
+    restored = invoke(target, "restore", str(archive), "--json")
+    assert restored.exit_code == 0, restored.output
+    report = json.loads(restored.stdout)
+    assert report["ok"] and report["complete_archive"]
+    other = target_db(target)
+
+    assert files_state(other) == files_state(db)
+    for name in ("shop_products", "page_content", "legacy_paths"):
+        assert documents(other, name) == documents(db, name)
+    # Users come back without their password hash, API tokens not at all.
+    users = documents(db, "users")
+    assert [{k: v for k, v in u.items() if k != "password_hash"} for u in users] == [
+        {k: v for k, v in u.items() if k != "password_hash"} for u in documents(other, "users")]
+    assert all(u["password_hash"] == "" for u in documents(other, "users"))
+    assert other.api_tokens.count_documents({}) == 0
+
+
+def test_restored_media_is_served_like_the_original(db, auth, client, target, tmp_path):
+    populate(db, auth)
+    archive = tmp_path / "a.tar"
+    with open(archive, "wb") as out:
+        backup_module.backup(db, out)
+    other = target_db(target)
+    with open(archive, "rb") as source:
+        assert backup_module.restore(other, source).ok
+    product = other.shop_products.find_one({"sku": "AV-1"})
+    url = f"/media/products/{product['images'][0]['id']}.png"
+    assert target.test_client().get(url).data == client.get(url).data
+
+
+def test_password_hashes_are_kept_only_when_asked(db, auth, runner, target, tmp_path):
+    email, password = auth.user("admin")
+    archive = tmp_path / "with-secrets.tar"
+    assert runner.invoke(args=["backup", str(archive), "--include-password-hashes", "--quiet"]).exit_code == 0
+    assert invoke(target, "restore", str(archive), "--quiet").exit_code == 0
+    response = target.test_client().post("/api/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200
+
+
+def test_it_refuses_to_restore_over_a_database_that_is_not_empty(db, auth, runner, tmp_path):
+    populate(db, auth)
+    archive = tmp_path / "a.tar"
+    runner.invoke(args=["backup", str(archive), "--quiet"])
+    before = files_state(db), documents(db, "shop_products")
+    result = runner.invoke(args=["restore", str(archive)])
+    assert result.exit_code == 1
+    assert "is not empty" in result.stderr and "--force" in result.stderr
+    assert (files_state(db), documents(db, "shop_products")) == before
+
+
+def test_force_restores_over_what_is_there(db, auth, runner, tmp_path):
+    populate(db, auth)
+    archive = tmp_path / "a.tar"
+    runner.invoke(args=["backup", str(archive), "--quiet"])
+    before = files_state(db)
+    db.shop_products.update_one({"sku": "AV-1"}, {"$set": {"name": "changed"}})
+    result = runner.invoke(args=["restore", str(archive), "--force", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert files_state(db) == before
+    assert db.shop_products.find_one({"sku": "AV-1"})["name"] == "Uno"
+
+
+def test_a_damaged_file_in_the_archive_is_refused_and_the_rest_restored(db, target, tmp_path):
+    good = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="a.png").doc
+    raw = storage.write_file(db, UPLOADS, b"0123456789" * 100, filename="x.bin", metadata={"key": "x"})
+    buffer = io.BytesIO()
+    backup_module.backup(db, buffer)
+    data = buffer.getvalue()
+    damaged = data.replace(b"0123456789" * 3, b"0123456789" * 2 + b"XXXXXXXXXX", 1)
+    assert damaged != data
+    other = target_db(target)
+    report = backup_module.restore(other, io.BytesIO(damaged))
+    assert not report.ok
+    assert [f["id"] for f in report.failures] == [str(raw["_id"])]
+    assert other[f"{UPLOADS}.files"].find_one({"_id": raw["_id"]}) is None
+    assert other[f"{UPLOADS}.chunks"].count_documents({"files_id": raw["_id"]}) == 0
+    assert other[f"{PRODUCTS}.files"].find_one({"_id": good["_id"]}) is not None
+
+
+def test_a_truncated_archive_is_reported_and_leaves_no_half_file(db, target, tmp_path):
+    storage.write_file(db, UPLOADS, os.urandom(storage.CHUNK_SIZE * 3), filename="big.bin",
+                       metadata={"key": "b"})
+    buffer = io.BytesIO()
+    backup_module.backup(db, buffer)
+    other = target_db(target)
+    report = backup_module.restore(other, io.BytesIO(buffer.getvalue()[: storage.CHUNK_SIZE * 2]))
+    assert not report.ok and not report.complete_archive
+    assert other[f"{UPLOADS}.files"].count_documents({}) == 0
+    assert other[f"{UPLOADS}.chunks"].count_documents({}) == 0
+
+
+def test_it_refuses_a_file_that_is_not_a_backup(db, target, runner, tmp_path):
+    bogus = tmp_path / "bogus.tar"
+    with tarfile.open(bogus, "w") as tar:
+        info = tarfile.TarInfo("hello.txt")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    result = invoke(target, "restore", str(bogus))
+    assert result.exit_code == 1 and "no manifest" in result.stderr
+
+
+def test_the_archive_is_streamed_in_constant_memory(db, target):
+    size = 12 * 1024 * 1024
+    block = os.urandom(storage.CHUNK_SIZE)
+    file_id = ObjectId()
+    chunks = (size + storage.CHUNK_SIZE - 1) // storage.CHUNK_SIZE
+    db[f"{UPLOADS}.chunks"].insert_many([{"files_id": file_id, "n": n, "data": block} for n in range(chunks)])
+    db[f"{UPLOADS}.files"].insert_one({"_id": file_id, "length": chunks * storage.CHUNK_SIZE,
+                                       "chunkSize": storage.CHUNK_SIZE, "uploadDate": storage.now(),
+                                       "filename": "big.bin", "metadata": {"key": "big"}})
+
+    class Sink(io.RawIOBase):
+        """Counts what it is given and keeps none of it."""
+
+        def __init__(self):
+            self.count = 0
+
+        def writable(self):
+            return True
+
+        def write(self, data):
+            self.count += len(data)
+            return len(data)
+
+    tracemalloc.start()
+    try:
+        sink = Sink()
+        backup_module.backup(db, sink)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert sink.count > size
+    assert peak < size / 2

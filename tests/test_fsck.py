@@ -1,0 +1,146 @@
+"""fsck: damage made on purpose (a deleted chunk, a changed chunk, a wrong length) and its repair."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from bson import Binary, ObjectId
+
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, image_ref, storage, store
+from avenue.ops.fsck import fsck
+from tests.conftest import image_bytes
+
+
+def raw_file(db, bucket: str = UPLOADS, chunks: float = 2.5) -> dict:
+    """A stored file of a few chunks with its sha256 recorded, as every file of ours has."""
+    data = os.urandom(int(storage.CHUNK_SIZE * chunks))
+    return storage.write_file(db, bucket, data, filename="data.bin", metadata={
+        "role": "original", "key": os.urandom(8).hex(), "sha256": hashlib.sha256(data).hexdigest()})
+
+
+def problems_of(report, doc) -> set[str]:
+    for finding in report.findings:
+        if finding.doc["_id"] == doc["_id"]:
+            return finding.codes
+    return set()
+
+
+def test_a_healthy_store_passes(db, runner):
+    store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png")
+    raw_file(db)
+    report = fsck(db)
+    assert report.ok and report.findings == [] and report.index_problems == []
+    assert report.files_checked == 1 + 8 + 1
+    result = runner.invoke(args=["fsck"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("fsck: 10 files")
+
+
+def test_it_reports_a_deleted_chunk(db):
+    doc = raw_file(db)
+    db[f"{UPLOADS}.chunks"].delete_one({"files_id": doc["_id"], "n": 1})
+    report = fsck(db)
+    assert not report.ok
+    assert problems_of(report, doc) == {"missing_chunks", "length_mismatch", "sha256_mismatch"}
+    finding = report.findings[0]
+    assert "chunks 1 to 1 are missing" in [p["detail"] for p in finding.problems]
+
+
+def test_it_reports_a_corrupted_chunk(db):
+    doc = raw_file(db)
+    chunk = db[f"{UPLOADS}.chunks"].find_one({"files_id": doc["_id"], "n": 2})
+    damaged = bytearray(chunk["data"])
+    damaged[10] ^= 0xFF
+    db[f"{UPLOADS}.chunks"].update_one({"_id": chunk["_id"]}, {"$set": {"data": Binary(bytes(damaged))}})
+    assert problems_of(fsck(db), doc) == {"sha256_mismatch"}
+
+
+def test_it_reports_a_wrong_length(db):
+    doc = raw_file(db)
+    db[f"{UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": doc["length"] + 7}})
+    assert problems_of(fsck(db), doc) == {"length_mismatch"}
+
+
+def test_it_reports_a_short_chunk_in_the_middle(db):
+    doc = raw_file(db)
+    chunk = db[f"{UPLOADS}.chunks"].find_one({"files_id": doc["_id"], "n": 0})
+    db[f"{UPLOADS}.chunks"].update_one({"_id": chunk["_id"]}, {"$set": {"data": Binary(chunk["data"][:100])}})
+    assert {"short_chunk", "sha256_mismatch"} <= problems_of(fsck(db), doc)
+
+
+def test_repair_corrects_a_wrong_length_when_the_bytes_are_intact(db):
+    doc = raw_file(db)
+    db[f"{UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 5}})
+    report = fsck(db, repair=True)
+    assert report.ok
+    assert report.repairs == [{"action": "length_corrected", "bucket": UPLOADS, "id": str(doc["_id"]),
+                               "filename": "data.bin", "reason": report.repairs[0]["reason"],
+                               "old_length": 5, "new_length": doc["length"]}]
+    assert db[f"{UPLOADS}.files"].find_one({"_id": doc["_id"]})["length"] == doc["length"]
+
+
+def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_it(db):
+    doc = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
+    db.shop_products.insert_one({"sku": "S1", "name": "n", "price": 1, "images": [image_ref(doc)]})
+    db[f"{PRODUCTS}.chunks"].delete_many({"files_id": doc["_id"]})
+    report = fsck(db, repair=True)
+    assert report.ok and report.remaining.problem_count == 0
+    removal = [r for r in report.repairs if r["id"] == str(doc["_id"])]
+    assert removal[0]["action"] == "removed_with_variants" and removal[0]["variants"] == 8
+    assert removal[0]["referenced_by"] == {"products": ["S1"], "pages": []}
+    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
+    assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
+
+
+def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db):
+    doc = store(db, BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder").doc
+    card = doc["metadata"]["variants"]["card"]["webp"]
+    thumb = doc["metadata"]["variants"]["thumb"]["webp"]
+    db[f"{BUILDER}.chunks"].update_one({"files_id": card["id"]}, {"$set": {"data": Binary(b"garbage")}})
+    storage.delete_file(db, BUILDER, thumb["id"])
+    found = fsck(db)
+    assert problems_of(found, {"_id": card["id"]}) >= {"sha256_mismatch"}
+    assert problems_of(found, doc) == {"missing_variant"}
+
+    report = fsck(db, repair=True)
+    assert report.ok, report.summary()
+    assert [r["action"] for r in report.repairs] == ["variants_rendered_again"]
+    for info in (card, thumb):
+        variant = db[f"{BUILDER}.files"].find_one({"_id": info["id"]})
+        served = storage.read_all(db, BUILDER, variant)
+        assert hashlib.sha256(served).hexdigest() == variant["metadata"]["sha256"]
+
+
+def test_repair_removes_a_variant_whose_original_is_gone(db):
+    stray = storage.write_file(db, PRODUCTS, b"v" * 50, filename="og.webp", metadata={
+        "role": "variant", "key": f"{ObjectId()}/og.webp", "original_id": ObjectId(), "sha256": "0" * 64})
+    assert problems_of(fsck(db), stray) == {"orphan_variant", "sha256_mismatch"}
+    report = fsck(db, repair=True)
+    assert report.ok and [r["action"] for r in report.repairs] == ["removed"]
+    assert db[f"{PRODUCTS}.files"].find_one({"_id": stray["_id"]}) is None
+
+
+def test_it_reports_and_recreates_a_missing_index(db):
+    db[f"{PRODUCTS}.chunks"].drop_index("files_id_1_n_1")
+    report = fsck(db)
+    assert report.index_problems == [
+        {"collection": f"{PRODUCTS}.chunks", "index": "{files_id: 1, n: 1} unique", "detail": "missing"}]
+    repaired = fsck(db, repair=True)
+    assert repaired.ok and repaired.repairs[0]["action"] == "indexes_created"
+    assert fsck(db).index_problems == []
+
+
+def test_the_command_exits_1_while_problems_remain_and_0_after_a_repair(db, runner):
+    doc = raw_file(db)
+    db[f"{UPLOADS}.chunks"].delete_one({"files_id": doc["_id"], "n": 0})
+    result = runner.invoke(args=["fsck"])
+    assert result.exit_code == 1
+    assert f"{UPLOADS} {doc['_id']} (data.bin): missing_chunks: chunks 0 to 0 are missing" in result.stdout
+    repaired = runner.invoke(args=["fsck", "--repair", "--json"])
+    assert repaired.exit_code == 0, repaired.output
+    body = json.loads(repaired.stdout)
+    assert body["ok"] and body["remaining"] == []
+    assert [(r["action"], r["id"]) for r in body["repairs"]] == [("removed_with_variants", str(doc["_id"]))]
+    assert runner.invoke(args=["fsck", "--quiet"]).exit_code == 0

@@ -1,0 +1,177 @@
+"""gc: each kind of garbage made on purpose, and what must survive it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+from bson import Binary, ObjectId
+
+from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, image_ref, storage, store, transfer
+from avenue.ops.gc import collect_garbage
+from tests.conftest import bucket_snapshot, image_bytes
+
+LATER = dt.timedelta(hours=2)  # past the default one-hour grace period
+
+
+def old_id(age: dt.timedelta = dt.timedelta(days=1)) -> ObjectId:
+    """A unique ObjectId generated ``age`` ago (as a killed upload's file id would be)."""
+    seconds = int((dt.datetime.now(dt.UTC) - age).timestamp())
+    return ObjectId(seconds.to_bytes(4, "big") + os.urandom(8))
+
+
+def killed_upload(db, bucket: str, file_id: ObjectId, chunks: int = 2) -> int:
+    """Chunks written by an upload killed before its files document (see EMBEDDED_DB.md item 4)."""
+    data = [os.urandom(1000) for _ in range(chunks)]
+    db[f"{bucket}.chunks"].insert_many([{"files_id": file_id, "n": n, "data": Binary(piece)}
+                                        for n, piece in enumerate(data)])
+    return sum(len(piece) for piece in data)
+
+
+def ids_removed(report) -> set[str]:
+    return {entry["id"] for entry in report.removed}
+
+
+def test_it_removes_expired_temp_images_with_their_variants_and_keeps_live_ones(db):
+    now = storage.now()
+    expired = store(db, TEMP, image_bytes("good/png16.png"), filename="old.png",
+                    extra={"expires_at": now - dt.timedelta(minutes=1)}).doc
+    live = store(db, TEMP, image_bytes("good/tiny_1x1.png"), filename="new.png",
+                 extra={"expires_at": now + dt.timedelta(hours=1)}).doc
+    report = collect_garbage(db)
+    assert ids_removed(report) == {str(expired["_id"])}
+    assert report.removed[0]["kind"] == "expired_temp_image"
+    assert db[f"{TEMP}.files"].count_documents({"metadata.original_id": expired["_id"]}) == 0
+    assert db[f"{TEMP}.files"].find_one({"_id": live["_id"]}) is not None
+    assert report.bytes_freed == expired["length"] + sum(
+        info["length"] for formats in expired["metadata"]["variants"].values() for info in formats.values())
+
+
+def test_a_temp_image_with_no_expiry_is_removed_after_the_grace_period(db):
+    doc = store(db, TEMP, image_bytes("good/png16.png"), filename="a.png").doc
+    assert collect_garbage(db).removed == []
+    report = collect_garbage(db, now=storage.now() + LATER)
+    assert [(e["kind"], e["id"]) for e in report.removed] == [("temp_image_without_expiry", str(doc["_id"]))]
+
+
+def test_it_removes_product_images_no_product_references_once_past_the_grace_period(db):
+    used = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="used.png", kind="product").doc
+    orphan = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="orphan.png", kind="product").doc
+    db.shop_products.insert_one({"sku": "S1", "name": "n", "price": 1, "images": [image_ref(used)]})
+
+    fresh = collect_garbage(db)
+    assert fresh.removed == [] and fresh.kept_in_grace >= 1  # an upload a product has not claimed yet
+
+    report = collect_garbage(db, now=storage.now() + LATER)
+    assert [(e["kind"], e["id"]) for e in report.removed] == [
+        ("unreferenced_product_image", str(orphan["_id"]))]
+    assert db[f"{PRODUCTS}.files"].find_one({"_id": orphan["_id"]}) is None
+    assert db[f"{PRODUCTS}.files"].find_one({"_id": used["_id"]}) is not None
+
+
+def test_a_product_image_an_old_url_redirects_to_is_not_garbage(db):
+    doc = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
+    db.legacy_paths.insert_one({"path": "/uploads/products/X/a.png", "bucket": PRODUCTS,
+                                "file_id": doc["_id"], "sha256": doc["metadata"]["source_sha256"],
+                                "imported_at": storage.now()})
+    assert collect_garbage(db, now=storage.now() + LATER).removed == []
+
+
+def test_a_temp_image_just_claimed_by_a_product_is_not_garbage(db):
+    # transfer keeps the temp image's id and upload date; the product's reference comes next.
+    temp = store(db, TEMP, image_bytes("good/png16.png"), filename="a.png",
+                 extra={"expires_at": storage.now() + dt.timedelta(hours=3)}).doc
+    db[f"{TEMP}.files"].update_many({}, {"$set": {"uploadDate": storage.now() - LATER}})
+    temp = db[f"{TEMP}.files"].find_one({"_id": temp["_id"]})
+    moved = transfer(db, TEMP, PRODUCTS, temp, kind="product").doc
+    hour_ago = storage.now() - dt.timedelta(hours=1)
+    assert moved["uploadDate"].replace(tzinfo=None) < hour_ago.replace(tzinfo=None)
+    report = collect_garbage(db)
+    assert report.removed == [] and report.kept_in_grace == 1
+
+
+def test_builder_media_and_general_uploads_are_records_not_garbage(db):
+    store(db, BUILDER, image_bytes("good/png16.png"), filename="b.png", kind="builder")
+    store(db, UPLOADS, image_bytes("good/png16.png"), filename="u.png", owner="u1", scope="u1:private",
+          visibility="private")
+    before = bucket_snapshot(db)
+    assert collect_garbage(db, now=storage.now() + dt.timedelta(days=365)).removed == []
+    assert bucket_snapshot(db) == before
+
+
+def test_it_removes_variants_whose_original_is_missing(db):
+    stray = storage.write_file(db, BUILDER, b"x" * 100, filename="card.webp", metadata={
+        "role": "variant", "key": f"{ObjectId()}/card.webp", "original_id": ObjectId(), "variant": "card"})
+    assert collect_garbage(db).removed == []  # an upload writes its variants before its original
+    report = collect_garbage(db, now=storage.now() + LATER)
+    assert [(e["kind"], e["id"], e["bytes"]) for e in report.removed] == [
+        ("orphan_variant", str(stray["_id"]), 100)]
+    assert db[f"{BUILDER}.chunks"].count_documents({"files_id": stray["_id"]}) == 0
+
+
+def test_it_removes_chunks_left_by_an_interrupted_upload_but_not_one_in_flight(db):
+    killed = old_id()
+    freed = killed_upload(db, PRODUCTS, killed, chunks=3)
+    in_flight = ObjectId()
+    killed_upload(db, PRODUCTS, in_flight)
+    report = collect_garbage(db)
+    assert [(e["kind"], e["id"], e["bytes"], e["chunks"]) for e in report.removed] == [
+        ("orphan_chunks", str(killed), freed, 3)]
+    assert db[f"{PRODUCTS}.chunks"].count_documents({"files_id": killed}) == 0
+    assert db[f"{PRODUCTS}.chunks"].count_documents({"files_id": in_flight}) == 2
+
+
+def test_it_removes_files_whose_chunks_are_incomplete(db):
+    data = os.urandom(storage.CHUNK_SIZE * 2 + 10)
+    broken = storage.write_file(db, UPLOADS, data, filename="big.bin",
+                                metadata={"role": "original", "key": "k1", "visibility": "public"})
+    db[f"{UPLOADS}.chunks"].delete_one({"files_id": broken["_id"], "n": 1})
+    whole = storage.write_file(db, UPLOADS, data, filename="ok.bin",
+                               metadata={"role": "original", "key": "k2"})
+    assert collect_garbage(db).removed == []
+    report = collect_garbage(db, now=storage.now() + LATER)
+    assert [(e["kind"], e["id"], e["bytes"]) for e in report.removed] == [
+        ("incomplete_file", str(broken["_id"]), len(data))]
+    assert report.removed[0]["reason"] == "2 of 3 chunks"
+    assert db[f"{UPLOADS}.chunks"].count_documents({"files_id": broken["_id"]}) == 0
+    assert db[f"{UPLOADS}.files"].find_one({"_id": whole["_id"]}) is not None
+
+
+def test_a_dry_run_removes_nothing_and_reports_what_a_real_run_removes(db):
+    killed_upload(db, TEMP, old_id())
+    store(db, TEMP, image_bytes("good/png16.png"), filename="old.png",
+          extra={"expires_at": storage.now() - dt.timedelta(minutes=1)})
+    store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="orphan.png", kind="product")
+    before = bucket_snapshot(db)
+    later = storage.now() + LATER
+    dry = collect_garbage(db, dry_run=True, now=later)
+    assert bucket_snapshot(db) == before
+    real = collect_garbage(db, now=later)
+    assert dry.summary()["removed"] == real.summary()["removed"]
+    assert dry.bytes_freed == real.bytes_freed > 0
+    assert collect_garbage(db, now=later).removed == []
+
+
+def test_the_command_prints_what_it_removed_and_the_bytes_freed(db, runner):
+    killed = old_id()
+    freed = killed_upload(db, BUILDER, killed)
+    result = runner.invoke(args=["gc"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"removed orphan_chunks {BUILDER} {killed} ({freed} bytes)")
+    assert lines[-1].startswith(f"gc: removed 1 items (1 orphan chunks), {freed} bytes freed")
+    assert result.stderr.splitlines() == ["Collecting garbage"]
+
+
+def test_the_command_answers_json_and_honours_dry_run_and_grace(db, runner):
+    killed_upload(db, BUILDER, old_id(dt.timedelta(minutes=10)))
+    kept = json.loads(runner.invoke(args=["gc", "--json"]).stdout)
+    assert kept["removed_items"] == 0 and kept["kept_in_grace"] == 1
+    dry = json.loads(runner.invoke(args=["gc", "--json", "--dry-run", "--grace-seconds", "60"]).stdout)
+    assert dry["dry_run"] and dry["counts"] == {"orphan_chunks": 1}
+    assert db[f"{BUILDER}.chunks"].count_documents({}) == 2
+    quiet = runner.invoke(args=["gc", "--quiet", "--grace-seconds", "60"])
+    assert quiet.exit_code == 0 and quiet.stderr == ""
+    assert quiet.stdout.startswith("gc: removed 1 items")
+    assert db[f"{BUILDER}.chunks"].count_documents({}) == 0

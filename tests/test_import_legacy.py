@@ -1,0 +1,329 @@
+"""import-legacy on the old app's uploads folder and documents (../shared/fixtures)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import pytest
+from bson import ObjectId
+
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, image_ref, storage, store
+from avenue.ops import legacy
+from avenue.ops.legacy import import_legacy
+from tests.conftest import FIXTURES, image_bytes
+
+LEGACY_UPLOADS = FIXTURES / "legacy_uploads"
+DISK_IMAGES = sorted(p for p in LEGACY_UPLOADS.rglob("*") if p.is_file() and p.suffix != ".txt")
+
+
+def load_legacy_db(db) -> None:
+    """The old app's documents; its ``uploads`` list of paths becomes ``{path}`` documents."""
+    data = json.loads((FIXTURES / "legacy_db.json").read_text())
+    db.shop_products.insert_many(data["shop_products"])
+    db.page_content.insert_many(data["page_content"])
+    db.uploads.insert_many([{"path": path} for path in data["uploads"]])
+
+
+@pytest.fixture
+def legacy_db(db):
+    load_legacy_db(db)
+    return db
+
+
+def run(runner, *args):
+    result = runner.invoke(args=["import-legacy", *args])
+    return result, (json.loads(result.stdout) if "--json" in args else None)
+
+
+def snapshot(db) -> dict:
+    """Every document of every collection: what "changes nothing" compares."""
+    return {name: sorted(db[name].find(), key=lambda doc: str(doc["_id"]))
+            for name in sorted(db.list_collection_names())}
+
+
+def normalized_state(db) -> dict:
+    """The database with ids and dates replaced by what they stand for, to compare two databases."""
+    names: dict = {}
+    buckets = (PRODUCTS, BUILDER, UPLOADS)
+    for bucket in buckets:
+        for doc in db[f"{bucket}.files"].find({"metadata.role": "original"}):
+            names[doc["_id"]] = f"{bucket}:{doc['metadata']['key']}"
+    for bucket in buckets:
+        for doc in db[f"{bucket}.files"].find({"metadata.role": "variant"}):
+            meta = doc["metadata"]
+            names[doc["_id"]] = f"{names.get(meta['original_id'], '?')}/{meta['variant']}.{meta['format']}"
+
+    def clean(value):
+        if isinstance(value, dict):
+            if value.get("role") == "variant" or "chunk_size" in value:
+                # A variant's encoded bytes are the media core's business (and may differ by a few
+                # bytes between renders); which variants exist, where, and their sizes are ours.
+                value = {k: v for k, v in value.items() if k not in ("length", "sha256")}
+            return {k: clean(v) for k, v in value.items()
+                    if k not in ("_id", "uploaded_at", "uploadDate", "updated_at", "imported_at")}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, ObjectId):
+            return names.get(value, "unknown-id")
+        if isinstance(value, str):
+            # An id, or a variant key "<original id>/<variant>.<format>".
+            head, slash, tail = value.partition("/")
+            if ObjectId.is_valid(head) and ObjectId(head) in names:
+                return names[ObjectId(head)] + slash + tail
+        return value
+
+    def file_entry(doc: dict) -> tuple:
+        if doc["metadata"]["role"] == "variant":
+            doc = {k: v for k, v in doc.items() if k != "length"}
+        return names[doc["_id"]], json.dumps(clean(doc), sort_keys=True, default=str)
+
+    return {
+        "files": {bucket: sorted(file_entry(d) for d in db[f"{bucket}.files"].find()) for bucket in buckets},
+        "original_chunks": {bucket: sorted(
+            (names[d["_id"]], db[f"{bucket}.chunks"].count_documents({"files_id": d["_id"]}))
+            for d in db[f"{bucket}.files"].find({"metadata.role": "original"})) for bucket in buckets},
+        "legacy_paths": sorted(json.dumps(clean(d), sort_keys=True) for d in db.legacy_paths.find()),
+        "shop_products": {d["sku"]: clean(d) for d in db.shop_products.find()},
+        "page_content": {d["slug"]: clean(d) for d in db.page_content.find()},
+    }
+
+
+def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(legacy_db, runner):
+    db = legacy_db
+    result, report = run(runner, str(LEGACY_UPLOADS), "--json")
+
+    # A reference to a file missing on disk remains: done, but exit 2 says "look at this".
+    assert result.exit_code == 2, result.output
+    counts = report["counts"]
+    assert counts["files"] == 19
+    assert counts["imported"] == 17 and counts["duplicates"] == 1
+    assert counts["skipped_non_images"] == 1 and counts["invalid"] == 0
+    assert counts["rewritten_documents"] == 7 and counts["rewritten_references"] == 14
+    assert [e["path"] for e in report["skipped_non_images"]] == ["/uploads/general/notes.txt"]
+    assert report["missing_references"] == [{
+        "collection": "shop_products", "sku": "AV-1002",
+        "path": "/uploads/products/AV-1002/missing-on-disk.jpg", "reason": "missing_on_disk"}]
+    assert report["external_references"] == [{
+        "collection": "shop_products", "sku": "AV-3000", "url": "https://images.example.com/ext/AV-3000.jpg"}]
+
+    # Every image on disk is in GridFS, in its bucket; the byte-identical duplicate once.
+    originals = {PRODUCTS: 12, BUILDER: 2, UPLOADS: 3}
+    for bucket, count in originals.items():
+        assert db[f"{bucket}.files"].count_documents({"metadata.role": "original"}) == count
+    for file in DISK_IMAGES:
+        path = "/uploads/" + file.relative_to(LEGACY_UPLOADS).as_posix()
+        record = db.legacy_paths.find_one({"path": path})
+        stored = db[f"{record['bucket']}.files"].find_one({"_id": record["file_id"]})
+        assert stored["metadata"]["source_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+        assert record["sha256"] == stored["metadata"]["source_sha256"]
+        assert record["bucket"] == legacy.destination(path[len("/uploads/"):]).bucket
+    first = db.legacy_paths.find_one({"path": "/uploads/general/ffee7fbde40e6918.png"})
+    duplicate = db.legacy_paths.find_one({"path": "/uploads/general/dup-of-first.png"})
+    assert first["file_id"] == duplicate["file_id"]
+    assert db.legacy_paths.find_one({"path": "/uploads/general/notes.txt"}) is None
+
+    # Product references are image references now, in their old order; the rest untouched.
+    for product in db.shop_products.find({"sku": {"$in": ["AV-1001", "AV-1003", "AV-1004", "AV-1005"]}}):
+        assert product["images"] and all(isinstance(ref, dict) for ref in product["images"])
+    av1002 = db.shop_products.find_one({"sku": "AV-1002"})
+    old = json.loads((FIXTURES / "legacy_db.json").read_text())["shop_products"][1]["images"]
+    for ref, path in zip(av1002["images"][:3], old[:3], strict=True):
+        record = db.legacy_paths.find_one({"path": path})
+        assert ref == image_ref(db[f"{PRODUCTS}.files"].find_one({"_id": record["file_id"]}))
+    assert av1002["images"][3] == "/uploads/products/AV-1002/missing-on-disk.jpg"
+    assert db.shop_products.find_one({"sku": "AV-3000"})["images"] == ["https://images.example.com/ext/AV-3000.jpg"]
+    untouched = db.shop_products.find_one({"sku": "AV-2000"})
+    assert untouched["images"] == [] and "updated_at" not in untouched
+
+    # Page blocks name builder media by id, and media_ids lists them.
+    home = db.page_content.find_one({"slug": "home"})
+    hero = db.legacy_paths.find_one({"path": "/uploads/website_builder/hero-banner.png"})["file_id"]
+    logo = db.legacy_paths.find_one({"path": "/uploads/website_builder/logo.webp"})["file_id"]
+    assert home["blocks"] == [
+        {"type": "hero", "media_id": str(hero), "title": "Avenue"},
+        {"type": "image", "media_id": str(logo)},
+        {"type": "text", "html": "<p>Bienvenidos</p>"},
+    ]
+    assert home["media_ids"] == [hero, logo]
+    assert db[f"{BUILDER}.files"].find_one({"_id": hero})["metadata"]["kind"] == "builder"
+
+    # The source folder is only read.
+    assert sorted(p for p in LEGACY_UPLOADS.rglob("*") if p.is_file())[0].exists()
+
+
+def test_a_second_run_imports_nothing_and_changes_nothing(legacy_db, runner):
+    run(runner, str(LEGACY_UPLOADS), "--quiet")
+    before = snapshot(legacy_db)
+    result, report = run(runner, str(LEGACY_UPLOADS), "--json")
+    assert snapshot(legacy_db) == before
+    counts = report["counts"]
+    assert counts["imported"] == 0 and counts["duplicates"] == 0 and counts["already_imported"] == 18
+    assert counts["rewritten_documents"] == 0
+    # What still needs a look is still reported.
+    assert counts["missing_references"] == 1 and counts["skipped_non_images"] == 1
+    assert result.exit_code == 2
+
+
+def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
+        legacy_db, app_factory, db_name, monkeypatch):
+    class Killed(BaseException):
+        pass
+
+    def kill_after(files: int):
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase == "Importing files" and done == files:
+                raise Killed
+        return progress
+
+    with pytest.raises(Killed):
+        import_legacy(legacy_db, LEGACY_UPLOADS, progress=kill_after(7))
+    # Killed again, this time in the middle of writing a file's variants.
+    real_write = storage.write_file
+    calls = {"n": 0}
+
+    def dying_write(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise Killed
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "write_file", dying_write)
+    with pytest.raises(Killed):
+        import_legacy(legacy_db, LEGACY_UPLOADS)
+    monkeypatch.setattr(storage, "write_file", real_write)
+    resumed = import_legacy(legacy_db, LEGACY_UPLOADS)
+    counts = resumed.counts
+    assert counts["imported"] + counts["duplicates"] + counts["already_imported"] == 18
+
+    fresh_app = app_factory(MONGO_DB=f"{db_name}_fresh")
+    with fresh_app.app_context():
+        from avenue.db import get_db, get_mongo
+
+        get_mongo().ensure_indexes()
+        fresh = get_db()
+        try:
+            load_legacy_db(fresh)
+            import_legacy(fresh, LEGACY_UPLOADS)
+            assert normalized_state(legacy_db) == normalized_state(fresh)
+        finally:
+            fresh.client.drop_database(fresh.name)
+
+
+def test_a_dry_run_writes_nothing_and_reports_what_a_real_run_does(legacy_db, runner):
+    before = snapshot(legacy_db)
+    dry, planned = run(runner, str(LEGACY_UPLOADS), "--dry-run", "--json")
+    assert snapshot(legacy_db) == before
+    real, done = run(runner, str(LEGACY_UPLOADS), "--json")
+    assert dry.exit_code == real.exit_code == 2
+    assert planned["dry_run"] is True and done["dry_run"] is False
+    assert planned["counts"] == done["counts"]
+    for listing in ("skipped_non_images", "invalid", "missing_references", "external_references",
+                    "rewritten"):
+        assert planned[listing] == done[listing]
+    actions = [(f["path"], f["action"]) for f in done["files"]]
+    assert [(f["path"], f["action"]) for f in planned["files"]] == actions
+
+
+def test_a_dry_run_prints_each_action_it_would_take(legacy_db, runner):
+    result = runner.invoke(args=["import-legacy", str(LEGACY_UPLOADS / "general"), "--dry-run"])
+    lines = result.stdout.splitlines()
+    # Old paths are relative to the folder given; its byte-identical twin is stored once.
+    assert "would import /uploads/68bedb0a7acead34.png -> uploads" in lines
+    assert "would reuse the identical stored file for /uploads/ffee7fbde40e6918.png -> uploads" in lines
+    assert any(line.startswith("would skip /uploads/notes.txt") for line in lines)
+    assert lines[-1].startswith("import-legacy: 5 files: would import 3, 1 duplicates")
+
+
+def test_invalid_images_are_skipped_and_listed_and_their_references_left_alone(db, runner, tmp_path):
+    (tmp_path / "products" / "AV-9").mkdir(parents=True)
+    (tmp_path / "products" / "AV-9" / "broken.jpg").write_bytes(image_bytes("bad/truncated.jpg"))
+    (tmp_path / "products" / "AV-9" / "ok.jpg").write_bytes(image_bytes("good/grayscale.jpg"))
+    db.shop_products.insert_one({"sku": "AV-9", "name": "n", "price": 1, "images": [
+        "/uploads/products/AV-9/broken.jpg", "/uploads/products/AV-9/ok.jpg"]})
+    result, report = run(runner, str(tmp_path), "--json")
+    assert result.exit_code == 2
+    assert [(e["path"], e["code"]) for e in report["invalid"]] == [
+        ("/uploads/products/AV-9/broken.jpg", "corrupt_image")]
+    assert report["skipped_references"] == [{
+        "collection": "shop_products", "sku": "AV-9", "path": "/uploads/products/AV-9/broken.jpg",
+        "reason": "invalid"}]
+    images = db.shop_products.find_one({"sku": "AV-9"})["images"]
+    assert images[0] == "/uploads/products/AV-9/broken.jpg" and isinstance(images[1], dict)
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+
+
+def test_a_clean_import_exits_0_and_quiet_prints_only_the_summary(db, runner, tmp_path):
+    (tmp_path / "general").mkdir()
+    shutil.copy(FIXTURES / "images/good/tiny_1x1.png", tmp_path / "general/dot.png")
+    (tmp_path / "general" / "readme.txt").write_text("not an image")
+    result = runner.invoke(args=["import-legacy", str(tmp_path), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [result.stdout.strip()]
+    assert result.stdout.startswith("import-legacy: 2 files: imported 1")
+    assert result.stderr == ""
+
+
+def test_progress_without_a_terminal_prints_one_line_per_phase(db, runner, tmp_path):
+    (tmp_path / "general").mkdir()
+    for name in ("tiny_1x1.png", "png16.png"):
+        shutil.copy(FIXTURES / "images/good" / name, tmp_path / "general" / name)
+    result = runner.invoke(args=["import-legacy", str(tmp_path)])
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == ["Importing files"]
+
+
+def test_it_refuses_a_folder_that_does_not_exist(db, runner, tmp_path):
+    result = runner.invoke(args=["import-legacy", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert "is not a folder" in result.stderr
+
+
+def test_a_page_image_from_another_folder_is_copied_into_builder_media(db, tmp_path):
+    (tmp_path / "general").mkdir()
+    shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "general/banner.png")
+    db.page_content.insert_one({"slug": "p", "title": "P", "published": True,
+                                "blocks": [{"type": "image", "image": "/uploads/general/banner.png"}]})
+    report = import_legacy(db, tmp_path)
+    page = db.page_content.find_one({"slug": "p"})
+    media = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(page["blocks"][0]["media_id"])})
+    assert media["metadata"]["role"] == "original" and media["metadata"]["kind"] == "builder"
+    assert page["media_ids"] == [media["_id"]]
+    assert report.counts["copied_between_buckets"] == 1
+    # The old path itself still redirects to the general upload it was imported as.
+    assert db.legacy_paths.find_one({"path": "/uploads/general/banner.png"})["bucket"] == UPLOADS
+
+
+def test_two_old_paths_of_the_same_bytes_in_one_product_become_one_image(db, tmp_path):
+    (tmp_path / "products" / "AV-7").mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "products/AV-7" / name)
+    db.shop_products.insert_one({"sku": "AV-7", "name": "n", "price": 1,
+                                 "images": ["/uploads/products/AV-7/a.png", "/uploads/products/AV-7/b.png"]})
+    import_legacy(db, tmp_path)
+    images = db.shop_products.find_one({"sku": "AV-7"})["images"]
+    assert len(images) == 1 and isinstance(images[0], dict)
+
+
+def test_a_product_mixing_new_images_and_old_paths_keeps_both_in_order(db, tmp_path):
+    (tmp_path / "products" / "AV-8").mkdir(parents=True)
+    shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "products/AV-8/old.png")
+    new = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="new.png", kind="product").doc
+    db.shop_products.insert_one({"sku": "AV-8", "name": "n", "price": 1,
+                                 "images": [image_ref(new), "/uploads/products/AV-8/old.png"]})
+    report = import_legacy(db, tmp_path)
+    assert report.counts["rewritten_references"] == 1
+    images = db.shop_products.find_one({"sku": "AV-8"})["images"]
+    old = db.legacy_paths.find_one({"path": "/uploads/products/AV-8/old.png"})["file_id"]
+    assert [ref["id"] for ref in images] == [new["_id"], old]
+
+
+def test_the_folder_defaults_to_the_configured_legacy_uploads_dir(app_factory, db, tmp_path):
+    (tmp_path / "general").mkdir()
+    shutil.copy(FIXTURES / "images/good/tiny_1x1.png", tmp_path / "general/dot.png")
+    configured = app_factory(AVENUE_LEGACY_UPLOADS_DIR=str(tmp_path))
+    with configured.app_context():
+        result = configured.test_cli_runner().invoke(args=["import-legacy", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert db.legacy_paths.find_one({"path": "/uploads/general/dot.png"}) is not None

@@ -1,0 +1,180 @@
+"""Rate limits: logins per address and per account, uploads per user, shared by every instance."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import pymongo
+import pytest
+from flask import Flask, jsonify
+
+from avenue import ratelimit
+from avenue.auth import require_role, service
+from avenue.config import from_environment
+from avenue.ratelimit import COLLECTION, limit_uploads
+
+
+def limited_app(app_factory, **overrides):
+    config = {"RATELIMIT_ENABLED": True, "AVENUE_LOGIN_RATE_LIMIT": "3/minute"}
+    config.update(overrides)
+    return app_factory(**config)
+
+
+def attempt(client, email: str, password: str = "wrong password", address: str = "198.51.100.1"):
+    return client.post("/api/auth/login", json={"email": email, "password": password},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def assert_rate_limited(response, window_seconds: int = 60) -> None:
+    assert response.status_code == 429
+    assert response.is_json and response.get_json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(response.headers["Retry-After"]) <= window_seconds
+
+
+def test_login_attempts_are_limited_per_client_address(app_factory):
+    client = limited_app(app_factory).test_client()
+    for n in range(3):
+        assert attempt(client, f"user{n}@example.com").status_code == 401
+    assert_rate_limited(attempt(client, "user9@example.com"))
+    # Another address is counted on its own.
+    assert attempt(client, "user9@example.com", address="198.51.100.2").status_code == 401
+
+
+def test_login_attempts_are_limited_per_account_from_any_address(app_factory):
+    client = limited_app(app_factory).test_client()
+    for n in range(3):
+        assert attempt(client, "target@example.com", address=f"203.0.113.{n}").status_code == 401
+    assert_rate_limited(attempt(client, "TARGET@example.com", address="203.0.113.50"))
+    assert attempt(client, "someone-else@example.com", address="203.0.113.50").status_code == 401
+
+
+def test_a_limited_login_is_refused_even_with_the_right_password_and_hashes_nothing(app_factory,
+                                                                                 monkeypatch):
+    app = limited_app(app_factory)
+    with app.app_context():
+        from avenue.db import get_db, get_mongo
+
+        get_mongo().ensure_indexes()
+        service.create_user(get_db(), "kim@example.com", "the right password", "admin")
+    client = app.test_client()
+    for _ in range(3):
+        assert attempt(client, "kim@example.com").status_code == 401
+    hashed: list[str] = []
+    monkeypatch.setattr(service, "check_password_hash", lambda *args: hashed.append("x") or True)
+    assert_rate_limited(attempt(client, "kim@example.com", "the right password"))
+    assert hashed == []
+
+
+def test_a_window_reopens_when_it_ends(app_factory):
+    client = limited_app(app_factory, AVENUE_LOGIN_RATE_LIMIT="2 per 1 second").test_client()
+    assert [attempt(client, "a@example.com").status_code for _ in range(3)] == [401, 401, 429]
+    time.sleep(1.05)
+    assert attempt(client, "a@example.com").status_code == 401
+
+
+def test_the_limit_holds_across_two_app_instances_sharing_one_database(app_factory, backend):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("mongomock is one in-process object both apps share: it cannot show that "
+                    "separate clients (workers, instances) see the same counters")
+    first, second = limited_app(app_factory), limited_app(app_factory)
+    assert first.extensions["avenue.mongo"].client is not second.extensions["avenue.mongo"].client
+    clients = [first.test_client(), second.test_client()]
+    statuses = [attempt(clients[n % 2], "shared@example.com").status_code for n in range(3)]
+    assert statuses == [401, 401, 401]
+    assert_rate_limited(attempt(clients[1], "shared@example.com"))
+    assert_rate_limited(attempt(clients[0], "shared@example.com"))
+
+
+def test_counters_live_in_mongodb_and_expire_by_ttl(app_factory):
+    app = limited_app(app_factory)
+    attempt(app.test_client(), "ttl@example.com")
+    with app.app_context():
+        from avenue.db import get_db
+
+        db = get_db()
+        counters = list(db[COLLECTION].find())
+        ttl = [index for index in db[COLLECTION].list_indexes() if index["name"] == "ttl"]
+    assert len(counters) == 2  # one per address, one per account
+    assert all(doc["count"] == 1 and doc["expireAt"] for doc in counters)
+    assert "ttl@example.com" not in str(counters)  # accounts are keyed by a hash
+    assert ttl and ttl[0]["expireAfterSeconds"] == 0
+
+
+def test_limits_are_off_only_when_configured_off(app_factory, monkeypatch):
+    client = app_factory(RATELIMIT_ENABLED=False, AVENUE_LOGIN_RATE_LIMIT="1/minute").test_client()
+    assert {attempt(client, "free@example.com").status_code for _ in range(5)} == {401}
+    monkeypatch.delenv("AVENUE_RATELIMIT_ENABLED", raising=False)
+    assert from_environment()["RATELIMIT_ENABLED"] is True
+    monkeypatch.setenv("AVENUE_RATELIMIT_ENABLED", "false")
+    assert from_environment()["RATELIMIT_ENABLED"] is False
+
+
+@pytest.mark.parametrize("name", ["AVENUE_LOGIN_RATE_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT"])
+def test_a_malformed_limit_stops_the_app_from_starting(name):
+    app = Flask("probe")
+    app.config.update(from_environment(), RATELIMIT_ENABLED=True)
+    app.config[name] = "lots"
+    with pytest.raises(RuntimeError, match=name):
+        ratelimit.init_app(app)
+
+
+# --- uploads -------------------------------------------------------------------------------
+
+
+def app_with_probe_upload_view(app_factory, limit: str = "2/minute"):
+    """An app with a stand-in upload view decorated exactly as the real ones are."""
+    app = limited_app(app_factory, AVENUE_UPLOAD_RATE_LIMIT=limit)
+
+    @require_role()
+    @limit_uploads
+    def probe_upload():
+        return jsonify(ok=True), 201
+
+    app.add_url_rule("/api/probe-upload", view_func=probe_upload, methods=["POST"])
+    return app
+
+
+def test_uploads_are_limited_per_user(app_factory):
+    app = app_with_probe_upload_view(app_factory)
+    from tests.conftest import Auth
+
+    auth = Auth(app)
+    alice, bob = auth.token("editor"), auth.token("editor")
+    client = app.test_client()
+    assert [client.post("/api/probe-upload", headers=alice).status_code for _ in range(2)] == [201, 201]
+    assert_rate_limited(client.post("/api/probe-upload", headers=alice))
+    assert client.post("/api/probe-upload", headers=bob).status_code == 201
+
+
+def test_anonymous_uploads_are_refused_before_they_are_counted(app_factory):
+    app = app_with_probe_upload_view(app_factory, limit="1/minute")
+    client = app.test_client()
+    assert {client.post("/api/probe-upload").status_code for _ in range(3)} == {401}
+    with app.app_context():
+        from avenue.db import get_db
+
+        assert get_db()[COLLECTION].count_documents({}) == 0
+
+
+def test_a_real_upload_endpoint_answers_429_once_the_users_uploads_are_used_up(app_factory):
+    from tests.conftest import Auth, bucket_snapshot, image_bytes
+
+    app = limited_app(app_factory, AVENUE_UPLOAD_RATE_LIMIT="1/minute")
+    headers = Auth(app).token("editor")
+    client = app.test_client()
+
+    def upload(name: str):
+        data = {"file": (io.BytesIO(image_bytes(f"good/{name}")), name), "visibility": "private"}
+        return client.post("/api/uploads", headers=headers, data=data, content_type="multipart/form-data")
+
+    assert upload("tiny_1x1.png").status_code == 201
+    with app.app_context():
+        from avenue.db import get_db
+
+        before = bucket_snapshot(get_db())
+    assert_rate_limited(upload("alpha.png"))
+    with app.app_context():
+        from avenue.db import get_db
+
+        assert bucket_snapshot(get_db()) == before  # the refused upload stored nothing

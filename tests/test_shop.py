@@ -1,0 +1,569 @@
+"""Shop products and their images: temp uploads, claiming, adding, ordering, deleting, limits,
+dedupe across products and the concurrent cases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import threading
+
+import pymongo
+import pytest
+from bson import ObjectId
+
+from avenue.errors import Conflict, UnprocessableContent
+from avenue.media import PRODUCTS, TEMP, Upload, delete_image, image_ref, store
+from avenue.shop import service
+from tests.conftest import FIXTURES, bucket_snapshot, image_bytes
+
+SMALL = ("good/alpha.png", "good/grayscale.jpg", "good/progressive.jpg", "good/tiny_1x1.png",
+         "good/palette_transparent.png")
+
+
+def form(*names: str) -> dict:
+    return {"images": [(io.BytesIO(image_bytes(name)), name.split("/")[-1]) for name in names]}
+
+
+def send(client, url: str, headers: dict, *names: str):
+    return client.post(url, data=form(*names), headers=headers, content_type="multipart/form-data")
+
+
+
+@pytest.fixture
+def admin(auth):
+    return auth.token("admin")
+
+
+def make_product(client, admin, sku="AV-5000", *names, temp_ids=None):
+    """Create a product; ``names`` are uploaded as temp images first and claimed."""
+    ids = list(temp_ids or [])
+    if names:
+        response = send(client, "/api/shop/temp-images", admin, *names)
+        assert response.status_code == 201, response.get_json()
+        ids += [image["id"] for image in response.get_json()["images"]]
+    response = client.post("/api/shop/products", headers=admin,
+                           json={"sku": sku, "name": f"Product {sku}", "price": 1200, "temp_image_ids": ids})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def ids_of(product: dict) -> list[str]:
+    return [image["id"] for image in product["images"]]
+
+
+def settings(app) -> service.Settings:
+    from avenue.media import limits_from_config
+
+    return service.Settings(max_images=app.config["AVENUE_MAX_PRODUCT_IMAGES"],
+                            temp_ttl_seconds=app.config["AVENUE_TEMP_IMAGE_TTL_SECONDS"],
+                            limits=limits_from_config(app.config))
+
+
+def load_legacy(db) -> list[dict]:
+    docs = json.loads((FIXTURES / "legacy_db.json").read_text())["shop_products"]
+    db.shop_products.insert_many([dict(doc) for doc in docs])
+    return docs
+
+
+# --- the admin flow ----------------------------------------------------------------------
+
+
+def test_the_full_admin_flow_from_temp_upload_to_deleting_the_product(client, db, admin):
+    response = send(client, "/api/shop/temp-images", admin, "good/alpha.png", "good/grayscale.jpg")
+    assert response.status_code == 201
+    temps = response.get_json()["images"]
+    assert [t["filename"] for t in temps] == ["alpha.png", "grayscale.jpg"]
+    assert all(t["expires_at"] and t["url"].startswith("/media/temp/") for t in temps)
+    first, second = (t["id"] for t in temps)
+
+    # Claimed in the given order: the second upload becomes the primary image.
+    product = make_product(client, admin, "AV-5000", temp_ids=[second, first])
+    assert ids_of(product) == [second, first]
+    assert db[f"{TEMP}.files"].count_documents({}) == 0
+    primary = product["images"][0]
+    assert primary["url"].startswith("/media/products/") and "expires_at" not in primary
+    assert set(primary["variants"]) == {"thumb", "card", "gallery", "og"}
+    served = client.get(primary["url"])
+    assert served.status_code == 200 and len(served.data) == primary["bytes"]
+    assert client.get(primary["variants"]["card"]).status_code == 200
+
+    response = send(client, "/api/shop/products/AV-5000/images", admin, "good/progressive.jpg")
+    assert response.status_code == 201
+    body = response.get_json()
+    third = body["added"][0]["id"]
+    assert ids_of(body["product"]) == [second, first, third]
+
+    response = client.put("/api/shop/products/AV-5000/images/order", headers=admin,
+                          json={"image_ids": [third, first, second]})
+    assert response.status_code == 200 and ids_of(response.get_json()) == [third, first, second]
+    assert ids_of(client.get("/api/shop/products/AV-5000").get_json()) == [third, first, second]
+
+    response = client.delete(f"/api/shop/products/AV-5000/images/{first}", headers=admin)
+    assert response.status_code == 200 and ids_of(response.get_json()) == [third, second]
+    assert client.get(product["images"][1]["url"]).status_code == 404
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.original_id": ObjectId(first)}) == 0
+
+    assert client.delete("/api/shop/products/AV-5000", headers=admin).status_code == 204
+    assert client.get("/api/shop/products/AV-5000").status_code == 404
+    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
+    assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
+    actions = [entry["action"] for entry in db.audit_logs.find({}).sort("at", 1)]
+    for action in ("temp_images_uploaded", "product_created", "product_images_added",
+                   "product_images_reordered", "product_image_deleted", "product_deleted"):
+        assert action in actions
+
+
+def test_anyone_lists_products_page_by_page(client, db, admin):
+    for sku in ("B-2", "A-1", "C-3"):
+        make_product(client, admin, sku)
+    response = client.get("/api/shop/products?per_page=2&page=2")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["total"], body["page"], body["per_page"]) == (3, 2, 2)
+    assert [item["sku"] for item in body["items"]] == ["C-3"]
+
+
+def test_it_changes_name_and_price_and_nothing_else(client, db, admin):
+    make_product(client, admin, "AV-1")
+    response = client.patch("/api/shop/products/AV-1", headers=admin, json={"name": "New", "price": 9.5})
+    assert response.status_code == 200
+    assert (response.get_json()["name"], response.get_json()["price"]) == ("New", 9.5)
+    refused = client.patch("/api/shop/products/AV-1", headers=admin, json={"sku": "AV-2"})
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_fields"
+    assert client.patch("/api/shop/products/AV-1", headers=admin, json={"price": -1}).status_code == 400
+    assert client.patch("/api/shop/products/AV-1", headers=admin, json={}).status_code == 400
+    assert client.patch("/api/shop/products/NOPE", headers=admin, json={"name": "x"}).status_code == 404
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"name": "x", "price": 1}, "invalid_sku"),
+    ({"sku": "../etc", "name": "x", "price": 1}, "invalid_sku"),
+    ({"sku": "A-1", "name": "  ", "price": 1}, "invalid_name"),
+    ({"sku": "A-1", "name": "x", "price": "12"}, "invalid_price"),
+    ({"sku": "A-1", "name": "x", "price": True}, "invalid_price"),
+    ({"sku": "A-1", "name": "x", "price": 1, "temp_image_ids": "abc"}, "invalid_temp_image_ids"),
+])
+def test_it_refuses_a_malformed_product(client, db, admin, body, code):
+    response = client.post("/api/shop/products", headers=admin, json=body)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == code
+    assert db.shop_products.count_documents({}) == 0
+
+
+def test_a_duplicate_sku_is_a_conflict_and_keeps_the_temp_images(client, db, admin):
+    make_product(client, admin, "AV-1")
+    temp = send(client, "/api/shop/temp-images", admin, "good/alpha.png").get_json()["images"][0]
+    response = client.post("/api/shop/products", headers=admin,
+                           json={"sku": "AV-1", "name": "Again", "price": 1, "temp_image_ids": [temp["id"]]})
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "sku_taken"
+    assert db[f"{TEMP}.files"].count_documents({"_id": ObjectId(temp["id"])}) == 1
+    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
+
+
+# --- temp images -------------------------------------------------------------------------
+
+
+def test_claiming_unknown_expired_or_claimed_temp_images_is_refused_naming_them(client, db, admin):
+    temps = send(client, "/api/shop/temp-images", admin, "good/alpha.png", "good/grayscale.jpg",
+                 "good/progressive.jpg").get_json()["images"]
+    fresh, old, taken = (t["id"] for t in temps)
+    db[f"{TEMP}.files"].update_one({"_id": ObjectId(old)}, {"$set": {
+        "metadata.expires_at": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)}})
+    make_product(client, admin, "AV-1", temp_ids=[taken])
+    unknown = str(ObjectId())
+    before = bucket_snapshot(db)
+
+    response = client.post("/api/shop/products", headers=admin, json={
+        "sku": "AV-2", "name": "x", "price": 1, "temp_image_ids": [fresh, old, taken, unknown, "nope"]})
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_temp_images"
+    assert error["expired"] == [old] and error["already_claimed"] == [taken]
+    assert error["unknown"] == [unknown, "nope"]
+    for named in (old, taken, unknown):
+        assert named in error["message"]
+    assert db.shop_products.count_documents({"sku": "AV-2"}) == 0
+    assert bucket_snapshot(db) == before
+
+
+def test_the_same_temp_id_twice_is_refused(client, db, admin):
+    temp = send(client, "/api/shop/temp-images", admin, "good/alpha.png").get_json()["images"][0]
+    response = client.post("/api/shop/products", headers=admin, json={
+        "sku": "AV-2", "name": "x", "price": 1, "temp_image_ids": [temp["id"], temp["id"]]})
+    assert response.status_code == 422 and response.get_json()["error"]["duplicated"] == [temp["id"]]
+
+
+def test_another_admins_temp_image_cannot_be_claimed(client, db, auth, admin):
+    other = auth.token("admin")
+    temp = send(client, "/api/shop/temp-images", other, "good/alpha.png").get_json()["images"][0]
+    response = client.post("/api/shop/products", headers=admin, json={
+        "sku": "AV-2", "name": "x", "price": 1, "temp_image_ids": [temp["id"]]})
+    assert response.status_code == 422 and response.get_json()["error"]["unknown"] == [temp["id"]]
+
+
+def test_uploading_the_same_temp_image_again_refreshes_its_expiry(client, db, admin):
+    first = send(client, "/api/shop/temp-images", admin, "good/alpha.png").get_json()["images"][0]
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=5)
+    db[f"{TEMP}.files"].update_one({"_id": ObjectId(first["id"])}, {"$set": {"metadata.expires_at": soon}})
+    again = send(client, "/api/shop/temp-images", admin, "good/alpha.png").get_json()["images"][0]
+    assert again["id"] == first["id"]
+    assert again["expires_at"] == first["expires_at"] or again["expires_at"] > first["expires_at"]
+    stored = db[f"{TEMP}.files"].find_one({"_id": ObjectId(first["id"])})["metadata"]["expires_at"]
+    assert stored.replace(tzinfo=dt.UTC) > soon + dt.timedelta(hours=23)
+
+
+def test_two_admins_identical_temp_uploads_are_independent(client, db, auth, admin):
+    other = auth.token("admin")
+    mine = send(client, "/api/shop/temp-images", admin, "good/alpha.png").get_json()["images"][0]
+    theirs = send(client, "/api/shop/temp-images", other, "good/alpha.png").get_json()["images"][0]
+    assert mine["id"] != theirs["id"]
+    make_product(client, admin, "AV-1", temp_ids=[mine["id"]])
+    assert db[f"{TEMP}.files"].count_documents({"_id": ObjectId(theirs["id"])}) == 1
+
+
+def test_the_temp_expiry_follows_the_configured_ttl(app, client, db, admin):
+    app.config["AVENUE_TEMP_IMAGE_TTL_SECONDS"] = 600
+    temp = send(client, "/api/shop/temp-images", admin, "good/alpha.png").get_json()["images"][0]
+    expires = dt.datetime.strptime(temp["expires_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+    assert abs((expires - dt.datetime.now(dt.UTC)).total_seconds() - 600) < 30
+
+
+# --- limits and refusals -----------------------------------------------------------------
+
+BAD = [("bad/truncated.jpg", {422}), ("bad/text_named.jpg", {415}), ("bad/script.svg", {415}),
+       ("bad/bomb_50000x50000.png", {413, 422}), ("unsupported/bitmap.bmp", {415}),
+       ("bad/empty.jpg", {400, 422}), ("bad/corrupt_chunk.png", {422})]
+
+
+@pytest.mark.parametrize(("bad", "statuses"), BAD, ids=[b for b, _ in BAD])
+def test_one_bad_file_refuses_the_whole_add_and_stores_nothing(client, db, admin, bad, statuses):
+    make_product(client, admin, "AV-1", "good/alpha.png")
+    before = bucket_snapshot(db)
+    response = send(client, "/api/shop/products/AV-1/images", admin, "good/grayscale.jpg", bad)
+    assert response.status_code in statuses
+    assert response.get_json()["error"]["file"] == bad.split("/")[-1]
+    assert bucket_snapshot(db) == before
+    assert len(client.get("/api/shop/products/AV-1").get_json()["images"]) == 1
+
+
+@pytest.mark.parametrize(("bad", "statuses"), BAD[:3], ids=[b for b, _ in BAD[:3]])
+def test_one_bad_temp_image_refuses_the_whole_upload(client, db, admin, bad, statuses):
+    before = bucket_snapshot(db)
+    response = send(client, "/api/shop/temp-images", admin, "good/alpha.png", bad)
+    assert response.status_code in statuses and response.get_json()["error"]["file"] == bad.split("/")[-1]
+    assert bucket_snapshot(db) == before
+
+
+def test_the_image_limit_counts_what_the_product_already_has(app, client, db, admin):
+    app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 3
+    make_product(client, admin, "AV-1", *SMALL[:2])
+    before = bucket_snapshot(db)
+    response = send(client, "/api/shop/products/AV-1/images", admin, *SMALL[2:4])
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert (error["code"], error["limit"], error["current"], error["sent"]) == ("too_many_images", 3, 2, 2)
+    assert bucket_snapshot(db) == before
+    assert send(client, "/api/shop/products/AV-1/images", admin, SMALL[2]).status_code == 201
+
+
+def test_more_temp_images_than_a_product_can_hold_are_refused(app, client, db, admin):
+    app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 2
+    before = bucket_snapshot(db)
+    response = send(client, "/api/shop/temp-images", admin, *SMALL[:3])
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "too_many_images"
+    assert bucket_snapshot(db) == before
+
+
+def test_adding_to_an_unknown_product_is_a_404_and_stores_nothing(client, db, admin):
+    before = bucket_snapshot(db)
+    assert send(client, "/api/shop/products/NOPE/images", admin, "good/alpha.png").status_code == 404
+    assert bucket_snapshot(db) == before
+
+
+def test_adding_without_files_is_a_400(client, db, admin):
+    make_product(client, admin, "AV-1")
+    response = client.post("/api/shop/products/AV-1/images", headers=admin, data={},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "missing_file"
+
+
+def test_an_image_the_product_already_has_is_not_added_twice(client, db, admin):
+    make_product(client, admin, "AV-1", "good/alpha.png")
+    response = send(client, "/api/shop/products/AV-1/images", admin, "good/alpha.png")
+    assert response.status_code == 201
+    assert response.get_json()["added"] == [] and len(response.get_json()["product"]["images"]) == 1
+
+
+# --- dedupe across products --------------------------------------------------------------
+
+
+def test_the_same_photo_on_two_products_is_stored_once_and_outlives_one_of_them(client, db, admin):
+    one = make_product(client, admin, "AV-1", "good/alpha.png")
+    added = send(client, "/api/shop/products/AV-2/images", admin, "good/alpha.png")
+    assert added.status_code == 404  # no such product yet
+    make_product(client, admin, "AV-2")
+    two = send(client, "/api/shop/products/AV-2/images", admin, "good/alpha.png").get_json()["product"]
+    assert ids_of(one) == ids_of(two)
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+
+    shared = ids_of(one)[0]
+    client.delete(f"/api/shop/products/AV-1/images/{shared}", headers=admin)
+    assert client.get(two["images"][0]["url"]).status_code == 200
+    assert client.delete("/api/shop/products/AV-2", headers=admin).status_code == 204
+    assert client.get(two["images"][0]["url"]).status_code == 404
+    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
+
+
+def test_deleting_a_product_keeps_the_images_another_product_uses(client, db, admin):
+    make_product(client, admin, "AV-1", "good/alpha.png", "good/grayscale.jpg")
+    make_product(client, admin, "AV-2")
+    two = send(client, "/api/shop/products/AV-2/images", admin, "good/grayscale.jpg").get_json()["product"]
+    assert client.delete("/api/shop/products/AV-1", headers=admin).status_code == 204
+    originals = [str(d["_id"]) for d in db[f"{PRODUCTS}.files"].find({"metadata.role": "original"})]
+    assert originals == ids_of(two)
+
+
+def test_a_file_deleted_by_another_product_meanwhile_is_stored_again(app, db, monkeypatch):
+    """The add reuses a file whose delete already decided to go: it waits, then re-stores."""
+    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
+    db.shop_products.insert_one({"sku": "AV-2", "name": "x", "price": 1, "images": []})
+    db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]},
+                                       {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
+    waits = []
+
+    def deleter_finishes(seconds):
+        waits.append(seconds)
+        delete_image(db, PRODUCTS, doc["_id"])
+
+    monkeypatch.setattr(service, "sleep", deleter_finishes)
+    upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
+    product, added = service.add_images(db, "AV-2", [upload], owner="admin", settings=settings(app))
+    assert waits and added[0]["id"] != doc["_id"]
+    assert product["images"][0]["id"] == added[0]["id"]
+    assert db[f"{PRODUCTS}.files"].count_documents({"_id": added[0]["id"]}) == 1
+
+
+def test_a_claimed_temp_image_merged_into_a_file_being_deleted_is_stored_again(app, db, monkeypatch):
+    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
+    db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]},
+                                       {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
+    upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
+    temp = service.store_temp_images(db, [upload], owner="admin", settings=settings(app))[0]
+    monkeypatch.setattr(service, "sleep", lambda seconds: delete_image(db, PRODUCTS, doc["_id"]))
+    product = service.create_product(db, {"sku": "AV-3", "name": "x", "price": 1,
+                                          "temp_image_ids": [str(temp["_id"])]},
+                                     owner="admin", settings=settings(app))
+    [image_id] = service.stored_ids(product)
+    assert image_id not in (doc["_id"], temp["_id"])
+    stored = db[f"{PRODUCTS}.files"].find_one({"_id": image_id})
+    assert stored["metadata"]["sha256"] == doc["metadata"]["sha256"]
+    assert db[f"{TEMP}.files"].count_documents({}) == 0
+
+
+def test_a_delete_that_sees_the_new_reference_keeps_the_file(app, db, monkeypatch):
+    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
+    db.shop_products.insert_one({"sku": "AV-2", "name": "x", "price": 1, "images": []})
+    lease = dt.datetime.now(dt.UTC)
+    db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.deleting_at": lease}})
+
+    def deleter_backs_off(seconds):
+        # The deleter counts references after its lease: it finds AV-2's and releases the file.
+        assert db.shop_products.count_documents({"images.id": doc["_id"]}) == 1
+        db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.deleting_at": ""}})
+
+    monkeypatch.setattr(service, "sleep", deleter_backs_off)
+    upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
+    _, added = service.add_images(db, "AV-2", [upload], owner="admin", settings=settings(app))
+    assert added[0]["id"] == doc["_id"]
+    assert service.delete_unreferenced(db, doc["_id"]) is False
+    assert db[f"{PRODUCTS}.files"].count_documents({"_id": doc["_id"]}) == 1
+
+
+# --- ordering and deleting ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("change", ["drop", "unknown", "duplicate"])
+def test_reorder_accepts_only_a_permutation(client, db, admin, change):
+    product = make_product(client, admin, "AV-1", *SMALL[:3])
+    ids = ids_of(product)
+    wrong = {"drop": ids[:2], "unknown": [*ids[:2], str(ObjectId())], "duplicate": [ids[0], ids[0], ids[1]]}
+    response = client.put("/api/shop/products/AV-1/images/order", headers=admin,
+                          json={"image_ids": wrong[change]})
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "invalid_order"
+    assert ids_of(client.get("/api/shop/products/AV-1").get_json()) == ids
+
+
+def test_reorder_needs_a_list_of_ids(client, db, admin):
+    make_product(client, admin, "AV-1", "good/alpha.png")
+    response = client.put("/api/shop/products/AV-1/images/order", headers=admin, json={"image_ids": "x"})
+    assert response.status_code == 400
+    assert client.put("/api/shop/products/NOPE/images/order", headers=admin,
+                      json={"image_ids": []}).status_code == 404
+
+
+def test_reorder_never_undoes_a_concurrent_change(app, client, db, admin):
+    product = make_product(client, admin, "AV-1", *SMALL[:2])
+    ids = ids_of(product)
+
+    def stale_read(database, sku):
+        doc = service.get_product(database, sku)
+        # Another admin adds an image between this read and the write.
+        extra = store(database, PRODUCTS, image_bytes(SMALL[2]), filename="x.jpg", kind="product").doc
+        database.shop_products.update_one({"sku": sku}, {"$push": {"images": image_ref(extra)}})
+        return doc
+
+    with pytest.raises(Conflict) as refused:
+        service.reorder_images(db, "AV-1", {"image_ids": ids[::-1]}, load=stale_read)
+    assert refused.value.code == "concurrent_change"
+    assert ids_of(client.get("/api/shop/products/AV-1").get_json())[:2] == ids
+
+
+def test_deleting_an_image_the_product_does_not_have_is_a_404(client, db, admin):
+    make_product(client, admin, "AV-1", "good/alpha.png")
+    for image_id in (str(ObjectId()), "not-an-id"):
+        response = client.delete(f"/api/shop/products/AV-1/images/{image_id}", headers=admin)
+        assert response.status_code == 404 and response.get_json()["error"]["code"] == "image_not_found"
+    assert client.delete(f"/api/shop/products/NOPE/images/{ObjectId()}", headers=admin).status_code == 404
+    assert client.delete("/api/shop/products/NOPE", headers=admin).status_code == 404
+
+
+# --- legacy products ---------------------------------------------------------------------
+
+
+def test_legacy_products_are_listed_and_read_with_their_images_flagged(client, db):
+    load_legacy(db)
+    body = client.get("/api/shop/products?per_page=100").get_json()
+    assert body["total"] == 8
+    by_sku = {item["sku"]: item for item in body["items"]}
+    assert by_sku["AV-1001"]["images"][0] == {
+        "legacy": True, "url": "/uploads/products/AV-1001/1d3d5fbdfe261bd3.jpg", "source": "local_filesystem"}
+    assert by_sku["AV-1001"]["legacy_images"] == 2
+    assert by_sku["AV-3000"]["images"] == [
+        {"legacy": True, "url": "https://images.example.com/ext/AV-3000.jpg", "source": "external"}]
+    assert by_sku["AV-2000"]["images"] == []
+    one = client.get("/api/shop/products/AV-1002").get_json()
+    assert one["price"] == 152000 and len(one["images"]) == 4 and one["created_at"] is None
+
+
+def test_legacy_images_cannot_be_reordered_until_imported(client, db, admin):
+    load_legacy(db)
+    response = client.put("/api/shop/products/AV-1001/images/order", headers=admin, json={"image_ids": []})
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error["code"] == "legacy_images" and "import-legacy" in error["message"]
+
+
+def test_a_legacy_image_has_no_id_to_delete_and_the_answer_says_why(client, db, admin):
+    load_legacy(db)
+    response = client.delete(f"/api/shop/products/AV-1001/images/{ObjectId()}", headers=admin)
+    assert response.status_code == 404 and "import-legacy" in response.get_json()["error"]["message"]
+
+
+def test_a_legacy_product_takes_new_images_within_its_limit(app, client, db, admin):
+    load_legacy(db)
+    app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 5
+    assert send(client, "/api/shop/products/AV-1002/images", admin, *SMALL[:2]).status_code == 422
+    response = send(client, "/api/shop/products/AV-1002/images", admin, SMALL[0])
+    assert response.status_code == 201
+    images = response.get_json()["product"]["images"]
+    assert [image.get("legacy", False) for image in images] == [True, True, True, True, False]
+
+
+# --- roles -------------------------------------------------------------------------------
+
+
+def test_editors_cannot_touch_products_and_anonymous_users_only_read(client, db, auth, admin):
+    make_product(client, admin, "AV-1")
+    editor = auth.token("editor")
+    assert client.post("/api/shop/products", headers=editor,
+                       json={"sku": "AV-2", "name": "x", "price": 1}).status_code == 403
+    assert send(client, "/api/shop/temp-images", editor, "good/alpha.png").status_code == 403
+    assert client.delete("/api/shop/products/AV-1").status_code == 401
+    assert client.get("/api/shop/products/AV-1").status_code == 200
+
+
+def test_a_logged_in_admin_needs_the_csrf_token(app, db, auth):
+    session, csrf = auth.login("admin")
+    body = {"sku": "AV-1", "name": "x", "price": 1}
+    assert session.post("/api/shop/products", json=body).status_code == 403
+    assert session.post("/api/shop/products", json=body, headers=csrf).status_code == 201
+
+
+# --- consistency under concurrency -------------------------------------------------------
+
+
+def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhile(app, db, monkeypatch):
+    app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 2
+    first = store(db, PRODUCTS, image_bytes(SMALL[0]), filename="a.png", kind="product").doc
+    db.shop_products.insert_one({"sku": "AV-1", "name": "x", "price": 1, "images": [image_ref(first)]})
+    real_store_all = service.store_all
+
+    def store_then_someone_fills_the_product(*args, **kwargs):
+        results = real_store_all(*args, **kwargs)
+        other = store(db, PRODUCTS, image_bytes(SMALL[1]), filename="b.jpg", kind="product").doc
+        db.shop_products.update_one({"sku": "AV-1"}, {"$push": {"images": image_ref(other)}})
+        return results
+
+    monkeypatch.setattr(service, "store_all", store_then_someone_fills_the_product)
+    with pytest.raises(UnprocessableContent) as refused:
+        service.add_images(db, "AV-1", [Upload("c.jpg", io.BytesIO(image_bytes(SMALL[2])))],
+                           owner="admin", settings=settings(app))
+    assert refused.value.code == "too_many_images"
+    product = db.shop_products.find_one({"sku": "AV-1"})
+    originals = {d["_id"] for d in db[f"{PRODUCTS}.files"].find({"metadata.role": "original"})}
+    assert originals == set(service.stored_ids(product)) and len(originals) == 2
+
+
+def _add_at_once(app, client_headers: list[dict], names: list[tuple[str, ...]], monkeypatch):
+    """Both requests store their files, meet at a barrier, then update the product together."""
+    barrier = threading.Barrier(len(client_headers), timeout=30)
+    real_store_all = service.store_all
+
+    def store_then_wait(*args, **kwargs):
+        results = real_store_all(*args, **kwargs)
+        barrier.wait()
+        return results
+
+    monkeypatch.setattr(service, "store_all", store_then_wait)
+    responses: list = [None] * len(client_headers)
+
+    def run(index):
+        client = app.test_client()
+        response = send(client, "/api/shop/products/AV-1/images", client_headers[index], *names[index])
+        responses[index] = (response.status_code, response.get_json())
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(client_headers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return responses
+
+
+def test_two_admins_adding_at_the_same_moment_lose_nothing(app, client, db, auth, backend, monkeypatch):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("threads need a real server (mongomock is not thread-safe)")
+    admins = [auth.token("admin"), auth.token("admin")]
+    make_product(client, admins[0], "AV-1", SMALL[0])
+    responses = _add_at_once(app, admins, [(SMALL[1],), (SMALL[2], SMALL[3])], monkeypatch)
+    assert [status for status, _ in responses] == [201, 201]
+    added = {image["id"] for _, body in responses for image in body["added"]}
+    product = client.get("/api/shop/products/AV-1").get_json()
+    assert len(product["images"]) == 4 and added <= set(ids_of(product))
+
+
+def test_two_admins_adding_at_the_same_moment_never_pass_the_limit(app, client, db, auth, backend,
+                                                                   monkeypatch):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("threads need a real server (mongomock is not thread-safe)")
+    app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 3
+    admins = [auth.token("admin"), auth.token("admin")]
+    make_product(client, admins[0], "AV-1", SMALL[0])
+    responses = _add_at_once(app, admins, [(SMALL[1], SMALL[2]), (SMALL[3], SMALL[4])], monkeypatch)
+    assert sorted(status for status, _ in responses) == [201, 422]
+    winner = next(body for status, body in responses if status == 201)
+    product = client.get("/api/shop/products/AV-1").get_json()
+    assert len(product["images"]) == 3 and ids_of(product) == ids_of(winner["product"])
+    # The loser's files are gone again: nothing unreferenced is left behind.
+    originals = {str(d["_id"]) for d in db[f"{PRODUCTS}.files"].find({"metadata.role": "original"})}
+    assert originals == set(ids_of(product))

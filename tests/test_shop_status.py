@@ -1,0 +1,243 @@
+"""The two debug reports, against a database seeded with every situation they must report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import pytest
+from bson import ObjectId
+
+from avenue.media import PRODUCTS, TEMP, UPLOADS, delete_image, image_ref, store
+from avenue.media.ingest import variant_ids
+from avenue.shop.status import quota_level
+from tests.conftest import FIXTURES, image_bytes
+
+LEGACY_DIR = FIXTURES / "legacy_uploads"
+
+
+
+@pytest.fixture
+def ops(auth):
+    return auth.token("ops")
+
+
+def put(db, bucket: str, name: str, **kwargs) -> dict:
+    return store(db, bucket, image_bytes(name), filename=name.split("/")[-1], kind="product", **kwargs).doc
+
+
+@pytest.fixture
+def seeded(db) -> dict:
+    """Every situation: legacy documents, a healthy product, a reference to a missing file,
+    an orphan, a missing variant, a pending and an expired temp image."""
+    db.shop_products.insert_many(json.loads((FIXTURES / "legacy_db.json").read_text())["shop_products"])
+    healthy = [put(db, PRODUCTS, "good/alpha.png"), put(db, PRODUCTS, "good/grayscale.jpg")]
+    lost = put(db, PRODUCTS, "good/progressive.jpg")
+    orphan = put(db, PRODUCTS, "good/tiny_1x1.png")
+    at = dt.datetime.now(dt.UTC)
+    db.shop_products.insert_many([
+        {"sku": "NEW-1", "name": "Healthy", "price": 1, "images": [image_ref(d) for d in healthy],
+         "created_at": at, "updated_at": at},
+        {"sku": "NEW-2", "name": "Lost photo", "price": 1, "images": [image_ref(lost)],
+         "created_at": at, "updated_at": at},
+    ])
+    delete_image(db, PRODUCTS, lost)  # behind the product's back: the reference now points at nothing
+    thumb = healthy[1]["metadata"]["variants"]["thumb"]["webp"]["id"]
+    db[f"{PRODUCTS}.files"].delete_one({"_id": thumb})
+    db[f"{PRODUCTS}.chunks"].delete_many({"files_id": thumb})
+    hour = dt.timedelta(hours=1)
+    put(db, TEMP, "good/palette_transparent.png", scope="someone", extra={"expires_at": at + hour})
+    put(db, TEMP, "good/cmyk.jpg", scope="someone", extra={"expires_at": at - hour})
+    return {"healthy": healthy, "lost": lost, "orphan": orphan}
+
+
+def test_products_status_reports_every_situation_with_exact_numbers(client, seeded, ops):
+    response = client.get("/api/shop/debug/products-status", headers=ops)
+    assert response.status_code == 200
+    report = response.get_json()
+    assert report["products"] == {"total": 10, "with_images": 9, "without_images": 1}
+    assert report["references"] == {"total": 17, "stored": 3, "local_filesystem": 13, "external": 1}
+    assert report["missing_files"]["count"] == 1
+    assert report["missing_files"]["items"] == [
+        {"sku": "NEW-2", "reference": str(seeded["lost"]["_id"]), "filename": "progressive.jpg"}]
+    local = report["local_filesystem"]
+    assert local["count"] == 13 and len(local["items"]) == 13
+    assert {"sku": "AV-1002", "reference": "/uploads/products/AV-1002/missing-on-disk.jpg"} in local["items"]
+    assert report["external"]["items"] == [
+        {"sku": "AV-3000", "reference": "https://images.example.com/ext/AV-3000.jpg"}]
+    assert report["temp_images"] == {"total": 2, "pending": 1, "expired": 1}
+    orphan = seeded["orphan"]
+    assert report["orphans"]["count"] == 1 and report["orphans"]["bytes"] == orphan["length"]
+    assert report["orphans"]["items"][0]["id"] == str(orphan["_id"])
+    assert report["orphans"]["items"][0]["legacy_redirect"] is False
+    assert report["missing_variants"]["items"] == [
+        {"id": str(seeded["healthy"][1]["_id"]), "missing": ["thumb.webp"], "skus": ["NEW-1"]}]
+    assert report["stored_images"] == 3
+    assert report["safe"] is False
+
+
+def test_a_store_where_everything_is_in_mongodb_is_safe(client, db, ops):
+    doc = put(db, PRODUCTS, "good/alpha.png")
+    db.shop_products.insert_one({"sku": "OK-1", "name": "x", "price": 1, "images": [image_ref(doc)]})
+    report = client.get("/api/shop/debug/products-status", headers=ops).get_json()
+    assert report["safe"] is True
+    assert report["references"] == {"total": 1, "stored": 1, "local_filesystem": 0, "external": 0}
+    for key in ("missing_files", "local_filesystem", "external", "orphans", "missing_variants"):
+        assert report[key]["count"] == 0 and report[key]["items"] == []
+
+
+def test_an_empty_database_reports_zeros(client, db, ops):
+    report = client.get("/api/shop/debug/products-status", headers=ops).get_json()
+    assert report["products"] == {"total": 0, "with_images": 0, "without_images": 0}
+    assert report["temp_images"] == {"total": 0, "pending": 0, "expired": 0} and report["safe"] is True
+
+
+def test_long_lists_are_cut_but_counts_stay_complete(client, db, ops, monkeypatch):
+    from avenue.shop import status
+
+    monkeypatch.setattr(status, "LIST_LIMIT", 2)
+    db.shop_products.insert_one({"sku": "L-1", "name": "x", "price": 1,
+                                 "images": [f"/uploads/products/L-1/{n}.jpg" for n in range(5)]})
+    local = client.get("/api/shop/debug/products-status", headers=ops).get_json()["local_filesystem"]
+    assert (local["count"], len(local["items"]), local["truncated"]) == (5, 2, True)
+
+
+def test_an_orphan_an_old_path_still_redirects_to_is_marked(client, db, ops):
+    doc = put(db, PRODUCTS, "good/alpha.png")
+    db.legacy_paths.insert_one({"path": "/uploads/products/X/a.png", "bucket": PRODUCTS,
+                                "file_id": doc["_id"]})
+    orphans = client.get("/api/shop/debug/products-status", headers=ops).get_json()["orphans"]
+    assert orphans["count"] == 1 and orphans["legacy_redirects"] == 1
+    assert orphans["items"][0]["legacy_redirect"] is True
+
+
+def test_references_stored_with_string_ids_are_matched_to_their_files(client, db, ops):
+    doc = put(db, PRODUCTS, "good/alpha.png")
+    db.shop_products.insert_one({"sku": "S-1", "name": "x", "price": 1,
+                                 "images": [{**image_ref(doc), "id": str(doc["_id"])}]})
+    report = client.get("/api/shop/debug/products-status", headers=ops).get_json()
+    assert report["missing_files"]["count"] == 0 and report["orphans"]["count"] == 0
+
+
+def test_only_admins_and_ops_read_the_reports(client, db, auth):
+    for path in ("/api/shop/debug/products-status", "/api/shop/debug/storage-status"):
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers=auth.token("editor")).status_code == 403
+        assert client.get(path, headers=auth.token("admin")).status_code == 200
+
+
+# --- storage-status ----------------------------------------------------------------------
+
+
+def _expected_bucket(db, bucket: str) -> dict:
+    docs = list(db[f"{bucket}.files"].find({}, {"length": 1, "uploadDate": 1}))
+    return {"files": len(docs), "bytes": sum(d["length"] for d in docs),
+            "chunks": db[f"{bucket}.chunks"].count_documents({})}
+
+
+def test_storage_status_reports_each_bucket_and_the_database(client, seeded, db, ops, backend):
+    report = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
+    assert report["backend"] == "mongodb-gridfs"
+    assert report["database"] == db.name
+    if backend[0].__module__.startswith("pymongo"):
+        assert report["persistent"] is db.command("serverStatus")["storageEngine"]["persistent"]
+    else:
+        assert report["persistent"] is False  # mongomock keeps everything in memory
+    for bucket in (PRODUCTS, TEMP):
+        expected = _expected_bucket(db, bucket)
+        got = report["buckets"][bucket]
+        assert {k: got[k] for k in expected} == expected
+        assert got["oldest_upload"] <= got["newest_upload"]
+    assert report["buckets"][PRODUCTS]["originals"] == 3 and report["buckets"][TEMP]["originals"] == 2
+    assert report["buckets"][UPLOADS] == {
+        "alias": "uploads", "files": 0, "originals": 0, "bytes": 0, "chunks": 0, "chunks_exact": True,
+        "oldest_upload": None, "newest_upload": None, "chunk_index": True}
+    assert report["gridfs_bytes"] == sum(b["bytes"] for b in report["buckets"].values())
+    assert report["chunk_indexes"]["ok"] is True and report["chunk_indexes"]["missing"] == []
+    assert report["legacy_uploads"] is None
+    if backend[0].__module__.startswith("pymongo"):
+        assert report["server_version"] and report["database_size"]["data_bytes"] > 0
+        assert report["quota"]["used_source"] == "dbStats storageSize + indexSize"
+    else:
+        assert report["server_version"] is None and report["database_size"]["data_bytes"] is None
+        assert any("dbStats" in note for note in report["notes"])
+        assert report["quota"]["used_bytes"] == report["gridfs_bytes"]
+
+
+def test_a_missing_chunk_index_is_flagged(client, db, ops):
+    put(db, UPLOADS, "good/alpha.png")
+    db[f"{UPLOADS}.chunks"].drop_index("files_id_1_n_1")
+    report = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
+    assert report["chunk_indexes"]["ok"] is False and report["chunk_indexes"]["missing"] == [UPLOADS]
+    bucket = report["buckets"][UPLOADS]
+    assert bucket["chunk_index"] is False and bucket["chunks_exact"] is False
+    assert bucket["chunks"] == db[f"{UPLOADS}.chunks"].count_documents({})
+
+
+def test_the_legacy_folder_shows_what_is_not_imported_yet(app, client, db, ops):
+    app.config["AVENUE_LEGACY_UPLOADS_DIR"] = str(LEGACY_DIR)
+    on_disk = sorted(p for p in LEGACY_DIR.rglob("*") if p.is_file())
+    imported = ["/uploads/products/AV-1001/1d3d5fbdfe261bd3.jpg", "/uploads/general/notes.txt"]
+    db.legacy_paths.insert_many([{"path": p, "bucket": PRODUCTS, "file_id": ObjectId()} for p in imported])
+    gone = {"path": "/uploads/products/gone.jpg", "bucket": PRODUCTS, "file_id": ObjectId()}
+    db.legacy_paths.insert_one(gone)
+    legacy = client.get("/api/shop/debug/storage-status", headers=ops).get_json()["legacy_uploads"]
+    assert legacy["exists"] is True and legacy["files"] == len(on_disk) == 19
+    assert legacy["bytes"] == sum(p.stat().st_size for p in on_disk)
+    assert (legacy["imported"], legacy["not_imported"]) == (2, 17)
+    assert "/uploads/products/AV-1002/0dfc20a70ecbf45d.jpg" in legacy["not_imported_items"]
+    assert not set(imported) & set(legacy["not_imported_items"])
+
+
+def test_a_configured_legacy_folder_that_is_gone_is_reported(app, client, db, ops, tmp_path):
+    app.config["AVENUE_LEGACY_UPLOADS_DIR"] = str(tmp_path / "nope")
+    legacy = client.get("/api/shop/debug/storage-status", headers=ops).get_json()["legacy_uploads"]
+    assert legacy["exists"] is False and legacy["files"] == 0
+
+
+def test_the_embedded_data_folder_is_measured_on_disk(app, client, db, ops, tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "collection.wt").write_bytes(b"x" * 20000)
+    (tmp_path / "WiredTiger").write_bytes(b"y" * 100)
+    app.config["AVENUE_EMBEDDED_DATA_PATH"] = str(tmp_path)
+    app.config["AVENUE_STORAGE_QUOTA_BYTES"] = 10**9
+    report = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
+    files = (tmp_path / "sub" / "collection.wt", tmp_path / "WiredTiger")
+    expected = sum(os.stat(p).st_blocks * 512 for p in files)
+    assert report["database_size"]["data_dir"] == {"path": str(tmp_path), "exists": True, "files": 2,
+                                                   "bytes_on_disk": expected}
+    assert report["quota"]["used_bytes"] == expected
+    assert report["quota"]["used_source"] == "embedded data folder on disk"
+
+
+@pytest.mark.parametrize(("fraction", "level"), [(0.5, "ok"), (0.75, "warning"), (0.9, "critical"),
+                                                 (0.97, "emergency"), (1.2, "emergency")])
+def test_usage_against_the_quota_has_a_level(app, client, db, ops, tmp_path, fraction, level):
+    (tmp_path / "data.wt").write_bytes(b"z" * 40960)
+    app.config["AVENUE_EMBEDDED_DATA_PATH"] = str(tmp_path)
+    used = os.stat(tmp_path / "data.wt").st_blocks * 512
+    app.config["AVENUE_STORAGE_QUOTA_BYTES"] = int(used / fraction)
+    quota = client.get("/api/shop/debug/storage-status", headers=ops).get_json()["quota"]
+    assert quota["level"] == level and quota["bytes"] == int(used / fraction)
+    assert quota["percent"] == pytest.approx(100 * fraction, abs=0.1)
+
+
+def test_without_a_quota_the_level_is_ok_and_says_so(client, db, ops):
+    report = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
+    assert report["quota"]["bytes"] is None and report["quota"]["percent"] is None
+    assert report["quota"]["level"] == "ok"
+    assert any("AVENUE_STORAGE_QUOTA_BYTES" in note for note in report["notes"])
+
+
+@pytest.mark.parametrize(("percent", "level"), [(0, "ok"), (69.99, "ok"), (70, "warning"), (84.99, "warning"),
+                                                (85, "critical"), (95, "emergency"), (250, "emergency")])
+def test_quota_levels_switch_at_70_85_and_95_percent(percent, level):
+    assert quota_level(percent) == level
+
+
+def test_variant_ids_of_a_seeded_image_all_exist(db):
+    """Guard for the seed above: a fresh image lists 8 variant files that all exist."""
+    doc = put(db, PRODUCTS, "good/alpha.png")
+    ids = variant_ids(doc)
+    assert len(ids) == 8 and db[f"{PRODUCTS}.files"].count_documents({"_id": {"$in": ids}}) == 8
