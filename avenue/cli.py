@@ -6,6 +6,7 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from avenue import audit
 from avenue.auth import service
 from avenue.db import get_db, get_mongo
 from avenue.errors import AvenueError
@@ -32,6 +33,7 @@ def create_user(email: str, role: str, password: str | None) -> None:
         doc = service.create_user(get_db(), email, password, role)
     except AvenueError as error:
         fail(error.message)
+    audit.record(get_db(), "user_created", actor={"cli": True}, email=doc["email"], role=doc["role"])
     click.echo(f"created {doc['role']} {doc['email']}")
 
 
@@ -45,6 +47,7 @@ def create_token(email: str, name: str) -> None:
         token = service.issue_token(get_db(), email, name)
     except AvenueError as error:
         fail(error.message)
+    audit.record(get_db(), "token_created", actor={"cli": True}, email=service.normalize_email(email))
     click.echo(token)
     click.echo(f"token created for {service.normalize_email(email)}; it is not shown again", err=True)
 
@@ -57,7 +60,24 @@ def revoke_tokens(email: str) -> None:
         count = service.revoke_tokens(get_db(), email)
     except AvenueError as error:
         fail(error.message)
+    audit.record(get_db(), "tokens_revoked", actor={"cli": True}, email=service.normalize_email(email),
+                 count=count)
     click.echo(f"revoked {count} token(s) of {service.normalize_email(email)}")
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password", help="Prompted for (hidden, twice) when omitted.")
+def set_password(email: str, password: str | None) -> None:
+    """Set a new password for EMAIL (restored backups carry no password hashes)."""
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        service.set_password(get_db(), email, password)
+    except AvenueError as error:
+        fail(error.message)
+    audit.record(get_db(), "password_set", actor={"cli": True}, email=service.normalize_email(email))
+    click.echo(f"password set for {service.normalize_email(email)}")
 
 
 def register(app: Flask) -> None:

@@ -330,3 +330,24 @@ def test_without_both_variables_no_admin_is_created(app_factory):
     app = app_factory(AVENUE_ADMIN_EMAIL=BOOT_EMAIL)
     assert app.test_client().get("/api/auth/csrf").status_code == 200
     assert users_of(app) == []
+
+
+def test_cli_sets_a_new_password_and_audits_it(runner, app, db):
+    runner.invoke(args=["users", "create", "olga@example.com", "--role", "ops", "--password", PASSWORD])
+    result = runner.invoke(args=["users", "set-password", "OLGA@example.com",
+                                 "--password", "a new password!"])
+    assert result.exit_code == 0, result.output
+    client = app.test_client()
+    old = client.post("/api/auth/login", json={"email": "olga@example.com", "password": PASSWORD})
+    new = client.post("/api/auth/login", json={"email": "olga@example.com", "password": "a new password!"})
+    assert old.status_code == 401 and new.status_code == 200
+    actions = {entry["action"] for entry in db.audit_logs.find({"target.email": "olga@example.com"})}
+    assert {"user_created", "password_set"} <= actions
+
+
+def test_cli_set_password_refuses_unknown_users_and_weak_passwords(runner, db):
+    unknown = runner.invoke(args=["users", "set-password", "nobody@example.com", "--password", PASSWORD])
+    assert unknown.exit_code == 1 and "No user" in unknown.output
+    runner.invoke(args=["users", "create", "pia@example.com", "--role", "ops", "--password", PASSWORD])
+    weak = runner.invoke(args=["users", "set-password", "pia@example.com", "--password", "x"])
+    assert weak.exit_code == 1 and "at least" in weak.output

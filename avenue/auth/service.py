@@ -31,9 +31,7 @@ def create_user(db: Database, email: str, password: str, role: str) -> dict:
         raise BadRequest("A valid email address is required.", code="invalid_email")
     if role not in ROLES:
         raise BadRequest(f"Role must be one of {', '.join(ROLES)}.", code="invalid_role")
-    if len(password or "") < MIN_PASSWORD_LENGTH:
-        raise BadRequest(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.",
-                         code="weak_password")
+    _check_password(password)
     doc = {
         "_id": ObjectId(),
         "email": email,
@@ -48,6 +46,24 @@ def create_user(db: Database, email: str, password: str, role: str) -> dict:
     except DuplicateKeyError as exc:
         raise Conflict(f"A user with the email {email} already exists.", code="user_exists") from exc
     return doc
+
+
+def _check_password(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise BadRequest(f"Passwords need at least {MIN_PASSWORD_LENGTH} characters.",
+                         code="weak_password")
+
+
+def set_password(db: Database, email: str, password: str) -> dict:
+    """Give a user a new password (e.g. after a restore, which carries no hashes)."""
+    _check_password(password)
+    user = db.users.find_one_and_update(
+        {"email": normalize_email(email)},
+        {"$set": {"password_hash": generate_password_hash(password)}},
+    )
+    if user is None:
+        raise NotFound(f"No user with the email {normalize_email(email)}.")
+    return user
 
 
 def authenticate(db: Database, email: str, password: str) -> dict | None:
