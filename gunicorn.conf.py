@@ -16,7 +16,9 @@ keepalive = 5
 # Workers are recycled now and then so a slow leak can never grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = 100
-accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+# No access log unless asked for (GUNICORN_ACCESS_LOG=- for stdout): a line per image request
+# costs throughput, and the load balancer or CDN in front already logs requests.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
