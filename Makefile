@@ -17,7 +17,7 @@ run: $(STAMP)
 
 ## Lint, then run every test on mongomock and on SecantusDB (and AVENUE_TEST_MONGO_URI if set).
 test: $(STAMP)
-	$(PY) -m ruff check avenue tests wsgi.py gunicorn.conf.py
+	$(PY) -m ruff check avenue tests bench wsgi.py gunicorn.conf.py
 	$(PY) -m pytest
 
 ## The performance benchmark (bench/README.md); BENCH_ARGS=--full for the long run.

@@ -1,0 +1,1 @@
+"""Tiny Flask apps the app is measured against, each run under the same gunicorn settings."""

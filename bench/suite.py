@@ -1,0 +1,579 @@
+"""The sections of the benchmark, run in order, and the rows of the one table they fill."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+import appside
+import data
+import ingest
+import profiles
+import serving
+import status
+import upload
+from harness import BenchError, ForeignLoad, Procs, free_port, wait_port, worker_pids
+from report import Report, machine, num, ratio
+
+NOISY_PERCENT = 20  # other processes' share of the CPUs above which a verdict is flagged
+BASELINE_DB = "bench_baseline"
+APP_DB = "avenue_bench"
+LABELS = {
+    "nginx": "nginx from disk",
+    "disk": "Flask send_from_directory (disk)",
+    "pymongo": "Flask-PyMongo send_file (GridFS)",
+    "naive": "naive fs.get(id).read() (GridFS)",
+    "app": "Avenue app",
+}
+
+
+@dataclass
+class Suite:
+    root: Path
+    bench: Path
+    work: Path
+    results: Path
+    venv_bin: Path
+    procs: Procs
+    cfg: dict
+    mode: str
+    sections: set[str]
+    profile: bool
+    say: Callable[[str], None]
+    report: Report = field(init=False)
+    serve: dict[str, serving.ServeResult | str] = field(default_factory=dict)
+    pillow: dict[str, list[float]] = field(default_factory=dict)
+    app_upload: upload.UploadResult | str | None = None
+    ingests: dict[str, ingest.IngestResult | str] = field(default_factory=dict)
+    status: status.StatusResult | str | None = None
+    raw: list[str] = field(default_factory=list)
+    app_reason: str | None = None
+    profiles: dict[str, list[Path]] = field(default_factory=dict)
+    foreign: dict[str, float | None] = field(default_factory=dict)  # step -> other CPU %
+
+    def __post_init__(self) -> None:
+        self.report = Report(self.mode)
+
+    # ----------------------------------------------------------------------------------
+    # Infrastructure
+
+    def secantus(self, name: str) -> tuple[subprocess.Popen, str]:
+        """A SecantusDB on a free port with a fresh data folder; returns (process, base URI)."""
+        storage = self.work / "db" / name
+        shutil.rmtree(storage, ignore_errors=True)
+        storage.parent.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        proc = self.procs.start(f"secantus-{name}", [
+            str(self.venv_bin / "secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
+            "--storage-path", str(storage), "--log-level", "WARNING", "--cache-size", "256M",
+        ], cwd=storage.parent)
+        wait_port(port, proc, 60, f"SecantusDB ({name})")
+        return proc, f"mongodb://127.0.0.1:{port}"
+
+    def stop_secantus(self, proc: subprocess.Popen, name: str) -> None:
+        self.procs.stop(proc, timeout=20)
+        shutil.rmtree(self.work / "db" / name, ignore_errors=True)
+
+    @staticmethod
+    def uri(base: str, db: str) -> str:
+        return f"{base}/{db}?directConnection=true"
+
+    def guarded(self, what: str, fn: Callable[[], object]) -> object | str:
+        """Run a step; an unexpected failure becomes a note instead of ending the run.
+
+        Also records how much CPU other processes (not this run's) used meanwhile.
+        """
+        load = ForeignLoad()
+        load.start()
+        try:
+            return fn()
+        except appside.AppUnavailable as exc:
+            self.say(f"{what}: app not available: {exc}")
+            return f"app not available: {exc}"
+        except BenchError as exc:
+            self.say(f"{what}: {exc}")
+            return f"failed: {exc}"
+        except Exception as exc:  # noqa: BLE001 - report and go on with the other sections
+            self.raw.append(f"## {what} traceback\n{traceback.format_exc()}")
+            self.say(f"{what}: {type(exc).__name__}: {exc}")
+            return f"failed: {type(exc).__name__}: {exc}"
+        finally:
+            self.foreign[what] = load.percent()
+
+    def noisy(self, *whats: str) -> str:
+        """' (noisy: N % CPU elsewhere)' when other work took over 20 % during those steps."""
+        worst = max((self.foreign.get(w) or 0.0 for w in whats), default=0.0)
+        return f" (noisy: {worst:.0f} % CPU elsewhere)" if worst > NOISY_PERCENT else ""
+
+    # ----------------------------------------------------------------------------------
+    # The run
+
+    def run(self) -> None:
+        self.say(f"mode {self.mode}; sections {', '.join(sorted(self.sections))}")
+        busy = psutil.cpu_percent(interval=1.0)
+        self.report.note(f"CPU busy before the run: {busy:.0f} % (1 s sample; other work on the "
+                         "machine lowers every figure, ratios less so)")
+        if busy > 15:
+            self.say(f"warning: the machine is already {busy:.0f} % busy; figures will be low")
+        self.files = data.ensure_files(self.work / "data")
+        self.sizes = {k: self.files[v].stat().st_size for k, v in serving.FILES.items()}
+        self.say("data: " + ", ".join(f"{k} {v:,} B" for k, v in self.sizes.items()))
+        self.app_reason = appside.missing_reason(self.root, str(self.venv_bin / "python"))
+        if self.app_reason:
+            self.say(f"app not available: {self.app_reason}")
+        need_db = bool(self.sections & {"serve", "upload", "status"})
+        if need_db:
+            db_proc, base = self.secantus("main")
+            try:
+                if "serve" in self.sections:
+                    self.run_baselines(base)
+                self.run_app(base)
+            finally:
+                self.stop_secantus(db_proc, "main")
+        if "ingest" in self.sections:
+            self.run_ingest()
+
+    def run_baselines(self, base: str) -> None:
+        uri = self.uri(base, BASELINE_DB)
+        ids = serving.load_gridfs_baseline(uri, self.files)
+        data_dir = self.files["img100k.jpg"].parent
+        env = {"BENCH_DATA_DIR": str(data_dir), "BENCH_MONGO_URI": uri,
+               "PATH": f"{self.venv_bin}:/usr/bin:/bin"}
+        name_paths = {k: f"/files/{v}" for k, v in serving.FILES.items()}
+        id_paths = {k: f"/files/{ids[k]}" for k in serving.FILES}
+        # Flask-from-disk last, right before the app: the pair the targets compare.
+        starters = {
+            "nginx": lambda: serving.start_nginx(self.procs, self.work, data_dir),
+            "pymongo": lambda: serving.start_baseline(self.procs, self.venv_bin, "pymongo",
+                                                      LABELS["pymongo"], "pymongo_app", env,
+                                                      name_paths),
+            "naive": lambda: serving.start_baseline(self.procs, self.venv_bin, "naive",
+                                                    LABELS["naive"], "naive_app", env, id_paths,
+                                                    conditional=False),
+            "disk": lambda: serving.start_baseline(self.procs, self.venv_bin, "disk",
+                                                   LABELS["disk"], "disk_app", env, name_paths),
+        }
+        for key, start in starters.items():
+            self.serve[key] = self.guarded(key, lambda start=start: self.measure_server(start))
+
+    def measure_server(self, start: Callable[[], serving.Server]) -> serving.ServeResult:
+        """Start a baseline server, measure it, stop it."""
+        server = start()
+        try:
+            return self._measure_running(server)
+        finally:
+            self.procs.stop(server.proc)
+
+    # ----------------------------------------------------------------------------------
+    # The app: serving, upload and status share one app server
+
+    def run_app(self, base: str) -> None:
+        if {"upload"} & self.sections:
+            photo = data.photo_12mp(self.root, self.work / "data")
+            self.photo = photo.read_bytes()
+            self.say(f"upload: bare Pillow variants of {photo.name}")
+            for draft in (False, True):
+                key = "draft" if draft else "full"
+                self.pillow[key] = upload.time_pillow(self.photo, draft=draft,
+                                                      repeat=self.cfg["pillow_repeat"])
+        if self.app_reason:
+            reason = f"app not available: {self.app_reason}"
+            self.serve["app"] = reason
+            self.app_upload = reason
+            self.status = reason
+            return
+        result = self.guarded("app", lambda: self._run_app(base))
+        if isinstance(result, str):
+            for attr in ("app_upload", "status"):
+                if getattr(self, attr) is None:
+                    setattr(self, attr, result)
+            self.serve.setdefault("app", result)
+
+    def _run_app(self, base: str) -> None:
+        import pymongo
+
+        core = appside.media_core(self.root)
+        uri = self.uri(base, APP_DB)
+        found = appside.routes(self.root, str(self.venv_bin / "python"),
+                               appside.app_env(self.root, uri, APP_DB))
+        client = pymongo.MongoClient(uri, tz_aware=True)
+        db = client[APP_DB]
+        try:
+            docs = {}
+            if self.sections & {"serve", "status"}:
+                for key, name in serving.FILES.items():
+                    t0 = time.perf_counter()
+                    docs[key] = core.put(db, self.files[name].read_bytes(), name,
+                                         max_bytes=64 * 2**20)
+                    self.say(f"app: stored {name} in {time.perf_counter() - t0:.2f} s")
+            seeded: tuple | str | None = None
+            if "status" in self.sections:
+                # Bulk-load before the indexes exist: building them afterwards is ~2x faster
+                # on SecantusDB than maintaining six indexes per inserted document.
+                seeded = self.guarded("app status seed", lambda: self._seed(db, core, docs, found))
+            if core.ensure_indexes:
+                t0 = time.perf_counter()
+                core.ensure_indexes(db)
+                self.say(f"app: ensure_indexes in {time.perf_counter() - t0:.1f} s")
+            server = appside.start_app(self.procs, self.root, self.venv_bin, uri, APP_DB)
+            for note in server.notes:
+                self.report.note(f"app: {note}")
+            try:
+                if "serve" in self.sections:
+                    paths = {k: core.url(doc) for k, doc in docs.items()}
+                    app_server = serving.Server("app", LABELS["app"], server.port, server.proc,
+                                                paths)
+                    self.serve["app"] = self.guarded(
+                        "app serve", lambda: self._measure_running(app_server))
+                if "upload" in self.sections:
+                    self.app_upload = self.guarded(
+                        "app upload", lambda: self._app_upload(server, found))
+                if "status" in self.sections:
+                    self.status = seeded if isinstance(seeded, str) else self.guarded(
+                        "app status", lambda: self._app_status(server, seeded))
+            finally:
+                self.procs.stop(server.proc)
+        finally:
+            client.close()
+
+    def _measure_running(self, server: serving.Server) -> serving.ServeResult:
+        profiler = self.start_profiler if self.profile and server.key == "app" else None
+        self.say(f"serve: {server.label} on port {server.port}")
+        result = serving.measure(server, self.sizes, seconds=self.cfg["wrk_seconds"],
+                                 profiler=profiler)
+        for key, res in result.wrk.items():
+            self.raw.append(f"## {server.label} — {key}\n{res.raw}")
+        summary = ", ".join(f"{k} {v.rps:,.0f}/s" for k, v in result.wrk.items())
+        if result.rss:
+            summary += f", RSS +{result.rss.peak_growth_mb:.1f} MB peak"
+        self.say(f"serve: {server.label}: {summary}")
+        for problem in result.problems:
+            self.report.note(f"{server.label}: {problem}")
+        return result
+
+    def start_profiler(self, key: str, pids: list[int], seconds: float,
+                       gil: bool = True) -> Callable[[], None]:
+        """py-spy each worker for ``seconds``; returns a function that waits for them.
+
+        ``gil=True`` samples only the thread holding the GIL: right for request overhead,
+        blind to Pillow's encoders, which release it (so uploads are sampled without it).
+        """
+        spies = []
+        folder = self.work / "profiles"
+        folder.mkdir(parents=True, exist_ok=True)
+        outputs = []
+        for pid in pids:
+            out = folder / f"{key}-{pid}.txt"
+            out.unlink(missing_ok=True)
+            outputs.append(out)
+            spies.append(self.procs.start(f"py-spy-{key}-{pid}", [
+                str(self.venv_bin / "py-spy"), "record", "--pid", str(pid), "--duration",
+                str(max(1, int(seconds))), "--format", "raw", "--output", str(out),
+                *(["--gil"] if gil else []), "--nonblocking"]))
+        self.profiles[key] = outputs
+
+        def stop() -> None:
+            for spy in spies:
+                try:
+                    spy.wait(timeout=seconds + 20)
+                except subprocess.TimeoutExpired:
+                    pass
+                self.procs.stop(spy)
+        return stop
+
+    def _app_upload(self, server: appside.AppServer, found: set[str]) -> upload.UploadResult:
+        appside.require_route(found, "POST /api/shop/products")
+        appside.require_route(found, "POST /api/shop/products/<>/images")
+        if not server.token:
+            raise appside.AppUnavailable("no admin token (see notes)")
+        self.say("upload: app POST /api/shop/products/<sku>/images")
+        done = None
+        if self.profile:  # sample for about as long as the uploads take (~1 s each)
+            done = self.start_profiler("upload", worker_pids(server.proc),
+                                       1.5 * (self.cfg["upload_repeat"] + 1), gil=False)
+        try:
+            result = upload.time_app_uploads(server.port, server.headers(), self.photo,
+                                             repeat=self.cfg["upload_repeat"],
+                                             run_id=str(int(time.time())))
+        finally:
+            if done:
+                done()
+        for problem in result.problems:
+            self.report.note(f"app upload: {problem}")
+        if not result.times_ms:
+            raise appside.AppUnavailable(result.problems[0] if result.problems else "no upload")
+        return result
+
+    def _seed(self, db, core: appside.MediaCore, docs: dict, found: set[str]) -> tuple:
+        for path in status.ENDPOINTS:
+            appside.require_route(found, f"GET {path}")
+        template = docs.get("100k")
+        if template is None:
+            template = core.put(db, self.files["img100k.jpg"].read_bytes(), "template.jpg")
+        n_products = self.cfg["status_products"]
+        per = self.cfg["status_per_product"]
+        self.say(f"status: seeding {n_products:,} products / {n_products * per:,} images")
+        t0 = time.perf_counter()
+        products, images = status.seed(db, template, core.reference, products=n_products,
+                                       per_product=per)
+        seconds = time.perf_counter() - t0
+        self.say(f"status: seeded in {seconds:.1f} s")
+        return products, images, seconds
+
+    def _app_status(self, server: appside.AppServer, seeded: tuple) -> status.StatusResult:
+        if not server.token:
+            raise appside.AppUnavailable("no admin token (see notes)")
+        self.say("status: timing the endpoints")
+        result = status.time_endpoints(server.port, server.headers(),
+                                       repeat=self.cfg["status_repeat"])
+        result.products, result.images, result.seed_seconds = seeded
+        for path, summary in result.summaries.items():
+            self.raw.append(f"## {path}\n{summary}")
+        for problem in result.problems:
+            self.report.note(f"status: {problem}")
+        if not any(t.first_ms is not None for t in result.times.values()):
+            raise appside.AppUnavailable(result.problems[0] if result.problems else "no answer")
+        return result
+
+    # ----------------------------------------------------------------------------------
+    # Ingest: the stock driver and the app's store, each on its own fresh SecantusDB
+
+    def run_ingest(self) -> None:
+        import gridfs
+        import pymongo
+
+        base_image, quality = data.ingest_base()
+        budget = self.cfg["ingest_budget_s"]
+
+        def progress(label):
+            return lambda msg: self.say(f"ingest {label}: {msg}")
+
+        def stock() -> ingest.IngestResult:
+            proc, base = self.secantus("ingest-stock")
+            client = pymongo.MongoClient(self.uri(base, "ingest_stock"))
+            try:
+                bucket = gridfs.GridFSBucket(client["ingest_stock"], "fs")
+                return ingest.ingest(lambda d, name: bucket.upload_from_stream(name, d),
+                                     base_image, quality, count=self.cfg["ingest_stock"],
+                                     seed=1, time_budget_s=budget, progress=progress("stock"))
+            finally:
+                client.close()
+                self.stop_secantus(proc, "ingest-stock")
+
+        def app() -> ingest.IngestResult:
+            if self.app_reason:
+                raise appside.AppUnavailable(self.app_reason)
+            core = appside.media_core(self.root)
+            proc, base = self.secantus("ingest-app")
+            client = pymongo.MongoClient(self.uri(base, "ingest_app"), tz_aware=True)
+            db = client["ingest_app"]
+            timer = appside.WriteTimer()
+            try:
+                if core.ensure_indexes:
+                    core.ensure_indexes(db)
+                return ingest.ingest(lambda d, name: core.put(db, d, name), base_image, quality,
+                                     count=self.cfg["ingest_app"], seed=2, time_budget_s=budget,
+                                     progress=progress("app"),
+                                     write_ms=timer.take if timer.install() else None)
+            finally:
+                timer.uninstall()
+                client.close()
+                self.stop_secantus(proc, "ingest-app")
+
+        self.say(f"ingest: distinct ~1 MB JPEGs (quality {quality}, {base_image.size[0]}px)")
+        self.ingests["stock"] = self.guarded("ingest stock", stock)
+        self.ingests["app"] = self.guarded("ingest app", app)
+        for key, res in self.ingests.items():
+            if isinstance(res, ingest.IngestResult):
+                for problem in res.problems:
+                    self.report.note(f"ingest {key}: {problem}")
+                self.raw.append(f"## ingest {key} ms per file\n" +
+                                " ".join(f"{t:.0f}" for t in res.times_ms))
+                if res.write_ms:
+                    self.raw.append(f"## ingest {key} storage.write_file ms per file\n" +
+                                    " ".join(f"{t:.0f}" for t in res.write_ms))
+
+    # ----------------------------------------------------------------------------------
+    # The table
+
+    def rows(self) -> None:
+        r = self.report
+        app = self.serve.get("app")
+        app_ok = isinstance(app, serving.ServeResult)
+        unavailable = app if isinstance(app, str) else "not run"
+
+        def rps(key: str, case: str) -> float | None:
+            res = self.serve.get(key)
+            if isinstance(res, serving.ServeResult) and case in res.wrk:
+                return res.wrk[case].rps
+            return None
+
+        def wrk_note(key: str, case: str) -> str:
+            res = self.serve.get(key)
+            if isinstance(res, serving.ServeResult) and case in res.wrk and not res.wrk[case].clean:
+                w = res.wrk[case]
+                return f" ({w.errors} err, {w.non_2xx_3xx} bad)"
+            return ""
+
+        if "serve" in self.sections:
+            cases = [("100k", "GET 100 KB JPEG, req/s", 1.0), ("2m", "GET 2 MB JPEG, req/s", 0.8),
+                     ("304", "GET 100 KB If-None-Match → 304, req/s", 1.0)]
+            for case, title, need in cases:
+                app_rps = rps("app", case)
+                for key in ("nginx", "disk", "pymongo", "naive", "app"):
+                    res = self.serve.get(key)
+                    if case == "304" and key == "naive":
+                        continue
+                    if key == "app" and not app_ok:
+                        r.add(title, LABELS[key], "-", verdict=unavailable)
+                        continue
+                    if not isinstance(res, serving.ServeResult):
+                        r.add(title, LABELS[key], "-", verdict=str(res or "not run"))
+                        continue
+                    value = rps(key, case)
+                    target = verdict = ""
+                    if key == "disk":
+                        target = f"app ≥ {need:.2f}x"
+                        verdict = self.verdict(app_rps, value, lambda a, b, n=need: a / b >= n,
+                                               unavailable)
+                        if app_rps is not None:
+                            verdict += self.noisy("disk", "app serve")
+                    r.add(title, LABELS[key], num(value) + wrk_note(key, case),
+                          "" if key == "app" else ratio(app_rps, value), target, verdict)
+
+            title = "16 x 50 MB downloads: workers' RSS growth, MB peak (after)"
+            app_rss = app.rss.peak_growth_mb if app_ok and app.rss else None
+            for key in ("nginx", "disk", "pymongo", "naive", "app"):
+                res = self.serve.get(key)
+                if not isinstance(res, serving.ServeResult) or res.rss is None:
+                    r.add(title, LABELS[key], "-",
+                          verdict=unavailable if key == "app" else str(res or "not run"))
+                    continue
+                rss = res.rss
+                value = f"{rss.peak_growth_mb:.1f} ({rss.after_growth_mb:.1f})"
+                if rss.ok_downloads != rss.clients:
+                    value += f" [{rss.ok_downloads}/{rss.clients} ok]"
+                if key == "app":
+                    ok = rss.peak_growth_mb <= 32 and rss.ok_downloads == rss.clients
+                    r.add(title, LABELS[key], value, "", "≤ 32 MB peak", "MET" if ok else "MISSED")
+                else:
+                    meaningful = app_rss is not None and rss.peak_growth_mb >= 1
+                    r.add(title, LABELS[key], value,
+                          ratio(app_rss, rss.peak_growth_mb) if meaningful else "")
+
+        if "upload" in self.sections and self.pillow:
+            up = self.app_upload
+            app_ms = up.median if isinstance(up, upload.UploadResult) else None
+            n = self.cfg["pillow_repeat"]
+            title = f"12 MP JPEG → 4 variants, ms (median of {n})"
+            full = statistics.median(self.pillow["full"])
+            draft = statistics.median(self.pillow["draft"])
+            r.add(title, "bare Pillow, full decode + LANCZOS", num(full), ratio(app_ms, full))
+            r.add(title, "bare Pillow, draft + reducing_gap", num(draft), ratio(app_ms, draft),
+                  "app ≤ 1.30x",
+                  self.verdict(app_ms, draft, lambda a, b: a / b <= 1.3,
+                               up if isinstance(up, str) else "not run")
+                  + (self.noisy("app upload") if app_ms else ""))
+            if isinstance(up, upload.UploadResult):
+                r.add(title, f"app: admin upload (HTTP, median of {len(up.times_ms)})",
+                      num(app_ms))
+            else:
+                r.add(title, "app: admin upload (HTTP)", "-", verdict=str(up or "not run"))
+
+        if "ingest" in self.sections:
+            title = "ingest distinct 1 MB JPEGs: ms/file first-50 → last-50 median"
+            stock = self.ingests.get("stock")
+            appi = self.ingests.get("app")
+            for key, label in (("stock", "stock GridFSBucket.upload_from_stream"),
+                               ("app", "app media.store (validate, 4 variants, write)")):
+                res = self.ingests.get(key)
+                if isinstance(res, ingest.IngestResult) and res.growth is None:
+                    r.add(title, label, f"{len(res.times_ms)} files", verdict="too few files "
+                          f"for two windows of {ingest.WINDOW} (time budget)")
+                    continue
+                if not isinstance(res, ingest.IngestResult):
+                    r.add(title, label, "-", verdict=str(res or "not run"))
+                    continue
+                mb = res.stored_bytes / 2**20
+                value = (f"{res.first:.0f} → {res.last:.0f} ({res.growth:.2f}x, "
+                         f"{len(res.times_ms)} files, {mb:,.0f} MB)")
+                if key == "app":
+                    r.add(title, label, value, "", "last ≤ 1.5x first",
+                          ("MET" if res.growth <= 1.5 else "MISSED") + self.noisy("ingest app"))
+                    phase = res.write_phase()
+                    if phase:
+                        r.add(title, "  of which storage.write_file (8 variants + original)",
+                              f"{phase[0]:.0f} → {phase[1]:.0f} ({phase[1] / phase[0]:.2f}x)")
+                else:
+                    vs = ""
+                    if isinstance(appi, ingest.IngestResult) and appi.growth and stock.growth:
+                        vs = f"{appi.growth / stock.growth:.2f}x growth"
+                    r.add(title, label, value, vs)
+
+        if "status" in self.sections:
+            st = self.status
+            if isinstance(st, status.StatusResult):
+                title = f"status, {st.products:,} products / {st.images:,} images, ms"
+                scale = "" if st.products >= 10_000 else f" at {st.products:,} products (--full: 10,000)"
+                scale += self.noisy("app status")
+                for path, t in st.times.items():
+                    name = path.rsplit("/", 1)[-1]
+                    if t.first_ms is None:
+                        r.add(title, f"GET …/{name}", "-", verdict="no answer")
+                        continue
+                    r.add(title, f"GET …/{name}: first call", num(t.first_ms), "", "< 300 ms",
+                          ("MET" if t.first_ms < status.TARGET_MS else "MISSED") + scale)
+                    if t.repeat_ms:
+                        worst, med = max(t.repeat_ms), statistics.median(t.repeat_ms)
+                        value = f"{worst:,.0f} ({med:,.0f}, n={len(t.repeat_ms)})"
+                        if t.served_stale:
+                            value += " stale"
+                        r.add(title, f"GET …/{name}: next calls, worst (median)", value, "",
+                              "< 300 ms", ("MET" if worst < status.TARGET_MS else "MISSED") + scale)
+                    if t.compute_ms is not None:
+                        r.add(title, f"GET …/{name}: report's own compute_ms", num(t.compute_ms))
+            else:
+                r.add("status endpoints (10,000 products / 50,000 images)", "app", "-",
+                      verdict=str(st or "not run"))
+
+    @staticmethod
+    def verdict(app: float | None, base: float | None, test: Callable[[float, float], bool],
+                unavailable: str) -> str:
+        if app is None:
+            return unavailable
+        if not base:
+            return "no baseline"
+        return "MET" if test(app, base) else "MISSED"
+
+    def finish(self, command: str, target: Path) -> None:
+        """Print the table and write it as markdown to ``target``."""
+        shown = {k: v for k, v in self.foreign.items()
+                 if v is not None and k not in ("app", "app status seed")}
+        if shown:
+            self.report.note("CPU used by other processes while measuring (% of all cores): "
+                             + ", ".join(f"{k} {v:.0f} %" for k, v in shown.items()))
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        self.report.note(f"load average at the end (1, 5, 15 min): {load}")
+        self.rows()
+        info = machine()
+        text = self.report.text(info)
+        print()
+        print(text, flush=True)
+        target.write_text(self.report.markdown(info, command))
+        (self.results / "latest.raw").write_text("\n\n".join(self.raw) + "\n")
+        if self.profiles:
+            out = ["# py-spy of the app's gunicorn workers during wrk", ""]
+            for key, paths in self.profiles.items():
+                out += [f"## {key}", ""] + profiles.summarize(paths) + [""]
+            (self.results / "profile.md").write_text("\n".join(out))
+            self.say(f"wrote {self.results / 'profile.md'} (raw stacks: {self.work / 'profiles'})")
+        self.say(f"wrote {target} (raw wrk output: {self.results / 'latest.raw'})")
