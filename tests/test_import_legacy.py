@@ -179,20 +179,20 @@ def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
 
     with pytest.raises(Killed):
         import_legacy(legacy_db, LEGACY_UPLOADS, progress=kill_after(7))
-    # Killed again, this time in the middle of writing a file's variants.
-    real_write = storage.write_file
+    # Killed again, this time while writing a file (its original and variants).
+    real_write = storage.write_files
     calls = {"n": 0}
 
     def dying_write(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == 2:
             raise Killed
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(storage, "write_file", dying_write)
+    monkeypatch.setattr(storage, "write_files", dying_write)
     with pytest.raises(Killed):
         import_legacy(legacy_db, LEGACY_UPLOADS)
-    monkeypatch.setattr(storage, "write_file", real_write)
+    monkeypatch.setattr(storage, "write_files", real_write)
     resumed = import_legacy(legacy_db, LEGACY_UPLOADS)
     counts = resumed.counts
     assert counts["imported"] + counts["duplicates"] + counts["already_imported"] == 18

@@ -76,30 +76,49 @@ def test_an_upload_is_all_or_nothing(db):
 
 def test_a_failure_while_writing_leaves_nothing_behind(db, monkeypatch):
     before = bucket_snapshot(db)
-    real = storage_module.write_file
+    real = storage_module.write_files
     calls = {"n": 0}
 
-    def failing(db_, bucket, data, **kwargs):
+    def failing(db_, bucket, files, *args, **kwargs):
         calls["n"] += 1
-        if kwargs.get("metadata", {}).get("role") == "original" and calls["n"] > 12:
+        if calls["n"] == 2:  # the first upload is stored, the second one fails
             raise pymongo.errors.AutoReconnect("connection lost mid-upload")
-        return real(db_, bucket, data, **kwargs)
+        return real(db_, bucket, files, *args, **kwargs)
 
-    monkeypatch.setattr(storage_module, "write_file", failing)
+    monkeypatch.setattr(storage_module, "write_files", failing)
     uploads = [Upload("a.jpg", image_bytes("good/grayscale.jpg")),
                Upload("b.jpg", image_bytes("good/progressive.jpg"))]
     with pytest.raises(pymongo.errors.AutoReconnect):
         store_all(db, PRODUCTS, uploads)
+    assert calls["n"] == 2
     assert bucket_snapshot(db) == before
 
 
+def test_one_upload_is_written_in_two_commands(db, monkeypatch):
+    """Chunks of the original and its 8 variants in one insert, their files documents in
+    another, the original's last (write commands, not bytes, slow the embedded server)."""
+    seen = []
+    real = storage_module.write_files
+
+    def recording(db_, bucket, files, *args, **kwargs):
+        seen.append([f.metadata["role"] for f in files])
+        return real(db_, bucket, files, *args, **kwargs)
+
+    monkeypatch.setattr(storage_module, "write_files", recording)
+    store(db, PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg")
+    assert seen == [["variant"] * 8 + ["original"]]
+
+
 def test_chunks_of_a_failed_file_write_are_removed(db, monkeypatch):
-    files = db[f"{PRODUCTS}.files"]
+    collection_class = type(db[f"{PRODUCTS}.files"])
+    real = collection_class.insert_many
 
-    def refuse(doc):
-        raise pymongo.errors.AutoReconnect("lost before the files document")
+    def refuse_files(self, docs, *args, **kwargs):
+        if self.name.endswith(".files"):
+            raise pymongo.errors.AutoReconnect("lost before the files document")
+        return real(self, docs, *args, **kwargs)
 
-    monkeypatch.setattr(type(files), "insert_one", lambda self, doc, *a, **k: refuse(doc))
+    monkeypatch.setattr(collection_class, "insert_many", refuse_files)
     with pytest.raises(pymongo.errors.AutoReconnect):
         storage_module.write_file(db, PRODUCTS, b"x" * 600_000, filename="x", metadata={"key": "x"})
     assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0

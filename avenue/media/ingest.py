@@ -13,7 +13,7 @@ from hashlib import sha256
 
 from bson import ObjectId
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError
 from avenue.media import storage
@@ -73,58 +73,58 @@ def _write(db: Database, bucket: str, ready: _Ready, *, owner, kind: str, visibi
            extra: dict | None) -> StoreResult:
     prepared = ready.prepared
     original_id = ObjectId()
-    written: list[ObjectId] = []
+    new_files: list[storage.NewFile] = []
     variants: dict[str, dict] = {}
+    for rendition in ready.renditions:
+        new, info = _variant_file(original_id, rendition)
+        new_files.append(new)
+        variants.setdefault(rendition.name, {})[rendition.format] = info
+    metadata = {
+        "role": "original",
+        "key": ready.key,
+        "source_sha256": prepared.source_sha256,
+        "sha256": prepared.sha256,
+        "content_type": prepared.content_type,
+        "format": prepared.format.lower(),
+        "width": prepared.width,
+        "height": prepared.height,
+        "frames": prepared.frames,
+        "filename": ready.filename,
+        "owner": owner,
+        "kind": kind,
+        "visibility": visibility,
+        "variants": variants,
+        **(extra or {}),
+    }
+    # The original's files document goes last: readers never see it without its variants.
+    new_files.append(storage.NewFile(prepared.data, ready.filename, metadata, original_id))
     try:
-        for rendition in ready.renditions:
-            doc, info = write_variant(db, bucket, original_id, rendition)
-            written.append(doc["_id"])
-            variants.setdefault(rendition.name, {})[rendition.format] = info
-        metadata = {
-            "role": "original",
-            "key": ready.key,
-            "source_sha256": prepared.source_sha256,
-            "sha256": prepared.sha256,
-            "content_type": prepared.content_type,
-            "format": prepared.format.lower(),
-            "width": prepared.width,
-            "height": prepared.height,
-            "frames": prepared.frames,
-            "filename": ready.filename,
-            "owner": owner,
-            "kind": kind,
-            "visibility": visibility,
-            "variants": variants,
-            **(extra or {}),
-        }
-        doc = storage.write_file(db, bucket, prepared.data, filename=ready.filename,
-                                 metadata=metadata, file_id=original_id)
-        return StoreResult(doc, True)
-    except DuplicateKeyError:
-        # Someone stored the same bytes a moment ago: keep theirs, drop our variants.
-        _delete_ids(db, bucket, written)
+        docs = storage.write_files(db, bucket, new_files)
+    except (DuplicateKeyError, BulkWriteError) as error:
+        if not _is_duplicate(error):
+            raise
+        # Someone stored the same bytes a moment ago (write_files removed ours): keep theirs.
         existing = db[f"{bucket}.files"].find_one({"metadata.key": ready.key})
         if existing is None:
             raise
         return StoreResult(existing, False)
-    except BaseException:
-        _delete_ids(db, bucket, written)
-        raise
+    return StoreResult(docs[-1], True)
 
 
-def write_variant(db: Database, bucket: str, original_id, rendition: Rendition,
-                  file_id=None) -> tuple[dict, dict]:
-    """Store one rendition as a variant file of ``original_id``.
+def _is_duplicate(error: Exception) -> bool:
+    if isinstance(error, DuplicateKeyError):
+        return True
+    return any(e.get("code") == 11000 for e in error.details.get("writeErrors", []))
 
-    Returns its files document and the entry the original lists under
-    ``metadata.variants.<name>.<format>``.
-    """
+
+def _variant_file(original_id, rendition: Rendition, file_id=None) -> tuple[storage.NewFile, dict]:
+    """A rendition as a variant file of ``original_id``, and the entry the original lists
+    under ``metadata.variants.<name>.<format>``."""
     digest = _sha(rendition.data)
-    doc = storage.write_file(
-        db, bucket, rendition.data,
-        filename=f"{rendition.name}.{rendition.format}",
-        file_id=file_id,
-        metadata={
+    new = storage.NewFile(
+        rendition.data,
+        f"{rendition.name}.{rendition.format}",
+        {
             "role": "variant",
             "key": f"{original_id}/{rendition.name}.{rendition.format}",
             "original_id": original_id,
@@ -135,17 +135,27 @@ def write_variant(db: Database, bucket: str, original_id, rendition: Rendition,
             "width": rendition.width,
             "height": rendition.height,
         },
+        file_id or ObjectId(),
     )
     info = {
-        "id": doc["_id"],
-        "length": doc["length"],
-        "chunk_size": doc["chunkSize"],
+        "id": new.file_id,
+        "length": len(rendition.data),
+        "chunk_size": storage.CHUNK_SIZE,
         "sha256": digest,
         "content_type": rendition.content_type,
         "width": rendition.width,
         "height": rendition.height,
     }
-    return doc, info
+    return new, info
+
+
+def write_variant(db: Database, bucket: str, original_id, rendition: Rendition,
+                  file_id=None) -> tuple[dict, dict]:
+    """Store one rendition as a variant file of ``original_id``; return its files document
+    and the entry the original lists for it."""
+    new, info = _variant_file(original_id, rendition, file_id)
+    return storage.write_file(db, bucket, new.data, filename=new.filename, metadata=new.metadata,
+                              file_id=new.file_id), info
 
 
 def _sha(data: bytes) -> str:

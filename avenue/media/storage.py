@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import weakref
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from bson import Binary, ObjectId
 from pymongo.database import Database
@@ -35,6 +36,52 @@ def now() -> dt.datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
+@dataclass
+class NewFile:
+    """One file for :func:`write_files`."""
+
+    data: bytes
+    filename: str
+    metadata: dict
+    file_id: ObjectId = field(default_factory=ObjectId)
+
+
+def write_files(db: Database, bucket: str, files: list[NewFile],
+                upload_date: dt.datetime | None = None) -> list[dict]:
+    """Store several GridFS files in two commands: every chunk, then every files document.
+
+    The files documents go in the given order (put the one readers look for last). Few
+    commands per upload matters: on the embedded server each write command costs more as
+    the store grows, while the bytes written do not. On any failure (including a duplicate
+    key on a files document) everything this call wrote is removed before the exception
+    propagates.
+    """
+    upload_date = upload_date or now()
+    ids = [f.file_id for f in files]
+    chunks = db[f"{bucket}.chunks"]
+    docs = [{
+        "_id": f.file_id,
+        "length": len(f.data),
+        "chunkSize": CHUNK_SIZE,
+        "uploadDate": upload_date,
+        "filename": f.filename,
+        "metadata": f.metadata,
+    } for f in files]
+    try:
+        chunk_docs = [
+            {"files_id": f.file_id, "n": n, "data": Binary(f.data[offset : offset + CHUNK_SIZE])}
+            for f in files for n, offset in enumerate(range(0, len(f.data), CHUNK_SIZE))
+        ]
+        if chunk_docs:  # pymongo splits the batch under the server's message size limit
+            chunks.insert_many(chunk_docs, ordered=True)
+        db[f"{bucket}.files"].insert_many(docs, ordered=True)
+    except BaseException:
+        db[f"{bucket}.files"].delete_many({"_id": {"$in": ids}})
+        chunks.delete_many({"files_id": {"$in": ids}})
+        raise
+    return docs
+
+
 def write_file(
     db: Database,
     bucket: str,
@@ -45,35 +92,9 @@ def write_file(
     file_id: ObjectId | None = None,
     upload_date: dt.datetime | None = None,
 ) -> dict:
-    """Store ``data`` as one GridFS file and return its files document.
-
-    On any failure (including a duplicate key on the files document) the chunks written so
-    far are removed before the exception propagates.
-    """
-    file_id = file_id or ObjectId()
-    chunks = db[f"{bucket}.chunks"]
-    doc = {
-        "_id": file_id,
-        "length": len(data),
-        "chunkSize": CHUNK_SIZE,
-        "uploadDate": upload_date or now(),
-        "filename": filename,
-        "metadata": metadata,
-    }
-    try:
-        batch = []
-        for n, offset in enumerate(range(0, len(data), CHUNK_SIZE)):
-            batch.append({"files_id": file_id, "n": n, "data": Binary(data[offset : offset + CHUNK_SIZE])})
-            if len(batch) == 32:  # ~8 MB per insert, under the 48 MB message limit
-                chunks.insert_many(batch, ordered=True)
-                batch = []
-        if batch:
-            chunks.insert_many(batch, ordered=True)
-        db[f"{bucket}.files"].insert_one(doc)
-    except BaseException:
-        chunks.delete_many({"files_id": file_id})
-        raise
-    return doc
+    """Store ``data`` as one GridFS file and return its files document (see write_files)."""
+    new = NewFile(data, filename, metadata, file_id or ObjectId())
+    return write_files(db, bucket, [new], upload_date)[0]
 
 
 def read_range(db: Database, bucket: str, file_id, length: int, chunk_size: int,
