@@ -144,7 +144,8 @@ class MediaCore:
 
 
 class WriteTimer:
-    """Time spent in ``avenue.media.storage.write_file``: the storage part of one ``store``.
+    """Time spent in ``avenue.media.storage.write_files``: the storage part of one ``store``
+    (the original and its 8 variants, written as one batch).
 
     Installed by wrapping the module attribute in this (benchmark) process only.
     """
@@ -156,7 +157,7 @@ class WriteTimer:
     def install(self) -> bool:
         try:
             storage = importlib.import_module("avenue.media.storage")
-            original = storage.write_file
+            original = storage.write_files
         except Exception:  # noqa: BLE001 - no such function: no phase timing
             return False
 
@@ -167,8 +168,8 @@ class WriteTimer:
             finally:
                 self.ms += (time.perf_counter() - t0) * 1000
 
-        storage.write_file = timed
-        self._restore = lambda: setattr(storage, "write_file", original)
+        storage.write_files = timed
+        self._restore = lambda: setattr(storage, "write_files", original)
         return True
 
     def take(self) -> float:

@@ -12,6 +12,7 @@ measures, prints one table and writes it to bench/results/latest.md.  See bench/
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import os
 import shutil
@@ -125,6 +126,18 @@ def main() -> int:
 
     WORK.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
+    # One run at a time: two would share bench/work (databases, logs) and the two cores.
+    lock = open(WORK / ".lock", "a+")  # noqa: SIM115 - held until the process exits
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "?"
+        sys.exit(f"bench: another run (pid {holder}) is in progress; wait for it to finish")
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"{os.getpid()}\n")
+    lock.flush()
     procs = Procs(WORK / "logs")
     signal.signal(signal.SIGTERM, _abort)
     signal.signal(signal.SIGINT, _abort)
