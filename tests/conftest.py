@@ -18,6 +18,31 @@ from avenue.embedded import EmbeddedServer
 FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
 IMAGES = FIXTURES / "images"
 GOOD_NAMES = sorted(p.name for p in (IMAGES / "good").iterdir()) if IMAGES.is_dir() else []
+# The status every refused shared fixture must get (fixtures README): the one copy of it.
+REFUSED = {
+    "bad/empty.jpg": {400, 422},
+    "bad/truncated.jpg": {422},
+    "bad/text_named.jpg": {415},
+    "bad/document.pdf": {415},
+    "bad/archive_named.png": {415},
+    "bad/elf_named.png": {415},
+    "bad/html_polyglot.gif": {415, 422},
+    "bad/script.svg": {415},
+    "bad/bomb_50000x50000.png": {413, 422},
+    "bad/bomb_screen.gif": {413, 422},
+    "bad/corrupt_chunk.png": {422},
+    "unsupported/bitmap.bmp": {415},
+    "unsupported/scan.tiff": {415},
+    "unsupported/icon.ico": {415},
+}
+# Filenames that must be stored sanitized and never reflected unescaped.
+HOSTILE_NAMES = [
+    "../../etc/pass\x07wd.png",
+    "C:/Windows/evil\x00name.png",
+    "invoice\u202egnp.exe.png",
+    "<script>alert(1)</script>.png",
+    "a" * 1000 + ".png",
+]
 
 # pymongo 4.20 reads client.options.timeout, which mongomock's client lacks (EMBEDDED_DB.md).
 mongomock.MongoClient.options = types.SimpleNamespace(timeout=None)

@@ -13,33 +13,7 @@ from bson import ObjectId
 from avenue.builder import service
 from avenue.errors import AvenueError
 from avenue.media import BUILDER
-from tests.conftest import FIXTURES, IMAGES, bucket_snapshot, image_bytes
-
-# Expected status for every refused fixture (fixtures README).
-REFUSED = {
-    "bad/empty.jpg": {400, 422},
-    "bad/truncated.jpg": {422},
-    "bad/text_named.jpg": {415},
-    "bad/document.pdf": {415},
-    "bad/archive_named.png": {415},
-    "bad/elf_named.png": {415},
-    "bad/html_polyglot.gif": {415, 422},
-    "bad/script.svg": {415},
-    "bad/bomb_50000x50000.png": {413, 422},
-    "bad/bomb_screen.gif": {413, 422},
-    "bad/corrupt_chunk.png": {422},
-    "unsupported/bitmap.bmp": {415},
-    "unsupported/scan.tiff": {415},
-    "unsupported/icon.ico": {415},
-}
-HOSTILE_NAMES = [
-    "../../etc/pass\x07wd.png",
-    "C:/Windows/evil\x00name.png",
-    "invoice\u202egnp.exe.png",
-    "<script>alert(1)</script>.png",
-    "a" * 1000 + ".png",
-]
-
+from tests.conftest import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, image_bytes
 
 
 def test_the_refused_table_covers_every_bad_and_unsupported_fixture():

@@ -20,24 +20,12 @@ from avenue.media.images import (
     strip_webp,
 )
 from avenue.media.variants import render
-from tests.conftest import IMAGES, image_bytes
+from tests.conftest import IMAGES, REFUSED, image_bytes
 
 GOOD = sorted(p.name for p in (IMAGES / "good").iterdir())
 UNSUPPORTED = sorted(p.name for p in (IMAGES / "unsupported").iterdir())
 # file -> statuses the fixtures README allows
-BAD = {
-    "empty.jpg": {400, 422},
-    "truncated.jpg": {422},
-    "text_named.jpg": {415},
-    "document.pdf": {415},
-    "archive_named.png": {415},
-    "elf_named.png": {415},
-    "html_polyglot.gif": {415, 422},
-    "script.svg": {415},
-    "bomb_50000x50000.png": {413, 422},
-    "bomb_screen.gif": {413, 422},
-    "corrupt_chunk.png": {422},
-}
+BAD = {path.split("/", 1)[1]: statuses for path, statuses in REFUSED.items() if path.startswith("bad/")}
 GPS_IFD = 0x8825
 EXPECTED_DISPLAY = {
     "photo_exif_rotated.jpg": (800, 1200),

@@ -17,7 +17,6 @@ from tests.conftest import FIXTURES, image_bytes
 LEGACY_DIR = FIXTURES / "legacy_uploads"
 
 
-
 @pytest.fixture
 def ops(auth):
     return auth.token("ops")

@@ -10,12 +10,10 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import UPLOADS, UrlSigner
-from tests.conftest import bucket_snapshot, image_bytes
-from tests.test_builder import HOSTILE_NAMES, REFUSED
+from tests.conftest import HOSTILE_NAMES, REFUSED, bucket_snapshot, image_bytes
 
 OLD_KEY = "test-secret-key-for-avenue"  # the key conftest's apps are built with
 NEW_KEY = "a-brand-new-secret-key-for-avenue"
-
 
 
 def upload(client, headers, name="good/progressive.jpg", *, visibility=None, filename=None, data=None):
