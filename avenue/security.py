@@ -104,15 +104,22 @@ def add_cors_headers(response: Response) -> Response:
     return response
 
 
+def baseline_headers(config) -> list[tuple[str, str]]:
+    """The headers every response carries unless its route set them: nosniff, no framing,
+    a strict referrer policy, and HSTS in production."""
+    headers = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
+               ("Referrer-Policy", "strict-origin-when-cross-origin")]
+    if config.get("AVENUE_ENV") == "production":
+        # Browsers ignore it over plain HTTP, so it is safe to send before TLS is in front.
+        headers.append(("Strict-Transport-Security", HSTS))
+    return headers
+
+
 def add_security_headers(response: Response) -> Response:
     """nosniff, no framing, a strict referrer policy, HSTS in production; CORS for configured origins."""
     headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-    if current_app.config.get("AVENUE_ENV") == "production":
-        # Browsers ignore it over plain HTTP, so it is safe to send before TLS is in front.
-        headers.setdefault("Strict-Transport-Security", HSTS)
+    for name, value in baseline_headers(current_app.config):
+        headers.setdefault(name, value)
     if request.path.startswith("/api/"):
         headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         headers.setdefault("Cache-Control", "no-store")

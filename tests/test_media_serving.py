@@ -9,10 +9,11 @@ import tracemalloc
 
 import pytest
 from PIL import Image
+from werkzeug.test import Client
 
 from avenue.media import PRODUCTS, UPLOADS, delete_image, image_object, signer_from_config, store
 from avenue.media import storage as storage_module
-from avenue.media.serving import get_cache
+from avenue.media.serving import FrontDoor, get_cache
 from avenue.media.storage import read_all
 from tests.conftest import GOOD_NAMES, image_bytes, make_app
 
@@ -326,3 +327,106 @@ def test_a_restarted_embedded_server_still_serves_what_was_stored(tmp_path):
         assert response.status_code == 200 and response.data == stored["bytes"]
     finally:
         server.stop()
+
+
+# --- the front door: cached answers before Flask ------------------------------------------
+
+FRONT_DOOR_REQUESTS = [
+    ("GET", "url", {}),
+    ("HEAD", "url", {}),
+    ("GET", "url", {"If-None-Match": "{etag}"}),
+    ("GET", "card", {"Accept": "image/avif,image/webp,*/*"}),
+    ("GET", "card", {"Accept": "*/*"}),
+    ("GET", "card.jpg", {}),
+    ("GET", "card", {"Accept": "image/webp", "If-None-Match": "{etag}"}),
+]
+
+
+def _target(obj: dict, which: str) -> str:
+    name, _, ext = which.partition(".")
+    return obj["url"] if name == "url" else obj["variants"][name] + (f".{ext}" if ext else "")
+
+
+def _call(wsgi_app, method: str, url: str, headers: dict):
+    response = Client(wsgi_app).open(url, method=method, headers=headers)
+    return response.status, sorted(response.headers.items()), response.get_data()
+
+
+@pytest.mark.parametrize("env", ["testing", "production"])
+@pytest.mark.parametrize(("method", "which", "headers"), FRONT_DOOR_REQUESTS)
+def test_the_front_door_answers_cached_media_exactly_as_the_route_does(app_factory, env, method, which,
+                                                                       headers):
+    app = app_factory(AVENUE_ENV=env)
+    url = _target(put(app)["obj"], which)
+    front = app.wsgi_app
+    assert isinstance(front, FrontDoor)
+    for accept in ("image/webp", "*/*"):
+        warm = app.test_client().get(url, headers={"Accept": accept})  # caches document, headers, bytes
+        assert warm.status_code == 200 and warm.data
+    etag = app.test_client().get(url, headers=headers | {"If-None-Match": ""}).headers["ETag"]
+    headers = {name: value.format(etag=etag) for name, value in headers.items()}
+
+    def flask_must_not_run(environ, start_response):
+        pytest.fail(f"the front door passed {method} {url} on to Flask")
+
+    by_front = _call(FrontDoor(app, flask_must_not_run), method, url, headers)
+    by_route = _call(front.wsgi_app, method, url, headers)
+    assert by_front == by_route
+    assert by_front[0] in ("200 OK", "304 NOT MODIFIED")
+    if env == "production":
+        assert ("Strict-Transport-Security", "max-age=31536000; includeSubDomains") in by_front[1]
+
+
+@pytest.mark.parametrize(("case", "headers"), [
+    ("not cached yet", {}),
+    ("a range", {"Range": "bytes=0-9"}),
+    ("another validator", {"If-None-Match": '"other"'}),
+    ("a date validator", {"If-Modified-Since": "Sun, 01 Jan 2034 00:00:00 GMT"}),
+    ("a private image", {}),
+    ("an unknown id", {}),
+])
+def test_the_front_door_leaves_everything_else_to_the_route(app, case, headers):
+    stored = put(app, bucket=UPLOADS, visibility="private", scope="owner") if case == "a private image" \
+        else put(app)
+    url = stored["obj"]["url"].split("?")[0]
+    if case == "an unknown id":
+        url = "/media/products/0123456789abcdef01234567"
+    if case != "not cached yet":
+        assert app.test_client().get(stored["obj"]["url"]).data
+    passed = []
+
+    def route(environ, start_response):
+        passed.append(environ["PATH_INFO"])
+        start_response("204 NO CONTENT", [])
+        return []
+
+    Client(FrontDoor(app, route)).get(url, headers=headers)
+    assert passed == [url]
+    # ... and the route then answers as the contract says.
+    expected = {"a range": 206, "another validator": 200, "a date validator": 304,
+                "a private image": 404, "an unknown id": 404}.get(case, 200)
+    assert app.test_client().get(url, headers=headers).status_code == expected
+
+
+def test_a_front_door_failure_is_answered_by_the_route(app, client, image, monkeypatch, caplog):
+    client.get(image["obj"]["url"])
+
+    def broken(self, environ, path):
+        raise RuntimeError("front door broke")
+
+    monkeypatch.setattr(FrontDoor, "answer", broken)
+    response = client.get(image["obj"]["url"])
+    assert response.status_code == 200 and response.data == image["bytes"]
+    assert "front door broke" in caplog.text
+
+
+def test_the_front_door_needs_no_database_for_a_hot_image_or_a_304(app, client, image, monkeypatch):
+    url = image["obj"]["url"]
+    first = client.get(url)
+    assert first.data == image["bytes"]  # now cached
+    etag = first.headers["ETag"]
+    get_cache(app).poll_interval = 3600  # no tombstone poll due: this test is about the rest
+    monkeypatch.setattr(storage_module, "read_range", lambda *a, **k: pytest.fail("chunks read"))
+    monkeypatch.setattr(app.wsgi_app, "wsgi_app", lambda *a: pytest.fail("Flask ran"))
+    assert client.get(url).data == image["bytes"]
+    assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
