@@ -40,16 +40,42 @@ def create_user(email: str, role: str, password: str | None) -> None:
 @users.command("token")
 @click.argument("email")
 @click.option("--name", default="", help="A label for the token (e.g. the script using it).")
-def create_token(email: str, name: str) -> None:
+@click.option("--days", type=click.IntRange(min=0), default=service.DEFAULT_TOKEN_DAYS, show_default=True,
+              help="How many days the token is valid; 0: until revoked.")
+def create_token(email: str, name: str, days: int) -> None:
     """Print a new API token for EMAIL (stored hashed: shown only this once)."""
     get_mongo().ensure_indexes()
     try:
-        token = service.issue_token(get_db(), email, name)
+        token = service.issue_token(get_db(), email, name, days=days or None)
     except AvenueError as error:
         fail(error.message)
-    audit.record(get_db(), "token_created", actor={"cli": True}, email=service.normalize_email(email))
+    audit.record(get_db(), "token_created", actor={"cli": True}, email=service.normalize_email(email),
+                 name=name, days=days or None)
     click.echo(token)
-    click.echo(f"token created for {service.normalize_email(email)}; it is not shown again", err=True)
+    lifetime = f"valid {days} days" if days else "valid until revoked"
+    click.echo(f"token created for {service.normalize_email(email)} ({lifetime}); it is not shown again",
+               err=True)
+
+
+@users.command("tokens")
+@click.argument("email")
+def list_tokens(email: str) -> None:
+    """List EMAIL's API tokens: name, created, expires, last used, revoked."""
+    try:
+        tokens = service.list_tokens(get_db(), email)
+    except AvenueError as error:
+        fail(error.message)
+
+    def when(moment) -> str:
+        return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+    click.echo(f"{'name':<20} {'state':<8} {'created':<16} {'expires':<16} last used")
+    states = [service.token_state(token) for token in tokens]
+    for token, state in zip(tokens, states, strict=True):
+        expires = when(token.get("expires_at")) if token.get("expires_at") else "never"
+        click.echo(f"{(token.get('name') or '-')[:20]:<20} {state:<8} {when(token.get('created_at')):<16} "
+                   f"{expires:<16} {when(token.get('last_used_at'))}")
+    click.echo(f"{len(tokens)} token(s) of {service.normalize_email(email)}, {states.count('live')} live")
 
 
 @users.command("revoke-tokens")

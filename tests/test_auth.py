@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 
 import pytest
@@ -218,6 +219,52 @@ def test_a_revoked_token_is_refused(app, auth):
         assert service.revoke_tokens(db, email) == 0
 
 
+def _token_record(db, headers: dict) -> dict:
+    token = headers["Authorization"].split(" ", 1)[1]
+    return db.api_tokens.find_one({"token_hash": hashlib.sha256(token.encode()).hexdigest()})
+
+
+def test_an_expired_token_is_refused(app, auth):
+    email, _ = auth.user("admin")
+    headers = auth_token_for(app, email)
+    with database(app) as db:
+        record = _token_record(db, headers)
+        assert record["expires_at"] - record["created_at"] == dt.timedelta(days=service.DEFAULT_TOKEN_DAYS)
+        db.api_tokens.update_one({"_id": record["_id"]},
+                                 {"$set": {"expires_at": service.now() - dt.timedelta(seconds=1)}})
+    response = app.test_client().get("/api/auth/me", headers=headers)
+    assert response.status_code == 401 and response.is_json
+
+
+def test_a_token_without_expiry_lives_until_revoked_and_a_zero_lifetime_is_refused(db):
+    service.create_user(db, "kim@example.com", PASSWORD, "ops")
+    token = service.issue_token(db, "kim@example.com", days=None)
+    assert db.api_tokens.find_one()["expires_at"] is None
+    assert service.user_for_token(db, token)["email"] == "kim@example.com"
+    with pytest.raises(BadRequest):
+        service.issue_token(db, "kim@example.com", days=0)
+    assert db.api_tokens.count_documents({}) == 1
+
+
+def test_a_tokens_last_use_is_noted_at_most_every_few_minutes(app, auth):
+    email, _ = auth.user("admin")
+    headers = auth_token_for(app, email)
+    with database(app) as db:
+        assert _token_record(db, headers)["last_used_at"] is None
+    assert app.test_client().get("/api/auth/me", headers=headers).status_code == 200
+    with database(app) as db:
+        first = _token_record(db, headers)["last_used_at"]
+    assert first is not None
+    assert app.test_client().get("/api/auth/me", headers=headers).status_code == 200
+    with database(app) as db:
+        assert _token_record(db, headers)["last_used_at"] == first  # no write per request
+        old = service.now() - service.LAST_USED_RESOLUTION - dt.timedelta(seconds=1)
+        db.api_tokens.update_one({"_id": _token_record(db, headers)["_id"]}, {"$set": {"last_used_at": old}})
+    assert app.test_client().get("/api/auth/me", headers=headers).status_code == 200
+    with database(app) as db:
+        assert _token_record(db, headers)["last_used_at"].replace(tzinfo=None) > old.replace(tzinfo=None)
+
+
 # --- the CLI -------------------------------------------------------------------------------
 
 
@@ -351,3 +398,25 @@ def test_cli_set_password_refuses_unknown_users_and_weak_passwords(runner, db):
     runner.invoke(args=["users", "create", "pia@example.com", "--role", "ops", "--password", PASSWORD])
     weak = runner.invoke(args=["users", "set-password", "pia@example.com", "--password", "x"])
     assert weak.exit_code == 1 and "at least" in weak.output
+
+
+def test_cli_tokens_lists_names_states_and_lifetimes_never_the_secret(runner, app, auth):
+    email, _ = auth.user("ops")
+    short = runner.invoke(args=["users", "token", email, "--name", "deploy-script", "--days", "30"])
+    forever = runner.invoke(args=["users", "token", email, "--name", "monitor", "--days", "0"])
+    assert short.exit_code == 0 and forever.exit_code == 0
+    assert "valid 30 days" in short.stderr and "valid until revoked" in forever.stderr
+    with database(app) as db:
+        record = db.api_tokens.find_one({"name": "deploy-script"})
+        assert record["expires_at"] - record["created_at"] == dt.timedelta(days=30)
+        assert db.api_tokens.find_one({"name": "monitor"})["expires_at"] is None
+        db.api_tokens.update_one({"name": "monitor"}, {"$set": {"revoked_at": service.now()}})
+    listing = runner.invoke(args=["users", "tokens", email])
+    assert listing.exit_code == 0, listing.output
+    lines = listing.stdout.splitlines()
+    assert any("deploy-script" in line and " live " in line for line in lines)
+    assert any("monitor" in line and " revoked " in line and "never" in line for line in lines)
+    assert "2 token(s)" in lines[-1] and "1 live" in lines[-1]
+    for secret in (short.stdout.strip(), forever.stdout.strip()):
+        assert secret not in listing.output
+    assert runner.invoke(args=["users", "tokens", "nobody@example.com"]).exit_code == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 
@@ -16,6 +17,9 @@ from avenue.media.storage import now
 ROLES = ("admin", "editor", "ops")
 MIN_PASSWORD_LENGTH = 8
 TOKEN_PREFIX = "av_"
+DEFAULT_TOKEN_DAYS = 365
+# A token's last use is written at most this often, not on every request it authenticates.
+LAST_USED_RESOLUTION = dt.timedelta(minutes=5)
 # Compared against when the email is unknown, so both answers take the same time.
 _DUMMY_HASH = generate_password_hash("avenue-timing-equaliser")
 
@@ -100,31 +104,65 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(db: Database, email: str, name: str = "") -> str:
-    """A new API token for the user; only its hash is stored, so it is shown once."""
+def issue_token(db: Database, email: str, name: str = "", days: int | None = DEFAULT_TOKEN_DAYS) -> str:
+    """A new API token for the user, valid ``days`` days (None: until revoked); only its hash
+    is stored, so it is shown once."""
     user = db.users.find_one({"email": normalize_email(email)})
     if user is None:
         raise NotFound(f"No user with the email {normalize_email(email)}.")
+    if days is not None and days < 1:
+        raise BadRequest("A token must be valid for at least one day.")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    created = now()
     db.api_tokens.insert_one({
         "user_id": user["_id"],
         "token_hash": _token_hash(token),
         "name": name,
-        "created_at": now(),
+        "created_at": created,
+        "expires_at": created + dt.timedelta(days=days) if days is not None else None,
         "last_used_at": None,
         "revoked_at": None,
     })
     return token
 
 
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
+
+
 def user_for_token(db: Database, token: str) -> dict | None:
-    """The active user a live token belongs to, or None."""
+    """The active user a live (not revoked, not expired) token belongs to, or None.
+
+    Notes the token's last use, at most once per ``LAST_USED_RESOLUTION``.
+    """
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
     record = db.api_tokens.find_one({"token_hash": _token_hash(token), "revoked_at": None})
     if record is None:
         return None
+    moment = now()
+    if token_state(record, moment) != "live":
+        return None
+    last_used = _aware(record.get("last_used_at"))
+    if last_used is None or moment - last_used >= LAST_USED_RESOLUTION:
+        db.api_tokens.update_one({"_id": record["_id"]}, {"$set": {"last_used_at": moment}})
     return get_user(db, record["user_id"])
+
+
+def token_state(record: dict, moment: dt.datetime | None = None) -> str:
+    """"revoked", "expired" or "live"."""
+    if record.get("revoked_at") is not None:
+        return "revoked"
+    expires = _aware(record.get("expires_at"))
+    return "expired" if expires is not None and expires <= (moment or now()) else "live"
+
+
+def list_tokens(db: Database, email: str) -> list[dict]:
+    """A user's tokens, newest first, without their hashes."""
+    user = db.users.find_one({"email": normalize_email(email)})
+    if user is None:
+        raise NotFound(f"No user with the email {normalize_email(email)}.")
+    return list(db.api_tokens.find({"user_id": user["_id"]}, {"token_hash": 0}).sort("created_at", -1))
 
 
 def revoke_tokens(db: Database, email: str) -> int:
