@@ -240,3 +240,15 @@ def test_variant_ids_of_a_seeded_image_all_exist(db):
     doc = put(db, PRODUCTS, "good/alpha.png")
     ids = variant_ids(doc)
     assert len(ids) == 8 and db[f"{PRODUCTS}.files"].count_documents({"_id": {"$in": ids}}) == 8
+
+
+def test_both_reports_computed_together_from_one_read_say_what_each_says_alone(app, seeded, db):
+    from avenue.shop.status import report_computes
+
+    alone = {name: compute() for name, compute in report_computes(db, app.config).items()}
+    together = {name: compute() for name, compute in report_computes(db, app.config, share_scan=True).items()}
+    for report in (*alone.values(), *together.values()):
+        report.pop("generated_at", None)
+    assert together == alone
+    assert together["storage-status"]["buckets"][PRODUCTS]["originals"] == 3
+    assert together["products-status"]["missing_variants"]["count"] == 1
