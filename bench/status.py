@@ -27,6 +27,7 @@ ENDPOINTS = ("/api/shop/debug/products-status", "/api/shop/debug/storage-status"
 class EndpointTimes:
     first_ms: float | None = None  # the first call, right after the app started on this database
     first_waited: bool | None = None  # it waited for the compute the app's warm-up had started
+    first_after_s: float | None = None  # seconds between the app answering /healthz and this call
     repeat_ms: list[float] = field(default_factory=list)  # the calls after it
     restart_ms: float | None = None  # the first call after an app restart (snapshot kept)
     restart_stale: bool = False  # that answer was a snapshot flagged stale
@@ -150,13 +151,18 @@ def _counted(report: dict) -> str:
     return ""
 
 
-def time_endpoints(port: int, headers: dict[str, str], *, repeat: int) -> StatusResult:
-    """The first call to each endpoint, then ``repeat`` more (fewer if they are far too slow)."""
+def time_endpoints(port: int, headers: dict[str, str], *, repeat: int,
+                   ready_at: float | None = None) -> StatusResult:
+    """The first call to each endpoint, then ``repeat`` more (fewer if they are far too slow).
+    ``ready_at``: when the app started answering (time.monotonic()), to say how long after
+    its start each first call came."""
     result = StatusResult()
     for path in ENDPOINTS:
         times = result.times[path] = EndpointTimes()
         report = None
         for i in range(repeat + 1):
+            if i == 0 and ready_at:
+                times.first_after_s = time.monotonic() - ready_at
             elapsed, answer = _get(port, path, headers, result)
             if answer is None:
                 break

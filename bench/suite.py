@@ -343,7 +343,7 @@ class Suite:
             raise appside.AppUnavailable("no admin token (see notes)")
         self.say("status: timing the endpoints (first calls right after the app started)")
         result = status.time_endpoints(server.port, server.headers(),
-                                       repeat=self.cfg["status_repeat"])
+                                       repeat=self.cfg["status_repeat"], ready_at=server.ready_at)
         (result.products, result.images, result.files_docs, result.seed_seconds,
          result.products_expected, result.files_expected) = seeded
         result.index_seconds = self.index_seconds
@@ -556,9 +556,12 @@ class Suite:
                         r.add(title, f"GET …/{name}", "-", verdict="no answer")
                         continue
                     how = ("waited for the warm-up's compute" if t.first_waited
-                           else "computed in the request" if t.first_waited is False else "")
-                    r.add(title, f"GET …/{name}: first call, no snapshot yet (app just started)",
-                          num(t.first_ms) + (f" ({how})" if how else ""), "", "< 300 ms",
+                           else "computed in the request" if t.first_waited is False
+                           else "answered from the snapshot the warm-up had saved")
+                    if t.first_after_s is not None:
+                        how += f"; called {t.first_after_s:,.1f} s after the app started"
+                    r.add(title, f"GET …/{name}: first call on a database without snapshots",
+                          f"{num(t.first_ms)} ({how})", "", "< 300 ms",
                           ("MET" if t.first_ms < status.TARGET_MS else "MISSED") + scale)
                     if t.restart_ms is not None:
                         value = num(t.restart_ms) + (" stale" if t.restart_stale else "")

@@ -221,3 +221,16 @@ def test_gc_that_removed_garbage_refreshes_the_snapshots_a_gc_that_did_not_leave
         get_db().shop_products.insert_one({"sku": "GC-2", "name": "y", "price": 1, "images": []})
     assert cli.invoke(args=["gc", "--quiet"]).exit_code == 0
     assert products_total() == 1  # nothing to remove: no recompute
+
+
+def test_warm_up_leases_every_missing_report_before_computing_the_first(db):
+    seen = {}
+
+    def first():
+        # While the first report is computed, the second is already leased to this worker.
+        seen["second"] = db[reports.COLLECTION].find_one({"_id": "second"})
+        return {"value": 1}
+
+    assert reports.warm_up(db, {"first": first, "second": lambda: {"value": 2}}) == ["first", "second"]
+    assert seen["second"]["lease_owner"] and "report" not in seen["second"]
+    assert reports.warm_up(db, {"first": first, "second": lambda: {"value": 3}}) == []
