@@ -264,9 +264,10 @@ def admin_token(root: Path, venv_bin: Path, env: dict) -> str:
     return max(candidates, key=len)
 
 
-def start_app(procs: Procs, root: Path, venv_bin: Path, mongo_uri: str, db_name: str) -> AppServer:
+def start_app(procs: Procs, root: Path, venv_bin: Path, mongo_uri: str, db_name: str,
+              **extra_env: str) -> AppServer:
     port = free_port()
-    env = app_env(root, mongo_uri, db_name, PORT=str(port), WEB_CONCURRENCY="2")
+    env = app_env(root, mongo_uri, db_name, PORT=str(port), WEB_CONCURRENCY="2", **extra_env)
     argv, notes = gunicorn_argv(root, venv_bin, port)
     proc = procs.start("app-gunicorn", argv, env=env, cwd=root)
     try:

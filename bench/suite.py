@@ -67,6 +67,10 @@ class Suite:
     # ----------------------------------------------------------------------------------
     # Infrastructure
 
+    def embedded_env(self) -> dict[str, str]:
+        """What `make run` tells the app about its embedded database: the data folder."""
+        return {"AVENUE_EMBEDDED_DATA_PATH": str(self.work / "db" / "main")}
+
     def secantus(self, name: str) -> tuple[subprocess.Popen, str]:
         """A SecantusDB on a free port with a fresh data folder; returns (process, base URI)."""
         storage = self.work / "db" / name
@@ -227,7 +231,8 @@ class Suite:
                 core.ensure_indexes(db)
                 self.index_seconds = time.perf_counter() - t0
                 self.say(f"app: ensure_indexes in {self.index_seconds:.1f} s")
-            server = appside.start_app(self.procs, self.root, self.venv_bin, uri, APP_DB)
+            server = appside.start_app(self.procs, self.root, self.venv_bin, uri, APP_DB,
+                                       **self.embedded_env())
             for note in server.notes:
                 self.report.note(f"app: {note}")
             try:
@@ -358,7 +363,8 @@ class Suite:
     def _status_after_restart(self, uri: str, result: status.StatusResult) -> None:
         """Stop-start the app on the same database (its snapshots stay in MongoDB), call again."""
         self.say("status: restarting the app, first calls again")
-        server = appside.start_app(self.procs, self.root, self.venv_bin, uri, APP_DB)
+        server = appside.start_app(self.procs, self.root, self.venv_bin, uri, APP_DB,
+                                   **self.embedded_env())
         try:
             if server.token:
                 status.time_after_restart(server.port, server.headers(), result)

@@ -310,20 +310,30 @@ def storage_status(db: Database, config, scan: FilesScan | None = None) -> dict:
         if not indexed:
             missing_indexes.append(bucket)
         buckets[bucket] = _bucket(db, bucket, indexed, scan if bucket == PRODUCTS else None)
-    stats = _command(db, "dbStats", notes)
+    data_dir = config.get("AVENUE_EMBEDDED_DATA_PATH") or ""
+    if data_dir and "secantusVersion" in (build or {}):
+        # SecantusDB's dbStats reads every document of every collection while holding the
+        # lock all other operations need: at 450,000 files documents that stalled every
+        # request (media included) for tens of seconds. Its storageSize is dataSize anyway;
+        # the data folder on disk, measured below, is the real figure.
+        stats = None
+        notes.append("dbStats skipped on the embedded SecantusDB (it scans everything under a lock "
+                      "that stalls every other request); data_dir.bytes_on_disk is the disk use.")
+    else:
+        stats = _command(db, "dbStats", notes)
     database = {
         "data_bytes": (stats or {}).get("dataSize"),
         "storage_bytes": (stats or {}).get("storageSize"),
         "index_bytes": (stats or {}).get("indexSize"),
         "data_dir": None,
     }
-    data_dir = config.get("AVENUE_EMBEDDED_DATA_PATH") or ""
     if data_dir:
         files, used = _folder_usage(Path(data_dir)) if Path(data_dir).is_dir() else (0, 0)
         database["data_dir"] = {"path": data_dir, "exists": Path(data_dir).is_dir(), "files": files,
                                 "bytes_on_disk": used}
-        notes.append("Embedded database: storage_bytes from dbStats equals data_bytes there; "
-                     "data_dir.bytes_on_disk is the real disk use.")
+        if stats:
+            notes.append("Embedded database: storage_bytes from dbStats equals data_bytes there; "
+                         "data_dir.bytes_on_disk is the real disk use.")
     gridfs_bytes = sum(b["bytes"] for b in buckets.values())
     if database["data_dir"]:
         used, source = database["data_dir"]["bytes_on_disk"], "embedded data folder on disk"
