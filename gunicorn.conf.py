@@ -24,3 +24,11 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # No control socket: it would be a file in $HOME, and the app writes nothing to local disk.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Compute missing status report snapshots in the background, so the first ops request
+    need not (avenue/shop/reports.py; one worker computes, the others see its lease)."""
+    from avenue.shop import warm_up_status_reports
+
+    warm_up_status_reports(worker.wsgi)

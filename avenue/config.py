@@ -88,6 +88,8 @@ def from_environment() -> dict:
         ),
         # Status reports are served from a snapshot at most this old (refreshed in the background).
         "AVENUE_STATUS_MAX_AGE_SECONDS": _int("AVENUE_STATUS_MAX_AGE_SECONDS", 60),
+        # Each app server worker computes missing status snapshots in the background at start.
+        "AVENUE_STATUS_WARM_UP": _bool("AVENUE_STATUS_WARM_UP", True),
         "AVENUE_STORAGE_QUOTA_BYTES": _int("AVENUE_STORAGE_QUOTA_BYTES", 0),
         "AVENUE_LEGACY_UPLOADS_DIR": os.environ.get("AVENUE_LEGACY_UPLOADS_DIR", ""),
         # The embedded database's data folder (set by `make run`): storage-status measures it on disk.

@@ -211,6 +211,7 @@ class AppServer:
     port: int
     token: str | None
     notes: list[str]
+    ready_at: float = 0.0  # time.monotonic() when it first answered /healthz
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"} if self.token else {}
@@ -263,9 +264,10 @@ def admin_token(root: Path, venv_bin: Path, env: dict) -> str:
     return max(candidates, key=len)
 
 
-def start_app(procs: Procs, root: Path, venv_bin: Path, mongo_uri: str, db_name: str) -> AppServer:
+def start_app(procs: Procs, root: Path, venv_bin: Path, mongo_uri: str, db_name: str,
+              **extra_env: str) -> AppServer:
     port = free_port()
-    env = app_env(root, mongo_uri, db_name, PORT=str(port), WEB_CONCURRENCY="2")
+    env = app_env(root, mongo_uri, db_name, PORT=str(port), WEB_CONCURRENCY="2", **extra_env)
     argv, notes = gunicorn_argv(root, venv_bin, port)
     proc = procs.start("app-gunicorn", argv, env=env, cwd=root)
     try:
@@ -274,6 +276,7 @@ def start_app(procs: Procs, root: Path, venv_bin: Path, mongo_uri: str, db_name:
         tail = procs.log_tail("app-gunicorn", 8).replace("\n", " | ")
         procs.stop(proc)
         raise AppUnavailable(f"{exc}: {tail}") from exc
+    ready_at = time.monotonic()
     deadline = time.monotonic() + 30
     while len(worker_pids(proc)) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -282,4 +285,4 @@ def start_app(procs: Procs, root: Path, venv_bin: Path, mongo_uri: str, db_name:
         token = admin_token(root, venv_bin, env)
     except (AppUnavailable, BenchError) as exc:
         notes.append(f"no admin token: {exc}")
-    return AppServer(proc, port, token, notes)
+    return AppServer(proc, port, token, notes, ready_at)

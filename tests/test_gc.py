@@ -161,7 +161,7 @@ def test_the_command_prints_what_it_removed_and_the_bytes_freed(db, runner):
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"removed orphan_chunks {BUILDER} {killed} ({freed} bytes)")
     assert lines[-1].startswith(f"gc: removed 1 items (1 orphan chunks), {freed} bytes freed")
-    assert result.stderr.splitlines() == ["Collecting garbage"]
+    assert result.stderr.splitlines() == ["Collecting garbage", "Refreshing status reports"]
 
 
 def test_the_command_answers_json_and_honours_dry_run_and_grace(db, runner):

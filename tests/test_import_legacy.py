@@ -271,7 +271,7 @@ def test_progress_without_a_terminal_prints_one_line_per_phase(db, runner, tmp_p
         shutil.copy(FIXTURES / "images/good" / name, tmp_path / "general" / name)
     result = runner.invoke(args=["import-legacy", str(tmp_path)])
     assert result.exit_code == 0
-    assert result.stderr.splitlines() == ["Importing files"]
+    assert result.stderr.splitlines() == ["Importing files", "Refreshing status reports"]
 
 
 def test_it_refuses_a_folder_that_does_not_exist(db, runner, tmp_path):

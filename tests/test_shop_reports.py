@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 
-from avenue.shop import reports
+import pytest
+from bson import ObjectId
+
+from avenue.media import BUILDER
+from avenue.shop import reports, warm_up_status_reports
 
 
 def _counter():
@@ -53,7 +59,14 @@ def test_only_one_worker_refreshes_a_stale_report(db):
     calls, compute = _counter()
     reports.cached_report(db, "r", compute, max_age=60)
     _age(db, "r", 3600)
-    answers = [reports.cached_report(db, "r", compute, max_age=60) for _ in range(3)]
+    release = threading.Event()
+
+    def slow():  # the refresh is still running while the other calls come in
+        release.wait(10)
+        return compute()
+
+    answers = [reports.cached_report(db, "r", slow, max_age=60) for _ in range(3)]
+    release.set()
     reports.wait_for_refreshes()
     assert [a["report"]["refreshing"] for a in answers] == [True, False, False]
     assert calls["n"] == 2
@@ -80,3 +93,144 @@ def test_the_endpoint_says_how_old_its_report_is(app_factory, auth):
     assert cached["report"]["generated_at"] == first["report"]["generated_at"]
     refreshed = client.get("/api/shop/debug/products-status?refresh=1", headers=headers).get_json()
     assert refreshed != cached
+
+
+def _hold_first_lease(db, name, owner="other-worker", seconds=300):
+    """Another worker has started computing a report that has no snapshot yet."""
+    db[reports.COLLECTION].insert_one(
+        {"_id": name, "lease_owner": owner, "lease_until": reports.now() + dt.timedelta(seconds=seconds)})
+
+
+def test_without_a_snapshot_a_request_waits_for_the_worker_already_computing_it(db):
+    calls, compute = _counter()
+    _hold_first_lease(db, "r")
+    other = threading.Thread(target=lambda: (time.sleep(0.5), reports._compute_and_save(
+        db, "r", lambda: {"value": "theirs"}, "other-worker")))
+    other.start()
+    answer = reports.cached_report(db, "r", compute, max_age=60)
+    other.join()
+    assert answer["value"] == "theirs" and calls["n"] == 0
+    assert answer["report"]["waited_for_compute"] is True
+
+
+def test_a_request_computes_the_first_snapshot_itself_when_the_other_lease_expired(db):
+    calls, compute = _counter()
+    _hold_first_lease(db, "r", seconds=-1)
+    answer = reports.cached_report(db, "r", compute, max_age=60)
+    assert answer["value"] == 1 and calls["n"] == 1
+    assert answer["report"]["waited_for_compute"] is False
+    assert "lease_owner" not in db[reports.COLLECTION].find_one({"_id": "r"})
+
+
+def test_a_failed_compute_frees_its_lease(db):
+    def broken():
+        raise RuntimeError("database went away")
+
+    with pytest.raises(RuntimeError):
+        reports.cached_report(db, "r", broken, max_age=60)
+    assert "lease_owner" not in db[reports.COLLECTION].find_one({"_id": "r"})
+    calls, compute = _counter()
+    assert reports.cached_report(db, "r", compute, max_age=60, wait=0)["value"] == 1
+
+
+def test_a_compute_that_started_earlier_never_replaces_a_newer_snapshot(db):
+    def slow_and_old():
+        # While this compute runs, another one starts, finishes and saves.
+        reports._compute_and_save(db, "r", lambda: {"value": "newer"}, "other-worker")
+        return {"value": "older"}
+
+    reports._compute_and_save(db, "r", slow_and_old, "this-worker")
+    doc = db[reports.COLLECTION].find_one({"_id": "r"})
+    assert doc["report"] == {"value": "newer"} and "lease_owner" not in doc
+
+
+def test_warm_up_computes_only_the_missing_snapshots_nobody_is_computing(db):
+    fresh_calls, fresh = _counter()
+    missing_calls, missing = _counter()
+    leased_calls, leased = _counter()
+    reports.cached_report(db, "fresh", fresh, max_age=60)
+    _hold_first_lease(db, "leased")
+    done = reports.warm_up(db, {"fresh": fresh, "missing": missing, "leased": leased})
+    assert done == ["missing"]
+    assert (fresh_calls["n"], missing_calls["n"], leased_calls["n"]) == (1, 1, 0)
+    answer = reports.cached_report(db, "missing", missing, max_age=60)
+    assert answer["value"] == 1 and missing_calls["n"] == 1
+
+
+def test_warm_up_leaves_a_stale_snapshot_to_the_requests(db):
+    calls, compute = _counter()
+    reports.cached_report(db, "r", compute, max_age=60)
+    _age(db, "r", 3600)
+    assert reports.warm_up(db, {"r": compute}) == [] and calls["n"] == 1
+
+
+def test_a_starting_worker_computes_both_missing_reports_in_the_background(app_factory, auth):
+    app = app_factory(AVENUE_STATUS_MAX_AGE_SECONDS=60)
+    from tests.conftest import Auth
+
+    admin = Auth(app).token("admin")
+    client = app.test_client()
+    client.post("/api/shop/products", headers=admin, json={"sku": "WARM-1", "name": "Warm", "price": 1})
+    thread = warm_up_status_reports(app)
+    thread.join(60)
+    with app.app_context():
+        from avenue.db import get_db
+
+        saved = {doc["_id"]: doc for doc in get_db()[reports.COLLECTION].find()}
+    assert set(saved) == {"products-status", "storage-status"}
+    assert saved["products-status"]["report"]["products"]["total"] == 1
+    assert saved["storage-status"]["report"]["backend"] == "mongodb-gridfs"
+    answer = client.get("/api/shop/debug/products-status", headers=Auth(app).token("ops")).get_json()
+    assert answer["report"]["generated_at"] == reports.isoformat(saved["products-status"]["generated_at"])
+
+
+def test_warm_up_can_be_switched_off(app_factory):
+    assert warm_up_status_reports(app_factory(AVENUE_STATUS_WARM_UP=False)) is None
+
+
+def test_gc_that_removed_garbage_refreshes_the_snapshots_a_gc_that_did_not_leaves_them(app_factory, auth):
+    app = app_factory(AVENUE_STATUS_MAX_AGE_SECONDS=3600)
+    from tests.conftest import Auth
+
+    ops = Auth(app).token("ops")
+    client = app.test_client()
+    cli = app.test_cli_runner()
+
+    def products_total() -> int:
+        return client.get("/api/shop/debug/products-status", headers=ops).get_json()["products"]["total"]
+
+    def add_product_and_garbage(sku: str) -> None:
+        with app.app_context():
+            from avenue.db import get_db
+
+            db = get_db()
+            db.shop_products.insert_one({"sku": sku, "name": "x", "price": 1, "images": []})
+            # Chunks of an upload killed a day ago: garbage gc removes.
+            killed = ObjectId.from_datetime(reports.now() - dt.timedelta(days=1))
+            db[f"{BUILDER}.chunks"].insert_one({"files_id": killed, "n": 0, "data": b"x"})
+
+    assert products_total() == 0
+    add_product_and_garbage("GC-1")
+    assert cli.invoke(args=["gc", "--dry-run", "--quiet"]).exit_code == 0
+    assert products_total() == 0  # a dry run changed nothing: the snapshot stays
+    assert cli.invoke(args=["gc", "--quiet"]).exit_code == 0
+    assert products_total() == 1  # the real run removed garbage: the snapshot was refreshed
+    with app.app_context():
+        from avenue.db import get_db
+
+        get_db().shop_products.insert_one({"sku": "GC-2", "name": "y", "price": 1, "images": []})
+    assert cli.invoke(args=["gc", "--quiet"]).exit_code == 0
+    assert products_total() == 1  # nothing to remove: no recompute
+
+
+def test_warm_up_leases_every_missing_report_before_computing_the_first(db):
+    seen = {}
+
+    def first():
+        # While the first report is computed, the second is already leased to this worker.
+        seen["second"] = db[reports.COLLECTION].find_one({"_id": "second"})
+        return {"value": 1}
+
+    assert reports.warm_up(db, {"first": first, "second": lambda: {"value": 2}}) == ["first", "second"]
+    assert seen["second"]["lease_owner"] and "report" not in seen["second"]
+    assert reports.warm_up(db, {"first": first, "second": lambda: {"value": 3}}) == []

@@ -26,6 +26,7 @@ from avenue.ops import backup as backup_module
 from avenue.ops.fsck import fsck as run_fsck
 from avenue.ops.gc import DEFAULT_GRACE_SECONDS, collect_garbage
 from avenue.ops.legacy import import_legacy as run_import
+from avenue.shop import reports, status
 
 quiet_option = click.option("--quiet", "-q", is_flag=True,
                             help="No progress, no listing: the summary line only.")
@@ -80,6 +81,22 @@ def _prepare_database():
     return get_db()
 
 
+def _refresh_status_reports(hidden: bool) -> None:
+    """Recompute the status snapshots after a command changed the store, so the next look at
+    products-status / storage-status shows its effect (a progress phase like the others).
+    Commands that changed nothing leave them alone: a cron gc that finds no garbage costs no
+    full read of the store."""
+    db = get_db()
+    phase = "Refreshing status reports"
+    try:
+        with Progress(hidden) as progress:
+            progress(phase, 0, 1)
+            reports.refresh_now(db, status.report_computes(db, current_app.config, share_scan=True))
+            progress(phase, 1, 1)
+    except PyMongoError as error:  # the command itself succeeded; the old snapshots stay
+        click.echo(f"status reports not refreshed: {error}", err=True)
+
+
 @click.command("import-legacy")
 @click.argument("uploads_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Write nothing; print what a real run would do.")
@@ -119,6 +136,10 @@ def import_legacy(uploads_dir: Path | None, dry_run: bool, as_json: bool, quiet:
         where = " ".join(filter(None, [entry["collection"], entry.get("sku") or entry.get("slug")]))
         lines.append(f"left untouched: {where} {entry['path']} ({entry['reason']})")
     _emit(report, as_json, quiet, lines)
+    counts = report.counts
+    if not dry_run and any(counts[key] for key in ("imported", "duplicates", "rewritten_documents",
+                                                    "copied_between_buckets")):
+        _refresh_status_reports(quiet or as_json)
     if report.needs_attention:
         sys.exit(2)
 
@@ -142,6 +163,8 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
     lines = [f"{verb} {e['kind']} {e['bucket']} {e['id']} ({e['bytes']} bytes): {e['reason']}"
              for e in report.removed]
     _emit(report, as_json, quiet, lines)
+    if not dry_run and report.removed:
+        _refresh_status_reports(quiet or as_json)
 
 
 @click.command("fsck")
@@ -167,6 +190,8 @@ def fsck(repair: bool, as_json: bool, quiet: bool) -> None:
         details = {k: v for k, v in action.items() if k not in ("action", "bucket", "id")}
         lines.append(f"repaired: {action['action']}{target} {json.dumps(details, default=str)}")
     _emit(report, as_json, quiet, lines)
+    if report.repairs:
+        _refresh_status_reports(quiet or as_json)
     if not report.ok:
         sys.exit(1)
 
@@ -230,6 +255,7 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
     lines = [f"failed: {json.dumps(entry, default=str)}" for entry in report.failures]
     lines += [f"conflict: {json.dumps(entry, default=str)}" for entry in report.conflicts]
     _emit(report, as_json, quiet, lines)
+    _refresh_status_reports(quiet or as_json)
     if not report.ok:
         sys.exit(1)
 

@@ -124,22 +124,21 @@ def reorder_images(sku: str):
 @require_role("admin", "ops")
 def products_status():
     """Is every product photo safe? Counts and lists, see avenue/shop/status.py."""
-    db = get_db()
-    return jsonify(_report("products-status", lambda: status.products_status(db)))
+    return jsonify(_report("products-status"))
 
 
 @bp.get("/debug/storage-status")
 @require_role("admin", "ops")
 def storage_status():
     """Where the bytes are and whether they survive a restart."""
-    db, config = get_db(), current_app.config
-    return jsonify(_report("storage-status", lambda: status.storage_status(db, config)))
+    return jsonify(_report("storage-status"))
 
 
-def _report(name: str, compute) -> dict:
+def _report(name: str) -> dict:
     """A report from the shared snapshot (see avenue/shop/reports.py); ``?refresh=1`` recomputes."""
+    db = get_db()
     return reports.cached_report(
-        get_db(), name, compute,
+        db, name, status.report_computes(db, current_app.config)[name],
         max_age=current_app.config["AVENUE_STATUS_MAX_AGE_SECONDS"],
         refresh=request.args.get("refresh") in {"1", "true", "yes"},
     )
