@@ -55,6 +55,20 @@ def test_a_stale_snapshot_is_answered_at_once_and_refreshed_in_the_background(db
     assert fresh["value"] == 2 and fresh["report"]["stale"] is False
 
 
+def test_a_snapshot_that_was_slow_to_compute_lives_ten_times_its_compute_time(db):
+    calls, compute = _counter()
+    reports.cached_report(db, "r", compute, max_age=60)
+    db[reports.COLLECTION].update_one({"_id": "r"}, {"$set": {"compute_ms": 30_000}})  # took 30 s
+    _age(db, "r", 200)  # past max_age, within 10 x 30 s
+    kept = reports.cached_report(db, "r", compute, max_age=60)
+    assert kept["report"]["stale"] is False and kept["report"]["stale_after_seconds"] == 300
+    _age(db, "r", 301)
+    stale = reports.cached_report(db, "r", compute, max_age=60)
+    assert stale["report"]["stale"] is True and stale["report"]["refreshing"] is True
+    reports.wait_for_refreshes()
+    assert calls["n"] == 2
+
+
 def test_only_one_worker_refreshes_a_stale_report(db):
     calls, compute = _counter()
     reports.cached_report(db, "r", compute, max_age=60)

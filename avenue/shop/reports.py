@@ -5,8 +5,9 @@ On mongod that is fast; on the embedded SecantusDB (which decodes each document 
 it takes seconds at 10,000 products / 50,000 images. Ops need an answer at a glance, so the
 endpoints answer from the last snapshot in ``status_reports`` (one document per report, so
 all workers and instances share it) and say how old it is. A snapshot older than
-``max_age`` is still answered at once, flagged ``stale``, while one worker, holding a lease
-in the same document, recomputes it in a background thread (stale-while-revalidate).
+``max_age`` (or ten times its compute time, when that is longer: :func:`stale_after`) is
+still answered at once, flagged ``stale``, while one worker, holding a lease in the same
+document, recomputes it in a background thread (stale-while-revalidate).
 ``refresh=True`` (``?refresh=1``) computes synchronously.
 
 So that no request waits for a compute it can avoid:
@@ -44,7 +45,16 @@ log = logging.getLogger(__name__)
 COLLECTION = "status_reports"
 LEASE = dt.timedelta(minutes=5)  # a refresher that died frees the lease after this
 POLL_SECONDS = 0.25  # how often a request waiting for another worker's compute looks again
+COST_FACTOR = 10  # a snapshot lives at least this many times as long as computing it took
 _refreshers: list[threading.Thread] = []  # started refresh threads (tests join them)
+
+
+def stale_after(max_age: float, compute_ms: float | None) -> float:
+    """Seconds after which a snapshot is refreshed: ``max_age``, or ``COST_FACTOR`` times
+    what computing it took when that is longer, so refreshes keep the database busy at most
+    1/``COST_FACTOR`` of the time however big the store grows (on the embedded database a
+    full report reads every files document: ~30 s at 50,000 images)."""
+    return max(max_age, COST_FACTOR * (compute_ms or 0) / 1000)
 
 
 def _meta(doc: dict, moment: dt.datetime, max_age: float, refreshing: bool) -> dict:
@@ -52,13 +62,15 @@ def _meta(doc: dict, moment: dt.datetime, max_age: float, refreshing: bool) -> d
     if generated.tzinfo is None:
         generated = generated.replace(tzinfo=dt.UTC)
     age = max(0.0, (moment - generated).total_seconds())
+    refresh_after = stale_after(max_age, doc.get("compute_ms"))
     return {
         "generated_at": isoformat(generated),
         "age_seconds": round(age, 1),
         "compute_ms": doc.get("compute_ms"),
-        "stale": age > max_age,
+        "stale": age > refresh_after,
         "refreshing": refreshing,
         "max_age_seconds": max_age,
+        "stale_after_seconds": round(refresh_after, 1),
     }
 
 
