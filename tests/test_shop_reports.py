@@ -198,6 +198,26 @@ def test_a_starting_worker_computes_both_missing_reports_in_the_background(app_f
     assert answer["report"]["generated_at"] == reports.isoformat(saved["products-status"]["generated_at"])
 
 
+def test_the_gunicorn_hook_warms_the_avenue_app_and_leaves_other_apps_alone(app_factory):
+    import runpy
+    import types
+    from pathlib import Path
+
+    from flask import Flask
+
+    hook = runpy.run_path(str(Path(__file__).parents[1] / "gunicorn.conf.py"))["post_worker_init"]
+    hook(types.SimpleNamespace(wsgi=Flask("a_baseline")))  # the benchmark's baselines: no error
+    hook(types.SimpleNamespace(wsgi=lambda environ, start_response: []))
+    app = app_factory()
+    hook(types.SimpleNamespace(wsgi=app))
+    reports.wait_for_refreshes(60)
+    with app.app_context():
+        from avenue.db import get_db
+
+        names = {doc["_id"] for doc in get_db()[reports.COLLECTION].find({"report": {"$exists": True}})}
+    assert names == {"products-status", "storage-status"}
+
+
 def test_warm_up_can_be_switched_off(app_factory):
     assert warm_up_status_reports(app_factory(AVENUE_STATUS_WARM_UP=False)) is None
 
