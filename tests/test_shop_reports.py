@@ -24,8 +24,10 @@ def _counter():
 
 
 def _age(db, name, seconds):
-    db[reports.COLLECTION].update_one(
-        {"_id": name}, {"$set": {"generated_at": reports.now() - dt.timedelta(seconds=seconds)}})
+    """Make the snapshot ``seconds`` old: when it was computed and when that compute started
+    (a refresh never replaces a snapshot whose compute started later, or in the same ms)."""
+    then = reports.now() - dt.timedelta(seconds=seconds)
+    db[reports.COLLECTION].update_one({"_id": name}, {"$set": {"generated_at": then, "started_at": then}})
 
 
 def test_a_fresh_snapshot_is_answered_without_recomputing(db):
@@ -42,7 +44,9 @@ def test_refresh_recomputes_at_once(db):
     assert reports.cached_report(db, "r", compute, max_age=60, refresh=True)["value"] == 2
 
 
-def test_a_stale_snapshot_is_answered_at_once_and_refreshed_in_the_background(db):
+def test_a_stale_snapshot_is_answered_at_once_and_refreshed_in_the_background(db, monkeypatch):
+    frozen = reports.now()  # every compute starts in the same millisecond, as on a fast machine
+    monkeypatch.setattr(reports, "now", lambda: frozen)
     calls, compute = _counter()
     reports.cached_report(db, "r", compute, max_age=60)
     _age(db, "r", 3600)
