@@ -44,6 +44,11 @@ class MediaDoc:
     visibility: str
     variants: dict
 
+    @property
+    def private(self) -> bool:
+        """Served only with a valid signature, and never cached by shared caches."""
+        return self.visibility == "private"
+
     @classmethod
     def from_files_doc(cls, doc: dict) -> MediaDoc:
         meta = doc.get("metadata") or {}

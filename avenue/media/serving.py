@@ -163,7 +163,7 @@ def _disposition(filename: str) -> str:
 
 
 def _check_signature(bucket: str, doc: MediaDoc, variant: str) -> Response | None:
-    if doc.visibility != "private":
+    if not doc.private:
         return None
     keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
     verdict = signing.verify(keys, bucket, str(doc.file_id), variant,
@@ -197,6 +197,11 @@ class Representation:
     content_type: str
     filename: str
     vary: bool  # chosen by the Accept header, so the answer says ``Vary: Accept``
+
+    @property
+    def etag(self) -> str:
+        """The strong validator: the SHA-256 of the served bytes, quoted."""
+        return f'"{self.sha256}"'
 
 
 def resolve(bucket: str, token: str, variant: str | None, load: Callable[[str, ObjectId], MediaDoc | None],
@@ -241,9 +246,9 @@ def representation_headers(cache: MediaCache, rep: Representation, config) -> li
         headers = [
             ("Content-Type", rep.content_type),
             ("Content-Length", str(rep.length)),
-            ("ETag", f'"{rep.sha256}"'),
+            ("ETag", rep.etag),
             ("Last-Modified", http_date(doc.upload_date)),
-            ("Cache-Control", "private, max-age=300" if doc.visibility == "private" else PUBLIC_CACHE),
+            ("Cache-Control", "private, max-age=300" if doc.private else PUBLIC_CACHE),
             ("Accept-Ranges", "bytes"),
             ("X-Content-Type-Options", "nosniff"),
             ("Content-Security-Policy", CSP),
@@ -251,8 +256,8 @@ def representation_headers(cache: MediaCache, rep: Representation, config) -> li
             ("Cross-Origin-Resource-Policy", "cross-origin"),
         ]
         # The ones every response of the app carries, so both ways of answering send them.
-        headers += [(name, value) for name, value in baseline_headers(config)
-                    if name not in {have for have, _ in headers}]
+        have = {name for name, _ in headers}
+        headers += [(name, value) for name, value in baseline_headers(config) if name not in have]
         cache.put_headers(rep.bucket, rep.file_id, headers)
     return [*headers, ("Vary", "Accept")] if rep.vary else headers
 
@@ -314,7 +319,7 @@ def _send(rep: Representation) -> Response:
             cache.evict(rep.bucket, [rep.doc.file_id, rep.file_id])
             return _not_found()
         return Response(body, headers=headers, direct_passthrough=True)
-    etag = headers[2][1]
+    etag = rep.etag
     if environ.get("HTTP_IF_NONE_MATCH") == etag:
         # A revalidation with exactly our validator (what browsers and CDNs send): 304 at once.
         return Response(status=304, headers=_not_modified(headers))
@@ -374,7 +379,7 @@ class FrontDoor:
         cache.sync(get_mongo(self.app).db)
         rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc,
                       environ.get("HTTP_ACCEPT", ""))
-        if rep is None or rep.doc.visibility != "public":
+        if rep is None or rep.doc.private:
             return None
         headers = representation_headers(cache, rep, self.app.config)
         if not any(name in environ for name in _CONDITIONAL):
@@ -382,6 +387,6 @@ class FrontDoor:
                 return "200 OK", headers, []
             data = cache.get_blob(rep.bucket, rep.file_id)
             return ("200 OK", headers, [data]) if data is not None else None
-        if environ.get("HTTP_IF_NONE_MATCH") == headers[2][1]:
+        if environ.get("HTTP_IF_NONE_MATCH") == rep.etag:
             return "304 NOT MODIFIED", _not_modified(headers), []
         return None
