@@ -30,11 +30,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from avenue import ratelimit
+    from avenue import media, ratelimit
     from avenue.auth import access
     from avenue.media import serving
 
-    db.init_app(app)
+    db.init_app(app, index_setups=[media.ensure_indexes])
     access.init_app(app)
     ratelimit.init_app(app)
     serving.init_app(app)
@@ -52,12 +52,8 @@ def register_blueprints(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
-    from avenue.security import (
-        CookieFreeMediaSessions,
-        add_security_headers,
-        answer_cors_preflight,
-        ensure_database_ready,
-    )
+    from avenue.readiness import ensure_database_ready
+    from avenue.security import CookieFreeMediaSessions, add_security_headers, answer_cors_preflight
 
     app.session_interface = CookieFreeMediaSessions()
     app.before_request(answer_cors_preflight)

@@ -6,7 +6,7 @@ from flask import has_request_context, request
 from flask_login import current_user
 from pymongo.database import Database
 
-from avenue.media.storage import now
+from avenue.clock import now
 
 
 def record(db: Database, action: str, *, actor: dict | None = None, ip: str | None = None,

@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 
 import pymongo
 from flask import Flask, current_app
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
-from avenue.media.buckets import BUCKETS
-
 EXTENSION = "avenue.mongo"
+# Creates the indexes one part of the app relies on (idempotent); the app factory hands the
+# client every part's setup, so this module never has to know about the layers above it.
+IndexSetup = Callable[[Database], None]
+
+# The domain's collections (the GridFS buckets and the media cache's log are the media
+# package's own: ``avenue.media.ensure_indexes``).
+USERS = "users"
+API_TOKENS = "api_tokens"
+AUDIT_LOGS = "audit_logs"
+PRODUCTS = "shop_products"
+PAGES = "page_content"
+LEGACY_PATHS = "legacy_paths"
+RATE_LIMITS = "rate_limits"
 
 
 class Mongo:
     """The app's client, created lazily so it is safe to build before gunicorn forks."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, index_setups: Sequence[IndexSetup]) -> None:
         config = app.config
         client_class = config.get("MONGO_CLIENT_CLASS") or pymongo.MongoClient
         # connect=False: no sockets or monitor threads exist until the first operation, so a
@@ -30,6 +42,7 @@ class Mongo:
             appname="avenue",
         )
         self.db_name = config["MONGO_DB"]
+        self.index_setups = tuple(index_setups)
         self._indexes_ready = False
         self._lock = threading.Lock()
 
@@ -43,13 +56,16 @@ class Mongo:
             return
         with self._lock:
             if not self._indexes_ready:
-                ensure_indexes(self.db)
+                for setup in self.index_setups:
+                    setup(self.db)
                 self._indexes_ready = True
 
 
-def init_app(app: Flask) -> None:
-    """Attach the client to ``app``; nothing connects until first use."""
-    app.extensions[EXTENSION] = Mongo(app)
+def init_app(app: Flask, index_setups: Sequence[IndexSetup] = ()) -> None:
+    """Attach the client to ``app``; nothing connects until first use. ``index_setups`` run
+    once per process before the first request that needs the database (besides this
+    module's own :func:`ensure_indexes`)."""
+    app.extensions[EXTENSION] = Mongo(app, (ensure_indexes, *index_setups))
 
 
 def get_mongo(app: Flask | None = None) -> Mongo:
@@ -63,62 +79,31 @@ def get_db() -> Database:
 
 # Collections the domain uses, with the indexes their queries need.
 COLLECTION_INDEXES: dict[str, list[IndexModel]] = {
-    "users": [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
-    "api_tokens": [
+    USERS: [IndexModel([("email", ASCENDING)], unique=True, name="email_unique")],
+    API_TOKENS: [
         IndexModel([("token_hash", ASCENDING)], unique=True, name="token_hash_unique"),
         IndexModel([("user_id", ASCENDING)], name="user"),
     ],
-    "audit_logs": [
+    AUDIT_LOGS: [
         IndexModel([("at", DESCENDING)], name="at"),
         IndexModel([("actor.id", ASCENDING), ("at", DESCENDING)], name="actor_at"),
         IndexModel([("action", ASCENDING), ("at", DESCENDING)], name="action_at"),
     ],
-    "shop_products": [
+    PRODUCTS: [
         IndexModel([("sku", ASCENDING)], unique=True, name="sku_unique"),
         IndexModel([("images.id", ASCENDING)], name="image_refs"),
     ],
-    "page_content": [
+    PAGES: [
         IndexModel([("slug", ASCENDING)], unique=True, name="slug_unique"),
         IndexModel([("media_ids", ASCENDING)], name="media_refs"),
     ],
-    "legacy_paths": [IndexModel([("path", ASCENDING)], unique=True, name="path_unique")],
+    LEGACY_PATHS: [IndexModel([("path", ASCENDING)], unique=True, name="path_unique")],
     # Rate-limit windows shared by every worker (avenue/ratelimit.py); finished ones expire.
-    "rate_limits": [IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0, name="ttl")],
-    # Deleted media, polled by every worker to evict its in-process cache (see media/cache.py).
-    "media_deletions": [
-        IndexModel([("at", ASCENDING)], expireAfterSeconds=24 * 3600, name="ttl"),
-    ],
+    RATE_LIMITS: [IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0, name="ttl")],
 }
 
 
-def bucket_indexes() -> list[IndexModel]:
-    return [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")]
-
-
-def files_indexes() -> list[IndexModel]:
-    return [
-        # The GridFS spec's own index (filename, uploadDate).
-        IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)], name="filename_1_uploadDate_1"),
-        # Content-addressed dedupe: originals are keyed by source hash (+ scope), variants by
-        # original id + name. Unique, so concurrent identical uploads store one file.
-        IndexModel([("metadata.key", ASCENDING)], unique=True, name="metadata_key_unique"),
-        IndexModel([("metadata.role", ASCENDING), ("uploadDate", DESCENDING)], name="role_uploaded"),
-        IndexModel([("metadata.original_id", ASCENDING)], name="variant_of"),
-        IndexModel([("metadata.owner", ASCENDING), ("uploadDate", DESCENDING)], name="owner_uploaded"),
-        IndexModel([("metadata.expires_at", ASCENDING)], name="expires_at", sparse=True),
-    ]
-
-
 def ensure_indexes(db: Database) -> None:
-    """Create every index the app relies on (idempotent, any backend).
-
-    Our own GridFS writer never runs the driver's per-upload "does this bucket need indexes?"
-    probe (an unfiltered find_one that scans the whole collection on some servers), so this
-    start-up step is what guarantees the chunk index GridFS readers and the unique dedupe
-    key depend on.
-    """
+    """Create the indexes of the domain's collections (idempotent, any backend)."""
     for name, models in COLLECTION_INDEXES.items():
         db[name].create_indexes(models)
-    for bucket in BUCKETS.values():
-        db[f"{bucket}.chunks"].create_indexes(bucket_indexes())
-        db[f"{bucket}.files"].create_indexes(files_indexes())

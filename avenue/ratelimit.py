@@ -34,6 +34,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from avenue.clock import as_utc
 from avenue.errors import RateLimited, Unauthorized
 
 EXTENSION = "avenue.limiter"
@@ -91,10 +92,7 @@ class MongoWindowStorage(Storage):
         doc = self._open(key)
         if not doc:
             return time.time()
-        expires = doc["expireAt"]
-        if expires.tzinfo is None:
-            expires = expires.replace(tzinfo=UTC)
-        return expires.timestamp()
+        return as_utc(doc["expireAt"]).timestamp()
 
     def check(self) -> bool:
         """Whether the database answers."""

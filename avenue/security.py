@@ -1,20 +1,9 @@
-"""Request hooks that apply to every response: security headers, CORS, and start-up readiness.
-
-Readiness runs once per process before the first request that needs the database: the
-indexes, then the bootstrap admin from ``AVENUE_ADMIN_EMAIL``/``AVENUE_ADMIN_PASSWORD``.
-"""
+"""Request hooks that apply to every response: security headers and CORS; media without sessions."""
 
 from __future__ import annotations
 
-import threading
-
-from flask import Flask, Response, current_app, request
+from flask import Response, current_app, request
 from flask.sessions import SecureCookieSessionInterface
-
-from avenue.db import get_mongo
-
-_SKIP_READY = ("/healthz", "/readyz", "/media/")
-BOOTSTRAP = "avenue.bootstrap"
 
 # What a browser on a configured origin may send and read (preflight answers).
 CORS_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
@@ -22,50 +11,6 @@ CORS_HEADERS = "Authorization, Content-Type, X-CSRF-Token"
 CORS_EXPOSE = "Retry-After, Content-Length"
 CORS_MAX_AGE = "600"
 HSTS = "max-age=31536000; includeSubDomains"
-
-
-def ensure_database_ready() -> None:
-    """Create indexes, then the bootstrap admin, once per process before the first request."""
-    if request.path.startswith(_SKIP_READY):
-        return
-    get_mongo().ensure_indexes()
-    bootstrap_admin_once(current_app._get_current_object())
-
-
-def bootstrap_admin_once(app: Flask) -> None:
-    """Create the configured admin when no admin exists; runs once per process (never overwrites)."""
-    state = app.extensions.setdefault(BOOTSTRAP, {"done": False, "lock": threading.Lock()})
-    if state["done"]:
-        return
-    with state["lock"]:
-        if state["done"]:
-            return
-        bootstrap_admin(app)
-        state["done"] = True
-
-
-def bootstrap_admin(app: Flask) -> dict | None:
-    """Create ``AVENUE_ADMIN_EMAIL`` as admin if both variables are set and no admin exists."""
-    from avenue import audit
-    from avenue.auth import service
-    from avenue.errors import AvenueError
-
-    email = app.config.get("AVENUE_ADMIN_EMAIL", "")
-    password = app.config.get("AVENUE_ADMIN_PASSWORD", "")
-    if not email or not password:
-        return None
-    db = get_mongo(app).db
-    try:
-        created = service.ensure_admin(db, email, password)
-    except AvenueError as error:
-        # A bad bootstrap setting must not take every request down with it: say why, go on.
-        app.logger.error("AVENUE_ADMIN_EMAIL/AVENUE_ADMIN_PASSWORD not used: %s", error.message)
-        return None
-    if created is not None:
-        audit.record(db, "user_created", actor={"via": "bootstrap"}, user_id=str(created["_id"]),
-                     email=created["email"], role="admin")
-        app.logger.info("created the admin %s from AVENUE_ADMIN_EMAIL", created["email"])
-    return created
 
 
 def _cors_origin() -> str | None:

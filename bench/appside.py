@@ -194,7 +194,13 @@ def media_core(root: Path) -> MediaCore:
         raise AppUnavailable(f"avenue.media: {type(exc).__name__}: {exc}") from exc
     ensure = None
     try:
-        ensure = importlib.import_module("avenue.db").ensure_indexes
+        domain = importlib.import_module("avenue.db").ensure_indexes
+        bucket_indexes = getattr(media, "ensure_indexes", None)
+
+        def ensure(db):
+            domain(db)
+            if bucket_indexes is not None:
+                bucket_indexes(db)
     except Exception:  # noqa: BLE001 - optional
         ensure = None
     return MediaCore(store, limits, image_object, getattr(media, "UrlSigner", None), ensure,

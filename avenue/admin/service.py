@@ -9,8 +9,8 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 
 from avenue.auth.service import normalize_email
+from avenue.clock import isoformat
 from avenue.errors import BadRequest
-from avenue.media.objects import isoformat
 
 MAX_ACTION_LENGTH = 64
 # Never echoed, even if a caller of audit.log passed one by mistake.

@@ -11,8 +11,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from avenue.clock import maybe_utc, now
 from avenue.errors import BadRequest, Conflict, NotFound
-from avenue.media.storage import now
 
 ROLES = ("admin", "editor", "ops")
 MIN_PASSWORD_LENGTH = 8
@@ -126,10 +126,6 @@ def issue_token(db: Database, email: str, name: str = "", days: int | None = DEF
     return token
 
 
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
-
-
 def user_for_token(db: Database, token: str) -> dict | None:
     """The active user a live (not revoked, not expired) token belongs to, or None.
 
@@ -143,7 +139,7 @@ def user_for_token(db: Database, token: str) -> dict | None:
     moment = now()
     if token_state(record, moment) != "live":
         return None
-    last_used = _aware(record.get("last_used_at"))
+    last_used = maybe_utc(record.get("last_used_at"))
     if last_used is None or moment - last_used >= LAST_USED_RESOLUTION:
         db.api_tokens.update_one({"_id": record["_id"]}, {"$set": {"last_used_at": moment}})
     return get_user(db, record["user_id"])
@@ -153,7 +149,7 @@ def token_state(record: dict, moment: dt.datetime | None = None) -> str:
     """"revoked", "expired" or "live"."""
     if record.get("revoked_at") is not None:
         return "revoked"
-    expires = _aware(record.get("expires_at"))
+    expires = maybe_utc(record.get("expires_at"))
     return "expired" if expires is not None and expires <= (moment or now()) else "live"
 
 
@@ -177,7 +173,7 @@ def revoke_tokens(db: Database, email: str) -> int:
 
 def public_user(user: dict) -> dict:
     """A user as the API shows it: never a hash."""
-    from avenue.media.objects import isoformat
+    from avenue.clock import isoformat
 
     return {
         "id": str(user["_id"]),

@@ -30,10 +30,9 @@ from pymongo import DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from avenue.clock import isoformat, now
 from avenue.errors import BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
 from avenue.media import BUILDER, Limits, StoreResult, UrlSigner, delete_image, image_object, store
-from avenue.media.objects import isoformat
-from avenue.media.storage import now
 
 FILES = f"{BUILDER}.files"
 DELETE_LEASE = dt.timedelta(seconds=60)

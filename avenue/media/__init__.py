@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS
 from avenue.media.images import Limits, PreparedImage, prepare, sanitize_filename
+from avenue.media.indexes import ensure_indexes
 from avenue.media.ingest import StoreResult, Upload, delete_image, store, store_all, transfer
 from avenue.media.objects import UrlSigner, image_object, image_ref, ref_object
 
 __all__ = [
     "ALIASES", "BUCKETS", "BUILDER", "PRODUCTS", "TEMP", "UPLOADS",
     "Limits", "PreparedImage", "StoreResult", "Upload", "UrlSigner",
-    "delete_image", "image_object", "image_ref", "ref_object", "prepare", "sanitize_filename",
+    "delete_image", "ensure_indexes", "image_object", "image_ref", "ref_object", "prepare",
+    "sanitize_filename",
     "store", "store_all",
     "transfer", "limits_from_config", "signer_from_config",
 ]

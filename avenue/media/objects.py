@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from avenue.clock import isoformat
 from avenue.media import signing
 from avenue.media.buckets import ALIASES
 from avenue.media.variants import VARIANT_NAMES
@@ -35,14 +35,6 @@ class UrlSigner:
             sig = signing.sign(self.key, bucket, str(file_id), variant, expires)
             url += "?" + urlencode({"expires": expires, "sig": sig})
         return url
-
-
-def isoformat(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def image_ref(doc: dict) -> dict:

@@ -4,7 +4,7 @@ pymongo's ``GridIn`` runs an unfiltered ``find_one`` on the files and chunks col
 before every upload to decide whether the bucket needs indexes. On servers where that is a
 full scan (the embedded SecantusDB) uploads slow down as the store grows. This module writes
 the same documents (``<bucket>.chunks`` with ``files_id``/``n``/``data`` and a
-``<bucket>.files`` document inserted *last*) and relies on :func:`avenue.db.ensure_indexes`,
+``<bucket>.files`` document inserted *last*) and relies on :func:`avenue.media.indexes.ensure_indexes`,
 run once per process, for the index guarantees. Any stock GridFS reader can read what it
 writes.
 
@@ -23,17 +23,13 @@ from dataclasses import dataclass, field
 from bson import Binary, ObjectId
 from pymongo.database import Database
 
+from avenue.clock import now
+
 CHUNK_SIZE = 255 * 1024
 # Media caches in this process; a deletion evicts from them at once (other processes poll
 # the tombstones, see media/cache.py).
 LOCAL_CACHES: weakref.WeakSet = weakref.WeakSet()
 READ_BATCH = 4  # chunks per round trip when streaming: ~1 MB in memory, whatever the file
-
-
-def now() -> dt.datetime:
-    """UTC now at BSON (millisecond) precision, so stored and compared times agree."""
-    value = dt.datetime.now(dt.UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 @dataclass

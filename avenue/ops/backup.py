@@ -37,9 +37,10 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from avenue import audit
-from avenue.db import ensure_indexes
+from avenue import db as database
+from avenue.clock import now
 from avenue.errors import AvenueError, Conflict
-from avenue.media import BUCKETS, storage
+from avenue.media import BUCKETS, ensure_indexes, storage
 
 FORMAT = "avenue-backup"
 VERSION = 1
@@ -161,7 +162,7 @@ def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False
     expected_files = {bucket: db[f"{bucket}.files"].count_documents({}) for bucket in BUCKETS.values()}
     expected_docs = {name: db[name].count_documents({}) for name in COLLECTIONS}
     manifest = {
-        "format": FORMAT, "version": VERSION, "created_at": storage.now().isoformat(),
+        "format": FORMAT, "version": VERSION, "created_at": now().isoformat(),
         "database": db.name, "buckets": dict(BUCKETS), "collections": list(COLLECTIONS),
         "expected": {"files": expected_files, "documents": expected_docs},
         "users": "with password hashes" if include_password_hashes else "without password hashes",
@@ -460,6 +461,7 @@ def restore(db: Database, source: BinaryIO, *, force: bool = False,
             listed = ", ".join(f"{name}: {count}" for name, count in sorted(found.items()))
             raise Conflict(f"The database {db.name!r} is not empty ({listed}); restore needs an empty "
                            "database, or --force to restore over what is there.", code="database_not_empty")
+    database.ensure_indexes(db)
     ensure_indexes(db)
     report = _Restorer(db, force, progress).run(source)
     audit.record(db, "backup_restored", actor={"via": "cli"}, files=sum(report.files.values()),

@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import with_appcontext
 from pymongo.errors import PyMongoError
 
-from avenue.cli import fail
 from avenue.db import get_db, get_mongo
 from avenue.errors import AvenueError
 from avenue.media import limits_from_config
@@ -27,6 +26,7 @@ from avenue.ops.fsck import fsck as run_fsck
 from avenue.ops.gc import DEFAULT_GRACE_SECONDS, collect_garbage
 from avenue.ops.legacy import import_legacy as run_import
 from avenue.shop import reports, status
+from avenue.terminal import fail
 
 quiet_option = click.option("--quiet", "-q", is_flag=True,
                             help="No progress, no listing: the summary line only.")
@@ -261,9 +261,3 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
 
 
 COMMANDS = (import_legacy, gc, fsck, backup, restore)
-
-
-def register(app: Flask) -> None:
-    """Add the operations commands to ``app.cli``."""
-    for command in COMMANDS:
-        app.cli.add_command(command)

@@ -13,7 +13,7 @@ chunk index and the unique ``metadata.key`` files index.
 - any other damaged original: removed with its variants (documents that referenced it are
   listed, so their images can be uploaded again); a damaged file that is not an image of
   ours, or a variant whose original is gone: removed;
-- missing indexes: created (``avenue.db.ensure_indexes``).
+- missing indexes: created (``avenue.db.ensure_indexes`` and ``avenue.media.ensure_indexes``).
 Nothing is quarantined: a damaged file cannot be served, and its bytes are in the backups.
 Chunks with no files document are not files; ``gc`` collects them.
 """
@@ -29,9 +29,9 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue import audit
-from avenue.db import ensure_indexes
+from avenue import db as database
 from avenue.errors import AvenueError
-from avenue.media import BUCKETS, delete_image, storage
+from avenue.media import BUCKETS, delete_image, ensure_indexes, storage
 from avenue.media.ingest import variant_ids
 from avenue.media.regenerate import regenerate_variants
 
@@ -261,6 +261,7 @@ def _repair(db: Database, report: FsckReport) -> list[dict]:
                         "filename": original.get("filename"), "variants": written})
     if report.index_problems:
         try:
+            database.ensure_indexes(db)
             ensure_indexes(db)
             actions.append({"action": "indexes_created",
                             "indexes": [f"{p['collection']} {p['index']}" for p in report.index_problems]})

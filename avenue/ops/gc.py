@@ -32,6 +32,8 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from avenue import audit
+from avenue.clock import as_utc
+from avenue.clock import now as clock_now
 from avenue.media import BUCKETS, PRODUCTS, TEMP, delete_image, storage
 from avenue.media.ingest import variant_ids
 
@@ -93,10 +95,6 @@ def _batches(cursor, size: int = BATCH) -> Iterator[list[dict]]:
         yield batch
 
 
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
 class _Collector:
     def __init__(self, db: Database, now: dt.datetime, grace_seconds: int, dry_run: bool,
                  progress: Progress | None) -> None:
@@ -121,7 +119,7 @@ class _Collector:
         return self.report
 
     def _old(self, doc: dict) -> bool:
-        if _aware(doc["uploadDate"]) < self.cutoff:
+        if as_utc(doc["uploadDate"]) < self.cutoff:
             return True
         self.report.kept_in_grace += 1
         return False
@@ -152,7 +150,7 @@ class _Collector:
         query = {"metadata.role": "original", "metadata.expires_at": {"$lt": self.now}}
         for doc in list(self.db[f"{TEMP}.files"].find(query)):
             self._remove_image("expired_temp_image", TEMP, doc,
-                               f"expired at {_aware(doc['metadata']['expires_at']).isoformat()}")
+                               f"expired at {as_utc(doc['metadata']['expires_at']).isoformat()}")
 
     def _temp_images_without_expiry(self) -> None:
         query = {"metadata.role": "original", "metadata.expires_at": None}
@@ -252,7 +250,7 @@ class _Collector:
                 if file_id in present:
                     continue
                 # The files document is written last: young chunks may be an upload in flight.
-                if isinstance(file_id, ObjectId) and _aware(file_id.generation_time) >= self.cutoff:
+                if isinstance(file_id, ObjectId) and as_utc(file_id.generation_time) >= self.cutoff:
                     self.report.kept_in_grace += 1
                     continue
                 if self._exists_elsewhere(file_id, bucket):
@@ -274,7 +272,7 @@ class _Collector:
 def collect_garbage(db: Database, *, grace_seconds: int = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
                     now: dt.datetime | None = None, progress: Progress | None = None) -> GcReport:
     """Remove (or with ``dry_run`` only list) every kind of garbage described in the module doc."""
-    report = _Collector(db, now or storage.now(), grace_seconds, dry_run, progress).run()
+    report = _Collector(db, now or clock_now(), grace_seconds, dry_run, progress).run()
     if not dry_run and report.removed:
         audit.record(db, "garbage_collected", actor={"via": "cli"}, items=len(report.removed),
                      bytes_freed=report.bytes_freed)

@@ -29,11 +29,12 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue import audit
+from avenue.clock import now
 from avenue.errors import AvenueError, UnsupportedImage
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, Limits, image_ref, sanitize_filename, store
 from avenue.media.images import prepare, read_limited
 from avenue.media.ingest import dedupe_key
-from avenue.media.storage import now, read_all
+from avenue.media.storage import read_all
 
 PREFIX = "/uploads/"
 # General uploads are deduplicated per owner and visibility; the old ones have no owner.

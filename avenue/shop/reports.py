@@ -37,8 +37,7 @@ from collections.abc import Callable, Mapping
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
-from avenue.media.objects import isoformat
-from avenue.media.storage import now
+from avenue.clock import as_utc, isoformat, now
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +57,7 @@ def stale_after(max_age: float, compute_ms: float | None) -> float:
 
 
 def _meta(doc: dict, moment: dt.datetime, max_age: float, refreshing: bool) -> dict:
-    generated = doc["generated_at"]
-    if generated.tzinfo is None:
-        generated = generated.replace(tzinfo=dt.UTC)
+    generated = as_utc(doc["generated_at"])
     age = max(0.0, (moment - generated).total_seconds())
     refresh_after = stale_after(max_age, doc.get("compute_ms"))
     return {

@@ -32,6 +32,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from avenue.clock import isoformat, maybe_utc, now
 from avenue.errors import BadRequest, Conflict, NotFound, UnprocessableContent
 from avenue.media import (
     PRODUCTS,
@@ -49,8 +50,7 @@ from avenue.media import (
     transfer,
 )
 from avenue.media.ingest import dedupe_key
-from avenue.media.objects import isoformat
-from avenue.media.storage import now, read_all
+from avenue.media.storage import read_all
 
 PRODUCTS_COLLECTION = "shop_products"
 SKU_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -141,12 +141,6 @@ def _oid(value) -> ObjectId | None:
         return None
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.UTC)
-    return value
-
-
 # --- products --------------------------------------------------------------------------
 
 
@@ -206,7 +200,7 @@ def _claimable(db: Database, raw_ids, owner: str, max_images: int) -> list[dict]
         elif doc is None or doc["metadata"].get("owner") != owner:
             # Another admin's temp image counts as unknown: its id says nothing to this one.
             unknown.append(raw)
-        elif (_aware(doc["metadata"].get("expires_at")) or moment) <= moment:
+        elif (maybe_utc(doc["metadata"].get("expires_at")) or moment) <= moment:
             expired.append(raw)
     problems = {k: v for k, v in (("unknown", unknown), ("expired", expired),
                                   ("already_claimed", taken), ("duplicated", duplicated)) if v}
@@ -391,7 +385,7 @@ def _ensure_stored(db: Database, sku: str, refs: list[dict], source: dict[Object
     while True:
         live = now() - DELETE_LEASE
         docs = {d["_id"]: d for d in files.find({"_id": {"$in": ids}}, {"metadata.deleting_at": 1})}
-        leased = [i for i, d in docs.items() if (_aware(d["metadata"].get("deleting_at")) or live) > live]
+        leased = [i for i, d in docs.items() if (maybe_utc(d["metadata"].get("deleting_at")) or live) > live]
         if not leased or monotonic() > deadline:
             break
         sleep(0.02)

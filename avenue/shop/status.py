@@ -31,9 +31,8 @@ from bson.errors import InvalidId
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from avenue.clock import isoformat, now
 from avenue.media.buckets import ALIASES, BUCKETS, PRODUCTS, TEMP
-from avenue.media.objects import isoformat
-from avenue.media.storage import now
 from avenue.media.variants import CONTENT_TYPES, VARIANT_NAMES
 from avenue.shop.service import LOCAL_PREFIX, PRODUCTS_COLLECTION
 

@@ -1,0 +1,48 @@
+"""The indexes the media package relies on: every bucket's, and the deletions log's.
+
+Our own GridFS writer (:mod:`avenue.media.storage`) never runs the driver's per-upload "does
+this bucket need indexes?" probe (an unfiltered find_one that scans the whole collection on
+some servers), so this start-up step is what guarantees the chunk index GridFS readers and
+the unique dedupe key depend on.
+"""
+
+from __future__ import annotations
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.database import Database
+
+from avenue.media.buckets import BUCKETS
+
+# Deleted media, polled by every worker to evict its in-process cache (media/cache.py).
+DELETIONS = "media_deletions"
+DELETIONS_TTL_SECONDS = 24 * 3600
+
+
+def chunks_indexes() -> list[IndexModel]:
+    """The GridFS spec's unique ``{files_id, n}`` chunk index."""
+    return [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True, name="files_id_1_n_1")]
+
+
+def files_indexes() -> list[IndexModel]:
+    """What the media package queries a bucket's files documents by."""
+    return [
+        # The GridFS spec's own index (filename, uploadDate).
+        IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)], name="filename_1_uploadDate_1"),
+        # Content-addressed dedupe: originals are keyed by source hash (+ scope), variants by
+        # original id + name. Unique, so concurrent identical uploads store one file.
+        IndexModel([("metadata.key", ASCENDING)], unique=True, name="metadata_key_unique"),
+        IndexModel([("metadata.role", ASCENDING), ("uploadDate", DESCENDING)], name="role_uploaded"),
+        IndexModel([("metadata.original_id", ASCENDING)], name="variant_of"),
+        IndexModel([("metadata.owner", ASCENDING), ("uploadDate", DESCENDING)], name="owner_uploaded"),
+        IndexModel([("metadata.expires_at", ASCENDING)], name="expires_at", sparse=True),
+    ]
+
+
+def ensure_indexes(db: Database) -> None:
+    """Create every bucket's indexes and the deletions log's TTL index (idempotent)."""
+    db[DELETIONS].create_indexes([
+        IndexModel([("at", ASCENDING)], expireAfterSeconds=DELETIONS_TTL_SECONDS, name="ttl"),
+    ])
+    for bucket in BUCKETS.values():
+        db[f"{bucket}.chunks"].create_indexes(chunks_indexes())
+        db[f"{bucket}.files"].create_indexes(files_indexes())

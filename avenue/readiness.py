@@ -1,0 +1,60 @@
+"""Readiness: what runs once per process before the first request that needs the database.
+
+First the indexes every part of the app relies on (``avenue.db.Mongo.ensure_indexes``), then
+the bootstrap admin from ``AVENUE_ADMIN_EMAIL``/``AVENUE_ADMIN_PASSWORD`` (created only when no
+admin exists; never overwritten).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask, current_app, request
+
+from avenue import audit
+from avenue.auth import service
+from avenue.db import get_mongo
+from avenue.errors import AvenueError
+
+_SKIP_READY = ("/healthz", "/readyz", "/media/")
+BOOTSTRAP = "avenue.bootstrap"
+
+
+def ensure_database_ready() -> None:
+    """Create indexes, then the bootstrap admin, once per process before the first request."""
+    if request.path.startswith(_SKIP_READY):
+        return
+    get_mongo().ensure_indexes()
+    bootstrap_admin_once(current_app._get_current_object())
+
+
+def bootstrap_admin_once(app: Flask) -> None:
+    """Create the configured admin when no admin exists; runs once per process (never overwrites)."""
+    state = app.extensions.setdefault(BOOTSTRAP, {"done": False, "lock": threading.Lock()})
+    if state["done"]:
+        return
+    with state["lock"]:
+        if state["done"]:
+            return
+        bootstrap_admin(app)
+        state["done"] = True
+
+
+def bootstrap_admin(app: Flask) -> dict | None:
+    """Create ``AVENUE_ADMIN_EMAIL`` as admin if both variables are set and no admin exists."""
+    email = app.config.get("AVENUE_ADMIN_EMAIL", "")
+    password = app.config.get("AVENUE_ADMIN_PASSWORD", "")
+    if not email or not password:
+        return None
+    db = get_mongo(app).db
+    try:
+        created = service.ensure_admin(db, email, password)
+    except AvenueError as error:
+        # A bad bootstrap setting must not take every request down with it: say why, go on.
+        app.logger.error("AVENUE_ADMIN_EMAIL/AVENUE_ADMIN_PASSWORD not used: %s", error.message)
+        return None
+    if created is not None:
+        audit.record(db, "user_created", actor={"via": "bootstrap"}, user_id=str(created["_id"]),
+                     email=created["email"], role="admin")
+        app.logger.info("created the admin %s from AVENUE_ADMIN_EMAIL", created["email"])
+    return created
