@@ -11,7 +11,15 @@ import pytest
 from PIL import Image
 from werkzeug.test import Client
 
-from avenue.media import PRODUCTS, UPLOADS, delete_image, image_object, signer_from_config, store
+from avenue.media import (
+    PRODUCTS,
+    UPLOADS,
+    delete_image,
+    image_object,
+    invalidation,
+    signer_from_config,
+    store,
+)
 from avenue.media import storage as storage_module
 from avenue.media.serving import FrontDoor, get_cache
 from avenue.media.storage import read_all
@@ -235,7 +243,7 @@ def test_every_worker_honours_a_deletion_within_two_seconds(app_factory):
     assert other_client.get(stored["obj"]["url"]).data == stored["bytes"]
     assert get_cache(other).get_blob(PRODUCTS, stored["doc"]["_id"]) is not None
     # Another process's cache would not hear this process's in-memory eviction.
-    storage_module.LOCAL_CACHES.discard(get_cache(other))
+    invalidation.LOCAL_CACHES.discard(get_cache(other))
     with deleter.app_context():
         from avenue.db import get_db
 
@@ -255,7 +263,7 @@ def test_a_file_deleted_behind_a_stale_cache_entry_is_a_clean_404(app_factory):
     stored = put(deleter)
     other_client = other.test_client()
     assert other_client.head(stored["obj"]["url"]).status_code == 200  # document cached, bytes not
-    storage_module.LOCAL_CACHES.discard(get_cache(other))  # as if in another process
+    invalidation.LOCAL_CACHES.discard(get_cache(other))  # as if in another process
     with deleter.app_context():
         get_db()[f"{PRODUCTS}.chunks"].delete_many({"files_id": stored["doc"]["_id"]})
     response = other_client.get(stored["obj"]["url"])

@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import PRODUCTS, TEMP, UPLOADS, delete_image, image_ref, store
-from avenue.media.ingest import variant_ids
+from avenue.media.originals import variant_ids
 from avenue.shop.status import quota_level
 from tests.conftest import FIXTURES, image_bytes
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS
 from avenue.media.images import Limits, PreparedImage, prepare, sanitize_filename
 from avenue.media.indexes import ensure_indexes
-from avenue.media.ingest import StoreResult, Upload, delete_image, store, store_all, transfer
 from avenue.media.objects import UrlSigner, image_object, image_ref, ref_object
+from avenue.media.originals import StoreResult, Upload, delete_image, store, store_all, transfer
 
 __all__ = [
     "ALIASES", "BUCKETS", "BUILDER", "PRODUCTS", "TEMP", "UPLOADS",

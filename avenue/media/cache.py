@@ -2,7 +2,7 @@
 
 Safe because media is immutable: a file id always names the same bytes. The one thing that
 changes is deletion, which every worker must honour within 2 seconds. Deleting code writes a
-tombstone to ``media_deletions`` (see :func:`avenue.media.storage.record_deletion`); before
+tombstone to ``media_deletions`` (see :func:`avenue.media.invalidation.invalidate`); before
 serving, each worker polls that collection at most once per ``poll_interval`` (1 s) for
 tombstones newer than its last poll and evicts them. A worker that has not polled for longer
 than the tombstones live (an idle worker) clears everything instead. A poll is one indexed
@@ -16,10 +16,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import pymongo
 from pymongo.errors import PyMongoError
+
+from avenue.media.indexes import DELETIONS
+from avenue.media.records import MediaDoc
 
 log = logging.getLogger(__name__)
 
@@ -27,43 +29,6 @@ log = logging.getLogger(__name__)
 # between app instances (evicting an id twice is harmless).
 SKEW = dt.timedelta(seconds=5)
 HORIZON = dt.timedelta(hours=1)
-
-
-@dataclass(frozen=True)
-class MediaDoc:
-    """What serving an original or its variants needs from the files document."""
-
-    file_id: object
-    length: int
-    chunk_size: int
-    sha256: str
-    content_type: str
-    upload_date: dt.datetime
-    filename: str
-    format: str
-    visibility: str
-    variants: dict
-
-    @property
-    def private(self) -> bool:
-        """Served only with a valid signature, and never cached by shared caches."""
-        return self.visibility == "private"
-
-    @classmethod
-    def from_files_doc(cls, doc: dict) -> MediaDoc:
-        meta = doc.get("metadata") or {}
-        return cls(
-            file_id=doc["_id"],
-            length=doc["length"],
-            chunk_size=doc["chunkSize"],
-            sha256=meta.get("sha256", ""),
-            content_type=meta.get("content_type", "application/octet-stream"),
-            upload_date=doc["uploadDate"],
-            filename=meta.get("filename") or doc.get("filename") or "image",
-            format=meta.get("format", ""),
-            visibility=meta.get("visibility", "public"),
-            variants=meta.get("variants") or {},
-        )
 
 
 class MediaCache:
@@ -162,7 +127,7 @@ class MediaCache:
                     self.clear()
                 else:
                     with pymongo.timeout(1.0):
-                        tombstones = list(db.media_deletions.find(
+                        tombstones = list(db[DELETIONS].find(
                             {"at": {"$gte": self._since - SKEW}}, {"_id": 0, "bucket": 1, "file_id": 1}
                         ))
                     by_bucket: dict[str, list] = {}

@@ -1,6 +1,6 @@
 """Render an original's variants again (fsck --repair: a variant whose bytes were lost or damaged).
 
-The files it writes have the layout :mod:`avenue.media.ingest` gives variants (same metadata,
+The files it writes have the layout :mod:`avenue.media.originals` gives variants (same metadata,
 same ``key``), keeping the variant's id when it had one so every URL handed out still works.
 """
 
@@ -11,7 +11,8 @@ from pymongo.database import Database
 
 from avenue.media import storage
 from avenue.media.images import Limits, prepare
-from avenue.media.ingest import write_variant
+from avenue.media.invalidation import invalidate
+from avenue.media.originals import write_variant
 from avenue.media.variants import render
 
 
@@ -44,5 +45,5 @@ def regenerate_variants(db: Database, bucket: str, original: dict, replace: set)
         written.append({"variant": rendition.name, "format": rendition.format, "id": str(file_id)})
     if written:
         # The original's cached document lists the old variants: have every worker reload it.
-        storage.record_deletion(db, bucket, [original["_id"]])
+        invalidate(db, bucket, [original["_id"]])
     return written

@@ -25,8 +25,10 @@ from werkzeug.http import http_date, is_resource_modified, parse_range_header
 from avenue.db import get_db, get_mongo
 from avenue.media import signing, storage
 from avenue.media.buckets import BUCKETS
-from avenue.media.cache import MediaCache, MediaDoc
+from avenue.media.cache import MediaCache
+from avenue.media.invalidation import LOCAL_CACHES
 from avenue.media.objects import EXTENSIONS
+from avenue.media.records import MediaDoc
 from avenue.media.variants import VARIANT_NAMES
 from avenue.security import baseline_headers
 
@@ -48,7 +50,7 @@ def init_app(app) -> None:
         app.config["AVENUE_MEDIA_CACHE_BYTES"], app.config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"]
     )
     app.extensions[CACHE_EXTENSION] = cache
-    storage.LOCAL_CACHES.add(cache)
+    LOCAL_CACHES.add(cache)
     app.register_blueprint(bp)
     app.wsgi_app = FrontDoor(app, app.wsgi_app)
 

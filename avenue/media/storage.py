@@ -16,7 +16,6 @@ removes the files document first (readers see 404 at once), then the chunks.
 from __future__ import annotations
 
 import datetime as dt
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -24,11 +23,9 @@ from bson import Binary, ObjectId
 from pymongo.database import Database
 
 from avenue.clock import now
+from avenue.media.invalidation import invalidate
 
 CHUNK_SIZE = 255 * 1024
-# Media caches in this process; a deletion evicts from them at once (other processes poll
-# the tombstones, see media/cache.py).
-LOCAL_CACHES: weakref.WeakSet = weakref.WeakSet()
 READ_BATCH = 4  # chunks per round trip when streaming: ~1 MB in memory, whatever the file
 
 
@@ -131,14 +128,5 @@ def delete_file(db: Database, bucket: str, file_id) -> bool:
     """Delete one file: files document first, then chunks; tell every worker's cache."""
     result = db[f"{bucket}.files"].delete_one({"_id": file_id})
     db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
-    record_deletion(db, bucket, [file_id])
+    invalidate(db, bucket, [file_id])
     return result.deleted_count == 1
-
-
-def record_deletion(db: Database, bucket: str, file_ids: list) -> None:
-    """Write tombstones that the media caches of all workers poll (see media/cache.py)."""
-    if file_ids:
-        for cache in list(LOCAL_CACHES):
-            cache.evict(bucket, file_ids)
-        at = now()
-        db.media_deletions.insert_many([{"bucket": bucket, "file_id": fid, "at": at} for fid in file_ids])

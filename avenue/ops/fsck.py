@@ -32,7 +32,8 @@ from avenue import audit
 from avenue import db as database
 from avenue.errors import AvenueError
 from avenue.media import BUCKETS, delete_image, ensure_indexes, storage
-from avenue.media.ingest import variant_ids
+from avenue.media.invalidation import invalidate
+from avenue.media.originals import variant_ids
 from avenue.media.regenerate import regenerate_variants
 
 Progress = Callable[[str, int, int], None]
@@ -225,7 +226,7 @@ def _repair(db: Database, report: FsckReport) -> list[dict]:
         if codes & DAMAGE and codes & DAMAGE <= {"length_mismatch"} and finding.sha_ok:
             db[f"{finding.bucket}.files"].update_one({"_id": key[1]},
                                                      {"$set": {"length": finding.chunk_bytes}})
-            storage.record_deletion(db, finding.bucket, [key[1]])  # every worker reloads the document
+            invalidate(db, finding.bucket, [key[1]])  # every worker reloads the document
             act("length_corrected", finding, reason, old_length=finding.doc["length"],
                 new_length=finding.chunk_bytes)
             if "missing_variant" in codes:

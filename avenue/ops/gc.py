@@ -35,7 +35,7 @@ from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
 from avenue.media import BUCKETS, PRODUCTS, TEMP, delete_image, storage
-from avenue.media.ingest import variant_ids
+from avenue.media.originals import variant_ids
 
 DEFAULT_GRACE_SECONDS = 3600
 BATCH = 500

@@ -33,7 +33,7 @@ from avenue.clock import now
 from avenue.errors import AvenueError, UnsupportedImage
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, Limits, image_ref, sanitize_filename, store
 from avenue.media.images import prepare, read_limited
-from avenue.media.ingest import dedupe_key
+from avenue.media.originals import dedupe_key
 from avenue.media.storage import read_all
 
 PREFIX = "/uploads/"

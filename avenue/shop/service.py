@@ -49,7 +49,7 @@ from avenue.media import (
     store_all,
     transfer,
 )
-from avenue.media.ingest import dedupe_key
+from avenue.media.originals import dedupe_key
 from avenue.media.storage import read_all
 
 PRODUCTS_COLLECTION = "shop_products"

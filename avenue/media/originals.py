@@ -18,6 +18,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from avenue.errors import AvenueError
 from avenue.media import storage
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
+from avenue.media.invalidation import invalidate
 from avenue.media.variants import Rendition, render
 
 
@@ -219,7 +220,7 @@ def delete_image(db: Database, bucket: str, doc_or_id) -> bool:
     ]
     ids = list(dict.fromkeys(ids))
     _delete_ids(db, bucket, ids)
-    storage.record_deletion(db, bucket, ids)
+    invalidate(db, bucket, ids)
     return deleted
 
 

@@ -1,0 +1,28 @@
+"""Telling every worker's media cache that some files changed or went.
+
+Media is immutable, so a cached document or file can only become wrong when it is deleted or
+rewritten (fsck repairs, re-rendered variants). :func:`invalidate` evicts the ids from this
+process's caches at once and writes tombstones to ``media_deletions`` that the caches of all
+other workers poll (:meth:`avenue.media.cache.MediaCache.sync`).
+"""
+
+from __future__ import annotations
+
+import weakref
+
+from pymongo.database import Database
+
+from avenue.clock import now
+from avenue.media.indexes import DELETIONS
+
+# Media caches in this process (registered by the route's init_app).
+LOCAL_CACHES: weakref.WeakSet = weakref.WeakSet()
+
+
+def invalidate(db: Database, bucket: str, file_ids: list) -> None:
+    """Evict ``file_ids`` from this process's caches now and from every other worker's soon."""
+    if file_ids:
+        for cache in list(LOCAL_CACHES):
+            cache.evict(bucket, file_ids)
+        at = now()
+        db[DELETIONS].insert_many([{"bucket": bucket, "file_id": fid, "at": at} for fid in file_ids])
