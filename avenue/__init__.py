@@ -22,6 +22,7 @@ def create_app(test_config: dict | None = None) -> Flask:
             "start everything with `make run`, or set MONGO_URI."
         )
     register_extensions(app)
+    register_converters(app)
     register_blueprints(app)
     register_hooks(app)
     register_errorhandlers(app)
@@ -41,6 +42,12 @@ def register_extensions(app: Flask) -> None:
     if app.config.get("AVENUE_PROXY_COUNT"):
         count = int(app.config["AVENUE_PROXY_COUNT"])
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+
+
+def register_converters(app: Flask) -> None:
+    from avenue.ids import ObjectIdConverter
+
+    app.url_map.converters["oid"] = ObjectIdConverter
 
 
 def register_blueprints(app: Flask) -> None:

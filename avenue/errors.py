@@ -8,6 +8,8 @@ from flask import Flask, Response, jsonify, request
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from avenue.ids import MalformedId
+
 
 class AvenueError(Exception):
     """A refusal the client can act on; ``status`` and ``code`` go into the response."""
@@ -110,9 +112,10 @@ def register_errorhandlers(app: Flask) -> None:
             405: f"{request.method} is not allowed here.",
             413: "The request body is larger than this server accepts.",
         }
-        response = error_response(
-            error.code or 500, code, messages.get(error.code, error.description or error.name)
-        )
+        message = messages.get(error.code, error.description or error.name)
+        if isinstance(error, MalformedId):  # the resource's own 404 (avenue/ids.py)
+            code, message = error.error_code, error.description or message
+        response = error_response(error.code or 500, code, message)
         for header in ("Allow", "Retry-After"):
             if error.get_headers() and header in dict(error.get_headers()):
                 response.headers[header] = dict(error.get_headers())[header]

@@ -31,7 +31,7 @@ def missing_reason(root: Path, python: str) -> str | None:
     if not (root / "wsgi.py").exists():
         return "wsgi.py does not exist"
     probe = ("from avenue import create_app\n"
-             "from avenue.media import store, Limits, image_object\n")
+             "from avenue.media import Library, Limits, image_object\n")
     try:
         result = run([python, "-c", probe], timeout=60, cwd=root, check=False,
                      env=app_env(root, "mongodb://127.0.0.1:9/x", "x"))
@@ -187,9 +187,15 @@ def media_core(root: Path) -> MediaCore:
         sys.path.insert(0, str(root))
     try:
         media = importlib.import_module("avenue.media")
-        store = media.store
+        # The core's own write path (what Library.store runs), so storage.write_files can be
+        # timed; files documents in and out, as the status seed and the ingest loop need.
+        originals = importlib.import_module("avenue.media.originals")
+        store = originals.store
         limits = media.Limits
-        image_object = media.image_object
+        image_ref = importlib.import_module("avenue.media.objects").image_ref
+
+        def image_object(doc, bucket, signer):
+            return media.image_object(media.Image.from_files_doc(bucket, doc), signer)
     except Exception as exc:  # noqa: BLE001 - any import problem means "not yet"
         raise AppUnavailable(f"avenue.media: {type(exc).__name__}: {exc}") from exc
     ensure = None
@@ -203,8 +209,7 @@ def media_core(root: Path) -> MediaCore:
                 bucket_indexes(db)
     except Exception:  # noqa: BLE001 - optional
         ensure = None
-    return MediaCore(store, limits, image_object, getattr(media, "UrlSigner", None), ensure,
-                     getattr(media, "image_ref", None))
+    return MediaCore(store, limits, image_object, getattr(media, "UrlSigner", None), ensure, image_ref)
 
 
 # --------------------------------------------------------------------------------------

@@ -12,7 +12,9 @@ import tracemalloc
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS, image_ref, storage, store
+from avenue.media import BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS, storage
+from avenue.media.objects import image_ref
+from avenue.media.originals import store
 from avenue.ops import backup as backup_module
 from tests.conftest import image_bytes
 

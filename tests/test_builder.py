@@ -12,7 +12,7 @@ from bson import ObjectId
 
 from avenue.builder import service
 from avenue.errors import AvenueError
-from avenue.media import BUILDER
+from avenue.media import BUILDER, DELETE_LEASE
 from tests.conftest import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, image_bytes
 
 
@@ -229,7 +229,7 @@ def test_media_deleted_between_validation_and_the_page_write_is_left_out_with_40
         found = validate(db_, oids)
         calls.append(1)
         if len(calls) == 1:
-            service.delete_media(db_, media)  # nobody uses it yet, so this succeeds
+            service.delete_media(db_, ObjectId(media))  # nobody uses it yet, so this succeeds
         return found
 
     monkeypatch.setattr(service, "usable_media", delete_right_after_validation)
@@ -253,7 +253,7 @@ def test_a_page_write_while_the_media_is_being_deleted_is_refused(client, editor
         return lookup(db_, oid)
 
     monkeypatch.setattr(service, "used_in", write_during_delete)
-    service.delete_media(db, media)
+    service.delete_media(db, ObjectId(media))
     assert answers[0].status == 422 and answers[0].details["unknown_media_ids"] == [media]
     assert db.page_content.find_one({"slug": "home"}) is None
 
@@ -265,7 +265,7 @@ def test_a_refused_delete_releases_its_lease_and_a_stale_lease_expires(client, e
     assert "deleting_at" not in db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media)})["metadata"]
     assert put_page(client, editor, "about", [media_block(media)]).status_code == 200
 
-    stale = dt.datetime.now(dt.UTC) - service.DELETE_LEASE - dt.timedelta(seconds=5)
+    stale = dt.datetime.now(dt.UTC) - DELETE_LEASE - dt.timedelta(seconds=5)
     db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media)}, {"$set": {"metadata.deleting_at": stale}})
     assert put_page(client, editor, "other", [media_block(media)]).status_code == 200
     fresh = dt.datetime.now(dt.UTC)

@@ -8,7 +8,9 @@ import os
 
 from bson import Binary, ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, image_ref, storage, store
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, storage
+from avenue.media.objects import image_ref
+from avenue.media.originals import store
 from avenue.ops.fsck import fsck
 from tests.conftest import image_bytes
 

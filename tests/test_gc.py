@@ -8,7 +8,9 @@ import os
 
 from bson import Binary, ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, image_ref, storage, store, transfer
+from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, storage
+from avenue.media.objects import image_ref
+from avenue.media.originals import store, transfer
 from avenue.ops.gc import collect_garbage
 from tests.conftest import bucket_snapshot, image_bytes
 

@@ -9,7 +9,9 @@ import shutil
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, image_ref, storage, store
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, storage
+from avenue.media.objects import image_ref
+from avenue.media.originals import store
 from avenue.ops import legacy
 from avenue.ops.legacy import import_legacy
 from tests.conftest import FIXTURES, image_bytes

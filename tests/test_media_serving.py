@@ -11,16 +11,10 @@ import pytest
 from PIL import Image
 from werkzeug.test import Client
 
-from avenue.media import (
-    PRODUCTS,
-    UPLOADS,
-    delete_image,
-    image_object,
-    invalidation,
-    signer_from_config,
-    store,
-)
+from avenue.media import PRODUCTS, UPLOADS, image_object, invalidation, signer_from_config
+from avenue.media import Image as MediaImage
 from avenue.media import storage as storage_module
+from avenue.media.originals import delete_image, store
 from avenue.media.serving import FrontDoor, get_cache
 from avenue.media.storage import read_all
 from tests.conftest import GOOD_NAMES, image_bytes, make_app
@@ -33,7 +27,8 @@ def put(app, name="good/progressive.jpg", bucket=PRODUCTS, **kwargs) -> dict:
     with app.app_context():
         get_mongo().ensure_indexes()
         doc = store(get_db(), bucket, image_bytes(name), filename=name.split("/")[-1], **kwargs).doc
-        return {"doc": doc, "obj": image_object(doc, bucket, signer_from_config(app.config)),
+        obj = image_object(MediaImage.from_files_doc(bucket, doc), signer_from_config(app.config))
+        return {"doc": doc, "obj": obj,
                 "bytes": read_all(get_db(), bucket, doc)}
 
 

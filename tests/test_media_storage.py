@@ -11,8 +11,9 @@ import pytest
 from pymongo import monitoring
 
 from avenue.errors import CorruptImage, UnsupportedImage
-from avenue.media import BUCKETS, PRODUCTS, Limits, Upload, delete_image, store, store_all, transfer
+from avenue.media import BUCKETS, PRODUCTS, Limits, Upload
 from avenue.media import storage as storage_module
+from avenue.media.originals import delete_image, store, store_all, transfer
 from avenue.media.storage import read_all
 from tests.conftest import GOOD_NAMES, bucket_snapshot, image_bytes
 

@@ -9,8 +9,9 @@ import os
 import pytest
 from bson import ObjectId
 
-from avenue.media import PRODUCTS, TEMP, UPLOADS, delete_image, image_ref, store
-from avenue.media.originals import variant_ids
+from avenue.media import PRODUCTS, TEMP, UPLOADS
+from avenue.media.objects import image_ref
+from avenue.media.originals import delete_image, store, variant_ids
 from avenue.shop.status import quota_level
 from tests.conftest import FIXTURES, image_bytes
 

@@ -13,6 +13,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from avenue.clock import maybe_utc, now
 from avenue.errors import BadRequest, Conflict, NotFound
+from avenue.ids import parse_object_id
 
 ROLES = ("admin", "editor", "ops")
 MIN_PASSWORD_LENGTH = 8
@@ -92,9 +93,8 @@ def ensure_admin(db: Database, email: str, password: str) -> dict | None:
 
 
 def get_user(db: Database, user_id) -> dict | None:
-    try:
-        oid = ObjectId(str(user_id))
-    except Exception:
+    oid = parse_object_id(str(user_id))
+    if oid is None:
         return None
     user = db.users.find_one({"_id": oid})
     return user if user and user.get("active", True) else None

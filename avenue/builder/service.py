@@ -5,7 +5,7 @@ of its blocks' ``media_id`` values and is written in the same single-document up
 blocks, so ``used_in`` (a query on that indexed field) is exact under concurrent edits.
 
 Deleting media and writing a page that references it can still interleave. Both sides are
-closed with a short lease on the media (``metadata.deleting_at``):
+closed with the media library's delete lease (``avenue.media.Library.take_delete_lease``):
 
 - delete: take the lease, *then* look for pages using the media (409, or remove the blocks
   with ``force``), then delete the files;
@@ -15,27 +15,34 @@ closed with a short lease on the media (``metadata.deleting_at``):
 
 Whichever order the steps run in, either the delete sees the page or the page write sees
 the lease, so no page is left pointing at deleted media. A crashed delete leaves a lease
-that simply expires after ``DELETE_LEASE``.
+that simply lapses after ``DELETE_LEASE``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 
 import bson
 from bson import ObjectId
-from bson.errors import InvalidId
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import isoformat, now
+from avenue.db import PAGES
 from avenue.errors import BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
-from avenue.media import BUILDER, Limits, StoreResult, UrlSigner, delete_image, image_object, store
+from avenue.ids import parse_object_id
+from avenue.media import (
+    BUILDER,
+    Image,
+    Library,
+    Limits,
+    Stored,
+    Upload,
+    UrlSigner,
+    image_object,
+)
 
-FILES = f"{BUILDER}.files"
-DELETE_LEASE = dt.timedelta(seconds=60)
 MAX_ALT_LENGTH = 500
 MAX_TITLE_LENGTH = 300
 MAX_BLOCKS = 500
@@ -50,12 +57,9 @@ LEGACY_FLAG = "legacy"
 # --- media library ---------------------------------------------------------------------------
 
 
-def parse_id(value: str) -> ObjectId | None:
-    """The ObjectId ``value`` spells, or None for anything malformed."""
-    try:
-        return ObjectId(str(value))
-    except (InvalidId, TypeError):
-        return None
+def library(db: Database) -> Library:
+    """The builder's media library bucket."""
+    return Library(db, BUILDER)
 
 
 def clean_alt(alt: str | None) -> str | None:
@@ -68,91 +72,74 @@ def clean_alt(alt: str | None) -> str | None:
     return alt
 
 
-def upload_media(db: Database, stream, *, filename: str | None, owner: str, alt: str | None,
-                 limits: Limits) -> StoreResult:
+def upload_media(db: Database, file: Upload, *, owner: str, alt: str | None, limits: Limits) -> Stored:
     """Store one image in the library; an identical file returns the existing media.
 
     Re-uploading an image that is already there creates nothing (``created`` is False); an
     ``alt`` sent with it replaces the stored one, since it is the editor's latest wording.
     """
     alt = clean_alt(alt)
-    result = store(db, BUILDER, stream, filename=filename, owner=owner, limits=limits,
-                   kind="builder", extra={"alt": alt} if alt else None)
-    if not result.created and alt and result.doc["metadata"].get("alt") != alt:
-        doc = db[FILES].find_one_and_update({"_id": result.doc["_id"]}, {"$set": {"metadata.alt": alt}},
-                                            return_document=ReturnDocument.AFTER)
-        result = StoreResult(doc or result.doc, False)
+    result = library(db).store(file, owner=owner, limits=limits, kind="builder", alt=alt or None)
+    if not result.created and alt and result.image.alt != alt:
+        image = library(db).set_metadata(result.image.id, alt=alt)
+        result = Stored(image or result.image, False)
     return result
 
 
-def list_media(db: Database, *, q: str = "", page: int = 1, per_page: int = 20) -> tuple[list[dict], int]:
+def list_media(db: Database, *, q: str = "", page: int = 1, per_page: int = 20) -> tuple[list[Image], int]:
     """Library originals, newest first; ``q`` matches filenames as a case-insensitive substring."""
-    query: dict = {"metadata.role": "original"}
-    if q:
-        query["metadata.filename"] = {"$regex": re.escape(q), "$options": "i"}
-    total = db[FILES].count_documents(query)
-    docs = list(db[FILES].find(query).sort([("uploadDate", DESCENDING), ("_id", DESCENDING)])
-                .skip((page - 1) * per_page).limit(per_page))
-    return docs, total
+    return library(db).page(filename_contains=q, page=page, per_page=per_page)
 
 
-def get_media(db: Database, media_id: str) -> dict:
-    """The files document of one library original, or 404 (malformed ids included)."""
-    oid = parse_id(media_id)
-    doc = db[FILES].find_one({"_id": oid, "metadata.role": "original"}) if oid else None
-    if doc is None:
+def get_media(db: Database, media_id: ObjectId) -> Image:
+    """One library original, or 404."""
+    image = library(db).get(media_id)
+    if image is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
-    return doc
+    return image
 
 
 def used_in(db: Database, media_id: ObjectId) -> list[str]:
     """The slugs of the pages whose blocks reference this media, sorted."""
-    return sorted(p["slug"] for p in db.page_content.find({"media_ids": media_id}, {"slug": 1}))
+    return sorted(p["slug"] for p in db[PAGES].find({"media_ids": media_id}, {"slug": 1}))
 
 
-def delete_media(db: Database, media_id: str, *, force: bool = False) -> list[str]:
+def delete_media(db: Database, media_id: ObjectId, *, force: bool = False) -> list[str]:
     """Delete library media; 409 naming the pages that use it unless ``force``.
 
     With ``force`` the blocks referencing it are removed from those pages (and the id from
     their ``media_ids``) before the files go. Returns the slugs of the pages changed.
     """
-    doc = get_media(db, media_id)
-    oid = doc["_id"]
-    db[FILES].update_one({"_id": oid}, {"$set": {"metadata.deleting_at": now()}})
+    media = library(db)
+    lease = media.take_delete_lease(media_id)
+    if lease is None:  # gone, or another delete of it is under way
+        raise NotFound("No builder media with this id.", code="media_not_found")
     try:
-        pages = used_in(db, oid)
+        pages = used_in(db, media_id)
         if pages and not force:
             raise Conflict(f"This media is used on {len(pages)} page(s): {', '.join(pages)}. Remove it "
                            "from them first, or delete with ?force=1 to remove those blocks.",
                            code="media_in_use", pages=pages)
         if pages:
-            _pull_media(db, {"media_ids": oid}, [oid])
-        delete_image(db, BUILDER, doc)
+            _pull_media(db, {"media_ids": media_id}, [media_id])
+        media.delete(lease.image)
     except BaseException:
-        db[FILES].update_one({"_id": oid}, {"$unset": {"metadata.deleting_at": ""}})
+        media.release_delete_lease(lease)
         raise
     return pages
 
 
 def _pull_media(db: Database, query: dict, oids: list[ObjectId]) -> None:
     """Remove the blocks referencing ``oids`` and the ids themselves, in one update per page."""
-    db.page_content.update_many(query, {
+    db[PAGES].update_many(query, {
         "$pull": {"blocks": {"media_id": {"$in": [str(o) for o in oids]}}, "media_ids": {"$in": oids}},
         "$set": {"updated_at": now()},
     })
 
 
-def usable_media(db: Database, oids: list[ObjectId]) -> dict[ObjectId, dict]:
-    """The library originals among ``oids`` that exist and are not being deleted."""
-    if not oids:
-        return {}
-    cutoff = now() - DELETE_LEASE
-    docs = db[FILES].find({
-        "_id": {"$in": oids},
-        "metadata.role": "original",
-        "$or": [{"metadata.deleting_at": None}, {"metadata.deleting_at": {"$lt": cutoff}}],
-    })
-    return {doc["_id"]: doc for doc in docs}
+def usable_media(db: Database, oids: list[ObjectId]) -> dict[ObjectId, Image]:
+    """The library media among ``oids`` a page may reference: existing, not being deleted."""
+    return library(db).usable(oids)
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -211,7 +198,7 @@ def parse_page(body: dict) -> dict:
                 raise BadRequest(f"{where}.media_id must be a string id.", code="invalid_block", index=index)
             for key in RESOLVED_KEYS:
                 block.pop(key, None)
-            oid = parse_id(block["media_id"])
+            oid = parse_object_id(block["media_id"])
             block["media_id"] = str(oid) if oid else block["media_id"]
         _check_keys(block, where)
         cleaned.append(block)
@@ -230,7 +217,7 @@ def block_media_ids(blocks: list[dict]) -> tuple[list[ObjectId], list[str]]:
     malformed: list[str] = []
     for block in blocks:
         if "media_id" in block:
-            oid = parse_id(block["media_id"])
+            oid = parse_object_id(block["media_id"])
             if oid is None:
                 malformed.append(block["media_id"])
             else:
@@ -275,7 +262,7 @@ def put_page(db: Database, slug: str, fields: dict) -> dict:
 
 def _upsert(db: Database, slug: str, update: dict) -> dict:
     def write() -> dict:
-        return db.page_content.find_one_and_update({"slug": slug}, update, upsert=True,
+        return db[PAGES].find_one_and_update({"slug": slug}, update, upsert=True,
                                                    return_document=ReturnDocument.AFTER)
 
     try:
@@ -291,7 +278,7 @@ def get_page(db: Database, slug: str, *, include_drafts: bool) -> dict:
     Pages without a ``published`` field come from the old builder, which had no drafts:
     they were live, so they count as published.
     """
-    page = db.page_content.find_one({"slug": slug}) if isinstance(slug, str) else None
+    page = db[PAGES].find_one({"slug": slug}) if isinstance(slug, str) else None
     if page is None or (not include_drafts and page.get("published", True) is not True):
         raise NotFound("No page with this slug.", code="page_not_found")
     return page
@@ -306,9 +293,7 @@ def render_page(db: Database, page: dict, signer: UrlSigner) -> dict:
     """
     blocks = page.get("blocks") or []
     oids, _ = block_media_ids([b for b in blocks if isinstance(b, dict)])
-    media = {}
-    if oids:
-        media = {d["_id"]: d for d in db[FILES].find({"_id": {"$in": oids}, "metadata.role": "original"})}
+    media = library(db).get_many(oids)
     rendered = []
     legacy = False
     for block in blocks:
@@ -317,11 +302,11 @@ def render_page(db: Database, page: dict, signer: UrlSigner) -> dict:
             continue
         block = dict(block)
         if "media_id" in block:
-            doc = media.get(parse_id(block["media_id"]))
-            if doc is None:
+            image = media.get(parse_object_id(block["media_id"]))
+            if image is None:
                 block["missing"] = True
             else:
-                obj = image_object(doc, BUILDER, signer)
+                obj = image_object(image, signer)
                 for key in ("url", "variants", "variant_sizes", "width", "height", "content_type"):
                     block[key] = obj[key]
                 if "alt" not in block and obj.get("alt") is not None:
@@ -343,9 +328,9 @@ def render_page(db: Database, page: dict, signer: UrlSigner) -> dict:
     return result
 
 
-def media_object(db: Database, doc: dict, signer: UrlSigner, *, with_used_in: bool = False) -> dict:
+def media_object(db: Database, image: Image, signer: UrlSigner, *, with_used_in: bool = False) -> dict:
     """A library entry as the API shows it (the image object, plus ``used_in`` when asked)."""
-    obj = image_object(doc, BUILDER, signer)
+    obj = image_object(image, signer)
     if with_used_in:
-        obj["used_in"] = used_in(db, doc["_id"])
+        obj["used_in"] = used_in(db, image.id)
     return obj

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bson import ObjectId
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
@@ -16,6 +17,7 @@ from avenue.ratelimit import limit_uploads
 bp = Blueprint("builder", __name__, url_prefix="/api/builder")
 
 EDITOR_ROLES = ("editor", "admin")
+MEDIA_ID = '<oid("media_not_found", "No builder media with this id."):media_id>'
 
 
 def _signer():
@@ -27,37 +29,37 @@ def _signer():
 @limit_uploads
 def upload_media():
     """Add an image to the library: 201 when stored, 200 when the same image was already there."""
-    upload = uploaded_files("file", single=True)[0]
-    result = service.upload_media(get_db(), upload.stream, filename=upload.filename, owner=require().id,
+    result = service.upload_media(get_db(), uploaded_files("file", single=True)[0], owner=require().id,
                                   alt=request.form.get("alt"), limits=limits_from_config(current_app.config))
-    doc = result.doc
-    audit.log("builder_media_uploaded", bucket=BUILDER, image_id=str(doc["_id"]),
-              filename=doc["metadata"]["filename"], created=result.created)
-    return jsonify(service.media_object(get_db(), doc, _signer())), 201 if result.created else 200
+    image = result.image
+    audit.log("builder_media_uploaded", bucket=BUILDER, image_id=str(image.id), filename=image.filename,
+              created=result.created)
+    return jsonify(service.media_object(get_db(), image, _signer())), 201 if result.created else 200
 
 
 @bp.get("/media")
 @require_role("editor")
 def list_media():
     page, per_page = page_args()
-    docs, total = service.list_media(get_db(), q=request.args.get("q", ""), page=page, per_page=per_page)
-    items = [service.media_object(get_db(), doc, _signer()) for doc in docs]
+    images, total = service.list_media(get_db(), q=request.args.get("q", ""), page=page, per_page=per_page)
+    items = [service.media_object(get_db(), image, _signer()) for image in images]
     return jsonify(paginated(items, total, page, per_page))
 
 
-@bp.get("/media/<media_id>")
+@bp.get(f"/media/{MEDIA_ID}")
 @require_role("editor")
-def get_media(media_id: str):
-    doc = service.get_media(get_db(), media_id)
-    return jsonify(service.media_object(get_db(), doc, _signer(), with_used_in=True))
+def get_media(media_id: ObjectId):
+    image = service.get_media(get_db(), media_id)
+    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
 
 
-@bp.delete("/media/<media_id>")
+@bp.delete(f"/media/{MEDIA_ID}")
 @require_role("editor")
-def delete_media(media_id: str):
+def delete_media(media_id: ObjectId):
     force = request.args.get("force", "").lower() in {"1", "true", "yes"}
     pages = service.delete_media(get_db(), media_id, force=force)
-    audit.log("builder_media_deleted", bucket=BUILDER, image_id=media_id, force=force, pages=pages or None)
+    audit.log("builder_media_deleted", bucket=BUILDER, image_id=str(media_id), force=force,
+              pages=pages or None)
     return "", 204
 
 

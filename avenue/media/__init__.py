@@ -1,24 +1,36 @@
-"""The media core every blueprint uses: validation, variants, GridFS storage, serving."""
+"""The media core: every image the app keeps, in GridFS, behind one small interface.
+
+Blueprints use only what this package exports: a :class:`Library` per bucket (fetch, page,
+store, bring from another bucket, delete, delete leases, claim) answering in :class:`Image`
+records, the API's image object, and the limits and URL signer an app is configured with.
+The modules inside are the core's own: ``images`` (validation), ``variants`` (renditions),
+``storage`` (GridFS files without the driver's probe), ``originals`` (an upload's original
+and variants written, moved and deleted in a crash-safe order), ``cache`` / ``invalidation``
+(the workers' media caches), ``scan`` (bulk reads for ops and status), and the media route.
+Ops may use those lower-level modules; nothing else reads ``*.files`` or ``*.chunks``.
+"""
 
 from __future__ import annotations
 
-from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS
-from avenue.media.images import Limits, PreparedImage, prepare, sanitize_filename
+from collections.abc import Mapping
+from typing import Any
+
+from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
+from avenue.media.images import Limits
 from avenue.media.indexes import ensure_indexes
-from avenue.media.objects import UrlSigner, image_object, image_ref, ref_object
-from avenue.media.originals import StoreResult, Upload, delete_image, store, store_all, transfer
+from avenue.media.library import DELETE_LEASE, Lease, Library
+from avenue.media.objects import UrlSigner, image_object, ref_object
+from avenue.media.originals import Upload
+from avenue.media.records import Image, Stored
 
 __all__ = [
-    "ALIASES", "BUCKETS", "BUILDER", "PRODUCTS", "TEMP", "UPLOADS",
-    "Limits", "PreparedImage", "StoreResult", "Upload", "UrlSigner",
-    "delete_image", "ensure_indexes", "image_object", "image_ref", "ref_object", "prepare",
-    "sanitize_filename",
-    "store", "store_all",
-    "transfer", "limits_from_config", "signer_from_config",
+    "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "TEMP", "UPLOADS",
+    "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
+    "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",
 ]
 
 
-def limits_from_config(config) -> Limits:
+def limits_from_config(config: Mapping[str, Any]) -> Limits:
     """The upload limits an app is configured with."""
     return Limits(
         max_bytes=config["AVENUE_MAX_UPLOAD_BYTES"],
@@ -28,11 +40,10 @@ def limits_from_config(config) -> Limits:
     )
 
 
-def signer_from_config(config) -> UrlSigner:
+def signer_from_config(config: Mapping[str, Any]) -> UrlSigner:
     """How an app builds media URLs (CDN base URL, signing key and lifetime)."""
     return UrlSigner(
         base_url=config["AVENUE_MEDIA_BASE_URL"],
         key=config["SECRET_KEY"],
         ttl_seconds=config["AVENUE_SIGNED_URL_TTL_SECONDS"],
     )
-

@@ -15,3 +15,7 @@ PRODUCTS = BUCKETS["products"]
 TEMP = BUCKETS["temp"]
 BUILDER = BUCKETS["builder"]
 UPLOADS = BUCKETS["uploads"]
+
+# Where the old app kept uploads on local disk: image references starting with this are
+# legacy paths that ``import-legacy`` moves into GridFS.
+LEGACY_PREFIX = "/uploads/"

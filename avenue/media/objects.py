@@ -1,4 +1,4 @@
-"""The contract's image object, built from a GridFS files document."""
+"""The contract's image object (URLs, sizes, variants) for a stored image or a stored reference."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from avenue.clock import isoformat
 from avenue.media import signing
 from avenue.media.buckets import ALIASES
+from avenue.media.records import Image
 from avenue.media.variants import VARIANT_NAMES
 
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
@@ -38,30 +39,8 @@ class UrlSigner:
 
 
 def image_ref(doc: dict) -> dict:
-    """What a document that uses an image (a product) stores about it: enough to answer
-    with the image object without reading GridFS. ``id`` is the original's ObjectId."""
-    meta = doc.get("metadata") or {}
-    ref = {
-        "id": doc["_id"],
-        "filename": meta.get("filename") or doc.get("filename"),
-        "content_type": meta.get("content_type"),
-        "format": meta.get("format"),
-        "width": meta.get("width"),
-        "height": meta.get("height"),
-        "bytes": doc.get("length"),
-        "sha256": meta.get("sha256"),
-        "frames": meta.get("frames", 1),
-        "visibility": meta.get("visibility", "public"),
-        "uploaded_at": doc.get("uploadDate"),
-        "variant_sizes": {
-            name: {"width": info["webp"]["width"], "height": info["webp"]["height"]}
-            for name, info in (meta.get("variants") or {}).items() if "webp" in info
-        },
-    }
-    for optional in ("expires_at", "alt"):
-        if meta.get(optional) is not None:
-            ref[optional] = meta[optional]
-    return ref
+    """The reference a product stores for the original whose files document is ``doc``."""
+    return Image.from_files_doc("", doc).ref()
 
 
 def ref_object(ref: dict, bucket: str, signer: UrlSigner) -> dict:
@@ -96,6 +75,6 @@ def ref_object(ref: dict, bucket: str, signer: UrlSigner) -> dict:
     return obj
 
 
-def image_object(doc: dict, bucket: str, signer: UrlSigner) -> dict:
-    """The API's image object for the original described by the files document ``doc``."""
-    return ref_object(image_ref(doc), bucket, signer)
+def image_object(image: Image, signer: UrlSigner) -> dict:
+    """The API's image object for a stored original."""
+    return ref_object(image.ref(), image.bucket, signer)

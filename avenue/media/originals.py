@@ -225,12 +225,13 @@ def delete_image(db: Database, bucket: str, doc_or_id) -> bool:
 
 
 def transfer(db: Database, source: str, target: str, doc: dict, *, kind: str,
-             scope: str = "", unset: tuple[str, ...] = ("expires_at",)) -> StoreResult:
+             scope: str = "", unset: tuple[str, ...] = ("expires_at",),
+             delete_source: bool = True) -> StoreResult:
     """Move an original and its variants to another bucket, keeping their ids.
 
-    If the target already holds the same image it is reused and the source copy deleted.
-    Copies first, deletes the source last: a crash leaves a duplicate ``gc`` can collect,
-    never a lost image.
+    If the target already holds the same image it is reused. Copies first, deletes the
+    source last (unless ``delete_source`` is False: the caller deletes it once the copy is
+    in use): a crash leaves a duplicate ``gc`` can collect, never a lost image.
     """
     key = dedupe_key(doc["metadata"]["source_sha256"], scope)
     existing = db[f"{target}.files"].find_one({"metadata.key": key})
@@ -255,7 +256,8 @@ def transfer(db: Database, source: str, target: str, doc: dict, *, kind: str,
             created = False
     else:
         created = False
-    delete_image(db, source, doc)
+    if delete_source:
+        delete_image(db, source, doc)
     return StoreResult(existing, created)
 
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import ObjectId
+
+from avenue.clock import maybe_utc
 
 
 @dataclass(frozen=True)
@@ -41,3 +47,105 @@ class MediaDoc:
             visibility=meta.get("visibility", "public"),
             variants=meta.get("variants") or {},
         )
+
+
+@dataclass(frozen=True)
+class Image:
+    """A stored original, as every part of the app outside the media package sees it.
+
+    Built from the original's files document (:meth:`from_files_doc`); nothing outside
+    ``avenue.media`` reads files documents or spells their metadata paths.
+    """
+
+    id: ObjectId
+    bucket: str
+    filename: str
+    bytes: int
+    uploaded_at: dt.datetime | None
+    content_type: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    sha256: str | None = None
+    source_sha256: str | None = None
+    frames: int = 1
+    visibility: str = "public"
+    owner: str | None = None
+    kind: str | None = None
+    key: str | None = None
+    alt: str | None = None
+    expires_at: dt.datetime | None = None
+    deleting_at: dt.datetime | None = None
+    variants: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    @property
+    def private(self) -> bool:
+        """Served only with a valid signature."""
+        return self.visibility == "private"
+
+    @property
+    def variant_ids(self) -> list[ObjectId]:
+        """The file ids of every rendition the original lists."""
+        return [info["id"] for formats in self.variants.values() for info in formats.values()]
+
+    @classmethod
+    def from_files_doc(cls, bucket: str, doc: Mapping[str, Any]) -> Image:
+        """The record of the original whose files document is ``doc``."""
+        meta = doc.get("metadata") or {}
+        return cls(
+            id=doc["_id"],
+            bucket=bucket,
+            filename=meta.get("filename") or doc.get("filename") or "image",
+            bytes=doc.get("length") or 0,
+            uploaded_at=doc.get("uploadDate"),  # as stored: references copy it verbatim
+            content_type=meta.get("content_type"),
+            format=meta.get("format"),
+            width=meta.get("width"),
+            height=meta.get("height"),
+            sha256=meta.get("sha256"),
+            source_sha256=meta.get("source_sha256"),
+            frames=meta.get("frames", 1),
+            visibility=meta.get("visibility", "public"),
+            owner=meta.get("owner"),
+            kind=meta.get("kind"),
+            key=meta.get("key"),
+            alt=meta.get("alt"),
+            expires_at=maybe_utc(meta.get("expires_at")),
+            deleting_at=maybe_utc(meta.get("deleting_at")),
+            variants=meta.get("variants") or {},
+        )
+
+    def ref(self) -> dict[str, Any]:
+        """What a document that uses this image (a product) stores about it: enough to answer
+        with the image object without reading GridFS. ``id`` is the original's ObjectId."""
+        ref: dict[str, Any] = {
+            "id": self.id,
+            "filename": self.filename,
+            "content_type": self.content_type,
+            "format": self.format,
+            "width": self.width,
+            "height": self.height,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "frames": self.frames,
+            "visibility": self.visibility,
+            "uploaded_at": self.uploaded_at,
+            "variant_sizes": {
+                name: {"width": info["webp"]["width"], "height": info["webp"]["height"]}
+                for name, info in self.variants.items() if "webp" in info
+            },
+        }
+        if self.expires_at is not None:
+            ref["expires_at"] = self.expires_at
+        if self.alt is not None:
+            ref["alt"] = self.alt
+        return ref
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What storing (or bringing) an image into a bucket gave: the image, and whether this
+    call created it (False: identical bytes were there already and are reused)."""
+
+    image: Image
+    created: bool

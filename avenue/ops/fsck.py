@@ -31,9 +31,9 @@ from pymongo.errors import PyMongoError
 from avenue import audit
 from avenue import db as database
 from avenue.errors import AvenueError
-from avenue.media import BUCKETS, delete_image, ensure_indexes, storage
+from avenue.media import BUCKETS, ensure_indexes, storage
 from avenue.media.invalidation import invalidate
-from avenue.media.originals import variant_ids
+from avenue.media.originals import delete_image, variant_ids
 from avenue.media.regenerate import regenerate_variants
 
 Progress = Callable[[str, int, int], None]

@@ -34,8 +34,8 @@ from pymongo.database import Database
 from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
-from avenue.media import BUCKETS, PRODUCTS, TEMP, delete_image, storage
-from avenue.media.originals import variant_ids
+from avenue.media import BUCKETS, PRODUCTS, TEMP, storage
+from avenue.media.originals import delete_image, variant_ids
 
 DEFAULT_GRACE_SECONDS = 3600
 BATCH = 500

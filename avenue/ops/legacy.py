@@ -17,6 +17,7 @@ ever read.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,10 +32,9 @@ from pymongo.database import Database
 from avenue import audit
 from avenue.clock import now
 from avenue.errors import AvenueError, UnsupportedImage
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, Limits, image_ref, sanitize_filename, store
-from avenue.media.images import prepare, read_limited
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, Image, Library, Limits, Upload
+from avenue.media.images import prepare, read_limited, sanitize_filename
 from avenue.media.originals import dedupe_key
-from avenue.media.storage import read_all
 
 PREFIX = "/uploads/"
 # General uploads are deduplicated per owner and visibility; the old ones have no owner.
@@ -83,14 +83,12 @@ def scan(root: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def redirect_target(db: Database, path: str) -> tuple[str, dict] | None:
-    """(bucket, files document of the original) an old URL path was imported as, or None."""
+def redirect_target(db: Database, path: str) -> Image | None:
+    """The stored original an old URL path was imported as, or None."""
     recorded = db.legacy_paths.find_one({"path": path})
     if recorded is None:
         return None
-    query = {"_id": recorded["file_id"], "metadata.role": "original"}
-    doc = db[f"{recorded['bucket']}.files"].find_one(query)
-    return (recorded["bucket"], doc) if doc is not None else None
+    return Library(db, recorded["bucket"]).get(recorded["file_id"])
 
 
 @dataclass
@@ -99,7 +97,7 @@ class _Target:
 
     bucket: str
     identity: str  # the file id; in a dry run "new:<bucket>:<key>" for a file not stored yet
-    doc: dict | None
+    image: Image | None
     source: Path | None = None
 
     @property
@@ -218,8 +216,8 @@ class _Importer:
         dest = destination(path[len(PREFIX):])
         recorded = self.db.legacy_paths.find_one({"path": path})
         if recorded is not None:
-            doc = self.db[f"{recorded['bucket']}.files"].find_one({"_id": recorded["file_id"]})
-            self.targets[path] = _Target(recorded["bucket"], str(recorded["file_id"]), doc, file)
+            image = Library(self.db, recorded["bucket"]).get(recorded["file_id"])
+            self.targets[path] = _Target(recorded["bucket"], str(recorded["file_id"]), image, file)
             self._file(path, "already_imported", recorded["bucket"], str(recorded["file_id"]))
             return
         try:
@@ -242,28 +240,28 @@ class _Importer:
 
     def _store(self, path: str, dest: Destination, file: Path) -> tuple[_Target, bool]:
         with file.open("rb") as stream:
-            result = store(self.db, dest.bucket, stream, filename=file.name, owner=None, limits=self.limits,
-                           kind=dest.kind, scope=dest.scope, visibility="public")
-        doc = result.doc
+            result = Library(self.db, dest.bucket).store(Upload(file.name, stream), limits=self.limits,
+                                                         kind=dest.kind, scope=dest.scope)
+        image = result.image
         # Recorded only once the file is stored: a path in legacy_paths always has its file.
         self.db.legacy_paths.update_one(
             {"path": path},
-            {"$set": {"bucket": dest.bucket, "file_id": doc["_id"],
-                      "sha256": doc["metadata"]["source_sha256"]},
+            {"$set": {"bucket": dest.bucket, "file_id": image.id, "sha256": image.source_sha256},
              "$setOnInsert": {"imported_at": now()}},
             upsert=True,
         )
-        return _Target(dest.bucket, str(doc["_id"]), doc, file), result.created
+        return _Target(dest.bucket, str(image.id), image, file), result.created
 
     def _predict(self, dest: Destination, file: Path) -> tuple[_Target, bool]:
         """What ``_store`` would do, without writing: the same checks, the same dedupe."""
         try:
             with file.open("rb") as stream:
                 data = read_limited(stream, self.limits.max_bytes)
-            key = dedupe_key(sha256(data).hexdigest(), dest.scope)
-            existing = self.db[f"{dest.bucket}.files"].find_one({"metadata.key": key})
+            digest = sha256(data).hexdigest()
+            key = dedupe_key(digest, dest.scope)
+            existing = Library(self.db, dest.bucket).find_by_content(digest, scope=dest.scope)
             if existing is not None:
-                return _Target(dest.bucket, str(existing["_id"]), existing, file), False
+                return _Target(dest.bucket, str(existing.id), existing, file), False
             if (dest.bucket, key) in self.planned:
                 return self.planned[(dest.bucket, key)], False
             prepare(data, self.limits)
@@ -284,9 +282,9 @@ class _Importer:
             recorded = self.db.legacy_paths.find_one({"path": path})
             if recorded is None:
                 return "missing_on_disk"
-            doc = self.db[f"{recorded['bucket']}.files"].find_one({"_id": recorded["file_id"]})
-            target = self.targets[path] = _Target(recorded["bucket"], str(recorded["file_id"]), doc)
-        if target.doc is None and not target.planned:
+            image = Library(self.db, recorded["bucket"]).get(recorded["file_id"])
+            target = self.targets[path] = _Target(recorded["bucket"], str(recorded["file_id"]), image)
+        if target.image is None and not target.planned:
             return "deleted_since_import"
         if bucket is not None and target.bucket != bucket:
             return self._copy_into(path, target, bucket)
@@ -303,12 +301,12 @@ class _Importer:
         else:
             if target.source is not None and target.source.is_file():
                 data = target.source.read_bytes()
-            else:
-                data = read_all(self.db, target.bucket, target.doc)
-            name = (target.doc["metadata"].get("filename") if target.doc else None) or Path(path).name
-            result = store(self.db, bucket, data, filename=name, owner=None, limits=self.limits,
-                           kind=KINDS[bucket], visibility="public")
-            copy = _Target(bucket, str(result.doc["_id"]), result.doc, target.source)
+            else:  # a target that is not planned has its image (see _resolve)
+                data = Library(self.db, target.bucket).read(target.image) if target.image else b""
+            name = (target.image.filename if target.image else None) or Path(path).name
+            result = Library(self.db, bucket).store(Upload(name, io.BytesIO(data)), limits=self.limits,
+                                                    kind=KINDS[bucket])
+            copy = _Target(bucket, str(result.image.id), result.image, target.source)
             self.report.copies.append({"path": path, "bucket": bucket, "id": copy.identity})
         self.copied[cache_key] = copy
         return copy
@@ -376,7 +374,7 @@ class _Importer:
                 continue  # two old paths of the same bytes: one image, listed once
             seen.add(resolved.identity)
             # In a dry run a file not stored yet has no document: a placeholder is never written.
-            plan.value.append(image_ref(resolved.doc) if resolved.doc is not None
+            plan.value.append(resolved.image.ref() if resolved.image is not None
                               else {"id": resolved.identity})
         return plan
 

@@ -21,13 +21,11 @@ REDIRECT_CACHE = "public, max-age=2592000"  # 30 days
 @bp.route("/uploads/<path:path>", methods=["GET"])
 def legacy_upload(path: str) -> Response:
     """301 to the imported file's URL; 404 for a path that was never imported."""
-    found = redirect_target(get_db(), PREFIX + path)
-    if found is None:
+    image = redirect_target(get_db(), PREFIX + path)
+    if image is None:
         return Response("Not found\n", status=404, mimetype="text/plain",
                         headers={"Cache-Control": "no-store"})
-    bucket, doc = found
-    response = redirect(image_object(doc, bucket, signer_from_config(current_app.config))["url"], 301)
-    private = doc["metadata"].get("visibility") == "private"
+    response = redirect(image_object(image, signer_from_config(current_app.config))["url"], 301)
     # A private file's URL is signed and expires: never let a cache keep it.
-    response.headers["Cache-Control"] = "private, no-store" if private else REDIRECT_CACHE
+    response.headers["Cache-Control"] = "private, no-store" if image.private else REDIRECT_CACHE
     return response

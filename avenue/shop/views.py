@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bson import ObjectId
 from flask import Blueprint, current_app, jsonify, request
 
 from avenue import audit
@@ -13,6 +14,7 @@ from avenue.ratelimit import limit_uploads
 from avenue.shop import reports, service, status
 
 bp = Blueprint("shop", __name__, url_prefix="/api/shop")
+IMAGE_ID = '<oid("image_not_found", "This product has no image with this id."):image_id>'
 
 
 def _signer():
@@ -81,10 +83,10 @@ def delete_product(sku: str):
 def upload_temp_images():
     """Photos uploaded before their product is saved; unclaimed ones expire."""
     user = require()
-    docs = service.store_temp_images(get_db(), uploaded_files("images"), owner=user.id,
-                                     settings=_settings())
-    audit.log("temp_images_uploaded", bucket=TEMP, image_ids=[str(d["_id"]) for d in docs])
-    return jsonify({"images": [service.temp_object(d, _signer()) for d in docs]}), 201
+    images = service.store_temp_images(get_db(), uploaded_files("images"), owner=user.id,
+                                       settings=_settings())
+    audit.log("temp_images_uploaded", bucket=TEMP, image_ids=[str(i.id) for i in images])
+    return jsonify({"images": [service.temp_object(i, _signer()) for i in images]}), 201
 
 
 @bp.post("/products/<sku>/images")
@@ -101,12 +103,12 @@ def add_images(sku: str):
                     "added": [service.image_entry(ref, signer) for ref in added]}), 201
 
 
-@bp.delete("/products/<sku>/images/<image_id>")
+@bp.delete(f"/products/<sku>/images/{IMAGE_ID}")
 @require_role("admin")
-def delete_image(sku: str, image_id: str):
+def delete_image(sku: str, image_id: ObjectId):
     """Take an image off a product; the file goes unless another product uses it."""
     doc = service.delete_product_image(get_db(), sku, image_id)
-    audit.log("product_image_deleted", sku=sku, bucket=PRODUCTS, image_id=image_id)
+    audit.log("product_image_deleted", sku=sku, bucket=PRODUCTS, image_id=str(image_id))
     return _product(doc)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bson import ObjectId
 from flask import Blueprint, current_app, jsonify, request
 
 from avenue import audit
@@ -13,6 +14,7 @@ from avenue.ratelimit import limit_uploads
 from avenue.uploads import service
 
 bp = Blueprint("uploads", __name__, url_prefix="/api/uploads")
+UPLOAD_ID = '<oid("upload_not_found", "No upload with this id."):upload_id>'
 
 
 def _signer():
@@ -26,13 +28,12 @@ def create_upload():
     """Store an image: 201 when stored, 200 when this user already uploaded the same one."""
     user = require()
     visibility = service.parse_visibility(request.form.get("visibility"))
-    upload = uploaded_files("file", single=True)[0]
-    result = service.upload(get_db(), upload.stream, filename=upload.filename, owner=user.id,
+    result = service.upload(get_db(), uploaded_files("file", single=True)[0], owner=user.id,
                             visibility=visibility, limits=limits_from_config(current_app.config))
-    doc = result.doc
-    audit.log("upload_created", bucket=UPLOADS, image_id=str(doc["_id"]), visibility=visibility,
-              filename=doc["metadata"]["filename"], created=result.created)
-    return jsonify(service.upload_object(doc, _signer())), 201 if result.created else 200
+    image = result.image
+    audit.log("upload_created", bucket=UPLOADS, image_id=str(image.id), visibility=visibility,
+              filename=image.filename, created=result.created)
+    return jsonify(service.upload_object(image, _signer())), 201 if result.created else 200
 
 
 @bp.get("")
@@ -40,23 +41,23 @@ def create_upload():
 def list_uploads():
     user = require()
     page, per_page = page_args()
-    docs, total = service.list_uploads(get_db(), user_id=user.id, is_admin=user.role == "admin",
-                                       owner=request.args.get("owner"), page=page, per_page=per_page)
-    return jsonify(paginated([service.upload_object(d, _signer()) for d in docs], total, page, per_page))
+    images, total = service.list_uploads(get_db(), user_id=user.id, is_admin=user.role == "admin",
+                                         owner=request.args.get("owner"), page=page, per_page=per_page)
+    return jsonify(paginated([service.upload_object(i, _signer()) for i in images], total, page, per_page))
 
 
-@bp.get("/<upload_id>")
+@bp.get(f"/{UPLOAD_ID}")
 @require_role()
-def get_upload(upload_id: str):
+def get_upload(upload_id: ObjectId):
     user = require()
-    doc = service.get_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
-    return jsonify(service.upload_object(doc, _signer()))
+    image = service.get_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
+    return jsonify(service.upload_object(image, _signer()))
 
 
-@bp.delete("/<upload_id>")
+@bp.delete(f"/{UPLOAD_ID}")
 @require_role()
-def delete_upload(upload_id: str):
+def delete_upload(upload_id: ObjectId):
     user = require()
-    doc = service.delete_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
-    audit.log("upload_deleted", bucket=UPLOADS, image_id=upload_id, owner=doc["metadata"].get("owner"))
+    image = service.delete_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
+    audit.log("upload_deleted", bucket=UPLOADS, image_id=str(upload_id), owner=image.owner)
     return "", 204

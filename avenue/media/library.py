@@ -1,0 +1,264 @@
+"""One bucket's originals behind a small interface: the only door to GridFS the blueprints use.
+
+A :class:`Library` answers in :class:`~avenue.media.records.Image` records, never files
+documents: fetch by id (optionally scoped to an owner), page through originals, find by
+content, set metadata, store / store many / bring from another bucket / delete, and the
+delete leases that let a blueprint delete an image only when nothing refers to it.
+
+Delete leases (``metadata.deleting_at``). Whoever deletes an image that documents elsewhere
+may refer to (products, pages) takes the lease *before* looking for references; whoever
+adds a reference writes it *before* checking the image (:meth:`Library.usable`, or
+:meth:`Library.claim`, which waits for leases to resolve). Whatever the interleaving, either
+the deleter sees the new reference (and keeps the image) or the adder sees the lease. A
+deleter that crashed leaves a lease that lapses after :data:`DELETE_LEASE`.
+
+Claiming (:meth:`Library.claim`): uploads, or images of another bucket (temp images), are
+stored or copied into this bucket, the caller attaches them (its own reference write), and
+every attached image is then checked: one that a concurrent delete removed in between is
+brought in again from its source, which is still there because sources in another bucket
+are deleted only after that check. A crash at any point leaves either unreferenced files
+(``gc`` collects them) or temp images that expire; never a reference to nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from time import monotonic, sleep
+from typing import Any, TypeVar
+
+from bson import ObjectId
+from pymongo import DESCENDING, ReturnDocument
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from avenue.clock import maybe_utc, now
+from avenue.media import originals
+from avenue.media.images import Limits
+from avenue.media.originals import Upload
+from avenue.media.records import Image, Stored
+
+DELETE_LEASE = dt.timedelta(seconds=60)
+LEASE_WAIT_SECONDS = 5.0
+ORIGINAL = {"metadata.role": "original"}
+# The metadata an API may change on a stored original (everything else describes the bytes).
+SETTABLE = frozenset({"alt", "expires_at"})
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A delete lease held on an image (see the module docstring)."""
+
+    image: Image
+    at: dt.datetime
+
+
+class Library:
+    """The originals of one GridFS bucket."""
+
+    def __init__(self, db: Database, bucket: str) -> None:
+        self.db = db
+        self.bucket = bucket
+
+    @property
+    def _files(self) -> Collection:
+        return self.db[f"{self.bucket}.files"]
+
+    def _image(self, doc: dict[str, Any]) -> Image:
+        return Image.from_files_doc(self.bucket, doc)
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, image_id: ObjectId, *, owner: str | None = None) -> Image | None:
+        """The original ``image_id`` (only if ``owner`` uploaded it, when given), or None."""
+        query: dict[str, Any] = {"_id": image_id, **ORIGINAL}
+        if owner is not None:
+            query["metadata.owner"] = owner
+        doc = self._files.find_one(query)
+        return None if doc is None else self._image(doc)
+
+    def get_many(self, image_ids: Iterable[ObjectId]) -> dict[ObjectId, Image]:
+        """The originals among ``image_ids`` that exist, by id (one query)."""
+        ids = list(dict.fromkeys(image_ids))
+        if not ids:
+            return {}
+        return {doc["_id"]: self._image(doc) for doc in self._files.find({"_id": {"$in": ids}, **ORIGINAL})}
+
+    def existing_ids(self, image_ids: Iterable[ObjectId]) -> set[ObjectId]:
+        """Which of ``image_ids`` name a file of this bucket (original or not)."""
+        ids = list(dict.fromkeys(image_ids))
+        if not ids:
+            return set()
+        return {doc["_id"] for doc in self._files.find({"_id": {"$in": ids}}, {"_id": 1})}
+
+    def page(self, *, owner: str | None = None, filename_contains: str = "", page: int = 1,
+             per_page: int = 20) -> tuple[list[Image], int]:
+        """Originals newest first (optionally one owner's, or whose filename contains a
+        case-insensitive substring), one page of them, and how many match in all."""
+        query: dict[str, Any] = dict(ORIGINAL)
+        if owner is not None:
+            query["metadata.owner"] = owner
+        if filename_contains:
+            query["metadata.filename"] = {"$regex": re.escape(filename_contains), "$options": "i"}
+        total = self._files.count_documents(query)
+        cursor = (self._files.find(query).sort([("uploadDate", DESCENDING), ("_id", DESCENDING)])
+                  .skip((page - 1) * per_page).limit(per_page))
+        return [self._image(doc) for doc in cursor], total
+
+    def find_by_content(self, source_sha256: str, *, scope: str = "") -> Image | None:
+        """The original stored from these bytes (their SHA-256) within ``scope``, if any."""
+        doc = self._files.find_one({"metadata.key": originals.dedupe_key(source_sha256, scope)})
+        return None if doc is None else self._image(doc)
+
+    def read(self, image: Image) -> bytes:
+        """The original's bytes (for repairs and re-rendering; requests stream instead)."""
+        doc = self._files.find_one({"_id": image.id})
+        if doc is None:
+            raise OSError(f"{self.bucket} {image.id} does not exist")
+        return originals.storage.read_all(self.db, self.bucket, doc)
+
+    # --- writes --------------------------------------------------------------------------
+
+    def store(self, upload: Upload, *, owner: str | None = None, limits: Limits | None = None,
+              kind: str = "upload", scope: str = "", visibility: str = "public",
+              alt: str | None = None, expires_at: dt.datetime | None = None) -> Stored:
+        """Validate one image by content and store it (deduplicated) with its variants."""
+        return self.store_many([upload], owner=owner, limits=limits, kind=kind, scope=scope,
+                               visibility=visibility, alt=alt, expires_at=expires_at)[0]
+
+    def store_many(self, uploads: Sequence[Upload], *, owner: str | None = None,
+                   limits: Limits | None = None, kind: str = "upload", scope: str = "",
+                   visibility: str = "public", alt: str | None = None,
+                   expires_at: dt.datetime | None = None) -> list[Stored]:
+        """Store every upload or none (all are validated before the first byte is written)."""
+        extra = {k: v for k, v in (("alt", alt), ("expires_at", expires_at)) if v is not None}
+        results = originals.store_all(self.db, self.bucket, list(uploads), owner=owner, limits=limits,
+                                      kind=kind, scope=scope, visibility=visibility, extra=extra or None)
+        return [Stored(self._image(r.doc), r.created) for r in results]
+
+    def set_metadata(self, image_id: ObjectId, **fields: Any) -> Image | None:
+        """Change what the API may change about an original (alt text, expiry); None if gone."""
+        unknown = set(fields) - SETTABLE
+        if unknown:
+            raise ValueError(f"not settable: {sorted(unknown)}")
+        doc = self._files.find_one_and_update(
+            {"_id": image_id, **ORIGINAL}, {"$set": {f"metadata.{k}": v for k, v in fields.items()}},
+            return_document=ReturnDocument.AFTER)
+        return None if doc is None else self._image(doc)
+
+    def bring(self, image: Image, *, kind: str, scope: str = "", keep_source: bool = False) -> Stored:
+        """Move ``image`` (of another bucket) here with its variants, keeping its id; identical
+        bytes already here are reused. The source goes last, unless ``keep_source``."""
+        doc = self.db[f"{image.bucket}.files"].find_one({"_id": image.id})
+        if doc is None:
+            raise OSError(f"{image.bucket} {image.id} does not exist")
+        result = originals.transfer(self.db, image.bucket, self.bucket, doc, kind=kind, scope=scope,
+                                    delete_source=not keep_source)
+        return Stored(self._image(result.doc), result.created)
+
+    def delete(self, image: Image | ObjectId) -> bool:
+        """Delete an original and all its variants (original first: readers see 404 at once)."""
+        if isinstance(image, Image):
+            doc = self._files.find_one({"_id": image.id})
+            return False if doc is None else originals.delete_image(self.db, self.bucket, doc)
+        return originals.delete_image(self.db, self.bucket, image)
+
+    # --- delete leases -------------------------------------------------------------------
+
+    def take_delete_lease(self, image_id: ObjectId) -> Lease | None:
+        """Lease the original for deletion; None when it is gone or another delete holds it."""
+        moment = now()
+        doc = self._files.find_one_and_update(
+            {"_id": image_id, **ORIGINAL, "$or": [
+                {"metadata.deleting_at": None}, {"metadata.deleting_at": {"$lt": moment - DELETE_LEASE}}]},
+            {"$set": {"metadata.deleting_at": moment}}, return_document=ReturnDocument.AFTER)
+        return None if doc is None else Lease(self._image(doc), moment)
+
+    def release_delete_lease(self, lease: Lease) -> None:
+        """Give the lease back (the image stays), unless it lapsed and someone else took it."""
+        self._files.update_one({"_id": lease.image.id, "metadata.deleting_at": lease.at},
+                               {"$unset": {"metadata.deleting_at": ""}})
+
+    def usable(self, image_ids: Iterable[ObjectId]) -> dict[ObjectId, Image]:
+        """The originals among ``image_ids`` that exist and are not being deleted."""
+        ids = list(dict.fromkeys(image_ids))
+        if not ids:
+            return {}
+        cutoff = now() - DELETE_LEASE
+        docs = self._files.find({"_id": {"$in": ids}, **ORIGINAL, "$or": [
+            {"metadata.deleting_at": None}, {"metadata.deleting_at": {"$lt": cutoff}}]})
+        return {doc["_id"]: self._image(doc) for doc in docs}
+
+    def _present_after_leases(self, image_ids: list[ObjectId]) -> set[ObjectId]:
+        """Which of ``image_ids`` still exist once the delete leases on them are resolved
+        (waited for at most :data:`LEASE_WAIT_SECONDS`)."""
+        deadline = monotonic() + LEASE_WAIT_SECONDS
+        while True:
+            live = now() - DELETE_LEASE
+            found = self._files.find({"_id": {"$in": image_ids}}, {"metadata.deleting_at": 1})
+            docs = {d["_id"]: d for d in found}
+            leased = [d for d in docs.values()
+                      if (maybe_utc((d.get("metadata") or {}).get("deleting_at")) or live) > live]
+            if not leased or monotonic() > deadline:
+                return set(docs)
+            sleep(0.02)
+
+    # --- claiming ------------------------------------------------------------------------
+
+    def claim(self, sources: Sequence[Upload | Image], *,
+              attach: Callable[[list[Stored]], tuple[T, list[Image]]],
+              release: Callable[[Image], object], repoint: Callable[[Image, Image], None],
+              kind: str, owner: str | None = None,
+              limits: Limits | None = None) -> tuple[T, dict[ObjectId, Image]]:
+        """Bring ``sources`` into this bucket and let the caller attach them, safely.
+
+        ``sources`` are all uploads (stored here, all or nothing) or all images of another
+        bucket (copied here; deleted from there once attached). ``attach`` writes the
+        caller's references and returns its result and the images it attached; if it
+        raises, every image this call created is handed to ``release`` (the caller's "delete
+        if nothing refers to it") and the sources stay. Then each attached image that a
+        concurrent delete removed meanwhile is brought in again from its source and handed
+        to ``repoint(old, new)``. Returns ``attach``'s result and the replacements by old id.
+        """
+        if all(isinstance(s, Upload) for s in sources):
+            stored = self.store_many([s for s in sources if isinstance(s, Upload)], owner=owner,
+                                     limits=limits, kind=kind)
+        else:
+            stored = [self.bring(s, kind=kind, keep_source=True) for s in sources if isinstance(s, Image)]
+        try:
+            result, attached = attach(stored)
+        except BaseException:
+            for item in stored:
+                if item.created:
+                    release(item.image)
+            raise
+        source_of = {item.image.id: source for item, source in zip(stored, sources, strict=True)}
+        replaced: dict[ObjectId, Image] = {}
+        if attached:
+            present = self._present_after_leases([image.id for image in attached])
+            for image in attached:
+                if image.id in present:
+                    continue
+                fresh = self._again(source_of[image.id], kind=kind, owner=owner, limits=limits)
+                repoint(image, fresh)
+                replaced[image.id] = fresh
+        for source in sources:
+            if isinstance(source, Image):
+                Library(self.db, source.bucket).delete(source)
+        return result, replaced
+
+    def _again(self, source: Upload | Image, *, kind: str, owner: str | None,
+               limits: Limits | None) -> Image:
+        """Store a source once more after its first copy here was deleted: rendered again
+        from its bytes under a new id, so no URL of the deleted file ever names it."""
+        if isinstance(source, Image):
+            data = Library(self.db, source.bucket).read(source)
+            source = Upload(source.filename, io.BytesIO(data))
+        stream = source.stream
+        if hasattr(stream, "seek"):
+            stream.seek(0)
+        return self.store(source, owner=owner, kind=kind, limits=limits).image
