@@ -52,7 +52,7 @@ def test_readyz_answers_when_the_database_does(client):
 
 
 def test_readyz_is_503_while_the_database_is_down_and_recovers_by_itself(tmp_path):
-    from tests.conftest import make_app
+    from tests.helpers import make_app
 
     port = free_port()
     app = make_app((pymongo.MongoClient, f"mongodb://127.0.0.1:{port}/?directConnection=true"),

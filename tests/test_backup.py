@@ -16,7 +16,7 @@ from avenue.media import BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS, storage
 from avenue.media.objects import image_ref
 from avenue.media.originals import store
 from avenue.ops import backup as backup_module
-from tests.conftest import image_bytes
+from tests.helpers import image_bytes
 
 
 def populate(db, auth) -> None:

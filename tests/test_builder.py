@@ -13,7 +13,7 @@ from bson import ObjectId
 from avenue.builder import service
 from avenue.errors import AvenueError
 from avenue.media import BUILDER, DELETE_LEASE
-from tests.conftest import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, image_bytes
+from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, image_bytes
 
 
 def test_the_refused_table_covers_every_bad_and_unsupported_fixture():

@@ -12,7 +12,7 @@ from avenue.media import BUILDER, PRODUCTS, UPLOADS, storage
 from avenue.media.objects import image_ref
 from avenue.media.originals import store
 from avenue.ops.fsck import fsck
-from tests.conftest import image_bytes
+from tests.helpers import image_bytes
 
 
 def raw_file(db, bucket: str = UPLOADS, chunks: float = 2.5) -> dict:

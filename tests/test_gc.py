@@ -12,7 +12,7 @@ from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, storage
 from avenue.media.objects import image_ref
 from avenue.media.originals import store, transfer
 from avenue.ops.gc import collect_garbage
-from tests.conftest import bucket_snapshot, image_bytes
+from tests.helpers import bucket_snapshot, image_bytes
 
 LATER = dt.timedelta(hours=2)  # past the default one-hour grace period
 

@@ -14,7 +14,7 @@ from avenue.media.objects import image_ref
 from avenue.media.originals import store
 from avenue.ops import legacy
 from avenue.ops.legacy import import_legacy
-from tests.conftest import FIXTURES, image_bytes
+from tests.helpers import FIXTURES, image_bytes
 
 LEGACY_UPLOADS = FIXTURES / "legacy_uploads"
 DISK_IMAGES = sorted(p for p in LEGACY_UPLOADS.rglob("*") if p.is_file() and p.suffix != ".txt")

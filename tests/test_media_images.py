@@ -20,7 +20,7 @@ from avenue.media.images import (
     strip_webp,
 )
 from avenue.media.variants import render
-from tests.conftest import IMAGES, REFUSED, image_bytes
+from tests.helpers import IMAGES, REFUSED, image_bytes
 
 GOOD = sorted(p.name for p in (IMAGES / "good").iterdir())
 UNSUPPORTED = sorted(p.name for p in (IMAGES / "unsupported").iterdir())

@@ -17,7 +17,7 @@ from avenue.media import storage as storage_module
 from avenue.media.originals import delete_image, store
 from avenue.media.serving import FrontDoor, get_cache
 from avenue.media.storage import read_all
-from tests.conftest import GOOD_NAMES, image_bytes, make_app
+from tests.helpers import GOOD_NAMES, image_bytes, make_app
 
 
 def put(app, name="good/progressive.jpg", bucket=PRODUCTS, **kwargs) -> dict:

@@ -15,7 +15,7 @@ from avenue.media import BUCKETS, PRODUCTS, Limits, Upload
 from avenue.media import storage as storage_module
 from avenue.media.originals import delete_image, store, store_all, transfer
 from avenue.media.storage import read_all
-from tests.conftest import GOOD_NAMES, bucket_snapshot, image_bytes
+from tests.helpers import GOOD_NAMES, bucket_snapshot, image_bytes
 
 
 def test_a_stored_image_has_its_served_bytes_and_hash_and_all_variants(db):

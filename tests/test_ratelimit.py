@@ -137,7 +137,7 @@ def app_with_probe_upload_view(app_factory, limit: str = "2/minute"):
 
 def test_uploads_are_limited_per_user(app_factory):
     app = app_with_probe_upload_view(app_factory)
-    from tests.conftest import Auth
+    from tests.helpers import Auth
 
     auth = Auth(app)
     alice, bob = auth.token("editor"), auth.token("editor")
@@ -158,7 +158,7 @@ def test_anonymous_uploads_are_refused_before_they_are_counted(app_factory):
 
 
 def test_a_real_upload_endpoint_answers_429_once_the_users_uploads_are_used_up(app_factory):
-    from tests.conftest import Auth, bucket_snapshot, image_bytes
+    from tests.helpers import Auth, bucket_snapshot, image_bytes
 
     app = limited_app(app_factory, AVENUE_UPLOAD_RATE_LIMIT="1/minute")
     headers = Auth(app).token("editor")

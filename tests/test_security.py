@@ -50,7 +50,7 @@ def test_the_session_cookie_is_httponly_and_samesite_lax(app, auth):
 
 
 def test_the_session_cookie_is_secure_when_configured_and_by_default_in_production(app_factory):
-    from tests.conftest import Auth
+    from tests.helpers import Auth
 
     app = app_factory(SESSION_COOKIE_SECURE=True)
     assert "Secure" in session_cookie(login_response(app, Auth(app)))

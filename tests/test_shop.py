@@ -18,7 +18,7 @@ from avenue.media import library as library_module
 from avenue.media.objects import image_ref
 from avenue.media.originals import delete_image, store
 from avenue.shop import service
-from tests.conftest import FIXTURES, REFUSED, bucket_snapshot, image_bytes
+from tests.helpers import FIXTURES, REFUSED, bucket_snapshot, image_bytes
 
 SMALL = ("good/alpha.png", "good/grayscale.jpg", "good/progressive.jpg", "good/tiny_1x1.png",
          "good/palette_transparent.png")

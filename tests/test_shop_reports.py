@@ -99,7 +99,7 @@ def test_a_zero_max_age_always_computes(db):
 
 def test_the_endpoint_says_how_old_its_report_is(app_factory, auth):
     app = app_factory(AVENUE_STATUS_MAX_AGE_SECONDS=60)
-    from tests.conftest import Auth
+    from tests.helpers import Auth
 
     headers = Auth(app).token("ops")
     client = app.test_client()
@@ -184,7 +184,7 @@ def test_warm_up_leaves_a_stale_snapshot_to_the_requests(db):
 
 def test_a_starting_worker_computes_both_missing_reports_in_the_background(app_factory, auth):
     app = app_factory(AVENUE_STATUS_MAX_AGE_SECONDS=60)
-    from tests.conftest import Auth
+    from tests.helpers import Auth
 
     admin = Auth(app).token("admin")
     client = app.test_client()
@@ -228,7 +228,7 @@ def test_warm_up_can_be_switched_off(app_factory):
 
 def test_gc_that_removed_garbage_refreshes_the_snapshots_a_gc_that_did_not_leaves_them(app_factory, auth):
     app = app_factory(AVENUE_STATUS_MAX_AGE_SECONDS=3600)
-    from tests.conftest import Auth
+    from tests.helpers import Auth
 
     ops = Auth(app).token("ops")
     client = app.test_client()

@@ -13,7 +13,7 @@ from avenue.media import PRODUCTS, TEMP, UPLOADS
 from avenue.media.objects import image_ref
 from avenue.media.originals import delete_image, store, variant_ids
 from avenue.shop.status import quota_level
-from tests.conftest import FIXTURES, image_bytes
+from tests.helpers import FIXTURES, image_bytes
 
 LEGACY_DIR = FIXTURES / "legacy_uploads"
 

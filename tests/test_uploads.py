@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import UPLOADS, UrlSigner
-from tests.conftest import HOSTILE_NAMES, REFUSED, bucket_snapshot, image_bytes
+from tests.helpers import HOSTILE_NAMES, REFUSED, bucket_snapshot, image_bytes
 
 OLD_KEY = "test-secret-key-for-avenue"  # the key conftest's apps are built with
 NEW_KEY = "a-brand-new-secret-key-for-avenue"

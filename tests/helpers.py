@@ -1,0 +1,104 @@
+"""What tests share besides fixtures: the shared test files, the app builder, users and tokens.
+
+Fixtures live in ``conftest.py``; everything a test module imports by name lives here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+from avenue import create_app
+from avenue.auth import service
+
+FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+IMAGES = FIXTURES / "images"
+GOOD_NAMES = sorted(p.name for p in (IMAGES / "good").iterdir()) if IMAGES.is_dir() else []
+# The status every refused shared fixture must get (fixtures README): the one copy of it.
+REFUSED = {
+    "bad/empty.jpg": {400, 422},
+    "bad/truncated.jpg": {422},
+    "bad/text_named.jpg": {415},
+    "bad/document.pdf": {415},
+    "bad/archive_named.png": {415},
+    "bad/elf_named.png": {415},
+    "bad/html_polyglot.gif": {415, 422},
+    "bad/script.svg": {415},
+    "bad/bomb_50000x50000.png": {413, 422},
+    "bad/bomb_screen.gif": {413, 422},
+    "bad/corrupt_chunk.png": {422},
+    "unsupported/bitmap.bmp": {415},
+    "unsupported/scan.tiff": {415},
+    "unsupported/icon.ico": {415},
+}
+# Filenames that must be stored sanitized and never reflected unescaped.
+HOSTILE_NAMES = [
+    "../../etc/pass\x07wd.png",
+    "C:/Windows/evil\x00name.png",
+    "invoice\u202egnp.exe.png",
+    "<script>alert(1)</script>.png",
+    "a" * 1000 + ".png",
+]
+
+
+def make_app(backend, db_name: str, **overrides):
+    client_class, uri = backend
+    config = {
+        "TESTING": True,
+        "AVENUE_ENV": "testing",
+        "SECRET_KEY": "test-secret-key-for-avenue",
+        "MONGO_URI": uri,
+        "MONGO_DB": db_name,
+        "MONGO_CLIENT_CLASS": client_class,
+        "MONGO_TIMEOUT_MS": 3000,
+        "RATELIMIT_ENABLED": False,
+        "AVENUE_STATUS_MAX_AGE_SECONDS": 0,  # reports computed on every call unless a test says otherwise
+        "SESSION_COOKIE_SECURE": False,
+    }
+    config.update(overrides)
+    return create_app(config)
+
+
+class Auth:
+    """Create users and get API tokens or logged-in session clients for them."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def user(self, role: str, email: str | None = None, password: str = "correct horse battery"):
+        with self.app.app_context():
+            from avenue.db import get_db, get_mongo
+
+            get_mongo().ensure_indexes()
+            email = email or f"{role}-{uuid.uuid4().hex[:6]}@example.com"
+            service.create_user(get_db(), email, password, role)
+        return email, password
+
+    def token(self, role: str) -> dict:
+        """Authorization headers of a fresh user with ``role``."""
+        email, _ = self.user(role)
+        with self.app.app_context():
+            from avenue.db import get_db
+
+            token = service.issue_token(get_db(), email)
+        return {"Authorization": f"Bearer {token}"}
+
+    def login(self, role: str):
+        """A test client logged in by session cookie, and its CSRF header."""
+        email, password = self.user(role)
+        client = self.app.test_client()
+        response = client.post("/api/auth/login", json={"email": email, "password": password})
+        assert response.status_code == 200, response.get_json()
+        return client, {"X-CSRF-Token": response.get_json()["csrf_token"]}
+
+
+def image_bytes(relative: str) -> bytes:
+    return (IMAGES / relative).read_bytes()
+
+
+def bucket_snapshot(db) -> dict:
+    """Every GridFS collection's document count: what "nothing was stored" compares."""
+    from avenue.media.buckets import BUCKETS
+
+    return {f"{b}.{part}": db[f"{b}.{part}"].count_documents({})
+            for b in BUCKETS.values() for part in ("files", "chunks")}
