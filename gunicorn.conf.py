@@ -28,11 +28,11 @@ control_socket_disable = True
 
 def post_worker_init(worker):
     """Compute missing status report snapshots in the background, so the first ops request
-    need not (avenue/shop/reports.py; one worker computes, the others see its lease)."""
+    need not (avenue/status/snapshots.py; one worker computes, the others see its lease)."""
     app = worker.wsgi
     # Only for the Avenue app: the benchmark serves its baselines with these settings too.
     if "avenue.mongo" not in getattr(app, "extensions", {}):
         return
-    from avenue.shop import warm_up_status_reports
+    from avenue.status import warm_up_status_reports
 
     warm_up_status_reports(app)

@@ -22,11 +22,21 @@ from avenue.media.library import DELETE_LEASE, Lease, Library
 from avenue.media.objects import UrlSigner, image_object, ref_object
 from avenue.media.originals import Upload
 from avenue.media.records import Image, Stored
+from avenue.media.scan import (
+    FilesScan,
+    bucket_totals,
+    chunk_count,
+    has_chunk_index,
+    scan_files,
+    temp_image_counts,
+)
 
 __all__ = [
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "TEMP", "UPLOADS",
     "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
     "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",
+    # The scanning API ops and status read a bucket with (avenue/media/scan.py).
+    "FilesScan", "bucket_totals", "chunk_count", "has_chunk_index", "scan_files", "temp_image_counts",
 ]
 
 

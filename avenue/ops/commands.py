@@ -18,6 +18,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 from pymongo.errors import PyMongoError
 
+from avenue import status
 from avenue.db import get_db, get_mongo
 from avenue.errors import AvenueError
 from avenue.media import limits_from_config
@@ -25,7 +26,6 @@ from avenue.ops import backup as backup_module
 from avenue.ops.fsck import fsck as run_fsck
 from avenue.ops.gc import DEFAULT_GRACE_SECONDS, collect_garbage
 from avenue.ops.legacy import import_legacy as run_import
-from avenue.shop import reports, status
 from avenue.terminal import fail
 
 quiet_option = click.option("--quiet", "-q", is_flag=True,
@@ -91,7 +91,7 @@ def _refresh_status_reports(hidden: bool) -> None:
     try:
         with Progress(hidden) as progress:
             progress(phase, 0, 1)
-            reports.refresh_now(db, status.report_computes(db, current_app.config, share_scan=True))
+            status.refresh_all(db, current_app.config)
             progress(phase, 1, 1)
     except PyMongoError as error:  # the command itself succeeded; the old snapshots stay
         click.echo(f"status reports not refreshed: {error}", err=True)

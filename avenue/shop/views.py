@@ -1,17 +1,17 @@
-"""HTTP views for /api/shop: products, their images, temp images and the two debug reports."""
+"""HTTP views for /api/shop: products, their images, temp images, and the routes of the two status reports."""
 
 from __future__ import annotations
 
 from bson import ObjectId
 from flask import Blueprint, current_app, jsonify, request
 
-from avenue import audit
+from avenue import audit, status
 from avenue.auth import require, require_role
 from avenue.db import get_db
 from avenue.http import json_body, page_args, paginated, uploaded_files
 from avenue.media import PRODUCTS, TEMP, limits_from_config, signer_from_config
 from avenue.ratelimit import limit_uploads
-from avenue.shop import reports, service, status
+from avenue.shop import service
 
 bp = Blueprint("shop", __name__, url_prefix="/api/shop")
 IMAGE_ID = '<oid("image_not_found", "This product has no image with this id."):image_id>'
@@ -125,22 +125,17 @@ def reorder_images(sku: str):
 @bp.get("/debug/products-status")
 @require_role("admin", "ops")
 def products_status():
-    """Is every product photo safe? Counts and lists, see avenue/shop/status.py."""
-    return jsonify(_report("products-status"))
+    """Is every product photo safe? Counts and lists (avenue/status/products.py)."""
+    return jsonify(status.report(get_db(), "products-status", current_app.config, refresh=_refresh()))
 
 
 @bp.get("/debug/storage-status")
 @require_role("admin", "ops")
 def storage_status():
-    """Where the bytes are and whether they survive a restart."""
-    return jsonify(_report("storage-status"))
+    """Where the bytes are and whether they survive a restart (avenue/status/storage.py)."""
+    return jsonify(status.report(get_db(), "storage-status", current_app.config, refresh=_refresh()))
 
 
-def _report(name: str) -> dict:
-    """A report from the shared snapshot (see avenue/shop/reports.py); ``?refresh=1`` recomputes."""
-    db = get_db()
-    return reports.cached_report(
-        db, name, status.report_computes(db, current_app.config)[name],
-        max_age=current_app.config["AVENUE_STATUS_MAX_AGE_SECONDS"],
-        refresh=request.args.get("refresh") in {"1", "true", "yes"},
-    )
+def _refresh() -> bool:
+    """``?refresh=1``: compute the report now instead of answering the shared snapshot."""
+    return request.args.get("refresh") in {"1", "true", "yes"}

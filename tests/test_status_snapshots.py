@@ -10,7 +10,8 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import BUILDER
-from avenue.shop import reports, warm_up_status_reports
+from avenue.status import snapshots as reports
+from avenue.status import warm_up_status_reports
 
 
 def _counter():

@@ -12,7 +12,7 @@ from bson import ObjectId
 from avenue.media import PRODUCTS, TEMP, UPLOADS
 from avenue.media.objects import image_ref
 from avenue.media.originals import delete_image, store, variant_ids
-from avenue.shop.status import quota_level
+from avenue.status import quota_level
 from tests.helpers import FIXTURES, image_bytes
 
 LEGACY_DIR = FIXTURES / "legacy_uploads"
@@ -94,9 +94,9 @@ def test_an_empty_database_reports_zeros(client, db, ops):
 
 
 def test_long_lists_are_cut_but_counts_stay_complete(client, db, ops, monkeypatch):
-    from avenue.shop import status
+    from avenue.status import products
 
-    monkeypatch.setattr(status, "LIST_LIMIT", 2)
+    monkeypatch.setattr(products, "LIST_LIMIT", 2)
     db.shop_products.insert_one({"sku": "L-1", "name": "x", "price": 1,
                                  "images": [f"/uploads/products/L-1/{n}.jpg" for n in range(5)]})
     local = client.get("/api/shop/debug/products-status", headers=ops).get_json()["local_filesystem"]
@@ -255,7 +255,7 @@ def test_variant_ids_of_a_seeded_image_all_exist(db):
 
 
 def test_both_reports_computed_together_from_one_read_say_what_each_says_alone(app, seeded, db):
-    from avenue.shop.status import report_computes
+    from avenue.status import report_computes
 
     alone = {name: compute() for name, compute in report_computes(db, app.config).items()}
     together = {name: compute() for name, compute in report_computes(db, app.config, share_scan=True).items()}
