@@ -10,7 +10,8 @@ from avenue import db
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    """Build the app: configuration, extensions, blueprints, error handlers, commands."""
+    """Build the app: configuration, extensions, URL converters, blueprints, WSGI middleware,
+    request hooks, error handlers, commands (each step below lists everything it installs)."""
     app = Flask(__name__)
     app.config.from_mapping(config_module.from_environment())
     if test_config:
@@ -24,6 +25,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_converters(app)
     register_blueprints(app)
+    register_middleware(app)
     register_hooks(app)
     register_errorhandlers(app)
     register_commands(app)
@@ -31,17 +33,13 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from avenue import media, ratelimit
+    from avenue import media, ratelimit, security
     from avenue.auth import access
-    from avenue.media import serving
 
     db.init_app(app, index_setups=[media.ensure_indexes])
     access.init_app(app)
     ratelimit.init_app(app)
-    serving.init_app(app)
-    if app.config.get("AVENUE_PROXY_COUNT"):
-        count = int(app.config["AVENUE_PROXY_COUNT"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+    media.init_app(app, database=lambda: db.get_mongo(app).db, baseline_headers=security.baseline_headers)
 
 
 def register_converters(app: Flask) -> None:
@@ -51,11 +49,23 @@ def register_converters(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from avenue import admin, auth, builder, health, shop, uploads
+    from avenue import admin, auth, builder, health, media, shop, uploads
     from avenue.ops import redirects
 
-    for blueprint in (health.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp, redirects.bp):
+    for blueprint in (media.bp, health.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp, redirects.bp):
         app.register_blueprint(blueprint)
+
+
+def register_middleware(app: Flask) -> None:
+    """WSGI layers around the Flask app, innermost first."""
+    from avenue import media
+
+    # Cached public media and exact-ETag 304s answered before Flask (avenue/media/frontdoor.py).
+    app.wsgi_app = media.FrontDoor(app, app.wsgi_app)
+    if app.config.get("AVENUE_PROXY_COUNT"):
+        # Outermost: everything inside sees the client address the trusted proxies report.
+        count = int(app.config["AVENUE_PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
 
 
 def register_hooks(app: Flask) -> None:

@@ -11,11 +11,18 @@ import pytest
 from PIL import Image
 from werkzeug.test import Client
 
-from avenue.media import PRODUCTS, UPLOADS, image_object, invalidation, signer_from_config
+from avenue.media import (
+    PRODUCTS,
+    UPLOADS,
+    FrontDoor,
+    get_cache,
+    image_object,
+    invalidation,
+    signer_from_config,
+)
 from avenue.media import Image as MediaImage
 from avenue.media import storage as storage_module
 from avenue.media.originals import delete_image, store
-from avenue.media.serving import FrontDoor, get_cache
 from avenue.media.storage import read_all
 from tests.helpers import GOOD_NAMES, image_bytes, make_app
 

@@ -6,7 +6,8 @@ records, the API's image object, and the limits and URL signer an app is configu
 The modules inside are the core's own: ``images`` (validation), ``variants`` (renditions),
 ``storage`` (GridFS files without the driver's probe), ``originals`` (an upload's original
 and variants written, moved and deleted in a crash-safe order), ``cache`` / ``invalidation``
-(the workers' media caches), ``scan`` (bulk reads for ops and status), and the media route.
+(the workers' media caches), ``scan`` (bulk reads for ops and status), ``http`` (what a
+media URL names and the HTTP decision, pure), ``route`` and ``frontdoor`` (answering it).
 Ops may use those lower-level modules; nothing else reads ``*.files`` or ``*.chunks``.
 """
 
@@ -16,12 +17,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
+from avenue.media.frontdoor import FrontDoor
 from avenue.media.images import Limits
 from avenue.media.indexes import ensure_indexes
 from avenue.media.library import DELETE_LEASE, Lease, Library
 from avenue.media.objects import UrlSigner, image_object, ref_object
 from avenue.media.originals import Upload
 from avenue.media.records import Image, Stored
+from avenue.media.route import bp, get_cache, init_app
 from avenue.media.scan import (
     FilesScan,
     bucket_totals,
@@ -34,6 +37,8 @@ from avenue.media.scan import (
 __all__ = [
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "TEMP", "UPLOADS",
     "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
+    # The media route, its WSGI front door and what they are given at start (route.py).
+    "FrontDoor", "bp", "get_cache", "init_app",
     "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",
     # The scanning API ops and status read a bucket with (avenue/media/scan.py).
     "FilesScan", "bucket_totals", "chunk_count", "has_chunk_index", "scan_files", "temp_image_counts",

@@ -1,0 +1,188 @@
+"""What a media URL names and how HTTP answers it: pure functions, no Flask, no database.
+
+:func:`resolve` turns ``/media/<alias>/<token>[/<variant>]`` into a :class:`Representation`
+(one servable file) with documents from a loader it is given; :func:`representation_headers`
+gives its 200 headers (computed once per file, kept in the media cache); :func:`decide` is the
+one decision both ways of answering share (the WSGI front door and the Flask route): a plain
+GET/HEAD is a 200, a revalidation with exactly our ETag a 304, anything else needs the full
+conditional machinery (ranges, dates, other validators), which only the route runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from bson import ObjectId
+from werkzeug.http import http_date, is_resource_modified, parse_range_header
+
+from avenue.ids import parse_object_id
+from avenue.media.cache import MediaCache
+from avenue.media.objects import EXTENSIONS
+from avenue.media.records import MediaDoc
+from avenue.media.storage import CHUNK_SIZE
+from avenue.media.variants import VARIANT_NAMES
+
+Headers = list[tuple[str, str]]
+PUBLIC_CACHE = "public, max-age=31536000, immutable"
+PRIVATE_CACHE = "private, max-age=300"
+CSP = "default-src 'none'; sandbox"
+_FORMAT_BY_EXT = {"webp": "webp", "jpg": "jpeg", "jpeg": "jpeg", "png": "png"}
+# The request headers that make a GET conditional or partial (WSGI environ names).
+CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_RANGE",
+               "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
+# What a 304 keeps of the 200's headers (RFC 9110 15.4.5), plus the ones every response carries.
+_NOT_MODIFIED_HEADERS = {"etag", "cache-control", "vary", "x-content-type-options", "x-frame-options",
+                         "referrer-policy", "strict-transport-security"}
+
+
+@dataclass(frozen=True)
+class Representation:
+    """One servable file behind a media URL: the original, or one format of one variant."""
+
+    bucket: str
+    doc: MediaDoc  # the original's document (visibility, upload date, variants)
+    variant: str  # "" for the original
+    file_id: Any
+    length: int
+    chunk_size: int
+    sha256: str
+    content_type: str
+    filename: str
+    vary: bool  # chosen by the Accept header, so the answer says ``Vary: Accept``
+
+    @property
+    def etag(self) -> str:
+        """The strong validator: the SHA-256 of the served bytes, quoted."""
+        return f'"{self.sha256}"'
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A complete answer: status, headers, and whether the representation's bytes follow."""
+
+    status: int
+    headers: Headers
+    with_body: bool
+
+
+def parse_token(token: str) -> tuple[ObjectId | None, str]:
+    """``<id>[.<ext>]`` as (ObjectId or None when malformed, lower-case extension)."""
+    stem, _, ext = token.partition(".")
+    return parse_object_id(stem), ext.lower()
+
+
+def resolve(bucket: str, token: str, variant: str | None,
+            load: Callable[[str, ObjectId], MediaDoc | None], accept: str) -> Representation | None:
+    """What ``/media/<alias>/<token>[/<variant>]`` names, with ``load`` giving documents; None: 404."""
+    file_id, ext = parse_token(token)
+    if file_id is None:
+        return None
+    if variant is None:
+        doc = load(bucket, file_id)
+        if doc is None or (ext and ext != EXTENSIONS.get(doc.format, "")):
+            return None
+        return Representation(bucket, doc, "", doc.file_id, doc.length, doc.chunk_size, doc.sha256,
+                              doc.content_type, doc.filename, vary=False)
+    name, _, ext = variant.partition(".")
+    if name not in VARIANT_NAMES:
+        return None
+    doc = load(bucket, file_id)
+    if doc is None or name not in doc.variants:
+        return None
+    formats = doc.variants[name]
+    if ext:
+        fmt = _FORMAT_BY_EXT.get(ext.lower())
+        if fmt not in formats:
+            return None
+    else:
+        # Explicit "image/webp" only: old browsers send */* or image/* and cannot show WebP.
+        fallback = next((f for f in formats if f != "webp"), "webp")
+        fmt = "webp" if "image/webp" in accept and "webp" in formats else fallback
+    info = formats[fmt]
+    stem = doc.filename.rsplit(".", 1)[0]
+    return Representation(bucket, doc, name, info["id"], info["length"], info.get("chunk_size", CHUNK_SIZE),
+                          info["sha256"], info["content_type"], f"{stem}-{name}.{EXTENSIONS.get(fmt, fmt)}",
+                          vary=not ext)
+
+
+def disposition(filename: str) -> str:
+    """``inline`` with the filename both as safe ASCII and as RFC 5987 UTF-8."""
+    ascii_name = filename.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "") or "image"
+    return f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
+def representation_headers(cache: MediaCache, rep: Representation, baseline: Headers) -> Headers:
+    """The 200 response's headers, computed once per file and then taken from the cache.
+    ``baseline``: the headers every response of the app carries (added unless set here)."""
+    headers = cache.get_headers(rep.bucket, rep.file_id)
+    if headers is None:
+        doc = rep.doc
+        headers = [
+            ("Content-Type", rep.content_type),
+            ("Content-Length", str(rep.length)),
+            ("ETag", rep.etag),
+            ("Last-Modified", http_date(doc.upload_date)),
+            ("Cache-Control", PRIVATE_CACHE if doc.private else PUBLIC_CACHE),
+            ("Accept-Ranges", "bytes"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Content-Security-Policy", CSP),
+            ("Content-Disposition", disposition(rep.filename)),
+            ("Cross-Origin-Resource-Policy", "cross-origin"),
+        ]
+        have = {name for name, _ in headers}
+        headers += [(name, value) for name, value in baseline if name not in have]
+        cache.put_headers(rep.bucket, rep.file_id, headers)
+    return [*headers, ("Vary", "Accept")] if rep.vary else headers
+
+
+def not_modified_headers(headers: Headers) -> Headers:
+    """What a 304 carries of the 200's headers."""
+    return [h for h in headers if h[0].lower() in _NOT_MODIFIED_HEADERS]
+
+
+def decide(environ: Mapping[str, Any], rep: Representation, headers: Headers) -> Answer | None:
+    """The answer to a GET/HEAD of ``rep`` when no conditional machinery is needed, else None.
+
+    A plain GET/HEAD is the 200 (with the bytes for a GET); a revalidation carrying exactly
+    our ETag (what browsers and CDNs send) is a 304 at once. Ranges, dates and other
+    validators go on to the route (:func:`normalise_range` and werkzeug's make_conditional).
+    """
+    if not any(name in environ for name in CONDITIONAL):
+        return Answer(200, headers, with_body=environ.get("REQUEST_METHOD") != "HEAD")
+    if environ.get("HTTP_IF_NONE_MATCH") == rep.etag:
+        return Answer(304, not_modified_headers(headers), with_body=False)
+    return None
+
+
+def normalise_range(environ: dict[str, Any], etag: str, last_modified: Any, length: int) -> None:
+    """Make werkzeug's range handling follow RFC 9110 where 3.1 does not (edits ``environ``).
+
+    Preconditions before Range (a matching If-None-Match is a 304, not a 206); an unknown
+    unit, several ranges or a malformed header are ignored (200, full body) instead of
+    416; a weak If-Range validator never matches; a suffix longer than the file is the
+    whole file.
+    """
+    value = environ.get("HTTP_RANGE")
+    if value is None:
+        return
+    drop = False
+    if not is_resource_modified(environ, etag, last_modified=last_modified):
+        drop = True
+    elif not value.strip().lower().startswith("bytes=") or "," in value:
+        drop = True
+    elif parse_range_header(value) is None:
+        drop = True
+    elif environ.get("HTTP_IF_RANGE", "").strip().startswith("W/"):
+        drop = True
+    if drop:
+        del environ["HTTP_RANGE"]
+        return
+    parsed = parse_range_header(value)
+    if parsed is None:
+        return
+    start, end = parsed.ranges[0]
+    if start < 0 and end is None and -start > length:
+        environ["HTTP_RANGE"] = "bytes=0-"

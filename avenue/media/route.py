@@ -1,0 +1,163 @@
+"""The one Flask route every media URL points at, and the media state an app is given.
+
+``init_app`` hands the media package what it needs from the app (a way to reach the
+database, the headers every response carries) instead of the package importing the app
+layer. The route streams GridFS bytes (:class:`~avenue.media.stream.ChunkStream`) with the
+answers :func:`avenue.media.http.decide` gives; what needs ranges or other validators goes
+through werkzeug's ``make_conditional``, after :func:`~avenue.media.http.normalise_range`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from flask import Blueprint, Flask, Response, current_app, request
+from pymongo.database import Database
+from werkzeug.exceptions import RequestedRangeNotSatisfiable
+
+from avenue.media import signing
+from avenue.media.buckets import BUCKETS
+from avenue.media.cache import MediaCache
+from avenue.media.http import (
+    Headers,
+    Representation,
+    decide,
+    normalise_range,
+    representation_headers,
+    resolve,
+)
+from avenue.media.invalidation import LOCAL_CACHES
+from avenue.media.records import MediaDoc
+from avenue.media.stream import ChunkStream
+
+EXTENSION = "avenue.media"
+bp = Blueprint("media", __name__)
+
+
+@dataclass(frozen=True)
+class MediaState:
+    """What the media package was given by the app, and its cache."""
+
+    cache: MediaCache
+    database: Callable[[], Database[dict[str, Any]]]
+    baseline_headers: Callable[[Mapping[str, Any]], Headers]
+
+
+def init_app(app: Flask, *, database: Callable[[], Database[dict[str, Any]]],
+             baseline_headers: Callable[[Mapping[str, Any]], Headers]) -> None:
+    """Give the media package its cache, its database and the app's baseline headers."""
+    config = app.config
+    cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"])
+    app.extensions[EXTENSION] = MediaState(cache, database, baseline_headers)
+    LOCAL_CACHES.add(cache)
+
+
+def get_state(app: Flask | None = None) -> MediaState:
+    state: MediaState = (app or current_app).extensions[EXTENSION]
+    return state
+
+
+def get_cache(app: Flask | None = None) -> MediaCache:
+    """The app's media cache (documents, headers, small hot files)."""
+    return get_state(app).cache
+
+
+def headers_for(app: Flask, rep: Representation) -> Headers:
+    """``rep``'s 200 headers for this app (the same for the route and the front door)."""
+    state = get_state(app)
+    return representation_headers(state.cache, rep, state.baseline_headers(app.config))
+
+
+def not_found() -> Response:
+    return Response("Not found\n", status=404, mimetype="text/plain",
+                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+
+def _check_signature(bucket: str, doc: MediaDoc, variant: str) -> Response | None:
+    if not doc.private:
+        return None
+    keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
+    verdict = signing.verify(keys, bucket, str(doc.file_id), variant,
+                             request.args.get("expires"), request.args.get("sig"))
+    if verdict == "ok":
+        return None
+    if verdict == "missing":
+        return not_found()
+    return Response("Forbidden: this link has expired or is not valid\n", status=403,
+                    mimetype="text/plain", headers={"X-Content-Type-Options": "nosniff"})
+
+
+def _load(bucket: str, file_id: ObjectId) -> MediaDoc | None:
+    state = get_state()
+    db = state.database()
+    state.cache.sync(db)
+    doc = state.cache.get_doc(bucket, file_id)
+    if doc is None:
+        files_doc = db[f"{bucket}.files"].find_one({"_id": file_id, "metadata.role": "original"})
+        if files_doc is None:
+            return None
+        doc = MediaDoc.from_files_doc(files_doc)
+        state.cache.put_doc(bucket, doc)
+    return doc
+
+
+@bp.route("/media/<alias>/<token>", methods=["GET"])
+@bp.route("/media/<alias>/<token>/<variant>", methods=["GET"])
+def media(alias: str, token: str, variant: str | None = None) -> Response:
+    """Serve an original, or a variant (WebP when the client says it takes WebP, else JPEG or PNG)."""
+    bucket = BUCKETS.get(alias)
+    if bucket is None:
+        return not_found()
+    rep = resolve(bucket, token, variant, _load, request.headers.get("Accept", ""))
+    if rep is None:
+        return not_found()
+    refused = _check_signature(bucket, rep.doc, rep.variant)
+    if refused is not None:
+        return refused
+    return _send(rep)
+
+
+def _body(rep: Representation) -> list[bytes] | ChunkStream:
+    state = get_state()
+    cache = state.cache
+    data = cache.get_blob(rep.bucket, rep.file_id)
+    if data is not None:
+        return [data]
+    on_complete = None
+    if cache.cacheable(rep.length):
+        def on_complete(whole: bytes) -> None:
+            cache.put_blob(rep.bucket, rep.file_id, whole)
+    return ChunkStream(state.database(), rep.bucket, rep.file_id, rep.length, rep.chunk_size, on_complete)
+
+
+def _send(rep: Representation) -> Response:
+    headers = headers_for(current_app, rep)
+    environ = request.environ
+    answer = decide(environ, rep, headers)
+    if answer is not None and answer.status == 200:
+        body = _body(rep)
+        if isinstance(body, ChunkStream) and answer.with_body and not body.prime():
+            # Deleted by another worker since this one cached the document: 404, not a
+            # 200 whose body breaks off.
+            get_cache().evict(rep.bucket, [rep.doc.file_id, rep.file_id])
+            return not_found()
+        return Response(body, headers=answer.headers, direct_passthrough=True)
+    if answer is not None:
+        return Response(status=answer.status, headers=answer.headers)
+    normalise_range(environ, rep.etag, rep.doc.upload_date, rep.length)
+    response = Response(_body(rep), headers=headers, direct_passthrough=True)
+    try:
+        response.make_conditional(environ, accept_ranges=True, complete_length=rep.length)
+    except RequestedRangeNotSatisfiable:
+        response.close()
+        return Response(status=416, headers={
+            "Content-Range": f"bytes */{rep.length}", "Accept-Ranges": "bytes",
+            "X-Content-Type-Options": "nosniff", "ETag": rep.etag,
+        })
+    if response.status_code == 304:
+        response.close()
+        response.response = []
+    return response
