@@ -15,9 +15,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m avenue.devserver
 
-## Lint, then run every test on mongomock and on SecantusDB (and AVENUE_TEST_MONGO_URI if set).
+## Lint, check the layers and the core's types, then run every test on mongomock and on
+## SecantusDB (and AVENUE_TEST_MONGO_URI if set).
 test: $(STAMP)
 	$(PY) -m ruff check avenue tests bench wsgi.py gunicorn.conf.py
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 ## The performance benchmark (bench/README.md); BENCH_ARGS=--full for the long run.
@@ -25,4 +28,4 @@ bench: $(STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

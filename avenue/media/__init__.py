@@ -23,7 +23,7 @@ from avenue.media.indexes import ensure_indexes
 from avenue.media.library import DELETE_LEASE, Lease, Library
 from avenue.media.objects import UrlSigner, image_object, ref_object
 from avenue.media.originals import Upload
-from avenue.media.records import Image, Stored
+from avenue.media.records import Document, Image, Stored
 from avenue.media.route import bp, get_cache, init_app
 from avenue.media.scan import (
     FilesScan,
@@ -36,7 +36,7 @@ from avenue.media.scan import (
 
 __all__ = [
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "TEMP", "UPLOADS",
-    "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
+    "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
     # The media route, its WSGI front door and what they are given at start (route.py).
     "FrontDoor", "bp", "get_cache", "init_app",
     "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",

@@ -16,12 +16,15 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import pymongo
+from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue.media.indexes import DELETIONS
-from avenue.media.records import MediaDoc
+from avenue.media.records import Document, MediaDoc
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 # between app instances (evicting an id twice is harmless).
 SKEW = dt.timedelta(seconds=5)
 HORIZON = dt.timedelta(hours=1)
+Key = tuple[str, Any]  # (bucket, file id)
 
 
 class MediaCache:
@@ -40,10 +44,10 @@ class MediaCache:
         self.max_object_bytes = min(max_object_bytes, max_bytes)
         self.poll_interval = poll_interval
         self.max_docs = max_docs
-        self._docs: OrderedDict[tuple, MediaDoc] = OrderedDict()
-        self._blobs: OrderedDict[tuple, bytes] = OrderedDict()
+        self._docs: OrderedDict[Key, MediaDoc] = OrderedDict()
+        self._blobs: OrderedDict[Key, bytes] = OrderedDict()
         # Response headers per representation, computed once (they never change either).
-        self._headers: dict[tuple, list] = {}
+        self._headers: dict[Key, list[tuple[str, str]]] = {}
         self._blob_bytes = 0
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
@@ -51,7 +55,7 @@ class MediaCache:
         self._since: dt.datetime | None = None  # wall time the last successful poll covers
 
     # --- documents -----------------------------------------------------------------------
-    def get_doc(self, bucket: str, file_id) -> MediaDoc | None:
+    def get_doc(self, bucket: str, file_id: Any) -> MediaDoc | None:
         with self._lock:
             doc = self._docs.get((bucket, file_id))
             if doc is not None:
@@ -64,17 +68,17 @@ class MediaCache:
             if len(self._docs) > self.max_docs:
                 self._docs.popitem(last=False)
 
-    def get_headers(self, bucket: str, file_id) -> list | None:
+    def get_headers(self, bucket: str, file_id: Any) -> list[tuple[str, str]] | None:
         return self._headers.get((bucket, file_id))
 
-    def put_headers(self, bucket: str, file_id, headers: list) -> None:
+    def put_headers(self, bucket: str, file_id: Any, headers: list[tuple[str, str]]) -> None:
         with self._lock:
             if len(self._headers) >= self.max_docs:
                 self._headers.clear()
             self._headers[(bucket, file_id)] = headers
 
     # --- bytes ---------------------------------------------------------------------------
-    def get_blob(self, bucket: str, file_id) -> bytes | None:
+    def get_blob(self, bucket: str, file_id: Any) -> bytes | None:
         with self._lock:
             data = self._blobs.get((bucket, file_id))
             if data is not None:
@@ -84,7 +88,7 @@ class MediaCache:
     def cacheable(self, length: int) -> bool:
         return 0 < length <= self.max_object_bytes
 
-    def put_blob(self, bucket: str, file_id, data: bytes) -> None:
+    def put_blob(self, bucket: str, file_id: Any, data: bytes) -> None:
         if not self.cacheable(len(data)):
             return
         with self._lock:
@@ -98,7 +102,7 @@ class MediaCache:
                 self._blob_bytes -= len(evicted)
 
     # --- invalidation --------------------------------------------------------------------
-    def evict(self, bucket: str, file_ids) -> None:
+    def evict(self, bucket: str, file_ids: Iterable[Any]) -> None:
         with self._lock:
             for file_id in file_ids:
                 self._docs.pop((bucket, file_id), None)
@@ -114,7 +118,7 @@ class MediaCache:
             self._blobs.clear()
             self._blob_bytes = 0
 
-    def sync(self, db, clock=time.monotonic) -> None:
+    def sync(self, db: Database[Document], clock: Callable[[], float] = time.monotonic) -> None:
         """Apply deletions made by any worker since the last poll (at most one poll a second)."""
         if clock() - self._checked < self.poll_interval:
             return
@@ -130,7 +134,7 @@ class MediaCache:
                         tombstones = list(db[DELETIONS].find(
                             {"at": {"$gte": self._since - SKEW}}, {"_id": 0, "bucket": 1, "file_id": 1}
                         ))
-                    by_bucket: dict[str, list] = {}
+                    by_bucket: dict[str, list[Any]] = {}
                     for stone in tombstones:
                         by_bucket.setdefault(stone["bucket"], []).append(stone["file_id"])
                     for bucket, ids in by_bucket.items():
@@ -142,6 +146,6 @@ class MediaCache:
                 log.warning("media cache could not poll deletions: %s", exc)
             self._checked = clock()
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         with self._lock:
             return {"documents": len(self._docs), "objects": len(self._blobs), "bytes": self._blob_bytes}

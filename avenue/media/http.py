@@ -94,9 +94,10 @@ def resolve(bucket: str, token: str, variant: str | None,
         return None
     formats = doc.variants[name]
     if ext:
-        fmt = _FORMAT_BY_EXT.get(ext.lower())
-        if fmt not in formats:
+        chosen = _FORMAT_BY_EXT.get(ext.lower())
+        if chosen is None or chosen not in formats:
             return None
+        fmt = chosen
     else:
         # Explicit "image/webp" only: old browsers send */* or image/* and cannot show WebP.
         fallback = next((f for f in formats if f != "webp"), "webp")

@@ -2,7 +2,7 @@
 
 Pure domain code: bytes in, results out; no Flask, no database.
 
-How served originals stay private and upright (the design choice the issue asks us to name):
+How served originals stay private and upright:
 we *strip metadata segments* rather than re-encode. JPEG, PNG, WebP and GIF originals keep
 their compressed pixel data bit for bit (no generation loss, no decode at full size, so a
 12 MP upload stays fast); EXIF, XMP, IPTC, comments and text chunks are dropped, the ICC
@@ -23,6 +23,7 @@ import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from hashlib import sha256
+from typing import Any, BinaryIO
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
@@ -33,7 +34,7 @@ try:  # HEIC as iPhones send it.
 
     pillow_heif.register_heif_opener()
 except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
-    pillow_heif = None
+    pillow_heif = None  # type: ignore[assignment]  # HEIC is then refused as unsupported
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.init()  # load every plugin now, so open(formats=...) knows AVIF
@@ -80,7 +81,8 @@ class PreparedImage:
     width: int  # as displayed (EXIF orientation applied)
     height: int
     frames: int
-    first_frame: Image.Image = field(repr=False)  # upright, possibly reduced by draft()
+    # Upright, possibly reduced by draft(); None once released (after the variants are encoded).
+    first_frame: Image.Image | None = field(repr=False)
     icc_profile: bytes | None = field(default=None, repr=False)
 
     @property
@@ -88,11 +90,18 @@ class PreparedImage:
         return sha256(self.data).hexdigest()
 
     @property
+    def pixels(self) -> Image.Image:
+        """The decoded first frame (renditions are cut from it)."""
+        if self.first_frame is None:
+            raise RuntimeError("the decoded pixels of this image were released")
+        return self.first_frame
+
+    @property
     def has_alpha(self) -> bool:
-        return self.first_frame.mode in {"RGBA", "LA", "PA"}
+        return self.pixels.mode in {"RGBA", "LA", "PA"}
 
 
-def read_limited(stream, max_bytes: int) -> bytes:
+def read_limited(stream: BinaryIO | bytes | bytearray | memoryview, max_bytes: int) -> bytes:
     """Read at most ``max_bytes`` from ``stream``; refuse anything longer without buffering it."""
     if isinstance(stream, bytes | bytearray | memoryview):
         data = bytes(stream)
@@ -234,7 +243,7 @@ def prepare(data: bytes, limits: Limits) -> PreparedImage:
 
 
 def _prepare_opened(im: Image.Image, data: bytes, limits: Limits) -> PreparedImage:
-    pil_format = im.format
+    pil_format = im.format or ""  # identified by _open: never empty here
     frames = _check_size(im, limits)
     width, height = im.size
     orientation = _orientation(im)
@@ -297,7 +306,7 @@ def _reencode(im: Image.Image, fmt: str, orientation: int, icc: bytes | None) ->
     if fmt == "JPEG" and pixels.mode not in {"RGB", "L", "CMYK"}:
         pixels = pixels.convert("RGB")
     out = io.BytesIO()
-    options: dict = {"icc_profile": icc} if icc else {}
+    options: dict[str, Any] = {"icc_profile": icc} if icc else {}
     if fmt == "JPEG":
         options.update(quality=90, subsampling="4:2:0", optimize=True)
     elif fmt == "WEBP":

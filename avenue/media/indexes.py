@@ -12,6 +12,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
 from avenue.media.buckets import BUCKETS
+from avenue.media.records import Document
 
 # Deleted media, polled by every worker to evict its in-process cache (media/cache.py).
 DELETIONS = "media_deletions"
@@ -38,7 +39,7 @@ def files_indexes() -> list[IndexModel]:
     ]
 
 
-def ensure_indexes(db: Database) -> None:
+def ensure_indexes(db: Database[Document]) -> None:
     """Create every bucket's indexes and the deletions log's TTL index (idempotent)."""
     db[DELETIONS].create_indexes([
         IndexModel([("at", ASCENDING)], expireAfterSeconds=DELETIONS_TTL_SECONDS, name="ttl"),

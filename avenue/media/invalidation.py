@@ -9,17 +9,22 @@ other workers poll (:meth:`avenue.media.cache.MediaCache.sync`).
 from __future__ import annotations
 
 import weakref
+from typing import TYPE_CHECKING, Any
 
 from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.media.indexes import DELETIONS
 
+if TYPE_CHECKING:  # the cache module imports this one's neighbours; only the type is needed
+    from avenue.media.cache import MediaCache
+from avenue.media.records import Document
+
 # Media caches in this process (registered by the route's init_app).
-LOCAL_CACHES: weakref.WeakSet = weakref.WeakSet()
+LOCAL_CACHES: weakref.WeakSet[MediaCache] = weakref.WeakSet()
 
 
-def invalidate(db: Database, bucket: str, file_ids: list) -> None:
+def invalidate(db: Database[Document], bucket: str, file_ids: list[Any]) -> None:
     """Evict ``file_ids`` from this process's caches now and from every other worker's soon."""
     if file_ids:
         for cache in list(LOCAL_CACHES):

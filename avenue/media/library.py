@@ -2,7 +2,7 @@
 
 A :class:`Library` answers in :class:`~avenue.media.records.Image` records, never files
 documents: fetch by id (optionally scoped to an owner), page through originals, find by
-content, set metadata, store / store many / bring from another bucket / delete, and the
+content, set[Any] metadata, store / store many / bring from another bucket / delete, and the
 delete leases that let a blueprint delete an image only when nothing refers to it.
 
 Delete leases (``metadata.deleting_at``). Whoever deletes an image that documents elsewhere
@@ -36,10 +36,10 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import maybe_utc, now
-from avenue.media import originals
+from avenue.media import originals, storage
 from avenue.media.images import Limits
 from avenue.media.originals import Upload
-from avenue.media.records import Image, Stored
+from avenue.media.records import Document, Image, Stored
 
 DELETE_LEASE = dt.timedelta(seconds=60)
 LEASE_WAIT_SECONDS = 5.0
@@ -60,12 +60,12 @@ class Lease:
 class Library:
     """The originals of one GridFS bucket."""
 
-    def __init__(self, db: Database, bucket: str) -> None:
+    def __init__(self, db: Database[Document], bucket: str) -> None:
         self.db = db
         self.bucket = bucket
 
     @property
-    def _files(self) -> Collection:
+    def _files(self) -> Collection[Document]:
         return self.db[f"{self.bucket}.files"]
 
     def _image(self, doc: dict[str, Any]) -> Image:
@@ -119,7 +119,7 @@ class Library:
         doc = self._files.find_one({"_id": image.id})
         if doc is None:
             raise OSError(f"{self.bucket} {image.id} does not exist")
-        return originals.storage.read_all(self.db, self.bucket, doc)
+        return storage.read_all(self.db, self.bucket, doc)
 
     # --- writes --------------------------------------------------------------------------
 

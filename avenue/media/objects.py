@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from avenue.clock import isoformat
@@ -23,7 +24,7 @@ class UrlSigner:
     key: str = ""
     ttl_seconds: int = 3600
 
-    def media_url(self, bucket: str, file_id, variant: str = "", ext: str = "",
+    def media_url(self, bucket: str, file_id: Any, variant: str = "", ext: str = "",
                   private: bool = False, now: float | None = None) -> str:
         path = f"/media/{ALIASES[bucket]}/{file_id}"
         if variant:
@@ -38,19 +39,19 @@ class UrlSigner:
         return url
 
 
-def image_ref(doc: dict) -> dict:
+def image_ref(doc: dict[str, Any]) -> dict[str, Any]:
     """The reference a product stores for the original whose files document is ``doc``."""
     return Image.from_files_doc("", doc).ref()
 
 
-def ref_object(ref: dict, bucket: str, signer: UrlSigner) -> dict:
+def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str, Any]:
     """The API's image object for an image reference (see :func:`image_ref`)."""
     private = ref.get("visibility") == "private"
     file_id = str(ref["id"])
     sizes = ref.get("variant_sizes") or {}
     obj = {
         "id": file_id,
-        "url": signer.media_url(bucket, file_id, ext=EXTENSIONS.get(ref.get("format"), ""),
+        "url": signer.media_url(bucket, file_id, ext=EXTENSIONS.get(ref.get("format") or "", ""),
                                 private=private),
         "content_type": ref.get("content_type"),
         "width": ref.get("width"),
@@ -75,6 +76,6 @@ def ref_object(ref: dict, bucket: str, signer: UrlSigner) -> dict:
     return obj
 
 
-def image_object(image: Image, signer: UrlSigner) -> dict:
+def image_object(image: Image, signer: UrlSigner) -> dict[str, Any]:
     """The API's image object for a stored original."""
     return ref_object(image.ref(), image.bucket, signer)

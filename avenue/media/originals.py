@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from hashlib import sha256
+from typing import Any, BinaryIO
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -19,6 +20,7 @@ from avenue.errors import AvenueError
 from avenue.media import storage
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
 from avenue.media.invalidation import invalidate
+from avenue.media.records import Document
 from avenue.media.variants import Rendition, render
 
 
@@ -27,12 +29,12 @@ class Upload:
     """One file of a request: its client-given name and a stream or bytes."""
 
     filename: str | None
-    stream: object
+    stream: BinaryIO | bytes
 
 
 @dataclass
 class StoreResult:
-    doc: dict
+    doc: dict[str, Any]
     created: bool
 
 
@@ -44,7 +46,7 @@ class _Ready:
     key: str
     prepared: PreparedImage | None = None
     renditions: list[Rendition] = field(default_factory=list)
-    existing: dict | None = None
+    existing: dict[str, Any] | None = None
 
 
 def dedupe_key(source_sha256: str, scope: str = "") -> str:
@@ -52,7 +54,7 @@ def dedupe_key(source_sha256: str, scope: str = "") -> str:
     return f"{scope}:{source_sha256}" if scope else source_sha256
 
 
-def _validate(db: Database, bucket: str, upload: Upload, limits: Limits, scope: str) -> _Ready:
+def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limits, scope: str) -> _Ready:
     filename = sanitize_filename(upload.filename)
     try:
         data = read_limited(upload.stream, limits.max_bytes)
@@ -70,12 +72,14 @@ def _validate(db: Database, bucket: str, upload: Upload, limits: Limits, scope: 
     return _Ready(filename, key, prepared, renditions)
 
 
-def _write(db: Database, bucket: str, ready: _Ready, *, owner, kind: str, visibility: str,
-           extra: dict | None) -> StoreResult:
+def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | None, kind: str,
+           visibility: str, extra: dict[str, Any] | None) -> StoreResult:
     prepared = ready.prepared
+    if prepared is None:
+        raise ValueError("only a validated, not yet stored upload is written")
     original_id = ObjectId()
     new_files: list[storage.NewFile] = []
-    variants: dict[str, dict] = {}
+    variants: dict[str, dict[str, Any]] = {}
     for rendition in ready.renditions:
         new, info = _variant_file(original_id, rendition)
         new_files.append(new)
@@ -115,10 +119,12 @@ def _write(db: Database, bucket: str, ready: _Ready, *, owner, kind: str, visibi
 def _is_duplicate(error: Exception) -> bool:
     if isinstance(error, DuplicateKeyError):
         return True
-    return any(e.get("code") == 11000 for e in error.details.get("writeErrors", []))
+    details = error.details if isinstance(error, BulkWriteError) else None
+    return any(e.get("code") == 11000 for e in (details or {}).get("writeErrors", []))
 
 
-def _variant_file(original_id, rendition: Rendition, file_id=None) -> tuple[storage.NewFile, dict]:
+def _variant_file(original_id: ObjectId, rendition: Rendition,
+                  file_id: ObjectId | None = None) -> tuple[storage.NewFile, dict[str, Any]]:
     """A rendition as a variant file of ``original_id``, and the entry the original lists
     under ``metadata.variants.<name>.<format>``."""
     digest = _sha(rendition.data)
@@ -150,8 +156,8 @@ def _variant_file(original_id, rendition: Rendition, file_id=None) -> tuple[stor
     return new, info
 
 
-def write_variant(db: Database, bucket: str, original_id, rendition: Rendition,
-                  file_id=None) -> tuple[dict, dict]:
+def write_variant(db: Database[Document], bucket: str, original_id: ObjectId, rendition: Rendition,
+                  file_id: ObjectId | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Store one rendition as a variant file of ``original_id``; return its files document
     and the entry the original lists for it."""
     new, info = _variant_file(original_id, rendition, file_id)
@@ -163,23 +169,24 @@ def _sha(data: bytes) -> str:
     return sha256(data).hexdigest()
 
 
-def _delete_ids(db: Database, bucket: str, ids: list) -> None:
+def _delete_ids(db: Database[Document], bucket: str, ids: list[Any]) -> None:
     if ids:
         db[f"{bucket}.files"].delete_many({"_id": {"$in": ids}})
         db[f"{bucket}.chunks"].delete_many({"files_id": {"$in": ids}})
 
 
-def store(db: Database, bucket: str, stream, *, filename: str | None, owner=None,
+def store(db: Database[Document], bucket: str, stream: BinaryIO | bytes, *, filename: str | None,
+          owner: str | None = None,
           limits: Limits | None = None, kind: str = "upload", scope: str = "",
-          visibility: str = "public", extra: dict | None = None) -> StoreResult:
+          visibility: str = "public", extra: dict[str, Any] | None = None) -> StoreResult:
     """Validate one image by content and store it (deduplicated) with its variants."""
     return store_all(db, bucket, [Upload(filename, stream)], owner=owner, limits=limits,
                      kind=kind, scope=scope, visibility=visibility, extra=extra)[0]
 
 
-def store_all(db: Database, bucket: str, uploads: list[Upload], *, owner=None,
+def store_all(db: Database[Document], bucket: str, uploads: list[Upload], *, owner: str | None = None,
               limits: Limits | None = None, kind: str = "upload", scope: str = "",
-              visibility: str = "public", extra: dict | None = None) -> list[StoreResult]:
+              visibility: str = "public", extra: dict[str, Any] | None = None) -> list[StoreResult]:
     """Store every upload or none: all are validated before the first byte is written.
 
     If a write fails half way, the files this call created are removed again; files that
@@ -203,15 +210,16 @@ def store_all(db: Database, bucket: str, uploads: list[Upload], *, owner=None,
     return results
 
 
-def variant_ids(doc: dict) -> list:
+def variant_ids(doc: dict[str, Any]) -> list[Any]:
     """The file ids of every variant of an original."""
     return [info["id"] for formats in doc.get("metadata", {}).get("variants", {}).values()
             for info in formats.values()]
 
 
-def delete_image(db: Database, bucket: str, doc_or_id) -> bool:
+def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | ObjectId) -> bool:
     """Delete an original and all its variants (original first, so readers see 404 at once)."""
-    doc = doc_or_id if isinstance(doc_or_id, dict) else db[f"{bucket}.files"].find_one({"_id": doc_or_id})
+    files = db[f"{bucket}.files"]
+    doc = doc_or_id if isinstance(doc_or_id, dict) else files.find_one({"_id": doc_or_id})
     if doc is None:
         return False
     deleted = storage.delete_file(db, bucket, doc["_id"])
@@ -224,7 +232,7 @@ def delete_image(db: Database, bucket: str, doc_or_id) -> bool:
     return deleted
 
 
-def transfer(db: Database, source: str, target: str, doc: dict, *, kind: str,
+def transfer(db: Database[Document], source: str, target: str, doc: dict[str, Any], *, kind: str,
              scope: str = "", unset: tuple[str, ...] = ("expires_at",),
              delete_source: bool = True) -> StoreResult:
     """Move an original and its variants to another bucket, keeping their ids.
@@ -236,7 +244,7 @@ def transfer(db: Database, source: str, target: str, doc: dict, *, kind: str,
     key = dedupe_key(doc["metadata"]["source_sha256"], scope)
     existing = db[f"{target}.files"].find_one({"metadata.key": key})
     if existing is None:
-        copied: list = []
+        copied: list[Any] = []
         try:
             for vid in variant_ids(doc):
                 variant = db[f"{source}.files"].find_one({"_id": vid})
@@ -256,12 +264,14 @@ def transfer(db: Database, source: str, target: str, doc: dict, *, kind: str,
             created = False
     else:
         created = False
+    if existing is None:
+        raise OSError(f"{target} lost {doc['_id']} while it was being copied there")
     if delete_source:
         delete_image(db, source, doc)
     return StoreResult(existing, created)
 
 
-def _copy(db: Database, source: str, target: str, doc: dict) -> None:
+def _copy(db: Database[Document], source: str, target: str, doc: dict[str, Any]) -> None:
     chunks = db[f"{target}.chunks"]
     try:
         batch = []

@@ -11,6 +11,9 @@ from bson import ObjectId
 
 from avenue.clock import maybe_utc
 
+# A MongoDB document as pymongo returns it (the app's client uses plain dicts).
+Document = dict[str, Any]
+
 
 @dataclass(frozen=True)
 class MediaDoc:
@@ -25,7 +28,7 @@ class MediaDoc:
     filename: str
     format: str
     visibility: str
-    variants: dict
+    variants: dict[str, Any]
 
     @property
     def private(self) -> bool:
@@ -33,7 +36,7 @@ class MediaDoc:
         return self.visibility == "private"
 
     @classmethod
-    def from_files_doc(cls, doc: dict) -> MediaDoc:
+    def from_files_doc(cls, doc: dict[str, Any]) -> MediaDoc:
         meta = doc.get("metadata") or {}
         return cls(
             file_id=doc["_id"],

@@ -6,6 +6,8 @@ same ``key``), keeping the variant's id when it had one so every URL handed out 
 
 from __future__ import annotations
 
+from typing import Any
+
 from bson import ObjectId
 from pymongo.database import Database
 
@@ -13,10 +15,12 @@ from avenue.media import storage
 from avenue.media.images import Limits, prepare
 from avenue.media.invalidation import invalidate
 from avenue.media.originals import write_variant
+from avenue.media.records import Document
 from avenue.media.variants import render
 
 
-def regenerate_variants(db: Database, bucket: str, original: dict, replace: set) -> list[dict]:
+def regenerate_variants(db: Database[Document], bucket: str, original: Document,
+                        replace: set[Any]) -> list[dict[str, Any]]:
     """Re-render ``original`` and rewrite every variant that is missing or whose id is in ``replace``.
 
     The original must be intact. Returns one ``{"variant", "format", "id"}`` per file written.

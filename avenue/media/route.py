@@ -30,7 +30,7 @@ from avenue.media.http import (
     resolve,
 )
 from avenue.media.invalidation import LOCAL_CACHES
-from avenue.media.records import MediaDoc
+from avenue.media.records import Document, MediaDoc
 from avenue.media.stream import ChunkStream
 
 EXTENSION = "avenue.media"
@@ -42,11 +42,11 @@ class MediaState:
     """What the media package was given by the app, and its cache."""
 
     cache: MediaCache
-    database: Callable[[], Database[dict[str, Any]]]
+    database: Callable[[], Database[Document]]
     baseline_headers: Callable[[Mapping[str, Any]], Headers]
 
 
-def init_app(app: Flask, *, database: Callable[[], Database[dict[str, Any]]],
+def init_app(app: Flask, *, database: Callable[[], Database[Document]],
              baseline_headers: Callable[[Mapping[str, Any]], Headers]) -> None:
     """Give the media package its cache, its database and the app's baseline headers."""
     config = app.config

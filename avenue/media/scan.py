@@ -17,6 +17,7 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.media.buckets import TEMP
+from avenue.media.records import Document
 from avenue.media.variants import CONTENT_TYPES, VARIANT_NAMES
 
 BATCH = 5000  # documents per cursor batch
@@ -29,20 +30,20 @@ VARIANT_PATHS = [(name, fmt) for name in VARIANT_NAMES for fmt in CONTENT_TYPES]
 class FilesScan:
     """What one read of a bucket's files documents tells both reports."""
 
-    ids: set = field(default_factory=set)  # every files document's _id
-    originals: dict = field(default_factory=dict)  # original id -> {filename, length, uploadDate}
-    variants: dict = field(default_factory=dict)  # original id -> [{name, id}] it lists
+    ids: set[Any] = field(default_factory=set)  # every files document's _id
+    originals: dict[str, Any] = field(default_factory=dict)  # original id -> {filename, length, uploadDate}
+    variants: dict[str, Any] = field(default_factory=dict)  # original id -> [{name, id}] it lists
     files: int = 0
     bytes: int = 0
     oldest: dt.datetime | None = None
     newest: dt.datetime | None = None
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         return {"files": self.files, "bytes": self.bytes, "originals": len(self.originals),
                 "oldest": self.oldest, "newest": self.newest}
 
 
-def scan_files(db: Database[dict[str, Any]], bucket: str) -> FilesScan:
+def scan_files(db: Database[Document], bucket: str) -> FilesScan:
     """Read every files document of ``bucket`` once (no projection, no filter: see above)."""
     scan = FilesScan()
     for doc in db[f"{bucket}.files"].find({}).batch_size(BATCH):
@@ -67,7 +68,7 @@ def scan_files(db: Database[dict[str, Any]], bucket: str) -> FilesScan:
     return scan
 
 
-def temp_image_counts(db: Database[dict[str, Any]], moment: dt.datetime) -> dict[str, int]:
+def temp_image_counts(db: Database[Document], moment: dt.datetime) -> dict[str, int]:
     """Temp images in all, still pending, and expired (not collected yet) at ``moment``."""
     files = db[f"{TEMP}.files"]
     base = {"metadata.role": "original"}
@@ -78,7 +79,7 @@ def temp_image_counts(db: Database[dict[str, Any]], moment: dt.datetime) -> dict
     }
 
 
-def has_chunk_index(db: Database[dict[str, Any]], bucket: str) -> bool:
+def has_chunk_index(db: Database[Document], bucket: str) -> bool:
     """Whether the bucket's chunks have the ``{files_id: 1, n: 1}`` index GridFS readers need."""
     for info in db[f"{bucket}.chunks"].index_information().values():
         if [(name, int(direction)) for name, direction in info["key"]] == CHUNK_INDEX:
@@ -86,7 +87,7 @@ def has_chunk_index(db: Database[dict[str, Any]], bucket: str) -> bool:
     return False
 
 
-def bucket_totals(db: Database[dict[str, Any]], bucket: str) -> dict[str, Any]:
+def bucket_totals(db: Database[Document], bucket: str) -> dict[str, Any]:
     """Files, bytes, originals and the oldest/newest upload of a bucket (one aggregation)."""
     rows = list(db[f"{bucket}.files"].aggregate([{"$group": {
         "_id": None, "files": {"$sum": 1}, "bytes": {"$sum": "$length"},
@@ -96,7 +97,7 @@ def bucket_totals(db: Database[dict[str, Any]], bucket: str) -> dict[str, Any]:
     return rows[0] if rows else {"files": 0, "bytes": 0, "originals": 0, "oldest": None, "newest": None}
 
 
-def chunk_count(db: Database[dict[str, Any]], bucket: str, *, indexed: bool) -> int:
+def chunk_count(db: Database[Document], bucket: str, *, indexed: bool) -> int:
     """How many chunks the bucket holds: exact when the chunk index exists (the count walks
     the index, never the chunk data); otherwise the collection's own metadata count."""
     chunks = db[f"{bucket}.chunks"]

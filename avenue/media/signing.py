@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 
 
 def _mac(key: str | bytes, message: str) -> str:
@@ -30,7 +31,7 @@ def sign(key: str | bytes, bucket: str, file_id: str, variant: str, expires: int
     return _mac(key, _message(bucket, str(file_id), variant, expires))
 
 
-def verify(keys, bucket: str, file_id: str, variant: str, expires: str | None,
+def verify(keys: Sequence[str], bucket: str, file_id: str, variant: str, expires: str | None,
            signature: str | None, now: float | None = None) -> str:
     """``"ok"``, ``"expired"``, ``"invalid"`` or ``"missing"`` for a URL's query values."""
     if not expires or not signature:

@@ -16,14 +16,16 @@ removes the files document first (readers see 404 at once), then the chunks.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 from bson import Binary, ObjectId
 from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.media.invalidation import invalidate
+from avenue.media.records import Document
 
 CHUNK_SIZE = 255 * 1024
 READ_BATCH = 4  # chunks per round trip when streaming: ~1 MB in memory, whatever the file
@@ -35,12 +37,12 @@ class NewFile:
 
     data: bytes
     filename: str
-    metadata: dict
+    metadata: dict[str, Any]
     file_id: ObjectId = field(default_factory=ObjectId)
 
 
-def write_files(db: Database, bucket: str, files: list[NewFile],
-                upload_date: dt.datetime | None = None) -> list[dict]:
+def write_files(db: Database[Document], bucket: str, files: list[NewFile],
+                upload_date: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Store several GridFS files in two commands: every chunk, then every files document.
 
     The files documents go in the given order (put the one readers look for last). Few
@@ -76,22 +78,22 @@ def write_files(db: Database, bucket: str, files: list[NewFile],
 
 
 def write_file(
-    db: Database,
+    db: Database[Document],
     bucket: str,
     data: bytes,
     *,
     filename: str,
-    metadata: dict,
+    metadata: dict[str, Any],
     file_id: ObjectId | None = None,
     upload_date: dt.datetime | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Store ``data`` as one GridFS file and return its files document (see write_files)."""
     new = NewFile(data, filename, metadata, file_id or ObjectId())
     return write_files(db, bucket, [new], upload_date)[0]
 
 
-def read_range(db: Database, bucket: str, file_id, length: int, chunk_size: int,
-               start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+def read_range(db: Database[Document], bucket: str, file_id: Any, length: int, chunk_size: int,
+               start: int = 0, stop: int | None = None) -> Generator[bytes, None, None]:
     """Yield the bytes ``[start, stop)`` of a file, fetching only the chunks that hold them."""
     stop = length if stop is None else min(stop, length)
     if start >= stop:
@@ -119,12 +121,12 @@ def read_range(db: Database, bucket: str, file_id, length: int, chunk_size: int,
         raise OSError(f"GridFS file {file_id} is missing chunk {expected}")
 
 
-def read_all(db: Database, bucket: str, doc: dict) -> bytes:
+def read_all(db: Database[Document], bucket: str, doc: dict[str, Any]) -> bytes:
     """The whole file (for small files and tests)."""
     return b"".join(read_range(db, bucket, doc["_id"], doc["length"], doc["chunkSize"]))
 
 
-def delete_file(db: Database, bucket: str, file_id) -> bool:
+def delete_file(db: Database[Document], bucket: str, file_id: Any) -> bool:
     """Delete one file: files document first, then chunks; tell every worker's cache."""
     result = db[f"{bucket}.files"].delete_one({"_id": file_id})
     db[f"{bucket}.chunks"].delete_many({"files_id": file_id})

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from typing import Any
 
 from pymongo.database import Database
 
 from avenue.media import storage
+from avenue.media.records import Document
 
 
 class ChunkStream:
@@ -17,11 +18,11 @@ class ChunkStream:
     only the chunks from there on, and closes it when the range is done.
     """
 
-    def __init__(self, db: Database[dict[str, Any]], bucket: str, file_id: Any, length: int, chunk_size: int,
+    def __init__(self, db: Database[Document], bucket: str, file_id: Any, length: int, chunk_size: int,
                  on_complete: Callable[[bytes], None] | None = None) -> None:
         self._args = (db, bucket, file_id, length, chunk_size)
         self._position = 0
-        self._iterator: Iterator[bytes] | None = None
+        self._iterator: Generator[bytes, None, None] | None = None
         self._pending: bytes | None = None
         self._on_complete = on_complete
         self._parts: list[bytes] | None = [] if on_complete else None
@@ -58,7 +59,7 @@ class ChunkStream:
         try:
             data = next(self._iterator)
         except StopIteration:
-            if self._on_complete is not None:
+            if self._on_complete is not None and self._parts is not None:
                 self._on_complete(b"".join(self._parts))
                 self._on_complete = None
             raise

@@ -10,6 +10,7 @@ import io
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image, ImageCms
 
@@ -51,7 +52,9 @@ def _to_display_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, b
         if icc:
             try:
                 source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                return ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB"), None
+                converted = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB")
+                if converted is not None:  # None only when asked to convert in place
+                    return converted, None
             except (ImageCms.PyCMSError, OSError):
                 pass
         return im.convert("RGB"), None
@@ -97,7 +100,7 @@ def _cover(im: Image.Image, width: int, height: int) -> Image.Image:
 
 def _encode(im: Image.Image, fmt: str, icc: bytes | None) -> bytes:
     out = io.BytesIO()
-    options: dict = {"icc_profile": icc} if icc else {}
+    options: dict[str, Any] = {"icc_profile": icc} if icc else {}
     if fmt == "webp":
         im.save(out, "WEBP", quality=82, method=4, **options)
     elif fmt == "jpeg":
@@ -116,7 +119,7 @@ _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_
 
 def render(prepared: PreparedImage) -> list[Rendition]:
     """Every variant of ``prepared``, in WebP and in the fallback format."""
-    base, icc = _to_display_mode(prepared.first_frame, prepared.icc_profile)
+    base, icc = _to_display_mode(prepared.pixels, prepared.icc_profile)
     fallback = "png" if base.mode == "RGBA" else "jpeg"
 
     def encode(name: str, im: Image.Image) -> list[Rendition]:
@@ -127,7 +130,7 @@ def render(prepared: PreparedImage) -> list[Rendition]:
     def og() -> list[Rendition]:
         return encode("og", _cover(base, *VARIANTS["og"][:2]))
 
-    futures: list[Future] = [_POOL.submit(og)]
+    futures: list[Future[list[Rendition]]] = [_POOL.submit(og)]
     # Chain the fit variants from large to small: resizing the 1600 px gallery down to the
     # card and thumb is much cheaper than going back to the source and looks the same.
     source = base

@@ -16,7 +16,7 @@ from flask import Flask
 from pymongo.database import Database
 
 from avenue.db import get_mongo
-from avenue.media import PRODUCTS, scan_files
+from avenue.media import PRODUCTS, Document, scan_files
 from avenue.status import snapshots
 from avenue.status.products import products_status
 from avenue.status.storage import quota_level, storage_status
@@ -28,8 +28,8 @@ REPORTS = ("products-status", "storage-status")
 wait_for_refreshes = snapshots.wait_for_refreshes
 
 
-def report_computes(db: Database[dict[str, Any]], config: Mapping[str, Any], *,
-                    share_scan: bool = False) -> dict[str, Callable[[], dict]]:
+def report_computes(db: Database[Document], config: Mapping[str, Any], *,
+                    share_scan: bool = False) -> dict[str, Callable[[], dict[str, Any]]]:
     """Each report as a function of no arguments, for :mod:`avenue.status.snapshots`.
 
     With ``share_scan`` (computing both in a row: warm-up, after an operation) products-status
@@ -39,27 +39,27 @@ def report_computes(db: Database[dict[str, Any]], config: Mapping[str, Any], *,
     if not share_scan:
         return {"products-status": lambda: products_status(db),
                 "storage-status": lambda: storage_status(db, config)}
-    shared: dict = {}
+    shared: dict[str, Any] = {}
 
-    def products() -> dict:
+    def products() -> dict[str, Any]:
         shared["scan"] = scan_files(db, PRODUCTS)
         return products_status(db, scan=shared["scan"])
 
-    def storage() -> dict:
+    def storage() -> dict[str, Any]:
         return storage_status(db, config, scan=shared.pop("scan", None))
 
     return {"products-status": products, "storage-status": storage}
 
 
-def report(db: Database[dict[str, Any]], name: str, config: Mapping[str, Any], *,
-           refresh: bool = False) -> dict:
+def report(db: Database[Document], name: str, config: Mapping[str, Any], *,
+           refresh: bool = False) -> dict[str, Any]:
     """The report ``name`` from the shared snapshot (``refresh``: computed now), with a
     ``report`` block saying how old it is."""
     return snapshots.cached_report(db, name, report_computes(db, config)[name],
                                    max_age=config["AVENUE_STATUS_MAX_AGE_SECONDS"], refresh=refresh)
 
 
-def refresh_all(db: Database[dict[str, Any]], config: Mapping[str, Any]) -> dict[str, int]:
+def refresh_all(db: Database[Document], config: Mapping[str, Any]) -> dict[str, int]:
     """Recompute both snapshots now (after an operation that changed a lot); their compute ms."""
     return snapshots.refresh_now(db, report_computes(db, config, share_scan=True))
 

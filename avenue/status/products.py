@@ -18,21 +18,21 @@ from avenue.clock import isoformat, now
 from avenue.db import LEGACY_PATHS
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.ids import parse_object_id
-from avenue.media import LEGACY_PREFIX, PRODUCTS, FilesScan, scan_files, temp_image_counts
+from avenue.media import LEGACY_PREFIX, PRODUCTS, Document, FilesScan, scan_files, temp_image_counts
 
 READ_BATCH = 5000  # documents per cursor batch
 LIST_LIMIT = 100  # entries per list in a report; counts are always complete
 
 
-def _products(db: Database) -> dict:
+def _products(db: Database[Document]) -> dict[str, Any]:
     """Totals, legacy (string) references and stored references, from one read of the products.
 
     One pass instead of an aggregation per figure: on the embedded database each read
     decodes every product again.
     """
     totals = {"products": 0, "with_images": 0, "references": 0}
-    legacy = {"local": 0, "local_items": [], "external": 0, "external_items": []}
-    refs: dict = {}  # stored file id -> [(sku, filename)]
+    legacy: dict[str, Any] = {"local": 0, "local_items": [], "external": 0, "external_items": []}
+    refs: dict[str, Any] = {}  # stored file id -> [(sku, filename)]
     for product in db[PRODUCTS_COLLECTION].find({}, {"_id": 0, "sku": 1, "images": 1}).batch_size(READ_BATCH):
         images = product.get("images")
         images = images if isinstance(images, list) else []
@@ -55,11 +55,12 @@ def _as_oid(value: Any) -> Any:
     return parse_object_id(value) or value
 
 
-def _listing(count: int, items: list) -> dict:
+def _listing(count: int, items: list[Any]) -> dict[str, Any]:
     return {"count": count, "items": items[:LIST_LIMIT], "truncated": count > LIST_LIMIT}
 
 
-def products_status(db: Database, moment: dt.datetime | None = None, scan: FilesScan | None = None) -> dict:
+def products_status(db: Database[Document], moment: dt.datetime | None = None,
+                    scan: FilesScan | None = None) -> dict[str, Any]:
     """Counts and lists that answer "is every product photo safe?" (``scan``: a fresh
     :func:`scan_files` of the products bucket, to share one read with storage-status)."""
     moment = moment or now()

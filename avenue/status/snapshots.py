@@ -2,7 +2,7 @@
 
 An exact products-status or storage-status reads every product and every files document.
 On mongod that is fast; on the embedded SecantusDB (which decodes each document in Python)
-it takes seconds at 10,000 products / 50,000 images. Ops need an answer at a glance, so the
+it grows with the store (the README's Performance section has the figures). Ops need an answer at a glance, so the
 endpoints answer from the last snapshot in ``status_reports`` (one document per report, so
 all workers and instances share it) and say how old it is. A snapshot older than
 ``max_age`` (or ten times its compute time, when that is longer: :func:`stale_after`) is
@@ -33,6 +33,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -40,6 +41,10 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from avenue.clock import as_utc, isoformat, now
 
 log = logging.getLogger(__name__)
+
+Db = Database[dict[str, Any]]
+Report = dict[str, Any]
+Compute = Callable[[], Report]  # computes one report from scratch
 
 COLLECTION = "status_reports"
 LEASE = dt.timedelta(minutes=5)  # a refresher that died frees the lease after this
@@ -51,12 +56,11 @@ _refreshers: list[threading.Thread] = []  # started refresh threads (tests join 
 def stale_after(max_age: float, compute_ms: float | None) -> float:
     """Seconds after which a snapshot is refreshed: ``max_age``, or ``COST_FACTOR`` times
     what computing it took when that is longer, so refreshes keep the database busy at most
-    1/``COST_FACTOR`` of the time however big the store grows (on the embedded database a
-    full report reads every files document: ~30 s at 50,000 images)."""
+    1/``COST_FACTOR`` of the time however big the store grows."""
     return max(max_age, COST_FACTOR * (compute_ms or 0) / 1000)
 
 
-def _meta(doc: dict, moment: dt.datetime, max_age: float, refreshing: bool) -> dict:
+def _meta(doc: dict[str, Any], moment: dt.datetime, max_age: float, refreshing: bool) -> dict[str, Any]:
     generated = as_utc(doc["generated_at"])
     age = max(0.0, (moment - generated).total_seconds())
     refresh_after = stale_after(max_age, doc.get("compute_ms"))
@@ -75,7 +79,7 @@ def _owner() -> str:
     return f"{os.getpid()}:{threading.get_ident()}"
 
 
-def _release(db: Database, name: str, owner: str) -> None:
+def _release(db: Db, name: str, owner: str) -> None:
     try:
         db[COLLECTION].update_one({"_id": name, "lease_owner": owner},
                                   {"$unset": {"lease_until": "", "lease_owner": ""}})
@@ -83,7 +87,7 @@ def _release(db: Database, name: str, owner: str) -> None:
         log.exception("releasing the %s report lease failed (it expires by itself)", name)
 
 
-def _compute_and_save(db: Database, name: str, compute: Callable[[], dict], owner: str) -> dict:
+def _compute_and_save(db: Db, name: str, compute: Compute, owner: str) -> dict[str, Any]:
     """Compute the report and store it, unless a compute that started later stored one first."""
     started_at = now()
     started = time.perf_counter()
@@ -108,7 +112,7 @@ def _compute_and_save(db: Database, name: str, compute: Callable[[], dict], owne
     return doc
 
 
-def _take_lease(db: Database, name: str, seen: dt.datetime, owner: str, moment: dt.datetime) -> bool:
+def _take_lease(db: Db, name: str, seen: dt.datetime, owner: str, moment: dt.datetime) -> bool:
     """Lease the refresh, if the snapshot is still the one we saw and nobody else holds it."""
     try:
         taken = db[COLLECTION].find_one_and_update(
@@ -121,7 +125,7 @@ def _take_lease(db: Database, name: str, seen: dt.datetime, owner: str, moment: 
     return taken is not None
 
 
-def _take_first_lease(db: Database, name: str, owner: str, moment: dt.datetime) -> bool:
+def _take_first_lease(db: Db, name: str, owner: str, moment: dt.datetime) -> bool:
     """Lease the first compute of a report that has no snapshot yet, unless someone holds it."""
     lease = {"lease_until": moment + LEASE, "lease_owner": owner}
     try:
@@ -140,7 +144,7 @@ def _take_first_lease(db: Database, name: str, owner: str, moment: dt.datetime) 
     return taken is not None
 
 
-def _refresh_in_background(db: Database, name: str, compute: Callable[[], dict], owner: str) -> None:
+def _refresh_in_background(db: Db, name: str, compute: Compute, owner: str) -> None:
     def run() -> None:
         try:
             _compute_and_save(db, name, compute, owner)
@@ -153,8 +157,8 @@ def _refresh_in_background(db: Database, name: str, compute: Callable[[], dict],
     thread.start()
 
 
-def _first_snapshot(db: Database, name: str, compute: Callable[[], dict], owner: str,
-                    wait: float) -> tuple[dict, bool]:
+def _first_snapshot(db: Db, name: str, compute: Compute, owner: str,
+                    wait: float) -> tuple[dict[str, Any], bool]:
     """The first snapshot of ``name``: computed here, or by the worker already computing it
     (waited for, at most ``wait`` seconds). Returns (snapshot, computed here)."""
     deadline = time.monotonic() + wait
@@ -169,8 +173,8 @@ def _first_snapshot(db: Database, name: str, compute: Callable[[], dict], owner:
         time.sleep(POLL_SECONDS)
 
 
-def cached_report(db: Database, name: str, compute: Callable[[], dict], *, max_age: float,
-                  refresh: bool = False, wait: float | None = None) -> dict:
+def cached_report(db: Db, name: str, compute: Compute, *, max_age: float,
+                  refresh: bool = False, wait: float | None = None) -> dict[str, Any]:
     """The report ``name``: a fresh enough snapshot, or a new one; with a ``report`` block.
 
     With no snapshot yet, the first caller computes it and concurrent callers wait for that
@@ -181,28 +185,28 @@ def cached_report(db: Database, name: str, compute: Callable[[], dict], *, max_a
     if refresh or max_age <= 0:
         doc = _compute_and_save(db, name, compute, owner)
         return {**doc["report"], "report": _meta(doc, now(), max_age, refreshing=False)}
-    doc = db[COLLECTION].find_one({"_id": name})
-    if doc is None or "report" not in doc:
+    found = db[COLLECTION].find_one({"_id": name})
+    if found is None or "report" not in found:
         wait = LEASE.total_seconds() if wait is None else wait
         doc, computed = _first_snapshot(db, name, compute, owner, wait)
         meta = _meta(doc, now(), max_age, refreshing=False)
         meta["waited_for_compute"] = not computed
         return {**doc["report"], "report": meta}
-    meta = _meta(doc, moment, max_age, refreshing=False)
-    if meta["stale"] and _take_lease(db, name, doc["generated_at"], owner, moment):
+    meta = _meta(found, moment, max_age, refreshing=False)
+    if meta["stale"] and _take_lease(db, name, found["generated_at"], owner, moment):
         _refresh_in_background(db, name, compute, owner)
         meta["refreshing"] = True
-    return {**doc["report"], "report": meta}
+    return {**found["report"], "report": meta}
 
 
-def warm_up(db: Database, computes: Mapping[str, Callable[[], dict]]) -> list[str]:
+def warm_up(db: Db, computes: Mapping[str, Compute]) -> list[str]:
     """Compute the reports that have no snapshot yet and that nobody is computing; returns
     their names. A stale snapshot is left alone: requests answer it at once and refresh it.
 
     Every missing report is leased before the first compute starts, so one worker computes
     them one after the other (the first is ready sooner, and they can share a read) while
-    the others leave them alone: two computes at once on the embedded database each took
-    as long as both in a row (measured: ~95 s each at 10,000 products).
+    the others leave them alone: on the embedded database (one process) two computes at
+    once each take as long as both in a row.
     """
     owner = _owner()
     leased = []
@@ -215,7 +219,7 @@ def warm_up(db: Database, computes: Mapping[str, Callable[[], dict]]) -> list[st
     return leased
 
 
-def warm_up_in_background(db: Database, computes: Mapping[str, Callable[[], dict]]) -> threading.Thread:
+def warm_up_in_background(db: Db, computes: Mapping[str, Compute]) -> threading.Thread:
     """:func:`warm_up` in a daemon thread (the app server calls this as a worker starts)."""
     def run() -> None:
         try:
@@ -234,7 +238,7 @@ def warm_up_in_background(db: Database, computes: Mapping[str, Callable[[], dict
     return thread
 
 
-def refresh_now(db: Database, computes: Mapping[str, Callable[[], dict]]) -> dict[str, int]:
+def refresh_now(db: Db, computes: Mapping[str, Compute]) -> dict[str, int]:
     """Recompute every report now (after an operation that changed a lot); returns the
     compute time of each in ms."""
     owner = _owner()

@@ -7,7 +7,9 @@ size; the embedded database's data folder; the legacy uploads folder; the quota 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -19,6 +21,7 @@ from avenue.media import (
     BUCKETS,
     LEGACY_PREFIX,
     PRODUCTS,
+    Document,
     FilesScan,
     bucket_totals,
     chunk_count,
@@ -30,7 +33,7 @@ LIST_LIMIT = 100
 LEVELS = ((95, "emergency"), (85, "critical"), (70, "warning"))
 
 
-def _command(db: Database, name: str, notes: list[str]) -> dict | None:
+def _command(db: Database[Document], name: str, notes: list[str]) -> dict[str, Any] | None:
     try:
         return db.command(name)
     except (PyMongoError, NotImplementedError, TypeError) as error:
@@ -39,11 +42,11 @@ def _command(db: Database, name: str, notes: list[str]) -> dict | None:
         return None
 
 
-def _is_mongomock(db: Database) -> bool:
+def _is_mongomock(db: Database[Document]) -> bool:
     return type(db.client).__module__.split(".")[0] == "mongomock"
 
 
-def _persistent(db: Database, notes: list[str]) -> bool | None:
+def _persistent(db: Database[Document], notes: list[str]) -> bool | None:
     if _is_mongomock(db):
         notes.append("mongomock: an in-memory test database, nothing survives the process.")
         return False
@@ -52,7 +55,8 @@ def _persistent(db: Database, notes: list[str]) -> bool | None:
     return engine.get("persistent") if "persistent" in engine else None
 
 
-def _bucket(db: Database, bucket: str, indexed: bool, scan: FilesScan | None = None) -> dict:
+def _bucket(db: Database[Document], bucket: str, indexed: bool,
+            scan: FilesScan | None = None) -> dict[str, Any]:
     row = scan.stats() if scan is not None else bucket_totals(db, bucket)
     return {"alias": ALIASES[bucket], "files": row["files"], "originals": row["originals"],
             "bytes": row["bytes"], "chunks": chunk_count(db, bucket, indexed=indexed),
@@ -75,7 +79,7 @@ def _folder_usage(path: Path) -> tuple[int, int]:
     return files, used
 
 
-def _legacy(db: Database, folder: str) -> dict | None:
+def _legacy(db: Database[Document], folder: str) -> dict[str, Any] | None:
     """The old uploads/ folder: what is on it and how much of that is not imported yet."""
     if not folder:
         return None
@@ -107,7 +111,8 @@ def quota_level(percent: float) -> str:
     return "ok"
 
 
-def storage_status(db: Database, config, scan: FilesScan | None = None) -> dict:
+def storage_status(db: Database[Document], config: Mapping[str, Any],
+                   scan: FilesScan | None = None) -> dict[str, Any]:
     """Where the bytes are and whether they survive a restart (``scan``: a fresh
     :func:`scan_files` of the products bucket, shared with products-status)."""
     notes: list[str] = []
