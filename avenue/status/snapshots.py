@@ -3,8 +3,8 @@
 An exact products-status or storage-status reads every product and every files document.
 On mongod that is fast; on the embedded SecantusDB (which decodes each document in Python)
 it grows with the store (the README's Performance section has the figures). Ops need an
-answer at a glance, so the endpoints answer from the last snapshot in ``status_reports`` (one document per report, so
-all workers and instances share it) and say how old it is. A snapshot older than
+answer at a glance, so the endpoints answer from the last snapshot in ``status_reports``
+(one document per report, so all workers and instances share it) and say how old it is. A snapshot older than
 ``max_age`` (or ten times its compute time, when that is longer: :func:`stale_after`) is
 still answered at once, flagged ``stale``, while one worker, holding a lease in the same
 document, recomputes it in a background thread (stale-while-revalidate).
