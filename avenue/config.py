@@ -70,7 +70,13 @@ def from_environment() -> dict:
         "SECRET_KEY_FALLBACKS": _list("SECRET_KEY_FALLBACKS"),
         "MONGO_URI": mongo_uri,
         "MONGO_DB": os.environ.get("MONGO_DB", "avenue"),
-        "MONGO_TIMEOUT_MS": _int("MONGO_TIMEOUT_MS", 5000),
+        # Longer than a replica-set election (typically up to ~12 s), so the driver's one
+        # automatic retry of a write lands on the new primary instead of failing.
+        "MONGO_TIMEOUT_MS": _int("MONGO_TIMEOUT_MS", 15000),
+        # Durability (avenue/db.py): options spelled in MONGO_URI win over these.
+        "MONGO_WRITE_CONCERN": os.environ.get("MONGO_WRITE_CONCERN", "majority"),
+        "MONGO_JOURNAL": _bool("MONGO_JOURNAL", True),
+        "MONGO_READ_CONCERN": os.environ.get("MONGO_READ_CONCERN", "majority"),
         "AVENUE_DATA_DIR": str(data_dir),
         "AVENUE_MAX_UPLOAD_BYTES": max_upload,
         "AVENUE_MAX_PIXELS": _int("AVENUE_MAX_PIXELS", 40_000_000),

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import pymongo
 from flask import Flask, current_app
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel, uri_parser
 from pymongo.database import Database
+from pymongo.errors import ConfigurationError, InvalidURI
 
 EXTENSION = "avenue.mongo"
 # Creates the indexes one part of the app relies on (idempotent); the app factory hands the
@@ -38,6 +40,7 @@ class Mongo:
             config["MONGO_URI"],
             connect=False,
             serverSelectionTimeoutMS=config["MONGO_TIMEOUT_MS"],
+            **durability(config),
             tz_aware=True,
             appname="avenue",
         )
@@ -59,6 +62,32 @@ class Mongo:
                 for setup in self.index_setups:
                     setup(self.db)
                 self._indexes_ready = True
+
+
+def durability(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Write and read concerns for the client, unless ``MONGO_URI`` spells its own.
+
+    Writes wait for a majority of the replica set and for the journal (``w: majority,
+    j: true`` by default): an acknowledged upload can then not be rolled back by a failover,
+    and the embedded SecantusDB, which does not sync its log on commit by default, keeps it
+    through a SIGKILL (a test kills it right after a 201). Reads use the ``majority`` read
+    concern, so a dedupe check, a reference count, fsck or a backup never acts on data a
+    failover could still roll back. ``bench/durability.py`` measures what each choice costs.
+    """
+    uri = config.get("MONGO_URI") or ""
+    try:
+        given = {key.lower() for key in uri_parser.parse_uri(uri)["options"]}
+    except (InvalidURI, ValueError, ConfigurationError):
+        given = set()
+    options: dict[str, Any] = {}
+    if "w" not in given and config.get("MONGO_WRITE_CONCERN"):
+        w = config["MONGO_WRITE_CONCERN"]
+        options["w"] = int(w) if str(w).isdigit() else w
+    if "journal" not in given and config.get("MONGO_JOURNAL") is not None:
+        options["journal"] = bool(config["MONGO_JOURNAL"])
+    if "readconcernlevel" not in given and config.get("MONGO_READ_CONCERN"):
+        options["readConcernLevel"] = config["MONGO_READ_CONCERN"]
+    return options
 
 
 def init_app(app: Flask, index_setups: Sequence[IndexSetup] = ()) -> None:

@@ -440,3 +440,57 @@ def test_the_front_door_needs_no_database_for_a_hot_image_or_a_304(app, client, 
     monkeypatch.setattr(app.wsgi_app, "wsgi_app", lambda *a: pytest.fail("Flask ran"))
     assert client.get(url).data == image["bytes"]
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+
+
+def _served_until_gone(client, url: str, seconds: float = 2.5) -> int:
+    deadline = time.monotonic() + seconds
+    status = 200
+    while time.monotonic() < deadline and status == 200:
+        status = client.get(url).status_code
+        time.sleep(0.05)
+    return status
+
+
+def test_a_delete_cut_off_after_its_first_step_still_reaches_every_worker(app_factory, monkeypatch):
+    """The database goes away between deleting the files document and the chunks: the other
+    workers must stop serving the image anyway (the tombstone is written first)."""
+    from pymongo.errors import AutoReconnect
+
+    from avenue.db import get_db
+
+    deleter, other = app_factory(), app_factory()
+    stored = put(deleter)
+    other_client = other.test_client()
+    assert other_client.get(stored["obj"]["url"]).data == stored["bytes"]
+    invalidation.LOCAL_CACHES.discard(get_cache(other))  # as if in another process
+    with deleter.app_context():
+        Collection = type(get_db()[f"{PRODUCTS}.chunks"])  # pymongo's, or mongomock's
+    real_delete_many = Collection.delete_many
+
+    def cut_off(self, query, *args, **kwargs):
+        if self.name.endswith(".chunks"):
+            raise AutoReconnect("connection closed")
+        return real_delete_many(self, query, *args, **kwargs)
+
+    with deleter.app_context():
+        monkeypatch.setattr(Collection, "delete_many", cut_off)
+        with pytest.raises(AutoReconnect):
+            delete_image(get_db(), PRODUCTS, stored["doc"]["_id"])
+        monkeypatch.undo()
+    assert _served_until_gone(other_client, stored["obj"]["url"]) == 404
+
+
+def test_a_worker_that_reloads_between_the_tombstone_and_the_delete_evicts_again(app_factory):
+    from avenue.db import get_db
+
+    deleter, other = app_factory(), app_factory()
+    stored = put(deleter)
+    url, file_id = stored["obj"]["url"], stored["doc"]["_id"]
+    other_client = other.test_client()
+    invalidation.LOCAL_CACHES.discard(get_cache(other))
+    with deleter.app_context():
+        invalidation.invalidate(get_db(), PRODUCTS, [file_id], lasting=storage_module.DELETE_WINDOW)
+        time.sleep(1.1)  # the other worker polls and evicts...
+        assert other_client.get(url).data == stored["bytes"]  # ...then reloads and caches it again
+        get_db()[f"{PRODUCTS}.files"].delete_one({"_id": file_id})  # the delete lands after
+    assert _served_until_gone(other_client, url) == 404

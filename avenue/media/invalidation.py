@@ -8,26 +8,36 @@ other workers poll (:meth:`avenue.media.cache.MediaCache.sync`).
 
 from __future__ import annotations
 
+import datetime as dt
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pymongo.database import Database
 
 from avenue.clock import now
+from avenue.media.cache import MediaCache
 from avenue.media.indexes import DELETIONS
-
-if TYPE_CHECKING:  # the cache module imports this one's neighbours; only the type is needed
-    from avenue.media.cache import MediaCache
 from avenue.media.records import Document
 
 # Media caches in this process (registered by the route's init_app).
 LOCAL_CACHES: weakref.WeakSet[MediaCache] = weakref.WeakSet()
 
 
-def invalidate(db: Database[Document], bucket: str, file_ids: list[Any]) -> None:
-    """Evict ``file_ids`` from this process's caches now and from every other worker's soon."""
+def evict_here(bucket: str, file_ids: list[Any]) -> None:
+    """Evict ``file_ids`` from this process's caches (no database write)."""
+    for cache in list(LOCAL_CACHES):
+        cache.evict(bucket, file_ids)
+
+
+def invalidate(db: Database[Document], bucket: str, file_ids: list[Any], *,
+               lasting: dt.timedelta = dt.timedelta(0)) -> None:
+    """Evict ``file_ids`` from this process's caches now and from every other worker's soon.
+
+    ``lasting``: the tombstone is dated that far ahead, so every poll in that window reads
+    it again and evicts again. A deletion that writes its tombstone *before* deleting uses
+    it: a worker that reloads the document in between evicts it once more after the delete.
+    """
     if file_ids:
-        for cache in list(LOCAL_CACHES):
-            cache.evict(bucket, file_ids)
-        at = now()
+        evict_here(bucket, file_ids)
+        at = now() + lasting
         db[DELETIONS].insert_many([{"bucket": bucket, "file_id": fid, "at": at} for fid in file_ids])

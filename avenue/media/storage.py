@@ -16,18 +16,24 @@ removes the files document first (readers see 404 at once), then the chunks.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 from bson import Binary, ObjectId
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from avenue.clock import now
-from avenue.media.invalidation import invalidate
+from avenue.media.invalidation import evict_here, invalidate
 from avenue.media.records import Document
 
+log = logging.getLogger(__name__)
 CHUNK_SIZE = 255 * 1024
+# How long a deletion's tombstone keeps being re-read: longer than a delete takes, retries
+# through a failover included (the client's server selection timeout is 15 s).
+DELETE_WINDOW = dt.timedelta(seconds=30)
 READ_BATCH = 4  # chunks per round trip when streaming: ~1 MB in memory, whatever the file
 
 
@@ -71,10 +77,21 @@ def write_files(db: Database[Document], bucket: str, files: list[NewFile],
             chunks.insert_many(chunk_docs, ordered=True)
         db[f"{bucket}.files"].insert_many(docs, ordered=True)
     except BaseException:
-        db[f"{bucket}.files"].delete_many({"_id": {"$in": ids}})
-        chunks.delete_many({"files_id": {"$in": ids}})
+        _remove_partial(db, bucket, ids)
         raise
     return docs
+
+
+def _remove_partial(db: Database[Document], bucket: str, ids: list[Any]) -> None:
+    """Take back what a failed write left (files documents first, so no reader sees a file
+    without its chunks). Multi-document deletes are not retryable: if the database is gone
+    too, the chunks stay as garbage ``gc`` collects, and the write's own error is what
+    the caller sees."""
+    try:
+        db[f"{bucket}.files"].delete_many({"_id": {"$in": ids}})
+        db[f"{bucket}.chunks"].delete_many({"files_id": {"$in": ids}})
+    except PyMongoError as error:
+        log.warning("could not remove a failed write's %d file(s) from %s: %s", len(ids), bucket, error)
 
 
 def write_file(
@@ -127,8 +144,15 @@ def read_all(db: Database[Document], bucket: str, doc: dict[str, Any]) -> bytes:
 
 
 def delete_file(db: Database[Document], bucket: str, file_id: Any) -> bool:
-    """Delete one file: files document first, then chunks; tell every worker's cache."""
+    """Delete one file: files document first, then chunks; tell every worker's cache.
+
+    The tombstone goes first, dated :data:`DELETE_WINDOW` ahead (see ``invalidate``): a
+    delete cut off after it still reaches every worker's cache, a worker that reloads the
+    document before the delete lands evicts it again on its next poll, and every step is
+    idempotent, so a retried delete finishes the job.
+    """
+    invalidate(db, bucket, [file_id], lasting=DELETE_WINDOW)
     result = db[f"{bucket}.files"].delete_one({"_id": file_id})
     db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
-    invalidate(db, bucket, [file_id])
+    evict_here(bucket, [file_id])
     return result.deleted_count == 1
