@@ -73,7 +73,13 @@ class MongoWindowStorage(Storage):
                      "$setOnInsert": {"expireAt": now + timedelta(seconds=expiry)}},
                     upsert=True, return_document=ReturnDocument.AFTER,
                 )
-                return int(doc["count"])
+                if doc is None:
+                    # The embedded server can answer an upsert that raced another worker's
+                    # with no document (mongod never does): the update was applied, so read
+                    # the window back rather than count this hit twice.
+                    doc = self.counters.find_one({"_id": key})
+                if doc is not None:
+                    return int(doc["count"])
             except DuplicateKeyError:
                 # Another worker opened the window between our find and insert: count in it.
                 continue
