@@ -64,8 +64,16 @@ class Gunicorn:
     def workers(self) -> list[int]:
         """The worker processes' pids (children of the master)."""
         assert self.process is not None
-        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True)
-        return [int(pid) for pid in out.stdout.split()]
+        children = []
+        for status in Path("/proc").glob("[0-9]*/status"):  # no procps needed
+            try:
+                lines = status.read_text().splitlines()
+                fields = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+            except OSError:
+                continue
+            if fields.get("PPid", "").strip() == str(self.process.pid):
+                children.append(int(status.parent.name))
+        return children
 
     def signal(self, sig: int) -> None:
         assert self.process is not None
