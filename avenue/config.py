@@ -70,6 +70,8 @@ def from_environment() -> dict:
         "SECRET_KEY_FALLBACKS": _list("SECRET_KEY_FALLBACKS"),
         "MONGO_URI": mongo_uri,
         "MONGO_DB": os.environ.get("MONGO_DB", "avenue"),
+        # Proxies in front whose X-Forwarded-For/-Proto/-Host are trusted (ProxyFix, create_app).
+        "AVENUE_PROXY_COUNT": _int("AVENUE_PROXY_COUNT", 0),
         # Longer than a replica-set election (typically up to ~12 s), so the driver's one
         # automatic retry of a write lands on the new primary instead of failing.
         "MONGO_TIMEOUT_MS": _int("MONGO_TIMEOUT_MS", 15000),

@@ -2,20 +2,85 @@
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 from flask import request
+from flask.json.provider import DefaultJSONProvider
 
 from avenue.errors import BadRequest
 from avenue.media import Upload
 
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000  # (page - 1) * per_page stays far inside MongoDB's 64-bit skip
+MAX_JSON_DEPTH = 64
 
 
-def json_body() -> dict:
-    """The request's JSON object, or a 400."""
-    body = request.get_json(silent=True)
+class _Refused(ValueError):
+    """A JSON value the API does not take (non-finite, out of range, too deep)."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to infinity
+        raise _Refused(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not JSON")
+
+
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests (iteratively: a hostile body cannot exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_JSON_DEPTH:
+            return depth
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def parse_json(data: bytes) -> Any:
+    """Strict JSON: finite numbers, no NaN/Infinity, at most 64 levels deep. (Integers too big
+    for MongoDB are refused where they are used: a price's bounds, a page block's BSON check.)"""
+    try:
+        value = json.loads(data, parse_float=_finite, parse_constant=_constant)
+    except _Refused as exc:
+        raise BadRequest(f"The JSON body is refused: {exc}.", code="invalid_json") from None
+    except RecursionError:
+        too_deep = f"The JSON body nests more than {MAX_JSON_DEPTH} levels."
+        raise BadRequest(too_deep, code="invalid_json") from None
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise BadRequest(f"The JSON body nests more than {MAX_JSON_DEPTH} levels.", code="invalid_json")
+    return value
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object (strict: see :func:`parse_json`), or a 400."""
+    if not request.is_json:
+        raise BadRequest("Send a JSON object with Content-Type: application/json.", code="invalid_json")
+    body = parse_json(request.get_data(cache=True))
     if not isinstance(body, dict):
         raise BadRequest("Send a JSON object with Content-Type: application/json.", code="invalid_json")
     return body
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Responses are strict JSON: a non-finite number is an error here, never ``Infinity`` in
+    a body that browsers' ``JSON.parse`` would reject."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
 
 
 def page_args(default_per_page: int = 20) -> tuple[int, int]:
@@ -25,8 +90,9 @@ def page_args(default_per_page: int = 20) -> tuple[int, int]:
         per_page = int(request.args.get("per_page", default_per_page))
     except ValueError as exc:
         raise BadRequest("page and per_page must be whole numbers.", code="invalid_pagination") from exc
-    if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-        raise BadRequest(f"page starts at 1; per_page is 1 to {MAX_PER_PAGE}.", code="invalid_pagination")
+    if not 1 <= page <= MAX_PAGE or not 1 <= per_page <= MAX_PER_PAGE:
+        raise BadRequest(f"page is 1 to {MAX_PAGE:,}; per_page is 1 to {MAX_PER_PAGE}.",
+                         code="invalid_pagination")
     return page, per_page
 
 

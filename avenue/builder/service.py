@@ -147,7 +147,7 @@ def usable_media(db: Database, oids: list[ObjectId]) -> dict[ObjectId, Image]:
 
 def check_slug(slug: str) -> str:
     """A slug pages can be written under: letters, digits, ``-`` and ``_``, up to 100."""
-    if not SLUG.match(slug or ""):
+    if not isinstance(slug, str) or not SLUG.fullmatch(slug):
         raise BadRequest("A page slug is 1 to 100 letters, digits, '-' or '_', starting with a letter "
                          "or digit.", code="invalid_slug")
     return slug

@@ -21,6 +21,7 @@ Consistency without transactions (GridFS cannot take part in one):
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -110,7 +111,7 @@ def product_object(doc: dict, signer: UrlSigner) -> dict:
     return {
         "sku": doc["sku"],
         "name": doc.get("name"),
-        "price": doc.get("price"),
+        "price": _shown_price(doc.get("price")),
         "images": images,
         "legacy_images": sum(1 for entry in doc.get("images") or [] if isinstance(entry, str)),
         "created_at": isoformat(doc.get("created_at")),
@@ -133,9 +134,20 @@ def _name(value) -> str:
     return value.strip()
 
 
+MAX_PRICE = 10**12
+
+
 def _price(value) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or value != value:
-        raise BadRequest("price must be a number, zero or more.", code="invalid_price")
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or not 0 <= value <= MAX_PRICE):
+        raise BadRequest(f"price must be a number from 0 to {MAX_PRICE:,}.", code="invalid_price")
+    return value
+
+
+def _shown_price(value):
+    """A stored price as JSON can carry it (an old non-finite one shows as null)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
