@@ -12,6 +12,8 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Values that must never reach production as a SECRET_KEY.
 INSECURE_SECRET_KEYS = frozenset({"", "dev", "change-me", "changeme", "secret", "test"})
+# The only environments check() lets an insecure key through, by their exact names.
+RELAXED_ENVIRONMENTS = frozenset({"development", "testing", "test"})
 
 
 def _int(name: str, default: int) -> int:
@@ -119,14 +121,35 @@ def from_environment() -> dict:
 
 
 def check(config: dict) -> None:
-    """Fail fast on configuration that must not run in production."""
-    if config.get("TESTING") or config.get("AVENUE_ENV") != "production":
+    """Fail fast on configuration that must not serve anywhere but a developer's machine.
+
+    Checked in every environment except one named exactly ``development``, ``testing`` or
+    ``test`` (``make run`` and the tests): a typo, ``prod``, ``staging`` or an empty
+    ``AVENUE_ENV`` is checked like production. Every key that can sign a session or a media
+    URL is checked, the fallbacks too: a well-known fallback key forges an admin session as
+    surely as a well-known SECRET_KEY.
+    """
+    if config.get("AVENUE_ENV") in RELAXED_ENVIRONMENTS:
         return
-    if config.get("SECRET_KEY", "") in INSECURE_SECRET_KEYS or len(config["SECRET_KEY"]) < 16:
+
+    def _insecure(key) -> bool:
+        return not isinstance(key, str | bytes) or key in INSECURE_SECRET_KEYS or len(key) < 16
+
+    if _insecure(config.get("SECRET_KEY", "")):
         raise RuntimeError(
             "SECRET_KEY is missing or insecure: set SECRET_KEY to a long random value "
             '(python -c "import secrets; print(secrets.token_hex(32))") before starting '
             "in production, or set AVENUE_ENV=development for a local run."
+        )
+    fallbacks = config.get("SECRET_KEY_FALLBACKS") or []
+    if isinstance(fallbacks, str | bytes):
+        fallbacks = [fallbacks]
+    weak = [str(number) for number, key in enumerate(fallbacks, 1) if _insecure(key)]
+    if weak:
+        raise RuntimeError(
+            f"SECRET_KEY_FALLBACKS holds an insecure key (number {', '.join(weak)} of the list): "
+            "every fallback still verifies sessions and signed URLs, so each must be a long "
+            "random value too. Remove it, or set AVENUE_ENV=development for a local run."
         )
     if not config.get("MONGO_URI"):
         raise RuntimeError("MONGO_URI is not set: production needs a MongoDB server.")

@@ -133,7 +133,7 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):
-        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        app.logger.exception("unhandled error on %s %r", request.method, request.path)  # %r: no raw CR/LF
         if _wants_json():
             return error_response(500, "internal_error", "Something went wrong on our side.")
         return Response("Internal server error\n", status=500, mimetype="text/plain")

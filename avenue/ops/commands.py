@@ -196,6 +196,20 @@ def fsck(repair: bool, as_json: bool, quiet: bool) -> None:
         sys.exit(1)
 
 
+def _private_file(path: str):
+    """``path`` opened for writing, readable by its owner only (the archive holds every private
+    image and the users): created 0600 rather than chmod-ed after, so its bytes are never
+    readable by others, even while being written. A leftover of an earlier run is truncated
+    and made 0600 too; a symbolic link planted at the name is refused, not written through."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "wb")
+
+
 @click.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
 @click.option("--include-password-hashes", is_flag=True,
@@ -213,7 +227,7 @@ def backup(file: str, include_password_hashes: bool, as_json: bool, quiet: bool)
                 report = backup_module.backup(get_db(), sys.stdout.buffer, progress=progress,
                                               include_password_hashes=include_password_hashes)
             else:
-                with open(partial, "wb") as out:
+                with _private_file(partial) as out:
                     report = backup_module.backup(get_db(), out, progress=progress,
                                                   include_password_hashes=include_password_hashes)
                     out.flush()

@@ -71,16 +71,41 @@ def legacy_path(reference) -> str | None:
     return path if path.startswith(PREFIX) else None
 
 
-def scan(root: Path) -> list[tuple[str, Path]]:
-    """(old URL path, file on disk) for every regular file under ``root``, sorted by path."""
-    found = []
+LINK_OUTSIDE = "link_outside_folder"
+
+
+def scan(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
+    """(old URL path, file to read) for every regular file under ``root``, sorted by path, and
+    (old URL path, reason) for every symbolic link that leads out of ``root``.
+
+    Links are never followed out of the folder: a link planted in it (to ``/etc/passwd``, to
+    the app's own secrets, to ``/``) would otherwise be published as an image or walked. A
+    link to a file inside the folder is read where it points (the old app served it under
+    the link's path); linked folders are not entered, inside or out (os.walk's default):
+    their files inside the folder are imported under their own paths.
+    """
+    base = root.resolve()
+    found, outside = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
-        for name in filenames:
-            file = Path(dirpath) / name
-            if file.is_file():
-                found.append((PREFIX + file.relative_to(root).as_posix(), file))
-    return sorted(found)
+        for name in dirnames + filenames:
+            entry = Path(dirpath) / name
+            path = PREFIX + entry.relative_to(root).as_posix()
+            file = entry
+            if entry.is_symlink():
+                try:
+                    file = entry.resolve()
+                except (OSError, RuntimeError):  # a loop of links
+                    outside.append((path, "a symbolic link that resolves nowhere (a loop); not followed"))
+                    continue
+                if not file.is_relative_to(base):
+                    what = "folder" if name in dirnames else "file"
+                    outside.append((path, f"a symbolic link to a {what} outside the import folder; "
+                                          "not followed"))
+                    continue
+            if name in filenames and file.is_file():
+                found.append((path, file))
+    return sorted(found), sorted(outside)
 
 
 def redirect_target(db: Database, path: str) -> Image | None:
@@ -201,7 +226,11 @@ class _Importer:
         self.copied: dict[tuple[str, str], _Target] = {}
 
     def run(self) -> ImportReport:
-        files = scan(self.root)
+        files, links_outside = scan(self.root)
+        for path, reason in links_outside:
+            self.skipped[path] = "invalid"
+            self._file(path, "invalid", destination(path[len(PREFIX):]).bucket, None, code=LINK_OUTSIDE,
+                       reason=reason)
         for index, (path, file) in enumerate(files, 1):
             self._import_file(path, file)
             self.progress("Importing files", index, len(files))
