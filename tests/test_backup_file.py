@@ -10,7 +10,7 @@ import pytest
 from avenue.media import UPLOADS
 from avenue.media.originals import store
 from avenue.ops import backup as backup_module
-from tests.conftest import image_bytes
+from tests.helpers import image_bytes
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from avenue.media import PRODUCTS, UPLOADS
-from tests.conftest import IMAGES
+from tests.helpers import IMAGES
 
 
 @pytest.fixture
