@@ -1,0 +1,93 @@
+"""Real servers for the tests that need one: the Procfile's gunicorn on loopback, on the session's
+SecantusDB (tests/conftest.py), each stopped by its process group when the test ends."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from http.client import HTTPConnection
+from pathlib import Path
+
+import pymongo
+import pytest
+
+from avenue.embedded import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+
+
+class Gunicorn:
+    """``gunicorn --config gunicorn.conf.py wsgi:app`` (the Procfile's web process) on loopback."""
+
+    def __init__(self, mongo_uri: str, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.db_name = f"avenue_test_{uuid.uuid4().hex[:12]}"
+        self.mongo_uri = mongo_uri
+        environment = dict(os.environ, HOST=LOOPBACK, PORT=str(self.port), MONGO_URI=mongo_uri,
+                           MONGO_DB=self.db_name, SECRET_KEY=secrets.token_hex(32), AVENUE_ENV="production",
+                           AVENUE_STATUS_WARM_UP="false", PYTHONDONTWRITEBYTECODE="1", **env)
+        environment.pop("WEB_CONCURRENCY", None)
+        self.log_path = log_path
+        self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("gunicorn")), "--config", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while healthz(self.port, timeout=1) == float("inf"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"gunicorn did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=5)
+        self.log.close()
+        with pymongo.MongoClient(self.mongo_uri) as client:
+            client.drop_database(self.db_name)
+
+
+@contextmanager
+def gunicorns(mongo_uri: str, folder: Path):
+    """``start(**env)`` starts the Procfile's process with these extra variables; every one
+    started is stopped (and its database dropped) on the way out."""
+    started = []
+
+    def start(**env: str) -> Gunicorn:
+        started.append(Gunicorn(mongo_uri, folder / f"gunicorn-{len(started)}.log", **env))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
+
+
+def healthz(port: int, timeout: float = 5.0) -> float:
+    """Seconds for GET /healthz on a fresh connection; inf when it failed or was not 200."""
+    started = time.monotonic()
+    conn = HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        response.read()
+        ok = response.status == 200
+    except OSError:
+        ok = False
+    finally:
+        conn.close()
+    return time.monotonic() - started if ok else float("inf")
