@@ -25,7 +25,7 @@ import pytest
 
 from avenue.auth import service
 from avenue.embedded import free_port
-from tests.conftest import image_bytes
+from tests.helpers import image_bytes
 from tests.servers import LOOPBACK, ROOT, gunicorns
 
 SITE = ROOT / "deploy" / "nginx" / "avenue.conf"
