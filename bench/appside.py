@@ -229,7 +229,8 @@ class AppServer:
 
 
 def gunicorn_argv(root: Path, venv_bin: Path, port: int) -> tuple[list[str], list[str]]:
-    """The app's own gunicorn config, with the benchmark's 2 workers x gthread 4 on loopback."""
+    """The app's own gunicorn config (its worker class and threads, as shipped), with the
+    benchmark's 2 workers on loopback."""
     notes = []
     argv = [str(venv_bin / "gunicorn")]
     conf = root / "gunicorn.conf.py"
@@ -242,8 +243,7 @@ def gunicorn_argv(root: Path, venv_bin: Path, port: int) -> tuple[list[str], lis
                 notes.append(f"gunicorn.conf.py {setting} = {m.group(1).strip()}")
     else:
         notes.append("no gunicorn.conf.py: plain gunicorn flags")
-    argv += ["--workers", "2", "--worker-class", "gthread", "--threads", "4",
-             "--bind", f"{LOOPBACK}:{port}", "wsgi:app"]
+    argv += ["--workers", "2", "--bind", f"{LOOPBACK}:{port}", "wsgi:app"]
     return argv, notes
 
 
