@@ -6,7 +6,7 @@ client that sends a header line every few seconds (slowloris), or a body a byte 
 holds that thread for as long as it likes: ten of them starved a worker of 4 threads, and
 ``/healthz`` stopped answering.
 
-:class:`GuardedThreadWorker` keeps gthread and changes four things:
+:class:`GuardedThreadWorker` keeps gthread and changes five things:
 
 - **The event loop reads the request head, and a small body,** not a thread: it collects the
   head, and a body of at most :data:`BUFFERED_BODY_BYTES` announced by Content-Length,
@@ -22,14 +22,19 @@ holds that thread for as long as it likes: ten of them starved a worker of 4 thr
   400) and the connection is closed, never read on. Large bodies, chunked ones and
   ``Expect: 100-continue`` requests take this path: a client sending one of those slowly
   still holds a thread, for a bounded time; the threads of a worker absorb a few dozen.
+- **A response write has an idle timeout**: a write that cannot hand the client a byte for
+  ``GUNICORN_SEND_TIMEOUT`` seconds (60) fails and the connection is closed (the kernel's
+  ``SO_SNDTIMEO``, counted from the write's last progress, so a stalled client is cut off
+  within 2-3 times that; one that keeps reading, however slowly, never is). gthread waited
+  for a client that stopped reading forever, a thread with it.
 - **A worker whose threads are all busy stops accepting**, so a new connection goes to a
   worker with a free thread (or waits in the kernel's backlog) instead of queueing here.
 - **Closing connections linger in the event loop**: gthread's graceful close (shut down
   writing, then read until the client closes, up to 2 s) ran in the event loop every
   connection shares, so each client that never closed its side stalled the worker 2 s.
 
-The deadlines are enforced on the parser's reads only (a wrapper around the connection
-socket installed as the parser's source); responses are written as before. Behind nginx
+The read deadlines are enforced on the parser's reads (a wrapper around the connection
+socket installed as the parser's source), the write timeout by the kernel. Behind nginx
 (deploy/nginx/avenue.conf), nginx buffers heads and bodies and none of this is reached; it
 keeps a directly exposed gunicorn, or one behind a load balancer that does not buffer,
 answering. Built on gunicorn 27.0.1's ThreadWorker internals (pinned in requirements.txt;
@@ -43,6 +48,7 @@ import errno
 import os
 import selectors
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -81,6 +87,7 @@ class Limits:
     header_timeout: float = 10.0  # seconds for the whole head (from the connection's opening)
     body_timeout: float = 10.0  # seconds any body read may wait; also the rate's grace period
     body_min_rate: float = 1024.0  # bytes per second a body must average after the grace period
+    send_timeout: float = 60.0  # seconds a response write may wait for the client to read anything
 
     @classmethod
     def from_environment(cls) -> Limits:
@@ -88,6 +95,7 @@ class Limits:
             header_timeout=_number("GUNICORN_HEADER_TIMEOUT", cls.header_timeout),
             body_timeout=_number("GUNICORN_BODY_TIMEOUT", cls.body_timeout),
             body_min_rate=_number("GUNICORN_BODY_MIN_RATE", cls.body_min_rate),
+            send_timeout=_number("GUNICORN_SEND_TIMEOUT", cls.send_timeout),
         )
 
     def body_deadline(self, started: float, received: int, last_read: float) -> float:
@@ -268,6 +276,11 @@ class GuardedThreadWorker(ThreadWorker):
                 return
             raise
         self.nr_conns += 1
+        # The kernel's own idle timeout on writes (SO_SNDTIMEO): a write that could not hand
+        # the client a single byte for send_timeout seconds fails instead of blocking forever.
+        seconds = self.limits.send_timeout
+        client_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                               struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
         self._read_request(GuardedConn(self.cfg, client_sock, client_addr, listener.getsockname()))
 
     def on_client_socket_readable(self, conn, client) -> None:
@@ -413,6 +426,12 @@ class GuardedThreadWorker(ThreadWorker):
         return keepalive
 
     def handle_request(self, req, conn):
-        if isinstance(conn, GuardedConn) and conn.guard is not None:
-            conn.guard.body()
-        return super().handle_request(req, conn)
+        if not isinstance(conn, GuardedConn):
+            return super().handle_request(req, conn)
+        conn.guard.body()
+        try:
+            return super().handle_request(req, conn)
+        except BlockingIOError as error:
+            # SO_SNDTIMEO expired: the client stopped reading. Closed like a client that went
+            # away (gthread logs that at debug level, not as a socket error with a traceback).
+            raise BrokenPipeError(errno.EPIPE, "the client read nothing for GUNICORN_SEND_TIMEOUT") from error

@@ -91,3 +91,24 @@ def healthz(port: int, timeout: float = 5.0) -> float:
     finally:
         conn.close()
     return time.monotonic() - started if ok else float("inf")
+
+
+def multipart(fields: dict[str, str], name: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with ``fields`` and one file; returns (body, content type)."""
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+             for key, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                 "Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def api_token(server: Gunicorn, role: str = "editor") -> str:
+    """A bearer token of a new user in ``server``'s database."""
+    from avenue.auth import service
+
+    email = f"{role}-{uuid.uuid4().hex[:6]}@example.com"
+    with pymongo.MongoClient(server.mongo_uri) as client:
+        db = client[server.db_name]
+        service.create_user(db, email, "correct horse battery", role)
+        return service.issue_token(db, email)
