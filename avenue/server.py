@@ -28,7 +28,8 @@ holds that thread for as long as it likes: ten of them starved a worker of 4 thr
   within 2-3 times that; one that keeps reading, however slowly, never is). gthread waited
   for a client that stopped reading forever, a thread with it.
 - **A worker whose threads are all busy stops accepting**, so a new connection goes to a
-  worker with a free thread (or waits in the kernel's backlog) instead of queueing here.
+  worker with a free thread (or waits in the kernel's backlog) instead of queueing here; one
+  out of file descriptors pauses accepting for a moment instead of dying.
 - **Closing connections linger in the event loop**: gthread's graceful close (shut down
   writing, then read until the client closes, up to 2 s) ran in the event loop every
   connection shares, so each client that never closed its side stalled the worker 2 s.
@@ -64,6 +65,7 @@ _READ_SIZE = 64 * 1024
 # A closing connection is drained for at most this long and this much (gunicorn's own values).
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 * 1024
+ACCEPT_PAUSE_SECONDS = 0.5
 _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 
 
@@ -236,6 +238,7 @@ class GuardedThreadWorker(ThreadWorker):
         self.lingering: dict[GuardedConn, None] = {}  # closing: answered, draining until the client closes
         self._next_murder = 0.0
         self.busy = 0  # connections handed to the pool and not finished yet
+        self._accept_paused_until = 0.0  # out of file descriptors: accept again after this
         self.guarded = not self.cfg.is_ssl and "h2" not in self.cfg.http_protocols
         super().init_process()
 
@@ -245,7 +248,8 @@ class GuardedThreadWorker(ThreadWorker):
         """Accept only while a thread is free: with every thread busy, a new connection is
         better taken by another worker (or waits in the kernel's backlog) than queued here.
         The run loop calls this on every turn with whether ``worker_connections`` allows more."""
-        if enabled and self.guarded and self.busy >= self.cfg.threads:
+        if enabled and self.guarded and (self.busy >= self.cfg.threads
+                                         or time.monotonic() < self._accept_paused_until):
             enabled = False
         super().set_accept_enabled(enabled)
 
@@ -273,6 +277,14 @@ class GuardedThreadWorker(ThreadWorker):
             client_sock, client_addr = listener.accept()
         except OSError as e:
             if e.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                return
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # Out of file descriptors (a flood of connections, a low `ulimit -n`): pause
+                # accepting for a moment; gthread raised here and the worker died with every
+                # connection it held.
+                self.log.warning("cannot accept connections for now: %s", e)
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE_SECONDS
+                self.set_accept_enabled(False)
                 return
             raise
         self.nr_conns += 1

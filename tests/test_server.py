@@ -224,6 +224,23 @@ def test_the_procfile_process_serves_kept_alive_and_pipelined_requests(start_gun
 
 
 @pytest.mark.slow
+def test_a_worker_out_of_file_descriptors_pauses_accepting_and_recovers_without_dying(start_gunicorn,
+                                                                                    slow_clients):
+    server = start_gunicorn(open_files=150, GUNICORN_HEADER_TIMEOUT="2")
+    clients = slow_clients(server.port)
+    clients.open(SLOW_HEAD, b"X-Slow: 1\r\n", 300)  # more than two workers of 150 descriptors hold
+    opened = time.monotonic()
+    # Starved while they hold every descriptor; answering again once the head deadline (2 s)
+    # has closed them and accepting resumed.
+    while healthz(server.port, timeout=2) == float("inf"):
+        assert time.monotonic() - opened < 10, "gunicorn did not recover"
+    assert healthz(server.port) < 1.0
+    log = server.log_path.read_text()
+    assert "cannot accept connections for now" in log
+    assert log.count("Booting worker") == 2 and "Traceback" not in log  # no worker died
+
+
+@pytest.mark.slow
 def test_a_client_that_stops_reading_is_disconnected_after_the_send_timeout(start_gunicorn):
     server = start_gunicorn(GUNICORN_SEND_TIMEOUT="1")
     photo = image_bytes("good/photo_12mp.jpg")
