@@ -84,7 +84,7 @@ def _number(name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class Limits:
-    """How long a client may take to send its request."""
+    """How long a client may take to send its request and to read its answer."""
 
     header_timeout: float = 10.0  # seconds for the whole head (from the connection's opening)
     body_timeout: float = 10.0  # seconds any body read may wait; also the rate's grace period
