@@ -14,7 +14,8 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # gthread whose event loop reads request heads (and bodies up to 64 KB) before a thread is
 # committed, 408 after GUNICORN_HEADER_TIMEOUT (10 s) for the head, and bodies read by a
 # thread held to GUNICORN_BODY_TIMEOUT (10 s without a byte) and GUNICORN_BODY_MIN_RATE
-# (1024 bytes/s on average after those 10 s). A worker with every thread busy stops accepting,
+# (1024 bytes/s on average after those 10 s); a response write that cannot hand the client a
+# byte for GUNICORN_SEND_TIMEOUT (60 s) fails. A worker with every thread busy stops accepting,
 # so new connections go to a worker with a free thread. `python bench/slowclients.py`
 # measures what this survives; in production nginx buffers in front (deploy/nginx/avenue.conf).
 worker_class = "avenue.server.GuardedThreadWorker"

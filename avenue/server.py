@@ -6,7 +6,7 @@ client that sends a header line every few seconds (slowloris), or a body a byte 
 holds that thread for as long as it likes: ten of them starved a worker of 4 threads, and
 ``/healthz`` stopped answering.
 
-:class:`GuardedThreadWorker` keeps gthread and changes four things:
+:class:`GuardedThreadWorker` keeps gthread and changes five things:
 
 - **The event loop reads the request head, and a small body,** not a thread: it collects the
   head, and a body of at most :data:`BUFFERED_BODY_BYTES` announced by Content-Length,
@@ -22,14 +22,20 @@ holds that thread for as long as it likes: ten of them starved a worker of 4 thr
   400) and the connection is closed, never read on. Large bodies, chunked ones and
   ``Expect: 100-continue`` requests take this path: a client sending one of those slowly
   still holds a thread, for a bounded time; the threads of a worker absorb a few dozen.
+- **A response write has an idle timeout**: a write that cannot hand the client a byte for
+  ``GUNICORN_SEND_TIMEOUT`` seconds (60) fails and the connection is closed (the kernel's
+  ``SO_SNDTIMEO``, counted from the write's last progress, so a stalled client is cut off
+  within 2-3 times that; one that keeps reading, however slowly, never is). gthread waited
+  for a client that stopped reading forever, a thread with it.
 - **A worker whose threads are all busy stops accepting**, so a new connection goes to a
-  worker with a free thread (or waits in the kernel's backlog) instead of queueing here.
+  worker with a free thread (or waits in the kernel's backlog) instead of queueing here; one
+  out of file descriptors pauses accepting for a moment instead of dying.
 - **Closing connections linger in the event loop**: gthread's graceful close (shut down
   writing, then read until the client closes, up to 2 s) ran in the event loop every
   connection shares, so each client that never closed its side stalled the worker 2 s.
 
-The deadlines are enforced on the parser's reads only (a wrapper around the connection
-socket installed as the parser's source); responses are written as before. Behind nginx
+The read deadlines are enforced on the parser's reads (a wrapper around the connection
+socket installed as the parser's source), the write timeout by the kernel. Behind nginx
 (deploy/nginx/avenue.conf), nginx buffers heads and bodies and none of this is reached; it
 keeps a directly exposed gunicorn, or one behind a load balancer that does not buffer,
 answering. Built on gunicorn 27.0.1's ThreadWorker internals (pinned in requirements.txt;
@@ -43,6 +49,7 @@ import errno
 import os
 import selectors
 import socket
+import struct
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -58,6 +65,7 @@ _READ_SIZE = 64 * 1024
 # A closing connection is drained for at most this long and this much (gunicorn's own values).
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 * 1024
+ACCEPT_PAUSE_SECONDS = 0.5
 _TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
 
 
@@ -76,11 +84,12 @@ def _number(name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class Limits:
-    """How long a client may take to send its request."""
+    """How long a client may take to send its request and to read its answer."""
 
     header_timeout: float = 10.0  # seconds for the whole head (from the connection's opening)
     body_timeout: float = 10.0  # seconds any body read may wait; also the rate's grace period
     body_min_rate: float = 1024.0  # bytes per second a body must average after the grace period
+    send_timeout: float = 60.0  # seconds a response write may wait for the client to read anything
 
     @classmethod
     def from_environment(cls) -> Limits:
@@ -88,6 +97,7 @@ class Limits:
             header_timeout=_number("GUNICORN_HEADER_TIMEOUT", cls.header_timeout),
             body_timeout=_number("GUNICORN_BODY_TIMEOUT", cls.body_timeout),
             body_min_rate=_number("GUNICORN_BODY_MIN_RATE", cls.body_min_rate),
+            send_timeout=_number("GUNICORN_SEND_TIMEOUT", cls.send_timeout),
         )
 
     def body_deadline(self, started: float, received: int, last_read: float) -> float:
@@ -228,6 +238,7 @@ class GuardedThreadWorker(ThreadWorker):
         self.lingering: dict[GuardedConn, None] = {}  # closing: answered, draining until the client closes
         self._next_murder = 0.0
         self.busy = 0  # connections handed to the pool and not finished yet
+        self._accept_paused_until = 0.0  # out of file descriptors: accept again after this
         self.guarded = not self.cfg.is_ssl and "h2" not in self.cfg.http_protocols
         super().init_process()
 
@@ -237,7 +248,8 @@ class GuardedThreadWorker(ThreadWorker):
         """Accept only while a thread is free: with every thread busy, a new connection is
         better taken by another worker (or waits in the kernel's backlog) than queued here.
         The run loop calls this on every turn with whether ``worker_connections`` allows more."""
-        if enabled and self.guarded and self.busy >= self.cfg.threads:
+        if enabled and self.guarded and (self.busy >= self.cfg.threads
+                                         or time.monotonic() < self._accept_paused_until):
             enabled = False
         super().set_accept_enabled(enabled)
 
@@ -266,8 +278,21 @@ class GuardedThreadWorker(ThreadWorker):
         except OSError as e:
             if e.errno in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 return
+            if e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # Out of file descriptors (a flood of connections, a low `ulimit -n`): pause
+                # accepting for a moment; gthread raised here and the worker died with every
+                # connection it held.
+                self.log.warning("cannot accept connections for now: %s", e)
+                self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE_SECONDS
+                self.set_accept_enabled(False)
+                return
             raise
         self.nr_conns += 1
+        # The kernel's own idle timeout on writes (SO_SNDTIMEO): a write that could not hand
+        # the client a single byte for send_timeout seconds fails instead of blocking forever.
+        seconds = self.limits.send_timeout
+        client_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
+                               struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
         self._read_request(GuardedConn(self.cfg, client_sock, client_addr, listener.getsockname()))
 
     def on_client_socket_readable(self, conn, client) -> None:
@@ -413,6 +438,12 @@ class GuardedThreadWorker(ThreadWorker):
         return keepalive
 
     def handle_request(self, req, conn):
-        if isinstance(conn, GuardedConn) and conn.guard is not None:
-            conn.guard.body()
-        return super().handle_request(req, conn)
+        if not isinstance(conn, GuardedConn):
+            return super().handle_request(req, conn)
+        conn.guard.body()
+        try:
+            return super().handle_request(req, conn)
+        except BlockingIOError as error:
+            # SO_SNDTIMEO expired: the client stopped reading. Closed like a client that went
+            # away (gthread logs that at debug level, not as a socket error with a traceback).
+            raise BrokenPipeError(errno.EPIPE, "the client read nothing for GUNICORN_SEND_TIMEOUT") from error

@@ -26,7 +26,7 @@ LOOPBACK = "127.0.0.1"
 class Gunicorn:
     """``gunicorn --config gunicorn.conf.py wsgi:app`` (the Procfile's web process) on loopback."""
 
-    def __init__(self, mongo_uri: str, log_path: Path, **env: str) -> None:
+    def __init__(self, mongo_uri: str, log_path: Path, open_files: int | None = None, **env: str) -> None:
         self.port = free_port()
         self.db_name = f"avenue_test_{uuid.uuid4().hex[:12]}"
         self.mongo_uri = mongo_uri
@@ -36,10 +36,14 @@ class Gunicorn:
         environment.pop("WEB_CONCURRENCY", None)
         self.log_path = log_path
         self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("gunicorn")), "--config", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT, env=environment, stdout=self.log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
+        argv = [str(Path(sys.executable).with_name("gunicorn")), "--config", "gunicorn.conf.py", "wsgi:app"]
+        if open_files:  # `ulimit -n open_files`, then exec gunicorn
+            argv = [sys.executable, "-c", "import os, resource, sys; "
+                    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({open_files}, {open_files})); "
+                    "os.execv(sys.argv[1], sys.argv[1:])", *argv]
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=environment, stdout=self.log,
+                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
         deadline = time.monotonic() + 30
         while healthz(self.port, timeout=1) == float("inf"):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -66,8 +70,8 @@ def gunicorns(mongo_uri: str, folder: Path):
     started is stopped (and its database dropped) on the way out."""
     started = []
 
-    def start(**env: str) -> Gunicorn:
-        started.append(Gunicorn(mongo_uri, folder / f"gunicorn-{len(started)}.log", **env))
+    def start(open_files: int | None = None, **env: str) -> Gunicorn:
+        started.append(Gunicorn(mongo_uri, folder / f"gunicorn-{len(started)}.log", open_files, **env))
         return started[-1]
 
     try:
@@ -91,3 +95,24 @@ def healthz(port: int, timeout: float = 5.0) -> float:
     finally:
         conn.close()
     return time.monotonic() - started if ok else float("inf")
+
+
+def multipart(fields: dict[str, str], name: str, filename: str, data: bytes) -> tuple[bytes, str]:
+    """A multipart/form-data body with ``fields`` and one file; returns (body, content type)."""
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+             for key, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+                 "Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def api_token(server: Gunicorn, role: str = "editor") -> str:
+    """A bearer token of a new user in ``server``'s database."""
+    from avenue.auth import service
+
+    email = f"{role}-{uuid.uuid4().hex[:6]}@example.com"
+    with pymongo.MongoClient(server.mongo_uri) as client:
+        db = client[server.db_name]
+        service.create_user(db, email, "correct horse battery", role)
+        return service.issue_token(db, email)

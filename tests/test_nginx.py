@@ -16,17 +16,15 @@ import socket
 import ssl
 import subprocess
 import time
-import uuid
 from http.client import HTTPSConnection
 from pathlib import Path
 
 import pymongo
 import pytest
 
-from avenue.auth import service
 from avenue.embedded import free_port
 from tests.helpers import image_bytes
-from tests.servers import LOOPBACK, ROOT, gunicorns
+from tests.servers import LOOPBACK, ROOT, api_token, gunicorns, multipart
 
 SITE = ROOT / "deploy" / "nginx" / "avenue.conf"
 
@@ -209,24 +207,18 @@ class Front:
             conn.close()
 
     def upload(self, token: str, filename: str, data: bytes, visibility: str, **headers: str) -> dict:
-        boundary = uuid.uuid4().hex
-        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"visibility\"\r\n\r\n{visibility}\r\n"
-                f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n"
-                "Content-Type: application/octet-stream\r\n\r\n")
-        body = head.encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        body, content_type = multipart({"visibility": visibility}, "file", filename, data)
         status, _, answer = self.request("POST", "/api/uploads", body, {
-            "Authorization": f"Bearer {token}", "Content-Type": f"multipart/form-data; boundary={boundary}",
-            **headers})
+            "Authorization": f"Bearer {token}", "Content-Type": content_type, **headers})
         assert status == 201, answer
         return json.loads(answer)
 
 
 @pytest.mark.slow
 def test_public_media_is_cached_and_private_media_and_the_api_never_are(front):
+    token = api_token(front.app)
     with pymongo.MongoClient(front.app.mongo_uri) as client:
         db = client[front.app.db_name]
-        service.create_user(db, "nginx@example.com", "correct horse battery", "editor")
-        token = service.issue_token(db, "nginx@example.com")
         spoofed = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example"}
         public = front.upload(token, "dot.png", image_bytes("good/progressive.jpg"), "public", **spoofed)
         private = front.upload(token, "scan.png", image_bytes("good/png16.png"), "private")

@@ -7,13 +7,16 @@ at the end. ``bench/slowclients.py`` measures the same at growing numbers of cli
 
 from __future__ import annotations
 
+import json
 import socket
 import time
+from http.client import HTTPConnection
 
 import pytest
 
 from avenue.server import BUFFERED_BODY_BYTES, Limits, SlowClientGuard, _body_to_buffer
-from tests.servers import LOOPBACK, gunicorns, healthz
+from tests.helpers import image_bytes
+from tests.servers import LOOPBACK, api_token, gunicorns, healthz, multipart
 
 HOST = "Host: 127.0.0.1\r\n"
 SLOW_HEAD = f"GET /healthz HTTP/1.1\r\n{HOST}".encode()
@@ -218,3 +221,75 @@ def test_the_procfile_process_serves_kept_alive_and_pipelined_requests(start_gun
         assert 0.5 < time.monotonic() - started < 3.0
         assert sock.recv(65536) == b""  # closed
     assert "Using worker: avenue.server.GuardedThreadWorker" in server.log_path.read_text()
+
+
+@pytest.mark.slow
+def test_a_worker_out_of_file_descriptors_pauses_accepting_and_recovers_without_dying(start_gunicorn,
+                                                                                    slow_clients):
+    server = start_gunicorn(open_files=150, GUNICORN_HEADER_TIMEOUT="2")
+    clients = slow_clients(server.port)
+    clients.open(SLOW_HEAD, b"X-Slow: 1\r\n", 300)  # more than two workers of 150 descriptors hold
+    opened = time.monotonic()
+    # Starved while they hold every descriptor; answering again once the head deadline (2 s)
+    # has closed them and accepting resumed.
+    while healthz(server.port, timeout=2) == float("inf"):
+        assert time.monotonic() - opened < 10, "gunicorn did not recover"
+    assert healthz(server.port) < 1.0
+    log = server.log_path.read_text()
+    assert "cannot accept connections for now" in log
+    assert log.count("Booting worker") == 2 and "Traceback" not in log  # no worker died
+
+
+@pytest.mark.slow
+def test_a_client_that_stops_reading_is_disconnected_after_the_send_timeout(start_gunicorn):
+    server = start_gunicorn(GUNICORN_SEND_TIMEOUT="1")
+    photo = image_bytes("good/photo_12mp.jpg")
+    body, content_type = multipart({"visibility": "public"}, "file", "big.jpg", photo)
+    conn = HTTPConnection(LOOPBACK, server.port, timeout=30)
+    conn.request("POST", "/api/uploads", body, {"Authorization": f"Bearer {api_token(server)}",
+                                                "Content-Type": content_type})
+    upload = conn.getresponse()
+    assert upload.status == 201
+    url = json.loads(upload.read())["url"]
+    conn.close()
+    size = content_length(server.port, url)
+    readers = []
+    for _ in range(40):  # each holds a thread while its answer cannot be written
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect((LOOPBACK, server.port))
+        sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * 20)  # and never reads
+        readers.append(sock)
+    try:
+        probes = []
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            probes.append(healthz(server.port))
+            time.sleep(0.2)
+        assert max(probes) < 1.0, probes
+        # The kernel counts the timeout from a write's last progress: a stalled client is cut
+        # off within 2-3 times it. By now the server has given up on each of them.
+        received = []
+        for sock in readers:
+            sock.settimeout(5)
+            total = 0
+            while chunk := sock.recv(1 << 20):
+                total += len(chunk)
+            received.append(total)
+        assert all(0 < total < 20 * size for total in received), (size, received)
+    finally:
+        for sock in readers:
+            sock.close()
+
+
+def content_length(port: int, path: str) -> int:
+    """The Content-Length of a GET of ``path``."""
+    conn = HTTPConnection(LOOPBACK, port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+        return int(response.headers["Content-Length"])
+    finally:
+        conn.close()
