@@ -1,22 +1,44 @@
-"""Who is calling: session users, Bearer tokens, CSRF and the one role check."""
+"""Who is calling: session users, Bearer tokens, CSRF and the one role check.
+
+The rules (README, "Security"):
+
+- **A bearer token decides alone.** A request carrying ``Authorization`` is authenticated by
+  that token or not at all, whatever cookies it also sends: the session is not consulted
+  (so a browser app holding an anonymous CSRF cookie can still use its token, and a cookie of
+  one user plus a token of another never mixes two identities), and CSRF does not apply (a
+  token is never sent by the browser on its own). A bad token is a 401 even with a good session.
+- **A session ends on the server.** Each user document holds a ``session_epoch``; login copies
+  it into the session, every request compares the two (the user document is read anyway), and
+  logout, a new password, a role change or deactivation write a new epoch, so every session of
+  that user, on every device and every instance, ends at its next request. Chosen over
+  server-side session records because it costs no extra read per request and no collection
+  that grows with every login.
+- **A session is bound to the address the app trusts and the browser.** Login stores a hash of
+  ``request.remote_addr`` (the peer, or the address ``ProxyFix`` took from the last
+  ``AVENUE_PROXY_COUNT`` proxies) and the User-Agent. Flask-Login's "strong" protection is not
+  used: it reads ``X-Forwarded-For`` from the client whatever proxies are trusted, and when it
+  fires it also drops a bearer token sent with the cookie.
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import secrets
 
 from flask import Flask, g, request, session
-from flask_login import LoginManager, UserMixin, current_user
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
 from avenue.auth import service
 from avenue.db import get_db
 from avenue.errors import Forbidden, Unauthorized
 
 login_manager = LoginManager()
-# "strong": a session cookie replayed from another address or browser is logged out ("basic"
-# only marks it non-fresh, which nothing here checks).
-login_manager.session_protection = "strong"
+# Off: the binding and the epoch are checked in load_session_user (module docstring: why).
+login_manager.session_protection = None
+SESSION_EPOCH = "epoch"
+SESSION_BINDING = "bound_to"
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CSRF_HEADER = "X-CSRF-Token"
@@ -49,10 +71,45 @@ class User(UserMixin):
         return self.doc.get("active", True)
 
 
+def session_binding() -> str:
+    """What a session is bound to: the trusted client address and the browser."""
+    seen = f"{request.remote_addr or ''}|{request.headers.get('User-Agent', '')}"
+    return hashlib.sha256(seen.encode("utf-8", "replace")).hexdigest()
+
+
+def start_session(doc: dict) -> None:
+    """Log ``doc``'s user in on a fresh session bound to this client and the user's epoch."""
+    session.clear()
+    login_user(User(doc))
+    session[SESSION_EPOCH] = service.session_epoch(get_db(), doc)
+    session[SESSION_BINDING] = session_binding()
+
+
+def end_session(user: User) -> None:
+    """Log out: this session and every other session of the user end."""
+    if g.get("auth_via") == "session":
+        service.end_sessions(get_db(), user.doc["_id"])
+    logout_user()
+    session.clear()
+
+
+def _session_is_current(doc: dict) -> bool:
+    epoch, bound = session.get(SESSION_EPOCH), session.get(SESSION_BINDING)
+    return (isinstance(epoch, str) and isinstance(bound, str)
+            and hmac.compare_digest(epoch, doc.get("session_epoch") or "")
+            and hmac.compare_digest(bound, session_binding()))
+
+
 @login_manager.user_loader
 def load_session_user(user_id: str) -> User | None:
+    if "Authorization" in request.headers:
+        return None  # the token decides alone (load_token_user)
     doc = service.get_user(get_db(), user_id)
-    if doc is None:
+    if doc is None or not _session_is_current(doc):
+        # Ended (logout, new password, role change), replayed from elsewhere, or from before
+        # epochs existed: forget it, so the browser gets an anonymous cookie back.
+        for key in ("_user_id", "_fresh", "_id", SESSION_EPOCH, SESSION_BINDING):
+            session.pop(key, None)
         return None
     g.auth_via = "session"
     return User(doc)
@@ -60,7 +117,9 @@ def load_session_user(user_id: str) -> User | None:
 
 @login_manager.request_loader
 def load_token_user(req) -> User | None:
-    header = req.headers.get("Authorization", "")
+    header = req.headers.get("Authorization")
+    if header is None:
+        return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

@@ -1,4 +1,5 @@
-"""The ``users`` command group: create users, set passwords, issue, list and revoke API tokens."""
+"""The ``users`` command group: create users, set passwords and roles, (de)activate, and issue,
+list and revoke API tokens."""
 
 from __future__ import annotations
 
@@ -97,4 +98,42 @@ def set_password(email: str, password: str | None) -> None:
     except AvenueError as error:
         fail(error.message)
     audit.record(get_db(), "password_set", actor={"cli": True}, email=service.normalize_email(email))
-    click.echo(f"password set for {service.normalize_email(email)}")
+    click.echo(f"password set for {service.normalize_email(email)}; every session of that user has ended")
+
+
+@users.command("set-role")
+@click.argument("email")
+@click.argument("role", type=click.Choice(service.ROLES))
+def set_role(email: str, role: str) -> None:
+    """Give EMAIL another role; the user's open sessions end (API tokens take the new role)."""
+    try:
+        before = service.set_role(get_db(), email, role)
+    except AvenueError as error:
+        fail(error.message)
+    audit.record(get_db(), "role_changed", actor={"cli": True}, email=before["email"],
+                 before=before["role"], role=role)
+    click.echo(f"{before['email']} is now {role}; every session of that user has ended")
+
+
+@users.command("deactivate")
+@click.argument("email")
+def deactivate(email: str) -> None:
+    """Stop EMAIL from logging in; its sessions end and its API tokens stop working."""
+    try:
+        service.set_active(get_db(), email, False)
+    except AvenueError as error:
+        fail(error.message)
+    audit.record(get_db(), "user_deactivated", actor={"cli": True}, email=service.normalize_email(email))
+    click.echo(f"{service.normalize_email(email)} is deactivated; every session has ended")
+
+
+@users.command("activate")
+@click.argument("email")
+def activate(email: str) -> None:
+    """Let a deactivated EMAIL log in again (sessions ended by the deactivation stay ended)."""
+    try:
+        service.set_active(get_db(), email, True)
+    except AvenueError as error:
+        fail(error.message)
+    audit.record(get_db(), "user_activated", actor={"cli": True}, email=service.normalize_email(email))
+    click.echo(f"{service.normalize_email(email)} is active again")

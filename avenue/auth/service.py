@@ -45,6 +45,7 @@ def create_user(db: Database, email: str, password: str, role: str) -> dict:
         "active": True,
         "created_at": now(),
         "last_login_at": None,
+        "session_epoch": new_session_epoch(),
     }
     try:
         db.users.insert_one(doc)
@@ -59,16 +60,55 @@ def _check_password(password: str) -> None:
                          code="weak_password")
 
 
-def set_password(db: Database, email: str, password: str) -> dict:
-    """Give a user a new password (e.g. after a restore, which carries no hashes)."""
-    _check_password(password)
+def new_session_epoch() -> str:
+    """A fresh session epoch: sessions carrying any other value are over."""
+    return secrets.token_urlsafe(12)
+
+
+def _change_user(db: Database, email: str, changes: dict) -> dict:
+    """Apply ``changes`` to a user and end every session it has (a new epoch, atomically)."""
     user = db.users.find_one_and_update(
         {"email": normalize_email(email)},
-        {"$set": {"password_hash": generate_password_hash(password)}},
+        {"$set": {**changes, "session_epoch": new_session_epoch()}},
     )
     if user is None:
         raise NotFound(f"No user with the email {normalize_email(email)}.")
     return user
+
+
+def set_password(db: Database, email: str, password: str) -> dict:
+    """Give a user a new password (e.g. after a restore, which carries no hashes); every
+    session the user had ends."""
+    _check_password(password)
+    return _change_user(db, email, {"password_hash": generate_password_hash(password)})
+
+
+def set_role(db: Database, email: str, role: str) -> dict:
+    """Give a user another role; sessions opened under the old one end."""
+    if role not in ROLES:
+        raise BadRequest(f"Role must be one of {', '.join(ROLES)}.", code="invalid_role")
+    return _change_user(db, email, {"role": role})
+
+
+def set_active(db: Database, email: str, active: bool) -> dict:
+    """Deactivate (no login, no session, no token) or reactivate a user."""
+    return _change_user(db, email, {"active": bool(active)})
+
+
+def end_sessions(db: Database, user_id) -> None:
+    """End every session of this user, on every device (logout)."""
+    db.users.update_one({"_id": user_id}, {"$set": {"session_epoch": new_session_epoch()}})
+
+
+def session_epoch(db: Database, user: dict) -> str:
+    """The user's current epoch, created for users stored before epochs existed."""
+    epoch = user.get("session_epoch")
+    if epoch:
+        return epoch
+    epoch = new_session_epoch()
+    # Only where none is set yet: two first logins at once must agree on one value.
+    db.users.update_one({"_id": user["_id"], "session_epoch": None}, {"$set": {"session_epoch": epoch}})
+    return db.users.find_one({"_id": user["_id"]}, {"session_epoch": 1})["session_epoch"]
 
 
 def authenticate(db: Database, email: str, password: str) -> dict | None:

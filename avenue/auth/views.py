@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, session
-from flask_login import login_user, logout_user
+from flask import Blueprint, jsonify
 
 from avenue import audit, ratelimit
 from avenue.auth import service
-from avenue.auth.access import User, csrf_token, require, require_role
+from avenue.auth.access import csrf_token, end_session, require, require_role, start_session
 from avenue.db import get_db
 from avenue.errors import BadRequest, Unauthorized
 from avenue.http import json_body
@@ -27,8 +26,7 @@ def login():
     if doc is None:
         audit.log("login_failed", email=email)
         raise Unauthorized("The email or password is not right.", code="invalid_credentials")
-    session.clear()
-    login_user(User(doc))
+    start_session(doc)
     audit.log("login", user_id=str(doc["_id"]))
     return jsonify(user=service.public_user(doc), csrf_token=csrf_token())
 
@@ -36,8 +34,9 @@ def login():
 @bp.post("/logout")
 @require_role()
 def logout():
-    logout_user()
-    session.clear()
+    user = require()
+    audit.log("logout", user_id=user.id)
+    end_session(user)
     return "", 204
 
 

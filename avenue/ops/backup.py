@@ -46,6 +46,9 @@ FORMAT = "avenue-backup"
 VERSION = 1
 COLLECTIONS = ("shop_products", "page_content", "legacy_paths", "users")
 SECRET_USER_FIELDS = ("password_hash",)
+# Never saved: a restored user gets a fresh epoch, so no session from before the restore
+# (one that was ended after the backup was taken, say) comes back to life.
+SESSION_USER_FIELDS = ("session_epoch",)
 LOAD_OPTIONS = JSONOptions(json_mode=CANONICAL_JSON_OPTIONS.json_mode, tz_aware=True, tzinfo=dt.UTC)
 SPOOL_BYTES = 8 * 1024 * 1024  # collection files are spooled to disk beyond this
 INSERT_BATCH = 32  # chunks per insert while restoring (~8 MB)
@@ -217,8 +220,9 @@ def _backup_collection(db: Database, tar: tarfile.TarFile, name: str, include_pa
     count = 0
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         for doc in db[name].find().sort("_id", 1):
-            if name == "users" and not include_password_hashes:
-                doc = {key: value for key, value in doc.items() if key not in SECRET_USER_FIELDS}
+            if name == "users":
+                left_out = SESSION_USER_FIELDS + (() if include_password_hashes else SECRET_USER_FIELDS)
+                doc = {key: value for key, value in doc.items() if key not in left_out}
             spool.write(_dumps(doc).encode() + b"\n")
             count += 1
         info = tarfile.TarInfo(f"collections/{name}.jsonl")
