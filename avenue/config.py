@@ -108,7 +108,11 @@ def from_environment() -> dict:
         "AVENUE_ADMIN_PASSWORD": os.environ.get("AVENUE_ADMIN_PASSWORD", ""),
         "AVENUE_CORS_ORIGINS": _list("AVENUE_CORS_ORIGINS"),
         "RATELIMIT_ENABLED": _bool("AVENUE_RATELIMIT_ENABLED", True),
-        "AVENUE_LOGIN_RATE_LIMIT": os.environ.get("AVENUE_LOGIN_RATE_LIMIT", "10/minute"),
+        # Failed logins (avenue/ratelimit.py LoginThrottle): per account and address, with
+        # stepped windows as back-off; per address over all accounts; per account (loose).
+        "AVENUE_LOGIN_RATE_LIMIT": os.environ.get("AVENUE_LOGIN_RATE_LIMIT", "10/minute;30/hour"),
+        "AVENUE_LOGIN_ADDRESS_LIMIT": os.environ.get("AVENUE_LOGIN_ADDRESS_LIMIT", "30/minute;200/hour"),
+        "AVENUE_LOGIN_ACCOUNT_LIMIT": os.environ.get("AVENUE_LOGIN_ACCOUNT_LIMIT", "100/hour;500/day"),
         "AVENUE_UPLOAD_RATE_LIMIT": os.environ.get("AVENUE_UPLOAD_RATE_LIMIT", "120/minute"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -11,8 +11,8 @@ with ``$$NOW``, which SecantusDB evaluates as false, so a used-up window never r
 the TTL sweep deleted it; its sliding-window counter fails with InternalError; its moving
 window works there but not on mongomock, and it opens a second client per worker. So
 :class:`MongoWindowStorage` below keeps fixed windows on the app's own client with plain
-query operators only (``delete_one`` of a finished window, then an atomic upserting
-``find_one_and_update`` with ``$inc``/``$setOnInsert``) plus a TTL index, which behaves the
+query operators only (an atomic ``$inc`` on the open window, else ``delete_one`` of a finished
+one and an ``insert_one`` that exactly one racing hit wins) plus a TTL index, which behaves the
 same on mongod, SecantusDB and mongomock.
 """
 
@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_login import current_user
-from limits import parse
+from limits import RateLimitItem, parse_many
 from limits.storage import Storage
 from pymongo import ReturnDocument
 from pymongo.database import Database
@@ -61,28 +61,30 @@ class MongoWindowStorage(Storage):
         return self._database()[COLLECTION]
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        """Add ``amount`` to the key's open window (a new one of ``expiry`` seconds if none)."""
-        now = datetime.now(UTC)
-        # A finished window starts over; the TTL index only sweeps about once a minute.
-        self.counters.delete_one({"_id": key, "expireAt": {"$lte": now}})
-        for _ in range(3):
+        """Add ``amount`` to the key's open window (a new one of ``expiry`` seconds if none).
+
+        Exact under concurrency: the count comes back from an atomic ``$inc`` on an existing
+        window, or from the one insert that opened it. (An upserting update was used before:
+        SecantusDB can answer an upsert that raced another with no document, and reading the
+        window back then returned a count two hits shared.)
+        """
+        for _ in range(5):
+            now = datetime.now(UTC)
+            doc = self.counters.find_one_and_update(
+                {"_id": key, "expireAt": {"$gt": now}}, {"$inc": {"count": amount}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                return int(doc["count"])
+            # No open window. A finished one starts over (the TTL index only sweeps about once a
+            # minute); then exactly one of the hits racing here opens the new window.
+            self.counters.delete_one({"_id": key, "expireAt": {"$lte": now}})
             try:
-                doc = self.counters.find_one_and_update(
-                    {"_id": key},
-                    {"$inc": {"count": amount},
-                     "$setOnInsert": {"expireAt": now + timedelta(seconds=expiry)}},
-                    upsert=True, return_document=ReturnDocument.AFTER,
-                )
-                if doc is None:
-                    # The embedded server can answer an upsert that raced another worker's
-                    # with no document (mongod never does): the update was applied, so read
-                    # the window back rather than count this hit twice.
-                    doc = self.counters.find_one({"_id": key})
-                if doc is not None:
-                    return int(doc["count"])
+                self.counters.insert_one({"_id": key, "count": amount,
+                                          "expireAt": now + timedelta(seconds=expiry)})
             except DuplicateKeyError:
-                # Another worker opened the window between our find and insert: count in it.
-                continue
+                continue  # another hit opened it first: count in it
+            return amount
         raise RuntimeError(f"could not update the rate limit counter {key!r}")
 
     def _open(self, key: str) -> dict | None:
@@ -121,11 +123,12 @@ def init_app(app: Flask) -> None:
     """Attach this app's Limiter; ``RATELIMIT_ENABLED=False`` turns every limit off."""
     from avenue.db import get_mongo
 
-    for name in ("AVENUE_LOGIN_RATE_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT"):
+    for name in LIMIT_SETTINGS:
         try:
-            parse(app.config[name])
+            parse_many(app.config[name])
         except ValueError as exc:
-            raise RuntimeError(f"{name} must look like '10/minute', got {app.config[name]!r}") from exc
+            raise RuntimeError(f"{name} must look like '10/minute' or '10/minute;30/hour', "
+                               f"got {app.config[name]!r}") from exc
     limiter = Limiter(
         key_func=lambda: request.remote_addr or "unknown",
         storage_uri=STORAGE_URI,
@@ -138,27 +141,113 @@ def init_app(app: Flask) -> None:
     app.extensions[EXTENSION] = limiter
 
 
-def hit(scope: str, limit: str, key: str) -> None:
-    """Count one request for ``key`` against ``limit``; 429 with Retry-After once used up."""
+LIMIT_SETTINGS = ("AVENUE_LOGIN_RATE_LIMIT", "AVENUE_LOGIN_ACCOUNT_LIMIT",
+                  "AVENUE_LOGIN_ADDRESS_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT")
+
+
+def _limiter() -> Limiter | None:
     limiter: Limiter | None = current_app.extensions.get(EXTENSION)
-    if limiter is None or not limiter.enabled:
-        return
-    item = parse(limit)
-    strategy = limiter.limiter
-    if strategy.hit(item, scope, key):
-        return
-    reset_at, _ = strategy.get_window_stats(item, scope, key)
+    return limiter if limiter is not None and limiter.enabled else None
+
+
+def _refuse(limiter: Limiter, item: RateLimitItem, scope: str, key: str, message: str) -> None:
+    reset_at, _ = limiter.limiter.get_window_stats(item, scope, key)
     retry_after = max(1, math.ceil(reset_at - time.time()))
-    raise RateLimited(f"Too many requests: the limit is {limit}. Try again in {retry_after} s.",
-                      retry_after=retry_after, limit=limit)
+    raise RateLimited(f"{message} Try again in {retry_after} s.", retry_after=retry_after,
+                      limit=str(item))
 
 
-def limit_login(email: str) -> None:
-    """Count a login attempt per client address and per account (known or not)."""
-    limit = current_app.config["AVENUE_LOGIN_RATE_LIMIT"]
-    hit("login-ip", limit, request.remote_addr or "unknown")
-    # Hashed: the counters collection need not hold email addresses.
-    hit("login-account", limit, hashlib.sha256(email.encode()).hexdigest())
+def hit(scope: str, limit: str, key: str) -> None:
+    """Count one request for ``key`` against ``limit`` (every window of it); 429 with
+    Retry-After once one is used up."""
+    limiter = _limiter()
+    if limiter is None:
+        return
+    for item in parse_many(limit):
+        if not limiter.limiter.hit(item, scope, key):
+            _refuse(limiter, item, scope, key, f"Too many requests: the limit is {limit}.")
+
+
+class LoginThrottle:
+    """Failed logins, counted so that nobody can lock an account's owner out.
+
+    Only failures count (a correct password costs nothing), in three places:
+
+    - per account *and* client address (``AVENUE_LOGIN_RATE_LIMIT``, tight, in stepped
+      windows such as ``10/minute;30/hour``: the back-off, a longer wait once the short
+      windows keep filling up);
+    - per client address over all accounts (``AVENUE_LOGIN_ADDRESS_LIMIT``: one address
+      trying many accounts);
+    - per account over all addresses (``AVENUE_LOGIN_ACCOUNT_LIMIT``, loose): once used up,
+      only addresses that already failed on this account are refused. An address with no
+      failure for the account, the owner's, still gets its attempt checked.
+
+    A success clears that account-and-address pair. Checked before the password is hashed,
+    so a refused attempt costs no hashing. The check and the count are two steps: requests
+    running at the same moment can each pass the check, so a burst may get as many extra
+    attempts as it has requests in flight (bounded by the workers' threads), once per window.
+    """
+
+    def __init__(self, limiter: Limiter, email: str, address: str) -> None:
+        self.limiter = limiter
+        config = current_app.config
+        # Hashed: the counters collection need not hold email addresses.
+        account = hashlib.sha256(email.encode()).hexdigest()
+        self.pair = ("login-pair", parse_many(config["AVENUE_LOGIN_RATE_LIMIT"]), f"{account}|{address}")
+        self.address = ("login-address", parse_many(config["AVENUE_LOGIN_ADDRESS_LIMIT"]), address)
+        self.account = ("login-account", parse_many(config["AVENUE_LOGIN_ACCOUNT_LIMIT"]), account)
+
+    def _used_up(self, counter) -> RateLimitItem | None:
+        scope, items, key = counter
+        return next((item for item in items if not self.limiter.limiter.test(item, scope, key)), None)
+
+    def _has_failed_here(self) -> bool:
+        scope, items, key = self.pair
+        return any(self.limiter.limiter.get_window_stats(item, scope, key).remaining < item.amount
+                   for item in items)
+
+    def check(self) -> None:
+        """Refuse (429) before any hashing when this attempt may not be made now."""
+        for counter, message in ((self.pair, "Too many failed logins for this account from your address."),
+                                 (self.address, "Too many failed logins from your address.")):
+            item = self._used_up(counter)
+            if item is not None:
+                _refuse(self.limiter, item, counter[0], counter[2], message)
+        item = self._used_up(self.account)
+        if item is not None and self._has_failed_here():
+            _refuse(self.limiter, item, self.account[0], self.account[2],
+                    "Too many failed logins for this account.")
+
+    def failed(self) -> None:
+        """Count a wrong password (or unknown account) in every window."""
+        for scope, items, key in (self.pair, self.address, self.account):
+            for item in items:
+                self.limiter.limiter.hit(item, scope, key)
+
+    def succeeded(self) -> None:
+        """The owner got in: this pair's failures are forgiven."""
+        scope, items, key = self.pair
+        for item in items:
+            self.limiter.limiter.clear(item, scope, key)
+
+
+class _Unlimited:
+    def check(self) -> None:
+        pass
+
+    def failed(self) -> None:
+        pass
+
+    def succeeded(self) -> None:
+        pass
+
+
+def login_throttle(email: str) -> LoginThrottle | _Unlimited:
+    """The throttle for a login attempt on ``email`` from this request's trusted address."""
+    limiter = _limiter()
+    if limiter is None:
+        return _Unlimited()
+    return LoginThrottle(limiter, email, request.remote_addr or "unknown")
 
 
 def limit_uploads(view: Callable) -> Callable:

@@ -20,12 +20,15 @@ def login():
     if not body.get("email") or not body.get("password"):
         raise BadRequest("Send your email and password.", code="missing_credentials")
     email = service.normalize_email(str(body["email"]))
-    # Counted before the password is checked: a limited client costs no hashing.
-    ratelimit.limit_login(email)
+    # Checked before the password: a refused attempt costs no hashing. Only failures count.
+    throttle = ratelimit.login_throttle(email)
+    throttle.check()
     doc = service.authenticate(get_db(), email, str(body["password"]))
     if doc is None:
+        throttle.failed()
         audit.log("login_failed", email=email)
         raise Unauthorized("The email or password is not right.", code="invalid_credentials")
+    throttle.succeeded()
     start_session(doc)
     audit.log("login", user_id=str(doc["_id"]))
     return jsonify(user=service.public_user(doc), csrf_token=csrf_token())
