@@ -36,10 +36,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from avenue import media, ratelimit, security
+    from avenue import audit, media, ratelimit, security
     from avenue.auth import access
 
-    db.init_app(app, index_setups=[media.ensure_indexes])
+    retention = app.config.get("AVENUE_AUDIT_RETENTION_DAYS", 365)
+    db.init_app(app, index_setups=[media.ensure_indexes, lambda d: audit.ensure_retention(d, retention)])
     access.init_app(app)
     ratelimit.init_app(app)
     media.init_app(app, database=lambda: db.get_mongo(app).db, baseline_headers=security.baseline_headers)

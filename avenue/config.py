@@ -100,6 +100,8 @@ def from_environment() -> dict:
         "AVENUE_STATUS_MAX_AGE_SECONDS": _int("AVENUE_STATUS_MAX_AGE_SECONDS", 60),
         # Each app server worker computes missing status snapshots in the background at start.
         "AVENUE_STATUS_WARM_UP": _bool("AVENUE_STATUS_WARM_UP", True),
+        # Audit entries older than this are removed by a TTL index (0: kept forever).
+        "AVENUE_AUDIT_RETENTION_DAYS": _int("AVENUE_AUDIT_RETENTION_DAYS", 365),
         "AVENUE_STORAGE_QUOTA_BYTES": _int("AVENUE_STORAGE_QUOTA_BYTES", 0),
         "AVENUE_LEGACY_UPLOADS_DIR": os.environ.get("AVENUE_LEGACY_UPLOADS_DIR", ""),
         # The embedded database's data folder (set by `make run`): storage-status measures it on disk.

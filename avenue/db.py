@@ -113,10 +113,14 @@ COLLECTION_INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("token_hash", ASCENDING)], unique=True, name="token_hash_unique"),
         IndexModel([("user_id", ASCENDING)], name="user"),
     ],
+    # Newest first, by any filter: each index ends in the list order (at, _id) so a page is
+    # one index walk (avenue/paging.py). Retention is a TTL index (avenue/audit.py).
     AUDIT_LOGS: [
-        IndexModel([("at", DESCENDING)], name="at"),
-        IndexModel([("actor.id", ASCENDING), ("at", DESCENDING)], name="actor_at"),
-        IndexModel([("action", ASCENDING), ("at", DESCENDING)], name="action_at"),
+        IndexModel([("at", DESCENDING), ("_id", DESCENDING)], name="newest"),
+        IndexModel([("actor.id", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="actor_newest"),
+        IndexModel([("actor.email", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)],
+                   name="actor_email_newest"),
+        IndexModel([("action", ASCENDING), ("at", DESCENDING), ("_id", DESCENDING)], name="action_newest"),
     ],
     PRODUCTS: [
         IndexModel([("sku", ASCENDING)], unique=True, name="sku_unique"),
@@ -126,13 +130,55 @@ COLLECTION_INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("slug", ASCENDING)], unique=True, name="slug_unique"),
         IndexModel([("media_ids", ASCENDING)], name="media_refs"),
     ],
-    LEGACY_PATHS: [IndexModel([("path", ASCENDING)], unique=True, name="path_unique")],
+    LEGACY_PATHS: [
+        IndexModel([("path", ASCENDING)], unique=True, name="path_unique"),
+        # gc and status look redirects up by the file they point to, a batch at a time.
+        IndexModel([("bucket", ASCENDING), ("file_id", ASCENDING)], name="bucket_file"),
+    ],
     # Rate-limit windows shared by every worker (avenue/ratelimit.py); finished ones expire.
     RATE_LIMITS: [IndexModel([("expireAt", ASCENDING)], expireAfterSeconds=0, name="ttl")],
 }
 
 
+# How each collection may be sharded (README, "Scaling"): the shard key, or None for "leave it
+# unsharded", with the reason. A unique index can only be enforced on a sharded collection
+# when the shard key is a prefix of it; tests/test_sharding.py checks every unique index the
+# app creates against these keys, and that every upsert on a sharded collection names its key.
+# Bucket collections are matched by suffix (".files", ".chunks").
+SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
+    PRODUCTS: (("sku",), "every product write selects by sku; unique sku"),
+    PAGES: (("slug",), "every page write selects by slug; unique slug"),
+    AUDIT_LOGS: (("_id",), "append-only; shard on {_id: 'hashed'} to spread the inserts"),
+    ".chunks": (("files_id", "n"), "the GridFS spec's key, prefix of the unique chunk index; "
+                                   "ascending ObjectIds put new chunks on one shard (README)"),
+    ".files": (None, "the unique dedupe key (metadata.key) and lookups by _id cannot share one "
+                     "shard key; ~1 KB a file, 10 M files is ~10 GB on the primary shard"),
+    USERS: (None, "small; unique email"),
+    API_TOKENS: (None, "small; unique token hash"),
+    LEGACY_PATHS: (None, "one document per legacy file, written once by import-legacy"),
+    RATE_LIMITS: (None, "small and short-lived (TTL)"),
+    "media_deletions": (None, "small and short-lived (TTL)"),
+    "status_reports": (None, "a handful of snapshot documents"),
+}
+
+
+def shard_key(collection: str) -> tuple[str, ...] | None:
+    """The declared shard key of ``collection`` (None: unsharded); KeyError when undeclared."""
+    for name, (key, _) in SHARD_KEYS.items():
+        if collection == name or (name.startswith(".") and collection.endswith(name)):
+            return key
+    raise KeyError(collection)
+
+
+# Indexes an earlier version created that the ones above replace: dropped when found.
+OBSOLETE_INDEXES: dict[str, tuple[str, ...]] = {AUDIT_LOGS: ("at", "actor_at", "action_at")}
+
+
 def ensure_indexes(db: Database) -> None:
-    """Create the indexes of the domain's collections (idempotent, any backend)."""
+    """Create the indexes of the domain's collections (idempotent, any backend) and drop the
+    ones they replace."""
     for name, models in COLLECTION_INDEXES.items():
         db[name].create_indexes(models)
+        obsolete = set(OBSOLETE_INDEXES.get(name, ())) & set(db[name].index_information())
+        for index in sorted(obsolete):
+            db[name].drop_index(index)

@@ -11,9 +11,8 @@ from flask.json.provider import DefaultJSONProvider
 
 from avenue.errors import BadRequest
 from avenue.media import Upload
+from avenue.paging import MAX_OFFSET, MAX_PER_PAGE, Window
 
-MAX_PER_PAGE = 100
-MAX_PAGE = 1_000_000  # (page - 1) * per_page stays far inside MongoDB's 64-bit skip
 MAX_JSON_DEPTH = 64
 
 
@@ -83,22 +82,23 @@ class StrictJSONProvider(DefaultJSONProvider):
         return super().dumps(obj, **kwargs)
 
 
-def page_args(default_per_page: int = 20) -> tuple[int, int]:
-    """``(page, per_page)`` from the query string, 1-based, per_page at most 100."""
+def page_args(default_per_page: int = 20) -> Window:
+    """Which part of a list to answer: ``page``/``per_page`` or ``after`` (avenue/paging.py)."""
     try:
         page = int(request.args.get("page", 1))
         per_page = int(request.args.get("per_page", default_per_page))
     except ValueError as exc:
         raise BadRequest("page and per_page must be whole numbers.", code="invalid_pagination") from exc
-    if not 1 <= page <= MAX_PAGE or not 1 <= per_page <= MAX_PER_PAGE:
-        raise BadRequest(f"page is 1 to {MAX_PAGE:,}; per_page is 1 to {MAX_PER_PAGE}.",
-                         code="invalid_pagination")
-    return page, per_page
-
-
-def paginated(items: list, total: int, page: int, per_page: int) -> dict:
-    """The contract's list shape."""
-    return {"items": items, "total": total, "page": page, "per_page": per_page}
+    if not 1 <= per_page <= MAX_PER_PAGE or page < 1:
+        raise BadRequest(f"page is 1 or more; per_page is 1 to {MAX_PER_PAGE}.", code="invalid_pagination")
+    after = request.args.get("after")
+    if after is not None and page != 1:
+        raise BadRequest("Send page or after, not both.", code="invalid_pagination")
+    if (page - 1) * per_page > MAX_OFFSET:
+        raise BadRequest(f"Numbered pages reach the first {MAX_OFFSET:,} items; go further with "
+                         "after=<next> from the previous page.", code="invalid_pagination",
+                         max_offset=MAX_OFFSET)
+    return Window(page=page, per_page=per_page, after=after)
 
 
 def uploaded_files(field: str, *, single: bool = False) -> list[Upload]:

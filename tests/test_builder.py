@@ -94,10 +94,11 @@ def test_the_library_lists_newest_first_and_paginates(client, editor):
     assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_pagination"
 
 
-def test_q_filters_by_filename_case_insensitively_and_literally(client, editor):
+def test_q_finds_filenames_by_the_starts_of_their_words_ignoring_case_and_accents(client, editor):
     upload(client, editor, "good/alpha.png", filename="Hero-Banner.png")
     upload(client, editor, "good/grayscale.jpg", filename="logo (dark).jpg")
     upload(client, editor, "good/tiny_1x1.png", filename="logoXdark.png")
+    upload(client, editor, "good/cmyk.jpg", filename="Crème_brûlée 2.JPG")
 
     def names(q):
         response = client.get("/api/builder/media", query_string={"q": q}, headers=editor)
@@ -106,9 +107,12 @@ def test_q_filters_by_filename_case_insensitively_and_literally(client, editor):
 
     assert names("banner") == ["Hero-Banner.png"]
     assert names("LOGO") == ["logo (dark).jpg", "logoXdark.png"]
-    assert names("o (d") == ["logo (dark).jpg"]  # a regex metacharacter matches itself
+    assert names("dark logo") == ["logo (dark).jpg"]  # every word, in any order
+    assert names("(da") == ["logo (dark).jpg"]  # a regex metacharacter is not a pattern
+    assert names("creme BRU") == ["Crème_brûlée 2.JPG"]
+    assert names("ark") == []  # words are found by their start (an index range), not inside
     assert names(".*") == []
-    assert names("") == ["Hero-Banner.png", "logo (dark).jpg", "logoXdark.png"]
+    assert names("") == ["Crème_brûlée 2.JPG", "Hero-Banner.png", "logo (dark).jpg", "logoXdark.png"]
 
 
 def test_unknown_or_malformed_media_ids_are_404(client, editor):

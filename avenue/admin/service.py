@@ -11,6 +11,7 @@ from pymongo.database import Database
 from avenue.auth.service import normalize_email
 from avenue.clock import isoformat
 from avenue.errors import BadRequest
+from avenue.paging import Page, Window, fetch
 
 MAX_ACTION_LENGTH = 64
 # Never echoed, even if a caller of audit.log passed one by mistake.
@@ -39,14 +40,14 @@ def audit_filter(db: Database, user: str | None = None, action: str | None = Non
     return query
 
 
-def list_entries(db: Database, *, user: str | None = None, action: str | None = None,
-                 page: int = 1, per_page: int = 20) -> tuple[list[dict], int]:
-    """One page of matching entries, newest first, and how many match in all."""
-    query = audit_filter(db, user, action)
-    total = db.audit_logs.count_documents(query)
-    cursor = (db.audit_logs.find(query).sort([("at", DESCENDING), ("_id", DESCENDING)])
-              .skip((page - 1) * per_page).limit(per_page))
-    return [public_entry(doc) for doc in cursor], total
+ENTRY_ORDER = [("at", DESCENDING), ("_id", DESCENDING)]
+
+
+def list_entries(db: Database, window: Window, *, user: str | None = None,
+                 action: str | None = None) -> tuple[list[dict], Page]:
+    """One page of matching entries, newest first (each filter has an index ending in the order)."""
+    page = fetch(db.audit_logs, audit_filter(db, user, action), ENTRY_ORDER, window, index="newest")
+    return [public_entry(doc) for doc in page.docs], page
 
 
 def public_entry(doc: dict) -> dict:

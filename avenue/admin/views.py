@@ -7,7 +7,7 @@ from flask import Blueprint, jsonify, request
 from avenue.admin import service
 from avenue.auth import require_role
 from avenue.db import get_db
-from avenue.http import page_args, paginated
+from avenue.http import page_args
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 
@@ -16,7 +16,7 @@ bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 @require_role("admin")
 def audit_log():
     """Newest first, paginated; ``?user=<email or id>`` and ``?action=`` filter."""
-    page, per_page = page_args()
-    items, total = service.list_entries(get_db(), user=request.args.get("user"),
-                                        action=request.args.get("action"), page=page, per_page=per_page)
-    return jsonify(paginated(items, total, page, per_page))
+    window = page_args()
+    items, page = service.list_entries(get_db(), window, user=request.args.get("user"),
+                                       action=request.args.get("action"))
+    return jsonify(page.shape(items, window))

@@ -173,7 +173,8 @@ def user_for_token(db: Database, token: str) -> dict | None:
     """
     if not token or not token.startswith(TOKEN_PREFIX):
         return None
-    record = db.api_tokens.find_one({"token_hash": _token_hash(token), "revoked_at": None})
+    # By the unique hash alone (token_state checks revocation): one index lookup everywhere.
+    record = db.api_tokens.find_one({"token_hash": _token_hash(token)})
     if record is None:
         return None
     moment = now()

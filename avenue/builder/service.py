@@ -42,6 +42,7 @@ from avenue.media import (
     UrlSigner,
     image_object,
 )
+from avenue.paging import Page, Window
 
 MAX_ALT_LENGTH = 500
 MAX_TITLE_LENGTH = 300
@@ -86,9 +87,9 @@ def upload_media(db: Database, file: Upload, *, owner: str, alt: str | None, lim
     return result
 
 
-def list_media(db: Database, *, q: str = "", page: int = 1, per_page: int = 20) -> tuple[list[Image], int]:
-    """Library originals, newest first; ``q`` matches filenames as a case-insensitive substring."""
-    return library(db).page(filename_contains=q, page=page, per_page=per_page)
+def list_media(db: Database, window: Window, *, q: str = "") -> tuple[list[Image], Page]:
+    """Library originals, newest first; ``q`` finds filenames with words starting with its words."""
+    return library(db).page(window, search=q)
 
 
 def get_media(db: Database, media_id: ObjectId) -> Image:

@@ -10,7 +10,7 @@ from avenue import audit
 from avenue.auth import require, require_role
 from avenue.builder import service
 from avenue.db import get_db
-from avenue.http import json_body, page_args, paginated, uploaded_files
+from avenue.http import json_body, page_args, uploaded_files
 from avenue.media import BUILDER, limits_from_config, signer_from_config
 from avenue.ratelimit import limit_uploads
 
@@ -40,10 +40,10 @@ def upload_media():
 @bp.get("/media")
 @require_role("editor")
 def list_media():
-    page, per_page = page_args()
-    images, total = service.list_media(get_db(), q=request.args.get("q", ""), page=page, per_page=per_page)
+    window = page_args()
+    images, page = service.list_media(get_db(), window, q=request.args.get("q", ""))
     items = [service.media_object(get_db(), image, _signer()) for image in images]
-    return jsonify(paginated(items, total, page, per_page))
+    return jsonify(page.shape(items, window))
 
 
 @bp.get(f"/media/{MEDIA_ID}")

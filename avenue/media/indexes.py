@@ -32,18 +32,34 @@ def files_indexes() -> list[IndexModel]:
         # Content-addressed dedupe: originals are keyed by source hash (+ scope), variants by
         # original id + name. Unique, so concurrent identical uploads store one file.
         IndexModel([("metadata.key", ASCENDING)], unique=True, name="metadata_key_unique"),
-        IndexModel([("metadata.role", ASCENDING), ("uploadDate", DESCENDING)], name="role_uploaded"),
+        # Lists newest first (library.NEWEST_FIRST): equality keys, then the whole sort, so a
+        # page is one index walk with no in-memory sort, at any depth with a cursor.
+        IndexModel([("metadata.role", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
+                   name="role_newest"),
+        IndexModel([("metadata.owner", ASCENDING), ("metadata.role", ASCENDING), ("uploadDate", DESCENDING),
+                    ("_id", DESCENDING)], name="owner_role_newest"),
+        # Filename search: word starts (originals.name_prefixes).
+        IndexModel([("metadata.name_prefixes", ASCENDING)], name="name_prefixes"),
         IndexModel([("metadata.original_id", ASCENDING)], name="variant_of"),
-        IndexModel([("metadata.owner", ASCENDING), ("uploadDate", DESCENDING)], name="owner_uploaded"),
         IndexModel([("metadata.expires_at", ASCENDING)], name="expires_at", sparse=True),
     ]
 
 
+# Replaced by the indexes above (they end in the list order): dropped when found.
+OBSOLETE_FILES_INDEXES = ("role_uploaded", "owner_uploaded")
+
+
 def ensure_indexes(db: Database[Document]) -> None:
-    """Create every bucket's indexes and the deletions log's TTL index (idempotent)."""
+    """Create every bucket's indexes and the deletions log's TTL index (idempotent); drop the
+    indexes these replaced."""
     db[DELETIONS].create_indexes([
         IndexModel([("at", ASCENDING)], expireAfterSeconds=DELETIONS_TTL_SECONDS, name="ttl"),
     ])
     for bucket in BUCKETS.values():
         db[f"{bucket}.chunks"].create_indexes(chunks_indexes())
-        db[f"{bucket}.files"].create_indexes(files_indexes())
+        files = db[f"{bucket}.files"]
+        files.create_indexes(files_indexes())
+        present = set(files.index_information())
+        for name in OBSOLETE_FILES_INDEXES:
+            if name in present:
+                files.drop_index(name)

@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from time import monotonic, sleep
 from typing import Any, TypeVar
 
 from bson import ObjectId
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -40,10 +39,13 @@ from avenue.media import originals, storage
 from avenue.media.images import Limits
 from avenue.media.originals import Upload
 from avenue.media.records import Document, Image, Stored
+from avenue.paging import Page, Window, fetch
 
 DELETE_LEASE = dt.timedelta(seconds=60)
 LEASE_WAIT_SECONDS = 5.0
 ORIGINAL = {"metadata.role": "original"}
+# Lists of originals: the role (and owner) indexes end in these keys (avenue/media/indexes.py).
+NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
 # The metadata an API may change on a stored original (everything else describes the bytes).
 SETTABLE = frozenset({"alt", "expires_at"})
 T = TypeVar("T")
@@ -55,6 +57,10 @@ class Lease:
 
     image: Image
     at: dt.datetime
+
+
+def _is_original(doc: dict[str, Any] | None) -> bool:
+    return doc is not None and (doc.get("metadata") or {}).get("role") == "original"
 
 
 class Library:
@@ -73,20 +79,25 @@ class Library:
 
     # --- reads ---------------------------------------------------------------------------
 
+    # Lookups ask by ``_id`` alone and check the rest here: a filter of ``_id`` plus other
+    # fields is a collection scan on SecantusDB's planner (tests/test_index_usage.py).
+
     def get(self, image_id: ObjectId, *, owner: str | None = None) -> Image | None:
         """The original ``image_id`` (only if ``owner`` uploaded it, when given), or None."""
-        query: dict[str, Any] = {"_id": image_id, **ORIGINAL}
-        if owner is not None:
-            query["metadata.owner"] = owner
-        doc = self._files.find_one(query)
-        return None if doc is None else self._image(doc)
+        doc = self._files.find_one({"_id": image_id})
+        if doc is None or not _is_original(doc):
+            return None
+        if owner is not None and doc["metadata"].get("owner") != owner:
+            return None
+        return self._image(doc)
 
     def get_many(self, image_ids: Iterable[ObjectId]) -> dict[ObjectId, Image]:
         """The originals among ``image_ids`` that exist, by id (one query)."""
         ids = list(dict.fromkeys(image_ids))
         if not ids:
             return {}
-        return {doc["_id"]: self._image(doc) for doc in self._files.find({"_id": {"$in": ids}, **ORIGINAL})}
+        return {doc["_id"]: self._image(doc) for doc in self._files.find({"_id": {"$in": ids}})
+                if _is_original(doc)}
 
     def existing_ids(self, image_ids: Iterable[ObjectId]) -> set[ObjectId]:
         """Which of ``image_ids`` name a file of this bucket (original or not)."""
@@ -95,19 +106,25 @@ class Library:
             return set()
         return {doc["_id"] for doc in self._files.find({"_id": {"$in": ids}}, {"_id": 1})}
 
-    def page(self, *, owner: str | None = None, filename_contains: str = "", page: int = 1,
-             per_page: int = 20) -> tuple[list[Image], int]:
-        """Originals newest first (optionally one owner's, or whose filename contains a
-        case-insensitive substring), one page of them, and how many match in all."""
+    def page(self, window: Window, *, owner: str | None = None, search: str = "") -> tuple[list[Image], Page]:
+        """Originals newest first (optionally one owner's, or whose filename has a word starting
+        with each word of ``search``), one page of them (avenue/paging.py)."""
         query: dict[str, Any] = dict(ORIGINAL)
         if owner is not None:
             query["metadata.owner"] = owner
-        if filename_contains:
-            query["metadata.filename"] = {"$regex": re.escape(filename_contains), "$options": "i"}
-        total = self._files.count_documents(query)
-        cursor = (self._files.find(query).sort([("uploadDate", DESCENDING), ("_id", DESCENDING)])
-                  .skip((page - 1) * per_page).limit(per_page))
-        return [self._image(doc) for doc in cursor], total
+        words = originals.name_words(search)
+        if search.strip() and not words:
+            return [], Page([], 0, True, None)  # punctuation only: no filename word matches it
+        if words:
+            # Only originals carry name_prefixes: the words alone select, on their own index.
+            # One word is an index equality everywhere; several are an $all (mongod bounds
+            # the index by one of them, SecantusDB scans).
+            first = sorted(words, key=len, reverse=True)
+            query = {"metadata.name_prefixes": first[0] if len(words) == 1 else {"$all": first}}
+            if owner is not None:
+                query["metadata.owner"] = owner
+        page = fetch(self._files, query, NEWEST_FIRST, window)
+        return [self._image(doc) for doc in page.docs], page
 
     def find_by_content(self, source_sha256: str, *, scope: str = "") -> Image | None:
         """The original stored from these bytes (their SHA-256) within ``scope``, if any."""
@@ -145,10 +162,11 @@ class Library:
         unknown = set(fields) - SETTABLE
         if unknown:
             raise ValueError(f"not settable: {sorted(unknown)}")
-        doc = self._files.find_one_and_update(
-            {"_id": image_id, **ORIGINAL}, {"$set": {f"metadata.{k}": v for k, v in fields.items()}},
-            return_document=ReturnDocument.AFTER)
-        return None if doc is None else self._image(doc)
+        if self.get(image_id) is None:
+            return None
+        # update_one, then a read: findAndModify scans the collection on SecantusDB.
+        self._files.update_one({"_id": image_id}, {"$set": {f"metadata.{k}": v for k, v in fields.items()}})
+        return self.get(image_id)
 
     def bring(self, image: Image, *, kind: str, scope: str = "", keep_source: bool = False) -> Stored:
         """Move ``image`` (of another bucket) here with its variants, keeping its id; identical
@@ -170,13 +188,24 @@ class Library:
     # --- delete leases -------------------------------------------------------------------
 
     def take_delete_lease(self, image_id: ObjectId) -> Lease | None:
-        """Lease the original for deletion; None when it is gone or another delete holds it."""
+        """Lease the original for deletion; None when it is gone or another delete holds it.
+
+        Read, then a compare-and-set on the lease value read: of two deleters racing, one
+        update matches and the other's finds the value changed. (Not one findAndModify: that
+        scans the whole collection on SecantusDB.)"""
+        doc = self._files.find_one({"_id": image_id})
+        if doc is None or not _is_original(doc):
+            return None
+        seen = doc["metadata"].get("deleting_at")
         moment = now()
-        doc = self._files.find_one_and_update(
-            {"_id": image_id, **ORIGINAL, "$or": [
-                {"metadata.deleting_at": None}, {"metadata.deleting_at": {"$lt": moment - DELETE_LEASE}}]},
-            {"$set": {"metadata.deleting_at": moment}}, return_document=ReturnDocument.AFTER)
-        return None if doc is None else Lease(self._image(doc), moment)
+        if seen is not None and (maybe_utc(seen) or moment) >= moment - DELETE_LEASE:
+            return None
+        taken = self._files.update_one({"_id": image_id, "metadata.deleting_at": seen},
+                                       {"$set": {"metadata.deleting_at": moment}})
+        if taken.modified_count != 1:
+            return None
+        doc["metadata"]["deleting_at"] = moment
+        return Lease(self._image(doc), moment)
 
     def release_delete_lease(self, lease: Lease) -> None:
         """Give the lease back (the image stays), unless it lapsed and someone else took it."""
@@ -189,9 +218,9 @@ class Library:
         if not ids:
             return {}
         cutoff = now() - DELETE_LEASE
-        docs = self._files.find({"_id": {"$in": ids}, **ORIGINAL, "$or": [
-            {"metadata.deleting_at": None}, {"metadata.deleting_at": {"$lt": cutoff}}]})
-        return {doc["_id"]: self._image(doc) for doc in docs}
+        docs = [doc for doc in self._files.find({"_id": {"$in": ids}}) if _is_original(doc)]
+        return {doc["_id"]: self._image(doc) for doc in docs
+                if (maybe_utc(doc["metadata"].get("deleting_at")) or cutoff) <= cutoff}
 
     def _present_after_leases(self, image_ids: list[ObjectId]) -> set[ObjectId]:
         """Which of ``image_ids`` still exist once the delete leases on them are resolved

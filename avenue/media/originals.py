@@ -8,6 +8,8 @@ chunks with no files document, both of which ``gc`` collects.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any, BinaryIO
@@ -47,6 +49,27 @@ class _Ready:
     prepared: PreparedImage | None = None
     renditions: list[Rendition] = field(default_factory=list)
     existing: dict[str, Any] | None = None
+
+
+MAX_NAME_WORDS = 16
+MAX_PREFIX_LENGTH = 20
+
+
+def name_words(text: str) -> list[str]:
+    """The words of a filename or a search: case- and accent-folded runs of letters and digits
+    (``Red_Lamp-2.JPG`` → ``red``, ``lamp``, ``2``, ``jpg``), each cut to 20 characters."""
+    folded = unicodedata.normalize("NFKD", text or "").casefold()
+    plain = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    words = [word[:MAX_PREFIX_LENGTH] for word in re.split(r"[\W_]+", plain) if word]
+    return list(dict.fromkeys(words))[:MAX_NAME_WORDS]
+
+
+def name_prefixes(filename: str) -> list[str]:
+    """Every start of every word of a filename (``lamp`` → ``l``, ``la``, ``lam``, ``lamp``),
+    stored in ``metadata.name_prefixes`` under a multikey index: a search for a word start is
+    one index equality on every server. (A regex or range on the words is a collection scan
+    on SecantusDB's planner, and a range on an array needs ``$elemMatch`` to be exact.)"""
+    return list(dict.fromkeys(word[:n] for word in name_words(filename) for n in range(1, len(word) + 1)))
 
 
 def dedupe_key(source_sha256: str, scope: str = "") -> str:
@@ -95,6 +118,7 @@ def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | N
         "height": prepared.height,
         "frames": prepared.frames,
         "filename": ready.filename,
+        "name_prefixes": name_prefixes(ready.filename),
         "owner": owner,
         "kind": kind,
         "visibility": visibility,

@@ -96,8 +96,10 @@ def _load(bucket: str, file_id: ObjectId) -> MediaDoc | None:
     state.cache.sync(db)
     doc = state.cache.get_doc(bucket, file_id)
     if doc is None:
-        files_doc = db[f"{bucket}.files"].find_one({"_id": file_id, "metadata.role": "original"})
-        if files_doc is None:
+        # By _id alone (the role is checked here): _id plus another field is a collection scan
+        # on SecantusDB's planner, and this runs on every cache miss.
+        files_doc = db[f"{bucket}.files"].find_one({"_id": file_id})
+        if files_doc is None or (files_doc.get("metadata") or {}).get("role") != "original":
             return None
         doc = MediaDoc.from_files_doc(files_doc)
         state.cache.put_doc(bucket, doc)

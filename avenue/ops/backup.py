@@ -39,6 +39,7 @@ from pymongo.errors import DuplicateKeyError
 from avenue import audit
 from avenue import db as database
 from avenue.clock import now
+from avenue.db import shard_key
 from avenue.errors import AvenueError, Conflict
 from avenue.media import BUCKETS, ensure_indexes, storage
 
@@ -435,7 +436,9 @@ class _Restorer:
                 existing = collection.find_one({"_id": doc["_id"]}, {"password_hash": 1}) or {}
                 doc["password_hash"] = existing.get("password_hash", "")
             try:
-                collection.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+                # The shard key in the filter too: a sharded cluster refuses an upsert without it.
+                selector = {"_id": doc["_id"], **{field: doc.get(field) for field in (shard_key(name) or ())}}
+                collection.replace_one(selector, doc, upsert=True)
             except DuplicateKeyError as error:
                 self.report.conflicts.append({"collection": name, "id": str(doc["_id"]),
                                               "error": f"another document holds the same unique key: "

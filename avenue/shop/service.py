@@ -50,6 +50,7 @@ from avenue.media import (
     image_object,
     ref_object,
 )
+from avenue.paging import Page, Window, fetch
 
 SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_NAME_LENGTH = 200
@@ -169,10 +170,12 @@ def get_product(db: Database, sku: str) -> dict:
     return doc
 
 
-def list_products(db: Database, page: int, per_page: int) -> tuple[list[dict], int]:
-    """One page of products by sku, and the total."""
-    cursor = products(db).find({}).sort("sku", ASCENDING).skip((page - 1) * per_page).limit(per_page)
-    return list(cursor), products(db).count_documents({})
+PRODUCT_ORDER = [("sku", ASCENDING)]  # the unique sku index serves it
+
+
+def list_products(db: Database, window: Window) -> Page:
+    """One page of products by sku (avenue/paging.py: by cursor or bounded offset)."""
+    return fetch(products(db), {}, PRODUCT_ORDER, window, index="sku_unique")
 
 
 def update_product(db: Database, sku: str, body: dict) -> dict:

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from avenue import audit, status
 from avenue.auth import require, require_role
 from avenue.db import get_db
-from avenue.http import json_body, page_args, paginated, uploaded_files
+from avenue.http import json_body, page_args, uploaded_files
 from avenue.media import PRODUCTS, TEMP, limits_from_config, signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.shop import service
@@ -35,9 +35,9 @@ def _product(doc: dict):
 @bp.get("/products")
 def list_products():
     """Products by sku, one page at a time (anyone)."""
-    page, per_page = page_args()
-    docs, total = service.list_products(get_db(), page, per_page)
-    return jsonify(paginated([service.product_object(d, _signer()) for d in docs], total, page, per_page))
+    window = page_args()
+    page = service.list_products(get_db(), window)
+    return jsonify(page.shape([service.product_object(d, _signer()) for d in page.docs], window))
 
 
 @bp.post("/products")

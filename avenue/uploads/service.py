@@ -13,6 +13,7 @@ from pymongo.database import Database
 
 from avenue.errors import BadRequest, NotFound
 from avenue.media import UPLOADS, Image, Library, Limits, Stored, Upload, UrlSigner, image_object
+from avenue.paging import Page, Window
 
 VISIBILITIES = ("public", "private")
 
@@ -38,11 +39,11 @@ def upload(db: Database, file: Upload, *, owner: str, visibility: str, limits: L
                              scope=f"{owner}:{visibility}", visibility=visibility)
 
 
-def list_uploads(db: Database, *, user_id: str, is_admin: bool, owner: str | None = None,
-                 page: int = 1, per_page: int = 20) -> tuple[list[Image], int]:
+def list_uploads(db: Database, window: Window, *, user_id: str, is_admin: bool,
+                 owner: str | None = None) -> tuple[list[Image], Page]:
     """A user's own uploads, newest first; admins see everyone's, optionally one ``owner``'s."""
     scope = (owner or None) if is_admin else user_id
-    return library(db).page(owner=scope, page=page, per_page=per_page)
+    return library(db).page(window, owner=scope)
 
 
 def get_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool) -> Image:

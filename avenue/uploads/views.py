@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from avenue import audit
 from avenue.auth import require, require_role
 from avenue.db import get_db
-from avenue.http import page_args, paginated, uploaded_files
+from avenue.http import page_args, uploaded_files
 from avenue.media import UPLOADS, limits_from_config, signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.uploads import service
@@ -40,10 +40,10 @@ def create_upload():
 @require_role()
 def list_uploads():
     user = require()
-    page, per_page = page_args()
-    images, total = service.list_uploads(get_db(), user_id=user.id, is_admin=user.role == "admin",
-                                         owner=request.args.get("owner"), page=page, per_page=per_page)
-    return jsonify(paginated([service.upload_object(i, _signer()) for i in images], total, page, per_page))
+    window = page_args()
+    images, page = service.list_uploads(get_db(), window, user_id=user.id, is_admin=user.role == "admin",
+                                        owner=request.args.get("owner"))
+    return jsonify(page.shape([service.upload_object(i, _signer()) for i in images], window))
 
 
 @bp.get(f"/{UPLOAD_ID}")
