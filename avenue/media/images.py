@@ -5,13 +5,15 @@ Pure domain code: bytes in, results out; no Flask, no database.
 How served originals stay private and upright:
 we *strip metadata segments* rather than re-encode. JPEG, PNG, WebP and GIF originals keep
 their compressed pixel data bit for bit (no generation loss, no decode at full size, so a
-12 MP upload stays fast); EXIF, XMP, IPTC, comments and text chunks are dropped, the ICC
-profile is kept. A JPEG whose EXIF says it is rotated keeps a fresh EXIF block holding only
+12 MP upload stays fast). What is kept is an allow-list per format (what displays the
+image: pixels, palette, transparency, colour and ICC, animation); EXIF, XMP, IPTC, comments,
+text, thumbnails and every private or unknown chunk are dropped. A JPEG whose EXIF says it is rotated keeps a fresh EXIF block holding only
 the Orientation tag, which every current browser applies (CSS ``image-orientation:
 from-image`` is the default), so it displays upright with no GPS, camera or serial data.
 Formats whose metadata we cannot strip losslessly are re-encoded: HEIC becomes JPEG
-(browsers other than Safari cannot show HEIC at all), and an AVIF carrying EXIF or XMP, or
-a PNG/WebP whose EXIF rotates it, is re-encoded upright. Variants are always re-encoded
+(browsers other than Safari cannot show HEIC at all), and an AVIF carrying anything but
+image items (Exif, XMP, unknown boxes), or a PNG/WebP whose EXIF rotates it, is re-encoded
+upright. Variants are always re-encoded
 upright from pixels, so they carry no metadata but the ICC profile.
 """
 
@@ -294,7 +296,7 @@ def _sanitized(data: bytes, im: Image.Image, fmt: str, orientation: int, icc: by
     if fmt == "HEIF":
         return _reencode(im, "JPEG", 1, icc)
     if fmt == "AVIF":
-        if im.info.get("exif") or im.info.get("xmp") or orientation != 1:
+        if im.info.get("exif") or im.info.get("xmp") or orientation != 1 or not avif_is_plain(data):
             return _reencode(im, "AVIF", orientation, icc)
         return data
     raise UnsupportedImage(f"{fmt} images are not accepted. Accepted formats: {ACCEPTED_LABEL}.")
@@ -325,7 +327,9 @@ def strip_jpeg(data: bytes, orientation: int = 1) -> bytes:
     """Drop EXIF/XMP/IPTC/comment segments and anything after the first image's EOI.
 
     Keeps JFIF (APP0), ICC (APP2 ``ICC_PROFILE``), Adobe (APP14: needed to read CMYK right)
-    and every coding segment. A rotated photo gets an EXIF block with only Orientation.
+    and every coding segment; every other APPn (EXIF, XMP, Photoshop/IPTC, MPF, JFXX
+    thumbnails, vendors'), comments and the images an MPO appends after the first are
+    dropped. A rotated photo gets an EXIF block with only Orientation.
     """
     if data[:2] != b"\xff\xd8":
         raise CorruptImage("The JPEG data does not start with a JPEG marker.")
@@ -359,9 +363,9 @@ def strip_jpeg(data: bytes, orientation: int = 1) -> bytes:
         if 0xE0 <= marker <= 0xEF:
             body = segment[4:]
             keep = (
-                marker == 0xE0
+                (marker == 0xE0 and body.startswith(b"JFIF\x00"))  # not JFXX: it holds a thumbnail
                 or (marker == 0xE2 and body.startswith(b"ICC_PROFILE\x00"))
-                or marker == 0xEE
+                or (marker == 0xEE and body.startswith(b"Adobe"))
             )
         elif marker == 0xFE:  # COM
             keep = False
@@ -385,18 +389,23 @@ def strip_jpeg(data: bytes, orientation: int = 1) -> bytes:
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_DROP = {b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"}
+# What displays the image: pixels and palette, transparency, colour (ICC, sRGB, gamma,
+# chromaticities, significant bits, CICP and HDR levels) and APNG's animation. Everything
+# else goes: text (tEXt/zTXt/iTXt), eXIf, tIME, pHYs (print size), bKGD/hIST/sPLT (viewer
+# hints) and every private or unknown chunk.
+_PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"iCCP",
+             b"sBIT", b"cICP", b"mDCV", b"cLLI", b"acTL", b"fcTL", b"fdAT"}
 
 
 def strip_png(data: bytes) -> bytes:
-    """Drop text, time and EXIF chunks (and anything after IEND); keep pixels, ICC and APNG."""
+    """Keep only the chunks that display the image (``_PNG_KEEP``), nothing after IEND."""
     out = bytearray(_PNG_SIGNATURE)
     pos = len(_PNG_SIGNATURE)
     while pos + 8 <= len(data):
         length = struct.unpack(">I", data[pos : pos + 4])[0]
         kind = data[pos + 4 : pos + 8]
         end = pos + 12 + length
-        if kind not in _PNG_DROP:
+        if kind in _PNG_KEEP:
             out += data[pos:end]
         pos = end
         if kind == b"IEND":
@@ -404,15 +413,69 @@ def strip_png(data: bytes) -> bytes:
     return bytes(out)
 
 
+# Bitstreams, alpha, animation and the ICC profile; EXIF, XMP and unknown chunks go.
+_WEBP_KEEP = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF", b"ICCP"}
+
+
+# An AVIF served as uploaded holds only these: top-level boxes, and item types in its meta
+# box (AV1 images, grids, overlays; alpha and depth maps are av01 items too).
+_AVIF_BOXES = {b"ftyp", b"meta", b"mdat", b"moov"}
+_AVIF_ITEMS = {b"av01", b"grid", b"iovl"}
+
+
+def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
+    """(type, payload start, box end) of the ISOBMFF boxes in ``data[start:end]``."""
+    found = []
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        header = 8
+        if size == 1 and pos + 16 <= end:
+            size, header = struct.unpack(">Q", data[pos + 8 : pos + 16])[0], 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            raise CorruptImage("The AVIF data is damaged (bad box size).")
+        found.append((kind, pos + header, pos + size))
+        pos += size
+    return found
+
+
+def avif_is_plain(data: bytes) -> bool:
+    """Whether an AVIF holds nothing but image items: no Exif, XMP (``mime``), URI or unknown
+    items, no unknown top-level boxes. Otherwise it is re-encoded (metadata items cannot be
+    cut out losslessly: the item locations are absolute file offsets)."""
+    boxes = _boxes(data, 0, len(data))
+    if any(kind not in _AVIF_BOXES for kind, _, _ in boxes):
+        return False
+    for kind, start, end in boxes:
+        if kind != b"meta":
+            continue
+        for child, child_start, child_end in _boxes(data, start + 4, end):  # +4: version, flags
+            if child != b"iinf":
+                continue
+            version = data[child_start]
+            first = child_start + 4 + (2 if version == 0 else 4)  # entry count
+            for entry, entry_start, _ in _boxes(data, first, child_end):
+                if entry != b"infe" or data[entry_start] < 2:
+                    return False
+                id_size = 2 if data[entry_start] == 2 else 4
+                type_at = entry_start + 4 + id_size + 2
+                if data[type_at : type_at + 4] not in _AVIF_ITEMS:
+                    return False
+    return True
+
+
 def strip_webp(data: bytes) -> bytes:
-    """Drop EXIF and XMP chunks from a WebP container and clear their VP8X flags."""
+    """Keep only the chunks that display the image (``_WEBP_KEEP``); clear the VP8X EXIF and
+    XMP flags."""
     chunks = []
     pos = 12
     while pos + 8 <= len(data):
         kind = data[pos : pos + 4]
         length = struct.unpack("<I", data[pos + 4 : pos + 8])[0]
         end = pos + 8 + length + (length & 1)
-        if kind not in {b"EXIF", b"XMP "}:
+        if kind in _WEBP_KEEP:
             chunk = bytearray(data[pos:end])
             if kind == b"VP8X":
                 chunk[8] &= ~(0x08 | 0x04) & 0xFF
@@ -423,7 +486,9 @@ def strip_webp(data: bytes) -> bytes:
 
 
 def strip_gif(data: bytes) -> bytes:
-    """Drop comment and unknown application extensions and anything after the trailer."""
+    """Keep image data, graphic control and the looping extension; drop comments, plain text
+    (no browser draws it), every other application extension (XMP lives in one) and anything
+    after the trailer."""
     if len(data) < 13:
         raise CorruptImage("The GIF data is too short.")
     flags = data[10]
@@ -443,7 +508,7 @@ def strip_gif(data: bytes) -> bytes:
         if block == 0x21:
             label = data[pos + 1]
             end = sub_blocks(pos + 2)
-            keep = label in {0xF9, 0x01}  # graphic control, plain text
+            keep = label == 0xF9  # graphic control (frame delay, transparency)
             if label == 0xFF:
                 app = data[pos + 3 : pos + 14]
                 keep = app in {b"NETSCAPE2.0", b"ANIMEXTS1.0"}
