@@ -74,6 +74,12 @@ class RateLimited(AvenueError):
     status, code = 429, "rate_limited"
 
 
+class ServerBusy(AvenueError):
+    """The server cannot take this work right now (e.g. its decode memory is in use)."""
+
+    status, code = 503, "busy"
+
+
 class DatabaseUnavailable(AvenueError):
     status, code = 503, "database_unavailable"
 
@@ -98,7 +104,7 @@ def register_errorhandlers(app: Flask) -> None:
     def handle_avenue_error(error: AvenueError) -> Response:
         response = jsonify(error.to_dict())
         response.status_code = error.status
-        if error.status == 429 and "retry_after" in error.details:
+        if error.status in (429, 503) and "retry_after" in error.details:
             response.headers["Retry-After"] = str(error.details["retry_after"])
         return response
 

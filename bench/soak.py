@@ -65,11 +65,14 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
-def soak(seconds: float, *, clients: int = 4, folder: str | None = None) -> dict:
-    """Run the mixed load for ``seconds``; the figures as a dict."""
+def soak(seconds: float, *, clients: int = 4, folder: str | None = None,
+         env: dict[str, str] | None = None, sample_every: float = 15.0) -> dict:
+    """Run the mixed load for ``seconds``; the figures as a dict (``env``: extra variables for
+    the server, e.g. a cache size)."""
     folder = folder or tempfile.mkdtemp(prefix="avenue-soak-")
     database = EmbeddedServer(Path(folder) / "db", log_path=Path(folder) / "db.log").start()
-    server = Gunicorn(database.uri, DB, Path(folder) / "gunicorn.log").start()
+    server = Gunicorn(database.uri, DB, Path(folder) / "gunicorn.log", extra_env=env).start()
+    series: list[tuple[float, float]] = []
     tally = Tally()
     stored: list[dict] = []
     stored_lock = threading.Lock()
@@ -142,8 +145,14 @@ def soak(seconds: float, *, clients: int = 4, folder: str | None = None) -> dict
             finally:
                 client.close()
 
+        def sampler() -> None:
+            began = time.monotonic()
+            while time.monotonic() < deadline:
+                series.append((round(time.monotonic() - began), round(rss_mb(server.workers()), 1)))
+                time.sleep(min(sample_every, max(0.5, deadline - time.monotonic())))
+
         threads = [threading.Thread(target=client, args=(seed,)) for seed in range(clients)]
-        threads.append(threading.Thread(target=collector))
+        threads += [threading.Thread(target=collector), threading.Thread(target=sampler)]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -161,6 +170,7 @@ def soak(seconds: float, *, clients: int = 4, folder: str | None = None) -> dict
         "errors": tally.errors, "deliberate_4xx": tally.refused,
         "rss_start_mb": round(rss_start, 1), "rss_end_mb": round(rss_end, 1),
         "rss_growth": round(rss_end / rss_start, 3) if rss_start else None,
+        "rss_series": series, "env": env or {},
     }
 
 
@@ -180,8 +190,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a variable for the server (e.g. AVENUE_MEDIA_CACHE_BYTES=0); repeatable")
+    parser.add_argument("--sample", type=float, default=60.0, help="seconds between RSS samples")
     args = parser.parse_args()
-    result = soak(args.minutes * 60, clients=args.clients)
+    env = dict(item.split("=", 1) for item in args.env)
+    result = soak(args.minutes * 60, clients=args.clients, env=env, sample_every=args.sample)
     print(f"# Soak, {args.minutes:g} min, {args.clients} clients + gc, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     print("| kind | requests | p50 ms | p99 ms |\n| --- | ---: | ---: | ---: |")
@@ -191,7 +205,9 @@ def main() -> None:
     print(f"\nerrors: {len(result['errors'])} (target 0) {result['errors'][:5]}; deliberate 4xx: "
           f"{result['deliberate_4xx']}")
     print(f"worker RSS: {result['rss_start_mb']} MB at the start, {result['rss_end_mb']} MB at the end "
-          f"({result['rss_growth']}x; target within 1.10x)")
+          f"({result['rss_growth']}x; target within 1.10x); server variables: {env or 'none'}")
+    print("\nRSS of both workers over time (s: MB): "
+          + ", ".join(f"{at}: {mb}" for at, mb in result["rss_series"]))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ class Gunicorn:
     """``gunicorn --config gunicorn.conf.py wsgi:app`` (the Procfile's command) on a free port."""
 
     def __init__(self, mongo_uri: str, db_name: str, log_path: Path, *, workers: int = 2,
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, root: Path = ROOT) -> None:
+        self.root = root  # another checkout's code (a benchmark's "before")
         self.port = free_port()
         self.log_path = log_path
         self.env = {
@@ -45,7 +46,7 @@ class Gunicorn:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                cwd=self.root, env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         finally:
             log.close()

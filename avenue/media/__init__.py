@@ -52,6 +52,8 @@ def limits_from_config(config: Mapping[str, Any]) -> Limits:
         max_pixels=config["AVENUE_MAX_PIXELS"],
         max_frames=config["AVENUE_MAX_FRAMES"],
         max_total_pixels=config["AVENUE_MAX_TOTAL_PIXELS"],
+        decode_budget_bytes=config.get("AVENUE_DECODE_BUDGET_BYTES", Limits.decode_budget_bytes),
+        decode_wait_seconds=config.get("AVENUE_DECODE_WAIT_SECONDS", Limits.decode_wait_seconds),
     )
 
 

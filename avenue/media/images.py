@@ -7,9 +7,10 @@ we *strip metadata segments* rather than re-encode. JPEG, PNG, WebP and GIF orig
 their compressed pixel data bit for bit (no generation loss, no decode at full size, so a
 12 MP upload stays fast). What is kept is an allow-list per format (what displays the
 image: pixels, palette, transparency, colour and ICC, animation); EXIF, XMP, IPTC, comments,
-text, thumbnails and every private or unknown chunk are dropped. A JPEG whose EXIF says it is rotated keeps a fresh EXIF block holding only
-the Orientation tag, which every current browser applies (CSS ``image-orientation:
-from-image`` is the default), so it displays upright with no GPS, camera or serial data.
+text, thumbnails and every private or unknown chunk are dropped. A JPEG whose EXIF says it
+is rotated keeps a fresh EXIF block holding only the Orientation tag, which every current
+browser applies (CSS ``image-orientation: from-image`` is the default), so it displays
+upright with no GPS, camera or serial data.
 Formats whose metadata we cannot strip losslessly are re-encoded: HEIC becomes JPEG
 (browsers other than Safari cannot show HEIC at all), and an AVIF carrying anything but
 image items (Exif, XMP, unknown boxes), or a PNG/WebP whose EXIF rotates it, is re-encoded
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import unicodedata
 import warnings
 from dataclasses import dataclass, field
@@ -29,7 +31,7 @@ from typing import Any, BinaryIO
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, UnsupportedImage
+from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, ServerBusy, UnsupportedImage
 
 try:  # HEIC as iPhones send it.
     import pillow_heif
@@ -70,6 +72,63 @@ class Limits:
     max_pixels: int = 40_000_000
     max_frames: int = 100
     max_total_pixels: int = 100_000_000
+    # Bytes of decoded pixels this process holds at once over all its requests (DecodeBudget).
+    decode_budget_bytes: int = 256 * 1024 * 1024
+    decode_wait_seconds: float = 20.0
+
+
+class DecodeBudget:
+    """The bytes of decoded pixels a process may hold at once, shared by its request threads.
+
+    A 150 KB PNG may declare 40 megapixels: decoded, that is 160 MB, and four of them at once
+    took a worker past 1.3 GB. Each decode first reserves what it will hold (known from the
+    header before any pixel is decoded); a reservation that does not fit waits for others to
+    finish, up to ``decode_wait_seconds``, then the request answers 503 with Retry-After. One
+    image needing more than the whole budget is refused with 413. So a worker's decoded
+    pixels never exceed its budget, whatever the uploads declare.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self._changed = threading.Condition()
+
+    def reserve(self, amount: int, wait_seconds: float) -> None:
+        """Hold ``amount`` bytes (waiting for room); ImageTooLarge or ServerBusy otherwise."""
+        if amount > self.capacity:
+            raise ImageTooLarge(
+                f"Decoding this image needs about {amount / 2**20:.0f} MB of memory; the server "
+                f"decodes at most {self.capacity / 2**20:.0f} MB at once. Send fewer pixels.",
+                code="decode_too_large", needed_bytes=amount, limit_bytes=self.capacity)
+        with self._changed:
+            if not self._changed.wait_for(lambda: self.in_use + amount <= self.capacity, wait_seconds):
+                raise ServerBusy("The server is decoding other large images; try again in a few seconds.",
+                                 retry_after=5)
+            self.in_use += amount
+
+    def release(self, amount: int) -> None:
+        with self._changed:
+            self.in_use -= amount
+            self._changed.notify_all()
+
+
+_BUDGETS: dict[int, DecodeBudget] = {}
+_BUDGETS_LOCK = threading.Lock()
+
+
+def decode_budget(capacity: int) -> DecodeBudget:
+    """This process's budget of ``capacity`` bytes (one per size: tests build several apps)."""
+    with _BUDGETS_LOCK:
+        return _BUDGETS.setdefault(capacity, DecodeBudget(capacity))
+
+
+def decode_cost(im: Image.Image, frames: int, draft: tuple[int, int] | None, rotate_copy: bool) -> int:
+    """The bytes of pixels preparing ``im`` holds at its peak: the decoded canvas (4 bytes a
+    pixel at most in the modes we decode to; a JPEG at its draft size), twice for animations
+    (Pillow keeps the previous frame to compose the next) and for a rotated re-encode."""
+    width, height = draft or im.size
+    canvas = width * height * 4
+    return canvas * (2 if frames > 1 or rotate_copy else 1)
 
 
 @dataclass
@@ -209,6 +268,14 @@ def upright(im: Image.Image, orientation: int) -> Image.Image:
     return im
 
 
+def _shrunk(im: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A copy of the current frame no larger than ``size`` needs (what every variant is cut
+    from), made straight from the decoded canvas."""
+    if im.size[0] <= size[0] and im.size[1] <= size[1]:
+        return im.copy()
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
 def _draft_size(width: int, height: int, orientation: int) -> tuple[int, int]:
     """The smallest stored size that still feeds every variant without upscaling."""
     dw, dh = (height, width) if orientation >= 5 else (width, height)
@@ -232,7 +299,7 @@ def prepare(data: bytes, limits: Limits) -> PreparedImage:
         im = _open(data, limits)
         try:
             return _prepare_opened(im, data, limits)
-        except (ImageTooLarge, UnsupportedImage, CorruptImage):
+        except (ImageTooLarge, UnsupportedImage, CorruptImage, ServerBusy):
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise ImageTooLarge(
@@ -250,20 +317,29 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits) -> PreparedIma
     width, height = im.size
     orientation = _orientation(im)
     icc = im.info.get("icc_profile") or None
+    needed = _draft_size(width, height, orientation)
 
+    draft = None
     if pil_format in {"JPEG", "MPO"}:
-        im.draft(None, _draft_size(width, height, orientation))
-    # Decoding every frame once is the validation: truncated or corrupt data fails here.
-    im.seek(0)
-    im.load()
-    first = im.copy()
-    for index in range(1, frames):
-        im.seek(index)
+        im.draft(None, needed)
+        draft = im.size  # the scale the decoder will produce (at least ``needed``)
+    cost = decode_cost(im, frames, draft, rotate_copy=orientation != 1 and pil_format not in {"JPEG", "MPO"})
+    budget = decode_budget(limits.decode_budget_bytes)
+    budget.reserve(cost, limits.decode_wait_seconds)
+    try:
+        # Decoding every frame once is the validation: truncated or corrupt data fails here.
+        im.seek(0)
         im.load()
-    im.seek(0)
-
-    served_format = "JPEG" if pil_format in {"MPO", "HEIF"} else pil_format
-    served = _sanitized(data, im, pil_format, orientation, icc)
+        # The variants need no more than ``needed``: keep that, not a second full canvas.
+        first = _shrunk(im, needed)
+        for index in range(1, frames):
+            im.seek(index)
+            im.load()
+        im.seek(0)
+        served_format = "JPEG" if pil_format in {"MPO", "HEIF"} else pil_format
+        served = _sanitized(data, im, pil_format, orientation, icc)
+    finally:
+        budget.release(cost)
     if pil_format == "HEIF":
         # pillow-heif already applied the HEIF transforms; its EXIF orientation is informational.
         orientation = 1
@@ -304,7 +380,7 @@ def _sanitized(data: bytes, im: Image.Image, fmt: str, orientation: int, icc: by
 
 def _reencode(im: Image.Image, fmt: str, orientation: int, icc: bytes | None) -> bytes:
     im.seek(0)
-    pixels = upright(im.copy(), orientation)
+    pixels = upright(im, orientation)  # a new image only when it turns (counted in decode_cost)
     if fmt == "JPEG" and pixels.mode not in {"RGB", "L", "CMYK"}:
         pixels = pixels.convert("RGB")
     out = io.BytesIO()
