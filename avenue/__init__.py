@@ -73,11 +73,13 @@ def register_middleware(app: Flask) -> None:
 
 
 def register_hooks(app: Flask) -> None:
+    from avenue.http import limit_request_body
     from avenue.readiness import ensure_database_ready
     from avenue.security import CookieFreeMediaSessions, add_security_headers, answer_cors_preflight
 
     app.session_interface = CookieFreeMediaSessions()
     app.before_request(answer_cors_preflight)
+    app.before_request(limit_request_body)
     app.before_request(ensure_database_ready)
     app.after_request(add_security_headers)
 

@@ -89,7 +89,7 @@ def from_environment() -> dict:
         "AVENUE_MAX_PRODUCT_IMAGES": max_product_images,
         # Decoded pixels one process holds at once over all its uploads (avenue/media/images.py
         # DecodeBudget): what bounds a worker's memory whatever the uploads declare.
-        "AVENUE_DECODE_BUDGET_BYTES": _int("AVENUE_DECODE_BUDGET_BYTES", 256 * 1024 * 1024),
+        "AVENUE_DECODE_BUDGET_BYTES": _int("AVENUE_DECODE_BUDGET_BYTES", 192 * 1024 * 1024),
         "AVENUE_DECODE_WAIT_SECONDS": _int("AVENUE_DECODE_WAIT_SECONDS", 20),
         # A request may carry one product's worth of images plus form overhead.
         "MAX_CONTENT_LENGTH": max_upload * max_product_images + 1024 * 1024,

@@ -119,9 +119,14 @@ def register_errorhandlers(app: Flask) -> None:
             413: "The request body is larger than this server accepts.",
         }
         message = messages.get(error.code, error.description or error.name)
+        if error.description and error.description != type(error).description:
+            message = error.description  # raised with a message of ours
         if isinstance(error, MalformedId):  # the resource's own 404 (avenue/ids.py)
             code, message = error.error_code, error.description or message
         response = error_response(error.code or 500, code, message)
+        if error.code == 413:
+            # The body was not read: the connection cannot carry another request.
+            response.headers["Connection"] = "close"
         for header in ("Allow", "Retry-After"):
             if error.get_headers() and header in dict(error.get_headers()):
                 response.headers[header] = dict(error.get_headers())[header]

@@ -6,8 +6,9 @@ import json
 import math
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 from flask.json.provider import DefaultJSONProvider
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from avenue.errors import BadRequest
 from avenue.media import Upload
@@ -61,6 +62,42 @@ def parse_json(data: bytes) -> Any:
     if _depth(value) > MAX_JSON_DEPTH:
         raise BadRequest(f"The JSON body nests more than {MAX_JSON_DEPTH} levels.", code="invalid_json")
     return value
+
+
+# Request bodies, per route (checked before the view runs, from Content-Length; Werkzeug holds
+# a chunked body to the same limit while reading it). A route that takes one file allows one
+# file's limit; routes taking a product's images allow MAX_CONTENT_LENGTH; every other route
+# (JSON) allows the largest JSON it accepts: a builder page (2 MB) and its envelope.
+JSON_BODY_LIMIT = 2 * 1024 * 1024 + 64 * 1024
+FORM_OVERHEAD = 64 * 1024
+
+
+def one_file(view: Any) -> Any:
+    """Mark a view that takes one uploaded file: its body may be one file's limit."""
+    view.body_limit = "one_file"
+    return view
+
+
+def product_files(view: Any) -> Any:
+    """Mark a view that takes a product's worth of files (MAX_CONTENT_LENGTH)."""
+    view.body_limit = "product_files"
+    return view
+
+
+def limit_request_body() -> None:
+    """Set this request's body limit from its route and refuse a larger one at once (413)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    kind = getattr(view, "body_limit", None)
+    if kind == "one_file":
+        limit = current_app.config["AVENUE_MAX_UPLOAD_BYTES"] + FORM_OVERHEAD
+    elif kind == "product_files":
+        limit = current_app.config["MAX_CONTENT_LENGTH"]
+    else:
+        limit = JSON_BODY_LIMIT
+    request.max_content_length = limit
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestEntityTooLarge(f"This request's body is {request.content_length:,} bytes; this endpoint "
+                                    f"takes at most {limit:,}.")
 
 
 def json_body() -> dict[str, Any]:

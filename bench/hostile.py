@@ -43,9 +43,9 @@ DB = "avenue_hostile"
 SIDE = 6300
 
 
-def hostile_pngs(count: int) -> list[bytes]:
-    """Distinct small PNGs declaring SIDE x SIDE RGBA pixels (mostly one colour: tiny files)."""
-    base = Image.new("RGBA", (SIDE, SIDE), (250, 250, 250, 255))
+def hostile_pngs(count: int, side: int = SIDE) -> list[bytes]:
+    """Distinct small PNGs declaring side x side RGBA pixels (mostly one colour: tiny files)."""
+    base = Image.new("RGBA", (side, side), (250, 250, 250, 255))
     files = []
     for index in range(count):
         base.putpixel((index, index), (index, 0, 0, 255))
@@ -124,9 +124,16 @@ def run(label: str, files: list[bytes], *, env: dict[str, str], root: Path) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--uploads", type=int, default=4)
+    parser.add_argument("--side", type=int, action="append",
+                        help="canvas side in pixels (repeatable; default 6300, the issue's file, and 5000, "
+                             "about the largest RGBA canvas the shipped budget decodes)")
     parser.add_argument("--before", metavar="REF", help="also run the code of this git ref")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a variable for every setup's server (e.g. MALLOC_ARENA_MAX=2); repeatable")
+    parser.add_argument("--only", choices=["shipped"], help="run the shipped setup alone")
     args = parser.parse_args()
-    files = hostile_pngs(args.uploads)
+    extra = dict(item.split("=", 1) for item in args.env)
+    sides = args.side or [SIDE, 5000]
     setups: list[tuple[str, dict[str, str], Path]] = [
         ("no budget", {"AVENUE_DECODE_BUDGET_BYTES": str(100 * 2**30)}, ROOT),
         ("shipped", {}, ROOT),
@@ -138,24 +145,35 @@ def main() -> None:
                        check=True, capture_output=True)
         setups.insert(0, (f"before ({args.before})", {}, worktree))
     try:
-        rows = [run(label, files, env=env, root=root) for label, env, root in setups]
+        if args.only:
+            setups = [setup for setup in setups if setup[0] == args.only]
+        rows = []
+        for side in sides:
+            files = hostile_pngs(args.uploads, side)
+            for label, env, root in setups:
+                row = run(label, files, env={**env, **extra}, root=root)
+                rows.append({**row, "side": side, "kb": len(files[0]) // 1024})
     finally:
         if worktree is not None:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False)
-    print(f"# Hostile uploads: {args.uploads} x {len(files[0]) // 1024} KB PNG declaring {SIDE}x{SIDE}, "
-          f"at once, ops role, 2 workers, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
-    print("| setup | idle RSS (2 workers) | peak above idle | slowest answer | answers |")
-    print("| --- | ---: | ---: | ---: | --- |")
+    print(f"# Hostile uploads: {args.uploads} small RGBA PNGs at once, ops role, 2 workers, "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    print("| canvas | setup | idle RSS (2 workers) | peak above idle | slowest answer | answers |")
+    print("| --- | --- | ---: | ---: | ---: | --- |")
     for row in rows:
         answers = ", ".join(f"{status}{' ' + code if code else ''} ({seconds:.1f} s)"
                             for status, seconds, code in row["results"])
-        print(f"| {row['label']} | {row['idle_mb']} MB | **{row['peak_above_idle_mb']} MB** | "
-              f"{row['slowest_s']} s | {answers} |")
-    shipped = next(row for row in rows if row["label"] == "shipped")
-    baseline = rows[0]
-    ratio = shipped["peak_above_idle_mb"] / max(baseline["peak_above_idle_mb"], 1)
-    print(f"\nshipped ÷ {baseline['label']}: {ratio:.2f}x of the peak; target: under 600 MB above idle, "
-          "every answer within 30 s")
+        print(f"| {row['side']}x{row['side']} ({row['kb']} KB) | {row['label']} | {row['idle_mb']} MB | "
+              f"**{row['peak_above_idle_mb']} MB** | {row['slowest_s']} s | {answers} |")
+    for side in sides:
+        group = [row for row in rows if row["side"] == side]
+        shipped = next((row for row in group if row["label"] == "shipped"), None)
+        if shipped is None or len(group) < 2:
+            continue
+        baseline = group[0]
+        ratio = shipped["peak_above_idle_mb"] / max(baseline["peak_above_idle_mb"], 1)
+        print(f"\n{side}x{side}: shipped ÷ {baseline['label']} = {ratio:.2f}x of the peak")
+    print("\ntarget: under 600 MB above idle for the two workers, every answer within 30 s")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from avenue import audit
 from avenue.auth import require, require_role
 from avenue.builder import service
 from avenue.db import get_db
-from avenue.http import json_body, page_args, uploaded_files
+from avenue.http import json_body, one_file, page_args, uploaded_files
 from avenue.media import BUILDER, limits_from_config, signer_from_config
 from avenue.ratelimit import limit_uploads
 
@@ -25,6 +25,7 @@ def _signer():
 
 
 @bp.post("/media")
+@one_file
 @require_role("editor")
 @limit_uploads
 def upload_media():

@@ -73,7 +73,7 @@ class Limits:
     max_frames: int = 100
     max_total_pixels: int = 100_000_000
     # Bytes of decoded pixels this process holds at once over all its requests (DecodeBudget).
-    decode_budget_bytes: int = 256 * 1024 * 1024
+    decode_budget_bytes: int = 192 * 1024 * 1024
     decode_wait_seconds: float = 20.0
 
 
@@ -122,13 +122,21 @@ def decode_budget(capacity: int) -> DecodeBudget:
         return _BUDGETS.setdefault(capacity, DecodeBudget(capacity))
 
 
+# Modes whose shrinking makes a full-size copy first: RGBA/LA are premultiplied for resampling,
+# palette and bilevel images are converted to RGB(A) (resampling them directly would pick
+# nearest pixels), 32-bit integer/float images are scaled to 8 bits.
+_COPYING_MODES = {"RGBA", "LA", "PA", "P", "1", "I", "F", "I;16", "I;16B", "I;16L"}
+
+
 def decode_cost(im: Image.Image, frames: int, draft: tuple[int, int] | None, rotate_copy: bool) -> int:
-    """The bytes of pixels preparing ``im`` holds at its peak: the decoded canvas (4 bytes a
-    pixel at most in the modes we decode to; a JPEG at its draft size), twice for animations
-    (Pillow keeps the previous frame to compose the next) and for a rotated re-encode."""
+    """The bytes of pixels preparing ``im`` holds at its peak: the decoded canvas (Pillow
+    keeps 4 bytes a pixel for every multi-band mode; a JPEG at its draft size), doubled when
+    shrinking copies it first (``_COPYING_MODES``), for animations (the previous frame is kept
+    to compose the next) and for a rotated re-encode."""
     width, height = draft or im.size
     canvas = width * height * 4
-    return canvas * (2 if frames > 1 or rotate_copy else 1)
+    copies = 1 + (im.mode in _COPYING_MODES) + (frames > 1) + bool(rotate_copy)
+    return canvas * copies
 
 
 @dataclass
@@ -273,7 +281,11 @@ def _shrunk(im: Image.Image, size: tuple[int, int]) -> Image.Image:
     from), made straight from the decoded canvas."""
     if im.size[0] <= size[0] and im.size[1] <= size[1]:
         return im.copy()
-    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    frame: Image.Image = im
+    if im.mode in {"P", "PA", "1"}:  # resampled as pixels, not palette indexes
+        has_alpha = im.mode == "PA" or "transparency" in im.info
+        frame = im.convert("RGBA" if has_alpha else "RGB")
+    return frame.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def _draft_size(width: int, height: int, orientation: int) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from avenue import audit, status
 from avenue.auth import require, require_role
 from avenue.db import get_db
-from avenue.http import json_body, page_args, uploaded_files
+from avenue.http import json_body, page_args, product_files, uploaded_files
 from avenue.media import PRODUCTS, TEMP, limits_from_config, signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.shop import service
@@ -78,6 +78,7 @@ def delete_product(sku: str):
 
 
 @bp.post("/temp-images")
+@product_files
 @require_role("admin")
 @limit_uploads
 def upload_temp_images():
@@ -90,6 +91,7 @@ def upload_temp_images():
 
 
 @bp.post("/products/<sku>/images")
+@product_files
 @require_role("admin")
 @limit_uploads
 def add_images(sku: str):

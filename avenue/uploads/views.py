@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from avenue import audit
 from avenue.auth import require, require_role
 from avenue.db import get_db
-from avenue.http import page_args, uploaded_files
+from avenue.http import one_file, page_args, uploaded_files
 from avenue.media import UPLOADS, limits_from_config, signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.uploads import service
@@ -22,6 +22,7 @@ def _signer():
 
 
 @bp.post("")
+@one_file
 @require_role()
 @limit_uploads
 def create_upload():
