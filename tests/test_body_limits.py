@@ -13,8 +13,9 @@ from avenue.http import JSON_BODY_LIMIT
 from tests.helpers import bucket_snapshot
 from tests.servers import LOOPBACK, gunicorns
 
-SMALL_UPLOADS = {"AVENUE_MAX_UPLOAD_BYTES": 100_000, "AVENUE_MAX_PRODUCT_IMAGES": 4,
-                 "MAX_CONTENT_LENGTH": 100_000 * 4 + 1024 * 1024}
+# Small enough that every test body stays in memory (the test client spools larger ones to files).
+SMALL_UPLOADS = {"AVENUE_MAX_UPLOAD_BYTES": 20_000, "AVENUE_MAX_PRODUCT_IMAGES": 4,
+                 "MAX_CONTENT_LENGTH": 20_000 * 4 + 100_000}
 
 
 def files(count: int, size: int) -> list[tuple[io.BytesIO, str]]:
@@ -30,13 +31,13 @@ def test_a_single_file_route_refuses_a_body_larger_than_one_file_before_the_view
         from avenue.db import get_db
 
         before = bucket_snapshot(get_db())
-    refused = app.test_client().post(path, headers=headers, data={field: files(3, 90_000)})
+    refused = app.test_client().post(path, headers=headers, data={field: files(6, 18_000)})
     assert refused.status_code == 413
     body = refused.get_json()["error"]
-    assert body["code"] == "request_entity_too_large" and "takes at most 165,536" in body["message"]
+    assert body["code"] == "request_entity_too_large" and "takes at most 85,536" in body["message"]
     assert refused.headers["Connection"] == "close"
     # One file of the allowed size goes through to validation (not an image: 415/422, not 413).
-    one = app.test_client().post(path, headers=headers, data={field: files(1, 90_000)})
+    one = app.test_client().post(path, headers=headers, data={field: files(1, 18_000)})
     assert one.status_code in (415, 422)
     with app.app_context():
         assert bucket_snapshot(get_db()) == before
@@ -47,9 +48,9 @@ def test_a_product_route_takes_a_products_worth_of_files(app_factory, auth):
     headers = type(auth)(app).token("admin")
     client = app.test_client()
     assert client.post("/api/shop/temp-images", headers=headers,
-                       data={"images": files(4, 90_000)}).status_code in (415, 422)
+                       data={"images": files(4, 18_000)}).status_code in (415, 422)
     assert client.post("/api/shop/temp-images", headers=headers,
-                       data={"images": files(16, 90_000)}).status_code == 413
+                       data={"images": files(12, 18_000)}).status_code == 413
 
 
 def test_a_json_route_refuses_more_than_the_largest_json_it_takes(client, auth):
