@@ -81,3 +81,24 @@ def test_avenue_proxy_count_from_the_environment_trusts_that_many_proxies(backen
         assert seen["ip"] == "203.0.113.9"
     finally:
         app.extensions["avenue.mongo"].client.close()
+
+
+def test_a_reorder_list_longer_than_the_product_is_refused_by_its_length_without_an_echo(client, auth):
+    import io
+
+    from tests.helpers import image_bytes
+
+    admin = auth.token("admin")
+    assert client.post("/api/shop/products", headers=admin,
+                       json={"sku": "ORDER-1", "name": "x", "price": 1}).status_code == 201
+    added = client.post("/api/shop/products/ORDER-1/images", headers=admin,
+                        data={"images": [(io.BytesIO(image_bytes("good/tiny_1x1.png")), "a.png"),
+                                         (io.BytesIO(image_bytes("good/palette_transparent.png")), "b.png")]})
+    assert added.status_code == 201
+    hostile = [f"{n:024x}" for n in range(15_000)]  # (under 500 KB: the test client keeps it in memory)
+    refused = client.put("/api/shop/products/ORDER-1/images/order", headers=admin,
+                         json={"image_ids": hostile})
+    assert refused.status_code == 422
+    error = refused.get_json()["error"]
+    assert error["code"] == "invalid_order" and error["given"] == 15_000 and error["expected"] == 2
+    assert len(refused.get_data()) < 1000  # the ids are not echoed back

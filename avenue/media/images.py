@@ -250,9 +250,26 @@ def _check_size(im: Image.Image, limits: Limits) -> int:
     return frames
 
 
-def _orientation(im: Image.Image) -> int:
+def _png_exif(data: bytes) -> Image.Exif:
+    """A PNG's eXIf chunk, read from the bytes: Pillow's ``getexif()`` on a PNG decodes every
+    pixel to look for one after the image data, before the decode budget is reserved."""
+    exif = Image.Exif()
+    pos = 8
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        if kind == b"eXIf":
+            exif.load(data[pos + 8 : pos + 8 + length])
+            break
+        if kind == b"IEND":
+            break
+        pos += 12 + length
+    return exif
+
+
+def _orientation(im: Image.Image, data: bytes) -> int:
     try:
-        value = int(im.getexif().get(ORIENTATION, 1))
+        exif = _png_exif(data) if im.format == "PNG" else im.getexif()
+        value = int(exif.get(ORIENTATION, 1))
     except Exception:  # unreadable EXIF: treat as upright rather than refuse the photo
         return 1
     return value if 1 <= value <= 8 else 1
@@ -327,7 +344,7 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits) -> PreparedIma
     pil_format = im.format or ""  # identified by _open: never empty here
     frames = _check_size(im, limits)
     width, height = im.size
-    orientation = _orientation(im)
+    orientation = _orientation(im, data)
     icc = im.info.get("icc_profile") or None
     needed = _draft_size(width, height, orientation)
 

@@ -431,7 +431,13 @@ def reorder_images(db: Database, sku: str, body: dict,
         raise Conflict(f"Product {sku} still has {len(legacy)} legacy image(s) that cannot be "
                        f"ordered by id; {RUN_IMPORT}.", code="legacy_images", legacy=legacy)
     by_id = {str(entry["id"]): entry for entry in images}
-    counts = Counter(raw)  # linear: a hostile list of thousands of ids costs one pass
+    if len(raw) != len(by_id):
+        # Refused by its length alone: a hostile list of thousands of ids is neither walked
+        # nor echoed back.
+        raise UnprocessableContent(
+            f"image_ids must list each of the product's {len(by_id)} images exactly once; "
+            f"{len(raw)} ids were given.", code="invalid_order", expected=len(by_id), given=len(raw))
+    counts = Counter(raw)  # linear: one pass
     unknown = [i for i in raw if i not in by_id]
     missing = [i for i in by_id if i not in counts]
     if unknown or missing or len(raw) != len(by_id):
