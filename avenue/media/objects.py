@@ -33,10 +33,34 @@ class UrlSigner:
             path += f".{ext}"
         url = f"{self.base_url}{path}"
         if private:
-            expires = int((time.time() if now is None else now) + self.ttl_seconds)
+            expires = self.expiry(time.time() if now is None else now)
             sig = signing.sign(self.key, bucket, str(file_id), variant, expires)
             url += "?" + urlencode({"expires": expires, "sig": sig})
         return url
+
+    def expiry(self, now: float) -> int:
+        """When a private URL handed out at ``now`` expires: the end of the window holding
+        ``now + ttl``. Windows are a quarter of the lifetime (at least a minute), so every
+        answer within one window hands out the same URL, which browsers and the CDN can
+        cache, and each URL stays valid for at least the configured lifetime."""
+        window = max(60, self.ttl_seconds // 4)
+        return (int(now + self.ttl_seconds) // window + 1) * window
+
+
+def _formats(ref: dict[str, Any], name: str) -> list[str]:
+    """The formats stored for variant ``name`` (WebP for references made before they were
+    recorded: every variant has it)."""
+    recorded = (ref.get("variant_formats") or {}).get(name)
+    return [fmt for fmt in recorded if fmt in EXTENSIONS] if recorded else ["webp"]
+
+
+def _srcsets(urls: dict[str, dict[str, str]], sizes: dict[str, dict[str, int]]) -> dict[str, str]:
+    """``srcset`` values per format over the fitted variants (``og`` is a crop, not a size)."""
+    by_format: dict[str, list[str]] = {}
+    for name in ("thumb", "card", "gallery"):
+        for ext, url in urls.get(name, {}).items():
+            by_format.setdefault(ext, []).append(f"{url} {sizes[name]['width']}w")
+    return {ext: ", ".join(entries) for ext, entries in by_format.items()}
 
 
 def image_ref(doc: dict[str, Any]) -> dict[str, Any]:
@@ -63,12 +87,20 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
             name: signer.media_url(bucket, file_id, name, private=private)
             for name in VARIANT_NAMES if name in sizes
         },
+        # The same variants by explicit format, for <picture> sources and CDNs that do not
+        # key on Accept: every format stored for the variant.
+        "variant_urls": {
+            name: {EXTENSIONS[fmt]: signer.media_url(bucket, file_id, name, EXTENSIONS[fmt], private=private)
+                   for fmt in _formats(ref, name)}
+            for name in VARIANT_NAMES if name in sizes
+        },
         # Rendered sizes, ready for srcset/sizes attributes.
         "variant_sizes": {name: sizes[name] for name in VARIANT_NAMES if name in sizes},
         "frames": ref.get("frames", 1),
         "visibility": ref.get("visibility", "public"),
         "uploaded_at": isoformat(ref.get("uploaded_at")),
     }
+    obj["srcset"] = _srcsets(obj["variant_urls"], obj["variant_sizes"])
     if ref.get("expires_at"):
         obj["expires_at"] = isoformat(ref["expires_at"])
     if ref.get("alt") is not None:

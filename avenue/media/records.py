@@ -137,6 +137,7 @@ class Image:
                 name: {"width": info["webp"]["width"], "height": info["webp"]["height"]}
                 for name, info in self.variants.items() if "webp" in info
             },
+            "variant_formats": {name: sorted(info) for name, info in self.variants.items()},
         }
         if self.expires_at is not None:
             ref["expires_at"] = self.expires_at
