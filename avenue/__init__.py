@@ -36,9 +36,10 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from avenue import audit, media, ratelimit, security
+    from avenue import audit, cdn, media, ratelimit, security
     from avenue.auth import access
 
+    cdn.init_app(app)  # before the indexes: a configured hook needs its outbox's
     retention = app.config.get("AVENUE_AUDIT_RETENTION_DAYS", 365)
     db.init_app(app, index_setups=[media.ensure_indexes, lambda d: audit.ensure_retention(d, retention)])
     access.init_app(app)

@@ -96,6 +96,10 @@ def from_environment() -> dict:
         "AVENUE_TEMP_IMAGE_TTL_SECONDS": _int("AVENUE_TEMP_IMAGE_TTL_SECONDS", 24 * 3600),
         "AVENUE_SIGNED_URL_TTL_SECONDS": _int("AVENUE_SIGNED_URL_TTL_SECONDS", 3600),
         "AVENUE_MEDIA_BASE_URL": os.environ.get("AVENUE_MEDIA_BASE_URL", "").rstrip("/"),
+        # Deleted public media: a signed POST per image to this webhook (avenue/cdn.py), which
+        # purges the CDN; unset, nothing is queued or sent.
+        "AVENUE_CDN_PURGE_URL": os.environ.get("AVENUE_CDN_PURGE_URL", ""),
+        "AVENUE_CDN_PURGE_KEY": os.environ.get("AVENUE_CDN_PURGE_KEY", ""),
         "AVENUE_MEDIA_CACHE_BYTES": _int("AVENUE_MEDIA_CACHE_BYTES", 128 * 1024 * 1024),
         "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES": _int(
             "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", 4 * 1024 * 1024
@@ -161,5 +165,8 @@ def check(config: dict) -> None:
             "every fallback still verifies sessions and signed URLs, so each must be a long "
             "random value too. Remove it, or set AVENUE_ENV=development for a local run."
         )
+    if config.get("AVENUE_CDN_PURGE_URL") and _insecure(config.get("AVENUE_CDN_PURGE_KEY", "")):
+        raise RuntimeError("AVENUE_CDN_PURGE_URL is set but AVENUE_CDN_PURGE_KEY is missing or short: "
+                           "the receiver checks each purge's signature with it.")
     if not config.get("MONGO_URI"):
         raise RuntimeError("MONGO_URI is not set: production needs a MongoDB server.")

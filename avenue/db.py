@@ -158,6 +158,7 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     LEGACY_PATHS: (None, "one document per legacy file, written once by import-legacy"),
     RATE_LIMITS: (None, "small and short-lived (TTL)"),
     "media_deletions": (None, "small and short-lived (TTL)"),
+    "cdn_purges": (None, "the purge outbox: small and short-lived (TTL)"),
     "status_reports": (None, "a handful of snapshot documents"),
 }
 

@@ -23,6 +23,8 @@ from avenue.media.indexes import ensure_indexes
 from avenue.media.library import DELETE_LEASE, Lease, Library
 from avenue.media.objects import UrlSigner, image_object, ref_object
 from avenue.media.originals import Upload
+from avenue.media.purge import OUTBOX as PURGE_OUTBOX
+from avenue.media.purge import enable as enable_purges
 from avenue.media.records import Document, Image, Stored
 from avenue.media.route import bp, get_cache, init_app
 from avenue.media.scan import (
@@ -35,6 +37,7 @@ from avenue.media.scan import (
 )
 
 __all__ = [
+    "PURGE_OUTBOX", "enable_purges",
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "TEMP", "UPLOADS",
     "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
     # The media route, its WSGI front door and what they are given at start (route.py).

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
+from avenue.media import purge
 from avenue.media.buckets import BUCKETS
 from avenue.media.records import Document
 
@@ -55,6 +56,8 @@ def ensure_indexes(db: Database[Document]) -> None:
     db[DELETIONS].create_indexes([
         IndexModel([("at", ASCENDING)], expireAfterSeconds=DELETIONS_TTL_SECONDS, name="ttl"),
     ])
+    if purge.enabled():
+        db[purge.OUTBOX].create_indexes(purge.outbox_indexes())
     for bucket in BUCKETS.values():
         db[f"{bucket}.chunks"].create_indexes(chunks_indexes())
         files = db[f"{bucket}.files"]

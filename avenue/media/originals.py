@@ -19,7 +19,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError
-from avenue.media import storage
+from avenue.media import purge, storage
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
 from avenue.media.invalidation import invalidate
 from avenue.media.records import Document
@@ -253,6 +253,8 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
     ids = list(dict.fromkeys(ids))
     _delete_ids(db, bucket, ids)
     invalidate(db, bucket, ids)
+    if deleted:
+        purge.queue(db, bucket, doc)  # the CDN's copies (only with a hook configured)
     return deleted
 
 

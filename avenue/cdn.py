@@ -1,0 +1,127 @@
+"""The CDN purge hook: deliver the purge outbox (``avenue/media/purge.py``) to a webhook.
+
+Set ``AVENUE_CDN_PURGE_URL`` (and ``AVENUE_CDN_PURGE_KEY``) and every process of the app
+delivers the outbox in a background thread: one ``POST`` per deleted image, a JSON body
+
+    {"id": "...", "reason": "deleted", "bucket": "...", "file_id": "...",
+     "paths": ["/media/p/<id>", "/media/p/<id>.jpg", "/media/p/<id>/card.webp", ...],
+     "urls": ["<AVENUE_MEDIA_BASE_URL>/media/p/<id>", ...]}
+
+signed ``X-Avenue-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`` with
+``X-Avenue-Timestamp`` (so the receiver can refuse replays), which a small adapter turns into
+the CDN's purge call (Cloudflare "purge by URL", Fastly, CloudFront invalidations). A 2xx
+answer removes the entry; anything else is retried with back-off (30 s doubling to 1 h, 8
+attempts), then given up. Each delivery and each give-up is in the audit log
+(``cdn_purged``, ``cdn_purge_failed``). Entries are claimed with a compare-and-set, so two
+workers never send the same one at once. Unset, nothing is queued or sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from pymongo.database import Database
+from pymongo.errors import PyMongoError
+
+from avenue import audit
+from avenue.clock import now
+from avenue.media import PURGE_OUTBOX, enable_purges
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+FIRST_RETRY = dt.timedelta(seconds=30)
+LAST_RETRY = dt.timedelta(hours=1)
+CLAIM = dt.timedelta(minutes=2)  # a sender that died gives its entry back after this
+POLL_SECONDS = 5.0
+SEND_TIMEOUT_SECONDS = 10.0
+
+Sender = Callable[[str, bytes, dict[str, str]], int]
+
+
+def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+    """POST ``body``; the status (urllib: no dependency for one request kind)."""
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - configured URL
+    try:
+        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_SECONDS) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def signature(key: str, timestamp: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def deliver_due(db: Database, *, hook_url: str, key: str, base_url: str, send: Sender = post,
+                limit: int = 20) -> int:
+    """Send the purges that are due (at most ``limit``); how many were delivered."""
+    delivered = 0
+    outbox = db[PURGE_OUTBOX]
+    for entry in list(outbox.find({"next_at": {"$lte": now()}}).sort("next_at", 1).limit(limit)):
+        claimed = outbox.update_one({"_id": entry["_id"], "next_at": entry["next_at"]},
+                                    {"$set": {"next_at": now() + CLAIM}})
+        if claimed.modified_count != 1:
+            continue  # another worker has it
+        body = json.dumps({
+            "id": str(entry["_id"]), "reason": "deleted", "bucket": entry["bucket"],
+            "file_id": str(entry["file_id"]), "paths": entry["paths"],
+            "urls": [f"{base_url}{path}" for path in entry["paths"]],
+        }, separators=(",", ":")).encode()
+        timestamp = str(int(time.time()))
+        headers = {"Content-Type": "application/json", "X-Avenue-Timestamp": timestamp,
+                   "X-Avenue-Signature": signature(key, timestamp, body)}
+        try:
+            status = send(hook_url, body, headers)
+        except OSError as error:
+            status, detail = 0, repr(error)[:200]
+        else:
+            detail = f"HTTP {status}"
+        attempts = entry.get("attempts", 0) + 1
+        target = {"bucket": entry["bucket"], "file_id": str(entry["file_id"]), "attempts": attempts}
+        if 200 <= status < 300:
+            outbox.delete_one({"_id": entry["_id"]})
+            audit.record(db, "cdn_purged", actor={"system": "cdn"}, **target)
+            delivered += 1
+        elif attempts >= MAX_ATTEMPTS:
+            outbox.delete_one({"_id": entry["_id"]})
+            audit.record(db, "cdn_purge_failed", actor={"system": "cdn"}, last_error=detail, **target)
+        else:
+            wait = min(FIRST_RETRY * 2 ** (attempts - 1), LAST_RETRY)
+            outbox.update_one({"_id": entry["_id"]},
+                              {"$set": {"next_at": now() + wait, "attempts": attempts, "last_error": detail}})
+    return delivered
+
+
+def init_app(app: Flask) -> None:
+    """Queue purges and deliver them from a background thread, when a hook is configured."""
+    hook_url = app.config.get("AVENUE_CDN_PURGE_URL") or ""
+    if not hook_url:
+        return
+    enable_purges(hook_url)
+    settings: dict[str, Any] = {"hook_url": hook_url, "key": app.config.get("AVENUE_CDN_PURGE_KEY") or "",
+                                "base_url": app.config.get("AVENUE_MEDIA_BASE_URL") or ""}
+    if app.testing:
+        return  # tests call deliver_due themselves
+
+    def loop() -> None:
+        from avenue.db import get_mongo
+
+        while True:
+            time.sleep(POLL_SECONDS)
+            try:
+                deliver_due(get_mongo(app).db, **settings)
+            except PyMongoError as error:  # the database is away: try again next round
+                log.warning("cdn purge delivery: %r", error)
+
+    threading.Thread(target=loop, name="avenue-cdn-purge", daemon=True).start()

@@ -1,0 +1,66 @@
+"""The CDN purge outbox: deleting a public image queues the paths a CDN may have cached.
+
+A public image is served with a year-long ``Cache-Control``; once deleted, a CDN keeps serving
+its copy until told otherwise. When a purge hook is configured in this process
+(``AVENUE_CDN_PURGE_URL``, see :mod:`avenue.cdn`), deleting a public original writes one
+document to ``cdn_purges`` naming every path of it (the original and each variant, with and
+without an explicit format). The outbox is durable: a worker that dies after the delete
+leaves the document for another worker's delivery loop. Without a hook nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.database import Database
+
+from avenue.clock import now
+from avenue.media.buckets import ALIASES
+from avenue.media.objects import EXTENSIONS
+from avenue.media.records import Document
+
+OUTBOX = "cdn_purges"
+# Undelivered purges are dropped after this long (the CDN's copies expire on their own).
+OUTBOX_TTL = dt.timedelta(days=7)
+
+# Process-wide: whether an app of this process has a purge hook (set by avenue.cdn.init_app).
+_enabled: set[str] = set()
+
+
+def enable(hook_url: str) -> None:
+    _enabled.add(hook_url)
+
+
+def enabled() -> bool:
+    return bool(_enabled)
+
+
+def outbox_indexes() -> list[IndexModel]:
+    return [IndexModel([("next_at", ASCENDING)], name="due"),
+            IndexModel([("queued_at", ASCENDING)], expireAfterSeconds=int(OUTBOX_TTL.total_seconds()),
+                       name="ttl")]
+
+
+def paths_of(bucket: str, doc: dict[str, Any]) -> list[str]:
+    """Every path under which a CDN may hold this original or one of its variants."""
+    meta = doc.get("metadata") or {}
+    base = f"/media/{ALIASES[bucket]}/{doc['_id']}"
+    paths = [base]
+    if meta.get("format") in EXTENSIONS:
+        paths.append(f"{base}.{EXTENSIONS[meta['format']]}")
+    for name, formats in (meta.get("variants") or {}).items():
+        paths.append(f"{base}/{name}")
+        paths += [f"{base}/{name}.{EXTENSIONS[fmt]}" for fmt in formats if fmt in EXTENSIONS]
+    return paths
+
+
+def queue(db: Database[Document], bucket: str, doc: dict[str, Any]) -> None:
+    """Queue a purge of a deleted public original's paths (nothing without a hook)."""
+    meta = doc.get("metadata") or {}
+    if not _enabled or meta.get("role") != "original" or meta.get("visibility", "public") != "public":
+        return
+    moment = now()
+    db[OUTBOX].insert_one({"bucket": bucket, "file_id": doc["_id"], "paths": paths_of(bucket, doc),
+                           "queued_at": moment, "next_at": moment, "attempts": 0})
