@@ -2,11 +2,20 @@
 
 Safe because media is immutable: a file id always names the same bytes. The one thing that
 changes is deletion, which every worker must honour within 2 seconds. Deleting code writes a
-tombstone to ``media_deletions`` (see :func:`avenue.media.invalidation.invalidate`); before
-serving, each worker polls that collection at most once per ``poll_interval`` (1 s) for
-tombstones newer than its last poll and evicts them. A worker that has not polled for longer
-than the tombstones live (an idle worker) clears everything instead. A poll is one indexed
-query per worker per second under traffic, never one per request.
+tombstone to ``media_deletions`` (see :func:`avenue.media.invalidation.invalidate`), which
+reaches every worker one of two ways:
+
+- **a change stream** (replica sets, Atlas, the embedded SecantusDB): a thread per worker,
+  started by the first request, watches the inserts into ``media_deletions`` and evicts as
+  they arrive: no query per worker per second, so the load on the database does not grow
+  with workers x instances. A tombstone written *before* its delete (``lasting_s``) is
+  applied again on every request for that long, so a worker that reloaded the document in
+  between drops it once the delete has landed.
+- **polling**, where the server has no change streams (mongomock) or while the stream is
+  down: before serving, at most once per ``poll_interval`` (1 s), one indexed query for
+  tombstones newer than the last poll (at most ``POLL_LIMIT`` a time). A worker that has not
+  polled for longer than the tombstones live (an idle worker) clears everything instead.
+  When a stream opens, one poll covers what came before it.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ import pymongo
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from avenue.clock import as_utc
 from avenue.media.indexes import DELETIONS
 from avenue.media.records import Document, MediaDoc
 
@@ -32,7 +42,15 @@ log = logging.getLogger(__name__)
 # between app instances (evicting an id twice is harmless).
 SKEW = dt.timedelta(seconds=5)
 HORIZON = dt.timedelta(hours=1)
+POLL_LIMIT = 1000
+# After a change stream fails, polling serves alone this long before the stream is retried.
+STREAM_RETRY_SECONDS = 60.0
 Key = tuple[str, Any]  # (bucket, file id)
+
+
+def _ids(stone: dict[str, Any]) -> list[Any]:
+    """A tombstone's file ids (``file_id`` in tombstones written before they were batched)."""
+    return list(stone.get("file_ids") or ([stone["file_id"]] if "file_id" in stone else []))
 
 
 class MediaCache:
@@ -53,6 +71,11 @@ class MediaCache:
         self._sync_lock = threading.Lock()
         self._checked = float("-inf")  # monotonic time of the last poll
         self._since: dt.datetime | None = None  # wall time the last successful poll covers
+        self._streaming = False  # a change stream is delivering tombstones
+        self._stream_tried = float("-inf")  # monotonic time the stream was last started
+        # Tombstones written before their delete, by id: (until, bucket, ids) to evict again.
+        self._repeat: dict[Any, tuple[float, str, list[Any]]] = {}
+        self._repeated = float("-inf")  # monotonic time they were last evicted again
 
     # --- documents -----------------------------------------------------------------------
     def get_doc(self, bucket: str, file_id: Any) -> MediaDoc | None:
@@ -119,32 +142,85 @@ class MediaCache:
             self._blob_bytes = 0
 
     def sync(self, db: Database[Document], clock: Callable[[], float] = time.monotonic) -> None:
-        """Apply deletions made by any worker since the last poll (at most one poll a second)."""
-        if clock() - self._checked < self.poll_interval:
+        """Apply deletions made by any worker: from the change stream when it is live (and the
+        tombstones still within their ``lasting_s``), else by a poll (at most one a second)."""
+        if self._repeat and clock() - self._repeated >= self.poll_interval:
+            self._repeated = clock()
+            self._evict_again(time.monotonic())
+        if self._streaming:
+            return
+        if clock() - self._stream_tried >= STREAM_RETRY_SECONDS:
+            self._stream_tried = clock()
+            threading.Thread(target=self._watch, args=(db,), name="avenue-media-deletions",
+                             daemon=True).start()
+        self._poll(db, clock)
+
+    def _poll(self, db: Database[Document], clock: Callable[[], float] = time.monotonic,
+              force: bool = False) -> None:
+        if not force and clock() - self._checked < self.poll_interval:
             return
         with self._sync_lock:
-            if clock() - self._checked < self.poll_interval:
+            if not force and clock() - self._checked < self.poll_interval:
                 return
             started = dt.datetime.now(dt.UTC)
             try:
                 if self._since is None or started - self._since > HORIZON:
                     self.clear()
                 else:
-                    with pymongo.timeout(1.0):
-                        tombstones = list(db[DELETIONS].find(
-                            {"at": {"$gte": self._since - SKEW}}, {"_id": 0, "bucket": 1, "file_id": 1}
-                        ))
-                    by_bucket: dict[str, list[Any]] = {}
-                    for stone in tombstones:
-                        by_bucket.setdefault(stone["bucket"], []).append(stone["file_id"])
-                    for bucket, ids in by_bucket.items():
-                        self.evict(bucket, ids)
+                    since = self._since - SKEW
+                    while True:
+                        with pymongo.timeout(1.0):
+                            tombstones = list(db[DELETIONS].find(
+                                {"at": {"$gte": since}}, {"bucket": 1, "file_id": 1, "file_ids": 1, "at": 1}
+                            ).sort("at", 1).limit(POLL_LIMIT))
+                        for stone in tombstones:
+                            ids = _ids(stone)
+                            self.evict(stone["bucket"], ids)
+                            ahead = (as_utc(stone["at"]) - started).total_seconds()
+                            if ahead > 0:  # written before its delete: evict again until then
+                                until = time.monotonic() + ahead
+                                with self._lock:
+                                    self._repeat[stone["_id"]] = (until, stone["bucket"], ids)
+                        if len(tombstones) < POLL_LIMIT:
+                            break
+                        since = tombstones[-1]["at"]  # a burst: read on from the last one
                 self._since = started
             except PyMongoError as exc:
                 # The database is unreachable, so nothing can be deleted either; keep serving
                 # and read the missed tombstones on the next poll (``_since`` is unchanged).
                 log.warning("media cache could not poll deletions: %s", exc)
             self._checked = clock()
+
+    def _watch(self, db: Database[Document]) -> None:
+        """Receive tombstones as they are written, until the stream fails (then polling)."""
+        try:
+            with db[DELETIONS].watch([{"$match": {"operationType": "insert"}}],
+                                     max_await_time_ms=1000) as stream:
+                self._poll(db, force=True)  # what was written before the stream opened
+                self._streaming = True
+                while stream.alive:
+                    change = stream.try_next()
+                    self._since = dt.datetime.now(dt.UTC)  # the stream is current up to now
+                    if change is None:
+                        continue
+                    stone = change.get("fullDocument") or {}
+                    ids = _ids(stone)
+                    self.evict(stone.get("bucket", ""), ids)
+                    if stone.get("lasting_s"):
+                        with self._lock:
+                            self._repeat[stone.get("_id")] = (time.monotonic() + float(stone["lasting_s"]),
+                                                              stone.get("bucket", ""), ids)
+        except Exception as exc:  # noqa: BLE001 - no change streams here, a cut, a closed client
+            log.info("media deletions change stream ended (%s); polling instead", exc)
+        finally:
+            self._streaming = False
+
+    def _evict_again(self, moment: float) -> None:
+        with self._lock:
+            self._repeat = {key: entry for key, entry in self._repeat.items() if entry[0] > moment}
+            pending = list(self._repeat.values())
+        for _, bucket, ids in pending:
+            self.evict(bucket, ids)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

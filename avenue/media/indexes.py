@@ -55,6 +55,8 @@ def ensure_indexes(db: Database[Document]) -> None:
     indexes these replaced."""
     db[DELETIONS].create_indexes([
         IndexModel([("at", ASCENDING)], expireAfterSeconds=DELETIONS_TTL_SECONDS, name="ttl"),
+        # gc asks whether a file was deleted lately (a temp image just claimed).
+        IndexModel([("file_ids", ASCENDING)], name="file_ids"),
     ])
     if purge.enabled():
         db[purge.OUTBOX].create_indexes(purge.outbox_indexes())

@@ -2,8 +2,9 @@
 
 Media is immutable, so a cached document or file can only become wrong when it is deleted or
 rewritten (fsck repairs, re-rendered variants). :func:`invalidate` evicts the ids from this
-process's caches at once and writes tombstones to ``media_deletions`` that the caches of all
-other workers poll (:meth:`avenue.media.cache.MediaCache.sync`).
+process's caches at once and writes a tombstone to ``media_deletions`` that the caches of all
+other workers receive through a change stream, or poll where the server has none
+(:meth:`avenue.media.cache.MediaCache.sync`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from avenue.media.cache import MediaCache
 from avenue.media.indexes import DELETIONS
 from avenue.media.records import Document
 
+TOMBSTONE_IDS = 1000
 # Media caches in this process (registered by the route's init_app).
 LOCAL_CACHES: weakref.WeakSet[MediaCache] = weakref.WeakSet()
 
@@ -40,4 +42,9 @@ def invalidate(db: Database[Document], bucket: str, file_ids: list[Any], *,
     if file_ids:
         evict_here(bucket, file_ids)
         at = now() + lasting
-        db[DELETIONS].insert_many([{"bucket": bucket, "file_id": fid, "at": at} for fid in file_ids])
+        # One tombstone per call (an original and its variants together), at most
+        # TOMBSTONE_IDS ids each: a big gc writes one per image, not one per file.
+        db[DELETIONS].insert_many([
+            {"bucket": bucket, "file_ids": file_ids[start:start + TOMBSTONE_IDS], "at": at,
+             "lasting_s": lasting.total_seconds()}
+            for start in range(0, len(file_ids), TOMBSTONE_IDS)])

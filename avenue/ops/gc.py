@@ -173,8 +173,12 @@ class _Collector:
         """A temp image claimed by a product right now: still in temp, or just deleted from it."""
         if self.db[f"{TEMP}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None:
             return True
-        tombstone = {"bucket": TEMP, "file_id": file_id, "at": {"$gte": self.cutoff}}
-        return self.db.media_deletions.find_one(tombstone, {"_id": 1}) is not None
+        # Tombstones name their files in ``file_ids`` (``file_id`` before they were batched).
+        for named in ({"file_ids": file_id}, {"file_id": file_id}):
+            tombstone = {**named, "bucket": TEMP, "at": {"$gte": self.cutoff}}
+            if self.db.media_deletions.find_one(tombstone, {"_id": 1}) is not None:
+                return True
+        return False
 
     def _unreferenced_product_images(self) -> None:
         cursor = self.db[f"{PRODUCTS}.files"].find({"metadata.role": "original"}).sort("_id", 1)
