@@ -94,6 +94,8 @@ def limit_request_body() -> None:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
     else:
         limit = JSON_BODY_LIMIT
+    # A smaller MAX_CONTENT_LENGTH (the whole app's ceiling) caps every route.
+    limit = min(limit, current_app.config.get("MAX_CONTENT_LENGTH") or limit)
     request.max_content_length = limit
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge(f"This request's body is {request.content_length:,} bytes; this endpoint "

@@ -5,8 +5,9 @@ does (its default workers, here 2), on 127.0.0.1 only, then for each step N keep
 slow-header and N slow-body connections open (each sends one more piece every 2 s and
 reconnects at once when the server drops it, so the pressure never lets up) while probing
 ``GET /healthz`` on a fresh connection every 0.2 s. A step survives when every probe answers
-200 within 1 s. Then the same for large slow bodies (a 10 MB login body sent a byte every 2 s),
-which a thread has to read.
+200 within 1 s. Then the same for large slow bodies (a 2 MB login body, the most a JSON
+route takes since per-route body limits; 10 MB before them), sent a byte every 2 s, which a
+thread has to read.
 
     .venv/bin/python bench/slowclients.py                      # the defaults below
     .venv/bin/python bench/slowclients.py --steps 10 --large 0 --stock   # gthread x 4 as before
@@ -43,7 +44,7 @@ KINDS = {
              "Content-Length: 4096\r\n\r\n{".encode(), b" "),
     # Anonymous and read to the end by the app (the login view parses its JSON body).
     "large": (f"POST /api/auth/login HTTP/1.1\r\n{HOST}Content-Type: application/json\r\n"
-              f"Content-Length: {10 * 1024 * 1024}\r\n\r\n{{".encode(), b" "),
+              f"Content-Length: {2 * 1024 * 1024}\r\n\r\n{{".encode(), b" "),
 }
 
 
@@ -206,7 +207,7 @@ def main() -> int:
     parser.add_argument("--steps", default="10,25,50,100,200,400",
                         help="N slow-header + N slow-body connections per step")
     parser.add_argument("--large", default="8,16,24,32,48",
-                        help="N slow 10 MB bodies per step (read by threads); 0 to skip")
+                        help="N slow 2 MB bodies per step (read by threads); 0 to skip")
     parser.add_argument("--seconds", type=float, default=15.0, help="probing time per step (>= 10 s "
                         "so the server's deadlines pass and every slow client reconnects at least once)")
     parser.add_argument("--stock", action="store_true", help="gunicorn's own gthread x 4 (the old settings)")
@@ -233,7 +234,7 @@ def main() -> int:
                 results["head+body"].append((n, step))
                 time.sleep(2)
             for n in [int(x) for x in args.large.split(",") if int(x)]:
-                step = run_step(port, {"large": n}, args.seconds, f"{n} slow 10 MB bodies")
+                step = run_step(port, {"large": n}, args.seconds, f"{n} slow 2 MB bodies")
                 print(step.line(), flush=True)
                 results["large"].append((n, step))
                 time.sleep(2)
