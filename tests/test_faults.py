@@ -34,10 +34,11 @@ def database(tmp_path):
     server.stop()
 
 
-def _fire(server: Gunicorn, headers: dict, images: list[bytes],
-          at_once: int | None = None) -> list[tuple[int, dict, bytes]]:
+def _fire(server: Gunicorn, headers: dict, images: list[bytes], at_once: int | None = None,
+          acknowledged: threading.Semaphore | None = None) -> list[tuple[int, dict, bytes]]:
     """Upload every image at once (threads); (status, body, bytes sent). Status 0: refused at
-    connect (never sent); -1: cut off after it was sent (reset, closed). Neither was acknowledged."""
+    connect (never sent); -1: cut off after it was sent (reset, closed). Neither was acknowledged.
+    ``acknowledged`` is released once per 201."""
     def one(index: int) -> tuple[int, dict, bytes]:
         try:
             status, body = upload(server, headers, images[index], f"photo-{index}.jpg", timeout=90)
@@ -45,6 +46,8 @@ def _fire(server: Gunicorn, headers: dict, images: list[bytes],
             return 0, {}, images[index]
         except OSError:
             return -1, {}, images[index]
+        if status == 201 and acknowledged is not None:
+            acknowledged.release()
         return status, body, images[index]
 
     with ThreadPoolExecutor(max_workers=at_once or len(images)) as pool:
@@ -80,10 +83,14 @@ def test_killing_the_workers_mid_upload_loses_no_acknowledged_upload(database, t
         headers = editor_token(database.uri, DB)
         images = [photo(i, side=1100 + 250 * (i % 3)) for i in range(20)]
         killer_done = threading.Event()
+        landed = threading.Semaphore(0)
 
         def kill_workers() -> None:
             for _ in range(3):
-                time.sleep(1.5)
+                # Each kill comes once an upload has landed since the last one (however slow
+                # the machine), so some are acknowledged and others are cut off.
+                landed.acquire(timeout=60)
+                time.sleep(0.3)
                 for pid in server.workers():
                     try:
                         os.kill(pid, signal.SIGKILL)
@@ -92,7 +99,7 @@ def test_killing_the_workers_mid_upload_loses_no_acknowledged_upload(database, t
             killer_done.set()
 
         threading.Thread(target=kill_workers, daemon=True).start()
-        results = _fire(server, headers, images, at_once=6)  # a stream: some land, some are cut
+        results = _fire(server, headers, images, at_once=6, acknowledged=landed)  # some land, some are cut
         killer_done.wait(10)
         statuses = [status for status, _, _ in results]
         assert all(status in (-1, 0, 201) for status in statuses), statuses  # no 500 or 502
