@@ -159,6 +159,7 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     RATE_LIMITS: (None, "small and short-lived (TTL)"),
     "media_deletions": (None, "small and short-lived (TTL)"),
     "cdn_purges": (None, "the purge outbox: small and short-lived (TTL)"),
+    "ops_locks": (None, "a lease document per ops command"),
     "status_reports": (None, "a handful of snapshot documents"),
 }
 

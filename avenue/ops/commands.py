@@ -26,6 +26,7 @@ from avenue.ops import backup as backup_module
 from avenue.ops.fsck import fsck as run_fsck
 from avenue.ops.gc import DEFAULT_GRACE_SECONDS, collect_garbage
 from avenue.ops.legacy import import_legacy as run_import
+from avenue.ops.lock import Held, exclusive
 from avenue.terminal import fail
 
 quiet_option = click.option("--quiet", "-q", is_flag=True,
@@ -156,7 +157,10 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
     try:
         with Progress(quiet or as_json) as progress:
             db = get_db() if dry_run else _prepare_database()
-            report = collect_garbage(db, grace_seconds=grace_seconds, dry_run=dry_run, progress=progress)
+            with exclusive(db, "gc"):  # one gc at a time, on every instance (avenue/ops/lock.py)
+                report = collect_garbage(db, grace_seconds=grace_seconds, dry_run=dry_run, progress=progress)
+    except Held as held:
+        fail(held.message)
     except PyMongoError as error:
         fail(f"gc stopped: {error}")
     verb = "would remove" if dry_run else "removed"
@@ -175,8 +179,10 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
 def fsck(repair: bool, as_json: bool, quiet: bool) -> None:
     """Check every stored file against its chunks, length and sha256; exit 1 while problems remain."""
     try:
-        with Progress(quiet or as_json) as progress:
+        with Progress(quiet or as_json) as progress, exclusive(get_db(), "fsck"):
             report = run_fsck(get_db(), repair=repair, progress=progress)
+    except Held as held:
+        fail(held.message)
     except PyMongoError as error:
         fail(f"fsck stopped: {error}")
     lines = []
