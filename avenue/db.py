@@ -160,6 +160,7 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "media_deletions": (None, "small and short-lived (TTL)"),
     "cdn_purges": (None, "the purge outbox: small and short-lived (TTL)"),
     "ops_locks": (None, "a lease document per ops command"),
+    "ops_checkpoints": (None, "where an unfinished fsck stopped"),
     "status_reports": (None, "a handful of snapshot documents"),
 }
 

@@ -8,6 +8,7 @@ done but something needs a look (invalid images, references to missing files).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -173,14 +174,17 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
 
 @click.command("fsck")
 @click.option("--repair", is_flag=True, help="Fix or remove what is broken, then check again.")
+@click.option("--since", type=click.DateTime(), help="Only files uploaded since then (UTC), e.g. 2026-11-01.")
+@click.option("--resume", is_flag=True, help="Go on after the last position an unfinished run saved.")
 @json_option
 @quiet_option
 @with_appcontext
-def fsck(repair: bool, as_json: bool, quiet: bool) -> None:
+def fsck(repair: bool, since, resume: bool, as_json: bool, quiet: bool) -> None:
     """Check every stored file against its chunks, length and sha256; exit 1 while problems remain."""
+    since = since.replace(tzinfo=dt.UTC) if since is not None else None
     try:
         with Progress(quiet or as_json) as progress, exclusive(get_db(), "fsck"):
-            report = run_fsck(get_db(), repair=repair, progress=progress)
+            report = run_fsck(get_db(), repair=repair, progress=progress, since=since, resume=resume)
     except Held as held:
         fail(held.message)
     except PyMongoError as error:

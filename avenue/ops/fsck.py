@@ -20,6 +20,7 @@ Chunks with no files document are not files; ``gc`` collects them.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -182,21 +183,51 @@ def _check_indexes(db: Database) -> list[dict]:
     return problems
 
 
-def check(db: Database, *, progress: Progress | None = None) -> FsckReport:
-    """Check every file of every bucket and the required indexes (reads only)."""
+CHECKPOINTS = "ops_checkpoints"
+CHECKPOINT_EVERY = 200  # files between two checkpoint writes
+
+
+def checkpoint(db: Database) -> dict | None:
+    """Where the last fsck run that did not finish stopped (None once a run finished)."""
+    return db[CHECKPOINTS].find_one({"_id": "fsck"})
+
+
+def check(db: Database, *, progress: Progress | None = None, since: dt.datetime | None = None,
+          resume: bool = False) -> FsckReport:
+    """Check every file of every bucket and the required indexes (reads only).
+
+    Files are read in ``_id`` order, one at a time (their bytes a few chunks at a time), so
+    memory does not grow with the store. ``since``: only files uploaded since then. Every
+    ``CHECKPOINT_EVERY`` files the position is saved; ``resume`` starts after the last saved
+    position of a run that did not finish (an interrupted check of ten million files goes on
+    where it stopped). A finished run clears the checkpoint.
+    """
     progress = progress or (lambda phase, done, total: None)
     report = FsckReport(repair=False)
+    start = checkpoint(db) if resume else None
     total = sum(db[f"{bucket}.files"].estimated_document_count() for bucket in BUCKETS.values())
-    for bucket in BUCKETS.values():
+    buckets = list(BUCKETS.values())
+    if start is not None and start.get("bucket") in buckets:
+        buckets = buckets[buckets.index(start["bucket"]):]
+    for bucket in buckets:
+        query: dict = {}
+        if start is not None and bucket == start.get("bucket"):
+            query["_id"] = {"$gt": start["last_id"]}
+        if since is not None:
+            query["uploadDate"] = {"$gte": since}
         # Small batches: the cursor must not sit idle (and time out) while big files are read.
-        for doc in db[f"{bucket}.files"].find().sort("_id", 1).batch_size(16):
+        for doc in db[f"{bucket}.files"].find(query).sort("_id", 1).batch_size(16):
             finding = _check_bytes(db, bucket, doc)
             _check_links(db, bucket, finding)
             report.files_checked += 1
             report.bytes_checked += finding.chunk_bytes
             if finding.problems:
                 report.findings.append(finding)
+            if report.files_checked % CHECKPOINT_EVERY == 0:
+                db[CHECKPOINTS].replace_one({"_id": "fsck"}, {"bucket": bucket, "last_id": doc["_id"],
+                                                              "at": dt.datetime.now(dt.UTC)}, upsert=True)
             progress("Checking files", report.files_checked, max(total, report.files_checked))
+    db[CHECKPOINTS].delete_one({"_id": "fsck"})
     report.index_problems = _check_indexes(db)
     return report
 
@@ -271,13 +302,15 @@ def _repair(db: Database, report: FsckReport) -> list[dict]:
     return actions
 
 
-def fsck(db: Database, *, repair: bool = False, progress: Progress | None = None) -> FsckReport:
-    """Check everything; with ``repair`` fix what can be fixed, then check again."""
-    report = check(db, progress=progress)
+def fsck(db: Database, *, repair: bool = False, progress: Progress | None = None,
+         since: dt.datetime | None = None, resume: bool = False) -> FsckReport:
+    """Check everything (or what ``since``/``resume`` select); with ``repair`` fix what can be
+    fixed, then check those files again."""
+    report = check(db, progress=progress, since=since, resume=resume)
     report.repair = repair
     if repair and report.problem_count:
         report.repairs = _repair(db, report)
-        report.remaining = check(db, progress=progress)
+        report.remaining = check(db, progress=progress, since=since)
         audit.record(db, "storage_repaired", actor={"via": "cli"}, repairs=len(report.repairs),
                      remaining=report.remaining.problem_count)
     return report
