@@ -135,10 +135,17 @@ def test_refused_bad_files_leave_the_buckets_unchanged(db):
 
 def test_deleting_an_image_removes_its_variants_and_chunks(db):
     doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png").doc
+    variant_ids = {info["id"] for formats in doc["metadata"]["variants"].values()
+                   for info in formats.values()}
+    assert len(variant_ids) == 8
     assert delete_image(db, PRODUCTS, doc["_id"])
     assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
     assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
-    assert db.media_deletions.count_documents({"file_id": doc["_id"]}) == 1
+    # One tombstone for the image, its original and every variant together, written before
+    # the delete and dated ahead (a delete cut off halfway still evicts every file).
+    (stone,) = db.media_deletions.find({})
+    assert set(stone["file_ids"]) == {doc["_id"], *variant_ids}
+    assert stone["file_ids"][0] == doc["_id"] and stone["lasting_s"] > 0
 
 
 def test_transfer_moves_an_image_between_buckets_keeping_its_id(db):

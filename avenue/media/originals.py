@@ -21,7 +21,6 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from avenue.errors import AvenueError
 from avenue.media import purge, storage
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
-from avenue.media.invalidation import invalidate
 from avenue.media.records import Document
 from avenue.media.variants import Rendition, render
 
@@ -246,13 +245,11 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
     doc = doc_or_id if isinstance(doc_or_id, dict) else files.find_one({"_id": doc_or_id})
     if doc is None:
         return False
-    deleted = storage.delete_file(db, bucket, doc["_id"])
+    # Variants listed by the original, and any re-rendered ones that point back at it.
     ids = variant_ids(doc) + [
         v["_id"] for v in db[f"{bucket}.files"].find({"metadata.original_id": doc["_id"]}, {"_id": 1})
     ]
-    ids = list(dict.fromkeys(ids))
-    _delete_ids(db, bucket, ids)
-    invalidate(db, bucket, ids)
+    deleted = storage.delete_file(db, bucket, doc["_id"], with_ids=ids)
     if deleted:
         purge.queue(db, bucket, doc)  # the CDN's copies (only with a hook configured)
     return deleted

@@ -143,16 +143,23 @@ def read_all(db: Database[Document], bucket: str, doc: dict[str, Any]) -> bytes:
     return b"".join(read_range(db, bucket, doc["_id"], doc["length"], doc["chunkSize"]))
 
 
-def delete_file(db: Database[Document], bucket: str, file_id: Any) -> bool:
-    """Delete one file: files document first, then chunks; tell every worker's cache.
+def delete_file(db: Database[Document], bucket: str, file_id: Any, *,
+                with_ids: list[Any] | None = None) -> bool:
+    """Delete one file (and ``with_ids``, its variants): files documents first, then chunks;
+    tell every worker's cache.
 
-    The tombstone goes first, dated :data:`DELETE_WINDOW` ahead (see ``invalidate``): a
-    delete cut off after it still reaches every worker's cache, a worker that reloads the
-    document before the delete lands evicts it again on its next poll, and every step is
-    idempotent, so a retried delete finishes the job.
+    One tombstone for all of them goes first, dated :data:`DELETE_WINDOW` ahead (see
+    ``invalidate``): a delete cut off after it still reaches every worker's cache, a worker
+    that reloads a document before the delete lands evicts it again on its next poll, and
+    every step is idempotent, so a retried delete finishes the job. ``file_id`` goes before
+    the others, so readers see the original 404 at once.
     """
-    invalidate(db, bucket, [file_id], lasting=DELETE_WINDOW)
+    others = [other for other in dict.fromkeys(with_ids or []) if other != file_id]
+    invalidate(db, bucket, [file_id, *others], lasting=DELETE_WINDOW)
     result = db[f"{bucket}.files"].delete_one({"_id": file_id})
     db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
-    evict_here(bucket, [file_id])
+    if others:
+        db[f"{bucket}.files"].delete_many({"_id": {"$in": others}})
+        db[f"{bucket}.chunks"].delete_many({"files_id": {"$in": others}})
+    evict_here(bucket, [file_id, *others])
     return result.deleted_count == 1
