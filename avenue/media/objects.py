@@ -105,6 +105,11 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
         obj["expires_at"] = isoformat(ref["expires_at"])
     if ref.get("alt") is not None:
         obj["alt"] = ref["alt"]
+    placeholder = ref.get("placeholder") or {}
+    if placeholder.get("blurhash"):
+        # What to draw while the image loads: a blurhash and the dominant colour (#rrggbb).
+        obj["blurhash"] = placeholder["blurhash"]
+        obj["color"] = placeholder.get("color")
     return obj
 
 

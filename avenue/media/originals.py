@@ -19,8 +19,9 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError
-from avenue.media import purge, storage
+from avenue.media import placeholders, purge, storage
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
+from avenue.media.placeholders import Placeholder
 from avenue.media.records import Document
 from avenue.media.variants import Rendition, render
 
@@ -48,6 +49,7 @@ class _Ready:
     prepared: PreparedImage | None = None
     renditions: list[Rendition] = field(default_factory=list)
     existing: dict[str, Any] | None = None
+    placeholder: Placeholder | None = None
 
 
 MAX_NAME_WORDS = 16
@@ -91,7 +93,13 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         error.details["file"] = filename
         raise
     prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
-    return _Ready(filename, key, prepared, renditions)
+    return _Ready(filename, key, prepared, renditions, placeholder=placeholder_of(renditions))
+
+
+def placeholder_of(renditions: list[Rendition]) -> Placeholder | None:
+    """The blurhash and dominant colour, from the smallest rendition (the WebP thumb)."""
+    thumb = next((r for r in renditions if r.name == "thumb" and r.format == "webp"), None)
+    return placeholders.compute(thumb.data) if thumb is not None else None
 
 
 def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | None, kind: str,
@@ -122,6 +130,7 @@ def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | N
         "kind": kind,
         "visibility": visibility,
         "variants": variants,
+        **({"placeholder": ready.placeholder.as_metadata()} if ready.placeholder else {}),
         **(extra or {}),
     }
     # The original's files document goes last: readers never see it without its variants.

@@ -80,6 +80,7 @@ class Image:
     expires_at: dt.datetime | None = None
     deleting_at: dt.datetime | None = None
     variants: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    placeholder: dict[str, str] | None = None  # {"blurhash", "color"} (media/placeholders.py)
 
     @property
     def private(self) -> bool:
@@ -116,6 +117,7 @@ class Image:
             expires_at=maybe_utc(meta.get("expires_at")),
             deleting_at=maybe_utc(meta.get("deleting_at")),
             variants=meta.get("variants") or {},
+            placeholder=meta.get("placeholder"),
         )
 
     def ref(self) -> dict[str, Any]:
@@ -143,6 +145,8 @@ class Image:
             ref["expires_at"] = self.expires_at
         if self.alt is not None:
             ref["alt"] = self.alt
+        if self.placeholder:
+            ref["placeholder"] = dict(self.placeholder)
         return ref
 
 

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""What a placeholder (blurhash + dominant colour) costs per upload: one table, one run.
+
+For every good fixture (and the 12 MP photo above all), this validates and renders the image
+as an upload does (``prepare`` + ``render``), then times :func:`avenue.media.placeholders.compute`
+on its WebP thumb, the work the upload adds, next to the validate-and-render time it is
+added to. Target (issue 17): under 5 ms per upload.
+
+    python3 bench/placeholders.py              # 50 timings per fixture, medians
+    python3 bench/placeholders.py --repeat 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from avenue.media.images import Limits, prepare  # noqa: E402
+from avenue.media.placeholders import compute  # noqa: E402
+from avenue.media.variants import render  # noqa: E402
+
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "images" / "good"
+TARGET_MS = 5.0
+
+
+def median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=50, help="timings per fixture (median)")
+    parser.add_argument("--out", type=Path, help="also write the table as markdown here")
+    args = parser.parse_args()
+    rows = []
+    for path in sorted(FIXTURES.iterdir()):
+        data = path.read_bytes()
+        renditions = render(prepare(data, Limits()))
+        thumb = next(r for r in renditions if r.name == "thumb" and r.format == "webp").data
+        compute(thumb)  # warm: first-call imports and allocations
+        upload_ms = median_ms(lambda data=data: render(prepare(data, Limits())), max(3, args.repeat // 10))
+        placeholder_ms = median_ms(lambda thumb=thumb: compute(thumb), args.repeat)
+        rows.append((path.name, len(data), upload_ms, placeholder_ms))
+    worst = max(row[3] for row in rows)
+    lines = [
+        f"# Placeholder cost per upload, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        "| fixture | bytes | validate + 8 renditions, median ms | placeholder, median ms | share |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *(f"| {name} | {size:,} | {upload:.1f} | {cost:.2f} | {cost / upload:.1%} |"
+          for name, size, upload, cost in rows),
+        "",
+        f"worst placeholder median: **{worst:.2f} ms** (target under {TARGET_MS:.0f} ms: "
+        f"{'met' if worst < TARGET_MS else 'missed'})",
+        "",
+        f"Command: `python3 bench/placeholders.py --repeat {args.repeat}` on this machine "
+        f"({sys.platform}, {__import__('os').cpu_count()} cores).",
+    ]
+    print("\n".join(lines))
+    if args.out:
+        args.out.write_text("\n".join(lines) + "\n")
+    return 0 if worst < TARGET_MS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
