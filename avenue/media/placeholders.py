@@ -66,8 +66,8 @@ def _blurhash(rgb: Image.Image) -> str:
 def _dominant(rgb: Image.Image, alpha: Image.Image | None) -> str:
     # The colours themselves, not the composite: a shadow on transparency is not "white".
     palette_image = rgb.quantize(colors=PALETTE, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
-    indices = list(palette_image.get_flattened_data())
-    weights = list(alpha.get_flattened_data()) if alpha is not None else [255] * len(indices)
+    indices = palette_image.tobytes()  # mode P: one palette index per pixel
+    weights = alpha.tobytes() if alpha is not None else bytes([255]) * len(indices)
     counts: dict[int, int] = {}
     for index, weight in zip(indices, weights, strict=True):
         if weight >= OPAQUE:
