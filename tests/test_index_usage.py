@@ -158,7 +158,7 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
     assert client.post("/api/shop/products", headers=admin, json={
         "sku": "IX-9", "name": "x", "price": 1, "temp_image_ids": [temp_id]}).status_code == 201
     media = client.post("/api/builder/media", headers=csrf,
-                        data={"file": (io.BytesIO(photo), "red lamp.jpg")})
+                        data={"file": (io.BytesIO(photo), "red lamp.jpg"), "folder": "/shop", "tags": "red"})
     assert media.status_code == 201
     media_id = media.get_json()["id"]
     page = client.put("/api/builder/pages/home", headers=csrf, json={
@@ -172,6 +172,11 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
         ("/api/shop/products/IX-0", {}, {}),
         ("/api/builder/media", csrf, {}),
         ("/api/builder/media", csrf, {"q": "lamp"}),
+        ("/api/builder/media", csrf, {"folder": "/shop"}),
+        ("/api/builder/media", csrf, {"folder": "/"}),
+        ("/api/builder/media", csrf, {"tag": "red"}),
+        ("/api/builder/folders", csrf, {}),
+        ("/api/builder/tags", csrf, {}),
         (f"/api/builder/media/{media_id}", csrf, {}),
         ("/api/builder/pages/home", csrf, {}),
         ("/api/uploads", csrf, {}),

@@ -34,6 +34,7 @@ from avenue.errors import BadRequest, Conflict, ImageTooLarge, NotFound, Unproce
 from avenue.ids import parse_object_id
 from avenue.media import (
     BUILDER,
+    ROOT_FOLDER,
     Image,
     Library,
     Limits,
@@ -45,6 +46,12 @@ from avenue.media import (
 from avenue.paging import Page, Window
 
 MAX_ALT_LENGTH = 500
+# Folders: "/" or "/segment/segment…", each segment letters, digits, space, "-", "_" or ".",
+# not "." or ".." (a folder is a label, not a file path, but clients will show it as one).
+FOLDER_SEGMENT = re.compile(r"^[\w .-]{1,64}$")
+MAX_FOLDER_DEPTH = 8
+MAX_TAGS = 20
+TAG = re.compile(r"^[\w .:+#&'-]{1,40}$")
 MAX_TITLE_LENGTH = 300
 MAX_BLOCKS = 500
 MAX_PAGE_BYTES = 2 * 1024 * 1024
@@ -73,23 +80,102 @@ def clean_alt(alt: str | None) -> str | None:
     return alt
 
 
-def upload_media(db: Database, file: Upload, *, owner: str, alt: str | None, limits: Limits) -> Stored:
+def clean_folder(folder: str | None) -> str | None:
+    """A folder as stored: ``/`` or ``/a/b`` (slashes trimmed and collapsed, spaces folded);
+    None when not given; 400 ``invalid_folder`` otherwise."""
+    if folder is None:
+        return None
+    if not isinstance(folder, str):
+        raise BadRequest("folder is a string like /products/summer.", code="invalid_folder")
+    segments = [" ".join(part.split()) for part in folder.split("/")]
+    segments = [part for part in segments if part]
+    if len(segments) > MAX_FOLDER_DEPTH or any(
+            part in (".", "..") or not FOLDER_SEGMENT.match(part) for part in segments):
+        raise BadRequest(f"folder is /name/name… with at most {MAX_FOLDER_DEPTH} names of 1 to 64 letters, "
+                         "digits, spaces, '-', '_' or '.'.", code="invalid_folder")
+    return "/" + "/".join(segments)
+
+
+def clean_tags(tags: list[str] | str | None) -> list[str] | None:
+    """Tags as stored: trimmed, lower case, distinct, in the order given; a string is split on
+    commas; None when not given; 400 ``invalid_tags`` otherwise."""
+    if tags is None:
+        return None
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise BadRequest("tags is a list of strings.", code="invalid_tags")
+    cleaned = list(dict.fromkeys(" ".join(tag.split()).casefold() for tag in tags if tag.strip()))
+    if len(cleaned) > MAX_TAGS or not all(TAG.match(tag) for tag in cleaned):
+        raise BadRequest(f"At most {MAX_TAGS} tags of 1 to 40 letters, digits, spaces or .:+#&'-",
+                         code="invalid_tags")
+    return cleaned
+
+
+def upload_media(db: Database, file: Upload, *, owner: str, alt: str | None, limits: Limits,
+                 folder: str | None = None, tags: list[str] | str | None = None) -> Stored:
     """Store one image in the library; an identical file returns the existing media.
 
     Re-uploading an image that is already there creates nothing (``created`` is False); an
-    ``alt`` sent with it replaces the stored one, since it is the editor's latest wording.
+    ``alt``, ``folder`` or ``tags`` sent with it replaces the stored one, since it is the
+    editor's latest wording. New media without a folder goes to the root (``/``).
     """
-    alt = clean_alt(alt)
-    result = library(db).store(file, owner=owner, limits=limits, kind="builder", alt=alt or None)
-    if not result.created and alt and result.image.alt != alt:
-        image = library(db).set_metadata(result.image.id, alt=alt)
-        result = Stored(image or result.image, False)
+    alt, folder, cleaned_tags = clean_alt(alt), clean_folder(folder), clean_tags(tags)
+    result = library(db).store(file, owner=owner, limits=limits, kind="builder", alt=alt or None,
+                               folder=folder or ROOT_FOLDER, tags=cleaned_tags)
+    if not result.created:
+        changes = {key: value for key, value, current in (
+            ("alt", alt or None, result.image.alt), ("folder", folder, result.image.folder),
+            ("tags", cleaned_tags, list(result.image.tags))) if value is not None and value != current}
+        if changes:
+            image = library(db).set_metadata(result.image.id, **changes)
+            result = Stored(image or result.image, False)
     return result
 
 
-def list_media(db: Database, window: Window, *, q: str = "") -> tuple[list[Image], Page]:
-    """Library originals, newest first; ``q`` finds filenames with words starting with its words."""
-    return library(db).page(window, search=q)
+UPDATABLE = ("alt", "folder", "tags")
+
+
+def update_media(db: Database, media_id: ObjectId, body: dict) -> Image:
+    """Change a library image's ``alt``, ``folder`` and/or ``tags`` (404 when gone; 400 for
+    anything else in the body or nothing to change). ``alt: null`` or ``""`` removes it."""
+    unknown = sorted(set(body) - set(UPDATABLE))
+    if unknown or not body:
+        raise BadRequest(f"Send one or more of {', '.join(UPDATABLE)}.", code="invalid_media_update",
+                         unknown_fields=unknown[:10])
+    changes: dict = {}
+    if "alt" in body:
+        if body["alt"] is not None and not isinstance(body["alt"], str):
+            raise BadRequest("alt is a string.", code="invalid_alt")
+        changes["alt"] = clean_alt(body["alt"]) or None
+    if "folder" in body:
+        changes["folder"] = clean_folder(body["folder"]) if body["folder"] is not None else ROOT_FOLDER
+    if "tags" in body:
+        if isinstance(body["tags"], str):  # JSON clients send a list; a string is a mistake
+            raise BadRequest("tags is a list of strings.", code="invalid_tags")
+        changes["tags"] = clean_tags(body["tags"] if body["tags"] is not None else [])
+    image = library(db).set_metadata(media_id, **changes)
+    if image is None:
+        raise NotFound("No builder media with this id.", code="media_not_found")
+    return image
+
+
+def list_media(db: Database, window: Window, *, q: str = "", folder: str | None = None,
+               tags: list[str] | None = None) -> tuple[list[Image], Page]:
+    """Library originals, newest first; ``q`` finds filenames with words starting with its words,
+    ``folder`` those in that folder (not its subfolders), ``tags`` those carrying every tag."""
+    return library(db).page(window, search=q, folder=clean_folder(folder),
+                            tags=clean_tags(tags) or ())
+
+
+def folders(db: Database) -> list[dict]:
+    """Every folder in use with how many images it holds."""
+    return [{"folder": folder, "count": count} for folder, count in library(db).folder_counts()]
+
+
+def tags_in_use(db: Database) -> list[dict]:
+    """Every tag in use with how many images carry it."""
+    return [{"tag": tag, "count": count} for tag, count in library(db).tag_counts()]
 
 
 def get_media(db: Database, media_id: ObjectId) -> Image:
@@ -332,6 +418,8 @@ def render_page(db: Database, page: dict, signer: UrlSigner) -> dict:
 def media_object(db: Database, image: Image, signer: UrlSigner, *, with_used_in: bool = False) -> dict:
     """A library entry as the API shows it (the image object, plus ``used_in`` when asked)."""
     obj = image_object(image, signer)
+    obj["folder"] = image.folder or ROOT_FOLDER
+    obj["tags"] = list(image.tags)
     if with_used_in:
         obj["used_in"] = used_in(db, image.id)
     return obj

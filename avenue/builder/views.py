@@ -30,8 +30,11 @@ def _signer():
 @limit_uploads
 def upload_media():
     """Add an image to the library: 201 when stored, 200 when the same image was already there."""
+    tags = request.form.getlist("tags")
     result = service.upload_media(get_db(), uploaded_files("file", single=True)[0], owner=require().id,
-                                  alt=request.form.get("alt"), limits=limits_from_config(current_app.config))
+                                  alt=request.form.get("alt"), limits=limits_from_config(current_app.config),
+                                  folder=request.form.get("folder"),
+                                  tags=",".join(tags) if tags else None)
     image = result.image
     audit.log("builder_media_uploaded", bucket=BUILDER, image_id=str(image.id), filename=image.filename,
               created=result.created)
@@ -42,7 +45,8 @@ def upload_media():
 @require_role("editor")
 def list_media():
     window = page_args()
-    images, page = service.list_media(get_db(), window, q=request.args.get("q", ""))
+    images, page = service.list_media(get_db(), window, q=request.args.get("q", ""),
+                                      folder=request.args.get("folder"), tags=request.args.getlist("tag"))
     items = [service.media_object(get_db(), image, _signer()) for image in images]
     return jsonify(page.shape(items, window))
 
@@ -52,6 +56,30 @@ def list_media():
 def get_media(media_id: ObjectId):
     image = service.get_media(get_db(), media_id)
     return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
+
+
+@bp.patch(f"/media/{MEDIA_ID}")
+@require_role("editor")
+def update_media(media_id: ObjectId):
+    """Change alt text, folder or tags of a library image."""
+    body = json_body()
+    image = service.update_media(get_db(), media_id, body)
+    audit.log("builder_media_updated", bucket=BUILDER, image_id=str(media_id), fields=sorted(body))
+    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
+
+
+@bp.get("/folders")
+@require_role("editor")
+def list_folders():
+    """Every folder of the library with its image count."""
+    return jsonify({"folders": service.folders(get_db())})
+
+
+@bp.get("/tags")
+@require_role("editor")
+def list_tags():
+    """Every tag of the library with its image count."""
+    return jsonify({"tags": service.tags_in_use(get_db())})
 
 
 @bp.delete(f"/media/{MEDIA_ID}")

@@ -20,7 +20,7 @@ from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODU
 from avenue.media.frontdoor import FrontDoor
 from avenue.media.images import Limits
 from avenue.media.indexes import ensure_indexes
-from avenue.media.library import DELETE_LEASE, Lease, Library
+from avenue.media.library import DELETE_LEASE, ROOT_FOLDER, Lease, Library
 from avenue.media.objects import UrlSigner, image_object, ref_object
 from avenue.media.originals import Upload
 from avenue.media.purge import OUTBOX as PURGE_OUTBOX
@@ -38,7 +38,8 @@ from avenue.media.scan import (
 
 __all__ = [
     "PURGE_OUTBOX", "enable_purges",
-    "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "TEMP", "UPLOADS",
+    "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP",
+    "UPLOADS",
     "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
     # The media route, its WSGI front door and what they are given at start (route.py).
     "FrontDoor", "bp", "get_cache", "init_app",

@@ -12,7 +12,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
 from avenue.media import purge
-from avenue.media.buckets import BUCKETS
+from avenue.media.buckets import BUCKETS, BUILDER
 from avenue.media.records import Document
 
 # Deleted media, polled by every worker to evict its in-process cache (media/cache.py).
@@ -46,6 +46,17 @@ def files_indexes() -> list[IndexModel]:
     ]
 
 
+def library_indexes() -> list[IndexModel]:
+    """The builder library's own: lists by folder and by tag, newest first (only its
+    originals carry ``folder``/``tags``, so the other buckets do without them)."""
+    return [
+        IndexModel([("metadata.role", ASCENDING), ("metadata.folder", ASCENDING), ("uploadDate", DESCENDING),
+                    ("_id", DESCENDING)], name="role_folder_newest"),
+        IndexModel([("metadata.role", ASCENDING), ("metadata.tags", ASCENDING), ("uploadDate", DESCENDING),
+                    ("_id", DESCENDING)], name="role_tags_newest"),
+    ]
+
+
 # Replaced by the indexes above (they end in the list order): dropped when found.
 OBSOLETE_FILES_INDEXES = ("role_uploaded", "owner_uploaded")
 
@@ -63,7 +74,7 @@ def ensure_indexes(db: Database[Document]) -> None:
     for bucket in BUCKETS.values():
         db[f"{bucket}.chunks"].create_indexes(chunks_indexes())
         files = db[f"{bucket}.files"]
-        files.create_indexes(files_indexes())
+        files.create_indexes(files_indexes() + (library_indexes() if bucket == BUILDER else []))
         present = set(files.index_information())
         for name in OBSOLETE_FILES_INDEXES:
             if name in present:

@@ -47,7 +47,8 @@ ORIGINAL = {"metadata.role": "original"}
 # Lists of originals: the role (and owner) indexes end in these keys (avenue/media/indexes.py).
 NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
 # The metadata an API may change on a stored original (everything else describes the bytes).
-SETTABLE = frozenset({"alt", "expires_at"})
+SETTABLE = frozenset({"alt", "expires_at", "folder", "tags"})
+ROOT_FOLDER = "/"
 T = TypeVar("T")
 
 
@@ -106,9 +107,11 @@ class Library:
             return set()
         return {doc["_id"] for doc in self._files.find({"_id": {"$in": ids}}, {"_id": 1})}
 
-    def page(self, window: Window, *, owner: str | None = None, search: str = "") -> tuple[list[Image], Page]:
+    def page(self, window: Window, *, owner: str | None = None, search: str = "",
+             folder: str | None = None, tags: Sequence[str] = ()) -> tuple[list[Image], Page]:
         """Originals newest first (optionally one owner's, or whose filename has a word starting
-        with each word of ``search``), one page of them (avenue/paging.py)."""
+        with each word of ``search``, or in ``folder``, or carrying every one of ``tags``),
+        one page of them (avenue/paging.py)."""
         query: dict[str, Any] = dict(ORIGINAL)
         if owner is not None:
             query["metadata.owner"] = owner
@@ -123,8 +126,35 @@ class Library:
             query = {"metadata.name_prefixes": first[0] if len(words) == 1 else {"$all": first}}
             if owner is not None:
                 query["metadata.owner"] = owner
+        if folder is not None:
+            # Images stored before folders existed have none: they are in the root.
+            query["metadata.folder"] = {"$in": [ROOT_FOLDER, None]} if folder == ROOT_FOLDER else folder
+        if tags:
+            query["metadata.tags"] = tags[0] if len(tags) == 1 else {"$all": list(tags)}
         page = fetch(self._files, query, NEWEST_FIRST, window)
         return [self._image(doc) for doc in page.docs], page
+
+    def folder_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
+        """(folder, originals in it) for every folder in use, by folder; counted by the server
+        (one ``$group`` over the folder index's keys), at most ``limit`` folders."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": dict(ORIGINAL)},
+            {"$group": {"_id": {"$ifNull": ["$metadata.folder", ROOT_FOLDER]}, "n": {"$sum": 1}}},
+            {"$sort": {"_id": 1}},
+            {"$limit": limit},
+        ]
+        return [(row["_id"], row["n"]) for row in self._files.aggregate(pipeline)]
+
+    def tag_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
+        """(tag, originals carrying it) for every tag in use, by tag, at most ``limit``."""
+        pipeline: list[dict[str, Any]] = [
+            {"$match": dict(ORIGINAL)},  # $unwind drops those without tags
+            {"$unwind": "$metadata.tags"},
+            {"$group": {"_id": "$metadata.tags", "n": {"$sum": 1}}},
+            {"$sort": {"_id": 1}},
+            {"$limit": limit},
+        ]
+        return [(row["_id"], row["n"]) for row in self._files.aggregate(pipeline)]
 
     def find_by_content(self, source_sha256: str, *, scope: str = "") -> Image | None:
         """The original stored from these bytes (their SHA-256) within ``scope``, if any."""
@@ -142,17 +172,22 @@ class Library:
 
     def store(self, upload: Upload, *, owner: str | None = None, limits: Limits | None = None,
               kind: str = "upload", scope: str = "", visibility: str = "public",
-              alt: str | None = None, expires_at: dt.datetime | None = None) -> Stored:
+              alt: str | None = None, expires_at: dt.datetime | None = None,
+              folder: str | None = None, tags: list[str] | None = None) -> Stored:
         """Validate one image by content and store it (deduplicated) with its variants."""
         return self.store_many([upload], owner=owner, limits=limits, kind=kind, scope=scope,
-                               visibility=visibility, alt=alt, expires_at=expires_at)[0]
+                               visibility=visibility, alt=alt, expires_at=expires_at, folder=folder,
+                               tags=tags)[0]
 
     def store_many(self, uploads: Sequence[Upload], *, owner: str | None = None,
                    limits: Limits | None = None, kind: str = "upload", scope: str = "",
                    visibility: str = "public", alt: str | None = None,
-                   expires_at: dt.datetime | None = None) -> list[Stored]:
-        """Store every upload or none (all are validated before the first byte is written)."""
-        extra = {k: v for k, v in (("alt", alt), ("expires_at", expires_at)) if v is not None}
+                   expires_at: dt.datetime | None = None, folder: str | None = None,
+                   tags: list[str] | None = None) -> list[Stored]:
+        """Store every upload or none (all are validated before the first byte is written);
+        ``folder`` and ``tags`` label builder library media."""
+        given = (("alt", alt), ("expires_at", expires_at), ("folder", folder), ("tags", tags))
+        extra = {k: v for k, v in given if v is not None}
         results = originals.store_all(self.db, self.bucket, list(uploads), owner=owner, limits=limits,
                                       kind=kind, scope=scope, visibility=visibility, extra=extra or None)
         return [Stored(self._image(r.doc), r.created) for r in results]

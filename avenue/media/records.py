@@ -81,6 +81,8 @@ class Image:
     deleting_at: dt.datetime | None = None
     variants: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     placeholder: dict[str, str] | None = None  # {"blurhash", "color"} (media/placeholders.py)
+    folder: str | None = None  # builder library: one path-like folder ("/" when not set)
+    tags: tuple[str, ...] = ()  # builder library: labels to find images by
 
     @property
     def private(self) -> bool:
@@ -118,6 +120,8 @@ class Image:
             deleting_at=maybe_utc(meta.get("deleting_at")),
             variants=meta.get("variants") or {},
             placeholder=meta.get("placeholder"),
+            folder=meta.get("folder"),
+            tags=tuple(meta.get("tags") or ()),
         )
 
     def ref(self) -> dict[str, Any]:
