@@ -48,7 +48,10 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("POST", "/api/builder/media", EDITORS),
     ("GET", "/api/builder/media", EDITORS),
     ("GET", f"/api/builder/media/{ID}", EDITORS),
+    ("PATCH", f"/api/builder/media/{ID}", EDITORS),
     ("DELETE", f"/api/builder/media/{ID}", EDITORS),
+    ("GET", "/api/builder/folders", EDITORS),
+    ("GET", "/api/builder/tags", EDITORS),
     ("GET", "/api/builder/pages/slug-x", ANYONE),
     ("PUT", "/api/builder/pages/slug-x", EDITORS),
     # --- uploads ---
