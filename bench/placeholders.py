@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""What a placeholder (blurhash + dominant colour) costs per upload: one table, one run.
+"""What a placeholder (blurhash + dominant colour) and a focal point cost per upload: one
+table, one run.
 
 For every good fixture (and the 12 MP photo above all), this validates and renders the image
 as an upload does (``prepare`` + ``render``), then times :func:`avenue.media.placeholders.compute`
-on its WebP thumb, the work the upload adds, next to the validate-and-render time it is
-added to. Target (issue 17): under 5 ms per upload.
+on its WebP thumb and :func:`avenue.media.focal.estimate` on its decoded frame, the work the
+upload adds, next to the validate-and-render time it is added to. Target (issue 17): a
+placeholder under 5 ms per upload.
 
     python3 bench/placeholders.py              # 50 timings per fixture, medians
     python3 bench/placeholders.py --repeat 200
@@ -22,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from avenue.media.focal import estimate  # noqa: E402
 from avenue.media.images import Limits, prepare  # noqa: E402
 from avenue.media.placeholders import compute  # noqa: E402
 from avenue.media.variants import render  # noqa: E402
@@ -47,23 +50,28 @@ def main() -> int:
     rows = []
     for path in sorted(FIXTURES.iterdir()):
         data = path.read_bytes()
-        renditions = render(prepare(data, Limits()))
+        prepared = prepare(data, Limits())
+        renditions = render(prepared)
         thumb = next(r for r in renditions if r.name == "thumb" and r.format == "webp").data
         compute(thumb)  # warm: first-call imports and allocations
         upload_ms = median_ms(lambda data=data: render(prepare(data, Limits())), max(3, args.repeat // 10))
         placeholder_ms = median_ms(lambda thumb=thumb: compute(thumb), args.repeat)
-        rows.append((path.name, len(data), upload_ms, placeholder_ms))
+        focal_ms = median_ms(lambda pixels=prepared.pixels: estimate(pixels), args.repeat)
+        rows.append((path.name, len(data), upload_ms, placeholder_ms, focal_ms))
     worst = max(row[3] for row in rows)
+    worst_focal = max(row[4] for row in rows)
     lines = [
         f"# Placeholder cost per upload, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        "| fixture | bytes | validate + 8 renditions, median ms | placeholder, median ms | share |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        *(f"| {name} | {size:,} | {upload:.1f} | {cost:.2f} | {cost / upload:.1%} |"
-          for name, size, upload, cost in rows),
+        "| fixture | bytes | validate + 8 renditions, median ms | placeholder, median ms | share "
+        "| focal point, median ms | share |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(f"| {name} | {size:,} | {upload:.1f} | {cost:.2f} | {cost / upload:.1%} | {focal:.2f} "
+          f"| {focal / upload:.1%} |" for name, size, upload, cost, focal in rows),
         "",
         f"worst placeholder median: **{worst:.2f} ms** (target under {TARGET_MS:.0f} ms: "
-        f"{'met' if worst < TARGET_MS else 'missed'})",
+        f"{'met' if worst < TARGET_MS else 'missed'}); worst focal point median: {worst_focal:.2f} ms "
+        "(no target)",
         "",
         f"Command: `python3 bench/placeholders.py --repeat {args.repeat}` on this machine "
         f"({sys.platform}, {__import__('os').cpu_count()} cores).",

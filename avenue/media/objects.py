@@ -110,6 +110,9 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
         # What to draw while the image loads: a blurhash and the dominant colour (#rrggbb).
         obj["blurhash"] = placeholder["blurhash"]
         obj["color"] = placeholder.get("color")
+    # Where the subject is (0..1 of width and height): crops keep it, clients may too
+    # (CSS object-position). Images stored before focal points are centred.
+    obj["focal_point"] = ref.get("focal_point") or {"x": 0.5, "y": 0.5}
     return obj
 
 

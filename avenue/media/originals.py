@@ -19,7 +19,8 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError
-from avenue.media import placeholders, purge, storage
+from avenue.media import focal, placeholders, purge, storage
+from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
 from avenue.media.placeholders import Placeholder
 from avenue.media.records import Document
@@ -50,6 +51,7 @@ class _Ready:
     renditions: list[Rendition] = field(default_factory=list)
     existing: dict[str, Any] | None = None
     placeholder: Placeholder | None = None
+    focal: FocalPoint | None = None
 
 
 MAX_NAME_WORDS = 16
@@ -87,13 +89,15 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         if existing is not None:
             return _Ready(filename, key, existing=existing)
         prepared = prepare(data, limits)
-        renditions = render(prepared)
+        focal_point = focal.estimate(prepared.pixels)
+        renditions = render(prepared, focal_point)
     except AvenueError as error:
         error.message = f"{filename}: {error.message}"
         error.details["file"] = filename
         raise
     prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
-    return _Ready(filename, key, prepared, renditions, placeholder=placeholder_of(renditions))
+    return _Ready(filename, key, prepared, renditions, placeholder=placeholder_of(renditions),
+                  focal=focal_point)
 
 
 def placeholder_of(renditions: list[Rendition]) -> Placeholder | None:
@@ -131,6 +135,7 @@ def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | N
         "visibility": visibility,
         "variants": variants,
         **({"placeholder": ready.placeholder.as_metadata()} if ready.placeholder else {}),
+        **({"focal_point": ready.focal.as_metadata()} if ready.focal else {}),
         **(extra or {}),
     }
     # The original's files document goes last: readers never see it without its variants.

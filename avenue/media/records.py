@@ -81,6 +81,7 @@ class Image:
     deleting_at: dt.datetime | None = None
     variants: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     placeholder: dict[str, str] | None = None  # {"blurhash", "color"} (media/placeholders.py)
+    focal_point: dict[str, float] | None = None  # {"x", "y"} in 0..1 (media/focal.py)
     folder: str | None = None  # builder library: one path-like folder ("/" when not set)
     tags: tuple[str, ...] = ()  # builder library: labels to find images by
 
@@ -120,6 +121,7 @@ class Image:
             deleting_at=maybe_utc(meta.get("deleting_at")),
             variants=meta.get("variants") or {},
             placeholder=meta.get("placeholder"),
+            focal_point=meta.get("focal_point"),
             folder=meta.get("folder"),
             tags=tuple(meta.get("tags") or ()),
         )
@@ -151,6 +153,8 @@ class Image:
             ref["alt"] = self.alt
         if self.placeholder:
             ref["placeholder"] = dict(self.placeholder)
+        if self.focal_point:
+            ref["focal_point"] = dict(self.focal_point)
         return ref
 
 

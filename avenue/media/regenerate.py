@@ -12,6 +12,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from avenue.media import storage
+from avenue.media.focal import CENTRE, FocalPoint
 from avenue.media.images import Limits, prepare
 from avenue.media.invalidation import invalidate
 from avenue.media.originals import write_variant
@@ -32,8 +33,10 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
                     max_total_pixels=10**12)
     prepared = prepare(data, limits)
     listed = (original.get("metadata") or {}).get("variants") or {}
+    # The crops around the stored focal point, as at upload (centred for images from before).
+    focal = FocalPoint.from_metadata((original.get("metadata") or {}).get("focal_point")) or CENTRE
     written = []
-    for rendition in render(prepared):
+    for rendition in render(prepared, focal):
         info = listed.get(rendition.name, {}).get(rendition.format)
         file_id = info["id"] if info else ObjectId()
         if info and file_id not in replace and files.find_one({"_id": file_id}, {"_id": 1}) is not None:

@@ -14,9 +14,11 @@ from typing import Any
 
 from PIL import Image, ImageCms
 
+from avenue.media.focal import CENTRE, FocalPoint, crop_box
 from avenue.media.images import PreparedImage
 
-# name -> (width, height, mode): "fit" keeps the aspect ratio inside the box, "cover" crops.
+# name -> (width, height, mode): "fit" keeps the aspect ratio inside the box, "cover" crops
+# around the image's focal point (avenue/media/focal.py).
 VARIANTS: dict[str, tuple[int, int, str]] = {
     "gallery": (1600, 1600, "fit"),
     "card": (600, 600, "fit"),
@@ -84,15 +86,9 @@ def _fit(im: Image.Image, width: int, height: int) -> Image.Image:
     return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def _cover(im: Image.Image, width: int, height: int) -> Image.Image:
-    """Crop to the target aspect ratio; scale down to the target, never up."""
-    target_ratio = width / height
-    if im.width / im.height > target_ratio:
-        crop_w, crop_h = round(im.height * target_ratio), im.height
-    else:
-        crop_w, crop_h = im.width, round(im.width / target_ratio)
-    crop_w, crop_h = max(1, crop_w), max(1, crop_h)
-    left, top = (im.width - crop_w) // 2, (im.height - crop_h) // 2
+def _cover(im: Image.Image, width: int, height: int, focal: FocalPoint) -> Image.Image:
+    """Crop to the target aspect ratio around ``focal``; scale down to the target, never up."""
+    left, top, crop_w, crop_h = crop_box(im.width, im.height, width, height, focal)
     size = (width, height) if crop_w >= width else (crop_w, crop_h)
     return im.resize(size, Image.Resampling.LANCZOS, box=(left, top, left + crop_w, top + crop_h),
                      reducing_gap=3.0)
@@ -117,8 +113,9 @@ def _encode(im: Image.Image, fmt: str, icc: bytes | None) -> bytes:
 _POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="variants")
 
 
-def render(prepared: PreparedImage) -> list[Rendition]:
-    """Every variant of ``prepared``, in WebP and in the fallback format."""
+def render(prepared: PreparedImage, focal: FocalPoint = CENTRE) -> list[Rendition]:
+    """Every variant of ``prepared``, in WebP and in the fallback format; the crops (``og``)
+    are cut around ``focal``."""
     base, icc = _to_display_mode(prepared.pixels, prepared.icc_profile)
     fallback = "png" if base.mode == "RGBA" else "jpeg"
 
@@ -128,7 +125,7 @@ def render(prepared: PreparedImage) -> list[Rendition]:
                 for fmt in ("webp", fallback)]
 
     def og() -> list[Rendition]:
-        return encode("og", _cover(base, *VARIANTS["og"][:2]))
+        return encode("og", _cover(base, *VARIANTS["og"][:2], focal))
 
     futures: list[Future[list[Rendition]]] = [_POOL.submit(og)]
     # Chain the fit variants from large to small: resizing the 1600 px gallery down to the

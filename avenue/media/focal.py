@@ -1,0 +1,94 @@
+"""The focal point of an image, and crops cut around it.
+
+A focal point is ``(x, y)`` in 0..1 of the displayed (upright) image: the spot every cropped
+variant (``og``, 1200x630) keeps in view, so a product shot off-centre keeps its product.
+
+The automatic estimate is libvips's *attention* strategy (``smartcrop``, the one imgproxy and
+sharp use): it scores each part of a small sample for edges, skin tones and saturation and
+reports the centre of the most interesting region. It is measured on a sample of at most
+:data:`SAMPLE` px (about a millisecond), so its cost does not depend on the upload's size.
+Faces would be better still for portraits, but every face detector on PyPI brings a model
+(OpenCV's cascades, dlib, mediapipe) and hundreds of MB for a shop whose photos are products;
+attention finds a face by its skin tones anyway.
+
+Pure: pixels in, numbers out; no Flask, no database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyvips  # type: ignore[import-untyped]  # no type information in the wheel
+from PIL import Image
+
+SAMPLE = 256  # px on the longer side the estimate looks at
+
+
+@dataclass(frozen=True)
+class FocalPoint:
+    """Where the subject is, in 0..1 of the displayed width and height."""
+
+    x: float = 0.5
+    y: float = 0.5
+
+    def as_metadata(self) -> dict[str, float]:
+        """What the original's files document keeps (``metadata.focal_point``)."""
+        return {"x": self.x, "y": self.y}
+
+    @classmethod
+    def from_metadata(cls, value: object) -> FocalPoint | None:
+        """The stored focal point, or None when absent or malformed."""
+        if not isinstance(value, dict):
+            return None
+        x, y = value.get("x"), value.get("y")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 1 for v in (x, y)):
+            return None
+        return cls(float(x), float(y))  # type: ignore[arg-type]
+
+
+CENTRE = FocalPoint()
+
+
+def _sample(im: Image.Image) -> Image.Image:
+    """``im`` at most :data:`SAMPLE` px, RGB: a box reduction by a whole factor first (cheap,
+    no copy of the full frame), then a small resize."""
+    if im.mode not in ("RGB", "RGBA", "L", "LA"):
+        im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
+    factor = max(1, max(im.size) // SAMPLE)
+    sample = im.reduce(factor) if factor > 1 else im
+    if sample.mode != "RGB":
+        sample = sample.convert("RGB")
+    if max(sample.size) > SAMPLE:
+        scale = SAMPLE / max(sample.size)
+        sample = sample.resize((max(1, round(sample.width * scale)), max(1, round(sample.height * scale))),
+                               Image.Resampling.BILINEAR)
+    return sample
+
+
+def estimate(im: Image.Image) -> FocalPoint:
+    """libvips's attention centre of ``im`` (any mode), rounded to 3 decimals (stored values
+    stay short and the same image always gives the same point)."""
+    sample = _sample(im)
+    width, height = sample.size
+    if width < 2 or height < 2:
+        return CENTRE
+    image = pyvips.Image.new_from_memory(sample.tobytes(), width, height, 3, "uchar")
+    # smartcrop needs a crop size; the attention centre it reports does not depend on it.
+    _, found = image.smartcrop(1, 1, interesting="attention", attention_x=True, attention_y=True)
+    return FocalPoint(round(min(max(found["attention_x"] / (width - 1), 0.0), 1.0), 3),
+                      round(min(max(found["attention_y"] / (height - 1), 0.0), 1.0), 3))
+
+
+def crop_box(width: int, height: int, target_w: int, target_h: int,
+             focal: FocalPoint = CENTRE) -> tuple[int, int, int, int]:
+    """(left, top, crop width, crop height): the largest box of the target's aspect ratio in a
+    ``width`` x ``height`` image, centred on ``focal`` as far as the edges allow."""
+    target_ratio = target_w / target_h
+    if width / height > target_ratio:
+        crop_w, crop_h = round(height * target_ratio), height
+    else:
+        crop_w, crop_h = width, round(width / target_ratio)
+    crop_w, crop_h = max(1, min(crop_w, width)), max(1, min(crop_h, height))
+    left = min(max(round(focal.x * width - crop_w / 2), 0), width - crop_w)
+    top = min(max(round(focal.y * height - crop_h / 2), 0), height - crop_h)
+    return left, top, crop_w, crop_h
