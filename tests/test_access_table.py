@@ -32,6 +32,9 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/auth/csrf", ANYONE),
     # --- admin ---
     ("GET", "/api/admin/audit", ADMIN),
+    ("GET", "/api/admin/history", ADMIN_OPS),
+    ("GET", "/api/admin/alerts", ADMIN_OPS),
+    ("POST", f"/api/admin/alerts/{ID}/ack", ADMIN_OPS),
     # --- shop ---
     ("GET", "/api/shop/products", ANYONE),
     ("POST", "/api/shop/products", ADMIN),
@@ -48,6 +51,7 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("POST", "/api/builder/media", EDITORS),
     ("GET", "/api/builder/media", EDITORS),
     ("GET", f"/api/builder/media/{ID}", EDITORS),
+    ("PATCH", f"/api/builder/media/{ID}", EDITORS),
     ("DELETE", f"/api/builder/media/{ID}", EDITORS),
     ("GET", "/api/builder/pages/slug-x", ANYONE),
     ("PUT", "/api/builder/pages/slug-x", EDITORS),

@@ -100,6 +100,14 @@ def get_media(db: Database, media_id: ObjectId) -> Image:
     return image
 
 
+def set_alt(db: Database, media_id: ObjectId, alt: str | None) -> Image:
+    """Replace a library original's alt text (empty or None: no alt); 404 if unknown."""
+    image = library(db).set_metadata(media_id, alt=clean_alt(alt) or None)
+    if image is None:
+        raise NotFound("No builder media with this id.", code="media_not_found")
+    return image
+
+
 def used_in(db: Database, media_id: ObjectId) -> list[str]:
     """The slugs of the pages whose blocks reference this media, sorted."""
     return sorted(p["slug"] for p in db[PAGES].find({"media_ids": media_id}, {"slug": 1}))

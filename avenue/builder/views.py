@@ -10,6 +10,7 @@ from avenue import audit
 from avenue.auth import require, require_role
 from avenue.builder import service
 from avenue.db import get_db
+from avenue.errors import BadRequest
 from avenue.http import json_body, one_file, page_args, uploaded_files
 from avenue.media import BUILDER, limits_from_config, signer_from_config
 from avenue.ratelimit import limit_uploads
@@ -51,6 +52,19 @@ def list_media():
 @require_role("editor")
 def get_media(media_id: ObjectId):
     image = service.get_media(get_db(), media_id)
+    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
+
+
+@bp.patch(f"/media/{MEDIA_ID}")
+@require_role("editor")
+def update_media(media_id: ObjectId):
+    """``{alt}``: replace the alt text (the console's library edits it)."""
+    body = json_body()
+    alt = body.get("alt")
+    if alt is not None and not isinstance(alt, str):
+        raise BadRequest("alt must be a string.", code="invalid_alt")
+    image = service.set_alt(get_db(), media_id, alt)
+    audit.log("builder_media_updated", bucket=BUILDER, image_id=str(media_id))
     return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
 
 
