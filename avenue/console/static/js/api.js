@@ -171,7 +171,7 @@ export async function uploadEach(files, list, send) {
       await send(file, (fraction) => row.progress(fraction));
       row.done('uploaded');
     } catch (error) {
-      row.failed(`${file.name} was refused: ${error.message}`);
+      row.failed(`Refused: ${error.message}`);
     }
   }
 }

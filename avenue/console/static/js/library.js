@@ -13,6 +13,19 @@ const dialog = document.getElementById('force-dialog');
 let query = '';
 let page = 1;
 let shown = 0;
+let total = 0;
+
+function describeCount() {
+  listStatus.textContent = total
+    ? `${shown} of ${total} image(s)${query ? ` matching “${query}”` : ''}.`
+    : (query ? `No image matches “${query}”.` : 'The library is empty.');
+}
+
+function recount(change) {
+  shown += change;
+  total += change;
+  describeCount();
+}
 
 function askForce(media, pages) {
   document.getElementById('force-text').textContent =
@@ -67,6 +80,7 @@ async function remove(media, item, status, usedIn) {
     await api('DELETE', `/api/builder/media/${media.id}`);
     item.remove();
     pageMessage(`${media.filename} deleted.`, 'ok');
+    recount(-1);
   } catch (error) {
     if (!(error instanceof ApiError && error.status === 409 && error.details.pages)) {
       show(status, error.message, 'error');
@@ -80,6 +94,7 @@ async function remove(media, item, status, usedIn) {
       await api('DELETE', `/api/builder/media/${media.id}?force=1`);
       item.remove();
       pageMessage(`${media.filename} deleted and removed from ${pages.join(', ')}.`, 'ok');
+      recount(-1);
     } catch (forced) {
       show(status, forced.message, 'error');
     }
@@ -99,10 +114,9 @@ async function load(reset) {
     grid.append(...answer.items.map(card));
     shown += answer.items.length;
     page += 1;
-    more.hidden = shown >= answer.total;
-    listStatus.textContent = answer.total
-      ? `${shown} of ${answer.total} image(s)${query ? ` matching “${query}”` : ''}.`
-      : (query ? `No image matches “${query}”.` : 'The library is empty.');
+    total = answer.total;
+    more.hidden = shown >= total;
+    describeCount();
   } catch (error) {
     show(listStatus, error.message, 'error');
   }
@@ -127,11 +141,10 @@ uploadForm.addEventListener('submit', async (event) => {
     const form = new FormData();
     form.append('file', file);
     if (alt) form.append('alt', alt);
-    const media = await upload('/api/builder/media', form, progress);
-    grid.querySelector(`[data-id="${media.id}"]`)?.remove();
-    grid.prepend(card(media));
+    await upload('/api/builder/media', form, progress);
   });
   uploadForm.reset();
+  load(true);  // newest first: the new images lead the list, with the counts updated
 });
 
 load(true);

@@ -155,15 +155,18 @@ function drawHistory(series) {
   const uploadsTarget = document.getElementById('uploads-chart');
   const times = points.map((p) => Date.parse(p.at) / 1000);
   const bytesAxis = {values: (u, ticks) => ticks.map((v) => formatBytes(v)), size: 80};
+  const bytesValue = (u, v) => (v === null || v === undefined ? '—' : formatBytes(v));
+  const fromZero = {range: (u, min, max) => [0, Math.max(1, max) * 1.05]};
   const hasQuota = points.some((p) => p.quota_bytes);
-  const growthSeries = [{}, {label: 'Used', stroke: '#1d5fbf', width: 2, fill: 'rgba(29,95,191,0.12)', value: (u, v) => formatBytes(v)},
-    {label: 'GridFS files', stroke: '#2e7d32', width: 2, value: (u, v) => formatBytes(v)}];
+  const growthSeries = [{}, {label: 'Used', stroke: '#1d5fbf', width: 2, fill: 'rgba(29,95,191,0.12)', value: bytesValue},
+    {label: 'GridFS files', stroke: '#2e7d32', width: 2, value: bytesValue}];
   const growthData = [times, points.map((p) => p.used_bytes), points.map((p) => p.gridfs_bytes)];
   if (hasQuota) {
-    growthSeries.push({label: 'Quota', stroke: '#b3261e', dash: [6, 4], width: 1, value: (u, v) => formatBytes(v)});
+    growthSeries.push({label: 'Quota', stroke: '#b3261e', dash: [6, 4], width: 1, value: bytesValue});
     growthData.push(points.map((p) => p.quota_bytes || null));
   }
-  chart('growth', growthTarget, {series: growthSeries, axes: [{}, bytesAxis], scales: {x: {time: true}}}, growthData);
+  chart('growth', growthTarget, {series: growthSeries, axes: [{}, bytesAxis], scales: {x: {time: true}, y: fromZero}},
+    growthData);
   const first = points[0];
   const last = points[points.length - 1];
   document.getElementById('growth-summary').textContent = points.length
@@ -175,7 +178,7 @@ function drawHistory(series) {
   chart('uploads', uploadsTarget, {
     series: [{}, {label: 'Uploads', fill: 'rgba(29,95,191,0.55)', stroke: '#1d5fbf',
       paths: window.uPlot.paths.bars({size: [0.7, 60]}), points: {show: false}}],
-    scales: {x: {time: true}}, axes: [{}, {size: 50}],
+    scales: {x: {time: true}, y: fromZero}, axes: [{}, {size: 50}],
   }, [barTimes, bars.map((b) => b.count)]);
   const total = bars.reduce((sum, b) => sum + b.count, 0);
   document.getElementById('uploads-summary').textContent = `${total} upload(s) in this range.`;
