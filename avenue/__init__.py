@@ -41,6 +41,7 @@ def register_extensions(app: Flask) -> None:
 
     cdn.init_app(app)  # before the indexes: a configured hook needs its outbox's
     retention = app.config.get("AVENUE_AUDIT_RETENTION_DAYS", 365)
+    monitoring.parse_thresholds(app.config["AVENUE_ALERT_THRESHOLDS"])  # a bad value fails here, at start
     history_days = app.config.get("AVENUE_HISTORY_RETENTION_DAYS", 90)
     db.init_app(app, index_setups=[media.ensure_indexes, lambda d: audit.ensure_retention(d, retention),
                                    lambda d: monitoring.ensure_indexes(d, history_days)])

@@ -173,6 +173,16 @@ def test_an_admin_logs_in_and_manages_a_products_photos(live, browser):
         page.get_by_role("button", name=f"Delete {PHOTOS[2]}").click()
         page.get_by_text(f"{PHOTOS[2]} deleted.").wait_for(state="attached")
         assert order_on_page(page) == [PHOTOS[1], PHOTOS[0]]
+        # Dropping a file on the drop zone uploads it like the picker does.
+        data = (IMAGES / "good" / "png16.png").read_bytes()
+        page.evaluate("""([bytes, name]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], name, {type: 'image/png'}));
+            document.getElementById('dropzone').dispatchEvent(
+                new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }""", [list(data), "png16.png"])
+        page.locator("#upload-list li", has_text="png16.png").get_by_text("uploaded").wait_for()
+        assert order_on_page(page) == [PHOTOS[1], PHOTOS[0], "png16.png"]
         # A product from before the move to GridFS: its legacy references are shown as such.
         legacy = f"LAMP-{uuid.uuid4().hex[:4]}"
         database(live).shop_products.insert_one({"sku": legacy, "name": "Old lamp", "price": 12,

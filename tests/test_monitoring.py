@@ -197,6 +197,19 @@ def test_sampler_threads_of_two_instances_sample_each_interval_once(app, mdb):
     assert len(slots) >= 2 and len(slots) == len(set(slots))
 
 
+def test_the_app_refuses_bad_thresholds_and_starts_no_sampler_when_off(app_factory):
+    from avenue import monitoring
+
+    with pytest.raises(RuntimeError, match="AVENUE_ALERT_THRESHOLDS"):
+        app_factory(AVENUE_ALERT_THRESHOLDS="90,80,70")
+    assert monitoring.start_sampler(app_factory(AVENUE_HISTORY_INTERVAL_SECONDS=0)) is None
+    running = monitoring.start_sampler(app_factory(AVENUE_HISTORY_INTERVAL_SECONDS=3600))
+    try:
+        assert running.thread.is_alive() and running.interval == 3600
+    finally:
+        running.stop()
+
+
 def test_the_endpoints_serve_history_and_alerts_to_ops(app, auth, mdb):
     take(mdb, dt.datetime.now(dt.UTC) - dt.timedelta(hours=2), 90.0, originals=1)
     client, csrf = auth.login("ops")

@@ -55,5 +55,7 @@ def start_sampler(app: Flask) -> Sampler | None:
     if not app.config.get("AVENUE_HISTORY_INTERVAL_SECONDS"):
         return None
     mongo = get_mongo(app)
-    mongo.ensure_indexes()
-    return Sampler(mongo.db, status_reports(mongo.db, app.config), app.config).start()
+    # Indexes from the thread: a worker must start (and answer /readyz with 503) while the
+    # database is down, so nothing here may touch it.
+    return Sampler(mongo.db, status_reports(mongo.db, app.config), app.config,
+                   prepare=mongo.ensure_indexes).start()

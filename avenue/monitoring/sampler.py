@@ -77,8 +77,10 @@ class Sampler:
     """The background thread of one process; :meth:`stop` ends it (tests, shutdown)."""
 
     def __init__(self, db: Database[Document], reports: Reports, config: Mapping[str, Any], *,
-                 first_delay: float = FIRST_DELAY_SECONDS) -> None:
+                 first_delay: float = FIRST_DELAY_SECONDS,
+                 prepare: Callable[[], None] | None = None) -> None:
         self.db = db
+        self.prepare = prepare  # e.g. ensuring indexes: done in the thread, never at worker start
         self.reports = reports
         self.interval = float(config["AVENUE_HISTORY_INTERVAL_SECONDS"])
         self.thresholds = alerts.parse_thresholds(config["AVENUE_ALERT_THRESHOLDS"])
@@ -105,6 +107,8 @@ class Sampler:
         wait = self.first_delay
         while not self._stop.wait(wait):
             try:
+                if self.prepare is not None:
+                    self.prepare()
                 sample_once(self.db, self.reports, interval=self.interval, thresholds=self.thresholds,
                             moment=now(), owner=self.owner, notify=self.notify)
             except Exception:  # a failed sample is logged; the next slot tries again
