@@ -299,9 +299,17 @@ def seed_history(live) -> None:
 def test_the_ops_dashboard_shows_storage_safety_history_and_alerts(live, open_as):
     seed_history(live)
     page = open_as("ops")
-    page.goto("/console/ops")
-    page.locator("#cards .card").nth(5).wait_for()  # quota, database, four buckets
-    assert page.locator("#cards .quota .badge").inner_text() in {"OK", "Warning", "Critical", "Emergency"}
+    used = page.request.get("/api/shop/debug/storage-status").json()["quota"]["used_bytes"]
+    live.config["AVENUE_STORAGE_QUOTA_BYTES"] = int(used / 0.9)  # ~90 %: critical
+    try:
+        page.goto("/console/ops")
+        page.locator("#cards .card").nth(5).wait_for()  # quota, database, four buckets
+        quota = page.locator("#cards .quota")
+        assert quota.locator(".badge").inner_text() == "Critical"
+        assert "level-critical" in quota.get_attribute("class")
+        assert "Levels at 70 / 85 / 95 %" in quota.inner_text()
+    finally:
+        live.config["AVENUE_STORAGE_QUOTA_BYTES"] = 40 * 1024 * 1024
     page.get_by_role("heading", name="Bucket “products”").wait_for()
     page.locator("#verdict .badge").wait_for()
     assert page.get_by_text("Missing files (a product shows a broken photo):").count() == 1
@@ -320,6 +328,7 @@ def test_the_ops_dashboard_shows_storage_safety_history_and_alerts(live, open_as
     button = page.get_by_role("button", name="Acknowledge the critical safety alert", exact=False)
     button.click()
     page.get_by_text(f"Acknowledged by {page.email}").wait_for()
+    page.get_by_text("1 open, 2 recorded.").wait_for()
     alerts = page.request.get("/api/admin/alerts?open=1").json()["items"]
     assert [a["kind"] for a in alerts] == ["quota"]
 

@@ -217,7 +217,9 @@ def test_the_endpoints_serve_history_and_alerts_to_ops(app, auth, mdb):
     assert answer.status_code == 200 and len(answer.get_json()["points"]) == 1
     refused = client.get("/api/admin/history?range=forever")
     assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_range"
-    items = client.get("/api/admin/alerts").get_json()["items"]
+    answer = client.get("/api/admin/alerts").get_json()
+    assert answer["thresholds"] == {"warning": 70.0, "critical": 85.0, "emergency": 95.0}
+    items = answer["items"]
     assert [a["level"] for a in items] == ["critical"]
     assert client.post(f"/api/admin/alerts/{items[0]['id']}/ack").status_code == 403  # no CSRF token
     acked = client.post(f"/api/admin/alerts/{items[0]['id']}/ack", headers=csrf)

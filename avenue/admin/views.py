@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bson import ObjectId
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from avenue import audit, monitoring
 from avenue.admin import service
@@ -36,9 +36,11 @@ def history():
 @bp.get("/alerts")
 @require_role("ops")
 def alerts():
-    """Recorded threshold crossings, newest first; ``?open=1`` only those not acknowledged."""
+    """Recorded threshold crossings, newest first (``?open=1``: not acknowledged), and the
+    quota thresholds in force, so a client colours usage by the same levels."""
     open_only = request.args.get("open", "").lower() in {"1", "true", "yes"}
-    return jsonify(items=monitoring.list_alerts(get_db(), open_only=open_only))
+    return jsonify(items=monitoring.list_alerts(get_db(), open_only=open_only),
+                   thresholds=monitoring.thresholds_object(current_app.config))
 
 
 @bp.post(f"/alerts/{ALERT_ID}/ack")

@@ -24,7 +24,7 @@ from avenue.monitoring.sampler import Reports, Sampler, sample_once
 
 __all__ = ["Sampler", "acknowledge", "ensure_indexes", "history_series", "list_alerts", "parse_range",
            "parse_thresholds", "sample_once", "series", "start_sampler",
-           "status_reports"]
+           "status_reports", "thresholds_object"]
 
 Document = dict[str, Any]
 
@@ -33,6 +33,11 @@ def ensure_indexes(db: Database[Document], retention_days: int) -> None:
     """The samples' and alerts' indexes, retention included."""
     history.ensure_indexes(db, retention_days)
     alerts.ensure_indexes(db, retention_days)
+
+
+def thresholds_object(config: Mapping[str, Any]) -> dict[str, float]:
+    """The configured quota thresholds by level name, as the API shows them."""
+    return dict(zip(alerts.LEVELS, parse_thresholds(config["AVENUE_ALERT_THRESHOLDS"]), strict=True))
 
 
 def status_reports(db: Database[Document], config: Mapping[str, Any]) -> Reports:

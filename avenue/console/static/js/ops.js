@@ -11,6 +11,17 @@ const alertsStatus = document.getElementById('alerts-status');
 const historyStatus = document.getElementById('history-status');
 const LEVEL_WORDS = {ok: 'OK', warning: 'Warning', critical: 'Critical', emergency: 'Emergency'};
 const charts = {};
+// The alert thresholds in force (AVENUE_ALERT_THRESHOLDS), fetched with the alerts: the quota
+// card is coloured by the same levels the alerts use.
+const alertsAnswer = api('GET', '/api/admin/alerts');
+
+function levelOf(percent, thresholds) {
+  let level = 'ok';
+  for (const name of ['warning', 'critical', 'emergency']) {
+    if (percent !== null && percent !== undefined && percent >= thresholds[name]) level = name;
+  }
+  return level;
+}
 
 function bar(fraction, level, label) {
   const percent = Math.max(0, Math.min(100, fraction * 100));
@@ -28,9 +39,9 @@ function levelBadge(level) {
   return el('span', {class: `badge level-${level}`}, LEVEL_WORDS[level] || level);
 }
 
-function renderStorage(storage) {
+function renderStorage(storage, thresholds) {
   const quota = storage.quota || {};
-  const level = quota.level || 'ok';
+  const level = thresholds ? levelOf(quota.percent, thresholds) : (quota.level || 'ok');
   const total = storage.gridfs_bytes || 0;
   const scale = quota.bytes || total || 1;
   const bucketCards = Object.values(storage.buckets || {}).map((bucket) => el('article', {class: 'card stat'},
@@ -55,7 +66,8 @@ function renderStorage(storage) {
     quota.bytes
       ? [el('p', {class: 'big'}, `${quota.percent} %`, ' ', levelBadge(level)),
         bar(quota.percent / 100, level, `Quota used: ${quota.percent} %, level ${level}`),
-        el('p', {class: 'muted'}, `${formatBytes(quota.used_bytes)} of ${formatBytes(quota.bytes)} (${quota.used_source})`)]
+        el('p', {class: 'muted'}, `${formatBytes(quota.used_bytes)} of ${formatBytes(quota.bytes)} (${quota.used_source})`),
+        thresholds ? el('p', {class: 'muted'}, `Levels at ${thresholds.warning} / ${thresholds.critical} / ${thresholds.emergency} %`) : null]
       : [el('p', {class: 'big'}, formatBytes(quota.used_bytes)),
         el('p', {class: 'muted'}, 'No quota configured (AVENUE_STORAGE_QUOTA_BYTES).')]);
   cards.replaceChildren(quotaCard, dbCard, ...bucketCards);
@@ -99,7 +111,8 @@ async function loadReports(refresh) {
       api('GET', `/api/shop/debug/storage-status${query}`),
       api('GET', `/api/shop/debug/products-status${query}`),
     ]);
-    renderStorage(storage);
+    const thresholds = await alertsAnswer.then((answer) => answer.thresholds, () => null);
+    renderStorage(storage, thresholds);
     renderSafety(products);
     const meta = storage.report || {};
     reportAge.textContent = `Reports from ${formatDate(meta.generated_at)}${meta.refreshing ? ' (refreshing in the background)' : ''}.`;
@@ -120,6 +133,7 @@ function alertItem(alert) {
         try {
           const updated = await api('POST', `/api/admin/alerts/${alert.id}/ack`);
           node.replaceWith(alertItem(updated));
+          countAlerts();
         } catch (error) {
           event.target.disabled = false;
           show(status, error.message, 'error');
@@ -132,12 +146,17 @@ function alertItem(alert) {
   return node;
 }
 
+function countAlerts() {
+  const all = alertsList.querySelectorAll('.alert').length;
+  const open = alertsList.querySelectorAll('.alert:not(.acknowledged)').length;
+  alertsStatus.textContent = all ? `${open} open, ${all} recorded.` : 'No alerts recorded.';
+}
+
 async function loadAlerts() {
   try {
-    const answer = await api('GET', '/api/admin/alerts');
+    const answer = await alertsAnswer;
     alertsList.replaceChildren(...answer.items.map(alertItem));
-    const open = answer.items.filter((a) => !a.acknowledged).length;
-    alertsStatus.textContent = answer.items.length ? `${open} open, ${answer.items.length} recorded.` : 'No alerts recorded.';
+    countAlerts();
   } catch (error) {
     show(alertsStatus, error.message, 'error');
   }
