@@ -53,9 +53,12 @@ function renderStorage(storage, thresholds) {
     el('p', {class: 'muted'}, `Newest upload: ${formatDate(bucket.newest_upload)}`)));
   const db = storage.database_size || {};
   const folder = db.data_dir;
+  const dbBytes = folder ? folder.bytes_on_disk : (db.storage_bytes ?? db.data_bytes);
   const dbCard = el('article', {class: 'card stat'},
     el('h3', {}, 'Database'),
-    el('p', {class: 'big'}, formatBytes(folder ? folder.bytes_on_disk : (db.storage_bytes ?? db.data_bytes))),
+    el('p', {class: 'big'}, formatBytes(dbBytes)),
+    // Against the quota only: without one there is nothing the database's size is a share of.
+    quota.bytes ? bar((dbBytes || 0) / quota.bytes, level, `Database: ${formatBytes(dbBytes)} of the quota`) : null,
     el('p', {class: 'muted'}, `${storage.database || ''} · ${storage.backend || ''}${storage.server_version ? ` ${storage.server_version}` : ''}`),
     el('p', {class: 'muted'}, `Data ${formatBytes(db.data_bytes)}, indexes ${formatBytes(db.index_bytes)}`),
     el('p', {}, storage.persistent === false

@@ -57,10 +57,11 @@ function photoItem(image, index, count) {
   variantsList(image));
   item.addEventListener('keydown', (event) => {
     if (event.target !== item || !event.altKey) return;
-    if (event.key === 'ArrowUp' || event.key === 'ArrowLeft') {
+    // Up and down only: Alt+Left/Right are the browser's Back and Forward.
+    if (event.key === 'ArrowUp') {
       event.preventDefault();
       move(image.id, -1);
-    } else if (event.key === 'ArrowDown' || event.key === 'ArrowRight') {
+    } else if (event.key === 'ArrowDown') {
       event.preventDefault();
       move(image.id, 1);
     }
