@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean chromium check-vendor
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,21 @@ run: $(STAMP)
 
 ## Lint, check the layers and the core's types, then run every test on mongomock and on
 ## SecantusDB (and AVENUE_TEST_MONGO_URI if set).
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m ruff check avenue tests bench wsgi.py gunicorn.conf.py
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 	$(PY) -m pytest
+
+## Headless Chromium for the console's browser tests (Debian's package: Playwright's own
+## download is not needed). Does nothing when it is there; apt-get update only if the install fails.
+chromium:
+	@test -x /usr/bin/chromium || DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
+		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
+## The console's vendored files (avenue/console/static/vendor) against their npm tarballs.
+check-vendor: $(STAMP)
+	$(PY) -m avenue.console.vendor
 
 ## The performance benchmark (bench/README.md); BENCH_ARGS=--full for the long run.
 bench: $(STAMP)

@@ -49,6 +49,10 @@ def post_worker_init(worker):
     # Only for the Avenue app: the benchmark serves its baselines with these settings too.
     if "avenue.mongo" not in getattr(app, "extensions", {}):
         return
+    from avenue.monitoring import start_sampler
     from avenue.status import warm_up_status_reports
 
     warm_up_status_reports(app)
+    # The storage history's sampler thread (avenue/monitoring/sampler.py): every worker runs
+    # one, a lease lets one of all instances sample each interval.
+    start_sampler(app)

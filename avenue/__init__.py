@@ -36,12 +36,15 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def register_extensions(app: Flask) -> None:
-    from avenue import audit, cdn, media, ratelimit, security
+    from avenue import audit, cdn, media, monitoring, ratelimit, security
     from avenue.auth import access
 
     cdn.init_app(app)  # before the indexes: a configured hook needs its outbox's
     retention = app.config.get("AVENUE_AUDIT_RETENTION_DAYS", 365)
-    db.init_app(app, index_setups=[media.ensure_indexes, lambda d: audit.ensure_retention(d, retention)])
+    monitoring.parse_thresholds(app.config["AVENUE_ALERT_THRESHOLDS"])  # a bad value fails here, at start
+    history_days = app.config.get("AVENUE_HISTORY_RETENTION_DAYS", 90)
+    db.init_app(app, index_setups=[media.ensure_indexes, lambda d: audit.ensure_retention(d, retention),
+                                   lambda d: monitoring.ensure_indexes(d, history_days)])
     access.init_app(app)
     ratelimit.init_app(app)
     media.init_app(app, database=lambda: db.get_mongo(app).db, baseline_headers=security.baseline_headers)
@@ -54,10 +57,11 @@ def register_converters(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from avenue import admin, auth, builder, health, media, shop, uploads
+    from avenue import admin, auth, builder, console, health, media, shop, uploads
     from avenue.ops import redirects
 
-    for blueprint in (media.bp, health.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp, redirects.bp):
+    for blueprint in (media.bp, health.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp, redirects.bp,
+                      console.bp):
         app.register_blueprint(blueprint)
 
 

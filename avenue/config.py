@@ -110,6 +110,12 @@ def from_environment() -> dict:
         "AVENUE_STATUS_WARM_UP": _bool("AVENUE_STATUS_WARM_UP", True),
         # Audit entries older than this are removed by a TTL index (0: kept forever).
         "AVENUE_AUDIT_RETENTION_DAYS": _int("AVENUE_AUDIT_RETENTION_DAYS", 365),
+        # Storage history (avenue/monitoring): one sample per interval over all instances (0: off),
+        # kept this many days; alerts at these quota percentages, POSTed to the webhook if set.
+        "AVENUE_HISTORY_INTERVAL_SECONDS": _int("AVENUE_HISTORY_INTERVAL_SECONDS", 3600),
+        "AVENUE_HISTORY_RETENTION_DAYS": _int("AVENUE_HISTORY_RETENTION_DAYS", 90),
+        "AVENUE_ALERT_THRESHOLDS": os.environ.get("AVENUE_ALERT_THRESHOLDS", "70,85,95"),
+        "AVENUE_ALERT_WEBHOOK_URL": os.environ.get("AVENUE_ALERT_WEBHOOK_URL", ""),
         "AVENUE_STORAGE_QUOTA_BYTES": _int("AVENUE_STORAGE_QUOTA_BYTES", 0),
         "AVENUE_LEGACY_UPLOADS_DIR": os.environ.get("AVENUE_LEGACY_UPLOADS_DIR", ""),
         # The embedded database's data folder (set by `make run`): storage-status measures it on disk.

@@ -162,6 +162,9 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "ops_locks": (None, "a lease document per ops command"),
     "ops_checkpoints": (None, "where an unfinished fsck stopped"),
     "status_reports": (None, "a handful of snapshot documents"),
+    "monitoring_samples": (None, "one storage sample per hour, 90 days (TTL): ~2,200 documents"),
+    "monitoring_alerts": (None, "a few threshold crossings a week (TTL)"),
+    "monitoring_leases": (None, "the history sampler's lease document"),
 }
 
 

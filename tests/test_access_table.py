@@ -32,6 +32,9 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/auth/csrf", ANYONE),
     # --- admin ---
     ("GET", "/api/admin/audit", ADMIN),
+    ("GET", "/api/admin/history", ADMIN_OPS),
+    ("GET", "/api/admin/alerts", ADMIN_OPS),
+    ("POST", f"/api/admin/alerts/{ID}/ack", ADMIN_OPS),
     # --- shop ---
     ("GET", "/api/shop/products", ANYONE),
     ("POST", "/api/shop/products", ADMIN),

@@ -1,0 +1,177 @@
+// The console's one way of calling the JSON API: the session cookie, the CSRF token on every
+// state-changing call, and errors turned into sentences (never raw JSON) for the page.
+
+let csrf = null;
+
+export class ApiError extends Error {
+  constructor(status, code, message, details = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export async function csrfToken(refresh = false) {
+  if (!csrf || refresh) {
+    const response = await fetch('/api/auth/csrf', {credentials: 'same-origin', headers: {Accept: 'application/json'}});
+    csrf = (await response.json()).csrf_token;
+  }
+  return csrf;
+}
+
+export function rememberCsrf(token) {
+  csrf = token;
+}
+
+function errorFrom(status, data) {
+  const error = data && data.error;
+  if (error && error.message) return new ApiError(status, error.code || 'error', error.message, error);
+  const words = {0: 'The server could not be reached. Check the connection and try again.',
+                 502: 'The server is not answering right now; try again shortly.',
+                 503: 'The server is busy or the database is down; try again shortly.'};
+  return new ApiError(status, 'error', words[status] || `The request failed (HTTP ${status}).`);
+}
+
+function loginAgain(status) {
+  // A session that ended (logout elsewhere, a new password) sends the user back to log in.
+  if (status === 401 && !location.pathname.endsWith('/console/login')) {
+    location.assign(`/console/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+  }
+}
+
+export async function api(method, path, body) {
+  const headers = {Accept: 'application/json'};
+  if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = await csrfToken();
+  const init = {method, headers, credentials: 'same-origin'};
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw errorFrom(0, null);
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    loginAgain(response.status);
+    throw errorFrom(response.status, data);
+  }
+  return data;
+}
+
+// POST a multipart form with XMLHttpRequest, so the upload's progress can be shown.
+export async function upload(path, form, onProgress) {
+  const token = await csrfToken();
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    xhr.setRequestHeader('X-CSRF-Token', token);
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.responseType = 'json';
+    xhr.upload.addEventListener('progress', (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    });
+    xhr.addEventListener('load', () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        onProgress(1);
+        resolve(xhr.response);
+      } else {
+        loginAgain(xhr.status);
+        reject(errorFrom(xhr.status, xhr.response));
+      }
+    });
+    xhr.addEventListener('error', () => reject(errorFrom(0, null)));
+    xhr.send(form);
+  });
+}
+
+export function formatBytes(bytes) {
+  if (bytes === null || bytes === undefined) return 'unknown';
+  const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+export function formatDate(iso) {
+  if (!iso) return '—';
+  return new Date(iso).toLocaleString(undefined, {dateStyle: 'medium', timeStyle: 'short'});
+}
+
+// Build an element: el('a', {href: '/x', class: 'y'}, 'text', child...). Text is never parsed
+// as HTML, so names and filenames from the API cannot inject markup.
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? '' : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function show(node, text, kind = '') {
+  node.textContent = text;
+  node.hidden = !text;
+  node.className = `message ${kind}`.trim();
+}
+
+export function pageMessage(text, kind = 'error') {
+  show(document.getElementById('page-message'), text, kind);
+}
+
+// One row per file in an upload list: its name, a progress bar and, at the end, what happened.
+export function progressRow(list, name) {
+  const bar = el('progress', {max: '100', value: '0', 'aria-label': `Uploading ${name}`});
+  const status = el('span', {class: 'upload-status'}, 'waiting…');
+  const row = el('li', {}, el('span', {class: 'upload-name'}, name), bar, status);
+  list.append(row);
+  return {
+    progress(fraction) {
+      bar.value = Math.round(fraction * 100);
+      status.textContent = fraction < 1 ? `${Math.round(fraction * 100)} %` : 'processing…';
+    },
+    done(text) {
+      bar.value = 100;
+      row.classList.add('ok');
+      status.textContent = text;
+    },
+    failed(text) {
+      row.classList.add('refused');
+      bar.remove();
+      status.textContent = text;
+      status.setAttribute('role', 'alert');
+    },
+  };
+}
+
+// Upload files one request each, so a refused file names itself and the others still go in.
+export async function uploadEach(files, list, send) {
+  for (const file of files) {
+    const row = progressRow(list, file.name);
+    try {
+      await send(file, (fraction) => row.progress(fraction));
+      row.done('uploaded');
+    } catch (error) {
+      row.failed(`Refused: ${error.message}`);
+    }
+  }
+}

@@ -1,0 +1,150 @@
+// Media library (editors, admins): thumbnails, search, upload with progress, alt text, where
+// each image is used, and deletion that shows the pages in the way before forcing it.
+import {ApiError, api, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
+
+const grid = document.getElementById('media-grid');
+const listStatus = document.getElementById('list-status');
+const more = document.getElementById('more');
+const searchForm = document.getElementById('search-form');
+const uploadForm = document.getElementById('upload-form');
+const uploadList = document.getElementById('upload-list');
+const dialog = document.getElementById('force-dialog');
+
+let query = '';
+let page = 1;
+let shown = 0;
+let total = 0;
+
+function describeCount() {
+  listStatus.textContent = total
+    ? `${shown} of ${total} image(s)${query ? ` matching “${query}”` : ''}.`
+    : (query ? `No image matches “${query}”.` : 'The library is empty.');
+}
+
+function recount(change) {
+  shown += change;
+  total += change;
+  describeCount();
+}
+
+function askForce(media, pages) {
+  document.getElementById('force-text').textContent =
+    `${media.filename} is used on ${pages.length} page(s): ${pages.join(', ')}. Deleting it removes its blocks from those pages.`;
+  return new Promise((resolve) => {
+    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'force'), {once: true});
+    dialog.showModal();
+  });
+}
+
+function card(media) {
+  const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
+  const usedIn = el('div', {class: 'used-in'});
+  const altId = `alt-${media.id}`;
+  const altInput = el('input', {id: altId, value: media.alt || '', maxlength: '300'});
+  const item = el('li', {class: 'media-card', dataset: {id: media.id}},
+    el('img', {src: media.variants.thumb, alt: media.alt || '', loading: 'lazy', width: '200', height: '200'}),
+    el('p', {class: 'filename'}, media.filename),
+    el('p', {class: 'muted'}, `${media.width}×${media.height} · ${formatBytes(media.bytes)} · ${formatDate(media.uploaded_at)}`),
+    el('form', {class: 'row small', onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        const saved = await api('PATCH', `/api/builder/media/${media.id}`, {alt: altInput.value});
+        media.alt = saved.alt;
+        show(status, 'Alt text saved.', 'ok');
+      } catch (error) {
+        show(status, error.message, 'error');
+      }
+    }},
+    el('label', {for: altId}, 'Alt text'), altInput,
+    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save alt text of ${media.filename}`}, 'Save')),
+    el('div', {class: 'row small'},
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Where is ${media.filename} used?`,
+        onclick: async () => {
+          try {
+            const full = await api('GET', `/api/builder/media/${media.id}`);
+            usedIn.replaceChildren(full.used_in.length
+              ? el('p', {}, `Used on ${full.used_in.length} page(s): `, full.used_in.join(', '))
+              : el('p', {}, 'Not used on any page.'));
+          } catch (error) {
+            show(status, error.message, 'error');
+          }
+        }}, 'Where used'),
+      el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${media.filename}`,
+        onclick: () => remove(media, item, status, usedIn)}, 'Delete')),
+    usedIn, status);
+  return item;
+}
+
+async function remove(media, item, status, usedIn) {
+  try {
+    await api('DELETE', `/api/builder/media/${media.id}`);
+    item.remove();
+    pageMessage(`${media.filename} deleted.`, 'ok');
+    recount(-1);
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 409 && error.details.pages)) {
+      show(status, error.message, 'error');
+      return;
+    }
+    const pages = error.details.pages;
+    usedIn.replaceChildren(el('p', {class: 'message warning', role: 'alert'},
+      `Not deleted: it is used on ${pages.length} page(s): ${pages.join(', ')}.`));
+    if (!(await askForce(media, pages))) return;
+    try {
+      await api('DELETE', `/api/builder/media/${media.id}?force=1`);
+      item.remove();
+      pageMessage(`${media.filename} deleted and removed from ${pages.join(', ')}.`, 'ok');
+      recount(-1);
+    } catch (forced) {
+      show(status, forced.message, 'error');
+    }
+  }
+}
+
+async function load(reset) {
+  if (reset) {
+    page = 1;
+    shown = 0;
+    grid.replaceChildren();
+  }
+  listStatus.textContent = 'Loading…';
+  try {
+    const q = query ? `&q=${encodeURIComponent(query)}` : '';
+    const answer = await api('GET', `/api/builder/media?page=${page}&per_page=48${q}`);
+    grid.append(...answer.items.map(card));
+    shown += answer.items.length;
+    page += 1;
+    total = answer.total;
+    more.hidden = shown >= total;
+    describeCount();
+  } catch (error) {
+    show(listStatus, error.message, 'error');
+  }
+}
+
+searchForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  query = searchForm.q.value.trim();
+  load(true);
+});
+more.addEventListener('click', () => load(false));
+
+uploadForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const files = [...uploadForm.file.files];
+  if (!files.length) {
+    pageMessage('Choose an image to upload.');
+    return;
+  }
+  const alt = uploadForm.alt.value.trim();
+  await uploadEach(files, uploadList, async (file, progress) => {
+    const form = new FormData();
+    form.append('file', file);
+    if (alt) form.append('alt', alt);
+    await upload('/api/builder/media', form, progress);
+  });
+  uploadForm.reset();
+  load(true);  // newest first: the new images lead the list, with the counts updated
+});
+
+load(true);

@@ -1,0 +1,172 @@
+// One product (admin): upload photos with progress, reorder by drag or keyboard, delete one,
+// see its variants and any legacy entries still pointing outside storage.
+import {api, el, formatBytes, pageMessage, upload, uploadEach} from './api.js';
+
+const root = document.getElementById('product');
+const sku = root.dataset.sku;
+const base = `/api/shop/products/${encodeURIComponent(sku)}`;
+const photos = document.getElementById('photos');
+const orderStatus = document.getElementById('order-status');
+const uploadList = document.getElementById('upload-list');
+const dropzone = document.getElementById('dropzone');
+const picker = document.getElementById('files');
+
+let product = null;
+
+function stored() {
+  return product.images.filter((image) => !image.legacy);
+}
+
+function renderDetails() {
+  document.getElementById('p-name').textContent = product.name || '';
+  document.getElementById('p-price').textContent = product.price ?? '';
+  document.getElementById('p-count').textContent = `${stored().length} stored, ${product.legacy_images} legacy`;
+  const legacy = product.images.filter((image) => image.legacy);
+  const box = document.getElementById('legacy');
+  box.hidden = legacy.length === 0;
+  box.replaceChildren(
+    el('p', {}, `${legacy.length} photo(s) of this product are legacy references, not in storage: `
+      + 'run `flask --app avenue import-legacy UPLOADS_DIR` to move them in. Until then they cannot be reordered.'),
+    el('ul', {}, legacy.map((image) => el('li', {}, `${image.url} (${image.source === 'local_filesystem' ? 'local disk' : 'elsewhere'})`))));
+}
+
+function variantsList(image) {
+  const sizes = image.variant_sizes || {};
+  return el('details', {class: 'variants'},
+    el('summary', {}, 'Variants'),
+    el('ul', {}, Object.entries(image.variants || {}).map(([name, url]) =>
+      el('li', {}, el('a', {href: url, target: '_blank', rel: 'noopener'}, name),
+      sizes[name] ? ` (${sizes[name].width}×${sizes[name].height})` : ''))),
+    el('p', {class: 'muted'}, `Original: ${image.width}×${image.height}, ${formatBytes(image.bytes)}, ${image.content_type}`));
+}
+
+function photoItem(image, index, count) {
+  const label = `Photo ${index + 1} of ${count}: ${image.filename}`;
+  const item = el('li', {class: 'photo', draggable: 'true', tabindex: '0', 'aria-label': label,
+    dataset: {id: image.id}},
+  el('img', {src: image.variants.thumb, alt: '', width: '160', height: '160', loading: 'lazy'}),
+  el('span', {class: 'position'}, index === 0 ? '1 · primary' : String(index + 1)),
+  el('span', {class: 'filename'}, image.filename),
+  el('div', {class: 'row small'},
+    el('button', {type: 'button', class: 'secondary', 'aria-label': `Move ${image.filename} earlier`,
+      disabled: index === 0, onclick: () => move(image.id, -1)}, 'Earlier'),
+    el('button', {type: 'button', class: 'secondary', 'aria-label': `Move ${image.filename} later`,
+      disabled: index === count - 1, onclick: () => move(image.id, 1)}, 'Later'),
+    el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${image.filename}`,
+      onclick: () => remove(image)}, 'Delete')),
+  variantsList(image));
+  item.addEventListener('keydown', (event) => {
+    if (event.target !== item || !event.altKey) return;
+    // Up and down only: Alt+Left/Right are the browser's Back and Forward.
+    if (event.key === 'ArrowUp') {
+      event.preventDefault();
+      move(image.id, -1);
+    } else if (event.key === 'ArrowDown') {
+      event.preventDefault();
+      move(image.id, 1);
+    }
+  });
+  item.addEventListener('dragstart', (event) => {
+    event.dataTransfer.setData('text/plain', image.id);
+    event.dataTransfer.effectAllowed = 'move';
+    item.classList.add('dragging');
+  });
+  item.addEventListener('dragend', () => item.classList.remove('dragging'));
+  item.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    event.dataTransfer.dropEffect = 'move';
+  });
+  item.addEventListener('drop', (event) => {
+    event.preventDefault();
+    event.stopPropagation();
+    const dragged = event.dataTransfer.getData('text/plain');
+    if (dragged && dragged !== image.id) placeAt(dragged, stored().findIndex((i) => i.id === image.id));
+  });
+  return item;
+}
+
+function renderPhotos(focusId) {
+  const images = stored();
+  photos.replaceChildren(...images.map((image, index) => photoItem(image, index, images.length)));
+  if (!images.length) photos.append(el('li', {class: 'muted'}, 'No photos yet.'));
+  if (focusId) photos.querySelector(`[data-id="${focusId}"]`)?.focus();
+}
+
+function render(focusId) {
+  renderDetails();
+  renderPhotos(focusId);
+}
+
+async function saveOrder(ids, focusId) {
+  try {
+    product = await api('PUT', `${base}/images/order`, {image_ids: ids});
+    render(focusId);
+    const position = ids.indexOf(focusId) + 1;
+    orderStatus.textContent = `Order saved: now photo ${position} of ${ids.length}.`;
+  } catch (error) {
+    pageMessage(`The new order was not saved: ${error.message}`);
+    render(focusId);
+  }
+}
+
+function placeAt(id, target) {
+  const ids = stored().map((image) => image.id);
+  const from = ids.indexOf(id);
+  if (from < 0 || target < 0 || target >= ids.length || from === target) return;
+  ids.splice(from, 1);
+  ids.splice(target, 0, id);
+  saveOrder(ids, id);
+}
+
+function move(id, step) {
+  const ids = stored().map((image) => image.id);
+  placeAt(id, ids.indexOf(id) + step);
+}
+
+async function remove(image) {
+  if (!window.confirm(`Delete ${image.filename} from ${sku}? Its file and variants are removed from storage.`)) return;
+  try {
+    product = await api('DELETE', `${base}/images/${image.id}`);
+    render();
+    orderStatus.textContent = `${image.filename} deleted.`;
+  } catch (error) {
+    pageMessage(`${image.filename} was not deleted: ${error.message}`);
+  }
+}
+
+async function addFiles(files) {
+  await uploadEach(files, uploadList, async (file, progress) => {
+    const form = new FormData();
+    form.append('images', file);
+    const answer = await upload(`${base}/images`, form, progress);
+    product = answer.product;
+    render();
+  });
+}
+
+picker.addEventListener('change', () => {
+  addFiles([...picker.files]);
+  picker.value = '';
+});
+for (const name of ['dragenter', 'dragover']) {
+  dropzone.addEventListener(name, (event) => {
+    if (!event.dataTransfer.types.includes('Files')) return;
+    event.preventDefault();
+    dropzone.classList.add('over');
+  });
+}
+dropzone.addEventListener('dragleave', () => dropzone.classList.remove('over'));
+dropzone.addEventListener('drop', (event) => {
+  event.preventDefault();
+  dropzone.classList.remove('over');
+  if (event.dataTransfer.files.length) addFiles([...event.dataTransfer.files]);
+});
+
+(async () => {
+  try {
+    product = await api('GET', base);
+    render();
+  } catch (error) {
+    pageMessage(error.message);
+  }
+})();

@@ -1,0 +1,89 @@
+// Uploads (anyone logged in): their own files, public or private, a link to copy, delete.
+import {api, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
+
+const list = document.getElementById('uploads');
+const listStatus = document.getElementById('list-status');
+const more = document.getElementById('more');
+const form = document.getElementById('upload-form');
+const uploadList = document.getElementById('upload-list');
+
+let page = 1;
+let shown = 0;
+
+async function copy(text, status) {
+  try {
+    await navigator.clipboard.writeText(text);
+    show(status, 'Link copied.', 'ok');
+  } catch {
+    // No clipboard permission (plain http, an old browser): show the link to copy by hand.
+    show(status, `Copy this link: ${text}`, 'warning');
+  }
+}
+
+function item(file) {
+  const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
+  const privateFile = file.visibility === 'private';
+  const link = new URL(file.url, location.origin).href;
+  const node = el('li', {class: 'media-card', dataset: {id: file.id}},
+    el('img', {src: file.variants.thumb, alt: '', loading: 'lazy', width: '200', height: '200'}),
+    el('p', {class: 'filename'}, file.filename),
+    el('p', {}, el('span', {class: `badge ${privateFile ? 'private' : 'public'}`}, privateFile ? 'private' : 'public'),
+      ` ${formatBytes(file.bytes)} · ${formatDate(file.uploaded_at)}`),
+    privateFile ? el('p', {class: 'muted'}, 'Its link is signed and expires.') : null,
+    el('div', {class: 'row small'},
+      el('a', {href: link, target: '_blank', rel: 'noopener', class: 'button secondary',
+        'aria-label': `Open ${file.filename}`}, 'Open'),
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Copy the link of ${file.filename}`,
+        onclick: () => copy(link, status)}, 'Copy link'),
+      el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${file.filename}`, onclick: async () => {
+        if (!window.confirm(`Delete ${file.filename}? Its links stop working.`)) return;
+        try {
+          await api('DELETE', `/api/uploads/${file.id}`);
+          node.remove();
+          pageMessage(`${file.filename} deleted.`, 'ok');
+        } catch (error) {
+          show(status, error.message, 'error');
+        }
+      }}, 'Delete')),
+    status);
+  return node;
+}
+
+async function load(reset) {
+  if (reset) {
+    page = 1;
+    shown = 0;
+    list.replaceChildren();
+  }
+  try {
+    const answer = await api('GET', `/api/uploads?page=${page}&per_page=48`);
+    list.append(...answer.items.map(item));
+    shown += answer.items.length;
+    page += 1;
+    more.hidden = shown >= answer.total;
+    listStatus.textContent = answer.total ? `${shown} of ${answer.total} upload(s).` : 'No uploads yet.';
+  } catch (error) {
+    show(listStatus, error.message, 'error');
+  }
+}
+
+form.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const files = [...form.file.files];
+  if (!files.length) {
+    pageMessage('Choose an image to upload.');
+    return;
+  }
+  const visibility = form.visibility.value;
+  await uploadEach(files, uploadList, async (file, progress) => {
+    const body = new FormData();
+    body.append('file', file);
+    body.append('visibility', visibility);
+    await upload('/api/uploads', body, progress);
+  });
+  form.reset();
+  load(true);
+});
+more.addEventListener('click', () => load(false));
+
+load(true);

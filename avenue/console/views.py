@@ -1,0 +1,101 @@
+"""Pages of the console: server-rendered shells that small JS modules fill from the JSON API.
+
+The pages hold no data of their own: each script calls the same /api/ endpoints any client
+does, with the session cookie and the CSRF token, so the API's roles decide what anyone can
+do. The role checks here only decide which screens are offered, so nobody opens a screen
+whose every call would be refused.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask_login import current_user
+
+bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
+               static_folder="static", static_url_path="/static")
+
+# Screen -> (title, roles besides admin that may open it; empty: any logged-in user).
+SCREENS = {
+    "products": ("Products", ()),
+    "library": ("Media library", ("editor",)),
+    "uploads": ("Uploads", ("any",)),
+    "ops": ("Ops dashboard", ("ops",)),
+}
+# Scripts and styles come only from this app (nothing inline, no CDN); media may come from a
+# configured media host, so images are allowed from any https origin too.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob: https:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
+
+
+def allowed(screen: str, role: str) -> bool:
+    """Whether ``role`` may open ``screen``."""
+    roles = SCREENS[screen][1]
+    return role == "admin" or "any" in roles or role in roles
+
+
+def _screen(screen: str, template: str, **context: object):
+    if not current_user.is_authenticated:
+        return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
+    if not allowed(screen, current_user.role):
+        title = SCREENS[screen][0]
+        return render_template("console/forbidden.html", title=title, screens=_menu()), 403
+    return render_template(template, screen=screen, title=SCREENS[screen][0], screens=_menu(), **context)
+
+
+def _menu() -> list[tuple[str, str]]:
+    role = current_user.role if current_user.is_authenticated else ""
+    return [(name, title) for name, (title, _) in SCREENS.items() if role and allowed(name, role)]
+
+
+@bp.after_request
+def content_security_policy(response: Response) -> Response:
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    if not request.path.startswith("/console/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")  # pages show who is logged in
+    return response
+
+
+@bp.get("/")
+def home():
+    """The first screen the user may open, or the login page."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("console.login"))
+    first = next(name for name in SCREENS if allowed(name, current_user.role))
+    return redirect(url_for(f"console.{first}"))
+
+
+@bp.get("/login")
+def login():
+    """The login form (it posts to /api/auth/login from the browser)."""
+    return render_template("console/login.html", title="Log in", screens=[])
+
+
+@bp.get("/products")
+def products():
+    """Admin: list, search and create products."""
+    return _screen("products", "console/products.html")
+
+
+@bp.get("/products/<sku>")
+def product(sku: str):
+    """Admin: one product's photos: upload, reorder, delete, variants."""
+    return _screen("products", "console/product.html", sku=sku)
+
+
+@bp.get("/library")
+def library():
+    """Editors and admins: the website builder's media library."""
+    return _screen("library", "console/library.html")
+
+
+@bp.get("/uploads")
+def uploads():
+    """Any logged-in user: their own uploads."""
+    return _screen("uploads", "console/uploads.html")
+
+
+@bp.get("/ops")
+def ops():
+    """Ops and admins: storage, safety, history and alerts."""
+    return _screen("ops", "console/ops.html")
+

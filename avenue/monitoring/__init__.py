@@ -1,0 +1,66 @@
+"""Monitoring: storage history sampled at a fixed interval, and the alerts it raises.
+
+:mod:`avenue.monitoring.history` keeps the samples and builds the dashboard's series,
+:mod:`avenue.monitoring.alerts` the threshold crossings and their acknowledgements,
+:mod:`avenue.monitoring.sampler` the per-process thread of which one instance samples per
+interval. Everything is read from the public status reports (:func:`avenue.status.report`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from pymongo.database import Database
+
+from avenue import status
+from avenue.clock import now
+from avenue.db import get_mongo
+from avenue.monitoring import alerts, history
+from avenue.monitoring.alerts import acknowledge, list_alerts, parse_thresholds
+from avenue.monitoring.history import parse_range, series
+from avenue.monitoring.sampler import Reports, Sampler, sample_once
+
+__all__ = ["Sampler", "acknowledge", "ensure_indexes", "history_series", "list_alerts", "parse_range",
+           "parse_thresholds", "sample_once", "series", "start_sampler",
+           "status_reports", "thresholds_object"]
+
+Document = dict[str, Any]
+
+
+def ensure_indexes(db: Database[Document], retention_days: int) -> None:
+    """The samples' and alerts' indexes, retention included."""
+    history.ensure_indexes(db, retention_days)
+    alerts.ensure_indexes(db, retention_days)
+
+
+def thresholds_object(config: Mapping[str, Any]) -> dict[str, float]:
+    """The configured quota thresholds by level name, as the API shows them."""
+    return dict(zip(alerts.LEVELS, parse_thresholds(config["AVENUE_ALERT_THRESHOLDS"]), strict=True))
+
+
+def status_reports(db: Database[Document], config: Mapping[str, Any]) -> Reports:
+    """A function giving (storage-status, products-status) computed now, for the sampler:
+    a sample is the state at its time, not a snapshot of unknown age."""
+    def read() -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+        return (status.report(db, "storage-status", config, refresh=True),
+                status.report(db, "products-status", config, refresh=True))
+    return read
+
+
+def history_series(db: Database[Document], range_name: str | None) -> Document:
+    """The dashboard's series for ``?range=`` (24h, 7d, 30d)."""
+    return series(db, parse_range(range_name), now())
+
+
+def start_sampler(app: Flask) -> Sampler | None:
+    """Start this process's sampler thread (the app server calls this as a worker starts);
+    None when ``AVENUE_HISTORY_INTERVAL_SECONDS`` is 0."""
+    if not app.config.get("AVENUE_HISTORY_INTERVAL_SECONDS"):
+        return None
+    mongo = get_mongo(app)
+    # Indexes from the thread: a worker must start (and answer /readyz with 503) while the
+    # database is down, so nothing here may touch it.
+    return Sampler(mongo.db, status_reports(mongo.db, app.config), app.config,
+                   prepare=mongo.ensure_indexes).start()

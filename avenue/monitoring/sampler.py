@@ -1,0 +1,116 @@
+"""The history sampler: every process runs one background thread, one instance samples per
+interval.
+
+Time is cut into slots of ``AVENUE_HISTORY_INTERVAL_SECONDS`` (from the Unix epoch, so every
+instance agrees on them). Each thread wakes now and then and tries to take the slot's lease:
+one compare-and-set on the lease document (``monitoring_leases``) that moves its ``slot``
+forward only if it is still behind. Exactly one thread of all instances wins a slot; it reads
+the status reports, records the sample and the alerts. A winner that dies mid-sample loses
+that slot's sample (the next slot is taken as usual); the samples' unique slot index means a
+slot can never have two samples, whatever the lease document went through.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from avenue.clock import now
+from avenue.monitoring import alerts, history
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+LEASES = "monitoring_leases"
+LEASE_ID = "history-sample"
+FIRST_DELAY_SECONDS = 60.0  # a worker's start-up (and the status warm-up) goes first
+MAX_POLL_SECONDS = 60.0
+Reports = Callable[[], tuple[Mapping[str, Any], Mapping[str, Any]]]  # (storage, products)
+
+
+def slot_start(moment: dt.datetime, interval: float) -> dt.datetime:
+    """The start of the slot ``moment`` falls in."""
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    width = dt.timedelta(seconds=interval)
+    return epoch + (moment - epoch) // width * width
+
+
+def take_slot(db: Database[Document], slot: dt.datetime, owner: str, moment: dt.datetime) -> bool:
+    """Lease ``slot`` for ``owner`` unless it (or a later one) was taken already."""
+    fields = {"slot": slot, "owner": owner, "taken_at": moment}
+    try:
+        taken = db[LEASES].find_one_and_update({"_id": LEASE_ID, "slot": {"$lt": slot}}, {"$set": fields})
+    except PyMongoError:
+        return False
+    if taken is not None:
+        return True
+    try:
+        db[LEASES].insert_one({"_id": LEASE_ID, **fields})  # the very first slot
+        return True
+    except DuplicateKeyError:
+        return False  # the document exists with this slot or a later one
+
+
+def sample_once(db: Database[Document], reports: Reports, *, interval: float,
+                thresholds: tuple[float, float, float], moment: dt.datetime, owner: str,
+                notify: Callable[[Document], Document | None] | None = None) -> Document | None:
+    """If this slot is ours, record its sample and the alerts it crosses; the sample, else None."""
+    slot = slot_start(moment, interval)
+    if not take_slot(db, slot, owner, moment):
+        return None
+    storage, products = reports()
+    sample = history.build_sample(storage, products, moment, slot)
+    if not history.record(db, sample):
+        return None
+    alerts.record_crossings(db, alerts.crossings(sample, thresholds), moment, notify)
+    return sample
+
+
+class Sampler:
+    """The background thread of one process; :meth:`stop` ends it (tests, shutdown)."""
+
+    def __init__(self, db: Database[Document], reports: Reports, config: Mapping[str, Any], *,
+                 first_delay: float = FIRST_DELAY_SECONDS,
+                 prepare: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.prepare = prepare  # e.g. ensuring indexes: done in the thread, never at worker start
+        self.reports = reports
+        self.interval = float(config["AVENUE_HISTORY_INTERVAL_SECONDS"])
+        self.thresholds = alerts.parse_thresholds(config["AVENUE_ALERT_THRESHOLDS"])
+        url = config.get("AVENUE_ALERT_WEBHOOK_URL") or ""
+        self.notify = alerts.webhook_notifier(url, now) if url else None
+        self.first_delay = first_delay
+        self.owner = f"{os.uname().nodename}:{os.getpid()}"
+        self._stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="history-sampler", daemon=True)
+
+    def start(self) -> Sampler:
+        """Start the thread; returns self."""
+        self.thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to end and wait for it."""
+        self._stop.set()
+        self.thread.join(timeout)
+
+    def _run(self) -> None:
+        # Polling a few times per slot (at most a minute apart) rather than sleeping a whole
+        # interval: an instance that starts mid-slot, or whose peer died, still samples on time.
+        wait = self.first_delay
+        while not self._stop.wait(wait):
+            try:
+                if self.prepare is not None:
+                    self.prepare()
+                sample_once(self.db, self.reports, interval=self.interval, thresholds=self.thresholds,
+                            moment=now(), owner=self.owner, notify=self.notify)
+            except Exception:  # a failed sample is logged; the next slot tries again
+                log.exception("recording a storage history sample failed")
+            wait = min(MAX_POLL_SECONDS, self.interval / 4)

@@ -1,0 +1,229 @@
+"""Storage history and alerts (avenue/monitoring): samples, the lease, series, crossings,
+cooldowns, acknowledgement, the webhook; then the three endpoints."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import threading
+import time
+
+import pytest
+
+from avenue.clock import as_utc
+from avenue.embedded import free_port
+from avenue.monitoring import alerts, history, sampler
+
+T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
+THRESHOLDS = (70.0, 85.0, 95.0)
+
+
+def reports(percent: float | None = None, *, originals: int = 0, safe: bool = True, missing: int = 0):
+    """A (storage-status, products-status) pair shaped like the real reports."""
+    quota_bytes = 1000 if percent is not None else 0
+    storage = {
+        "gridfs_bytes": 10 * originals,
+        "buckets": {"product_images_data": {"alias": "products", "files": 5 * originals,
+                                            "originals": originals, "bytes": 10 * originals}},
+        "database_size": {"data_bytes": 500, "storage_bytes": 600, "data_dir": None},
+        "quota": {"bytes": quota_bytes, "used_bytes": int((percent or 0) * 10),
+                  "percent": percent, "level": "ok"},
+    }
+    products = {"safe": safe, "missing_files": {"count": missing, "items": []},
+                "orphans": {"count": 0 if safe else 2, "items": []}}
+    return storage, products
+
+
+def take(db, moment, percent=None, owner="a", **kwargs):
+    return sampler.sample_once(db, lambda: reports(percent, **kwargs), interval=3600,
+                               thresholds=THRESHOLDS, moment=moment, owner=owner)
+
+
+@pytest.fixture
+def mdb(db, app):
+    from avenue import monitoring
+
+    monitoring.ensure_indexes(db, 90)
+    return db
+
+
+def test_a_sample_holds_the_reports_numbers(mdb):
+    sample = take(mdb, T0, 50.0, originals=3)
+    stored = mdb[history.SAMPLES].find_one({})
+    assert as_utc(stored["slot"]) == T0 and sample["slot"] == T0
+    assert stored["gridfs_bytes"] == 30 and stored["database_bytes"] == 600
+    assert stored["buckets"]["products"] == {"files": 15, "originals": 3, "bytes": 30}
+    assert stored["quota"]["percent"] == 50.0 and stored["safety"]["safe"] is True
+
+
+def test_only_one_instance_samples_each_slot(mdb):
+    assert take(mdb, T0 + dt.timedelta(minutes=1), owner="a") is not None
+    assert take(mdb, T0 + dt.timedelta(minutes=2), owner="b") is None
+    assert take(mdb, T0 + dt.timedelta(minutes=59), owner="a") is None
+    assert take(mdb, T0 + dt.timedelta(hours=1, minutes=1), owner="b") is not None
+    assert mdb[history.SAMPLES].count_documents({}) == 2
+
+
+def test_a_slot_never_gets_two_samples_even_past_the_lease(mdb):
+    take(mdb, T0)
+    mdb[sampler.LEASES].delete_many({})  # the lease document lost (restored backup, manual cleanup)
+    assert take(mdb, T0 + dt.timedelta(minutes=5), owner="b") is None
+    assert mdb[history.SAMPLES].count_documents({}) == 1
+
+
+def test_samples_expire_after_the_retention(mdb):
+    info = mdb[history.SAMPLES].index_information()
+    assert info["retention_90d"]["expireAfterSeconds"] == 90 * 86400
+    history.ensure_indexes(mdb, 30)
+    info = mdb[history.SAMPLES].index_information()
+    assert "retention_90d" not in info and info["retention_30d"]["expireAfterSeconds"] == 30 * 86400
+
+
+def test_quota_crossings_are_recorded_once_per_cooldown_and_escalate_at_once(mdb):
+    take(mdb, T0, 72.0)
+    take(mdb, T0 + dt.timedelta(hours=1), 74.0)  # still warning: in its 7-day cooldown
+    assert [(a["kind"], a["level"]) for a in alerts.list_alerts(mdb)] == [("quota", "warning")]
+    take(mdb, T0 + dt.timedelta(hours=2), 90.0)  # worse: recorded at once
+    take(mdb, T0 + dt.timedelta(hours=3), 96.0)
+    take(mdb, T0 + dt.timedelta(hours=4), 97.0)
+    levels = [a["level"] for a in alerts.list_alerts(mdb)]
+    assert levels == ["emergency", "critical", "warning"]
+    take(mdb, T0 + dt.timedelta(hours=28), 97.0)  # emergency's cooldown is 24 h
+    take(mdb, T0 + dt.timedelta(hours=49), 90.0)  # critical's is 48 h: 47 h after, not again
+    take(mdb, T0 + dt.timedelta(hours=51), 90.0)  # 49 h after: again
+    take(mdb, T0 + dt.timedelta(days=6), 72.0)  # warning's is 7 days: not again
+    assert [a["level"] for a in alerts.list_alerts(mdb)] == ["critical", "emergency", "emergency",
+                                                              "critical", "warning"]
+    take(mdb, T0 + dt.timedelta(days=7, hours=1), 72.0)
+    assert alerts.list_alerts(mdb)[0]["level"] == "warning"
+    first = alerts.list_alerts(mdb)[-1]
+    assert "72.0 %" in first["message"] and first["threshold"] == 70.0
+
+
+def test_no_quota_no_quota_alert_and_an_unsafe_verdict_is_one(mdb):
+    take(mdb, T0, None, safe=False, missing=0)
+    take(mdb, T0 + dt.timedelta(hours=1), None, safe=False, missing=3)
+    found = alerts.list_alerts(mdb)
+    assert [(a["kind"], a["level"]) for a in found] == [("safety", "critical"), ("safety", "warning")]
+    assert "3 missing file(s)" in found[0]["message"]
+
+
+def test_thresholds_are_configurable_and_checked():
+    assert alerts.parse_thresholds("60, 80,90") == (60.0, 80.0, 90.0)
+    assert alerts.quota_level(79.9, (60.0, 80.0, 90.0)) == "warning"
+    for bad in ("70,85", "85,70,95", "a,b,c", "70,85,120"):
+        with pytest.raises(RuntimeError, match="AVENUE_ALERT_THRESHOLDS"):
+            alerts.parse_thresholds(bad)
+
+
+def test_acknowledging_keeps_the_first_acknowledgement(mdb):
+    take(mdb, T0, 99.0)
+    alert = alerts.list_alerts(mdb)[0]
+    from bson import ObjectId
+
+    done = alerts.acknowledge(mdb, ObjectId(alert["id"]), "ops@example.com", T0 + dt.timedelta(hours=1))
+    again = alerts.acknowledge(mdb, ObjectId(alert["id"]), "admin@example.com", T0 + dt.timedelta(hours=2))
+    assert done["acknowledged"] and again["acknowledged_by"] == "ops@example.com"
+    assert again["acknowledged_at"] == "2026-11-01T13:00:00Z"
+    assert alerts.list_alerts(mdb, open_only=True) == []
+    with pytest.raises(alerts.NotFound):
+        alerts.acknowledge(mdb, ObjectId(), "x", T0)
+
+
+def test_series_draws_points_and_uploads_per_bar(mdb):
+    counts = [2, 5, 5, 9, 7, 12]  # originals over six hourly samples; one delete at hour 4
+    for hour, count in enumerate(counts):
+        take(mdb, T0 + dt.timedelta(hours=hour), 10.0 + hour, originals=count)
+    moment = T0 + dt.timedelta(hours=6)
+    day = history.series(mdb, "24h", moment)
+    assert [p["gridfs_bytes"] for p in day["points"]] == [10 * c for c in counts]
+    assert day["bar_seconds"] == 3600 and len(day["uploads"]) == 25
+    by_start = {bar["start"]: bar["count"] for bar in day["uploads"]}
+    assert by_start["2026-11-01T13:00:00Z"] == 3 and by_start["2026-11-01T15:00:00Z"] == 4
+    assert by_start["2026-11-01T16:00:00Z"] == 0 and by_start["2026-11-01T17:00:00Z"] == 5
+    assert sum(by_start.values()) == 12  # growth 3 + 4 + 5; the delete is not an upload
+    week = history.series(mdb, "7d", moment)
+    assert week["bar_seconds"] == 86400 and [b["count"] for b in week["uploads"]][-1] == 12
+    later = history.series(mdb, "24h", moment + dt.timedelta(days=2))
+    assert later["points"] == [] and sum(b["count"] for b in later["uploads"]) == 0
+
+
+def test_a_bad_range_is_refused():
+    with pytest.raises(history.BadRequest):
+        history.parse_range("1y")
+    assert history.parse_range(None) == "7d"
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        length = int(self.headers["Content-Length"])
+        _Hook.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_new_alerts_go_to_the_webhook_and_its_outcome_is_kept(mdb):
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        notify = alerts.webhook_notifier(f"http://127.0.0.1:{server.server_port}/hook", lambda: T0)
+        sampler.sample_once(mdb, lambda: reports(88.0), interval=3600, thresholds=THRESHOLDS,
+                            moment=T0, owner="a", notify=notify)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _Hook.received[-1]["alert"]["level"] == "critical"
+    assert alerts.list_alerts(mdb)[0]["notified"]["ok"] is True
+    closed = alerts.webhook_notifier(f"http://127.0.0.1:{free_port()}/hook", lambda: T0)
+    sampler.sample_once(mdb, lambda: reports(99.0), interval=3600, thresholds=THRESHOLDS,
+                        moment=T0 + dt.timedelta(hours=1), owner="a", notify=closed)
+    assert alerts.list_alerts(mdb)[0]["notified"]["ok"] is False
+
+
+def test_sampler_threads_of_two_instances_sample_each_interval_once(app, mdb):
+    config = {"AVENUE_HISTORY_INTERVAL_SECONDS": 1, "AVENUE_ALERT_THRESHOLDS": "70,85,95"}
+    threads = [sampler.Sampler(mdb, lambda: reports(10.0), config, first_delay=0).start() for _ in range(2)]
+    time.sleep(2.6)
+    for thread in threads:
+        thread.stop()
+    slots = [doc["slot"] for doc in mdb[history.SAMPLES].find({})]
+    assert len(slots) >= 2 and len(slots) == len(set(slots))
+
+
+def test_the_app_refuses_bad_thresholds_and_starts_no_sampler_when_off(app_factory):
+    from avenue import monitoring
+
+    with pytest.raises(RuntimeError, match="AVENUE_ALERT_THRESHOLDS"):
+        app_factory(AVENUE_ALERT_THRESHOLDS="90,80,70")
+    assert monitoring.start_sampler(app_factory(AVENUE_HISTORY_INTERVAL_SECONDS=0)) is None
+    running = monitoring.start_sampler(app_factory(AVENUE_HISTORY_INTERVAL_SECONDS=3600))
+    try:
+        assert running.thread.is_alive() and running.interval == 3600
+    finally:
+        running.stop()
+
+
+def test_the_endpoints_serve_history_and_alerts_to_ops(app, auth, mdb):
+    take(mdb, dt.datetime.now(dt.UTC) - dt.timedelta(hours=2), 90.0, originals=1)
+    client, csrf = auth.login("ops")
+    answer = client.get("/api/admin/history?range=24h")
+    assert answer.status_code == 200 and len(answer.get_json()["points"]) == 1
+    refused = client.get("/api/admin/history?range=forever")
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_range"
+    answer = client.get("/api/admin/alerts").get_json()
+    assert answer["thresholds"] == {"warning": 70.0, "critical": 85.0, "emergency": 95.0}
+    items = answer["items"]
+    assert [a["level"] for a in items] == ["critical"]
+    assert client.post(f"/api/admin/alerts/{items[0]['id']}/ack").status_code == 403  # no CSRF token
+    acked = client.post(f"/api/admin/alerts/{items[0]['id']}/ack", headers=csrf)
+    assert acked.status_code == 200 and acked.get_json()["acknowledged_by"].startswith("ops-")
+    assert client.get("/api/admin/alerts?open=1").get_json()["items"] == []
+    missing = client.post("/api/admin/alerts/0123456789abcdef01234567/ack", headers=csrf)
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "alert_not_found"
