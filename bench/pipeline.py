@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""The upload pipeline alone, libvips against Pillow, on the fixtures and the benchmark photos.
+
+For each JPEG the media core sends to libvips: ``prepare`` + ``render`` (validation, metadata
+stripping, the 8 renditions; no database) with the shipped pipeline, and with the Pillow one it
+replaced (the same code with libvips switched off, ``images._libvips_decodes`` returning
+False). Each case runs in a fresh process: the median time of 5 runs after a warm-up, and the
+process's peak RSS growth over its RSS after imports and the warm-up (``VmHWM``), i.e. what one
+upload adds at its peak.
+
+    .venv/bin/python bench/pipeline.py          # prints a markdown table
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "images" / "good"
+CASES = ["photo_12mp.jpg", "photo_exif_rotated.jpg", "progressive.jpg", "grayscale.jpg", "panorama.jpg"]
+BENCH_DATA = ["img100k.jpg", "img2m.jpg"]  # made by bench/run.py in bench/work/data
+
+
+def _kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def child(path: str, pipeline: str) -> None:
+    """Run one case in this process and print its figures as JSON."""
+    sys.path.insert(0, str(ROOT))
+    from avenue.media import images
+    from avenue.media.images import Limits, prepare
+    from avenue.media.variants import render
+
+    if pipeline == "pillow":
+        images._libvips_decodes = lambda *args: False  # type: ignore[assignment]
+    data = Path(path).read_bytes()
+    limits = Limits(max_bytes=64 * 2**20)
+
+    def once() -> list:
+        return render(prepare(data, limits))
+
+    # The warm-up loads codecs and fills the thread pool; what the upload adds is measured after.
+    once()
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS (Linux ≥ 4.0)
+    before = _kb("VmRSS")
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        out = once()
+        times.append((time.perf_counter() - start) * 1000)
+    print(json.dumps({"ms": statistics.median(times), "peak_mb": (_kb("VmHWM") - before) / 1024,
+                      "bytes": sum(len(r.data) for r in out)}))
+
+
+def main() -> None:
+    files = [FIXTURES / name for name in CASES]
+    files += [p for p in (BENCH / "work" / "data" / name for name in BENCH_DATA) if p.exists()]
+    print("| image | Pillow ms | libvips ms | libvips ÷ Pillow | Pillow peak RSS MB | libvips peak RSS MB |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for path in files:
+        row = {}
+        for pipeline in ("pillow", "libvips"):
+            out = subprocess.run([sys.executable, __file__, "--child", str(path), pipeline],
+                                 capture_output=True, text=True, timeout=300, check=True)
+            row[pipeline] = json.loads(out.stdout.strip().splitlines()[-1])
+        p, v = row["pillow"], row["libvips"]
+        print(f"| {path.name} | {p['ms']:.0f} | {v['ms']:.0f} | {v['ms'] / p['ms']:.2f}x | "
+              f"{p['peak_mb']:.1f} | {v['peak_mb']:.1f} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3])
+    else:
+        main()
