@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,8 +129,10 @@ def prove_private(front: Server, log: Path, signed: str, cookie_path: str, *,
     if first.status != 200 or first.headers.get("x-cache-status") != "BYPASS":
         raise BenchError(f"signed URL through the front: HTTP {first.status}, "
                          f"X-Cache-Status {first.headers.get('x-cache-status')}")
+    time.sleep(1.5)  # the shipped access log is flushed every second
     start = log.stat().st_size
     result = wrk(front.port, signed, seconds=seconds)
+    time.sleep(1.5)
     counted, _ = count_log(log, signed, start)
     # A public variant nobody fetched yet, twice with a cookie: neither answer may be stored,
     # so the first request without one is still a MISS.

@@ -9,6 +9,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageOps
@@ -67,8 +68,10 @@ def pillow_variants(data: bytes, *, draft: bool) -> list[bytes]:
     return out
 
 
-def time_pillow(data: bytes, *, draft: bool, repeat: int) -> list[float]:
-    pillow_variants(data, draft=draft)  # warm the codecs
+def time_pillow(data: bytes, *, draft: bool, repeat: int, warm: bool = True) -> list[float]:
+    """Milliseconds of ``repeat`` runs of :func:`pillow_variants` (after a warm-up run)."""
+    if warm:
+        pillow_variants(data, draft=draft)  # warm the codecs
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
@@ -126,9 +129,11 @@ class RssSampler:
 
 
 def time_app_uploads(port: int, headers: dict[str, str], data: bytes, *, repeat: int,
-                     run_id: str, worker_pids: list[int] | None = None) -> UploadResult:
+                     run_id: str, worker_pids: list[int] | None = None,
+                     between: Callable[[], None] | None = None) -> UploadResult:
     """Create a product (not timed), then time POST /api/shop/products/<sku>/images, sampling
-    the workers' RSS during each upload."""
+    the workers' RSS during each upload; ``between`` runs after each counted upload (the bare
+    Pillow baseline, so that both see the same load on a shared machine)."""
     result = UploadResult()
     mb = 2**20
     idle = rss_total(worker_pids) if worker_pids else None
@@ -164,4 +169,6 @@ def time_app_uploads(port: int, headers: dict[str, str], data: bytes, *, repeat:
             return result
         if i > 0:
             result.times_ms.append(elapsed)
+            if between is not None:
+                between()
     return result

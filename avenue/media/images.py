@@ -16,6 +16,10 @@ Formats whose metadata we cannot strip losslessly are re-encoded: HEIC becomes J
 image items (Exif, XMP, unknown boxes), or a PNG/WebP whose EXIF rotates it, is re-encoded
 upright. Variants are always re-encoded
 upright from pixels, so they carry no metadata but the ICC profile.
+
+Which library decodes what: Pillow reads every header here (classification, limits,
+orientation, ICC, the decode budget); RGB and greyscale JPEG photos are then decoded by
+libvips with shrink-on-load, everything else by Pillow (avenue/media/vips.py says why).
 """
 
 from __future__ import annotations
