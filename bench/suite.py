@@ -361,11 +361,15 @@ class Suite:
         # The bare Pillow baselines again, one of each after each app upload: on a shared
         # machine the load changes by the minute, and the ratio must compare like with like.
         interleaved: dict[str, list[float]] = {"full": [], "draft": []}
+        pillow_cpu: list[float] = []
 
         def baselines() -> None:
             for key in ("draft", "full"):
+                cpu = time.process_time()
                 interleaved[key] += upload.time_pillow(self.photo, draft=key == "draft", repeat=1,
                                                        warm=False)
+                if key == "draft":
+                    pillow_cpu.append((time.process_time() - cpu) * 1000)
         try:
             result = upload.time_app_uploads(server.port, server.headers(), self.photo,
                                              repeat=self.cfg["upload_repeat"],
@@ -374,6 +378,7 @@ class Suite:
         finally:
             if done:
                 done()
+        result.pillow_cpu_ms = pillow_cpu
         if interleaved["draft"]:
             self.pillow = interleaved
             self.report.note("upload: the bare Pillow figures are the runs interleaved with the app's "
@@ -621,6 +626,12 @@ class Suite:
             if isinstance(up, upload.UploadResult):
                 r.add(title, f"app: admin upload (HTTP, median of {len(up.times_ms)})",
                       num(app_ms))
+                if up.cpu_ms and up.pillow_cpu_ms:
+                    app_cpu = statistics.median(up.cpu_ms)
+                    pillow_cpu = statistics.median(up.pillow_cpu_ms)
+                    r.add(title, "CPU ms per upload: app workers, all threads (bare Pillow draft, "
+                          "one thread)", f"{num(app_cpu)} ({num(pillow_cpu)})",
+                          f"{app_cpu / pillow_cpu:.2f}x" if pillow_cpu else "")
                 if up.peak_rss_mb:
                     worst = max(up.peak_rss_mb)
                     r.add(title, "app: workers' peak extra RSS per upload, MB (above idle, warm-up "

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psutil
 from PIL import Image, ImageOps
 
 from data import with_comment
@@ -96,9 +97,26 @@ class UploadResult:
     # The highest RSS seen above the workers' RSS before the first (warm-up) upload.
     peak_above_idle_mb: float | None = None
 
+    # Per counted upload: CPU ms the workers used (all their threads), and the bare Pillow
+    # draft pipeline's CPU ms run right after it (single-threaded, in this process).
+    cpu_ms: list[float] = field(default_factory=list)
+    pillow_cpu_ms: list[float] = field(default_factory=list)
+
     @property
     def median(self) -> float | None:
         return statistics.median(self.times_ms) if self.times_ms else None
+
+
+def cpu_ms(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by ``pids``, all their threads, in ms."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total * 1000
 
 
 class RssSampler:
@@ -151,6 +169,7 @@ def time_app_uploads(port: int, headers: dict[str, str], data: bytes, *, repeat:
                                     with_comment(data, f"bench {run_id} {i}"), "image/jpeg")
         sampler = RssSampler(worker_pids) if worker_pids else None
         before = sampler.start() if sampler else 0
+        cpu_before = cpu_ms(worker_pids) if worker_pids else 0.0
         start = time.perf_counter()
         try:
             reply = request("POST", port, f"/api/shop/products/{sku}/images", body=payload,
@@ -158,6 +177,7 @@ def time_app_uploads(port: int, headers: dict[str, str], data: bytes, *, repeat:
         finally:
             elapsed = (time.perf_counter() - start) * 1000
             peak = sampler.stop() if sampler else 0
+            cpu_used = cpu_ms(worker_pids) - cpu_before if worker_pids else 0.0
         if sampler and idle is not None:
             above = (peak - idle) / mb
             result.peak_above_idle_mb = max(result.peak_above_idle_mb or 0.0, above)
@@ -169,6 +189,8 @@ def time_app_uploads(port: int, headers: dict[str, str], data: bytes, *, repeat:
             return result
         if i > 0:
             result.times_ms.append(elapsed)
+            if worker_pids:
+                result.cpu_ms.append(cpu_used)
             if between is not None:
                 between()
     return result
