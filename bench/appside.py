@@ -73,12 +73,15 @@ def require_route(found: set[str], route: str) -> None:
         raise AppUnavailable(f"no route {route}")
 
 
+SECRET_KEY = "bench-secret-key-not-for-production"
+
+
 def app_env(root: Path, mongo_uri: str, db_name: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "MONGO_URI": mongo_uri,
         "MONGO_DB": db_name,
-        "SECRET_KEY": "bench-secret-key-not-for-production",
+        "SECRET_KEY": SECRET_KEY,
         "AVENUE_ENV": "development",
         "PYTHONPATH": str(root),
         "PYTHONDONTWRITEBYTECODE": "1",
@@ -130,6 +133,17 @@ class MediaCore:
         else:
             obj = self.image_object(doc)
         return obj["url"]
+
+    def obj(self, doc: dict, bucket: str = PRODUCTS_BUCKET, key: str = "") -> dict:
+        """The API's image object for ``doc``, private URLs signed with ``key``."""
+        if self.url_signer is None:
+            raise AppUnavailable("no UrlSigner in avenue.media")
+        return self.image_object(doc, bucket, self.url_signer(key=key))
+
+    def put_private(self, db, data: bytes, filename: str, *, bucket: str = PRODUCTS_BUCKET):
+        """``store`` one private image (served at signed URLs only); returns its files document."""
+        return self.store(db, bucket, data, filename=filename, limits=self.limits(),
+                          kind="product", visibility="private").doc
 
     def reference(self, doc: dict, bucket: str = PRODUCTS_BUCKET) -> dict:
         """What a product document holds for this image (``image_ref``, else the API object)."""

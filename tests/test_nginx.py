@@ -261,3 +261,14 @@ def test_nginx_refuses_what_the_app_would_refuse_before_gunicorn_sees_it(front):
     statuses = [front.request("POST", "/api/auth/login", b'{"email": "a@b.c", "password": "x"}',
                               {"Content-Type": "application/json"})[0] for _ in range(8)]
     assert statuses[:6] == [401] * 6 and statuses[6:] == [429, 429]  # 1 + a burst of 5, then limited
+
+
+@pytest.mark.slow
+def test_what_a_request_with_a_cookie_or_credentials_fetched_is_never_stored_but_may_be_served(front):
+    token = api_token(front.app)
+    public = front.upload(token, "cookie.jpg", image_bytes("good/grayscale.jpg"), "public")
+    thumb = public["variant_urls"]["thumb"]["jpg"]
+    statuses = [front.request("GET", thumb, headers=headers)[1]["X-Cache-Status"] for headers in (
+        {"Cookie": "session=abc"}, {"Authorization": f"Bearer {token}"}, {}, {"Cookie": "session=abc"})]
+    # Neither credentialed answer was stored; the first plain one was, and then serves everyone.
+    assert statuses == ["MISS", "MISS", "MISS", "HIT"]

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyvips  # type: ignore[import-untyped]  # no type information in the wheel
 from PIL import Image
+
+from avenue.media import vips
 
 SAMPLE = 256  # px on the longer side the estimate looks at
 
@@ -65,14 +66,20 @@ def _sample(im: Image.Image) -> Image.Image:
     return sample
 
 
-def estimate(im: Image.Image) -> FocalPoint:
-    """libvips's attention centre of ``im`` (any mode), rounded to 3 decimals (stored values
-    stay short and the same image always gives the same point)."""
+def estimate(im: Image.Image | vips.Frame) -> FocalPoint:
+    """libvips's attention centre of ``im`` (a Pillow image of any mode, or the libvips frame
+    of a JPEG photo), rounded to 3 decimals (stored values stay short and the same image
+    always gives the same point)."""
+    if isinstance(im, vips.Frame):
+        width, height = im.size
+        scale = min(SAMPLE / max(width, height), 1.0)
+        small = (max(1, round(width * scale)), max(1, round(height * scale)))
+        im = vips.to_pillow(vips.resize(im.image, *small))
     sample = _sample(im)
     width, height = sample.size
     if width < 2 or height < 2:
         return CENTRE
-    image = pyvips.Image.new_from_memory(sample.tobytes(), width, height, 3, "uchar")
+    image = vips.Image.new_from_memory(sample.tobytes(), width, height, 3, "uchar")
     # smartcrop needs a crop size; the attention centre it reports does not depend on it.
     _, found = image.smartcrop(1, 1, interesting="attention", attention_x=True, attention_y=True)
     return FocalPoint(round(min(max(found["attention_x"] / (width - 1), 0.0), 1.0), 3),

@@ -16,6 +16,10 @@ Formats whose metadata we cannot strip losslessly are re-encoded: HEIC becomes J
 image items (Exif, XMP, unknown boxes), or a PNG/WebP whose EXIF rotates it, is re-encoded
 upright. Variants are always re-encoded
 upright from pixels, so they carry no metadata but the ICC profile.
+
+Which library decodes what: Pillow reads every header here (classification, limits,
+orientation, ICC, the decode budget); RGB and greyscale JPEG photos are then decoded by
+libvips with shrink-on-load, everything else by Pillow (avenue/media/vips.py says why).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any, BinaryIO
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, ServerBusy, UnsupportedImage
+from avenue.media import vips
 
 try:  # HEIC as iPhones send it.
     import pillow_heif
@@ -150,8 +155,10 @@ class PreparedImage:
     width: int  # as displayed (EXIF orientation applied)
     height: int
     frames: int
-    # Upright, possibly reduced by draft(); None once released (after the variants are encoded).
-    first_frame: Image.Image | None = field(repr=False)
+    # Upright, possibly reduced (Pillow's draft() or libvips's shrink-on-load): a Pillow image,
+    # or a libvips frame for the JPEG photos libvips decodes. None once released (after the
+    # variants are encoded).
+    first_frame: Image.Image | vips.Frame | None = field(repr=False)
     icc_profile: bytes | None = field(default=None, repr=False)
 
     @property
@@ -159,7 +166,7 @@ class PreparedImage:
         return sha256(self.data).hexdigest()
 
     @property
-    def pixels(self) -> Image.Image:
+    def pixels(self) -> Image.Image | vips.Frame:
         """The decoded first frame (renditions are cut from it)."""
         if self.first_frame is None:
             raise RuntimeError("the decoded pixels of this image were released")
@@ -167,7 +174,11 @@ class PreparedImage:
 
     @property
     def has_alpha(self) -> bool:
-        return self.pixels.mode in {"RGBA", "LA", "PA"}
+        """Whether the first frame has an alpha band."""
+        pixels = self.pixels
+        if isinstance(pixels, vips.Frame):
+            return pixels.has_alpha
+        return pixels.mode in {"RGBA", "LA", "PA"}
 
 
 def read_limited(stream: BinaryIO | bytes | bytearray | memoryview, max_bytes: int) -> bytes:
@@ -347,6 +358,8 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits) -> PreparedIma
     orientation = _orientation(im, data)
     icc = im.info.get("icc_profile") or None
     needed = _draft_size(width, height, orientation)
+    if _libvips_decodes(im, pil_format, frames):
+        return _prepare_with_libvips(data, im, limits, needed, orientation, icc)
 
     draft = None
     if pil_format in {"JPEG", "MPO"}:
@@ -382,6 +395,49 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits) -> PreparedIma
         height=display_h,
         frames=frames,
         first_frame=upright(first, orientation),
+        icc_profile=icc,
+    )
+
+
+def _libvips_decodes(im: Image.Image, fmt: str, frames: int) -> bool:
+    """Whether libvips decodes this upload (see avenue/media/vips.py): single-image RGB and
+    greyscale JPEGs. CMYK keeps Pillow's conversion (libvips would convert through its own
+    CMYK profile, changing the colours of every existing CMYK upload's variants), an MPO's
+    extra images are validated frame by frame by Pillow, and other formats keep Pillow's
+    handling of 16-bit, palette, transparency and animation."""
+    return fmt in {"JPEG", "MPO"} and frames == 1 and im.mode in {"RGB", "L"}
+
+
+def _prepare_with_libvips(data: bytes, im: Image.Image, limits: Limits, needed: tuple[int, int],
+                          orientation: int, icc: bytes | None) -> PreparedImage:
+    """Decode a JPEG photo with libvips's shrink-on-load (the validation), strip its metadata."""
+    width, height = im.size
+    shrink, decoded = vips.shrink_on_load(width, height, needed)
+    # Reserved as if the whole shrink-on-load canvas were held at 4 bytes a pixel, like a
+    # Pillow draft decode. libvips holds less: it decodes sequentially in strips and keeps
+    # only the resized frame (at most the canvas's pixels, 1 or 3 bytes each), so the 4th
+    # byte per canvas pixel more than covers the strips in flight.
+    cost = decode_cost(im, 1, decoded, rotate_copy=False)
+    budget = decode_budget(limits.decode_budget_bytes)
+    budget.reserve(cost, limits.decode_wait_seconds)
+    try:
+        try:
+            frame = vips.decode_jpeg(data, shrink, needed, orientation)
+        except vips.Error as exc:
+            raise CorruptImage("The image is damaged or truncated and cannot be read.") from exc
+        served = strip_jpeg(data, orientation)
+    finally:
+        budget.release(cost)
+    display_w, display_h = (height, width) if orientation >= 5 else (width, height)
+    return PreparedImage(
+        source_sha256=sha256(data).hexdigest(),
+        data=served,
+        format="JPEG",
+        content_type=ACCEPTED_FORMATS["JPEG"],
+        width=display_w,
+        height=display_h,
+        frames=1,
+        first_frame=vips.Frame(frame),
         icc_profile=icc,
     )
 

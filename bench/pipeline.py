@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""The upload pipeline alone, libvips against Pillow, on the fixtures and the benchmark photos.
+
+For each JPEG the media core sends to libvips: ``prepare`` + ``render`` (validation, metadata
+stripping, the 8 renditions; no database) with the shipped pipeline, and with the Pillow one it
+replaced (the same code with libvips switched off, ``images._libvips_decodes`` returning
+False). Each case runs in a fresh process: the median time of 5 runs after a warm-up, and the
+process's peak RSS (``VmHWM``) above its RSS after the imports (the first upload) and above its
+RSS after that warm-up upload (later ones).
+
+    .venv/bin/python bench/pipeline.py          # prints two markdown tables
+
+The second table is why Pillow still encodes the renditions: the same frames (libvips's
+gallery and og of the 12 MP photo) encoded at the same settings by each library's wheel.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "images" / "good"
+CASES = ["photo_12mp.jpg", "photo_exif_rotated.jpg", "progressive.jpg", "grayscale.jpg", "panorama.jpg"]
+BENCH_DATA = ["img100k.jpg", "img2m.jpg"]  # made by bench/run.py in bench/work/data
+
+
+def _kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def child(path: str, pipeline: str) -> None:
+    """Run one case in this process and print its figures as JSON."""
+    sys.path.insert(0, str(ROOT))
+    from avenue.media import images
+    from avenue.media.images import Limits, prepare
+    from avenue.media.variants import render
+
+    if pipeline == "pillow":
+        images._libvips_decodes = lambda *args: False  # type: ignore[assignment]
+    data = Path(path).read_bytes()
+    limits = Limits(max_bytes=64 * 2**20)
+
+    def once() -> list:
+        return render(prepare(data, limits))
+
+    # Two figures: the peak above the process right after its imports (what the first upload
+    # costs, caches and pools included), and the peak above its RSS after a warm-up upload
+    # (what each later one adds; allocators that keep freed memory look better here).
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS (Linux ≥ 4.0)
+    imported = _kb("VmRSS")
+    once()
+    first_peak = _kb("VmHWM") - imported
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _kb("VmRSS")
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        out = once()
+        times.append((time.perf_counter() - start) * 1000)
+    print(json.dumps({"ms": statistics.median(times), "peak_mb": (_kb("VmHWM") - before) / 1024,
+                      "first_mb": first_peak / 1024,
+                      "bytes": sum(len(r.data) for r in out)}))
+
+
+def encoders() -> None:
+    """Median ms of encoding the 12 MP photo's gallery and og frames with each library."""
+    import io
+
+    sys.path.insert(0, str(ROOT))
+    from avenue.media import vips
+    from avenue.media.images import Limits, prepare
+    from avenue.media.variants import _cover_box
+
+    base = prepare((FIXTURES / "photo_12mp.jpg").read_bytes(), Limits()).pixels.image
+    frames = {"gallery 1600x1200": vips.resize(base, 1600, 1200),
+              "og 1200x630": vips.resize(base, 1200, 630, box=_cover_box(1600, 1200, 1200, 630))}
+
+    def ms(fn) -> float:
+        fn()
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times)
+
+    print("\n| frame, format | Pillow ms | libvips ms | bytes (Pillow / libvips) |")
+    print("| --- | ---: | ---: | --- |")
+    for name, frame in frames.items():
+        pil = vips.to_pillow(frame)
+        for fmt, pil_args, vips_call in (
+                ("WebP q82 method 4", ("WEBP", {"quality": 82, "method": 4}),
+                 lambda f=frame: f.webpsave_buffer(Q=82, effort=4, keep="none")),
+                ("JPEG q85 optimized progressive",
+                 ("JPEG", {"quality": 85, "optimize": True, "progressive": True}),
+                 lambda f=frame: f.jpegsave_buffer(Q=85, optimize_coding=True, interlace=True, keep="none"))):
+            def save(pil=pil, pil_args=pil_args) -> bytes:
+                out = io.BytesIO()
+                pil.save(out, pil_args[0], **pil_args[1])
+                return out.getvalue()
+            print(f"| {name}, {fmt} | {ms(save):.0f} | {ms(vips_call):.0f} | "
+                  f"{len(save()):,} / {len(vips_call()):,} |")
+
+
+def main() -> None:
+    files = [FIXTURES / name for name in CASES]
+    files += [p for p in (BENCH / "work" / "data" / name for name in BENCH_DATA) if p.exists()]
+    print("| image | Pillow ms | libvips ms | libvips ÷ Pillow | peak RSS MB, first upload: Pillow / libvips "
+          "| peak RSS MB, later uploads: Pillow / libvips |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for path in files:
+        row = {}
+        for pipeline in ("pillow", "libvips"):
+            out = subprocess.run([sys.executable, __file__, "--child", str(path), pipeline],
+                                 capture_output=True, text=True, timeout=300, check=True)
+            row[pipeline] = json.loads(out.stdout.strip().splitlines()[-1])
+        p, v = row["pillow"], row["libvips"]
+        print(f"| {path.name} | {p['ms']:.0f} | {v['ms']:.0f} | {v['ms'] / p['ms']:.2f}x | "
+              f"{p['first_mb']:.1f} / {v['first_mb']:.1f} | {p['peak_mb']:.1f} / {v['peak_mb']:.1f} |")
+    encoders()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3])
+    else:
+        main()
