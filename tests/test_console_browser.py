@@ -206,6 +206,8 @@ def test_the_library_shows_where_media_is_used_and_protects_it(live, open_as):
     page.goto("/console/library")
     page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "panorama.jpg"))
     page.get_by_label("Alt text (optional)").fill("The shop at dusk")
+    page.get_by_label("Folder (optional)").fill("shop/front")
+    page.get_by_label("Tags (optional, comma-separated)").fill("Night, Street")
     page.get_by_role("button", name="Upload", exact=True).click()
     page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
     card = page.locator(".media-card").first
@@ -217,9 +219,25 @@ def test_the_library_shows_where_media_is_used_and_protects_it(live, open_as):
             "title": slug.title(), "blocks": [{"type": "image", "media_id": media_id}], "published": True})
         assert put.ok, put.text()
 
+    assert card.get_by_label("Folder", exact=True).input_value() == "/shop/front"
+    assert card.get_by_label("Tags", exact=True).input_value() == "night, street"
     card.get_by_label("Alt text", exact=True).fill("The shop at night")
-    card.get_by_role("button", name="Save alt text of panorama.jpg").click()
-    card.get_by_text("Alt text saved.").wait_for()
+    card.get_by_label("Tags", exact=True).fill("night, street, winter")
+    card.get_by_role("button", name="Save alt text, folder and tags of panorama.jpg").click()
+    card.get_by_text("Saved.").wait_for()
+    # The filters: by folder (the list of folders in use) and by tag.
+    page.get_by_label("Folder", exact=True).first.select_option("/shop/front")
+    page.get_by_text("1 of 1 image(s) in /shop/front.").wait_for()
+    page.get_by_label("Tag", exact=True).fill("winter")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("1 of 1 image(s) in /shop/front, tagged “winter”.").wait_for()
+    page.get_by_label("Tag", exact=True).fill("summer")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("No image in /shop/front, tagged “summer”.").wait_for()
+    page.get_by_label("Tag", exact=True).fill("")
+    page.get_by_label("Folder", exact=True).first.select_option("")
+    page.get_by_text("1 of 1 image(s).").wait_for()
+    card = page.locator(".media-card").first
     card.get_by_role("button", name="Where is panorama.jpg used?").click()
     card.get_by_text("Used on 2 page(s): about, home").wait_for()
 
@@ -230,7 +248,9 @@ def test_the_library_shows_where_media_is_used_and_protects_it(live, open_as):
     dialog.get_by_role("button", name="Keep it").click()
     page.get_by_text("1 of 1 image(s).").wait_for()
     shot(page, "library")
-    assert page.request.get(f"/api/builder/media/{media_id}").json()["alt"] == "The shop at night"
+    saved = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert (saved["alt"], saved["folder"], saved["tags"]) == ("The shop at night", "/shop/front",
+                                                               ["night", "street", "winter"])
 
     card.get_by_role("button", name="Delete panorama.jpg").click()
     dialog.get_by_role("button", name="Delete and remove it from those pages").click()
@@ -240,7 +260,7 @@ def test_the_library_shows_where_media_is_used_and_protects_it(live, open_as):
 
     page.get_by_label("Search by file name").fill("nothing-like-this")
     page.get_by_role("button", name="Search").click()
-    page.get_by_text("No image matches “nothing-like-this”.").wait_for()
+    page.get_by_text("No image matching “nothing-like-this”.").wait_for()
 
 
 def test_anyone_logged_in_uploads_and_copies_a_signed_link(live, open_as):

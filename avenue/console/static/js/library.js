@@ -1,5 +1,6 @@
-// Media library (editors, admins): thumbnails, search, upload with progress, alt text, where
-// each image is used, and deletion that shows the pages in the way before forcing it.
+// Media library (editors, admins): thumbnails, search by name, folder and tag, upload with
+// progress, alt text, folder and tags, where each image is used, and deletion that shows
+// the pages in the way before forcing it.
 import {ApiError, api, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
 
 const grid = document.getElementById('media-grid');
@@ -11,14 +12,36 @@ const uploadList = document.getElementById('upload-list');
 const dialog = document.getElementById('force-dialog');
 
 let query = '';
+let folder = '';
+let tag = '';
 let page = 1;
 let shown = 0;
 let total = 0;
 
+function describeFilter() {
+  return [query && `matching “${query}”`, folder && `in ${folder}`, tag && `tagged “${tag}”`]
+    .filter(Boolean).join(', ');
+}
+
 function describeCount() {
+  const filter = describeFilter();
   listStatus.textContent = total
-    ? `${shown} of ${total} image(s)${query ? ` matching “${query}”` : ''}.`
-    : (query ? `No image matches “${query}”.` : 'The library is empty.');
+    ? `${shown} of ${total} image(s)${filter ? ` ${filter}` : ''}.`
+    : (filter ? `No image ${filter}.` : 'The library is empty.');
+}
+
+// The folder list and tag suggestions, with their counts (GET /api/builder/folders, /tags).
+async function loadFacets() {
+  try {
+    const [folders, tags] = await Promise.all([api('GET', '/api/builder/folders'), api('GET', '/api/builder/tags')]);
+    const select = searchForm.folder;
+    select.replaceChildren(el('option', {value: ''}, 'All folders'),
+      ...folders.folders.map((f) => el('option', {value: f.folder, selected: f.folder === folder}, `${f.folder} (${f.count})`)));
+    document.getElementById('tag-list').replaceChildren(
+      ...tags.tags.map((t) => el('option', {value: t.tag}, `${t.tag} (${t.count})`)));
+  } catch (error) {
+    show(listStatus, error.message, 'error');
+  }
 }
 
 function recount(change) {
@@ -41,22 +64,37 @@ function card(media) {
   const usedIn = el('div', {class: 'used-in'});
   const altId = `alt-${media.id}`;
   const altInput = el('input', {id: altId, value: media.alt || '', maxlength: '300'});
+  const folderId = `folder-${media.id}`;
+  const folderInput = el('input', {id: folderId, value: media.folder || '/', maxlength: '255'});
+  const tagsId = `tags-${media.id}`;
+  const tagsInput = el('input', {id: tagsId, value: (media.tags || []).join(', '), maxlength: '900'});
+  const thumb = el('img', {src: media.variants.thumb, alt: media.alt || '', loading: 'lazy', width: '200', height: '200'});
+  // The dominant colour shows while the thumbnail loads (set through the CSSOM: the CSP
+  // allows no inline style attributes).
+  if (media.color) thumb.style.backgroundColor = media.color;
   const item = el('li', {class: 'media-card', dataset: {id: media.id}},
-    el('img', {src: media.variants.thumb, alt: media.alt || '', loading: 'lazy', width: '200', height: '200'}),
+    thumb,
     el('p', {class: 'filename'}, media.filename),
     el('p', {class: 'muted'}, `${media.width}×${media.height} · ${formatBytes(media.bytes)} · ${formatDate(media.uploaded_at)}`),
     el('form', {class: 'row small', onsubmit: async (event) => {
       event.preventDefault();
       try {
-        const saved = await api('PATCH', `/api/builder/media/${media.id}`, {alt: altInput.value});
-        media.alt = saved.alt;
-        show(status, 'Alt text saved.', 'ok');
+        const tags = tagsInput.value.split(',').map((t) => t.trim()).filter(Boolean);
+        const saved = await api('PATCH', `/api/builder/media/${media.id}`,
+          {alt: altInput.value, folder: folderInput.value, tags});
+        Object.assign(media, {alt: saved.alt, folder: saved.folder, tags: saved.tags});
+        folderInput.value = saved.folder;
+        tagsInput.value = saved.tags.join(', ');
+        show(status, 'Saved.', 'ok');
+        loadFacets();
       } catch (error) {
         show(status, error.message, 'error');
       }
     }},
     el('label', {for: altId}, 'Alt text'), altInput,
-    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save alt text of ${media.filename}`}, 'Save')),
+    el('label', {for: folderId}, 'Folder'), folderInput,
+    el('label', {for: tagsId}, 'Tags'), tagsInput,
+    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save alt text, folder and tags of ${media.filename}`}, 'Save')),
     el('div', {class: 'row small'},
       el('button', {type: 'button', class: 'secondary', 'aria-label': `Where is ${media.filename} used?`,
         onclick: async () => {
@@ -109,8 +147,11 @@ async function load(reset) {
   }
   listStatus.textContent = 'Loading…';
   try {
-    const q = query ? `&q=${encodeURIComponent(query)}` : '';
-    const answer = await api('GET', `/api/builder/media?page=${page}&per_page=48${q}`);
+    const filters = new URLSearchParams({page, per_page: 48});
+    if (query) filters.set('q', query);
+    if (folder) filters.set('folder', folder);
+    if (tag) filters.set('tag', tag);
+    const answer = await api('GET', `/api/builder/media?${filters}`);
     grid.append(...answer.items.map(card));
     shown += answer.items.length;
     page += 1;
@@ -125,8 +166,11 @@ async function load(reset) {
 searchForm.addEventListener('submit', (event) => {
   event.preventDefault();
   query = searchForm.q.value.trim();
+  folder = searchForm.folder.value;
+  tag = searchForm.tag.value.trim();
   load(true);
 });
+searchForm.folder.addEventListener('change', () => searchForm.requestSubmit());
 more.addEventListener('click', () => load(false));
 
 uploadForm.addEventListener('submit', async (event) => {
@@ -137,14 +181,20 @@ uploadForm.addEventListener('submit', async (event) => {
     return;
   }
   const alt = uploadForm.alt.value.trim();
+  const folderName = uploadForm.folder.value.trim();
+  const tagList = uploadForm.tags.value.trim();
   await uploadEach(files, uploadList, async (file, progress) => {
     const form = new FormData();
     form.append('file', file);
     if (alt) form.append('alt', alt);
+    if (folderName) form.append('folder', folderName);
+    if (tagList) form.append('tags', tagList);
     await upload('/api/builder/media', form, progress);
   });
   uploadForm.reset();
   load(true);  // newest first: the new images lead the list, with the counts updated
+  loadFacets();
 });
 
 load(true);
+loadFacets();
