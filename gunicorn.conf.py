@@ -1,7 +1,18 @@
 """gunicorn settings for streaming media: threaded workers, each request on its own thread."""
 
-import multiprocessing
 import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+# .env first (the working directory's, then the project's): its values feed the settings
+# below and every worker's app. Variables already in the environment win.
+for _folder in (Path.cwd(), Path(__file__).resolve().parent):
+    if (_folder / ".env").is_file():
+        load_dotenv(_folder / ".env", override=False)
+        break
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # The worker model. Threads, because the work is blocking I/O (GridFS reads, socket writes of
@@ -19,7 +30,9 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # so new connections go to a worker with a free thread. `python bench/slowclients.py`
 # measures what this survives; in production nginx buffers in front (deploy/nginx/avenue.conf).
 worker_class = "avenue.server.GuardedThreadWorker"
-workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
+# Two workers unless WEB_CONCURRENCY says otherwise (the README's Configuration table): set it
+# to the machine's cores, each worker's 32 threads overlap its I/O.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads are cheap while they wait; only slow large uploads (and slow downloads) hold one,
 # for a bounded time: 32 per worker absorb a few dozen of them (bench/slowclients.py), and
 # the serving throughput is the same as with 4 within this machine's run-to-run noise.
@@ -40,6 +53,42 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # No control socket: it would be a file in $HOME, and the app writes nothing to local disk.
 control_socket_disable = True
+
+
+# /metrics in prometheus_client's multiprocess mode (avenue/metrics.py): every worker writes
+# its values to files in this folder and a scrape on any worker adds them all up. Prepared
+# once in the master before any worker starts (on_starting, not at import: a HUP re-reads this
+# file); PROMETHEUS_MULTIPROC_DIR chooses it, else a fresh folder in /dev/shm (memory,
+# not disk) or the temp dir, removed when the master exits.
+_created_metrics_dir = []
+
+
+def on_starting(server):
+    """Empty (or create) the metrics folder and export it to the workers."""
+    wanted = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if wanted:
+        folder = Path(wanted)
+        if folder.exists():
+            shutil.rmtree(folder)  # values of an earlier server would be added to this one's
+        folder.mkdir(parents=True, mode=0o700)
+    else:
+        shm = Path("/dev/shm")
+        folder = Path(tempfile.mkdtemp(prefix="avenue-metrics-", dir=shm if shm.is_dir() else None))
+        _created_metrics_dir.append(folder)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+def child_exit(server, worker):
+    """A worker exited: drop its live gauges from the scrape (its counters still count)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics folder this server created."""
+    for folder in _created_metrics_dir:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def post_worker_init(worker):

@@ -23,6 +23,7 @@ from avenue.media import purge, storage
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
 from avenue.media.records import Document
 from avenue.media.variants import Rendition, render
+from avenue.metrics import count_upload, timed_render
 
 
 @dataclass
@@ -83,13 +84,17 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         key = dedupe_key(sha256(data).hexdigest(), scope)
         existing = db[f"{bucket}.files"].find_one({"metadata.key": key})
         if existing is not None:
+            count_upload("duplicate", (existing.get("metadata") or {}).get("format"))
             return _Ready(filename, key, existing=existing)
         prepared = prepare(data, limits)
-        renditions = render(prepared)
+        with timed_render():
+            renditions = render(prepared)
     except AvenueError as error:
+        count_upload(error.code, None)
         error.message = f"{filename}: {error.message}"
         error.details["file"] = filename
         raise
+    count_upload("accepted", prepared.format)  # validated and rendered; stored all-or-nothing
     prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
     return _Ready(filename, key, prepared, renditions)
 
