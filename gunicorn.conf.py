@@ -57,25 +57,22 @@ control_socket_disable = True
 
 # /metrics in prometheus_client's multiprocess mode (avenue/metrics.py): every worker writes
 # its values to files in this folder and a scrape on any worker adds them all up. Prepared
-# once in the master before any worker starts (on_starting, not at import: a HUP re-reads this
-# file); PROMETHEUS_MULTIPROC_DIR chooses it, else a fresh folder in /dev/shm (memory,
-# not disk) or the temp dir, removed when the master exits.
-_created_metrics_dir = []
-
-
-def on_starting(server):
-    """Empty (or create) the metrics folder and export it to the workers."""
-    wanted = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if wanted:
-        folder = Path(wanted)
-        if folder.exists():
-            shutil.rmtree(folder)  # values of an earlier server would be added to this one's
-        folder.mkdir(parents=True, mode=0o700)
+# here, as the config is read: the master imports the worker class (and so prometheus_client,
+# which picks its mode at import) right after. Once per master: a HUP re-reads this file and
+# must not empty the folder under running workers. PROMETHEUS_MULTIPROC_DIR chooses it (its
+# *.db files are removed: an earlier server's values would be added to this one's), else a fresh folder in
+# /dev/shm (memory, not disk) or the temp dir, removed when the master exits.
+if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
+    _wanted = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if _wanted:
+        Path(_wanted).mkdir(parents=True, mode=0o700, exist_ok=True)
+        for _old in Path(_wanted).glob("*.db"):  # only prometheus_client's files, nothing else
+            _old.unlink()
     else:
-        shm = Path("/dev/shm")
-        folder = Path(tempfile.mkdtemp(prefix="avenue-metrics-", dir=shm if shm.is_dir() else None))
-        _created_metrics_dir.append(folder)
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+        _shm = Path("/dev/shm")
+        _wanted = tempfile.mkdtemp(prefix="avenue-metrics-", dir=_shm if _shm.is_dir() else None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _wanted
+    os.environ["AVENUE_METRICS_PREPARED_BY"] = str(os.getpid())
 
 
 def child_exit(server, worker):
@@ -87,7 +84,8 @@ def child_exit(server, worker):
 
 def on_exit(server):
     """Remove the metrics folder this server created."""
-    for folder in _created_metrics_dir:
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    if folder.name.startswith("avenue-metrics-"):  # made above, not one the operator chose
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -8,15 +8,18 @@ Everyone else gets the API's 401/403 JSON.
 
 Besides the per-request counters every worker writes, a scrape reads the shared state of the
 deployment at that moment: the status reports' snapshots through ``avenue.status.report``
-(the stored snapshot as it is, never a recompute: a scrape every 15 s must not read the whole
-store), and the last gc/fsck runs (avenue/opsruns.py). The first scrape of a database that
-has no snapshot yet computes it once, as the status endpoints and each worker's warm-up do.
+(one small read of the stored snapshot, never a scan: a scrape every 15 s must not read the
+whole store), and the last gc/fsck runs (avenue/opsruns.py). A snapshot older than
+``AVENUE_STATUS_MAX_AGE_SECONDS`` is answered as it is and refreshed in the background by
+the snapshot policy's one leased worker, exactly as an ops request would (so at most one
+recompute per max age, or per ten compute times, however often Prometheus scrapes). Only a
+database with no snapshot at all (each worker's warm-up computes it at start) has it computed
+by the first reader.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -51,9 +54,7 @@ class DeploymentCollector:
 
     def __init__(self, db: Database, config: Mapping[str, Any]) -> None:
         self.db = db
-        # Never stale for this read: the scrape takes the snapshot as stored and never
-        # starts a refresh (the age gauge says how old it is).
-        self.config = {**config, "AVENUE_STATUS_MAX_AGE_SECONDS": math.inf}
+        self.config = config
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("avenue_deployment_read_ok",

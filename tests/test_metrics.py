@@ -131,3 +131,35 @@ def test_failed_database_commands_and_retries_are_counted():
     listener.started(monitoring.CommandStartedEvent(SON([("insert", "x")]), "db", 2, ("h", 1), 78, None))
     assert metrics.DB_FAILURES.labels("insert")._value.get() == before_failed + 1
     assert metrics.DB_RETRIES.labels("insert")._value.get() == before_retried + 1
+
+
+def test_front_door_answers_folded_in_bulk_count_exactly_like_one_by_one():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from avenue import metrics
+
+    registry = CollectorRegistry()
+    one_by_one = Histogram("a_seconds", "a", buckets=metrics.LATENCY_BUCKETS, registry=registry)
+    in_bulk = Histogram("b_seconds", "b", buckets=metrics.LATENCY_BUCKETS, registry=registry)
+    values = [0.0, 0.001, 0.0011, 0.004, 0.1, 0.25, 7.0, 31.0, 1e-6, 0.0025]
+    for value in values:
+        one_by_one.observe(value)
+    metrics._observe_many(in_bulk, values)
+
+    def samples(name):
+        return [(s.name.split("_", 1)[1], s.labels, s.value) for family in registry.collect()
+                for s in family.samples if s.name.startswith(name) and not s.name.endswith("_created")]
+    assert samples("a_seconds") == samples("b_seconds")
+    assert samples("a_seconds")
+
+
+def test_the_front_door_tally_reaches_the_request_counters():
+    from avenue import metrics
+
+    tally = metrics.FrontDoorTally()
+    route = "/media/<alias>/<token>/<variant>"
+    before = metrics.REQUESTS.labels(route, "HEAD", "304")._value.get()
+    for _ in range(5):
+        tally.record(route, "HEAD", 304, 0.0002, 0)
+    assert tally.fold() == 5 and tally.fold() == 0
+    assert metrics.REQUESTS.labels(route, "HEAD", "304")._value.get() == before + 5
