@@ -70,11 +70,11 @@ def register_converters(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from avenue import admin, auth, builder, health, media, monitoring, shop, uploads
+    from avenue import admin, apidoc, auth, builder, health, media, monitoring, shop, uploads
     from avenue.ops import redirects
 
     for blueprint in (media.bp, health.bp, monitoring.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp,
-                      redirects.bp):
+                      redirects.bp, apidoc.bp):
         app.register_blueprint(blueprint)
 
 
