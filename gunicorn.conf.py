@@ -45,8 +45,9 @@ keepalive = 5
 # Workers are recycled now and then so a slow leak can never grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = 100
-# No access log unless asked for (GUNICORN_ACCESS_LOG=- for stdout): a line per image request
-# costs throughput, and the load balancer or CDN in front already logs requests.
+# gunicorn's own access log is off unless asked for (GUNICORN_ACCESS_LOG=- for stdout): the app
+# logs each request itself, structured and with its request id (avenue/requestlog.py,
+# AVENUE_ACCESS_LOG, on by default).
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
