@@ -76,6 +76,13 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
     os.environ["AVENUE_METRICS_PREPARED_BY"] = str(os.getpid())
 
 
+def worker_exit(server, worker):
+    """In the exiting worker: count the media front door's last answers (avenue/metrics.py)."""
+    from avenue.metrics import FRONT_DOOR
+
+    FRONT_DOOR.fold()
+
+
 def child_exit(server, worker):
     """A worker exited: drop its live gauges from the scrape (its counters still count)."""
     from prometheus_client import multiprocess
