@@ -36,7 +36,7 @@ def current() -> str | None:
     """The id of the request being handled (chosen on first use), or None outside a request."""
     if not has_request_context():
         return None
-    rid = g.get("request_id")
+    rid: str | None = g.get("request_id")
     if rid is None:
         rid = g.request_id = valid_or_new(request.headers.get(HEADER))
     return rid
