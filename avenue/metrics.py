@@ -57,8 +57,9 @@ UPLOADS = Counter("avenue_uploads", "Uploaded files by outcome (accepted, duplic
                   "error code), image format and endpoint.", ["outcome", "format", "endpoint"])
 RENDER_SECONDS = Histogram("avenue_variant_render_seconds", "Time to render one upload's variants.",
                            buckets=RENDER_BUCKETS)
-DB_FAILURES = Counter("avenue_db_command_failures", "Database commands that failed, by command.",
-                      ["command"])
+DB_FAILURES = Counter("avenue_db_command_failures", "Database commands that failed, by command and "
+                      "error (the server's codeName, or the exception type of a network error).",
+                      ["command", "error"])
 DB_RETRIES = Counter("avenue_db_command_retries",
                      "Database commands the driver retried after a failure, by command.", ["command"])
 
@@ -179,7 +180,11 @@ class CommandMetrics(monitoring.CommandListener):
         pass
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        DB_FAILURES.labels(event.command_name).inc()
+        # By error, so the expected ones (NamespaceNotFound from listIndexes on a collection
+        # not created yet) can be told from the ones that matter (AutoReconnect, NotWritablePrimary).
+        failure = event.failure or {}
+        error = failure.get("codeName") or failure.get("errtype") or "error"
+        DB_FAILURES.labels(event.command_name, str(error)).inc()
         self._failed.operation_id = event.operation_id
 
 

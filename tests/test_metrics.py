@@ -120,16 +120,16 @@ def test_failed_database_commands_and_retries_are_counted():
     from avenue import metrics
 
     listener = metrics.CommandMetrics()
-    before_failed = metrics.DB_FAILURES.labels("insert")._value.get()
+    before_failed = metrics.DB_FAILURES.labels("insert", "NotWritablePrimary")._value.get()
     before_retried = metrics.DB_RETRIES.labels("insert")._value.get()
     started = monitoring.CommandStartedEvent(SON([("insert", "x")]), "db", 1, ("h", 1), 77, None)
     listener.started(started)
-    failure = {"errmsg": "not primary"}
+    failure = {"errmsg": "not primary", "code": 10107, "codeName": "NotWritablePrimary"}
     took = dt.timedelta(milliseconds=5)
     listener.failed(monitoring.CommandFailedEvent(took, failure, "insert", 1, ("h", 1), 77))
     listener.started(started)  # the driver's retry: the same operation id
     listener.started(monitoring.CommandStartedEvent(SON([("insert", "x")]), "db", 2, ("h", 1), 78, None))
-    assert metrics.DB_FAILURES.labels("insert")._value.get() == before_failed + 1
+    assert metrics.DB_FAILURES.labels("insert", "NotWritablePrimary")._value.get() == before_failed + 1
     assert metrics.DB_RETRIES.labels("insert")._value.get() == before_retried + 1
 
 
