@@ -10,6 +10,7 @@ import pytest
 
 from avenue.auth import service
 from avenue.errors import BadRequest, Conflict
+from tests.helpers import error_body
 
 PASSWORD = "correct horse battery"
 
@@ -107,11 +108,7 @@ def test_unknown_email_and_wrong_password_get_the_same_401(app, auth):
     unknown = login(client, "nobody@example.com")
     wrong = login(client, email, "not the password")
     assert unknown.status_code == wrong.status_code == 401
-
-    def without_request_id(response):  # each request's own id is the one difference allowed
-        return {key: value for key, value in response.get_json()["error"].items() if key != "request_id"}
-
-    assert without_request_id(unknown) == without_request_id(wrong)
+    assert error_body(unknown) == error_body(wrong)
     assert unknown.get_json()["error"]["code"] == "invalid_credentials"
     assert client.get("/api/auth/me").status_code == 401
 
