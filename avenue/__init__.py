@@ -38,6 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def warn_unknown_variables(app: Flask) -> None:
+    """Log a warning for each AVENUE_* variable nothing reads (avenue/envfile.py)."""
     from avenue import envfile
 
     for name in envfile.unknown_variables():
@@ -45,6 +46,7 @@ def warn_unknown_variables(app: Flask) -> None:
 
 
 def register_logging(app: Flask) -> None:
+    """Structured logs, request ids and request metrics (avenue/requestlog.py)."""
     from avenue import requestlog
 
     # First: every later step's log lines, and every request's hooks, are already structured.

@@ -62,7 +62,7 @@ def main() -> int:
     env.setdefault("PORT", "8000")
     env.setdefault("WEB_CONCURRENCY", "2")
     env.setdefault("SESSION_COOKIE_SECURE", "false")
-    # /metrics' multiprocess folder (gunicorn.conf.py empties it at start), next to the data.
+    # /metrics' multiprocess folder, next to the data (gunicorn.conf.py clears its old files at start).
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_dir / "metrics"))
     server = None
     state = data_dir / "embedded.uri"
