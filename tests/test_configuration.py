@@ -43,7 +43,8 @@ def test_an_unknown_avenue_variable_is_warned_about_at_start(app_factory, monkey
 
 def test_a_dotenv_file_is_loaded_without_overriding_the_environment(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("AVENUE_MEDIA_BASE_URL=https://cdn.example.com\nMONGO_DB=from_file\n")
-    monkeypatch.delenv("AVENUE_MEDIA_BASE_URL", raising=False)
+    monkeypatch.setenv("AVENUE_MEDIA_BASE_URL", "")  # recorded, so teardown removes what the file sets
+    monkeypatch.delenv("AVENUE_MEDIA_BASE_URL")
     monkeypatch.setenv("MONGO_DB", "from_environment")
     assert envfile.load([tmp_path / "missing", tmp_path]) == tmp_path / ".env"
     assert os.environ["AVENUE_MEDIA_BASE_URL"] == "https://cdn.example.com"
