@@ -1,7 +1,18 @@
 """gunicorn settings for streaming media: threaded workers, each request on its own thread."""
 
-import multiprocessing
 import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+# .env first (the working directory's, then the project's): its values feed the settings
+# below and every worker's app. Variables already in the environment win.
+for _folder in (Path.cwd(), Path(__file__).resolve().parent):
+    if (_folder / ".env").is_file():
+        load_dotenv(_folder / ".env", override=False)
+        break
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # The worker model. Threads, because the work is blocking I/O (GridFS reads, socket writes of
@@ -19,7 +30,9 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # so new connections go to a worker with a free thread. `python bench/slowclients.py`
 # measures what this survives; in production nginx buffers in front (deploy/nginx/avenue.conf).
 worker_class = "avenue.server.GuardedThreadWorker"
-workers = int(os.environ.get("WEB_CONCURRENCY", max(2, multiprocessing.cpu_count())))
+# Two workers unless WEB_CONCURRENCY says otherwise (the README's Configuration table): set it
+# to the machine's cores, each worker's 32 threads overlap its I/O.
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads are cheap while they wait; only slow large uploads (and slow downloads) hold one,
 # for a bounded time: 32 per worker absorb a few dozen of them (bench/slowclients.py), and
 # the serving throughput is the same as with 4 within this machine's run-to-run noise.
@@ -32,14 +45,56 @@ keepalive = 5
 # Workers are recycled now and then so a slow leak can never grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = 100
-# No access log unless asked for (GUNICORN_ACCESS_LOG=- for stdout): a line per image request
-# costs throughput, and the load balancer or CDN in front already logs requests.
+# gunicorn's own access log is off unless asked for (GUNICORN_ACCESS_LOG=- for stdout): the app
+# logs each request itself, structured and with its request id (avenue/requestlog.py,
+# AVENUE_ACCESS_LOG, on by default).
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # No control socket: it would be a file in $HOME, and the app writes nothing to local disk.
 control_socket_disable = True
+
+
+# /metrics in prometheus_client's multiprocess mode (avenue/metrics.py): every worker writes
+# its values to files in this folder and a scrape on any worker adds them all up. Prepared
+# here, as the config is read: the master imports the worker class (and so prometheus_client,
+# which picks its mode at import) right after. Once per master: a HUP re-reads this file and
+# must not empty the folder under running workers. PROMETHEUS_MULTIPROC_DIR chooses it (its
+# *.db files are removed: an earlier server's values would be added to this one's), else a fresh folder in
+# /dev/shm (memory, not disk) or the temp dir, removed when the master exits.
+if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
+    _wanted = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if _wanted:
+        Path(_wanted).mkdir(parents=True, mode=0o700, exist_ok=True)
+        for _old in Path(_wanted).glob("*.db"):  # only prometheus_client's files, nothing else
+            _old.unlink()
+    else:
+        _shm = Path("/dev/shm")
+        _wanted = tempfile.mkdtemp(prefix="avenue-metrics-", dir=_shm if _shm.is_dir() else None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _wanted
+    os.environ["AVENUE_METRICS_PREPARED_BY"] = str(os.getpid())
+
+
+def worker_exit(server, worker):
+    """In the exiting worker: count the media front door's last answers (avenue/metrics.py)."""
+    from avenue.metrics import FRONT_DOOR
+
+    FRONT_DOOR.fold()
+
+
+def child_exit(server, worker):
+    """A worker exited: drop its live gauges from the scrape (its counters still count)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics folder this server created."""
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    if folder.name.startswith("avenue-metrics-"):  # made above, not one the operator chose
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def post_worker_init(worker):

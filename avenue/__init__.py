@@ -20,6 +20,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
     config_module.check(app.config)
+    register_logging(app)
+    warn_unknown_variables(app)
     if not app.config.get("MONGO_URI"):
         raise RuntimeError(
             "MONGO_URI is not set and no embedded database is running: "
@@ -33,6 +35,22 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_errorhandlers(app)
     register_commands(app)
     return app
+
+
+def warn_unknown_variables(app: Flask) -> None:
+    """Log a warning for each AVENUE_* variable nothing reads (avenue/envfile.py)."""
+    from avenue import envfile
+
+    for name in envfile.unknown_variables():
+        app.logger.warning("%s is set but nothing reads it (a typo? .env.example lists every variable)", name)
+
+
+def register_logging(app: Flask) -> None:
+    """Structured logs, request ids and request metrics (avenue/requestlog.py)."""
+    from avenue import requestlog
+
+    # First: every later step's log lines, and every request's hooks, are already structured.
+    requestlog.init_app(app)
 
 
 def register_extensions(app: Flask) -> None:
@@ -57,20 +75,22 @@ def register_converters(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from avenue import admin, auth, builder, console, health, media, shop, uploads
+    from avenue import admin, apidoc, auth, builder, console, health, media, scrape, shop, uploads
     from avenue.ops import redirects
 
-    for blueprint in (media.bp, health.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp, redirects.bp,
-                      console.bp):
+    for blueprint in (media.bp, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp,
+                      redirects.bp, console.bp, apidoc.bp):
         app.register_blueprint(blueprint)
 
 
 def register_middleware(app: Flask) -> None:
     """WSGI layers around the Flask app, innermost first."""
-    from avenue import media
+    from avenue import media, requestlog
 
-    # Cached public media and exact-ETag 304s answered before Flask (avenue/media/frontdoor.py).
-    app.wsgi_app = media.FrontDoor(app, app.wsgi_app)
+    # Cached public media and exact-ETag 304s answered before Flask (avenue/media/frontdoor.py),
+    # counted for /metrics; logged only with AVENUE_ACCESS_LOG=all (avenue/requestlog.py).
+    on_answer = requestlog.log_front_door_answer if app.config.get("AVENUE_ACCESS_LOG") == "all" else None
+    app.wsgi_app = media.FrontDoor(app, app.wsgi_app, on_answer=on_answer)
     if app.config.get("AVENUE_PROXY_COUNT"):
         # Outermost: everything inside sees the client address the trusted proxies report.
         count = int(app.config["AVENUE_PROXY_COUNT"])

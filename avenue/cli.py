@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 from flask import Flask
+from flask.cli import FlaskGroup
 
 from avenue.auth.commands import users
 from avenue.ops.commands import COMMANDS
@@ -13,3 +16,13 @@ def register(app: Flask) -> None:
     app.cli.add_command(users)
     for command in COMMANDS:
         app.cli.add_command(command)
+
+
+def main() -> None:
+    """The ``avenue`` console script: ``flask --app avenue`` with ``.env`` loaded first."""
+    from avenue import create_app, envfile
+
+    envfile.load()
+    group = FlaskGroup(create_app=lambda: create_app(), name="avenue",
+                       help="Avenue media: users, import-legacy, gc, fsck, backup, restore.")
+    sys.exit(group.main())

@@ -16,6 +16,27 @@ INSECURE_SECRET_KEYS = frozenset({"", "dev", "change-me", "changeme", "secret", 
 RELAXED_ENVIRONMENTS = frozenset({"development", "testing", "test"})
 
 
+# Every AVENUE_* variable something reads (config below, gunicorn.conf.py, avenue/server.py,
+# the tests' own AVENUE_TEST_MONGO_URI): any other one set at start is warned about
+# (avenue/envfile.py). tests/test_configuration.py keeps this equal to .env.example's names.
+KNOWN_VARIABLES = frozenset({
+    "AVENUE_ENV", "AVENUE_DATA_DIR", "AVENUE_PROXY_COUNT", "AVENUE_MAX_UPLOAD_BYTES", "AVENUE_MAX_PIXELS",
+    "AVENUE_MAX_FRAMES", "AVENUE_MAX_TOTAL_PIXELS", "AVENUE_MAX_PRODUCT_IMAGES", "AVENUE_DECODE_BUDGET_BYTES",
+    "AVENUE_DECODE_WAIT_SECONDS", "AVENUE_TEMP_IMAGE_TTL_SECONDS", "AVENUE_SIGNED_URL_TTL_SECONDS",
+    "AVENUE_MEDIA_BASE_URL", "AVENUE_CDN_PURGE_URL", "AVENUE_CDN_PURGE_KEY", "AVENUE_MEDIA_CACHE_BYTES",
+    "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", "AVENUE_STATUS_MAX_AGE_SECONDS", "AVENUE_STATUS_WARM_UP",
+    "AVENUE_AUDIT_RETENTION_DAYS", "AVENUE_STORAGE_QUOTA_BYTES", "AVENUE_LEGACY_UPLOADS_DIR",
+    "AVENUE_EMBEDDED_DATA_PATH", "AVENUE_ADMIN_EMAIL", "AVENUE_ADMIN_PASSWORD", "AVENUE_CORS_ORIGINS",
+    "AVENUE_RATELIMIT_ENABLED", "AVENUE_LOGIN_RATE_LIMIT", "AVENUE_LOGIN_ADDRESS_LIMIT",
+    "AVENUE_LOGIN_ACCOUNT_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT", "AVENUE_ACCESS_LOG", "AVENUE_LOG_FORMAT",
+    "AVENUE_METRICS_ALLOW", "AVENUE_METRICS_PREPARED_BY",  # the latter set by gunicorn.conf.py itself
+    "AVENUE_HISTORY_INTERVAL_SECONDS", "AVENUE_HISTORY_RETENTION_DAYS", "AVENUE_ALERT_THRESHOLDS",
+    "AVENUE_ALERT_WEBHOOK_URL",
+    # Test knobs (tests/): not in .env.example.
+    "AVENUE_TEST_MONGO_URI", "AVENUE_FUZZ_EXAMPLES", "AVENUE_SCHEMATHESIS_EXAMPLES",
+})
+
+
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
@@ -130,6 +151,14 @@ def from_environment() -> dict:
         "AVENUE_LOGIN_ADDRESS_LIMIT": os.environ.get("AVENUE_LOGIN_ADDRESS_LIMIT", "30/minute;200/hour"),
         "AVENUE_LOGIN_ACCOUNT_LIMIT": os.environ.get("AVENUE_LOGIN_ACCOUNT_LIMIT", "100/hour;500/day"),
         "AVENUE_UPLOAD_RATE_LIMIT": os.environ.get("AVENUE_UPLOAD_RATE_LIMIT", "120/minute"),
+        # Logs (avenue/requestlog.py): one line per request (on | all: front-door media answers
+        # too | off), JSON in production and readable text elsewhere.
+        "AVENUE_ACCESS_LOG": os.environ.get("AVENUE_ACCESS_LOG", "on").strip().lower(),
+        # Empty: JSON in production, readable text in development and tests (avenue/requestlog.py).
+        "AVENUE_LOG_FORMAT": os.environ.get("AVENUE_LOG_FORMAT", "").strip().lower(),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "info"),
+        # /metrics (avenue/scrape.py): an ops/admin token, or a client address in these networks.
+        "AVENUE_METRICS_ALLOW": _list("AVENUE_METRICS_ALLOW"),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": _bool("SESSION_COOKIE_SECURE", env == "production"),

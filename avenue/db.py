@@ -12,6 +12,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, uri_parser
 from pymongo.database import Database
 from pymongo.errors import ConfigurationError, InvalidURI
 
+from avenue import metrics
+
 EXTENSION = "avenue.mongo"
 # Creates the indexes one part of the app relies on (idempotent); the app factory hands the
 # client every part's setup, so this module never has to know about the layers above it.
@@ -43,6 +45,8 @@ class Mongo:
             **durability(config),
             tz_aware=True,
             appname="avenue",
+            # Failed and retried commands counted for /metrics (avenue/metrics.py).
+            event_listeners=[metrics.CommandMetrics()],
         )
         self.db_name = config["MONGO_DB"]
         self.index_setups = tuple(index_setups)

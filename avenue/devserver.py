@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from avenue import envfile
 from avenue.config import PROJECT_ROOT, embedded_uri
 from avenue.embedded import EmbeddedServer
 
@@ -51,6 +52,7 @@ def _bootstrap_admin(env: dict) -> None:
 
 
 def main() -> int:
+    envfile.load()  # .env first: its values are the defaults below's overrides
     data_dir = Path(os.environ.get("AVENUE_DATA_DIR", PROJECT_ROOT / "var"))
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -60,6 +62,8 @@ def main() -> int:
     env.setdefault("PORT", "8000")
     env.setdefault("WEB_CONCURRENCY", "2")
     env.setdefault("SESSION_COOKIE_SECURE", "false")
+    # /metrics' multiprocess folder, next to the data (gunicorn.conf.py clears its old files at start).
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_dir / "metrics"))
     server = None
     state = data_dir / "embedded.uri"
     if not env.get("MONGO_URI"):

@@ -8,6 +8,7 @@ from flask import Flask, Response, jsonify, request
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from avenue import requestid
 from avenue.ids import MalformedId
 
 
@@ -27,7 +28,7 @@ class AvenueError(Exception):
     def to_dict(self) -> dict:
         body = {"code": self.code, "message": self.message}
         body.update(self.details)
-        return {"error": body}
+        return {"error": _with_request_id(body)}
 
 
 class BadRequest(AvenueError):
@@ -84,11 +85,20 @@ class DatabaseUnavailable(AvenueError):
     status, code = 503, "database_unavailable"
 
 
+def _with_request_id(body: dict) -> dict:
+    """``body`` plus the request's id (an extra field: the contract's fields are unchanged), so a
+    client reporting an error hands us the id that finds its log lines."""
+    rid = requestid.current()
+    if rid is not None:
+        body.setdefault("request_id", rid)
+    return body
+
+
 def error_response(status: int, code: str, message: str, **details: Any) -> Response:
-    """The contract's JSON error body with ``status``."""
+    """The contract's JSON error body with ``status`` (and the request's ``request_id``)."""
     body = {"code": code, "message": message}
     body.update(details)
-    response = jsonify({"error": body})
+    response = jsonify({"error": _with_request_id(body)})
     response.status_code = status
     return response
 

@@ -92,6 +92,12 @@ class Auth:
         return client, {"X-CSRF-Token": response.get_json()["csrf_token"]}
 
 
+def error_body(response) -> dict:
+    """A JSON error's fields but its ``request_id`` (each request's own): what "the same answer
+    as for something that does not exist" compares."""
+    return {key: value for key, value in response.get_json()["error"].items() if key != "request_id"}
+
+
 def image_bytes(relative: str) -> bytes:
     return (IMAGES / relative).read_bytes()
 

@@ -25,6 +25,9 @@ TABLE: list[tuple[str, str, frozenset]] = [
     # --- health ---
     ("GET", "/healthz", ANYONE),
     ("GET", "/readyz", ANYONE),
+    # --- observability (the Prometheus scrape; tokens here, AVENUE_METRICS_ALLOW in test_metrics) ---
+    ("GET", "/metrics", ADMIN_OPS),
+    ("GET", "/api/openapi.json", ANYONE),
     # --- auth ---
     ("POST", "/api/auth/login", ANYONE),
     ("POST", "/api/auth/logout", LOGGED_IN),
@@ -80,7 +83,7 @@ def _row_key(method: str, path: str) -> tuple[str, str]:
 def test_every_api_endpoint_is_in_the_table(app):
     routed = set()
     for rule in app.url_map.iter_rules():
-        if rule.rule.startswith("/api/") or rule.rule in {"/healthz", "/readyz"}:
+        if rule.rule.startswith("/api/") or rule.rule in {"/healthz", "/readyz", "/metrics"}:
             routed |= _rule_key(rule)
     listed = {_row_key(method, path) for method, path, _ in TABLE}
     assert routed - listed == set(), "endpoints missing from the access table"

@@ -10,6 +10,7 @@ import pytest
 
 from avenue.auth import service
 from avenue.errors import BadRequest, Conflict
+from tests.helpers import error_body
 
 PASSWORD = "correct horse battery"
 
@@ -107,7 +108,7 @@ def test_unknown_email_and_wrong_password_get_the_same_401(app, auth):
     unknown = login(client, "nobody@example.com")
     wrong = login(client, email, "not the password")
     assert unknown.status_code == wrong.status_code == 401
-    assert unknown.get_json() == wrong.get_json()
+    assert error_body(unknown) == error_body(wrong)
     assert unknown.get_json()["error"]["code"] == "invalid_credentials"
     assert client.get("/api/auth/me").status_code == 401
 

@@ -13,7 +13,7 @@ from bson import ObjectId
 from avenue.builder import service
 from avenue.errors import AvenueError
 from avenue.media import BUILDER, DELETE_LEASE
-from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, image_bytes
+from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, error_body, image_bytes
 
 
 def test_the_refused_table_covers_every_bad_and_unsupported_fixture():
@@ -363,7 +363,7 @@ def test_drafts_are_404_for_anonymous_and_ops_but_editors_and_admins_see_them(cl
     for headers in ({}, auth.token("ops")):
         response = client.get("/api/builder/pages/draft", headers=headers)
         assert response.status_code == 404
-        assert response.get_json() == missing.get_json()
+        assert error_body(response) == error_body(missing)
     for headers in (editor, auth.token("admin")):
         response = client.get("/api/builder/pages/draft", headers=headers)
         assert response.status_code == 200 and response.get_json()["published"] is False

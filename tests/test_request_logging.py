@@ -1,8 +1,12 @@
-"""A request path cannot forge log lines: control characters in it are logged escaped."""
+"""The request log: one structured line per request with its id; log lines cannot be forged."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+
+import pytest
 
 FORGED = "[2026-11-22 10:00:00] INFO in auth: admin@avenue.local logged in"
 
@@ -21,3 +25,92 @@ def test_an_unhandled_errors_log_line_escapes_cr_and_lf_from_the_path(app_factor
     line = record.getMessage()
     assert not any(ch in line for ch in "\r\n\x1b"), line
     assert "x\\r\\n[2026-11-22" in line and "\\x1b[2J" in line  # escaped, not dropped: still readable
+
+
+# --- the request log: one structured line per request, one id everywhere ------------------
+
+
+def json_lines(captured: str) -> list[dict]:
+    return [json.loads(line) for line in captured.splitlines() if line.startswith("{")]
+
+
+def test_a_safe_x_request_id_is_echoed_and_logged_with_the_request(app_factory, capsys):
+    client = app_factory(AVENUE_LOG_FORMAT="json").test_client()
+    response = client.get("/healthz", headers={"X-Request-ID": "lb-7f3a:01.2_x"})
+    assert response.headers["X-Request-ID"] == "lb-7f3a:01.2_x"
+    [line] = [entry for entry in json_lines(capsys.readouterr().err) if entry.get("event") == "request"]
+    assert line["request_id"] == "lb-7f3a:01.2_x"
+    assert {k: line[k] for k in ("method", "route", "path", "status", "bytes", "user_id")} == {
+        "method": "GET", "route": "/healthz", "path": "/healthz", "status": 200,
+        "bytes": len(response.data), "user_id": None}
+    assert line["duration_ms"] >= 0 and line["level"] == "info" and line["timestamp"].endswith("Z")
+
+
+@pytest.mark.parametrize("sent", ["x" * 129, "two words", "id\tforged=1", "{\"json\":1}", "é", ""])
+def test_an_unsafe_or_oversized_x_request_id_is_replaced_by_a_generated_one(client, sent):
+    response = client.get("/healthz", headers={"X-Request-ID": sent})
+    rid = response.headers["X-Request-ID"]
+    assert rid != sent and re.fullmatch(r"[0-9a-f]{32}", rid)
+
+
+def test_without_x_request_id_each_request_gets_its_own(client):
+    ids = {client.get("/healthz").headers["X-Request-ID"] for _ in range(3)}
+    assert len(ids) == 3
+
+
+def test_every_json_error_body_carries_the_request_id_and_keeps_its_fields(client, auth):
+    cases = [
+        client.get("/api/nothing", headers={"X-Request-ID": "req-404"}),  # routing 404
+        client.get("/api/auth/me", headers={"X-Request-ID": "req-401"}),  # a domain error
+        client.post("/api/shop/products", data="{", content_type="application/json",
+                    headers={"X-Request-ID": "req-400", **auth.token("admin")}),
+    ]
+    for response, rid in zip(cases, ["req-404", "req-401", "req-400"], strict=True):
+        error = response.get_json()["error"]
+        assert error["request_id"] == rid == response.headers["X-Request-ID"]
+        assert isinstance(error["code"], str) and isinstance(error["message"], str)
+
+
+def test_the_user_id_of_a_logged_in_request_is_logged(app_factory, capsys):
+    from tests.helpers import Auth
+
+    app = app_factory(AVENUE_LOG_FORMAT="json")
+    headers = Auth(app).token("editor")
+    me = app.test_client().get("/api/auth/me", headers=headers).get_json()
+    lines = [e for e in json_lines(capsys.readouterr().err) if e.get("route") == "/api/auth/me"]
+    assert [line["user_id"] for line in lines] == [me["user"]["id"]]
+
+
+def test_an_unhandled_error_is_logged_once_with_its_request_id_and_traceback(app_factory, capsys):
+    app = app_factory(AVENUE_LOG_FORMAT="json")
+
+    @app.get("/api/explode-test")
+    def explode():
+        raise RuntimeError("boom")
+
+    response = app.test_client().get("/api/explode-test", headers={"X-Request-ID": "req-boom"})
+    assert response.status_code == 500 and response.get_json()["error"]["request_id"] == "req-boom"
+    lines = json_lines(capsys.readouterr().err)
+    errors = [e for e in lines if e.get("level") == "error"]
+    assert len(errors) == 1
+    assert errors[0]["request_id"] == "req-boom" and "RuntimeError: boom" in errors[0]["exception"]
+    assert "Traceback" in errors[0]["exception"]
+    [access] = [e for e in lines if e.get("event") == "request"]
+    assert access["status"] == 500 and access["request_id"] == "req-boom" and "exception" not in access
+
+
+def test_development_logs_are_readable_text_and_production_logs_json(app_factory, capsys):
+    app_factory(AVENUE_ENV="development").test_client().get("/healthz")
+    text = capsys.readouterr().err
+    assert "request" in text and "route=/healthz" in text and not json_lines(text)
+    app_factory(AVENUE_ENV="production", SECRET_KEY="p" * 40).test_client().get("/healthz")
+    assert any(line.get("route") == "/healthz" for line in json_lines(capsys.readouterr().err))
+
+
+def test_the_access_log_is_on_by_default_and_can_be_turned_off(app_factory, capsys, monkeypatch):
+    from avenue.config import from_environment
+
+    monkeypatch.delenv("AVENUE_ACCESS_LOG", raising=False)
+    assert from_environment()["AVENUE_ACCESS_LOG"] == "on"
+    app_factory(AVENUE_ACCESS_LOG="off", AVENUE_LOG_FORMAT="json").test_client().get("/healthz")
+    assert not [e for e in json_lines(capsys.readouterr().err) if e.get("event") == "request"]

@@ -12,6 +12,7 @@ unchanged. Deletions are honoured exactly as on the route: the cache polls tombs
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -21,21 +22,30 @@ from werkzeug.http import HTTP_STATUS_CODES
 from avenue.media.buckets import BUCKETS
 from avenue.media.http import Headers, decide, resolve
 from avenue.media.route import get_state, headers_for
+from avenue.metrics import FRONT_DOOR
 
 log = logging.getLogger(__name__)
+# The labels of front-door answers in the metrics: the media route's own URL rules.
+ROUTE, VARIANT_ROUTE = "/media/<alias>/<token>", "/media/<alias>/<token>/<variant>"
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class FrontDoor:
     """The media fast path in front of ``wsgi_app`` (the Flask app's own WSGI callable)."""
 
-    def __init__(self, app: Flask, wsgi_app: WSGIApp) -> None:
+    def __init__(self, app: Flask, wsgi_app: WSGIApp,
+                 on_answer: Callable[[dict[str, Any], int, float, int], None] | None = None) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
+        # Told about every answer given here (environ, status, seconds, body bytes): the app's
+        # access log when it logs these too (AVENUE_ACCESS_LOG=all); None keeps the path lean.
+        self.on_answer = on_answer
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path.startswith("/media/") and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        method = environ.get("REQUEST_METHOD")
+        if path.startswith("/media/") and method in ("GET", "HEAD"):
+            started = time.perf_counter()
             try:
                 answer = self.answer(environ, path)
             except Exception:  # the Flask route answers instead, and reports properly
@@ -44,6 +54,14 @@ class FrontDoor:
             if answer is not None:
                 status, headers, body = answer
                 start_response(status, headers)
+                # Counted for the metrics by a deque append (avenue/metrics.py FrontDoorTally:
+                # this path is benchmarked); not logged, unless AVENUE_ACCESS_LOG=all.
+                route = VARIANT_ROUTE if path.count("/") == 4 else ROUTE
+                FRONT_DOOR.record(route, method, int(status[:3]),
+                                  time.perf_counter() - started, len(body[0]) if body else 0)
+                if self.on_answer is not None:
+                    self.on_answer(environ, int(status[:3]), time.perf_counter() - started,
+                                   len(body[0]) if body else 0)
                 return body
         return self.wsgi_app(environ, start_response)
 

@@ -25,6 +25,7 @@ from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sa
 from avenue.media.placeholders import Placeholder
 from avenue.media.records import Document
 from avenue.media.variants import Rendition, render
+from avenue.metrics import count_upload, timed_render
 
 
 @dataclass
@@ -87,14 +88,18 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         key = dedupe_key(sha256(data).hexdigest(), scope)
         existing = db[f"{bucket}.files"].find_one({"metadata.key": key})
         if existing is not None:
+            count_upload("duplicate", (existing.get("metadata") or {}).get("format"))
             return _Ready(filename, key, existing=existing)
         prepared = prepare(data, limits)
         focal_point = focal.estimate(prepared.pixels)
-        renditions = render(prepared, focal_point)
+        with timed_render():
+            renditions = render(prepared, focal_point)
     except AvenueError as error:
+        count_upload(error.code, None)
         error.message = f"{filename}: {error.message}"
         error.details["file"] = filename
         raise
+    count_upload("accepted", prepared.format)  # validated and rendered; stored all-or-nothing
     prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
     return _Ready(filename, key, prepared, renditions, placeholder=placeholder_of(renditions),
                   focal=focal_point)

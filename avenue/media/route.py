@@ -32,6 +32,7 @@ from avenue.media.http import (
 from avenue.media.invalidation import LOCAL_CACHES
 from avenue.media.records import Document, MediaDoc
 from avenue.media.stream import ChunkStream
+from avenue.metrics import count_cache
 
 EXTENSION = "avenue.media"
 bp = Blueprint("media", __name__)
@@ -126,6 +127,7 @@ def _body(rep: Representation) -> list[bytes] | ChunkStream:
     state = get_state()
     cache = state.cache
     data = cache.get_blob(rep.bucket, rep.file_id)
+    count_cache(hit=data is not None)
     if data is not None:
         return [data]
     on_complete = None

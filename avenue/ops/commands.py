@@ -19,7 +19,8 @@ from flask import current_app
 from flask.cli import with_appcontext
 from pymongo.errors import PyMongoError
 
-from avenue import status
+from avenue import opsruns, status
+from avenue.clock import now
 from avenue.db import get_db, get_mongo
 from avenue.errors import AvenueError
 from avenue.media import limits_from_config
@@ -82,6 +83,14 @@ def _emit(report, as_json: bool, quiet: bool, lines: list[str]) -> None:
 def _prepare_database():
     get_mongo().ensure_indexes()
     return get_db()
+
+
+def _record_run(command: str, started: dt.datetime, *, ok: bool, counts: dict[str, int]) -> None:
+    """Keep this run's outcome for /metrics (avenue/opsruns.py); never fails the command."""
+    try:
+        opsruns.record(get_db(), command, started=started, ok=ok, counts=counts)
+    except PyMongoError as error:
+        click.echo(f"run not recorded for /metrics: {error}", err=True)
 
 
 def _refresh_status_reports(hidden: bool) -> None:
@@ -156,6 +165,7 @@ def import_legacy(uploads_dir: Path | None, dry_run: bool, as_json: bool, quiet:
 @with_appcontext
 def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
     """Delete expired temp images, unreferenced files and chunks left by interrupted uploads."""
+    started = now()
     try:
         with Progress(quiet or as_json) as progress:
             db = get_db() if dry_run else _prepare_database()
@@ -169,6 +179,10 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
     lines = [f"{verb} {e['kind']} {e['bucket']} {e['id']} ({e['bytes']} bytes): {e['reason']}"
              for e in report.removed]
     _emit(report, as_json, quiet, lines)
+    if not dry_run:
+        _record_run("gc", started, ok=True,
+                    counts={"removed": len(report.removed), "bytes_freed": report.bytes_freed,
+                            "kept_in_grace": report.kept_in_grace})
     if not dry_run and report.removed:
         _refresh_status_reports(quiet or as_json)
 
@@ -202,6 +216,7 @@ def placeholders(as_json: bool, quiet: bool) -> None:
 def fsck(repair: bool, since, resume: bool, as_json: bool, quiet: bool) -> None:
     """Check every stored file against its chunks, length and sha256; exit 1 while problems remain."""
     since = since.replace(tzinfo=dt.UTC) if since is not None else None
+    started = now()
     try:
         with Progress(quiet or as_json) as progress, exclusive(get_db(), "fsck"):
             report = run_fsck(get_db(), repair=repair, progress=progress, since=since, resume=resume)
@@ -220,6 +235,11 @@ def fsck(repair: bool, since, resume: bool, as_json: bool, quiet: bool) -> None:
         details = {k: v for k, v in action.items() if k not in ("action", "bucket", "id")}
         lines.append(f"repaired: {action['action']}{target} {json.dumps(details, default=str)}")
     _emit(report, as_json, quiet, lines)
+    remaining = report.remaining.problem_count if report.remaining is not None else report.problem_count
+    _record_run("fsck", started, ok=report.ok,
+                counts={"files_checked": report.files_checked, "bytes_checked": report.bytes_checked,
+                        "problems": report.problem_count, "repairs": len(report.repairs),
+                        "problems_remaining": remaining})
     if report.repairs:
         _refresh_status_reports(quiet or as_json)
     if not report.ok:

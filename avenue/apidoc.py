@@ -1,0 +1,506 @@
+"""The OpenAPI 3.1 document of the whole ``/api/`` surface, served at ``/api/openapi.json``.
+
+Built in Python next to the views (rather than a YAML file) so its limits are the code's own
+constants and one helper states the error responses every operation shares. It cannot drift
+unnoticed: ``tests/test_openapi.py`` checks that every URL rule under ``/api/`` and each of
+its methods is in it, validates every response of a scenario that calls every endpoint
+against it, and runs schemathesis against the app. ``API.md`` (../shared) is the contract in
+prose; this is the same contract for machines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from avenue.builder.service import MAX_ALT_LENGTH, MAX_BLOCKS, MAX_TAGS, MAX_TITLE_LENGTH
+from avenue.paging import MAX_CURSOR_LENGTH, MAX_PER_PAGE
+from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
+
+bp = Blueprint("apidoc", __name__, url_prefix="/api")
+
+Schema = dict[str, Any]
+OBJECT_ID = {"type": "string", "pattern": "^[0-9a-f]{24}$", "examples": ["6b0401f8b105a9af5236cc98"]}
+TIME = {"type": ["string", "null"], "format": "date-time"}
+SKU = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+SLUG = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"}
+VARIANTS = ("thumb", "card", "gallery", "og")
+TAGS = ("auth", "shop", "status", "builder", "uploads", "admin", "meta")
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR_MEANINGS = {
+    400: "Malformed request (bad JSON, a missing or invalid field, bad pagination).",
+    401: "Not logged in (or a bad token).",
+    403: "Not allowed (role, or a missing/invalid CSRF token on a cookie request).",
+    404: "Unknown (or not yours: no existence leak).",
+    409: "Conflict (e.g. the sku exists, media still used by a page).",
+    413: "Too large (body, file, pixels).",
+    415: "Unsupported type (not an accepted image format).",
+    422: "Valid request, unusable content (corrupt image, too many images, bad order).",
+    429: "Rate limited; Retry-After says when to try again.",
+    503: "Database down or the server busy; Retry-After says when to try again.",
+}
+
+
+def _errors(*statuses: int) -> dict[str, Schema]:
+    """The error responses of an operation: each the contract's error shape. 429 and 503 can
+    answer anything that touches the database or the rate limits."""
+    answers = {}
+    for status in sorted({*statuses, 503}):
+        answers[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+    return answers
+
+
+def _page_params(*extra: Schema) -> list[Schema]:
+    return [{"$ref": "#/components/parameters/page"}, {"$ref": "#/components/parameters/per_page"},
+            {"$ref": "#/components/parameters/after"}, *extra]
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _path(name: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _multipart(properties: Schema, required: list[str]) -> Schema:
+    return {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "properties": properties, "required": required}}}}
+
+
+def _body(schema: Schema) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+# Who may call: a bearer token decides alone; a session cookie needs the CSRF header to change
+# anything; {} = anonymous allowed.
+ANYONE = [{}, {"bearerToken": []}, {"sessionCookie": []}]
+LOGGED_IN_READ = [{"bearerToken": []}, {"sessionCookie": []}]
+LOGGED_IN_WRITE = [{"bearerToken": []}, {"sessionCookie": [], "csrfToken": []}]
+
+
+def _op(summary: str, responses: dict[str, Schema], *, security: list[Schema], tags: list[str],
+        parameters: list[Schema] | None = None, body: Schema | None = None, roles: str = "") -> Schema:
+    operation: Schema = {"summary": summary, "tags": tags, "security": security, "responses": responses}
+    if roles:
+        operation["description"] = f"Who: {roles}."
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
+
+
+def _list_of(item: str) -> Schema:
+    return {"type": "object", "required": ["items", "total", "page", "per_page"],
+            "properties": {"items": {"type": "array", "items": _ref(item)},
+                           "total": {"type": ["integer", "null"], "minimum": 0},
+                           "total_exact": {"type": "boolean"},
+                           "page": {"type": "integer", "minimum": 1},
+                           "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+                           "next": {"type": ["string", "null"],
+                                    "description": "Send as `after` for the next page; null at the end."}}}
+
+
+NO_CONTENT = {"description": "Done; no body."}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object", "required": ["error"], "additionalProperties": False,
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "pattern": "^[a-z0-9_]+$"},
+                "message": {"type": "string"},
+                "request_id": {"type": "string", "description": "The X-Request-ID of this request."},
+                "file": {"type": "string", "description": "The refused file of an upload."},
+            },
+            "additionalProperties": True,  # details of some errors (retry_after, index, ...)
+        }},
+    },
+    "Image": {
+        "type": "object",
+        "required": ["id", "url", "content_type", "width", "height", "bytes", "sha256", "filename",
+                     "variants", "uploaded_at"],
+        "properties": {
+            "id": OBJECT_ID,
+            "url": {"type": "string", "description": "Signed and expiring for private uploads."},
+            "content_type": {"type": ["string", "null"]},
+            "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+            "bytes": {"type": ["integer", "null"]}, "sha256": {"type": ["string", "null"]},
+            "filename": {"type": ["string", "null"]},
+            "variants": {"type": "object", "additionalProperties": {"type": "string"},
+                         "properties": {name: {"type": "string"} for name in VARIANTS}},
+            "variant_urls": {"type": "object",
+                             "additionalProperties": {"type": "object",
+                                                      "additionalProperties": {"type": "string"}}},
+            "variant_sizes": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["width", "height"],
+                "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}}}},
+            "srcset": {"type": "object", "additionalProperties": {"type": "string"}},
+            "frames": {"type": "integer", "minimum": 1},
+            "visibility": {"enum": ["public", "private"]},
+            "uploaded_at": TIME,
+            "expires_at": {"type": "string", "format": "date-time"},
+            "alt": {"type": ["string", "null"]},
+            "owner": {"type": ["string", "null"]},
+            "used_in": {"type": "array", "items": SLUG},
+            "blurhash": {"type": "string", "minLength": 6, "maxLength": 100,
+                         "description": "A BlurHash (4x3 components) to draw while the image loads."},
+            "color": {"type": ["string", "null"], "pattern": "^#[0-9a-f]{6}$",
+                      "description": "The dominant colour of the visible pixels."},
+            "focal_point": {"type": "object", "required": ["x", "y"], "additionalProperties": False,
+                            "properties": {"x": {"type": "number", "minimum": 0, "maximum": 1},
+                                           "y": {"type": "number", "minimum": 0, "maximum": 1}},
+                            "description": "Where the subject is, 0..1 of width and height; crops keep it."},
+            "folder": {"type": "string", "pattern": "^/", "description": "Library media: its folder."},
+            "tags": {"type": "array", "items": {"type": "string"}, "description": "Library media: its tags."},
+        },
+    },
+    "Alert": {
+        "type": "object", "required": ["id", "kind", "level", "message", "at", "acknowledged"],
+        "properties": {"id": OBJECT_ID, "kind": {"type": "string"},
+                       "level": {"enum": ["warning", "critical", "emergency"]},
+                       "message": {"type": "string"}, "value": {"type": ["number", "null"]},
+                       "threshold": {"type": ["number", "null"]}, "at": TIME,
+                       "acknowledged": {"type": "boolean"}, "acknowledged_at": TIME,
+                       "acknowledged_by": {"type": ["string", "null"]},
+                       "notified": {"type": ["object", "null"]}},
+    },
+    "LegacyImage": {
+        "type": "object", "required": ["legacy", "url"],
+        "properties": {"legacy": {"const": True}, "url": {"type": "string"},
+                       "source": {"type": ["string", "null"]}},
+        "description": "An old /uploads/... reference not imported yet (see import-legacy).",
+    },
+    "Product": {
+        "type": "object", "required": ["sku", "name", "price", "images", "created_at", "updated_at"],
+        "properties": {
+            "sku": {"type": "string"}, "name": {"type": ["string", "null"]},
+            "price": {"type": ["number", "null"]},
+            "images": {"type": "array", "items": {"anyOf": [_ref("Image"), _ref("LegacyImage")]}},
+            "legacy_images": {"type": "integer", "minimum": 0},
+            "created_at": TIME, "updated_at": TIME,
+        },
+    },
+    "Page": {
+        "type": "object", "required": ["slug", "title", "published", "blocks", "created_at", "updated_at"],
+        "properties": {
+            "slug": {"type": "string"}, "title": {"type": "string"}, "published": {"type": "boolean"},
+            "blocks": {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
+                "type": {"type": "string"}, "media_id": {"type": "string"},
+                "url": {"type": "string"}, "variants": {"type": "object"}, "missing": {"const": True}}}},
+            "media_ids": {"type": "array", "items": {"type": "string"}},
+            "created_at": TIME, "updated_at": TIME, "legacy": {"const": True},
+        },
+    },
+    "User": {
+        "type": "object", "required": ["id", "email", "role"], "not": {"required": ["password_hash"]},
+        "properties": {"id": OBJECT_ID, "email": {"type": "string"},
+                       "role": {"enum": ["admin", "editor", "ops"]}, "active": {"type": "boolean"},
+                       "created_at": TIME, "last_login_at": TIME},
+    },
+    "AuditEntry": {
+        "type": "object", "required": ["id", "at", "action", "actor", "ip", "target"],
+        "properties": {"id": OBJECT_ID, "at": TIME, "action": {"type": ["string", "null"]},
+                       "actor": {"type": ["object", "null"]}, "ip": {"type": ["string", "null"]},
+                       "target": {"type": "object"}},
+    },
+    "Report": {
+        "type": "object", "required": ["report"],
+        "properties": {"report": {
+            "type": "object", "required": ["generated_at", "age_seconds", "stale"],
+            "properties": {"generated_at": TIME, "age_seconds": {"type": "number", "minimum": 0},
+                           "compute_ms": {"type": ["integer", "null"]}, "stale": {"type": "boolean"},
+                           "refreshing": {"type": "boolean"}},
+        }},
+        "description": "A status report, served from a shared snapshot; `report` says how old it is.",
+    },
+    "ProductsStatus": {"allOf": [_ref("Report"), {"type": "object", "required": ["products"]}]},
+    "StorageStatus": {"allOf": [_ref("Report"), {
+        "type": "object", "required": ["backend", "buckets", "quota", "persistent"],
+        "properties": {
+            "backend": {"const": "mongodb-gridfs"}, "persistent": {"type": ["boolean", "null"]},
+            "buckets": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["files", "bytes", "chunks"],
+                "properties": {"files": {"type": "integer"}, "bytes": {"type": "integer"},
+                               "chunks": {"type": "integer"}, "oldest_upload": TIME, "newest_upload": TIME}}},
+            "quota": {"type": "object", "required": ["level"], "properties": {
+                "level": {"enum": ["ok", "warning", "critical", "emergency"]},
+                "percent": {"type": ["number", "null"]}, "bytes": {"type": ["integer", "null"]}}},
+        }}]},
+}
+
+PRICE = {"type": "number", "minimum": 0, "maximum": MAX_PRICE}
+NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+IMAGE_FILES = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
+ONE_FILE = {"type": "string", "format": "binary"}
+HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", "points", "uploads"],
+           "properties": {"range": {"enum": ["24h", "7d", "30d"]}, "from": TIME, "to": TIME,
+                          "bar_seconds": {"type": "integer"},
+                          "points": {"type": "array", "items": {"type": "object"}},
+                          "uploads": {"type": "array",
+                                      "items": {"type": "object", "required": ["start", "count"]}}}}
+FOLDER = {"type": "string", "maxLength": 600, "description": "/name/name…, at most 8 names."}
+TAG = {"type": "string", "minLength": 1, "maxLength": 40}
+FORCE = _query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},
+               "Delete even while pages use it (their blocks are marked missing).")
+REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
+                 "Compute the report now instead of answering the snapshot.")
+
+PATHS: dict[str, dict[str, Schema]] = {
+    "/api/openapi.json": {"get": _op(
+        "This document.", {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {
+            "schema": {"type": "object", "required": ["openapi", "paths"]}}}}},
+        security=[{}], tags=["meta"])},
+    "/api/auth/login": {"post": _op(
+        "Log in: a session cookie and its CSRF token.",
+        {"200": _json({"type": "object", "required": ["user", "csrf_token"],
+                       "properties": {"user": _ref("User"), "csrf_token": {"type": "string"}}}, "Logged in."),
+         **_errors(400, 401, 413, 429)},
+        security=[{}], tags=["auth"],
+        body=_body({"type": "object", "required": ["email", "password"],
+                    "properties": {"email": {"type": "string", "minLength": 1},
+                                   "password": {"type": "string", "minLength": 1}}}))},
+    "/api/auth/logout": {"post": _op("End this session (every session of the user ends on the server).",
+                                     {"204": NO_CONTENT, **_errors(401, 403)},
+                                     security=LOGGED_IN_WRITE, tags=["auth"], roles="any logged-in user")},
+    "/api/auth/me": {"get": _op("Who is calling.", {"200": _json({
+        "type": "object", "required": ["user"], "properties": {"user": _ref("User")}}, "The user."),
+        **_errors(401)}, security=LOGGED_IN_READ, tags=["auth"], roles="any logged-in user")},
+    "/api/auth/csrf": {"get": _op("This session's CSRF token (send it as X-CSRF-Token).", {"200": _json({
+        "type": "object", "required": ["csrf_token"], "properties": {"csrf_token": {"type": "string"}}},
+        "The token.")}, security=ANYONE, tags=["auth"])},
+    "/api/admin/audit": {"get": _op(
+        "The audit log, newest first.", {"200": _json(_list_of("AuditEntry"), "A page of entries."),
+                                         **_errors(400, 401, 403)},
+        security=LOGGED_IN_READ, tags=["admin"], roles="admin",
+        parameters=_page_params(_query("user", {"type": "string"}, "An email or user id."),
+                                _query("action", {"type": "string"}, "One action, e.g. upload_created.")))},
+    "/api/admin/history": {"get": _op(
+        "The storage history over a range: points for charts and uploads per bar.",
+        {"200": _json(HISTORY, "The series."),
+         **_errors(400, 401, 403)},
+        security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
+        parameters=[_query("range", {"enum": ["24h", "7d", "30d"]}, "How far back (default 7d).")])},
+    "/api/admin/alerts": {"get": _op(
+        "Recorded threshold crossings, newest first, and the thresholds in force.",
+        {"200": _json({"type": "object", "required": ["items", "thresholds"], "properties": {
+            "items": {"type": "array", "items": _ref("Alert")},
+            "thresholds": {"type": "object", "additionalProperties": {"type": "number"}}}}, "The alerts."),
+         **_errors(401, 403)},
+        security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
+        parameters=[_query("open", {"enum": ["1", "true", "yes", "0", "false", "no"]},
+                           "Only those not acknowledged.")])},
+    "/api/admin/alerts/{alert_id}/ack": {
+        "parameters": [_path("alert_id", OBJECT_ID)],
+        "post": _op("Acknowledge an alert (the first acknowledgement stays).",
+                    {"200": _json(_ref("Alert"), "The alert."), **_errors(401, 403, 404)},
+                    security=LOGGED_IN_WRITE, tags=["admin"], roles="admin, ops")},
+    "/api/shop/products": {
+        "get": _op("Products by sku.", {"200": _json(_list_of("Product"), "A page of products."),
+                                        **_errors(400)},
+                   security=ANYONE, tags=["shop"], parameters=_page_params()),
+        "post": _op("Create a product; temp images become its images, in order.",
+                    {"201": _json(_ref("Product"), "Created."), **_errors(400, 401, 403, 404, 409, 413, 422)},
+                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
+                    body=_body({"type": "object", "required": ["sku", "name", "price"], "properties": {
+                        "sku": SKU, "name": NAME, "price": PRICE,
+                        "temp_image_ids": {"type": "array", "items": OBJECT_ID}}})),
+    },
+    "/api/shop/products/{sku}": {
+        "parameters": [_path("sku", {"type": "string"})],
+        "get": _op("One product.", {"200": _json(_ref("Product"), "The product."), **_errors(404)},
+                   security=ANYONE, tags=["shop"]),
+        "patch": _op("Change its name and/or price.", {"200": _json(_ref("Product"), "Updated."),
+                                                       **_errors(400, 401, 403, 404, 413)},
+                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
+                     body=_body({"type": "object", "properties": {"name": NAME, "price": PRICE}})),
+        "delete": _op("Delete it and its images.", {"204": NO_CONTENT, **_errors(401, 403, 404)},
+                      security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"),
+    },
+    "/api/shop/temp-images": {"post": _op(
+        "Upload photos before their product exists; unclaimed ones expire.",
+        {"201": _json({"type": "object", "required": ["images"], "properties": {"images": {
+            "type": "array", "items": {"allOf": [_ref("Image"), {"required": ["expires_at"]}]}}}}, "Stored."),
+         **_errors(400, 401, 403, 413, 415, 422, 429)},
+        security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
+        body=_multipart({"images": IMAGE_FILES}, ["images"]))},
+    "/api/shop/products/{sku}/images": {
+        "parameters": [_path("sku", {"type": "string"})],
+        "post": _op("Add images to a product (all or nothing, within its limit).",
+                    {"201": _json({"type": "object", "required": ["product", "added"], "properties": {
+                        "product": _ref("Product"), "added": {"type": "array", "items": _ref("Image")}}},
+                        "Added."), **_errors(400, 401, 403, 404, 413, 415, 422, 429)},
+                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
+                    body=_multipart({"images": IMAGE_FILES}, ["images"])),
+    },
+    "/api/shop/products/{sku}/images/{image_id}": {
+        "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
+        "delete": _op("Take an image off the product; its file goes unless another product uses it.",
+                      {"200": _json(_ref("Product"), "The product without it."), **_errors(401, 403, 404)},
+                      security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"),
+    },
+    "/api/shop/products/{sku}/images/order": {
+        "parameters": [_path("sku", {"type": "string"})],
+        "put": _op("Reorder the images (a permutation of their ids).",
+                   {"200": _json(_ref("Product"), "Reordered."), **_errors(400, 401, 403, 404, 413, 422)},
+                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
+                   body=_body({"type": "object", "required": ["image_ids"],
+                               "properties": {"image_ids": {"type": "array", "items": {"type": "string"}}}})),
+    },
+    "/api/shop/debug/products-status": {"get": _op(
+        "Is every product photo safe?",
+        {"200": _json(_ref("ProductsStatus"), "The report."), **_errors(401, 403)},
+        security=LOGGED_IN_READ, tags=["status"], roles="admin, ops", parameters=[REFRESH])},
+    "/api/shop/debug/storage-status": {"get": _op(
+        "Where the bytes are and whether they survive a restart.",
+        {"200": _json(_ref("StorageStatus"), "The report."), **_errors(401, 403)},
+        security=LOGGED_IN_READ, tags=["status"], roles="admin, ops", parameters=[REFRESH])},
+    "/api/builder/media": {
+        "post": _op("Add an image to the library (200 when the same image is already there).",
+                    {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
+                     **_errors(400, 401, 403, 413, 415, 422, 429)},
+                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                    body=_multipart({"file": ONE_FILE,
+                                     "alt": {"type": "string", "maxLength": MAX_ALT_LENGTH},
+                                     "folder": FOLDER, "tags": {"type": "string", "description":
+                                                                "Comma-separated (or repeat the field)."}},
+                                    ["file"])),
+        "get": _op("The library, newest first.", {"200": _json(_list_of("Image"), "A page of media."),
+                                                  **_errors(400, 401, 403)},
+                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+                   parameters=_page_params(
+                       _query("q", {"type": "string"}, "Filename word starts."),
+                       _query("folder", FOLDER, "Only the media in this folder (not its subfolders)."),
+                       {**_query("tag", {"type": "array", "items": TAG}, "Only media carrying every tag."),
+                        "style": "form", "explode": True})),
+    },
+    "/api/builder/media/{media_id}": {
+        "parameters": [_path("media_id", OBJECT_ID)],
+        "get": _op("One library image, with the pages using it.",
+                   {"200": _json({"allOf": [_ref("Image"), {"required": ["used_in"]}]}, "The media."),
+                    **_errors(401, 403, 404)},
+                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin"),
+        "patch": _op("Change its alt text, folder and/or tags.",
+                     {"200": _json({"allOf": [_ref("Image"), {"required": ["used_in", "folder", "tags"]}]},
+                                   "The media."), **_errors(400, 401, 403, 404, 413)},
+                     security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                     body=_body({"type": "object", "minProperties": 1, "additionalProperties": False,
+                                 "properties": {
+                                     "alt": {"type": ["string", "null"], "maxLength": MAX_ALT_LENGTH},
+                                     "folder": {"anyOf": [FOLDER, {"type": "null"}]},
+                                     "tags": {"type": ["array", "null"], "items": TAG,
+                                              "maxItems": MAX_TAGS}}})),
+        "delete": _op("Delete it (409 while a page uses it, unless force).",
+                      {"204": NO_CONTENT, **_errors(401, 403, 404, 409)},
+                      security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),
+    },
+    "/api/builder/folders": {"get": _op(
+        "Every folder of the library with its media count.",
+        {"200": _json({"type": "object", "required": ["folders"], "properties": {"folders": {
+            "type": "array", "items": {"type": "object", "required": ["folder", "count"], "properties": {
+                "folder": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}}}},
+            "The folders."),
+         **_errors(401, 403)},
+        security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
+    "/api/builder/tags": {"get": _op(
+        "Every tag of the library with its media count.",
+        {"200": _json({"type": "object", "required": ["tags"], "properties": {"tags": {
+            "type": "array", "items": {"type": "object", "required": ["tag", "count"], "properties": {
+                "tag": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}}}}, "The tags."),
+         **_errors(401, 403)},
+        security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
+    "/api/builder/pages/{slug}": {
+        "parameters": [_path("slug", {"type": "string"})],
+        "get": _op("A page: anyone when published, editors also drafts.",
+                   {"200": _json(_ref("Page"), "The page, media blocks resolved."), **_errors(404)},
+                   security=ANYONE, tags=["builder"]),
+        "put": _op("Write a page; 422 if a block names media that does not exist.",
+                   {"200": _json(_ref("Page"), "Written."), **_errors(400, 401, 403, 413, 422)},
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                   body=_body({"type": "object", "required": ["title", "blocks"], "properties": {
+                       "title": {"type": "string", "maxLength": MAX_TITLE_LENGTH},
+                       "blocks": {"type": "array", "maxItems": MAX_BLOCKS, "items": {
+                           "type": "object", "required": ["type"], "properties": {
+                               "type": {"type": "string", "minLength": 1, "maxLength": 50},
+                               "media_id": OBJECT_ID}}},
+                       "published": {"type": "boolean"}}})),
+    },
+    "/api/uploads": {
+        "post": _op("Upload an image (200 when this user already uploaded the same one).",
+                    {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
+                     **_errors(400, 401, 403, 413, 415, 422, 429)},
+                    security=LOGGED_IN_WRITE, tags=["uploads"], roles="any logged-in user",
+                    body=_multipart({"file": ONE_FILE, "visibility": {"enum": ["public", "private"]}},
+                                    ["file"])),
+        "get": _op("Own uploads (admin: all), newest first.",
+                   {"200": _json(_list_of("Image"), "A page of uploads."), **_errors(400, 401)},
+                   security=LOGGED_IN_READ, tags=["uploads"], roles="any logged-in user",
+                   parameters=_page_params(_query("owner", {"type": "string"}, "Admins: one owner's."))),
+    },
+    "/api/uploads/{upload_id}": {
+        "parameters": [_path("upload_id", OBJECT_ID)],
+        "get": _op("One upload (404 for anyone but its owner and admins).",
+                   {"200": _json(_ref("Image"), "The upload."), **_errors(401, 404)},
+                   security=LOGGED_IN_READ, tags=["uploads"], roles="owner, admin"),
+        "delete": _op("Delete an upload.", {"204": NO_CONTENT, **_errors(401, 403, 404)},
+                      security=LOGGED_IN_WRITE, tags=["uploads"], roles="owner, admin"),
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (a new dict each call)."""
+    responses = {f"E{status}": _json(_ref("Error"), meaning) for status, meaning in ERROR_MEANINGS.items()}
+    for status in (429, 503):
+        responses[f"E{status}"]["headers"] = {"Retry-After": {"schema": {"type": "string"},
+                                                              "description": "Seconds to wait."}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Avenue media API", "version": "1.0.0",
+                 "description": "Shop, website-builder and general-upload images kept in MongoDB GridFS. "
+                                "The contract in prose: API.md. Every error is "
+                                '`{"error": {"code", "message", "request_id"}}`; every response carries '
+                                "X-Request-ID."},
+        "servers": [{"url": "/"}],
+        "tags": [{"name": name} for name in TAGS],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": responses,
+            "parameters": {
+                "page": _query("page", {"type": "integer", "minimum": 1}, "Page number (from 1)."),
+                "per_page": _query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+                                   "Items per page."),
+                "after": _query("after", {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+                                "The `next` of the previous page (instead of page)."),
+            },
+            "securitySchemes": {
+                "bearerToken": {"type": "http", "scheme": "bearer",
+                                "description": "An API token (`flask --app avenue users token EMAIL`); "
+                                               "decides alone, no CSRF."},
+                "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "session",
+                                  "description": "The session cookie POST /api/auth/login sets."},
+                "csrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
+                              "description": "Required with the session cookie on POST/PUT/PATCH/DELETE "
+                                             "(from GET /api/auth/csrf or the login answer)."},
+            },
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    """The OpenAPI 3.1 document of /api/."""
+    return jsonify(document())

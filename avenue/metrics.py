@@ -1,0 +1,226 @@
+"""The process's Prometheus metrics, shared by every layer (media counts its cache and renders here).
+
+A foundation module: no Flask, no database of its own, so the media core can import it.
+Under gunicorn the metrics are in ``prometheus_client``'s multiprocess mode: each worker writes
+its values to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR`` (prepared by gunicorn.conf.py
+before the master imports this module), and a scrape on any worker adds up every worker's
+files, so ``/metrics`` answers for the whole server whichever worker it hits. A worker that
+exits is marked dead (gunicorn.conf.py ``child_exit``) so its live gauges are dropped while
+its counters still count. Without that variable (tests, the CLI) the values are this
+process's only.
+
+The media front door answers a cached image in ~20 µs of Python; updating four mmap-backed
+values per answer (2-3 µs each in multiprocess mode) would add about half of that. So it only
+appends a tuple to a deque (:class:`FrontDoorTally`) and a daemon thread folds those into the
+metrics every second, one increment per histogram bucket (a scrape, and a worker's exit,
+fold them at once).
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import contextlib
+import contextvars
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.registry import Collector
+from pymongo import monitoring
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+RENDER_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+REQUESTS = Counter("avenue_http_requests", "HTTP requests answered, by route template, method and status.",
+                   ["route", "method", "status"])
+LATENCY = Histogram("avenue_http_request_duration_seconds",
+                    "Time from a request's arrival to its response being handed to the server.",
+                    ["route", "method"], buckets=LATENCY_BUCKETS)
+BYTES_SERVED = Counter("avenue_http_response_bytes",
+                       "Response body bytes served (Content-Length of each GET answer).", ["route"])
+MEDIA_CACHE = Counter("avenue_media_cache_requests",
+                      "Media bodies answered from the worker's cache (hit) or read from GridFS (miss).",
+                      ["result"])
+UPLOADS = Counter("avenue_uploads", "Uploaded files by outcome (accepted, duplicate or the refusal's "
+                  "error code), image format and endpoint.", ["outcome", "format", "endpoint"])
+RENDER_SECONDS = Histogram("avenue_variant_render_seconds", "Time to render one upload's variants.",
+                           buckets=RENDER_BUCKETS)
+DB_FAILURES = Counter("avenue_db_command_failures", "Database commands that failed, by command and "
+                      "error (the server's codeName, or the exception type of a network error).",
+                      ["command", "error"])
+DB_RETRIES = Counter("avenue_db_command_retries",
+                     "Database commands the driver retried after a failure, by command.", ["command"])
+
+# The endpoint of the request being served (set by avenue/requestlog.py), so the media core can
+# label its upload counts without knowing about Flask.
+current_endpoint: contextvars.ContextVar[str] = contextvars.ContextVar("avenue_endpoint", default="cli")
+
+
+def count_upload(outcome: str, image_format: str | None) -> None:
+    """Count one uploaded file: ``outcome`` is ``accepted``/``duplicate`` or an error code."""
+    UPLOADS.labels(outcome, (image_format or "unknown").lower(), current_endpoint.get()).inc()
+
+
+def count_cache(hit: bool) -> None:
+    """Count one media body answered from the cache (``hit``) or read from GridFS."""
+    MEDIA_CACHE.labels("hit" if hit else "miss").inc()
+
+
+def observe_request(route: str, method: str, status: int, seconds: float, body_bytes: int) -> None:
+    """Count one answered request, its latency and the bytes of its body."""
+    REQUESTS.labels(route, method, str(status)).inc()
+    LATENCY.labels(route, method).observe(seconds)
+    if body_bytes:
+        BYTES_SERVED.labels(route).inc(body_bytes)
+
+
+class FrontDoorTally:
+    """The media front door's answers, recorded in a deque and folded into the metrics later.
+
+    ``deque.append`` and ``popleft`` are atomic in CPython, so request threads and the folding
+    thread need no lock; an answer is counted exactly once.
+    """
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.pending: collections.deque[tuple[str, str, int, float, int]] = collections.deque()
+        self.interval = interval
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def record(self, route: str, method: str, status: int, seconds: float, body_bytes: int) -> None:
+        """Note one answer (cheap: the hot path calls this)."""
+        self.pending.append((route, method, status, seconds, body_bytes))
+        if self._thread is None:
+            self._start()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="avenue-metrics-fold", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            self.fold()
+
+    def fold(self) -> int:
+        """Move every recorded answer into the metrics; how many there were."""
+        counts: dict[tuple[str, str, int], int] = collections.Counter()
+        sent: dict[str, int] = collections.Counter()
+        latencies: dict[tuple[str, str], list[float]] = collections.defaultdict(list)
+        folded = 0
+        while True:
+            try:
+                route, method, status, seconds, body_bytes = self.pending.popleft()
+            except IndexError:
+                break
+            folded += 1
+            counts[(route, method, status)] += 1
+            sent[route] += body_bytes
+            latencies[(route, method)].append(seconds)
+        for (route, method, status), n in counts.items():
+            REQUESTS.labels(route, method, str(status)).inc(n)
+        for route, n in sent.items():
+            if n:
+                BYTES_SERVED.labels(route).inc(n)
+        for (route, method), values in latencies.items():
+            _observe_many(LATENCY.labels(route, method), values)
+        if folded:
+            MEDIA_CACHE.labels("hit").inc(folded)  # the front door answers only from the cache
+        return folded
+
+
+def _observe_many(histogram: Histogram, values: list[float]) -> None:
+    """``observe`` each of ``values``, but as one increment per bucket: in multiprocess mode
+    each increment is a locked write to a memory-mapped file, and a second of a busy worker's
+    front-door answers is thousands of values. (Falls back to ``observe`` should the client
+    library's histogram layout ever change.)"""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    per_bucket = collections.Counter(bisect.bisect_left(bounds, value) for value in values)
+    for index, n in per_bucket.items():
+        buckets[index].inc(n)  # non-cumulative per bucket, as observe() stores them
+    total.inc(sum(values))
+
+
+FRONT_DOOR = FrontDoorTally()
+
+
+class CommandMetrics(monitoring.CommandListener):
+    """Counts failed database commands, and retries: a command started again under the
+    operation id of one that failed on this thread (the driver's retryable reads/writes)."""
+
+    def __init__(self) -> None:
+        self._failed = threading.local()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if getattr(self._failed, "operation_id", None) == event.operation_id:
+            DB_RETRIES.labels(event.command_name).inc()
+            self._failed.operation_id = None
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        # By error, so the expected ones (NamespaceNotFound from listIndexes on a collection
+        # not created yet) can be told from the ones that matter (AutoReconnect, NotWritablePrimary).
+        failure = event.failure or {}
+        error = failure.get("codeName") or failure.get("errtype") or "error"
+        DB_FAILURES.labels(event.command_name, str(error)).inc()
+        self._failed.operation_id = event.operation_id
+
+
+@contextlib.contextmanager
+def timed_render() -> Iterator[None]:
+    """Observe how long the block (rendering one upload's variants) takes."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        RENDER_SECONDS.observe(time.perf_counter() - started)
+
+
+def multiprocess_dir() -> str | None:
+    """The shared metrics folder of this server's workers, if it runs in multiprocess mode."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def exposition(extra: Collector | None = None) -> bytes:
+    """The whole server's metrics in the Prometheus text format (plus ``extra``: values read
+    at scrape time from the database, the same for every worker)."""
+    FRONT_DOOR.fold()  # this worker's latest front-door answers
+    registry = CollectorRegistry()
+    if multiprocess_dir():
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    output = generate_latest(registry)
+    if extra is not None:
+        extra_registry = CollectorRegistry()
+        extra_registry.register(extra)
+        output += generate_latest(extra_registry)
+    return output
+
+
+__all__ = ["CONTENT_TYPE", "FRONT_DOOR", "CommandMetrics", "count_cache", "count_upload",
+           "current_endpoint", "exposition", "observe_request", "timed_render"]

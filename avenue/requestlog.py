@@ -1,0 +1,130 @@
+"""The request log and request metrics: one structured line and one count per request.
+
+Each request gets an id (:mod:`avenue.requestid`) bound to the log context, so every line
+logged while it runs carries ``request_id`` (the unhandled-error line with its traceback too,
+logged once by ``avenue/errors.py``), and the response carries ``X-Request-ID``. When the
+response is ready one ``request`` line gives the id, user id, method, route template, path,
+status, duration and body bytes, and the same figures go to the metrics (avenue/metrics.py).
+
+Why structlog: the access line and every ``logging`` record of the app (``app.logger``, the
+modules' ``logging.getLogger(__name__)``) go through one processor chain, so the same fields
+come out as one JSON object per line in production (what log shippers parse without a
+regex) and as aligned, readable text in development, and context (the request id) is bound
+once per request in a contextvar instead of being passed to every call. The stdlib logging
+records stay ordinary records, so ``caplog`` and the existing log calls are unchanged.
+
+``AVENUE_ACCESS_LOG``: ``on`` (the default) logs every request Flask answers; ``all`` also the
+media front door's cached answers (off by default: that path is benchmarked, and the CDN or
+nginx in front logs them); ``off`` none (errors are still logged). ``AVENUE_LOG_FORMAT``:
+``json`` (default in production) or ``console`` (default in development and tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+import structlog
+from flask import Flask, Response, current_app, g, request
+from flask.logging import default_handler
+from flask_login import current_user
+
+from avenue import metrics, requestid
+from avenue.config import RELAXED_ENVIRONMENTS
+
+ACCESS_LOGGER = "avenue.access"
+UNMATCHED = "<unmatched>"  # the route label of requests no URL rule matched (404s, probes)
+_HANDLER_NAME = "avenue-structured"
+
+# What every line goes through, structlog's own (the access line) and stdlib records alike.
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def configure_logging(app: Flask) -> None:
+    """Send the app's logs (``avenue.*`` loggers) through structlog: JSON or readable text."""
+    chosen = app.config.get("AVENUE_LOG_FORMAT") or (
+        "console" if app.config.get("AVENUE_ENV") in RELAXED_ENVIRONMENTS else "json")
+    json_lines = chosen != "console"
+    renderer: Any
+    if json_lines:
+        # The traceback as one string field: a log line stays one line, one JSON object.
+        renderer = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        renderer = [structlog.dev.ConsoleRenderer(colors=False)]
+    structlog.configure(
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_SHARED,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger("avenue")  # app.logger and every avenue.* module logger
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(app.config.get("LOG_LEVEL", "INFO").upper())
+    app.logger.removeHandler(default_handler)  # Flask's plain handler would print each line twice
+
+
+def start_request() -> None:
+    """Note the start time and bind the request id to every log line of this request."""
+    g.request_started = time.perf_counter()
+    structlog.contextvars.clear_contextvars()  # a thread serves many requests, one at a time
+    structlog.contextvars.bind_contextvars(request_id=requestid.current())
+    metrics.current_endpoint.set(request.endpoint or UNMATCHED)
+
+
+def _user_id() -> str | None:
+    try:
+        return current_user.id if current_user and current_user.is_authenticated else None
+    except Exception:  # the user could not be loaded (database down): the line is still logged
+        return None
+
+
+def finish_request(response: Response) -> Response:
+    """Add ``X-Request-ID``; count the request and log its line."""
+    rid = requestid.current() or requestid.valid_or_new(None)
+    response.headers[requestid.HEADER] = rid
+    started = g.get("request_started")
+    seconds = time.perf_counter() - started if started is not None else 0.0
+    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+    body_bytes = (response.content_length or 0) if request.method != "HEAD" else 0
+    metrics.observe_request(route, request.method, response.status_code, seconds, body_bytes)
+    if current_app.config.get("AVENUE_ACCESS_LOG", "on") != "off":
+        structlog.get_logger(ACCESS_LOGGER).info(
+            "request", request_id=rid, user_id=_user_id(), method=request.method, route=route,
+            path=request.path, status=response.status_code, duration_ms=round(seconds * 1000, 2),
+            bytes=body_bytes)
+    return response
+
+
+def log_front_door_answer(environ: dict[str, Any], status: int, seconds: float, body_bytes: int) -> None:
+    """The access line of a media front-door answer (with ``AVENUE_ACCESS_LOG=all`` only)."""
+    structlog.get_logger(ACCESS_LOGGER).info(
+        "request", request_id=requestid.from_environ(environ), user_id=None,
+        method=environ.get("REQUEST_METHOD"), route="/media (front door)",
+        path=environ.get("PATH_INFO"), status=status, duration_ms=round(seconds * 1000, 2),
+        bytes=body_bytes if environ.get("REQUEST_METHOD") != "HEAD" else 0)
+
+
+def init_app(app: Flask) -> None:
+    """Log through structlog and observe every request (the first hook, so every other hook's
+    errors already carry the request id)."""
+    configure_logging(app)
+    app.before_request_funcs.setdefault(None, []).insert(0, start_request)
+    # after_request hooks run last-registered first: first in the list, this one sees the
+    # final response.
+    app.after_request_funcs.setdefault(None, []).insert(0, finish_request)
