@@ -122,3 +122,12 @@ def test_an_image_stored_before_focal_points_is_centred(db, client, auth):
 def test_a_malformed_stored_focal_point_is_ignored(value):
     assert FocalPoint.from_metadata(value) is None
     assert FocalPoint.from_metadata({"x": 0, "y": 1}) == FocalPoint(0.0, 1.0)
+
+
+def test_without_a_given_point_the_crop_estimates_it_and_says_which_it_used():
+    prepared = prepare(product_shot(), Limits())
+    renditions = render(prepared)
+    crops = [r for r in renditions if r.name == "og"]
+    assert {r.focal for r in crops} == {estimate(prepared.pixels)}
+    assert all(r.focal is None for r in renditions if r.name != "og")
+    assert og(renditions) == og(render(prepared, estimate(prepared.pixels)))

@@ -19,7 +19,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError
-from avenue.media import focal, placeholders, purge, storage
+from avenue.media import placeholders, purge, storage
 from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
 from avenue.media.placeholders import Placeholder
@@ -91,9 +91,8 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
             count_upload("duplicate", (existing.get("metadata") or {}).get("format"))
             return _Ready(filename, key, existing=existing)
         prepared = prepare(data, limits)
-        focal_point = focal.estimate(prepared.pixels)
         with timed_render():
-            renditions = render(prepared, focal_point)
+            renditions = render(prepared)  # the og crop estimates the focal point (variants.py)
     except AvenueError as error:
         count_upload(error.code, None)
         error.message = f"{filename}: {error.message}"
@@ -101,6 +100,7 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         raise
     count_upload("accepted", prepared.format)  # validated and rendered; stored all-or-nothing
     prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
+    focal_point = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), None)
     return _Ready(filename, key, prepared, renditions, placeholder=placeholder_of(renditions),
                   focal=focal_point)
 

@@ -14,13 +14,13 @@ from __future__ import annotations
 import io
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PIL import Image, ImageCms
 
 from avenue.media import vips
-from avenue.media.focal import CENTRE, FocalPoint, crop_box
+from avenue.media.focal import FocalPoint, crop_box, estimate
 from avenue.media.images import PreparedImage
 
 # name -> (width, height, mode): "fit" keeps the aspect ratio inside the box, "cover" crops
@@ -47,6 +47,7 @@ class Rendition:
     data: bytes
     width: int
     height: int
+    focal: FocalPoint | None = None  # crops: the point they were cut around
 
     @property
     def content_type(self) -> str:
@@ -124,7 +125,7 @@ def _fit_size(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint) -> list[Rendition]:
+def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None) -> list[Rendition]:
     """The renditions of a libvips frame: same sizes, chain, formats and encoder settings as
     the Pillow path. libvips resizes; Pillow encodes, because the libwebp and libjpeg-turbo
     built into Pillow's wheel encode these sizes up to twice as fast as the ones in the
@@ -136,11 +137,12 @@ def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint) -> lis
         return [Rendition(name, fmt, _encode(image, fmt, icc), image.width, image.height)]
 
     def og() -> list[Rendition]:
+        point = focal if focal is not None else estimate(frame)
         target_w, target_h = VARIANTS["og"][:2]
-        box = crop_box(base.width, base.height, target_w, target_h, focal)
+        box = crop_box(base.width, base.height, target_w, target_h, point)
         size = (target_w, target_h) if box[2] >= target_w else (box[2], box[3])
         image = vips.to_pillow(vips.resize(base, *size, box=box))
-        return [r for fmt in ("webp", fallback) for r in encode("og", fmt, image)]
+        return [replace(r, focal=point) for fmt in ("webp", fallback) for r in encode("og", fmt, image)]
 
     # One task per encode, the gallery's WebP first: it is the longest, and the og, the
     # gallery's fallback, the card and the thumb fill the other core meanwhile. Each task
@@ -161,9 +163,12 @@ def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint) -> lis
     return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)]
 
 
-def render(prepared: PreparedImage, focal: FocalPoint = CENTRE) -> list[Rendition]:
+def render(prepared: PreparedImage, focal: FocalPoint | None = None) -> list[Rendition]:
     """Every variant of ``prepared``, in WebP and in the fallback format; the crops (``og``)
-    are cut around ``focal``."""
+    are cut around ``focal``, or around the estimated one (:func:`avenue.media.focal.estimate`,
+    about 10 ms of libvips whatever the size) when it is None. The estimate runs in the crop's
+    own task, beside the longer gallery encode, so it adds no wait to an upload; the point
+    used is on the crop's renditions (``Rendition.focal``)."""
     pixels = prepared.pixels
     if isinstance(pixels, vips.Frame):
         return _render_vips(pixels, prepared.icc_profile, focal)
@@ -176,7 +181,8 @@ def render(prepared: PreparedImage, focal: FocalPoint = CENTRE) -> list[Renditio
                 for fmt in ("webp", fallback)]
 
     def og() -> list[Rendition]:
-        return encode("og", _cover(base, *VARIANTS["og"][:2], focal))
+        point = focal if focal is not None else estimate(base)
+        return [replace(r, focal=point) for r in encode("og", _cover(base, *VARIANTS["og"][:2], point))]
 
     futures: list[Future[list[Rendition]]] = [_POOL.submit(og)]
     # Chain the fit variants from large to small: resizing the 1600 px gallery down to the
