@@ -161,7 +161,9 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "cdn_purges": (None, "the purge outbox: small and short-lived (TTL)"),
     "ops_locks": (None, "a lease document per ops command"),
     "ops_checkpoints": (None, "where an unfinished fsck stopped"),
-    "status_reports": (None, "a handful of snapshot documents"),
+    "status_reports": (None, "the status sweep's result and checkpoint: one document"),
+    "status_counters": (None, "the product counters: one document"),
+    "media_counters": (None, "the per-bucket counters: one document per bucket"),
 }
 
 
