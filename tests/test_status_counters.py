@@ -25,7 +25,8 @@ def held_and_counted(db) -> tuple[dict, dict]:
     """The counters as held, and a full recount of the same figures."""
     held = {bucket: {k: v for k, v in row.items() if k in bucket_counters.FIELDS}
             for bucket, row in media_counters(db).items()}
-    counted = {bucket: count_bucket(db, bucket, chunk_index=True) for bucket in BUCKETS.values()}
+    counted = {bucket: {k: v for k, v in count_bucket(db, bucket, chunk_index=True).items()
+                        if k in bucket_counters.FIELDS} for bucket in BUCKETS.values()}
     held["products"] = {k: product_counters.product_counters(db)[k] for k in product_counters.FIELDS}
     counted["products"] = dict.fromkeys(product_counters.FIELDS, 0)
     for doc in db.shop_products.find():

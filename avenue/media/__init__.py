@@ -33,7 +33,6 @@ from avenue.media.route import bp, get_cache, init_app
 from avenue.media.scan import (
     VARIANT_PATHS,
     has_chunk_index,
-    newest_and_oldest,
     temp_image_counts,
 )
 
@@ -45,7 +44,7 @@ __all__ = [
     "FrontDoor", "bp", "get_cache", "init_app",
     "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",
     # The scanning API ops and status read a bucket with (avenue/media/scan.py).
-    "VARIANT_PATHS", "has_chunk_index", "newest_and_oldest", "temp_image_counts",
+    "VARIANT_PATHS", "has_chunk_index", "temp_image_counts",
     # Per-bucket counters kept with every write, and their reconciliation (counters.py).
     "media_counters", "recount_bucket",
 ]

@@ -47,25 +47,36 @@ def _is_original(doc: dict[str, Any]) -> bool:
     return ((doc.get("metadata") or {}).get("role")) == "original"
 
 
-def figures(docs: Iterable[dict[str, Any]], chunks: int = 0) -> dict[str, int]:
-    """What a set of files documents (and ``chunks`` chunks) adds to a bucket's counters."""
+def figures(docs: Iterable[dict[str, Any]], chunks: int = 0) -> dict[str, Any]:
+    """What a set of files documents (and ``chunks`` chunks) adds to a bucket's counters, and
+    their earliest and latest upload dates."""
     files = originals = size = 0
+    dates = []
     for doc in docs:
         files += 1
         originals += _is_original(doc)
         size += int(doc.get("length") or 0)
-    return {"files": files, "originals": originals, "bytes": size, "chunks": chunks}
+        if isinstance(doc.get("uploadDate"), dt.datetime):
+            dates.append(doc["uploadDate"])
+    return {"files": files, "originals": originals, "bytes": size, "chunks": chunks,
+            "oldest": min(dates, default=None), "newest": max(dates, default=None)}
 
 
-def record(db: Database[Document], bucket: str, change: dict[str, int], sign: int = 1) -> None:
+def record(db: Database[Document], bucket: str, change: dict[str, Any], sign: int = 1) -> None:
     """Add ``change`` (times ``sign``) to the bucket's counters, after the write it describes
-    succeeded. A failure here is logged, never raised: the write stands, and the difference is
-    drift that :func:`recount` corrects."""
-    inc = {name: sign * value for name, value in change.items() if value}
+    succeeded; a write (``sign`` 1) also moves the oldest/newest upload dates (``$min``/
+    ``$max``; a delete leaves them, and the reconciliation recomputes them). A failure here is
+    logged, never raised: the write stands, and the difference is drift that :func:`recount`
+    corrects."""
+    inc = {name: sign * change[name] for name in FIELDS if change.get(name)}
     if not inc:
         return
+    update: dict[str, Any] = {"$inc": {**inc, "version": 1}}
+    if sign > 0 and change.get("oldest") is not None:
+        update["$min"] = {"oldest": change["oldest"]}
+        update["$max"] = {"newest": change["newest"]}
     try:
-        db[COUNTERS].update_one({"_id": bucket}, {"$inc": {**inc, "version": 1}}, upsert=True)
+        db[COUNTERS].update_one({"_id": bucket}, update, upsert=True)
     except PyMongoError as error:
         log.warning("media counters of %s not updated (%s): the next reconciliation corrects them",
                     bucket, error)
@@ -78,23 +89,26 @@ def counters(db: Database[Document]) -> dict[str, dict[str, Any]]:
     for bucket in BUCKETS.values():
         doc = found.get(bucket) or {}
         result[bucket] = {**{name: int(doc.get(name) or 0) for name in FIELDS},
+                          "oldest": doc.get("oldest"), "newest": doc.get("newest"),
                           "version": int(doc.get("version") or 0),
                           "reconciled_at": doc.get("reconciled_at")}
     return result
 
 
-def count_bucket(db: Database[Document], bucket: str, *, chunk_index: bool) -> dict[str, int]:
-    """The bucket's true totals, counted on the server (a ``$group``; the chunk count walks the
-    chunk index when there is one, else counts the collection)."""
+def count_bucket(db: Database[Document], bucket: str, *, chunk_index: bool) -> dict[str, Any]:
+    """The bucket's true totals and oldest/newest upload, counted on the server (a ``$group``;
+    the chunk count walks the chunk index when there is one, else counts the collection)."""
     rows = list(db[f"{bucket}.files"].aggregate([{"$group": {
         "_id": None, "files": {"$sum": 1}, "bytes": {"$sum": "$length"},
         "originals": {"$sum": {"$cond": [{"$eq": ["$metadata.role", "original"]}, 1, 0]}},
+        "oldest": {"$min": "$uploadDate"}, "newest": {"$max": "$uploadDate"},
     }}]))
     row = rows[0] if rows else {}
     chunks = db[f"{bucket}.chunks"]
     count = chunks.count_documents({}, hint=CHUNK_INDEX) if chunk_index else chunks.count_documents({})
     return {"files": int(row.get("files") or 0), "originals": int(row.get("originals") or 0),
-            "bytes": int(row.get("bytes") or 0), "chunks": int(count)}
+            "bytes": int(row.get("bytes") or 0), "chunks": int(count),
+            "oldest": row.get("oldest"), "newest": row.get("newest")}
 
 
 def recount(db: Database[Document], bucket: str, *, chunk_index: bool = True,

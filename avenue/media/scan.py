@@ -30,19 +30,6 @@ def temp_image_counts(db: Database[Document], moment: dt.datetime) -> dict[str, 
     return {"total": pending + expired, "pending": pending, "expired": expired}
 
 
-def newest_and_oldest(db: Database[Document], bucket: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """The upload dates of the bucket's oldest and newest originals: one document from each end
-    of the ``role_newest`` index (variants share their original's upload date)."""
-    files = db[f"{bucket}.files"]
-    ends = []
-    for direction in (1, -1):
-        doc = next(iter(files.find({"metadata.role": "original"}, {"uploadDate": 1})
-                        .sort([("uploadDate", direction), ("_id", direction)])
-                        .hint("role_newest").limit(1)), None)
-        ends.append(doc.get("uploadDate") if doc else None)
-    return ends[0], ends[1]
-
-
 def has_chunk_index(db: Database[Document], bucket: str) -> bool:
     """Whether the bucket's chunks have the ``{files_id: 1, n: 1}`` index GridFS readers need."""
     for info in db[f"{bucket}.chunks"].index_information().values():

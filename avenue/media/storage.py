@@ -188,7 +188,7 @@ def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
     change = counters.figures(found, chunks=chunks)
     if removed != len(found):
         share = removed / len(found) if found else 0.0
-        change = {"files": removed, "originals": round(change["originals"] * share),
-                  "bytes": round(change["bytes"] * share), "chunks": chunks}
+        change.update(files=removed, originals=round(change["originals"] * share),
+                      bytes=round(change["bytes"] * share))
     counters.record(db, bucket, change, sign=-1)
     return removed

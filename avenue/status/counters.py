@@ -102,7 +102,7 @@ def recount_products(db: Database[Document], products: str, batch: int) -> dict[
     after: Any = None
     while True:
         query = {} if after is None else {"_id": {"$gt": after}}
-        docs = list(db[products].find(query, {"images": 1}).sort("_id", 1).limit(batch))
+        docs = list(db[products].find(query, {"images": 1}).sort("_id", 1).hint([("_id", 1)]).limit(batch))
         for doc in docs:
             for name, value in product_figures(doc).items():
                 sums[name] += value

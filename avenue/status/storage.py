@@ -1,10 +1,11 @@
 """storage-status: "where are the bytes, and do they survive a restart?".
 
-Per bucket: files, originals, bytes and chunks from the counters kept with every write
-(:mod:`avenue.media.counters`, as fresh as the last write), the oldest and newest upload from
-the two ends of an index; the database's size; the embedded database's data folder (a walk of
-its few files); the legacy uploads folder as the last background sweep found it
-(:mod:`avenue.status.sweep`, with its age); the quota level.
+Per bucket: files, originals, bytes, chunks and the oldest and newest upload from the
+counters kept with every write (:mod:`avenue.media.counters`, as fresh as the last write; the
+oldest upload stays as it was after a delete until the sweep's reconciliation); the
+database's size; the embedded database's data folder (a walk of its few files); the legacy
+uploads folder as the last background sweep found it (:mod:`avenue.status.sweep`, with its
+age); the quota level.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue.clock import isoformat
-from avenue.media import ALIASES, BUCKETS, Document, has_chunk_index, media_counters, newest_and_oldest
+from avenue.media import ALIASES, BUCKETS, Document, has_chunk_index, media_counters
 
 LIST_LIMIT = 100
 LEVELS = ((95, "emergency"), (85, "critical"), (70, "warning"))
@@ -46,8 +47,8 @@ def _persistent(db: Database[Document], notes: list[str]) -> bool | None:
     return engine.get("persistent") if "persistent" in engine else None
 
 
-def _bucket(db: Database[Document], bucket: str, indexed: bool, held: dict[str, Any]) -> dict[str, Any]:
-    oldest, newest = newest_and_oldest(db, bucket) if held["files"] else (None, None)
+def _bucket(bucket: str, indexed: bool, held: dict[str, Any]) -> dict[str, Any]:
+    oldest, newest = (held["oldest"], held["newest"]) if held["files"] else (None, None)
     return {"alias": ALIASES[bucket], "files": held["files"], "originals": held["originals"],
             "bytes": held["bytes"], "chunks": held["chunks"], "chunks_exact": indexed,
             "oldest_upload": isoformat(oldest), "newest_upload": isoformat(newest),
@@ -103,7 +104,7 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
         indexed = has_chunk_index(db, bucket)
         if not indexed:
             missing_indexes.append(bucket)
-        buckets[bucket] = _bucket(db, bucket, indexed, held[bucket])
+        buckets[bucket] = _bucket(bucket, indexed, held[bucket])
     data_dir = config.get("AVENUE_EMBEDDED_DATA_PATH") or ""
     if data_dir and "secantusVersion" in (build or {}):
         # SecantusDB's dbStats reads every document of every collection while holding the
