@@ -172,6 +172,7 @@ def run_measured(argv: list[str], env: dict[str, str], timeout: float) -> dict:
         time.sleep(0.1)
     proc.returncode = os.waitstatus_to_exitcode(status)
     reader.join(5)
+    proc.stdout.close()
     return {"seconds": time.monotonic() - started, "peak_rss_mb": usage.ru_maxrss / 1024,
             "finished": finished, "exit": proc.returncode,
             "output": (b"".join(output)).decode(errors="replace")[-1500:]}

@@ -301,3 +301,33 @@ def test_gc_that_removed_garbage_reconciles_the_counters_a_gc_that_did_not_leave
     assert products_total() == 1  # nothing to remove: no recount
     swept(app)
     assert products_total() == 2  # the sweep's reconciliation finds it
+
+
+def test_a_failing_scheduler_tick_is_logged_and_the_next_tick_tries_again(db, monkeypatch, caplog):
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(sweep, "run", broken)
+    with caplog.at_level("ERROR"):
+        scheduler = sweep.schedule(db, sweep.Settings(), tick_seconds=0.01)
+        deadline = time.monotonic() + 10
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        scheduler.stop()
+    assert len(calls) >= 3 and not scheduler.is_alive()
+    assert any("tick failed" in record.getMessage() for record in caplog.records)
+
+
+def test_a_background_sweep_that_fails_is_logged_and_leaves_its_checkpoint(db, store_with_problems,
+                                                                           monkeypatch, caplog):
+    def broken(state):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(sweep, "batch_done", broken)
+    with caplog.at_level("ERROR"):
+        sweep.run_in_background(db, FAST).join(30)
+    assert any("sweep failed" in record.getMessage() for record in caplog.records)
+    assert sweep.read(db)["run"]["batches"] == 1
