@@ -98,8 +98,8 @@ def on_exit(server):
 
 
 def post_worker_init(worker):
-    """Compute missing status report snapshots in the background, so the first ops request
-    need not (avenue/status/snapshots.py; one worker computes, the others see its lease)."""
+    """Start this worker's status sweep scheduler (avenue/status/sweep.py; one worker sweeps
+    at a time, the others see its lease)."""
     app = worker.wsgi
     # Only for the Avenue app: the benchmark serves its baselines with these settings too.
     if "avenue.mongo" not in getattr(app, "extensions", {}):

@@ -125,9 +125,15 @@ def from_environment() -> dict:
         "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES": _int(
             "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", 4 * 1024 * 1024
         ),
-        # Status reports are served from a snapshot at most this old (refreshed in the background).
-        "AVENUE_STATUS_MAX_AGE_SECONDS": _int("AVENUE_STATUS_MAX_AGE_SECONDS", 60),
-        # Each app server worker computes missing status snapshots in the background at start.
+        # The status sweep (avenue/status/sweep.py): the lists of the status reports and the
+        # counters' reconciliation, run in the background when its last result is this old.
+        "AVENUE_STATUS_SWEEP_SECONDS": _int("AVENUE_STATUS_SWEEP_SECONDS", 900),
+        # Documents per read of the sweep: what it holds at once, whatever the store's size.
+        "AVENUE_STATUS_SWEEP_BATCH": _int("AVENUE_STATUS_SWEEP_BATCH", 1000),
+        # A sweeper that stops renewing its lease (renewed every quarter of it) frees the sweep.
+        "AVENUE_STATUS_SWEEP_LEASE_SECONDS": _int("AVENUE_STATUS_SWEEP_LEASE_SECONDS", 60),
+        # Each app server worker runs the sweep scheduler (one sweeps at a time, by lease), and a
+        # status request that finds no sweep result starts one; off: sweeps run only when asked.
         "AVENUE_STATUS_WARM_UP": _bool("AVENUE_STATUS_WARM_UP", True),
         # Audit entries older than this are removed by a TTL index (0: kept forever).
         "AVENUE_AUDIT_RETENTION_DAYS": _int("AVENUE_AUDIT_RETENTION_DAYS", 365),

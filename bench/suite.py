@@ -427,14 +427,13 @@ class Suite:
         return result
 
     def _wait_for_warm_up(self, db, server: appside.AppServer, timeout: float = 900) -> None:
-        """Wait until the app's workers have no status compute running (both snapshots saved,
-        no lease held); note how long after the app's start that was."""
+        """Wait until the app's workers have no status sweep running (a result saved, no lease
+        held); note how long after the app's start that was."""
         reports = db["status_reports"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            saved = reports.count_documents({"report": {"$exists": True}})
-            leased = reports.count_documents({"lease_owner": {"$exists": True}})
-            if saved >= len(status.ENDPOINTS) and not leased:
+            doc = reports.find_one({"_id": "sweep"}) or {}
+            if doc.get("result") and not doc.get("lease_owner"):
                 waited = time.monotonic() - server.ready_at
                 self.report.note(f"app: serve and upload measured after the status warm-up had finished "
                                  f"({waited:.1f} s after the app started answering)")

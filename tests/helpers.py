@@ -52,7 +52,8 @@ def make_app(backend, db_name: str, **overrides):
         "MONGO_CLIENT_CLASS": client_class,
         "MONGO_TIMEOUT_MS": 3000,
         "RATELIMIT_ENABLED": False,
-        "AVENUE_STATUS_MAX_AGE_SECONDS": 0,  # reports computed on every call unless a test says otherwise
+        # No status sweep starts by itself (tests run it: tests/helpers.py swept); ?refresh=1 still does.
+        "AVENUE_STATUS_WARM_UP": False,
         "SESSION_COOKIE_SECURE": False,
     }
     config.update(overrides)
@@ -108,3 +109,17 @@ def bucket_snapshot(db) -> dict:
 
     return {f"{b}.{part}": db[f"{b}.{part}"].count_documents({})
             for b in BUCKETS.values() for part in ("files", "chunks")}
+
+
+def swept(app) -> dict:
+    """Run the status sweep now (reconciling the counters) and return its result: what a
+    worker's scheduler does in the background, for data a test wrote behind the app's back."""
+    from avenue import status
+
+    status.wait_for_sweeps(30)  # a sweep a ?refresh=1 started must not hold the lease
+    with app.app_context():
+        from avenue.db import get_db
+
+        result = status.sweep_now(get_db(), app.config)
+    assert result is not None, "another sweep held the lease"
+    return result

@@ -8,7 +8,8 @@ product, media by id and by content, references before a delete) and the media r
 new query without an index fails here, not at ten million images.
 
 Scans that are full by design (status sweeps, gc, fsck, backup) are not requests and are not
-exercised here; they batch and stream (README, "Scaling").
+exercised here; they batch and stream (README, "Scaling"). The two status reports are
+requests like the others: they read counters and indexes only.
 """
 
 from __future__ import annotations
@@ -186,6 +187,9 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
         ("/api/admin/audit", admin, {"user": email}),
         ("/api/admin/audit", admin, {"user": "nobody@example.com"}),
         ("/api/auth/me", csrf, {}),
+        # Status: counters, index counts and the sweep's one document; never a scan.
+        ("/api/shop/debug/products-status", admin, {}),
+        ("/api/shop/debug/storage-status", admin, {}),
     ]:
         first = client.get(path, headers=headers, query_string={**query, "per_page": 1})
         assert first.status_code == 200, (path, first.get_json())

@@ -6,8 +6,9 @@ records, the API's image object, and the limits and URL signer an app is configu
 The modules inside are the core's own: ``images`` (validation), ``variants`` (renditions),
 ``storage`` (GridFS files without the driver's probe), ``originals`` (an upload's original
 and variants written, moved and deleted in a crash-safe order), ``cache`` / ``invalidation``
-(the workers' media caches), ``scan`` (bulk reads for ops and status), ``http`` (what a
-media URL names and the HTTP decision, pure), ``route`` and ``frontdoor`` (answering it).
+(the workers' media caches), ``scan`` (indexed reads for ops and status), ``counters``
+(per-bucket totals kept with every write), ``http`` (what a media URL names and the HTTP
+decision, pure), ``route`` and ``frontdoor`` (answering it).
 Ops may use those lower-level modules; nothing else reads ``*.files`` or ``*.chunks``.
 """
 
@@ -17,6 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
+from avenue.media.counters import counters as media_counters
+from avenue.media.counters import recount as recount_bucket
 from avenue.media.frontdoor import FrontDoor
 from avenue.media.images import Limits
 from avenue.media.indexes import ensure_indexes
@@ -28,11 +31,8 @@ from avenue.media.purge import enable as enable_purges
 from avenue.media.records import Document, Image, Stored
 from avenue.media.route import bp, get_cache, init_app
 from avenue.media.scan import (
-    FilesScan,
-    bucket_totals,
-    chunk_count,
+    VARIANT_PATHS,
     has_chunk_index,
-    scan_files,
     temp_image_counts,
 )
 
@@ -45,7 +45,9 @@ __all__ = [
     "FrontDoor", "bp", "get_cache", "init_app",
     "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",
     # The scanning API ops and status read a bucket with (avenue/media/scan.py).
-    "FilesScan", "bucket_totals", "chunk_count", "has_chunk_index", "scan_files", "temp_image_counts",
+    "VARIANT_PATHS", "has_chunk_index", "temp_image_counts",
+    # Per-bucket counters kept with every write, and their reconciliation (counters.py).
+    "media_counters", "recount_bucket",
 ]
 
 

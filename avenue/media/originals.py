@@ -19,7 +19,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError
-from avenue.media import placeholders, purge, storage
+from avenue.media import counters, placeholders, purge, storage
 from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
 from avenue.media.placeholders import Placeholder
@@ -213,8 +213,7 @@ def _sha(data: bytes) -> str:
 
 def _delete_ids(db: Database[Document], bucket: str, ids: list[Any]) -> None:
     if ids:
-        db[f"{bucket}.files"].delete_many({"_id": {"$in": ids}})
-        db[f"{bucket}.chunks"].delete_many({"files_id": {"$in": ids}})
+        storage.delete_counted(db, bucket, ids)
 
 
 def store(db: Database[Document], bucket: str, stream: BinaryIO | bytes, *, filename: str | None,
@@ -315,16 +314,20 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
 
 def _copy(db: Database[Document], source: str, target: str, doc: dict[str, Any]) -> None:
     chunks = db[f"{target}.chunks"]
+    copied = 0
     try:
         batch = []
         for chunk in db[f"{source}.chunks"].find({"files_id": doc["_id"]}).sort("n", 1).batch_size(8):
             batch.append(chunk)
             if len(batch) == 16:
                 chunks.insert_many(batch)
+                copied += len(batch)
                 batch = []
         if batch:
             chunks.insert_many(batch)
+            copied += len(batch)
         db[f"{target}.files"].insert_one(doc)
     except BaseException:
         chunks.delete_many({"files_id": doc["_id"]})
         raise
+    counters.record(db, target, counters.figures([doc], chunks=copied))  # after the copy landed

@@ -11,6 +11,10 @@ writes.
 Crash safety: chunks first, the files document last. A crash mid-upload leaves chunks with
 no files document, which ``gc`` collects; readers never see a half-written file. Deletion
 removes the files document first (readers see 404 at once), then the chunks.
+
+Counters: each write and delete here adds what it changed to the bucket's counters
+(:mod:`avenue.media.counters`) once it succeeded, never before: a crash in between is drift
+the status sweep's reconciliation corrects.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue.clock import now
+from avenue.media import counters
 from avenue.media.invalidation import evict_here, invalidate
 from avenue.media.records import Document
 
@@ -79,6 +84,7 @@ def write_files(db: Database[Document], bucket: str, files: list[NewFile],
     except BaseException:
         _remove_partial(db, bucket, ids)
         raise
+    counters.record(db, bucket, counters.figures(docs, chunks=len(chunk_docs)))
     return docs
 
 
@@ -156,10 +162,33 @@ def delete_file(db: Database[Document], bucket: str, file_id: Any, *,
     """
     others = [other for other in dict.fromkeys(with_ids or []) if other != file_id]
     invalidate(db, bucket, [file_id, *others], lasting=DELETE_WINDOW)
-    result = db[f"{bucket}.files"].delete_one({"_id": file_id})
-    db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
+    deleted = delete_counted(db, bucket, [file_id])
     if others:
-        db[f"{bucket}.files"].delete_many({"_id": {"$in": others}})
-        db[f"{bucket}.chunks"].delete_many({"files_id": {"$in": others}})
+        delete_counted(db, bucket, others)
     evict_here(bucket, [file_id, *others])
-    return result.deleted_count == 1
+    return deleted == 1
+
+
+def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
+    """Delete the files ``ids`` (files documents, then chunks) and take what was removed off
+    the bucket's counters; returns how many files documents this call removed.
+
+    The documents are read first (their length and role) and subtracted when this delete
+    removed them all, the usual case; when a concurrent delete removed some of them, the
+    counts are exact and the bytes an even share, drift the reconciliation corrects.
+    """
+    files = db[f"{bucket}.files"]
+    found = list(files.find({"_id": {"$in": ids}}, {"length": 1, "metadata.role": 1}))
+    if len(ids) == 1:
+        removed = files.delete_one({"_id": ids[0]}).deleted_count
+        chunks = db[f"{bucket}.chunks"].delete_many({"files_id": ids[0]}).deleted_count
+    else:
+        removed = files.delete_many({"_id": {"$in": ids}}).deleted_count
+        chunks = db[f"{bucket}.chunks"].delete_many({"files_id": {"$in": ids}}).deleted_count
+    change = counters.figures(found, chunks=chunks)
+    if removed != len(found):
+        share = removed / len(found) if found else 0.0
+        change.update(files=removed, originals=round(change["originals"] * share),
+                      bytes=round(change["bytes"] * share))
+    counters.record(db, bucket, change, sign=-1)
+    return removed

@@ -94,10 +94,10 @@ def _record_run(command: str, started: dt.datetime, *, ok: bool, counts: dict[st
 
 
 def _refresh_status_reports(hidden: bool) -> None:
-    """Recompute the status snapshots after a command changed the store, so the next look at
-    products-status / storage-status shows its effect (a progress phase like the others).
-    Commands that changed nothing leave them alone: a cron gc that finds no garbage costs no
-    full read of the store."""
+    """Reconcile the status counters after a command changed the store behind them, and ask
+    for a status sweep, so the next look at products-status / storage-status shows its effect
+    (a progress phase like the others). Commands that changed nothing leave them alone: a
+    cron gc that finds no garbage costs no recount."""
     db = get_db()
     phase = "Refreshing status reports"
     try:
@@ -105,7 +105,7 @@ def _refresh_status_reports(hidden: bool) -> None:
             progress(phase, 0, 1)
             status.refresh_all(db, current_app.config)
             progress(phase, 1, 1)
-    except PyMongoError as error:  # the command itself succeeded; the old snapshots stay
+    except PyMongoError as error:  # the command itself succeeded; the next sweep reconciles
         click.echo(f"status reports not refreshed: {error}", err=True)
 
 

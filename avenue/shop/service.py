@@ -16,6 +16,9 @@ Consistency without transactions (GridFS cannot take part in one):
   bytes again if the file went (see avenue/media/library.py). Temp images stay in their
   bucket until the product that claims them is saved, so there is always a source to store
   again from.
+- Every product write that succeeded is counted once, right after it, with the product as it
+  was and is (``status.record_product_change``): products-status answers from those counters.
+  A crash in between is drift the status sweep's reconciliation corrects.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from avenue.media import (
     ref_object,
 )
 from avenue.paging import Page, Window, fetch
+from avenue.status import record_product_change
 
 SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_NAME_LENGTH = 200
@@ -265,6 +269,7 @@ def create_product(db: Database, body: dict, *, owner: str, settings: Settings) 
         except DuplicateKeyError:
             # Lost a race for the sku after the check above (claim gives back what it created).
             raise Conflict(f"A product with sku {sku!r} already exists.", code="sku_taken") from None
+        record_product_change(db, None, doc)
         return doc, images
 
     doc, replaced = product_images(db).claim(temps, attach=insert, release=_release(db),
@@ -278,6 +283,7 @@ def delete_product(db: Database, sku: str) -> dict:
     doc = products(db).find_one_and_delete({"sku": sku})
     if doc is None:
         raise ProductNotFound(sku)
+    record_product_change(db, doc, None)
     for entry in doc.get("images") or []:
         if isinstance(entry, dict) and entry.get("id") is not None:
             delete_unreferenced(db, entry["id"])
@@ -376,6 +382,11 @@ def _push_refs(db: Database, sku: str, refs: list[dict], limit: int) -> tuple[di
             return_document=ReturnDocument.AFTER,
         )
         if updated is not None:
+            # $push appended exactly ``new`` to what was there, so that is the product before.
+            added = {ref["id"] for ref in new}
+            before = {**updated, "images": [entry for entry in updated.get("images") or []
+                                            if not (isinstance(entry, dict) and entry.get("id") in added)]}
+            record_product_change(db, before, updated)
             return updated, new
     raise Conflict(f"Product {sku}'s images keep changing; try again.", code="concurrent_change")
 
@@ -404,11 +415,17 @@ def delete_product_image(db: Database, sku: str, image_id: ObjectId) -> dict:
         has_legacy = any(isinstance(entry, str) for entry in doc.get("images") or [])
         hint = f" Its legacy images have no id: {RUN_IMPORT}." if has_legacy else ""
         raise NotFound(f"Product {sku} has no image {image_id}.{hint}", code="image_not_found")
-    updated = products(db).find_one_and_update(
-        {"sku": sku}, {"$pull": {"images": {"id": oid}}, "$set": {"updated_at": now()}},
-        return_document=ReturnDocument.AFTER)
-    if updated is None:
+    moment = now()
+    before = products(db).find_one_and_update(
+        {"sku": sku}, {"$pull": {"images": {"id": oid}}, "$set": {"updated_at": moment}},
+        return_document=ReturnDocument.BEFORE)
+    if before is None:
         raise ProductNotFound(sku)
+    # The document after the $pull, built from the one before it (exact: the update is atomic).
+    updated = {**before, "updated_at": moment,
+               "images": [entry for entry in before.get("images") or []
+                          if not (isinstance(entry, dict) and entry.get("id") == oid)]}
+    record_product_change(db, before, updated)
     delete_unreferenced(db, oid)
     return updated
 

@@ -1,73 +1,95 @@
-"""Status: the two reports ops read, served from snapshots every worker shares.
+"""Status: the two reports ops read, fast at any size and as fresh as the last write.
 
 ``products-status`` (:mod:`avenue.status.products`) answers "is every product photo safe?";
 ``storage-status`` (:mod:`avenue.status.storage`) "where are the bytes, and do they survive
-a restart?". :mod:`avenue.status.snapshots` keeps the last answer of each in the database
-and refreshes it in the background (stale-while-revalidate, one worker at a time).
+a restart?". Their counts come from counters kept with every write
+(:mod:`avenue.status.counters` for products, ``avenue.media`` for buckets): a request reads a
+handful of small documents and runs a few index counts, never a scan. Their lists come from
+the background sweep (:mod:`avenue.status.sweep`), which also reconciles the counters and
+reports its own age; each app server worker runs a scheduler that starts it when it is due.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 from pymongo.database import Database
 
+from avenue.clock import isoformat, now
+from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.db import get_mongo
-from avenue.media import PRODUCTS, Document, scan_files
-from avenue.status import snapshots
+from avenue.media import BUCKETS, Document, has_chunk_index, recount_bucket
+from avenue.status import sweep
+from avenue.status.counters import record_product_change, recount_products
 from avenue.status.products import products_status
 from avenue.status.storage import quota_level, storage_status
 
-__all__ = ["REPORTS", "quota_level", "refresh_all", "report", "report_computes",
-           "wait_for_refreshes", "warm_up_status_reports"]
+__all__ = ["REPORTS", "quota_level", "reconcile", "record_product_change", "refresh_all", "report",
+           "sweep_now", "wait_for_sweeps", "warm_up_status_reports"]
 
 REPORTS = ("products-status", "storage-status")
-wait_for_refreshes = snapshots.wait_for_refreshes
-
-
-def report_computes(db: Database[Document], config: Mapping[str, Any], *,
-                    share_scan: bool = False) -> dict[str, Callable[[], dict[str, Any]]]:
-    """Each report as a function of no arguments, for :mod:`avenue.status.snapshots`.
-
-    With ``share_scan`` (computing both in a row: warm-up, after an operation) products-status
-    reads the products bucket's files once and storage-status takes its totals from that
-    read instead of aggregating the bucket again; the read is dropped once both have run.
-    """
-    if not share_scan:
-        return {"products-status": lambda: products_status(db),
-                "storage-status": lambda: storage_status(db, config)}
-    shared: dict[str, Any] = {}
-
-    def products() -> dict[str, Any]:
-        shared["scan"] = scan_files(db, PRODUCTS)
-        return products_status(db, scan=shared["scan"])
-
-    def storage() -> dict[str, Any]:
-        return storage_status(db, config, scan=shared.pop("scan", None))
-
-    return {"products-status": products, "storage-status": storage}
+wait_for_sweeps = sweep.wait_for_sweeps
 
 
 def report(db: Database[Document], name: str, config: Mapping[str, Any], *,
            refresh: bool = False) -> dict[str, Any]:
-    """The report ``name`` from the shared snapshot (``refresh``: computed now), with a
-    ``report`` block saying how old it is."""
-    return snapshots.cached_report(db, name, report_computes(db, config)[name],
-                                   max_age=config["AVENUE_STATUS_MAX_AGE_SECONDS"], refresh=refresh)
+    """The report ``name``: counts read now, lists from the last sweep, with a ``report``
+    block (the counts' time) and a ``sweep`` block (the lists' age). ``refresh`` asks for a
+    sweep now and starts it in the background here when no other worker runs one; so does
+    a request that finds no sweep ever finished (unless ``AVENUE_STATUS_WARM_UP`` is off:
+    then sweeps run only when asked). The request itself never sweeps."""
+    settings = sweep.settings_from_config(config)
+    started = time.perf_counter()
+    doc = sweep.read(db)
+    swept = (doc or {}).get("result")
+    if refresh:
+        sweep.request(db)
+    automatic = config.get("AVENUE_STATUS_WARM_UP", True)
+    if refresh or (automatic and swept is None and sweep.due(doc, settings)):
+        sweep.run_in_background(db, settings)
+    body = products_status(db, swept) if name == "products-status" else storage_status(db, config, swept)
+    moment = now()
+    meta = sweep.meta(sweep.read(db) if refresh else doc, settings, moment)
+    if refresh:
+        meta["requested"] = True
+    return {**body, "report": {"generated_at": isoformat(moment), "age_seconds": 0.0, "stale": False,
+                               "counts": "counters, as of the last write",
+                               "compute_ms": round((time.perf_counter() - started) * 1000, 1)},
+            "sweep": meta}
 
 
-def refresh_all(db: Database[Document], config: Mapping[str, Any]) -> dict[str, int]:
-    """Recompute both snapshots now (after an operation that changed a lot); their compute ms."""
-    return snapshots.refresh_now(db, report_computes(db, config, share_scan=True))
+def reconcile(db: Database[Document], config: Mapping[str, Any]) -> dict[str, Any]:
+    """Recount every counter now (products in batches, buckets on the server) and replace
+    those no write moved meanwhile; what was corrected, per counter."""
+    settings = sweep.settings_from_config(config)
+    result = {"products": recount_products(db, PRODUCTS_COLLECTION, settings.batch)}
+    for bucket in BUCKETS.values():
+        result[bucket] = recount_bucket(db, bucket, chunk_index=has_chunk_index(db, bucket))
+    return result
+
+
+def refresh_all(db: Database[Document], config: Mapping[str, Any]) -> dict[str, Any]:
+    """After an operation that changed a lot behind the counters (import-legacy, gc, fsck
+    --repair, restore): reconcile the counters now and ask for a sweep (any worker's scheduler
+    starts it). Returns what the reconciliation corrected."""
+    corrected = reconcile(db, config)
+    sweep.request(db)
+    return corrected
+
+
+def sweep_now(db: Database[Document], config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Run (or resume) a sweep here and now, if no other worker holds its lease (CLI, tests)."""
+    return sweep.run(db, sweep.settings_from_config(config))
 
 
 def warm_up_status_reports(app: Flask) -> threading.Thread | None:
-    """Compute the snapshots that do not exist yet, in a background thread (the app server
-    calls this as each worker starts; the lease lets one worker of many compute)."""
+    """Start this worker's sweep scheduler (the app server calls this as each worker starts;
+    the lease lets one worker of many sweep at a time)."""
     if not app.config.get("AVENUE_STATUS_WARM_UP", True):
         return None
     db = get_mongo(app).db
-    return snapshots.warm_up_in_background(db, report_computes(db, app.config, share_scan=True))
+    return sweep.schedule(db, sweep.settings_from_config(app.config))

@@ -1,7 +1,11 @@
 """storage-status: "where are the bytes, and do they survive a restart?".
 
-Per bucket: files, originals, bytes and chunks (:mod:`avenue.media.scan`); the database's
-size; the embedded database's data folder; the legacy uploads folder; the quota level.
+Per bucket: files, originals, bytes, chunks and the oldest and newest upload from the
+counters kept with every write (:mod:`avenue.media.counters`, as fresh as the last write; the
+oldest upload stays as it was after a delete until the sweep's reconciliation); the
+database's size; the embedded database's data folder (a walk of its few files); the legacy
+uploads folder as the last background sweep found it (:mod:`avenue.status.sweep`, with its
+age); the quota level.
 """
 
 from __future__ import annotations
@@ -15,20 +19,8 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue.clock import isoformat
-from avenue.db import LEGACY_PATHS
-from avenue.media import (
-    ALIASES,
-    BUCKETS,
-    LEGACY_PREFIX,
-    PRODUCTS,
-    Document,
-    FilesScan,
-    bucket_totals,
-    chunk_count,
-    has_chunk_index,
-)
+from avenue.media import ALIASES, BUCKETS, Document, has_chunk_index, media_counters
 
-READ_BATCH = 5000  # documents per cursor batch
 LIST_LIMIT = 100
 LEVELS = ((95, "emergency"), (85, "critical"), (70, "warning"))
 
@@ -55,13 +47,11 @@ def _persistent(db: Database[Document], notes: list[str]) -> bool | None:
     return engine.get("persistent") if "persistent" in engine else None
 
 
-def _bucket(db: Database[Document], bucket: str, indexed: bool,
-            scan: FilesScan | None = None) -> dict[str, Any]:
-    row = scan.stats() if scan is not None else bucket_totals(db, bucket)
-    return {"alias": ALIASES[bucket], "files": row["files"], "originals": row["originals"],
-            "bytes": row["bytes"], "chunks": chunk_count(db, bucket, indexed=indexed),
-            "chunks_exact": indexed,
-            "oldest_upload": isoformat(row["oldest"]), "newest_upload": isoformat(row["newest"]),
+def _bucket(bucket: str, indexed: bool, held: dict[str, Any]) -> dict[str, Any]:
+    oldest, newest = (held["oldest"], held["newest"]) if held["files"] else (None, None)
+    return {"alias": ALIASES[bucket], "files": held["files"], "originals": held["originals"],
+            "bytes": held["bytes"], "chunks": held["chunks"], "chunks_exact": indexed,
+            "oldest_upload": isoformat(oldest), "newest_upload": isoformat(newest),
             "chunk_index": indexed}
 
 
@@ -79,28 +69,18 @@ def _folder_usage(path: Path) -> tuple[int, int]:
     return files, used
 
 
-def _legacy(db: Database[Document], folder: str) -> dict[str, Any] | None:
-    """The old uploads/ folder: what is on it and how much of that is not imported yet."""
+def _legacy(folder: str, swept: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The old uploads/ folder: whether it is there now, and what of it the last sweep found
+    imported and not (zeros until a sweep of this folder finished)."""
     if not folder:
         return None
-    root = Path(folder)
-    report = {"path": str(root), "exists": root.is_dir(), "files": 0, "bytes": 0,
-              "imported": 0, "not_imported": 0, "not_imported_bytes": 0, "not_imported_items": []}
-    if not root.is_dir():
-        return report
-    sizes: dict[str, int] = {}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        sizes[LEGACY_PREFIX + path.relative_to(root).as_posix()] = path.stat().st_size
-    paths = list(sizes)
-    # One read of legacy_paths rather than $in batches (quadratic on SecantusDB).
-    recorded = {doc.get("path") for doc in
-                db[LEGACY_PATHS].find({}, {"_id": 0, "path": 1}).batch_size(READ_BATCH)}
-    imported = recorded & set(paths)
-    pending = [p for p in paths if p not in imported]
-    report.update(files=len(paths), bytes=sum(sizes.values()), imported=len(imported),
-                  not_imported=len(pending), not_imported_bytes=sum(sizes[p] for p in pending),
-                  not_imported_items=pending[:LIST_LIMIT])
-    return report
+    found = (swept or {}).get("legacy") or {}
+    if found.get("path") != folder:
+        found = {}
+    return {"path": folder, "exists": Path(folder).is_dir(), "swept": bool(found),
+            **{key: found.get(key, 0) for key in ("files", "bytes", "imported", "not_imported",
+                                                   "not_imported_bytes")},
+            "not_imported_items": (found.get("not_imported_items") or [])[:LIST_LIMIT]}
 
 
 def quota_level(percent: float) -> str:
@@ -112,18 +92,19 @@ def quota_level(percent: float) -> str:
 
 
 def storage_status(db: Database[Document], config: Mapping[str, Any],
-                   scan: FilesScan | None = None) -> dict[str, Any]:
-    """Where the bytes are and whether they survive a restart (``scan``: a fresh
-    :func:`scan_files` of the products bucket, shared with products-status)."""
+                   swept: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Where the bytes are and whether they survive a restart (``swept``: the last sweep's
+    result, for the legacy folder)."""
     notes: list[str] = []
     build = _command(db, "buildInfo", notes)
     persistent = _persistent(db, notes)
     buckets, missing_indexes = {}, []
+    held = media_counters(db)
     for bucket in BUCKETS.values():
         indexed = has_chunk_index(db, bucket)
         if not indexed:
             missing_indexes.append(bucket)
-        buckets[bucket] = _bucket(db, bucket, indexed, scan if bucket == PRODUCTS else None)
+        buckets[bucket] = _bucket(bucket, indexed, held[bucket])
     data_dir = config.get("AVENUE_EMBEDDED_DATA_PATH") or ""
     if data_dir and "secantusVersion" in (build or {}):
         # SecantusDB's dbStats reads every document of every collection while holding the
@@ -170,7 +151,7 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
         "database_size": database,
         "chunk_indexes": {"ok": not missing_indexes, "missing": missing_indexes,
                           "expected": {"files_id": 1, "n": 1}},
-        "legacy_uploads": _legacy(db, config.get("AVENUE_LEGACY_UPLOADS_DIR") or ""),
+        "legacy_uploads": _legacy(config.get("AVENUE_LEGACY_UPLOADS_DIR") or "", swept),
         "quota": {"bytes": quota_bytes or None, "used_bytes": used, "used_source": source,
                   "percent": percent, "level": quota_level(percent) if percent is not None else "ok"},
         "notes": notes,

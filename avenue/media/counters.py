@@ -1,0 +1,133 @@
+"""Per-bucket totals kept with every write (``media_counters``): files, originals, bytes, chunks.
+
+storage-status answers from one read of these four small documents instead of aggregating
+every files document, so it costs the same at ten files as at ten million and shows the last
+write at once.
+
+Write order, and why drift is bounded and corrected:
+
+- A write's ``$inc`` goes *after* the write succeeded (:func:`record`), in the same code path
+  (:mod:`avenue.media.storage` for every GridFS write and delete, :mod:`avenue.media.originals`
+  for copies between buckets). A failed write changes nothing; a write whose process dies
+  before its ``$inc`` (or whose ``$inc`` fails) leaves the counters short of the truth. That is
+  drift, and only those two interleavings (plus documents written behind the app's back:
+  restores, imports, a hand edit) cause it.
+- Deletes count what they removed: the files documents read just before, and the chunks
+  ``delete_many`` reports. Two deletes of the same files racing each other subtract only what
+  each removed (an estimate of the bytes when they split a set of files between them).
+- :func:`recount` is the reconciliation: it counts the bucket on the server (one ``$group``,
+  one chunk count on the chunk index; no document comes to Python) and replaces the counters
+  by compare-and-set on their ``version``, which every ``$inc`` bumps. A write that lands
+  during the recount makes the set miss (the recount may or may not include it), so a
+  recount is applied only when it is exact; the next one (the status sweep runs it every
+  time) tries again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from avenue.clock import now
+from avenue.media.buckets import BUCKETS
+from avenue.media.records import Document
+
+log = logging.getLogger(__name__)
+COUNTERS = "media_counters"
+FIELDS = ("files", "originals", "bytes", "chunks")
+CHUNK_INDEX = [("files_id", 1), ("n", 1)]
+
+
+def _is_original(doc: dict[str, Any]) -> bool:
+    return ((doc.get("metadata") or {}).get("role")) == "original"
+
+
+def figures(docs: Iterable[dict[str, Any]], chunks: int = 0) -> dict[str, Any]:
+    """What a set of files documents (and ``chunks`` chunks) adds to a bucket's counters, and
+    their earliest and latest upload dates."""
+    files = originals = size = 0
+    dates = []
+    for doc in docs:
+        files += 1
+        originals += _is_original(doc)
+        size += int(doc.get("length") or 0)
+        if isinstance(doc.get("uploadDate"), dt.datetime):
+            dates.append(doc["uploadDate"])
+    return {"files": files, "originals": originals, "bytes": size, "chunks": chunks,
+            "oldest": min(dates, default=None), "newest": max(dates, default=None)}
+
+
+def record(db: Database[Document], bucket: str, change: dict[str, Any], sign: int = 1) -> None:
+    """Add ``change`` (times ``sign``) to the bucket's counters, after the write it describes
+    succeeded; a write (``sign`` 1) also moves the oldest/newest upload dates (``$min``/
+    ``$max``; a delete leaves them, and the reconciliation recomputes them). A failure here is
+    logged, never raised: the write stands, and the difference is drift that :func:`recount`
+    corrects."""
+    inc = {name: sign * change[name] for name in FIELDS if change.get(name)}
+    if not inc:
+        return
+    update: dict[str, Any] = {"$inc": {**inc, "version": 1}}
+    if sign > 0 and change.get("oldest") is not None:
+        update["$min"] = {"oldest": change["oldest"]}
+        update["$max"] = {"newest": change["newest"]}
+    try:
+        db[COUNTERS].update_one({"_id": bucket}, update, upsert=True)
+    except PyMongoError as error:
+        log.warning("media counters of %s not updated (%s): the next reconciliation corrects them",
+                    bucket, error)
+
+
+def counters(db: Database[Document]) -> dict[str, dict[str, Any]]:
+    """Every bucket's counters (zeros for a bucket nothing was written to yet), one read."""
+    found = {doc["_id"]: doc for doc in db[COUNTERS].find({"_id": {"$in": list(BUCKETS.values())}})}
+    result = {}
+    for bucket in BUCKETS.values():
+        doc = found.get(bucket) or {}
+        result[bucket] = {**{name: int(doc.get(name) or 0) for name in FIELDS},
+                          "oldest": doc.get("oldest"), "newest": doc.get("newest"),
+                          "version": int(doc.get("version") or 0),
+                          "reconciled_at": doc.get("reconciled_at")}
+    return result
+
+
+def count_bucket(db: Database[Document], bucket: str, *, chunk_index: bool) -> dict[str, Any]:
+    """The bucket's true totals and oldest/newest upload, counted on the server (a ``$group``;
+    the chunk count walks the chunk index when there is one, else counts the collection)."""
+    rows = list(db[f"{bucket}.files"].aggregate([{"$group": {
+        "_id": None, "files": {"$sum": 1}, "bytes": {"$sum": "$length"},
+        "originals": {"$sum": {"$cond": [{"$eq": ["$metadata.role", "original"]}, 1, 0]}},
+        "oldest": {"$min": "$uploadDate"}, "newest": {"$max": "$uploadDate"},
+    }}]))
+    row = rows[0] if rows else {}
+    chunks = db[f"{bucket}.chunks"]
+    count = chunks.count_documents({}, hint=CHUNK_INDEX) if chunk_index else chunks.count_documents({})
+    return {"files": int(row.get("files") or 0), "originals": int(row.get("originals") or 0),
+            "bytes": int(row.get("bytes") or 0), "chunks": int(count),
+            "oldest": row.get("oldest"), "newest": row.get("newest")}
+
+
+def recount(db: Database[Document], bucket: str, *, chunk_index: bool = True,
+            moment: dt.datetime | None = None) -> dict[str, Any]:
+    """Reconcile one bucket: count it on the server and replace its counters, unless a write
+    moved them meanwhile (then nothing changes and ``applied`` is False). Returns ``applied``
+    and ``drift`` (counted minus held, per figure)."""
+    held = db[COUNTERS].find_one({"_id": bucket}) or {}
+    version = held.get("version")
+    counted = count_bucket(db, bucket, chunk_index=chunk_index)
+    drift = {name: counted[name] - int(held.get(name) or 0) for name in FIELDS}
+    update = {"$set": {**counted, "reconciled_at": moment or now()}}
+    try:
+        if version is None:
+            db[COUNTERS].insert_one({"_id": bucket, **counted, "version": 0,
+                                     "reconciled_at": moment or now()})
+            applied = True
+        else:
+            applied = db[COUNTERS].update_one({"_id": bucket, "version": version}, update).matched_count == 1
+    except DuplicateKeyError:
+        applied = False  # a first write created the document while we counted
+    return {"applied": applied, "drift": drift}

@@ -1,0 +1,522 @@
+"""The status sweep: the expensive lists, read in bounded memory, one worker at a time.
+
+What products-status and storage-status cannot count as they go (references to missing files,
+orphans, listed variants whose file is gone, legacy paths and what of the old uploads folder is
+not imported yet) comes from this background pass, which also reconciles the counters
+(:mod:`avenue.status.counters`, :mod:`avenue.media.counters`). Its result is one document in
+``status_reports`` (``_id: "sweep"``) every worker reads, with its age.
+
+How it stays bounded at any size:
+
+- It reads in batches of ``batch`` documents by ``_id`` (``_id > last``, sorted, limited): each
+  batch is its own short query, so no cursor lives across a checkpoint and no batch holds more
+  than ``batch`` documents. The cross checks are per batch, against indexes: the batch's
+  referenced file ids with an ``$in`` on the files' ``_id``, the batch's originals with an
+  ``$in`` on the products' ``images.id`` index and the legacy paths' ``{bucket, file_id}``
+  index, the batch's listed variant ids on ``_id`` (each ``$in`` at most :data:`IN_BATCH` ids:
+  SecantusDB's cost grows with the square of an ``$in``'s length). No set of every id exists.
+  Each read names the ``_id`` index: without the hint SecantusDB sorts the whole collection
+  for every batch, which makes a sweep quadratic.
+- What it keeps between batches is counts and lists cut at :data:`LIST_LIMIT` entries.
+
+Phases, in order: ``products`` (products: reference totals, legacy references, references to
+missing files), ``files`` (the products bucket: orphans, missing variants), ``legacy`` (the old
+uploads folder, when configured), then the counters are reconciled and the result saved.
+
+Write order and leases (one sweep at a time over every worker and machine):
+
+- A sweep runs only under the lease in the sweep document (``lease_owner``/``lease_until``),
+  taken by a conditional update that matches only a free or lapsed lease.
+- After every batch the checkpoint (phase, last ``_id`` or path, sums and lists so far) is
+  written with a filter on our own ``lease_owner``, and the lease is renewed in the same write
+  once ``renew_seconds`` have passed. If that write matches nothing, another worker took the
+  lease over (ours lapsed): this sweep stops at once without writing anything else, and the
+  other one continues from the last checkpoint.
+- A sweep that dies (process killed, database error) leaves its checkpoint; the next sweep,
+  here or anywhere, resumes from it once the lease lapses. A sweep that fails with an error
+  gives its lease back at once.
+- The result replaces the previous one in the same write that clears the checkpoint and the
+  lease (filtered on our lease): readers see either the old result or the new one.
+- The checkpoint also holds the product counters' ``version`` read before the first product
+  batch: the product recount is applied only if no product write landed since.
+
+A snapshot is a fuzzy picture: documents written while the sweep runs may or may not be in
+it. Its lists are as old as its ``generated_at`` says; the counts in the reports are not
+(they come from the counters, exact as of the last write).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from avenue.clock import as_utc, isoformat, now
+from avenue.db import LEGACY_PATHS
+from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
+from avenue.ids import parse_object_id
+from avenue.media import (
+    BUCKETS,
+    LEGACY_PREFIX,
+    PRODUCTS,
+    VARIANT_PATHS,
+    Document,
+    has_chunk_index,
+    recount_bucket,
+)
+from avenue.status import counters
+
+log = logging.getLogger(__name__)
+
+COLLECTION = "status_reports"
+SWEEP_ID = "sweep"
+LIST_LIMIT = 100  # entries per list; counts are always complete
+IN_BATCH = 50  # ids per $in lookup (measured on SecantusDB: 1,000 ids cost 4 s in one $in, 0.4 s in 50s)
+ID_INDEX = [("_id", 1)]
+PHASES = ("products", "files", "legacy")
+_threads: list[threading.Thread] = []  # sweeps started in the background here (tests join them)
+
+
+class LeaseLost(Exception):
+    """Another worker took the sweep over (ours lapsed): stop without writing."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a sweep runs (from the app's configuration: :func:`settings_from_config`)."""
+
+    batch: int = 1000  # documents per read
+    lease_seconds: float = 60.0  # a sweeper that stopped renewing frees the sweep after this
+    renew_seconds: float = 15.0  # how often a running sweep renews its lease
+    interval_seconds: float = 900.0  # a result older than this is swept again
+    legacy_dir: str = ""  # the old uploads folder, if one is configured
+
+
+def settings_from_config(config: Any) -> Settings:
+    """The sweep settings an app is configured with."""
+    lease = float(config.get("AVENUE_STATUS_SWEEP_LEASE_SECONDS", 60))
+    return Settings(batch=max(1, int(config.get("AVENUE_STATUS_SWEEP_BATCH", 1000))),
+                    lease_seconds=lease, renew_seconds=lease / 4,
+                    interval_seconds=float(config.get("AVENUE_STATUS_SWEEP_SECONDS", 900)),
+                    legacy_dir=config.get("AVENUE_LEGACY_UPLOADS_DIR") or "")
+
+
+def _owner() -> str:
+    return f"{os.uname().nodename}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _listing() -> dict[str, Any]:
+    return {"count": 0, "items": []}
+
+
+def _add(listing: dict[str, Any], item: Any) -> None:
+    listing["count"] += 1
+    if len(listing["items"]) < LIST_LIMIT:
+        listing["items"].append(item)
+
+
+def _fresh_state(db: Database[Document], settings: Settings) -> dict[str, Any]:
+    return {
+        "started_at": now(), "phase": PHASES[0], "after": None, "batches": 0, "documents": 0,
+        "resumed": 0, "legacy_dir": settings.legacy_dir,
+        "products_version": counters.product_counters(db)["version"],
+        "product_sums": dict.fromkeys(counters.FIELDS, 0),
+        "missing_files": _listing(), "local_filesystem": _listing(), "external": _listing(),
+        "orphans": {**_listing(), "bytes": 0, "legacy_redirects": 0},
+        "missing_variants": _listing(), "stored_images": 0,
+        "legacy": {"files": 0, "bytes": 0, "imported": 0, "not_imported": 0, "not_imported_bytes": 0,
+                   "not_imported_items": []},
+    }
+
+
+def _as_oid(value: Any) -> Any:
+    """A stored reference's id as an ObjectId (old documents may hold it as a string)."""
+    return parse_object_id(value) if isinstance(value, str) else value
+
+
+def _in_batches(values: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(values), IN_BATCH):
+        yield values[start:start + IN_BATCH]
+
+
+def _existing(db: Database[Document], ids: list[Any]) -> set[Any]:
+    """Which of ``ids`` name a files document of the products bucket (``$in`` on ``_id``)."""
+    files = db[f"{PRODUCTS}.files"]
+    found: set[Any] = set()
+    for part in _in_batches(list(dict.fromkeys(ids))):
+        found.update(doc["_id"] for doc in files.find({"_id": {"$in": part}}, {"_id": 1}))
+    return found
+
+
+def read_batch(db: Database[Document], collection: str, after: Any, batch: int,
+               projection: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The next ``batch`` documents of ``collection`` by ``_id`` after ``after`` (one query, on
+    the ``_id`` index: SecantusDB's planner otherwise scans and sorts the whole collection for
+    every batch)."""
+    query = {} if after is None else {"_id": {"$gt": after}}
+    return list(db[collection].find(query, projection).sort("_id", 1).hint(ID_INDEX).limit(batch))
+
+
+def _products_batch(db: Database[Document], state: dict[str, Any], docs: list[dict[str, Any]]) -> None:
+    refs: list[tuple[Any, Any, Any]] = []  # (file id, sku, filename)
+    for product in docs:
+        for name, value in counters.product_figures(product).items():
+            state["product_sums"][name] += value
+        images = product.get("images")
+        for entry in images if isinstance(images, list) else []:
+            if isinstance(entry, str):
+                kind = "local_filesystem" if entry.startswith(LEGACY_PREFIX) else "external"
+                _add(state[kind], {"sku": product.get("sku"), "reference": entry})
+            elif isinstance(entry, dict) and "id" in entry:
+                refs.append((_as_oid(entry["id"]), product.get("sku"), entry.get("filename")))
+    present = _existing(db, [file_id for file_id, _, _ in refs if file_id is not None])
+    for file_id, sku, filename in refs:
+        if file_id not in present:
+            _add(state["missing_files"], {"sku": sku, "reference": str(file_id), "filename": filename})
+
+
+def _listed_variants(doc: dict[str, Any]) -> list[tuple[str, Any]]:
+    listed = (doc.get("metadata") or {}).get("variants") or {}
+    return [(f"{name}.{fmt}", _as_oid(listed[name][fmt]["id"])) for name, fmt in VARIANT_PATHS
+            if isinstance(listed.get(name), dict) and isinstance(listed[name].get(fmt), dict)
+            and "id" in listed[name][fmt]]
+
+
+def _referencing(db: Database[Document], ids: list[Any]) -> dict[Any, set[str]]:
+    """The skus of the products that reference each of ``ids`` (stored as ObjectId or string),
+    by the ``images.id`` index."""
+    users: dict[Any, set[str]] = {}
+    wanted = set(ids)
+    for part in _in_batches(ids):
+        query = {"images.id": {"$in": part + [str(i) for i in part]}}
+        for product in db[PRODUCTS_COLLECTION].find(query, {"sku": 1, "images": 1}):
+            for entry in product.get("images") or []:
+                if isinstance(entry, dict) and _as_oid(entry.get("id")) in wanted:
+                    users.setdefault(_as_oid(entry["id"]), set()).add(str(product.get("sku")))
+    return users
+
+
+def _files_batch(db: Database[Document], state: dict[str, Any], docs: list[dict[str, Any]]) -> None:
+    originals = [doc for doc in docs if (doc.get("metadata") or {}).get("role") == "original"]
+    if not originals:
+        return
+    state["stored_images"] += len(originals)
+    ids = [doc["_id"] for doc in originals]
+    users = _referencing(db, ids)
+    orphans = [doc for doc in originals if doc["_id"] not in users]
+    redirected: set[Any] = set()
+    for part in _in_batches([doc["_id"] for doc in orphans]):
+        redirected.update(doc.get("file_id") for doc in db[LEGACY_PATHS].find(
+            {"bucket": PRODUCTS, "file_id": {"$in": part}}, {"_id": 0, "file_id": 1}))
+    for doc in orphans:
+        state["orphans"]["bytes"] += int(doc.get("length") or 0)
+        state["orphans"]["legacy_redirects"] += doc["_id"] in redirected
+        _add(state["orphans"], {"id": str(doc["_id"]), "filename": doc.get("filename"),
+                                "bytes": doc.get("length"), "uploaded_at": isoformat(doc.get("uploadDate")),
+                                "legacy_redirect": doc["_id"] in redirected})
+    listed = {doc["_id"]: _listed_variants(doc) for doc in originals}
+    present = _existing(db, [vid for entries in listed.values() for _, vid in entries])
+    for original_id, entries in listed.items():
+        gone = sorted(name for name, vid in entries if vid not in present)
+        if gone:
+            _add(state["missing_variants"], {"id": str(original_id), "missing": gone,
+                                             "skus": sorted(users.get(original_id, set()))})
+
+
+def legacy_files(root: Path, after: list[str] | None = None) -> Iterator[tuple[list[str], int]]:
+    """Every file under ``root`` as (path parts, size), ordered by its parts, starting after
+    ``after``; one folder's listing in memory at a time."""
+    def walk(folder: Path, parts: list[str]) -> Iterator[tuple[list[str], int]]:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:
+            return
+        for entry in entries:
+            path = [*parts, entry.name]
+            if after is not None and path < after[:len(path)]:
+                continue  # before the checkpoint, and so is everything under it
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    yield from walk(Path(entry.path), path)
+                elif entry.is_file(follow_symlinks=False) and (after is None or path > after):
+                    yield path, entry.stat().st_size
+            except OSError:
+                continue  # removed while we walked
+    yield from walk(root, [])
+
+
+def _legacy_batch(db: Database[Document], state: dict[str, Any], files: list[tuple[list[str], int]]) -> None:
+    paths = [LEGACY_PREFIX + "/".join(parts) for parts, _ in files]
+    recorded: set[Any] = set()
+    for part in _in_batches(paths):
+        recorded.update(doc.get("path") for doc in db[LEGACY_PATHS].find({"path": {"$in": part}},
+                                                                         {"_id": 0, "path": 1}))
+    legacy = state["legacy"]
+    for path, (_, size) in zip(paths, files, strict=True):
+        legacy["files"] += 1
+        legacy["bytes"] += size
+        if path in recorded:
+            legacy["imported"] += 1
+        else:
+            legacy["not_imported"] += 1
+            legacy["not_imported_bytes"] += size
+            if len(legacy["not_imported_items"]) < LIST_LIMIT:
+                legacy["not_imported_items"].append(path)
+
+
+# --- the sweep document -------------------------------------------------------------------
+
+
+def read(db: Database[Document]) -> dict[str, Any] | None:
+    """The sweep document: the last ``result``, the running sweep's checkpoint and lease."""
+    return db[COLLECTION].find_one({"_id": SWEEP_ID})
+
+
+def take_lease(db: Database[Document], owner: str, settings: Settings) -> bool:
+    """Lease the sweep for ``owner`` unless someone else holds a live lease (an update, not a
+    findAndModify: that scans on SecantusDB)."""
+    moment = now()
+    lease = {"lease_owner": owner, "lease_until": moment + dt.timedelta(seconds=settings.lease_seconds)}
+    try:
+        taken = db[COLLECTION].update_one(
+            {"_id": SWEEP_ID, "$or": [{"lease_until": {"$exists": False}}, {"lease_until": None},
+                                      {"lease_until": {"$lt": moment}}, {"lease_owner": owner}]},
+            {"$set": lease})
+        if taken.matched_count == 1:
+            return True
+        db[COLLECTION].insert_one({"_id": SWEEP_ID, **lease})
+        return True
+    except DuplicateKeyError:
+        return False  # the document exists and its lease is someone else's
+
+
+def _release(db: Database[Document], owner: str) -> None:
+    try:
+        db[COLLECTION].update_one({"_id": SWEEP_ID, "lease_owner": owner},
+                                  {"$unset": {"lease_owner": "", "lease_until": ""}})
+    except PyMongoError:
+        log.exception("releasing the sweep lease failed (it lapses by itself)")
+
+
+class _Run:
+    """One sweep holding the lease: checkpoints, renewals."""
+
+    def __init__(self, db: Database[Document], owner: str, settings: Settings) -> None:
+        self.db, self.owner, self.settings = db, owner, settings
+        self.renewed = time.monotonic()
+        self.renewals = 0
+
+    def checkpoint(self, state: dict[str, Any]) -> None:
+        """Save where we are; renew the lease when due. LeaseLost if it is not ours any more."""
+        update: dict[str, Any] = {"run": state}
+        if time.monotonic() - self.renewed >= self.settings.renew_seconds:
+            update["lease_until"] = now() + dt.timedelta(seconds=self.settings.lease_seconds)
+            self.renewed = time.monotonic()
+            self.renewals += 1
+        saved = self.db[COLLECTION].update_one({"_id": SWEEP_ID, "lease_owner": self.owner}, {"$set": update})
+        if saved.matched_count != 1:
+            raise LeaseLost(f"the sweep lease of {self.owner} was taken over")
+        batch_done(state)
+
+
+def batch_done(state: dict[str, Any]) -> None:
+    """Called after each checkpoint (tests hook in here to interrupt or slow a sweep)."""
+
+
+def _reconcile_buckets(db: Database[Document]) -> dict[str, Any]:
+    return {bucket: recount_bucket(db, bucket, chunk_index=has_chunk_index(db, bucket))
+            for bucket in BUCKETS.values()}
+
+
+def run(db: Database[Document], settings: Settings, *, owner: str | None = None) -> dict[str, Any] | None:
+    """Run (or resume) a sweep if its lease is free; returns the result saved, or None when
+    another worker holds the lease."""
+    owner = owner or _owner()
+    if not take_lease(db, owner, settings):
+        return None
+    sweep = _Run(db, owner, settings)
+    try:
+        return _sweep(db, settings, sweep)
+    except LeaseLost:
+        log.warning("status sweep stopped: another worker took its lease over")
+        return None
+    except BaseException:
+        _release(db, owner)  # the checkpoint stays; the next sweep resumes from it
+        raise
+
+
+def _sweep(db: Database[Document], settings: Settings, sweep: _Run) -> dict[str, Any]:
+    doc = read(db) or {}
+    state = doc.get("run")
+    if not state or state.get("legacy_dir") != settings.legacy_dir:
+        state = _fresh_state(db, settings)
+    else:
+        state["resumed"] += 1
+    started = time.perf_counter()
+    while state["phase"] != "done":
+        phase = state["phase"]
+        if phase == "products":
+            docs = read_batch(db, PRODUCTS_COLLECTION, state["after"], settings.batch,
+                              {"sku": 1, "images": 1})
+            _products_batch(db, state, docs)
+        elif phase == "files":
+            docs = read_batch(db, f"{PRODUCTS}.files", state["after"], settings.batch)
+            _files_batch(db, state, docs)
+        else:
+            docs = []
+            root = Path(settings.legacy_dir) if settings.legacy_dir else None
+            if root is not None and root.is_dir():
+                files = []
+                for item in legacy_files(root, state["after"]):
+                    files.append(item)
+                    if len(files) == settings.batch:
+                        break
+                _legacy_batch(db, state, files)
+                docs = [{"_id": parts} for parts, _ in files]
+        state["batches"] += 1
+        state["documents"] += len(docs)
+        if len(docs) < settings.batch:
+            following = PHASES.index(phase) + 1
+            state["phase"] = PHASES[following] if following < len(PHASES) else "done"
+            state["after"] = None
+        else:
+            state["after"] = docs[-1]["_id"]
+        if state["phase"] == "done":
+            break
+        sweep.checkpoint(state)
+    return _finish(db, settings, sweep, state, time.perf_counter() - started)
+
+
+def _finish(db: Database[Document], settings: Settings, sweep: _Run, state: dict[str, Any],
+            seconds: float) -> dict[str, Any]:
+    products = counters.replace_products(db, state["product_sums"], state["products_version"])
+    buckets = _reconcile_buckets(db)
+    moment = now()
+    result = {
+        "generated_at": moment, "started_at": state["started_at"],
+        "duration_seconds": round((moment - as_utc(state["started_at"])).total_seconds(), 3),
+        "run_seconds": round(seconds, 3), "batches": state["batches"], "documents": state["documents"],
+        "batch_size": settings.batch, "resumed": state["resumed"], "lease_renewals": sweep.renewals,
+        **{key: state[key] for key in ("missing_files", "local_filesystem", "external", "orphans",
+                                       "missing_variants", "stored_images")},
+        "legacy": {**state["legacy"], "path": settings.legacy_dir} if settings.legacy_dir else None,
+        "reconciled": {"products": products, **buckets},
+    }
+    saved = db[COLLECTION].update_one(
+        {"_id": SWEEP_ID, "lease_owner": sweep.owner},
+        {"$set": {"result": result}, "$unset": {"run": "", "lease_owner": "", "lease_until": "",
+                                                 "requested_at": ""}})
+    if saved.matched_count != 1:
+        raise LeaseLost(f"the sweep lease of {sweep.owner} was taken over before its result was saved")
+    return result
+
+
+# --- when sweeps run ----------------------------------------------------------------------
+
+
+def request(db: Database[Document]) -> None:
+    """Ask for a sweep soon (``?refresh=1``, an ops command that changed a lot): the next
+    scheduler tick of any worker starts it."""
+    db[COLLECTION].update_one({"_id": SWEEP_ID}, {"$set": {"requested_at": now()}}, upsert=True)
+
+
+def due(doc: dict[str, Any] | None, settings: Settings, moment: dt.datetime | None = None) -> bool:
+    """Whether a sweep should start: none finished yet, the last one is older than the
+    interval, one was requested since, or a checkpoint waits whose lease lapsed."""
+    moment = moment or now()
+    if doc is None:
+        return True
+    lease = doc.get("lease_until")
+    if lease is not None and as_utc(lease) > moment:
+        return False  # one is running
+    result = doc.get("result")
+    if doc.get("run") or result is None:
+        return True
+    generated = as_utc(result["generated_at"])
+    requested = doc.get("requested_at")
+    return ((moment - generated).total_seconds() >= settings.interval_seconds
+            or (requested is not None and as_utc(requested) >= generated))
+
+
+def run_in_background(db: Database[Document], settings: Settings) -> threading.Thread:
+    """:func:`run` in a daemon thread (a request never sweeps itself)."""
+    def target() -> None:
+        try:
+            run(db, settings)
+        except Exception:  # the checkpoint stays; the next due check resumes it
+            log.exception("the status sweep failed")
+
+    thread = threading.Thread(target=target, name="status-sweep", daemon=True)
+    _threads.append(thread)
+    del _threads[:-8]
+    thread.start()
+    return thread
+
+
+class Scheduler(threading.Thread):
+    """A daemon thread that looks every ``tick_seconds`` whether a sweep is due and runs it
+    here if this worker gets the lease (the app server starts one per worker)."""
+
+    def __init__(self, db: Database[Document], settings: Settings, tick_seconds: float = 5.0) -> None:
+        super().__init__(name="status-sweep-scheduler", daemon=True)
+        self.db, self.settings, self.tick_seconds = db, settings, tick_seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                if due(read(self.db), self.settings):
+                    run(self.db, self.settings)
+            except Exception:  # a database outage: try again next tick
+                log.exception("the status sweep scheduler's tick failed")
+            self.stopping.wait(self.tick_seconds)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the current tick (a running sweep finishes its batch and checkpoint)."""
+        self.stopping.set()
+        self.join(timeout)
+
+
+def schedule(db: Database[Document], settings: Settings, tick_seconds: float = 5.0) -> Scheduler:
+    """Start a :class:`Scheduler` for this worker."""
+    scheduler = Scheduler(db, settings, tick_seconds)
+    scheduler.start()
+    return scheduler
+
+
+def wait_for_sweeps(timeout: float = 30.0) -> None:
+    """Join the sweeps started in the background here (tests and CLI use)."""
+    for thread in list(_threads):
+        if thread.name == "status-sweep":
+            thread.join(timeout)
+
+
+def meta(doc: dict[str, Any] | None, settings: Settings, moment: dt.datetime) -> dict[str, Any]:
+    """The ``sweep`` block of a report: how old its lists are and whether one is running."""
+    doc = doc or {}
+    result = doc.get("result") or {}
+    lease = doc.get("lease_until")
+    running = lease is not None and as_utc(lease) > moment
+    run_state = doc.get("run") or {}
+    generated = result.get("generated_at")
+    return {
+        "generated_at": isoformat(generated) if generated else None,
+        "age_seconds": round((moment - as_utc(generated)).total_seconds(), 1) if generated else None,
+        "duration_seconds": result.get("duration_seconds"),
+        "documents": result.get("documents"),
+        "running": running,
+        "progress": ({"phase": run_state.get("phase"), "documents": run_state.get("documents"),
+                      "started_at": isoformat(run_state.get("started_at"))} if run_state else None),
+        "requested": doc.get("requested_at") is not None,
+        "interval_seconds": settings.interval_seconds,
+        "batch_size": settings.batch,
+    }

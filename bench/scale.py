@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""Scale: status, lists, the status sweep, gc and fsck on a store of a million files documents.
+
+The embedded database (``secantusd-py --cache-size 256M``, a fresh folder) is seeded for
+``--seed-seconds`` with products and their images, written straight into MongoDB in big
+batches, shaped as the media core writes them (a real stored original and its 8 variants are
+the templates): per image an original and 8 variant files documents, each with one tiny
+chunk; one product per two images. The counters are kept as the app keeps them (one ``$inc``
+per batch). Then the Procfile's server (2 workers, status scheduler off) answers:
+
+- each status endpoint ``--calls`` times (p50/p99), and a write then a status call (does the
+  call show it?): a product created, an image uploaded;
+- the products list at page 1 and, by cursor, in the middle and at the end (p50/p99);
+- the status sweep, gc and fsck, each as a subprocess (time; peak RSS from ``wait4``), each
+  stopped after ``--command-timeout`` seconds (reported as not finished, with its progress).
+
+    python3 bench/scale.py --quick                      # a smoke run: ~20,000 files documents
+    python3 bench/scale.py --out bench/results/scale-2026-11-23.md   # ~10 minutes of seeding
+
+Targets (issue 14): every status call < 300 ms; every list page < 300 ms at any depth; peak
+RSS of any command or the sweep < 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import pymongo  # noqa: E402
+from avenue.auth import service  # noqa: E402
+from avenue.embedded import EmbeddedServer  # noqa: E402
+from bson import ObjectId  # noqa: E402
+from PIL import Image  # noqa: E402
+
+DB = "avenue_scale"
+TARGET_MS = 300
+TARGET_RSS_MB = 300
+PRODUCTS = "shop_products"
+BUCKET = "product_images_data"
+SECRET = "scale-bench-secret-" + "x" * 40
+
+
+def met(ok: bool) -> str:
+    return "met" if ok else "missed"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def small_jpeg(seed: int) -> bytes:
+    image = Image.new("RGB", (64, 48), (seed % 256, (seed * 7) % 256, (seed * 13) % 256))
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+# --- seeding ---------------------------------------------------------------------------------
+
+
+def template(db) -> tuple[dict, list[dict]]:
+    """A real stored original and its 8 variant files documents (the shapes to copy)."""
+    from avenue.media.originals import store
+
+    doc = store(db, BUCKET, small_jpeg(1), filename="template.jpg", kind="product").doc
+    listed = doc["metadata"]["variants"]
+    ids = [info["id"] for formats in listed.values() for info in formats.values()]
+    variants = list(db[f"{BUCKET}.files"].find({"_id": {"$in": ids}}))
+    if len(variants) != 8:
+        raise RuntimeError(f"the template has {len(variants)} variant files, not 8")
+    return doc, variants
+
+
+def seed(db, seconds: float, batch_images: int, max_images: int | None, say) -> dict:
+    """Insert images (original + 8 variants, one tiny chunk each) and products (two images
+    each) in batches until ``seconds`` pass; keep the counters as the app does."""
+    from avenue.media import counters as media_counters
+    from avenue.media.objects import image_ref
+    from avenue.status import counters as product_counters
+
+    original, variants = template(db)
+    by_id = {v["_id"]: v for v in variants}
+    payload = b"\xff\xd8seed\xff\xd9"
+    files, chunks = db[f"{BUCKET}.files"], db[f"{BUCKET}.chunks"]
+    started = time.monotonic()
+    images = products = 0
+    now = dt.datetime.now(dt.UTC)
+    while time.monotonic() - started < seconds and (max_images is None or images < max_images):
+        file_docs, chunk_docs, product_docs = [], [], []
+        for _ in range(batch_images // 2):
+            refs = []
+            for _ in range(2):
+                fid = ObjectId()
+                digest = hashlib.sha256(fid.binary).hexdigest()
+                listed: dict[str, dict] = {}
+                for name, formats in original["metadata"]["variants"].items():
+                    for fmt, info in formats.items():
+                        vid = ObjectId()
+                        shape = by_id[info["id"]]
+                        file_docs.append({**shape, "_id": vid, "length": len(payload), "uploadDate": now,
+                                          "metadata": {**shape["metadata"], "key": f"{fid}/{name}.{fmt}",
+                                                       "original_id": fid}})
+                        chunk_docs.append({"files_id": vid, "n": 0, "data": payload})
+                        listed.setdefault(name, {})[fmt] = {**info, "id": vid, "length": len(payload)}
+                doc = {**original, "_id": fid, "length": len(payload), "uploadDate": now,
+                       "filename": f"seed-{images}.jpg",
+                       "metadata": {**original["metadata"], "key": f"seed:{digest}", "sha256": digest,
+                                    "source_sha256": digest, "variants": listed,
+                                    "filename": f"seed-{images}.jpg", "name_prefixes": ["seed"]}}
+                file_docs.append(doc)
+                chunk_docs.append({"files_id": fid, "n": 0, "data": payload})
+                refs.append(image_ref(doc))
+                images += 1
+            product_docs.append({"sku": f"SEED-{products:07d}", "name": "Seeded", "price": 1, "images": refs,
+                                 "created_at": now, "updated_at": now})
+            products += 1
+        chunks.insert_many(chunk_docs, ordered=False)
+        files.insert_many(file_docs, ordered=False)
+        db[PRODUCTS].insert_many(product_docs, ordered=False)
+        media_counters.record(db, BUCKET, media_counters.figures(file_docs, chunks=len(chunk_docs)))
+        sums = dict.fromkeys(product_counters.FIELDS, 0)
+        for product in product_docs:
+            for name, value in product_counters.product_figures(product).items():
+                sums[name] += value
+        db[product_counters.COLLECTION].update_one({"_id": product_counters.PRODUCTS_ID},
+                                                   {"$inc": {**sums, "version": 1}}, upsert=True)
+        elapsed = time.monotonic() - started
+        say(f"seeded {images:,} images ({images * 9:,} files documents) in {elapsed:.0f} s")
+    return {"images": images, "products": products, "files": images * 9 + 9,
+            "seconds": time.monotonic() - started}
+
+
+# --- commands as subprocesses ----------------------------------------------------------------
+
+
+def run_measured(argv: list[str], env: dict[str, str], timeout: float) -> dict:
+    """Run a command; its wall time, peak RSS (wait4's ru_maxrss) and whether it finished."""
+    started = time.monotonic()
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.append(proc.stdout.read()), daemon=True)
+    reader.start()
+    finished = True
+    deadline = started + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            finished = False
+            os.killpg(proc.pid, signal.SIGKILL)
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.1)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join(5)
+    proc.stdout.close()
+    return {"seconds": time.monotonic() - started, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "finished": finished, "exit": proc.returncode,
+            "output": (b"".join(output)).decode(errors="replace")[-1500:]}
+
+
+def sweep_child(uri: str, db_name: str, batch: int) -> None:
+    """In a subprocess: run the status sweep (resuming a checkpoint) and print its summary."""
+    from avenue import create_app, status
+
+    app = create_app({"TESTING": True, "AVENUE_ENV": "testing", "SECRET_KEY": SECRET, "MONGO_URI": uri,
+                      "MONGO_DB": db_name, "AVENUE_STATUS_SWEEP_BATCH": batch})
+    with app.app_context():
+        from avenue.db import get_db, get_mongo
+
+        get_mongo().ensure_indexes()
+        result = status.sweep_now(get_db(), app.config)
+    summary = {k: result[k] for k in ("documents", "batches", "resumed", "run_seconds")} if result else None
+    if result:
+        summary["reconciled"] = {k: v["applied"] for k, v in result["reconciled"].items()}
+        summary["orphans"] = result["orphans"]["count"]
+        summary["missing_variants"] = result["missing_variants"]["count"]
+    print(json.dumps({"sweep": summary,
+                      "self_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+def timed(server, path: str, headers: dict[str, str], calls: int) -> tuple[list[float], dict]:
+    times, body = [], {}
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        status, raw = server.request("GET", path, headers=headers, timeout=120)
+        times.append((time.perf_counter() - t0) * 1000)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: {status} {raw[:200]!r}")
+        body = json.loads(raw)
+    return times, body
+
+
+def token(db, role: str) -> dict[str, str]:
+    email = f"{role}-{uuid.uuid4().hex[:6]}@example.com"
+    service.create_user(db, email, "correct horse battery", role)
+    return {"Authorization": f"Bearer {service.issue_token(db, email)}"}
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main() -> None:  # noqa: C901 - one straight script
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: ~2,000 images")
+    parser.add_argument("--seed-seconds", type=float, default=600.0)
+    parser.add_argument("--calls", type=int, default=40, help="calls per status endpoint and list page")
+    parser.add_argument("--command-timeout", type=float, default=600.0)
+    parser.add_argument("--sweep-batch", type=int, default=1000)
+    parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    parser.add_argument("--child", choices=["sweep"], help=argparse.SUPPRESS)
+    parser.add_argument("--uri", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "sweep":
+        sweep_child(args.uri, DB, args.sweep_batch)
+        return
+    if args.quick:
+        args.seed_seconds, args.calls, args.command_timeout = 120.0, min(args.calls, 10), 120.0
+    max_images = 2000 if args.quick else None
+
+    def say(text: str) -> None:
+        print(f"[scale {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    from tests.processes import Gunicorn, upload
+
+    folder = Path(tempfile.mkdtemp(prefix="avenue-scale-"))
+    database = EmbeddedServer(folder / "db", log_path=folder / "db.log").start()
+    rows: list[tuple[str, str, str, str]] = []  # (what, figure, target, met)
+    notes: list[str] = [f"load average at start: {load_average()} (2 cores, shared)"]
+    server = None
+    try:
+        client = pymongo.MongoClient(database.uri)
+        db = client[DB]
+        from avenue import create_app
+
+        app = create_app({"TESTING": True, "AVENUE_ENV": "testing", "SECRET_KEY": SECRET,
+                          "MONGO_URI": database.uri, "MONGO_DB": DB})
+        with app.app_context():
+            from avenue.db import get_mongo
+
+            get_mongo().ensure_indexes()
+        seeded = seed(db, args.seed_seconds, 2000 if not args.quick else 200, max_images, say)
+        rows.append(("seeded", f"{seeded['files']:,} files documents and as many chunks, "
+                     f"{seeded['products']:,} products, in {seeded['seconds']:.0f} s",
+                     "≥ 1,000,000 files documents" if not args.quick else "(quick)",
+                     ("met" if seeded["files"] >= 1_000_000 else "missed") if not args.quick else "-"))
+        on_disk = sum(p.stat().st_size for p in (folder / "db").rglob("*") if p.is_file())
+        notes.append(f"data folder after seeding: {on_disk / 2**20:,.0f} MB")
+        env_app = {"AVENUE_STATUS_WARM_UP": "0"}
+        server = Gunicorn(database.uri, DB, folder / "gunicorn.log", extra_env=env_app).start()
+        ops, admin = token(db, "ops"), token(db, "admin")
+
+        # Status latency (no sweep has run yet: counts from the counters, lists empty).
+        for path in ("/api/shop/debug/products-status", "/api/shop/debug/storage-status"):
+            timed(server, path, ops, 2)  # warm both workers
+            times, body = timed(server, path, ops, args.calls)
+            p50, p99 = percentile(times, 50), percentile(times, 99)
+            rows.append((f"GET {path.rsplit('/', 1)[-1]} (p50 / p99 of {len(times)})",
+                         f"{p50:.0f} / {p99:.0f} ms", f"< {TARGET_MS} ms", met(p99 < TARGET_MS)))
+
+        # Freshness: a write, then one status call.
+        before = json.loads(server.request("GET", "/api/shop/debug/products-status", headers=ops)[1])
+        created = server.request("POST", "/api/shop/products",
+                                 headers={**admin, "Content-Type": "application/json"},
+                                 body=json.dumps({"sku": "FRESH-1", "name": "Fresh", "price": 1}).encode())
+        after = json.loads(server.request("GET", "/api/shop/debug/products-status", headers=ops)[1])
+        shown = after["products"]["total"] - before["products"]["total"]
+        rows.append(("product created (201), then one products-status call",
+                     f"HTTP {created[0]}; total +{shown}", "+1 at once", "met" if shown == 1 else "missed"))
+        storage_before = json.loads(server.request("GET", "/api/shop/debug/storage-status", headers=ops)[1])
+        status, _ = upload(server, admin, small_jpeg(7), "fresh.jpg")
+        storage_after = json.loads(server.request("GET", "/api/shop/debug/storage-status", headers=ops)[1])
+        grew = storage_after["buckets"]["uploads"]["files"] - storage_before["buckets"]["uploads"]["files"]
+        rows.append(("image uploaded, then one storage-status call",
+                     f"HTTP {status}; uploads files +{grew}", "+9 (original + 8 variants) at once",
+                     "met" if grew == 9 else "missed"))
+
+        # Lists at page 1 and deep, by cursor.
+        from avenue.paging import encode_cursor
+
+        n = seeded["products"]
+        for label, after_sku in (("page 1", None), ("middle, by cursor", f"SEED-{n // 2:07d}"),
+                                 ("last page, by cursor", f"SEED-{max(0, n - 30):07d}")):
+            query = "?per_page=20" + (f"&after={encode_cursor([after_sku])}" if after_sku else "")
+            times, body = timed(server, "/api/shop/products" + query, {}, args.calls)
+            items = len(body.get("items") or [])
+            p50, p99 = percentile(times, 50), percentile(times, 99)
+            rows.append((f"GET /api/shop/products {label} ({items} items; p50 / p99)",
+                         f"{p50:.0f} / {p99:.0f} ms", f"< {TARGET_MS} ms", met(p99 < TARGET_MS)))
+        server.stop()
+        server = None
+
+        # The sweep, gc and fsck: subprocesses, peak RSS from wait4.
+        env = {**os.environ, "MONGO_URI": database.uri, "MONGO_DB": DB, "SECRET_KEY": SECRET,
+               "AVENUE_ENV": "production", "AVENUE_STATUS_WARM_UP": "0"}
+        commands = [
+            ("status sweep (lists + counter reconciliation)",
+             [sys.executable, str(Path(__file__).resolve()), "--child", "sweep", "--uri", database.uri,
+              "--sweep-batch", str(args.sweep_batch)]),
+            ("gc", [sys.executable, "-m", "flask", "--app", "avenue", "gc", "--quiet"]),
+            ("fsck", [sys.executable, "-m", "flask", "--app", "avenue", "fsck", "--quiet"]),
+        ]
+        for label, argv in commands:
+            say(f"running {label} (at most {args.command_timeout:.0f} s)")
+            result = run_measured(argv, env, args.command_timeout)
+            if label.startswith("status sweep") and not result["finished"]:
+                doc = db["status_reports"].find_one({"_id": "sweep"}) or {}
+                progress = (doc.get("run") or {}).get("documents")
+                notes.append(f"{label}: stopped after {args.command_timeout:.0f} s with {progress:,} "
+                             "documents read (its checkpoint); a next run resumes there" if progress else
+                             f"{label}: stopped before its first checkpoint")
+            done = "finished" if result["finished"] else f"not finished in {args.command_timeout:.0f} s"
+            rows.append((f"{label}: time", f"{result['seconds']:.1f} s ({done}, exit {result['exit']})", "-",
+                         "-" if result["finished"] else "not shown"))
+            rows.append((f"{label}: peak RSS", f"{result['peak_rss_mb']:.0f} MB", f"< {TARGET_RSS_MB} MB",
+                         "met" if result["peak_rss_mb"] < TARGET_RSS_MB else "missed"))
+            last = [line for line in result["output"].splitlines() if line.strip()][-1:] or [""]
+            notes.append(f"{label} said: {last[0][:300]}")
+        notes.append(f"load average at end: {load_average()}")
+    finally:
+        if server is not None:
+            server.stop()
+        database.stop()
+    title = (f"# Scale: {'quick' if args.quick else 'full'} run, "
+             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
+    table = [title, "| what | measured | target | met? |", "| --- | --- | --- | --- |"]
+    table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    table += ["", *(f"- {note}" for note in notes)]
+    text = "\n".join(table) + "\n"
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

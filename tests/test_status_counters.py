@@ -1,0 +1,142 @@
+"""Counters kept with every write: exact after any mix of writes, drift corrected by reconciliation."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import pytest
+from pymongo.errors import OperationFailure
+
+from avenue.media import BUCKETS, PRODUCTS, UPLOADS, media_counters
+from avenue.media import counters as bucket_counters
+from avenue.media.counters import count_bucket
+from avenue.media.originals import store
+from avenue.status import counters as product_counters
+from avenue.status import reconcile
+from tests.helpers import Auth, image_bytes
+
+
+def photo(name: str = "good/alpha.png") -> tuple[io.BytesIO, str]:
+    return io.BytesIO(image_bytes(name)), name.split("/")[-1]
+
+
+def held_and_counted(db) -> tuple[dict, dict]:
+    """The counters as held, and a full recount of the same figures."""
+    held = {bucket: {k: v for k, v in row.items() if k in bucket_counters.FIELDS}
+            for bucket, row in media_counters(db).items()}
+    counted = {bucket: {k: v for k, v in count_bucket(db, bucket, chunk_index=True).items()
+                        if k in bucket_counters.FIELDS} for bucket in BUCKETS.values()}
+    held["products"] = {k: product_counters.product_counters(db)[k] for k in product_counters.FIELDS}
+    counted["products"] = dict.fromkeys(product_counters.FIELDS, 0)
+    for doc in db.shop_products.find():
+        for name, value in product_counters.product_figures(doc).items():
+            counted["products"][name] += value
+    return held, counted
+
+
+def test_counters_match_a_recount_after_a_mix_of_writes(app, client, db):
+    auth = Auth(app)
+    admin = auth.token("admin")
+    for sku in ("MIX-1", "MIX-2", "MIX-3"):
+        assert client.post("/api/shop/products", headers=admin,
+                           json={"sku": sku, "name": "x", "price": 1}).status_code == 201
+    added = client.post("/api/shop/products/MIX-1/images", headers=admin,
+                        data={"images": [photo("good/alpha.png"), photo("good/grayscale.jpg")]})
+    assert added.status_code == 201
+    # The same bytes on a second product: one file, two references.
+    assert client.post("/api/shop/products/MIX-2/images", headers=admin,
+                       data={"images": [photo("good/alpha.png")]}).status_code == 201
+    temp = client.post("/api/shop/temp-images", headers=admin, data={"images": [photo("good/tiny_1x1.png")]})
+    temp_id = temp.get_json()["images"][0]["id"]
+    assert client.post("/api/shop/products", headers=admin, json={
+        "sku": "MIX-4", "name": "x", "price": 1, "temp_image_ids": [temp_id]}).status_code == 201
+    client.post("/api/shop/temp-images", headers=admin, data={"images": [photo("good/cmyk.jpg")]})
+    first = added.get_json()["added"][0]["id"]
+    assert client.delete(f"/api/shop/products/MIX-1/images/{first}", headers=admin).status_code == 200
+    renamed = client.patch("/api/shop/products/MIX-3", headers=admin, json={"name": "renamed"})
+    assert renamed.status_code == 200
+    assert client.delete("/api/shop/products/MIX-2", headers=admin).status_code == 204
+    media = client.post("/api/builder/media", headers=admin, data={"file": photo("good/progressive.jpg")})
+    assert client.delete(f"/api/builder/media/{media.get_json()['id']}", headers=admin).status_code == 204
+    client.post("/api/uploads", headers=admin, data={"file": photo("good/alpha.png")})
+    held, counted = held_and_counted(db)
+    assert held == counted
+    assert counted["products"]["products"] == 3 and counted[PRODUCTS]["originals"] == 2
+    for result in reconcile(db, app.config).values():
+        assert result["applied"] and set(result["drift"].values()) == {0}
+
+
+def test_a_lost_increment_is_drift_the_reconciliation_corrects(app, client, db, monkeypatch):
+    admin = Auth(app).token("admin")
+    ops = Auth(app).token("ops")
+    real = bucket_counters.record
+    monkeypatch.setattr(bucket_counters, "record", lambda *args, **kwargs: None)  # the process died
+    client.post("/api/uploads", headers=admin, data={"file": photo()})
+    monkeypatch.setattr(bucket_counters, "record", real)
+    db.shop_products.insert_one({"sku": "BEHIND", "images": ["/uploads/x.jpg"]})  # a hand edit
+    storage = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
+    assert storage["buckets"][UPLOADS]["files"] == 0
+    result = reconcile(db, app.config)
+    assert result[UPLOADS]["applied"] and result[UPLOADS]["drift"]["files"] == 9
+    assert result["products"]["drift"]["local_filesystem"] == 1
+    held, counted = held_and_counted(db)
+    assert held == counted
+    report = client.get("/api/shop/debug/products-status", headers=ops).get_json()
+    assert report["references"]["local_filesystem"] == 1 and report["safe"] is False
+
+
+def test_a_recount_that_a_write_raced_is_not_applied(db, monkeypatch):
+    store(db, UPLOADS, image_bytes("good/alpha.png"), filename="a.png")
+    db[f"{UPLOADS}.files"].delete_many({"metadata.role": "variant"})  # drift: 8 files gone behind its back
+    real = bucket_counters.count_bucket
+
+    def raced(*args, **kwargs):
+        counted = real(*args, **kwargs)
+        store(db, UPLOADS, image_bytes("good/grayscale.jpg"), filename="b.jpg")  # lands meanwhile
+        return counted
+
+    monkeypatch.setattr(bucket_counters, "count_bucket", raced)
+    assert bucket_counters.recount(db, UPLOADS)["applied"] is False
+    monkeypatch.setattr(bucket_counters, "count_bucket", real)
+    assert bucket_counters.recount(db, UPLOADS)["applied"] is True
+    assert media_counters(db)[UPLOADS]["files"] == db[f"{UPLOADS}.files"].count_documents({}) == 10
+
+
+def test_a_product_recount_that_a_product_write_raced_is_not_applied(db):
+    product_counters.record_product_change(db, None, {"images": []})
+    version = product_counters.product_counters(db)["version"]
+    product_counters.record_product_change(db, None, {"images": ["/uploads/a.jpg"]})  # lands meanwhile
+    result = product_counters.replace_products(db, dict.fromkeys(product_counters.FIELDS, 0), version)
+    assert result["applied"] is False and product_counters.product_counters(db)["products"] == 2
+
+
+class Unwritable:
+    """A database whose every write fails (the counters' collection is unreachable)."""
+
+    def __getitem__(self, name):
+        return self
+
+    def update_one(self, *args, **kwargs):
+        raise OperationFailure("not writable")
+
+
+def test_a_failed_increment_is_logged_and_the_write_stands(caplog):
+    with caplog.at_level(logging.WARNING):
+        bucket_counters.record(Unwritable(), UPLOADS, {"files": 1})
+        product_counters.record_product_change(Unwritable(), None, {"images": []})
+    assert sum("reconciliation corrects" in record.getMessage() for record in caplog.records) == 2
+
+
+@pytest.mark.parametrize(("before", "after", "change"), [
+    (None, {"images": []}, {"products": 1}),
+    ({"images": []}, {"images": ["/uploads/a.jpg", "https://x/y.jpg"]},
+     {"with_images": 1, "references": 2, "local_filesystem": 1, "external": 1}),
+    ({"images": [{"id": 1}, {"id": 2}]}, None,
+     {"products": -1, "with_images": -1, "references": -2, "stored": -2}),
+    ({"images": "not a list"}, {"images": [{"no_id": 1}]}, {"with_images": 1, "references": 1}),
+])
+def test_a_product_write_counts_exactly_its_difference(db, before, after, change):
+    product_counters.record_product_change(db, before, after)
+    held = product_counters.product_counters(db)
+    assert {k: held[k] for k in product_counters.FIELDS if held[k]} == change

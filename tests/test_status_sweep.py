@@ -1,0 +1,340 @@
+"""The status sweep: lists in bounded memory, one worker at a time, renewed, resumable."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import pytest
+from bson import ObjectId
+
+from avenue.media import BUILDER, PRODUCTS
+from avenue.media.objects import image_ref
+from avenue.media.originals import store
+from avenue.status import sweep, warm_up_status_reports
+from tests.helpers import Auth, image_bytes, swept
+
+FAST = sweep.Settings(batch=2, lease_seconds=30, renew_seconds=0.0)
+
+
+def _products(db, n: int, *, images=None) -> None:
+    db.shop_products.insert_many([{"sku": f"P-{i:03}", "name": "x", "price": 1,
+                                   "images": list(images or [f"/uploads/p/{i}.jpg"])} for i in range(n)])
+
+
+@pytest.fixture
+def store_with_problems(db) -> dict:
+    """Products over several batches, a reference to a missing file, an orphan, a missing variant."""
+    good = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc
+    orphan = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="o.png", kind="product").doc
+    _products(db, 5)
+    gone = ObjectId()
+    db.shop_products.insert_many([
+        {"sku": "GOOD", "images": [image_ref(good)]},
+        {"sku": "LOST", "images": [{**image_ref(good), "id": gone, "filename": "lost.jpg"}]},
+    ])
+    thumb = good["metadata"]["variants"]["thumb"]["webp"]["id"]
+    db[f"{PRODUCTS}.files"].delete_one({"_id": thumb})
+    return {"good": good, "orphan": orphan, "gone": gone}
+
+
+def _lists(result: dict) -> dict:
+    keys = ("missing_files", "local_filesystem", "external", "orphans", "missing_variants", "stored_images")
+    return {key: result[key] for key in keys}
+
+
+def test_the_sweep_finds_the_same_problems_in_small_batches_as_in_one(db, store_with_problems):
+    small = sweep.run(db, FAST)
+    large = sweep.run(db, sweep.Settings(batch=10_000))
+    assert small["batches"] > 4 and large["batches"] == 3
+    assert _lists(small) == _lists(large)
+    assert small["missing_files"]["items"] == [
+        {"sku": "LOST", "reference": str(store_with_problems["gone"]), "filename": "lost.jpg"}]
+    assert [o["id"] for o in small["orphans"]["items"]] == [str(store_with_problems["orphan"]["_id"])]
+    assert small["missing_variants"]["items"] == [
+        {"id": str(store_with_problems["good"]["_id"]), "missing": ["thumb.webp"], "skus": ["GOOD"]}]
+    assert small["local_filesystem"]["count"] == 5
+
+
+def test_what_a_sweep_holds_is_bounded_by_its_batch_not_by_the_store(db, monkeypatch):
+    """Structural: every read returns at most one batch, every $in lookup at most IN_BATCH
+    ids, every kept list at most LIST_LIMIT entries, whatever the number of documents."""
+    monkeypatch.setattr(sweep, "IN_BATCH", 3)
+    monkeypatch.setattr(sweep, "LIST_LIMIT", 4)
+    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc
+    _products(db, 9, images=[image_ref(doc), "/uploads/x.jpg", {**image_ref(doc), "id": ObjectId()}])
+    reads, lookups = [], []
+    real_read, real_in = sweep.read_batch, sweep._in_batches
+    monkeypatch.setattr(sweep, "read_batch", lambda *a, **k: reads.append(real_read(*a, **k)) or reads[-1])
+    monkeypatch.setattr(sweep, "_in_batches",
+                        lambda values: [lookups.append(part) or part for part in real_in(values)])
+    result = sweep.run(db, sweep.Settings(batch=2))
+    assert reads and max(len(batch) for batch in reads) == 2
+    assert lookups and max(len(ids) for ids in lookups) <= 3
+    assert result["local_filesystem"]["count"] == 9 and len(result["local_filesystem"]["items"]) == 4
+    assert result["missing_files"]["count"] == 9 and len(result["missing_files"]["items"]) == 4
+    # Between batches only the checkpoint is kept: counts and cut lists, no ids.
+    assert sum(len(batch) for batch in reads) == 9 + 9  # each product and each files document once
+
+
+def test_an_interrupted_sweep_resumes_from_its_checkpoint(db, store_with_problems, monkeypatch):
+    whole = sweep.run(db, FAST)
+    seen = []
+
+    def interrupt(state):
+        seen.append(state["documents"])
+        if len(seen) == 3:
+            raise KeyboardInterrupt  # the process is stopped mid-sweep
+
+    monkeypatch.setattr(sweep, "batch_done", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(db, FAST)
+    saved = sweep.read(db)
+    assert saved["run"]["documents"] == seen[-1] > 0 and "lease_owner" not in saved
+    monkeypatch.setattr(sweep, "batch_done", lambda state: None)
+    resumed = sweep.run(db, FAST)
+    assert resumed["resumed"] == 1
+    assert resumed["documents"] == whole["documents"]  # the first part is not read again
+    assert _lists(resumed) == _lists(whole)
+    assert "run" not in sweep.read(db)
+
+
+def test_a_sweep_whose_holder_died_is_taken_over_once_its_lease_lapses(db, store_with_problems):
+    settings = sweep.Settings(batch=2, lease_seconds=0.2)
+    assert sweep.take_lease(db, "dead-worker", settings)
+    assert sweep.run(db, settings) is None  # held
+    time.sleep(0.3)
+    assert sweep.run(db, settings)["missing_files"]["count"] == 1
+
+
+def test_the_lease_is_renewed_while_a_long_sweep_runs(db, store_with_problems, monkeypatch):
+    settings = sweep.Settings(batch=1, lease_seconds=0.12, renew_seconds=0.02)
+    leases, others = [], []
+
+    def slow_batch(state):
+        time.sleep(0.04)
+        doc = sweep.read(db)
+        leases.append(doc["lease_until"])
+        others.append(sweep.take_lease(db, "other-worker", settings))
+
+    monkeypatch.setattr(sweep, "batch_done", slow_batch)
+    started = time.monotonic()
+    result = sweep.run(db, settings)
+    assert time.monotonic() - started > 3 * settings.lease_seconds  # longer than one lease
+    assert result is not None and result["lease_renewals"] >= 3
+    assert leases == sorted(leases) and len(set(leases)) >= 3
+    assert not any(others)  # nobody could take it over while it ran
+
+
+def test_a_sweep_that_lost_its_lease_stops_without_saving(db, store_with_problems, monkeypatch):
+    def taken_over(state):
+        db[sweep.COLLECTION].update_one({"_id": sweep.SWEEP_ID}, {"$set": {"lease_owner": "other"}})
+
+    monkeypatch.setattr(sweep, "batch_done", taken_over)
+    assert sweep.run(db, FAST) is None
+    assert "result" not in sweep.read(db)
+
+
+def test_a_failed_sweep_frees_its_lease_and_keeps_its_checkpoint(db, store_with_problems, monkeypatch):
+    calls = []
+
+    def broken(state):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("database went away")
+
+    monkeypatch.setattr(sweep, "batch_done", broken)
+    with pytest.raises(RuntimeError):
+        sweep.run(db, FAST)
+    saved = sweep.read(db)
+    assert "lease_owner" not in saved and saved["run"]["batches"] == 2
+    assert sweep.due(saved, FAST)
+
+
+def test_a_sweep_is_due_first_then_after_its_interval_or_when_asked(db):
+    settings = sweep.Settings(interval_seconds=60)
+    assert sweep.due(sweep.read(db), settings)
+    sweep.run(db, settings)
+    assert not sweep.due(sweep.read(db), settings)
+    later = sweep.now() + dt.timedelta(seconds=61)
+    assert sweep.due(sweep.read(db), settings, later)
+    sweep.request(db)
+    assert sweep.due(sweep.read(db), settings)
+    sweep.take_lease(db, "other-worker", settings)
+    assert not sweep.due(sweep.read(db), settings)  # one is running
+
+
+def test_the_legacy_folder_is_swept_in_batches_and_resumed(db, tmp_path, monkeypatch):
+    for name in ("a/1.jpg", "a/2.jpg", "b/c/3.jpg", "d.jpg", "e.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x" * 10)
+    db.legacy_paths.insert_one({"path": "/uploads/b/c/3.jpg", "bucket": PRODUCTS, "file_id": ObjectId()})
+    assert [parts for parts, _ in sweep.legacy_files(tmp_path, ["a", "2.jpg"])] == [
+        ["b", "c", "3.jpg"], ["d.jpg"], ["e.jpg"]]
+    settings = sweep.Settings(batch=2, legacy_dir=str(tmp_path))
+    calls = []
+    monkeypatch.setattr(sweep, "batch_done", lambda state: calls.append(state["phase"]) and None)
+    legacy = sweep.run(db, settings)["legacy"]
+    assert (legacy["files"], legacy["imported"], legacy["not_imported"], legacy["bytes"]) == (5, 1, 4, 50)
+    assert "/uploads/b/c/3.jpg" not in legacy["not_imported_items"]
+    assert calls.count("legacy") >= 2
+
+
+# --- the endpoints and the workers ------------------------------------------------------------
+
+
+def test_status_is_fresh_right_after_a_write(app, client):
+    auth = Auth(app)
+    admin, ops = auth.token("admin"), auth.token("ops")
+    before = client.get("/api/shop/debug/products-status", headers=ops).get_json()
+    client.post("/api/shop/products", headers=admin, json={"sku": "NEW-1", "name": "New", "price": 100})
+    after = client.get("/api/shop/debug/products-status", headers=ops).get_json()
+    assert after["products"]["total"] == before["products"]["total"] + 1
+    assert after["report"]["age_seconds"] == 0.0 and after["report"]["stale"] is False
+    import io
+
+    added = client.post("/api/shop/products/NEW-1/images", headers=admin,
+                        data={"images": (io.BytesIO(image_bytes("good/alpha.png")), "a.png")})
+    assert added.status_code == 201
+    now_products = client.get("/api/shop/debug/products-status", headers=ops).get_json()
+    storage = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
+    assert now_products["products"]["with_images"] == 1 and now_products["references"]["stored"] == 1
+    assert storage["buckets"][PRODUCTS]["originals"] == 1 and storage["buckets"][PRODUCTS]["files"] == 9
+    assert now_products["sweep"]["generated_at"] is None  # no sweep yet: the lists are not known
+    assert now_products["safe"] is None
+
+
+def test_refresh_starts_a_sweep_in_the_background_and_answers_at_once(app, client):
+    ops = Auth(app).token("ops")
+    answer = client.get("/api/shop/debug/products-status?refresh=1", headers=ops).get_json()
+    assert answer["sweep"]["requested"] is True
+    sweep.wait_for_sweeps(30)
+    later = client.get("/api/shop/debug/products-status", headers=ops).get_json()
+    assert later["sweep"]["generated_at"] is not None and later["sweep"]["age_seconds"] >= 0
+    assert later["safe"] is True and later["sweep"]["requested"] is False
+
+
+def test_a_request_that_finds_no_sweep_starts_one_unless_sweeps_are_off(app_factory):
+    app = app_factory(AVENUE_STATUS_WARM_UP=True)
+    Auth(app).token("ops")
+    client = app.test_client()
+    client.get("/api/shop/debug/storage-status", headers=Auth(app).token("ops"))
+    sweep.wait_for_sweeps(30)
+    with app.app_context():
+        from avenue.db import get_db
+
+        assert sweep.read(get_db())["result"]["generated_at"]
+
+
+def test_a_starting_worker_sweeps_in_the_background(app_factory):
+    app = app_factory(AVENUE_STATUS_WARM_UP=True)
+    Auth(app).token("admin")
+    with app.app_context():
+        from avenue.db import get_db
+
+        get_db().shop_products.insert_one({"sku": "WARM-1", "name": "Warm", "price": 1, "images": []})
+    scheduler = warm_up_status_reports(app)
+    try:
+        deadline = time.monotonic() + 30
+        with app.app_context():
+            while (sweep.read(get_db()) or {}).get("result") is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert sweep.read(get_db())["result"]["reconciled"]["products"]["drift"]["products"] == 1
+    finally:
+        scheduler.stop()
+
+
+def test_the_gunicorn_hook_starts_the_avenue_apps_scheduler_and_leaves_other_apps_alone(
+        app_factory, monkeypatch, tmp_path):
+    import os
+    import runpy
+    import types
+    from pathlib import Path
+
+    from flask import Flask
+
+    # Reading gunicorn.conf.py prepares Prometheus' multiprocess folder and exports it, which
+    # would switch every later test's /metrics to that folder: give it one marked as already
+    # prepared, and have both variables undone after the test.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("AVENUE_METRICS_PREPARED_BY", str(os.getpid()))
+    hook = runpy.run_path(str(Path(__file__).parents[1] / "gunicorn.conf.py"))["post_worker_init"]
+    hook(types.SimpleNamespace(wsgi=Flask("a_baseline")))  # the benchmark's baselines: no error
+    hook(types.SimpleNamespace(wsgi=lambda environ, start_response: []))
+    app = app_factory(AVENUE_STATUS_WARM_UP=True)
+    before = {t for t in __import__("threading").enumerate() if isinstance(t, sweep.Scheduler)}
+    hook(types.SimpleNamespace(wsgi=app))
+    started = {t for t in __import__("threading").enumerate() if isinstance(t, sweep.Scheduler)} - before
+    assert len(started) == 1
+    for scheduler in started:
+        scheduler.stop()
+
+
+def test_warm_up_can_be_switched_off(app_factory):
+    assert warm_up_status_reports(app_factory(AVENUE_STATUS_WARM_UP=False)) is None
+
+
+def test_gc_that_removed_garbage_reconciles_the_counters_a_gc_that_did_not_leaves_them(app_factory):
+    app = app_factory()
+    ops = Auth(app).token("ops")
+    client = app.test_client()
+    cli = app.test_cli_runner()
+
+    def products_total() -> int:
+        return client.get("/api/shop/debug/products-status", headers=ops).get_json()["products"]["total"]
+
+    def add_product_and_garbage(sku: str) -> None:
+        with app.app_context():
+            from avenue.db import get_db
+
+            db = get_db()
+            db.shop_products.insert_one({"sku": sku, "name": "x", "price": 1, "images": []})
+            # Chunks of an upload killed a day ago: garbage gc removes.
+            killed = ObjectId.from_datetime(sweep.now() - dt.timedelta(days=1))
+            db[f"{BUILDER}.chunks"].insert_one({"files_id": killed, "n": 0, "data": b"x"})
+
+    assert products_total() == 0
+    add_product_and_garbage("GC-1")  # behind the counters' back
+    assert cli.invoke(args=["gc", "--dry-run", "--quiet"]).exit_code == 0
+    assert products_total() == 0  # a dry run changed nothing: no recount
+    assert cli.invoke(args=["gc", "--quiet"]).exit_code == 0
+    assert products_total() == 1  # the real run removed garbage: the counters were reconciled
+    with app.app_context():
+        from avenue.db import get_db
+
+        get_db().shop_products.insert_one({"sku": "GC-2", "name": "y", "price": 1, "images": []})
+        assert sweep.read(get_db())["requested_at"]  # and a sweep was asked for
+    assert cli.invoke(args=["gc", "--quiet"]).exit_code == 0
+    assert products_total() == 1  # nothing to remove: no recount
+    swept(app)
+    assert products_total() == 2  # the sweep's reconciliation finds it
+
+
+def test_a_failing_scheduler_tick_is_logged_and_the_next_tick_tries_again(db, monkeypatch, caplog):
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(sweep, "run", broken)
+    with caplog.at_level("ERROR"):
+        scheduler = sweep.schedule(db, sweep.Settings(), tick_seconds=0.01)
+        deadline = time.monotonic() + 10
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        scheduler.stop()
+    assert len(calls) >= 3 and not scheduler.is_alive()
+    assert any("tick failed" in record.getMessage() for record in caplog.records)
+
+
+def test_a_background_sweep_that_fails_is_logged_and_leaves_its_checkpoint(db, store_with_problems,
+                                                                           monkeypatch, caplog):
+    def broken(state):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(sweep, "batch_done", broken)
+    with caplog.at_level("ERROR"):
+        sweep.run_in_background(db, FAST).join(30)
+    assert any("sweep failed" in record.getMessage() for record in caplog.records)
+    assert sweep.read(db)["run"]["batches"] == 1
