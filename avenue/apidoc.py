@@ -221,10 +221,21 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"report": {
             "type": "object", "required": ["generated_at", "age_seconds", "stale"],
             "properties": {"generated_at": TIME, "age_seconds": {"type": "number", "minimum": 0},
-                           "compute_ms": {"type": ["integer", "null"]}, "stale": {"type": "boolean"},
-                           "refreshing": {"type": "boolean"}},
-        }},
-        "description": "A status report, served from a shared snapshot; `report` says how old it is.",
+                           "compute_ms": {"type": ["number", "null"]}, "stale": {"type": "boolean"},
+                           "counts": {"type": "string"}, "refreshing": {"type": "boolean"}},
+        }, "sweep": {
+            "type": "object",
+            "properties": {"generated_at": TIME, "age_seconds": {"type": ["number", "null"]},
+                           "running": {"type": "boolean"}, "requested": {"type": "boolean"},
+                           "progress": {"type": ["object", "null"]},
+                           "interval_seconds": {"type": ["number", "null"]},
+                           "batch_size": {"type": ["integer", "null"]},
+                           "documents": {"type": ["integer", "null"]},
+                           "duration_seconds": {"type": ["number", "null"]}},
+            "description": "The background sweep the lists come from: its age and progress.",
+        }, "safe": {"type": ["boolean", "null"], "description": "null until the first sweep finished."}},
+        "description": "A status report: counts from counters kept with every write (`report`), the "
+                       "lists behind them from the last background sweep (`sweep`).",
     },
     "ProductsStatus": {"allOf": [_ref("Report"), {"type": "object", "required": ["products"]}]},
     "StorageStatus": {"allOf": [_ref("Report"), {

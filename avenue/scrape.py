@@ -7,14 +7,10 @@ or ``admin`` (``Authorization: Bearer <token>``, Prometheus' ``authorization`` s
 Everyone else gets the API's 401/403 JSON.
 
 Besides the per-request counters every worker writes, a scrape reads the shared state of the
-deployment at that moment: the status reports' snapshots through ``avenue.status.report``
-(one small read of the stored snapshot, never a scan: a scrape every 15 s must not read the
-whole store), and the last gc/fsck runs (avenue/opsruns.py). A snapshot older than
-``AVENUE_STATUS_MAX_AGE_SECONDS`` is answered as it is and refreshed in the background by
-the snapshot policy's one leased worker, exactly as an ops request would (so at most one
-recompute per max age, or per ten compute times, however often Prometheus scrapes). Only a
-database with no snapshot at all (each worker's warm-up computes it at start) has it computed
-by the first reader.
+deployment at that moment: the status reports through ``avenue.status.report`` (counts from
+the counters every write keeps and the last background sweep's lists: a few small reads,
+never a scan, so a scrape every 15 s costs nothing the store's size decides), and the last
+gc/fsck runs (avenue/opsruns.py).
 """
 
 from __future__ import annotations

@@ -111,7 +111,8 @@ def test_every_query_a_request_sends_uses_an_index(backend, db_name):
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("explain needs a real server (mongomock has no query planner)")
     recorder = Recorder(db_name)
-    app = make_app((lambda *args, **kwargs: pymongo.MongoClient(*args, event_listeners=[recorder], **kwargs),
+    app = make_app((lambda *args, **kwargs: pymongo.MongoClient(
+        *args, **{**kwargs, "event_listeners": [recorder, *kwargs.get("event_listeners", [])]}),
                     backend[1]), db_name)
     try:
         run_scenario(app, recorder, db_name)

@@ -61,7 +61,8 @@ def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, ap
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("mongomock has no change streams: polling is what it uses (other tests)")
     finds = Finds()
-    worker = make_app((lambda *args, **kwargs: pymongo.MongoClient(*args, event_listeners=[finds], **kwargs),
+    worker = make_app((lambda *args, **kwargs: pymongo.MongoClient(
+        *args, **{**kwargs, "event_listeners": [finds, *kwargs.get("event_listeners", [])]}),
                        backend[1]), db_name)
     try:
         deleter = app_factory()

@@ -87,7 +87,8 @@ def test_every_upsert_and_find_and_modify_on_a_sharded_collection_names_its_key(
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("command monitoring needs the wire protocol")
     recorder = Recorder(db_name)
-    app = make_app((lambda *args, **kwargs: pymongo.MongoClient(*args, event_listeners=[recorder], **kwargs),
+    app = make_app((lambda *args, **kwargs: pymongo.MongoClient(
+        *args, **{**kwargs, "event_listeners": [recorder, *kwargs.get("event_listeners", [])]}),
                     backend[1]), db_name)
     try:
         recorder.active = True

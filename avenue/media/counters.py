@@ -120,10 +120,16 @@ def recount(db: Database[Document], bucket: str, *, chunk_index: bool = True,
     version = held.get("version")
     counted = count_bucket(db, bucket, chunk_index=chunk_index)
     drift = {name: counted[name] - int(held.get(name) or 0) for name in FIELDS}
-    update = {"$set": {**counted, "reconciled_at": moment or now()}}
+    # An empty bucket has no oldest/newest upload: those fields are removed, never stored as
+    # null (a later write's $min/$max then sets them; mongomock cannot compare null to a date).
+    dates = {name: counted.pop(name) for name in ("oldest", "newest")}
+    present = {name: value for name, value in dates.items() if value is not None}
+    update: dict[str, Any] = {"$set": {**counted, **present, "reconciled_at": moment or now()}}
+    if len(present) < len(dates):
+        update["$unset"] = {name: "" for name in dates if name not in present}
     try:
         if version is None:
-            db[COUNTERS].insert_one({"_id": bucket, **counted, "version": 0,
+            db[COUNTERS].insert_one({"_id": bucket, **counted, **present, "version": 0,
                                      "reconciled_at": moment or now()})
             applied = True
         else:
