@@ -332,6 +332,8 @@ def test_the_ops_dashboard_shows_storage_safety_history_and_alerts(live, open_as
         live.config["AVENUE_STORAGE_QUOTA_BYTES"] = 40 * 1024 * 1024
     page.get_by_role("heading", name="Bucket “products”").wait_for()
     page.locator("#verdict .badge").wait_for()
+    # A clean store is never shown as unsafe: "Yes", or "Not checked yet" before the first sweep.
+    assert page.locator("#verdict .badge").inner_text().startswith(("Yes:", "Not checked yet:"))
     assert page.get_by_text("Missing files (a product shows a broken photo):").count() == 1
     page.get_by_text("sample(s); storage went from").wait_for()
     assert page.locator("#growth-chart canvas").count() == 1

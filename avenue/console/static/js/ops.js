@@ -90,9 +90,19 @@ function renderSafety(products) {
     ['orphans', 'Orphans (stored, referenced by no product)'],
     ['missing_variants', 'Images missing variants'],
   ];
-  verdict.replaceChildren(products.safe
+  // safe is null until the first background sweep has listed the problems (the counts are
+  // always current; the lists come from the sweep, whose age is shown with them).
+  const sweep = products.sweep || {};
+  const badge = products.safe === true
     ? el('span', {class: 'badge level-ok'}, 'Yes: every product photo is stored and served')
-    : el('span', {class: 'badge level-critical'}, 'No: some product photos need attention'));
+    : products.safe === false
+      ? el('span', {class: 'badge level-critical'}, 'No: some product photos need attention')
+      : el('span', {class: 'badge level-warning'}, 'Not checked yet: the first check of every file is running');
+  verdict.replaceChildren(badge);
+  if (sweep.running) verdict.append(' (a check is running now.)');
+  else if (sweep.age_seconds !== null && sweep.age_seconds !== undefined) {
+    verdict.append(` (files last checked ${Math.round(sweep.age_seconds / 60)} min ago.)`);
+  }
   verdict.append(` ${products.products.total} product(s), ${products.references.total} photo reference(s), `
     + `${products.temp_images.pending} temp image(s) pending.`);
   verdictLists.replaceChildren(...lists.map(([key, label]) => {
