@@ -83,13 +83,19 @@ def test_killing_the_workers_mid_upload_loses_no_acknowledged_upload(database, t
         headers = editor_token(database.uri, DB)
         images = [photo(i, side=1100 + 250 * (i % 3)) for i in range(20)]
         killer_done = threading.Event()
+        stop_killing = threading.Event()
         landed = threading.Semaphore(0)
 
         def kill_workers() -> None:
             for _ in range(3):
                 # Each kill comes once an upload has landed since the last one (however slow
-                # the machine), so some are acknowledged and others are cut off.
-                landed.acquire(timeout=60)
+                # the machine), so some are acknowledged and others are cut off. Once the
+                # uploads are over no upload lands any more: the killer stops with the test
+                # instead of reaching for a server that is gone.
+                while not landed.acquire(timeout=0.5):
+                    if stop_killing.is_set():
+                        killer_done.set()
+                        return
                 time.sleep(0.3)
                 for pid in server.workers():
                     try:
@@ -98,9 +104,14 @@ def test_killing_the_workers_mid_upload_loses_no_acknowledged_upload(database, t
                         pass
             killer_done.set()
 
-        threading.Thread(target=kill_workers, daemon=True).start()
-        results = _fire(server, headers, images, at_once=6, acknowledged=landed)  # some land, some are cut
-        killer_done.wait(10)
+        killer = threading.Thread(target=kill_workers, daemon=True)
+        killer.start()
+        try:
+            results = _fire(server, headers, images, at_once=6, acknowledged=landed)  # some land, some cut
+        finally:
+            stop_killing.set()
+            killer.join(30)
+        assert killer_done.is_set()
         statuses = [status for status, _, _ in results]
         assert all(status in (-1, 0, 201) for status in statuses), statuses  # no 500 or 502
         assert statuses.count(201) > 0  # the kills came while uploads were landing
