@@ -41,6 +41,17 @@ HOSTILE_NAMES = [
 ]
 
 
+def listening(listener):
+    """A client class (for :func:`make_app`'s backend) that reports every command to
+    ``listener`` as well as to the app's own listeners (the metrics')."""
+    import pymongo
+
+    def client(*args, **kwargs):
+        return pymongo.MongoClient(*args, **{**kwargs, "event_listeners": [
+            listener, *kwargs.get("event_listeners", [])]})
+    return client
+
+
 def make_app(backend, db_name: str, **overrides):
     client_class, uri = backend
     config = {

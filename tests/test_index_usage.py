@@ -22,7 +22,7 @@ import pymongo
 import pytest
 from pymongo import monitoring
 
-from tests.helpers import image_bytes, make_app
+from tests.helpers import image_bytes, listening, make_app
 
 QUERY_COMMANDS = {"find", "count", "aggregate", "findAndModify", "update", "delete", "distinct"}
 # Fields the driver adds to a command that explain does not take.
@@ -111,8 +111,7 @@ def test_every_query_a_request_sends_uses_an_index(backend, db_name):
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("explain needs a real server (mongomock has no query planner)")
     recorder = Recorder(db_name)
-    app = make_app((lambda *args, **kwargs: pymongo.MongoClient(
-        *args, **{**kwargs, "event_listeners": [recorder, *kwargs.get("event_listeners", [])]}),
+    app = make_app((listening(recorder),
                     backend[1]), db_name)
     try:
         run_scenario(app, recorder, db_name)

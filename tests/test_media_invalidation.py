@@ -12,7 +12,7 @@ from pymongo import monitoring
 
 from avenue.media import UPLOADS, get_cache, invalidation
 from avenue.media.indexes import DELETIONS
-from tests.helpers import Auth, image_bytes, make_app
+from tests.helpers import Auth, image_bytes, listening, make_app
 
 
 def upload(app) -> tuple[dict, dict]:
@@ -61,8 +61,7 @@ def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, ap
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("mongomock has no change streams: polling is what it uses (other tests)")
     finds = Finds()
-    worker = make_app((lambda *args, **kwargs: pymongo.MongoClient(
-        *args, **{**kwargs, "event_listeners": [finds, *kwargs.get("event_listeners", [])]}),
+    worker = make_app((listening(finds),
                        backend[1]), db_name)
     try:
         deleter = app_factory()

@@ -15,7 +15,7 @@ import pymongo
 import pytest
 
 from avenue.db import SHARD_KEYS, shard_key
-from tests.helpers import Auth, image_bytes, make_app
+from tests.helpers import Auth, image_bytes, listening, make_app
 from tests.test_index_usage import Recorder
 
 
@@ -87,8 +87,7 @@ def test_every_upsert_and_find_and_modify_on_a_sharded_collection_names_its_key(
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("command monitoring needs the wire protocol")
     recorder = Recorder(db_name)
-    app = make_app((lambda *args, **kwargs: pymongo.MongoClient(
-        *args, **{**kwargs, "event_listeners": [recorder, *kwargs.get("event_listeners", [])]}),
+    app = make_app((listening(recorder),
                     backend[1]), db_name)
     try:
         recorder.active = True
