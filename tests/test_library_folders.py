@@ -156,6 +156,9 @@ def test_patching_missing_media_is_404_and_a_bad_filter_is_400(client, editor):
                         json={"folder": "/x"}).status_code == 404
     bad = client.get("/api/builder/media", headers=editor, query_string={"folder": "/../x"})
     assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_folder"
+    for tags in (["<script>"], ["x" * 41], [f"t{n}" for n in range(21)]):
+        bad_tag = client.get("/api/builder/media", headers=editor, query_string={"tag": tags})
+        assert bad_tag.status_code == 400 and bad_tag.get_json()["error"]["code"] == "invalid_tags"
 
 
 def test_only_editors_and_admins_organise_the_library(client, auth, editor):

@@ -145,3 +145,14 @@ def test_an_image_whose_thumb_is_lost_is_reported_and_left(db, runner):
     report = json.loads(result.output)
     assert report["unreadable"] == [{"bucket": BUILDER, "id": str(doc["_id"])}]
     assert "placeholder" not in db[f"{BUILDER}.files"].find_one({"_id": doc["_id"]})["metadata"]
+
+
+def test_a_second_backfill_while_one_runs_stops_at_once_and_changes_nothing(db, runner):
+    from avenue.ops.lock import exclusive
+
+    doc = store(db, BUILDER, image_bytes("good/grayscale.jpg"), filename="g.jpg").doc
+    db[f"{BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
+    with exclusive(db, "placeholders"):
+        result = runner.invoke(args=["placeholders"])
+    assert result.exit_code == 1 and "Another placeholders run holds the lock" in result.output
+    assert "placeholder" not in db[f"{BUILDER}.files"].find_one({"_id": doc["_id"]})["metadata"]
