@@ -6,8 +6,9 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from avenue.media import PRODUCTS, media_counters
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, media_counters
 from avenue.media.counters import count_bucket
+from avenue.ops.fsck import check
 from avenue.status import reconcile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,16 +21,29 @@ def load_bench():
     return module
 
 
-def test_the_seed_keeps_the_counters_as_the_app_does(app, db):
+def test_the_seed_keeps_the_counters_as_the_app_does_and_passes_fsck(app, db):
     scale = load_bench()
-    seeded = scale.seed(db, 30, 4, 8, lambda text: None)
-    assert (seeded["images"], seeded["products"], seeded["files"]) == (8, 4, 8 * 9 + 9)
-    held = media_counters(db)[PRODUCTS]
-    counted = count_bucket(db, PRODUCTS, chunk_index=True)
-    assert {k: held[k] for k in ("files", "originals", "bytes", "chunks")} == {
-        k: counted[k] for k in ("files", "originals", "bytes", "chunks")}
+    seeded = scale.seed(db, 0, 1, 8, "owner-1", lambda text: None)
+    # One batch of 8 images: 6 product photos (3 products), 1 upload, 1 library image; and
+    # the three templates the seed copies.
+    assert (seeded["images"], seeded["products"], seeded["files"]) == (8, 3, 8 * 9 + 27)
+    assert seeded["per_bucket"] == {PRODUCTS: 6 * 9, UPLOADS: 9, BUILDER: 9}
+    for bucket in (PRODUCTS, UPLOADS, BUILDER):
+        held = media_counters(db)[bucket]
+        counted = count_bucket(db, bucket, chunk_index=True)
+        assert {k: held[k] for k in ("files", "originals", "bytes", "chunks")} == {
+            k: counted[k] for k in ("files", "originals", "bytes", "chunks")}
     drift = reconcile(db, app.config)["products"]["drift"]
     assert set(drift.values()) == {0}
+    # Shaped as the app writes: every byte, length, sha256 and link checks out.
+    report = check(db)
+    assert report.files_checked == seeded["files"] and report.findings == [], report.summary_line()
+    seeded_original = {"metadata.role": "original", "filename": {"$ne": "template.jpg"}}
+    upload = db[f"{UPLOADS}.files"].find_one(seeded_original)
+    assert upload["metadata"]["owner"] == "owner-1"
+    assert upload["metadata"]["key"].startswith("owner-1:public:")
+    media = db[f"{BUILDER}.files"].find_one(seeded_original)
+    assert media["metadata"]["folder"] in scale.SEED_FOLDERS and "seeded" in media["metadata"]["tags"]
 
 
 def test_a_measured_command_reports_its_peak_memory_and_a_timeout():

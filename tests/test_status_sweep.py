@@ -226,6 +226,21 @@ def test_a_request_that_finds_no_sweep_starts_one_unless_sweeps_are_off(app_fact
         assert sweep.read(get_db())["result"]["generated_at"]
 
 
+def test_a_history_sample_reads_the_reports_without_asking_for_a_sweep(app, db):
+    # The sampler used to read the reports with refresh=1: every sample started a sweep, so on
+    # a store of a million files one was always running beside the requests.
+    from avenue.monitoring import status_reports
+
+    sweep.run(db, FAST)
+    before = sweep.read(db)
+    storage, products = status_reports(db, app.config)()
+    sweep.wait_for_sweeps(30)
+    after = sweep.read(db)
+    assert storage["buckets"] and products["products"]["total"] == 0
+    assert after.get("requested_at") is None and after.get("lease_owner") is None
+    assert after["result"]["generated_at"] == before["result"]["generated_at"]
+
+
 def test_a_starting_worker_sweeps_in_the_background(app_factory):
     app = app_factory(AVENUE_STATUS_WARM_UP=True)
     Auth(app).token("admin")

@@ -41,11 +41,13 @@ def thresholds_object(config: Mapping[str, Any]) -> dict[str, float]:
 
 
 def status_reports(db: Database[Document], config: Mapping[str, Any]) -> Reports:
-    """A function giving (storage-status, products-status) computed now, for the sampler:
-    a sample is the state at its time, not a snapshot of unknown age."""
+    """A function giving (storage-status, products-status) as of now, for the sampler: the
+    counts come from the counters (as fresh as the last write), the lists from the last
+    sweep. It never asks for a sweep: on a large store a sweep per sample would keep one
+    running all the time (the scheduler runs them at their own interval)."""
     def read() -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-        return (status.report(db, "storage-status", config, refresh=True),
-                status.report(db, "products-status", config, refresh=True))
+        return (status.report(db, "storage-status", config),
+                status.report(db, "products-status", config))
     return read
 
 
