@@ -26,14 +26,15 @@ class Interrupted(Exception):
 def test_an_interrupted_check_resumes_after_its_last_checkpoint(db, monkeypatch):
     seed(db, 4)  # 4 originals and their variants
     total = fsck(db).files_checked
-    monkeypatch.setattr(fsck_module, "CHECKPOINT_EVERY", 5)
+    monkeypatch.setattr(fsck_module, "BATCH", 5)
+    monkeypatch.setattr(fsck_module, "CHECKPOINT_EVERY", 10)
 
-    def stop_after_12(phase, done, _total):
-        if done == 12:
+    def stop_after_15(phase, done, _total):
+        if done == 15:
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        fsck(db, progress=stop_after_12)
+        fsck(db, progress=stop_after_15)  # batches of 5: saved after file 10, stopped after 15
     saved = checkpoint(db)
     assert saved is not None  # position after file 10
     resumed = fsck(db, resume=True)
