@@ -64,8 +64,10 @@ def test_what_a_sweep_holds_is_bounded_by_its_batch_not_by_the_store(db, monkeyp
     doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc
     _products(db, 9, images=[image_ref(doc), "/uploads/x.jpg", {**image_ref(doc), "id": ObjectId()}])
     reads, lookups = [], []
-    real_read, real_in = sweep.read_batch, sweep._in_batches
+    real_read, real_originals, real_in = sweep.read_batch, sweep.read_originals, sweep._in_batches
     monkeypatch.setattr(sweep, "read_batch", lambda *a, **k: reads.append(real_read(*a, **k)) or reads[-1])
+    monkeypatch.setattr(sweep, "read_originals",
+                        lambda *a, **k: reads.append(real_originals(*a, **k)) or reads[-1])
     monkeypatch.setattr(sweep, "_in_batches",
                         lambda values: [lookups.append(part) or part for part in real_in(values)])
     result = sweep.run(db, sweep.Settings(batch=2))
@@ -74,7 +76,9 @@ def test_what_a_sweep_holds_is_bounded_by_its_batch_not_by_the_store(db, monkeyp
     assert result["local_filesystem"]["count"] == 9 and len(result["local_filesystem"]["items"]) == 4
     assert result["missing_files"]["count"] == 9 and len(result["missing_files"]["items"]) == 4
     # Between batches only the checkpoint is kept: counts and cut lists, no ids.
-    assert sum(len(batch) for batch in reads) == 9 + 9  # each product and each files document once
+    # Each product once, and of the files documents only the original (its 8 variants are
+    # checked through its list, with one $in).
+    assert sum(len(batch) for batch in reads) == 9 + 1
 
 
 def test_an_interrupted_sweep_resumes_from_its_checkpoint(db, store_with_problems, monkeypatch):
@@ -97,6 +101,30 @@ def test_an_interrupted_sweep_resumes_from_its_checkpoint(db, store_with_problem
     assert resumed["documents"] == whole["documents"]  # the first part is not read again
     assert _lists(resumed) == _lists(whole)
     assert "run" not in sweep.read(db)
+
+
+def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_resume(db, monkeypatch):
+    # The files phase walks originals newest first after the last one's (date, id): ties on
+    # the date are ordered by id, so a resume between them neither skips nor repeats one.
+    ids = [store(db, PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
+           for n, name in enumerate(("good/alpha.png", "good/tiny_1x1.png", "good/png16.png",
+                                     "good/grayscale.jpg", "good/palette_transparent.png"))]
+    same = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    db[f"{PRODUCTS}.files"].update_many({"_id": {"$in": ids}}, {"$set": {"uploadDate": same}})
+    calls = []
+
+    def interrupt(state):
+        calls.append(state["phase"])
+        if state["phase"] == "files" and calls.count("files") == 1:
+            raise KeyboardInterrupt  # after the first batch of originals
+
+    monkeypatch.setattr(sweep, "batch_done", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(db, FAST)
+    monkeypatch.setattr(sweep, "batch_done", lambda state: None)
+    resumed = sweep.run(db, FAST)
+    assert resumed["resumed"] == 1 and resumed["stored_images"] == 5
+    assert sorted(item["id"] for item in resumed["orphans"]["items"]) == sorted(str(i) for i in ids)
 
 
 def test_a_sweep_whose_holder_died_is_taken_over_once_its_lease_lapses(db, store_with_problems):

@@ -8,15 +8,16 @@ not imported yet) comes from this background pass, which also reconciles the cou
 
 How it stays bounded at any size:
 
-- It reads in batches of ``batch`` documents by ``_id`` (``_id > last``, sorted, limited): each
-  batch is its own short query, so no cursor lives across a checkpoint and no batch holds more
-  than ``batch`` documents. The cross checks are per batch, against indexes: the batch's
-  referenced file ids with an ``$in`` on the files' ``_id``, the batch's originals with an
-  ``$in`` on the products' ``images.id`` index and the legacy paths' ``{bucket, file_id}``
-  index, the batch's listed variant ids on ``_id`` (each ``$in`` at most :data:`IN_BATCH` ids:
-  SecantusDB's cost grows with the square of an ``$in``'s length). No set of every id exists.
-  Each read names the ``_id`` index: without the hint SecantusDB sorts the whole collection
-  for every batch, which makes a sweep quadratic.
+- It reads in batches of ``batch`` documents by ``_id`` (``_id > last``, sorted, limited; of
+  the products bucket only the originals, newest first on their list index, after the last
+  one's date and id): each batch is its own short query, so no cursor lives across a
+  checkpoint and no batch holds more than ``batch`` documents. The cross checks are per batch,
+  against indexes: the batch's referenced file ids with an ``$in`` on the files' ``_id``, the
+  batch's originals with an ``$in`` on the products' ``images.id`` index and the legacy paths'
+  ``{bucket, file_id}`` index, the batch's listed variant ids on ``_id`` (each ``$in`` at most
+  :data:`IN_BATCH` ids: SecantusDB's cost grows with the square of an ``$in``'s length). No
+  set of every id exists. Each read names the ``_id`` index: without the hint SecantusDB sorts
+  the whole collection for every batch, which makes a sweep quadratic.
 - What it keeps between batches is counts and lists cut at :data:`LIST_LIMIT` entries.
 
 Phases, in order: ``products`` (products: reference totals, legacy references, references to
@@ -73,6 +74,7 @@ from avenue.media import (
     has_chunk_index,
     recount_bucket,
 )
+from avenue.paging import after_ranges
 from avenue.status import counters
 
 log = logging.getLogger(__name__)
@@ -164,6 +166,27 @@ def read_batch(db: Database[Document], collection: str, after: Any, batch: int,
     every batch)."""
     query = {} if after is None else {"_id": {"$gt": after}}
     return list(db[collection].find(query, projection).sort("_id", 1).hint(ID_INDEX).limit(batch))
+
+
+# The products bucket's originals newest first: the ``role_newest`` index holds exactly this
+# (role equality, then the sort), so a batch is one index walk whatever the depth.
+ORIGINALS = {"metadata.role": "original"}
+NEWEST_FIRST = [("uploadDate", -1), ("_id", -1)]
+
+
+def read_originals(db: Database[Document], after: list[Any] | None, batch: int) -> list[dict[str, Any]]:
+    """The next ``batch`` originals of the products bucket after ``after`` (the last one's
+    ``[uploadDate, _id]``), newest first. Only originals: their 8 variants each (nine tenths of
+    the files documents) are checked through the original's list, never read one by one."""
+    files = db[f"{PRODUCTS}.files"]
+    if after is None:
+        return list(files.find(ORIGINALS).sort(NEWEST_FIRST).limit(batch))
+    docs: list[dict[str, Any]] = []
+    for branch in after_ranges(NEWEST_FIRST, after):
+        if len(docs) >= batch:
+            break
+        docs += files.find({**ORIGINALS, **branch}).sort(NEWEST_FIRST).limit(batch - len(docs))
+    return docs
 
 
 def _products_batch(db: Database[Document], state: dict[str, Any], docs: list[dict[str, Any]]) -> None:
@@ -369,7 +392,7 @@ def _sweep(db: Database[Document], settings: Settings, sweep: _Run) -> dict[str,
                               {"sku": 1, "images": 1})
             _products_batch(db, state, docs)
         elif phase == "files":
-            docs = read_batch(db, f"{PRODUCTS}.files", state["after"], settings.batch)
+            docs = read_originals(db, state["after"], settings.batch)
             _files_batch(db, state, docs)
         else:
             docs = []
@@ -388,6 +411,8 @@ def _sweep(db: Database[Document], settings: Settings, sweep: _Run) -> dict[str,
             following = PHASES.index(phase) + 1
             state["phase"] = PHASES[following] if following < len(PHASES) else "done"
             state["after"] = None
+        elif phase == "files":
+            state["after"] = [docs[-1].get("uploadDate"), docs[-1]["_id"]]
         else:
             state["after"] = docs[-1]["_id"]
         if state["phase"] == "done":
