@@ -26,7 +26,7 @@ TIME = {"type": ["string", "null"], "format": "date-time"}
 SKU = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 SLUG = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"}
 VARIANTS = ("thumb", "card", "gallery", "og")
-TAGS = ("auth", "shop", "status", "builder", "uploads", "admin", "meta")
+TAGS = ("auth", "shop", "status", "builder", "uploads", "trash", "admin", "meta")
 
 
 def _ref(name: str) -> Schema:
@@ -167,6 +167,24 @@ SCHEMAS: dict[str, Schema] = {
             "tags": {"type": "array", "items": {"type": "string"}, "description": "Library media: its tags."},
         },
     },
+    "TrashItem": {
+        "type": "object",
+        "required": ["id", "from", "filename", "bytes", "deleted_at", "purge_after", "references"],
+        "properties": {
+            "id": OBJECT_ID, "from": {"enum": ["products", "builder", "uploads", "temp"]},
+            "filename": {"type": ["string", "null"]}, "content_type": {"type": ["string", "null"]},
+            "format": {"type": ["string", "null"]},
+            "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+            "bytes": {"type": ["integer", "null"]}, "owner": {"type": ["string", "null"]},
+            "alt": {"type": ["string", "null"]}, "placeholder": {"type": ["object", "null"]},
+            "deleted_at": TIME, "purge_after": TIME,
+            "references": {"type": "object", "properties": {
+                "sku": {"type": "string", "description": "The product it was taken off."},
+                "pages": {"type": "array", "items": SLUG,
+                          "description": "Pages a forced delete cleaned (not rewritten on restore)."}}},
+        },
+        "description": "Deleted media, restorable until purge_after (AVENUE_TRASH_DAYS); never served.",
+    },
     "Alert": {
         "type": "object", "required": ["id", "kind", "level", "message", "at", "acknowledged"],
         "properties": {"id": OBJECT_ID, "kind": {"type": "string"},
@@ -246,6 +264,11 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "object", "required": ["files", "bytes", "chunks"],
                 "properties": {"files": {"type": "integer"}, "bytes": {"type": "integer"},
                                "chunks": {"type": "integer"}, "oldest_upload": TIME, "newest_upload": TIME}}},
+            "trash": {"type": "object", "required": ["files", "originals", "bytes", "chunks", "days"],
+                      "properties": {"files": {"type": "integer"}, "originals": {"type": "integer"},
+                                     "bytes": {"type": "integer"}, "chunks": {"type": "integer"},
+                                     "days": {"type": "integer"}},
+                      "description": "Deleted media kept restorable (not in buckets or gridfs_bytes)."},
             "quota": {"type": "object", "required": ["level"], "properties": {
                 "level": {"enum": ["ok", "warning", "critical", "emergency"]},
                 "percent": {"type": ["number", "null"]}, "bytes": {"type": ["integer", "null"]}}},
@@ -447,6 +470,34 @@ PATHS: dict[str, dict[str, Schema]] = {
                                "type": {"type": "string", "minLength": 1, "maxLength": 50},
                                "media_id": OBJECT_ID}}},
                        "published": {"type": "boolean"}}})),
+    },
+    "/api/trash": {"get": _op(
+        "Deleted media, last deleted first (editors: the library's; admins: every bucket's).",
+        {"200": _json(_list_of("TrashItem"), "A page of the trash."), **_errors(400, 401, 403)},
+        security=LOGGED_IN_READ, tags=["trash"], roles="editor, admin",
+        parameters=_page_params(_query("from", {"enum": ["products", "builder", "uploads"]},
+                                       "Admins: only what was deleted from this bucket.")))},
+    "/api/trash/{image_id}": {
+        "parameters": [_path("image_id", OBJECT_ID)],
+        "get": _op("One trashed image.",
+                   {"200": _json(_ref("TrashItem"), "The item."), **_errors(401, 403, 404)},
+                   security=LOGGED_IN_READ, tags=["trash"], roles="editor (library), admin"),
+        "delete": _op("Purge it now, for good.", {"204": NO_CONTENT, **_errors(401, 403, 404)},
+                      security=LOGGED_IN_WRITE, tags=["trash"], roles="editor (library), admin"),
+    },
+    "/api/trash/{image_id}/restore": {
+        "parameters": [_path("image_id", OBJECT_ID)],
+        "post": _op(
+            "Put it back with its id (its URLs work again): a product photo at the end of its product "
+            "(409 product_gone if that product was deleted, 422 if it is full), library media in the "
+            "library (pages are not rewritten), an upload to its owner.",
+            {"200": _json({"type": "object", "required": ["image", "from", "reused"], "properties": {
+                "image": _ref("Image"), "from": {"enum": ["products", "builder", "uploads"]},
+                "reused": {"type": "boolean",
+                           "description": "The same bytes were stored again meanwhile: that image."},
+                "product": {"type": "string", "description": "The product it went back onto."}}},
+                "Restored."), **_errors(401, 403, 404, 409, 422)},
+            security=LOGGED_IN_WRITE, tags=["trash"], roles="editor (library), admin"),
     },
     "/api/uploads": {
         "post": _op("Upload an image (200 when this user already uploaded the same one).",

@@ -139,6 +139,14 @@ def _overlaps(query: dict[str, Any], branch: dict[str, Any]) -> bool:
     return bool(set(query) & set(branch))
 
 
+def _value(doc: dict[str, Any], field: str) -> Any:
+    """A document's value at a dotted path (``metadata.trash.deleted_at``), None if absent."""
+    value: Any = doc
+    for part in field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, window: Window,
           *, index: str | None = None) -> Page:
     """One page of ``query`` in ``sort`` order, by cursor or by (bounded) offset.
@@ -169,5 +177,5 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
         total = collection.count_documents(query, limit=COUNT_LIMIT + 1)
         exact = total <= COUNT_LIMIT
         total = min(total, COUNT_LIMIT)
-    cursor = encode_cursor([docs[-1].get(field) for field, _ in sort]) if more and docs else None
+    cursor = encode_cursor([_value(docs[-1], field) for field, _ in sort]) if more and docs else None
     return Page(docs, total, exact, cursor)

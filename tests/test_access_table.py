@@ -60,6 +60,11 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/builder/tags", EDITORS),
     ("GET", "/api/builder/pages/slug-x", ANYONE),
     ("PUT", "/api/builder/pages/slug-x", EDITORS),
+    # --- trash (editors: the library's; admins: everything) ---
+    ("GET", "/api/trash", EDITORS),
+    ("GET", f"/api/trash/{ID}", EDITORS),
+    ("POST", f"/api/trash/{ID}/restore", EDITORS),
+    ("DELETE", f"/api/trash/{ID}", EDITORS),
     # --- uploads ---
     ("POST", "/api/uploads", LOGGED_IN),
     ("GET", "/api/uploads", LOGGED_IN),

@@ -206,6 +206,22 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
     assert client.delete(f"/api/builder/media/{media_id}", headers=csrf).status_code == 409
     assert client.delete(f"/api/shop/products/IX-0/images/{image_id}", headers=admin).status_code == 200
     assert client.delete("/api/shop/products/IX-1", headers=admin).status_code == 204
+    # The trash: its list (all, per bucket, by cursor), one item, a restore onto its product,
+    # an upload that brings trashed bytes back, a purge.
+    assert client.delete(f"/api/builder/media/{media_id}?force=1", headers=csrf).status_code == 204
+    listed = client.get("/api/trash", headers=admin, query_string={"per_page": 1})
+    assert listed.status_code == 200 and listed.get_json()["next"]
+    assert client.get("/api/trash", headers=admin, query_string={
+        "per_page": 1, "after": listed.get_json()["next"]}).status_code == 200
+    assert client.get("/api/trash", headers=csrf).status_code == 200  # an editor's: the library's
+    assert client.get(f"/api/trash/{media_id}", headers=csrf).status_code == 200
+    assert client.post("/api/shop/products", headers=admin,
+                       json={"sku": "IX-1", "name": "again", "price": 1}).status_code == 201
+    assert client.post(f"/api/trash/{image_id}/restore", headers=admin).status_code == 200
+    assert client.post("/api/builder/media", headers=csrf,
+                       data={"file": (io.BytesIO(photo), "again.jpg")}).status_code == 200
+    assert client.delete(f"/api/uploads/{upload.get_json()['id']}", headers=csrf).status_code == 204
+    assert client.delete(f"/api/trash/{upload.get_json()['id']}", headers=admin).status_code == 204
     recorder.active = False
 
     assert len(recorder.commands) > 40

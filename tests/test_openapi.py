@@ -170,6 +170,17 @@ def test_every_response_of_a_scenario_over_every_endpoint_matches_the_document(a
     assert client.get(f"/api/uploads/{upload_id}", headers=editor).status_code == 200
     assert client.get(f"/api/uploads/{upload_id}", headers=ops).status_code == 404
     assert client.delete(f"/api/uploads/{upload_id}", headers=editor).status_code == 204
+    # trash: the forced-deleted library image, the deleted upload and product photo are there
+    assert client.get("/api/trash?per_page=2", headers=admin).status_code == 200
+    assert client.get("/api/trash?from=nowhere", headers=admin).status_code == 400
+    assert client.get("/api/trash", headers=editor).status_code == 200
+    assert client.get(f"/api/trash/{media_id}", headers=editor).status_code == 200
+    assert client.get(f"/api/trash/{upload_id}", headers=editor).status_code == 404  # not the library's
+    assert client.post(f"/api/trash/{media_id}/restore", headers=editor).status_code == 200
+    gone = client.post(f"/api/trash/{ids[0]}/restore", headers=admin)  # product AV-1 was deleted
+    assert gone.status_code == 409 and gone.get_json()["error"]["code"] == "product_gone"
+    assert client.delete(f"/api/trash/{upload_id}", headers=admin).status_code == 204
+    assert client.post(f"/api/trash/{upload_id}/restore", headers=admin).status_code == 404
     # admin and the document itself
     assert client.get("/api/admin/audit?per_page=5", headers=admin).status_code == 200
     assert client.get("/api/admin/audit", headers=editor).status_code == 403

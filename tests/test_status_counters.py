@@ -8,7 +8,7 @@ import logging
 import pytest
 from pymongo.errors import OperationFailure
 
-from avenue.media import BUCKETS, PRODUCTS, UPLOADS, media_counters
+from avenue.media import PRODUCTS, STORED, TRASH, UPLOADS, media_counters
 from avenue.media import counters as bucket_counters
 from avenue.media.counters import count_bucket
 from avenue.media.originals import store
@@ -26,7 +26,7 @@ def held_and_counted(db) -> tuple[dict, dict]:
     held = {bucket: {k: v for k, v in row.items() if k in bucket_counters.FIELDS}
             for bucket, row in media_counters(db).items()}
     counted = {bucket: {k: v for k, v in count_bucket(db, bucket, chunk_index=True).items()
-                        if k in bucket_counters.FIELDS} for bucket in BUCKETS.values()}
+                        if k in bucket_counters.FIELDS} for bucket in STORED}
     held["products"] = {k: product_counters.product_counters(db)[k] for k in product_counters.FIELDS}
     counted["products"] = dict.fromkeys(product_counters.FIELDS, 0)
     for doc in db.shop_products.find():
@@ -63,6 +63,8 @@ def test_counters_match_a_recount_after_a_mix_of_writes(app, client, db):
     held, counted = held_and_counted(db)
     assert held == counted
     assert counted["products"]["products"] == 3 and counted[PRODUCTS]["originals"] == 2
+    # Deleted, kept restorable: the photo no product uses any more and the library image.
+    assert counted[TRASH]["originals"] == 2
     for result in reconcile(db, app.config).values():
         assert result["applied"] and set(result["drift"].values()) == {0}
 

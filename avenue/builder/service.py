@@ -209,7 +209,7 @@ def delete_media(db: Database, media_id: ObjectId, *, force: bool = False) -> li
                            code="media_in_use", pages=pages)
         if pages:
             _pull_media(db, {"media_ids": media_id}, [media_id])
-        media.delete(lease.image)
+        media.delete(lease.image, to_trash={"pages": pages})  # restored, the pages stay as they are
     except BaseException:
         media.release_delete_lease(lease)
         raise

@@ -17,13 +17,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
+from avenue.media.buckets import (
+    ALIASES,
+    BUCKETS,
+    BUILDER,
+    LEGACY_PREFIX,
+    PRODUCTS,
+    STORED,
+    TEMP,
+    TRASH,
+    UPLOADS,
+)
 from avenue.media.counters import counters as media_counters
 from avenue.media.counters import recount as recount_bucket
 from avenue.media.frontdoor import FrontDoor
 from avenue.media.images import Limits
 from avenue.media.indexes import ensure_indexes
-from avenue.media.library import DELETE_LEASE, ROOT_FOLDER, Lease, Library
+from avenue.media.library import DELETE_LEASE, ROOT_FOLDER, Lease, Library, Restored, Trash, Trashed
 from avenue.media.objects import UrlSigner, image_object, ref_object
 from avenue.media.originals import Upload
 from avenue.media.purge import OUTBOX as PURGE_OUTBOX
@@ -41,6 +51,8 @@ __all__ = [
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP",
     "UPLOADS",
     "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
+    # Deleted media, restorable for AVENUE_TRASH_DAYS (trash.py).
+    "Restored", "STORED", "TRASH", "Trash", "Trashed",
     # The media route, its WSGI front door and what they are given at start (route.py).
     "FrontDoor", "bp", "get_cache", "init_app",
     "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",

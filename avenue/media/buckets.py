@@ -19,3 +19,8 @@ UPLOADS = BUCKETS["uploads"]
 # Where the old app kept uploads on local disk: image references starting with this are
 # legacy paths that ``import-legacy`` moves into GridFS.
 LEGACY_PREFIX = "/uploads/"
+
+# Deleted media, restorable until purged (avenue/media/trash.py): not served, so not in
+# BUCKETS; every scan of every stored file (gc, fsck, backup, indexes) includes it.
+TRASH = "media_trash"
+STORED = (*BUCKETS.values(), TRASH)

@@ -34,7 +34,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
-from avenue.media.buckets import BUCKETS
+from avenue.media.buckets import STORED
 from avenue.media.records import Document
 
 log = logging.getLogger(__name__)
@@ -83,10 +83,11 @@ def record(db: Database[Document], bucket: str, change: dict[str, Any], sign: in
 
 
 def counters(db: Database[Document]) -> dict[str, dict[str, Any]]:
-    """Every bucket's counters (zeros for a bucket nothing was written to yet), one read."""
-    found = {doc["_id"]: doc for doc in db[COUNTERS].find({"_id": {"$in": list(BUCKETS.values())}})}
+    """Every bucket's counters, the trash's included (zeros for a bucket nothing was written
+    to yet), one read."""
+    found = {doc["_id"]: doc for doc in db[COUNTERS].find({"_id": {"$in": list(STORED)}})}
     result = {}
-    for bucket in BUCKETS.values():
+    for bucket in STORED:
         doc = found.get(bucket) or {}
         result[bucket] = {**{name: int(doc.get(name) or 0) for name in FIELDS},
                           "oldest": doc.get("oldest"), "newest": doc.get("newest"),

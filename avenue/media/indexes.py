@@ -12,7 +12,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
 from avenue.media import purge
-from avenue.media.buckets import BUCKETS, BUILDER
+from avenue.media.buckets import BUILDER, STORED, TRASH
 from avenue.media.records import Document
 
 # Deleted media, polled by every worker to evict its in-process cache (media/cache.py).
@@ -57,6 +57,20 @@ def library_indexes() -> list[IndexModel]:
     ]
 
 
+def trash_indexes() -> list[IndexModel]:
+    """The trash bucket's own (avenue/media/trash.py), beside every bucket's: the list, per
+    source bucket (what an editor sees), the dedupe lookup of an upload, and gc's purge."""
+    return [
+        IndexModel([("metadata.role", ASCENDING), ("metadata.trash.deleted_at", DESCENDING),
+                    ("_id", DESCENDING)], name="trash_newest"),
+        IndexModel([("metadata.trash.from", ASCENDING), ("metadata.role", ASCENDING),
+                    ("metadata.trash.deleted_at", DESCENDING), ("_id", DESCENDING)],
+                   name="trash_from_newest"),
+        IndexModel([("metadata.trash.from", ASCENDING), ("metadata.trash.key", ASCENDING)], name="trash_key"),
+        IndexModel([("metadata.trash.purge_after", ASCENDING)], name="trash_purge", sparse=True),
+    ]
+
+
 # Replaced by the indexes above (they end in the list order): dropped when found.
 OBSOLETE_FILES_INDEXES = ("role_uploaded", "owner_uploaded")
 
@@ -71,10 +85,11 @@ def ensure_indexes(db: Database[Document]) -> None:
     ])
     if purge.enabled():
         db[purge.OUTBOX].create_indexes(purge.outbox_indexes())
-    for bucket in BUCKETS.values():
+    for bucket in STORED:
         db[f"{bucket}.chunks"].create_indexes(chunks_indexes())
         files = db[f"{bucket}.files"]
-        files.create_indexes(files_indexes() + (library_indexes() if bucket == BUILDER else []))
+        own = library_indexes() if bucket == BUILDER else trash_indexes() if bucket == TRASH else []
+        files.create_indexes(files_indexes() + own)
         present = set(files.index_information())
         for name in OBSOLETE_FILES_INDEXES:
             if name in present:

@@ -35,7 +35,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import maybe_utc, now
-from avenue.media import originals, storage
+from avenue.media import originals, storage, trash
 from avenue.media.images import Limits
 from avenue.media.originals import Upload
 from avenue.media.records import Document, Image, Stored
@@ -213,12 +213,18 @@ class Library:
                                     delete_source=not keep_source)
         return Stored(self._image(result.doc), result.created)
 
-    def delete(self, image: Image | ObjectId) -> bool:
-        """Delete an original and all its variants (original first: readers see 404 at once)."""
-        if isinstance(image, Image):
-            doc = self._files.find_one({"_id": image.id})
-            return False if doc is None else originals.delete_image(self.db, self.bucket, doc)
-        return originals.delete_image(self.db, self.bucket, image)
+    def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:
+        """Delete an original and all its variants (original first: readers see 404 at once).
+
+        ``to_trash`` (what referenced it, e.g. ``{"sku": ...}``; may be empty) keeps it in the
+        trash first, restorable for ``AVENUE_TRASH_DAYS`` (avenue/media/trash.py); without
+        it, or with the trash off, the delete is final."""
+        doc = self._files.find_one({"_id": image.id if isinstance(image, Image) else image})
+        if doc is None:
+            return False
+        if to_trash is not None:
+            trash.keep(self.db, self.bucket, doc, refs=to_trash)
+        return originals.delete_image(self.db, self.bucket, doc)
 
     # --- delete leases -------------------------------------------------------------------
 
@@ -326,3 +332,56 @@ class Library:
         if hasattr(stream, "seek"):
             stream.seek(0)
         return self.store(source, owner=owner, kind=kind, limits=limits).image
+
+
+@dataclass(frozen=True)
+class Trashed:
+    """An original in the trash, as the rest of the app sees it."""
+
+    image: Image  # as it was (its bucket: where it came from and goes back to)
+    deleted_at: dt.datetime
+    purge_after: dt.datetime
+    refs: dict[str, Any]
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Trashed:
+        info = doc["metadata"]["trash"]
+        return cls(Image.from_files_doc(info["from"], doc), maybe_utc(info["deleted_at"]) or now(),
+                   maybe_utc(info["purge_after"]) or now(), dict(info.get("refs") or {}))
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A restore's outcome: the image back in its bucket, and what referenced it when deleted."""
+
+    image: Image
+    refs: dict[str, Any]
+    reused: bool  # the same bytes had been stored again meanwhile: that image is this one
+
+
+class Trash:
+    """Deleted originals, restorable until ``gc`` purges them (avenue/media/trash.py)."""
+
+    def __init__(self, db: Database[Document]) -> None:
+        self.db = db
+
+    def page(self, window: Window, *, source: str | None = None) -> tuple[list[Trashed], Page]:
+        """Last deleted first; only those deleted from bucket ``source``, when given."""
+        page = trash.page(self.db, window, source=source)
+        return [Trashed.from_doc(doc) for doc in page.docs], page
+
+    def get(self, image_id: ObjectId) -> Trashed | None:
+        doc = trash.get(self.db, image_id)
+        return None if doc is None else Trashed.from_doc(doc)
+
+    def restore(self, image_id: ObjectId) -> Restored | None:
+        """Back to its bucket with its id (None: not in the trash, or being restored now)."""
+        done = trash.restore(self.db, image_id)
+        if done is None:
+            return None
+        return Restored(Image.from_files_doc(done.bucket, done.doc), done.refs, done.reused)
+
+    def purge(self, image_id: ObjectId) -> bool:
+        """Remove it for good now."""
+        doc = trash.get(self.db, image_id)
+        return doc is not None and trash.purge(self.db, doc)

@@ -18,12 +18,12 @@ from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from avenue.errors import AvenueError
-from avenue.media import counters, placeholders, purge, storage
+from avenue.errors import AvenueError, Conflict
+from avenue.media import placeholders, purge, storage, trash
 from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
 from avenue.media.placeholders import Placeholder
-from avenue.media.records import Document
+from avenue.media.records import Document, variant_ids
 from avenue.media.variants import Rendition, render
 from avenue.metrics import count_upload, timed_render
 
@@ -51,6 +51,7 @@ class _Ready:
     prepared: PreparedImage | None = None
     renditions: list[Rendition] = field(default_factory=list)
     existing: dict[str, Any] | None = None
+    trashed: dict[str, Any] | None = None  # the same bytes sit in the trash: restored, not stored
     placeholder: Placeholder | None = None
     focal: FocalPoint | None = None
 
@@ -90,6 +91,10 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         if existing is not None:
             count_upload("duplicate", (existing.get("metadata") or {}).get("format"))
             return _Ready(filename, key, existing=existing)
+        trashed = trash.find(db, bucket, key)
+        if trashed is not None:
+            count_upload("duplicate", (trashed.get("metadata") or {}).get("format"))
+            return _Ready(filename, key, trashed=trashed)
         prepared = prepare(data, limits)
         with timed_render():
             renditions = render(prepared)  # the og crop estimates the focal point (variants.py)
@@ -216,6 +221,21 @@ def _delete_ids(db: Database[Document], bucket: str, ids: list[Any]) -> None:
         storage.delete_counted(db, bucket, ids)
 
 
+def _from_trash(db: Database[Document], bucket: str, ready: _Ready) -> dict[str, Any]:
+    """Bring back the trashed image holding an upload's bytes (dedupe reaches into the trash:
+    one copy, and its id, alt, folder and tags come back with it)."""
+    assert ready.trashed is not None
+    restored = trash.restore(db, ready.trashed["_id"])
+    if restored is not None:
+        return restored.doc
+    # Another restore (or this upload twice at once) is bringing it back right now.
+    live = db[f"{bucket}.files"].find_one({"metadata.key": ready.key})
+    if live is None:
+        raise Conflict(f"{ready.filename}: this image is being restored from the trash right now; "
+                       "try again in a moment.", code="restore_in_progress")
+    return live
+
+
 def store(db: Database[Document], bucket: str, stream: BinaryIO | bytes, *, filename: str | None,
           owner: str | None = None,
           limits: Limits | None = None, kind: str = "upload", scope: str = "",
@@ -240,6 +260,8 @@ def store_all(db: Database[Document], bucket: str, uploads: list[Upload], *, own
         for ready in readies:
             if ready.existing is not None:
                 results.append(StoreResult(ready.existing, False))
+            elif ready.trashed is not None:
+                results.append(StoreResult(_from_trash(db, bucket, ready), False))
             else:
                 results.append(_write(db, bucket, ready, owner=owner, kind=kind,
                                       visibility=visibility, extra=extra))
@@ -249,12 +271,6 @@ def store_all(db: Database[Document], bucket: str, uploads: list[Upload], *, own
                 delete_image(db, bucket, result.doc)
         raise
     return results
-
-
-def variant_ids(doc: dict[str, Any]) -> list[Any]:
-    """The file ids of every variant of an original."""
-    return [info["id"] for formats in doc.get("metadata", {}).get("variants", {}).values()
-            for info in formats.values()]
 
 
 def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | ObjectId) -> bool:
@@ -284,17 +300,22 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
     """
     key = dedupe_key(doc["metadata"]["source_sha256"], scope)
     existing = db[f"{target}.files"].find_one({"metadata.key": key})
+    trashed = trash.find(db, target, key) if existing is None else None
+    if trashed is not None:  # the target held these bytes until lately: that image comes back
+        restored = trash.restore(db, trashed["_id"])
+        existing = restored.doc if restored is not None else \
+            db[f"{target}.files"].find_one({"metadata.key": key})
     if existing is None:
         copied: list[Any] = []
         try:
             for vid in variant_ids(doc):
                 variant = db[f"{source}.files"].find_one({"_id": vid})
                 if variant is not None:
-                    _copy(db, source, target, variant)
+                    storage.copy_file(db, source, target, variant)
                     copied.append(vid)
             metadata = {k: v for k, v in doc["metadata"].items() if k not in unset}
             metadata.update(key=key, kind=kind)
-            _copy(db, source, target, {**doc, "metadata": metadata})
+            storage.copy_file(db, source, target, {**doc, "metadata": metadata})
             existing = db[f"{target}.files"].find_one({"_id": doc["_id"]})
             created = True
         except DuplicateKeyError:
@@ -312,22 +333,3 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
     return StoreResult(existing, created)
 
 
-def _copy(db: Database[Document], source: str, target: str, doc: dict[str, Any]) -> None:
-    chunks = db[f"{target}.chunks"]
-    copied = 0
-    try:
-        batch = []
-        for chunk in db[f"{source}.chunks"].find({"files_id": doc["_id"]}).sort("n", 1).batch_size(8):
-            batch.append(chunk)
-            if len(batch) == 16:
-                chunks.insert_many(batch)
-                copied += len(batch)
-                batch = []
-        if batch:
-            chunks.insert_many(batch)
-            copied += len(batch)
-        db[f"{target}.files"].insert_one(doc)
-    except BaseException:
-        chunks.delete_many({"files_id": doc["_id"]})
-        raise
-    counters.record(db, target, counters.figures([doc], chunks=copied))  # after the copy landed

@@ -61,6 +61,8 @@ def queue(db: Database[Document], bucket: str, doc: dict[str, Any]) -> None:
     meta = doc.get("metadata") or {}
     if not _enabled or meta.get("role") != "original" or meta.get("visibility", "public") != "public":
         return
+    if bucket not in ALIASES:
+        return  # the trash: never served, so never at a CDN (its purge went out when it was deleted)
     moment = now()
     db[OUTBOX].insert_one({"bucket": bucket, "file_id": doc["_id"], "paths": paths_of(bucket, doc),
                            "queued_at": moment, "next_at": moment, "attempts": 0})

@@ -165,3 +165,9 @@ class Stored:
 
     image: Image
     created: bool
+
+
+def variant_ids(doc: Mapping[str, Any]) -> list[Any]:
+    """The file ids of every variant an original's files document lists."""
+    return [info["id"] for formats in (doc.get("metadata") or {}).get("variants", {}).values()
+            for info in formats.values()]

@@ -192,3 +192,26 @@ def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
                       bytes=round(change["bytes"] * share))
     counters.record(db, bucket, change, sign=-1)
     return removed
+
+
+def copy_file(db: Database[Document], source: str, target: str, doc: dict[str, Any]) -> None:
+    """Copy one file from ``source`` into ``target``, same id: chunks, then the files document
+    ``doc`` (as given: the caller may change its metadata); the target's counters after."""
+    chunks = db[f"{target}.chunks"]
+    copied = 0
+    try:
+        batch = []
+        for chunk in db[f"{source}.chunks"].find({"files_id": doc["_id"]}).sort("n", 1).batch_size(8):
+            batch.append(chunk)
+            if len(batch) == 16:
+                chunks.insert_many(batch)
+                copied += len(batch)
+                batch = []
+        if batch:
+            chunks.insert_many(batch)
+            copied += len(batch)
+        db[f"{target}.files"].insert_one(doc)
+    except BaseException:
+        chunks.delete_many({"files_id": doc["_id"]})
+        raise
+    counters.record(db, target, counters.figures([doc], chunks=copied))  # after the copy landed

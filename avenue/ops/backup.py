@@ -41,7 +41,7 @@ from avenue import db as database
 from avenue.clock import now
 from avenue.db import shard_key
 from avenue.errors import AvenueError, Conflict
-from avenue.media import BUCKETS, ensure_indexes, storage
+from avenue.media import BUCKETS, STORED, TRASH, ensure_indexes, storage
 
 FORMAT = "avenue-backup"
 VERSION = 1
@@ -163,11 +163,11 @@ def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False
     """Write the archive (see the module doc) to the binary stream ``out``."""
     progress = progress or (lambda phase, done, total: None)
     report = BackupReport(db.name)
-    expected_files = {bucket: db[f"{bucket}.files"].count_documents({}) for bucket in BUCKETS.values()}
+    expected_files = {bucket: db[f"{bucket}.files"].count_documents({}) for bucket in STORED}
     expected_docs = {name: db[name].count_documents({}) for name in COLLECTIONS}
     manifest = {
         "format": FORMAT, "version": VERSION, "created_at": now().isoformat(),
-        "database": db.name, "buckets": dict(BUCKETS), "collections": list(COLLECTIONS),
+        "database": db.name, "buckets": {**BUCKETS, "trash": TRASH}, "collections": list(COLLECTIONS),
         "expected": {"files": expected_files, "documents": expected_docs},
         "users": "with password hashes" if include_password_hashes else "without password hashes",
         "api_tokens": "not included",
@@ -177,7 +177,7 @@ def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
                       copybufsize=storage.CHUNK_SIZE) as tar:
         _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
-        for bucket in BUCKETS.values():
+        for bucket in STORED:  # the trash too: what is restorable now stays restorable
             report.files[bucket] = report.bytes[bucket] = 0
             # Small batches: the cursor must not sit idle (and time out) while big files stream.
             for doc in db[f"{bucket}.files"].find().sort("_id", 1).batch_size(16):
@@ -268,7 +268,7 @@ class RestoreReport:
 
 def occupied(db: Database) -> dict[str, int]:
     """The collections a restore would write to that already hold documents."""
-    names = [f"{bucket}.{part}" for bucket in BUCKETS.values() for part in ("files", "chunks")]
+    names = [f"{bucket}.{part}" for bucket in STORED for part in ("files", "chunks")]
     counts = {name: db[name].estimated_document_count() for name in [*names, *COLLECTIONS]}
     return {name: count for name, count in counts.items() if count}
 
@@ -340,7 +340,7 @@ class _Restorer:
     def _write_chunks(self, member: tarfile.TarInfo, stream) -> None:
         headers = member.pax_headers
         bucket = headers.get("avenue.bucket")
-        if bucket not in BUCKETS.values():
+        if bucket not in STORED:
             raise ArchiveError(f"{member.name}: unknown bucket {bucket!r}.")
         file_id = _loads(headers["avenue.id"])
         chunk_size = int(headers["avenue.chunk_size"])

@@ -34,7 +34,7 @@ from pymongo.errors import PyMongoError
 from avenue import audit
 from avenue import db as database
 from avenue.errors import AvenueError
-from avenue.media import BUCKETS, ensure_indexes, storage
+from avenue.media import STORED, ensure_indexes, storage
 from avenue.media.invalidation import invalidate
 from avenue.media.originals import delete_image, variant_ids
 from avenue.media.regenerate import regenerate_variants
@@ -196,7 +196,7 @@ def _check_batch(db: Database, bucket: str, docs: list[dict]) -> list[_Finding]:
 
 def _check_indexes(db: Database) -> list[dict]:
     problems = []
-    for bucket in BUCKETS.values():
+    for bucket in STORED:
         for part, (keys, label) in REQUIRED_INDEXES.items():
             collection = db[f"{bucket}.{part}"]
             present = any(
@@ -233,8 +233,8 @@ def check(db: Database, *, progress: Progress | None = None, since: dt.datetime 
     progress = progress or (lambda phase, done, total: None)
     report = FsckReport(repair=False)
     start = checkpoint(db) if resume else None
-    total = sum(db[f"{bucket}.files"].estimated_document_count() for bucket in BUCKETS.values())
-    buckets = list(BUCKETS.values())
+    total = sum(db[f"{bucket}.files"].estimated_document_count() for bucket in STORED)
+    buckets = list(STORED)  # the trash's files too: restoring them must give intact images
     if start is not None and start.get("bucket") in buckets:
         buckets = buckets[buckets.index(start["bucket"]):]
     saved = 0

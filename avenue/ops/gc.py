@@ -34,7 +34,7 @@ from pymongo.database import Database
 from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
-from avenue.media import BUCKETS, PRODUCTS, TEMP, storage
+from avenue.media import PRODUCTS, STORED, TEMP, storage, trash
 from avenue.media.originals import delete_image, variant_ids
 
 DEFAULT_GRACE_SECONDS = 3600
@@ -109,8 +109,8 @@ class _Collector:
 
     def run(self) -> GcReport:
         steps = [self._expired_temp_images, self._temp_images_without_expiry,
-                 self._unreferenced_product_images]
-        for bucket in BUCKETS.values():
+                 self._unreferenced_product_images, self._trash_past_its_window]
+        for bucket in STORED:
             steps += [lambda b=bucket: self._incomplete_files(b), lambda b=bucket: self._orphan_variants(b),
                       lambda b=bucket: self._orphan_chunks(b)]
         for index, step in enumerate(steps, 1):
@@ -194,11 +194,20 @@ class _Collector:
                 self._remove_image("unreferenced_product_image", PRODUCTS, doc,
                                    "no product references it")
 
+    # --- the trash ------------------------------------------------------------------------
+
+    def _trash_past_its_window(self) -> None:
+        """Trashed images past ``purge_after`` (AVENUE_TRASH_DAYS after their delete), unless
+        a restore holds them (avenue/media/trash.py)."""
+        for doc in trash.expired(self.db, self.now):
+            deleted = as_utc(doc["metadata"]["trash"]["deleted_at"]).isoformat()
+            self._remove_image("trash_expired", trash.TRASH, doc, f"in the trash since {deleted}")
+
     # --- structure ------------------------------------------------------------------------
 
     def _exists_elsewhere(self, file_id, bucket: str) -> bool:
         return any(self.db[f"{other}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None
-                   for other in BUCKETS.values() if other != bucket)
+                   for other in STORED if other != bucket)
 
     def _incomplete_files(self, bucket: str) -> None:
         files = self.db[f"{bucket}.files"]

@@ -286,7 +286,7 @@ def delete_product(db: Database, sku: str) -> dict:
     record_product_change(db, doc, None)
     for entry in doc.get("images") or []:
         if isinstance(entry, dict) and entry.get("id") is not None:
-            delete_unreferenced(db, entry["id"])
+            delete_unreferenced(db, entry["id"], trashed_from=sku)
     return doc
 
 
@@ -363,6 +363,21 @@ def add_images(db: Database, sku: str, uploads: list[Upload], *, owner: str,
     return updated, added
 
 
+def check_room(db: Database, sku: str, adding: int, limit: int) -> dict:
+    """The product, if it exists and has room for ``adding`` more images (404 / 422 if not)."""
+    doc = get_product(db, sku)
+    have = len(doc.get("images") or [])
+    if have + adding > limit:
+        raise _too_many(sku, have, adding, limit)
+    return doc
+
+
+def attach_image(db: Database, sku: str, image: Image, limit: int) -> dict:
+    """Put a stored product image back at the end of the product's list (a restore from the
+    trash); the product as updated."""
+    return _push_refs(db, sku, [image.ref()], limit)[0]
+
+
 def _push_refs(db: Database, sku: str, refs: list[dict], limit: int) -> tuple[dict, list[dict]]:
     """Append the refs the product does not have yet, atomically within ``limit``."""
     for _ in range(5):
@@ -391,8 +406,9 @@ def _push_refs(db: Database, sku: str, refs: list[dict], limit: int) -> tuple[di
     raise Conflict(f"Product {sku}'s images keep changing; try again.", code="concurrent_change")
 
 
-def delete_unreferenced(db: Database, file_id: ObjectId) -> bool:
-    """Delete a product file (and its variants) if no product references it any more.
+def delete_unreferenced(db: Database, file_id: ObjectId, *, trashed_from: str | None = None) -> bool:
+    """Delete a product file (and its variants) if no product references it any more; into
+    the trash when it was taken off product ``trashed_from`` (restorable back onto it).
 
     Takes the delete lease before counting references, so a concurrent add that reuses the
     same bytes either is counted here or sees the lease (see ``Library.claim``).
@@ -404,7 +420,7 @@ def delete_unreferenced(db: Database, file_id: ObjectId) -> bool:
     if products(db).find_one({"images.id": file_id}, {"_id": 1}) is not None:
         library.release_delete_lease(lease)
         return False
-    return library.delete(lease.image)
+    return library.delete(lease.image, to_trash=None if trashed_from is None else {"sku": trashed_from})
 
 
 def delete_product_image(db: Database, sku: str, image_id: ObjectId) -> dict:
@@ -426,7 +442,7 @@ def delete_product_image(db: Database, sku: str, image_id: ObjectId) -> dict:
                "images": [entry for entry in before.get("images") or []
                           if not (isinstance(entry, dict) and entry.get("id") == oid)]}
     record_product_change(db, before, updated)
-    delete_unreferenced(db, oid)
+    delete_unreferenced(db, oid, trashed_from=sku)
     return updated
 
 

@@ -19,7 +19,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue.clock import isoformat
-from avenue.media import ALIASES, BUCKETS, Document, has_chunk_index, media_counters
+from avenue.media import ALIASES, BUCKETS, TRASH, Document, has_chunk_index, media_counters
 
 LIST_LIMIT = 100
 LEVELS = ((95, "emergency"), (85, "critical"), (70, "warning"))
@@ -132,13 +132,16 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
             notes.append("Embedded database: storage_bytes from dbStats equals data_bytes there; "
                          "data_dir.bytes_on_disk is the real disk use.")
     gridfs_bytes = sum(b["bytes"] for b in buckets.values())
+    in_trash = held[TRASH]
+    trash = {"files": in_trash["files"], "originals": in_trash["originals"], "bytes": in_trash["bytes"],
+             "chunks": in_trash["chunks"], "days": config.get("AVENUE_TRASH_DAYS", 30)}
     if database["data_dir"]:
         used, source = database["data_dir"]["bytes_on_disk"], "embedded data folder on disk"
     elif stats:
         used = (stats.get("storageSize") or 0) + (stats.get("indexSize") or 0)
         source = "dbStats storageSize + indexSize"
     else:
-        used, source = gridfs_bytes, "GridFS file lengths"
+        used, source = gridfs_bytes + trash["bytes"], "GridFS file lengths"
     quota_bytes = config.get("AVENUE_STORAGE_QUOTA_BYTES") or 0
     percent = round(100 * used / quota_bytes, 2) if quota_bytes > 0 else None
     if percent is None:
@@ -150,6 +153,8 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
         "persistent": persistent,
         "buckets": buckets,
         "gridfs_bytes": gridfs_bytes,
+        # Deleted media kept restorable (not in buckets or gridfs_bytes: nothing there is served).
+        "trash": trash,
         "database_size": database,
         "chunk_indexes": {"ok": not missing_indexes, "missing": missing_indexes,
                           "expected": {"files_id": 1, "n": 1}},

@@ -66,9 +66,9 @@ from avenue.db import LEGACY_PATHS
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.ids import parse_object_id
 from avenue.media import (
-    BUCKETS,
     LEGACY_PREFIX,
     PRODUCTS,
+    STORED,
     VARIANT_PATHS,
     Document,
     has_chunk_index,
@@ -357,7 +357,7 @@ def batch_done(state: dict[str, Any]) -> None:
 
 def _reconcile_buckets(db: Database[Document]) -> dict[str, Any]:
     return {bucket: recount_bucket(db, bucket, chunk_index=has_chunk_index(db, bucket))
-            for bucket in BUCKETS.values()}
+            for bucket in STORED}
 
 
 def run(db: Database[Document], settings: Settings, *, owner: str | None = None) -> dict[str, Any] | None:

@@ -57,7 +57,7 @@ def get_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: boo
 def delete_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool) -> Image:
     """Delete an upload the user may see (with its variants); returns what was deleted."""
     image = get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
-    library(db).delete(image)
+    library(db).delete(image, to_trash={})
     return image
 
 

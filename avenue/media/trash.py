@@ -1,0 +1,185 @@
+"""The trash: deleted media kept restorable for ``AVENUE_TRASH_DAYS`` (default 30), then purged.
+
+Deleting an original (library media, an upload, a product photo no product uses any more)
+moves it with its variants into one GridFS bucket of its own, ``media_trash``, keeping every
+id. That bucket is not one of the served buckets (``buckets.BUCKETS``), so the media route
+answers 404 for anything in it, and the status counters of the served buckets no longer
+count it (the trash has counters of its own). The trashed original's files document carries
+where it came from and what referenced it::
+
+    metadata.trash = {from, key, deleted_at, purge_after, refs, restoring_at}
+
+Order, so that a crash never loses an image and never serves a half-copied one:
+
+- *move*: copy every variant, then the original (its dedupe key replaced by ``trash:<id>``,
+  unique whatever bucket it came from), then delete from the served bucket (tombstone first,
+  caches told, the CDN purge queued). A crash before the delete leaves the image served *and*
+  in the trash; deleting it again finds the copies already there (same ids) and finishes.
+- *restore*: a compare-and-set lease on ``restoring_at`` (gc does not purge a leased item),
+  copy the variants back, then the original with its own key, then delete from the trash.
+  When the same bytes were stored again in that bucket meanwhile (same dedupe key), that
+  image is the restored one and the trashed copy is dropped: dedupe keeps one copy.
+- *dedupe*: uploading bytes that sit in the trash (same bucket, same key) restores the
+  trashed image (its id, alt, folder and tags come back) instead of storing a second copy.
+- *purge*: ``gc`` removes what is past ``purge_after`` and not being restored.
+
+``AVENUE_TRASH_DAYS=0`` turns the trash off: deletes are final at once, as before.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, has_app_context
+from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from avenue.clock import maybe_utc, now
+from avenue.media import storage
+from avenue.media.buckets import TRASH
+from avenue.media.records import Document, variant_ids
+from avenue.paging import Page, Window, fetch
+
+DEFAULT_DAYS = 30
+# A restore holds the item this long at most (a crashed restore frees it after this).
+RESTORE_LEASE = dt.timedelta(minutes=10)
+ORIGINAL = {"metadata.role": "original"}
+# Newest deletion first; its indexes (avenue/media/indexes.py) end in exactly this order.
+NEWEST_FIRST = [("metadata.trash.deleted_at", DESCENDING), ("_id", DESCENDING)]
+
+
+def days() -> float:
+    """How long deleted media stays restorable (the app's ``AVENUE_TRASH_DAYS``; 30 outside
+    an app); 0: no trash, deletes are final."""
+    if has_app_context():
+        return float(current_app.config.get("AVENUE_TRASH_DAYS", DEFAULT_DAYS))
+    return float(DEFAULT_DAYS)
+
+
+@dataclass(frozen=True)
+class Restored:
+    """What a restore brought back: the live original, the bucket and what referenced it."""
+
+    bucket: str
+    doc: dict[str, Any]
+    refs: dict[str, Any]
+    reused: bool  # the same bytes were stored again meanwhile: that image is the one returned
+
+
+def _variants_of(db: Database[Document], bucket: str, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The variants listed by the original and any pointing back at it."""
+    files = db[f"{bucket}.files"]
+    ids = list(dict.fromkeys(variant_ids(doc) + [
+        v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})]))
+    return list(files.find({"_id": {"$in": ids}})) if ids else []
+
+
+def _copy_once(db: Database[Document], source: str, target: str, doc: dict[str, Any]) -> None:
+    """Copy one file, unless a file with its id is already there (a move or restore retried
+    after a crash: the copies it made stay, the rest are made). Moves and restores of one
+    image never run at once (delete lease, restore lease), so nothing else copies it now."""
+    if db[f"{target}.files"].find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
+        storage.copy_file(db, source, target, doc)
+
+
+def keep(db: Database[Document], bucket: str, doc: dict[str, Any], *, refs: dict[str, Any] | None = None,
+         keep_days: float | None = None) -> bool:
+    """Copy an original of ``bucket`` and its variants into the trash (the caller deletes it
+    from ``bucket`` next). False when the trash is off (``keep_days`` 0)."""
+    keep_days = days() if keep_days is None else keep_days
+    if keep_days <= 0:
+        return False
+    for variant in _variants_of(db, bucket, doc):
+        _copy_once(db, bucket, TRASH, variant)
+    moment = now()
+    metadata = {**doc["metadata"], "key": f"trash:{doc['_id']}",
+                "trash": {"from": bucket, "key": doc["metadata"].get("key"), "deleted_at": moment,
+                          "purge_after": moment + dt.timedelta(days=keep_days), "refs": refs or {}}}
+    metadata.pop("deleting_at", None)
+    _copy_once(db, bucket, TRASH, {**doc, "metadata": metadata})
+    return True
+
+
+def get(db: Database[Document], trashed_id: Any) -> dict[str, Any] | None:
+    """The trashed original ``trashed_id``, or None."""
+    doc = db[f"{TRASH}.files"].find_one({"_id": trashed_id})
+    return doc if doc is not None and (doc.get("metadata") or {}).get("role") == "original" else None
+
+
+def page(db: Database[Document], window: Window, *, source: str | None = None) -> Page:
+    """Trashed originals, last deleted first (only those from ``source``, when given)."""
+    query: dict[str, Any] = dict(ORIGINAL)
+    if source is not None:
+        query = {"metadata.trash.from": source, **query}
+    return fetch(db[f"{TRASH}.files"], query, NEWEST_FIRST, window)
+
+
+def find(db: Database[Document], bucket: str, key: str) -> dict[str, Any] | None:
+    """The trashed original that was stored in ``bucket`` under dedupe ``key``, if any."""
+    return db[f"{TRASH}.files"].find_one({"metadata.trash.from": bucket, "metadata.trash.key": key})
+
+
+def _lease(db: Database[Document], doc: dict[str, Any]) -> bool:
+    """Take the restore lease (compare-and-set on the value read); False if someone holds it."""
+    seen = doc["metadata"]["trash"].get("restoring_at")
+    moment = now()
+    if seen is not None and (maybe_utc(seen) or moment) >= moment - RESTORE_LEASE:
+        return False
+    taken = db[f"{TRASH}.files"].update_one({"_id": doc["_id"], "metadata.trash.restoring_at": seen},
+                                            {"$set": {"metadata.trash.restoring_at": moment}})
+    return taken.modified_count == 1
+
+
+def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
+    """Bring a trashed original and its variants back to their bucket, same ids; None when
+    it is not in the trash (any more) or another restore of it is under way."""
+    doc = get(db, trashed_id)
+    if doc is None or not _lease(db, doc):
+        return None
+    trash = doc["metadata"]["trash"]
+    bucket, key = trash["from"], trash.get("key")
+    files = db[f"{bucket}.files"]
+    try:
+        existing = files.find_one({"metadata.key": key}) if key else None
+        if existing is None:
+            for variant in _variants_of(db, TRASH, doc):
+                _copy_once(db, TRASH, bucket, variant)
+            metadata = {k: v for k, v in doc["metadata"].items() if k != "trash"}
+            metadata["key"] = key
+            try:
+                _copy_once(db, TRASH, bucket, {**doc, "metadata": metadata})
+            except DuplicateKeyError:  # the same bytes stored again this very moment
+                existing = files.find_one({"metadata.key": key})
+                if existing is None:
+                    raise
+        live = existing if existing is not None else files.find_one({"_id": doc["_id"]})
+        if live is None:
+            raise OSError(f"{bucket} lost {doc['_id']} while it was being restored")
+    except BaseException:
+        db[f"{TRASH}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.trash.restoring_at": ""}})
+        raise
+    storage.delete_file(db, TRASH, doc["_id"], with_ids=[v["_id"] for v in _variants_of(db, TRASH, doc)])
+    return Restored(bucket, live, trash.get("refs") or {}, reused=existing is not None)
+
+
+def purge(db: Database[Document], trashed: dict[str, Any]) -> bool:
+    """Remove a trashed original and its variants for good."""
+    return storage.delete_file(db, TRASH, trashed["_id"],
+                               with_ids=[v["_id"] for v in _variants_of(db, TRASH, trashed)])
+
+
+def expired(db: Database[Document], moment: dt.datetime) -> Iterator[dict[str, Any]]:
+    """Every trashed original past its ``purge_after`` and not being restored, streamed (on
+    the ``trash_purge`` index)."""
+    leased_since = moment - RESTORE_LEASE
+    cursor = (db[f"{TRASH}.files"].find({"metadata.trash.purge_after": {"$lt": moment}})
+              .sort("metadata.trash.purge_after", ASCENDING).batch_size(100))
+    for doc in cursor:
+        meta = doc.get("metadata") or {}
+        if meta.get("role") == "original" and \
+                (maybe_utc(meta["trash"].get("restoring_at")) or leased_since) <= leased_since:
+            yield doc

@@ -1,0 +1,111 @@
+"""What was deleted, and bringing it back (avenue/media/trash.py keeps the files).
+
+Who sees what: admins every trashed image; editors those of the builder library (their
+library's). Restoring puts an image back in the bucket it was deleted from, with its id
+(its URLs work again) and, where that still makes sense, its reference:
+
+- a product photo goes back onto its product, at the end of its list, if that product
+  exists and has room (otherwise 409/422 and the photo stays in the trash);
+- library media comes back to the library; pages that a forced delete cleaned are *not*
+  rewritten (their editors may have moved on);
+- an upload comes back to its owner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from avenue.clock import isoformat
+from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
+from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, Library, Trash, Trashed, UrlSigner, image_object
+from avenue.paging import Page, Window
+from avenue.shop import service as shop
+
+
+class TrashItemNotFound(NotFound):
+    code = "trash_item_not_found"
+
+    def __init__(self) -> None:
+        super().__init__("No image with this id in the trash.")
+
+
+def _source(role: str, alias: str | None) -> str | None:
+    """The bucket whose trashed images ``role`` may see (``?from=``); None: every bucket."""
+    if alias is not None and alias not in BUCKETS:
+        raise BadRequest(f"from must be one of {', '.join(sorted(ALIASES.values()))}.", code="invalid_from")
+    wanted = BUCKETS[alias] if alias is not None else None
+    if role == "admin":
+        return wanted
+    return BUILDER  # editors: their library's only, whatever they ask
+
+
+def trash_object(item: Trashed) -> dict[str, Any]:
+    """The API's trash item: the image as it was (no URLs: nothing in the trash is served),
+    when it goes for good, and what referenced it."""
+    image = item.image
+    return {
+        "id": str(image.id), "from": ALIASES[image.bucket], "filename": image.filename,
+        "content_type": image.content_type, "format": image.format, "width": image.width,
+        "height": image.height, "bytes": image.bytes, "owner": image.owner, "alt": image.alt,
+        "placeholder": image.placeholder, "deleted_at": isoformat(item.deleted_at),
+        "purge_after": isoformat(item.purge_after),
+        "references": {key: item.refs[key] for key in ("sku", "pages") if key in item.refs},
+    }
+
+
+def list_trash(db: Database, window: Window, *, role: str,
+               source: str | None = None) -> tuple[list[Trashed], Page]:
+    """Trashed images the user may see, last deleted first."""
+    return Trash(db).page(window, source=_source(role, source))
+
+
+def get_item(db: Database, image_id: ObjectId, *, role: str) -> Trashed:
+    """One trashed image the user may see; 404 otherwise (no existence leak)."""
+    item = Trash(db).get(image_id)
+    if item is None or (role != "admin" and item.image.bucket != BUILDER):
+        raise TrashItemNotFound()
+    return item
+
+
+def restore(db: Database, image_id: ObjectId, *, role: str, max_images: int,
+            signer: UrlSigner) -> dict[str, Any]:
+    """Put a trashed image back (see the module doc); what came back and where it went."""
+    item = get_item(db, image_id, role=role)
+    sku = item.refs.get("sku") if item.image.bucket == PRODUCTS else None
+    if sku is not None:
+        _room_on(db, sku, max_images)  # checked first: a restore that cannot attach does not start
+    restored = Trash(db).restore(image_id)
+    if restored is None:
+        raise Conflict("This image is being restored right now (or was just purged).",
+                       code="restore_in_progress")
+    answer: dict[str, Any] = {"image": image_object(restored.image, signer),
+                              "from": ALIASES[restored.image.bucket], "reused": restored.reused}
+    if sku is not None:
+        try:
+            shop.attach_image(db, sku, restored.image, max_images)
+        except AvenueError:
+            # The product went or filled up since the check: back into the trash, as it was.
+            Library(db, PRODUCTS).delete(restored.image, to_trash=restored.refs)
+            raise
+        answer["product"] = sku
+    return answer
+
+
+def _room_on(db: Database, sku: str, max_images: int) -> None:
+    try:
+        shop.check_room(db, sku, 1, max_images)
+    except NotFound:
+        raise Conflict(f"Product {sku}, which this photo was deleted from, no longer exists. Create it "
+                       "again with the same sku, then restore the photo.", code="product_gone",
+                       sku=sku) from None
+
+
+def purge(db: Database, image_id: ObjectId, *, role: str) -> Trashed:
+    """Remove a trashed image for good now."""
+    item = get_item(db, image_id, role=role)
+    if not Trash(db).purge(image_id):
+        raise TrashItemNotFound()
+    return item

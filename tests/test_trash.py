@@ -1,0 +1,320 @@
+"""The trash: deleted media is kept restorable for AVENUE_TRASH_DAYS, never served meanwhile,
+restored with its id and references, deduplicated against, purged by gc, checked by fsck."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pytest
+from bson import ObjectId
+from pymongo.errors import AutoReconnect
+
+from avenue.clock import now
+from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS, media_counters
+from avenue.media import trash as trash_module
+from avenue.ops.fsck import check
+from avenue.ops.gc import collect_garbage
+from tests.helpers import error_body, image_bytes
+
+PHOTO, OTHER = "good/progressive.jpg", "good/grayscale.jpg"
+
+
+@pytest.fixture
+def admin(auth):
+    return auth.token("admin")
+
+
+@pytest.fixture
+def editor(auth):
+    return auth.token("editor")
+
+
+def form(name: str, field: str = "file") -> dict:
+    return {field: (io.BytesIO(image_bytes(name)), name.split("/")[-1])}
+
+
+def library_upload(client, headers, name=PHOTO) -> dict:
+    answer = client.post("/api/builder/media", data=form(name), headers=headers)
+    assert answer.status_code in (200, 201), answer.get_json()
+    return answer.get_json()
+
+
+def product_with_photos(client, admin, sku="TR-1", names=(PHOTO, OTHER)) -> list[dict]:
+    assert client.post("/api/shop/products", json={"sku": sku, "name": "x", "price": 1},
+                       headers=admin).status_code == 201
+    added = client.post(f"/api/shop/products/{sku}/images", headers=admin,
+                        data={"images": [form(name)["file"] for name in names]})
+    assert added.status_code == 201, added.get_json()
+    return added.get_json()["product"]["images"]
+
+
+def trash_ids(client, headers, **query) -> list[str]:
+    answer = client.get("/api/trash", headers=headers, query_string=query)
+    assert answer.status_code == 200, answer.get_json()
+    return [item["id"] for item in answer.get_json()["items"]]
+
+
+def files(db, bucket: str, image_id: str) -> int:
+    """How many files documents of the image (original and variants) the bucket holds."""
+    oid = ObjectId(image_id)
+    return db[f"{bucket}.files"].count_documents({"$or": [{"_id": oid}, {"metadata.original_id": oid}]})
+
+
+def test_deleted_library_media_is_not_served_and_waits_in_the_trash(client, db, editor):
+    media = library_upload(client, editor)
+    assert client.get(media["url"]).status_code == 200
+    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
+    assert client.get(media["url"]).status_code == 404  # not served from the trash
+    assert client.get(media["variants"]["thumb"]).status_code == 404
+    listed = client.get("/api/builder/media", headers=editor).get_json()["items"]
+    assert media["id"] not in [m["id"] for m in listed]
+    assert files(db, BUILDER, media["id"]) == 0 and files(db, TRASH, media["id"]) == 9
+    item = client.get(f"/api/trash/{media['id']}", headers=editor).get_json()
+    assert item["from"] == "builder" and item["filename"] == "progressive.jpg"
+    assert item["references"] == {"pages": []}
+    deleted, purge_after = (dt.datetime.fromisoformat(item[k]) for k in ("deleted_at", "purge_after"))
+    assert purge_after - deleted == dt.timedelta(days=30)
+    assert "url" not in item  # nothing in the trash has a URL
+    assert trash_ids(client, editor) == [media["id"]]
+    # Not live: the library's counters dropped it, the trash's hold it.
+    held = media_counters(db)
+    assert held[BUILDER]["originals"] == 0 and held[TRASH]["originals"] == 1 and held[TRASH]["files"] == 9
+    report = client.get("/api/shop/debug/storage-status", headers=editor)
+    assert report.status_code == 403  # ops/admin only; the figures are checked in test_status_reports
+
+
+def test_a_restored_library_image_keeps_its_id_and_urls_and_pages_stay_as_they_are(client, db, editor):
+    media = library_upload(client, editor)
+    page = {"title": "Home", "blocks": [{"type": "image", "media_id": media["id"]}, {"type": "text"}]}
+    assert client.put("/api/builder/pages/home", json=page, headers=editor).status_code == 200
+    assert client.delete(f"/api/builder/media/{media['id']}?force=1", headers=editor).status_code == 204
+    item = client.get(f"/api/trash/{media['id']}", headers=editor).get_json()
+    assert item["references"] == {"pages": ["home"]}
+    restored = client.post(f"/api/trash/{media['id']}/restore", headers=editor)
+    assert restored.status_code == 200, restored.get_json()
+    body = restored.get_json()
+    assert body["from"] == "builder" and body["reused"] is False and body["image"]["id"] == media["id"]
+    assert client.get(media["url"]).status_code == 200
+    assert client.get(media["variants"]["og"]).status_code == 200
+    assert client.get(f"/api/builder/media/{media['id']}", headers=editor).status_code == 200
+    assert files(db, BUILDER, media["id"]) == 9 and files(db, TRASH, media["id"]) == 0
+    assert trash_ids(client, editor) == []
+    blocks = client.get("/api/builder/pages/home", headers=editor).get_json()["blocks"]
+    assert [b["type"] for b in blocks] == ["text"]  # the forced delete's cleaning stands
+    held = media_counters(db)
+    assert held[BUILDER]["originals"] == 1 and held[TRASH]["files"] == 0
+
+
+def test_a_product_photo_goes_back_onto_its_product_at_the_end(client, db, admin, auth):
+    first, second = product_with_photos(client, admin)
+    assert client.delete(f"/api/shop/products/TR-1/images/{first['id']}", headers=admin).status_code == 200
+    item = client.get(f"/api/trash/{first['id']}", headers=admin).get_json()
+    assert item["from"] == "products" and item["references"] == {"sku": "TR-1"}
+    # Editors see only their library's trash.
+    assert client.get(f"/api/trash/{first['id']}", headers=auth.token("editor")).status_code == 404
+    assert client.post(f"/api/trash/{first['id']}/restore", headers=auth.token("editor")).status_code == 404
+    assert trash_ids(client, auth.token("editor")) == [] and trash_ids(client, admin) == [first["id"]]
+    restored = client.post(f"/api/trash/{first['id']}/restore", headers=admin)
+    assert restored.status_code == 200 and restored.get_json()["product"] == "TR-1"
+    images = client.get("/api/shop/products/TR-1").get_json()["images"]
+    assert [i["id"] for i in images] == [second["id"], first["id"]]
+    assert client.get(images[1]["url"]).status_code == 200
+    status = client.get("/api/shop/debug/products-status", headers=admin).get_json()
+    assert status["products"]["with_images"] == 1
+
+
+def test_a_photo_of_a_deleted_product_waits_until_the_product_exists_again(client, db, admin):
+    photo, _ = product_with_photos(client, admin)
+    assert client.delete("/api/shop/products/TR-1", headers=admin).status_code == 204
+    assert set(trash_ids(client, admin, **{"from": "products"})) == {photo["id"], _["id"]}
+    refused = client.post(f"/api/trash/{photo['id']}/restore", headers=admin)
+    assert refused.status_code == 409 and error_body(refused)["code"] == "product_gone"
+    assert files(db, TRASH, photo["id"]) == 9 and files(db, PRODUCTS, photo["id"]) == 0  # nothing moved
+    assert client.post("/api/shop/products", json={"sku": "TR-1", "name": "again", "price": 1},
+                       headers=admin).status_code == 201
+    assert client.post(f"/api/trash/{photo['id']}/restore", headers=admin).status_code == 200
+    assert [i["id"] for i in client.get("/api/shop/products/TR-1").get_json()["images"]] == [photo["id"]]
+
+
+def test_a_full_product_refuses_the_restore_and_the_photo_stays_in_the_trash(app, client, db, admin):
+    app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 2
+    first, _ = product_with_photos(client, admin)
+    assert client.delete(f"/api/shop/products/TR-1/images/{first['id']}", headers=admin).status_code == 200
+    assert client.post("/api/shop/products/TR-1/images", headers=admin,
+                       data={"images": [form("good/cmyk.jpg")["file"]]}).status_code == 201
+    refused = client.post(f"/api/trash/{first['id']}/restore", headers=admin)
+    assert refused.status_code == 422, refused.get_json()
+    assert trash_ids(client, admin) == [first["id"]] and files(db, PRODUCTS, first["id"]) == 0
+
+
+def test_an_upload_comes_back_to_its_owner(client, db, admin, auth):
+    owner = auth.token("ops")
+    upload = client.post("/api/uploads", data=form(PHOTO), headers=owner).get_json()
+    assert client.delete(f"/api/uploads/{upload['id']}", headers=owner).status_code == 204
+    assert client.get(f"/api/uploads/{upload['id']}", headers=owner).status_code == 404
+    assert trash_ids(client, admin, **{"from": "uploads"}) == [upload["id"]]
+    assert client.post(f"/api/trash/{upload['id']}/restore", headers=admin).status_code == 200
+    assert client.get(f"/api/uploads/{upload['id']}", headers=owner).get_json()["owner"] == upload["owner"]
+
+
+def test_uploading_bytes_that_sit_in_the_trash_brings_that_image_back(client, db, editor):
+    media = client.post("/api/builder/media", data={**form(PHOTO), "alt": "a lamp", "tags": "red"},
+                        headers=editor).get_json()
+    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
+    again = client.post("/api/builder/media", data=form(PHOTO), headers=editor)
+    assert again.status_code == 200  # not stored again: the trashed one is back
+    body = again.get_json()
+    assert body["id"] == media["id"] and body["alt"] == "a lamp" and body["tags"] == ["red"]
+    assert trash_ids(client, editor) == [] and files(db, BUILDER, media["id"]) == 9
+
+
+def test_restoring_when_the_same_bytes_were_stored_again_reuses_that_image(app, client, db, editor):
+    media = library_upload(client, editor)
+    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
+    with app.app_context():
+        trashed = trash_module.get(db, ObjectId(media["id"]))
+        # Someone stored the same bytes again without going through the trash lookup.
+        hidden = {"$set": {"metadata.trash.key": "elsewhere"}}
+        db[f"{TRASH}.files"].update_one({"_id": trashed["_id"]}, hidden)
+        again = library_upload(client, editor)
+        db[f"{TRASH}.files"].update_one({"_id": trashed["_id"]},
+                                        {"$set": {"metadata.trash.key": trashed["metadata"]["trash"]["key"]}})
+    assert again["id"] != media["id"]
+    body = client.post(f"/api/trash/{media['id']}/restore", headers=editor).get_json()
+    assert body["reused"] is True and body["image"]["id"] == again["id"]
+    assert files(db, TRASH, media["id"]) == 0 and files(db, BUILDER, media["id"]) == 0  # one copy kept
+
+
+def test_gc_purges_what_is_past_its_window_and_nothing_younger(app, db, client, editor):
+    old, young = library_upload(client, editor, PHOTO), library_upload(client, editor, OTHER)
+    for media in (old, young):
+        assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
+    db[f"{TRASH}.files"].update_one({"_id": ObjectId(old["id"])},
+                                    {"$set": {"metadata.trash.purge_after": now() - dt.timedelta(seconds=1)}})
+    with app.app_context():
+        listed = collect_garbage(db, dry_run=True)
+        assert [(r["kind"], r["id"]) for r in listed.removed] == [("trash_expired", old["id"])]
+        assert files(db, TRASH, old["id"]) == 9  # a dry run removes nothing
+        collect_garbage(db)
+    assert files(db, TRASH, old["id"]) == 0 and files(db, TRASH, young["id"]) == 9
+    assert trash_ids(client, editor) == [young["id"]]
+    assert media_counters(db)[TRASH]["originals"] == 1
+
+
+def test_gc_leaves_an_item_that_is_being_restored(app, db, client, editor):
+    media = library_upload(client, editor)
+    client.delete(f"/api/builder/media/{media['id']}", headers=editor)
+    db[f"{TRASH}.files"].update_one({"_id": ObjectId(media["id"])}, {"$set": {
+        "metadata.trash.purge_after": now() - dt.timedelta(days=1), "metadata.trash.restoring_at": now()}})
+    with app.app_context():
+        assert collect_garbage(db).removed == []
+    refused = client.post(f"/api/trash/{media['id']}/restore", headers=editor)
+    assert refused.status_code == 409 and error_body(refused)["code"] == "restore_in_progress"
+
+
+def test_purging_now_removes_it_for_good(client, db, editor):
+    media = library_upload(client, editor)
+    client.delete(f"/api/builder/media/{media['id']}", headers=editor)
+    assert client.delete(f"/api/trash/{media['id']}", headers=editor).status_code == 204
+    assert files(db, TRASH, media["id"]) == 0 and trash_ids(client, editor) == []
+    gone = client.post(f"/api/trash/{media['id']}/restore", headers=editor)
+    assert gone.status_code == 404 and error_body(gone)["code"] == "trash_item_not_found"
+
+
+def test_with_the_trash_off_deletes_are_final(app_factory, auth):
+    app = app_factory(AVENUE_TRASH_DAYS=0)
+    from tests.helpers import Auth
+
+    client, editor = app.test_client(), Auth(app).token("editor")
+    media = library_upload(client, editor)
+    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
+    assert trash_ids(client, editor) == []
+    with app.app_context():
+        from avenue.db import get_db
+
+        assert files(get_db(), TRASH, media["id"]) == 0 and files(get_db(), BUILDER, media["id"]) == 0
+
+
+def test_bad_requests_get_clear_errors(client, admin):
+    assert error_body(client.get("/api/trash?from=nowhere", headers=admin))["code"] == "invalid_from"
+    assert client.get("/api/trash/not-an-id", headers=admin).status_code == 404
+    missing = client.post(f"/api/trash/{'0' * 24}/restore", headers=admin)
+    assert missing.status_code == 404 and error_body(missing)["code"] == "trash_item_not_found"
+    assert client.get("/api/trash?page=0", headers=admin).status_code == 400
+
+
+def test_a_list_of_many_pages_goes_on_by_cursor(client, editor):
+    made = [library_upload(client, editor, name)["id"] for name in (PHOTO, OTHER, "good/cmyk.jpg")]
+    for media_id in made:
+        client.delete(f"/api/builder/media/{media_id}", headers=editor)
+    first = client.get("/api/trash?per_page=2", headers=editor).get_json()
+    rest = client.get(f"/api/trash?per_page=2&after={first['next']}", headers=editor).get_json()
+    assert [i["id"] for i in first["items"] + rest["items"]] == made[::-1] and rest["next"] is None
+
+
+def test_a_delete_cut_off_after_the_copy_finishes_when_asked_again(app, client, db, editor, monkeypatch):
+    media = library_upload(client, editor)
+    from avenue.media import originals
+
+    real = originals.delete_image
+
+    def cut(*args, **kwargs):
+        raise AutoReconnect("the database went away")
+
+    monkeypatch.setattr(originals, "delete_image", cut)
+    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 503
+    # Copied, not yet deleted: still served, and already in the trash; nothing lost.
+    assert client.get(media["url"]).status_code == 200 and files(db, TRASH, media["id"]) == 9
+    monkeypatch.setattr(originals, "delete_image", real)
+    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
+                                      {"$unset": {"metadata.deleting_at": ""}})  # the lease lapsed
+    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
+    assert files(db, TRASH, media["id"]) == 9 and files(db, BUILDER, media["id"]) == 0
+    assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 200
+    assert client.get(media["url"]).status_code == 200
+
+
+def test_a_restore_cut_off_half_way_frees_its_lease_and_a_retry_completes(app, client, db, editor,
+                                                                          monkeypatch):
+    media = library_upload(client, editor)
+    client.delete(f"/api/builder/media/{media['id']}", headers=editor)
+    from avenue.media import storage
+
+    real, calls = storage.copy_file, []
+
+    def failing(db_, source, target, doc):
+        calls.append(doc["_id"])
+        if len(calls) == 4:
+            raise AutoReconnect("the database went away")
+        return real(db_, source, target, doc)
+
+    monkeypatch.setattr(storage, "copy_file", failing)
+    assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 503
+    assert client.get(media["url"]).status_code == 404  # the original was not back: nothing served half
+    monkeypatch.setattr(storage, "copy_file", real)
+    assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 200
+    assert files(db, BUILDER, media["id"]) == 9 and files(db, TRASH, media["id"]) == 0
+    with app.app_context():
+        assert check(db).findings == []
+
+
+def test_fsck_checks_the_trashed_files_too(app, client, db, editor):
+    media = library_upload(client, editor)
+    client.delete(f"/api/builder/media/{media['id']}", headers=editor)
+    with app.app_context():
+        assert check(db).findings == []
+        db[f"{TRASH}.chunks"].delete_many({"files_id": ObjectId(media["id"])})
+        findings = check(db).findings
+    assert [(f.bucket, str(f.doc["_id"])) for f in findings] == [(TRASH, media["id"])]
+
+
+def test_uploads_trash_is_in_a_backup_and_comes_back_with_a_restore(app, client, db, admin, tmp_path):
+    upload = client.post("/api/uploads", data=form(PHOTO), headers=admin).get_json()
+    client.delete(f"/api/uploads/{upload['id']}", headers=admin)
+    from avenue.ops import backup as backup_module
+
+    archive = tmp_path / "backup.tar"
+    with archive.open("wb") as out:
+        report = backup_module.backup(db, out)
+    assert report.files[TRASH] == 9 and report.files[UPLOADS] == 0
