@@ -327,7 +327,10 @@ def main() -> None:  # noqa: C901 - one straight script
                      + ", ".join(f"{b} {n:,}" for b, n in seeded["per_bucket"].items()))
         on_disk = sum(p.stat().st_size for p in (folder / "db").rglob("*") if p.is_file())
         notes.append(f"data folder after seeding: {on_disk / 2**20:,.0f} MB")
-        env_app = {"AVENUE_STATUS_WARM_UP": "0"}
+        # As `make run` starts it: the embedded database's data folder is what storage-status
+        # measures (its dbStats is never run); no sweep scheduler, so that nothing but the
+        # calls measured runs beside them (the sweep is measured on its own below).
+        env_app = {"AVENUE_STATUS_WARM_UP": "0", "AVENUE_EMBEDDED_DATA_PATH": str(folder / "db")}
         server = Gunicorn(database.uri, DB, folder / "gunicorn.log", extra_env=env_app).start()
         ops, admin, editor = user(db, "ops")[1], user(db, "admin")[1], user(db, "editor")[1]
 
@@ -409,7 +412,8 @@ def main() -> None:  # noqa: C901 - one straight script
 
         # The sweep, gc and fsck: subprocesses, peak RSS from wait4.
         env = {**os.environ, "MONGO_URI": database.uri, "MONGO_DB": DB, "SECRET_KEY": SECRET,
-               "AVENUE_ENV": "production", "AVENUE_STATUS_WARM_UP": "0"}
+               "AVENUE_ENV": "production", "AVENUE_STATUS_WARM_UP": "0",
+               "AVENUE_HISTORY_INTERVAL_SECONDS": "0"}
         commands = [
             ("status sweep (lists + counter reconciliation)",
              [sys.executable, str(Path(__file__).resolve()), "--child", "sweep", "--uri", database.uri,

@@ -80,8 +80,18 @@ def test_deleted_library_media_is_not_served_and_waits_in_the_trash(client, db, 
     # Not live: the library's counters dropped it, the trash's hold it.
     held = media_counters(db)
     assert held[BUILDER]["originals"] == 0 and held[TRASH]["originals"] == 1 and held[TRASH]["files"] == 9
-    report = client.get("/api/shop/debug/storage-status", headers=editor)
-    assert report.status_code == 403  # ops/admin only; the figures are checked in test_status_reports
+
+
+def test_storage_status_shows_the_trash_apart_from_the_live_buckets(client, editor, auth):
+    media = library_upload(client, editor)
+    ops = auth.token("ops")
+    before = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
+    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
+    report = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
+    assert report["buckets"][BUILDER]["originals"] == 0 and report["buckets"][BUILDER]["files"] == 0
+    assert (report["trash"]["originals"], report["trash"]["files"], report["trash"]["days"]) == (1, 9, 30)
+    assert report["trash"]["bytes"] == before["buckets"][BUILDER]["bytes"]
+    assert report["gridfs_bytes"] == before["gridfs_bytes"] - report["trash"]["bytes"]
 
 
 def test_a_restored_library_image_keeps_its_id_and_urls_and_pages_stay_as_they_are(client, db, editor):
