@@ -79,7 +79,7 @@ def small_jpeg(seed: int) -> bytes:
 MIX = ("products", "products", "products", "products", "products", "products", "uploads", "builder")
 UPLOADS_BUCKET = "uploads"
 BUILDER_BUCKET = "builder_media"
-SEED_FOLDERS = ("home", "home/hero", "summer", "summer/banners", "blog")
+SEED_FOLDERS = ("/home", "/home/hero", "/summer", "/summer/banners", "/blog")  # as the app keeps them
 
 
 def template(db, bucket: str, **store_kwargs) -> tuple[dict, list[dict]]:
@@ -257,76 +257,13 @@ def user(db, role: str) -> tuple[str, dict[str, str]]:
     return str(doc["_id"]), {"Authorization": f"Bearer {service.issue_token(db, email)}"}
 
 
-def load_average() -> str:
-    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def main() -> None:  # noqa: C901 - one straight script
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: ~20,000 files documents")
-    parser.add_argument("--seed-seconds", type=float, default=600.0, help="seed at least this long")
-    parser.add_argument("--min-files", type=int, default=1_000_000,
-                        help="and at least this many files documents")
-    parser.add_argument("--folder", type=Path, help="keep the database here; a folder seeded by an earlier "
-                        "run is measured again without seeding")
-    parser.add_argument("--seed-only", action="store_true", help="seed --folder, measure nothing")
-    parser.add_argument("--calls", type=int, default=40, help="calls per status endpoint and list page")
-    parser.add_argument("--command-timeout", type=float, default=600.0)
-    parser.add_argument("--sweep-batch", type=int, default=1000)
-    parser.add_argument("--out", type=Path, help="also write the markdown table here")
-    parser.add_argument("--child", choices=["sweep"], help=argparse.SUPPRESS)
-    parser.add_argument("--uri", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child == "sweep":
-        sweep_child(args.uri, DB, args.sweep_batch)
-        return
-    if args.quick:
-        args.seed_seconds, args.min_files = 0.0, 20_000
-        args.calls, args.command_timeout = min(args.calls, 10), 120.0
-
-    def say(text: str) -> None:
-        print(f"[scale {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
+def measure_http(args, db, database, folder: Path, seeded: dict, rows: list, notes: list) -> None:
+    """Status calls, freshness after a write, and every list at page 1 and deep, through the
+    Procfile's server."""
     from tests.processes import Gunicorn, upload
 
-    folder = args.folder or Path(tempfile.mkdtemp(prefix="avenue-scale-"))
-    folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / "seeded.json"
-    database = EmbeddedServer(folder / "db", log_path=folder / "db.log").start()
-    rows: list[tuple[str, str, str, str]] = []  # (what, figure, target, met)
-    notes: list[str] = [f"load average at start: {load_average()} (2 cores, shared)"]
     server = None
     try:
-        client = pymongo.MongoClient(database.uri)
-        db = client[DB]
-        from avenue import create_app
-
-        app = create_app({"TESTING": True, "AVENUE_ENV": "testing", "SECRET_KEY": SECRET,
-                          "MONGO_URI": database.uri, "MONGO_DB": DB})
-        with app.app_context():
-            from avenue.db import get_mongo
-
-            get_mongo().ensure_indexes()
-        if marker.exists():
-            seeded = json.loads(marker.read_text())
-            notes.append(f"measured again on the store seeded {seeded['when']} (not seeded in this run)")
-        else:
-            owner, _ = user(db, "editor")
-            seeded = seed(db, args.seed_seconds, args.min_files, 200, owner, say)
-            seeded.update(owner=owner, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
-            marker.write_text(json.dumps(seeded))
-            if args.seed_only:
-                return
-        rows.append(("seeded (indexes in place, as the app writes)",
-                     f"{seeded['files']:,} files documents and as many chunks in 3 buckets, "
-                     f"{seeded['products']:,} products, in {seeded['seconds']:.0f} s "
-                     f"({seeded['files'] / seeded['seconds']:,.0f} files documents/s)",
-                     "≥ 1,000,000 files documents" if not args.quick else "(quick)",
-                     ("met" if seeded["files"] >= 1_000_000 else "missed") if not args.quick else "-"))
-        notes.append("files documents per bucket: "
-                     + ", ".join(f"{b} {n:,}" for b, n in seeded["per_bucket"].items()))
-        on_disk = sum(p.stat().st_size for p in (folder / "db").rglob("*") if p.is_file())
-        notes.append(f"data folder after seeding: {on_disk / 2**20:,.0f} MB")
         # As `make run` starts it: the embedded database's data folder is what storage-status
         # measures (its dbStats is never run); no sweep scheduler, so that nothing but the
         # calls measured runs beside them (the sweep is measured on its own below).
@@ -346,7 +283,8 @@ def main() -> None:  # noqa: C901 - one straight script
         before = json.loads(server.request("GET", "/api/shop/debug/products-status", headers=ops)[1])
         created = server.request("POST", "/api/shop/products",
                                  headers={**admin, "Content-Type": "application/json"},
-                                 body=json.dumps({"sku": "FRESH-1", "name": "Fresh", "price": 1}).encode())
+                                 body=json.dumps({"sku": f"FRESH-{uuid.uuid4().hex[:8]}", "name": "Fresh",
+                                                  "price": 1}).encode())
         after = json.loads(server.request("GET", "/api/shop/debug/products-status", headers=ops)[1])
         shown = after["products"]["total"] - before["products"]["total"]
         rows.append(("product created (201), then one products-status call",
@@ -401,14 +339,94 @@ def main() -> None:  # noqa: C901 - one straight script
         notes.append(f"list sizes: {n:,} products, {uploads_n:,} uploads, {builder_n:,} builder media "
                      f"(originals; each has 8 variant files documents beside it)")
         for label, path, headers in lists:
-            times, body = timed(server, path, headers, 2)  # warm both workers
-            times, body = timed(server, path, headers, args.calls)
+            timed(server, path, headers, 1)  # warm
+            times, body = timed(server, path, headers, args.list_calls)
             items = len(body.get("items") or body.get("folders") or [])
             p50, p99 = percentile(times, 50), percentile(times, 99)
             rows.append((f"GET {label} ({items} items; p50 / p99 of {len(times)})",
                          f"{p50:.0f} / {p99:.0f} ms", f"< {TARGET_MS} ms", met(p99 < TARGET_MS)))
         server.stop()
         server = None
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def load_average() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main() -> None:  # noqa: C901 - one straight script
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run: ~20,000 files documents")
+    parser.add_argument("--seed-seconds", type=float, default=600.0, help="seed at least this long")
+    parser.add_argument("--min-files", type=int, default=1_000_000,
+                        help="and at least this many files documents")
+    parser.add_argument("--folder", type=Path, help="keep the database here; a folder seeded by an earlier "
+                        "run is measured again without seeding")
+    parser.add_argument("--seed-only", action="store_true", help="seed --folder, measure nothing")
+    parser.add_argument("--commands-only", action="store_true",
+                        help="measure only the sweep, gc and fsck (not the HTTP calls)")
+    parser.add_argument("--calls", type=int, default=40, help="calls per status endpoint")
+    parser.add_argument("--list-calls", type=int, default=5,
+                        help="calls per list page (on the embedded database each takes seconds at 1 M)")
+    parser.add_argument("--command-timeout", type=float, default=600.0)
+    parser.add_argument("--sweep-batch", type=int, default=1000)
+    parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    parser.add_argument("--child", choices=["sweep"], help=argparse.SUPPRESS)
+    parser.add_argument("--uri", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child == "sweep":
+        sweep_child(args.uri, DB, args.sweep_batch)
+        return
+    if args.quick:
+        args.seed_seconds, args.min_files = 0.0, 20_000
+        args.calls, args.list_calls, args.command_timeout = min(args.calls, 10), 3, 120.0
+
+    def say(text: str) -> None:
+        print(f"[scale {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+    folder = args.folder or Path(tempfile.mkdtemp(prefix="avenue-scale-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / "seeded.json"
+    database = EmbeddedServer(folder / "db", log_path=folder / "db.log").start()
+    rows: list[tuple[str, str, str, str]] = []  # (what, figure, target, met)
+    notes: list[str] = [f"load average at start: {load_average()} (2 cores, shared)"]
+    server = None
+    try:
+        client = pymongo.MongoClient(database.uri)
+        db = client[DB]
+        from avenue import create_app
+
+        app = create_app({"TESTING": True, "AVENUE_ENV": "testing", "SECRET_KEY": SECRET,
+                          "MONGO_URI": database.uri, "MONGO_DB": DB})
+        with app.app_context():
+            from avenue.db import get_mongo
+
+            get_mongo().ensure_indexes()
+        if marker.exists():
+            seeded = json.loads(marker.read_text())
+            notes.append(f"measured again on the store seeded {seeded['when']} (not seeded in this run)")
+        else:
+            owner, _ = user(db, "editor")
+            seeded = seed(db, args.seed_seconds, args.min_files, 200, owner, say)
+            seeded.update(owner=owner, when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+            marker.write_text(json.dumps(seeded))
+            if args.seed_only:
+                return
+        rows.append(("seeded (indexes in place, as the app writes)",
+                     f"{seeded['files']:,} files documents and as many chunks in 3 buckets, "
+                     f"{seeded['products']:,} products, in {seeded['seconds']:.0f} s "
+                     f"({seeded['files'] / seeded['seconds']:,.0f} files documents/s)",
+                     "≥ 1,000,000 files documents" if not args.quick else "(quick)",
+                     ("met" if seeded["files"] >= 1_000_000 else "missed") if not args.quick else "-"))
+        notes.append("files documents per bucket: "
+                     + ", ".join(f"{b} {n:,}" for b, n in seeded["per_bucket"].items()))
+        on_disk = sum(p.stat().st_size for p in (folder / "db").rglob("*") if p.is_file())
+        notes.append(f"data folder after seeding: {on_disk / 2**20:,.0f} MB")
+        if not args.commands_only:
+            measure_http(args, db, database, folder, seeded, rows, notes)
 
         # The sweep, gc and fsck: subprocesses, peak RSS from wait4.
         env = {**os.environ, "MONGO_URI": database.uri, "MONGO_DB": DB, "SECRET_KEY": SECRET,

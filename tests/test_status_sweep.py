@@ -64,10 +64,8 @@ def test_what_a_sweep_holds_is_bounded_by_its_batch_not_by_the_store(db, monkeyp
     doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc
     _products(db, 9, images=[image_ref(doc), "/uploads/x.jpg", {**image_ref(doc), "id": ObjectId()}])
     reads, lookups = [], []
-    real_read, real_originals, real_in = sweep.read_batch, sweep.read_originals, sweep._in_batches
-    monkeypatch.setattr(sweep, "read_batch", lambda *a, **k: reads.append(real_read(*a, **k)) or reads[-1])
-    monkeypatch.setattr(sweep, "read_originals",
-                        lambda *a, **k: reads.append(real_originals(*a, **k)) or reads[-1])
+    real_next, real_in = sweep.next_batch, sweep._in_batches
+    monkeypatch.setattr(sweep, "next_batch", lambda *a, **k: reads.append(real_next(*a, **k)) or reads[-1])
     monkeypatch.setattr(sweep, "_in_batches",
                         lambda values: [lookups.append(part) or part for part in real_in(values)])
     result = sweep.run(db, sweep.Settings(batch=2))

@@ -8,16 +8,17 @@ not imported yet) comes from this background pass, which also reconciles the cou
 
 How it stays bounded at any size:
 
-- It reads in batches of ``batch`` documents by ``_id`` (``_id > last``, sorted, limited; of
-  the products bucket only the originals, newest first on their list index, after the last
-  one's date and id): each batch is its own short query, so no cursor lives across a
-  checkpoint and no batch holds more than ``batch`` documents. The cross checks are per batch,
-  against indexes: the batch's referenced file ids with an ``$in`` on the files' ``_id``, the
-  batch's originals with an ``$in`` on the products' ``images.id`` index and the legacy paths'
-  ``{bucket, file_id}`` index, the batch's listed variant ids on ``_id`` (each ``$in`` at most
-  :data:`IN_BATCH` ids: SecantusDB's cost grows with the square of an ``$in``'s length). No
-  set of every id exists. Each read names the ``_id`` index: without the hint SecantusDB sorts
-  the whole collection for every batch, which makes a sweep quadratic.
+- It reads each phase through one cursor (:func:`documents`), ``batch`` documents at a time:
+  products by ``_id``, of the products bucket only the originals, newest first on their list
+  index; after each batch it checkpoints the last position, and a resumed sweep opens a new
+  cursor after it. (One cursor, not a query per batch: the embedded database materialises
+  every index entry a query's bounds match before it limits, which made a query per batch
+  quadratic there.) No batch holds more than ``batch`` documents. The cross checks are per
+  batch, against indexes: the batch's referenced file ids with an ``$in`` on the files'
+  ``_id``, the batch's originals with an ``$in`` on the products' ``images.id`` index and the
+  legacy paths' ``{bucket, file_id}`` index, the batch's listed variant ids on ``_id`` (each
+  ``$in`` at most :data:`IN_BATCH` ids: SecantusDB's cost grows with the square of an
+  ``$in``'s length). No set of every id exists.
 - What it keeps between batches is counts and lists cut at :data:`LIST_LIMIT` entries.
 
 Phases, in order: ``products`` (products: reference totals, legacy references, references to
@@ -28,7 +29,7 @@ Write order and leases (one sweep at a time over every worker and machine):
 
 - A sweep runs only under the lease in the sweep document (``lease_owner``/``lease_until``),
   taken by a conditional update that matches only a free or lapsed lease.
-- After every batch the checkpoint (phase, last ``_id`` or path, sums and lists so far) is
+- After every batch the checkpoint (phase, last position, sums and lists so far) is
   written with a filter on our own ``lease_owner``, and the lease is renewed in the same write
   once ``renew_seconds`` have passed. If that write matches nothing, another worker took the
   lease over (ours lapsed): this sweep stops at once without writing anything else, and the
@@ -49,11 +50,12 @@ it. Its lists are as old as its ``generated_at`` says; the counts in the reports
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,34 +161,55 @@ def _existing(db: Database[Document], ids: list[Any]) -> set[Any]:
     return found
 
 
-def read_batch(db: Database[Document], collection: str, after: Any, batch: int,
-               projection: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The next ``batch`` documents of ``collection`` by ``_id`` after ``after`` (one query, on
-    the ``_id`` index: SecantusDB's planner otherwise scans and sorts the whole collection for
-    every batch)."""
-    query = {} if after is None else {"_id": {"$gt": after}}
-    return list(db[collection].find(query, projection).sort("_id", 1).hint(ID_INDEX).limit(batch))
+def _stream(cursor: Any) -> Iterator[dict[str, Any]]:
+    """A cursor's documents, closing it however the caller stops."""
+    try:
+        yield from cursor
+    finally:
+        cursor.close()
 
 
 # The products bucket's originals newest first: the ``role_newest`` index holds exactly this
-# (role equality, then the sort), so a batch is one index walk whatever the depth.
+# (role equality, then the sort), so the walk needs no sort of its own on mongod.
 ORIGINALS = {"metadata.role": "original"}
 NEWEST_FIRST = [("uploadDate", -1), ("_id", -1)]
 
 
-def read_originals(db: Database[Document], after: list[Any] | None, batch: int) -> list[dict[str, Any]]:
-    """The next ``batch`` originals of the products bucket after ``after`` (the last one's
-    ``[uploadDate, _id]``), newest first. Only originals: their 8 variants each (nine tenths of
-    the files documents) are checked through the original's list, never read one by one."""
-    files = db[f"{PRODUCTS}.files"]
-    if after is None:
-        return list(files.find(ORIGINALS).sort(NEWEST_FIRST).limit(batch))
-    docs: list[dict[str, Any]] = []
-    for branch in after_ranges(NEWEST_FIRST, after):
-        if len(docs) >= batch:
-            break
-        docs += files.find({**ORIGINALS, **branch}).sort(NEWEST_FIRST).limit(batch - len(docs))
-    return docs
+def documents(db: Database[Document], settings: Settings, phase: str, after: Any) -> Iterator[dict[str, Any]]:
+    """Everything ``phase`` reads after ``after``, in order, through one cursor (per range):
+
+    - ``products``: every product by ``_id`` (the hint: SecantusDB's planner otherwise sorts
+      the collection itself);
+    - ``files``: only the products bucket's originals, newest first, after the last one's
+      ``[uploadDate, _id]`` (their 8 variants each, nine tenths of the files documents, are
+      checked through the original's list, never read one by one);
+    - ``legacy``: the old uploads folder's files by path (``{"_id": parts, "size": bytes}``).
+
+    One cursor a phase, consumed a batch at a time, rather than a query per batch: the
+    embedded database materialises every index entry a query's bounds match before it
+    limits, so a query per batch made a sweep quadratic there (110 documents a second at a
+    million files). A resumed sweep opens a new cursor after its checkpoint.
+    """
+    if phase == "products":
+        query = {} if after is None else {"_id": {"$gt": after}}
+        yield from _stream(db[PRODUCTS_COLLECTION].find(query, {"sku": 1, "images": 1}).sort("_id", 1)
+                           .hint(ID_INDEX).batch_size(settings.batch))
+    elif phase == "files":
+        files = db[f"{PRODUCTS}.files"]
+        ranges: list[dict[str, Any]] = [{}] if after is None else after_ranges(NEWEST_FIRST, after)
+        for branch in ranges:
+            cursor = files.find({**ORIGINALS, **branch}).sort(NEWEST_FIRST).batch_size(settings.batch)
+            yield from _stream(cursor)
+    else:
+        root = Path(settings.legacy_dir) if settings.legacy_dir else None
+        if root is not None and root.is_dir():
+            for parts, size in legacy_files(root, after):
+                yield {"_id": parts, "size": size}
+
+
+def next_batch(source: Iterator[dict[str, Any]], size: int) -> list[dict[str, Any]]:
+    """The next ``size`` documents of a phase (tests hook in here to see every batch)."""
+    return list(itertools.islice(source, size))
 
 
 def _products_batch(db: Database[Document], state: dict[str, Any], docs: list[dict[str, Any]]) -> None:
@@ -385,39 +408,36 @@ def _sweep(db: Database[Document], settings: Settings, sweep: _Run) -> dict[str,
     else:
         state["resumed"] += 1
     started = time.perf_counter()
-    while state["phase"] != "done":
-        phase = state["phase"]
-        if phase == "products":
-            docs = read_batch(db, PRODUCTS_COLLECTION, state["after"], settings.batch,
-                              {"sku": 1, "images": 1})
-            _products_batch(db, state, docs)
-        elif phase == "files":
-            docs = read_originals(db, state["after"], settings.batch)
-            _files_batch(db, state, docs)
-        else:
-            docs = []
-            root = Path(settings.legacy_dir) if settings.legacy_dir else None
-            if root is not None and root.is_dir():
-                files = []
-                for item in legacy_files(root, state["after"]):
-                    files.append(item)
-                    if len(files) == settings.batch:
-                        break
-                _legacy_batch(db, state, files)
-                docs = [{"_id": parts} for parts, _ in files]
-        state["batches"] += 1
-        state["documents"] += len(docs)
-        if len(docs) < settings.batch:
-            following = PHASES.index(phase) + 1
-            state["phase"] = PHASES[following] if following < len(PHASES) else "done"
-            state["after"] = None
-        elif phase == "files":
-            state["after"] = [docs[-1].get("uploadDate"), docs[-1]["_id"]]
-        else:
-            state["after"] = docs[-1]["_id"]
-        if state["phase"] == "done":
-            break
-        sweep.checkpoint(state)
+    source: Iterator[dict[str, Any]] | None = None
+    source_phase = None
+    try:
+        while state["phase"] != "done":
+            phase = state["phase"]
+            if source is None or phase != source_phase:
+                source, source_phase = documents(db, settings, phase, state["after"]), phase
+            docs = next_batch(source, settings.batch)
+            if phase == "products":
+                _products_batch(db, state, docs)
+            elif phase == "files":
+                _files_batch(db, state, docs)
+            else:
+                _legacy_batch(db, state, [(doc["_id"], doc["size"]) for doc in docs])
+            state["batches"] += 1
+            state["documents"] += len(docs)
+            if len(docs) < settings.batch:
+                following = PHASES.index(phase) + 1
+                state["phase"] = PHASES[following] if following < len(PHASES) else "done"
+                state["after"] = None
+            elif phase == "files":
+                state["after"] = [docs[-1].get("uploadDate"), docs[-1]["_id"]]
+            else:
+                state["after"] = docs[-1]["_id"]
+            if state["phase"] == "done":
+                break
+            sweep.checkpoint(state)
+    finally:
+        if isinstance(source, Generator):
+            source.close()  # closes the phase's cursor
     return _finish(db, settings, sweep, state, time.perf_counter() - started)
 
 
