@@ -8,7 +8,7 @@ import io
 
 import pytest
 from bson import ObjectId
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, DuplicateKeyError
 
 from avenue.clock import now
 from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS, media_counters
@@ -328,3 +328,28 @@ def test_uploads_trash_is_in_a_backup_and_comes_back_with_a_restore(app, client,
     with archive.open("wb") as out:
         report = backup_module.backup(db, out)
     assert report.files[TRASH] == 9 and report.files[UPLOADS] == 0
+
+
+def test_a_delete_racing_another_delete_of_the_same_upload_answers_404(client, db, admin):
+    # bench/soak.py found it: two deletes of one upload both copied it into the trash and
+    # collided (500). The delete lease lets one through; the other comes second.
+    upload = client.post("/api/uploads", data=form(PHOTO), headers=admin).get_json()
+    from avenue.media import Library
+
+    assert Library(db, UPLOADS).take_delete_lease(ObjectId(upload["id"])) is not None  # the other delete
+    raced = client.delete(f"/api/uploads/{upload['id']}", headers=admin)
+    assert raced.status_code == 404 and error_body(raced)["code"] == "upload_not_found"
+    assert files(db, TRASH, upload["id"]) == 0 and files(db, UPLOADS, upload["id"]) == 9
+
+
+def test_a_copy_that_collides_removes_only_its_own_chunks(app, client, db, editor):
+    from avenue.media import storage
+
+    media = library_upload(client, editor)
+    doc = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    theirs = {"_id": ObjectId(), "files_id": doc["_id"], "n": 0, "data": b"someone else's copy"}
+    db[f"{TRASH}.chunks"].insert_one(theirs)
+    with pytest.raises(DuplicateKeyError):
+        storage.copy_file(db, BUILDER, TRASH, doc)
+    assert db[f"{TRASH}.chunks"].find_one({"_id": theirs["_id"]}) is not None
+    assert db[f"{TRASH}.files"].find_one({"_id": doc["_id"]}) is None

@@ -27,7 +27,7 @@ from typing import Any
 
 from bson import Binary, ObjectId
 from pymongo.database import Database
-from pymongo.errors import PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
 from avenue.media import counters
@@ -196,22 +196,36 @@ def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
 
 def copy_file(db: Database[Document], source: str, target: str, doc: dict[str, Any]) -> None:
     """Copy one file from ``source`` into ``target``, same id: chunks, then the files document
-    ``doc`` (as given: the caller may change its metadata); the target's counters after."""
+    ``doc`` (as given: the caller may change its metadata); the target's counters after.
+
+    If it fails, only the chunks this call inserted are removed (by their ``_id``): chunks of
+    the same file id that someone else is copying at the same moment are not touched, and a
+    duplicate key (that copy got there first) is raised as ``DuplicateKeyError``.
+    """
     chunks = db[f"{target}.chunks"]
-    copied = 0
+    mine: list[Any] = []
+
+    def insert(batch: list[dict[str, Any]]) -> None:
+        try:
+            mine.extend(chunks.insert_many(batch).inserted_ids)
+        except BulkWriteError as error:
+            mine.extend(chunk["_id"] for chunk in batch[:error.details.get("nInserted", 0)])
+            if any(e.get("code") == 11000 for e in error.details.get("writeErrors", [])):
+                raise DuplicateKeyError(f"{target} already holds chunks of {doc['_id']}", 11000) from error
+            raise
+
     try:
-        batch = []
+        batch: list[dict[str, Any]] = []
         for chunk in db[f"{source}.chunks"].find({"files_id": doc["_id"]}).sort("n", 1).batch_size(8):
             batch.append(chunk)
             if len(batch) == 16:
-                chunks.insert_many(batch)
-                copied += len(batch)
+                insert(batch)
                 batch = []
         if batch:
-            chunks.insert_many(batch)
-            copied += len(batch)
+            insert(batch)
         db[f"{target}.files"].insert_one(doc)
     except BaseException:
-        chunks.delete_many({"files_id": doc["_id"]})
+        if mine:
+            chunks.delete_many({"_id": {"$in": mine}})
         raise
-    counters.record(db, target, counters.figures([doc], chunks=copied))  # after the copy landed
+    counters.record(db, target, counters.figures([doc], chunks=len(mine)))  # after the copy landed

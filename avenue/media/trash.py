@@ -83,7 +83,11 @@ def _copy_once(db: Database[Document], source: str, target: str, doc: dict[str, 
     after a crash: the copies it made stay, the rest are made). Moves and restores of one
     image never run at once (delete lease, restore lease), so nothing else copies it now."""
     if db[f"{target}.files"].find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
-        storage.copy_file(db, source, target, doc)
+        try:
+            storage.copy_file(db, source, target, doc)
+        except DuplicateKeyError:
+            if db[f"{target}.files"].find_one({"_id": doc["_id"]}, {"_id": 1}) is None:
+                raise
 
 
 def keep(db: Database[Document], bucket: str, doc: dict[str, Any], *, refs: dict[str, Any] | None = None,
