@@ -147,10 +147,11 @@ def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
     trash = doc["metadata"]["trash"]
     bucket, key = trash["from"], trash.get("key")
     files = db[f"{bucket}.files"]
+    variants = _variants_of(db, TRASH, doc)  # read once: copied back, then deleted from the trash
     try:
         existing = files.find_one({"metadata.key": key}) if key else None
         if existing is None:
-            for variant in _variants_of(db, TRASH, doc):
+            for variant in variants:
                 _copy_once(db, TRASH, bucket, variant)
             metadata = {k: v for k, v in doc["metadata"].items() if k != "trash"}
             metadata["key"] = key
@@ -166,7 +167,7 @@ def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
     except BaseException:
         db[f"{TRASH}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.trash.restoring_at": ""}})
         raise
-    storage.delete_file(db, TRASH, doc["_id"], with_ids=[v["_id"] for v in _variants_of(db, TRASH, doc)])
+    storage.delete_file(db, TRASH, doc["_id"], with_ids=[v["_id"] for v in variants])
     return Restored(bucket, live, trash.get("refs") or {}, reused=existing is not None)
 
 
