@@ -328,6 +328,13 @@ def test_uploads_trash_is_in_a_backup_and_comes_back_with_a_restore(app, client,
     with archive.open("wb") as out:
         report = backup_module.backup(db, out)
     assert report.files[TRASH] == 9 and report.files[UPLOADS] == 0
+    other = db.client[f"{db.name}_restored"]
+    try:
+        with archive.open("rb") as source:
+            assert backup_module.restore(other, source).ok
+        assert files(other, TRASH, upload["id"]) == 9 and files(other, UPLOADS, upload["id"]) == 0
+    finally:
+        db.client.drop_database(other.name)
 
 
 def test_a_delete_racing_another_delete_of_the_same_upload_answers_404(client, db, admin):
