@@ -263,6 +263,43 @@ def test_the_library_shows_where_media_is_used_and_protects_it(live, open_as):
     page.get_by_text("No image matching “nothing-like-this”.").wait_for()
 
 
+def test_an_editor_sets_the_focal_point_and_replaces_a_file_in_the_library(live, open_as):
+    page = open_as("editor")
+    page.goto("/console/library")
+    page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "panorama.jpg"))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
+    card = page.locator(".media-card").first
+    media_id = card.get_attribute("data-id")
+    first = page.request.get(f"/api/builder/media/{media_id}").json()
+    # Typed in: the crops are cut again around it and the picture's URLs change.
+    card.get_by_label("Focal x").fill("0.1")
+    card.get_by_label("Focal y").fill("0.8")
+    card.get_by_role("button", name="Set the focal point of panorama.jpg").click()
+    card.get_by_text("Focal point set").wait_for()
+    typed = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert typed["focal_point"] == {"x": 0.1, "y": 0.8} and typed["version"] != first["version"]
+    thumb = typed["variants"]["thumb"].split("/media/", 1)[1]
+    assert card.locator("img").get_attribute("src").endswith(thumb)
+    # Clicked on the picture: near its top right corner.
+    box = card.locator("img").bounding_box()
+    card.locator("img").click(position={"x": box["width"] * 0.9, "y": box["height"] / 2})
+    page.wait_for_function(
+        "id => document.querySelector(`li[data-id='${id}'] input[type=number]`).value > 0.7", arg=media_id)
+    clicked = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert clicked["focal_point"]["x"] > 0.7 and clicked["version"] != typed["version"]
+    # Replaced: same id, new bytes, the card shows them; the old URL redirects.
+    card.get_by_label("Replace file").set_input_files(str(IMAGES / "good" / "grayscale.jpg"))
+    card.get_by_role("button", name="Replace the file of panorama.jpg").click()
+    card.get_by_text("Replaced: pages using it show the new image").wait_for()
+    replaced = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert replaced["id"] == media_id and replaced["filename"] == "grayscale.jpg"
+    assert replaced["sha256"] != first["sha256"]
+    card.locator(".filename", has_text="grayscale.jpg").wait_for()
+    assert page.request.get(first["url"], max_redirects=0).status == 308
+    shot(page, "library-focal-replace")
+
+
 def test_anyone_logged_in_uploads_and_copies_a_signed_link(live, open_as):
     page = open_as("ops")
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.url)

@@ -68,12 +68,12 @@ export async function api(method, path, body) {
   return data;
 }
 
-// POST a multipart form with XMLHttpRequest, so the upload's progress can be shown.
-export async function upload(path, form, onProgress) {
+// POST (or PUT: a replace) a multipart form with XMLHttpRequest, so the upload's progress can be shown.
+export async function upload(path, form, onProgress, method = 'POST') {
   const token = await csrfToken();
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open('POST', path);
+    xhr.open(method, path);
     xhr.setRequestHeader('X-CSRF-Token', token);
     xhr.setRequestHeader('Accept', 'application/json');
     xhr.responseType = 'json';

@@ -1,5 +1,6 @@
 // Media library (editors, admins): thumbnails, search by name, folder and tag, upload with
-// progress, alt text, folder and tags, where each image is used, and deletion that shows
+// progress, alt text, folder and tags, the focal point (click the picture, or type it),
+// replacing an image's file in place, where each image is used, and deletion that shows
 // the pages in the way before forcing it.
 import {ApiError, api, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
 
@@ -68,12 +69,59 @@ function card(media) {
   const folderInput = el('input', {id: folderId, value: media.folder || '/', maxlength: '255'});
   const tagsId = `tags-${media.id}`;
   const tagsInput = el('input', {id: tagsId, value: (media.tags || []).join(', '), maxlength: '900'});
-  const thumb = el('img', {src: media.variants.thumb, alt: media.alt || '', loading: 'lazy', width: '200', height: '200'});
+  const thumb = el('img', {src: media.variants.thumb, alt: media.alt || '', loading: 'lazy', width: '200', height: '200',
+    title: 'Click where the subject is to set the focal point'});
   // The dominant colour shows while the thumbnail loads (set through the CSSOM: the CSP
   // allows no inline style attributes).
   if (media.color) thumb.style.backgroundColor = media.color;
+  const marker = el('span', {class: 'focal-marker', 'aria-hidden': 'true'});
+  const picture = el('div', {class: 'focal-frame'}, thumb, marker);
+  const focalX = el('input', {id: `fx-${media.id}`, type: 'number', min: '0', max: '1', step: '0.01', required: true});
+  const focalY = el('input', {id: `fy-${media.id}`, type: 'number', min: '0', max: '1', step: '0.01', required: true});
+  const replaceInput = el('input', {id: `replace-${media.id}`, type: 'file', accept: 'image/*', required: true});
+
+  // Where the picture is drawn inside the square (object-fit: contain leaves bands).
+  function drawnBox() {
+    const box = thumb.getBoundingClientRect();
+    const scale = Math.min(box.width / (thumb.naturalWidth || 1), box.height / (thumb.naturalHeight || 1));
+    const width = (thumb.naturalWidth || box.width) * scale;
+    const height = (thumb.naturalHeight || box.height) * scale;
+    return {left: (box.width - width) / 2, top: (box.height - height) / 2, width, height, box};
+  }
+  function placeMarker() {
+    const point = media.focal_point || {x: 0.5, y: 0.5};
+    focalX.value = point.x;
+    focalY.value = point.y;
+    const drawn = drawnBox();
+    marker.style.left = `${drawn.left + point.x * drawn.width}px`;
+    marker.style.top = `${drawn.top + point.y * drawn.height}px`;
+  }
+  // New bytes or a new crop give new URLs (the version changes): show the new thumbnail.
+  function refresh(saved) {
+    Object.assign(media, saved);
+    thumb.src = saved.variants.thumb;
+    thumb.style.backgroundColor = saved.color || '';
+    item.querySelector('.muted').textContent =
+      `${saved.width}×${saved.height} · ${formatBytes(saved.bytes)} · ${formatDate(saved.uploaded_at)}`;
+    placeMarker();
+  }
+  async function setFocal(x, y) {
+    try {
+      refresh(await api('PUT', `/api/builder/media/${media.id}/focal-point`, {x, y}));
+      show(status, `Focal point set: the crops now keep (${x}, ${y}) in view.`, 'ok');
+    } catch (error) {
+      show(status, error.message, 'error');
+    }
+  }
+  thumb.addEventListener('load', placeMarker);
+  thumb.addEventListener('click', (event) => {
+    const drawn = drawnBox();
+    const clamp = (v) => Math.min(1, Math.max(0, Math.round(v * 100) / 100));
+    setFocal(clamp((event.clientX - drawn.box.left - drawn.left) / drawn.width),
+      clamp((event.clientY - drawn.box.top - drawn.top) / drawn.height));
+  });
   const item = el('li', {class: 'media-card', dataset: {id: media.id}},
-    thumb,
+    picture,
     el('p', {class: 'filename'}, media.filename),
     el('p', {class: 'muted'}, `${media.width}×${media.height} · ${formatBytes(media.bytes)} · ${formatDate(media.uploaded_at)}`),
     el('form', {class: 'row small', onsubmit: async (event) => {
@@ -95,6 +143,30 @@ function card(media) {
     el('label', {for: folderId}, 'Folder'), folderInput,
     el('label', {for: tagsId}, 'Tags'), tagsInput,
     el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save alt text, folder and tags of ${media.filename}`}, 'Save')),
+    el('form', {class: 'row small focal-form', onsubmit: (event) => {
+      event.preventDefault();
+      setFocal(Number(focalX.value), Number(focalY.value));
+    }},
+    el('label', {for: focalX.id}, 'Focal x'), focalX,
+    el('label', {for: focalY.id}, 'Focal y'), focalY,
+    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Set the focal point of ${media.filename}`}, 'Set focal point')),
+    el('form', {class: 'row small replace-form', onsubmit: async (event) => {
+      event.preventDefault();
+      const file = replaceInput.files[0];
+      if (!file) return;
+      const form = new FormData();
+      form.append('file', file);
+      try {
+        refresh(await upload(`/api/builder/media/${media.id}`, form, () => {}, 'PUT'));
+        item.querySelector('.filename').textContent = media.filename;
+        event.target.reset();
+        show(status, 'Replaced: pages using it show the new image; the old one is in the trash.', 'ok');
+      } catch (error) {
+        show(status, error.message, 'error');
+      }
+    }},
+    el('label', {for: replaceInput.id}, 'Replace file'), replaceInput,
+    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Replace the file of ${media.filename}`}, 'Replace')),
     el('div', {class: 'row small'},
       el('button', {type: 'button', class: 'secondary', 'aria-label': `Where is ${media.filename} used?`,
         onclick: async () => {
