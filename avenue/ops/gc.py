@@ -238,10 +238,18 @@ class _Collector:
                             {"length": 1, "filename": 1, "uploadDate": 1, "metadata.original_id": 1})
         for batch in _batches(cursor.sort("_id", 1)):
             originals = {doc["metadata"].get("original_id") for doc in batch}
-            present = {doc["_id"] for doc in files.find({"_id": {"$in": list(originals)}}, {"_id": 1})}
+            # What each present original lists: a file it does not list (a replace or a
+            # re-render cut off before the original pointed at it) is garbage too, once old.
+            listed = {doc["_id"]: set(variant_ids(doc)) for doc in files.find(
+                {"_id": {"$in": list(originals)}}, {"metadata.variants": 1, "metadata.content": 1})}
             for doc in batch:
                 original = doc["metadata"].get("original_id")
-                if original in present or not self._old(doc):
+                if doc["_id"] in listed.get(original, ()) or not self._old(doc):
+                    continue
+                if original in listed:
+                    self._remove_file("orphan_variant", bucket, doc,
+                                      f"its original {original} does not list it (an earlier version or "
+                                      "an interrupted write)")
                     continue
                 if self._exists_elsewhere(original, bucket):
                     self.report.kept_in_grace += 1  # a transfer copying this image right now
