@@ -82,6 +82,13 @@ def _body(schema: Schema) -> Schema:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
+FOCAL_POINT: Schema = {"type": "object", "required": ["x", "y"], "additionalProperties": False,
+                       "properties": {"x": {"type": "number", "minimum": 0, "maximum": 1},
+                                      "y": {"type": "number", "minimum": 0, "maximum": 1}},
+                       "description": "Where the subject is, in 0..1 of the displayed width and height."}
+
+MEDIA_WITH_VERSION: Schema = {"allOf": [_ref("Image"), {"required": ["used_in", "version"]}]}
+
 # Who may call: a bearer token decides alone; a session cookie needs the CSRF header to change
 # anything; {} = anonymous allowed.
 ANYONE = [{}, {"bearerToken": []}, {"sessionCookie": []}]
@@ -163,6 +170,10 @@ SCHEMAS: dict[str, Schema] = {
                             "properties": {"x": {"type": "number", "minimum": 0, "maximum": 1},
                                            "y": {"type": "number", "minimum": 0, "maximum": 1}},
                             "description": "Where the subject is, 0..1 of width and height; crops keep it."},
+            "version": {"type": "string", "pattern": "^([0-9a-f]{8})?$", "description":
+                        "Which bytes the URLs name: empty until the image is replaced in place (PUT), then a "
+                        "new value per replace or focal point change; the id stays, and the URLs of earlier "
+                        "versions answer 308 to these for AVENUE_REPLACED_REDIRECT_DAYS, then 404."},
             "folder": {"type": "string", "pattern": "^/", "description": "Library media: its folder."},
             "tags": {"type": "array", "items": {"type": "string"}, "description": "Library media: its tags."},
         },
@@ -181,7 +192,10 @@ SCHEMAS: dict[str, Schema] = {
             "references": {"type": "object", "properties": {
                 "sku": {"type": "string", "description": "The product it was taken off."},
                 "pages": {"type": "array", "items": SLUG,
-                          "description": "Pages a forced delete cleaned (not rewritten on restore)."}}},
+                          "description": "Pages a forced delete cleaned (not rewritten on restore)."},
+                "replaced_in": {**OBJECT_ID, "description": "An earlier version of this image, replaced in "
+                                "place; restored, it comes back as an image of its own (a product photo: "
+                                "onto its product again, at the end)."}}},
         },
         "description": "Deleted media, restorable until purge_after (AVENUE_TRASH_DAYS); never served.",
     },
@@ -384,6 +398,18 @@ PATHS: dict[str, dict[str, Schema]] = {
         "delete": _op("Take an image off the product; its file goes unless another product uses it.",
                       {"200": _json(_ref("Product"), "The product without it."), **_errors(401, 403, 404)},
                       security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"),
+        "put": _op("Replace the photo's bytes in place: same id and place on the product, new versioned URLs "
+                   "(the old ones redirect for a while); the old bytes go to the trash.",
+                   {"200": _json(_ref("Product"), "The product with the new photo."),
+                    **_errors(400, 401, 403, 404, 409, 413, 415, 422, 429)},
+                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
+                   body=_multipart({"file": ONE_FILE}, ["file"])),
+    },
+    "/api/shop/products/{sku}/images/{image_id}/focal-point": {
+        "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
+        "put": _op("Set where the subject is: the crops are cut again around it and the URLs change.",
+                   {"200": _json(_ref("Product"), "The product."), **_errors(400, 401, 403, 404, 409, 413)},
+                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_body(FOCAL_POINT)),
     },
     "/api/shop/products/{sku}/images/order": {
         "parameters": [_path("sku", {"type": "string"})],
@@ -439,6 +465,19 @@ PATHS: dict[str, dict[str, Schema]] = {
         "delete": _op("Delete it (409 while a page uses it, unless force).",
                       {"204": NO_CONTENT, **_errors(401, 403, 404, 409)},
                       security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),
+        "put": _op("Replace its bytes in place: same id, so every page keeps it; new versioned URLs (the old "
+                   "ones redirect for a while); the old bytes go to the trash.",
+                   {"200": _json(MEDIA_WITH_VERSION, "The media."),
+                    **_errors(400, 401, 403, 404, 409, 413, 415, 422, 429)},
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                   body=_multipart({"file": ONE_FILE}, ["file"])),
+    },
+    "/api/builder/media/{media_id}/focal-point": {
+        "parameters": [_path("media_id", OBJECT_ID)],
+        "put": _op("Set where the subject is: the crops are cut again around it and the URLs change.",
+                   {"200": _json(MEDIA_WITH_VERSION, "The media."), **_errors(400, 401, 403, 404, 409, 413)},
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                   body=_body(FOCAL_POINT)),
     },
     "/api/builder/folders": {"get": _op(
         "Every folder of the library with its media count.",
@@ -518,6 +557,18 @@ PATHS: dict[str, dict[str, Schema]] = {
                    security=LOGGED_IN_READ, tags=["uploads"], roles="owner, admin"),
         "delete": _op("Delete an upload.", {"204": NO_CONTENT, **_errors(401, 403, 404)},
                       security=LOGGED_IN_WRITE, tags=["uploads"], roles="owner, admin"),
+        "put": _op("Replace its bytes in place: same id and visibility, new versioned URLs (the old ones "
+                   "redirect for a while); the old bytes go to the trash.",
+                   {"200": _json(_ref("Image"), "The upload."),
+                    **_errors(400, 401, 404, 409, 413, 415, 422, 429)},
+                   security=LOGGED_IN_WRITE, tags=["uploads"], roles="owner, admin",
+                   body=_multipart({"file": ONE_FILE}, ["file"])),
+    },
+    "/api/uploads/{upload_id}/focal-point": {
+        "parameters": [_path("upload_id", OBJECT_ID)],
+        "put": _op("Set where the subject is: the crops are cut again around it and the URLs change.",
+                   {"200": _json(_ref("Image"), "The upload."), **_errors(400, 401, 404, 409, 413)},
+                   security=LOGGED_IN_WRITE, tags=["uploads"], roles="owner, admin", body=_body(FOCAL_POINT)),
     },
 }
 

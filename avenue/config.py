@@ -23,6 +23,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_ENV", "AVENUE_DATA_DIR", "AVENUE_PROXY_COUNT", "AVENUE_MAX_UPLOAD_BYTES", "AVENUE_MAX_PIXELS",
     "AVENUE_MAX_FRAMES", "AVENUE_MAX_TOTAL_PIXELS", "AVENUE_MAX_PRODUCT_IMAGES", "AVENUE_DECODE_BUDGET_BYTES",
     "AVENUE_DECODE_WAIT_SECONDS", "AVENUE_TEMP_IMAGE_TTL_SECONDS", "AVENUE_TRASH_DAYS",
+    "AVENUE_REPLACED_REDIRECT_DAYS",
     "AVENUE_SIGNED_URL_TTL_SECONDS",
     "AVENUE_MEDIA_BASE_URL", "AVENUE_CDN_PURGE_URL", "AVENUE_CDN_PURGE_KEY", "AVENUE_MEDIA_CACHE_BYTES",
     "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", "AVENUE_STATUS_SWEEP_SECONDS", "AVENUE_STATUS_SWEEP_BATCH",
@@ -119,6 +120,9 @@ def from_environment() -> dict:
         "AVENUE_TEMP_IMAGE_TTL_SECONDS": _int("AVENUE_TEMP_IMAGE_TTL_SECONDS", 24 * 3600),
         # Deleted media stays restorable this long (avenue/media/trash.py); 0: deletes are final.
         "AVENUE_TRASH_DAYS": max(0, _int("AVENUE_TRASH_DAYS", 30)),
+        # An image replaced in place: its earlier URLs redirect to the new ones this long, then
+        # answer 404 (avenue/media/replace.py).
+        "AVENUE_REPLACED_REDIRECT_DAYS": max(0, _int("AVENUE_REPLACED_REDIRECT_DAYS", 30)),
         "AVENUE_SIGNED_URL_TTL_SECONDS": _int("AVENUE_SIGNED_URL_TTL_SECONDS", 3600),
         "AVENUE_MEDIA_BASE_URL": os.environ.get("AVENUE_MEDIA_BASE_URL", "").rstrip("/"),
         # Deleted public media: a signed POST per image to this webhook (avenue/cdn.py), which

@@ -47,6 +47,8 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("POST", "/api/shop/temp-images", ADMIN),
     ("POST", "/api/shop/products/sku-x/images", ADMIN),
     ("DELETE", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
+    ("PUT", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
+    ("PUT", f"/api/shop/products/sku-x/images/{ID}/focal-point", ADMIN),
     ("PUT", "/api/shop/products/sku-x/images/order", ADMIN),
     ("GET", "/api/shop/debug/products-status", ADMIN_OPS),
     ("GET", "/api/shop/debug/storage-status", ADMIN_OPS),
@@ -56,6 +58,8 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", f"/api/builder/media/{ID}", EDITORS),
     ("PATCH", f"/api/builder/media/{ID}", EDITORS),
     ("DELETE", f"/api/builder/media/{ID}", EDITORS),
+    ("PUT", f"/api/builder/media/{ID}", EDITORS),
+    ("PUT", f"/api/builder/media/{ID}/focal-point", EDITORS),
     ("GET", "/api/builder/folders", EDITORS),
     ("GET", "/api/builder/tags", EDITORS),
     ("GET", "/api/builder/pages/slug-x", ANYONE),
@@ -70,6 +74,8 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/uploads", LOGGED_IN),
     ("GET", f"/api/uploads/{ID}", LOGGED_IN),
     ("DELETE", f"/api/uploads/{ID}", LOGGED_IN),
+    ("PUT", f"/api/uploads/{ID}", LOGGED_IN),
+    ("PUT", f"/api/uploads/{ID}/focal-point", LOGGED_IN),
 ]
 
 CALLERS = ["anonymous", "ops", "editor", "admin"]

@@ -202,6 +202,17 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
     for url in (product["images"][0]["url"], *product["images"][0]["variants"].values()):
         if isinstance(url, str):
             assert client.get(url).status_code in (200, 304)
+    # Replace in place (a product photo, library media, an upload), a focal point, and an
+    # earlier version's URL (the 308).
+    other = image_bytes("good/progressive.jpg")
+    replaced = client.put(f"/api/shop/products/IX-0/images/{image_id}", headers=admin,
+                          data={"file": (io.BytesIO(other), "other.jpg")})
+    assert replaced.status_code == 200, replaced.get_json()
+    assert client.put(f"/api/builder/media/{media_id}/focal-point", headers=csrf,
+                      json={"x": 0.2, "y": 0.3}).status_code == 200
+    assert client.put(f"/api/uploads/{upload.get_json()['id']}", headers=csrf,
+                      data={"file": (io.BytesIO(other), "other.jpg")}).status_code == 200
+    assert client.get(product["images"][0]["url"]).status_code == 308
     # Deletes look for references first.
     assert client.delete(f"/api/builder/media/{media_id}", headers=csrf).status_code == 409
     assert client.delete(f"/api/shop/products/IX-0/images/{image_id}", headers=admin).status_code == 200

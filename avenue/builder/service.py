@@ -35,6 +35,7 @@ from avenue.ids import parse_object_id
 from avenue.media import (
     BUILDER,
     ROOT_FOLDER,
+    FocalPoint,
     Image,
     Library,
     Limits,
@@ -158,6 +159,17 @@ def update_media(db: Database, media_id: ObjectId, body: dict) -> Image:
     if image is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return image
+
+
+def replace_media(db: Database, media_id: ObjectId, *, file: Upload | None = None,
+                  focal: FocalPoint | None = None, limits: Limits) -> tuple[Image, bool]:
+    """New bytes (``file``) or a new focal point for library media, keeping its id, so every
+    page that uses it shows the new image (avenue/media/replace.py); 404 when it is gone.
+    Returns the media and whether anything changed."""
+    done = library(db).replace(media_id, file, focal=focal, limits=limits)
+    if done is None:
+        raise NotFound("No builder media with this id.", code="media_not_found")
+    return done
 
 
 def list_media(db: Database, window: Window, *, q: str = "", folder: str | None = None,

@@ -11,7 +11,7 @@ from avenue.auth import require, require_role
 from avenue.builder import service
 from avenue.db import get_db
 from avenue.http import json_body, one_file, page_args, uploaded_files
-from avenue.media import BUILDER, limits_from_config, signer_from_config
+from avenue.media import BUILDER, limits_from_config, parse_focal_point, signer_from_config
 from avenue.ratelimit import limit_uploads
 
 bp = Blueprint("builder", __name__, url_prefix="/api/builder")
@@ -65,6 +65,31 @@ def update_media(media_id: ObjectId):
     body = json_body()
     image = service.update_media(get_db(), media_id, body)
     audit.log("builder_media_updated", bucket=BUILDER, image_id=str(media_id), fields=sorted(body))
+    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
+
+
+@bp.put(f"/media/{MEDIA_ID}")
+@one_file
+@require_role("editor")
+@limit_uploads
+def replace_media(media_id: ObjectId):
+    """New bytes for library media, same id: pages keep it; its URLs change (the old ones
+    redirect for AVENUE_REPLACED_REDIRECT_DAYS) and the old bytes go to the trash."""
+    image, changed = service.replace_media(get_db(), media_id, file=uploaded_files("file", single=True)[0],
+                                           limits=limits_from_config(current_app.config))
+    audit.log("builder_media_replaced", bucket=BUILDER, image_id=str(media_id), version=image.version,
+              changed=changed)
+    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
+
+
+@bp.put(f"/media/{MEDIA_ID}/focal-point")
+@require_role("editor")
+def set_media_focal_point(media_id: ObjectId):
+    """Where the subject is: the crops are cut again around it, and the URLs change."""
+    image, changed = service.replace_media(get_db(), media_id, focal=parse_focal_point(json_body()),
+                                           limits=limits_from_config(current_app.config))
+    audit.log("builder_media_focal_point_set", bucket=BUILDER, image_id=str(media_id), version=image.version,
+              changed=changed)
     return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
 
 

@@ -30,6 +30,7 @@ from avenue.media.buckets import (
 )
 from avenue.media.counters import counters as media_counters
 from avenue.media.counters import recount as recount_bucket
+from avenue.media.focal import FocalPoint, parse_focal_point
 from avenue.media.frontdoor import FrontDoor
 from avenue.media.images import Limits
 from avenue.media.indexes import ensure_indexes
@@ -51,6 +52,8 @@ __all__ = [
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP",
     "UPLOADS",
     "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
+    # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.
+    "FocalPoint", "parse_focal_point",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (trash.py).
     "Restored", "STORED", "TRASH", "Trash", "Trashed",
     # The media route, its WSGI front door and what they are given at start (route.py).

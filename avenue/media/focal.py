@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from avenue.errors import BadRequest
 from avenue.media import vips
 
 SAMPLE = 256  # px on the longer side the estimate looks at
@@ -48,6 +49,15 @@ class FocalPoint:
 
 
 CENTRE = FocalPoint()
+
+
+def parse_focal_point(body: object) -> FocalPoint:
+    """``{"x": 0..1, "y": 0..1}`` from a request body; 400 ``invalid_focal_point`` otherwise."""
+    point = FocalPoint.from_metadata(body) if isinstance(body, dict) and set(body) == {"x", "y"} else None
+    if point is None:
+        raise BadRequest("Send the focal point as {\"x\": 0..1, \"y\": 0..1}: where the subject is, "
+                         "as fractions of the width and height.", code="invalid_focal_point")
+    return point
 
 
 def _sample(im: Image.Image) -> Image.Image:

@@ -20,7 +20,7 @@ from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
 from avenue.media.buckets import BUCKETS
-from avenue.media.http import Headers, decide, resolve
+from avenue.media.http import Headers, Representation, decide, resolve
 from avenue.media.route import get_state, headers_for
 from avenue.metrics import FRONT_DOOR
 
@@ -76,8 +76,8 @@ class FrontDoor:
         cache.sync(state.database())
         rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc,
                       environ.get("HTTP_ACCEPT", ""))
-        if rep is None or rep.doc.private:
-            return None
+        if not isinstance(rep, Representation) or rep.doc.private:
+            return None  # a 404 or a redirect (an earlier version): the route answers it
         decided = decide(environ, rep, headers_for(self.app, rep))
         if decided is None:
             return None

@@ -10,6 +10,7 @@ conditional machinery (ranges, dates, other validators), which only the route ru
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from werkzeug.http import http_date, is_resource_modified, parse_range_header
 
 from avenue.ids import parse_object_id
 from avenue.media.cache import MediaCache
-from avenue.media.objects import EXTENSIONS
+from avenue.media.objects import EXTENSIONS, VERSION_MARK, media_path
 from avenue.media.records import MediaDoc
 from avenue.media.storage import CHUNK_SIZE
 from avenue.media.variants import VARIANT_NAMES
@@ -68,29 +69,62 @@ class Answer:
     with_body: bool
 
 
-def parse_token(token: str) -> tuple[ObjectId | None, str]:
-    """``<id>[.<ext>]`` as (ObjectId or None when malformed, lower-case extension)."""
+@dataclass(frozen=True)
+class Moved:
+    """An earlier version's URL of an image replaced in place: a 308 to the same thing in the
+    current version, until ``until`` (then 404)."""
+
+    doc: MediaDoc
+    location: str  # a path
+    until: dt.datetime
+
+
+def parse_token(token: str) -> tuple[ObjectId | None, str, str]:
+    """``<id>[~<version>][.<ext>]`` as (ObjectId or None when malformed, version, lower-case
+    extension)."""
     stem, _, ext = token.partition(".")
-    return parse_object_id(stem), ext.lower()
+    stem, _, version = stem.partition(VERSION_MARK)
+    return parse_object_id(stem), version, ext.lower()
+
+
+def _moved(bucket: str, doc: MediaDoc, version: str, variant: str | None, now: dt.datetime) -> Moved | None:
+    """Where an earlier version's URL points now (the same variant, in the format it had if the
+    new bytes have it, else negotiated), or None once its redirect window is over."""
+    until = doc.versions.get(version)
+    if until is None or until <= now:
+        return None
+    path = media_path(bucket, doc.file_id, doc.version)
+    if variant is None:
+        ext = EXTENSIONS.get(doc.format, "")
+        return Moved(doc, f"{path}.{ext}" if ext else path, until)
+    name, _, ext = variant.partition(".")
+    if name not in doc.variants:
+        return None
+    chosen = _FORMAT_BY_EXT.get(ext.lower()) if ext else None
+    suffix = f".{EXTENSIONS[chosen]}" if chosen in doc.variants[name] and chosen in EXTENSIONS else ""
+    return Moved(doc, f"{path}/{name}{suffix}", until)
 
 
 def resolve(bucket: str, token: str, variant: str | None,
-            load: Callable[[str, ObjectId], MediaDoc | None], accept: str) -> Representation | None:
-    """What ``/media/<alias>/<token>[/<variant>]`` names, with ``load`` giving documents; None: 404."""
-    file_id, ext = parse_token(token)
-    if file_id is None:
-        return None
-    if variant is None:
-        doc = load(bucket, file_id)
-        if doc is None or (ext and ext != EXTENSIONS.get(doc.format, "")):
-            return None
-        return Representation(bucket, doc, "", doc.file_id, doc.length, doc.chunk_size, doc.sha256,
-                              doc.content_type, doc.filename, vary=False)
-    name, _, ext = variant.partition(".")
-    if name not in VARIANT_NAMES:
+            load: Callable[[str, ObjectId], MediaDoc | None], accept: str,
+            now: dt.datetime | None = None) -> Representation | Moved | None:
+    """What ``/media/<alias>/<token>[/<variant>]`` names, with ``load`` giving documents: a
+    servable file, a redirect (an earlier version of an image replaced in place), or None: 404."""
+    file_id, version, ext = parse_token(token)
+    if file_id is None or (variant is not None and variant.partition(".")[0] not in VARIANT_NAMES):
         return None
     doc = load(bucket, file_id)
-    if doc is None or name not in doc.variants:
+    if doc is None:
+        return None
+    if version != doc.version:
+        return _moved(bucket, doc, version, variant, now or dt.datetime.now(dt.UTC))
+    if variant is None:
+        if ext and ext != EXTENSIONS.get(doc.format, ""):
+            return None
+        return Representation(bucket, doc, "", doc.bytes_id, doc.length, doc.chunk_size, doc.sha256,
+                              doc.content_type, doc.filename, vary=False)
+    name, _, ext = variant.partition(".")
+    if name not in doc.variants:
         return None
     formats = doc.variants[name]
     if ext:

@@ -35,7 +35,9 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import maybe_utc, now
-from avenue.media import originals, storage, trash
+from avenue.media import originals, trash
+from avenue.media import replace as replacing
+from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits
 from avenue.media.originals import Upload
 from avenue.media.records import Document, Image, Stored
@@ -166,7 +168,7 @@ class Library:
         doc = self._files.find_one({"_id": image.id})
         if doc is None:
             raise OSError(f"{self.bucket} {image.id} does not exist")
-        return storage.read_all(self.db, self.bucket, doc)
+        return replacing.read_original(self.db, self.bucket, doc)
 
     # --- writes --------------------------------------------------------------------------
 
@@ -213,6 +215,19 @@ class Library:
                                     delete_source=not keep_source)
         return Stored(self._image(result.doc), result.created)
 
+    def replace(self, image_id: ObjectId, upload: Upload | None = None, *, focal: FocalPoint | None = None,
+                limits: Limits | None = None, refs: dict[str, Any] | None = None,
+                redirect_days: float | None = None) -> tuple[Image, bool] | None:
+        """New bytes (``upload``) or a new focal point for the original ``image_id``, keeping
+        its id (avenue/media/replace.py): the image and whether it changed; None when it does
+        not exist. ``ImageBusy`` (409) while a delete or another replace holds it."""
+        done = replacing.replace(self.db, self.bucket, image_id,
+                                 data=upload.stream if upload is not None else None,
+                                 filename=upload.filename if upload is not None else None, focal=focal,
+                                 limits=limits, refs=refs, redirect_days=redirect_days,
+                                 delete_lease=DELETE_LEASE)
+        return None if done is None else (self._image(done.doc), done.changed)
+
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:
         """Delete an original and all its variants (original first: readers see 404 at once).
 
@@ -238,10 +253,16 @@ class Library:
         if doc is None or not _is_original(doc):
             return None
         seen = doc["metadata"].get("deleting_at")
+        replacing_at = doc["metadata"].get("replacing_at")
         moment = now()
         if seen is not None and (maybe_utc(seen) or moment) >= moment - DELETE_LEASE:
             return None
-        taken = self._files.update_one({"_id": image_id, "metadata.deleting_at": seen},
+        if replacing_at is not None and \
+                (maybe_utc(replacing_at) or moment) >= moment - replacing.REPLACE_LEASE:
+            raise replacing.ImageBusy()  # being replaced: it exists, so not a 404
+        # Conditional on both leases as read: a replace taking its lease meanwhile wins.
+        taken = self._files.update_one({"_id": image_id, "metadata.deleting_at": seen,
+                                        "metadata.replacing_at": replacing_at},
                                        {"$set": {"metadata.deleting_at": moment}})
         if taken.modified_count != 1:
             return None

@@ -16,6 +16,16 @@ from avenue.media.variants import VARIANT_NAMES
 EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
 
 
+VERSION_MARK = "~"
+
+
+def media_path(bucket: str, file_id: Any, version: str = "") -> str:
+    """``/media/<alias>/<id>``, or ``/media/<alias>/<id>~<version>`` for an image replaced in
+    place: new bytes, new URLs (every one is cached as immutable)."""
+    token = f"{file_id}{VERSION_MARK}{version}" if version else str(file_id)
+    return f"/media/{ALIASES[bucket]}/{token}"
+
+
 @dataclass(frozen=True)
 class UrlSigner:
     """What building media URLs needs: a public base URL, and keys/lifetime for private ones."""
@@ -25,8 +35,8 @@ class UrlSigner:
     ttl_seconds: int = 3600
 
     def media_url(self, bucket: str, file_id: Any, variant: str = "", ext: str = "",
-                  private: bool = False, now: float | None = None) -> str:
-        path = f"/media/{ALIASES[bucket]}/{file_id}"
+                  private: bool = False, now: float | None = None, version: str = "") -> str:
+        path = media_path(bucket, file_id, version)
         if variant:
             path += f"/{variant}"
         if ext:
@@ -72,11 +82,12 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
     """The API's image object for an image reference (see :func:`image_ref`)."""
     private = ref.get("visibility") == "private"
     file_id = str(ref["id"])
+    version = ref.get("version") or ""
     sizes = ref.get("variant_sizes") or {}
     obj = {
         "id": file_id,
         "url": signer.media_url(bucket, file_id, ext=EXTENSIONS.get(ref.get("format") or "", ""),
-                                private=private),
+                                private=private, version=version),
         "content_type": ref.get("content_type"),
         "width": ref.get("width"),
         "height": ref.get("height"),
@@ -84,13 +95,14 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
         "sha256": ref.get("sha256"),
         "filename": ref.get("filename"),
         "variants": {
-            name: signer.media_url(bucket, file_id, name, private=private)
+            name: signer.media_url(bucket, file_id, name, private=private, version=version)
             for name in VARIANT_NAMES if name in sizes
         },
         # The same variants by explicit format, for <picture> sources and CDNs that do not
         # key on Accept: every format stored for the variant.
         "variant_urls": {
-            name: {EXTENSIONS[fmt]: signer.media_url(bucket, file_id, name, EXTENSIONS[fmt], private=private)
+            name: {EXTENSIONS[fmt]: signer.media_url(bucket, file_id, name, EXTENSIONS[fmt], private=private,
+                                                     version=version)
                    for fmt in _formats(ref, name)}
             for name in VARIANT_NAMES if name in sizes
         },
@@ -113,6 +125,9 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
     # Where the subject is (0..1 of width and height): crops keep it, clients may too
     # (CSS object-position). Images stored before focal points are centred.
     obj["focal_point"] = ref.get("focal_point") or {"x": 0.5, "y": 0.5}
+    # Which bytes the URLs name: "" until the image is replaced in place, then a new value
+    # per replace (the id stays; earlier URLs redirect here for a while).
+    obj["version"] = version
     return obj
 
 

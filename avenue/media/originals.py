@@ -125,7 +125,7 @@ def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | N
     new_files: list[storage.NewFile] = []
     variants: dict[str, dict[str, Any]] = {}
     for rendition in ready.renditions:
-        new, info = _variant_file(original_id, rendition)
+        new, info = variant_file(original_id, rendition)
         new_files.append(new)
         variants.setdefault(rendition.name, {})[rendition.format] = info
     metadata = {
@@ -170,8 +170,14 @@ def _is_duplicate(error: Exception) -> bool:
     return any(e.get("code") == 11000 for e in (details or {}).get("writeErrors", []))
 
 
-def _variant_file(original_id: ObjectId, rendition: Rendition,
-                  file_id: ObjectId | None = None) -> tuple[storage.NewFile, dict[str, Any]]:
+def variant_key(original_id: Any, name: str, fmt: str, version: str = "") -> str:
+    """A variant's unique ``metadata.key``: per original, per version once replaced."""
+    owner = f"{original_id}~{version}" if version else str(original_id)
+    return f"{owner}/{name}.{fmt}"
+
+
+def variant_file(original_id: ObjectId, rendition: Rendition, file_id: ObjectId | None = None,
+                 version: str = "") -> tuple[storage.NewFile, dict[str, Any]]:
     """A rendition as a variant file of ``original_id``, and the entry the original lists
     under ``metadata.variants.<name>.<format>``."""
     digest = _sha(rendition.data)
@@ -180,7 +186,7 @@ def _variant_file(original_id: ObjectId, rendition: Rendition,
         f"{rendition.name}.{rendition.format}",
         {
             "role": "variant",
-            "key": f"{original_id}/{rendition.name}.{rendition.format}",
+            "key": variant_key(original_id, rendition.name, rendition.format, version),
             "original_id": original_id,
             "variant": rendition.name,
             "format": rendition.format,
@@ -204,10 +210,11 @@ def _variant_file(original_id: ObjectId, rendition: Rendition,
 
 
 def write_variant(db: Database[Document], bucket: str, original_id: ObjectId, rendition: Rendition,
-                  file_id: ObjectId | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                  file_id: ObjectId | None = None,
+                  version: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
     """Store one rendition as a variant file of ``original_id``; return its files document
     and the entry the original lists for it."""
-    new, info = _variant_file(original_id, rendition, file_id)
+    new, info = variant_file(original_id, rendition, file_id, version)
     return storage.write_file(db, bucket, new.data, filename=new.filename, metadata=new.metadata,
                               file_id=new.file_id), info
 

@@ -18,7 +18,7 @@ from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.media.buckets import ALIASES
-from avenue.media.objects import EXTENSIONS
+from avenue.media.objects import EXTENSIONS, media_path
 from avenue.media.records import Document
 
 OUTBOX = "cdn_purges"
@@ -46,7 +46,7 @@ def outbox_indexes() -> list[IndexModel]:
 def paths_of(bucket: str, doc: dict[str, Any]) -> list[str]:
     """Every path under which a CDN may hold this original or one of its variants."""
     meta = doc.get("metadata") or {}
-    base = f"/media/{ALIASES[bucket]}/{doc['_id']}"
+    base = media_path(bucket, doc["_id"], meta.get("version") or "")
     paths = [base]
     if meta.get("format") in EXTENSIONS:
         paths.append(f"{base}.{EXTENSIONS[meta['format']]}")

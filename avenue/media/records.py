@@ -29,26 +29,44 @@ class MediaDoc:
     format: str
     visibility: str
     variants: dict[str, Any]
+    # Replaced in place (media/replace.py): the file holding the original's bytes now, the
+    # version its URLs carry, and until when each earlier version's URLs redirect here.
+    content_id: object = None
+    version: str = ""
+    versions: dict[str, dt.datetime] = field(default_factory=dict)
 
     @property
     def private(self) -> bool:
         """Served only with a valid signature, and never cached by shared caches."""
         return self.visibility == "private"
 
+    @property
+    def bytes_id(self) -> object:
+        """The file whose chunks hold the original's bytes (its own, until it is replaced)."""
+        return self.content_id if self.content_id is not None else self.file_id
+
     @classmethod
     def from_files_doc(cls, doc: dict[str, Any]) -> MediaDoc:
         meta = doc.get("metadata") or {}
+        content = meta.get("content") or {}
         return cls(
             file_id=doc["_id"],
-            length=doc["length"],
-            chunk_size=doc["chunkSize"],
+            length=content.get("length", doc["length"]),
+            chunk_size=content.get("chunk_size", doc["chunkSize"]),
             sha256=meta.get("sha256", ""),
             content_type=meta.get("content_type", "application/octet-stream"),
-            upload_date=doc["uploadDate"],
+            # Last-Modified: when these bytes arrived (a replace keeps the upload date, which
+            # orders the lists, and records its own).
+            upload_date=meta.get("replaced_at") or doc["uploadDate"],
             filename=meta.get("filename") or doc.get("filename") or "image",
             format=meta.get("format", ""),
             visibility=meta.get("visibility", "public"),
             variants=meta.get("variants") or {},
+            content_id=content.get("id"),
+            version=meta.get("version") or "",
+            versions={entry["v"]: maybe_utc(entry["until"]) or entry["until"]
+                      for entry in meta.get("versions") or []
+                      if isinstance(entry, dict) and "until" in entry},
         )
 
 
@@ -84,6 +102,8 @@ class Image:
     focal_point: dict[str, float] | None = None  # {"x", "y"} in 0..1 (media/focal.py)
     folder: str | None = None  # builder library: one path-like folder ("/" when not set)
     tags: tuple[str, ...] = ()  # builder library: labels to find images by
+    version: str = ""  # "" until replaced in place; then in every URL (media/replace.py)
+    content_id: ObjectId | None = None  # the file holding the bytes, once replaced
 
     @property
     def private(self) -> bool:
@@ -92,18 +112,21 @@ class Image:
 
     @property
     def variant_ids(self) -> list[ObjectId]:
-        """The file ids of every rendition the original lists."""
-        return [info["id"] for formats in self.variants.values() for info in formats.values()]
+        """The file ids of every rendition the original lists (and of its bytes' own file,
+        once replaced)."""
+        ids = [info["id"] for formats in self.variants.values() for info in formats.values()]
+        return [*ids, self.content_id] if self.content_id is not None else ids
 
     @classmethod
     def from_files_doc(cls, bucket: str, doc: Mapping[str, Any]) -> Image:
         """The record of the original whose files document is ``doc``."""
         meta = doc.get("metadata") or {}
+        content = meta.get("content") or {}
         return cls(
             id=doc["_id"],
             bucket=bucket,
             filename=meta.get("filename") or doc.get("filename") or "image",
-            bytes=doc.get("length") or 0,
+            bytes=content.get("length", doc.get("length") or 0),
             uploaded_at=doc.get("uploadDate"),  # as stored: references copy it verbatim
             content_type=meta.get("content_type"),
             format=meta.get("format"),
@@ -124,6 +147,8 @@ class Image:
             focal_point=meta.get("focal_point"),
             folder=meta.get("folder"),
             tags=tuple(meta.get("tags") or ()),
+            version=meta.get("version") or "",
+            content_id=content.get("id"),
         )
 
     def ref(self) -> dict[str, Any]:
@@ -155,6 +180,8 @@ class Image:
             ref["placeholder"] = dict(self.placeholder)
         if self.focal_point:
             ref["focal_point"] = dict(self.focal_point)
+        if self.version:
+            ref["version"] = self.version
         return ref
 
 
@@ -167,7 +194,18 @@ class Stored:
     created: bool
 
 
+def own_sha256(doc: Mapping[str, Any]) -> str | None:
+    """The SHA-256 recorded for a files document's *own* bytes, to check them against: none for
+    an original replaced in place (length 0; ``metadata.content``'s file holds its bytes, and
+    that file's own SHA-256 is checked as any other's)."""
+    meta = doc.get("metadata") or {}
+    return None if meta.get("content") else meta.get("sha256")
+
+
 def variant_ids(doc: Mapping[str, Any]) -> list[Any]:
-    """The file ids of every variant an original's files document lists."""
-    return [info["id"] for formats in (doc.get("metadata") or {}).get("variants", {}).values()
-            for info in formats.values()]
+    """The file ids of every variant an original's files document lists, and of the file
+    holding its bytes once it was replaced in place (``metadata.content``)."""
+    meta = doc.get("metadata") or {}
+    ids = [info["id"] for formats in meta.get("variants", {}).values() for info in formats.values()]
+    content = meta.get("content") or {}
+    return [*ids, content["id"]] if content.get("id") is not None else ids

@@ -15,8 +15,9 @@ from avenue.media import storage
 from avenue.media.focal import CENTRE, FocalPoint
 from avenue.media.images import Limits, prepare
 from avenue.media.invalidation import invalidate
-from avenue.media.originals import write_variant
+from avenue.media.originals import variant_key, write_variant
 from avenue.media.records import Document
+from avenue.media.replace import read_original
 from avenue.media.variants import render
 
 
@@ -27,7 +28,7 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
     The original must be intact. Returns one ``{"variant", "format", "id"}`` per file written.
     """
     files = db[f"{bucket}.files"]
-    data = storage.read_all(db, bucket, original)
+    data = read_original(db, bucket, original)
     # The original passed the limits once; limits lowered since must not block its repair.
     limits = Limits(max_bytes=max(len(data), 1), max_pixels=10**10, max_frames=10**5,
                     max_total_pixels=10**12)
@@ -43,10 +44,11 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
             continue
         storage.delete_file(db, bucket, file_id)
         # A stray file under the same key (an orphan copy) would block the unique index.
-        key = f"{original['_id']}/{rendition.name}.{rendition.format}"
+        version = (original.get("metadata") or {}).get("version") or ""
+        key = variant_key(original["_id"], rendition.name, rendition.format, version)
         for stray in files.find({"metadata.key": key}, {"_id": 1}):
             storage.delete_file(db, bucket, stray["_id"])
-        _, info = write_variant(db, bucket, original["_id"], rendition, file_id=file_id)
+        _, info = write_variant(db, bucket, original["_id"], rendition, file_id=file_id, version=version)
         files.update_one({"_id": original["_id"]}, {"$set": {
             f"metadata.variants.{rendition.name}.{rendition.format}": info}})
         written.append({"variant": rendition.name, "format": rendition.format, "id": str(file_id)})

@@ -18,11 +18,13 @@ from flask import Blueprint, Flask, Response, current_app, request
 from pymongo.database import Database
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
+from avenue.clock import now
 from avenue.media import signing
 from avenue.media.buckets import BUCKETS
 from avenue.media.cache import MediaCache
 from avenue.media.http import (
     Headers,
+    Moved,
     Representation,
     decide,
     normalise_range,
@@ -117,10 +119,32 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
     rep = resolve(bucket, token, variant, _load, request.headers.get("Accept", ""))
     if rep is None:
         return not_found()
-    refused = _check_signature(bucket, rep.doc, rep.variant)
+    refused = _check_signature(bucket, rep.doc, (variant or "").partition(".")[0])
     if refused is not None:
         return refused
+    if isinstance(rep, Moved):
+        return _redirect(rep)
     return _send(rep)
+
+
+# How long a cache may keep the redirect from an earlier version's URL: short, so that the
+# URL turns into a 404 soon after its window ends (AVENUE_REPLACED_REDIRECT_DAYS).
+REDIRECT_MAX_AGE = 3600
+
+
+def _redirect(moved: Moved) -> Response:
+    """308 to the current version of what an earlier version's URL named. A signed URL's
+    query (expiry and signature) is carried over: it signs the image and variant, not the
+    version, so it is as valid for the new URL as for the old."""
+    location = moved.location
+    query = request.query_string.decode("latin-1")
+    if query:
+        location += f"?{query}"
+    left = int((moved.until - now()).total_seconds())
+    cache = ("private, no-store" if moved.doc.private
+             else f"public, max-age={max(0, min(REDIRECT_MAX_AGE, left))}")
+    return Response("", status=308, headers={"Location": location, "Cache-Control": cache,
+                                             "X-Content-Type-Options": "nosniff"})
 
 
 def _body(rep: Representation) -> list[bytes] | ChunkStream:

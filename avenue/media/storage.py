@@ -194,9 +194,12 @@ def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
     return removed
 
 
-def copy_file(db: Database[Document], source: str, target: str, doc: dict[str, Any]) -> None:
+def copy_file(db: Database[Document], source: str, target: str, doc: dict[str, Any], *,
+              source_id: Any = None) -> None:
     """Copy one file from ``source`` into ``target``, same id: chunks, then the files document
     ``doc`` (as given: the caller may change its metadata); the target's counters after.
+    ``source_id``: copy the chunks of that file instead, as ``doc``'s (new chunk ids), e.g.
+    an earlier version of an image into the trash under an id of its own.
 
     If it fails, only the chunks this call inserted are removed (by their ``_id``): chunks of
     the same file id that someone else is copying at the same moment are not touched, and a
@@ -216,7 +219,10 @@ def copy_file(db: Database[Document], source: str, target: str, doc: dict[str, A
 
     try:
         batch: list[dict[str, Any]] = []
-        for chunk in db[f"{source}.chunks"].find({"files_id": doc["_id"]}).sort("n", 1).batch_size(8):
+        from_id = doc["_id"] if source_id is None else source_id
+        for chunk in db[f"{source}.chunks"].find({"files_id": from_id}).sort("n", 1).batch_size(8):
+            if source_id is not None:
+                chunk = {**chunk, "_id": ObjectId(), "files_id": doc["_id"]}
             batch.append(chunk)
             if len(batch) == 16:
                 insert(batch)

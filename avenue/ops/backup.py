@@ -42,6 +42,7 @@ from avenue.clock import now
 from avenue.db import shard_key
 from avenue.errors import AvenueError, Conflict
 from avenue.media import BUCKETS, STORED, TRASH, ensure_indexes, storage
+from avenue.media.records import own_sha256
 
 FORMAT = "avenue-backup"
 VERSION = 1
@@ -210,7 +211,7 @@ def _backup_file(db: Database, tar: tarfile.TarFile, bucket: str, doc: dict, rep
     else:
         report.files[bucket] += 1
         report.bytes[bucket] += doc["length"]
-        recorded = (doc.get("metadata") or {}).get("sha256")
+        recorded = own_sha256(doc)  # none for an original replaced in place (no bytes of its own)
         if recorded and recorded != digest:
             report.checksum_mismatches.append({"bucket": bucket, "id": str(doc["_id"]),
                                                "recorded": recorded, "actual": digest})

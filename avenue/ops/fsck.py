@@ -37,6 +37,7 @@ from avenue.errors import AvenueError
 from avenue.media import STORED, ensure_indexes, storage
 from avenue.media.invalidation import invalidate
 from avenue.media.originals import delete_image, variant_ids
+from avenue.media.records import own_sha256
 from avenue.media.regenerate import regenerate_variants
 
 Progress = Callable[[str, int, int], None]
@@ -140,7 +141,7 @@ def _check_bytes(bucket: str, doc: dict, chunks: Iterator[dict]) -> _Finding:
         finding.problems.append({
             "code": "length_mismatch",
             "detail": f"the files document says {length} bytes, the chunks hold {total}"})
-    stored = (doc.get("metadata") or {}).get("sha256")
+    stored = own_sha256(doc)  # none for an original replaced in place: its content file is checked
     finding.sha_ok = bool(stored) and digest.hexdigest() == stored
     if stored and not finding.sha_ok:
         finding.problems.append({"code": "sha256_mismatch",
@@ -191,6 +192,10 @@ def _check_batch(db: Database, bucket: str, docs: list[dict]) -> list[_Finding]:
                     if info["id"] not in present:
                         finding.problems.append({"code": "missing_variant", "detail":
                                                  f"variant {name}.{fmt} ({info['id']}) does not exist"})
+            content = meta.get("content") or {}
+            if content.get("id") is not None and content["id"] not in present:
+                finding.problems.append({"code": "missing_content", "detail":
+                                         f"the file holding its bytes ({content['id']}) does not exist"})
     return findings
 
 

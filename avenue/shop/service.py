@@ -44,6 +44,7 @@ from avenue.media import (
     LEGACY_PREFIX,
     PRODUCTS,
     TEMP,
+    FocalPoint,
     Image,
     Library,
     Limits,
@@ -444,6 +445,28 @@ def delete_product_image(db: Database, sku: str, image_id: ObjectId) -> dict:
     record_product_change(db, before, updated)
     delete_unreferenced(db, oid, trashed_from=sku)
     return updated
+
+
+def replace_product_image(db: Database, sku: str, image_id: ObjectId, *, file: Upload | None = None,
+                          focal: FocalPoint | None = None, limits: Limits) -> dict:
+    """New bytes (``file``) or a new focal point for one of a product's images, keeping its id
+    and its place (avenue/media/replace.py); every product using it gets the new reference.
+    Returns the product."""
+    doc = get_product(db, sku)
+    if image_id not in stored_ids(doc):
+        raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
+    done = Library(db, PRODUCTS).replace(image_id, file, focal=focal, limits=limits, refs={"sku": sku})
+    if done is None:
+        raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
+    image, changed = done
+    if changed:
+        moment = now()
+        for user in products(db).find({"images.id": image_id}, {"_id": 1, "images": 1}):
+            old = next(e for e in user["images"] if isinstance(e, dict) and e.get("id") == image_id)
+            # The product's own fields on its reference stay; what describes the bytes is new.
+            products(db).update_one({"_id": user["_id"], "images.id": image_id},
+                                    {"$set": {"images.$": {**old, **image.ref()}, "updated_at": moment}})
+    return get_product(db, sku)
 
 
 def reorder_images(db: Database, sku: str, body: dict,

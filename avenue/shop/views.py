@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, jsonify, request
 from avenue import audit, status
 from avenue.auth import require, require_role
 from avenue.db import get_db
-from avenue.http import json_body, page_args, product_files, uploaded_files
-from avenue.media import PRODUCTS, TEMP, limits_from_config, signer_from_config
+from avenue.http import json_body, one_file, page_args, product_files, uploaded_files
+from avenue.media import PRODUCTS, TEMP, limits_from_config, parse_focal_point, signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.shop import service
 
@@ -111,6 +111,29 @@ def delete_image(sku: str, image_id: ObjectId):
     """Take an image off a product; the file goes unless another product uses it."""
     doc = service.delete_product_image(get_db(), sku, image_id)
     audit.log("product_image_deleted", sku=sku, bucket=PRODUCTS, image_id=str(image_id))
+    return _product(doc)
+
+
+@bp.put(f"/products/<sku>/images/{IMAGE_ID}")
+@one_file
+@require_role("admin")
+@limit_uploads
+def replace_image(sku: str, image_id: ObjectId):
+    """New bytes for a product photo, same id and place; its URLs change (the old ones redirect
+    for AVENUE_REPLACED_REDIRECT_DAYS) and the old bytes go to the trash."""
+    doc = service.replace_product_image(get_db(), sku, image_id, file=uploaded_files("file", single=True)[0],
+                                        limits=limits_from_config(current_app.config))
+    audit.log("product_image_replaced", sku=sku, bucket=PRODUCTS, image_id=str(image_id))
+    return _product(doc)
+
+
+@bp.put(f"/products/<sku>/images/{IMAGE_ID}/focal-point")
+@require_role("admin")
+def set_image_focal_point(sku: str, image_id: ObjectId):
+    """Where the subject is: the crops are cut again around it, and the URLs change."""
+    doc = service.replace_product_image(get_db(), sku, image_id, focal=parse_focal_point(json_body()),
+                                        limits=limits_from_config(current_app.config))
+    audit.log("product_image_focal_point_set", sku=sku, bucket=PRODUCTS, image_id=str(image_id))
     return _product(doc)
 
 

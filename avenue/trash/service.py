@@ -52,7 +52,7 @@ def trash_object(item: Trashed) -> dict[str, Any]:
         "height": image.height, "bytes": image.bytes, "owner": image.owner, "alt": image.alt,
         "placeholder": image.placeholder, "deleted_at": isoformat(item.deleted_at),
         "purge_after": isoformat(item.purge_after),
-        "references": {key: item.refs[key] for key in ("sku", "pages") if key in item.refs},
+        "references": {key: item.refs[key] for key in ("sku", "pages", "replaced_in") if key in item.refs},
     }
 
 

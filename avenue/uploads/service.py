@@ -12,7 +12,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from avenue.errors import BadRequest, NotFound
-from avenue.media import UPLOADS, Image, Library, Limits, Stored, Upload, UrlSigner, image_object
+from avenue.media import UPLOADS, FocalPoint, Image, Library, Limits, Stored, Upload, UrlSigner, image_object
 from avenue.paging import Page, Window
 
 VISIBILITIES = ("public", "private")
@@ -70,6 +70,18 @@ def delete_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: 
         media.release_delete_lease(lease)
         raise
     return image
+
+
+def replace_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool,
+                   file: Upload | None = None, focal: FocalPoint | None = None,
+                   limits: Limits) -> tuple[Image, bool]:
+    """New bytes (``file``) or a new focal point for an upload the user may see, keeping its
+    id (avenue/media/replace.py): the upload and whether anything changed."""
+    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
+    done = library(db).replace(upload_id, file, focal=focal, limits=limits)
+    if done is None:
+        raise NotFound("No upload with this id.", code="upload_not_found")
+    return done
 
 
 def upload_object(image: Image, signer: UrlSigner) -> dict:

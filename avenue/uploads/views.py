@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, jsonify, request
 from avenue import audit
 from avenue.auth import require, require_role
 from avenue.db import get_db
-from avenue.http import one_file, page_args, uploaded_files
-from avenue.media import UPLOADS, limits_from_config, signer_from_config
+from avenue.http import json_body, one_file, page_args, uploaded_files
+from avenue.media import UPLOADS, limits_from_config, parse_focal_point, signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.uploads import service
 
@@ -52,6 +52,37 @@ def list_uploads():
 def get_upload(upload_id: ObjectId):
     user = require()
     image = service.get_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
+    return jsonify(service.upload_object(image, _signer()))
+
+
+@bp.put(f"/{UPLOAD_ID}")
+@one_file
+@require_role()
+@limit_uploads
+def replace_upload(upload_id: ObjectId):
+    """New bytes for an upload, same id and visibility; its URLs change (the old ones redirect
+    for AVENUE_REPLACED_REDIRECT_DAYS) and the old bytes go to the trash."""
+    user = require()
+    image, changed = service.replace_upload(get_db(), upload_id, user_id=user.id,
+                                            is_admin=user.role == "admin",
+                                            file=uploaded_files("file", single=True)[0],
+                                            limits=limits_from_config(current_app.config))
+    audit.log("upload_replaced", bucket=UPLOADS, image_id=str(upload_id), version=image.version,
+              changed=changed)
+    return jsonify(service.upload_object(image, _signer()))
+
+
+@bp.put(f"/{UPLOAD_ID}/focal-point")
+@require_role()
+def set_upload_focal_point(upload_id: ObjectId):
+    """Where the subject is: the crops are cut again around it, and the URLs change."""
+    user = require()
+    image, changed = service.replace_upload(get_db(), upload_id, user_id=user.id,
+                                            is_admin=user.role == "admin",
+                                            focal=parse_focal_point(json_body()),
+                                            limits=limits_from_config(current_app.config))
+    audit.log("upload_focal_point_set", bucket=UPLOADS, image_id=str(upload_id), version=image.version,
+              changed=changed)
     return jsonify(service.upload_object(image, _signer()))
 
 

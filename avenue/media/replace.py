@@ -1,0 +1,317 @@
+"""Replace in place: new bytes (or a new focal point) for an image that keeps its id.
+
+Products, pages and ``used_in`` refer to images by id, so a replace keeps the id and every
+reference; but every media URL is served as ``immutable``, so the URLs must change with the
+bytes. The image gets a *version* (8 hex digits of the new bytes' SHA-256 and focal point),
+and its URLs carry it: ``/media/<alias>/<id>~<version>[.<ext>|/<variant>]``. The URLs of the
+versions before it answer ``308`` to the same thing in the current version until
+``AVENUE_REPLACED_REDIRECT_DAYS`` have passed (then ``404``), and the CDN purge hook is told
+about them at once (media/purge.py).
+
+Layout. The original's files document (the *head*, ``_id`` = the image id) never has its
+chunks rewritten: a reader streaming it must never see a mix of two versions. Once replaced,
+the head's own length is 0 and ``metadata.content`` names the file that holds the bytes (a
+file like a variant: ``role: variant``, ``variant: original``, ``original_id``); the variants
+are new files too. ``metadata.versions`` lists the earlier versions whose URLs redirect, with
+until when.
+
+Order, so that a crash never leaves a half-replaced image (readers see the old version or the
+new one, whole):
+
+1. outside any lease: validate, decode and render the new bytes (a bad file changes nothing);
+2. take the replace lease (``metadata.replacing_at``, compare-and-set together with the delete
+   lease: a delete and a replace of one image never run at once; one of them is told 409);
+3. write the new bytes' file and the new variants (a crash: files no head lists, that
+   point at an existing original, removed by the next replace or delete of the image);
+4. copy the old version into the trash under an id of its own (restorable as a separate image,
+   or onto its product again; purged by ``gc`` after ``AVENUE_TRASH_DAYS``);
+5. switch the head to the new version (one update, conditional on still holding the lease:
+   this is the moment the image changes), which also releases the lease;
+6. delete the old version's files, tell every worker's cache, queue the CDN purge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from hashlib import sha256
+from typing import Any, BinaryIO
+
+from bson import ObjectId
+from flask import current_app, has_app_context
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from avenue.clock import maybe_utc, now
+from avenue.errors import Conflict
+from avenue.media import counters, purge, storage, trash
+from avenue.media.buckets import TRASH
+from avenue.media.focal import FocalPoint
+from avenue.media.images import Limits, prepare, read_limited, sanitize_filename
+from avenue.media.invalidation import invalidate
+from avenue.media.originals import dedupe_key, name_prefixes, placeholder_of, variant_file, variant_key
+from avenue.media.records import Document, variant_ids
+from avenue.media.variants import render
+from avenue.metrics import timed_render
+
+# A replace holds the image this long at most (a crashed replace frees it after this).
+REPLACE_LEASE = dt.timedelta(seconds=120)
+DEFAULT_REDIRECT_DAYS = 30
+# Earlier versions whose URLs redirect, at most (the oldest are dropped first).
+MAX_VERSIONS = 20
+
+
+class ImageBusy(Conflict):
+    """Another replace or a delete of this image is under way."""
+
+    code = "image_busy"
+
+    def __init__(self) -> None:
+        super().__init__("This image is being replaced or deleted right now; try again in a moment.")
+
+
+class DuplicateImage(Conflict):
+    """The new bytes are already another image of this bucket (dedupe keeps one copy)."""
+
+    code = "duplicate_image"
+
+    def __init__(self, other: Any) -> None:
+        super().__init__("These bytes are already stored as another image; use that one, or delete it "
+                         "first.", image_id=str(other))
+
+
+def configured_redirect_days() -> float:
+    """How long an earlier version's URLs redirect (the app's ``AVENUE_REPLACED_REDIRECT_DAYS``;
+    30 outside an app)."""
+    if has_app_context():
+        return float(current_app.config.get("AVENUE_REPLACED_REDIRECT_DAYS", DEFAULT_REDIRECT_DAYS))
+    return float(DEFAULT_REDIRECT_DAYS)
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """A replace's outcome: the head's new document, and whether anything changed."""
+
+    doc: dict[str, Any]
+    changed: bool
+    trashed_id: ObjectId | None  # the earlier version, kept in the trash
+
+
+def bytes_doc(db: Database[Document], bucket: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The files document holding an original's bytes: its own, or its content file's once it
+    was replaced."""
+    content = (doc.get("metadata") or {}).get("content")
+    if not content:
+        return doc
+    found = db[f"{bucket}.files"].find_one({"_id": content["id"]})
+    if found is None:
+        raise OSError(f"{bucket} {doc['_id']}: the file holding its bytes ({content['id']}) is missing")
+    return found
+
+
+def read_original(db: Database[Document], bucket: str, doc: dict[str, Any]) -> bytes:
+    """An original's bytes, wherever they are."""
+    return storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
+
+
+def version_of(source_sha256: str, focal: FocalPoint | None) -> str:
+    """The version a replace gives: the same bytes cut around the same point are the same
+    version (replacing an image with itself changes nothing)."""
+    point = focal or FocalPoint()
+    return sha256(f"{source_sha256}:{point.x:.4f}:{point.y:.4f}".encode()).hexdigest()[:8]
+
+
+def _live(value: Any, lease: dt.timedelta, moment: dt.datetime) -> bool:
+    return value is not None and (maybe_utc(value) or moment) >= moment - lease
+
+
+def _take_lease(db: Database[Document], bucket: str, doc: dict[str, Any], lease_for_deletes: dt.timedelta
+                ) -> dt.datetime:
+    meta = doc["metadata"]
+    moment = now()
+    seen_delete, seen_replace = meta.get("deleting_at"), meta.get("replacing_at")
+    if _live(seen_delete, lease_for_deletes, moment) or _live(seen_replace, REPLACE_LEASE, moment):
+        raise ImageBusy()
+    taken = db[f"{bucket}.files"].update_one(
+        {"_id": doc["_id"], "metadata.deleting_at": seen_delete, "metadata.replacing_at": seen_replace},
+        {"$set": {"metadata.replacing_at": moment}})
+    if taken.modified_count != 1:
+        raise ImageBusy()
+    return moment
+
+
+def _release(db: Database[Document], bucket: str, image_id: Any, at: dt.datetime) -> None:
+    db[f"{bucket}.files"].update_one({"_id": image_id, "metadata.replacing_at": at},
+                                     {"$unset": {"metadata.replacing_at": ""}})
+
+
+def _versions_after(meta: dict[str, Any], new_version: str, until: dt.datetime,
+                    moment: dt.datetime) -> list[dict[str, Any]]:
+    """The redirecting versions once ``new_version`` is current: the one it replaces added,
+    expired ones and the new one itself (replaced back) dropped."""
+    kept = [entry for entry in meta.get("versions") or []
+            if entry.get("v") not in (new_version, meta.get("version") or "")
+            and (maybe_utc(entry.get("until")) or moment) > moment]
+    if until > moment:
+        kept.append({"v": meta.get("version") or "", "until": until})
+    return kept[-MAX_VERSIONS:]
+
+
+def _trash_old(db: Database[Document], bucket: str, doc: dict[str, Any], old_bytes: dict[str, Any],
+               refs: dict[str, Any], keep_days: float) -> ObjectId | None:
+    """Copy the version being replaced into the trash under a new id (its variants keep theirs)."""
+    if keep_days <= 0:
+        return None
+    trashed_id = ObjectId()
+    files = db[f"{bucket}.files"]
+    meta = doc["metadata"]
+    listed = [vid for formats in (meta.get("variants") or {}).values() for vid in
+              (info["id"] for info in formats.values())]
+    for variant in files.find({"_id": {"$in": listed}}) if listed else []:
+        old = variant["metadata"]
+        key = variant_key(trashed_id, str(old.get("variant")), str(old.get("format")))
+        vmeta = {**old, "original_id": trashed_id, "key": key}
+        storage.copy_file(db, bucket, TRASH, {**variant, "metadata": vmeta})
+    moment = now()
+    kept = {k: v for k, v in meta.items()
+            if k not in ("content", "version", "versions", "replaced_at", "replacing_at", "deleting_at")}
+    kept.update(key=f"trash:{trashed_id}",
+                trash={"from": bucket, "key": meta.get("key"), "deleted_at": moment,
+                       "purge_after": moment + dt.timedelta(days=keep_days), "refs": refs})
+    storage.copy_file(db, bucket, TRASH, {
+        "_id": trashed_id, "length": old_bytes["length"], "chunkSize": old_bytes["chunkSize"],
+        "uploadDate": doc["uploadDate"], "filename": doc.get("filename"), "metadata": kept,
+    }, source_id=old_bytes["_id"])
+    return trashed_id
+
+
+def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: bytes | BinaryIO | None = None,
+            filename: str | None = None, focal: FocalPoint | None = None, limits: Limits | None = None,
+            refs: dict[str, Any] | None = None, keep_days: float | None = None,
+            redirect_days: float | None = None, delete_lease: dt.timedelta) -> Replaced | None:
+    """Give the original ``image_id`` new bytes (``data``), or cut its crops around a new
+    ``focal`` point (``data`` None: its own bytes again). None when it does not exist;
+    ``ImageBusy`` while a delete or another replace holds it; ``DuplicateImage`` when the
+    new bytes are another image of the bucket; the upload's own error when they are not an
+    image this app takes. ``refs``: what the old version keeps in the trash (e.g. the sku)."""
+    files = db[f"{bucket}.files"]
+    doc = files.find_one({"_id": image_id})
+    if doc is None or (doc.get("metadata") or {}).get("role") != "original":
+        return None
+    meta = doc["metadata"]
+    old_bytes = bytes_doc(db, bucket, doc)
+    if data is None:
+        raw = storage.read_all(db, bucket, old_bytes)
+        # The original passed the limits once; limits lowered since must not block a new crop.
+        limits = Limits(max_bytes=max(len(raw), 1), max_pixels=10**10, max_frames=10**5,
+                        max_total_pixels=10**12)
+    else:
+        raw = read_limited(data, (limits or Limits()).max_bytes)
+    prepared = prepare(raw, limits or Limits())
+    with timed_render():
+        renditions = render(prepared, focal)
+    prepared.first_frame = None
+    point = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), focal)
+    version = version_of(prepared.source_sha256, point)
+    if version == (meta.get("version") or "") or (
+            not meta.get("version") and version == version_of(meta.get("source_sha256", ""),
+                                                              FocalPoint.from_metadata(meta.get("focal_point")))):
+        return Replaced(doc, False, None)  # the same bytes, cut the same way: nothing to do
+    scope = (meta.get("key") or "").rpartition(":")[0]
+    key = dedupe_key(prepared.source_sha256, scope)
+    other = files.find_one({"metadata.key": key}, {"_id": 1})
+    if other is not None and other["_id"] != image_id:
+        raise DuplicateImage(other["_id"])
+
+    lease = _take_lease(db, bucket, doc, delete_lease)
+    new_ids: list[Any] = []
+    try:
+        doc = files.find_one({"_id": image_id}) or doc  # as it is under the lease
+        meta = doc["metadata"]
+        old_bytes = bytes_doc(db, bucket, doc)
+        # Files of this version left by a replace that crashed half way (same keys).
+        for stray in files.find({"metadata.original_id": image_id}, {"metadata.key": 1}):
+            if str((stray.get("metadata") or {}).get("key", "")).startswith(f"{image_id}~{version}/") \
+                    and stray["_id"] not in variant_ids(doc):
+                storage.delete_counted(db, bucket, [stray["_id"]])
+        new_files: list[storage.NewFile] = []
+        variants: dict[str, dict[str, Any]] = {}
+        for rendition in renditions:
+            new, info = variant_file(image_id, rendition, version=version)
+            new_files.append(new)
+            variants.setdefault(rendition.name, {})[rendition.format] = info
+        content_id = ObjectId()
+        new_files.append(storage.NewFile(prepared.data, prepared_name(filename, meta, prepared.format), {
+            "role": "variant", "variant": "original", "key": f"{image_id}~{version}/original",
+            "original_id": image_id, "format": prepared.format.lower(), "content_type": prepared.content_type,
+            "sha256": prepared.sha256, "width": prepared.width, "height": prepared.height,
+        }, content_id))
+        new_ids = [f.file_id for f in new_files]
+        storage.write_files(db, bucket, new_files)
+
+        trashed_id = _trash_old(db, bucket, doc, old_bytes, {**(refs or {}), "replaced_in": str(image_id)},
+                                trash.days() if keep_days is None else keep_days)
+
+        moment = now()
+        days = configured_redirect_days() if redirect_days is None else redirect_days
+        until = moment + dt.timedelta(days=days)
+        placeholder = placeholder_of(renditions)
+        changes: dict[str, Any] = {
+            "length": 0,
+            "metadata.content": {"id": content_id, "length": len(prepared.data),
+                                 "chunk_size": storage.CHUNK_SIZE, "sha256": prepared.sha256},
+            "metadata.version": version,
+            "metadata.versions": _versions_after(meta, version, until, moment),
+            "metadata.replaced_at": moment,
+            "metadata.key": key,
+            "metadata.source_sha256": prepared.source_sha256,
+            "metadata.sha256": prepared.sha256,
+            "metadata.content_type": prepared.content_type,
+            "metadata.format": prepared.format.lower(),
+            "metadata.width": prepared.width,
+            "metadata.height": prepared.height,
+            "metadata.frames": prepared.frames,
+            "metadata.variants": variants,
+        }
+        if point is not None:
+            changes["metadata.focal_point"] = point.as_metadata()
+        if placeholder is not None:
+            changes["metadata.placeholder"] = placeholder.as_metadata()
+        if filename:
+            changes["metadata.filename"] = prepared_name(filename, meta, prepared.format)
+            changes["metadata.name_prefixes"] = name_prefixes(changes["metadata.filename"])
+        try:
+            switched = files.update_one({"_id": image_id, "metadata.replacing_at": lease},
+                                        {"$set": changes, "$unset": {"metadata.replacing_at": ""}})
+        except DuplicateKeyError:
+            # The same bytes were stored as another image a moment ago.
+            other = files.find_one({"metadata.key": key}, {"_id": 1})
+            if trashed_id is not None:
+                trash.purge(db, {"_id": trashed_id, "metadata": {}})
+            raise DuplicateImage(other["_id"] if other else "") from None
+        if switched.modified_count != 1:  # the lease lapsed and another replace or delete took it
+            if trashed_id is not None:
+                trash.purge(db, {"_id": trashed_id, "metadata": {}})
+            raise ImageBusy()
+    except BaseException:
+        if new_ids:
+            storage.delete_counted(db, bucket, new_ids)
+        _release(db, bucket, image_id, lease)
+        raise
+
+    # The old version: its files go (they are in the trash), caches and the CDN are told.
+    old_ids = variant_ids(doc)
+    invalidate(db, bucket, [image_id, *old_ids], lasting=storage.DELETE_WINDOW)
+    if old_bytes["_id"] == image_id:  # the head's own chunks, now that it has a content file
+        removed = db[f"{bucket}.chunks"].delete_many({"files_id": image_id}).deleted_count
+        counters.record(db, bucket, {"bytes": old_bytes["length"], "chunks": removed}, sign=-1)
+    if old_ids:
+        storage.delete_counted(db, bucket, old_ids)
+    purge.queue(db, bucket, doc)
+    fresh = files.find_one({"_id": image_id})
+    return Replaced(fresh or doc, True, trashed_id)
+
+
+def prepared_name(filename: str | None, meta: dict[str, Any], fmt: str) -> str:
+    """The name the image goes by: the new upload's (sanitised), else the one it had."""
+    return sanitize_filename(filename) if filename else meta.get("filename") or f"image.{fmt.lower()}"
