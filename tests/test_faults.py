@@ -7,6 +7,8 @@ byte-identical afterwards, no files document has incomplete chunks, and ``gc`` t
 
 from __future__ import annotations
 
+import http.client
+
 import hashlib
 import json
 import os
@@ -44,7 +46,9 @@ def _fire(server: Gunicorn, headers: dict, images: list[bytes], at_once: int | N
             status, body = upload(server, headers, images[index], f"photo-{index}.jpg", timeout=90)
         except ConnectionRefusedError:
             return 0, {}, images[index]
-        except OSError:
+        except (OSError, http.client.HTTPException):
+            # Reset, closed, or the worker died between the answer's headers and its body
+            # (IncompleteRead): the client never got an answer, so nothing was acknowledged.
             return -1, {}, images[index]
         if status == 201 and acknowledged is not None:
             acknowledged.release()
