@@ -7,9 +7,8 @@ byte-identical afterwards, no files document has incomplete chunks, and ``gc`` t
 
 from __future__ import annotations
 
-import http.client
-
 import hashlib
+import http.client
 import json
 import os
 import signal
