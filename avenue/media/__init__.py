@@ -30,6 +30,7 @@ from avenue.media.buckets import (
 )
 from avenue.media.counters import counters as media_counters
 from avenue.media.counters import recount as recount_bucket
+from avenue.media.facets import recount as recount_facets
 from avenue.media.focal import FocalPoint, parse_focal_point
 from avenue.media.frontdoor import FrontDoor
 from avenue.media.images import Limits
@@ -63,6 +64,8 @@ __all__ = [
     "VARIANT_PATHS", "has_chunk_index", "temp_image_counts",
     # Per-bucket counters kept with every write, and their reconciliation (counters.py).
     "media_counters", "recount_bucket",
+    # The library's per-folder and per-tag counts, kept with every write (facets.py).
+    "recount_facets",
 ]
 
 

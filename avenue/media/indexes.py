@@ -11,7 +11,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
-from avenue.media import purge
+from avenue.media import facets, purge
 from avenue.media.buckets import BUILDER, STORED, TRASH
 from avenue.media.records import Document
 
@@ -85,6 +85,7 @@ def ensure_indexes(db: Database[Document]) -> None:
     ])
     if purge.enabled():
         db[purge.OUTBOX].create_indexes(purge.outbox_indexes())
+    db[facets.FACETS].create_indexes(facets.indexes())
     for bucket in STORED:
         db[f"{bucket}.chunks"].create_indexes(chunks_indexes())
         files = db[f"{bucket}.files"]

@@ -35,7 +35,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import maybe_utc, now
-from avenue.media import originals, trash
+from avenue.media import facets, originals, trash
 from avenue.media import replace as replacing
 from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits
@@ -44,6 +44,7 @@ from avenue.media.records import Document, Image, Stored
 from avenue.paging import Page, Window, fetch
 
 DELETE_LEASE = dt.timedelta(seconds=60)
+SET_ATTEMPTS = 5
 LEASE_WAIT_SECONDS = 5.0
 ORIGINAL = {"metadata.role": "original"}
 # Lists of originals: the role (and owner) indexes end in these keys (avenue/media/indexes.py).
@@ -137,26 +138,14 @@ class Library:
         return [self._image(doc) for doc in page.docs], page
 
     def folder_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
-        """(folder, originals in it) for every folder in use, by folder; counted by the server
-        (one ``$group`` over the folder index's keys), at most ``limit`` folders."""
-        pipeline: list[dict[str, Any]] = [
-            {"$match": dict(ORIGINAL)},
-            {"$group": {"_id": {"$ifNull": ["$metadata.folder", ROOT_FOLDER]}, "n": {"$sum": 1}}},
-            {"$sort": {"_id": 1}},
-            {"$limit": limit},
-        ]
-        return [(row["_id"], row["n"]) for row in self._files.aggregate(pipeline)]
+        """(folder, originals in it) for every folder in use, by folder, at most ``limit``: the
+        counts kept with every write (avenue/media/facets.py), not a scan of the library."""
+        return facets.counts(self.db, self.bucket, "folder", limit)
 
     def tag_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
-        """(tag, originals carrying it) for every tag in use, by tag, at most ``limit``."""
-        pipeline: list[dict[str, Any]] = [
-            {"$match": dict(ORIGINAL)},  # $unwind drops those without tags
-            {"$unwind": "$metadata.tags"},
-            {"$group": {"_id": "$metadata.tags", "n": {"$sum": 1}}},
-            {"$sort": {"_id": 1}},
-            {"$limit": limit},
-        ]
-        return [(row["_id"], row["n"]) for row in self._files.aggregate(pipeline)]
+        """(tag, originals carrying it) for every tag in use, by tag, at most ``limit`` (kept
+        with every write, like the folders)."""
+        return facets.counts(self.db, self.bucket, "tag", limit)
 
     def find_by_content(self, source_sha256: str, *, scope: str = "") -> Image | None:
         """The original stored from these bytes (their SHA-256) within ``scope``, if any."""
@@ -199,11 +188,22 @@ class Library:
         unknown = set(fields) - SETTABLE
         if unknown:
             raise ValueError(f"not settable: {sorted(unknown)}")
-        if self.get(image_id) is None:
-            return None
-        # update_one, then a read: findAndModify scans the collection on SecantusDB.
-        self._files.update_one({"_id": image_id}, {"$set": {f"metadata.{k}": v for k, v in fields.items()}})
-        return self.get(image_id)
+        change = {f"metadata.{k}": v for k, v in fields.items()}
+        for _ in range(SET_ATTEMPTS):
+            doc = self._files.find_one({"_id": image_id})
+            if doc is None or not _is_original(doc):
+                return None
+            meta = doc["metadata"]
+            # Compare-and-set on the folder and tags read, so the facet counts move from
+            # exactly the values replaced (two editors moving one image never count it twice).
+            # update_one, then a read: findAndModify scans the collection on SecantusDB.
+            done = self._files.update_one({"_id": image_id, "metadata.folder": meta.get("folder"),
+                                           "metadata.tags": meta.get("tags")}, {"$set": change})
+            if done.matched_count == 1:
+                after = {**doc, "metadata": {**meta, **fields}}
+                facets.moved(self.db, self.bucket, doc, after)
+                return self.get(image_id)
+        raise replacing.ImageBusy()  # changed under us every time: a 409, try again
 
     def bring(self, image: Image, *, kind: str, scope: str = "", keep_source: bool = False) -> Stored:
         """Move ``image`` (of another bucket) here with its variants, keeping its id; identical

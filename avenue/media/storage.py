@@ -30,7 +30,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
-from avenue.media import counters
+from avenue.media import counters, facets
 from avenue.media.invalidation import evict_here, invalidate
 from avenue.media.records import Document
 
@@ -85,6 +85,7 @@ def write_files(db: Database[Document], bucket: str, files: list[NewFile],
         _remove_partial(db, bucket, ids)
         raise
     counters.record(db, bucket, counters.figures(docs, chunks=len(chunk_docs)))
+    facets.record(db, bucket, docs)
     return docs
 
 
@@ -178,7 +179,8 @@ def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
     counts are exact and the bytes an even share, drift the reconciliation corrects.
     """
     files = db[f"{bucket}.files"]
-    found = list(files.find({"_id": {"$in": ids}}, {"length": 1, "metadata.role": 1}))
+    found = list(files.find({"_id": {"$in": ids}}, {"length": 1, "metadata.role": 1, "metadata.folder": 1,
+                                                     "metadata.tags": 1}))
     if len(ids) == 1:
         removed = files.delete_one({"_id": ids[0]}).deleted_count
         chunks = db[f"{bucket}.chunks"].delete_many({"files_id": ids[0]}).deleted_count
@@ -191,6 +193,8 @@ def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
         change.update(files=removed, originals=round(change["originals"] * share),
                       bytes=round(change["bytes"] * share))
     counters.record(db, bucket, change, sign=-1)
+    if removed == len(found):  # else a concurrent delete took some: the reconciliation settles it
+        facets.record(db, bucket, found, sign=-1)
     return removed
 
 
@@ -235,3 +239,4 @@ def copy_file(db: Database[Document], source: str, target: str, doc: dict[str, A
             chunks.delete_many({"_id": {"$in": mine}})
         raise
     counters.record(db, target, counters.figures([doc], chunks=len(mine)))  # after the copy landed
+    facets.record(db, target, [doc])

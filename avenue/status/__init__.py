@@ -22,7 +22,7 @@ from pymongo.database import Database
 from avenue.clock import isoformat, now
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.db import get_mongo
-from avenue.media import STORED, Document, has_chunk_index, recount_bucket
+from avenue.media import STORED, Document, has_chunk_index, recount_bucket, recount_facets
 from avenue.status import sweep
 from avenue.status.counters import record_product_change, recount_products
 from avenue.status.products import products_status
@@ -69,6 +69,7 @@ def reconcile(db: Database[Document], config: Mapping[str, Any]) -> dict[str, An
     result = {"products": recount_products(db, PRODUCTS_COLLECTION, settings.batch)}
     for bucket in STORED:
         result[bucket] = recount_bucket(db, bucket, chunk_index=has_chunk_index(db, bucket))
+    result["library_facets"] = recount_facets(db)
     return result
 
 

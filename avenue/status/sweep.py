@@ -75,6 +75,7 @@ from avenue.media import (
     Document,
     has_chunk_index,
     recount_bucket,
+    recount_facets,
 )
 from avenue.paging import after_ranges
 from avenue.status import counters
@@ -379,8 +380,8 @@ def batch_done(state: dict[str, Any]) -> None:
 
 
 def _reconcile_buckets(db: Database[Document]) -> dict[str, Any]:
-    return {bucket: recount_bucket(db, bucket, chunk_index=has_chunk_index(db, bucket))
-            for bucket in STORED}
+    return {**{bucket: recount_bucket(db, bucket, chunk_index=has_chunk_index(db, bucket))
+               for bucket in STORED}, "library_facets": recount_facets(db)}
 
 
 def run(db: Database[Document], settings: Settings, *, owner: str | None = None) -> dict[str, Any] | None:

@@ -1,0 +1,132 @@
+"""The library's folder and tag counts are kept with every write (avenue/media/facets.py): the
+lists read them, never a scan of the library, and the reconciliation corrects any drift."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+from bson import ObjectId
+
+from avenue.media import BUILDER, recount_facets
+from avenue.media import facets as facets_module
+from tests.helpers import image_bytes
+
+PHOTOS = ["good/progressive.jpg", "good/grayscale.jpg", "good/alpha.png", "good/panorama.jpg"]
+
+
+@pytest.fixture
+def editor(auth):
+    return auth.token("editor")
+
+
+def upload(client, headers, name, **fields) -> dict:
+    answer = client.post("/api/builder/media", headers=headers,
+                         data={"file": (io.BytesIO(image_bytes(name)), name.split("/")[-1]), **fields})
+    assert answer.status_code in (200, 201), answer.get_json()
+    return answer.get_json()
+
+
+def folders(client, headers) -> dict[str, int]:
+    return {row["folder"]: row["count"] for row in client.get("/api/builder/folders", headers=headers)
+            .get_json()["folders"]}
+
+
+def tags(client, headers) -> dict[str, int]:
+    answer = client.get("/api/builder/tags", headers=headers)
+    return {row["tag"]: row["count"] for row in answer.get_json()["tags"]}
+
+
+def test_counts_follow_uploads_moves_deletes_restores_and_replaces(client, db, editor):
+    a = upload(client, editor, PHOTOS[0], folder="/shop", tags="red, sale")
+    b = upload(client, editor, PHOTOS[1], folder="/shop", tags="red")
+    upload(client, editor, PHOTOS[2])
+    assert folders(client, editor) == {"/": 1, "/shop": 2}
+    assert tags(client, editor) == {"red": 2, "sale": 1}
+    moved = client.patch(f"/api/builder/media/{a['id']}", headers=editor,
+                         json={"folder": "/blog", "tags": ["blue"]})
+    assert moved.status_code == 200
+    assert folders(client, editor) == {"/": 1, "/blog": 1, "/shop": 1}
+    assert tags(client, editor) == {"blue": 1, "red": 1}
+    assert client.delete(f"/api/builder/media/{b['id']}", headers=editor).status_code == 204
+    assert folders(client, editor) == {"/": 1, "/blog": 1}
+    assert tags(client, editor) == {"blue": 1}
+    assert client.post(f"/api/trash/{b['id']}/restore", headers=editor).status_code == 200
+    assert folders(client, editor) == {"/": 1, "/blog": 1, "/shop": 1}
+    assert tags(client, editor) == {"blue": 1, "red": 1}
+    # A replace keeps the folder and tags: nothing moves.
+    replaced = client.put(f"/api/builder/media/{a['id']}", headers=editor,
+                          data={"file": (io.BytesIO(image_bytes(PHOTOS[3])), "new.jpg")})
+    assert replaced.status_code == 200
+    assert folders(client, editor) == {"/": 1, "/blog": 1, "/shop": 1}
+    # The same bytes again with other labels: the labels move, the image is counted once.
+    upload(client, editor, PHOTOS[2], folder="/blog", tags="blue")
+    assert folders(client, editor) == {"/blog": 2, "/shop": 1}
+    assert tags(client, editor) == {"blue": 2, "red": 1}
+    assert recount_facets(db)["drift"] == {}
+
+
+def test_the_lists_read_the_kept_counts_not_the_library(client, db, editor, monkeypatch):
+    upload(client, editor, PHOTOS[0], folder="/shop", tags="red")
+    assert folders(client, editor) == {"/shop": 1}  # the first call may count a new store once
+
+    def no_scan(*args, **kwargs):
+        raise AssertionError("the library was scanned")
+
+    monkeypatch.setattr(facets_module, "count_on_server", no_scan)
+    assert folders(client, editor) == {"/shop": 1} and tags(client, editor) == {"red": 1}
+
+
+def test_the_reconciliation_corrects_drift_and_a_store_from_before_is_counted_once(client, db, editor):
+    upload(client, editor, PHOTOS[0], folder="/shop", tags="red")
+    upload(client, editor, PHOTOS[1], folder="/blog")
+    db[facets_module.FACETS].update_one({"_id": f"{BUILDER}|folder|/shop"}, {"$inc": {"count": 5}})
+    db[facets_module.FACETS].insert_one({"_id": f"{BUILDER}|tag|ghost", "bucket": BUILDER, "kind": "tag",
+                                         "value": "ghost", "count": 3})
+    assert folders(client, editor)["/shop"] == 6
+    result = recount_facets(db)
+    assert result["applied"] and result["drift"] == {"folder:/shop": -5, "tag:ghost": -3}
+    assert folders(client, editor) == {"/blog": 1, "/shop": 1} and tags(client, editor) == {"red": 1}
+    # A store whose facets were never kept (made before they existed): the first list counts them.
+    db.drop_collection(facets_module.FACETS)
+    assert folders(client, editor) == {"/blog": 1, "/shop": 1}
+    assert tags(client, editor) == {"red": 1}
+
+
+def test_a_recount_that_a_write_raced_is_not_applied(db, client, editor, monkeypatch):
+    upload(client, editor, PHOTOS[0], folder="/shop")
+    real = facets_module.count_on_server
+
+    def count_then_write(db_, bucket):
+        truth = real(db_, bucket)
+        facets_module.apply(db_, bucket, {("folder", "/late"): 1})  # a write lands meanwhile
+        return truth
+
+    monkeypatch.setattr(facets_module, "count_on_server", count_then_write)
+    db[facets_module.FACETS].update_one({"_id": f"{BUILDER}|folder|/shop"}, {"$inc": {"count": 1}})
+    assert recount_facets(db)["applied"] is False
+    monkeypatch.undo()
+    assert recount_facets(db)["applied"] is True
+
+
+def test_two_editors_moving_one_image_at_once_count_it_once(app, db, editor):
+    media = upload(app.test_client(), editor, PHOTOS[0], folder="/start")
+    barrier = threading.Barrier(4)
+    answers = []
+
+    def move(target: str) -> None:
+        barrier.wait()
+        answers.append(app.test_client().patch(f"/api/builder/media/{media['id']}", headers=editor,
+                                               json={"folder": target}).status_code)
+
+    threads = [threading.Thread(target=move, args=(f"/f{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(answers) <= {200, 409} and 200 in answers
+    held = folders(app.test_client(), editor)
+    doc = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    assert held == {doc["metadata"]["folder"]: 1}
+    assert recount_facets(db)["drift"] == {}
