@@ -134,11 +134,14 @@ def test_a_sweep_whose_holder_died_is_taken_over_once_its_lease_lapses(db, store
 
 
 def test_the_lease_is_renewed_while_a_long_sweep_runs(db, store_with_problems, monkeypatch):
-    settings = sweep.Settings(batch=1, lease_seconds=0.12, renew_seconds=0.02)
+    # 12 batches of at least 0.1 s: the sweep runs more than three leases long, renewing at
+    # every batch; a lease of 0.35 s leaves room for a stall of a quarter second on a busy
+    # machine between a renewal and the other worker's attempt (0.12 s was too tight).
+    settings = sweep.Settings(batch=1, lease_seconds=0.35, renew_seconds=0.02)
     leases, others = [], []
 
     def slow_batch(state):
-        time.sleep(0.04)
+        time.sleep(0.1)
         doc = sweep.read(db)
         leases.append(doc["lease_until"])
         others.append(sweep.take_lease(db, "other-worker", settings))
