@@ -429,3 +429,27 @@ def test_a_replaced_image_is_backed_up_without_a_checksum_complaint_and_restored
         assert check(other).findings == []
     finally:
         db.client.drop_database(other.name)
+
+
+def test_the_sweep_repairs_a_product_left_on_an_earlier_version_by_a_replace_cut_off(app, client, db, admin):
+    """A replace switches the image, then updates the products that use it: a worker that died
+    in between leaves them on the earlier version (whose URLs only redirect for a while). The
+    status sweep finds and repairs such references, and never undoes a newer one."""
+    from tests.helpers import swept
+
+    assert client.post("/api/shop/products", json={"sku": "RP-9", "name": "x", "price": 1},
+                       headers=admin).status_code == 201
+    added = client.post("/api/shop/products/RP-9/images", headers=admin,
+                        data={"images": [form(PHOTO)["file"]]})
+    photo = added.get_json()["product"]["images"][0]
+    # The switch happened, the product update did not (the worker died in between).
+    Library(db, PRODUCTS).replace(ObjectId(photo["id"]), Upload("new.jpg", image_bytes(OTHER)))
+    stale = client.get("/api/shop/products/RP-9").get_json()["images"][0]
+    assert stale["version"] == "" and client.get(stale["url"]).status_code == 308
+    result = swept(app)
+    assert result["references_repaired"] == 1
+    fresh = client.get("/api/shop/products/RP-9").get_json()["images"][0]
+    head = Library(db, PRODUCTS).get(ObjectId(photo["id"]))
+    assert fresh["version"] == head.version and fresh["sha256"] == sha256(image_bytes(OTHER)).hexdigest()
+    assert sha256(body_of(client, fresh["url"])).hexdigest() == fresh["sha256"]
+    assert swept(app)["references_repaired"] == 0  # nothing left to repair

@@ -73,6 +73,7 @@ from avenue.media import (
     STORED,
     VARIANT_PATHS,
     Document,
+    Image,
     has_chunk_index,
     recount_bucket,
     recount_facets,
@@ -137,7 +138,7 @@ def _fresh_state(db: Database[Document], settings: Settings) -> dict[str, Any]:
         "product_sums": dict.fromkeys(counters.FIELDS, 0),
         "missing_files": _listing(), "local_filesystem": _listing(), "external": _listing(),
         "orphans": {**_listing(), "bytes": 0, "legacy_redirects": 0},
-        "missing_variants": _listing(), "stored_images": 0,
+        "missing_variants": _listing(), "stored_images": 0, "references_repaired": 0,
         "legacy": {"files": 0, "bytes": 0, "imported": 0, "not_imported": 0, "not_imported_bytes": 0,
                    "not_imported_items": []},
     }
@@ -238,18 +239,37 @@ def _listed_variants(doc: dict[str, Any]) -> list[tuple[str, Any]]:
             and "id" in listed[name][fmt]]
 
 
-def _referencing(db: Database[Document], ids: list[Any]) -> dict[Any, set[str]]:
-    """The skus of the products that reference each of ``ids`` (stored as ObjectId or string),
-    by the ``images.id`` index."""
+def _referencing(db: Database[Document], originals: dict[Any, dict[str, Any]]) -> tuple[
+        dict[Any, set[str]], int]:
+    """The skus of the products that reference each original (by id, stored as ObjectId or
+    string), by the ``images.id`` index; and how many stale references were repaired.
+
+    A reference is stale when it describes another version than the image has: a replace in
+    place (avenue/media/replace.py) switches the image first and updates the products that
+    use it next, so a process that died in between leaves their references on the earlier
+    version, whose URLs only redirect for a while. The repair is a compare-and-set on the
+    version the reference holds: a newer replace's own update is never undone."""
     users: dict[Any, set[str]] = {}
-    wanted = set(ids)
+    repaired = 0
+    ids = list(originals)
     for part in _in_batches(ids):
         query = {"images.id": {"$in": part + [str(i) for i in part]}}
         for product in db[PRODUCTS_COLLECTION].find(query, {"sku": 1, "images": 1}):
             for entry in product.get("images") or []:
-                if isinstance(entry, dict) and _as_oid(entry.get("id")) in wanted:
-                    users.setdefault(_as_oid(entry["id"]), set()).add(str(product.get("sku")))
-    return users
+                if not isinstance(entry, dict) or _as_oid(entry.get("id")) not in originals:
+                    continue
+                oid = _as_oid(entry["id"])
+                users.setdefault(oid, set()).add(str(product.get("sku")))
+                head = originals[oid]
+                version = (head.get("metadata") or {}).get("version") or None
+                if (entry.get("version") or None) != version:
+                    fresh = {**entry, **Image.from_files_doc(PRODUCTS, head).ref()}
+                    done = db[PRODUCTS_COLLECTION].update_one(
+                        {"_id": product["_id"],
+                         "images": {"$elemMatch": {"id": entry["id"], "version": entry.get("version")}}},
+                        {"$set": {"images.$": fresh}})
+                    repaired += done.modified_count
+    return users, repaired
 
 
 def _files_batch(db: Database[Document], state: dict[str, Any], docs: list[dict[str, Any]]) -> None:
@@ -257,8 +277,8 @@ def _files_batch(db: Database[Document], state: dict[str, Any], docs: list[dict[
     if not originals:
         return
     state["stored_images"] += len(originals)
-    ids = [doc["_id"] for doc in originals]
-    users = _referencing(db, ids)
+    users, repaired = _referencing(db, {doc["_id"]: doc for doc in originals})
+    state["references_repaired"] = state.get("references_repaired", 0) + repaired  # older checkpoints lack it
     orphans = [doc for doc in originals if doc["_id"] not in users]
     redirected: set[Any] = set()
     for part in _in_batches([doc["_id"] for doc in orphans]):
@@ -452,6 +472,7 @@ def _finish(db: Database[Document], settings: Settings, sweep: _Run, state: dict
         "duration_seconds": round((moment - as_utc(state["started_at"])).total_seconds(), 3),
         "run_seconds": round(seconds, 3), "batches": state["batches"], "documents": state["documents"],
         "batch_size": settings.batch, "resumed": state["resumed"], "lease_renewals": sweep.renewals,
+        "references_repaired": state.get("references_repaired", 0),
         **{key: state[key] for key in ("missing_files", "local_filesystem", "external", "orphans",
                                        "missing_variants", "stored_images")},
         "legacy": {**state["legacy"], "path": settings.legacy_dir} if settings.legacy_dir else None,
