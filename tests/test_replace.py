@@ -155,6 +155,14 @@ def test_replacing_twice_redirects_both_earlier_versions_to_the_latest(client, d
     fourth = replace_media(client, editor, media["id"], name=PHOTO).get_json()
     assert fourth["sha256"] == media["sha256"] and fourth["version"] not in ("", second["version"])
     assert sha256(body_of(client, fourth["url"])).hexdigest() == media["sha256"]
+    # A new focal point on a replaced image: its content file stays, the crops are new.
+    content = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})["metadata"]["content"]
+    fifth = client.put(f"/api/builder/media/{media['id']}/focal-point", json={"x": 0.9, "y": 0.1},
+                       headers=editor).get_json()
+    assert fifth["version"] != fourth["version"] and client.get(fourth["url"]).status_code == 308
+    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    assert head["metadata"]["content"] == content
+    assert sha256(body_of(client, fifth["url"])).hexdigest() == media["sha256"]
     assert check(db).findings == []
     # Counters match a recount: nothing counted twice or lost by the moves.
     assert recount_bucket(db, BUILDER)["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
@@ -163,17 +171,24 @@ def test_replacing_twice_redirects_both_earlier_versions_to_the_latest(client, d
 
 def test_a_focal_point_set_recuts_the_crops_and_changes_the_urls(client, db, editor):
     media = library_upload(client, editor)
+    old_og = body_of(client, media["variant_urls"]["og"]["webp"])
     answer = client.put(f"/api/builder/media/{media['id']}/focal-point", json={"x": 0.1, "y": 0.9},
                         headers=editor)
     assert answer.status_code == 200, answer.get_json()
     new = answer.get_json()
     assert new["focal_point"] == {"x": 0.1, "y": 0.9}
     assert new["sha256"] == media["sha256"] and new["version"] and new["url"] != media["url"]
-    # The og crop is cut again around the new point; the fitted sizes are the same pictures.
-    og_before = db[f"{TRASH}.files"]  # the old version's files went to the trash
-    old_og = og_before.find_one({"metadata.variant": "og", "metadata.format": "webp"})
-    new_og = body_of(client, new["variant_urls"]["og"]["webp"])
-    assert old_og is not None and sha256(new_og).hexdigest() != old_og["metadata"]["sha256"]
+    # The og crop is cut again around the new point; the old crop's URL redirects to it.
+    assert body_of(client, new["variant_urls"]["og"]["webp"]) != old_og
+    assert client.get(media["variant_urls"]["og"]["webp"]).status_code == 308
+    # The bytes did not change: they stay where they were, and nothing went to the trash.
+    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    assert "content" not in head["metadata"] and head["length"] == media["bytes"]
+    assert sha256(body_of(client, new["url"])).hexdigest() == media["sha256"]
+    assert client.get("/api/trash", headers=editor).get_json()["items"] == []
+    assert db[f"{BUILDER}.files"].count_documents({"metadata.original_id": ObjectId(media["id"])}) == 8
+    assert recount_bucket(db, BUILDER)["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
+    assert check(db).findings == []
     # The same point again: nothing to do.
     again = client.put(f"/api/builder/media/{media['id']}/focal-point", json={"x": 0.1, "y": 0.9},
                        headers=editor).get_json()

@@ -240,26 +240,34 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
             new, info = variant_file(image_id, rendition, version=version)
             new_files.append(new)
             variants.setdefault(rendition.name, {})[rendition.format] = info
+        # The same bytes (a new focal point): they stay where they are, only the crops and the
+        # version change, and nothing goes to the trash (it would be a copy of what stays).
+        same_bytes = prepared.source_sha256 == meta.get("source_sha256")
         content_id = ObjectId()
-        new_files.append(storage.NewFile(prepared.data, prepared_name(filename, meta, prepared.format), {
-            "role": "variant", "variant": "original", "key": f"{image_id}~{version}/original",
-            "original_id": image_id, "format": prepared.format.lower(), "content_type": prepared.content_type,
-            "sha256": prepared.sha256, "width": prepared.width, "height": prepared.height,
-        }, content_id))
+        if not same_bytes:
+            new_files.append(storage.NewFile(prepared.data, prepared_name(filename, meta, prepared.format), {
+                "role": "variant", "variant": "original", "key": f"{image_id}~{version}/original",
+                "original_id": image_id, "format": prepared.format.lower(),
+                "content_type": prepared.content_type, "sha256": prepared.sha256,
+                "width": prepared.width, "height": prepared.height,
+            }, content_id))
         new_ids = [f.file_id for f in new_files]
         storage.write_files(db, bucket, new_files)
 
-        trashed_id = _trash_old(db, bucket, doc, old_bytes, {**(refs or {}), "replaced_in": str(image_id)},
-                                trash.days() if keep_days is None else keep_days)
+        trashed_id = None if same_bytes else _trash_old(
+            db, bucket, doc, old_bytes, {**(refs or {}), "replaced_in": str(image_id)},
+            trash.days() if keep_days is None else keep_days)
 
         moment = now()
         days = configured_redirect_days() if redirect_days is None else redirect_days
         until = moment + dt.timedelta(days=days)
         placeholder = placeholder_of(renditions)
-        changes: dict[str, Any] = {
+        changes: dict[str, Any] = {} if same_bytes else {
             "length": 0,
             "metadata.content": {"id": content_id, "length": len(prepared.data),
                                  "chunk_size": storage.CHUNK_SIZE, "sha256": prepared.sha256},
+        }
+        changes.update({
             "metadata.version": version,
             "metadata.versions": _versions_after(meta, version, until, moment),
             "metadata.replaced_at": moment,
@@ -272,7 +280,7 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
             "metadata.height": prepared.height,
             "metadata.frames": prepared.frames,
             "metadata.variants": variants,
-        }
+        })
         if point is not None:
             changes["metadata.focal_point"] = point.as_metadata()
         if placeholder is not None:
@@ -299,10 +307,12 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         _release(db, bucket, image_id, lease)
         raise
 
-    # The old version: its files go (they are in the trash), caches and the CDN are told.
-    old_ids = variant_ids(doc)
+    # The old version: its files go (they are in the trash, unless only the crops changed),
+    # caches and the CDN are told.
+    kept = old_bytes["_id"] if same_bytes else None  # the bytes' file, when they stay
+    old_ids = [file_id for file_id in variant_ids(doc) if file_id != kept]
     invalidate(db, bucket, [image_id, *old_ids], lasting=storage.DELETE_WINDOW)
-    if old_bytes["_id"] == image_id:  # the head's own chunks, now that it has a content file
+    if old_bytes["_id"] == image_id and not same_bytes:  # the head's own chunks: a content file has them now
         removed = db[f"{bucket}.chunks"].delete_many({"files_id": image_id}).deleted_count
         counters.record(db, bucket, {"bytes": old_bytes["length"], "chunks": removed}, sign=-1)
     if old_ids:
