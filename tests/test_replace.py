@@ -468,3 +468,23 @@ def test_the_sweep_repairs_a_product_left_on_an_earlier_version_by_a_replace_cut
     assert fresh["version"] == head.version and fresh["sha256"] == sha256(image_bytes(OTHER)).hexdigest()
     assert sha256(body_of(client, fresh["url"])).hexdigest() == fresh["sha256"]
     assert swept(app)["references_repaired"] == 0  # nothing left to repair
+
+
+def test_a_focal_point_on_an_upload_whose_metadata_was_stripped_keeps_its_identity(client, db, editor):
+    """The stored bytes of an upload with EXIF are not the upload's: a new focal point renders
+    them again but keeps the image's dedupe identity (the same file uploaded again is still
+    this image), and two images whose stripped bytes match are not confused."""
+    rotated = "good/photo_exif_rotated.jpg"
+    media = library_upload(client, editor, name=rotated)
+    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    assert head["metadata"]["source_sha256"] != head["metadata"]["sha256"]  # the EXIF was stripped
+    answer = client.put(f"/api/builder/media/{media['id']}/focal-point", json={"x": 0.2, "y": 0.2},
+                        headers=editor)
+    assert answer.status_code == 200, answer.get_json()
+    after = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    for field in ("key", "source_sha256", "sha256", "width", "height"):
+        assert after["metadata"][field] == head["metadata"][field], field
+    again = client.post("/api/builder/media", data=form(rotated), headers=editor)
+    assert again.status_code == 200 and again.get_json()["id"] == media["id"]
+    assert again.get_json()["version"] == answer.get_json()["version"]
+    assert client.get("/api/trash", headers=editor).get_json()["items"] == []

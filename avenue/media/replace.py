@@ -200,6 +200,10 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         return None
     meta = doc["metadata"]
     old_bytes = bytes_doc(db, bucket, doc)
+    # A new focal point only: the stored bytes are rendered again and stay as they are. They
+    # are the upload *after* stripping, so the image keeps the identity (``source_sha256``,
+    # dedupe key) of the upload it came from, not a hash of what is stored.
+    focal_only = data is None
     if data is None:
         raw = storage.read_all(db, bucket, old_bytes)
         # The original passed the limits once; limits lowered since must not block a new crop.
@@ -212,13 +216,14 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         renditions = render(prepared, focal)
     prepared.first_frame = None
     point = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), focal)
-    version = version_of(prepared.source_sha256, point)
+    source_sha256 = meta.get("source_sha256", "") if focal_only else prepared.source_sha256
+    version = version_of(source_sha256, point)
     if version == (meta.get("version") or "") or (
             not meta.get("version") and version == version_of(meta.get("source_sha256", ""),
                                                               FocalPoint.from_metadata(meta.get("focal_point")))):
         return Replaced(doc, False, None)  # the same bytes, cut the same way: nothing to do
     scope = (meta.get("key") or "").rpartition(":")[0]
-    key = dedupe_key(prepared.source_sha256, scope)
+    key = meta.get("key") if focal_only else dedupe_key(source_sha256, scope)
     other = files.find_one({"metadata.key": key}, {"_id": 1})
     if other is not None and other["_id"] != image_id:
         raise DuplicateImage(other["_id"])
@@ -242,7 +247,7 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
             variants.setdefault(rendition.name, {})[rendition.format] = info
         # The same bytes (a new focal point): they stay where they are, only the crops and the
         # version change, and nothing goes to the trash (it would be a copy of what stays).
-        same_bytes = prepared.source_sha256 == meta.get("source_sha256")
+        same_bytes = focal_only or source_sha256 == meta.get("source_sha256")
         content_id = ObjectId()
         if not same_bytes:
             new_files.append(storage.NewFile(prepared.data, prepared_name(filename, meta, prepared.format), {
@@ -272,15 +277,18 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
             "metadata.versions": _versions_after(meta, version, until, moment),
             "metadata.replaced_at": moment,
             "metadata.key": key,
-            "metadata.source_sha256": prepared.source_sha256,
-            "metadata.sha256": prepared.sha256,
-            "metadata.content_type": prepared.content_type,
-            "metadata.format": prepared.format.lower(),
-            "metadata.width": prepared.width,
-            "metadata.height": prepared.height,
-            "metadata.frames": prepared.frames,
             "metadata.variants": variants,
         })
+        if not same_bytes:  # what describes the bytes (a new focal point keeps all of it)
+            changes.update({
+                "metadata.source_sha256": source_sha256,
+                "metadata.sha256": prepared.sha256,
+                "metadata.content_type": prepared.content_type,
+                "metadata.format": prepared.format.lower(),
+                "metadata.width": prepared.width,
+                "metadata.height": prepared.height,
+                "metadata.frames": prepared.frames,
+            })
         if point is not None:
             changes["metadata.focal_point"] = point.as_metadata()
         if placeholder is not None:
