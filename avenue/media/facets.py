@@ -82,8 +82,9 @@ def apply(db: Database[Document], bucket: str, change: Counter[tuple[str, str]] 
             db[FACETS].update_one({"_id": _key(bucket, kind, value)}, {
                 "$inc": {"count": n}, "$setOnInsert": {"bucket": bucket, "kind": kind, "value": value}},
                 upsert=True)
-        db[FACETS].update_one({"_id": _key(bucket, "", VERSION_ID)}, {
-            "$inc": {"version": 1}, "$setOnInsert": {"bucket": bucket, "kind": "", "value": ""}}, upsert=True)
+        # Bumped, never created here: until a first recount creates it, the facets may miss
+        # what was stored before they existed, and the first list counts them (see counts).
+        db[FACETS].update_one({"_id": _key(bucket, "", VERSION_ID)}, {"$inc": {"version": 1}})
     except PyMongoError as error:
         log.warning("library facets of %s not updated (%s): the next reconciliation corrects them",
                     bucket, error)
