@@ -134,14 +134,16 @@ def test_a_sweep_whose_holder_died_is_taken_over_once_its_lease_lapses(db, store
 
 
 def test_the_lease_is_renewed_while_a_long_sweep_runs(db, store_with_problems, monkeypatch):
-    # 12 batches of at least 0.1 s: the sweep runs more than three leases long, renewing at
-    # every batch; a lease of 0.35 s leaves room for a stall of a quarter second on a busy
-    # machine between a renewal and the other worker's attempt (0.12 s was too tight).
-    settings = sweep.Settings(batch=1, lease_seconds=0.35, renew_seconds=0.02)
+    # 12 batches of at least 0.3 s: the sweep runs more than three leases long, renewing at
+    # every batch. Between a renewal and the other worker's attempt come the next batch's
+    # reads and 0.3 s of sleep: a lease of 1 s leaves 0.7 s for the reads on a busy machine
+    # (0.12 s, then 0.35 s, lapsed under the full suite and the other worker took over).
+    settings = sweep.Settings(batch=1, lease_seconds=1.0, renew_seconds=0.02)
     leases, others = [], []
+    sweep.wait_for_sweeps(30)  # nothing this process started in the background holds it
 
     def slow_batch(state):
-        time.sleep(0.1)
+        time.sleep(0.3)
         doc = sweep.read(db)
         leases.append(doc["lease_until"])
         others.append(sweep.take_lease(db, "other-worker", settings))
@@ -149,8 +151,9 @@ def test_the_lease_is_renewed_while_a_long_sweep_runs(db, store_with_problems, m
     monkeypatch.setattr(sweep, "batch_done", slow_batch)
     started = time.monotonic()
     result = sweep.run(db, settings)
+    assert result is not None, "the lease was held by another sweep"
     assert time.monotonic() - started > 3 * settings.lease_seconds  # longer than one lease
-    assert result is not None and result["lease_renewals"] >= 3
+    assert result["lease_renewals"] >= 3
     assert leases == sorted(leases) and len(set(leases)) >= 3
     assert not any(others)  # nobody could take it over while it ran
 
