@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from avenue.clock import now
 from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS, Library, Upload, recount_bucket
 from avenue.media import purge as purge_module
-from avenue.media import replace as replace_module
+from avenue.media import trash as trash_module
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
 from tests.helpers import error_body, image_bytes
@@ -356,7 +356,7 @@ def test_a_crash_after_writing_the_new_files_changes_nothing_and_a_retry_finishe
     def crash(*args, **kwargs):
         raise RuntimeError("the worker died here")
 
-    monkeypatch.setattr(replace_module, "_trash_old", crash)
+    monkeypatch.setattr(trash_module, "keep_version", crash)
     with pytest.raises(RuntimeError):
         Library(db, BUILDER).replace(ObjectId(media["id"]), Upload("other.jpg", image_bytes(OTHER)))
     monkeypatch.undo()

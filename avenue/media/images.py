@@ -81,6 +81,12 @@ class Limits:
     decode_budget_bytes: int = 192 * 1024 * 1024
     decode_wait_seconds: float = 20.0
 
+    @classmethod
+    def for_stored(cls, size: int) -> Limits:
+        """The limits to decode an original already stored with: it passed the limits of its
+        day, and limits lowered since must not block re-rendering it (a repair, a new crop)."""
+        return cls(max_bytes=max(size, 1), max_pixels=10**10, max_frames=10**5, max_total_pixels=10**12)
+
 
 class DecodeBudget:
     """The bytes of decoded pixels a process may hold at once, shared by its request threads.

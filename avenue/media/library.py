@@ -216,16 +216,15 @@ class Library:
         return Stored(self._image(result.doc), result.created)
 
     def replace(self, image_id: ObjectId, upload: Upload | None = None, *, focal: FocalPoint | None = None,
-                limits: Limits | None = None, refs: dict[str, Any] | None = None,
-                redirect_days: float | None = None) -> tuple[Image, bool] | None:
+                limits: Limits | None = None,
+                refs: dict[str, Any] | None = None) -> tuple[Image, bool] | None:
         """New bytes (``upload``) or a new focal point for the original ``image_id``, keeping
         its id (avenue/media/replace.py): the image and whether it changed; None when it does
         not exist. ``ImageBusy`` (409) while a delete or another replace holds it."""
         done = replacing.replace(self.db, self.bucket, image_id,
                                  data=upload.stream if upload is not None else None,
                                  filename=upload.filename if upload is not None else None, focal=focal,
-                                 limits=limits, refs=refs, redirect_days=redirect_days,
-                                 delete_lease=DELETE_LEASE)
+                                 limits=limits, refs=refs, delete_lease=DELETE_LEASE)
         return None if done is None else (self._image(done.doc), done.changed)
 
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:
@@ -255,10 +254,9 @@ class Library:
         seen = doc["metadata"].get("deleting_at")
         replacing_at = doc["metadata"].get("replacing_at")
         moment = now()
-        if seen is not None and (maybe_utc(seen) or moment) >= moment - DELETE_LEASE:
+        if replacing.held(seen, DELETE_LEASE, moment):
             return None
-        if replacing_at is not None and \
-                (maybe_utc(replacing_at) or moment) >= moment - replacing.REPLACE_LEASE:
+        if replacing.held(replacing_at, replacing.REPLACE_LEASE, moment):
             raise replacing.ImageBusy()  # being replaced: it exists, so not a 404
         # Conditional on both leases as read: a replace taking its lease meanwhile wins.
         taken = self._files.update_one({"_id": image_id, "metadata.deleting_at": seen,

@@ -23,7 +23,7 @@ from avenue.media import placeholders, purge, storage, trash
 from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
 from avenue.media.placeholders import Placeholder
-from avenue.media.records import Document, variant_ids
+from avenue.media.records import Document, variant_ids, variant_key
 from avenue.media.variants import Rendition, render
 from avenue.metrics import count_upload, timed_render
 
@@ -168,12 +168,6 @@ def _is_duplicate(error: Exception) -> bool:
         return True
     details = error.details if isinstance(error, BulkWriteError) else None
     return any(e.get("code") == 11000 for e in (details or {}).get("writeErrors", []))
-
-
-def variant_key(original_id: Any, name: str, fmt: str, version: str = "") -> str:
-    """A variant's unique ``metadata.key``: per original, per version once replaced."""
-    owner = f"{original_id}~{version}" if version else str(original_id)
-    return f"{owner}/{name}.{fmt}"
 
 
 def variant_file(original_id: ObjectId, rendition: Rendition, file_id: ObjectId | None = None,

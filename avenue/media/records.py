@@ -9,7 +9,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from avenue.clock import maybe_utc
+from avenue.clock import as_utc, maybe_utc
 
 # A MongoDB document as pymongo returns it (the app's client uses plain dicts).
 Document = dict[str, Any]
@@ -64,8 +64,7 @@ class MediaDoc:
             variants=meta.get("variants") or {},
             content_id=content.get("id"),
             version=meta.get("version") or "",
-            versions={entry["v"]: maybe_utc(entry["until"]) or entry["until"]
-                      for entry in meta.get("versions") or []
+            versions={entry["v"]: as_utc(entry["until"]) for entry in meta.get("versions") or []
                       if isinstance(entry, dict) and "until" in entry},
         )
 
@@ -192,6 +191,12 @@ class Stored:
 
     image: Image
     created: bool
+
+
+def variant_key(original_id: Any, name: str, fmt: str, version: str = "") -> str:
+    """A variant's unique ``metadata.key``: per original, per version once replaced."""
+    owner = f"{original_id}~{version}" if version else str(original_id)
+    return f"{owner}/{name}.{fmt}"
 
 
 def own_sha256(doc: Mapping[str, Any]) -> str | None:

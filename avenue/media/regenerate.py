@@ -15,8 +15,8 @@ from avenue.media import storage
 from avenue.media.focal import CENTRE, FocalPoint
 from avenue.media.images import Limits, prepare
 from avenue.media.invalidation import invalidate
-from avenue.media.originals import variant_key, write_variant
-from avenue.media.records import Document
+from avenue.media.originals import write_variant
+from avenue.media.records import Document, variant_key
 from avenue.media.replace import read_original
 from avenue.media.variants import render
 
@@ -29,13 +29,11 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
     """
     files = db[f"{bucket}.files"]
     data = read_original(db, bucket, original)
-    # The original passed the limits once; limits lowered since must not block its repair.
-    limits = Limits(max_bytes=max(len(data), 1), max_pixels=10**10, max_frames=10**5,
-                    max_total_pixels=10**12)
-    prepared = prepare(data, limits)
+    prepared = prepare(data, Limits.for_stored(len(data)))  # limits lowered since must not block a repair
     listed = (original.get("metadata") or {}).get("variants") or {}
     # The crops around the stored focal point, as at upload (centred for images from before).
     focal = FocalPoint.from_metadata((original.get("metadata") or {}).get("focal_point")) or CENTRE
+    version = (original.get("metadata") or {}).get("version") or ""
     written = []
     for rendition in render(prepared, focal):
         info = listed.get(rendition.name, {}).get(rendition.format)
@@ -44,7 +42,6 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
             continue
         storage.delete_file(db, bucket, file_id)
         # A stray file under the same key (an orphan copy) would block the unique index.
-        version = (original.get("metadata") or {}).get("version") or ""
         key = variant_key(original["_id"], rendition.name, rendition.format, version)
         for stray in files.find({"metadata.key": key}, {"_id": 1}):
             storage.delete_file(db, bucket, stray["_id"])

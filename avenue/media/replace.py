@@ -22,7 +22,7 @@ new one, whole):
 2. take the replace lease (``metadata.replacing_at``, compare-and-set together with the delete
    lease: a delete and a replace of one image never run at once; one of them is told 409);
 3. write the new bytes' file and the new variants (a crash: files no head lists, that
-   point at an existing original, removed by the next replace or delete of the image);
+   point at an existing original: ``gc`` removes them, as does the next delete of the image);
 4. copy the old version into the trash under an id of its own (restorable as a separate image,
    or onto its product again; purged by ``gc`` after ``AVENUE_TRASH_DAYS``);
 5. switch the head to the new version (one update, conditional on still holding the lease:
@@ -45,11 +45,10 @@ from pymongo.errors import DuplicateKeyError
 from avenue.clock import maybe_utc, now
 from avenue.errors import Conflict
 from avenue.media import counters, purge, storage, trash
-from avenue.media.buckets import TRASH
 from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits, prepare, read_limited, sanitize_filename
 from avenue.media.invalidation import invalidate
-from avenue.media.originals import dedupe_key, name_prefixes, placeholder_of, variant_file, variant_key
+from avenue.media.originals import dedupe_key, name_prefixes, placeholder_of, variant_file
 from avenue.media.records import Document, variant_ids
 from avenue.media.variants import render
 from avenue.metrics import timed_render
@@ -94,7 +93,6 @@ class Replaced:
 
     doc: dict[str, Any]
     changed: bool
-    trashed_id: ObjectId | None  # the earlier version, kept in the trash
 
 
 def bytes_doc(db: Database[Document], bucket: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -121,8 +119,16 @@ def version_of(source_sha256: str, focal: FocalPoint | None) -> str:
     return sha256(f"{source_sha256}:{point.x:.4f}:{point.y:.4f}".encode()).hexdigest()[:8]
 
 
-def _live(value: Any, lease: dt.timedelta, moment: dt.datetime) -> bool:
+def held(value: Any, lease: dt.timedelta, moment: dt.datetime) -> bool:
+    """Whether a lease taken at ``value`` (None: never taken) is still held at ``moment``."""
     return value is not None and (maybe_utc(value) or moment) >= moment - lease
+
+
+def _current_version(meta: dict[str, Any]) -> str:
+    """The version an original is at: the one it was given, or for one never replaced the
+    version its own bytes and focal point would have (replacing it with itself is no change)."""
+    return meta.get("version") or version_of(meta.get("source_sha256", ""),
+                                             FocalPoint.from_metadata(meta.get("focal_point")))
 
 
 def _take_lease(db: Database[Document], bucket: str, doc: dict[str, Any], lease_for_deletes: dt.timedelta
@@ -130,7 +136,7 @@ def _take_lease(db: Database[Document], bucket: str, doc: dict[str, Any], lease_
     meta = doc["metadata"]
     moment = now()
     seen_delete, seen_replace = meta.get("deleting_at"), meta.get("replacing_at")
-    if _live(seen_delete, lease_for_deletes, moment) or _live(seen_replace, REPLACE_LEASE, moment):
+    if held(seen_delete, lease_for_deletes, moment) or held(seen_replace, REPLACE_LEASE, moment):
         raise ImageBusy()
     taken = db[f"{bucket}.files"].update_one(
         {"_id": doc["_id"], "metadata.deleting_at": seen_delete, "metadata.replacing_at": seen_replace},
@@ -157,38 +163,9 @@ def _versions_after(meta: dict[str, Any], new_version: str, until: dt.datetime,
     return kept[-MAX_VERSIONS:]
 
 
-def _trash_old(db: Database[Document], bucket: str, doc: dict[str, Any], old_bytes: dict[str, Any],
-               refs: dict[str, Any], keep_days: float) -> ObjectId | None:
-    """Copy the version being replaced into the trash under a new id (its variants keep theirs)."""
-    if keep_days <= 0:
-        return None
-    trashed_id = ObjectId()
-    files = db[f"{bucket}.files"]
-    meta = doc["metadata"]
-    listed = [vid for formats in (meta.get("variants") or {}).values() for vid in
-              (info["id"] for info in formats.values())]
-    for variant in files.find({"_id": {"$in": listed}}) if listed else []:
-        old = variant["metadata"]
-        key = variant_key(trashed_id, str(old.get("variant")), str(old.get("format")))
-        vmeta = {**old, "original_id": trashed_id, "key": key}
-        storage.copy_file(db, bucket, TRASH, {**variant, "metadata": vmeta})
-    moment = now()
-    kept = {k: v for k, v in meta.items()
-            if k not in ("content", "version", "versions", "replaced_at", "replacing_at", "deleting_at")}
-    kept.update(key=f"trash:{trashed_id}",
-                trash={"from": bucket, "key": meta.get("key"), "deleted_at": moment,
-                       "purge_after": moment + dt.timedelta(days=keep_days), "refs": refs})
-    storage.copy_file(db, bucket, TRASH, {
-        "_id": trashed_id, "length": old_bytes["length"], "chunkSize": old_bytes["chunkSize"],
-        "uploadDate": doc["uploadDate"], "filename": doc.get("filename"), "metadata": kept,
-    }, source_id=old_bytes["_id"])
-    return trashed_id
-
-
 def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: bytes | BinaryIO | None = None,
             filename: str | None = None, focal: FocalPoint | None = None, limits: Limits | None = None,
-            refs: dict[str, Any] | None = None, keep_days: float | None = None,
-            redirect_days: float | None = None, delete_lease: dt.timedelta) -> Replaced | None:
+            refs: dict[str, Any] | None = None, delete_lease: dt.timedelta) -> Replaced | None:
     """Give the original ``image_id`` new bytes (``data``), or cut its crops around a new
     ``focal`` point (``data`` None: its own bytes again). None when it does not exist;
     ``ImageBusy`` while a delete or another replace holds it; ``DuplicateImage`` when the
@@ -206,9 +183,7 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
     focal_only = data is None
     if data is None:
         raw = storage.read_all(db, bucket, old_bytes)
-        # The original passed the limits once; limits lowered since must not block a new crop.
-        limits = Limits(max_bytes=max(len(raw), 1), max_pixels=10**10, max_frames=10**5,
-                        max_total_pixels=10**12)
+        limits = Limits.for_stored(len(raw))
     else:
         raw = read_limited(data, (limits or Limits()).max_bytes)
     prepared = prepare(raw, limits or Limits())
@@ -218,10 +193,8 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
     point = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), focal)
     source_sha256 = meta.get("source_sha256", "") if focal_only else prepared.source_sha256
     version = version_of(source_sha256, point)
-    if version == (meta.get("version") or "") or (
-            not meta.get("version") and version == version_of(meta.get("source_sha256", ""),
-                                                              FocalPoint.from_metadata(meta.get("focal_point")))):
-        return Replaced(doc, False, None)  # the same bytes, cut the same way: nothing to do
+    if version == _current_version(meta):
+        return Replaced(doc, False)  # the same bytes, cut the same way: nothing to do
     scope = (meta.get("key") or "").rpartition(":")[0]
     key = meta.get("key") if focal_only else dedupe_key(source_sha256, scope)
     other = files.find_one({"metadata.key": key}, {"_id": 1})
@@ -230,14 +203,16 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
 
     lease = _take_lease(db, bucket, doc, delete_lease)
     new_ids: list[Any] = []
+    trashed_id: ObjectId | None = None
     try:
         doc = files.find_one({"_id": image_id}) or doc  # as it is under the lease
         meta = doc["metadata"]
         old_bytes = bytes_doc(db, bucket, doc)
         # Files of this version left by a replace that crashed half way (same keys).
+        listed = set(variant_ids(doc))
         for stray in files.find({"metadata.original_id": image_id}, {"metadata.key": 1}):
             if str((stray.get("metadata") or {}).get("key", "")).startswith(f"{image_id}~{version}/") \
-                    and stray["_id"] not in variant_ids(doc):
+                    and stray["_id"] not in listed:
                 storage.delete_counted(db, bucket, [stray["_id"]])
         new_files: list[storage.NewFile] = []
         variants: dict[str, dict[str, Any]] = {}
@@ -248,9 +223,10 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         # The same bytes (a new focal point): they stay where they are, only the crops and the
         # version change, and nothing goes to the trash (it would be a copy of what stays).
         same_bytes = focal_only or source_sha256 == meta.get("source_sha256")
+        name = prepared_name(filename, meta, prepared.format)
         content_id = ObjectId()
         if not same_bytes:
-            new_files.append(storage.NewFile(prepared.data, prepared_name(filename, meta, prepared.format), {
+            new_files.append(storage.NewFile(prepared.data, name, {
                 "role": "variant", "variant": "original", "key": f"{image_id}~{version}/original",
                 "original_id": image_id, "format": prepared.format.lower(),
                 "content_type": prepared.content_type, "sha256": prepared.sha256,
@@ -259,13 +235,11 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         new_ids = [f.file_id for f in new_files]
         storage.write_files(db, bucket, new_files)
 
-        trashed_id = None if same_bytes else _trash_old(
-            db, bucket, doc, old_bytes, {**(refs or {}), "replaced_in": str(image_id)},
-            trash.days() if keep_days is None else keep_days)
+        trashed_id = None if same_bytes else trash.keep_version(
+            db, bucket, doc, old_bytes, refs={**(refs or {}), "replaced_in": str(image_id)})
 
         moment = now()
-        days = configured_redirect_days() if redirect_days is None else redirect_days
-        until = moment + dt.timedelta(days=days)
+        until = moment + dt.timedelta(days=configured_redirect_days())
         placeholder = placeholder_of(renditions)
         changes: dict[str, Any] = {} if same_bytes else {
             "length": 0,
@@ -294,24 +268,22 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         if placeholder is not None:
             changes["metadata.placeholder"] = placeholder.as_metadata()
         if filename:
-            changes["metadata.filename"] = prepared_name(filename, meta, prepared.format)
-            changes["metadata.name_prefixes"] = name_prefixes(changes["metadata.filename"])
+            changes["metadata.filename"] = name
+            changes["metadata.name_prefixes"] = name_prefixes(name)
         try:
             switched = files.update_one({"_id": image_id, "metadata.replacing_at": lease},
                                         {"$set": changes, "$unset": {"metadata.replacing_at": ""}})
-        except DuplicateKeyError:
-            # The same bytes were stored as another image a moment ago.
+        except DuplicateKeyError:  # the same bytes were stored as another image a moment ago
             other = files.find_one({"metadata.key": key}, {"_id": 1})
-            if trashed_id is not None:
-                trash.purge(db, {"_id": trashed_id, "metadata": {}})
             raise DuplicateImage(other["_id"] if other else "") from None
         if switched.modified_count != 1:  # the lease lapsed and another replace or delete took it
-            if trashed_id is not None:
-                trash.purge(db, {"_id": trashed_id, "metadata": {}})
             raise ImageBusy()
     except BaseException:
+        # Nothing switched: what this call wrote goes (new files, the copy in the trash).
         if new_ids:
             storage.delete_counted(db, bucket, new_ids)
+        if trashed_id is not None:
+            trash.purge(db, {"_id": trashed_id, "metadata": {}})
         _release(db, bucket, image_id, lease)
         raise
 
@@ -327,7 +299,7 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         storage.delete_counted(db, bucket, old_ids)
     purge.queue(db, bucket, doc)
     fresh = files.find_one({"_id": image_id})
-    return Replaced(fresh or doc, True, trashed_id)
+    return Replaced(fresh or doc, True)
 
 
 def prepared_name(filename: str | None, meta: dict[str, Any], fmt: str) -> str:

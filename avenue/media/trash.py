@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from bson import ObjectId
 from flask import current_app, has_app_context
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
@@ -41,7 +42,7 @@ from pymongo.errors import DuplicateKeyError
 from avenue.clock import maybe_utc, now
 from avenue.media import storage
 from avenue.media.buckets import TRASH
-from avenue.media.records import Document, variant_ids
+from avenue.media.records import Document, variant_ids, variant_key
 from avenue.paging import Page, Window, fetch
 
 DEFAULT_DAYS = 30
@@ -99,13 +100,49 @@ def keep(db: Database[Document], bucket: str, doc: dict[str, Any], *, refs: dict
         return False
     for variant in _variants_of(db, bucket, doc):
         _copy_once(db, bucket, TRASH, variant)
-    moment = now()
-    metadata = {**doc["metadata"], "key": f"trash:{doc['_id']}",
-                "trash": {"from": bucket, "key": doc["metadata"].get("key"), "deleted_at": moment,
-                          "purge_after": moment + dt.timedelta(days=keep_days), "refs": refs or {}}}
-    metadata.pop("deleting_at", None)
+    metadata = _trashed(doc["metadata"], doc["_id"], bucket, refs or {}, keep_days, drop=("deleting_at",))
     _copy_once(db, bucket, TRASH, {**doc, "metadata": metadata})
     return True
+
+
+def _trashed(meta: dict[str, Any], trashed_id: Any, bucket: str, refs: dict[str, Any], keep_days: float,
+             drop: tuple[str, ...]) -> dict[str, Any]:
+    """An original's metadata as the trash keeps it: its dedupe key set aside as
+    ``trash:<id>`` (unique whatever bucket it came from), ``metadata.trash`` added, ``drop``
+    left out."""
+    moment = now()
+    kept = {k: v for k, v in meta.items() if k not in drop}
+    kept.update(key=f"trash:{trashed_id}",
+                trash={"from": bucket, "key": meta.get("key"), "deleted_at": moment,
+                       "purge_after": moment + dt.timedelta(days=keep_days), "refs": refs})
+    return kept
+
+
+def keep_version(db: Database[Document], bucket: str, doc: dict[str, Any], bytes_doc: dict[str, Any], *,
+                 refs: dict[str, Any]) -> ObjectId | None:
+    """Copy the version of ``doc`` that a replace in place is about to switch away from into
+    the trash, under a new id (the image keeps its own): the bytes of ``bytes_doc`` as that
+    id's, and the variants it lists (their ids kept, their keys and ``original_id`` moved to
+    the new id). Restored, it is an image of its own. None when the trash is off."""
+    keep_days = days()
+    if keep_days <= 0:
+        return None
+    trashed_id = ObjectId()
+    files = db[f"{bucket}.files"]
+    listed = [info["id"] for formats in (doc["metadata"].get("variants") or {}).values()
+              for info in formats.values()]
+    for variant in files.find({"_id": {"$in": listed}}) if listed else []:
+        old = variant["metadata"]
+        key = variant_key(trashed_id, str(old.get("variant")), str(old.get("format")))
+        moved = {**old, "original_id": trashed_id, "key": key}
+        storage.copy_file(db, bucket, TRASH, {**variant, "metadata": moved})
+    metadata = _trashed(doc["metadata"], trashed_id, bucket, refs, keep_days,
+                        drop=("content", "version", "versions", "replaced_at", "replacing_at", "deleting_at"))
+    storage.copy_file(db, bucket, TRASH, {
+        "_id": trashed_id, "length": bytes_doc["length"], "chunkSize": bytes_doc["chunkSize"],
+        "uploadDate": doc["uploadDate"], "filename": doc.get("filename"), "metadata": metadata,
+    }, source_id=bytes_doc["_id"])
+    return trashed_id
 
 
 def get(db: Database[Document], trashed_id: Any) -> dict[str, Any] | None:
