@@ -100,3 +100,15 @@ def runner(app):
 @pytest.fixture
 def auth(app):
     return Auth(app)
+
+
+@pytest.fixture
+def admin(auth):
+    """Authorization headers of a fresh admin."""
+    return auth.token("admin")
+
+
+@pytest.fixture
+def editor(auth):
+    """Authorization headers of a fresh editor."""
+    return auth.token("editor")

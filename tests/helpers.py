@@ -5,6 +5,7 @@ Fixtures live in ``conftest.py``; everything a test module imports by name lives
 
 from __future__ import annotations
 
+import io
 import uuid
 from pathlib import Path
 
@@ -134,3 +135,15 @@ def swept(app) -> dict:
         result = status.sweep_now(get_db(), app.config)
     assert result is not None, "another sweep held the lease"
     return result
+
+
+def form(name: str, field: str = "file") -> dict:
+    """A multipart form with the fixture image ``name`` (``good/...``) as ``field``."""
+    return {field: (io.BytesIO(image_bytes(name)), name.split("/")[-1])}
+
+
+def library_upload(client, headers, name: str = "good/progressive.jpg") -> dict:
+    """Upload a fixture image to the builder library; its media object."""
+    answer = client.post("/api/builder/media", data=form(name), headers=headers)
+    assert answer.status_code in (200, 201), answer.get_json()
+    return answer.get_json()

@@ -21,11 +21,6 @@ def test_the_refused_table_covers_every_bad_and_unsupported_fixture():
     assert on_disk == set(REFUSED)
 
 
-@pytest.fixture
-def editor(auth):
-    return auth.token("editor")
-
-
 def upload(client, headers, name="good/progressive.jpg", *, filename=None, alt=None, data=None):
     form = {"file": (io.BytesIO(data if data is not None else image_bytes(name)),
                      filename or name.split("/")[-1])}

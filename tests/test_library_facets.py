@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import threading
 
-import pytest
 from bson import ObjectId
 
 from avenue.media import BUILDER, recount_facets
@@ -14,11 +13,6 @@ from avenue.media import facets as facets_module
 from tests.helpers import image_bytes
 
 PHOTOS = ["good/progressive.jpg", "good/grayscale.jpg", "good/alpha.png", "good/panorama.jpg"]
-
-
-@pytest.fixture
-def editor(auth):
-    return auth.token("editor")
 
 
 def upload(client, headers, name, **fields) -> dict:

@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import io
 
-import pytest
-
 from avenue.media import BUILDER
 from tests.helpers import bucket_snapshot, image_bytes
 
 PHOTOS = ("good/progressive.jpg", "good/grayscale.jpg", "good/cmyk.jpg", "good/photo_exif_rotated.jpg")
-
-
-@pytest.fixture
-def editor(auth):
-    return auth.token("editor")
 
 
 def upload(client, headers, name, **fields):

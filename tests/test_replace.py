@@ -19,29 +19,9 @@ from avenue.media import purge as purge_module
 from avenue.media import trash as trash_module
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
-from tests.helpers import error_body, image_bytes
+from tests.helpers import error_body, form, image_bytes, library_upload
 
 PHOTO, OTHER, PNG = "good/progressive.jpg", "good/grayscale.jpg", "good/alpha.png"
-
-
-@pytest.fixture
-def admin(auth):
-    return auth.token("admin")
-
-
-@pytest.fixture
-def editor(auth):
-    return auth.token("editor")
-
-
-def form(name: str, field: str = "file") -> dict:
-    return {field: (io.BytesIO(image_bytes(name)), name.split("/")[-1])}
-
-
-def library_upload(client, headers, name=PHOTO) -> dict:
-    answer = client.post("/api/builder/media", data=form(name), headers=headers)
-    assert answer.status_code in (200, 201), answer.get_json()
-    return answer.get_json()
 
 
 def replace_media(client, headers, media_id: str, name=OTHER):

@@ -32,11 +32,6 @@ def send(client, url: str, headers: dict, *names: str):
     return client.post(url, data=form(*names), headers=headers, content_type="multipart/form-data")
 
 
-@pytest.fixture
-def admin(auth):
-    return auth.token("admin")
-
-
 def make_product(client, admin, sku="AV-5000", *names, temp_ids=None):
     """Create a product; ``names`` are uploaded as temp images first and claimed."""
     ids = list(temp_ids or [])

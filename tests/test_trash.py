@@ -4,7 +4,6 @@ restored with its id and references, deduplicated against, purged by gc, checked
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import pytest
 from bson import ObjectId
@@ -15,29 +14,9 @@ from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS, media_counters
 from avenue.media import trash as trash_module
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
-from tests.helpers import error_body, image_bytes
+from tests.helpers import error_body, form, library_upload
 
 PHOTO, OTHER = "good/progressive.jpg", "good/grayscale.jpg"
-
-
-@pytest.fixture
-def admin(auth):
-    return auth.token("admin")
-
-
-@pytest.fixture
-def editor(auth):
-    return auth.token("editor")
-
-
-def form(name: str, field: str = "file") -> dict:
-    return {field: (io.BytesIO(image_bytes(name)), name.split("/")[-1])}
-
-
-def library_upload(client, headers, name=PHOTO) -> dict:
-    answer = client.post("/api/builder/media", data=form(name), headers=headers)
-    assert answer.status_code in (200, 201), answer.get_json()
-    return answer.get_json()
 
 
 def product_with_photos(client, admin, sku="TR-1", names=(PHOTO, OTHER)) -> list[dict]:
