@@ -89,6 +89,21 @@ FOCAL_POINT: Schema = {"type": "object", "required": ["x", "y"], "additionalProp
 
 MEDIA_WITH_VERSION: Schema = {"allOf": [_ref("Image"), {"required": ["used_in", "version"]}]}
 
+
+def _replace_ops(what: str, keeps: str, answer: Schema, *, tag: str, roles: str,
+                 errors: tuple[int, ...]) -> tuple[Schema, Schema]:
+    """The two operations of replace in place: ``PUT`` a new file, and ``PUT …/focal-point``."""
+    replace = _op(f"Replace its bytes in place: {keeps}, new versioned URLs (the old ones redirect for "
+                  "a while); the old bytes go to the trash.",
+                  {"200": _json(answer, what), **_errors(400, 401, *errors, 404, 409, 413, 415, 422, 429)},
+                  security=LOGGED_IN_WRITE, tags=[tag], roles=roles,
+                  body=_multipart({"file": ONE_FILE}, ["file"]))
+    focal = _op("Set where the subject is: the crops are cut again around it and the URLs change.",
+                {"200": _json(answer, what), **_errors(400, 401, *errors, 404, 409, 413)},
+                security=LOGGED_IN_WRITE, tags=[tag], roles=roles, body=_body(FOCAL_POINT))
+    return replace, focal
+
+
 # Who may call: a bearer token decides alone; a session cookie needs the CSRF header to change
 # anything; {} = anonymous allowed.
 ANYONE = [{}, {"bearerToken": []}, {"sessionCookie": []}]
@@ -306,6 +321,16 @@ FORCE = _query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},
 REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
                  "Compute the report now instead of answering the snapshot.")
 
+PRODUCT_PHOTO_REPLACE, PRODUCT_PHOTO_FOCAL = _replace_ops(
+    "The product.", "same id and place on the product", _ref("Product"), tag="shop", roles="admin",
+    errors=(403,))
+MEDIA_REPLACE, MEDIA_FOCAL = _replace_ops(
+    "The media.", "same id, so every page keeps it", MEDIA_WITH_VERSION, tag="builder",
+    roles="editor, admin", errors=(403,))
+UPLOAD_REPLACE, UPLOAD_FOCAL = _replace_ops(
+    "The upload.", "same id and visibility", _ref("Image"), tag="uploads", roles="owner, admin", errors=())
+
+
 PATHS: dict[str, dict[str, Schema]] = {
     "/api/openapi.json": {"get": _op(
         "This document.", {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {
@@ -398,18 +423,11 @@ PATHS: dict[str, dict[str, Schema]] = {
         "delete": _op("Take an image off the product; its file goes unless another product uses it.",
                       {"200": _json(_ref("Product"), "The product without it."), **_errors(401, 403, 404)},
                       security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"),
-        "put": _op("Replace the photo's bytes in place: same id and place on the product, new versioned URLs "
-                   "(the old ones redirect for a while); the old bytes go to the trash.",
-                   {"200": _json(_ref("Product"), "The product with the new photo."),
-                    **_errors(400, 401, 403, 404, 409, 413, 415, 422, 429)},
-                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
-                   body=_multipart({"file": ONE_FILE}, ["file"])),
+        "put": PRODUCT_PHOTO_REPLACE,
     },
     "/api/shop/products/{sku}/images/{image_id}/focal-point": {
         "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
-        "put": _op("Set where the subject is: the crops are cut again around it and the URLs change.",
-                   {"200": _json(_ref("Product"), "The product."), **_errors(400, 401, 403, 404, 409, 413)},
-                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_body(FOCAL_POINT)),
+        "put": PRODUCT_PHOTO_FOCAL,
     },
     "/api/shop/products/{sku}/images/order": {
         "parameters": [_path("sku", {"type": "string"})],
@@ -465,19 +483,11 @@ PATHS: dict[str, dict[str, Schema]] = {
         "delete": _op("Delete it (409 while a page uses it, unless force).",
                       {"204": NO_CONTENT, **_errors(401, 403, 404, 409)},
                       security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),
-        "put": _op("Replace its bytes in place: same id, so every page keeps it; new versioned URLs (the old "
-                   "ones redirect for a while); the old bytes go to the trash.",
-                   {"200": _json(MEDIA_WITH_VERSION, "The media."),
-                    **_errors(400, 401, 403, 404, 409, 413, 415, 422, 429)},
-                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                   body=_multipart({"file": ONE_FILE}, ["file"])),
+        "put": MEDIA_REPLACE,
     },
     "/api/builder/media/{media_id}/focal-point": {
         "parameters": [_path("media_id", OBJECT_ID)],
-        "put": _op("Set where the subject is: the crops are cut again around it and the URLs change.",
-                   {"200": _json(MEDIA_WITH_VERSION, "The media."), **_errors(400, 401, 403, 404, 409, 413)},
-                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                   body=_body(FOCAL_POINT)),
+        "put": MEDIA_FOCAL,
     },
     "/api/builder/folders": {"get": _op(
         "Every folder of the library with its media count.",
@@ -557,18 +567,11 @@ PATHS: dict[str, dict[str, Schema]] = {
                    security=LOGGED_IN_READ, tags=["uploads"], roles="owner, admin"),
         "delete": _op("Delete an upload.", {"204": NO_CONTENT, **_errors(401, 403, 404)},
                       security=LOGGED_IN_WRITE, tags=["uploads"], roles="owner, admin"),
-        "put": _op("Replace its bytes in place: same id and visibility, new versioned URLs (the old ones "
-                   "redirect for a while); the old bytes go to the trash.",
-                   {"200": _json(_ref("Image"), "The upload."),
-                    **_errors(400, 401, 404, 409, 413, 415, 422, 429)},
-                   security=LOGGED_IN_WRITE, tags=["uploads"], roles="owner, admin",
-                   body=_multipart({"file": ONE_FILE}, ["file"])),
+        "put": UPLOAD_REPLACE,
     },
     "/api/uploads/{upload_id}/focal-point": {
         "parameters": [_path("upload_id", OBJECT_ID)],
-        "put": _op("Set where the subject is: the crops are cut again around it and the URLs change.",
-                   {"200": _json(_ref("Image"), "The upload."), **_errors(400, 401, 404, 409, 413)},
-                   security=LOGGED_IN_WRITE, tags=["uploads"], roles="owner, admin", body=_body(FOCAL_POINT)),
+        "put": UPLOAD_FOCAL,
     },
 }
 

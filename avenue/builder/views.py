@@ -75,21 +75,21 @@ def update_media(media_id: ObjectId):
 def replace_media(media_id: ObjectId):
     """New bytes for library media, same id: pages keep it; its URLs change (the old ones
     redirect for AVENUE_REPLACED_REDIRECT_DAYS) and the old bytes go to the trash."""
-    image, changed = service.replace_media(get_db(), media_id, file=uploaded_files("file", single=True)[0],
-                                           limits=limits_from_config(current_app.config))
-    audit.log("builder_media_replaced", bucket=BUILDER, image_id=str(media_id), version=image.version,
-              changed=changed)
-    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
+    return _replace(media_id, "builder_media_replaced", file=uploaded_files("file", single=True)[0])
 
 
 @bp.put(f"/media/{MEDIA_ID}/focal-point")
 @require_role("editor")
 def set_media_focal_point(media_id: ObjectId):
     """Where the subject is: the crops are cut again around it, and the URLs change."""
-    image, changed = service.replace_media(get_db(), media_id, focal=parse_focal_point(json_body()),
-                                           limits=limits_from_config(current_app.config))
-    audit.log("builder_media_focal_point_set", bucket=BUILDER, image_id=str(media_id), version=image.version,
-              changed=changed)
+    return _replace(media_id, "builder_media_focal_point_set", focal=parse_focal_point(json_body()))
+
+
+def _replace(media_id: ObjectId, action: str, **change):
+    """New bytes or a new focal point (``change``) for library media; audited."""
+    image, changed = service.replace_media(get_db(), media_id, limits=limits_from_config(current_app.config),
+                                           **change)
+    audit.log(action, bucket=BUILDER, image_id=str(media_id), version=image.version, changed=changed)
     return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
 
 

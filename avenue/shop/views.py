@@ -121,19 +121,21 @@ def delete_image(sku: str, image_id: ObjectId):
 def replace_image(sku: str, image_id: ObjectId):
     """New bytes for a product photo, same id and place; its URLs change (the old ones redirect
     for AVENUE_REPLACED_REDIRECT_DAYS) and the old bytes go to the trash."""
-    doc = service.replace_product_image(get_db(), sku, image_id, file=uploaded_files("file", single=True)[0],
-                                        limits=limits_from_config(current_app.config))
-    audit.log("product_image_replaced", sku=sku, bucket=PRODUCTS, image_id=str(image_id))
-    return _product(doc)
+    return _replace(sku, image_id, "product_image_replaced", file=uploaded_files("file", single=True)[0])
 
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/focal-point")
 @require_role("admin")
 def set_image_focal_point(sku: str, image_id: ObjectId):
     """Where the subject is: the crops are cut again around it, and the URLs change."""
-    doc = service.replace_product_image(get_db(), sku, image_id, focal=parse_focal_point(json_body()),
-                                        limits=limits_from_config(current_app.config))
-    audit.log("product_image_focal_point_set", sku=sku, bucket=PRODUCTS, image_id=str(image_id))
+    return _replace(sku, image_id, "product_image_focal_point_set", focal=parse_focal_point(json_body()))
+
+
+def _replace(sku: str, image_id: ObjectId, action: str, **change):
+    """New bytes or a new focal point (``change``) for one of the product's photos; audited."""
+    limits = limits_from_config(current_app.config)
+    doc = service.replace_product_image(get_db(), sku, image_id, limits=limits, **change)
+    audit.log(action, sku=sku, bucket=PRODUCTS, image_id=str(image_id))
     return _product(doc)
 
 

@@ -62,27 +62,23 @@ def get_upload(upload_id: ObjectId):
 def replace_upload(upload_id: ObjectId):
     """New bytes for an upload, same id and visibility; its URLs change (the old ones redirect
     for AVENUE_REPLACED_REDIRECT_DAYS) and the old bytes go to the trash."""
-    user = require()
-    image, changed = service.replace_upload(get_db(), upload_id, user_id=user.id,
-                                            is_admin=user.role == "admin",
-                                            file=uploaded_files("file", single=True)[0],
-                                            limits=limits_from_config(current_app.config))
-    audit.log("upload_replaced", bucket=UPLOADS, image_id=str(upload_id), version=image.version,
-              changed=changed)
-    return jsonify(service.upload_object(image, _signer()))
+    return _replace(upload_id, "upload_replaced", file=uploaded_files("file", single=True)[0])
 
 
 @bp.put(f"/{UPLOAD_ID}/focal-point")
 @require_role()
 def set_upload_focal_point(upload_id: ObjectId):
     """Where the subject is: the crops are cut again around it, and the URLs change."""
+    return _replace(upload_id, "upload_focal_point_set", focal=parse_focal_point(json_body()))
+
+
+def _replace(upload_id: ObjectId, action: str, **change):
+    """New bytes or a new focal point (``change``) for an upload the user may see; audited."""
     user = require()
+    limits = limits_from_config(current_app.config)
     image, changed = service.replace_upload(get_db(), upload_id, user_id=user.id,
-                                            is_admin=user.role == "admin",
-                                            focal=parse_focal_point(json_body()),
-                                            limits=limits_from_config(current_app.config))
-    audit.log("upload_focal_point_set", bucket=UPLOADS, image_id=str(upload_id), version=image.version,
-              changed=changed)
+                                            is_admin=user.role == "admin", limits=limits, **change)
+    audit.log(action, bucket=UPLOADS, image_id=str(upload_id), version=image.version, changed=changed)
     return jsonify(service.upload_object(image, _signer()))
 
 
