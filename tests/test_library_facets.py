@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import threading
 
+import pytest
 from bson import ObjectId
 
 from avenue.media import BUILDER, recount_facets
@@ -131,3 +132,42 @@ def test_two_editors_moving_one_image_at_once_count_it_once(app, db, editor):
     doc = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert held == {doc["metadata"]["folder"]: 1}
     assert recount_facets(db)["drift"] == {}
+
+
+def test_a_move_that_loses_every_compare_and_set_is_409_and_moves_no_count(client, db, editor):
+    """Another editor changes the image between each read and write of a move: after a few
+    attempts the move gives up with 409 (try again) and the counts are not touched by it."""
+    from avenue.media import Library
+    from avenue.media.replace import ImageBusy
+
+    media = upload(client, editor, PHOTOS[0], folder="/start")
+    assert folders(client, editor) == {"/start": 1}
+    real = db[f"{BUILDER}.files"]
+
+    class Racing:  # the files collection, with another editor's write after every read
+        def __init__(self):
+            self.moves = 0
+
+        def find_one(self, *args, **kwargs):
+            doc = real.find_one(*args, **kwargs)
+            self.moves += 1
+            real.update_one({"_id": doc["_id"]}, {"$set": {"metadata.tags": [f"t{self.moves}"]}})
+            return doc
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    racing = Racing()
+
+    class RacingDb:
+        def __getitem__(self, name):
+            return racing if name == f"{BUILDER}.files" else db[name]
+
+        def __getattr__(self, name):
+            return getattr(db, name)
+
+    with pytest.raises(ImageBusy):
+        Library(RacingDb(), BUILDER).set_metadata(ObjectId(media["id"]), folder="/elsewhere")
+    assert racing.moves == 5
+    assert db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})["metadata"]["folder"] == "/start"
+    assert folders(client, editor) == {"/start": 1}

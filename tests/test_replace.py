@@ -468,3 +468,67 @@ def test_a_focal_point_on_an_upload_whose_metadata_was_stripped_keeps_its_identi
     assert again.status_code == 200 and again.get_json()["id"] == media["id"]
     assert again.get_json()["version"] == answer.get_json()["version"]
     assert client.get("/api/trash", headers=editor).get_json()["items"] == []
+
+
+@pytest.mark.parametrize("name", ["bad/empty.jpg", "bad/truncated.jpg", "bad/bomb_50000x50000.png",
+                                  "bad/script.svg", "bad/html_polyglot.gif", "bad/document.pdf"])
+def test_a_hostile_file_put_in_place_is_refused_and_changes_nothing(client, db, editor, name):
+    media = library_upload(client, editor)
+    before = db[f"{BUILDER}.files"].count_documents({})
+    answer = client.put(f"/api/builder/media/{media['id']}", headers=editor, data=form(name))
+    assert 400 <= answer.status_code < 500 and answer.status_code != 404, answer.status_code
+    assert error_body(answer)["code"]
+    assert db[f"{BUILDER}.files"].count_documents({}) == before
+    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    assert "replacing_at" not in head["metadata"] and "version" not in head["metadata"]
+    assert sha256(body_of(client, media["url"])).hexdigest() == media["sha256"]
+    assert client.get("/api/trash", headers=editor).get_json()["items"] == []
+
+
+def test_a_file_over_the_upload_limit_is_413_before_anything_is_read(client, app, editor):
+    media = library_upload(client, editor)
+    app.config["AVENUE_MAX_UPLOAD_BYTES"] = 20_000
+    answer = client.put(f"/api/builder/media/{media['id']}", headers=editor, data=form(OTHER))
+    assert answer.status_code == 413 and error_body(answer)["code"]
+    assert client.get(f"/api/builder/media/{media['id']}", headers=editor).get_json()["version"] == ""
+
+
+@pytest.mark.parametrize("suffix", ["~", "~zz", "~0123abcd~x", "~%2e%2e", "~" + "f" * 300, "~.jpg"])
+def test_a_malformed_version_in_a_media_url_is_404(client, editor, suffix):
+    media = library_upload(client, editor)
+    new = replace_media(client, editor, media["id"]).get_json()
+    for base in (media["url"].rsplit(".", 1)[0], new["url"].rsplit(".", 1)[0].split("~")[0]):
+        assert client.get(f"{base}{suffix}").status_code == 404
+        assert client.get(f"{base}{suffix}/thumb").status_code == 404
+
+
+@pytest.mark.parametrize("race", ["same_bytes_stored_elsewhere", "lease_taken_over"])
+def test_a_replace_that_loses_at_the_switch_answers_409_and_leaves_everything_as_it_was(
+        client, db, editor, monkeypatch, race):
+    """Between writing the new version and switching to it, either another upload stores the
+    same bytes (the unique dedupe key refuses the switch) or the lease lapses and another
+    replace takes it: the replace answers 409, its new files and its copy in the trash go."""
+    media = library_upload(client, editor)
+    real = trash_module.keep_version
+
+    def then_lose(db_, bucket, doc, bytes_doc, *, refs):
+        trashed = real(db_, bucket, doc, bytes_doc, refs=refs)
+        if race == "same_bytes_stored_elsewhere":
+            assert client.post("/api/builder/media", data=form(OTHER), headers=editor).status_code == 201
+        else:
+            db_[f"{bucket}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.replacing_at": now()}})
+        return trashed
+
+    monkeypatch.setattr(trash_module, "keep_version", then_lose)
+    answer = replace_media(client, editor, media["id"])
+    assert answer.status_code == 409
+    assert error_body(answer)["code"] == ("duplicate_image" if race == "same_bytes_stored_elsewhere"
+                                          else "image_busy")
+    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    assert "version" not in head["metadata"] and head["length"] == media["bytes"]
+    assert db[f"{BUILDER}.files"].count_documents({"metadata.original_id": ObjectId(media["id"])}) == 8
+    assert db[f"{TRASH}.files"].count_documents({}) == 0
+    assert sha256(body_of(client, media["url"])).hexdigest() == media["sha256"]
+    if race == "same_bytes_stored_elsewhere":
+        assert "replacing_at" not in head["metadata"]  # released
+        assert check(db).findings == []

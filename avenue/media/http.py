@@ -11,6 +11,7 @@ conditional machinery (ranges, dates, other validators), which only the route ru
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ Headers = list[tuple[str, str]]
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
 PRIVATE_CACHE = "private, max-age=300"
 CSP = "default-src 'none'; sandbox"
+_VERSION = re.compile(r"[0-9a-f]{8}")  # what replace.version_of gives
 _FORMAT_BY_EXT = {"webp": "webp", "jpg": "jpeg", "jpeg": "jpeg", "png": "png"}
 # The request headers that make a GET conditional or partial (WSGI environ names).
 CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_RANGE",
@@ -83,7 +85,9 @@ def parse_token(token: str) -> tuple[ObjectId | None, str, str]:
     """``<id>[~<version>][.<ext>]`` as (ObjectId or None when malformed, version, lower-case
     extension)."""
     stem, _, ext = token.partition(".")
-    stem, _, version = stem.partition(VERSION_MARK)
+    stem, mark, version = stem.partition(VERSION_MARK)
+    if mark and not _VERSION.fullmatch(version):
+        return None, "", ""  # "<id>~" is not the unversioned URL under another name
     return parse_object_id(stem), version, ext.lower()
 
 
