@@ -30,12 +30,13 @@ from avenue.media.buckets import (
 )
 from avenue.media.counters import counters as media_counters
 from avenue.media.counters import recount as recount_bucket
+from avenue.media.facets import ROOT_FOLDER
 from avenue.media.facets import recount as recount_facets
 from avenue.media.focal import FocalPoint, parse_focal_point
 from avenue.media.frontdoor import FrontDoor
 from avenue.media.images import Limits
 from avenue.media.indexes import ensure_indexes
-from avenue.media.library import DELETE_LEASE, ROOT_FOLDER, Lease, Library, Restored, Trash, Trashed
+from avenue.media.library import DELETE_LEASE, Lease, Library, Restored, Trash, Trashed
 from avenue.media.objects import UrlSigner, image_object, ref_object
 from avenue.media.originals import Upload
 from avenue.media.purge import OUTBOX as PURGE_OUTBOX

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 FACETS = "media_facets"
 # Buckets whose originals carry folders and tags (the builder library).
 FACETED = frozenset({BUILDER})
-ROOT_FOLDER = "/"
+ROOT_FOLDER = "/"  # where an image with no folder is (the library's root)
 KINDS = ("folder", "tag")
 # The one document holding the version every $inc bumps (what a recount compares against).
 VERSION_ID = "version"
@@ -148,29 +148,26 @@ def recount(db: Database[Document], bucket: str = BUILDER) -> dict[str, Any]:
     truth = count_on_server(db, bucket)
     held = {(doc["kind"], doc["value"]): int(doc.get("count", 0))
             for doc in facets.find({"bucket": bucket, "kind": {"$in": list(KINDS)}})}
+    differ = sorted(pair for pair in set(truth) | set(held) if truth.get(pair, 0) != held.get(pair, 0))
     drift = {f"{kind}:{value}": truth.get((kind, value), 0) - held.get((kind, value), 0)
-             for kind, value in set(truth) | set(held)
-             if truth.get((kind, value), 0) != held.get((kind, value), 0)}
-    if not drift:
-        if version is None:
-            _first_version(db, bucket)  # counted once: later calls read the facets alone
-        return {"applied": True, "drift": {}}
+             for kind, value in differ}
     # Claim the version first: a write landing during the recount bumped it, and then the
     # recount may or may not include that write; so apply only if it is still the one read.
+    # The first count of a bucket creates the version; later calls read the facets alone.
     if version is None:
-        claimed = _first_version(db, bucket)
-    else:
+        claimed = _first_version(db, bucket) or not differ
+    elif differ:
         taken = facets.update_one({"_id": _key(bucket, "", VERSION_ID), "version": version},
                                   {"$inc": {"version": 1}, "$set": {"reconciled_at": now()}})
         claimed = taken.matched_count == 1
-    if not claimed:
-        return {"applied": False, "drift": drift}
-    for kind, value in sorted(set(truth) | set(held)):
-        if truth.get((kind, value), 0) != held.get((kind, value), 0):
+    else:
+        claimed = True  # nothing to correct
+    if claimed:
+        for kind, value in differ:
             facets.update_one({"_id": _key(bucket, kind, value)},
                               {"$set": {"count": truth.get((kind, value), 0)},
                                "$setOnInsert": {"bucket": bucket, "kind": kind, "value": value}}, upsert=True)
-    return {"applied": True, "drift": drift}
+    return {"applied": claimed, "drift": drift}
 
 
 def _first_version(db: Database[Document], bucket: str) -> bool:

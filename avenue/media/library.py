@@ -37,6 +37,7 @@ from pymongo.database import Database
 from avenue.clock import maybe_utc, now
 from avenue.media import facets, originals, trash
 from avenue.media import replace as replacing
+from avenue.media.facets import ROOT_FOLDER
 from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits
 from avenue.media.originals import Upload
@@ -51,7 +52,6 @@ ORIGINAL = {"metadata.role": "original"}
 NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
 # The metadata an API may change on a stored original (everything else describes the bytes).
 SETTABLE = frozenset({"alt", "expires_at", "folder", "tags"})
-ROOT_FOLDER = "/"
 T = TypeVar("T")
 
 

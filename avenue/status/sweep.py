@@ -260,16 +260,21 @@ def _referencing(db: Database[Document], originals: dict[Any, dict[str, Any]]) -
                     continue
                 oid = _as_oid(entry["id"])
                 users.setdefault(oid, set()).add(str(product.get("sku")))
-                head = originals[oid]
-                version = (head.get("metadata") or {}).get("version") or None
-                if (entry.get("version") or None) != version:
-                    fresh = {**entry, **Image.from_files_doc(PRODUCTS, head).ref()}
-                    done = db[PRODUCTS_COLLECTION].update_one(
-                        {"_id": product["_id"],
-                         "images": {"$elemMatch": {"id": entry["id"], "version": entry.get("version")}}},
-                        {"$set": {"images.$": fresh}})
-                    repaired += done.modified_count
+                repaired += _repair_reference(db, product["_id"], entry, originals[oid])
     return users, repaired
+
+
+def _repair_reference(db: Database[Document], product_id: Any, entry: dict[str, Any],
+                      head: dict[str, Any]) -> int:
+    """Point a product's reference at its image's current version when it holds another (a
+    compare-and-set on the version it holds); 1 when repaired."""
+    if (entry.get("version") or None) == ((head.get("metadata") or {}).get("version") or None):
+        return 0
+    fresh = {**entry, **Image.from_files_doc(PRODUCTS, head).ref()}
+    done = db[PRODUCTS_COLLECTION].update_one(
+        {"_id": product_id, "images": {"$elemMatch": {"id": entry["id"], "version": entry.get("version")}}},
+        {"$set": {"images.$": fresh}})
+    return done.modified_count
 
 
 def _files_batch(db: Database[Document], state: dict[str, Any], docs: list[dict[str, Any]]) -> None:

@@ -60,6 +60,11 @@ function askForce(media, pages) {
   });
 }
 
+// "4000×3000 · 1.2 MB · date": what a card says about the picture (again after a replace).
+function sizeLine(media) {
+  return `${media.width}×${media.height} · ${formatBytes(media.bytes)} · ${formatDate(media.uploaded_at)}`;
+}
+
 function card(media) {
   const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
   const usedIn = el('div', {class: 'used-in'});
@@ -101,8 +106,7 @@ function card(media) {
     Object.assign(media, saved);
     thumb.src = saved.variants.thumb;
     thumb.style.backgroundColor = saved.color || '';
-    item.querySelector('.muted').textContent =
-      `${saved.width}×${saved.height} · ${formatBytes(saved.bytes)} · ${formatDate(saved.uploaded_at)}`;
+    item.querySelector('.muted').textContent = sizeLine(saved);
     placeMarker();
   }
   async function setFocal(x, y) {
@@ -123,7 +127,7 @@ function card(media) {
   const item = el('li', {class: 'media-card', dataset: {id: media.id}},
     picture,
     el('p', {class: 'filename'}, media.filename),
-    el('p', {class: 'muted'}, `${media.width}×${media.height} · ${formatBytes(media.bytes)} · ${formatDate(media.uploaded_at)}`),
+    el('p', {class: 'muted'}, sizeLine(media)),
     el('form', {class: 'row small', onsubmit: async (event) => {
       event.preventDefault();
       try {
