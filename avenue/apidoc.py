@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from avenue.builder.service import MAX_ALT_LENGTH, MAX_BLOCKS, MAX_TAGS, MAX_TITLE_LENGTH
-from avenue.paging import MAX_CURSOR_LENGTH, MAX_PER_PAGE
+from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
 
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
@@ -126,8 +126,14 @@ def _op(summary: str, responses: dict[str, Schema], *, security: list[Schema], t
 def _list_of(item: str) -> Schema:
     return {"type": "object", "required": ["items", "total", "page", "per_page"],
             "properties": {"items": {"type": "array", "items": _ref(item)},
-                           "total": {"type": ["integer", "null"], "minimum": 0},
-                           "total_exact": {"type": "boolean"},
+                           "total": {"type": ["integer", "null"], "minimum": 0,
+                                     "description": "The list's size where the service keeps it with every "
+                                                    "write (products, a bucket's originals, one library "
+                                                    "folder or tag); otherwise the matches counted up to "
+                                                    f"{COUNT_LIMIT:,}."},
+                           "total_exact": {"type": "boolean",
+                                           "description": f"false when more than {COUNT_LIMIT:,} matched "
+                                                          "and counting stopped there."},
                            "page": {"type": "integer", "minimum": 1},
                            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
                            "next": {"type": ["string", "null"],
@@ -596,7 +602,9 @@ def document() -> dict[str, Any]:
             "schemas": SCHEMAS,
             "responses": responses,
             "parameters": {
-                "page": _query("page", {"type": "integer", "minimum": 1}, "Page number (from 1)."),
+                "page": _query("page", {"type": "integer", "minimum": 1},
+                               f"Page number (from 1); numbered pages reach the first {MAX_OFFSET:,} items "
+                               "((page - 1) × per_page), deeper is 400 `invalid_pagination`: use `after`."),
                 "per_page": _query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
                                    "Items per page."),
                 "after": _query("after", {"type": "string", "maxLength": MAX_CURSOR_LENGTH},

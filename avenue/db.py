@@ -13,6 +13,7 @@ from pymongo.database import Database
 from pymongo.errors import ConfigurationError, InvalidURI
 
 from avenue import metrics
+from avenue.paging import Listed
 
 EXTENSION = "avenue.mongo"
 # Creates the indexes one part of the app relies on (idempotent); the app factory hands the
@@ -25,6 +26,9 @@ USERS = "users"
 API_TOKENS = "api_tokens"
 AUDIT_LOGS = "audit_logs"
 PRODUCTS = "shop_products"
+# The lists of these collections the API pages through (avenue/paging.py), each on its index.
+PRODUCT_LIST = Listed(PRODUCTS, {}, [("sku", ASCENDING)], "sku_unique")
+AUDIT_LIST = Listed(AUDIT_LOGS, {}, [("at", DESCENDING), ("_id", DESCENDING)], "newest")
 PAGES = "page_content"
 LEGACY_PATHS = "legacy_paths"
 RATE_LIMITS = "rate_limits"

@@ -1,18 +1,28 @@
-"""Lists that cost the same at any depth: keyset cursors, bounded offsets, capped counts.
+"""Lists that cost the same at any depth: keyset cursors, bounded offsets, windows between fences.
 
 Every list the API serves is sorted on an index whose last key is unique (``sku``, or a date
-with ``_id`` as the tie-break), so a page is one index walk of ``per_page + 1`` entries:
+with ``_id`` as the tie-break):
 
 - ``?after=<cursor>`` (the ``next`` of the previous page) continues *after* the last item by
-  its sort values: page 50,000 costs what page 1 costs, and inserts or deletes between two
-  calls never repeat or skip an item;
-- ``?page=N`` still works for the first ``MAX_OFFSET`` items (a ``skip`` walks every entry
-  it skips, so deeper numbered pages would get slower without limit: they answer 400 with a
-  pointer to ``after``);
-- ``total`` counts at most ``COUNT_LIMIT`` matches (a count walks every match), with
-  ``total_exact`` false once that many exist.
+  its sort values: inserts or deletes between two calls never repeat or skip an item;
+- ``?page=N`` works for the first ``MAX_OFFSET`` items (deeper numbered pages answer 400 with
+  a pointer to ``after``: an offset is a walk over every item before it);
+- ``total`` is the caller's exact figure when it keeps one (the counters kept with every
+  write), else a count of at most ``COUNT_LIMIT`` matches, with ``total_exact`` false once
+  that many exist.
 
-Pure: takes a collection and values, never the request.
+**Fences.** mongod stops an index walk after ``per_page + 1`` entries; the embedded database
+(SecantusDB) reads every entry inside a query's bounds before it sorts and limits, so an
+open-ended range (``sku > x``, ``uploadDate < d``) cost ~0.15 ms per entry to the end of the
+list: seconds at a million files. So a page is asked for in *windows*: bounded ranges on the
+leading sort key between fences, values sampled every :data:`FENCE_EVERY` items of the whole
+list by :func:`build_fences` (the status sweep rebuilds them, ``list_fences``), joined while
+a filter matches few. A window costs at most what it holds on any server. Fences are only
+hints: the windows partition the whole key space, so a missing, stale or wrong fence changes
+the cost of a page, never its items (items added since the last build make a window fuller,
+deleted ones make it emptier).
+
+Pure: takes collections and values, never the request.
 """
 
 from __future__ import annotations
@@ -21,19 +31,35 @@ import base64
 import binascii
 import datetime as dt
 import json
-from collections.abc import Sequence
+import math
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.collection import Collection
+from pymongo.database import Database
 
+from avenue.clock import as_utc, now
 from avenue.errors import BadRequest
 
 MAX_PER_PAGE = 100
-MAX_OFFSET = 10_000
-COUNT_LIMIT = 10_000
+# Numbered pages and capped counts walk every item they pass: 1,000 keeps both a few windows
+# deep (GitHub's search API stops at the same 1,000). ``after`` reaches any depth.
+MAX_OFFSET = 1_000
+COUNT_LIMIT = 1_000
+# A fence every 256 items: a window holds ~256 items when the fences are fresh, ~40 ms on
+# the embedded database (0.13-0.17 ms an item, bench/results/scale-2026-11-23.md).
+FENCE_EVERY = 256
+# At most this many windows are joined into one query while a filter matches few items, so
+# one query never spans more than ~4,096 items of the list however the filter falls.
+MAX_JOINED = 16
+FENCES = "list_fences"
+# How long a worker reuses the fences it read (they change once a sweep).
+FENCES_TTL_SECONDS = 60.0
 # A cursor holds at most this many characters (a date and an id, or a sku, fit many times).
 MAX_CURSOR_LENGTH = 512
 
@@ -139,6 +165,10 @@ def _overlaps(query: dict[str, Any], branch: dict[str, Any]) -> bool:
     return bool(set(query) & set(branch))
 
 
+def _and(query: dict[str, Any], branch: dict[str, Any]) -> dict[str, Any]:
+    return {**query, **branch} if not _overlaps(query, branch) else {"$and": [query, branch]}
+
+
 def _value(doc: dict[str, Any], field: str) -> Any:
     """A document's value at a dotted path (``metadata.trash.deleted_at``), None if absent."""
     value: Any = doc
@@ -147,35 +177,246 @@ def _value(doc: dict[str, Any], field: str) -> Any:
     return value
 
 
-def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, window: Window,
-          *, index: str | None = None) -> Page:
-    """One page of ``query`` in ``sort`` order, by cursor or by (bounded) offset.
+def _comparable(value: Any) -> Any:
+    # Dates come back naive from the database and aware from a cursor: compare them as UTC.
+    return as_utc(value) if isinstance(value, dt.datetime) else value
 
-    ``index`` names the index that holds ``sort`` for an unfiltered list: it is hinted, since
-    a planner that only picks indexes by filter (SecantusDB) would otherwise scan. The total
-    of an unfiltered list comes from the collection's metadata (O(1)).
-    """
+
+def fence_id(collection: Collection[Any], field: str) -> str:
+    """The ``list_fences`` document of the lists of ``collection`` sorted on ``field``."""
+    return f"{collection.name}|{field}"
+
+
+_cache: dict[tuple[int, str, str], tuple[float, list[Any]]] = {}
+_cache_lock = threading.Lock()
+
+
+def forget_fences() -> None:
+    """Drop the fences this process read (the next page reads them again)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def fences(collection: Collection[Any], field: str) -> list[Any]:
+    """The fence values of ``collection``'s lists on ``field``, ascending (empty: none built),
+    as read at most :data:`FENCES_TTL_SECONDS` ago by this process."""
+    key = (id(collection.database.client), collection.database.name, fence_id(collection, field))
+    moment = time.monotonic()
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None and cached[0] > moment:
+        return cached[1]
+    doc = collection.database[FENCES].find_one({"_id": key[2]}, {"keys": 1}) or {}
+    keys = doc.get("keys")
+    values = sorted((_comparable(v) for v in keys), key=_sort_key) if isinstance(keys, list) else []
+    if len({_sort_key(v)[0] for v in values}) > 1:
+        values = []  # a range compares within one type only (dates, or strings): not fences
+    with _cache_lock:
+        _cache[key] = (moment + FENCES_TTL_SECONDS, values)
+    return values
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    # Fences of one list share one type (dates, or strings); anything else sorts apart.
+    if isinstance(value, dt.datetime):
+        return (0, value)
+    return (1, value) if isinstance(value, str) else (2, str(value))
+
+
+class _Windows:
+    """The bounded ranges on the leading sort key, in list order, from ``start`` (exclusive;
+    None: the list's first item) to the list's end: between consecutive fences, the first
+    and last ones open on their outer side, so together they hold every item after
+    ``start`` exactly once."""
+
+    def __init__(self, field: str, direction: int, fence_values: list[Any], start: Any) -> None:
+        self.field, self.direction, self.start = field, direction, start
+        if start is not None:
+            low = _comparable(start)
+            kept = [v for v in fence_values if _sort_key(v)[0] == _sort_key(low)[0]
+                    and (v > low if direction > 0 else v < low)]
+        else:
+            kept = list(fence_values)
+        # The edges in walk order: [start, fences..., end]; window i spans edges i to i + 1.
+        self.edges: list[Any] = [start, *(kept if direction > 0 else reversed(kept)), None]
+        self.position = 0
+
+    def __bool__(self) -> bool:
+        return self.position < len(self.edges) - 1
+
+    def take(self, joined: int) -> dict[str, Any]:
+        """The next ``joined`` windows as one condition on the field ({} for everything)."""
+        first, last = self.position, min(self.position + joined, len(self.edges) - 1)
+        self.position = last
+        near, far = self.edges[first], self.edges[last]
+        # Walking up, the start is excluded and a fence belongs to the window above it;
+        # walking down, a fence belongs to the window below it ($gte), the next one excludes it.
+        if self.direction > 0:
+            near_op, far_op = ("$gt" if first == 0 else "$gte"), "$lt"
+        else:
+            near_op, far_op = "$lt", "$gte"
+        condition: dict[str, Any] = {}
+        if near is not None:
+            condition[near_op] = near
+        if far is not None and last < len(self.edges) - 1:
+            condition[far_op] = far
+        return {self.field: condition} if condition else {}
+
+
+def _windowable(query: dict[str, Any]) -> bool:
+    """Whether windows keep ``query`` on its index everywhere: equalities only, so a window
+    is the index's equality prefix plus a range on the sort key. (SecantusDB plans an ``$in``
+    or ``$all`` followed by a range as a collection scan: such a list, the library's root
+    folder or several tags, is asked for in one query, as before the fences.)"""
+    return all(not key.startswith("$") and not isinstance(value, dict) for key, value in query.items())
+
+
+def _next_joined(joined: int, wanted: int, got: int) -> int:
+    """How many windows to join next: more while a filter matches few, by the density seen."""
+    if got <= 0:
+        return min(joined * 4, MAX_JOINED)
+    return max(1, min(MAX_JOINED, math.ceil(joined * wanted / got * 1.25)))
+
+
+def _walk(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, start: Any,
+          wanted: int, fence_values: list[Any], index: str | None,
+          projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """Up to ``wanted`` documents of ``query`` after ``start`` on the leading sort key, in
+    ``sort`` order, asked for window by window."""
+    field, direction = sort[0]
+    windows = _Windows(field, direction, fence_values, start)
     order = list(sort)
-    if window.after is None:
-        offset = (window.page - 1) * window.per_page
-        found = collection.find(query).sort(order).skip(offset).limit(window.per_page + 1)
-        docs = list(found.hint(index) if index and not query else found)
+    docs: list[dict[str, Any]] = []
+    joined = 1
+    while windows and len(docs) < wanted:
+        partial = windows.position == 0 and start is not None
+        branch = windows.take(joined)
+        filter_ = _and(query, branch) if branch else query
+        found = collection.find(filter_, projection).sort(order).limit(wanted - len(docs))
+        got = list(found.hint(index) if index and not filter_ else found)
+        docs += got
+        if not partial:  # the window the start falls in holds only part of what a window holds
+            joined = _next_joined(joined, wanted - len(docs), len(got))
+    return docs
+
+
+def _count(collection: Collection[Any], query: dict[str, Any], sort: SortSpec,
+           fence_values: list[Any], index: str | None) -> int:
+    """How many documents match ``query``, counted window by window up to ``COUNT_LIMIT + 1``."""
+    field, direction = sort[0]
+    windows = _Windows(field, direction, fence_values, None)
+    counted, joined = 0, 1
+    while windows and counted <= COUNT_LIMIT:
+        branch = windows.take(joined)
+        filter_ = _and(query, branch) if branch else query
+        options: dict[str, Any] = {"limit": COUNT_LIMIT + 1 - counted}
+        if index and not filter_:
+            options["hint"] = index
+        found = collection.count_documents(filter_, **options)
+        counted += found
+        joined = _next_joined(joined, COUNT_LIMIT + 1 - counted, found)
+    return counted
+
+
+def _numbered_page(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, window: Window,
+                   fence_values: list[Any], index: str | None) -> tuple[list[dict[str, Any]], bool]:
+    """Page ``window.page`` (> 1) and whether more follow. The items before it only count:
+    their sort keys are walked (no document comes over the wire), then the page's own
+    documents are read by ``_id``; an item deleted between the two reads is left out."""
+    offset = (window.page - 1) * window.per_page
+    keys = _walk(collection, query, sort, None, offset + window.per_page + 1, fence_values, index,
+                 projection={name: 1 for name, _ in sort})[offset:]
+    ids = [key["_id"] for key in keys[: window.per_page]]
+    found = {doc["_id"]: doc for doc in collection.find({"_id": {"$in": ids}})} if ids else {}
+    return [found[i] for i in ids if i in found], len(keys) > window.per_page
+
+
+def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, window: Window,
+          *, index: str | None = None, total: int | None = None) -> Page:
+    """One page of ``query`` in ``sort`` order, by cursor or by (bounded) offset, asked for in
+    windows between the list's fences.
+
+    ``index`` names the index that holds ``sort``: it is hinted when a window has no filter
+    at all, since a planner that only picks indexes by filter (SecantusDB) would otherwise
+    scan. ``total`` is the list's exact size when the caller keeps it (counters); without it
+    the matches are counted up to ``COUNT_LIMIT``.
+    """
+    field = sort[0][0]
+    fence_values = fences(collection, field) if _windowable(query) else []
+    if window.after is None and window.page > 1:
+        docs, more = _numbered_page(collection, query, sort, window, fence_values, index)
     else:
-        docs = []
-        for branch in after_ranges(sort, decode_cursor(window.after, len(sort))):
-            wanted = window.per_page + 1 - len(docs)
-            if wanted <= 0:
-                break
-            docs += collection.find({**query, **branch} if not _overlaps(query, branch)
-                                    else {"$and": [query, branch]}).sort(order).limit(wanted)
-            # (A range is a filter on the sort's own keys: every planner finds their index.)
-    more = len(docs) > window.per_page
-    docs = docs[: window.per_page]
-    if not query:
-        total, exact = collection.estimated_document_count(), True
+        found: list[dict[str, Any]] = []
+        start = None
+        if window.after is not None:
+            *ties, _open = after_ranges(sort, values := decode_cursor(window.after, len(sort)))
+            start = values[0]
+            for branch in ties:  # the same leading value, later by the tie-break: one index bound
+                if len(found) <= window.per_page:
+                    found += collection.find(_and(query, branch)).sort(list(sort)).limit(
+                        window.per_page + 1 - len(found))
+        if len(found) <= window.per_page:
+            found += _walk(collection, query, sort, start, window.per_page + 1 - len(found),
+                           fence_values, index)
+        docs, more = found[: window.per_page], len(found) > window.per_page
+    if total is not None:
+        exact = True
     else:
-        total = collection.count_documents(query, limit=COUNT_LIMIT + 1)
+        total = _count(collection, query, sort, fence_values, index)
         exact = total <= COUNT_LIMIT
         total = min(total, COUNT_LIMIT)
     cursor = encode_cursor([_value(docs[-1], field) for field, _ in sort]) if more and docs else None
     return Page(docs, total, exact, cursor)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A list the API pages through: which documents, in which order, on which index. The
+    status sweep builds the fences of each (:func:`build_fences`)."""
+
+    collection: str
+    query: dict[str, Any]
+    sort: SortSpec
+    index: str
+
+
+def _sampled(docs: Iterator[dict[str, Any]], field: str, every: int) -> tuple[list[Any], int]:
+    values: list[Any] = []
+    count = 0
+    for count, doc in enumerate(docs, start=1):
+        if count % every == 0:
+            value = _value(doc, field)
+            if value is not None and (not values or values[-1] != value):
+                values.append(value)
+    return values, count
+
+
+def build_fences(db: Database[Any], listed: Listed, every: int = FENCE_EVERY) -> dict[str, Any]:
+    """Sample every ``every``-th leading sort value of the whole list into ``list_fences``.
+
+    One pass in list order reading only the sort key; when fences exist it reads window by
+    window (joined up to :data:`MAX_JOINED`), so the database never holds more than a few
+    thousand entries of it at once. Returns what it saved (``fences``, ``items``)."""
+    collection = db[listed.collection]
+    field, direction = listed.sort[0]
+    previous = fences(collection, field)
+    windows = _Windows(field, direction, previous, None)
+    order = list(listed.sort)
+
+    def read() -> Iterator[dict[str, Any]]:
+        while windows:
+            branch = windows.take(MAX_JOINED)
+            filter_ = _and(listed.query, branch) if branch else listed.query
+            found = collection.find(filter_, {field: 1, "_id": 1}).sort(order).batch_size(1000)
+            yield from (found.hint(listed.index) if not branch else found)
+
+    values, count = _sampled(read(), field, every)
+    values.sort(key=lambda v: _sort_key(_comparable(v)))
+    if len({_sort_key(_comparable(v))[0] for v in values}) > 1:
+        values = []  # the field holds more than one type: no range walks them all in order
+    doc_id = fence_id(collection, field)
+    db[FENCES].replace_one({"_id": doc_id}, {"_id": doc_id, "keys": values, "every": every,
+                                             "items": count, "built_at": now()}, upsert=True)
+    with _cache_lock:
+        _cache.pop((id(db.client), db.name, doc_id), None)
+    return {"fences": len(values), "items": count}

@@ -392,6 +392,28 @@ def test_the_ops_dashboard_shows_storage_safety_history_and_alerts(live, open_as
     assert [a["kind"] for a in alerts] == ["quota"]
 
 
+def test_show_more_follows_the_cursor_past_the_first_page(live, open_as):
+    """The products screen asks for 50 at a time and goes on with the API's ``next``: every
+    product shows once, in sku order, however many pages it takes."""
+    db = database(live)
+    prefix = f"MORE-{uuid.uuid4().hex[:4]}"
+    db.shop_products.insert_many([{"sku": f"{prefix}-{n:03d}", "name": "More", "price": 1, "images": []}
+                                  for n in range(120)])
+    expected = [doc["sku"] for doc in db.shop_products.find({}, {"sku": 1}).sort("sku", 1)]
+    try:
+        page = open_as("admin")
+        page.goto("/console/products")
+        rows = page.locator("#products-table tbody tr th")
+        rows.nth(49).wait_for()
+        while page.locator("#more").is_visible():
+            shown = rows.count()
+            page.locator("#more").click()
+            rows.nth(shown).wait_for()  # the next page's first row
+        assert rows.all_inner_texts() == expected
+    finally:
+        db.shop_products.delete_many({"sku": {"$regex": f"^{prefix}-"}})
+
+
 def test_each_role_sees_only_its_screens(live, open_as):
     editor = open_as("editor")
     answer = editor.goto("/console/ops")

@@ -22,6 +22,9 @@ import pymongo
 import pytest
 from pymongo import monitoring
 
+from avenue import paging
+from avenue.db import AUDIT_LIST, PRODUCT_LIST
+from avenue.media import LISTS
 from tests.helpers import image_bytes, listening, make_app
 
 QUERY_COMMANDS = {"find", "count", "aggregate", "findAndModify", "update", "delete", "distinct"}
@@ -168,7 +171,7 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
     upload = client.post("/api/uploads", headers=csrf, data={"file": (io.BytesIO(photo), "mine.jpg")})
     assert upload.status_code == 201
 
-    for path, headers, query in [
+    requests = [
         ("/api/shop/products", {}, {}),
         ("/api/shop/products/IX-0", {}, {}),
         ("/api/builder/media", csrf, {}),
@@ -190,14 +193,25 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
         # Status: counters, index counts and the sweep's one document; never a scan.
         ("/api/shop/debug/products-status", admin, {}),
         ("/api/shop/debug/storage-status", admin, {}),
-    ]:
-        first = client.get(path, headers=headers, query_string={**query, "per_page": 1})
-        assert first.status_code == 200, (path, first.get_json())
-        body = first.get_json()
-        if isinstance(body, dict) and body.get("next"):
-            following = client.get(path, headers=headers,
-                                   query_string={**query, "per_page": 1, "after": body["next"]})
-            assert following.status_code == 200
+    ]
+    for fenced in (False, True):
+        if fenced:
+            # The same requests again with fences every item apart (what the status sweep
+            # builds every FENCE_EVERY items): each page is then asked for in windows.
+            recorder.active = False
+            with app.app_context():
+                for listed in (PRODUCT_LIST, AUDIT_LIST, *LISTS):
+                    paging.build_fences(get_mongo().db, listed, every=1)
+            paging.forget_fences()
+            recorder.active = True
+        for path, headers, query in requests:
+            first = client.get(path, headers=headers, query_string={**query, "per_page": 1})
+            assert first.status_code == 200, (path, first.get_json())
+            body = first.get_json()
+            if isinstance(body, dict) and body.get("next"):
+                following = client.get(path, headers=headers,
+                                       query_string={**query, "per_page": 1, "after": body["next"]})
+                assert following.status_code == 200
     product = client.get("/api/shop/products/IX-0").get_json()
     for url in (product["images"][0]["url"], *product["images"][0]["variants"].values()):
         if isinstance(url, str):

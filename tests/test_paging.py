@@ -10,7 +10,7 @@ from bson import ObjectId
 
 from avenue import paging
 from avenue.errors import BadRequest
-from avenue.paging import Window, decode_cursor, encode_cursor, fetch
+from avenue.paging import Listed, Window, decode_cursor, encode_cursor, fetch
 from tests.helpers import image_bytes
 
 NEWEST = [("at", -1), ("_id", -1)]
@@ -55,16 +55,143 @@ def test_items_added_or_removed_between_pages_are_never_repeated_or_skipped(db):
     assert rest.next is None
 
 
-def test_the_count_is_capped_and_says_so(db, monkeypatch):
+@pytest.mark.parametrize("fenced", [False, True])
+def test_the_count_is_capped_and_says_so(db, monkeypatch, fenced):
     seed_entries(db, 12)
+    if fenced:
+        build(db, every=3)
     monkeypatch.setattr(paging, "COUNT_LIMIT", 10)
     page = fetch(db.entries, {"n": {"$gte": 0}}, NEWEST, Window(per_page=3))
     assert (page.total, page.total_exact) == (10, False)
-    # An unfiltered list counts from the collection's metadata: exact and O(1).
-    whole = fetch(db.entries, {}, NEWEST, Window(per_page=3))
-    assert (whole.total, whole.total_exact) == (12, True)
+    assert (fetch(db.entries, {}, NEWEST, Window(per_page=3)).total_exact) is False
     exact = fetch(db.entries, {"n": {"$lt": 5}}, NEWEST, Window(per_page=3))
     assert (exact.total, exact.total_exact) == (5, True)
+    # A list whose size the caller keeps (the counters) answers it, exact, without counting.
+    kept = fetch(db.entries, {}, NEWEST, Window(per_page=3), total=12)
+    assert (kept.total, kept.total_exact) == (12, True)
+
+
+# --- windows between fences -----------------------------------------------------------------
+
+ENTRIES = Listed("entries", {}, NEWEST, "newest")
+
+
+def build(db, every: int, listed: Listed = ENTRIES) -> dict:
+    db[listed.collection].create_index(list(listed.sort), name=listed.index)
+    return paging.build_fences(db, listed, every=every)
+
+
+class Recording:
+    """A collection that keeps the filter of every find and count it is asked."""
+
+    def __init__(self, collection):
+        self._collection = collection
+        self.filters: list[dict] = []
+
+    def find(self, filter_, *args, **kwargs):
+        self.filters.append(filter_)
+        return self._collection.find(filter_, *args, **kwargs)
+
+    def count_documents(self, filter_, **kwargs):
+        self.filters.append(filter_)
+        return self._collection.count_documents(filter_, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._collection, name)
+
+
+def walk_recorded(db, query: dict, per_page: int, sort=NEWEST, name: str = "entries"
+                  ) -> tuple[list, Recording]:
+    spy = Recording(db[name])
+    seen: list = []
+    window = Window(per_page=per_page)
+    while True:
+        page = fetch(spy, query, sort, window, total=0)
+        seen += [doc["_id"] for doc in page.docs]
+        if page.next is None:
+            return seen, spy
+        window = Window(per_page=per_page, after=page.next)
+
+
+def test_with_fences_every_query_is_bounded_and_every_item_comes_once_in_order(db):
+    expected = seed_entries(db, 60)
+    assert build(db, every=5) == {"fences": 12, "items": 60}
+    stored = db[paging.FENCES].find_one({"_id": "entries|at"})
+    assert len(stored["keys"]) == 12 and stored["every"] == 5
+    seen, spy = walk_recorded(db, {}, per_page=4)
+    assert seen == expected
+    # Each query's range holds at most one window of entries (5), never the rest of the list
+    # (a whole-list range is what costs seconds on the embedded database).
+    assert spy.filters and max(db.entries.count_documents(f) for f in spy.filters) <= 5
+
+
+def test_a_sparse_filter_joins_windows_and_still_misses_nothing(db):
+    expected = seed_entries(db, 200)
+    build(db, every=5)
+    db.entries.update_many({"n": {"$in": list(range(0, 200, 10))}}, {"$set": {"tenth": True}})
+    seen, spy = walk_recorded(db, {"tenth": True}, per_page=3)
+    assert seen == [i for i in expected if db.entries.find_one(i)["n"] % 10 == 0]
+    # 40 windows, one match in two: windows make far fewer queries than windows...
+    assert len(spy.filters) < 40
+    # ...and none spans more than MAX_JOINED windows.
+    assert max(db.entries.count_documents(f) for f in spy.filters) <= 5 * paging.MAX_JOINED
+
+
+def test_stale_fences_change_the_cost_never_the_items(db):
+    seed_entries(db, 40)
+    build(db, every=4)
+    ids = [doc["_id"] for doc in db.entries.find()]
+    db.entries.delete_many({"_id": {"$in": ids[10:25]}})  # whole windows emptied
+    later = dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    db.entries.insert_many([{"at": later + dt.timedelta(seconds=n), "n": 100 + n} for n in range(9)])
+    db.entries.insert_many([{"at": dt.datetime(2020, 1, 1, tzinfo=dt.UTC), "n": 200 + n} for n in range(3)])
+    expected = [doc["_id"] for doc in db.entries.find().sort(NEWEST)]
+    assert walk_recorded(db, {}, per_page=6)[0] == expected
+    assert walk_recorded(db, {"n": {"$gte": 100}}, per_page=2)[0] == [
+        i for i in expected if db.entries.find_one(i)["n"] >= 100]
+
+
+def test_ties_on_the_date_are_walked_by_id_across_fences(db):
+    expected = seed_entries(db, 30, same_time=True)
+    build(db, every=4)  # every fence the same date: one fence
+    assert paging.fences(db.entries, "at") == [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]
+    assert walk_recorded(db, {}, per_page=7)[0] == expected
+
+
+def test_an_ascending_string_list_walks_in_windows_too(db):
+    skus = [f"SKU-{n:04d}" for n in range(0, 300, 7)]
+    db.skus.insert_many([{"sku": sku} for sku in skus])
+    listed = Listed("skus", {}, [("sku", 1)], "sku_1")
+    assert build(db, every=4, listed=listed)["fences"] == len(skus) // 4
+    db.skus.insert_many([{"sku": "A-first"}, {"sku": "SKU-0100x"}, {"sku": "ZZ-last"}])
+    seen, spy = walk_recorded(db, {}, per_page=5, sort=[("sku", 1)], name="skus")
+    assert [db.skus.find_one(i)["sku"] for i in seen] == sorted([*skus, "A-first", "SKU-0100x", "ZZ-last"])
+    assert max(db.skus.count_documents(f) for f in spy.filters) <= 5
+
+
+def test_numbered_pages_walk_windows_to_their_offset(db):
+    expected = seed_entries(db, 50)
+    build(db, every=6)
+    for page in (1, 2, 5, 9):
+        got = fetch(db.entries, {}, NEWEST, Window(page=page, per_page=6), total=50)
+        assert [doc["_id"] for doc in got.docs] == expected[(page - 1) * 6: page * 6]
+        assert set(got.docs[0]) == {"_id", "at", "n"}  # whole documents, not the walked keys
+        if page < 9:  # a numbered page's next goes on where it ends
+            following = fetch(db.entries, {}, NEWEST, Window(per_page=6, after=got.next), total=50)
+            assert [doc["_id"] for doc in following.docs] == expected[page * 6: (page + 1) * 6]
+    assert fetch(db.entries, {}, NEWEST, Window(page=9, per_page=6), total=50).next is None
+
+
+def test_fences_of_more_than_one_type_are_not_used(db):
+    expected = seed_entries(db, 12)
+    db[paging.FENCES].insert_one({"_id": "entries|at", "keys": ["x", dt.datetime(2026, 1, 1, 0, 0, 5)]})
+    assert paging.fences(db.entries, "at") == []
+    assert walk_recorded(db, {}, per_page=5)[0] == expected
+
+
+def test_a_field_of_mixed_types_gets_no_fences(db):
+    db.skus.insert_many([{"sku": f"S{n}"} for n in range(6)] + [{"sku": n} for n in range(6)])
+    assert build(db, every=2, listed=Listed("skus", {}, [("sku", 1)], "sku_1"))["fences"] == 0
 
 
 @pytest.mark.parametrize("token", [
@@ -140,5 +267,7 @@ def test_deep_numbered_pages_and_foreign_cursors_are_refused_with_a_pointer(clie
     assert response.get_json()["error"]["code"] == code
 
 
-def test_numbered_pages_still_reach_the_first_ten_thousand_items(client):
-    assert client.get("/api/shop/products", query_string={"page": 101, "per_page": 100}).status_code == 200
+def test_numbered_pages_reach_the_first_thousand_items(client):
+    assert client.get("/api/shop/products", query_string={"page": 11, "per_page": 100}).status_code == 200
+    refused = client.get("/api/shop/products", query_string={"page": 12, "per_page": 100})
+    assert refused.status_code == 400 and refused.get_json()["error"]["max_offset"] == 1_000

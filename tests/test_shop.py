@@ -442,6 +442,27 @@ def test_legacy_products_are_listed_and_read_with_their_images_flagged(client, d
     assert one["price"] == 152000 and len(one["images"]) == 4 and one["created_at"] is None
 
 
+def test_the_products_total_is_counted_until_the_counters_are_reconciled_then_kept(client, db):
+    """Products loaded behind the app's back (a shop's old collection) are not in the
+    counters kept with every write: the list counts them until a reconciliation has, then
+    answers the kept figure."""
+    from avenue.status.counters import recount_products
+
+    load_legacy(db)
+
+    def total() -> tuple[int, bool]:
+        body = client.get("/api/shop/products?per_page=3").get_json()
+        return body["total"], body["total_exact"]
+
+    assert total() == (8, True)  # counted
+    recount_products(db, "shop_products", batch=5)
+    assert total() == (8, True)  # kept
+    db.shop_products.insert_one({"sku": "ZZ-BEHIND", "name": "x", "images": []})
+    assert total() == (8, True)  # the kept figure, until the next reconciliation
+    recount_products(db, "shop_products", batch=5)
+    assert total() == (9, True)
+
+
 def test_legacy_images_cannot_be_reordered_until_imported(client, db, admin):
     load_legacy(db)
     response = client.put("/api/shop/products/AV-1001/images/order", headers=admin, json={"image_ids": []})

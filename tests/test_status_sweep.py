@@ -385,3 +385,38 @@ def test_a_background_sweep_that_fails_is_logged_and_leaves_its_checkpoint(db, s
         sweep.run_in_background(db, FAST).join(30)
     assert any("sweep failed" in record.getMessage() for record in caplog.records)
     assert sweep.read(db)["run"]["batches"] == 1
+
+
+def test_the_sweep_ends_by_building_every_lists_fences(db, store_with_problems, monkeypatch):
+    from avenue import paging
+
+    monkeypatch.setattr(sweep, "build_fences", lambda db, listed: paging.build_fences(db, listed, every=2))
+    result = sweep.run(db, FAST)
+    assert set(result["fences"]) == {"shop_products", "audit_logs", "uploads.files", "builder_media.files",
+                                     "media_trash.files"}
+    assert (result["fences"]["shop_products"]["items"], result["fences"]["shop_products"]["fences"]) == (7, 3)
+    stored = db[paging.FENCES].find_one({"_id": "shop_products|sku"})
+    assert stored["keys"] == ["LOST", "P-001", "P-003"]  # every second sku: GOOD, LOST, P-000, P-001...
+
+
+def test_a_list_whose_fences_fail_to_build_keeps_the_old_ones_and_the_sweep_finishes(db, store_with_problems,
+                                                                                      monkeypatch):
+    from pymongo.errors import OperationFailure
+
+    from avenue import paging
+
+    paging.build_fences(db, paging.Listed("shop_products", {}, [("sku", 1)], "sku_unique"), every=3)
+    before = db[paging.FENCES].find_one({"_id": "shop_products|sku"})
+    real = sweep.build_fences
+
+    def failing(db, listed):
+        if listed.collection == "shop_products":
+            raise OperationFailure("interrupted at shutdown", code=11600)
+        return real(db, listed)
+
+    monkeypatch.setattr(sweep, "build_fences", failing)
+    result = sweep.run(db, FAST)
+    assert "interrupted at shutdown" in result["fences"]["shop_products"]["error"]
+    assert result["fences"]["uploads.files"]["items"] == 0  # the others were built
+    assert db[paging.FENCES].find_one({"_id": "shop_products|sku"}) == before
+    assert result["missing_files"]["count"] == 1  # and the sweep's own lists are whole

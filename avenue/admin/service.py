@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 from bson import ObjectId
-from pymongo import DESCENDING
 from pymongo.database import Database
 
 from avenue.auth.service import normalize_email
 from avenue.clock import isoformat
+from avenue.db import AUDIT_LIST
 from avenue.errors import BadRequest
 from avenue.paging import Page, Window, fetch
 
@@ -40,13 +40,13 @@ def audit_filter(db: Database, user: str | None = None, action: str | None = Non
     return query
 
 
-ENTRY_ORDER = [("at", DESCENDING), ("_id", DESCENDING)]
+ENTRY_ORDER = AUDIT_LIST.sort
 
 
 def list_entries(db: Database, window: Window, *, user: str | None = None,
                  action: str | None = None) -> tuple[list[dict], Page]:
     """One page of matching entries, newest first (each filter has an index ending in the order)."""
-    page = fetch(db.audit_logs, audit_filter(db, user, action), ENTRY_ORDER, window, index="newest")
+    page = fetch(db.audit_logs, audit_filter(db, user, action), ENTRY_ORDER, window, index=AUDIT_LIST.index)
     return [public_entry(doc) for doc in page.docs], page
 
 

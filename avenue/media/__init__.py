@@ -36,7 +36,7 @@ from avenue.media.focal import FocalPoint, parse_focal_point
 from avenue.media.frontdoor import FrontDoor
 from avenue.media.images import Limits
 from avenue.media.indexes import ensure_indexes
-from avenue.media.library import DELETE_LEASE, Lease, Library, Restored, Trash, Trashed
+from avenue.media.library import DELETE_LEASE, Lease, Library, Restored, Trash, Trashed, listed
 from avenue.media.objects import UrlSigner, image_object, ref_object
 from avenue.media.originals import Upload
 from avenue.media.purge import OUTBOX as PURGE_OUTBOX
@@ -48,6 +48,7 @@ from avenue.media.scan import (
     has_chunk_index,
     temp_image_counts,
 )
+from avenue.media.trash import LISTED as TRASH_LIST
 
 __all__ = [
     "PURGE_OUTBOX", "enable_purges",
@@ -67,7 +68,11 @@ __all__ = [
     "media_counters", "recount_bucket",
     # The library's per-folder and per-tag counts, kept with every write (facets.py).
     "recount_facets",
+    # The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
+    "LISTS",
 ]
+
+LISTS = (listed(UPLOADS), listed(BUILDER), TRASH_LIST)
 
 
 def limits_from_config(config: Mapping[str, Any]) -> Limits:

@@ -96,6 +96,16 @@ def counters(db: Database[Document]) -> dict[str, dict[str, Any]]:
     return result
 
 
+def originals(db: Database[Document], bucket: str) -> int | None:
+    """The bucket's originals, as kept with every write (one small read); None until a first
+    reconciliation counted the bucket (files stored before the counters, or behind the app's
+    back, are only in the counters from then on)."""
+    doc = db[COUNTERS].find_one({"_id": bucket}, {"originals": 1, "reconciled_at": 1}) or {}
+    if doc.get("reconciled_at") is None:
+        return None
+    return max(0, int(doc.get("originals") or 0))
+
+
 def count_bucket(db: Database[Document], bucket: str, *, chunk_index: bool) -> dict[str, Any]:
     """The bucket's true totals and oldest/newest upload, counted on the server (a ``$group``;
     the chunk count walks the chunk index when there is one, else counts the collection)."""

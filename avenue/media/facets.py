@@ -123,6 +123,20 @@ def counts(db: Database[Document], bucket: str, kind: str, limit: int = 1000) ->
     return rows
 
 
+def count(db: Database[Document], bucket: str, kind: str, value: str) -> int | None:
+    """How many originals of the bucket are in this folder or carry this tag, kept with every
+    write (a store from before the facets is counted once, on the server, first); None for a
+    bucket without folders and tags."""
+    if bucket not in FACETED:
+        return None
+    found = {doc["_id"]: doc for doc in db[FACETS].find(
+        {"_id": {"$in": [_key(bucket, kind, value), _key(bucket, "", VERSION_ID)]}}, {"count": 1})}
+    if _key(bucket, "", VERSION_ID) not in found:
+        recount(db, bucket)
+        found = {doc["_id"]: doc for doc in db[FACETS].find({"_id": _key(bucket, kind, value)}, {"count": 1})}
+    return max(0, int((found.get(_key(bucket, kind, value)) or {}).get("count") or 0))
+
+
 def count_on_server(db: Database[Document], bucket: str) -> Counter[tuple[str, str]]:
     """The true facets, counted on the server (two ``$group``s over the originals)."""
     files = db[f"{bucket}.files"]

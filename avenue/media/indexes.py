@@ -39,8 +39,10 @@ def files_indexes() -> list[IndexModel]:
                    name="role_newest"),
         IndexModel([("metadata.owner", ASCENDING), ("metadata.role", ASCENDING), ("uploadDate", DESCENDING),
                     ("_id", DESCENDING)], name="owner_role_newest"),
-        # Filename search: word starts (originals.name_prefixes).
-        IndexModel([("metadata.name_prefixes", ASCENDING)], name="name_prefixes"),
+        # Filename search: word starts (originals.name_prefixes), newest first: a word and a
+        # window of dates are one index bound (avenue/paging.py).
+        IndexModel([("metadata.name_prefixes", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
+                   name="name_prefixes_newest"),
         IndexModel([("metadata.original_id", ASCENDING)], name="variant_of"),
         IndexModel([("metadata.expires_at", ASCENDING)], name="expires_at", sparse=True),
     ]
@@ -72,7 +74,7 @@ def trash_indexes() -> list[IndexModel]:
 
 
 # Replaced by the indexes above (they end in the list order): dropped when found.
-OBSOLETE_FILES_INDEXES = ("role_uploaded", "owner_uploaded")
+OBSOLETE_FILES_INDEXES = ("role_uploaded", "owner_uploaded", "name_prefixes")
 
 
 def ensure_indexes(db: Database[Document]) -> None:

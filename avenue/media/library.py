@@ -35,14 +35,14 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import maybe_utc, now
-from avenue.media import facets, originals, trash
+from avenue.media import counters, facets, originals, trash
 from avenue.media import replace as replacing
 from avenue.media.facets import ROOT_FOLDER
 from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits
 from avenue.media.originals import Upload
 from avenue.media.records import Document, Image, Stored
-from avenue.paging import Page, Window, fetch
+from avenue.paging import Listed, Page, Window, fetch
 
 DELETE_LEASE = dt.timedelta(seconds=60)
 SET_ATTEMPTS = 5
@@ -50,6 +50,11 @@ LEASE_WAIT_SECONDS = 5.0
 ORIGINAL = {"metadata.role": "original"}
 # Lists of originals: the role (and owner) indexes end in these keys (avenue/media/indexes.py).
 NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
+
+
+def listed(bucket: str) -> Listed:
+    """The list of a bucket's originals, newest first (what :meth:`Library.page` pages)."""
+    return Listed(f"{bucket}.files", ORIGINAL, NEWEST_FIRST, "role_newest")
 # The metadata an API may change on a stored original (everything else describes the bytes).
 SETTABLE = frozenset({"alt", "expires_at", "folder", "tags"})
 T = TypeVar("T")
@@ -134,8 +139,22 @@ class Library:
             query["metadata.folder"] = {"$in": [ROOT_FOLDER, None]} if folder == ROOT_FOLDER else folder
         if tags:
             query["metadata.tags"] = tags[0] if len(tags) == 1 else {"$all": list(tags)}
-        page = fetch(self._files, query, NEWEST_FIRST, window)
+        total = self._known_total(owner=owner, words=bool(words), folder=folder, tags=tags)
+        page = fetch(self._files, query, NEWEST_FIRST, window, index="role_newest", total=total)
         return [self._image(doc) for doc in page.docs], page
+
+    def _known_total(self, *, owner: str | None, words: bool, folder: str | None,
+                     tags: Sequence[str]) -> int | None:
+        """The list's size when a figure kept with every write gives it: the bucket's
+        originals (no filter; once reconciled), one folder's or one tag's count (the facets);
+        None otherwise (the list counts its matches)."""
+        if owner is not None or words or (folder is not None and tags) or len(tags) > 1:
+            return None
+        if folder is not None:
+            return facets.count(self.db, self.bucket, "folder", folder)
+        if tags:
+            return facets.count(self.db, self.bucket, "tag", tags[0])
+        return counters.originals(self.db, self.bucket)
 
     def folder_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
         """(folder, originals in it) for every folder in use, by folder, at most ``limit``: the

@@ -40,10 +40,10 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import maybe_utc, now
-from avenue.media import storage
+from avenue.media import counters, storage
 from avenue.media.buckets import TRASH
 from avenue.media.records import Document, variant_ids, variant_key
-from avenue.paging import Page, Window, fetch
+from avenue.paging import Listed, Page, Window, fetch
 
 DEFAULT_DAYS = 30
 # A restore holds the item this long at most (a crashed restore frees it after this).
@@ -51,6 +51,7 @@ RESTORE_LEASE = dt.timedelta(minutes=10)
 ORIGINAL = {"metadata.role": "original"}
 # Newest deletion first; its indexes (avenue/media/indexes.py) end in exactly this order.
 NEWEST_FIRST = [("metadata.trash.deleted_at", DESCENDING), ("_id", DESCENDING)]
+LISTED = Listed(f"{TRASH}.files", ORIGINAL, NEWEST_FIRST, "trash_newest")
 
 
 def days() -> float:
@@ -154,9 +155,12 @@ def get(db: Database[Document], trashed_id: Any) -> dict[str, Any] | None:
 def page(db: Database[Document], window: Window, *, source: str | None = None) -> Page:
     """Trashed originals, last deleted first (only those from ``source``, when given)."""
     query: dict[str, Any] = dict(ORIGINAL)
+    total = None
     if source is not None:
         query = {"metadata.trash.from": source, **query}
-    return fetch(db[f"{TRASH}.files"], query, NEWEST_FIRST, window)
+    else:
+        total = counters.originals(db, TRASH)  # kept with every write, as for every bucket
+    return fetch(db[f"{TRASH}.files"], query, NEWEST_FIRST, window, index=LISTED.index, total=total)
 
 
 def find(db: Database[Document], bucket: str, key: str) -> dict[str, Any] | None:

@@ -31,12 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bson import ObjectId
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import isoformat, now
+from avenue.db import PRODUCT_LIST
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.errors import BadRequest, Conflict, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
@@ -55,7 +56,7 @@ from avenue.media import (
     ref_object,
 )
 from avenue.paging import Page, Window, fetch
-from avenue.status import record_product_change
+from avenue.status import product_counters, record_product_change
 
 SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_NAME_LENGTH = 200
@@ -175,12 +176,17 @@ def get_product(db: Database, sku: str) -> dict:
     return doc
 
 
-PRODUCT_ORDER = [("sku", ASCENDING)]  # the unique sku index serves it
+PRODUCT_ORDER = PRODUCT_LIST.sort  # the unique sku index serves it
 
 
 def list_products(db: Database, window: Window) -> Page:
     """One page of products by sku (avenue/paging.py: by cursor or bounded offset)."""
-    return fetch(products(db), {}, PRODUCT_ORDER, window, index="sku_unique")
+    # The product counters once a reconciliation has counted them (a shop's products from
+    # before the counters, or loaded behind the app's back, are only in them from then on).
+    counters = product_counters(db)
+    total = counters["products"] if counters["reconciled_at"] is not None else None
+    return fetch(products(db), PRODUCT_LIST.query, PRODUCT_ORDER, window, index=PRODUCT_LIST.index,
+                 total=total)
 
 
 def update_product(db: Database, sku: str, body: dict) -> dict:

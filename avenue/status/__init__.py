@@ -24,12 +24,12 @@ from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.db import get_mongo
 from avenue.media import STORED, Document, has_chunk_index, recount_bucket, recount_facets
 from avenue.status import sweep
-from avenue.status.counters import record_product_change, recount_products
+from avenue.status.counters import product_counters, record_product_change, recount_products
 from avenue.status.products import products_status
 from avenue.status.storage import quota_level, storage_status
 
-__all__ = ["REPORTS", "quota_level", "reconcile", "record_product_change", "refresh_all", "report",
-           "sweep_now", "wait_for_sweeps", "warm_up_status_reports"]
+__all__ = ["REPORTS", "product_counters", "quota_level", "reconcile", "record_product_change", "refresh_all",
+           "report", "sweep_now", "wait_for_sweeps", "warm_up_status_reports"]
 
 REPORTS = ("products-status", "storage-status")
 wait_for_sweeps = sweep.wait_for_sweeps

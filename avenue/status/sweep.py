@@ -64,11 +64,12 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import as_utc, isoformat, now
-from avenue.db import LEGACY_PATHS
+from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.ids import parse_object_id
 from avenue.media import (
     LEGACY_PREFIX,
+    LISTS,
     PRODUCTS,
     STORED,
     VARIANT_PATHS,
@@ -78,7 +79,7 @@ from avenue.media import (
     recount_bucket,
     recount_facets,
 )
-from avenue.paging import after_ranges
+from avenue.paging import after_ranges, build_fences
 from avenue.status import counters
 
 log = logging.getLogger(__name__)
@@ -464,7 +465,26 @@ def _sweep(db: Database[Document], settings: Settings, sweep: _Run) -> dict[str,
     finally:
         if isinstance(source, Generator):
             source.close()  # closes the phase's cursor
+    state["fences"] = _build_fences(db, sweep, state)
     return _finish(db, settings, sweep, state, time.perf_counter() - started)
+
+
+def _build_fences(db: Database[Document], sweep: _Run, state: dict[str, Any]) -> dict[str, Any]:
+    """Sample the fences of every list the API pages through (avenue/paging.py), renewing the
+    lease after each. A list whose build fails keeps its previous fences: they are hints, so
+    the failure is logged and reported, and the lists stay correct."""
+    built: dict[str, Any] = {}
+    for listed in (PRODUCT_LIST, AUDIT_LIST, *LISTS):
+        started = time.perf_counter()
+        try:
+            built[listed.collection] = {**build_fences(db, listed),
+                                        "seconds": round(time.perf_counter() - started, 3)}
+        except PyMongoError as error:
+            log.warning("fences of %s not rebuilt (%s): its lists use the previous ones",
+                        listed.collection, error)
+            built[listed.collection] = {"error": str(error)[:200]}
+        sweep.checkpoint({**state, "fences": built})
+    return built
 
 
 def _finish(db: Database[Document], settings: Settings, sweep: _Run, state: dict[str, Any],
@@ -482,6 +502,7 @@ def _finish(db: Database[Document], settings: Settings, sweep: _Run, state: dict
                                        "missing_variants", "stored_images")},
         "legacy": {**state["legacy"], "path": settings.legacy_dir} if settings.legacy_dir else None,
         "reconciled": {"products": products, **buckets},
+        "fences": state.get("fences", {}),
     }
     saved = db[COLLECTION].update_one(
         {"_id": SWEEP_ID, "lease_owner": sweep.owner},

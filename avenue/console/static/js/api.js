@@ -106,6 +106,11 @@ export function formatBytes(bytes) {
   return unit === 0 ? `${value} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
 }
 
+// A list's total as people read it: "1,000+" when the API stopped counting (total_exact false).
+export function countOf(list) {
+  return list.total_exact === false ? `${list.total.toLocaleString('en')}+` : String(list.total);
+}
+
 export function formatDate(iso) {
   if (!iso) return '—';
   return new Date(iso).toLocaleString(undefined, {dateStyle: 'medium', timeStyle: 'short'});

@@ -2,7 +2,7 @@
 // progress, alt text, folder and tags, the focal point (click the picture, or type it),
 // replacing an image's file in place, where each image is used, and deletion that shows
 // the pages in the way before forcing it.
-import {ApiError, api, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
+import {ApiError, api, countOf, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -15,9 +15,10 @@ const dialog = document.getElementById('force-dialog');
 let query = '';
 let folder = '';
 let tag = '';
-let page = 1;
+let after = null;  // the next page's cursor (the API's `next`)
 let shown = 0;
 let total = 0;
+let totalExact = true;  // false: the API stopped counting at its limit ("1,000+")
 
 function describeFilter() {
   return [query && `matching “${query}”`, folder && `in ${folder}`, tag && `tagged “${tag}”`]
@@ -27,7 +28,7 @@ function describeFilter() {
 function describeCount() {
   const filter = describeFilter();
   listStatus.textContent = total
-    ? `${shown} of ${total} image(s)${filter ? ` ${filter}` : ''}.`
+    ? `${shown} of ${countOf({total, total_exact: totalExact})} image(s)${filter ? ` ${filter}` : ''}.`
     : (filter ? `No image ${filter}.` : 'The library is empty.');
 }
 
@@ -217,22 +218,24 @@ async function remove(media, item, status, usedIn) {
 
 async function load(reset) {
   if (reset) {
-    page = 1;
+    after = null;
     shown = 0;
     grid.replaceChildren();
   }
   listStatus.textContent = 'Loading…';
   try {
-    const filters = new URLSearchParams({page, per_page: 48});
+    const filters = new URLSearchParams({per_page: 48});
+    if (after) filters.set('after', after);
     if (query) filters.set('q', query);
     if (folder) filters.set('folder', folder);
     if (tag) filters.set('tag', tag);
     const answer = await api('GET', `/api/builder/media?${filters}`);
     grid.append(...answer.items.map(card));
     shown += answer.items.length;
-    page += 1;
+    after = answer.next;
     total = answer.total;
-    more.hidden = shown >= total;
+    totalExact = answer.total_exact !== false;
+    more.hidden = !answer.next;
     describeCount();
   } catch (error) {
     show(listStatus, error.message, 'error');

@@ -1,5 +1,5 @@
 // Products (admin): the list with search, and the form that creates one.
-import {ApiError, api, el, show} from './api.js';
+import {ApiError, api, countOf, el, show} from './api.js';
 
 const tbody = document.querySelector('#products-table tbody');
 const listStatus = document.getElementById('list-status');
@@ -9,7 +9,9 @@ const createForm = document.getElementById('create-form');
 const createStatus = document.getElementById('create-status');
 
 const loaded = [];
-let nextPage = 1;
+// The next page's cursor (the API's `next`): "Load more" reaches any depth, and products
+// added meanwhile never repeat or shift what is shown.
+let after = null;
 
 function row(product) {
   const link = el('a', {href: `/console/products/${encodeURIComponent(product.sku)}`}, product.sku);
@@ -28,11 +30,13 @@ function render(products, note) {
 
 async function loadMore() {
   try {
-    const page = await api('GET', `/api/shop/products?page=${nextPage}&per_page=50`);
+    const filters = new URLSearchParams({per_page: 50});
+    if (after) filters.set('after', after);
+    const page = await api('GET', `/api/shop/products?${filters}`);
     loaded.push(...page.items);
-    nextPage += 1;
-    more.hidden = loaded.length >= page.total;
-    render(loaded, `${loaded.length} of ${page.total} products shown.`);
+    after = page.next;
+    more.hidden = !page.next;
+    render(loaded, `${loaded.length} of ${countOf(page)} products shown.`);
   } catch (error) {
     show(listStatus, error.message, 'error');
   }

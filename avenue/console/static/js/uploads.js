@@ -1,5 +1,5 @@
 // Uploads (anyone logged in): their own files, public or private, a link to copy, delete.
-import {api, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
+import {api, countOf, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
 
 const list = document.getElementById('uploads');
 const listStatus = document.getElementById('list-status');
@@ -7,7 +7,7 @@ const more = document.getElementById('more');
 const form = document.getElementById('upload-form');
 const uploadList = document.getElementById('upload-list');
 
-let page = 1;
+let after = null;  // the next page's cursor (the API's `next`)
 let shown = 0;
 
 async function copy(text, status) {
@@ -51,17 +51,19 @@ function item(file) {
 
 async function load(reset) {
   if (reset) {
-    page = 1;
+    after = null;
     shown = 0;
     list.replaceChildren();
   }
   try {
-    const answer = await api('GET', `/api/uploads?page=${page}&per_page=48`);
+    const filters = new URLSearchParams({per_page: 48});
+    if (after) filters.set('after', after);
+    const answer = await api('GET', `/api/uploads?${filters}`);
     list.append(...answer.items.map(item));
     shown += answer.items.length;
-    page += 1;
-    more.hidden = shown >= answer.total;
-    listStatus.textContent = answer.total ? `${shown} of ${answer.total} upload(s).` : 'No uploads yet.';
+    after = answer.next;
+    more.hidden = !answer.next;
+    listStatus.textContent = answer.total ? `${shown} of ${countOf(answer)} upload(s).` : 'No uploads yet.';
   } catch (error) {
     show(listStatus, error.message, 'error');
   }
