@@ -8,10 +8,12 @@ False). Each case runs in a fresh process: the median time of 5 runs after a war
 process's peak RSS (``VmHWM``) above its RSS after the imports (the first upload) and above its
 RSS after that warm-up upload (later ones).
 
-    .venv/bin/python bench/pipeline.py          # prints two markdown tables
+    .venv/bin/python bench/pipeline.py          # prints three markdown tables
+    .venv/bin/python bench/pipeline.py --critical-path   # the third alone
 
 The second table is why Pillow still encodes the renditions: the same frames (libvips's
-gallery and og of the 12 MP photo) encoded at the same settings by each library's wheel.
+gallery and og of the 12 MP photo) encoded at the same settings by each library's wheel. The
+third is a 12 MP upload's critical path against the upload target's baseline, in one run.
 """
 
 from __future__ import annotations
@@ -111,6 +113,59 @@ def encoders() -> None:
                   f"{len(save()):,} / {len(vips_call()):,} |")
 
 
+def critical_path() -> None:
+    """Why the 12 MP upload target (≤ 0.50x bare Pillow draft + reducing_gap) is out of reach
+    on 2 cores while the WebP effort stays at method 4: the two steps nothing can run beside,
+    timed in the same run as the baseline. The decode (libjpeg, one thread) must finish before
+    any rendition starts, and the gallery's WebP encode (libwebp, one thread) is the longest
+    rendition; the upload waits for both in turn whatever the other core does."""
+    import io
+
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(BENCH))
+    from avenue.media import vips
+    from avenue.media.images import Limits, prepare
+    from avenue.media.variants import VARIANTS, _fit_size, render
+
+    from upload import time_pillow
+
+    data = (FIXTURES / "photo_12mp.jpg").read_bytes()
+    prepared = prepare(data, Limits())
+    base = prepared.pixels.image
+    gallery = vips.to_pillow(vips.resize(base, *_fit_size(base.width, base.height, *VARIANTS["gallery"][:2])))
+
+    def ms(fn) -> float:
+        fn()
+        times = []
+        for _ in range(7):
+            start = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - start) * 1000)
+        return statistics.median(times)
+
+    def webp(method: int) -> float:
+        def save() -> bytes:
+            out = io.BytesIO()
+            gallery.save(out, "WEBP", quality=82, method=method)
+            return out.getvalue()
+        return ms(save)
+
+    baseline = statistics.median(time_pillow(data, draft=True, repeat=7))
+    decode = ms(lambda: prepare(data, Limits()))
+    rows = [("bare Pillow draft + reducing_gap (the baseline)", baseline),
+            ("the target: 0.50x the baseline", baseline / 2),
+            ("decode + validate + resize to the rendition frame (`prepare`, libvips)", decode),
+            ("the gallery's WebP encode, method 4 (the longest rendition)", webp(4)),
+            ("all 8 renditions on two threads (`render`)", ms(lambda: render(prepared))),
+            ("what if: the gallery's WebP encode at method 2 (+11 % bytes)", webp(2))]
+    print("\n| a 12 MP upload's steps (median of 7) | ms | ÷ baseline |")
+    print("| --- | ---: | ---: |")
+    for label, value in rows:
+        print(f"| {label} | {value:.0f} | {value / baseline:.2f}x |")
+    serial = rows[2][1] + rows[3][1]
+    print(f"| decode, then the gallery's WebP: the serial part | {serial:.0f} | {serial / baseline:.2f}x |")
+
+
 def main() -> None:
     files = [FIXTURES / name for name in CASES]
     files += [p for p in (BENCH / "work" / "data" / name for name in BENCH_DATA) if p.exists()]
@@ -127,10 +182,13 @@ def main() -> None:
         print(f"| {path.name} | {p['ms']:.0f} | {v['ms']:.0f} | {v['ms'] / p['ms']:.2f}x | "
               f"{p['first_mb']:.1f} / {v['first_mb']:.1f} | {p['peak_mb']:.1f} / {v['peak_mb']:.1f} |")
     encoders()
+    critical_path()
 
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "--child":
         child(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:] == ["--critical-path"]:
+        critical_path()  # the third table alone
     else:
         main()
