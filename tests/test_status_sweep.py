@@ -420,3 +420,22 @@ def test_a_list_whose_fences_fail_to_build_keeps_the_old_ones_and_the_sweep_fini
     assert result["fences"]["uploads.files"]["items"] == 0  # the others were built
     assert db[paging.FENCES].find_one({"_id": "shop_products|sku"}) == before
     assert result["missing_files"]["count"] == 1  # and the sweep's own lists are whole
+
+
+def test_a_step_longer_than_the_lease_keeps_it(db, store_with_problems, monkeypatch):
+    """The buckets' recounts have no checkpoint inside (one server-side count each): the
+    heartbeat renews the lease meanwhile, so another worker cannot take the sweep over."""
+    settings = sweep.Settings(batch=10, lease_seconds=1.0, renew_seconds=0.02)
+    real = sweep._reconcile_buckets
+    taken_meanwhile = []
+
+    def slow(db):
+        time.sleep(1.6)  # longer than the lease
+        taken_meanwhile.append(sweep.take_lease(db, "another-worker", settings))
+        return real(db)
+
+    monkeypatch.setattr(sweep, "_reconcile_buckets", slow)
+    result = sweep.run(db, settings, owner="this-worker")
+    assert taken_meanwhile == [False]
+    assert result is not None and result["missing_files"]["count"] == 1
+    assert result["lease_renewals"] >= 3

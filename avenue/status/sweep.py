@@ -49,6 +49,7 @@ it. Its lists are as old as its ``generated_at`` says; the counts in the reports
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import logging
@@ -387,18 +388,58 @@ class _Run:
         self.db, self.owner, self.settings = db, owner, settings
         self.renewed = time.monotonic()
         self.renewals = 0
+        self.lost = False
+        self._writing = threading.Lock()  # the checkpoint and the heartbeat write one document
+        self._stopped = threading.Event()
 
     def checkpoint(self, state: dict[str, Any]) -> None:
         """Save where we are; renew the lease when due. LeaseLost if it is not ours any more."""
+        if self.lost:
+            raise LeaseLost(f"the sweep lease of {self.owner} was taken over")
         update: dict[str, Any] = {"run": state}
-        if time.monotonic() - self.renewed >= self.settings.renew_seconds:
-            update["lease_until"] = now() + dt.timedelta(seconds=self.settings.lease_seconds)
-            self.renewed = time.monotonic()
-            self.renewals += 1
-        saved = self.db[COLLECTION].update_one({"_id": SWEEP_ID, "lease_owner": self.owner}, {"$set": update})
+        with self._writing:
+            if time.monotonic() - self.renewed >= self.settings.renew_seconds:
+                update["lease_until"] = now() + dt.timedelta(seconds=self.settings.lease_seconds)
+                self.renewed = time.monotonic()
+                self.renewals += 1
+            saved = self.db[COLLECTION].update_one({"_id": SWEEP_ID, "lease_owner": self.owner},
+                                                   {"$set": update})
         if saved.matched_count != 1:
             raise LeaseLost(f"the sweep lease of {self.owner} was taken over")
         batch_done(state)
+
+    @contextlib.contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """Renew the lease from a thread while the sweep runs, so that the steps with no
+        checkpoint inside keep it however long they take: the buckets' server-side recounts
+        (most of the 166 s a sweep spent outside its batches at a million files on the
+        embedded database, bench/results/scale-2026-11-23.md, against a 60 s lease) and a
+        list's fences. Without it the lease could lapse there and another worker take the
+        sweep over, and at that size the workers could keep taking it from one another."""
+        thread = threading.Thread(target=self._beat, name="status-sweep-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            self._stopped.set()
+            thread.join(timeout=5)
+
+    def _beat(self) -> None:
+        interval = max(self.settings.renew_seconds, self.settings.lease_seconds / 4)
+        while not self._stopped.wait(interval):
+            try:
+                with self._writing:
+                    saved = self.db[COLLECTION].update_one(
+                        {"_id": SWEEP_ID, "lease_owner": self.owner},
+                        {"$set": {"lease_until": now() + dt.timedelta(seconds=self.settings.lease_seconds)}})
+                    self.renewed = time.monotonic()
+            except PyMongoError as error:
+                log.warning("status sweep lease not renewed (%s): tried again in %.0f s", error, interval)
+                continue
+            if saved.matched_count != 1:
+                self.lost = True  # the next checkpoint stops the sweep
+                return
+            self.renewals += 1
 
 
 def batch_done(state: dict[str, Any]) -> None:
@@ -418,7 +459,8 @@ def run(db: Database[Document], settings: Settings, *, owner: str | None = None)
         return None
     sweep = _Run(db, owner, settings)
     try:
-        return _sweep(db, settings, sweep)
+        with sweep.heartbeat():
+            return _sweep(db, settings, sweep)
     except LeaseLost:
         log.warning("status sweep stopped: another worker took its lease over")
         return None
