@@ -54,6 +54,8 @@ COUNT_LIMIT = 1_000
 # A fence every 256 items: a window holds ~256 items when the fences are fresh, ~40 ms on
 # the embedded database (0.13-0.17 ms an item, bench/results/scale-2026-11-23.md).
 FENCE_EVERY = 256
+# An $in of at most this many values is walked as one query per value (see _branches).
+MAX_BRANCHES = 4
 # At most this many windows are joined into one query while a filter matches few items, so
 # one query never spans more than ~4,096 items of the list however the filter falls.
 MAX_JOINED = 16
@@ -265,10 +267,51 @@ class _Windows:
 
 def _windowable(query: dict[str, Any]) -> bool:
     """Whether windows keep ``query`` on its index everywhere: equalities only, so a window
-    is the index's equality prefix plus a range on the sort key. (SecantusDB plans an ``$in``
-    or ``$all`` followed by a range as a collection scan: such a list, the library's root
-    folder or several tags, is asked for in one query, as before the fences.)"""
+    is the index's equality prefix plus a range on the sort key."""
     return all(not key.startswith("$") and not isinstance(value, dict) for key, value in query.items())
+
+
+def _branches(query: dict[str, Any], sort: SortSpec) -> list[dict[str, Any]] | None:
+    """``query`` as equality-only queries whose union it is, or None when it has another shape.
+
+    SecantusDB plans an ``$in`` followed by a range as a collection scan, so one ``$in`` of
+    up to :data:`MAX_BRANCHES` plain values (the library's root folder: ``/`` or none) becomes
+    one query per value, each walked in windows and merged in list order. Other operators
+    (``$all`` of several tags or words) are asked for in one query, as before the fences."""
+    if _windowable(query):
+        return [query]
+    operators = [key for key, value in query.items() if isinstance(value, dict)]
+    if len(operators) != 1 or len({direction for _, direction in sort}) != 1:
+        return None
+    field = operators[0]
+    values = query[field].get("$in") if set(query[field]) == {"$in"} else None
+    rest = {key: value for key, value in query.items() if key != field}
+    if (not isinstance(values, list) or not 1 <= len(values) <= MAX_BRANCHES or not _windowable(rest)
+            or any(isinstance(value, dict | list) for value in values)):
+        return None
+    return [{**rest, field: value} for value in dict.fromkeys(values)]
+
+
+def _gather(collection: Collection[Any], queries: list[dict[str, Any]], sort: SortSpec, start: Any,
+            wanted: int, fence_values: list[Any], index: str | None,
+            projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """:func:`_walk` over the union of ``queries``: each walked alone, merged in list order."""
+    if len(queries) == 1:
+        return _walk(collection, queries[0], sort, start, wanted, fence_values, index, projection)
+    return _merged([_walk(collection, query, sort, start, wanted, fence_values, index, projection)
+                    for query in queries], sort)[:wanted]
+
+
+def _merged(parts: list[list[dict[str, Any]]], sort: SortSpec) -> list[dict[str, Any]]:
+    """The documents of ``parts`` (each in ``sort`` order, one direction), once each, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    found: dict[Any, dict[str, Any]] = {}
+    for part in parts:
+        for doc in part:
+            found.setdefault(doc["_id"], doc)
+    return sorted(found.values(), key=lambda doc: tuple(_comparable(_value(doc, f)) for f, _ in sort),
+                  reverse=sort[0][1] < 0)
 
 
 def _next_joined(joined: int, wanted: int, got: int) -> int:
@@ -318,14 +361,14 @@ def _count(collection: Collection[Any], query: dict[str, Any], sort: SortSpec,
     return counted
 
 
-def _numbered_page(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, window: Window,
+def _numbered_page(collection: Collection[Any], queries: list[dict[str, Any]], sort: SortSpec, window: Window,
                    fence_values: list[Any], index: str | None) -> tuple[list[dict[str, Any]], bool]:
     """Page ``window.page`` (> 1) and whether more follow. The items before it only count:
     their sort keys are walked (no document comes over the wire), then the page's own
     documents are read by ``_id``; an item deleted between the two reads is left out."""
     offset = (window.page - 1) * window.per_page
-    keys = _walk(collection, query, sort, None, offset + window.per_page + 1, fence_values, index,
-                 projection={name: 1 for name, _ in sort})[offset:]
+    keys = _gather(collection, queries, sort, None, offset + window.per_page + 1, fence_values, index,
+                   projection={name: 1 for name, _ in sort})[offset:]
     ids = [key["_id"] for key in keys[: window.per_page]]
     found = {doc["_id"]: doc for doc in collection.find({"_id": {"$in": ids}})} if ids else {}
     return [found[i] for i in ids if i in found], len(keys) > window.per_page
@@ -342,9 +385,11 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
     the matches are counted up to ``COUNT_LIMIT``.
     """
     field = sort[0][0]
-    fence_values = fences(collection, field) if _windowable(query) else []
+    branches = _branches(query, sort)
+    fence_values = fences(collection, field) if branches is not None else []
+    queries = branches if branches is not None and fence_values else [query]
     if window.after is None and window.page > 1:
-        docs, more = _numbered_page(collection, query, sort, window, fence_values, index)
+        docs, more = _numbered_page(collection, queries, sort, window, fence_values, index)
     else:
         found: list[dict[str, Any]] = []
         start = None
@@ -353,16 +398,17 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
             start = values[0]
             for branch in ties:  # the same leading value, later by the tie-break: one index bound
                 if len(found) <= window.per_page:
-                    found += collection.find(_and(query, branch)).sort(list(sort)).limit(
-                        window.per_page + 1 - len(found))
+                    wanted = window.per_page + 1 - len(found)
+                    found += _merged([list(collection.find(_and(each, branch)).sort(list(sort)).limit(wanted))
+                                      for each in queries], sort)[:wanted]
         if len(found) <= window.per_page:
-            found += _walk(collection, query, sort, start, window.per_page + 1 - len(found),
-                           fence_values, index)
+            found += _gather(collection, queries, sort, start, window.per_page + 1 - len(found),
+                             fence_values, index)
         docs, more = found[: window.per_page], len(found) > window.per_page
     if total is not None:
         exact = True
     else:
-        total = _count(collection, query, sort, fence_values, index)
+        total = sum(_count(collection, each, sort, fence_values, index) for each in queries)
         exact = total <= COUNT_LIMIT
         total = min(total, COUNT_LIMIT)
     cursor = encode_cursor([_value(docs[-1], field) for field, _ in sort]) if more and docs else None

@@ -342,10 +342,15 @@ def measure_http(args, db, database, folder: Path, seeded: dict, rows: list, not
              f"/api/builder/media?per_page=20&after={newest_cursor(BUILDER_BUCKET, {}, builder_n // 2)}",
              editor),
             (f"builder media, ?page={deepest}", f"/api/builder/media?per_page=20&page={deepest}", editor),
-            ("builder media ?folder=summer, page 1", "/api/builder/media?per_page=20&folder=summer", editor),
-            ("builder media ?tag=t7, page 1", "/api/builder/media?per_page=20&tag=t7", editor),
-            ("builder media ?q=s123 (a filename word), page 1", "/api/builder/media?per_page=20&q=s123",
+            ("builder media ?folder=/summer, page 1", "/api/builder/media?per_page=20&folder=/summer",
              editor),
+            ("builder media ?folder=/ (the root: '/' or no folder), page 1",
+             "/api/builder/media?per_page=20&folder=/", editor),
+            ("builder media ?tag=t7, page 1", "/api/builder/media?per_page=20&tag=t7", editor),
+            ("builder media ?q=s127 (a filename word of a few), page 1",
+             "/api/builder/media?per_page=20&q=s127", editor),
+            ("builder media ?q=seed (a filename word of all), page 1",
+             "/api/builder/media?per_page=20&q=seed", editor),
             ("builder folders (counted per folder)", "/api/builder/folders", editor),
         ]
         notes.append(f"list sizes: {n:,} products, {uploads_n:,} uploads, {builder_n:,} builder media "

@@ -271,3 +271,26 @@ def test_numbered_pages_reach_the_first_thousand_items(client):
     assert client.get("/api/shop/products", query_string={"page": 11, "per_page": 100}).status_code == 200
     refused = client.get("/api/shop/products", query_string={"page": 12, "per_page": 100})
     assert refused.status_code == 400 and refused.get_json()["error"]["max_offset"] == 1_000
+
+
+def test_an_in_of_a_few_values_is_walked_per_value_in_windows_and_merged(db):
+    """The library's root folder is ``/`` or none: ``$in`` before a range is a scan on the
+    embedded database, so each value is walked in its own windows and the pages merged."""
+    expected = seed_entries(db, 90)
+    for n, entry_id in enumerate(reversed(expected)):
+        folder = ["/", None, "/shop"][n % 3]
+        db.entries.update_one({"_id": entry_id}, {"$set": {"folder": folder}} if folder
+                              else {"$unset": {"folder": ""}})
+    build(db, every=5)
+    root = {"folder": {"$in": ["/", None]}}
+    wanted = [i for i in expected if db.entries.find_one(i).get("folder") in ("/", None)]
+    seen, spy = walk_recorded(db, root, per_page=7)
+    assert seen == wanted
+    assert spy.filters and all("$in" not in str(f) for f in spy.filters)
+    assert max(db.entries.count_documents(f) for f in spy.filters) <= 5 * paging.MAX_JOINED
+    numbered = fetch(db.entries, root, NEWEST, Window(page=3, per_page=7))
+    assert [doc["_id"] for doc in numbered.docs] == wanted[14:21]
+    assert (numbered.total, numbered.total_exact) == (60, True)
+    # Several values of an array field match one document once.
+    db.entries.update_many({}, {"$set": {"tags": ["a", "b"]}})
+    assert walk_recorded(db, {"tags": {"$in": ["a", "b"]}}, per_page=9)[0] == expected
