@@ -13,7 +13,7 @@ with ``_id`` as the tie-break):
 
 **Fences.** mongod stops an index walk after ``per_page + 1`` entries; the embedded database
 (SecantusDB) reads every entry inside a query's bounds before it sorts and limits, so an
-open-ended range (``sku > x``, ``uploadDate < d``) cost ~0.15 ms per entry to the end of the
+open-ended range (``sku > x``, ``uploadDate < d``) cost 0.12-0.3 ms per entry to the end of the
 list: seconds at a million files. So a page is asked for in *windows*: bounded ranges on the
 leading sort key between fences, values sampled every :data:`FENCE_EVERY` items of the whole
 list by :func:`build_fences` (the status sweep rebuilds them, ``list_fences``), joined while
@@ -34,7 +34,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +51,8 @@ MAX_PER_PAGE = 100
 # deep (GitHub's search API stops at the same 1,000). ``after`` reaches any depth.
 MAX_OFFSET = 1_000
 COUNT_LIMIT = 1_000
-# A fence every 256 items: a window holds ~256 items when the fences are fresh, ~40 ms on
-# the embedded database (0.13-0.17 ms an item, bench/results/scale-2026-11-23.md).
+# A fence every 256 items: a window holds ~256 items when the fences are fresh, 30-75 ms on
+# the embedded database (0.12-0.3 ms an item, bench/results/scale-2026-11-23.md).
 FENCE_EVERY = 256
 # An $in of at most this many values is walked as one query per value (see _branches).
 MAX_BRANCHES = 4
@@ -210,9 +210,7 @@ def fences(collection: Collection[Any], field: str) -> list[Any]:
         return cached[1]
     doc = collection.database[FENCES].find_one({"_id": key[2]}, {"keys": 1}) or {}
     keys = doc.get("keys")
-    values = sorted((_comparable(v) for v in keys), key=_sort_key) if isinstance(keys, list) else []
-    if len({_sort_key(v)[0] for v in values}) > 1:
-        values = []  # a range compares within one type only (dates, or strings): not fences
+    values = _of_one_type(keys) if isinstance(keys, list) else []
     with _cache_lock:
         _cache[key] = (moment + FENCES_TTL_SECONDS, values)
     return values
@@ -225,6 +223,13 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (1, value) if isinstance(value, str) else (2, str(value))
 
 
+def _of_one_type(values: list[Any]) -> list[Any]:
+    """``values`` ascending, or none of them when they mix types: a range compares within one
+    type only (dates, or strings), so mixed values cannot bound windows."""
+    ordered = sorted((_comparable(value) for value in values), key=_sort_key)
+    return ordered if len({_sort_key(value)[0] for value in ordered}) <= 1 else []
+
+
 class _Windows:
     """The bounded ranges on the leading sort key, in list order, from ``start`` (exclusive;
     None: the list's first item) to the list's end: between consecutive fences, the first
@@ -232,7 +237,7 @@ class _Windows:
     ``start`` exactly once."""
 
     def __init__(self, field: str, direction: int, fence_values: list[Any], start: Any) -> None:
-        self.field, self.direction, self.start = field, direction, start
+        self.field, self.direction = field, direction
         if start is not None:
             low = _comparable(start)
             kept = [v for v in fence_values if _sort_key(v)[0] == _sort_key(low)[0]
@@ -321,44 +326,58 @@ def _next_joined(joined: int, wanted: int, got: int) -> int:
     return max(1, min(MAX_JOINED, math.ceil(joined * wanted / got * 1.25)))
 
 
+def _probes(query: dict[str, Any], sort: SortSpec, start: Any, fence_values: list[Any], wanted: int
+            ) -> Generator[dict[str, Any], int, None]:
+    """The filters of a window-by-window walk of ``query`` after ``start``: send how many items
+    are still wanted after each, and the next joins as many windows as the density seen asks."""
+    field, direction = sort[0]
+    windows = _Windows(field, direction, fence_values, start)
+    joined = 1
+    while windows:
+        partial = windows.position == 0 and start is not None
+        left = yield _and(query, windows.take(joined))
+        if left <= 0:
+            return
+        if not partial:  # the window the start falls in holds only part of a window: no density
+            joined = _next_joined(joined, left, wanted - left)
+        wanted = left
+
+
 def _walk(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, start: Any,
           wanted: int, fence_values: list[Any], index: str | None,
           projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Up to ``wanted`` documents of ``query`` after ``start`` on the leading sort key, in
     ``sort`` order, asked for window by window."""
-    field, direction = sort[0]
-    windows = _Windows(field, direction, fence_values, start)
-    order = list(sort)
     docs: list[dict[str, Any]] = []
-    joined = 1
-    while windows and len(docs) < wanted:
-        partial = windows.position == 0 and start is not None
-        branch = windows.take(joined)
-        filter_ = _and(query, branch) if branch else query
-        found = collection.find(filter_, projection).sort(order).limit(wanted - len(docs))
-        got = list(found.hint(index) if index and not filter_ else found)
-        docs += got
-        if not partial:  # the window the start falls in holds only part of what a window holds
-            joined = _next_joined(joined, wanted - len(docs), len(got))
+    probes = _probes(query, sort, start, fence_values, wanted)
+    filter_ = next(probes, None)
+    while filter_ is not None:
+        found = collection.find(filter_, projection).sort(list(sort)).limit(wanted - len(docs))
+        docs += found.hint(index) if index and not filter_ else found
+        filter_ = _send(probes, wanted - len(docs))
     return docs
 
 
 def _count(collection: Collection[Any], query: dict[str, Any], sort: SortSpec,
            fence_values: list[Any], index: str | None) -> int:
     """How many documents match ``query``, counted window by window up to ``COUNT_LIMIT + 1``."""
-    field, direction = sort[0]
-    windows = _Windows(field, direction, fence_values, None)
-    counted, joined = 0, 1
-    while windows and counted <= COUNT_LIMIT:
-        branch = windows.take(joined)
-        filter_ = _and(query, branch) if branch else query
+    counted = 0
+    probes = _probes(query, sort, None, fence_values, COUNT_LIMIT + 1)
+    filter_ = next(probes, None)
+    while filter_ is not None:
         options: dict[str, Any] = {"limit": COUNT_LIMIT + 1 - counted}
         if index and not filter_:
             options["hint"] = index
-        found = collection.count_documents(filter_, **options)
-        counted += found
-        joined = _next_joined(joined, COUNT_LIMIT + 1 - counted, found)
+        counted += collection.count_documents(filter_, **options)
+        filter_ = _send(probes, COUNT_LIMIT + 1 - counted)
     return counted
+
+
+def _send(probes: Generator[dict[str, Any], int, None], wanted: int) -> dict[str, Any] | None:
+    try:
+        return probes.send(wanted)
+    except StopIteration:
+        return None
 
 
 def _numbered_page(collection: Collection[Any], queries: list[dict[str, Any]], sort: SortSpec, window: Window,
@@ -452,14 +471,12 @@ def build_fences(db: Database[Any], listed: Listed, every: int = FENCE_EVERY) ->
     def read() -> Iterator[dict[str, Any]]:
         while windows:
             branch = windows.take(MAX_JOINED)
-            filter_ = _and(listed.query, branch) if branch else listed.query
-            found = collection.find(filter_, {field: 1, "_id": 1}).sort(order).batch_size(1000)
+            found = collection.find(_and(listed.query, branch), {field: 1, "_id": 1}).sort(order)
+            found = found.batch_size(1000)
             yield from (found.hint(listed.index) if not branch else found)
 
-    values, count = _sampled(read(), field, every)
-    values.sort(key=lambda v: _sort_key(_comparable(v)))
-    if len({_sort_key(_comparable(v))[0] for v in values}) > 1:
-        values = []  # the field holds more than one type: no range walks them all in order
+    sampled, count = _sampled(read(), field, every)
+    values = _of_one_type(sampled)
     doc_id = fence_id(collection, field)
     db[FENCES].replace_one({"_id": doc_id}, {"_id": doc_id, "keys": values, "every": every,
                                              "items": count, "built_at": now()}, upsert=True)
