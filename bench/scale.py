@@ -270,11 +270,10 @@ def measure_http(args, db, database, folder: Path, seeded: dict, rows: list, not
         env_app = {"AVENUE_STATUS_WARM_UP": "0", "AVENUE_EMBEDDED_DATA_PATH": str(folder / "db")}
         # The lists' fences, as the status sweep's last step builds them (avenue/paging.py),
         # before the server starts: each list is then asked for in windows.
-        from avenue.db import AUDIT_LIST, PRODUCT_LIST
-        from avenue.media import LISTS
         from avenue.paging import build_fences
+        from avenue.status.sweep import FENCED
 
-        for listed in (PRODUCT_LIST, AUDIT_LIST, *LISTS):
+        for listed in FENCED:
             started = time.perf_counter()
             built = build_fences(db, listed)
             rows.append((f"fences of {listed.collection} built (the sweep's last step)",

@@ -23,8 +23,7 @@ import pytest
 from pymongo import monitoring
 
 from avenue import paging
-from avenue.db import AUDIT_LIST, PRODUCT_LIST
-from avenue.media import LISTS
+from avenue.status.sweep import FENCED
 from tests.helpers import image_bytes, listening, make_app
 
 QUERY_COMMANDS = {"find", "count", "aggregate", "findAndModify", "update", "delete", "distinct"}
@@ -200,7 +199,7 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
             # builds every FENCE_EVERY items): each page is then asked for in windows.
             recorder.active = False
             with app.app_context():
-                for listed in (PRODUCT_LIST, AUDIT_LIST, *LISTS):
+                for listed in FENCED:
                     paging.build_fences(get_mongo().db, listed, every=1)
             paging.forget_fences()
             recorder.active = True

@@ -29,11 +29,11 @@ Write order and leases (one sweep at a time over every worker and machine):
 
 - A sweep runs only under the lease in the sweep document (``lease_owner``/``lease_until``),
   taken by a conditional update that matches only a free or lapsed lease.
+- A heartbeat thread renews the lease every ``renew_seconds`` while the sweep runs.
 - After every batch the checkpoint (phase, last position, sums and lists so far) is
-  written with a filter on our own ``lease_owner``, and the lease is renewed in the same write
-  once ``renew_seconds`` have passed. If that write matches nothing, another worker took the
-  lease over (ours lapsed): this sweep stops at once without writing anything else, and the
-  other one continues from the last checkpoint.
+  written with a filter on our own ``lease_owner``. If that write matches nothing, another
+  worker took the lease over (ours lapsed): this sweep stops at once without writing anything
+  else, and the other one continues from the last checkpoint.
 - A sweep that dies (process killed, database error) leaves its checkpoint; the next sweep,
   here or anywhere, resumes from it once the lease lapses. A sweep that fails with an error
   gives its lease back at once.
@@ -91,6 +91,8 @@ LIST_LIMIT = 100  # entries per list; counts are always complete
 IN_BATCH = 50  # ids per $in lookup (measured on SecantusDB: 1,000 ids cost 4 s in one $in, 0.4 s in 50s)
 ID_INDEX = [("_id", 1)]
 PHASES = ("products", "files", "legacy")
+# The lists the API pages through, whose fences the sweep's last step builds (avenue/paging.py).
+FENCED = (PRODUCT_LIST, AUDIT_LIST, *LISTS)
 _threads: list[threading.Thread] = []  # sweeps started in the background here (tests join them)
 
 
@@ -382,40 +384,33 @@ def _release(db: Database[Document], owner: str) -> None:
 
 
 class _Run:
-    """One sweep holding the lease: checkpoints, renewals."""
+    """One sweep holding the lease: checkpoints, and the heartbeat that renews the lease."""
 
     def __init__(self, db: Database[Document], owner: str, settings: Settings) -> None:
         self.db, self.owner, self.settings = db, owner, settings
-        self.renewed = time.monotonic()
         self.renewals = 0
-        self.lost = False
         self._writing = threading.Lock()  # the checkpoint and the heartbeat write one document
         self._stopped = threading.Event()
 
     def checkpoint(self, state: dict[str, Any]) -> None:
-        """Save where we are; renew the lease when due. LeaseLost if it is not ours any more."""
-        if self.lost:
-            raise LeaseLost(f"the sweep lease of {self.owner} was taken over")
-        update: dict[str, Any] = {"run": state}
+        """Save where we are. LeaseLost if the lease is not ours any more."""
         with self._writing:
-            if time.monotonic() - self.renewed >= self.settings.renew_seconds:
-                update["lease_until"] = now() + dt.timedelta(seconds=self.settings.lease_seconds)
-                self.renewed = time.monotonic()
-                self.renewals += 1
             saved = self.db[COLLECTION].update_one({"_id": SWEEP_ID, "lease_owner": self.owner},
-                                                   {"$set": update})
+                                                   {"$set": {"run": state}})
         if saved.matched_count != 1:
             raise LeaseLost(f"the sweep lease of {self.owner} was taken over")
         batch_done(state)
 
     @contextlib.contextmanager
     def heartbeat(self) -> Iterator[None]:
-        """Renew the lease from a thread while the sweep runs, so that the steps with no
-        checkpoint inside keep it however long they take: the buckets' server-side recounts
-        (most of the 166 s a sweep spent outside its batches at a million files on the
-        embedded database, bench/results/scale-2026-11-23.md, against a 60 s lease) and a
-        list's fences. Without it the lease could lapse there and another worker take the
-        sweep over, and at that size the workers could keep taking it from one another."""
+        """Renew the lease from a thread every ``renew_seconds`` (or a quarter of the lease, if
+        that is longer) while the sweep runs, whatever it is doing: the steps with no checkpoint inside keep
+        it however long they take, the buckets' server-side recounts (most of the 166 s a sweep
+        spent outside its batches at a million files on the embedded database,
+        bench/results/scale-2026-11-23.md, against a 60 s lease) and a list's fences. Renewed
+        only at checkpoints, the lease could lapse there and another worker take the sweep
+        over, and at that size the workers could keep taking it from one another. A lease
+        found taken over stops the heartbeat; the next checkpoint stops the sweep."""
         thread = threading.Thread(target=self._beat, name="status-sweep-lease", daemon=True)
         thread.start()
         try:
@@ -432,12 +427,10 @@ class _Run:
                     saved = self.db[COLLECTION].update_one(
                         {"_id": SWEEP_ID, "lease_owner": self.owner},
                         {"$set": {"lease_until": now() + dt.timedelta(seconds=self.settings.lease_seconds)}})
-                    self.renewed = time.monotonic()
             except PyMongoError as error:
                 log.warning("status sweep lease not renewed (%s): tried again in %.0f s", error, interval)
                 continue
             if saved.matched_count != 1:
-                self.lost = True  # the next checkpoint stops the sweep
                 return
             self.renewals += 1
 
@@ -516,7 +509,7 @@ def _build_fences(db: Database[Document], sweep: _Run, state: dict[str, Any]) ->
     lease after each. A list whose build fails keeps its previous fences: they are hints, so
     the failure is logged and reported, and the lists stay correct."""
     built: dict[str, Any] = {}
-    for listed in (PRODUCT_LIST, AUDIT_LIST, *LISTS):
+    for listed in FENCED:
         started = time.perf_counter()
         try:
             built[listed.collection] = {**build_fences(db, listed),
