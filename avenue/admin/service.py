@@ -40,13 +40,11 @@ def audit_filter(db: Database, user: str | None = None, action: str | None = Non
     return query
 
 
-ENTRY_ORDER = AUDIT_LIST.sort
-
-
 def list_entries(db: Database, window: Window, *, user: str | None = None,
                  action: str | None = None) -> tuple[list[dict], Page]:
     """One page of matching entries, newest first (each filter has an index ending in the order)."""
-    page = fetch(db.audit_logs, audit_filter(db, user, action), ENTRY_ORDER, window, index=AUDIT_LIST.index)
+    page = fetch(db.audit_logs, audit_filter(db, user, action), AUDIT_LIST.sort, window,
+                 index=AUDIT_LIST.index)
     return [public_entry(doc) for doc in page.docs], page
 
 

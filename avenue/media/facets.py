@@ -110,8 +110,7 @@ def moved(db: Database[Document], bucket: str, before: dict[str, Any], after: di
 def counts(db: Database[Document], bucket: str, kind: str, limit: int = 1000) -> list[tuple[str, int]]:
     """(value, images) for every folder or tag of the bucket in use, in order, at most ``limit``.
     A store from before the facets existed has none yet: counted once, on the server, first."""
-    if db[FACETS].find_one({"_id": _key(bucket, "", VERSION_ID)}, {"_id": 1}) is None:
-        recount(db, bucket)
+    _counted(db, bucket)
     found = db[FACETS].find({"bucket": bucket, "kind": kind}, {"value": 1, "count": 1}).sort(
         [("bucket", ASCENDING), ("kind", ASCENDING), ("value", ASCENDING)])
     rows = []
@@ -129,12 +128,15 @@ def count(db: Database[Document], bucket: str, kind: str, value: str) -> int | N
     bucket without folders and tags."""
     if bucket not in FACETED:
         return None
-    found = {doc["_id"]: doc for doc in db[FACETS].find(
-        {"_id": {"$in": [_key(bucket, kind, value), _key(bucket, "", VERSION_ID)]}}, {"count": 1})}
-    if _key(bucket, "", VERSION_ID) not in found:
+    _counted(db, bucket)
+    doc = db[FACETS].find_one({"_id": _key(bucket, kind, value)}, {"count": 1}) or {}
+    return max(0, int(doc.get("count") or 0))
+
+
+def _counted(db: Database[Document], bucket: str) -> None:
+    """Count a store from before the facets once, on the server, before they are read."""
+    if db[FACETS].find_one({"_id": _key(bucket, "", VERSION_ID)}, {"_id": 1}) is None:
         recount(db, bucket)
-        found = {doc["_id"]: doc for doc in db[FACETS].find({"_id": _key(bucket, kind, value)}, {"count": 1})}
-    return max(0, int((found.get(_key(bucket, kind, value)) or {}).get("count") or 0))
 
 
 def count_on_server(db: Database[Document], bucket: str) -> Counter[tuple[str, str]]:

@@ -140,7 +140,8 @@ class Library:
         if tags:
             query["metadata.tags"] = tags[0] if len(tags) == 1 else {"$all": list(tags)}
         total = self._known_total(owner=owner, words=bool(words), folder=folder, tags=tags)
-        page = fetch(self._files, query, NEWEST_FIRST, window, index="role_newest", total=total)
+        spec = listed(self.bucket)
+        page = fetch(self._files, query, spec.sort, window, index=spec.index, total=total)
         return [self._image(doc) for doc in page.docs], page
 
     def _known_total(self, *, owner: str | None, words: bool, folder: str | None,

@@ -176,16 +176,13 @@ def get_product(db: Database, sku: str) -> dict:
     return doc
 
 
-PRODUCT_ORDER = PRODUCT_LIST.sort  # the unique sku index serves it
-
-
 def list_products(db: Database, window: Window) -> Page:
     """One page of products by sku (avenue/paging.py: by cursor or bounded offset)."""
     # The product counters once a reconciliation has counted them (a shop's products from
     # before the counters, or loaded behind the app's back, are only in them from then on).
     counters = product_counters(db)
     total = counters["products"] if counters["reconciled_at"] is not None else None
-    return fetch(products(db), PRODUCT_LIST.query, PRODUCT_ORDER, window, index=PRODUCT_LIST.index,
+    return fetch(products(db), PRODUCT_LIST.query, PRODUCT_LIST.sort, window, index=PRODUCT_LIST.index,
                  total=total)
 
 
