@@ -73,6 +73,17 @@ def child(path: str, pipeline: str) -> None:
                       "bytes": sum(len(r.data) for r in out)}))
 
 
+def median_ms(fn, runs: int) -> float:
+    """The median milliseconds of ``runs`` calls of ``fn``, after one call to warm it."""
+    fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 def encoders() -> None:
     """Median ms of encoding the 12 MP photo's gallery and og frames with each library."""
     import io
@@ -87,13 +98,7 @@ def encoders() -> None:
               "og 1200x630": vips.resize(base, 1200, 630, box=_cover_box(1600, 1200, 1200, 630))}
 
     def ms(fn) -> float:
-        fn()
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1000)
-        return statistics.median(times)
+        return median_ms(fn, 5)
 
     print("\n| frame, format | Pillow ms | libvips ms | bytes (Pillow / libvips) |")
     print("| --- | ---: | ---: | --- |")
@@ -135,13 +140,7 @@ def critical_path() -> None:
     gallery = vips.to_pillow(vips.resize(base, *_fit_size(base.width, base.height, *VARIANTS["gallery"][:2])))
 
     def ms(fn) -> float:
-        fn()
-        times = []
-        for _ in range(7):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1000)
-        return statistics.median(times)
+        return median_ms(fn, 7)
 
     def webp(method: int) -> float:
         def save() -> bytes:
