@@ -410,6 +410,8 @@ def test_show_more_follows_the_cursor_past_the_first_page(live, open_as):
             page.locator("#more").click()
             rows.nth(shown).wait_for()  # the next page's first row
         assert rows.all_inner_texts() == expected
+        assert page.locator("#more").is_hidden()
+        shot(page, "products-all-shown")
     finally:
         db.shop_products.delete_many({"sku": {"$regex": f"^{prefix}-"}})
 

@@ -294,3 +294,21 @@ def test_an_in_of_a_few_values_is_walked_per_value_in_windows_and_merged(db):
     # Several values of an array field match one document once.
     db.entries.update_many({}, {"$set": {"tags": ["a", "b"]}})
     assert walk_recorded(db, {"tags": {"$in": ["a", "b"]}}, per_page=9)[0] == expected
+
+
+def test_a_numbered_page_leaves_out_an_item_deleted_between_its_two_reads(db):
+    """A numbered page walks the sort keys, then reads its own documents by _id: an item
+    deleted in between is left out, and the page still says that more follow."""
+    expected = seed_entries(db, 30)
+    build(db, every=4)
+
+    class DeletingFirst(Recording):
+        def find(self, filter_, *args, **kwargs):
+            ids = (filter_.get("_id") or {}).get("$in") if isinstance(filter_.get("_id"), dict) else None
+            if ids:
+                self._collection.delete_one({"_id": ids[0]})
+            return super().find(filter_, *args, **kwargs)
+
+    page = fetch(DeletingFirst(db.entries), {}, NEWEST, Window(page=2, per_page=5), total=30)
+    assert [doc["_id"] for doc in page.docs] == expected[6:10]
+    assert page.next is not None
