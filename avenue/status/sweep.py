@@ -505,9 +505,10 @@ def _sweep(db: Database[Document], settings: Settings, sweep: _Run) -> dict[str,
 
 
 def _build_fences(db: Database[Document], sweep: _Run, state: dict[str, Any]) -> dict[str, Any]:
-    """Sample the fences of every list the API pages through (avenue/paging.py), renewing the
-    lease after each. A list whose build fails keeps its previous fences: they are hints, so
-    the failure is logged and reported, and the lists stay correct."""
+    """Sample the fences of every list the API pages through (avenue/paging.py), with a
+    checkpoint after each (the heartbeat keeps the lease meanwhile). A list whose build fails
+    keeps its previous fences: they are hints, so the failure is logged and reported, and the
+    lists stay correct."""
     built: dict[str, Any] = {}
     for listed in FENCED:
         started = time.perf_counter()
