@@ -90,7 +90,8 @@ def register_middleware(app: Flask) -> None:
     # Cached public media and exact-ETag 304s answered before Flask (avenue/media/frontdoor.py),
     # counted for /metrics; logged only with AVENUE_ACCESS_LOG=all (avenue/requestlog.py).
     on_answer = requestlog.log_front_door_answer if app.config.get("AVENUE_ACCESS_LOG") == "all" else None
-    app.wsgi_app = media.FrontDoor(app, app.wsgi_app, on_answer=on_answer)
+    # Also answered by gunicorn's event loop, without a thread, when plain (avenue/server.py).
+    media.install_front_door(app, on_answer)
     if app.config.get("AVENUE_PROXY_COUNT"):
         # Outermost: everything inside sees the client address the trusted proxies report.
         count = int(app.config["AVENUE_PROXY_COUNT"])

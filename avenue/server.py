@@ -6,7 +6,7 @@ client that sends a header line every few seconds (slowloris), or a body a byte 
 holds that thread for as long as it likes: ten of them starved a worker of 4 threads, and
 ``/healthz`` stopped answering.
 
-:class:`GuardedThreadWorker` keeps gthread and changes five things:
+:class:`GuardedThreadWorker` keeps gthread and changes six things:
 
 - **The event loop reads the request head, and a small body,** not a thread: it collects the
   head, and a body of at most :data:`BUFFERED_BODY_BYTES` announced by Content-Length,
@@ -30,6 +30,13 @@ holds that thread for as long as it likes: ten of them starved a worker of 4 thr
 - **A worker whose threads are all busy stops accepting**, so a new connection goes to a
   worker with a free thread (or waits in the kernel's backlog) instead of queueing here; one
   out of file descriptors pauses accepting for a moment instead of dying.
+- **Cached public media is answered by the event loop itself**: a plain GET or HEAD of an
+  image the worker's media cache holds (or its exact-ETag 304) is answered right where its
+  head was read, with the front door's own answer (avenue/media/frontdoor.py), and written
+  without blocking; no thread, no gunicorn parsing. Anything else, or any doubt, goes to a
+  thread exactly as before (:func:`loop_environ`). ``GUNICORN_LOOP_MEDIA=0`` turns it off;
+  gunicorn's access log (``GUNICORN_ACCESS_LOG``) and ``AVENUE_ACCESS_LOG=all`` do too, since
+  they log what threads handle.
 - **Closing connections linger in the event loop**: gthread's graceful close (shut down
   writing, then read until the client closes, up to 2 s) ran in the event loop every
   connection shares, so each client that never closed its side stalled the worker 2 s.
@@ -45,8 +52,10 @@ gunicorn the worker behaves exactly as gthread.
 
 from __future__ import annotations
 
+import email.utils
 import errno
 import os
+import re
 import selectors
 import socket
 import struct
@@ -54,7 +63,9 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
-from gunicorn.workers.gthread import TConn, ThreadWorker
+from gunicorn import SERVER
+from gunicorn.util import is_hoppish
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 #: The largest body the event loop reads before handing the request to a thread (a login,
 #: any JSON API write). Bounds the loop's memory to this much per open connection.
@@ -143,6 +154,66 @@ def _closes(fs) -> bool:
         return False
 
 
+# --- plain media requests, answered by the event loop ----------------------------------
+
+#: The request lines the event loop answers itself: GET or HEAD of a media path of plain
+#: characters (nothing percent-encoded, no query), HTTP/1.1.
+_LOOP_REQUEST_LINE = re.compile(rb"(GET|HEAD) (/media/[A-Za-z0-9._~/-]+) HTTP/1\.1")
+#: A header field the event loop takes as it is: a token name without "_" (gunicorn drops
+#: those), printable ASCII in the value. Anything else (obsolete folding, 8-bit bytes, a
+#: bare name) goes to a thread and gunicorn's parser, which accepts or refuses it as always.
+_LOOP_FIELD = re.compile(rb"([!#$%&'*+.^`|~0-9A-Za-z-]+):([\t\x20-\x7e]*)")
+#: Fields that change how a request is framed, kept, upgraded or trusted: a request with
+#: any of them goes to a thread (``Connection: keep-alive`` alone is taken).
+_THREAD_FIELDS = frozenset({
+    b"content-length", b"transfer-encoding", b"expect", b"upgrade", b"http2-settings", b"te",
+    b"trailer", b"connection", b"forwarded", b"x-forwarded-proto", b"x-forwarded-protocol",
+    b"x-forwarded-ssl", b"front-end-https",
+})
+
+
+def loop_environ(head: bytes, cfg) -> dict[str, str] | None:
+    """The environ the front door needs for ``head`` (the request line and fields, without
+    the blank line), or None unless the request is plain enough to answer in the event loop:
+    a GET or HEAD of a plain media path, HTTP/1.1, one Host, no body, every field plain and
+    named once, within gunicorn's size limits (``limit_request_*``). None is never an error:
+    the request goes to a thread as it would have without this path."""
+    lines = head.split(b"\r\n")
+    request = _LOOP_REQUEST_LINE.fullmatch(lines[0])
+    if (request is None or len(lines[0]) > cfg.limit_request_line > 0
+            or len(lines) - 1 > cfg.limit_request_fields):
+        return None
+    environ = {"REQUEST_METHOD": request[1].decode(), "PATH_INFO": request[2].decode(),
+               "RAW_URI": request[2].decode(), "QUERY_STRING": "", "SERVER_PROTOCOL": "HTTP/1.1"}
+    for line in lines[1:]:
+        field = _LOOP_FIELD.fullmatch(line)
+        if field is None or len(line) + 2 > cfg.limit_request_field_size > 0:
+            return None
+        name, value = field[1].lower(), field[2].strip(b" \t")
+        if name in _THREAD_FIELDS and not (name == b"connection" and value.lower() == b"keep-alive"):
+            return None
+        key = "HTTP_" + name.decode().upper().replace("-", "_")
+        if key in environ:
+            return None  # named twice: gunicorn joins or refuses it
+        environ[key] = value.decode()
+    return environ if "HTTP_HOST" in environ else None
+
+
+_BLANKS = " \t"  # stripped from field values, as gunicorn does (RFC 9110 5.5)
+
+
+def loop_response_head(status: str, headers: list[tuple[str, str]], date: str) -> bytes | None:
+    """The status line and fields gunicorn would send for this kept-alive answer (its Server,
+    Date and Connection fields, then the app's, hop-by-hop ones left out), or None when
+    gunicorn would frame it otherwise: a body with no Content-Length (chunked)."""
+    if not status.startswith("304") and not any(name.lower() == "content-length" for name, _ in headers):
+        return None
+    lines = [f"HTTP/1.1 {status}\r\nServer: {SERVER}\r\nDate: {date}\r\nConnection: keep-alive\r\n"]
+    lines.extend(f"{name}: {value.strip(_BLANKS)}\r\n" for name, value in headers if not is_hoppish(name))
+    lines.append("\r\n")
+    return "".join(lines).encode("latin-1")
+
+
 class SlowClientGuard:
     """The parser's view of the connection socket: every ``recv`` bounded by a deadline.
 
@@ -225,6 +296,7 @@ class GuardedConn(TConn):
         self.body_started = 0.0
         self.drained = 0  # bytes read while lingering before the close
         self.guard: SlowClientGuard | None = None
+        self.outgoing: list[memoryview] = []  # what the event loop still has to send of its answer
 
 
 class GuardedThreadWorker(ThreadWorker):
@@ -236,11 +308,26 @@ class GuardedThreadWorker(ThreadWorker):
         # Connections whose head or small body the event loop is reading.
         self.reading: dict[GuardedConn, None] = {}
         self.lingering: dict[GuardedConn, None] = {}  # closing: answered, draining until the client closes
+        self.writing: dict[GuardedConn, None] = {}  # the event loop's answers the client is reading
+        self.answer_at_once = None  # the front door's, once the app is loaded (load_wsgi)
+        self._date_second, self._date_text = 0, ""
         self._next_murder = 0.0
         self.busy = 0  # connections handed to the pool and not finished yet
         self._accept_paused_until = 0.0  # out of file descriptors: accept again after this
         self.guarded = not self.cfg.is_ssl and "h2" not in self.cfg.http_protocols
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.answer_at_once = None
+        # gunicorn's access log and request hooks see only what threads handle, so with the
+        # access log on every request goes to a thread, as with GUNICORN_LOOP_MEDIA=0.
+        if self.guarded and not self.cfg.accesslog and os.environ.get("GUNICORN_LOOP_MEDIA", "1") != "0":
+            from avenue.media import front_door_of  # here, in the worker: the master never loads the app
+
+            front = front_door_of(self.wsgi)
+            if front is not None:
+                self.answer_at_once = front.answer_at_once
 
     # --- the event loop: accepting while a thread is free, reading heads ----------------
 
@@ -354,8 +441,94 @@ class GuardedThreadWorker(ThreadWorker):
         self._stop_reading(conn)
         if conn.head_deadline is None:  # an oversized head: the thread reads on, same deadline
             conn.head_deadline = conn.deadline
+        if self._answer_in_loop(conn):
+            return
         conn.data_ready = True
         self.enqueue_req(conn)
+
+    # --- the event loop: cached media answered without a thread --------------------------
+
+    def _answer_in_loop(self, conn: GuardedConn) -> bool:
+        """Answer a plain GET or HEAD of cached public media here, in the event loop, and keep
+        the connection alive; False (nothing done) for any other request, which a thread takes.
+
+        Such an answer needs no thread, no database and nothing of gunicorn's request parsing
+        and response machinery, which cost a front-door answer more than the answer itself
+        (a py-spy profile under wrk: gunicorn's parsing, thread hand-off and writing about 80 %
+        of the workers' samples, the front door 15 %). The answer is the front door's own
+        (:meth:`avenue.media.FrontDoor.answer_at_once`: same cache, same headers, same
+        conditional logic, counted in the same metrics), framed as gunicorn frames it
+        (tests/test_server.py compares the bytes). Sent without blocking: what the client does
+        not take at once is sent as it reads, under the same idle timeout as a thread's write
+        (``GUNICORN_SEND_TIMEOUT``), so a slow reader never holds the loop or a thread."""
+        if (self.answer_at_once is None or not self.alive or conn.wanted != conn.head_length
+                or len(conn.buffer) != conn.head_length or self.nr + 1 >= self.max_requests
+                or len(self.keepalived_conns) >= self.max_keepalived):
+            return False  # a body, a pipelined request, a worker stopping or recycling: a thread
+        environ = loop_environ(bytes(conn.buffer[:conn.head_length - 4]), self.cfg)
+        if environ is None:
+            return False
+        answer = self.answer_at_once(environ)
+        if answer is None:
+            return False
+        status, headers, body = answer
+        head = loop_response_head(status, headers, self._http_date())
+        if head is None:
+            return False
+        self.nr += 1
+        conn.buffer = bytearray()
+        conn.wanted = None
+        conn.outgoing = [memoryview(head), *(memoryview(part) for part in body if part)]
+        conn.deadline = time.monotonic() + self.limits.send_timeout
+        self._write_some(conn)
+        return True
+
+    def _http_date(self) -> str:
+        """The Date field's value, formatted once a second (gunicorn formats it per answer)."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second, self._date_text = now, email.utils.formatdate(now, usegmt=True)
+        return self._date_text
+
+    def _write_some(self, conn: GuardedConn, _fileobj=None) -> None:
+        """Send what the client takes now; wait for it to read the rest (without blocking)."""
+        try:
+            sent = conn.sock.sendmsg(conn.outgoing)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # the client went away
+            self._end_write(conn, done=False)
+            return
+        if sent:
+            conn.deadline = time.monotonic() + self.limits.send_timeout
+        while sent:
+            first = conn.outgoing[0]
+            if sent < len(first):
+                conn.outgoing[0] = first[sent:]
+                break
+            sent -= len(first)
+            conn.outgoing.pop(0)
+        if not conn.outgoing:
+            self._end_write(conn, done=True)
+        elif conn not in self.writing:
+            self.writing[conn] = None
+            self.poller.register(conn.sock, selectors.EVENT_WRITE, partial(self._write_some, conn))
+
+    def _end_write(self, conn: GuardedConn, done: bool) -> None:
+        """An answer sent (the connection is kept alive, as gthread keeps it after a thread's
+        answer) or given up (closed)."""
+        if self.writing.pop(conn, False) is None:
+            self.poller.unregister(conn.sock)
+        conn.outgoing = []
+        if not done:
+            self.nr_conns -= 1
+            conn.close()
+            return
+        conn.set_timeout()
+        if not self.alive:
+            conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
+        self.keepalived_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
 
     def _close(self, conn: GuardedConn, answer: bytes = b"") -> None:
         self._stop_reading(conn)
@@ -412,6 +585,8 @@ class GuardedThreadWorker(ThreadWorker):
             self._close(conn, _TIMED_OUT if conn.buffer else b"")
         for conn in [c for c in self.lingering if c.deadline <= now]:
             self._end_linger(conn)
+        for conn in [c for c in self.writing if c.deadline <= now]:
+            self._end_write(conn, done=False)  # the client read nothing for GUNICORN_SEND_TIMEOUT
 
     # --- the threads ---------------------------------------------------------------------
 

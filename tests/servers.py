@@ -30,10 +30,10 @@ class Gunicorn:
         self.port = free_port()
         self.db_name = f"avenue_test_{uuid.uuid4().hex[:12]}"
         self.mongo_uri = mongo_uri
-        environment = dict(os.environ, HOST=LOOPBACK, PORT=str(self.port), MONGO_URI=mongo_uri,
+        inherited = {name: value for name, value in os.environ.items() if name != "WEB_CONCURRENCY"}
+        environment = dict(inherited, HOST=LOOPBACK, PORT=str(self.port), MONGO_URI=mongo_uri,
                            MONGO_DB=self.db_name, SECRET_KEY=secrets.token_hex(32), AVENUE_ENV="production",
                            AVENUE_STATUS_WARM_UP="false", PYTHONDONTWRITEBYTECODE="1", **env)
-        environment.pop("WEB_CONCURRENCY", None)
         self.log_path = log_path
         self.log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         argv = [str(Path(sys.executable).with_name("gunicorn")), "--config", "gunicorn.conf.py", "wsgi:app"]

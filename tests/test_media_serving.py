@@ -15,6 +15,7 @@ from avenue.media import (
     PRODUCTS,
     UPLOADS,
     FrontDoor,
+    front_door_of,
     get_cache,
     image_object,
     invalidation,
@@ -22,6 +23,7 @@ from avenue.media import (
 )
 from avenue.media import Image as MediaImage
 from avenue.media import storage as storage_module
+from avenue.media.cache import MediaCache
 from avenue.media.originals import delete_image, store
 from avenue.media.storage import read_all
 from tests.helpers import GOOD_NAMES, image_bytes, make_app
@@ -425,7 +427,7 @@ def test_the_front_door_leaves_everything_else_to_the_route(app, case, headers):
 def test_a_front_door_failure_is_answered_by_the_route(app, client, image, monkeypatch, caplog):
     client.get(image["obj"]["url"])
 
-    def broken(self, environ, path):
+    def broken(self, environ, path, sync=True):
         raise RuntimeError("front door broke")
 
     monkeypatch.setattr(FrontDoor, "answer", broken)
@@ -444,6 +446,79 @@ def test_the_front_door_needs_no_database_for_a_hot_image_or_a_304(app, client, 
     monkeypatch.setattr(app.wsgi_app, "wsgi_app", lambda *a: pytest.fail("Flask ran"))
     assert client.get(url).data == image["bytes"]
     assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+
+
+# --- the front door from gunicorn's event loop: answers that wait for nothing ---------------
+
+
+def _environ(method: str, url: str, headers: dict) -> dict:
+    """What avenue/server.py's loop_environ makes of such a request."""
+    return {"REQUEST_METHOD": method, "PATH_INFO": url, "QUERY_STRING": "", "HTTP_HOST": "x",
+            **{"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}}
+
+
+@pytest.mark.parametrize(("method", "which", "headers"), FRONT_DOOR_REQUESTS)
+def test_an_answer_at_once_is_the_front_doors_own_and_reads_no_database(app, method, which, headers,
+                                                                         monkeypatch):
+    url = _target(put(app)["obj"], which)
+    for accept in ("image/webp", "*/*"):
+        assert app.test_client().get(url, headers={"Accept": accept}).data  # read whole: now cached
+    etag = app.test_client().get(url, headers=headers | {"If-None-Match": ""}).headers["ETag"]
+    headers = {name: value.format(etag=etag) for name, value in headers.items()}
+    by_front = _call(app.wsgi_app, method, url, headers)
+    monkeypatch.setattr(MediaCache, "sync", lambda *a, **k: pytest.fail("synced: a database read"))
+    monkeypatch.setattr(storage_module, "read_range", lambda *a, **k: pytest.fail("chunks read"))
+    answer = front_door_of(app).answer_at_once(_environ(method, url, headers))
+    assert answer is not None
+    status, answer_headers, body = answer
+    assert (status, sorted(answer_headers), b"".join(body)) == by_front
+
+
+def test_an_answer_at_once_is_given_only_by_a_current_cache_and_only_for_public_cached_media(
+        app, client, monkeypatch, caplog):
+    public, private = put(app), put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    front = front_door_of(app)
+    assert front is app.wsgi_app
+    url = public["obj"]["url"]
+    get = _environ("GET", url, {})
+    assert front.answer_at_once(get) is None  # not cached yet: the route reads it
+    assert client.get(url).data == public["bytes"]
+    assert front.answer_at_once(get)[2] == [public["bytes"]]
+    # Due to check for deletions: a request on the app's path does that first.
+    monkeypatch.setattr(get_cache(app), "current", lambda: False)
+    assert front.answer_at_once(get) is None
+    monkeypatch.undo()
+    assert client.get(private["obj"]["url"]).status_code == 200  # signed: cached, never at once
+    assert front.answer_at_once(_environ("GET", private["obj"]["url"].split("?")[0], {})) is None
+    assert front.answer_at_once(_environ("POST", url, {})) is None
+    assert front.answer_at_once(_environ("GET", "/api/uploads", {})) is None
+    # Every answer logged with its client's address (AVENUE_ACCESS_LOG=all): the app's path.
+    logged = FrontDoor(app, lambda *a: pytest.fail("not called"), on_answer=lambda *a: None)
+    assert logged.answer_at_once(get) is None
+
+    def broken(self, environ, path, sync=True):
+        raise RuntimeError("front door broke")
+
+    monkeypatch.setattr(FrontDoor, "answer", broken)
+    assert front.answer_at_once(get) is None  # the route answers, and reports properly
+    assert "front door broke" in caplog.text
+
+
+def test_the_cache_is_current_while_no_deletion_check_is_due():
+    cache = MediaCache(1 << 20, 1 << 20, poll_interval=1.0)
+    assert not cache.current(lambda: 100.0)  # never polled
+    cache._stream_tried = 100.0  # as sync() does before its first poll
+    cache._poll(None, clock=lambda: 100.0)  # the first poll reads nothing: it starts afresh
+    assert cache.current(lambda: 100.5)
+    assert not cache.current(lambda: 101.0)  # a poll is due
+    cache._checked = 161.0  # polled again, but ...
+    assert not cache.current(lambda: 161.2)  # ... the change stream is due to be retried
+    cache._streaming = True  # a live stream delivers deletions as they are written
+    assert cache.current(lambda: 500.0)
+    cache._repeat["stone"] = (600.0, PRODUCTS, ["id"])  # a tombstone written before its delete
+    cache._repeated = 499.5
+    assert cache.current(lambda: 500.0)
+    assert not cache.current(lambda: 500.6)  # ... due to be applied again
 
 
 def _served_until_gone(client, url: str, seconds: float = 2.5) -> int:

@@ -13,8 +13,16 @@ import time
 from http.client import HTTPConnection
 
 import pytest
+from gunicorn.config import Config
 
-from avenue.server import BUFFERED_BODY_BYTES, Limits, SlowClientGuard, _body_to_buffer
+from avenue.server import (
+    BUFFERED_BODY_BYTES,
+    Limits,
+    SlowClientGuard,
+    _body_to_buffer,
+    loop_environ,
+    loop_response_head,
+)
 from tests.helpers import image_bytes
 from tests.servers import LOOPBACK, api_token, gunicorns, healthz, multipart
 
@@ -80,6 +88,64 @@ def test_gunicorns_own_timeouts_still_raise_through_the_guard():
         with pytest.raises(TimeoutError):
             guard.recv(100)
         assert guard.gettimeout() == 0.2 and not guard.tripped
+
+
+# --- plain media requests: what the event loop takes, and how it frames the answer --------
+
+MEDIA = "/media/products/0123456789abcdef01234567~1a2b3c4d/card"
+
+
+@pytest.mark.parametrize("head", [
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x",
+    f"HEAD {MEDIA}.webp HTTP/1.1\r\nHost: x\r\nAccept: image/webp,*/*\r\nConnection: keep-alive",
+    f"GET {MEDIA} HTTP/1.1\r\nhost:x\r\nIf-None-Match:   \"abc\"\t\r\nX-Forwarded-For: 10.0.0.1",
+])
+def test_a_plain_media_request_is_taken_by_the_event_loop(head):
+    environ = loop_environ(head.encode(), Config())
+    assert environ is not None
+    assert environ["PATH_INFO"] == head.split(" ")[1] and environ["HTTP_HOST"] == "x"
+    assert environ["REQUEST_METHOD"] == head.split(" ")[0] and environ["QUERY_STRING"] == ""
+    if "If-None-Match" in head:
+        assert environ["HTTP_IF_NONE_MATCH"] == '"abc"'  # blanks around a value are not part of it
+
+
+@pytest.mark.parametrize("head", [
+    f"POST {MEDIA} HTTP/1.1\r\nHost: x",  # a method the front door never answers
+    f"get {MEDIA} HTTP/1.1\r\nHost: x",
+    "GET /api/shop/products HTTP/1.1\r\nHost: x",  # not media
+    f"GET {MEDIA} HTTP/1.0\r\nHost: x",  # HTTP/1.0 is kept alive differently
+    f"GET {MEDIA}?sig=abc HTTP/1.1\r\nHost: x",  # a query: signed (private) media
+    "GET /media/products/%30123 HTTP/1.1\r\nHost: x",  # percent-encoded: gunicorn decodes it
+    f"GET  {MEDIA} HTTP/1.1\r\nHost: x",
+    f"GET {MEDIA} HTTP/1.1",  # no Host
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nHost: y",  # twice
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nAccept: a\r\naccept: b",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nContent-Length: 0",  # framing: a thread and gunicorn
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nConnection: close",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https",  # trusted or not: gunicorn decides
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nX_Custom: 1",  # gunicorn drops underscored names
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nAccept : */*",  # a blank before the colon
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nAccept: a\r\n b",  # obsolete folding
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nNoColon",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nUser-Agent: caf\xe9",  # 8-bit: gunicorn's parser decides
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nX-Long: {'a' * 8200}",  # over limit_request_field_size
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x" + "\r\nX-Many: 1" * 101,  # over limit_request_fields
+])
+def test_anything_else_goes_to_a_thread_and_gunicorns_parser(head):
+    assert loop_environ(head.encode("latin-1"), Config()) is None
+
+
+def test_the_event_loop_frames_an_answer_as_gunicorn_does():
+    head = loop_response_head("200 OK", [("Content-Type", "image/webp"), ("Content-Length", "12"),
+                                         ("Vary", " Accept\t"), ("Connection", "close")], "DATE")
+    assert head == (b"HTTP/1.1 200 OK\r\nServer: gunicorn\r\nDate: DATE\r\nConnection: keep-alive\r\n"
+                    b"Content-Type: image/webp\r\nContent-Length: 12\r\nVary: Accept\r\n\r\n")
+    assert loop_response_head("304 NOT MODIFIED", [("ETag", '"x"')], "DATE").startswith(b"HTTP/1.1 304")
+    # A body without a length would be chunked by gunicorn: the event loop does not answer it.
+    assert loop_response_head("200 OK", [("Content-Type", "image/webp")], "DATE") is None
 
 
 # --- the Procfile's process ---------------------------------------------------------------
@@ -295,3 +361,158 @@ def content_length(port: int, path: str) -> int:
         return int(response.headers["Content-Length"])
     finally:
         conn.close()
+
+
+# --- cached media answered by the event loop, end to end ----------------------------------
+
+
+def upload(server, name: str = "good/progressive.jpg") -> dict:
+    """Upload a public image through the API; returns its image object."""
+    body, content_type = multipart({"visibility": "public"}, "file", name.split("/")[-1], image_bytes(name))
+    conn = HTTPConnection(LOOPBACK, server.port, timeout=30)
+    try:
+        conn.request("POST", "/api/uploads", body, {"Authorization": f"Bearer {api_token(server)}",
+                                                    "Content-Type": content_type})
+        response = conn.getresponse()
+        assert response.status == 201
+        return json.loads(response.read())
+    finally:
+        conn.close()
+
+
+def exchange(sock: socket.socket, request: bytes, head_only: bool = False) -> bytes:
+    """Send ``request`` on a kept-alive connection and read one whole answer."""
+    sock.sendall(request)
+    return read_answer(sock, head_only)
+
+
+def read_answer(sock: socket.socket, head_only: bool = False) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    if head_only or head.startswith(b"HTTP/1.1 304"):
+        length = 0
+    while len(body) < length:
+        chunk = sock.recv(1 << 20)
+        assert chunk, "closed in the middle of a body"
+        body += chunk
+    assert len(body) == length, "more than one answer"
+    return head + b"\r\n\r\n" + body
+
+
+def get(path: str, *fields: str, method: str = "GET") -> bytes:
+    return "\r\n".join([f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *fields, "", ""]).encode()
+
+
+def without_date(answer: bytes) -> bytes:
+    """The answer without its Date and X-Request-ID lines (a route answer has one, a front
+    door answer none: the README says so)."""
+    return b"\r\n".join(line for line in answer.split(b"\r\n")
+                        if not line.startswith((b"Date: ", b"X-Request-ID: ")))
+
+
+@pytest.mark.slow
+def test_cached_media_is_answered_by_the_event_loop_as_a_thread_answers_it(start_gunicorn):
+    server = start_gunicorn()
+    obj = upload(server)
+    url, card = obj["url"], obj["variants"]["card"]
+    with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
+        for path in (url, card):
+            for accept in ("image/webp", "*/*"):  # read whole: now cached, both formats
+                assert exchange(sock, get(path, f"Accept: {accept}")).startswith(b"HTTP/1.1 200 OK")
+        etag = [line for line in exchange(sock, get(url)).split(b"\r\n")
+                if line.startswith(b"ETag: ")][0][6:].decode()
+        for request, head_only in [(get(url), False), (get(url, method="HEAD"), True),
+                                   (get(url, f"If-None-Match: {etag}"), False),
+                                   (get(card, "Accept: image/avif,image/webp,*/*"), False),
+                                   (get(card, "Accept: */*", "Connection: keep-alive"), False)]:
+            by_loop = exchange(sock, request, head_only)
+            # "TE" is one of the fields that send a request to a thread (avenue/server.py).
+            by_thread = exchange(sock, request.replace(b"\r\n\r\n", b"\r\nTE: trailers\r\n\r\n"), head_only)
+            assert without_date(by_loop) == without_date(by_thread)
+            assert b"\r\nDate: " in by_loop and b"Connection: keep-alive" in by_loop
+        # Pipelined: a thread takes them (the loop answers one request with nothing behind it),
+        # in order; the kept-alive connection then goes on as before.
+        sock.sendall(get(url) + get(card, "Accept: image/webp") + get(url, method="HEAD"))
+        answers = [read_answer(sock), read_answer(sock), read_answer(sock, head_only=True)]
+        assert [a.split(b"\r\n")[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 3
+        assert b"Content-Type: image/webp" in answers[1] and answers[2].endswith(b"\r\n\r\n")
+        assert exchange(sock, get("/healthz")).endswith(b'{"status":"ok"}\n')
+        assert exchange(sock, get(url)).startswith(b"HTTP/1.1 200 OK")
+
+
+@pytest.mark.slow
+def test_the_event_loop_answers_cached_media_while_every_thread_is_busy(start_gunicorn):
+    server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="1", GUNICORN_BODY_TIMEOUT="3")
+    url = upload(server)["url"]
+    with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock, \
+            socket.create_connection((LOOPBACK, server.port), timeout=10) as holder:
+        assert exchange(sock, get(url)).startswith(b"HTTP/1.1 200 OK")  # a thread: cached now
+        holder.sendall(LARGE_SLOW_BODY)  # the worker's one thread waits for this body (3 s)
+        time.sleep(0.2)
+        started = time.monotonic()
+        for _ in range(3):
+            assert exchange(sock, get(url)).startswith(b"HTTP/1.1 200 OK")
+        assert time.monotonic() - started < 1.0
+        # A request the loop does not take waits for the thread.
+        sock.sendall(get(url, "TE: trailers"))
+        sock.settimeout(1.0)
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)
+        sock.settimeout(10)
+        assert read_answer(sock).startswith(b"HTTP/1.1 200 OK")  # once the body is cut off
+        assert holder.recv(65536).startswith(b"HTTP/1.1 400")
+
+
+@pytest.mark.slow
+def test_a_slow_reader_of_an_event_loop_answer_gets_it_whole_and_one_that_stops_is_cut_off(start_gunicorn):
+    server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="2", GUNICORN_SEND_TIMEOUT="1")
+    url = upload(server, "good/photo_12mp.jpg")["url"]  # 1.2 MB, within the cache's 4 MB per file
+    with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
+        whole = exchange(sock, get(url))
+    size = len(whole.partition(b"\r\n\r\n")[2])
+    assert size > 1_000_000
+    stalled = []
+    for _ in range(20):  # never read: the loop holds their answers, no thread does
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect((LOOPBACK, server.port))
+        reader.sendall(get(url))
+        stalled.append(reader)
+    slow = socket.socket()
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.connect((LOOPBACK, server.port))
+    try:
+        slow.sendall(get(url))
+        received, probes = b"", []
+        started = time.monotonic()
+        # About 3 s at 4 KB per 10 ms, never idle for the 1 s send timeout.
+        while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < size:
+            chunk = slow.recv(4096)
+            assert chunk, (len(received), time.monotonic() - started)
+            received += chunk
+            time.sleep(0.01)
+            if time.monotonic() - started > len(probes) * 0.5:
+                probes.append(healthz(server.port))  # a thread's answer, meanwhile
+        assert without_date(received) == without_date(whole)
+        assert max(probes) < 1.0, probes
+        assert exchange(slow, get(url)).startswith(b"HTTP/1.1 200 OK")  # still kept alive
+        # By now (over 2 s) the loop has given up on the stalled ones and closed them.
+        for reader in stalled:
+            reader.settimeout(5)
+            total = 0
+            while chunk := reader.recv(1 << 20):
+                total += len(chunk)
+            assert 0 < total < len(whole), (total, len(whole))
+    finally:
+        slow.close()
+        for reader in stalled:
+            reader.close()

@@ -33,7 +33,7 @@ from avenue.media.counters import recount as recount_bucket
 from avenue.media.facets import ROOT_FOLDER
 from avenue.media.facets import recount as recount_facets
 from avenue.media.focal import FocalPoint, parse_focal_point
-from avenue.media.frontdoor import FrontDoor
+from avenue.media.frontdoor import FrontDoor, front_door_of, install_front_door
 from avenue.media.images import Limits
 from avenue.media.indexes import ensure_indexes
 from avenue.media.library import DELETE_LEASE, Lease, Library, Restored, Trash, Trashed, listed
@@ -60,7 +60,7 @@ __all__ = [
     # Deleted media, restorable for AVENUE_TRASH_DAYS (trash.py).
     "Restored", "STORED", "TRASH", "Trash", "Trashed",
     # The media route, its WSGI front door and what they are given at start (route.py).
-    "FrontDoor", "bp", "get_cache", "init_app",
+    "FrontDoor", "front_door_of", "install_front_door", "bp", "get_cache", "init_app",
     "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",
     # The scanning API ops and status read a bucket with (avenue/media/scan.py).
     "VARIANT_PATHS", "has_chunk_index", "temp_image_counts",

@@ -155,6 +155,19 @@ class MediaCache:
                              daemon=True).start()
         self._poll(db, clock)
 
+    def current(self, clock: Callable[[], float] = time.monotonic) -> bool:
+        """Whether :meth:`sync` has nothing to do now: the change stream is live, or the last
+        poll is less than ``poll_interval`` old (and the stream not due to be retried), and no
+        early tombstone is due to be applied again. What answers without waiting on the
+        database (the front door, from gunicorn's event loop) answers only then, and leaves
+        the rest to a request that syncs: deletions reach it exactly as they reach the route."""
+        now = clock()
+        if self._repeat and now - self._repeated >= self.poll_interval:
+            return False
+        if self._streaming:
+            return True
+        return now - self._checked < self.poll_interval and now - self._stream_tried < STREAM_RETRY_SECONDS
+
     def _poll(self, db: Database[Document], clock: Callable[[], float] = time.monotonic,
               force: bool = False) -> None:
         if not force and clock() - self._checked < self.poll_interval:

@@ -7,6 +7,10 @@ Flask view. The answer is the route's own: the same :func:`~avenue.media.http.re
 same headers and the same :func:`~avenue.media.http.decide`. Everything else (a miss, a
 private image, ranges and other conditional requests, any error) goes on to the Flask app
 unchanged. Deletions are honoured exactly as on the route: the cache polls tombstones first.
+
+The same answers are given by gunicorn's event loop itself when the request is plain enough
+(avenue/server.py): :meth:`FrontDoor.answer_at_once`, which answers only from a cache that
+has nothing to check first, so it never waits on the database.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from avenue.metrics import FRONT_DOOR
 log = logging.getLogger(__name__)
 # The labels of front-door answers in the metrics: the media route's own URL rules.
 ROUTE, VARIANT_ROUTE = "/media/<alias>/<token>", "/media/<alias>/<token>/<variant>"
+EXTENSION = "avenue.front_door"  # app.extensions key of the app's front door
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -45,35 +50,63 @@ class FrontDoor:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD")
         if path.startswith("/media/") and method in ("GET", "HEAD"):
-            started = time.perf_counter()
-            try:
-                answer = self.answer(environ, path)
-            except Exception:  # the Flask route answers instead, and reports properly
-                log.exception("media front door failed on %r", path)
-                answer = None
+            answer = self._serve(environ, path, method, sync=True)
             if answer is not None:
                 status, headers, body = answer
                 start_response(status, headers)
-                # Counted for the metrics by a deque append (avenue/metrics.py FrontDoorTally:
-                # this path is benchmarked); not logged, unless AVENUE_ACCESS_LOG=all.
-                route = VARIANT_ROUTE if path.count("/") == 4 else ROUTE
-                FRONT_DOOR.record(route, method, int(status[:3]),
-                                  time.perf_counter() - started, len(body[0]) if body else 0)
-                if self.on_answer is not None:
-                    self.on_answer(environ, int(status[:3]), time.perf_counter() - started,
-                                   len(body[0]) if body else 0)
                 return body
         return self.wsgi_app(environ, start_response)
 
-    def answer(self, environ: dict[str, Any], path: str) -> tuple[str, Headers, list[bytes]] | None:
-        """(status, headers, body) when the cache answers this request alone, else None."""
+    def answer_at_once(self, environ: dict[str, Any]) -> tuple[str, Headers, list[bytes]] | None:
+        """The answer this worker's cache gives ``environ`` without waiting on anything (no
+        database round trip, only the cache's short locks), or None: the request is not one
+        the front door answers, or the cache is due to check for deletions (a request on the
+        app's path does that, then this answers again), or every answer is to be logged with
+        its client's address (``on_answer``: the address is what the WSGI layers outside this
+        one make of it). avenue/server.py calls it from gunicorn's event loop, with an environ
+        holding the method, the path and the request's header fields."""
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD")
+        if (self.on_answer is not None or not path.startswith("/media/")
+                or method not in ("GET", "HEAD") or not get_state(self.app).cache.current()):
+            return None
+        return self._serve(environ, path, method, sync=False)
+
+    def _serve(self, environ: dict[str, Any], path: str, method: str,
+               sync: bool) -> tuple[str, Headers, list[bytes]] | None:
+        started = time.perf_counter()
+        try:
+            answer = self.answer(environ, path, sync=sync)
+        except Exception:  # the Flask route answers instead, and reports properly
+            log.exception("media front door failed on %r", path)
+            return None
+        if answer is None:
+            return None
+        status, _, body = answer
+        # Counted for the metrics by a deque append (avenue/metrics.py FrontDoorTally: this
+        # path is benchmarked); not logged, unless AVENUE_ACCESS_LOG=all.
+        route = VARIANT_ROUTE if path.count("/") == 4 else ROUTE
+        FRONT_DOOR.record(route, method, int(status[:3]), time.perf_counter() - started,
+                          len(body[0]) if body else 0)
+        if self.on_answer is not None:
+            self.on_answer(environ, int(status[:3]), time.perf_counter() - started,
+                           len(body[0]) if body else 0)
+        return answer
+
+    def answer(self, environ: dict[str, Any], path: str,
+               sync: bool = True) -> tuple[str, Headers, list[bytes]] | None:
+        """(status, headers, body) when the cache answers this request alone, else None.
+        ``sync`` first applies deletions made by any worker (a database read at most once a
+        second, :meth:`~avenue.media.cache.MediaCache.sync`); without it the caller has
+        checked that the cache is current."""
         parts = path[len("/media/"):].split("/")
         bucket = BUCKETS.get(parts[0])
         if bucket is None or len(parts) not in (2, 3) or not all(parts):
             return None
         state = get_state(self.app)
         cache = state.cache
-        cache.sync(state.database())
+        if sync:
+            cache.sync(state.database())
         rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc,
                       environ.get("HTTP_ACCEPT", ""))
         if not isinstance(rep, Representation) or rep.doc.private:
@@ -86,3 +119,18 @@ class FrontDoor:
             return status, decided.headers, []
         data = cache.get_blob(rep.bucket, rep.file_id)
         return (status, decided.headers, [data]) if data is not None else None
+
+
+def install_front_door(app: Flask, on_answer: Callable[[dict[str, Any], int, float, int], None] | None
+                       ) -> FrontDoor:
+    """Put a front door before ``app``'s WSGI callable, where :func:`front_door_of` finds it."""
+    front = FrontDoor(app, app.wsgi_app, on_answer=on_answer)
+    app.wsgi_app = front  # type: ignore[method-assign]
+    app.extensions[EXTENSION] = front
+    return front
+
+
+def front_door_of(app: Any) -> FrontDoor | None:
+    """The front door installed in ``app`` (a Flask app, or any WSGI app: None), if any."""
+    found = getattr(app, "extensions", {}).get(EXTENSION)
+    return found if isinstance(found, FrontDoor) else None
