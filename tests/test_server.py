@@ -14,6 +14,10 @@ from http.client import HTTPConnection
 
 import pytest
 from gunicorn.config import Config
+from gunicorn.http import wsgi
+from gunicorn.http.parser import RequestParser
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from avenue.server import (
     BUFFERED_BODY_BYTES,
@@ -146,6 +150,61 @@ def test_the_event_loop_frames_an_answer_as_gunicorn_does():
     assert loop_response_head("304 NOT MODIFIED", [("ETag", '"x"')], "DATE").startswith(b"HTTP/1.1 304")
     # A body without a length would be chunked by gunicorn: the event loop does not answer it.
     assert loop_response_head("200 OK", [("Content-Type", "image/webp")], "DATE") is None
+
+
+# Mostly plain heads (the event loop takes about a third), each part now and then replaced by
+# something a hostile or sloppy client sends.
+_SAFE = st.text(alphabet=st.sampled_from(list("aZ09._~/-")), min_size=1, max_size=16)
+_ODD = st.text(alphabet=st.sampled_from(list("aZ09._~/-%?#&=;:@+ \t\xe9\x00\x7f\x85\r\n\"*,")), max_size=12)
+_NAMES = ["Accept", "If-None-Match", "If-Modified-Since", "Range", "User-Agent", "Cookie", "X-Ok",
+          "X-Forwarded-For", "Connection", "Host", "host", "Content-Length", "Transfer-Encoding",
+          "Expect", "Upgrade", "TE", "X-Forwarded-Proto", "Forwarded", "X_Under", "Accept ", " Accept",
+          "Acc\xe9pt", "A(B", ""]
+
+
+def _sometimes(plain, odd):
+    """``plain`` mostly, ``odd`` now and then."""
+    return st.sampled_from([False] * 7 + [True]).flatmap(lambda is_odd: odd if is_odd else plain)
+
+
+@st.composite
+def request_heads(draw) -> bytes:
+    method = draw(_sometimes(st.sampled_from(["GET", "HEAD"]),
+                             st.sampled_from(["get", "POST", "OPTIONS", "GET\t", "GE T"])))
+    target = draw(_sometimes(_SAFE.map(lambda tail: "/media/products/" + tail),
+                             st.tuples(st.sampled_from(["/media/", "/media", "/api/", "http://x/media/", ""]),
+                                       _ODD).map("".join)))
+    version = draw(_sometimes(st.just("HTTP/1.1"),
+                              st.sampled_from(["HTTP/1.0", "HTTP/1.10", "http/1.1", "HTTP/2.0", ""])))
+    lines = [f"{method} {target} {version}"]
+    if draw(_sometimes(st.just(True), st.just(False))):
+        lines.append("Host: " + draw(_sometimes(_SAFE, _ODD)))
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(_sometimes(st.sampled_from(_NAMES[:7]), st.sampled_from(_NAMES)))
+        separator = draw(_sometimes(st.sampled_from([": ", ":"]), st.sampled_from([":\t", " :", "", ":  "])))
+        value = draw(_sometimes(st.one_of(_SAFE, st.sampled_from(["keep-alive", '"abc"', "0"])), _ODD))
+        lines.append(name + separator + value)
+        if draw(st.integers(0, 9)) == 0:
+            lines.append(draw(st.sampled_from([" folded", "\tfolded", ""])))
+    return "\r\n".join(lines).encode("latin-1")
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(request_heads())
+def test_whatever_the_event_loop_takes_gunicorns_parser_reads_the_same(head):
+    """Differential: a head the event loop answers from must be one gunicorn's own parser
+    accepts, with the same method, path and fields, no body, and a kept-alive connection."""
+    environ = loop_environ(head, Config())
+    if environ is None:
+        return  # a thread and gunicorn's parser take it, as without the event loop's path
+    cfg = Config()
+    request = next(RequestParser(cfg, iter([head + b"\r\n\r\n"]), ("127.0.0.1", 5)))
+    _, theirs = wsgi.create(request, None, ("127.0.0.1", 5), ("127.0.0.1", 80), cfg)
+    assert request.body.read() == b"" and not request.should_close()
+    assert {key: value for key, value in theirs.items() if key.startswith("HTTP_")} == \
+        {key: value for key, value in environ.items() if key.startswith("HTTP_")}
+    for key in ("REQUEST_METHOD", "PATH_INFO", "RAW_URI", "QUERY_STRING", "SERVER_PROTOCOL"):
+        assert theirs[key] == environ[key], key
 
 
 # --- the Procfile's process ---------------------------------------------------------------
