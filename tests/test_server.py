@@ -425,12 +425,12 @@ def content_length(port: int, path: str) -> int:
 # --- cached media answered by the event loop, end to end ----------------------------------
 
 
-def upload(server, name: str = "good/progressive.jpg") -> dict:
+def upload(server, name: str = "good/progressive.jpg", token: str | None = None) -> dict:
     """Upload a public image through the API; returns its image object."""
     body, content_type = multipart({"visibility": "public"}, "file", name.split("/")[-1], image_bytes(name))
     conn = HTTPConnection(LOOPBACK, server.port, timeout=30)
     try:
-        conn.request("POST", "/api/uploads", body, {"Authorization": f"Bearer {api_token(server)}",
+        conn.request("POST", "/api/uploads", body, {"Authorization": f"Bearer {token or api_token(server)}",
                                                     "Content-Type": content_type})
         response = conn.getresponse()
         assert response.status == 201
@@ -575,3 +575,30 @@ def test_a_slow_reader_of_an_event_loop_answer_gets_it_whole_and_one_that_stops_
         slow.close()
         for reader in stalled:
             reader.close()
+
+
+@pytest.mark.slow
+def test_a_deleted_image_stops_being_answered_by_every_event_loop_within_two_seconds(start_gunicorn):
+    server = start_gunicorn()  # two workers: the delete reaches the other one by its tombstone
+    token = api_token(server)
+    obj = upload(server, token=token)
+    readers = [socket.create_connection((LOOPBACK, server.port), timeout=10) for _ in range(6)]
+    try:
+        for sock in readers:  # kept alive, spread over both workers; cached, then loop answers
+            for _ in range(3):
+                assert exchange(sock, get(obj["url"])).startswith(b"HTTP/1.1 200 OK")
+        conn = HTTPConnection(LOOPBACK, server.port, timeout=10)
+        conn.request("DELETE", f"/api/uploads/{obj['id']}", headers={"Authorization": f"Bearer {token}"})
+        assert conn.getresponse().status == 204
+        conn.close()
+        deleted = time.monotonic()
+        pending = set(range(len(readers)))
+        while pending and time.monotonic() - deleted < 2.0:
+            for index in list(pending):
+                if exchange(readers[index], get(obj["url"])).startswith(b"HTTP/1.1 404"):
+                    pending.discard(index)
+            time.sleep(0.05)
+        assert not pending, f"still served {time.monotonic() - deleted:.2f} s after the delete"
+    finally:
+        for sock in readers:
+            sock.close()
