@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from http.client import HTTPConnection
+from types import SimpleNamespace
 
 import pytest
 from gunicorn.config import Config
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from avenue.server import (
     BUFFERED_BODY_BYTES,
+    GuardedThreadWorker,
     Limits,
     SlowClientGuard,
     _body_to_buffer,
@@ -150,6 +152,24 @@ def test_the_event_loop_frames_an_answer_as_gunicorn_does():
     assert loop_response_head("304 NOT MODIFIED", [("ETag", '"x"')], "DATE").startswith(b"HTTP/1.1 304")
     # A body without a length would be chunked by gunicorn: the event loop does not answer it.
     assert loop_response_head("200 OK", [("Content-Type", "image/webp")], "DATE") is None
+
+
+def test_a_failure_while_answering_in_the_event_loop_leaves_the_request_to_a_thread():
+    head = f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    conn = SimpleNamespace(buffer=bytearray(head), head_length=len(head), wanted=len(head))
+    logged = []
+    worker = GuardedThreadWorker.__new__(GuardedThreadWorker)  # only what the decision reads
+    worker.cfg, worker.alive, worker.nr, worker.max_requests = Config(), True, 0, 1000
+    worker.keepalived_conns, worker.max_keepalived = [], 100
+    worker.log = SimpleNamespace(exception=lambda message, *args: logged.append(message % args))
+    worker._date_second = 0
+
+    def broken(environ):
+        raise RuntimeError("cache broke")
+
+    worker.answer_at_once = broken
+    assert worker._answer_in_loop(conn) is False  # the worker carries on: a thread answers
+    assert conn.buffer == head and "answering" in logged[0]
 
 
 # Mostly plain heads (the event loop takes about a third), each part now and then replaced by
