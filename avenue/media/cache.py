@@ -144,29 +144,32 @@ class MediaCache:
     def sync(self, db: Database[Document], clock: Callable[[], float] = time.monotonic) -> None:
         """Apply deletions made by any worker: from the change stream when it is live (and the
         tombstones still within their ``lasting_s``), else by a poll (at most one a second)."""
-        if self._repeat and clock() - self._repeated >= self.poll_interval:
+        again, stream, poll = self._due(clock())
+        if again:
             self._repeated = clock()
             self._evict_again(time.monotonic())
-        if self._streaming:
-            return
-        if clock() - self._stream_tried >= STREAM_RETRY_SECONDS:
+        if stream:
             self._stream_tried = clock()
             threading.Thread(target=self._watch, args=(db,), name="avenue-media-deletions",
                              daemon=True).start()
-        self._poll(db, clock)
+        if poll:
+            self._poll(db, clock)
 
     def current(self, clock: Callable[[], float] = time.monotonic) -> bool:
-        """Whether :meth:`sync` has nothing to do now: the change stream is live, or the last
-        poll is less than ``poll_interval`` old (and the stream not due to be retried), and no
-        early tombstone is due to be applied again. What answers without waiting on the
+        """Whether :meth:`sync` has nothing to do now. What answers without waiting on the
         database (the front door, from gunicorn's event loop) answers only then, and leaves
         the rest to a request that syncs: deletions reach it exactly as they reach the route."""
-        now = clock()
-        if self._repeat and now - self._repeated >= self.poll_interval:
-            return False
+        return not any(self._due(clock()))
+
+    def _due(self, now: float) -> tuple[bool, bool, bool]:
+        """What :meth:`sync` has to do at ``now``: apply early tombstones again (each
+        ``poll_interval`` while they last), (re)start the change stream, poll. With the stream
+        live, only the first: the stream delivers the rest."""
+        again = bool(self._repeat) and now - self._repeated >= self.poll_interval
         if self._streaming:
-            return True
-        return now - self._checked < self.poll_interval and now - self._stream_tried < STREAM_RETRY_SECONDS
+            return again, False, False
+        return (again, now - self._stream_tried >= STREAM_RETRY_SECONDS,
+                now - self._checked >= self.poll_interval)
 
     def _poll(self, db: Database[Document], clock: Callable[[], float] = time.monotonic,
               force: bool = False) -> None:
