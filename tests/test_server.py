@@ -233,6 +233,23 @@ def test_whatever_the_event_loop_takes_gunicorns_parser_reads_the_same(head):
 # --- the Procfile's process ---------------------------------------------------------------
 
 
+def upload(server, name: str = "good/progressive.jpg", token: str | None = None,
+           data: bytes | None = None) -> dict:
+    """Upload a public image (the fixture ``name``, or ``data``) through the API; returns its
+    image object."""
+    body, content_type = multipart({"visibility": "public"}, "file", name.split("/")[-1],
+                                   image_bytes(name) if data is None else data)
+    conn = HTTPConnection(LOOPBACK, server.port, timeout=60)
+    try:
+        conn.request("POST", "/api/uploads", body, {"Authorization": f"Bearer {token or api_token(server)}",
+                                                    "Content-Type": content_type})
+        response = conn.getresponse()
+        assert response.status == 201
+        return json.loads(response.read())
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def start_gunicorn(secantus, tmp_path):
     with gunicorns(secantus.uri, tmp_path) as start:
@@ -393,15 +410,7 @@ def test_a_worker_out_of_file_descriptors_pauses_accepting_and_recovers_without_
 @pytest.mark.slow
 def test_a_client_that_stops_reading_is_disconnected_after_the_send_timeout(start_gunicorn):
     server = start_gunicorn(GUNICORN_SEND_TIMEOUT="1")
-    photo = image_bytes("good/photo_12mp.jpg")
-    body, content_type = multipart({"visibility": "public"}, "file", "big.jpg", photo)
-    conn = HTTPConnection(LOOPBACK, server.port, timeout=30)
-    conn.request("POST", "/api/uploads", body, {"Authorization": f"Bearer {api_token(server)}",
-                                                "Content-Type": content_type})
-    upload = conn.getresponse()
-    assert upload.status == 201
-    url = json.loads(upload.read())["url"]
-    conn.close()
+    url = upload(server, "good/photo_12mp.jpg")["url"]
     size = content_length(server.port, url)
     readers = []
     for _ in range(40):  # each holds a thread while its answer cannot be written
@@ -446,20 +455,6 @@ def content_length(port: int, path: str) -> int:
 
 
 # --- cached media answered by the event loop, end to end ----------------------------------
-
-
-def upload(server, name: str = "good/progressive.jpg", token: str | None = None) -> dict:
-    """Upload a public image through the API; returns its image object."""
-    body, content_type = multipart({"visibility": "public"}, "file", name.split("/")[-1], image_bytes(name))
-    conn = HTTPConnection(LOOPBACK, server.port, timeout=30)
-    try:
-        conn.request("POST", "/api/uploads", body, {"Authorization": f"Bearer {token or api_token(server)}",
-                                                    "Content-Type": content_type})
-        response = conn.getresponse()
-        assert response.status == 201
-        return json.loads(response.read())
-    finally:
-        conn.close()
 
 
 def exchange(sock: socket.socket, request: bytes, head_only: bool = False) -> bytes:
@@ -566,14 +561,7 @@ def noise_jpeg(width: int = 3000, height: int = 2250) -> bytes:
 def test_a_slow_reader_of_an_event_loop_answer_gets_it_whole_and_one_that_stops_is_cut_off(start_gunicorn):
     server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="2", GUNICORN_SEND_TIMEOUT="1",
                             AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES=str(16 * 2**20))
-    body, content_type = multipart({"visibility": "public"}, "file", "noise.jpg", noise_jpeg())
-    conn = HTTPConnection(LOOPBACK, server.port, timeout=60)
-    conn.request("POST", "/api/uploads", body, {"Authorization": f"Bearer {api_token(server)}",
-                                                "Content-Type": content_type})
-    response = conn.getresponse()
-    assert response.status == 201
-    url = json.loads(response.read())["url"]
-    conn.close()
+    url = upload(server, "noise.jpg", data=noise_jpeg())["url"]
     with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
         exchange(sock, get(url))  # read whole: now cached
         whole = exchange(sock, get(url))  # the event loop's answer
