@@ -11,6 +11,7 @@ import io
 import json
 import os
 import socket
+import struct
 import time
 from http.client import HTTPConnection
 from types import SimpleNamespace
@@ -558,7 +559,9 @@ def noise_jpeg(width: int = 3000, height: int = 2250) -> bytes:
 
 
 @pytest.mark.slow
-def test_a_slow_reader_of_an_event_loop_answer_gets_it_whole_and_one_that_stops_is_cut_off(start_gunicorn):
+def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn):
+    """A slow reader gets its answer whole; one that stops reading is cut off by the send
+    timeout; one that resets mid-answer is closed; the worker carries on throughout."""
     server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="2", GUNICORN_SEND_TIMEOUT="1",
                             AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES=str(16 * 2**20))
     url = upload(server, "noise.jpg", data=noise_jpeg())["url"]
@@ -588,6 +591,12 @@ def test_a_slow_reader_of_an_event_loop_answer_gets_it_whole_and_one_that_stops_
         assert without_date(received) == without_date(whole)
         assert len(probes) >= 3 and max(probes) < 1.0, probes
         assert exchange(slow, get(url)).startswith(b"HTTP/1.1 200 OK")  # still kept alive
+        for _ in range(5):  # gone in the middle of an answer (a reset): closed, nothing else
+            with socket.create_connection((LOOPBACK, server.port), timeout=10) as gone:
+                gone.sendall(get(url))
+                assert gone.recv(65536).startswith(b"HTTP/1.1 200 OK")
+                gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        assert exchange(slow, get(url)).startswith(b"HTTP/1.1 200 OK")
         # By now (over 2 s) the loop has given up on the stalled ones and closed them, part sent.
         for reader in stalled:
             reader.settimeout(5)
@@ -595,6 +604,8 @@ def test_a_slow_reader_of_an_event_loop_answer_gets_it_whole_and_one_that_stops_
             while chunk := reader.recv(1 << 20):
                 total += len(chunk)
             assert 0 < total < len(whole), (total, len(whole))
+        log = server.log_path.read_text()
+        assert log.count("Booting worker") == 1 and "Traceback" not in log  # the worker never died
     finally:
         slow.close()
         for reader in stalled:
