@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -389,3 +390,15 @@ def parallel_get(port: int, path: str, n: int) -> list[int]:
     for t in threads:
         t.join(timeout=90)
     return codes
+
+
+def median_ms(fn, runs: int, *, warm: bool = True) -> float:
+    """The median milliseconds of ``runs`` calls of ``fn`` (after one call to warm it)."""
+    if warm:
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)

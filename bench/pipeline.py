@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness import median_ms
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "images" / "good"
@@ -71,17 +73,6 @@ def child(path: str, pipeline: str) -> None:
     print(json.dumps({"ms": statistics.median(times), "peak_mb": (_kb("VmHWM") - before) / 1024,
                       "first_mb": first_peak / 1024,
                       "bytes": sum(len(r.data) for r in out)}))
-
-
-def median_ms(fn, runs: int) -> float:
-    """The median milliseconds of ``runs`` calls of ``fn``, after one call to warm it."""
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def encoders() -> None:

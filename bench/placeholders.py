@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,17 +27,10 @@ from avenue.media.images import Limits, prepare  # noqa: E402
 from avenue.media.placeholders import compute  # noqa: E402
 from avenue.media.variants import render  # noqa: E402
 
+from harness import median_ms  # noqa: E402
+
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "images" / "good"
 TARGET_MS = 5.0
-
-
-def median_ms(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
 
 
 def main() -> int:
@@ -55,11 +46,11 @@ def main() -> int:
         thumb = next(r for r in renditions if r.name == "thumb" and r.format == "webp").data
         compute(thumb)  # warm: first-call imports and allocations
         runs = max(3, args.repeat // 10)
-        upload_ms = median_ms(lambda data=data: render(prepare(data, Limits())), runs)
+        upload_ms = median_ms(lambda data=data: render(prepare(data, Limits())), runs, warm=False)
         # The same with the point given: what estimating it in the og crop's task adds to the wait.
-        given_ms = median_ms(lambda data=data: render(prepare(data, Limits()), CENTRE), runs)
-        placeholder_ms = median_ms(lambda thumb=thumb: compute(thumb), args.repeat)
-        focal_ms = median_ms(lambda pixels=prepared.pixels: estimate(pixels), args.repeat)
+        given_ms = median_ms(lambda data=data: render(prepare(data, Limits()), CENTRE), runs, warm=False)
+        placeholder_ms = median_ms(lambda thumb=thumb: compute(thumb), args.repeat, warm=False)
+        focal_ms = median_ms(lambda pixels=prepared.pixels: estimate(pixels), args.repeat, warm=False)
         rows.append((path.name, len(data), upload_ms, placeholder_ms, focal_ms, upload_ms / given_ms))
     worst = max(row[3] for row in rows)
     worst_focal = max(row[4] for row in rows)
