@@ -34,8 +34,10 @@ worker_class = "avenue.server.GuardedThreadWorker"
 # to the machine's cores, each worker's 32 threads overlap its I/O.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads are cheap while they wait; only slow large uploads (and slow downloads) hold one,
-# for a bounded time: 32 per worker absorb a few dozen of them (bench/slowclients.py), and
-# the serving throughput is the same as with 4 within this machine's run-to-run noise.
+# for a bounded time: 32 per worker absorb a few dozen of them (bench/slowclients.py). They
+# cost hot media nothing: the event loop answers cached media without a thread. Before it
+# did, 32 threads served a hot 100 KB image at 1.44x Flask-from-disk against 2.02x with 4
+# (bench/results/perf-quiet-2026-11-23.md); with it, 4.02x (perf-loop-2026-11-23.md).
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 # SO_REUSEPORT lets the kernel spread new connections over the workers evenly.
 reuse_port = True
