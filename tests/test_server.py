@@ -465,12 +465,13 @@ def exchange(sock: socket.socket, request: bytes, head_only: bool = False) -> by
 
 
 def read_answer(sock: socket.socket, head_only: bool = False) -> bytes:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        assert chunk, f"closed after {data!r}"
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    """One answer and not a byte more (pipelined answers may arrive in one segment): the head
+    a byte at a time, then exactly its Content-Length."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, f"closed after {head!r}"
+        head += byte
     length = 0
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
@@ -478,12 +479,12 @@ def read_answer(sock: socket.socket, head_only: bool = False) -> bytes:
             length = int(value)
     if head_only or head.startswith(b"HTTP/1.1 304"):
         length = 0
+    body = b""
     while len(body) < length:
-        chunk = sock.recv(1 << 20)
+        chunk = sock.recv(min(1 << 20, length - len(body)))
         assert chunk, "closed in the middle of a body"
         body += chunk
-    assert len(body) == length, "more than one answer"
-    return head + b"\r\n\r\n" + body
+    return head + body
 
 
 def get(path: str, *fields: str, method: str = "GET") -> bytes:
