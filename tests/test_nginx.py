@@ -115,7 +115,30 @@ def main_config(folder: Path, site: Path, *, foreground: bool = False) -> Path:
     return conf
 
 
+def compiled_prefix(nginx: str) -> Path:
+    """The prefix this nginx was built with (``nginx -V``): where its relative paths point."""
+    built = subprocess.run([nginx, "-V"], capture_output=True, text=True, timeout=30).stderr
+    for word in built.split():
+        if word.startswith("--prefix="):
+            return Path(word.removeprefix("--prefix="))
+    return Path("/usr/local/nginx")  # nginx's own default when built without --prefix
+
+
+def lend_modules(nginx: str, folder: Path) -> None:
+    """Give the prefix ``folder`` the ``modules`` folder of the installed nginx.
+
+    Debian's nginx-light, -full and -extras load their dynamic modules with a path relative to
+    the prefix (``load_module modules/ngx_http_echo_module.so;`` in modules-enabled/), so a test
+    that moves the prefix to a temp folder must bring that folder along (issue 32). A link, so
+    nothing installed is copied or changed.
+    """
+    modules = compiled_prefix(nginx) / "modules"
+    if modules.is_dir() and not (folder / "modules").exists():
+        (folder / "modules").symlink_to(modules.resolve(), target_is_directory=True)
+
+
 def nginx_t(nginx: str, conf: Path, folder: Path) -> subprocess.CompletedProcess:
+    lend_modules(nginx, folder)
     return subprocess.run([nginx, "-t", "-p", str(folder), "-e", str(folder / "error.log"), "-c", str(conf)],
                           capture_output=True, text=True, timeout=60)
 
