@@ -1,32 +1,54 @@
-"""The gunicorn worker Avenue runs under: gthread, with slow clients kept off its threads.
+"""The gunicorn worker Avenue runs under: gthread, with what a client costs bounded.
 
 gunicorn's gthread worker gives each connection a thread of its pool as soon as its first
-byte arrives, then reads the request head and body with blocking reads and no deadline. A
-client that sends a header line every few seconds (slowloris), or a body a byte at a time,
-holds that thread for as long as it likes: ten of them starved a worker of 4 threads, and
-``/healthz`` stopped answering.
+byte arrives, then reads the request head and body with blocking reads and no deadline, and
+writes the answer with blocking writes: a client that sends (or reads) a byte at a time holds
+that thread for as long as it likes, and a few dozen such clients stop ``/healthz``.
 
-:class:`GuardedThreadWorker` keeps gthread and changes six things:
+:class:`GuardedThreadWorker` keeps gthread and bounds what any one client can cost:
 
-- **The event loop reads the request head, and a small body,** not a thread: it collects the
-  head, and a body of at most :data:`BUFFERED_BODY_BYTES` announced by Content-Length,
-  without blocking, and hands the connection to the pool only once they are complete. The
-  head must be complete within ``GUNICORN_HEADER_TIMEOUT`` seconds (10) of the connection's
-  opening (of its first byte, on a kept-alive connection); a buffered body follows the body
-  rule below. A client too slow is answered 408 and closed. Waiting costs a socket and a few
-  kilobytes, never a thread: slow heads are limited only by ``worker_connections``.
-- **A body read by a thread has a deadline**: no read waits longer than
-  ``GUNICORN_BODY_TIMEOUT`` seconds (10), and the body must arrive at an average of at least
-  ``GUNICORN_BODY_MIN_RATE`` bytes per second (1024) once that grace period is over (Apache's
-  ``mod_reqtimeout`` rule). Past it the application sees the client as gone (werkzeug answers
-  400) and the connection is closed, never read on. Large bodies, chunked ones and
-  ``Expect: 100-continue`` requests take this path: a client sending one of those slowly
-  still holds a thread, for a bounded time; the threads of a worker absorb a few dozen.
-- **A response write has an idle timeout**: a write that cannot hand the client a byte for
-  ``GUNICORN_SEND_TIMEOUT`` seconds (60) fails and the connection is closed (the kernel's
-  ``SO_SNDTIMEO``, counted from the write's last progress, so a stalled client is cut off
-  within 2-3 times that; one that keeps reading, however slowly, never is). gthread waited
-  for a client that stopped reading forever, a thread with it.
+- **The event loop reads the request head and its body,** not a thread: the head, and a body
+  announced by Content-Length of at most ``GUNICORN_BUFFER_BODY_BYTES`` (16 MiB: any JSON
+  write, any single upload), are collected without blocking and the connection goes to the
+  pool only once they are complete, so a thread is committed to a request only when it can
+  run straight through. ``Expect: 100-continue`` is answered here. The head must be complete
+  within ``GUNICORN_HEADER_TIMEOUT`` seconds (10) of the connection's opening (of its first
+  byte, on a kept-alive connection); the body follows the body rule below. Too slow: a JSON
+  408 and the connection closed. The bodies being read cost memory, bounded per worker
+  (``GUNICORN_BUFFER_TOTAL_BYTES``, 64 MiB) and per client (a quarter of that); past either
+  bound the loop stops reading from that client's bodies until memory is released (TCP
+  pushes back on the client), and nothing else waits.
+- **Every body has a deadline**: it may idle at most ``GUNICORN_BODY_TIMEOUT`` seconds (10),
+  must average ``GUNICORN_BODY_MIN_RATE`` bytes per second (8192) once that grace period is
+  over (Apache's ``mod_reqtimeout`` rule), and never takes longer than
+  ``GUNICORN_BODY_DEADLINE`` seconds (600) in all. 8 KiB/s is 64 kbit/s: a phone on 2G's
+  EDGE sends faster; a 10 MB photo within 600 s needs 17 KB/s (a weak 3G uplink); worse
+  networks are what resumable uploads are for. Bodies a thread reads (chunked ones, ones over
+  the buffer size) are held to the same rule on the thread's reads; past it the application
+  sees the client as gone and the connection is closed, never read on.
+- **Every answer a thread writes has a deadline too**: a write may idle at most
+  ``GUNICORN_SEND_TIMEOUT`` seconds (60), and the answer must average
+  ``GUNICORN_SEND_MIN_RATE`` bytes per second (8192) after ``GUNICORN_SEND_GRACE`` seconds
+  (10); a reader
+  slower than that (4 KiB every 20 s) is cut off instead of holding a thread for hours.
+- **One client cannot take more than its share**: a client (its address, or behind
+  ``AVENUE_PROXY_COUNT`` proxies the address they forward) runs at most
+  ``GUNICORN_CLIENT_THREADS`` requests at once (a quarter of the threads); its other requests
+  wait in the event loop, without a thread, for up to ``GUNICORN_QUEUE_TIMEOUT`` seconds (30,
+  then a JSON 503). Without a proxy, one address holds at most ``GUNICORN_CLIENT_CONNECTIONS``
+  connections per worker (a tenth of ``worker_connections``); more are answered 503 and
+  closed. And when the worker nears ``worker_connections`` (90 %), idle connections (kept
+  alive, or open without a byte sent) are closed oldest first, so sockets that send nothing
+  cannot keep anyone out.
+- **An answer given before the body was read keeps the connection usable**: a body the
+  event loop buffered is drained from memory whatever its size; any other unread body
+  (chunked, too large to buffer) closes the connection, and the answer says so
+  (``Connection: close``): the client's next request is never lost (gunicorn issues 3334, 840:
+  gthread drained at most 64 KiB and then closed a connection it had announced as kept alive).
+- **The server's own refusals are JSON**: a request line or head too long, bad syntax, a
+  deadline missed, a client over its share: the API's error shape
+  (``{"error": {"code", "message"}}``) with an ``X-Request-ID``, counted in the request
+  metrics and logged like any answer.
 - **A worker whose threads are all busy stops accepting**, so a new connection goes to a
   worker with a free thread (or waits in the kernel's backlog) instead of queueing here; one
   out of file descriptors pauses accepting for a moment instead of dying.
@@ -41,43 +63,67 @@ holds that thread for as long as it likes: ten of them starved a worker of 4 thr
   writing, then read until the client closes, up to 2 s) ran in the event loop every
   connection shares, so each client that never closed its side stalled the worker 2 s.
 
+Why a worker of our own rather than gunicorn's gevent worker (which gunicorn documents for
+clients not behind a buffering proxy): gevent gives every connection a greenlet, so slow
+clients cost little, but pymongo, Pillow and libvips would then run on one event loop: the
+image work (hundreds of milliseconds of CPU per upload) would need a thread pool of its own
+and pymongo the monkey-patched socket module, and the event loop's own answers of cached media
+(4x Flask-from-disk, bench/results/perf-loop-2026-11-23.md) would be lost.
+bench/hostile.py measures what this worker withstands, with and without nginx in front.
+
 The read deadlines are enforced on the parser's reads (a wrapper around the connection
-socket installed as the parser's source), the write timeout by the kernel. Behind nginx
-(deploy/nginx/avenue.conf), nginx buffers heads and bodies and none of this is reached; it
-keeps a directly exposed gunicorn, or one behind a load balancer that does not buffer,
-answering. Built on gunicorn 27.0.1's ThreadWorker internals (pinned in requirements.txt;
-tests/test_server.py shows the behaviour end to end); with TLS or HTTP/2 configured in
-gunicorn the worker behaves exactly as gthread.
+socket installed as the parser's source), the write deadline on the response's writes (a
+wrapper given to gunicorn's response). Behind nginx (deploy/nginx/avenue.conf), nginx
+buffers heads, bodies and answers and little of this is reached; it keeps a directly exposed
+gunicorn, or one behind a load balancer that does not buffer, answering. Built on gunicorn
+27.0.1's ThreadWorker internals (pinned in requirements.txt; tests/test_server.py shows the
+behaviour end to end); with TLS or HTTP/2 configured in gunicorn the worker behaves exactly as
+gthread.
 """
 
 from __future__ import annotations
 
+import collections
 import email.utils
 import errno
+import json
 import os
 import re
 import selectors
 import socket
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from functools import partial
 
 from gunicorn import SERVER
+from gunicorn.http.body import LengthReader
 from gunicorn.util import is_hoppish
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-#: The largest body the event loop reads before handing the request to a thread (a login,
-#: any JSON API write). Bounds the loop's memory to this much per open connection.
-BUFFERED_BODY_BYTES = 64 * 1024
+#: The largest body the event loop reads before handing the request to a thread: any JSON
+#: write (2.06 MB) and a single upload with its multipart framing (10 MiB + a little).
+BUFFERED_BODY_BYTES = 16 * 1024 * 1024
+#: What the bodies being read may hold in memory at once, per worker.
+BUFFERED_TOTAL_BYTES = 64 * 1024 * 1024
 #: A head still incomplete at this size goes to a thread (gunicorn's own limits refuse it).
 BUFFERED_HEAD_BYTES = 64 * 1024
-_READ_SIZE = 64 * 1024
+_READ_SIZE = 256 * 1024
 # A closing connection is drained for at most this long and this much (gunicorn's own values).
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 64 * 1024
 ACCEPT_PAUSE_SECONDS = 0.5
-_TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+#: When a worker holds this share of ``worker_connections``, idle ones are closed down to
+#: :data:`IDLE_LOW_WATER` of it.
+IDLE_HIGH_WATER = 0.9
+IDLE_LOW_WATER = 0.8
+#: The route label the server's own answers are counted under (avenue/metrics.py).
+SERVER_ROUTE = "<server>"
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_EXPECT_CONTINUE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*(?=\r\n)", re.IGNORECASE)
+_REQUEST_ID_FIELD = re.compile(rb"\r\nx-request-id:[ \t]*([^\r\n]*?)[ \t]*(?=\r\n)", re.IGNORECASE)
+_FORWARDED_FOR = re.compile(rb"\r\nx-forwarded-for:([^\r\n]*)", re.IGNORECASE)
 
 
 def _number(name: str, default: float) -> float:
@@ -95,31 +141,70 @@ def _number(name: str, default: float) -> float:
 
 @dataclass(frozen=True)
 class Limits:
-    """How long a client may take to send its request and to read its answer."""
+    """What one client may cost a worker: time to send its request and read its answer, the
+    memory its bodies take while read, and its share of threads and connections."""
 
     header_timeout: float = 10.0  # seconds for the whole head (from the connection's opening)
     body_timeout: float = 10.0  # seconds any body read may wait; also the rate's grace period
-    body_min_rate: float = 1024.0  # bytes per second a body must average after the grace period
+    body_min_rate: float = 8192.0  # bytes per second a body must average after the grace period
+    body_deadline: float = 600.0  # seconds a body may take in all, however fast it starts
     send_timeout: float = 60.0  # seconds a response write may wait for the client to read anything
+    send_min_rate: float = 8192.0  # bytes per second an answer must average after the grace period
+    send_grace: float = 10.0  # seconds before that rate applies (the kernel's buffers fill first)
+    buffer_body_bytes: int = BUFFERED_BODY_BYTES  # the largest body the event loop reads
+    buffer_total_bytes: int = BUFFERED_TOTAL_BYTES  # what bodies being read may hold, per worker
+    client_threads: int = 0  # requests one client runs at once (0: a quarter of the threads)
+    client_connections: int = 0  # connections one address holds (0: a tenth of worker_connections)
+    queue_timeout: float = 30.0  # seconds a request waits for its client's share of threads
+    proxy_count: int = 0  # proxies in front (AVENUE_PROXY_COUNT): clients are who they forward
 
     @classmethod
     def from_environment(cls) -> Limits:
+        proxies = os.environ.get("AVENUE_PROXY_COUNT", "").strip() or "0"
+        if not proxies.isdigit():
+            raise RuntimeError(f"AVENUE_PROXY_COUNT must be a whole number, got {proxies!r}")
         return cls(
             header_timeout=_number("GUNICORN_HEADER_TIMEOUT", cls.header_timeout),
             body_timeout=_number("GUNICORN_BODY_TIMEOUT", cls.body_timeout),
             body_min_rate=_number("GUNICORN_BODY_MIN_RATE", cls.body_min_rate),
+            body_deadline=_number("GUNICORN_BODY_DEADLINE", cls.body_deadline),
             send_timeout=_number("GUNICORN_SEND_TIMEOUT", cls.send_timeout),
+            send_min_rate=_number("GUNICORN_SEND_MIN_RATE", cls.send_min_rate),
+            send_grace=_number("GUNICORN_SEND_GRACE", cls.send_grace),
+            buffer_body_bytes=int(_number("GUNICORN_BUFFER_BODY_BYTES", cls.buffer_body_bytes)),
+            buffer_total_bytes=int(_number("GUNICORN_BUFFER_TOTAL_BYTES", cls.buffer_total_bytes)),
+            client_threads=int(_number("GUNICORN_CLIENT_THREADS", 0) if os.environ.get(
+                "GUNICORN_CLIENT_THREADS", "").strip() else 0),
+            client_connections=int(_number("GUNICORN_CLIENT_CONNECTIONS", 0) if os.environ.get(
+                "GUNICORN_CLIENT_CONNECTIONS", "").strip() else 0),
+            queue_timeout=_number("GUNICORN_QUEUE_TIMEOUT", cls.queue_timeout),
+            proxy_count=int(proxies),
         )
 
-    def body_deadline(self, started: float, received: int, last_read: float) -> float:
+    def body_deadline_at(self, started: float, received: int, last_read: float) -> float:
         """When a body that started at ``started`` and has ``received`` bytes times out."""
         by_rate = started + self.body_timeout + received / self.body_min_rate
-        return min(last_read + self.body_timeout, by_rate)
+        return min(last_read + self.body_timeout, by_rate, started + self.body_deadline)
+
+    def send_deadline_at(self, started: float, sent: int, last_sent: float) -> float:
+        """When an answer that started at ``started`` and has handed ``sent`` bytes to the
+        kernel times out (idle for ``send_timeout``, or slower than ``send_min_rate``)."""
+        return min(last_sent + self.send_timeout,
+                   started + self.send_grace + sent / self.send_min_rate)
 
 
-def _body_to_buffer(head: bytes) -> int:
-    """How many body bytes the event loop should read after ``head`` before a thread takes
-    the request: its Content-Length when that is small and plain, else 0.
+@dataclass(frozen=True)
+class BodyPlan:
+    """How the event loop takes a request's body: ``length`` bytes to read before a thread
+    takes it (0: none, or a thread reads it), and whether to answer ``100 Continue`` first."""
+
+    length: int = 0
+    expects_continue: bool = False
+
+
+def _body_to_buffer(head: bytes, limit: int = BUFFERED_BODY_BYTES) -> BodyPlan:
+    """How much body the event loop should read after ``head`` before a thread takes the
+    request: its Content-Length when that is plain and at most ``limit``, else nothing.
 
     This only decides how much is read ahead; gunicorn's parser still frames the request
     from the same bytes, so a head this glance misreads is refused or framed by gunicorn
@@ -127,20 +212,26 @@ def _body_to_buffer(head: bytes) -> int:
     """
     lowered = head.lower()
     if b"content-length" not in lowered:
-        return 0
+        return BodyPlan()
     length = None
+    expects = False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
-        if name in (b"transfer-encoding", b"expect"):
-            return 0  # chunked: framing is the parser's; 100-continue: the client waits for us
+        if name == b"transfer-encoding":
+            return BodyPlan()  # chunked: framing is the parser's
+        if name == b"expect":
+            if expects or value.strip().lower() != b"100-continue":
+                return BodyPlan()  # an expectation gunicorn refuses (417), or named twice
+            expects = True
         if name == b"content-length":
             if length is not None or not value.strip().isdigit():
-                return 0
+                return BodyPlan()
             length = int(value.strip())
-    if length is None or length > BUFFERED_BODY_BYTES:
-        return 0
-    return length
+    if length is None or length > limit:
+        return BodyPlan()
+    # An HTTP/1.0 client does not wait for 100 Continue (RFC 9110 10.1.1: ignore it).
+    return BodyPlan(length, expects and head.split(b"\r\n", 1)[0].endswith(b" HTTP/1.1"))
 
 
 def _closes(fs) -> bool:
@@ -152,6 +243,80 @@ def _closes(fs) -> bool:
         return not fs.result()
     except Exception:
         return False
+
+
+def client_of(head: bytes, peer: str, proxy_count: int) -> str:
+    """Who sent ``head``: ``peer``, or behind ``proxy_count`` proxies the address the
+    nearest trusted one forwarded (X-Forwarded-For, counted from the right as werkzeug's
+    ProxyFix does for the app); ``peer`` when the header has fewer entries than proxies."""
+    if proxy_count <= 0:
+        return peer
+    values = [v.strip() for found in _FORWARDED_FOR.findall(head)
+              for v in found.decode("latin-1").split(",")]
+    return values[-proxy_count] if len(values) >= proxy_count and values[-proxy_count] else peer
+
+
+#: The server's own refusals: status line, error code and message (the API's error shape).
+_REFUSALS: dict[int, tuple[str, str, str]] = {
+    400: ("400 Bad Request", "bad_request", "The request could not be read as HTTP."),
+    403: ("403 Forbidden", "forbidden", "This request is not accepted here."),
+    408: ("408 Request Timeout", "request_timeout",
+          "The request was not received in time: send it faster, or in parts."),
+    414: ("414 URI Too Long", "uri_too_long", "The request line is too long."),
+    417: ("417 Expectation Failed", "expectation_failed", "Only Expect: 100-continue is supported."),
+    431: ("431 Request Header Fields Too Large", "request_header_fields_too_large",
+          "The request's header fields are too many or too large."),
+    500: ("500 Internal Server Error", "internal_error", "The server failed to answer this request."),
+    501: ("501 Not Implemented", "not_implemented", "This transfer coding is not supported."),
+    503: ("503 Service Unavailable", "server_busy",
+          "This client has too many requests in progress; try again shortly."),
+}
+_TOO_MANY_CONNECTIONS = ("too_many_connections", "This client holds too many connections.")
+
+
+def refusal(status: int, request_id: str, code: str | None = None, message: str | None = None) -> bytes:
+    """A whole answer (closing the connection) in the API's JSON error shape."""
+    line, default_code, default_message = _REFUSALS.get(status, _REFUSALS[400])
+    body = json.dumps({"error": {"code": code or default_code,
+                                 "message": message or default_message}}).encode()
+    extra = "Retry-After: 1\r\n" if status == 503 else ""
+    head = (f"HTTP/1.1 {line}\r\nServer: {SERVER}\r\nDate: {email.utils.formatdate(usegmt=True)}\r\n"
+            f"Connection: close\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"X-Request-ID: {request_id}\r\nCache-Control: no-store\r\n{extra}\r\n")
+    return head.encode("latin-1") + body
+
+
+def _request_id(head: bytes) -> str:
+    """The id the client sent in ``head`` when it is a safe one, else a new one."""
+    from avenue import requestid  # in the worker: the master never loads the app's modules
+
+    found = _REQUEST_ID_FIELD.search(head)
+    return requestid.valid_or_new(found[1].decode("latin-1") if found else None)
+
+
+def _method(head: bytes) -> str:
+    return head.split(b" ", 1)[0].decode("latin-1") if b" " in head[:32] else "-"
+
+
+def count_server_answer(head: bytes, status: int, request_id: str, seconds: float, body_bytes: int,
+                        peer: str = "") -> None:
+    """Count and log an answer the server gave itself, as the app counts and logs its own."""
+    import structlog  # in the worker only, as above
+
+    from avenue import metrics
+    from avenue.requestlog import ACCESS_LOGGER
+
+    method = _method(head)
+    try:  # never the event loop's end: out of file descriptors, the metrics' files cannot open
+        metrics.observe_request(SERVER_ROUTE, method, status, seconds, body_bytes)
+        if os.environ.get("AVENUE_ACCESS_LOG", "on") != "off":
+            target = head.split(b" ", 2)[1][:200].decode("latin-1") if head.count(b" ") >= 2 else ""
+            structlog.get_logger(ACCESS_LOGGER).info(
+                "request", request_id=request_id, user_id=None, method=method[:16], route=SERVER_ROUTE,
+                path=target, status=status, duration_ms=round(seconds * 1000, 2), bytes=body_bytes,
+                ip=peer)
+    except OSError:
+        pass
 
 
 # --- plain media requests, answered by the event loop ----------------------------------
@@ -218,7 +383,7 @@ class SlowClientGuard:
     """The parser's view of the connection socket: every ``recv`` bounded by a deadline.
 
     In the head phase the deadline is absolute; in the body phase it follows
-    :meth:`Limits.body_deadline`. A read past its deadline returns end-of-file (the parser
+    :meth:`Limits.body_deadline_at`. A read past its deadline returns end-of-file (the parser
     then drops the connection, or werkzeug tells the app the client went away) and marks
     the guard ``tripped``: the worker closes the connection instead of reading a next
     request from the middle of a body. Timeouts gunicorn sets itself (its bounded drain of
@@ -253,7 +418,7 @@ class SlowClientGuard:
         if self._head_deadline is not None:
             deadline = self._head_deadline
         elif self._body_started is not None:
-            deadline = self.limits.body_deadline(self._body_started, self._received, self._last_read)
+            deadline = self.limits.body_deadline_at(self._body_started, self._received, self._last_read)
         else:
             deadline = None
         timeout = None if deadline is None else deadline - now
@@ -283,10 +448,84 @@ class SlowClientGuard:
         return getattr(self.sock, name)
 
 
+class SendTimedOut(BrokenPipeError):
+    """The client read the answer too slowly (``GUNICORN_SEND_TIMEOUT`` idle, or under
+    ``GUNICORN_SEND_MIN_RATE``): closed like a client that went away."""
+
+
+class PacedWriter:
+    """The response's view of the connection socket: every write held to
+    :meth:`Limits.send_deadline_at` from the answer's first byte. gthread's writes block
+    with no deadline; the kernel's idle timeout alone lets a client that takes a few bytes
+    every few seconds hold a thread for hours."""
+
+    def __init__(self, sock: socket.socket, limits: Limits) -> None:
+        self.sock = sock
+        self.limits = limits
+        self._started: float | None = None
+        self._sent = 0
+        self._last_sent = 0.0
+
+    def _remaining(self) -> float:
+        now = time.monotonic()
+        if self._started is None:
+            self._started = self._last_sent = now
+        remaining = self.limits.send_deadline_at(self._started, self._sent, self._last_sent) - now
+        if remaining <= 0:
+            raise SendTimedOut(errno.EPIPE, "the client read the answer too slowly")
+        return remaining
+
+    def _progress(self, sent: int) -> None:
+        if sent:
+            self._sent += sent
+            self._last_sent = time.monotonic()
+
+    def sendall(self, data) -> None:
+        view = memoryview(data).cast("B")
+        try:
+            while view:
+                self.sock.settimeout(self._remaining())
+                try:
+                    sent = self.sock.send(view)
+                except TimeoutError as error:
+                    raise SendTimedOut(errno.EPIPE, "the client read the answer too slowly") from error
+                self._progress(sent)
+                view = view[sent:]
+        finally:
+            self.sock.settimeout(None)
+
+    def send(self, data) -> int:
+        self.sendall(data)
+        return len(data)
+
+    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+        """``socket.sendfile`` a piece at a time, so the deadline is checked between pieces
+        (gunicorn uses it for files on disk: the benchmark's baselines, never GridFS)."""
+        total = 0
+        try:
+            while count is None or total < count:
+                piece = 1024 * 1024 if count is None else min(1024 * 1024, count - total)
+                self.sock.settimeout(self._remaining())
+                try:
+                    sent = self.sock.sendfile(file, offset + total, piece)
+                except TimeoutError as error:
+                    raise SendTimedOut(errno.EPIPE, "the client read the answer too slowly") from error
+                if not sent:
+                    break
+                self._progress(sent)
+                total += sent
+        finally:
+            self.sock.settimeout(None)
+        return total
+
+    def __getattr__(self, name: str):
+        return getattr(self.sock, name)
+
+
 class GuardedConn(TConn):
     """A gthread connection plus what the event loop has read of its next request."""
 
-    def __init__(self, cfg, sock, client, server) -> None:
+    def __init__(self, cfg, sock, client, server, on_close=None) -> None:
         super().__init__(cfg, sock, client, server)
         self.buffer = bytearray()
         self.wanted: int | None = None  # bytes of head + buffered body, once the head is complete
@@ -294,21 +533,75 @@ class GuardedConn(TConn):
         self.head_deadline: float | None = None  # handed to the thread that parses the head
         self.head_length = 0
         self.body_started = 0.0
+        self.opened = time.monotonic()
         self.drained = 0  # bytes read while lingering before the close
         self.guard: SlowClientGuard | None = None
         self.outgoing: list[memoryview] = []  # what the event loop still has to send of its answer
+        self.sent = 0  # bytes of the event loop's answer sent so far
+        self.answer_started = 0.0
+        self.last_sent = 0.0
+        self.peer = client[0] if isinstance(client, tuple) and client else str(client or "")
+        self.key = self.peer  # who this is for the fair shares (the forwarded client, behind proxies)
+        self.held = 0  # bytes of this connection's bodies counted against the memory bounds
+        self.head = b""  # the request's head, for the server's own answers
+        self.queued_at = 0.0  # when it began to wait for its client's share of threads
+        self._on_close = on_close
+
+    def close(self, graceful: bool = False) -> None:
+        super().close(graceful)
+        if self._on_close is not None:
+            on_close, self._on_close = self._on_close, None
+            on_close(self)
+
+
+class _CapturedAnswer:
+    """Stands in for the client socket while gunicorn writes one of its HTML error pages,
+    so the worker can send the same status in the API's JSON shape instead."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def gettimeout(self) -> float:
+        return 0.0
+
+    def setblocking(self, flag: bool) -> None:
+        pass
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+    @property
+    def status(self) -> int:
+        parts = self.data.split(b" ", 2)
+        return int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 500
 
 
 class GuardedThreadWorker(ThreadWorker):
-    """gthread whose event loop reads request heads (and small bodies) before any thread
-    is committed, and whose threads read bodies under a deadline (see the module docstring)."""
+    """gthread whose event loop reads request heads and bodies before any thread is
+    committed, shares threads, connections and memory fairly between clients, and whose
+    threads read and write under deadlines (see the module docstring)."""
 
     def init_process(self) -> None:
         self.limits = Limits.from_environment()
-        # Connections whose head or small body the event loop is reading.
+        # Connections whose head or body the event loop is reading.
         self.reading: dict[GuardedConn, None] = {}
+        self.paused: dict[GuardedConn, None] = {}  # bodies not read on until memory is released
         self.lingering: dict[GuardedConn, None] = {}  # closing: answered, draining until the client closes
         self.writing: dict[GuardedConn, None] = {}  # the event loop's answers the client is reading
+        # The fair shares: requests each client runs in threads, and those waiting for one.
+        self.running: collections.Counter[str] = collections.Counter()
+        self.waiting: dict[str, collections.deque[GuardedConn]] = {}
+        self.held_total = 0  # bytes of bodies read by the event loop and not yet answered
+        self.held_by: collections.Counter[str] = collections.Counter()
+        self.connections_by: collections.Counter[str] = collections.Counter()  # per address
+        quarter = 4  # one client gets at most a quarter of each of the worker's resources
+        self.client_threads = self.limits.client_threads or max(1, self.cfg.threads // quarter)
+        self.client_connections = (self.limits.client_connections
+                                   or max(1, self.cfg.worker_connections // quarter))
+        self.client_held = max(self.limits.buffer_body_bytes, self.limits.buffer_total_bytes // quarter)
+        self._refused_connections = 0  # since the last log line about them
+        self._refusals_logged = 0.0
+        self._local = threading.local()  # the connection a thread handles (for handle_error)
         self.answer_at_once = None  # the front door's, once the app is loaded (load_wsgi)
         self._date_second, self._date_text = 0, ""
         self._next_murder = 0.0
@@ -341,6 +634,14 @@ class GuardedThreadWorker(ThreadWorker):
         super().set_accept_enabled(enabled)
 
     def enqueue_req(self, conn) -> None:
+        """Give ``conn`` a thread, unless its client already runs its share of them: then it
+        waits here, without a thread, until one of that client's requests is done."""
+        if isinstance(conn, GuardedConn) and self.guarded:
+            if self.running[conn.key] >= self.client_threads:
+                conn.queued_at = time.monotonic()
+                self.waiting.setdefault(conn.key, collections.deque()).append(conn)
+                return
+            self.running[conn.key] += 1
         self.busy += 1
         if self.busy >= self.cfg.threads:
             self.set_accept_enabled(False)  # the run loop enables it again once a thread is free
@@ -349,13 +650,28 @@ class GuardedThreadWorker(ThreadWorker):
     def finish_request(self, conn, fs) -> None:
         """Back from a thread: as gthread, but a connection to close lingers in the event loop
         (gthread's graceful close waits up to 2 s for the client right here, in the loop every
-        connection shares: a client that never closes its side stalled the whole worker)."""
+        connection shares: a client that never closes its side stalled the whole worker), and
+        the client's share and memory are given back."""
         self.busy -= 1
+        if isinstance(conn, GuardedConn) and self.guarded:
+            self._release(conn)
+            self._done_running(conn.key)
         if isinstance(conn, GuardedConn) and _closes(fs):
             self.nr_conns -= 1
             self._linger(conn)
             return
         super().finish_request(conn, fs)
+
+    def _done_running(self, key: str) -> None:
+        """One of ``key``'s requests is done: the next one it has waiting takes a thread."""
+        self.running[key] -= 1
+        if self.running[key] <= 0:
+            del self.running[key]
+        queue = self.waiting.get(key)
+        if queue:
+            self.enqueue_req(queue.popleft())
+            if not queue:
+                del self.waiting[key]
 
     def accept(self, listener) -> None:
         if not self.guarded:
@@ -374,13 +690,71 @@ class GuardedThreadWorker(ThreadWorker):
                 self.set_accept_enabled(False)
                 return
             raise
+        peer = client_addr[0] if isinstance(client_addr, tuple) and client_addr else str(client_addr or "")
+        if self.limits.proxy_count == 0 and self.connections_by[peer] >= self.client_connections:
+            self._refuse_connection(client_sock, peer)
+            return
         self.nr_conns += 1
+        self.connections_by[peer] += 1
         # The kernel's own idle timeout on writes (SO_SNDTIMEO): a write that could not hand
         # the client a single byte for send_timeout seconds fails instead of blocking forever.
         seconds = self.limits.send_timeout
         client_sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
                                struct.pack("ll", int(seconds), int(seconds % 1 * 1_000_000)))
-        self._read_request(GuardedConn(self.cfg, client_sock, client_addr, listener.getsockname()))
+        self._shed_idle()
+        conn = GuardedConn(self.cfg, client_sock, client_addr, listener.getsockname(), self._closed)
+        self._read_request(conn)
+
+    def _closed(self, conn: GuardedConn) -> None:
+        """A connection is closed for good: its address holds one fewer, its memory is free."""
+        self._release(conn)
+        self.connections_by[conn.peer] -= 1
+        if self.connections_by[conn.peer] <= 0:
+            del self.connections_by[conn.peer]
+
+    def _refuse_connection(self, sock: socket.socket, peer: str) -> None:
+        """One address holds its share of connections already: 503 and close at once. Counted
+        in the metrics; logged once a second at most (a flood must not become one of logs)."""
+        answer = refusal(503, _request_id(b""), *_TOO_MANY_CONNECTIONS)
+        try:
+            sock.setblocking(False)
+            sock.send(answer)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        sock.close()
+        from avenue import metrics  # in the worker only
+
+        try:  # as in count_server_answer: never the event loop's end
+            metrics.observe_request(SERVER_ROUTE, "-", 503, 0.0, 0)
+        except OSError:
+            pass
+        self._refused_connections += 1
+        now = time.monotonic()
+        if now - self._refusals_logged >= 1.0:
+            self.log.warning("refused %d connection(s): %s holds %d, its share of this worker",
+                             self._refused_connections, peer, self.client_connections)
+            self._refused_connections, self._refusals_logged = 0, now
+
+    def _shed_idle(self) -> None:
+        """Near ``worker_connections``, close idle connections (kept alive after an answer,
+        oldest first; then open without a byte sent) down to :data:`IDLE_LOW_WATER` of it, so
+        sockets that send nothing cannot keep anyone else out."""
+        if self.nr_conns < self.worker_connections * IDLE_HIGH_WATER:
+            return
+        target = self.worker_connections * IDLE_LOW_WATER
+        while self.nr_conns > target and self.keepalived_conns:
+            conn = self.keepalived_conns.popleft()
+            try:
+                self.poller.unregister(conn.sock)
+            except (OSError, KeyError, ValueError):
+                pass
+            self.nr_conns -= 1
+            conn.close()
+        for conn in [c for c in self.reading if not c.buffer]:
+            if self.nr_conns <= target:
+                break
+            self._close(conn)
 
     def on_client_socket_readable(self, conn, client) -> None:
         """A kept-alive connection sends its next request: read its head here too."""
@@ -397,10 +771,14 @@ class GuardedThreadWorker(ThreadWorker):
         conn.buffer = bytearray()
         conn.wanted = None
         conn.head_deadline = None
+        conn.head = b""
         conn.deadline = time.monotonic() + self.limits.header_timeout
         self._on_readable(conn)
 
     def _on_readable(self, conn: GuardedConn, _fileobj=None) -> None:
+        if conn.wanted is not None and not self._may_hold(conn):
+            self._pause(conn)  # the loop reads this body on once memory is released
+            return
         try:
             data = conn.sock.recv(_READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -412,29 +790,86 @@ class GuardedThreadWorker(ThreadWorker):
             return
         if data:
             conn.buffer += data
-            if conn.wanted is None:
+            if conn.wanted is not None:
+                self._hold(conn, len(data))
+            else:
                 end = conn.buffer.find(b"\r\n\r\n")
                 if end >= 0:
-                    conn.head_length = end + 4
-                    conn.wanted = conn.head_length + _body_to_buffer(bytes(conn.buffer[:end]))
-                    conn.head_deadline = conn.deadline
-                    conn.body_started = time.monotonic()
+                    if not self._head_complete(conn, end):
+                        return
                 elif len(conn.buffer) >= BUFFERED_HEAD_BYTES:
+                    conn.head = bytes(conn.buffer[:2048])
                     self._dispatch(conn)
                     return
             if conn.wanted is not None:
                 if len(conn.buffer) >= conn.wanted:
                     self._dispatch(conn)
                     return
-                conn.deadline = self.limits.body_deadline(
+                conn.deadline = self.limits.body_deadline_at(
                     conn.body_started, len(conn.buffer) - conn.head_length, time.monotonic())
         if conn not in self.reading:
             self.reading[conn] = None
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
 
+    def _head_complete(self, conn: GuardedConn, end: int) -> bool:
+        """The head ends at ``end``: note who sent it and how much body to read; answer
+        ``100 Continue`` for a body the loop reads. False when the connection is gone."""
+        head = bytes(conn.buffer[:end])
+        plan = _body_to_buffer(head, self.limits.buffer_body_bytes)
+        conn.key = client_of(head, conn.peer, self.limits.proxy_count)
+        if plan.expects_continue:
+            # Answered here, and taken out of the head so gunicorn does not answer it again.
+            stripped = _EXPECT_CONTINUE.sub(b"", head + b"\r\n", count=1)[:-2]
+            conn.buffer[:end] = stripped
+            end, head = len(stripped), stripped
+            try:
+                conn.sock.send(_CONTINUE)
+            except OSError:
+                self._close(conn)
+                return False
+        conn.head = head
+        conn.head_length = end + 4
+        conn.wanted = conn.head_length + plan.length
+        conn.head_deadline = conn.deadline
+        conn.body_started = time.monotonic()
+        self._hold(conn, len(conn.buffer) - conn.head_length)
+        return True
+
+    # --- the event loop: memory held by bodies being read --------------------------------
+
+    def _may_hold(self, conn: GuardedConn) -> bool:
+        """Whether the loop may read more of ``conn``'s body: within the worker's bound and
+        within its client's share of it."""
+        return (self.held_total < self.limits.buffer_total_bytes
+                and self.held_by[conn.key] < self.client_held)
+
+    def _hold(self, conn: GuardedConn, size: int) -> None:
+        if size > 0:
+            conn.held += size
+            self.held_total += size
+            self.held_by[conn.key] += size
+
+    def _release(self, conn: GuardedConn) -> None:
+        """``conn``'s body is answered (or abandoned): its bytes no longer count, and bodies
+        paused for memory are read on where the bounds now allow it."""
+        if conn.held:
+            self.held_total -= conn.held
+            self.held_by[conn.key] -= conn.held
+            if self.held_by[conn.key] <= 0:
+                del self.held_by[conn.key]
+            conn.held = 0
+            for paused in [c for c in self.paused if self._may_hold(c)]:
+                del self.paused[paused]
+                self._on_readable(paused)
+
+    def _pause(self, conn: GuardedConn) -> None:
+        self._stop_reading(conn)
+        self.paused[conn] = None
+
     def _stop_reading(self, conn: GuardedConn) -> None:
         if self.reading.pop(conn, False) is None:
             self.poller.unregister(conn.sock)
+        self.paused.pop(conn, None)
 
     def _dispatch(self, conn: GuardedConn) -> None:
         """The request is ready to parse: give the connection to a thread."""
@@ -493,7 +928,11 @@ class GuardedThreadWorker(ThreadWorker):
         return self._date_text
 
     def _write_some(self, conn: GuardedConn, _fileobj=None) -> None:
-        """Send what the client takes now; wait for it to read the rest (without blocking)."""
+        """Send what the client takes now; wait for it to read the rest (without blocking),
+        under the same deadline as a thread's answer (:meth:`Limits.send_deadline_at`)."""
+        now = time.monotonic()
+        if conn not in self.writing:  # the answer's first write
+            conn.answer_started, conn.last_sent, conn.sent = now, now, 0
         try:
             sent = conn.sock.sendmsg(conn.outgoing)
         except (BlockingIOError, InterruptedError):
@@ -502,7 +941,9 @@ class GuardedThreadWorker(ThreadWorker):
             self._end_write(conn, done=False)
             return
         if sent:
-            conn.deadline = time.monotonic() + self.limits.send_timeout
+            conn.sent += sent
+            conn.last_sent = now
+        conn.deadline = self.limits.send_deadline_at(conn.answer_started, conn.sent, conn.last_sent)
         while sent:
             first = conn.outgoing[0]
             if sent < len(first):
@@ -532,16 +973,23 @@ class GuardedThreadWorker(ThreadWorker):
         self.keepalived_conns.append(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
 
-    def _close(self, conn: GuardedConn, answer: bytes = b"") -> None:
+    def _close(self, conn: GuardedConn, status: int | None = None) -> None:
+        """Close ``conn`` (still being read, or waiting for its client's share), first
+        answering ``status`` in the API's JSON shape when given."""
         self._stop_reading(conn)
         self.nr_conns -= 1
-        if not answer:
+        if status is None:
             conn.close()
             return
+        request_id = _request_id(conn.head)
+        answer = refusal(status, request_id)
         try:
+            conn.sock.setblocking(False)
             conn.sock.send(answer)
         except OSError:
             pass
+        count_server_answer(conn.head, status, request_id, time.monotonic() - conn.opened,
+                            len(answer), conn.peer)
         self._linger(conn)
 
     def _linger(self, conn: GuardedConn) -> None:
@@ -576,25 +1024,33 @@ class GuardedThreadWorker(ThreadWorker):
         conn.close()
 
     def murder_pending(self) -> None:
-        """Also close connections whose head or buffered body is overdue (408 if they sent
-        anything; an idle one is just closed, like an expired keep-alive)."""
+        """Also close connections whose head or body is overdue (a JSON 408 if they sent
+        anything; an idle one is just closed, like an expired keep-alive), requests that
+        waited too long for their client's share of threads (503), and answers the client
+        reads too slowly."""
         super().murder_pending()
         now = time.monotonic()
         if now < self._next_murder:
             return
         self._next_murder = now + 0.25
-        for conn in [c for c in self.reading if c.deadline <= now]:
-            self._close(conn, _TIMED_OUT if conn.buffer else b"")
+        for conn in [c for c in (*self.reading, *self.paused) if c.deadline <= now]:
+            self._close(conn, 408 if conn.buffer else None)
+        for key, queue in list(self.waiting.items()):
+            while queue and queue[0].queued_at + self.limits.queue_timeout <= now:
+                self._close(queue.popleft(), 503)
+            if not queue:
+                del self.waiting[key]
         for conn in [c for c in self.lingering if c.deadline <= now]:
             self._end_linger(conn)
         for conn in [c for c in self.writing if c.deadline <= now]:
-            self._end_write(conn, done=False)  # the client read nothing for GUNICORN_SEND_TIMEOUT
+            self._end_write(conn, done=False)  # the client reads too slowly (send_deadline_at)
 
     # --- the threads ---------------------------------------------------------------------
 
     def handle(self, conn):
         if not isinstance(conn, GuardedConn):
             return super().handle(conn)
+        self._local.conn = conn
         conn.sock.setblocking(True)
         conn.init()
         if conn.guard is None:
@@ -609,7 +1065,10 @@ class GuardedThreadWorker(ThreadWorker):
         conn.head_deadline = None
         conn.guard.head(deadline)
         conn.guard.tripped = False
-        keepalive = super().handle(conn)
+        try:
+            keepalive = super().handle(conn)
+        finally:
+            self._local.conn = None
         if conn.guard.tripped:
             return False  # never read the next request from the middle of a body
         return keepalive
@@ -618,9 +1077,58 @@ class GuardedThreadWorker(ThreadWorker):
         if not isinstance(conn, GuardedConn):
             return super().handle_request(req, conn)
         conn.guard.body()
+        if not _body_in_memory(req, conn):
+            # Should the app answer before reading it all, what is left could only be drained
+            # from the network at the client's pace: close after the answer, and say so.
+            req.must_close = True
+        sock = conn.sock
+        conn.sock = PacedWriter(sock, self.limits)
         try:
             return super().handle_request(req, conn)
         except BlockingIOError as error:
             # SO_SNDTIMEO expired: the client stopped reading. Closed like a client that went
             # away (gthread logs that at debug level, not as a socket error with a traceback).
             raise BrokenPipeError(errno.EPIPE, "the client read nothing for GUNICORN_SEND_TIMEOUT") from error
+        finally:
+            conn.sock = sock
+
+    def _keepalive_after(self, conn, keepalive):
+        """Keep the connection when what is left of the body is already in memory, however
+        much (gunicorn drains at most 64 KiB, then closes a connection its answer announced
+        as kept alive, and the client's next request is lost); otherwise as gunicorn."""
+        if keepalive and isinstance(conn, GuardedConn) and _body_in_memory(conn.parser.mesg, conn):
+            return bool(conn.parser.finish_body(deadline=time.monotonic() + self.limits.body_timeout,
+                                                max_bytes=1 << 62))
+        return super()._keepalive_after(conn, keepalive)
+
+    def handle_error(self, req, client, addr, exc):
+        """gunicorn's own refusals (a request line or head too long, bad syntax...) with its
+        status and access log, but in the API's JSON shape, traced and counted."""
+        captured = _CapturedAnswer()
+        super().handle_error(req, captured, addr, exc)
+        conn = getattr(self._local, "conn", None)
+        head = conn.head if isinstance(conn, GuardedConn) else b""
+        request_id = _request_id(head)
+        answer = refusal(captured.status, request_id)
+        try:
+            client.setblocking(False)
+            client.sendall(answer)
+        except Exception:  # the client is gone: nothing to tell it
+            self.log.debug("Failed to send error message.")
+        count_server_answer(head, captured.status, request_id, 0.0, len(answer),
+                            addr[0] if isinstance(addr, tuple) and addr else "")
+
+
+def _body_in_memory(req, conn: GuardedConn) -> bool:
+    """Whether what is left of ``req``'s body is already in memory (the event loop read it),
+    so that draining it costs no wait on the client."""
+    body = getattr(req, "body", None)
+    if body is None:
+        return True
+    reader = body.reader
+    if not isinstance(reader, LengthReader):
+        return False  # chunked, or read to the end of the connection: only reading tells
+    if reader.length == 0:
+        return True
+    with conn.parser.unreader.buf.getbuffer() as view:
+        return reader.length <= view.nbytes

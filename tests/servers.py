@@ -21,6 +21,9 @@ from avenue.embedded import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
+#: Where the tests' hostile clients connect from: one client address of their own (the whole of
+#: 127.0.0.0/8 is this machine), so the fair shares (avenue/server.py) tell them from the probes.
+ATTACKER = "127.0.0.2"
 
 
 class Gunicorn:
