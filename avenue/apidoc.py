@@ -194,7 +194,8 @@ SCHEMAS: dict[str, Schema] = {
             "version": {"type": "string", "pattern": "^([0-9a-f]{8})?$", "description":
                         "Which bytes the URLs name: empty until the image is replaced in place (PUT), then a "
                         "new value per replace or focal point change; the id stays, and the URLs of earlier "
-                        "versions answer 308 to these for AVENUE_REPLACED_REDIRECT_DAYS, then 404."},
+                        "versions answer 308 to these for AVENUE_REPLACED_REDIRECT_DAYS, then 404 (a private "
+                        "image's: 404 at once; its signed URLs sign the version)."},
             "folder": {"type": "string", "pattern": "^/", "description": "Library media: its folder."},
             "tags": {"type": "array", "items": {"type": "string"}, "description": "Library media: its tags."},
         },

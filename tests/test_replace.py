@@ -7,14 +7,16 @@ from __future__ import annotations
 import datetime as dt
 import io
 import threading
+import time
 from hashlib import sha256
+from urllib.parse import parse_qsl
 
 import pytest
 from bson import ObjectId
 from PIL import Image as PILImage
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS, Library, Upload, recount_bucket
+from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS, Library, Upload, UrlSigner, recount_bucket
 from avenue.media import purge as purge_module
 from avenue.media import trash as trash_module
 from avenue.ops.fsck import check
@@ -22,6 +24,8 @@ from avenue.ops.gc import collect_garbage
 from tests.helpers import error_body, form, image_bytes, library_upload
 
 PHOTO, OTHER, PNG = "good/progressive.jpg", "good/grayscale.jpg", "good/alpha.png"
+KEY = "test-secret-key-for-avenue"  # the key conftest's apps sign with
+NEW_KEY = "a-brand-new-secret-key-for-avenue"
 
 
 def replace_media(client, headers, media_id: str, name=OTHER):
@@ -226,22 +230,118 @@ def test_only_editors_replace_library_media(client, auth):
                       headers=auth.token("ops")).status_code == 403
 
 
+def post_upload(client, owner, visibility: str, name=PHOTO) -> dict:
+    answer = client.post("/api/uploads", data={**form(name), "visibility": visibility}, headers=owner)
+    assert answer.status_code == 201, answer.get_json()
+    return answer.get_json()
+
+
+def replace_upload(client, owner, upload_id: str, name=OTHER) -> dict:
+    answer = client.put(f"/api/uploads/{upload_id}", data=form(name), headers=owner)
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()
+
+
+def error_headers(answer) -> list:
+    """An answer's headers but its ``X-Request-ID`` (each request's own)."""
+    return sorted((name, value) for name, value in answer.headers.items() if name != "X-Request-ID")
+
+
+def path_and_query(url: str) -> tuple[str, dict]:
+    path, _, query = url.partition("?")
+    return path, dict(parse_qsl(query))
+
+
 def test_replacing_a_private_upload_keeps_it_private_and_signed(client, auth):
     owner = auth.token("ops")
-    upload = client.post("/api/uploads", data={**form(PHOTO), "visibility": "private"},
-                         headers=owner).get_json()
-    answer = client.put(f"/api/uploads/{upload['id']}", data=form(OTHER), headers=owner)
-    assert answer.status_code == 200, answer.get_json()
-    new = answer.get_json()
+    upload = post_upload(client, owner, "private")
+    new = replace_upload(client, owner, upload["id"])
     assert new["visibility"] == "private" and "sig=" in new["url"] and new["version"]
+    # The links handed out after the replace open the new version.
     assert sha256(body_of(client, new["url"])).hexdigest() == new["sha256"]
+    for url in [*new["variants"].values(), new["variant_urls"]["og"]["webp"]]:
+        assert client.get(url).headers["Cache-Control"].startswith("private")
     unsigned = new["url"].split("?")[0]
     assert client.get(unsigned).status_code == 404
-    # The old signed URL redirects with its signature, to a URL that verifies; never cached.
-    moved = client.get(upload["url"])
-    assert moved.status_code == 308 and "no-store" in moved.headers["Cache-Control"]
-    assert "sig=" in moved.headers["Location"]
-    assert client.get(moved.headers["Location"]).status_code == 200
+
+
+@pytest.mark.parametrize("visibility", ["public", "private"])
+def test_an_uploads_old_urls_redirect_when_public_and_are_404_when_private(client, auth, visibility):
+    """A private file is often replaced because the old one was wrong to share: its old signed
+    links must not lead to the new picture, by redirect or otherwise."""
+    owner = auth.token("ops")
+    upload = post_upload(client, owner, visibility)
+    new = replace_upload(client, owner, upload["id"])
+    unknown = client.get(f"/media/uploads/{ObjectId()}")
+    pairs = [(upload["url"], new["url"]), (upload["variants"]["thumb"], new["variants"]["thumb"]),
+             (upload["variant_urls"]["og"]["webp"], new["variant_urls"]["og"]["webp"])]
+    for old, current in pairs:
+        answer = client.get(old)
+        if visibility == "public":
+            assert answer.status_code == 308, old
+            assert answer.headers["Location"].endswith(current.split("/media/", 1)[1])
+        else:
+            # The route's plain 404, headers and all, as for an image that does not exist.
+            assert answer.status_code == 404, old
+            assert answer.data == unknown.data == b"Not found\n"
+            assert error_headers(answer) == error_headers(unknown)
+            assert "Location" not in answer.headers and answer.headers["Cache-Control"] == "no-store"
+            assert client.head(old).status_code == 404
+        assert body_of(client, current)
+    if visibility == "private":
+        # Replaced again: the links of the version in between stop working as well.
+        third = replace_upload(client, owner, upload["id"], name=PNG)
+        assert client.get(new["url"]).status_code == client.get(new["variants"]["card"]).status_code == 404
+        assert sha256(body_of(client, third["url"])).hexdigest() == third["sha256"]
+
+
+def test_a_signature_opens_only_the_version_it_was_signed_for(client, auth):
+    owner = auth.token("ops")
+    upload = post_upload(client, owner, "private")
+    new = replace_upload(client, owner, upload["id"])
+    for old, current in [(upload["url"], new["url"]), (upload["variants"]["card"], new["variants"]["card"])]:
+        # The old link with the new version written into its path: its signature does not cover it.
+        _, old_query = path_and_query(old)
+        current_path, current_query = path_and_query(current)
+        assert client.get(current_path, query_string=old_query).status_code == 403
+        # Nor does the new signature open a version it was not made for (made up, or the old one).
+        made_up = current_path.replace(new["version"], "0123abcd")
+        assert client.get(made_up, query_string=current_query).status_code == 404
+        assert client.get(current_path.replace(f"~{new['version']}", ""),
+                          query_string=current_query).status_code == 404
+    # A signature over no version at all (how URLs were signed before they named one).
+    unversioned = UrlSigner(key=KEY).media_url(UPLOADS, upload["id"], ext="jpg", private=True)
+    assert client.get(path_and_query(new["url"])[0],
+                      query_string=path_and_query(unversioned)[1]).status_code == 403
+    assert body_of(client, new["url"])
+
+
+def test_a_current_versions_signed_url_works_until_it_expires_with_every_key(client, app_factory, auth):
+    owner = auth.token("ops")
+    upload = post_upload(client, owner, "private")
+    new = replace_upload(client, owner, upload["id"])
+    signer = UrlSigner(key=KEY, ttl_seconds=3600)
+    ext = new["url"].split("?")[0].rsplit(".", 1)[1]
+
+    def signed(issued_at: float, variant: str = "") -> str:
+        return signer.media_url(UPLOADS, upload["id"], variant, "" if variant else ext, private=True,
+                                now=issued_at, version=new["version"])
+
+    # Handed out half an hour ago: still good; two hours ago: expired.
+    assert sha256(body_of(client, signed(time.time() - 1800))).hexdigest() == new["sha256"]
+    assert body_of(client, signed(time.time() - 1800, "thumb"))
+    assert client.get(signed(time.time() - 7200)).status_code == 403
+    # Replacing with the same bytes changes nothing: the links already out keep working.
+    assert replace_upload(client, owner, upload["id"])["version"] == new["version"]
+    assert body_of(client, new["url"]) and body_of(client, new["variants"]["gallery"])
+    # Keys rotate as before: the first signs, every key verifies, for the current version only.
+    rotated = app_factory(SECRET_KEY=NEW_KEY, SECRET_KEY_FALLBACKS=[KEY]).test_client()
+    assert rotated.get(new["url"]).status_code == rotated.get(new["variants"]["thumb"]).status_code == 200
+    assert [rotated.get(old).status_code for old in (upload["url"], upload["variants"]["thumb"])] == [404] * 2
+    fresh = rotated.get(f"/api/uploads/{upload['id']}", headers=owner).get_json()
+    assert fresh["url"] != new["url"]
+    assert body_of(rotated, fresh["url"]) and body_of(rotated, fresh["variants"]["og"])
+    assert client.get(fresh["url"]).status_code == 403  # signed with the new key, which this app lacks
 
 
 def test_replacing_a_product_photo_keeps_its_place_and_updates_the_product(client, db, admin):

@@ -73,8 +73,8 @@ class Answer:
 
 @dataclass(frozen=True)
 class Moved:
-    """An earlier version's URL of an image replaced in place: a 308 to the same thing in the
-    current version, until ``until`` (then 404)."""
+    """An earlier version's URL of a public image replaced in place: a 308 to the same thing in
+    the current version, until ``until`` (then 404)."""
 
     doc: MediaDoc
     location: str  # a path
@@ -113,7 +113,8 @@ def resolve(bucket: str, token: str, variant: str | None,
             load: Callable[[str, ObjectId], MediaDoc | None], accept: str,
             now: dt.datetime | None = None) -> Representation | Moved | None:
     """What ``/media/<alias>/<token>[/<variant>]`` names, with ``load`` giving documents: a
-    servable file, a redirect (an earlier version of an image replaced in place), or None: 404."""
+    servable file, a redirect (an earlier version of a public image replaced in place), or
+    None: 404."""
     file_id, version, ext = parse_token(token)
     if file_id is None or (variant is not None and variant.partition(".")[0] not in VARIANT_NAMES):
         return None
@@ -121,6 +122,13 @@ def resolve(bucket: str, token: str, variant: str | None,
     if doc is None:
         return None
     if version != doc.version:
+        if doc.private:
+            # An earlier version of a private image names nothing: the link may have gone to
+            # someone it should not have (often why it was replaced), and a redirect would show
+            # them the new picture. 404 and not 410: what the URL answers once the redirect
+            # window ends and what an unknown version answers, so it never tells a holder
+            # whether the image lives on, and the contract's media statuses stay 403 or 404.
+            return None
         return _moved(bucket, doc, version, variant, now or dt.datetime.now(dt.UTC))
     if variant is None:
         if ext and ext != EXTENSIONS.get(doc.format, ""):

@@ -44,7 +44,7 @@ class UrlSigner:
         url = f"{self.base_url}{path}"
         if private:
             expires = self.expiry(time.time() if now is None else now)
-            sig = signing.sign(self.key, bucket, str(file_id), variant, expires)
+            sig = signing.sign(self.key, bucket, str(file_id), variant, expires, version)
             url += "?" + urlencode({"expires": expires, "sig": sig})
         return url
 

@@ -83,8 +83,9 @@ def _check_signature(bucket: str, doc: MediaDoc, variant: str) -> Response | Non
     if not doc.private:
         return None
     keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
-    verdict = signing.verify(keys, bucket, str(doc.file_id), variant,
-                             request.args.get("expires"), request.args.get("sig"))
+    # The document's version is the URL's: a private image's other versions resolve to nothing.
+    verdict = signing.verify(keys, bucket, str(doc.file_id), variant, request.args.get("expires"),
+                             request.args.get("sig"), version=doc.version)
     if verdict == "ok":
         return None
     if verdict == "missing":
@@ -133,16 +134,15 @@ REDIRECT_MAX_AGE = 3600
 
 
 def _redirect(moved: Moved) -> Response:
-    """308 to the current version of what an earlier version's URL named. A signed URL's
-    query (expiry and signature) is carried over: it signs the image and variant, not the
-    version, so it is as valid for the new URL as for the old."""
+    """308 to the current version of what an earlier version's URL of a public image named
+    (a private image's earlier versions are 404: :func:`~avenue.media.http.resolve`), with
+    the query it came with."""
     location = moved.location
     query = request.query_string.decode("latin-1")
     if query:
         location += f"?{query}"
     left = int((moved.until - now()).total_seconds())
-    cache = ("private, no-store" if moved.doc.private
-             else f"public, max-age={max(0, min(REDIRECT_MAX_AGE, left))}")
+    cache = f"public, max-age={max(0, min(REDIRECT_MAX_AGE, left))}"
     return Response("", status=308, headers={"Location": location, "Cache-Control": cache,
                                              "X-Content-Type-Options": "nosniff"})
 

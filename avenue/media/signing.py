@@ -1,7 +1,10 @@
-"""Signed, expiring URLs for private media: HMAC-SHA256 over (bucket, file, variant, expiry).
+"""Signed, expiring URLs for private media: HMAC-SHA256 over (bucket, file, variant, expiry,
+version).
 
 The first key signs; every key verifies, so rotating SECRET_KEY (old key moved to
-SECRET_KEY_FALLBACKS) keeps URLs already handed out valid until they expire.
+SECRET_KEY_FALLBACKS) keeps URLs already handed out valid until they expire. The version
+(media/replace.py) is signed so that a link opens only the bytes it was handed out for: after
+a replace, an old link with the new version written into it is refused.
 """
 
 from __future__ import annotations
@@ -22,17 +25,20 @@ def _mac(key: str | bytes, message: str) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def _message(bucket: str, file_id: str, variant: str, expires: int) -> str:
-    return f"{bucket}\n{file_id}\n{variant}\n{expires}"
+def _message(bucket: str, file_id: str, variant: str, expires: int, version: str) -> str:
+    # No version (never replaced): the message signed before versions were, so the links of
+    # such images already handed out stay valid. A versioned one never equals it.
+    suffix = f"\n{version}" if version else ""
+    return f"{bucket}\n{file_id}\n{variant}\n{expires}{suffix}"
 
 
-def sign(key: str | bytes, bucket: str, file_id: str, variant: str, expires: int) -> str:
-    """The signature for a media URL valid until ``expires`` (unix seconds)."""
-    return _mac(key, _message(bucket, str(file_id), variant, expires))
+def sign(key: str | bytes, bucket: str, file_id: str, variant: str, expires: int, version: str = "") -> str:
+    """The signature for a media URL of ``version`` valid until ``expires`` (unix seconds)."""
+    return _mac(key, _message(bucket, str(file_id), variant, expires, version))
 
 
 def verify(keys: Sequence[str], bucket: str, file_id: str, variant: str, expires: str | None,
-           signature: str | None, now: float | None = None) -> str:
+           signature: str | None, now: float | None = None, version: str = "") -> str:
     """``"ok"``, ``"expired"``, ``"invalid"`` or ``"missing"`` for a URL's query values."""
     if not expires or not signature:
         return "missing"
@@ -40,7 +46,7 @@ def verify(keys: Sequence[str], bucket: str, file_id: str, variant: str, expires
         expires_at = int(expires)
     except ValueError:
         return "invalid"
-    message = _message(bucket, str(file_id), variant, expires_at)
+    message = _message(bucket, str(file_id), variant, expires_at, version)
     if not any(hmac.compare_digest(_mac(key, message), signature) for key in keys if key):
         return "invalid"
     if expires_at < (time.time() if now is None else now):
