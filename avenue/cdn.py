@@ -120,7 +120,9 @@ def init_app(app: Flask) -> None:
         while True:
             time.sleep(POLL_SECONDS)
             try:
-                deliver_due(get_mongo(app).db, **settings)
+                mongo = get_mongo(app)
+                mongo.ensure_indexes()  # the outbox's, before its first query (a no-op once done)
+                deliver_due(mongo.db, **settings)
             except PyMongoError as error:  # the database is away: try again next round
                 log.warning("cdn purge delivery: %r", error)
 

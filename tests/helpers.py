@@ -147,3 +147,22 @@ def library_upload(client, headers, name: str = "good/progressive.jpg") -> dict:
     answer = client.post("/api/builder/media", data=form(name), headers=headers)
     assert answer.status_code in (200, 201), answer.get_json()
     return answer.get_json()
+
+
+def worker_start_hook(monkeypatch, tmp_path):
+    """gunicorn.conf.py's ``post_worker_init``, and a stand-in for the worker it is given (the
+    app, and a thread pool like gthread's). Reading gunicorn.conf.py prepares Prometheus'
+    multiprocess folder and exports it, which would switch every later test's /metrics to
+    that folder: it gets one marked as already prepared, both variables undone after the test."""
+    import os
+    import runpy
+    import types
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("AVENUE_METRICS_PREPARED_BY", str(os.getpid()))
+    hook = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))["post_worker_init"]
+
+    def worker(app):
+        return types.SimpleNamespace(wsgi=app, tpool=ThreadPoolExecutor(max_workers=2))
+    return hook, worker
