@@ -8,7 +8,8 @@ delivers the outbox in a background thread: one ``POST`` per deleted image, a JS
      "urls": ["<AVENUE_MEDIA_BASE_URL>/media/p/<id>", ...]}
 
 signed ``X-Avenue-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`` with
-``X-Avenue-Timestamp`` (so the receiver can refuse replays), which a small adapter turns into
+``X-Avenue-Timestamp`` (so the receiver can refuse replays; :mod:`avenue.outbound`, which signs
+the storage alert webhook the same way), which a small adapter turns into
 the CDN's purge call (Cloudflare "purge by URL", Fastly, CloudFront invalidations). A 2xx
 answer removes the entry; anything else is retried with back-off (30 s doubling to 1 h, 8
 attempts), then given up. Each delivery and each give-up is in the audit log
@@ -19,8 +20,6 @@ workers never send the same one at once. Unset, nothing is queued or sent.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
 import threading
@@ -36,6 +35,7 @@ from pymongo.errors import PyMongoError
 from avenue import audit
 from avenue.clock import now
 from avenue.media import PURGE_OUTBOX, enable_purges
+from avenue.outbound import signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,6 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
         return int(error.code)
 
 
-def signature(key: str, timestamp: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-
-
 def deliver_due(db: Database, *, hook_url: str, key: str, base_url: str, send: Sender = post,
                 limit: int = 20) -> int:
     """Send the purges that are due (at most ``limit``); how many were delivered."""
@@ -78,9 +74,7 @@ def deliver_due(db: Database, *, hook_url: str, key: str, base_url: str, send: S
             "file_id": str(entry["file_id"]), "paths": entry["paths"],
             "urls": [f"{base_url}{path}" for path in entry["paths"]],
         }, separators=(",", ":")).encode()
-        timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "X-Avenue-Timestamp": timestamp,
-                   "X-Avenue-Signature": signature(key, timestamp, body)}
+        headers = {"Content-Type": "application/json", **signed_headers(key, body)}
         try:
             status = send(hook_url, body, headers)
         except OSError as error:

@@ -24,6 +24,7 @@ from pymongo.database import Database
 
 from avenue.clock import as_utc, isoformat, maybe_utc
 from avenue.errors import NotFound
+from avenue.outbound import signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -134,14 +135,17 @@ def record_crossings(db: Database[Document], found: Sequence[Crossing], moment: 
     return recorded
 
 
-def webhook_notifier(url: str, moment: Callable[[], dt.datetime]) -> Callable[[Document], Document]:
-    """A ``notify`` that POSTs the alert as JSON to ``url`` and says how that went."""
+def webhook_notifier(url: str, moment: Callable[[], dt.datetime], *,
+                     key: str) -> Callable[[Document], Document]:
+    """A ``notify`` that POSTs the alert as JSON to ``url``, signed with ``key`` as the CDN
+    purge hook is (:mod:`avenue.outbound`), and says how that went."""
 
     def notify(alert: Document) -> Document:
         body = json.dumps({"alert": alert}).encode()
         request = urllib.request.Request(url, data=body, method="POST",
                                          headers={"Content-Type": "application/json",
-                                                  "User-Agent": "avenue-media-alerts"})
+                                                  "User-Agent": "avenue-media-alerts",
+                                                  **signed_headers(key, body)})
         try:
             with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
                 return {"at": moment(), "ok": 200 <= response.status < 300, "status": response.status}
