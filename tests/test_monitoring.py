@@ -16,6 +16,7 @@ import pytest
 from avenue.clock import as_utc
 from avenue.embedded import free_port
 from avenue.monitoring import alerts, history, sampler
+from tests.helpers import trickling_server
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 THRESHOLDS = (70.0, 85.0, 95.0)
@@ -203,6 +204,18 @@ def test_new_alerts_go_to_the_webhook_signed_and_its_outcome_is_kept(mdb):
     sampler.sample_once(mdb, lambda: reports(99.0), interval=3600, thresholds=THRESHOLDS,
                         moment=T0 + dt.timedelta(hours=1), owner="a", notify=closed)
     assert alerts.list_alerts(mdb)[0]["notified"]["ok"] is False
+
+
+def test_a_webhook_that_trickles_its_answer_is_given_up_at_the_deadline(monkeypatch):
+    # urllib's timeout bounds each read: a byte every 0.2 s would have held the sampler ~13 s
+    # for the head alone (forever, with a longer answer).
+    monkeypatch.setattr(alerts, "WEBHOOK_TIMEOUT_SECONDS", 1.0)
+    with trickling_server(pause=0.2) as url:
+        started = time.monotonic()
+        outcome = alerts.webhook_notifier(url, lambda: T0, key=HOOK_KEY)({"id": "a"})
+        elapsed = time.monotonic() - started
+    assert outcome["ok"] is False and "timed out" in outcome["error"]
+    assert elapsed < 2.0
 
 
 def test_a_production_alert_webhook_needs_a_real_key():
