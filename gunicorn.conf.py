@@ -100,15 +100,21 @@ def on_exit(server):
 
 
 def post_worker_init(worker):
-    """Start this worker's status sweep scheduler (avenue/status/sweep.py; one worker sweeps
-    at a time, the others see its lease)."""
+    """Prepare the database (indexes, the bootstrap admin) and start this worker's status
+    sweep scheduler (avenue/status/sweep.py; one worker sweeps at a time, the others see its
+    lease) and history sampler."""
     app = worker.wsgi
     # Only for the Avenue app: the benchmark serves its baselines with these settings too.
     if "avenue.mongo" not in getattr(app, "extensions", {}):
         return
     from avenue.monitoring import start_sampler
+    from avenue.readiness import prepare_at_start
     from avenue.status import warm_up_status_reports
 
+    # The indexes and the bootstrap admin now rather than on the first request, on one of the
+    # worker's own threads: not here, since an index build on a large collection can outlast
+    # the master's worker timeout, and a database that is down must not hold the start.
+    worker.tpool.submit(prepare_at_start, app)
     warm_up_status_reports(app)
     # The storage history's sampler thread (avenue/monitoring/sampler.py): every worker runs
     # one, a lease lets one of all instances sample each interval.

@@ -8,7 +8,8 @@ delivers the outbox in a background thread: one ``POST`` per deleted image, a JS
      "urls": ["<AVENUE_MEDIA_BASE_URL>/media/p/<id>", ...]}
 
 signed ``X-Avenue-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`` with
-``X-Avenue-Timestamp`` (so the receiver can refuse replays), which a small adapter turns into
+``X-Avenue-Timestamp`` (so the receiver can refuse replays; :mod:`avenue.outbound`, which signs
+the storage alert webhook the same way), which a small adapter turns into
 the CDN's purge call (Cloudflare "purge by URL", Fastly, CloudFront invalidations). A 2xx
 answer removes the entry; anything else is retried with back-off (30 s doubling to 1 h, 8
 attempts), then given up. Each delivery and each give-up is in the audit log
@@ -19,13 +20,10 @@ workers never send the same one at once. Unset, nothing is queued or sent.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +34,7 @@ from pymongo.errors import PyMongoError
 from avenue import audit
 from avenue.clock import now
 from avenue.media import PURGE_OUTBOX, enable_purges
+from avenue.outbound import send, signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +43,14 @@ FIRST_RETRY = dt.timedelta(seconds=30)
 LAST_RETRY = dt.timedelta(hours=1)
 CLAIM = dt.timedelta(minutes=2)  # a sender that died gives its entry back after this
 POLL_SECONDS = 5.0
-SEND_TIMEOUT_SECONDS = 10.0
+SEND_TIMEOUT_SECONDS = 10.0  # the whole call, its answer included (avenue/outbound.py)
 
 Sender = Callable[[str, bytes, dict[str, str]], int]
 
 
 def post(url: str, body: bytes, headers: dict[str, str]) -> int:
-    """POST ``body``; the status (urllib: no dependency for one request kind)."""
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - configured URL
-    try:
-        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_SECONDS) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-
-
-def signature(key: str, timestamp: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(key.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    """POST ``body``; the status. OSError when the hook cannot answer in time."""
+    return send(url, seconds=SEND_TIMEOUT_SECONDS, data=body, headers=headers, method="POST").status
 
 
 def deliver_due(db: Database, *, hook_url: str, key: str, base_url: str, send: Sender = post,
@@ -78,9 +68,7 @@ def deliver_due(db: Database, *, hook_url: str, key: str, base_url: str, send: S
             "file_id": str(entry["file_id"]), "paths": entry["paths"],
             "urls": [f"{base_url}{path}" for path in entry["paths"]],
         }, separators=(",", ":")).encode()
-        timestamp = str(int(time.time()))
-        headers = {"Content-Type": "application/json", "X-Avenue-Timestamp": timestamp,
-                   "X-Avenue-Signature": signature(key, timestamp, body)}
+        headers = {"Content-Type": "application/json", **signed_headers(key, body)}
         try:
             status = send(hook_url, body, headers)
         except OSError as error:
@@ -120,7 +108,9 @@ def init_app(app: Flask) -> None:
         while True:
             time.sleep(POLL_SECONDS)
             try:
-                deliver_due(get_mongo(app).db, **settings)
+                mongo = get_mongo(app)
+                mongo.ensure_indexes()  # the outbox's, before its first query (a no-op once done)
+                deliver_due(mongo.db, **settings)
             except PyMongoError as error:  # the database is away: try again next round
                 log.warning("cdn purge delivery: %r", error)
 

@@ -34,7 +34,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_LOGIN_ACCOUNT_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT", "AVENUE_ACCESS_LOG", "AVENUE_LOG_FORMAT",
     "AVENUE_METRICS_ALLOW", "AVENUE_METRICS_PREPARED_BY",  # the latter set by gunicorn.conf.py itself
     "AVENUE_HISTORY_INTERVAL_SECONDS", "AVENUE_HISTORY_RETENTION_DAYS", "AVENUE_ALERT_THRESHOLDS",
-    "AVENUE_ALERT_WEBHOOK_URL",
+    "AVENUE_ALERT_WEBHOOK_URL", "AVENUE_ALERT_WEBHOOK_KEY",
     # Test knobs (tests/): not in .env.example.
     "AVENUE_TEST_MONGO_URI", "AVENUE_FUZZ_EXAMPLES", "AVENUE_SCHEMATHESIS_EXAMPLES",
 })
@@ -151,6 +151,7 @@ def from_environment() -> dict:
         "AVENUE_HISTORY_RETENTION_DAYS": _int("AVENUE_HISTORY_RETENTION_DAYS", 90),
         "AVENUE_ALERT_THRESHOLDS": os.environ.get("AVENUE_ALERT_THRESHOLDS", "70,85,95"),
         "AVENUE_ALERT_WEBHOOK_URL": os.environ.get("AVENUE_ALERT_WEBHOOK_URL", ""),
+        "AVENUE_ALERT_WEBHOOK_KEY": os.environ.get("AVENUE_ALERT_WEBHOOK_KEY", ""),
         "AVENUE_STORAGE_QUOTA_BYTES": _int("AVENUE_STORAGE_QUOTA_BYTES", 0),
         "AVENUE_LEGACY_UPLOADS_DIR": os.environ.get("AVENUE_LEGACY_UPLOADS_DIR", ""),
         # The embedded database's data folder (set by `make run`): storage-status measures it on disk.
@@ -217,5 +218,8 @@ def check(config: dict) -> None:
     if config.get("AVENUE_CDN_PURGE_URL") and _insecure(config.get("AVENUE_CDN_PURGE_KEY", "")):
         raise RuntimeError("AVENUE_CDN_PURGE_URL is set but AVENUE_CDN_PURGE_KEY is missing or short: "
                            "the receiver checks each purge's signature with it.")
+    if config.get("AVENUE_ALERT_WEBHOOK_URL") and _insecure(config.get("AVENUE_ALERT_WEBHOOK_KEY", "")):
+        raise RuntimeError("AVENUE_ALERT_WEBHOOK_URL is set but AVENUE_ALERT_WEBHOOK_KEY is missing or "
+                           "short: the receiver checks each alert's signature with it.")
     if not config.get("MONGO_URI"):
         raise RuntimeError("MONGO_URI is not set: production needs a MongoDB server.")

@@ -1,8 +1,11 @@
-"""Readiness: what runs once per process before the first request that needs the database.
+"""Readiness: what runs once per process before the database is used.
 
 First the indexes every part of the app relies on (``avenue.db.Mongo.ensure_indexes``), then
 the bootstrap admin from ``AVENUE_ADMIN_EMAIL``/``AVENUE_ADMIN_PASSWORD`` (created only when no
-admin exists; never overwritten).
+admin exists; never overwritten). An app server worker does both as it starts, on one of its
+threads (:func:`prepare_at_start`, from ``gunicorn.conf.py``); a worker that found the database
+down, and any other process (``flask``, tests), does them before its first request that needs
+the database (:func:`ensure_database_ready`).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import threading
 
 from flask import Flask, current_app, request
+from pymongo.errors import PyMongoError
 
 from avenue import audit
 from avenue.auth import service
@@ -24,8 +28,27 @@ def ensure_database_ready() -> None:
     """Create indexes, then the bootstrap admin, once per process before the first request."""
     if request.path.startswith(_SKIP_READY):
         return
-    get_mongo().ensure_indexes()
-    bootstrap_admin_once(current_app._get_current_object())
+    prepare(current_app._get_current_object())
+
+
+def prepare(app: Flask) -> None:
+    """The indexes, then the bootstrap admin, once per process (cheap once done)."""
+    get_mongo(app).ensure_indexes()
+    bootstrap_admin_once(app)
+
+
+def prepare_at_start(app: Flask) -> bool:
+    """:func:`prepare` as a worker starts, so the admin exists before anyone asks for it. A
+    database that does not answer is logged, never raised (the worker must start and answer
+    /readyz with 503): the first request that needs the database tries again."""
+    try:
+        prepare(app)
+    except PyMongoError as error:
+        app.logger.warning("the database did not answer as this worker started (%s): the indexes and "
+                           "the bootstrap admin wait for the first request that needs it",
+                           type(error).__name__)
+        return False
+    return True
 
 
 def bootstrap_admin_once(app: Flask) -> None:

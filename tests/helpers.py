@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from avenue import create_app
@@ -147,3 +148,65 @@ def library_upload(client, headers, name: str = "good/progressive.jpg") -> dict:
     answer = client.post("/api/builder/media", data=form(name), headers=headers)
     assert answer.status_code in (200, 201), answer.get_json()
     return answer.get_json()
+
+
+def worker_start_hook(monkeypatch, tmp_path):
+    """gunicorn.conf.py's ``post_worker_init``, and a stand-in for the worker it is given (the
+    app, and a thread pool like gthread's). Reading gunicorn.conf.py prepares Prometheus'
+    multiprocess folder and exports it, which would switch every later test's /metrics to
+    that folder: it gets one marked as already prepared, both variables undone after the test."""
+    import os
+    import runpy
+    import types
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("AVENUE_METRICS_PREPARED_BY", str(os.getpid()))
+    hook = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))["post_worker_init"]
+
+    def worker(app):
+        return types.SimpleNamespace(wsgi=app, tpool=ThreadPoolExecutor(max_workers=2))
+    return hook, worker
+
+
+@contextmanager
+def trickling_server(pause: float = 0.2, status: int = 200, *, certificate: tuple[Path, Path] | None = None):
+    """A server on 127.0.0.1 that answers every request a byte every ``pause`` seconds, its
+    head included, for as long as the client listens (a target holding its sender); its URL.
+    With ``certificate`` (a certificate and key file) it speaks TLS."""
+    import http.server
+    import ssl
+    import threading
+
+    stopping = threading.Event()
+    answer = (f"HTTP/1.1 {status} Slow\r\nContent-Type: text/plain\r\nContent-Length: 64\r\n\r\n".encode()
+              + b"x" * 64)
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            for byte in answer:
+                if stopping.wait(pause):
+                    return
+                try:
+                    self.wfile.write(bytes([byte]))
+                except OSError:  # the client gave up
+                    return
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    if certificate is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*certificate)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"{'https' if certificate else 'http'}://127.0.0.1:{server.server_port}/hook"
+    finally:
+        stopping.set()
+        server.shutdown()
+        server.server_close()

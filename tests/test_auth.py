@@ -10,7 +10,7 @@ import pytest
 
 from avenue.auth import service
 from avenue.errors import BadRequest, Conflict
-from tests.helpers import error_body
+from tests.helpers import error_body, worker_start_hook
 
 PASSWORD = "correct horse battery"
 
@@ -344,6 +344,45 @@ def test_the_configured_admin_is_created_before_the_first_request(app_factory):
     with database(app) as db:
         entry = db.audit_logs.find_one({"action": "user_created"})
     assert entry["target"]["email"] == BOOT_EMAIL and entry["actor"] == {"via": "bootstrap"}
+
+
+def test_the_configured_admin_exists_as_soon_as_a_worker_starts(app_factory, monkeypatch, tmp_path):
+    app = boot_app(app_factory, AVENUE_HISTORY_INTERVAL_SECONDS=0)
+    hook, worker = worker_start_hook(monkeypatch, tmp_path)
+    started = worker(app)
+    hook(started)  # gunicorn.conf.py's post_worker_init; no request reaches the app
+    started.tpool.shutdown(wait=True)
+    [user] = users_of(app)
+    assert user["email"] == BOOT_EMAIL and user["role"] == "admin"
+    with database(app) as db:
+        assert db.audit_logs.find_one({"action": "user_created"})["actor"] == {"via": "bootstrap"}
+
+
+def test_a_worker_that_starts_while_the_database_is_down_starts_and_its_first_request_creates_the_admin(
+        app_factory, monkeypatch, tmp_path, caplog):
+    from pymongo.errors import ServerSelectionTimeoutError
+
+    from avenue.db import Mongo
+
+    ensure_indexes = Mongo.ensure_indexes
+    calls = []
+
+    def down_at_first(self):
+        calls.append(self)
+        if len(calls) == 1:
+            raise ServerSelectionTimeoutError("no servers found yet")
+        ensure_indexes(self)
+
+    monkeypatch.setattr(Mongo, "ensure_indexes", down_at_first)
+    app = boot_app(app_factory, AVENUE_HISTORY_INTERVAL_SECONDS=0)
+    hook, worker = worker_start_hook(monkeypatch, tmp_path)
+    started = worker(app)
+    hook(started)  # does not raise: the worker starts
+    started.tpool.shutdown(wait=True)
+    assert calls and "did not answer as this worker started" in caplog.text
+    assert users_of(app) == []
+    assert app.test_client().get("/api/auth/csrf").status_code == 200
+    assert [user["email"] for user in users_of(app)] == [BOOT_EMAIL]
 
 
 def test_the_bootstrap_never_overwrites_an_existing_admin(app_factory, db):

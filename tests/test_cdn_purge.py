@@ -7,13 +7,14 @@ import hashlib
 import hmac
 import io
 import json
+import time
 
 import pytest
 
 from avenue import cdn
 from avenue.clock import as_utc, now
 from avenue.media import PURGE_OUTBOX
-from tests.helpers import Auth, image_bytes
+from tests.helpers import Auth, image_bytes, trickling_server
 
 HOOK = {"AVENUE_CDN_PURGE_URL": "https://purge.example/hook", "AVENUE_CDN_PURGE_KEY": "k" * 32,
         "AVENUE_MEDIA_BASE_URL": "https://cdn.example"}
@@ -144,3 +145,14 @@ def test_a_production_hook_needs_a_real_key():
     with pytest.raises(RuntimeError, match="AVENUE_CDN_PURGE_KEY"):
         check(config)
     check({**config, "AVENUE_CDN_PURGE_KEY": "k" * 32})
+
+
+def test_a_purge_hook_that_trickles_its_answer_is_given_up_at_the_deadline(monkeypatch):
+    # urllib's timeout bounds each read: a byte every 0.2 s would have held the sender ~13 s
+    # for the head alone (forever, with a longer answer).
+    monkeypatch.setattr(cdn, "SEND_TIMEOUT_SECONDS", 1.0)
+    with trickling_server(pause=0.2) as url:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            cdn.post(url, b"{}", {"Content-Type": "application/json"})
+        assert time.monotonic() - started < 2.0

@@ -4,6 +4,8 @@ cooldowns, acknowledgement, the webhook; then the three endpoints."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 import http.server
 import json
 import threading
@@ -14,6 +16,7 @@ import pytest
 from avenue.clock import as_utc
 from avenue.embedded import free_port
 from avenue.monitoring import alerts, history, sampler
+from tests.helpers import trickling_server
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 THRESHOLDS = (70.0, 85.0, 95.0)
@@ -156,11 +159,11 @@ def test_a_bad_range_is_refused():
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):
-    received: list[dict] = []
+    received: list[tuple[dict[str, str], bytes]] = []
 
     def do_POST(self):  # noqa: N802 - http.server's naming
         length = int(self.headers["Content-Length"])
-        _Hook.received.append(json.loads(self.rfile.read(length)))
+        _Hook.received.append((dict(self.headers), self.rfile.read(length)))
         self.send_response(204)
         self.end_headers()
 
@@ -168,23 +171,61 @@ class _Hook(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_new_alerts_go_to_the_webhook_and_its_outcome_is_kept(mdb):
+HOOK_KEY = "alert-hook-key-" + "k" * 24
+
+
+def hook_config(url: str) -> dict:
+    return {"AVENUE_HISTORY_INTERVAL_SECONDS": 3600, "AVENUE_ALERT_THRESHOLDS": "70,85,95",
+            "AVENUE_ALERT_WEBHOOK_URL": url, "AVENUE_ALERT_WEBHOOK_KEY": HOOK_KEY}
+
+
+def test_new_alerts_go_to_the_webhook_signed_and_its_outcome_is_kept(mdb):
     server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        notify = alerts.webhook_notifier(f"http://127.0.0.1:{server.server_port}/hook", lambda: T0)
+        # The notifier a worker's sampler builds from its configuration (its thread not started).
+        notify = sampler.Sampler(mdb, lambda: reports(88.0),
+                                 hook_config(f"http://127.0.0.1:{server.server_port}/hook")).notify
         sampler.sample_once(mdb, lambda: reports(88.0), interval=3600, thresholds=THRESHOLDS,
                             moment=T0, owner="a", notify=notify)
     finally:
         server.shutdown()
         server.server_close()
-    assert _Hook.received[-1]["alert"]["level"] == "critical"
+    headers, body = _Hook.received[-1]
+    assert json.loads(body)["alert"]["level"] == "critical"
+    # Signed as the CDN purge hook is: HMAC-SHA256 of "<timestamp>.<body>" under the key.
+    signed = headers["X-Avenue-Timestamp"].encode() + b"." + body
+    expected = "sha256=" + hmac.new(HOOK_KEY.encode(), signed, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Avenue-Signature"], expected)
+    assert abs(int(headers["X-Avenue-Timestamp"]) - time.time()) < 60
     assert alerts.list_alerts(mdb)[0]["notified"]["ok"] is True
-    closed = alerts.webhook_notifier(f"http://127.0.0.1:{free_port()}/hook", lambda: T0)
+    closed = alerts.webhook_notifier(f"http://127.0.0.1:{free_port()}/hook", lambda: T0, key=HOOK_KEY)
     sampler.sample_once(mdb, lambda: reports(99.0), interval=3600, thresholds=THRESHOLDS,
                         moment=T0 + dt.timedelta(hours=1), owner="a", notify=closed)
     assert alerts.list_alerts(mdb)[0]["notified"]["ok"] is False
+
+
+def test_a_webhook_that_trickles_its_answer_is_given_up_at_the_deadline(monkeypatch):
+    # urllib's timeout bounds each read: a byte every 0.2 s would have held the sampler ~13 s
+    # for the head alone (forever, with a longer answer).
+    monkeypatch.setattr(alerts, "WEBHOOK_TIMEOUT_SECONDS", 1.0)
+    with trickling_server(pause=0.2) as url:
+        started = time.monotonic()
+        outcome = alerts.webhook_notifier(url, lambda: T0, key=HOOK_KEY)({"id": "a"})
+        elapsed = time.monotonic() - started
+    assert outcome["ok"] is False and "timed out" in outcome["error"]
+    assert elapsed < 2.0
+
+
+def test_a_production_alert_webhook_needs_a_real_key():
+    from avenue.config import check
+
+    config = {"AVENUE_ENV": "production", "SECRET_KEY": "s" * 40, "MONGO_URI": "mongodb://x",
+              "AVENUE_ALERT_WEBHOOK_URL": "https://alerts.example/hook", "AVENUE_ALERT_WEBHOOK_KEY": "short"}
+    with pytest.raises(RuntimeError, match="AVENUE_ALERT_WEBHOOK_KEY"):
+        check(config)
+    check({**config, "AVENUE_ALERT_WEBHOOK_KEY": HOOK_KEY})
 
 
 def test_sampler_threads_of_two_instances_sample_each_interval_once(app, mdb):

@@ -12,7 +12,7 @@ from avenue.media import BUILDER, PRODUCTS
 from avenue.media.objects import image_ref
 from avenue.media.originals import store
 from avenue.status import sweep, warm_up_status_reports
-from tests.helpers import Auth, image_bytes, swept
+from tests.helpers import Auth, image_bytes, swept, worker_start_hook
 
 FAST = sweep.Settings(batch=2, lease_seconds=30, renew_seconds=0.0)
 
@@ -293,28 +293,54 @@ def test_a_starting_worker_sweeps_in_the_background(app_factory):
 
 def test_the_gunicorn_hook_starts_the_avenue_apps_scheduler_and_leaves_other_apps_alone(
         app_factory, monkeypatch, tmp_path):
-    import os
-    import runpy
-    import types
-    from pathlib import Path
+    import threading
 
     from flask import Flask
 
-    # Reading gunicorn.conf.py prepares Prometheus' multiprocess folder and exports it, which
-    # would switch every later test's /metrics to that folder: give it one marked as already
-    # prepared, and have both variables undone after the test.
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    monkeypatch.setenv("AVENUE_METRICS_PREPARED_BY", str(os.getpid()))
-    hook = runpy.run_path(str(Path(__file__).parents[1] / "gunicorn.conf.py"))["post_worker_init"]
-    hook(types.SimpleNamespace(wsgi=Flask("a_baseline")))  # the benchmark's baselines: no error
-    hook(types.SimpleNamespace(wsgi=lambda environ, start_response: []))
-    app = app_factory(AVENUE_STATUS_WARM_UP=True)
-    before = {t for t in __import__("threading").enumerate() if isinstance(t, sweep.Scheduler)}
-    hook(types.SimpleNamespace(wsgi=app))
-    started = {t for t in __import__("threading").enumerate() if isinstance(t, sweep.Scheduler)} - before
+    hook, worker = worker_start_hook(monkeypatch, tmp_path)
+    hook(worker(Flask("a_baseline")))  # the benchmark's baselines: no error
+    hook(worker(lambda environ, start_response: []))
+    app = app_factory(AVENUE_STATUS_WARM_UP=True, AVENUE_HISTORY_INTERVAL_SECONDS=0)
+    before = {t for t in threading.enumerate() if isinstance(t, sweep.Scheduler)}
+    hook(worker(app))
+    started = {t for t in threading.enumerate() if isinstance(t, sweep.Scheduler)} - before
     assert len(started) == 1
     for scheduler in started:
         scheduler.stop()
+
+
+def test_a_worker_starting_on_a_fresh_database_creates_the_indexes_before_its_first_sweep(
+        app_factory, monkeypatch, tmp_path, caplog):
+    import threading
+
+    from avenue.db import COLLECTION_INDEXES, PRODUCTS
+
+    app = app_factory(AVENUE_STATUS_WARM_UP=True, AVENUE_HISTORY_INTERVAL_SECONDS=0)
+    db = app.extensions["avenue.mongo"].db
+    first_read: list[set[str]] = []
+    read = sweep.read
+
+    def reading(database):
+        if not first_read:  # the scheduler's first query: which of the products' indexes exist
+            first_read.append(set(database[PRODUCTS].index_information()))
+        return read(database)
+
+    monkeypatch.setattr(sweep, "read", reading)
+    hook, worker = worker_start_hook(monkeypatch, tmp_path)
+    before = {t for t in threading.enumerate() if isinstance(t, sweep.Scheduler)}
+    with caplog.at_level("WARNING"):
+        hook(worker(app))  # no request has reached this app: nothing ensured the indexes yet
+        [scheduler] = {t for t in threading.enumerate() if isinstance(t, sweep.Scheduler)} - before
+        try:
+            deadline = time.monotonic() + 30
+            while (read(db) or {}).get("result") is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            scheduler.stop()
+    assert (read(db) or {}).get("result") is not None
+    assert {model.document["name"] for model in COLLECTION_INDEXES[PRODUCTS]} <= first_read[0]
+    assert "hint does not correspond" not in caplog.text
+    assert [r.getMessage() for r in caplog.records if r.levelname in ("WARNING", "ERROR", "CRITICAL")] == []
 
 
 def test_warm_up_can_be_switched_off(app_factory):

@@ -14,18 +14,24 @@ import io
 import json
 import sys
 import tarfile
-import urllib.request
 from pathlib import Path
 
+from avenue.outbound import send
+
 VENDOR = Path(__file__).resolve().parent / "static" / "vendor"
+DOWNLOAD_SECONDS = 60.0  # each tarball, whole (avenue/outbound.py)
+MAX_TARBALL_BYTES = 64 * 1024 * 1024
 
 
 def check(manifest_path: Path = VENDOR / "VENDOR.json") -> list[str]:
     """The differences between the vendored files and their registry tarballs (empty: none)."""
     problems = []
     for package in json.loads(manifest_path.read_text())["packages"]:
-        with urllib.request.urlopen(package["tarball"], timeout=60) as response:
-            tarball = response.read()
+        answer = send(package["tarball"], seconds=DOWNLOAD_SECONDS, max_body=MAX_TARBALL_BYTES)
+        if answer.status != 200:
+            problems.append(f"{package['name']}: the registry answered HTTP {answer.status}")
+            continue
+        tarball = answer.body
         algorithm, _, expected = package["integrity"].partition("-")
         if base64.b64encode(hashlib.new(algorithm, tarball).digest()).decode() != expected:
             problems.append(f"{package['name']}: the tarball does not match the registry's integrity")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from pymongo.database import Database
 
 from avenue.clock import as_utc, isoformat, maybe_utc
 from avenue.errors import NotFound
+from avenue.outbound import send, signed_headers
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ RETENTION_INDEX_PREFIX = "retention_"
 LEVELS = ("warning", "critical", "emergency")
 COOLDOWNS = {"warning": dt.timedelta(days=7), "critical": dt.timedelta(hours=48),
              "emergency": dt.timedelta(hours=24)}
-WEBHOOK_TIMEOUT_SECONDS = 5
+WEBHOOK_TIMEOUT_SECONDS = 5.0  # the whole call, its answer included (avenue/outbound.py)
 LIST_LIMIT = 200
 
 
@@ -134,18 +134,20 @@ def record_crossings(db: Database[Document], found: Sequence[Crossing], moment: 
     return recorded
 
 
-def webhook_notifier(url: str, moment: Callable[[], dt.datetime]) -> Callable[[Document], Document]:
-    """A ``notify`` that POSTs the alert as JSON to ``url`` and says how that went."""
+def webhook_notifier(url: str, moment: Callable[[], dt.datetime], *,
+                     key: str) -> Callable[[Document], Document]:
+    """A ``notify`` that POSTs the alert as JSON to ``url``, signed with ``key`` as the CDN
+    purge hook is (:mod:`avenue.outbound`), and says how that went."""
 
     def notify(alert: Document) -> Document:
         body = json.dumps({"alert": alert}).encode()
-        request = urllib.request.Request(url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json",
-                                                  "User-Agent": "avenue-media-alerts"})
+        headers = {"Content-Type": "application/json", "User-Agent": "avenue-media-alerts",
+                   **signed_headers(key, body)}
         try:
-            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
-                return {"at": moment(), "ok": 200 <= response.status < 300, "status": response.status}
-        except OSError as error:  # URLError, HTTPError, timeouts: recorded, never raised
+            status = send(url, seconds=WEBHOOK_TIMEOUT_SECONDS, data=body, headers=headers,
+                          method="POST").status
+            return {"at": moment(), "ok": 200 <= status < 300, "status": status}
+        except OSError as error:  # URLError, the deadline, a refused connection: recorded, never raised
             log.warning("alert webhook failed: %s", error)
             return {"at": moment(), "ok": False, "error": str(error)[:200]}
 

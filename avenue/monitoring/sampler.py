@@ -85,7 +85,8 @@ class Sampler:
         self.interval = float(config["AVENUE_HISTORY_INTERVAL_SECONDS"])
         self.thresholds = alerts.parse_thresholds(config["AVENUE_ALERT_THRESHOLDS"])
         url = config.get("AVENUE_ALERT_WEBHOOK_URL") or ""
-        self.notify = alerts.webhook_notifier(url, now) if url else None
+        key = config.get("AVENUE_ALERT_WEBHOOK_KEY") or ""
+        self.notify = alerts.webhook_notifier(url, now, key=key) if url else None
         self.first_delay = first_delay
         self.owner = f"{os.uname().nodename}:{os.getpid()}"
         self._stop = threading.Event()

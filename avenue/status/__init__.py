@@ -89,8 +89,9 @@ def sweep_now(db: Database[Document], config: Mapping[str, Any]) -> dict[str, An
 
 def warm_up_status_reports(app: Flask) -> threading.Thread | None:
     """Start this worker's sweep scheduler (the app server calls this as each worker starts;
-    the lease lets one worker of many sweep at a time)."""
+    the lease lets one worker of many sweep at a time). Its thread ensures the indexes before
+    it reads anything: nothing here may touch the database, which may be down at start."""
     if not app.config.get("AVENUE_STATUS_WARM_UP", True):
         return None
-    db = get_mongo(app).db
-    return sweep.schedule(db, sweep.settings_from_config(app.config))
+    mongo = get_mongo(app)
+    return sweep.schedule(mongo.db, sweep.settings_from_config(app.config), prepare=mongo.ensure_indexes)

@@ -56,7 +56,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -595,14 +595,21 @@ class Scheduler(threading.Thread):
     """A daemon thread that looks every ``tick_seconds`` whether a sweep is due and runs it
     here if this worker gets the lease (the app server starts one per worker)."""
 
-    def __init__(self, db: Database[Document], settings: Settings, tick_seconds: float = 5.0) -> None:
+    def __init__(self, db: Database[Document], settings: Settings, tick_seconds: float = 5.0,
+                 prepare: Callable[[], None] | None = None) -> None:
         super().__init__(name="status-sweep-scheduler", daemon=True)
         self.db, self.settings, self.tick_seconds = db, settings, tick_seconds
+        # Ensuring the indexes, before each tick (a no-op once done): a sweep on a fresh
+        # database must not run before them (its fences hint indexes by name), and a worker
+        # that started while the database was down has none yet either.
+        self.prepare = prepare
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
+                if self.prepare is not None:
+                    self.prepare()
                 if due(read(self.db), self.settings):
                     run(self.db, self.settings)
             except Exception:  # a database outage: try again next tick
@@ -615,9 +622,10 @@ class Scheduler(threading.Thread):
         self.join(timeout)
 
 
-def schedule(db: Database[Document], settings: Settings, tick_seconds: float = 5.0) -> Scheduler:
-    """Start a :class:`Scheduler` for this worker."""
-    scheduler = Scheduler(db, settings, tick_seconds)
+def schedule(db: Database[Document], settings: Settings, tick_seconds: float = 5.0,
+             prepare: Callable[[], None] | None = None) -> Scheduler:
+    """Start a :class:`Scheduler` for this worker (``prepare`` runs before each tick)."""
+    scheduler = Scheduler(db, settings, tick_seconds, prepare)
     scheduler.start()
     return scheduler
 
