@@ -35,7 +35,7 @@ from avenue import metrics, requestid
 from avenue.config import RELAXED_ENVIRONMENTS
 
 ACCESS_LOGGER = "avenue.access"
-UNMATCHED = "<unmatched>"  # the route label of requests no URL rule matched (404s, probes)
+UNMATCHED = metrics.UNMATCHED  # the route of requests no URL rule matched (404s, 405s, probes)
 _HANDLER_NAME = "avenue-structured"
 
 # What every line goes through, structlog's own (the access line) and stdlib records alike.
@@ -100,9 +100,12 @@ def finish_request(response: Response) -> Response:
     response.headers[requestid.HEADER] = rid
     started = g.get("request_started")
     seconds = time.perf_counter() - started if started is not None else 0.0
-    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+    rule = request.url_rule.rule if request.url_rule is not None else None
     body_bytes = (response.content_length or 0) if request.method != "HEAD" else 0
-    metrics.observe_request(route, request.method, response.status_code, seconds, body_bytes)
+    # The metrics label the method and route from fixed sets (metrics.request_labels); the log
+    # line keeps the method as sent, and the path.
+    metrics.observe_request(rule, request.method, response.status_code, seconds, body_bytes)
+    route = rule or UNMATCHED
     if current_app.config.get("AVENUE_ACCESS_LOG", "on") != "off":
         structlog.get_logger(ACCESS_LOGGER).info(
             "request", request_id=rid, user_id=_user_id(), method=request.method, route=route,

@@ -54,3 +54,33 @@ def test_every_scrape_adds_up_every_workers_counts(secantus, tmp_path):
         assert {scrape(server)[MEDIA] for _ in range(4)} == {reads}
     finally:
         server.stop()
+
+
+def test_invented_methods_and_paths_add_no_series_under_gunicorn(secantus, tmp_path):
+    server = Gunicorn(secantus.uri, f"avenue_test_{uuid.uuid4().hex[:12]}", tmp_path / "gunicorn.log",
+                      extra_env={"AVENUE_METRICS_ALLOW": "127.0.0.1/32",
+                                 "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}).start()
+
+    def invented(index: int) -> None:
+        # The attack as it was sent: `M0000042 /healthz` (gunicorn takes any 3-20 upper-case
+        # characters as a method, the app answers 405), and paths no rule matches.
+        assert server.request(f"M{index:07d}", "/healthz")[0] == 405
+        assert server.request("GET", f"/no-such-page/{index}")[0] == 404
+
+    try:
+        invented(0)  # every kind once (and a scrape), so the series exist
+        scrape(server)
+        before = scrape(server)
+        for index in range(1, 201):
+            invented(index)
+        after = scrape(server)
+        assert {key for key in after if key[0].startswith("avenue_http_")} == \
+            {key for key in before if key[0].startswith("avenue_http_")}
+        moved = {key: after[key] - before.get(key, 0.0) for key in after
+                 if key[0] == "avenue_http_requests_total" and after[key] != before.get(key, 0.0)}
+        assert moved[("avenue_http_requests_total", (("method", "OTHER"), ("route", "<unmatched>"),
+                                                     ("status", "405")))] == 200
+        assert moved[("avenue_http_requests_total", (("method", "GET"), ("route", "<unmatched>"),
+                                                     ("status", "404")))] == 200
+    finally:
+        server.stop()
