@@ -88,10 +88,10 @@ def register_middleware(app: Flask) -> None:
     from avenue import media, requestlog
 
     # Cached public media and exact-ETag 304s answered before Flask (avenue/media/frontdoor.py),
-    # counted for /metrics; logged only with AVENUE_ACCESS_LOG=all (avenue/requestlog.py).
-    on_answer = requestlog.log_front_door_answer if app.config.get("AVENUE_ACCESS_LOG") == "all" else None
+    # with an X-Request-ID, counted and logged as Flask's answers are (avenue/requestlog.py).
+    logged = app.config.get("AVENUE_ACCESS_LOG", "on") != "off"
     # Also answered by gunicorn's event loop, without a thread, when plain (avenue/server.py).
-    media.install_front_door(app, on_answer)
+    media.install_front_door(app, requestlog.log_front_door_answers if logged else None)
     if app.config.get("AVENUE_PROXY_COUNT"):
         # Outermost: everything inside sees the client address the trusted proxies report.
         count = int(app.config["AVENUE_PROXY_COUNT"])

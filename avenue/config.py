@@ -166,8 +166,8 @@ def from_environment() -> dict:
         "AVENUE_LOGIN_ADDRESS_LIMIT": os.environ.get("AVENUE_LOGIN_ADDRESS_LIMIT", "30/minute;200/hour"),
         "AVENUE_LOGIN_ACCOUNT_LIMIT": os.environ.get("AVENUE_LOGIN_ACCOUNT_LIMIT", "100/hour;500/day"),
         "AVENUE_UPLOAD_RATE_LIMIT": os.environ.get("AVENUE_UPLOAD_RATE_LIMIT", "120/minute"),
-        # Logs (avenue/requestlog.py): one line per request (on | all: front-door media answers
-        # too | off), JSON in production and readable text elsewhere.
+        # Logs (avenue/requestlog.py): one line per request, the media front door's answers
+        # included (on, or its old name all | off), JSON in production and readable text elsewhere.
         "AVENUE_ACCESS_LOG": os.environ.get("AVENUE_ACCESS_LOG", "on").strip().lower(),
         # Empty: JSON in production, readable text in development and tests (avenue/requestlog.py).
         "AVENUE_LOG_FORMAT": os.environ.get("AVENUE_LOG_FORMAT", "").strip().lower(),

@@ -13,14 +13,20 @@ regex) and as aligned, readable text in development, and context (the request id
 once per request in a contextvar instead of being passed to every call. The stdlib logging
 records stay ordinary records, so ``caplog`` and the existing log calls are unchanged.
 
-``AVENUE_ACCESS_LOG``: ``on`` (the default) logs every request Flask answers; ``all`` also the
-media front door's cached answers (off by default: that path is benchmarked, and the CDN or
-nginx in front logs them); ``off`` none (errors are still logged). ``AVENUE_LOG_FORMAT``:
-``json`` (default in production) or ``console`` (default in development and tests).
+The media front door's cached answers, given before Flask runs (avenue/media/frontdoor.py),
+get the same id, the same count and the same line: the front door only records them (the
+path is benchmarked) and the thread folding them into the metrics writes their lines with
+:func:`log_front_door_answers`, up to a second later but stamped with the answer's time.
+
+``AVENUE_ACCESS_LOG``: ``on`` (the default) logs every answer, Flask's and the front door's
+(``all`` is the same: it once added the front door's to ``on``); ``off`` none (errors are
+still logged). ``AVENUE_LOG_FORMAT``: ``json`` (default in production) or ``console``
+(default in development and tests).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 import time
@@ -30,20 +36,35 @@ import structlog
 from flask import Flask, Response, current_app, g, request
 from flask.logging import default_handler
 from flask_login import current_user
+from structlog.typing import EventDict, WrappedLogger
 
 from avenue import metrics, requestid
 from avenue.config import RELAXED_ENVIRONMENTS
 
 ACCESS_LOGGER = "avenue.access"
-UNMATCHED = "<unmatched>"  # the route label of requests no URL rule matched (404s, probes)
+UNMATCHED = metrics.UNMATCHED  # the route of requests no URL rule matched (404s, 405s, probes)
 _HANDLER_NAME = "avenue-structured"
+
+_NOW = structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+
+def _timestamp(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """The line's ISO time in UTC: now, or its ``answered_at`` (a front-door answer's line is
+    written later, by the thread that folds them)."""
+    answered_at = event_dict.pop("answered_at", None)
+    if answered_at is None:
+        return _NOW(logger, method_name, event_dict)
+    stamp = dt.datetime.fromtimestamp(answered_at, dt.UTC).isoformat()
+    event_dict["timestamp"] = stamp.replace("+00:00", "Z")  # as TimeStamper writes it
+    return event_dict
+
 
 # What every line goes through, structlog's own (the access line) and stdlib records alike.
 _SHARED: list[Any] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
-    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _timestamp,
 ]
 
 
@@ -100,9 +121,12 @@ def finish_request(response: Response) -> Response:
     response.headers[requestid.HEADER] = rid
     started = g.get("request_started")
     seconds = time.perf_counter() - started if started is not None else 0.0
-    route = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+    rule = request.url_rule.rule if request.url_rule is not None else None
     body_bytes = (response.content_length or 0) if request.method != "HEAD" else 0
-    metrics.observe_request(route, request.method, response.status_code, seconds, body_bytes)
+    # The metrics label the method and route from fixed sets (metrics.request_labels); the log
+    # line keeps the method as sent, and the path.
+    metrics.observe_request(rule, request.method, response.status_code, seconds, body_bytes)
+    route = rule or UNMATCHED
     if current_app.config.get("AVENUE_ACCESS_LOG", "on") != "off":
         structlog.get_logger(ACCESS_LOGGER).info(
             "request", request_id=rid, user_id=_user_id(), method=request.method, route=route,
@@ -111,13 +135,14 @@ def finish_request(response: Response) -> Response:
     return response
 
 
-def log_front_door_answer(environ: dict[str, Any], status: int, seconds: float, body_bytes: int) -> None:
-    """The access line of a media front-door answer (with ``AVENUE_ACCESS_LOG=all`` only)."""
-    structlog.get_logger(ACCESS_LOGGER).info(
-        "request", request_id=requestid.from_environ(environ), user_id=None,
-        method=environ.get("REQUEST_METHOD"), route="/media (front door)",
-        path=environ.get("PATH_INFO"), status=status, duration_ms=round(seconds * 1000, 2),
-        bytes=body_bytes if environ.get("REQUEST_METHOD") != "HEAD" else 0)
+def log_front_door_answers(answers: list[metrics.FrontDoorAnswer]) -> None:
+    """The access lines of media front-door answers, with the fields of Flask's (no user: the
+    front door answers public media only); called by the thread that folds the answers."""
+    log = structlog.get_logger(ACCESS_LOGGER)  # once: a first use finds the stdlib logger by frames
+    for answer in answers:
+        log.info("request", request_id=answer.request_id, user_id=None, method=answer.method,
+                 route=answer.route, path=answer.path, status=answer.status,
+                 duration_ms=round(answer.seconds * 1000, 2), bytes=answer.body_bytes, answered_at=answer.at)
 
 
 def init_app(app: Flask) -> None:

@@ -24,6 +24,18 @@ def pytest_configure(config):
         raise pytest.UsageError(f"shared test files not found at {FIXTURES}")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """Fold the media front door's answers as each test ends: their access-log lines are
+    written in the test that gave them, not by the folding thread into a later test's output."""
+    try:
+        return (yield)
+    finally:
+        from avenue.metrics import FRONT_DOOR
+
+        FRONT_DOOR.fold()
+
+
 @pytest.fixture(scope="session")
 def secantus(tmp_path_factory):
     """One SecantusDB process for the session (a separate process, on a free port)."""

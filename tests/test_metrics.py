@@ -166,3 +166,36 @@ def test_the_front_door_tally_reaches_the_request_counters():
         tally.record(route, "HEAD", 304, 0.0002, 0)
     assert tally.fold() == 5 and tally.fold() == 0
     assert metrics.REQUESTS.labels(route, "HEAD", "304")._value.get() == before + 5
+
+
+STANDARD_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE", "OTHER"}
+
+
+def http_series(samples) -> set:
+    """The request metrics' series (name and labels) in a scrape."""
+    return {key for key in samples if key[0].startswith("avenue_http_")}
+
+
+def test_invented_methods_and_paths_add_no_series(client, auth):
+    ops = auth.token("ops")
+
+    def invented(index: int) -> None:
+        assert client.open("/healthz", method=f"M{index:07d}").status_code == 405
+        assert client.get(f"/no-such-page/{index}").status_code == 404
+        assert client.open(f"/api/nothing/{index}", method=f"X{index}").status_code == 404
+        assert client.get(f"/media/products/{index:024x}").status_code == 404  # the route's template
+
+    invented(0)  # every kind once (and a scrape), so the series exist
+    scrape(client, ops)
+    before = scrape(client, ops)
+    for index in range(1, 201):
+        invented(index)
+    after = scrape(client, ops)
+    assert http_series(after) == http_series(before)
+    assert {dict(labels).get("method", "GET") for _, labels in http_series(after)} <= STANDARD_METHODS
+    for labels, moved in [({"route": "<unmatched>", "method": "OTHER", "status": "405"}, 200),
+                          ({"route": "<unmatched>", "method": "OTHER", "status": "404"}, 200),
+                          ({"route": "<unmatched>", "method": "GET", "status": "404"}, 200),
+                          ({"route": "/media/<alias>/<token>", "method": "GET", "status": "404"}, 200)]:
+        assert value(after, "avenue_http_requests_total", **labels) - \
+            value(before, "avenue_http_requests_total", **labels) == moved, labels

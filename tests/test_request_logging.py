@@ -114,3 +114,69 @@ def test_the_access_log_is_on_by_default_and_can_be_turned_off(app_factory, caps
     assert from_environment()["AVENUE_ACCESS_LOG"] == "on"
     app_factory(AVENUE_ACCESS_LOG="off", AVENUE_LOG_FORMAT="json").test_client().get("/healthz")
     assert not [e for e in json_lines(capsys.readouterr().err) if e.get("event") == "request"]
+
+
+# --- every answer, whichever path gives it: one id, one count, one line -------------------
+
+
+def test_every_answer_is_given_an_id_counted_and_logged_whichever_path_answers_it(app_factory, capsys,
+                                                                                  monkeypatch):
+    """N answers by Flask, by the media front door as WSGI middleware, and by the front door
+    as gunicorn's event loop asks it (``answer_at_once``; end to end in
+    tests/test_metrics_gunicorn.py): N more in the request counter, N distinct ids, N lines."""
+    from prometheus_client import REGISTRY
+
+    from avenue.media import front_door_of, get_cache
+    from avenue.metrics import FRONT_DOOR
+    from tests.helpers import Auth, form
+
+    app = app_factory(AVENUE_LOG_FORMAT="json")
+    client = app.test_client()
+    created = client.post("/api/uploads", data=form("good/progressive.jpg") | {"visibility": "public"},
+                          headers=Auth(app).token("editor"))
+    assert created.status_code == 201, created.get_json()
+    url = created.get_json()["url"]
+    image = client.get(url).data  # read whole: cached from now on
+    get_cache(app).poll_interval = 3600  # no deletion check due: the event loop's path answers
+    front = front_door_of(app)
+    n = 6
+
+    def by_flask(index: int, sent: dict) -> dict:
+        return dict(client.get("/healthz", headers=sent).headers)
+
+    def by_front_door(index: int, sent: dict) -> dict:
+        monkeypatch.setattr(front, "wsgi_app", lambda *a: pytest.fail("Flask ran"))  # Flask is done
+        response = client.get(url, headers=sent)
+        assert response.data == image
+        return dict(response.headers)
+
+    def by_event_loop(index: int, sent: dict) -> dict:
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": url, "HTTP_HOST": "x"}
+        environ.update({"HTTP_" + name.upper().replace("-", "_"): value for name, value in sent.items()})
+        answer = front.answer_at_once(environ)
+        assert answer is not None and answer[2] == [image]
+        return dict(answer[1])
+
+    for answer, route in [(by_flask, "/healthz"), (by_front_door, "/media/<alias>/<token>"),
+                          (by_event_loop, "/media/<alias>/<token>")]:
+        labels = {"route": route, "method": "GET", "status": "200"}
+        FRONT_DOOR.fold()
+        before = REGISTRY.get_sample_value("avenue_http_requests_total", labels) or 0.0
+        capsys.readouterr()
+        # Every other request sends its own id (kept), or one unsafe to echo (replaced).
+        sent = [{"X-Request-ID": f"{answer.__name__}-{i}" if i % 2 else "two words"} for i in range(n)]
+        ids = [answer(i, headers).get("X-Request-ID") for i, headers in enumerate(sent)]
+        assert None not in ids and len(set(ids)) == n, (answer.__name__, ids)
+        assert [rid for rid, headers in zip(ids, sent, strict=True) if rid == headers["X-Request-ID"]] == \
+            [f"{answer.__name__}-{i}" for i in range(1, n, 2)]
+        FRONT_DOOR.fold()  # what the folding thread does every second (and a scrape at once)
+        after = REGISTRY.get_sample_value("avenue_http_requests_total", labels)
+        assert after - before == n, answer.__name__
+        lines = [line for line in json_lines(capsys.readouterr().err) if line.get("event") == "request"]
+        assert sorted(line["request_id"] for line in lines) == sorted(ids), answer.__name__
+        for line in lines:
+            assert {k: line[k] for k in ("method", "route", "status", "user_id")} == {
+                "method": "GET", "route": route, "status": 200, "user_id": None}
+            assert line["timestamp"].endswith("Z") and line["duration_ms"] >= 0
+            if route != "/healthz":
+                assert line["path"] == url and line["bytes"] == len(image)

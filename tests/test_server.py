@@ -498,8 +498,7 @@ def get(path: str, *fields: str, method: str = "GET") -> bytes:
 
 
 def without_date(answer: bytes) -> bytes:
-    """The answer without its Date and X-Request-ID lines (a route answer has one, a front
-    door answer none: the README says so)."""
+    """The answer without its Date and X-Request-ID lines (every answer has an id of its own)."""
     return b"\r\n".join(line for line in answer.split(b"\r\n")
                         if not line.startswith((b"Date: ", b"X-Request-ID: ")))
 

@@ -11,6 +11,11 @@ unchanged. Deletions are honoured exactly as on the route: the cache polls tombs
 The same answers are given by gunicorn's event loop itself when the request is plain enough
 (avenue/server.py): :meth:`FrontDoor.answer_at_once`, which answers only from a cache that
 has nothing to check first, so it never waits on the database.
+
+Either way an answer is traced like one of Flask's: it carries ``X-Request-ID`` (the
+client's if safe, else a new one: :mod:`avenue.requestid`), is counted in the same request
+metrics and gets the same access-log line. Counting and logging cost the hot path one deque
+append (:class:`avenue.metrics.FrontDoorTally`); a thread does the rest every second.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from werkzeug.http import HTTP_STATUS_CODES
 from avenue.media.buckets import BUCKETS
 from avenue.media.http import Headers, Representation, decide, resolve
 from avenue.media.route import get_state, headers_for
-from avenue.metrics import FRONT_DOOR
+from avenue.metrics import FRONT_DOOR, AnswerLog
+from avenue.requestid import HEADER, from_environ
 
 log = logging.getLogger(__name__)
 # The labels of front-door answers in the metrics: the media route's own URL rules.
@@ -38,13 +44,12 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class FrontDoor:
     """The media fast path in front of ``wsgi_app`` (the Flask app's own WSGI callable)."""
 
-    def __init__(self, app: Flask, wsgi_app: WSGIApp,
-                 on_answer: Callable[[dict[str, Any], int, float, int], None] | None = None) -> None:
+    def __init__(self, app: Flask, wsgi_app: WSGIApp, access_log: AnswerLog | None = None) -> None:
         self.app = app
         self.wsgi_app = wsgi_app
-        # Told about every answer given here (environ, status, seconds, body bytes): the app's
-        # access log when it logs these too (AVENUE_ACCESS_LOG=all); None keeps the path lean.
-        self.on_answer = on_answer
+        # Writes each answer's access-log line (the app's, unless AVENUE_ACCESS_LOG=off), from
+        # the thread that folds the answers into the metrics: never on the answer's own path.
+        self.access_log = access_log
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -61,14 +66,13 @@ class FrontDoor:
         """The answer this worker's cache gives ``environ`` without waiting on anything (no
         database round trip, only the cache's short locks), or None: the request is not one
         the front door answers, or the cache is due to check for deletions (a request on the
-        app's path does that, then this answers again), or every answer is to be logged with
-        its client's address (``on_answer``: the address is what the WSGI layers outside this
-        one make of it). avenue/server.py calls it from gunicorn's event loop, with an environ
-        holding the method, the path and the request's header fields."""
+        app's path does that, then this answers again). avenue/server.py calls it from
+        gunicorn's event loop, with an environ holding the method, the path and the request's
+        header fields."""
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD")
-        if (self.on_answer is not None or not path.startswith("/media/")
-                or method not in ("GET", "HEAD") or not get_state(self.app).cache.current()):
+        if (not path.startswith("/media/") or method not in ("GET", "HEAD")
+                or not get_state(self.app).cache.current()):
             return None
         return self._serve(environ, path, method, sync=False)
 
@@ -82,16 +86,15 @@ class FrontDoor:
             return None
         if answer is None:
             return None
-        status, _, body = answer
-        # Counted for the metrics by a deque append (avenue/metrics.py FrontDoorTally: this
-        # path is benchmarked); not logged, unless AVENUE_ACCESS_LOG=all.
-        route = VARIANT_ROUTE if path.count("/") == 4 else ROUTE
-        FRONT_DOOR.record(route, method, int(status[:3]), time.perf_counter() - started,
-                          len(body[0]) if body else 0)
-        if self.on_answer is not None:
-            self.on_answer(environ, int(status[:3]), time.perf_counter() - started,
-                           len(body[0]) if body else 0)
-        return answer
+        status, headers, body = answer
+        rid = from_environ(environ)
+        # Counted and logged by a deque append (avenue/metrics.py FrontDoorTally: this path is
+        # benchmarked); the thread folding them writes the access-log line.
+        answered = time.perf_counter()
+        FRONT_DOOR.record(VARIANT_ROUTE if path.count("/") == 4 else ROUTE, method, int(status[:3]),
+                          answered - started, len(body[0]) if body else 0, self.access_log, rid, path,
+                          answered)
+        return status, [*headers, (HEADER, rid)], body  # a new list: the cache keeps the 200's
 
     def answer(self, environ: dict[str, Any], path: str,
                sync: bool = True) -> tuple[str, Headers, list[bytes]] | None:
@@ -121,10 +124,10 @@ class FrontDoor:
         return (status, decided.headers, [data]) if data is not None else None
 
 
-def install_front_door(app: Flask, on_answer: Callable[[dict[str, Any], int, float, int], None] | None
-                       ) -> FrontDoor:
-    """Put a front door before ``app``'s WSGI callable, where :func:`front_door_of` finds it."""
-    front = FrontDoor(app, app.wsgi_app, on_answer=on_answer)
+def install_front_door(app: Flask, access_log: AnswerLog | None) -> FrontDoor:
+    """Put a front door before ``app``'s WSGI callable, where :func:`front_door_of` finds it;
+    ``access_log`` writes each answer's line (None: not logged)."""
+    front = FrontDoor(app, app.wsgi_app, access_log=access_log)
     app.wsgi_app = front  # type: ignore[method-assign]
     app.extensions[EXTENSION] = front
     return front
