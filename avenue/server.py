@@ -57,8 +57,8 @@ that thread for as long as it likes, and a few dozen such clients stop ``/health
   head was read, with the front door's own answer (avenue/media/frontdoor.py), and written
   without blocking; no thread, no gunicorn parsing. Anything else, or any doubt, goes to a
   thread exactly as before (:func:`loop_environ`). ``GUNICORN_LOOP_MEDIA=0`` turns it off;
-  gunicorn's access log (``GUNICORN_ACCESS_LOG``) and ``AVENUE_ACCESS_LOG=all`` do too, since
-  they log what threads handle.
+  gunicorn's access log (``GUNICORN_ACCESS_LOG``) does too, since it logs only what threads
+  handle (the app's own access log and metrics count the loop's answers as any other).
 - **Closing connections linger in the event loop**: gthread's graceful close (shut down
   writing, then read until the client closes, up to 2 s) ran in the event loop every
   connection shares, so each client that never closed its side stalled the worker 2 s.

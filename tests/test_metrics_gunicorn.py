@@ -100,7 +100,9 @@ def test_every_event_loop_answer_has_an_id_a_count_and_a_log_line(secantus, tmp_
     server = Gunicorn(secantus.uri, f"avenue_test_{uuid.uuid4().hex[:12]}", tmp_path / "gunicorn.log",
                       workers=1, extra_env={"AVENUE_METRICS_ALLOW": "127.0.0.1/32",
                                             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-                                            "GUNICORN_THREADS": "1", "GUNICORN_BODY_TIMEOUT": "3"}).start()
+                                            "GUNICORN_THREADS": "1", "GUNICORN_BODY_TIMEOUT": "3",
+                                            # 1 KiB: the slow 2 MB body below is read by the thread
+                                            "GUNICORN_BUFFER_BODY_BYTES": "1024"}).start()
     try:
         token = editor_token(secantus.uri, server.env["MONGO_DB"])
         status, image = upload(server, token, photo(1, 300), "a.jpg")
