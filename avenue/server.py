@@ -86,12 +86,14 @@ from __future__ import annotations
 import collections
 import email.utils
 import errno
+import fcntl
 import json
 import os
 import re
 import selectors
 import socket
 import struct
+import termios
 import threading
 import time
 from dataclasses import dataclass
@@ -187,8 +189,8 @@ class Limits:
         return min(last_read + self.body_timeout, by_rate, started + self.body_deadline)
 
     def send_deadline_at(self, started: float, sent: int, last_sent: float) -> float:
-        """When an answer that started at ``started`` and has handed ``sent`` bytes to the
-        kernel times out (idle for ``send_timeout``, or slower than ``send_min_rate``)."""
+        """When an answer that started at ``started``, of which the client has taken ``sent``
+        bytes, times out (idle for ``send_timeout``, or slower than ``send_min_rate``)."""
         return min(last_sent + self.send_timeout,
                    started + self.send_grace + sent / self.send_min_rate)
 
@@ -243,6 +245,28 @@ def _closes(fs) -> bool:
         return not fs.result()
     except Exception:
         return False
+
+
+def unsent(sock: socket.socket) -> int:
+    """Bytes written to ``sock`` that the client has not acknowledged yet (Linux's SIOCOUTQ;
+    0 where that cannot be asked). An answer's pace is what the client took, not what the
+    kernel's send buffer (up to 4 MB) absorbed: counting the latter, a client that reads
+    4 KiB a second looked like one that read 4 MB in its first second."""
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0"))[0])
+    except (OSError, ValueError):
+        return 0
+
+
+def abort(sock: socket.socket) -> None:
+    """Close ``sock`` with a reset, dropping what the kernel still holds to send: a client
+    given up on for reading too slowly would otherwise be sent it all the same, at its own
+    pace, by an orphaned socket holding up to 4 MB of the machine's memory."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    sock.close()
 
 
 def client_of(head: bytes, peer: str, proxy_count: int) -> str:
@@ -470,7 +494,8 @@ class PacedWriter:
         now = time.monotonic()
         if self._started is None:
             self._started = self._last_sent = now
-        remaining = self.limits.send_deadline_at(self._started, self._sent, self._last_sent) - now
+        taken = max(0, self._sent - unsent(self.sock))
+        remaining = self.limits.send_deadline_at(self._started, taken, self._last_sent) - now
         if remaining <= 0:
             raise SendTimedOut(errno.EPIPE, "the client read the answer too slowly")
         return remaining
@@ -545,6 +570,7 @@ class GuardedConn(TConn):
         self.held = 0  # bytes of this connection's bodies counted against the memory bounds
         self.head = b""  # the request's head, for the server's own answers
         self.queued_at = 0.0  # when it began to wait for its client's share of threads
+        self.too_slow = False  # its answer was given up on: closed with a reset
         self._on_close = on_close
 
     def close(self, graceful: bool = False) -> None:
@@ -658,7 +684,11 @@ class GuardedThreadWorker(ThreadWorker):
             self._done_running(conn.key)
         if isinstance(conn, GuardedConn) and _closes(fs):
             self.nr_conns -= 1
-            self._linger(conn)
+            if conn.too_slow:
+                abort(conn.sock)
+                conn.close()
+            else:
+                self._linger(conn)
             return
         super().finish_request(conn, fs)
 
@@ -943,7 +973,8 @@ class GuardedThreadWorker(ThreadWorker):
         if sent:
             conn.sent += sent
             conn.last_sent = now
-        conn.deadline = self.limits.send_deadline_at(conn.answer_started, conn.sent, conn.last_sent)
+        conn.deadline = self.limits.send_deadline_at(
+            conn.answer_started, max(0, conn.sent - unsent(conn.sock)), conn.last_sent)
         while sent:
             first = conn.outgoing[0]
             if sent < len(first):
@@ -965,6 +996,7 @@ class GuardedThreadWorker(ThreadWorker):
         conn.outgoing = []
         if not done:
             self.nr_conns -= 1
+            abort(conn.sock)
             conn.close()
             return
         conn.set_timeout()
@@ -1085,6 +1117,9 @@ class GuardedThreadWorker(ThreadWorker):
         conn.sock = PacedWriter(sock, self.limits)
         try:
             return super().handle_request(req, conn)
+        except SendTimedOut:
+            conn.too_slow = True
+            raise
         except BlockingIOError as error:
             # SO_SNDTIMEO expired: the client stopped reading. Closed like a client that went
             # away (gthread logs that at debug level, not as a socket error with a traceback).
