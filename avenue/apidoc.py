@@ -38,26 +38,51 @@ def _json(schema: Schema, description: str) -> Schema:
 
 
 ERROR_MEANINGS = {
-    400: "Malformed request (bad JSON, a missing or invalid field, bad pagination).",
+    400: "Malformed request (bad JSON, a missing or invalid field, bad pagination, malformed HTTP).",
     401: "Not logged in (or a bad token).",
     403: "Not allowed (role, or a missing/invalid CSRF token on a cookie request).",
     404: "Unknown (or not yours: no existence leak).",
-    409: "Conflict (e.g. the sku exists, media still used by a page).",
+    408: "The request's head or body did not arrive in time (the app server's own answer).",
+    409: "Conflict (e.g. the sku exists, media still used by a page, the image busy being replaced "
+         "or deleted, a concurrent change); reload and try again.",
     413: "Too large (body, file, pixels).",
+    414: "The request line (path and query string) is longer than the app server takes (4094 bytes).",
     415: "Unsupported type (not an accepted image format).",
+    417: "An Expect header other than 100-continue (the app server's own answer).",
     422: "Valid request, unusable content (corrupt image, too many images, bad order).",
     429: "Rate limited; Retry-After says when to try again.",
+    431: "Header fields larger or more than the app server takes.",
+    501: "A Transfer-Encoding other than chunked (the app server's own answer).",
     503: "Database down or the server busy; Retry-After says when to try again.",
 }
 
+# What any request can get, whatever its operation, so every operation lists it: the app
+# server's own refusals before the app sees the request (gunicorn's parser and limits, whose
+# limit_request_line makes a long query string or path a 414; avenue/server.py's 408 for a
+# slow client); a body over its route's limit, which every route has, even one that reads
+# none (avenue/http.py, limit_request_body); and the database down, since every /api/ request
+# first makes sure the indexes exist (avenue/readiness.py).
+ANY_REQUEST = (400, 408, 413, 414, 417, 431, 501, 503)
+MULTIPART = "multipart/form-data"
+
 
 def _errors(*statuses: int) -> dict[str, Schema]:
-    """The error responses of an operation: each the contract's error shape. 429 and 503 can
-    answer anything that touches the database or the rate limits."""
-    answers = {}
-    for status in sorted({*statuses, 503}):
-        answers[str(status)] = {"$ref": f"#/components/responses/E{status}"}
-    return answers
+    """The error responses ``statuses``, each the contract's error shape."""
+    return {str(status): {"$ref": f"#/components/responses/E{status}"} for status in sorted(set(statuses))}
+
+
+def _common_errors(security: list[Schema], body: Schema | None) -> set[int]:
+    """The errors an operation answers for what it is rather than what it does: any request's,
+    401 when it needs a login, 403 when a session must send its CSRF token, and an upload's
+    refusals (an unaccepted or unusable image; every upload view is rate limited per user)."""
+    statuses = set(ANY_REQUEST)
+    if {} not in security:
+        statuses.add(401)
+    if security == LOGGED_IN_WRITE:
+        statuses.add(403)
+    if body is not None and MULTIPART in body["content"]:
+        statuses |= {415, 422, 429}
+    return statuses
 
 
 def _page_params(*extra: Schema) -> list[Schema]:
@@ -74,7 +99,7 @@ def _path(name: str, schema: Schema) -> Schema:
 
 
 def _multipart(properties: Schema, required: list[str]) -> Schema:
-    return {"required": True, "content": {"multipart/form-data": {"schema": {
+    return {"required": True, "content": {MULTIPART: {"schema": {
         "type": "object", "properties": properties, "required": required}}}}
 
 
@@ -90,16 +115,15 @@ FOCAL_POINT: Schema = {"type": "object", "required": ["x", "y"], "additionalProp
 MEDIA_WITH_VERSION: Schema = {"allOf": [_ref("Image"), {"required": ["used_in", "version"]}]}
 
 
-def _replace_ops(what: str, keeps: str, answer: Schema, *, tag: str, roles: str,
-                 errors: tuple[int, ...]) -> tuple[Schema, Schema]:
+def _replace_ops(what: str, keeps: str, answer: Schema, *, tag: str, roles: str) -> tuple[Schema, Schema]:
     """The two operations of replace in place: ``PUT`` a new file, and ``PUT …/focal-point``."""
     replace = _op(f"Replace its bytes in place: {keeps}, new versioned URLs (the old ones redirect for "
                   "a while); the old bytes go to the trash.",
-                  {"200": _json(answer, what), **_errors(400, 401, *errors, 404, 409, 413, 415, 422, 429)},
+                  {"200": _json(answer, what), **_errors(404, 409)},
                   security=LOGGED_IN_WRITE, tags=[tag], roles=roles,
                   body=_multipart({"file": ONE_FILE}, ["file"]))
     focal = _op("Set where the subject is: the crops are cut again around it and the URLs change.",
-                {"200": _json(answer, what), **_errors(400, 401, *errors, 404, 409, 413)},
+                {"200": _json(answer, what), **_errors(404, 409)},
                 security=LOGGED_IN_WRITE, tags=[tag], roles=roles, body=_body(FOCAL_POINT))
     return replace, focal
 
@@ -113,7 +137,12 @@ LOGGED_IN_WRITE = [{"bearerToken": []}, {"sessionCookie": [], "csrfToken": []}]
 
 def _op(summary: str, responses: dict[str, Schema], *, security: list[Schema], tags: list[str],
         parameters: list[Schema] | None = None, body: Schema | None = None, roles: str = "") -> Schema:
-    operation: Schema = {"summary": summary, "tags": tags, "security": security, "responses": responses}
+    """An operation; ``responses`` are its answers and its own errors, those it shares with
+    every operation of its kind are added here (:func:`_common_errors`)."""
+    errors = {int(status) for status in responses if int(status) >= 400} | _common_errors(security, body)
+    answers = {status: answer for status, answer in responses.items() if int(status) < 400}
+    operation: Schema = {"summary": summary, "tags": tags, "security": security,
+                         "responses": {**answers, **_errors(*errors)}}
     if roles:
         operation["description"] = f"Who: {roles}."
     if parameters:
@@ -329,13 +358,12 @@ REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
                  "Compute the report now instead of answering the snapshot.")
 
 PRODUCT_PHOTO_REPLACE, PRODUCT_PHOTO_FOCAL = _replace_ops(
-    "The product.", "same id and place on the product", _ref("Product"), tag="shop", roles="admin",
-    errors=(403,))
+    "The product.", "same id and place on the product", _ref("Product"), tag="shop", roles="admin")
 MEDIA_REPLACE, MEDIA_FOCAL = _replace_ops(
     "The media.", "same id, so every page keeps it", MEDIA_WITH_VERSION, tag="builder",
-    roles="editor, admin", errors=(403,))
+    roles="editor, admin")
 UPLOAD_REPLACE, UPLOAD_FOCAL = _replace_ops(
-    "The upload.", "same id and visibility", _ref("Image"), tag="uploads", roles="owner, admin", errors=())
+    "The upload.", "same id and visibility", _ref("Image"), tag="uploads", roles="owner, admin")
 
 
 PATHS: dict[str, dict[str, Schema]] = {
@@ -347,30 +375,30 @@ PATHS: dict[str, dict[str, Schema]] = {
         "Log in: a session cookie and its CSRF token.",
         {"200": _json({"type": "object", "required": ["user", "csrf_token"],
                        "properties": {"user": _ref("User"), "csrf_token": {"type": "string"}}}, "Logged in."),
-         **_errors(400, 401, 413, 429)},
+         **_errors(401, 429)},
         security=[{}], tags=["auth"],
         body=_body({"type": "object", "required": ["email", "password"],
                     "properties": {"email": {"type": "string", "minLength": 1},
                                    "password": {"type": "string", "minLength": 1}}}))},
     "/api/auth/logout": {"post": _op("End this session (every session of the user ends on the server).",
-                                     {"204": NO_CONTENT, **_errors(401, 403)},
-                                     security=LOGGED_IN_WRITE, tags=["auth"], roles="any logged-in user")},
+                                     {"204": NO_CONTENT}, security=LOGGED_IN_WRITE, tags=["auth"],
+                                     roles="any logged-in user")},
     "/api/auth/me": {"get": _op("Who is calling.", {"200": _json({
-        "type": "object", "required": ["user"], "properties": {"user": _ref("User")}}, "The user."),
-        **_errors(401)}, security=LOGGED_IN_READ, tags=["auth"], roles="any logged-in user")},
+        "type": "object", "required": ["user"], "properties": {"user": _ref("User")}}, "The user.")},
+        security=LOGGED_IN_READ, tags=["auth"], roles="any logged-in user")},
     "/api/auth/csrf": {"get": _op("This session's CSRF token (send it as X-CSRF-Token).", {"200": _json({
         "type": "object", "required": ["csrf_token"], "properties": {"csrf_token": {"type": "string"}}},
         "The token.")}, security=ANYONE, tags=["auth"])},
     "/api/admin/audit": {"get": _op(
         "The audit log, newest first.", {"200": _json(_list_of("AuditEntry"), "A page of entries."),
-                                         **_errors(400, 401, 403)},
+                                         **_errors(403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin",
         parameters=_page_params(_query("user", {"type": "string"}, "An email or user id."),
                                 _query("action", {"type": "string"}, "One action, e.g. upload_created.")))},
     "/api/admin/history": {"get": _op(
         "The storage history over a range: points for charts and uploads per bar.",
         {"200": _json(HISTORY, "The series."),
-         **_errors(400, 401, 403)},
+         **_errors(403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
         parameters=[_query("range", {"enum": ["24h", "7d", "30d"]}, "How far back (default 7d).")])},
     "/api/admin/alerts": {"get": _op(
@@ -378,21 +406,20 @@ PATHS: dict[str, dict[str, Schema]] = {
         {"200": _json({"type": "object", "required": ["items", "thresholds"], "properties": {
             "items": {"type": "array", "items": _ref("Alert")},
             "thresholds": {"type": "object", "additionalProperties": {"type": "number"}}}}, "The alerts."),
-         **_errors(401, 403)},
+         **_errors(403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
         parameters=[_query("open", {"enum": ["1", "true", "yes", "0", "false", "no"]},
                            "Only those not acknowledged.")])},
     "/api/admin/alerts/{alert_id}/ack": {
         "parameters": [_path("alert_id", OBJECT_ID)],
         "post": _op("Acknowledge an alert (the first acknowledgement stays).",
-                    {"200": _json(_ref("Alert"), "The alert."), **_errors(401, 403, 404)},
+                    {"200": _json(_ref("Alert"), "The alert."), **_errors(404)},
                     security=LOGGED_IN_WRITE, tags=["admin"], roles="admin, ops")},
     "/api/shop/products": {
-        "get": _op("Products by sku.", {"200": _json(_list_of("Product"), "A page of products."),
-                                        **_errors(400)},
+        "get": _op("Products by sku.", {"200": _json(_list_of("Product"), "A page of products.")},
                    security=ANYONE, tags=["shop"], parameters=_page_params()),
         "post": _op("Create a product; temp images become its images, in order.",
-                    {"201": _json(_ref("Product"), "Created."), **_errors(400, 401, 403, 404, 409, 413, 422)},
+                    {"201": _json(_ref("Product"), "Created."), **_errors(404, 409, 422)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                     body=_body({"type": "object", "required": ["sku", "name", "price"], "properties": {
                         "sku": SKU, "name": NAME, "price": PRICE,
@@ -403,17 +430,17 @@ PATHS: dict[str, dict[str, Schema]] = {
         "get": _op("One product.", {"200": _json(_ref("Product"), "The product."), **_errors(404)},
                    security=ANYONE, tags=["shop"]),
         "patch": _op("Change its name and/or price.", {"200": _json(_ref("Product"), "Updated."),
-                                                       **_errors(400, 401, 403, 404, 413)},
+                                                       **_errors(404)},
                      security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                      body=_body({"type": "object", "properties": {"name": NAME, "price": PRICE}})),
-        "delete": _op("Delete it and its images.", {"204": NO_CONTENT, **_errors(401, 403, 404)},
+        "delete": _op("Delete it and its images.", {"204": NO_CONTENT, **_errors(404, 409)},
                       security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"),
     },
     "/api/shop/temp-images": {"post": _op(
         "Upload photos before their product exists; unclaimed ones expire.",
         {"201": _json({"type": "object", "required": ["images"], "properties": {"images": {
             "type": "array", "items": {"allOf": [_ref("Image"), {"required": ["expires_at"]}]}}}}, "Stored."),
-         **_errors(400, 401, 403, 413, 415, 422, 429)},
+         **_errors(409)},
         security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
         body=_multipart({"images": IMAGE_FILES}, ["images"]))},
     "/api/shop/products/{sku}/images": {
@@ -421,14 +448,14 @@ PATHS: dict[str, dict[str, Schema]] = {
         "post": _op("Add images to a product (all or nothing, within its limit).",
                     {"201": _json({"type": "object", "required": ["product", "added"], "properties": {
                         "product": _ref("Product"), "added": {"type": "array", "items": _ref("Image")}}},
-                        "Added."), **_errors(400, 401, 403, 404, 413, 415, 422, 429)},
+                        "Added."), **_errors(404, 409)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                     body=_multipart({"images": IMAGE_FILES}, ["images"])),
     },
     "/api/shop/products/{sku}/images/{image_id}": {
         "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
         "delete": _op("Take an image off the product; its file goes unless another product uses it.",
-                      {"200": _json(_ref("Product"), "The product without it."), **_errors(401, 403, 404)},
+                      {"200": _json(_ref("Product"), "The product without it."), **_errors(404, 409)},
                       security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"),
         "put": PRODUCT_PHOTO_REPLACE,
     },
@@ -439,23 +466,23 @@ PATHS: dict[str, dict[str, Schema]] = {
     "/api/shop/products/{sku}/images/order": {
         "parameters": [_path("sku", {"type": "string"})],
         "put": _op("Reorder the images (a permutation of their ids).",
-                   {"200": _json(_ref("Product"), "Reordered."), **_errors(400, 401, 403, 404, 413, 422)},
+                   {"200": _json(_ref("Product"), "Reordered."), **_errors(404, 409, 422)},
                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                    body=_body({"type": "object", "required": ["image_ids"],
                                "properties": {"image_ids": {"type": "array", "items": {"type": "string"}}}})),
     },
     "/api/shop/debug/products-status": {"get": _op(
         "Is every product photo safe?",
-        {"200": _json(_ref("ProductsStatus"), "The report."), **_errors(401, 403)},
+        {"200": _json(_ref("ProductsStatus"), "The report."), **_errors(403)},
         security=LOGGED_IN_READ, tags=["status"], roles="admin, ops", parameters=[REFRESH])},
     "/api/shop/debug/storage-status": {"get": _op(
         "Where the bytes are and whether they survive a restart.",
-        {"200": _json(_ref("StorageStatus"), "The report."), **_errors(401, 403)},
+        {"200": _json(_ref("StorageStatus"), "The report."), **_errors(403)},
         security=LOGGED_IN_READ, tags=["status"], roles="admin, ops", parameters=[REFRESH])},
     "/api/builder/media": {
         "post": _op("Add an image to the library (200 when the same image is already there).",
                     {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
-                     **_errors(400, 401, 403, 413, 415, 422, 429)},
+                     **_errors(409)},
                     security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
                     body=_multipart({"file": ONE_FILE,
                                      "alt": {"type": "string", "maxLength": MAX_ALT_LENGTH},
@@ -463,7 +490,7 @@ PATHS: dict[str, dict[str, Schema]] = {
                                                                 "Comma-separated (or repeat the field)."}},
                                     ["file"])),
         "get": _op("The library, newest first.", {"200": _json(_list_of("Image"), "A page of media."),
-                                                  **_errors(400, 401, 403)},
+                                                  **_errors(403)},
                    security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
                    parameters=_page_params(
                        _query("q", {"type": "string"}, "Filename word starts."),
@@ -475,11 +502,11 @@ PATHS: dict[str, dict[str, Schema]] = {
         "parameters": [_path("media_id", OBJECT_ID)],
         "get": _op("One library image, with the pages using it.",
                    {"200": _json({"allOf": [_ref("Image"), {"required": ["used_in"]}]}, "The media."),
-                    **_errors(401, 403, 404)},
+                    **_errors(403, 404)},
                    security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin"),
         "patch": _op("Change its alt text, folder and/or tags.",
                      {"200": _json({"allOf": [_ref("Image"), {"required": ["used_in", "folder", "tags"]}]},
-                                   "The media."), **_errors(400, 401, 403, 404, 413)},
+                                   "The media."), **_errors(404, 409)},
                      security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
                      body=_body({"type": "object", "minProperties": 1, "additionalProperties": False,
                                  "properties": {
@@ -488,7 +515,7 @@ PATHS: dict[str, dict[str, Schema]] = {
                                      "tags": {"type": ["array", "null"], "items": TAG,
                                               "maxItems": MAX_TAGS}}})),
         "delete": _op("Delete it (409 while a page uses it, unless force).",
-                      {"204": NO_CONTENT, **_errors(401, 403, 404, 409)},
+                      {"204": NO_CONTENT, **_errors(404, 409)},
                       security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),
         "put": MEDIA_REPLACE,
     },
@@ -502,14 +529,14 @@ PATHS: dict[str, dict[str, Schema]] = {
             "type": "array", "items": {"type": "object", "required": ["folder", "count"], "properties": {
                 "folder": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}}}},
             "The folders."),
-         **_errors(401, 403)},
+         **_errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
     "/api/builder/tags": {"get": _op(
         "Every tag of the library with its media count.",
         {"200": _json({"type": "object", "required": ["tags"], "properties": {"tags": {
             "type": "array", "items": {"type": "object", "required": ["tag", "count"], "properties": {
                 "tag": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}}}}, "The tags."),
-         **_errors(401, 403)},
+         **_errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
     "/api/builder/pages/{slug}": {
         "parameters": [_path("slug", {"type": "string"})],
@@ -517,7 +544,7 @@ PATHS: dict[str, dict[str, Schema]] = {
                    {"200": _json(_ref("Page"), "The page, media blocks resolved."), **_errors(404)},
                    security=ANYONE, tags=["builder"]),
         "put": _op("Write a page; 422 if a block names media that does not exist.",
-                   {"200": _json(_ref("Page"), "Written."), **_errors(400, 401, 403, 413, 422)},
+                   {"200": _json(_ref("Page"), "Written."), **_errors(409, 422)},
                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
                    body=_body({"type": "object", "required": ["title", "blocks"], "properties": {
                        "title": {"type": "string", "maxLength": MAX_TITLE_LENGTH},
@@ -529,16 +556,16 @@ PATHS: dict[str, dict[str, Schema]] = {
     },
     "/api/trash": {"get": _op(
         "Deleted media, last deleted first (editors: the library's; admins: every bucket's).",
-        {"200": _json(_list_of("TrashItem"), "A page of the trash."), **_errors(400, 401, 403)},
+        {"200": _json(_list_of("TrashItem"), "A page of the trash."), **_errors(403)},
         security=LOGGED_IN_READ, tags=["trash"], roles="editor, admin",
         parameters=_page_params(_query("from", {"enum": ["products", "builder", "uploads"]},
                                        "Admins: only what was deleted from this bucket.")))},
     "/api/trash/{image_id}": {
         "parameters": [_path("image_id", OBJECT_ID)],
         "get": _op("One trashed image.",
-                   {"200": _json(_ref("TrashItem"), "The item."), **_errors(401, 403, 404)},
+                   {"200": _json(_ref("TrashItem"), "The item."), **_errors(403, 404)},
                    security=LOGGED_IN_READ, tags=["trash"], roles="editor (library), admin"),
-        "delete": _op("Purge it now, for good.", {"204": NO_CONTENT, **_errors(401, 403, 404)},
+        "delete": _op("Purge it now, for good.", {"204": NO_CONTENT, **_errors(404)},
                       security=LOGGED_IN_WRITE, tags=["trash"], roles="editor (library), admin"),
     },
     "/api/trash/{image_id}/restore": {
@@ -552,27 +579,27 @@ PATHS: dict[str, dict[str, Schema]] = {
                 "reused": {"type": "boolean",
                            "description": "The same bytes were stored again meanwhile: that image."},
                 "product": {"type": "string", "description": "The product it went back onto."}}},
-                "Restored."), **_errors(401, 403, 404, 409, 422)},
+                "Restored."), **_errors(404, 409, 422)},
             security=LOGGED_IN_WRITE, tags=["trash"], roles="editor (library), admin"),
     },
     "/api/uploads": {
         "post": _op("Upload an image (200 when this user already uploaded the same one).",
                     {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
-                     **_errors(400, 401, 403, 413, 415, 422, 429)},
+                     **_errors(409)},
                     security=LOGGED_IN_WRITE, tags=["uploads"], roles="any logged-in user",
                     body=_multipart({"file": ONE_FILE, "visibility": {"enum": ["public", "private"]}},
                                     ["file"])),
         "get": _op("Own uploads (admin: all), newest first.",
-                   {"200": _json(_list_of("Image"), "A page of uploads."), **_errors(400, 401)},
+                   {"200": _json(_list_of("Image"), "A page of uploads.")},
                    security=LOGGED_IN_READ, tags=["uploads"], roles="any logged-in user",
                    parameters=_page_params(_query("owner", {"type": "string"}, "Admins: one owner's."))),
     },
     "/api/uploads/{upload_id}": {
         "parameters": [_path("upload_id", OBJECT_ID)],
         "get": _op("One upload (404 for anyone but its owner and admins).",
-                   {"200": _json(_ref("Image"), "The upload."), **_errors(401, 404)},
+                   {"200": _json(_ref("Image"), "The upload."), **_errors(404)},
                    security=LOGGED_IN_READ, tags=["uploads"], roles="owner, admin"),
-        "delete": _op("Delete an upload.", {"204": NO_CONTENT, **_errors(401, 403, 404)},
+        "delete": _op("Delete an upload.", {"204": NO_CONTENT, **_errors(404, 409)},
                       security=LOGGED_IN_WRITE, tags=["uploads"], roles="owner, admin"),
         "put": UPLOAD_REPLACE,
     },
@@ -595,7 +622,9 @@ def document() -> dict[str, Any]:
                  "description": "Shop, website-builder and general-upload images kept in MongoDB GridFS. "
                                 "The contract in prose: API.md. Every error is "
                                 '`{"error": {"code", "message", "request_id"}}`; every response carries '
-                                "X-Request-ID."},
+                                "X-Request-ID. Each operation lists every status it can answer, those any "
+                                "request can get included (the app server's limits, a body too large, the "
+                                "database down); a 500 is a bug."},
         "servers": [{"url": "/"}],
         "tags": [{"name": name} for name in TAGS],
         "paths": PATHS,

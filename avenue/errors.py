@@ -104,7 +104,8 @@ def error_response(status: int, code: str, message: str, **details: Any) -> Resp
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.path in {"/readyz", "/healthz"}
+    # "/api" too: the API's root without its slash is still the API's address, not a page.
+    return request.path.startswith("/api/") or request.path in {"/api", "/readyz", "/healthz"}
 
 
 def register_errorhandlers(app: Flask) -> None:

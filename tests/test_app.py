@@ -75,6 +75,7 @@ def test_readyz_is_503_while_the_database_is_down_and_recovers_by_itself(tmp_pat
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("get", "/api/nothing-here", 404),
+    ("get", "/api", 404),  # the API's own root, without the slash
     ("delete", "/api/auth/csrf", 405),
 ])
 def test_api_errors_are_json(client, method, path, status):

@@ -14,12 +14,15 @@ import io
 import os
 import re
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import mongomock
 import pytest
 from openapi_core import OpenAPI
 from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
 from openapi_spec_validator import validate
+from pymongo.errors import ServerSelectionTimeoutError
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -199,20 +202,36 @@ def test_every_response_of_a_scenario_over_every_endpoint_matches_the_document(a
 SCHEMATHESIS_EXAMPLES = int(os.environ.get("AVENUE_SCHEMATHESIS_EXAMPLES", "12"))
 
 
-def test_schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_describe():
+def test_schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_describe(monkeypatch):
     """Positive and negative requests for every operation, as an admin (past every role check)."""
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode, checks
+    from schemathesis.core.failures import FailureGroup
 
+    from avenue.status import sweep
+
+    # mongomock is not thread-safe: the sweep a ?refresh=1 starts in the background runs to
+    # its end before the request reads on (run alongside it, a request at 100 examples failed
+    # with a 500 from mongomock).
+    in_background = sweep.run_in_background
+
+    def to_its_end(db, settings):
+        thread = in_background(db, settings)
+        thread.join(30)
+        return thread
+
+    monkeypatch.setattr(sweep, "run_in_background", to_its_end)
     shared = mongomock.MongoClient()
     app = make_app(((lambda *args, **kwargs: shared), "mongodb://mongomock.invalid:27017"), "schemathesis",
                    AVENUE_ACCESS_LOG="off")
     admin = Auth(app).token("admin")
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
+    # status_code_conformance: a status the operation does not document fails; ignored_auth: an
+    # operation that needs a login must refuse the same request without the token or with a bad one.
     wanted = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
-              checks.response_schema_conformance, checks.response_headers_conformance]
+              checks.response_schema_conformance, checks.response_headers_conformance, checks.ignored_auth]
     cases = {"positive": 0, "negative": 0}
     failures: list[str] = []
     started = time.monotonic()
@@ -224,7 +243,9 @@ def test_schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
             cases[mode.value] += 1
             try:
                 case.call_and_validate(headers=admin, checks=wanted)
-            except Exception as error:  # collected: one report of everything that failed
+            # Collected: one report of everything that failed. Several checks failing on one
+            # answer raise a FailureGroup, a BaseExceptionGroup that `except Exception` misses.
+            except (Exception, FailureGroup) as error:
                 failures.append(f"{case.method} {case.formatted_path} ({mode.value}): "
                                 f"{str(error).strip()[:600]}")
 
@@ -241,3 +262,182 @@ def test_schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
           f"in {elapsed:.1f} s")
     assert failures == [], "\n".join(sorted(set(failures))[:40])
     assert cases["positive"] >= 20 and cases["negative"] >= 20
+
+
+# --- every status the code answers is documented ------------------------------------------
+
+class Unreachable:
+    """A MongoDB client whose every operation fails as it does while the database is down."""
+
+    def __getattr__(self, name: str) -> Unreachable:
+        return self
+
+    def __getitem__(self, name: str) -> Unreachable:
+        return self
+
+    def __call__(self, *args, **kwargs):
+        raise ServerSelectionTimeoutError("the test's database is down")
+
+
+class Operation(NamedTuple):
+    method: str
+    path: str  # as the document names it
+    url: str  # its path parameters filled: ids well formed, so a 404 is the resource's own
+    view: Callable | None = None
+
+
+def api_operations(app) -> list[Operation]:
+    """Every /api/ operation of the app's URL map (not of the document: a new one is probed too)."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/"):
+            url = re.sub(r"<(?:[^<>]+:)?([^<>:]+)>",
+                         lambda m: "0" * 24 if m.group(1).endswith("_id") else "probe-1", rule.rule)
+            path = re.sub(r"<(?:[^:<>]+:)?([^<>:]+)>", r"{\1}", rule.rule)
+            found += [Operation(method, path, url, app.view_functions[rule.endpoint])
+                      for method in sorted(rule.methods & METHODS)]
+    return sorted(found)
+
+
+class Answers:
+    """The statuses each operation answered (with the first probe that got each); every
+    error must be a JSON error."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], dict[int, str]] = {}
+        self.not_json: list[str] = []
+
+    def add(self, operation: Operation, probe: str, response) -> None:
+        method, path = operation.method, operation.path
+        self.seen.setdefault((method, path), {}).setdefault(response.status_code, probe)
+        if response.status_code >= 400 and not (response.is_json and response.get_json()["error"]["message"]):
+            self.not_json.append(f"{method} {path} ({probe}): {response.status_code} {response.content_type}")
+
+    def undocumented(self) -> list[str]:
+        paths = document()["paths"]
+        return [f"{method} {path}: {status} ({probe})"
+                for (method, path), statuses in sorted(self.seen.items())
+                for status, probe in sorted(statuses.items())
+                if str(status) not in paths[path][method.lower()]["responses"]]
+
+    def got(self, status: int) -> set[tuple[str, str]]:
+        return {operation for operation, statuses in self.seen.items() if status in statuses}
+
+
+def probe_app(client_class):
+    return make_app((client_class, "mongodb://mongomock.invalid:27017"), "probes", AVENUE_ACCESS_LOG="off",
+                    RATELIMIT_ENABLED=True, AVENUE_UPLOAD_RATE_LIMIT="1000/minute")
+
+
+def test_every_status_a_probe_of_every_operation_gets_is_documented_and_json():
+    """Every operation called anonymously, with a bad token, in each role, by a session without
+    its CSRF token, with a body too large, bad JSON, an empty form, a PDF or a truncated JPEG
+    as its files, past the rate limits, with the database down after start and from the start:
+    whatever each answers is in the document, and every error is JSON."""
+    shared = mongomock.MongoClient()
+    app = probe_app(lambda *args, **kwargs: shared)
+    auth = Auth(app)
+    tokens = {role: auth.token(role) for role in ("admin", "editor", "ops")}
+    session, _ = auth.login("admin")
+    admin = tokens["admin"]
+    probes = {
+        "anonymous": {},
+        "a bad token": {"headers": {"Authorization": "Bearer av_not-a-token"}},
+        **{f"as {role}": {"headers": headers} for role, headers in tokens.items()},
+        "a body too large": {"headers": admin, "data": b"x",
+                             "environ_overrides": {"CONTENT_LENGTH": "10000000000"}},
+        "JSON that is not": {"headers": admin, "data": b"{", "content_type": "application/json"},
+        "an empty JSON object": {"headers": admin, "json": {}},
+        "an empty form": {"headers": admin, "data": {}, "content_type": "multipart/form-data"},
+        "a text body": {"headers": admin, "data": b"hello", "content_type": "text/plain"},
+    }
+    files = {"a PDF": image_bytes("bad/document.pdf"), "a truncated JPEG": image_bytes("bad/truncated.jpg")}
+
+    def with_file(data: bytes) -> dict:
+        return {"file": (io.BytesIO(data), "a.jpg"), "images": (io.BytesIO(data), "a.jpg")}
+
+    answers = Answers()
+    client = app.test_client()
+    operations = api_operations(app)
+    for operation in operations:
+        for probe, kwargs in probes.items():
+            answers.add(operation, probe, client.open(operation.url, method=operation.method, **kwargs))
+        for probe, data in files.items():
+            answers.add(operation, probe, client.open(operation.url, method=operation.method, headers=admin,
+                                                      data=with_file(data)))
+        answers.add(operation, "a session without CSRF", session.open(operation.url, method=operation.method))
+    # Past the limits: one upload an hour per user, one failed login an hour per account.
+    app.config.update(AVENUE_UPLOAD_RATE_LIMIT="1/hour", AVENUE_LOGIN_RATE_LIMIT="1/hour")
+    uploader = auth.token("admin")
+    for operation in operations:
+        for _ in range(2):
+            answers.add(operation, "past the upload limit", client.open(
+                operation.url, method=operation.method, headers=uploader, data=with_file(files["a PDF"])))
+    login = next(operation for operation in operations if operation.path == "/api/auth/login")
+    for _ in range(3):
+        answers.add(login, "failed logins", client.post(login.url, json={"email": "nobody@example.com",
+                                                                         "password": "wrong"}))
+    # The database goes down after start (the indexes are ready); a worker starts without it.
+    app.extensions["avenue.mongo"].client = Unreachable()
+    cold = probe_app(lambda *args, **kwargs: Unreachable()).test_client()
+    for operation in operations:
+        for probe, caller in (("the database down", client), ("the database down at start", cold)):
+            answers.add(operation, probe, caller.open(operation.url, method=operation.method, headers=admin))
+
+    assert not answers.not_json, "\n".join(answers.not_json)
+    assert not answers.undocumented(), "\n".join(answers.undocumented())
+    # The probes reached what they aim at (or this test would prove nothing).
+    everything = {(operation.method, operation.path) for operation in operations}
+    assert answers.got(503) == answers.got(413) == everything
+    logged_in = {(op.method, op.path) for op in operations if getattr(op.view, "required_roles", None)}
+    assert len(logged_in) >= 35 and answers.got(401) >= logged_in
+    uploads = {(op.method, op.path) for op in operations if getattr(op.view, "body_limit", None)}
+    assert len(uploads) == 7 and answers.got(429) == uploads | {("POST", "/api/auth/login")}
+    assert answers.got(415) >= {("POST", "/api/shop/temp-images"), ("POST", "/api/uploads")}
+
+
+def test_every_operation_documents_what_the_app_server_refuses_before_the_app():
+    """What no in-process probe can show, answered to a request for any operation: gunicorn's
+    414 for a request line over limit_request_line (4094 bytes: a long query string or path),
+    431 for header fields over its limits, 417 and 501 for an Expect or a Transfer-Encoding it
+    does not know, 400 for malformed HTTP, and avenue/server.py's 408 for a client too slow."""
+    for path, method in documented_operations():
+        responses = document()["paths"][path][method.lower()]["responses"]
+        assert {"400", "408", "414", "417", "431", "501"} <= set(responses), (method, path)
+
+
+def test_the_conflicts_a_state_causes_are_documented(app, db, auth):
+    """409s that need a state to show: an image a replace holds (deleting it, or the product
+    holding it, waits), a product with legacy images (no order by id)."""
+    from bson import ObjectId
+
+    from avenue.clock import now
+    from avenue.media import BUILDER, PRODUCTS, UPLOADS
+
+    client, admin = app.test_client(), auth.token("admin")
+    photos = []
+    for sku, name in (("C-1", "good/progressive.jpg"), ("C-2", "good/alpha.png")):
+        assert client.post("/api/shop/products", json={"sku": sku, "name": "x", "price": 1},
+                           headers=admin).status_code == 201
+        added = client.post(f"/api/shop/products/{sku}/images", data=form("images", name), headers=admin)
+        photos.append(added.get_json()["added"][0]["id"])
+    media = client.post("/api/builder/media", data=form("file"), headers=admin).get_json()["id"]
+    upload = client.post("/api/uploads", data=form("file"), headers=admin).get_json()["id"]
+    being_replaced = {"$set": {"metadata.replacing_at": now()}}
+    for bucket, image_id in ((PRODUCTS, photos[0]), (PRODUCTS, photos[1]), (BUILDER, media),
+                             (UPLOADS, upload)):
+        db[f"{bucket}.files"].update_one({"_id": ObjectId(image_id)}, being_replaced)
+    db.shop_products.insert_one({"sku": "C-OLD", "name": "x", "price": 1, "images": ["/uploads/a.jpg"]})
+    answers = Answers()
+    for operation, body in (
+            (Operation("DELETE", "/api/shop/products/{sku}/images/{image_id}",
+                       f"/api/shop/products/C-1/images/{photos[0]}"), None),
+            (Operation("DELETE", "/api/shop/products/{sku}", "/api/shop/products/C-2"), None),
+            (Operation("DELETE", "/api/builder/media/{media_id}", f"/api/builder/media/{media}"), None),
+            (Operation("DELETE", "/api/uploads/{upload_id}", f"/api/uploads/{upload}"), None),
+            (Operation("PUT", "/api/shop/products/{sku}/images/order",
+                       "/api/shop/products/C-OLD/images/order"), {"image_ids": []})):
+        response = client.open(operation.url, method=operation.method, headers=admin, json=body)
+        assert response.status_code == 409, (operation, response.get_json())
+        answers.add(operation, "a state", response)
+    assert not answers.undocumented(), "\n".join(answers.undocumented())
