@@ -3,6 +3,7 @@
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -19,16 +20,15 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # large images) and CPU-bound rendering that Pillow runs on a thread pool with the GIL
 # released: gevent would put that CPU work on the event loop's one thread and needs pymongo
 # and Pillow monkey-patched; sync would give a slow download a whole process. But gunicorn's
-# own gthread gives a connection a thread as soon as its first byte arrives and reads the
-# head and body with blocking reads and no deadline: ten clients sending a header line every
-# 2 s starved /healthz for as long as they stayed. So avenue/server.py's GuardedThreadWorker:
-# gthread whose event loop reads request heads (and bodies up to 64 KB) before a thread is
-# committed, 408 after GUNICORN_HEADER_TIMEOUT (10 s) for the head, and bodies read by a
-# thread held to GUNICORN_BODY_TIMEOUT (10 s without a byte) and GUNICORN_BODY_MIN_RATE
-# (1024 bytes/s on average after those 10 s); a response write that cannot hand the client a
-# byte for GUNICORN_SEND_TIMEOUT (60 s) fails. A worker with every thread busy stops accepting,
-# so new connections go to a worker with a free thread. `python bench/slowclients.py`
-# measures what this survives; in production nginx buffers in front (deploy/nginx/avenue.conf).
+# own gthread gives a connection a thread as soon as its first byte arrives and reads and
+# writes with blocking calls and no deadline: a few dozen slow clients starved /healthz. So
+# avenue/server.py's GuardedThreadWorker: gthread whose event loop reads request heads and
+# bodies (up to GUNICORN_BUFFER_BODY_BYTES, 16 MiB) before a thread is committed, holds every
+# body and every answer to a deadline and a minimum rate (8 KiB/s), gives one client at most a
+# quarter of the threads, connections and buffered memory, closes idle connections near
+# worker_connections, and answers its own refusals in the API's JSON. Its module docstring
+# says what each setting is and why; `python bench/attacks.py` measures what it withstands.
+# In production nginx buffers in front as well (deploy/nginx/avenue.conf).
 worker_class = "avenue.server.GuardedThreadWorker"
 # Two workers unless WEB_CONCURRENCY says otherwise (the README's Configuration table): set it
 # to the machine's cores, each worker's 32 threads overlap its I/O.
@@ -111,10 +111,11 @@ def post_worker_init(worker):
     from avenue.readiness import prepare_at_start
     from avenue.status import warm_up_status_reports
 
-    # The indexes and the bootstrap admin now rather than on the first request, on one of the
-    # worker's own threads: not here, since an index build on a large collection can outlast
-    # the master's worker timeout, and a database that is down must not hold the start.
-    worker.tpool.submit(prepare_at_start, app)
+    # The indexes and the bootstrap admin now rather than on the first request, on a thread of
+    # their own: not here, since an index build on a large collection can outlast the master's
+    # worker timeout, and a database that is down must not hold the start. (A plain thread, not
+    # the worker's pool: any worker class has threads; only gthread has a pool.)
+    threading.Thread(target=prepare_at_start, args=(app,), name="avenue-prepare", daemon=True).start()
     warm_up_status_reports(app)
     # The storage history's sampler thread (avenue/monitoring/sampler.py): every worker runs
     # one, a lease lets one of all instances sample each interval.

@@ -152,21 +152,31 @@ def library_upload(client, headers, name: str = "good/progressive.jpg") -> dict:
 
 def worker_start_hook(monkeypatch, tmp_path):
     """gunicorn.conf.py's ``post_worker_init``, and a stand-in for the worker it is given (the
-    app, and a thread pool like gthread's). Reading gunicorn.conf.py prepares Prometheus'
+    app: any worker class has one). Reading gunicorn.conf.py prepares Prometheus'
     multiprocess folder and exports it, which would switch every later test's /metrics to
     that folder: it gets one marked as already prepared, both variables undone after the test."""
     import os
     import runpy
     import types
-    from concurrent.futures import ThreadPoolExecutor
 
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     monkeypatch.setenv("AVENUE_METRICS_PREPARED_BY", str(os.getpid()))
     hook = runpy.run_path(str(Path(__file__).resolve().parents[1] / "gunicorn.conf.py"))["post_worker_init"]
 
     def worker(app):
-        return types.SimpleNamespace(wsgi=app, tpool=ThreadPoolExecutor(max_workers=2))
+        return types.SimpleNamespace(wsgi=app)
     return hook, worker
+
+
+def wait_for_start_work(timeout: float = 60.0) -> None:
+    """Wait until the work ``post_worker_init`` started on its own thread (the indexes and the
+    bootstrap admin: ``avenue-prepare``) is done."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "avenue-prepare":
+            thread.join(timeout)
+            assert not thread.is_alive(), "the start-up work did not finish"
 
 
 @contextmanager

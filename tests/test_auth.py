@@ -10,7 +10,7 @@ import pytest
 
 from avenue.auth import service
 from avenue.errors import BadRequest, Conflict
-from tests.helpers import error_body, worker_start_hook
+from tests.helpers import error_body, wait_for_start_work, worker_start_hook
 
 PASSWORD = "correct horse battery"
 
@@ -351,7 +351,7 @@ def test_the_configured_admin_exists_as_soon_as_a_worker_starts(app_factory, mon
     hook, worker = worker_start_hook(monkeypatch, tmp_path)
     started = worker(app)
     hook(started)  # gunicorn.conf.py's post_worker_init; no request reaches the app
-    started.tpool.shutdown(wait=True)
+    wait_for_start_work()
     [user] = users_of(app)
     assert user["email"] == BOOT_EMAIL and user["role"] == "admin"
     with database(app) as db:
@@ -378,7 +378,7 @@ def test_a_worker_that_starts_while_the_database_is_down_starts_and_its_first_re
     hook, worker = worker_start_hook(monkeypatch, tmp_path)
     started = worker(app)
     hook(started)  # does not raise: the worker starts
-    started.tpool.shutdown(wait=True)
+    wait_for_start_work()
     assert calls and "did not answer as this worker started" in caplog.text
     assert users_of(app) == []
     assert app.test_client().get("/api/auth/csrf").status_code == 200
