@@ -69,7 +69,7 @@ clients cost little, but pymongo, Pillow and libvips would then run on one event
 image work (hundreds of milliseconds of CPU per upload) would need a thread pool of its own
 and pymongo the monkey-patched socket module, and the event loop's own answers of cached media
 (4x Flask-from-disk, bench/results/perf-loop-2026-11-23.md) would be lost.
-bench/hostile.py measures what this worker withstands, with and without nginx in front.
+bench/attacks.py measures what this worker withstands, with and without nginx in front.
 
 The read deadlines are enforced on the parser's reads (a wrapper around the connection
 socket installed as the parser's source), the write deadline on the response's writes (a

@@ -74,8 +74,9 @@ def ingest_base(target: int = MB, seed: int = 7) -> tuple[Image.Image, int]:
     return photo_like(side, side, seed, 1.0), quality
 
 
-def ensure_files(folder: Path) -> dict[str, Path]:
-    """The served files: 100 KB and 2 MB JPEGs and a ~50 MB JPEG (25 MP, under 40 MP)."""
+def ensure_files(folder: Path, only: tuple[str, ...] = ()) -> dict[str, Path]:
+    """The served files: 100 KB and 2 MB JPEGs and a ~50 MB JPEG (25 MP, under 40 MP); or
+    ``only`` those named (the 50 MB one takes a while to make)."""
     folder.mkdir(parents=True, exist_ok=True)
     specs = {
         "img100k.jpg": lambda: jpeg_of_size(100 * KB, seed=100, noise=0.12, quality=85),
@@ -86,6 +87,8 @@ def ensure_files(folder: Path) -> dict[str, Path]:
     }
     paths = {}
     for name, make in specs.items():
+        if only and name not in only:
+            continue
         path = folder / name
         if not path.exists():
             tmp = path.with_suffix(".tmp")

@@ -73,11 +73,12 @@ def start_baseline(procs: Procs, venv_bin: Path, key: str, label: str, module: s
     return Server(key, label, port, proc, paths, conditional)
 
 
-def _check(server: Server, sizes: dict[str, int]) -> tuple[str | None, list[str]]:
+def _check(server: Server, sizes: dict[str, int],
+           keys: tuple[str, ...] = ("100k", "2m")) -> tuple[str | None, list[str]]:
     """GET each small file once: right status and length; returns the ETag of the 100 KB one."""
     problems = []
     etag = None
-    for key in ("100k", "2m"):
+    for key in keys:
         reply = request("GET", server.port, server.paths[key], timeout=30)
         if reply.status != 200 or len(reply.body) != sizes[key]:
             raise BenchError(f"GET {server.paths[key]}: HTTP {reply.status}, {len(reply.body)} "
@@ -97,17 +98,19 @@ def _check(server: Server, sizes: dict[str, int]) -> tuple[str | None, list[str]
 
 
 def measure(server: Server, sizes: dict[str, int], *, seconds: float, clients: int = 16,
-            rss: bool = True, profiler: Callable | None = None) -> ServeResult:
-    """wrk on the 100 KB, 2 MB and 304 cases, then RSS under ``clients`` 50 MB downloads.
+            rss: bool = True, profiler: Callable | None = None,
+            only: tuple[str, ...] = ("100k", "2m", "304")) -> ServeResult:
+    """wrk on the 100 KB, 2 MB and 304 cases (or ``only`` some of them; the 100 KB file is
+    always checked, the 304's ETag is its), then RSS under ``clients`` 50 MB downloads.
 
     ``profiler(case, worker_pids, seconds)``, when given, starts sampling the workers and
     returns a function that waits for it to finish.
     """
     result = ServeResult()
-    etag, result.problems = _check(server, sizes)
+    etag, result.problems = _check(server, sizes, ("100k", "2m") if "2m" in only else ("100k",))
     parallel_get(server.port, server.paths["100k"], 32)  # every worker and thread once
-    cases = [("100k", server.paths["100k"], None), ("2m", server.paths["2m"], None)]
-    if server.conditional and etag:
+    cases = [(key, server.paths[key], None) for key in ("100k", "2m") if key in only]
+    if server.conditional and etag and "304" in only:
         cases.append(("304", server.paths["100k"], {"If-None-Match": etag}))
     for key, path, headers in cases:
         done = profiler(key, worker_pids(server.proc), seconds) if profiler else None

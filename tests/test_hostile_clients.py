@@ -4,7 +4,7 @@ Each system test starts the real gunicorn (tests/servers.py) and attacks it from
 address of its own (``ATTACKER``, 127.0.0.2) while ``/healthz`` is probed from 127.0.0.1, as a
 second, honest client. Each fails on the worker before issue 26: it gave bodies over 64 KiB,
 slow readers and any number of connections from one address a thread or a socket each.
-bench/hostile.py measures the same at 80 connections (2,000 idle ones) for 30 s.
+bench/attacks.py measures the same at 80 connections (2,000 idle ones) for 30 s.
 """
 
 from __future__ import annotations

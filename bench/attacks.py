@@ -1,0 +1,825 @@
+#!/usr/bin/env python3
+"""Hostile clients against the Procfile's server, alone and behind the nginx front (issue 26, item 8).
+
+One run starts the embedded database and ``gunicorn --config gunicorn.conf.py wsgi:app`` (2
+workers, default settings) on loopback, uploads a public ~6 MB random-noise JPEG (over the
+media cache's 4 MiB object limit, so a thread writes it) and a public 100 KB one, then
+attacks the server from one anonymous client address (127.0.0.2) while an honest client
+(127.0.0.1) probes ``GET /healthz`` once a second, each probe on a fresh connection with a
+5 s timeout. Each attack keeps ``--connections`` connections (``--idle`` for idle sockets)
+and reopens each one at once when the server drops it, so the pressure never lets up:
+
+- slow bodies: ``POST /api/auth/login`` announcing 2,000,000 bytes, 70 KiB sent at once, then
+  ~1.2 KB/s;
+- slow readers: ``GET`` of the 6 MB image with a 4 KiB receive buffer, 4 KiB read every 20 s;
+- idle sockets: connections that send nothing;
+- slow headers: a header line every 2 s (slowloris);
+- invented methods: a flood of requests with ever-new method names and paths, as fast as the
+  connections can send them; ``/metrics`` is scraped before and after.
+
+Meanwhile the workers' summed RSS (children of the master, VmRSS) is sampled every 0.2 s.
+Targets: at least 90 % of the probes answered 200, under 300 MB of extra worker RSS at the peak.
+Setups: the app alone (attacks on gunicorn's port) and behind the shipped nginx front
+(bench/front.py; attacks on nginx; AVENUE_PROXY_COUNT=1); ``--before REF`` adds the app alone
+on the code of a git ref. The same run keeps issue 18's hot-media ratio: the app alone
+against Flask from disk (bench/serving.py) on a 100 KB GET and its 304, under wrk.
+
+    .venv/bin/python bench/attacks.py --quick             # 5 s per attack, 300 idle sockets
+    .venv/bin/python bench/attacks.py                     # 30 s per attack, ~6 minutes
+    .venv/bin/python bench/attacks.py --before HEAD~3     # and the app alone on older code
+
+Prints one markdown table and writes it to bench/results/attacks-<date>.md (-quick.md for
+--quick); logs go to bench/work/attacks/. Traffic goes only to 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import errno
+import heapq
+import itertools
+import math
+import os
+import re
+import resource
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))  # the app, and tests/processes.py's launcher
+
+from avenue.embedded import EmbeddedServer  # noqa: E402
+from avenue.server import abort  # noqa: E402
+from tests.processes import Gunicorn, editor_token, upload  # noqa: E402
+from tests.test_server import noise_jpeg  # noqa: E402
+
+import data  # noqa: E402
+import front  # noqa: E402
+import serving  # noqa: E402
+from harness import LOOPBACK, BenchError, Procs, request, worker_pids  # noqa: E402
+from hostile import rss_mb  # noqa: E402
+from slowclients import HOST, KINDS, probe_healthz  # noqa: E402
+
+DB = "avenue_attacks"
+ATTACKER = "127.0.0.2"  # one anonymous client: its own loopback address (all of 127/8 is local)
+PROBES_TARGET = 0.90
+RSS_TARGET_MB = 300
+WORK = BENCH / "work" / "attacks"
+RESULTS = BENCH / "results"
+# Linux: bind() leaves the port to connect(), which picks one free for this 4-tuple; without
+# it thousands of reconnects from one address run out of ports that bind() alone may take.
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
+
+
+# --------------------------------------------------------------------------------------
+# The attacks
+
+
+@dataclass(frozen=True)
+class Attack:
+    """What each of an attack's connections does, from its opening to the server dropping it."""
+
+    key: str
+    title: str
+    connections: int
+    opening: Callable[[int], bytes]  # sent as soon as connected (argument: a running count)
+    every: float = 0.0  # seconds between a connection's steps (0: none)
+    trickle: bytes = b""  # sent at each step
+    read_bytes: int = 0  # read at each step, and nothing otherwise (a slow reader)
+    receive_buffer: int = 0  # SO_RCVBUF, set before connecting
+    flood: bool = False  # the next request as soon as an answer is whole
+
+
+def _letters(n: int, width: int = 7) -> str:
+    """``n`` in base 26 as A-Z: a method name nginx lets through (it refuses digits in one
+    with 400 before the app sees it) and gunicorn accepts."""
+    out = []
+    for _ in range(width):
+        n, digit = divmod(n, 26)
+        out.append(chr(ord("A") + digit))
+    return "".join(reversed(out))
+
+
+def invented_request(n: int) -> bytes:
+    """``MAAAABQ /healthz``, then ``MAAAABR /maaaabr/43``...: never the same method twice,
+    and every other path one no route has."""
+    name = _letters(n)
+    path = "/healthz" if n % 2 == 0 else f"/{name.lower()}/{n}"
+    return f"M{name} {path} HTTP/1.1\r\n{HOST}\r\n".encode()
+
+
+def attacks(connections: int, idle: int, big_url: str) -> list[Attack]:
+    slow_body = (f"POST /api/auth/login HTTP/1.1\r\n{HOST}Content-Type: application/json\r\n"
+                 "Content-Length: 2000000\r\n\r\n{").encode() + b" " * (70 * 1024 - 1)
+    slow_head, header_line = KINDS["head"]
+    return [
+        Attack("slow-bodies", "slow bodies (2 MB login, 70 KiB then 1.2 KB/s)", connections,
+               lambda n: slow_body, every=1.0, trickle=b" " * 1229),
+        Attack("slow-readers", "slow readers (6 MB image, 4 KiB per 20 s)", connections,
+               lambda n: f"GET {big_url} HTTP/1.1\r\n{HOST}\r\n".encode(), every=20.0,
+               read_bytes=4096, receive_buffer=4096),
+        Attack("idle", "idle sockets (send nothing)", idle, lambda n: b""),
+        Attack("slow-headers", "slow headers (a line per 2 s)", connections, lambda n: slow_head,
+               every=2.0, trickle=header_line),
+        Attack("invented-methods", "invented methods (flood)", connections, invented_request, flood=True),
+    ]
+
+
+@dataclass(eq=False)
+class _Conn:
+    sock: socket.socket | None = None
+    connecting: bool = False
+    generation: int = 0  # which connection of this slot a timer belongs to
+    out: bytes = b""  # still to send
+    inbox: bytes = b""  # received, not yet a whole answer (flood)
+    answered: bool = False  # its first answer's status is counted (all but the flood)
+
+
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+_CLOSE = re.compile(rb"\r\nconnection:\s*close", re.IGNORECASE)
+
+
+class Attackers:
+    """An attack's connections, driven by one epoll thread from ``source``.
+
+    A connection the server closes or resets is reopened at once; one that cannot connect
+    (refused, out of ports or descriptors) is tried again 0.1 s later. ``stop`` resets every
+    socket, so the server is not left holding any.
+    """
+
+    def __init__(self, attack: Attack, port: int, source: str = ATTACKER) -> None:
+        self.attack = attack
+        self.port = port
+        self.source = source
+        self.opened = 0  # connections established
+        self.failed_connects = 0
+        self.dropped = 0  # established connections the server closed or reset
+        self.answers = 0  # whole answers read (the flood counts each; the others a connection's first)
+        self.statuses: collections.Counter[str] = collections.Counter()
+        self.cpu_seconds = 0.0
+        self.error: str | None = None
+        self._epoll = select.epoll()
+        self._by_fd: dict[int, _Conn] = {}
+        self._slots = [_Conn() for _ in range(attack.connections)]
+        self._timers: list[tuple[float, int, _Conn, int, Callable[[_Conn], None]]] = []
+        self._seq = itertools.count()
+        self._requests = itertools.count()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"attack-{attack.key}", daemon=True)
+
+    # -- control, from the main thread
+
+    def start(self) -> Attackers:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for conn in self._slots:
+            if conn.sock is not None:
+                abort(conn.sock)  # a reset: the server frees the connection now
+                conn.sock = None
+        self._epoll.close()
+
+    def summary(self, seconds: float) -> str:
+        codes = ", ".join(f"{code} x{count:,}" for code, count in self.statuses.most_common(4))
+        parts = [f"{self.opened:,} connections opened", f"{self.dropped:,} dropped by the server"]
+        if self.failed_connects:
+            parts.append(f"{self.failed_connects:,} connects failed")
+        if self.attack.flood:
+            parts.append(f"{self.answers / seconds:,.0f} answers/s")
+        parts.append(f"answers: {codes or 'none'}")
+        parts.append(f"attacker CPU {100 * self.cpu_seconds / seconds:.0f} %")
+        if self.error:
+            parts.append(f"driver failed: {self.error}")
+        return "; ".join(parts)
+
+    # -- the driver thread
+
+    def _run(self) -> None:
+        try:
+            for conn in self._slots:
+                self._connect(conn)
+            while not self._stop.is_set():
+                timeout = 0.05
+                if self._timers:
+                    timeout = max(0.0, min(timeout, self._timers[0][0] - time.monotonic()))
+                for fd, events in self._epoll.poll(timeout, 1024):
+                    conn = self._by_fd.get(fd)
+                    if conn is not None:
+                        self._event(conn, events)
+                now = time.monotonic()
+                while self._timers and self._timers[0][0] <= now and not self._stop.is_set():
+                    _, _, conn, generation, action = heapq.heappop(self._timers)
+                    if generation == conn.generation and conn.sock is not None:
+                        action(conn)
+        except Exception as exc:  # noqa: BLE001 - reported in the table, the run goes on
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.cpu_seconds = time.thread_time()
+
+    def _later(self, conn: _Conn, delay: float, action: Callable[[_Conn], None]) -> None:
+        due = time.monotonic() + delay
+        heapq.heappush(self._timers, (due, next(self._seq), conn, conn.generation, action))
+
+    def _connect(self, conn: _Conn) -> None:
+        conn.generation += 1
+        conn.out, conn.inbox, conn.answered = b"", b"", False
+        sock = None
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            if self.attack.receive_buffer:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.attack.receive_buffer)
+            sock.bind((self.source, 0))
+            code = sock.connect_ex((LOOPBACK, self.port))
+        except OSError as exc:
+            code = exc.errno or -1
+        if code not in (0, errno.EINPROGRESS):
+            if sock is not None:
+                sock.close()
+            conn.sock = None
+            self.failed_connects += 1
+            self._later(conn, 0.1, self._connect)
+            return
+        conn.sock, conn.connecting = sock, True
+        self._by_fd[sock.fileno()] = conn
+        self._epoll.register(sock.fileno(), select.EPOLLOUT)
+
+    def _interest(self, conn: _Conn) -> None:
+        # A slow reader waits only for the server's close or reset; the others read all.
+        mask = select.EPOLLRDHUP if self.attack.read_bytes else select.EPOLLIN | select.EPOLLRDHUP
+        if conn.out:
+            mask |= select.EPOLLOUT
+        self._epoll.modify(conn.sock.fileno(), mask)
+
+    def _event(self, conn: _Conn, events: int) -> None:
+        if conn.connecting:
+            if conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                self._close(conn)
+                self.failed_connects += 1
+                self._later(conn, 0.1, self._connect)
+                return
+            conn.connecting = False
+            self.opened += 1
+            conn.out = self.attack.opening(next(self._requests))
+            if self.attack.every:
+                self._later(conn, self.attack.every, self._step)
+            self._flush(conn)
+            return
+        if events & select.EPOLLOUT and conn.out:
+            self._flush(conn)
+            if conn.sock is None:
+                return
+        if self.attack.read_bytes:
+            if events & (select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
+                self._lost(conn)
+            return
+        if events & (select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR):
+            try:
+                chunk = conn.sock.recv(65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._lost(conn)
+            else:
+                self._received(conn, chunk)
+
+    def _flush(self, conn: _Conn) -> None:
+        try:
+            sent = conn.sock.send(conn.out)
+            conn.out = conn.out[sent:]
+        except BlockingIOError:
+            pass
+        except OSError:
+            self._lost(conn)
+            return
+        self._interest(conn)
+
+    def _step(self, conn: _Conn) -> None:
+        """A connection's periodic step: a little more of its request, or of its answer."""
+        if self.attack.trickle:
+            conn.out += self.attack.trickle
+            self._flush(conn)
+        if self.attack.read_bytes and conn.sock is not None:
+            try:
+                chunk = conn.sock.recv(self.attack.read_bytes)
+            except BlockingIOError:
+                chunk = None
+            except OSError:
+                chunk = b""
+            if chunk == b"":
+                self._lost(conn)
+                return
+            if chunk:
+                self._first_answer(conn, chunk)
+        if conn.sock is not None:
+            self._later(conn, self.attack.every, self._step)
+
+    def _first_answer(self, conn: _Conn, chunk: bytes) -> None:
+        if not conn.answered and chunk.startswith(b"HTTP/"):
+            conn.answered = True
+            self.answers += 1
+            self.statuses[chunk[9:12].decode("latin-1")] += 1
+
+    def _received(self, conn: _Conn, chunk: bytes) -> None:
+        if not self.attack.flood:
+            self._first_answer(conn, chunk)
+            return
+        conn.inbox += chunk
+        while (end := conn.inbox.find(b"\r\n\r\n")) >= 0:
+            head = conn.inbox[:end]
+            length = _CONTENT_LENGTH.search(head)
+            whole = end + 4 + (int(length[1]) if length else 0)
+            if len(conn.inbox) < whole:
+                return
+            conn.inbox = conn.inbox[whole:]
+            self.answers += 1
+            self.statuses[head[9:12].decode("latin-1")] += 1
+            if _CLOSE.search(head):
+                return  # the server closes it next: then it is reopened
+            conn.out += self.attack.opening(next(self._requests))
+            self._flush(conn)
+            if conn.sock is None:
+                return
+
+    def _lost(self, conn: _Conn) -> None:
+        """The server closed or reset the connection: count its answer, reopen at once."""
+        if not conn.answered and not self.attack.flood:
+            try:  # an answer given just before the close (a slow reader reads it only now)
+                self._first_answer(conn, conn.sock.recv(4096))
+            except OSError:
+                pass
+        self._close(conn)
+        self.dropped += 1
+        self._connect(conn)
+
+    def _close(self, conn: _Conn) -> None:
+        fd = conn.sock.fileno()
+        self._by_fd.pop(fd, None)
+        try:
+            self._epoll.unregister(fd)
+        except OSError:
+            pass
+        conn.sock.close()
+        conn.sock = None
+
+
+# --------------------------------------------------------------------------------------
+# Measuring one attack
+
+
+class RssPeak:
+    """The workers' summed RSS every 0.2 s (re-reading who the workers are each time)."""
+
+    def __init__(self, master: subprocess.Popen) -> None:
+        self.master = master
+        self.pids: set[int] = set(worker_pids(master))
+        self.idle = rss_mb(sorted(self.pids))
+        self.peak = self.idle
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            pids = worker_pids(self.master)
+            self.pids.update(pids)
+            self.peak = max(self.peak, rss_mb(pids))
+
+    def __enter__(self) -> RssPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def probe_each_second(port: int, seconds: float) -> list[tuple[bool, float]]:
+    """``GET /healthz`` once a second for ``seconds``, each probe on a thread and connection of
+    its own (a probe stuck for its 5 s timeout does not delay the next): (answered 200, time)."""
+    probes: list[tuple[bool, float]] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        started = time.monotonic()
+        ok = probe_healthz(port, timeout=5.0) != math.inf
+        with lock:
+            probes.append((ok, time.monotonic() - started))
+
+    threads = []
+    start = time.monotonic()
+    for n in range(max(1, round(seconds))):
+        time.sleep(max(0.0, start + n - time.monotonic()))
+        thread = threading.Thread(target=one, daemon=True)
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join(timeout=10)
+    return probes
+
+
+@dataclass
+class Row:
+    setup: str
+    attack: Attack
+    probes: list[tuple[bool, float]]
+    idle_mb: float
+    peak_extra_mb: float
+    attacker: str
+    log: list[str] = field(default_factory=list)  # notable lines of the servers' logs
+    workers_changed: bool = False
+    metrics: tuple[tuple[int, int], tuple[int, int]] | None = None  # (series, bytes) before, after
+
+    @property
+    def share(self) -> float:
+        return sum(ok for ok, _ in self.probes) / len(self.probes) if self.probes else 0.0
+
+    @property
+    def met(self) -> bool:
+        return self.share >= PROBES_TARGET and self.peak_extra_mb < RSS_TARGET_MB
+
+
+# The gunicorn log lines worth a look: gunicorn's warnings and errors (the worker's refusals
+# among them), worker restarts, and the app's structured records above info (its access log
+# lines are info). Every line of nginx's error logs is (they hold warnings and worse).
+_GUNICORN_NOTABLE = re.compile(r"\[(WARNING|ERROR|CRITICAL)\]|Traceback|WORKER TIMEOUT|Booting worker|"
+                               r"Worker exiting|\"level\": \"(error|critical|warning)\"|Too many open files",
+                               re.IGNORECASE)
+# What makes lines of one kind differ: time stamps, pids, request ids, connection numbers, counts.
+_VARYING = [re.compile(p) for p in (
+    r"^\[[^]]*\] \[\d+\] ",  # gunicorn: [time] [pid]
+    r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d ",  # nginx: date and time
+    r"\"(timestamp|request_id|pid)\": \"?[^,]*,? ?",  # the app's JSON records
+    r", (request|host|referrer): \"[^\"]*\"",  # nginx: the request line (invented methods vary)
+)]
+
+_NUMBER = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\d+")
+
+
+class LogWatch:
+    """The notable lines a log gained since :meth:`mark`, counted by kind."""
+
+    def __init__(self, path: Path, pattern: re.Pattern[str] | None = None) -> None:
+        self.path, self.pattern, self.start = path, pattern, 0
+
+    def mark(self) -> None:
+        self.start = self.path.stat().st_size if self.path.exists() else 0
+
+    def notable(self, most: int = 4) -> list[str]:
+        if not self.path.exists():
+            return []
+        counts: collections.Counter[str] = collections.Counter()
+        with open(self.path, "rb") as fh:
+            fh.seek(self.start)
+            for raw in fh:
+                line = raw.decode("utf-8", "replace").strip()
+                if line and (self.pattern is None or self.pattern.search(line)):
+                    for varying in _VARYING:
+                        line = varying.sub("", line)
+                    # Numbers as N, addresses kept (they say who was refused).
+                    line = _NUMBER.sub(lambda m: m[0] if "." in m[0] else "N", line)
+                    counts[line[:150]] += 1
+        return [f"{count:,} x `{line}`" for line, count in counts.most_common(most)]
+
+
+def metrics_size(app_port: int) -> tuple[int, int]:
+    """/metrics' series (sample lines) and bytes, scraped from 127.0.0.1 (AVENUE_METRICS_ALLOW)."""
+    reply = request("GET", app_port, "/metrics", timeout=30)
+    if reply.status != 200:
+        raise BenchError(f"GET /metrics answered {reply.status}")
+    series = sum(1 for line in reply.body.splitlines() if line and not line.startswith(b"#"))
+    return series, len(reply.body)
+
+
+def settle(port: int, timeout: float = 60.0) -> None:
+    """Wait until /healthz answers on the attacked port again, then 2 s more for the workers
+    to finish what the last attack left them (cut-off answers, queued requests)."""
+    deadline = time.monotonic() + timeout
+    while probe_healthz(port, timeout=5.0) == math.inf:
+        if time.monotonic() > deadline:
+            raise BenchError(f"/healthz did not answer within {timeout:.0f} s after an attack")
+        time.sleep(0.5)
+    time.sleep(2)
+
+
+def run_attack(setup: str, attack: Attack, *, port: int, server: Gunicorn, seconds: float,
+               logs: list[LogWatch]) -> Row:
+    settle(port)
+    before = metrics_size(server.port) if attack.flood else None
+    for log in logs:
+        log.mark()
+    attackers = Attackers(attack, port)
+    with RssPeak(server.process) as rss:
+        attackers.start()
+        try:
+            probes = probe_each_second(port, seconds)
+        finally:
+            attackers.stop()
+    after = metrics_size(server.port) if attack.flood else None
+    time.sleep(1)  # the log lines of what the stop cut off
+    notable = [f"{log.path.name}: {line}" for log in logs for line in log.notable()]
+    return Row(setup, attack, probes, rss.idle, rss.peak - rss.idle, attackers.summary(seconds), notable,
+               workers_changed=len(rss.pids) > 2,
+               metrics=(before, after) if before and after else None)
+
+
+# --------------------------------------------------------------------------------------
+# The run
+
+
+@dataclass
+class Setup:
+    label: str
+    env: dict[str, str]
+    root: Path
+    behind_front: bool = False
+
+
+def start_server(setup: Setup, uri: str, running: list[Gunicorn], log_name: str = "") -> Gunicorn:
+    """The Procfile's process for ``setup`` (2 workers), remembered in ``running`` for the end."""
+    name = log_name or re.sub(r"[^a-z0-9]+", "-", setup.label.lower()).strip("-")
+    log = WORK / f"gunicorn-{name}.log"
+    log.unlink(missing_ok=True)
+    server = Gunicorn(uri, DB, log, workers=2, root=setup.root,
+                      extra_env={"AVENUE_METRICS_ALLOW": "127.0.0.1/32", **setup.env})
+    running.append(server)
+    return server.start()
+
+
+def upload_images(server: Gunicorn, uri: str) -> tuple[str, str, bytes]:
+    """The ~6 MB noise JPEG and the 100 KB image, public, uploaded by an editor: their URLs,
+    and the 100 KB image's bytes as the app serves them (the disk baseline serves the same)."""
+    headers = editor_token(uri, DB)
+    small_file = data.ensure_files(BENCH / "work" / "data", only=("img100k.jpg",))["img100k.jpg"]
+    urls = []
+    for name, body in (("noise.jpg", noise_jpeg()), ("img100k.jpg", small_file.read_bytes())):
+        status, image = upload(server, headers, body, name, timeout=120)
+        if status not in (200, 201) or "url" not in image:
+            raise BenchError(f"upload of {name}: HTTP {status} {image}")
+        urls.append(image["url"])
+    big = request("GET", server.port, urls[0], timeout=60)
+    if big.status != 200 or len(big.body) <= 4 * 2**20:
+        raise BenchError(f"the noise image: HTTP {big.status}, {len(big.body):,} bytes (want > 4 MiB)")
+    small = request("GET", server.port, urls[1], timeout=60)
+    if small.status != 200:
+        raise BenchError(f"the 100 KB image: HTTP {small.status}")
+    return urls[0], urls[1], small.body
+
+
+def serving_ratios(procs: Procs, server: Gunicorn, url: str, body: bytes,
+                   seconds: float) -> dict[str, tuple[float, float, str]]:
+    """Issue 18's hot media: wrk on the app alone and on Flask-from-disk, as bench/suite.py
+    measures them (the disk baseline first, then the app): case -> (app, disk, problems)."""
+    folder = WORK / "disk"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / serving.FILES["100k"]).write_bytes(body)
+    sizes = {"100k": len(body)}
+    venv_bin = Path(sys.executable).parent
+    env = {"BENCH_DATA_DIR": str(folder), "PATH": f"{venv_bin}:/usr/bin:/bin"}
+    disk = serving.start_baseline(procs, venv_bin, "disk", "Flask send_from_directory (disk)", "disk_app",
+                                  env, {"100k": f"/files/{serving.FILES['100k']}"})
+    try:
+        on_disk = serving.measure(disk, sizes, seconds=seconds, rss=False, only=("100k", "304"))
+    finally:
+        procs.stop(disk.proc)
+    app = serving.Server("app", "Avenue app", server.port, server.process, {"100k": url})
+    alone = serving.measure(app, sizes, seconds=seconds, rss=False, only=("100k", "304"))
+    out = {}
+    for case in ("100k", "304"):
+        problems = [f"{name}: {res.errors} socket errors, {res.non_2xx_3xx} non-2xx/3xx"
+                    for name, res in (("app", alone.wrk.get(case)), ("disk", on_disk.wrk.get(case)))
+                    if res is not None and not res.clean]
+        problems += alone.problems + on_disk.problems
+        if case in alone.wrk and case in on_disk.wrk:
+            out[case] = (alone.wrk[case].rps, on_disk.wrk[case].rps, "; ".join(problems))
+    return out
+
+
+def attack_setup(setup: Setup, uri: str, procs: Procs, running: list[Gunicorn], plan: list[Attack],
+                 seconds: float, urls: tuple[str, str], say: Callable[[str], None]) -> list[Row]:
+    server = start_server(setup, uri, running)
+    nginx = None
+    try:
+        port = server.port
+        logs = [LogWatch(server.log_path, _GUNICORN_NOTABLE)]
+        if setup.behind_front:
+            nginx, _ = front.start_front(procs, WORK, server.port)
+            port = nginx.port
+            logs += [LogWatch(WORK / "front" / name) for name in ("nginx-error.log", "error.log")]
+        for url in urls:  # the media cache (and the front's cache) hold them, as when hot
+            reply = request("GET", port, url, timeout=60)
+            if reply.status != 200:
+                raise BenchError(f"{setup.label}: GET {url} answered {reply.status}")
+        rows = []
+        for attack in plan:
+            say(f"{setup.label}: {attack.title}, {attack.connections} connections, {seconds:.0f} s")
+            row = run_attack(setup.label, attack, port=port, server=server, seconds=seconds, logs=logs)
+            say(f"  probes {sum(ok for ok, _ in row.probes)}/{len(row.probes)}, "
+                f"+{row.peak_extra_mb:.0f} MB; {row.attacker}")
+            rows.append(row)
+        return rows
+    finally:
+        if nginx is not None:
+            procs.stop(nginx.proc)
+        server.stop()
+        running.remove(server)
+
+
+def render(rows: list[Row], ratios: dict, *, args: argparse.Namespace, started: str,
+           loads: tuple[tuple[float, ...], tuple[float, ...]], notes: list[str]) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True, check=False).stdout.strip()
+    mode = "quick" if args.quick else "full"
+    lines = [
+        "# Hostile clients: the Procfile's server (2 workers), alone and behind the nginx front",
+        "",
+        f"{started}, commit {commit}, {mode} run: {args.seconds:g} s per attack, one attacker address "
+        f"({ATTACKER}), {args.connections} connections ({args.idle} idle sockets); /healthz probed from "
+        f"127.0.0.1 once a second, 5 s timeout. Load average (1 min) {loads[0][0]:.2f} at the start, "
+        f"{loads[1][0]:.2f} at the end, on {os.cpu_count()} cores shared with the attacker (and with "
+        "other work on this machine).",
+        "",
+        "| setup | attack | connections | probes 200 / probes (share) | slowest probe "
+        "| workers' peak extra RSS | target met? | what the attacker saw |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for row in rows:
+        answered = sum(ok for ok, _ in row.probes)
+        failed = len(row.probes) - answered
+        slowest = max((t for _, t in row.probes), default=0.0)
+        slowest_text = f"{slowest:.1f} s" if slowest >= 1 else f"{slowest * 1000:.0f} ms"
+        if failed:
+            slowest_text += f" ({failed} failed)"
+        lines.append(
+            f"| {row.setup} | {row.attack.title} | {row.attack.connections:,} "
+            f"| {answered} / {len(row.probes)} ({100 * row.share:.0f} %) | {slowest_text} "
+            f"| {row.peak_extra_mb:.0f} MB (idle {row.idle_mb:.0f}) | {'yes' if row.met else '**no**'} "
+            f"| {row.attacker} |")
+    lines += ["", f"Target: at least {PROBES_TARGET:.0%} of the probes answered 200, under "
+              f"{RSS_TARGET_MB} MB of extra RSS for the two workers at the peak (sampled every 0.2 s).", ""]
+    flood = [row for row in rows if row.metrics]
+    if flood:
+        lines += ["## /metrics under invented methods", "",
+                  "| setup | series before | series after | size before | size after |",
+                  "| --- | ---: | ---: | ---: | ---: |"]
+        for row in flood:
+            (s0, b0), (s1, b1) = row.metrics
+            lines.append(f"| {row.setup} | {s0:,} | {s1:,} | {b0 / 1024:,.0f} KB | {b1 / 1024:,.0f} KB |")
+        lines.append("")
+    if ratios:
+        lines += ["## Hot media (issue 18): the app alone against Flask from disk", "",
+                  f"wrk -t2 -c16 -d{args.wrk_seconds:g}s on each, one after the other, before the attacks.",
+                  "",
+                  "| case | app alone | Flask from disk | app ÷ disk | target | met? |",
+                  "| --- | ---: | ---: | ---: | ---: | --- |"]
+        titles = {"100k": "GET of a 100 KB image", "304": "its If-None-Match 304"}
+        for case, (app, disk, problems) in ratios.items():
+            ratio = app / disk if disk else 0.0
+            met = "yes" if ratio >= 2 and not problems else "**no**"
+            lines.append(f"| {titles[case]} | {app:,.0f} req/s | {disk:,.0f} req/s | {ratio:.2f}x | ≥ 2x "
+                         f"| {met}{' (' + problems + ')' if problems else ''} |")
+        lines.append("")
+    restarts = [f"{row.setup}, {row.attack.key}: a worker was replaced during the attack"
+                for row in rows if row.workers_changed]
+    if notes or restarts:
+        lines += ["## Notes", "", *[f"- {note}" for note in notes + restarts], ""]
+    logged = [row for row in rows if row.log]
+    if logged:
+        lines += ["## What the servers logged during each attack", "",
+                  "Notable lines only (gunicorn's warnings and errors, worker restarts, the app's records "
+                  "above info, every line of nginx's error logs), counted by kind, numbers shown as N.", ""]
+        for row in logged:
+            lines += [f"- {row.setup}, {row.attack.key}:", *[f"  - {line}" for line in row.log]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def raise_descriptor_limit() -> None:
+    """Thousands of idle sockets need descriptors: the soft limit up to the hard one (the
+    servers started from here inherit it too)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, help="each attack's length (default 30; 5 with --quick)")
+    parser.add_argument("--connections", type=int, default=80, help="connections per attack (80)")
+    parser.add_argument("--idle", type=int, help="idle sockets (default 2000; 300 with --quick)")
+    parser.add_argument("--wrk-seconds", type=float, default=5.0,
+                        help="each wrk run of the hot-media ratio (5)")
+    parser.add_argument("--before", metavar="REF", help="also attack the app alone on this git ref's code")
+    parser.add_argument("--only", help="a comma-separated subset of the attacks: " + ", ".join(
+        a.key for a in attacks(1, 1, "/")))
+    parser.add_argument("--quick", action="store_true",
+                        help="5 s per attack and 300 idle sockets (development)")
+    args = parser.parse_args()
+    args.seconds = args.seconds or (5.0 if args.quick else 30.0)
+    args.idle = args.idle or (300 if args.quick else 2000)
+    raise_descriptor_limit()
+    needed = args.idle + 2 * args.connections + 200
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < needed:
+        sys.exit(f"attacks: need {needed} file descriptors, the hard limit is lower (ulimit -Hn)")
+
+    def say(message: str) -> None:
+        print(f"[attacks {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+    # Everything stops by itself: SIGTERM like Ctrl-C, and an overall limit well above a run.
+    setups_count = 3 if args.before else 2
+    limit = int(600 + setups_count * 5 * (args.seconds + 45) + 4 * args.wrk_seconds)
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}" if signum != signal.SIGALRM else f"over {limit} s")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGALRM, interrupted)
+    signal.alarm(limit)
+
+    WORK.mkdir(parents=True, exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    loads = [os.getloadavg()]
+    procs = Procs(WORK)
+    running: list[Gunicorn] = []
+    folder = Path(tempfile.mkdtemp(prefix="avenue-attacks-"))
+    database = EmbeddedServer(folder / "db", log_path=WORK / "secantusd.log")
+    worktree = None
+    rows: list[Row] = []
+    ratios: dict = {}
+    notes: list[str] = []
+    aborted = None
+    try:
+        database.start()
+        setups = [Setup("app alone", {}, ROOT),
+                  Setup("behind the nginx front", {"AVENUE_PROXY_COUNT": "1"}, ROOT, behind_front=True)]
+        if args.before:
+            worktree = Path(tempfile.mkdtemp(prefix="avenue-before-"))
+            subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.before], cwd=ROOT,
+                           check=True, capture_output=True)
+            setups.insert(1, Setup(f"app alone, before ({args.before})", {}, worktree))
+        # The images, and issue 18's ratio, on the first setup's code (this checkout).
+        first = start_server(setups[0], database.uri, running, log_name="uploads-and-hot-media")
+        try:
+            big_url, small_url, small = upload_images(first, database.uri)
+            say(f"uploaded {big_url} and {small_url}; hot media: app alone vs Flask from disk")
+            ratios = serving_ratios(procs, first, small_url, small, args.wrk_seconds)
+            say("hot media: " + ", ".join(f"{case} {app:,.0f} vs {disk:,.0f} req/s"
+                                          for case, (app, disk, _) in ratios.items()))
+        finally:
+            first.stop()
+            running.remove(first)
+        plan = attacks(args.connections, args.idle, big_url)
+        if args.only:
+            wanted = set(args.only.split(","))
+            plan = [attack for attack in plan if attack.key in wanted]
+        for setup in setups:
+            rows += attack_setup(setup, database.uri, procs, running, plan, args.seconds,
+                                 (big_url, small_url), say)
+    except (KeyboardInterrupt, BenchError) as exc:
+        aborted = f"{type(exc).__name__}: {exc}"
+        say(f"stopped: {aborted}")
+    finally:
+        signal.alarm(0)
+        for server in running:
+            server.stop()
+        procs.stop_all()
+        database.stop()
+        if worktree is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False,
+                           capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    loads.append(os.getloadavg())
+    if aborted:
+        notes.append(f"run stopped early ({aborted}): partial results")
+    text = render(rows, ratios, args=args, started=started, loads=(loads[0], loads[1]), notes=notes)
+    print("\n" + text)
+    if aborted:
+        target = WORK / "aborted.md"
+    else:
+        RESULTS.mkdir(exist_ok=True)
+        day = time.strftime("%Y-%m-%d", time.gmtime())
+        target = RESULTS / f"attacks-{day}{'-quick' if args.quick else ''}.md"
+    target.write_text(text + "\n")
+    say(f"written to {target.relative_to(ROOT)}; logs in {WORK.relative_to(ROOT)}/")
+    return 1 if aborted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
