@@ -36,7 +36,7 @@ that thread for as long as it likes, and a few dozen such clients stop ``/health
   ``GUNICORN_CLIENT_THREADS`` requests at once (a quarter of the threads); its other requests
   wait in the event loop, without a thread, for up to ``GUNICORN_QUEUE_TIMEOUT`` seconds (30,
   then a JSON 503). Without a proxy, one address holds at most ``GUNICORN_CLIENT_CONNECTIONS``
-  connections per worker (a tenth of ``worker_connections``); more are answered 503 and
+  connections per worker (a quarter of ``worker_connections``); more are answered 503 and
   closed. And when the worker nears ``worker_connections`` (90 %), idle connections (kept
   alive, or open without a byte sent) are closed oldest first, so sockets that send nothing
   cannot keep anyone out.
@@ -49,9 +49,11 @@ that thread for as long as it likes, and a few dozen such clients stop ``/health
   deadline missed, a client over its share: the API's error shape
   (``{"error": {"code", "message"}}``) with an ``X-Request-ID``, counted in the request
   metrics and logged like any answer.
-- **A worker whose threads are all busy stops accepting**, so a new connection goes to a
-  worker with a free thread (or waits in the kernel's backlog) instead of queueing here; one
-  out of file descriptors pauses accepting for a moment instead of dying.
+- **A worker whose threads are all busy stops accepting**: a new connection waits in the
+  kernel's backlog instead of in this worker's event loop (with ``reuse_port`` each worker
+  listens on a socket of its own and the kernel spreads connections over them, so it is this
+  worker's backlog: a busy worker does not hand its share to another); one out of file
+  descriptors pauses accepting for a moment instead of dying.
 - **Cached public media is answered by the event loop itself**: a plain GET or HEAD of an
   image the worker's media cache holds (or its exact-ETag 304) is answered right where its
   head was read, with the front door's own answer (avenue/media/frontdoor.py), and written
@@ -156,7 +158,7 @@ class Limits:
     buffer_body_bytes: int = BUFFERED_BODY_BYTES  # the largest body the event loop reads
     buffer_total_bytes: int = BUFFERED_TOTAL_BYTES  # what bodies being read may hold, per worker
     client_threads: int = 0  # requests one client runs at once (0: a quarter of the threads)
-    client_connections: int = 0  # connections one address holds (0: a tenth of worker_connections)
+    client_connections: int = 0  # connections one address holds (0: a quarter of worker_connections)
     queue_timeout: float = 30.0  # seconds a request waits for its client's share of threads
     proxy_count: int = 0  # proxies in front (AVENUE_PROXY_COUNT): clients are who they forward
 
@@ -652,7 +654,7 @@ class GuardedThreadWorker(ThreadWorker):
 
     def set_accept_enabled(self, enabled: bool) -> None:
         """Accept only while a thread is free: with every thread busy, a new connection is
-        better taken by another worker (or waits in the kernel's backlog) than queued here.
+        better left in the kernel's backlog than queued in this event loop.
         The run loop calls this on every turn with whether ``worker_connections`` allows more."""
         if enabled and self.guarded and (self.busy >= self.cfg.threads
                                          or time.monotonic() < self._accept_paused_until):

@@ -284,6 +284,10 @@ def test_nginx_refuses_what_the_app_would_refuse_before_gunicorn_sees_it(front):
     statuses = [front.request("POST", "/api/auth/login", b'{"email": "a@b.c", "password": "x"}',
                               {"Content-Type": "application/json"})[0] for _ in range(8)]
     assert statuses[:6] == [401] * 6 and statuses[6:] == [429, 429]  # 1 + a burst of 5, then limited
+    # Refusals are in the access log, never in the error log (a flood of them wrote 263 MB of
+    # error log in 30 s when they were logged at error level).
+    error_log = front.app.log_path.parent / "nginx" / "avenue.error.log"
+    assert "limiting" not in (error_log.read_text() if error_log.exists() else "")
 
 
 @pytest.mark.slow
