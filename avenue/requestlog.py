@@ -27,6 +27,7 @@ still logged). ``AVENUE_LOG_FORMAT``: ``json`` (default in production) or ``cons
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import sys
 import time
@@ -54,9 +55,13 @@ def _timestamp(logger: WrappedLogger, method_name: str, event_dict: EventDict) -
     answered_at = event_dict.pop("answered_at", None)
     if answered_at is None:
         return _NOW(logger, method_name, event_dict)
-    stamp = dt.datetime.fromtimestamp(answered_at, dt.UTC).isoformat()
-    event_dict["timestamp"] = stamp.replace("+00:00", "Z")  # as TimeStamper writes it
+    event_dict["timestamp"] = _iso(answered_at)
     return event_dict
+
+
+def _iso(moment: float) -> str:
+    """``moment`` (seconds since the epoch) as TimeStamper writes the time (ISO, UTC, "Z")."""
+    return dt.datetime.fromtimestamp(moment, dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 # What every line goes through, structlog's own (the access line) and stdlib records alike.
@@ -91,6 +96,7 @@ def configure_logging(app: Flask) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
+    handler.avenue_json = json_lines  # type: ignore[attr-defined]  # log_front_door_answers' fast path
     handler.setFormatter(formatter)
     root = logging.getLogger("avenue")  # app.logger and every avenue.* module logger
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
@@ -135,14 +141,54 @@ def finish_request(response: Response) -> Response:
     return response
 
 
+def _answer_fields(answer: metrics.FrontDoorAnswer) -> dict[str, Any]:
+    return {"request_id": answer.request_id, "user_id": None, "method": answer.method,
+            "route": answer.route, "path": answer.path, "status": answer.status,
+            "duration_ms": round(answer.seconds * 1000, 2), "bytes": answer.body_bytes}
+
+
+def _only_json_handler() -> logging.StreamHandler[Any] | None:
+    """The app's JSON handler when an access record would reach it and nothing else (the
+    production set-up: no other handler on the way, INFO enabled), else None."""
+    logger: logging.Logger | None = logging.getLogger(ACCESS_LOGGER)
+    if not logger or not logger.isEnabledFor(logging.INFO):
+        return None
+    found = None
+    while logger is not None:
+        for handler in logger.handlers:
+            if found is not None or handler.get_name() != _HANDLER_NAME:
+                return None
+            found = handler
+        logger = logger.parent if logger.propagate else None
+    if isinstance(found, logging.StreamHandler) and getattr(found, "avenue_json", False):
+        return found
+    return None
+
+
 def log_front_door_answers(answers: list[metrics.FrontDoorAnswer]) -> None:
     """The access lines of media front-door answers, with the fields of Flask's (no user: the
-    front door answers public media only); called by the thread that folds the answers."""
+    front door answers public media only); called by the thread that folds the answers.
+
+    In production (JSON lines, the app's handler the only one) the lines are rendered here,
+    exactly as structlog renders them, and written at once: structlog and logging cost about
+    40 us a line in this thread, which shares the interpreter with the event loop answering
+    thousands of these a second (7 us a line written this way). Anywhere else (console
+    format, ``caplog`` or any other handler listening) each line goes through structlog."""
+    handler = _only_json_handler()
+    if handler is not None:
+        text = "".join(json.dumps({**_answer_fields(answer), "event": "request", "level": "info",
+                                   "logger": ACCESS_LOGGER, "timestamp": _iso(answer.at)}) + "\n"
+                       for answer in answers)
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+        finally:
+            handler.release()
+        return
     log = structlog.get_logger(ACCESS_LOGGER)  # once: a first use finds the stdlib logger by frames
     for answer in answers:
-        log.info("request", request_id=answer.request_id, user_id=None, method=answer.method,
-                 route=answer.route, path=answer.path, status=answer.status,
-                 duration_ms=round(answer.seconds * 1000, 2), bytes=answer.body_bytes, answered_at=answer.at)
+        log.info("request", **_answer_fields(answer), answered_at=answer.at)
 
 
 def init_app(app: Flask) -> None:

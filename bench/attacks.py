@@ -550,6 +550,13 @@ class Setup:
     env: dict[str, str]
     root: Path
     behind_front: bool = False
+    serve: bool = True  # also measured on issue 18's hot media (the app alone: not behind the front)
+
+
+#: gunicorn's own gevent worker in place of GuardedThreadWorker (``--gevent``): the alternative
+#: gunicorn documents for clients that are not behind a buffering proxy. A variable, not the
+#: config file: GUNICORN_CMD_ARGS wins over gunicorn.conf.py's worker_class.
+GEVENT = {"GUNICORN_CMD_ARGS": "--worker-class gevent --worker-connections 1000"}
 
 
 def start_server(setup: Setup, uri: str, running: list[Gunicorn], log_name: str = "") -> Gunicorn:
@@ -583,24 +590,28 @@ def upload_images(server: Gunicorn, uri: str) -> tuple[str, str, bytes]:
     return urls[0], urls[1], small.body
 
 
-def serving_ratios(procs: Procs, server: Gunicorn, url: str, body: bytes,
-                   seconds: float) -> dict[str, tuple[float, float, str]]:
-    """Issue 18's hot media: wrk on the app alone and on Flask-from-disk, as bench/suite.py
-    measures them (the disk baseline first, then the app): case -> (app, disk, problems)."""
+def disk_rates(procs: Procs, body: bytes, seconds: float) -> serving.ServeResult:
+    """Issue 18's baseline: Flask-from-disk serving the same 100 KB file (and its 304), under
+    wrk as bench/suite.py measures it."""
     folder = WORK / "disk"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / serving.FILES["100k"]).write_bytes(body)
-    sizes = {"100k": len(body)}
     venv_bin = Path(sys.executable).parent
     env = {"BENCH_DATA_DIR": str(folder), "PATH": f"{venv_bin}:/usr/bin:/bin"}
     disk = serving.start_baseline(procs, venv_bin, "disk", "Flask send_from_directory (disk)", "disk_app",
                                   env, {"100k": f"/files/{serving.FILES['100k']}"})
     try:
-        on_disk = serving.measure(disk, sizes, seconds=seconds, rss=False, only=("100k", "304"))
+        return serving.measure(disk, {"100k": len(body)}, seconds=seconds, rss=False, only=("100k", "304"))
     finally:
         procs.stop(disk.proc)
+
+
+def serving_ratios(server: Gunicorn, url: str, size: int, on_disk: serving.ServeResult,
+                   seconds: float) -> dict[str, tuple[float, float, str]]:
+    """Issue 18's hot media: wrk on the app alone against the disk baseline measured before:
+    case -> (app, disk, problems)."""
     app = serving.Server("app", "Avenue app", server.port, server.process, {"100k": url})
-    alone = serving.measure(app, sizes, seconds=seconds, rss=False, only=("100k", "304"))
+    alone = serving.measure(app, {"100k": size}, seconds=seconds, rss=False, only=("100k", "304"))
     out = {}
     for case in ("100k", "304"):
         problems = [f"{name}: {res.errors} socket errors, {res.non_2xx_3xx} non-2xx/3xx"
@@ -613,7 +624,8 @@ def serving_ratios(procs: Procs, server: Gunicorn, url: str, body: bytes,
 
 
 def attack_setup(setup: Setup, uri: str, procs: Procs, running: list[Gunicorn], plan: list[Attack],
-                 seconds: float, urls: tuple[str, str], say: Callable[[str], None]) -> list[Row]:
+                 seconds: float, urls: tuple[str, str], say: Callable[[str], None],
+                 serve: Callable[[Gunicorn], None]) -> list[Row]:
     server = start_server(setup, uri, running)
     nginx = None
     try:
@@ -627,6 +639,8 @@ def attack_setup(setup: Setup, uri: str, procs: Procs, running: list[Gunicorn], 
             reply = request("GET", port, url, timeout=60)
             if reply.status != 200:
                 raise BenchError(f"{setup.label}: GET {url} answered {reply.status}")
+        if setup.serve:
+            serve(server)
         rows = []
         for attack in plan:
             say(f"{setup.label}: {attack.title}, {attack.connections} connections, {seconds:.0f} s")
@@ -685,16 +699,21 @@ def render(rows: list[Row], ratios: dict, *, args: argparse.Namespace, started: 
         lines.append("")
     if ratios:
         lines += ["## Hot media (issue 18): the app alone against Flask from disk", "",
-                  f"wrk -t2 -c16 -d{args.wrk_seconds:g}s on each, one after the other, before the attacks.",
+                  f"wrk -t2 -c16 -d{args.wrk_seconds:g}s on each: Flask from disk once, then each "
+                  "setup's app alone right before its attacks.",
                   "",
-                  "| case | app alone | Flask from disk | app ÷ disk | target | met? |",
-                  "| --- | ---: | ---: | ---: | ---: | --- |"]
+                  "| case | setup | app alone | Flask from disk | app ÷ disk | target | met? |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
         titles = {"100k": "GET of a 100 KB image", "304": "its If-None-Match 304"}
-        for case, (app, disk, problems) in ratios.items():
-            ratio = app / disk if disk else 0.0
-            met = "yes" if ratio >= 2 and not problems else "**no**"
-            lines.append(f"| {titles[case]} | {app:,.0f} req/s | {disk:,.0f} req/s | {ratio:.2f}x | ≥ 2x "
-                         f"| {met}{' (' + problems + ')' if problems else ''} |")
+        for case in titles:
+            for label, cases in ratios.items():
+                if case not in cases:
+                    continue
+                app, disk, problems = cases[case]
+                ratio = app / disk if disk else 0.0
+                met = "yes" if ratio >= 2 and not problems else "**no**"
+                lines.append(f"| {titles[case]} | {label} | {app:,.0f} req/s | {disk:,.0f} req/s "
+                             f"| {ratio:.2f}x | ≥ 2x | {met}{' (' + problems + ')' if problems else ''} |")
         lines.append("")
     restarts = [f"{row.setup}, {row.attack.key}: a worker was replaced during the attack"
                 for row in rows if row.workers_changed]
@@ -727,6 +746,9 @@ def main() -> int:
     parser.add_argument("--wrk-seconds", type=float, default=5.0,
                         help="each wrk run of the hot-media ratio (5)")
     parser.add_argument("--before", metavar="REF", help="also attack the app alone on this git ref's code")
+    parser.add_argument("--gevent", action="store_true",
+                        help="also attack the app alone under gunicorn's gevent worker "
+                             "(bench/requirements.txt)")
     parser.add_argument("--only", help="a comma-separated subset of the attacks: " + ", ".join(
         a.key for a in attacks(1, 1, "/")))
     parser.add_argument("--quick", action="store_true",
@@ -743,7 +765,7 @@ def main() -> int:
         print(f"[attacks {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
     # Everything stops by itself: SIGTERM like Ctrl-C, and an overall limit well above a run.
-    setups_count = 3 if args.before else 2
+    setups_count = 2 + bool(args.before) + bool(args.gevent)
     limit = int(600 + setups_count * 5 * (args.seconds + 45) + 4 * args.wrk_seconds)
 
     def interrupted(signum: int, _frame: object) -> None:
@@ -768,30 +790,38 @@ def main() -> int:
     try:
         database.start()
         setups = [Setup("app alone", {}, ROOT),
-                  Setup("behind the nginx front", {"AVENUE_PROXY_COUNT": "1"}, ROOT, behind_front=True)]
+                  Setup("behind the nginx front", {"AVENUE_PROXY_COUNT": "1"}, ROOT, behind_front=True,
+                        serve=False)]
+        if args.gevent:
+            setups.insert(1, Setup("app alone, gunicorn's gevent worker", GEVENT, ROOT))
         if args.before:
             worktree = Path(tempfile.mkdtemp(prefix="avenue-before-"))
             subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.before], cwd=ROOT,
                            check=True, capture_output=True)
             setups.insert(1, Setup(f"app alone, before ({args.before})", {}, worktree))
-        # The images, and issue 18's ratio, on the first setup's code (this checkout).
+        # The images on the first setup's code (this checkout); the disk baseline once.
         first = start_server(setups[0], database.uri, running, log_name="uploads-and-hot-media")
         try:
             big_url, small_url, small = upload_images(first, database.uri)
-            say(f"uploaded {big_url} and {small_url}; hot media: app alone vs Flask from disk")
-            ratios = serving_ratios(procs, first, small_url, small, args.wrk_seconds)
-            say("hot media: " + ", ".join(f"{case} {app:,.0f} vs {disk:,.0f} req/s"
-                                          for case, (app, disk, _) in ratios.items()))
         finally:
             first.stop()
             running.remove(first)
+        say(f"uploaded {big_url} and {small_url}; hot media: Flask from disk")
+        on_disk = disk_rates(procs, small, args.wrk_seconds)
+
+        def serve(label: str) -> Callable[[Gunicorn], None]:
+            def measure(server: Gunicorn) -> None:
+                ratios[label] = serving_ratios(server, small_url, len(small), on_disk, args.wrk_seconds)
+                say(f"hot media, {label}: " + ", ".join(f"{case} {app:,.0f} vs {disk:,.0f} req/s"
+                                                       for case, (app, disk, _) in ratios[label].items()))
+            return measure
         plan = attacks(args.connections, args.idle, big_url)
         if args.only:
             wanted = set(args.only.split(","))
             plan = [attack for attack in plan if attack.key in wanted]
         for setup in setups:
             rows += attack_setup(setup, database.uri, procs, running, plan, args.seconds,
-                                 (big_url, small_url), say)
+                                 (big_url, small_url), say, serve(setup.label))
     except (KeyboardInterrupt, BenchError) as exc:
         aborted = f"{type(exc).__name__}: {exc}"
         say(f"stopped: {aborted}")

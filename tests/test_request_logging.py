@@ -180,3 +180,32 @@ def test_every_answer_is_given_an_id_counted_and_logged_whichever_path_answers_i
             assert line["timestamp"].endswith("Z") and line["duration_ms"] >= 0
             if route != "/healthz":
                 assert line["path"] == url and line["bytes"] == len(image)
+
+
+def test_the_front_doors_lines_written_at_once_are_the_lines_structlog_writes(app_factory, monkeypatch):
+    """In production the folding thread renders the front door's lines itself and writes them
+    in one go (avenue/requestlog.py); they must be exactly what structlog would have written."""
+    import io
+
+    from avenue import requestlog
+    from avenue.metrics import FrontDoorAnswer
+
+    app_factory(AVENUE_LOG_FORMAT="json")
+    [handler] = [h for h in logging.getLogger("avenue").handlers if h.get_name() == "avenue-structured"]
+    answers = [FrontDoorAnswer("a1", "GET", "/media/<alias>/<token>", "/media/uploads/x.jpg", 200, 0.00123,
+                               105413, 1_764_000_000.25),
+               FrontDoorAnswer("a2", "HEAD", "/media/<alias>/<token>/<variant>", "/media/b/y/card", 304,
+                               0.0004, 0, 1_764_000_001.5)]
+    through_structlog = io.StringIO()
+    handler.setStream(through_structlog)
+    assert requestlog._only_json_handler() is None  # pytest's own handler listens on the root
+    requestlog.log_front_door_answers(answers)
+    at_once = io.StringIO()
+    handler.setStream(at_once)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # production: nobody else listens
+    assert requestlog._only_json_handler() is handler
+    requestlog.log_front_door_answers(answers)
+    assert at_once.getvalue() == through_structlog.getvalue()
+    lines = [json.loads(line) for line in at_once.getvalue().splitlines()]
+    assert [line["request_id"] for line in lines] == ["a1", "a2"]
+    assert lines[1]["timestamp"] == "2025-11-24T16:00:01.500000Z" and lines[0]["duration_ms"] == 1.23
