@@ -117,3 +117,26 @@ def test_spawn_runs_the_work_on_a_named_daemon_thread():
         (threading.current_thread().name, threading.current_thread().daemon, x)), 7)
     thread.join(5)
     assert seen == [("test-spawned", True, 7)]
+
+
+def test_a_starting_worker_starts_each_piece_of_its_background_work_once(app_factory, monkeypatch, tmp_path):
+    from avenue.status import sweep
+    from tests.helpers import wait_for_start_work, worker_start_hook
+
+    app = app_factory(AVENUE_STATUS_WARM_UP=True, AVENUE_HISTORY_INTERVAL_SECONDS=3600,
+                      AVENUE_CDN_PURGE_URL="http://127.0.0.1:9/hook", AVENUE_CDN_PURGE_KEY="k" * 32)
+    assert list(app.extensions[background.EXTENSION]) == ["avenue-prepare", "status-sweep", "history-sampler",
+                                                          "cdn-purge"]
+    before = set(threading.enumerate())
+    hook, worker = worker_start_hook(monkeypatch, tmp_path)
+    hook(worker(app))
+    started = set(threading.enumerate()) - before
+    try:
+        ours = ("avenue-cdn-purge", "history-sampler", "status-sweep-scheduler")
+        assert sorted(t.name for t in started if t.name in ours) == list(ours)  # one each
+    finally:
+        wait_for_start_work()
+        for thread in started:
+            if isinstance(thread, background.PeriodicJob):
+                thread.stop()
+        sweep.wait_for_sweeps(30)
