@@ -3,7 +3,6 @@
 import os
 import shutil
 import tempfile
-import threading
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -100,23 +99,13 @@ def on_exit(server):
 
 
 def post_worker_init(worker):
-    """Prepare the database (indexes, the bootstrap admin) and start this worker's status
-    sweep scheduler (avenue/status/sweep.py; one worker sweeps at a time, the others see its
-    lease) and history sampler."""
+    """Start this worker's background work (avenue/__init__.py register_background: the
+    indexes and the bootstrap admin, the status sweep scheduler, the history sampler, the CDN
+    purge delivery), all of it on threads of its own: nothing here may wait on the database."""
     app = worker.wsgi
     # Only for the Avenue app: the benchmark serves its baselines with these settings too.
     if "avenue.mongo" not in getattr(app, "extensions", {}):
         return
-    from avenue.monitoring import start_sampler
-    from avenue.readiness import prepare_at_start
-    from avenue.status import warm_up_status_reports
+    from avenue import background
 
-    # The indexes and the bootstrap admin now rather than on the first request, on a thread of
-    # their own: not here, since an index build on a large collection can outlast the master's
-    # worker timeout, and a database that is down must not hold the start. (A plain thread, not
-    # the worker's pool: any worker class has threads; only gthread has a pool.)
-    threading.Thread(target=prepare_at_start, args=(app,), name="avenue-prepare", daemon=True).start()
-    warm_up_status_reports(app)
-    # The storage history's sampler thread (avenue/monitoring/sampler.py): every worker runs
-    # one, a lease lets one of all instances sample each interval.
-    start_sampler(app)
+    background.start_all(app)

@@ -34,6 +34,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_hooks(app)
     register_errorhandlers(app)
     register_commands(app)
+    register_background(app)
     return app
 
 
@@ -120,3 +121,24 @@ def register_commands(app: Flask) -> None:
     from avenue.cli import register
 
     register(app)
+
+
+def register_background(app: Flask) -> None:
+    """The background work of an app server worker, in the order it starts: only
+    ``background.start_all(app)`` starts it (gunicorn.conf.py's ``post_worker_init``), so a
+    ``flask`` command or a test starts none of it. Nothing here may touch the database, which
+    may be down as a worker starts: each piece ensures the indexes on its own thread first."""
+    from avenue import background, cdn, monitoring, status
+    from avenue.readiness import prepare_at_start
+
+    # The indexes and the bootstrap admin now rather than on the first request, on a thread of
+    # their own: an index build on a large collection can outlast the master's worker timeout.
+    # (A plain thread, not the worker's pool: any worker class has threads; only gthread has a pool.)
+    background.register(app, "avenue-prepare",
+                        lambda: background.spawn("avenue-prepare", prepare_at_start, app))
+    # The status sweep's scheduler: every worker runs one, its lease lets one sweep at a time.
+    background.register(app, "status-sweep", lambda: status.warm_up_status_reports(app))
+    # The storage history's sampler: every worker runs one, one of all instances samples a slot.
+    background.register(app, "history-sampler", lambda: monitoring.start_sampler(app))
+    # The CDN purge outbox: every worker delivers, each entry claimed by one.
+    background.register(app, "cdn-purge", lambda: cdn.start_delivery(app))

@@ -1,7 +1,9 @@
 """The CDN purge hook: deliver the purge outbox (``avenue/media/purge.py``) to a webhook.
 
-Set ``AVENUE_CDN_PURGE_URL`` (and ``AVENUE_CDN_PURGE_KEY``) and every process of the app
-delivers the outbox in a background thread: one ``POST`` per deleted image, a JSON body
+Set ``AVENUE_CDN_PURGE_URL`` (and ``AVENUE_CDN_PURGE_KEY``) and every app server worker
+delivers the outbox in a background job (:func:`start_delivery`, started with the worker's
+other background work by :func:`avenue.background.start_all`): one ``POST`` per deleted
+image, a JSON body
 
     {"id": "...", "reason": "deleted", "bucket": "...", "file_id": "...",
      "paths": ["/media/p/<id>", "/media/p/<id>.jpg", "/media/p/<id>/card.webp", ...],
@@ -22,8 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +31,7 @@ from flask import Flask
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from avenue import audit
+from avenue import audit, background
 from avenue.clock import now
 from avenue.media import PURGE_OUTBOX, enable_purges
 from avenue.outbound import send, signed_headers
@@ -92,26 +92,32 @@ def deliver_due(db: Database, *, hook_url: str, key: str, base_url: str, send: S
 
 
 def init_app(app: Flask) -> None:
-    """Queue purges and deliver them from a background thread, when a hook is configured."""
+    """Queue purges when a hook is configured (:func:`start_delivery` delivers them)."""
+    hook_url = app.config.get("AVENUE_CDN_PURGE_URL") or ""
+    if hook_url:
+        enable_purges(hook_url)
+
+
+def start_delivery(app: Flask) -> background.PeriodicJob | None:
+    """Deliver the outbox from a background job every ``POLL_SECONDS``; None without a hook
+    (tests call :func:`deliver_due` themselves)."""
     hook_url = app.config.get("AVENUE_CDN_PURGE_URL") or ""
     if not hook_url:
-        return
-    enable_purges(hook_url)
+        return None
     settings: dict[str, Any] = {"hook_url": hook_url, "key": app.config.get("AVENUE_CDN_PURGE_KEY") or "",
                                 "base_url": app.config.get("AVENUE_MEDIA_BASE_URL") or ""}
-    if app.testing:
-        return  # tests call deliver_due themselves
 
-    def loop() -> None:
+    def deliver() -> None:
         from avenue.db import get_mongo
 
-        while True:
-            time.sleep(POLL_SECONDS)
-            try:
-                mongo = get_mongo(app)
-                mongo.ensure_indexes()  # the outbox's, before its first query (a no-op once done)
-                deliver_due(mongo.db, **settings)
-            except PyMongoError as error:  # the database is away: try again next round
-                log.warning("cdn purge delivery: %r", error)
+        try:
+            mongo = get_mongo(app)
+            mongo.ensure_indexes()  # the outbox's, before its first query (a no-op once done)
+            deliver_due(mongo.db, **settings)
+        except PyMongoError as error:  # the database is away: try again next round
+            log.warning("cdn purge delivery: %r", error)
 
-    threading.Thread(target=loop, name="avenue-cdn-purge", daemon=True).start()
+    job = background.PeriodicJob("avenue-cdn-purge", deliver, every=POLL_SECONDS, first_delay=POLL_SECONDS,
+                                 failure="cdn purge delivery failed")
+    job.start()
+    return job

@@ -40,6 +40,8 @@ from prometheus_client import (
 from prometheus_client.registry import Collector
 from pymongo import monitoring
 
+from avenue import background
+
 _log = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -140,7 +142,7 @@ class FrontDoorTally:
     def __init__(self, interval: float = 1.0) -> None:
         self.pending: collections.deque[_Recorded] = collections.deque()
         self.interval = interval
-        self._thread: threading.Thread | None = None
+        self._thread: background.PeriodicJob | None = None
         self._lock = threading.Lock()
         self._folding = threading.Lock()
 
@@ -156,13 +158,12 @@ class FrontDoorTally:
     def _start(self) -> None:
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="avenue-metrics-fold", daemon=True)
+                # Started by the first answer, not with a worker's background work: every
+                # process that serves the front door (tests too) needs it, and only those.
+                self._thread = background.PeriodicJob(
+                    "avenue-metrics-fold", self.fold, every=self.interval, first_delay=self.interval,
+                    failure="folding the front door's answers failed")
                 self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.interval)
-            self.fold()
 
     def fold(self) -> int:
         """Move every recorded answer into the metrics and write the access-log lines of those

@@ -32,6 +32,7 @@ import pymongo
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from avenue import background
 from avenue.clock import as_utc
 from avenue.media.indexes import DELETIONS
 from avenue.media.records import Document, MediaDoc
@@ -150,8 +151,9 @@ class MediaCache:
             self._evict_again(time.monotonic())
         if stream:
             self._stream_tried = clock()
-            threading.Thread(target=self._watch, args=(db,), name="avenue-media-deletions",
-                             daemon=True).start()
+            # Started here, by the request that finds it due (and again after it failed), not
+            # with a worker's background work: every process that serves media needs it.
+            background.spawn("avenue-media-deletions", self._watch, db)
         if poll:
             self._poll(db, clock)
 

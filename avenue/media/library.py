@@ -35,6 +35,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import maybe_utc, now
+from avenue.leases import held, stamp, unstamp
 from avenue.media import counters, facets, originals, trash
 from avenue.media import replace as replacing
 from avenue.media.facets import ROOT_FOLDER
@@ -274,23 +275,20 @@ class Library:
         seen = doc["metadata"].get("deleting_at")
         replacing_at = doc["metadata"].get("replacing_at")
         moment = now()
-        if replacing.held(seen, DELETE_LEASE, moment):
+        if held(seen, DELETE_LEASE, moment):
             return None
-        if replacing.held(replacing_at, replacing.REPLACE_LEASE, moment):
+        if held(replacing_at, replacing.REPLACE_LEASE, moment):
             raise replacing.ImageBusy()  # being replaced: it exists, so not a 404
         # Conditional on both leases as read: a replace taking its lease meanwhile wins.
-        taken = self._files.update_one({"_id": image_id, "metadata.deleting_at": seen,
-                                        "metadata.replacing_at": replacing_at},
-                                       {"$set": {"metadata.deleting_at": moment}})
-        if taken.modified_count != 1:
+        if not stamp(self._files, image_id, "metadata.deleting_at",
+                     {"metadata.deleting_at": seen, "metadata.replacing_at": replacing_at}, moment):
             return None
         doc["metadata"]["deleting_at"] = moment
         return Lease(self._image(doc), moment)
 
     def release_delete_lease(self, lease: Lease) -> None:
         """Give the lease back (the image stays), unless it lapsed and someone else took it."""
-        self._files.update_one({"_id": lease.image.id, "metadata.deleting_at": lease.at},
-                               {"$unset": {"metadata.deleting_at": ""}})
+        unstamp(self._files, lease.image.id, "metadata.deleting_at", lease.at)
 
     def usable(self, image_ids: Iterable[ObjectId]) -> dict[ObjectId, Image]:
         """The originals among ``image_ids`` that exist and are not being deleted."""

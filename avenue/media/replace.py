@@ -44,6 +44,7 @@ from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import maybe_utc, now
 from avenue.errors import Conflict
+from avenue.leases import held, stamp, unstamp
 from avenue.media import counters, purge, storage, trash
 from avenue.media.focal import FocalPoint
 from avenue.media.images import Limits, prepare, read_limited, sanitize_filename
@@ -119,11 +120,6 @@ def version_of(source_sha256: str, focal: FocalPoint | None) -> str:
     return sha256(f"{source_sha256}:{point.x:.4f}:{point.y:.4f}".encode()).hexdigest()[:8]
 
 
-def held(value: Any, lease: dt.timedelta, moment: dt.datetime) -> bool:
-    """Whether a lease taken at ``value`` (None: never taken) is still held at ``moment``."""
-    return value is not None and (maybe_utc(value) or moment) >= moment - lease
-
-
 def _current_version(meta: dict[str, Any]) -> str:
     """The version an original is at: the one it was given, or for one never replaced the
     version its own bytes and focal point would have (replacing it with itself is no change)."""
@@ -138,17 +134,14 @@ def _take_lease(db: Database[Document], bucket: str, doc: dict[str, Any], lease_
     seen_delete, seen_replace = meta.get("deleting_at"), meta.get("replacing_at")
     if held(seen_delete, lease_for_deletes, moment) or held(seen_replace, REPLACE_LEASE, moment):
         raise ImageBusy()
-    taken = db[f"{bucket}.files"].update_one(
-        {"_id": doc["_id"], "metadata.deleting_at": seen_delete, "metadata.replacing_at": seen_replace},
-        {"$set": {"metadata.replacing_at": moment}})
-    if taken.modified_count != 1:
+    if not stamp(db[f"{bucket}.files"], doc["_id"], "metadata.replacing_at",
+                 {"metadata.deleting_at": seen_delete, "metadata.replacing_at": seen_replace}, moment):
         raise ImageBusy()
     return moment
 
 
 def _release(db: Database[Document], bucket: str, image_id: Any, at: dt.datetime) -> None:
-    db[f"{bucket}.files"].update_one({"_id": image_id, "metadata.replacing_at": at},
-                                     {"$unset": {"metadata.replacing_at": ""}})
+    unstamp(db[f"{bucket}.files"], image_id, "metadata.replacing_at", at)
 
 
 def _versions_after(meta: dict[str, Any], new_version: str, until: dt.datetime,

@@ -40,6 +40,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import maybe_utc, now
+from avenue.leases import held, stamp
 from avenue.media import counters, storage
 from avenue.media.buckets import TRASH
 from avenue.media.records import Document, variant_ids, variant_key
@@ -172,11 +173,10 @@ def _lease(db: Database[Document], doc: dict[str, Any]) -> bool:
     """Take the restore lease (compare-and-set on the value read); False if someone holds it."""
     seen = doc["metadata"]["trash"].get("restoring_at")
     moment = now()
-    if seen is not None and (maybe_utc(seen) or moment) >= moment - RESTORE_LEASE:
+    if held(seen, RESTORE_LEASE, moment):
         return False
-    taken = db[f"{TRASH}.files"].update_one({"_id": doc["_id"], "metadata.trash.restoring_at": seen},
-                                            {"$set": {"metadata.trash.restoring_at": moment}})
-    return taken.modified_count == 1
+    return stamp(db[f"{TRASH}.files"], doc["_id"], "metadata.trash.restoring_at",
+                 {"metadata.trash.restoring_at": seen}, moment)
 
 
 def restore(db: Database[Document], trashed_id: Any) -> Restored | None:

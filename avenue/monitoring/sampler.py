@@ -2,9 +2,10 @@
 interval.
 
 Time is cut into slots of ``AVENUE_HISTORY_INTERVAL_SECONDS`` (from the Unix epoch, so every
-instance agrees on them). Each thread wakes now and then and tries to take the slot's lease:
-one compare-and-set on the lease document (``monitoring_leases``) that moves its ``slot``
-forward only if it is still behind. Exactly one thread of all instances wins a slot; it reads
+instance agrees on them). Each thread (a :class:`avenue.background.PeriodicJob`) wakes now and
+then and tries to take the slot's turn: one compare-and-set on the lease document
+(``monitoring_leases``) that moves its ``slot`` forward only if it is still behind
+(:func:`avenue.leases.take_turn`). Exactly one thread of all instances wins a slot; it reads
 the status reports, records the sample and the alerts. A winner that dies mid-sample loses
 that slot's sample (the next slot is taken as usual); the samples' unique slot index means a
 slot can never have two samples, whatever the lease document went through.
@@ -13,19 +14,15 @@ slot can never have two samples, whatever the lease document went through.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
-import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from avenue import background, leases
 from avenue.clock import now
 from avenue.monitoring import alerts, history
-
-log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 LEASES = "monitoring_leases"
@@ -44,18 +41,7 @@ def slot_start(moment: dt.datetime, interval: float) -> dt.datetime:
 
 def take_slot(db: Database[Document], slot: dt.datetime, owner: str, moment: dt.datetime) -> bool:
     """Lease ``slot`` for ``owner`` unless it (or a later one) was taken already."""
-    fields = {"slot": slot, "owner": owner, "taken_at": moment}
-    try:
-        taken = db[LEASES].find_one_and_update({"_id": LEASE_ID, "slot": {"$lt": slot}}, {"$set": fields})
-    except PyMongoError:
-        return False
-    if taken is not None:
-        return True
-    try:
-        db[LEASES].insert_one({"_id": LEASE_ID, **fields})  # the very first slot
-        return True
-    except DuplicateKeyError:
-        return False  # the document exists with this slot or a later one
+    return leases.take_turn(db[LEASES], LEASE_ID, slot, owner, moment)
 
 
 def sample_once(db: Database[Document], reports: Reports, *, interval: float,
@@ -89,8 +75,11 @@ class Sampler:
         self.notify = alerts.webhook_notifier(url, now, key=key) if url else None
         self.first_delay = first_delay
         self.owner = f"{os.uname().nodename}:{os.getpid()}"
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="history-sampler", daemon=True)
+        # Polling a few times per slot (at most a minute apart) rather than sleeping a whole
+        # interval: an instance that starts mid-slot, or whose peer died, still samples on time.
+        self.thread = background.PeriodicJob(
+            "history-sampler", self._tick, every=min(MAX_POLL_SECONDS, self.interval / 4),
+            first_delay=first_delay, failure="recording a storage history sample failed")
 
     def start(self) -> Sampler:
         """Start the thread; returns self."""
@@ -99,19 +88,11 @@ class Sampler:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the thread to end and wait for it."""
-        self._stop.set()
-        self.thread.join(timeout)
+        self.thread.stop(timeout)
 
-    def _run(self) -> None:
-        # Polling a few times per slot (at most a minute apart) rather than sleeping a whole
-        # interval: an instance that starts mid-slot, or whose peer died, still samples on time.
-        wait = self.first_delay
-        while not self._stop.wait(wait):
-            try:
-                if self.prepare is not None:
-                    self.prepare()
-                sample_once(self.db, self.reports, interval=self.interval, thresholds=self.thresholds,
-                            moment=now(), owner=self.owner, notify=self.notify)
-            except Exception:  # a failed sample is logged; the next slot tries again
-                log.exception("recording a storage history sample failed")
-            wait = min(MAX_POLL_SECONDS, self.interval / 4)
+    def _tick(self) -> None:
+        # A failed sample is logged by the job; the next slot tries again.
+        if self.prepare is not None:
+            self.prepare()
+        sample_once(self.db, self.reports, interval=self.interval, thresholds=self.thresholds,
+                    moment=now(), owner=self.owner, notify=self.notify)

@@ -29,7 +29,8 @@ Write order and leases (one sweep at a time over every worker and machine):
 
 - A sweep runs only under the lease in the sweep document (``lease_owner``/``lease_until``),
   taken by a conditional update that matches only a free or lapsed lease.
-- A heartbeat thread renews the lease every ``renew_seconds`` while the sweep runs.
+- A heartbeat thread renews the lease every ``renew_seconds`` while the sweep runs (the lease
+  and its heartbeat are :class:`avenue.leases.Lease`).
 - After every batch the checkpoint (phase, last position, sums and lists so far) is
   written with a filter on our own ``lease_owner``. If that write matches nothing, another
   worker took the lease over (ours lapsed): this sweep stops at once without writing anything
@@ -62,12 +63,14 @@ from pathlib import Path
 from typing import Any
 
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import PyMongoError
 
+from avenue import background
 from avenue.clock import as_utc, isoformat, now
 from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.ids import parse_object_id
+from avenue.leases import Lease
 from avenue.media import (
     LEGACY_PREFIX,
     LISTS,
@@ -357,52 +360,36 @@ def read(db: Database[Document]) -> dict[str, Any] | None:
     return db[COLLECTION].find_one({"_id": SWEEP_ID})
 
 
+def _lease(db: Database[Document], owner: str, settings: Settings) -> Lease:
+    """The sweep's lease: fields of the sweep document, which also holds the result."""
+    return Lease(db[COLLECTION], SWEEP_ID, owner, settings.lease_seconds, owner_field="lease_owner",
+                 until_field="lease_until", keep_document=True)
+
+
 def take_lease(db: Database[Document], owner: str, settings: Settings) -> bool:
-    """Lease the sweep for ``owner`` unless someone else holds a live lease (an update, not a
-    findAndModify: that scans on SecantusDB)."""
-    moment = now()
-    lease = {"lease_owner": owner, "lease_until": moment + dt.timedelta(seconds=settings.lease_seconds)}
-    try:
-        taken = db[COLLECTION].update_one(
-            {"_id": SWEEP_ID, "$or": [{"lease_until": {"$exists": False}}, {"lease_until": None},
-                                      {"lease_until": {"$lt": moment}}, {"lease_owner": owner}]},
-            {"$set": lease})
-        if taken.matched_count == 1:
-            return True
-        db[COLLECTION].insert_one({"_id": SWEEP_ID, **lease})
-        return True
-    except DuplicateKeyError:
-        return False  # the document exists and its lease is someone else's
-
-
-def _release(db: Database[Document], owner: str) -> None:
-    try:
-        db[COLLECTION].update_one({"_id": SWEEP_ID, "lease_owner": owner},
-                                  {"$unset": {"lease_owner": "", "lease_until": ""}})
-    except PyMongoError:
-        log.exception("releasing the sweep lease failed (it lapses by itself)")
+    """Lease the sweep for ``owner`` unless someone else holds a live lease."""
+    return _lease(db, owner, settings).take()
 
 
 class _Run:
     """One sweep holding the lease: checkpoints, and the heartbeat that renews the lease."""
 
-    def __init__(self, db: Database[Document], owner: str, settings: Settings) -> None:
-        self.db, self.owner, self.settings = db, owner, settings
-        self.renewals = 0
-        self._writing = threading.Lock()  # the checkpoint and the heartbeat write one document
-        self._stopped = threading.Event()
+    def __init__(self, db: Database[Document], lease: Lease, settings: Settings) -> None:
+        self.db, self.lease, self.owner, self.settings = db, lease, lease.owner, settings
+
+    @property
+    def renewals(self) -> int:
+        return self.lease.renewals
 
     def checkpoint(self, state: dict[str, Any]) -> None:
         """Save where we are. LeaseLost if the lease is not ours any more."""
-        with self._writing:
-            saved = self.db[COLLECTION].update_one({"_id": SWEEP_ID, "lease_owner": self.owner},
-                                                   {"$set": {"run": state}})
+        with self.lease.writing:
+            saved = self.db[COLLECTION].update_one(self.lease.mine(), {"$set": {"run": state}})
         if saved.matched_count != 1:
             raise LeaseLost(f"the sweep lease of {self.owner} was taken over")
         batch_done(state)
 
-    @contextlib.contextmanager
-    def heartbeat(self) -> Iterator[None]:
+    def heartbeat(self) -> contextlib.AbstractContextManager[None]:
         """Renew the lease from a thread every ``renew_seconds`` (or a quarter of the lease, if
         that is longer) while the sweep runs, whatever it is doing: the steps with no checkpoint inside keep
         it however long they take, the buckets' server-side recounts (most of the 166 s a sweep
@@ -411,28 +398,8 @@ class _Run:
         only at checkpoints, the lease could lapse there and another worker take the sweep
         over, and at that size the workers could keep taking it from one another. A lease
         found taken over stops the heartbeat; the next checkpoint stops the sweep."""
-        thread = threading.Thread(target=self._beat, name="status-sweep-lease", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            self._stopped.set()
-            thread.join(timeout=5)
-
-    def _beat(self) -> None:
         interval = max(self.settings.renew_seconds, self.settings.lease_seconds / 4)
-        while not self._stopped.wait(interval):
-            try:
-                with self._writing:
-                    saved = self.db[COLLECTION].update_one(
-                        {"_id": SWEEP_ID, "lease_owner": self.owner},
-                        {"$set": {"lease_until": now() + dt.timedelta(seconds=self.settings.lease_seconds)}})
-            except PyMongoError as error:
-                log.warning("status sweep lease not renewed (%s): tried again in %.0f s", error, interval)
-                continue
-            if saved.matched_count != 1:
-                return
-            self.renewals += 1
+        return self.lease.kept(interval, "status-sweep-lease")
 
 
 def batch_done(state: dict[str, Any]) -> None:
@@ -447,10 +414,10 @@ def _reconcile_buckets(db: Database[Document]) -> dict[str, Any]:
 def run(db: Database[Document], settings: Settings, *, owner: str | None = None) -> dict[str, Any] | None:
     """Run (or resume) a sweep if its lease is free; returns the result saved, or None when
     another worker holds the lease."""
-    owner = owner or _owner()
-    if not take_lease(db, owner, settings):
+    lease = _lease(db, owner or _owner(), settings)
+    if not lease.take():
         return None
-    sweep = _Run(db, owner, settings)
+    sweep = _Run(db, lease, settings)
     try:
         with sweep.heartbeat():
             return _sweep(db, settings, sweep)
@@ -458,7 +425,7 @@ def run(db: Database[Document], settings: Settings, *, owner: str | None = None)
         log.warning("status sweep stopped: another worker took its lease over")
         return None
     except BaseException:
-        _release(db, owner)  # the checkpoint stays; the next sweep resumes from it
+        lease.release()  # the checkpoint stays; the next sweep resumes from it
         raise
 
 
@@ -540,10 +507,11 @@ def _finish(db: Database[Document], settings: Settings, sweep: _Run, state: dict
         "reconciled": {"products": products, **buckets},
         "fences": state.get("fences", {}),
     }
-    saved = db[COLLECTION].update_one(
-        {"_id": SWEEP_ID, "lease_owner": sweep.owner},
-        {"$set": {"result": result}, "$unset": {"run": "", "lease_owner": "", "lease_until": "",
-                                                 "requested_at": ""}})
+    lease = sweep.lease
+    with lease.writing:
+        saved = db[COLLECTION].update_one(
+            lease.mine(), {"$set": {"result": result}, "$unset": {
+                "run": "", lease.owner_field: "", lease.until_field: "", "requested_at": ""}})
     if saved.matched_count != 1:
         raise LeaseLost(f"the sweep lease of {sweep.owner} was taken over before its result was saved")
     return result
@@ -584,42 +552,32 @@ def run_in_background(db: Database[Document], settings: Settings) -> threading.T
         except Exception:  # the checkpoint stays; the next due check resumes it
             log.exception("the status sweep failed")
 
-    thread = threading.Thread(target=target, name="status-sweep", daemon=True)
+    thread = background.spawn("status-sweep", target)
     _threads.append(thread)
     del _threads[:-8]
-    thread.start()
     return thread
 
 
-class Scheduler(threading.Thread):
+class Scheduler(background.PeriodicJob):
     """A daemon thread that looks every ``tick_seconds`` whether a sweep is due and runs it
     here if this worker gets the lease (the app server starts one per worker)."""
 
     def __init__(self, db: Database[Document], settings: Settings, tick_seconds: float = 5.0,
                  prepare: Callable[[], None] | None = None) -> None:
-        super().__init__(name="status-sweep-scheduler", daemon=True)
+        # A database outage fails the tick: logged, the next tick tries again.
+        super().__init__("status-sweep-scheduler", self._tick, every=tick_seconds,
+                         failure="the status sweep scheduler's tick failed")
         self.db, self.settings, self.tick_seconds = db, settings, tick_seconds
         # Ensuring the indexes, before each tick (a no-op once done): a sweep on a fresh
         # database must not run before them (its fences hint indexes by name), and a worker
         # that started while the database was down has none yet either.
         self.prepare = prepare
-        self.stopping = threading.Event()
 
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                if self.prepare is not None:
-                    self.prepare()
-                if due(read(self.db), self.settings):
-                    run(self.db, self.settings)
-            except Exception:  # a database outage: try again next tick
-                log.exception("the status sweep scheduler's tick failed")
-            self.stopping.wait(self.tick_seconds)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop after the current tick (a running sweep finishes its batch and checkpoint)."""
-        self.stopping.set()
-        self.join(timeout)
+    def _tick(self) -> None:
+        if self.prepare is not None:
+            self.prepare()
+        if due(read(self.db), self.settings):
+            run(self.db, self.settings)
 
 
 def schedule(db: Database[Document], settings: Settings, tick_seconds: float = 5.0,

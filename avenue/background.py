@@ -1,0 +1,122 @@
+"""Background work, one way: every thread of the app is made here.
+
+Three things, from small to large:
+
+- :func:`spawn`: one piece of work on a daemon thread of its own (the start-up work, a sweep
+  a request asked for, the media cache's change stream, a lease's heartbeat). Daemon, so a
+  worker that exits never waits on one.
+- :class:`PeriodicJob`: a function run every ``every`` seconds on a daemon thread until
+  :meth:`~PeriodicJob.stop`, after ``first_delay``. A tick that raises is logged and the
+  next tick runs as usual: a database outage must not end a worker's background work for
+  good. With ``lease``, a tick runs only where its lease is taken, kept by a heartbeat while
+  it runs and given back after (one of all instances runs it; :mod:`avenue.leases`).
+- :func:`register` and :func:`start_all`: the app factory registers the long-running work
+  of an app server worker (in the order it starts), and gunicorn.conf.py's
+  ``post_worker_init`` starts it all, once per worker. Tests start one job directly through
+  its own start function. Other processes (``flask`` commands, tests) start none of it: the
+  work is shared through the database, and the workers do it.
+
+Threads that a process starts on first use rather than at start-up (the media cache's change
+stream, the metrics' fold) are started through these too, from where they are first needed.
+
+A foundation module: no Flask import, no database of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "avenue.background"
+
+
+def spawn(name: str, target: Callable[..., Any], *args: Any) -> threading.Thread:
+    """Run ``target(*args)`` on a new daemon thread called ``name``; the thread, started."""
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+class TickLease(Protocol):
+    """What a :class:`PeriodicJob` needs of a lease (:class:`avenue.leases.Lease` is one)."""
+
+    def take(self) -> bool: ...
+
+    def kept(self, every: float, thread_name: str) -> contextlib.AbstractContextManager[None]: ...
+
+    def release(self) -> None: ...
+
+
+class PeriodicJob(threading.Thread):
+    """``tick()`` every ``every`` seconds (after ``first_delay``) on a daemon thread.
+
+    ``every`` is the wait between the end of one tick and the start of the next, so a slow
+    tick never overlaps itself. ``lease``: a function giving the lease a tick must hold (one
+    of all instances runs it); it is renewed every third of ``lease_seconds`` meanwhile.
+    """
+
+    def __init__(self, name: str, tick: Callable[[], Any], *, every: float, first_delay: float = 0.0,
+                 failure: str = "", lease: Callable[[], TickLease] | None = None,
+                 lease_seconds: float = 60.0) -> None:
+        super().__init__(name=name, daemon=True)
+        self.tick, self.every, self.first_delay = tick, every, first_delay
+        self.failure = failure or f"the background job {name} failed"
+        self.lease, self.lease_seconds = lease, lease_seconds
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        wait = self.first_delay
+        while not self.stopping.wait(wait):
+            self.run_once()
+            wait = self.every
+
+    def run_once(self) -> None:
+        """One tick, under the lease when there is one; an exception is logged, never raised."""
+        try:
+            if self.lease is None:
+                self.tick()
+                return
+            lease = self.lease()
+            if not lease.take():
+                return  # another instance runs it
+            try:
+                with lease.kept(self.lease_seconds / 3, f"{self.name}-lease"):
+                    self.tick()
+            finally:
+                lease.release()
+        except Exception:  # noqa: BLE001 - logged; the next tick tries again
+            log.exception(self.failure)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the current tick (which finishes what it is doing) and wait for it."""
+        self.stopping.set()
+        if self.ident is not None:
+            self.join(timeout)
+
+
+# A start function: starts its work and returns it (a job, a thread), or None when switched off.
+Start = Callable[[], Any]
+
+
+class App(Protocol):
+    """An app to register work on (a Flask app: this module does not import Flask)."""
+
+    extensions: dict[str, Any]
+
+
+def register(app: App, name: str, start: Start) -> None:
+    """Add ``start`` (called with nothing; returns what it started, or None when switched
+    off) to the work :func:`start_all` starts, after what was registered before it."""
+    app.extensions.setdefault(EXTENSION, {})[name] = start
+
+
+def start_all(app: App) -> dict[str, Any]:
+    """Start every piece of background work registered on ``app``, in order; once per
+    process (gunicorn.conf.py's ``post_worker_init``). What each one started, by name (None:
+    switched off by configuration)."""
+    return {name: start() for name, start in app.extensions.get(EXTENSION, {}).items()}

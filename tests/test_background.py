@@ -1,0 +1,147 @@
+"""Background work (avenue/background.py): periodic jobs that survive failures and stop when
+asked, jobs under a lease, and the one start of a worker's background work."""
+
+from __future__ import annotations
+
+import threading
+import time
+import types
+
+import pymongo
+import pytest
+
+from avenue import background
+from avenue.leases import Lease
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_a_periodic_job_runs_every_interval_until_stopped():
+    ticks: list[float] = []
+    job = background.PeriodicJob("test-job", lambda: ticks.append(time.monotonic()), every=0.02)
+    job.start()
+    wait_until(lambda: len(ticks) >= 3)
+    job.stop()
+    assert len(ticks) >= 3 and not job.is_alive()
+    stopped_at = len(ticks)
+    time.sleep(0.1)
+    assert len(ticks) == stopped_at
+
+
+def test_a_job_waits_its_first_delay_before_the_first_tick():
+    ticks: list[int] = []
+    job = background.PeriodicJob("test-job", lambda: ticks.append(1), every=0.01, first_delay=0.3)
+    job.start()
+    time.sleep(0.1)
+    assert ticks == []
+    wait_until(lambda: ticks)
+    job.stop()
+    assert ticks
+
+
+def test_a_job_stopped_during_its_first_delay_never_ticks():
+    ticks: list[int] = []
+    job = background.PeriodicJob("test-job", lambda: ticks.append(1), every=0.01, first_delay=30)
+    job.start()
+    started = time.monotonic()
+    job.stop()
+    assert time.monotonic() - started < 5 and not job.is_alive() and ticks == []
+
+
+def test_a_tick_that_raises_is_logged_and_the_job_goes_on(caplog):
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise RuntimeError("database went away")
+
+    job = background.PeriodicJob("test-job", broken, every=0.01, failure="the test job's tick failed")
+    with caplog.at_level("ERROR"):
+        job.start()
+        wait_until(lambda: len(calls) >= 3)
+        job.stop()
+    assert len(calls) >= 3 and not job.is_alive()
+    assert any(r.getMessage() == "the test job's tick failed" and r.exc_info for r in caplog.records)
+
+
+def test_jobs_under_one_lease_never_tick_at_once_and_give_it_back(db, backend):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("threads need a real server (mongomock is not thread-safe)")
+    running: list[str] = []
+    overlaps: list[int] = []
+    ticks: list[str] = []
+
+    def tick(name: str) -> None:
+        running.append(name)
+        overlaps.append(len(running))
+        ticks.append(name)
+        time.sleep(0.03)
+        running.remove(name)
+
+    jobs = [background.PeriodicJob(f"test-leased-{name}", lambda name=name: tick(name), every=0.005,
+                                   lease=lambda name=name: Lease(db.test_leases, "job", name, 30))
+            for name in ("a", "b")]
+    for job in jobs:
+        job.start()
+    wait_until(lambda: len(ticks) >= 6)
+    for job in jobs:
+        job.stop()
+    assert len(ticks) >= 6 and max(overlaps) == 1
+    assert db.test_leases.count_documents({}) == 0  # released after each tick
+
+
+def test_a_job_whose_lease_is_held_elsewhere_does_not_tick(db):
+    assert Lease(db.test_leases, "job", "elsewhere", 30).take()
+    ticks: list[int] = []
+    job = background.PeriodicJob("test-leased", lambda: ticks.append(1), every=0.01,
+                                 lease=lambda: Lease(db.test_leases, "job", "here", 30))
+    job.start()
+    time.sleep(0.2)
+    job.stop()
+    assert ticks == []
+
+
+def test_start_all_starts_what_was_registered_in_order():
+    app = types.SimpleNamespace(extensions={})
+    started: list[str] = []
+    background.register(app, "first", lambda: started.append("first"))
+    background.register(app, "off", lambda: None)
+    background.register(app, "last", lambda: started.append("last") or "job")
+    assert background.start_all(app) == {"first": None, "off": None, "last": "job"}
+    assert started == ["first", "last"]
+    assert background.start_all(types.SimpleNamespace(extensions={})) == {}
+
+
+def test_spawn_runs_the_work_on_a_named_daemon_thread():
+    seen: list[tuple[str, bool, int]] = []
+    thread = background.spawn("test-spawned", lambda x: seen.append(
+        (threading.current_thread().name, threading.current_thread().daemon, x)), 7)
+    thread.join(5)
+    assert seen == [("test-spawned", True, 7)]
+
+
+def test_a_starting_worker_starts_each_piece_of_its_background_work_once(app_factory, monkeypatch, tmp_path):
+    from avenue.status import sweep
+    from tests.helpers import wait_for_start_work, worker_start_hook
+
+    app = app_factory(AVENUE_STATUS_WARM_UP=True, AVENUE_HISTORY_INTERVAL_SECONDS=3600,
+                      AVENUE_CDN_PURGE_URL="http://127.0.0.1:9/hook", AVENUE_CDN_PURGE_KEY="k" * 32)
+    assert list(app.extensions[background.EXTENSION]) == ["avenue-prepare", "status-sweep", "history-sampler",
+                                                          "cdn-purge"]
+    before = set(threading.enumerate())
+    hook, worker = worker_start_hook(monkeypatch, tmp_path)
+    hook(worker(app))
+    started = set(threading.enumerate()) - before
+    try:
+        ours = ("avenue-cdn-purge", "history-sampler", "status-sweep-scheduler")
+        assert sorted(t.name for t in started if t.name in ours) == list(ours)  # one each
+    finally:
+        wait_for_start_work()
+        for thread in started:
+            if isinstance(thread, background.PeriodicJob):
+                thread.stop()
+        sweep.wait_for_sweeps(30)
