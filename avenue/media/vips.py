@@ -1,6 +1,6 @@
 """libvips (pyvips with the pyvips-binary wheel): the fast path for JPEG photos.
 
-Which library does what, and why (the figures are in README "Performance"):
+Which library does what, and why (docs/media.md; the figures are in bench/results/perf-2026-11-23.md):
 
 - **Pillow** still opens every upload: it reads the header only (format, size, frames, EXIF
   orientation, ICC) to classify and refuse files, check the limits and reserve the decode
