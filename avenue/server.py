@@ -36,7 +36,7 @@ that thread for as long as it likes, and a few dozen such clients stop ``/health
   ``GUNICORN_CLIENT_THREADS`` requests at once (a quarter of the threads); its other requests
   wait in the event loop, without a thread, for up to ``GUNICORN_QUEUE_TIMEOUT`` seconds (30,
   then a JSON 503). Without a proxy, one address holds at most ``GUNICORN_CLIENT_CONNECTIONS``
-  connections per worker (a tenth of ``worker_connections``); more are answered 503 and
+  connections per worker (a quarter of ``worker_connections``); more are answered 503 and
   closed. And when the worker nears ``worker_connections`` (90 %), idle connections (kept
   alive, or open without a byte sent) are closed oldest first, so sockets that send nothing
   cannot keep anyone out.
@@ -156,7 +156,7 @@ class Limits:
     buffer_body_bytes: int = BUFFERED_BODY_BYTES  # the largest body the event loop reads
     buffer_total_bytes: int = BUFFERED_TOTAL_BYTES  # what bodies being read may hold, per worker
     client_threads: int = 0  # requests one client runs at once (0: a quarter of the threads)
-    client_connections: int = 0  # connections one address holds (0: a tenth of worker_connections)
+    client_connections: int = 0  # connections one address holds (0: a quarter of worker_connections)
     queue_timeout: float = 30.0  # seconds a request waits for its client's share of threads
     proxy_count: int = 0  # proxies in front (AVENUE_PROXY_COUNT): clients are who they forward
 
