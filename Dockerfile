@@ -15,7 +15,7 @@ RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin avenue
 
 WORKDIR /app
 # The pinned requirements first: this layer is rebuilt only when they change. The same
-# commands as the README's "Production" install.
+# commands as the install in docs/production.md.
 COPY requirements.txt ./
 RUN python -m pip install --no-cache-dir -r requirements.txt
 COPY pyproject.toml README.md Procfile wsgi.py gunicorn.conf.py .env.example ./

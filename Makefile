@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean chromium check-vendor
+.PHONY: run test lint bench clean chromium check-vendor docs
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP)
 ## SecantusDB (and AVENUE_TEST_MONGO_URI if set): most on one process per core (up to 4,
 ## pytest-xdist), then the slow ones (real servers, timing) one at a time.
 test: $(STAMP) chromium
-	$(PY) -m ruff check avenue tests bench wsgi.py gunicorn.conf.py
+	$(PY) -m ruff check avenue tests bench docs/generate.py wsgi.py gunicorn.conf.py
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 	$(PY) -m pytest -m "not slow" -n auto --maxprocesses=4
@@ -34,6 +34,10 @@ chromium:
 ## The console's vendored files (avenue/console/static/vendor) against their npm tarballs.
 check-vendor: $(STAMP)
 	$(PY) -m avenue.console.vendor
+
+## The generated parts of docs/: endpoint tables (avenue/apidoc.py), configuration (.env.example).
+docs: $(STAMP)
+	$(PY) docs/generate.py
 
 ## The performance benchmark (bench/README.md); BENCH_ARGS=--full for the long run.
 bench: $(STAMP)

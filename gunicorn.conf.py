@@ -29,7 +29,7 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
 # says what each setting is and why; `python bench/attacks.py` measures what it withstands.
 # In production nginx buffers in front as well (deploy/nginx/avenue.conf).
 worker_class = "avenue.server.GuardedThreadWorker"
-# Two workers unless WEB_CONCURRENCY says otherwise (the README's Configuration table): set it
+# Two workers unless WEB_CONCURRENCY says otherwise (.env.example, docs/configuration.md): set it
 # to the machine's cores, each worker's 32 threads overlap its I/O.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 # Threads are cheap while they wait; only slow large uploads (and slow downloads) hold one,

@@ -355,7 +355,8 @@ TAG = {"type": "string", "minLength": 1, "maxLength": 40}
 FORCE = _query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},
                "Delete even while pages use it (their blocks are marked missing).")
 REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
-                 "Compute the report now instead of answering the snapshot.")
+                 "Ask for a status sweep now: it runs in the background (the answer comes at once, "
+                 "with sweep.requested); the counts are current anyway.")
 
 PRODUCT_PHOTO_REPLACE, PRODUCT_PHOTO_FOCAL = _replace_ops(
     "The product.", "same id and place on the product", _ref("Product"), tag="shop", roles="admin")

@@ -1,4 +1,4 @@
-"""Every CLI command the app has: ``flask --app avenue <command>`` (see the README's Operations)."""
+"""Every CLI command the app has: ``flask --app avenue <command>`` (see docs/operations.md)."""
 
 from __future__ import annotations
 

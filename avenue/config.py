@@ -1,6 +1,8 @@
 """Configuration read from the environment, with documented defaults.
 
-Every variable is listed in ``.env.example`` and in the README's configuration table.
+Every variable is listed in ``.env.example`` with its default and, in the comment above it, its
+meaning; docs/configuration.md is generated from it (tests/test_docs.py keeps the code, the
+file and the page in step).
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ COLLECTION_INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
-# How each collection may be sharded (README, "Scaling"): the shard key, or None for "leave it
+# How each collection may be sharded (docs/production.md, "Scaling"): the shard key, or None for "leave it
 # unsharded", with the reason. A unique index can only be enforced on a sharded collection
 # when the shard key is a prefix of it; tests/test_sharding.py checks every unique index the
 # app creates against these keys, and that every upsert on a sharded collection names its key.
@@ -158,7 +158,7 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     PAGES: (("slug",), "every page write selects by slug; unique slug"),
     AUDIT_LOGS: (("_id",), "append-only; shard on {_id: 'hashed'} to spread the inserts"),
     ".chunks": (("files_id", "n"), "the GridFS spec's key, prefix of the unique chunk index; "
-                                   "ascending ObjectIds put new chunks on one shard (README)"),
+                                   "ascending ObjectIds put new chunks on one shard (docs/production.md)"),
     ".files": (None, "the unique dedupe key (metadata.key) and lookups by _id cannot share one "
                      "shard key; ~1 KB a file, 10 M files is ~10 GB on the primary shard"),
     USERS: (None, "small; unique email"),

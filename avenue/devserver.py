@@ -81,7 +81,7 @@ def main() -> int:
         _bootstrap_admin(env)
         url = f"http://{env['HOST']}:{env['PORT']}"
         print(f"Avenue media is running at {url}  (health: {url}/healthz, ready: {url}/readyz)")
-        print("  log in: POST /api/auth/login; curl examples in the README; Ctrl-C stops everything")
+        print("  log in: POST /api/auth/login; curl examples in docs/api.md; Ctrl-C stops everything")
         gunicorn = subprocess.Popen(
             [str(Path(sys.executable).with_name("gunicorn")), "--config", "gunicorn.conf.py", "wsgi:app"],
             cwd=PROJECT_ROOT, env=env,

@@ -8,7 +8,7 @@ the report gives the peak above idle and each request's status and time, for eac
 one run, side by side:
 
 - ``no budget``: this code with ``AVENUE_DECODE_BUDGET_BYTES`` far above any image;
-- ``shipped``: the default budget (256 MB of decoded pixels per process);
+- ``shipped``: the default budget (192 MB of decoded pixels per process);
 - ``before`` (``--before REF``): the code of a git ref, e.g. the commit before the budget.
 
     python3 bench/hostile.py                    # shipped and no budget

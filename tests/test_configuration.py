@@ -65,11 +65,12 @@ def gunicorn_settings(tmp_path: Path, **env: str) -> dict[str, str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_the_readme_defaults_for_workers_and_threads_are_gunicorn_conf_pys(tmp_path):
+def test_the_documented_defaults_for_workers_and_threads_are_gunicorn_conf_pys(tmp_path):
     settings = gunicorn_settings(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
-    row = next(line for line in (ROOT / "README.md").read_text().splitlines()
-               if line.startswith("| `WEB_CONCURRENCY` / `GUNICORN_THREADS`"))
-    assert f"`{settings['workers']}` / `{settings['threads']}`" in row
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip()
+            for line in (ROOT / "docs/configuration.md").read_text().splitlines() if line.startswith("| `")}
+    assert rows["WEB_CONCURRENCY"] == f"`{settings['workers']}`"
+    assert rows["GUNICORN_THREADS"] == f"`{settings['threads']}`"
     assert "WEB_CONCURRENCY=2" in (ROOT / ".env.example").read_text() and settings["workers"] == 2
 
 

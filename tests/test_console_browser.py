@@ -1,8 +1,8 @@
 """The console in a real browser: headless Chromium (Debian's, `make chromium`) driven by
 Playwright against the app served on loopback over the session's SecantusDB.
 
-Screenshots of every screen go to tests/artifacts/console/ (git-ignored); the README's come
-from there (docs/console/).
+Screenshots of every screen go to tests/artifacts/console/ (git-ignored); those docs/users.md
+shows come from there (docs/console/).
 """
 
 from __future__ import annotations

@@ -43,11 +43,11 @@ def test_the_image_is_a_slim_python_running_the_procfiles_gunicorn_as_a_non_root
     assert "/healthz" in health and "--interval=" in health
 
 
-def test_the_images_install_steps_are_the_readmes():
+def test_the_images_install_steps_are_the_documented_ones():
     installs = [args for kind, args in dockerfile() if kind == "RUN" and "pip install" in args]
-    readme = [line.strip() for line in (ROOT / "README.md").read_text().splitlines()
-              if line.strip().startswith("python -m pip install")]
-    assert installs and installs == readme
+    documented = [line.strip() for line in (ROOT / "docs/production.md").read_text().splitlines()
+                  if line.strip().startswith("python -m pip install")]
+    assert installs and installs == documented
     copied = " ".join(args for kind, args in dockerfile() if kind == "COPY")
     for needed in ("requirements.txt", "pyproject.toml", "wsgi.py", "gunicorn.conf.py", "avenue"):
         assert needed in copied

@@ -8,7 +8,7 @@ product, media by id and by content, references before a delete) and the media r
 new query without an index fails here, not at ten million images.
 
 Scans that are full by design (status sweeps, gc, fsck, backup) are not requests and are not
-exercised here; they batch and stream (README, "Scaling"). The two status reports are
+exercised here; they batch and stream (docs/production.md, "Scaling"). The two status reports are
 requests like the others: they read counters and indexes only.
 """
 

@@ -1,6 +1,6 @@
 """Who is calling: session users, Bearer tokens, CSRF and the one role check.
 
-The rules (README, "Security"):
+The rules (docs/users.md, "Accounts and access"; docs/security.md):
 
 - **A bearer token decides alone.** A request carrying ``Authorization`` is authenticated by
   that token or not at all, whatever cookies it also sends: the session is not consulted

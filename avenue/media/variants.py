@@ -129,7 +129,7 @@ def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None)
     """The renditions of a libvips frame: same sizes, chain, formats and encoder settings as
     the Pillow path. libvips resizes; Pillow encodes, because the libwebp and libjpeg-turbo
     built into Pillow's wheel encode these sizes up to twice as fast as the ones in the
-    pyvips-binary wheel (measured, same output bytes for WebP: README "Performance")."""
+    pyvips-binary wheel (measured, same output bytes for WebP: bench/results/perf-2026-11-23.md)."""
     base = frame.image
     fallback = "png" if frame.has_alpha else "jpeg"
 

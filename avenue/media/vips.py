@@ -1,6 +1,6 @@
 """libvips (pyvips with the pyvips-binary wheel): the fast path for JPEG photos.
 
-Which library does what, and why (the figures are in README "Performance"):
+Which library does what, and why (docs/media.md; the figures are in bench/results/perf-2026-11-23.md):
 
 - **Pillow** still opens every upload: it reads the header only (format, size, frames, EXIF
   orientation, ICC) to classify and refuse files, check the limits and reserve the decode
@@ -32,7 +32,7 @@ from typing import Any
 import pyvips  # type: ignore[import-untyped]  # no type information in the wheel
 from PIL import Image as PILImage
 
-# Threads per libvips operation. A worker runs up to 4 request threads (gunicorn gthread) and
+# Threads per libvips operation. A worker runs several request threads (GUNICORN_THREADS) and
 # the renditions of one upload already run side by side on the variants pool, so each
 # operation gets at most 2: more only oversubscribes the cores (measured: 4 threads were
 # slower than 2 on this 2-core machine). libvips's own VIPS_CONCURRENCY still wins if set.

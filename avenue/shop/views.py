@@ -164,5 +164,5 @@ def storage_status():
 
 
 def _refresh() -> bool:
-    """``?refresh=1``: compute the report now instead of answering the shared snapshot."""
+    """``?refresh=1``: ask for a status sweep now (in the background; the counts are current anyway)."""
     return request.args.get("refresh") in {"1", "true", "yes"}
