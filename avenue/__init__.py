@@ -118,9 +118,15 @@ def register_errorhandlers(app: Flask) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from avenue.cli import register
+    """The ``users`` group and the operations commands (``flask --app avenue <command>``).
+    avenue/cli.py is the ``avenue`` console script, which builds the app: it imports this
+    module, never the other way round."""
+    from avenue.auth.commands import users
+    from avenue.ops.commands import COMMANDS
 
-    register(app)
+    app.cli.add_command(users)
+    for command in COMMANDS:
+        app.cli.add_command(command)
 
 
 def register_background(app: Flask) -> None:
