@@ -585,3 +585,23 @@ def test_two_admins_adding_at_the_same_moment_never_pass_the_limit(app, client, 
     # The loser's files are gone again: nothing unreferenced is left behind.
     originals = {str(d["_id"]) for d in db[f"{PRODUCTS}.files"].find({"metadata.role": "original"})}
     assert originals == set(ids_of(product))
+
+
+@pytest.mark.parametrize("target", ["image", "product"])
+def test_a_delete_refused_because_an_image_is_being_replaced_changes_nothing(client, db, admin, target):
+    """409 before anything is taken off: the product keeps its images, its files stay where
+    they were, and nothing goes to the trash (the reference was once taken off first, leaving
+    the file unreferenced and out of the trash)."""
+    from avenue.clock import now
+
+    product = make_product(client, admin, "AV-BUSY", *SMALL[:2])
+    busy, other = ids_of(product)
+    db[f"{PRODUCTS}.files"].update_one({"_id": ObjectId(busy)}, {"$set": {"metadata.replacing_at": now()}})
+    files = bucket_snapshot(db)
+    url = f"/api/shop/products/AV-BUSY/images/{busy}" if target == "image" else "/api/shop/products/AV-BUSY"
+    response = client.delete(url, headers=admin)
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "image_busy"
+    assert ids_of(client.get("/api/shop/products/AV-BUSY").get_json()) == [busy, other]
+    assert bucket_snapshot(db) == files
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.deleting_at": {"$ne": None}}) == 0
+    assert client.get("/api/trash", headers=admin).get_json()["total"] == 0

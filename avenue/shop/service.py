@@ -47,6 +47,7 @@ from avenue.media import (
     TEMP,
     FocalPoint,
     Image,
+    Lease,
     Library,
     Limits,
     Stored,
@@ -283,15 +284,47 @@ def create_product(db: Database, body: dict, *, owner: str, settings: Settings) 
 
 
 def delete_product(db: Database, sku: str) -> dict:
-    """Delete a product, then every image file no other product uses."""
-    doc = products(db).find_one_and_delete({"sku": sku})
-    if doc is None:
+    """Delete a product, then every image file no other product uses.
+
+    The images' delete leases are taken first: an image being replaced answers 409 before
+    anything changes (deleting the product and then finding that out left its files
+    unreferenced and out of the trash)."""
+    doc = get_product(db, sku)
+    leases = _take_delete_leases(db, stored_ids(doc))
+    try:
+        deleted = products(db).find_one_and_delete({"sku": sku})
+    except BaseException:
+        _release_delete_leases(db, leases)
+        raise
+    if deleted is None:
+        _release_delete_leases(db, leases)
         raise ProductNotFound(sku)
-    record_product_change(db, doc, None)
-    for entry in doc.get("images") or []:
-        if isinstance(entry, dict) and entry.get("id") is not None:
-            delete_unreferenced(db, entry["id"], trashed_from=sku)
-    return doc
+    record_product_change(db, deleted, None)
+    for lease in leases:
+        _delete_if_unreferenced(db, lease, trashed_from=sku)
+    return deleted
+
+
+def _take_delete_leases(db: Database, image_ids: list[ObjectId]) -> list[Lease]:
+    """The delete lease of each of ``image_ids`` that exists and no other delete holds; all
+    given back, and :class:`ImageBusy` (409) raised, when one of them is being replaced."""
+    library = product_images(db)
+    leases: list[Lease] = []
+    try:
+        for image_id in dict.fromkeys(image_ids):
+            lease = library.take_delete_lease(image_id)
+            if lease is not None:
+                leases.append(lease)
+    except BaseException:
+        _release_delete_leases(db, leases)
+        raise
+    return leases
+
+
+def _release_delete_leases(db: Database, leases: list[Lease]) -> None:
+    library = product_images(db)
+    for lease in leases:
+        library.release_delete_lease(lease)
 
 
 # --- temp images -----------------------------------------------------------------------
@@ -417,11 +450,17 @@ def delete_unreferenced(db: Database, file_id: ObjectId, *, trashed_from: str | 
     Takes the delete lease before counting references, so a concurrent add that reuses the
     same bytes either is counted here or sees the lease (see ``Library.claim``).
     """
-    library = product_images(db)
-    lease = library.take_delete_lease(file_id)
+    lease = product_images(db).take_delete_lease(file_id)
     if lease is None:
         return False  # gone already, or someone else is deleting it
-    if products(db).find_one({"images.id": file_id}, {"_id": 1}) is not None:
+    return _delete_if_unreferenced(db, lease, trashed_from=trashed_from)
+
+
+def _delete_if_unreferenced(db: Database, lease: Lease, *, trashed_from: str | None) -> bool:
+    """With ``lease`` held: delete the file when no product references it, else give the
+    lease back."""
+    library = product_images(db)
+    if products(db).find_one({"images.id": lease.image.id}, {"_id": 1}) is not None:
         library.release_delete_lease(lease)
         return False
     return library.delete(lease.image, to_trash=None if trashed_from is None else {"sku": trashed_from})
@@ -435,18 +474,27 @@ def delete_product_image(db: Database, sku: str, image_id: ObjectId) -> dict:
         has_legacy = any(isinstance(entry, str) for entry in doc.get("images") or [])
         hint = f" Its legacy images have no id: {RUN_IMPORT}." if has_legacy else ""
         raise NotFound(f"Product {sku} has no image {image_id}.{hint}", code="image_not_found")
+    # The delete lease first: an image being replaced answers 409 before the reference is
+    # taken off (taken off first, the file was left unreferenced and out of the trash).
+    leases = _take_delete_leases(db, [oid])
     moment = now()
-    before = products(db).find_one_and_update(
-        {"sku": sku}, {"$pull": {"images": {"id": oid}}, "$set": {"updated_at": moment}},
-        return_document=ReturnDocument.BEFORE)
+    try:
+        before = products(db).find_one_and_update(
+            {"sku": sku}, {"$pull": {"images": {"id": oid}}, "$set": {"updated_at": moment}},
+            return_document=ReturnDocument.BEFORE)
+    except BaseException:
+        _release_delete_leases(db, leases)
+        raise
     if before is None:
+        _release_delete_leases(db, leases)
         raise ProductNotFound(sku)
     # The document after the $pull, built from the one before it (exact: the update is atomic).
     updated = {**before, "updated_at": moment,
                "images": [entry for entry in before.get("images") or []
                           if not (isinstance(entry, dict) and entry.get("id") == oid)]}
     record_product_change(db, before, updated)
-    delete_unreferenced(db, oid, trashed_from=sku)
+    for lease in leases:
+        _delete_if_unreferenced(db, lease, trashed_from=sku)
     return updated
 
 
