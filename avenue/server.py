@@ -15,9 +15,10 @@ that thread for as long as it likes, and a few dozen such clients stop ``/health
   within ``GUNICORN_HEADER_TIMEOUT`` seconds (10) of the connection's opening (of its first
   byte, on a kept-alive connection); the body follows the body rule below. Too slow: a JSON
   408 and the connection closed. The bodies being read cost memory, bounded per worker
-  (``GUNICORN_BUFFER_TOTAL_BYTES``, 64 MiB) and per client (a quarter of that); past either
-  bound the loop stops reading from that client's bodies until memory is released (TCP
-  pushes back on the client), and nothing else waits.
+  (``GUNICORN_BUFFER_TOTAL_BYTES``, 64 MiB) and per client (a quarter of that, at least one
+  whole body): a body's whole length is reserved before it is read, and one that does not
+  fit waits, unread (TCP pushes back on the client), until an earlier one is answered;
+  nothing else waits.
 - **Every body has a deadline**: it may idle at most ``GUNICORN_BODY_TIMEOUT`` seconds (10),
   must average ``GUNICORN_BODY_MIN_RATE`` bytes per second (8192) once that grace period is
   over (Apache's ``mod_reqtimeout`` rule), and never takes longer than
@@ -808,8 +809,8 @@ class GuardedThreadWorker(ThreadWorker):
         self._on_readable(conn)
 
     def _on_readable(self, conn: GuardedConn, _fileobj=None) -> None:
-        if conn.wanted is not None and not self._may_hold(conn):
-            self._pause(conn)  # the loop reads this body on once memory is released
+        if conn.wanted is not None and not conn.held:
+            self._pause(conn)  # its body is read once memory is reserved for it
             return
         try:
             data = conn.sock.recv(_READ_SIZE)
@@ -822,9 +823,7 @@ class GuardedThreadWorker(ThreadWorker):
             return
         if data:
             conn.buffer += data
-            if conn.wanted is not None:
-                self._hold(conn, len(data))
-            else:
+            if conn.wanted is None:
                 end = conn.buffer.find(b"\r\n\r\n")
                 if end >= 0:
                     if not self._head_complete(conn, end):
@@ -864,35 +863,43 @@ class GuardedThreadWorker(ThreadWorker):
         conn.wanted = conn.head_length + plan.length
         conn.head_deadline = conn.deadline
         conn.body_started = time.monotonic()
-        self._hold(conn, len(conn.buffer) - conn.head_length)
+        if len(conn.buffer) < conn.wanted and not self._reserve(conn):
+            self._pause(conn)  # read on once memory is released
+            return False
         return True
 
     # --- the event loop: memory held by bodies being read --------------------------------
 
-    def _may_hold(self, conn: GuardedConn) -> bool:
-        """Whether the loop may read more of ``conn``'s body: within the worker's bound and
-        within its client's share of it."""
-        return (self.held_total < self.limits.buffer_total_bytes
-                and self.held_by[conn.key] < self.client_held)
+    def _reserve(self, conn: GuardedConn) -> bool:
+        """Reserve memory for ``conn``'s whole body before reading it, within the worker's
+        bound and its client's share; False when there is no room yet.
 
-    def _hold(self, conn: GuardedConn, size: int) -> None:
-        if size > 0:
-            conn.held += size
-            self.held_total += size
-            self.held_by[conn.key] += size
+        The whole body at once, not each read as it comes: counted per read, two bodies half
+        read could fill a client's share between them and wait for each other until both
+        timed out (an admin's two 10 MB uploads at once); a reserved body is always read to
+        its end or its deadline, and then gives its memory back."""
+        size = max(0, conn.wanted - conn.head_length) if conn.wanted is not None else 0
+        if (self.held_total + size > self.limits.buffer_total_bytes
+                or self.held_by[conn.key] + size > self.client_held):
+            return False
+        conn.held = size
+        self.held_total += size
+        self.held_by[conn.key] += size
+        return True
 
     def _release(self, conn: GuardedConn) -> None:
-        """``conn``'s body is answered (or abandoned): its bytes no longer count, and bodies
-        paused for memory are read on where the bounds now allow it."""
+        """``conn``'s body is answered (or abandoned): its memory is free again, and bodies
+        paused for memory are read where it now allows, first paused first."""
         if conn.held:
             self.held_total -= conn.held
             self.held_by[conn.key] -= conn.held
             if self.held_by[conn.key] <= 0:
                 del self.held_by[conn.key]
             conn.held = 0
-            for paused in [c for c in self.paused if self._may_hold(c)]:
-                del self.paused[paused]
-                self._on_readable(paused)
+            for paused in list(self.paused):
+                if self._reserve(paused):
+                    del self.paused[paused]
+                    self._on_readable(paused)
 
     def _pause(self, conn: GuardedConn) -> None:
         self._stop_reading(conn)

@@ -300,3 +300,44 @@ def test_an_upload_that_expects_100_continue_is_answered_continue_once_and_store
         answer = answer_of(sock, timeout=30)
     assert answer.startswith(b"HTTP/1.1 201 "), answer[:300]
     assert b"100 Continue" not in answer  # gunicorn did not answer it again
+
+
+@pytest.mark.slow
+def test_a_client_over_its_share_of_buffered_memory_waits_and_nothing_else_does(start_gunicorn):
+    # 600 KB bodies, 1 MB for a worker's bodies in all: one client may hold 600 KB of it.
+    server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_BUFFER_BODY_BYTES="600000",
+                            GUNICORN_BUFFER_TOTAL_BYTES="1000000")
+    head = (b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 590000\r\nConnection: close\r\n\r\n{")
+    with attacker(server.port) as first, attacker(server.port) as second:
+        first.sendall(head + b" " * 560_000)  # held, not complete
+        time.sleep(0.5)
+        second.sendall(head + b" " * 589_999)  # complete, but its client is over its share
+        second.settimeout(1.5)
+        with pytest.raises(TimeoutError):
+            second.recv(1)  # not read on, so not answered: it waits for memory
+        assert healthz(server.port) < 1.0  # another client is not held up
+        first.sendall(b" " * 29_999)  # the first completes, is answered, its memory released
+        assert answer_of(first).startswith(b"HTTP/1.1 400")
+        assert answer_of(second, timeout=10).startswith(b"HTTP/1.1 400")  # then the second is read on
+
+
+@pytest.mark.slow
+def test_two_bodies_of_one_client_that_fill_its_share_between_them_are_both_read(start_gunicorn):
+    """Counted per read, two half-read bodies filled the client's share and waited for each
+    other until both timed out (an admin's two big uploads at once); reserved whole, one is
+    read first, then the other."""
+    server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_BUFFER_BODY_BYTES="600000",
+                            GUNICORN_BUFFER_TOTAL_BYTES="1000000")
+    head = (b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 590000\r\nConnection: close\r\n\r\n{")
+    with attacker(server.port, source=LOOPBACK) as one, attacker(server.port, source=LOOPBACK) as two:
+        for sock in (one, two):
+            sock.sendall(head + b" " * 300_000)  # half of each: together over the 600 KB share
+        time.sleep(0.3)
+        for sock in (one, two):
+            sock.sendall(b" " * 289_999)
+        started = time.monotonic()
+        answers = [answer_of(sock, timeout=8) for sock in (one, two)]
+    assert all(answer.startswith(b"HTTP/1.1 400") for answer in answers), [a[:40] for a in answers]
+    assert time.monotonic() - started < 5  # not after a deadline
