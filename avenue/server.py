@@ -178,10 +178,8 @@ class Limits:
             send_grace=_number("GUNICORN_SEND_GRACE", cls.send_grace),
             buffer_body_bytes=int(_number("GUNICORN_BUFFER_BODY_BYTES", cls.buffer_body_bytes)),
             buffer_total_bytes=int(_number("GUNICORN_BUFFER_TOTAL_BYTES", cls.buffer_total_bytes)),
-            client_threads=int(_number("GUNICORN_CLIENT_THREADS", 0) if os.environ.get(
-                "GUNICORN_CLIENT_THREADS", "").strip() else 0),
-            client_connections=int(_number("GUNICORN_CLIENT_CONNECTIONS", 0) if os.environ.get(
-                "GUNICORN_CLIENT_CONNECTIONS", "").strip() else 0),
+            client_threads=int(_number("GUNICORN_CLIENT_THREADS", cls.client_threads)),
+            client_connections=int(_number("GUNICORN_CLIENT_CONNECTIONS", cls.client_connections)),
             queue_timeout=_number("GUNICORN_QUEUE_TIMEOUT", cls.queue_timeout),
             proxy_count=int(proxies),
         )
@@ -325,23 +323,18 @@ def _method(head: bytes) -> str:
     return head.split(b" ", 1)[0].decode("latin-1") if b" " in head[:32] else "-"
 
 
-def count_server_answer(head: bytes, status: int, request_id: str, seconds: float, body_bytes: int,
-                        peer: str = "") -> None:
-    """Count and log an answer the server gave itself, as the app counts and logs its own."""
-    import structlog  # in the worker only, as above
+def count_server_answer(head: bytes, status: int, request_id: str, seconds: float, body_bytes: int) -> None:
+    """Count and log an answer the server gave itself, as the front door's answers are counted
+    and logged (the same metrics, the same access line: avenue/requestlog.py)."""
+    from avenue import metrics, requestlog  # in the worker only, as above
 
-    from avenue import metrics
-    from avenue.requestlog import ACCESS_LOGGER
-
-    method = _method(head)
+    method = _method(head)[:16]
+    target = head.split(b" ", 2)[1][:200].decode("latin-1") if head.count(b" ") >= 2 else ""
     try:  # never the event loop's end: out of file descriptors, the metrics' files cannot open
         metrics.observe_request(SERVER_ROUTE, method, status, seconds, body_bytes)
         if os.environ.get("AVENUE_ACCESS_LOG", "on") != "off":
-            target = head.split(b" ", 2)[1][:200].decode("latin-1") if head.count(b" ") >= 2 else ""
-            structlog.get_logger(ACCESS_LOGGER).info(
-                "request", request_id=request_id, user_id=None, method=method[:16], route=SERVER_ROUTE,
-                path=target, status=status, duration_ms=round(seconds * 1000, 2), bytes=body_bytes,
-                ip=peer)
+            requestlog.log_front_door_answers([metrics.FrontDoorAnswer(
+                request_id, method, SERVER_ROUTE, target, status, seconds, body_bytes, time.time())])
     except OSError:
         pass
 
@@ -1029,8 +1022,7 @@ class GuardedThreadWorker(ThreadWorker):
             conn.sock.send(answer)
         except OSError:
             pass
-        count_server_answer(conn.head, status, request_id, time.monotonic() - conn.opened,
-                            len(answer), conn.peer)
+        count_server_answer(conn.head, status, request_id, time.monotonic() - conn.opened, len(answer))
         self._linger(conn)
 
     def _linger(self, conn: GuardedConn) -> None:
@@ -1159,8 +1151,7 @@ class GuardedThreadWorker(ThreadWorker):
             client.sendall(answer)
         except Exception:  # the client is gone: nothing to tell it
             self.log.debug("Failed to send error message.")
-        count_server_answer(head, captured.status, request_id, 0.0, len(answer),
-                            addr[0] if isinstance(addr, tuple) and addr else "")
+        count_server_answer(head, captured.status, request_id, 0.0, len(answer))
 
 
 def _body_in_memory(req, conn: GuardedConn) -> bool:

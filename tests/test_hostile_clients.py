@@ -282,6 +282,11 @@ def test_the_servers_own_refusals_are_json_traced_and_counted(start_gunicorn):
     counted = {int(found) for found in re.findall(r'avenue_http_requests_total\{[^}]*route="<server>"[^}]*'
                                                   r'status="(\d+)"\}', metrics)}
     assert counted >= {400, 408, 414, 431}, counted
+    # And each got its access line, as any answer does (the id it was answered with included).
+    lines = [json.loads(text) for text in server.log_path.read_text().splitlines() if text.startswith("{")]
+    logged = {line["status"] for line in lines if line.get("route") == "<server>"}
+    assert logged >= {400, 408, 414, 431}, logged
+    assert any(line.get("request_id") == "mine-1" for line in lines if line.get("route") == "<server>")
 
 
 @pytest.mark.slow
