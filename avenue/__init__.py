@@ -57,6 +57,8 @@ def register_logging(app: Flask) -> None:
 def register_extensions(app: Flask) -> None:
     from avenue import audit, cdn, media, monitoring, ratelimit, security
     from avenue.auth import access
+    from avenue.builder.references import PageReferences
+    from avenue.shop.references import ProductReferences
 
     cdn.init_app(app)  # before the indexes: a configured hook needs its outbox's
     retention = app.config.get("AVENUE_AUDIT_RETENTION_DAYS", 365)
@@ -67,6 +69,8 @@ def register_extensions(app: Flask) -> None:
     access.init_app(app)
     ratelimit.init_app(app)
     media.init_app(app, database=lambda: db.get_mongo(app).db, baseline_headers=security.baseline_headers)
+    # Who refers to an image: products (the shop's) and pages (the builder's).
+    media.register_referrers(app, [ProductReferences, PageReferences])
 
 
 def register_converters(app: Flask) -> None:

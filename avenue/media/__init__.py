@@ -7,7 +7,8 @@ The modules inside are the core's own: ``images`` (validation), ``variants`` (re
 ``storage`` (GridFS files without the driver's probe), ``originals`` (an upload's original
 and variants written, moved and deleted in a crash-safe order), ``cache`` / ``invalidation``
 (the workers' media caches), ``scan`` (indexed reads for ops and status), ``counters``
-(per-bucket totals kept with every write), ``http`` (what a media URL names and the HTTP
+(per-bucket totals kept with every write), ``references`` (the interface the owners of
+documents that use images implement, and their registry), ``http`` (what a media URL names and the HTTP
 decision, pure), ``route`` and ``frontdoor`` (answering it).
 Ops may use those lower-level modules; nothing else reads ``*.files`` or ``*.chunks``.
 """
@@ -36,12 +37,14 @@ from avenue.media.focal import FocalPoint, parse_focal_point
 from avenue.media.frontdoor import FrontDoor, front_door_of, install_front_door
 from avenue.media.images import Limits
 from avenue.media.indexes import ensure_indexes
-from avenue.media.library import DELETE_LEASE, Lease, Library, Restored, Trash, Trashed, listed
+from avenue.media.library import DELETE_LEASE, Claimant, Lease, Library, Restored, Trash, Trashed, listed
 from avenue.media.objects import UrlSigner, image_object, ref_object
 from avenue.media.originals import Upload
 from avenue.media.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.purge import enable as enable_purges
 from avenue.media.records import Document, Image, Stored
+from avenue.media.references import IN_BATCH, References, Referrers, referrers
+from avenue.media.references import init_app as register_referrers
 from avenue.media.route import bp, get_cache, init_app
 from avenue.media.scan import (
     VARIANT_PATHS,
@@ -54,7 +57,7 @@ __all__ = [
     "PURGE_OUTBOX", "enable_purges",
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP",
     "UPLOADS",
-    "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
+    "Claimant", "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
     # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.
     "FocalPoint", "parse_focal_point",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (trash.py).
@@ -62,6 +65,9 @@ __all__ = [
     # The media route, its WSGI front door and what they are given at start (route.py).
     "FrontDoor", "front_door_of", "install_front_door", "bp", "get_cache", "init_app",
     "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",
+    # Who refers to an image: each document owner's References, registered by the app
+    # factory and asked through one Referrers (references.py).
+    "IN_BATCH", "References", "Referrers", "referrers", "register_referrers",
     # The scanning API ops and status read a bucket with (avenue/media/scan.py).
     "VARIANT_PATHS", "has_chunk_index", "temp_image_counts",
     # Per-bucket counters kept with every write, and their reconciliation (counters.py).

@@ -13,10 +13,12 @@ the deleter sees the new reference (and keeps the image) or the adder sees the l
 deleter that crashed leaves a lease that lapses after :data:`DELETE_LEASE`.
 
 Claiming (:meth:`Library.claim`): uploads, or images of another bucket (temp images), are
-stored or copied into this bucket, the caller attaches them (its own reference write), and
-every attached image is then checked: one that a concurrent delete removed in between is
-brought in again from its source, which is still there because sources in another bucket
-are deleted only after that check. A crash at any point leaves either unreferenced files
+stored or copied into this bucket, the caller (a :class:`Claimant`) attaches them (its own
+reference write), and every attached image is then checked: one that a concurrent delete
+removed in between is brought in again from its source, which is still there because
+sources in another bucket are deleted only after that check, and the claimant repoints its
+reference at the new copy; if the reference write fails, the claimant releases what the
+claim created. A crash at any point leaves either unreferenced files
 (``gc`` collects them) or temp images that expire; never a reference to nothing.
 """
 
@@ -24,10 +26,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from time import monotonic, sleep
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bson import ObjectId
 from pymongo import DESCENDING
@@ -59,6 +61,22 @@ def listed(bucket: str) -> Listed:
 # The metadata an API may change on a stored original (everything else describes the bytes).
 SETTABLE = frozenset({"alt", "expires_at", "folder", "tags"})
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Claimant(Protocol[T_co]):
+    """The referrer's side of :meth:`Library.claim`: its own reference write, and what to do
+    with an image it claimed when that write fails or the image is deleted under it (the
+    three steps of the claim's write order, see the module docstring)."""
+
+    def attach(self, stored: list[Stored]) -> tuple[T_co, list[Image]]:
+        """Write the references to ``stored``: the result, and the images attached."""
+
+    def release(self, image: Image) -> object:
+        """Delete ``image``, created by the claim, if nothing refers to it (the write failed)."""
+
+    def repoint(self, old: Image, new: Image) -> None:
+        """Point the references this claim wrote to ``old`` (deleted meanwhile) at ``new``."""
 
 
 @dataclass(frozen=True)
@@ -316,20 +334,18 @@ class Library:
 
     # --- claiming ------------------------------------------------------------------------
 
-    def claim(self, sources: Sequence[Upload | Image], *,
-              attach: Callable[[list[Stored]], tuple[T, list[Image]]],
-              release: Callable[[Image], object], repoint: Callable[[Image, Image], None],
-              kind: str, owner: str | None = None,
-              limits: Limits | None = None) -> tuple[T, dict[ObjectId, Image]]:
-        """Bring ``sources`` into this bucket and let the caller attach them, safely.
+    def claim(self, sources: Sequence[Upload | Image], claimant: Claimant[T], *, kind: str,
+              owner: str | None = None, limits: Limits | None = None) -> tuple[T, dict[ObjectId, Image]]:
+        """Bring ``sources`` into this bucket and let ``claimant`` attach them, safely.
 
         ``sources`` are all uploads (stored here, all or nothing) or all images of another
-        bucket (copied here; deleted from there once attached). ``attach`` writes the
+        bucket (copied here; deleted from there once attached). ``claimant.attach`` writes the
         caller's references and returns its result and the images it attached; if it
-        raises, every image this call created is handed to ``release`` (the caller's "delete
-        if nothing refers to it") and the sources stay. Then each attached image that a
-        concurrent delete removed meanwhile is brought in again from its source and handed
-        to ``repoint(old, new)``. Returns ``attach``'s result and the replacements by old id.
+        raises, every image this call created is handed to ``claimant.release`` (the caller's
+        "delete if nothing refers to it") and the sources stay. Then each attached image that
+        a concurrent delete removed meanwhile is brought in again from its source and handed
+        to ``claimant.repoint(old, new)``. Returns ``attach``'s result and the replacements by
+        old id.
         """
         if all(isinstance(s, Upload) for s in sources):
             stored = self.store_many([s for s in sources if isinstance(s, Upload)], owner=owner,
@@ -337,11 +353,11 @@ class Library:
         else:
             stored = [self.bring(s, kind=kind, keep_source=True) for s in sources if isinstance(s, Image)]
         try:
-            result, attached = attach(stored)
+            result, attached = claimant.attach(stored)
         except BaseException:
             for item in stored:
                 if item.created:
-                    release(item.image)
+                    claimant.release(item.image)
             raise
         source_of = {item.image.id: source for item, source in zip(stored, sources, strict=True)}
         replaced: dict[ObjectId, Image] = {}
@@ -351,7 +367,7 @@ class Library:
                 if image.id in present:
                     continue
                 fresh = self._again(source_of[image.id], kind=kind, owner=owner, limits=limits)
-                repoint(image, fresh)
+                claimant.repoint(image, fresh)
                 replaced[image.id] = fresh
         for source in sources:
             if isinstance(source, Image):

@@ -29,6 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -57,11 +58,13 @@ from avenue.media import (
     ref_object,
 )
 from avenue.paging import Page, Window, fetch
+from avenue.shop.references import ProductReferences
 from avenue.status import product_counters, record_product_change
 
 SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_NAME_LENGTH = 200
 LOCAL_PREFIX = LEGACY_PREFIX
+T = TypeVar("T")
 RUN_IMPORT = "run `flask --app avenue import-legacy UPLOADS_DIR` first to move them into storage"
 
 
@@ -239,15 +242,24 @@ def _claimable(db: Database, raw_ids, owner: str, max_images: int) -> list[Image
     return [found[oid] for oid in ids if oid]
 
 
-def _repoint(db: Database, sku: str) -> Callable[[Image, Image], None]:
-    """Point the product's reference to ``old`` at ``new`` (see ``Library.claim``)."""
-    def repoint(old: Image, new: Image) -> None:
-        products(db).update_one({"sku": sku, "images.id": old.id}, {"$set": {"images.$": new.ref()}})
-    return repoint
+@dataclass(frozen=True)
+class _ProductClaim(Generic[T]):
+    """One product's side of ``Library.claim``: ``write`` attaches the claimed images; an
+    image created for a write that failed goes if nothing refers to it; an image deleted
+    under the claim is replaced on this product alone."""
 
+    db: Database
+    sku: str
+    write: Callable[[list[Stored]], tuple[T, list[Image]]]
 
-def _release(db: Database) -> Callable[[Image], object]:
-    return lambda image: delete_unreferenced(db, image.id)
+    def attach(self, stored: list[Stored]) -> tuple[T, list[Image]]:
+        return self.write(stored)
+
+    def release(self, image: Image) -> object:
+        return delete_unreferenced(self.db, image.id)
+
+    def repoint(self, old: Image, new: Image) -> None:
+        ProductReferences(self.db).repoint(old.id, new, within=self.sku)
 
 
 def create_product(db: Database, body: dict, *, owner: str, settings: Settings) -> dict:
@@ -277,9 +289,8 @@ def create_product(db: Database, body: dict, *, owner: str, settings: Settings) 
         record_product_change(db, None, doc)
         return doc, images
 
-    doc, replaced = product_images(db).claim(temps, attach=insert, release=_release(db),
-                                             repoint=_repoint(db, sku), kind="product", owner=owner,
-                                             limits=settings.limits)
+    doc, replaced = product_images(db).claim(temps, _ProductClaim(db, sku, insert), kind="product",
+                                             owner=owner, limits=settings.limits)
     return get_product(db, sku) if replaced else doc
 
 
@@ -392,8 +403,7 @@ def add_images(db: Database, sku: str, uploads: list[Upload], *, owner: str,
         return (updated, added), [image for image in images if image.id in added_ids]
 
     (updated, added), replaced = product_images(db).claim(
-        uploads, attach=push, release=_release(db), repoint=_repoint(db, sku), kind="product",
-        owner=owner, limits=settings.limits)
+        uploads, _ProductClaim(db, sku, push), kind="product", owner=owner, limits=settings.limits)
     if replaced:
         updated = get_product(db, sku)
         added = [replaced[ref["id"]].ref() if ref["id"] in replaced else ref for ref in added]

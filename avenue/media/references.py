@@ -1,0 +1,143 @@
+"""Who refers to an image: one owner per kind of document, asked through one small interface.
+
+Images are stored here; the documents that use them are not. Products belong to the shop
+(``avenue/shop/references.py``), pages to the builder (``avenue/builder/references.py``):
+each owner implements :class:`References` for its documents, the app factory registers them
+(``app.extensions``), and :func:`referrers` gives them, on a database, as one
+:class:`Referrers`. The status sweep and the ops commands (gc, fsck, placeholders, backup)
+ask it; none of them reads another package's documents or spells its collection's name.
+
+Every lookup by image id is one indexed query, and callers pass short lists (at most
+:data:`IN_BATCH` ids): an ``$in`` of thousands costs time quadratic in its length on the
+embedded SecantusDB. Walks over every document go by ``_id`` through one cursor, a batch at a
+time, never holding a set of every id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from bson import ObjectId
+from flask import Flask, current_app, has_app_context
+from pymongo.database import Database
+
+from avenue.media.records import Document, Image
+
+EXTENSION = "avenue.references"
+IN_BATCH = 50  # ids per lookup (SecantusDB: 1,000 ids cost 4 s in one $in, 0.4 s in 50s)
+
+
+class References(Protocol):
+    """The documents of one owner that refer to images of one bucket."""
+
+    @property
+    def kind(self) -> str:
+        """What the documents are called in reports (``products``, ``pages``)."""
+
+    @property
+    def bucket(self) -> str:
+        """The bucket whose images the documents refer to."""
+
+    @property
+    def collections(self) -> tuple[str, ...]:
+        """The collections this owner keeps (a backup dumps and restores them whole)."""
+
+    def users(self, image_ids: Sequence[ObjectId], *, text_ids: bool = False) -> dict[ObjectId, set[str]]:
+        """The names (sku, slug) of the documents referring to each of ``image_ids`` that any
+        document refers to, by one indexed query (``text_ids``: also references stored as the
+        id's string, as old documents may hold them)."""
+
+    def repoint(self, old: ObjectId, new: Image, *, within: str | None = None) -> int:
+        """Point the references to ``old`` at ``new`` (only in the document named ``within``,
+        when given); the number of documents changed."""
+
+    def drop(self, image_id: ObjectId) -> list[str]:
+        """Take every reference to ``image_id`` off the documents holding one; their names."""
+
+    def refresh(self, images: Sequence[Image]) -> int:
+        """Describe each of ``images`` (a batch) as it is now in the references that hold
+        another version of it: a replace in place switches the image first and its referrers
+        next, so a process that died in between left them on the earlier version. A
+        compare-and-set on the version each holds (a newer writer's own update is never
+        undone); the number of references changed."""
+
+    def fill_placeholder(self, image_id: ObjectId, placeholder: Mapping[str, str]) -> int:
+        """Give the references to ``image_id`` that have no placeholder this one; the number of
+        documents changed (0 for documents that keep no copy of it)."""
+
+    def lacking_placeholders(self, batch: int) -> Iterator[ObjectId]:
+        """The image ids of references without a placeholder, a cursor of ``batch`` documents
+        at a time (nothing for documents that keep no copy of it)."""
+
+    def walk(self, after: Any, batch: int) -> Iterator[dict[str, Any]]:
+        """Every document after ``_id`` ``after`` (None: from the first) by ``_id``, through one
+        cursor read ``batch`` documents at a time, as the owner's record of its references:
+        ``_id``, ``name`` and ``images`` (the entries as stored; a plain string is a legacy
+        path)."""
+
+
+class Referrers:
+    """Every owner of documents that refer to images, as registered by the app factory."""
+
+    def __init__(self, owners: Iterable[References] = ()) -> None:
+        self._owners: dict[str, References] = {}
+        for owner in owners:
+            self.register(owner)
+
+    def register(self, owner: References) -> None:
+        if owner.kind in self._owners:
+            raise ValueError(f"{owner.kind} already has an owner")
+        self._owners[owner.kind] = owner
+
+    def __iter__(self) -> Iterator[References]:
+        return iter(self._owners.values())
+
+    def of(self, kind: str) -> References:
+        """The owner of ``kind`` documents (``products``, ``pages``)."""
+        return self._owners[kind]
+
+    def of_bucket(self, bucket: str) -> list[References]:
+        """The owners whose documents refer to images of ``bucket``."""
+        return [owner for owner in self if owner.bucket == bucket]
+
+    def collections(self) -> tuple[str, ...]:
+        """Every collection the owners keep, in registration order."""
+        return tuple(name for owner in self for name in owner.collections)
+
+    def referenced(self, bucket: str, image_ids: Sequence[ObjectId]) -> set[ObjectId]:
+        """Which of ``image_ids`` (of ``bucket``) any owner's document refers to, asked
+        :data:`IN_BATCH` ids at a time."""
+        ids = list(dict.fromkeys(image_ids))
+        found: set[ObjectId] = set()
+        for owner in self.of_bucket(bucket):
+            for start in range(0, len(ids), IN_BATCH):
+                found.update(owner.users(ids[start:start + IN_BATCH]))
+        return found
+
+Owner = Callable[[Database[Document]], References]
+# The owners the last app built in this process registered: every app registers the same
+# ones, and code handed only a database (a background sweep, an ops function called from a
+# test) finds them here.
+_registered: list[tuple[Owner, ...]] = []
+
+
+def init_app(app: Flask, owners: Iterable[Owner]) -> None:
+    """Register the app's owners of referring documents, each built on a database when asked
+    (the factory calls this once; ops and tests hand functions other databases too)."""
+    app.extensions[EXTENSION] = tuple(owners)
+    _registered[:] = [app.extensions[EXTENSION]]
+
+
+def referrers(db: Database[Document], app: Flask | None = None) -> Referrers:
+    """The owners ``app`` registered (the current app's in an app context, else those the
+    last app built in this process registered), on ``db``."""
+    if app is None and has_app_context():
+        app = current_app
+    if app is not None:
+        owners: tuple[Owner, ...] = app.extensions[EXTENSION]
+    elif _registered:
+        owners = _registered[0]
+    else:
+        raise RuntimeError("no app has registered the owners of referring documents")
+    return Referrers(owner(db) for owner in owners)

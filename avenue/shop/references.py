@@ -1,0 +1,130 @@
+"""Products as referrers: the shop's answer to "which products use this image?".
+
+The shop owns ``shop_products``; nothing outside this package reads it. Everyone else who
+needs a product's references (the library's claim, the status sweep, gc, fsck, placeholders,
+backup) asks :class:`ProductReferences` through the registry the app factory fills
+(:mod:`avenue.media.references`). Every write here that changes a product's images is counted
+right after it (``record_product_change``), as the service's own writes are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from avenue.clock import now
+from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
+from avenue.ids import parse_object_id
+from avenue.media import PRODUCTS, Image
+from avenue.status import record_product_change
+
+ID_INDEX = [("_id", 1)]
+
+
+def _stored_id(entry: Any, text_ids: bool) -> Any:
+    """A reference's image id (as an ObjectId when stored as its string and ``text_ids``)."""
+    if not isinstance(entry, dict) or "id" not in entry:
+        return None
+    value = entry["id"]
+    return parse_object_id(value) if text_ids and isinstance(value, str) else value
+
+
+class ProductReferences:
+    """The images of the products bucket that products refer to (``images[].id``)."""
+
+    kind = "products"
+    bucket = PRODUCTS
+    collections = (PRODUCTS_COLLECTION,)
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @property
+    def _products(self) -> Collection:
+        return self.db[PRODUCTS_COLLECTION]
+
+    def users(self, image_ids: Sequence[ObjectId], *, text_ids: bool = False) -> dict[ObjectId, set[str]]:
+        wanted = list(dict.fromkeys(image_ids))
+        if not wanted:
+            return {}
+        asked = wanted + [str(i) for i in wanted] if text_ids else wanted
+        found: dict[ObjectId, set[str]] = {}
+        for product in self._products.find({"images.id": {"$in": asked}}, {"sku": 1, "images": 1}):
+            for entry in product.get("images") or []:
+                image_id = _stored_id(entry, text_ids)
+                if image_id in wanted:
+                    found.setdefault(image_id, set()).add(str(product.get("sku")))
+        return found
+
+    def repoint(self, old: ObjectId, new: Image, *, within: str | None = None) -> int:
+        query: dict[str, Any] = {"images.id": old} if within is None else {"sku": within, "images.id": old}
+        return self._products.update_many(query, {"$set": {"images.$": new.ref()}}).modified_count
+
+    def drop(self, image_id: ObjectId) -> list[str]:
+        changed: list[str] = []
+        for product in list(self._products.find({"images.id": image_id}, {"_id": 1})):
+            moment = now()
+            before = self._products.find_one_and_update(
+                {"_id": product["_id"], "images.id": image_id},
+                {"$pull": {"images": {"id": image_id}}, "$set": {"updated_at": moment}},
+                return_document=ReturnDocument.BEFORE)
+            if before is None:
+                continue  # changed meanwhile: the reference is gone already
+            # The document after the $pull, built from the one before it (the update is atomic).
+            after = {**before, "updated_at": moment,
+                     "images": [entry for entry in before.get("images") or []
+                                if not (isinstance(entry, dict) and entry.get("id") == image_id)]}
+            record_product_change(self.db, before, after)
+            changed.append(before["sku"])
+        return changed
+
+    def refresh(self, images: Sequence[Image]) -> int:
+        heads = {image.id: image for image in images}
+        if not heads:
+            return 0
+        repaired = 0
+        asked = list(heads) + [str(i) for i in heads]
+        for product in self._products.find({"images.id": {"$in": asked}}, {"images": 1}):
+            for entry in product.get("images") or []:
+                head = heads.get(_stored_id(entry, True))
+                if head is not None and (entry.get("version") or None) != (head.version or None):
+                    repaired += self._refresh_entry(product["_id"], entry, head)
+        return repaired
+
+    def _refresh_entry(self, product_id: Any, entry: dict[str, Any], head: Image) -> int:
+        """A compare-and-set on the version ``entry`` holds; the product's own fields on its
+        reference stay, what describes the bytes is the image's now."""
+        held = {"$elemMatch": {"id": entry["id"], "version": entry.get("version")}}
+        done = self._products.update_one({"_id": product_id, "images": held},
+                                         {"$set": {"images.$": {**entry, **head.ref()}}})
+        return done.modified_count
+
+    def fill_placeholder(self, image_id: ObjectId, placeholder: Mapping[str, str]) -> int:
+        result = self._products.update_many(
+            {"images": {"$elemMatch": {"id": image_id, "placeholder": {"$exists": False}}}},
+            {"$set": {"images.$.placeholder": dict(placeholder)}})
+        return result.modified_count
+
+    def lacking_placeholders(self, batch: int) -> Iterator[ObjectId]:
+        lagging = self._products.find({"images": {"$elemMatch": {"id": {"$exists": True},
+                                                                 "placeholder": {"$exists": False}}}},
+                                      {"images": 1}).batch_size(batch)
+        for product in lagging:
+            for entry in product.get("images") or []:
+                if isinstance(entry, dict) and "id" in entry and "placeholder" not in entry:
+                    yield entry["id"]
+
+    def walk(self, after: Any, batch: int) -> Iterator[dict[str, Any]]:
+        # The hint: SecantusDB's planner otherwise sorts the collection itself.
+        query = {} if after is None else {"_id": {"$gt": after}}
+        cursor = self._products.find(query, {"sku": 1, "images": 1}).sort("_id", 1).hint(ID_INDEX)
+        try:
+            for product in cursor.batch_size(batch):
+                yield {"_id": product["_id"], "name": product.get("sku"), "images": product.get("images")}
+        finally:
+            cursor.close()

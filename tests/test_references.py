@@ -1,0 +1,165 @@
+"""Who refers to an image: the shop's products and the builder's pages, through one interface."""
+
+from __future__ import annotations
+
+import pytest
+from bson import ObjectId
+
+from avenue.builder.references import PageReferences
+from avenue.clock import now
+from avenue.media import BUILDER, PRODUCTS, Image, Referrers, referrers
+from avenue.media.originals import store
+from avenue.shop.references import ProductReferences
+from avenue.status import product_counters
+from tests.helpers import image_bytes
+
+
+def stored(db, bucket: str = PRODUCTS, name: str = "good/png16.png") -> Image:
+    return Image.from_files_doc(bucket, store(db, bucket, image_bytes(name), filename="a.png").doc)
+
+
+def product(db, sku: str, *entries) -> None:
+    db.shop_products.insert_one({"sku": sku, "name": sku, "price": 1, "images": list(entries),
+                                 "created_at": now(), "updated_at": now()})
+
+
+def image_ids(db, sku: str) -> list:
+    return [entry["id"] for entry in db.shop_products.find_one({"sku": sku})["images"]]
+
+
+def page(db, slug: str, *media: ObjectId) -> None:
+    db.page_content.insert_one({"slug": slug, "title": slug, "published": True, "updated_at": now(),
+                                "blocks": [{"type": "image", "media_id": str(m)} for m in media],
+                                "media_ids": list(media)})
+
+
+def test_the_app_factory_registers_products_and_pages(app, db):
+    registry = referrers(db, app)
+    assert [owner.kind for owner in registry] == ["products", "pages"]
+    assert registry.collections() == ("shop_products", "page_content")
+    assert [owner.kind for owner in registry.of_bucket(PRODUCTS)] == ["products"]
+    assert [owner.kind for owner in registry.of_bucket(BUILDER)] == ["pages"]
+
+
+def test_an_owner_is_registered_once(db):
+    with pytest.raises(ValueError):
+        Referrers([ProductReferences(db), ProductReferences(db)])
+
+
+def test_products_name_the_skus_using_each_image_asked_about(db):
+    a, b, unused = ObjectId(), ObjectId(), ObjectId()
+    product(db, "one", {"id": a}, {"id": b}, "/uploads/legacy.jpg")
+    product(db, "two", {"id": a})
+    refs = ProductReferences(db)
+    assert refs.users([a, unused]) == {a: {"one", "two"}}
+    assert refs.users([]) == {}
+
+
+def test_products_find_references_stored_as_text_only_when_asked(db):
+    image_id = ObjectId()
+    product(db, "old", {"id": str(image_id)})
+    refs = ProductReferences(db)
+    assert refs.users([image_id]) == {}
+    assert refs.users([image_id], text_ids=True) == {image_id: {"old"}}
+
+
+def test_a_product_repoint_within_one_sku_leaves_the_others(db):
+    old, new = ObjectId(), stored(db)
+    product(db, "one", {"id": old})
+    product(db, "two", {"id": old})
+    assert ProductReferences(db).repoint(old, new, within="one") == 1
+    assert image_ids(db, "one") == [new.id]
+    assert image_ids(db, "two") == [old]
+    assert ProductReferences(db).repoint(old, new) == 1
+    assert image_ids(db, "two") == [new.id]
+    assert db.shop_products.find_one({"sku": "two"})["images"][0]["sha256"] == new.sha256
+
+
+def test_dropping_an_image_takes_it_off_every_product_and_counts_the_change(db):
+    gone, kept = ObjectId(), ObjectId()
+    product(db, "one", {"id": gone}, {"id": kept})
+    product(db, "two", {"id": gone})
+    before = product_counters(db)
+    assert sorted(ProductReferences(db).drop(gone)) == ["one", "two"]
+    assert db.shop_products.find_one({"sku": "one"})["images"] == [{"id": kept}]
+    assert db.shop_products.find_one({"sku": "two"})["images"] == []
+    after = product_counters(db)
+    assert after["references"] - before["references"] == -2
+    assert after["with_images"] - before["with_images"] == -1
+
+
+def test_refresh_points_a_reference_on_another_version_at_the_image_as_it_is(db):
+    image = stored(db)
+    head = Image(**{**image.__dict__, "version": "v2"})
+    product(db, "stale", {**image.ref(), "alt": "kept"})
+    product(db, "fresh", head.ref())
+    assert ProductReferences(db).refresh([head]) == 1
+    entry = db.shop_products.find_one({"sku": "stale"})["images"][0]
+    assert entry["version"] == "v2" and entry["alt"] == "kept"
+    assert ProductReferences(db).refresh([head]) == 0
+
+
+def test_placeholders_are_filled_in_where_a_reference_lacks_one(db):
+    image_id, other = ObjectId(), ObjectId()
+    product(db, "one", {"id": image_id}, {"id": other, "placeholder": {"blurhash": "x", "color": "#000"}})
+    refs = ProductReferences(db)
+    assert list(refs.lacking_placeholders(10)) == [image_id]
+    assert refs.fill_placeholder(image_id, {"blurhash": "y", "color": "#fff"}) == 1
+    assert list(refs.lacking_placeholders(10)) == []
+    assert refs.fill_placeholder(image_id, {"blurhash": "z", "color": "#fff"}) == 0
+
+
+def test_walking_products_goes_by_id_after_the_one_given(db):
+    for sku in ("a", "b", "c"):
+        product(db, sku, "/uploads/x.jpg")
+    walked = list(ProductReferences(db).walk(None, 2))
+    assert [doc["name"] for doc in walked] == ["a", "b", "c"]
+    assert walked[0]["images"] == ["/uploads/x.jpg"]
+    assert [doc["name"] for doc in ProductReferences(db).walk(walked[0]["_id"], 1)] == ["b", "c"]
+
+
+def test_pages_name_the_slugs_using_each_media_asked_about(db):
+    a, b = ObjectId(), ObjectId()
+    page(db, "home", a, b)
+    page(db, "about", a)
+    assert PageReferences(db).users([a, b, ObjectId()]) == {a: {"home", "about"}, b: {"home"}}
+
+
+def test_a_page_repoint_rewrites_its_blocks_and_media_ids_together(db):
+    old, kept = ObjectId(), ObjectId()
+    new = stored(db, BUILDER)
+    page(db, "home", old, kept, old)
+    assert PageReferences(db).repoint(old, new) == 1
+    doc = db.page_content.find_one({"slug": "home"})
+    assert [block["media_id"] for block in doc["blocks"]] == [str(new.id), str(kept), str(new.id)]
+    assert doc["media_ids"] == [new.id, kept]
+    assert PageReferences(db).repoint(old, new) == 0
+
+
+def test_dropping_media_removes_its_blocks_from_every_page(db):
+    gone, kept = ObjectId(), ObjectId()
+    page(db, "home", gone, kept)
+    page(db, "about", gone)
+    assert PageReferences(db).drop(gone) == ["about", "home"]
+    doc = db.page_content.find_one({"slug": "home"})
+    assert [block["media_id"] for block in doc["blocks"]] == [str(kept)] and doc["media_ids"] == [kept]
+    assert PageReferences(db).users([gone]) == {}
+
+
+def test_pages_keep_no_copy_of_an_image_to_refresh(db):
+    media = stored(db, BUILDER)
+    page(db, "home", media.id)
+    refs = PageReferences(db)
+    assert refs.refresh([media]) == 0
+    assert refs.fill_placeholder(media.id, {"blurhash": "x", "color": "#000"}) == 0
+    assert list(refs.lacking_placeholders(10)) == []
+    assert [doc["images"] for doc in refs.walk(None, 10)] == [[{"id": media.id}]]
+
+
+def test_the_registry_answers_which_images_any_owner_refers_to_in_short_batches(db):
+    ids = [ObjectId() for _ in range(120)]
+    product(db, "many", *({"id": i} for i in ids[::2]))
+    page(db, "home", ids[1])
+    registry = Referrers([ProductReferences(db), PageReferences(db)])
+    assert registry.referenced(PRODUCTS, ids) == set(ids[::2])
+    assert registry.referenced(BUILDER, ids) == {ids[1]}
