@@ -446,6 +446,7 @@ def test_the_products_total_is_counted_until_the_counters_are_reconciled_then_ke
     """Products loaded behind the app's back (a shop's old collection) are not in the
     counters kept with every write: the list counts them until a reconciliation has, then
     answers the kept figure."""
+    from avenue.shop.references import ProductReferences
     from avenue.status.counters import recount_products
 
     load_legacy(db)
@@ -455,11 +456,11 @@ def test_the_products_total_is_counted_until_the_counters_are_reconciled_then_ke
         return body["total"], body["total_exact"]
 
     assert total() == (8, True)  # counted
-    recount_products(db, "shop_products", batch=5)
+    recount_products(db, ProductReferences(db), batch=5)
     assert total() == (8, True)  # kept
     db.shop_products.insert_one({"sku": "ZZ-BEHIND", "name": "x", "images": []})
     assert total() == (8, True)  # the kept figure, until the next reconciliation
-    recount_products(db, "shop_products", batch=5)
+    recount_products(db, ProductReferences(db), batch=5)
     assert total() == (9, True)
 
 

@@ -10,7 +10,8 @@ and variants written, moved and deleted in a crash-safe order), ``cache`` / ``in
 (per-bucket totals kept with every write), ``references`` (the interface the owners of
 documents that use images implement, and their registry), ``http`` (what a media URL names and the HTTP
 decision, pure), ``route`` and ``frontdoor`` (answering it).
-Ops may use those lower-level modules; nothing else reads ``*.files`` or ``*.chunks``.
+Ops may use those lower-level modules (``scan`` above all, exported as such); nothing else
+reads ``*.files`` or ``*.chunks``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+# ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
+from avenue.media import scan
 from avenue.media.buckets import (
     ALIASES,
     BUCKETS,
@@ -49,8 +52,13 @@ from avenue.media.route import bp, get_cache, init_app
 from avenue.media.scan import (
     VARIANT_PATHS,
     has_chunk_index,
+    originals_lacking,
+    originals_newest_first,
     temp_image_counts,
 )
+from avenue.media.scan import existing_ids as existing_files
+from avenue.media.scan import file as file_doc
+from avenue.media.scan import set_metadata as set_file_metadata
 from avenue.media.trash import LISTED as TRASH_LIST
 
 __all__ = [
@@ -69,7 +77,8 @@ __all__ = [
     # factory and asked through one Referrers (references.py).
     "IN_BATCH", "References", "Referrers", "referrers", "register_referrers",
     # The scanning API ops and status read a bucket with (avenue/media/scan.py).
-    "VARIANT_PATHS", "has_chunk_index", "temp_image_counts",
+    "VARIANT_PATHS", "existing_files", "file_doc", "has_chunk_index", "originals_lacking",
+    "originals_newest_first", "scan", "set_file_metadata", "temp_image_counts",
     # Per-bucket counters kept with every write, and their reconciliation (counters.py).
     "media_counters", "recount_bucket",
     # The library's per-folder and per-tag counts, kept with every write (facets.py).

@@ -1,4 +1,5 @@
-"""Small reads of a bucket for ops and status, each answered by an index.
+"""Reads of a bucket for ops and status, each answered by an index, and the few writes they
+make to files documents: the only way code outside the media package reaches ``*.files``.
 
 Nothing here reads a whole bucket: the totals are counters kept with every write
 (:mod:`avenue.media.counters`), and the status sweep (``avenue/status/sweep.py``) reads in
@@ -9,12 +10,16 @@ embedded SecantusDB, so callers keep theirs short.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from pymongo.database import Database
 
-from avenue.media.buckets import TEMP
+from avenue.media.buckets import STORED, TEMP
 from avenue.media.records import Document
+from avenue.media.references import IN_BATCH
 from avenue.media.variants import CONTENT_TYPES, VARIANT_NAMES
+from avenue.paging import after_ranges
 
 CHUNK_INDEX = [("files_id", 1), ("n", 1)]
 # Exact paths of every variant id an original can list (a projection cannot use wildcards).
@@ -36,3 +41,215 @@ def has_chunk_index(db: Database[Document], bucket: str) -> bool:
         if [(name, int(direction)) for name, direction in info["key"]] == CHUNK_INDEX:
             return True
     return False
+
+
+# --- files documents, for the status sweep and ops ------------------------------------------
+
+ORIGINALS = {"metadata.role": "original"}
+# The originals newest first: the ``role_newest`` index holds exactly this (role equality,
+# then the sort), so a walk needs no sort of its own on mongod.
+NEWEST_FIRST = [("uploadDate", -1), ("_id", -1)]
+
+
+def file(db: Database[Document], bucket: str, file_id: Any,
+         projection: Mapping[str, Any] | None = None) -> Document | None:
+    """One files document by ``_id`` (an original or a variant), or None."""
+    return db[f"{bucket}.files"].find_one({"_id": file_id}, projection)
+
+
+def existing_ids(db: Database[Document], bucket: str, ids: Iterable[Any]) -> set[Any]:
+    """Which of ``ids`` name a files document of ``bucket``: ``$in`` lookups on ``_id`` of at
+    most :data:`IN_BATCH` ids each."""
+    wanted = list(dict.fromkeys(ids))
+    found: set[Any] = set()
+    files = db[f"{bucket}.files"]
+    for start in range(0, len(wanted), IN_BATCH):
+        part = wanted[start:start + IN_BATCH]
+        found.update(doc["_id"] for doc in files.find({"_id": {"$in": part}}, {"_id": 1}))
+    return found
+
+
+def originals_newest_first(db: Database[Document], bucket: str, after: list[Any] | None,
+                           batch: int) -> Iterator[Document]:
+    """The bucket's originals newest first, after ``[uploadDate, _id]`` ``after`` (None: from
+    the newest), through one cursor per range read ``batch`` at a time, closed however the
+    caller stops."""
+    ranges: list[dict[str, Any]] = [{}] if after is None else after_ranges(NEWEST_FIRST, after)
+    files = db[f"{bucket}.files"]
+    for branch in ranges:
+        cursor = files.find({**ORIGINALS, **branch}).sort(NEWEST_FIRST).batch_size(batch)
+        try:
+            yield from cursor
+        finally:
+            cursor.close()
+
+
+def originals_lacking(db: Database[Document], bucket: str, field: str, after: Any, limit: int,
+                      projection: Mapping[str, Any]) -> list[Document]:
+    """At most ``limit`` originals without ``metadata.<field>``, by ``_id`` after ``after`` (a
+    keyset: a rerun starts over cheaply, done ones no longer match)."""
+    query: dict[str, Any] = {**ORIGINALS, f"metadata.{field}": {"$exists": False}}
+    if after is not None:
+        query["_id"] = {"$gt": after}
+    return list(db[f"{bucket}.files"].find(query, projection).sort("_id", 1).limit(limit))
+
+
+def set_metadata(db: Database[Document], bucket: str, file_id: Any, fields: Mapping[str, Any]) -> None:
+    """Set ``metadata.<name>`` of one files document for each of ``fields`` (what describes
+    the bytes and is computed later, like a placeholder; the API's fields go through
+    ``Library.set_metadata``)."""
+    db[f"{bucket}.files"].update_one({"_id": file_id},
+                                     {"$set": {f"metadata.{name}": value for name, value in fields.items()}})
+
+
+def gridfs_collections(bucket: str) -> tuple[str, str]:
+    """The names of a bucket's files and chunks collections (what a restore writes to)."""
+    return f"{bucket}.files", f"{bucket}.chunks"
+
+
+def has_file(db: Database[Document], bucket: str, file_id: Any) -> bool:
+    """Whether ``file_id`` names a files document of ``bucket`` (a lookup on ``_id``)."""
+    return db[f"{bucket}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None
+
+
+def files_by_id(db: Database[Document], bucket: str, ids: Iterable[Any],
+                projection: Mapping[str, Any] | None = None) -> dict[Any, Document]:
+    """The files documents among ``ids`` that exist, by id (one ``$in`` on ``_id``: callers
+    pass a batch)."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return {}
+    return {doc["_id"]: doc for doc in db[f"{bucket}.files"].find({"_id": {"$in": wanted}}, projection)}
+
+
+def count_files(db: Database[Document], bucket: str, *, estimated: bool = False) -> int:
+    """How many files documents ``bucket`` holds (``estimated``: from the collection's
+    metadata, no count at all)."""
+    files = db[f"{bucket}.files"]
+    return files.estimated_document_count() if estimated else files.count_documents({})
+
+
+def walk_files(db: Database[Document], bucket: str, query: Mapping[str, Any] | None = None, *,
+               after: Any = None, projection: Mapping[str, Any] | None = None,
+               batch: int = 500) -> Iterator[Document]:
+    """Files documents matching ``query`` by ``_id`` (after ``after``, when given), through
+    one cursor read ``batch`` at a time, closed however the caller stops."""
+    selector = dict(query or {})
+    if after is not None:
+        selector["_id"] = {"$gt": after}
+    cursor = db[f"{bucket}.files"].find(selector, projection).sort("_id", 1).batch_size(batch)
+    try:
+        yield from cursor
+    finally:
+        cursor.close()
+
+
+def expired_originals(db: Database[Document], bucket: str, moment: dt.datetime) -> list[Document]:
+    """The originals whose ``metadata.expires_at`` is before ``moment`` (the expiry index)."""
+    return list(db[f"{bucket}.files"].find({**ORIGINALS, "metadata.expires_at": {"$lt": moment}}))
+
+
+def originals_without_expiry(db: Database[Document], bucket: str) -> list[Document]:
+    """The originals with no ``metadata.expires_at`` (in a bucket whose originals all expire)."""
+    return list(db[f"{bucket}.files"].find({**ORIGINALS, "metadata.expires_at": None}))
+
+
+def set_length(db: Database[Document], bucket: str, file_id: Any, length: int) -> None:
+    """Correct a files document's ``length`` to what its chunks hold (``fsck --repair``)."""
+    db[f"{bucket}.files"].update_one({"_id": file_id}, {"$set": {"length": length}})
+
+
+def missing_indexes(db: Database[Document]) -> list[dict[str, str]]:
+    """The unique indexes GridFS readers and the dedupe need that a bucket lacks, one entry
+    per collection: ``{files_id: 1, n: 1}`` on the chunks, ``{metadata.key: 1}`` on the files."""
+    required = (("chunks", CHUNK_INDEX, "{files_id: 1, n: 1} unique"),
+                ("files", [("metadata.key", 1)], "{metadata.key: 1} unique"))
+    problems = []
+    for bucket in STORED:
+        for part, keys, label in required:
+            collection = db[f"{bucket}.{part}"]
+            present = any(
+                [(name, int(direction)) for name, direction in info["key"]] == keys and info.get("unique")
+                for info in collection.index_information().values())
+            if not present:
+                problems.append({"collection": collection.name, "index": label, "detail": "missing"})
+    return problems
+
+
+# --- chunks -------------------------------------------------------------------------------
+
+
+def chunks_of(db: Database[Document], bucket: str, file_ids: list[Any]) -> Iterator[Document]:
+    """The chunks of ``file_ids`` (a batch in ``_id`` order) as ``files_id``, ``n``, ``data``,
+    sorted like the batch on the ``{files_id, n}`` index, a few at a time (each file's chunks
+    follow the previous file's, so a caller consumes them in step), the cursor closed however
+    the caller stops."""
+    cursor = (db[f"{bucket}.chunks"].find({"files_id": {"$in": file_ids}},
+                                          {"_id": 0, "files_id": 1, "n": 1, "data": 1})
+              .sort([("files_id", 1), ("n", 1)]).batch_size(4))
+    try:
+        yield from cursor
+    finally:
+        cursor.close()
+
+
+def chunk_stats(db: Database[Document], bucket: str, file_ids: list[Any]) -> dict[Any, Document]:
+    """Per file of ``file_ids`` (a batch) that has chunks: their ``count`` and the ``first``
+    and ``last`` chunk numbers (one aggregation)."""
+    return {row["_id"]: row for row in db[f"{bucket}.chunks"].aggregate([
+        {"$match": {"files_id": {"$in": file_ids}}},
+        {"$group": {"_id": "$files_id", "count": {"$sum": 1}, "first": {"$min": "$n"},
+                    "last": {"$max": "$n"}}},
+    ])}
+
+
+def chunk_owners(db: Database[Document], bucket: str) -> Iterator[Any]:
+    """Every ``files_id`` the bucket's chunks name, once each, in order. Sorted on the
+    ``{files_id, n}`` index and grouped by ``files_id`` alone: mongod answers this from the
+    index (a DISTINCT_SCAN) without reading the chunks' data."""
+    groups = db[f"{bucket}.chunks"].aggregate([{"$sort": {"files_id": 1}}, {"$group": {"_id": "$files_id"}}],
+                                              allowDiskUse=True)
+    for group in groups:
+        yield group["_id"]
+
+
+def chunk_totals(db: Database[Document], bucket: str, file_id: Any) -> tuple[int, int]:
+    """The bytes and the number of the chunks named ``file_id`` (read a few at a time)."""
+    size = count = 0
+    for chunk in db[f"{bucket}.chunks"].find({"files_id": file_id}, {"_id": 0, "data": 1}).batch_size(4):
+        size += len(chunk["data"])
+        count += 1
+    return size, count
+
+
+def delete_orphan_chunks(db: Database[Document], bucket: str, file_id: Any) -> bool:
+    """Delete the chunks named ``file_id`` if no files document has that id; checked right
+    before the delete, so the chunks of a file completed meanwhile are never deleted."""
+    if has_file(db, bucket, file_id):
+        return False
+    db[f"{bucket}.chunks"].delete_many({"files_id": file_id})
+    return True
+
+
+# --- a restore's writes (avenue/ops/backup.py), in the upload's order ---------------------
+
+
+def insert_chunks(db: Database[Document], bucket: str, chunks: list[Document]) -> None:
+    """Write one batch of chunks (in order)."""
+    db[f"{bucket}.chunks"].insert_many(chunks, ordered=True)
+
+
+def delete_chunks(db: Database[Document], bucket: str, chunks_id: Any) -> None:
+    """Delete every chunk named ``chunks_id`` (leftovers, or chunks that failed their check)."""
+    db[f"{bucket}.chunks"].delete_many({"files_id": chunks_id})
+
+
+def rename_chunks(db: Database[Document], bucket: str, chunks_id: Any, file_id: Any) -> None:
+    """Give the chunks written under a temporary id their file's id."""
+    db[f"{bucket}.chunks"].update_many({"files_id": chunks_id}, {"$set": {"files_id": file_id}})
+
+
+def insert_file(db: Database[Document], bucket: str, doc: Document) -> None:
+    """Write a files document (last, after its chunks: a reader never sees a half file);
+    ``DuplicateKeyError`` when another file holds its id or unique key."""
+    db[f"{bucket}.files"].insert_one(doc)

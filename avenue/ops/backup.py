@@ -9,8 +9,9 @@ writes them back chunk by chunk, so memory stays constant whatever the sizes):
   JSON, so ids, dates and number types survive, and the sha256 of exactly the bytes
   written). Coming after the bytes, the entry can carry their hash without a second read;
   restore writes the chunks first and the files document last, as uploads do;
-- ``collections/<name>.jsonl`` for ``shop_products``, ``page_content``, ``legacy_paths`` and
-  ``users`` (extended JSON, one document a line);
+- ``collections/<name>.jsonl`` for every collection the owners of referring documents keep
+  (``shop_products``, ``page_content``: each owner names its own, avenue/media/references.py),
+  then ``legacy_paths`` and ``users`` (extended JSON, one document a line);
 - ``counts.json``: what was written. Restore refuses an archive without it (truncated).
 
 Users are saved without their password hash unless asked (``include_password_hashes``) and
@@ -41,12 +42,13 @@ from avenue import db as database
 from avenue.clock import now
 from avenue.db import shard_key
 from avenue.errors import AvenueError, Conflict
-from avenue.media import BUCKETS, STORED, TRASH, ensure_indexes, storage
+from avenue.media import BUCKETS, STORED, TRASH, ensure_indexes, referrers, scan, storage
 from avenue.media.records import own_sha256
 
 FORMAT = "avenue-backup"
 VERSION = 1
-COLLECTIONS = ("shop_products", "page_content", "legacy_paths", "users")
+# After the owners' collections (see collections()): the import's records and the accounts.
+OWN_COLLECTIONS = (database.LEGACY_PATHS, database.USERS)
 SECRET_USER_FIELDS = ("password_hash",)
 # Never saved: a restored user gets a fresh epoch, so no session from before the restore
 # (one that was ended after the backup was taken, say) comes back to life.
@@ -56,6 +58,12 @@ SPOOL_BYTES = 8 * 1024 * 1024  # collection files are spooled to disk beyond thi
 INSERT_BATCH = 32  # chunks per insert while restoring (~8 MB)
 
 Progress = Callable[[str, int, int], None]
+
+
+def collections(db: Database) -> tuple[str, ...]:
+    """The collections a backup saves and a restore writes, in order: those the registered
+    owners of referring documents keep (products, pages), then :data:`OWN_COLLECTIONS`."""
+    return (*referrers(db).collections(), *OWN_COLLECTIONS)
 
 
 class ArchiveError(AvenueError):
@@ -164,11 +172,12 @@ def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False
     """Write the archive (see the module doc) to the binary stream ``out``."""
     progress = progress or (lambda phase, done, total: None)
     report = BackupReport(db.name)
-    expected_files = {bucket: db[f"{bucket}.files"].count_documents({}) for bucket in STORED}
-    expected_docs = {name: db[name].count_documents({}) for name in COLLECTIONS}
+    expected_files = {bucket: scan.count_files(db, bucket) for bucket in STORED}
+    saved = collections(db)
+    expected_docs = {name: db[name].count_documents({}) for name in saved}
     manifest = {
         "format": FORMAT, "version": VERSION, "created_at": now().isoformat(),
-        "database": db.name, "buckets": {**BUCKETS, "trash": TRASH}, "collections": list(COLLECTIONS),
+        "database": db.name, "buckets": {**BUCKETS, "trash": TRASH}, "collections": list(saved),
         "expected": {"files": expected_files, "documents": expected_docs},
         "users": "with password hashes" if include_password_hashes else "without password hashes",
         "api_tokens": "not included",
@@ -181,11 +190,11 @@ def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False
         for bucket in STORED:  # the trash too: what is restorable now stays restorable
             report.files[bucket] = report.bytes[bucket] = 0
             # Small batches: the cursor must not sit idle (and time out) while big files stream.
-            for doc in db[f"{bucket}.files"].find().sort("_id", 1).batch_size(16):
+            for doc in scan.walk_files(db, bucket, batch=16):
                 _backup_file(db, tar, bucket, doc, report)
                 done += 1
                 progress("Backing up files", done, max(total, done))
-        for name in COLLECTIONS:
+        for name in saved:
             report.documents[name] = _backup_collection(db, tar, name, include_password_hashes)
         counts = {"files": report.files, "bytes": report.bytes, "documents": report.documents,
                   "incomplete": report.incomplete}
@@ -269,8 +278,8 @@ class RestoreReport:
 
 def occupied(db: Database) -> dict[str, int]:
     """The collections a restore would write to that already hold documents."""
-    names = [f"{bucket}.{part}" for bucket in STORED for part in ("files", "chunks")]
-    counts = {name: db[name].estimated_document_count() for name in [*names, *COLLECTIONS]}
+    names = [name for bucket in STORED for name in scan.gridfs_collections(bucket)]
+    counts = {name: db[name].estimated_document_count() for name in [*names, *collections(db)]}
     return {name: count for name, count in counts.items() if count}
 
 
@@ -346,10 +355,9 @@ class _Restorer:
         file_id = _loads(headers["avenue.id"])
         chunk_size = int(headers["avenue.chunk_size"])
         chunks_id = file_id
-        if self.db[f"{bucket}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None:
+        if scan.has_file(self.db, bucket, file_id):
             chunks_id = ObjectId()  # --force: keep the existing file until this one is verified
-        chunks = self.db[f"{bucket}.chunks"]
-        chunks.delete_many({"files_id": chunks_id})  # leftovers of an earlier, interrupted restore
+        scan.delete_chunks(self.db, bucket, chunks_id)  # leftovers of an earlier, interrupted restore
         # Pending from the first chunk on, so a damaged or truncated archive leaves no chunks behind.
         self.pending = _Pending(bucket, file_id, chunks_id, 0, "")
         digest = sha256()
@@ -365,16 +373,16 @@ class _Restorer:
             batch.append({"files_id": chunks_id, "n": n, "data": data})
             n += 1
             if len(batch) == INSERT_BATCH:
-                chunks.insert_many(batch, ordered=True)
+                scan.insert_chunks(self.db, bucket, batch)
                 batch = []
         if batch:
-            chunks.insert_many(batch, ordered=True)
+            scan.insert_chunks(self.db, bucket, batch)
         self.pending.length, self.pending.sha256 = length, digest.hexdigest()
 
     def _abandon_pending(self, reason: str) -> None:
         if self.pending is not None:
             pending, self.pending = self.pending, None
-            self.db[f"{pending.bucket}.chunks"].delete_many({"files_id": pending.chunks_id})
+            scan.delete_chunks(self.db, pending.bucket, pending.chunks_id)
             self.report.failures.append({"bucket": pending.bucket, "id": str(pending.file_id),
                                          "error": reason})
 
@@ -388,8 +396,6 @@ class _Restorer:
             self.report.failures.append({"bucket": entry.get("bucket"), "id": str(doc.get("_id")),
                                          "error": "files entry without bytes"})
             return
-        chunks = self.db[f"{pending.bucket}.chunks"]
-        files = self.db[f"{pending.bucket}.files"]
         self.entries[pending.bucket] = self.entries.get(pending.bucket, 0) + 1
         problem = None
         if not entry.get("complete", False):
@@ -398,17 +404,18 @@ class _Restorer:
             problem = (f"the bytes in the archive hash to {pending.sha256} ({pending.length} bytes), "
                        f"the backup recorded {entry['sha256']} ({doc['length']} bytes)")
         if problem is not None:
-            chunks.delete_many({"files_id": pending.chunks_id})
+            scan.delete_chunks(self.db, pending.bucket, pending.chunks_id)
             self.report.failures.append({"bucket": pending.bucket, "id": str(doc["_id"]), "error": problem})
             self._step()
             return
         if pending.chunks_id != pending.file_id:
             storage.delete_file(self.db, pending.bucket, pending.file_id)
-            chunks.update_many({"files_id": pending.chunks_id}, {"$set": {"files_id": pending.file_id}})
+            scan.rename_chunks(self.db, pending.bucket, pending.chunks_id, pending.file_id)
         try:
-            files.insert_one(doc)  # last, as uploads do: a reader never sees a half file
+            # Last, as uploads do: a reader never sees a half file.
+            scan.insert_file(self.db, pending.bucket, doc)
         except DuplicateKeyError as error:
-            chunks.delete_many({"files_id": pending.file_id})
+            scan.delete_chunks(self.db, pending.bucket, pending.file_id)
             self.report.conflicts.append({
                 "bucket": pending.bucket, "id": str(doc["_id"]),
                 "error": f"another file holds the same unique key: {error.details}"})
@@ -422,7 +429,7 @@ class _Restorer:
         self.progress("Restoring files", self.done, max(self.expected_files, self.done))
 
     def _restore_collection(self, name: str, stream) -> None:
-        if name not in COLLECTIONS:
+        if name not in collections(self.db):
             self.report.failures.append({"collection": name, "error": "not a collection restore writes"})
             return
         collection = self.db[name]

@@ -34,7 +34,7 @@ from pymongo.errors import PyMongoError
 from avenue import audit
 from avenue import db as database
 from avenue.errors import AvenueError
-from avenue.media import STORED, ensure_indexes, storage
+from avenue.media import STORED, Referrers, ensure_indexes, referrers, scan, storage
 from avenue.media.invalidation import invalidate
 from avenue.media.originals import delete_image, variant_ids
 from avenue.media.records import own_sha256
@@ -42,10 +42,6 @@ from avenue.media.regenerate import regenerate_variants
 
 Progress = Callable[[str, int, int], None]
 
-REQUIRED_INDEXES = {
-    "chunks": ([("files_id", 1), ("n", 1)], "{files_id: 1, n: 1} unique"),
-    "files": ([("metadata.key", 1)], "{metadata.key: 1} unique"),
-}
 # Problems that mean the file's bytes are damaged (as opposed to a missing link).
 DAMAGE = {"missing_chunks", "duplicate_chunk", "short_chunk", "length_mismatch", "sha256_mismatch"}
 
@@ -155,15 +151,11 @@ def _check_batch(db: Database, bucket: str, docs: list[dict]) -> list[_Finding]:
     streamed read of all their chunks, one lookup of the variants' originals, one of the
     originals' listed variants. (One file at a time took two round trips per file: 4.8 ms a
     file on the embedded database, 80 minutes for a million; over a network, worse.)"""
-    files, chunks = db[f"{bucket}.files"], db[f"{bucket}.chunks"]
     # Sorted like the batch ({files_id, n} index): each file's chunks follow the previous
     # file's, so the stream is consumed in step, a few chunks in memory at a time.
-    cursor = (chunks.find({"files_id": {"$in": [doc["_id"] for doc in docs]}},
-                          {"_id": 0, "files_id": 1, "n": 1, "data": 1})
-              .sort([("files_id", 1), ("n", 1)]).batch_size(4))
+    stream = scan.chunks_of(db, bucket, [doc["_id"] for doc in docs])
     findings: list[_Finding] = []
     try:
-        stream = iter(cursor)
         pending = next(stream, None)
 
         def own(file_id: Any) -> Iterator[dict]:
@@ -175,12 +167,12 @@ def _check_batch(db: Database, bucket: str, docs: list[dict]) -> list[_Finding]:
         for doc in docs:
             findings.append(_check_bytes(bucket, doc, own(doc["_id"])))
     finally:
-        cursor.close()
+        stream.close()
     named = {(f.doc.get("metadata") or {}).get("original_id") for f in findings if f.role == "variant"}
-    originals = {doc["_id"] for doc in files.find({"_id": {"$in": list(named)},
-                                                    "metadata.role": "original"}, {"_id": 1})}
+    originals = {file_id for file_id, doc in scan.files_by_id(db, bucket, named, {"metadata.role": 1}).items()
+                 if (doc.get("metadata") or {}).get("role") == "original"}
     listed = [vid for f in findings if f.role == "original" for vid in variant_ids(f.doc)]
-    present = {doc["_id"] for doc in files.find({"_id": {"$in": listed}}, {"_id": 1})} if listed else set()
+    present = set(scan.files_by_id(db, bucket, listed, {"_id": 1}))
     for finding in findings:
         meta = finding.doc.get("metadata") or {}
         if finding.role == "variant" and meta.get("original_id") not in originals:
@@ -200,17 +192,7 @@ def _check_batch(db: Database, bucket: str, docs: list[dict]) -> list[_Finding]:
 
 
 def _check_indexes(db: Database) -> list[dict]:
-    problems = []
-    for bucket in STORED:
-        for part, (keys, label) in REQUIRED_INDEXES.items():
-            collection = db[f"{bucket}.{part}"]
-            present = any(
-                [(name, int(direction)) for name, direction in info["key"]] == keys and info.get("unique")
-                for info in collection.index_information().values()
-            )
-            if not present:
-                problems.append({"collection": collection.name, "index": label, "detail": "missing"})
-    return problems
+    return scan.missing_indexes(db)
 
 
 CHECKPOINTS = "ops_checkpoints"
@@ -242,7 +224,7 @@ def check(db: Database, *, progress: Progress | None = None, since: dt.datetime 
     progress = progress or (lambda phase, done, total: None)
     report = FsckReport(repair=False)
     start = checkpoint(db) if resume else None
-    total = sum(db[f"{bucket}.files"].estimated_document_count() for bucket in STORED)
+    total = sum(scan.count_files(db, bucket, estimated=True) for bucket in STORED)
     buckets = list(STORED)  # the trash's files too: restoring them must give intact images
     if start is not None and start.get("bucket") in buckets:
         buckets = buckets[buckets.index(start["bucket"]):]
@@ -262,14 +244,11 @@ def check(db: Database, *, progress: Progress | None = None, since: dt.datetime 
         progress("Checking files", report.files_checked, max(total, report.files_checked))
 
     for bucket in buckets:
-        query: dict = {}
-        if start is not None and bucket == start.get("bucket"):
-            query["_id"] = {"$gt": start["last_id"]}
-        if since is not None:
-            query["uploadDate"] = {"$gte": since}
+        after = start["last_id"] if start is not None and bucket == start.get("bucket") else None
+        query = {"uploadDate": {"$gte": since}} if since is not None else {}
         group: list[dict] = []
         size = 0
-        cursor = db[f"{bucket}.files"].find(query).sort("_id", 1).batch_size(BATCH)
+        cursor = scan.walk_files(db, bucket, query, after=after, batch=BATCH)
         try:
             for doc in cursor:
                 group.append(doc)
@@ -286,15 +265,13 @@ def check(db: Database, *, progress: Progress | None = None, since: dt.datetime 
     return report
 
 
-def _users_of(db: Database, file_id) -> dict:
-    """The documents that reference an original (they need a new image once it is removed)."""
-    return {
-        "products": [p["sku"] for p in db.shop_products.find({"images.id": file_id}, {"sku": 1})],
-        "pages": [p["slug"] for p in db.page_content.find({"media_ids": file_id}, {"slug": 1})],
-    }
+def _users_of(refs: Referrers, file_id) -> dict:
+    """The documents that reference an original (they need a new image once it is removed),
+    by kind, as their owners name them."""
+    return {owner.kind: sorted(owner.users([file_id]).get(file_id, ())) for owner in refs}
 
 
-def _repair(db: Database, report: FsckReport) -> list[dict]:
+def _repair(db: Database, report: FsckReport, refs: Referrers) -> list[dict]:
     actions: list[dict] = []
     damaged = {(f.bucket, f.doc["_id"]) for f in report.findings if f.codes & DAMAGE}
     removed: set = set()
@@ -309,8 +286,7 @@ def _repair(db: Database, report: FsckReport) -> list[dict]:
         codes = finding.codes
         reason = "; ".join(problem["detail"] for problem in finding.problems)
         if codes & DAMAGE and codes & DAMAGE <= {"length_mismatch"} and finding.sha_ok:
-            db[f"{finding.bucket}.files"].update_one({"_id": key[1]},
-                                                     {"$set": {"length": finding.chunk_bytes}})
+            scan.set_length(db, finding.bucket, key[1], finding.chunk_bytes)
             invalidate(db, finding.bucket, [key[1]])  # every worker reloads the document
             act("length_corrected", finding, reason, old_length=finding.doc["length"],
                 new_length=finding.chunk_bytes)
@@ -319,7 +295,7 @@ def _repair(db: Database, report: FsckReport) -> list[dict]:
             continue
         original_id = (finding.doc.get("metadata") or {}).get("original_id")
         if finding.role == "original" and codes & DAMAGE:
-            users = _users_of(db, key[1])
+            users = _users_of(refs, key[1])
             delete_image(db, finding.bucket, finding.doc)
             removed.update((finding.bucket, vid) for vid in [key[1], *variant_ids(finding.doc)])
             act("removed_with_variants", finding, reason, variants=len(variant_ids(finding.doc)),
@@ -334,7 +310,7 @@ def _repair(db: Database, report: FsckReport) -> list[dict]:
             removed.add(key)
             act("removed", finding, reason)
     for (bucket, original_id), replace in regenerate.items():
-        original = db[f"{bucket}.files"].find_one({"_id": original_id})
+        original = scan.file(db, bucket, original_id)
         if original is None or (bucket, original_id) in removed:
             continue
         try:
@@ -357,13 +333,15 @@ def _repair(db: Database, report: FsckReport) -> list[dict]:
 
 
 def fsck(db: Database, *, repair: bool = False, progress: Progress | None = None,
-         since: dt.datetime | None = None, resume: bool = False) -> FsckReport:
+         since: dt.datetime | None = None, resume: bool = False,
+         refs: Referrers | None = None) -> FsckReport:
     """Check everything (or what ``since``/``resume`` select); with ``repair`` fix what can be
-    fixed, then check those files again."""
+    fixed, then check those files again. ``refs`` names what used a removed original (the
+    app's registered owners by default)."""
     report = check(db, progress=progress, since=since, resume=resume)
     report.repair = repair
     if repair and report.problem_count:
-        report.repairs = _repair(db, report)
+        report.repairs = _repair(db, report, refs or referrers(db))
         report.remaining = check(db, progress=progress, since=since)
         audit.record(db, "storage_repaired", actor={"via": "cli"}, repairs=len(report.repairs),
                      remaining=report.remaining.problem_count)

@@ -2,8 +2,9 @@
 
 Garbage, per bucket:
 - expired temp images (``metadata.expires_at`` passed), and temp originals with no expiry;
-- product originals no ``shop_products.images.id`` references (and no ``legacy_paths`` entry,
-  whose redirect still points at them);
+- product originals no document refers to (the owners registered for the products bucket
+  answer, avenue/media/references.py), and no ``legacy_paths`` entry, whose redirect still
+  points at them;
 - variants whose original does not exist;
 - files whose chunks are incomplete (an interrupted upload by another writer, or damage);
 - chunks whose files document does not exist (a killed upload: chunks are written first).
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from bson import ObjectId
@@ -34,7 +35,7 @@ from pymongo.database import Database
 from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
-from avenue.media import PRODUCTS, STORED, TEMP, storage, trash
+from avenue.media import PRODUCTS, STORED, TEMP, Referrers, referrers, scan, storage, trash
 from avenue.media.originals import delete_image, variant_ids
 
 DEFAULT_GRACE_SECONDS = 3600
@@ -84,8 +85,8 @@ def _image_bytes(doc: dict) -> int:
                                       for info in formats.values())
 
 
-def _batches(cursor, size: int = BATCH) -> Iterator[list[dict]]:
-    batch: list[dict] = []
+def _batches(cursor: Iterable, size: int = BATCH) -> Iterator[list]:
+    batch: list = []
     for doc in cursor:
         batch.append(doc)
         if len(batch) == size:
@@ -97,8 +98,9 @@ def _batches(cursor, size: int = BATCH) -> Iterator[list[dict]]:
 
 class _Collector:
     def __init__(self, db: Database, now: dt.datetime, grace_seconds: int, dry_run: bool,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, refs: Referrers) -> None:
         self.db = db
+        self.refs = refs
         self.now = now
         self.cutoff = now - dt.timedelta(seconds=grace_seconds)
         self.dry_run = dry_run
@@ -147,23 +149,19 @@ class _Collector:
     # --- temp images ----------------------------------------------------------------------
 
     def _expired_temp_images(self) -> None:
-        query = {"metadata.role": "original", "metadata.expires_at": {"$lt": self.now}}
-        for doc in list(self.db[f"{TEMP}.files"].find(query)):
+        for doc in scan.expired_originals(self.db, TEMP, self.now):
             self._remove_image("expired_temp_image", TEMP, doc,
                                f"expired at {as_utc(doc['metadata']['expires_at']).isoformat()}")
 
     def _temp_images_without_expiry(self) -> None:
-        query = {"metadata.role": "original", "metadata.expires_at": None}
-        for doc in list(self.db[f"{TEMP}.files"].find(query)):
+        for doc in scan.originals_without_expiry(self.db, TEMP):
             if self._old(doc):
                 self._remove_image("temp_image_without_expiry", TEMP, doc, "a temp image with no expiry")
 
     # --- product images -------------------------------------------------------------------
 
     def _referenced(self, ids: list) -> set:
-        found = set()
-        for product in self.db.shop_products.find({"images.id": {"$in": ids}}, {"images.id": 1}):
-            found.update(entry.get("id") for entry in product.get("images", []) if isinstance(entry, dict))
+        found = self.refs.referenced(PRODUCTS, ids)
         mapped = self.db.legacy_paths.find({"bucket": PRODUCTS, "file_id": {"$in": ids}}, {"file_id": 1})
         for record in mapped:
             found.add(record["file_id"])
@@ -171,7 +169,7 @@ class _Collector:
 
     def _recently_transferred(self, file_id) -> bool:
         """A temp image claimed by a product right now: still in temp, or just deleted from it."""
-        if self.db[f"{TEMP}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None:
+        if scan.has_file(self.db, TEMP, file_id):
             return True
         # Tombstones name their files in ``file_ids`` (``file_id`` before they were batched).
         for named in ({"file_ids": file_id}, {"file_id": file_id}):
@@ -181,8 +179,7 @@ class _Collector:
         return False
 
     def _unreferenced_product_images(self) -> None:
-        cursor = self.db[f"{PRODUCTS}.files"].find({"metadata.role": "original"}).sort("_id", 1)
-        for batch in _batches(cursor):
+        for batch in _batches(scan.walk_files(self.db, PRODUCTS, scan.ORIGINALS)):
             referenced = self._referenced([doc["_id"] for doc in batch])
             for doc in batch:
                 if doc["_id"] in referenced or not self._old(doc):
@@ -206,21 +203,14 @@ class _Collector:
     # --- structure ------------------------------------------------------------------------
 
     def _exists_elsewhere(self, file_id, bucket: str) -> bool:
-        return any(self.db[f"{other}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None
-                   for other in STORED if other != bucket)
+        return any(scan.has_file(self.db, other, file_id) for other in STORED if other != bucket)
 
     def _incomplete_files(self, bucket: str) -> None:
-        files = self.db[f"{bucket}.files"]
-        cursor = files.find({"uploadDate": {"$lt": self.cutoff}},
-                            {"length": 1, "chunkSize": 1, "filename": 1, "uploadDate": 1, "metadata": 1})
-        for batch in _batches(cursor.sort("_id", 1), 200):
-            stats = {
-                row["_id"]: row for row in self.db[f"{bucket}.chunks"].aggregate([
-                    {"$match": {"files_id": {"$in": [doc["_id"] for doc in batch]}}},
-                    {"$group": {"_id": "$files_id", "count": {"$sum": 1}, "first": {"$min": "$n"},
-                                "last": {"$max": "$n"}}},
-                ])
-            }
+        cursor = scan.walk_files(self.db, bucket, {"uploadDate": {"$lt": self.cutoff}},
+                                 projection={"length": 1, "chunkSize": 1, "filename": 1, "uploadDate": 1,
+                                             "metadata": 1})
+        for batch in _batches(cursor, 200):
+            stats = scan.chunk_stats(self.db, bucket, [doc["_id"] for doc in batch])
             for doc in batch:
                 expected = math.ceil(doc["length"] / doc["chunkSize"]) if doc["length"] else 0
                 row = stats.get(doc["_id"], {"count": 0, "first": 0, "last": -1})
@@ -233,15 +223,16 @@ class _Collector:
                     self._remove_file("incomplete_file", bucket, doc, reason)
 
     def _orphan_variants(self, bucket: str) -> None:
-        files = self.db[f"{bucket}.files"]
-        cursor = files.find({"metadata.role": "variant"},
-                            {"length": 1, "filename": 1, "uploadDate": 1, "metadata.original_id": 1})
-        for batch in _batches(cursor.sort("_id", 1)):
+        cursor = scan.walk_files(self.db, bucket, {"metadata.role": "variant"},
+                                 projection={"length": 1, "filename": 1, "uploadDate": 1,
+                                             "metadata.original_id": 1})
+        for batch in _batches(cursor):
             originals = {doc["metadata"].get("original_id") for doc in batch}
             # What each present original lists: a file it does not list (a replace or a
             # re-render cut off before the original pointed at it) is garbage too, once old.
-            listed = {doc["_id"]: set(variant_ids(doc)) for doc in files.find(
-                {"_id": {"$in": list(originals)}}, {"metadata.variants": 1, "metadata.content": 1})}
+            found = scan.files_by_id(self.db, bucket, originals,
+                                     {"metadata.variants": 1, "metadata.content": 1})
+            listed = {file_id: set(variant_ids(doc)) for file_id, doc in found.items()}
             for doc in batch:
                 original = doc["metadata"].get("original_id")
                 if doc["_id"] in listed.get(original, ()) or not self._old(doc):
@@ -257,17 +248,9 @@ class _Collector:
                 self._remove_file("orphan_variant", bucket, doc, f"its original {original} does not exist")
 
     def _orphan_chunks(self, bucket: str) -> None:
-        chunks = self.db[f"{bucket}.chunks"]
-        # Sorted on the {files_id, n} index and grouped by files_id alone: mongod answers this
-        # from the index (a DISTINCT_SCAN) without reading the chunks' data.
-        groups = chunks.aggregate([{"$sort": {"files_id": 1}}, {"$group": {"_id": "$files_id"}}],
-                                  allowDiskUse=True)
-        files = self.db[f"{bucket}.files"]
-        for batch in _batches(groups):
-            ids = [group["_id"] for group in batch]
-            present = {doc["_id"] for doc in files.find({"_id": {"$in": ids}}, {"_id": 1})}
-            for group in batch:
-                file_id = group["_id"]
+        for batch in _batches(scan.chunk_owners(self.db, bucket)):
+            present = scan.existing_ids(self.db, bucket, batch)
+            for file_id in batch:
                 if file_id in present:
                     continue
                 # The files document is written last: young chunks may be an upload in flight.
@@ -277,23 +260,21 @@ class _Collector:
                 if self._exists_elsewhere(file_id, bucket):
                     self.report.kept_in_grace += 1
                     continue
-                size = count = 0
-                for chunk in chunks.find({"files_id": file_id}, {"_id": 0, "data": 1}).batch_size(4):
-                    size += len(chunk["data"])
-                    count += 1
+                size, count = scan.chunk_totals(self.db, bucket, file_id)
                 self.report.removed.append({"kind": "orphan_chunks", "bucket": bucket, "id": str(file_id),
                                             "filename": None, "bytes": size, "files": 0, "chunks": count,
                                             "reason": "chunks with no files document (interrupted upload)"})
                 if not self.dry_run:
-                    # Re-checked: never delete the chunks of a file that has just been completed.
-                    if files.find_one({"_id": file_id}, {"_id": 1}) is None:
-                        chunks.delete_many({"files_id": file_id})
+                    # Re-checked there: never delete the chunks of a file that has just been completed.
+                    scan.delete_orphan_chunks(self.db, bucket, file_id)
 
 
 def collect_garbage(db: Database, *, grace_seconds: int = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
-                    now: dt.datetime | None = None, progress: Progress | None = None) -> GcReport:
-    """Remove (or with ``dry_run`` only list) every kind of garbage described in the module doc."""
-    report = _Collector(db, now or clock_now(), grace_seconds, dry_run, progress).run()
+                    now: dt.datetime | None = None, progress: Progress | None = None,
+                    refs: Referrers | None = None) -> GcReport:
+    """Remove (or with ``dry_run`` only list) every kind of garbage described in the module doc;
+    ``refs`` says what is referenced (the app's registered owners by default)."""
+    report = _Collector(db, now or clock_now(), grace_seconds, dry_run, progress, refs or referrers(db)).run()
     if not dry_run and report.removed:
         audit.record(db, "garbage_collected", actor={"via": "cli"}, items=len(report.removed),
                      bytes_freed=report.bytes_freed)

@@ -4,11 +4,12 @@ blurhash and dominant colour.
 Originals without ``metadata.placeholder`` are read in batches in ``_id`` order (a keyset, so
 memory is one batch whatever the store's size and a rerun starts over cheaply: done images
 no longer match). Each gets its placeholder from its WebP thumb (read from GridFS; a few KB)
-and a single-document ``$set``; then the products that reference it get the same in their
-stored image reference (``images.$.placeholder``), since product answers are built from that
-copy. The two writes are idempotent: a run cut off between them leaves a product without the
-placeholder until the next run, which finds the original done and fills in only what is
-missing (products are matched on the reference lacking it).
+and a single-document ``$set``; then the documents that reference it and keep a copy of its
+description (products: their answers are built from that copy) get the same, through their
+owner (``References.fill_placeholder``, avenue/media/references.py). The two writes are
+idempotent: a run cut off between them leaves a product without the placeholder until the
+next run, which finds the original done and fills in only what is missing (its owner lists
+the references lacking one).
 
 Originals whose thumb is missing or unreadable are counted and left (``fsck --repair``
 renders lost variants again; run this afterwards).
@@ -22,7 +23,15 @@ from typing import Any
 
 from pymongo.database import Database
 
-from avenue.media import BUCKETS
+from avenue.media import (
+    BUCKETS,
+    Library,
+    Referrers,
+    file_doc,
+    originals_lacking,
+    referrers,
+    set_file_metadata,
+)
 from avenue.media.placeholders import compute
 from avenue.media.storage import read_all
 
@@ -52,20 +61,19 @@ def _thumb(db: Database, bucket: str, original: dict[str, Any]) -> bytes | None:
     info = (((original.get("metadata") or {}).get("variants") or {}).get("thumb") or {}).get("webp")
     if not info:
         return None
-    variant = db[f"{bucket}.files"].find_one({"_id": info["id"]})
+    variant = file_doc(db, bucket, info["id"])
     return read_all(db, bucket, variant) if variant is not None else None
 
 
 def _missing(db: Database, bucket: str, after: Any) -> list[dict[str, Any]]:
-    query: dict[str, Any] = {"metadata.role": "original", "metadata.placeholder": {"$exists": False}}
-    if after is not None:
-        query["_id"] = {"$gt": after}
-    return list(db[f"{bucket}.files"].find(query, {"metadata.variants.thumb": 1})
-                .sort("_id", 1).limit(BATCH))
+    return originals_lacking(db, bucket, "placeholder", after, BATCH, {"metadata.variants.thumb": 1})
 
 
-def backfill_placeholders(db: Database, *, progress: ProgressFn | None = None) -> PlaceholderReport:
-    """Compute the placeholder of every original that has none, in every bucket."""
+def backfill_placeholders(db: Database, *, progress: ProgressFn | None = None,
+                          refs: Referrers | None = None) -> PlaceholderReport:
+    """Compute the placeholder of every original that has none, in every bucket (``refs``: the
+    owners of the documents that copy it, the app's registered ones by default)."""
+    refs = refs or referrers(db)
     report = PlaceholderReport()
     for name, bucket in BUCKETS.items():
         phase = f"Placeholders ({name})"
@@ -81,40 +89,26 @@ def backfill_placeholders(db: Database, *, progress: ProgressFn | None = None) -
                     report.unreadable.append({"bucket": bucket, "id": str(original["_id"])})
                     continue
                 meta = placeholder.as_metadata()
-                db[f"{bucket}.files"].update_one({"_id": original["_id"]},
-                                                 {"$set": {"metadata.placeholder": meta}})
+                set_file_metadata(db, bucket, original["_id"], {"placeholder": meta})
                 report.computed[name] += 1
-                if bucket == BUCKETS["products"]:
-                    report.products_updated += _update_products(db, original["_id"], meta)
+                for owner in refs.of_bucket(bucket):
+                    report.products_updated += owner.fill_placeholder(original["_id"], meta)
             done += len(batch)
             if progress:
                 progress(phase, done, done + (BATCH if len(batch) == BATCH else 0))
-    # Products whose reference missed it (a run cut off between the two writes).
-    report.products_updated += _products_lagging(db)
+    # References that missed it (a run cut off between the two writes).
+    report.products_updated += _lagging(db, refs)
     return report
 
 
-def _update_products(db: Database, image_id: Any, meta: dict[str, str]) -> int:
-    result = db.shop_products.update_many(
-        {"images": {"$elemMatch": {"id": image_id, "placeholder": {"$exists": False}}}},
-        {"$set": {"images.$.placeholder": meta}})
-    return result.modified_count
-
-
-def _products_lagging(db: Database) -> int:
-    """References without a placeholder whose original has one (bounded: one batch of
-    products at a time, one files lookup per reference)."""
+def _lagging(db: Database, refs: Referrers) -> int:
+    """References without a placeholder whose original has one (bounded: each owner's cursor
+    a batch at a time, one files lookup per reference)."""
     updated = 0
-    files = db[f"{BUCKETS['products']}.files"]
-    lagging = db.shop_products.find({"images": {"$elemMatch": {"id": {"$exists": True},
-                                                               "placeholder": {"$exists": False}}}},
-                                    {"images.id": 1, "images.placeholder": 1}).batch_size(BATCH)
-    for product in lagging:
-        for entry in product.get("images") or []:
-            if not isinstance(entry, dict) or "id" not in entry or "placeholder" in entry:
-                continue
-            original = files.find_one({"_id": entry["id"]}, {"metadata.placeholder": 1})
-            meta = ((original or {}).get("metadata") or {}).get("placeholder")
-            if meta:
-                updated += _update_products(db, entry["id"], meta)
+    for owner in refs:
+        library = Library(db, owner.bucket)
+        for image_id in owner.lacking_placeholders(BATCH):
+            original = library.get(image_id)
+            if original is not None and original.placeholder:
+                updated += owner.fill_placeholder(image_id, original.placeholder)
     return updated

@@ -29,7 +29,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
-from avenue.media import LEGACY_PREFIX, Document
+from avenue.media import LEGACY_PREFIX, Document, References
 
 log = logging.getLogger(__name__)
 COLLECTION = "status_counters"
@@ -94,19 +94,13 @@ def replace_products(db: Database[Document], counted: Mapping[str, int], version
     return {"applied": applied, "drift": drift}
 
 
-def recount_products(db: Database[Document], products: str, batch: int) -> dict[str, Any]:
-    """Count every product again in batches of ``batch`` (by ``_id``; nothing but the running
-    sums is kept) and replace the counters (see :func:`replace_products`)."""
+def recount_products(db: Database[Document], products: References, batch: int) -> dict[str, Any]:
+    """Count every product again, as their owner walks them by ``_id`` (one cursor, ``batch``
+    documents a read; nothing but the running sums is kept), and replace the counters (see
+    :func:`replace_products`)."""
     version = product_counters(db)["version"]
     sums = dict.fromkeys(FIELDS, 0)
-    after: Any = None
-    while True:
-        query = {} if after is None else {"_id": {"$gt": after}}
-        docs = list(db[products].find(query, {"images": 1}).sort("_id", 1).hint([("_id", 1)]).limit(batch))
-        for doc in docs:
-            for name, value in product_figures(doc).items():
-                sums[name] += value
-        if len(docs) < batch:
-            break
-        after = docs[-1]["_id"]
+    for doc in products.walk(None, batch):
+        for name, value in product_figures(doc).items():
+            sums[name] += value
     return replace_products(db, sums, version)

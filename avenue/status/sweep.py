@@ -68,7 +68,6 @@ from pymongo.errors import PyMongoError
 from avenue import background
 from avenue.clock import as_utc, isoformat, now
 from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST
-from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
 from avenue.media import (
@@ -79,11 +78,16 @@ from avenue.media import (
     VARIANT_PATHS,
     Document,
     Image,
+    References,
+    Referrers,
+    existing_files,
     has_chunk_index,
+    originals_newest_first,
     recount_bucket,
     recount_facets,
+    referrers,
 )
-from avenue.paging import after_ranges, build_fences
+from avenue.paging import build_fences
 from avenue.status import counters
 
 log = logging.getLogger(__name__)
@@ -92,7 +96,6 @@ COLLECTION = "status_reports"
 SWEEP_ID = "sweep"
 LIST_LIMIT = 100  # entries per list; counts are always complete
 IN_BATCH = 50  # ids per $in lookup (measured on SecantusDB: 1,000 ids cost 4 s in one $in, 0.4 s in 50s)
-ID_INDEX = [("_id", 1)]
 PHASES = ("products", "files", "legacy")
 # The lists the API pages through, whose fences the sweep's last step builds (avenue/paging.py).
 FENCED = (PRODUCT_LIST, AUDIT_LIST, *LISTS)
@@ -163,32 +166,19 @@ def _in_batches(values: list[Any]) -> Iterator[list[Any]]:
 
 def _existing(db: Database[Document], ids: list[Any]) -> set[Any]:
     """Which of ``ids`` name a files document of the products bucket (``$in`` on ``_id``)."""
-    files = db[f"{PRODUCTS}.files"]
-    found: set[Any] = set()
-    for part in _in_batches(list(dict.fromkeys(ids))):
-        found.update(doc["_id"] for doc in files.find({"_id": {"$in": part}}, {"_id": 1}))
-    return found
+    return existing_files(db, PRODUCTS, ids)
 
 
-def _stream(cursor: Any) -> Iterator[dict[str, Any]]:
-    """A cursor's documents, closing it however the caller stops."""
-    try:
-        yield from cursor
-    finally:
-        cursor.close()
+def _products(refs: Referrers) -> References:
+    """The owner of the products the sweep reads (the shop's, avenue/shop/references.py)."""
+    return refs.of("products")
 
 
-# The products bucket's originals newest first: the ``role_newest`` index holds exactly this
-# (role equality, then the sort), so the walk needs no sort of its own on mongod.
-ORIGINALS = {"metadata.role": "original"}
-NEWEST_FIRST = [("uploadDate", -1), ("_id", -1)]
-
-
-def documents(db: Database[Document], settings: Settings, phase: str, after: Any) -> Iterator[dict[str, Any]]:
+def documents(db: Database[Document], settings: Settings, phase: str, after: Any,
+              refs: Referrers | None = None) -> Iterator[dict[str, Any]]:
     """Everything ``phase`` reads after ``after``, in order, through one cursor (per range):
 
-    - ``products``: every product by ``_id`` (the hint: SecantusDB's planner otherwise sorts
-      the collection itself);
+    - ``products``: every product by ``_id``, as its owner walks them (``name``: the sku);
     - ``files``: only the products bucket's originals, newest first, after the last one's
       ``[uploadDate, _id]`` (their 8 variants each, nine tenths of the files documents, are
       checked through the original's list, never read one by one);
@@ -200,15 +190,9 @@ def documents(db: Database[Document], settings: Settings, phase: str, after: Any
     million files). A resumed sweep opens a new cursor after its checkpoint.
     """
     if phase == "products":
-        query = {} if after is None else {"_id": {"$gt": after}}
-        yield from _stream(db[PRODUCTS_COLLECTION].find(query, {"sku": 1, "images": 1}).sort("_id", 1)
-                           .hint(ID_INDEX).batch_size(settings.batch))
+        yield from _products(refs or referrers(db)).walk(after, settings.batch)
     elif phase == "files":
-        files = db[f"{PRODUCTS}.files"]
-        ranges: list[dict[str, Any]] = [{}] if after is None else after_ranges(NEWEST_FIRST, after)
-        for branch in ranges:
-            cursor = files.find({**ORIGINALS, **branch}).sort(NEWEST_FIRST).batch_size(settings.batch)
-            yield from _stream(cursor)
+        yield from originals_newest_first(db, PRODUCTS, after, settings.batch)
     else:
         root = Path(settings.legacy_dir) if settings.legacy_dir else None
         if root is not None and root.is_dir():
@@ -230,9 +214,9 @@ def _products_batch(db: Database[Document], state: dict[str, Any], docs: list[di
         for entry in images if isinstance(images, list) else []:
             if isinstance(entry, str):
                 kind = "local_filesystem" if entry.startswith(LEGACY_PREFIX) else "external"
-                _add(state[kind], {"sku": product.get("sku"), "reference": entry})
+                _add(state[kind], {"sku": product.get("name"), "reference": entry})
             elif isinstance(entry, dict) and "id" in entry:
-                refs.append((_as_oid(entry["id"]), product.get("sku"), entry.get("filename")))
+                refs.append((_as_oid(entry["id"]), product.get("name"), entry.get("filename")))
     present = _existing(db, [file_id for file_id, _, _ in refs if file_id is not None])
     for file_id, sku, filename in refs:
         if file_id not in present:
@@ -246,50 +230,38 @@ def _listed_variants(doc: dict[str, Any]) -> list[tuple[str, Any]]:
             and "id" in listed[name][fmt]]
 
 
-def _referencing(db: Database[Document], originals: dict[Any, dict[str, Any]]) -> tuple[
+def _referencing(refs: Referrers, originals: dict[Any, dict[str, Any]]) -> tuple[
         dict[Any, set[str]], int]:
     """The skus of the products that reference each original (by id, stored as ObjectId or
-    string), by the ``images.id`` index; and how many stale references were repaired.
+    string), asked of their owner by the ``images.id`` index; and how many stale references
+    were repaired.
 
     A reference is stale when it describes another version than the image has: a replace in
     place (avenue/media/replace.py) switches the image first and updates the products that
     use it next, so a process that died in between leaves their references on the earlier
-    version, whose URLs only redirect for a while. The repair is a compare-and-set on the
-    version the reference holds: a newer replace's own update is never undone."""
+    version, whose URLs only redirect for a while. The owner's repair
+    (``References.refresh``) is a compare-and-set on the version the reference holds: a
+    newer replace's own update is never undone."""
+    owner = _products(refs)
     users: dict[Any, set[str]] = {}
     repaired = 0
     ids = list(originals)
     for part in _in_batches(ids):
-        query = {"images.id": {"$in": part + [str(i) for i in part]}}
-        for product in db[PRODUCTS_COLLECTION].find(query, {"sku": 1, "images": 1}):
-            for entry in product.get("images") or []:
-                if not isinstance(entry, dict) or _as_oid(entry.get("id")) not in originals:
-                    continue
-                oid = _as_oid(entry["id"])
-                users.setdefault(oid, set()).add(str(product.get("sku")))
-                repaired += _repair_reference(db, product["_id"], entry, originals[oid])
+        found = owner.users(part, text_ids=True)
+        for oid, names in found.items():
+            users.setdefault(oid, set()).update(names)
+        repaired += owner.refresh([Image.from_files_doc(PRODUCTS, originals[oid]) for oid in part
+                                   if oid in found])
     return users, repaired
 
 
-def _repair_reference(db: Database[Document], product_id: Any, entry: dict[str, Any],
-                      head: dict[str, Any]) -> int:
-    """Point a product's reference at its image's current version when it holds another (a
-    compare-and-set on the version it holds); 1 when repaired."""
-    if (entry.get("version") or None) == ((head.get("metadata") or {}).get("version") or None):
-        return 0
-    fresh = {**entry, **Image.from_files_doc(PRODUCTS, head).ref()}
-    done = db[PRODUCTS_COLLECTION].update_one(
-        {"_id": product_id, "images": {"$elemMatch": {"id": entry["id"], "version": entry.get("version")}}},
-        {"$set": {"images.$": fresh}})
-    return done.modified_count
-
-
-def _files_batch(db: Database[Document], state: dict[str, Any], docs: list[dict[str, Any]]) -> None:
+def _files_batch(db: Database[Document], refs: Referrers, state: dict[str, Any],
+                 docs: list[dict[str, Any]]) -> None:
     originals = [doc for doc in docs if (doc.get("metadata") or {}).get("role") == "original"]
     if not originals:
         return
     state["stored_images"] += len(originals)
-    users, repaired = _referencing(db, {doc["_id"]: doc for doc in originals})
+    users, repaired = _referencing(refs, {doc["_id"]: doc for doc in originals})
     state["references_repaired"] = state.get("references_repaired", 0) + repaired  # older checkpoints lack it
     orphans = [doc for doc in originals if doc["_id"] not in users]
     redirected: set[Any] = set()
@@ -411,16 +383,18 @@ def _reconcile_buckets(db: Database[Document]) -> dict[str, Any]:
                for bucket in STORED}, "library_facets": recount_facets(db)}
 
 
-def run(db: Database[Document], settings: Settings, *, owner: str | None = None) -> dict[str, Any] | None:
+def run(db: Database[Document], settings: Settings, *, owner: str | None = None,
+        refs: Referrers | None = None) -> dict[str, Any] | None:
     """Run (or resume) a sweep if its lease is free; returns the result saved, or None when
-    another worker holds the lease."""
+    another worker holds the lease. ``refs``: who refers to images (the registered owners by
+    default)."""
     lease = _lease(db, owner or _owner(), settings)
     if not lease.take():
         return None
     sweep = _Run(db, lease, settings)
     try:
         with sweep.heartbeat():
-            return _sweep(db, settings, sweep)
+            return _sweep(db, settings, sweep, refs or referrers(db))
     except LeaseLost:
         log.warning("status sweep stopped: another worker took its lease over")
         return None
@@ -429,7 +403,7 @@ def run(db: Database[Document], settings: Settings, *, owner: str | None = None)
         raise
 
 
-def _sweep(db: Database[Document], settings: Settings, sweep: _Run) -> dict[str, Any]:
+def _sweep(db: Database[Document], settings: Settings, sweep: _Run, refs: Referrers) -> dict[str, Any]:
     doc = read(db) or {}
     state = doc.get("run")
     if not state or state.get("legacy_dir") != settings.legacy_dir:
@@ -443,12 +417,12 @@ def _sweep(db: Database[Document], settings: Settings, sweep: _Run) -> dict[str,
         while state["phase"] != "done":
             phase = state["phase"]
             if source is None or phase != source_phase:
-                source, source_phase = documents(db, settings, phase, state["after"]), phase
+                source, source_phase = documents(db, settings, phase, state["after"], refs), phase
             docs = next_batch(source, settings.batch)
             if phase == "products":
                 _products_batch(db, state, docs)
             elif phase == "files":
-                _files_batch(db, state, docs)
+                _files_batch(db, refs, state, docs)
             else:
                 _legacy_batch(db, state, [(doc["_id"], doc["size"]) for doc in docs])
             state["batches"] += 1
