@@ -163,3 +163,43 @@ def test_the_registry_answers_which_images_any_owner_refers_to_in_short_batches(
     registry = Referrers([ProductReferences(db), PageReferences(db)])
     assert registry.referenced(PRODUCTS, ids) == set(ids[::2])
     assert registry.referenced(BUILDER, ids) == {ids[1]}
+
+
+class Planned:
+    """A plan that names every string entry ``"rewritten"`` (what import-legacy's plans do)."""
+
+    def __init__(self, entries: list, make) -> None:
+        self.value = [make(entry) if isinstance(entry, str) else entry for entry in entries]
+        self.rewritten = sum(1 for entry in entries if isinstance(entry, str))
+
+
+def test_products_are_rewritten_by_their_owner_and_a_dry_run_writes_nothing(db):
+    image_id = ObjectId()
+    product(db, "old", "/uploads/a.jpg", {"id": ObjectId()})
+    product(db, "done", {"id": ObjectId()})
+    seen = []
+
+    def plan(images):
+        return Planned(images, lambda entry: {"id": image_id})
+
+    dry = list(ProductReferences(db).rewrite(plan, dry_run=True,
+                                             progress=lambda done, total: seen.append(total)))
+    assert [(label, result.rewritten) for label, result in dry] == [({"sku": "old"}, 1), ({"sku": "done"}, 0)]
+    assert db.shop_products.find_one({"sku": "old"})["images"][0] == "/uploads/a.jpg"
+    assert seen == [2, 2]
+    list(ProductReferences(db).rewrite(plan, dry_run=False, progress=lambda done, total: None))
+    assert image_ids(db, "old")[0] == image_id
+
+
+def test_a_rewritten_page_gets_its_media_ids_in_the_same_write(db):
+    media_id = ObjectId()
+    db.page_content.insert_one({"slug": "home", "updated_at": now(), "media_ids": [],
+                                "blocks": ["/uploads/b.jpg", {"type": "text"}]})
+
+    def plan(blocks):
+        return Planned(blocks, lambda entry: {"type": "image", "media_id": str(media_id)})
+
+    done = list(PageReferences(db).rewrite(plan, dry_run=False, progress=lambda done, total: None))
+    assert [(label, result.rewritten) for label, result in done] == [({"slug": "home"}, 1)]
+    doc = db.page_content.find_one({"slug": "home"})
+    assert doc["blocks"][0]["media_id"] == str(media_id) and doc["media_ids"] == [media_id]

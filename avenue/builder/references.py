@@ -8,7 +8,7 @@ resolves its blocks from the library), so there is nothing to refresh or fill in
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -17,7 +17,7 @@ from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.db import PAGES
-from avenue.media import BUILDER, Image
+from avenue.media import BUILDER, Image, rewrite_lists
 
 ID_INDEX = [("_id", 1)]
 REPOINT_ATTEMPTS = 5
@@ -103,3 +103,16 @@ class PageReferences:
                        "images": [{"id": media_id} for media_id in page.get("media_ids") or []]}
         finally:
             cursor.close()
+
+    def rewrite(self, plan: Callable[[list[Any]], Any], *, dry_run: bool,
+                progress: Callable[[int, int], None]) -> Iterator[tuple[dict[str, Any], Any]]:
+        yield from rewrite_lists(self._pages, "blocks", "slug", plan, _media_ids, dry_run=dry_run,
+                                 progress=progress)
+
+
+def _media_ids(blocks: list[Any]) -> dict[str, Any]:
+    """What a page keeps derived from its blocks: the distinct valid ``media_id`` values, in
+    order, written in the same update as the blocks."""
+    ids = [block["media_id"] for block in blocks
+           if isinstance(block, dict) and ObjectId.is_valid(block.get("media_id"))]
+    return {"media_ids": [ObjectId(value) for value in dict.fromkeys(ids)]}

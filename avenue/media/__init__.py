@@ -46,7 +46,7 @@ from avenue.media.originals import Upload
 from avenue.media.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.purge import enable as enable_purges
 from avenue.media.records import Document, Image, Stored
-from avenue.media.references import IN_BATCH, References, Referrers, referrers
+from avenue.media.references import IN_BATCH, References, Referrers, referrers, rewrite_lists
 from avenue.media.references import init_app as register_referrers
 from avenue.media.route import bp, get_cache, init_app
 from avenue.media.scan import (
@@ -75,7 +75,7 @@ __all__ = [
     "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",
     # Who refers to an image: each document owner's References, registered by the app
     # factory and asked through one Referrers (references.py).
-    "IN_BATCH", "References", "Referrers", "referrers", "register_referrers",
+    "IN_BATCH", "References", "Referrers", "referrers", "register_referrers", "rewrite_lists",
     # The scanning API ops and status read a bucket with (avenue/media/scan.py).
     "VARIANT_PATHS", "existing_files", "file_doc", "has_chunk_index", "originals_lacking",
     "originals_newest_first", "scan", "set_file_metadata", "temp_image_counts",

@@ -16,16 +16,35 @@ time, never holding a set of every id.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from bson import ObjectId
 from flask import Flask, current_app, has_app_context
+from pymongo.collection import Collection
 from pymongo.database import Database
 
+from avenue.clock import now
 from avenue.media.records import Document, Image
 
 EXTENSION = "avenue.references"
 IN_BATCH = 50  # ids per lookup (SecantusDB: 1,000 ids cost 4 s in one $in, 0.4 s in 50s)
+REWRITE_ATTEMPTS = 5
+
+
+class Rewrite(Protocol):
+    """What a caller's plan makes of one document's list of references."""
+
+    @property
+    def value(self) -> list[Any]:
+        """The list as it should be."""
+
+    @property
+    def rewritten(self) -> int:
+        """How many entries the plan changed (0: nothing to write)."""
+
+
+P = TypeVar("P", bound=Rewrite)
+Progress = Callable[[int, int], None]
 
 
 class References(Protocol):
@@ -75,6 +94,50 @@ class References(Protocol):
         cursor read ``batch`` documents at a time, as the owner's record of its references:
         ``_id``, ``name`` and ``images`` (the entries as stored; a plain string is a legacy
         path)."""
+
+    def rewrite(self, plan: Callable[[list[Any]], P], *, dry_run: bool,
+                progress: Progress) -> Iterator[tuple[dict[str, Any], P]]:
+        """Every document whose list of references is a list, by ``_id``: ``plan`` says what
+        the list becomes, and when it changed any entry (and not ``dry_run``) the list, with
+        whatever the owner keeps derived from it, is written by a compare-and-set on the list
+        as read (a concurrent edit wins and the list is planned again). Yields each
+        document's label (``{"sku": ...}``) and its last plan; ``progress(done, total)``."""
+
+
+def rewrite_lists(collection: Collection[Document], array: str, name: str, plan: Callable[[list[Any]], P],
+                  derive: Callable[[list[Any]], dict[str, Any]], *, dry_run: bool,
+                  progress: Progress) -> Iterator[tuple[dict[str, Any], P]]:
+    """:meth:`References.rewrite` over ``collection``, whose documents keep their references in
+    ``array`` and are named by ``name``; ``derive`` gives the fields written with a new list.
+    Not counted here: the command that rewrites references reconciles every counter after."""
+    total = collection.count_documents({})
+    cursor = collection.find({}, {name: 1, array: 1}).sort("_id", 1)
+    for index, doc in enumerate(cursor, 1):
+        if isinstance(doc.get(array), list):
+            done = _rewrite_one(collection, doc, array, name, plan, derive, dry_run)
+            if done is not None:
+                yield done
+        progress(index, total)
+
+
+def _rewrite_one(collection: Collection[Document], doc: Document, array: str, name: str,
+                 plan: Callable[[list[Any]], P], derive: Callable[[list[Any]], dict[str, Any]],
+                 dry_run: bool) -> tuple[dict[str, Any], P] | None:
+    seen: Document | None = doc
+    for _ in range(REWRITE_ATTEMPTS):
+        assert seen is not None
+        result = plan(seen[array])
+        if result.rewritten == 0 or dry_run:
+            return {name: seen.get(name)}, result
+        # Compare-and-swap on the list: a concurrent edit makes us read and plan again.
+        update = {"$set": {array: result.value, **derive(result.value), "updated_at": now()}}
+        if collection.update_one({"_id": seen["_id"], array: seen[array]}, update).matched_count:
+            return {name: seen.get(name)}, result
+        seen = collection.find_one({"_id": seen["_id"]}, {name: 1, array: 1})
+        if seen is None or not isinstance(seen.get(array), list):
+            return None
+    raise RuntimeError(f"{collection.name} {doc.get(name)!r} kept changing during the import; "
+                       "run import-legacy again")
 
 
 class Referrers:

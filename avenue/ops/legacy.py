@@ -5,8 +5,8 @@ The old app kept files at ``uploads/<relative path>`` and documents pointed at t
 same validation as an upload: ``products/...`` into ``product_images_data``,
 ``website_builder/...`` into ``builder_media``, everything else into ``uploads`` (public, as
 the old app served it). Each old path is recorded in ``legacy_paths`` (the redirects read it),
-then ``shop_products.images`` entries become image references and ``page_content`` blocks
-trade ``image`` for ``media_id``.
+then products' image entries become image references and pages' blocks trade ``image`` for
+``media_id``, each rewritten by its owner (the shop, the builder: ``References.rewrite``).
 
 Every step is idempotent, so a run that dies anywhere resumes to the same final state: store
 is content-addressed (the same bytes are the same file), ``legacy_paths`` is upserted by path
@@ -25,14 +25,12 @@ from hashlib import sha256
 from pathlib import Path
 from urllib.parse import unquote
 
-from bson import ObjectId
-from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue import audit
 from avenue.clock import now
 from avenue.errors import AvenueError, UnsupportedImage
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, Image, Library, Limits, Upload
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, Image, Library, Limits, References, Upload, referrers
 from avenue.media.images import prepare, read_limited, sanitize_filename
 from avenue.media.originals import dedupe_key
 
@@ -40,7 +38,6 @@ PREFIX = "/uploads/"
 # General uploads are deduplicated per owner and visibility; the old ones have no owner.
 GENERAL_SCOPE = "legacy:public"
 KINDS = {PRODUCTS: "product", BUILDER: "builder", UPLOADS: "upload"}
-CAS_ATTEMPTS = 5
 
 # progress(phase, done, total)
 Progress = Callable[[str, int, int], None]
@@ -208,7 +205,6 @@ class _Plan:
     missing: list[dict] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     external: list[dict] = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
 
 
 class _Importer:
@@ -234,8 +230,9 @@ class _Importer:
         for index, (path, file) in enumerate(files, 1):
             self._import_file(path, file)
             self.progress("Importing files", index, len(files))
-        self._rewrite_all(self.db.shop_products, "images", "sku", self._plan_product, "Rewriting products")
-        self._rewrite_all(self.db.page_content, "blocks", "slug", self._plan_page, "Rewriting pages")
+        plans = {"products": self._plan_product, "pages": self._plan_page}
+        for owner in referrers(self.db):
+            self._rewrite_all(owner, plans[owner.kind])
         self._check_upload_records()
         return self.report
 
@@ -342,51 +339,32 @@ class _Importer:
 
     # --- references -------------------------------------------------------------------
 
-    def _rewrite_all(self, collection: Collection, array: str, name: str,
-                     plan: Callable[[dict], _Plan], phase: str) -> None:
-        total = collection.count_documents({})
-        cursor = collection.find({}, {name: 1, array: 1}).sort("_id", 1)
-        for index, doc in enumerate(cursor, 1):
-            if isinstance(doc.get(array), list):
-                self._rewrite(collection, doc, array, name, plan)
-            self.progress(phase, index, total)
-
-    def _rewrite(self, collection: Collection, doc: dict, array: str, name: str,
-                 plan: Callable[[dict], _Plan]) -> None:
-        for _ in range(CAS_ATTEMPTS):
-            result = plan(doc)
-            if result.rewritten == 0 or self.dry_run:
-                break
-            # Compare-and-swap on the array: a concurrent edit makes us read and plan again.
-            update = {"$set": {array: result.value, **result.extra, "updated_at": now()}}
-            if collection.update_one({"_id": doc["_id"], array: doc[array]}, update).matched_count:
-                break
-            doc = collection.find_one({"_id": doc["_id"]}, {name: 1, array: 1})
-            if doc is None or not isinstance(doc.get(array), list):
-                return
-        else:
-            raise RuntimeError(f"{collection.name} {doc.get(name)!r} kept changing during the import; "
-                               "run import-legacy again")
-        label = {name: doc.get(name)}
-        collection_name = collection.name
-        for entry in result.missing:
-            self.report.missing_references.append({"collection": collection_name, **label, **entry})
-        for entry in result.skipped:
-            self.report.skipped_references.append({"collection": collection_name, **label, **entry})
-        for entry in result.external:
-            self.report.external_references.append({"collection": collection_name, **label, **entry})
-        if result.rewritten:
-            self.report.rewritten.append({"collection": collection_name, **label,
-                                          "references": result.rewritten})
+    def _rewrite_all(self, owner: References, plan: Callable[[list], _Plan]) -> None:
+        """Each of the owner's documents gets its references planned and, when one changed,
+        rewritten by its owner (a compare-and-swap on the list, see ``References.rewrite``)."""
+        collection_name = owner.collections[0]
+        phase = f"Rewriting {owner.kind}"
+        done = owner.rewrite(plan, dry_run=self.dry_run,
+                             progress=lambda index, total: self.progress(phase, index, total))
+        for label, result in done:
+            for entry in result.missing:
+                self.report.missing_references.append({"collection": collection_name, **label, **entry})
+            for entry in result.skipped:
+                self.report.skipped_references.append({"collection": collection_name, **label, **entry})
+            for entry in result.external:
+                self.report.external_references.append({"collection": collection_name, **label, **entry})
+            if result.rewritten:
+                self.report.rewritten.append({"collection": collection_name, **label,
+                                              "references": result.rewritten})
 
     def _note(self, plan: _Plan, reference: str, resolved: str) -> None:
         entry = {"path": reference, "reason": resolved}
         (plan.skipped if resolved in ("skipped_non_image", "invalid") else plan.missing).append(entry)
 
-    def _plan_product(self, product: dict) -> _Plan:
+    def _plan_product(self, images: list) -> _Plan:
         plan = _Plan([])
-        seen = {str(entry["id"]) for entry in product["images"] if isinstance(entry, dict) and "id" in entry}
-        for entry in product["images"]:
+        seen = {str(entry["id"]) for entry in images if isinstance(entry, dict) and "id" in entry}
+        for entry in images:
             path = legacy_path(entry)
             if path is None:
                 if isinstance(entry, str):
@@ -407,9 +385,10 @@ class _Importer:
                               else {"id": resolved.identity})
         return plan
 
-    def _plan_page(self, page: dict) -> _Plan:
+    def _plan_page(self, blocks: list) -> _Plan:
+        """Blocks trade ``image`` for ``media_id`` (the builder derives its ``media_ids``)."""
         plan = _Plan([])
-        for block in page["blocks"]:
+        for block in blocks:
             image = block.get("image") if isinstance(block, dict) and "media_id" not in block else None
             path = legacy_path(image)
             if path is None:
@@ -427,9 +406,6 @@ class _Importer:
             plan.value.append({("media_id" if key == "image" else key): (resolved.identity if key == "image"
                                                                           else value)
                                for key, value in block.items()})
-        ids = [block["media_id"] for block in plan.value
-               if isinstance(block, dict) and ObjectId.is_valid(block.get("media_id"))]
-        plan.extra = {"media_ids": [ObjectId(value) for value in dict.fromkeys(ids)]}
         return plan
 
     def _check_upload_records(self) -> None:

@@ -9,7 +9,7 @@ right after it (``record_product_change``), as the service's own writes are.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -20,7 +20,7 @@ from pymongo.database import Database
 from avenue.clock import now
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.ids import parse_object_id
-from avenue.media import PRODUCTS, Image
+from avenue.media import PRODUCTS, Image, rewrite_lists
 from avenue.status import record_product_change
 
 ID_INDEX = [("_id", 1)]
@@ -128,3 +128,8 @@ class ProductReferences:
                 yield {"_id": product["_id"], "name": product.get("sku"), "images": product.get("images")}
         finally:
             cursor.close()
+
+    def rewrite(self, plan: Callable[[list[Any]], Any], *, dry_run: bool,
+                progress: Callable[[int, int], None]) -> Iterator[tuple[dict[str, Any], Any]]:
+        yield from rewrite_lists(self._products, "images", "sku", plan, lambda images: {},
+                                 dry_run=dry_run, progress=progress)
