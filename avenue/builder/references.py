@@ -62,8 +62,9 @@ class PageReferences:
         changed = 0
         for page in list(self._pages.find(query, {"_id": 1})):
             for _ in range(REPOINT_ATTEMPTS):
-                seen = self._pages.find_one({"_id": page["_id"], "media_ids": old}, fields)
-                if seen is None:
+                # By _id alone: a filter of _id plus another field scans on SecantusDB.
+                seen = self._pages.find_one({"_id": page["_id"]}, fields)
+                if seen is None or old not in (seen.get("media_ids") or []):
                     break  # changed meanwhile: it no longer uses ``old``
                 # Blocks and media_ids together, as every page write does; a compare-and-set on
                 # the page as read, so a concurrent edit is never undone (it is read again).

@@ -67,10 +67,11 @@ class ProductReferences:
 
     def drop(self, image_id: ObjectId) -> list[str]:
         changed: list[str] = []
-        for product in list(self._products.find({"images.id": image_id}, {"_id": 1})):
+        for product in list(self._products.find({"images.id": image_id}, {"sku": 1})):
             moment = now()
+            # By sku (its unique index), as every product write selects.
             before = self._products.find_one_and_update(
-                {"_id": product["_id"], "images.id": image_id},
+                {"sku": product["sku"], "images.id": image_id},
                 {"$pull": {"images": {"id": image_id}}, "$set": {"updated_at": moment}},
                 return_document=ReturnDocument.BEFORE)
             if before is None:
