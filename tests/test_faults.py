@@ -19,9 +19,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pymongo
 import pytest
 
+from avenue.builder.references import PageReferences
 from avenue.embedded import EmbeddedServer
+from avenue.media import Referrers
 from avenue.ops.fsck import fsck
 from avenue.ops.gc import collect_garbage
+from avenue.shop.references import ProductReferences
 from tests.processes import Gunicorn, editor_token, photo, upload
 
 pytestmark = pytest.mark.slow
@@ -71,8 +74,10 @@ def _assert_acknowledged_are_safe(server: Gunicorn, mongo_uri: str,
     client = pymongo.MongoClient(mongo_uri)
     try:
         db = client[DB]
-        collect_garbage(db, grace_seconds=0)
-        report = fsck(db)
+        # No app in this process: the owners the app factory would register, by hand.
+        refs = Referrers([ProductReferences(db), PageReferences(db)])
+        collect_garbage(db, grace_seconds=0, refs=refs)
+        report = fsck(db, refs=refs)
         assert report.ok, report.summary()
         assert report.files_checked >= 9 * len(acknowledged)  # originals and their 8 variants
     finally:

@@ -202,5 +202,6 @@ def referrers(db: Database[Document], app: Flask | None = None) -> Referrers:
     elif _registered:
         owners = _registered[0]
     else:
-        raise RuntimeError("no app has registered the owners of referring documents")
+        raise RuntimeError("no app has registered the owners of referring documents: build the app "
+                           "(avenue.create_app) first, or pass them")
     return Referrers(owner(db) for owner in owners)
