@@ -3,13 +3,19 @@
 Blueprints use only what this package exports: a :class:`Library` per bucket (fetch, page,
 store, bring from another bucket, delete, delete leases, claim) answering in :class:`Image`
 records, the API's image object, and the limits and URL signer an app is configured with.
-The modules inside are the core's own: ``images`` (validation), ``variants`` (renditions),
-``storage`` (GridFS files without the driver's probe), ``originals`` (an upload's original
-and variants written, moved and deleted in a crash-safe order), ``cache`` / ``invalidation``
-(the workers' media caches), ``scan`` (indexed reads for ops and status), ``counters``
-(per-bucket totals kept with every write), ``http`` (what a media URL names and the HTTP
-decision, pure), ``route`` and ``frontdoor`` (answering it).
-Ops may use those lower-level modules; nothing else reads ``*.files`` or ``*.chunks``.
+
+Inside, the code is in wings, each importing only the ones below it (the ``media-wings``
+import-linter contract):
+
+- ``serve``: what a media URL names and the one HTTP decision (``http``), the Flask
+  ``route``, the WSGI ``frontdoor``, every worker's ``cache``, the image ``objects``;
+- ``store``: GridFS files (``storage``), an upload's original and variants in a crash-safe
+  order (``originals``), the ``library``, the ``trash``, ``replace`` in place, ``scan``;
+- ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants) and
+  ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
+- the kernel here: ``buckets``, ``records``, ``paths``.
+
+Ops may use the wings' modules; nothing else reads ``*.files`` or ``*.chunks``.
 """
 
 from __future__ import annotations
@@ -28,27 +34,27 @@ from avenue.media.buckets import (
     TRASH,
     UPLOADS,
 )
-from avenue.media.counters import counters as media_counters
-from avenue.media.counters import recount as recount_bucket
-from avenue.media.facets import ROOT_FOLDER
-from avenue.media.facets import recount as recount_facets
-from avenue.media.focal import FocalPoint, parse_focal_point
-from avenue.media.frontdoor import FrontDoor, front_door_of, install_front_door
-from avenue.media.images import Limits
-from avenue.media.indexes import ensure_indexes
-from avenue.media.library import DELETE_LEASE, Lease, Library, Restored, Trash, Trashed, listed
-from avenue.media.objects import UrlSigner, image_object, ref_object
-from avenue.media.originals import Upload
-from avenue.media.purge import OUTBOX as PURGE_OUTBOX
-from avenue.media.purge import enable as enable_purges
+from avenue.media.effects.counters import counters as media_counters
+from avenue.media.effects.counters import recount as recount_bucket
+from avenue.media.effects.facets import ROOT_FOLDER
+from avenue.media.effects.facets import recount as recount_facets
+from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
+from avenue.media.effects.purge import enable as enable_purges
+from avenue.media.ingest.focal import FocalPoint, parse_focal_point
+from avenue.media.ingest.images import Limits
 from avenue.media.records import Document, Image, Stored
-from avenue.media.route import bp, get_cache, init_app
-from avenue.media.scan import (
+from avenue.media.serve.frontdoor import FrontDoor, front_door_of, install_front_door
+from avenue.media.serve.objects import UrlSigner, image_object, ref_object
+from avenue.media.serve.route import bp, get_cache, init_app
+from avenue.media.store.indexes import ensure_indexes
+from avenue.media.store.library import DELETE_LEASE, Lease, Library, Restored, Trash, Trashed, listed
+from avenue.media.store.originals import Upload
+from avenue.media.store.scan import (
     VARIANT_PATHS,
     has_chunk_index,
     temp_image_counts,
 )
-from avenue.media.trash import LISTED as TRASH_LIST
+from avenue.media.store.trash import LISTED as TRASH_LIST
 
 __all__ = [
     "PURGE_OUTBOX", "enable_purges",
@@ -62,7 +68,7 @@ __all__ = [
     # The media route, its WSGI front door and what they are given at start (route.py).
     "FrontDoor", "front_door_of", "install_front_door", "bp", "get_cache", "init_app",
     "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",
-    # The scanning API ops and status read a bucket with (avenue/media/scan.py).
+    # The scanning API ops and status read a bucket with (avenue/media/store/scan.py).
     "VARIANT_PATHS", "has_chunk_index", "temp_image_counts",
     # Per-bucket counters kept with every write, and their reconciliation (counters.py).
     "media_counters", "recount_bucket",

@@ -23,8 +23,8 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.media import BUCKETS
-from avenue.media.placeholders import compute
-from avenue.media.storage import read_all
+from avenue.media.ingest.placeholders import compute
+from avenue.media.store.storage import read_all
 
 BATCH = 200
 ProgressFn = Callable[[str, int, int], None]

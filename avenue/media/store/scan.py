@@ -1,7 +1,7 @@
 """Small reads of a bucket for ops and status, each answered by an index.
 
 Nothing here reads a whole bucket: the totals are counters kept with every write
-(:mod:`avenue.media.counters`), and the status sweep (``avenue/status/sweep.py``) reads in
+(:mod:`avenue.media.effects.counters`), and the status sweep (``avenue/status/sweep.py``) reads in
 batches by ``_id``. An ``$in`` of thousands of ids costs time quadratic in its length on the
 embedded SecantusDB, so callers keep theirs short.
 """
@@ -13,8 +13,8 @@ import datetime as dt
 from pymongo.database import Database
 
 from avenue.media.buckets import TEMP
+from avenue.media.ingest.variants import CONTENT_TYPES, VARIANT_NAMES
 from avenue.media.records import Document
-from avenue.media.variants import CONTENT_TYPES, VARIANT_NAMES
 
 CHUNK_INDEX = [("files_id", 1), ("n", 1)]
 # Exact paths of every variant id an original can list (a projection cannot use wildcards).

@@ -36,20 +36,21 @@ from pymongo.database import Database
 
 from avenue.clock import maybe_utc, now
 from avenue.leases import held, stamp, unstamp
-from avenue.media import counters, facets, originals, trash
-from avenue.media import replace as replacing
-from avenue.media.facets import ROOT_FOLDER
-from avenue.media.focal import FocalPoint
-from avenue.media.images import Limits
-from avenue.media.originals import Upload
+from avenue.media.effects import counters, facets
+from avenue.media.effects.facets import ROOT_FOLDER
+from avenue.media.ingest.focal import FocalPoint
+from avenue.media.ingest.images import Limits
 from avenue.media.records import Document, Image, Stored
+from avenue.media.store import originals, trash
+from avenue.media.store import replace as replacing
+from avenue.media.store.originals import Upload
 from avenue.paging import Listed, Page, Window, fetch
 
 DELETE_LEASE = dt.timedelta(seconds=60)
 SET_ATTEMPTS = 5
 LEASE_WAIT_SECONDS = 5.0
 ORIGINAL = {"metadata.role": "original"}
-# Lists of originals: the role (and owner) indexes end in these keys (avenue/media/indexes.py).
+# Lists of originals: the role (and owner) indexes end in these keys (avenue/media/store/indexes.py).
 NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
 
 
@@ -160,7 +161,7 @@ class Library:
 
     def folder_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
         """(folder, originals in it) for every folder in use, by folder, at most ``limit``: the
-        counts kept with every write (avenue/media/facets.py), not a scan of the library."""
+        counts kept with every write (avenue/media/effects/facets.py), not a scan of the library."""
         return facets.counts(self.db, self.bucket, "folder", limit)
 
     def tag_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
@@ -240,7 +241,7 @@ class Library:
                 limits: Limits | None = None,
                 refs: dict[str, Any] | None = None) -> tuple[Image, bool] | None:
         """New bytes (``upload``) or a new focal point for the original ``image_id``, keeping
-        its id (avenue/media/replace.py): the image and whether it changed; None when it does
+        its id (avenue/media/store/replace.py): the image and whether it changed; None when it does
         not exist. ``ImageBusy`` (409) while a delete or another replace holds it."""
         done = replacing.replace(self.db, self.bucket, image_id,
                                  data=upload.stream if upload is not None else None,
@@ -252,7 +253,7 @@ class Library:
         """Delete an original and all its variants (original first: readers see 404 at once).
 
         ``to_trash`` (what referenced it, e.g. ``{"sku": ...}``; may be empty) keeps it in the
-        trash first, restorable for ``AVENUE_TRASH_DAYS`` (avenue/media/trash.py); without
+        trash first, restorable for ``AVENUE_TRASH_DAYS`` (avenue/media/store/trash.py); without
         it, or with the trash off, the delete is final."""
         doc = self._files.find_one({"_id": image.id if isinstance(image, Image) else image})
         if doc is None:
@@ -397,7 +398,7 @@ class Restored:
 
 
 class Trash:
-    """Deleted originals, restorable until ``gc`` purges them (avenue/media/trash.py)."""
+    """Deleted originals, restorable until ``gc`` purges them (avenue/media/store/trash.py)."""
 
     def __init__(self, db: Database[Document]) -> None:
         self.db = db

@@ -41,16 +41,17 @@ from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import maybe_utc, now
 from avenue.leases import held, stamp
-from avenue.media import counters, storage
 from avenue.media.buckets import TRASH
+from avenue.media.effects import counters
 from avenue.media.records import Document, variant_ids, variant_key
+from avenue.media.store import storage
 from avenue.paging import Listed, Page, Window, fetch
 
 DEFAULT_DAYS = 30
 # A restore holds the item this long at most (a crashed restore frees it after this).
 RESTORE_LEASE = dt.timedelta(minutes=10)
 ORIGINAL = {"metadata.role": "original"}
-# Newest deletion first; its indexes (avenue/media/indexes.py) end in exactly this order.
+# Newest deletion first; its indexes (avenue/media/store/indexes.py) end in exactly this order.
 NEWEST_FIRST = [("metadata.trash.deleted_at", DESCENDING), ("_id", DESCENDING)]
 LISTED = Listed(f"{TRASH}.files", ORIGINAL, NEWEST_FIRST, "trash_newest")
 

@@ -4,7 +4,7 @@ pymongo's ``GridIn`` runs an unfiltered ``find_one`` on the files and chunks col
 before every upload to decide whether the bucket needs indexes. On servers where that is a
 full scan (the embedded SecantusDB) uploads slow down as the store grows. This module writes
 the same documents (``<bucket>.chunks`` with ``files_id``/``n``/``data`` and a
-``<bucket>.files`` document inserted *last*) and relies on :func:`avenue.media.indexes.ensure_indexes`,
+``<bucket>.files`` document inserted *last*) and relies on :func:`avenue.media.store.indexes.ensure_indexes`,
 run once per process, for the index guarantees. Any stock GridFS reader can read what it
 writes.
 
@@ -13,7 +13,7 @@ no files document, which ``gc`` collects; readers never see a half-written file.
 removes the files document first (readers see 404 at once), then the chunks.
 
 Counters: each write and delete here adds what it changed to the bucket's counters
-(:mod:`avenue.media.counters`) once it succeeded, never before: a crash in between is drift
+(:mod:`avenue.media.effects.counters`) once it succeeded, never before: a crash in between is drift
 the status sweep's reconciliation corrects.
 """
 
@@ -30,8 +30,8 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
-from avenue.media import counters, facets
-from avenue.media.invalidation import evict_here, invalidate
+from avenue.media.effects import counters, facets
+from avenue.media.effects.invalidation import evict_here, invalidate
 from avenue.media.records import Document
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ bytes. The image gets a *version* (8 hex digits of the new bytes' SHA-256 and fo
 and its URLs carry it: ``/media/<alias>/<id>~<version>[.<ext>|/<variant>]``. The URLs of the
 versions before it answer ``308`` to the same thing in the current version until
 ``AVENUE_REPLACED_REDIRECT_DAYS`` have passed (then ``404``), and the CDN purge hook is told
-about them at once (media/purge.py).
+about them at once (media/effects/purge.py).
 
 Layout. The original's files document (the *head*, ``_id`` = the image id) never has its
 chunks rewritten: a reader streaming it must never see a mix of two versions. Once replaced,
@@ -45,13 +45,14 @@ from pymongo.errors import DuplicateKeyError
 from avenue.clock import maybe_utc, now
 from avenue.errors import Conflict
 from avenue.leases import held, stamp, unstamp
-from avenue.media import counters, purge, storage, trash
-from avenue.media.focal import FocalPoint
-from avenue.media.images import Limits, prepare, read_limited, sanitize_filename
-from avenue.media.invalidation import invalidate
-from avenue.media.originals import dedupe_key, name_prefixes, placeholder_of, variant_file
+from avenue.media.effects import counters, purge
+from avenue.media.effects.invalidation import invalidate
+from avenue.media.ingest.focal import FocalPoint
+from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
+from avenue.media.ingest.variants import render
 from avenue.media.records import Document, variant_ids
-from avenue.media.variants import render
+from avenue.media.store import storage, trash
+from avenue.media.store.originals import dedupe_key, name_prefixes, placeholder_of, variant_file
 from avenue.metrics import timed_render
 
 # A replace holds the image this long at most (a crashed replace frees it after this).

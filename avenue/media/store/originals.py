@@ -19,12 +19,14 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError, Conflict
-from avenue.media import placeholders, purge, storage, trash
-from avenue.media.focal import FocalPoint
-from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
-from avenue.media.placeholders import Placeholder
+from avenue.media.effects import purge
+from avenue.media.ingest import placeholders
+from avenue.media.ingest.focal import FocalPoint
+from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
+from avenue.media.ingest.placeholders import Placeholder
+from avenue.media.ingest.variants import Rendition, render
 from avenue.media.records import Document, variant_ids, variant_key
-from avenue.media.variants import Rendition, render
+from avenue.media.store import storage, trash
 from avenue.metrics import count_upload, timed_render
 
 

@@ -1,6 +1,6 @@
 """Render an original's variants again (fsck --repair: a variant whose bytes were lost or damaged).
 
-The files it writes have the layout :mod:`avenue.media.originals` gives variants (same metadata,
+The files it writes have the layout :mod:`avenue.media.store.originals` gives variants (same metadata,
 same ``key``), keeping the variant's id when it had one so every URL handed out still works.
 """
 
@@ -11,14 +11,14 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
-from avenue.media import storage
-from avenue.media.focal import CENTRE, FocalPoint
-from avenue.media.images import Limits, prepare
-from avenue.media.invalidation import invalidate
-from avenue.media.originals import write_variant
+from avenue.media.effects.invalidation import invalidate
+from avenue.media.ingest.focal import CENTRE, FocalPoint
+from avenue.media.ingest.images import Limits, prepare
+from avenue.media.ingest.variants import render
 from avenue.media.records import Document, variant_key
-from avenue.media.replace import read_original
-from avenue.media.variants import render
+from avenue.media.store import storage
+from avenue.media.store.originals import write_variant
+from avenue.media.store.replace import read_original
 
 
 def regenerate_variants(db: Database[Document], bucket: str, original: Document,

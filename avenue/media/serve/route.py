@@ -2,9 +2,9 @@
 
 ``init_app`` hands the media package what it needs from the app (a way to reach the
 database, the headers every response carries) instead of the package importing the app
-layer. The route streams GridFS bytes (:class:`~avenue.media.stream.ChunkStream`) with the
-answers :func:`avenue.media.http.decide` gives; what needs ranges or other validators goes
-through werkzeug's ``make_conditional``, after :func:`~avenue.media.http.normalise_range`.
+layer. The route streams GridFS bytes (:class:`~avenue.media.serve.stream.ChunkStream`) with the
+answers :func:`avenue.media.serve.http.decide` gives; what needs ranges or other validators goes
+through werkzeug's ``make_conditional``, after :func:`~avenue.media.serve.http.normalise_range`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,12 @@ from pymongo.database import Database
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from avenue.clock import now
-from avenue.media import signing
 from avenue.media.buckets import BUCKETS
-from avenue.media.cache import MediaCache
-from avenue.media.http import (
+from avenue.media.effects.invalidation import LOCAL_CACHES
+from avenue.media.records import Document, MediaDoc
+from avenue.media.serve import signing
+from avenue.media.serve.cache import MediaCache
+from avenue.media.serve.http import (
     Headers,
     Moved,
     Representation,
@@ -31,9 +33,7 @@ from avenue.media.http import (
     representation_headers,
     resolve,
 )
-from avenue.media.invalidation import LOCAL_CACHES
-from avenue.media.records import Document, MediaDoc
-from avenue.media.stream import ChunkStream
+from avenue.media.serve.stream import ChunkStream
 from avenue.metrics import count_cache
 
 EXTENSION = "avenue.media"
@@ -135,7 +135,7 @@ REDIRECT_MAX_AGE = 3600
 
 def _redirect(moved: Moved) -> Response:
     """308 to the current version of what an earlier version's URL of a public image named
-    (a private image's earlier versions are 404: :func:`~avenue.media.http.resolve`), with
+    (a private image's earlier versions are 404: :func:`~avenue.media.serve.http.resolve`), with
     the query it came with."""
     location = moved.location
     query = request.query_string.decode("latin-1")
