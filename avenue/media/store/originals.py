@@ -19,7 +19,8 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError, Conflict
-from avenue.media.effects import purge
+from avenue.media import effects
+from avenue.media.effects import Changes
 from avenue.media.ingest import placeholders
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
@@ -287,8 +288,8 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
         v["_id"] for v in db[f"{bucket}.files"].find({"metadata.original_id": doc["_id"]}, {"_id": 1})
     ]
     deleted = storage.delete_file(db, bucket, doc["_id"], with_ids=ids)
-    if deleted:
-        purge.queue(db, bucket, doc)  # the CDN's copies (only with a hook configured)
+    if deleted:  # the CDN's copies (queued only with a hook configured)
+        effects.apply(db, Changes(purged=[(bucket, doc)]))
     return deleted
 
 

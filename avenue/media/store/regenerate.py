@@ -11,7 +11,8 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
-from avenue.media.effects.invalidation import invalidate
+from avenue.media import effects
+from avenue.media.effects import Changes, Tombstone
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.images import Limits, prepare
 from avenue.media.ingest.variants import render
@@ -51,5 +52,5 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
         written.append({"variant": rendition.name, "format": rendition.format, "id": str(file_id)})
     if written:
         # The original's cached document lists the old variants: have every worker reload it.
-        invalidate(db, bucket, [original["_id"]])
+        effects.apply(db, Changes(tombstones=[Tombstone(bucket, [original["_id"]])]))
     return written

@@ -45,8 +45,8 @@ from pymongo.errors import DuplicateKeyError
 from avenue.clock import maybe_utc, now
 from avenue.errors import Conflict
 from avenue.leases import held, stamp, unstamp
-from avenue.media.effects import counters, purge
-from avenue.media.effects.invalidation import invalidate
+from avenue.media import effects
+from avenue.media.effects import Changes, Tombstone
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
 from avenue.media.ingest.variants import render
@@ -285,13 +285,15 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
     # caches and the CDN are told.
     kept = old_bytes["_id"] if same_bytes else None  # the bytes' file, when they stay
     old_ids = [file_id for file_id in variant_ids(doc) if file_id != kept]
-    invalidate(db, bucket, [image_id, *old_ids], lasting=storage.DELETE_WINDOW)
+    effects.apply(db, Changes(tombstones=[Tombstone(bucket, [image_id, *old_ids], storage.DELETE_WINDOW)]))
+    after = Changes()
     if old_bytes["_id"] == image_id and not same_bytes:  # the head's own chunks: a content file has them now
         removed = db[f"{bucket}.chunks"].delete_many({"files_id": image_id}).deleted_count
-        counters.record(db, bucket, {"bytes": old_bytes["length"], "chunks": removed}, sign=-1)
+        after.uncounted.append((bucket, {"bytes": old_bytes["length"], "chunks": removed}))
     if old_ids:
-        storage.delete_counted(db, bucket, old_ids)
-    purge.queue(db, bucket, doc)
+        after += storage.remove_files(db, bucket, old_ids)[1]
+    after.purged.append((bucket, doc))
+    effects.apply(db, after)
     fresh = files.find_one({"_id": image_id})
     return Replaced(fresh or doc, True)
 
