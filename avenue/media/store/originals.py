@@ -21,14 +21,14 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from avenue.errors import AvenueError, Conflict
 from avenue.media import effects
 from avenue.media.effects import Changes
-from avenue.media.ingest import placeholders
+from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import FocalPoint
-from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
+from avenue.media.ingest.images import Limits, PreparedImage, sanitize_filename
 from avenue.media.ingest.placeholders import Placeholder
-from avenue.media.ingest.variants import Rendition, render
+from avenue.media.ingest.variants import Rendition
 from avenue.media.records import Document, variant_ids, variant_key
 from avenue.media.store import storage, trash
-from avenue.metrics import count_upload, timed_render
+from avenue.metrics import count_upload
 
 
 @dataclass
@@ -88,7 +88,7 @@ def dedupe_key(source_sha256: str, scope: str = "") -> str:
 def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limits, scope: str) -> _Ready:
     filename = sanitize_filename(upload.filename)
     try:
-        data = read_limited(upload.stream, limits.max_bytes)
+        data = pipeline.read(upload.stream, limits)
         key = dedupe_key(sha256(data).hexdigest(), scope)
         existing = db[f"{bucket}.files"].find_one({"metadata.key": key})
         if existing is not None:
@@ -98,25 +98,15 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         if trashed is not None:
             count_upload("duplicate", (trashed.get("metadata") or {}).get("format"))
             return _Ready(filename, key, trashed=trashed)
-        prepared = prepare(data, limits)
-        with timed_render():
-            renditions = render(prepared)  # the og crop estimates the focal point (variants.py)
+        ingested = pipeline.ingest(data, limits)
     except AvenueError as error:
         count_upload(error.code, None)
         error.message = f"{filename}: {error.message}"
         error.details["file"] = filename
         raise
-    count_upload("accepted", prepared.format)  # validated and rendered; stored all-or-nothing
-    prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
-    focal_point = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), None)
-    return _Ready(filename, key, prepared, renditions, placeholder=placeholder_of(renditions),
-                  focal=focal_point)
-
-
-def placeholder_of(renditions: list[Rendition]) -> Placeholder | None:
-    """The blurhash and dominant colour, from the smallest rendition (the WebP thumb)."""
-    thumb = next((r for r in renditions if r.name == "thumb" and r.format == "webp"), None)
-    return placeholders.compute(thumb.data) if thumb is not None else None
+    count_upload("accepted", ingested.prepared.format)  # validated and rendered; stored all-or-nothing
+    return _Ready(filename, key, ingested.prepared, ingested.renditions, placeholder=ingested.placeholder,
+                  focal=ingested.focal)
 
 
 def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | None, kind: str,

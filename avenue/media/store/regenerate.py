@@ -13,9 +13,8 @@ from pymongo.database import Database
 
 from avenue.media import effects
 from avenue.media.effects import Changes, Tombstone
+from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import CENTRE, FocalPoint
-from avenue.media.ingest.images import Limits, prepare
-from avenue.media.ingest.variants import render
 from avenue.media.records import Document, variant_key
 from avenue.media.store import storage
 from avenue.media.store.originals import write_variant
@@ -30,13 +29,12 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
     """
     files = db[f"{bucket}.files"]
     data = read_original(db, bucket, original)
-    prepared = prepare(data, Limits.for_stored(len(data)))  # limits lowered since must not block a repair
     listed = (original.get("metadata") or {}).get("variants") or {}
     # The crops around the stored focal point, as at upload (centred for images from before).
     focal = FocalPoint.from_metadata((original.get("metadata") or {}).get("focal_point")) or CENTRE
     version = (original.get("metadata") or {}).get("version") or ""
     written = []
-    for rendition in render(prepared, focal):
+    for rendition in pipeline.render_stored(data, focal):
         info = listed.get(rendition.name, {}).get(rendition.format)
         file_id = info["id"] if info else ObjectId()
         if info and file_id not in replace and files.find_one({"_id": file_id}, {"_id": 1}) is not None:

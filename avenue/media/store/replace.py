@@ -47,13 +47,12 @@ from avenue.errors import Conflict
 from avenue.leases import held, stamp, unstamp
 from avenue.media import effects
 from avenue.media.effects import Changes, Tombstone
+from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import FocalPoint
-from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
-from avenue.media.ingest.variants import render
+from avenue.media.ingest.images import Limits, sanitize_filename
 from avenue.media.records import Document, variant_ids
 from avenue.media.store import storage, trash
-from avenue.media.store.originals import dedupe_key, name_prefixes, placeholder_of, variant_file
-from avenue.metrics import timed_render
+from avenue.media.store.originals import dedupe_key, name_prefixes, variant_file
 
 # A replace holds the image this long at most (a crashed replace frees it after this).
 REPLACE_LEASE = dt.timedelta(seconds=120)
@@ -179,12 +178,9 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         raw = storage.read_all(db, bucket, old_bytes)
         limits = Limits.for_stored(len(raw))
     else:
-        raw = read_limited(data, (limits or Limits()).max_bytes)
-    prepared = prepare(raw, limits or Limits())
-    with timed_render():
-        renditions = render(prepared, focal)
-    prepared.first_frame = None
-    point = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), focal)
+        raw = pipeline.read(data, limits or Limits())
+    ingested = pipeline.ingest(raw, limits or Limits(), focal)
+    prepared, renditions, point = ingested.prepared, ingested.renditions, ingested.focal
     source_sha256 = meta.get("source_sha256", "") if focal_only else prepared.source_sha256
     version = version_of(source_sha256, point)
     if version == _current_version(meta):
@@ -234,7 +230,7 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
 
         moment = now()
         until = moment + dt.timedelta(days=configured_redirect_days())
-        placeholder = placeholder_of(renditions)
+        placeholder = ingested.placeholder
         changes: dict[str, Any] = {} if same_bytes else {
             "length": 0,
             "metadata.content": {"id": content_id, "length": len(prepared.data),
