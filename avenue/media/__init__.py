@@ -13,7 +13,8 @@ import-linter contract):
   order (``originals``), the ``library``, the ``trash``, ``replace`` in place, ``scan``;
 - ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants) and
   ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
-- the kernel here: ``buckets``, ``records``, ``paths``.
+- the kernel here: ``buckets``, ``records``, ``options`` (what an upload is stored as),
+  ``paths``.
 
 Ops may use the wings' modules; nothing else reads ``*.files`` or ``*.chunks``.
 """
@@ -42,6 +43,7 @@ from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.effects.purge import enable as enable_purges
 from avenue.media.ingest.focal import FocalPoint, parse_focal_point
 from avenue.media.ingest.images import Limits
+from avenue.media.options import UploadOptions
 from avenue.media.records import Document, Image, Stored
 from avenue.media.serve.frontdoor import FrontDoor, front_door_of, install_front_door
 from avenue.media.serve.objects import UrlSigner, image_object, ref_object
@@ -60,7 +62,7 @@ __all__ = [
     "PURGE_OUTBOX", "enable_purges",
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP",
     "UPLOADS",
-    "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
+    "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UploadOptions", "UrlSigner",
     # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.
     "FocalPoint", "parse_focal_point",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (trash.py).

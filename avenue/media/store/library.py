@@ -40,6 +40,7 @@ from avenue.media.effects import counters, facets
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
+from avenue.media.options import UploadOptions
 from avenue.media.records import Document, Image, Stored
 from avenue.media.store import originals, trash
 from avenue.media.store import replace as replacing
@@ -188,9 +189,9 @@ class Library:
               alt: str | None = None, expires_at: dt.datetime | None = None,
               folder: str | None = None, tags: list[str] | None = None) -> Stored:
         """Validate one image by content and store it (deduplicated) with its variants."""
-        return self.store_many([upload], owner=owner, limits=limits, kind=kind, scope=scope,
-                               visibility=visibility, alt=alt, expires_at=expires_at, folder=folder,
-                               tags=tags)[0]
+        options = UploadOptions(owner, kind, scope, visibility, alt, expires_at, folder,
+                                None if tags is None else tuple(tags))
+        return self.store_with([upload], options, limits=limits)[0]
 
     def store_many(self, uploads: Sequence[Upload], *, owner: str | None = None,
                    limits: Limits | None = None, kind: str = "upload", scope: str = "",
@@ -199,10 +200,15 @@ class Library:
                    tags: list[str] | None = None) -> list[Stored]:
         """Store every upload or none (all are validated before the first byte is written);
         ``folder`` and ``tags`` label builder library media."""
-        given = (("alt", alt), ("expires_at", expires_at), ("folder", folder), ("tags", tags))
-        extra = {k: v for k, v in given if v is not None}
-        results = originals.store_all(self.db, self.bucket, list(uploads), owner=owner, limits=limits,
-                                      kind=kind, scope=scope, visibility=visibility, extra=extra or None)
+        options = UploadOptions(owner, kind, scope, visibility, alt, expires_at, folder,
+                                None if tags is None else tuple(tags))
+        return self.store_with(uploads, options, limits=limits)
+
+    def store_with(self, uploads: Sequence[Upload], options: UploadOptions, *,
+                   limits: Limits | None = None) -> list[Stored]:
+        """Store every upload or none, as ``options`` says (the keywords of ``store`` as one
+        record)."""
+        results = originals.store_all(self.db, self.bucket, list(uploads), options, limits=limits)
         return [Stored(self._image(r.doc), r.created) for r in results]
 
     def set_metadata(self, image_id: ObjectId, **fields: Any) -> Image | None:

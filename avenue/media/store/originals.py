@@ -26,6 +26,7 @@ from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, PreparedImage, sanitize_filename
 from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import Rendition
+from avenue.media.options import UploadOptions
 from avenue.media.records import Document, variant_ids, variant_key
 from avenue.media.store import storage, trash
 from avenue.metrics import count_upload
@@ -109,8 +110,7 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
                   focal=ingested.focal)
 
 
-def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | None, kind: str,
-           visibility: str, extra: dict[str, Any] | None) -> StoreResult:
+def _write(db: Database[Document], bucket: str, ready: _Ready, options: UploadOptions) -> StoreResult:
     prepared = ready.prepared
     if prepared is None:
         raise ValueError("only a validated, not yet stored upload is written")
@@ -133,13 +133,13 @@ def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | N
         "frames": prepared.frames,
         "filename": ready.filename,
         "name_prefixes": name_prefixes(ready.filename),
-        "owner": owner,
-        "kind": kind,
-        "visibility": visibility,
+        "owner": options.owner,
+        "kind": options.kind,
+        "visibility": options.visibility,
         "variants": variants,
         **({"placeholder": ready.placeholder.as_metadata()} if ready.placeholder else {}),
         **({"focal_point": ready.focal.as_metadata()} if ready.focal else {}),
-        **(extra or {}),
+        **options.labels(),
     }
     # The original's files document goes last: readers never see it without its variants.
     new_files.append(storage.NewFile(prepared.data, ready.filename, metadata, original_id))
@@ -234,21 +234,22 @@ def store(db: Database[Document], bucket: str, stream: BinaryIO | bytes, *, file
           owner: str | None = None,
           limits: Limits | None = None, kind: str = "upload", scope: str = "",
           visibility: str = "public", extra: dict[str, Any] | None = None) -> StoreResult:
-    """Validate one image by content and store it (deduplicated) with its variants."""
-    return store_all(db, bucket, [Upload(filename, stream)], owner=owner, limits=limits,
-                     kind=kind, scope=scope, visibility=visibility, extra=extra)[0]
+    """Validate one image by content and store it (deduplicated) with its variants; ``extra``:
+    its labels (:class:`UploadOptions`'s ``alt``, ``expires_at``, ``folder``, ``tags``)."""
+    options = UploadOptions(owner=owner, kind=kind, scope=scope, visibility=visibility, **(extra or {}))
+    return store_all(db, bucket, [Upload(filename, stream)], options, limits=limits)[0]
 
 
-def store_all(db: Database[Document], bucket: str, uploads: list[Upload], *, owner: str | None = None,
-              limits: Limits | None = None, kind: str = "upload", scope: str = "",
-              visibility: str = "public", extra: dict[str, Any] | None = None) -> list[StoreResult]:
+def store_all(db: Database[Document], bucket: str, uploads: list[Upload],
+              options: UploadOptions | None = None, *, limits: Limits | None = None) -> list[StoreResult]:
     """Store every upload or none: all are validated before the first byte is written.
 
     If a write fails half way, the files this call created are removed again; files that
     already existed (deduplicated) are never touched.
     """
+    options = options or UploadOptions()
     limits = limits or Limits()
-    readies = [_validate(db, bucket, upload, limits, scope) for upload in uploads]
+    readies = [_validate(db, bucket, upload, limits, options.scope) for upload in uploads]
     results: list[StoreResult] = []
     try:
         for ready in readies:
@@ -257,8 +258,7 @@ def store_all(db: Database[Document], bucket: str, uploads: list[Upload], *, own
             elif ready.trashed is not None:
                 results.append(StoreResult(_from_trash(db, bucket, ready), False))
             else:
-                results.append(_write(db, bucket, ready, owner=owner, kind=kind,
-                                      visibility=visibility, extra=extra))
+                results.append(_write(db, bucket, ready, options))
     except BaseException:
         for result in results:
             if result.created:
