@@ -14,7 +14,8 @@ import-linter contract):
 - ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants) and
   ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
 - the kernel here: ``buckets``, ``records``, ``options`` (what an upload is stored as),
-  ``paths``.
+  ``paths``, ``settings`` (the app's, handed in by ``init_app``: only ``serve.route``, the
+  Flask side, reads ``current_app``).
 
 Ops may use the wings' modules; nothing else reads ``*.files`` or ``*.chunks``.
 """

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, has_app_context, request
 from pymongo.database import Database
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from avenue.clock import now
+from avenue.media import settings
 from avenue.media.buckets import BUCKETS
 from avenue.media.effects.invalidation import LOCAL_CACHES
 from avenue.media.records import Document, MediaDoc
@@ -34,6 +35,7 @@ from avenue.media.serve.http import (
     resolve,
 )
 from avenue.media.serve.stream import ChunkStream
+from avenue.media.settings import MediaSettings
 from avenue.metrics import count_cache
 
 EXTENSION = "avenue.media"
@@ -56,6 +58,15 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"])
     app.extensions[EXTENSION] = MediaState(cache, database, baseline_headers)
     LOCAL_CACHES.add(cache)
+    settings.provide(_app_settings)
+
+
+def _app_settings() -> MediaSettings:
+    """The settings of the app in whose context a library is opened (the defaults outside
+    one). This module is the one in the package that reads ``current_app``: it is the Flask
+    side of the package (the route needs the request's app anyway); the store is handed
+    numbers. Read when asked, not once: an app's config may change after start."""
+    return MediaSettings.from_config(current_app.config) if has_app_context() else MediaSettings()
 
 
 def get_state(app: Flask | None = None) -> MediaState:

@@ -42,6 +42,8 @@ from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.options import UploadOptions
 from avenue.media.records import Document, Image, Stored
+from avenue.media.settings import MediaSettings
+from avenue.media.settings import current as current_settings
 from avenue.media.store import originals, trash
 from avenue.media.store import replace as replacing
 from avenue.media.store.originals import Upload
@@ -78,9 +80,12 @@ def _is_original(doc: dict[str, Any] | None) -> bool:
 class Library:
     """The originals of one GridFS bucket."""
 
-    def __init__(self, db: Database[Document], bucket: str) -> None:
+    def __init__(self, db: Database[Document], bucket: str, settings: MediaSettings | None = None) -> None:
+        """``settings``: the trash's and replace's (the app's, from :func:`avenue.media.settings.current`,
+        unless given)."""
         self.db = db
         self.bucket = bucket
+        self.settings = settings or current_settings()
 
     @property
     def _files(self) -> Collection[Document]:
@@ -252,7 +257,7 @@ class Library:
         done = replacing.replace(self.db, self.bucket, image_id,
                                  data=upload.stream if upload is not None else None,
                                  filename=upload.filename if upload is not None else None, focal=focal,
-                                 limits=limits, refs=refs, delete_lease=DELETE_LEASE)
+                                 limits=limits, refs=refs, delete_lease=DELETE_LEASE, settings=self.settings)
         return None if done is None else (self._image(done.doc), done.changed)
 
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:
@@ -265,7 +270,7 @@ class Library:
         if doc is None:
             return False
         if to_trash is not None:
-            trash.keep(self.db, self.bucket, doc, refs=to_trash)
+            trash.keep(self.db, self.bucket, doc, refs=to_trash, keep_days=self.settings.trash_days)
         return originals.delete_image(self.db, self.bucket, doc)
 
     # --- delete leases -------------------------------------------------------------------

@@ -38,7 +38,6 @@ from hashlib import sha256
 from typing import Any, BinaryIO
 
 from bson import ObjectId
-from flask import current_app, has_app_context
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -51,12 +50,12 @@ from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, sanitize_filename
 from avenue.media.records import Document, variant_ids
+from avenue.media.settings import MediaSettings
 from avenue.media.store import storage, trash
 from avenue.media.store.originals import dedupe_key, name_prefixes, variant_file
 
 # A replace holds the image this long at most (a crashed replace frees it after this).
 REPLACE_LEASE = dt.timedelta(seconds=120)
-DEFAULT_REDIRECT_DAYS = 30
 # Earlier versions whose URLs redirect, at most (the oldest are dropped first).
 MAX_VERSIONS = 20
 
@@ -78,14 +77,6 @@ class DuplicateImage(Conflict):
     def __init__(self, other: Any) -> None:
         super().__init__("These bytes are already stored as another image; use that one, or delete it "
                          "first.", image_id=str(other))
-
-
-def configured_redirect_days() -> float:
-    """How long an earlier version's URLs redirect (the app's ``AVENUE_REPLACED_REDIRECT_DAYS``;
-    30 outside an app)."""
-    if has_app_context():
-        return float(current_app.config.get("AVENUE_REPLACED_REDIRECT_DAYS", DEFAULT_REDIRECT_DAYS))
-    return float(DEFAULT_REDIRECT_DAYS)
 
 
 @dataclass(frozen=True)
@@ -158,12 +149,15 @@ def _versions_after(meta: dict[str, Any], new_version: str, until: dt.datetime,
 
 def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: bytes | BinaryIO | None = None,
             filename: str | None = None, focal: FocalPoint | None = None, limits: Limits | None = None,
-            refs: dict[str, Any] | None = None, delete_lease: dt.timedelta) -> Replaced | None:
+            refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
+            settings: MediaSettings) -> Replaced | None:
     """Give the original ``image_id`` new bytes (``data``), or cut its crops around a new
     ``focal`` point (``data`` None: its own bytes again). None when it does not exist;
     ``ImageBusy`` while a delete or another replace holds it; ``DuplicateImage`` when the
     new bytes are another image of the bucket; the upload's own error when they are not an
-    image this app takes. ``refs``: what the old version keeps in the trash (e.g. the sku)."""
+    image this app takes. ``refs``: what the old version keeps in the trash (e.g. the sku);
+    ``settings``: how long its URLs redirect (how long it stays in the trash is the app's,
+    :func:`avenue.media.store.trash.keep_version`)."""
     files = db[f"{bucket}.files"]
     doc = files.find_one({"_id": image_id})
     if doc is None or (doc.get("metadata") or {}).get("role") != "original":
@@ -229,7 +223,7 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
             db, bucket, doc, old_bytes, refs={**(refs or {}), "replaced_in": str(image_id)})
 
         moment = now()
-        until = moment + dt.timedelta(days=configured_redirect_days())
+        until = moment + dt.timedelta(days=settings.redirect_days)
         placeholder = ingested.placeholder
         changes: dict[str, Any] = {} if same_bytes else {
             "length": 0,
