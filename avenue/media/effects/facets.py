@@ -9,7 +9,8 @@ how many folders and tags there are, never on how many images.
 Kept like the bucket counters (:mod:`avenue.media.effects.counters`), in the same code paths:
 
 - every GridFS write, copy and delete of an original of a faceted bucket
-  (:mod:`avenue.media.store.storage`) adds or takes off one per folder and per tag it carries
+  (:mod:`avenue.media.store.storage`, through :func:`avenue.media.effects.apply`) adds or takes
+  off one per folder and per tag it carries
   (an image with no folder is in the root, ``/``);
 - a change of folder or tags (:meth:`avenue.media.store.library.Library.set_metadata`) is a
   compare-and-set on the values read, then moves the counts from the old to the new values,
