@@ -49,6 +49,7 @@ from avenue.media.effects import Changes, Tombstone
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, sanitize_filename
+from avenue.media.ingest.pipeline import Ingested
 from avenue.media.records import Document, variant_ids
 from avenue.media.settings import MediaSettings
 from avenue.media.store import storage, trash
@@ -174,9 +175,9 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
     else:
         raw = pipeline.read(data, limits or Limits())
     ingested = pipeline.ingest(raw, limits or Limits(), focal)
-    prepared, renditions, point = ingested.prepared, ingested.renditions, ingested.focal
+    prepared = ingested.prepared
     source_sha256 = meta.get("source_sha256", "") if focal_only else prepared.source_sha256
-    version = version_of(source_sha256, point)
+    version = version_of(source_sha256, ingested.focal)
     if version == _current_version(meta):
         return Replaced(doc, False)  # the same bytes, cut the same way: nothing to do
     scope = (meta.get("key") or "").rpartition(":")[0]
@@ -198,24 +199,13 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
             if str((stray.get("metadata") or {}).get("key", "")).startswith(f"{image_id}~{version}/") \
                     and stray["_id"] not in listed:
                 storage.delete_counted(db, bucket, [stray["_id"]])
-        new_files: list[storage.NewFile] = []
-        variants: dict[str, dict[str, Any]] = {}
-        for rendition in renditions:
-            new, info = variant_file(image_id, rendition, version=version)
-            new_files.append(new)
-            variants.setdefault(rendition.name, {})[rendition.format] = info
         # The same bytes (a new focal point): they stay where they are, only the crops and the
         # version change, and nothing goes to the trash (it would be a copy of what stays).
         same_bytes = focal_only or source_sha256 == meta.get("source_sha256")
         name = prepared_name(filename, meta, prepared.format)
         content_id = ObjectId()
-        if not same_bytes:
-            new_files.append(storage.NewFile(prepared.data, name, {
-                "role": "variant", "variant": "original", "key": f"{image_id}~{version}/original",
-                "original_id": image_id, "format": prepared.format.lower(),
-                "content_type": prepared.content_type, "sha256": prepared.sha256,
-                "width": prepared.width, "height": prepared.height,
-            }, content_id))
+        new_files, variants = _version_files(image_id, ingested, version, None if same_bytes else content_id,
+                                             name)
         new_ids = [f.file_id for f in new_files]
         storage.write_files(db, bucket, new_files)
 
@@ -224,36 +214,10 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
 
         moment = now()
         until = moment + dt.timedelta(days=settings.redirect_days)
-        placeholder = ingested.placeholder
-        changes: dict[str, Any] = {} if same_bytes else {
-            "length": 0,
-            "metadata.content": {"id": content_id, "length": len(prepared.data),
-                                 "chunk_size": storage.CHUNK_SIZE, "sha256": prepared.sha256},
-        }
-        changes.update({
-            "metadata.version": version,
-            "metadata.versions": _versions_after(meta, version, until, moment),
-            "metadata.replaced_at": moment,
-            "metadata.key": key,
-            "metadata.variants": variants,
-        })
-        if not same_bytes:  # what describes the bytes (a new focal point keeps all of it)
-            changes.update({
-                "metadata.source_sha256": source_sha256,
-                "metadata.sha256": prepared.sha256,
-                "metadata.content_type": prepared.content_type,
-                "metadata.format": prepared.format.lower(),
-                "metadata.width": prepared.width,
-                "metadata.height": prepared.height,
-                "metadata.frames": prepared.frames,
-            })
-        if point is not None:
-            changes["metadata.focal_point"] = point.as_metadata()
-        if placeholder is not None:
-            changes["metadata.placeholder"] = placeholder.as_metadata()
-        if filename:
-            changes["metadata.filename"] = name
-            changes["metadata.name_prefixes"] = name_prefixes(name)
+        changes = _head_update(meta, ingested, version=version, key=key, source_sha256=source_sha256,
+                               content_id=None if same_bytes else content_id, variants=variants,
+                               versions=_versions_after(meta, version, until, moment), moment=moment,
+                               name=name if filename else None)
         try:
             switched = files.update_one({"_id": image_id, "metadata.replacing_at": lease},
                                         {"$set": changes, "$unset": {"metadata.replacing_at": ""}})
@@ -286,6 +250,66 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
     effects.apply(db, after)
     fresh = files.find_one({"_id": image_id})
     return Replaced(fresh or doc, True)
+
+
+def _version_files(image_id: ObjectId, ingested: Ingested, version: str, content_id: ObjectId | None,
+                   name: str) -> tuple[list[storage.NewFile], dict[str, dict[str, Any]]]:
+    """The files of a new version: its renditions, then (``content_id``: new bytes) the bytes
+    themselves as a content file of the head; and the variants the head will list."""
+    new_files: list[storage.NewFile] = []
+    variants: dict[str, dict[str, Any]] = {}
+    for rendition in ingested.renditions:
+        new, info = variant_file(image_id, rendition, version=version)
+        new_files.append(new)
+        variants.setdefault(rendition.name, {})[rendition.format] = info
+    prepared = ingested.prepared
+    if content_id is not None:
+        new_files.append(storage.NewFile(prepared.data, name, {
+            "role": "variant", "variant": "original", "key": f"{image_id}~{version}/original",
+            "original_id": image_id, "format": prepared.format.lower(),
+            "content_type": prepared.content_type, "sha256": prepared.sha256,
+            "width": prepared.width, "height": prepared.height,
+        }, content_id))
+    return new_files, variants
+
+
+def _head_update(meta: dict[str, Any], ingested: Ingested, *, version: str, key: Any, source_sha256: str,
+                 content_id: ObjectId | None, variants: dict[str, dict[str, Any]],
+                 versions: list[dict[str, Any]], moment: dt.datetime, name: str | None) -> dict[str, Any]:
+    """The ``$set`` that switches the head to the new version in one update: its version and
+    redirects, its variants, and (``content_id``: new bytes) what describes the bytes; ``name``:
+    the new upload's name, if it had one."""
+    prepared = ingested.prepared
+    update: dict[str, Any] = {} if content_id is None else {
+        "length": 0,
+        "metadata.content": {"id": content_id, "length": len(prepared.data),
+                             "chunk_size": storage.CHUNK_SIZE, "sha256": prepared.sha256},
+    }
+    update.update({
+        "metadata.version": version,
+        "metadata.versions": versions,
+        "metadata.replaced_at": moment,
+        "metadata.key": key,
+        "metadata.variants": variants,
+    })
+    if content_id is not None:  # what describes the bytes (a new focal point keeps all of it)
+        update.update({
+            "metadata.source_sha256": source_sha256,
+            "metadata.sha256": prepared.sha256,
+            "metadata.content_type": prepared.content_type,
+            "metadata.format": prepared.format.lower(),
+            "metadata.width": prepared.width,
+            "metadata.height": prepared.height,
+            "metadata.frames": prepared.frames,
+        })
+    if ingested.focal is not None:
+        update["metadata.focal_point"] = ingested.focal.as_metadata()
+    if ingested.placeholder is not None:
+        update["metadata.placeholder"] = ingested.placeholder.as_metadata()
+    if name is not None:
+        update["metadata.filename"] = name
+        update["metadata.name_prefixes"] = name_prefixes(name)
+    return update
 
 
 def prepared_name(filename: str | None, meta: dict[str, Any], fmt: str) -> str:
