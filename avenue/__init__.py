@@ -92,7 +92,7 @@ def register_middleware(app: Flask) -> None:
     """WSGI layers around the Flask app, innermost first."""
     from avenue import media, requestlog
 
-    # Cached public media and exact-ETag 304s answered before Flask (avenue/media/frontdoor.py),
+    # Cached public media and exact-ETag 304s answered before Flask (avenue/media/serve/frontdoor.py),
     # with an X-Request-ID, counted and logged as Flask's answers are (avenue/requestlog.py).
     logged = app.config.get("AVENUE_ACCESS_LOG", "on") != "off"
     # Also answered by gunicorn's event loop, without a thread, when plain (avenue/server.py).

@@ -1,4 +1,4 @@
-"""The CDN purge hook: deliver the purge outbox (``avenue/media/purge.py``) to a webhook.
+"""The CDN purge hook: deliver the purge outbox (``avenue/media/effects/purge.py``) to a webhook.
 
 Set ``AVENUE_CDN_PURGE_URL`` (and ``AVENUE_CDN_PURGE_KEY``) and every app server worker
 delivers the outbox in a background job (:func:`start_delivery`, started with the worker's

@@ -113,17 +113,17 @@ def from_environment() -> dict:
         "AVENUE_MAX_FRAMES": _int("AVENUE_MAX_FRAMES", 100),
         "AVENUE_MAX_TOTAL_PIXELS": _int("AVENUE_MAX_TOTAL_PIXELS", 100_000_000),
         "AVENUE_MAX_PRODUCT_IMAGES": max_product_images,
-        # Decoded pixels one process holds at once over all its uploads (avenue/media/images.py
+        # Decoded pixels one process holds at once over all its uploads (avenue/media/ingest/images.py
         # DecodeBudget): what bounds a worker's memory whatever the uploads declare.
         "AVENUE_DECODE_BUDGET_BYTES": _int("AVENUE_DECODE_BUDGET_BYTES", 192 * 1024 * 1024),
         "AVENUE_DECODE_WAIT_SECONDS": _int("AVENUE_DECODE_WAIT_SECONDS", 20),
         # A request may carry one product's worth of images plus form overhead.
         "MAX_CONTENT_LENGTH": max_upload * max_product_images + 1024 * 1024,
         "AVENUE_TEMP_IMAGE_TTL_SECONDS": _int("AVENUE_TEMP_IMAGE_TTL_SECONDS", 24 * 3600),
-        # Deleted media stays restorable this long (avenue/media/trash.py); 0: deletes are final.
+        # Deleted media stays restorable this long (avenue/media/store/trash.py); 0: deletes are final.
         "AVENUE_TRASH_DAYS": max(0, _int("AVENUE_TRASH_DAYS", 30)),
         # An image replaced in place: its earlier URLs redirect to the new ones this long, then
-        # answer 404 (avenue/media/replace.py).
+        # answer 404 (avenue/media/store/replace.py).
         "AVENUE_REPLACED_REDIRECT_DAYS": max(0, _int("AVENUE_REPLACED_REDIRECT_DAYS", 30)),
         "AVENUE_SIGNED_URL_TTL_SECONDS": _int("AVENUE_SIGNED_URL_TTL_SECONDS", 3600),
         "AVENUE_MEDIA_BASE_URL": os.environ.get("AVENUE_MEDIA_BASE_URL", "").rstrip("/"),

@@ -13,7 +13,7 @@ regex) and as aligned, readable text in development, and context (the request id
 once per request in a contextvar instead of being passed to every call. The stdlib logging
 records stay ordinary records, so ``caplog`` and the existing log calls are unchanged.
 
-The media front door's cached answers, given before Flask runs (avenue/media/frontdoor.py),
+The media front door's cached answers, given before Flask runs (avenue/media/serve/frontdoor.py),
 get the same id, the same count and the same line: the front door only records them (the
 path is benchmarked) and the thread folding them into the metrics writes their lines with
 :func:`log_front_door_answers`, up to a second later but stamped with the answer's time.

@@ -57,7 +57,7 @@ that thread for as long as it likes, and a few dozen such clients stop ``/health
   descriptors pauses accepting for a moment instead of dying.
 - **Cached public media is answered by the event loop itself**: a plain GET or HEAD of an
   image the worker's media cache holds (or its exact-ETag 304) is answered right where its
-  head was read, with the front door's own answer (avenue/media/frontdoor.py), and written
+  head was read, with the front door's own answer (avenue/media/serve/frontdoor.py), and written
   without blocking; no thread, no gunicorn parsing. Anything else, or any doubt, goes to a
   thread exactly as before (:func:`loop_environ`). ``GUNICORN_LOOP_MEDIA=0`` turns it off;
   gunicorn's access log (``GUNICORN_ACCESS_LOG``) does too, since it logs only what threads

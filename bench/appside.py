@@ -158,7 +158,7 @@ class MediaCore:
 
 
 class WriteTimer:
-    """Time spent in ``avenue.media.storage.write_files``: the storage part of one ``store``
+    """Time spent in ``avenue.media.store.storage.write_files``: the storage part of one ``store``
     (the original and its 8 variants, written as one batch).
 
     Installed by wrapping the module attribute in this (benchmark) process only.
@@ -170,7 +170,7 @@ class WriteTimer:
 
     def install(self) -> bool:
         try:
-            storage = importlib.import_module("avenue.media.storage")
+            storage = importlib.import_module("avenue.media.store.storage")
             original = storage.write_files
         except Exception:  # noqa: BLE001 - no such function: no phase timing
             return False
@@ -203,10 +203,10 @@ def media_core(root: Path) -> MediaCore:
         media = importlib.import_module("avenue.media")
         # The core's own write path (what Library.store runs), so storage.write_files can be
         # timed; files documents in and out, as the status seed and the ingest loop need.
-        originals = importlib.import_module("avenue.media.originals")
+        originals = importlib.import_module("avenue.media.store.originals")
         store = originals.store
         limits = media.Limits
-        image_ref = importlib.import_module("avenue.media.objects").image_ref
+        image_ref = importlib.import_module("avenue.media.serve.objects").image_ref
 
         def image_object(doc, bucket, signer):
             return media.image_object(media.Image.from_files_doc(bucket, doc), signer)

@@ -3,7 +3,7 @@
 
 For each way of making an acknowledged write survive a crash of SecantusDB, this starts a
 fresh server, stores distinct ~1 MB JPEGs through the app's own write path
-(``avenue.media.originals.store``: validate, render 8 variants, two write commands), times
+(``avenue.media.store.originals.store``: validate, render 8 variants, two write commands), times
 each upload and the storage part alone, then SIGKILLs the server right after the last
 acknowledgement, restarts it on the same folder and counts what is still there.
 
@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 import pymongo  # noqa: E402
 from avenue.embedded import executable, free_port  # noqa: E402
-from avenue.media import indexes, originals, storage  # noqa: E402
-from avenue.media.images import Limits  # noqa: E402
+from avenue.media.ingest.images import Limits  # noqa: E402
+from avenue.media.store import indexes, originals, storage  # noqa: E402
 from PIL import Image  # noqa: E402
 
 MODES = {

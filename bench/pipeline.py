@@ -44,9 +44,9 @@ def _kb(field: str) -> int:
 def child(path: str, pipeline: str) -> None:
     """Run one case in this process and print its figures as JSON."""
     sys.path.insert(0, str(ROOT))
-    from avenue.media import images
-    from avenue.media.images import Limits, prepare
-    from avenue.media.variants import render
+    from avenue.media.ingest import images
+    from avenue.media.ingest.images import Limits, prepare
+    from avenue.media.ingest.variants import render
 
     if pipeline == "pillow":
         images._libvips_decodes = lambda *args: False  # type: ignore[assignment]
@@ -80,9 +80,9 @@ def encoders() -> None:
     import io
 
     sys.path.insert(0, str(ROOT))
-    from avenue.media import vips
-    from avenue.media.images import Limits, prepare
-    from avenue.media.variants import _cover_box
+    from avenue.media.ingest import vips
+    from avenue.media.ingest.images import Limits, prepare
+    from avenue.media.ingest.variants import _cover_box
 
     base = prepare((FIXTURES / "photo_12mp.jpg").read_bytes(), Limits()).pixels.image
     frames = {"gallery 1600x1200": vips.resize(base, 1600, 1200),
@@ -119,9 +119,9 @@ def critical_path() -> None:
 
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(BENCH))
-    from avenue.media import vips
-    from avenue.media.images import Limits, prepare
-    from avenue.media.variants import VARIANTS, _fit_size, render
+    from avenue.media.ingest import vips
+    from avenue.media.ingest.images import Limits, prepare
+    from avenue.media.ingest.variants import VARIANTS, _fit_size, render
 
     from upload import time_pillow
 

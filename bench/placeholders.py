@@ -3,8 +3,8 @@
 table, one run.
 
 For every good fixture (and the 12 MP photo above all), this validates and renders the image
-as an upload does (``prepare`` + ``render``), then times :func:`avenue.media.placeholders.compute`
-on its WebP thumb and :func:`avenue.media.focal.estimate` on its decoded frame, the work the
+as an upload does (``prepare`` + ``render``), then times :func:`avenue.media.ingest.placeholders.compute`
+on its WebP thumb and :func:`avenue.media.ingest.focal.estimate` on its decoded frame, the work the
 upload adds, next to the validate-and-render time it is added to. Target (issue 17): a
 placeholder under 5 ms per upload.
 
@@ -22,10 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from avenue.media.focal import CENTRE, estimate  # noqa: E402
-from avenue.media.images import Limits, prepare  # noqa: E402
-from avenue.media.placeholders import compute  # noqa: E402
-from avenue.media.variants import render  # noqa: E402
+from avenue.media.ingest.focal import CENTRE, estimate  # noqa: E402
+from avenue.media.ingest.images import Limits, prepare  # noqa: E402
+from avenue.media.ingest.placeholders import compute  # noqa: E402
+from avenue.media.ingest.variants import render  # noqa: E402
 
 from harness import median_ms  # noqa: E402
 

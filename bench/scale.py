@@ -84,7 +84,7 @@ SEED_FOLDERS = ("/home", "/home/hero", "/summer", "/summer/banners", "/blog")  #
 
 def template(db, bucket: str, **store_kwargs) -> tuple[dict, list[dict]]:
     """A real stored original and its 8 variant files documents (the shapes to copy)."""
-    from avenue.media.originals import store
+    from avenue.media.store.originals import store
 
     doc = store(db, bucket, small_jpeg(len(bucket)), filename="template.jpg", **store_kwargs).doc
     listed = doc["metadata"]["variants"]
@@ -98,7 +98,7 @@ def template(db, bucket: str, **store_kwargs) -> tuple[dict, list[dict]]:
 def image_docs(shape: tuple[dict, list[dict]], n: int, scope: str, payload: bytes,
                when: dt.datetime) -> tuple[dict, list[dict]]:
     """One seeded image: its original files document and its 9 files documents in all."""
-    from avenue.media.originals import dedupe_key
+    from avenue.media.store.originals import dedupe_key
 
     original, variants = shape
     by_id = {v["_id"]: v for v in variants}
@@ -130,8 +130,8 @@ def seed(db, seconds: float, min_files: int, batch_images: int, owner: str, say)
     """Insert images (original + 8 variants, one tiny chunk each) into three buckets (``MIX``)
     and products (two images each) in batches until ``seconds`` have passed and at least
     ``min_files`` files documents are in; keep the counters as the app does."""
-    from avenue.media import counters as media_counters
-    from avenue.media.objects import image_ref
+    from avenue.media.effects import counters as media_counters
+    from avenue.media.serve.objects import image_ref
     from avenue.status import counters as product_counters
 
     shapes = {

@@ -12,9 +12,10 @@ import tracemalloc
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS, storage
-from avenue.media.objects import image_ref
-from avenue.media.originals import store
+from avenue.media import BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS
+from avenue.media.serve.objects import image_ref
+from avenue.media.store import storage
+from avenue.media.store.originals import store
 from avenue.ops import backup as backup_module
 from tests.helpers import image_bytes
 

@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from avenue.media import UPLOADS
-from avenue.media.originals import store
+from avenue.media.store.originals import store
 from avenue.ops import backup as backup_module
 from tests.helpers import image_bytes
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from avenue.errors import ImageTooLarge, ServerBusy
-from avenue.media.images import DecodeBudget, Limits, decode_budget, prepare
+from avenue.media.ingest.images import DecodeBudget, Limits, decode_budget, prepare
 from tests.helpers import bucket_snapshot
 
 

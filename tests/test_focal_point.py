@@ -9,10 +9,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from avenue.media import PRODUCTS
-from avenue.media.focal import CENTRE, FocalPoint, crop_box, estimate
-from avenue.media.images import Limits, prepare
-from avenue.media.originals import store
-from avenue.media.variants import render
+from avenue.media.ingest.focal import CENTRE, FocalPoint, crop_box, estimate
+from avenue.media.ingest.images import Limits, prepare
+from avenue.media.ingest.variants import render
+from avenue.media.store.originals import store
 from tests.helpers import GOOD_NAMES, image_bytes
 
 SUBJECT = (200, 30, 40)

@@ -8,9 +8,10 @@ import os
 
 from bson import Binary, ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, storage
-from avenue.media.objects import image_ref
-from avenue.media.originals import store
+from avenue.media import BUILDER, PRODUCTS, UPLOADS
+from avenue.media.serve.objects import image_ref
+from avenue.media.store import storage
+from avenue.media.store.originals import store
 from avenue.ops.fsck import fsck
 from tests.helpers import image_bytes
 

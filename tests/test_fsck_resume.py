@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from avenue.media import BUILDER, UPLOADS
-from avenue.media.originals import store
+from avenue.media.store.originals import store
 from avenue.ops import fsck as fsck_module
 from avenue.ops.fsck import checkpoint, fsck
 from tests.helpers import image_bytes

@@ -8,9 +8,10 @@ import os
 
 from bson import Binary, ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, storage
-from avenue.media.objects import image_ref
-from avenue.media.originals import store, transfer
+from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS
+from avenue.media.serve.objects import image_ref
+from avenue.media.store import storage
+from avenue.media.store.originals import store, transfer
 from avenue.ops.gc import collect_garbage
 from tests.helpers import bucket_snapshot, image_bytes
 

@@ -9,9 +9,10 @@ import shutil
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, storage
-from avenue.media.objects import image_ref
-from avenue.media.originals import store
+from avenue.media import BUILDER, PRODUCTS, UPLOADS
+from avenue.media.serve.objects import image_ref
+from avenue.media.store import storage
+from avenue.media.store.originals import store
 from avenue.ops import legacy
 from avenue.ops.legacy import import_legacy
 from tests.helpers import FIXTURES, image_bytes

@@ -7,8 +7,9 @@ import shutil
 
 import pytest
 
-from avenue.media import PRODUCTS, storage
-from avenue.media.originals import delete_image
+from avenue.media import PRODUCTS
+from avenue.media.store import storage
+from avenue.media.store.originals import delete_image
 from avenue.ops.legacy import import_legacy
 from tests.helpers import FIXTURES
 from tests.test_import_legacy import LEGACY_UPLOADS, load_legacy_db

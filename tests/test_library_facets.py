@@ -1,4 +1,4 @@
-"""The library's folder and tag counts are kept with every write (avenue/media/facets.py): the
+"""The library's folder and tag counts are kept with every write (avenue/media/effects/facets.py): the
 lists read them, never a scan of the library, and the reconciliation corrects any drift."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import BUILDER, recount_bucket, recount_facets
-from avenue.media import facets as facets_module
+from avenue.media.effects import facets as facets_module
 from tests.helpers import image_bytes
 
 PHOTOS = ["good/progressive.jpg", "good/grayscale.jpg", "good/alpha.png", "good/panorama.jpg"]
@@ -138,7 +138,7 @@ def test_a_move_that_loses_every_compare_and_set_is_409_and_moves_no_count(clien
     """Another editor changes the image between each read and write of a move: after a few
     attempts the move gives up with 409 (try again) and the counts are not touched by it."""
     from avenue.media import Library
-    from avenue.media.replace import ImageBusy
+    from avenue.media.store.replace import ImageBusy
 
     media = upload(client, editor, PHOTOS[0], folder="/start")
     assert folders(client, editor) == {"/start": 1}

@@ -1,4 +1,4 @@
-"""The libvips path (avenue/media/vips.py): which uploads take it, and that it keeps every guarantee."""
+"""The libvips path (avenue/media/ingest/vips.py): which uploads take it; it keeps every guarantee."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from PIL import Image, ImageCms
 
 from avenue.errors import CorruptImage
-from avenue.media import vips
-from avenue.media.images import Limits, decode_budget, prepare
-from avenue.media.variants import render
+from avenue.media.ingest import vips
+from avenue.media.ingest.images import Limits, decode_budget, prepare
+from avenue.media.ingest.variants import render
 from tests.helpers import image_bytes
 
 

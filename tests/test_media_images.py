@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageStat
 
 from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, UnsupportedImage
-from avenue.media.images import (
+from avenue.media.ingest.images import (
     Limits,
     prepare,
     read_limited,
@@ -19,7 +19,7 @@ from avenue.media.images import (
     strip_png,
     strip_webp,
 )
-from avenue.media.variants import render
+from avenue.media.ingest.variants import render
 from tests.helpers import IMAGES, REFUSED, image_bytes
 
 GOOD = sorted(p.name for p in (IMAGES / "good").iterdir())

@@ -10,8 +10,9 @@ import pymongo
 import pytest
 from pymongo import monitoring
 
-from avenue.media import UPLOADS, get_cache, invalidation
-from avenue.media.indexes import DELETIONS
+from avenue.media import UPLOADS, get_cache
+from avenue.media.effects import invalidation
+from avenue.media.effects.invalidation import DELETIONS
 from tests.helpers import Auth, image_bytes, listening, make_app
 
 

@@ -19,14 +19,14 @@ from avenue.media import (
     front_door_of,
     get_cache,
     image_object,
-    invalidation,
     signer_from_config,
 )
 from avenue.media import Image as MediaImage
-from avenue.media import storage as storage_module
-from avenue.media.cache import MediaCache
-from avenue.media.originals import delete_image, store
-from avenue.media.storage import read_all
+from avenue.media.effects import invalidation
+from avenue.media.serve.cache import MediaCache
+from avenue.media.store import storage as storage_module
+from avenue.media.store.originals import delete_image, store
+from avenue.media.store.storage import read_all
 from avenue.server import loop_environ
 from tests.helpers import GOOD_NAMES, image_bytes, make_app
 

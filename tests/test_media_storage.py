@@ -12,9 +12,9 @@ from pymongo import monitoring
 
 from avenue.errors import CorruptImage, UnsupportedImage
 from avenue.media import BUCKETS, PRODUCTS, Limits, Upload
-from avenue.media import storage as storage_module
-from avenue.media.originals import delete_image, store, store_all, transfer
-from avenue.media.storage import read_all
+from avenue.media.store import storage as storage_module
+from avenue.media.store.originals import delete_image, store, store_all, transfer
+from avenue.media.store.storage import read_all
 from tests.helpers import GOOD_NAMES, bucket_snapshot, image_bytes
 
 

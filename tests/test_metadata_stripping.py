@@ -3,7 +3,7 @@ fix and what animation needs. Nothing else: no EXIF/GPS, XMP, IPTC/Photoshop, co
 thumbnails, private or unknown chunks and boxes.
 
 The structure walkers below are written for this test, independently of the strippers in
-``avenue/media/images.py``, so a stripper cannot vouch for itself. Every fixture and a crafted
+``avenue/media/ingest/images.py``, so a stripper cannot vouch for itself. Every fixture and a crafted
 file per format (carrying every kind of metadata at once) go through ``prepare()``, which
 produces the bytes the media route serves.
 """
@@ -17,7 +17,7 @@ import zlib
 import pytest
 from PIL import Image, ImageCms
 
-from avenue.media.images import Limits, prepare
+from avenue.media.ingest.images import Limits, prepare
 from tests.helpers import GOOD_NAMES, image_bytes
 
 SECRET = b"GPS-48.8584N-SERIAL-12345"

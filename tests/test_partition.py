@@ -10,7 +10,8 @@ import pytest
 
 from avenue.db import get_db
 from avenue.embedded import EmbeddedServer
-from avenue.media import UPLOADS, storage
+from avenue.media import UPLOADS
+from avenue.media.store import storage
 from avenue.ops.fsck import fsck
 from avenue.ops.gc import collect_garbage
 from tests.helpers import Auth, make_app

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from avenue.media import BUILDER, PRODUCTS
-from avenue.media.originals import store, variant_ids
-from avenue.media.placeholders import compute
+from avenue.media.ingest.placeholders import compute
+from avenue.media.store.originals import store, variant_ids
 from tests.helpers import GOOD_NAMES, image_bytes
 
 BLURHASH = re.compile(r"^[0-9A-Za-z#$%*+,\-.:;=?@\[\]^_{|}~]{28}$")  # 4x3 components
@@ -26,8 +26,8 @@ def encoded(im: Image.Image, fmt: str = "WEBP") -> bytes:
 
 @pytest.mark.parametrize("name", GOOD_NAMES)
 def test_every_good_fixture_gets_a_blurhash_and_a_colour_and_the_same_ones_again(name):
-    from avenue.media.images import Limits, prepare
-    from avenue.media.variants import render
+    from avenue.media.ingest.images import Limits, prepare
+    from avenue.media.ingest.variants import render
 
     prepared = prepare(image_bytes(f"good/{name}"), Limits())
     thumb = next(r for r in render(prepared) if r.name == "thumb" and r.format == "webp")

@@ -1,4 +1,4 @@
-"""Replace in place (avenue/media/replace.py): new bytes or a new focal point for an image that
+"""Replace in place (avenue/media/store/replace.py): new bytes or a new focal point for an image that
 keeps its id and every reference, under new versioned URLs; the old URLs redirect for
 AVENUE_REPLACED_REDIRECT_DAYS, then 404; the old bytes wait in the trash."""
 
@@ -17,8 +17,8 @@ from PIL import Image as PILImage
 
 from avenue.clock import now
 from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS, Library, Upload, UrlSigner, recount_bucket
-from avenue.media import purge as purge_module
-from avenue.media import trash as trash_module
+from avenue.media.effects import purge as purge_module
+from avenue.media.store import trash as trash_module
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
 from tests.helpers import error_body, form, image_bytes, library_upload
@@ -488,8 +488,8 @@ def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_
     period, and never a file the original lists."""
     media = library_upload(client, editor)
     image_id = ObjectId(media["id"])
-    from avenue.media import originals, storage
-    from avenue.media.variants import Rendition
+    from avenue.media.ingest.variants import Rendition
+    from avenue.media.store import originals, storage
 
     stray = Rendition("thumb", "webp", image_bytes("good/tiny_1x1.png"), 1, 1)
     new, _ = originals.variant_file(image_id, stray, version="deadbeef")

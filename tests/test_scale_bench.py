@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, media_counters
-from avenue.media.counters import count_bucket
+from avenue.media.effects.counters import count_bucket
 from avenue.ops.fsck import check
 from avenue.status import reconcile
 

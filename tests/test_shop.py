@@ -14,9 +14,9 @@ from bson import ObjectId
 
 from avenue.errors import Conflict, UnprocessableContent
 from avenue.media import PRODUCTS, TEMP, Upload
-from avenue.media import library as library_module
-from avenue.media.objects import image_ref
-from avenue.media.originals import delete_image, store
+from avenue.media.serve.objects import image_ref
+from avenue.media.store import library as library_module
+from avenue.media.store.originals import delete_image, store
 from avenue.shop import service
 from tests.helpers import FIXTURES, REFUSED, bucket_snapshot, image_bytes
 

@@ -9,9 +9,9 @@ import pytest
 from pymongo.errors import OperationFailure
 
 from avenue.media import PRODUCTS, STORED, TRASH, UPLOADS, media_counters
-from avenue.media import counters as bucket_counters
-from avenue.media.counters import count_bucket
-from avenue.media.originals import store
+from avenue.media.effects import counters as bucket_counters
+from avenue.media.effects.counters import count_bucket
+from avenue.media.store.originals import store
 from avenue.status import counters as product_counters
 from avenue.status import reconcile
 from tests.helpers import Auth, image_bytes

@@ -15,8 +15,8 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import PRODUCTS, TEMP, UPLOADS
-from avenue.media.objects import image_ref
-from avenue.media.originals import delete_image, store, variant_ids
+from avenue.media.serve.objects import image_ref
+from avenue.media.store.originals import delete_image, store, variant_ids
 from avenue.status import quota_level
 from tests.helpers import FIXTURES, image_bytes, swept
 

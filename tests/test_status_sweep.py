@@ -9,8 +9,8 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import BUILDER, PRODUCTS
-from avenue.media.objects import image_ref
-from avenue.media.originals import store
+from avenue.media.serve.objects import image_ref
+from avenue.media.store.originals import store
 from avenue.status import sweep, warm_up_status_reports
 from tests.helpers import Auth, image_bytes, swept, worker_start_hook
 

@@ -11,7 +11,7 @@ from pymongo.errors import AutoReconnect, DuplicateKeyError
 
 from avenue.clock import now
 from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS, media_counters
-from avenue.media import trash as trash_module
+from avenue.media.store import trash as trash_module
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
 from tests.helpers import error_body, form, library_upload
@@ -244,7 +244,7 @@ def test_a_list_of_many_pages_goes_on_by_cursor(client, editor):
 
 def test_a_delete_cut_off_after_the_copy_finishes_when_asked_again(app, client, db, editor, monkeypatch):
     media = library_upload(client, editor)
-    from avenue.media import originals
+    from avenue.media.store import originals
 
     real = originals.delete_image
 
@@ -268,7 +268,7 @@ def test_a_restore_cut_off_half_way_frees_its_lease_and_a_retry_completes(app, c
                                                                           monkeypatch):
     media = library_upload(client, editor)
     client.delete(f"/api/builder/media/{media['id']}", headers=editor)
-    from avenue.media import storage
+    from avenue.media.store import storage
 
     real, calls = storage.copy_file, []
 
@@ -329,7 +329,7 @@ def test_a_delete_racing_another_delete_of_the_same_upload_answers_404(client, d
 
 
 def test_a_copy_that_collides_removes_only_its_own_chunks(app, client, db, editor):
-    from avenue.media import storage
+    from avenue.media.store import storage
 
     media = library_upload(client, editor)
     doc = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})

@@ -140,7 +140,7 @@ def test_private_urls_live_at_least_the_configured_lifetime_and_at_most_a_window
 
 
 def test_the_same_private_url_is_handed_out_within_a_window_so_browsers_can_cache_it():
-    from avenue.media.objects import UrlSigner
+    from avenue.media.serve.objects import UrlSigner
 
     signer = UrlSigner(key="k" * 32, ttl_seconds=3600)
     start = 1_800_000_000 - 1_800_000_000 % 900  # the start of a 15-minute window
@@ -151,7 +151,7 @@ def test_the_same_private_url_is_handed_out_within_a_window_so_browsers_can_cach
 
 
 def test_a_signature_covers_its_version_and_an_unreplaced_images_is_the_one_signed_before():
-    from avenue.media import signing
+    from avenue.media.serve import signing
 
     key, expires = "k" * 32, 1_800_000_000
     # Pinned: what URLs were signed with before signatures named a version; the links of

@@ -164,7 +164,7 @@ def update_media(db: Database, media_id: ObjectId, body: dict) -> Image:
 def replace_media(db: Database, media_id: ObjectId, *, file: Upload | None = None,
                   focal: FocalPoint | None = None, limits: Limits) -> tuple[Image, bool]:
     """New bytes (``file``) or a new focal point for library media, keeping its id, so every
-    page that uses it shows the new image (avenue/media/replace.py); 404 when it is gone.
+    page that uses it shows the new image (avenue/media/store/replace.py); 404 when it is gone.
     Returns the media and whether anything changed."""
     done = library(db).replace(media_id, file, focal=focal, limits=limits)
     if done is None:

@@ -3,15 +3,24 @@
 Blueprints use only what this package exports: a :class:`Library` per bucket (fetch, page,
 store, bring from another bucket, delete, delete leases, claim) answering in :class:`Image`
 records, the API's image object, and the limits and URL signer an app is configured with.
-The modules inside are the core's own: ``images`` (validation), ``variants`` (renditions),
-``storage`` (GridFS files without the driver's probe), ``originals`` (an upload's original
-and variants written, moved and deleted in a crash-safe order), ``cache`` / ``invalidation``
-(the workers' media caches), ``scan`` (indexed reads for ops and status), ``counters``
-(per-bucket totals kept with every write), ``references`` (the interface the owners of
-documents that use images implement, and their registry), ``http`` (what a media URL names and the HTTP
-decision, pure), ``route`` and ``frontdoor`` (answering it).
-Ops may use those lower-level modules (``scan`` above all, exported as such); nothing else
-reads ``*.files`` or ``*.chunks``.
+
+Inside, the code is in wings, each importing only the ones below it (the ``media-wings``
+import-linter contract):
+
+- ``serve``: what a media URL names and the one HTTP decision (``http``), the Flask
+  ``route``, the WSGI ``frontdoor``, every worker's ``cache``, the image ``objects``;
+- ``store``: GridFS files (``storage``), an upload's original and variants in a crash-safe
+  order (``originals``), the ``library``, the ``trash``, ``replace`` in place, ``scan``
+  (indexed reads and the few writes ops and status make to a bucket);
+- ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants) and
+  ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
+- the kernel here: ``buckets``, ``records``, ``options`` (what an upload is stored as),
+  ``paths``, ``settings`` (the app's, handed in by ``init_app``: only ``serve.route``, the
+  Flask side, reads ``current_app``), ``references`` (the interface the owners of documents
+  that use images implement, and the registry the app factory fills).
+
+Ops may use the wings' modules (``scan`` above all, exported as such); nothing else reads
+``*.files`` or ``*.chunks``.
 """
 
 from __future__ import annotations
@@ -19,8 +28,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-# ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
-from avenue.media import scan
 from avenue.media.buckets import (
     ALIASES,
     BUCKETS,
@@ -32,40 +39,54 @@ from avenue.media.buckets import (
     TRASH,
     UPLOADS,
 )
-from avenue.media.counters import counters as media_counters
-from avenue.media.counters import recount as recount_bucket
-from avenue.media.facets import ROOT_FOLDER
-from avenue.media.facets import recount as recount_facets
-from avenue.media.focal import FocalPoint, parse_focal_point
-from avenue.media.frontdoor import FrontDoor, front_door_of, install_front_door
-from avenue.media.images import Limits
-from avenue.media.indexes import ensure_indexes
-from avenue.media.library import DELETE_LEASE, Claimant, Lease, Library, Restored, Trash, Trashed, listed
-from avenue.media.objects import UrlSigner, image_object, ref_object
-from avenue.media.originals import Upload
-from avenue.media.purge import OUTBOX as PURGE_OUTBOX
-from avenue.media.purge import enable as enable_purges
+from avenue.media.effects.counters import counters as media_counters
+from avenue.media.effects.counters import recount as recount_bucket
+from avenue.media.effects.facets import ROOT_FOLDER
+from avenue.media.effects.facets import recount as recount_facets
+from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
+from avenue.media.effects.purge import enable as enable_purges
+from avenue.media.ingest.focal import FocalPoint, parse_focal_point
+from avenue.media.ingest.images import Limits
+from avenue.media.options import UploadOptions
 from avenue.media.records import Document, Image, Stored
 from avenue.media.references import IN_BATCH, References, Referrers, referrers, rewrite_lists
 from avenue.media.references import init_app as register_referrers
-from avenue.media.route import bp, get_cache, init_app
-from avenue.media.scan import (
+from avenue.media.serve.frontdoor import FrontDoor, front_door_of, install_front_door
+from avenue.media.serve.objects import UrlSigner, image_object, ref_object
+from avenue.media.serve.route import bp, get_cache, init_app
+
+# ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
+from avenue.media.store import scan
+from avenue.media.store.indexes import ensure_indexes
+from avenue.media.store.library import (
+    DELETE_LEASE,
+    Claimant,
+    Lease,
+    Library,
+    Restored,
+    Trash,
+    Trashed,
+    listed,
+)
+from avenue.media.store.originals import Upload
+from avenue.media.store.scan import (
     VARIANT_PATHS,
     has_chunk_index,
     originals_lacking,
     originals_newest_first,
     temp_image_counts,
 )
-from avenue.media.scan import existing_ids as existing_files
-from avenue.media.scan import file as file_doc
-from avenue.media.scan import set_metadata as set_file_metadata
-from avenue.media.trash import LISTED as TRASH_LIST
+from avenue.media.store.scan import existing_ids as existing_files
+from avenue.media.store.scan import file as file_doc
+from avenue.media.store.scan import set_metadata as set_file_metadata
+from avenue.media.store.trash import LISTED as TRASH_LIST
 
 __all__ = [
     "PURGE_OUTBOX", "enable_purges",
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP",
     "UPLOADS",
-    "Claimant", "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UrlSigner",
+    "Claimant", "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UploadOptions",
+    "UrlSigner",
     # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.
     "FocalPoint", "parse_focal_point",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (trash.py).
@@ -76,7 +97,7 @@ __all__ = [
     # Who refers to an image: each document owner's References, registered by the app
     # factory and asked through one Referrers (references.py).
     "IN_BATCH", "References", "Referrers", "referrers", "register_referrers", "rewrite_lists",
-    # The scanning API ops and status read a bucket with (avenue/media/scan.py).
+    # The scanning API ops and status read a bucket with (avenue/media/store/scan.py).
     "VARIANT_PATHS", "existing_files", "file_doc", "has_chunk_index", "originals_lacking",
     "originals_newest_first", "scan", "set_file_metadata", "temp_image_counts",
     # Per-bucket counters kept with every write, and their reconciliation (counters.py).

@@ -20,7 +20,7 @@ UPLOADS = BUCKETS["uploads"]
 # legacy paths that ``import-legacy`` moves into GridFS.
 LEGACY_PREFIX = "/uploads/"
 
-# Deleted media, restorable until purged (avenue/media/trash.py): not served, so not in
+# Deleted media, restorable until purged (avenue/media/store/trash.py): not served, so not in
 # BUCKETS; every scan of every stored file (gc, fsck, backup, indexes) includes it.
 TRASH = "media_trash"
 STORED = (*BUCKETS.values(), TRASH)

@@ -29,7 +29,7 @@ class MediaDoc:
     format: str
     visibility: str
     variants: dict[str, Any]
-    # Replaced in place (media/replace.py): the file holding the original's bytes now, the
+    # Replaced in place (media/store/replace.py): the file holding the original's bytes now, the
     # version its URLs carry, and until when each earlier version's URLs redirect here.
     content_id: object = None
     version: str = ""
@@ -97,11 +97,11 @@ class Image:
     expires_at: dt.datetime | None = None
     deleting_at: dt.datetime | None = None
     variants: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
-    placeholder: dict[str, str] | None = None  # {"blurhash", "color"} (media/placeholders.py)
-    focal_point: dict[str, float] | None = None  # {"x", "y"} in 0..1 (media/focal.py)
+    placeholder: dict[str, str] | None = None  # {"blurhash", "color"} (media/ingest/placeholders.py)
+    focal_point: dict[str, float] | None = None  # {"x", "y"} in 0..1 (media/ingest/focal.py)
     folder: str | None = None  # builder library: one path-like folder ("/" when not set)
     tags: tuple[str, ...] = ()  # builder library: labels to find images by
-    version: str = ""  # "" until replaced in place; then in every URL (media/replace.py)
+    version: str = ""  # "" until replaced in place; then in every URL (media/store/replace.py)
     content_id: ObjectId | None = None  # the file holding the bytes, once replaced
 
     @property

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from bson import ObjectId
-from flask import Flask, current_app, has_app_context
+from flask import Flask
 from pymongo.collection import Collection
 from pymongo.database import Database
 
@@ -180,8 +180,9 @@ class Referrers:
 
 Owner = Callable[[Database[Document]], References]
 # The owners the last app built in this process registered: every app registers the same
-# ones, and code handed only a database (a background sweep, an ops function called from a
-# test) finds them here.
+# ones (the factory's list), so code handed only a database (a background sweep, an ops
+# command, an ops function called from a test) finds them here, and the media package never
+# reads ``current_app`` for them (settings and registries are handed in, like ``init_app``).
 _registered: list[tuple[Owner, ...]] = []
 
 
@@ -193,10 +194,8 @@ def init_app(app: Flask, owners: Iterable[Owner]) -> None:
 
 
 def referrers(db: Database[Document], app: Flask | None = None) -> Referrers:
-    """The owners ``app`` registered (the current app's in an app context, else those the
-    last app built in this process registered), on ``db``."""
-    if app is None and has_app_context():
-        app = current_app
+    """The owners ``app`` registered (when given; else those the last app built in this
+    process registered), on ``db``."""
     if app is not None:
         owners: tuple[Owner, ...] = app.extensions[EXTENSION]
     elif _registered:

@@ -42,8 +42,9 @@ from avenue import db as database
 from avenue.clock import now
 from avenue.db import shard_key
 from avenue.errors import AvenueError, Conflict
-from avenue.media import BUCKETS, STORED, TRASH, ensure_indexes, referrers, scan, storage
+from avenue.media import BUCKETS, STORED, TRASH, ensure_indexes, referrers, scan
 from avenue.media.records import own_sha256
+from avenue.media.store import storage
 
 FORMAT = "avenue-backup"
 VERSION = 1

@@ -34,11 +34,12 @@ from pymongo.errors import PyMongoError
 from avenue import audit
 from avenue import db as database
 from avenue.errors import AvenueError
-from avenue.media import STORED, Referrers, ensure_indexes, referrers, scan, storage
-from avenue.media.invalidation import invalidate
-from avenue.media.originals import delete_image, variant_ids
+from avenue.media import STORED, Referrers, ensure_indexes, referrers, scan
+from avenue.media.effects.invalidation import invalidate
 from avenue.media.records import own_sha256
-from avenue.media.regenerate import regenerate_variants
+from avenue.media.store import storage
+from avenue.media.store.originals import delete_image, variant_ids
+from avenue.media.store.regenerate import regenerate_variants
 
 Progress = Callable[[str, int, int], None]
 

@@ -32,8 +32,8 @@ from avenue.media import (
     referrers,
     set_file_metadata,
 )
-from avenue.media.placeholders import compute
-from avenue.media.storage import read_all
+from avenue.media.ingest.placeholders import compute
+from avenue.media.store.storage import read_all
 
 BATCH = 200
 ProgressFn = Callable[[str, int, int], None]

@@ -13,7 +13,7 @@ Consistency without transactions (GridFS cannot take part in one):
   bytes go only when no product references it. Deleting takes the media library's delete
   lease *before* counting references; adding goes through ``Library.claim``, which writes
   the reference *before* checking the file, waits for a lease to resolve and stores the
-  bytes again if the file went (see avenue/media/library.py). Temp images stay in their
+  bytes again if the file went (see avenue/media/store/library.py). Temp images stay in their
   bucket until the product that claims them is saved, so there is always a source to store
   again from.
 - Every product write that succeeded is counted once, right after it, with the product as it
@@ -511,7 +511,7 @@ def delete_product_image(db: Database, sku: str, image_id: ObjectId) -> dict:
 def replace_product_image(db: Database, sku: str, image_id: ObjectId, *, file: Upload | None = None,
                           focal: FocalPoint | None = None, limits: Limits) -> dict:
     """New bytes (``file``) or a new focal point for one of a product's images, keeping its id
-    and its place (avenue/media/replace.py); every product using it gets the new reference.
+    and its place (avenue/media/store/replace.py); every product using it gets the new reference.
     Returns the product."""
     doc = get_product(db, sku)
     if image_id not in stored_ids(doc):

@@ -4,7 +4,7 @@ images, and image references by kind (stored, local filesystem, external).
 products-status answers them from one document read, as fresh as the last write.
 
 Write order, and why drift is bounded and corrected (the same rule as the media counters,
-:mod:`avenue.media.counters`):
+:mod:`avenue.media.effects.counters`):
 
 - The shop service calls :func:`record_product_change` *after* each product write succeeded,
   with the product's images before and after it (:func:`product_figures` of each), so the

@@ -2,7 +2,7 @@
 
 Nothing here grows with the store. The counts (products with and without images, references
 by kind, stored images) come from counters kept with every write (:mod:`avenue.status.counters`,
-:mod:`avenue.media.counters`): as fresh as the last write. Temp images pending and expired are
+:mod:`avenue.media.effects.counters`): as fresh as the last write. Temp images pending and expired are
 two counts on the expiry index. The lists (references to missing files, legacy references,
 orphans, missing variants) come from the last background sweep (:mod:`avenue.status.sweep`),
 whose age the ``sweep`` block states.

@@ -1,7 +1,7 @@
 """storage-status: "where are the bytes, and do they survive a restart?".
 
 Per bucket: files, originals, bytes, chunks and the oldest and newest upload from the
-counters kept with every write (:mod:`avenue.media.counters`, as fresh as the last write; the
+counters kept with every write (:mod:`avenue.media.effects.counters`, as fresh as the last write; the
 oldest upload stays as it was after a delete until the sweep's reconciliation); the
 database's size; the embedded database's data folder (a walk of its few files); the legacy
 uploads folder as the last background sweep found it (:mod:`avenue.status.sweep`, with its

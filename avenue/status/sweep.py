@@ -3,7 +3,7 @@
 What products-status and storage-status cannot count as they go (references to missing files,
 orphans, listed variants whose file is gone, legacy paths and what of the old uploads folder is
 not imported yet) comes from this background pass, which also reconciles the counters
-(:mod:`avenue.status.counters`, :mod:`avenue.media.counters`). Its result is one document in
+(:mod:`avenue.status.counters`, :mod:`avenue.media.effects.counters`). Its result is one document in
 ``status_reports`` (``_id: "sweep"``) every worker reads, with its age.
 
 How it stays bounded at any size:
@@ -237,7 +237,7 @@ def _referencing(refs: Referrers, originals: dict[Any, dict[str, Any]]) -> tuple
     were repaired.
 
     A reference is stale when it describes another version than the image has: a replace in
-    place (avenue/media/replace.py) switches the image first and updates the products that
+    place (avenue/media/store/replace.py) switches the image first and updates the products that
     use it next, so a process that died in between leaves their references on the earlier
     version, whose URLs only redirect for a while. The owner's repair
     (``References.refresh``) is a compare-and-set on the version the reference holds: a

@@ -1,4 +1,4 @@
-"""What was deleted, and bringing it back (avenue/media/trash.py keeps the files).
+"""What was deleted, and bringing it back (avenue/media/store/trash.py keeps the files).
 
 Who sees what: admins every trashed image; editors those of the builder library (their
 library's). Restoring puts an image back in the bucket it was deleted from, with its id

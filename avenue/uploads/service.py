@@ -76,7 +76,7 @@ def replace_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin:
                    file: Upload | None = None, focal: FocalPoint | None = None,
                    limits: Limits) -> tuple[Image, bool]:
     """New bytes (``file``) or a new focal point for an upload the user may see, keeping its
-    id (avenue/media/replace.py): the upload and whether anything changed."""
+    id (avenue/media/store/replace.py): the upload and whether anything changed."""
     get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
     done = library(db).replace(upload_id, file, focal=focal, limits=limits)
     if done is None:

@@ -4,7 +4,7 @@ pymongo's ``GridIn`` runs an unfiltered ``find_one`` on the files and chunks col
 before every upload to decide whether the bucket needs indexes. On servers where that is a
 full scan (the embedded SecantusDB) uploads slow down as the store grows. This module writes
 the same documents (``<bucket>.chunks`` with ``files_id``/``n``/``data`` and a
-``<bucket>.files`` document inserted *last*) and relies on :func:`avenue.media.indexes.ensure_indexes`,
+``<bucket>.files`` document inserted *last*) and relies on :func:`avenue.media.store.indexes.ensure_indexes`,
 run once per process, for the index guarantees. Any stock GridFS reader can read what it
 writes.
 
@@ -12,9 +12,12 @@ Crash safety: chunks first, the files document last. A crash mid-upload leaves c
 no files document, which ``gc`` collects; readers never see a half-written file. Deletion
 removes the files document first (readers see 404 at once), then the chunks.
 
-Counters: each write and delete here adds what it changed to the bucket's counters
-(:mod:`avenue.media.counters`) once it succeeded, never before: a crash in between is drift
-the status sweep's reconciliation corrects.
+Effects: the GridFS steps here (``put_files``, ``remove_files``, ``copy_chunks_and_doc``)
+touch nothing but the bucket and return what they changed as a
+:class:`~avenue.media.effects.Changes` record. The public writers (``write_files``,
+``delete_file``, ``delete_counted``, ``copy_file``) hand that record to
+:func:`avenue.media.effects.apply` once the write succeeded, never before (a crash in between
+is drift the status sweep's reconciliation corrects): counters, facets, every worker's cache.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
-from avenue.media import counters, facets
-from avenue.media.invalidation import evict_here, invalidate
+from avenue.media import effects
+from avenue.media.effects import Changes, FileSet, Tombstone
 from avenue.media.records import Document
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,16 @@ class NewFile:
 
 def write_files(db: Database[Document], bucket: str, files: list[NewFile],
                 upload_date: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Store several GridFS files in two commands: every chunk, then every files document.
+    """Store several GridFS files (see :func:`put_files`), then apply what that changed."""
+    docs, changes = put_files(db, bucket, files, upload_date)
+    effects.apply(db, changes)
+    return docs
+
+
+def put_files(db: Database[Document], bucket: str, files: list[NewFile],
+              upload_date: dt.datetime | None = None) -> tuple[list[dict[str, Any]], Changes]:
+    """Store several GridFS files in two commands: every chunk, then every files document;
+    return their files documents and what was written.
 
     The files documents go in the given order (put the one readers look for last). Few
     commands per upload matters: on the embedded server each write command costs more as
@@ -84,9 +96,7 @@ def write_files(db: Database[Document], bucket: str, files: list[NewFile],
     except BaseException:
         _remove_partial(db, bucket, ids)
         raise
-    counters.record(db, bucket, counters.figures(docs, chunks=len(chunk_docs)))
-    facets.record(db, bucket, docs)
-    return docs
+    return docs, Changes(written=[FileSet(bucket, docs, len(chunk_docs))])
 
 
 def _remove_partial(db: Database[Document], bucket: str, ids: list[Any]) -> None:
@@ -162,21 +172,29 @@ def delete_file(db: Database[Document], bucket: str, file_id: Any, *,
     the others, so readers see the original 404 at once.
     """
     others = [other for other in dict.fromkeys(with_ids or []) if other != file_id]
-    invalidate(db, bucket, [file_id, *others], lasting=DELETE_WINDOW)
+    effects.apply(db, Changes(tombstones=[Tombstone(bucket, [file_id, *others], DELETE_WINDOW)]))
     deleted = delete_counted(db, bucket, [file_id])
     if others:
         delete_counted(db, bucket, others)
-    evict_here(bucket, [file_id, *others])
+    effects.apply(db, Changes(evicted=[(bucket, [file_id, *others])]))
     return deleted == 1
 
 
 def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
-    """Delete the files ``ids`` (files documents, then chunks) and take what was removed off
-    the bucket's counters; returns how many files documents this call removed.
+    """Delete the files ``ids`` (see :func:`remove_files`) and take what was removed off the
+    bucket's counters; returns how many files documents this call removed."""
+    removed, changes = remove_files(db, bucket, ids)
+    effects.apply(db, changes)
+    return removed
 
-    The documents are read first (their length and role) and subtracted when this delete
-    removed them all, the usual case; when a concurrent delete removed some of them, the
-    counts are exact and the bytes an even share, drift the reconciliation corrects.
+
+def remove_files(db: Database[Document], bucket: str, ids: list[Any]) -> tuple[int, Changes]:
+    """Delete the files ``ids`` (files documents, then chunks): how many files documents this
+    call removed, and what it removed.
+
+    The documents are read first (their length, role, folder and tags), so the effects can
+    subtract exactly what went; when a concurrent delete removed some of them, the record
+    says so (``FileSet.removed``) and the counts become drift the reconciliation corrects.
     """
     files = db[f"{bucket}.files"]
     found = list(files.find({"_id": {"$in": ids}}, {"length": 1, "metadata.role": 1, "metadata.folder": 1,
@@ -187,21 +205,19 @@ def delete_counted(db: Database[Document], bucket: str, ids: list[Any]) -> int:
     else:
         removed = files.delete_many({"_id": {"$in": ids}}).deleted_count
         chunks = db[f"{bucket}.chunks"].delete_many({"files_id": {"$in": ids}}).deleted_count
-    change = counters.figures(found, chunks=chunks)
-    if removed != len(found):
-        share = removed / len(found) if found else 0.0
-        change.update(files=removed, originals=round(change["originals"] * share),
-                      bytes=round(change["bytes"] * share))
-    counters.record(db, bucket, change, sign=-1)
-    if removed == len(found):  # else a concurrent delete took some: the reconciliation settles it
-        facets.record(db, bucket, found, sign=-1)
-    return removed
+    return removed, Changes(removed=[FileSet(bucket, found, chunks, removed)])
 
 
 def copy_file(db: Database[Document], source: str, target: str, doc: dict[str, Any], *,
               source_id: Any = None) -> None:
+    """Copy one file (see :func:`copy_chunks_and_doc`); the target's counters after."""
+    effects.apply(db, copy_chunks_and_doc(db, source, target, doc, source_id=source_id))
+
+
+def copy_chunks_and_doc(db: Database[Document], source: str, target: str, doc: dict[str, Any], *,
+                        source_id: Any = None) -> Changes:
     """Copy one file from ``source`` into ``target``, same id: chunks, then the files document
-    ``doc`` (as given: the caller may change its metadata); the target's counters after.
+    ``doc`` (as given: the caller may change its metadata); returns what was written.
     ``source_id``: copy the chunks of that file instead, as ``doc``'s (new chunk ids), e.g.
     an earlier version of an image into the trash under an id of its own.
 
@@ -238,5 +254,4 @@ def copy_file(db: Database[Document], source: str, target: str, doc: dict[str, A
         if mine:
             chunks.delete_many({"_id": {"$in": mine}})
         raise
-    counters.record(db, target, counters.figures([doc], chunks=len(mine)))  # after the copy landed
-    facets.record(db, target, [doc])
+    return Changes(written=[FileSet(target, [doc], len(mine))])

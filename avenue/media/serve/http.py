@@ -21,11 +21,11 @@ from bson import ObjectId
 from werkzeug.http import http_date, is_resource_modified, parse_range_header
 
 from avenue.ids import parse_object_id
-from avenue.media.cache import MediaCache
-from avenue.media.objects import EXTENSIONS, VERSION_MARK, media_path
+from avenue.media.ingest.variants import VARIANT_NAMES
+from avenue.media.paths import EXTENSIONS, VERSION_MARK, media_path
 from avenue.media.records import MediaDoc
-from avenue.media.storage import CHUNK_SIZE
-from avenue.media.variants import VARIANT_NAMES
+from avenue.media.serve.cache import MediaCache
+from avenue.media.store.storage import CHUNK_SIZE
 
 Headers = list[tuple[str, str]]
 PUBLIC_CACHE = "public, max-age=31536000, immutable"

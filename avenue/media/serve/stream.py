@@ -7,8 +7,8 @@ from typing import Any
 
 from pymongo.database import Database
 
-from avenue.media import storage
 from avenue.media.records import Document
+from avenue.media.store import storage
 
 
 class ChunkStream:

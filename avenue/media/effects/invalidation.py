@@ -4,25 +4,40 @@ Media is immutable, so a cached document or file can only become wrong when it i
 rewritten (fsck repairs, re-rendered variants). :func:`invalidate` evicts the ids from this
 process's caches at once and writes a tombstone to ``media_deletions`` that the caches of all
 other workers receive through a change stream, or poll where the server has none
-(:meth:`avenue.media.cache.MediaCache.sync`).
+(:meth:`avenue.media.serve.cache.MediaCache.sync`).
+
+The caches live in the serving wing, above this one: they register here (:data:`LOCAL_CACHES`,
+by the route's ``init_app``) as anything with ``evict``, so writing code evicts them without
+importing serve.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import weakref
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from pymongo.database import Database
 
 from avenue.clock import now
-from avenue.media.cache import MediaCache
-from avenue.media.indexes import DELETIONS
 from avenue.media.records import Document
 
+# Every deletion's tombstone, read by every worker to evict its in-process cache
+# (avenue/media/serve/cache.py); its TTL index is ensured with the buckets' (store/indexes.py).
+DELETIONS = "media_deletions"
+DELETIONS_TTL_SECONDS = 24 * 3600
 TOMBSTONE_IDS = 1000
+
+
+class Evicting(Protocol):
+    """What a cache of media files offers writers: forget these ids of this bucket."""
+
+    def evict(self, bucket: str, file_ids: Iterable[Any]) -> None: ...
+
+
 # Media caches in this process (registered by the route's init_app).
-LOCAL_CACHES: weakref.WeakSet[MediaCache] = weakref.WeakSet()
+LOCAL_CACHES: weakref.WeakSet[Evicting] = weakref.WeakSet()
 
 
 def evict_here(bucket: str, file_ids: list[Any]) -> None:

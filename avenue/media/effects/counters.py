@@ -6,9 +6,10 @@ write at once.
 
 Write order, and why drift is bounded and corrected:
 
-- A write's ``$inc`` goes *after* the write succeeded (:func:`record`), in the same code path
-  (:mod:`avenue.media.storage` for every GridFS write and delete, :mod:`avenue.media.originals`
-  for copies between buckets). A failed write changes nothing; a write whose process dies
+- A write's ``$inc`` goes *after* the write succeeded (:func:`record`), in the same code path:
+  every GridFS write, copy and delete (:mod:`avenue.media.store.storage`) returns what it
+  changed and hands it to :func:`avenue.media.effects.apply` before returning. A failed write
+  changes nothing; a write whose process dies
   before its ``$inc`` (or whose ``$inc`` fails) leaves the counters short of the truth. That is
   drift, and only those two interleavings (plus documents written behind the app's back:
   restores, imports, a hand edit) cause it.

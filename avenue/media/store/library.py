@@ -38,20 +38,24 @@ from pymongo.database import Database
 
 from avenue.clock import maybe_utc, now
 from avenue.leases import held, stamp, unstamp
-from avenue.media import counters, facets, originals, trash
-from avenue.media import replace as replacing
-from avenue.media.facets import ROOT_FOLDER
-from avenue.media.focal import FocalPoint
-from avenue.media.images import Limits
-from avenue.media.originals import Upload
+from avenue.media.effects import counters, facets
+from avenue.media.effects.facets import ROOT_FOLDER
+from avenue.media.ingest.focal import FocalPoint
+from avenue.media.ingest.images import Limits
+from avenue.media.options import UploadOptions
 from avenue.media.records import Document, Image, Stored
+from avenue.media.settings import MediaSettings
+from avenue.media.settings import current as current_settings
+from avenue.media.store import originals, trash
+from avenue.media.store import replace as replacing
+from avenue.media.store.originals import Upload
 from avenue.paging import Listed, Page, Window, fetch
 
 DELETE_LEASE = dt.timedelta(seconds=60)
 SET_ATTEMPTS = 5
 LEASE_WAIT_SECONDS = 5.0
 ORIGINAL = {"metadata.role": "original"}
-# Lists of originals: the role (and owner) indexes end in these keys (avenue/media/indexes.py).
+# Lists of originals: the role (and owner) indexes end in these keys (avenue/media/store/indexes.py).
 NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
 
 
@@ -94,9 +98,12 @@ def _is_original(doc: dict[str, Any] | None) -> bool:
 class Library:
     """The originals of one GridFS bucket."""
 
-    def __init__(self, db: Database[Document], bucket: str) -> None:
+    def __init__(self, db: Database[Document], bucket: str, settings: MediaSettings | None = None) -> None:
+        """``settings``: the trash's and replace's (the app's, from :func:`avenue.media.settings.current`,
+        unless given)."""
         self.db = db
         self.bucket = bucket
+        self.settings = settings or current_settings()
 
     @property
     def _files(self) -> Collection[Document]:
@@ -178,7 +185,7 @@ class Library:
 
     def folder_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
         """(folder, originals in it) for every folder in use, by folder, at most ``limit``: the
-        counts kept with every write (avenue/media/facets.py), not a scan of the library."""
+        counts kept with every write (avenue/media/effects/facets.py), not a scan of the library."""
         return facets.counts(self.db, self.bucket, "folder", limit)
 
     def tag_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
@@ -205,9 +212,9 @@ class Library:
               alt: str | None = None, expires_at: dt.datetime | None = None,
               folder: str | None = None, tags: list[str] | None = None) -> Stored:
         """Validate one image by content and store it (deduplicated) with its variants."""
-        return self.store_many([upload], owner=owner, limits=limits, kind=kind, scope=scope,
-                               visibility=visibility, alt=alt, expires_at=expires_at, folder=folder,
-                               tags=tags)[0]
+        options = UploadOptions(owner, kind, scope, visibility, alt, expires_at, folder,
+                                None if tags is None else tuple(tags))
+        return self.store_with([upload], options, limits=limits)[0]
 
     def store_many(self, uploads: Sequence[Upload], *, owner: str | None = None,
                    limits: Limits | None = None, kind: str = "upload", scope: str = "",
@@ -216,10 +223,15 @@ class Library:
                    tags: list[str] | None = None) -> list[Stored]:
         """Store every upload or none (all are validated before the first byte is written);
         ``folder`` and ``tags`` label builder library media."""
-        given = (("alt", alt), ("expires_at", expires_at), ("folder", folder), ("tags", tags))
-        extra = {k: v for k, v in given if v is not None}
-        results = originals.store_all(self.db, self.bucket, list(uploads), owner=owner, limits=limits,
-                                      kind=kind, scope=scope, visibility=visibility, extra=extra or None)
+        options = UploadOptions(owner, kind, scope, visibility, alt, expires_at, folder,
+                                None if tags is None else tuple(tags))
+        return self.store_with(uploads, options, limits=limits)
+
+    def store_with(self, uploads: Sequence[Upload], options: UploadOptions, *,
+                   limits: Limits | None = None) -> list[Stored]:
+        """Store every upload or none, as ``options`` says (the keywords of ``store`` as one
+        record)."""
+        results = originals.store_all(self.db, self.bucket, list(uploads), options, limits=limits)
         return [Stored(self._image(r.doc), r.created) for r in results]
 
     def set_metadata(self, image_id: ObjectId, **fields: Any) -> Image | None:
@@ -258,25 +270,25 @@ class Library:
                 limits: Limits | None = None,
                 refs: dict[str, Any] | None = None) -> tuple[Image, bool] | None:
         """New bytes (``upload``) or a new focal point for the original ``image_id``, keeping
-        its id (avenue/media/replace.py): the image and whether it changed; None when it does
+        its id (avenue/media/store/replace.py): the image and whether it changed; None when it does
         not exist. ``ImageBusy`` (409) while a delete or another replace holds it."""
         done = replacing.replace(self.db, self.bucket, image_id,
                                  data=upload.stream if upload is not None else None,
                                  filename=upload.filename if upload is not None else None, focal=focal,
-                                 limits=limits, refs=refs, delete_lease=DELETE_LEASE)
+                                 limits=limits, refs=refs, delete_lease=DELETE_LEASE, settings=self.settings)
         return None if done is None else (self._image(done.doc), done.changed)
 
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:
         """Delete an original and all its variants (original first: readers see 404 at once).
 
         ``to_trash`` (what referenced it, e.g. ``{"sku": ...}``; may be empty) keeps it in the
-        trash first, restorable for ``AVENUE_TRASH_DAYS`` (avenue/media/trash.py); without
+        trash first, restorable for ``AVENUE_TRASH_DAYS`` (avenue/media/store/trash.py); without
         it, or with the trash off, the delete is final."""
         doc = self._files.find_one({"_id": image.id if isinstance(image, Image) else image})
         if doc is None:
             return False
         if to_trash is not None:
-            trash.keep(self.db, self.bucket, doc, refs=to_trash)
+            trash.keep(self.db, self.bucket, doc, refs=to_trash, keep_days=self.settings.trash_days)
         return originals.delete_image(self.db, self.bucket, doc)
 
     # --- delete leases -------------------------------------------------------------------
@@ -413,7 +425,7 @@ class Restored:
 
 
 class Trash:
-    """Deleted originals, restorable until ``gc`` purges them (avenue/media/trash.py)."""
+    """Deleted originals, restorable until ``gc`` purges them (avenue/media/store/trash.py)."""
 
     def __init__(self, db: Database[Document]) -> None:
         self.db = db

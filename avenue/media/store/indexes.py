@@ -1,6 +1,6 @@
 """The indexes the media package relies on: every bucket's, and the deletions log's.
 
-Our own GridFS writer (:mod:`avenue.media.storage`) never runs the driver's per-upload "does
+Our own GridFS writer (:mod:`avenue.media.store.storage`) never runs the driver's per-upload "does
 this bucket need indexes?" probe (an unfiltered find_one that scans the whole collection on
 some servers), so this start-up step is what guarantees the chunk index GridFS readers and
 the unique dedupe key depend on.
@@ -11,13 +11,10 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
-from avenue.media import facets, purge
 from avenue.media.buckets import BUILDER, STORED, TRASH
+from avenue.media.effects import facets, purge
+from avenue.media.effects.invalidation import DELETIONS, DELETIONS_TTL_SECONDS
 from avenue.media.records import Document
-
-# Deleted media, polled by every worker to evict its in-process cache (media/cache.py).
-DELETIONS = "media_deletions"
-DELETIONS_TTL_SECONDS = 24 * 3600
 
 
 def chunks_indexes() -> list[IndexModel]:
@@ -60,7 +57,7 @@ def library_indexes() -> list[IndexModel]:
 
 
 def trash_indexes() -> list[IndexModel]:
-    """The trash bucket's own (avenue/media/trash.py), beside every bucket's: the list, per
+    """The trash bucket's own (avenue/media/store/trash.py), beside every bucket's: the list, per
     source bucket (what an editor sees), the dedupe lookup of an upload, and gc's purge."""
     return [
         IndexModel([("metadata.role", ASCENDING), ("metadata.trash.deleted_at", DESCENDING),

@@ -3,7 +3,7 @@ version).
 
 The first key signs; every key verifies, so rotating SECRET_KEY (old key moved to
 SECRET_KEY_FALLBACKS) keeps URLs already handed out valid until they expire. The version
-(media/replace.py) is signed so that a link opens only the bytes it was handed out for: after
+(media/store/replace.py) is signed so that a link opens only the bytes it was handed out for: after
 a replace, an old link with the new version written into it is refused.
 """
 

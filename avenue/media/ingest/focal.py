@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from PIL import Image
 
 from avenue.errors import BadRequest
-from avenue.media import vips
+from avenue.media.ingest import vips
 
 SAMPLE = 256  # px on the longer side the estimate looks at
 

@@ -2,9 +2,9 @@
 
 ``init_app`` hands the media package what it needs from the app (a way to reach the
 database, the headers every response carries) instead of the package importing the app
-layer. The route streams GridFS bytes (:class:`~avenue.media.stream.ChunkStream`) with the
-answers :func:`avenue.media.http.decide` gives; what needs ranges or other validators goes
-through werkzeug's ``make_conditional``, after :func:`~avenue.media.http.normalise_range`.
+layer. The route streams GridFS bytes (:class:`~avenue.media.serve.stream.ChunkStream`) with the
+answers :func:`avenue.media.serve.http.decide` gives; what needs ranges or other validators goes
+through werkzeug's ``make_conditional``, after :func:`~avenue.media.serve.http.normalise_range`.
 """
 
 from __future__ import annotations
@@ -14,15 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, has_app_context, request
 from pymongo.database import Database
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from avenue.clock import now
-from avenue.media import signing
+from avenue.media import settings
 from avenue.media.buckets import BUCKETS
-from avenue.media.cache import MediaCache
-from avenue.media.http import (
+from avenue.media.effects.invalidation import LOCAL_CACHES
+from avenue.media.records import Document, MediaDoc
+from avenue.media.serve import signing
+from avenue.media.serve.cache import MediaCache
+from avenue.media.serve.http import (
     Headers,
     Moved,
     Representation,
@@ -31,9 +34,8 @@ from avenue.media.http import (
     representation_headers,
     resolve,
 )
-from avenue.media.invalidation import LOCAL_CACHES
-from avenue.media.records import Document, MediaDoc
-from avenue.media.stream import ChunkStream
+from avenue.media.serve.stream import ChunkStream
+from avenue.media.settings import MediaSettings
 from avenue.metrics import count_cache
 
 EXTENSION = "avenue.media"
@@ -56,6 +58,15 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"])
     app.extensions[EXTENSION] = MediaState(cache, database, baseline_headers)
     LOCAL_CACHES.add(cache)
+    settings.provide(_app_settings)
+
+
+def _app_settings() -> MediaSettings:
+    """The settings of the app in whose context a library is opened (the defaults outside
+    one). This module is the one in the package that reads ``current_app``: it is the Flask
+    side of the package (the route needs the request's app anyway); the store is handed
+    numbers. Read when asked, not once: an app's config may change after start."""
+    return MediaSettings.from_config(current_app.config) if has_app_context() else MediaSettings()
 
 
 def get_state(app: Flask | None = None) -> MediaState:
@@ -135,7 +146,7 @@ REDIRECT_MAX_AGE = 3600
 
 def _redirect(moved: Moved) -> Response:
     """308 to the current version of what an earlier version's URL of a public image named
-    (a private image's earlier versions are 404: :func:`~avenue.media.http.resolve`), with
+    (a private image's earlier versions are 404: :func:`~avenue.media.serve.http.resolve`), with
     the query it came with."""
     location = moved.location
     query = request.query_string.decode("latin-1")

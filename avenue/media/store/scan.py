@@ -2,7 +2,7 @@
 make to files documents: the only way code outside the media package reaches ``*.files``.
 
 Nothing here reads a whole bucket: the totals are counters kept with every write
-(:mod:`avenue.media.counters`), and the status sweep (``avenue/status/sweep.py``) reads in
+(:mod:`avenue.media.effects.counters`), and the status sweep (``avenue/status/sweep.py``) reads in
 batches by ``_id``. An ``$in`` of thousands of ids costs time quadratic in its length on the
 embedded SecantusDB, so callers keep theirs short.
 """
@@ -16,9 +16,9 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.media.buckets import STORED, TEMP
+from avenue.media.ingest.variants import CONTENT_TYPES, VARIANT_NAMES
 from avenue.media.records import Document
 from avenue.media.references import IN_BATCH
-from avenue.media.variants import CONTENT_TYPES, VARIANT_NAMES
 from avenue.paging import after_ranges
 
 CHUNK_INDEX = [("files_id", 1), ("n", 1)]

@@ -2,7 +2,7 @@
 
 Safe because media is immutable: a file id always names the same bytes. The one thing that
 changes is deletion, which every worker must honour within 2 seconds. Deleting code writes a
-tombstone to ``media_deletions`` (see :func:`avenue.media.invalidation.invalidate`), which
+tombstone to ``media_deletions`` (see :func:`avenue.media.effects.invalidation.invalidate`), which
 reaches every worker one of two ways:
 
 - **a change stream** (replica sets, Atlas, the embedded SecantusDB): a thread per worker,
@@ -34,7 +34,7 @@ from pymongo.errors import PyMongoError
 
 from avenue import background
 from avenue.clock import as_utc
-from avenue.media.indexes import DELETIONS
+from avenue.media.effects.invalidation import DELETIONS
 from avenue.media.records import Document, MediaDoc
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ bytes. The image gets a *version* (8 hex digits of the new bytes' SHA-256 and fo
 and its URLs carry it: ``/media/<alias>/<id>~<version>[.<ext>|/<variant>]``. The URLs of the
 versions before it answer ``308`` to the same thing in the current version until
 ``AVENUE_REPLACED_REDIRECT_DAYS`` have passed (then ``404``), and the CDN purge hook is told
-about them at once (media/purge.py).
+about them at once (media/effects/purge.py).
 
 Layout. The original's files document (the *head*, ``_id`` = the image id) never has its
 chunks rewritten: a reader streaming it must never see a mix of two versions. Once replaced,
@@ -38,25 +38,25 @@ from hashlib import sha256
 from typing import Any, BinaryIO
 
 from bson import ObjectId
-from flask import current_app, has_app_context
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import maybe_utc, now
 from avenue.errors import Conflict
 from avenue.leases import held, stamp, unstamp
-from avenue.media import counters, purge, storage, trash
-from avenue.media.focal import FocalPoint
-from avenue.media.images import Limits, prepare, read_limited, sanitize_filename
-from avenue.media.invalidation import invalidate
-from avenue.media.originals import dedupe_key, name_prefixes, placeholder_of, variant_file
+from avenue.media import effects
+from avenue.media.effects import Changes, Tombstone
+from avenue.media.ingest import pipeline
+from avenue.media.ingest.focal import FocalPoint
+from avenue.media.ingest.images import Limits, sanitize_filename
+from avenue.media.ingest.pipeline import Ingested
 from avenue.media.records import Document, variant_ids
-from avenue.media.variants import render
-from avenue.metrics import timed_render
+from avenue.media.settings import MediaSettings
+from avenue.media.store import storage, trash
+from avenue.media.store.originals import dedupe_key, name_prefixes, variant_file
 
 # A replace holds the image this long at most (a crashed replace frees it after this).
 REPLACE_LEASE = dt.timedelta(seconds=120)
-DEFAULT_REDIRECT_DAYS = 30
 # Earlier versions whose URLs redirect, at most (the oldest are dropped first).
 MAX_VERSIONS = 20
 
@@ -78,14 +78,6 @@ class DuplicateImage(Conflict):
     def __init__(self, other: Any) -> None:
         super().__init__("These bytes are already stored as another image; use that one, or delete it "
                          "first.", image_id=str(other))
-
-
-def configured_redirect_days() -> float:
-    """How long an earlier version's URLs redirect (the app's ``AVENUE_REPLACED_REDIRECT_DAYS``;
-    30 outside an app)."""
-    if has_app_context():
-        return float(current_app.config.get("AVENUE_REPLACED_REDIRECT_DAYS", DEFAULT_REDIRECT_DAYS))
-    return float(DEFAULT_REDIRECT_DAYS)
 
 
 @dataclass(frozen=True)
@@ -158,12 +150,15 @@ def _versions_after(meta: dict[str, Any], new_version: str, until: dt.datetime,
 
 def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: bytes | BinaryIO | None = None,
             filename: str | None = None, focal: FocalPoint | None = None, limits: Limits | None = None,
-            refs: dict[str, Any] | None = None, delete_lease: dt.timedelta) -> Replaced | None:
+            refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
+            settings: MediaSettings) -> Replaced | None:
     """Give the original ``image_id`` new bytes (``data``), or cut its crops around a new
     ``focal`` point (``data`` None: its own bytes again). None when it does not exist;
     ``ImageBusy`` while a delete or another replace holds it; ``DuplicateImage`` when the
     new bytes are another image of the bucket; the upload's own error when they are not an
-    image this app takes. ``refs``: what the old version keeps in the trash (e.g. the sku)."""
+    image this app takes. ``refs``: what the old version keeps in the trash (e.g. the sku);
+    ``settings``: how long its URLs redirect (how long it stays in the trash is the app's,
+    :func:`avenue.media.store.trash.keep_version`)."""
     files = db[f"{bucket}.files"]
     doc = files.find_one({"_id": image_id})
     if doc is None or (doc.get("metadata") or {}).get("role") != "original":
@@ -178,14 +173,11 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         raw = storage.read_all(db, bucket, old_bytes)
         limits = Limits.for_stored(len(raw))
     else:
-        raw = read_limited(data, (limits or Limits()).max_bytes)
-    prepared = prepare(raw, limits or Limits())
-    with timed_render():
-        renditions = render(prepared, focal)
-    prepared.first_frame = None
-    point = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), focal)
+        raw = pipeline.read(data, limits or Limits())
+    ingested = pipeline.ingest(raw, limits or Limits(), focal)
+    prepared = ingested.prepared
     source_sha256 = meta.get("source_sha256", "") if focal_only else prepared.source_sha256
-    version = version_of(source_sha256, point)
+    version = version_of(source_sha256, ingested.focal)
     if version == _current_version(meta):
         return Replaced(doc, False)  # the same bytes, cut the same way: nothing to do
     scope = (meta.get("key") or "").rpartition(":")[0]
@@ -207,24 +199,13 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
             if str((stray.get("metadata") or {}).get("key", "")).startswith(f"{image_id}~{version}/") \
                     and stray["_id"] not in listed:
                 storage.delete_counted(db, bucket, [stray["_id"]])
-        new_files: list[storage.NewFile] = []
-        variants: dict[str, dict[str, Any]] = {}
-        for rendition in renditions:
-            new, info = variant_file(image_id, rendition, version=version)
-            new_files.append(new)
-            variants.setdefault(rendition.name, {})[rendition.format] = info
         # The same bytes (a new focal point): they stay where they are, only the crops and the
         # version change, and nothing goes to the trash (it would be a copy of what stays).
         same_bytes = focal_only or source_sha256 == meta.get("source_sha256")
         name = prepared_name(filename, meta, prepared.format)
         content_id = ObjectId()
-        if not same_bytes:
-            new_files.append(storage.NewFile(prepared.data, name, {
-                "role": "variant", "variant": "original", "key": f"{image_id}~{version}/original",
-                "original_id": image_id, "format": prepared.format.lower(),
-                "content_type": prepared.content_type, "sha256": prepared.sha256,
-                "width": prepared.width, "height": prepared.height,
-            }, content_id))
+        new_files, variants = _version_files(image_id, ingested, version, None if same_bytes else content_id,
+                                             name)
         new_ids = [f.file_id for f in new_files]
         storage.write_files(db, bucket, new_files)
 
@@ -232,37 +213,11 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
             db, bucket, doc, old_bytes, refs={**(refs or {}), "replaced_in": str(image_id)})
 
         moment = now()
-        until = moment + dt.timedelta(days=configured_redirect_days())
-        placeholder = placeholder_of(renditions)
-        changes: dict[str, Any] = {} if same_bytes else {
-            "length": 0,
-            "metadata.content": {"id": content_id, "length": len(prepared.data),
-                                 "chunk_size": storage.CHUNK_SIZE, "sha256": prepared.sha256},
-        }
-        changes.update({
-            "metadata.version": version,
-            "metadata.versions": _versions_after(meta, version, until, moment),
-            "metadata.replaced_at": moment,
-            "metadata.key": key,
-            "metadata.variants": variants,
-        })
-        if not same_bytes:  # what describes the bytes (a new focal point keeps all of it)
-            changes.update({
-                "metadata.source_sha256": source_sha256,
-                "metadata.sha256": prepared.sha256,
-                "metadata.content_type": prepared.content_type,
-                "metadata.format": prepared.format.lower(),
-                "metadata.width": prepared.width,
-                "metadata.height": prepared.height,
-                "metadata.frames": prepared.frames,
-            })
-        if point is not None:
-            changes["metadata.focal_point"] = point.as_metadata()
-        if placeholder is not None:
-            changes["metadata.placeholder"] = placeholder.as_metadata()
-        if filename:
-            changes["metadata.filename"] = name
-            changes["metadata.name_prefixes"] = name_prefixes(name)
+        until = moment + dt.timedelta(days=settings.redirect_days)
+        changes = _head_update(meta, ingested, version=version, key=key, source_sha256=source_sha256,
+                               content_id=None if same_bytes else content_id, variants=variants,
+                               versions=_versions_after(meta, version, until, moment), moment=moment,
+                               name=name if filename else None)
         try:
             switched = files.update_one({"_id": image_id, "metadata.replacing_at": lease},
                                         {"$set": changes, "$unset": {"metadata.replacing_at": ""}})
@@ -284,15 +239,77 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
     # caches and the CDN are told.
     kept = old_bytes["_id"] if same_bytes else None  # the bytes' file, when they stay
     old_ids = [file_id for file_id in variant_ids(doc) if file_id != kept]
-    invalidate(db, bucket, [image_id, *old_ids], lasting=storage.DELETE_WINDOW)
+    effects.apply(db, Changes(tombstones=[Tombstone(bucket, [image_id, *old_ids], storage.DELETE_WINDOW)]))
+    after = Changes()
     if old_bytes["_id"] == image_id and not same_bytes:  # the head's own chunks: a content file has them now
         removed = db[f"{bucket}.chunks"].delete_many({"files_id": image_id}).deleted_count
-        counters.record(db, bucket, {"bytes": old_bytes["length"], "chunks": removed}, sign=-1)
+        after.uncounted.append((bucket, {"bytes": old_bytes["length"], "chunks": removed}))
     if old_ids:
-        storage.delete_counted(db, bucket, old_ids)
-    purge.queue(db, bucket, doc)
+        after += storage.remove_files(db, bucket, old_ids)[1]
+    after.purged.append((bucket, doc))
+    effects.apply(db, after)
     fresh = files.find_one({"_id": image_id})
     return Replaced(fresh or doc, True)
+
+
+def _version_files(image_id: ObjectId, ingested: Ingested, version: str, content_id: ObjectId | None,
+                   name: str) -> tuple[list[storage.NewFile], dict[str, dict[str, Any]]]:
+    """The files of a new version: its renditions, then (``content_id``: new bytes) the bytes
+    themselves as a content file of the head; and the variants the head will list."""
+    new_files: list[storage.NewFile] = []
+    variants: dict[str, dict[str, Any]] = {}
+    for rendition in ingested.renditions:
+        new, info = variant_file(image_id, rendition, version=version)
+        new_files.append(new)
+        variants.setdefault(rendition.name, {})[rendition.format] = info
+    prepared = ingested.prepared
+    if content_id is not None:
+        new_files.append(storage.NewFile(prepared.data, name, {
+            "role": "variant", "variant": "original", "key": f"{image_id}~{version}/original",
+            "original_id": image_id, "format": prepared.format.lower(),
+            "content_type": prepared.content_type, "sha256": prepared.sha256,
+            "width": prepared.width, "height": prepared.height,
+        }, content_id))
+    return new_files, variants
+
+
+def _head_update(meta: dict[str, Any], ingested: Ingested, *, version: str, key: Any, source_sha256: str,
+                 content_id: ObjectId | None, variants: dict[str, dict[str, Any]],
+                 versions: list[dict[str, Any]], moment: dt.datetime, name: str | None) -> dict[str, Any]:
+    """The ``$set`` that switches the head to the new version in one update: its version and
+    redirects, its variants, and (``content_id``: new bytes) what describes the bytes; ``name``:
+    the new upload's name, if it had one."""
+    prepared = ingested.prepared
+    update: dict[str, Any] = {} if content_id is None else {
+        "length": 0,
+        "metadata.content": {"id": content_id, "length": len(prepared.data),
+                             "chunk_size": storage.CHUNK_SIZE, "sha256": prepared.sha256},
+    }
+    update.update({
+        "metadata.version": version,
+        "metadata.versions": versions,
+        "metadata.replaced_at": moment,
+        "metadata.key": key,
+        "metadata.variants": variants,
+    })
+    if content_id is not None:  # what describes the bytes (a new focal point keeps all of it)
+        update.update({
+            "metadata.source_sha256": source_sha256,
+            "metadata.sha256": prepared.sha256,
+            "metadata.content_type": prepared.content_type,
+            "metadata.format": prepared.format.lower(),
+            "metadata.width": prepared.width,
+            "metadata.height": prepared.height,
+            "metadata.frames": prepared.frames,
+        })
+    if ingested.focal is not None:
+        update["metadata.focal_point"] = ingested.focal.as_metadata()
+    if ingested.placeholder is not None:
+        update["metadata.placeholder"] = ingested.placeholder.as_metadata()
+    if name is not None:
+        update["metadata.filename"] = name
+        update["metadata.name_prefixes"] = name_prefixes(name)
+    return update
 
 
 def prepared_name(filename: str | None, meta: dict[str, Any], fmt: str) -> str:

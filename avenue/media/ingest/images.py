@@ -19,7 +19,7 @@ upright from pixels, so they carry no metadata but the ICC profile.
 
 Which library decodes what: Pillow reads every header here (classification, limits,
 orientation, ICC, the decode budget); RGB and greyscale JPEG photos are then decoded by
-libvips with shrink-on-load, everything else by Pillow (avenue/media/vips.py says why).
+libvips with shrink-on-load, everything else by Pillow (avenue/media/ingest/vips.py says why).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, ServerBusy, UnsupportedImage
-from avenue.media import vips
+from avenue.media.ingest import vips
 
 try:  # HEIC as iPhones send it.
     import pillow_heif
@@ -406,7 +406,7 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits) -> PreparedIma
 
 
 def _libvips_decodes(im: Image.Image, fmt: str, frames: int) -> bool:
-    """Whether libvips decodes this upload (see avenue/media/vips.py): single-image RGB and
+    """Whether libvips decodes this upload (see avenue/media/ingest/vips.py): single-image RGB and
     greyscale JPEGs. CMYK keeps Pillow's conversion (libvips would convert through its own
     CMYK profile, changing the colours of every existing CMYK upload's variants), an MPO's
     extra images are validated frame by frame by Pillow, and other formats keep Pillow's

@@ -18,7 +18,7 @@ from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.media.buckets import ALIASES
-from avenue.media.objects import EXTENSIONS, media_path
+from avenue.media.paths import EXTENSIONS, media_path
 from avenue.media.records import Document
 
 OUTBOX = "cdn_purges"

@@ -3,8 +3,8 @@
 Those are a plain GET or HEAD of a public image whose document (and, for GET, bytes) is
 cached, and a revalidation carrying exactly its ETag (304). They need no database round trip,
 and skipping Flask's request context, routing and hooks is what makes them cheaper than any
-Flask view. The answer is the route's own: the same :func:`~avenue.media.http.resolve`, the
-same headers and the same :func:`~avenue.media.http.decide`. Everything else (a miss, a
+Flask view. The answer is the route's own: the same :func:`~avenue.media.serve.http.resolve`, the
+same headers and the same :func:`~avenue.media.serve.http.decide`. Everything else (a miss, a
 private image, ranges and other conditional requests, any error) goes on to the Flask app
 unchanged. Deletions are honoured exactly as on the route: the cache polls tombstones first.
 
@@ -29,8 +29,8 @@ from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
 from avenue.media.buckets import BUCKETS
-from avenue.media.http import Headers, Representation, decide, resolve
-from avenue.media.route import get_state, headers_for
+from avenue.media.serve.http import Headers, Representation, decide, resolve
+from avenue.media.serve.route import get_state, headers_for
 from avenue.metrics import FRONT_DOOR, AnswerLog
 from avenue.requestid import HEADER, from_environ
 
@@ -100,7 +100,7 @@ class FrontDoor:
                sync: bool = True) -> tuple[str, Headers, list[bytes]] | None:
         """(status, headers, body) when the cache answers this request alone, else None.
         ``sync`` first applies deletions made by any worker (a database read at most once a
-        second, :meth:`~avenue.media.cache.MediaCache.sync`); without it the caller has
+        second, :meth:`~avenue.media.serve.cache.MediaCache.sync`); without it the caller has
         checked that the cache is current."""
         parts = path[len("/media/"):].split("/")
         bucket = BUCKETS.get(parts[0])

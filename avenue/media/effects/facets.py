@@ -6,12 +6,13 @@ database, and every document of a million-image library on any server). They now
 small document per folder or tag, in order, on the ``facets`` index: a cost that depends on
 how many folders and tags there are, never on how many images.
 
-Kept like the bucket counters (:mod:`avenue.media.counters`), in the same code paths:
+Kept like the bucket counters (:mod:`avenue.media.effects.counters`), in the same code paths:
 
 - every GridFS write, copy and delete of an original of a faceted bucket
-  (:mod:`avenue.media.storage`) adds or takes off one per folder and per tag it carries
+  (:mod:`avenue.media.store.storage`, through :func:`avenue.media.effects.apply`) adds or takes
+  off one per folder and per tag it carries
   (an image with no folder is in the root, ``/``);
-- a change of folder or tags (:meth:`avenue.media.library.Library.set_metadata`) is a
+- a change of folder or tags (:meth:`avenue.media.store.library.Library.set_metadata`) is a
   compare-and-set on the values read, then moves the counts from the old to the new values,
   so two editors moving the same image at once never count it twice;
 - drift (a process killed between a write and its ``$inc``, documents restored or edited

@@ -8,22 +8,10 @@ from typing import Any
 from urllib.parse import urlencode
 
 from avenue.clock import isoformat
-from avenue.media import signing
-from avenue.media.buckets import ALIASES
+from avenue.media.ingest.variants import VARIANT_NAMES
+from avenue.media.paths import EXTENSIONS, media_path
 from avenue.media.records import Image
-from avenue.media.variants import VARIANT_NAMES
-
-EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
-
-
-VERSION_MARK = "~"
-
-
-def media_path(bucket: str, file_id: Any, version: str = "") -> str:
-    """``/media/<alias>/<id>``, or ``/media/<alias>/<id>~<version>`` for an image replaced in
-    place: new bytes, new URLs (every one is cached as immutable)."""
-    token = f"{file_id}{VERSION_MARK}{version}" if version else str(file_id)
-    return f"/media/{ALIASES[bucket]}/{token}"
+from avenue.media.serve import signing
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Each is rendered once at upload time, in WebP (served by default) and in a fallb
 every browser reads (JPEG, or PNG when the image has transparency). Never upscaled.
 
 Two renderers with the same sizes, settings and guarantees: libvips for the frames libvips
-decoded (RGB and greyscale JPEG photos, by far the most uploads; avenue/media/vips.py says
+decoded (RGB and greyscale JPEG photos, by far the most uploads; avenue/media/ingest/vips.py says
 why), Pillow for every other frame (CMYK, 16-bit, palette, transparency, animations' first
 frames, AVIF, HEIC).
 """
@@ -19,12 +19,12 @@ from typing import Any
 
 from PIL import Image, ImageCms
 
-from avenue.media import vips
-from avenue.media.focal import FocalPoint, crop_box, estimate
-from avenue.media.images import PreparedImage
+from avenue.media.ingest import vips
+from avenue.media.ingest.focal import FocalPoint, crop_box, estimate
+from avenue.media.ingest.images import PreparedImage
 
 # name -> (width, height, mode): "fit" keeps the aspect ratio inside the box, "cover" crops
-# around the image's focal point (avenue/media/focal.py).
+# around the image's focal point (avenue/media/ingest/focal.py).
 VARIANTS: dict[str, tuple[int, int, str]] = {
     "gallery": (1600, 1600, "fit"),
     "card": (600, 600, "fit"),
@@ -165,7 +165,7 @@ def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None)
 
 def render(prepared: PreparedImage, focal: FocalPoint | None = None) -> list[Rendition]:
     """Every variant of ``prepared``, in WebP and in the fallback format; the crops (``og``)
-    are cut around ``focal``, or around the estimated one (:func:`avenue.media.focal.estimate`,
+    are cut around ``focal``, or around the estimated one (:func:`avenue.media.ingest.focal.estimate`,
     about 10 ms of libvips whatever the size) when it is None. The estimate runs in the crop's
     own task, beside the longer gallery encode, so it adds no wait to an upload; the point
     used is on the crop's renditions (``Rendition.focal``)."""

@@ -19,13 +19,17 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError, Conflict
-from avenue.media import placeholders, purge, storage, trash
-from avenue.media.focal import FocalPoint
-from avenue.media.images import Limits, PreparedImage, prepare, read_limited, sanitize_filename
-from avenue.media.placeholders import Placeholder
+from avenue.media import effects
+from avenue.media.effects import Changes
+from avenue.media.ingest import pipeline
+from avenue.media.ingest.focal import FocalPoint
+from avenue.media.ingest.images import Limits, PreparedImage, sanitize_filename
+from avenue.media.ingest.placeholders import Placeholder
+from avenue.media.ingest.variants import Rendition
+from avenue.media.options import UploadOptions
 from avenue.media.records import Document, variant_ids, variant_key
-from avenue.media.variants import Rendition, render
-from avenue.metrics import count_upload, timed_render
+from avenue.media.store import storage, trash
+from avenue.metrics import count_upload
 
 
 @dataclass
@@ -85,7 +89,7 @@ def dedupe_key(source_sha256: str, scope: str = "") -> str:
 def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limits, scope: str) -> _Ready:
     filename = sanitize_filename(upload.filename)
     try:
-        data = read_limited(upload.stream, limits.max_bytes)
+        data = pipeline.read(upload.stream, limits)
         key = dedupe_key(sha256(data).hexdigest(), scope)
         existing = db[f"{bucket}.files"].find_one({"metadata.key": key})
         if existing is not None:
@@ -95,29 +99,18 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         if trashed is not None:
             count_upload("duplicate", (trashed.get("metadata") or {}).get("format"))
             return _Ready(filename, key, trashed=trashed)
-        prepared = prepare(data, limits)
-        with timed_render():
-            renditions = render(prepared)  # the og crop estimates the focal point (variants.py)
+        ingested = pipeline.ingest(data, limits)
     except AvenueError as error:
         count_upload(error.code, None)
         error.message = f"{filename}: {error.message}"
         error.details["file"] = filename
         raise
-    count_upload("accepted", prepared.format)  # validated and rendered; stored all-or-nothing
-    prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
-    focal_point = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), None)
-    return _Ready(filename, key, prepared, renditions, placeholder=placeholder_of(renditions),
-                  focal=focal_point)
+    count_upload("accepted", ingested.prepared.format)  # validated and rendered; stored all-or-nothing
+    return _Ready(filename, key, ingested.prepared, ingested.renditions, placeholder=ingested.placeholder,
+                  focal=ingested.focal)
 
 
-def placeholder_of(renditions: list[Rendition]) -> Placeholder | None:
-    """The blurhash and dominant colour, from the smallest rendition (the WebP thumb)."""
-    thumb = next((r for r in renditions if r.name == "thumb" and r.format == "webp"), None)
-    return placeholders.compute(thumb.data) if thumb is not None else None
-
-
-def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | None, kind: str,
-           visibility: str, extra: dict[str, Any] | None) -> StoreResult:
+def _write(db: Database[Document], bucket: str, ready: _Ready, options: UploadOptions) -> StoreResult:
     prepared = ready.prepared
     if prepared is None:
         raise ValueError("only a validated, not yet stored upload is written")
@@ -140,13 +133,13 @@ def _write(db: Database[Document], bucket: str, ready: _Ready, *, owner: str | N
         "frames": prepared.frames,
         "filename": ready.filename,
         "name_prefixes": name_prefixes(ready.filename),
-        "owner": owner,
-        "kind": kind,
-        "visibility": visibility,
+        "owner": options.owner,
+        "kind": options.kind,
+        "visibility": options.visibility,
         "variants": variants,
         **({"placeholder": ready.placeholder.as_metadata()} if ready.placeholder else {}),
         **({"focal_point": ready.focal.as_metadata()} if ready.focal else {}),
-        **(extra or {}),
+        **options.labels(),
     }
     # The original's files document goes last: readers never see it without its variants.
     new_files.append(storage.NewFile(prepared.data, ready.filename, metadata, original_id))
@@ -241,21 +234,22 @@ def store(db: Database[Document], bucket: str, stream: BinaryIO | bytes, *, file
           owner: str | None = None,
           limits: Limits | None = None, kind: str = "upload", scope: str = "",
           visibility: str = "public", extra: dict[str, Any] | None = None) -> StoreResult:
-    """Validate one image by content and store it (deduplicated) with its variants."""
-    return store_all(db, bucket, [Upload(filename, stream)], owner=owner, limits=limits,
-                     kind=kind, scope=scope, visibility=visibility, extra=extra)[0]
+    """Validate one image by content and store it (deduplicated) with its variants; ``extra``:
+    its labels (:class:`UploadOptions`'s ``alt``, ``expires_at``, ``folder``, ``tags``)."""
+    options = UploadOptions(owner=owner, kind=kind, scope=scope, visibility=visibility, **(extra or {}))
+    return store_all(db, bucket, [Upload(filename, stream)], options, limits=limits)[0]
 
 
-def store_all(db: Database[Document], bucket: str, uploads: list[Upload], *, owner: str | None = None,
-              limits: Limits | None = None, kind: str = "upload", scope: str = "",
-              visibility: str = "public", extra: dict[str, Any] | None = None) -> list[StoreResult]:
+def store_all(db: Database[Document], bucket: str, uploads: list[Upload],
+              options: UploadOptions | None = None, *, limits: Limits | None = None) -> list[StoreResult]:
     """Store every upload or none: all are validated before the first byte is written.
 
     If a write fails half way, the files this call created are removed again; files that
     already existed (deduplicated) are never touched.
     """
+    options = options or UploadOptions()
     limits = limits or Limits()
-    readies = [_validate(db, bucket, upload, limits, scope) for upload in uploads]
+    readies = [_validate(db, bucket, upload, limits, options.scope) for upload in uploads]
     results: list[StoreResult] = []
     try:
         for ready in readies:
@@ -264,8 +258,7 @@ def store_all(db: Database[Document], bucket: str, uploads: list[Upload], *, own
             elif ready.trashed is not None:
                 results.append(StoreResult(_from_trash(db, bucket, ready), False))
             else:
-                results.append(_write(db, bucket, ready, owner=owner, kind=kind,
-                                      visibility=visibility, extra=extra))
+                results.append(_write(db, bucket, ready, options))
     except BaseException:
         for result in results:
             if result.created:
@@ -285,8 +278,8 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
         v["_id"] for v in db[f"{bucket}.files"].find({"metadata.original_id": doc["_id"]}, {"_id": 1})
     ]
     deleted = storage.delete_file(db, bucket, doc["_id"], with_ids=ids)
-    if deleted:
-        purge.queue(db, bucket, doc)  # the CDN's copies (only with a hook configured)
+    if deleted:  # the CDN's copies (queued only with a hook configured)
+        effects.apply(db, Changes(purged=[(bucket, doc)]))
     return deleted
 
 

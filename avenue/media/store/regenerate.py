@@ -1,6 +1,6 @@
 """Render an original's variants again (fsck --repair: a variant whose bytes were lost or damaged).
 
-The files it writes have the layout :mod:`avenue.media.originals` gives variants (same metadata,
+The files it writes have the layout :mod:`avenue.media.store.originals` gives variants (same metadata,
 same ``key``), keeping the variant's id when it had one so every URL handed out still works.
 """
 
@@ -11,14 +11,14 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
-from avenue.media import storage
-from avenue.media.focal import CENTRE, FocalPoint
-from avenue.media.images import Limits, prepare
-from avenue.media.invalidation import invalidate
-from avenue.media.originals import write_variant
+from avenue.media import effects
+from avenue.media.effects import Changes, Tombstone
+from avenue.media.ingest import pipeline
+from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.records import Document, variant_key
-from avenue.media.replace import read_original
-from avenue.media.variants import render
+from avenue.media.store import storage
+from avenue.media.store.originals import write_variant
+from avenue.media.store.replace import read_original
 
 
 def regenerate_variants(db: Database[Document], bucket: str, original: Document,
@@ -29,13 +29,12 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
     """
     files = db[f"{bucket}.files"]
     data = read_original(db, bucket, original)
-    prepared = prepare(data, Limits.for_stored(len(data)))  # limits lowered since must not block a repair
     listed = (original.get("metadata") or {}).get("variants") or {}
     # The crops around the stored focal point, as at upload (centred for images from before).
     focal = FocalPoint.from_metadata((original.get("metadata") or {}).get("focal_point")) or CENTRE
     version = (original.get("metadata") or {}).get("version") or ""
     written = []
-    for rendition in render(prepared, focal):
+    for rendition in pipeline.render_stored(data, focal):
         info = listed.get(rendition.name, {}).get(rendition.format)
         file_id = info["id"] if info else ObjectId()
         if info and file_id not in replace and files.find_one({"_id": file_id}, {"_id": 1}) is not None:
@@ -51,5 +50,5 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
         written.append({"variant": rendition.name, "format": rendition.format, "id": str(file_id)})
     if written:
         # The original's cached document lists the old variants: have every worker reload it.
-        invalidate(db, bucket, [original["_id"]])
+        effects.apply(db, Changes(tombstones=[Tombstone(bucket, [original["_id"]])]))
     return written

@@ -34,33 +34,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
-from flask import current_app, has_app_context
 from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import maybe_utc, now
 from avenue.leases import held, stamp
-from avenue.media import counters, storage
 from avenue.media.buckets import TRASH
+from avenue.media.effects import counters
 from avenue.media.records import Document, variant_ids, variant_key
+from avenue.media.settings import current as current_settings
+from avenue.media.store import storage
 from avenue.paging import Listed, Page, Window, fetch
 
-DEFAULT_DAYS = 30
 # A restore holds the item this long at most (a crashed restore frees it after this).
 RESTORE_LEASE = dt.timedelta(minutes=10)
 ORIGINAL = {"metadata.role": "original"}
-# Newest deletion first; its indexes (avenue/media/indexes.py) end in exactly this order.
+# Newest deletion first; its indexes (avenue/media/store/indexes.py) end in exactly this order.
 NEWEST_FIRST = [("metadata.trash.deleted_at", DESCENDING), ("_id", DESCENDING)]
 LISTED = Listed(f"{TRASH}.files", ORIGINAL, NEWEST_FIRST, "trash_newest")
-
-
-def days() -> float:
-    """How long deleted media stays restorable (the app's ``AVENUE_TRASH_DAYS``; 30 outside
-    an app); 0: no trash, deletes are final."""
-    if has_app_context():
-        return float(current_app.config.get("AVENUE_TRASH_DAYS", DEFAULT_DAYS))
-    return float(DEFAULT_DAYS)
 
 
 @dataclass(frozen=True)
@@ -94,10 +86,10 @@ def _copy_once(db: Database[Document], source: str, target: str, doc: dict[str, 
 
 
 def keep(db: Database[Document], bucket: str, doc: dict[str, Any], *, refs: dict[str, Any] | None = None,
-         keep_days: float | None = None) -> bool:
-    """Copy an original of ``bucket`` and its variants into the trash (the caller deletes it
-    from ``bucket`` next). False when the trash is off (``keep_days`` 0)."""
-    keep_days = days() if keep_days is None else keep_days
+         keep_days: float) -> bool:
+    """Copy an original of ``bucket`` and its variants into the trash for ``keep_days`` (the
+    app's ``AVENUE_TRASH_DAYS``; the caller deletes it from ``bucket`` next). False when the
+    trash is off (``keep_days`` 0)."""
     if keep_days <= 0:
         return False
     for variant in _variants_of(db, bucket, doc):
@@ -121,12 +113,14 @@ def _trashed(meta: dict[str, Any], trashed_id: Any, bucket: str, refs: dict[str,
 
 
 def keep_version(db: Database[Document], bucket: str, doc: dict[str, Any], bytes_doc: dict[str, Any], *,
-                 refs: dict[str, Any]) -> ObjectId | None:
+                 refs: dict[str, Any], keep_days: float | None = None) -> ObjectId | None:
     """Copy the version of ``doc`` that a replace in place is about to switch away from into
     the trash, under a new id (the image keeps its own): the bytes of ``bytes_doc`` as that
     id's, and the variants it lists (their ids kept, their keys and ``original_id`` moved to
-    the new id). Restored, it is an image of its own. None when the trash is off."""
-    keep_days = days()
+    the new id). Restored, it is an image of its own, purged after ``keep_days`` (None: the
+    app's, as handed to the package: :func:`avenue.media.settings.current`). None when the
+    trash is off (``keep_days`` 0)."""
+    keep_days = current_settings().trash_days if keep_days is None else keep_days
     if keep_days <= 0:
         return None
     trashed_id = ObjectId()

@@ -1,0 +1,48 @@
+"""The app's settings the store needs, as one typed record handed in by ``init_app``.
+
+The trash and replace in place need two numbers of the app's configuration. They are given
+them as arguments (``keep_days``, ``redirect_days``), so the store runs and is tested
+without Flask; the :class:`~avenue.media.store.library.Library` a blueprint opens takes them
+from :func:`current`. What ``current`` answers is handed to the package once, by the route's
+``init_app`` (:func:`provide`): the settings of the app in whose context the call runs, read
+when asked (an app's config may be changed after start, as tests do), or the defaults
+outside any app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_TRASH_DAYS = 30
+DEFAULT_REDIRECT_DAYS = 30
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """How long deleted media stays restorable (``AVENUE_TRASH_DAYS``; 0: no trash) and how
+    long a replaced version's URLs redirect (``AVENUE_REPLACED_REDIRECT_DAYS``; 0: 404 at once)."""
+
+    trash_days: float = DEFAULT_TRASH_DAYS
+    redirect_days: float = DEFAULT_REDIRECT_DAYS
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> MediaSettings:
+        """The settings an app is configured with."""
+        return cls(trash_days=float(config.get("AVENUE_TRASH_DAYS", DEFAULT_TRASH_DAYS)),
+                   redirect_days=float(config.get("AVENUE_REPLACED_REDIRECT_DAYS", DEFAULT_REDIRECT_DAYS)))
+
+
+_provider: Callable[[], MediaSettings] = MediaSettings  # outside any app: the defaults
+
+
+def provide(provider: Callable[[], MediaSettings]) -> None:
+    """Say where the settings come from (the route's ``init_app``, once per app)."""
+    global _provider
+    _provider = provider
+
+
+def current() -> MediaSettings:
+    """The settings of the app this call runs for (the defaults outside any app)."""
+    return _provider()
