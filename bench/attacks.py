@@ -63,7 +63,7 @@ sys.path.insert(0, str(ROOT))  # the app, and tests/processes.py's launcher
 from avenue.embedded import EmbeddedServer  # noqa: E402
 from avenue.server import abort  # noqa: E402
 from tests.processes import Gunicorn, editor_token, upload  # noqa: E402
-from tests.test_server import noise_jpeg  # noqa: E402
+from tests.system.test_server import noise_jpeg  # noqa: E402
 
 import data  # noqa: E402
 import front  # noqa: E402

@@ -13,7 +13,7 @@ of load grows RSS by ~30 % (measured: 147 MB idle, 210 MB after 30 s, then flat 
 target asks is that RSS stops growing: a leak shows as a rising series, warm-up does not.
 
     python3 bench/soak.py                 # 30 minutes
-    python3 bench/soak.py --minutes 2     # a short run (tests/test_soak.py runs ~20 s)
+    python3 bench/soak.py --minutes 2     # a short run (tests/system/test_soak.py runs ~20 s)
 
 Targets: 0 errors besides deliberate 4xx; worker RSS flat within 10 % from start to end.
 """

@@ -1,6 +1,6 @@
 """Configuration and packaging: .env files, unknown variables, the package and its defaults.
 
-(That every variable in .env.example is read by the code is tests/test_strict_input.py's.)
+(That every variable in .env.example is read by the code is tests/api/test_strict_input.py's.)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from avenue import envfile
 from avenue.config import KNOWN_VARIABLES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INTERNAL = {"AVENUE_TEST_MONGO_URI", "AVENUE_FUZZ_EXAMPLES", "AVENUE_SCHEMATHESIS_EXAMPLES",
             "AVENUE_METRICS_PREPARED_BY"}  # test knobs and gunicorn.conf.py's own marker
 

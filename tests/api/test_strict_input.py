@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import make_app
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("raw", ['{"sku": "S-1", "name": "x", "price": 1e400}',

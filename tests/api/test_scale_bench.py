@@ -11,7 +11,7 @@ from avenue.media.counters import count_bucket
 from avenue.ops.fsck import check
 from avenue.status import reconcile
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_bench():

@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers import image_bytes
 
-STATIC = Path(__file__).resolve().parent.parent / "avenue" / "console" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "avenue" / "console" / "static"
 SCREENS = {"products": {"admin"}, "library": {"editor", "admin"}, "uploads": {"ops", "editor", "admin"},
            "ops": {"ops", "admin"}}
 

@@ -123,7 +123,7 @@ def test_every_answer_is_given_an_id_counted_and_logged_whichever_path_answers_i
                                                                                   monkeypatch):
     """N answers by Flask, by the media front door as WSGI middleware, and by the front door
     as gunicorn's event loop asks it (``answer_at_once``; end to end in
-    tests/test_metrics_gunicorn.py): N more in the request counter, N distinct ids, N lines."""
+    tests/system/test_metrics_gunicorn.py): N more in the request counter, N distinct ids, N lines."""
     from prometheus_client import REGISTRY
 
     from avenue.media import front_door_of, get_cache

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "console"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
 AGENT = "avenue-console-tests"  # sessions are bound to the browser: one agent for page and API calls
 PASSWORD = "correct horse battery"
 PHOTOS = ["progressive.jpg", "alpha.png", "grayscale.jpg"]

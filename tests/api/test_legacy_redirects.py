@@ -10,8 +10,8 @@ import pytest
 from avenue.media import PRODUCTS, storage
 from avenue.media.originals import delete_image
 from avenue.ops.legacy import import_legacy
+from tests.api.test_import_legacy import LEGACY_UPLOADS, load_legacy_db
 from tests.helpers import FIXTURES
-from tests.test_import_legacy import LEGACY_UPLOADS, load_legacy_db
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 from avenue.server import Limits, PacedWriter, SendTimedOut, client_of, refusal
 from tests.helpers import image_bytes
 from tests.servers import ATTACKER, LOOPBACK, api_token, healthz, multipart
-from tests.test_server import LARGE_SLOW_BODY, noise_jpeg, upload
-from tests.test_server import start_gunicorn as start_gunicorn  # the fixture (re-exported)
+from tests.system.test_server import LARGE_SLOW_BODY, noise_jpeg, upload
+from tests.system.test_server import start_gunicorn as start_gunicorn  # the fixture (re-exported)
 
 
 def attacker(port: int, *, receive_buffer: int | None = None, source: str = ATTACKER) -> socket.socket:

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_a_short_soak_of_mixed_traffic_and_gc_has_no_errors(tmp_path):
-    spec = importlib.util.spec_from_file_location("soak", Path(__file__).parents[1] / "bench" / "soak.py")
+    spec = importlib.util.spec_from_file_location("soak", Path(__file__).parents[2] / "bench" / "soak.py")
     soak = importlib.util.module_from_spec(spec)
     sys.modules["soak"] = soak  # dataclasses look their module up there
     spec.loader.exec_module(soak)

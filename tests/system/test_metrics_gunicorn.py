@@ -1,6 +1,6 @@
 """/metrics under the Procfile's gunicorn with two workers: every scrape counts every worker.
 
-In-process tests (tests/test_metrics.py) cannot show the multiprocess mode: here the requests
+In-process tests (tests/api/test_metrics.py) cannot show the multiprocess mode: here the requests
 are spread over two worker processes by the kernel, each scrape lands on one of them, and
 every scrape must report all of them, also after a worker has died and been replaced. Nor
 can they show gunicorn's event loop answering cached media itself: those answers are counted,
@@ -91,7 +91,7 @@ def test_invented_methods_and_paths_add_no_series_under_gunicorn(secantus, tmp_p
         server.stop()
 
 
-# Holds a worker's thread: it reads this 2 MB body, which never comes (tests/test_server.py).
+# Holds a worker's thread: it reads this 2 MB body, which never comes (tests/system/test_server.py).
 HOLD_A_THREAD = (b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: 2097152\r\n\r\n{")
 

@@ -1,6 +1,6 @@
 """Dockerfile and compose.yaml: what can be checked without pulling images or running docker.
 
-(nginx -t on deploy/nginx/avenue.conf, the file compose mounts, is tests/test_nginx.py's.)
+(nginx -t on deploy/nginx/avenue.conf, the file compose mounts, is tests/system/test_nginx.py's.)
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def env_example_names() -> set[str]:

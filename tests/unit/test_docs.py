@@ -25,7 +25,7 @@ import pytest
 from avenue.server import Limits
 from tests.helpers import make_app
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 VARIABLE = re.compile(r"\b(?:AVENUE|GUNICORN|MONGO)_[A-Z0-9_]*[A-Z0-9]\b")
