@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import threading
 
@@ -14,19 +13,12 @@ from avenue.builder import service
 from avenue.errors import AvenueError
 from avenue.media import BUILDER, DELETE_LEASE
 from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, error_body, image_bytes
+from tests.support.client import media_upload as upload
 
 
 def test_the_refused_table_covers_every_bad_and_unsupported_fixture():
     on_disk = {f"{d}/{p.name}" for d in ("bad", "unsupported") for p in (IMAGES / d).iterdir()}
     assert on_disk == set(REFUSED)
-
-
-def upload(client, headers, name="good/progressive.jpg", *, filename=None, alt=None, data=None):
-    form = {"file": (io.BytesIO(data if data is not None else image_bytes(name)),
-                     filename or name.split("/")[-1])}
-    if alt is not None:
-        form["alt"] = alt
-    return client.post("/api/builder/media", data=form, headers=headers, content_type="multipart/form-data")
 
 
 def put_page(client, headers, slug, blocks, title="A page", **extra):

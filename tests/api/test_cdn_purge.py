@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import time
 
@@ -14,10 +13,13 @@ import pytest
 from avenue import cdn
 from avenue.clock import as_utc, now
 from avenue.media import PURGE_OUTBOX
-from tests.helpers import Auth, image_bytes, trickling_server
+from tests.helpers import Auth, trickling_server
+from tests.support.client import uploaded
 
 HOOK = {"AVENUE_CDN_PURGE_URL": "https://purge.example/hook", "AVENUE_CDN_PURGE_KEY": "k" * 32,
         "AVENUE_MEDIA_BASE_URL": "https://cdn.example"}
+
+GRAY = "good/grayscale.jpg"
 
 
 class Receiver:
@@ -33,13 +35,6 @@ class Receiver:
         if status == 0:
             raise ConnectionRefusedError("down")
         return status
-
-
-def upload(client, headers, visibility: str = "public") -> dict:
-    response = client.post("/api/uploads", headers=headers, data={
-        "file": (io.BytesIO(image_bytes("good/grayscale.jpg")), "p.jpg"), "visibility": visibility})
-    assert response.status_code == 201
-    return response.get_json()
 
 
 def deliver(app, receiver) -> int:
@@ -67,7 +62,7 @@ def hooked(app_factory):
 def test_deleting_a_public_image_sends_one_signed_purge_of_all_its_paths(hooked):
     app, headers = hooked
     client = app.test_client()
-    image = upload(client, headers)
+    image = uploaded(client, headers, GRAY, filename="p.jpg", visibility="public", expect=(201,))
     assert client.delete(f"/api/uploads/{image['id']}", headers=headers).status_code == 204
     receiver = Receiver(200)
     assert deliver(app, receiver) == 1
@@ -91,7 +86,7 @@ def test_deleting_a_public_image_sends_one_signed_purge_of_all_its_paths(hooked)
 def test_a_failed_purge_is_retried_with_back_off_then_given_up_and_audited(hooked, monkeypatch):
     app, headers = hooked
     client = app.test_client()
-    image = upload(client, headers)
+    image = uploaded(client, headers, GRAY, filename="p.jpg", visibility="public", expect=(201,))
     client.delete(f"/api/uploads/{image['id']}", headers=headers)
     receiver = Receiver(*([503, 0] * 4))
     waits = []
@@ -121,7 +116,7 @@ def test_a_failed_purge_is_retried_with_back_off_then_given_up_and_audited(hooke
 def test_an_entry_claimed_by_another_worker_is_not_sent_twice(hooked):
     app, headers = hooked
     client = app.test_client()
-    image = upload(client, headers)
+    image = uploaded(client, headers, GRAY, filename="p.jpg", visibility="public", expect=(201,))
     client.delete(f"/api/uploads/{image['id']}", headers=headers)
     first = Receiver(200)
     # The second worker read the same due entry, but the first claimed it in between.
@@ -132,7 +127,7 @@ def test_an_entry_claimed_by_another_worker_is_not_sent_twice(hooked):
 def test_private_media_and_an_app_without_a_hook_queue_nothing(hooked, app_factory):
     app, headers = hooked
     client = app.test_client()
-    private = upload(client, headers, visibility="private")
+    private = uploaded(client, headers, GRAY, filename="p.jpg", visibility="private", expect=(201,))
     client.delete(f"/api/uploads/{private['id']}", headers=headers)
     assert outbox(app) == []
 

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
-from tests.helpers import image_bytes
-
-
-def upload(client, headers, name: str, visibility: str = "public") -> dict:
-    response = client.post("/api/uploads", headers=headers, data={
-        "file": (io.BytesIO(image_bytes(f"good/{name}")), name), "visibility": visibility})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
+from tests.support.client import uploaded
 
 
 def test_each_variant_has_a_url_per_stored_format_that_serves_that_format(client, auth):
     headers = auth.token("editor")
-    photo = upload(client, headers, "grayscale.jpg")
+    photo = uploaded(client, headers, "good/grayscale.jpg", visibility="public", expect=(201,))
     assert set(photo["variant_urls"]) == set(photo["variants"])
     for name, urls in photo["variant_urls"].items():
         assert set(urls) == {"webp", "jpg"}, name
@@ -25,12 +16,12 @@ def test_each_variant_has_a_url_per_stored_format_that_serves_that_format(client
             assert served.status_code == 200
             assert served.headers["Content-Type"] == {"webp": "image/webp", "jpg": "image/jpeg"}[ext]
             assert "Accept" not in served.headers.get("Vary", "")  # one format per URL
-    transparent = upload(client, headers, "alpha.png")
+    transparent = uploaded(client, headers, "good/alpha.png", visibility="public", expect=(201,))
     assert set(transparent["variant_urls"]["card"]) == {"webp", "png"}
 
 
 def test_srcset_lists_the_fitted_variants_by_width_per_format(client, auth):
-    photo = upload(client, auth.token("editor"), "panorama.jpg")
+    photo = uploaded(client, auth.token("editor"), "good/panorama.jpg", visibility="public", expect=(201,))
     sizes = photo["variant_sizes"]
     for ext in ("webp", "jpg"):
         entries = photo["srcset"][ext].split(", ")
@@ -40,7 +31,7 @@ def test_srcset_lists_the_fitted_variants_by_width_per_format(client, auth):
 
 def test_private_variant_urls_are_signed_too(client, auth):
     headers = auth.token("editor")
-    private = upload(client, headers, "grayscale.jpg", visibility="private")
+    private = uploaded(client, headers, "good/grayscale.jpg", visibility="private", expect=(201,))
     url = private["variant_urls"]["card"]["webp"]
     assert "sig=" in url and client.get(url[url.index("/media/"):]).status_code == 200
     unsigned = url[url.index("/media/"):url.index("?")]

@@ -13,6 +13,7 @@ from PIL import Image
 from avenue.errors import ImageTooLarge, ServerBusy
 from avenue.media.images import DecodeBudget, Limits, decode_budget, prepare
 from tests.helpers import bucket_snapshot
+from tests.support.client import upload
 
 
 def png(side: int) -> bytes:
@@ -76,10 +77,6 @@ def test_a_jpeg_is_counted_at_its_draft_size_not_its_declared_one():
     prepare(out.getvalue(), Limits(decode_budget_bytes=32 * 2**20))
 
 
-def upload(client, headers, data: bytes):
-    return client.post("/api/uploads", headers=headers, data={"file": (io.BytesIO(data), "big.png")})
-
-
 def test_an_upload_beyond_the_budget_is_a_413_json_and_stores_nothing(app_factory, auth, db_name):
     app = app_factory(AVENUE_DECODE_BUDGET_BYTES=2 * 2**20 + 7)
     headers = type(auth)(app).token("ops")
@@ -87,7 +84,7 @@ def test_an_upload_beyond_the_budget_is_a_413_json_and_stores_nothing(app_factor
         from avenue.db import get_db
 
         before = bucket_snapshot(get_db())
-    response = upload(app.test_client(), headers, png(1000))  # 4 MB decoded
+    response = upload(app.test_client(), headers, data=png(1000), filename="big.png")  # 4 MB decoded
     assert response.status_code == 413
     assert response.get_json()["error"]["code"] == "decode_too_large"
     with app.app_context():
@@ -101,10 +98,10 @@ def test_an_upload_that_waits_too_long_for_room_is_a_503_with_retry_after(app_fa
     budget = decode_budget(capacity)
     budget.reserve(capacity - 2**20, 1.0)  # another request is decoding
     try:
-        response = upload(app.test_client(), headers, png(1000))
+        response = upload(app.test_client(), headers, data=png(1000), filename="big.png")
     finally:
         budget.release(capacity - 2**20)
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "busy"
     assert response.headers["Retry-After"] == "5"
-    assert upload(app.test_client(), headers, png(1000)).status_code == 201
+    assert upload(app.test_client(), headers, data=png(1000), filename="big.png").status_code == 201

@@ -12,15 +12,9 @@ from bson import ObjectId
 from avenue.media import BUILDER, recount_bucket, recount_facets
 from avenue.media import facets as facets_module
 from tests.helpers import image_bytes
+from tests.support.client import MEDIA, uploaded
 
 PHOTOS = ["good/progressive.jpg", "good/grayscale.jpg", "good/alpha.png", "good/panorama.jpg"]
-
-
-def upload(client, headers, name, **fields) -> dict:
-    answer = client.post("/api/builder/media", headers=headers,
-                         data={"file": (io.BytesIO(image_bytes(name)), name.split("/")[-1]), **fields})
-    assert answer.status_code in (200, 201), answer.get_json()
-    return answer.get_json()
 
 
 def folders(client, headers) -> dict[str, int]:
@@ -34,9 +28,9 @@ def tags(client, headers) -> dict[str, int]:
 
 
 def test_counts_follow_uploads_moves_deletes_restores_and_replaces(client, db, editor):
-    a = upload(client, editor, PHOTOS[0], folder="/shop", tags="red, sale")
-    b = upload(client, editor, PHOTOS[1], folder="/shop", tags="red")
-    upload(client, editor, PHOTOS[2])
+    a = uploaded(client, editor, PHOTOS[0], to=MEDIA, folder="/shop", tags="red, sale")
+    b = uploaded(client, editor, PHOTOS[1], to=MEDIA, folder="/shop", tags="red")
+    uploaded(client, editor, PHOTOS[2], to=MEDIA)
     assert folders(client, editor) == {"/": 1, "/shop": 2}
     assert tags(client, editor) == {"red": 2, "sale": 1}
     moved = client.patch(f"/api/builder/media/{a['id']}", headers=editor,
@@ -56,14 +50,14 @@ def test_counts_follow_uploads_moves_deletes_restores_and_replaces(client, db, e
     assert replaced.status_code == 200
     assert folders(client, editor) == {"/": 1, "/blog": 1, "/shop": 1}
     # The same bytes again with other labels: the labels move, the image is counted once.
-    upload(client, editor, PHOTOS[2], folder="/blog", tags="blue")
+    uploaded(client, editor, PHOTOS[2], to=MEDIA, folder="/blog", tags="blue")
     assert folders(client, editor) == {"/blog": 2, "/shop": 1}
     assert tags(client, editor) == {"blue": 2, "red": 1}
     assert recount_facets(db)["drift"] == {}
 
 
 def test_the_lists_read_the_kept_counts_not_the_library(client, db, editor, monkeypatch):
-    upload(client, editor, PHOTOS[0], folder="/shop", tags="red")
+    uploaded(client, editor, PHOTOS[0], to=MEDIA, folder="/shop", tags="red")
     assert folders(client, editor) == {"/shop": 1}  # the first call may count a new store once
 
     def no_scan(*args, **kwargs):
@@ -74,8 +68,8 @@ def test_the_lists_read_the_kept_counts_not_the_library(client, db, editor, monk
 
 
 def test_the_reconciliation_corrects_drift_and_a_store_from_before_is_counted_once(client, db, editor):
-    upload(client, editor, PHOTOS[0], folder="/shop", tags="red")
-    upload(client, editor, PHOTOS[1], folder="/blog")
+    uploaded(client, editor, PHOTOS[0], to=MEDIA, folder="/shop", tags="red")
+    uploaded(client, editor, PHOTOS[1], to=MEDIA, folder="/blog")
     assert folders(client, editor) == {"/blog": 1, "/shop": 1}  # the first list counted the store
     db[facets_module.FACETS].update_one({"_id": f"{BUILDER}|folder|/shop"}, {"$inc": {"count": 5}})
     db[facets_module.FACETS].insert_one({"_id": f"{BUILDER}|tag|ghost", "bucket": BUILDER, "kind": "tag",
@@ -91,12 +85,12 @@ def test_the_reconciliation_corrects_drift_and_a_store_from_before_is_counted_on
     # Made before they existed, then written to before anyone listed them: the writes alone
     # would show only the new image; the first list counts everything.
     db.drop_collection(facets_module.FACETS)
-    upload(client, editor, PHOTOS[2], folder="/shop")
+    uploaded(client, editor, PHOTOS[2], to=MEDIA, folder="/shop")
     assert folders(client, editor) == {"/blog": 1, "/shop": 2}
 
 
 def test_a_recount_that_a_write_raced_is_not_applied(db, client, editor, monkeypatch):
-    upload(client, editor, PHOTOS[0], folder="/shop")
+    uploaded(client, editor, PHOTOS[0], to=MEDIA, folder="/shop")
     assert recount_facets(db)["applied"]  # the first count: the version writes bump from now on
     real = facets_module.count_on_server
 
@@ -113,7 +107,7 @@ def test_a_recount_that_a_write_raced_is_not_applied(db, client, editor, monkeyp
 
 
 def test_two_editors_moving_one_image_at_once_count_it_once(app, db, editor):
-    media = upload(app.test_client(), editor, PHOTOS[0], folder="/start")
+    media = uploaded(app.test_client(), editor, PHOTOS[0], to=MEDIA, folder="/start")
     barrier = threading.Barrier(4)
     answers = []
 
@@ -140,7 +134,7 @@ def test_a_move_that_loses_every_compare_and_set_is_409_and_moves_no_count(clien
     from avenue.media import Library
     from avenue.media.replace import ImageBusy
 
-    media = upload(client, editor, PHOTOS[0], folder="/start")
+    media = uploaded(client, editor, PHOTOS[0], to=MEDIA, folder="/start")
     assert folders(client, editor) == {"/start": 1}
     real = db[f"{BUILDER}.files"]
 
@@ -174,9 +168,9 @@ def test_a_move_that_loses_every_compare_and_set_is_409_and_moves_no_count(clien
 
 
 def test_a_pages_total_is_the_kept_count_where_there_is_one_and_a_count_otherwise(client, db, editor):
-    upload(client, editor, PHOTOS[0], folder="/shop", tags="red, sale")
-    upload(client, editor, PHOTOS[1], folder="/shop", tags="red")
-    upload(client, editor, PHOTOS[2])
+    uploaded(client, editor, PHOTOS[0], to=MEDIA, folder="/shop", tags="red, sale")
+    uploaded(client, editor, PHOTOS[1], to=MEDIA, folder="/shop", tags="red")
+    uploaded(client, editor, PHOTOS[2], to=MEDIA)
     recount_bucket(db, BUILDER)  # the bucket's counters count once a reconciliation did
 
     def total(**query) -> tuple[int, bool]:

@@ -7,13 +7,9 @@ import io
 
 from avenue.media import BUILDER
 from tests.helpers import bucket_snapshot, image_bytes
+from tests.support.client import media_upload as upload
 
 PHOTOS = ("good/progressive.jpg", "good/grayscale.jpg", "good/cmyk.jpg", "good/photo_exif_rotated.jpg")
-
-
-def upload(client, headers, name, **fields):
-    form = {"file": (io.BytesIO(image_bytes(name)), name.split("/")[-1]), **fields}
-    return client.post("/api/builder/media", data=form, headers=headers, content_type="multipart/form-data")
 
 
 def ids(response) -> list[str]:

@@ -3,7 +3,6 @@ one (no polling query per worker per second), polling where it has not (issue 14
 
 from __future__ import annotations
 
-import io
 import time
 
 import pymongo
@@ -12,15 +11,15 @@ from pymongo import monitoring
 
 from avenue.media import UPLOADS, get_cache, invalidation
 from avenue.media.indexes import DELETIONS
-from tests.helpers import Auth, image_bytes, listening, make_app
+from tests.helpers import Auth, listening, make_app
+from tests.support.client import uploaded
 
 
 def upload(app) -> tuple[dict, dict]:
+    """A new editor of ``app`` (one of two workers) uploads an image: the image, the headers."""
     headers = Auth(app).token("editor")
-    response = app.test_client().post("/api/uploads", headers=headers, data={
-        "file": (io.BytesIO(image_bytes("good/grayscale.jpg")), "p.jpg")})
-    assert response.status_code == 201
-    return response.get_json(), headers
+    image = uploaded(app.test_client(), headers, "good/grayscale.jpg", filename="p.jpg", expect=(201,))
+    return image, headers
 
 
 def test_deleting_an_image_writes_one_tombstone_for_its_files_not_one_per_file(app, db):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers import image_bytes
+from tests.support.client import upload
 
 
 def scrape(client, headers) -> dict[tuple[str, tuple], float]:
@@ -22,11 +21,6 @@ def scrape(client, headers) -> dict[tuple[str, tuple], float]:
 
 def value(samples, name: str, **labels) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def upload(client, headers, name="good/progressive.jpg"):
-    form = {"file": (io.BytesIO(image_bytes(name)), name.split("/")[-1]), "visibility": "public"}
-    return client.post("/api/uploads", data=form, headers=headers, content_type="multipart/form-data")
 
 
 def test_metrics_need_an_ops_or_admin_token(client, auth):
@@ -46,9 +40,9 @@ def test_counters_move_with_traffic_uploads_and_the_media_cache(client, auth):
     ops = auth.token("ops")
     editor = auth.token("editor")
     before = scrape(client, ops)
-    created = upload(client, editor)
+    created = upload(client, editor, visibility="public")
     assert created.status_code == 201, created.get_json()
-    refused = upload(client, editor, "bad/document.pdf")
+    refused = upload(client, editor, "bad/document.pdf", visibility="public")
     assert refused.status_code == 415
     url = created.get_json()["url"]
     reads = []
@@ -84,14 +78,14 @@ def test_status_counts_and_quota_are_read_from_the_counters_as_fresh_as_the_last
     app = app_factory(AVENUE_STATUS_MAX_AGE_SECONDS=3600, AVENUE_STORAGE_QUOTA_BYTES=1)
     client = app.test_client()
     ops = auth.token("ops")
-    upload(client, auth.token("editor"))
+    upload(client, auth.token("editor"), visibility="public")
     first = scrape(client, ops)
     # A scrape never scans the store: the counts come from the counters every write keeps
     # (avenue/status), so another upload shows at the next scrape, with no sweep run by it.
     ran = []
     monkeypatch.setattr(sweep, "run", lambda *args, **kwargs: ran.append(args))
     monkeypatch.setattr(sweep, "run_in_background", lambda *args, **kwargs: ran.append(args))
-    upload(client, auth.token("editor"), "good/alpha.png")
+    upload(client, auth.token("editor"), "good/alpha.png", visibility="public")
     second = scrape(client, ops)
     assert ran == []
     assert value(first, "avenue_deployment_read_ok") == 1

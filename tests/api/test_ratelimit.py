@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 
@@ -14,6 +13,7 @@ from avenue import ratelimit
 from avenue.auth import require_role, service
 from avenue.config import from_environment
 from avenue.ratelimit import COLLECTION, limit_uploads
+from tests.support.client import upload
 
 
 def limited_app(app_factory, **overrides):
@@ -248,22 +248,18 @@ def test_anonymous_uploads_are_refused_before_they_are_counted(app_factory):
 
 
 def test_a_real_upload_endpoint_answers_429_once_the_users_uploads_are_used_up(app_factory):
-    from tests.helpers import Auth, bucket_snapshot, image_bytes
+    from tests.helpers import Auth, bucket_snapshot
 
     app = limited_app(app_factory, AVENUE_UPLOAD_RATE_LIMIT="1/minute")
     headers = Auth(app).token("editor")
     client = app.test_client()
 
-    def upload(name: str):
-        data = {"file": (io.BytesIO(image_bytes(f"good/{name}")), name), "visibility": "private"}
-        return client.post("/api/uploads", headers=headers, data=data, content_type="multipart/form-data")
-
-    assert upload("tiny_1x1.png").status_code == 201
+    assert upload(client, headers, "good/tiny_1x1.png", visibility="private").status_code == 201
     with app.app_context():
         from avenue.db import get_db
 
         before = bucket_snapshot(get_db())
-    assert_rate_limited(upload("alpha.png"))
+    assert_rate_limited(upload(client, headers, "good/alpha.png", visibility="private"))
     with app.app_context():
         from avenue.db import get_db
 

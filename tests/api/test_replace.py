@@ -22,6 +22,7 @@ from avenue.media import trash as trash_module
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
 from tests.helpers import error_body, form, image_bytes, library_upload
+from tests.support.client import uploaded
 
 PHOTO, OTHER, PNG = "good/progressive.jpg", "good/grayscale.jpg", "good/alpha.png"
 KEY = "test-secret-key-for-avenue"  # the key conftest's apps sign with
@@ -230,12 +231,6 @@ def test_only_editors_replace_library_media(client, auth):
                       headers=auth.token("ops")).status_code == 403
 
 
-def post_upload(client, owner, visibility: str, name=PHOTO) -> dict:
-    answer = client.post("/api/uploads", data={**form(name), "visibility": visibility}, headers=owner)
-    assert answer.status_code == 201, answer.get_json()
-    return answer.get_json()
-
-
 def replace_upload(client, owner, upload_id: str, name=OTHER) -> dict:
     answer = client.put(f"/api/uploads/{upload_id}", data=form(name), headers=owner)
     assert answer.status_code == 200, answer.get_json()
@@ -254,7 +249,7 @@ def path_and_query(url: str) -> tuple[str, dict]:
 
 def test_replacing_a_private_upload_keeps_it_private_and_signed(client, auth):
     owner = auth.token("ops")
-    upload = post_upload(client, owner, "private")
+    upload = uploaded(client, owner, PHOTO, visibility="private", expect=(201,))
     new = replace_upload(client, owner, upload["id"])
     assert new["visibility"] == "private" and "sig=" in new["url"] and new["version"]
     # The links handed out after the replace open the new version.
@@ -270,7 +265,7 @@ def test_an_uploads_old_urls_redirect_when_public_and_are_404_when_private(clien
     """A private file is often replaced because the old one was wrong to share: its old signed
     links must not lead to the new picture, by redirect or otherwise."""
     owner = auth.token("ops")
-    upload = post_upload(client, owner, visibility)
+    upload = uploaded(client, owner, PHOTO, visibility=visibility, expect=(201,))
     new = replace_upload(client, owner, upload["id"])
     unknown = client.get(f"/media/uploads/{ObjectId()}")
     pairs = [(upload["url"], new["url"]), (upload["variants"]["thumb"], new["variants"]["thumb"]),
@@ -297,7 +292,7 @@ def test_an_uploads_old_urls_redirect_when_public_and_are_404_when_private(clien
 
 def test_a_signature_opens_only_the_version_it_was_signed_for(client, auth):
     owner = auth.token("ops")
-    upload = post_upload(client, owner, "private")
+    upload = uploaded(client, owner, PHOTO, visibility="private", expect=(201,))
     new = replace_upload(client, owner, upload["id"])
     for old, current in [(upload["url"], new["url"]), (upload["variants"]["card"], new["variants"]["card"])]:
         # The old link with the new version written into its path: its signature does not cover it.
@@ -318,7 +313,7 @@ def test_a_signature_opens_only_the_version_it_was_signed_for(client, auth):
 
 def test_a_current_versions_signed_url_works_until_it_expires_with_every_key(client, app_factory, auth):
     owner = auth.token("ops")
-    upload = post_upload(client, owner, "private")
+    upload = uploaded(client, owner, PHOTO, visibility="private", expect=(201,))
     new = replace_upload(client, owner, upload["id"])
     signer = UrlSigner(key=KEY, ttl_seconds=3600)
     ext = new["url"].split("?")[0].rsplit(".", 1)[1]

@@ -11,17 +11,10 @@ from bson import ObjectId
 
 from avenue.media import UPLOADS, UrlSigner
 from tests.helpers import HOSTILE_NAMES, REFUSED, bucket_snapshot, error_body, image_bytes
+from tests.support.client import upload
 
 OLD_KEY = "test-secret-key-for-avenue"  # the key conftest's apps are built with
 NEW_KEY = "a-brand-new-secret-key-for-avenue"
-
-
-def upload(client, headers, name="good/progressive.jpg", *, visibility=None, filename=None, data=None):
-    form = {"file": (io.BytesIO(data if data is not None else image_bytes(name)),
-                     filename or name.split("/")[-1])}
-    if visibility is not None:
-        form["visibility"] = visibility
-    return client.post("/api/uploads", data=form, headers=headers, content_type="multipart/form-data")
 
 
 def query(url: str) -> dict:

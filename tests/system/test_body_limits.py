@@ -11,7 +11,7 @@ import pytest
 
 from avenue.http import JSON_BODY_LIMIT
 from tests.helpers import bucket_snapshot
-from tests.servers import LOOPBACK, gunicorns
+from tests.support.launcher import LOOPBACK, gunicorns
 
 # Small enough that every test body stays in memory (the test client spools larger ones to files).
 SMALL_UPLOADS = {"AVENUE_MAX_UPLOAD_BYTES": 20_000, "AVENUE_MAX_PRODUCT_IMAGES": 4,

@@ -22,7 +22,8 @@ import pytest
 from avenue.embedded import EmbeddedServer
 from avenue.ops.fsck import fsck
 from avenue.ops.gc import collect_garbage
-from tests.processes import Gunicorn, editor_token, photo, upload
+from tests.support.fixtures import photo
+from tests.support.launcher import Gunicorn
 
 pytestmark = pytest.mark.slow
 DB = "avenue_faults"
@@ -42,7 +43,7 @@ def _fire(server: Gunicorn, headers: dict, images: list[bytes], at_once: int | N
     ``acknowledged`` is released once per 201."""
     def one(index: int) -> tuple[int, dict, bytes]:
         try:
-            status, body = upload(server, headers, images[index], f"photo-{index}.jpg", timeout=90)
+            status, body = server.upload(headers, images[index], f"photo-{index}.jpg", timeout=90)
         except ConnectionRefusedError:
             return 0, {}, images[index]
         except (OSError, http.client.HTTPException):
@@ -83,7 +84,7 @@ def _assert_acknowledged_are_safe(server: Gunicorn, mongo_uri: str,
 def test_killing_the_workers_mid_upload_loses_no_acknowledged_upload(database, tmp_path):
     server = Gunicorn(database.uri, DB, tmp_path / "gunicorn.log").start()
     try:
-        headers = editor_token(database.uri, DB)
+        headers = server.token()
         images = [photo(i, side=1100 + 250 * (i % 3)) for i in range(20)]
         killer_done = threading.Event()
         stop_killing = threading.Event()
@@ -130,7 +131,7 @@ def test_killing_the_database_mid_upload_answers_503_and_recovers(database, tmp_
     server = Gunicorn(database.uri, DB, tmp_path / "gunicorn.log",
                       extra_env={"MONGO_TIMEOUT_MS": "3000"}).start()
     try:
-        headers = editor_token(database.uri, DB)
+        headers = server.token()
         before = _fire(server, headers, [photo(i) for i in range(4)])
         assert [status for status, _, _ in before] == [201] * 4
 
@@ -174,7 +175,7 @@ def test_killing_the_database_mid_upload_answers_503_and_recovers(database, tmp_
 def test_a_graceful_stop_and_a_rolling_restart_fail_no_upload(database, tmp_path):
     server = Gunicorn(database.uri, DB, tmp_path / "gunicorn.log").start()
     try:
-        headers = editor_token(database.uri, DB)
+        headers = server.token()
         images = [photo(200 + i) for i in range(12)]
         holder: dict = {}
         worker = threading.Thread(target=lambda: holder.setdefault("results", _fire(server, headers, images)))

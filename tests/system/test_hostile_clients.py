@@ -1,6 +1,6 @@
 """What one hostile client can cost the Procfile's process (avenue/server.py, issue 26).
 
-Each system test starts the real gunicorn (tests/servers.py) and attacks it from a client
+Each system test starts the real gunicorn (tests/support/launcher.py) and attacks it from a client
 address of its own (``ATTACKER``, 127.0.0.2) while ``/healthz`` is probed from 127.0.0.1, as a
 second, honest client. Each fails on the worker before issue 26: it gave bodies over 64 KiB,
 slow readers and any number of connections from one address a thread or a socket each.
@@ -18,8 +18,10 @@ import pytest
 
 from avenue.server import Limits, PacedWriter, SendTimedOut, client_of, refusal
 from tests.helpers import image_bytes
-from tests.servers import ATTACKER, LOOPBACK, api_token, healthz, multipart
-from tests.system.test_server import LARGE_SLOW_BODY, noise_jpeg, upload
+from tests.support.client import multipart
+from tests.support.fixtures import noise_jpeg
+from tests.support.launcher import ATTACKER, LOOPBACK, healthz
+from tests.system.test_server import LARGE_SLOW_BODY, upload
 from tests.system.test_server import start_gunicorn as start_gunicorn  # the fixture (re-exported)
 
 
@@ -297,7 +299,7 @@ def test_an_upload_that_expects_100_continue_is_answered_continue_once_and_store
     with attacker(server.port, source=LOOPBACK) as sock:
         sock.settimeout(10)
         sock.sendall((f"POST /api/uploads HTTP/1.1\r\nHost: x\r\n"
-                      f"Authorization: Bearer {api_token(server)}\r\nContent-Type: {content_type}\r\n"
+                      f"Authorization: {server.token()['Authorization']}\r\nContent-Type: {content_type}\r\n"
                       f"Content-Length: {len(body)}\r\n"
                       "Expect: 100-continue\r\nConnection: close\r\n\r\n").encode())
         assert sock.recv(64) == b"HTTP/1.1 100 Continue\r\n\r\n"  # before a byte of the body

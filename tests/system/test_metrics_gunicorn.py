@@ -20,7 +20,8 @@ from http.client import HTTPConnection
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.processes import Gunicorn, editor_token, photo, upload
+from tests.support.fixtures import photo
+from tests.support.launcher import Gunicorn
 
 pytestmark = pytest.mark.slow
 MEDIA = ("avenue_http_requests_total", (("method", "GET"), ("route", "/media/<alias>/<token>"),
@@ -40,8 +41,8 @@ def test_every_scrape_adds_up_every_workers_counts(secantus, tmp_path):
                       workers=2, extra_env={"AVENUE_METRICS_ALLOW": "127.0.0.1/32",
                                             "PROMETHEUS_MULTIPROC_DIR": str(folder)}).start()
     try:
-        headers = editor_token(secantus.uri, server.env["MONGO_DB"])
-        status, image = upload(server, headers, photo(1, 300), "a.jpg")
+        headers = server.token()
+        status, image = server.upload(headers, photo(1, 300), "a.jpg")
         assert status == 201, image
         reads = 60
         for _ in range(reads):  # a new connection each: SO_REUSEPORT spreads them over the workers
@@ -104,8 +105,8 @@ def test_every_event_loop_answer_has_an_id_a_count_and_a_log_line(secantus, tmp_
                                             # 1 KiB: the slow 2 MB body below is read by the thread
                                             "GUNICORN_BUFFER_BODY_BYTES": "1024"}).start()
     try:
-        token = editor_token(secantus.uri, server.env["MONGO_DB"])
-        status, image = upload(server, token, photo(1, 300), "a.jpg")
+        token = server.token()
+        status, image = server.upload(token, photo(1, 300), "a.jpg")
         assert status == 201, image
         before = scrape(server)
         n = 20

@@ -24,7 +24,8 @@ import pytest
 
 from avenue.embedded import free_port
 from tests.helpers import image_bytes
-from tests.servers import LOOPBACK, ROOT, api_token, gunicorns, multipart
+from tests.support.client import multipart
+from tests.support.launcher import LOOPBACK, ROOT, gunicorns
 
 SITE = ROOT / "deploy" / "nginx" / "avenue.conf"
 
@@ -229,17 +230,19 @@ class Front:
         finally:
             conn.close()
 
-    def upload(self, token: str, filename: str, data: bytes, visibility: str, **headers: str) -> dict:
+    def upload(self, token: dict[str, str], filename: str, data: bytes, visibility: str,
+               **headers: str) -> dict:
+        """An upload through the front (its own headers: nginx's X-Forwarded-* replace the client's)."""
         body, content_type = multipart({"visibility": visibility}, "file", filename, data)
         status, _, answer = self.request("POST", "/api/uploads", body, {
-            "Authorization": f"Bearer {token}", "Content-Type": content_type, **headers})
+            **token, "Content-Type": content_type, **headers})
         assert status == 201, answer
         return json.loads(answer)
 
 
 @pytest.mark.slow
 def test_public_media_is_cached_and_private_media_and_the_api_never_are(front):
-    token = api_token(front.app)
+    token = front.app.token()
     with pymongo.MongoClient(front.app.mongo_uri) as client:
         db = client[front.app.db_name]
         spoofed = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Host": "evil.example"}
@@ -268,7 +271,7 @@ def test_public_media_is_cached_and_private_media_and_the_api_never_are(front):
 
     api = f"/api/uploads/{public['id']}"
     for _ in range(2):
-        status, headers, _ = front.request("GET", api, headers={"Authorization": f"Bearer {token}"})
+        status, headers, _ = front.request("GET", api, headers=token)
         assert status == 200 and headers["Cache-Control"] == "no-store"
         assert "X-Cache-Status" not in headers
     cache = front.app.log_path.parent / "nginx" / "cache"
@@ -292,10 +295,10 @@ def test_nginx_refuses_what_the_app_would_refuse_before_gunicorn_sees_it(front):
 
 @pytest.mark.slow
 def test_what_a_request_with_a_cookie_or_credentials_fetched_is_never_stored_but_may_be_served(front):
-    token = api_token(front.app)
+    token = front.app.token()
     public = front.upload(token, "cookie.jpg", image_bytes("good/grayscale.jpg"), "public")
     thumb = public["variant_urls"]["thumb"]["jpg"]
     statuses = [front.request("GET", thumb, headers=headers)[1]["X-Cache-Status"] for headers in (
-        {"Cookie": "session=abc"}, {"Authorization": f"Bearer {token}"}, {}, {"Cookie": "session=abc"})]
+        {"Cookie": "session=abc"}, token, {}, {"Cookie": "session=abc"})]
     # Neither credentialed answer was stored; the first plain one was, and then serves everyone.
     assert statuses == ["MISS", "MISS", "MISS", "HIT"]

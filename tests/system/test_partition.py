@@ -3,8 +3,6 @@ down), including a cut between an upload's chunks and its files documents."""
 
 from __future__ import annotations
 
-import io
-
 import pymongo
 import pytest
 
@@ -14,7 +12,9 @@ from avenue.media import UPLOADS, storage
 from avenue.ops.fsck import fsck
 from avenue.ops.gc import collect_garbage
 from tests.helpers import Auth, make_app
-from tests.processes import CuttableProxy, photo
+from tests.support.client import upload
+from tests.support.fixtures import photo
+from tests.support.launcher import CuttableProxy
 
 pytestmark = pytest.mark.slow
 
@@ -30,28 +30,23 @@ def proxied(tmp_path):
     server.stop()
 
 
-def _upload(client, headers, data: bytes, name: str):
-    return client.post("/api/uploads", headers=headers, content_type="multipart/form-data",
-                       data={"file": (io.BytesIO(data), name), "visibility": "public"})
-
-
 def test_reads_and_writes_answer_503_during_a_cut_and_work_again_after_it(proxied):
     app, proxy, _ = proxied
     client, headers = app.test_client(), Auth(app).token("editor")
-    first = _upload(client, headers, photo(1, 400), "a.jpg")
+    first = upload(client, headers, data=photo(1, 400), filename="a.jpg", visibility="public")
     assert first.status_code == 201
     url = first.get_json()["url"]
     assert client.get(url).data  # read whole: now cached by this worker
 
     proxy.cut()
-    during = _upload(client, headers, photo(2, 400), "b.jpg")
+    during = upload(client, headers, data=photo(2, 400), filename="b.jpg", visibility="public")
     assert during.status_code == 503 and during.get_json()["error"]["code"] == "database_unavailable"
     assert client.get("/api/uploads", headers=headers).status_code == 503
     assert client.get(url).status_code == 200  # the hot image keeps being served from the cache
     assert client.get("/readyz").status_code == 503
 
     proxy.restore()
-    after = _upload(client, headers, photo(3, 400), "c.jpg")
+    after = upload(client, headers, data=photo(3, 400), filename="c.jpg", visibility="public")
     assert after.status_code == 201
     assert client.get("/readyz").status_code == 200
     assert client.get(after.get_json()["url"]).status_code == 200
@@ -84,7 +79,7 @@ def test_a_cut_between_the_chunks_and_the_files_documents_leaves_only_garbage_gc
 
     monkeypatch.setattr(storage, "write_files", chunks_then_cut)
     data = photo(7, 500)
-    refused = _upload(client, headers, data, "cut.jpg")
+    refused = upload(client, headers, data=data, filename="cut.jpg", visibility="public")
     assert refused.status_code == 503
     monkeypatch.undo()
     proxy.restore()
@@ -99,7 +94,8 @@ def test_a_cut_between_the_chunks_and_the_files_documents_leaves_only_garbage_gc
         assert fsck(db).ok
     finally:
         direct.close()
-    again = _upload(client, headers, data, "cut.jpg")  # the client retries: stored whole
+    # The client retries: stored whole.
+    again = upload(client, headers, data=data, filename="cut.jpg", visibility="public")
     assert again.status_code == 201
     with app.app_context():
         assert fsck(get_db()).ok

@@ -7,9 +7,6 @@ at the end. ``bench/slowclients.py`` measures the same at growing numbers of cli
 
 from __future__ import annotations
 
-import io
-import json
-import os
 import socket
 import struct
 import time
@@ -22,7 +19,6 @@ from gunicorn.http import wsgi
 from gunicorn.http.parser import RequestParser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from avenue.server import (
     BUFFERED_BODY_BYTES,
@@ -35,7 +31,8 @@ from avenue.server import (
     loop_response_head,
 )
 from tests.helpers import image_bytes
-from tests.servers import ATTACKER, LOOPBACK, api_token, gunicorns, healthz, multipart
+from tests.support.fixtures import noise_jpeg
+from tests.support.launcher import ATTACKER, LOOPBACK, gunicorns, healthz
 
 HOST = "Host: 127.0.0.1\r\n"
 SLOW_HEAD = f"GET /healthz HTTP/1.1\r\n{HOST}".encode()
@@ -238,21 +235,14 @@ def test_whatever_the_event_loop_takes_gunicorns_parser_reads_the_same(head):
 # --- the Procfile's process ---------------------------------------------------------------
 
 
-def upload(server, name: str = "good/progressive.jpg", token: str | None = None,
+def upload(server, name: str = "good/progressive.jpg", headers: dict[str, str] | None = None,
            data: bytes | None = None) -> dict:
     """Upload a public image (the fixture ``name``, or ``data``) through the API; returns its
     image object."""
-    body, content_type = multipart({"visibility": "public"}, "file", name.split("/")[-1],
-                                   image_bytes(name) if data is None else data)
-    conn = HTTPConnection(LOOPBACK, server.port, timeout=60)
-    try:
-        conn.request("POST", "/api/uploads", body, {"Authorization": f"Bearer {token or api_token(server)}",
-                                                    "Content-Type": content_type})
-        response = conn.getresponse()
-        assert response.status == 201
-        return json.loads(response.read())
-    finally:
-        conn.close()
+    status, image = server.upload(headers or server.token(), image_bytes(name) if data is None else data,
+                                  name.split("/")[-1])
+    assert status == 201
+    return image
 
 
 @pytest.fixture
@@ -566,14 +556,6 @@ def test_the_event_loop_answers_cached_media_while_every_thread_is_busy(start_gu
         assert holder.recv(65536).startswith(b"HTTP/1.1 400")
 
 
-def noise_jpeg(width: int = 3000, height: int = 2250) -> bytes:
-    """A JPEG of random pixels: about 6 MB, more than a socket's largest send buffer (4 MB)
-    holds, so its answer cannot be handed to the kernel in one go."""
-    out = io.BytesIO()
-    Image.frombytes("RGB", (width, height), os.urandom(width * height * 3)).save(out, "JPEG", quality=90)
-    return out.getvalue()
-
-
 @pytest.mark.slow
 def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn):
     """A slow reader gets its answer whole; one that stops reading is cut off by the send
@@ -627,15 +609,15 @@ def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn
 @pytest.mark.slow
 def test_a_deleted_image_stops_being_answered_by_every_event_loop_within_two_seconds(start_gunicorn):
     server = start_gunicorn()  # two workers: the delete reaches the other one by its tombstone
-    token = api_token(server)
-    obj = upload(server, token=token)
+    token = server.token()
+    obj = upload(server, headers=token)
     readers = [socket.create_connection((LOOPBACK, server.port), timeout=10) for _ in range(6)]
     try:
         for sock in readers:  # kept alive, spread over both workers; cached, then loop answers
             for _ in range(3):
                 assert exchange(sock, get(obj["url"])).startswith(b"HTTP/1.1 200 OK")
         conn = HTTPConnection(LOOPBACK, server.port, timeout=10)
-        conn.request("DELETE", f"/api/uploads/{obj['id']}", headers={"Authorization": f"Bearer {token}"})
+        conn.request("DELETE", f"/api/uploads/{obj['id']}", headers=token)
         assert conn.getresponse().status == 204
         conn.close()
         deleted = time.monotonic()

@@ -1,10 +1,14 @@
-"""Real processes for fault tests: the Procfile's gunicorn serving the app on a SecantusDB."""
+"""The one process launcher: the Procfile's gunicorn on loopback, on a database the caller
+names (a test's SecantusDB, a benchmark's), and a TCP proxy that can cut the database off.
+
+Tests get servers from :func:`gunicorns` (each on a database of its own, stopped and dropped
+when the test ends); fault tests and ``bench/`` build a :class:`Gunicorn` themselves, to stop,
+signal and restart it on a database they keep.
+"""
 
 from __future__ import annotations
 
 import http.client
-import io
-import json
 import os
 import signal
 import socket
@@ -13,54 +17,65 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pymongo
-from PIL import Image
 
-from avenue.auth import service
 from avenue.embedded import free_port
+from tests.support import client, tokens
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK = "127.0.0.1"
+#: Where the tests' hostile clients connect from: one client address of their own (the whole of
+#: 127.0.0.0/8 is this machine), so the fair shares (avenue/server.py) tell them from the probes.
+ATTACKER = "127.0.0.2"
 
 
 class Gunicorn:
-    """``gunicorn --config gunicorn.conf.py wsgi:app`` (the Procfile's command) on a free port."""
+    """``gunicorn --config gunicorn.conf.py wsgi:app`` (the Procfile's web process) on a free
+    loopback port, its output in ``log_path``; :meth:`start` starts it (again, after :meth:`stop`)."""
 
     def __init__(self, mongo_uri: str, db_name: str, log_path: Path, *, workers: int = 2,
-                 extra_env: dict[str, str] | None = None, root: Path = ROOT) -> None:
+                 extra_env: dict[str, str] | None = None, open_files: int | None = None,
+                 root: Path = ROOT) -> None:
         self.root = root  # another checkout's code (a benchmark's "before")
         self.port = free_port()
+        self.mongo_uri = mongo_uri
+        self.db_name = db_name
         self.log_path = log_path
+        self.open_files = open_files
         self.env = {
             **os.environ, "MONGO_URI": mongo_uri, "MONGO_DB": db_name, "PORT": str(self.port),
-            "HOST": "127.0.0.1", "WEB_CONCURRENCY": str(workers), "SECRET_KEY": uuid.uuid4().hex * 2,
+            "HOST": LOOPBACK, "WEB_CONCURRENCY": str(workers), "SECRET_KEY": uuid.uuid4().hex * 2,
             "AVENUE_ENV": "production", "AVENUE_STATUS_WARM_UP": "0",
-            "AVENUE_UPLOAD_RATE_LIMIT": "1000/minute",
+            "AVENUE_UPLOAD_RATE_LIMIT": "1000/minute", "PYTHONDONTWRITEBYTECODE": "1",
             **(extra_env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60.0) -> Gunicorn:
+        argv = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"]
+        if self.open_files:  # `ulimit -n open_files`, then exec gunicorn
+            argv = [sys.executable, "-c", "import os, resource, sys; "
+                    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({self.open_files}, {self.open_files})); "
+                    "os.execv(sys.argv[1], sys.argv[1:])", *argv]
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps its own descriptor
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
-                cwd=self.root, env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+            self.process = subprocess.Popen(argv, cwd=self.root, env=self.env, stdout=log, stderr=log,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                if self.request("GET", "/healthz", timeout=2)[0] == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("gunicorn did not answer /healthz in time")
+            if healthz(self.port, timeout=1) != float("inf"):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer /healthz in time: {self.log_path.read_text()[-2000:]}")
 
     def workers(self) -> list[int]:
         """The worker processes' pids (children of the master)."""
@@ -80,11 +95,12 @@ class Gunicorn:
         assert self.process is not None
         self.process.send_signal(sig)
 
-    def stop(self) -> None:
+    def stop(self, grace: float = 40) -> None:
+        """SIGTERM to the master (a graceful stop); SIGKILL to its process group after ``grace`` s."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(40)
+                self.process.wait(grace)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
@@ -92,7 +108,7 @@ class Gunicorn:
 
     def request(self, method: str, path: str, *, body: bytes | None = None,
                 headers: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        connection = http.client.HTTPConnection(LOOPBACK, self.port, timeout=timeout)
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
@@ -100,49 +116,53 @@ class Gunicorn:
         finally:
             connection.close()
 
+    def token(self, role: str = "editor") -> dict[str, str]:
+        """Authorization headers of a new user with ``role`` in this server's database."""
+        return tokens.issue_on(self.mongo_uri, self.db_name, role)
 
-def editor_token(mongo_uri: str, db_name: str) -> dict[str, str]:
-    """Authorization headers of a fresh editor, written straight into the database."""
-    client = pymongo.MongoClient(mongo_uri)
+    def upload(self, headers: dict[str, str], data: bytes, filename: str, *, timeout: float = 60,
+               visibility: str = "public") -> tuple[int, dict]:
+        """POST /api/uploads; (status, JSON body or {})."""
+        return client.upload_to(self, headers, data, filename, timeout=timeout, visibility=visibility)
+
+
+@contextmanager
+def gunicorns(mongo_uri: str, folder: Path) -> Iterator:
+    """``start(open_files=None, **env)`` starts the Procfile's process with these extra
+    variables on a database of its own; every one started is stopped, and its database
+    dropped, on the way out."""
+    started: list[Gunicorn] = []
+
+    def start(open_files: int | None = None, **env: str) -> Gunicorn:
+        server = Gunicorn(mongo_uri, f"avenue_test_{uuid.uuid4().hex[:12]}",
+                          folder / f"gunicorn-{len(started)}.log", extra_env=env, open_files=open_files)
+        started.append(server)
+        return server.start(30)
+
     try:
-        db = client[db_name]
-        email = f"editor-{uuid.uuid4().hex[:6]}@example.com"
-        service.create_user(db, email, "correct horse battery", "editor")
-        return {"Authorization": f"Bearer {service.issue_token(db, email)}"}
+        yield start
     finally:
-        client.close()
+        for server in started:
+            server.stop(grace=10)
+        with pymongo.MongoClient(mongo_uri) as database:
+            for server in started:
+                database.drop_database(server.db_name)
 
 
-def photo(index: int, side: int = 1100) -> bytes:
-    """A distinct ~1-3 MB JPEG (noise compresses like a detailed photo)."""
-    image = Image.effect_noise((side, side), 40 + index % 20).convert("RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=92, comment=f"fault test {index} {uuid.uuid4().hex}".encode())
-    return buffer.getvalue()
-
-
-def multipart(field: str, filename: str, data: bytes, **fields: str) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    parts = [f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n".encode()
-             for name, value in fields.items()]
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
-            f"filename=\"{filename}\"\r\nContent-Type: image/jpeg\r\n\r\n")
-    parts.append(head.encode() + data + b"\r\n")
-    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
-
-
-def upload(server: Gunicorn, headers: dict[str, str], data: bytes, name: str,
-           timeout: float = 60) -> tuple[int, dict]:
-    """POST /api/uploads (public); (status, JSON body or {})."""
-    body, ctype = multipart("file", name, data, visibility="public")
-    status, raw = server.request("POST", "/api/uploads", body=body, timeout=timeout,
-                                 headers={**headers, "Content-Type": ctype})
+def healthz(port: int, timeout: float = 5.0) -> float:
+    """Seconds for GET /healthz on a fresh connection; inf when it failed or was not 200."""
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
     try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, {}
-
-
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        response.read()
+        ok = response.status == 200
+    except OSError:
+        ok = False
+    finally:
+        conn.close()
+    return time.monotonic() - started if ok else float("inf")
 class CuttableProxy:
     """A TCP proxy on loopback in front of the database that can cut every connection and
     refuse new ones (a network partition, or a primary stepping down), then let them through."""
