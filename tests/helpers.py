@@ -12,10 +12,11 @@ from pathlib import Path
 
 from avenue import create_app
 from avenue.auth import service
-from tests.support import tokens
+from tests.support import fixtures, tokens
 from tests.support.client import MEDIA, uploaded
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+# ../shared/fixtures when it is there, else the corpus tests/support/fixtures.py makes.
+FIXTURES = fixtures.location()
 IMAGES = FIXTURES / "images"
 GOOD_NAMES = sorted(p.name for p in (IMAGES / "good").iterdir()) if IMAGES.is_dir() else []
 # The status every refused shared fixture must get (fixtures README): the one copy of it.
