@@ -19,7 +19,7 @@ from avenue.config import KNOWN_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 INTERNAL = {"AVENUE_TEST_MONGO_URI", "AVENUE_FUZZ_EXAMPLES", "AVENUE_SCHEMATHESIS_EXAMPLES",
-            "AVENUE_METRICS_PREPARED_BY"}  # test knobs and gunicorn.conf.py's own marker
+            "AVENUE_FIXTURES", "AVENUE_METRICS_PREPARED_BY"}  # test knobs and gunicorn.conf.py's own marker
 
 
 def env_example_names() -> set[str]:
