@@ -2,7 +2,7 @@
 
 Built in Python next to the views (rather than a YAML file) so its limits are the code's own
 constants and one helper states the error responses every operation shares. It cannot drift
-unnoticed: ``tests/test_openapi.py`` checks that every URL rule under ``/api/`` and each of
+unnoticed: ``tests/api/test_openapi.py`` checks that every URL rule under ``/api/`` and each of
 its methods is in it, validates every response of a scenario that calls every endpoint
 against it, and runs schemathesis against the app. ``API.md`` (../shared) is the contract in
 prose; this is the same contract for machines.

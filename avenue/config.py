@@ -1,7 +1,7 @@
 """Configuration read from the environment, with documented defaults.
 
 Every variable is listed in ``.env.example`` with its default and, in the comment above it, its
-meaning; docs/configuration.md is generated from it (tests/test_docs.py keeps the code, the
+meaning; docs/configuration.md is generated from it (tests/unit/test_docs.py keeps the code, the
 file and the page in step).
 """
 
@@ -20,7 +20,7 @@ RELAXED_ENVIRONMENTS = frozenset({"development", "testing", "test"})
 
 # Every AVENUE_* variable something reads (config below, gunicorn.conf.py, avenue/server.py,
 # the tests' own AVENUE_TEST_MONGO_URI): any other one set at start is warned about
-# (avenue/envfile.py). tests/test_configuration.py keeps this equal to .env.example's names.
+# (avenue/envfile.py). tests/api/test_configuration.py keeps this equal to .env.example's names.
 KNOWN_VARIABLES = frozenset({
     "AVENUE_ENV", "AVENUE_DATA_DIR", "AVENUE_PROXY_COUNT", "AVENUE_MAX_UPLOAD_BYTES", "AVENUE_MAX_PIXELS",
     "AVENUE_MAX_FRAMES", "AVENUE_MAX_TOTAL_PIXELS", "AVENUE_MAX_PRODUCT_IMAGES", "AVENUE_DECODE_BUDGET_BYTES",
@@ -38,7 +38,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_HISTORY_INTERVAL_SECONDS", "AVENUE_HISTORY_RETENTION_DAYS", "AVENUE_ALERT_THRESHOLDS",
     "AVENUE_ALERT_WEBHOOK_URL", "AVENUE_ALERT_WEBHOOK_KEY",
     # Test knobs (tests/): not in .env.example.
-    "AVENUE_TEST_MONGO_URI", "AVENUE_FUZZ_EXAMPLES", "AVENUE_SCHEMATHESIS_EXAMPLES",
+    "AVENUE_TEST_MONGO_URI", "AVENUE_FUZZ_EXAMPLES", "AVENUE_SCHEMATHESIS_EXAMPLES", "AVENUE_FIXTURES",
 })
 
 

@@ -150,7 +150,7 @@ COLLECTION_INDEXES: dict[str, list[IndexModel]] = {
 
 # How each collection may be sharded (docs/production.md, "Scaling"): the shard key, or None for "leave it
 # unsharded", with the reason. A unique index can only be enforced on a sharded collection
-# when the shard key is a prefix of it; tests/test_sharding.py checks every unique index the
+# when the shard key is a prefix of it; tests/api/test_sharding.py checks every unique index the
 # app creates against these keys, and that every upsert on a sharded collection names its key.
 # Bucket collections are matched by suffix (".files", ".chunks").
 SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {

@@ -79,7 +79,7 @@ socket installed as the parser's source), the write deadline on the response's w
 wrapper given to gunicorn's response). Behind nginx (deploy/nginx/avenue.conf), nginx
 buffers heads, bodies and answers and little of this is reached; it keeps a directly exposed
 gunicorn, or one behind a load balancer that does not buffer, answering. Built on gunicorn
-27.0.1's ThreadWorker internals (pinned in requirements.txt; tests/test_server.py shows the
+27.0.1's ThreadWorker internals (pinned in requirements.txt; tests/system/test_server.py shows the
 behaviour end to end); with TLS or HTTP/2 configured in gunicorn the worker behaves exactly as
 gthread.
 """
@@ -925,7 +925,7 @@ class GuardedThreadWorker(ThreadWorker):
         loop about 70 % of the workers' samples, the front door 15 %). The answer is the front door's own
         (:meth:`avenue.media.FrontDoor.answer_at_once`: same cache, same headers, same
         conditional logic, counted in the same metrics), framed as gunicorn frames it
-        (tests/test_server.py compares the bytes). Sent without blocking: what the client does
+        (tests/system/test_server.py compares the bytes). Sent without blocking: what the client does
         not take at once is sent as it reads, under the same idle timeout as a thread's write
         (``GUNICORN_SEND_TIMEOUT``), so a slow reader never holds the loop or a thread."""
         if (self.answer_at_once is None or not self.alive or conn.wanted != conn.head_length

@@ -58,12 +58,13 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))  # the app, and tests/processes.py's launcher
+sys.path.insert(0, str(ROOT))  # the app, and tests/support's launcher
 
 from avenue.embedded import EmbeddedServer  # noqa: E402
 from avenue.server import abort  # noqa: E402
-from tests.processes import Gunicorn, editor_token, upload  # noqa: E402
-from tests.test_server import noise_jpeg  # noqa: E402
+from tests.support import tokens  # noqa: E402
+from tests.support.fixtures import noise_jpeg  # noqa: E402
+from tests.support.launcher import Gunicorn  # noqa: E402
 
 import data  # noqa: E402
 import front  # noqa: E402
@@ -573,11 +574,11 @@ def start_server(setup: Setup, uri: str, running: list[Gunicorn], log_name: str 
 def upload_images(server: Gunicorn, uri: str) -> tuple[str, str, bytes]:
     """The ~6 MB noise JPEG and the 100 KB image, public, uploaded by an editor: their URLs,
     and the 100 KB image's bytes as the app serves them (the disk baseline serves the same)."""
-    headers = editor_token(uri, DB)
+    headers = tokens.issue_on(uri, DB)
     small_file = data.ensure_files(BENCH / "work" / "data", only=("img100k.jpg",))["img100k.jpg"]
     urls = []
     for name, body in (("noise.jpg", noise_jpeg()), ("img100k.jpg", small_file.read_bytes())):
-        status, image = upload(server, headers, body, name, timeout=120)
+        status, image = server.upload(headers, body, name, timeout=120)
         if status not in (200, 201) or "url" not in image:
             raise BenchError(f"upload of {name}: HTTP {status} {image}")
         urls.append(image["url"])

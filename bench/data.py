@@ -99,10 +99,12 @@ def ensure_files(folder: Path, only: tuple[str, ...] = ()) -> dict[str, Path]:
 
 
 def photo_12mp(project_root: Path, folder: Path) -> Path:
-    """The shared 12 MP fixture if present, else a deterministic 4000x3000 photo-like JPEG."""
-    shared = project_root.parent / "shared" / "fixtures" / "images" / "good" / "photo_12mp.jpg"
-    if shared.exists():
-        return shared
+    """The test corpus's 12 MP photo (../shared/fixtures, else the one tests/support/fixtures.py
+    made in .fixtures) if present, else a deterministic 4000x3000 photo-like JPEG."""
+    for corpus in (project_root.parent / "shared" / "fixtures", project_root / ".fixtures"):
+        shared = corpus / "images" / "good" / "photo_12mp.jpg"
+        if shared.exists():
+            return shared
     path = folder / "photo_12mp.jpg"
     if not path.exists():
         path.write_bytes(_jpeg(photo_like(4000, 3000, 12, 0.15), 88))

@@ -1,6 +1,6 @@
 """Target 2: the app behind the shipped nginx front (deploy/nginx/avenue.conf) and its media cache.
 
-The shipped site is rendered as tests/test_nginx.py renders it (upstream port, cache, log
+The shipped site is rendered as tests/system/test_nginx.py renders it (upstream port, cache, log
 paths), with one more change for the benchmark: its HTTPS listener becomes a plain loopback
 one and the ssl_* lines go, because the baseline it is compared with (nginx from disk) speaks
 plain HTTP too; TLS would cost both the same in production. Everything else (the cache key,

@@ -27,17 +27,15 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import pymongo  # noqa: E402
-from avenue.auth import service  # noqa: E402
 from avenue.embedded import EmbeddedServer  # noqa: E402
 from PIL import Image  # noqa: E402
-from tests.processes import Gunicorn, upload  # noqa: E402
+from tests.support import tokens  # noqa: E402
+from tests.support.launcher import Gunicorn  # noqa: E402
 
 DB = "avenue_hostile"
 SIDE = 6300
@@ -68,13 +66,7 @@ def rss_mb(pids: list[int]) -> float:
 
 
 def ops_token(uri: str) -> dict[str, str]:
-    client = pymongo.MongoClient(uri)
-    try:
-        email = f"ops-{uuid.uuid4().hex[:6]}@example.com"
-        service.create_user(client[DB], email, "correct horse battery", "ops")
-        return {"Authorization": f"Bearer {service.issue_token(client[DB], email)}"}
-    finally:
-        client.close()
+    return tokens.issue_on(uri, DB, "ops")
 
 
 def run(label: str, files: list[bytes], *, env: dict[str, str], root: Path) -> dict:
@@ -101,7 +93,7 @@ def run(label: str, files: list[bytes], *, env: dict[str, str], root: Path) -> d
 
         def send(data: bytes, index: int) -> None:
             started = time.perf_counter()
-            status, body = upload(server, headers, data, f"hostile{index}.png", timeout=120)
+            status, body = server.upload(headers, data, f"hostile{index}.png", timeout=120)
             code = (body.get("error") or {}).get("code", "") if isinstance(body, dict) else ""
             results.append((status, time.perf_counter() - started, code))
 

@@ -29,7 +29,16 @@ from harness import median_ms
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "images" / "good"
+
+
+def fixtures() -> Path:
+    """The test corpus's good images: ../shared/fixtures, else the corpus tests/support/fixtures.py makes."""
+    sys.path.insert(0, str(ROOT))
+    from tests.support.fixtures import location
+
+    return location() / "images" / "good"
+
+
 CASES = ["photo_12mp.jpg", "photo_exif_rotated.jpg", "progressive.jpg", "grayscale.jpg", "panorama.jpg"]
 BENCH_DATA = ["img100k.jpg", "img2m.jpg"]  # made by bench/run.py in bench/work/data
 
@@ -84,7 +93,7 @@ def encoders() -> None:
     from avenue.media.ingest.images import Limits, prepare
     from avenue.media.ingest.variants import _cover_box
 
-    base = prepare((FIXTURES / "photo_12mp.jpg").read_bytes(), Limits()).pixels.image
+    base = prepare((fixtures() / "photo_12mp.jpg").read_bytes(), Limits()).pixels.image
     frames = {"gallery 1600x1200": vips.resize(base, 1600, 1200),
               "og 1200x630": vips.resize(base, 1200, 630, box=_cover_box(1600, 1200, 1200, 630))}
 
@@ -125,7 +134,7 @@ def critical_path() -> None:
 
     from upload import time_pillow
 
-    data = (FIXTURES / "photo_12mp.jpg").read_bytes()
+    data = (fixtures() / "photo_12mp.jpg").read_bytes()
     prepared = prepare(data, Limits())
     base = prepared.pixels.image
     gallery = vips.to_pillow(vips.resize(base, *_fit_size(base.width, base.height, *VARIANTS["gallery"][:2])))
@@ -157,7 +166,7 @@ def critical_path() -> None:
 
 
 def main() -> None:
-    files = [FIXTURES / name for name in CASES]
+    files = [fixtures() / name for name in CASES]
     files += [p for p in (BENCH / "work" / "data" / name for name in BENCH_DATA) if p.exists()]
     print("| image | Pillow ms | libvips ms | libvips ÷ Pillow | peak RSS MB, first upload: Pillow / libvips "
           "| peak RSS MB, later uploads: Pillow / libvips |")

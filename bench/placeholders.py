@@ -26,10 +26,11 @@ from avenue.media.ingest.focal import CENTRE, estimate  # noqa: E402
 from avenue.media.ingest.images import Limits, prepare  # noqa: E402
 from avenue.media.ingest.placeholders import compute  # noqa: E402
 from avenue.media.ingest.variants import render  # noqa: E402
+from tests.support.fixtures import location  # noqa: E402
 
 from harness import median_ms  # noqa: E402
 
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "images" / "good"
+FIXTURES = location() / "images" / "good"  # ../shared/fixtures, else the corpus tests/support makes
 TARGET_MS = 5.0
 
 

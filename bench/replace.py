@@ -68,7 +68,7 @@ def main() -> int:
 
 def run(uri: str, photo: bytes, rounds: int) -> dict[str, list[float]]:
     from avenue import create_app
-    from avenue.auth import service as users
+    from tests.support import tokens
 
     app = create_app({"TESTING": True, "AVENUE_ENV": "testing", "SECRET_KEY": SECRET, "MONGO_URI": uri,
                       "MONGO_DB": DB, "RATELIMIT_ENABLED": False,
@@ -77,9 +77,7 @@ def run(uri: str, photo: bytes, rounds: int) -> dict[str, list[float]]:
         from avenue.db import get_db, get_mongo
 
         get_mongo().ensure_indexes()
-        users.create_user(get_db(), "bench@example.com", "correct horse battery", "editor")
-        token = users.issue_token(get_db(), "bench@example.com")
-    headers = {"Authorization": f"Bearer {token}"}
+        headers = tokens.issue(get_db(), "editor", "bench@example.com")
     client = app.test_client()
     counter = iter(range(1_000_000))
 

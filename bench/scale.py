@@ -260,7 +260,7 @@ def user(db, role: str) -> tuple[str, dict[str, str]]:
 def measure_http(args, db, database, folder: Path, seeded: dict, rows: list, notes: list) -> None:
     """Status calls, freshness after a write, and every list at page 1 and deep, through the
     Procfile's server."""
-    from tests.processes import Gunicorn, upload
+    from tests.support.launcher import Gunicorn
 
     server = None
     try:
@@ -301,7 +301,7 @@ def measure_http(args, db, database, folder: Path, seeded: dict, rows: list, not
         rows.append(("product created (201), then one products-status call",
                      f"HTTP {created[0]}; total +{shown}", "+1 at once", "met" if shown == 1 else "missed"))
         storage_before = json.loads(server.request("GET", "/api/shop/debug/storage-status", headers=ops)[1])
-        status, _ = upload(server, admin, small_jpeg(7), "fresh.jpg")
+        status, _ = server.upload(admin, small_jpeg(7), "fresh.jpg")
         storage_after = json.loads(server.request("GET", "/api/shop/debug/storage-status", headers=ops)[1])
         grew = storage_after["buckets"]["uploads"]["files"] - storage_before["buckets"]["uploads"]["files"]
         rows.append(("image uploaded, then one storage-status call",

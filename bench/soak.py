@@ -13,7 +13,7 @@ of load grows RSS by ~30 % (measured: 147 MB idle, 210 MB after 30 s, then flat 
 target asks is that RSS stops growing: a leak shows as a rising series, warm-up does not.
 
     python3 bench/soak.py                 # 30 minutes
-    python3 bench/soak.py --minutes 2     # a short run (tests/test_soak.py runs ~20 s)
+    python3 bench/soak.py --minutes 2     # a short run (tests/system/test_soak.py runs ~20 s)
 
 Targets: 0 errors besides deliberate 4xx; worker RSS flat within 10 % from start to end.
 """
@@ -37,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 import pymongo  # noqa: E402
 from avenue.embedded import EmbeddedServer  # noqa: E402
 from avenue.ops.gc import collect_garbage  # noqa: E402
-from tests.processes import Gunicorn, editor_token, photo, upload  # noqa: E402
+from tests.support import tokens  # noqa: E402
+from tests.support.fixtures import photo  # noqa: E402
+from tests.support.launcher import Gunicorn  # noqa: E402
 
 DB = "avenue_soak"
 KINDS = ("upload", "read", "delete", "product", "gc")
@@ -84,11 +86,11 @@ def soak(seconds: float, *, clients: int = 4, folder: str | None = None,
     stored: list[dict] = []
     stored_lock = threading.Lock()
     try:
-        headers = editor_token(database.uri, DB)
-        admin = _admin_token(database.uri)
+        headers = tokens.issue_on(database.uri, DB)
+        admin = tokens.issue_on(database.uri, DB, "admin")
         images = [photo(i, side=600 + 100 * (i % 5)) for i in range(24)]
         for i in range(6):  # something to read from the start
-            status, body = upload(server, headers, images[i], f"seed{i}.jpg")
+            status, body = server.upload(headers, images[i], f"seed{i}.jpg")
             if status in (200, 201):
                 stored.append(body)
         time.sleep(1)
@@ -105,7 +107,7 @@ def soak(seconds: float, *, clients: int = 4, folder: str | None = None,
                 try:
                     if kind == "upload":
                         index = next(counter)
-                        status, body = upload(server, headers, images[index % len(images)],
+                        status, body = server.upload(headers, images[index % len(images)],
                                               f"soak{index}.jpg")
                         if status in (200, 201):
                             with stored_lock:
@@ -193,18 +195,6 @@ def soak(seconds: float, *, clients: int = 4, folder: str | None = None,
     }
 
 
-def _admin_token(mongo_uri: str) -> dict[str, str]:
-    from avenue.auth import service
-
-    client = pymongo.MongoClient(mongo_uri)
-    try:
-        email = f"admin-{time.time_ns()}@example.com"
-        service.create_user(client[DB], email, "correct horse battery", "admin")
-        return {"Authorization": f"Bearer {service.issue_token(client[DB], email)}"}
-    finally:
-        client.close()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
@@ -213,10 +203,15 @@ def main() -> None:
                         help="a variable for the server (e.g. AVENUE_MEDIA_CACHE_BYTES=0); repeatable")
     parser.add_argument("--sample", type=float, default=60.0, help="seconds between RSS samples")
     parser.add_argument("--warm-up", type=float, default=2.0, help="minutes of load before measuring")
+    parser.add_argument("--folder", help="keep the database and the logs here (default: a new temp folder)")
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
     env = dict(item.split("=", 1) for item in args.env)
-    result = soak(args.minutes * 60, clients=args.clients, env=env, sample_every=args.sample,
-                  warm_up=args.warm_up * 60)
+    result = soak(args.minutes * 60, clients=args.clients, folder=args.folder, env=env,
+                  sample_every=args.sample, warm_up=args.warm_up * 60)
+    if args.json:
+        print(json.dumps(result))
+        return
     print(f"# Soak, {args.minutes:g} min, {args.clients} clients + gc, "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
     print("| kind | requests | p50 ms | p99 ms |\n| --- | ---: | ---: | ---: |")

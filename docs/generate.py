@@ -11,7 +11,7 @@ it comes from:
 - ``docs/configuration.md``: one table per section of ``.env.example``, whose comment above
   each variable is its documentation and whose value is its default.
 
-``tests/test_docs.py`` fails when regenerating would change a committed file.
+``tests/unit/test_docs.py`` fails when regenerating would change a committed file.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ BACKENDS = ["mongomock", "secantus"] + (["external"] if os.environ.get("AVENUE_T
 
 def pytest_configure(config):
     if not FIXTURES.is_dir():
-        raise pytest.UsageError(f"shared test files not found at {FIXTURES}")
+        raise pytest.UsageError(f"test files not found at {FIXTURES} (AVENUE_FIXTURES)")
 
 
 @pytest.hookimpl(wrapper=True)

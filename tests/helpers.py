@@ -12,8 +12,11 @@ from pathlib import Path
 
 from avenue import create_app
 from avenue.auth import service
+from tests.support import fixtures, tokens
+from tests.support.client import MEDIA, uploaded
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures"
+# ../shared/fixtures when it is there, else the corpus tests/support/fixtures.py makes.
+FIXTURES = fixtures.location()
 IMAGES = FIXTURES / "images"
 GOOD_NAMES = sorted(p.name for p in (IMAGES / "good").iterdir()) if IMAGES.is_dir() else []
 # The status every refused shared fixture must get (fixtures README): the one copy of it.
@@ -90,12 +93,11 @@ class Auth:
 
     def token(self, role: str) -> dict:
         """Authorization headers of a fresh user with ``role``."""
-        email, _ = self.user(role)
         with self.app.app_context():
-            from avenue.db import get_db
+            from avenue.db import get_db, get_mongo
 
-            token = service.issue_token(get_db(), email)
-        return {"Authorization": f"Bearer {token}"}
+            get_mongo().ensure_indexes()
+            return tokens.issue(get_db(), role)
 
     def login(self, role: str):
         """A test client logged in by session cookie, and its CSRF header."""
@@ -145,9 +147,7 @@ def form(name: str, field: str = "file") -> dict:
 
 def library_upload(client, headers, name: str = "good/progressive.jpg") -> dict:
     """Upload a fixture image to the builder library; its media object."""
-    answer = client.post("/api/builder/media", data=form(name), headers=headers)
-    assert answer.status_code in (200, 201), answer.get_json()
-    return answer.get_json()
+    return uploaded(client, headers, name, to=MEDIA)
 
 
 def worker_start_hook(monkeypatch, tmp_path):

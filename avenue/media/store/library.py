@@ -115,7 +115,7 @@ class Library:
     # --- reads ---------------------------------------------------------------------------
 
     # Lookups ask by ``_id`` alone and check the rest here: a filter of ``_id`` plus other
-    # fields is a collection scan on SecantusDB's planner (tests/test_index_usage.py).
+    # fields is a collection scan on SecantusDB's planner (tests/api/test_index_usage.py).
 
     def get(self, image_id: ObjectId, *, owner: str | None = None) -> Image | None:
         """The original ``image_id`` (only if ``owner`` uploaded it, when given), or None."""

@@ -1,0 +1,110 @@
+"""Configuration and packaging: .env files, unknown variables, the package and its defaults.
+
+(That every variable in .env.example is read by the code is tests/api/test_strict_input.py's.)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+from avenue import envfile
+from avenue.config import KNOWN_VARIABLES
+
+ROOT = Path(__file__).resolve().parents[2]
+INTERNAL = {"AVENUE_TEST_MONGO_URI", "AVENUE_FUZZ_EXAMPLES", "AVENUE_SCHEMATHESIS_EXAMPLES",
+            "AVENUE_FIXTURES", "AVENUE_METRICS_PREPARED_BY"}  # test knobs and gunicorn.conf.py's own marker
+
+
+def env_example_names() -> set[str]:
+    return set(re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), flags=re.M))
+
+
+def test_the_known_avenue_variables_are_exactly_those_env_example_lists():
+    listed = {name for name in env_example_names() if name.startswith("AVENUE_")}
+    assert KNOWN_VARIABLES - INTERNAL == listed
+
+
+def test_an_unknown_avenue_variable_is_warned_about_at_start(app_factory, monkeypatch, caplog):
+    monkeypatch.setenv("AVENUE_MAX_UPLAOD_BYTES", "1")  # a typo: nothing reads it
+    monkeypatch.setenv("AVENUE_MAX_UPLOAD_BYTES", "10485760")
+    with caplog.at_level(logging.WARNING):
+        app_factory()
+    warned = [r.getMessage() for r in caplog.records if "nothing reads it" in r.getMessage()]
+    assert warned and all("AVENUE_MAX_UPLAOD_BYTES" in line for line in warned)
+    assert not any("AVENUE_MAX_UPLOAD_BYTES " in line for line in warned)
+
+
+def test_a_dotenv_file_is_loaded_without_overriding_the_environment(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("AVENUE_MEDIA_BASE_URL=https://cdn.example.com\nMONGO_DB=from_file\n")
+    monkeypatch.setenv("AVENUE_MEDIA_BASE_URL", "")  # recorded, so teardown removes what the file sets
+    monkeypatch.delenv("AVENUE_MEDIA_BASE_URL")
+    monkeypatch.setenv("MONGO_DB", "from_environment")
+    assert envfile.load([tmp_path / "missing", tmp_path]) == tmp_path / ".env"
+    assert os.environ["AVENUE_MEDIA_BASE_URL"] == "https://cdn.example.com"
+    assert os.environ["MONGO_DB"] == "from_environment"
+    assert envfile.load([tmp_path / "missing"]) is None
+
+
+def gunicorn_settings(tmp_path: Path, **env: str) -> dict[str, str]:
+    """gunicorn.conf.py evaluated in a clean process, as the gunicorn master reads it."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"WEB_CONCURRENCY", "GUNICORN_THREADS", "PROMETHEUS_MULTIPROC_DIR",
+                          "AVENUE_METRICS_PREPARED_BY"}}
+    code = ("import runpy, json, os; ns = runpy.run_path('gunicorn.conf.py'); "
+            "print(json.dumps({'workers': ns['workers'], 'threads': ns['threads'], "
+            "'metrics': os.environ['PROMETHEUS_MULTIPROC_DIR']}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean | env, capture_output=True,
+                         text=True, timeout=60, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_the_documented_defaults_for_workers_and_threads_are_gunicorn_conf_pys(tmp_path):
+    settings = gunicorn_settings(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"))
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[2].strip()
+            for line in (ROOT / "docs/configuration.md").read_text().splitlines() if line.startswith("| `")}
+    assert rows["WEB_CONCURRENCY"] == f"`{settings['workers']}`"
+    assert rows["GUNICORN_THREADS"] == f"`{settings['threads']}`"
+    assert "WEB_CONCURRENCY=2" in (ROOT / ".env.example").read_text() and settings["workers"] == 2
+
+
+def test_gunicorn_prepares_the_metrics_folder_removing_only_old_metric_files(tmp_path):
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_123.db").write_bytes(b"old")
+    (folder / "keep.txt").write_text("not ours")
+    assert gunicorn_settings(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(folder))["metrics"] == str(folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+    made = Path(gunicorn_settings(tmp_path)["metrics"])
+    try:
+        assert made.name.startswith("avenue-metrics-") and made.is_dir()
+    finally:
+        made.rmdir()
+
+
+def test_pyproject_declares_the_package_its_requirements_and_the_avenue_command():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(lines):
+        return {re.split(r"[=<>!~ ]", line.strip(), maxsplit=1)[0].lower() for line in lines
+                if line.strip() and not line.strip().startswith("#")}
+
+    assert names(project["dependencies"]) == names((ROOT / "requirements.txt").read_text().splitlines())
+    assert project["scripts"] == {"avenue": "avenue.cli:main"}
+
+
+def test_the_avenue_command_lists_the_cli():
+    env = {**os.environ, "MONGO_URI": "mongodb://127.0.0.1:1", "AVENUE_ENV": "development",
+           "SECRET_KEY": "dev"}
+    code = "import sys; sys.argv = ['avenue', '--help']; from avenue.cli import main; main()"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for command in ("users", "import-legacy", "gc", "fsck", "backup", "restore"):
+        assert command in out.stdout

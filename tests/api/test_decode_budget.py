@@ -1,0 +1,107 @@
+"""The decode budget: decoded pixels a process holds at once stay within AVENUE_DECODE_BUDGET_BYTES,
+whatever the uploads declare (issue 12: a 154 KB PNG declaring 6300x6300 took ~470 MB)."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+
+import pytest
+from PIL import Image
+
+from avenue.errors import ImageTooLarge, ServerBusy
+from avenue.media.ingest.images import DecodeBudget, Limits, decode_budget, prepare
+from tests.helpers import bucket_snapshot
+from tests.support.client import upload
+
+
+def png(side: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (side, side), (10, 20, 30, 255)).save(out, "PNG", compress_level=9)
+    return out.getvalue()
+
+
+def test_an_image_needing_more_than_the_whole_budget_is_a_413():
+    with pytest.raises(ImageTooLarge) as refused:
+        DecodeBudget(100).reserve(101, 1.0)
+    assert refused.value.code == "decode_too_large"
+
+
+def test_reservations_never_exceed_the_budget_and_all_get_their_turn():
+    budget = DecodeBudget(100)
+    highest = []
+    done = []
+
+    def work() -> None:
+        budget.reserve(60, 5.0)
+        highest.append(budget.in_use)
+        time.sleep(0.05)
+        budget.release(60)
+        done.append(True)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(done) == 6 and max(highest) == 60 and budget.in_use == 0
+
+
+def test_a_reservation_that_cannot_get_room_in_time_is_busy_not_stuck():
+    budget = DecodeBudget(100)
+    budget.reserve(80, 1.0)
+    started = time.monotonic()
+    with pytest.raises(ServerBusy) as busy:
+        budget.reserve(30, 0.2)
+    assert time.monotonic() - started < 2
+    assert busy.value.details["retry_after"] == 5
+    budget.release(80)
+    budget.reserve(30, 0.2)  # room again
+
+
+def test_prepare_gives_the_reservation_back_when_decoding_fails():
+    limits = Limits(decode_budget_bytes=50 * 2**20 + 1)
+    broken = png(500)[:-40]  # truncated: decoding fails after the reservation
+    with pytest.raises(Exception):  # noqa: B017 - CorruptImage, whatever the decoder says
+        prepare(broken, limits)
+    assert decode_budget(limits.decode_budget_bytes).in_use == 0
+    prepare(png(500), limits)
+    assert decode_budget(limits.decode_budget_bytes).in_use == 0
+
+
+def test_a_jpeg_is_counted_at_its_draft_size_not_its_declared_one():
+    out = io.BytesIO()
+    Image.new("RGB", (6000, 4000), (200, 10, 10)).save(out, "JPEG", quality=50)
+    # 24 MP would need 96 MB; decoded at the draft scale (1/2 here) it needs 24 MB.
+    prepare(out.getvalue(), Limits(decode_budget_bytes=32 * 2**20))
+
+
+def test_an_upload_beyond_the_budget_is_a_413_json_and_stores_nothing(app_factory, auth, db_name):
+    app = app_factory(AVENUE_DECODE_BUDGET_BYTES=2 * 2**20 + 7)
+    headers = type(auth)(app).token("ops")
+    with app.app_context():
+        from avenue.db import get_db
+
+        before = bucket_snapshot(get_db())
+    response = upload(app.test_client(), headers, data=png(1000), filename="big.png")  # 4 MB decoded
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "decode_too_large"
+    with app.app_context():
+        assert bucket_snapshot(get_db()) == before
+
+
+def test_an_upload_that_waits_too_long_for_room_is_a_503_with_retry_after(app_factory, auth):
+    capacity = 8 * 2**20 + 13
+    app = app_factory(AVENUE_DECODE_BUDGET_BYTES=capacity, AVENUE_DECODE_WAIT_SECONDS=0)
+    headers = type(auth)(app).token("ops")
+    budget = decode_budget(capacity)
+    budget.reserve(capacity - 2**20, 1.0)  # another request is decoding
+    try:
+        response = upload(app.test_client(), headers, data=png(1000), filename="big.png")
+    finally:
+        budget.release(capacity - 2**20)
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "busy"
+    assert response.headers["Retry-After"] == "5"
+    assert upload(app.test_client(), headers, data=png(1000), filename="big.png").status_code == 201

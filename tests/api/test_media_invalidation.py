@@ -1,0 +1,90 @@
+"""Fleet-friendly invalidation: one tombstone per image, a change stream where the server has
+one (no polling query per worker per second), polling where it has not (issue 14)."""
+
+from __future__ import annotations
+
+import time
+
+import pymongo
+import pytest
+from pymongo import monitoring
+
+from avenue.media import UPLOADS, get_cache
+from avenue.media.effects import invalidation
+from avenue.media.effects.invalidation import DELETIONS
+from tests.helpers import Auth, listening, make_app
+from tests.support.client import uploaded
+
+
+def upload(app) -> tuple[dict, dict]:
+    """A new editor of ``app`` (one of two workers) uploads an image: the image, the headers."""
+    headers = Auth(app).token("editor")
+    image = uploaded(app.test_client(), headers, "good/grayscale.jpg", filename="p.jpg", expect=(201,))
+    return image, headers
+
+
+def test_deleting_an_image_writes_one_tombstone_for_its_files_not_one_per_file(app, db):
+    image, headers = upload(app)
+    assert app.test_client().delete(f"/api/uploads/{image['id']}", headers=headers).status_code == 204
+    stones = list(db[DELETIONS].find())
+    files = sum(len(stone["file_ids"]) for stone in stones)
+    assert files >= 9  # the original and its eight variants
+    assert len(stones) <= 2  # the original's own (written before its delete) and the rest
+
+
+def test_a_tombstone_from_before_batching_is_still_honoured(app, db):
+    cache = get_cache(app)
+    cache.put_blob(UPLOADS, "old-id", b"x")
+    cache.sync(db, clock=lambda: 0.0)  # first poll: starts the clock
+    db[DELETIONS].insert_one({"bucket": UPLOADS, "file_id": "old-id", "at": invalidation.now()})
+    cache._poll(db, force=True)
+    assert cache.get_blob(UPLOADS, "old-id") is None
+
+
+class Finds(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event) -> None:
+        if event.command_name == "find" and event.command.get("find") == DELETIONS:
+            self.count += 1
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, app_factory):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("mongomock has no change streams: polling is what it uses (other tests)")
+    finds = Finds()
+    worker = make_app((listening(finds),
+                       backend[1]), db_name)
+    try:
+        deleter = app_factory()
+        image, headers = upload(deleter)
+        client = worker.test_client()
+        path = image["url"][image["url"].index("/media/"):]
+        assert client.get(path).status_code == 200
+        invalidation.LOCAL_CACHES.discard(get_cache(worker))  # as if in another process
+        deadline = time.monotonic() + 10
+        while not get_cache(worker)._streaming and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert get_cache(worker)._streaming
+        before = finds.count
+        for _ in range(30):  # three seconds of traffic: no poll while the stream is live
+            assert client.get(path).status_code == 200
+            time.sleep(0.1)
+        assert finds.count == before
+        assert deleter.test_client().delete(f"/api/uploads/{image['id']}", headers=headers).status_code == 204
+        deadline = time.monotonic() + 2
+        status = 200
+        while status == 200 and time.monotonic() < deadline:
+            status = client.get(path).status_code
+            time.sleep(0.05)
+        assert status == 404
+    finally:
+        worker.extensions["avenue.mongo"].client.close()

@@ -1,0 +1,266 @@
+"""Rate limits: logins per address and per account, uploads per user, shared by every instance."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pymongo
+import pytest
+from flask import Flask, jsonify
+
+from avenue import ratelimit
+from avenue.auth import require_role, service
+from avenue.config import from_environment
+from avenue.ratelimit import COLLECTION, limit_uploads
+from tests.support.client import upload
+
+
+def limited_app(app_factory, **overrides):
+    config = {"RATELIMIT_ENABLED": True, "AVENUE_LOGIN_RATE_LIMIT": "3/minute",
+              "AVENUE_LOGIN_ADDRESS_LIMIT": "5/minute", "AVENUE_LOGIN_ACCOUNT_LIMIT": "6/minute"}
+    config.update(overrides)
+    return app_factory(**config)
+
+
+def attempt(client, email: str, password: str = "wrong password", address: str = "198.51.100.1"):
+    return client.post("/api/auth/login", json={"email": email, "password": password},
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def assert_rate_limited(response, window_seconds: int = 60) -> None:
+    assert response.status_code == 429
+    assert response.is_json and response.get_json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(response.headers["Retry-After"]) <= window_seconds
+
+
+def with_user(app, email: str, password: str = "the right password"):
+    with app.app_context():
+        from avenue.db import get_db, get_mongo
+
+        get_mongo().ensure_indexes()
+        service.create_user(get_db(), email, password, "admin")
+    return app
+
+
+def test_failed_logins_are_limited_per_account_and_address(app_factory, monkeypatch):
+    app = with_user(limited_app(app_factory), "kim@example.com")
+    client = app.test_client()
+    assert [attempt(client, "kim@example.com").status_code for _ in range(3)] == [401] * 3
+    hashed: list[str] = []
+    real_check = service.check_password_hash
+    monkeypatch.setattr(service, "check_password_hash",
+                        lambda *args: hashed.append("x") or real_check(*args))
+    # Refused before any hashing, even with the right password, from that address...
+    assert_rate_limited(attempt(client, "kim@example.com", "the right password"))
+    assert hashed == []
+    # ...while other accounts from it, and this account from elsewhere, are not.
+    assert attempt(client, "lee@example.com").status_code == 401
+    assert attempt(client, "kim@example.com", "the right password",
+                   address="203.0.113.5").status_code == 200
+
+
+def test_nobody_can_lock_the_owner_out_with_wrong_passwords(app_factory):
+    """The attack of issue 12: ten wrong passwords for someone's email from one address."""
+    app = with_user(limited_app(app_factory), "owner@example.com")
+    client = app.test_client()
+    statuses = [attempt(client, "owner@example.com", address="198.51.100.66").status_code
+                for _ in range(10)]
+    assert statuses == [401] * 3 + [429] * 7
+    owner = attempt(client, "owner@example.com", "the right password", address="203.0.113.10")
+    assert owner.status_code == 200
+
+
+def test_once_an_account_is_under_attack_only_addresses_that_failed_are_refused(app_factory):
+    app = with_user(limited_app(app_factory), "owner@example.com")
+    client = app.test_client()
+    # Six addresses fail twice each: the account's six failures are used up.
+    for n in range(3):
+        for _ in range(2):
+            assert attempt(client, "owner@example.com", address=f"198.51.100.{n}").status_code == 401
+    assert_rate_limited(attempt(client, "owner@example.com", address="198.51.100.0"))
+    assert_rate_limited(attempt(client, "owner@example.com", "the right password",
+                                address="198.51.100.1"))
+    # An address with no failure on this account still gets its attempt checked.
+    assert attempt(client, "owner@example.com", "the right password",
+                   address="203.0.113.10").status_code == 200
+
+
+def test_failures_from_one_address_over_many_accounts_are_limited(app_factory):
+    client = limited_app(app_factory).test_client()
+    for n in range(5):
+        assert attempt(client, f"user{n}@example.com").status_code == 401
+    assert_rate_limited(attempt(client, "user9@example.com"))
+    assert attempt(client, "user9@example.com", address="198.51.100.2").status_code == 401
+
+
+def test_correct_passwords_are_never_counted(app_factory):
+    app = with_user(limited_app(app_factory), "busy@example.com")
+    client = app.test_client()
+    statuses = {attempt(client, "busy@example.com", "the right password").status_code for _ in range(8)}
+    assert statuses == {200}
+
+
+def test_a_success_forgives_that_addresss_failures_on_the_account(app_factory):
+    app = with_user(limited_app(app_factory, AVENUE_LOGIN_ADDRESS_LIMIT="50/minute"), "typo@example.com")
+    client = app.test_client()
+    assert [attempt(client, "typo@example.com").status_code for _ in range(2)] == [401, 401]
+    assert attempt(client, "typo@example.com", "the right password").status_code == 200
+    assert [attempt(client, "typo@example.com").status_code for _ in range(4)] == [401] * 3 + [429]
+
+
+def test_stepped_windows_back_off(app_factory):
+    client = limited_app(app_factory, AVENUE_LOGIN_RATE_LIMIT="2 per 1 second;3 per 1 minute",
+                         AVENUE_LOGIN_ADDRESS_LIMIT="50/minute").test_client()
+    assert [attempt(client, "a@example.com").status_code for _ in range(3)] == [401, 401, 429]
+    time.sleep(1.05)
+    assert attempt(client, "a@example.com").status_code == 401
+    time.sleep(1.05)
+    # The short window reopened, the minute window is used up: a longer wait.
+    refused = attempt(client, "a@example.com")
+    assert_rate_limited(refused)
+    assert int(refused.headers["Retry-After"]) > 1
+
+
+def test_a_window_reopens_when_it_ends(app_factory):
+    client = limited_app(app_factory, AVENUE_LOGIN_RATE_LIMIT="2 per 1 second").test_client()
+    assert [attempt(client, "a@example.com").status_code for _ in range(3)] == [401, 401, 429]
+    time.sleep(1.05)
+    assert attempt(client, "a@example.com").status_code == 401
+
+
+def test_the_limit_holds_across_two_app_instances_sharing_one_database(app_factory, backend):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("mongomock is one in-process object both apps share: it cannot show that "
+                    "separate clients (workers, instances) see the same counters")
+    first, second = limited_app(app_factory), limited_app(app_factory)
+    assert first.extensions["avenue.mongo"].client is not second.extensions["avenue.mongo"].client
+    clients = [first.test_client(), second.test_client()]
+    statuses = [attempt(clients[n % 2], "shared@example.com").status_code for n in range(3)]
+    assert statuses == [401, 401, 401]
+    assert_rate_limited(attempt(clients[1], "shared@example.com"))
+    assert_rate_limited(attempt(clients[0], "shared@example.com"))
+
+
+def test_counters_live_in_mongodb_and_expire_by_ttl(app_factory):
+    app = limited_app(app_factory)
+    attempt(app.test_client(), "ttl@example.com")
+    with app.app_context():
+        from avenue.db import get_db
+
+        db = get_db()
+        counters = list(db[COLLECTION].find())
+        ttl = [index for index in db[COLLECTION].list_indexes() if index["name"] == "ttl"]
+    assert len(counters) == 3  # the account and address pair, the address, the account
+    assert all(doc["count"] == 1 and doc["expireAt"] for doc in counters)
+    assert "ttl@example.com" not in str(counters)  # accounts are keyed by a hash
+    assert ttl and ttl[0]["expireAfterSeconds"] == 0
+
+
+def burst(app, storage, key: str, size: int = 20) -> tuple[list[int], list[BaseException]]:
+    """``size`` threads each add one to ``key`` at the same instant."""
+    barrier = threading.Barrier(size)
+    results: list[int] = []
+    errors: list[BaseException] = []
+
+    def hit_once() -> None:
+        try:
+            with app.app_context():
+                barrier.wait()
+                results.append(storage.incr(key, 60))
+        except BaseException as error:  # noqa: BLE001 - every failure is the finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=hit_once) for _ in range(size)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
+def test_simultaneous_first_hits_in_a_fresh_window_are_counted_exactly(app_factory):
+    """Twenty threads hit one key at the same instant: no error, counts 1..20, total 20."""
+    app = limited_app(app_factory)
+    storage = app.extensions[ratelimit.EXTENSION].limiter.storage
+    for round_ in range(3):
+        results, errors = burst(app, storage, f"burst-{round_}")
+        assert errors == []
+        assert sorted(results) == list(range(1, 21))
+        with app.app_context():
+            assert storage.get(f"burst-{round_}") == 20
+
+
+def test_limits_are_off_only_when_configured_off(app_factory, monkeypatch):
+    client = app_factory(RATELIMIT_ENABLED=False, AVENUE_LOGIN_RATE_LIMIT="1/minute").test_client()
+    assert {attempt(client, "free@example.com").status_code for _ in range(5)} == {401}
+    monkeypatch.delenv("AVENUE_RATELIMIT_ENABLED", raising=False)
+    assert from_environment()["RATELIMIT_ENABLED"] is True
+    monkeypatch.setenv("AVENUE_RATELIMIT_ENABLED", "false")
+    assert from_environment()["RATELIMIT_ENABLED"] is False
+
+
+@pytest.mark.parametrize("name", ratelimit.LIMIT_SETTINGS)
+def test_a_malformed_limit_stops_the_app_from_starting(name):
+    app = Flask("probe")
+    app.config.update(from_environment(), RATELIMIT_ENABLED=True)
+    app.config[name] = "lots"
+    with pytest.raises(RuntimeError, match=name):
+        ratelimit.init_app(app)
+
+
+# --- uploads -------------------------------------------------------------------------------
+
+
+def app_with_probe_upload_view(app_factory, limit: str = "2/minute"):
+    """An app with a stand-in upload view decorated exactly as the real ones are."""
+    app = limited_app(app_factory, AVENUE_UPLOAD_RATE_LIMIT=limit)
+
+    @require_role()
+    @limit_uploads
+    def probe_upload():
+        return jsonify(ok=True), 201
+
+    app.add_url_rule("/api/probe-upload", view_func=probe_upload, methods=["POST"])
+    return app
+
+
+def test_uploads_are_limited_per_user(app_factory):
+    app = app_with_probe_upload_view(app_factory)
+    from tests.helpers import Auth
+
+    auth = Auth(app)
+    alice, bob = auth.token("editor"), auth.token("editor")
+    client = app.test_client()
+    assert [client.post("/api/probe-upload", headers=alice).status_code for _ in range(2)] == [201, 201]
+    assert_rate_limited(client.post("/api/probe-upload", headers=alice))
+    assert client.post("/api/probe-upload", headers=bob).status_code == 201
+
+
+def test_anonymous_uploads_are_refused_before_they_are_counted(app_factory):
+    app = app_with_probe_upload_view(app_factory, limit="1/minute")
+    client = app.test_client()
+    assert {client.post("/api/probe-upload").status_code for _ in range(3)} == {401}
+    with app.app_context():
+        from avenue.db import get_db
+
+        assert get_db()[COLLECTION].count_documents({}) == 0
+
+
+def test_a_real_upload_endpoint_answers_429_once_the_users_uploads_are_used_up(app_factory):
+    from tests.helpers import Auth, bucket_snapshot
+
+    app = limited_app(app_factory, AVENUE_UPLOAD_RATE_LIMIT="1/minute")
+    headers = Auth(app).token("editor")
+    client = app.test_client()
+
+    assert upload(client, headers, "good/tiny_1x1.png", visibility="private").status_code == 201
+    with app.app_context():
+        from avenue.db import get_db
+
+        before = bucket_snapshot(get_db())
+    assert_rate_limited(upload(client, headers, "good/alpha.png", visibility="private"))
+    with app.app_context():
+        from avenue.db import get_db
+
+        assert bucket_snapshot(get_db()) == before  # the refused upload stored nothing

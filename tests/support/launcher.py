@@ -1,0 +1,236 @@
+"""The one process launcher: the Procfile's gunicorn on loopback, on a database the caller
+names (a test's SecantusDB, a benchmark's), and a TCP proxy that can cut the database off.
+
+Tests get servers from :func:`gunicorns` (each on a database of its own, stopped and dropped
+when the test ends); fault tests and ``bench/`` build a :class:`Gunicorn` themselves, to stop,
+signal and restart it on a database they keep.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pymongo
+
+from avenue.embedded import free_port
+from tests.support import client, tokens
+
+ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK = "127.0.0.1"
+#: Where the tests' hostile clients connect from: one client address of their own (the whole of
+#: 127.0.0.0/8 is this machine), so the fair shares (avenue/server.py) tell them from the probes.
+ATTACKER = "127.0.0.2"
+
+
+class Gunicorn:
+    """``gunicorn --config gunicorn.conf.py wsgi:app`` (the Procfile's web process) on a free
+    loopback port, its output in ``log_path``; :meth:`start` starts it (again, after :meth:`stop`)."""
+
+    def __init__(self, mongo_uri: str, db_name: str, log_path: Path, *, workers: int = 2,
+                 extra_env: dict[str, str] | None = None, open_files: int | None = None,
+                 root: Path = ROOT) -> None:
+        self.root = root  # another checkout's code (a benchmark's "before")
+        self.port = free_port()
+        self.mongo_uri = mongo_uri
+        self.db_name = db_name
+        self.log_path = log_path
+        self.open_files = open_files
+        self.env = {
+            **os.environ, "MONGO_URI": mongo_uri, "MONGO_DB": db_name, "PORT": str(self.port),
+            "HOST": LOOPBACK, "WEB_CONCURRENCY": str(workers), "SECRET_KEY": uuid.uuid4().hex * 2,
+            "AVENUE_ENV": "production", "AVENUE_STATUS_WARM_UP": "0",
+            "AVENUE_UPLOAD_RATE_LIMIT": "1000/minute", "PYTHONDONTWRITEBYTECODE": "1",
+            **(extra_env or {}),
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> Gunicorn:
+        argv = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"]
+        if self.open_files:  # `ulimit -n open_files`, then exec gunicorn
+            argv = [sys.executable, "-c", "import os, resource, sys; "
+                    f"resource.setrlimit(resource.RLIMIT_NOFILE, ({self.open_files}, {self.open_files})); "
+                    "os.execv(sys.argv[1], sys.argv[1:])", *argv]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps its own descriptor
+        try:
+            self.process = subprocess.Popen(argv, cwd=self.root, env=self.env, stdout=log, stderr=log,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
+            if healthz(self.port, timeout=1) != float("inf"):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer /healthz in time: {self.log_path.read_text()[-2000:]}")
+
+    def workers(self) -> list[int]:
+        """The worker processes' pids (children of the master)."""
+        assert self.process is not None
+        children = []
+        for status in Path("/proc").glob("[0-9]*/status"):  # no procps needed
+            try:
+                lines = status.read_text().splitlines()
+                fields = dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+            except OSError:
+                continue
+            if fields.get("PPid", "").strip() == str(self.process.pid):
+                children.append(int(status.parent.name))
+        return children
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def stop(self, grace: float = 40) -> None:
+        """SIGTERM to the master (a graceful stop); SIGKILL to its process group after ``grace`` s."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+        self.process = None
+
+    def request(self, method: str, path: str, *, body: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 60) -> tuple[int, bytes]:
+        connection = http.client.HTTPConnection(LOOPBACK, self.port, timeout=timeout)
+        try:
+            connection.request(method, path, body=body, headers=headers or {})
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def token(self, role: str = "editor") -> dict[str, str]:
+        """Authorization headers of a new user with ``role`` in this server's database."""
+        return tokens.issue_on(self.mongo_uri, self.db_name, role)
+
+    def upload(self, headers: dict[str, str], data: bytes, filename: str, *, timeout: float = 60,
+               visibility: str = "public") -> tuple[int, dict]:
+        """POST /api/uploads; (status, JSON body or {})."""
+        return client.upload_to(self, headers, data, filename, timeout=timeout, visibility=visibility)
+
+
+@contextmanager
+def gunicorns(mongo_uri: str, folder: Path) -> Iterator:
+    """``start(open_files=None, **env)`` starts the Procfile's process with these extra
+    variables on a database of its own; every one started is stopped, and its database
+    dropped, on the way out."""
+    started: list[Gunicorn] = []
+
+    def start(open_files: int | None = None, **env: str) -> Gunicorn:
+        server = Gunicorn(mongo_uri, f"avenue_test_{uuid.uuid4().hex[:12]}",
+                          folder / f"gunicorn-{len(started)}.log", extra_env=env, open_files=open_files)
+        started.append(server)
+        return server.start(30)
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop(grace=10)
+        with pymongo.MongoClient(mongo_uri) as database:
+            for server in started:
+                database.drop_database(server.db_name)
+
+
+def healthz(port: int, timeout: float = 5.0) -> float:
+    """Seconds for GET /healthz on a fresh connection; inf when it failed or was not 200."""
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        conn.request("GET", "/healthz")
+        response = conn.getresponse()
+        response.read()
+        ok = response.status == 200
+    except OSError:
+        ok = False
+    finally:
+        conn.close()
+    return time.monotonic() - started if ok else float("inf")
+class CuttableProxy:
+    """A TCP proxy on loopback in front of the database that can cut every connection and
+    refuse new ones (a network partition, or a primary stepping down), then let them through."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.port = free_port()
+        self.open = threading.Event()
+        self.open.set()
+        self._sockets: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self.open.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._sockets |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while self.open.is_set():
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        """Drop every connection now and refuse new ones until :meth:`restore`."""
+        self.open.clear()
+        with self._lock:
+            sockets, self._sockets = self._sockets, set()
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            except OSError:
+                pass
+
+    def restore(self) -> None:
+        self.open.set()
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()

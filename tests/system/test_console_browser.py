@@ -1,0 +1,444 @@
+"""The console in a real browser: headless Chromium (Debian's, `make chromium`) driven by
+Playwright against the app served on loopback over the session's SecantusDB.
+
+Screenshots of every screen go to tests/artifacts/console/ (git-ignored); those docs/users.md
+shows come from there (docs/console/).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from pathlib import Path
+
+import pymongo
+import pytest
+
+from avenue.embedded import free_port
+from tests.helpers import IMAGES, Auth, bucket_snapshot, make_app
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
+AGENT = "avenue-console-tests"  # sessions are bound to the browser: one agent for page and API calls
+PASSWORD = "correct horse battery"
+PHOTOS = ["progressive.jpg", "alpha.png", "grayscale.jpg"]
+
+
+@pytest.fixture(scope="module")
+def live(secantus):
+    """The app on a free loopback port (werkzeug's threaded server), on its own database."""
+    from werkzeug.serving import make_server
+
+    db_name = f"avenue_test_{uuid.uuid4().hex[:12]}"
+    app = make_app((pymongo.MongoClient, secantus.uri), db_name, AVENUE_HISTORY_INTERVAL_SECONDS=0,
+                   AVENUE_STORAGE_QUOTA_BYTES=40 * 1024 * 1024)
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    app.url = f"http://127.0.0.1:{server.server_port}"
+    yield app
+    server.shutdown()
+    client = app.extensions["avenue.mongo"].client
+    client.drop_database(db_name)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: run `make chromium` (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_as(live, browser):
+    """``open_as(role)``: a page logged in as a new user with ``role`` (by the API, like the form)."""
+    contexts = []
+
+    def open_as(role: str, width: int = 1280, height: int = 900):
+        email, _ = Auth(live).user(role, password=PASSWORD)
+        context = new_context(browser, live, width, height)
+        contexts.append(context)
+        answer = context.request.post("/api/auth/login", data={"email": email, "password": PASSWORD})
+        assert answer.ok, answer.text()
+        page = context.new_page()
+        page.on("pageerror", lambda error: pytest.fail(f"script error: {error}"))
+        page.email = email
+        return page
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def new_context(browser, live, width: int = 1280, height: int = 900):
+    """A fresh browser profile on the live app (no cookies), failing fast on a missing element."""
+    context = browser.new_context(base_url=live.url, user_agent=AGENT,
+                                  viewport={"width": width, "height": height})
+    context.set_default_timeout(10_000)
+    return context
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def database(live):
+    return live.extensions["avenue.mongo"].db
+
+
+def order_on_page(page) -> list[str]:
+    return page.locator("#photos .photo .filename").all_inner_texts()
+
+
+def test_an_admin_logs_in_and_manages_a_products_photos(live, browser):
+    email, _ = Auth(live).user("admin", password=PASSWORD)
+    context = new_context(browser, live)
+    page = context.new_page()
+    try:
+        page.goto("/console/products")  # not logged in: the login form, then back here
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill("wrong password")
+        page.get_by_role("button", name="Log in").click()
+        page.get_by_text("The email or password is not right.").wait_for()
+        shot(page, "login")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_url("**/console/products")
+        sku = f"CHAIR-{uuid.uuid4().hex[:4]}"
+        page.get_by_label("SKU", exact=True).fill(sku)
+        page.get_by_label("Name", exact=True).fill("Red chair")
+        page.get_by_label("Price").fill("49.90")
+        page.get_by_role("button", name="Create product").click()
+        page.wait_for_url(f"**/console/products/{sku}")
+
+        page.locator("#files").set_input_files([str(IMAGES / "good" / name) for name in PHOTOS])
+        rows = page.locator("#upload-list li")
+        for index in range(3):
+            rows.nth(index).locator(".upload-status", has_text="uploaded").wait_for()
+            assert rows.nth(index).locator("progress").get_attribute("value") == "100"  # the bar it showed
+        assert order_on_page(page) == PHOTOS
+
+        before = bucket_snapshot(database(live))
+        page.locator("#files").set_input_files(str(IMAGES / "bad" / "document.pdf"))
+        refused = page.locator("#upload-list li.refused")
+        refused.wait_for()
+        api_reason = context.request.post(f"/api/shop/products/{sku}/images", multipart={
+            "images": {"name": "document.pdf", "mimeType": "application/pdf",
+                       "buffer": (IMAGES / "bad" / "document.pdf").read_bytes()}},
+            headers={"X-CSRF-Token": context.request.get("/api/auth/csrf").json()["csrf_token"]})
+        assert api_reason.status == 415
+        assert refused.inner_text().endswith(f"Refused: {api_reason.json()['error']['message']}")
+        assert bucket_snapshot(database(live)) == before
+        assert len(order_on_page(page)) == 3
+        shot(page, "product")
+
+        # Drag the third photo onto the first: it becomes the primary one.
+        page.locator("#photos .photo").nth(2).drag_to(page.locator("#photos .photo").nth(0))
+        page.get_by_text("Order saved: now photo 1 of 3.").wait_for(state="attached")
+        assert order_on_page(page) == [PHOTOS[2], PHOTOS[0], PHOTOS[1]]
+        # Keyboard: focus the (new) first photo, Alt+Down twice moves it last.
+        first = page.locator("#photos .photo").nth(0)
+        first.focus()
+        page.keyboard.press("Alt+ArrowDown")
+        page.get_by_text("Order saved: now photo 2 of 3.").wait_for(state="attached")
+        page.keyboard.press("Alt+ArrowDown")  # focus stayed on the moved photo
+        page.get_by_text("Order saved: now photo 3 of 3.").wait_for(state="attached")
+        page.reload()
+        page.locator("#photos .photo").nth(2).wait_for()
+        assert order_on_page(page) == [PHOTOS[0], PHOTOS[1], PHOTOS[2]]
+        # The same order through the buttons (Tab + Enter reach them like any button).
+        page.get_by_role("button", name=f"Move {PHOTOS[1]} earlier").press("Enter")
+        page.get_by_text("Order saved: now photo 1 of 3.").wait_for(state="attached")
+        page.reload()
+        page.locator("#photos .photo").nth(2).wait_for()
+        assert order_on_page(page) == [PHOTOS[1], PHOTOS[0], PHOTOS[2]]
+        stored = context.request.get(f"/api/shop/products/{sku}").json()
+        assert [image["filename"] for image in stored["images"]] == order_on_page(page)
+
+        page.get_by_text("Variants").first.click()
+        assert page.locator("#photos .photo").first.get_by_role("link", name="thumb").is_visible()
+        page.once("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name=f"Delete {PHOTOS[2]}").click()
+        page.get_by_text(f"{PHOTOS[2]} deleted.").wait_for(state="attached")
+        assert order_on_page(page) == [PHOTOS[1], PHOTOS[0]]
+        # Dropping a file on the drop zone uploads it like the picker does.
+        data = (IMAGES / "good" / "png16.png").read_bytes()
+        page.evaluate("""([bytes, name]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], name, {type: 'image/png'}));
+            document.getElementById('dropzone').dispatchEvent(
+                new DragEvent('drop', {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }""", [list(data), "png16.png"])
+        page.locator("#upload-list li", has_text="png16.png").get_by_text("uploaded").wait_for()
+        assert order_on_page(page) == [PHOTOS[1], PHOTOS[0], "png16.png"]
+        # A product from before the move to GridFS: its legacy references are shown as such.
+        legacy = f"LAMP-{uuid.uuid4().hex[:4]}"
+        database(live).shop_products.insert_one({"sku": legacy, "name": "Old lamp", "price": 12,
+                                                 "images": ["/uploads/lamp.jpg", "https://old.example/lamp2.jpg"]})
+        page.goto(f"/console/products/{legacy}")
+        page.get_by_text("/uploads/lamp.jpg (local disk)").wait_for()
+        page.get_by_text("https://old.example/lamp2.jpg (elsewhere)").wait_for()
+        page.goto("/console/products")
+        page.get_by_role("row", name=f"{legacy}").get_by_text("2 legacy").wait_for()
+        shot(page, "products")
+        page.get_by_label("Search by SKU or name").fill(sku)
+        page.get_by_role("button", name="Search").click()
+        page.get_by_role("link", name=sku).wait_for()
+        assert page.locator("#products-table tbody tr").count() == 1
+    finally:
+        context.close()
+
+
+def test_the_library_shows_where_media_is_used_and_protects_it(live, open_as):
+    page = open_as("editor")
+    page.goto("/console/library")
+    page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "panorama.jpg"))
+    page.get_by_label("Alt text (optional)").fill("The shop at dusk")
+    page.get_by_label("Folder (optional)").fill("shop/front")
+    page.get_by_label("Tags (optional, comma-separated)").fill("Night, Street")
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
+    card = page.locator(".media-card").first
+    assert card.locator("img").get_attribute("loading") == "lazy"
+    media_id = card.get_attribute("data-id")
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    for slug in ("home", "about"):
+        put = page.request.put(f"/api/builder/pages/{slug}", headers={"X-CSRF-Token": csrf}, data={
+            "title": slug.title(), "blocks": [{"type": "image", "media_id": media_id}], "published": True})
+        assert put.ok, put.text()
+
+    assert card.get_by_label("Folder", exact=True).input_value() == "/shop/front"
+    assert card.get_by_label("Tags", exact=True).input_value() == "night, street"
+    card.get_by_label("Alt text", exact=True).fill("The shop at night")
+    card.get_by_label("Tags", exact=True).fill("night, street, winter")
+    card.get_by_role("button", name="Save alt text, folder and tags of panorama.jpg").click()
+    card.get_by_text("Saved.").wait_for()
+    # The filters: by folder (the list of folders in use) and by tag.
+    page.get_by_label("Folder", exact=True).first.select_option("/shop/front")
+    page.get_by_text("1 of 1 image(s) in /shop/front.").wait_for()
+    page.get_by_label("Tag", exact=True).fill("winter")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("1 of 1 image(s) in /shop/front, tagged “winter”.").wait_for()
+    page.get_by_label("Tag", exact=True).fill("summer")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("No image in /shop/front, tagged “summer”.").wait_for()
+    page.get_by_label("Tag", exact=True).fill("")
+    page.get_by_label("Folder", exact=True).first.select_option("")
+    page.get_by_text("1 of 1 image(s).").wait_for()
+    card = page.locator(".media-card").first
+    card.get_by_role("button", name="Where is panorama.jpg used?").click()
+    card.get_by_text("Used on 2 page(s): about, home").wait_for()
+
+    card.get_by_role("button", name="Delete panorama.jpg").click()
+    card.get_by_text("Not deleted: it is used on 2 page(s): about, home.").wait_for()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("panorama.jpg is used on 2 page(s): about, home.").wait_for()
+    dialog.get_by_role("button", name="Keep it").click()
+    page.get_by_text("1 of 1 image(s).").wait_for()
+    shot(page, "library")
+    saved = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert (saved["alt"], saved["folder"], saved["tags"]) == ("The shop at night", "/shop/front",
+                                                               ["night", "street", "winter"])
+
+    card.get_by_role("button", name="Delete panorama.jpg").click()
+    dialog.get_by_role("button", name="Delete and remove it from those pages").click()
+    page.get_by_text("panorama.jpg deleted and removed from about, home.").wait_for()
+    assert page.request.get(f"/api/builder/media/{media_id}").status == 404
+    assert page.request.get("/api/builder/pages/home").json()["blocks"] == []
+
+    page.get_by_label("Search by file name").fill("nothing-like-this")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("No image matching “nothing-like-this”.").wait_for()
+
+
+def test_an_editor_sets_the_focal_point_and_replaces_a_file_in_the_library(live, open_as):
+    page = open_as("editor")
+    page.goto("/console/library")
+    page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "panorama.jpg"))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
+    card = page.locator(".media-card").first
+    media_id = card.get_attribute("data-id")
+    first = page.request.get(f"/api/builder/media/{media_id}").json()
+    # Typed in: the crops are cut again around it and the picture's URLs change.
+    card.get_by_label("Focal x").fill("0.1")
+    card.get_by_label("Focal y").fill("0.8")
+    card.get_by_role("button", name="Set the focal point of panorama.jpg").click()
+    card.get_by_text("Focal point set").wait_for()
+    typed = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert typed["focal_point"] == {"x": 0.1, "y": 0.8} and typed["version"] != first["version"]
+    thumb = typed["variants"]["thumb"].split("/media/", 1)[1]
+    assert card.locator("img").get_attribute("src").endswith(thumb)
+    # Clicked on the picture: near its top right corner.
+    box = card.locator("img").bounding_box()
+    card.locator("img").click(position={"x": box["width"] * 0.9, "y": box["height"] / 2})
+    page.wait_for_function(
+        "id => document.querySelector(`li[data-id='${id}'] input[type=number]`).value > 0.7", arg=media_id)
+    clicked = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert clicked["focal_point"]["x"] > 0.7 and clicked["version"] != typed["version"]
+    # Replaced: same id, new bytes, the card shows them; the old URL redirects.
+    card.get_by_label("Replace file").set_input_files(str(IMAGES / "good" / "grayscale.jpg"))
+    card.get_by_role("button", name="Replace the file of panorama.jpg").click()
+    card.get_by_text("Replaced: pages using it show the new image").wait_for()
+    replaced = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert replaced["id"] == media_id and replaced["filename"] == "grayscale.jpg"
+    assert replaced["sha256"] != first["sha256"]
+    card.locator(".filename", has_text="grayscale.jpg").wait_for()
+    assert page.request.get(first["url"], max_redirects=0).status == 308
+    shot(page, "library-focal-replace")
+
+
+def test_anyone_logged_in_uploads_and_copies_a_signed_link(live, open_as):
+    page = open_as("ops")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.url)
+    page.goto("/console/uploads")
+    page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "alpha.png"))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    item = page.locator("#uploads .media-card").first
+    item.wait_for()
+    assert item.locator(".badge").inner_text() == "private"
+    item.get_by_role("button", name="Copy the link of alpha.png").click()
+    item.get_by_text("Link copied.").wait_for()
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert page.request.get(link).status == 200  # the signed link opens the file
+    assert page.request.get(link.split("?")[0]).status in (403, 404)  # not without its signature
+
+    page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "grayscale.jpg"))
+    page.get_by_label("Public").check()
+    page.get_by_role("button", name="Upload", exact=True).click()
+    public = page.locator("#uploads .media-card", has_text="grayscale.jpg")
+    public.locator(".badge", has_text="public").wait_for()
+    shot(page, "uploads")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete alpha.png").click()
+    page.get_by_text("alpha.png deleted.").wait_for()
+    assert page.request.get(link).status == 404
+
+
+def seed_history(live) -> None:
+    """Thirty days of 6-hourly samples (two more images each) and two alerts, as the sampler
+    records them."""
+    from avenue import monitoring
+    from avenue.monitoring import alerts, history
+
+    db = database(live)
+    monitoring.ensure_indexes(db, 90)
+    # Half an hour back, so no sample sits on the edge of a range however long the test takes.
+    moment = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
+    quota = 40 * 1024 * 1024
+    for step in range(0, 30 * 24, 6):
+        at = moment - dt.timedelta(hours=30 * 24 - step)
+        originals = 10 + step // 3
+        used = 2_000_000 + step * 40_000
+        storage = {"gridfs_bytes": used - 300_000, "database_size": {"storage_bytes": used},
+                   "buckets": {"p": {"alias": "products", "files": originals * 5, "originals": originals,
+                                     "bytes": used - 300_000}},
+                   "quota": {"bytes": quota, "used_bytes": used, "percent": round(100 * used / quota, 2)}}
+        history.record(db, history.build_sample(storage, {"safe": True}, at, at))
+    crossings = [alerts.Crossing("quota", "warning", "Storage is at 72.0 % of its quota.", 72.0, 70.0),
+                 alerts.Crossing("safety", "critical", "Product photos are not all safe: 1 missing file(s).",
+                                 1)]
+    alerts.record_crossings(db, crossings, moment - dt.timedelta(hours=3))
+
+
+def test_the_ops_dashboard_shows_storage_safety_history_and_alerts(live, open_as):
+    seed_history(live)
+    page = open_as("ops")
+    used = page.request.get("/api/shop/debug/storage-status").json()["quota"]["used_bytes"]
+    live.config["AVENUE_STORAGE_QUOTA_BYTES"] = int(used / 0.9)  # ~90 %: critical
+    try:
+        page.goto("/console/ops")
+        page.locator("#cards .card").nth(5).wait_for()  # quota, database, four buckets
+        quota = page.locator("#cards .quota")
+        assert quota.locator(".badge").inner_text() == "Critical"
+        assert "level-critical" in quota.get_attribute("class")
+        assert "Levels at 70 / 85 / 95 %" in quota.inner_text()
+    finally:
+        live.config["AVENUE_STORAGE_QUOTA_BYTES"] = 40 * 1024 * 1024
+    page.get_by_role("heading", name="Bucket “products”").wait_for()
+    page.locator("#verdict .badge").wait_for()
+    # A clean store is never shown as unsafe: "Yes", or "Not checked yet" before the first sweep.
+    assert page.locator("#verdict .badge").inner_text().startswith(("Yes:", "Not checked yet:"))
+    assert page.get_by_text("Missing files (a product shows a broken photo):").count() == 1
+    page.get_by_text("sample(s); storage went from").wait_for()
+    assert page.locator("#growth-chart canvas").count() == 1
+    assert page.locator("#uploads-chart canvas").count() == 1
+    assert "27 sample(s)" in page.locator("#growth-summary").inner_text()  # 7 days of 6-hourly samples
+    page.get_by_label("30 days").check()
+    page.get_by_text("119 sample(s)").wait_for()
+    assert page.locator("#uploads-summary").inner_text() == "238 upload(s) in this range."
+    page.get_by_label("7 days").check()
+    page.get_by_text("27 sample(s)").wait_for()
+    page.locator(".alert").nth(1).wait_for()
+    page.get_by_text("2 open, 2 recorded.").wait_for()
+    shot(page, "ops")
+    button = page.get_by_role("button", name="Acknowledge the critical safety alert", exact=False)
+    button.click()
+    page.get_by_text(f"Acknowledged by {page.email}").wait_for()
+    page.get_by_text("1 open, 2 recorded.").wait_for()
+    alerts = page.request.get("/api/admin/alerts?open=1").json()["items"]
+    assert [a["kind"] for a in alerts] == ["quota"]
+
+
+def test_show_more_follows_the_cursor_past_the_first_page(live, open_as):
+    """The products screen asks for 50 at a time and goes on with the API's ``next``: every
+    product shows once, in sku order, however many pages it takes."""
+    db = database(live)
+    prefix = f"MORE-{uuid.uuid4().hex[:4]}"
+    db.shop_products.insert_many([{"sku": f"{prefix}-{n:03d}", "name": "More", "price": 1, "images": []}
+                                  for n in range(120)])
+    expected = [doc["sku"] for doc in db.shop_products.find({}, {"sku": 1}).sort("sku", 1)]
+    try:
+        page = open_as("admin")
+        page.goto("/console/products")
+        rows = page.locator("#products-table tbody tr th")
+        rows.nth(49).wait_for()
+        while page.locator("#more").is_visible():
+            shown = rows.count()
+            page.locator("#more").click()
+            rows.nth(shown).wait_for()  # the next page's first row
+        assert rows.all_inner_texts() == expected
+        assert page.locator("#more").is_hidden()
+        shot(page, "products-all-shown")
+    finally:
+        db.shop_products.delete_many({"sku": {"$regex": f"^{prefix}-"}})
+
+
+def test_each_role_sees_only_its_screens(live, open_as):
+    editor = open_as("editor")
+    answer = editor.goto("/console/ops")
+    assert answer.status == 403
+    editor.get_by_text("Your role (editor) cannot open Ops dashboard.").wait_for()
+    assert editor.get_by_role("link", name="Ops dashboard").count() == 0
+    ops = open_as("ops")
+    assert ops.goto("/console/products/ANY").status == 403
+    ops.get_by_text("Your role (ops) cannot open Products.").wait_for()
+    csrf = ops.request.get("/api/auth/csrf").json()["csrf_token"]
+    photo = {"name": "a.png", "mimeType": "image/png", "buffer": (IMAGES / "good" / "alpha.png").read_bytes()}
+    refused = ops.request.post("/api/shop/products/ANY/images", headers={"X-CSRF-Token": csrf},
+                               multipart={"images": photo})
+    assert refused.status == 403
+
+
+def test_every_screen_fits_a_360_pixel_wide_phone(live, open_as):
+    page = open_as("admin", width=360, height=740)
+    for path, name in (("/console/products", "products"), ("/console/library", "library"),
+                       ("/console/uploads", "uploads"), ("/console/ops", "ops")):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= 360, f"{name} is {overflow} px wide"
+        if name == "ops":
+            shot(page, "ops-360")

@@ -1,0 +1,102 @@
+"""The database connection cut and restored under load (a partition, or a primary stepping
+down), including a cut between an upload's chunks and its files documents."""
+
+from __future__ import annotations
+
+import pymongo
+import pytest
+
+from avenue.db import get_db
+from avenue.embedded import EmbeddedServer
+from avenue.media import UPLOADS
+from avenue.media.store import storage
+from avenue.ops.fsck import fsck
+from avenue.ops.gc import collect_garbage
+from tests.helpers import Auth, make_app
+from tests.support.client import upload
+from tests.support.fixtures import photo
+from tests.support.launcher import CuttableProxy
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def proxied(tmp_path):
+    server = EmbeddedServer(tmp_path / "db", log_path=tmp_path / "db.log").start()
+    proxy = CuttableProxy(server.port)
+    app = make_app((pymongo.MongoClient, proxy.uri), "avenue_partition", MONGO_TIMEOUT_MS=1500)
+    yield app, proxy, server
+    app.extensions["avenue.mongo"].client.close()
+    proxy.close()
+    server.stop()
+
+
+def test_reads_and_writes_answer_503_during_a_cut_and_work_again_after_it(proxied):
+    app, proxy, _ = proxied
+    client, headers = app.test_client(), Auth(app).token("editor")
+    first = upload(client, headers, data=photo(1, 400), filename="a.jpg", visibility="public")
+    assert first.status_code == 201
+    url = first.get_json()["url"]
+    assert client.get(url).data  # read whole: now cached by this worker
+
+    proxy.cut()
+    during = upload(client, headers, data=photo(2, 400), filename="b.jpg", visibility="public")
+    assert during.status_code == 503 and during.get_json()["error"]["code"] == "database_unavailable"
+    assert client.get("/api/uploads", headers=headers).status_code == 503
+    assert client.get(url).status_code == 200  # the hot image keeps being served from the cache
+    assert client.get("/readyz").status_code == 503
+
+    proxy.restore()
+    after = upload(client, headers, data=photo(3, 400), filename="c.jpg", visibility="public")
+    assert after.status_code == 201
+    assert client.get("/readyz").status_code == 200
+    assert client.get(after.get_json()["url"]).status_code == 200
+
+
+def test_a_cut_between_the_chunks_and_the_files_documents_leaves_only_garbage_gc_removes(proxied,
+                                                                                          monkeypatch):
+    app, proxy, server = proxied
+    client, headers = app.test_client(), Auth(app).token("editor")
+    real_write = storage.write_files
+    calls = []
+
+    def chunks_then_cut(db, bucket, files, upload_date=None):
+        # Let the chunks through, then cut the connection before the files documents go.
+        chunks = db[f"{bucket}.chunks"]
+        real_insert = type(chunks).insert_many
+
+        def insert_then_cut(self, documents, *args, **kwargs):
+            result = real_insert(self, documents, *args, **kwargs)
+            if self.name.endswith(".chunks") and not calls:
+                calls.append(1)
+                proxy.cut()
+            return result
+
+        monkeypatch.setattr(type(chunks), "insert_many", insert_then_cut)
+        try:
+            return real_write(db, bucket, files, upload_date)
+        finally:
+            monkeypatch.setattr(type(chunks), "insert_many", real_insert)
+
+    monkeypatch.setattr(storage, "write_files", chunks_then_cut)
+    data = photo(7, 500)
+    refused = upload(client, headers, data=data, filename="cut.jpg", visibility="public")
+    assert refused.status_code == 503
+    monkeypatch.undo()
+    proxy.restore()
+
+    direct = pymongo.MongoClient(server.uri)
+    try:
+        db = direct.avenue_partition
+        assert db[f"{UPLOADS}.files"].count_documents({}) == 0  # nobody can see a half file
+        assert db[f"{UPLOADS}.chunks"].count_documents({}) > 0  # its chunks are garbage...
+        collect_garbage(db, grace_seconds=0)
+        assert db[f"{UPLOADS}.chunks"].count_documents({}) == 0  # ...that gc removes
+        assert fsck(db).ok
+    finally:
+        direct.close()
+    # The client retries: stored whole.
+    again = upload(client, headers, data=data, filename="cut.jpg", visibility="public")
+    assert again.status_code == 201
+    with app.app_context():
+        assert fsck(get_db()).ok

@@ -1,0 +1,633 @@
+"""The Procfile's gunicorn keeps answering while slow clients hold connections (avenue/server.py).
+
+The slow tests start the real thing: ``gunicorn --config gunicorn.conf.py wsgi:app`` on
+127.0.0.1 and a free port, on the session's SecantusDB, and stop it (by its process group)
+at the end. ``bench/slowclients.py`` measures the same at growing numbers of clients.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from http.client import HTTPConnection
+from types import SimpleNamespace
+
+import pytest
+from gunicorn.config import Config
+from gunicorn.http import wsgi
+from gunicorn.http.parser import RequestParser
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from avenue.server import (
+    BUFFERED_BODY_BYTES,
+    BodyPlan,
+    GuardedThreadWorker,
+    Limits,
+    SlowClientGuard,
+    _body_to_buffer,
+    loop_environ,
+    loop_response_head,
+)
+from tests.helpers import image_bytes
+from tests.support.fixtures import noise_jpeg
+from tests.support.launcher import ATTACKER, LOOPBACK, gunicorns, healthz
+
+HOST = "Host: 127.0.0.1\r\n"
+SLOW_HEAD = f"GET /healthz HTTP/1.1\r\n{HOST}".encode()
+SMALL_SLOW_BODY = (f"POST /api/auth/login HTTP/1.1\r\n{HOST}Content-Type: application/json\r\n"
+                   "Content-Length: 4096\r\n\r\n{").encode()
+LARGE_SLOW_BODY = (f"POST /api/auth/login HTTP/1.1\r\n{HOST}Content-Type: application/json\r\n"
+                   f"Content-Length: {2 * 1024 * 1024}\r\n\r\n{{").encode()  # the most a JSON route takes
+
+
+# --- the guard and the glance at the head, without a server ------------------------------
+
+
+@pytest.mark.parametrize(("head", "buffered", "expects"), [
+    (b"GET / HTTP/1.1\r\nHost: x", 0, False),
+    (b"POST /api/auth/login HTTP/1.1\r\nContent-Length: 57", 57, False),
+    (b"POST / HTTP/1.1\r\ncontent-length:  12 ", 12, False),
+    (b"POST /api/uploads HTTP/1.1\r\nContent-Length: 10486660", 10486660, False),  # 10 MiB + framing
+    (b"POST / HTTP/1.1\r\nContent-Length: %d" % (BUFFERED_BODY_BYTES + 1), 0, False),  # a thread reads it
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6", 0, False),  # gunicorn refuses it
+    (b"POST / HTTP/1.1\r\nContent-Length: -5", 0, False),
+    (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5", 0, False),
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue", 5, True),  # answered by the loop
+    (b"POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue", 5, False),  # 1.0: ignored
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nExpect: something-else", 0, False),  # gunicorn's 417
+])
+def test_a_plain_body_up_to_the_buffer_size_is_read_by_the_event_loop(head, buffered, expects):
+    assert _body_to_buffer(head) == BodyPlan(buffered, expects)
+
+
+def test_the_guard_ends_a_head_at_its_deadline_with_end_of_file():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        guard = SlowClientGuard(ours, Limits())
+        guard.head(time.monotonic() + 0.3)
+        theirs.sendall(b"GET / HTTP/1.1\r\n")
+        assert guard.recv(100) == b"GET / HTTP/1.1\r\n"
+        started = time.monotonic()
+        assert guard.recv(100) == b""  # nothing more came: the parser sees the client gone
+        assert 0.2 < time.monotonic() - started < 1.0
+        assert guard.tripped
+
+
+def test_the_guard_holds_a_body_to_the_idle_timeout_and_the_minimum_rate():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        guard = SlowClientGuard(ours, Limits(body_timeout=0.5, body_min_rate=100))
+        guard.body()
+        for _ in range(3):  # 10 bytes every 0.2 s: never idle for 0.5 s, but 50 bytes/s
+            theirs.sendall(b"x" * 10)
+            assert guard.recv(100) == b"x" * 10
+            time.sleep(0.2)
+        theirs.sendall(b"late")
+        # 30 bytes bought 0.3 s beyond the 0.5 s grace; 0.6 s have passed: already over.
+        time.sleep(0.3)
+        assert guard.recv(100) == b"" and guard.tripped
+
+
+def test_gunicorns_own_timeouts_still_raise_through_the_guard():
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        guard = SlowClientGuard(ours, Limits())
+        guard.body()
+        guard.settimeout(0.2)  # what gunicorn's bounded drain of an unread body does
+        with pytest.raises(TimeoutError):
+            guard.recv(100)
+        assert guard.gettimeout() == 0.2 and not guard.tripped
+
+
+# --- plain media requests: what the event loop takes, and how it frames the answer --------
+
+MEDIA = "/media/products/0123456789abcdef01234567~1a2b3c4d/card"
+
+
+@pytest.mark.parametrize("head", [
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x",
+    f"HEAD {MEDIA}.webp HTTP/1.1\r\nHost: x\r\nAccept: image/webp,*/*\r\nConnection: keep-alive",
+    f"GET {MEDIA} HTTP/1.1\r\nhost:x\r\nIf-None-Match:   \"abc\"\t\r\nX-Forwarded-For: 10.0.0.1",
+])
+def test_a_plain_media_request_is_taken_by_the_event_loop(head):
+    environ = loop_environ(head.encode(), Config())
+    assert environ is not None
+    assert environ["PATH_INFO"] == head.split(" ")[1] and environ["HTTP_HOST"] == "x"
+    assert environ["REQUEST_METHOD"] == head.split(" ")[0] and environ["QUERY_STRING"] == ""
+    if "If-None-Match" in head:
+        assert environ["HTTP_IF_NONE_MATCH"] == '"abc"'  # blanks around a value are not part of it
+
+
+@pytest.mark.parametrize("head", [
+    f"POST {MEDIA} HTTP/1.1\r\nHost: x",  # a method the front door never answers
+    f"get {MEDIA} HTTP/1.1\r\nHost: x",
+    "GET /api/shop/products HTTP/1.1\r\nHost: x",  # not media
+    f"GET {MEDIA} HTTP/1.0\r\nHost: x",  # HTTP/1.0 is kept alive differently
+    f"GET {MEDIA}?sig=abc HTTP/1.1\r\nHost: x",  # a query: signed (private) media
+    "GET /media/products/%30123 HTTP/1.1\r\nHost: x",  # percent-encoded: gunicorn decodes it
+    f"GET  {MEDIA} HTTP/1.1\r\nHost: x",
+    f"GET {MEDIA} HTTP/1.1",  # no Host
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nHost: y",  # twice
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nAccept: a\r\naccept: b",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nContent-Length: 0",  # framing: a thread and gunicorn
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nConnection: close",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nX-Forwarded-Proto: https",  # trusted or not: gunicorn decides
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nX_Custom: 1",  # gunicorn drops underscored names
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nAccept : */*",  # a blank before the colon
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nAccept: a\r\n b",  # obsolete folding
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nNoColon",
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nUser-Agent: caf\xe9",  # 8-bit: gunicorn's parser decides
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\nX-Long: {'a' * 8200}",  # over limit_request_field_size
+    f"GET {MEDIA} HTTP/1.1\r\nHost: x" + "\r\nX-Many: 1" * 101,  # over limit_request_fields
+])
+def test_anything_else_goes_to_a_thread_and_gunicorns_parser(head):
+    assert loop_environ(head.encode("latin-1"), Config()) is None
+
+
+def test_the_event_loop_frames_an_answer_as_gunicorn_does():
+    head = loop_response_head("200 OK", [("Content-Type", "image/webp"), ("Content-Length", "12"),
+                                         ("Vary", " Accept\t"), ("Connection", "close")], "DATE")
+    assert head == (b"HTTP/1.1 200 OK\r\nServer: gunicorn\r\nDate: DATE\r\nConnection: keep-alive\r\n"
+                    b"Content-Type: image/webp\r\nContent-Length: 12\r\nVary: Accept\r\n\r\n")
+    assert loop_response_head("304 NOT MODIFIED", [("ETag", '"x"')], "DATE").startswith(b"HTTP/1.1 304")
+    # A body without a length would be chunked by gunicorn: the event loop does not answer it.
+    assert loop_response_head("200 OK", [("Content-Type", "image/webp")], "DATE") is None
+
+
+def test_a_failure_while_answering_in_the_event_loop_leaves_the_request_to_a_thread():
+    head = f"GET {MEDIA} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    conn = SimpleNamespace(buffer=bytearray(head), head_length=len(head), wanted=len(head))
+    logged = []
+    worker = GuardedThreadWorker.__new__(GuardedThreadWorker)  # only what the decision reads
+    worker.cfg, worker.alive, worker.nr, worker.max_requests = Config(), True, 0, 1000
+    worker.keepalived_conns, worker.max_keepalived = [], 100
+    worker.log = SimpleNamespace(exception=lambda message, *args: logged.append(message % args))
+    worker._date_second = 0
+
+    def broken(environ):
+        raise RuntimeError("cache broke")
+
+    worker.answer_at_once = broken
+    assert worker._answer_in_loop(conn) is False  # the worker carries on: a thread answers
+    assert conn.buffer == head and "answering" in logged[0]
+
+
+# Mostly plain heads (the event loop takes about a third), each part now and then replaced by
+# something a hostile or sloppy client sends.
+_SAFE = st.text(alphabet=st.sampled_from(list("aZ09._~/-")), min_size=1, max_size=16)
+_ODD = st.text(alphabet=st.sampled_from(list("aZ09._~/-%?#&=;:@+ \t\xe9\x00\x7f\x85\r\n\"*,")), max_size=12)
+_NAMES = ["Accept", "If-None-Match", "If-Modified-Since", "Range", "User-Agent", "Cookie", "X-Ok",
+          "X-Forwarded-For", "Connection", "Host", "host", "Content-Length", "Transfer-Encoding",
+          "Expect", "Upgrade", "TE", "X-Forwarded-Proto", "Forwarded", "X_Under", "Accept ", " Accept",
+          "Acc\xe9pt", "A(B", ""]
+
+
+def _sometimes(plain, odd):
+    """``plain`` mostly, ``odd`` now and then."""
+    return st.sampled_from([False] * 7 + [True]).flatmap(lambda is_odd: odd if is_odd else plain)
+
+
+@st.composite
+def request_heads(draw) -> bytes:
+    method = draw(_sometimes(st.sampled_from(["GET", "HEAD"]),
+                             st.sampled_from(["get", "POST", "OPTIONS", "GET\t", "GE T"])))
+    target = draw(_sometimes(_SAFE.map(lambda tail: "/media/products/" + tail),
+                             st.tuples(st.sampled_from(["/media/", "/media", "/api/", "http://x/media/", ""]),
+                                       _ODD).map("".join)))
+    version = draw(_sometimes(st.just("HTTP/1.1"),
+                              st.sampled_from(["HTTP/1.0", "HTTP/1.10", "http/1.1", "HTTP/2.0", ""])))
+    lines = [f"{method} {target} {version}"]
+    if draw(_sometimes(st.just(True), st.just(False))):
+        lines.append("Host: " + draw(_sometimes(_SAFE, _ODD)))
+    for _ in range(draw(st.integers(0, 4))):
+        name = draw(_sometimes(st.sampled_from(_NAMES[:7]), st.sampled_from(_NAMES)))
+        separator = draw(_sometimes(st.sampled_from([": ", ":"]), st.sampled_from([":\t", " :", "", ":  "])))
+        value = draw(_sometimes(st.one_of(_SAFE, st.sampled_from(["keep-alive", '"abc"', "0"])), _ODD))
+        lines.append(name + separator + value)
+        if draw(st.integers(0, 9)) == 0:
+            lines.append(draw(st.sampled_from([" folded", "\tfolded", ""])))
+    return "\r\n".join(lines).encode("latin-1")
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(request_heads())
+def test_whatever_the_event_loop_takes_gunicorns_parser_reads_the_same(head):
+    """Differential: a head the event loop answers from must be one gunicorn's own parser
+    accepts, with the same method, path and fields, no body, and a kept-alive connection."""
+    environ = loop_environ(head, Config())
+    if environ is None:
+        return  # a thread and gunicorn's parser take it, as without the event loop's path
+    cfg = Config()
+    request = next(RequestParser(cfg, iter([head + b"\r\n\r\n"]), ("127.0.0.1", 5)))
+    _, theirs = wsgi.create(request, None, ("127.0.0.1", 5), ("127.0.0.1", 80), cfg)
+    assert request.body.read() == b"" and not request.should_close()
+    assert {key: value for key, value in theirs.items() if key.startswith("HTTP_")} == \
+        {key: value for key, value in environ.items() if key.startswith("HTTP_")}
+    for key in ("REQUEST_METHOD", "PATH_INFO", "RAW_URI", "QUERY_STRING", "SERVER_PROTOCOL"):
+        assert theirs[key] == environ[key], key
+
+
+# --- the Procfile's process ---------------------------------------------------------------
+
+
+def upload(server, name: str = "good/progressive.jpg", headers: dict[str, str] | None = None,
+           data: bytes | None = None) -> dict:
+    """Upload a public image (the fixture ``name``, or ``data``) through the API; returns its
+    image object."""
+    status, image = server.upload(headers or server.token(), image_bytes(name) if data is None else data,
+                                  name.split("/")[-1])
+    assert status == 201
+    return image
+
+
+@pytest.fixture
+def start_gunicorn(secantus, tmp_path):
+    with gunicorns(secantus.uri, tmp_path) as start:
+        yield start
+
+
+class SlowClients:
+    """Connections that send ``first`` and then one ``more`` every ``interval`` seconds."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sockets: list[tuple[socket.socket, bytes]] = []
+
+    def open(self, first: bytes, more: bytes, count: int) -> None:
+        for _ in range(count):
+            sock = socket.create_connection((LOOPBACK, self.port), timeout=2, source_address=(ATTACKER, 0))
+            sock.sendall(first)
+            sock.setblocking(False)
+            self.sockets.append((sock, more))
+
+    def trickle(self) -> int:
+        """Send each open connection its next piece; returns how many the server has closed."""
+        closed = 0
+        for sock, more in self.sockets:
+            try:
+                if sock.recv(65536, socket.MSG_PEEK) == b"":
+                    closed += 1
+                    continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed += 1
+                continue
+            try:
+                sock.send(more)
+            except OSError:
+                closed += 1
+        return closed
+
+    def answers(self) -> list[bytes]:
+        """The first line each connection got back (b"" when closed without an answer)."""
+        lines = []
+        for sock, _ in self.sockets:
+            try:
+                lines.append(sock.recv(65536).split(b"\r\n", 1)[0])
+            except OSError:
+                lines.append(b"")
+        return lines
+
+    def close(self) -> None:
+        for sock, _ in self.sockets:
+            sock.close()
+
+
+@pytest.fixture
+def slow_clients():
+    opened = []
+
+    def open_on(port: int) -> SlowClients:
+        opened.append(SlowClients(port))
+        return opened[-1]
+
+    yield open_on
+    for clients in opened:
+        clients.close()
+
+
+@pytest.mark.slow
+def test_healthz_answers_within_1s_while_slow_heads_and_slow_bodies_hold_connections(start_gunicorn,
+                                                                                   slow_clients):
+    server = start_gunicorn()  # the defaults: 10 s deadlines, 2 workers x 32 threads
+    clients = slow_clients(server.port)
+    clients.open(SLOW_HEAD, b"X-Slow: 1\r\n", 50)
+    clients.open(SMALL_SLOW_BODY, b" ", 50)
+    clients.open(LARGE_SLOW_BODY, b" ", 20)  # read by threads: they hold one each until cut off
+    probes, closed = [], 0
+    deadline = time.monotonic() + 13  # past the 10 s deadlines, so every slow client is cut off
+    next_trickle = 0.0
+    while time.monotonic() < deadline:
+        if time.monotonic() >= next_trickle:
+            closed = clients.trickle()
+            next_trickle = time.monotonic() + 2
+        probes.append(healthz(server.port))
+        time.sleep(0.2)
+    assert len(probes) >= 30
+    assert max(probes) < 1.0, f"slowest /healthz {max(probes):.2f} s; all: {probes}"
+    time.sleep(1.5)
+    answers = clients.answers()
+    assert answers.count(b"HTTP/1.1 408 Request Timeout") == 120, answers  # heads and every body
+    assert closed + clients.trickle() >= 100
+
+
+@pytest.mark.slow
+def test_a_slow_body_read_by_a_thread_is_cut_off_and_its_connection_never_reused(start_gunicorn):
+    server = start_gunicorn(GUNICORN_BODY_TIMEOUT="1", GUNICORN_BODY_MIN_RATE="100",
+                            GUNICORN_BUFFER_BODY_BYTES="1024")
+    with socket.create_connection((LOOPBACK, server.port), timeout=5) as sock:
+        # 2 MB announced, over the (here 1 KiB) buffer size, so a thread reads it; in it, a
+        # request that must never be served.
+        sock.sendall(LARGE_SLOW_BODY + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        started = time.monotonic()
+        sock.settimeout(0.25)
+        answer = b""
+        while time.monotonic() - started < 5 and not answer:
+            try:
+                sock.sendall(b" ")  # 4 bytes a second: never idle for 1 s, far below 100 bytes/s
+                answer = sock.recv(65536)
+            except TimeoutError:
+                continue
+        took = time.monotonic() - started
+        sock.settimeout(5)
+        rest = b""
+        while chunk := sock.recv(65536):
+            rest += chunk
+    # 1 s of grace plus what 100 bytes/s buys for the ~40 bytes sent: cut off after ~1.4 s, and
+    # nothing of the body is ever parsed as a request of its own.
+    assert answer.startswith(b"HTTP/1.1 400"), answer
+    assert 1.0 <= took < 4.0
+    assert b"HTTP/1.1 200" not in answer + rest
+
+
+@pytest.mark.slow
+def test_the_procfile_process_serves_kept_alive_and_pipelined_requests(start_gunicorn):
+    server = start_gunicorn(GUNICORN_HEADER_TIMEOUT="1")
+    with socket.create_connection((LOOPBACK, server.port), timeout=5) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 3)  # three at once
+        received = b""
+        while received.count(b'{"status":"ok"}') < 3:
+            received += sock.recv(65536)
+        assert received.count(b"HTTP/1.1 200 OK") == 3
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # the next one, unfinished
+        started = time.monotonic()
+        answer = sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408 Request Timeout")
+        assert 0.5 < time.monotonic() - started < 3.0
+        assert sock.recv(65536) == b""  # closed
+    assert "Using worker: avenue.server.GuardedThreadWorker" in server.log_path.read_text()
+
+
+@pytest.mark.slow
+def test_a_worker_out_of_file_descriptors_pauses_accepting_and_recovers_without_dying(start_gunicorn,
+                                                                                    slow_clients):
+    server = start_gunicorn(open_files=150, GUNICORN_HEADER_TIMEOUT="2")
+    clients = slow_clients(server.port)
+    clients.open(SLOW_HEAD, b"X-Slow: 1\r\n", 300)  # more than two workers of 150 descriptors hold
+    opened = time.monotonic()
+    # Starved while they hold every descriptor; answering again once the head deadline (2 s)
+    # has closed them and accepting resumed.
+    while healthz(server.port, timeout=2) == float("inf"):
+        assert time.monotonic() - opened < 10, "gunicorn did not recover"
+    # Answering promptly again: the best of three probes (the first may still queue behind the
+    # workers closing the slow clients; under the full suite one took 3.9 s).
+    assert min(healthz(server.port) for _ in range(3)) < 1.0
+    log = server.log_path.read_text()
+    assert "cannot accept connections for now" in log
+    assert log.count("Booting worker") == 2 and "Traceback" not in log  # no worker died
+
+
+@pytest.mark.slow
+def test_a_client_that_stops_reading_is_disconnected_after_the_send_timeout(start_gunicorn):
+    server = start_gunicorn(GUNICORN_SEND_TIMEOUT="1")
+    url = upload(server, "good/photo_12mp.jpg")["url"]
+    size = content_length(server.port, url)
+    readers = []
+    for _ in range(40):  # each holds a thread while its answer cannot be written
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.bind((ATTACKER, 0))
+        sock.connect((LOOPBACK, server.port))
+        sock.sendall(f"GET {url} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * 20)  # and never reads
+        readers.append(sock)
+    try:
+        probes = []
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline:
+            probes.append(healthz(server.port))
+            time.sleep(0.2)
+        assert max(probes) < 1.0, probes
+        # The kernel counts the timeout from a write's last progress: a stalled client is cut
+        # off within 2-3 times it. By now the server has given up on each of them, with a
+        # reset (what the kernel still held for them is dropped, not sent on).
+        received = [received_until_cut_off(sock) for sock in readers]
+        assert all(total < 20 * size for total in received), (size, received)
+    finally:
+        for sock in readers:
+            sock.close()
+
+
+def received_until_cut_off(sock: socket.socket) -> int:
+    """Bytes ``sock`` still receives before the server's reset (or close); fails if the
+    server keeps it open for 5 s more."""
+    sock.settimeout(5)
+    total = 0
+    try:
+        while chunk := sock.recv(1 << 20):
+            total += len(chunk)
+    except ConnectionResetError:
+        pass
+    return total
+
+
+def content_length(port: int, path: str) -> int:
+    """The Content-Length of a GET of ``path``."""
+    conn = HTTPConnection(LOOPBACK, port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200
+        return int(response.headers["Content-Length"])
+    finally:
+        conn.close()
+
+
+# --- cached media answered by the event loop, end to end ----------------------------------
+
+
+def exchange(sock: socket.socket, request: bytes, head_only: bool = False) -> bytes:
+    """Send ``request`` on a kept-alive connection and read one whole answer."""
+    sock.sendall(request)
+    return read_answer(sock, head_only)
+
+
+def read_answer(sock: socket.socket, head_only: bool = False) -> bytes:
+    """One answer and not a byte more (pipelined answers may arrive in one segment): the head
+    a byte at a time, then exactly its Content-Length."""
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, f"closed after {head!r}"
+        head += byte
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    if head_only or head.startswith(b"HTTP/1.1 304"):
+        length = 0
+    body = b""
+    while len(body) < length:
+        chunk = sock.recv(min(1 << 20, length - len(body)))
+        assert chunk, "closed in the middle of a body"
+        body += chunk
+    return head + body
+
+
+def get(path: str, *fields: str, method: str = "GET") -> bytes:
+    return "\r\n".join([f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *fields, "", ""]).encode()
+
+
+def without_date(answer: bytes) -> bytes:
+    """The answer without its Date and X-Request-ID lines (every answer has an id of its own)."""
+    return b"\r\n".join(line for line in answer.split(b"\r\n")
+                        if not line.startswith((b"Date: ", b"X-Request-ID: ")))
+
+
+@pytest.mark.slow
+def test_cached_media_is_answered_by_the_event_loop_as_a_thread_answers_it(start_gunicorn):
+    server = start_gunicorn()
+    obj = upload(server)
+    url, card = obj["url"], obj["variants"]["card"]
+    with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
+        for path in (url, card):
+            for accept in ("image/webp", "*/*"):  # read whole: now cached, both formats
+                assert exchange(sock, get(path, f"Accept: {accept}")).startswith(b"HTTP/1.1 200 OK")
+        etag = [line for line in exchange(sock, get(url)).split(b"\r\n")
+                if line.startswith(b"ETag: ")][0][6:].decode()
+        for request, head_only in [(get(url), False), (get(url, method="HEAD"), True),
+                                   (get(url, f"If-None-Match: {etag}"), False),
+                                   (get(card, "Accept: image/avif,image/webp,*/*"), False),
+                                   (get(card, "Accept: */*", "Connection: keep-alive"), False)]:
+            by_loop = exchange(sock, request, head_only)
+            # "TE" is one of the fields that send a request to a thread (avenue/server.py).
+            by_thread = exchange(sock, request.replace(b"\r\n\r\n", b"\r\nTE: trailers\r\n\r\n"), head_only)
+            assert without_date(by_loop) == without_date(by_thread)
+            assert b"\r\nDate: " in by_loop and b"Connection: keep-alive" in by_loop
+        # Pipelined: a thread takes them (the loop answers one request with nothing behind it),
+        # in order; the kept-alive connection then goes on as before.
+        sock.sendall(get(url) + get(card, "Accept: image/webp") + get(url, method="HEAD"))
+        answers = [read_answer(sock), read_answer(sock), read_answer(sock, head_only=True)]
+        assert [a.split(b"\r\n")[0] for a in answers] == [b"HTTP/1.1 200 OK"] * 3
+        assert b"Content-Type: image/webp" in answers[1] and answers[2].endswith(b"\r\n\r\n")
+        assert exchange(sock, get("/healthz")).endswith(b'{"status":"ok"}\n')
+        assert exchange(sock, get(url)).startswith(b"HTTP/1.1 200 OK")
+
+
+@pytest.mark.slow
+def test_the_event_loop_answers_cached_media_while_every_thread_is_busy(start_gunicorn):
+    # A 1 KiB buffer size, so the 2 MB slow body below is read by the worker's one thread.
+    server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="1", GUNICORN_BODY_TIMEOUT="3",
+                            GUNICORN_BUFFER_BODY_BYTES="1024")
+    url = upload(server)["url"]
+    with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock, \
+            socket.create_connection((LOOPBACK, server.port), timeout=10) as holder:
+        assert exchange(sock, get(url)).startswith(b"HTTP/1.1 200 OK")  # a thread: cached now
+        holder.sendall(LARGE_SLOW_BODY)  # the worker's one thread waits for this body (3 s)
+        time.sleep(0.2)
+        started = time.monotonic()
+        for _ in range(3):
+            assert exchange(sock, get(url)).startswith(b"HTTP/1.1 200 OK")
+        assert time.monotonic() - started < 1.0
+        # A request the loop does not take waits for the thread.
+        sock.sendall(get(url, "TE: trailers"))
+        sock.settimeout(1.0)
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)
+        sock.settimeout(10)
+        assert read_answer(sock).startswith(b"HTTP/1.1 200 OK")  # once the body is cut off
+        assert holder.recv(65536).startswith(b"HTTP/1.1 400")
+
+
+@pytest.mark.slow
+def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn):
+    """A slow reader gets its answer whole; one that stops reading is cut off by the send
+    timeout; one that resets mid-answer is closed; the worker carries on throughout."""
+    server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="2", GUNICORN_SEND_TIMEOUT="1",
+                            AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES=str(16 * 2**20))
+    url = upload(server, "noise.jpg", data=noise_jpeg())["url"]
+    with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
+        exchange(sock, get(url))  # read whole: now cached
+        whole = exchange(sock, get(url))  # the event loop's answer
+    size = len(whole.partition(b"\r\n\r\n")[2])
+    assert size > 5_000_000
+    stalled = []
+    for _ in range(20):  # never read: the loop holds what the kernel does not take, no thread does
+        reader = socket.create_connection((LOOPBACK, server.port))
+        reader.sendall(get(url))
+        stalled.append(reader)
+    slow = socket.create_connection((LOOPBACK, server.port), timeout=10)
+    try:
+        slow.sendall(get(url))
+        received, probes = b"", []
+        started = time.monotonic()
+        # About 3 s at 16 KB per 5 ms: the loop sends as it reads, never idle for 1 s.
+        while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < size:
+            chunk = slow.recv(16384)
+            assert chunk, (len(received), time.monotonic() - started)
+            received += chunk
+            time.sleep(0.005)
+            if time.monotonic() - started > len(probes) * 0.5:
+                probes.append(healthz(server.port))  # a thread's answer, meanwhile
+        assert without_date(received) == without_date(whole)
+        assert len(probes) >= 3 and max(probes) < 1.0, probes
+        assert exchange(slow, get(url)).startswith(b"HTTP/1.1 200 OK")  # still kept alive
+        for _ in range(5):  # gone in the middle of an answer (a reset): closed, nothing else
+            with socket.create_connection((LOOPBACK, server.port), timeout=10) as gone:
+                gone.sendall(get(url))
+                assert gone.recv(65536).startswith(b"HTTP/1.1 200 OK")
+                gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        assert exchange(slow, get(url)).startswith(b"HTTP/1.1 200 OK")
+        # By now (over 2 s) the loop has given up on the stalled ones and closed them, part sent.
+        for reader in stalled:
+            assert received_until_cut_off(reader) < len(whole)
+        log = server.log_path.read_text()
+        assert log.count("Booting worker") == 1 and "Traceback" not in log  # the worker never died
+    finally:
+        slow.close()
+        for reader in stalled:
+            reader.close()
+
+
+@pytest.mark.slow
+def test_a_deleted_image_stops_being_answered_by_every_event_loop_within_two_seconds(start_gunicorn):
+    server = start_gunicorn()  # two workers: the delete reaches the other one by its tombstone
+    token = server.token()
+    obj = upload(server, headers=token)
+    readers = [socket.create_connection((LOOPBACK, server.port), timeout=10) for _ in range(6)]
+    try:
+        for sock in readers:  # kept alive, spread over both workers; cached, then loop answers
+            for _ in range(3):
+                assert exchange(sock, get(obj["url"])).startswith(b"HTTP/1.1 200 OK")
+        conn = HTTPConnection(LOOPBACK, server.port, timeout=10)
+        conn.request("DELETE", f"/api/uploads/{obj['id']}", headers=token)
+        assert conn.getresponse().status == 204
+        conn.close()
+        deleted = time.monotonic()
+        pending = set(range(len(readers)))
+        while pending and time.monotonic() - deleted < 2.0:
+            for index in list(pending):
+                if exchange(readers[index], get(obj["url"])).startswith(b"HTTP/1.1 404"):
+                    pending.discard(index)
+            time.sleep(0.05)
+        assert not pending, f"still served {time.monotonic() - deleted:.2f} s after the delete"
+    finally:
+        for sock in readers:
+            sock.close()

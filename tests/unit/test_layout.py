@@ -1,0 +1,75 @@
+"""The test tree keeps its shape: every module in the folder of its kind, unit tests without a
+database, and the dependency between tests/ and bench/ going one way (bench/ imports
+``tests.support``; nothing under tests/ imports, loads or runs bench/ in-process)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+ROOT = TESTS.parent
+KINDS = ("unit", "api", "system")
+# The fixtures that reach a database or the app on one (tests/conftest.py).
+DATABASE_FIXTURES = {"backend", "secantus", "app_factory", "app", "db", "client", "runner", "auth", "admin",
+                     "editor"}
+
+
+def python_files(folder: Path) -> list[Path]:
+    return sorted(path for path in folder.rglob("*.py") if "__pycache__" not in path.parts)
+
+
+def test_every_test_module_is_in_the_folder_of_its_kind():
+    misplaced = [str(path.relative_to(ROOT)) for path in TESTS.rglob("test_*.py")
+                 if path.relative_to(TESTS).parts[0] not in KINDS]
+    assert misplaced == [], "sort these into tests/unit, tests/api or tests/system (docs/contributing.md)"
+
+
+def test_unit_tests_ask_for_no_database():
+    asking = []
+    for path in python_files(TESTS / "unit"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                wanted = {arg.arg for arg in node.args.args} & DATABASE_FIXTURES
+                if wanted:
+                    asking.append(f"{path.name}::{node.name} {sorted(wanted)}")
+    assert asking == [], "tests that need the app on a database belong in tests/api"
+
+
+def test_nothing_under_tests_imports_or_loads_bench():
+    bench_modules = {path.stem for path in (ROOT / "bench").glob("*.py")}
+    found = []
+    for path in python_files(TESTS):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
+                    "spec_from_file_location", "run_path", "SourceFileLoader"):
+                names = ["bench" for arg in ast.walk(node) if isinstance(arg, ast.Constant)
+                         and isinstance(arg.value, str) and "bench" in arg.value]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top == "bench" or top in bench_modules:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} {name}")
+    assert found == [], "tests run a benchmark as a script (a subprocess), never import it"
+
+
+def test_bench_reaches_the_tests_only_through_tests_support():
+    found = []
+    for path in python_files(ROOT / "bench"):
+        if "work" in path.relative_to(ROOT / "bench").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [f"{path.name}:{node.lineno} {name}" for name in names
+                      if name.split(".")[0] == "tests" and not name.startswith("tests.support")]
+    assert found == []
