@@ -1,0 +1,301 @@
+"""Renditions on request: a transformation named in a URL, parsed strictly and normalised once.
+
+A rendition URL names an image version and a transformation as one path segment of
+``key_value`` options, in the spirit of imgproxy's and Cloudinary's URLs::
+
+    /media/<alias>/<id>~<version>/w_800,h_1000,fit_cover,dpr_2[.avif]
+
+| option | values | meaning |
+| --- | --- | --- |
+| ``w_`` / ``h_`` | 1 .. :data:`MAX_SIDE` | the box, in CSS pixels (before ``dpr``) |
+| ``fit_`` | ``contain`` (default), ``cover``, ``crop`` | see below |
+| ``dpr_`` | 1 .. 4, at most two decimals | device pixel ratio: multiplies the box |
+| ``q_`` | 1 .. 100 | encoder quality (each format has its own default) |
+| ``up_1`` | | allow upscaling (never by default) |
+
+``contain`` fits the whole image inside the box; ``cover`` fills the box, cutting what
+overflows around the focal point (a crop of any aspect ratio); ``crop`` cuts the box's pixels
+around the focal point at full resolution, without scaling. The format is the extension
+(``.webp``, ``.avif``, ``.jpg``, ``.png``) or, without one, chosen by the request's
+``Accept`` where it is served.
+
+Why so strict: every accepted spelling is a distinct cache key, and a render costs CPU. So a
+value has one spelling only (ASCII digits, no sign, no leading zero, no exponent: ``int()``
+alone would take ``" 08"``, ``"+8"``, ``"٨"`` and ``"8_0"``), each option appears once, and
+unknown options are refused rather than ignored. :func:`normalise` then folds what is
+equivalent into one :class:`Spec` (``dpr`` into the box, a one-sided ``cover`` into
+``contain``), and :meth:`Spec.key` is the one canonical string that names the stored
+rendition and that signatures cover.
+
+Abuse: a URL is rendered unsigned only when its normalised spec is on the
+:class:`AllowList` (a width on the ladder, or a named preset at 1x, 2x or 3x): a bounded set
+per image. Anything else needs a signature over the canonical key (the serving layer checks
+it), so nobody can make the service render a million variants of one image.
+
+Pure: no Flask, no database, no pixels. :func:`plan` gives the geometry (which box of the
+source to cut, what size to make) that a renderer carries out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from fractions import Fraction
+
+from avenue.errors import BadRequest
+
+#: The largest side a rendition may have, after ``dpr`` (the largest fixed rendition is 1600).
+MAX_SIDE = 8192
+#: The most pixels one rendition may have: 8192 x 4096; a render's memory is about 4 bytes a
+#: pixel of the output plus the shrunk source, so this bounds what one request can cost.
+MAX_PIXELS = 8192 * 4096
+MAX_DPR = Fraction(4)
+FITS = ("contain", "cover", "crop")
+#: Widths rendered unsigned (CSS px times dpr): common storefront slots at 1x-3x.
+LADDER: tuple[int, ...] = (160, 320, 480, 640, 800, 960, 1280, 1600, 1920, 2560)
+FORMATS = {"webp": "webp", "avif": "avif", "jpg": "jpeg", "png": "png"}
+
+_INT = re.compile(r"[1-9][0-9]{0,4}")
+_DPR = re.compile(r"([1-9])(?:\.([0-9]{1,2}))?")
+_OPTION = re.compile(r"([a-z]+)_([a-z0-9.]+)")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A normalised transformation: the box in output pixels (``dpr`` applied), how to fit it,
+    the quality (``None``: the format's default) and whether upscaling is allowed."""
+
+    width: int | None = None
+    height: int | None = None
+    fit: str = "contain"
+    quality: int | None = None
+    upscale: bool = False
+
+    def key(self) -> str:
+        """The canonical spelling: options in a fixed order, defaults left out."""
+        parts = []
+        if self.width is not None:
+            parts.append(f"w_{self.width}")
+        if self.height is not None:
+            parts.append(f"h_{self.height}")
+        if self.fit != "contain":
+            parts.append(f"fit_{self.fit}")
+        if self.quality is not None:
+            parts.append(f"q_{self.quality}")
+        if self.upscale:
+            parts.append("up_1")
+        return ",".join(parts)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a rendition URL asked for: the spec, and the format (``""``: by ``Accept``)."""
+
+    spec: Spec
+    format: str = ""
+
+
+def looks_like_options(segment: str) -> bool:
+    """Whether a URL's last segment is a transformation (``w_800``) rather than a named
+    rendition (``card``): options always hold an underscore, names never do."""
+    return "_" in segment.split(".", 1)[0]
+
+
+def parse(segment: str) -> Request:
+    """The transformation a URL segment names, normalised; :class:`BadRequest` naming what is
+    wrong for anything else."""
+    # The extension is letters after the last dot; dpr_1.5's dot is followed by digits.
+    options, dot, ext = segment.rpartition(".")
+    if not dot or not ext.isalpha():
+        options, dot, ext = segment, "", ""
+    fmt = ""
+    if dot:
+        if ext not in FORMATS:
+            raise BadRequest(f"unknown rendition format {ext!r}: use one of {', '.join(FORMATS)}",
+                             code="bad_rendition")
+        fmt = FORMATS[ext]
+    values = _split(options)
+    return Request(normalise(width=_side(values, "w"), height=_side(values, "h"),
+                             fit=_fit(values), dpr=_dpr(values), quality=_quality(values),
+                             upscale=_upscale(values)), fmt)
+
+
+def _split(options: str) -> dict[str, str]:
+    if not options or len(options) > 64:
+        raise BadRequest("a rendition needs options such as w_800 (at most 64 characters)",
+                         code="bad_rendition")
+    values: dict[str, str] = {}
+    for part in options.split(","):
+        match = _OPTION.fullmatch(part)
+        if match is None:
+            raise BadRequest(f"malformed rendition option {part!r}: write key_value, e.g. w_800",
+                             code="bad_rendition")
+        name, value = match.groups()
+        if name not in ("w", "h", "fit", "dpr", "q", "up"):
+            raise BadRequest(f"unknown rendition option {name!r}: use w, h, fit, dpr, q or up",
+                             code="bad_rendition")
+        if name in values:
+            raise BadRequest(f"rendition option {name!r} given twice", code="bad_rendition")
+        values[name] = value
+    return values
+
+
+def _whole(values: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    value = values.get(name)
+    if value is None:
+        return None
+    if _INT.fullmatch(value) is None or not low <= int(value) <= high:
+        raise BadRequest(f"rendition option {name}_ must be a whole number from {low} to {high}, "
+                         f"written plainly (got {value!r})", code="bad_rendition")
+    return int(value)
+
+
+def _side(values: Mapping[str, str], name: str) -> int | None:
+    return _whole(values, name, 1, MAX_SIDE)
+
+
+def _quality(values: Mapping[str, str]) -> int | None:
+    return _whole(values, "q", 1, 100)
+
+
+def _fit(values: Mapping[str, str]) -> str:
+    fit = values.get("fit", "contain")
+    if fit not in FITS:
+        raise BadRequest(f"rendition fit must be one of {', '.join(FITS)} (got {fit!r})",
+                         code="bad_rendition")
+    return fit
+
+
+def _dpr(values: Mapping[str, str]) -> Fraction:
+    value = values.get("dpr")
+    if value is None:
+        return Fraction(1)
+    match = _DPR.fullmatch(value)
+    dpr = Fraction(value) if match else Fraction(0)
+    if match is None or (match.group(2) or "").endswith("0") or not 1 <= dpr <= MAX_DPR:
+        raise BadRequest(f"rendition option dpr_ must be from 1 to {MAX_DPR} with at most two "
+                         f"decimals and no trailing zero, e.g. dpr_2 or dpr_1.5 (got {value!r})",
+                         code="bad_rendition")
+    return dpr
+
+
+def _upscale(values: Mapping[str, str]) -> bool:
+    value = values.get("up")
+    if value is not None and value != "1":
+        raise BadRequest("rendition option up_ takes only up_1 (allow upscaling)",
+                         code="bad_rendition")
+    return value == "1"
+
+
+def normalise(width: int | None = None, height: int | None = None, fit: str = "contain",
+              dpr: Fraction | int = 1, quality: int | None = None,
+              upscale: bool = False) -> Spec:
+    """One :class:`Spec` for every spelling of the same rendition, checked against the limits."""
+    if width is None and height is None:
+        raise BadRequest("a rendition needs a width (w_) or a height (h_)", code="bad_rendition")
+    scaled = [None if side is None else round(side * Fraction(dpr)) for side in (width, height)]
+    if any(side is not None and side > MAX_SIDE for side in scaled):
+        raise BadRequest(f"a rendition side times dpr may be at most {MAX_SIDE} px",
+                         code="bad_rendition")
+    w, h = scaled
+    if fit in ("cover", "crop") and (w is None or h is None):
+        if fit == "crop":
+            raise BadRequest("fit_crop cuts a box: give both w_ and h_", code="bad_rendition")
+        fit = "contain"  # covering a one-sided box is fitting it
+    if w is not None and h is not None and w * h > MAX_PIXELS:
+        raise BadRequest(f"a rendition may have at most {MAX_PIXELS} pixels", code="bad_rendition")
+    return Spec(w, h, fit, quality, upscale)
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """The renditions served without a signature: widths on the ladder (any format, default
+    quality, no upscaling) and named presets at 1x, 2x and 3x."""
+
+    ladder: tuple[int, ...] = LADDER
+    presets: Mapping[str, Spec] | None = None
+
+    def allows(self, spec: Spec) -> bool:
+        if spec.quality is not None or spec.upscale:
+            return False
+        if spec.height is None and spec.width in self.ladder:
+            return True
+        return any(spec == _scaled(preset, dpr) for preset in (self.presets or {}).values()
+                   for dpr in (1, 2, 3))
+
+    def preset(self, name: str) -> Spec | None:
+        return (self.presets or {}).get(name)
+
+
+def _scaled(spec: Spec, dpr: int) -> Spec:
+    return replace(spec, width=None if spec.width is None else spec.width * dpr,
+                   height=None if spec.height is None else spec.height * dpr)
+
+
+def parse_presets(text: str, reserved: Iterable[str] = ()) -> dict[str, Spec]:
+    """``name=options;name=options`` (``AVENUE_RENDITION_PRESETS``) as named specs; a name
+    must be a lowercase word not already taken by a fixed rendition."""
+    presets: dict[str, Spec] = {}
+    taken = set(reserved)
+    for entry in filter(None, (part.strip() for part in text.split(";"))):
+        name, eq, options = entry.partition("=")
+        if not eq or re.fullmatch(r"[a-z][a-z0-9]{0,23}", name) is None or name in taken:
+            raise ValueError(f"rendition preset {entry!r}: write name=options with a new "
+                             "lowercase name, e.g. hero=w_1920,h_800,fit_cover")
+        try:
+            request = parse(options)
+        except BadRequest as refused:
+            raise ValueError(f"rendition preset {name!r}: {refused.message}") from None
+        if request.format:
+            raise ValueError(f"rendition preset {name!r}: the format comes from the URL, not the preset")
+        presets[name] = request.spec
+        taken.add(name)
+    return presets
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to make a rendition from an upright ``source`` of a given size: cut ``box`` (left,
+    top, width, height) out of it, then scale that to ``size``."""
+
+    box: tuple[int, int, int, int]
+    size: tuple[int, int]
+
+
+def plan(spec: Spec, source: tuple[int, int], focal: tuple[float, float] = (0.5, 0.5)) -> Plan:
+    """The geometry of ``spec`` on a source of ``source`` pixels with its focal point at
+    ``focal`` (0..1 of the upright image)."""
+    src_w, src_h = source
+    whole = (0, 0, src_w, src_h)
+    if spec.fit == "contain":
+        scales = [Fraction(side, full) for side, full in ((spec.width, src_w), (spec.height, src_h))
+                  if side is not None]
+        scale = min(scales)
+        if not spec.upscale:
+            scale = min(scale, Fraction(1))
+        return Plan(whole, (max(1, round(src_w * scale)), max(1, round(src_h * scale))))
+    assert spec.width is not None and spec.height is not None  # normalise() guarantees both
+    if spec.fit == "crop":
+        box = _around(src_w, src_h, min(spec.width, src_w), min(spec.height, src_h), focal)
+        return Plan(box, (box[2], box[3]))
+    crop_w, crop_h = _largest(src_w, src_h, spec.width, spec.height)
+    box = _around(src_w, src_h, crop_w, crop_h, focal)
+    if spec.upscale or (crop_w >= spec.width and crop_h >= spec.height):
+        return Plan(box, (spec.width, spec.height))
+    return Plan(box, (crop_w, crop_h))  # smaller than asked, never upscaled, same aspect
+
+
+def _largest(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int]:
+    """The largest box of ``width:height``'s aspect ratio inside the source."""
+    if src_w * height > src_h * width:  # the source is wider than the target
+        return max(1, min(src_w, round(src_h * width / height))), src_h
+    return src_w, max(1, min(src_h, round(src_w * height / width)))
+
+
+def _around(src_w: int, src_h: int, crop_w: int, crop_h: int,
+            focal: tuple[float, float]) -> tuple[int, int, int, int]:
+    """A ``crop_w`` x ``crop_h`` box centred on the focal point as far as the edges allow."""
+    left = min(max(round(focal[0] * src_w - crop_w / 2), 0), src_w - crop_w)
+    top = min(max(round(focal[1] * src_h - crop_h / 2), 0), src_h - crop_h)
+    return left, top, crop_w, crop_h

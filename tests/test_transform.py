@@ -1,0 +1,139 @@
+"""Renditions on request: the transformation a URL names (avenue/media/transform.py), without HTTP."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from avenue.errors import BadRequest
+from avenue.media.transform import (
+    LADDER,
+    MAX_SIDE,
+    AllowList,
+    Spec,
+    looks_like_options,
+    normalise,
+    parse,
+    parse_presets,
+    plan,
+)
+
+
+def test_it_reads_every_option_and_folds_the_pixel_ratio_into_the_box():
+    request = parse("w_400,h_500,fit_cover,dpr_2,q_70,up_1.avif")
+    assert request.format == "avif"
+    assert request.spec == Spec(800, 1000, "cover", 70, True)
+    assert request.spec.key() == "w_800,h_1000,fit_cover,q_70,up_1"
+
+
+def test_every_spelling_of_one_rendition_has_one_key():
+    spellings = ["w_800", "dpr_2,w_400", "w_400,dpr_2", "w_800,fit_contain", "w_800,fit_cover",
+                 "w_200,dpr_4"]
+    assert {parse(s).spec.key() for s in spellings} == {"w_800"}
+
+
+def test_without_an_extension_the_format_is_left_to_accept():
+    assert parse("w_800").format == ""
+    assert parse("w_800.jpg").format == "jpeg"
+
+
+@pytest.mark.parametrize("segment", [
+    "", ".webp", "w_", "w_0", "w_-1", "w_+8", "w_08", "w_8e2", "w_8.0", "w_８００", "w_٨٠٠",
+    f"w_{MAX_SIDE + 1}", "w_99999999999999999999", "w_800,w_900", "w_800,x_1", "W_800",
+    "w_800,", ",w_800", "w_800,,h_10", "w 800", "w=800", "w_800;h_10", "w_800.gif", "w_800.svg",
+    "w_800.webp.webp", "h_10,fit_fill", "w_10,fit_crop", "w_10,dpr_0", "w_10,dpr_5", "w_10,dpr_1.0",
+    "w_10,dpr_1.50", "w_10,dpr_1.555", "w_10,dpr_.5", "w_10,dpr_nan", "w_10,dpr_inf", "w_10,q_0",
+    "w_10,q_101", "w_10,up_0", "w_10,up_true", "fit_cover", "q_80", "dpr_2", "w_4096,dpr_3",
+    "w_8192,h_8192", "w_" + "1" * 80,
+])
+def test_it_refuses_every_other_shape_with_a_clear_bad_request(segment):
+    with pytest.raises(BadRequest) as refused:
+        parse(segment)
+    assert refused.value.status == 400
+    assert refused.value.code == "bad_rendition"
+    assert refused.value.message
+
+
+def test_options_and_names_are_told_apart_by_the_underscore():
+    assert looks_like_options("w_800.avif")
+    assert not looks_like_options("card")
+    assert not looks_like_options("card.webp")
+
+
+@given(st.integers(1, 2000), st.integers(1, 2000) | st.none(), st.sampled_from(["contain", "cover"]),
+       st.sampled_from(["1", "1.5", "2", "2.25", "3"]), st.integers(1, 100) | st.none(), st.booleans())
+def test_the_key_parses_back_to_the_same_spec(width, height, fit, dpr, quality, upscale):
+    try:
+        spec = normalise(width, height, fit, Fraction(dpr), quality, upscale)
+    except BadRequest:
+        return  # over the limits: refused, nothing to round-trip
+    assert parse(spec.key()).spec == spec
+
+
+@given(st.integers(1, 6000), st.integers(1, 6000), st.integers(1, 3000), st.integers(1, 3000),
+       st.sampled_from(["contain", "cover", "crop"]), st.booleans(),
+       st.floats(0, 1), st.floats(0, 1))
+def test_a_plan_stays_inside_the_source_and_never_upscales_unless_asked(
+        src_w, src_h, width, height, fit, upscale, fx, fy):
+    spec = normalise(width, height, fit, 1, None, upscale)
+    made = plan(spec, (src_w, src_h), (fx, fy))
+    left, top, box_w, box_h = made.box
+    assert 0 <= left and 0 <= top and left + box_w <= src_w and top + box_h <= src_h
+    assert box_w >= 1 and box_h >= 1 and made.size[0] >= 1 and made.size[1] >= 1
+    if not upscale:
+        assert made.size[0] <= box_w and made.size[1] <= box_h
+    if fit == "contain":
+        assert made.size[0] <= width or made.size[1] <= height or upscale
+        assert made.box == (0, 0, src_w, src_h)
+    if fit == "cover" and (upscale or made.size != (box_w, box_h)):
+        assert made.size == (width, height)
+
+
+def test_a_cover_keeps_the_focal_point_in_view():
+    spec = normalise(400, 500, "cover")
+    made = plan(spec, (4000, 3000), (0.9, 0.5))
+    left, top, box_w, box_h = made.box
+    assert (box_w, box_h) == (2400, 3000)  # the largest 4:5 box of a 4:3 photo
+    assert left <= 0.9 * 4000 <= left + box_w
+    assert left + box_w == 4000  # pushed against the right edge, not past it
+    assert made.size == (400, 500)
+
+
+def test_a_small_source_is_not_upscaled_but_keeps_the_aspect_asked_for():
+    made = plan(normalise(800, 800, "cover"), (600, 300))
+    assert made.box == (150, 0, 300, 300)
+    assert made.size == (300, 300)
+    assert plan(normalise(800, 800, "cover", upscale=True), (600, 300)).size == (800, 800)
+    assert plan(normalise(1600), (600, 300)).size == (600, 300)
+    assert plan(normalise(1600, upscale=True), (600, 300)).size == (1600, 800)
+
+
+def test_a_crop_cuts_the_box_at_full_resolution():
+    made = plan(normalise(300, 200, "crop"), (4000, 3000), (0.0, 1.0))
+    assert made.box == (0, 2800, 300, 200)
+    assert made.size == (300, 200)
+
+
+def test_unsigned_renditions_are_the_ladder_and_the_presets_only():
+    allow = AllowList(presets=parse_presets("hero=w_1920,h_800,fit_cover; card45=w_600,h_750,fit_cover",
+                                            reserved=("thumb", "card")))
+    for width in LADDER:
+        assert allow.allows(parse(f"w_{width}").spec)
+    assert allow.allows(parse("w_400,dpr_2").spec)  # 800 is on the ladder
+    assert allow.allows(parse("w_600,h_750,fit_cover,dpr_2").spec)  # card45 at 2x
+    assert allow.allows(parse("w_1920,h_800,fit_cover").spec)
+    for refused in ("w_801", "w_800,h_600", "w_800,q_90", "w_800,up_1", "w_600,h_750,fit_cover,dpr_1.5",
+                    "w_600,h_750", "h_800"):
+        assert not allow.allows(parse(refused).spec), refused
+    assert allow.preset("hero") == Spec(1920, 800, "cover")
+    assert allow.preset("nope") is None
+
+
+@pytest.mark.parametrize("text", ["card=w_10", "Hero=w_10", "hero", "hero=", "hero=w_10.avif",
+                                  "hero=w_0", "a=w_1;a=w_2", "x" * 30 + "=w_1"])
+def test_a_bad_preset_setting_is_refused_at_start(text):
+    with pytest.raises(ValueError):
+        parse_presets(text, reserved=("thumb", "card", "gallery", "og"))
