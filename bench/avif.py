@@ -44,7 +44,11 @@ from skimage.metrics import structural_similarity
 from ssimulacra2 import compute_ssimulacra2
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "fixtures" / "images" / "good"
+sys.path.insert(0, str(ROOT))
+
+from tests.support.fixtures import location  # noqa: E402
+
+GOOD = location() / "images" / "good"  # ../shared/fixtures, else the corpus tests/support makes
 FIXTURE_PHOTOS = ("photo_12mp.jpg", "photo_exif_rotated.jpg", "progressive.jpg", "grayscale.jpg",
                   "cmyk.jpg", "panorama.jpg")
 REAL_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "retina")
@@ -145,8 +149,7 @@ def rendition(im: Image.Image) -> Image.Image:
 
 
 def photos() -> list[tuple[str, str, Image.Image]]:
-    found = [("fixture", name, rendition(Image.open(SHARED / name))) for name in FIXTURE_PHOTOS
-             if (SHARED / name).exists()]
+    found = [("fixture", name, rendition(Image.open(GOOD / name))) for name in FIXTURE_PHOTOS]
     found += [("real", name, rendition(Image.fromarray(getattr(samples, name)()))) for name in REAL_PHOTOS]
     return found
 
