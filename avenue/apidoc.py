@@ -4,8 +4,8 @@ Built in Python next to the views (rather than a YAML file) so its limits are th
 constants and one helper states the error responses every operation shares. It cannot drift
 unnoticed: ``tests/api/test_openapi.py`` checks that every URL rule under ``/api/`` and each of
 its methods is in it, validates every response of a scenario that calls every endpoint
-against it, and runs schemathesis against the app. ``API.md`` (../shared) is the contract in
-prose; this is the same contract for machines.
+against it, and runs schemathesis against the app. ``docs/api.md`` is the contract in prose
+(its endpoint tables generated from this document by ``docs/generate.py``).
 """
 
 from __future__ import annotations
@@ -621,7 +621,7 @@ def document() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "Avenue media API", "version": "1.0.0",
                  "description": "Shop, website-builder and general-upload images kept in MongoDB GridFS. "
-                                "The contract in prose: API.md. Every error is "
+                                "The contract in prose: docs/api.md. Every error is "
                                 '`{"error": {"code", "message", "request_id"}}`; every response carries '
                                 "X-Request-ID. Each operation lists every status it can answer, those any "
                                 "request can get included (the app server's limits, a body too large, the "

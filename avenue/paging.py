@@ -96,7 +96,7 @@ class Page:
     next: str | None
 
     def shape(self, items: list[Any], window: Window) -> dict[str, Any]:
-        """The API's list shape (``API.md``)."""
+        """The API's list shape (docs/api.md, "Lists at any depth")."""
         return {"items": items, "total": self.total, "total_exact": self.total_exact,
                 "page": window.page, "per_page": window.per_page, "next": self.next}
 
