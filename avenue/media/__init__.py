@@ -19,8 +19,9 @@ import-linter contract):
   Flask side, reads ``current_app``), ``references`` (the interface the owners of documents
   that use images implement, and the registry the app factory fills).
 
-Ops may use the wings' modules (``scan`` above all, exported as such); nothing else reads
-``*.files`` or ``*.chunks``.
+Nothing outside the package imports a wing's modules (the ``media-interface`` contract):
+ops get what they need beneath the library from here too, ``scan`` as a namespace of indexed
+reads and writes; nothing else reads ``*.files`` or ``*.chunks``.
 """
 
 from __future__ import annotations
@@ -43,12 +44,19 @@ from avenue.media.effects.counters import counters as media_counters
 from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.effects.facets import recount as recount_facets
+
+# What the ops commands (gc, fsck, backup, placeholders, import-legacy) do beneath the
+# library: single GridFS files read and deleted, the trash's expired entries, a lost variant
+# rendered again, a worker-cache tombstone, and the ingest steps import-legacy runs on old
+# files. Named here so that nothing outside the package imports a wing's internals.
+from avenue.media.effects.invalidation import invalidate
 from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.effects.purge import enable as enable_purges
 from avenue.media.ingest.focal import FocalPoint, parse_focal_point
-from avenue.media.ingest.images import Limits
+from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
+from avenue.media.ingest.placeholders import compute as compute_placeholder
 from avenue.media.options import UploadOptions
-from avenue.media.records import Document, Image, Stored
+from avenue.media.records import Document, Image, Stored, own_sha256, variant_ids
 from avenue.media.references import IN_BATCH, References, Referrers, referrers, rewrite_lists
 from avenue.media.references import init_app as register_referrers
 from avenue.media.serve.frontdoor import FrontDoor, front_door_of, install_front_door
@@ -68,7 +76,8 @@ from avenue.media.store.library import (
     Trashed,
     listed,
 )
-from avenue.media.store.originals import Upload
+from avenue.media.store.originals import Upload, dedupe_key, delete_image
+from avenue.media.store.regenerate import regenerate_variants
 from avenue.media.store.scan import (
     VARIANT_PATHS,
     has_chunk_index,
@@ -79,7 +88,9 @@ from avenue.media.store.scan import (
 from avenue.media.store.scan import existing_ids as existing_files
 from avenue.media.store.scan import file as file_doc
 from avenue.media.store.scan import set_metadata as set_file_metadata
+from avenue.media.store.storage import CHUNK_SIZE, delete_file, read_all, read_range
 from avenue.media.store.trash import LISTED as TRASH_LIST
+from avenue.media.store.trash import expired as trash_expired
 
 __all__ = [
     "PURGE_OUTBOX", "enable_purges",
@@ -104,6 +115,10 @@ __all__ = [
     "media_counters", "recount_bucket",
     # The library's per-folder and per-tag counts, kept with every write (facets.py).
     "recount_facets",
+    # Beneath the library, for the ops commands.
+    "CHUNK_SIZE", "compute_placeholder", "dedupe_key", "delete_file", "delete_image", "invalidate",
+    "own_sha256", "prepare", "read_all", "read_limited", "read_range", "regenerate_variants",
+    "sanitize_filename", "trash_expired", "variant_ids",
     # The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
     "LISTS",
 ]

@@ -42,9 +42,18 @@ from avenue import db as database
 from avenue.clock import now
 from avenue.db import shard_key
 from avenue.errors import AvenueError, Conflict
-from avenue.media import BUCKETS, STORED, TRASH, ensure_indexes, referrers, scan
-from avenue.media.records import own_sha256
-from avenue.media.store import storage
+from avenue.media import (
+    BUCKETS,
+    CHUNK_SIZE,
+    STORED,
+    TRASH,
+    delete_file,
+    ensure_indexes,
+    own_sha256,
+    read_range,
+    referrers,
+    scan,
+)
 
 FORMAT = "avenue-backup"
 VERSION = 1
@@ -104,8 +113,8 @@ class _ChunkReader(io.RawIOBase):
     """
 
     def __init__(self, db: Database, bucket: str, doc: dict) -> None:
-        self._pieces = storage.read_range(db, bucket, doc["_id"], doc["length"],
-                                          doc.get("chunkSize") or storage.CHUNK_SIZE)
+        self._pieces = read_range(db, bucket, doc["_id"], doc["length"],
+                                          doc.get("chunkSize") or CHUNK_SIZE)
         self._current = memoryview(b"")
         self._remaining = doc["length"]
         self.sha256 = sha256()
@@ -186,7 +195,7 @@ def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False
     total = sum(expected_files.values())
     done = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
-                      copybufsize=storage.CHUNK_SIZE) as tar:
+                      copybufsize=CHUNK_SIZE) as tar:
         _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
         for bucket in STORED:  # the trash too: what is restorable now stays restorable
             report.files[bucket] = report.bytes[bucket] = 0
@@ -209,9 +218,9 @@ def _backup_file(db: Database, tar: tarfile.TarFile, bucket: str, doc: dict, rep
     info.size = doc["length"]
     info.mtime = int(doc["uploadDate"].timestamp()) if isinstance(doc.get("uploadDate"), dt.datetime) else 0
     info.pax_headers = {"avenue.bucket": bucket, "avenue.id": _dumps(doc["_id"]),
-                        "avenue.chunk_size": str(doc.get("chunkSize") or storage.CHUNK_SIZE)}
+                        "avenue.chunk_size": str(doc.get("chunkSize") or CHUNK_SIZE)}
     raw = _ChunkReader(db, bucket, doc)
-    with io.BufferedReader(raw, buffer_size=storage.CHUNK_SIZE) as stream:
+    with io.BufferedReader(raw, buffer_size=CHUNK_SIZE) as stream:
         tar.addfile(info, stream)
     digest = raw.sha256.hexdigest()
     entry = {"bucket": bucket, "file": doc, "sha256": digest, "complete": raw.error is None}
@@ -410,7 +419,7 @@ class _Restorer:
             self._step()
             return
         if pending.chunks_id != pending.file_id:
-            storage.delete_file(self.db, pending.bucket, pending.file_id)
+            delete_file(self.db, pending.bucket, pending.file_id)
             scan.rename_chunks(self.db, pending.bucket, pending.chunks_id, pending.file_id)
         try:
             # Last, as uploads do: a reader never sees a half file.

@@ -34,12 +34,20 @@ from pymongo.errors import PyMongoError
 from avenue import audit
 from avenue import db as database
 from avenue.errors import AvenueError
-from avenue.media import STORED, Referrers, ensure_indexes, referrers, scan
-from avenue.media.effects.invalidation import invalidate
-from avenue.media.records import own_sha256
-from avenue.media.store import storage
-from avenue.media.store.originals import delete_image, variant_ids
-from avenue.media.store.regenerate import regenerate_variants
+from avenue.media import (
+    CHUNK_SIZE,
+    STORED,
+    Referrers,
+    delete_file,
+    delete_image,
+    ensure_indexes,
+    invalidate,
+    own_sha256,
+    referrers,
+    regenerate_variants,
+    scan,
+    variant_ids,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -109,7 +117,7 @@ class FsckReport:
 
 def _check_bytes(bucket: str, doc: dict, chunks: Iterator[dict]) -> _Finding:
     """Check one file against its chunks (``chunks``: its own, in ``n`` order, streamed)."""
-    length, size = doc.get("length", 0), doc.get("chunkSize") or storage.CHUNK_SIZE
+    length, size = doc.get("length", 0), doc.get("chunkSize") or CHUNK_SIZE
     finding = _Finding(bucket, doc, [])
     digest = sha256()
     total = 0
@@ -307,7 +315,7 @@ def _repair(db: Database, report: FsckReport, refs: Referrers) -> list[dict]:
         elif finding.role == "original":  # intact, but a listed variant is missing
             regenerate.setdefault(key, set())
         elif key not in removed:
-            storage.delete_file(db, finding.bucket, key[1])
+            delete_file(db, finding.bucket, key[1])
             removed.add(key)
             act("removed", finding, reason)
     for (bucket, original_id), replace in regenerate.items():

@@ -35,9 +35,19 @@ from pymongo.database import Database
 from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
-from avenue.media import PRODUCTS, STORED, TEMP, Referrers, referrers, scan
-from avenue.media.store import storage, trash
-from avenue.media.store.originals import delete_image, variant_ids
+from avenue.media import (
+    PRODUCTS,
+    STORED,
+    TEMP,
+    TRASH,
+    Referrers,
+    delete_file,
+    delete_image,
+    referrers,
+    scan,
+    trash_expired,
+    variant_ids,
+)
 
 DEFAULT_GRACE_SECONDS = 3600
 BATCH = 500
@@ -145,7 +155,7 @@ class _Collector:
                                     "filename": doc.get("filename"), "bytes": doc.get("length", 0),
                                     "files": 1, "reason": reason})
         if not self.dry_run:
-            storage.delete_file(self.db, bucket, doc["_id"])
+            delete_file(self.db, bucket, doc["_id"])
 
     # --- temp images ----------------------------------------------------------------------
 
@@ -197,9 +207,9 @@ class _Collector:
     def _trash_past_its_window(self) -> None:
         """Trashed images past ``purge_after`` (AVENUE_TRASH_DAYS after their delete), unless
         a restore holds them (avenue/media/store/trash.py)."""
-        for doc in trash.expired(self.db, self.now):
+        for doc in trash_expired(self.db, self.now):
             deleted = as_utc(doc["metadata"]["trash"]["deleted_at"]).isoformat()
-            self._remove_image("trash_expired", trash.TRASH, doc, f"in the trash since {deleted}")
+            self._remove_image("trash_expired", TRASH, doc, f"in the trash since {deleted}")
 
     # --- structure ------------------------------------------------------------------------
 

@@ -27,13 +27,13 @@ from avenue.media import (
     BUCKETS,
     Library,
     Referrers,
+    compute_placeholder,
     file_doc,
     originals_lacking,
+    read_all,
     referrers,
     set_file_metadata,
 )
-from avenue.media.ingest.placeholders import compute
-from avenue.media.store.storage import read_all
 
 BATCH = 200
 ProgressFn = Callable[[str, int, int], None]
@@ -84,7 +84,7 @@ def backfill_placeholders(db: Database, *, progress: ProgressFn | None = None,
             after = batch[-1]["_id"]
             for original in batch:
                 thumb = _thumb(db, bucket, original)
-                placeholder = compute(thumb) if thumb is not None else None
+                placeholder = compute_placeholder(thumb) if thumb is not None else None
                 if placeholder is None:
                     report.unreadable.append({"bucket": bucket, "id": str(original["_id"])})
                     continue
