@@ -1,4 +1,4 @@
-"""import-legacy on the old app's uploads folder and documents (../shared/fixtures)."""
+"""import-legacy on the old app's uploads folder and documents (the test files' legacy_uploads/)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,9 @@ from avenue.media.store.originals import store
 from avenue.ops import legacy
 from avenue.ops.legacy import import_legacy
 from tests.helpers import FIXTURES, image_bytes
+from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db
 
-LEGACY_UPLOADS = FIXTURES / "legacy_uploads"
 DISK_IMAGES = sorted(p for p in LEGACY_UPLOADS.rglob("*") if p.is_file() and p.suffix != ".txt")
-
-
-def load_legacy_db(db) -> None:
-    """The old app's documents; its ``uploads`` list of paths becomes ``{path}`` documents."""
-    data = json.loads((FIXTURES / "legacy_db.json").read_text())
-    db.shop_products.insert_many(data["shop_products"])
-    db.page_content.insert_many(data["page_content"])
-    db.uploads.insert_many([{"path": path} for path in data["uploads"]])
 
 
 @pytest.fixture

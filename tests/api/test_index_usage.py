@@ -14,44 +14,15 @@ requests like the others: they read counters and indexes only.
 
 from __future__ import annotations
 
-import copy
 import io
-import threading
 
 import pymongo
 import pytest
-from pymongo import monitoring
 
 from avenue import paging
 from avenue.status.sweep import FENCED
 from tests.helpers import image_bytes, listening, make_app
-
-QUERY_COMMANDS = {"find", "count", "aggregate", "findAndModify", "update", "delete", "distinct"}
-# Fields the driver adds to a command that explain does not take.
-SESSION_FIELDS = {"lsid", "$db", "$clusterTime", "txnNumber", "readConcern", "writeConcern",
-                  "$readPreference", "startTransaction", "autocommit", "ordered", "cursor"}
-
-
-class Recorder(monitoring.CommandListener):
-    def __init__(self, database: str) -> None:
-        self.database = database
-        self.commands: list[dict] = []
-        self.lock = threading.Lock()
-        self.active = False
-
-    def started(self, event) -> None:
-        if self.active and event.database_name == self.database and event.command_name in QUERY_COMMANDS:
-            command = {k: v for k, v in copy.deepcopy(dict(event.command)).items() if k not in SESSION_FIELDS}
-            if event.command_name == "aggregate":
-                command["cursor"] = {}
-            with self.lock:
-                self.commands.append(command)
-
-    def succeeded(self, event) -> None:
-        pass
-
-    def failed(self, event) -> None:
-        pass
+from tests.support.commands import Recorder
 
 
 def scans(plan: dict) -> list[str]:

@@ -11,8 +11,8 @@ from avenue.media import PRODUCTS
 from avenue.media.store import storage
 from avenue.media.store.originals import delete_image
 from avenue.ops.legacy import import_legacy
-from tests.api.test_import_legacy import LEGACY_UPLOADS, load_legacy_db
 from tests.helpers import FIXTURES
+from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db
 
 
 @pytest.fixture

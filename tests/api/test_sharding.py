@@ -15,8 +15,8 @@ import pymongo
 import pytest
 
 from avenue.db import SHARD_KEYS, shard_key
-from tests.api.test_index_usage import Recorder
 from tests.helpers import Auth, image_bytes, listening, make_app
+from tests.support.commands import Recorder
 
 
 def unique_index_problems(indexes: dict[str, dict], key: tuple[str, ...] | None,

@@ -31,6 +31,10 @@ LOOPBACK = "127.0.0.1"
 #: Where the tests' hostile clients connect from: one client address of their own (the whole of
 #: 127.0.0.0/8 is this machine), so the fair shares (avenue/server.py) tell them from the probes.
 ATTACKER = "127.0.0.2"
+# The head of a JSON request whose body (2 MiB, the most a JSON route takes) is still to come:
+# what a slow-body client opens with.
+LARGE_SLOW_BODY = (f"POST /api/auth/login HTTP/1.1\r\nHost: {LOOPBACK}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {2 * 1024 * 1024}\r\n\r\n{{").encode()
 
 
 class Gunicorn:
@@ -124,6 +128,13 @@ class Gunicorn:
                visibility: str = "public") -> tuple[int, dict]:
         """POST /api/uploads; (status, JSON body or {})."""
         return client.upload_to(self, headers, data, filename, timeout=timeout, visibility=visibility)
+
+    def uploaded(self, data: bytes, filename: str, headers: dict[str, str] | None = None) -> dict:
+        """Upload ``data`` as a public image (by a new editor unless ``headers`` say who); its
+        image object: anything but a 201 fails the test."""
+        status, image = self.upload(headers or self.token(), data, filename)
+        assert status == 201, (status, image)
+        return image
 
 
 @contextmanager

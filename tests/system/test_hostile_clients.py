@@ -20,9 +20,7 @@ from avenue.server import Limits, PacedWriter, SendTimedOut, client_of, refusal
 from tests.helpers import image_bytes
 from tests.support.client import multipart
 from tests.support.fixtures import noise_jpeg
-from tests.support.launcher import ATTACKER, LOOPBACK, healthz
-from tests.system.test_server import LARGE_SLOW_BODY, upload
-from tests.system.test_server import start_gunicorn as start_gunicorn  # the fixture (re-exported)
+from tests.support.launcher import ATTACKER, LARGE_SLOW_BODY, LOOPBACK, healthz
 
 
 def attacker(port: int, *, receive_buffer: int | None = None, source: str = ATTACKER) -> socket.socket:
@@ -133,7 +131,7 @@ def test_a_reader_slower_than_the_minimum_rate_is_cut_off_and_frees_its_thread(s
     # 6 MB: over the media cache's 4 MiB object limit, so a thread writes every answer.
     server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="4", GUNICORN_CLIENT_THREADS="4",
                             GUNICORN_SEND_MIN_RATE="100000", GUNICORN_SEND_GRACE="1")
-    url = upload(server, "noise.jpg", data=noise_jpeg())["url"]
+    url = server.uploaded(noise_jpeg(), "noise.jpg")["url"]
     readers = [attacker(server.port, receive_buffer=4096) for _ in range(4)]  # every thread
     try:
         for sock in readers:
@@ -164,7 +162,7 @@ def test_a_reader_slower_than_the_minimum_rate_is_cut_off_and_frees_its_thread(s
 @pytest.mark.slow
 def test_one_client_runs_a_quarter_of_the_threads_and_its_other_requests_wait_without_one(start_gunicorn):
     server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="4", GUNICORN_QUEUE_TIMEOUT="2")
-    url = upload(server, "noise.jpg", data=noise_jpeg())["url"]  # a thread writes it (6 MB)
+    url = server.uploaded(noise_jpeg(), "noise.jpg")["url"]  # a thread writes it (6 MB)
     readers = [attacker(server.port, receive_buffer=4096) for _ in range(6)]  # and never read
     try:
         for sock in readers:

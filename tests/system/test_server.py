@@ -32,14 +32,12 @@ from avenue.server import (
 )
 from tests.helpers import image_bytes
 from tests.support.fixtures import noise_jpeg
-from tests.support.launcher import ATTACKER, LOOPBACK, gunicorns, healthz
+from tests.support.launcher import ATTACKER, LARGE_SLOW_BODY, LOOPBACK, healthz
 
 HOST = "Host: 127.0.0.1\r\n"
 SLOW_HEAD = f"GET /healthz HTTP/1.1\r\n{HOST}".encode()
 SMALL_SLOW_BODY = (f"POST /api/auth/login HTTP/1.1\r\n{HOST}Content-Type: application/json\r\n"
                    "Content-Length: 4096\r\n\r\n{").encode()
-LARGE_SLOW_BODY = (f"POST /api/auth/login HTTP/1.1\r\n{HOST}Content-Type: application/json\r\n"
-                   f"Content-Length: {2 * 1024 * 1024}\r\n\r\n{{").encode()  # the most a JSON route takes
 
 
 # --- the guard and the glance at the head, without a server ------------------------------
@@ -239,16 +237,7 @@ def upload(server, name: str = "good/progressive.jpg", headers: dict[str, str] |
            data: bytes | None = None) -> dict:
     """Upload a public image (the fixture ``name``, or ``data``) through the API; returns its
     image object."""
-    status, image = server.upload(headers or server.token(), image_bytes(name) if data is None else data,
-                                  name.split("/")[-1])
-    assert status == 201
-    return image
-
-
-@pytest.fixture
-def start_gunicorn(secantus, tmp_path):
-    with gunicorns(secantus.uri, tmp_path) as start:
-        yield start
+    return server.uploaded(image_bytes(name) if data is None else data, name.split("/")[-1], headers)
 
 
 class SlowClients:

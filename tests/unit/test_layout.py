@@ -73,3 +73,20 @@ def test_bench_reaches_the_tests_only_through_tests_support():
             found += [f"{path.name}:{node.lineno} {name}" for name in names
                       if name.split(".")[0] == "tests" and not name.startswith("tests.support")]
     assert found == []
+
+
+def test_no_test_module_imports_another():
+    """What two test modules share lives in tests/support (or a folder's conftest.py), so a
+    test module can be moved, split or deleted without breaking another."""
+    found = []
+    for path in python_files(TESTS):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in names
+                      if name.startswith(tuple(f"tests.{kind}." for kind in KINDS))]
+    assert found == [], "move what is shared into tests/support"

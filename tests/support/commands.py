@@ -1,0 +1,35 @@
+"""The commands an app sends to the database, recorded by a pymongo command listener."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+from pymongo import monitoring
+
+QUERY_COMMANDS = {"find", "count", "aggregate", "findAndModify", "update", "delete", "distinct"}
+# Fields the driver adds to a command that explain does not take.
+SESSION_FIELDS = {"lsid", "$db", "$clusterTime", "txnNumber", "readConcern", "writeConcern",
+                  "$readPreference", "startTransaction", "autocommit", "ordered", "cursor"}
+
+
+class Recorder(monitoring.CommandListener):
+    def __init__(self, database: str) -> None:
+        self.database = database
+        self.commands: list[dict] = []
+        self.lock = threading.Lock()
+        self.active = False
+
+    def started(self, event) -> None:
+        if self.active and event.database_name == self.database and event.command_name in QUERY_COMMANDS:
+            command = {k: v for k, v in copy.deepcopy(dict(event.command)).items() if k not in SESSION_FIELDS}
+            if event.command_name == "aggregate":
+                command["cursor"] = {}
+            with self.lock:
+                self.commands.append(command)
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
