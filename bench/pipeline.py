@@ -90,12 +90,12 @@ def encoders() -> None:
 
     sys.path.insert(0, str(ROOT))
     from avenue.media.ingest import vips
+    from avenue.media.ingest.focal import crop_box
     from avenue.media.ingest.images import Limits, prepare
-    from avenue.media.ingest.variants import _cover_box
 
     base = prepare((fixtures() / "photo_12mp.jpg").read_bytes(), Limits()).pixels.image
     frames = {"gallery 1600x1200": vips.resize(base, 1600, 1200),
-              "og 1200x630": vips.resize(base, 1200, 630, box=_cover_box(1600, 1200, 1200, 630))}
+              "og 1200x630": vips.resize(base, 1200, 630, box=crop_box(base.width, base.height, 1200, 630))}
 
     def ms(fn) -> float:
         return median_ms(fn, 5)
