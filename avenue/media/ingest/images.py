@@ -25,10 +25,12 @@ libvips with shrink-on-load, everything else by Pillow (avenue/media/ingest/vips
 from __future__ import annotations
 
 import io
+import math
 import struct
 import threading
 import unicodedata
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any, BinaryIO
@@ -330,8 +332,15 @@ def _draft_size(width: int, height: int, orientation: int) -> tuple[int, int]:
     return max(1, int(width * scale + 0.999)), max(1, int(height * scale + 0.999))
 
 
-def prepare(data: bytes, limits: Limits) -> PreparedImage:
-    """Validate ``data`` by content and return what to store; raise a typed error otherwise."""
+DecodeScale = Callable[[int, int], float]
+
+
+def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None) -> PreparedImage:
+    """Validate ``data`` by content and return what to store; raise a typed error otherwise.
+
+    The first frame is decoded at the size the fixed variants need (``_draft_size``), or,
+    with ``decode_scale``, at least at the fraction of full size it gives for the displayed
+    width and height (a rendition on request: a 2560 px rendition needs more than 1600)."""
     if not data:
         raise EmptyFile("The file is empty.")
     if len(data) > limits.max_bytes:
@@ -344,7 +353,7 @@ def prepare(data: bytes, limits: Limits) -> PreparedImage:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         im = _open(data, limits)
         try:
-            return _prepare_opened(im, data, limits)
+            return _prepare_opened(im, data, limits, decode_scale)
         except (ImageTooLarge, UnsupportedImage, CorruptImage, ServerBusy):
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -357,13 +366,20 @@ def prepare(data: bytes, limits: Limits) -> PreparedImage:
             im.close()
 
 
-def _prepare_opened(im: Image.Image, data: bytes, limits: Limits) -> PreparedImage:
+def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
+                    decode_scale: DecodeScale | None = None) -> PreparedImage:
     pil_format = im.format or ""  # identified by _open: never empty here
     frames = _check_size(im, limits)
     width, height = im.size
     orientation = _orientation(im, data)
     icc = im.info.get("icc_profile") or None
     needed = _draft_size(width, height, orientation)
+    if decode_scale is not None:
+        # pillow-heif has turned HEIF frames already (their EXIF orientation is informational).
+        turned = orientation >= 5 and pil_format != "HEIF"
+        upright_size = (height, width) if turned else (width, height)
+        scale = min(max(decode_scale(*upright_size), 0.0), 1.0)
+        needed = max(1, min(width, math.ceil(width * scale))), max(1, min(height, math.ceil(height * scale)))
     if _libvips_decodes(im, pil_format, frames):
         return _prepare_with_libvips(data, im, limits, needed, orientation, icc)
 

@@ -54,7 +54,7 @@ class Rendition:
         return CONTENT_TYPES[self.format]
 
 
-def _to_display_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
+def to_display_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
     """Convert any decoded mode to RGB/RGBA/L with sane colours; return the ICC to embed."""
     mode = im.mode
     if mode == "CMYK":
@@ -101,13 +101,24 @@ def _cover(im: Image.Image, width: int, height: int, focal: FocalPoint) -> Image
                      reducing_gap=3.0)
 
 
-def _encode(im: Image.Image, fmt: str, icc: bytes | None) -> bytes:
+#: Each format's default quality: the fixed renditions' settings, and AVIF's from
+#: bench/results/avif-2026-11-24.md (q64 at speed 6 matched WebP q82's score on real photos at
+#: 0.75x its bytes by SSIMULACRA2; speed 8 gave up most of that gain).
+QUALITY = {"webp": 82, "jpeg": 85, "avif": 64}
+AVIF_SPEED = 6
+
+
+def encode_image(im: Image.Image, fmt: str, icc: bytes | None, quality: int | None = None) -> bytes:
+    """``im`` encoded as ``fmt`` (webp, jpeg, png, avif) with the house's settings, at
+    ``quality`` or the format's default (PNG is lossless: no quality)."""
     out = io.BytesIO()
     options: dict[str, Any] = {"icc_profile": icc} if icc else {}
     if fmt == "webp":
-        im.save(out, "WEBP", quality=82, method=4, **options)
+        im.save(out, "WEBP", quality=quality or QUALITY["webp"], method=4, **options)
     elif fmt == "jpeg":
-        im.save(out, "JPEG", quality=85, optimize=True, progressive=True, **options)
+        im.save(out, "JPEG", quality=quality or QUALITY["jpeg"], optimize=True, progressive=True, **options)
+    elif fmt == "avif":
+        im.save(out, "AVIF", quality=quality or QUALITY["avif"], speed=AVIF_SPEED, **options)
     else:
         # Level 3: within 10 % of level 6 in size at a third of the time (a fallback few need).
         im.save(out, "PNG", compress_level=3, **options)
@@ -134,7 +145,7 @@ def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None)
     fallback = "png" if frame.has_alpha else "jpeg"
 
     def encode(name: str, fmt: str, image: Image.Image) -> list[Rendition]:
-        return [Rendition(name, fmt, _encode(image, fmt, icc), image.width, image.height)]
+        return [Rendition(name, fmt, encode_image(image, fmt, icc), image.width, image.height)]
 
     def og() -> list[Rendition]:
         point = focal if focal is not None else estimate(frame)
@@ -172,12 +183,12 @@ def render(prepared: PreparedImage, focal: FocalPoint | None = None) -> list[Ren
     pixels = prepared.pixels
     if isinstance(pixels, vips.Frame):
         return _render_vips(pixels, prepared.icc_profile, focal)
-    base, icc = _to_display_mode(pixels, prepared.icc_profile)
+    base, icc = to_display_mode(pixels, prepared.icc_profile)
     fallback = "png" if base.mode == "RGBA" else "jpeg"
 
     def encode(name: str, im: Image.Image) -> list[Rendition]:
         # Both formats of one image on one thread, one after the other (see _fit).
-        return [Rendition(name, fmt, _encode(im, fmt, icc), im.width, im.height)
+        return [Rendition(name, fmt, encode_image(im, fmt, icc), im.width, im.height)
                 for fmt in ("webp", fallback)]
 
     def og() -> list[Rendition]:
