@@ -18,12 +18,15 @@ run: $(STAMP)
 ## Lint, check the layers and the core's types, then run every test on mongomock and on
 ## SecantusDB (and AVENUE_TEST_MONGO_URI if set): most on one process per core (up to 4,
 ## pytest-xdist), then the slow ones (real servers, timing) one at a time.
-test: $(STAMP) chromium
+test: lint chromium
+	$(PY) -m pytest -m "not slow" -n auto --maxprocesses=4
+	$(PY) -m pytest -m slow
+
+## The checks that read the code: ruff, the import-linter contracts, mypy --strict.
+lint: $(STAMP)
 	$(PY) -m ruff check avenue tests bench docs/generate.py wsgi.py gunicorn.conf.py
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
-	$(PY) -m pytest -m "not slow" -n auto --maxprocesses=4
-	$(PY) -m pytest -m slow
 
 ## Headless Chromium for the console's browser tests (Debian's package: Playwright's own
 ## download is not needed). Does nothing when it is there; apt-get update only if the install fails.
