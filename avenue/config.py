@@ -8,7 +8,9 @@ file and the page in step).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +76,7 @@ def embedded_uri(data_dir: Path) -> str | None:
     return uri
 
 
-def from_environment() -> dict:
+def from_environment() -> dict[str, Any]:
     """Build the app's configuration mapping from ``os.environ``."""
     data_dir = Path(os.environ.get("AVENUE_DATA_DIR", PROJECT_ROOT / "var"))
     mongo_uri = os.environ.get("MONGO_URI")
@@ -186,7 +188,7 @@ def from_environment() -> dict:
     }
 
 
-def check(config: dict) -> None:
+def check(config: Mapping[str, Any]) -> None:
     """Fail fast on configuration that must not serve anywhere but a developer's machine.
 
     Checked in every environment except one named exactly ``development``, ``testing`` or
@@ -198,7 +200,7 @@ def check(config: dict) -> None:
     if config.get("AVENUE_ENV") in RELAXED_ENVIRONMENTS:
         return
 
-    def _insecure(key) -> bool:
+    def _insecure(key: object) -> bool:
         return not isinstance(key, str | bytes) or key in INSECURE_SECRET_KEYS or len(key) < 16
 
     if _insecure(config.get("SECRET_KEY", "")):

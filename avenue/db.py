@@ -18,7 +18,9 @@ from avenue.paging import Listed
 EXTENSION = "avenue.mongo"
 # Creates the indexes one part of the app relies on (idempotent); the app factory hands the
 # client every part's setup, so this module never has to know about the layers above it.
-IndexSetup = Callable[[Database], None]
+# What every collection here holds: BSON documents as dicts (the driver's default type).
+Document = dict[str, Any]
+IndexSetup = Callable[[Database[Document]], None]
 
 # The domain's collections (the GridFS buckets and the media cache's log are the media
 # package's own: ``avenue.media.ensure_indexes``).
@@ -58,7 +60,7 @@ class Mongo:
         self._lock = threading.Lock()
 
     @property
-    def db(self) -> Database:
+    def db(self) -> Database[Document]:
         return self.client[self.db_name]
 
     def ensure_indexes(self) -> None:
@@ -106,10 +108,11 @@ def init_app(app: Flask, index_setups: Sequence[IndexSetup] = ()) -> None:
 
 
 def get_mongo(app: Flask | None = None) -> Mongo:
-    return (app or current_app).extensions[EXTENSION]
+    mongo: Mongo = (app or current_app).extensions[EXTENSION]
+    return mongo
 
 
-def get_db() -> Database:
+def get_db() -> Database[Document]:
     """The app's database for the current app context."""
     return get_mongo().db
 
@@ -191,7 +194,7 @@ def shard_key(collection: str) -> tuple[str, ...] | None:
 OBSOLETE_INDEXES: dict[str, tuple[str, ...]] = {AUDIT_LOGS: ("at", "actor_at", "action_at")}
 
 
-def ensure_indexes(db: Database) -> None:
+def ensure_indexes(db: Database[Document]) -> None:
     """Create the indexes of the domain's collections (idempotent, any backend) and drop the
     ones they replace."""
     for name, models in COLLECTION_INDEXES.items():

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO, Any
 
 import pymongo
 from pymongo.errors import PyMongoError
@@ -22,7 +23,8 @@ from pymongo.errors import PyMongoError
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def executable() -> str:
@@ -45,7 +47,7 @@ class EmbeddedServer:
         self.cache_size = cache_size
         self.port = port or free_port()
         self.log_path = log_path
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def uri(self) -> str:
@@ -54,7 +56,7 @@ class EmbeddedServer:
     def start(self, timeout: float = 30.0) -> EmbeddedServer:
         if self.storage_path != ":memory:":
             Path(self.storage_path).mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log: IO[bytes] | int = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.process = subprocess.Popen(
                 [executable(), "--host", "127.0.0.1", "--port", str(self.port),
@@ -63,9 +65,10 @@ class EmbeddedServer:
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
             )
         finally:
-            if log is not subprocess.DEVNULL:
+            if not isinstance(log, int):
                 log.close()  # the child keeps its own descriptor
         deadline = time.monotonic() + timeout
+        client: pymongo.MongoClient[dict[str, Any]]
         client = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=500)
         try:
             while True:

@@ -25,7 +25,7 @@ class AvenueError(Exception):
             self.code = code
         self.details = details
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         body = {"code": self.code, "message": self.message}
         body.update(self.details)
         return {"error": _with_request_id(body)}
@@ -85,7 +85,7 @@ class DatabaseUnavailable(AvenueError):
     status, code = 503, "database_unavailable"
 
 
-def _with_request_id(body: dict) -> dict:
+def _with_request_id(body: dict[str, Any]) -> dict[str, Any]:
     """``body`` plus the request's id (an extra field: the contract's fields are unchanged), so a
     client reporting an error hands us the id that finds its log lines."""
     rid = requestid.current()
@@ -120,7 +120,7 @@ def register_errorhandlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(HTTPException)
-    def handle_http_exception(error: HTTPException):
+    def handle_http_exception(error: HTTPException) -> HTTPException | Response:
         if not _wants_json():
             return error
         code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
@@ -129,7 +129,7 @@ def register_errorhandlers(app: Flask) -> None:
             405: f"{request.method} is not allowed here.",
             413: "The request body is larger than this server accepts.",
         }
-        message = messages.get(error.code, error.description or error.name)
+        message = messages.get(error.code or 500, error.description or error.name)
         if error.description and error.description != type(error).description:
             message = error.description  # raised with a message of ours
         if isinstance(error, MalformedId):  # the resource's own 404 (avenue/ids.py)
@@ -154,7 +154,7 @@ def register_errorhandlers(app: Flask) -> None:
         return response
 
     @app.errorhandler(Exception)
-    def handle_unexpected(error: Exception):
+    def handle_unexpected(error: Exception) -> Response:
         app.logger.exception("unhandled error on %s %r", request.method, request.path)  # %r: no raw CR/LF
         if _wants_json():
             return error_response(500, "internal_error", "Something went wrong on our side.")

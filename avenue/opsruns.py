@@ -17,7 +17,8 @@ from avenue.clock import now
 COLLECTION = "ops_runs"
 
 
-def record(db: Database, command: str, *, started: dt.datetime, ok: bool, counts: dict[str, int]) -> None:
+def record(db: Database[dict[str, Any]], command: str, *, started: dt.datetime, ok: bool,
+           counts: dict[str, int]) -> None:
     """Keep the outcome of one ``command`` run: its start, duration, success and counts."""
     finished = now()
     db[COLLECTION].replace_one(
@@ -29,6 +30,6 @@ def record(db: Database, command: str, *, started: dt.datetime, ok: bool, counts
     )
 
 
-def last_runs(db: Database) -> list[dict[str, Any]]:
+def last_runs(db: Database[dict[str, Any]]) -> list[dict[str, Any]]:
     """The last recorded run of every command (a handful of small documents)."""
     return list(db[COLLECTION].find({}))
