@@ -7,8 +7,9 @@ import threading
 
 import pytest
 from PIL import Image
+from werkzeug.test import Client
 
-from avenue.media import PRODUCTS, UPLOADS, UrlSigner, signer_from_config
+from avenue.media import PRODUCTS, UPLOADS, FrontDoor, UrlSigner, signer_from_config
 from avenue.media.buckets import RENDITIONS
 from avenue.media.serve import route
 from avenue.media.serve.signing import sign_rendition
@@ -307,3 +308,54 @@ def _lease():
     import datetime as dt
 
     return dt.timedelta(minutes=5)
+
+
+def _call(wsgi_app, url: str, headers: dict):
+    response = Client(wsgi_app).get(url, headers=headers)
+    return response.status, sorted(response.headers.items()), response.get_data()
+
+
+@pytest.mark.parametrize("headers", [{"Accept": "image/webp"}, {"Accept": "*/*"},
+                                     {"If-None-Match": "{etag}"}])
+@pytest.mark.parametrize("options", ["w_320", "w_320.avif"])
+def test_the_front_door_answers_a_warm_rendition_exactly_as_the_route_does(app, client, options, headers):
+    doc = put(app)
+    url = path(doc, options)
+    warm = client.get(url, headers={"Accept": headers.get("Accept", "")})
+    assert warm.status_code == 200 and warm.data  # read whole: the bytes are cached
+    headers = {name: value.format(etag=warm.headers["ETag"]) for name, value in headers.items()}
+    headers["X-Request-ID"] = "cmp-1"
+
+    def flask_must_not_run(environ, start_response):
+        pytest.fail(f"the front door passed {url} on to Flask")
+
+    by_front = _call(FrontDoor(app, flask_must_not_run), url, headers)
+    by_route = _call(app.wsgi_app.wsgi_app, url, headers)
+    assert by_front == by_route
+    assert by_front[0] in ("200 OK", "304 NOT MODIFIED")
+
+
+@pytest.mark.parametrize("case", ["not rendered yet", "signed", "malformed", "private", "deleted"])
+def test_the_front_door_leaves_other_renditions_to_the_route(app, client, db, case):
+    doc = put(app, bucket=UPLOADS, visibility="private", scope="owner") if case == "private" else put(app)
+    alias = "uploads" if case == "private" else "products"
+    url = path(doc, {"signed": "w_333.webp", "malformed": "w_08"}.get(case, "w_320.webp"), alias)
+    if case == "signed":
+        url += "?sig=" + sign_rendition(KEY, PRODUCTS, str(doc["_id"]), "", "w_333")
+    if case == "private":
+        url = signer_from_config(app.config).rendition_url(UPLOADS, doc["_id"], parse("w_320").spec, "webp",
+                                                           private=True)
+    if case != "not rendered yet" and case != "malformed":
+        assert client.get(url).status_code == 200
+    if case == "deleted":
+        with app.app_context():
+            delete_image(db, PRODUCTS, doc["_id"])
+    passed = []
+
+    def route_stand_in(environ, start_response):
+        passed.append(environ["PATH_INFO"])
+        start_response("204 NO CONTENT", [])
+        return []
+
+    Client(FrontDoor(app, route_stand_in)).get(url)
+    assert passed == [url.split("?")[0]]

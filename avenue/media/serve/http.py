@@ -167,6 +167,10 @@ class RenditionTarget:
     format: str
     vary: bool
 
+    def cache_key(self, bucket: str) -> tuple[Any, ...]:
+        """What names the stored file in the media cache: the image version, options, format."""
+        return (bucket, self.doc.file_id, self.doc.version, self.spec.key(), self.format)
+
 
 def is_rendition(segment: str, allow: AllowList) -> bool:
     """Whether a media URL's last segment names a rendition on request: options (``w_800``)

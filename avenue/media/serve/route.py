@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bson import ObjectId
@@ -191,13 +191,19 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
                 f"the rendition {key!r} is not one served unsigned (widths {list(state.allow.ladder)} "
                 "with default quality, or a named preset at 1x-3x): use one of those, or ask the API "
                 "for a signed URL (its sig covers this image version and the options)")
+    known = state.cache.get_rendition(found.cache_key(bucket))
+    if known is not None:
+        return _send(replace(known, vary=found.vary))
     wanted = renditions.Wanted(bucket, doc.file_id, doc.version, key, found.format)
     stored = renditions.obtain(state.database(), wanted, doc, _renderer(state, found))
     meta = stored["metadata"]
     stem = doc.filename.rsplit(".", 1)[0]
     filename = f"{stem}-{key.replace(',', '-')}.{EXTENSIONS.get(found.format, found.format)}"
-    return _send(Representation(RENDITIONS, doc, key, stored["_id"], stored["length"], stored["chunkSize"],
-                                meta["sha256"], meta["content_type"], filename, vary=found.vary))
+    rep = Representation(RENDITIONS, doc, key, stored["_id"], stored["length"], stored["chunkSize"],
+                         meta["sha256"], meta["content_type"], filename, vary=found.vary)
+    # Known here from now on: the front door answers it from the cache (a public one).
+    state.cache.put_rendition(found.cache_key(bucket), rep.file_id, rep)
+    return _send(rep)
 
 
 def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], Rendered]:
