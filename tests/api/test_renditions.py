@@ -359,3 +359,106 @@ def test_the_front_door_leaves_other_renditions_to_the_route(app, client, db, ca
 
     Client(FrontDoor(app, route_stand_in)).get(url)
     assert passed == [url.split("?")[0]]
+
+
+def test_fsck_checks_the_renditions_and_repair_removes_a_damaged_one(app, client, db):
+    from avenue.ops.fsck import fsck
+
+    doc = put(app)
+    assert client.get(path(doc, "w_320.webp")).status_code == 200
+    with app.app_context():
+        assert fsck(db).ok
+        rendition = stored(db)[0]
+        db[f"{RENDITIONS}.chunks"].delete_many({"files_id": rendition["_id"]})
+        report = fsck(db)
+        assert [f.doc["_id"] for f in report.findings] == [rendition["_id"]]
+        assert fsck(db, repair=True).ok
+    assert stored(db) == []
+    assert client.get(path(doc, "w_320.webp")).status_code == 200  # rendered again
+
+
+class Fake:
+    """A rendered payload passed in directly: what a renderer returns."""
+
+    def __init__(self, data: bytes = b"fake-webp-bytes") -> None:
+        self.data, self.width, self.height, self.format = data, 10, 10, "webp"
+
+
+def _original(app):
+    from avenue.media.records import MediaDoc
+
+    return MediaDoc.from_files_doc(put(app))
+
+
+def test_a_lapsed_claim_is_taken_over(app, db):
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    # A renderer that died holding the claim: its claim has lapsed.
+    import datetime as dt
+
+    db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "dead",
+                                      "until": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)})
+    with app.app_context():
+        found = renditions.obtain(db, wanted, original, lambda data: Fake(), wait=1)
+    assert found["metadata"]["spec"] == "w_320"
+    assert db[renditions.CLAIMS].count_documents({}) == 0  # released after the render
+
+
+def test_a_live_claim_that_stores_nothing_ends_in_503_busy(app, db):
+    from avenue.errors import ServerBusy
+
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    import datetime as dt
+
+    db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "busy elsewhere",
+                                      "until": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)})
+    rendered = []
+    with app.app_context(), pytest.raises(ServerBusy):
+        renditions.obtain(db, wanted, original, lambda data: rendered.append(1) or Fake(), wait=0.2)
+    assert rendered == [] and stored(db) == []
+
+
+def test_a_waiter_serves_what_the_claimant_stored(app, db):
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    import datetime as dt
+
+    db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "elsewhere",
+                                      "until": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)})
+    with app.app_context():
+        def finish_elsewhere():
+            renditions._render_and_store(db, wanted, original, lambda data: Fake(b"from-elsewhere"))
+
+        timer = threading.Timer(0.2, finish_elsewhere)
+        timer.start()
+        found = renditions.obtain(db, wanted, original, lambda data: Fake(b"mine"), wait=5)
+        timer.join()
+    assert found["length"] == len(b"from-elsewhere") and len(stored(db)) == 1
+
+
+def test_a_second_store_of_one_rendition_keeps_the_first(app, db):
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    with app.app_context():
+        first = renditions._render_and_store(db, wanted, original, lambda data: Fake(b"first"))
+        second = renditions._render_and_store(db, wanted, original, lambda data: Fake(b"second"))
+    assert second["_id"] == first["_id"] and len(stored(db)) == 1
+    assert db[f"{RENDITIONS}.chunks"].count_documents({}) == 1  # the loser's chunks went
+
+
+def test_last_used_is_written_at_most_once_a_day(app, db):
+    import datetime as dt
+
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    with app.app_context():
+        doc = renditions._render_and_store(db, wanted, original, lambda data: Fake())
+        stamped = doc["metadata"]["last_used"]
+        before = renditions.find(db, wanted)["metadata"]["last_used"]
+        renditions.touch(db, doc, stamped + dt.timedelta(hours=23))
+        assert renditions.find(db, wanted)["metadata"]["last_used"] == before  # not written again
+        later = stamped + dt.timedelta(days=1, seconds=1)
+        renditions.touch(db, renditions.find(db, wanted), later)
+        assert renditions.find(db, wanted)["metadata"]["last_used"].replace(tzinfo=None) == \
+            later.replace(tzinfo=None)

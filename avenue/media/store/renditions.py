@@ -46,7 +46,7 @@ from typing import Any, Protocol
 from bson import ObjectId
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.clock import maybe_utc, now
 from avenue.errors import ServerBusy
@@ -171,13 +171,21 @@ def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc
     try:
         new = storage.NewFile(rendered.data, filename, metadata)
         docs, changes = storage.put_files(db, RENDITIONS, [new])
-    except DuplicateKeyError:  # another renderer (a lapsed claim taken over) stored it first
-        found = find(db, wanted)
+    except (DuplicateKeyError, BulkWriteError) as error:
+        # Another renderer (a lapsed claim taken over) stored it first; put_files took back
+        # this one's chunks.
+        found = find(db, wanted) if _is_duplicate(error) else None
         if found is None:
             raise
         return found
     effects.apply(db, changes)
     return docs[0]
+
+
+def _is_duplicate(error: DuplicateKeyError | BulkWriteError) -> bool:
+    if isinstance(error, DuplicateKeyError):
+        return True
+    return any(e.get("code") == 11000 for e in (error.details or {}).get("writeErrors", []))
 
 
 def remove_for(db: Database[Document], bucket: str, image_id: Any, *, keep_version: str | None = None) -> int:
