@@ -1,7 +1,10 @@
 """What a media URL names and how HTTP answers it: pure functions, no Flask, no database.
 
 :func:`resolve` turns ``/media/<alias>/<token>[/<variant>]`` into a :class:`Representation`
-(one servable file) with documents from a loader it is given; :func:`representation_headers`
+(one servable file) with documents from a loader it is given, and :func:`resolve_rendition`
+does the same for a rendition on request (``/media/<alias>/<token>/w_800[.avif]``: which
+image version, options and format, the format by ``Accept`` when the URL names none);
+:func:`representation_headers`
 gives its 200 headers (computed once per file, kept in the media cache); :func:`decide` is the
 one decision both ways of answering share (the WSGI front door and the Flask route): a plain
 GET/HEAD is a 200, a revalidation with exactly our ETag a 304, anything else needs the full
