@@ -47,6 +47,12 @@ class Forbidden(AvenueError):
     status, code = 403, "forbidden"
 
 
+class RenditionNotAllowed(Forbidden):
+    """A rendition off the allow-list without a valid signature (avenue/media/transform.py)."""
+
+    code = "rendition_not_allowed"
+
+
 class NotFound(AvenueError):
     status, code = 404, "not_found"
 

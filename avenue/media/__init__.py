@@ -35,6 +35,7 @@ from avenue.media.buckets import (
     BUILDER,
     LEGACY_PREFIX,
     PRODUCTS,
+    RENDITIONS,
     STORED,
     TEMP,
     TRASH,
@@ -78,6 +79,7 @@ from avenue.media.store.library import (
 )
 from avenue.media.store.originals import Upload, dedupe_key, delete_image
 from avenue.media.store.regenerate import regenerate_variants
+from avenue.media.store.renditions import orphans as rendition_orphans
 from avenue.media.store.scan import (
     VARIANT_PATHS,
     has_chunk_index,
@@ -119,6 +121,8 @@ __all__ = [
     "CHUNK_SIZE", "compute_placeholder", "dedupe_key", "delete_file", "delete_image", "invalidate",
     "own_sha256", "prepare", "read_all", "read_limited", "read_range", "regenerate_variants",
     "sanitize_filename", "trash_expired", "variant_ids",
+    # Renditions on request (store/renditions.py): their bucket, and gc's orphans in it.
+    "RENDITIONS", "rendition_orphans",
     # The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
     "LISTS",
 ]

@@ -24,3 +24,8 @@ LEGACY_PREFIX = "/uploads/"
 # BUCKETS; every scan of every stored file (gc, fsck, backup, indexes) includes it.
 TRASH = "media_trash"
 STORED = (*BUCKETS.values(), TRASH)
+
+# Renditions on request (avenue/media/store/renditions.py): rendered on a URL's first request,
+# served through their image's URLs, never by an alias of their own; not in STORED (they
+# are derived, never backed up or listed), so gc, fsck and the indexes name it themselves.
+RENDITIONS = "media_renditions"

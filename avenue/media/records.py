@@ -34,11 +34,18 @@ class MediaDoc:
     content_id: object = None
     version: str = ""
     versions: dict[str, dt.datetime] = field(default_factory=dict)
+    # Where the subject is, (x, y) in 0..1: what renditions on request crop around.
+    focal: tuple[float, float] = (0.5, 0.5)
 
     @property
     def private(self) -> bool:
         """Served only with a valid signature, and never cached by shared caches."""
         return self.visibility == "private"
+
+    @property
+    def transparent(self) -> bool:
+        """Whether the image has transparency: its fallback variants are PNG, not JPEG."""
+        return any("png" in formats for formats in self.variants.values())
 
     @property
     def bytes_id(self) -> object:
@@ -66,7 +73,17 @@ class MediaDoc:
             version=meta.get("version") or "",
             versions={entry["v"]: as_utc(entry["until"]) for entry in meta.get("versions") or []
                       if isinstance(entry, dict) and "until" in entry},
+            focal=_focal(meta.get("focal_point")),
         )
+
+
+def _focal(value: object) -> tuple[float, float]:
+    """A stored focal point as (x, y); the centre when absent or malformed."""
+    if isinstance(value, Mapping):
+        x, y = value.get("x"), value.get("y")
+        if isinstance(x, int | float) and isinstance(y, int | float) and 0 <= x <= 1 and 0 <= y <= 1:
+            return float(x), float(y)
+    return 0.5, 0.5
 
 
 @dataclass(frozen=True)

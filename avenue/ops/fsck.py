@@ -4,8 +4,9 @@ Per file (checked in groups: three queries per hundred files): chunk numbers con
 with no duplicates, every chunk but the last exactly
 ``chunkSize`` bytes, the chunks adding up to ``length``, the sha256 of the bytes (streamed a
 few chunks at a time: constant memory) equal to ``metadata.sha256``, a variant's original
-present, an original's listed variants present. Per bucket: the unique ``{files_id, n}``
-chunk index and the unique ``metadata.key`` files index.
+present, an original's listed variants present; the renditions on request's files
+(``media_renditions``) too. Per bucket: the unique ``{files_id, n}`` chunk index and the
+unique ``metadata.key`` files index (the renditions bucket: its own unique index).
 
 ``--repair`` (``repair=True``), then checks everything again and reports what remains:
 - a file whose only fault is its ``length`` (chunks intact, sha256 matches): length corrected;
@@ -13,7 +14,8 @@ chunk index and the unique ``metadata.key`` files index.
   intact original (same id, so every URL handed out still works);
 - any other damaged original: removed with its variants (documents that referenced it are
   listed, so their images can be uploaded again); a damaged file that is not an image of
-  ours, or a variant whose original is gone: removed;
+  ours, a damaged rendition on request (rendered again on its next request), or a variant
+  whose original is gone: removed;
 - missing indexes: created (``avenue.db.ensure_indexes`` and ``avenue.media.ensure_indexes``).
 Nothing is quarantined: a damaged file cannot be served, and its bytes are in the backups.
 Chunks with no files document are not files; ``gc`` collects them.
@@ -36,6 +38,7 @@ from avenue import db as database
 from avenue.errors import AvenueError
 from avenue.media import (
     CHUNK_SIZE,
+    RENDITIONS,
     STORED,
     Referrers,
     delete_file,
@@ -233,8 +236,10 @@ def check(db: Database, *, progress: Progress | None = None, since: dt.datetime 
     progress = progress or (lambda phase, done, total: None)
     report = FsckReport(repair=False)
     start = checkpoint(db) if resume else None
-    total = sum(scan.count_files(db, bucket, estimated=True) for bucket in STORED)
-    buckets = list(STORED)  # the trash's files too: restoring them must give intact images
+    # The trash's files too (restoring them must give intact images), and the renditions on
+    # request (a damaged one is removed: its next request renders it again).
+    buckets = [*STORED, RENDITIONS]
+    total = sum(scan.count_files(db, bucket, estimated=True) for bucket in buckets)
     if start is not None and start.get("bucket") in buckets:
         buckets = buckets[buckets.index(start["bucket"]):]
     saved = 0

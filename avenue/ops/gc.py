@@ -7,7 +7,10 @@ Garbage, per bucket:
   points at them;
 - variants whose original does not exist;
 - files whose chunks are incomplete (an interrupted upload by another writer, or damage);
-- chunks whose files document does not exist (a killed upload: chunks are written first).
+- chunks whose files document does not exist (a killed upload: chunks are written first);
+- renditions on request (``media_renditions``) whose image no longer exists in its bucket or
+  is at another version now (a crash between a delete or replace and the removal of its
+  renditions), and that bucket's incomplete files and orphan chunks as in every bucket.
 
 Builder media and general uploads are records in themselves (their files document is the
 record their owner lists and deletes), so they are never garbage.
@@ -37,6 +40,7 @@ from avenue.clock import as_utc
 from avenue.clock import now as clock_now
 from avenue.media import (
     PRODUCTS,
+    RENDITIONS,
     STORED,
     TEMP,
     TRASH,
@@ -44,6 +48,7 @@ from avenue.media import (
     delete_file,
     delete_image,
     referrers,
+    rendition_orphans,
     scan,
     trash_expired,
     variant_ids,
@@ -126,6 +131,8 @@ class _Collector:
         for bucket in STORED:
             steps += [lambda b=bucket: self._incomplete_files(b), lambda b=bucket: self._orphan_variants(b),
                       lambda b=bucket: self._orphan_chunks(b)]
+        steps += [self._orphan_renditions, lambda: self._incomplete_files(RENDITIONS),
+                  lambda: self._orphan_chunks(RENDITIONS)]
         for index, step in enumerate(steps, 1):
             step()
             self.progress("Collecting garbage", index, len(steps))
@@ -257,6 +264,15 @@ class _Collector:
                     self.report.kept_in_grace += 1  # a transfer copying this image right now
                     continue
                 self._remove_file("orphan_variant", bucket, doc, f"its original {original} does not exist")
+
+    def _orphan_renditions(self) -> None:
+        # No grace: a rendition is rendered only for the image's current version, so one of a
+        # missing image or an earlier version is never served again, whatever is in flight.
+        for doc in rendition_orphans(self.db):
+            meta = doc.get("metadata") or {}
+            self._remove_file("orphan_rendition", RENDITIONS, doc,
+                              f"its image {meta.get('image_id')} in {meta.get('source')} does not exist "
+                              f"at version {meta.get('version') or '(first)'!r}")
 
     def _orphan_chunks(self, bucket: str) -> None:
         for batch in _batches(scan.chunk_owners(self.db, bucket)):

@@ -521,6 +521,22 @@ def test_cached_media_is_answered_by_the_event_loop_as_a_thread_answers_it(start
 
 
 @pytest.mark.slow
+def test_a_warm_rendition_on_request_is_answered_by_the_event_loop_as_a_thread_answers_it(start_gunicorn):
+    server = start_gunicorn()
+    obj = upload(server)
+    rendition = obj["url"].rsplit(".", 1)[0] + "/w_320"
+    with socket.create_connection((LOOPBACK, server.port), timeout=30) as sock:
+        for accept in ("image/webp", "*/*"):  # rendered, stored and read whole: now cached
+            assert exchange(sock, get(rendition, f"Accept: {accept}")).startswith(b"HTTP/1.1 200 OK")
+        for request in (get(rendition, "Accept: image/webp"), get(rendition + ".jpg"),
+                        get(rendition, "Accept: */*")):
+            by_loop = exchange(sock, request)
+            by_thread = exchange(sock, request.replace(b"\r\n\r\n", b"\r\nTE: trailers\r\n\r\n"))
+            assert by_loop.startswith(b"HTTP/1.1 200 OK")
+            assert without_date(by_loop) == without_date(by_thread)
+
+
+@pytest.mark.slow
 def test_the_event_loop_answers_cached_media_while_every_thread_is_busy(start_gunicorn):
     # A 1 KiB buffer size, so the 2 MB slow body below is read by the worker's one thread.
     server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="1", GUNICORN_BODY_TIMEOUT="3",

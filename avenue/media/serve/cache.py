@@ -67,6 +67,10 @@ class MediaCache:
         self._blobs: OrderedDict[Key, bytes] = OrderedDict()
         # Response headers per representation, computed once (they never change either).
         self._headers: dict[Key, list[tuple[str, str]]] = {}
+        # Renditions on request found stored, by (bucket, image id, version, options, format):
+        # their representation (and by file id, so a deleted rendition's tombstone drops it).
+        self._renditions: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._rendition_keys: dict[Any, tuple[Any, ...]] = {}
         self._blob_bytes = 0
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
@@ -101,6 +105,23 @@ class MediaCache:
                 self._headers.clear()
             self._headers[(bucket, file_id)] = headers
 
+    # --- renditions on request ------------------------------------------------------------
+    def get_rendition(self, key: tuple[Any, ...]) -> Any:
+        """The representation of a stored rendition (None when not known here). Safe to
+        answer from as long as the image's document is current: the key holds its version."""
+        with self._lock:
+            found = self._renditions.get(key)
+            if found is not None:
+                self._renditions.move_to_end(key)
+            return found
+
+    def put_rendition(self, key: tuple[Any, ...], file_id: Any, representation: Any) -> None:
+        with self._lock:
+            self._renditions[key] = representation
+            self._rendition_keys[file_id] = key
+            if len(self._renditions) > self.max_docs:
+                self._renditions.popitem(last=False)
+
     # --- bytes ---------------------------------------------------------------------------
     def get_blob(self, bucket: str, file_id: Any) -> bytes | None:
         with self._lock:
@@ -131,6 +152,9 @@ class MediaCache:
             for file_id in file_ids:
                 self._docs.pop((bucket, file_id), None)
                 self._headers.pop((bucket, file_id), None)
+                rendition = self._rendition_keys.pop(file_id, None)
+                if rendition is not None:
+                    self._renditions.pop(rendition, None)
                 data = self._blobs.pop((bucket, file_id), None)
                 if data is not None:
                     self._blob_bytes -= len(data)
@@ -139,6 +163,8 @@ class MediaCache:
         with self._lock:
             self._docs.clear()
             self._headers.clear()
+            self._renditions.clear()
+            self._rendition_keys.clear()
             self._blobs.clear()
             self._blob_bytes = 0
 

@@ -23,13 +23,24 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any
 
 from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
+from avenue.errors import AvenueError
 from avenue.media.buckets import BUCKETS
-from avenue.media.serve.http import Headers, Representation, decide, resolve
+from avenue.media.serve.http import (
+    Headers,
+    Moved,
+    RenditionTarget,
+    Representation,
+    decide,
+    is_rendition,
+    resolve,
+    resolve_rendition,
+)
 from avenue.media.serve.route import get_state, headers_for
 from avenue.metrics import FRONT_DOOR, AnswerLog
 from avenue.requestid import HEADER, from_environ
@@ -110,8 +121,12 @@ class FrontDoor:
         cache = state.cache
         if sync:
             cache.sync(state.database())
-        rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc,
-                      environ.get("HTTP_ACCEPT", ""))
+        accept = environ.get("HTTP_ACCEPT", "")
+        rep: Representation | Moved | None
+        if len(parts) == 3 and is_rendition(parts[2], state.allow):
+            rep = self._rendition(bucket, parts[1], parts[2], accept)
+        else:
+            rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc, accept)
         if not isinstance(rep, Representation) or rep.doc.private:
             return None  # a 404 or a redirect (an earlier version): the route answers it
         decided = decide(environ, rep, headers_for(self.app, rep))
@@ -122,6 +137,20 @@ class FrontDoor:
             return status, decided.headers, []
         data = cache.get_blob(rep.bucket, rep.file_id)
         return (status, decided.headers, [data]) if data is not None else None
+
+    def _rendition(self, bucket: str, token: str, segment: str, accept: str) -> Representation | None:
+        """A rendition on request this worker has served before, of a public image's current
+        version, on the allow-list (a signed one goes to the route, which checks the
+        signature); None for anything else, a malformed URL included (the route answers it)."""
+        state = get_state(self.app)
+        try:
+            found = resolve_rendition(bucket, token, segment, state.allow, state.cache.get_doc, accept)
+        except AvenueError:
+            return None
+        if not isinstance(found, RenditionTarget) or found.doc.private or not state.allow.allows(found.spec):
+            return None
+        known = state.cache.get_rendition(found.cache_key(bucket))
+        return None if known is None else replace(known, vary=found.vary)
 
 
 def install_front_door(app: Flask, access_log: AnswerLog | None) -> FrontDoor:

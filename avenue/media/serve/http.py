@@ -1,7 +1,10 @@
 """What a media URL names and how HTTP answers it: pure functions, no Flask, no database.
 
 :func:`resolve` turns ``/media/<alias>/<token>[/<variant>]`` into a :class:`Representation`
-(one servable file) with documents from a loader it is given; :func:`representation_headers`
+(one servable file) with documents from a loader it is given, and :func:`resolve_rendition`
+does the same for a rendition on request (``/media/<alias>/<token>/w_800[.avif]``: which
+image version, options and format, the format by ``Accept`` when the URL names none);
+:func:`representation_headers`
 gives its 200 headers (computed once per file, kept in the media cache); :func:`decide` is the
 one decision both ways of answering share (the WSGI front door and the Flask route): a plain
 GET/HEAD is a 200, a revalidation with exactly our ETag a 304, anything else needs the full
@@ -20,12 +23,14 @@ from urllib.parse import quote
 from bson import ObjectId
 from werkzeug.http import http_date, is_resource_modified, parse_range_header
 
+from avenue.errors import BadRequest
 from avenue.ids import parse_object_id
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.paths import EXTENSIONS, VERSION_MARK, media_path
 from avenue.media.records import MediaDoc
 from avenue.media.serve.cache import MediaCache
 from avenue.media.store.storage import CHUNK_SIZE
+from avenue.media.transform import FORMATS, AllowList, Spec, looks_like_options, parse
 
 Headers = list[tuple[str, str]]
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
@@ -153,6 +158,73 @@ def resolve(bucket: str, token: str, variant: str | None,
     return Representation(bucket, doc, name, info["id"], info["length"], info.get("chunk_size", CHUNK_SIZE),
                           info["sha256"], info["content_type"], f"{stem}-{name}.{EXTENSIONS.get(fmt, fmt)}",
                           vary=not ext)
+
+
+@dataclass(frozen=True)
+class RenditionTarget:
+    """A rendition on request a URL names: of the current version of ``doc``, ``spec`` in
+    ``format`` (``vary``: chosen by ``Accept``)."""
+
+    doc: MediaDoc
+    spec: Spec
+    format: str
+    vary: bool
+
+    def cache_key(self, bucket: str) -> tuple[Any, ...]:
+        """What names the stored file in the media cache: the image version, options, format."""
+        return (bucket, self.doc.file_id, self.doc.version, self.spec.key(), self.format)
+
+
+def is_rendition(segment: str, allow: AllowList) -> bool:
+    """Whether a media URL's last segment names a rendition on request: options (``w_800``)
+    or a named preset that is not a fixed variant's name."""
+    name = segment.partition(".")[0]
+    return looks_like_options(segment) or (name not in VARIANT_NAMES and allow.preset(name) is not None)
+
+
+def negotiate(accept: str, doc: MediaDoc) -> str:
+    """A rendition's format when the URL names none: AVIF if the client says it takes AVIF,
+    else WebP if it takes WebP (explicitly: ``*/*`` is sent by browsers that show neither),
+    else JPEG, or PNG for an image with transparency."""
+    if "image/avif" in accept:
+        return "avif"
+    if "image/webp" in accept:
+        return "webp"
+    return "png" if doc.transparent else "jpeg"
+
+
+def resolve_rendition(bucket: str, token: str, segment: str, allow: AllowList,
+                      load: Callable[[str, ObjectId], MediaDoc | None], accept: str,
+                      now: dt.datetime | None = None) -> RenditionTarget | Moved | None:
+    """What ``/media/<alias>/<token>/<options or preset>[.<ext>]`` names: the rendition of
+    the image's current version, a redirect (an earlier version of a public image replaced
+    in place, within its window: the same rendition of the current one), or None: 404. A
+    malformed segment is :class:`~avenue.errors.BadRequest` (``bad_rendition``) before any
+    document is read."""
+    name, dot, ext = segment.partition(".")
+    preset = None if looks_like_options(segment) else allow.preset(name)
+    if preset is not None:
+        if dot and ext not in FORMATS:
+            raise BadRequest(f"unknown rendition format {ext!r}: use one of {', '.join(FORMATS)}",
+                             code="bad_rendition")
+        spec, fmt = preset, FORMATS.get(ext, "")
+    else:
+        request = parse(segment)
+        spec, fmt = request.spec, request.format
+    file_id, version, token_ext = parse_token(token)
+    if file_id is None or token_ext:
+        return None
+    doc = load(bucket, file_id)
+    if doc is None:
+        return None
+    if version != doc.version:
+        if doc.private:
+            return None  # as for every URL of a private image's earlier version (resolve)
+        until = doc.versions.get(version)
+        if until is None or until <= (now or dt.datetime.now(dt.UTC)):
+            return None
+        return Moved(doc, f"{media_path(bucket, doc.file_id, doc.version)}/{segment}", until)
+    return RenditionTarget(doc, spec, fmt or negotiate(accept, doc), vary=not fmt)
 
 
 def disposition(filename: str) -> str:

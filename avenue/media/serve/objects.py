@@ -12,6 +12,7 @@ from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.paths import EXTENSIONS, media_path
 from avenue.media.records import Image
 from avenue.media.serve import signing
+from avenue.media.transform import Spec
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,24 @@ class UrlSigner:
             sig = signing.sign(self.key, bucket, str(file_id), variant, expires, version)
             url += "?" + urlencode({"expires": expires, "sig": sig})
         return url
+
+    def rendition_url(self, bucket: str, file_id: Any, spec: Spec, fmt: str = "", *, version: str = "",
+                      private: bool = False, now: float | None = None) -> str:
+        """The URL of a rendition of an image version (``fmt``: ``webp``, ``avif``, ``jpeg``,
+        ``png``; empty: chosen by ``Accept``). A private image's is signed like its other URLs
+        (expiring, over the spec's key); a public image's carries ``sig`` (no expiry), which
+        any rendition off the allow-list needs and one on it ignores."""
+        key = spec.key()
+        path = f"{media_path(bucket, file_id, version)}/{key}"
+        if fmt:
+            path += f".{EXTENSIONS.get(fmt, fmt)}"
+        url = f"{self.base_url}{path}"
+        if private:
+            expires = self.expiry(time.time() if now is None else now)
+            sig = signing.sign(self.key, bucket, str(file_id), key, expires, version)
+            return url + "?" + urlencode({"expires": expires, "sig": sig})
+        sig = signing.sign_rendition(self.key, bucket, str(file_id), version, key)
+        return url + "?" + urlencode({"sig": sig})
 
     def expiry(self, now: float) -> int:
         """When a private URL handed out at ``now`` expires: the end of the window holding

@@ -9,8 +9,9 @@ through werkzeug's ``make_conditional``, after :func:`~avenue.media.serve.http.n
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bson import ObjectId
@@ -19,23 +20,34 @@ from pymongo.database import Database
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from avenue.clock import now
+from avenue.errors import RenditionNotAllowed, ServerBusy
 from avenue.media import settings
-from avenue.media.buckets import BUCKETS
+from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.effects.invalidation import LOCAL_CACHES
+from avenue.media.ingest.focal import FocalPoint
+from avenue.media.ingest.images import Limits
+from avenue.media.ingest.renditions import Rendered, render_spec
+from avenue.media.ingest.variants import VARIANT_NAMES
+from avenue.media.paths import EXTENSIONS
 from avenue.media.records import Document, MediaDoc
 from avenue.media.serve import signing
 from avenue.media.serve.cache import MediaCache
 from avenue.media.serve.http import (
     Headers,
     Moved,
+    RenditionTarget,
     Representation,
     decide,
+    is_rendition,
     normalise_range,
     representation_headers,
     resolve,
+    resolve_rendition,
 )
 from avenue.media.serve.stream import ChunkStream
 from avenue.media.settings import MediaSettings
+from avenue.media.store import renditions
+from avenue.media.transform import AllowList, parse_presets
 from avenue.metrics import count_cache
 
 EXTENSION = "avenue.media"
@@ -49,14 +61,30 @@ class MediaState:
     cache: MediaCache
     database: Callable[[], Database[Document]]
     baseline_headers: Callable[[Mapping[str, Any]], Headers]
+    # Renditions on request: what is rendered unsigned, and how many renders run at once.
+    allow: AllowList = AllowList()
+    renders: threading.BoundedSemaphore = threading.BoundedSemaphore(2)
+
+
+# How long a rendition request waits for one of the process's render slots before 503.
+RENDER_SLOT_WAIT_SECONDS = 10.0
 
 
 def init_app(app: Flask, *, database: Callable[[], Database[Document]],
              baseline_headers: Callable[[Mapping[str, Any]], Headers]) -> None:
-    """Give the media package its cache, its database and the app's baseline headers."""
+    """Give the media package its cache, its database and the app's baseline headers; read
+    the renditions' settings (a bad AVENUE_RENDITION_PRESETS stops the start)."""
     config = app.config
     cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"])
-    app.extensions[EXTENSION] = MediaState(cache, database, baseline_headers)
+    try:
+        presets = parse_presets(config.get("AVENUE_RENDITION_PRESETS", ""), reserved=VARIANT_NAMES)
+    except ValueError as error:
+        raise RuntimeError(f"AVENUE_RENDITION_PRESETS: {error}") from None
+    concurrency = int(config.get("AVENUE_RENDER_CONCURRENCY", 2))
+    if concurrency < 1:
+        raise RuntimeError("AVENUE_RENDER_CONCURRENCY must be at least 1")
+    app.extensions[EXTENSION] = MediaState(cache, database, baseline_headers, AllowList(presets=presets),
+                                           threading.BoundedSemaphore(concurrency))
     LOCAL_CACHES.add(cache)
     settings.provide(_app_settings)
 
@@ -128,6 +156,8 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
     bucket = BUCKETS.get(alias)
     if bucket is None:
         return not_found()
+    if variant is not None and is_rendition(variant, get_state().allow):
+        return _rendition(bucket, token, variant)
     rep = resolve(bucket, token, variant, _load, request.headers.get("Accept", ""))
     if rep is None:
         return not_found()
@@ -137,6 +167,59 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
     if isinstance(rep, Moved):
         return _redirect(rep)
     return _send(rep)
+
+
+def _rendition(bucket: str, token: str, segment: str) -> Response:
+    """A rendition on request: checked (allow-list or signature), then served from the
+    renditions bucket, rendered first if this is its first request."""
+    state = get_state()
+    found = resolve_rendition(bucket, token, segment, state.allow, _load, request.headers.get("Accept", ""))
+    if found is None:
+        return not_found()
+    if isinstance(found, Moved):
+        return _redirect(found)  # the current version's URL is checked when it is asked for
+    doc, key = found.doc, found.spec.key()
+    if doc.private:
+        refused = _check_signature(bucket, doc, key)
+        if refused is not None:
+            return refused
+    elif not state.allow.allows(found.spec):
+        keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
+        signature = request.args.get("sig")
+        if not signing.verify_rendition(keys, bucket, str(doc.file_id), doc.version, key, signature):
+            raise RenditionNotAllowed(
+                f"the rendition {key!r} is not one served unsigned (widths {list(state.allow.ladder)} "
+                "with default quality, or a named preset at 1x-3x): use one of those, or ask the API "
+                "for a signed URL (its sig covers this image version and the options)")
+    known = state.cache.get_rendition(found.cache_key(bucket))
+    if known is not None:
+        return _send(replace(known, vary=found.vary))
+    wanted = renditions.Wanted(bucket, doc.file_id, doc.version, key, found.format)
+    stored = renditions.obtain(state.database(), wanted, doc, _renderer(state, found))
+    meta = stored["metadata"]
+    stem = doc.filename.rsplit(".", 1)[0]
+    filename = f"{stem}-{key.replace(',', '-')}.{EXTENSIONS.get(found.format, found.format)}"
+    rep = Representation(RENDITIONS, doc, key, stored["_id"], stored["length"], stored["chunkSize"],
+                         meta["sha256"], meta["content_type"], filename, vary=found.vary)
+    # Known here from now on: the front door answers it from the cache (a public one).
+    state.cache.put_rendition(found.cache_key(bucket), rep.file_id, rep)
+    return _send(rep)
+
+
+def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], Rendered]:
+    """Render ``target`` from the original's bytes in one of the process's render slots
+    (AVENUE_RENDER_CONCURRENCY): renders never take every thread from uploads and serving."""
+    def render(data: bytes) -> Rendered:
+        if not state.renders.acquire(timeout=RENDER_SLOT_WAIT_SECONDS):
+            raise ServerBusy("every rendering slot of this server is in use: try again shortly",
+                             retry_after=5)
+        try:
+            # Stored bytes passed validation when they were uploaded: limits by their size.
+            return render_spec(data, Limits.for_stored(len(data)), target.spec, target.format,
+                               FocalPoint(*target.doc.focal))
+        finally:
+            state.renders.release()
+    return render
 
 
 # How long a cache may keep the redirect from an earlier version's URL: short, so that the

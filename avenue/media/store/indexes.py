@@ -11,10 +11,11 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
-from avenue.media.buckets import BUILDER, STORED, TRASH
+from avenue.media.buckets import BUILDER, RENDITIONS, STORED, TRASH
 from avenue.media.effects import facets, purge
 from avenue.media.effects.invalidation import DELETIONS, DELETIONS_TTL_SECONDS
 from avenue.media.records import Document
+from avenue.media.store import renditions
 
 
 def chunks_indexes() -> list[IndexModel]:
@@ -94,3 +95,6 @@ def ensure_indexes(db: Database[Document]) -> None:
         for name in OBSOLETE_FILES_INDEXES:
             if name in present:
                 files.drop_index(name)
+    # Renditions on request: their own files indexes (no dedupe key, no lists).
+    db[f"{RENDITIONS}.chunks"].create_indexes(chunks_indexes())
+    db[f"{RENDITIONS}.files"].create_indexes(renditions.indexes())

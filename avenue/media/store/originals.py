@@ -4,6 +4,11 @@ Write order makes every crash point safe without transactions (GridFS cannot run
 variants first, the original's files document last. A reader that finds the original
 always finds its variants; a crash leaves only variants whose original does not exist, or
 chunks with no files document, both of which ``gc`` collects.
+
+A delete removes the original first (readers see 404 at once), then its variants, then its
+renditions on request (:mod:`avenue.media.store.renditions`: never served once the original
+is gone, since every rendition URL resolves the original first); a crash before the last
+step leaves renditions of a missing image, which ``gc`` collects too.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import Rendition
 from avenue.media.options import UploadOptions
 from avenue.media.records import Document, variant_ids, variant_key
-from avenue.media.store import storage, trash
+from avenue.media.store import renditions, storage, trash
 from avenue.metrics import count_upload
 
 
@@ -278,6 +283,7 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
         v["_id"] for v in db[f"{bucket}.files"].find({"metadata.original_id": doc["_id"]}, {"_id": 1})
     ]
     deleted = storage.delete_file(db, bucket, doc["_id"], with_ids=ids)
+    renditions.remove_for(db, bucket, doc["_id"])  # whoever deleted it, a retry finishes the job
     if deleted:  # the CDN's copies (queued only with a hook configured)
         effects.apply(db, Changes(purged=[(bucket, doc)]))
     return deleted

@@ -27,7 +27,10 @@ new one, whole):
    or onto its product again; purged by ``gc`` after ``AVENUE_TRASH_DAYS``);
 5. switch the head to the new version (one update, conditional on still holding the lease:
    this is the moment the image changes), which also releases the lease;
-6. delete the old version's files, tell every worker's cache, queue the CDN purge.
+6. delete the old version's files, tell every worker's cache, queue the CDN purge;
+7. delete the renditions on request of every other version (never served since 5: a
+   rendition URL must name the current version; a crash before this step leaves them to
+   ``gc``).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from avenue.media.ingest.images import Limits, sanitize_filename
 from avenue.media.ingest.pipeline import Ingested
 from avenue.media.records import Document, variant_ids
 from avenue.media.settings import MediaSettings
-from avenue.media.store import storage, trash
+from avenue.media.store import renditions, storage, trash
 from avenue.media.store.originals import dedupe_key, name_prefixes, variant_file
 
 # A replace holds the image this long at most (a crashed replace frees it after this).
@@ -248,6 +251,7 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         after += storage.remove_files(db, bucket, old_ids)[1]
     after.purged.append((bucket, doc))
     effects.apply(db, after)
+    renditions.remove_for(db, bucket, image_id, keep_version=version)
     fresh = files.find_one({"_id": image_id})
     return Replaced(fresh or doc, True)
 

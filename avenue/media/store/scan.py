@@ -15,7 +15,7 @@ from typing import Any
 
 from pymongo.database import Database
 
-from avenue.media.buckets import STORED, TEMP
+from avenue.media.buckets import RENDITIONS, STORED, TEMP
 from avenue.media.ingest.variants import CONTENT_TYPES, VARIANT_NAMES
 from avenue.media.records import Document
 from avenue.media.references import IN_BATCH
@@ -161,18 +161,24 @@ def set_length(db: Database[Document], bucket: str, file_id: Any, length: int) -
 
 def missing_indexes(db: Database[Document]) -> list[dict[str, str]]:
     """The unique indexes GridFS readers and the dedupe need that a bucket lacks, one entry
-    per collection: ``{files_id: 1, n: 1}`` on the chunks, ``{metadata.key: 1}`` on the files."""
+    per collection: ``{files_id: 1, n: 1}`` on the chunks, ``{metadata.key: 1}`` on the files
+    (the renditions bucket's: its own unique index instead)."""
     required = (("chunks", CHUNK_INDEX, "{files_id: 1, n: 1} unique"),
                 ("files", [("metadata.key", 1)], "{metadata.key: 1} unique"))
+    unique_rendition = [("metadata.image_id", 1), ("metadata.version", 1), ("metadata.spec", 1),
+                        ("metadata.format", 1), ("metadata.source", 1)]
+    checks = [(bucket, part, keys, label) for bucket in STORED for part, keys, label in required]
+    # Renditions on request: one file per rendition (store/renditions.py), no dedupe key.
+    checks += [(RENDITIONS, "chunks", CHUNK_INDEX, "{files_id: 1, n: 1} unique"),
+               (RENDITIONS, "files", unique_rendition, "rendition_unique")]
     problems = []
-    for bucket in STORED:
-        for part, keys, label in required:
-            collection = db[f"{bucket}.{part}"]
-            present = any(
-                [(name, int(direction)) for name, direction in info["key"]] == keys and info.get("unique")
-                for info in collection.index_information().values())
-            if not present:
-                problems.append({"collection": collection.name, "index": label, "detail": "missing"})
+    for bucket, part, keys, label in checks:
+        collection = db[f"{bucket}.{part}"]
+        present = any(
+            [(name, int(direction)) for name, direction in info["key"]] == keys and info.get("unique")
+            for info in collection.index_information().values())
+        if not present:
+            problems.append({"collection": collection.name, "index": label, "detail": "missing"})
     return problems
 
 

@@ -1,0 +1,238 @@
+"""Renditions on request: each rendered once, stored in a bucket of its own, served like a file.
+
+A rendition URL (``/media/<alias>/<id>[~<version>]/w_800,fit_cover[.avif]``,
+:mod:`avenue.media.transform`) names an image version, a canonical spec key and a format.
+The first request renders it; the result goes into the GridFS bucket
+:data:`~avenue.media.buckets.RENDITIONS` (never served by an alias of its own), and every
+later request finds its files document and streams it like any variant. The files document's
+metadata names the source bucket, the image id, its version, the spec key and the format;
+a unique index on those (``rendition_unique``) means one stored file per rendition whatever
+the number of writers.
+
+One render per rendition across workers and instances: whoever renders first takes a claim,
+a document of :data:`CLAIMS` with the rendition's key as ``_id`` (a unique insert,
+:class:`avenue.leases.Lease`) that lapses after :data:`CLAIM_SECONDS`, so a renderer that died
+does not block the rendition for longer. The others poll the files document (bounded by
+``wait``) and serve what the claimant stored, or take over a lapsed claim and render it
+themselves.
+
+Write order:
+
+1. take the claim (a lapsed one may be taken over: two renders of one rendition are then
+   possible, and harmless, because of 3);
+2. look once more for the stored rendition (stored between our first look and the claim);
+3. render, then write chunks first and the files document last (``storage.put_files``): a
+   crash leaves chunks ``gc`` collects; a second writer's files document hits the unique
+   index, its own chunks are removed and the first one's file is served;
+4. release the claim. Counters through :func:`avenue.media.effects.apply`, after the write.
+
+Removal: :func:`remove_for` takes an image's renditions away when the image is deleted (to
+the trash or for good) and, with ``keep_version``, those of earlier versions when it is
+replaced; a rendition of a version that is not the image's current one is never served
+(the URL's version must be the current one), so removal is clean-up, and a crash before it
+leaves orphans ``gc`` finds with :func:`orphans`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from bson import ObjectId
+from pymongo import ASCENDING, IndexModel
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from avenue.clock import maybe_utc, now
+from avenue.errors import ServerBusy
+from avenue.leases import Lease
+from avenue.media import effects
+from avenue.media.buckets import RENDITIONS
+from avenue.media.records import Document, MediaDoc
+from avenue.media.store import storage
+
+#: The claims: one document per rendition being rendered.
+CLAIMS = "media_rendition_claims"
+#: A claim lapses this long after it was taken (a render of the largest allowed rendition
+#: takes a few seconds): then another worker may take it over.
+CLAIM_SECONDS = 60.0
+#: How long a request waits for a rendition another worker is rendering before answering 503.
+WAIT_SECONDS = 15.0
+POLL_SECONDS = 0.05
+#: ``last_used`` is written at most this often per file, not per request.
+TOUCH_EVERY = dt.timedelta(days=1)
+CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg", "png": "image/png"}
+
+
+class Encoded(Protocol):
+    """What a renderer gives back (``avenue.media.ingest.renditions.Rendered``)."""
+
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def format(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One rendition: which image (bucket, id, version), which spec (its canonical key) and
+    which format."""
+
+    bucket: str
+    image_id: Any
+    version: str
+    key: str
+    format: str
+
+    def query(self) -> dict[str, Any]:
+        """The files document's filter (the unique index's fields)."""
+        return {"metadata.image_id": self.image_id, "metadata.version": self.version,
+                "metadata.spec": self.key, "metadata.format": self.format, "metadata.source": self.bucket}
+
+    def claim_id(self) -> str:
+        return f"{self.bucket}/{self.image_id}~{self.version}/{self.key}.{self.format}"
+
+
+def indexes() -> list[IndexModel]:
+    """The renditions bucket's files indexes: one file per rendition, and an image's
+    renditions found by image (removal, gc)."""
+    return [
+        IndexModel([("metadata.image_id", ASCENDING), ("metadata.version", ASCENDING),
+                    ("metadata.spec", ASCENDING), ("metadata.format", ASCENDING),
+                    ("metadata.source", ASCENDING)], unique=True, name="rendition_unique"),
+        IndexModel([("metadata.source", ASCENDING), ("metadata.image_id", ASCENDING)], name="rendition_of"),
+    ]
+
+
+def find(db: Database[Document], wanted: Wanted) -> dict[str, Any] | None:
+    """The stored rendition's files document, if it is stored."""
+    return db[f"{RENDITIONS}.files"].find_one(wanted.query())
+
+
+def touch(db: Database[Document], doc: dict[str, Any], moment: dt.datetime | None = None) -> None:
+    """Note that the rendition was served, at most once per :data:`TOUCH_EVERY` (what a future
+    byte budget evicts by)."""
+    moment = moment or now()
+    last = maybe_utc((doc.get("metadata") or {}).get("last_used"))
+    if last is not None and moment - last < TOUCH_EVERY:
+        return
+    db[f"{RENDITIONS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.last_used": moment}})
+
+
+def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
+           render: Callable[[bytes], Encoded], *, wait: float = WAIT_SECONDS,
+           poll: float = POLL_SECONDS, claim_seconds: float = CLAIM_SECONDS) -> dict[str, Any]:
+    """The stored rendition's files document: found, or rendered from ``original``'s bytes by
+    ``render`` under the claim (see the module doc), or stored meanwhile by whoever held it.
+    :class:`~avenue.errors.ServerBusy` when another worker's render took longer than
+    ``wait``."""
+    found = find(db, wanted)
+    if found is not None:
+        touch(db, found)
+        return found
+    claim = Lease(db[CLAIMS], wanted.claim_id(), uuid.uuid4().hex, claim_seconds)
+    deadline = time.monotonic() + wait
+    while True:
+        if claim.take():
+            try:
+                return find(db, wanted) or _render_and_store(db, wanted, original, render)
+            finally:
+                claim.release()
+        found = find(db, wanted)
+        if found is not None:
+            return found
+        if time.monotonic() >= deadline:
+            raise ServerBusy("this rendition is being rendered by another request: try again shortly",
+                             retry_after=2)
+        time.sleep(poll)
+
+
+def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc,
+                      render: Callable[[bytes], Encoded]) -> dict[str, Any]:
+    source = b"".join(storage.read_range(db, wanted.bucket, original.bytes_id, original.length,
+                                         original.chunk_size))
+    rendered = render(source)
+    metadata = {
+        "role": "rendition", "source": wanted.bucket, "image_id": wanted.image_id,
+        "version": wanted.version, "spec": wanted.key, "format": rendered.format,
+        "content_type": CONTENT_TYPES[rendered.format], "sha256": hashlib.sha256(rendered.data).hexdigest(),
+        "width": rendered.width, "height": rendered.height, "last_used": now(),
+    }
+    filename = f"{wanted.image_id}-{wanted.key}.{rendered.format}"
+    try:
+        new = storage.NewFile(rendered.data, filename, metadata)
+        docs, changes = storage.put_files(db, RENDITIONS, [new])
+    except (DuplicateKeyError, BulkWriteError) as error:
+        # Another renderer (a lapsed claim taken over) stored it first; put_files took back
+        # this one's chunks.
+        found = find(db, wanted) if _is_duplicate(error) else None
+        if found is None:
+            raise
+        return found
+    effects.apply(db, changes)
+    return docs[0]
+
+
+def _is_duplicate(error: DuplicateKeyError | BulkWriteError) -> bool:
+    if isinstance(error, DuplicateKeyError):
+        return True
+    return any(e.get("code") == 11000 for e in (error.details or {}).get("writeErrors", []))
+
+
+def remove_for(db: Database[Document], bucket: str, image_id: Any, *, keep_version: str | None = None) -> int:
+    """Delete the renditions of image ``image_id`` of ``bucket`` (``keep_version``: all but
+    that version's); how many went. Files documents first, then chunks, every worker's cache
+    told (``storage.delete_file``)."""
+    # By image alone (the index's equality keys), the version compared here: a ``$ne`` in the
+    # filter is a scan on SecantusDB's planner.
+    found = db[f"{RENDITIONS}.files"].find({"metadata.source": bucket, "metadata.image_id": image_id},
+                                           {"metadata.version": 1})
+    ids = [doc["_id"] for doc in found
+           if keep_version is None or (doc.get("metadata") or {}).get("version") != keep_version]
+    if not ids:
+        return 0
+    storage.delete_file(db, RENDITIONS, ids[0], with_ids=ids[1:])
+    return len(ids)
+
+
+def orphans(db: Database[Document], batch: int = 500) -> Iterator[dict[str, Any]]:
+    """The renditions whose image is gone from its bucket, or is at another version now:
+    what a crash between a delete (or a replace) and :func:`remove_for` left behind."""
+    cursor = db[f"{RENDITIONS}.files"].find(
+        {}, {"metadata.source": 1, "metadata.image_id": 1, "metadata.version": 1}).batch_size(batch)
+    pending: list[dict[str, Any]] = []
+    for doc in cursor:
+        pending.append(doc)
+        if len(pending) >= batch:
+            yield from _orphaned(db, pending)
+            pending = []
+    if pending:
+        yield from _orphaned(db, pending)
+
+
+def _orphaned(db: Database[Document], docs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    by_bucket: dict[str, set[Any]] = {}
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        by_bucket.setdefault(str(meta.get("source")), set()).add(meta.get("image_id"))
+    versions: dict[tuple[str, Any], str] = {}
+    for bucket, ids in by_bucket.items():
+        for head in db[f"{bucket}.files"].find({"_id": {"$in": [i for i in ids if isinstance(i, ObjectId)]}},
+                                               {"metadata.role": 1, "metadata.version": 1}):
+            meta = head.get("metadata") or {}
+            if meta.get("role") == "original":
+                versions[(bucket, head["_id"])] = meta.get("version") or ""
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        current = versions.get((str(meta.get("source")), meta.get("image_id")))
+        if current is None or current != (meta.get("version") or ""):
+            yield doc

@@ -1,0 +1,464 @@
+"""Renditions on request: the URL, who may ask for what, rendered once and stored, removal."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+from PIL import Image
+from werkzeug.test import Client
+
+from avenue.media import PRODUCTS, UPLOADS, FrontDoor, UrlSigner, signer_from_config
+from avenue.media.buckets import RENDITIONS
+from avenue.media.serve import route
+from avenue.media.serve.signing import sign_rendition
+from avenue.media.settings import MediaSettings
+from avenue.media.store import renditions
+from avenue.media.store.originals import delete_image, store
+from avenue.media.store.replace import replace
+from avenue.media.transform import parse
+from tests.helpers import image_bytes
+
+KEY = "test-secret-key-for-avenue"
+
+
+def put(app, name="good/progressive.jpg", bucket=PRODUCTS, **kwargs) -> dict:
+    """Store a fixture through the media core; its files document."""
+    from avenue.db import get_db, get_mongo
+
+    with app.app_context():
+        get_mongo().ensure_indexes()
+        return store(get_db(), bucket, image_bytes(name), filename=name.split("/")[-1], **kwargs).doc
+
+
+def path(doc, options: str, bucket_alias: str = "products") -> str:
+    version = (doc.get("metadata") or {}).get("version") or ""
+    token = f"{doc['_id']}~{version}" if version else str(doc["_id"])
+    return f"/media/{bucket_alias}/{token}/{options}"
+
+
+def stored(db) -> list[dict]:
+    return list(db[f"{RENDITIONS}.files"].find())
+
+
+@pytest.fixture
+def renders(monkeypatch):
+    """Counts the renders the route runs (each one the real renderer)."""
+    calls = []
+    real = route.render_spec
+
+    def counted(*args, **kwargs):
+        calls.append(args[2].key())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(route, "render_spec", counted)
+    return calls
+
+
+def test_the_first_get_renders_and_stores_and_the_second_is_served_from_storage(app, client, db, renders):
+    doc = put(app)
+    first = client.get(path(doc, "w_320.webp"))
+    assert first.status_code == 200, first.get_data()
+    assert first.headers["Content-Type"] == "image/webp"
+    assert first.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert first.headers["ETag"] and first.headers.get("X-Request-ID")
+    assert "Vary" not in first.headers
+    second = client.get(path(doc, "w_320.webp"))
+    assert second.status_code == 200 and second.get_data() == first.get_data()
+    assert second.headers["ETag"] == first.headers["ETag"]
+    assert renders == ["w_320"]
+    files = stored(db)
+    assert len(files) == 1
+    meta = files[0]["metadata"]
+    assert (meta["source"], meta["image_id"], meta["version"], meta["spec"], meta["format"]) == \
+        (PRODUCTS, doc["_id"], "", "w_320", "webp")
+    with Image.open(io.BytesIO(first.get_data())) as im:
+        assert (im.format, im.size) == ("WEBP", (320, 240))
+
+
+def test_it_answers_ranges_and_304_like_any_file(app, client, db):
+    doc = put(app)
+    url = path(doc, "w_320.jpg")
+    whole = client.get(url)
+    part = client.get(url, headers={"Range": "bytes=0-9"})
+    assert part.status_code == 206 and part.get_data() == whole.get_data()[:10]
+    again = client.get(url, headers={"If-None-Match": whole.headers["ETag"]})
+    assert again.status_code == 304
+
+
+def test_a_rendition_is_never_upscaled(app, client):
+    doc = put(app)  # 1024 x 768
+    response = client.get(path(doc, "w_1920.png"))
+    with Image.open(io.BytesIO(response.get_data())) as im:
+        assert (im.format, im.size) == ("PNG", (1024, 768))
+
+
+def test_cover_crops_to_the_box(app, client):
+    doc = put(app)
+    response = client.get(path(doc, "w_400,h_400,fit_cover.jpg") + "?sig="
+                          + sign_rendition(KEY, PRODUCTS, str(doc["_id"]), "", "w_400,h_400,fit_cover"))
+    assert response.status_code == 200, response.get_data()
+    with Image.open(io.BytesIO(response.get_data())) as im:
+        assert (im.format, im.size) == ("JPEG", (400, 400))
+
+
+@pytest.mark.parametrize("accept,expected", [
+    ("image/avif,image/webp,*/*", "image/avif"),
+    ("image/webp,*/*", "image/webp"),
+    ("*/*", "image/jpeg"),
+    ("", "image/jpeg"),
+])
+def test_without_an_extension_the_format_follows_accept_and_says_so(app, client, accept, expected):
+    doc = put(app)
+    response = client.get(path(doc, "w_160"), headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == expected
+    assert response.headers["Vary"] == "Accept"
+
+
+def test_an_image_with_transparency_falls_back_to_png(app, client):
+    doc = put(app, "good/alpha.png")
+    response = client.get(path(doc, "w_160"), headers={"Accept": "*/*"})
+    assert response.headers["Content-Type"] == "image/png"
+
+
+@pytest.mark.parametrize("options", ["w_0", "w_800,w_800", "x_1", "w_08", "w_800.gif", "fit_cover", "w_abc"])
+def test_malformed_options_are_400_bad_rendition(app, client, options):
+    doc = put(app)
+    response = client.get(path(doc, options))
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "bad_rendition"
+
+
+def test_an_unsigned_rendition_off_the_ladder_is_403_saying_what_to_do(app, client, db):
+    doc = put(app)
+    response = client.get(path(doc, "w_333.webp"))
+    assert response.status_code == 403
+    error = response.get_json()["error"]
+    assert error["code"] == "rendition_not_allowed" and "signed" in error["message"]
+    for bad in ("nonsense", sign_rendition("another-key-entirely-0123456789", PRODUCTS, str(doc["_id"]), "",
+                                           "w_333")):
+        assert client.get(path(doc, "w_333.webp") + f"?sig={bad}").status_code == 403
+    assert stored(db) == []
+
+
+def test_a_signed_rendition_renders_and_its_signature_covers_every_spelling(app, client):
+    doc = put(app)
+    signer = signer_from_config(app.config)
+    url = signer.rendition_url(PRODUCTS, doc["_id"], parse("w_333").spec, "webp")
+    assert client.get(url).status_code == 200
+    sig = url.split("sig=")[1]
+    # dpr_1 is the same spec: the same canonical key, the same signature.
+    assert client.get(path(doc, "w_333,dpr_1.webp") + f"?sig={sig}").status_code == 200
+    # Another spec with this signature is refused.
+    assert client.get(path(doc, "w_334.webp") + f"?sig={sig}").status_code == 403
+
+
+def test_a_rotated_key_still_verifies_and_a_retired_one_does_not(app_factory):
+    old = "the-old-secret-key-of-avenue-0001"
+    app = app_factory(SECRET_KEY="the-new-secret-key-of-avenue-002", SECRET_KEY_FALLBACKS=[old])
+    doc = put(app)
+    url = UrlSigner(key=old).rendition_url(PRODUCTS, doc["_id"], parse("w_333").spec, "webp")
+    assert app.test_client().get(url).status_code == 200
+    retired = UrlSigner(key="a-key-nobody-holds-any-more-0003").rendition_url(
+        PRODUCTS, doc["_id"], parse("w_334").spec, "webp")
+    assert app.test_client().get(retired).status_code == 403
+
+
+def test_presets_are_served_unsigned_at_1x_to_3x_and_by_name(app_factory):
+    app = app_factory(AVENUE_RENDITION_PRESETS="hero=w_600,h_200,fit_cover")
+    client = app.test_client()
+    doc = put(app)
+    assert client.get(path(doc, "w_600,h_200,fit_cover.webp")).status_code == 200
+    assert client.get(path(doc, "w_600,h_200,fit_cover,dpr_2.webp")).status_code == 200
+    named = client.get(path(doc, "hero.jpg"))
+    assert named.status_code == 200
+    with Image.open(io.BytesIO(named.get_data())) as im:
+        assert im.size == (600, 200)
+    assert client.get(path(doc, "w_600,h_201,fit_cover.webp")).status_code == 403
+
+
+@pytest.mark.parametrize("presets", ["card=w_100", "Hero=w_100", "hero=w_0", "hero=w_100.webp", "hero"])
+def test_a_bad_preset_setting_stops_the_start(app_factory, presets):
+    with pytest.raises(RuntimeError, match="AVENUE_RENDITION_PRESETS"):
+        app_factory(AVENUE_RENDITION_PRESETS=presets)
+
+
+def test_a_private_image_needs_its_signed_url(app, client):
+    doc = put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    signer = signer_from_config(app.config)
+    url = signer.rendition_url(UPLOADS, doc["_id"], parse("w_320").spec, "webp", private=True)
+    ok = client.get(url)
+    assert ok.status_code == 200 and ok.headers["Cache-Control"].startswith("private")
+    bare = url.split("?")[0]
+    assert client.get(bare).status_code == 404  # as every private URL without its signature
+    assert client.get(url.replace("sig=", "sig=x")).status_code == 403
+    # A signature for another spec does not open this one.
+    other = signer.rendition_url(UPLOADS, doc["_id"], parse("w_480").spec, "webp", private=True)
+    assert client.get(bare + "?" + other.split("?")[1]).status_code == 403
+
+
+def test_an_earlier_version_redirects_then_replace_removes_its_renditions(app, client, db):
+    doc = put(app)
+    assert client.get(path(doc, "w_320.webp")).status_code == 200
+    with app.app_context():
+        replaced = replace(db, PRODUCTS, doc["_id"], data=image_bytes("good/grayscale.jpg"),
+                           delete_lease=_lease(),
+                           settings=MediaSettings())
+    assert replaced is not None and replaced.changed
+    assert stored(db) == []
+    moved = client.get(path(doc, "w_320.webp"))
+    new_path = path(replaced.doc, "w_320.webp")
+    assert moved.status_code == 308 and moved.headers["Location"] == new_path
+    fresh = client.get(new_path)
+    with Image.open(io.BytesIO(fresh.get_data())) as im:
+        assert im.size == (320, 240)
+    assert [f["metadata"]["version"] for f in stored(db)] == [replaced.doc["metadata"]["version"]]
+
+
+def test_an_earlier_version_of_a_private_image_is_404(app, client, db):
+    doc = put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    with app.app_context():
+        replaced = replace(db, UPLOADS, doc["_id"], data=image_bytes("good/grayscale.jpg"),
+                           delete_lease=_lease(), settings=MediaSettings())
+    assert replaced is not None
+    signer = signer_from_config(app.config)
+    url = signer.rendition_url(UPLOADS, doc["_id"], parse("w_320").spec, "webp", private=True)
+    assert client.get(url).status_code == 404
+
+
+def test_delete_removes_the_renditions(app, client, db):
+    doc = put(app)
+    client.get(path(doc, "w_320.webp"))
+    client.get(path(doc, "w_160.jpg"))
+    assert len(stored(db)) == 2
+    with app.app_context():
+        assert delete_image(db, PRODUCTS, doc["_id"])
+    assert stored(db) == [] and db[f"{RENDITIONS}.chunks"].count_documents({}) == 0
+    assert client.get(path(doc, "w_320.webp")).status_code == 404
+
+
+def test_deleting_to_the_trash_removes_the_renditions(app, client, db, auth):
+    headers = auth.token("admin")
+    sent = client.post("/api/uploads", headers=headers,
+                       data={"file": (io.BytesIO(image_bytes("good/progressive.jpg")), "p.jpg"),
+                             "visibility": "public"})
+    assert sent.status_code == 201, sent.get_json()
+    url = sent.get_json()["url"].rsplit(".", 1)[0] + "/w_320.webp"
+    assert client.get(url).status_code == 200
+    assert client.delete(f"/api/uploads/{sent.get_json()['id']}", headers=headers).status_code in (200, 204)
+    assert stored(db) == []
+
+
+def test_gc_removes_an_orphan(app, client, db, runner):
+    doc = put(app)
+    client.get(path(doc, "w_320.webp"))
+    # A crash between the original's delete and its renditions': the original goes alone.
+    db[f"{PRODUCTS}.files"].delete_one({"_id": doc["_id"]})
+    with app.app_context():
+        assert [o["_id"] for o in renditions.orphans(db)] == [stored(db)[0]["_id"]]
+    result = runner.invoke(args=["gc"])
+    assert result.exit_code == 0, result.output
+    assert stored(db) == []
+
+
+def test_one_render_across_many_requests_at_once(app_factory, backend, renders):
+    if backend[0].__name__ == "<lambda>":
+        pytest.skip("threads against one database: the wire-protocol server's test")
+    apps = [app_factory(), app_factory()]  # two workers on one database
+    doc = put(apps[0])
+    answers: list[int] = []
+    start = threading.Barrier(8)
+
+    def fetch(app):
+        client = app.test_client()
+        start.wait()
+        answers.append(client.get(path(doc, "w_640.webp")).status_code)
+
+    threads = [threading.Thread(target=fetch, args=(apps[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * 8
+    assert renders == ["w_640"]
+    with apps[0].app_context():
+        from avenue.db import get_db
+
+        assert len(stored(get_db())) == 1
+
+
+def test_a_request_that_cannot_get_a_render_slot_is_503_busy(app, client, monkeypatch):
+    doc = put(app)
+    monkeypatch.setattr(route, "RENDER_SLOT_WAIT_SECONDS", 0.01)
+    state = route.get_state(app)
+    while state.renders.acquire(blocking=False):
+        pass
+    try:
+        response = client.get(path(doc, "w_320.webp"))
+    finally:
+        state.renders.release()
+        state.renders.release()
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "busy" and response.headers["Retry-After"]
+
+
+def _lease():
+    import datetime as dt
+
+    return dt.timedelta(minutes=5)
+
+
+def _call(wsgi_app, url: str, headers: dict):
+    response = Client(wsgi_app).get(url, headers=headers)
+    return response.status, sorted(response.headers.items()), response.get_data()
+
+
+@pytest.mark.parametrize("headers", [{"Accept": "image/webp"}, {"Accept": "*/*"},
+                                     {"If-None-Match": "{etag}"}])
+@pytest.mark.parametrize("options", ["w_320", "w_320.avif"])
+def test_the_front_door_answers_a_warm_rendition_exactly_as_the_route_does(app, client, options, headers):
+    doc = put(app)
+    url = path(doc, options)
+    warm = client.get(url, headers={"Accept": headers.get("Accept", "")})
+    assert warm.status_code == 200 and warm.data  # read whole: the bytes are cached
+    headers = {name: value.format(etag=warm.headers["ETag"]) for name, value in headers.items()}
+    headers["X-Request-ID"] = "cmp-1"
+
+    def flask_must_not_run(environ, start_response):
+        pytest.fail(f"the front door passed {url} on to Flask")
+
+    by_front = _call(FrontDoor(app, flask_must_not_run), url, headers)
+    by_route = _call(app.wsgi_app.wsgi_app, url, headers)
+    assert by_front == by_route
+    assert by_front[0] in ("200 OK", "304 NOT MODIFIED")
+
+
+@pytest.mark.parametrize("case", ["not rendered yet", "signed", "malformed", "private", "deleted"])
+def test_the_front_door_leaves_other_renditions_to_the_route(app, client, db, case):
+    doc = put(app, bucket=UPLOADS, visibility="private", scope="owner") if case == "private" else put(app)
+    alias = "uploads" if case == "private" else "products"
+    url = path(doc, {"signed": "w_333.webp", "malformed": "w_08"}.get(case, "w_320.webp"), alias)
+    if case == "signed":
+        url += "?sig=" + sign_rendition(KEY, PRODUCTS, str(doc["_id"]), "", "w_333")
+    if case == "private":
+        url = signer_from_config(app.config).rendition_url(UPLOADS, doc["_id"], parse("w_320").spec, "webp",
+                                                           private=True)
+    if case != "not rendered yet" and case != "malformed":
+        assert client.get(url).status_code == 200
+    if case == "deleted":
+        with app.app_context():
+            delete_image(db, PRODUCTS, doc["_id"])
+    passed = []
+
+    def route_stand_in(environ, start_response):
+        passed.append(environ["PATH_INFO"])
+        start_response("204 NO CONTENT", [])
+        return []
+
+    Client(FrontDoor(app, route_stand_in)).get(url)
+    assert passed == [url.split("?")[0]]
+
+
+def test_fsck_checks_the_renditions_and_repair_removes_a_damaged_one(app, client, db):
+    from avenue.ops.fsck import fsck
+
+    doc = put(app)
+    assert client.get(path(doc, "w_320.webp")).status_code == 200
+    with app.app_context():
+        assert fsck(db).ok
+        rendition = stored(db)[0]
+        db[f"{RENDITIONS}.chunks"].delete_many({"files_id": rendition["_id"]})
+        report = fsck(db)
+        assert [f.doc["_id"] for f in report.findings] == [rendition["_id"]]
+        assert fsck(db, repair=True).ok
+    assert stored(db) == []
+    assert client.get(path(doc, "w_320.webp")).status_code == 200  # rendered again
+
+
+class Fake:
+    """A rendered payload passed in directly: what a renderer returns."""
+
+    def __init__(self, data: bytes = b"fake-webp-bytes") -> None:
+        self.data, self.width, self.height, self.format = data, 10, 10, "webp"
+
+
+def _original(app):
+    from avenue.media.records import MediaDoc
+
+    return MediaDoc.from_files_doc(put(app))
+
+
+def test_a_lapsed_claim_is_taken_over(app, db):
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    # A renderer that died holding the claim: its claim has lapsed.
+    import datetime as dt
+
+    db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "dead",
+                                      "until": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)})
+    with app.app_context():
+        found = renditions.obtain(db, wanted, original, lambda data: Fake(), wait=1)
+    assert found["metadata"]["spec"] == "w_320"
+    assert db[renditions.CLAIMS].count_documents({}) == 0  # released after the render
+
+
+def test_a_live_claim_that_stores_nothing_ends_in_503_busy(app, db):
+    from avenue.errors import ServerBusy
+
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    import datetime as dt
+
+    db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "busy elsewhere",
+                                      "until": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)})
+    rendered = []
+    with app.app_context(), pytest.raises(ServerBusy):
+        renditions.obtain(db, wanted, original, lambda data: rendered.append(1) or Fake(), wait=0.2)
+    assert rendered == [] and stored(db) == []
+
+
+def test_a_waiter_serves_what_the_claimant_stored(app, db):
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    import datetime as dt
+
+    db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "elsewhere",
+                                      "until": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)})
+    with app.app_context():
+        def finish_elsewhere():
+            renditions._render_and_store(db, wanted, original, lambda data: Fake(b"from-elsewhere"))
+
+        timer = threading.Timer(0.2, finish_elsewhere)
+        timer.start()
+        found = renditions.obtain(db, wanted, original, lambda data: Fake(b"mine"), wait=5)
+        timer.join()
+    assert found["length"] == len(b"from-elsewhere") and len(stored(db)) == 1
+
+
+def test_a_second_store_of_one_rendition_keeps_the_first(app, db):
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    with app.app_context():
+        first = renditions._render_and_store(db, wanted, original, lambda data: Fake(b"first"))
+        second = renditions._render_and_store(db, wanted, original, lambda data: Fake(b"second"))
+    assert second["_id"] == first["_id"] and len(stored(db)) == 1
+    assert db[f"{RENDITIONS}.chunks"].count_documents({}) == 1  # the loser's chunks went
+
+
+def test_last_used_is_written_at_most_once_a_day(app, db):
+    import datetime as dt
+
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    with app.app_context():
+        doc = renditions._render_and_store(db, wanted, original, lambda data: Fake())
+        stamped = doc["metadata"]["last_used"]
+        before = renditions.find(db, wanted)["metadata"]["last_used"]
+        renditions.touch(db, doc, stamped + dt.timedelta(hours=23))
+        assert renditions.find(db, wanted)["metadata"]["last_used"] == before  # not written again
+        later = stamped + dt.timedelta(days=1, seconds=1)
+        renditions.touch(db, renditions.find(db, wanted), later)
+        assert renditions.find(db, wanted)["metadata"]["last_used"].replace(tzinfo=None) == \
+            later.replace(tzinfo=None)

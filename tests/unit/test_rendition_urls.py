@@ -1,0 +1,101 @@
+"""What a rendition URL names (serve/http.py) and its signature (serve/signing.py): pure, no database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from bson import ObjectId
+
+from avenue.errors import BadRequest
+from avenue.media.records import MediaDoc
+from avenue.media.serve.http import Moved, RenditionTarget, is_rendition, negotiate, resolve_rendition
+from avenue.media.serve.objects import UrlSigner
+from avenue.media.serve.signing import sign_rendition, verify_rendition
+from avenue.media.transform import AllowList, parse, parse_presets
+
+ID = ObjectId("6b0000000000000000000001")
+NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
+ALLOW = AllowList(presets=parse_presets("hero=w_600,h_200,fit_cover"))
+
+
+def doc(version: str = "", private: bool = False, png: bool = False, **kwargs) -> MediaDoc:
+    fallback = "png" if png else "jpeg"
+    return MediaDoc(file_id=ID, length=10, chunk_size=10, sha256="0" * 64, content_type="image/jpeg",
+                    upload_date=NOW, filename="shoe.jpg", format="jpeg",
+                    visibility="private" if private else "public",
+                    variants={"thumb": {"webp": {}, fallback: {}}}, version=version, **kwargs)
+
+
+def load(found: MediaDoc | None):
+    return lambda bucket, file_id: found if file_id == ID else None
+
+
+@pytest.mark.parametrize("segment,expected", [
+    ("w_800", True), ("w_800.webp", True), ("hero", True), ("hero.jpg", True),
+    ("thumb", False), ("card.webp", False), ("nothing", False),
+])
+def test_options_and_presets_are_renditions_and_fixed_names_are_not(segment, expected):
+    assert is_rendition(segment, ALLOW) is expected
+
+
+@pytest.mark.parametrize("accept,png,expected", [
+    ("image/avif,image/webp,*/*", False, "avif"), ("image/webp,*/*", False, "webp"),
+    ("*/*", False, "jpeg"), ("*/*", True, "png"), ("", True, "png"),
+])
+def test_the_format_follows_accept_then_transparency(accept, png, expected):
+    assert negotiate(accept, doc(png=png)) == expected
+
+
+def test_the_extension_wins_over_accept_and_says_no_vary():
+    found = resolve_rendition("b", str(ID), "w_320.jpg", ALLOW, load(doc()), "image/avif")
+    assert isinstance(found, RenditionTarget)
+    assert (found.spec.key(), found.format, found.vary) == ("w_320", "jpeg", False)
+
+
+def test_a_preset_by_name_is_its_spec():
+    found = resolve_rendition("b", str(ID), "hero.webp", ALLOW, load(doc()), "")
+    assert isinstance(found, RenditionTarget) and found.spec == ALLOW.preset("hero")
+
+
+def test_malformed_options_are_refused_before_any_document_is_read():
+    def never(bucket, file_id):
+        pytest.fail("a document was read")
+
+    with pytest.raises(BadRequest) as refused:
+        resolve_rendition("b", str(ID), "w_08", ALLOW, never, "")
+    assert refused.value.code == "bad_rendition"
+    with pytest.raises(BadRequest):
+        resolve_rendition("b", str(ID), "hero.gif", ALLOW, never, "")
+
+
+@pytest.mark.parametrize("token", [str(ID) + ".jpg", "nonsense", f"{ID}~zz", "6b0000000000000000000002"])
+def test_tokens_that_name_nothing_are_404(token):
+    assert resolve_rendition("b", token, "w_320", ALLOW, load(doc()), "") is None
+
+
+def test_an_earlier_version_redirects_within_its_window_then_is_404():
+    current = doc(version="bbbbbbbb", versions={"aaaaaaaa": NOW + dt.timedelta(days=1)})
+    moved = resolve_rendition("product_images_data", f"{ID}~aaaaaaaa", "w_320.webp", ALLOW, load(current), "",
+                              now=NOW)
+    assert isinstance(moved, Moved) and moved.location.endswith(f"{ID}~bbbbbbbb/w_320.webp")
+    assert resolve_rendition("b", f"{ID}~aaaaaaaa", "w_320", ALLOW, load(current), "",
+                             now=NOW + dt.timedelta(days=2)) is None
+    private = doc(version="bbbbbbbb", private=True, versions={"aaaaaaaa": NOW + dt.timedelta(days=1)})
+    assert resolve_rendition("b", f"{ID}~aaaaaaaa", "w_320", ALLOW, load(private), "", now=NOW) is None
+
+
+def test_a_rendition_signature_covers_bucket_id_version_and_options_and_every_key_verifies():
+    sig = sign_rendition("old-key", "b", str(ID), "v1", "w_333")
+    assert verify_rendition(["new-key", "old-key"], "b", str(ID), "v1", "w_333", sig)
+    assert not verify_rendition(["new-key"], "b", str(ID), "v1", "w_333", sig)
+    for other in (("c", str(ID), "v1", "w_333"), ("b", str(ObjectId()), "v1", "w_333"),
+                  ("b", str(ID), "v2", "w_333"), ("b", str(ID), "v1", "w_334")):
+        assert not verify_rendition(["old-key"], *other, sig)
+    assert not verify_rendition(["old-key"], "b", str(ID), "v1", "w_333", None)
+
+
+def test_the_signer_makes_canonical_urls():
+    url = UrlSigner(base_url="https://cdn.example", key="k").rendition_url(
+        "product_images_data", ID, parse("w_400,dpr_2").spec, "avif", version="0123abcd")
+    assert url.startswith(f"https://cdn.example/media/products/{ID}~0123abcd/w_800.avif?sig=")
