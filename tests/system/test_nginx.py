@@ -263,6 +263,14 @@ def test_public_media_is_cached_and_private_media_and_the_api_never_are(front):
         assert [a["X-Cache-Status"] for a in answers] == ["MISS", "HIT"]
         assert {a["Content-Type"] for a in answers} == {content_type}
 
+    # A rendition on request too, in three classes: AVIF reaches only a client that asks for it.
+    rendition = card.rsplit("/", 1)[0] + "/w_320"
+    for accept, content_type in (("image/avif,image/webp,*/*", "image/avif"),
+                                 ("image/webp,*/*", "image/webp"), ("*/*", "image/jpeg")):
+        answers = [front.request("GET", rendition, headers={"Accept": accept})[1] for _ in range(2)]
+        assert [a["X-Cache-Status"] for a in answers] == ["MISS", "HIT"]
+        assert {a["Content-Type"] for a in answers} == {content_type}
+
     assert "?" in private["url"] and "sig=" in private["url"]
     for _ in range(3):
         status, headers, _ = front.request("GET", private["url"])
@@ -275,7 +283,8 @@ def test_public_media_is_cached_and_private_media_and_the_api_never_are(front):
         assert status == 200 and headers["Cache-Control"] == "no-store"
         assert "X-Cache-Status" not in headers
     cache = front.app.log_path.parent / "nginx" / "cache"
-    assert len([p for p in cache.rglob("*") if p.is_file()]) == 3  # the original and two card answers
+    # the original, two card answers and three answers of the rendition
+    assert len([p for p in cache.rglob("*") if p.is_file()]) == 6
 
 
 @pytest.mark.slow
