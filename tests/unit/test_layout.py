@@ -58,35 +58,29 @@ def test_nothing_under_tests_imports_or_loads_bench():
     assert found == [], "tests run a benchmark as a script (a subprocess), never import it"
 
 
-def test_bench_reaches_the_tests_only_through_tests_support():
+def imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every absolute import in the file at ``path``."""
     found = []
-    for path in python_files(ROOT / "bench"):
-        if "work" in path.relative_to(ROOT / "bench").parts:
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            found += [f"{path.name}:{node.lineno} {name}" for name in names
-                      if name.split(".")[0] == "tests" and not name.startswith("tests.support")]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+    return found
+
+
+def test_bench_reaches_the_tests_only_through_tests_support():
+    found = [f"{path.name}:{line} {name}" for path in python_files(ROOT / "bench")
+             if "work" not in path.relative_to(ROOT / "bench").parts
+             for line, name in imports(path)
+             if name.split(".")[0] == "tests" and not name.startswith("tests.support")]
     assert found == []
 
 
 def test_no_test_module_imports_another():
     """What two test modules share lives in tests/support (or a folder's conftest.py), so a
     test module can be moved, split or deleted without breaking another."""
-    found = []
-    for path in python_files(TESTS):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            else:
-                continue
-            found += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in names
-                      if name.startswith(tuple(f"tests.{kind}." for kind in KINDS))]
+    kinds = tuple(f"tests.{kind}." for kind in KINDS)
+    found = [f"{path.relative_to(ROOT)}:{line} {name}" for path in python_files(TESTS)
+             for line, name in imports(path) if name.startswith(kinds)]
     assert found == [], "move what is shared into tests/support"
