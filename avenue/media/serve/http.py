@@ -96,12 +96,23 @@ def parse_token(token: str) -> tuple[ObjectId | None, str, str]:
     return parse_object_id(stem), version, ext.lower()
 
 
-def _moved(bucket: str, doc: MediaDoc, version: str, variant: str | None, now: dt.datetime) -> Moved | None:
-    """Where an earlier version's URL points now (the same variant, in the format it had if the
-    new bytes have it, else negotiated), or None once its redirect window is over."""
-    until = doc.versions.get(version)
-    if until is None or until <= now:
+def _redirect_until(doc: MediaDoc, version: str, now: dt.datetime | None) -> dt.datetime | None:
+    """Until when a URL of ``doc``'s earlier ``version`` redirects to the current one; None
+    when it names nothing: an unknown version, a window that is over, or any earlier version
+    of a private image. (A private link may have gone to someone it should not have, often
+    why it was replaced, and a redirect would show them the new picture. 404 and not 410:
+    what the URL answers once the window ends and what an unknown version answers, so it never
+    tells a holder whether the image lives on, and the contract's media statuses stay 403 or
+    404.)"""
+    if doc.private:
         return None
+    until = doc.versions.get(version)
+    return until if until is not None and until > (now or dt.datetime.now(dt.UTC)) else None
+
+
+def _moved(bucket: str, doc: MediaDoc, variant: str | None, until: dt.datetime) -> Moved | None:
+    """Where an earlier version's URL points now (the same variant, in the format it had if the
+    new bytes have it, else negotiated)."""
     path = media_path(bucket, doc.file_id, doc.version)
     if variant is None:
         ext = EXTENSIONS.get(doc.format, "")
@@ -127,14 +138,8 @@ def resolve(bucket: str, token: str, variant: str | None,
     if doc is None:
         return None
     if version != doc.version:
-        if doc.private:
-            # An earlier version of a private image names nothing: the link may have gone to
-            # someone it should not have (often why it was replaced), and a redirect would show
-            # them the new picture. 404 and not 410: what the URL answers once the redirect
-            # window ends and what an unknown version answers, so it never tells a holder
-            # whether the image lives on, and the contract's media statuses stay 403 or 404.
-            return None
-        return _moved(bucket, doc, version, variant, now or dt.datetime.now(dt.UTC))
+        until = _redirect_until(doc, version, now)
+        return None if until is None else _moved(bucket, doc, variant, until)
     if variant is None:
         if ext and ext != EXTENSIONS.get(doc.format, ""):
             return None
@@ -218,10 +223,8 @@ def resolve_rendition(bucket: str, token: str, segment: str, allow: AllowList,
     if doc is None:
         return None
     if version != doc.version:
-        if doc.private:
-            return None  # as for every URL of a private image's earlier version (resolve)
-        until = doc.versions.get(version)
-        if until is None or until <= (now or dt.datetime.now(dt.UTC)):
+        until = _redirect_until(doc, version, now)
+        if until is None:
             return None
         return Moved(doc, f"{media_path(bucket, doc.file_id, doc.version)}/{segment}", until)
     return RenditionTarget(doc, spec, fmt or negotiate(accept, doc), vary=not fmt)
