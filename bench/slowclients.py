@@ -29,13 +29,16 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from http.client import HTTPConnection
 from pathlib import Path
 
 from harness import LOOPBACK, Procs, free_port, wait_http
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.launcher import healthz  # noqa: E402  (the one /healthz probe)
+
 HOST = "Host: 127.0.0.1\r\n"
 # kind -> (what is sent at once, what is sent every interval)
 KINDS = {
@@ -157,22 +160,6 @@ class Step:
                 f"({self.timed_out_408} with 408) -> {'SURVIVED' if self.survived else 'STARVED'}")
 
 
-def probe_healthz(port: int, timeout: float = 5.0) -> float:
-    """Seconds for GET /healthz on a fresh connection; inf if it failed or was not 200."""
-    started = time.monotonic()
-    conn = HTTPConnection(LOOPBACK, port, timeout=timeout)
-    try:
-        conn.request("GET", "/healthz")
-        response = conn.getresponse()
-        response.read()
-        ok = response.status == 200
-    except OSError:
-        ok = False
-    finally:
-        conn.close()
-    return time.monotonic() - started if ok else float("inf")
-
-
 def run_step(port: int, mix: dict[str, int], seconds: float, label: str) -> Step:
     clients = SlowClients(port)
     try:
@@ -182,7 +169,7 @@ def run_step(port: int, mix: dict[str, int], seconds: float, label: str) -> Step
         probes = []
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            probes.append(probe_healthz(port))
+            probes.append(healthz(port))
             time.sleep(0.2)
         return Step(label, probes, clients.dropped, clients.timed_out_408)
     finally:
