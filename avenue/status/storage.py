@@ -95,9 +95,8 @@ def _unmeasured_because(db: Database[Document], build: Mapping[str, Any] | None,
     if _is_mongomock(db):
         return "mongomock keeps everything in this process's memory: there is no size on disk."
     if "secantusVersion" in (build or {}):
-        return ("The embedded SecantusDB was not started by this app and AVENUE_EMBEDDED_DATA_PATH does not "
-                "name its data folder; its own size report (dbStats) is not asked for, since it reads "
-                "every document while every other request waits.")
+        return ("This app did not start the embedded SecantusDB and AVENUE_EMBEDDED_DATA_PATH does not name "
+                "its data folder (its dbStats is never run: it would stall every request).")
     return ("The database refused dbStats: the app's MongoDB user needs the dbStats action "
             "(e.g. the clusterMonitor role) for the size to be shown.")
 
