@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean chromium check-vendor docs
+.PHONY: run test lint bench clean chromium node check-vendor docs
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,7 @@ run: $(STAMP)
 ## Lint, check the layers and the core's types, then run every test on mongomock and on
 ## SecantusDB (and AVENUE_TEST_MONGO_URI if set): most on one process per core (up to 4,
 ## pytest-xdist), then the slow ones (real servers, timing) one at a time.
-test: lint chromium
+test: lint chromium node
 	$(PY) -m pytest -m "not slow" -n auto --maxprocesses=4
 	$(PY) -m pytest -m slow
 
@@ -34,9 +34,15 @@ chromium:
 	@test -x /usr/bin/chromium || DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
 		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
 
-## The console's vendored files (avenue/console/static/vendor) against their npm tarballs.
+## Node, which runs the console's pure JS modules in tests/unit (Debian's package; no npm needed).
+node:
+	@test -x /usr/bin/node || DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs \
+		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs)
+
+## The vendored npm files against their tarballs: the console's (avenue/console/static/vendor)
+## and the tests' (tests/support/vendor: axe-core, for the accessibility audit).
 check-vendor: $(STAMP)
-	$(PY) -m avenue.console.vendor
+	$(PY) -m avenue.console.vendor avenue/console/static/vendor/VENDOR.json tests/support/vendor/VENDOR.json
 
 ## The generated parts of docs/: endpoint tables (avenue/apidoc.py), configuration (.env.example).
 docs: $(STAMP)

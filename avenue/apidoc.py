@@ -334,6 +334,12 @@ SCHEMAS: dict[str, Schema] = {
                                      "bytes": {"type": "integer"}, "chunks": {"type": "integer"},
                                      "days": {"type": "integer"}},
                       "description": "Deleted media kept restorable (not in buckets or gridfs_bytes)."},
+            "database_size": {"type": "object", "properties": {
+                "data_bytes": {"type": ["integer", "null"]}, "storage_bytes": {"type": ["integer", "null"]},
+                "index_bytes": {"type": ["integer", "null"]}, "data_dir": {"type": ["object", "null"]},
+                "unmeasured_because": {
+                    "type": ["string", "null"],
+                    "description": "Why neither the data folder nor dbStats gave a size (null: one did)."}}},
             "quota": {"type": "object", "required": ["level"], "properties": {
                 "level": {"enum": ["ok", "warning", "critical", "emergency"]},
                 "percent": {"type": ["number", "null"]}, "bytes": {"type": ["integer", "null"]}}},
@@ -348,8 +354,14 @@ HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", 
            "properties": {"range": {"enum": ["24h", "7d", "30d"]}, "from": TIME, "to": TIME,
                           "bar_seconds": {"type": "integer"},
                           "points": {"type": "array", "items": {"type": "object"}},
-                          "uploads": {"type": "array",
-                                      "items": {"type": "object", "required": ["start", "count"]}}}}
+                          "uploads": {"type": "array", "items": {
+                              "type": "object", "required": ["start", "count"],
+                              "properties": {"start": TIME, "count": {
+                                  "type": ["integer", "null"],
+                                  "description": "Images stored by uploads in this bar (the current hour "
+                                                 "included); null before counting began."}}}},
+                          "uploads_counted_since": {
+                              **TIME, "description": "When uploads began to be counted (null: not yet)."}}}
 FOLDER = {"type": "string", "maxLength": 600, "description": "/name/name…, at most 8 names."}
 TAG = {"type": "string", "minLength": 1, "maxLength": 40}
 FORCE = _query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},

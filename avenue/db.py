@@ -176,6 +176,7 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "status_counters": (None, "the product counters: one document"),
     "media_counters": (None, "the per-bucket counters: one document per bucket"),
     "media_facets": (None, "the library's counts: one document per folder and per tag"),
+    "media_uploads": (None, "uploads per hour: 24 small documents a day, kept for years"),
     "monitoring_samples": (None, "one storage sample per hour, 90 days (TTL): ~2,200 documents"),
     "monitoring_alerts": (None, "a few threshold crossings a week (TTL)"),
     "monitoring_leases": (None, "the history sampler's lease document"),

@@ -1,5 +1,6 @@
-"""``python -m avenue.console.vendor`` (``make check-vendor``): the console's vendored files are
-byte for byte the ones in their npm registry tarballs.
+"""``python -m avenue.console.vendor [VENDOR.json ...]`` (``make check-vendor``): the console's
+vendored files (and those of any other manifest named, such as the tests' axe-core) are byte
+for byte the ones in their npm registry tarballs.
 
 Each tarball is downloaded from the URL in ``static/vendor/VENDOR.json``, checked against the
 registry's own ``integrity`` (sha512), and every vendored file is compared with its copy in
@@ -49,9 +50,11 @@ def check(manifest_path: Path = VENDOR / "VENDOR.json") -> list[str]:
     return problems
 
 
-def main() -> int:
-    """Print each difference; the exit status says whether there was one."""
-    problems = check()
+def main(manifests: list[str] | None = None) -> int:
+    """Print each difference of each manifest (default: the console's; the command line may
+    name others, e.g. the tests' own vendored files); the exit status says whether there was one."""
+    paths = [Path(name) for name in manifests] if manifests else [VENDOR / "VENDOR.json"]
+    problems = [problem for path in paths for problem in check(path)]
     for problem in problems:
         print(problem)
     print("vendored files match the registry" if not problems else f"{len(problems)} difference(s)")
@@ -59,4 +62,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -53,6 +53,7 @@ from avenue.media.effects.facets import recount as recount_facets
 from avenue.media.effects.invalidation import invalidate
 from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.effects.purge import enable as enable_purges
+from avenue.media.effects.uploads import per_hour as uploads_per_hour
 from avenue.media.ingest.focal import FocalPoint, parse_focal_point
 from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
 from avenue.media.ingest.placeholders import compute as compute_placeholder
@@ -115,6 +116,8 @@ __all__ = [
     "originals_newest_first", "scan", "set_file_metadata", "temp_image_counts",
     # Per-bucket counters kept with every write, and their reconciliation (counters.py).
     "media_counters", "recount_bucket",
+    # Uploads per hour, counted as they are accepted (uploads.py): the dashboard's bars.
+    "uploads_per_hour",
     # The library's per-folder and per-tag counts, kept with every write (facets.py).
     "recount_facets",
     # Beneath the library, for the ops commands.

@@ -14,11 +14,12 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING
 from pymongo.database import Database
 
 from avenue.clock import as_utc, isoformat
 from avenue.errors import BadRequest
+from avenue.media import uploads_per_hour
 
 Document = dict[str, Any]
 SAMPLES = "monitoring_samples"
@@ -104,10 +105,6 @@ def parse_range(name: str | None) -> str:
     return name
 
 
-def _originals(sample: Mapping[str, Any]) -> dict[str, int]:
-    return {alias: int(row.get("originals") or 0) for alias, row in (sample.get("buckets") or {}).items()}
-
-
 def _floor(moment: dt.datetime, width: dt.timedelta) -> dt.datetime:
     epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return epoch + (moment - epoch) // width * width
@@ -116,14 +113,14 @@ def _floor(moment: dt.datetime, width: dt.timedelta) -> dt.datetime:
 def series(db: Database[Document], range_name: str, moment: dt.datetime) -> Document:
     """The samples of the last ``range_name`` as chart points, and uploads per bar.
 
-    Uploads are the growth of each bucket's count of originals from one sample to the next
-    (deletes in the same interval offset them: the samples hold counts, not events),
-    counted in the bar of the later sample.
+    Uploads come from the counts kept as each upload is accepted (:func:`avenue.media.uploads_per_hour`),
+    the current hour included; a delete does not take one back. A bar that ended before
+    counting began has ``count`` None (not counted, not zero); ``uploads_counted_since`` says
+    when it began.
     """
     span, width = RANGES[range_name]
     start = moment - span
     docs = list(db[SAMPLES].find({"at": {"$gte": start, "$lte": moment}}).sort("at", ASCENDING))
-    before = db[SAMPLES].find_one({"at": {"$lt": start}}, sort=[("at", DESCENDING)])
     points = [{
         "at": isoformat(as_utc(doc["at"])),
         "gridfs_bytes": doc.get("gridfs_bytes", 0),
@@ -133,21 +130,17 @@ def series(db: Database[Document], range_name: str, moment: dt.datetime) -> Docu
         "quota_percent": (doc.get("quota") or {}).get("percent"),
         "files": sum(row.get("files", 0) for row in (doc.get("buckets") or {}).values()),
     } for doc in docs]
-    bars: dict[dt.datetime, int] = {}
     first = _floor(start, width)  # the first bar may be partly before ``start``
+    hours, since = uploads_per_hour(db, first, moment)
+    bars: dict[dt.datetime, int | None] = {}
     slot = first
     while slot <= moment:
-        bars[slot] = 0
+        bars[slot] = 0 if since is not None and slot + width > since else None
         slot += width
-    previous = before
-    for doc in docs:
-        if previous is not None:
-            old, new = _originals(previous), _originals(doc)
-            grown = sum(max(0, count - old.get(alias, 0)) for alias, count in new.items())
-            bar = _floor(as_utc(doc["at"]), width)
-            bars[bar] = bars.get(bar, 0) + grown
-        previous = doc
-    uploads = [{"start": isoformat(key), "count": count}
-               for key, count in sorted(bars.items()) if key >= first]
+    for hour, count in hours.items():
+        bar = _floor(hour, width)
+        bars[bar] = (bars.get(bar) or 0) + count
+    uploads = [{"start": isoformat(key), "count": count} for key, count in sorted(bars.items())]
     return {"range": range_name, "from": isoformat(start), "to": isoformat(moment),
-            "bar_seconds": int(width.total_seconds()), "points": points, "uploads": uploads}
+            "bar_seconds": int(width.total_seconds()), "points": points, "uploads": uploads,
+            "uploads_counted_since": isoformat(since)}

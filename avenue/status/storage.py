@@ -83,6 +83,24 @@ def _legacy(folder: str, swept: dict[str, Any] | None) -> dict[str, Any] | None:
             "not_imported_items": (found.get("not_imported_items") or [])[:LIST_LIMIT]}
 
 
+def _unmeasured_because(db: Database[Document], build: Mapping[str, Any] | None, data_dir: str,
+                        stats: Mapping[str, Any] | None) -> str | None:
+    """Why the database's size is not known, as a sentence for the dashboard (None: it is)."""
+    if data_dir:
+        return None if Path(data_dir).is_dir() else (
+            f"Its data folder {data_dir} (AVENUE_EMBEDDED_DATA_PATH) is not on this server, so its "
+            "size on disk cannot be measured here.")
+    if stats:
+        return None
+    if _is_mongomock(db):
+        return "mongomock keeps everything in this process's memory: there is no size on disk."
+    if "secantusVersion" in (build or {}):
+        return ("This app did not start the embedded SecantusDB and AVENUE_EMBEDDED_DATA_PATH does not name "
+                "its data folder (its dbStats is never run: it would stall every request).")
+    return ("The database refused dbStats: the app's MongoDB user needs the dbStats action "
+            "(e.g. the clusterMonitor role) for the size to be shown.")
+
+
 def quota_level(percent: float) -> str:
     """ok / warning (70 %) / critical (85 %) / emergency (95 %)."""
     for threshold, level in LEVELS:
@@ -131,6 +149,7 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
         if stats:
             notes.append("Embedded database: storage_bytes from dbStats equals data_bytes there; "
                          "data_dir.bytes_on_disk is the real disk use.")
+    database["unmeasured_because"] = _unmeasured_because(db, build, data_dir, stats)
     gridfs_bytes = sum(b["bytes"] for b in buckets.values())
     in_trash = held[TRASH]
     trash = {"files": in_trash["files"], "originals": in_trash["originals"], "bytes": in_trash["bytes"],

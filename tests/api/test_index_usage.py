@@ -163,6 +163,8 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
         # Status: counters, index counts and the sweep's one document; never a scan.
         ("/api/shop/debug/products-status", admin, {}),
         ("/api/shop/debug/storage-status", admin, {}),
+        # The dashboard's history: samples by time, the upload counts by hour (their _id).
+        ("/api/admin/history", admin, {"range": "30d"}),
     ]
     for fenced in (False, True):
         if fenced:

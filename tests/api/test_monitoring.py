@@ -15,8 +15,11 @@ import pytest
 
 from avenue.clock import as_utc
 from avenue.embedded import free_port
+from avenue.media import UPLOADS
+from avenue.media.effects import uploads as upload_counts
 from avenue.monitoring import alerts, history, sampler
 from tests.helpers import trickling_server
+from tests.support.client import uploaded
 
 T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
 THRESHOLDS = (70.0, 85.0, 95.0)
@@ -134,22 +137,36 @@ def test_acknowledging_keeps_the_first_acknowledgement(mdb):
         alerts.acknowledge(mdb, ObjectId(), "x", T0)
 
 
-def test_series_draws_points_and_uploads_per_bar(mdb):
-    counts = [2, 5, 5, 9, 7, 12]  # originals over six hourly samples; one delete at hour 4
-    for hour, count in enumerate(counts):
-        take(mdb, T0 + dt.timedelta(hours=hour), 10.0 + hour, originals=count)
-    moment = T0 + dt.timedelta(hours=6)
+def test_series_draws_points_and_uploads_per_bar_from_the_upload_counts(mdb):
+    for hour in range(6):
+        take(mdb, T0 + dt.timedelta(hours=hour), 10.0 + hour, originals=2 + hour)
+    mdb[upload_counts.UPLOADS].delete_many({})  # counting began before T0 here, not at the app's start
+    upload_counts.start_counting(mdb, T0 - dt.timedelta(days=2))
+    for hour, count in [(1, 3), (3, 4), (5, 5)]:
+        upload_counts.record(mdb, UPLOADS, count, T0 + dt.timedelta(hours=hour, minutes=20))
+    moment = T0 + dt.timedelta(hours=5, minutes=30)  # the current hour's uploads count already
     day = history.series(mdb, "24h", moment)
-    assert [p["gridfs_bytes"] for p in day["points"]] == [10 * c for c in counts]
+    assert [p["gridfs_bytes"] for p in day["points"]] == [10 * c for c in range(2, 8)]
     assert day["bar_seconds"] == 3600 and len(day["uploads"]) == 25
     by_start = {bar["start"]: bar["count"] for bar in day["uploads"]}
     assert by_start["2026-11-01T13:00:00Z"] == 3 and by_start["2026-11-01T15:00:00Z"] == 4
-    assert by_start["2026-11-01T16:00:00Z"] == 0 and by_start["2026-11-01T17:00:00Z"] == 5
-    assert sum(by_start.values()) == 12  # growth 3 + 4 + 5; the delete is not an upload
+    assert by_start["2026-11-01T14:00:00Z"] == 0 and by_start["2026-11-01T17:00:00Z"] == 5
+    assert day["uploads"][-1] == {"start": "2026-11-01T17:00:00Z", "count": 5}
+    assert sum(by_start.values()) == 12
     week = history.series(mdb, "7d", moment)
     assert week["bar_seconds"] == 86400 and [b["count"] for b in week["uploads"]][-1] == 12
     later = history.series(mdb, "24h", moment + dt.timedelta(days=2))
     assert later["points"] == [] and sum(b["count"] for b in later["uploads"]) == 0
+
+
+def test_days_before_counting_began_are_not_counted_rather_than_zero(mdb):
+    mdb[upload_counts.UPLOADS].delete_many({})
+    upload_counts.start_counting(mdb, T0 - dt.timedelta(days=2, hours=1))
+    upload_counts.start_counting(mdb, T0)  # a later start changes nothing
+    week = history.series(mdb, "7d", T0)
+    assert week["uploads_counted_since"] == "2026-10-30T11:00:00Z"
+    counts = [bar["count"] for bar in week["uploads"]]
+    assert counts == [None, None, None, None, None, 0, 0, 0]  # Oct 25-29 before it; Oct 30 on
 
 
 def test_a_bad_range_is_refused():
@@ -268,3 +285,22 @@ def test_the_endpoints_serve_history_and_alerts_to_ops(app, auth, mdb):
     assert client.get("/api/admin/alerts?open=1").get_json()["items"] == []
     missing = client.post("/api/admin/alerts/0123456789abcdef01234567/ack", headers=csrf)
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "alert_not_found"
+
+
+def test_a_just_made_upload_counts_in_this_hour_and_today_and_a_delete_does_not_hide_it(client, auth):
+    uploader = auth.token("editor")
+    made = uploaded(client, uploader, visibility="public")
+    assert client.delete(f"/api/uploads/{made['id']}", headers=uploader).status_code == 204
+    ops = auth.token("ops")
+    hour = made["uploaded_at"][:13] + ":00:00Z"
+    day = client.get("/api/admin/history?range=24h", headers=ops).get_json()
+    assert {bar["start"]: bar["count"] for bar in day["uploads"]}[hour] == 1
+    assert sum(bar["count"] or 0 for bar in day["uploads"]) == 1
+    week = client.get("/api/admin/history?range=7d", headers=ops).get_json()
+    today = made["uploaded_at"][:10] + "T00:00:00Z"
+    assert {bar["start"]: bar["count"] for bar in week["uploads"]}[today] == 1
+    assert week["uploads_counted_since"] is not None
+    uploaded(client, uploader, "good/alpha.png")
+    uploaded(client, uploader, "good/alpha.png")  # the same bytes again: no new image, not counted
+    day = client.get("/api/admin/history?range=24h", headers=ops).get_json()
+    assert sum(bar["count"] or 0 for bar in day["uploads"]) == 2

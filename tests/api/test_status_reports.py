@@ -233,6 +233,22 @@ def test_the_embedded_data_folder_is_measured_on_disk(app, client, db, ops, tmp_
         assert any("dbStats skipped" in note for note in report["notes"])
 
 
+def test_the_database_size_is_measured_or_a_sentence_says_why_not(app, client, db, ops, backend, tmp_path):
+    size = client.get("/api/shop/debug/storage-status", headers=ops).get_json()["database_size"]
+    if "secantusVersion" in (_build_info(db) or {}):
+        assert size["data_bytes"] is None and "AVENUE_EMBEDDED_DATA_PATH" in size["unmeasured_because"]
+    elif backend[0].__module__.startswith("pymongo"):
+        assert size["data_bytes"] > 0 and size["unmeasured_because"] is None  # dbStats
+    else:
+        assert size["unmeasured_because"].startswith("mongomock keeps everything")
+    app.config["AVENUE_EMBEDDED_DATA_PATH"] = str(tmp_path / "elsewhere")
+    size = client.get("/api/shop/debug/storage-status", headers=ops).get_json()["database_size"]
+    assert "is not on this server" in size["unmeasured_because"]
+    app.config["AVENUE_EMBEDDED_DATA_PATH"] = str(tmp_path)
+    size = client.get("/api/shop/debug/storage-status", headers=ops).get_json()["database_size"]
+    assert size["unmeasured_because"] is None and size["data_dir"]["exists"] is True
+
+
 def _build_info(db):
     try:
         return db.command("buildInfo")

@@ -8,6 +8,8 @@ shows come from there (docs/console/).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import threading
 import uuid
 from pathlib import Path
@@ -24,6 +26,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
+AXE = Path(__file__).resolve().parents[1] / "support" / "vendor"
 AGENT = "avenue-console-tests"  # sessions are bound to the browser: one agent for page and API calls
 PASSWORD = "correct horse battery"
 PHOTOS = ["progressive.jpg", "alpha.png", "grayscale.jpg"]
@@ -65,9 +68,9 @@ def open_as(live, browser):
     """``open_as(role)``: a page logged in as a new user with ``role`` (by the API, like the form)."""
     contexts = []
 
-    def open_as(role: str, width: int = 1280, height: int = 900):
+    def open_as(role: str, width: int = 1280, height: int = 900, *, audit: bool = False):
         email, _ = Auth(live).user(role, password=PASSWORD)
-        context = new_context(browser, live, width, height)
+        context = new_context(browser, live, width, height, audit=audit)
         contexts.append(context)
         answer = context.request.post("/api/auth/login", data={"email": email, "password": PASSWORD})
         assert answer.ok, answer.text()
@@ -81,9 +84,10 @@ def open_as(live, browser):
         context.close()
 
 
-def new_context(browser, live, width: int = 1280, height: int = 900):
-    """A fresh browser profile on the live app (no cookies), failing fast on a missing element."""
-    context = browser.new_context(base_url=live.url, user_agent=AGENT,
+def new_context(browser, live, width: int = 1280, height: int = 900, *, audit: bool = False):
+    """A fresh browser profile on the live app (no cookies), failing fast on a missing element;
+    ``audit``: the page's CSP lets the tests' axe-core in (it changes nothing axe looks at)."""
+    context = browser.new_context(base_url=live.url, user_agent=AGENT, bypass_csp=audit,
                                   viewport={"width": width, "height": height})
     context.set_default_timeout(10_000)
     return context
@@ -96,6 +100,44 @@ def shot(page, name: str) -> None:
 
 def database(live):
     return live.extensions["avenue.mongo"].db
+
+
+def axe_violations(page) -> list[dict]:
+    """The serious and critical violations axe-core (tests/support/vendor, checked against its
+    recorded digest first) finds on the page as it is now: rule, impact, help and the elements."""
+    manifest = json.loads((AXE / "VENDOR.json").read_text())
+    package = next(p for p in manifest["packages"] if p["name"] == "axe-core")
+    source = (AXE / package["folder"] / "axe.min.js").read_bytes()
+    assert hashlib.sha256(source).hexdigest() == package["files"]["axe.min.js"]
+    page.add_script_tag(content=source.decode())
+    found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+        .filter((v) => ['serious', 'critical'].includes(v.impact))
+        .map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                      nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`)}))""")
+    return found
+
+
+def overflowing(page, selector: str) -> list[str]:
+    """The elements under ``selector`` whose content runs out of their box (wider than it)."""
+    return page.evaluate("""(selector) => [...document.querySelectorAll(selector)]
+        .filter((node) => node.scrollWidth > node.clientWidth + 1)
+        .map((node) => `${node.tagName.toLowerCase()}: ${node.textContent.slice(0, 60)}`)""", selector)
+
+
+def tab_stops(page, limit: int = 80) -> list[str]:
+    """The accessible names (or ids) of what Tab reaches from the top of the page, in order."""
+    page.locator("body").focus()
+    names: list[str] = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        name = page.evaluate("""() => { const el = document.activeElement;
+            if (!el || el === document.body) return null;
+            return el.getAttribute('aria-label') || el.labels?.[0]?.textContent.trim()
+                || el.textContent.trim().slice(0, 80) || el.id; }""")
+        if name is None or (names and name == names[0]):
+            break
+        names.append(name)
+    return names
 
 
 def order_on_page(page) -> list[str]:
@@ -333,6 +375,8 @@ def seed_history(live) -> None:
     """Thirty days of 6-hourly samples (two more images each) and two alerts, as the sampler
     records them."""
     from avenue import monitoring
+    from avenue.media import PRODUCTS
+    from avenue.media.effects import uploads as upload_counts
     from avenue.monitoring import alerts, history
 
     db = database(live)
@@ -349,6 +393,9 @@ def seed_history(live) -> None:
                                      "bytes": used - 300_000}},
                    "quota": {"bytes": quota, "used_bytes": used, "percent": round(100 * used / quota, 2)}}
         history.record(db, history.build_sample(storage, {"safe": True}, at, at))
+        upload_counts.record(db, PRODUCTS, 2, at)  # as the uploads that grew the store were counted
+    db[upload_counts.UPLOADS].delete_many({"_id": upload_counts.SINCE_ID})
+    upload_counts.start_counting(db, moment - dt.timedelta(days=31))
     crossings = [alerts.Crossing("quota", "warning", "Storage is at 72.0 % of its quota.", 72.0, 70.0),
                  alerts.Crossing("safety", "critical", "Product photos are not all safe: 1 missing file(s).",
                                  1)]
@@ -380,7 +427,10 @@ def test_the_ops_dashboard_shows_storage_safety_history_and_alerts(live, open_as
     assert "27 sample(s)" in page.locator("#growth-summary").inner_text()  # 7 days of 6-hourly samples
     page.get_by_label("30 days").check()
     page.get_by_text("119 sample(s)").wait_for()
-    assert page.locator("#uploads-summary").inner_text() == "238 upload(s) in this range."
+    bars = page.request.get("/api/admin/history?range=30d").json()["uploads"]
+    counted = sum(bar["count"] or 0 for bar in bars)
+    assert counted >= 238  # the seeded counts, and the images the other tests uploaded
+    assert page.locator("#uploads-summary").inner_text() == f"{counted} upload(s) in this range."
     page.get_by_label("7 days").check()
     page.get_by_text("27 sample(s)").wait_for()
     page.locator(".alert").nth(1).wait_for()
@@ -392,6 +442,91 @@ def test_the_ops_dashboard_shows_storage_safety_history_and_alerts(live, open_as
     page.get_by_text("1 open, 2 recorded.").wait_for()
     alerts = page.request.get("/api/admin/alerts?open=1").json()["items"]
     assert [a["kind"] for a in alerts] == ["quota"]
+
+
+def test_a_one_sample_range_a_one_byte_quota_and_an_unmeasured_database_read_right(live, open_as):
+    """Issue 30's dashboard: the time axis is the chosen range, 35611370000 % reads "over 999 %",
+    long texts stay in their cards, the database card says what is known, once."""
+    from avenue.monitoring import history
+
+    db = database(live)
+    db[history.SAMPLES].delete_many({})  # the history tests seeded thirty days: one sample now
+    moment = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)
+    storage = {"gridfs_bytes": 3_000_000, "database_size": {"storage_bytes": 3_000_000},
+               "buckets": {}, "quota": {"bytes": 1, "used_bytes": 3_000_000, "percent": 300_000_000.0}}
+    history.record(db, history.build_sample(storage, {"safe": True}, moment, moment))
+    live.config["AVENUE_STORAGE_QUOTA_BYTES"] = 1
+    try:
+        for width, name in ((1280, "ops-one-sample"), (360, "ops-one-sample-360")):
+            page = open_as("ops", width=width, height=900)
+            page.goto("/console/ops")
+            quota = page.locator("#cards .quota")
+            quota.get_by_text("over 999 %").wait_for()
+            assert "Quota used: over 999 %" in quota.get_by_role("meter").get_attribute("aria-label")
+            page.get_by_text("1 sample(s); storage went from").wait_for()
+            series = page.request.get("/api/admin/history?range=7d").json()
+            chart = page.locator("#growth-chart")
+            drawn = [dt.datetime.fromisoformat(chart.get_attribute(f"data-time-{end}"))
+                     for end in ("from", "to")]
+            chosen = [dt.datetime.fromisoformat(series[end]) for end in ("from", "to")]
+            assert all(abs(a - b) < dt.timedelta(minutes=2) for a, b in zip(drawn, chosen, strict=True)), \
+                (drawn, chosen)
+            database_card = page.locator("#cards .card", has=page.get_by_role("heading", name="Database"))
+            database_card.get_by_text("Size not measured").wait_for()
+            database_card.get_by_text("AVENUE_EMBEDDED_DATA_PATH does not name its data folder").wait_for()
+            database_card.get_by_text("Chunk indexes: present in every bucket").wait_for()
+            assert "unknown" not in database_card.inner_text().lower()
+            assert overflowing(page, "#cards .card, #cards .card p, #cards .card h3") == []
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            shot(page, name)
+        live.config["AVENUE_STORAGE_QUOTA_BYTES"] = 0  # no quota: the longest sentence of the card
+        page.reload()
+        page.get_by_text("No quota configured (AVENUE_STORAGE_QUOTA_BYTES).").wait_for()
+        assert overflowing(page, "#cards .card, #cards .card p") == []
+        shot(page, "ops-no-quota-360")
+    finally:
+        live.config["AVENUE_STORAGE_QUOTA_BYTES"] = 40 * 1024 * 1024
+
+
+def test_an_upload_made_a_moment_ago_is_on_the_uploads_chart(live, open_as):
+    page = open_as("ops")
+    bars = page.request.get("/api/admin/history?range=24h").json()["uploads"]
+    before = sum(bar["count"] or 0 for bar in bars)
+    page.goto("/console/uploads")
+    page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "progressive.jpg"))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator("#uploads .media-card", has_text="progressive.jpg").wait_for()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete progressive.jpg").click()
+    page.get_by_text("progressive.jpg deleted.").wait_for()  # a delete does not take it back
+    page.goto("/console/ops")
+    page.get_by_label("24 hours").check()
+    page.locator("#uploads-summary").get_by_text(f"{before + 1} upload(s) in this range.").wait_for()
+    assert page.locator("#bar-unit").inner_text() == "hour"
+    shot(page, "ops-upload-counted")
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_ops_dashboard_passes_the_accessibility_audit_and_works_by_keyboard(live, open_as, width):
+    page = open_as("ops", width=width, height=900, audit=True)
+    page.goto("/console/ops")
+    page.locator("#cards .card").nth(1).wait_for()
+    page.get_by_text("sample(s)", exact=False).or_(page.get_by_text("No samples recorded")).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=1)
+    stops = tab_stops(page)
+    assert stops[0] == "Skip to content" and "Refresh now" in stops and "Log out" in stops
+    assert "7 days" in stops  # the checked radio; the arrow keys move within the group
+    page.get_by_role("button", name="Refresh now").focus()
+    page.keyboard.press("Enter")
+    page.get_by_text("Reports from").wait_for()
+    page.get_by_label("7 days").focus()
+    page.keyboard.press("ArrowRight")
+    assert page.get_by_label("30 days").is_checked()
+    page.locator("#history-status").get_by_text("From ").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    shot(page, f"ops-audit-{width}")
 
 
 def test_show_more_follows_the_cursor_past_the_first_page(live, open_as):

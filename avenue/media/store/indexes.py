@@ -12,7 +12,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
 from avenue.media.buckets import BUILDER, RENDITIONS, STORED, TRASH
-from avenue.media.effects import facets, purge
+from avenue.media.effects import facets, purge, uploads
 from avenue.media.effects.invalidation import DELETIONS, DELETIONS_TTL_SECONDS
 from avenue.media.records import Document
 from avenue.media.store import renditions
@@ -86,6 +86,7 @@ def ensure_indexes(db: Database[Document]) -> None:
     if purge.enabled():
         db[purge.OUTBOX].create_indexes(purge.outbox_indexes())
     db[facets.FACETS].create_indexes(facets.indexes())
+    uploads.start_counting(db)  # uploads per hour: from when an app that counts them first ran
     for bucket in STORED:
         db[f"{bucket}.chunks"].create_indexes(chunks_indexes())
         files = db[f"{bucket}.files"]

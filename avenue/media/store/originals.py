@@ -26,6 +26,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from avenue.errors import AvenueError, Conflict
 from avenue.media import effects
 from avenue.media.effects import Changes
+from avenue.media.effects import uploads as upload_counts
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, PreparedImage, sanitize_filename
@@ -269,6 +270,9 @@ def store_all(db: Database[Document], bucket: str, uploads: list[Upload],
             if result.created:
                 delete_image(db, bucket, result.doc)
         raise
+    created = [result.doc for result in results if result.created]
+    if created:  # uploads per hour (the ops dashboard), once every write stood
+        upload_counts.record(db, bucket, len(created), created[-1]["uploadDate"])
     return results
 
 

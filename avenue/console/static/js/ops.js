@@ -1,6 +1,7 @@
 // Ops dashboard (ops, admins): storage cards with quota levels, the safety verdict and the
 // lists behind it, alerts to acknowledge, and the storage history charts (uPlot).
 import {api, el, formatBytes, formatDate, pageMessage, show} from './api.js';
+import {databaseFacts, percentText, timeRange, uploadBars, uploadsSummary} from './opsformat.js';
 
 const cards = document.getElementById('cards');
 const verdict = document.getElementById('verdict');
@@ -51,24 +52,23 @@ function renderStorage(storage, thresholds) {
       `${bucket.alias}: ${formatBytes(bucket.bytes)} of ${quota.bytes ? 'the quota' : 'all stored bytes'}`),
     el('p', {class: 'muted'}, `${bucket.originals} image(s), ${bucket.files} file(s) with variants, ${bucket.chunks} chunk(s)`),
     el('p', {class: 'muted'}, `Newest upload: ${formatDate(bucket.newest_upload)}`)));
-  const db = storage.database_size || {};
-  const folder = db.data_dir;
-  const dbBytes = folder ? folder.bytes_on_disk : (db.storage_bytes ?? db.data_bytes);
+  const db = databaseFacts(storage);
   const dbCard = el('article', {class: 'card stat'},
     el('h3', {}, 'Database'),
-    el('p', {class: 'big'}, formatBytes(dbBytes)),
+    el('p', {class: 'big'}, db.big),
     // Against the quota only: without one there is nothing the database's size is a share of.
-    quota.bytes ? bar((dbBytes || 0) / quota.bytes, level, `Database: ${formatBytes(dbBytes)} of the quota`) : null,
+    quota.bytes && db.bytes !== null ? bar(db.bytes / quota.bytes, level, `Database: ${db.big} of the quota`) : null,
+    ...db.lines.map((line) => el('p', {class: 'muted'}, line)),
     el('p', {class: 'muted'}, `${storage.database || ''} · ${storage.backend || ''}${storage.server_version ? ` ${storage.server_version}` : ''}`),
-    el('p', {class: 'muted'}, `Data ${formatBytes(db.data_bytes)}, indexes ${formatBytes(db.index_bytes)}`),
+    el('p', {}, el('span', {class: `badge level-${db.chunksOk ? 'ok' : 'critical'}`}, db.chunkLine)),
     el('p', {}, storage.persistent === false
       ? el('span', {class: 'badge level-emergency'}, 'Not persistent: nothing survives a restart')
       : el('span', {class: 'badge level-ok'}, 'Persistent')));
   const quotaCard = el('article', {class: `card stat quota level-${level}`},
     el('h3', {}, 'Quota'),
     quota.bytes
-      ? [el('p', {class: 'big'}, `${quota.percent} %`, ' ', levelBadge(level)),
-        bar(quota.percent / 100, level, `Quota used: ${quota.percent} %, level ${level}`),
+      ? [el('p', {class: 'big'}, percentText(quota.percent), ' ', levelBadge(level)),
+        bar(quota.percent / 100, level, `Quota used: ${percentText(quota.percent)}, level ${level}`),
         el('p', {class: 'muted'}, `${formatBytes(quota.used_bytes)} of ${formatBytes(quota.bytes)} (${quota.used_source})`),
         thresholds ? el('p', {class: 'muted'}, `Levels at ${thresholds.warning} / ${thresholds.critical} / ${thresholds.emergency} %`) : null]
       : [el('p', {class: 'big'}, formatBytes(quota.used_bytes)),
@@ -178,7 +178,12 @@ async function loadAlerts() {
 function chart(key, target, options, data) {
   charts[key]?.destroy();
   const width = Math.max(280, target.clientWidth || 600);
-  charts[key] = new window.uPlot({width, height: 220, ...options}, data, target);
+  // The time span uPlot drew, readable from the page (the axis itself is canvas pixels).
+  const drawn = (u) => {
+    target.dataset.timeFrom = new Date(u.scales.x.min * 1000).toISOString();
+    target.dataset.timeTo = new Date(u.scales.x.max * 1000).toISOString();
+  };
+  charts[key] = new window.uPlot({width, height: 220, ...options, hooks: {draw: [drawn]}}, data, target);
 }
 
 function drawHistory(series) {
@@ -197,23 +202,23 @@ function drawHistory(series) {
     growthSeries.push({label: 'Quota', stroke: '#b3261e', dash: [6, 4], width: 1, value: bytesValue});
     growthData.push(points.map((p) => p.quota_bytes || null));
   }
-  chart('growth', growthTarget, {series: growthSeries, axes: [{}, bytesAxis], scales: {x: {time: true}, y: fromZero}},
-    growthData);
+  // The chosen range, not the samples' own span (one sample would stretch to years).
+  const range = timeRange(series);
+  chart('growth', growthTarget, {series: growthSeries, axes: [{}, bytesAxis],
+    scales: {x: {time: true, range: () => range}, y: fromZero}}, growthData);
   const first = points[0];
   const last = points[points.length - 1];
   document.getElementById('growth-summary').textContent = points.length
     ? `${points.length} sample(s); storage went from ${formatBytes(first.used_bytes)} to ${formatBytes(last.used_bytes)}.`
     : 'No samples recorded in this range yet.';
-  const bars = series.uploads;
-  const barTimes = bars.map((b) => Date.parse(b.start) / 1000);
+  const bars = uploadBars(series);
   document.getElementById('bar-unit').textContent = series.bar_seconds >= 86400 ? 'day' : 'hour';
   chart('uploads', uploadsTarget, {
     series: [{}, {label: 'Uploads', fill: 'rgba(29,95,191,0.55)', stroke: '#1d5fbf',
       paths: window.uPlot.paths.bars({size: [0.7, 60]}), points: {show: false}}],
-    scales: {x: {time: true}, y: fromZero}, axes: [{}, {size: 50}],
-  }, [barTimes, bars.map((b) => b.count)]);
-  const total = bars.reduce((sum, b) => sum + b.count, 0);
-  document.getElementById('uploads-summary').textContent = `${total} upload(s) in this range.`;
+    scales: {x: {time: true, range: () => bars.range}, y: fromZero}, axes: [{}, {size: 50}],
+  }, [bars.times, bars.counts]);
+  document.getElementById('uploads-summary').textContent = uploadsSummary(series);
 }
 
 async function loadHistory() {
