@@ -36,12 +36,15 @@ stopped early writes ``bench/work/renditions-load/aborted.md``); logs in
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
+import json
 import math
 import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -58,7 +61,9 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 RESULTS = BENCH / "results"
 WORK = BENCH / "work" / "renditions-load"
-sys.path.insert(0, str(ROOT))  # the app, and tests/support's launcher
+# The app's code: this checkout's, or another's for --before's in-process rounds.
+CODE_ENV = "RENDITIONS_LOAD_CODE"
+sys.path.insert(0, os.environ.get(CODE_ENV) or str(ROOT))  # the app, and tests/support's launcher
 
 import pymongo  # noqa: E402
 from avenue.embedded import EmbeddedServer  # noqa: E402
@@ -265,7 +270,7 @@ def one_render_per_key(servers: list[Gunicorn], headers: dict[str, str], mongo_u
 
 
 def warm_against_fixed(server: Gunicorn, headers: dict[str, str], rounds: int, seconds: float,
-                       part: Part) -> None:
+                       part: Part) -> dict[str, str]:
     image = upload(server, headers, gallery_100k(), "gallery100k.jpg")
     sides = {"fixed gallery WebP": image["variant_urls"]["gallery"]["webp"],
              f"rendition {WARM_SPEC}": rendition_path(image, WARM_SPEC)}
@@ -309,6 +314,78 @@ def warm_against_fixed(server: Gunicorn, headers: dict[str, str], rounds: int, s
                          f"{ratio:.2f}x ({verdict}) | {per_round} |")
         part.verdicts.append(f"warm rendition {case} at least 0.9x the fixed variant: **{verdict}** "
                              f"({ratio:.2f}x)")
+    return sides
+
+
+FRONT_DOOR_CALLS = 5000
+
+
+def front_door_round(mongo_uri: str, sides: dict[str, str]) -> dict[str, float]:
+    """One round of the media front door's answers to each side's GET and 304, timed in this
+    process (the app built on the same database, its cache filled as a worker's is): the CPU
+    an answer costs, without wrk or the machine's other load in the figure. Microseconds per
+    answer by "label case"."""
+    from avenue import create_app
+    from werkzeug.test import EnvironBuilder
+
+    # The access log off: its line is written by another thread, the same for both sides.
+    app = create_app({"MONGO_URI": mongo_uri, "MONGO_DB": DB, "SECRET_KEY": os.urandom(32).hex(),
+                      "AVENUE_ACCESS_LOG": "off", "AVENUE_STATUS_WARM_UP": False})
+
+    def call(environ: dict) -> tuple[str, bytes]:
+        answer: list[str] = []
+        body = app.wsgi_app(environ, lambda status, headers, *exc: answer.append(status))
+        try:
+            data = b"".join(body)
+        finally:
+            getattr(body, "close", lambda: None)()
+        return answer[0], data
+
+    accept = {"Accept": "image/webp,*/*"}
+    environs = {}
+    for label, path in sides.items():
+        for _ in range(3):  # read whole, so the worker's cache holds its body, then from the cache
+            status, body = call(EnvironBuilder(path=path, headers=accept).get_environ())
+        etag = f'"{hashlib.sha256(body).hexdigest()}"'
+        environs[f"{label} GET"] = EnvironBuilder(path=path, headers=accept).get_environ()
+        environs[f"{label} 304"] = EnvironBuilder(path=path, headers={"If-None-Match": etag}).get_environ()
+        if status != "200 OK" or call(dict(environs[f"{label} 304"]))[0] != "304 NOT MODIFIED":
+            raise BenchError(f"in process, {label}: {status}, or no 304 for {etag}")
+    times = {}
+    for key, environ in environs.items():
+        started = time.perf_counter()
+        for _ in range(FRONT_DOOR_CALLS):
+            call(dict(environ))
+        times[key] = (time.perf_counter() - started) / FRONT_DOOR_CALLS * 1e6
+    return times
+
+
+def front_door_in_process(mongo_uri: str, sides: dict[str, str], rounds: int, part: Part,
+                          before: tuple[str, Path] | None) -> None:
+    """:func:`front_door_round` ``rounds`` times, each in a fresh process (this script with
+    ``--front-door``) on this checkout's code and, with ``before`` (ref, checkout), on that
+    one's, alternating."""
+    codes = [("this code", ROOT)] + ([(f"before ({before[0]})", before[1])] if before else [])
+    times: dict[str, dict[str, list[float]]] = {label: {} for label, _ in codes}
+    for n in range(rounds):
+        for label, code in (codes if n % 2 == 0 else list(reversed(codes))):
+            env = {**os.environ, CODE_ENV: str(code)}
+            done = subprocess.run([sys.executable, __file__, "--front-door", mongo_uri, json.dumps(sides)],
+                                  env=env, capture_output=True, text=True, timeout=300, check=False)
+            if done.returncode != 0:
+                raise BenchError(f"front door in process, {label}: {done.stderr.strip()[-500:]}")
+            for key, value in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                times[label].setdefault(key, []).append(value)
+    fixed, rendition = sides
+    part.rows += ["", f"The media front door's answer in process, µs (median of {rounds} rounds x "
+                  f"{FRONT_DOOR_CALLS:,}, each round a fresh process):", "",
+                  "| code | case | fixed gallery WebP | rendition | rendition / fixed |",
+                  "| --- | --- | ---: | ---: | ---: |"]
+    for label, _ in codes:
+        for case in ("GET", "304"):
+            a = statistics.median(times[label][f"{rendition} {case}"])
+            b = statistics.median(times[label][f"{fixed} {case}"])
+            part.rows.append(f"| {label} | {case} | {b:.1f} | {a:.1f} | {a / b:.2f}x |")
 
 
 # --------------------------------------------------------------------------------------
@@ -415,7 +492,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1 cold round per format, 3 x 2 s wrk rounds")
     parser.add_argument("--only", default="key,warm,memory", help="a subset of: key, warm, memory")
+    parser.add_argument("--before", metavar="REF", help="also time the front door's answers in process "
+                        "on this git ref's code (a temporary worktree)")
+    parser.add_argument("--front-door", nargs=2, metavar=("URI", "SIDES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.front_door:  # one in-process round, for front_door_in_process
+        print(json.dumps(front_door_round(args.front_door[0], json.loads(args.front_door[1]))))
+        return 0
     mode = "quick" if args.quick else "full"
     cfg = MODES[mode]
     only = set(args.only.split(","))
@@ -435,6 +518,7 @@ def main() -> int:
     servers: list[Gunicorn] = []
     parts: dict[str, Part] = {}
     aborted = None
+    worktree: Path | None = None
     try:
         database.start()
         for name in ("a", "b"):
@@ -451,8 +535,16 @@ def main() -> int:
         servers.pop().stop()  # the rest on one instance, nothing else of ours running
         if "warm" in only:
             part = parts["2. A warm ~100 KB rendition against the fixed gallery WebP (app alone)"] = Part()
-            measured(part, lambda: warm_against_fixed(servers[0], headers, cfg["wrk_rounds"],
-                                                      cfg["wrk_seconds"], part))
+            sides: dict[str, str] = {}
+            measured(part, lambda: sides.update(warm_against_fixed(servers[0], headers, cfg["wrk_rounds"],
+                                                                   cfg["wrk_seconds"], part)))
+            before = None
+            if args.before:
+                worktree = Path(tempfile.mkdtemp(prefix="avenue-before-"))
+                subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.before], cwd=ROOT,
+                               check=True, capture_output=True)
+                before = (args.before, worktree)
+            front_door_in_process(database.uri, sides, cfg["wrk_rounds"], part, before)
             part.notes.append(f"wrk -t2 -c16, {cfg['wrk_seconds']} s per run, {cfg['wrk_rounds']} rounds "
                               "alternating which side goes first; GET then 304 in each round")
         if "memory" in only:
@@ -474,6 +566,9 @@ def main() -> int:
             server.stop(grace=10)
         database.stop()
         shutil.rmtree(folder, ignore_errors=True)
+        if worktree is not None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False,
+                           capture_output=True)
     loads.append(os.getloadavg())
     text = report(parts, mode=mode, started=started, loads=loads, aborted=aborted)
     print("\n" + text)
