@@ -70,6 +70,9 @@ UPLOADS = Counter("avenue_uploads", "Uploaded files by outcome (accepted, duplic
                   "error code), image format and endpoint.", ["outcome", "format", "endpoint"])
 RENDER_SECONDS = Histogram("avenue_variant_render_seconds", "Time to render one upload's variants.",
                            buckets=RENDER_BUCKETS)
+RENDITION_SECONDS = Histogram("avenue_rendition_render_seconds",
+                              "Time to render one rendition on request (in its render slot), by format.",
+                              ["format"], buckets=RENDER_BUCKETS)
 DB_FAILURES = Counter("avenue_db_command_failures", "Database commands that failed, by command and "
                       "error (the server's codeName, or the exception type of a network error).",
                       ["command", "error"])
@@ -264,6 +267,18 @@ def timed_render() -> Iterator[None]:
         RENDER_SECONDS.observe(time.perf_counter() - started)
 
 
+@contextlib.contextmanager
+def timed_rendition(fmt: str) -> Iterator[None]:
+    """Observe how long the block (rendering one rendition on request as ``fmt``: webp, avif,
+    jpeg or png) takes; its count is the renders performed, which one render per rendition
+    across workers and instances is measured by (bench/renditions_load.py)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        RENDITION_SECONDS.labels(fmt).observe(time.perf_counter() - started)
+
+
 def multiprocess_dir() -> str | None:
     """The shared metrics folder of this server's workers, if it runs in multiprocess mode."""
     return os.environ.get(MULTIPROC_ENV) or None
@@ -290,4 +305,5 @@ def exposition(extra: Collector | None = None) -> bytes:
 
 __all__ = ["CONTENT_TYPE", "FRONT_DOOR", "METHODS", "OTHER_METHOD", "UNMATCHED", "AnswerLog",
            "CommandMetrics", "FrontDoorAnswer", "count_cache", "count_upload", "current_endpoint",
-           "exposition", "observe_request", "request_labels", "timed_render"]
+           "exposition", "observe_request", "request_labels", "timed_render",
+           "timed_rendition"]

@@ -38,6 +38,7 @@ source to cut, what size to make) that a renderer carries out.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -102,6 +103,15 @@ def looks_like_options(segment: str) -> bool:
     return "_" in segment.split(".", 1)[0]
 
 
+#: How many distinct segments :func:`parse` remembers per process (a few hundred bytes each).
+PARSED_CACHE_SIZE = 4096
+
+
+# Memoised (functools.lru_cache: bounded, thread-safe, and a refusal is never cached since it
+# raises): a warm rendition is answered by the media front door on every request, and parsing
+# and normalising its segment (regexes, Fractions) cost more than the rest of that answer
+# (bench/results/renditions-load-2026-11-24.md). A Request is frozen, so sharing one is safe.
+@functools.lru_cache(maxsize=PARSED_CACHE_SIZE)
 def parse(segment: str) -> Request:
     """The transformation a URL segment names, normalised; :class:`BadRequest` naming what is
     wrong for anything else."""

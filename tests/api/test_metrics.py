@@ -71,6 +71,20 @@ def test_counters_move_with_traffic_uploads_and_the_media_cache(client, auth):
     assert moved("avenue_variant_render_seconds_count") == 1
 
 
+
+def test_a_rendition_on_request_counts_one_render_and_its_later_answers_none(client, auth):
+    ops = auth.token("ops")
+    created = upload(client, auth.token("editor"), visibility="public")
+    rendition = created.get_json()["url"].rsplit(".", 1)[0] + "/w_320.avif"
+    before = scrape(client, ops)
+    answers = [client.get(rendition) for _ in range(3)]  # rendered, then stored, then cached
+    after = scrape(client, ops)
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert len({a.get_data() for a in answers}) == 1
+    name = "avenue_rendition_render_seconds_count"
+    assert value(after, name, format="avif") - value(before, name, format="avif") == 1
+    assert value(after, name, format="webp") == value(before, name, format="webp")
+
 def test_status_counts_and_quota_are_read_from_the_counters_as_fresh_as_the_last_write(app_factory, auth,
                                                                                         monkeypatch):
     from avenue.status import sweep

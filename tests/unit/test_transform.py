@@ -12,6 +12,7 @@ from avenue.errors import BadRequest
 from avenue.media.transform import (
     LADDER,
     MAX_SIDE,
+    PARSED_CACHE_SIZE,
     AllowList,
     Spec,
     looks_like_options,
@@ -28,6 +29,16 @@ def test_it_reads_every_option_and_folds_the_pixel_ratio_into_the_box():
     assert request.spec == Spec(800, 1000, "cover", 70, True)
     assert request.spec.key() == "w_800,h_1000,fit_cover,q_70,up_1"
 
+
+
+def test_a_segment_is_parsed_once_and_a_refused_one_every_time():
+    # The front door answers a warm rendition on every request: its segment's parse is remembered
+    # (a bounded cache), a refusal never is.
+    assert parse("w_640,dpr_2.webp") is parse("w_640,dpr_2.webp")
+    assert parse.cache_info().maxsize == PARSED_CACHE_SIZE
+    for _ in range(2):
+        with pytest.raises(BadRequest):
+            parse("w_0640")
 
 def test_every_spelling_of_one_rendition_has_one_key():
     spellings = ["w_800", "dpr_2,w_400", "w_400,dpr_2", "w_800,fit_contain", "w_800,fit_cover",

@@ -149,8 +149,10 @@ class FrontDoor:
             return None
         if not isinstance(found, RenditionTarget) or found.doc.private or not state.allow.allows(found.spec):
             return None
-        known = state.cache.get_rendition(found.cache_key(bucket))
-        return None if known is None else replace(known, vary=found.vary)
+        known: Representation | None = state.cache.get_rendition(found.cache_key(bucket))
+        if known is None or known.vary == found.vary:
+            return known
+        return replace(known, vary=found.vary)  # the same file asked with and without an extension
 
 
 def install_front_door(app: Flask, access_log: AnswerLog | None) -> FrontDoor:

@@ -48,7 +48,7 @@ from avenue.media.serve.stream import ChunkStream
 from avenue.media.settings import MediaSettings
 from avenue.media.store import renditions
 from avenue.media.transform import AllowList, parse_presets
-from avenue.metrics import count_cache
+from avenue.metrics import count_cache, timed_rendition
 
 EXTENSION = "avenue.media"
 bp = Blueprint("media", __name__)
@@ -215,8 +215,9 @@ def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], R
                              retry_after=5)
         try:
             # Stored bytes passed validation when they were uploaded: limits by their size.
-            return render_spec(data, Limits.for_stored(len(data)), target.spec, target.format,
-                               FocalPoint(*target.doc.focal))
+            with timed_rendition(target.format):
+                return render_spec(data, Limits.for_stored(len(data)), target.spec, target.format,
+                                   FocalPoint(*target.doc.focal))
         finally:
             state.renders.release()
     return render
