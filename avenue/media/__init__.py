@@ -64,7 +64,7 @@ from avenue.media.references import IN_BATCH, References, Referrers, referrers, 
 from avenue.media.references import init_app as register_referrers
 from avenue.media.serve.frontdoor import FrontDoor, front_door_of, install_front_door
 from avenue.media.serve.objects import UrlSigner, image_object, ref_object
-from avenue.media.serve.route import bp, get_cache, init_app, start_delivery_flush
+from avenue.media.serve.route import bp, flush_deliveries, get_cache, init_app, start_delivery_flush
 
 # ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
 from avenue.media.store import scan
@@ -129,7 +129,7 @@ __all__ = [
     # Renditions on request (store/renditions.py): their bucket, gc's orphans in it, their
     # running total and the byte budget's eviction; every worker's flush of what it served.
     "Evicted", "RENDITIONS", "evict_renditions", "rendition_orphans", "rendition_total",
-    "start_delivery_flush",
+    "flush_deliveries", "start_delivery_flush",
     # The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
     "LISTS",
 ]

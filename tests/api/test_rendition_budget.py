@@ -7,6 +7,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import runpy
+import types
+from pathlib import Path
 
 import pytest
 from werkzeug.test import Client
@@ -288,6 +292,35 @@ def test_each_worker_flushes_from_a_background_job(app):
         assert job.is_alive() and job.every == route.FLUSH_SECONDS
     finally:
         job.stop()
+
+
+def worker_exit(monkeypatch, tmp_path):
+    """gunicorn.conf.py's ``worker_exit`` (reading the file prepares Prometheus' folder: one
+    marked as prepared already, undone after the test)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("AVENUE_METRICS_PREPARED_BY", str(os.getpid()))
+    hook = runpy.run_path(str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py"))["worker_exit"]
+    return lambda app: hook(None, types.SimpleNamespace(wsgi=app))
+
+
+def test_an_exiting_worker_writes_what_it_noted(app, client, db, monkeypatch, tmp_path):
+    doc = put(app)
+    client.get(path(doc, "w_320.webp"))
+    used_at(db, "w_320", T0)
+    client.get(path(doc, "w_320.webp"))
+    worker_exit(monkeypatch, tmp_path)(app)
+    assert deliveries(app).pending() == 0
+    assert stored(db)[0]["metadata"]["last_used"].replace(tzinfo=None) > T0.replace(tzinfo=None)
+
+
+def test_an_exiting_worker_whose_flush_fails_still_exits(app, client, monkeypatch, tmp_path):
+    import avenue.media
+
+    def away(app):
+        raise RuntimeError("no database")
+
+    monkeypatch.setattr(avenue.media, "flush_deliveries", away)
+    worker_exit(monkeypatch, tmp_path)(app)  # no exception
 
 
 # --- the running total and fsck ----------------------------------------------------------

@@ -16,9 +16,10 @@ cost at most one write per worker per interval.
 
 Made to carry more than recency: a :class:`Delivered` record holds, per file served, when it
 was last served, how many answers and how many bytes, and the image it belongs to; a sink for
-per-image delivery counts adds up the same batch by image. What a worker noted and had not
-flushed when it exits is lost (at most one interval's worth of recency: a rendition used
-only then may be evicted a little early, and is rendered again on its next request).
+per-image delivery counts adds up the same batch by image. An exiting worker flushes once
+more (gunicorn.conf.py ``worker_exit``, within 2 s); one that is killed loses what it noted
+since its last flush (at most one interval's recency: a rendition used only then may be
+evicted a little early, and is rendered again on its next request).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pymongo
 from bson import ObjectId
 from flask import Blueprint, Flask, Response, current_app, has_app_context, request
 from pymongo.database import Database
@@ -111,6 +112,14 @@ def start_delivery_flush(app: Flask) -> background.PeriodicJob:
                                  failure="writing the media deliveries failed")
     job.start()
     return job
+
+
+def flush_deliveries(app: Flask, seconds: float = 2.0) -> dict[str, int]:
+    """Write what this worker served and has not written yet, within ``seconds`` (a worker's
+    exit: gunicorn.conf.py ``worker_exit``); what each sink wrote."""
+    state = get_state(app)
+    with pymongo.timeout(seconds):
+        return state.deliveries.flush(state.database())
 
 
 def get_state(app: Flask | None = None) -> MediaState:
