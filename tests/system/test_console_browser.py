@@ -392,6 +392,18 @@ def test_the_ops_dashboard_shows_storage_safety_history_and_alerts(live, open_as
     assert [a["kind"] for a in alerts] == ["quota"]
 
 
+def test_the_ops_dashboard_shows_the_renditions_against_their_budget(live, open_as):
+    page = open_as("ops")
+    page.goto("/console/ops")
+    card = page.locator("#cards .renditions")  # under their own budget, never a quota level
+    card.wait_for()
+    shown = page.request.get("/api/shop/debug/storage-status").json()["renditions"]
+    text = card.inner_text()
+    assert "Renditions on request" in text and f"{shown['files']} rendition(s)" in text
+    assert ("of the" in text and "budget" in text) if shown["budget_bytes"] else "No budget" in text
+    assert ("No eviction yet" in text) if shown["last_eviction"] is None else "Last eviction" in text
+
+
 def test_show_more_follows_the_cursor_past_the_first_page(live, open_as):
     """The products screen asks for 50 at a time and goes on with the API's ``next``: every
     product shows once, in sku order, however many pages it takes."""
