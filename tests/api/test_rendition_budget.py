@@ -359,6 +359,23 @@ def test_fsck_finds_a_wrong_total_and_repair_counts_it_again(app, client, db):
     assert repaired.ok and held_bytes(db) == true_bytes(db)
 
 
+def test_fsck_does_not_call_a_total_wrong_that_a_store_moved_while_it_counted(app, client, db, monkeypatch):
+    from avenue.ops import fsck as fsck_module
+
+    doc = put(app)
+    client.get(path(doc, "w_320.webp"))
+    real = fsck_module.count_bucket
+
+    def counted_while_a_rendition_is_stored(db, bucket, **kwargs):
+        found = real(db, bucket, **kwargs)
+        counters.record(db, RENDITIONS, {"files": 1, "bytes": 100})  # a store lands meanwhile
+        return found
+
+    monkeypatch.setattr(fsck_module, "count_bucket", counted_while_a_rendition_is_stored)
+    with app.app_context():
+        assert fsck_module.check(db).total_problems == []
+
+
 def test_a_right_total_is_no_fsck_problem(app, client, db, runner):
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
