@@ -78,10 +78,19 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
 
 
 def worker_exit(server, worker):
-    """In the exiting worker: count the media front door's last answers (avenue/metrics.py)."""
+    """In the exiting worker: count the media front door's last answers (avenue/metrics.py),
+    and write the renditions it served since its last flush (avenue/media/effects/deliveries.py)."""
     from avenue.metrics import FRONT_DOOR
 
     FRONT_DOOR.fold()
+    app = getattr(worker, "wsgi", None)
+    if "avenue.mongo" in getattr(app, "extensions", {}):
+        from avenue.media import flush_deliveries
+
+        try:
+            flush_deliveries(app)
+        except Exception:  # noqa: BLE001 - an exiting worker must exit; the loss is 30 s of recency
+            pass
 
 
 def child_exit(server, worker):

@@ -138,7 +138,8 @@ def register_background(app: Flask) -> None:
     ``background.start_all(app)`` starts it (gunicorn.conf.py's ``post_worker_init``), so a
     ``flask`` command or a test starts none of it. Nothing here may touch the database, which
     may be down as a worker starts: each piece ensures the indexes on its own thread first."""
-    from avenue import background, cdn, monitoring, status
+    from avenue import background, cdn, media, monitoring, status
+    from avenue.ops import budget
     from avenue.readiness import prepare_at_start
 
     # The indexes and the bootstrap admin now rather than on the first request, on a thread of
@@ -152,3 +153,8 @@ def register_background(app: Flask) -> None:
     background.register(app, "history-sampler", lambda: monitoring.start_sampler(app))
     # The CDN purge outbox: every worker delivers, each entry claimed by one.
     background.register(app, "cdn-purge", lambda: cdn.start_delivery(app))
+    # What each worker served (the renditions' recency), written in batches every 30 s.
+    background.register(app, "media-deliveries", lambda: media.start_delivery_flush(app))
+    # The renditions' byte budget: every worker runs one, its lease lets one evict at a time.
+    budget.budget_from_config(app.config)  # a bad value stops the start, not the worker
+    background.register(app, "rendition-budget", lambda: budget.start_budget(app))

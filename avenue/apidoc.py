@@ -340,6 +340,17 @@ SCHEMAS: dict[str, Schema] = {
                 "unmeasured_because": {
                     "type": ["string", "null"],
                     "description": "Why neither the data folder nor dbStats gave a size (null: one did)."}}},
+            "renditions": {
+                "type": "object", "required": ["files", "bytes", "budget_bytes", "percent", "last_eviction"],
+                "properties": {
+                    "files": {"type": "integer"}, "bytes": {"type": "integer"},
+                    "budget_bytes": {"type": ["integer", "null"]}, "percent": {"type": ["number", "null"]},
+                    "last_eviction": {"type": ["object", "null"], "properties": {
+                        "at": TIME, "renditions": {"type": "integer"}, "bytes": {"type": "integer"},
+                        "bytes_after": {"type": "integer"}}}},
+                "description": "Renditions on request stored (not in buckets or gridfs_bytes), against "
+                               "AVENUE_RENDITION_BUDGET_BYTES (null: unbounded), and the byte budget's "
+                               "last eviction (null: none yet)."},
             "quota": {"type": "object", "required": ["level"], "properties": {
                 "level": {"enum": ["ok", "warning", "critical", "emergency"]},
                 "percent": {"type": ["number", "null"]}, "bytes": {"type": ["integer", "null"]}}},

@@ -73,6 +73,11 @@ RENDER_SECONDS = Histogram("avenue_variant_render_seconds", "Time to render one 
 RENDITION_SECONDS = Histogram("avenue_rendition_render_seconds",
                               "Time to render one rendition on request (in its render slot), by format.",
                               ["format"], buckets=RENDER_BUCKETS)
+RENDITIONS_EVICTED = Counter("avenue_renditions_evicted",
+                             "Renditions on request evicted by the byte budget "
+                             "(AVENUE_RENDITION_BUDGET_BYTES).")
+RENDITION_BYTES_EVICTED = Counter("avenue_rendition_evicted_bytes",
+                                  "Bytes of renditions on request evicted by the byte budget.")
 DB_FAILURES = Counter("avenue_db_command_failures", "Database commands that failed, by command and "
                       "error (the server's codeName, or the exception type of a network error).",
                       ["command", "error"])
@@ -87,6 +92,12 @@ current_endpoint: contextvars.ContextVar[str] = contextvars.ContextVar("avenue_e
 def count_upload(outcome: str, image_format: str | None) -> None:
     """Count one uploaded file: ``outcome`` is ``accepted``/``duplicate`` or an error code."""
     UPLOADS.labels(outcome, (image_format or "unknown").lower(), current_endpoint.get()).inc()
+
+
+def count_evictions(files: int, size: int) -> None:
+    """Renditions the byte budget evicted, and their bytes."""
+    RENDITIONS_EVICTED.inc(files)
+    RENDITION_BYTES_EVICTED.inc(size)
 
 
 def count_cache(hit: bool) -> None:

@@ -15,6 +15,9 @@ from pymongo.database import Database
 from avenue.clock import now
 
 COLLECTION = "ops_runs"
+# The renditions' byte budget job (avenue/ops/budget.py) keeps its last eviction here too:
+# storage-status reads it by this name.
+RENDITION_EVICTIONS = "evict-renditions"
 
 
 def record(db: Database[dict[str, Any]], command: str, *, started: dt.datetime, ok: bool,
@@ -33,3 +36,8 @@ def record(db: Database[dict[str, Any]], command: str, *, started: dt.datetime, 
 def last_runs(db: Database[dict[str, Any]]) -> list[dict[str, Any]]:
     """The last recorded run of every command (a handful of small documents)."""
     return list(db[COLLECTION].find({}))
+
+
+def last_run(db: Database[dict[str, Any]], command: str) -> dict[str, Any] | None:
+    """The last recorded run of ``command`` (one read by ``_id``), if any."""
+    return db[COLLECTION].find_one({"_id": command})

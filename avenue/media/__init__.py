@@ -41,7 +41,9 @@ from avenue.media.buckets import (
     TRASH,
     UPLOADS,
 )
+from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import counters as media_counters
+from avenue.media.effects.counters import of as bucket_counters
 from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.effects.facets import recount as recount_facets
@@ -63,7 +65,7 @@ from avenue.media.references import IN_BATCH, References, Referrers, referrers, 
 from avenue.media.references import init_app as register_referrers
 from avenue.media.serve.frontdoor import FrontDoor, front_door_of, install_front_door
 from avenue.media.serve.objects import UrlSigner, image_object, ref_object
-from avenue.media.serve.route import bp, get_cache, init_app
+from avenue.media.serve.route import bp, flush_deliveries, get_cache, init_app, start_delivery_flush
 
 # ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
 from avenue.media.store import scan
@@ -80,7 +82,10 @@ from avenue.media.store.library import (
 )
 from avenue.media.store.originals import Upload, dedupe_key, delete_image
 from avenue.media.store.regenerate import regenerate_variants
+from avenue.media.store.renditions import Evicted
+from avenue.media.store.renditions import evict as evict_renditions
 from avenue.media.store.renditions import orphans as rendition_orphans
+from avenue.media.store.renditions import total as rendition_total
 from avenue.media.store.scan import (
     VARIANT_PATHS,
     has_chunk_index,
@@ -115,7 +120,7 @@ __all__ = [
     "VARIANT_PATHS", "existing_files", "file_doc", "has_chunk_index", "originals_lacking",
     "originals_newest_first", "scan", "set_file_metadata", "temp_image_counts",
     # Per-bucket counters kept with every write, and their reconciliation (counters.py).
-    "media_counters", "recount_bucket",
+    "bucket_counters", "count_bucket", "media_counters", "recount_bucket",
     # Uploads per hour, counted as they are accepted (uploads.py): the dashboard's bars.
     "uploads_per_hour",
     # The library's per-folder and per-tag counts, kept with every write (facets.py).
@@ -124,8 +129,10 @@ __all__ = [
     "CHUNK_SIZE", "compute_placeholder", "dedupe_key", "delete_file", "delete_image", "invalidate",
     "own_sha256", "prepare", "read_all", "read_limited", "read_range", "regenerate_variants",
     "sanitize_filename", "trash_expired", "variant_ids",
-    # Renditions on request (store/renditions.py): their bucket, and gc's orphans in it.
-    "RENDITIONS", "rendition_orphans",
+    # Renditions on request (store/renditions.py): their bucket, gc's orphans in it, their
+    # running total and the byte budget's eviction; every worker's flush of what it served.
+    "Evicted", "RENDITIONS", "evict_renditions", "rendition_orphans", "rendition_total",
+    "flush_deliveries", "start_delivery_flush",
     # The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
     "LISTS",
 ]

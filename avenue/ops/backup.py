@@ -17,7 +17,10 @@ writes them back chunk by chunk, so memory stays constant whatever the sizes):
 Users are saved without their password hash unless asked (``include_password_hashes``) and
 API tokens are never saved: an archive often travels further than the database. A user
 restored without a hash cannot log in until given a new password. Audit logs, rate-limit
-counters and cache tombstones are not part of a backup.
+counters and cache tombstones are not part of a backup. Neither are renditions on request
+(``media_renditions``), on purpose: they are derived from the originals and rendered again
+on their first request after a restore (the manifest says so), so an archive carries no bytes
+a restore would only have to evict under the byte budget.
 """
 
 from __future__ import annotations
@@ -191,6 +194,7 @@ def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False
         "expected": {"files": expected_files, "documents": expected_docs},
         "users": "with password hashes" if include_password_hashes else "without password hashes",
         "api_tokens": "not included",
+        "renditions": "not included: rendered again on their first request",
     }
     total = sum(expected_files.values())
     done = 0

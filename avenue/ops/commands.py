@@ -230,6 +230,7 @@ def fsck(repair: bool, since, resume: bool, as_json: bool, quiet: bool) -> None:
             lines.append(f"{finding.bucket} {finding.doc['_id']} ({finding.doc.get('filename')}): "
                          f"{problem['code']}: {problem['detail']}")
     lines += [f"{p['collection']}: index {p['index']} {p['detail']}" for p in report.index_problems]
+    lines += [f"{p['collection']} {p['bucket']}: {p['code']}: {p['detail']}" for p in report.total_problems]
     for action in report.repairs:
         target = f" {action['bucket']} {action['id']}" if "id" in action else ""
         details = {k: v for k, v in action.items() if k not in ("action", "bucket", "id")}

@@ -6,7 +6,9 @@ with no duplicates, every chunk but the last exactly
 few chunks at a time: constant memory) equal to ``metadata.sha256``, a variant's original
 present, an original's listed variants present; the renditions on request's files
 (``media_renditions``) too. Per bucket: the unique ``{files_id, n}`` chunk index and the
-unique ``metadata.key`` files index (the renditions bucket: its own unique index).
+unique ``metadata.key`` files index (the renditions bucket: its own unique index). The
+renditions' running total (what the byte budget evicts by, kept with every store and
+removal) against a count of the bucket.
 
 ``--repair`` (``repair=True``), then checks everything again and reports what remains:
 - a file whose only fault is its ``length`` (chunks intact, sha256 matches): length corrected;
@@ -16,7 +18,8 @@ unique ``metadata.key`` files index (the renditions bucket: its own unique index
   listed, so their images can be uploaded again); a damaged file that is not an image of
   ours, a damaged rendition on request (rendered again on its next request), or a variant
   whose original is gone: removed;
-- missing indexes: created (``avenue.db.ensure_indexes`` and ``avenue.media.ensure_indexes``).
+- missing indexes: created (``avenue.db.ensure_indexes`` and ``avenue.media.ensure_indexes``);
+- a wrong renditions total: counted again and replaced (``recount_bucket``).
 Nothing is quarantined: a damaged file cannot be served, and its bytes are in the backups.
 Chunks with no files document are not files; ``gc`` collects them.
 """
@@ -41,11 +44,15 @@ from avenue.media import (
     RENDITIONS,
     STORED,
     Referrers,
+    bucket_counters,
+    count_bucket,
     delete_file,
     delete_image,
     ensure_indexes,
+    has_chunk_index,
     invalidate,
     own_sha256,
+    recount_bucket,
     referrers,
     regenerate_variants,
     scan,
@@ -88,12 +95,13 @@ class FsckReport:
     bytes_checked: int = 0
     findings: list[_Finding] = field(default_factory=list)
     index_problems: list[dict] = field(default_factory=list)
+    total_problems: list[dict] = field(default_factory=list)  # a running total that is wrong
     repairs: list[dict] = field(default_factory=list)
     remaining: FsckReport | None = None  # the check after repairing
 
     @property
     def problem_count(self) -> int:
-        return len(self.findings) + len(self.index_problems)
+        return len(self.findings) + len(self.index_problems) + len(self.total_problems)
 
     @property
     def ok(self) -> bool:
@@ -105,14 +113,19 @@ class FsckReport:
         """The whole report as JSON-ready data."""
         body = {"repair": self.repair, "ok": self.ok, "files_checked": self.files_checked,
                 "bytes_checked": self.bytes_checked, "problems": [f.to_dict() for f in self.findings],
-                "index_problems": self.index_problems, "repairs": self.repairs}
+                "index_problems": self.index_problems, "total_problems": self.total_problems,
+                "repairs": self.repairs}
         if self.remaining is not None:
-            body["remaining"] = [f.to_dict() for f in self.remaining.findings] + self.remaining.index_problems
+            left = self.remaining
+            body["remaining"] = [*(f.to_dict() for f in left.findings), *left.index_problems,
+                                 *left.total_problems]
         return body
 
     def summary_line(self) -> str:
         line = (f"fsck: {self.files_checked} files ({self.bytes_checked} bytes) checked, "
                 f"{len(self.findings)} with problems, {len(self.index_problems)} index problems")
+        if self.total_problems:
+            line += f", {len(self.total_problems)} wrong totals"
         if self.remaining is not None:
             line += f"; {len(self.repairs)} repairs, {self.remaining.problem_count} problems remain"
         return line
@@ -207,6 +220,24 @@ def _check_indexes(db: Database) -> list[dict]:
     return scan.missing_indexes(db)
 
 
+def _check_rendition_total(db: Database) -> list[dict]:
+    """The renditions' running total against a count of the bucket (on the server); nothing
+    when a store or removal moved the total while we counted (not comparable: the next run
+    checks again)."""
+    held = bucket_counters(db, RENDITIONS)
+    counted = count_bucket(db, RENDITIONS, chunk_index=has_chunk_index(db, RENDITIONS))
+    if bucket_counters(db, RENDITIONS)["version"] != held["version"]:
+        return []
+    wrong = {name: {"held": held[name], "counted": counted[name]} for name in ("files", "bytes", "chunks")
+             if held[name] != counted[name]}
+    if not wrong:
+        return []
+    return [{"code": "rendition_total", "collection": "media_counters", "bucket": RENDITIONS,
+             "detail": "the renditions' running total differs from the bucket: " + ", ".join(
+                 f"{name} {v['held']} held, {v['counted']} counted" for name, v in wrong.items()),
+             "figures": wrong}]
+
+
 CHECKPOINTS = "ops_checkpoints"
 CHECKPOINT_EVERY = 200  # files between two checkpoint writes (at a batch's end)
 BATCH = 100  # files checked together (three queries per group)
@@ -276,6 +307,7 @@ def check(db: Database, *, progress: Progress | None = None, since: dt.datetime 
             cursor.close()
     db[CHECKPOINTS].delete_one({"_id": "fsck"})
     report.index_problems = _check_indexes(db)
+    report.total_problems = _check_rendition_total(db)
     return report
 
 
@@ -343,6 +375,10 @@ def _repair(db: Database, report: FsckReport, refs: Referrers) -> list[dict]:
                             "indexes": [f"{p['collection']} {p['index']}" for p in report.index_problems]})
         except PyMongoError as error:
             actions.append({"action": "index_creation_failed", "reason": str(error)})
+    if report.total_problems:
+        recounted = recount_bucket(db, RENDITIONS, chunk_index=has_chunk_index(db, RENDITIONS))
+        actions.append({"action": "total_recounted" if recounted["applied"] else "total_recount_missed",
+                        "bucket": RENDITIONS, "drift": recounted["drift"]})
     return actions
 
 

@@ -21,7 +21,15 @@ from pymongo.database import Database
 
 from avenue.clock import isoformat, now
 from avenue.db import get_mongo
-from avenue.media import STORED, Document, has_chunk_index, recount_bucket, recount_facets, referrers
+from avenue.media import (
+    RENDITIONS,
+    STORED,
+    Document,
+    has_chunk_index,
+    recount_bucket,
+    recount_facets,
+    referrers,
+)
 from avenue.status import sweep
 from avenue.status.counters import product_counters, record_product_change, recount_products
 from avenue.status.products import products_status
@@ -66,7 +74,7 @@ def reconcile(db: Database[Document], config: Mapping[str, Any]) -> dict[str, An
     those no write moved meanwhile; what was corrected, per counter."""
     settings = sweep.settings_from_config(config)
     result = {"products": recount_products(db, referrers(db).of("products"), settings.batch)}
-    for bucket in STORED:
+    for bucket in (*STORED, RENDITIONS):  # the renditions' total: the byte budget evicts by it
         result[bucket] = recount_bucket(db, bucket, chunk_index=has_chunk_index(db, bucket))
     result["library_facets"] = recount_facets(db)
     return result

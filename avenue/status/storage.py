@@ -5,7 +5,8 @@ counters kept with every write (:mod:`avenue.media.effects.counters`, as fresh a
 oldest upload stays as it was after a delete until the sweep's reconciliation); the
 database's size; the embedded database's data folder (a walk of its few files); the legacy
 uploads folder as the last background sweep found it (:mod:`avenue.status.sweep`, with its
-age); the quota level.
+age); the renditions on request against their byte budget, with the budget job's last
+eviction; the quota level.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from typing import Any
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
+from avenue import opsruns
 from avenue.clock import isoformat
-from avenue.media import ALIASES, BUCKETS, TRASH, Document, has_chunk_index, media_counters
+from avenue.media import ALIASES, BUCKETS, TRASH, Document, has_chunk_index, media_counters, rendition_total
 
 LIST_LIMIT = 100
 LEVELS = ((95, "emergency"), (85, "critical"), (70, "warning"))
@@ -99,6 +101,19 @@ def _unmeasured_because(db: Database[Document], build: Mapping[str, Any] | None,
                 "its data folder (its dbStats is never run: it would stall every request).")
     return ("The database refused dbStats: the app's MongoDB user needs the dbStats action "
             "(e.g. the clusterMonitor role) for the size to be shown.")
+def _renditions(db: Database[Document], config: Mapping[str, Any]) -> dict[str, Any]:
+    """The renditions stored (their running total) against their budget, and the budget
+    job's last eviction."""
+    held = rendition_total(db)
+    budget = int(config.get("AVENUE_RENDITION_BUDGET_BYTES") or 0)
+    run = opsruns.last_run(db, opsruns.RENDITION_EVICTIONS)
+    counts = (run or {}).get("counts") or {}
+    last = None if run is None else {"at": isoformat(run.get("finished_at")),
+                                     "renditions": int(counts.get("evicted") or 0),
+                                     "bytes": int(counts.get("bytes_freed") or 0),
+                                     "bytes_after": int(counts.get("bytes_after") or 0)}
+    return {"files": held["files"], "bytes": held["bytes"], "budget_bytes": budget or None,
+            "percent": round(100 * held["bytes"] / budget, 2) if budget > 0 else None, "last_eviction": last}
 
 
 def quota_level(percent: float) -> str:
@@ -151,6 +166,7 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
                          "data_dir.bytes_on_disk is the real disk use.")
     database["unmeasured_because"] = _unmeasured_because(db, build, data_dir, stats)
     gridfs_bytes = sum(b["bytes"] for b in buckets.values())
+    renditions = _renditions(db, config)
     in_trash = held[TRASH]
     trash = {"files": in_trash["files"], "originals": in_trash["originals"], "bytes": in_trash["bytes"],
              "chunks": in_trash["chunks"], "days": config.get("AVENUE_TRASH_DAYS", 30)}
@@ -160,7 +176,7 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
         used = (stats.get("storageSize") or 0) + (stats.get("indexSize") or 0)
         source = "dbStats storageSize + indexSize"
     else:
-        used, source = gridfs_bytes + trash["bytes"], "GridFS file lengths"
+        used, source = gridfs_bytes + trash["bytes"] + renditions["bytes"], "GridFS file lengths"
     quota_bytes = config.get("AVENUE_STORAGE_QUOTA_BYTES") or 0
     percent = round(100 * used / quota_bytes, 2) if quota_bytes > 0 else None
     if percent is None:
@@ -174,6 +190,8 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
         "gridfs_bytes": gridfs_bytes,
         # Deleted media kept restorable (not in buckets or gridfs_bytes: nothing there is served).
         "trash": trash,
+        # Renditions on request: derived, evicted past their budget (not in buckets or gridfs_bytes).
+        "renditions": renditions,
         "database_size": database,
         "chunk_indexes": {"ok": not missing_indexes, "missing": missing_indexes,
                           "expected": {"files_id": 1, "n": 1}},

@@ -74,6 +74,7 @@ from avenue.media import (
     LEGACY_PREFIX,
     LISTS,
     PRODUCTS,
+    RENDITIONS,
     STORED,
     VARIANT_PATHS,
     Document,
@@ -379,8 +380,9 @@ def batch_done(state: dict[str, Any]) -> None:
 
 
 def _reconcile_buckets(db: Database[Document]) -> dict[str, Any]:
+    # The renditions' running total too: the byte budget evicts by it.
     return {**{bucket: recount_bucket(db, bucket, chunk_index=has_chunk_index(db, bucket))
-               for bucket in STORED}, "library_facets": recount_facets(db)}
+               for bucket in (*STORED, RENDITIONS)}, "library_facets": recount_facets(db)}
 
 
 def run(db: Database[Document], settings: Settings, *, owner: str | None = None,

@@ -225,3 +225,44 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
     with app.app_context():
         bad = unserved(get_mongo().db, recorder.commands)
     assert bad == [], "\n".join(f"{command}\n  scans: {found}" for command, found in bad)
+
+
+@pytest.mark.slow
+def test_the_rendition_budget_and_recency_use_indexes(backend, db_name):
+    """Not requests, but they run at any size, every minute: the eviction walks the recency
+    index (never a scan and a sort of ten million renditions), the deliveries' flush writes by
+    ``_id``, the running total is one read by ``_id``."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("explain needs a real server (mongomock has no query planner)")
+    from avenue.db import get_mongo
+    from avenue.media import PRODUCTS
+    from avenue.media.serve import route
+    from avenue.media.store import renditions
+    from avenue.media.store.originals import store
+
+    recorder = Recorder(db_name)
+    app = make_app((listening(recorder), backend[1]), db_name)
+    try:
+        client = app.test_client()
+        with app.app_context():
+            get_mongo().ensure_indexes()
+            db = get_mongo().db
+            doc = store(db, PRODUCTS, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
+        urls = [f"/media/products/{doc['_id']}/w_{width}.webp" for width in (160, 320, 480, 640, 800)]
+        for url in urls:
+            assert client.get(url).status_code == 200
+        recorder.active = True
+        assert client.get(urls[0]).status_code == 200
+        with app.app_context():
+            assert route.get_state(app).deliveries.flush(db) == {"renditions": 1}
+            assert renditions.evict(db, 1, margin=0.0).files == len(urls)
+        recorder.active = False
+        names = {"find", "update", "delete"}
+        recorded = [c for c in recorder.commands if next(iter(c)) in names]
+        assert any(next(iter(c)) == "find" and c.get("sort") for c in recorded)  # the eviction's walk
+        bad = unserved(db, recorded)
+        assert bad == [], "\n".join(f"{command}\n  scans: {found}" for command, found in bad)
+    finally:
+        client_ = app.extensions["avenue.mongo"].client
+        client_.drop_database(db_name)
+        client_.close()

@@ -445,20 +445,3 @@ def test_a_second_store_of_one_rendition_keeps_the_first(app, db):
         second = renditions._render_and_store(db, wanted, original, lambda data: Fake(b"second"))
     assert second["_id"] == first["_id"] and len(stored(db)) == 1
     assert db[f"{RENDITIONS}.chunks"].count_documents({}) == 1  # the loser's chunks went
-
-
-def test_last_used_is_written_at_most_once_a_day(app, db):
-    import datetime as dt
-
-    original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
-    with app.app_context():
-        doc = renditions._render_and_store(db, wanted, original, lambda data: Fake())
-        stamped = doc["metadata"]["last_used"]
-        before = renditions.find(db, wanted)["metadata"]["last_used"]
-        renditions.touch(db, doc, stamped + dt.timedelta(hours=23))
-        assert renditions.find(db, wanted)["metadata"]["last_used"] == before  # not written again
-        later = stamped + dt.timedelta(days=1, seconds=1)
-        renditions.touch(db, renditions.find(db, wanted), later)
-        assert renditions.find(db, wanted)["metadata"]["last_used"].replace(tzinfo=None) == \
-            later.replace(tzinfo=None)

@@ -527,6 +527,16 @@ def test_the_ops_dashboard_passes_the_accessibility_audit_and_works_by_keyboard(
     page.locator("#history-status").get_by_text("From ").wait_for()
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     shot(page, f"ops-audit-{width}")
+def test_the_ops_dashboard_shows_the_renditions_against_their_budget(live, open_as):
+    page = open_as("ops")
+    page.goto("/console/ops")
+    card = page.locator("#cards .renditions")  # under their own budget, never a quota level
+    card.wait_for()
+    shown = page.request.get("/api/shop/debug/storage-status").json()["renditions"]
+    text = card.inner_text()
+    assert "Renditions on request" in text and f"{shown['files']} rendition(s)" in text
+    assert ("of the" in text and "budget" in text) if shown["budget_bytes"] else "No budget" in text
+    assert ("No eviction yet" in text) if shown["last_eviction"] is None else "Last eviction" in text
 
 
 def test_show_more_follows_the_cursor_past_the_first_page(live, open_as):

@@ -12,7 +12,8 @@ order:
    listed them (:mod:`.counters`, :mod:`.facets`), always after the write succeeded, never
    before: a crash in between is drift the status sweep's reconciliation corrects;
 3. **local evictions** of what was just removed (no database write);
-4. **CDN purges** of deleted public originals (:mod:`.purge`, only with a hook configured).
+4. **CDN purges** of deleted public originals and of removed renditions of public images
+   (:mod:`.purge`, only with a hook configured).
 
 Each step is idempotent or a counted delta, so a retried write applying its record again
 leaves at most drift the reconciliation settles.
@@ -63,11 +64,14 @@ class Changes:
     tombstones: list[Tombstone] = field(default_factory=list)
     evicted: list[tuple[str, list[Any]]] = field(default_factory=list)
     purged: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (bucket, original's doc)
+    # Renditions removed with their image (deleted or replaced): (bucket, image id, their files docs).
+    purged_renditions: list[tuple[str, Any, list[dict[str, Any]]]] = field(default_factory=list)
 
     def __add__(self, other: Changes) -> Changes:
         return Changes(self.written + other.written, self.removed + other.removed,
                        self.uncounted + other.uncounted, self.tombstones + other.tombstones,
-                       self.evicted + other.evicted, self.purged + other.purged)
+                       self.evicted + other.evicted, self.purged + other.purged,
+                       self.purged_renditions + other.purged_renditions)
 
 
 def apply(db: Database[Document], changes: Changes) -> None:
@@ -86,6 +90,8 @@ def apply(db: Database[Document], changes: Changes) -> None:
         invalidation.evict_here(bucket, file_ids)
     for bucket, doc in changes.purged:
         purge.queue(db, bucket, doc)
+    for bucket, image_id, docs in changes.purged_renditions:
+        purge.queue_renditions(db, bucket, image_id, docs)
 
 
 def _record_removed(db: Database[Document], gone: FileSet) -> None:

@@ -97,6 +97,14 @@ def counters(db: Database[Document]) -> dict[str, dict[str, Any]]:
     return result
 
 
+def of(db: Database[Document], bucket: str) -> dict[str, Any]:
+    """One bucket's counters (any bucket, the renditions' too; zeros before its first write),
+    one read by ``_id``."""
+    doc = db[COUNTERS].find_one({"_id": bucket}) or {}
+    return {**{name: int(doc.get(name) or 0) for name in FIELDS}, "version": int(doc.get("version") or 0),
+            "reconciled_at": doc.get("reconciled_at")}
+
+
 def originals(db: Database[Document], bucket: str) -> int | None:
     """The bucket's originals, as kept with every write (one small read); None until a first
     reconciliation counted the bucket (files stored before the counters, or behind the app's

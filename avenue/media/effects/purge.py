@@ -4,8 +4,12 @@ A public image is served with a year-long ``Cache-Control``; once deleted, a CDN
 its copy until told otherwise. When a purge hook is configured in this process
 (``AVENUE_CDN_PURGE_URL``, see :mod:`avenue.cdn`), deleting a public original writes one
 document to ``cdn_purges`` naming every path of it (the original and each variant, with and
-without an explicit format). The outbox is durable: a worker that dies after the delete
-leaves the document for another worker's delivery loop. Without a hook nothing is written.
+without an explicit format). Removing an image's renditions on request (with the image, or
+an earlier version's when it is replaced) writes one more naming each removed rendition's
+paths, derived from its files document (:func:`rendition_paths`). Not the budget's
+evictions: an evicted rendition's URL stays valid and is rendered again with the same bytes.
+The outbox is durable: a worker that dies after the delete leaves the document for another
+worker's delivery loop. Without a hook nothing is written.
 """
 
 from __future__ import annotations
@@ -54,6 +58,37 @@ def paths_of(bucket: str, doc: dict[str, Any]) -> list[str]:
         paths.append(f"{base}/{name}")
         paths += [f"{base}/{name}.{EXTENSIONS[fmt]}" for fmt in formats if fmt in EXTENSIONS]
     return paths
+
+
+def rendition_paths(bucket: str, image_id: Any, docs: list[dict[str, Any]]) -> list[str]:
+    """Every path under which a CDN may hold one of these renditions of image ``image_id``:
+    ``<image path>/<spec>.<ext>`` and, once per spec, ``<image path>/<spec>`` (the format
+    negotiated by ``Accept``: one URL, whatever format a CDN cached under it). The files
+    documents' metadata name the version, the spec and the format. Signed URLs carry their
+    signature as a query; a CDN purging by path, or keying without the query, drops those too."""
+    paths: list[str] = []
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        if meta.get("visibility", "public") != "public" or not meta.get("spec"):
+            continue
+        base = f"{media_path(bucket, image_id, meta.get('version') or '')}/{meta['spec']}"
+        if base not in paths:
+            paths.append(base)
+        if meta.get("format") in EXTENSIONS:
+            paths.append(f"{base}.{EXTENSIONS[meta['format']]}")
+    return paths
+
+
+def queue_renditions(db: Database[Document], bucket: str, image_id: Any, docs: list[dict[str, Any]]) -> None:
+    """Queue a purge of removed renditions' paths (nothing without a hook, for the trash, or
+    when none is of a public image)."""
+    if not _enabled or bucket not in ALIASES:
+        return
+    paths = rendition_paths(bucket, image_id, docs)
+    if paths:
+        moment = now()
+        db[OUTBOX].insert_one({"bucket": bucket, "file_id": image_id, "paths": paths,
+                               "queued_at": moment, "next_at": moment, "attempts": 0})
 
 
 def queue(db: Database[Document], bucket: str, doc: dict[str, Any]) -> None:

@@ -12,6 +12,10 @@ The same answers are given by gunicorn's event loop itself when the request is p
 (avenue/server.py): :meth:`FrontDoor.answer_at_once`, which answers only from a cache that
 has nothing to check first, so it never waits on the database.
 
+A rendition answered here is noted as used (:mod:`avenue.media.effects.deliveries`: one
+short lock and a dict update; the worker writes its notes in batches), exactly as the route
+notes it: the byte budget evicts by that recency.
+
 Either way an answer is traced like one of Flask's: it carries ``X-Request-ID`` (the
 client's if safe, else a new one: :mod:`avenue.requestid`), is counted in the same request
 metrics and gets the same access-log line. Counting and logging cost the hot path one deque
@@ -30,7 +34,7 @@ from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
 from avenue.errors import AvenueError
-from avenue.media.buckets import BUCKETS
+from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.serve.http import (
     Headers,
     Moved,
@@ -133,10 +137,12 @@ class FrontDoor:
         if decided is None:
             return None
         status = f"{decided.status} {HTTP_STATUS_CODES[decided.status].upper()}"
-        if not decided.with_body:
-            return status, decided.headers, []
-        data = cache.get_blob(rep.bucket, rep.file_id)
-        return (status, decided.headers, [data]) if data is not None else None
+        data = cache.get_blob(rep.bucket, rep.file_id) if decided.with_body else None
+        if decided.with_body and data is None:
+            return None
+        if rep.bucket == RENDITIONS:  # a rendition's use, for the byte budget (one dict update)
+            state.deliveries.served(RENDITIONS, rep.file_id, (bucket, rep.doc.file_id), len(data or b""))
+        return status, decided.headers, [data] if data is not None else []
 
     def _rendition(self, bucket: str, token: str, segment: str, accept: str) -> Representation | None:
         """A rendition on request this worker has served before, of a public image's current

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import pymongo
 from bson import ObjectId
 from flask import Blueprint, Flask, Response, current_app, has_app_context, request
 from pymongo.database import Database
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
+from avenue import background
 from avenue.clock import now
 from avenue.errors import RenditionNotAllowed, ServerBusy
 from avenue.media import settings
 from avenue.media.buckets import BUCKETS, RENDITIONS
+from avenue.media.effects.deliveries import FLUSH_SECONDS, Deliveries
 from avenue.media.effects.invalidation import LOCAL_CACHES
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
@@ -64,6 +67,9 @@ class MediaState:
     # Renditions on request: what is rendered unsigned, and how many renders run at once.
     allow: AllowList = AllowList()
     renders: threading.BoundedSemaphore = threading.BoundedSemaphore(2)
+    # What this worker served, noted on every serving path and written in batches (the
+    # renditions' last_used, which the byte budget evicts by).
+    deliveries: Deliveries = field(default_factory=lambda: Deliveries({"renditions": renditions.record_used}))
 
 
 # How long a rendition request waits for one of the process's render slots before 503.
@@ -95,6 +101,25 @@ def _app_settings() -> MediaSettings:
     side of the package (the route needs the request's app anyway); the store is handed
     numbers. Read when asked, not once: an app's config may change after start."""
     return MediaSettings.from_config(current_app.config) if has_app_context() else MediaSettings()
+
+
+def start_delivery_flush(app: Flask) -> background.PeriodicJob:
+    """Write what this worker served every ``FLUSH_SECONDS`` from a background job (each app
+    server worker runs one; :mod:`avenue.media.effects.deliveries`)."""
+    state = get_state(app)
+    job = background.PeriodicJob("avenue-media-deliveries", lambda: state.deliveries.flush(state.database()),
+                                 every=FLUSH_SECONDS, first_delay=FLUSH_SECONDS,
+                                 failure="writing the media deliveries failed")
+    job.start()
+    return job
+
+
+def flush_deliveries(app: Flask, seconds: float = 2.0) -> dict[str, int]:
+    """Write what this worker served and has not written yet, within ``seconds`` (a worker's
+    exit: gunicorn.conf.py ``worker_exit``); what each sink wrote."""
+    state = get_state(app)
+    with pymongo.timeout(seconds):
+        return state.deliveries.flush(state.database())
 
 
 def get_state(app: Flask | None = None) -> MediaState:
@@ -193,7 +218,16 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
                 "for a signed URL (its sig covers this image version and the options)")
     known = state.cache.get_rendition(found.cache_key(bucket))
     if known is not None:
-        return _send(replace(known, vary=found.vary))
+        # Evicted by the byte budget (or removed) since this worker cached it: rendered again.
+        return _deliver(state, bucket, replace(known, vary=found.vary),
+                        gone=lambda: _obtain(state, bucket, found))
+    return _obtain(state, bucket, found)
+
+
+def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bool = True) -> Response:
+    """The stored rendition (rendered and stored first if it is not), sent; ``again``: once
+    more if it is evicted between finding it and reading it."""
+    doc, key = found.doc, found.spec.key()
     wanted = renditions.Wanted(bucket, doc.file_id, doc.version, key, found.format)
     stored = renditions.obtain(state.database(), wanted, doc, _renderer(state, found))
     meta = stored["metadata"]
@@ -203,7 +237,20 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
                          meta["sha256"], meta["content_type"], filename, vary=found.vary)
     # Known here from now on: the front door answers it from the cache (a public one).
     state.cache.put_rendition(found.cache_key(bucket), rep.file_id, rep)
-    return _send(rep)
+    if again:
+        return _deliver(state, bucket, rep, gone=lambda: _obtain(state, bucket, found, again=False))
+    return _deliver(state, bucket, rep)
+
+
+def _deliver(state: MediaState, bucket: str, rep: Representation,
+             gone: Callable[[], Response] | None = None) -> Response:
+    """Send a rendition and note its delivery (in memory: :mod:`avenue.media.effects.deliveries`)."""
+    response = _send(rep, gone=gone)
+    if response.status_code in (200, 206, 304):
+        with_body = request.method == "GET" and response.status_code != 304
+        sent = (response.content_length or 0) if with_body else 0
+        state.deliveries.served(RENDITIONS, rep.file_id, (bucket, rep.doc.file_id), sent)
+    return response
 
 
 def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], Rendered]:
@@ -256,7 +303,8 @@ def _body(rep: Representation) -> list[bytes] | ChunkStream:
     return ChunkStream(state.database(), rep.bucket, rep.file_id, rep.length, rep.chunk_size, on_complete)
 
 
-def _send(rep: Representation) -> Response:
+def _send(rep: Representation, gone: Callable[[], Response] | None = None) -> Response:
+    """``rep`` answered; ``gone``: the answer when its bytes were deleted meanwhile (a 404)."""
     headers = headers_for(current_app, rep)
     environ = request.environ
     answer = decide(environ, rep, headers)
@@ -266,7 +314,7 @@ def _send(rep: Representation) -> Response:
             # Deleted by another worker since this one cached the document: 404, not a
             # 200 whose body breaks off.
             get_cache().evict(rep.bucket, [rep.doc.file_id, rep.file_id])
-            return not_found()
+            return not_found() if gone is None else gone()
         return Response(body, headers=answer.headers, direct_passthrough=True)
     if answer is not None:
         return Response(status=answer.status, headers=answer.headers)

@@ -28,9 +28,25 @@ Write order:
 
 Removal: :func:`remove_for` takes an image's renditions away when the image is deleted (to
 the trash or for good) and, with ``keep_version``, those of earlier versions when it is
-replaced; a rendition of a version that is not the image's current one is never served
-(the URL's version must be the current one), so removal is clean-up, and a crash before it
-leaves orphans ``gc`` finds with :func:`orphans`.
+replaced, and queues a CDN purge of their URLs (:func:`avenue.media.effects.purge.rendition_paths`);
+a rendition of a version that is not the image's current one is never served (the URL's
+version must be the current one), so removal is clean-up, and a crash before it leaves
+orphans ``gc`` finds with :func:`orphans`.
+
+The byte budget (``AVENUE_RENDITION_BUDGET_BYTES``): :func:`evict` removes the least recently
+used renditions, in batches, until the bucket is under the budget minus :data:`MARGIN`.
+Recency is ``metadata.last_used``: set when the rendition is stored, then moved forward by
+:func:`record_used`, the sink of every worker's :class:`~avenue.media.effects.deliveries.Deliveries`
+(each serving path notes a hit in memory; a flush moves ``last_used`` of every rendition
+served since the last one with a few ``update_many``), so a rendition served only from a
+worker's cache or the front door stays recent.
+The bucket's bytes are the running total :mod:`avenue.media.effects.counters` keeps with every
+store and removal (``media_counters``, ``_id`` :data:`~avenue.media.buckets.RENDITIONS`), one
+read at any size; the status sweep and ``fsck --repair`` recount it. An eviction is a removal
+like any other (tombstone first, files document, chunks; counters after) and is harmless to a
+request serving the rendition at that moment: what it read is sent, a worker whose cache
+still knew it renders it again (:func:`obtain`), and its next request renders it again with
+the same bytes. No CDN purge: the URL stays valid and names the same bytes.
 """
 
 from __future__ import annotations
@@ -39,7 +55,7 @@ import datetime as dt
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -48,11 +64,13 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from avenue.clock import maybe_utc, now
+from avenue.clock import now
 from avenue.errors import ServerBusy
 from avenue.leases import Lease
 from avenue.media import effects
 from avenue.media.buckets import RENDITIONS
+from avenue.media.effects import Changes, counters
+from avenue.media.effects.deliveries import Delivered
 from avenue.media.records import Document, MediaDoc
 from avenue.media.store import storage
 
@@ -64,8 +82,16 @@ CLAIM_SECONDS = 60.0
 #: How long a request waits for a rendition another worker is rendering before answering 503.
 WAIT_SECONDS = 15.0
 POLL_SECONDS = 0.05
-#: ``last_used`` is written at most this often per file, not per request.
-TOUCH_EVERY = dt.timedelta(days=1)
+#: Evicting stops this far under the budget (a fraction of it), so that the next few renders
+#: do not start another eviction at once.
+MARGIN = 0.1
+#: Renditions removed per round of an eviction (one query, one delete of files, one of chunks).
+EVICT_BATCH = 200
+#: Renditions whose ``last_used`` one write of a flush moves (an ``$in`` of their ids).
+FLUSH_BATCH = 500
+#: The eviction's order, and its index: least recently used first, those never noted as used by
+#: upload date (a document without ``last_used`` sorts before any date).
+RECENCY = [("metadata.last_used", ASCENDING), ("uploadDate", ASCENDING)]
 CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg", "png": "image/png"}
 
 
@@ -103,13 +129,14 @@ class Wanted:
 
 
 def indexes() -> list[IndexModel]:
-    """The renditions bucket's files indexes: one file per rendition, and an image's
-    renditions found by image (removal, gc)."""
+    """The renditions bucket's files indexes: one file per rendition, an image's renditions
+    found by image (removal, gc), and the least recently used first (the budget's eviction)."""
     return [
         IndexModel([("metadata.image_id", ASCENDING), ("metadata.version", ASCENDING),
                     ("metadata.spec", ASCENDING), ("metadata.format", ASCENDING),
                     ("metadata.source", ASCENDING)], unique=True, name="rendition_unique"),
         IndexModel([("metadata.source", ASCENDING), ("metadata.image_id", ASCENDING)], name="rendition_of"),
+        IndexModel(RECENCY, name="rendition_recency"),
     ]
 
 
@@ -118,14 +145,26 @@ def find(db: Database[Document], wanted: Wanted) -> dict[str, Any] | None:
     return db[f"{RENDITIONS}.files"].find_one(wanted.query())
 
 
-def touch(db: Database[Document], doc: dict[str, Any], moment: dt.datetime | None = None) -> None:
-    """Note that the rendition was served, at most once per :data:`TOUCH_EVERY` (what a future
-    byte budget evicts by)."""
-    moment = moment or now()
-    last = maybe_utc((doc.get("metadata") or {}).get("last_used"))
-    if last is not None and moment - last < TOUCH_EVERY:
-        return
-    db[f"{RENDITIONS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.last_used": moment}})
+def record_used(db: Database[Document], delivered: Mapping[tuple[str, Any], Delivered]) -> int:
+    """The deliveries' sink for renditions: move each served rendition's ``last_used`` forward
+    to when it was last served, to the minute (an LRU needs no finer clock), so that one flush
+    is a few ``update_many`` by ``_id`` (a minute's renditions, :data:`FLUSH_BATCH` at a time),
+    not a write per rendition (not ``bulk_write``: mongomock's does not take pymongo 4's
+    ``UpdateOne``). ``$max``: a late flush never moves it back; a rendition removed meanwhile
+    matches nothing. Returns how many writes were sent."""
+    by_minute: dict[dt.datetime, list[Any]] = {}
+    for (bucket, file_id), seen in delivered.items():
+        if bucket == RENDITIONS:
+            minute = dt.datetime.fromtimestamp(seen.last - seen.last % 60, dt.UTC)
+            by_minute.setdefault(minute, []).append(file_id)
+    files = db[f"{RENDITIONS}.files"]
+    writes = 0
+    for minute, ids in sorted(by_minute.items()):
+        for start in range(0, len(ids), FLUSH_BATCH):
+            files.update_many({"_id": {"$in": ids[start:start + FLUSH_BATCH]}},
+                              {"$max": {"metadata.last_used": minute}})
+            writes += 1
+    return writes
 
 
 def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
@@ -137,7 +176,6 @@ def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
     ``wait``."""
     found = find(db, wanted)
     if found is not None:
-        touch(db, found)
         return found
     claim = Lease(db[CLAIMS], wanted.claim_id(), uuid.uuid4().hex, claim_seconds)
     deadline = time.monotonic() + wait
@@ -166,6 +204,8 @@ def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc
         "version": wanted.version, "spec": wanted.key, "format": rendered.format,
         "content_type": CONTENT_TYPES[rendered.format], "sha256": hashlib.sha256(rendered.data).hexdigest(),
         "width": rendered.width, "height": rendered.height, "last_used": now(),
+        # Whether its URLs may sit at a CDN (a removal purges only a public image's).
+        "visibility": "private" if original.private else "public",
     }
     filename = f"{wanted.image_id}-{wanted.key}.{rendered.format}"
     try:
@@ -191,17 +231,68 @@ def _is_duplicate(error: DuplicateKeyError | BulkWriteError) -> bool:
 def remove_for(db: Database[Document], bucket: str, image_id: Any, *, keep_version: str | None = None) -> int:
     """Delete the renditions of image ``image_id`` of ``bucket`` (``keep_version``: all but
     that version's); how many went. Files documents first, then chunks, every worker's cache
-    told (``storage.delete_file``)."""
+    told (``storage.delete_file``), then a CDN purge of the public ones' URLs queued (only
+    with a purge hook configured)."""
     # By image alone (the index's equality keys), the version compared here: a ``$ne`` in the
     # filter is a scan on SecantusDB's planner.
     found = db[f"{RENDITIONS}.files"].find({"metadata.source": bucket, "metadata.image_id": image_id},
-                                           {"metadata.version": 1})
-    ids = [doc["_id"] for doc in found
-           if keep_version is None or (doc.get("metadata") or {}).get("version") != keep_version]
-    if not ids:
+                                           {"metadata": 1})
+    gone = [doc for doc in found
+            if keep_version is None or (doc.get("metadata") or {}).get("version") != keep_version]
+    if not gone:
         return 0
+    ids = [doc["_id"] for doc in gone]
     storage.delete_file(db, RENDITIONS, ids[0], with_ids=ids[1:])
+    effects.apply(db, Changes(purged_renditions=[(bucket, image_id, gone)]))
     return len(ids)
+
+
+@dataclass(frozen=True)
+class Evicted:
+    """What one :func:`evict` did: the bucket's bytes before and after (the running total), the
+    renditions and bytes it removed."""
+
+    budget: int
+    before: int
+    after: int
+    files: int = 0
+    bytes: int = 0
+
+
+def total(db: Database[Document]) -> dict[str, int]:
+    """The renditions bucket's files and bytes, as kept with every store and removal (one
+    small read)."""
+    held = counters.of(db, RENDITIONS)
+    return {"files": max(0, held["files"]), "bytes": max(0, held["bytes"])}
+
+
+def evict(db: Database[Document], budget: int, *, margin: float = MARGIN,
+          batch: int = EVICT_BATCH) -> Evicted:
+    """Remove the least recently used renditions until the bucket holds at most ``budget``
+    bytes less ``margin`` of it, if it holds more than ``budget`` (nothing with a budget of 0:
+    unbounded). Rounds of ``batch``: the oldest ``last_used`` first (:data:`RECENCY`, an index
+    walk, never a scan), each round one removal (``storage.delete_file``). Runs under the
+    budget job's lease; a second evictor at once would only evict a little more."""
+    before = total(db)["bytes"]
+    if budget <= 0 or before <= budget:
+        return Evicted(budget, before, before)
+    target = int(budget * (1 - margin))
+    files = freed = 0
+    collection = db[f"{RENDITIONS}.files"]
+    while before - freed > target:
+        oldest = list(collection.find({}, {"length": 1}).sort(RECENCY).limit(batch))
+        chosen, size = [], 0
+        for doc in oldest:
+            if before - freed - size <= target:
+                break
+            chosen.append(doc["_id"])
+            size += int(doc.get("length") or 0)
+        if not chosen:
+            break  # the running total is ahead of the bucket: the next recount corrects it
+        storage.delete_file(db, RENDITIONS, chosen[0], with_ids=chosen[1:])
+        files += len(chosen)
+        freed += size
+    return Evicted(budget, before, total(db)["bytes"], files, freed)
 
 
 def orphans(db: Database[Document], batch: int = 500) -> Iterator[dict[str, Any]]:

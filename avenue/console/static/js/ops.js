@@ -73,8 +73,28 @@ function renderStorage(storage, thresholds) {
         thresholds ? el('p', {class: 'muted'}, `Levels at ${thresholds.warning} / ${thresholds.critical} / ${thresholds.emergency} %`) : null]
       : [el('p', {class: 'big'}, formatBytes(quota.used_bytes)),
         el('p', {class: 'muted'}, 'No quota configured (AVENUE_STORAGE_QUOTA_BYTES).')]);
-  cards.replaceChildren(quotaCard, dbCard, ...bucketCards);
+  const renditions = renditionsCard(storage.renditions);
+  cards.replaceChildren(quotaCard, dbCard, ...bucketCards, ...(renditions ? [renditions] : []));
   setBarWidths();
+}
+
+// Renditions on request: derived files kept under their own byte budget (evicted past it,
+// rendered again on their next request), so a full budget is normal, never an alert.
+function renditionsCard(renditions) {
+  if (!renditions) return null;
+  const last = renditions.last_eviction;
+  return el('article', {class: 'card stat renditions'},
+    el('h3', {}, 'Renditions on request'),
+    el('p', {class: 'big'}, formatBytes(renditions.bytes)),
+    renditions.budget_bytes
+      ? [bar(renditions.bytes / renditions.budget_bytes, 'ok',
+        `Renditions: ${renditions.percent} % of their budget`),
+      el('p', {class: 'muted'}, `${renditions.percent} % of the ${formatBytes(renditions.budget_bytes)} budget`)]
+      : el('p', {class: 'muted'}, 'No budget (AVENUE_RENDITION_BUDGET_BYTES is 0): never evicted.'),
+    el('p', {class: 'muted'}, `${renditions.files} rendition(s)`),
+    el('p', {class: 'muted'}, last
+      ? `Last eviction: ${formatDate(last.at)}, ${last.renditions} rendition(s), ${formatBytes(last.bytes)}`
+      : 'No eviction yet'));
 }
 
 function describe(item) {
