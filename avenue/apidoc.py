@@ -204,7 +204,27 @@ SCHEMAS: dict[str, Schema] = {
             "variant_sizes": {"type": "object", "additionalProperties": {
                 "type": "object", "required": ["width", "height"],
                 "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}}}},
-            "srcset": {"type": "object", "additionalProperties": {"type": "string"}},
+            "srcset": {"type": "object", "additionalProperties": {"type": "string"},
+                       "description": "Per format (webp, jpg, png): the fitted variants and widths."},
+            "renditions": {
+                "type": ["object", "null"], "required": ["widths", "srcset", "fallback", "src"],
+                "additionalProperties": False,
+                "description": "Renditions on request over the width ladder, up to the image's own width "
+                               "(never upscaled), for one <picture>: a srcset per format (avif, webp, and "
+                               "the fallback: jpg, or png for an image with transparency), the widths they "
+                               "list, and an <img src> (the fallback at 800 px, or narrower). Public URLs "
+                               "are unsigned (on the allow-list); a private image's are signed and expire "
+                               "like its other URLs. Null when the width is unknown.",
+                "properties": {
+                    "widths": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+                    "srcset": {"type": "object", "required": ["avif", "webp"],
+                               "additionalProperties": {"type": "string"},
+                               "properties": {ext: {"type": "string"}
+                                              for ext in ("avif", "webp", "jpg", "png")}},
+                    "fallback": {"enum": ["jpg", "png"]},
+                    "src": {"type": "string"},
+                },
+            },
             "frames": {"type": "integer", "minimum": 1},
             "visibility": {"enum": ["public", "private"]},
             "uploaded_at": TIME,

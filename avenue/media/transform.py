@@ -238,6 +238,19 @@ class AllowList:
         return (self.presets or {}).get(name)
 
 
+def ladder_for(width: int, ladder: tuple[int, ...] = LADDER) -> list[tuple[int, int]]:
+    """The ladder steps worth offering for an image ``width`` px wide, as (step, the width
+    ``w_<step>`` renders): every step below ``width``, then the first step at or above it,
+    which renders the image at its own width (never upscaled). So no two steps give the
+    same width, none asks for more pixels than the image has, and the widest is the image at its
+    own width (at the ladder's top, 2560, for a wider image)."""
+    steps = [(step, step) for step in ladder if step < width]
+    above = next((step for step in ladder if step >= width), None)
+    if above is not None:
+        steps.append((above, width))
+    return steps
+
+
 def _scaled(spec: Spec, dpr: int) -> Spec:
     return replace(spec, width=None if spec.width is None else spec.width * dpr,
                    height=None if spec.height is None else spec.height * dpr)

@@ -184,6 +184,7 @@ def test_an_admin_logs_in_and_manages_a_products_photos(live, browser):
         assert refused.inner_text().endswith(f"Refused: {api_reason.json()['error']['message']}")
         assert bucket_snapshot(database(live)) == before
         assert len(order_on_page(page)) == 3
+        loaded_pictures(page, "#photos img")  # rendered on their first request: the shot shows them
         shot(page, "product")
 
         # Drag the third photo onto the first: it becomes the primary one.
@@ -314,6 +315,7 @@ def test_an_editor_sets_the_focal_point_and_replaces_a_file_in_the_library(live,
     card = page.locator(".media-card").first
     media_id = card.get_attribute("data-id")
     first = page.request.get(f"/api/builder/media/{media_id}").json()
+    loaded_pictures(page, ".media-card img")  # its first render done: not racing the focal point's
     # Typed in: the crops are cut again around it and the picture's URLs change.
     card.get_by_label("Focal x").fill("0.1")
     card.get_by_label("Focal y").fill("0.8")
@@ -323,8 +325,10 @@ def test_an_editor_sets_the_focal_point_and_replaces_a_file_in_the_library(live,
     card.get_by_text("Focal point set").wait_for(timeout=30_000)
     typed = page.request.get(f"/api/builder/media/{media_id}").json()
     assert typed["focal_point"] == {"x": 0.1, "y": 0.8} and typed["version"] != first["version"]
-    thumb = typed["variants"]["thumb"].split("/media/", 1)[1]
-    assert card.locator("img").get_attribute("src").endswith(thumb)
+    # The card shows the new version's rendition (its URLs name the version).
+    page.wait_for_function(
+        "([id, v]) => document.querySelector(`li[data-id='${id}'] img`).currentSrc.includes(`~${v}/w_`)",
+        arg=[media_id, typed["version"]])
     # Clicked on the picture: near its top right corner.
     box = card.locator("img").bounding_box()
     card.locator("img").click(position={"x": box["width"] * 0.9, "y": box["height"] / 2})
@@ -342,6 +346,53 @@ def test_an_editor_sets_the_focal_point_and_replaces_a_file_in_the_library(live,
     card.locator(".filename", has_text="grayscale.jpg").wait_for()
     assert page.request.get(first["url"], max_redirects=0).status == 308
     shot(page, "library-focal-replace")
+
+
+def loaded_pictures(page, selector: str) -> list[dict]:
+    """What each ``<img>`` under ``selector`` shows once loaded: its URL and how wide it is drawn."""
+    page.wait_for_function(
+        "s => [...document.querySelectorAll(s)].every(img => img.complete && img.naturalWidth > 0)",
+        arg=selector)
+    return page.eval_on_selector_all(
+        selector, "imgs => imgs.map(i => ({src: i.currentSrc, drawn: i.getBoundingClientRect().width}))")
+
+
+def test_the_grids_load_renditions_that_fit_their_cells_as_avif(live, open_as):
+    """The library, a product's photos and the uploads draw each photo from the rendition on
+    the width ladder that fits its cell (sizes="auto": the cell's own width), in AVIF (this
+    Chromium takes it), never the 600 or 1600 px variants."""
+    page = open_as("admin")
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/media/" in request.url else None)
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    photo = {"name": "photo.jpg", "mimeType": "image/jpeg",
+             "buffer": (IMAGES / "good" / "progressive.jpg").read_bytes()}
+    for path, field in (("/api/builder/media", "file"), ("/api/uploads", "file")):
+        answer = page.request.post(path, headers={"X-CSRF-Token": csrf}, multipart={field: photo})
+        assert answer.ok, answer.text()
+    sku = f"LAMP-{uuid.uuid4().hex[:4]}"
+    made = page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "Lamp", "price": 1900})
+    assert made.ok, made.text()
+    added = page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
+                              multipart={"images": photo})
+    assert added.ok, added.text()
+
+    screens = (("/console/library", "#media-grid img"), (f"/console/products/{sku}", "#photos img"),
+               ("/console/uploads", "#uploads img"))
+    for screen, selector in screens:
+        asked.clear()
+        page.goto(screen)
+        page.locator(selector).first.wait_for()
+        pictures = loaded_pictures(page, selector)
+        for picture in pictures:
+            # The smallest ladder step at least as wide as the cell (1x here): never the whole ladder's top.
+            width = int(picture["src"].split("/w_", 1)[1].split(".", 1)[0])
+            assert picture["src"].split("?")[0].endswith(".avif"), picture
+            assert picture["drawn"] <= width <= 2 * max(picture["drawn"], 160), (screen, picture)
+        assert any("/w_" in url and ".avif" in url for url in asked), (screen, asked)
+        assert not [url for url in asked if "/card" in url or "/gallery" in url], (screen, asked)
+        shot(page, f"renditions-{screen.split('/')[2]}")
 
 
 def test_anyone_logged_in_uploads_and_copies_a_signed_link(live, open_as):
@@ -364,6 +415,7 @@ def test_anyone_logged_in_uploads_and_copies_a_signed_link(live, open_as):
     page.get_by_role("button", name="Upload", exact=True).click()
     public = page.locator("#uploads .media-card", has_text="grayscale.jpg")
     public.locator(".badge", has_text="public").wait_for()
+    loaded_pictures(page, "#uploads img")  # rendered on their first request: the shot shows them
     shot(page, "uploads")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete alpha.png").click()

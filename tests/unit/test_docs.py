@@ -286,3 +286,50 @@ def test_env_example_gives_each_variable_the_default_the_code_spells():
     assert len(defaults) > 40
     assert {name: values for name, values in defaults.items()
             if values != {listed.get(name)} and name not in SENTINEL_DEFAULTS} == {}
+
+
+def storefront_image(**ref: object) -> dict:
+    """An image object as the API answers it (a 1024 x 768 photo with a placeholder)."""
+    from bson import ObjectId
+
+    from avenue.media.buckets import PRODUCTS
+    from avenue.media.serve.objects import UrlSigner, image_ref, ref_object
+
+    thumb = {"width": 200, "height": 150}
+    meta = {"role": "original", "format": "jpeg", "content_type": "image/jpeg", "width": 1024, "height": 768,
+            "sha256": "0" * 64, "placeholder": {"blurhash": "L" * 28, "color": "#a0b0c0"},
+            "variants": {"thumb": {"webp": thumb, "jpeg": thumb}}, "focal_point": {"x": 0.25, "y": 0.5}}
+    doc = {"_id": ObjectId(), "filename": "lamp.jpg", "length": 90_000, "uploadDate": None, "metadata": meta}
+    return ref_object({**image_ref(doc), **ref}, PRODUCTS, UrlSigner(key="k" * 32))
+
+
+@pytest.mark.parametrize("ref", [{}, {"visibility": "private", "alt": "A lamp & its shade"}])
+def test_the_storefront_recipe_renders_from_an_image_object_with_no_name_it_lacks(ref):
+    from markupsafe import escape
+
+    from tests.support.recipe import render
+
+    image = storefront_image(**ref)
+    html = render(image, sizes="(min-width: 1024px) 33vw, 100vw")
+    renditions = image["renditions"]
+    for ext in ("avif", "webp"):
+        assert f'<source type="image/{ext}" srcset="{escape(renditions["srcset"][ext])}"' in html
+    assert f'src="{escape(renditions["src"])}" srcset="{escape(renditions["srcset"]["jpg"])}"' in html
+    assert 'width="1024" height="768"' in html and f'alt="{escape(image.get("alt", ""))}"' in html
+    assert "object-position: 25.0% 50.0%; background-color: #a0b0c0" in html
+
+
+def test_the_recipes_name_only_fields_the_image_object_documents():
+    from avenue.apidoc import SCHEMAS
+    from tests.support.recipe import recipe
+
+    image = SCHEMAS["Image"]["properties"]
+    renditions = image["renditions"]["properties"]
+    jinja = recipe()
+    assert set(re.findall(r"\bimage\.(\w+)", jinja)) <= set(image)
+    assert set(re.findall(r"\br\.(\w+)", jinja)) <= set(renditions)
+    # The README's short form: {field.sub...} placeholders.
+    readme = (ROOT / "README.md").read_text().split("## Images on a storefront", 1)[1].split("\n## ", 1)[0]
+    names = re.findall(r"\{(\w+)((?:\.\w+)*)", readme)
+    assert names and {name for name, _ in names} <= set(image)
+    assert {sub.split(".")[1] for name, sub in names if name == "renditions"} <= set(renditions)

@@ -99,3 +99,12 @@ def test_the_signer_makes_canonical_urls():
     url = UrlSigner(base_url="https://cdn.example", key="k").rendition_url(
         "product_images_data", ID, parse("w_400,dpr_2").spec, "avif", version="0123abcd")
     assert url.startswith(f"https://cdn.example/media/products/{ID}~0123abcd/w_800.avif?sig=")
+
+
+def test_a_public_url_on_the_allow_list_may_leave_its_signature_out():
+    url = UrlSigner(key="k").rendition_url("product_images_data", ID, parse("w_320").spec, "webp",
+                                           public_sig=False)
+    assert url == f"/media/products/{ID}/w_320.webp"
+    private = UrlSigner(key="k").rendition_url("product_images_data", ID, parse("w_320").spec, "webp",
+                                               private=True, now=0, public_sig=False)
+    assert "expires=" in private and "sig=" in private  # a private one is always signed

@@ -15,6 +15,7 @@ from avenue.media.transform import (
     PARSED_CACHE_SIZE,
     AllowList,
     Spec,
+    ladder_for,
     looks_like_options,
     normalise,
     parse,
@@ -148,3 +149,24 @@ def test_unsigned_renditions_are_the_ladder_and_the_presets_only():
 def test_a_bad_preset_setting_is_refused_at_start(text):
     with pytest.raises(ValueError):
         parse_presets(text, reserved=("thumb", "card", "gallery", "og"))
+
+
+@pytest.mark.parametrize("width,expected", [
+    (1, [(160, 1)]),
+    (160, [(160, 160)]),
+    (161, [(160, 160), (320, 161)]),
+    (1024, [(160, 160), (320, 320), (480, 480), (640, 640), (800, 800), (960, 960), (1280, 1024)]),
+    (2560, [(step, step) for step in LADDER]),
+    (8000, [(step, step) for step in LADDER]),
+])
+def test_the_ladder_for_an_image_stops_at_its_own_width(width, expected):
+    assert ladder_for(width) == expected
+
+
+@given(st.integers(min_value=1, max_value=20000))
+def test_the_ladder_for_any_width_is_on_the_allow_list_and_never_asks_for_more_than_the_image(width):
+    steps = ladder_for(width)
+    shown = [made for _, made in steps]
+    assert shown == sorted(set(shown)) and max(shown) <= width
+    assert all(AllowList().allows(Spec(width=step)) for step, _ in steps)
+    assert all(plan(Spec(width=step), (width, 100)).size[0] == made for step, made in steps)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -12,7 +13,7 @@ from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.paths import EXTENSIONS, media_path
 from avenue.media.records import Image
 from avenue.media.serve import signing
-from avenue.media.transform import Spec
+from avenue.media.transform import Spec, ladder_for
 
 
 @dataclass(frozen=True)
@@ -38,22 +39,33 @@ class UrlSigner:
         return url
 
     def rendition_url(self, bucket: str, file_id: Any, spec: Spec, fmt: str = "", *, version: str = "",
-                      private: bool = False, now: float | None = None) -> str:
+                      private: bool = False, now: float | None = None, public_sig: bool = True) -> str:
         """The URL of a rendition of an image version (``fmt``: ``webp``, ``avif``, ``jpeg``,
         ``png``; empty: chosen by ``Accept``). A private image's is signed like its other URLs
         (expiring, over the spec's key); a public image's carries ``sig`` (no expiry), which
-        any rendition off the allow-list needs and one on it ignores."""
+        any rendition off the allow-list needs and one on it ignores (``public_sig=False``
+        leaves it out, for a spec the caller knows is on the allow-list: a shorter URL, the
+        same for every key)."""
+        return self.rendition_urls(bucket, file_id, spec, (fmt,), version=version, private=private, now=now,
+                                   public_sig=public_sig)[fmt]
+
+    def rendition_urls(self, bucket: str, file_id: Any, spec: Spec, formats: Iterable[str], *,
+                       version: str = "", private: bool = False, now: float | None = None,
+                       public_sig: bool = True) -> dict[str, str]:
+        """:meth:`rendition_url` for several formats of one spec, signed once: the signature
+        covers the image version and the spec, not the format."""
         key = spec.key()
-        path = f"{media_path(bucket, file_id, version)}/{key}"
-        if fmt:
-            path += f".{EXTENSIONS.get(fmt, fmt)}"
-        url = f"{self.base_url}{path}"
+        base = f"{self.base_url}{media_path(bucket, file_id, version)}/{key}"
+        query = ""
         if private:
             expires = self.expiry(time.time() if now is None else now)
             sig = signing.sign(self.key, bucket, str(file_id), key, expires, version)
-            return url + "?" + urlencode({"expires": expires, "sig": sig})
-        sig = signing.sign_rendition(self.key, bucket, str(file_id), version, key)
-        return url + "?" + urlencode({"sig": sig})
+            query = "?" + urlencode({"expires": expires, "sig": sig})
+        elif public_sig:
+            sig = signing.sign_rendition(self.key, bucket, str(file_id), version, key)
+            query = "?" + urlencode({"sig": sig})
+        return {fmt: f"{base}.{EXTENSIONS.get(fmt, fmt)}{query}" if fmt else f"{base}{query}"
+                for fmt in formats}
 
     def expiry(self, now: float) -> int:
         """When a private URL handed out at ``now`` expires: the end of the window holding
@@ -78,6 +90,38 @@ def _srcsets(urls: dict[str, dict[str, str]], sizes: dict[str, dict[str, int]]) 
         for ext, url in urls.get(name, {}).items():
             by_format.setdefault(ext, []).append(f"{url} {sizes[name]['width']}w")
     return {ext: ", ".join(entries) for ext, entries in by_format.items()}
+
+
+#: The formats a rendition ``srcset`` is offered in, best first; the last is the fallback for
+#: browsers that show neither AVIF nor WebP (PNG instead of JPEG for an image with
+#: transparency, as its variants).
+RENDITION_FORMATS = ("avif", "webp", "jpeg")
+#: The width of the ``<img src>`` fallback (for browsers without ``srcset``): this ladder step,
+#: or the image's own width when it is narrower.
+FALLBACK_SRC_WIDTH = 800
+
+
+def _renditions(ref: dict[str, Any], bucket: str, signer: UrlSigner, private: bool) -> dict[str, Any] | None:
+    """``srcset`` values per format over the width ladder (renditions on request), for one
+    ``<picture>``; None when the width is unknown. Public URLs are on the allow-list and
+    carry no signature; a private image's are signed like its other URLs, in one window."""
+    width = ref.get("width")
+    if not isinstance(width, int) or width < 1:
+        return None
+    file_id, version = str(ref["id"]), ref.get("version") or ""
+    # Transparency shows in the variants' fallback format (as MediaDoc.transparent reads it).
+    transparent = any("png" in formats for formats in (ref.get("variant_formats") or {}).values())
+    fallback = "png" if transparent else "jpeg"
+    formats = (*RENDITION_FORMATS[:-1], fallback)
+    steps = ladder_for(width)
+    now = time.time()
+    urls = {step: signer.rendition_urls(bucket, file_id, Spec(width=step), formats, version=version,
+                                        private=private, now=now, public_sig=False) for step, _ in steps}
+    srcset = {EXTENSIONS[fmt]: ", ".join(f"{urls[step][fmt]} {shown}w" for step, shown in steps)
+              for fmt in formats}
+    src_step = max((step for step, _ in steps if step <= FALLBACK_SRC_WIDTH), default=steps[0][0])
+    return {"widths": [shown for _, shown in steps], "srcset": srcset, "fallback": EXTENSIONS[fallback],
+            "src": urls[src_step][fallback]}
 
 
 def image_ref(doc: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +164,8 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
         "uploaded_at": isoformat(ref.get("uploaded_at")),
     }
     obj["srcset"] = _srcsets(obj["variant_urls"], obj["variant_sizes"])
+    # Any width on the ladder, in AVIF, WebP and a fallback: what a storefront's <picture> needs.
+    obj["renditions"] = _renditions(ref, bucket, signer, private)
     if ref.get("expires_at"):
         obj["expires_at"] = isoformat(ref["expires_at"])
     if ref.get("alt") is not None:

@@ -3,6 +3,7 @@
 // replacing an image's file in place, where each image is used, and deletion that shows
 // the pages in the way before forcing it.
 import {ApiError, api, countOf, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
+import {gridSizes, picture, showImage} from './picture.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -11,6 +12,9 @@ const searchForm = document.getElementById('search-form');
 const uploadForm = document.getElementById('upload-form');
 const uploadList = document.getElementById('upload-list');
 const dialog = document.getElementById('force-dialog');
+// A .media-grid cell's picture: at most about 26rem wide (one column on a phone, below 13rem
+// + 13rem), about 12rem on a wide screen.
+const CELL = gridSizes('(max-width: 480px) calc(100vw - 5rem), 26rem');
 
 let query = '';
 let folder = '';
@@ -75,13 +79,12 @@ function card(media) {
   const folderInput = el('input', {id: folderId, value: media.folder || '/', maxlength: '255'});
   const tagsId = `tags-${media.id}`;
   const tagsInput = el('input', {id: tagsId, value: (media.tags || []).join(', '), maxlength: '900'});
-  const thumb = el('img', {src: media.variants.thumb, alt: media.alt || '', loading: 'lazy', width: '200', height: '200',
+  // The rendition that fits the grid cell, in the best format the browser takes.
+  const shown = picture(media, CELL, {alt: media.alt || '', width: '200', height: '200',
     title: 'Click where the subject is to set the focal point'});
-  // The dominant colour shows while the thumbnail loads (set through the CSSOM: the CSP
-  // allows no inline style attributes).
-  if (media.color) thumb.style.backgroundColor = media.color;
+  const thumb = shown.querySelector('img');
   const marker = el('span', {class: 'focal-marker', 'aria-hidden': 'true'});
-  const picture = el('div', {class: 'focal-frame'}, thumb, marker);
+  const frame = el('div', {class: 'focal-frame'}, shown, marker);
   const focalX = el('input', {id: `fx-${media.id}`, type: 'number', min: '0', max: '1', step: '0.01', required: true});
   const focalY = el('input', {id: `fy-${media.id}`, type: 'number', min: '0', max: '1', step: '0.01', required: true});
   const replaceInput = el('input', {id: `replace-${media.id}`, type: 'file', accept: 'image/*', required: true});
@@ -105,8 +108,7 @@ function card(media) {
   // New bytes or a new crop give new URLs (the version changes): show the new thumbnail.
   function refresh(saved) {
     Object.assign(media, saved);
-    thumb.src = saved.variants.thumb;
-    thumb.style.backgroundColor = saved.color || '';
+    showImage(shown, saved);
     item.querySelector('.muted').textContent = sizeLine(saved);
     placeMarker();
   }
@@ -126,7 +128,7 @@ function card(media) {
       clamp((event.clientY - drawn.box.top - drawn.top) / drawn.height));
   });
   const item = el('li', {class: 'media-card', dataset: {id: media.id}},
-    picture,
+    frame,
     el('p', {class: 'filename'}, media.filename),
     el('p', {class: 'muted'}, sizeLine(media)),
     el('form', {class: 'row small', onsubmit: async (event) => {

@@ -1,6 +1,7 @@
 // One product (admin): upload photos with progress, reorder by drag or keyboard, delete one,
 // see its variants and any legacy entries still pointing outside storage.
 import {api, el, formatBytes, pageMessage, upload, uploadEach} from './api.js';
+import {gridSizes, picture} from './picture.js';
 
 const root = document.getElementById('product');
 const sku = root.dataset.sku;
@@ -10,6 +11,9 @@ const orderStatus = document.getElementById('order-status');
 const uploadList = document.getElementById('upload-list');
 const dropzone = document.getElementById('dropzone');
 const picker = document.getElementById('files');
+// A .photos cell's picture: at most about 21rem wide (below 10.5rem + 10.5rem), about 10rem
+// on a wide screen.
+const CELL = gridSizes('(max-width: 480px) calc(50vw - 2rem), 21rem');
 
 let product = null;
 
@@ -44,7 +48,7 @@ function photoItem(image, index, count) {
   const label = `Photo ${index + 1} of ${count}: ${image.filename}`;
   const item = el('li', {class: 'photo', draggable: 'true', tabindex: '0', 'aria-label': label,
     dataset: {id: image.id}},
-  el('img', {src: image.variants.thumb, alt: '', width: '160', height: '160', loading: 'lazy'}),
+  picture(image, CELL, {width: '160', height: '160'}),
   el('span', {class: 'position'}, index === 0 ? '1 · primary' : String(index + 1)),
   el('span', {class: 'filename'}, image.filename),
   el('div', {class: 'row small'},

@@ -1,11 +1,14 @@
 // Uploads (anyone logged in): their own files, public or private, a link to copy, delete.
 import {api, countOf, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
+import {gridSizes, picture} from './picture.js';
 
 const list = document.getElementById('uploads');
 const listStatus = document.getElementById('list-status');
 const more = document.getElementById('more');
 const form = document.getElementById('upload-form');
 const uploadList = document.getElementById('upload-list');
+// A .media-grid cell's picture (as the library's).
+const CELL = gridSizes('(max-width: 480px) calc(100vw - 5rem), 26rem');
 
 let after = null;  // the next page's cursor (the API's `next`)
 let shown = 0;
@@ -25,7 +28,7 @@ function item(file) {
   const privateFile = file.visibility === 'private';
   const link = new URL(file.url, location.origin).href;
   const node = el('li', {class: 'media-card', dataset: {id: file.id}},
-    el('img', {src: file.variants.thumb, alt: '', loading: 'lazy', width: '200', height: '200'}),
+    picture(file, CELL, {width: '200', height: '200'}),
     el('p', {class: 'filename'}, file.filename),
     el('p', {}, el('span', {class: `badge ${privateFile ? 'private' : 'public'}`}, privateFile ? 'private' : 'public'),
       ` ${formatBytes(file.bytes)} · ${formatDate(file.uploaded_at)}`),

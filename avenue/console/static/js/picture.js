@@ -1,0 +1,48 @@
+// A photo as one <picture>: AVIF and WebP sources and a JPEG (or PNG) <img> from the image
+// object's `renditions` (the width ladder, up to the image's own width), so a grid cell
+// fetches the rendition that fits it rather than a fixed variant: the storefront recipe of
+// docs/media.md, in the console.
+import {el} from './api.js';
+
+const TYPES = {avif: 'image/avif', webp: 'image/webp'};
+
+// `sizes="auto"` lets the browser use the width the grid gives the image (lazy images only,
+// Chromium 126+); browsers without it read the fallback after the comma, the widest a cell
+// gets at that viewport.
+export function gridSizes(fallback) {
+  return `auto, ${fallback}`;
+}
+
+// Point `picture` (made by `picture()`) at `image`'s renditions: again after a replace or a
+// new focal point, whose new version gives new URLs.
+export function showImage(pictureNode, image) {
+  const img = pictureNode.querySelector('img');
+  const renditions = image.renditions;
+  const sizes = pictureNode.dataset.sizes;
+  pictureNode.querySelectorAll('source').forEach((source) => source.remove());
+  if (!renditions) {
+    // No width known (never for stored images, but an old reference may lack it): the thumbnail.
+    img.removeAttribute('srcset');
+    img.removeAttribute('sizes');
+    img.src = image.variants.thumb;
+  } else {
+    for (const ext of ['avif', 'webp']) {
+      img.before(el('source', {type: TYPES[ext], srcset: renditions.srcset[ext], sizes}));
+    }
+    img.sizes = sizes;
+    img.srcset = renditions.srcset[renditions.fallback];
+    img.src = renditions.src;
+  }
+  // The dominant colour shows while the picture loads (set through the CSSOM: the CSP allows
+  // no inline style attributes).
+  img.style.backgroundColor = image.color || '';
+  return img;
+}
+
+// A lazy <picture> of `image` for a slot `sizes` wide; `attrs` go on its <img>.
+export function picture(image, sizes, attrs = {}) {
+  const img = el('img', {alt: '', loading: 'lazy', decoding: 'async', ...attrs});
+  const node = el('picture', {dataset: {sizes}}, img);
+  showImage(node, image);
+  return node;
+}
