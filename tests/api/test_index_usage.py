@@ -157,7 +157,6 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
         ("/api/builder/media", csrf, {"folder": "/"}),
         ("/api/builder/media", csrf, {"tag": "red"}),
         ("/api/builder/media", csrf, {"color": "#808080"}),
-        ("/api/builder/media", csrf, {"color": "#808080", "q": "lamp"}),
         ("/api/builder/media/near-duplicates", csrf, {}),
         ("/api/builder/media/near-duplicates", csrf, {"per_page": 1}),
         ("/api/builder/folders", csrf, {}),

@@ -195,3 +195,18 @@ def test_an_image_whose_thumb_is_lost_is_reported_by_the_backfill(client, editor
     db[f"{BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.variants.thumb": ""}})
     report = json.loads(runner.invoke(args=["likeness", "--json"]).output)
     assert report["unreadable"] == [{"bucket": BUILDER, "id": image["id"]}]
+
+
+def test_product_photos_brought_from_temp_images_are_grouped_in_the_products_bucket(client, admin, db):
+    from avenue.media import PRODUCTS, Library
+    from avenue.paging import Window
+
+    temp = client.post("/api/shop/temp-images", headers=admin, data={"images": [
+        (io.BytesIO(jpeg(photo(16))), "a.jpg"), (io.BytesIO(near_copy(photo(16))), "b.jpg")]})
+    assert temp.status_code == 201, temp.get_json()
+    ids = [image["id"] for image in temp.get_json()["images"]]
+    assert client.post("/api/shop/products", headers=admin, json={
+        "sku": "ND-1", "name": "Shoe", "price": 1, "temp_image_ids": ids}).status_code == 201
+    groups, _ = Library(db, PRODUCTS).near_groups(Window())
+    assert [{str(image.id) for image in group.images} for group in groups] == [set(ids)]
+    assert str(groups[0].label) in ids  # this bucket's label, not the temp bucket's

@@ -163,6 +163,8 @@ class Library:
             # One word is an index equality everywhere; several are an $all (mongod bounds
             # the index by one of them, SecantusDB scans).
             first = sorted(words, key=len, reverse=True)
+            # With a colour too: mongod bounds one of the two multikey indexes, SecantusDB scans
+            # (like several words).
             query = {**({} if colour is None else query),
                      "metadata.name_prefixes": first[0] if len(words) == 1 else {"$all": first}}
             if owner is not None:
@@ -319,6 +321,8 @@ class Library:
             raise OSError(f"{image.bucket} {image.id} does not exist")
         result = originals.transfer(self.db, image.bucket, self.bucket, doc, kind=kind, scope=scope,
                                     delete_source=not keep_source)
+        if result.created:  # its group is this bucket's (the source's label stayed behind)
+            self.link_near_duplicates(result.doc["_id"])
         return Stored(self._image(result.doc), result.created)
 
     def replace(self, image_id: ObjectId, upload: Upload | None = None, *, focal: FocalPoint | None = None,
