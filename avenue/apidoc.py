@@ -247,7 +247,24 @@ SCHEMAS: dict[str, Schema] = {
                         "image's: 404 at once; its signed URLs sign the version)."},
             "folder": {"type": "string", "pattern": "^/", "description": "Library media: its folder."},
             "tags": {"type": "array", "items": {"type": "string"}, "description": "Library media: its tags."},
+            "palette": {"type": "array", "maxItems": 5, "items": {
+                "type": "object", "required": ["color", "share"],
+                "properties": {"color": {"type": "string", "pattern": "^#[0-9a-f]{6}$"},
+                               "share": {"type": "number", "minimum": 0, "maximum": 1}}},
+                "description": "Its dominant colours, largest share first (images stored before "
+                               "palettes: absent until `flask likeness` runs)."},
+            "near_duplicates": {"type": "array", "items": _ref("NearDuplicate"), "description":
+                                "An upload's answer and one library image: the images of the same bucket "
+                                "that look like it (re-encoded, resized, slightly cropped), nearest first; "
+                                "an upload's own only among uploads, never a trashed one."},
         },
+    },
+    "NearDuplicate": {
+        "type": "object", "required": ["id", "url", "distance"],
+        "properties": {"id": OBJECT_ID, "url": {"type": "string"}, "thumb": {"type": ["string", "null"]},
+                       "filename": {"type": ["string", "null"]},
+                       "distance": {"type": "integer", "minimum": 0, "maximum": 12,
+                                    "description": "Bits in which the two 64-bit perceptual hashes differ."}},
     },
     "TrashItem": {
         "type": "object",
@@ -540,8 +557,24 @@ PATHS: dict[str, dict[str, Schema]] = {
                        _query("q", {"type": "string"}, "Filename word starts."),
                        _query("folder", FOLDER, "Only the media in this folder (not its subfolders)."),
                        {**_query("tag", {"type": "array", "items": TAG}, "Only media carrying every tag."),
-                        "style": "form", "explode": True})),
+                        "style": "form", "explode": True},
+                       _query("color", {"type": "string", "pattern": "^#?[0-9A-Fa-f]{6}$"},
+                              "Only media mostly close to this colour (#rrggbb): a colour covering a quarter "
+                              "of the picture or more, within about 20-40 CIELAB units of it."))),
     },
+    "/api/builder/media/near-duplicates": {"get": _op(
+        "Groups of library images that look alike, by group; page on with after=<next>.",
+        {"200": _json({"type": "object", "required": ["items", "per_page", "next"], "properties": {
+            "items": {"type": "array", "items": {
+                "type": "object", "required": ["id", "images"],
+                "properties": {"id": OBJECT_ID, "images": {"type": "array", "minItems": 2,
+                                                           "items": _ref("Image")}}}},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+            "next": {"type": ["string", "null"], "description": "Send as `after`; null at the end."}}},
+            "A page of groups."), **_errors(403)},
+        security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+        parameters=[{"$ref": "#/components/parameters/per_page"},
+                    {"$ref": "#/components/parameters/after"}])},
     "/api/builder/media/{media_id}": {
         "parameters": [_path("media_id", OBJECT_ID)],
         "get": _op("One library image, with the pages using it.",

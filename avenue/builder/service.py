@@ -21,6 +21,7 @@ that simply lapses after ``DELETE_LEASE``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import bson
 from bson import ObjectId
@@ -39,10 +40,13 @@ from avenue.media import (
     Image,
     Library,
     Limits,
+    Near,
     Stored,
     Upload,
     UrlSigner,
     image_object,
+    near_objects,
+    parse_colour,
 )
 from avenue.paging import Page, Window
 
@@ -130,7 +134,7 @@ def upload_media(db: Database, file: Upload, *, owner: str, alt: str | None, lim
             ("tags", cleaned_tags, list(result.image.tags))) if value is not None and value != current}
         if changes:
             image = library(db).set_metadata(result.image.id, **changes)
-            result = Stored(image or result.image, False)
+            result = Stored(image or result.image, False, result.near)
     return result
 
 
@@ -172,12 +176,36 @@ def replace_media(db: Database, media_id: ObjectId, *, file: Upload | None = Non
     return done
 
 
+def clean_colour(colour: str | None) -> str | None:
+    """A colour filter as ``#rrggbb`` (None: not sent); 400 for anything else."""
+    if colour is None:
+        return None
+    parsed = parse_colour(colour)
+    if parsed is None:
+        raise BadRequest("color is a colour as #rrggbb (e.g. #c0392b).", code="invalid_color")
+    return parsed
+
+
 def list_media(db: Database, window: Window, *, q: str = "", folder: str | None = None,
-               tags: list[str] | None = None) -> tuple[list[Image], Page]:
+               tags: list[str] | None = None, color: str | None = None) -> tuple[list[Image], Page]:
     """Library originals, newest first; ``q`` finds filenames with words starting with its words,
-    ``folder`` those in that folder (not its subfolders), ``tags`` those carrying every tag."""
+    ``folder`` those in that folder (not its subfolders), ``tags`` those carrying every tag,
+    ``color`` those mostly close to that ``#rrggbb``."""
     return library(db).page(window, search=q, folder=clean_folder(folder),
-                            tags=clean_tags(tags) or ())
+                            tags=clean_tags(tags) or (), colour=clean_colour(color))
+
+
+def near_groups(db: Database, window: Window, signer: UrlSigner) -> dict:
+    """The library's groups of near-duplicates (``after`` paging), each with its images."""
+    groups, next_cursor = library(db).near_groups(window)
+    items = [{"id": str(group.label), "images": [media_object(db, image, signer) for image in group.images]}
+             for group in groups]
+    return {"items": items, "per_page": window.per_page, "next": next_cursor}
+
+
+def near_duplicates(db: Database, image: Image) -> list[Near]:
+    """The library images that look like ``image``, nearest first."""
+    return library(db).near_duplicates(image)
 
 
 def folders(db: Database) -> list[dict]:
@@ -427,11 +455,15 @@ def render_page(db: Database, page: dict, signer: UrlSigner) -> dict:
     return result
 
 
-def media_object(db: Database, image: Image, signer: UrlSigner, *, with_used_in: bool = False) -> dict:
-    """A library entry as the API shows it (the image object, plus ``used_in`` when asked)."""
+def media_object(db: Database, image: Image, signer: UrlSigner, *, with_used_in: bool = False,
+                 near: Sequence[Near] | None = None) -> dict:
+    """A library entry as the API shows it (the image object, plus ``used_in`` when asked and
+    ``near_duplicates`` when given)."""
     obj = image_object(image, signer)
     obj["folder"] = image.folder or ROOT_FOLDER
     obj["tags"] = list(image.tags)
     if with_used_in:
         obj["used_in"] = used_in(db, image.id)
+    if near is not None:
+        obj["near_duplicates"] = near_objects(near, signer)
     return obj

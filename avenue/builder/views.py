@@ -38,7 +38,8 @@ def upload_media():
     image = result.image
     audit.log("builder_media_uploaded", bucket=BUILDER, image_id=str(image.id), filename=image.filename,
               created=result.created)
-    return jsonify(service.media_object(get_db(), image, _signer())), 201 if result.created else 200
+    return jsonify(service.media_object(get_db(), image, _signer(), near=result.near)), \
+        201 if result.created else 200
 
 
 @bp.get("/media")
@@ -46,16 +47,25 @@ def upload_media():
 def list_media():
     window = page_args()
     images, page = service.list_media(get_db(), window, q=request.args.get("q", ""),
-                                      folder=request.args.get("folder"), tags=request.args.getlist("tag"))
+                                      folder=request.args.get("folder"), tags=request.args.getlist("tag"),
+                                      color=request.args.get("color"))
     items = [service.media_object(get_db(), image, _signer()) for image in images]
     return jsonify(page.shape(items, window))
+
+
+@bp.get("/media/near-duplicates")
+@require_role("editor")
+def list_near_duplicates():
+    """Groups of library images that look alike (re-encoded, resized, slightly cropped copies)."""
+    return jsonify(service.near_groups(get_db(), page_args(), _signer()))
 
 
 @bp.get(f"/media/{MEDIA_ID}")
 @require_role("editor")
 def get_media(media_id: ObjectId):
     image = service.get_media(get_db(), media_id)
-    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
+    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True,
+                                        near=service.near_duplicates(get_db(), image)))
 
 
 @bp.patch(f"/media/{MEDIA_ID}")
@@ -90,7 +100,8 @@ def _replace(media_id: ObjectId, action: str, **change):
     image, changed = service.replace_media(get_db(), media_id, limits=limits_from_config(current_app.config),
                                            **change)
     audit.log(action, bucket=BUILDER, image_id=str(media_id), version=image.version, changed=changed)
-    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
+    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True,
+                                        near=service.near_duplicates(get_db(), image)))
 
 
 @bp.get("/folders")

@@ -58,13 +58,15 @@ from avenue.media.effects.purge import enable as enable_purges
 from avenue.media.effects.uploads import per_hour as uploads_per_hour
 from avenue.media.ingest.focal import FocalPoint, parse_focal_point
 from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
+from avenue.media.ingest.likeness import compute as compute_likeness
+from avenue.media.ingest.likeness import parse_colour
 from avenue.media.ingest.placeholders import compute as compute_placeholder
 from avenue.media.options import UploadOptions
-from avenue.media.records import Document, Image, Stored, own_sha256, variant_ids
+from avenue.media.records import Document, Image, Near, NearGroup, Stored, own_sha256, variant_ids
 from avenue.media.references import IN_BATCH, References, Referrers, referrers, rewrite_lists
 from avenue.media.references import init_app as register_referrers
 from avenue.media.serve.frontdoor import FrontDoor, front_door_of, install_front_door
-from avenue.media.serve.objects import UrlSigner, image_object, ref_object
+from avenue.media.serve.objects import UrlSigner, image_object, near_objects, ref_object
 from avenue.media.serve.route import bp, flush_deliveries, get_cache, init_app, start_delivery_flush
 
 # ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
@@ -106,6 +108,8 @@ __all__ = [
     "UPLOADS",
     "Claimant", "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UploadOptions",
     "UrlSigner",
+    # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
+    "Near", "NearGroup", "near_objects", "compute_likeness", "parse_colour",
     # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.
     "FocalPoint", "parse_focal_point",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (trash.py).

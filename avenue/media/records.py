@@ -120,6 +120,8 @@ class Image:
     tags: tuple[str, ...] = ()  # builder library: labels to find images by
     version: str = ""  # "" until replaced in place; then in every URL (media/store/replace.py)
     content_id: ObjectId | None = None  # the file holding the bytes, once replaced
+    palette: tuple[dict[str, Any], ...] = ()  # [{"color", "share"}] (media/ingest/likeness.py)
+    phash: str | None = None  # 16 hex digits (media/ingest/likeness.py)
 
     @property
     def private(self) -> bool:
@@ -165,6 +167,8 @@ class Image:
             tags=tuple(meta.get("tags") or ()),
             version=meta.get("version") or "",
             content_id=content.get("id"),
+            palette=tuple(meta.get("palette") or ()),
+            phash=meta.get("phash"),
         )
 
     def ref(self) -> dict[str, Any]:
@@ -208,6 +212,23 @@ class Stored:
 
     image: Image
     created: bool
+    near: tuple[Near, ...] = ()  # its near-duplicates in the bucket, nearest first (store/nearby.py)
+
+
+@dataclass(frozen=True)
+class Near:
+    """A near-duplicate of an image: the other image and the Hamming distance of their hashes."""
+
+    image: Image
+    distance: int
+
+
+@dataclass(frozen=True)
+class NearGroup:
+    """Near-duplicates of one bucket: the group's label and its images, oldest first."""
+
+    label: ObjectId
+    images: list[Image]
 
 
 def variant_key(original_id: Any, name: str, fmt: str, version: str = "") -> str:

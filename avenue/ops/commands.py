@@ -1,4 +1,4 @@
-"""The operations commands: ``flask --app avenue import-legacy|gc|fsck|backup|restore|placeholders``.
+"""The operations commands: ``flask --app avenue import-legacy|gc|fsck|backup|restore|placeholders|likeness``.
 
 Thin: parse options, call one domain function with the app's database, print its report.
 Progress goes to stderr (hidden with ``--quiet``; without a terminal, one line per phase),
@@ -28,6 +28,7 @@ from avenue.ops import backup as backup_module
 from avenue.ops.fsck import fsck as run_fsck
 from avenue.ops.gc import DEFAULT_GRACE_SECONDS, collect_garbage
 from avenue.ops.legacy import import_legacy as run_import
+from avenue.ops.likeness import backfill_likeness
 from avenue.ops.lock import Held, exclusive
 from avenue.ops.placeholders import backfill_placeholders
 from avenue.terminal import fail
@@ -206,6 +207,25 @@ def placeholders(as_json: bool, quiet: bool) -> None:
     _emit(report, as_json, quiet, lines)
 
 
+@click.command("likeness")
+@json_option
+@quiet_option
+@with_appcontext
+def likeness(as_json: bool, quiet: bool) -> None:
+    """Give every image stored before near-duplicate detection its perceptual hash and palette."""
+    try:
+        with Progress(quiet or as_json) as progress:
+            db = _prepare_database()
+            with exclusive(db, "likeness"):
+                report = backfill_likeness(db, progress=progress)
+    except Held as held:
+        fail(held.message)
+    except PyMongoError as error:
+        fail(f"likeness stopped: {error}")
+    lines = [f"no readable thumb: {entry['bucket']} {entry['id']}" for entry in report.unreadable]
+    _emit(report, as_json, quiet, lines)
+
+
 @click.command("fsck")
 @click.option("--repair", is_flag=True, help="Fix or remove what is broken, then check again.")
 @click.option("--since", type=click.DateTime(), help="Only files uploaded since then (UTC), e.g. 2026-11-01.")
@@ -325,4 +345,4 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
         sys.exit(1)
 
 
-COMMANDS = (import_legacy, gc, fsck, backup, restore, placeholders)
+COMMANDS = (import_legacy, gc, fsck, backup, restore, placeholders, likeness)

@@ -8,11 +8,25 @@ gets the same 404 as for an id that does not exist.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bson import ObjectId
 from pymongo.database import Database
 
 from avenue.errors import BadRequest, NotFound
-from avenue.media import UPLOADS, FocalPoint, Image, Library, Limits, Stored, Upload, UrlSigner, image_object
+from avenue.media import (
+    UPLOADS,
+    FocalPoint,
+    Image,
+    Library,
+    Limits,
+    Near,
+    Stored,
+    Upload,
+    UrlSigner,
+    image_object,
+    near_objects,
+)
 from avenue.paging import Page, Window
 
 VISIBILITIES = ("public", "private")
@@ -84,8 +98,11 @@ def replace_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin:
     return done
 
 
-def upload_object(image: Image, signer: UrlSigner) -> dict:
-    """The image object of an upload (signed, expiring URLs when private), with its owner."""
+def upload_object(image: Image, signer: UrlSigner, near: Sequence[Near] | None = None) -> dict:
+    """The image object of an upload (signed, expiring URLs when private), with its owner, and
+    its ``near_duplicates`` when given (the same owner's uploads only)."""
     obj = image_object(image, signer)
     obj["owner"] = image.owner
+    if near is not None:
+        obj["near_duplicates"] = near_objects(near, signer)
     return obj

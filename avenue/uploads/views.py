@@ -34,7 +34,7 @@ def create_upload():
     image = result.image
     audit.log("upload_created", bucket=UPLOADS, image_id=str(image.id), visibility=visibility,
               filename=image.filename, created=result.created)
-    return jsonify(service.upload_object(image, _signer())), 201 if result.created else 200
+    return jsonify(service.upload_object(image, _signer(), result.near)), 201 if result.created else 200
 
 
 @bp.get("")

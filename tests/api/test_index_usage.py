@@ -18,6 +18,7 @@ import io
 
 import pymongo
 import pytest
+from PIL import Image
 
 from avenue import paging
 from avenue.status.sweep import FENCED
@@ -135,6 +136,12 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
                         data={"file": (io.BytesIO(photo), "red lamp.jpg"), "folder": "/shop", "tags": "red"})
     assert media.status_code == 201
     media_id = media.get_json()["id"]
+    # A near copy (re-encoded): the near-duplicate lookup by hash bands, and the group labels written.
+    copy = io.BytesIO()
+    Image.open(io.BytesIO(photo)).save(copy, "JPEG", quality=60)
+    near = client.post("/api/builder/media", headers=csrf,
+                       data={"file": (io.BytesIO(copy.getvalue()), "c.jpg")})
+    assert near.status_code == 201 and near.get_json()["near_duplicates"], near.get_json()
     page = client.put("/api/builder/pages/home", headers=csrf, json={
         "title": "Home", "blocks": [{"type": "image", "media_id": media_id}]})
     assert page.status_code in (200, 201), page.get_json()
@@ -149,6 +156,9 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
         ("/api/builder/media", csrf, {"folder": "/shop"}),
         ("/api/builder/media", csrf, {"folder": "/"}),
         ("/api/builder/media", csrf, {"tag": "red"}),
+        ("/api/builder/media", csrf, {"color": "#808080"}),
+        ("/api/builder/media/near-duplicates", csrf, {}),
+        ("/api/builder/media/near-duplicates", csrf, {"per_page": 1}),
         ("/api/builder/folders", csrf, {}),
         ("/api/builder/tags", csrf, {}),
         (f"/api/builder/media/{media_id}", csrf, {}),

@@ -641,3 +641,38 @@ def test_every_screen_fits_a_360_pixel_wide_phone(live, open_as):
         assert overflow <= 360, f"{name} is {overflow} px wide"
         if name == "ops":
             shot(page, "ops-360")
+
+
+def test_the_library_names_an_upload_s_look_alikes_and_lists_the_groups(live, open_as, tmp_path):
+    from PIL import Image
+
+    from tests.support.fixtures import scene
+
+    picture = scene((1200, 900), 77)
+    first, copy = tmp_path / "shoe.jpg", tmp_path / "shoe-again.jpg"
+    picture.save(first, "JPEG", quality=90)
+    smaller = picture.crop((30, 0, 1200, 880)).resize((800, 587), Image.Resampling.LANCZOS)
+    smaller.save(copy, "JPEG", quality=65)
+    page = open_as("editor")
+    page.goto("/console/library")
+    for path in (first, copy):
+        page.get_by_label("Image", exact=True).set_input_files(str(path))
+        page.get_by_role("button", name="Upload", exact=True).click()
+        page.locator("#upload-list .upload-status", has_text="uploaded").last.wait_for()
+    # The copy's upload names the first image, with how far apart their hashes are.
+    warning = page.locator("#upload-list .near-upload")
+    warning.wait_for()
+    assert "shoe-again.jpg" in warning.inner_text() and "shoe.jpg" in warning.inner_text()
+    assert "bits apart" in warning.inner_text() or "bit apart" in warning.inner_text()
+    # On the first image's card: its look-alike.
+    card = page.locator(".media-card", has_text="shoe.jpg").last
+    card.get_by_role("button", name="Images that look like shoe.jpg").click()
+    card.locator(".near-matches li", has_text="shoe-again.jpg").wait_for()
+    shot(page, "library-near-duplicates-card")
+    # The groups view: one group of the two.
+    page.get_by_role("button", name="Show near duplicates").click()
+    group = page.locator("#near-groups .near-group").first
+    group.wait_for()
+    assert group.locator("li[data-id]").count() == 2
+    assert "1 group(s)" in page.locator("#near-status").inner_text()
+    shot(page, "library-near-duplicates-groups")

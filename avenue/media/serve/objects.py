@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from avenue.clock import isoformat
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.paths import EXTENSIONS, media_path
-from avenue.media.records import Image
+from avenue.media.records import Image, Near
 from avenue.media.serve import signing
 from avenue.media.transform import Spec, ladder_for
 
@@ -186,4 +186,17 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
 
 def image_object(image: Image, signer: UrlSigner) -> dict[str, Any]:
     """The API's image object for a stored original."""
-    return ref_object(image.ref(), image.bucket, signer)
+    obj = ref_object(image.ref(), image.bucket, signer)
+    if image.palette:  # its dominant colours and their shares (avenue/media/ingest/likeness.py)
+        obj["palette"] = [dict(colour) for colour in image.palette]
+    return obj
+
+
+def near_objects(near: Sequence[Near], signer: UrlSigner) -> list[dict[str, Any]]:
+    """An answer's ``near_duplicates``: each close match's id, URLs and Hamming distance."""
+    listed = []
+    for match in near:
+        obj = image_object(match.image, signer)
+        listed.append({"id": obj["id"], "url": obj["url"], "thumb": obj["variants"].get("thumb"),
+                       "filename": obj["filename"], "distance": match.distance})
+    return listed

@@ -42,6 +42,13 @@ def files_indexes() -> list[IndexModel]:
         IndexModel([("metadata.name_prefixes", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
                    name="name_prefixes_newest"),
         IndexModel([("metadata.original_id", ASCENDING)], name="variant_of"),
+        # Near-duplicates and colours (avenue/media/store/nearby.py): a lookup is one $in on
+        # the hash's bands; groups are walked by label; "mostly close to a colour" is one $in
+        # on CIELAB cells, newest first like the other lists.
+        IndexModel([("metadata.phash_bands", ASCENDING)], name="phash_bands"),
+        IndexModel([("metadata.near_group", ASCENDING), ("_id", ASCENDING)], name="near_group", sparse=True),
+        IndexModel([("metadata.colour_cells", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
+                   name="colour_cells_newest"),
         IndexModel([("metadata.expires_at", ASCENDING)], name="expires_at", sparse=True),
     ]
 

@@ -37,19 +37,21 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import maybe_utc, now
+from avenue.errors import BadRequest
 from avenue.leases import held, stamp, unstamp
+from avenue.media.buckets import UPLOADS
 from avenue.media.effects import counters, facets
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.options import UploadOptions
-from avenue.media.records import Document, Image, Stored
+from avenue.media.records import Document, Image, Near, NearGroup, Stored
 from avenue.media.settings import MediaSettings
 from avenue.media.settings import current as current_settings
-from avenue.media.store import originals, trash
+from avenue.media.store import nearby, originals, trash
 from avenue.media.store import replace as replacing
 from avenue.media.store.originals import Upload
-from avenue.paging import Listed, Page, Window, fetch
+from avenue.paging import Listed, Page, Window, decode_cursor, encode_cursor, fetch
 
 DELETE_LEASE = dt.timedelta(seconds=60)
 SET_ATTEMPTS = 5
@@ -142,11 +144,15 @@ class Library:
         return {doc["_id"] for doc in self._files.find({"_id": {"$in": ids}}, {"_id": 1})}
 
     def page(self, window: Window, *, owner: str | None = None, search: str = "",
-             folder: str | None = None, tags: Sequence[str] = ()) -> tuple[list[Image], Page]:
+             folder: str | None = None, tags: Sequence[str] = (),
+             colour: str | None = None) -> tuple[list[Image], Page]:
         """Originals newest first (optionally one owner's, or whose filename has a word starting
-        with each word of ``search``, or in ``folder``, or carrying every one of ``tags``),
-        one page of them (avenue/paging.py)."""
+        with each word of ``search``, or in ``folder``, or carrying every one of ``tags``, or
+        mostly close to ``colour``, ``#rrggbb``), one page of them (avenue/paging.py)."""
         query: dict[str, Any] = dict(ORIGINAL)
+        if colour is not None:
+            # Only originals carry colour cells: the cells alone select, on their own index.
+            query = nearby.colour_query(colour)
         if owner is not None:
             query["metadata.owner"] = owner
         words = originals.name_words(search)
@@ -157,7 +163,10 @@ class Library:
             # One word is an index equality everywhere; several are an $all (mongod bounds
             # the index by one of them, SecantusDB scans).
             first = sorted(words, key=len, reverse=True)
-            query = {"metadata.name_prefixes": first[0] if len(words) == 1 else {"$all": first}}
+            # With a colour too: mongod bounds one of the two multikey indexes, SecantusDB scans
+            # (like several words).
+            query = {**({} if colour is None else query),
+                     "metadata.name_prefixes": first[0] if len(words) == 1 else {"$all": first}}
             if owner is not None:
                 query["metadata.owner"] = owner
         if folder is not None:
@@ -165,7 +174,8 @@ class Library:
             query["metadata.folder"] = {"$in": [ROOT_FOLDER, None]} if folder == ROOT_FOLDER else folder
         if tags:
             query["metadata.tags"] = tags[0] if len(tags) == 1 else {"$all": list(tags)}
-        total = self._known_total(owner=owner, words=bool(words), folder=folder, tags=tags)
+        total = None if colour is not None else self._known_total(owner=owner, words=bool(words),
+                                                                 folder=folder, tags=tags)
         spec = listed(self.bucket)
         page = fetch(self._files, query, spec.sort, window, index=spec.index, total=total)
         return [self._image(doc) for doc in page.docs], page
@@ -232,7 +242,54 @@ class Library:
         """Store every upload or none, as ``options`` says (the keywords of ``store`` as one
         record)."""
         results = originals.store_all(self.db, self.bucket, list(uploads), options, limits=limits)
-        return [Stored(self._image(r.doc), r.created) for r in results]
+        stored = []
+        for result in results:
+            matches = nearby.near(self.db, self.bucket, result.doc, owner=self._near_owner(result.doc))
+            if result.created:
+                nearby.link(self.db, self.bucket, result.doc, matches)
+            stored.append(Stored(self._image(result.doc), result.created,
+                                 tuple(Near(self._image(m.doc), m.distance) for m in matches)))
+        return stored
+
+    # --- near-duplicates (avenue/media/store/nearby.py) ----------------------------------
+
+    def _near_owner(self, doc: dict[str, Any]) -> str | None:
+        """Whose images may match ``doc``: in the uploads bucket each user's own only (one
+        user never learns of another's images); everyone's elsewhere."""
+        return (doc.get("metadata") or {}).get("owner") if self.bucket == UPLOADS else None
+
+    def near_duplicates(self, image: Image) -> list[Near]:
+        """The originals of this bucket that look like ``image`` (within
+        ``likeness.NEAR``), nearest first; never itself, never a trashed one."""
+        doc = self._files.find_one({"_id": image.id})
+        if doc is None or not _is_original(doc):
+            return []
+        return [Near(self._image(m.doc), m.distance)
+                for m in nearby.near(self.db, self.bucket, doc, owner=self._near_owner(doc))]
+
+    def link_near_duplicates(self, image_id: ObjectId) -> int:
+        """Put the original ``image_id`` in a group with its near-duplicates (what an upload
+        does; for images hashed later, ``flask likeness``): how many it has."""
+        doc = self._files.find_one({"_id": image_id})
+        if doc is None or not _is_original(doc):
+            return 0
+        matches = nearby.near(self.db, self.bucket, doc, owner=self._near_owner(doc))
+        nearby.link(self.db, self.bucket, doc, matches)
+        return len(matches)
+
+    def near_groups(self, window: Window, *, owner: str | None = None) -> tuple[list[NearGroup], str | None]:
+        """Groups of near-duplicates, ``window.per_page`` of them after ``window.after`` (a
+        previous answer's ``next``; numbered pages are not offered): the groups and the next
+        cursor (None: the last page)."""
+        if window.page != 1:
+            raise BadRequest("Near-duplicate groups are listed with after=<next> only.",
+                             code="invalid_pagination")
+        after = decode_cursor(window.after, 1)[0] if window.after is not None else None
+        if after is not None and not isinstance(after, ObjectId):
+            raise BadRequest("This cursor was not handed out by this list.", code="invalid_cursor")
+        found, last = nearby.groups(self.db, self.bucket, after=after, limit=window.per_page, owner=owner)
+        return ([NearGroup(g.label, [self._image(d) for d in g.docs]) for g in found],
+                encode_cursor([last]) if last is not None else None)
 
     def set_metadata(self, image_id: ObjectId, **fields: Any) -> Image | None:
         """Change what the API may change about an original (alt text, expiry); None if gone."""
@@ -264,6 +321,8 @@ class Library:
             raise OSError(f"{image.bucket} {image.id} does not exist")
         result = originals.transfer(self.db, image.bucket, self.bucket, doc, kind=kind, scope=scope,
                                     delete_source=not keep_source)
+        if result.created:  # its group is this bucket's (the source's label stayed behind)
+            self.link_near_duplicates(result.doc["_id"])
         return Stored(self._image(result.doc), result.created)
 
     def replace(self, image_id: ObjectId, upload: Upload | None = None, *, focal: FocalPoint | None = None,
@@ -276,6 +335,8 @@ class Library:
                                  data=upload.stream if upload is not None else None,
                                  filename=upload.filename if upload is not None else None, focal=focal,
                                  limits=limits, refs=refs, delete_lease=DELETE_LEASE, settings=self.settings)
+        if done is not None and done.changed:
+            self.link_near_duplicates(image_id)  # a new picture: the groups of its new look-alikes
         return None if done is None else (self._image(done.doc), done.changed)
 
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:

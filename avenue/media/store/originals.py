@@ -30,6 +30,7 @@ from avenue.media.effects import uploads as upload_counts
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, PreparedImage, sanitize_filename
+from avenue.media.ingest.likeness import Likeness
 from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import Rendition
 from avenue.media.options import UploadOptions
@@ -64,6 +65,7 @@ class _Ready:
     trashed: dict[str, Any] | None = None  # the same bytes sit in the trash: restored, not stored
     placeholder: Placeholder | None = None
     focal: FocalPoint | None = None
+    likeness: Likeness | None = None
 
 
 MAX_NAME_WORDS = 16
@@ -113,7 +115,7 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         raise
     count_upload("accepted", ingested.prepared.format)  # validated and rendered; stored all-or-nothing
     return _Ready(filename, key, ingested.prepared, ingested.renditions, placeholder=ingested.placeholder,
-                  focal=ingested.focal)
+                  focal=ingested.focal, likeness=ingested.likeness)
 
 
 def _write(db: Database[Document], bucket: str, ready: _Ready, options: UploadOptions) -> StoreResult:
@@ -145,6 +147,7 @@ def _write(db: Database[Document], bucket: str, ready: _Ready, options: UploadOp
         "variants": variants,
         **({"placeholder": ready.placeholder.as_metadata()} if ready.placeholder else {}),
         **({"focal_point": ready.focal.as_metadata()} if ready.focal else {}),
+        **(ready.likeness.as_metadata() if ready.likeness else {}),  # phash, bands, palette
         **options.labels(),
     }
     # The original's files document goes last: readers never see it without its variants.
@@ -294,7 +297,7 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
 
 
 def transfer(db: Database[Document], source: str, target: str, doc: dict[str, Any], *, kind: str,
-             scope: str = "", unset: tuple[str, ...] = ("expires_at",),
+             scope: str = "", unset: tuple[str, ...] = ("expires_at", "near_group"),
              delete_source: bool = True) -> StoreResult:
     """Move an original and its variants to another bucket, keeping their ids.
 

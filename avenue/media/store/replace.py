@@ -310,6 +310,9 @@ def _head_update(meta: dict[str, Any], ingested: Ingested, *, version: str, key:
         update["metadata.focal_point"] = ingested.focal.as_metadata()
     if ingested.placeholder is not None:
         update["metadata.placeholder"] = ingested.placeholder.as_metadata()
+    if content_id is not None and ingested.likeness is not None:  # new pixels: a new hash and palette
+        update.update({f"metadata.{k}": v for k, v in ingested.likeness.as_metadata().items()})
+        update["metadata.near_group"] = None  # the old picture's group; the next lookup links it again
     if name is not None:
         update["metadata.filename"] = name
         update["metadata.name_prefixes"] = name_prefixes(name)

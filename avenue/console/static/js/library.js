@@ -4,6 +4,7 @@
 // the pages in the way before forcing it.
 import {ApiError, api, countOf, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
 import {gridSizes, picture, showImage} from './picture.js';
+import {nearList, showGroups} from './near.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -19,13 +20,15 @@ const CELL = gridSizes('(max-width: 480px) calc(100vw - 5rem), 26rem');
 let query = '';
 let folder = '';
 let tag = '';
+let color = '';  // "#rrggbb": images mostly close to it
 let after = null;  // the next page's cursor (the API's `next`)
 let shown = 0;
 let total = 0;
 let totalExact = true;  // false: the API stopped counting at its limit ("1,000+")
 
 function describeFilter() {
-  return [query && `matching “${query}”`, folder && `in ${folder}`, tag && `tagged “${tag}”`]
+  return [query && `matching “${query}”`, folder && `in ${folder}`, tag && `tagged “${tag}”`,
+    color && `mostly close to ${color}`]
     .filter(Boolean).join(', ');
 }
 
@@ -186,6 +189,14 @@ function card(media) {
             show(status, error.message, 'error');
           }
         }}, 'Where used'),
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Images that look like ${media.filename}`,
+        onclick: async () => {
+          try {
+            usedIn.replaceChildren(nearList((await api('GET', `/api/builder/media/${media.id}`)).near_duplicates));
+          } catch (error) {
+            show(status, error.message, 'error');
+          }
+        }}, 'Look-alikes'),
       el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${media.filename}`,
         onclick: () => remove(media, item, status, usedIn)}, 'Delete')),
     usedIn, status);
@@ -231,6 +242,7 @@ async function load(reset) {
     if (query) filters.set('q', query);
     if (folder) filters.set('folder', folder);
     if (tag) filters.set('tag', tag);
+    if (color) filters.set('color', color);
     const answer = await api('GET', `/api/builder/media?${filters}`);
     grid.append(...answer.items.map(card));
     shown += answer.items.length;
@@ -249,6 +261,7 @@ searchForm.addEventListener('submit', (event) => {
   query = searchForm.q.value.trim();
   folder = searchForm.folder.value;
   tag = searchForm.tag.value.trim();
+  color = searchForm.color.value.trim();
   load(true);
 });
 searchForm.folder.addEventListener('change', () => searchForm.requestSubmit());
@@ -270,12 +283,19 @@ uploadForm.addEventListener('submit', async (event) => {
     if (alt) form.append('alt', alt);
     if (folderName) form.append('folder', folderName);
     if (tagList) form.append('tags', tagList);
-    await upload('/api/builder/media', form, progress);
+    const stored = await upload('/api/builder/media', form, progress);
+    if (stored.near_duplicates && stored.near_duplicates.length) {
+      uploadList.append(el('li', {class: 'message warning near-upload'}, `${file.name}: `, nearList(stored.near_duplicates)));
+    }
   });
   uploadForm.reset();
   load(true);  // newest first: the new images lead the list, with the counts updated
   loadFacets();
 });
+
+const groups = document.getElementById('near-groups');
+const groupsStatus = document.getElementById('near-status');
+document.getElementById('show-near').addEventListener('click', () => showGroups(groups, groupsStatus));
 
 load(true);
 loadFacets();

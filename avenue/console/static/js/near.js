@@ -1,0 +1,39 @@
+// Near-duplicates in the media library: an image's look-alikes (re-saved, resized or cropped
+// copies, with the distance of their perceptual hashes), and the groups of them in the whole
+// library (GET /api/builder/media/near-duplicates, page by page).
+import {api, el, show} from './api.js';
+
+// "Looks like: [thumb] name (3 bits)": the matches an upload or an image answer carries.
+export function nearList(matches) {
+  if (!matches || !matches.length) return el('p', {class: 'muted near-none'}, 'No look-alikes in the library.');
+  return el('div', {class: 'near-list'},
+    el('p', {}, `Looks like ${matches.length} other image(s):`),
+    el('ul', {class: 'near-matches'}, ...matches.map((match) => el('li', {dataset: {id: match.id}},
+      match.thumb ? el('img', {src: match.thumb, alt: '', width: '48', height: '48', loading: 'lazy'}) : null,
+      el('span', {}, `${match.filename || match.id} `),
+      el('span', {class: 'muted'}, `(${match.distance} bit${match.distance === 1 ? '' : 's'} apart)`)))));
+}
+
+// The groups view: each group's images side by side, "Show more" for the next page.
+export async function showGroups(container, status, after = null) {
+  if (!after) container.replaceChildren();
+  status.textContent = 'Loading…';
+  try {
+    const query = new URLSearchParams({per_page: 20});
+    if (after) query.set('after', after);
+    const answer = await api('GET', `/api/builder/media/near-duplicates?${query}`);
+    container.append(...answer.items.map((group) => el('li', {class: 'near-group', dataset: {id: group.id}},
+      el('p', {}, `${group.images.length} look-alike images`),
+      el('ul', {class: 'near-matches'}, ...group.images.map((image) => el('li', {dataset: {id: image.id}},
+        el('img', {src: image.variants.thumb, alt: image.alt || '', width: '96', height: '96', loading: 'lazy'}),
+        el('span', {}, image.filename)))))));
+    const shown = container.children.length;
+    status.textContent = shown ? `${shown} group(s) of near-duplicates.` : 'No near-duplicates in the library.';
+    if (answer.next) {
+      status.append(' ', el('button', {type: 'button', class: 'secondary',
+        onclick: () => showGroups(container, status, answer.next)}, 'Show more groups'));
+    }
+  } catch (error) {
+    show(status, error.message, 'error');
+  }
+}

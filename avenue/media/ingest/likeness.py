@@ -1,0 +1,238 @@
+"""What makes two images look alike: a perceptual hash for near-duplicates, a palette for colour.
+
+Computed once per original at upload, like the placeholder, from its WebP ``thumb`` (at most
+200 px, already rendered: no second decode of the original; decoding it costs about a
+millisecond whatever the original's size).
+
+**pHash.** The 64-bit DCT hash of ``imagehash.phash`` (the same steps: greyscale, 32x32
+Lanczos, 2-D DCT-II, the 8x8 lowest frequencies against their median), written here with
+Pillow and plain Python because ``imagehash`` needs numpy, scipy and PyWavelets at run time
+(about 220 MB installed, for one 32x32 transform) and its pHash calls ``scipy.fftpack``; the
+8 rows of the DCT that are kept cost about 10,000 multiplications, under a millisecond
+(``tests/unit/test_likeness.py`` checks the bits against ``imagehash`` itself, a test-only
+dependency). dHash was measured too and rejected: over the same distinct pictures it puts
+200 times more pairs within a distance of 8 (bench/near_duplicates.py).
+
+**Bands** (the index). The hash is cut into its four 4x4 quadrants of DCT coefficients, 16
+bits each; the low-frequency quadrant changes least under re-encoding, resizing and crops.
+Each band is stored as ``band << 16 | value`` in one array (``metadata.phash_bands``, a
+multikey index), and a lookup asks for every value within one bit of the image's own in each
+band (4 x 17 = 68 index keys): by the pigeonhole principle every hash within a distance of 7
+shares a band within one bit, and the recall measured at :data:`NEAR` (12) over re-encoded,
+resized and cropped photos is what bench/results/near-duplicates-2026-11-24.md gives.
+
+**Palette.** Up to :data:`PALETTE` colours (median cut over the 32 px sample, the
+placeholder's method) with their share of the opaque pixels. Each colour covering at least
+:data:`MOSTLY` of the picture is also stored as a cell of a coarse CIELAB grid
+(``metadata.colour_cells``, multikey): "mostly close to #rrggbb" asks for the target's cell
+and its 26 neighbours, one index bound per cell.
+
+Bytes in, a :class:`Likeness` out; no Flask, no database.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+SIDE = 32  # px: the DCT's input, as imagehash.phash
+LOW = 8  # the LOW x LOW lowest frequencies make the 64 bits
+BAND_BITS = 16
+NEAR = 12  # the largest Hamming distance called a near-duplicate (chosen by the recall measurement)
+PROBE_RADIUS = 1  # a lookup asks for every band value within this many bits
+SAMPLE = 32  # px of the palette's sample (the placeholder's)
+PALETTE = 5
+MOSTLY = 0.25  # the share at which a colour counts for the colour filter
+OPAQUE = 128
+# CIELAB grid: L in steps of 20 (0..100), a and b in steps of 24 (-128..127).
+L_STEP = 20.0
+AB_STEP = 24.0
+
+# DCT-II basis rows for the LOW lowest frequencies over SIDE samples (scipy's unnormalised
+# type-II DCT, as imagehash uses, up to a constant factor that no comparison sees).
+_BASIS = [[math.cos(math.pi * (2 * x + 1) * u / (2 * SIDE)) for x in range(SIDE)] for u in range(LOW)]
+
+
+@dataclass(frozen=True)
+class Colour:
+    """One palette entry: ``#rrggbb`` and its share of the picture (0..1)."""
+
+    hex: str
+    share: float
+
+
+@dataclass(frozen=True)
+class Likeness:
+    """An image's perceptual hash and palette."""
+
+    phash: int
+    palette: tuple[Colour, ...]
+
+    def as_metadata(self) -> dict[str, Any]:
+        """What the original's files document keeps: the hash as 16 hex digits (BSON has no
+        unsigned 64-bit integer), its bands, the palette and its colour cells."""
+        return {
+            "phash": f"{self.phash:016x}",
+            "phash_bands": bands(self.phash),
+            "palette": [{"color": c.hex, "share": round(c.share, 3)} for c in self.palette],
+            "colour_cells": sorted({cell(c.hex) for c in self.palette if c.share >= MOSTLY}),
+        }
+
+
+def phash(image: Image.Image) -> int:
+    """The 64-bit DCT hash of ``image`` (``imagehash.phash``'s bits, first bit highest)."""
+    grey = image.convert("L").resize((SIDE, SIDE), Image.Resampling.LANCZOS)
+    pixels = grey.tobytes()
+    rows = [pixels[y * SIDE:(y + 1) * SIDE] for y in range(SIDE)]
+    # Along each row first (only the LOW frequencies kept), then down the columns.
+    across = [[sum(c * p for c, p in zip(basis, row, strict=True)) for basis in _BASIS] for row in rows]
+    coefficients = [sum(_BASIS[u][y] * across[y][v] for y in range(SIDE))
+                    for u in range(LOW) for v in range(LOW)]
+    ordered = sorted(coefficients)
+    median = (ordered[31] + ordered[32]) / 2
+    value = 0
+    for coefficient in coefficients:
+        value = (value << 1) | (coefficient > median)
+    return value
+
+
+def distance(a: int, b: int) -> int:
+    """The Hamming distance of two hashes."""
+    return (a ^ b).bit_count()
+
+
+def _quadrants(value: int) -> list[int]:
+    """The four 4x4 quadrants of the 8x8 coefficients, 16 bits each (low frequencies first)."""
+    out = []
+    for top in (0, 4):
+        for left in (0, 4):
+            band = 0
+            for u in range(top, top + 4):
+                for v in range(left, left + 4):
+                    band = (band << 1) | ((value >> (63 - (u * LOW + v))) & 1)
+            out.append(band)
+    return out
+
+
+def bands(value: int) -> list[int]:
+    """The hash's bands as stored: ``band << 16 | bits``, one per quadrant."""
+    return [index << BAND_BITS | band for index, band in enumerate(_quadrants(value))]
+
+
+def probes(value: int) -> list[int]:
+    """Every stored band value a near-duplicate of ``value`` may have: each band's own and
+    those one bit away (68 index keys)."""
+    keys = []
+    for index, band in enumerate(_quadrants(value)):
+        keys.append(index << BAND_BITS | band)
+        keys.extend(index << BAND_BITS | (band ^ (1 << bit)) for bit in range(BAND_BITS))
+    return keys
+
+
+def parse_colour(text: str | None) -> str | None:
+    """``#rrggbb`` (or ``rrggbb``, any case) as lower-case ``#rrggbb``; None when it is not one."""
+    value = (text or "").strip().lstrip("#").lower()
+    if len(value) != 6 or any(ch not in "0123456789abcdef" for ch in value):
+        return None
+    return f"#{value}"
+
+
+def parse_hash(text: str) -> int:
+    """A stored hash (16 hex digits) as an integer."""
+    return int(text, 16)
+
+
+def _srgb_to_lab(red: int, green: int, blue: int) -> tuple[float, float, float]:
+    """CIELAB (D65) of an sRGB colour."""
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = linear(red), linear(green), linear(blue)
+    x = (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047
+    y = 0.2126 * r + 0.7152 * g + 0.0722 * b
+    z = (0.0193 * r + 0.1192 * g + 0.9505 * b) / 1.08883
+
+    def f(t: float) -> float:
+        return t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116
+
+    fx, fy, fz = f(x), f(y), f(z)
+    return 116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)
+
+
+def lab(hex_colour: str) -> tuple[float, float, float]:
+    """CIELAB of ``#rrggbb``."""
+    value = int(hex_colour.lstrip("#"), 16)
+    return _srgb_to_lab(value >> 16, (value >> 8) & 0xFF, value & 0xFF)
+
+
+def _grid(hex_colour: str) -> tuple[int, int, int]:
+    light, a, b = lab(hex_colour)
+    return (min(4, max(0, int(light // L_STEP))), min(10, max(0, int((a + 128) // AB_STEP))),
+            min(10, max(0, int((b + 128) // AB_STEP))))
+
+
+def _cell_id(light: int, a: int, b: int) -> int:
+    return light * 256 + a * 16 + b
+
+
+def cell(hex_colour: str) -> int:
+    """The CIELAB grid cell of ``#rrggbb``."""
+    return _cell_id(*_grid(hex_colour))
+
+
+def cells_near(hex_colour: str) -> list[int]:
+    """The cell of ``#rrggbb`` and its neighbours: what "mostly close to" asks the index for."""
+    light, a, b = _grid(hex_colour)
+    return sorted({_cell_id(max(0, min(4, light + dl)), max(0, min(10, a + da)), max(0, min(10, b + db)))
+                   for dl in (-1, 0, 1) for da in (-1, 0, 1) for db in (-1, 0, 1)})
+
+
+def colour_distance(first: str, second: str) -> float:
+    """CIE76 ΔE between two ``#rrggbb`` colours."""
+    return math.dist(lab(first), lab(second))
+
+
+def _palette(frame: Image.Image) -> tuple[Colour, ...]:
+    """Up to :data:`PALETTE` median-cut colours of the opaque pixels, with their shares,
+    largest first."""
+    rgb = frame.convert("RGB")
+    quantized = rgb.quantize(colors=PALETTE, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    indices = quantized.tobytes()
+    weights = frame.getchannel("A").tobytes()
+    counts: dict[int, int] = {}
+    for index, weight in zip(indices, weights, strict=True):
+        if weight >= OPAQUE:
+            counts[index] = counts.get(index, 0) + 1
+    total = sum(counts.values())
+    if not total:
+        return ()
+    colours = quantized.getpalette() or []
+    ranked = sorted(counts, key=lambda index: (-counts[index], index))
+    return tuple(Colour("#{:02x}{:02x}{:02x}".format(*colours[i * 3:i * 3 + 3]), counts[i] / total)
+                 for i in ranked)
+
+
+def of_image(image: Image.Image) -> Likeness:
+    """The hash and palette of a decoded picture (its first frame)."""
+    frame = image.convert("RGBA")
+    # The hash sees the picture as drawn over a white page (transparent pixels have any RGB).
+    over_white = Image.alpha_composite(Image.new("RGBA", frame.size, (255, 255, 255, 255)), frame)
+    sample = frame.copy()
+    sample.thumbnail((SAMPLE, SAMPLE), Image.Resampling.BOX)
+    return Likeness(phash(over_white), _palette(sample))
+
+
+def compute(thumb: bytes) -> Likeness | None:
+    """The likeness of an image whose ``thumb`` rendition is ``thumb`` (None when those bytes
+    cannot be read: a hash is never a reason to refuse an upload)."""
+    try:
+        with Image.open(io.BytesIO(thumb)) as im:
+            im.load()
+            return of_image(im)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None

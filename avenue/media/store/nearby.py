@@ -1,0 +1,133 @@
+"""Near-duplicates and colours of a bucket's originals, found by index (never a scan).
+
+**Lookup** (:func:`near`): the 68 band keys of an image's hash (``likeness.probes``) are one
+``$in`` on the multikey ``phash_bands`` index of the bucket's files; at most
+:data:`CANDIDATES` candidates come back (their hash and owner only), and the exact Hamming
+distance keeps those within ``likeness.NEAR``. Only the bucket's own files collection is asked:
+trashed images live in the trash bucket and are never matched; another bucket's never either.
+
+**Groups** (:func:`link`, :func:`groups`): when an upload finds near-duplicates it takes the
+group label (``metadata.near_group``) of its nearest match that has one, or the id of its
+nearest match, and gives that label to every match that has none. The label is written only
+where it is missing or null (a replace clears it), so a group, once labelled, is never
+relabelled by a concurrent upload: two uploads at once may start two groups where one would
+do (their members are still each other's matches in every lookup); no interleaving loses an
+image or a label. A list of groups walks the ``near_group`` index a group at a time: a page
+costs two index seeks per group, whatever the bucket's size.
+
+**Colour** (:func:`colour_query`): the filter for the library list, one ``$in`` on the
+``colour_cells`` index (the target's CIELAB cell and its neighbours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from avenue.media.ingest import likeness
+from avenue.media.records import Document
+
+CANDIDATES = 1000  # the most band matches one lookup reads (their hash and owner only)
+LISTED = 10  # the nearest ones an answer names
+GROUP_MEMBERS = 50  # the most images a group lists
+NEAR_GROUP = "metadata.near_group"
+_NO_ID = ObjectId(b"\x00" * 12)  # below every label: the first page's bound (null labels are not ObjectIds)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A near-duplicate: its files document and its Hamming distance."""
+
+    doc: dict[str, Any]
+    distance: int
+
+
+def _hash_of(doc: dict[str, Any]) -> int | None:
+    text = (doc.get("metadata") or {}).get("phash")
+    return likeness.parse_hash(text) if isinstance(text, str) else None
+
+
+def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str | None = None,
+         limit: int = LISTED) -> list[Match]:
+    """The originals of ``bucket`` within ``likeness.NEAR`` of ``doc``'s hash, nearest first
+    (only ``owner``'s when given; never ``doc`` itself); none when it has no hash."""
+    value = _hash_of(doc)
+    if value is None:
+        return []
+    files = db[f"{bucket}.files"]
+    found = files.find({"metadata.phash_bands": {"$in": likeness.probes(value)}},
+                       {"metadata.phash": 1, "metadata.owner": 1, "metadata.role": 1}).limit(CANDIDATES)
+    close: list[tuple[int, ObjectId]] = []
+    for candidate in found:
+        meta = candidate.get("metadata") or {}
+        if candidate["_id"] == doc["_id"] or meta.get("role") != "original":
+            continue
+        if owner is not None and meta.get("owner") != owner:
+            continue
+        other = _hash_of(candidate)
+        if other is not None and (gap := likeness.distance(value, other)) <= likeness.NEAR:
+            close.append((gap, candidate["_id"]))
+    close.sort(key=lambda pair: (pair[0], str(pair[1])))
+    nearest = close[:limit]
+    if not nearest:
+        return []
+    docs = {d["_id"]: d for d in files.find({"_id": {"$in": [i for _, i in nearest]}})}
+    return [Match(docs[i], gap) for gap, i in nearest if i in docs]
+
+
+def link(db: Database[Document], bucket: str, doc: dict[str, Any], matches: list[Match]) -> ObjectId | None:
+    """Put ``doc`` and its ``matches`` in one near-duplicate group (see the module docstring);
+    the group's label, None without matches."""
+    if not matches:
+        return None
+    labelled = next((m.doc["metadata"]["near_group"] for m in matches
+                     if (m.doc.get("metadata") or {}).get("near_group") is not None), None)
+    label = labelled if labelled is not None else matches[0].doc["_id"]
+    files = db[f"{bucket}.files"]
+    for image_id in [doc["_id"], *(m.doc["_id"] for m in matches)]:
+        # Missing or null (a replace clears it): never relabel a group.
+        files.update_one({"_id": image_id, NEAR_GROUP: None}, {"$set": {NEAR_GROUP: label}})
+    return label if isinstance(label, ObjectId) else None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Near-duplicates of one bucket: the group's label and its originals, oldest first."""
+
+    label: ObjectId
+    docs: list[dict[str, Any]]
+
+
+def groups(db: Database[Document], bucket: str, *, after: ObjectId | None, limit: int,
+           owner: str | None = None) -> tuple[list[Group], ObjectId | None]:
+    """Up to ``limit`` groups with at least two originals, by label after ``after``; and the
+    label to go on from (None: the last page). A group's members that were deleted since are
+    gone from it; one left alone is not a group and is skipped."""
+    files = db[f"{bucket}.files"]
+    found: list[Group] = []
+    cursor = after
+    # Each step: the next label on the index, then its members (two index seeks). Bounded:
+    # a page never looks at more than a few times ``limit`` labels.
+    for _ in range(limit * 4):
+        query: dict[str, Any] = {NEAR_GROUP: {"$gt": cursor if cursor is not None else _NO_ID}}
+        head = files.find_one(query, {NEAR_GROUP: 1}, sort=[(NEAR_GROUP, 1)])
+        if head is None:
+            return found, None
+        cursor = head["metadata"]["near_group"]
+        members = [d for d in files.find({NEAR_GROUP: cursor}).sort("_id", 1).limit(GROUP_MEMBERS)
+                   if (d.get("metadata") or {}).get("role") == "original"
+                   and (owner is None or d["metadata"].get("owner") == owner)]
+        if len(members) >= 2:
+            found.append(Group(cursor, members))
+            if len(found) == limit:
+                return found, cursor
+    return found, cursor
+
+
+def colour_query(hex_colour: str) -> dict[str, Any]:
+    """The filter "mostly close to ``hex_colour``" (a colour covering at least
+    ``likeness.MOSTLY`` of the picture in its CIELAB cell or a neighbouring one)."""
+    return {"metadata.colour_cells": {"$in": likeness.cells_near(hex_colour)}}

@@ -1,0 +1,212 @@
+"""Near-duplicates at upload, their groups, the colour filter and the backfill command
+(avenue/media/ingest/likeness.py, avenue/media/store/nearby.py, avenue/ops/likeness.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image, ImageDraw
+
+from avenue.media import BUILDER
+from avenue.ops import likeness as backfill
+from tests.support.client import MEDIA, uploaded
+from tests.support.fixtures import scene
+
+LIKENESS = ("phash", "phash_bands", "palette", "colour_cells", "near_group")
+
+
+def jpeg(im: Image.Image, quality: int = 85) -> bytes:
+    out = io.BytesIO()
+    im.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def photo(seed: int) -> Image.Image:
+    return scene((1000, 750), seed)
+
+
+def near_copy(im: Image.Image) -> bytes:
+    """Re-encoded at quality 60, resized to 70 % and cropped by 3 %: another save of the same shot."""
+    width, height = im.size
+    cropped = im.crop((int(width * .03), 0, width, int(height * .97)))
+    smaller = cropped.resize((cropped.width * 7 // 10, cropped.height * 7 // 10), Image.Resampling.LANCZOS)
+    return jpeg(smaller, 60)
+
+
+def plain(colour: tuple[int, int, int], seed: int) -> bytes:
+    """Mostly one colour (a product on a coloured backdrop)."""
+    im = Image.new("RGB", (400, 300), colour)
+    ImageDraw.Draw(im).ellipse((150 + seed, 100, 250 + seed, 200), fill=(240, 240, 240))
+    return jpeg(im, 90)
+
+
+def media(client, headers, data: bytes, name: str = "a.jpg") -> dict:
+    return uploaded(client, headers, data=data, filename=name, to=MEDIA)
+
+
+def test_an_upload_names_its_near_copy_with_the_distance_and_not_a_distinct_image(client, editor):
+    first = media(client, editor, jpeg(photo(1)), "first.jpg")
+    other = media(client, editor, jpeg(photo(2)), "other.jpg")
+    assert first["near_duplicates"] == [] and other["near_duplicates"] == []
+    assert first["palette"] and all(entry["color"].startswith("#") for entry in first["palette"])
+
+    copy = media(client, editor, near_copy(photo(1)), "copy.jpg")
+    [match] = copy["near_duplicates"]
+    assert match["id"] == first["id"] and match["url"] == first["url"]
+    assert 0 <= match["distance"] <= 12
+    # And the first one now lists the copy (the library's own page of it).
+    shown = client.get(f"{MEDIA}/{first['id']}", headers=editor).get_json()
+    assert [m["id"] for m in shown["near_duplicates"]] == [copy["id"]]
+    assert client.get(f"{MEDIA}/{other['id']}", headers=editor).get_json()["near_duplicates"] == []
+
+
+def test_the_same_bytes_again_name_the_near_copies_of_the_stored_image(client, editor):
+    first = media(client, editor, jpeg(photo(3)))
+    copy = media(client, editor, near_copy(photo(3)), "copy.jpg")
+    again = uploaded(client, editor, data=jpeg(photo(3)), filename="again.jpg", to=MEDIA, expect=(200,))
+    assert again["id"] == first["id"]
+    assert [m["id"] for m in again["near_duplicates"]] == [copy["id"]]
+
+
+def test_a_copy_in_another_bucket_is_not_listed(client, editor):
+    uploaded(client, editor, data=jpeg(photo(4)), filename="mine.jpg")  # /api/uploads
+    assert media(client, editor, near_copy(photo(4)))["near_duplicates"] == []
+
+
+def test_another_user_s_upload_is_never_listed(client, auth):
+    someone, me = auth.token("editor"), auth.token("editor")
+    uploaded(client, someone, data=jpeg(photo(5)), filename="theirs.jpg", visibility="public")
+    mine = uploaded(client, me, data=near_copy(photo(5)), filename="mine.jpg", visibility="public")
+    assert mine["near_duplicates"] == []
+    again = uploaded(client, me, data=jpeg(photo(5)), filename="mine-too.jpg", visibility="public")
+    assert [m["id"] for m in again["near_duplicates"]] == [mine["id"]]
+
+
+def test_a_trashed_image_is_not_listed(client, editor):
+    first = media(client, editor, jpeg(photo(6)))
+    assert client.delete(f"{MEDIA}/{first['id']}", headers=editor).status_code == 204
+    assert media(client, editor, near_copy(photo(6)))["near_duplicates"] == []
+
+
+def test_a_replaced_image_is_matched_by_its_new_picture(client, editor):
+    first = media(client, editor, jpeg(photo(7)))
+    other = media(client, editor, jpeg(photo(8)))
+    replaced = client.put(f"{MEDIA}/{other['id']}", headers=editor,
+                          data={"file": (io.BytesIO(near_copy(photo(7))), "r.jpg")})
+    assert replaced.status_code == 200, replaced.get_json()
+    assert [m["id"] for m in replaced.get_json()["near_duplicates"]] == [first["id"]]
+    assert client.get(f"{MEDIA}/{first['id']}", headers=editor).get_json()["near_duplicates"][0]["id"] \
+        == other["id"]
+
+
+def test_groups_list_each_set_of_near_copies_once_page_by_page(client, editor):
+    a = media(client, editor, jpeg(photo(9)), "a.jpg")
+    a2 = media(client, editor, near_copy(photo(9)), "a2.jpg")
+    b = media(client, editor, jpeg(photo(10)), "b.jpg")
+    b2 = media(client, editor, near_copy(photo(10)), "b2.jpg")
+    media(client, editor, jpeg(photo(11)), "alone.jpg")
+    first = client.get(f"{MEDIA}/near-duplicates", headers=editor, query_string={"per_page": 1}).get_json()
+    assert len(first["items"]) == 1 and first["next"]
+    second = client.get(f"{MEDIA}/near-duplicates", headers=editor,
+                        query_string={"per_page": 1, "after": first["next"]}).get_json()
+    groups = [{image["id"] for image in group["images"]} for group in first["items"] + second["items"]]
+    assert sorted(groups, key=sorted) == sorted([{a["id"], a2["id"]}, {b["id"], b2["id"]}], key=sorted)
+    last = client.get(f"{MEDIA}/near-duplicates", headers=editor,
+                      query_string={"per_page": 1, "after": second["next"]}).get_json()
+    assert last == {"items": [], "per_page": 1, "next": None}
+
+
+def test_a_group_whose_other_images_were_deleted_is_no_longer_listed(client, editor):
+    a = media(client, editor, jpeg(photo(12)), "a.jpg")
+    a2 = media(client, editor, near_copy(photo(12)), "a2.jpg")
+    assert len(client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]) == 1
+    assert client.delete(f"{MEDIA}/{a2['id']}", headers=editor).status_code == 204
+    assert client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"] == []
+    assert client.get(f"{MEDIA}/{a['id']}", headers=editor).get_json()["near_duplicates"] == []
+
+
+@pytest.mark.parametrize("query, code", [({"after": "not-a-cursor"}, "invalid_cursor"),
+                                         ({"page": 2}, "invalid_pagination"),
+                                         ({"per_page": 0}, "invalid_pagination")])
+def test_a_bad_groups_page_is_a_400(client, editor, query, code):
+    answer = client.get(f"{MEDIA}/near-duplicates", headers=editor, query_string=query)
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == code
+
+
+def test_the_library_filters_images_mostly_close_to_a_colour(client, editor):
+    red = media(client, editor, plain((200, 30, 35), 0), "red.jpg")
+    dark_red = media(client, editor, plain((170, 25, 30), 10), "dark-red.jpg")
+    blue = media(client, editor, plain((30, 60, 200), 20), "blue.jpg")
+    found = client.get(MEDIA, headers=editor, query_string={"color": "#c81e23"}).get_json()
+    assert {item["id"] for item in found["items"]} == {red["id"], dark_red["id"]}
+    blues = client.get(MEDIA, headers=editor, query_string={"color": "1E3CC8"}).get_json()["items"]
+    assert blue["id"] in {item["id"] for item in blues}
+    with_name = client.get(MEDIA, headers=editor, query_string={"color": "#c81e23", "q": "dark"}).get_json()
+    assert [item["id"] for item in with_name["items"]] == [dark_red["id"]]
+
+
+@pytest.mark.parametrize("colour", ["red", "#12345", "#gggggg", ""])
+def test_a_colour_that_is_not_rrggbb_is_a_400(client, editor, colour):
+    answer = client.get(MEDIA, headers=editor, query_string={"color": colour})
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_color"
+
+
+def strip_likeness(db, bucket: str) -> None:
+    db[f"{bucket}.files"].update_many({"metadata.role": "original"},
+                                      {"$unset": {f"metadata.{name}": "" for name in LIKENESS}})
+
+
+def test_the_backfill_gives_old_images_their_hash_and_groups_and_resumes_where_it_stopped(
+        client, editor, db, runner, monkeypatch):
+    a = media(client, editor, jpeg(photo(13)), "a.jpg")
+    a2 = media(client, editor, near_copy(photo(13)), "a2.jpg")
+    media(client, editor, jpeg(photo(14)), "b.jpg")
+    strip_likeness(db, BUILDER)
+    assert client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"] == []
+
+    # A run cut off after its first image (a batch of one): that image is done, the rest not.
+    monkeypatch.setattr(backfill, "BATCH", 1)
+
+    def stop(phase, done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        backfill.backfill_likeness(db, progress=stop)
+    assert db[f"{BUILDER}.files"].count_documents({"metadata.phash": {"$exists": True}}) == 1
+
+    result = runner.invoke(args=["likeness", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["computed"]["builder"] == 2 and report["unreadable"] == []
+    assert report["linked"] == 1  # the copy found the first one, already done
+    [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
+    assert {image["id"] for image in group["images"]} == {a["id"], a2["id"]}
+
+    again = json.loads(runner.invoke(args=["likeness", "--json"]).output)
+    assert sum(again["computed"].values()) == 0 and again["linked"] == 0
+
+
+def test_an_image_whose_thumb_is_lost_is_reported_by_the_backfill(client, editor, db, runner):
+    image = media(client, editor, jpeg(photo(15)))
+    strip_likeness(db, BUILDER)
+    doc = db[f"{BUILDER}.files"].find_one({"metadata.role": "original"})
+    db[f"{BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.variants.thumb": ""}})
+    report = json.loads(runner.invoke(args=["likeness", "--json"]).output)
+    assert report["unreadable"] == [{"bucket": BUILDER, "id": image["id"]}]
+
+
+def test_product_photos_brought_from_temp_images_are_grouped_in_the_products_bucket(client, admin, db):
+    from avenue.media import PRODUCTS, Library
+    from avenue.paging import Window
+
+    temp = client.post("/api/shop/temp-images", headers=admin, data={"images": [
+        (io.BytesIO(jpeg(photo(16))), "a.jpg"), (io.BytesIO(near_copy(photo(16))), "b.jpg")]})
+    assert temp.status_code == 201, temp.get_json()
+    ids = [image["id"] for image in temp.get_json()["images"]]
+    assert client.post("/api/shop/products", headers=admin, json={
+        "sku": "ND-1", "name": "Shoe", "price": 1, "temp_image_ids": ids}).status_code == 201
+    groups, _ = Library(db, PRODUCTS).near_groups(Window())
+    assert [{str(image.id) for image in group.images} for group in groups] == [set(ids)]
+    assert str(groups[0].label) in ids  # this bucket's label, not the temp bucket's

@@ -1,0 +1,127 @@
+"""Likeness: the perceptual hash, its bands and the palette, from the thumb an upload renders."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import pytest
+from PIL import Image, ImageDraw
+
+from avenue.media.ingest import likeness
+from avenue.media.ingest.images import Limits
+from avenue.media.ingest.pipeline import ingest, likeness_of
+from tests.helpers import image_bytes
+from tests.support.fixtures import scene
+
+PHOTOS = ["good/photo_exif_rotated.jpg", "good/progressive.jpg", "good/cmyk.jpg", "good/grayscale.jpg"]
+
+
+def jpeg(im: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    im.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def hashed(data: bytes) -> likeness.Likeness:
+    """The likeness an upload of ``data`` stores (from the thumb the pipeline renders)."""
+    found = ingest(data, Limits()).likeness
+    assert found is not None
+    return found
+
+
+def found_by_index(a: int, b: int) -> bool:
+    """Whether a lookup for ``a`` reads ``b`` (one of ``b``'s bands is among ``a``'s probes)."""
+    return bool(set(likeness.probes(a)) & set(likeness.bands(b)))
+
+
+def copies(im: Image.Image) -> dict[str, bytes]:
+    """The near copies the issue names: re-encoded at 60-95, resized to half, cropped by 5 %."""
+    width, height = im.size
+    return {
+        "quality 60": jpeg(im, 60),
+        "quality 95": jpeg(im, 95),
+        "half size": jpeg(im.resize((width // 2, height // 2), Image.Resampling.LANCZOS), 85),
+        "cropped 5 %": jpeg(im.crop((int(width * .025), int(height * .025), int(width * .975),
+                                     int(height * .975))), 85),
+    }
+
+
+def test_the_hash_is_imagehash_s_phash_bit_for_bit():
+    imagehash = pytest.importorskip("imagehash")
+    pictures = [scene((320, 240), seed) for seed in range(12)]
+    pictures += [Image.open(io.BytesIO(image_bytes(name))).convert("RGB") for name in PHOTOS]
+    for picture in pictures:
+        assert likeness.phash(picture) == int(str(imagehash.phash(picture)), 16)
+
+
+@pytest.mark.parametrize("seed", [3, 11, 27])
+def test_re_encoded_resized_and_cropped_copies_are_near_and_found_by_the_index(seed):
+    original = scene((1200, 900), seed)
+    first = hashed(jpeg(original, 85)).phash
+    for what, data in copies(original).items():
+        other = hashed(data).phash
+        assert likeness.distance(first, other) <= likeness.NEAR, what
+        assert found_by_index(first, other), what
+
+
+def test_distinct_pictures_are_not_near():
+    hashes = [likeness.phash(scene((400, 300), seed)) for seed in range(100, 140)]
+    hashes += [hashed(image_bytes(name)).phash for name in PHOTOS]
+    for i, first in enumerate(hashes):
+        for second in hashes[i + 1:]:
+            assert likeness.distance(first, second) > likeness.NEAR
+
+
+def test_every_hash_within_seven_bits_shares_a_probed_band():
+    rng = random.Random(5)
+    for _ in range(300):
+        value = rng.getrandbits(64)
+        flipped = value
+        for bit in rng.sample(range(64), rng.randint(0, 7)):
+            flipped ^= 1 << bit
+        assert found_by_index(value, flipped)
+
+
+def test_bands_tag_each_quadrant_so_a_value_never_matches_another_band():
+    value = 0x0123456789ABCDEF
+    bands = likeness.bands(value)
+    assert [band >> likeness.BAND_BITS for band in bands] == [0, 1, 2, 3]
+    assert len(likeness.probes(value)) == 4 * 17 and set(bands) <= set(likeness.probes(value))
+
+
+def test_the_palette_gives_the_dominant_colours_with_their_shares():
+    im = Image.new("RGB", (200, 200), (255, 255, 255))
+    ImageDraw.Draw(im).rectangle((0, 0, 199, 139), fill=(200, 20, 30))  # 70 % red, 30 % white
+    found = likeness.of_image(im)
+    assert len(found.palette) <= likeness.PALETTE
+    top = found.palette[0]
+    assert likeness.colour_distance(top.hex, "#c8141e") < 5 and top.share == pytest.approx(0.7, abs=0.05)
+    assert sum(colour.share for colour in found.palette) == pytest.approx(1.0)
+    stored = found.as_metadata()
+    assert likeness.cell("#c8141e") in stored["colour_cells"]
+    assert likeness.cell("#ffffff") in stored["colour_cells"]  # 30 % is "mostly" too (>= 25 %)
+
+
+def test_a_colour_close_to_a_stored_one_asks_for_its_cell():
+    assert likeness.cell("#c8141e") in likeness.cells_near("#d0201a")
+    assert likeness.cell("#c8141e") not in likeness.cells_near("#1e40c8")
+
+
+def test_transparent_pixels_count_neither_for_the_palette_nor_against_it():
+    im = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
+    ImageDraw.Draw(im).ellipse((40, 40, 160, 160), fill=(20, 60, 220, 255))
+    found = likeness.of_image(im)
+    assert [colour.hex for colour in found.palette if colour.share > 0.5] != ["#000000"]
+    assert likeness.colour_distance(found.palette[0].hex, "#143cdc") < 10
+
+
+@pytest.mark.parametrize("text, parsed", [("#C0392B", "#c0392b"), ("c0392b", "#c0392b"),
+                                          ("#c0392", None), ("red", None), ("", None), (None, None)])
+def test_a_colour_is_parsed_as_rrggbb(text, parsed):
+    assert likeness.parse_colour(text) == parsed
+
+
+def test_bytes_that_are_not_an_image_give_no_likeness():
+    assert likeness.compute(b"not an image") is None
+    assert likeness_of([]) is None
