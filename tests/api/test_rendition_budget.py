@@ -489,6 +489,29 @@ def test_storage_status_without_a_budget_shows_no_percent(app_factory):
     assert shown == {"files": 0, "bytes": 0, "budget_bytes": None, "percent": None, "last_eviction": None}
 
 
+def test_metrics_export_the_renditions_bytes_budget_and_last_eviction(app_factory):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from avenue.db import get_mongo
+
+    app = app_factory(AVENUE_RENDITION_BUDGET_BYTES=1_000_000)
+    client = app.test_client()
+    doc = put(app)
+    client.get(path(doc, "w_160.webp"))
+    client.get(path(doc, "w_320.webp"))
+    db = get_mongo(app).db
+    used_at(db, "w_160", T0)
+    with app.app_context():
+        budget_module.enforce(db, room_for(by_spec(db)["w_320"]["length"]))
+    answer = client.get("/metrics", headers=Auth(app).token("ops"))
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+               for family in text_string_to_metric_families(answer.get_data(as_text=True))
+               for sample in family.samples}
+    assert samples[("avenue_renditions_bytes", ())] == true_bytes(db)
+    assert samples[("avenue_rendition_budget_bytes", ())] == 1_000_000
+    assert samples[("avenue_ops_last_run_items", (("command", "evict-renditions"), ("kind", "evicted")))] == 1
+
+
 # --- CDN purges ----------------------------------------------------------------------------
 
 
