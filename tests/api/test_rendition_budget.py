@@ -173,9 +173,13 @@ def test_a_worker_that_still_knows_an_evicted_rendition_renders_it_again_instead
     db[f"{RENDITIONS}.files"].delete_one({"_id": gone})
     db[f"{RENDITIONS}.chunks"].delete_many({"files_id": gone})
     counters.record(db, RENDITIONS, {"files": 1, "bytes": first.content_length}, sign=-1)
+    deliveries(app).take()
     again = client.get(path(doc, "w_320.webp"))
     assert again.status_code == 200 and again.data == first.data
     assert len(stored(db)) == 1 and stored(db)[0]["_id"] != gone
+    noted = deliveries(app).take()  # the rendition served, once; not the evicted one
+    served = (RENDITIONS, stored(db)[0]["_id"])
+    assert list(noted) == [served] and noted[served].requests == 1
 
 
 # --- recency: noted in memory, written in batches -----------------------------------------
