@@ -97,6 +97,16 @@ class DeploymentCollector:
             limit = GaugeMetricFamily("avenue_storage_quota_bytes", "The configured storage quota.")
             limit.add_metric([], quota["bytes"])
             yield limit
+        renditions = storage["renditions"]
+        held = GaugeMetricFamily("avenue_renditions_bytes",
+                                 "Bytes of renditions on request stored (their running total).")
+        held.add_metric([], renditions["bytes"])
+        yield held
+        if renditions["budget_bytes"]:
+            budget = GaugeMetricFamily("avenue_rendition_budget_bytes",
+                                       "The renditions' byte budget (AVENUE_RENDITION_BUDGET_BYTES).")
+            budget.add_metric([], renditions["budget_bytes"])
+            yield budget
 
     def _ops_runs(self) -> Iterator[Metric]:
         finished = GaugeMetricFamily("avenue_ops_last_run_timestamp_seconds",

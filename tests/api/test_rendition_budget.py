@@ -173,9 +173,13 @@ def test_a_worker_that_still_knows_an_evicted_rendition_renders_it_again_instead
     db[f"{RENDITIONS}.files"].delete_one({"_id": gone})
     db[f"{RENDITIONS}.chunks"].delete_many({"files_id": gone})
     counters.record(db, RENDITIONS, {"files": 1, "bytes": first.content_length}, sign=-1)
+    deliveries(app).take()
     again = client.get(path(doc, "w_320.webp"))
     assert again.status_code == 200 and again.data == first.data
     assert len(stored(db)) == 1 and stored(db)[0]["_id"] != gone
+    noted = deliveries(app).take()  # the rendition served, once; not the evicted one
+    served = (RENDITIONS, stored(db)[0]["_id"])
+    assert list(noted) == [served] and noted[served].requests == 1
 
 
 # --- recency: noted in memory, written in batches -----------------------------------------
@@ -487,6 +491,29 @@ def test_storage_status_without_a_budget_shows_no_percent(app_factory):
     shown = app.test_client().get("/api/shop/debug/storage-status",
                                   headers=Auth(app).token("admin")).get_json()["renditions"]
     assert shown == {"files": 0, "bytes": 0, "budget_bytes": None, "percent": None, "last_eviction": None}
+
+
+def test_metrics_export_the_renditions_bytes_budget_and_last_eviction(app_factory):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from avenue.db import get_mongo
+
+    app = app_factory(AVENUE_RENDITION_BUDGET_BYTES=1_000_000)
+    client = app.test_client()
+    doc = put(app)
+    client.get(path(doc, "w_160.webp"))
+    client.get(path(doc, "w_320.webp"))
+    db = get_mongo(app).db
+    used_at(db, "w_160", T0)
+    with app.app_context():
+        budget_module.enforce(db, room_for(by_spec(db)["w_320"]["length"]))
+    answer = client.get("/metrics", headers=Auth(app).token("ops"))
+    samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+               for family in text_string_to_metric_families(answer.get_data(as_text=True))
+               for sample in family.samples}
+    assert samples[("avenue_renditions_bytes", ())] == true_bytes(db)
+    assert samples[("avenue_rendition_budget_bytes", ())] == 1_000_000
+    assert samples[("avenue_ops_last_run_items", (("command", "evict-renditions"), ("kind", "evicted")))] == 1
 
 
 # --- CDN purges ----------------------------------------------------------------------------

@@ -244,9 +244,16 @@ def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bo
 
 def _deliver(state: MediaState, bucket: str, rep: Representation,
              gone: Callable[[], Response] | None = None) -> Response:
-    """Send a rendition and note its delivery (in memory: :mod:`avenue.media.effects.deliveries`)."""
-    response = _send(rep, gone=gone)
-    if response.status_code in (200, 206, 304):
+    """Send a rendition and note its delivery (in memory: :mod:`avenue.media.effects.deliveries`);
+    ``gone``: the answer when it was evicted meanwhile (which notes its own delivery)."""
+    instead: list[Response] = []
+
+    def fallback() -> Response:
+        instead.append(gone() if gone is not None else not_found())
+        return instead[0]
+
+    response = _send(rep, gone=fallback)
+    if not instead and response.status_code in (200, 206, 304):
         with_body = request.method == "GET" and response.status_code != 304
         sent = (response.content_length or 0) if with_body else 0
         state.deliveries.served(RENDITIONS, rep.file_id, (bucket, rep.doc.file_id), sent)
