@@ -212,3 +212,26 @@ def test_a_pending_variant_of_a_private_image_is_refused_without_its_signature_a
     assert client.get(url.split("?")[0]).status_code == 404
     assert client.get(url.replace("sig=", "sig=0")).status_code == 403
     assert renders == [] and len(pending.pending_of(original(db, body))) == 7
+
+
+def test_a_render_that_died_after_writing_its_files_is_finished_by_the_next_without_rendering_again(
+        client, db, auth, held, renders, monkeypatch):
+    from avenue.media.store import storage
+
+    body = answered(client, auth.token("editor"), "good/grayscale.jpg", visibility="public")
+    real = storage.put_files
+
+    def dies_after_writing(*args, **kwargs):
+        real(*args, **kwargs)
+        raise RuntimeError("the worker died before listing them")
+
+    monkeypatch.setattr(storage, "put_files", dies_after_writing)
+    for job in held:
+        job()  # logged, not raised: the image keeps its pending variants and the written files
+    monkeypatch.setattr(storage, "put_files", real)
+    assert len(pending.pending_of(original(db, body))) == 7
+    image, _, _ = served_image(client, body["variant_urls"]["card"]["jpg"])
+    assert image.format == "JPEG"
+    doc = original(db, body)
+    assert pending.pending_of(doc) == [] and len(renders) == 1  # listed by their keys, not rendered again
+    assert db[f"{UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"]}) == 8

@@ -5,7 +5,12 @@ An upload answers once the original is validated, stripped, decoded and stored w
 answer shows (avenue/media/store/originals.py): its focal point, its placeholder (from the
 WebP thumb, the one variant rendered before the answer) and every other variant's id, size
 and format, *pending*: ``metadata.variants.<name>.<format>`` is
-``{"id", "pending": True, "content_type", "width", "height"}``, the id the file will have.
+``{"id", "pending": True, "content_type", "width", "height"}``. That ``id`` is a placeholder
+no file is ever written under (what is listed and deleted by id stays one shape): the file
+gets a fresh id, listed once it is written, so two renderers (a lapsed claim taken over)
+never write chunks under one id, and the second one's write hits the unique
+``metadata.key`` and takes back only its own files. The variant URLs name the image and the
+variant, never a file id, so the answer's URLs stay right.
 Then :func:`complete` renders them, from the stored original, around the stored focal point,
 with the same code as at upload (``pipeline.render_stored`` with ``only``: byte for byte the
 variants an upload used to render before answering):
@@ -30,9 +35,10 @@ on request); the background render does not wait: whoever holds the claim finish
 Write order (see also originals.py):
 
 1. take the claim; read the original again (someone may have finished meanwhile);
-2. a pending variant whose files document exists already (a renderer that died between 3 and
-   4) is listed as it is; the others are rendered and written, chunks first and files
-   documents last, under the ids the original lists (``storage.put_files``);
+2. a pending variant whose files document exists already (found by its unique
+   ``metadata.key``: a renderer that died between 2 and 3) is listed as it is; the others are
+   rendered and written under fresh ids, chunks first and files documents last
+   (``storage.put_files``; a duplicate key: someone else wrote them, and lists them);
 3. one update of the original lists them all, conditional on each still being pending (the
    image may have been deleted or replaced meanwhile: then the files just written are
    removed again, and were never served: nothing lists them);
@@ -40,8 +46,10 @@ Write order (see also originals.py):
    still says pending, so it sends that variant's GET to the route, which finds it listed
    here and reloads it), release the claim.
 
-A crash after 2 leaves files the original lists by id as pending: gc keeps them (they are
-listed), and the next :func:`complete` lists them (2).
+A crash after 2 leaves variant files the original does not list yet: the next
+:func:`complete` (a GET, fsck --repair) lists them by their key, or gc, which removes a
+variant its original does not list once it is old, collects them and the next
+:func:`complete` renders them again.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo import ReturnDocument
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import ServerBusy
 from avenue.leases import Lease
@@ -84,8 +93,8 @@ def provide(defer: Callable[[Job], bool] | None) -> None:
 
 
 def pending_entry(planned: Planned) -> dict[str, Any]:
-    """What an original lists for a variant not rendered yet: the id its file will have, its
-    size and type (what the answer shows)."""
+    """What an original lists for a variant not rendered yet: a placeholder id (no file is
+    written under it: see the module doc), its size and type (what the answer shows)."""
     return {"id": ObjectId(), "pending": True, "content_type": planned.content_type,
             "width": planned.width, "height": planned.height}
 
@@ -192,23 +201,30 @@ def _render(db: Database[Document], bucket: str, doc: Document | None) -> Docume
     files = db[f"{bucket}.files"]
     meta = doc["metadata"]
     version = meta.get("version") or ""
-    todo = {(name, fmt): info["id"] for name, fmt, info in pending_of(doc)}
+    todo = {variant_key(doc["_id"], name, fmt, version): (name, fmt) for name, fmt, _ in pending_of(doc)}
     entries: dict[tuple[str, str], dict[str, Any]] = {}
-    for found in files.find({"_id": {"$in": list(todo.values())}}):
-        fmeta = found.get("metadata") or {}
-        entries[(str(fmeta.get("variant")), str(fmeta.get("format")))] = _entry(
-            found["_id"], found["length"], found["chunkSize"], fmeta)
-    wanted = frozenset(key for key in todo if key not in entries)
+    # Written by a renderer that died before listing them (the unique ``metadata.key``): as they are.
+    for found in files.find({"metadata.key": {"$in": list(todo)}}):
+        entries[todo[found["metadata"]["key"]]] = _entry(found["_id"], found["length"], found["chunkSize"],
+                                                         found["metadata"])
+    wanted = frozenset(pair for pair in todo.values() if pair not in entries)
     changes = Changes()
     written: list[Any] = []
     if wanted:
         focal = FocalPoint.from_metadata(meta.get("focal_point")) or CENTRE
         new_files = []
         for rendition in pipeline.render_stored(_original_bytes(db, bucket, doc), focal, only=wanted):
-            key = (rendition.name, rendition.format)
-            new, entries[key] = variant_file(doc["_id"], rendition, todo[key], version)
+            new, entries[(rendition.name, rendition.format)] = variant_file(doc["_id"], rendition,
+                                                                            version=version)
             new_files.append(new)
-        _, changes = storage.put_files(db, bucket, new_files)
+        try:
+            _, changes = storage.put_files(db, bucket, new_files)
+        except (DuplicateKeyError, BulkWriteError) as error:
+            if not _is_duplicate(error):
+                raise
+            # Another renderer (a lapsed claim taken over) stored them first; put_files took
+            # back only this call's own files (fresh ids): the other one lists its own.
+            return files.find_one({"_id": doc["_id"]})
         written = [new.file_id for new in new_files]
     condition = {f"metadata.variants.{name}.{fmt}.pending": True for name, fmt in entries}
     listed = files.find_one_and_update(
@@ -225,6 +241,12 @@ def _render(db: Database[Document], bucket: str, doc: Document | None) -> Docume
     # :func:`complete` finds it listed at once and reloads it (a read, not a write per upload).
     effects.apply(db, changes + Changes(evicted=[(bucket, [doc["_id"]])]))
     return listed
+
+
+def _is_duplicate(error: DuplicateKeyError | BulkWriteError) -> bool:
+    if isinstance(error, DuplicateKeyError):
+        return True
+    return any(e.get("code") == 11000 for e in (error.details or {}).get("writeErrors", []))
 
 
 def _original_bytes(db: Database[Document], bucket: str, doc: Document) -> bytes:
