@@ -236,9 +236,11 @@ def _rendered(bucket: str, token: str, variant: str | None, wanted: Pending) -> 
     from the original's new document (None: the image went meanwhile)."""
     state = get_state()
     pending.complete(state.database(), bucket, wanted.doc.file_id, want=(wanted.variant, wanted.format))
-    state.cache.evict(bucket, [wanted.doc.file_id])  # this worker reloads it; the others are told
+    # This worker reloads it; another one whose cache still says pending comes here on its next
+    # GET of the variant and finds it listed at once.
+    state.cache.evict(bucket, [wanted.doc.file_id])
     rep = resolve(bucket, token, variant, _load, request.headers.get("Accept", ""))
-    if isinstance(rep, Pending):  # the claim's holder gave up (it lapsed): 503, try again
+    if isinstance(rep, Pending):  # defensive: complete() returns once it is listed
         raise ServerBusy("this image's variants are being rendered: try again shortly", retry_after=2)
     return rep
 
