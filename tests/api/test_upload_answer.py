@@ -19,6 +19,7 @@ from avenue.media.serve import route
 from avenue.media.serve.frontdoor import front_door_of
 from avenue.media.store import pending
 from avenue.ops.fsck import fsck
+from tests.helpers import image_bytes
 from tests.support.client import upload
 
 FORMATS = {"webp": "WEBP", "jpg": "JPEG", "png": "PNG"}
@@ -235,3 +236,31 @@ def test_a_render_that_died_after_writing_its_files_is_finished_by_the_next_with
     doc = original(db, body)
     assert pending.pending_of(doc) == [] and len(renders) == 1  # listed by their keys, not rendered again
     assert db[f"{UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"]}) == 8
+
+
+def test_a_render_after_the_answer_cut_across_by_a_replace_leaves_only_the_new_version(
+        client, db, auth, held, monkeypatch):
+    headers = auth.token("editor")
+    body = answered(client, headers, "good/grayscale.jpg", visibility="public")
+    real = pipeline.render_stored
+    replaced = []
+
+    def replace_while_rendering(data, focal, only=None):
+        rendered = real(data, focal, only)  # the first version's seven, rendered...
+        replaced.append(client.put(  # ...while the image is replaced in place
+            f"/api/uploads/{body['id']}", headers=headers, content_type="multipart/form-data",
+            data={"file": (io.BytesIO(image_bytes("good/progressive.jpg")), "p.jpg")}))
+        return rendered
+
+    monkeypatch.setattr(pipeline, "render_stored", replace_while_rendering)
+    for job in held:
+        job()
+    assert replaced[0].status_code == 200, replaced[0].get_json()
+    doc = original(db, body)
+    assert pending.pending_of(doc) == []
+    listed = {info["id"] for formats in doc["metadata"]["variants"].values() for info in formats.values()}
+    variants = {v["_id"] for v in db[f"{UPLOADS}.files"].find({"metadata.role": "variant",
+                                                                "metadata.variant": {"$ne": "original"}})}
+    assert variants == listed  # the new version's eight: the cut-off render took its files back
+    for variant, ext, url in every_variant_url(replaced[0].get_json()):
+        assert client.get(url).status_code == 200, (variant, ext)
