@@ -30,6 +30,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_REPLACED_REDIRECT_DAYS",
     "AVENUE_SIGNED_URL_TTL_SECONDS", "AVENUE_RENDITION_PRESETS", "AVENUE_RENDER_CONCURRENCY",
     "AVENUE_RENDITION_BUDGET_BYTES",
+    "AVENUE_VARIANTS_AFTER_ANSWER",
     "AVENUE_MEDIA_BASE_URL", "AVENUE_CDN_PURGE_URL", "AVENUE_CDN_PURGE_KEY", "AVENUE_MEDIA_CACHE_BYTES",
     "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", "AVENUE_STATUS_SWEEP_SECONDS", "AVENUE_STATUS_SWEEP_BATCH",
     "AVENUE_STATUS_SWEEP_LEASE_SECONDS", "AVENUE_STATUS_WARM_UP",
@@ -134,6 +135,9 @@ def from_environment() -> dict[str, Any]:
         "AVENUE_RENDITION_PRESETS": os.environ.get("AVENUE_RENDITION_PRESETS", "").strip(),
         "AVENUE_RENDER_CONCURRENCY": _int("AVENUE_RENDER_CONCURRENCY", 2),
         "AVENUE_RENDITION_BUDGET_BYTES": _int("AVENUE_RENDITION_BUDGET_BYTES", 10737418240),
+        # An upload answers before its variants other than the WebP thumb are rendered; they are
+        # rendered right after the answer (or by their first GET). Off: before the answer.
+        "AVENUE_VARIANTS_AFTER_ANSWER": _bool("AVENUE_VARIANTS_AFTER_ANSWER", True),
         "AVENUE_MEDIA_BASE_URL": os.environ.get("AVENUE_MEDIA_BASE_URL", "").rstrip("/"),
         # Deleted public media: a signed POST per image to this webhook (avenue/cdn.py), which
         # purges the CDN; unset, nothing is queued or sent.

@@ -70,6 +70,10 @@ def make_app(backend, db_name: str, **overrides):
         "RATELIMIT_ENABLED": False,
         # No status sweep starts by itself (tests run it: tests/helpers.py swept); ?refresh=1 still does.
         "AVENUE_STATUS_WARM_UP": False,
+        # An upload's pending variants are rendered before the test client gets the answer (the
+        # client never closes a response, so "after the answer" would never come): what a test
+        # reads of GridFS is whole. tests/api/test_upload_answer.py tests the render after it.
+        "AVENUE_VARIANTS_AFTER_ANSWER": False,
         "SESSION_COOKIE_SECURE": False,
     }
     config.update(overrides)

@@ -4,7 +4,10 @@ Per file (checked in groups: three queries per hundred files): chunk numbers con
 with no duplicates, every chunk but the last exactly
 ``chunkSize`` bytes, the chunks adding up to ``length``, the sha256 of the bytes (streamed a
 few chunks at a time: constant memory) equal to ``metadata.sha256``, a variant's original
-present, an original's listed variants present; the renditions on request's files
+present, an original's listed variants present (a variant listed *pending*, not rendered yet,
+is a ``pending_variant`` only once its original is older than :data:`PENDING_GRACE`: until
+then the render after its upload's answer is due; avenue/media/store/pending.py); the
+renditions on request's files
 (``media_renditions``) too. Per bucket: the unique ``{files_id, n}`` chunk index and the
 unique ``metadata.key`` files index (the renditions bucket: its own unique index). The
 renditions' running total (what the byte budget evicts by, kept with every store and
@@ -13,7 +16,9 @@ removal) against a count of the bucket.
 ``--repair`` (``repair=True``), then checks everything again and reports what remains:
 - a file whose only fault is its ``length`` (chunks intact, sha256 matches): length corrected;
 - a variant that is damaged, or listed by its original but missing: rendered again from the
-  intact original (same id, so every URL handed out still works);
+  intact original (same id, so every URL handed out still works); pending variants (a worker
+  that died between storing an upload and rendering them) are rendered under the claim a GET
+  of one shares, so each is rendered once;
 - any other damaged original: removed with its variants (documents that referenced it are
   listed, so their images can be uploaded again); a damaged file that is not an image of
   ours, a damaged rendition on request (rendered again on its next request), or a variant
@@ -38,6 +43,7 @@ from pymongo.errors import PyMongoError
 
 from avenue import audit
 from avenue import db as database
+from avenue.clock import as_utc
 from avenue.errors import AvenueError
 from avenue.media import (
     CHUNK_SIZE,
@@ -60,6 +66,10 @@ from avenue.media import (
 )
 
 Progress = Callable[[str, int, int], None]
+
+# A variant listed pending by an original uploaded this recently is not a problem: the render
+# after the upload's answer is due (avenue/media/store/pending.py).
+PENDING_GRACE = dt.timedelta(minutes=10)
 
 # Problems that mean the file's bytes are damaged (as opposed to a missing link).
 DAMAGE = {"missing_chunks", "duplicate_chunk", "short_chunk", "length_mismatch", "sha256_mismatch"}
@@ -198,6 +208,7 @@ def _check_batch(db: Database, bucket: str, docs: list[dict]) -> list[_Finding]:
                  if (doc.get("metadata") or {}).get("role") == "original"}
     listed = [vid for f in findings if f.role == "original" for vid in variant_ids(f.doc)]
     present = set(scan.files_by_id(db, bucket, listed, {"_id": 1}))
+    recent = dt.datetime.now(dt.UTC) - PENDING_GRACE
     for finding in findings:
         meta = finding.doc.get("metadata") or {}
         if finding.role == "variant" and meta.get("original_id") not in originals:
@@ -206,7 +217,14 @@ def _check_batch(db: Database, bucket: str, docs: list[dict]) -> list[_Finding]:
         elif finding.role == "original":
             for name, formats in (meta.get("variants") or {}).items():
                 for fmt, info in formats.items():
-                    if info["id"] not in present:
+                    if info["id"] in present:
+                        continue
+                    if info.get("pending"):
+                        if as_utc(finding.doc["uploadDate"]) < recent:
+                            finding.problems.append({"code": "pending_variant", "detail": (
+                                f"variant {name}.{fmt} ({info['id']}) is listed but was never rendered "
+                                "(its first request or --repair renders it)")})
+                    else:
                         finding.problems.append({"code": "missing_variant", "detail":
                                                  f"variant {name}.{fmt} ({info['id']}) does not exist"})
             content = meta.get("content") or {}

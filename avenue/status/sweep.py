@@ -228,7 +228,9 @@ def _listed_variants(doc: dict[str, Any]) -> list[tuple[str, Any]]:
     listed = (doc.get("metadata") or {}).get("variants") or {}
     return [(f"{name}.{fmt}", _as_oid(listed[name][fmt]["id"])) for name, fmt in VARIANT_PATHS
             if isinstance(listed.get(name), dict) and isinstance(listed[name].get(fmt), dict)
-            and "id" in listed[name][fmt]]
+            and "id" in listed[name][fmt]
+            # Pending: listed before it is rendered (after the upload's answer), not missing.
+            and not listed[name][fmt].get("pending")]
 
 
 def _referencing(refs: Referrers, originals: dict[Any, dict[str, Any]]) -> tuple[

@@ -7,8 +7,11 @@
 3. **strip** the metadata (``images.prepare``: an allow-list per format, re-encoding only
    what cannot be stripped losslessly);
 4. **decode** the first frame (libvips for JPEG photos, ``vips.py``; Pillow otherwise);
-5. **focal point**: the one given, or estimated for the ``og`` crop (``focal.py``);
-6. **render** the variants on a small thread pool (``variants.render``);
+5. **focal point**: the one given, or estimated (``focal.py``);
+6. **render** what the answer needs, the WebP thumb, and **plan** the other variants (their
+   ids, sizes and formats are listed, pending: ``variants.plan``); they are rendered after the
+   answer or on their first request (``render_stored`` with ``only``;
+   avenue/media/store/pending.py). A replace renders every variant first (:func:`ingest`);
 7. **placeholder**: blurhash and dominant colour from the WebP thumb (``placeholders.py``);
 8. **likeness**: perceptual hash and palette from the same thumb (``likeness.py``).
 
@@ -19,15 +22,15 @@ no Flask.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from avenue.media.ingest import likeness, placeholders
-from avenue.media.ingest.focal import FocalPoint
+from avenue.media.ingest import likeness, placeholders, vips
+from avenue.media.ingest.focal import FocalPoint, estimate
 from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limited
 from avenue.media.ingest.likeness import Likeness
 from avenue.media.ingest.placeholders import Placeholder
-from avenue.media.ingest.variants import Rendition, render
+from avenue.media.ingest.variants import Only, Planned, Rendition, plan, render, to_display_mode
 from avenue.metrics import timed_render
 
 
@@ -41,6 +44,8 @@ class Ingested:
     focal: FocalPoint | None
     placeholder: Placeholder | None
     likeness: Likeness | None = None  # perceptual hash and palette (step 8)
+    # Variants listed but not rendered yet (:func:`ingest_for_answer`): rendered after the answer.
+    pending: list[Planned] = field(default_factory=list)
 
 
 def read(stream: BinaryIO | bytes, limits: Limits) -> bytes:
@@ -59,10 +64,42 @@ def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None) -> Inge
     return Ingested(prepared, renditions, found, placeholder_of(renditions), likeness_of(renditions))  # 7, 8
 
 
-def render_stored(data: bytes, focal: FocalPoint) -> list[Rendition]:
-    """Steps 2-6 for bytes already stored (a lost variant rendered again, ``fsck --repair``):
-    the limits lowered to what was accepted once, so a repair is never refused."""
-    return render(prepare(data, Limits.for_stored(len(data))), focal)
+#: What an upload renders before it answers: the WebP thumb, which the placeholder is made of.
+ANSWERED: frozenset[tuple[str, str]] = frozenset({("thumb", "webp")})
+
+
+def ingest_for_answer(data: bytes, limits: Limits, focal: FocalPoint | None = None) -> Ingested:
+    """Steps 2-8 as an upload runs them before it answers: validated, stripped, decoded, the
+    focal point (``focal``, or estimated), the WebP thumb rendered and its placeholder and
+    likeness, every
+    other variant planned (``Ingested.pending``: sizes and formats, nothing encoded).
+
+    Why not everything: the eight renditions of a 12 MP photo are about 500 ms of CPU, and the
+    answer needs none of their bytes (bench/results/upload-answer-2026-11-24.md)."""
+    prepared = prepare(data, limits)  # 2-4: sniff and validate, strip, decode
+    with timed_render():
+        point = focal if focal is not None else estimate_focal(prepared)  # 5
+        renditions = render(prepared, point, only=ANSWERED)  # 6
+        planned = [p for p in plan(prepared, point) if (p.name, p.format) not in ANSWERED]
+    prepared.first_frame = None  # release the decoded pixels
+    return Ingested(prepared, renditions, point, placeholder_of(renditions),  # 7
+                    likeness_of(renditions), planned)  # 8
+
+
+def estimate_focal(prepared: PreparedImage) -> FocalPoint:
+    """Step 5: the focal point estimated on the frame the renditions are cut from (the one
+    ``variants.render`` estimates on for the ``og`` crop, so the point is the same)."""
+    pixels = prepared.pixels
+    if isinstance(pixels, vips.Frame):
+        return estimate(pixels)
+    return estimate(to_display_mode(pixels, prepared.icc_profile)[0])
+
+
+def render_stored(data: bytes, focal: FocalPoint, only: Only = None) -> list[Rendition]:
+    """Steps 2-6 for bytes already stored (pending variants after the answer, a lost variant
+    rendered again by ``fsck --repair``): the limits lowered to what was accepted once, so a
+    render is never refused; ``only``: those (name, format) pairs."""
+    return render(prepare(data, Limits.for_stored(len(data))), focal, only)
 
 
 def placeholder_of(renditions: list[Rendition]) -> Placeholder | None:

@@ -1,7 +1,10 @@
 """Resized renditions of a prepared image: thumb, card, gallery and og.
 
-Each is rendered once at upload time, in WebP (served by default) and in a fallback that
-every browser reads (JPEG, or PNG when the image has transparency). Never upscaled.
+Each is rendered once, in WebP (served by default) and in a fallback that every browser
+reads (JPEG, or PNG when the image has transparency). Never upscaled. An upload renders only
+the WebP thumb before it answers (its placeholder is computed from it) and plans (:func:`plan`) the
+others, sizes and formats without encoding a pixel; they are rendered right after the answer
+or on their first request (avenue/media/store/pending.py), by :func:`render` with ``only``.
 
 Two renderers with the same sizes, settings and guarantees: libvips for the frames libvips
 decoded (RGB and greyscale JPEG photos, by far the most uploads; avenue/media/ingest/vips.py says
@@ -52,6 +55,25 @@ class Rendition:
     @property
     def content_type(self) -> str:
         return CONTENT_TYPES[self.format]
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A variant an upload lists before it is rendered: its name, format and exact size (what
+    :func:`render` gives it, from the same frame)."""
+
+    name: str
+    format: str
+    width: int
+    height: int
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.format]
+
+
+#: (name, format) pairs; None: all of them.
+Only = frozenset[tuple[str, str]] | None
 
 
 def to_display_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
@@ -136,7 +158,8 @@ def _fit_size(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None) -> list[Rendition]:
+def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None,
+                 only: Only = None) -> list[Rendition]:
     """The renditions of a libvips frame: same sizes, chain, formats and encoder settings as
     the Pillow path. libvips resizes; Pillow encodes, because the libwebp and libjpeg-turbo
     built into Pillow's wheel encode these sizes up to twice as fast as the ones in the
@@ -158,50 +181,99 @@ def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None)
     # One task per encode, the gallery's WebP first: it is the longest, and the og, the
     # gallery's fallback, the card and the thumb fill the other core meanwhile. Each task
     # has its own Pillow image (save() keeps per-call state on the image object).
+    def wanted(name: str, fmt: str) -> bool:
+        return only is None or (name, fmt) in only
+
     gallery = vips.resize(base, *_fit_size(base.width, base.height, *VARIANTS["gallery"][:2]))
-    tasks: list[Future[list[Rendition]]] = [
-        _POOL.submit(encode, "gallery", "webp", vips.to_pillow(gallery)),
-        _POOL.submit(og),
-        _POOL.submit(encode, "gallery", fallback, vips.to_pillow(gallery)),
-    ]
-    # Card from the gallery, thumb from the card (as the Pillow path chains them).
+    tasks: list[Future[list[Rendition]]] = []
+    if wanted("gallery", "webp"):
+        tasks.append(_POOL.submit(encode, "gallery", "webp", vips.to_pillow(gallery)))
+    if wanted("og", "webp") or wanted("og", fallback):
+        tasks.append(_POOL.submit(og))
+    if wanted("gallery", fallback):
+        tasks.append(_POOL.submit(encode, "gallery", fallback, vips.to_pillow(gallery)))
+    # Card from the gallery, thumb from the card (as the Pillow path chains them): the same
+    # chain whichever of them are wanted, so a variant's bytes never depend on ``only``.
     source = gallery
     for name in ("card", "thumb"):
         source = vips.resize(source, *_fit_size(source.width, source.height, *VARIANTS[name][:2]))
         for fmt in ("webp", fallback):
-            tasks.append(_POOL.submit(encode, name, fmt, vips.to_pillow(source)))
+            if wanted(name, fmt):
+                tasks.append(_POOL.submit(encode, name, fmt, vips.to_pillow(source)))
     renditions = {(r.name, r.format): r for task in tasks for r in task.result()}
-    return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)]
+    return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)
+            if (name, fmt) in renditions and wanted(name, fmt)]
 
 
-def render(prepared: PreparedImage, focal: FocalPoint | None = None) -> list[Rendition]:
-    """Every variant of ``prepared``, in WebP and in the fallback format; the crops (``og``)
+def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only = None) -> list[Rendition]:
+    """Every variant of ``prepared`` (``only``: those of these (name, format) pairs), in WebP
+    and in the fallback format; the crops (``og``)
     are cut around ``focal``, or around the estimated one (:func:`avenue.media.ingest.focal.estimate`,
     about 10 ms of libvips whatever the size) when it is None. The estimate runs in the crop's
     own task, beside the longer gallery encode, so it adds no wait to an upload; the point
     used is on the crop's renditions (``Rendition.focal``)."""
     pixels = prepared.pixels
     if isinstance(pixels, vips.Frame):
-        return _render_vips(pixels, prepared.icc_profile, focal)
+        return _render_vips(pixels, prepared.icc_profile, focal, only)
     base, icc = to_display_mode(pixels, prepared.icc_profile)
     fallback = "png" if base.mode == "RGBA" else "jpeg"
+
+    def wanted(name: str, fmt: str) -> bool:
+        return only is None or (name, fmt) in only
 
     def encode(name: str, im: Image.Image) -> list[Rendition]:
         # Both formats of one image on one thread, one after the other (see _fit).
         return [Rendition(name, fmt, encode_image(im, fmt, icc), im.width, im.height)
-                for fmt in ("webp", fallback)]
+                for fmt in ("webp", fallback) if wanted(name, fmt)]
 
     def og() -> list[Rendition]:
         point = focal if focal is not None else estimate(base)
         return [replace(r, focal=point) for r in encode("og", _cover(base, *VARIANTS["og"][:2], point))]
 
-    futures: list[Future[list[Rendition]]] = [_POOL.submit(og)]
+    futures: list[Future[list[Rendition]]] = []
+    if wanted("og", "webp") or wanted("og", fallback):
+        futures.append(_POOL.submit(og))
     # Chain the fit variants from large to small: resizing the 1600 px gallery down to the
     # card and thumb is much cheaper than going back to the source and looks the same.
     source = base
     for name in ("gallery", "card", "thumb"):
         width, height, _ = VARIANTS[name]
         source = _fit(source, width, height)
-        futures.append(_POOL.submit(encode, name, source))
+        if wanted(name, "webp") or wanted(name, fallback):
+            futures.append(_POOL.submit(encode, name, source))
     renditions = {(r.name, r.format): r for future in futures for r in future.result()}
-    return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)]
+    return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)
+            if (name, fmt) in renditions]
+
+
+def fallback_of(prepared: PreparedImage) -> str:
+    """The format every browser reads that ``prepared``'s variants are stored in beside WebP:
+    PNG when the frame has transparency, else JPEG (what :func:`render` chooses)."""
+    pixels = prepared.pixels
+    if isinstance(pixels, vips.Frame):
+        return "png" if pixels.has_alpha else "jpeg"
+    mode = pixels.mode  # as to_display_mode converts it
+    if mode in {"P", "PA"}:
+        alpha = mode == "PA" or "transparency" in pixels.info
+    elif mode in {"CMYK", "I;16", "I;16B", "I;16L", "I", "1", "F", "RGB", "L"}:
+        alpha = False
+    else:
+        alpha = "A" in mode
+    return "png" if alpha else "jpeg"
+
+
+def plan(prepared: PreparedImage, focal: FocalPoint) -> list[Planned]:
+    """Every variant :func:`render` makes of ``prepared`` around ``focal``, its size computed
+    the way the render computes it (the fit chain gallery, card, thumb; the ``og`` crop box),
+    without resizing or encoding anything: what an upload lists before the variants exist."""
+    width, height = prepared.pixels.size
+    sizes: dict[str, tuple[int, int]] = {}
+    fit_w, fit_h = width, height
+    for name in ("gallery", "card", "thumb"):
+        fit_w, fit_h = _fit_size(fit_w, fit_h, *VARIANTS[name][:2])
+        sizes[name] = (fit_w, fit_h)
+    target_w, target_h = VARIANTS["og"][:2]
+    box = crop_box(width, height, target_w, target_h, focal)
+    sizes["og"] = (target_w, target_h) if box[2] >= target_w else (box[2], box[3])
+    fallback = fallback_of(prepared)
+    return [Planned(name, fmt, *sizes[name]) for name in VARIANT_NAMES for fmt in ("webp", fallback)]

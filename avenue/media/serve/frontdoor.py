@@ -38,6 +38,7 @@ from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.serve.http import (
     Headers,
     Moved,
+    Pending,
     RenditionTarget,
     Representation,
     decide,
@@ -126,13 +127,13 @@ class FrontDoor:
         if sync:
             cache.sync(state.database())
         accept = environ.get("HTTP_ACCEPT", "")
-        rep: Representation | Moved | None
+        rep: Representation | Pending | Moved | None
         if len(parts) == 3 and is_rendition(parts[2], state.allow):
             rep = self._rendition(bucket, parts[1], parts[2], accept)
         else:
             rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc, accept)
         if not isinstance(rep, Representation) or rep.doc.private:
-            return None  # a 404 or a redirect (an earlier version): the route answers it
+            return None  # a 404, a redirect or a variant still to render: the route answers it
         decided = decide(environ, rep, headers_for(self.app, rep))
         if decided is None:
             return None

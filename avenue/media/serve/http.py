@@ -77,6 +77,17 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Pending:
+    """A variant the original lists but has not rendered yet (avenue/media/store/pending.py):
+    only the route answers it (it renders it first); the front door and the event loop leave
+    it to the route."""
+
+    doc: MediaDoc
+    variant: str
+    format: str
+
+
+@dataclass(frozen=True)
 class Moved:
     """An earlier version's URL of a public image replaced in place: a 308 to the same thing in
     the current version, until ``until`` (then 404)."""
@@ -127,10 +138,10 @@ def _moved(bucket: str, doc: MediaDoc, variant: str | None, until: dt.datetime) 
 
 def resolve(bucket: str, token: str, variant: str | None,
             load: Callable[[str, ObjectId], MediaDoc | None], accept: str,
-            now: dt.datetime | None = None) -> Representation | Moved | None:
+            now: dt.datetime | None = None) -> Representation | Pending | Moved | None:
     """What ``/media/<alias>/<token>[/<variant>]`` names, with ``load`` giving documents: a
-    servable file, a redirect (an earlier version of a public image replaced in place), or
-    None: 404."""
+    servable file, a variant still to be rendered (:class:`Pending`), a redirect (an earlier
+    version of a public image replaced in place), or None: 404."""
     file_id, version, ext = parse_token(token)
     if file_id is None or (variant is not None and variant.partition(".")[0] not in VARIANT_NAMES):
         return None
@@ -159,6 +170,8 @@ def resolve(bucket: str, token: str, variant: str | None,
         fallback = next((f for f in formats if f != "webp"), "webp")
         fmt = "webp" if "image/webp" in accept and "webp" in formats else fallback
     info = formats[fmt]
+    if info.get("pending"):
+        return Pending(doc, name, fmt)
     stem = doc.filename.rsplit(".", 1)[0]
     return Representation(bucket, doc, name, info["id"], info["length"], info.get("chunk_size", CHUNK_SIZE),
                           info["sha256"], info["content_type"], f"{stem}-{name}.{EXTENSIONS.get(fmt, fmt)}",

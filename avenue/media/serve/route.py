@@ -16,7 +16,7 @@ from typing import Any
 
 import pymongo
 from bson import ObjectId
-from flask import Blueprint, Flask, Response, current_app, has_app_context, request
+from flask import Blueprint, Flask, Response, current_app, g, has_app_context, has_request_context, request
 from pymongo.database import Database
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
@@ -38,6 +38,7 @@ from avenue.media.serve.cache import MediaCache
 from avenue.media.serve.http import (
     Headers,
     Moved,
+    Pending,
     RenditionTarget,
     Representation,
     decide,
@@ -49,7 +50,7 @@ from avenue.media.serve.http import (
 )
 from avenue.media.serve.stream import ChunkStream
 from avenue.media.settings import MediaSettings
-from avenue.media.store import renditions
+from avenue.media.store import pending, renditions
 from avenue.media.transform import AllowList, parse_presets
 from avenue.metrics import count_cache, timed_rendition
 
@@ -93,6 +94,58 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
                                            threading.BoundedSemaphore(concurrency))
     LOCAL_CACHES.add(cache)
     settings.provide(_app_settings)
+    pending.provide(_after_answer)
+    app.after_request(_hand_over_pending)
+    app.teardown_request(_start_left_over)
+
+
+# --- the pending variants of an upload, rendered after its answer (store/pending.py) ---------
+_PENDING_JOBS = "avenue_pending_variants"
+
+
+def _after_answer(job: pending.Job) -> bool:
+    """Run ``job`` (an upload's pending variants) once this request's answer is sent; outside
+    a request (a CLI command, a test calling the library), at once (then True)."""
+    if not has_request_context():
+        job()
+        return True
+    g.setdefault(_PENDING_JOBS, []).append(job)
+    return False
+
+
+def _hand_over_pending(response: Response) -> Response:
+    """With ``AVENUE_VARIANTS_AFTER_ANSWER`` on, start the request's pending renders once the
+    server has sent the answer and closed it (``call_on_close``: gunicorn calls it after the
+    last byte), so they never compete with the answer; off, render them before answering (the
+    answer lists the same URLs either way)."""
+    jobs: list[pending.Job] = g.pop(_PENDING_JOBS, [])
+    if not jobs:
+        return response
+    if current_app.config.get("AVENUE_VARIANTS_AFTER_ANSWER", True):
+        response.call_on_close(lambda: start_after_answer(jobs))
+    else:
+        for job in jobs:
+            job()
+    return response
+
+
+def _start_left_over(error: BaseException | None) -> None:
+    """Pending renders of a request whose answer never reached ``after_request`` (an exception
+    after the images were stored): started now."""
+    jobs: list[pending.Job] = g.pop(_PENDING_JOBS, [])
+    if jobs:
+        start_after_answer(jobs)
+
+
+def start_after_answer(jobs: list[pending.Job]) -> None:
+    """The pending renders of one answered request, one after the other on a background
+    thread (avenue/background.py). A worker that exits meanwhile leaves them pending: the
+    first GET or ``fsck --repair`` renders them."""
+    def run() -> None:
+        for job in jobs:
+            job()  # each logs its own failures (pending.complete_later)
+
+    background.spawn("avenue-pending-variants", run)
 
 
 def _app_settings() -> MediaSettings:
@@ -191,7 +244,29 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
         return refused
     if isinstance(rep, Moved):
         return _redirect(rep)
+    if isinstance(rep, Pending):
+        done = _rendered(bucket, token, variant, rep)
+        if done is None:
+            return not_found()
+        if isinstance(done, Moved):
+            return _redirect(done)
+        rep = done
     return _send(rep)
+
+
+def _rendered(bucket: str, token: str, variant: str | None, wanted: Pending) -> Representation | Moved | None:
+    """A pending variant, rendered first (with the image's other pending ones, under the claim
+    the render after the upload shares: avenue/media/store/pending.py), then resolved again
+    from the original's new document (None: the image went meanwhile)."""
+    state = get_state()
+    pending.complete(state.database(), bucket, wanted.doc.file_id, want=(wanted.variant, wanted.format))
+    # This worker reloads it; another one whose cache still says pending comes here on its next
+    # GET of the variant and finds it listed at once.
+    state.cache.evict(bucket, [wanted.doc.file_id])
+    rep = resolve(bucket, token, variant, _load, request.headers.get("Accept", ""))
+    if isinstance(rep, Pending):  # defensive: complete() returns once it is listed
+        raise ServerBusy("this image's variants are being rendered: try again shortly", retry_after=2)
+    return rep
 
 
 def _rendition(bucket: str, token: str, segment: str) -> Response:

@@ -1,9 +1,17 @@
 """Store, transfer and delete images: the one upload path every blueprint uses.
 
 Write order makes every crash point safe without transactions (GridFS cannot run in one):
-variants first, the original's files document last. A reader that finds the original
-always finds its variants; a crash leaves only variants whose original does not exist, or
-chunks with no files document, both of which ``gc`` collects.
+the variants rendered before the answer (the WebP thumb) first, the original's files document
+last, listing every variant: the rendered ones and the *pending* ones (an id, a size, a
+format, no file yet: avenue/media/store/pending.py renders them right after the answer, or
+on their first request, under one claim). A reader that finds the original finds each
+variant it lists, or finds it pending and has it rendered (a GET of a pending variant renders
+it and serves its bytes, never a 404); a crash before the original leaves only variants whose
+original does not exist, or chunks with no files document, both of which ``gc`` collects; a
+crash after it leaves pending variants, which the first GET or ``fsck --repair`` renders.
+The pending variants are handed to :func:`~avenue.media.store.pending.complete_later` only
+once ``store_all`` has stored every upload (all or nothing as before: a failed call removes
+what it created, and the pending render of a removed image finds nothing to do).
 
 A delete removes the original first (readers see 404 at once), then its variants, then its
 renditions on request (:mod:`avenue.media.store.renditions`: never served once the original
@@ -32,10 +40,11 @@ from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, PreparedImage, sanitize_filename
 from avenue.media.ingest.likeness import Likeness
 from avenue.media.ingest.placeholders import Placeholder
-from avenue.media.ingest.variants import Rendition
+from avenue.media.ingest.variants import VARIANT_NAMES, Planned, Rendition
 from avenue.media.options import UploadOptions
-from avenue.media.records import Document, variant_ids, variant_key
-from avenue.media.store import renditions, storage, trash
+from avenue.media.records import Document, variant_ids
+from avenue.media.store import pending, renditions, storage, trash
+from avenue.media.store.pending import variant_file
 from avenue.metrics import count_upload
 
 
@@ -61,6 +70,7 @@ class _Ready:
     key: str
     prepared: PreparedImage | None = None
     renditions: list[Rendition] = field(default_factory=list)
+    pending: list[Planned] = field(default_factory=list)  # listed, rendered after the answer
     existing: dict[str, Any] | None = None
     trashed: dict[str, Any] | None = None  # the same bytes sit in the trash: restored, not stored
     placeholder: Placeholder | None = None
@@ -107,15 +117,15 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         if trashed is not None:
             count_upload("duplicate", (trashed.get("metadata") or {}).get("format"))
             return _Ready(filename, key, trashed=trashed)
-        ingested = pipeline.ingest(data, limits)
+        ingested = pipeline.ingest_for_answer(data, limits)
     except AvenueError as error:
         count_upload(error.code, None)
         error.message = f"{filename}: {error.message}"
         error.details["file"] = filename
         raise
-    count_upload("accepted", ingested.prepared.format)  # validated and rendered; stored all-or-nothing
-    return _Ready(filename, key, ingested.prepared, ingested.renditions, placeholder=ingested.placeholder,
-                  focal=ingested.focal, likeness=ingested.likeness)
+    count_upload("accepted", ingested.prepared.format)  # validated; stored all-or-nothing
+    return _Ready(filename, key, ingested.prepared, ingested.renditions, ingested.pending,
+                  placeholder=ingested.placeholder, focal=ingested.focal, likeness=ingested.likeness)
 
 
 def _write(db: Database[Document], bucket: str, ready: _Ready, options: UploadOptions) -> StoreResult:
@@ -129,6 +139,9 @@ def _write(db: Database[Document], bucket: str, ready: _Ready, options: UploadOp
         new, info = variant_file(original_id, rendition)
         new_files.append(new)
         variants.setdefault(rendition.name, {})[rendition.format] = info
+    for planned in ready.pending:
+        variants.setdefault(planned.name, {})[planned.format] = pending.pending_entry(planned)
+    variants = {name: variants[name] for name in VARIANT_NAMES if name in variants}
     metadata = {
         "role": "original",
         "key": ready.key,
@@ -150,7 +163,8 @@ def _write(db: Database[Document], bucket: str, ready: _Ready, options: UploadOp
         **(ready.likeness.as_metadata() if ready.likeness else {}),  # phash, bands, palette
         **options.labels(),
     }
-    # The original's files document goes last: readers never see it without its variants.
+    # The original's files document goes last: readers never see it without its rendered
+    # variants, and its pending ones are rendered by whoever asks first (pending.py).
     new_files.append(storage.NewFile(prepared.data, ready.filename, metadata, original_id))
     try:
         docs = storage.write_files(db, bucket, new_files)
@@ -172,39 +186,6 @@ def _is_duplicate(error: Exception) -> bool:
     return any(e.get("code") == 11000 for e in (details or {}).get("writeErrors", []))
 
 
-def variant_file(original_id: ObjectId, rendition: Rendition, file_id: ObjectId | None = None,
-                 version: str = "") -> tuple[storage.NewFile, dict[str, Any]]:
-    """A rendition as a variant file of ``original_id``, and the entry the original lists
-    under ``metadata.variants.<name>.<format>``."""
-    digest = _sha(rendition.data)
-    new = storage.NewFile(
-        rendition.data,
-        f"{rendition.name}.{rendition.format}",
-        {
-            "role": "variant",
-            "key": variant_key(original_id, rendition.name, rendition.format, version),
-            "original_id": original_id,
-            "variant": rendition.name,
-            "format": rendition.format,
-            "content_type": rendition.content_type,
-            "sha256": digest,
-            "width": rendition.width,
-            "height": rendition.height,
-        },
-        file_id or ObjectId(),
-    )
-    info = {
-        "id": new.file_id,
-        "length": len(rendition.data),
-        "chunk_size": storage.CHUNK_SIZE,
-        "sha256": digest,
-        "content_type": rendition.content_type,
-        "width": rendition.width,
-        "height": rendition.height,
-    }
-    return new, info
-
-
 def write_variant(db: Database[Document], bucket: str, original_id: ObjectId, rendition: Rendition,
                   file_id: ObjectId | None = None,
                   version: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
@@ -213,10 +194,6 @@ def write_variant(db: Database[Document], bucket: str, original_id: ObjectId, re
     new, info = variant_file(original_id, rendition, file_id, version)
     return storage.write_file(db, bucket, new.data, filename=new.filename, metadata=new.metadata,
                               file_id=new.file_id), info
-
-
-def _sha(data: bytes) -> str:
-    return sha256(data).hexdigest()
 
 
 def _delete_ids(db: Database[Document], bucket: str, ids: list[Any]) -> None:
@@ -276,6 +253,13 @@ def store_all(db: Database[Document], bucket: str, uploads: list[Upload],
     created = [result.doc for result in results if result.created]
     if created:  # uploads per hour (the ops dashboard), once every write stood
         upload_counts.record(db, bucket, len(created), created[-1]["uploadDate"])
+    # Rendered after the answer (or by their first request): a duplicate or a restored image
+    # still pending (its first upload's render not done yet) is handed on too; one claim each.
+    waiting = [result.doc["_id"] for result in results if pending.pending_of(result.doc)]
+    if pending.complete_later(db, bucket, waiting):  # rendered at once (outside a request)
+        files = db[f"{bucket}.files"]
+        results = [StoreResult(files.find_one({"_id": r.doc["_id"]}) or r.doc, r.created)
+                   if r.doc["_id"] in waiting else r for r in results]
     return results
 
 
@@ -325,6 +309,8 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
             storage.copy_file(db, source, target, {**doc, "metadata": metadata})
             existing = db[f"{target}.files"].find_one({"_id": doc["_id"]})
             created = True
+            if pending.pending_of(existing):  # copied before its variants were: rendered there
+                pending.complete_later(db, target, [doc["_id"]])
         except DuplicateKeyError:
             _delete_ids(db, target, copied)
             existing = db[f"{target}.files"].find_one({"metadata.key": key})

@@ -1,4 +1,5 @@
-"""Render an original's variants again (fsck --repair: a variant whose bytes were lost or damaged).
+"""Render an original's variants again (fsck --repair: a variant whose bytes were lost or damaged,
+or one still pending long after its upload).
 
 The files it writes have the layout :mod:`avenue.media.store.originals` gives variants (same metadata,
 same ``key``), keeping the variant's id when it had one so every URL handed out still works.
@@ -15,8 +16,9 @@ from avenue.media import effects
 from avenue.media.effects import Changes, Tombstone
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import CENTRE, FocalPoint
+from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import Document, variant_key
-from avenue.media.store import storage
+from avenue.media.store import pending, storage
 from avenue.media.store.originals import write_variant
 from avenue.media.store.replace import read_original
 
@@ -26,10 +28,20 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
     """Re-render ``original`` and rewrite every variant that is missing or whose id is in ``replace``.
 
     The original must be intact. Returns one ``{"variant", "format", "id"}`` per file written.
+    Pending variants are rendered first, under the claim a GET of one shares (one render).
     """
     files = db[f"{bucket}.files"]
-    data = read_original(db, bucket, original)
+    waiting = pending.pending_of(original)
+    if waiting:
+        original = pending.complete(db, bucket, original["_id"]) or original
+    completed = [{"variant": name, "format": fmt, "id": str(info["id"])} for name, fmt, info in waiting
+                 if not any((n, f) == (name, fmt) for n, f, _ in pending.pending_of(original))]
     listed = (original.get("metadata") or {}).get("variants") or {}
+    ids = [info["id"] for formats in listed.values() for info in formats.values()]
+    if completed and not replace and set(listed) >= set(VARIANT_NAMES) and \
+            len(list(files.find({"_id": {"$in": ids}}, {"_id": 1}))) == len(ids):
+        return completed  # only pending ones were missing (complete told this worker's cache)
+    data = read_original(db, bucket, original)
     # The crops around the stored focal point, as at upload (centred for images from before).
     focal = FocalPoint.from_metadata((original.get("metadata") or {}).get("focal_point")) or CENTRE
     version = (original.get("metadata") or {}).get("version") or ""
@@ -48,6 +60,7 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
         files.update_one({"_id": original["_id"]}, {"$set": {
             f"metadata.variants.{rendition.name}.{rendition.format}": info}})
         written.append({"variant": rendition.name, "format": rendition.format, "id": str(file_id)})
+    written = completed + written
     if written:
         # The original's cached document lists the old variants: have every worker reload it.
         effects.apply(db, Changes(tombstones=[Tombstone(bucket, [original["_id"]])]))

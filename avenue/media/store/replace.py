@@ -56,7 +56,8 @@ from avenue.media.ingest.pipeline import Ingested
 from avenue.media.records import Document, variant_ids
 from avenue.media.settings import MediaSettings
 from avenue.media.store import renditions, storage, trash
-from avenue.media.store.originals import dedupe_key, name_prefixes, variant_file
+from avenue.media.store.originals import dedupe_key, name_prefixes
+from avenue.media.store.pending import variant_file
 
 # A replace holds the image this long at most (a crashed replace frees it after this).
 REPLACE_LEASE = dt.timedelta(seconds=120)

@@ -1,0 +1,258 @@
+"""Variants an original lists before they exist: rendered right after the upload's answer,
+or by their first request, whichever comes first, once.
+
+An upload answers once the original is validated, stripped, decoded and stored with what the
+answer shows (avenue/media/store/originals.py): its focal point, its placeholder (from the
+WebP thumb, the one variant rendered before the answer) and every other variant's id, size
+and format, *pending*: ``metadata.variants.<name>.<format>`` is
+``{"id", "pending": True, "content_type", "width", "height"}``. That ``id`` is a placeholder
+no file is ever written under (what is listed and deleted by id stays one shape): the file
+gets a fresh id, listed once it is written, so two renderers (a lapsed claim taken over)
+never write chunks under one id, and the second one's write hits the unique
+``metadata.key`` and takes back only its own files. The variant URLs name the image and the
+variant, never a file id, so the answer's URLs stay right.
+Then :func:`complete` renders them, from the stored original, around the stored focal point,
+with the same code as at upload (``pipeline.render_stored`` with ``only``: byte for byte the
+variants an upload used to render before answering):
+
+- **after the answer**: the store hands :func:`complete_later` the images it wrote; the Flask
+  side of the package (``serve/route.py``) runs it once the answer is sent, on a thread of
+  ``avenue/background.py`` (outside a request, a CLI command, it runs at once);
+- **on the first request**: a GET of a pending variant (the front door and the event loop
+  never answer one: they fall through to the route) calls :func:`complete` and serves the
+  bytes it stored: never a 404, never a stand-in;
+- **after a crash** (a worker gone between storing and rendering): the first GET renders
+  them, and ``fsck --repair`` does (fsck reports them as ``pending_variants``, not as lost;
+  gc counts them as listed, never as orphans).
+
+One render per image across workers and instances: the claim is a :class:`avenue.leases.Lease`
+in the renditions on request's claims (``media_rendition_claims``, key
+``variants/<bucket>/<id>``), lapsing after ``renditions.CLAIM_SECONDS``. Whoever takes it
+renders every pending variant of the image at once (one decode); the others (a GET) poll the
+original until the variant they want is listed, bounded by ``wait`` (then 503, as a rendition
+on request); the background render does not wait: whoever holds the claim finishes.
+
+Write order (see also originals.py):
+
+1. take the claim; read the original again (someone may have finished meanwhile);
+2. a pending variant whose files document exists already (found by its unique
+   ``metadata.key``: a renderer that died between 2 and 3) is listed as it is; the others are
+   rendered and written under fresh ids, chunks first and files documents last
+   (``storage.put_files``; a duplicate key: someone else wrote them, and lists them);
+3. one update of the original lists them all, conditional on each still being pending (the
+   image may have been deleted or replaced meanwhile: then the files just written are
+   removed again, and were never served: nothing lists them);
+4. count the files, evict the original from this worker's cache (another worker's cached copy
+   still says pending, so it sends that variant's GET to the route, which finds it listed
+   here and reloads it), release the claim.
+
+A crash after 2 leaves variant files the original does not list yet: the next
+:func:`complete` (a GET, fsck --repair) lists them by their key, or gc, which removes a
+variant its original does not list once it is old, collects them and the next
+:func:`complete` renders them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from hashlib import sha256
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from avenue.errors import ServerBusy
+from avenue.leases import Lease
+from avenue.media import effects
+from avenue.media.effects import Changes
+from avenue.media.ingest import pipeline
+from avenue.media.ingest.focal import CENTRE, FocalPoint
+from avenue.media.ingest.variants import Planned, Rendition
+from avenue.media.records import Document, variant_key
+from avenue.media.store import storage
+from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, POLL_SECONDS, WAIT_SECONDS
+
+log = logging.getLogger(__name__)
+
+Job = Callable[[], None]
+# How the work after an upload is run: given by the Flask side (serve/route.py: after the
+# answer, on a background thread), True when it ran at once (outside a request); None (a
+# process without the route) runs it at once.
+_defer: Callable[[Job], bool] | None = None
+
+
+def provide(defer: Callable[[Job], bool] | None) -> None:
+    """Set how :func:`complete_later` runs its work (the route's ``init_app`` does)."""
+    global _defer
+    _defer = defer
+
+
+def pending_entry(planned: Planned) -> dict[str, Any]:
+    """What an original lists for a variant not rendered yet: a placeholder id (no file is
+    written under it: see the module doc), its size and type (what the answer shows)."""
+    return {"id": ObjectId(), "pending": True, "content_type": planned.content_type,
+            "width": planned.width, "height": planned.height}
+
+
+def is_pending(info: dict[str, Any]) -> bool:
+    """Whether a listed variant has no file yet."""
+    return bool(info.get("pending"))
+
+
+def pending_of(doc: Document | None) -> list[tuple[str, str, dict[str, Any]]]:
+    """The variants an original's files document lists as pending: (name, format, entry)."""
+    listed = ((doc or {}).get("metadata") or {}).get("variants") or {}
+    return [(name, fmt, info) for name, formats in listed.items() for fmt, info in formats.items()
+            if isinstance(info, dict) and is_pending(info)]
+
+
+def variant_file(original_id: ObjectId, rendition: Rendition, file_id: ObjectId | None = None,
+                 version: str = "") -> tuple[storage.NewFile, dict[str, Any]]:
+    """A rendition as a variant file of ``original_id``, and the entry the original lists
+    under ``metadata.variants.<name>.<format>``."""
+    digest = sha256(rendition.data).hexdigest()
+    new = storage.NewFile(
+        rendition.data,
+        f"{rendition.name}.{rendition.format}",
+        {
+            "role": "variant",
+            "key": variant_key(original_id, rendition.name, rendition.format, version),
+            "original_id": original_id,
+            "variant": rendition.name,
+            "format": rendition.format,
+            "content_type": rendition.content_type,
+            "sha256": digest,
+            "width": rendition.width,
+            "height": rendition.height,
+        },
+        file_id or ObjectId(),
+    )
+    return new, _entry(new.file_id, len(rendition.data), storage.CHUNK_SIZE, new.metadata)
+
+
+def _entry(file_id: Any, length: int, chunk_size: int, meta: dict[str, Any]) -> dict[str, Any]:
+    return {"id": file_id, "length": length, "chunk_size": chunk_size, "sha256": meta["sha256"],
+            "content_type": meta["content_type"], "width": meta["width"], "height": meta["height"]}
+
+
+def complete_later(db: Database[Document], bucket: str, ids: list[Any]) -> bool:
+    """Have the pending variants of the originals ``ids`` rendered once the answer is out (see
+    the module doc); True when that was at once (no answer to wait for: they are done)."""
+    if not ids:
+        return False
+
+    def job() -> None:
+        for image_id in ids:
+            try:
+                complete(db, bucket, image_id, wait=0)
+            except Exception:  # noqa: BLE001 - logged; the first GET or fsck --repair renders it
+                log.exception("rendering the pending variants of %s %s failed", bucket, image_id)
+
+    return (_defer or _now)(job)
+
+
+def _now(job: Job) -> bool:
+    job()
+    return True
+
+
+def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[str, str] | None = None,
+             wait: float = WAIT_SECONDS, poll: float = POLL_SECONDS,
+             claim_seconds: float = CLAIM_SECONDS) -> Document | None:
+    """The original's files document once its pending variants (``want``: that one) are
+    listed: rendered here under the claim, or by whoever holds it within ``wait`` seconds
+    (:class:`~avenue.errors.ServerBusy` after that; ``wait=0``: return at once, the holder
+    finishes). None when the image does not exist (any more)."""
+    files = db[f"{bucket}.files"]
+    claim = Lease(db[CLAIMS], f"variants/{bucket}/{image_id}", uuid.uuid4().hex, claim_seconds)
+    deadline = time.monotonic() + wait
+    while True:
+        doc = files.find_one({"_id": image_id})
+        if not _waiting(doc, want):
+            return doc
+        if claim.take():
+            try:
+                doc = files.find_one({"_id": image_id})
+                return _render(db, bucket, doc) if _waiting(doc, want) else doc
+            finally:
+                claim.release()
+        if wait <= 0:
+            return doc
+        if time.monotonic() >= deadline:
+            raise ServerBusy("this image's variants are being rendered by another request: try again "
+                             "shortly", retry_after=2)
+        time.sleep(poll)
+
+
+def _waiting(doc: Document | None, want: tuple[str, str] | None) -> bool:
+    if doc is None or (doc.get("metadata") or {}).get("role") != "original":
+        return False
+    return any(want is None or (name, fmt) == want for name, fmt, _ in pending_of(doc))
+
+
+def _render(db: Database[Document], bucket: str, doc: Document | None) -> Document | None:
+    """Steps 2-4 of the module doc, under the claim."""
+    assert doc is not None
+    files = db[f"{bucket}.files"]
+    meta = doc["metadata"]
+    version = meta.get("version") or ""
+    todo = {variant_key(doc["_id"], name, fmt, version): (name, fmt) for name, fmt, _ in pending_of(doc)}
+    entries: dict[tuple[str, str], dict[str, Any]] = {}
+    # Written by a renderer that died before listing them (the unique ``metadata.key``): as they are.
+    for found in files.find({"metadata.key": {"$in": list(todo)}}):
+        entries[todo[found["metadata"]["key"]]] = _entry(found["_id"], found["length"], found["chunkSize"],
+                                                         found["metadata"])
+    wanted = frozenset(pair for pair in todo.values() if pair not in entries)
+    changes = Changes()
+    written: list[Any] = []
+    if wanted:
+        focal = FocalPoint.from_metadata(meta.get("focal_point")) or CENTRE
+        new_files = []
+        for rendition in pipeline.render_stored(_original_bytes(db, bucket, doc), focal, only=wanted):
+            new, entries[(rendition.name, rendition.format)] = variant_file(doc["_id"], rendition,
+                                                                            version=version)
+            new_files.append(new)
+        try:
+            _, changes = storage.put_files(db, bucket, new_files)
+        except (DuplicateKeyError, BulkWriteError) as error:
+            if not _is_duplicate(error):
+                raise
+            # Another renderer (a lapsed claim taken over) stored them first; put_files took
+            # back only this call's own files (fresh ids): the other one lists its own.
+            return files.find_one({"_id": doc["_id"]})
+        written = [new.file_id for new in new_files]
+    condition = {f"metadata.variants.{name}.{fmt}.pending": True for name, fmt in entries}
+    listed = files.find_one_and_update(
+        {"_id": doc["_id"], **condition},
+        {"$set": {f"metadata.variants.{name}.{fmt}": entry for (name, fmt), entry in entries.items()}},
+        return_document=ReturnDocument.AFTER)
+    if listed is None:
+        # Deleted or replaced meanwhile: nothing lists these files, nothing served them.
+        if written:
+            storage.remove_files(db, bucket, written)  # never counted: ``changes`` is not applied
+        return files.find_one({"_id": doc["_id"]})
+    # Counted; this worker's cache reloads the original. No tombstone for the others: a worker
+    # whose cached document still says pending sends that GET to the route, whose
+    # :func:`complete` finds it listed at once and reloads it (a read, not a write per upload).
+    effects.apply(db, changes + Changes(evicted=[(bucket, [doc["_id"]])]))
+    return listed
+
+
+def _is_duplicate(error: DuplicateKeyError | BulkWriteError) -> bool:
+    if isinstance(error, DuplicateKeyError):
+        return True
+    return any(e.get("code") == 11000 for e in (error.details or {}).get("writeErrors", []))
+
+
+def _original_bytes(db: Database[Document], bucket: str, doc: Document) -> bytes:
+    """The original's bytes: its own, or those of the file ``metadata.content`` names."""
+    content = (doc.get("metadata") or {}).get("content") or {}
+    holder = db[f"{bucket}.files"].find_one({"_id": content["id"]}) if content.get("id") is not None else doc
+    if holder is None:
+        raise OSError(f"{bucket} {doc['_id']}: the file holding its bytes is missing")
+    return storage.read_all(db, bucket, holder)
