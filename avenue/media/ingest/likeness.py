@@ -10,8 +10,9 @@ Pillow and plain Python because ``imagehash`` needs numpy, scipy and PyWavelets 
 (about 220 MB installed, for one 32x32 transform) and its pHash calls ``scipy.fftpack``; the
 8 rows of the DCT that are kept cost about 10,000 multiplications, under a millisecond
 (``tests/unit/test_likeness.py`` checks the bits against ``imagehash`` itself, a test-only
-dependency). dHash was measured too and rejected: over the same distinct pictures it puts
-200 times more pairs within a distance of 8 (bench/near_duplicates.py).
+dependency). dHash was measured too and rejected: over 335 distinct pictures (55,945 pairs,
+the bench's photos and scenes) it put 200 pairs within 8 bits and 647 within 10, pHash none
+and one.
 
 **Bands** (the index). The hash is cut into its four 4x4 quadrants of DCT coefficients, 16
 bits each; the low-frequency quadrant changes least under re-encoding, resizing and crops.
