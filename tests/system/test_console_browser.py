@@ -281,7 +281,7 @@ def test_the_library_shows_where_media_is_used_and_protects_it(live, open_as):
     page.get_by_label("Folder", exact=True).first.select_option("")
     page.get_by_text("1 of 1 image(s).").wait_for()
     card = page.locator(".media-card").first
-    card.get_by_role("button", name="Where is panorama.jpg used?").click()
+    card.get_by_role("button", name="Where used: panorama.jpg").click()
     card.get_by_text("Used on 2 page(s): about, home").wait_for()
 
     card.get_by_role("button", name="Delete panorama.jpg").click()
@@ -319,7 +319,7 @@ def test_an_editor_sets_the_focal_point_and_replaces_a_file_in_the_library(live,
     # Typed in: the crops are cut again around it and the picture's URLs change.
     card.get_by_label("Focal x").fill("0.1")
     card.get_by_label("Focal y").fill("0.8")
-    card.get_by_role("button", name="Set the focal point of panorama.jpg").click()
+    card.get_by_role("button", name="Set focal point of panorama.jpg").click()
     # Setting it renders the crops again and stores a new version: on the embedded database
     # under a loaded machine that once took longer than the default 10 s, so wait longer.
     card.get_by_text("Focal point set").wait_for(timeout=30_000)
@@ -404,7 +404,7 @@ def test_anyone_logged_in_uploads_and_copies_a_signed_link(live, open_as):
     item = page.locator("#uploads .media-card").first
     item.wait_for()
     assert item.locator(".badge").inner_text() == "private"
-    item.get_by_role("button", name="Copy the link of alpha.png").click()
+    item.get_by_role("button", name="Copy link of alpha.png").click()
     item.get_by_text("Link copied.").wait_for()
     link = page.evaluate("navigator.clipboard.readText()")
     assert page.request.get(link).status == 200  # the signed link opens the file

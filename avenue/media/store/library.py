@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from time import monotonic, sleep
 from typing import Any, Protocol, TypeVar
@@ -68,6 +68,12 @@ def listed(bucket: str) -> Listed:
 SETTABLE = frozenset({"alt", "expires_at", "folder", "tags"})
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+
+
+class TooManyTags(BadRequest):
+    """Tags added to an image would carry it past the most an image may have."""
+
+    code = "too_many_tags"
 
 
 class Claimant(Protocol[T_co]):
@@ -145,10 +151,12 @@ class Library:
 
     def page(self, window: Window, *, owner: str | None = None, search: str = "",
              folder: str | None = None, tags: Sequence[str] = (),
-             colour: str | None = None) -> tuple[list[Image], Page]:
+             colour: str | None = None,
+             older_than: dt.datetime | None = None) -> tuple[list[Image], Page]:
         """Originals newest first (optionally one owner's, or whose filename has a word starting
         with each word of ``search``, or in ``folder``, or carrying every one of ``tags``, or
-        mostly close to ``colour``, ``#rrggbb``), one page of them (avenue/paging.py)."""
+        mostly close to ``colour``, ``#rrggbb``, or uploaded before ``older_than``), one page
+        of them (avenue/paging.py)."""
         query: dict[str, Any] = dict(ORIGINAL)
         if colour is not None:
             # Only originals carry colour cells: the cells alone select, on their own index.
@@ -174,8 +182,11 @@ class Library:
             query["metadata.folder"] = {"$in": [ROOT_FOLDER, None]} if folder == ROOT_FOLDER else folder
         if tags:
             query["metadata.tags"] = tags[0] if len(tags) == 1 else {"$all": list(tags)}
-        total = None if colour is not None else self._known_total(owner=owner, words=bool(words),
-                                                                 folder=folder, tags=tags)
+        if older_than is not None:
+            # A bound on the sort's leading key: the same index walk, started further down.
+            query["uploadDate"] = {"$lt": older_than}
+        total = None if colour is not None or older_than is not None else self._known_total(
+            owner=owner, words=bool(words), folder=folder, tags=tags)
         spec = listed(self.bucket)
         page = fetch(self._files, query, spec.sort, window, index=spec.index, total=total)
         return [self._image(doc) for doc in page.docs], page
@@ -296,12 +307,39 @@ class Library:
         unknown = set(fields) - SETTABLE
         if unknown:
             raise ValueError(f"not settable: {sorted(unknown)}")
-        change = {f"metadata.{k}": v for k, v in fields.items()}
+        return self._set_from(image_id, lambda _meta: fields)
+
+    def relabel(self, image_id: ObjectId, *, folder: str | None = None, add_tags: Sequence[str] = (),
+                remove_tags: Sequence[str] = (), max_tags: int | None = None) -> Image | None:
+        """Move an original to ``folder`` and/or add and remove tags, computed on the labels it
+        has as the write finds them (a bulk change never undoes an edit made meanwhile); None
+        if gone. ``TooManyTags`` when the added tags would carry it past ``max_tags``."""
+        def plan(meta: dict[str, Any]) -> dict[str, Any]:
+            change: dict[str, Any] = {}
+            if folder is not None:
+                change["folder"] = folder
+            if add_tags or remove_tags:
+                tags = [t for t in meta.get("tags") or [] if t not in set(remove_tags)]
+                tags += [t for t in add_tags if t not in tags]
+                if max_tags is not None and len(tags) > max_tags:
+                    raise TooManyTags(f"It would carry {len(tags)} tags; at most {max_tags}.")
+                change["tags"] = tags
+            return change
+
+        return self._set_from(image_id, plan)
+
+    def _set_from(self, image_id: ObjectId,
+                  plan: Callable[[dict[str, Any]], dict[str, Any]]) -> Image | None:
+        """Set what ``plan(metadata as read)`` gives, by compare-and-set on the labels read."""
         for _ in range(SET_ATTEMPTS):
             doc = self._files.find_one({"_id": image_id})
             if doc is None or not _is_original(doc):
                 return None
             meta = doc["metadata"]
+            fields = plan(meta)
+            change = {f"metadata.{k}": v for k, v in fields.items()}
+            if not change:
+                return self._image(doc)
             # Compare-and-set on the folder and tags read, so the facet counts move from
             # exactly the values replaced (two editors moving one image never count it twice).
             # update_one, then a read: findAndModify scans the collection on SecantusDB.

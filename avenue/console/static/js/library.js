@@ -159,7 +159,7 @@ function card(media) {
     }},
     el('label', {for: focalX.id}, 'Focal x'), focalX,
     el('label', {for: focalY.id}, 'Focal y'), focalY,
-    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Set the focal point of ${media.filename}`}, 'Set focal point')),
+    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Set focal point of ${media.filename}`}, 'Set focal point')),
     el('form', {class: 'row small replace-form', onsubmit: async (event) => {
       event.preventDefault();
       const file = replaceInput.files[0];
@@ -178,7 +178,7 @@ function card(media) {
     el('label', {for: replaceInput.id}, 'Replace file'), replaceInput,
     el('button', {type: 'submit', class: 'secondary', 'aria-label': `Replace the file of ${media.filename}`}, 'Replace')),
     el('div', {class: 'row small'},
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Where is ${media.filename} used?`,
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Where used: ${media.filename}`,
         onclick: async () => {
           try {
             const full = await api('GET', `/api/builder/media/${media.id}`);
