@@ -240,6 +240,9 @@ SCHEMAS: dict[str, Schema] = {
             "alt": {"type": ["string", "null"]},
             "owner": {"type": ["string", "null"]},
             "used_in": {"type": "array", "items": SLUG},
+            "also_on": {"type": "array", "items": {"type": "string"},
+                        "description": "One product's photo (GET /api/shop/products/{sku}): the other "
+                                       "products that use the same stored photo (deduplicated)."},
             "blurhash": {"type": "string", "minLength": 6, "maxLength": 100,
                          "description": "A BlurHash (4x3 components) to draw while the image loads."},
             "color": {"type": ["string", "null"], "pattern": "^#[0-9a-f]{6}$",
@@ -526,7 +529,8 @@ PATHS: dict[str, dict[str, Schema]] = {
     },
     "/api/shop/products/{sku}": {
         "parameters": [_path("sku", {"type": "string"})],
-        "get": _op("One product.", {"200": _json(_ref("Product"), "The product."), **_errors(404)},
+        "get": _op("One product; each photo names the other products that use it (also_on).",
+                   {"200": _json(_ref("Product"), "The product."), **_errors(404)},
                    security=ANYONE, tags=["shop"]),
         "patch": _op("Change its name and/or price.", {"200": _json(_ref("Product"), "Updated."),
                                                        **_errors(404)},

@@ -209,11 +209,12 @@ def clean_unused(days: str | int | None) -> int | None:
 
 def list_media(db: Database, window: Window, *, q: str = "", folder: str | None = None,
                tags: list[str] | None = None, color: str | None = None,
-               unused: str | int | None = None) -> tuple[list[Image], Page]:
+               unused: str | int | None = None, sort: str | None = None) -> tuple[list[Image], Page]:
     """Library originals, newest first; ``q`` finds filenames with words starting with its words,
     ``folder`` those in that folder (not its subfolders), ``tags`` those carrying every tag,
     ``color`` those mostly close to that ``#rrggbb``, ``unused`` (days) those uploaded more
-    than that many days ago that no page or product refers to.
+    than that many days ago that no page or product refers to; ``sort``: newest (the default),
+    oldest, name or size (largest first).
 
     ``unused`` costs one page of candidates (the list's own index walk, bounded below by the
     age) and one question to the referrers for that page's ids (:data:`IN_BATCH` ids a query,
@@ -225,7 +226,7 @@ def list_media(db: Database, window: Window, *, q: str = "", folder: str | None 
     older_than = None if days is None else now() - dt.timedelta(days=days)
     images, page = library(db).page(window, search=q, folder=clean_folder(folder),
                                     tags=clean_tags(tags) or (), colour=clean_colour(color),
-                                    older_than=older_than)
+                                    older_than=older_than, order=sort or "newest")
     if days is None or not images:
         return images, page
     used = referrers(db).referenced(BUILDER, [image.id for image in images])

@@ -48,7 +48,8 @@ def list_media():
     window = page_args()
     images, page = service.list_media(get_db(), window, q=request.args.get("q", ""),
                                       folder=request.args.get("folder"), tags=request.args.getlist("tag"),
-                                      color=request.args.get("color"), unused=request.args.get("unused"))
+                                      color=request.args.get("color"), unused=request.args.get("unused"),
+                                      sort=request.args.get("sort"))
     items = [service.media_object(get_db(), image, _signer()) for image in images]
     return jsonify(page.shape(items, window))
 

@@ -201,3 +201,45 @@ def test_the_unused_filter_lists_images_no_page_uses_older_than_the_days_given(c
     answer = bulk(client, editor, action="delete", filter={"unused": 30}).get_json()
     assert answer["done"] == 1 and answer["refused"] == []
     assert sorted(listed(client, editor)) == sorted([used, fresh])
+
+
+def test_the_library_sorts_by_date_name_and_size_and_pages_on_in_that_order(client, editor, db):
+    ids = dict(zip(("b-progressive.jpg", "c-grayscale.jpg", "a-cmyk.jpg"), uploaded(
+        client, editor, *PHOTOS[:3], folder="/sorted", tags="sorted"), strict=True))
+    for name, media_id in ids.items():
+        db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media_id)}, {"$set": {"filename": name}})
+    sizes = {media_id: client.get(f"/api/builder/media/{media_id}", headers=editor).get_json()["bytes"]
+             for media_id in ids.values()}
+    newest = listed(client, editor)
+    assert listed(client, editor, sort="oldest") == newest[::-1]
+    by_name = [ids["a-cmyk.jpg"], ids["b-progressive.jpg"], ids["c-grayscale.jpg"]]
+    by_size = sorted(sizes, key=lambda media_id: sizes[media_id], reverse=True)
+    for filters in ({}, {"folder": "/sorted"}, {"tag": "sorted"}):
+        assert listed(client, editor, sort="name", **filters) == by_name
+        assert listed(client, editor, sort="size", **filters) == by_size
+        # A cursor goes on in the same order.
+        first = client.get("/api/builder/media", headers=editor,
+                           query_string={"sort": "name", "per_page": 2, **filters}).get_json()
+        assert [item["id"] for item in first["items"]] == by_name[:2]
+        assert listed(client, editor, sort="name", per_page=2, after=first["next"], **filters) == by_name[2:]
+    for query in ({"sort": "largest"}, {"sort": "name", "q": "grayscale"},
+                  {"sort": "size", "color": "#808080"}, {"sort": "oldest", "unused": "1"}):
+        answer = client.get("/api/builder/media", headers=editor, query_string=query)
+        assert answer.status_code == 400 and error_body(answer)["code"] == "invalid_sort", query
+
+
+def test_a_product_photo_names_the_other_products_that_use_it(client, admin):
+    for sku in ("SHARE-1", "SHARE-2", "SHARE-3"):
+        assert client.post("/api/shop/products", json={"sku": sku, "name": sku, "price": 1},
+                           headers=admin).status_code == 201
+    for sku in ("SHARE-1", "SHARE-2"):
+        added = client.post(f"/api/shop/products/{sku}/images", headers=admin,
+                            data={"images": [form(PHOTOS[0])["file"]]})
+        assert added.status_code == 201, added.get_json()
+    assert client.post("/api/shop/products/SHARE-3/images", headers=admin,
+                       data={"images": [form(PHOTOS[1])["file"]]}).status_code == 201
+    first = client.get("/api/shop/products/SHARE-1").get_json()["images"]
+    second = client.get("/api/shop/products/SHARE-2").get_json()["images"]
+    assert first[0]["id"] == second[0]["id"]  # one stored photo, deduplicated
+    assert first[0]["also_on"] == ["SHARE-2"] and second[0]["also_on"] == ["SHARE-1"]
+    assert client.get("/api/shop/products/SHARE-3").get_json()["images"][0]["also_on"] == []

@@ -792,6 +792,11 @@ def test_every_console_screen_passes_the_accessibility_audit(live, browser, open
              "buffer": (IMAGES / "good" / "alpha.png").read_bytes()}
     assert admin.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
                               multipart={"images": photo}).ok
+    shared = f"AXE-{uuid.uuid4().hex[:4]}"  # the same photo on a second product: one stored file
+    assert admin.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                              data={"sku": shared, "name": "Shared", "price": 1}).ok
+    assert admin.request.post(f"/api/shop/products/{shared}/images", headers={"X-CSRF-Token": csrf},
+                              multipart={"images": photo}).ok
     assert admin.request.post("/api/uploads", headers={"X-CSRF-Token": csrf}, multipart={"file": photo}).ok
     seed_library(admin, "/audit", ["lossless_alpha.webp"])
     screens = [("/console/library", "#media-grid .media-card"),
@@ -818,3 +823,8 @@ def test_every_console_screen_passes_the_accessibility_audit(live, browser, open
     admin.goto("/console/library")
     admin.locator("#media-grid .media-card").first.wait_for()
     shot(admin, f"library-audit-{width}")
+    admin.goto(f"/console/products/{sku}")
+    also = admin.locator("#photos .photo .also-on")
+    also.wait_for()
+    assert also.inner_text().startswith("Also on ") and shared in also.inner_text()
+    shot(admin, f"product-shared-photo-{width}")

@@ -32,14 +32,14 @@ from time import monotonic, sleep
 from typing import Any, Protocol, TypeVar
 
 from bson import ObjectId
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from avenue.clock import maybe_utc, now
+from avenue.clock import as_utc, maybe_utc, now
 from avenue.errors import BadRequest
 from avenue.leases import held, stamp, unstamp
-from avenue.media.buckets import UPLOADS
+from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.effects import counters, facets
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.focal import FocalPoint
@@ -59,6 +59,23 @@ LEASE_WAIT_SECONDS = 5.0
 ORIGINAL = {"metadata.role": "original"}
 # Lists of originals: the role (and owner) indexes end in these keys (avenue/media/store/indexes.py).
 NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
+
+
+# The library's other orders (avenue/media/store/indexes.py: library_indexes, by role and by
+# role with a folder or a tag, each ending in the order's keys; oldest first walks the newest
+# index backwards). ``order`` → (sort, the index that holds it without a filter).
+ORDERS: dict[str, tuple[list[tuple[str, int]], str]] = {
+    "newest": (NEWEST_FIRST, "role_newest"),
+    "oldest": ([("uploadDate", ASCENDING), ("_id", ASCENDING)], "role_newest"),
+    "name": ([("filename", ASCENDING), ("_id", ASCENDING)], "role_name"),
+    "size": ([("length", DESCENDING), ("_id", DESCENDING)], "role_size"),
+}
+
+
+class BadOrder(BadRequest):
+    """An order the list does not offer, or not with that filter."""
+
+    code = "invalid_sort"
 
 
 def listed(bucket: str) -> Listed:
@@ -152,11 +169,19 @@ class Library:
     def page(self, window: Window, *, owner: str | None = None, search: str = "",
              folder: str | None = None, tags: Sequence[str] = (),
              colour: str | None = None,
-             older_than: dt.datetime | None = None) -> tuple[list[Image], Page]:
+             older_than: dt.datetime | None = None, order: str = "newest") -> tuple[list[Image], Page]:
         """Originals newest first (optionally one owner's, or whose filename has a word starting
         with each word of ``search``, or in ``folder``, or carrying every one of ``tags``, or
         mostly close to ``colour``, ``#rrggbb``, or uploaded before ``older_than``), one page
-        of them (avenue/paging.py)."""
+        of them (avenue/paging.py); ``order`` (:data:`ORDERS`: newest, oldest, name, size) sorts
+        the builder library's lists otherwise, alone or with a folder or a tag (their indexes);
+        a filename search and a colour list newest first only."""
+        if order not in ORDERS:
+            raise BadOrder(f"sort is one of {', '.join(ORDERS)}.")
+        if order != "newest" and (search.strip() or colour is not None or owner is not None
+                                  or (order in ("name", "size") and self.bucket != BUILDER)):
+            raise BadOrder("A search by file name or by colour lists newest first; sort by date, name or "
+                           "size with the folder, tag and unused filters.")
         query: dict[str, Any] = dict(ORIGINAL)
         if colour is not None:
             # Only originals carry colour cells: the cells alone select, on their own index.
@@ -183,13 +208,28 @@ class Library:
         if tags:
             query["metadata.tags"] = tags[0] if len(tags) == 1 else {"$all": list(tags)}
         if older_than is not None:
-            # A bound on the sort's leading key: the same index walk, started further down.
-            query["uploadDate"] = {"$lt": older_than}
-        total = None if colour is not None or older_than is not None else self._known_total(
+            window = self._older_than(window, older_than, order)
+        total = None if colour is not None else self._known_total(
             owner=owner, words=bool(words), folder=folder, tags=tags)
-        spec = listed(self.bucket)
-        page = fetch(self._files, query, spec.sort, window, index=spec.index, total=total)
+        sort, index = ORDERS[order]
+        page = fetch(self._files, query, sort, window, index=index, total=total)
         return [self._image(doc) for doc in page.docs], page
+
+    @staticmethod
+    def _older_than(window: Window, older_than: dt.datetime, order: str) -> Window:
+        """``window`` started at ``older_than`` in the newest-first list: a cursor just past
+        that date, so the age is the start of the same index walk (a range on the date beside
+        a cursor's range is a collection scan on SecantusDB's planner)."""
+        if order != "newest":
+            raise BadOrder("The unused filter lists newest first.")
+        if window.page != 1:
+            raise BadRequest("The unused filter goes on with after=<next> only.", code="invalid_pagination")
+        bound = older_than - dt.timedelta(milliseconds=1)
+        if window.after is not None:
+            at = decode_cursor(window.after, 2)[0]
+            if isinstance(at, dt.datetime) and as_utc(at) <= as_utc(bound):
+                return window  # already past the age
+        return Window(1, window.per_page, encode_cursor([bound, ObjectId("f" * 24)]))
 
     def _known_total(self, *, owner: str | None, words: bool, folder: str | None,
                      tags: Sequence[str]) -> int | None:
