@@ -755,6 +755,19 @@ def test_an_editor_selects_many_images_and_moves_tags_deletes_and_restores_them(
     page.get_by_role("button", name="Back to the library").click()
     page.get_by_text(f"3 of 3 image(s) in {folder}/done.").wait_for()
 
+    # Sorted by name and by size, in the folder.
+    sizes = {name: page.request.get(f"/api/builder/media/{ids[name]}").json()["bytes"] for name in shown[:3]}
+    page.get_by_label("Sort").select_option(label="Name")
+    page.locator("#media-grid .media-card .filename").nth(2).wait_for()
+    expect_order = sorted(shown[:3])
+    page.wait_for_function("(names) => [...document.querySelectorAll('#media-grid .filename')]"
+                           ".map((n) => n.textContent).join() === names.join()", arg=expect_order)
+    page.get_by_label("Sort").select_option(label="Largest first")
+    page.wait_for_function("(names) => [...document.querySelectorAll('#media-grid .filename')]"
+                           ".map((n) => n.textContent).join() === names.join()",
+                           arg=sorted(shown[:3], key=lambda name: -sizes[name]))
+    shot(page, "library-sorted-by-size")
+
 
 def test_the_unused_filter_shows_only_old_images_nothing_uses(live, open_as):
     page = open_as("editor")

@@ -22,6 +22,7 @@ let query = '';
 let folder = '';
 let tag = '';
 let color = '';  // "#rrggbb": images mostly close to it
+let sort = 'newest';  // or oldest, name, size (largest first)
 let unused = '';  // days: images no page or product uses, older than that
 let trashView = false;  // the library's trash instead of the library
 // The selection: id → filename; or every image the filter matches (allMatching).
@@ -377,6 +378,7 @@ async function load(reset) {
     if (tag) filters.set('tag', tag);
     if (color) filters.set('color', color);
     if (unused !== '') filters.set('unused', unused);
+    if (sort !== 'newest') filters.set('sort', sort);
     const answer = await api('GET', `/api/builder/media?${filters}`);
     grid.append(...answer.items.map(card));
     shown += answer.items.length;
@@ -398,6 +400,7 @@ searchForm.addEventListener('submit', (event) => {
   tag = searchForm.tag.value.trim();
   color = searchForm.color.value.trim();
   unused = searchForm.unused.value.trim();
+  sort = searchForm.sort.value;
   clearSelection();
   load(true);
 });
@@ -445,6 +448,7 @@ document.getElementById('bulk-delete').addEventListener('click', () => {
 });
 document.getElementById('bulk-restore').addEventListener('click', () => runBulk('restore', {}, 'Restored'));
 searchForm.folder.addEventListener('change', () => searchForm.requestSubmit());
+searchForm.sort.addEventListener('change', () => searchForm.requestSubmit());
 more.addEventListener('click', () => load(false));
 
 uploadForm.addEventListener('submit', async (event) => {
