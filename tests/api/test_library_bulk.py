@@ -1,5 +1,6 @@
 """The builder library in bulk: many images moved, tagged, untagged, deleted (each protected
-like a single delete) and restored in one call, by ids or by a filter; and the unused filter."""
+like a single delete) and restored in one call, by ids or by a filter; the unused filter, the
+sort orders, and a product photo naming the other products that use it."""
 
 from __future__ import annotations
 
@@ -243,3 +244,30 @@ def test_a_product_photo_names_the_other_products_that_use_it(client, admin):
     assert first[0]["id"] == second[0]["id"]  # one stored photo, deduplicated
     assert first[0]["also_on"] == ["SHARE-2"] and second[0]["also_on"] == ["SHARE-1"]
     assert client.get("/api/shop/products/SHARE-3").get_json()["images"][0]["also_on"] == []
+
+
+def test_a_session_s_bulk_call_needs_the_csrf_token(auth, client):
+    (a,) = uploaded(client, auth.token("editor"), PHOTOS[0])
+    session, csrf = auth.login("editor")
+    refused = session.post(BULK, json={"action": "delete", "ids": [a]})
+    assert refused.status_code == 403 and error_body(refused)["code"] == "csrf_failed"
+    assert listed(client, auth.token("editor")) == [a]
+    assert session.post(BULK, json={"action": "delete", "ids": [a]}, headers=csrf).get_json()["done"] == 1
+
+
+def test_the_unused_list_pages_on_by_its_cursor(client, editor, db):
+    used, *free = uploaded(client, editor, *PHOTOS)
+    use_on_page(client, editor, "news", used)
+    nine_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=9)
+    db[f"{BUILDER}.files"].update_many({}, {"$set": {"uploadDate": nine_days_ago}})
+    seen, after = [], None
+    for _ in range(6):
+        query = {"unused": 7, "per_page": 1, **({"after": after} if after else {})}
+        body = client.get("/api/builder/media", headers=editor, query_string=query).get_json()
+        seen += [item["id"] for item in body["items"]]
+        after = body["next"]
+        if after is None:
+            break
+    assert sorted(seen) == sorted(free) and after is None
+    numbered = client.get("/api/builder/media", headers=editor, query_string={"unused": 7, "page": 2})
+    assert numbered.status_code == 400 and error_body(numbered)["code"] == "invalid_pagination"
