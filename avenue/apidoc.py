@@ -14,7 +14,15 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from avenue.builder.service import MAX_ALT_LENGTH, MAX_BLOCKS, MAX_TAGS, MAX_TITLE_LENGTH
+from avenue.builder.service import (
+    BULK_ACTIONS,
+    MAX_ALT_LENGTH,
+    MAX_BLOCKS,
+    MAX_BULK_IDS,
+    MAX_TAGS,
+    MAX_TITLE_LENGTH,
+    MAX_UNUSED_DAYS,
+)
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
 
@@ -232,6 +240,9 @@ SCHEMAS: dict[str, Schema] = {
             "alt": {"type": ["string", "null"]},
             "owner": {"type": ["string", "null"]},
             "used_in": {"type": "array", "items": SLUG},
+            "also_on": {"type": "array", "items": {"type": "string"},
+                        "description": "One product's photo (GET /api/shop/products/{sku}): the other "
+                                       "products that use the same stored photo (deduplicated)."},
             "blurhash": {"type": "string", "minLength": 6, "maxLength": 100,
                          "description": "A BlurHash (4x3 components) to draw while the image loads."},
             "color": {"type": ["string", "null"], "pattern": "^#[0-9a-f]{6}$",
@@ -412,6 +423,36 @@ HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", 
                               **TIME, "description": "When uploads began to be counted (null: not yet)."}}}
 FOLDER = {"type": "string", "maxLength": 600, "description": "/name/name…, at most 8 names."}
 TAG = {"type": "string", "minLength": 1, "maxLength": 40}
+FILTER_OF_LIST: Schema = {"type": "object", "additionalProperties": False, "properties": {
+    "q": {"type": "string"}, "folder": FOLDER, "tag": {"anyOf": [TAG, {"type": "array", "items": TAG}]},
+    "color": {"type": "string", "pattern": "^#?[0-9A-Fa-f]{6}$"},
+    "unused": {"type": "integer", "minimum": 0, "maximum": MAX_UNUSED_DAYS}},
+    "description": "The library list's filters (GET /api/builder/media), as an object."}
+BULK_BODY: Schema = {
+    "type": "object", "required": ["action"], "additionalProperties": False,
+    "oneOf": [{"required": ["ids"]}, {"required": ["filter"]}],
+    "properties": {
+        "action": {"enum": list(BULK_ACTIONS)},
+        "ids": {"type": "array", "items": OBJECT_ID, "minItems": 1, "maxItems": MAX_BULK_IDS,
+                "description": "The images (for restore: ids in the trash). More is a 400 too_many_ids, "
+                               "and nothing is done."},
+        "filter": FILTER_OF_LIST,
+        "after": {"type": "string", "description": "With filter: the previous call's next."},
+        "folder": {**FOLDER, "description": "move: where to."},
+        "tags": {"type": "array", "items": TAG, "minItems": 1, "maxItems": MAX_TAGS,
+                 "description": "tag / untag: the tags added or removed."},
+        "force": {"type": "boolean", "description": "delete: also the images pages use (their blocks go)."}}}
+BULK_RESULT: Schema = {
+    "type": "object", "required": ["action", "done", "refused", "next"], "properties": {
+        "action": {"enum": list(BULK_ACTIONS)},
+        "done": {"type": "integer", "minimum": 0},
+        "refused": {"type": "array", "items": {
+            "type": "object", "required": ["id", "code", "message"], "properties": {
+                "id": OBJECT_ID, "code": {"type": "string"}, "message": {"type": "string"},
+                "pages": {"type": "array", "items": SLUG,
+                          "description": "media_in_use: the pages using it."}}}},
+        "next": {"type": ["string", "null"],
+                 "description": "With filter: more images matched; send as after. Null: all done."}}}
 FORCE = _query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},
                "Delete even while pages use it (their blocks are marked missing).")
 REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
@@ -488,7 +529,8 @@ PATHS: dict[str, dict[str, Schema]] = {
     },
     "/api/shop/products/{sku}": {
         "parameters": [_path("sku", {"type": "string"})],
-        "get": _op("One product.", {"200": _json(_ref("Product"), "The product."), **_errors(404)},
+        "get": _op("One product; each photo names the other products that use it (also_on).",
+                   {"200": _json(_ref("Product"), "The product."), **_errors(404)},
                    security=ANYONE, tags=["shop"]),
         "patch": _op("Change its name and/or price.", {"200": _json(_ref("Product"), "Updated."),
                                                        **_errors(404)},
@@ -560,8 +602,19 @@ PATHS: dict[str, dict[str, Schema]] = {
                         "style": "form", "explode": True},
                        _query("color", {"type": "string", "pattern": "^#?[0-9A-Fa-f]{6}$"},
                               "Only media mostly close to this colour (#rrggbb): a colour covering a quarter "
-                              "of the picture or more, within about 20-40 CIELAB units of it."))),
+                              "of the picture or more, within about 20-40 CIELAB units of it."),
+                       _query("unused", {"type": "integer", "minimum": 0, "maximum": MAX_UNUSED_DAYS},
+                              "Only media uploaded more than this many days ago that no page or product "
+                              "refers to. A page may then hold fewer than per_page items (the used ones "
+                              "are left out); go on with next; total counts the candidates."))),
     },
+    "/api/builder/media/bulk": {"post": _op(
+        f"Move, tag, untag, delete or restore many library images in one call: up to {MAX_BULK_IDS} ids, "
+        f"or every image a filter of the list selects, {MAX_BULK_IDS} a call (go on with after=next). "
+        "Each image is done like the single operation (delete refuses one a page uses, unless force); "
+        "a refusal of one is listed and the others go on.",
+        {"200": _json(BULK_RESULT, "What was done and what was refused, image by image."), **_errors(403)},
+        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_body(BULK_BODY))},
     "/api/builder/media/near-duplicates": {"get": _op(
         "Groups of library images that look alike, by group; page on with after=<next>.",
         {"200": _json({"type": "object", "required": ["items", "per_page", "next"], "properties": {

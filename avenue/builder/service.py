@@ -20,8 +20,11 @@ that simply lapses after ``DELETE_LEASE``.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import bson
 from bson import ObjectId
@@ -31,7 +34,7 @@ from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import isoformat, now
 from avenue.db import PAGES
-from avenue.errors import BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
+from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
 from avenue.media import (
     BUILDER,
@@ -42,11 +45,13 @@ from avenue.media import (
     Limits,
     Near,
     Stored,
+    Trash,
     Upload,
     UrlSigner,
     image_object,
     near_objects,
     parse_colour,
+    referrers,
 )
 from avenue.paging import Page, Window
 
@@ -186,13 +191,47 @@ def clean_colour(colour: str | None) -> str | None:
     return parsed
 
 
+MAX_UNUSED_DAYS = 3650
+
+
+def clean_unused(days: str | int | None) -> int | None:
+    """The ``unused`` filter's age in days (0 to 3650; None: not sent); 400 for anything else."""
+    if days is None or days == "":
+        return None
+    try:
+        value = int(days)
+    except (TypeError, ValueError):
+        value = -1
+    if isinstance(days, bool) or not 0 <= value <= MAX_UNUSED_DAYS:
+        raise BadRequest(f"unused is a number of days, 0 to {MAX_UNUSED_DAYS}.", code="invalid_unused")
+    return value
+
+
 def list_media(db: Database, window: Window, *, q: str = "", folder: str | None = None,
-               tags: list[str] | None = None, color: str | None = None) -> tuple[list[Image], Page]:
+               tags: list[str] | None = None, color: str | None = None,
+               unused: str | int | None = None, sort: str | None = None) -> tuple[list[Image], Page]:
     """Library originals, newest first; ``q`` finds filenames with words starting with its words,
     ``folder`` those in that folder (not its subfolders), ``tags`` those carrying every tag,
-    ``color`` those mostly close to that ``#rrggbb``."""
-    return library(db).page(window, search=q, folder=clean_folder(folder),
-                            tags=clean_tags(tags) or (), colour=clean_colour(color))
+    ``color`` those mostly close to that ``#rrggbb``, ``unused`` (days) those uploaded more
+    than that many days ago that no page or product refers to; ``sort``: newest (the default),
+    oldest, name or size (largest first).
+
+    ``unused`` costs one page of candidates (the list's own index walk, bounded below by the
+    age) and one question to the referrers for that page's ids (:data:`IN_BATCH` ids a query,
+    on the referrers' indexes): at a million images a page costs the same as any other page.
+    A page may so hold fewer than ``per_page`` items (the used ones are left out); ``next``
+    goes on from the last candidate, and ``total`` counts candidates (``total_exact`` false).
+    """
+    days = clean_unused(unused)
+    older_than = None if days is None else now() - dt.timedelta(days=days)
+    images, page = library(db).page(window, search=q, folder=clean_folder(folder),
+                                    tags=clean_tags(tags) or (), colour=clean_colour(color),
+                                    older_than=older_than, order=sort or "newest")
+    if days is None or not images:
+        return images, page
+    used = referrers(db).referenced(BUILDER, [image.id for image in images])
+    return [image for image in images if image.id not in used], \
+        Page(page.docs, page.total, False, page.next)
 
 
 def near_groups(db: Database, window: Window, signer: UrlSigner) -> dict:
@@ -254,6 +293,161 @@ def delete_media(db: Database, media_id: ObjectId, *, force: bool = False) -> li
         media.release_delete_lease(lease)
         raise
     return pages
+
+
+# --- bulk -------------------------------------------------------------------------------------
+
+MAX_BULK_IDS = 500  # per call, by ids or by a filter (a filter goes on with ``next``)
+BULK_PAGE = 100  # images read at a time when a filter selects them
+BULK_ACTIONS = ("move", "tag", "untag", "delete", "restore")
+FILTER_KEYS = ("q", "folder", "tag", "color", "unused")
+
+
+@dataclass(frozen=True)
+class Bulk:
+    """One bulk call as parsed: what it does to which images."""
+
+    action: str
+    ids: list[ObjectId] | None = None  # by ids, or...
+    filter: dict[str, Any] = field(default_factory=dict)  # ...every image the list's filter selects
+    after: str | None = None  # a filter's next cursor (the previous call's ``next``)
+    folder: str | None = None
+    tags: list[str] = field(default_factory=list)
+    force: bool = False
+
+
+@dataclass
+class BulkResult:
+    """What a bulk call did: how many were done, each refusal with its reason, and where a
+    filter-selected set goes on (None: nothing left)."""
+
+    action: str
+    done: int = 0
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    next: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action, "done": self.done, "refused": self.refused, "next": self.next}
+
+
+def parse_bulk(body: dict[str, Any]) -> Bulk:
+    """A bulk call's body checked whole before anything is done (400 otherwise): ``action``,
+    ``ids`` (at most :data:`MAX_BULK_IDS`) or ``filter`` (the list's filters; not for
+    ``restore``), ``folder`` for ``move``, ``tags`` for ``tag`` / ``untag``, ``force``."""
+    unknown = sorted(set(body) - {"action", "ids", "filter", "after", "folder", "tags", "force"})
+    if unknown:
+        raise BadRequest("Unknown fields in a bulk call.", code="invalid_bulk", unknown_fields=unknown[:10])
+    action = body.get("action")
+    if action not in BULK_ACTIONS:
+        raise BadRequest(f"action is one of {', '.join(BULK_ACTIONS)}.", code="invalid_bulk_action")
+    if ("ids" in body) == ("filter" in body):
+        raise BadRequest("Send ids (a list) or filter (an object), one of them.", code="invalid_bulk")
+    ids: list[ObjectId] | None = None
+    filters: dict[str, Any] = {}
+    if "ids" in body:
+        raw = body["ids"]
+        if not isinstance(raw, list) or not raw or not all(isinstance(i, str) for i in raw):
+            raise BadRequest("ids is a list of image ids.", code="invalid_bulk")
+        if len(raw) > MAX_BULK_IDS:
+            raise BadRequest(f"At most {MAX_BULK_IDS} ids a call; send the rest in another call, or "
+                             "select them by a filter.", code="too_many_ids", max_ids=MAX_BULK_IDS)
+        parsed = [parse_object_id(i) for i in raw]
+        malformed = [i for i, oid in zip(raw, parsed, strict=True) if oid is None]
+        if malformed:
+            raise BadRequest("Some ids are not image ids.", code="invalid_bulk", invalid_ids=malformed[:10])
+        ids = list(dict.fromkeys(oid for oid in parsed if oid is not None))
+    else:
+        filters = body["filter"]
+        if action == "restore":
+            raise BadRequest("restore takes ids (of the trash), not a filter.", code="invalid_bulk")
+        if not isinstance(filters, dict) or set(filters) - set(FILTER_KEYS):
+            raise BadRequest(f"filter is an object of {', '.join(FILTER_KEYS)}.", code="invalid_bulk")
+        # Checked now, as the list checks them, so a bad filter does nothing.
+        clean_folder(filters.get("folder"))
+        clean_tags(filters.get("tag"))
+        clean_colour(filters.get("color"))
+        clean_unused(filters.get("unused"))
+        if not isinstance(filters.get("q", ""), str):
+            raise BadRequest("filter.q is a string.", code="invalid_bulk")
+    after = body.get("after")
+    if after is not None and (ids is not None or not isinstance(after, str)):
+        raise BadRequest("after is the next cursor of a previous filter call.", code="invalid_bulk")
+    folder = None
+    if action == "move":
+        if not isinstance(body.get("folder"), str):
+            raise BadRequest("move needs a folder, like /products/summer.", code="invalid_folder")
+        folder = clean_folder(body["folder"])
+    tags: list[str] = []
+    if action in ("tag", "untag"):
+        tags = clean_tags(body.get("tags")) or []
+        if not tags or isinstance(body.get("tags"), str):
+            raise BadRequest(f"{action} needs tags, a list of strings.", code="invalid_tags")
+    force = body.get("force", False)
+    if not isinstance(force, bool):
+        raise BadRequest("force is true or false.", code="invalid_bulk")
+    return Bulk(action, ids, filters, after, folder, tags, force)
+
+
+def bulk_media(db: Database, bulk: Bulk) -> BulkResult:
+    """Do ``bulk`` to each image it names, one at a time through the same functions the single
+    operations use (so counts, facets, leases, the trash and the in-use protection are theirs):
+    a refusal of one image (gone, in use, busy, too many tags) is noted and the next goes on."""
+    result = BulkResult(bulk.action)
+    if bulk.ids is not None:
+        for start in range(0, len(bulk.ids), BULK_PAGE):
+            _bulk_batch(db, bulk, bulk.ids[start:start + BULK_PAGE], result)
+        return result
+    after, seen = bulk.after, 0
+    while seen < MAX_BULK_IDS:
+        window = Window(per_page=min(BULK_PAGE, MAX_BULK_IDS - seen), after=after)
+        images, page = list_media(db, window, q=bulk.filter.get("q", ""), folder=bulk.filter.get("folder"),
+                                  tags=clean_tags(bulk.filter.get("tag")), color=bulk.filter.get("color"),
+                                  unused=bulk.filter.get("unused"))
+        _bulk_batch(db, bulk, [image.id for image in images], result)
+        seen += len(page.docs)
+        after = page.next
+        if after is None:
+            break
+    result.next = after
+    return result
+
+
+def _bulk_batch(db: Database, bulk: Bulk, ids: list[ObjectId], result: BulkResult) -> None:
+    for media_id in ids:
+        try:
+            _bulk_one(db, bulk, media_id)
+        except AvenueError as error:
+            result.refused.append({"id": str(media_id), "code": error.code, "message": error.message,
+                                   **({"pages": error.details["pages"]} if "pages" in error.details else {})})
+        else:
+            result.done += 1
+
+
+def _bulk_one(db: Database, bulk: Bulk, media_id: ObjectId) -> None:
+    if bulk.action == "delete":
+        delete_media(db, media_id, force=bulk.force)
+    elif bulk.action == "restore":
+        restore_media(db, media_id)
+    else:
+        image = library(db).relabel(media_id, folder=bulk.folder,
+                                    add_tags=bulk.tags if bulk.action == "tag" else (),
+                                    remove_tags=bulk.tags if bulk.action == "untag" else (),
+                                    max_tags=MAX_TAGS)
+        if image is None:
+            raise NotFound("No builder media with this id.", code="media_not_found")
+
+
+def restore_media(db: Database, media_id: ObjectId) -> Image:
+    """Library media back from the trash with its id (pages a forced delete cleaned stay as they
+    are); 404 when the trash holds no library media with this id."""
+    item = Trash(db).get(media_id)
+    if item is None or item.image.bucket != BUILDER:
+        raise NotFound("No library media with this id in the trash.", code="trash_item_not_found")
+    restored = Trash(db).restore(media_id)
+    if restored is None:
+        raise Conflict("This image is being restored right now (or was just purged).",
+                       code="restore_in_progress")
+    return restored.image
 
 
 def _pull_media(db: Database, query: dict, oids: list[ObjectId]) -> None:

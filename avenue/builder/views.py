@@ -48,9 +48,23 @@ def list_media():
     window = page_args()
     images, page = service.list_media(get_db(), window, q=request.args.get("q", ""),
                                       folder=request.args.get("folder"), tags=request.args.getlist("tag"),
-                                      color=request.args.get("color"))
+                                      color=request.args.get("color"), unused=request.args.get("unused"),
+                                      sort=request.args.get("sort"))
     items = [service.media_object(get_db(), image, _signer()) for image in images]
     return jsonify(page.shape(items, window))
+
+
+@bp.post("/media/bulk")
+@require_role("editor")
+def bulk_media():
+    """Move, tag, untag, delete or restore many library images at once (ids, or a filter's
+    images 500 at a time): what was done and each refusal with its reason."""
+    bulk = service.parse_bulk(json_body())
+    result = service.bulk_media(get_db(), bulk)
+    audit.log("builder_media_bulk", bucket=BUILDER, operation=bulk.action, done=result.done,
+              refused=len(result.refused), by_filter=bulk.ids is None, folder=bulk.folder,
+              tags=bulk.tags or None, force=bulk.force or None)
+    return jsonify(result.to_dict())
 
 
 @bp.get("/media/near-duplicates")

@@ -78,6 +78,7 @@ from avenue.media.store.library import (
     Lease,
     Library,
     Restored,
+    TooManyTags,
     Trash,
     Trashed,
     listed,
@@ -106,7 +107,8 @@ __all__ = [
     "PURGE_OUTBOX", "enable_purges",
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP",
     "UPLOADS",
-    "Claimant", "Document", "Image", "Lease", "Library", "Limits", "Stored", "Upload", "UploadOptions",
+    "Claimant", "Document", "Image", "Lease", "Library", "Limits", "Stored", "TooManyTags", "Upload",
+    "UploadOptions",
     "UrlSigner",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
     "Near", "NearGroup", "near_objects", "compute_likeness", "parse_colour",

@@ -43,6 +43,7 @@ from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.errors import BadRequest, Conflict, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
 from avenue.media import (
+    IN_BATCH,
     LEGACY_PREFIX,
     PRODUCTS,
     TEMP,
@@ -116,9 +117,14 @@ def image_entry(entry, signer: UrlSigner) -> dict:
     return ref_object(entry, PRODUCTS, signer)
 
 
-def product_object(doc: dict, signer: UrlSigner) -> dict:
-    """The API's product: its images as image objects, the first one the primary."""
+def product_object(doc: dict, signer: UrlSigner, *, also_on: dict[ObjectId, set[str]] | None = None) -> dict:
+    """The API's product: its images as image objects, the first one the primary; with
+    ``also_on`` (:func:`photo_users`), each photo names the other products that use it."""
     images = [image_entry(entry, signer) for entry in doc.get("images") or []]
+    if also_on is not None:
+        for entry, shown in zip(doc.get("images") or [], images, strict=True):
+            if isinstance(entry, dict) and "id" in entry:
+                shown["also_on"] = sorted(also_on.get(entry["id"], set()) - {doc["sku"]})
     return {
         "sku": doc["sku"],
         "name": doc.get("name"),
@@ -128,6 +134,16 @@ def product_object(doc: dict, signer: UrlSigner) -> dict:
         "created_at": isoformat(doc.get("created_at")),
         "updated_at": isoformat(doc.get("updated_at")),
     }
+
+
+def photo_users(db: Database, doc: dict) -> dict[ObjectId, set[str]]:
+    """Which products use each of this product's photos (a deduplicated photo is shared): the
+    products' own answer, :class:`ProductReferences`, one indexed query per 50 photos."""
+    ids = [entry["id"] for entry in doc.get("images") or [] if isinstance(entry, dict) and "id" in entry]
+    found: dict[ObjectId, set[str]] = {}
+    for start in range(0, len(ids), IN_BATCH):
+        found.update(ProductReferences(db).users(ids[start:start + IN_BATCH]))
+    return found
 
 
 def temp_object(image: Image, signer: UrlSigner) -> dict:

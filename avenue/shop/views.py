@@ -53,8 +53,9 @@ def create_product():
 
 @bp.get("/products/<sku>")
 def get_product(sku: str):
-    """One product (anyone)."""
-    return _product(service.get_product(get_db(), sku))
+    """One product (anyone); each photo names the other products that use it (``also_on``)."""
+    doc = service.get_product(get_db(), sku)
+    return jsonify(service.product_object(doc, _signer(), also_on=service.photo_users(get_db(), doc)))
 
 
 @bp.patch("/products/<sku>")

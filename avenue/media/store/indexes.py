@@ -61,6 +61,19 @@ def library_indexes() -> list[IndexModel]:
                     ("_id", DESCENDING)], name="role_folder_newest"),
         IndexModel([("metadata.role", ASCENDING), ("metadata.tags", ASCENDING), ("uploadDate", DESCENDING),
                     ("_id", DESCENDING)], name="role_tags_newest"),
+        # The other orders (library.ORDERS): by name and by size, alone, in a folder, with a tag.
+        IndexModel([("metadata.role", ASCENDING), ("filename", ASCENDING), ("_id", ASCENDING)],
+                   name="role_name"),
+        IndexModel([("metadata.role", ASCENDING), ("metadata.folder", ASCENDING), ("filename", ASCENDING),
+                    ("_id", ASCENDING)], name="role_folder_name"),
+        IndexModel([("metadata.role", ASCENDING), ("metadata.tags", ASCENDING), ("filename", ASCENDING),
+                    ("_id", ASCENDING)], name="role_tags_name"),
+        IndexModel([("metadata.role", ASCENDING), ("length", DESCENDING), ("_id", DESCENDING)],
+                   name="role_size"),
+        IndexModel([("metadata.role", ASCENDING), ("metadata.folder", ASCENDING), ("length", DESCENDING),
+                    ("_id", DESCENDING)], name="role_folder_size"),
+        IndexModel([("metadata.role", ASCENDING), ("metadata.tags", ASCENDING), ("length", DESCENDING),
+                    ("_id", DESCENDING)], name="role_tags_size"),
     ]
 
 

@@ -26,20 +26,20 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from time import monotonic, sleep
 from typing import Any, Protocol, TypeVar
 
 from bson import ObjectId
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from avenue.clock import maybe_utc, now
+from avenue.clock import as_utc, maybe_utc, now
 from avenue.errors import BadRequest
 from avenue.leases import held, stamp, unstamp
-from avenue.media.buckets import UPLOADS
+from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.effects import counters, facets
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.focal import FocalPoint
@@ -61,6 +61,23 @@ ORIGINAL = {"metadata.role": "original"}
 NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
 
 
+# The library's other orders (avenue/media/store/indexes.py: library_indexes, by role and by
+# role with a folder or a tag, each ending in the order's keys; oldest first walks the newest
+# index backwards). ``order`` → (sort, the index that holds it without a filter).
+ORDERS: dict[str, tuple[list[tuple[str, int]], str]] = {
+    "newest": (NEWEST_FIRST, "role_newest"),
+    "oldest": ([("uploadDate", ASCENDING), ("_id", ASCENDING)], "role_newest"),
+    "name": ([("filename", ASCENDING), ("_id", ASCENDING)], "role_name"),
+    "size": ([("length", DESCENDING), ("_id", DESCENDING)], "role_size"),
+}
+
+
+class BadOrder(BadRequest):
+    """An order the list does not offer, or not with that filter."""
+
+    code = "invalid_sort"
+
+
 def listed(bucket: str) -> Listed:
     """The list of a bucket's originals, newest first (what :meth:`Library.page` pages)."""
     return Listed(f"{bucket}.files", ORIGINAL, NEWEST_FIRST, "role_newest")
@@ -68,6 +85,12 @@ def listed(bucket: str) -> Listed:
 SETTABLE = frozenset({"alt", "expires_at", "folder", "tags"})
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
+
+
+class TooManyTags(BadRequest):
+    """Tags added to an image would carry it past the most an image may have."""
+
+    code = "too_many_tags"
 
 
 class Claimant(Protocol[T_co]):
@@ -145,10 +168,20 @@ class Library:
 
     def page(self, window: Window, *, owner: str | None = None, search: str = "",
              folder: str | None = None, tags: Sequence[str] = (),
-             colour: str | None = None) -> tuple[list[Image], Page]:
+             colour: str | None = None,
+             older_than: dt.datetime | None = None, order: str = "newest") -> tuple[list[Image], Page]:
         """Originals newest first (optionally one owner's, or whose filename has a word starting
         with each word of ``search``, or in ``folder``, or carrying every one of ``tags``, or
-        mostly close to ``colour``, ``#rrggbb``), one page of them (avenue/paging.py)."""
+        mostly close to ``colour``, ``#rrggbb``, or uploaded before ``older_than``), one page
+        of them (avenue/paging.py); ``order`` (:data:`ORDERS`: newest, oldest, name, size) sorts
+        the builder library's lists otherwise, alone or with a folder or a tag (their indexes);
+        a filename search and a colour list newest first only."""
+        if order not in ORDERS:
+            raise BadOrder(f"sort is one of {', '.join(ORDERS)}.")
+        if order != "newest" and (search.strip() or colour is not None or owner is not None
+                                  or (order in ("name", "size") and self.bucket != BUILDER)):
+            raise BadOrder("A search by file name or by colour lists newest first; sort by date, name or "
+                           "size with the folder, tag and unused filters.")
         query: dict[str, Any] = dict(ORIGINAL)
         if colour is not None:
             # Only originals carry colour cells: the cells alone select, on their own index.
@@ -174,11 +207,29 @@ class Library:
             query["metadata.folder"] = {"$in": [ROOT_FOLDER, None]} if folder == ROOT_FOLDER else folder
         if tags:
             query["metadata.tags"] = tags[0] if len(tags) == 1 else {"$all": list(tags)}
-        total = None if colour is not None else self._known_total(owner=owner, words=bool(words),
-                                                                 folder=folder, tags=tags)
-        spec = listed(self.bucket)
-        page = fetch(self._files, query, spec.sort, window, index=spec.index, total=total)
+        if older_than is not None:
+            window = self._older_than(window, older_than, order)
+        total = None if colour is not None else self._known_total(
+            owner=owner, words=bool(words), folder=folder, tags=tags)
+        sort, index = ORDERS[order]
+        page = fetch(self._files, query, sort, window, index=index, total=total)
         return [self._image(doc) for doc in page.docs], page
+
+    @staticmethod
+    def _older_than(window: Window, older_than: dt.datetime, order: str) -> Window:
+        """``window`` started at ``older_than`` in the newest-first list: a cursor just past
+        that date, so the age is the start of the same index walk (a range on the date beside
+        a cursor's range is a collection scan on SecantusDB's planner)."""
+        if order != "newest":
+            raise BadOrder("The unused filter lists newest first.")
+        if window.page != 1:
+            raise BadRequest("The unused filter goes on with after=<next> only.", code="invalid_pagination")
+        bound = older_than - dt.timedelta(milliseconds=1)
+        if window.after is not None:
+            at = decode_cursor(window.after, 2)[0]
+            if isinstance(at, dt.datetime) and as_utc(at) <= as_utc(bound):
+                return window  # already past the age
+        return Window(1, window.per_page, encode_cursor([bound, ObjectId("f" * 24)]))
 
     def _known_total(self, *, owner: str | None, words: bool, folder: str | None,
                      tags: Sequence[str]) -> int | None:
@@ -296,12 +347,39 @@ class Library:
         unknown = set(fields) - SETTABLE
         if unknown:
             raise ValueError(f"not settable: {sorted(unknown)}")
-        change = {f"metadata.{k}": v for k, v in fields.items()}
+        return self._set_from(image_id, lambda _meta: fields)
+
+    def relabel(self, image_id: ObjectId, *, folder: str | None = None, add_tags: Sequence[str] = (),
+                remove_tags: Sequence[str] = (), max_tags: int | None = None) -> Image | None:
+        """Move an original to ``folder`` and/or add and remove tags, computed on the labels it
+        has as the write finds them (a bulk change never undoes an edit made meanwhile); None
+        if gone. ``TooManyTags`` when the added tags would carry it past ``max_tags``."""
+        def plan(meta: dict[str, Any]) -> dict[str, Any]:
+            change: dict[str, Any] = {}
+            if folder is not None:
+                change["folder"] = folder
+            if add_tags or remove_tags:
+                tags = [t for t in meta.get("tags") or [] if t not in set(remove_tags)]
+                tags += [t for t in add_tags if t not in tags]
+                if max_tags is not None and len(tags) > max_tags:
+                    raise TooManyTags(f"It would carry {len(tags)} tags; at most {max_tags}.")
+                change["tags"] = tags
+            return change
+
+        return self._set_from(image_id, plan)
+
+    def _set_from(self, image_id: ObjectId,
+                  plan: Callable[[dict[str, Any]], dict[str, Any]]) -> Image | None:
+        """Set what ``plan(metadata as read)`` gives, by compare-and-set on the labels read."""
         for _ in range(SET_ATTEMPTS):
             doc = self._files.find_one({"_id": image_id})
             if doc is None or not _is_original(doc):
                 return None
             meta = doc["metadata"]
+            fields = plan(meta)
+            change = {f"metadata.{k}": v for k, v in fields.items()}
+            if not change:
+                return self._image(doc)
             # Compare-and-set on the folder and tags read, so the facet counts move from
             # exactly the values replaced (two editors moving one image never count it twice).
             # update_one, then a read: findAndModify scans the collection on SecantusDB.

@@ -1,7 +1,8 @@
 // Media library (editors, admins): thumbnails, search by name, folder and tag, upload with
 // progress, alt text, folder and tags, the focal point (click the picture, or type it),
 // replacing an image's file in place, where each image is used, and deletion that shows
-// the pages in the way before forcing it.
+// the pages in the way before forcing it; many at once: select (click, shift-click for a range,
+// or every image the filter matches), then move, tag, untag, delete or restore from the trash.
 import {ApiError, api, countOf, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
 import {gridSizes, picture, showImage} from './picture.js';
 import {nearList, showGroups} from './near.js';
@@ -21,6 +22,13 @@ let query = '';
 let folder = '';
 let tag = '';
 let color = '';  // "#rrggbb": images mostly close to it
+let sort = 'newest';  // or oldest, name, size (largest first)
+let unused = '';  // days: images no page or product uses, older than that
+let trashView = false;  // the library's trash instead of the library
+// The selection: id → filename; or every image the filter matches (allMatching).
+const selected = new Map();
+let allMatching = false;
+let lastChecked = null;  // the checkbox clicked last, for shift-click ranges
 let after = null;  // the next page's cursor (the API's `next`)
 let shown = 0;
 let total = 0;
@@ -28,15 +36,127 @@ let totalExact = true;  // false: the API stopped counting at its limit ("1,000+
 
 function describeFilter() {
   return [query && `matching “${query}”`, folder && `in ${folder}`, tag && `tagged “${tag}”`,
-    color && `mostly close to ${color}`]
+    color && `mostly close to ${color}`, unused !== '' && `unused for ${unused} day(s) or more`]
     .filter(Boolean).join(', ');
 }
 
 function describeCount() {
   const filter = describeFilter();
+  if (trashView) {
+    listStatus.textContent = total ? `${shown} of ${countOf({total, total_exact: totalExact})} image(s) in the trash.`
+      : 'The trash is empty.';
+    return;
+  }
   listStatus.textContent = total
     ? `${shown} of ${countOf({total, total_exact: totalExact})} image(s)${filter ? ` ${filter}` : ''}.`
     : (filter ? `No image ${filter}.` : 'The library is empty.');
+}
+
+// --- selection and bulk actions (POST /api/builder/media/bulk) -----------------------------
+
+const bulkCount = document.getElementById('bulk-count');
+const bulkSummary = document.getElementById('bulk-summary');
+const selectAll = document.getElementById('select-all');
+
+function describeSelection() {
+  const count = allMatching ? countOf({total, total_exact: totalExact}) : selected.size;
+  bulkCount.textContent = allMatching ? `All ${count} matching image(s) selected.`
+    : (count ? `${count} image(s) selected.` : 'No image selected.');
+  selectAll.textContent = `Select all ${countOf({total, total_exact: totalExact})} matching`;
+  selectAll.hidden = trashView;
+  for (const box of grid.querySelectorAll('input.pick')) {
+    box.checked = allMatching || selected.has(box.value);
+    box.closest('li').classList.toggle('selected', box.checked);
+  }
+}
+
+function clearSelection() {
+  selected.clear();
+  allMatching = false;
+  lastChecked = null;
+  describeSelection();
+}
+
+// A checkbox per card; shift-click checks or unchecks every card between it and the last one.
+function pickBox(id, filename) {
+  const box = el('input', {type: 'checkbox', class: 'pick', value: id, 'aria-label': `Select ${filename}`,
+    dataset: {filename}});
+  box.addEventListener('click', (event) => {
+    if (allMatching) {  // narrowing "all matching" down: start from the cards shown
+      allMatching = false;
+      for (const other of grid.querySelectorAll('input.pick')) selected.set(other.value, other.dataset.filename);
+    }
+    const boxes = [...grid.querySelectorAll('input.pick')];
+    const range = event.shiftKey && lastChecked && boxes.includes(lastChecked)
+      ? boxes.slice(Math.min(boxes.indexOf(lastChecked), boxes.indexOf(box)),
+        Math.max(boxes.indexOf(lastChecked), boxes.indexOf(box)) + 1)
+      : [box];
+    for (const one of range) {
+      if (box.checked) selected.set(one.value, one.dataset.filename);
+      else selected.delete(one.value);
+    }
+    lastChecked = box;
+    describeSelection();
+  });
+  return el('p', {class: 'select'}, box, el('span', {'aria-hidden': 'true'}, 'Select'));
+}
+
+function currentFilter() {
+  const filter = {};
+  if (query) filter.q = query;
+  if (folder) filter.folder = folder;
+  if (tag) filter.tag = tag;
+  if (color) filter.color = color;
+  if (unused !== '') filter.unused = Number(unused);
+  return filter;
+}
+
+// One bulk action on the selection: by ids (500 a call), or by the filter (its `next` until done).
+async function runBulk(action, extra, verb) {
+  if (!allMatching && !selected.size) {
+    show(bulkSummary, 'Select one or more images first.', 'error');
+    return;
+  }
+  const names = new Map(selected);
+  for (const box of grid.querySelectorAll('input.pick')) names.set(box.value, box.dataset.filename);
+  let done = 0;
+  const refused = [];
+  bulkSummary.hidden = false;
+  bulkSummary.className = '';
+  bulkSummary.textContent = 'Working…';
+  try {
+    if (allMatching) {
+      let after = null;
+      do {
+        const answer = await api('POST', '/api/builder/media/bulk',
+          {action, filter: currentFilter(), ...extra, ...(after ? {after} : {})});
+        done += answer.done;
+        refused.push(...answer.refused);
+        after = answer.next;
+      } while (after);
+    } else {
+      const ids = [...selected.keys()];
+      for (let start = 0; start < ids.length; start += 500) {
+        const answer = await api('POST', '/api/builder/media/bulk', {action, ids: ids.slice(start, start + 500), ...extra});
+        done += answer.done;
+        refused.push(...answer.refused);
+      }
+    }
+  } catch (error) {
+    show(bulkSummary, error.message, 'error');
+    return;
+  }
+  const why = (r) => (r.code === 'media_in_use'
+    ? `used on ${r.pages.length} page(s): ${r.pages.join(', ')}; kept (delete it alone to remove it from them).`
+    : r.message);
+  const lines = refused.map((r) => el('li', {}, `${names.get(r.id) || r.id}: ${why(r)}`));
+  bulkSummary.replaceChildren(
+    el('p', {class: `message ${refused.length ? 'warning' : 'ok'}`}, `${verb} ${done} image(s).`
+      + (refused.length ? ` ${refused.length} refused:` : '')),
+    ...(lines.length ? [el('ul', {class: 'refused'}, ...lines)] : []));
+  clearSelection();
+  await load(true);
+  loadFacets();
 }
 
 // The folder list and tag suggestions, with their counts (GET /api/builder/folders, /tags).
@@ -131,6 +251,7 @@ function card(media) {
       clamp((event.clientY - drawn.box.top - drawn.top) / drawn.height));
   });
   const item = el('li', {class: 'media-card', dataset: {id: media.id}},
+    pickBox(media.id, media.filename),
     frame,
     el('p', {class: 'filename'}, media.filename),
     el('p', {class: 'muted'}, sizeLine(media)),
@@ -159,7 +280,7 @@ function card(media) {
     }},
     el('label', {for: focalX.id}, 'Focal x'), focalX,
     el('label', {for: focalY.id}, 'Focal y'), focalY,
-    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Set the focal point of ${media.filename}`}, 'Set focal point')),
+    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Set focal point of ${media.filename}`}, 'Set focal point')),
     el('form', {class: 'row small replace-form', onsubmit: async (event) => {
       event.preventDefault();
       const file = replaceInput.files[0];
@@ -178,7 +299,7 @@ function card(media) {
     el('label', {for: replaceInput.id}, 'Replace file'), replaceInput,
     el('button', {type: 'submit', class: 'secondary', 'aria-label': `Replace the file of ${media.filename}`}, 'Replace')),
     el('div', {class: 'row small'},
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Where is ${media.filename} used?`,
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Where used: ${media.filename}`,
         onclick: async () => {
           try {
             const full = await api('GET', `/api/builder/media/${media.id}`);
@@ -189,7 +310,7 @@ function card(media) {
             show(status, error.message, 'error');
           }
         }}, 'Where used'),
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Images that look like ${media.filename}`,
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Look-alikes of ${media.filename}`,
         onclick: async () => {
           try {
             usedIn.replaceChildren(nearList((await api('GET', `/api/builder/media/${media.id}`)).near_duplicates));
@@ -239,10 +360,25 @@ async function load(reset) {
   try {
     const filters = new URLSearchParams({per_page: 48});
     if (after) filters.set('after', after);
+    if (trashView) {
+      filters.set('from', 'builder');
+      const answer = await api('GET', `/api/trash?${filters}`);
+      grid.append(...answer.items.map(trashCard));
+      shown += answer.items.length;
+      after = answer.next;
+      total = answer.total;
+      totalExact = answer.total_exact !== false;
+      more.hidden = !answer.next;
+      describeCount();
+      describeSelection();
+      return;
+    }
     if (query) filters.set('q', query);
     if (folder) filters.set('folder', folder);
     if (tag) filters.set('tag', tag);
     if (color) filters.set('color', color);
+    if (unused !== '') filters.set('unused', unused);
+    if (sort !== 'newest') filters.set('sort', sort);
     const answer = await api('GET', `/api/builder/media?${filters}`);
     grid.append(...answer.items.map(card));
     shown += answer.items.length;
@@ -251,6 +387,7 @@ async function load(reset) {
     totalExact = answer.total_exact !== false;
     more.hidden = !answer.next;
     describeCount();
+    describeSelection();
   } catch (error) {
     show(listStatus, error.message, 'error');
   }
@@ -262,9 +399,56 @@ searchForm.addEventListener('submit', (event) => {
   folder = searchForm.folder.value;
   tag = searchForm.tag.value.trim();
   color = searchForm.color.value.trim();
+  unused = searchForm.unused.value.trim();
+  sort = searchForm.sort.value;
+  clearSelection();
   load(true);
 });
+
+// A trashed image: no picture (nothing in the trash is served), its name and when it goes.
+function trashCard(item) {
+  return el('li', {class: 'media-card', dataset: {id: item.id}},
+    pickBox(item.id, item.filename),
+    el('p', {class: 'filename'}, item.filename),
+    el('p', {class: 'muted'}, `${item.width}×${item.height} · ${formatBytes(item.bytes)} · deleted ${formatDate(item.deleted_at)}`),
+    el('p', {class: 'muted'}, `Kept until ${formatDate(item.purge_after)}.`));
+}
+
+const trashButton = document.getElementById('show-trash');
+trashButton.addEventListener('click', () => {
+  trashView = !trashView;
+  trashButton.setAttribute('aria-pressed', String(trashView));
+  trashButton.textContent = trashView ? 'Back to the library' : 'Trash';
+  for (const node of document.querySelectorAll('.library-only')) node.hidden = trashView;
+  for (const node of document.querySelectorAll('.trash-only')) node.hidden = !trashView;
+  clearSelection();
+  load(true);
+});
+selectAll.addEventListener('click', () => {
+  allMatching = true;
+  describeSelection();
+});
+document.getElementById('select-none').addEventListener('click', clearSelection);
+document.getElementById('bulk-move').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const to = event.target.folder.value.trim();
+  runBulk('move', {folder: to}, `Moved to ${to}:`);
+});
+document.getElementById('bulk-tag').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const action = event.submitter && event.submitter.value === 'untag' ? 'untag' : 'tag';
+  const tags = event.target.tags.value.split(',').map((t) => t.trim()).filter(Boolean);
+  runBulk(action, {tags}, action === 'tag' ? `Tagged “${tags.join(', ')}”:` : `Untagged “${tags.join(', ')}”:`);
+});
+document.getElementById('bulk-delete').addEventListener('click', () => {
+  const count = allMatching ? countOf({total, total_exact: totalExact}) : selected.size;
+  if (!count || window.confirm(`Delete ${count} image(s)? Images pages use are kept and listed.`)) {
+    runBulk('delete', {}, 'Deleted');
+  }
+});
+document.getElementById('bulk-restore').addEventListener('click', () => runBulk('restore', {}, 'Restored'));
 searchForm.folder.addEventListener('change', () => searchForm.requestSubmit());
+searchForm.sort.addEventListener('change', () => searchForm.requestSubmit());
 more.addEventListener('click', () => load(false));
 
 uploadForm.addEventListener('submit', async (event) => {

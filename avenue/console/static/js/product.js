@@ -51,6 +51,9 @@ function photoItem(image, index, count) {
   picture(image, CELL, {width: '160', height: '160'}),
   el('span', {class: 'position'}, index === 0 ? '1 · primary' : String(index + 1)),
   el('span', {class: 'filename'}, image.filename),
+  // A deduplicated photo is one file: deleting it here leaves it on the others.
+  image.also_on && image.also_on.length
+    ? el('p', {class: 'muted also-on'}, `Also on ${image.also_on.join(', ')}`) : null,
   el('div', {class: 'row small'},
     el('button', {type: 'button', class: 'secondary', 'aria-label': `Move ${image.filename} earlier`,
       disabled: index === 0, onclick: () => move(image.id, -1)}, 'Earlier'),

@@ -36,7 +36,7 @@ function item(file) {
     el('div', {class: 'row small'},
       el('a', {href: link, target: '_blank', rel: 'noopener', class: 'button secondary',
         'aria-label': `Open ${file.filename}`}, 'Open'),
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Copy the link of ${file.filename}`,
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Copy link of ${file.filename}`,
         onclick: () => copy(link, status)}, 'Copy link'),
       el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${file.filename}`, onclick: async () => {
         if (!window.confirm(`Delete ${file.filename}? Its links stop working.`)) return;
