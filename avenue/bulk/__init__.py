@@ -1,0 +1,2 @@
+"""The zip import: every image of an archive into the builder's library or onto products,
+each through the single-upload path."""
