@@ -38,6 +38,11 @@ ARCHIVE_EXTENSIONS = frozenset({".zip", ".jar", ".7z", ".rar", ".tar", ".gz", ".
 # harms nobody; a bomb needs size.
 RATIO_FLOOR = 1024 * 1024
 READ_PIECE = 256 * 1024
+# What one entry's record in the central directory may take on average (46 bytes and its name,
+# extra fields and comment): a directory larger than the entries allowed could fill is refused
+# before it is parsed (a 100 MB table of two million tiny records would take ``zipfile``
+# seconds and a gigabyte to read).
+DIRECTORY_BYTES_PER_ENTRY = 1024
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Files archivers add beside the real content (macOS resource forks, Windows thumbnails).
 _CLUTTER = re.compile(r"(^|/)(__MACOSX/|\.DS_Store$|Thumbs\.db$|desktop\.ini$)")
@@ -108,6 +113,26 @@ def unsafe_name(name: str) -> bool:
     return any(part == ".." for part in name.split("/"))
 
 
+def _check_end_record(stream: BinaryIO, limits: ZipLimits) -> None:
+    """Refuse an archive whose end record announces more entries, or a larger central
+    directory, than ``limits`` allow, before ``zipfile`` parses that directory.
+
+    ``zipfile._EndRecData`` is the stdlib's own reader of the end record (zip64 included),
+    private but unchanged since Python 2; reading it here keeps ``zipfile`` the only parser
+    of the format. No end record: ``zipfile`` says so next (400 ``invalid_zip``)."""
+    try:
+        end = zipfile._EndRecData(stream)  # type: ignore[attr-defined]
+    except OSError:
+        return
+    if not end:
+        return
+    entries, directory = end[zipfile._ECD_ENTRIES_TOTAL], end[zipfile._ECD_SIZE]  # type: ignore[attr-defined]
+    if entries > limits.max_entries or directory > limits.max_entries * DIRECTORY_BYTES_PER_ENTRY:
+        raise _refuse_zip(413, "zip_too_many_entries",
+                          f"The archive has {entries:,} entries ({directory:,} bytes of table); at most "
+                          f"{limits.max_entries:,} are taken.", entries=entries, limit=limits.max_entries)
+
+
 def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
 
@@ -127,9 +152,15 @@ class Archive:
     def open(cls, source: BinaryIO | str, limits: ZipLimits) -> Archive:
         """Read and check the central directory of ``source``; nothing is decompressed.
 
-        Raises 400 ``invalid_zip`` (not a zip), 413 ``zip_too_many_entries`` /
+        The end record is read first: too many entries, or too large a table, are refused
+        before the table is parsed. Raises 400 ``invalid_zip`` (not a zip), 413 ``zip_too_many_entries`` /
         ``zip_too_large`` / ``zip_ratio_too_high``, 422 ``zip_unsafe_name`` / ``zip_symlink`` /
         ``zip_encrypted`` / ``zip_duplicate_name`` / ``zip_nested``."""
+        if isinstance(source, str):
+            with open(source, "rb") as stream:
+                _check_end_record(stream, limits)
+        else:
+            _check_end_record(source, limits)
         try:
             zf = zipfile.ZipFile(source)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as exc:

@@ -173,6 +173,17 @@ def test_too_many_entries_and_too_large_a_total_are_refused_whole(app_factory):
     assert large.status_code == 413 and large.get_json()["error"]["code"] == "zip_too_large"
 
 
+def test_a_second_import_at_once_on_one_worker_is_busy_and_stores_nothing(client, editor, db):
+    from avenue.bulk import views
+
+    before = bucket_snapshot(db)
+    with views._one_at_a_time:  # another import holds this worker's archive memory
+        response = send(client, LIBRARY_URL, make_zip({"a.jpg": PHOTO}), editor)
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "busy"
+    assert response.headers["Retry-After"] == "5" and bucket_snapshot(db) == before
+    assert send(client, LIBRARY_URL, make_zip({"a.jpg": PHOTO}), editor).status_code == 200
+
+
 def test_an_archive_over_the_body_limit_is_refused_before_it_is_read(app_factory):
     app = app_factory(AVENUE_ZIP_MAX_BYTES=50_000)
     response = send(app.test_client(), LIBRARY_URL, make_zip({"a.png": OTHER}, compression=0),

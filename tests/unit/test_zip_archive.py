@@ -47,9 +47,25 @@ def test_images_inflating_past_the_total_are_refused_from_the_table(nothing_infl
     assert (error.status, error.code) == (413, "zip_too_large")
 
 
-def test_too_many_entries_are_refused(nothing_inflated):
+@pytest.fixture
+def table_unread(monkeypatch):
+    """Fails the test if ``zipfile`` parses any archive's central directory."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the central directory was parsed")
+
+    monkeypatch.setattr(zipfile.ZipFile, "_RealGetContents", refuse)
+
+
+def test_too_many_entries_are_refused_from_the_end_record_before_the_table_is_parsed(table_unread):
     error = refusal(make_zip({f"{n}.txt": b"x" for n in range(11)}))
     assert (error.status, error.code, error.details["limit"]) == (413, "zip_too_many_entries", 10)
+
+
+def test_a_table_larger_than_its_entries_could_fill_is_refused_before_it_is_parsed(table_unread):
+    """Two entries are allowed, but not two with 1,500-character names (a table of 3 KB)."""
+    names = [f"{'x' * 1500}{n}.jpg" for n in range(2)]
+    error = refusal(make_zip({name: b"x" for name in names}), ZipLimits(max_entries=2))
+    assert (error.status, error.code) == (413, "zip_too_many_entries")
 
 
 @pytest.mark.parametrize("name", ["../evil.jpg", "a/../../evil.jpg", "/etc/evil.jpg", "C:/evil.jpg",
