@@ -13,9 +13,11 @@ Into the builder's library, one request at a time:
   large as ``AVENUE_ZIP_MAX_BYTES`` takes (100 MB: about 45 photos each).
 
 Per photo: the total wall time ÷ N for each; the ratio zip ÷ single (target at most 1.2).
-RSS: each phase runs on a fresh gunicorn, warmed up alike (one single upload and one
-one-photo zip import); the sum of its workers' RSS, sampled every 50 ms during the phase,
-minus the sum right after the warm-up (target: under 300 MB extra throughout).
+The two kinds run on two fresh gunicorns, warmed up alike (one single upload and one
+one-photo zip import each), in turn: a batch of single uploads on one, then an archive of as
+many photos on the other, and so on (a change in the shared machine's load falls on both).
+RSS: the sum of each server's workers' RSS, sampled every 50 ms, minus the sum right after its
+warm-up (target: under 300 MB extra throughout).
 
     python3 bench/zip_import.py                   # 200 photos each way
     python3 bench/zip_import.py --photos 40 --out bench/results/zip-import-2026-11-24.md
@@ -91,19 +93,20 @@ class RssPeak:
         self._thread.join()
 
 
-def start_app(procs: Procs, uri: str) -> tuple[int, object]:
+def start_app(procs: Procs, uri: str, name: str) -> tuple[int, object]:
     port = free_port()
     env = dict(os.environ, HOST=LOOPBACK, PORT=str(port), MONGO_URI=uri, MONGO_DB=DB,
                SECRET_KEY=secrets.token_hex(32), AVENUE_ENV="production", PYTHONDONTWRITEBYTECODE="1",
                AVENUE_RATELIMIT_ENABLED="0", AVENUE_HISTORY_INTERVAL_SECONDS="0")
     env.pop("WEB_CONCURRENCY", None)
     gunicorn = str(Path(sys.executable).with_name("gunicorn"))
-    proc = procs.start("gunicorn", [gunicorn, "--config", "gunicorn.conf.py", "wsgi:app"], env=env, cwd=ROOT)
+    argv = [gunicorn, "--config", "gunicorn.conf.py", "wsgi:app"]
+    proc = procs.start(f"gunicorn-{name}", argv, env=env, cwd=ROOT)
     wait_http(port, "/healthz", proc, 90, "gunicorn")
     return port, proc
 
 
-def archives(photos: list[bytes]) -> list[bytes]:
+def archives(photos: list[bytes]) -> list[tuple[bytes, int]]:
     """The photos in as few stored (not deflated: JPEGs do not shrink) zips as the limit allows."""
     out, batch, size = [], [], 0
     for photo in photos:
@@ -114,12 +117,12 @@ def archives(photos: list[bytes]) -> list[bytes]:
         size += len(photo) + 1024
     out.append(batch)
     made = []
-    for number, group in enumerate(out):
+    for number, group in enumerate(out):  # (the archive, how many photos it holds)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
             for index, photo in enumerate(group):
                 archive.writestr(f"bench/{number}/photo-{index}.jpg", photo)
-        made.append(buffer.getvalue())
+        made.append((buffer.getvalue(), len(group)))
     return made
 
 
@@ -143,33 +146,44 @@ def main() -> int:
         database.start()
         try:
             headers = tokens.issue_on(database.uri, DB, "editor")
-            results = {}
-            for phase in ("single", "zip"):
-                # A fresh gunicorn per phase, warmed up the same way (imports, first renders,
-                # indexes: one of each kind), so each phase's extra RSS starts from the same state.
-                port, master = start_app(procs, database.uri)
-                upload(port, headers, with_comment(base, f"warm-{phase}-{stamp}"))
+            # One fresh gunicorn per kind, warmed up alike (imports, first renders, indexes: one
+            # of each kind), used in turn: a batch of single uploads on one, then one archive of
+            # as many photos on the other, and so on, so a change of the machine's load (shared)
+            # falls on both kinds alike, and each server's extra RSS starts from the same state.
+            servers = {}
+            for kind in ("single", "zip"):
+                port, master = start_app(procs, database.uri, kind)
+                upload(port, headers, with_comment(base, f"warm-{kind}-{stamp}"))
                 answer = request("POST", port, "/api/builder/import-zip", body=archives(
-                    [with_comment(base, f"warm-zip-{phase}-{stamp}")])[0],
+                    [with_comment(base, f"warm-zip-{kind}-{stamp}")])[0][0],
                     headers={**headers, "Content-Type": "application/zip"}, timeout=600)
                 assert answer.status == 200, answer.body[:300]
-                before = rss_total(worker_pids(master))
+                servers[kind] = (port, master, rss_total(worker_pids(master)))
+            seconds = {"single": 0.0, "zip": 0.0}
+            peaks = {kind: RssPeak(master) for kind, (_, master, _) in servers.items()}
+            for peak in peaks.values():
+                peak.__enter__()
+            done = 0
+            for body, count in zipped:
+                port = servers["single"][0]
                 start = time.perf_counter()
-                with RssPeak(master) as peak:
-                    if phase == "single":
-                        for photo in singles:
-                            upload(port, headers, photo)
-                    else:
-                        for body in zipped:
-                            answer = request("POST", port, "/api/builder/import-zip", body=body, timeout=3600,
-                                             headers={**headers, "Content-Type": "application/zip"})
-                            assert answer.status == 200, answer.body[:300]
-                            assert b'"refused":0' in answer.body.replace(b" ", b""), answer.body[:300]
-                seconds = time.perf_counter() - start
-                results[phase] = (seconds, (peak.peak - before) / 2**20, before / 2**20)
-                print(f"{phase}: {seconds:.1f} s, {seconds / args.photos * 1000:.0f} ms a photo, "
-                      f"workers' extra RSS peak {(peak.peak - before) / 2**20:.0f} MB", flush=True)
-                procs.stop(master)
+                for photo in singles[done:done + count]:
+                    upload(port, headers, photo)
+                seconds["single"] += time.perf_counter() - start
+                done += count
+                port = servers["zip"][0]
+                start = time.perf_counter()
+                answer = request("POST", port, "/api/builder/import-zip", body=body, timeout=3600,
+                                 headers={**headers, "Content-Type": "application/zip"})
+                seconds["zip"] += time.perf_counter() - start
+                assert answer.status == 200, answer.body[:300]
+                assert b'"refused":0' in answer.body.replace(b" ", b""), answer.body[:300]
+                print(f"{done} photos each way: single {seconds['single']:.1f} s, zip {seconds['zip']:.1f} s",
+                      flush=True)
+            for peak in peaks.values():
+                peak.__exit__()
+            results = {kind: (seconds[kind], (peaks[kind].peak - servers[kind][2]) / 2**20,
+                              servers[kind][2] / 2**20) for kind in servers}
         finally:
             procs.stop_all()
             database.stop()
@@ -199,8 +213,8 @@ def report(results: dict, photos: int, size: int, archives_sent: int) -> str:
         f"# Zip import against single uploads — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
         f"Command: `python3 bench/zip_import.py --photos {photos}`. The Procfile's gunicorn (its default "
-        f"workers; a fresh one per phase, warmed up alike) on a fresh embedded SecantusDB; {photos} "
-        f"distinct photos of {size / 1e6:.2f} MB each way "
+        f"workers; a fresh one per kind, warmed up alike, used in turn batch by batch) on a fresh "
+        f"embedded SecantusDB; {photos} distinct photos of {size / 1e6:.2f} MB each way "
         f"(the corpus's 12 MP photo re-encoded to about 2 MB), into the builder's library, one request at "
         f"a time; the zip phase sent {archives_sent} archive(s) of at most 100 MB. Load average at the end "
         f"{load[0]:.2f} on 2 cores shared with other work.",
