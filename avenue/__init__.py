@@ -81,10 +81,11 @@ def register_converters(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from avenue import admin, apidoc, auth, builder, console, health, media, scrape, shop, trash, uploads
+    from avenue.bulk import bp as zip_import
     from avenue.ops import redirects
 
     for blueprint in (media.bp, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp,
-                      trash.bp, redirects.bp, console.bp, apidoc.bp):
+                      zip_import, trash.bp, redirects.bp, console.bp, apidoc.bp):
         app.register_blueprint(blueprint)
 
 
@@ -126,11 +127,13 @@ def register_commands(app: Flask) -> None:
     avenue/cli.py is the ``avenue`` console script, which builds the app: it imports this
     module, never the other way round."""
     from avenue.auth.commands import users
+    from avenue.bulk.commands import import_zip
     from avenue.ops.commands import COMMANDS
 
     app.cli.add_command(users)
     for command in COMMANDS:
         app.cli.add_command(command)
+    app.cli.add_command(import_zip)
 
 
 def register_background(app: Flask) -> None:

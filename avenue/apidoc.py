@@ -23,6 +23,8 @@ from avenue.builder.service import (
     MAX_TITLE_LENGTH,
     MAX_UNUSED_DAYS,
 )
+from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
+from avenue.bulk.service import TARGETS as ZIP_TARGETS
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
 
@@ -459,6 +461,40 @@ REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
                  "Ask for a status sweep now: it runs in the background (the answer comes at once, "
                  "with sweep.requested); the counts are current anyway.")
 
+ZIP_REPORT: Schema = {
+    "type": "object", "required": ["target", "bucket", "counts", "entries"],
+    "properties": {
+        "target": {"enum": list(ZIP_TARGETS)},
+        "bucket": {"type": "string"},
+        "counts": {"type": "object", "required": list(ZIP_OUTCOMES),
+                   "properties": {outcome: {"type": "integer", "minimum": 0} for outcome in ZIP_OUTCOMES}},
+        "entries": {"type": "array", "items": {
+            "type": "object", "required": ["name", "outcome"],
+            "properties": {
+                "name": {"type": "string", "description": "The entry's name in the archive."},
+                "outcome": {"enum": list(ZIP_OUTCOMES)},
+                "id": {**OBJECT_ID, "description": "The image (imported or already there)."},
+                "sku": SKU, "folder": FOLDER,
+                "reason": {"type": "string", "description": "Why it was skipped or matched nothing."},
+                "status": {"type": "integer", "description": "A refused image: what a single upload of it "
+                                                             "would have answered."},
+                "code": {"type": "string"}, "message": {"type": "string"}}}},
+    },
+}
+
+
+def _zip_import(summary: str, tag: str, roles: str) -> Schema:
+    """A zip import: the archive as the body, the report as the answer, the archive's refusals."""
+    operation = _op(summary, {"200": _json(ZIP_REPORT, "Every entry and what became of it."),
+                              **_errors(403, 413, 415, 422, 429, 503)},
+                    security=LOGGED_IN_WRITE, tags=[tag], roles=roles)
+    operation["description"] += (" The naming rule, the limits and the refusals: docs/api.md, "
+                                 "\"Zip imports\".")
+    operation["requestBody"] = {"required": True, "content": {
+        "application/zip": {"schema": {"type": "string", "format": "binary"}}}}
+    return operation
+
+
 PRODUCT_PHOTO_REPLACE, PRODUCT_PHOTO_FOCAL = _replace_ops(
     "The product.", "same id and place on the product", _ref("Product"), tag="shop", roles="admin")
 MEDIA_REPLACE, MEDIA_FOCAL = _replace_ops(
@@ -539,6 +575,12 @@ PATHS: dict[str, dict[str, Schema]] = {
         "delete": _op("Delete it and its images.", {"204": NO_CONTENT, **_errors(404, 409)},
                       security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"),
     },
+    "/api/shop/import-zip": {"post": _zip_import(
+        "Put every image of a zip onto the product its name names (SKU_N.jpg, SKU.jpg, SKU/any.jpg).",
+        "shop", "admin")},
+    "/api/builder/import-zip": {"post": _zip_import(
+        "Import every image of a zip into the library, each in its folder from the archive.",
+        "builder", "editor, admin")},
     "/api/shop/temp-images": {"post": _op(
         "Upload photos before their product exists; unclaimed ones expire.",
         {"201": _json({"type": "object", "required": ["images"], "properties": {"images": {

@@ -41,6 +41,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_METRICS_ALLOW", "AVENUE_METRICS_PREPARED_BY",  # the latter set by gunicorn.conf.py itself
     "AVENUE_HISTORY_INTERVAL_SECONDS", "AVENUE_HISTORY_RETENTION_DAYS", "AVENUE_ALERT_THRESHOLDS",
     "AVENUE_ALERT_WEBHOOK_URL", "AVENUE_ALERT_WEBHOOK_KEY",
+    "AVENUE_ZIP_MAX_BYTES", "AVENUE_ZIP_MAX_ENTRIES", "AVENUE_ZIP_MAX_TOTAL_BYTES", "AVENUE_ZIP_MAX_RATIO",
     # Test knobs (tests/): not in .env.example.
     "AVENUE_TEST_MONGO_URI", "AVENUE_FUZZ_EXAMPLES", "AVENUE_SCHEMATHESIS_EXAMPLES", "AVENUE_FIXTURES",
 })
@@ -95,6 +96,7 @@ def from_environment() -> dict[str, Any]:
     env = os.environ.get("AVENUE_ENV", default_env).strip().lower()
     max_upload = _int("AVENUE_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
     max_product_images = _int("AVENUE_MAX_PRODUCT_IMAGES", 10)
+    zip_max = _int("AVENUE_ZIP_MAX_BYTES", 100 * 1024 * 1024)
     return {
         "AVENUE_ENV": env,
         "SECRET_KEY": secret_key,
@@ -121,8 +123,15 @@ def from_environment() -> dict[str, Any]:
         # DecodeBudget): what bounds a worker's memory whatever the uploads declare.
         "AVENUE_DECODE_BUDGET_BYTES": _int("AVENUE_DECODE_BUDGET_BYTES", 192 * 1024 * 1024),
         "AVENUE_DECODE_WAIT_SECONDS": _int("AVENUE_DECODE_WAIT_SECONDS", 20),
-        # A request may carry one product's worth of images plus form overhead.
-        "MAX_CONTENT_LENGTH": max_upload * max_product_images + 1024 * 1024,
+        # A request may carry one product's worth of images plus form overhead, or one zip import.
+        "MAX_CONTENT_LENGTH": max(max_upload * max_product_images + 1024 * 1024, zip_max),
+        # Zip imports (avenue/bulk/): the archive a request may send (held in the worker's memory,
+        # one import at a time per worker), its entries, its images' declared total size, and
+        # how many times its size an entry over 1 MB may inflate to (more is a zip bomb).
+        "AVENUE_ZIP_MAX_BYTES": zip_max,
+        "AVENUE_ZIP_MAX_ENTRIES": _int("AVENUE_ZIP_MAX_ENTRIES", 1000),
+        "AVENUE_ZIP_MAX_TOTAL_BYTES": _int("AVENUE_ZIP_MAX_TOTAL_BYTES", 2 * 1024 * 1024 * 1024),
+        "AVENUE_ZIP_MAX_RATIO": _int("AVENUE_ZIP_MAX_RATIO", 100),
         "AVENUE_TEMP_IMAGE_TTL_SECONDS": _int("AVENUE_TEMP_IMAGE_TTL_SECONDS", 24 * 3600),
         # Deleted media stays restorable this long (avenue/media/store/trash.py); 0: deletes are final.
         "AVENUE_TRASH_DAYS": max(0, _int("AVENUE_TRASH_DAYS", 30)),

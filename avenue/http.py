@@ -67,7 +67,8 @@ def parse_json(data: bytes) -> Any:
 # Request bodies, per route (checked before the view runs, from Content-Length; Werkzeug holds
 # a chunked body to the same limit while reading it). A route that takes one file allows one
 # file's limit; routes taking a product's images allow MAX_CONTENT_LENGTH; every other route
-# (JSON) allows the largest JSON it accepts: a builder page (2 MB) and its envelope.
+# (JSON) allows the largest JSON it accepts: a builder page (2 MB) and its envelope; a zip
+# import, AVENUE_ZIP_MAX_BYTES.
 JSON_BODY_LIMIT = 2 * 1024 * 1024 + 64 * 1024
 FORM_OVERHEAD = 64 * 1024
 
@@ -84,6 +85,12 @@ def product_files(view: Any) -> Any:
     return view
 
 
+def zip_archive(view: Any) -> Any:
+    """Mark a view that takes a zip archive as its body (AVENUE_ZIP_MAX_BYTES)."""
+    view.body_limit = "zip_archive"
+    return view
+
+
 def limit_request_body() -> None:
     """Set this request's body limit from its route and refuse a larger one at once (413)."""
     view = current_app.view_functions.get(request.endpoint or "")
@@ -92,6 +99,8 @@ def limit_request_body() -> None:
         limit = current_app.config["AVENUE_MAX_UPLOAD_BYTES"] + FORM_OVERHEAD
     elif kind == "product_files":
         limit = current_app.config["MAX_CONTENT_LENGTH"]
+    elif kind == "zip_archive":
+        limit = current_app.config["AVENUE_ZIP_MAX_BYTES"]
     else:
         limit = JSON_BODY_LIMIT
     # A smaller MAX_CONTENT_LENGTH (the whole app's ceiling) caps every route.

@@ -45,6 +45,7 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("PATCH", "/api/shop/products/sku-x", ADMIN),
     ("DELETE", "/api/shop/products/sku-x", ADMIN),
     ("POST", "/api/shop/temp-images", ADMIN),
+    ("POST", "/api/shop/import-zip", ADMIN),
     ("POST", "/api/shop/products/sku-x/images", ADMIN),
     ("DELETE", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
     ("PUT", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
@@ -54,6 +55,7 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/shop/debug/storage-status", ADMIN_OPS),
     # --- builder ---
     ("POST", "/api/builder/media", EDITORS),
+    ("POST", "/api/builder/import-zip", EDITORS),
     ("GET", "/api/builder/media", EDITORS),
     ("GET", f"/api/builder/media/{ID}", EDITORS),
     ("PATCH", f"/api/builder/media/{ID}", EDITORS),
