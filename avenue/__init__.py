@@ -80,11 +80,11 @@ def register_converters(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from avenue import admin, apidoc, auth, builder, console, health, media, scrape, shop, trash, uploads
+    from avenue import admin, apidoc, auth, builder, console, health, media, scrape, shop, trash, tus, uploads
     from avenue.ops import redirects
 
     for blueprint in (media.bp, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp,
-                      trash.bp, redirects.bp, console.bp, apidoc.bp):
+                      tus.bp, trash.bp, redirects.bp, console.bp, apidoc.bp):
         app.register_blueprint(blueprint)
 
 

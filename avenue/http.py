@@ -84,6 +84,12 @@ def product_files(view: Any) -> Any:
     return view
 
 
+def tus_chunk(view: Any) -> Any:
+    """Mark a view that takes one tus PATCH's bytes (AVENUE_TUS_CHUNK_MAX_BYTES)."""
+    view.body_limit = "tus_chunk"
+    return view
+
+
 def limit_request_body() -> None:
     """Set this request's body limit from its route and refuse a larger one at once (413)."""
     view = current_app.view_functions.get(request.endpoint or "")
@@ -92,6 +98,8 @@ def limit_request_body() -> None:
         limit = current_app.config["AVENUE_MAX_UPLOAD_BYTES"] + FORM_OVERHEAD
     elif kind == "product_files":
         limit = current_app.config["MAX_CONTENT_LENGTH"]
+    elif kind == "tus_chunk":
+        limit = current_app.config["AVENUE_TUS_CHUNK_MAX_BYTES"]
     else:
         limit = JSON_BODY_LIMIT
     # A smaller MAX_CONTENT_LENGTH (the whole app's ceiling) caps every route.

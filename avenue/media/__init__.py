@@ -65,7 +65,7 @@ from avenue.media.serve.objects import UrlSigner, image_object, ref_object
 from avenue.media.serve.route import bp, get_cache, init_app
 
 # ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
-from avenue.media.store import scan
+from avenue.media.store import resumable, scan
 from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.library import (
     DELETE_LEASE,
@@ -123,6 +123,8 @@ __all__ = [
     "sanitize_filename", "trash_expired", "variant_ids",
     # Renditions on request (store/renditions.py): their bucket, and gc's orphans in it.
     "RENDITIONS", "rendition_orphans",
+    # Resumable uploads (store/resumable.py): state and bytes as they arrive, for avenue/tus/ and gc.
+    "resumable",
     # The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
     "LISTS",
 ]
