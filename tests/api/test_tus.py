@@ -354,3 +354,34 @@ def test_a_session_client_sends_its_csrf_token(auth, photo):
     client, csrf = auth.login("editor")
     assert tus.create(client, {}, len(photo)).status_code == 403
     assert tus.create(client, csrf, len(photo)).status_code == 201
+
+
+# --- the store without HTTP ------------------------------------------------------------------
+
+
+def test_of_two_writes_at_one_offset_at_once_one_wins_and_the_other_is_409(db):
+    upload = resumable.create(db, owner="u1", length=3000, target={"kind": "uploads"}, filename="a.jpg",
+                              filetype=None, lifetime_seconds=3600)
+    refused = []
+
+    class SlowBody:
+        """A body whose first read lets a second request try the same offset meanwhile."""
+
+        def __init__(self) -> None:
+            self.parts = [b"a" * 1000]
+
+        def read(self, size: int = -1) -> bytes:
+            if self.parts and not refused:
+                with pytest.raises(resumable.UploadBusy):
+                    current = resumable.find(db, upload.id, owner="u1")
+                    resumable.append(db, current, 0, io.BytesIO(b"b" * 1000))
+                refused.append(True)
+            return self.parts.pop() if self.parts else b""
+
+    done = resumable.append(db, upload, 0, SlowBody())
+    assert refused and done.offset == 1000
+    late = resumable.append(db, resumable.find(db, upload.id, owner="u1"), 1000, io.BytesIO(b"c" * 2000))
+    assert late.state == resumable.COMPLETING
+    assert resumable.read_all(db, late) == b"a" * 1000 + b"c" * 2000
+    with pytest.raises(resumable.OffsetMismatch):
+        resumable.append(db, done, 0, io.BytesIO(b"b" * 1000))
