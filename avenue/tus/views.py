@@ -174,13 +174,11 @@ class _Body:
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
-        self.cut = False
 
     def read(self, size: int = -1) -> bytes:
         try:
             return self.stream.read(size)
         except ClientDisconnected:
-            self.cut = True
             return b""
 
 
