@@ -80,12 +80,12 @@ def register_converters(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from avenue import admin, apidoc, auth, builder, console, health, media, scrape, shop, trash, uploads
+    from avenue import admin, apidoc, auth, builder, console, health, media, scrape, shop, trash, tus, uploads
     from avenue.bulk import bp as zip_import
     from avenue.ops import redirects
 
     for blueprint in (media.bp, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp,
-                      zip_import, trash.bp, redirects.bp, console.bp, apidoc.bp):
+                      zip_import, tus.bp, trash.bp, redirects.bp, console.bp, apidoc.bp):
         app.register_blueprint(blueprint)
 
 

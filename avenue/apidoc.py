@@ -36,7 +36,7 @@ TIME = {"type": ["string", "null"], "format": "date-time"}
 SKU = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 SLUG = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"}
 VARIANTS = ("thumb", "card", "gallery", "og")
-TAGS = ("auth", "shop", "status", "builder", "uploads", "trash", "admin", "meta")
+TAGS = ("auth", "shop", "status", "builder", "uploads", "tus", "trash", "admin", "meta")
 
 
 def _ref(name: str) -> Schema:
@@ -54,7 +54,10 @@ ERROR_MEANINGS = {
     404: "Unknown (or not yours: no existence leak).",
     408: "The request's head or body did not arrive in time (the app server's own answer).",
     409: "Conflict (e.g. the sku exists, media still used by a page, the image busy being replaced "
-         "or deleted, a concurrent change); reload and try again.",
+         "or deleted, a concurrent change; a tus Upload-Offset that is not the upload's); reload and "
+         "try again.",
+    410: "Gone: a resumable upload that expired (AVENUE_TUS_EXPIRY_SECONDS); start a new one.",
+    412: "A tus request without Tus-Resumable: 1.0.0 (the answer names the version in Tus-Version).",
     413: "Too large (body, file, pixels).",
     414: "The request line (path and query string) is longer than the app server takes (4094 bytes).",
     415: "Unsupported type (not an accepted image format).",
@@ -62,6 +65,7 @@ ERROR_MEANINGS = {
     422: "Valid request, unusable content (corrupt image, too many images, bad order).",
     429: "Rate limited; Retry-After says when to try again.",
     431: "Header fields larger or more than the app server takes.",
+    460: "A tus PATCH whose bytes do not match its Upload-Checksum (nothing of it was kept).",
     501: "A Transfer-Encoding other than chunked (the app server's own answer).",
     503: "Database down or the server busy; Retry-After says when to try again.",
 }
@@ -504,7 +508,99 @@ UPLOAD_REPLACE, UPLOAD_FOCAL = _replace_ops(
     "The upload.", "same id and visibility", _ref("Image"), tag="uploads", roles="owner, admin")
 
 
+# Resumable uploads, tus 1.0.0 (avenue/tus/; docs/api.md "Resumable uploads").
+TUS_RESUMABLE = {"name": "Tus-Resumable", "in": "header", "required": True,
+                 "schema": {"const": "1.0.0"}, "description": "The protocol version; anything else is 412."}
+TUS_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{24}$"}
+TUS_OFFSET_HEADERS = {
+    "Upload-Offset": {"schema": {"type": "string"}, "description": "Bytes received so far."},
+    "Upload-Expires": {"schema": {"type": "string"}, "description": "When an unfinished upload expires."},
+    "Avenue-Image-Id": {"schema": {"type": "string"},
+                        "description": "Once every byte arrived: the id of the image it became."},
+}
+TUS_TARGET = ("Upload-Metadata: comma-separated `key base64(value)` pairs: `filename`, `filetype`, `target` "
+              "(`uploads` (default), `builder`, `temp`, `product`), and per target `visibility`; `alt`, "
+              "`folder`, `tags`; `sku`.")
+TUS_UPLOAD: Schema = {
+    "type": "object", "required": ["id", "offset", "length", "state", "target", "expires_at", "image"],
+    "properties": {
+        "id": TUS_ID, "offset": {"type": "integer", "minimum": 0},
+        "length": {"type": "integer", "minimum": 1},
+        "state": {"enum": ["open", "completing", "done"]},
+        "target": {"type": "object", "required": ["kind"],
+                   "properties": {"kind": {"enum": ["uploads", "builder", "temp", "product"]}}},
+        "filename": {"type": ["string", "null"]}, "expires_at": {"type": "string", "format": "date-time"},
+        "created": {"type": ["boolean", "null"],
+                    "description": "Once done: false when the same image was already there (dedupe)."},
+        "image": {"oneOf": [_ref("Image"), {"type": "null"}],
+                  "description": "Once done: the image object its target's multipart upload answers."},
+    },
+}
+TUS_WHO = "any logged-in user; builder: editor; temp, product: admin; then the upload's creator"
+
+
+def _tus_op(summary: str, responses: dict[str, Schema], *statuses: int, write: bool = True,
+            headers: list[Schema] | None = None, body: Schema | None = None) -> Schema:
+    operation = _op(summary, {**responses, **_errors(412, *statuses)},
+                    security=LOGGED_IN_WRITE if write else LOGGED_IN_READ, tags=["tus"], roles=TUS_WHO,
+                    parameters=[TUS_RESUMABLE, *(headers or [])], body=body)
+    return operation
+
+
+def _header(name: str, description: str, required: bool = False) -> Schema:
+    return {"name": name, "in": "header", "required": required, "schema": {"type": "string"},
+            "description": description}
+
+
+TUS_PATCH = _tus_op(
+    "Bytes at Upload-Offset (at most AVENUE_TUS_CHUNK_MAX_BYTES per request); the request that brings the "
+    "last byte stores the image through its target's own upload path (validation, dedupe, variants): a "
+    "refusal there (415, 413, 422) deletes the upload.",
+    {"204": {"description": "Received (and, with the last byte, stored).", "headers": TUS_OFFSET_HEADERS}},
+    400, 404, 409, 410, 413, 415, 422, 429, 460,
+    headers=[_header("Upload-Offset", "Where these bytes start: the upload's offset, else 409.", True),
+             _header("Upload-Checksum", "`sha1|sha256|md5 base64(digest)` of this request's bytes; 460 when "
+                                        "it does not match.")],
+    body={"required": True, "content": {"application/offset+octet-stream": {
+        "schema": {"type": "string", "format": "binary"}}}})
+TUS_DELETE = _tus_op("Terminate the upload: its bytes are deleted (an image it became stays).",
+                     {"204": NO_CONTENT}, 404, 410)
+
 PATHS: dict[str, dict[str, Schema]] = {
+    "/api/tus": {
+        "post": _tus_op(
+            "Create a resumable upload of Upload-Length bytes (tus 1.0.0 creation); the upload's URL is in "
+            "Location. " + TUS_TARGET,
+            {"201": {"description": "Created.", "headers": {
+                "Location": {"schema": {"type": "string"}, "description": "The upload's URL."},
+                "Upload-Expires": TUS_OFFSET_HEADERS["Upload-Expires"]}}},
+            400, 403, 404, 413, 422, 429,
+            headers=[_header("Upload-Length", "The file's size in bytes (at most Tus-Max-Size).", True),
+                     _header("Upload-Metadata", TUS_TARGET)]),
+        "options": {"summary": "What this tus server supports: Tus-Version, Tus-Extension (creation, "
+                               "termination, expiration, checksum), Tus-Max-Size, Tus-Checksum-Algorithm.",
+                    "tags": ["tus"], "security": [{}], "responses": {"204": NO_CONTENT}},
+    },
+    "/api/tus/{upload_id}": {
+        "parameters": [_path("upload_id", TUS_ID)],
+        "head": _tus_op("How many bytes arrived: Upload-Offset and Upload-Length (tus 1.0.0 core).",
+                        {"200": {"description": "The offset.", "headers": {
+                            **TUS_OFFSET_HEADERS, "Upload-Length": {"schema": {"type": "string"}}}}},
+                        404, 410, write=False),
+        "get": _op("The upload as JSON: offset, length, state, expiry and, once done, its image.",
+                   {"200": _json(TUS_UPLOAD, "The upload."), **_errors(404, 410)},
+                   security=LOGGED_IN_READ, tags=["tus"], roles=TUS_WHO),
+        "patch": TUS_PATCH,
+        "delete": TUS_DELETE,
+        "post": _tus_op("X-HTTP-Method-Override: PATCH, DELETE or HEAD, as a POST (for clients that cannot "
+                        "send those methods); answers as that method does.",
+                        {**TUS_PATCH["responses"], "200": {"description": "As HEAD.",
+                                                           "headers": TUS_OFFSET_HEADERS}},
+                        400, 404, 409, 410, 413, 415, 422, 429, 460,
+                        headers=[_header("X-HTTP-Method-Override", "PATCH, DELETE or HEAD.", True)],
+                        body={"required": False, "content": {"application/offset+octet-stream": {
+                            "schema": {"type": "string", "format": "binary"}}}}),
+    },
     "/api/openapi.json": {"get": _op(
         "This document.", {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {
             "schema": {"type": "object", "required": ["openapi", "paths"]}}}}},

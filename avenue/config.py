@@ -27,6 +27,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_ENV", "AVENUE_DATA_DIR", "AVENUE_PROXY_COUNT", "AVENUE_MAX_UPLOAD_BYTES", "AVENUE_MAX_PIXELS",
     "AVENUE_MAX_FRAMES", "AVENUE_MAX_TOTAL_PIXELS", "AVENUE_MAX_PRODUCT_IMAGES", "AVENUE_DECODE_BUDGET_BYTES",
     "AVENUE_DECODE_WAIT_SECONDS", "AVENUE_TEMP_IMAGE_TTL_SECONDS", "AVENUE_TRASH_DAYS",
+    "AVENUE_TUS_EXPIRY_SECONDS", "AVENUE_TUS_CHUNK_MAX_BYTES",
     "AVENUE_REPLACED_REDIRECT_DAYS",
     "AVENUE_SIGNED_URL_TTL_SECONDS", "AVENUE_RENDITION_PRESETS", "AVENUE_RENDER_CONCURRENCY",
     "AVENUE_RENDITION_BUDGET_BYTES",
@@ -133,6 +134,12 @@ def from_environment() -> dict[str, Any]:
         "AVENUE_ZIP_MAX_TOTAL_BYTES": _int("AVENUE_ZIP_MAX_TOTAL_BYTES", 2 * 1024 * 1024 * 1024),
         "AVENUE_ZIP_MAX_RATIO": _int("AVENUE_ZIP_MAX_RATIO", 100),
         "AVENUE_TEMP_IMAGE_TTL_SECONDS": _int("AVENUE_TEMP_IMAGE_TTL_SECONDS", 24 * 3600),
+        # Resumable uploads (avenue/tus/): an unfinished one expires this long after its creation
+        # (gc removes its bytes), and one PATCH carries at most this many bytes (413 past it). The
+        # default takes a whole photo in one PATCH, as tus clients send by default (tus-js-client's
+        # chunkSize and tuspy's chunk_size are unlimited unless set).
+        "AVENUE_TUS_EXPIRY_SECONDS": max(60, _int("AVENUE_TUS_EXPIRY_SECONDS", 24 * 3600)),
+        "AVENUE_TUS_CHUNK_MAX_BYTES": max(64 * 1024, _int("AVENUE_TUS_CHUNK_MAX_BYTES", 10 * 1024 * 1024)),
         # Deleted media stays restorable this long (avenue/media/store/trash.py); 0: deletes are final.
         "AVENUE_TRASH_DAYS": max(0, _int("AVENUE_TRASH_DAYS", 30)),
         # An image replaced in place: its earlier URLs redirect to the new ones this long, then

@@ -88,6 +88,9 @@ def product_files(view: Any) -> Any:
 def zip_archive(view: Any) -> Any:
     """Mark a view that takes a zip archive as its body (AVENUE_ZIP_MAX_BYTES)."""
     view.body_limit = "zip_archive"
+def tus_chunk(view: Any) -> Any:
+    """Mark a view that takes one tus PATCH's bytes (AVENUE_TUS_CHUNK_MAX_BYTES)."""
+    view.body_limit = "tus_chunk"
     return view
 
 
@@ -101,6 +104,8 @@ def limit_request_body() -> None:
         limit = current_app.config["MAX_CONTENT_LENGTH"]
     elif kind == "zip_archive":
         limit = current_app.config["AVENUE_ZIP_MAX_BYTES"]
+    elif kind == "tus_chunk":
+        limit = current_app.config["AVENUE_TUS_CHUNK_MAX_BYTES"]
     else:
         limit = JSON_BODY_LIMIT
     # A smaller MAX_CONTENT_LENGTH (the whole app's ceiling) caps every route.

@@ -7,8 +7,12 @@ from flask.sessions import SecureCookieSessionInterface
 
 # What a browser on a configured origin may send and read (preflight answers).
 CORS_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
-CORS_HEADERS = "Authorization, Content-Type, X-CSRF-Token"
-CORS_EXPOSE = "Retry-After, Content-Length"
+# The tus protocol's request and answer headers too (avenue/tus/): browsers' tus clients need them.
+CORS_HEADERS = ("Authorization, Content-Type, X-CSRF-Token, Tus-Resumable, Upload-Length, Upload-Metadata, "
+                "Upload-Offset, Upload-Checksum, Upload-Defer-Length, X-HTTP-Method-Override")
+CORS_EXPOSE = ("Retry-After, Content-Length, Location, Tus-Resumable, Tus-Version, Tus-Extension, "
+               "Tus-Max-Size, Tus-Checksum-Algorithm, Upload-Offset, Upload-Length, Upload-Expires, "
+               "Avenue-Image-Id")
 CORS_MAX_AGE = "600"
 HSTS = "max-age=31536000; includeSubDomains"
 

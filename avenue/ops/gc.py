@@ -10,7 +10,10 @@ Garbage, per bucket:
 - chunks whose files document does not exist (a killed upload: chunks are written first);
 - renditions on request (``media_renditions``) whose image no longer exists in its bucket or
   is at another version now (a crash between a delete or replace and the removal of its
-  renditions), and that bucket's incomplete files and orphan chunks as in every bucket.
+  renditions), and that bucket's incomplete files and orphan chunks as in every bucket;
+- resumable (tus) uploads past their expiry (AVENUE_TUS_EXPIRY_SECONDS after creation) and
+  the bytes they received, and any received bytes past their upload's expiry (no grace: an
+  expired upload takes no more bytes, avenue/media/store/resumable.py).
 
 Builder media and general uploads are records in themselves (their files document is the
 record their owner lists and deletes), so they are never garbage.
@@ -49,6 +52,7 @@ from avenue.media import (
     delete_image,
     referrers,
     rendition_orphans,
+    resumable,
     scan,
     trash_expired,
     variant_ids,
@@ -132,7 +136,7 @@ class _Collector:
             steps += [lambda b=bucket: self._incomplete_files(b), lambda b=bucket: self._orphan_variants(b),
                       lambda b=bucket: self._orphan_chunks(b)]
         steps += [self._orphan_renditions, lambda: self._incomplete_files(RENDITIONS),
-                  lambda: self._orphan_chunks(RENDITIONS)]
+                  lambda: self._orphan_chunks(RENDITIONS), self._expired_resumable_uploads]
         for index, step in enumerate(steps, 1):
             step()
             self.progress("Collecting garbage", index, len(steps))
@@ -273,6 +277,19 @@ class _Collector:
             self._remove_file("orphan_rendition", RENDITIONS, doc,
                               f"its image {meta.get('image_id')} in {meta.get('source')} does not exist "
                               f"at version {meta.get('version') or '(first)'!r}")
+
+    def _expired_resumable_uploads(self) -> None:
+        expired = resumable.collect_expired(self.db, self.now, dry_run=self.dry_run)
+        for upload in expired.uploads:
+            self.report.removed.append({"kind": "expired_resumable_upload", "bucket": None,
+                                        "id": upload["id"], "filename": None, "bytes": 0, "files": 0,
+                                        "reason": f"{upload['offset']} of {upload['length']} bytes received, "
+                                                  f"expired at {upload['expires_at']}"})
+        if expired.pieces:
+            self.report.removed.append({"kind": "expired_resumable_bytes", "bucket": None, "id": None,
+                                        "filename": None, "bytes": expired.bytes, "files": 0,
+                                        "chunks": expired.pieces,
+                                        "reason": "bytes of resumable uploads past their expiry"})
 
     def _orphan_chunks(self, bucket: str) -> None:
         for batch in _batches(scan.chunk_owners(self.db, bucket)):

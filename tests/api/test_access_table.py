@@ -78,6 +78,12 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("DELETE", f"/api/uploads/{ID}", LOGGED_IN),
     ("PUT", f"/api/uploads/{ID}", LOGGED_IN),
     ("PUT", f"/api/uploads/{ID}/focal-point", LOGGED_IN),
+    # --- resumable uploads (tus): the door is a login; each target's own roles: tests/api/test_tus.py ---
+    ("POST", "/api/tus", LOGGED_IN),
+    ("GET", f"/api/tus/{ID}", LOGGED_IN),
+    ("PATCH", f"/api/tus/{ID}", LOGGED_IN),
+    ("DELETE", f"/api/tus/{ID}", LOGGED_IN),
+    ("POST", f"/api/tus/{ID}", LOGGED_IN),
 ]
 
 CALLERS = ["anonymous", "ops", "editor", "admin"]

@@ -147,6 +147,21 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
     assert page.status_code in (200, 201), page.get_json()
     upload = client.post("/api/uploads", headers=csrf, data={"file": (io.BytesIO(photo), "mine.jpg")})
     assert upload.status_code == 201
+    # A resumable (tus) upload: created, its offset asked, bytes in two requests, its record read;
+    # another one terminated.
+    tus_bytes, tus = image_bytes("good/cmyk.jpg"), {**csrf, "Tus-Resumable": "1.0.0"}
+    for finish in (True, False):
+        created = client.post("/api/tus", headers={**tus, "Upload-Length": str(len(tus_bytes))})
+        assert created.status_code == 201
+        url = "/api/tus/" + created.headers["Location"].rsplit("/", 1)[-1]
+        for start, end in ((0, 1000), (1000, len(tus_bytes) if finish else 2000)):
+            sent = client.patch(url, data=tus_bytes[start:end], headers={
+                **tus, "Upload-Offset": str(start), "Content-Type": "application/offset+octet-stream"})
+            assert sent.status_code == 204
+        assert client.head(url, headers=tus).status_code == 200
+        assert client.get(url, headers=tus).status_code == 200
+        if not finish:
+            assert client.delete(url, headers=tus).status_code == 204
 
     requests = [
         ("/api/shop/products", {}, {}),

@@ -15,7 +15,7 @@ from avenue.media.buckets import BUILDER, RENDITIONS, STORED, TRASH
 from avenue.media.effects import facets, purge, uploads
 from avenue.media.effects.invalidation import DELETIONS, DELETIONS_TTL_SECONDS
 from avenue.media.records import Document
-from avenue.media.store import renditions
+from avenue.media.store import renditions, resumable
 
 
 def chunks_indexes() -> list[IndexModel]:
@@ -119,3 +119,5 @@ def ensure_indexes(db: Database[Document]) -> None:
     # Renditions on request: their own files indexes (no dedupe key, no lists).
     db[f"{RENDITIONS}.chunks"].create_indexes(chunks_indexes())
     db[f"{RENDITIONS}.files"].create_indexes(renditions.indexes())
+    # Resumable uploads (tus): their state and the bytes received so far.
+    resumable.ensure_indexes(db)

@@ -1,0 +1,387 @@
+"""Resumable uploads (tus 1.0.0 at /api/tus): the protocol's rules, every refusal, resuming on
+another app, expiry and gc, and that a finished upload is what a multipart upload stores."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+from base64 import b64encode
+
+import pytest
+
+from avenue.clock import now
+from avenue.media import resumable
+from avenue.ops.gc import collect_garbage
+from tests.helpers import bucket_snapshot, image_bytes
+from tests.support import tus
+
+PHOTO = "good/photo_12mp.jpg"
+
+
+@pytest.fixture
+def user(auth):
+    return auth.token("ops")  # any logged-in role may upload to /api/uploads
+
+
+@pytest.fixture
+def photo():
+    return image_bytes(PHOTO)
+
+
+def uploads_held(db) -> tuple[int, int]:
+    """(upload documents, piece documents) the resumable store holds."""
+    return db[resumable.UPLOADS].count_documents({}), db[resumable.CHUNKS].count_documents({})
+
+
+# --- discovery and creation ---------------------------------------------------------------
+
+
+def test_options_announces_the_version_extensions_size_limit_and_checksums(client, app):
+    response = client.options(tus.TUS)
+    assert response.status_code == 204
+    assert response.headers["Tus-Version"] == "1.0.0"
+    assert set(response.headers["Tus-Extension"].split(",")) == {"creation", "termination", "expiration",
+                                                                 "checksum"}
+    assert int(response.headers["Tus-Max-Size"]) == app.config["AVENUE_MAX_UPLOAD_BYTES"]
+    assert "sha1" in response.headers["Tus-Checksum-Algorithm"].split(",")
+
+
+def test_creation_answers_201_with_a_location_an_expiry_and_offset_zero(client, user, app):
+    response = tus.create(client, user, 1000, filename="a.jpg", filetype="image/jpeg")
+    assert response.status_code == 201
+    assert response.headers["Location"].startswith("http://localhost/api/tus/")
+    assert response.headers["Tus-Resumable"] == "1.0.0"
+    expires = dt.datetime.strptime(response.headers["Upload-Expires"], "%a, %d %b %Y %H:%M:%S GMT")
+    lifetime = expires.replace(tzinfo=dt.UTC) - now()
+    assert abs(lifetime.total_seconds() - app.config["AVENUE_TUS_EXPIRY_SECONDS"]) < 120
+    head = tus.head(client, user, tus.path(response.headers["Location"]))
+    assert head.status_code == 200
+    assert (head.headers["Upload-Offset"], head.headers["Upload-Length"]) == ("0", "1000")
+    assert head.headers["Cache-Control"] == "no-store"
+
+
+def test_a_request_without_tus_resumable_is_412_naming_the_version(client, user, db):
+    response = client.post(tus.TUS, headers={**user, "Upload-Length": "1000"})
+    assert response.status_code == 412
+    assert response.headers["Tus-Version"] == "1.0.0"
+    assert response.get_json()["error"]["code"] == "unsupported_tus_version"
+    wrong = client.post(tus.TUS, headers={**user, "Upload-Length": "1000", "Tus-Resumable": "0.2.2"})
+    assert wrong.status_code == 412
+    assert uploads_held(db) == (0, 0)
+
+
+def test_a_declared_length_over_the_limit_is_413_and_creates_nothing(client, user, app, db):
+    response = tus.create(client, user, app.config["AVENUE_MAX_UPLOAD_BYTES"] + 1)
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "file_too_large"
+    assert uploads_held(db) == (0, 0)
+
+
+@pytest.mark.parametrize("headers", [{}, {"Upload-Length": "-1"}, {"Upload-Length": "ten"},
+                                     {"Upload-Defer-Length": "1"}, {"Upload-Length": "0"}])
+def test_a_missing_or_bad_upload_length_is_400(client, user, db, headers):
+    response = client.post(tus.TUS, headers={**tus.VERSION, **user, **headers})
+    assert response.status_code == 400
+    assert uploads_held(db) == (0, 0)
+
+
+@pytest.mark.parametrize("header", ["filename !!!notbase64", "filename", "a Zm9v,a Zm9v", "x y z"])
+def test_malformed_metadata_is_400(client, user, db, header):
+    header = header if header != "filename" else "filename Zm9v,,"
+    response = client.post(tus.TUS, headers={**tus.VERSION, **user, "Upload-Length": "10",
+                                             "Upload-Metadata": header})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_metadata"
+    assert uploads_held(db) == (0, 0)
+
+
+def test_creation_needs_a_login_and_the_targets_role(client, auth, db):
+    assert tus.create(client, {}, 10).status_code == 401
+    ops = auth.token("ops")
+    assert tus.create(client, ops, 10, target="builder").status_code == 403
+    assert tus.create(client, auth.token("editor"), 10, target="temp").status_code == 403
+    assert tus.create(client, ops, 10, target="nowhere").status_code == 400
+    assert tus.create(client, ops, 10, visibility="secret").status_code == 400
+    assert uploads_held(db) == (0, 0)
+
+
+def test_a_product_upload_names_an_existing_product_with_room(client, admin, db):
+    assert tus.create(client, admin, 10, target="product").status_code == 400
+    missing = tus.create(client, admin, 10, target="product", sku="NOPE-1")
+    assert missing.status_code == 404
+    assert uploads_held(db) == (0, 0)
+
+
+# --- the bytes --------------------------------------------------------------------------
+
+
+def test_an_upload_in_chunks_stores_the_same_image_as_a_multipart_upload(client, user, photo, db):
+    url, last = tus.send(client, user, photo, chunk=len(photo) // 3 + 1, filename="photo.jpg",
+                         visibility="public")
+    assert last.status_code == 204
+    assert last.headers["Upload-Offset"] == str(len(photo))
+    image_id = last.headers["Avenue-Image-Id"]
+    state = client.get(url, headers=user).get_json()
+    assert state["state"] == "done" and state["created"] is True
+    assert state["image"]["id"] == image_id and state["image"]["visibility"] == "public"
+    assert state["image"]["filename"] == "photo.jpg"
+    # The same bytes as a multipart upload by the same user: dedupe finds the tus upload's image.
+    again = tus.multipart_upload(client, user, photo, "photo.jpg", visibility="public")
+    assert again.status_code == 200 and again.get_json()["id"] == image_id
+    original = client.get(state["image"]["url"])
+    assert original.status_code == 200 and original.data == client.get(again.get_json()["url"]).data
+    # The bytes it received are gone once the image is stored; its record stays until it expires.
+    assert uploads_held(db) == (1, 0)
+    assert tus.head(client, user, url).headers["Avenue-Image-Id"] == image_id
+
+
+def test_the_finished_upload_is_audited_like_a_multipart_upload(client, user, photo, db):
+    url, last = tus.send(client, user, photo)
+    assert last.status_code == 204, last.get_json()
+    entry = db.audit_logs.find_one({"action": "upload_created"})
+    assert entry["target"]["via"] == "tus"
+    assert entry["target"]["image_id"] == last.headers["Avenue-Image-Id"]
+
+
+def test_a_builder_upload_lands_in_the_library_with_its_alt_folder_and_tags(client, editor, photo):
+    url, last = tus.send(client, editor, photo, target="builder", alt="A photo", folder="/summer",
+                         tags="beach,sun")
+    assert last.status_code == 204
+    media = client.get(f"/api/builder/media/{last.headers['Avenue-Image-Id']}", headers=editor).get_json()
+    assert (media["alt"], media["folder"], media["tags"]) == ("A photo", "/summer", ["beach", "sun"])
+
+
+def test_a_product_upload_is_added_to_the_product(client, admin, photo):
+    assert client.post("/api/shop/products", json={"sku": "TUS-1", "name": "T", "price": 1},
+                       headers=admin).status_code == 201
+    url, last = tus.send(client, admin, photo, target="product", sku="TUS-1")
+    assert last.status_code == 204
+    product = client.get("/api/shop/products/TUS-1").get_json()
+    assert [image["id"] for image in product["images"]] == [last.headers["Avenue-Image-Id"]]
+
+
+def test_a_temp_upload_is_a_temp_image(client, admin, photo):
+    url, last = tus.send(client, admin, photo, target="temp")
+    assert last.status_code == 204
+    state = client.get(url, headers=admin).get_json()
+    assert state["image"]["id"] == last.headers["Avenue-Image-Id"]
+    assert state["target"] == {"kind": "temp"}
+
+
+def test_a_patch_at_the_wrong_offset_is_409_and_changes_nothing(client, user, photo, db):
+    url = tus.created(client, user, len(photo))
+    assert tus.patch(client, user, url, 0, photo[:1000]).status_code == 204
+    for wrong in (0, 999, 1001):
+        response = tus.patch(client, user, url, wrong, photo[wrong:wrong + 1000])
+        assert response.status_code == 409
+        assert response.get_json()["error"]["code"] == "offset_mismatch"
+    assert tus.head(client, user, url).headers["Upload-Offset"] == "1000"
+    assert uploads_held(db) == (1, 1)
+
+
+def test_a_patch_while_another_request_holds_the_upload_is_409(client, user, photo, db):
+    url = tus.created(client, user, len(photo))
+    upload_id = url.rsplit("/", 1)[-1]
+    lease = {"token": "another-writer", "until": now() + dt.timedelta(seconds=30)}
+    db[resumable.UPLOADS].update_one({"_id": upload_id}, {"$set": {"lease": lease}})
+    response = tus.patch(client, user, url, 0, photo[:1000])
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == "upload_busy"
+    # A lapsed lease (its writer died) frees the upload.
+    db[resumable.UPLOADS].update_one({"_id": upload_id},
+                                     {"$set": {"lease.until": now() - dt.timedelta(seconds=1)}})
+    assert tus.patch(client, user, url, 0, photo[:1000]).status_code == 204
+
+
+def test_bytes_after_completion_are_409(client, user, photo):
+    url, last = tus.send(client, user, photo)
+    response = tus.patch(client, user, url, len(photo), b"more")
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "upload_finished"
+
+
+def test_a_body_past_the_declared_length_is_413_and_keeps_nothing_of_it(client, user, photo, db):
+    url = tus.created(client, user, 1000)
+    response = tus.patch(client, user, url, 0, photo[:1500])
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "exceeds_upload_length"
+    assert tus.head(client, user, url).headers["Upload-Offset"] == "0"
+    assert uploads_held(db) == (1, 0)
+
+
+def test_a_patch_over_the_per_request_limit_is_413(app_factory, auth, photo):
+    app = app_factory(AVENUE_TUS_CHUNK_MAX_BYTES=64 * 1024)
+    client, user = app.test_client(), auth.token("ops")
+    url = tus.created(client, user, len(photo))
+    assert tus.patch(client, user, url, 0, photo[:64 * 1024 + 1]).status_code == 413
+    assert tus.patch(client, user, url, 0, photo[:64 * 1024]).status_code == 204
+
+
+def test_a_patch_without_the_offset_content_type_is_415(client, user, photo):
+    url = tus.created(client, user, len(photo))
+    response = tus.patch(client, user, url, 0, photo[:100], **{"Content-Type": "application/octet-stream"})
+    assert response.status_code == 415
+    assert tus.patch(client, user, url, 0, photo[:100], **{"Upload-Offset": "x"}).status_code == 400
+
+
+def test_a_finished_file_that_is_not_an_image_is_refused_and_leaves_nothing(client, user, db):
+    before = bucket_snapshot(db)
+    text = b"this is not an image at all " * 100
+    url, last = tus.send(client, user, text, chunk=1000, filename="notes.jpg")
+    assert last.status_code == 415
+    assert last.get_json()["error"]["code"] == "unsupported_type"
+    assert tus.head(client, user, url).status_code == 404
+    assert uploads_held(db) == (0, 0)
+    assert bucket_snapshot(db) == before
+
+
+def test_a_finished_product_upload_refused_for_room_leaves_nothing(client, admin, photo, db, app):
+    assert client.post("/api/shop/products", json={"sku": "FULL-1", "name": "T", "price": 1},
+                       headers=admin).status_code == 201
+    url = tus.created(client, admin, len(photo), target="product", sku="FULL-1")
+    for _ in range(app.config["AVENUE_MAX_PRODUCT_IMAGES"]):
+        db.shop_products.update_one({"sku": "FULL-1"}, {"$push": {"images": "/uploads/old.jpg"}})
+    response = tus.patch(client, admin, url, 0, photo)
+    assert response.status_code == 422
+    assert uploads_held(db) == (0, 0)
+
+
+def test_a_checksum_that_does_not_match_is_460_and_keeps_nothing(client, user, photo, db):
+    url = tus.created(client, user, len(photo))
+    piece = photo[:5000]
+    wrong = b64encode(hashlib.sha1(b"other").digest()).decode()
+    response = tus.patch(client, user, url, 0, piece, **{"Upload-Checksum": f"sha1 {wrong}"})
+    assert response.status_code == 460
+    assert response.get_json()["error"]["code"] == "checksum_mismatch"
+    assert tus.head(client, user, url).headers["Upload-Offset"] == "0"
+    assert uploads_held(db) == (1, 0)
+    right = b64encode(hashlib.sha256(piece).digest()).decode()
+    assert tus.patch(client, user, url, 0, piece, **{"Upload-Checksum": f"sha256 {right}"}).status_code == 204
+    assert tus.patch(client, user, url, 5000, b"x", **{"Upload-Checksum": "crc32 AAAA"}).status_code == 400
+
+
+def test_a_body_cut_off_keeps_the_bytes_that_arrived(client, user, photo, db):
+    url = tus.created(client, user, len(photo))
+    half = len(photo) // 2
+    # A client that announces the whole file and goes away after half of it.
+    response = client.patch(url, input_stream=io.BytesIO(photo[:half]),
+                            headers={**tus.VERSION, **user, "Upload-Offset": "0",
+                                     "Content-Type": tus.OFFSET_TYPE, "Content-Length": str(len(photo))})
+    assert response.status_code in (204, 400)
+    assert tus.head(client, user, url).headers["Upload-Offset"] == str(half)
+    last = tus.patch(client, user, url, half, photo[half:])
+    assert last.status_code == 204 and last.headers["Avenue-Image-Id"]
+
+
+# --- who, where, how long ---------------------------------------------------------------------
+
+
+def test_an_upload_resumes_on_another_app_sharing_the_database(app_factory, auth, photo):
+    first, second = app_factory(), app_factory()
+    user = auth.token("ops")
+    one, two = first.test_client(), second.test_client()
+    url = tus.created(one, user, len(photo))
+    assert tus.patch(one, user, url, 0, photo[:len(photo) // 2]).status_code == 204
+    offset = int(tus.head(two, user, url).headers["Upload-Offset"])
+    assert offset == len(photo) // 2
+    last = tus.patch(two, user, url, offset, photo[offset:])
+    assert last.status_code == 204
+    stored = tus.multipart_upload(one, user, photo, "photo.jpg")
+    assert stored.status_code == 200 and stored.get_json()["id"] == last.headers["Avenue-Image-Id"]
+
+
+def test_another_users_upload_is_404(client, user, auth, photo):
+    url = tus.created(client, user, len(photo))
+    other = auth.token("ops")
+    assert tus.head(client, other, url).status_code == 404
+    assert tus.patch(client, other, url, 0, photo[:10]).status_code == 404
+    assert client.delete(url, headers={**tus.VERSION, **other}).status_code == 404
+    assert tus.head(client, user, "/api/tus/" + "x" * 24).status_code == 404
+
+
+def test_termination_deletes_the_upload_and_its_bytes(client, user, photo, db):
+    url = tus.created(client, user, len(photo))
+    assert tus.patch(client, user, url, 0, photo[:1_000_000]).status_code == 204
+    response = client.delete(url, headers={**tus.VERSION, **user})
+    assert response.status_code == 204
+    assert tus.head(client, user, url).status_code == 404
+    assert tus.patch(client, user, url, 1_000_000, photo[1_000_000:]).status_code == 404
+    assert uploads_held(db) == (0, 0)
+    assert db.audit_logs.find_one({"action": "tus_upload_terminated"})["target"]["offset"] == 1_000_000
+
+
+def test_an_expired_upload_is_410_and_gc_removes_it_and_its_bytes(client, user, photo, db):
+    url = tus.created(client, user, len(photo))
+    assert tus.patch(client, user, url, 0, photo[:1_100_000]).status_code == 204
+    past = now() - dt.timedelta(seconds=1)
+    db[resumable.UPLOADS].update_many({}, {"$set": {"expires_at": past}})
+    db[resumable.CHUNKS].update_many({}, {"$set": {"expires_at": past}})
+    assert tus.head(client, user, url).status_code == 410
+    response = tus.patch(client, user, url, 1_100_000, photo[1_100_000:])
+    assert response.status_code == 410 and response.get_json()["error"]["code"] == "upload_expired"
+    dry = collect_garbage(db, dry_run=True)
+    assert dry.counts == {"expired_resumable_upload": 1, "expired_resumable_bytes": 1}
+    assert uploads_held(db) == (1, 2)
+    report = collect_garbage(db)
+    assert report.counts == {"expired_resumable_upload": 1, "expired_resumable_bytes": 1}
+    assert report.bytes_freed == 1_100_000
+    assert uploads_held(db) == (0, 0)
+    assert tus.head(client, user, url).status_code == 404
+
+
+def test_gc_keeps_an_upload_that_has_not_expired(client, user, photo, db):
+    url = tus.created(client, user, len(photo))
+    assert tus.patch(client, user, url, 0, photo[:1000]).status_code == 204
+    assert collect_garbage(db).counts == {}
+    assert uploads_held(db) == (1, 1)
+
+
+def test_method_override_carries_patch_head_and_delete_over_post(client, user, photo):
+    url = tus.created(client, user, len(photo))
+    patched = client.post(url, data=photo[:100], headers={**tus.VERSION, **user, "Upload-Offset": "0",
+                                                          "Content-Type": tus.OFFSET_TYPE,
+                                                          "X-HTTP-Method-Override": "PATCH"})
+    assert patched.status_code == 204 and patched.headers["Upload-Offset"] == "100"
+    head = client.post(url, headers={**tus.VERSION, **user, "X-HTTP-Method-Override": "HEAD"})
+    assert head.headers["Upload-Offset"] == "100"
+    assert client.post(url, headers={**tus.VERSION, **user}).status_code == 400
+    deleted = client.post(url, headers={**tus.VERSION, **user, "X-HTTP-Method-Override": "DELETE"})
+    assert deleted.status_code == 204
+    assert tus.head(client, user, url).status_code == 404
+
+
+def test_a_session_client_sends_its_csrf_token(auth, photo):
+    client, csrf = auth.login("editor")
+    assert tus.create(client, {}, len(photo)).status_code == 403
+    assert tus.create(client, csrf, len(photo)).status_code == 201
+
+
+# --- the store without HTTP ------------------------------------------------------------------
+
+
+def test_of_two_writes_at_one_offset_at_once_one_wins_and_the_other_is_409(db):
+    upload = resumable.create(db, owner="u1", length=3000, target={"kind": "uploads"}, filename="a.jpg",
+                              filetype=None, lifetime_seconds=3600)
+    refused = []
+
+    class SlowBody:
+        """A body whose first read lets a second request try the same offset meanwhile."""
+
+        def __init__(self) -> None:
+            self.parts = [b"a" * 1000]
+
+        def read(self, size: int = -1) -> bytes:
+            if self.parts and not refused:
+                with pytest.raises(resumable.UploadBusy):
+                    current = resumable.find(db, upload.id, owner="u1")
+                    resumable.append(db, current, 0, io.BytesIO(b"b" * 1000))
+                refused.append(True)
+            return self.parts.pop() if self.parts else b""
+
+    done = resumable.append(db, upload, 0, SlowBody())
+    assert refused and done.offset == 1000
+    late = resumable.append(db, resumable.find(db, upload.id, owner="u1"), 1000, io.BytesIO(b"c" * 2000))
+    assert late.state == resumable.COMPLETING
+    assert resumable.read_all(db, late) == b"a" * 1000 + b"c" * 2000
+    with pytest.raises(resumable.OffsetMismatch):
+        resumable.append(db, done, 0, io.BytesIO(b"b" * 1000))
