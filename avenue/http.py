@@ -88,6 +88,9 @@ def product_files(view: Any) -> Any:
 def zip_archive(view: Any) -> Any:
     """Mark a view that takes a zip archive as its body (AVENUE_ZIP_MAX_BYTES)."""
     view.body_limit = "zip_archive"
+    return view
+
+
 def tus_chunk(view: Any) -> Any:
     """Mark a view that takes one tus PATCH's bytes (AVENUE_TUS_CHUNK_MAX_BYTES)."""
     view.body_limit = "tus_chunk"
