@@ -124,7 +124,8 @@ def from_environment() -> dict[str, Any]:
         # DecodeBudget): what bounds a worker's memory whatever the uploads declare.
         "AVENUE_DECODE_BUDGET_BYTES": _int("AVENUE_DECODE_BUDGET_BYTES", 192 * 1024 * 1024),
         "AVENUE_DECODE_WAIT_SECONDS": _int("AVENUE_DECODE_WAIT_SECONDS", 20),
-        # A request may carry one product's worth of images plus form overhead, or one zip import.
+        # The whole app's ceiling on a request's body: the largest route's, one product's worth of
+        # images plus form overhead or one zip import (each route's own limit: avenue/http.py).
         "MAX_CONTENT_LENGTH": max(max_upload * max_product_images + 1024 * 1024, zip_max),
         # Zip imports (avenue/bulk/): the archive a request may send (held in the worker's memory,
         # one import at a time per worker), its entries, its images' declared total size, and

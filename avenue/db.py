@@ -180,6 +180,8 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "monitoring_samples": (None, "one storage sample per hour, 90 days (TTL): ~2,200 documents"),
     "monitoring_alerts": (None, "a few threshold crossings a week (TTL)"),
     "monitoring_leases": (None, "the history sampler's lease document"),
+    "media_rendition_claims": (None, "one short-lived claim per rendition or pending variants being "
+                                     "rendered, removed after (lapses after 60 s)"),
     "media_tus_uploads": (None, "one document per resumable upload until it expires (gc removes it)"),
     "media_tus_chunks": (("upload_id", "offset"), "prefix of the unique piece index; every read "
                                                   "and write names the upload"),

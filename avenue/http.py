@@ -66,11 +66,13 @@ def parse_json(data: bytes) -> Any:
 
 # Request bodies, per route (checked before the view runs, from Content-Length; Werkzeug holds
 # a chunked body to the same limit while reading it). A route that takes one file allows one
-# file's limit; routes taking a product's images allow MAX_CONTENT_LENGTH; every other route
+# file's limit; routes taking a product's images allow its worth of files (AVENUE_MAX_UPLOAD_BYTES
+# times AVENUE_MAX_PRODUCT_IMAGES, plus a megabyte of form); every other route
 # (JSON) allows the largest JSON it accepts: a builder page (2 MB) and its envelope; a zip
 # import, AVENUE_ZIP_MAX_BYTES.
 JSON_BODY_LIMIT = 2 * 1024 * 1024 + 64 * 1024
 FORM_OVERHEAD = 64 * 1024
+PRODUCT_FORM_OVERHEAD = 1024 * 1024
 
 
 def one_file(view: Any) -> Any:
@@ -80,7 +82,7 @@ def one_file(view: Any) -> Any:
 
 
 def product_files(view: Any) -> Any:
-    """Mark a view that takes a product's worth of files (MAX_CONTENT_LENGTH)."""
+    """Mark a view that takes a product's worth of files (AVENUE_MAX_PRODUCT_IMAGES of them)."""
     view.body_limit = "product_files"
     return view
 
@@ -104,7 +106,10 @@ def limit_request_body() -> None:
     if kind == "one_file":
         limit = current_app.config["AVENUE_MAX_UPLOAD_BYTES"] + FORM_OVERHEAD
     elif kind == "product_files":
-        limit = current_app.config["MAX_CONTENT_LENGTH"]
+        # Its own worth, not MAX_CONTENT_LENGTH: that ceiling is the largest route's (a zip import).
+        config = current_app.config
+        limit = (config["AVENUE_MAX_UPLOAD_BYTES"] * config["AVENUE_MAX_PRODUCT_IMAGES"]
+                 + PRODUCT_FORM_OVERHEAD)
     elif kind == "zip_archive":
         limit = current_app.config["AVENUE_ZIP_MAX_BYTES"]
     elif kind == "tus_chunk":

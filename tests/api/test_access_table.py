@@ -57,6 +57,8 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("POST", "/api/builder/media", EDITORS),
     ("POST", "/api/builder/import-zip", EDITORS),
     ("GET", "/api/builder/media", EDITORS),
+    ("GET", "/api/builder/media/near-duplicates", EDITORS),
+    ("POST", "/api/builder/media/bulk", EDITORS),
     ("GET", f"/api/builder/media/{ID}", EDITORS),
     ("PATCH", f"/api/builder/media/{ID}", EDITORS),
     ("DELETE", f"/api/builder/media/{ID}", EDITORS),

@@ -38,7 +38,8 @@ def test_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("AVENUE_MAX_PRODUCT_IMAGES", "3")
     app = create_app()
     assert app.config["AVENUE_MAX_UPLOAD_BYTES"] == 1000
-    assert app.config["MAX_CONTENT_LENGTH"] == 3000 + 1024 * 1024
+    # The app's ceiling is the largest route's: a zip import's, over a product's worth of files.
+    assert app.config["MAX_CONTENT_LENGTH"] == max(3000 + 1024 * 1024, app.config["AVENUE_ZIP_MAX_BYTES"])
     app.extensions["avenue.mongo"].client.close()
 
 
@@ -90,6 +91,21 @@ def test_an_oversized_request_is_a_json_413(app_factory):
     response = app.test_client().post("/api/auth/login", data=b"x" * 5000,
                                       content_type="application/json")
     assert response.status_code == 413 and response.is_json
+
+
+def test_a_products_images_route_keeps_its_own_limit_under_the_zip_imports_larger_ceiling(app_factory, auth):
+    """MAX_CONTENT_LENGTH is the largest route's (a zip import, 100 MB): a product's photos stay
+    limited to AVENUE_MAX_PRODUCT_IMAGES files of AVENUE_MAX_UPLOAD_BYTES plus 1 MB of form."""
+    app = app_factory(AVENUE_MAX_UPLOAD_BYTES=1000, AVENUE_MAX_PRODUCT_IMAGES=2)
+    assert app.config["MAX_CONTENT_LENGTH"] >= app.config["AVENUE_ZIP_MAX_BYTES"] > 2000 + 1024 * 1024
+    headers = type(auth)(app).token("admin")
+    # Refused from Content-Length, before a byte is read (a small body declaring more).
+    declared = {"CONTENT_LENGTH": str(2000 + 1024 * 1024 + 1)}  # more than the route takes
+    response = app.test_client().post("/api/shop/products/sku-1/images", headers=headers, data=b"--b--",
+                                      content_type="multipart/form-data; boundary=b",
+                                      environ_overrides=declared)
+    assert response.status_code == 413, response.get_json()
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
 
 
 def test_every_response_carries_security_headers(client):
