@@ -70,7 +70,7 @@ from avenue.media.serve.objects import UrlSigner, image_object, near_objects, re
 from avenue.media.serve.route import bp, flush_deliveries, get_cache, init_app, start_delivery_flush
 
 # ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
-from avenue.media.store import scan
+from avenue.media.store import deliveries, scan
 from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.library import (
     DELETE_LEASE,
@@ -137,6 +137,8 @@ __all__ = [
     # running total and the byte budget's eviction; every worker's flush of what it served.
     "Evicted", "RENDITIONS", "evict_renditions", "rendition_orphans", "rendition_total",
     "flush_deliveries", "start_delivery_flush",
+    # Delivery numbers per image (store/deliveries.py): top, series, last served, retention.
+    "deliveries",
     # The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
     "LISTS",
 ]
