@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 from werkzeug.test import Client
 
-from avenue.media import PRODUCTS, FrontDoor
+from avenue.clock import now
+from avenue.media import BUILDER, PRODUCTS, FrontDoor, Image
 from avenue.media.serve import route
 from avenue.media.store import deliveries as numbers
 from avenue.media.store.originals import store
@@ -139,3 +140,93 @@ def test_top_served_and_heaviest_over_a_range_and_each_images_series(app, client
     assert numbers.top(db, end, end + dt.timedelta(days=1)) == []
     (day,) = numbers.series(db, PRODUCTS, small["_id"], start, end)
     assert day["requests"] == 3 and day["name"] == "thumb"
+
+
+# --- the API: top, series, never served, the clean-up list -------------------------------
+
+
+def library_image(db, name: str) -> Image:
+    doc = store(db, BUILDER, image_bytes(name), filename=name.split("/")[-1]).doc
+    return Image.from_files_doc(BUILDER, doc)
+
+
+def page_using(db, slug: str, image_id) -> None:
+    db.page_content.insert_one({"slug": slug, "title": slug, "published": True, "updated_at": now(),
+                                "blocks": [{"type": "image", "media_id": str(image_id)}],
+                                "media_ids": [image_id]})
+
+
+def test_ops_read_the_most_served_and_heaviest_images_and_one_images_days(app, client, db, auth):
+    doc = put(app)
+    for _ in range(N):
+        client.get(url(doc))
+    flush(app, db)
+    ops = auth.token("ops")
+    top = client.get("/api/admin/deliveries/top", headers=ops).get_json()
+    assert top["items"][0]["image"] == str(doc["_id"]) and top["items"][0]["requests"] == N
+    heaviest = client.get("/api/admin/deliveries/top?by=bytes", headers=ops).get_json()
+    assert heaviest["items"][0]["bytes"] == N * doc["length"]
+    days = client.get(f"/api/admin/deliveries/images/products/{doc['_id']}", headers=ops).get_json()
+    assert len(days["days"]) == 30 and days["days"][-1]["requests"] == N and days["requests"] == N
+    assert days["last_served"] is not None
+
+
+@pytest.mark.parametrize("query, code", [
+    ("from=2026-13-01", "invalid_range"), ("to=194-05-25", "invalid_range"),
+    ("to=0001-01-02", "invalid_range"), ("to=9999-12-31", "invalid_range"),
+    ("from=2026-02-01&to=2026-01-01", "invalid_range"),
+    ("from=2025-01-01&to=2026-01-01", "invalid_range"), ("by=weight", "invalid_by"),
+    ("limit=0", "invalid_limit"),
+    ("limit=x", "invalid_limit"),
+])
+def test_a_bad_range_or_order_is_a_400_that_says_why(client, auth, query, code):
+    answer = client.get(f"/api/admin/deliveries/top?{query}", headers=auth.token("ops"))
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == code
+
+
+def test_delivery_numbers_are_for_ops_and_admins_only(client, auth):
+    assert client.get("/api/admin/deliveries/top", headers=auth.token("editor")).status_code == 403
+    assert client.get("/api/admin/cleanup", headers=auth.token("editor")).status_code == 403
+
+
+def test_never_served_lists_the_library_images_nobody_asked_for(app, db, client, auth):
+    served, idle = library_image(db, "good/png16.png"), library_image(db, "good/alpha.png")
+    assert client.get(f"/media/builder/{served.id}").status_code == 200
+    flush(app, db)
+    listed = client.get("/api/admin/deliveries/never-served", headers=auth.token("ops")).get_json()
+    assert [item["id"] for item in listed["items"]] == [str(idle.id)]
+
+
+def test_the_clean_up_list_is_unused_images_not_served_lately_and_its_trash_move_is_restorable(
+        app, db, client, auth):
+    on_page = library_image(db, "good/png16.png")
+    served_lately = library_image(db, "good/alpha.png")
+    never = library_image(db, "good/grayscale.jpg")
+    served_long_ago = library_image(db, "good/tiny_1x1.png")
+    in_product = Image.from_files_doc(PRODUCTS, put(app, "good/progressive.jpg"))
+    page_using(db, "home", on_page.id)
+    assert client.get(f"/media/builder/{served_lately.id}").status_code == 200
+    flush(app, db)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    db[numbers.COLLECTION].insert_one({"_id": numbers.summary_id(BUILDER, served_long_ago.id),
+                                       "bucket": BUILDER, "image": served_long_ago.id, "last_served": old,
+                                       "requests": 1, "bytes": 1})
+    ops = auth.token("ops")
+    listed = client.get("/api/admin/cleanup?days=30", headers=ops).get_json()
+    ids = {item["id"] for item in listed["items"]}
+    assert ids == {str(never.id), str(served_long_ago.id)}
+    assert str(in_product.id) not in ids  # a product's images are never in the library
+    assert client.get("/api/admin/cleanup?days=60", headers=ops).get_json()["items"][0]["id"] == str(never.id)
+    editor = auth.token("admin")
+    for image_id in ids:
+        assert client.delete(f"/api/builder/media/{image_id}", headers=editor).status_code == 204
+    assert client.get("/api/admin/cleanup?days=30", headers=ops).get_json()["items"] == []
+    assert client.post(f"/api/trash/{never.id}/restore", headers=editor).status_code == 200
+    again = client.get("/api/admin/cleanup?days=30", headers=ops).get_json()["items"]
+    assert [item["id"] for item in again] == [str(never.id)]
+
+
+@pytest.mark.parametrize("days", ["0", "x", "100000"])
+def test_a_bad_clean_up_age_is_a_400(client, auth, days):
+    answer = client.get(f"/api/admin/cleanup?days={days}", headers=auth.token("ops"))
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_days"
