@@ -85,7 +85,8 @@ class Deliveries:
                     self.dropped += 1
                     return
                 found = self._tally[(bucket, file_id)] = Delivered(image, moment, name=name, format=format)
-            found.last = max(found.last, moment)
+            if moment > found.last:
+                found.last = moment
             found.requests += 1
             found.bytes += length
 
