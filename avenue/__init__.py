@@ -64,8 +64,10 @@ def register_extensions(app: Flask) -> None:
     retention = app.config.get("AVENUE_AUDIT_RETENTION_DAYS", 365)
     monitoring.parse_thresholds(app.config["AVENUE_ALERT_THRESHOLDS"])  # a bad value fails here, at start
     history_days = app.config.get("AVENUE_HISTORY_RETENTION_DAYS", 90)
+    delivery_days = app.config.get("AVENUE_DELIVERY_RETENTION_DAYS", 90)
     db.init_app(app, index_setups=[media.ensure_indexes, lambda d: audit.ensure_retention(d, retention),
-                                   lambda d: monitoring.ensure_indexes(d, history_days)])
+                                   lambda d: monitoring.ensure_indexes(d, history_days),
+                                   lambda d: media.deliveries.ensure_indexes(d, delivery_days)])
     access.init_app(app)
     ratelimit.init_app(app)
     media.init_app(app, database=lambda: db.get_mongo(app).db, baseline_headers=security.baseline_headers)

@@ -166,6 +166,11 @@ def _op(summary: str, responses: dict[str, Schema], *, security: list[Schema], t
     return operation
 
 
+RANGES_FROM = _query("from", {"type": "string", "format": "date"},
+                     "First UTC day (default: 29 days before to).")
+RANGES_TO = _query("to", {"type": "string", "format": "date"}, "Last UTC day, included (default today).")
+
+
 def _list_of(item: str) -> Schema:
     return {"type": "object", "required": ["items", "total", "page", "per_page"],
             "properties": {"items": {"type": "array", "items": _ref(item)},
@@ -304,6 +309,17 @@ SCHEMAS: dict[str, Schema] = {
         },
         "description": "Deleted media, restorable until purge_after (AVENUE_TRASH_DAYS); never served.",
     },
+    "DeliveredImage": {
+        "type": "object", "required": ["bucket", "image", "requests", "bytes"],
+        "properties": {"bucket": {"type": "string"}, "image": OBJECT_ID,
+                       "requests": {"type": "integer", "minimum": 0},
+                       "bytes": {"type": "integer", "minimum": 0}},
+        "description": "An image's answers and bytes over a range, as this origin served them (a CDN's "
+                       "own answers are not in them).",
+    },
+    "UnusedImage": {"allOf": [_ref("Image"), {"type": "object", "required": ["last_served"], "properties": {
+        "last_served": {"type": ["string", "null"], "format": "date-time",
+                        "description": "null: never served since delivery numbers were kept."}}}]},
     "Alert": {
         "type": "object", "required": ["id", "kind", "level", "message", "at", "acknowledged"],
         "properties": {"id": OBJECT_ID, "kind": {"type": "string"},
@@ -635,6 +651,44 @@ PATHS: dict[str, dict[str, Schema]] = {
          **_errors(403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
         parameters=[_query("range", {"enum": ["24h", "7d", "30d"]}, "How far back (default 7d).")])},
+    "/api/admin/deliveries/top": {"get": _op(
+        "The most served or heaviest images over a range of days (at most 92).",
+        {"200": _json({"type": "object", "required": ["items", "by", "from", "to"], "properties": {
+            "items": {"type": "array", "items": _ref("DeliveredImage")},
+            "by": {"enum": ["requests", "bytes"]},
+            "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}}},
+            "The images, most first."), **_errors(400, 403)},
+        security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
+        parameters=[RANGES_FROM, RANGES_TO,
+                    _query("by", {"enum": ["requests", "bytes"]}, "Most served (default) or heaviest."),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 100},
+                           "How many (default 20).")])},
+    "/api/admin/deliveries/images/{alias}/{image_id}": {
+        "parameters": [_path("alias", {"type": "string"}), _path("image_id", OBJECT_ID)],
+        "get": _op("One image's answers and bytes per day over a range, by file, and when it was last "
+                   "served.",
+                   {"200": _json({"type": "object",
+                                  "required": ["image", "bucket", "days", "requests", "bytes", "last_served"],
+                                  "properties": {"image": OBJECT_ID, "bucket": {"type": "string"},
+                                                 "days": {"type": "array", "items": {"type": "object"}},
+                                                 "requests": {"type": "integer"},
+                                                 "bytes": {"type": "integer"},
+                                                 "last_served": {"type": ["string", "null"]}}},
+                                 "The series."),
+                    **_errors(400, 403, 404)},
+                   security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
+                   parameters=[RANGES_FROM, RANGES_TO])},
+    "/api/admin/deliveries/never-served": {"get": _op(
+        "The library's images never served, one library page at a time (a page may hold fewer).",
+        {"200": _json(_list_of("Image"), "A page."), **_errors(400, 403)},
+        security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops", parameters=_page_params())},
+    "/api/admin/cleanup": {"get": _op(
+        "The clean-up list: library images no page or product uses, not served for days days, one library "
+        "page at a time (delete each to move it to the trash, restorable).",
+        {"200": _json(_list_of("UnusedImage"), "A page."), **_errors(400, 403)},
+        security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
+        parameters=_page_params(_query("days", {"type": "integer", "minimum": 1, "maximum": 3650},
+                                       "Not served for this many days (default 90).")))},
     "/api/admin/alerts": {"get": _op(
         "Recorded threshold crossings, newest first, and the thresholds in force.",
         {"200": _json({"type": "object", "required": ["items", "thresholds"], "properties": {

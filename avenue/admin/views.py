@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from bson import ObjectId
 from flask import Blueprint, current_app, jsonify, request
 
 from avenue import audit, monitoring
-from avenue.admin import service
+from avenue.admin import deliveries, service
 from avenue.auth import require, require_role
 from avenue.clock import now
 from avenue.db import get_db
+from avenue.errors import BadRequest, NotFound
 from avenue.http import page_args
+from avenue.media import BUCKETS
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 ALERT_ID = '<oid("alert_not_found", "No alert with this id."):alert_id>'
@@ -51,3 +55,65 @@ def acknowledge_alert(alert_id: ObjectId):
     alert = monitoring.acknowledge(get_db(), alert_id, user.email, now())
     audit.log("alert_acknowledged", alert_id=str(alert_id))
     return jsonify(alert)
+
+
+# --- delivery numbers and the clean-up list (avenue/admin/deliveries.py) -----------------
+
+
+def _signer():
+    from avenue.media import signer_from_config
+
+    return signer_from_config(current_app.config)
+
+
+@bp.get("/deliveries/top")
+@require_role("ops")
+def deliveries_top():
+    """The most served (``?by=requests``, default) or heaviest (``?by=bytes``) images over
+    ``?from=&to=`` (UTC days, the last 30 by default), ``?limit=`` 1-100 (default 20)."""
+    start, end = deliveries.parse_range(request.args.get("from"), request.args.get("to"), now())
+    by = request.args.get("by", "requests")
+    if by not in ("requests", "bytes"):
+        raise BadRequest("by is requests or bytes.", code="invalid_by")
+    try:
+        limit = int(request.args.get("limit", 20))
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= 100:
+        raise BadRequest("limit is a whole number from 1 to 100.", code="invalid_limit")
+    return jsonify(items=deliveries.top(get_db(), start, end, by, limit), by=by,
+                   **{"from": start.date().isoformat(),
+                      "to": (end - dt.timedelta(days=1)).date().isoformat()})
+
+
+@bp.get('/deliveries/images/<alias>/<oid("media_not_found", "No image with this id."):image_id>')
+@require_role("ops")
+def deliveries_series(alias: str, image_id: ObjectId):
+    """One image's requests and bytes per day over ``?from=&to=``, and when it was last served."""
+    bucket = BUCKETS.get(alias)
+    if bucket is None:
+        raise NotFound("No such media bucket.", code="media_not_found")
+    start, end = deliveries.parse_range(request.args.get("from"), request.args.get("to"), now())
+    return jsonify(deliveries.series(get_db(), bucket, image_id, start, end))
+
+
+@bp.get("/deliveries/never-served")
+@require_role("ops")
+def deliveries_never_served():
+    """The library's images never served, one library page at a time."""
+    window = page_args()
+    items, page = deliveries.never_served(get_db(), window, _signer())
+    return jsonify(page.shape(items, window))
+
+
+@bp.get("/cleanup")
+@require_role("ops")
+def cleanup():
+    """Library images no page or product uses and not served for ``?days=`` (default 90)."""
+    window = page_args()
+    try:
+        days = int(request.args.get("days", 90))
+    except ValueError:
+        days = 0
+    items, page = deliveries.unused(get_db(), window, days, now(), _signer())
+    return jsonify({**page.shape(items, window), "days": days})

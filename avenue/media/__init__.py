@@ -70,7 +70,7 @@ from avenue.media.serve.objects import UrlSigner, image_object, near_objects, re
 from avenue.media.serve.route import bp, flush_deliveries, get_cache, init_app, start_delivery_flush
 
 # ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
-from avenue.media.store import resumable, scan
+from avenue.media.store import deliveries, resumable, scan
 from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.library import (
     DELETE_LEASE,
@@ -141,6 +141,8 @@ __all__ = [
     "flush_deliveries", "start_delivery_flush",
     # Resumable uploads (store/resumable.py): state and bytes as they arrive, for avenue/tus/ and gc.
     "resumable",
+    # Delivery numbers per image (store/deliveries.py): top, series, last served, retention.
+    "deliveries",
     # The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
     "LISTS",
 ]

@@ -285,12 +285,55 @@ def test_the_rendition_budget_and_recency_use_indexes(backend, db_name):
         recorder.active = True
         assert client.get(urls[0]).status_code == 200
         with app.app_context():
-            assert route.get_state(app).deliveries.flush(db) == {"renditions": 1}
+            assert route.get_state(app).deliveries.flush(db)["renditions"] == 1
             assert renditions.evict(db, 1, margin=0.0).files == len(urls)
         recorder.active = False
         names = {"find", "update", "delete"}
         recorded = [c for c in recorder.commands if next(iter(c)) in names]
         assert any(next(iter(c)) == "find" and c.get("sort") for c in recorded)  # the eviction's walk
+        bad = unserved(db, recorded)
+        assert bad == [], "\n".join(f"{command}\n  scans: {found}" for command, found in bad)
+    finally:
+        client_ = app.extensions["avenue.mongo"].client
+        client_.drop_database(db_name)
+        client_.close()
+
+
+@pytest.mark.slow
+def test_the_delivery_numbers_are_written_and_read_by_indexes(backend, db_name):
+    """The flush writes by ``_id``; top and heaviest read the range by the ``day`` index, one
+    image's days by ``image_day``, last served by ``_id``: never a scan of ten million images'
+    days."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("explain needs a real server (mongomock has no query planner)")
+    from avenue.db import get_mongo
+    from avenue.media import BUILDER
+    from avenue.media.serve import route
+    from avenue.media.store.originals import store
+    from tests.helpers import Auth
+
+    recorder = Recorder(db_name)
+    app = make_app((listening(recorder), backend[1]), db_name)
+    try:
+        client = app.test_client()
+        with app.app_context():
+            get_mongo().ensure_indexes()
+            db = get_mongo().db
+            doc = store(db, BUILDER, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
+        ops = Auth(app).token("ops")
+        assert client.get(f"/media/builder/{doc['_id']}").status_code == 200
+        recorder.active = True
+        with app.app_context():
+            assert route.get_state(app).deliveries.flush(db)["images"] == 1
+        for path in ("/api/admin/deliveries/top", "/api/admin/deliveries/top?by=bytes",
+                     f"/api/admin/deliveries/images/builder/{doc['_id']}",
+                     "/api/admin/deliveries/never-served", "/api/admin/cleanup?days=1"):
+            assert client.get(path, headers=ops).status_code == 200, path
+        recorder.active = False
+        names = {"find", "update", "aggregate"}
+        recorded = [c for c in recorder.commands
+                    if next(iter(c)) in names and c[next(iter(c))] == "media_deliveries"]
+        assert {next(iter(c)) for c in recorded} == {"find", "update", "aggregate"}
         bad = unserved(db, recorded)
         assert bad == [], "\n".join(f"{command}\n  scans: {found}" for command, found in bad)
     finally:

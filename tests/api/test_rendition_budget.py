@@ -207,7 +207,7 @@ def test_hits_are_noted_in_memory_and_reach_the_database_in_one_batch(app, clien
     assert by_spec(db)["w_160"]["metadata"]["last_used"] == before["w_160"]  # nothing written yet
     assert deliveries(app).pending() == 3
     with app.app_context():
-        assert deliveries(app).flush(db) in ({"renditions": 1}, {"renditions": 2})  # a minute may turn
+        assert deliveries(app).flush(db)["renditions"] in (1, 2)  # a minute may turn
     assert sum(writes) == 3 and len(writes) <= 2  # 30 requests, one write (two across a minute)
     after = by_spec(db)
     assert all(after[spec]["metadata"]["last_used"].replace(tzinfo=None) >=
@@ -259,7 +259,7 @@ def test_a_flush_for_a_rendition_removed_meanwhile_writes_nothing_and_fails_noth
     client.get(path(doc, "w_320.webp"))
     with app.app_context():
         delete_image(db, PRODUCTS, doc["_id"])
-        assert deliveries(app).flush(db) == {"renditions": 1}
+        assert deliveries(app).flush(db)["renditions"] == 1
     assert stored(db) == []
 
 

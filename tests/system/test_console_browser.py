@@ -841,3 +841,27 @@ def test_every_console_screen_passes_the_accessibility_audit(live, browser, open
     also.wait_for()
     assert also.inner_text().startswith("Also on ") and shared in also.inner_text()
     shot(admin, f"product-shared-photo-{width}")
+@pytest.mark.slow
+def test_the_ops_dashboard_shows_delivery_numbers_a_chart_and_the_clean_up_list(live, open_as):
+    from avenue.media import BUILDER, flush_deliveries
+    from avenue.media.store.originals import store
+
+    served = store(database(live), BUILDER, (IMAGES / "good" / "alpha.png").read_bytes(),
+                   filename="served.png").doc
+    store(database(live), BUILDER, (IMAGES / "good" / "png16.png").read_bytes(), filename="idle.png")
+    page = open_as("ops")
+    for _ in range(5):
+        assert page.request.get(f"/media/builder/{served['_id']}").ok
+    flush_deliveries(live)
+    page.goto("/console/ops")
+    first = page.locator("#delivery-top tbody tr").first
+    first.wait_for()
+    assert first.get_by_role("button").get_attribute("title") == f"builder/{served['_id']}"
+    assert first.locator("td").nth(1).inner_text() == "5"
+    page.locator("#delivery-chart canvas").wait_for()
+    assert page.locator("#delivery-chart").get_attribute("data-days") == "30"
+    assert "idle.png" in page.locator("#delivery-never").inner_text()
+    page.locator("#cleanup-list li").first.wait_for()
+    assert "idle.png" in page.locator("#cleanup-list").inner_text()
+    assert "served.png" not in page.locator("#cleanup-list").inner_text()
+    shot(page, "ops-delivery")

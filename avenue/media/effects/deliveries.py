@@ -54,6 +54,8 @@ class Delivered:
     last: float  # when it was last served (Unix time)
     requests: int = 0
     bytes: int = 0
+    name: str = ""  # "original", a variant's name or a rendition's key
+    format: str = ""  # the served file's format ("jpeg", "webp", "avif", ...)
 
 
 Sink = Callable[[Database[Document], Mapping[Key, Delivered]], int]
@@ -71,9 +73,10 @@ class Deliveries:
         self._tally: dict[Key, Delivered] = {}
         self._lock = threading.Lock()
 
-    def served(self, bucket: str, file_id: Any, image: Key, length: int = 0) -> None:
-        """Note that ``file_id`` of ``bucket`` (a file of ``image``) was answered, ``length``
-        bytes sent (0 for a 304 or a HEAD)."""
+    def served(self, bucket: str, file_id: Any, image: Key, length: int = 0, *,
+               name: str = "", format: str = "") -> None:
+        """Note that ``file_id`` of ``bucket`` (a file of ``image``: its ``name``, in
+        ``format``) was answered, ``length`` bytes sent (0 for a 304 or a HEAD)."""
         moment = self.clock()
         with self._lock:
             found = self._tally.get((bucket, file_id))
@@ -81,8 +84,9 @@ class Deliveries:
                 if len(self._tally) >= self.max_pending:
                     self.dropped += 1
                     return
-                found = self._tally[(bucket, file_id)] = Delivered(image, moment)
-            found.last = max(found.last, moment)
+                found = self._tally[(bucket, file_id)] = Delivered(image, moment, name=name, format=format)
+            if moment > found.last:
+                found.last = moment
             found.requests += 1
             found.bytes += length
 

@@ -34,7 +34,7 @@ from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
 from avenue.errors import AvenueError
-from avenue.media.buckets import BUCKETS, RENDITIONS
+from avenue.media.buckets import BUCKETS
 from avenue.media.serve.http import (
     Headers,
     Moved,
@@ -46,7 +46,7 @@ from avenue.media.serve.http import (
     resolve,
     resolve_rendition,
 )
-from avenue.media.serve.route import get_state, headers_for
+from avenue.media.serve.route import get_state, headers_for, note_served
 from avenue.metrics import FRONT_DOOR, AnswerLog
 from avenue.requestid import HEADER, from_environ
 
@@ -141,8 +141,7 @@ class FrontDoor:
         data = cache.get_blob(rep.bucket, rep.file_id) if decided.with_body else None
         if decided.with_body and data is None:
             return None
-        if rep.bucket == RENDITIONS:  # a rendition's use, for the byte budget (one dict update)
-            state.deliveries.served(RENDITIONS, rep.file_id, (bucket, rep.doc.file_id), len(data or b""))
+        note_served(state, bucket, rep, len(data or b""))  # one dict update: counted, never a write here
         return status, decided.headers, [data] if data is not None else []
 
     def _rendition(self, bucket: str, token: str, segment: str, accept: str) -> Representation | None:

@@ -50,6 +50,7 @@ from avenue.media.serve.http import (
 )
 from avenue.media.serve.stream import ChunkStream
 from avenue.media.settings import MediaSettings
+from avenue.media.store import deliveries as delivery_counts
 from avenue.media.store import pending, renditions
 from avenue.media.transform import AllowList, parse_presets
 from avenue.metrics import count_cache, timed_rendition
@@ -70,7 +71,8 @@ class MediaState:
     renders: threading.BoundedSemaphore = threading.BoundedSemaphore(2)
     # What this worker served, noted on every serving path and written in batches (the
     # renditions' last_used, which the byte budget evicts by).
-    deliveries: Deliveries = field(default_factory=lambda: Deliveries({"renditions": renditions.record_used}))
+    deliveries: Deliveries = field(default_factory=lambda: Deliveries({"renditions": renditions.record_used,
+                                                                       "images": delivery_counts.record}))
 
 
 # How long a rendition request waits for one of the process's render slots before 503.
@@ -251,7 +253,7 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
         if isinstance(done, Moved):
             return _redirect(done)
         rep = done
-    return _send(rep)
+    return _deliver(get_state(), bucket, rep)
 
 
 def _rendered(bucket: str, token: str, variant: str | None, wanted: Pending) -> Representation | Moved | None:
@@ -319,8 +321,9 @@ def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bo
 
 def _deliver(state: MediaState, bucket: str, rep: Representation,
              gone: Callable[[], Response] | None = None) -> Response:
-    """Send a rendition and note its delivery (in memory: :mod:`avenue.media.effects.deliveries`);
-    ``gone``: the answer when it was evicted meanwhile (which notes its own delivery)."""
+    """Send an original, a variant or a rendition and note its delivery (in memory:
+    :mod:`avenue.media.effects.deliveries`); ``gone``: the answer when it was evicted meanwhile
+    (which notes its own delivery)."""
     instead: list[Response] = []
 
     def fallback() -> Response:
@@ -330,9 +333,15 @@ def _deliver(state: MediaState, bucket: str, rep: Representation,
     response = _send(rep, gone=fallback)
     if not instead and response.status_code in (200, 206, 304):
         with_body = request.method == "GET" and response.status_code != 304
-        sent = (response.content_length or 0) if with_body else 0
-        state.deliveries.served(RENDITIONS, rep.file_id, (bucket, rep.doc.file_id), sent)
+        note_served(state, bucket, rep, (response.content_length or 0) if with_body else 0)
     return response
+
+
+def note_served(state: MediaState, bucket: str, rep: Representation, sent: int) -> None:
+    """One answer of ``rep`` (a file of an image of ``bucket``), ``sent`` bytes: one dict
+    update (every serving path calls this: the route and the front door)."""
+    state.deliveries.served(rep.bucket, rep.file_id, (bucket, rep.doc.file_id), sent,
+                            name=rep.variant or "original", format=rep.content_type.rpartition("/")[2])
 
 
 def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], Rendered]:

@@ -1,0 +1,65 @@
+// The ops dashboard's Delivery section: most served, heaviest, one image's days (uPlot, the
+// vendored chart library the history uses), never served, and the clean-up list.
+import {api, el, formatBytes, formatDate, show} from './api.js';
+
+const status = document.getElementById('delivery-status');
+let chart = null;
+
+function row(item) {
+  const name = `${item.bucket}/${item.image}`;
+  const pick = el('button', {type: 'button', title: name, 'aria-label': `Chart ${name}`,
+                             onclick: () => drawImage(item.bucket, item.image)}, `${item.bucket} …${item.image.slice(-8)}`);
+  return el('tr', {}, el('td', {}, pick), el('td', {}, item.requests.toLocaleString()),
+            el('td', {}, formatBytes(item.bytes)));
+}
+
+async function drawImage(bucket, image) {
+  const answer = await api('GET', `/api/admin/deliveries/images/${bucket}/${image}`);
+  document.getElementById('delivery-image').textContent =
+    `${bucket}/${image} (last served ${formatDate(answer.last_served)})`;
+  const target = document.getElementById('delivery-chart');
+  const x = answer.days.map((day) => Date.parse(`${day.day}T00:00:00Z`) / 1000);
+  const y = answer.days.map((day) => day.requests);
+  chart?.destroy();
+  chart = new window.uPlot({width: Math.max(280, target.clientWidth || 600), height: 160,
+    series: [{}, {label: 'answers', stroke: '#2a6fdb', fill: 'rgba(42,111,219,0.15)'}]}, [x, y], target);
+  target.dataset.days = String(x.length);
+}
+
+function imageItem(image, extra) {
+  return el('li', {}, el('a', {href: image.url}, image.filename || image.id), extra ? ` — ${extra}` : '');
+}
+
+async function loadCleanup() {
+  const days = document.getElementById('cleanup-days').value || '90';
+  const list = document.getElementById('cleanup-list');
+  try {
+    const answer = await api('GET', `/api/admin/cleanup?days=${encodeURIComponent(days)}&per_page=50`);
+    list.replaceChildren(...answer.items.map((image) =>
+      imageItem(image, image.last_served ? `last served ${formatDate(image.last_served)}` : 'never served')));
+    if (!answer.items.length) list.replaceChildren(el('li', {class: 'muted'}, 'Nothing to clean up on this page.'));
+  } catch (error) {
+    show(status, error.message, 'error');
+  }
+}
+
+async function load() {
+  try {
+    const [top, heaviest, never] = await Promise.all([
+      api('GET', '/api/admin/deliveries/top?by=requests&limit=10'),
+      api('GET', '/api/admin/deliveries/top?by=bytes&limit=10'),
+      api('GET', '/api/admin/deliveries/never-served?per_page=20'),
+    ]);
+    document.querySelector('#delivery-top tbody').replaceChildren(...top.items.map(row));
+    document.querySelector('#delivery-heaviest tbody').replaceChildren(...heaviest.items.map(row));
+    document.getElementById('delivery-never').replaceChildren(...never.items.map((image) => imageItem(image)));
+    show(status, top.items.length ? '' : 'Nothing served yet in this range.');
+    if (top.items.length) await drawImage(top.items[0].bucket, top.items[0].image);
+  } catch (error) {
+    show(status, error.message, 'error');
+  }
+  await loadCleanup();
+}
+
+document.getElementById('cleanup-days').addEventListener('change', loadCleanup);
+load();

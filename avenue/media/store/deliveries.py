@@ -1,0 +1,152 @@
+"""Delivery numbers per image: requests and bytes per image per day, by file served, kept in
+``media_deliveries`` (this module is its one owner).
+
+Every serving path notes what it answered in memory (:mod:`avenue.media.effects.deliveries`);
+each worker's flush hands the batch to :func:`record`, which writes it with **one unordered
+``bulk_write``** of upserts:
+
+- a *day document* per (bucket, image, UTC day, file name, format): ``$inc`` of ``requests``
+  and ``bytes``. ``_id`` is ``bucket/image/YYYY-MM-DD/name/format``, so the upsert finds it by
+  ``_id`` and two workers flushing the same day add into the same document;
+- a *summary document* per image (``_id`` ``bucket/image``, no ``day``): ``$max`` of
+  ``last_served`` and ``$inc`` of the totals. At 10 M images that is at most 10 M small
+  documents (~150 bytes each, ~1.5 GB with the ``_id`` index), written only for images that
+  are served; it keeps the originals' files documents (owned by the store) out of the flush.
+
+Retention: ``AVENUE_DELIVERY_RETENTION_DAYS`` is a TTL index on ``day`` (its name carries the
+period, so a changed retention replaces it at the next start, as the storage history does);
+the summary documents carry no ``day`` and are never expired. Not a time-series collection:
+its documents take no upsert with ``$inc`` (MongoDB 5-7 update time-series measurements only
+by their metaField), and a per-day pre-aggregated document is already the compact form a
+time-series bucket would store; a plain collection with a TTL index works the same on
+mongod, mongomock and SecantusDB.
+
+Reads: :func:`top` (most served or heaviest over a range) groups the day documents of the
+range, found by the ``day`` index; a range is at most :data:`MAX_RANGE_DAYS`. Its cost is the
+day documents in the range: (images served per day) x (files per image served) x days; at
+10 M images of which 1 M are served a day with ~3 files each, 90 days is ~270 M documents,
+too many to group per request, so ranges longer than a week should be read from a replica
+(``secondaryPreferred``) or pre-grouped by a nightly job; that job is not built yet.
+:func:`series` reads one image's day documents by the ``(bucket, image, day)`` index.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo.database import Database
+
+from avenue.media.effects.deliveries import Delivered
+from avenue.media.records import Document
+
+COLLECTION = "media_deliveries"
+RETENTION_INDEX_PREFIX = "retention_"
+#: The longest range :func:`top` groups over (days).
+MAX_RANGE_DAYS = 92
+
+
+def _day(moment: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(moment - moment % 86400, dt.UTC)
+
+
+def summary_id(bucket: str, image: Any) -> str:
+    return f"{bucket}/{image}"
+
+
+def record(db: Database[Document], delivered: Mapping[tuple[str, Any], Delivered]) -> int:
+    """The deliveries' sink for per-image numbers: one unordered ``bulk_write`` of upserts
+    (module doc); how many writes were sent (1, or 0 for nothing to write)."""
+    days: dict[tuple[str, Any, dt.datetime, str, str], list[int]] = {}
+    images: dict[tuple[str, Any], list[Any]] = {}
+    for seen in delivered.values():
+        bucket, image = seen.image
+        day = _day(seen.last)
+        counts = days.setdefault((bucket, image, day, seen.name, seen.format), [0, 0])
+        counts[0] += seen.requests
+        counts[1] += seen.bytes
+        total = images.setdefault((bucket, image), [0, 0, seen.last])
+        total[0] += seen.requests
+        total[1] += seen.bytes
+        total[2] = max(total[2], seen.last)
+    operations: list[UpdateOne] = []
+    for (bucket, image, day, name, fmt), (requests, sent) in days.items():
+        operations.append(UpdateOne(
+            {"_id": f"{bucket}/{image}/{day:%Y-%m-%d}/{name}/{fmt}"},
+            {"$inc": {"requests": requests, "bytes": sent},
+             "$setOnInsert": {"bucket": bucket, "image": image, "day": day, "name": name, "format": fmt}},
+            upsert=True))
+    for (bucket, image), (requests, sent, last) in images.items():
+        operations.append(UpdateOne(
+            {"_id": summary_id(bucket, image)},
+            {"$inc": {"requests": requests, "bytes": sent},
+             "$max": {"last_served": dt.datetime.fromtimestamp(last, dt.UTC)},
+             "$setOnInsert": {"bucket": bucket, "image": image}},
+            upsert=True))
+    if not operations:
+        return 0
+    db[COLLECTION].bulk_write(operations, ordered=False)
+    return 1
+
+
+def ensure_indexes(db: Database[Document], retention_days: int) -> None:
+    """The per-image series index and the TTL index on ``day`` (``retention_<n>d``; none for
+    ``retention_days`` 0: kept for ever)."""
+    collection = db[COLLECTION]
+    collection.create_indexes([
+        IndexModel([("bucket", ASCENDING), ("image", ASCENDING), ("day", ASCENDING)], name="image_day"),
+    ])
+    wanted = f"{RETENTION_INDEX_PREFIX}{retention_days}d" if retention_days > 0 else None
+    existing = [name for name in collection.index_information() if name.startswith(RETENTION_INDEX_PREFIX)]
+    for name in existing:  # first: mongod refuses a second index on the same key
+        if name != wanted:
+            collection.drop_index(name)
+    if wanted and wanted not in existing:
+        collection.create_index([("day", ASCENDING)], name=wanted, expireAfterSeconds=retention_days * 86400)
+    elif wanted is None:
+        collection.create_index([("day", ASCENDING)], name="day")
+
+
+def _range(start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    return {"$gte": _day(start.timestamp()), "$lt": end}
+
+
+def top(db: Database[Document], start: dt.datetime, end: dt.datetime, *, by: str = "requests",
+        limit: int = 20) -> list[dict[str, Any]]:
+    """The ``limit`` images most served (``by`` "requests") or heaviest (``by`` "bytes") in
+    ``[start, end)``: bucket, image, requests, bytes."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"day": _range(start, end)}},
+        {"$group": {"_id": {"bucket": "$bucket", "image": "$image"},
+                    "requests": {"$sum": "$requests"}, "bytes": {"$sum": "$bytes"}}},
+        {"$sort": {by: DESCENDING, "_id.image": ASCENDING}},
+        {"$limit": limit},
+    ]
+    return [{"bucket": row["_id"]["bucket"], "image": row["_id"]["image"], "requests": row["requests"],
+             "bytes": row["bytes"]} for row in db[COLLECTION].aggregate(pipeline)]
+
+
+def series(db: Database[Document], bucket: str, image: Any, start: dt.datetime,
+           end: dt.datetime) -> list[dict[str, Any]]:
+    """One image's day documents in ``[start, end)``, by day: day, name, format, requests, bytes."""
+    found = db[COLLECTION].find({"bucket": bucket, "image": image, "day": _range(start, end)},
+                                {"_id": 0, "day": 1, "name": 1, "format": 1, "requests": 1, "bytes": 1}
+                                ).sort([("bucket", ASCENDING), ("image", ASCENDING), ("day", ASCENDING)])
+    return list(found)
+
+
+def last_served(db: Database[Document],
+                keys: Iterable[tuple[str, Any]]) -> dict[tuple[str, Any], dt.datetime]:
+    """When each of ``keys`` (bucket, image) was last served; images never served are absent."""
+    ids = [summary_id(bucket, image) for bucket, image in keys]
+    if not ids:
+        return {}
+    found = db[COLLECTION].find({"_id": {"$in": ids}}, {"bucket": 1, "image": 1, "last_served": 1})
+    return {(doc["bucket"], doc["image"]): doc["last_served"] for doc in found}
+
+
+def served_totals(db: Database[Document], bucket: str, image: Any) -> dict[str, Any] | None:
+    """An image's summary: requests, bytes, last_served (None: never served)."""
+    return db[COLLECTION].find_one({"_id": summary_id(bucket, image)}, {"_id": 0})

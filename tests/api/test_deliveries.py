@@ -1,0 +1,232 @@
+"""Delivery numbers per image: every serving path counts in memory, a flush writes one bulk_write."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from werkzeug.test import Client
+
+from avenue.clock import now
+from avenue.media import BUILDER, PRODUCTS, FrontDoor, Image
+from avenue.media.serve import route
+from avenue.media.store import deliveries as numbers
+from avenue.media.store.originals import store
+from tests.helpers import image_bytes
+
+N = 7
+
+
+def put(app, name="good/progressive.jpg", bucket=PRODUCTS) -> dict:
+    from avenue.db import get_db, get_mongo
+
+    with app.app_context():
+        get_mongo().ensure_indexes()
+        return store(get_db(), bucket, image_bytes(name), filename=name.split("/")[-1]).doc
+
+
+def url(doc, tail: str = "") -> str:
+    version = (doc.get("metadata") or {}).get("version") or ""
+    token = f"{doc['_id']}~{version}" if version else str(doc["_id"])
+    return f"/media/products/{token}" + (f"/{tail}" if tail else "")
+
+
+def flush(app, db):
+    with app.app_context():
+        return route.get_state(app).deliveries.flush(db)
+
+
+def day_docs(db, image) -> dict[str, dict]:
+    return {f"{doc['name']}.{doc['format']}": doc
+            for doc in db[numbers.COLLECTION].find({"image": image, "day": {"$exists": True}})}
+
+
+@pytest.fixture
+def bulk_writes(db, monkeypatch):
+    """Every bulk_write sent to the delivery numbers' collection, by its operation count."""
+    sent: list[int] = []
+    kind = type(db[numbers.COLLECTION])
+    real = kind.bulk_write
+
+    def counted(self, operations, *args, **kwargs):
+        if self.name == numbers.COLLECTION:
+            sent.append(len(operations))
+        return real(self, operations, *args, **kwargs)
+
+    monkeypatch.setattr(kind, "bulk_write", counted)
+    return sent
+
+
+def test_an_original_a_variant_and_a_rendition_served_n_times_are_counted_n_times_in_one_write(
+        app, client, db, bulk_writes):
+    doc = put(app)
+    for target in ("", "thumb", "w_320.webp"):
+        for _ in range(N):
+            assert client.get(url(doc, target), headers={"Accept": "image/webp"}).status_code == 200
+    assert bulk_writes == []  # nothing written per request
+    flush(app, db)
+    assert len(bulk_writes) == 1
+    found = day_docs(db, doc["_id"])
+    assert {key: row["requests"] for key, row in found.items()} == {
+        "original.jpeg": N, "thumb.webp": N, "w_320.webp": N}
+    assert all(row["bytes"] > 0 and row["bytes"] % N == 0 for row in found.values())
+    summary = numbers.served_totals(db, PRODUCTS, doc["_id"])
+    assert summary["requests"] == 3 * N and summary["last_served"] is not None
+
+
+def test_the_front_door_counts_what_it_answers_from_the_cache(app, client, db, bulk_writes):
+    doc = put(app)
+    assert client.get(url(doc, "thumb"), headers={"Accept": "image/webp"}).data  # now in the cache
+    flush(app, db)
+
+    def flask_must_not_run(environ, start_response):
+        pytest.fail("the front door passed the request on to Flask")
+
+    front = Client(FrontDoor(app, flask_must_not_run))
+    for _ in range(N):
+        assert front.get(url(doc, "thumb"), headers={"Accept": "image/webp"}).status_code == 200
+    flush(app, db)
+    assert len(bulk_writes) == 2
+    assert day_docs(db, doc["_id"])["thumb.webp"]["requests"] == N + 1
+
+
+def test_two_workers_on_one_database_count_into_the_same_day_documents(app_factory, db, bulk_writes):
+    first, second = app_factory(), app_factory()
+    doc = put(first)
+    for worker in (first, second):
+        for _ in range(N):
+            assert worker.test_client().get(url(doc)).status_code == 200
+    flush(first, db)
+    flush(second, db)
+    assert len(bulk_writes) == 2
+    (row,) = day_docs(db, doc["_id"]).values()
+    assert row["requests"] == 2 * N
+
+
+def test_a_flush_with_nothing_served_writes_nothing(app, db, bulk_writes):
+    assert flush(app, db) == {}
+    assert bulk_writes == []
+
+
+def test_retention_is_a_ttl_index_on_the_day_with_the_configured_days(app_factory):
+    from avenue.db import get_db, get_mongo
+
+    app = app_factory(AVENUE_DELIVERY_RETENTION_DAYS=30)
+    with app.app_context():
+        get_mongo().ensure_indexes()
+        indexes = get_db()[numbers.COLLECTION].index_information()
+    assert indexes["retention_30d"]["expireAfterSeconds"] == 30 * 86400
+    assert indexes["retention_30d"]["key"] == [("day", 1)]
+
+
+def test_a_changed_retention_replaces_the_ttl_index(db):
+    numbers.ensure_indexes(db, 7)
+    indexes = db[numbers.COLLECTION].index_information()
+    assert "retention_7d" in indexes and "retention_90d" not in indexes
+
+
+def test_top_served_and_heaviest_over_a_range_and_each_images_series(app, client, db):
+    small, large = put(app), put(app, "good/grayscale.jpg")
+    for _ in range(3):
+        client.get(url(small, "thumb"))
+    client.get(url(large))
+    flush(app, db)
+    now = dt.datetime.now(dt.UTC)
+    start, end = now - dt.timedelta(days=1), now + dt.timedelta(days=1)
+    most = numbers.top(db, start, end, by="requests")
+    assert [row["requests"] for row in most][:1] == [3]
+    heaviest = numbers.top(db, start, end, by="bytes")
+    assert heaviest[0]["bytes"] >= heaviest[-1]["bytes"]
+    assert numbers.top(db, end, end + dt.timedelta(days=1)) == []
+    (day,) = numbers.series(db, PRODUCTS, small["_id"], start, end)
+    assert day["requests"] == 3 and day["name"] == "thumb"
+
+
+# --- the API: top, series, never served, the clean-up list -------------------------------
+
+
+def library_image(db, name: str) -> Image:
+    doc = store(db, BUILDER, image_bytes(name), filename=name.split("/")[-1]).doc
+    return Image.from_files_doc(BUILDER, doc)
+
+
+def page_using(db, slug: str, image_id) -> None:
+    db.page_content.insert_one({"slug": slug, "title": slug, "published": True, "updated_at": now(),
+                                "blocks": [{"type": "image", "media_id": str(image_id)}],
+                                "media_ids": [image_id]})
+
+
+def test_ops_read_the_most_served_and_heaviest_images_and_one_images_days(app, client, db, auth):
+    doc = put(app)
+    for _ in range(N):
+        client.get(url(doc))
+    flush(app, db)
+    ops = auth.token("ops")
+    top = client.get("/api/admin/deliveries/top", headers=ops).get_json()
+    assert top["items"][0]["image"] == str(doc["_id"]) and top["items"][0]["requests"] == N
+    heaviest = client.get("/api/admin/deliveries/top?by=bytes", headers=ops).get_json()
+    assert heaviest["items"][0]["bytes"] == N * doc["length"]
+    days = client.get(f"/api/admin/deliveries/images/products/{doc['_id']}", headers=ops).get_json()
+    assert len(days["days"]) == 30 and days["days"][-1]["requests"] == N and days["requests"] == N
+    assert days["last_served"] is not None
+
+
+@pytest.mark.parametrize("query, code", [
+    ("from=2026-13-01", "invalid_range"), ("to=194-05-25", "invalid_range"),
+    ("to=0001-01-02", "invalid_range"), ("to=9999-12-31", "invalid_range"),
+    ("from=2026-02-01&to=2026-01-01", "invalid_range"),
+    ("from=2025-01-01&to=2026-01-01", "invalid_range"), ("by=weight", "invalid_by"),
+    ("limit=0", "invalid_limit"),
+    ("limit=x", "invalid_limit"),
+])
+def test_a_bad_range_or_order_is_a_400_that_says_why(client, auth, query, code):
+    answer = client.get(f"/api/admin/deliveries/top?{query}", headers=auth.token("ops"))
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == code
+
+
+def test_delivery_numbers_are_for_ops_and_admins_only(client, auth):
+    assert client.get("/api/admin/deliveries/top", headers=auth.token("editor")).status_code == 403
+    assert client.get("/api/admin/cleanup", headers=auth.token("editor")).status_code == 403
+
+
+def test_never_served_lists_the_library_images_nobody_asked_for(app, db, client, auth):
+    served, idle = library_image(db, "good/png16.png"), library_image(db, "good/alpha.png")
+    assert client.get(f"/media/builder/{served.id}").status_code == 200
+    flush(app, db)
+    listed = client.get("/api/admin/deliveries/never-served", headers=auth.token("ops")).get_json()
+    assert [item["id"] for item in listed["items"]] == [str(idle.id)]
+
+
+def test_the_clean_up_list_is_unused_images_not_served_lately_and_its_trash_move_is_restorable(
+        app, db, client, auth):
+    on_page = library_image(db, "good/png16.png")
+    served_lately = library_image(db, "good/alpha.png")
+    never = library_image(db, "good/grayscale.jpg")
+    served_long_ago = library_image(db, "good/tiny_1x1.png")
+    in_product = Image.from_files_doc(PRODUCTS, put(app, "good/progressive.jpg"))
+    page_using(db, "home", on_page.id)
+    assert client.get(f"/media/builder/{served_lately.id}").status_code == 200
+    flush(app, db)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
+    db[numbers.COLLECTION].insert_one({"_id": numbers.summary_id(BUILDER, served_long_ago.id),
+                                       "bucket": BUILDER, "image": served_long_ago.id, "last_served": old,
+                                       "requests": 1, "bytes": 1})
+    ops = auth.token("ops")
+    listed = client.get("/api/admin/cleanup?days=30", headers=ops).get_json()
+    ids = {item["id"] for item in listed["items"]}
+    assert ids == {str(never.id), str(served_long_ago.id)}
+    assert str(in_product.id) not in ids  # a product's images are never in the library
+    assert client.get("/api/admin/cleanup?days=60", headers=ops).get_json()["items"][0]["id"] == str(never.id)
+    editor = auth.token("admin")
+    for image_id in ids:
+        assert client.delete(f"/api/builder/media/{image_id}", headers=editor).status_code == 204
+    assert client.get("/api/admin/cleanup?days=30", headers=ops).get_json()["items"] == []
+    assert client.post(f"/api/trash/{never.id}/restore", headers=editor).status_code == 200
+    again = client.get("/api/admin/cleanup?days=30", headers=ops).get_json()["items"]
+    assert [item["id"] for item in again] == [str(never.id)]
+
+
+@pytest.mark.parametrize("days", ["0", "x", "100000"])
+def test_a_bad_clean_up_age_is_a_400(client, auth, days):
+    answer = client.get(f"/api/admin/cleanup?days={days}", headers=auth.token("ops"))
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_days"
