@@ -180,6 +180,9 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "monitoring_samples": (None, "one storage sample per hour, 90 days (TTL): ~2,200 documents"),
     "monitoring_alerts": (None, "a few threshold crossings a week (TTL)"),
     "monitoring_leases": (None, "the history sampler's lease document"),
+    "media_deliveries": (None, "per image per day (a TTL keeps AVENUE_DELIVERY_RETENTION_DAYS) and "
+                               "one summary per image, upserted by _id in one bulk_write per flush; "
+                               "shard on {_id: 'hashed'} once it outgrows the primary shard"),
     "media_rendition_claims": (None, "one short-lived claim per rendition or pending variants being "
                                      "rendered, removed after (lapses after 60 s)"),
     "media_tus_uploads": (None, "one document per resumable upload until it expires (gc removes it)"),

@@ -37,6 +37,10 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/admin/audit", ADMIN),
     ("GET", "/api/admin/history", ADMIN_OPS),
     ("GET", "/api/admin/alerts", ADMIN_OPS),
+    ("GET", "/api/admin/deliveries/top", ADMIN_OPS),
+    ("GET", f"/api/admin/deliveries/images/alias-x/{ID}", ADMIN_OPS),
+    ("GET", "/api/admin/deliveries/never-served", ADMIN_OPS),
+    ("GET", "/api/admin/cleanup", ADMIN_OPS),
     ("POST", f"/api/admin/alerts/{ID}/ack", ADMIN_OPS),
     # --- shop ---
     ("GET", "/api/shop/products", ANYONE),
@@ -97,7 +101,7 @@ def _rule_key(rule) -> set[tuple[str, str]]:
 
 
 def _row_key(method: str, path: str) -> tuple[str, str]:
-    parts = ["{}" if part in {ID, "sku-x", "slug-x"} else part for part in path.split("/")]
+    parts = ["{}" if part in {ID, "sku-x", "slug-x", "alias-x"} else part for part in path.split("/")]
     return method, "/".join(parts)
 
 
