@@ -29,6 +29,23 @@ def pytest_configure(config):
         raise pytest.UsageError(f"test files not found at {FIXTURES} (AVENUE_FIXTURES)")
 
 
+@pytest.fixture(autouse=True)
+def no_periodic_job_outlives_its_test():
+    """Stop the periodic jobs a test started and left running (gunicorn.conf.py's
+    ``post_worker_init`` starts every one a worker has: the rendition budget, the deliveries'
+    flush, ...). Left alone they tick against a dropped database in later tests, and their
+    driver calls touch the global ``random`` while hypothesis draws there (a flaky failure)."""
+    import threading
+
+    from avenue.background import PeriodicJob
+
+    before = set(threading.enumerate())
+    yield
+    for thread in set(threading.enumerate()) - before:
+        if isinstance(thread, PeriodicJob):
+            thread.stop(timeout=10)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """Fold the media front door's answers as each test ends: their access-log lines are
