@@ -129,11 +129,19 @@ class Gunicorn:
         """POST /api/uploads; (status, JSON body or {})."""
         return client.upload_to(self, headers, data, filename, timeout=timeout, visibility=visibility)
 
-    def uploaded(self, data: bytes, filename: str, headers: dict[str, str] | None = None) -> dict:
+    def uploaded(self, data: bytes, filename: str, headers: dict[str, str] | None = None, *,
+                 settled: bool = True) -> dict:
         """Upload ``data`` as a public image (by a new editor unless ``headers`` say who); its
-        image object: anything but a 201 fails the test."""
+        image object: anything but a 201 fails the test. ``settled``: also wait until its
+        variants are rendered (the upload answers before them; a GET of one renders them all,
+        or waits for the render after the answer), so that what a test does next is not raced by
+        that render, which changes the original's files document and so every worker's cache."""
         status, image = self.upload(headers or self.token(), data, filename)
         assert status == 201, (status, image)
+        if settled:
+            url = next(iter(image["variant_urls"]["card"].values()))
+            status, _ = self.request("GET", url[url.index("/media/"):])
+            assert status == 200, (status, url)
         return image
 
 

@@ -72,6 +72,13 @@ def _assert_acknowledged_are_safe(server: Gunicorn, mongo_uri: str,
         status, data = server.request("GET", path)
         assert status == 200, path
         assert hashlib.sha256(data).hexdigest() == body["sha256"]
+        # Every variant too: a worker killed after its answer left its variants pending, and
+        # their first GET renders them (avenue/media/store/pending.py).
+        for by_format in body["variant_urls"].values():
+            for url in by_format.values():
+                variant = url.split("://", 1)[-1]
+                status, data = server.request("GET", variant[variant.index("/media/"):])
+                assert status == 200 and data, variant
     client = pymongo.MongoClient(mongo_uri)
     try:
         db = client[DB]

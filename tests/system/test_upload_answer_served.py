@@ -21,7 +21,7 @@ def test_every_url_of_an_answer_serves_the_right_image_from_another_server_at_on
     other = Gunicorn(secantus.uri, db_name, tmp_path / "other.log", workers=1)
     try:
         answering.start(30), other.start(30)
-        body = answering.uploaded(image_bytes("good/photo_exif_rotated.jpg"), "rotated.jpg")
+        body = answering.uploaded(image_bytes("good/photo_exif_rotated.jpg"), "rotated.jpg", settled=False)
         urls = [("original", "", body["url"])] + [(name, "", url) for name, url in body["variants"].items()]
         urls += [(name, ext, url) for name, by_ext in body["variant_urls"].items()
                  for ext, url in by_ext.items()]
