@@ -843,12 +843,20 @@ def test_every_console_screen_passes_the_accessibility_audit(live, browser, open
     shot(admin, f"product-shared-photo-{width}")
 @pytest.mark.slow
 def test_the_ops_dashboard_shows_delivery_numbers_a_chart_and_the_clean_up_list(live, open_as):
+    import io
+
+    from PIL import Image as PILImage
+
     from avenue.media import BUILDER, flush_deliveries
     from avenue.media.store.originals import store
 
-    served = store(database(live), BUILDER, (IMAGES / "good" / "alpha.png").read_bytes(),
-                   filename="served.png").doc
-    store(database(live), BUILDER, (IMAGES / "good" / "png16.png").read_bytes(), filename="idle.png")
+    def unique_png() -> bytes:  # a fixture's bytes would dedupe to an image earlier tests served
+        out = io.BytesIO()
+        PILImage.new("RGB", (64, 48), tuple(uuid.uuid4().bytes[:3])).save(out, "PNG")
+        return out.getvalue()
+
+    served = store(database(live), BUILDER, unique_png(), filename="served.png").doc
+    store(database(live), BUILDER, unique_png(), filename="idle.png")
     page = open_as("ops")
     # More answers than any other image of this module gets (the grids load many, a few times
     # each), so it is on the most-served list whichever tests ran before.

@@ -77,7 +77,14 @@ def _assert_acknowledged_are_safe(server: Gunicorn, mongo_uri: str,
         for by_format in body["variant_urls"].values():
             for url in by_format.values():
                 variant = url.split("://", 1)[-1]
-                status, data = server.request("GET", variant[variant.index("/media/"):])
+                variant = variant[variant.index("/media/"):]
+                # 503 busy while a dead render's claim has not lapsed (60 s): asked again, as
+                # its Retry-After says.
+                deadline = time.monotonic() + 120
+                status, data = server.request("GET", variant)
+                while status == 503 and time.monotonic() < deadline:
+                    time.sleep(2)
+                    status, data = server.request("GET", variant)
                 assert status == 200 and data, variant
     client = pymongo.MongoClient(mongo_uri)
     try:
