@@ -11,7 +11,7 @@ fetchable at once.
     test client: no socket, no gunicorn) on **mongomock**, from the request to the JSON answer:
     validation, metadata stripping, the decode, the focal point, the WebP thumb and its
     placeholder, the original's write, the answer. The other seven variants are rendered after
-    the answer (``AVENUE_VARIANTS_AFTER_ANSWER``, on by default); that render is timed too,
+    the answer (``AVENUE_VARIANTS_AFTER_ANSWER=true``, set here); that render is timed too,
     outside the answer, and so is the upload with them rendered before the answer (the setting
     off: what every upload did before), for scale.
 
