@@ -62,6 +62,16 @@ that thread for as long as it likes, and a few dozen such clients stop ``/health
   thread exactly as before (:func:`loop_environ`). ``GUNICORN_LOOP_MEDIA=0`` turns it off;
   gunicorn's access log (``GUNICORN_ACCESS_LOG``) does too, since it logs only what threads
   handle (the app's own access log and metrics count the loop's answers as any other).
+- **A graceful stop answers every connection made before it, and refuses the rest at
+  connect**: on TERM (or a recycle) gthread stops watching its listening socket but closes it
+  only once its last request is answered, up to ``graceful_timeout`` later; with
+  ``reuse_port`` every worker listens on a socket of its own, so all that while the kernel
+  went on completing handshakes into this worker's backlog (and with every thread busy some
+  were queued there already), and closing the socket reset every one of them: a client that
+  had connected and sent its upload got a reset, never an answer. The worker now takes what
+  the kernel queued the moment it starts stopping, reads and answers it like any other
+  connection, and closes its listening socket at once: from then on a new connection is
+  refused at connect (or, on a rolling restart, goes to the new workers' sockets).
 - **Closing connections linger in the event loop**: gthread's graceful close (shut down
   writing, then read until the client closes, up to 2 s) ran in the event loop every
   connection shares, so each client that never closed its side stalled the worker 2 s.
@@ -93,6 +103,7 @@ import fcntl
 import json
 import os
 import re
+import select
 import selectors
 import socket
 import struct
@@ -698,6 +709,38 @@ class GuardedThreadWorker(ThreadWorker):
             self.enqueue_req(queue.popleft())
             if not queue:
                 del self.waiting[key]
+
+    def _cap_keepalive(self, deadline: float) -> None:
+        """gthread calls this once, as its graceful stop begins (TERM, a recycle, the master
+        gone): first take what the kernel queued for this worker, then stop listening."""
+        self._stop_listening()
+        super()._cap_keepalive(deadline)
+
+    def _stop_listening(self) -> None:
+        """Accept every connection already queued on this worker's listening sockets (their
+        clients connected and may have sent a whole upload: they are read and answered like
+        any other), then close the sockets, so that a connection made from now on is refused
+        at connect instead of being queued and reset when the worker exits (see the module
+        docstring). A connection whose handshake completes between the last accept and the
+        close is still reset: a window of microseconds, not of ``graceful_timeout``."""
+        taken = 0
+        for listener in self.sockets:
+            try:
+                listener.setblocking(False)
+                queued = select.poll()  # not select(): a worker's descriptors go past 1024
+                queued.register(listener.fileno(), select.POLLIN)
+                # At most a backlog's worth: under a flood of connections this must end.
+                for _ in range(max(1, self.cfg.backlog)):
+                    if not queued.poll(0) or time.monotonic() < self._accept_paused_until:
+                        break
+                    before = self.nr_conns
+                    self.accept(listener)
+                    taken += self.nr_conns > before
+            except OSError as error:  # out of file descriptors, a socket gone: close it anyway
+                self.log.warning("taking the queued connections on stopping failed: %s", error)
+            listener.close()
+        if taken:
+            self.log.info("stopping: answering %d connection(s) the kernel had queued", taken)
 
     def accept(self, listener) -> None:
         if not self.guarded:
