@@ -3,6 +3,7 @@
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -77,13 +78,28 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
     os.environ["AVENUE_METRICS_PREPARED_BY"] = str(os.getpid())
 
 
+# What worker_exit keeps of graceful_timeout for itself after the renders below (the
+# deliveries' flush takes up to 2 s): the master kills a worker at graceful_timeout.
+EXIT_MARGIN_SECONDS = 3.0
+
+
 def worker_exit(server, worker):
-    """In the exiting worker: count the media front door's last answers (avenue/metrics.py),
-    and write the renditions it served since its last flush (avenue/media/effects/deliveries.py)."""
+    """In the exiting worker: finish the variants rendered after uploads' answers (within what
+    is left of graceful_timeout since it began stopping: avenue/media/store/pending.py; what is
+    left undone, the first GET or fsck --repair renders), count the media front door's last
+    answers (avenue/metrics.py), and write the renditions it served since its last flush
+    (avenue/media/effects/deliveries.py)."""
     from avenue.metrics import FRONT_DOOR
 
-    FRONT_DOOR.fold()
     app = getattr(worker, "wsgi", None)
+    since = getattr(worker, "stopping_since", None)  # avenue/server.py; None: it did not stop gracefully
+    if "avenue.mongo" in getattr(app, "extensions", {}) and since is not None:
+        from avenue.media import finish_after_answer
+
+        left = worker.cfg.graceful_timeout - (time.monotonic() - since) - EXIT_MARGIN_SECONDS
+        if not finish_after_answer(left):
+            worker.log.warning("stopping: variants rendered after answers are left for their first GET")
+    FRONT_DOOR.fold()
     if "avenue.mongo" in getattr(app, "extensions", {}):
         from avenue.media import flush_deliveries
 

@@ -10,6 +10,9 @@ Three things, from small to large:
   next tick runs as usual: a database outage must not end a worker's background work for
   good. With ``lease``, a tick runs only where its lease is taken, kept by a heartbeat while
   it runs and given back after (one of all instances runs it; :mod:`avenue.leases`).
+- :class:`Lane`: work handed over one piece at a time (the renders an upload leaves for
+  after its answer), run in order on one daemon thread of lower scheduling priority, with
+  :meth:`~Lane.drain` to wait for what is queued (a stopping worker finishes it).
 - :func:`register` and :func:`start_all`: the app factory registers the long-running work
   of an app server worker (in the order it starts), and gunicorn.conf.py's
   ``post_worker_init`` starts it all, once per worker. Tests start one job directly through
@@ -24,8 +27,10 @@ A foundation module: no Flask import, no database of its own.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -97,6 +102,65 @@ class PeriodicJob(threading.Thread):
         self.stopping.set()
         if self.ident is not None:
             self.join(timeout)
+
+
+class Lane:
+    """Jobs run one after the other, in the order given, on one daemon thread (started with
+    the first job) at ``nice`` below the process's scheduling priority.
+
+    One thread, not one per job: a burst of uploads handed over a burst of renders, each on a
+    thread of its own, and every one of them took its turns at the GIL from the event loop
+    reading the next uploads' bodies and the threads answering them. Lower priority (Linux
+    applies ``setpriority`` to the one thread it names; elsewhere it is skipped) so that, on a
+    busy machine, the kernel runs the threads that answer first (the encoders' own pool
+    threads, shared with uploads, keep their priority). A job that raises is logged and the
+    next one runs; the thread ends after ``idle_seconds`` without a job.
+    """
+
+    def __init__(self, name: str, *, nice: int = 10, idle_seconds: float = 60.0) -> None:
+        self.name, self.nice, self.idle_seconds = name, nice, idle_seconds
+        self._jobs: collections.deque[Callable[[], Any]] = collections.deque()
+        self._lock = threading.Condition()
+        self._running = False  # a job is being run (taken off the queue, not finished)
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: Callable[[], Any]) -> None:
+        """Queue ``job``; it runs after every job queued before it."""
+        with self._lock:
+            self._jobs.append(job)
+            if self._thread is None:
+                self._thread = spawn(self.name, self._run)
+            self._lock.notify_all()
+
+    def pending(self) -> int:
+        """Jobs queued or running."""
+        with self._lock:
+            return len(self._jobs) + self._running
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until every job queued so far has run; True if so."""
+        with self._lock:
+            return self._lock.wait_for(lambda: not self._jobs and not self._running, max(0.0, timeout))
+
+    def _run(self) -> None:
+        if self.nice and hasattr(os, "setpriority"):
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+        while True:
+            with self._lock:
+                if not self._lock.wait_for(lambda: bool(self._jobs), self.idle_seconds):
+                    self._thread = None  # idle: the next job starts a thread again
+                    return
+                job = self._jobs.popleft()
+                self._running = True
+            try:
+                job()
+            except Exception:  # noqa: BLE001 - logged; the next job runs
+                log.exception("a job of %s failed", self.name)
+            finally:
+                with self._lock:
+                    self._running = False
+                    self._lock.notify_all()
 
 
 # A start function: starts its work and returns it (a job, a thread), or None when switched off.

@@ -639,6 +639,7 @@ class GuardedThreadWorker(ThreadWorker):
         self._date_second, self._date_text = 0, ""
         self._next_murder = 0.0
         self.busy = 0  # connections handed to the pool and not finished yet
+        self.stopping_since: float | None = None  # when its graceful stop began
         self._accept_paused_until = 0.0  # out of file descriptors: accept again after this
         self.guarded = not self.cfg.is_ssl and "h2" not in self.cfg.http_protocols
         super().init_process()
@@ -713,6 +714,7 @@ class GuardedThreadWorker(ThreadWorker):
     def _cap_keepalive(self, deadline: float) -> None:
         """gthread calls this once, as its graceful stop begins (TERM, a recycle, the master
         gone): first take what the kernel queued for this worker, then stop listening."""
+        self.stopping_since = time.monotonic()  # gunicorn.conf.py's worker_exit: what is left of the grace
         self._stop_listening()
         super()._cap_keepalive(deadline)
 

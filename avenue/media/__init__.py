@@ -67,7 +67,14 @@ from avenue.media.references import IN_BATCH, References, Referrers, referrers, 
 from avenue.media.references import init_app as register_referrers
 from avenue.media.serve.frontdoor import FrontDoor, front_door_of, install_front_door
 from avenue.media.serve.objects import UrlSigner, image_object, near_objects, ref_object
-from avenue.media.serve.route import bp, flush_deliveries, get_cache, init_app, start_delivery_flush
+from avenue.media.serve.route import (
+    bp,
+    finish_after_answer,
+    flush_deliveries,
+    get_cache,
+    init_app,
+    start_delivery_flush,
+)
 
 # ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
 from avenue.media.store import deliveries, resumable, scan
@@ -139,6 +146,8 @@ __all__ = [
     # running total and the byte budget's eviction; every worker's flush of what it served.
     "Evicted", "RENDITIONS", "evict_renditions", "rendition_orphans", "rendition_total",
     "flush_deliveries", "start_delivery_flush",
+    # Uploads' variants rendered after their answer (store/pending.py): a stopping worker finishes them.
+    "finish_after_answer",
     # Resumable uploads (store/resumable.py): state and bytes as they arrive, for avenue/tus/ and gc.
     "resumable",
     # Delivery numbers per image (store/deliveries.py): top, series, last served, retention.

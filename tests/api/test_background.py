@@ -3,6 +3,7 @@ asked, jobs under a lease, and the one start of a worker's background work."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import types
@@ -146,3 +147,68 @@ def test_a_starting_worker_starts_each_piece_of_its_background_work_once(app_fac
             if isinstance(thread, background.PeriodicJob):
                 thread.stop()
         sweep.wait_for_sweeps(30)
+
+
+def test_a_lane_runs_its_jobs_one_at_a_time_in_order_on_one_thread():
+    lane = background.Lane("test-lane", idle_seconds=0.1)
+    running, most, seen = [0], [0], []
+    lock = threading.Lock()
+
+    def job(index: int) -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.01)
+        seen.append((index, threading.current_thread().name))
+        with lock:
+            running[0] -= 1
+
+    for index in range(5):
+        lane.submit(lambda index=index: job(index))
+    assert lane.drain(10)
+    assert [index for index, _ in seen] == [0, 1, 2, 3, 4]
+    assert {name for _, name in seen} == {"test-lane"} and most[0] == 1
+    assert lane.pending() == 0
+
+
+def test_draining_a_lane_waits_for_the_job_running_and_those_queued_and_gives_up_at_its_timeout():
+    lane = background.Lane("test-lane", idle_seconds=0.1)
+    release = threading.Event()
+    done: list[str] = []
+    lane.submit(lambda: (release.wait(10), done.append("first")))
+    lane.submit(lambda: done.append("second"))
+    assert not lane.drain(0.1)  # the first still waits
+    assert lane.pending() == 2
+    release.set()
+    assert lane.drain(10)
+    assert done == ["first", "second"]
+
+
+def test_a_lane_job_that_raises_is_logged_and_the_next_one_runs(caplog):
+    lane = background.Lane("test-lane", idle_seconds=0.1)
+    done: list[int] = []
+    lane.submit(lambda: 1 / 0)
+    lane.submit(lambda: done.append(1))
+    assert lane.drain(10)
+    assert done == [1]
+    assert "a job of test-lane failed" in caplog.text
+
+
+def test_a_lane_runs_below_the_process_priority_where_the_system_allows():
+    lane = background.Lane("test-lane", nice=5, idle_seconds=0.1)
+    seen: list[int] = []
+    lane.submit(lambda: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    assert lane.drain(10)
+    # Linux: the lane's own thread only (this one keeps its priority).
+    assert seen == [os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + 5]
+
+
+def test_an_idle_lane_ends_its_thread_and_the_next_job_starts_one():
+    lane = background.Lane("test-lane-idle", idle_seconds=0.05)
+    lane.submit(lambda: None)
+    assert lane.drain(10)
+    wait_until(lambda: not any(t.name == "test-lane-idle" for t in threading.enumerate()))
+    assert not any(t.name == "test-lane-idle" for t in threading.enumerate())
+    done: list[int] = []
+    lane.submit(lambda: done.append(1))
+    assert lane.drain(10) and done == [1]

@@ -1,6 +1,7 @@
 """A graceful stop of the Procfile's gunicorn (avenue/server.py): every connection made before
-the TERM is read and answered, and a connection made after it is refused at connect, never
-queued and then reset.
+the TERM is read and answered, a connection made after it is refused at connect, never
+queued and then reset, and the variants left for after the uploads' answers are rendered
+before the worker exits (gunicorn.conf.py worker_exit).
 
 The worker is made busy on purpose (one thread, held by an upload whose body is still coming)
 so that a second upload is left in the kernel's backlog, not yet accepted, when the TERM comes:
@@ -16,8 +17,10 @@ import threading
 import time
 from pathlib import Path
 
+import pymongo
 import pytest
 
+from avenue.media.store.pending import pending_of
 from tests.helpers import image_bytes
 from tests.support.client import UPLOADS, multipart
 from tests.support.launcher import LOOPBACK
@@ -114,3 +117,25 @@ def test_a_graceful_stop_answers_the_uploads_connected_before_it_and_refuses_lat
     log = server.log_path.read_text()
     assert "answering 1 connection(s) the kernel had queued" in log
     assert "Traceback" not in log
+
+
+def test_a_stopping_worker_renders_the_variants_its_answered_uploads_left_for_after_the_answer(
+        start_gunicorn):
+    server = start_gunicorn(WEB_CONCURRENCY="1", AVENUE_VARIANTS_AFTER_ANSWER="true")
+    headers = server.token()
+    names = ["good/progressive.jpg", "good/grayscale.jpg", "good/photo_exif_rotated.jpg", "good/cmyk.jpg"]
+    for name in names:
+        status, _ = server.upload(headers, image_bytes(name), name.split("/")[-1])
+        assert status == 201
+    server.signal(signal.SIGTERM)  # at once: their variants are still queued or being rendered
+    assert server.process is not None
+    server.process.wait(60)
+    client = pymongo.MongoClient(server.mongo_uri)
+    try:
+        originals = list(client[server.db_name]["uploads.files"].find({"metadata.role": "original"}))
+    finally:
+        client.close()
+    assert len(originals) == len(names)
+    assert [pending_of(doc) for doc in originals] == [[]] * len(names)  # every variant listed, none pending
+    log = server.log_path.read_text()
+    assert "pending variants" not in log and "Traceback" not in log

@@ -139,15 +139,29 @@ def _start_left_over(error: BaseException | None) -> None:
         start_after_answer(jobs)
 
 
+# Every answered request's pending renders, in the order they were answered, on one thread
+# of this process at lower priority (background.Lane says why: a thread per request let a
+# burst of uploads' renders crowd out the event loop and threads reading and answering the
+# next uploads). A stopping worker finishes them (gunicorn.conf.py worker_exit:
+# finish_after_answer).
+AFTER_ANSWER = background.Lane("avenue-pending-variants")
+
+
 def start_after_answer(jobs: list[pending.Job]) -> None:
-    """The pending renders of one answered request, one after the other on a background
-    thread (avenue/background.py). A worker that exits meanwhile leaves them pending: the
-    first GET or ``fsck --repair`` renders them."""
+    """Queue the pending renders of one answered request on :data:`AFTER_ANSWER`. A worker
+    that exits before they run (killed, or out of ``graceful_timeout``) leaves them pending:
+    the first GET or ``fsck --repair`` renders them."""
     def run() -> None:
         for job in jobs:
             job()  # each logs its own failures (pending.complete_later)
 
-    background.spawn("avenue-pending-variants", run)
+    AFTER_ANSWER.submit(run)
+
+
+def finish_after_answer(seconds: float) -> bool:
+    """Wait up to ``seconds`` for this process's queued renders after answers (a stopping
+    worker); True when none is left."""
+    return AFTER_ANSWER.drain(seconds)
 
 
 def _app_settings() -> MediaSettings:
