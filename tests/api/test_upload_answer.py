@@ -264,3 +264,27 @@ def test_a_render_after_the_answer_cut_across_by_a_replace_leaves_only_the_new_v
     assert variants == listed  # the new version's eight: the cut-off render took its files back
     for variant, ext, url in every_variant_url(replaced[0].get_json()):
         assert client.get(url).status_code == 200, (variant, ext)
+
+
+def test_pending_renders_take_a_render_slot_like_renditions_on_request(app_factory, db, auth, held, renders,
+                                                                       monkeypatch):
+    app = app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True, AVENUE_RENDER_CONCURRENCY=1)
+    client = app.test_client()
+    monkeypatch.setattr(route, "RENDER_SLOT_WAIT_SECONDS", 0.05)
+    body = answered(client, auth.token("editor"), "good/grayscale.jpg", visibility="public")
+    url = body["variant_urls"]["card"]["webp"]
+    slots = route.get_state(app).renders
+    assert slots.acquire(timeout=1)  # the one slot, taken by a rendition on request
+    try:
+        for job in held:
+            job()  # waits for the slot, gives up: logged, left for the first GET
+        answer = client.get(url)
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+        assert answer.get_json()["error"]["code"] == "busy"
+        assert renders == [] and len(pending.pending_of(original(db, body))) == 7
+    finally:
+        slots.release()
+    served_image(client, url)  # the slot is free: rendered now
+    assert len(renders) == 1 and pending.pending_of(original(db, body)) == []
+    assert slots.acquire(timeout=0)  # and given back
+    slots.release()

@@ -9,6 +9,7 @@ through werkzeug's ``make_conditional``, after :func:`~avenue.media.serve.http.n
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -96,7 +97,7 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
                                            threading.BoundedSemaphore(concurrency))
     LOCAL_CACHES.add(cache)
     settings.provide(_app_settings)
-    pending.provide(_after_answer)
+    pending.provide(_after_answer, _pending_render_slot)
     app.after_request(_hand_over_pending)
     app.teardown_request(_start_left_over)
 
@@ -358,20 +359,38 @@ def note_served(state: MediaState, bucket: str, rep: Representation, sent: int) 
                             name=rep.variant or "original", format=rep.content_type.rpartition("/")[2])
 
 
+class RenderSlot:
+    """One of the process's render slots (AVENUE_RENDER_CONCURRENCY) while in the ``with``,
+    waited for at most :data:`RENDER_SLOT_WAIT_SECONDS` (then 503 busy). Reusable: the
+    pending renders of one request take it once per image."""
+
+    def __init__(self, state: MediaState) -> None:
+        self.state = state
+
+    def __enter__(self) -> None:
+        if not self.state.renders.acquire(timeout=RENDER_SLOT_WAIT_SECONDS):
+            raise ServerBusy("every rendering slot of this server is in use: try again shortly",
+                             retry_after=5)
+
+    def __exit__(self, *exc: object) -> None:
+        self.state.renders.release()
+
+
+def _pending_render_slot() -> contextlib.AbstractContextManager[Any]:
+    """Renders of pending variants take a render slot like renditions on request (the app's
+    at hand; none outside an app)."""
+    return RenderSlot(get_state()) if has_app_context() and EXTENSION in current_app.extensions \
+        else contextlib.nullcontext()
+
+
 def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], Rendered]:
     """Render ``target`` from the original's bytes in one of the process's render slots
     (AVENUE_RENDER_CONCURRENCY): renders never take every thread from uploads and serving."""
     def render(data: bytes) -> Rendered:
-        if not state.renders.acquire(timeout=RENDER_SLOT_WAIT_SECONDS):
-            raise ServerBusy("every rendering slot of this server is in use: try again shortly",
-                             retry_after=5)
-        try:
-            # Stored bytes passed validation when they were uploaded: limits by their size.
-            with timed_rendition(target.format):
-                return render_spec(data, Limits.for_stored(len(data)), target.spec, target.format,
-                                   FocalPoint(*target.doc.focal))
-        finally:
-            state.renders.release()
+        # Stored bytes passed validation when they were uploaded: limits by their size.
+        with RenderSlot(state), timed_rendition(target.format):
+            return render_spec(data, Limits.for_stored(len(data)), target.spec, target.format,
+                               FocalPoint(*target.doc.focal))
     return render
 
 

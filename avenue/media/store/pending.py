@@ -54,6 +54,7 @@ variant its original does not list once it is old, collects them and the next
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -84,12 +85,22 @@ Job = Callable[[], None]
 # answer, on a background thread), True when it ran at once (outside a request); None (a
 # process without the route) runs it at once.
 _defer: Callable[[Job], bool] | None = None
+# A render slot (AVENUE_RENDER_CONCURRENCY) for the app at hand, held around each render of
+# pending variants as renditions on request hold one (serve/route.py): a burst of uploads'
+# renders never takes more of the process than those; None (no route): no bound.
+Slot = contextlib.AbstractContextManager[Any]
+_slot: Callable[[], Slot] | None = None
 
 
-def provide(defer: Callable[[Job], bool] | None) -> None:
-    """Set how :func:`complete_later` runs its work (the route's ``init_app`` does)."""
-    global _defer
-    _defer = defer
+def provide(defer: Callable[[Job], bool] | None, slot: Callable[[], Slot] | None = None) -> None:
+    """Set how :func:`complete_later` runs its work and what bounds how many renders run at
+    once (the route's ``init_app`` does)."""
+    global _defer, _slot
+    _defer, _slot = defer, slot
+
+
+def _render_slot() -> Slot:
+    return _slot() if _slot is not None else contextlib.nullcontext()
 
 
 def pending_entry(planned: Planned) -> dict[str, Any]:
@@ -145,11 +156,12 @@ def complete_later(db: Database[Document], bucket: str, ids: list[Any]) -> bool:
     the module doc); True when that was at once (no answer to wait for: they are done)."""
     if not ids:
         return False
+    slot = _render_slot()  # the answering app's, taken here: the job runs outside its context
 
     def job() -> None:
         for image_id in ids:
             try:
-                complete(db, bucket, image_id, wait=0)
+                complete(db, bucket, image_id, wait=0, slot=slot)
             except Exception:  # noqa: BLE001 - logged; the first GET or fsck --repair renders it
                 log.exception("rendering the pending variants of %s %s failed", bucket, image_id)
 
@@ -163,11 +175,14 @@ def _now(job: Job) -> bool:
 
 def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[str, str] | None = None,
              wait: float = WAIT_SECONDS, poll: float = POLL_SECONDS,
-             claim_seconds: float = CLAIM_SECONDS) -> Document | None:
+             claim_seconds: float = CLAIM_SECONDS, slot: Slot | None = None) -> Document | None:
     """The original's files document once its pending variants (``want``: that one) are
     listed: rendered here under the claim, or by whoever holds it within ``wait`` seconds
     (:class:`~avenue.errors.ServerBusy` after that; ``wait=0``: return at once, the holder
-    finishes). None when the image does not exist (any more)."""
+    finishes). None when the image does not exist (any more). The render holds ``slot`` (the
+    app's render slot by default; :class:`~avenue.errors.ServerBusy` when none frees in time),
+    taken under the claim, never while waiting for another's: no one waits for a claim while
+    holding a slot."""
     files = db[f"{bucket}.files"]
     claim = Lease(db[CLAIMS], f"variants/{bucket}/{image_id}", uuid.uuid4().hex, claim_seconds)
     deadline = time.monotonic() + wait
@@ -178,7 +193,10 @@ def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[
         if claim.take():
             try:
                 doc = files.find_one({"_id": image_id})
-                return _render(db, bucket, doc) if _waiting(doc, want) else doc
+                if not _waiting(doc, want):
+                    return doc
+                with slot if slot is not None else _render_slot():
+                    return _render(db, bucket, doc)
             finally:
                 claim.release()
         if wait <= 0:
