@@ -1,6 +1,7 @@
 """The app's settings the store needs, as one typed record handed in by ``init_app``.
 
-The trash and replace in place need two numbers of the app's configuration. They are given
+The trash, replace in place and renders of stored originals need a few numbers of the app's
+configuration. They are given
 them as arguments (``keep_days``, ``redirect_days``), so the store runs and is tested
 without Flask; the :class:`~avenue.media.store.library.Library` a blueprint opens takes them
 from :func:`current`. What ``current`` answers is handed to the package once, by the route's
@@ -17,21 +18,31 @@ from typing import Any
 
 DEFAULT_TRASH_DAYS = 30
 DEFAULT_REDIRECT_DAYS = 30
+DEFAULT_DECODE_BUDGET_BYTES = 192 * 1024 * 1024  # ingest/images.py Limits' own defaults
+DEFAULT_DECODE_WAIT_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
 class MediaSettings:
-    """How long deleted media stays restorable (``AVENUE_TRASH_DAYS``; 0: no trash) and how
-    long a replaced version's URLs redirect (``AVENUE_REPLACED_REDIRECT_DAYS``; 0: 404 at once)."""
+    """How long deleted media stays restorable (``AVENUE_TRASH_DAYS``; 0: no trash), how
+    long a replaced version's URLs redirect (``AVENUE_REPLACED_REDIRECT_DAYS``; 0: 404 at once),
+    and the decode budget renders of stored originals count against, as uploads do
+    (``AVENUE_DECODE_BUDGET_BYTES``, ``AVENUE_DECODE_WAIT_SECONDS``)."""
 
     trash_days: float = DEFAULT_TRASH_DAYS
     redirect_days: float = DEFAULT_REDIRECT_DAYS
+    decode_budget_bytes: int = DEFAULT_DECODE_BUDGET_BYTES
+    decode_wait_seconds: float = DEFAULT_DECODE_WAIT_SECONDS
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> MediaSettings:
         """The settings an app is configured with."""
         return cls(trash_days=float(config.get("AVENUE_TRASH_DAYS", DEFAULT_TRASH_DAYS)),
-                   redirect_days=float(config.get("AVENUE_REPLACED_REDIRECT_DAYS", DEFAULT_REDIRECT_DAYS)))
+                   redirect_days=float(config.get("AVENUE_REPLACED_REDIRECT_DAYS", DEFAULT_REDIRECT_DAYS)),
+                   decode_budget_bytes=int(config.get("AVENUE_DECODE_BUDGET_BYTES",
+                                                      DEFAULT_DECODE_BUDGET_BYTES)),
+                   decode_wait_seconds=float(config.get("AVENUE_DECODE_WAIT_SECONDS",
+                                                        DEFAULT_DECODE_WAIT_SECONDS)))
 
 
 _provider: Callable[[], MediaSettings] = MediaSettings  # outside any app: the defaults

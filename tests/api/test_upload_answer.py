@@ -46,9 +46,9 @@ def renders(monkeypatch) -> list:
     seen: list = []
     real = pipeline.render_stored
 
-    def counting(data, focal, only=None):
+    def counting(data, focal, only=None, **kwargs):
         seen.append(sorted(only or ()))
-        return real(data, focal, only)
+        return real(data, focal, only, **kwargs)
 
     monkeypatch.setattr(pipeline, "render_stored", counting)
     return seen
@@ -245,8 +245,8 @@ def test_a_render_after_the_answer_cut_across_by_a_replace_leaves_only_the_new_v
     real = pipeline.render_stored
     replaced = []
 
-    def replace_while_rendering(data, focal, only=None):
-        rendered = real(data, focal, only)  # the first version's seven, rendered...
+    def replace_while_rendering(data, focal, only=None, **kwargs):
+        rendered = real(data, focal, only, **kwargs)  # the first version's seven, rendered...
         replaced.append(client.put(  # ...while the image is replaced in place
             f"/api/uploads/{body['id']}", headers=headers, content_type="multipart/form-data",
             data={"file": (io.BytesIO(image_bytes("good/progressive.jpg")), "p.jpg")}))
@@ -288,3 +288,28 @@ def test_pending_renders_take_a_render_slot_like_renditions_on_request(app_facto
     assert len(renders) == 1 and pending.pending_of(original(db, body)) == []
     assert slots.acquire(timeout=0)  # and given back
     slots.release()
+
+
+def test_renders_of_stored_originals_count_against_the_apps_decode_budget(app_factory, db, auth, held):
+    from avenue.media.ingest.images import decode_budget
+
+    capacity = 150 * 2**20  # this app's own budget: a size no other test's app shares
+    app = app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True, AVENUE_DECODE_BUDGET_BYTES=capacity,
+                      AVENUE_DECODE_WAIT_SECONDS=0)
+    client = app.test_client()
+    body = answered(client, auth.token("editor"), "good/grayscale.jpg", visibility="public")
+    variant = body["variant_urls"]["card"]["webp"]
+    rendition = body["renditions"]["srcset"]["webp"].split(", ")[0].split(" ")[0]
+    budget = decode_budget(capacity)
+    budget.reserve(capacity, 1)  # every byte of it held by uploads being decoded
+    try:
+        for url in (variant, rendition):
+            answer = client.get(url)
+            assert answer.status_code == 503, (url, answer.status_code)
+            assert answer.get_json()["error"]["code"] == "busy"
+        assert len(pending.pending_of(original(db, body))) == 7
+    finally:
+        budget.release(capacity)
+    served_image(client, variant)
+    served_image(client, rendition)
+    assert budget.in_use == 0

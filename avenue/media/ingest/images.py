@@ -84,10 +84,16 @@ class Limits:
     decode_wait_seconds: float = 20.0
 
     @classmethod
-    def for_stored(cls, size: int) -> Limits:
+    def for_stored(cls, size: int, decode_budget_bytes: int | None = None,
+                   decode_wait_seconds: float | None = None) -> Limits:
         """The limits to decode an original already stored with: it passed the limits of its
-        day, and limits lowered since must not block re-rendering it (a repair, a new crop)."""
-        return cls(max_bytes=max(size, 1), max_pixels=10**10, max_frames=10**5, max_total_pixels=10**12)
+        day, and limits lowered since must not block re-rendering it (a repair, a new crop).
+        Its decoded pixels still count against the app's decode budget (given; the default's
+        otherwise), the one its uploads share: renders are no exception to the process's bound."""
+        return cls(max_bytes=max(size, 1), max_pixels=10**10, max_frames=10**5, max_total_pixels=10**12,
+                   decode_budget_bytes=decode_budget_bytes or cls.decode_budget_bytes,
+                   decode_wait_seconds=cls.decode_wait_seconds if decode_wait_seconds is None
+                   else decode_wait_seconds)
 
 
 class DecodeBudget:

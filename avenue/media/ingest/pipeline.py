@@ -31,6 +31,8 @@ from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limi
 from avenue.media.ingest.likeness import Likeness
 from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import Only, Planned, Rendition, plan, render, to_display_mode
+from avenue.media.settings import MediaSettings
+from avenue.media.settings import current as current_settings
 from avenue.metrics import timed_render
 
 
@@ -95,11 +97,19 @@ def estimate_focal(prepared: PreparedImage) -> FocalPoint:
     return estimate(to_display_mode(pixels, prepared.icc_profile)[0])
 
 
-def render_stored(data: bytes, focal: FocalPoint, only: Only = None) -> list[Rendition]:
+def render_stored(data: bytes, focal: FocalPoint, only: Only = None,
+                  settings: MediaSettings | None = None) -> list[Rendition]:
     """Steps 2-6 for bytes already stored (pending variants after the answer, a lost variant
     rendered again by ``fsck --repair``): the limits lowered to what was accepted once, so a
-    render is never refused; ``only``: those (name, format) pairs."""
-    return render(prepare(data, Limits.for_stored(len(data))), focal, only)
+    render is never refused, within the decode budget of ``settings`` (the app's at hand when
+    not given); ``only``: those (name, format) pairs."""
+    return render(prepare(data, stored_limits(len(data), settings)), focal, only)
+
+
+def stored_limits(size: int, settings: MediaSettings | None = None) -> Limits:
+    """:meth:`Limits.for_stored` within the decode budget of ``settings`` (the app's at hand)."""
+    given = settings or current_settings()
+    return Limits.for_stored(size, given.decode_budget_bytes, given.decode_wait_seconds)
 
 
 def placeholder_of(renditions: list[Rendition]) -> Placeholder | None:

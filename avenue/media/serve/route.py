@@ -385,12 +385,15 @@ def _pending_render_slot() -> contextlib.AbstractContextManager[Any]:
 
 def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], Rendered]:
     """Render ``target`` from the original's bytes in one of the process's render slots
-    (AVENUE_RENDER_CONCURRENCY): renders never take every thread from uploads and serving."""
+    (AVENUE_RENDER_CONCURRENCY): renders never take every thread from uploads and serving;
+    decoded within the app's decode budget (AVENUE_DECODE_BUDGET_BYTES), the one uploads share."""
+    given = settings.current()  # read here, in the request: the render may run on another thread
+
     def render(data: bytes) -> Rendered:
         # Stored bytes passed validation when they were uploaded: limits by their size.
+        limits = Limits.for_stored(len(data), given.decode_budget_bytes, given.decode_wait_seconds)
         with RenderSlot(state), timed_rendition(target.format):
-            return render_spec(data, Limits.for_stored(len(data)), target.spec, target.format,
-                               FocalPoint(*target.doc.focal))
+            return render_spec(data, limits, target.spec, target.format, FocalPoint(*target.doc.focal))
     return render
 
 

@@ -69,7 +69,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import ServerBusy
 from avenue.leases import Lease
-from avenue.media import effects
+from avenue.media import effects, settings
 from avenue.media.effects import Changes
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import CENTRE, FocalPoint
@@ -156,12 +156,13 @@ def complete_later(db: Database[Document], bucket: str, ids: list[Any]) -> bool:
     the module doc); True when that was at once (no answer to wait for: they are done)."""
     if not ids:
         return False
-    slot = _render_slot()  # the answering app's, taken here: the job runs outside its context
+    # The answering app's slot and decode budget, taken here: the job runs outside its context.
+    slot, budget = _render_slot(), settings.current()
 
     def job() -> None:
         for image_id in ids:
             try:
-                complete(db, bucket, image_id, wait=0, slot=slot)
+                complete(db, bucket, image_id, wait=0, slot=slot, budget=budget)
             except Exception:  # noqa: BLE001 - logged; the first GET or fsck --repair renders it
                 log.exception("rendering the pending variants of %s %s failed", bucket, image_id)
 
@@ -175,14 +176,15 @@ def _now(job: Job) -> bool:
 
 def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[str, str] | None = None,
              wait: float = WAIT_SECONDS, poll: float = POLL_SECONDS,
-             claim_seconds: float = CLAIM_SECONDS, slot: Slot | None = None) -> Document | None:
+             claim_seconds: float = CLAIM_SECONDS, slot: Slot | None = None,
+             budget: settings.MediaSettings | None = None) -> Document | None:
     """The original's files document once its pending variants (``want``: that one) are
     listed: rendered here under the claim, or by whoever holds it within ``wait`` seconds
     (:class:`~avenue.errors.ServerBusy` after that; ``wait=0``: return at once, the holder
     finishes). None when the image does not exist (any more). The render holds ``slot`` (the
     app's render slot by default; :class:`~avenue.errors.ServerBusy` when none frees in time),
     taken under the claim, never while waiting for another's: no one waits for a claim while
-    holding a slot."""
+    holding a slot. Decoded within the decode budget of ``budget`` (the app's at hand)."""
     files = db[f"{bucket}.files"]
     claim = Lease(db[CLAIMS], f"variants/{bucket}/{image_id}", uuid.uuid4().hex, claim_seconds)
     deadline = time.monotonic() + wait
@@ -196,7 +198,7 @@ def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[
                 if not _waiting(doc, want):
                     return doc
                 with slot if slot is not None else _render_slot():
-                    return _render(db, bucket, doc)
+                    return _render(db, bucket, doc, budget)
             finally:
                 claim.release()
         if wait <= 0:
@@ -213,7 +215,8 @@ def _waiting(doc: Document | None, want: tuple[str, str] | None) -> bool:
     return any(want is None or (name, fmt) == want for name, fmt, _ in pending_of(doc))
 
 
-def _render(db: Database[Document], bucket: str, doc: Document | None) -> Document | None:
+def _render(db: Database[Document], bucket: str, doc: Document | None,
+            budget: settings.MediaSettings | None = None) -> Document | None:
     """Steps 2-4 of the module doc, under the claim."""
     assert doc is not None
     files = db[f"{bucket}.files"]
@@ -231,7 +234,8 @@ def _render(db: Database[Document], bucket: str, doc: Document | None) -> Docume
     if wanted:
         focal = FocalPoint.from_metadata(meta.get("focal_point")) or CENTRE
         new_files = []
-        for rendition in pipeline.render_stored(_original_bytes(db, bucket, doc), focal, only=wanted):
+        for rendition in pipeline.render_stored(_original_bytes(db, bucket, doc), focal, only=wanted,
+                                                settings=budget):
             new, entries[(rendition.name, rendition.format)] = variant_file(doc["_id"], rendition,
                                                                             version=version)
             new_files.append(new)

@@ -46,7 +46,7 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
     focal = FocalPoint.from_metadata((original.get("metadata") or {}).get("focal_point")) or CENTRE
     version = (original.get("metadata") or {}).get("version") or ""
     written = []
-    for rendition in pipeline.render_stored(data, focal):
+    for rendition in pipeline.render_stored(data, focal):  # within the app's decode budget
         info = listed.get(rendition.name, {}).get(rendition.format)
         file_id = info["id"] if info else ObjectId()
         if info and file_id not in replace and files.find_one({"_id": file_id}, {"_id": 1}) is not None:

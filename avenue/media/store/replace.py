@@ -175,7 +175,8 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
     focal_only = data is None
     if data is None:
         raw = storage.read_all(db, bucket, old_bytes)
-        limits = Limits.for_stored(len(raw))
+        limits = Limits.for_stored(len(raw), (limits or Limits()).decode_budget_bytes,
+                                   (limits or Limits()).decode_wait_seconds)
     else:
         raw = pipeline.read(data, limits or Limits())
     ingested = pipeline.ingest(raw, limits or Limits(), focal)
