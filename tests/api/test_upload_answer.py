@@ -253,9 +253,21 @@ def test_a_render_after_the_answer_cut_across_by_a_replace_leaves_only_the_new_v
         return rendered
 
     monkeypatch.setattr(pipeline, "render_stored", replace_while_rendering)
-    for job in held:
+    first_version = list(held)
+    held.clear()
+    for job in first_version:
         job()
     assert replaced[0].status_code == 200, replaced[0].get_json()
+    # The new version's seven are pending too (a replace answers before them): the first
+    # version's render, cut across, listed none of its files under them.
+    doc = original(db, body)
+    assert len(pending.pending_of(doc)) == 7
+    assert db[f"{UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"],
+                                                   "metadata.variant": {"$ne": "original"}}) == 1
+    monkeypatch.setattr(pipeline, "render_stored", real)
+    replaced[0].close()  # the replace's answer is sent: its own render is handed over
+    for job in held:
+        job()
     doc = original(db, body)
     assert pending.pending_of(doc) == []
     listed = {info["id"] for formats in doc["metadata"]["variants"].values() for info in formats.values()}
@@ -313,3 +325,38 @@ def test_renders_of_stored_originals_count_against_the_apps_decode_budget(app_fa
     served_image(client, variant)
     served_image(client, rendition)
     assert budget.in_use == 0
+
+
+def test_a_replace_in_place_answers_before_its_variants_and_every_url_serves_the_new_version(
+        client, db, auth, held, renders):
+    headers = auth.token("editor")
+    body = answered(client, headers, "good/grayscale.jpg", visibility="public")
+    for job in held:
+        job()
+    held.clear()
+    renders.clear()
+    response = client.put(f"/api/uploads/{body['id']}", headers=headers, content_type="multipart/form-data",
+                          data={"file": (io.BytesIO(image_bytes("good/progressive.jpg")), "p.jpg")})
+    assert response.status_code == 200, response.get_json()
+    replaced = response.get_json()
+    response.close()
+    assert replaced["version"] != body.get("version")
+    assert renders == [] and len(held) == 1  # nothing but the WebP thumb before the answer
+    doc = original(db, replaced)
+    assert len(pending.pending_of(doc)) == 7
+    assert doc["metadata"]["version"] == replaced["version"]
+    for variant, ext, url in every_variant_url(replaced):
+        image, data, _ = served_image(client, url)
+        size = replaced["variant_sizes"][variant]
+        assert (image.width, image.height) == (size["width"], size["height"]), (variant, ext, url)
+        assert replaced["version"] in url
+    assert len(renders) == 1  # the first GET rendered the seven, once
+    for job in held:
+        job()  # the render after the answer, late: finds them done
+    doc = original(db, replaced)
+    assert pending.pending_of(doc) == [] and len(renders) == 1
+    listed = {info["id"] for formats in doc["metadata"]["variants"].values() for info in formats.values()}
+    files = {v["_id"] for v in db[f"{UPLOADS}.files"].find({"metadata.original_id": doc["_id"],
+                                                             "metadata.variant": {"$ne": "original"}})}
+    assert files == listed  # the first version's variants gone, the new version's eight
+

@@ -248,7 +248,10 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
             # back only this call's own files (fresh ids): the other one lists its own.
             return files.find_one({"_id": doc["_id"]})
         written = [new.file_id for new in new_files]
-    condition = {f"metadata.variants.{name}.{fmt}.pending": True for name, fmt in entries}
+    # Each entry as it was read (its placeholder id): a replace meanwhile lists pending entries
+    # of its own version under the same names, which this render's files are not.
+    placeholders = {(name, fmt): info["id"] for name, fmt, info in pending_of(doc)}
+    condition = {f"metadata.variants.{name}.{fmt}.id": placeholders[(name, fmt)] for name, fmt in entries}
     listed = files.find_one_and_update(
         {"_id": doc["_id"], **condition},
         {"$set": {f"metadata.variants.{name}.{fmt}": entry for (name, fmt), entry in entries.items()}},

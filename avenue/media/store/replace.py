@@ -18,7 +18,8 @@ until when.
 Order, so that a crash never leaves a half-replaced image (readers see the old version or the
 new one, whole):
 
-1. outside any lease: validate, decode and render the new bytes (a bad file changes nothing);
+1. outside any lease: validate, decode and render the new bytes' WebP thumb, the others
+   planned (a bad file changes nothing);
 2. take the replace lease (``metadata.replacing_at``, compare-and-set together with the delete
    lease: a delete and a replace of one image never run at once; one of them is told 409);
 3. write the new bytes' file and the new variants (a crash: files no head lists, that
@@ -30,7 +31,11 @@ new one, whole):
 6. delete the old version's files, tell every worker's cache, queue the CDN purge;
 7. delete the renditions on request of every other version (never served since 5: a
    rendition URL must name the current version; a crash before this step leaves them to
-   ``gc``).
+   ``gc``);
+8. the new version's other variants, listed as pending at 5, are rendered after the answer
+   or by their first GET (store/pending.py), as an upload's are: a render of an earlier
+   version cut across by this replace lists nothing (its update names the pending entries
+   it found) and takes its files back.
 """
 
 from __future__ import annotations
@@ -53,9 +58,10 @@ from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, sanitize_filename
 from avenue.media.ingest.pipeline import Ingested
+from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import Document, variant_ids
 from avenue.media.settings import MediaSettings
-from avenue.media.store import renditions, storage, trash
+from avenue.media.store import pending, renditions, storage, trash
 from avenue.media.store.originals import dedupe_key, name_prefixes
 from avenue.media.store.pending import variant_file
 
@@ -179,7 +185,9 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
                                    (limits or Limits()).decode_wait_seconds)
     else:
         raw = pipeline.read(data, limits or Limits())
-    ingested = pipeline.ingest(raw, limits or Limits(), focal)
+    # As an upload: the WebP thumb (the placeholder's source) now, the other variants listed as
+    # pending and rendered once the answer is out (store/pending.py), after the switch.
+    ingested = pipeline.ingest_for_answer(raw, limits or Limits(), focal)
     prepared = ingested.prepared
     source_sha256 = meta.get("source_sha256", "") if focal_only else prepared.source_sha256
     version = version_of(source_sha256, ingested.focal)
@@ -254,6 +262,8 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
     after.purged.append((bucket, doc))
     effects.apply(db, after)
     renditions.remove_for(db, bucket, image_id, keep_version=version)
+    # The new version's pending variants: rendered after the answer, or at once outside a request.
+    pending.complete_later(db, bucket, [image_id])
     fresh = files.find_one({"_id": image_id})
     return Replaced(fresh or doc, True)
 
@@ -261,13 +271,17 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
 def _version_files(image_id: ObjectId, ingested: Ingested, version: str, content_id: ObjectId | None,
                    name: str) -> tuple[list[storage.NewFile], dict[str, dict[str, Any]]]:
     """The files of a new version: its renditions, then (``content_id``: new bytes) the bytes
-    themselves as a content file of the head; and the variants the head will list."""
+    themselves as a content file of the head; and the variants the head will list (those not
+    rendered yet as pending)."""
     new_files: list[storage.NewFile] = []
     variants: dict[str, dict[str, Any]] = {}
     for rendition in ingested.renditions:
         new, info = variant_file(image_id, rendition, version=version)
         new_files.append(new)
         variants.setdefault(rendition.name, {})[rendition.format] = info
+    for planned in ingested.pending:
+        variants.setdefault(planned.name, {})[planned.format] = pending.pending_entry(planned)
+    variants = {name: variants[name] for name in VARIANT_NAMES if name in variants}
     prepared = ingested.prepared
     if content_id is not None:
         new_files.append(storage.NewFile(prepared.data, name, {
