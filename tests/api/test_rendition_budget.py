@@ -578,6 +578,31 @@ def test_replacing_an_image_purges_its_earlier_versions_renditions(hooked):
     assert path(replaced.doc, "w_320.webp") not in outbox(db)
 
 
+def test_a_named_presets_own_urls_are_purged_with_its_image_on_delete_and_replace(app_factory):
+    from avenue.db import get_mongo
+
+    app = app_factory(**HOOK, AVENUE_RENDITION_PRESETS="banner=w_480,h_240,fit_cover")
+    try:
+        doc = put(app)
+        client = app.test_client()
+        assert client.get(path(doc, "banner.webp")).status_code == 200
+        assert client.get(path(doc, "banner"), headers={"Accept": "image/webp"}).status_code == 200
+        db = get_mongo(app).db
+        with app.app_context():
+            replaced = replace(db, PRODUCTS, doc["_id"], data=image_bytes("good/grayscale.jpg"),
+                               delete_lease=_lease(), settings=MediaSettings())
+        assert replaced is not None and replaced.changed
+        assert {path(doc, "banner"), path(doc, "banner.webp")} <= set(outbox(db))  # the earlier version's
+        db[purge.OUTBOX].delete_many({})
+        assert client.get(path(replaced.doc, "banner.jpg")).status_code == 200
+        with app.app_context():
+            delete_image(db, PRODUCTS, doc["_id"])
+        assert {path(replaced.doc, "banner"), path(replaced.doc, "banner.jpg")} <= set(outbox(db))
+        assert len(outbox(db)) == len(set(outbox(db)))
+    finally:
+        purge._enabled.clear()
+
+
 def test_a_private_images_renditions_and_evictions_are_never_purged(hooked):
     from avenue.db import get_mongo
     from avenue.media import signer_from_config

@@ -6,7 +6,9 @@ its copy until told otherwise. When a purge hook is configured in this process
 document to ``cdn_purges`` naming every path of it (the original and each variant, with and
 without an explicit format). Removing an image's renditions on request (with the image, or
 an earlier version's when it is replaced) writes one more naming each removed rendition's
-paths, derived from its files document (:func:`rendition_paths`). Not the budget's
+paths, derived from its files document (:func:`rendition_paths`), and the paths of the named
+presets that render it (``AVENUE_RENDITION_PRESETS``: ``<image path>/<preset>[.<ext>]`` serves
+the same stored file as its options' URL). Not the budget's
 evictions: an evicted rendition's URL stays valid and is rendered again with the same bytes.
 The outbox is durable: a worker that dies after the delete leaves the document for another
 worker's delivery loop. Without a hook nothing is written.
@@ -15,6 +17,7 @@ worker's delivery loop. Without a hook nothing is written.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from pymongo import ASCENDING, IndexModel
@@ -31,6 +34,17 @@ OUTBOX_TTL = dt.timedelta(days=7)
 
 # Process-wide: whether an app of this process has a purge hook (set by avenue.cdn.init_app).
 _enabled: set[str] = set()
+# Process-wide: the named presets by the canonical key of what they render (set by the route's
+# init_app). The stored rendition names its options, not the preset it was asked for by, so
+# the names are looked up here. A preset of another app of the process adds a path that
+# nothing served, which a purge ignores.
+_preset_names: dict[str, set[str]] = {}
+
+
+def name_presets(presets: Mapping[str, str]) -> None:
+    """Note presets (name -> the canonical key of their spec) whose URLs a purge names too."""
+    for name, key in presets.items():
+        _preset_names.setdefault(key, set()).add(name)
 
 
 def enable(hook_url: str) -> None:
@@ -63,19 +77,22 @@ def paths_of(bucket: str, doc: dict[str, Any]) -> list[str]:
 def rendition_paths(bucket: str, image_id: Any, docs: list[dict[str, Any]]) -> list[str]:
     """Every path under which a CDN may hold one of these renditions of image ``image_id``:
     ``<image path>/<spec>.<ext>`` and, once per spec, ``<image path>/<spec>`` (the format
-    negotiated by ``Accept``: one URL, whatever format a CDN cached under it). The files
-    documents' metadata name the version, the spec and the format. Signed URLs carry their
-    signature as a query; a CDN purging by path, or keying without the query, drops those too."""
+    negotiated by ``Accept``: one URL, whatever format a CDN cached under it); the same with
+    the name of each preset that renders that spec instead of the spec. The files documents'
+    metadata name the version, the spec and the format. Signed URLs carry their signature as a
+    query; a CDN purging by path, or keying without the query, drops those too."""
     paths: list[str] = []
     for doc in docs:
         meta = doc.get("metadata") or {}
         if meta.get("visibility", "public") != "public" or not meta.get("spec"):
             continue
-        base = f"{media_path(bucket, image_id, meta.get('version') or '')}/{meta['spec']}"
-        if base not in paths:
-            paths.append(base)
-        if meta.get("format") in EXTENSIONS:
-            paths.append(f"{base}.{EXTENSIONS[meta['format']]}")
+        image = media_path(bucket, image_id, meta.get("version") or "")
+        for name in (meta["spec"], *sorted(_preset_names.get(meta["spec"], ()))):
+            base = f"{image}/{name}"
+            if base not in paths:
+                paths.append(base)
+            if meta.get("format") in EXTENSIONS and f"{base}.{EXTENSIONS[meta['format']]}" not in paths:
+                paths.append(f"{base}.{EXTENSIONS[meta['format']]}")
     return paths
 
 

@@ -26,6 +26,7 @@ from avenue.clock import now
 from avenue.errors import RenditionNotAllowed, ServerBusy
 from avenue.media import settings
 from avenue.media.buckets import BUCKETS, RENDITIONS
+from avenue.media.effects import purge
 from avenue.media.effects.deliveries import FLUSH_SECONDS, Deliveries
 from avenue.media.effects.invalidation import LOCAL_CACHES
 from avenue.media.ingest.focal import FocalPoint
@@ -93,6 +94,7 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     concurrency = int(config.get("AVENUE_RENDER_CONCURRENCY", 2))
     if concurrency < 1:
         raise RuntimeError("AVENUE_RENDER_CONCURRENCY must be at least 1")
+    purge.name_presets({name: spec.key() for name, spec in presets.items()})
     app.extensions[EXTENSION] = MediaState(cache, database, baseline_headers, AllowList(presets=presets),
                                            threading.BoundedSemaphore(concurrency))
     LOCAL_CACHES.add(cache)
