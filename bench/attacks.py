@@ -69,7 +69,7 @@ from tests.support.launcher import Gunicorn  # noqa: E402
 import data  # noqa: E402
 import front  # noqa: E402
 import serving  # noqa: E402
-from harness import LOOPBACK, BenchError, Procs, request, worker_pids  # noqa: E402
+from harness import LOOPBACK, BenchError, Procs, request, stop_after, worker_pids  # noqa: E402
 from hostile import rss_mb  # noqa: E402
 from slowclients import HOST, KINDS, probe_healthz  # noqa: E402
 
@@ -769,12 +769,7 @@ def main() -> int:
     setups_count = 2 + bool(args.before) + bool(args.gevent)
     limit = int(600 + setups_count * 5 * (args.seconds + 45) + 4 * args.wrk_seconds)
 
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}" if signum != signal.SIGALRM else f"over {limit} s")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGALRM, interrupted)
-    signal.alarm(limit)
+    stop_after(limit)
 
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
