@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import IO, Any
 
+import flask
 from flask import current_app, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -112,6 +114,22 @@ def limit_request_body() -> None:
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge(f"This request's body is {request.content_length:,} bytes; this endpoint "
                                     f"takes at most {limit:,}.")
+
+
+class Request(flask.Request):
+    """The app's request (``app.request_class``): multipart file parts stay in memory.
+
+    Werkzeug spools a file part over 500 KB to a temporary file on the local disk; the app writes
+    nothing to local disk (docs/production.md: its workers are stateless, any may be replaced). Its
+    hook for the stream a file part is parsed into, ``_get_file_stream``, gives memory instead.
+    Safe because every route that parses a form is capped before it is read:
+    ``limit_request_body`` sets ``max_content_length`` from the route (one file's limit, or a
+    product's worth of files) before the view runs, and Werkzeug refuses a chunked body past it
+    while parsing; the ingest reads each file into memory whole anyway (``pipeline.read``)."""
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
+        return io.BytesIO()
 
 
 def json_body() -> dict[str, Any]:
