@@ -12,9 +12,10 @@ from avenue import db
 def create_app(test_config: dict | None = None) -> Flask:
     """Build the app: configuration, extensions, URL converters, blueprints, WSGI middleware,
     request hooks, error handlers, commands (each step below lists everything it installs)."""
-    from avenue.http import StrictJSONProvider
+    from avenue.http import Request, StrictJSONProvider
 
     app = Flask(__name__)
+    app.request_class = Request  # uploads parsed in memory, never on the local disk (avenue/http.py)
     app.json = StrictJSONProvider(app)  # responses never carry NaN/Infinity (avenue/http.py)
     app.config.from_mapping(config_module.from_environment())
     if test_config:

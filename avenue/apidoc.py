@@ -372,12 +372,17 @@ SCHEMAS: dict[str, Schema] = {
     "Report": {
         "type": "object", "required": ["report"],
         "properties": {"report": {
-            "type": "object", "required": ["generated_at", "age_seconds", "stale"],
-            "properties": {"generated_at": TIME, "age_seconds": {"type": "number", "minimum": 0},
-                           "compute_ms": {"type": ["number", "null"]}, "stale": {"type": "boolean"},
-                           "counts": {"type": "string"}, "refreshing": {"type": "boolean"}},
+            "type": "object", "required": ["generated_at", "age_seconds", "stale", "counts", "compute_ms"],
+            "properties": {"generated_at": TIME,
+                           "age_seconds": {"type": "number", "minimum": 0,
+                                           "description": "Always 0: the counts are read for this answer."},
+                           "compute_ms": {"type": ["number", "null"]},
+                           "stale": {"type": "boolean", "description": "Always false, as age_seconds."},
+                           "counts": {"type": "string"}},
         }, "sweep": {
             "type": "object",
+            "required": ["generated_at", "age_seconds", "duration_seconds", "documents", "running",
+                         "progress", "requested", "interval_seconds", "batch_size"],
             "properties": {"generated_at": TIME, "age_seconds": {"type": ["number", "null"]},
                            "running": {"type": "boolean"}, "requested": {"type": "boolean"},
                            "progress": {"type": ["object", "null"]},
@@ -386,11 +391,15 @@ SCHEMAS: dict[str, Schema] = {
                            "documents": {"type": ["integer", "null"]},
                            "duration_seconds": {"type": ["number", "null"]}},
             "description": "The background sweep the lists come from: its age and progress.",
-        }, "safe": {"type": ["boolean", "null"], "description": "null until the first sweep finished."}},
+        }},
         "description": "A status report: counts from counters kept with every write (`report`), the "
                        "lists behind them from the last background sweep (`sweep`).",
     },
-    "ProductsStatus": {"allOf": [_ref("Report"), {"type": "object", "required": ["products"]}]},
+    "ProductsStatus": {"allOf": [_ref("Report"), {
+        "type": "object", "required": ["products", "safe"],
+        "properties": {"safe": {"type": ["boolean", "null"],
+                                "description": "null until the first sweep finished."}},
+    }]},
     "StorageStatus": {"allOf": [_ref("Report"), {
         "type": "object", "required": ["backend", "buckets", "quota", "persistent"],
         "properties": {

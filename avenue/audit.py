@@ -4,27 +4,16 @@ from __future__ import annotations
 
 from flask import has_request_context, request
 from flask_login import current_user
-from pymongo import ASCENDING
 from pymongo.database import Database
 
+from avenue import retention
 from avenue.clock import now
-
-RETENTION_INDEX_PREFIX = "retention_"
 
 
 def ensure_retention(db: Database, days: int) -> None:
-    """Keep audit entries ``days`` days (a TTL index on ``at``; 0: forever).
-
-    The index name carries the period, so changing ``AVENUE_AUDIT_RETENTION_DAYS`` creates the
-    new index and drops the old one on the next start (no ``collMod``, which not every
-    backend has). Removal runs on the server's TTL sweep, about once a minute."""
-    wanted = f"{RETENTION_INDEX_PREFIX}{days}d" if days > 0 else None
-    existing = [name for name in db.audit_logs.index_information() if name.startswith(RETENTION_INDEX_PREFIX)]
-    for name in existing:  # first: mongod refuses a second index on the same key
-        if name != wanted:
-            db.audit_logs.drop_index(name)
-    if wanted and wanted not in existing:
-        db.audit_logs.create_index([("at", ASCENDING)], name=wanted, expireAfterSeconds=days * 86400)
+    """Keep audit entries ``days`` days (a TTL index on ``at``; 0: forever): a changed
+    ``AVENUE_AUDIT_RETENTION_DAYS`` replaces the index on the next start (avenue/retention.py)."""
+    retention.ensure_retention(db.audit_logs, "at", days)
 
 
 def record(db: Database, action: str, *, actor: dict | None = None, ip: str | None = None,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import IO, Any
 
+import flask
 from flask import current_app, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -75,53 +78,58 @@ FORM_OVERHEAD = 64 * 1024
 PRODUCT_FORM_OVERHEAD = 1024 * 1024
 
 
-def one_file(view: Any) -> Any:
-    """Mark a view that takes one uploaded file: its body may be one file's limit."""
-    view.body_limit = "one_file"
-    return view
+# Each marked route's body limit, from the app's config.
+BODY_LIMITS: dict[str, Callable[[Mapping[str, Any]], int]] = {
+    "one_file": lambda config: config["AVENUE_MAX_UPLOAD_BYTES"] + FORM_OVERHEAD,
+    # Its own worth, not MAX_CONTENT_LENGTH: that ceiling is the largest route's (a zip import).
+    "product_files": lambda config: (config["AVENUE_MAX_UPLOAD_BYTES"] * config["AVENUE_MAX_PRODUCT_IMAGES"]
+                                     + PRODUCT_FORM_OVERHEAD),
+    "zip_archive": lambda config: config["AVENUE_ZIP_MAX_BYTES"],
+    "tus_chunk": lambda config: config["AVENUE_TUS_CHUNK_MAX_BYTES"],
+}
 
 
-def product_files(view: Any) -> Any:
-    """Mark a view that takes a product's worth of files (AVENUE_MAX_PRODUCT_IMAGES of them)."""
-    view.body_limit = "product_files"
-    return view
+def _marker(kind: str) -> Callable[[Any], Any]:
+    """A decorator marking a view whose body may be ``BODY_LIMITS[kind]``."""
+    def mark(view: Any) -> Any:
+        view.body_limit = kind
+        return view
+    return mark
 
 
-def zip_archive(view: Any) -> Any:
-    """Mark a view that takes a zip archive as its body (AVENUE_ZIP_MAX_BYTES)."""
-    view.body_limit = "zip_archive"
-    return view
-
-
-def tus_chunk(view: Any) -> Any:
-    """Mark a view that takes one tus PATCH's bytes (AVENUE_TUS_CHUNK_MAX_BYTES)."""
-    view.body_limit = "tus_chunk"
-    return view
+one_file = _marker("one_file")  # a view that takes one uploaded file
+product_files = _marker("product_files")  # a product's worth of files (AVENUE_MAX_PRODUCT_IMAGES)
+zip_archive = _marker("zip_archive")  # a zip archive as its body (AVENUE_ZIP_MAX_BYTES)
+tus_chunk = _marker("tus_chunk")  # one tus PATCH's bytes (AVENUE_TUS_CHUNK_MAX_BYTES)
 
 
 def limit_request_body() -> None:
     """Set this request's body limit from its route and refuse a larger one at once (413)."""
     view = current_app.view_functions.get(request.endpoint or "")
-    kind = getattr(view, "body_limit", None)
-    if kind == "one_file":
-        limit = current_app.config["AVENUE_MAX_UPLOAD_BYTES"] + FORM_OVERHEAD
-    elif kind == "product_files":
-        # Its own worth, not MAX_CONTENT_LENGTH: that ceiling is the largest route's (a zip import).
-        config = current_app.config
-        limit = (config["AVENUE_MAX_UPLOAD_BYTES"] * config["AVENUE_MAX_PRODUCT_IMAGES"]
-                 + PRODUCT_FORM_OVERHEAD)
-    elif kind == "zip_archive":
-        limit = current_app.config["AVENUE_ZIP_MAX_BYTES"]
-    elif kind == "tus_chunk":
-        limit = current_app.config["AVENUE_TUS_CHUNK_MAX_BYTES"]
-    else:
-        limit = JSON_BODY_LIMIT
+    limit_of = BODY_LIMITS.get(getattr(view, "body_limit", None) or "")
+    limit = limit_of(current_app.config) if limit_of else JSON_BODY_LIMIT
     # A smaller MAX_CONTENT_LENGTH (the whole app's ceiling) caps every route.
     limit = min(limit, current_app.config.get("MAX_CONTENT_LENGTH") or limit)
     request.max_content_length = limit
     if request.content_length is not None and request.content_length > limit:
         raise RequestEntityTooLarge(f"This request's body is {request.content_length:,} bytes; this endpoint "
                                     f"takes at most {limit:,}.")
+
+
+class Request(flask.Request):
+    """The app's request (``app.request_class``): multipart file parts stay in memory.
+
+    Werkzeug spools a file part over 500 KB to a temporary file on the local disk; the app writes
+    nothing to local disk (docs/production.md: its workers are stateless, any may be replaced). Its
+    hook for the stream a file part is parsed into, ``_get_file_stream``, gives memory instead.
+    Safe because every route that parses a form is capped before it is read:
+    ``limit_request_body`` sets ``max_content_length`` from the route (one file's limit, or a
+    product's worth of files) before the view runs, and Werkzeug refuses a chunked body past it
+    while parsing; the ingest reads each file into memory whole anyway (``pipeline.read``)."""
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
+        return io.BytesIO()
 
 
 def json_body() -> dict[str, Any]:

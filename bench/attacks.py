@@ -64,14 +64,14 @@ from avenue.embedded import EmbeddedServer  # noqa: E402
 from avenue.server import abort  # noqa: E402
 from tests.support import tokens  # noqa: E402
 from tests.support.fixtures import noise_jpeg  # noqa: E402
-from tests.support.launcher import Gunicorn  # noqa: E402
+from tests.support.launcher import Gunicorn, healthz  # noqa: E402
 
 import data  # noqa: E402
 import front  # noqa: E402
 import serving  # noqa: E402
-from harness import LOOPBACK, BenchError, Procs, request, worker_pids  # noqa: E402
+from harness import LOOPBACK, BenchError, Procs, request, stop_after, worker_pids  # noqa: E402
 from hostile import rss_mb  # noqa: E402
-from slowclients import HOST, KINDS, probe_healthz  # noqa: E402
+from slowclients import HOST, KINDS  # noqa: E402
 
 DB = "avenue_attacks"
 ATTACKER = "127.0.0.2"  # one anonymous client: its own loopback address (all of 127/8 is local)
@@ -420,7 +420,7 @@ def probe_each_second(port: int, seconds: float) -> list[tuple[bool, float]]:
 
     def one() -> None:
         started = time.monotonic()
-        ok = probe_healthz(port, timeout=5.0) != math.inf
+        ok = healthz(port, timeout=5.0) != math.inf
         with lock:
             probes.append((ok, time.monotonic() - started))
 
@@ -513,7 +513,7 @@ def settle(port: int, timeout: float = 60.0) -> None:
     """Wait until /healthz answers on the attacked port again, then 2 s more for the workers
     to finish what the last attack left them (cut-off answers, queued requests)."""
     deadline = time.monotonic() + timeout
-    while probe_healthz(port, timeout=5.0) == math.inf:
+    while healthz(port, timeout=5.0) == math.inf:
         if time.monotonic() > deadline:
             raise BenchError(f"/healthz did not answer within {timeout:.0f} s after an attack")
         time.sleep(0.5)
@@ -769,12 +769,7 @@ def main() -> int:
     setups_count = 2 + bool(args.before) + bool(args.gevent)
     limit = int(600 + setups_count * 5 * (args.seconds + 45) + 4 * args.wrk_seconds)
 
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}" if signum != signal.SIGALRM else f"over {limit} s")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGALRM, interrupted)
-    signal.alarm(limit)
+    stop_after(limit)
 
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())

@@ -89,6 +89,18 @@ class Procs:
                 print(f"warning: could not stop pid {proc.pid}: {exc}", file=sys.stderr)
 
 
+def stop_after(limit: int) -> None:
+    """Make SIGTERM, and an alarm ``limit`` seconds from now, interrupt the run like Ctrl-C
+    (its ``finally`` then stops every process it started); ``signal.alarm(0)`` there cancels it."""
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}" if signum != signal.SIGALRM else f"over {limit} s")
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGALRM, interrupted)
+    signal.alarm(limit)
+
+
 def _signal_group(pid: int, sig: int) -> None:
     # start_new_session=True made the child the leader of a group whose id is its PID.
     try:
@@ -315,6 +327,11 @@ def rss_total(pids: list[int]) -> int:
         except psutil.NoSuchProcess:
             pass
     return total
+
+
+def rss_mb(pids: list[int]) -> float:
+    """``rss_total`` in MiB."""
+    return rss_total(pids) / 2**20
 
 
 @dataclass

@@ -55,7 +55,7 @@ from pathlib import Path
 
 import psutil
 
-from harness import BenchError, ForeignLoad, Reply, WrkResult, request, wrk
+from harness import BenchError, ForeignLoad, Reply, WrkResult, request, rss_mb, stop_after, wrk
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -401,16 +401,6 @@ def front_door_in_process(mongo_uri: str, sides: dict[str, str], rounds: int, pa
 # 3. Memory under 20 cold renders
 
 
-def rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            total += psutil.Process(pid).memory_info().rss
-        except psutil.Error:
-            pass
-    return total / 2**20
-
-
 def memory_under_cold_renders(server: Gunicorn, headers: dict[str, str], part: Part) -> None:
     """On a server just started (``idle``: its workers' RSS then)."""
     source = photo_12mp()
@@ -517,12 +507,7 @@ def main() -> int:
     only = set(args.only.split(","))
     limit = 900 if args.quick else 1800
 
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}" if signum != signal.SIGALRM else f"over {limit} s")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGALRM, interrupted)
-    signal.alarm(limit)
+    stop_after(limit)
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     loads = [os.getloadavg()]

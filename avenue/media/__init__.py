@@ -82,7 +82,7 @@ from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.library import (
     DELETE_LEASE,
     Claimant,
-    Lease,
+    DeleteLease,
     Library,
     Restored,
     TooManyTags,
@@ -114,7 +114,7 @@ __all__ = [
     "PURGE_OUTBOX", "enable_purges",
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP",
     "UPLOADS",
-    "Claimant", "Document", "Image", "Lease", "Library", "Limits", "Stored", "TooManyTags", "Upload",
+    "Claimant", "Document", "Image", "DeleteLease", "Library", "Limits", "Stored", "TooManyTags", "Upload",
     "UploadOptions",
     "UrlSigner",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).

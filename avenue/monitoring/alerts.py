@@ -24,12 +24,12 @@ from pymongo.database import Database
 from avenue.clock import as_utc, isoformat, maybe_utc
 from avenue.errors import NotFound
 from avenue.outbound import send, signed_headers
+from avenue.retention import ensure_retention
 
 log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
 ALERTS = "monitoring_alerts"
-RETENTION_INDEX_PREFIX = "retention_"
 LEVELS = ("warning", "critical", "emergency")
 COOLDOWNS = {"warning": dt.timedelta(days=7), "critical": dt.timedelta(hours=48),
              "emergency": dt.timedelta(hours=24)}
@@ -102,13 +102,7 @@ def ensure_indexes(db: Database[Document], retention_days: int) -> None:
     alerts = db[ALERTS]
     alerts.create_index([("kind", ASCENDING), ("level", ASCENDING), ("at", DESCENDING)], name="cooldown")
     alerts.create_index([("at", DESCENDING)], name="newest")
-    wanted = f"{RETENTION_INDEX_PREFIX}{retention_days}d" if retention_days > 0 else None
-    existing = [name for name in alerts.index_information() if name.startswith(RETENTION_INDEX_PREFIX)]
-    for name in existing:
-        if name != wanted:
-            alerts.drop_index(name)
-    if wanted and wanted not in existing:
-        alerts.create_index([("at", ASCENDING)], name=wanted, expireAfterSeconds=retention_days * 86400)
+    ensure_retention(alerts, "at", retention_days)
 
 
 def record_crossings(db: Database[Document], found: Sequence[Crossing], moment: dt.datetime,

@@ -20,10 +20,10 @@ from pymongo.database import Database
 from avenue.clock import as_utc, isoformat
 from avenue.errors import BadRequest
 from avenue.media import uploads_per_hour
+from avenue.retention import ensure_retention
 
 Document = dict[str, Any]
 SAMPLES = "monitoring_samples"
-RETENTION_INDEX_PREFIX = "retention_"
 # Range name -> (how far back, width of one "uploads" bar).
 RANGES: dict[str, tuple[dt.timedelta, dt.timedelta]] = {
     "24h": (dt.timedelta(hours=24), dt.timedelta(hours=1)),
@@ -37,13 +37,7 @@ def ensure_indexes(db: Database[Document], retention_days: int) -> None:
     changed retention replaces it at the next start, as the audit log does)."""
     samples = db[SAMPLES]
     samples.create_index([("slot", ASCENDING)], name="slot", unique=True)
-    wanted = f"{RETENTION_INDEX_PREFIX}{retention_days}d" if retention_days > 0 else None
-    existing = [name for name in samples.index_information() if name.startswith(RETENTION_INDEX_PREFIX)]
-    for name in existing:  # first: mongod refuses a second index on the same key
-        if name != wanted:
-            samples.drop_index(name)
-    if wanted and wanted not in existing:
-        samples.create_index([("at", ASCENDING)], name=wanted, expireAfterSeconds=retention_days * 86400)
+    ensure_retention(samples, "at", retention_days)
 
 
 def _count(block: Any) -> int:

@@ -188,23 +188,29 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
         _refresh_status_reports(quiet or as_json)
 
 
+def _backfill(name: str, run, as_json: bool, quiet: bool) -> None:
+    """Run one backfill (``run(db, progress=...)``) alone on every instance, then list the
+    images left without a readable thumb."""
+    try:
+        with Progress(quiet or as_json) as progress:
+            db = _prepare_database()
+            with exclusive(db, name):
+                report = run(db, progress=progress)
+    except Held as held:
+        fail(held.message)
+    except PyMongoError as error:
+        fail(f"{name} stopped: {error}")
+    lines = [f"no readable thumb: {entry['bucket']} {entry['id']}" for entry in report.unreadable]
+    _emit(report, as_json, quiet, lines)
+
+
 @click.command("placeholders")
 @json_option
 @quiet_option
 @with_appcontext
 def placeholders(as_json: bool, quiet: bool) -> None:
     """Give every image stored before placeholders existed its blurhash and dominant colour."""
-    try:
-        with Progress(quiet or as_json) as progress:
-            db = _prepare_database()
-            with exclusive(db, "placeholders"):
-                report = backfill_placeholders(db, progress=progress)
-    except Held as held:
-        fail(held.message)
-    except PyMongoError as error:
-        fail(f"placeholders stopped: {error}")
-    lines = [f"no readable thumb: {entry['bucket']} {entry['id']}" for entry in report.unreadable]
-    _emit(report, as_json, quiet, lines)
+    _backfill("placeholders", backfill_placeholders, as_json, quiet)
 
 
 @click.command("likeness")
@@ -213,17 +219,7 @@ def placeholders(as_json: bool, quiet: bool) -> None:
 @with_appcontext
 def likeness(as_json: bool, quiet: bool) -> None:
     """Give every image stored before near-duplicate detection its perceptual hash and palette."""
-    try:
-        with Progress(quiet or as_json) as progress:
-            db = _prepare_database()
-            with exclusive(db, "likeness"):
-                report = backfill_likeness(db, progress=progress)
-    except Held as held:
-        fail(held.message)
-    except PyMongoError as error:
-        fail(f"likeness stopped: {error}")
-    lines = [f"no readable thumb: {entry['bucket']} {entry['id']}" for entry in report.unreadable]
-    _emit(report, as_json, quiet, lines)
+    _backfill("likeness", backfill_likeness, as_json, quiet)
 
 
 @click.command("fsck")

@@ -1,15 +1,16 @@
 """``flask --app avenue placeholders``: give every stored image made before placeholders its
 blurhash and dominant colour.
 
-Originals without ``metadata.placeholder`` are read in batches in ``_id`` order (a keyset, so
-memory is one batch whatever the store's size and a rerun starts over cheaply: done images
-no longer match). Each gets its placeholder from its WebP thumb (read from GridFS; a few KB)
-and a single-document ``$set``; then the documents that reference it and keep a copy of its
-description (products: their answers are built from that copy) get the same, through their
-owner (``References.fill_placeholder``, avenue/media/references.py). The two writes are
-idempotent: a run cut off between them leaves a product without the placeholder until the
-next run, which finds the original done and fills in only what is missing (its owner lists
-the references lacking one).
+Originals without ``metadata.placeholder`` are read in batches in ``_id`` order
+(``thumbs_lacking``, avenue/ops/backfill.py: a keyset, so memory is one batch whatever the
+store's size and a rerun starts over cheaply: done images no longer match). Each gets its
+placeholder from its WebP thumb (read from GridFS; a few KB) and a single-document ``$set``;
+then the documents that reference it and keep a copy of its description (products: their
+answers are built from that copy) get the same, through their owner
+(``References.fill_placeholder``, avenue/media/references.py). The two writes are idempotent:
+a run cut off between them leaves a product without the placeholder until the next run, which
+finds the original done and fills in only what is missing (its owner lists the references
+lacking one).
 
 Originals whose thumb is missing or unreadable are counted and left (``fsck --repair``
 renders lost variants again; run this afterwards).
@@ -17,26 +18,13 @@ renders lost variants again; run this afterwards).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo.database import Database
 
-from avenue.media import (
-    BUCKETS,
-    Library,
-    Referrers,
-    compute_placeholder,
-    file_doc,
-    originals_lacking,
-    read_all,
-    referrers,
-    set_file_metadata,
-)
-
-BATCH = 200
-ProgressFn = Callable[[str, int, int], None]
+from avenue.media import BUCKETS, Library, Referrers, compute_placeholder, referrers, set_file_metadata
+from avenue.ops.backfill import BATCH, ProgressFn, thumbs_lacking
 
 
 @dataclass
@@ -57,18 +45,6 @@ class PlaceholderReport:
                 f"updated, {len(self.unreadable)} without a readable thumb")
 
 
-def _thumb(db: Database, bucket: str, original: dict[str, Any]) -> bytes | None:
-    info = (((original.get("metadata") or {}).get("variants") or {}).get("thumb") or {}).get("webp")
-    if not info:
-        return None
-    variant = file_doc(db, bucket, info["id"])
-    return read_all(db, bucket, variant) if variant is not None else None
-
-
-def _missing(db: Database, bucket: str, after: Any) -> list[dict[str, Any]]:
-    return originals_lacking(db, bucket, "placeholder", after, BATCH, {"metadata.variants.thumb": 1})
-
-
 def backfill_placeholders(db: Database, *, progress: ProgressFn | None = None,
                           refs: Referrers | None = None) -> PlaceholderReport:
     """Compute the placeholder of every original that has none, in every bucket (``refs``: the
@@ -76,26 +52,18 @@ def backfill_placeholders(db: Database, *, progress: ProgressFn | None = None,
     refs = refs or referrers(db)
     report = PlaceholderReport()
     for name, bucket in BUCKETS.items():
-        phase = f"Placeholders ({name})"
         report.computed[name] = 0
-        after: Any = None
-        done = 0
-        while batch := _missing(db, bucket, after):
-            after = batch[-1]["_id"]
-            for original in batch:
-                thumb = _thumb(db, bucket, original)
-                placeholder = compute_placeholder(thumb) if thumb is not None else None
-                if placeholder is None:
-                    report.unreadable.append({"bucket": bucket, "id": str(original["_id"])})
-                    continue
-                meta = placeholder.as_metadata()
-                set_file_metadata(db, bucket, original["_id"], {"placeholder": meta})
-                report.computed[name] += 1
-                for owner in refs.of_bucket(bucket):
-                    report.products_updated += owner.fill_placeholder(original["_id"], meta)
-            done += len(batch)
-            if progress:
-                progress(phase, done, done + (BATCH if len(batch) == BATCH else 0))
+        for original, thumb in thumbs_lacking(db, bucket, "placeholder", phase=f"Placeholders ({name})",
+                                              progress=progress):
+            placeholder = compute_placeholder(thumb) if thumb is not None else None
+            if placeholder is None:
+                report.unreadable.append({"bucket": bucket, "id": str(original["_id"])})
+                continue
+            meta = placeholder.as_metadata()
+            set_file_metadata(db, bucket, original["_id"], {"placeholder": meta})
+            report.computed[name] += 1
+            for owner in refs.of_bucket(bucket):
+                report.products_updated += owner.fill_placeholder(original["_id"], meta)
     # References that missed it (a run cut off between the two writes).
     report.products_updated += _lagging(db, refs)
     return report

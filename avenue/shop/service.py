@@ -47,9 +47,9 @@ from avenue.media import (
     LEGACY_PREFIX,
     PRODUCTS,
     TEMP,
+    DeleteLease,
     FocalPoint,
     Image,
-    Lease,
     Library,
     Limits,
     Stored,
@@ -332,11 +332,11 @@ def delete_product(db: Database, sku: str) -> dict:
     return deleted
 
 
-def _take_delete_leases(db: Database, image_ids: list[ObjectId]) -> list[Lease]:
+def _take_delete_leases(db: Database, image_ids: list[ObjectId]) -> list[DeleteLease]:
     """The delete lease of each of ``image_ids`` that exists and no other delete holds; all
     given back, and :class:`ImageBusy` (409) raised, when one of them is being replaced."""
     library = product_images(db)
-    leases: list[Lease] = []
+    leases: list[DeleteLease] = []
     try:
         for image_id in dict.fromkeys(image_ids):
             lease = library.take_delete_lease(image_id)
@@ -348,7 +348,7 @@ def _take_delete_leases(db: Database, image_ids: list[ObjectId]) -> list[Lease]:
     return leases
 
 
-def _release_delete_leases(db: Database, leases: list[Lease]) -> None:
+def _release_delete_leases(db: Database, leases: list[DeleteLease]) -> None:
     library = product_images(db)
     for lease in leases:
         library.release_delete_lease(lease)
@@ -482,7 +482,7 @@ def delete_unreferenced(db: Database, file_id: ObjectId, *, trashed_from: str | 
     return _delete_if_unreferenced(db, lease, trashed_from=trashed_from)
 
 
-def _delete_if_unreferenced(db: Database, lease: Lease, *, trashed_from: str | None) -> bool:
+def _delete_if_unreferenced(db: Database, lease: DeleteLease, *, trashed_from: str | None) -> bool:
     """With ``lease`` held: delete the file when no product references it, else give the
     lease back."""
     library = product_images(db)

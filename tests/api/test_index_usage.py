@@ -15,6 +15,8 @@ requests like the others: they read counters and indexes only.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pymongo
 import pytest
@@ -80,19 +82,31 @@ def unserved(db, commands: list[dict]) -> list[tuple[str, list[str]]]:
     return bad
 
 
-@pytest.mark.slow
-def test_every_query_a_request_sends_uses_an_index(backend, db_name):
+def assert_served(db, commands: list[dict]) -> None:
+    bad = unserved(db, commands)
+    assert bad == [], "\n".join(f"{command}\n  scans: {found}" for command, found in bad)
+
+
+@contextmanager
+def recorded_app(backend, db_name: str) -> Iterator[tuple]:
+    """(app, recorder): an app on the real wire backend whose commands the recorder keeps
+    while active; its database dropped after (skipped on mongomock: explain needs a planner)."""
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("explain needs a real server (mongomock has no query planner)")
     recorder = Recorder(db_name)
-    app = make_app((listening(recorder),
-                    backend[1]), db_name)
+    app = make_app((listening(recorder), backend[1]), db_name)
     try:
-        run_scenario(app, recorder, db_name)
+        yield app, recorder
     finally:
         client = app.extensions["avenue.mongo"].client
         client.drop_database(db_name)
         client.close()
+
+
+@pytest.mark.slow
+def test_every_query_a_request_sends_uses_an_index(backend, db_name):
+    with recorded_app(backend, db_name) as (app, recorder):
+        run_scenario(app, recorder, db_name)
 
 
 def run_scenario(app, recorder: Recorder, db_name: str) -> None:
@@ -254,8 +268,7 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
 
     assert len(recorder.commands) > 40
     with app.app_context():
-        bad = unserved(get_mongo().db, recorder.commands)
-    assert bad == [], "\n".join(f"{command}\n  scans: {found}" for command, found in bad)
+        assert_served(get_mongo().db, recorder.commands)
 
 
 @pytest.mark.slow
@@ -263,17 +276,13 @@ def test_the_rendition_budget_and_recency_use_indexes(backend, db_name):
     """Not requests, but they run at any size, every minute: the eviction walks the recency
     index (never a scan and a sort of ten million renditions), the deliveries' flush writes by
     ``_id``, the running total is one read by ``_id``."""
-    if backend[0] is not pymongo.MongoClient:
-        pytest.skip("explain needs a real server (mongomock has no query planner)")
     from avenue.db import get_mongo
     from avenue.media import PRODUCTS
     from avenue.media.serve import route
     from avenue.media.store import renditions
     from avenue.media.store.originals import store
 
-    recorder = Recorder(db_name)
-    app = make_app((listening(recorder), backend[1]), db_name)
-    try:
+    with recorded_app(backend, db_name) as (app, recorder):
         client = app.test_client()
         with app.app_context():
             get_mongo().ensure_indexes()
@@ -291,12 +300,7 @@ def test_the_rendition_budget_and_recency_use_indexes(backend, db_name):
         names = {"find", "update", "delete"}
         recorded = [c for c in recorder.commands if next(iter(c)) in names]
         assert any(next(iter(c)) == "find" and c.get("sort") for c in recorded)  # the eviction's walk
-        bad = unserved(db, recorded)
-        assert bad == [], "\n".join(f"{command}\n  scans: {found}" for command, found in bad)
-    finally:
-        client_ = app.extensions["avenue.mongo"].client
-        client_.drop_database(db_name)
-        client_.close()
+        assert_served(db, recorded)
 
 
 @pytest.mark.slow
@@ -304,17 +308,13 @@ def test_the_delivery_numbers_are_written_and_read_by_indexes(backend, db_name):
     """The flush writes by ``_id``; top and heaviest read the range by the ``day`` index, one
     image's days by ``image_day``, last served by ``_id``: never a scan of ten million images'
     days."""
-    if backend[0] is not pymongo.MongoClient:
-        pytest.skip("explain needs a real server (mongomock has no query planner)")
     from avenue.db import get_mongo
     from avenue.media import BUILDER
     from avenue.media.serve import route
     from avenue.media.store.originals import store
     from tests.helpers import Auth
 
-    recorder = Recorder(db_name)
-    app = make_app((listening(recorder), backend[1]), db_name)
-    try:
+    with recorded_app(backend, db_name) as (app, recorder):
         client = app.test_client()
         with app.app_context():
             get_mongo().ensure_indexes()
@@ -334,9 +334,4 @@ def test_the_delivery_numbers_are_written_and_read_by_indexes(backend, db_name):
         recorded = [c for c in recorder.commands
                     if next(iter(c)) in names and c[next(iter(c))] == "media_deliveries"]
         assert {next(iter(c)) for c in recorded} == {"find", "update", "aggregate"}
-        bad = unserved(db, recorded)
-        assert bad == [], "\n".join(f"{command}\n  scans: {found}" for command, found in bad)
-    finally:
-        client_ = app.extensions["avenue.mongo"].client
-        client_.drop_database(db_name)
-        client_.close()
+        assert_served(db, recorded)

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from avenue.media import BUILDER
+from avenue.ops import backfill as walk
 from avenue.ops import likeness as backfill
 from tests.support.client import MEDIA, uploaded
 from tests.support.fixtures import scene
@@ -167,7 +168,7 @@ def test_the_backfill_gives_old_images_their_hash_and_groups_and_resumes_where_i
     assert client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"] == []
 
     # A run cut off after its first image (a batch of one): that image is done, the rest not.
-    monkeypatch.setattr(backfill, "BATCH", 1)
+    monkeypatch.setattr(walk, "BATCH", 1)
 
     def stop(phase, done, total):
         raise KeyboardInterrupt

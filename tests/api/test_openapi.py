@@ -44,6 +44,20 @@ def test_the_document_is_valid_openapi_3_1_and_served(client):
     validate(document())
 
 
+@pytest.mark.parametrize("name, schema", [("products-status", "ProductsStatus"),
+                                          ("storage-status", "StorageStatus")])
+def test_the_status_report_schemas_name_only_fields_the_reports_answer(client, auth, name, schema):
+    """Every field the schema lists is in the answer (none left from an older report), and the
+    ``report`` and ``sweep`` blocks have exactly the fields documented."""
+    schemas = document()["components"]["schemas"]
+    common = schemas["Report"]["properties"]
+    own = schemas[schema]["allOf"][1].get("properties", {})
+    answer = client.get(f"/api/shop/debug/{name}", headers=auth.token("ops")).get_json()
+    assert set(common) | set(own) <= set(answer)
+    for block in ("report", "sweep"):
+        assert set(answer[block]) == set(common[block]["properties"]), block
+
+
 def test_every_api_url_rule_and_method_is_documented_and_nothing_else(app):
     rules = set()
     for rule in app.url_map.iter_rules():

@@ -21,12 +21,10 @@ from bson import ObjectId
 
 from avenue.embedded import free_port
 from tests.helpers import IMAGES, Auth, bucket_snapshot, make_app
+from tests.support.browser import chromium
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
 AXE = Path(__file__).resolve().parents[1] / "support" / "vendor"
 AGENT = "avenue-console-tests"  # sessions are bound to the browser: one agent for page and API calls
@@ -55,14 +53,8 @@ def live(secantus):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run `make chromium` (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

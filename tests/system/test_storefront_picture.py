@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import IMAGES
+from tests.support.browser import chromium
 from tests.support.recipe import render
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "storefront"
 # The slot each picture fills on the page below: 400 CSS px on a wide screen.
 SIZES = "(min-width: 800px) 400px, 100vw"
@@ -41,14 +39,8 @@ def page_of(images: list[dict]) -> str:
 
 @pytest.fixture
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run `make chromium` (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

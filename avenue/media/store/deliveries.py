@@ -41,9 +41,9 @@ from pymongo.database import Database
 
 from avenue.media.effects.deliveries import Delivered
 from avenue.media.records import Document
+from avenue.retention import ensure_retention
 
 COLLECTION = "media_deliveries"
-RETENTION_INDEX_PREFIX = "retention_"
 #: The longest range :func:`top` groups over (days).
 MAX_RANGE_DAYS = 92
 
@@ -98,15 +98,7 @@ def ensure_indexes(db: Database[Document], retention_days: int) -> None:
     collection.create_indexes([
         IndexModel([("bucket", ASCENDING), ("image", ASCENDING), ("day", ASCENDING)], name="image_day"),
     ])
-    wanted = f"{RETENTION_INDEX_PREFIX}{retention_days}d" if retention_days > 0 else None
-    existing = [name for name in collection.index_information() if name.startswith(RETENTION_INDEX_PREFIX)]
-    for name in existing:  # first: mongod refuses a second index on the same key
-        if name != wanted:
-            collection.drop_index(name)
-    if wanted and wanted not in existing:
-        collection.create_index([("day", ASCENDING)], name=wanted, expireAfterSeconds=retention_days * 86400)
-    elif wanted is None:
-        collection.create_index([("day", ASCENDING)], name="day")
+    ensure_retention(collection, "day", retention_days, otherwise="day")
 
 
 def _range(start: dt.datetime, end: dt.datetime) -> dict[str, Any]:

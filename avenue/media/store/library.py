@@ -109,8 +109,10 @@ class Claimant(Protocol[T_co]):
 
 
 @dataclass(frozen=True)
-class Lease:
-    """A delete lease held on an image (see the module docstring)."""
+class DeleteLease:
+    """A delete lease held on an image (see the module docstring): its ``metadata.deleting_at``
+    stamp and the time it holds (a stamp of avenue/leases.py, not a :class:`avenue.leases.Lease`
+    document with an owner and a heartbeat)."""
 
     image: Image
     at: dt.datetime
@@ -432,7 +434,7 @@ class Library:
 
     # --- delete leases -------------------------------------------------------------------
 
-    def take_delete_lease(self, image_id: ObjectId) -> Lease | None:
+    def take_delete_lease(self, image_id: ObjectId) -> DeleteLease | None:
         """Lease the original for deletion; None when it is gone or another delete holds it.
 
         Read, then a compare-and-set on the lease value read: of two deleters racing, one
@@ -453,9 +455,9 @@ class Library:
                      {"metadata.deleting_at": seen, "metadata.replacing_at": replacing_at}, moment):
             return None
         doc["metadata"]["deleting_at"] = moment
-        return Lease(self._image(doc), moment)
+        return DeleteLease(self._image(doc), moment)
 
-    def release_delete_lease(self, lease: Lease) -> None:
+    def release_delete_lease(self, lease: DeleteLease) -> None:
         """Give the lease back (the image stays), unless it lapsed and someone else took it."""
         unstamp(self._files, lease.image.id, "metadata.deleting_at", lease.at)
 

@@ -148,7 +148,8 @@ async function loadReports(refresh) {
     renderStorage(storage, thresholds);
     renderSafety(products);
     const meta = storage.report || {};
-    reportAge.textContent = `Reports from ${formatDate(meta.generated_at)}${meta.refreshing ? ' (refreshing in the background)' : ''}.`;
+    const checking = storage.sweep && storage.sweep.running ? ' (files being checked in the background)' : '';
+    reportAge.textContent = `Reports from ${formatDate(meta.generated_at)}${checking}.`;
   } catch (error) {
     reportAge.textContent = '';
     pageMessage(error.message);

@@ -1,0 +1,42 @@
+"""The walk shared by the backfill commands (``placeholders``, ``likeness``): every original of
+a bucket lacking a metadata field, with the bytes of its WebP thumb.
+
+Originals are read in batches in ``_id`` order (a keyset: memory is one batch whatever the
+store's size, and a rerun, or a run after one cut off, starts over cheaply: done images no
+longer match, and the ones left unreadable are passed by the keyset, not read again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pymongo.database import Database
+
+from avenue.media import file_doc, originals_lacking, read_all
+
+BATCH = 200
+ProgressFn = Callable[[str, int, int], None]
+
+
+def _thumb(db: Database, bucket: str, original: dict[str, Any]) -> bytes | None:
+    info = (((original.get("metadata") or {}).get("variants") or {}).get("thumb") or {}).get("webp")
+    if not info:
+        return None
+    variant = file_doc(db, bucket, info["id"])
+    return read_all(db, bucket, variant) if variant is not None else None
+
+
+def thumbs_lacking(db: Database, bucket: str, field: str, *, phase: str,
+                   progress: ProgressFn | None = None) -> Iterator[tuple[dict[str, Any], bytes | None]]:
+    """Each original of ``bucket`` without ``metadata.<field>`` and its thumb's bytes (None when
+    the thumb is missing or unreadable), reporting ``progress`` after each batch."""
+    after: Any = None
+    done = 0
+    while batch := originals_lacking(db, bucket, field, after, BATCH, {"metadata.variants.thumb": 1}):
+        after = batch[-1]["_id"]
+        for original in batch:
+            yield original, _thumb(db, bucket, original)
+        done += len(batch)
+        if progress:
+            progress(phase, done, done + (BATCH if len(batch) == BATCH else 0))

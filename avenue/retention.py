@@ -1,0 +1,31 @@
+"""Expiry of a collection's documents after a configured number of days: a TTL index whose
+name carries the period (``retention_<days>d``).
+
+A changed period drops the old index and creates the new one at the next start (no
+``collMod``, which not every backend has); mongod refuses a second index on the same key, so
+the old one goes first. Removal runs on the server's TTL sweep, about once a minute.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.collection import Collection
+
+PREFIX = "retention_"
+
+
+def ensure_retention(collection: Collection[Any], field: str, days: int, *,
+                     otherwise: str | None = None) -> None:
+    """Expire ``collection``'s documents ``days`` days after their ``field`` (0: keep them for
+    ever; then a plain index named ``otherwise`` on ``field`` when given, for the queries that
+    need one either way)."""
+    wanted = f"{PREFIX}{days}d" if days > 0 else otherwise
+    names = collection.index_information()
+    for name in names:
+        if name != wanted and (name.startswith(PREFIX) or name == otherwise):
+            collection.drop_index(name)
+    if wanted is not None and wanted not in names:
+        options: dict[str, Any] = {"expireAfterSeconds": days * 86400} if days > 0 else {}
+        collection.create_index([(field, ASCENDING)], name=wanted, **options)
