@@ -415,3 +415,18 @@ def test_the_link_lowers_the_size_limit_and_never_raises_it():
 
     assert link_service.settings_for(link(10), settings).limits.max_bytes == 10
     assert link_service.settings_for(link(10**9), settings).limits.max_bytes == 1000
+
+
+def test_a_holders_uploads_count_against_the_upload_rate_limit_per_link(app_factory):
+    app = app_factory(RATELIMIT_ENABLED=True, AVENUE_UPLOAD_RATE_LIMIT="1/minute")
+    client = app.test_client()
+    from tests.helpers import Auth
+
+    answer = created(client, Auth(app).token("editor"), max_uses=5)
+    assert send(client, answer["secret"]).status_code == 201
+    limited = send(client, answer["secret"], "good/tiny_1x1.png")
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    with app.app_context():
+        from avenue.db import get_db
+
+        assert stored_link(get_db(), answer["link"]["id"])["uses"] == 1  # the refused one took none
