@@ -68,10 +68,11 @@ def create_link():
 def list_links():
     """Links newest first: admins every link, editors their own."""
     user = require()
-    links, page = store.page(get_db(), page_args(), creator=None if user.role == "admin" else user.id)
+    window = page_args()
+    links, page = store.page(get_db(), window, creator=None if user.role == "admin" else user.id)
     for link in links:
         _note_expiry(link)
-    return jsonify(page.shape([link.to_dict() for link in links], page_args()))
+    return jsonify(page.shape([link.to_dict() for link in links], window))
 
 
 @bp.delete(f"/{LINK_ID}")
