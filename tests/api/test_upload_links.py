@@ -430,3 +430,24 @@ def test_a_holders_uploads_count_against_the_upload_rate_limit_per_link(app_fact
         from avenue.db import get_db
 
         assert stored_link(get_db(), answer["link"]["id"])["uses"] == 1  # the refused one took none
+
+
+def test_every_holder_answer_is_counted_and_carries_a_request_id(client, auth):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ops = auth.token("ops")
+
+    def count(status: str) -> float:
+        text = client.get("/metrics", headers=ops).get_data(as_text=True)
+        samples = [sample for family in text_string_to_metric_families(text) for sample in family.samples]
+        return sum(sample.value for sample in samples if sample.name == "avenue_http_requests_total"
+                   and sample.labels == {"route": FILES, "method": "POST", "status": status})
+
+    before = {status: count(status) for status in ("201", "401", "415")}
+    secret = created(client, auth.token("editor"), max_uses=3)["secret"]
+    answers = [send(client, secret), send(client, "avl_wrong"), send(client, secret, "bad/document.pdf")]
+    assert [answer.status_code for answer in answers] == [201, 401, 415]
+    for answer in answers:
+        assert len(answer.headers["X-Request-ID"]) >= 16
+    assert answers[1].get_json()["error"]["request_id"] == answers[1].headers["X-Request-ID"]
+    assert {status: count(status) - before[status] for status in before} == {"201": 1, "401": 1, "415": 1}
