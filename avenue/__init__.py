@@ -56,7 +56,7 @@ def register_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from avenue import audit, cdn, media, monitoring, ratelimit, security
+    from avenue import audit, cdn, links, media, monitoring, ratelimit, security
     from avenue.auth import access
     from avenue.builder.references import PageReferences
     from avenue.shop.references import ProductReferences
@@ -68,7 +68,8 @@ def register_extensions(app: Flask) -> None:
     delivery_days = app.config.get("AVENUE_DELIVERY_RETENTION_DAYS", 90)
     db.init_app(app, index_setups=[media.ensure_indexes, lambda d: audit.ensure_retention(d, retention),
                                    lambda d: monitoring.ensure_indexes(d, history_days),
-                                   lambda d: media.deliveries.ensure_indexes(d, delivery_days)])
+                                   lambda d: media.deliveries.ensure_indexes(d, delivery_days),
+                                   links.ensure_indexes])
     access.init_app(app)
     ratelimit.init_app(app)
     media.init_app(app, database=lambda: db.get_mongo(app).db, baseline_headers=security.baseline_headers)
@@ -85,10 +86,11 @@ def register_converters(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from avenue import admin, apidoc, auth, builder, console, health, media, scrape, shop, trash, tus, uploads
     from avenue.bulk import bp as zip_import
+    from avenue.links import bp as upload_links
     from avenue.ops import redirects
 
     for blueprint in (media.bp, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp,
-                      zip_import, tus.bp, trash.bp, redirects.bp, console.bp, apidoc.bp):
+                      zip_import, tus.bp, upload_links, trash.bp, redirects.bp, console.bp, apidoc.bp):
         app.register_blueprint(blueprint)
 
 

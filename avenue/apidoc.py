@@ -36,7 +36,7 @@ TIME = {"type": ["string", "null"], "format": "date-time"}
 SKU = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 SLUG = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"}
 VARIANTS = ("thumb", "card", "gallery", "og")
-TAGS = ("auth", "shop", "status", "builder", "uploads", "tus", "trash", "admin", "meta")
+TAGS = ("auth", "shop", "status", "builder", "uploads", "tus", "links", "trash", "admin", "meta")
 
 
 def _ref(name: str) -> Schema:
@@ -591,6 +591,48 @@ TUS_PATCH = _tus_op(
 TUS_DELETE = _tus_op("Terminate the upload: its bytes are deleted (an image it became stays).",
                      {"204": NO_CONTENT}, 404, 410)
 
+# One-time upload links (avenue/links/; docs/api.md "Upload links").
+LINK_HOLDER = [{"uploadLink": []}]
+LINK_WHO = "whoever holds the link's secret (no account)"
+LINK_TARGET: Schema = {
+    "type": "object", "required": ["kind"],
+    "properties": {"kind": {"enum": ["uploads", "builder", "product"]},
+                   "visibility": {"enum": ["public", "private"], "description": "uploads"},
+                   "folder": FOLDER, "tags": {"type": "array", "items": TAG}, "alt": {"type": "string"},
+                   "sku": {"type": "string", "description": "product: the product the photos go onto"}}}
+UPLOAD_LINK: Schema = {
+    "type": "object",
+    "required": ["id", "target", "max_bytes", "max_uses", "uses", "state", "created_at", "expires_at"],
+    "properties": {
+        "id": OBJECT_ID, "label": {"type": ["string", "null"]}, "target": LINK_TARGET,
+        "max_bytes": {"type": "integer", "minimum": 1}, "max_uses": {"type": "integer", "minimum": 1},
+        "uses": {"type": "integer", "minimum": 0,
+                 "description": "Files stored through it (a refused file gives its use back)."},
+        "state": {"enum": ["live", "used_up", "expired", "revoked"]},
+        "created_by": {"type": "object",
+                       "properties": {"id": {"type": "string"}, "email": {"type": "string"}}},
+        "created_at": TIME, "expires_at": TIME, "revoked_at": TIME}}
+LINK_CREATE = _body({
+    "type": "object", "required": ["target"], "additionalProperties": False,
+    "properties": {
+        "target": LINK_TARGET, "label": {"type": "string", "maxLength": 200},
+        "max_bytes": {"type": "integer", "minimum": 1,
+                      "description": "Per file; at most (and by default) AVENUE_MAX_UPLOAD_BYTES."},
+        "max_uses": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Files it takes (1)."},
+        "expires_in": {"type": "integer", "minimum": 60,
+                       "description": "Seconds (AVENUE_UPLOAD_LINK_DEFAULT_SECONDS; at most "
+                                      "AVENUE_UPLOAD_LINK_MAX_SECONDS)."}}})
+LINK_UPLOADED = {"type": "object", "required": ["image", "created", "uses_left"], "properties": {
+    "image": {"oneOf": [_ref("Image"), {"type": "null"}]}, "created": {"type": "boolean"},
+    "uses_left": {"type": "integer", "minimum": 0}}}
+
+
+def _link_tus_op(summary: str, responses: dict[str, Schema], *statuses: int,
+                 headers: list[Schema] | None = None, body: Schema | None = None) -> Schema:
+    return _op(summary, {**responses, **_errors(403, 410, 412, *statuses)}, security=LINK_HOLDER,
+               tags=["links"], roles=LINK_WHO, parameters=[TUS_RESUMABLE, *(headers or [])], body=body)
+
+
 PATHS: dict[str, dict[str, Schema]] = {
     "/api/tus": {
         "post": _tus_op(
@@ -625,6 +667,61 @@ PATHS: dict[str, dict[str, Schema]] = {
                         headers=[_header("X-HTTP-Method-Override", "PATCH, DELETE or HEAD.", True)],
                         body={"required": False, "content": {"application/offset+octet-stream": {
                             "schema": {"type": "string", "format": "binary"}}}}),
+    },
+    "/api/upload-links": {
+        "post": _op("Create a one-time upload link into one target; its secret is in this answer only.",
+                    {"201": _json({"type": "object", "required": ["link", "secret", "upload_url", "tus_url"],
+                                   "properties": {"link": UPLOAD_LINK, "secret": {"type": "string"},
+                                                  "upload_url": {"type": "string"},
+                                                  "tus_url": {"type": "string"}}}, "Created."),
+                     **_errors(404, 422)},
+                    security=LOGGED_IN_WRITE, tags=["links"],
+                    roles="editor, admin; a product link: admin", body=LINK_CREATE),
+        "get": _op("Upload links, newest first (editors: their own; admins: every link).",
+                   {"200": _json({**_list_of("Image"), "properties": {
+                       **_list_of("Image")["properties"], "items": {"type": "array", "items": UPLOAD_LINK}}},
+                       "A page of links."), **_errors(403)},
+                   security=LOGGED_IN_READ, tags=["links"], roles="editor, admin", parameters=_page_params()),
+    },
+    "/api/upload-links/{link_id}": {
+        "parameters": [_path("link_id", OBJECT_ID)],
+        "delete": _op("Revoke the link: it takes no more uploads (an upload it started stops too).",
+                      {"200": _json(UPLOAD_LINK, "Revoked."), **_errors(404)},
+                      security=LOGGED_IN_WRITE, tags=["links"], roles="its creator, admin"),
+    },
+    "/api/upload-links/files": {
+        "post": _op("A link holder's file (multipart `file`; the secret in `Authorization: UploadLink "
+                    "<secret>` or the form field `link`) into the link's target: one use of the link, given "
+                    "back if the file is refused.",
+                    {"201": _json(LINK_UPLOADED, "Stored."), "200": _json(LINK_UPLOADED, "Already there."),
+                     **_errors(403, 404, 410, 413)},
+                    security=LINK_HOLDER, tags=["links"], roles=LINK_WHO,
+                    body=_multipart({"file": ONE_FILE, "link": {"type": "string"}}, ["file"])),
+    },
+    "/api/upload-links/tus": {
+        "post": _link_tus_op(
+            "tus creation through a link (Upload-Length at most the link's max_bytes): one use of the link; "
+            "continue at Location with the same Authorization header.",
+            {"201": {"description": "Created.", "headers": {
+                "Location": {"schema": {"type": "string"}, "description": "The upload's URL."},
+                "Upload-Expires": TUS_OFFSET_HEADERS["Upload-Expires"]}}},
+            400, 413, 429,
+            headers=[_header("Upload-Length", "The file's size in bytes.", True),
+                     _header("Upload-Metadata", "`filename`, `filetype` (the target is the link's).")]),
+    },
+    "/api/upload-links/tus/{upload_id}": {
+        "parameters": [_path("upload_id", TUS_ID)],
+        "head": _link_tus_op("How many bytes of the link's upload arrived (tus 1.0.0 core).",
+                             {"200": {"description": "The offset.", "headers": {
+                                 **TUS_OFFSET_HEADERS, "Upload-Length": {"schema": {"type": "string"}}}}},
+                             404),
+        "patch": _link_tus_op(
+            "Bytes of the link's upload at Upload-Offset; the last one stores the file into the link's "
+            "target (a refused file gives the link's use back).",
+            TUS_PATCH["responses"], 400, 404, 409, 413, 415, 422, 429, 460,
+            headers=[_header("Upload-Offset", "Where these bytes start.", True),
+                     _header("Upload-Checksum", "`sha1|sha256|md5 base64(digest)` of this request's bytes.")],
+            body=TUS_PATCH["requestBody"]),
     },
     "/api/openapi.json": {"get": _op(
         "This document.", {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {
@@ -977,6 +1074,9 @@ def document() -> dict[str, Any]:
                                                "decides alone, no CSRF."},
                 "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "session",
                                   "description": "The session cookie POST /api/auth/login sets."},
+                "uploadLink": {"type": "apiKey", "in": "header", "name": "Authorization",
+                               "description": "`UploadLink <secret>`: a one-time upload link's secret "
+                                              "(POST /api/upload-links); opens its upload routes only."},
                 "csrfToken": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token",
                               "description": "Required with the session cookie on POST/PUT/PATCH/DELETE "
                                              "(from GET /api/auth/csrf or the login answer)."},

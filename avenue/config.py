@@ -27,7 +27,8 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_ENV", "AVENUE_DATA_DIR", "AVENUE_PROXY_COUNT", "AVENUE_MAX_UPLOAD_BYTES", "AVENUE_MAX_PIXELS",
     "AVENUE_MAX_FRAMES", "AVENUE_MAX_TOTAL_PIXELS", "AVENUE_MAX_PRODUCT_IMAGES", "AVENUE_DECODE_BUDGET_BYTES",
     "AVENUE_DECODE_WAIT_SECONDS", "AVENUE_TEMP_IMAGE_TTL_SECONDS", "AVENUE_TRASH_DAYS",
-    "AVENUE_TUS_EXPIRY_SECONDS", "AVENUE_TUS_CHUNK_MAX_BYTES",
+    "AVENUE_TUS_EXPIRY_SECONDS", "AVENUE_TUS_CHUNK_MAX_BYTES", "AVENUE_UPLOAD_LINK_DEFAULT_SECONDS",
+    "AVENUE_UPLOAD_LINK_MAX_SECONDS", "AVENUE_UPLOAD_LINK_GUESS_LIMIT",
     "AVENUE_REPLACED_REDIRECT_DAYS",
     "AVENUE_SIGNED_URL_TTL_SECONDS", "AVENUE_RENDITION_PRESETS", "AVENUE_RENDER_CONCURRENCY",
     "AVENUE_RENDITION_BUDGET_BYTES",
@@ -142,6 +143,10 @@ def from_environment() -> dict[str, Any]:
         # chunkSize and tuspy's chunk_size are unlimited unless set).
         "AVENUE_TUS_EXPIRY_SECONDS": max(60, _int("AVENUE_TUS_EXPIRY_SECONDS", 24 * 3600)),
         "AVENUE_TUS_CHUNK_MAX_BYTES": max(64 * 1024, _int("AVENUE_TUS_CHUNK_MAX_BYTES", 10 * 1024 * 1024)),
+        # One-time upload links (avenue/links/): how long a new link lives unless its creator says,
+        # and the longest it may (400 past it).
+        "AVENUE_UPLOAD_LINK_DEFAULT_SECONDS": max(60, _int("AVENUE_UPLOAD_LINK_DEFAULT_SECONDS", 24 * 3600)),
+        "AVENUE_UPLOAD_LINK_MAX_SECONDS": max(60, _int("AVENUE_UPLOAD_LINK_MAX_SECONDS", 7 * 24 * 3600)),
         # Deleted media stays restorable this long (avenue/media/store/trash.py); 0: deletes are final.
         "AVENUE_TRASH_DAYS": max(0, _int("AVENUE_TRASH_DAYS", 30)),
         # An image replaced in place: its earlier URLs redirect to the new ones this long, then
@@ -200,6 +205,9 @@ def from_environment() -> dict[str, Any]:
         "AVENUE_LOGIN_ADDRESS_LIMIT": os.environ.get("AVENUE_LOGIN_ADDRESS_LIMIT", "30/minute;200/hour"),
         "AVENUE_LOGIN_ACCOUNT_LIMIT": os.environ.get("AVENUE_LOGIN_ACCOUNT_LIMIT", "100/hour;500/day"),
         "AVENUE_UPLOAD_RATE_LIMIT": os.environ.get("AVENUE_UPLOAD_RATE_LIMIT", "120/minute"),
+        # Upload-link secrets that match no link, per client address (avenue/links/views.py).
+        "AVENUE_UPLOAD_LINK_GUESS_LIMIT": os.environ.get("AVENUE_UPLOAD_LINK_GUESS_LIMIT",
+                                                         "20/minute;100/hour"),
         # Logs (avenue/requestlog.py): one line per request, the media front door's answers
         # included (on, or its old name all | off), JSON in production and readable text elsewhere.
         "AVENUE_ACCESS_LOG": os.environ.get("AVENUE_ACCESS_LOG", "on").strip().lower(),

@@ -186,6 +186,8 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "media_rendition_claims": (None, "one short-lived claim per rendition or pending variants being "
                                      "rendered, removed after (lapses after 60 s)"),
     "media_tus_uploads": (None, "one document per resumable upload until it expires (gc removes it)"),
+    "media_upload_links": (None, "one small document per upload link, removed 30 days after it "
+                                 "expires (TTL)"),
     "media_tus_chunks": (("upload_id", "offset"), "prefix of the unique piece index; every read "
                                                   "and write names the upload"),
 }

@@ -142,7 +142,7 @@ def init_app(app: Flask) -> None:
 
 
 LIMIT_SETTINGS = ("AVENUE_LOGIN_RATE_LIMIT", "AVENUE_LOGIN_ACCOUNT_LIMIT",
-                  "AVENUE_LOGIN_ADDRESS_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT")
+                  "AVENUE_LOGIN_ADDRESS_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT", "AVENUE_UPLOAD_LINK_GUESS_LIMIT")
 
 
 def _limiter() -> Limiter | None:
@@ -261,3 +261,34 @@ def limit_uploads(view: Callable) -> Callable:
         return view(*args, **kwargs)
 
     return wrapped
+
+
+class FailureThrottle:
+    """Failures counted per client address in one scope (a guessed upload-link secret): checked
+    before the work a failure would cost, counted only when it fails, so a caller that holds a
+    real secret is never slowed by it. Like :class:`LoginThrottle`, the check and the count
+    are two steps: a burst gets at most its requests in flight extra, once per window."""
+
+    def __init__(self, limiter: Limiter, scope: str, limit: str, key: str) -> None:
+        self.limiter, self.scope, self.items, self.key = limiter, scope, parse_many(limit), key
+        self.limit = limit
+
+    def check(self) -> None:
+        """429 with Retry-After while this address has used up its failures."""
+        for item in self.items:
+            if not self.limiter.limiter.test(item, self.scope, self.key):
+                _refuse(self.limiter, item, self.scope, self.key,
+                        f"Too many failed attempts from your address (the limit is {self.limit}).")
+
+    def failed(self) -> None:
+        for item in self.items:
+            self.limiter.limiter.hit(item, self.scope, self.key)
+
+
+def failure_throttle(scope: str, setting: str) -> FailureThrottle | _Unlimited:
+    """The throttle of ``scope``'s failures from this request's trusted address, by the limit
+    the configuration names ``setting``."""
+    limiter = _limiter()
+    if limiter is None:
+        return _Unlimited()
+    return FailureThrottle(limiter, scope, current_app.config[setting], request.remote_addr or "unknown")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import binascii
 import email.utils
 from base64 import b64decode
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
@@ -46,7 +47,7 @@ class PreconditionFailed(AvenueError):
     status, code = 412, "unsupported_tus_version"
 
 
-def _settings() -> service.Settings:
+def upload_settings() -> service.Settings:
     config = current_app.config
     return service.Settings(limits=limits_from_config(config),
                             max_product_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
@@ -101,24 +102,41 @@ def create():
     """Create an upload of Upload-Length bytes for the target its Upload-Metadata names."""
     check_version()
     user = require()
+    length = declared_length(current_app.config["AVENUE_MAX_UPLOAD_BYTES"])
+    metadata = service.parse_metadata(request.headers.get("Upload-Metadata"))
+    target = service.target_of(get_db(), metadata, upload_settings())
+    require(*service.ROLES[target["kind"]])
+    return start(owner=user.id, length=length, target=target, metadata=metadata, endpoint="tus.status")
+
+
+def declared_length(limit: int) -> int:
+    """The creation request's Upload-Length, at most ``limit`` (413) and not 0 (400)."""
     if "Upload-Defer-Length" in request.headers:
         raise BadRequest("Send Upload-Length: this server needs the size up front.",
                          code="invalid_upload_length")
     length = _integer("Upload-Length")
-    limit = current_app.config["AVENUE_MAX_UPLOAD_BYTES"]
     if length > limit:
-        raise ImageTooLarge(f"The file is larger than the {limit // (1024 * 1024)} MB limit.",
+        raise ImageTooLarge(f"The file is larger than the {_size(limit)} limit.",
                             code="file_too_large", limit_bytes=limit)
     if length == 0:
         raise EmptyFile("The file is empty.", code="empty_file")
-    metadata = service.parse_metadata(request.headers.get("Upload-Metadata"))
-    target = service.target_of(get_db(), metadata, _settings())
-    require(*service.ROLES[target["kind"]])
-    upload = resumable.create(get_db(), owner=user.id, length=length, target=target,
+    return length
+
+
+def _size(limit: int) -> str:
+    mib = 1024 * 1024
+    return f"{limit // mib} MB" if limit >= mib and limit % mib == 0 else f"{limit:,} bytes"
+
+
+def start(*, owner: str, length: int, target: dict[str, Any], metadata: dict[str, str],
+          endpoint: str) -> Response:
+    """Create the upload and answer the creation request; its URL is ``endpoint``'s (the
+    route the same caller continues it on: /api/tus, or an upload link's)."""
+    upload = resumable.create(get_db(), owner=owner, length=length, target=target,
                               filename=service.filename_of(metadata), filetype=service.filetype_of(metadata),
                               lifetime_seconds=current_app.config["AVENUE_TUS_EXPIRY_SECONDS"])
     response = Response(status=201)
-    response.headers["Location"] = url_for("tus.status", upload_id=upload.id, _external=True)
+    response.headers["Location"] = url_for(endpoint, upload_id=upload.id, _external=True)
     response.headers["Upload-Expires"] = _http_date(upload.expires_at)
     response.headers["Upload-Offset"] = "0"
     return response
@@ -141,7 +159,7 @@ def _offset_headers(response: Response, upload: resumable.Resumable) -> Response
     return response
 
 
-def _head(upload: resumable.Resumable) -> Response:
+def head(upload: resumable.Resumable) -> Response:
     """How many bytes arrived (Upload-Offset) of how many (Upload-Length)."""
     response = _offset_headers(Response(status=200), upload)
     response.headers["Upload-Length"] = str(upload.length)
@@ -155,7 +173,7 @@ def status(upload_id: str):
     expiry and, once done, the image it became."""
     upload = _own(upload_id)
     if request.method == "HEAD":
-        return _head(upload)
+        return head(upload)
     image = service.image_of(get_db(), upload.result) if upload.result else None
     kind = upload.target.get("kind", "uploads")
     return jsonify({
@@ -202,32 +220,45 @@ def _checksum() -> tuple[str, bytes] | None:
 def append(upload_id: str):
     """Bytes at Upload-Offset; the request that brings the last byte stores the image."""
     check_version()
+    return receive(lambda: _own(upload_id))
+
+
+def receive(find: Callable[[], resumable.Resumable], *, refused: Callable[[], None] | None = None,
+            **audited: Any) -> Response:
+    """A PATCH: the bytes at Upload-Offset into the upload ``find`` gives (after the request's
+    own checks); the request that brings the last byte stores the image (:func:`_complete`,
+    with ``refused`` and ``audited`` passed on)."""
     if request.mimetype != OFFSET_TYPE:
         raise UnsupportedImage(f"Send the bytes with Content-Type: {OFFSET_TYPE}.",
                                code="invalid_content_type")
     at = _integer("Upload-Offset")
     checksum = _checksum()
-    upload = _own(upload_id)
+    upload = find()
     db = get_db()
     upload = resumable.append(db, upload, at, _Body(request.stream), checksum=checksum)
     if upload.state == resumable.COMPLETING:
-        upload = _complete(upload)
+        upload = _complete(upload, refused=refused, **audited)
     return _offset_headers(Response(status=204), upload)
 
 
-def _complete(upload: resumable.Resumable) -> resumable.Resumable:
-    """Store a finished upload as its target's multipart route would, audited the same way;
-    a refusal (not an image, too many pixels, a full product) removes the upload."""
+def _complete(upload: resumable.Resumable, *, refused: Callable[[], None] | None = None,
+              **audited: Any) -> resumable.Resumable:
+    """Store a finished upload as its target's multipart route would, audited the same way
+    (``via: "tus"`` unless ``audited`` says otherwise); a refusal (not an image, too many
+    pixels, a full product) removes the upload, then calls ``refused``."""
     db = get_db()
     try:
         data = resumable.read_all(db, upload)
         done = service.complete(db, upload.target, upload.filename, data, owner=upload.owner,
-                                settings=_settings())
-    except AvenueError as refused:
-        if not isinstance(refused, resumable.UploadBusy):
+                                settings=upload_settings())
+    except AvenueError as error:
+        if not isinstance(error, resumable.UploadBusy):
             resumable.discard(db, upload.id)
+            if refused is not None:
+                refused()
         raise
-    audit.log(service.AUDIT_ACTION[done.kind], via="tus", tus_upload=upload.id, **done.audit)
+    audit.log(service.AUDIT_ACTION[done.kind], **{"via": "tus", **audited}, tus_upload=upload.id,
+              **done.audit)
     return resumable.finish(db, upload, done.result())
 
 
@@ -243,7 +274,7 @@ def terminate(upload_id: str):
 
 
 OVERRIDES: dict[str, Any] = {"PATCH": append, "DELETE": terminate,
-                             "HEAD": lambda upload_id: _head(_own(upload_id))}
+                             "HEAD": lambda upload_id: head(_own(upload_id))}
 
 
 @bp.post(f"/{UPLOAD_ID}")

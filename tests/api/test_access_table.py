@@ -17,6 +17,9 @@ LOGGED_IN = frozenset({"ops", "editor", "admin"})
 ADMIN = frozenset({"admin"})
 ADMIN_OPS = frozenset({"admin", "ops"})
 EDITORS = frozenset({"editor", "admin"})
+# An upload link's secret, not an account, opens these: every account is refused (403), and
+# anonymous callers without a link 401 (the link's own checks: tests/api/test_upload_links.py).
+LINK_HOLDERS: frozenset = frozenset()
 
 ID = "0123456789abcdef01234567"
 
@@ -90,6 +93,13 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("PATCH", f"/api/tus/{ID}", LOGGED_IN),
     ("DELETE", f"/api/tus/{ID}", LOGGED_IN),
     ("POST", f"/api/tus/{ID}", LOGGED_IN),
+    # --- one-time upload links: created, listed, revoked by editors; used by their holders ---
+    ("POST", "/api/upload-links", EDITORS),
+    ("GET", "/api/upload-links", EDITORS),
+    ("DELETE", f"/api/upload-links/{ID}", EDITORS),
+    ("POST", "/api/upload-links/files", LINK_HOLDERS),
+    ("POST", "/api/upload-links/tus", LINK_HOLDERS),
+    ("PATCH", f"/api/upload-links/tus/{ID}", LINK_HOLDERS),
 ]
 
 CALLERS = ["anonymous", "ops", "editor", "admin"]

@@ -176,6 +176,23 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
         assert client.get(url, headers=tus).status_code == 200
         if not finish:
             assert client.delete(url, headers=tus).status_code == 204
+    # Upload links: created, a holder's file and tus upload through one (the lookup by secret,
+    # the use taken and given back), the list, a revoke.
+    link_body = {"target": {"kind": "uploads"}, "max_uses": 3}
+    links = [client.post("/api/upload-links", headers=csrf, json=link_body).get_json() for _ in range(2)]
+    holder = {"Authorization": f"UploadLink {links[0]['secret']}"}
+    assert client.post("/api/upload-links/files", headers=holder,
+                       data={"file": (io.BytesIO(image_bytes("good/alpha.png")), "l.png")}).status_code == 201
+    assert client.post("/api/upload-links/files", headers=holder,
+                       data={"file": (io.BytesIO(b"%PDF-1.4"), "l.pdf")}).status_code == 415
+    made = client.post("/api/upload-links/tus", headers={**holder, "Tus-Resumable": "1.0.0",
+                                                         "Upload-Length": str(len(tus_bytes))})
+    assert made.status_code == 201
+    url = "/api/upload-links/tus/" + made.headers["Location"].rsplit("/", 1)[-1]
+    assert client.patch(url, data=tus_bytes, headers={
+        **holder, "Tus-Resumable": "1.0.0", "Upload-Offset": "0",
+        "Content-Type": "application/offset+octet-stream"}).status_code == 204
+    assert client.delete(f"/api/upload-links/{links[1]['link']['id']}", headers=csrf).status_code == 200
 
     requests = [
         ("/api/shop/products", {}, {}),
@@ -200,6 +217,8 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
         ("/api/builder/pages/home", csrf, {}),
         ("/api/uploads", csrf, {}),
         ("/api/uploads", admin, {"owner": "someone"}),
+        ("/api/upload-links", csrf, {}),
+        ("/api/upload-links", admin, {}),
         ("/api/admin/audit", admin, {}),
         ("/api/admin/audit", admin, {"action": "product_created"}),
         ("/api/admin/audit", admin, {"user": email}),
