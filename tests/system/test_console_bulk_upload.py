@@ -187,3 +187,29 @@ def test_the_queue_fits_a_phone_and_passes_the_audit(live, editor_page, tmp_path
     assert width <= 360, f"the uploads screen is {width} px wide"
     shot(page, "bulk-upload-360")
     assert axe_violations(page) == []
+
+
+def test_files_dropped_on_the_box_are_queued_and_a_non_image_is_skipped(live, editor_page):
+    """A drop of files (a synthetic one: Chromium gives a script-made DataTransfer no folder
+    entries, so a dropped folder's walk is not exercised here, only the choose-a-folder input)."""
+    page = editor_page(1280)
+    page.goto("/console/uploads")
+    page.evaluate("""async () => {
+        const canvas = document.createElement('canvas');
+        canvas.width = canvas.height = 64;
+        const draw = canvas.getContext('2d');
+        draw.fillStyle = '#c03';
+        draw.fillRect(8, 8, 40, 30);
+        const png = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+        const dropped = new DataTransfer();
+        dropped.items.add(new File([png], 'dropped.png', {type: 'image/png'}));
+        dropped.items.add(new File(['a note'], 'readme.txt', {type: 'text/plain'}));
+        const zone = document.getElementById('dropzone');
+        for (const type of ['dragenter', 'dragover', 'drop']) {
+          zone.dispatchEvent(new DragEvent(type, {dataTransfer: dropped, bubbles: true, cancelable: true}));
+        }
+    }""")
+    summary = page.get_by_role("status").filter(has_text="Done:")
+    summary.wait_for(timeout=60_000)
+    assert summary.inner_text() == "Done: 1 stored, 1 skipped (not images) of 2 file(s)."
+    page.locator("#uploads .media-card", has_text="dropped.png").wait_for()
