@@ -12,6 +12,7 @@ import io
 import re
 import shutil
 import threading
+import time
 import uuid
 
 import pymongo
@@ -29,18 +30,45 @@ MAX_UPLOAD = 1_000_000  # photo_12mp.jpg (1.2 MB) is over it: a 413
 
 class BusyOnce:
     """WSGI layer: the first POST carrying a file named retry-*.jpg gets 503 with Retry-After: 1
-    (the body read and dropped, as a proxy in front of a busy worker answers); later tries pass."""
+    (the body read and dropped, as a proxy in front of a busy worker answers); later tries pass.
+    A file named slow-* waits 1.5 s before the app sees it."""
 
     def __init__(self, app) -> None:
         self.app = app
         self.refused: list[str] = []
+        self.active = 0
         self.lock = threading.Lock()
 
+    def idle(self, timeout: float = 30) -> None:
+        """Wait until no request is being answered (a closed page's thumbnails are still
+        rendered by the server's threads): the database is dropped after."""
+        deadline = time.monotonic() + timeout
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def __call__(self, environ, start_response):
+        from werkzeug.wsgi import ClosingIterator
+
+        with self.lock:
+            self.active += 1
+
+        def done() -> None:
+            with self.lock:
+                self.active -= 1
+
+        try:
+            return ClosingIterator(self.answer(environ, start_response), done)
+        except BaseException:
+            done()
+            raise
+
+    def answer(self, environ, start_response):
         if environ["REQUEST_METHOD"] == "POST":
             length = int(environ.get("CONTENT_LENGTH") or 0)
             body = environ["wsgi.input"].read(length)
             environ["wsgi.input"] = io.BytesIO(body)
+            if re.search(rb'filename="slow-', body[:4096]):
+                time.sleep(1.5)  # long enough for the test to press Cancel while it is in flight
             found = re.search(rb'filename="(?:[^"/]*/)*(retry-[^"/]*)"', body[:4096])
             if found:
                 name = found.group(1).decode()
@@ -71,6 +99,7 @@ def live(secantus):
     app.url = f"http://127.0.0.1:{server.server_port}"
     yield app
     server.shutdown()
+    busy.idle()
     client = app.extensions["avenue.mongo"].client
     client.drop_database(db_name)
     client.close()
@@ -213,3 +242,33 @@ def test_files_dropped_on_the_box_are_queued_and_a_non_image_is_skipped(live, ed
     summary.wait_for(timeout=60_000)
     assert summary.inner_text() == "Done: 1 stored, 1 skipped (not images) of 2 file(s)."
     page.locator("#uploads .media-card", has_text="dropped.png").wait_for()
+
+
+def test_cancel_stops_the_queue_and_retry_failed_finishes_it(live, editor_page, tmp_path):
+    """Cancel aborts what is in flight and sends nothing more; Retry failed sends the cancelled
+    files again. A file whose body had reached the server before the cancel may have been stored
+    whole: its second send is then "already there" (dedupe), never a second copy."""
+    from tests.support.fixtures import scene
+
+    names = [f"slow-{n}-{uuid.uuid4().hex[:4]}.jpg" for n in range(5)]
+    for n, name in enumerate(names):  # pictures of their own: none is already in the library
+        scene((480, 360), uuid.uuid4().int % 10_000 + n).save(tmp_path / name, "JPEG", quality=85)
+    page = editor_page(1280)
+    page.goto("/console/library")
+    page.get_by_label("Image", exact=True).set_input_files([str(tmp_path / name) for name in names])
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.get_by_role("button", name="Cancel uploads").click()
+    summary = page.get_by_role("status").filter(has_text="Done:")
+    summary.wait_for(timeout=60_000)
+    assert "5 cancelled of 5 file(s)." in summary.inner_text()
+    assert page.locator("#upload-list .upload-status", has_text="cancelled").count() == 5
+    page.get_by_role("button", name="Retry failed").click()
+    finished = page.get_by_role("status").filter(has_text=re.compile(r"^Done: (?!.*cancelled)"))
+    finished.wait_for(timeout=60_000)
+    counts = finished.inner_text()
+    statuses = page.locator("#upload-list .upload-status").all_inner_texts()
+    assert all(status.startswith("uploaded") for status in statuses), statuses
+    assert "cancelled" not in counts and "failed" not in counts, counts
+    listed = page.request.get("/api/builder/media?per_page=100").json()["items"]
+    assert sorted(item["filename"] for item in listed if item["filename"] in names) == sorted(names)
+    assert page.get_by_role("button", name="Retry failed").is_hidden()

@@ -95,7 +95,7 @@ export function bulkPanel(list, {send, onDone = () => {}, onStored = () => {}, c
     retry.hidden = busy || !(facts.counts.failed || facts.counts.cancelled);
     // The live region speaks when a file finishes and at the end, not on every progress event.
     const spoken = busy ? `Uploading: ${facts.text}` : `Done: ${facts.text}`;
-    if (spoken !== lastSpoken && (!item || FINISHED.has(item.state) || !busy)) {
+    if (spoken !== lastSpoken && (!item || FINISHED.has(item.state) || !busy || lastSpoken.startsWith('Done:'))) {
       summary.textContent = spoken;
       lastSpoken = spoken;
     }
