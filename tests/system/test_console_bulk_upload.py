@@ -164,7 +164,7 @@ def api_refusal(page, name: str, source) -> dict:
 def test_a_folder_of_mixed_files_is_stored_retried_and_summed_up(live, editor_page, tmp_path):
     tag = uuid.uuid4().hex[:6]
     folder = mixed_folder(tmp_path, tag)
-    page = editor_page(1280)
+    page = editor_page(1280, audit=True)
     page.goto("/console/library")
     page.get_by_label("Or a whole folder").set_input_files(str(folder))
     page.get_by_label("Folder (optional)").fill(f"/shoots/{tag}")
@@ -200,6 +200,7 @@ def test_a_folder_of_mixed_files_is_stored_retried_and_summed_up(live, editor_pa
         ["progressive.jpg", "grayscale.jpg", "alpha.png", f"retry-{tag}.jpg"])
     assert page.get_by_role("button", name="Retry failed").is_hidden()
     shot(page, "bulk-upload-1280")
+    assert axe_violations(page) == []
 
 
 def test_the_queue_fits_a_phone_and_passes_the_audit(live, editor_page, tmp_path):
