@@ -273,3 +273,15 @@ def test_cancel_stops_the_queue_and_retry_failed_finishes_it(live, editor_page, 
     listed = page.request.get("/api/builder/media?per_page=100").json()["items"]
     assert sorted(item["filename"] for item in listed if item["filename"] in names) == sorted(names)
     assert page.get_by_role("button", name="Retry failed").is_hidden()
+
+
+def test_a_session_that_ended_sends_the_editor_back_to_log_in(live, editor_page):
+    """The queue's 401 goes to the login form at once (bulk-upload.js), as any API call's does
+    (the list's reload after the run would get there too, after every file had been refused)."""
+    page = editor_page(1280)
+    page.goto("/console/library")
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "grayscale.jpg"))
+    assert page.request.post("/api/auth/logout", headers={"X-CSRF-Token": csrf}).ok  # elsewhere
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.wait_for_url("**/console/login?next=%2Fconsole%2Flibrary")

@@ -1,7 +1,7 @@
 // The bulk upload's page side: the panel (overall progress, a live summary, Cancel and Retry
 // failed, a row per file), one XHR per file (its upload progress events), and the files of a
 // dropped folder. The queue's rules are in upload-queue.js.
-import {csrfToken, el} from './api.js';
+import {csrfToken, el, loginAgain} from './api.js';
 import {FINISHED, UploadQueue, itemText} from './upload-queue.js';
 
 // POST (or PUT) one multipart form by XHR; every HTTP answer resolves (the queue decides what
@@ -16,8 +16,10 @@ export function sendForm(path, form, onProgress, abort, method = 'POST') {
     xhr.upload.addEventListener('progress', (event) => {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
-    xhr.addEventListener('load', () => resolve({status: xhr.status, body: xhr.response,
-      retryAfter: xhr.getResponseHeader('Retry-After')}));
+    xhr.addEventListener('load', () => {
+      loginAgain(xhr.status);  // a session that ended: back to the login form, as every API call does
+      resolve({status: xhr.status, body: xhr.response, retryAfter: xhr.getResponseHeader('Retry-After')});
+    });
     const lost = () => resolve({status: 0, body: null, retryAfter: null});
     xhr.addEventListener('error', lost);
     xhr.addEventListener('abort', lost);
