@@ -49,6 +49,7 @@ from harness import LOOPBACK, Procs, free_port, rss_total, wait_http, worker_pid
 
 DB = "bench_console_bulk"
 CONCURRENCY = 3  # the console queue's (upload-queue.js CONCURRENCY), and the single uploads'
+QUEUE_DEFAULT = "export const CONCURRENCY = 3;"
 
 
 def start_app(procs: Procs, uri: str, name: str) -> tuple[int, object]:
@@ -154,6 +155,11 @@ def client_pids(kind: str) -> list[int]:
             if any(name in child.name() for name in ("chrom", "node"))]
 
 
+def set_concurrency(value: int) -> None:
+    global CONCURRENCY
+    CONCURRENCY = value
+
+
 def single_batch(port: int, headers: dict, photos: list[bytes]) -> float:
     start = time.perf_counter()
     with ThreadPoolExecutor(CONCURRENCY) as pool:
@@ -166,7 +172,10 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=200, help="photos each way")
     parser.add_argument("--batch", type=int, default=50, help="photos per batch (the kinds take turns)")
     parser.add_argument("--out", type=Path, help="also write the table as markdown here")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
+                        help="uploads in flight both ways (the page's queue is served with it instead of 3)")
     args = parser.parse_args()
+    set_concurrency(args.concurrency)
     from avenue.embedded import EmbeddedServer
     from playwright.sync_api import sync_playwright
     from tests.support.browser import launch, logged_in
@@ -201,7 +210,14 @@ def main() -> int:
             upload(servers["console"][0], headers, with_comment(base, f"warm-console-{stamp}"))
             context = logged_in(browser, f"http://{LOOPBACK}:{servers['console'][0]}", email, password)
             page = context.new_page()
+            if CONCURRENCY != 3:  # the page's module as served, with the other limit
+                page.route("**/js/upload-queue.js", lambda route: route.fulfill(
+                    response=(fetched := route.fetch()),
+                    body=fetched.text().replace(QUEUE_DEFAULT, f"export const CONCURRENCY = {CONCURRENCY};")))
             page.goto("/console/library")
+            in_use = page.evaluate("""async () => (await import(new URL('upload-queue.js',
+                document.querySelector('script[type=module]').src))).CONCURRENCY""")
+            assert in_use == CONCURRENCY, in_use
             console_batch(page, paths[-1:])
             for server in servers.values():
                 server[2] = rss_total(worker_pids(server[1]))
@@ -248,7 +264,9 @@ def report(results: dict, photos: int, batch: int, size: int) -> str:
     return "\n".join([
         f"# Console bulk upload against single uploads — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Command: `python3 bench/console_bulk.py --photos {photos} --batch {batch}`. The Procfile's "
+        f"Command: `python3 bench/console_bulk.py --photos {photos} --batch {batch} "
+        f"--concurrency {CONCURRENCY}`. "
+        f"The Procfile's "
         f"gunicorn (its default workers; a fresh one per kind, warmed up alike, used in turn batch by "
         f"batch) on a fresh embedded SecantusDB; {photos} distinct photos of {size / 1e6:.2f} MB each way, "
         f"into the builder's library, {CONCURRENCY} requests at a time both ways: the console's queue in "
