@@ -9,10 +9,10 @@ builder's library:
 
 - **console bulk**: Debian's headless Chromium (Playwright), logged in as an editor, chooses a
   batch of photo files in the library's upload form and presses Upload; the page's queue
-  (avenue/console/static/js/upload-queue.js) sends them, 3 at a time, one XHR each, and the
+  (avenue/console/static/js/upload-queue.js) sends them, 2 at a time, one XHR each, and the
   batch's time runs from the click until the page's summary says every photo is stored;
 - **single uploads**: the same number of ``POST /api/builder/media`` from Python, one photo per
-  request, 3 at a time (the same client concurrency).
+  request, 2 at a time (the same client concurrency; ``--concurrency N`` for both).
 
 Per photo: the total wall time ÷ N for each; the ratio console ÷ single (target at most 1.2).
 The two kinds run on two fresh gunicorns, warmed up alike, in turn, batch by batch (a change in
@@ -48,8 +48,8 @@ from data import with_comment  # noqa: E402
 from harness import LOOPBACK, Procs, free_port, rss_total, wait_http, worker_pids  # noqa: E402
 
 DB = "bench_console_bulk"
-CONCURRENCY = 3  # the console queue's (upload-queue.js CONCURRENCY), and the single uploads'
-QUEUE_DEFAULT = "export const CONCURRENCY = 3;"
+CONCURRENCY = 2  # the console queue's (upload-queue.js CONCURRENCY), and the single uploads'
+QUEUE_DEFAULT = "export const CONCURRENCY = 2;"
 
 
 def start_app(procs: Procs, uri: str, name: str) -> tuple[int, object]:
@@ -173,7 +173,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=50, help="photos per batch (the kinds take turns)")
     parser.add_argument("--out", type=Path, help="also write the table as markdown here")
     parser.add_argument("--concurrency", type=int, default=CONCURRENCY,
-                        help="uploads in flight both ways (the page's queue is served with it instead of 3)")
+                        help="uploads in flight both ways (the page's queue is served with it instead of 2)")
     args = parser.parse_args()
     set_concurrency(args.concurrency)
     from avenue.embedded import EmbeddedServer
@@ -210,7 +210,7 @@ def main() -> int:
             upload(servers["console"][0], headers, with_comment(base, f"warm-console-{stamp}"))
             context = logged_in(browser, f"http://{LOOPBACK}:{servers['console'][0]}", email, password)
             page = context.new_page()
-            if CONCURRENCY != 3:  # the page's module as served, with the other limit
+            if CONCURRENCY != 2:  # the page's module as served, with the other limit
                 page.route("**/js/upload-queue.js", lambda route: route.fulfill(
                     response=(fetched := route.fetch()),
                     body=fetched.text().replace(QUEUE_DEFAULT, f"export const CONCURRENCY = {CONCURRENCY};")))

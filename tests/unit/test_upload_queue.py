@@ -55,7 +55,7 @@ def run(script: str):
     return json.loads(done.stdout)
 
 
-def test_it_sends_at_most_three_files_at_a_time_and_stores_them_all():
+def test_it_sends_at_most_two_files_at_a_time_and_stores_them_all():
     result = run("""
         const queue = new q.UploadQueue({send: sender({}), sleep});
         queue.add(Array.from({length: 10}, (_, n) => file(`p${n}.jpg`)));
@@ -63,7 +63,7 @@ def test_it_sends_at_most_three_files_at_a_time_and_stores_them_all():
         const result = {most, sent: log.length, counts: summary.counts, text: summary.text,
                         overall: queue.overall()};
     """)
-    assert result["most"] == 3 and result["sent"] == 10
+    assert result["most"] == 2 and result["sent"] == 10
     assert result["counts"]["stored"] == 10 and result["overall"] == 1
     assert result["text"] == "10 stored of 10 file(s)."
 

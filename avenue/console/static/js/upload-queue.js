@@ -1,4 +1,4 @@
-// The console's bulk upload queue, as pure logic (no DOM, no XHR): many files sent a few at a
+// The console's bulk upload queue, as pure logic (no DOM, no XHR): many files sent two at a
 // time, each one request of the ordinary upload endpoint, with per-file and overall progress,
 // retries with backoff for what may pass on a second try, and a summary in the API's words.
 // The page gives it `send` (an XHR in bulk-upload.js); tests/unit/test_upload_queue.py runs it
@@ -10,7 +10,10 @@
 // summary names it with the API's message. A 500 is not retried either (the same bytes would
 // meet the same bug).
 
-export const CONCURRENCY = 3;
+// Two in flight: on the Procfile's two workers, 200 photos of 2 MB went faster per photo with 2
+// than with 3 (1,450 against 1,720 ms) and kept the workers' extra RSS under 300 MB (256 MB;
+// 3 reached 351 MB, single uploads at 3 alike): bench/results/console-bulk-2026-11-24.md.
+export const CONCURRENCY = 2;
 export const MAX_ATTEMPTS = 4;
 export const BASE_DELAY_MS = 1000;
 export const MAX_DELAY_MS = 30000;
