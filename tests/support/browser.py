@@ -1,9 +1,12 @@
-"""Headless Chromium for the browser tests: Debian's build (``make chromium``), driven by
-Playwright, with the flags that keep it quiet on a test machine (no sandbox in a container, no
-GPU, no calls home)."""
+"""The console's browser, for tests and benchmarks: Debian's headless Chromium (`make chromium`;
+Playwright's own download is not reachable here) driven by Playwright with the flags that keep it
+quiet on a test machine (no sandbox in a container, no GPU, no calls home), screenshots under
+tests/artifacts/console/, and the axe-core audit (tests/support/vendor)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,6 +17,14 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
+AXE = Path(__file__).resolve().parent / "vendor"
+AGENT = "avenue-console-tests"  # sessions are bound to the browser: one agent for page and API calls
+
+
+def launch(playwright):
+    """Chromium, headless, from Debian's package."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
 
 
 @contextmanager
@@ -25,8 +36,42 @@ def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = launch(playwright)
         try:
             yield browser
         finally:
             browser.close()
+
+
+def logged_in(browser, base_url: str, email: str, password: str, width: int = 1280, height: int = 900,
+              *, audit: bool = False):
+    """A fresh browser profile on ``base_url``, logged in as ``email`` (by the API, like the
+    login form); ``audit``: the page's CSP lets axe-core in (it changes nothing axe looks at)."""
+    context = browser.new_context(base_url=base_url, user_agent=AGENT, bypass_csp=audit,
+                                  viewport={"width": width, "height": height})
+    context.set_default_timeout(10_000)
+    answer = context.request.post("/api/auth/login", data={"email": email, "password": password})
+    assert answer.ok, answer.text()
+    return context
+
+
+def shot(page, name: str, *, full_page: bool = True) -> Path:
+    """A screenshot (the whole page unless ``full_page`` is false), tests/artifacts/console/<name>.png."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
+
+
+def axe_violations(page) -> list[dict]:
+    """The serious and critical violations axe-core (checked against its recorded digest first)
+    finds on the page as it is now: rule, impact, help and the elements."""
+    manifest = json.loads((AXE / "VENDOR.json").read_text())
+    package = next(p for p in manifest["packages"] if p["name"] == "axe-core")
+    source = (AXE / package["folder"] / "axe.min.js").read_bytes()
+    assert hashlib.sha256(source).hexdigest() == package["files"]["axe.min.js"]
+    page.add_script_tag(content=source.decode())
+    return page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
+        .filter((v) => ['serious', 'critical'].includes(v.impact))
+        .map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                      nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`)}))""")

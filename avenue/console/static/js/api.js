@@ -33,7 +33,7 @@ function errorFrom(status, data) {
   return new ApiError(status, 'error', words[status] || `The request failed (HTTP ${status}).`);
 }
 
-function loginAgain(status) {
+export function loginAgain(status) {
   // A session that ended (logout elsewhere, a new password) sends the user back to log in.
   if (status === 401 && !location.pathname.endsWith('/console/login')) {
     location.assign(`/console/login?next=${encodeURIComponent(location.pathname + location.search)}`);

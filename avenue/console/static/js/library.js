@@ -3,7 +3,8 @@
 // replacing an image's file in place, where each image is used, and deletion that shows
 // the pages in the way before forcing it; many at once: select (click, shift-click for a range,
 // or every image the filter matches), then move, tag, untag, delete or restore from the trash.
-import {ApiError, api, countOf, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
+import {ApiError, api, countOf, el, formatBytes, formatDate, pageMessage, show, upload} from './api.js';
+import {bulkPanel, dropTarget, sendForm} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
 import {nearList, showGroups} from './near.js';
 
@@ -451,31 +452,45 @@ searchForm.folder.addEventListener('change', () => searchForm.requestSubmit());
 searchForm.sort.addEventListener('change', () => searchForm.requestSubmit());
 more.addEventListener('click', () => load(false));
 
-uploadForm.addEventListener('submit', async (event) => {
+// Many files or a folder at once: a queue of single uploads (bulk-upload.js), each with the
+// form's alt text, folder and tags as they were when it was queued.
+function libraryForm(file, fields) {
+  const form = new FormData();
+  form.append('file', file);
+  for (const [name, value] of Object.entries(fields)) if (value) form.append(name, value);
+  return form;
+}
+const fieldsOf = new WeakMap();  // file → the form's fields when it was queued
+const bulk = bulkPanel(uploadList, {
+  send: (file, progress, abort) => sendForm('/api/builder/media', libraryForm(file, fieldsOf.get(file)), progress, abort),
+  onStored(item) {
+    const stored = item.body;
+    if (stored && stored.near_duplicates && stored.near_duplicates.length) {
+      uploadList.append(el('li', {class: 'message warning near-upload'}, `${item.name}: `, nearList(stored.near_duplicates)));
+    }
+  },
+  onDone() {
+    load(true);  // newest first: the new images lead the list, with the counts updated
+    loadFacets();
+  },
+});
+function queueFiles(files) {
+  const fields = {alt: uploadForm.alt.value.trim(), folder: uploadForm.folder.value.trim(),
+    tags: uploadForm.tags.value.trim()};
+  for (const file of files) fieldsOf.set(file, fields);
+  bulk.upload(files);
+}
+uploadForm.addEventListener('submit', (event) => {
   event.preventDefault();
-  const files = [...uploadForm.file.files];
+  const files = [...uploadForm.file.files, ...uploadForm.directory.files];
   if (!files.length) {
-    pageMessage('Choose an image to upload.');
+    pageMessage('Choose images or a folder to upload.');
     return;
   }
-  const alt = uploadForm.alt.value.trim();
-  const folderName = uploadForm.folder.value.trim();
-  const tagList = uploadForm.tags.value.trim();
-  await uploadEach(files, uploadList, async (file, progress) => {
-    const form = new FormData();
-    form.append('file', file);
-    if (alt) form.append('alt', alt);
-    if (folderName) form.append('folder', folderName);
-    if (tagList) form.append('tags', tagList);
-    const stored = await upload('/api/builder/media', form, progress);
-    if (stored.near_duplicates && stored.near_duplicates.length) {
-      uploadList.append(el('li', {class: 'message warning near-upload'}, `${file.name}: `, nearList(stored.near_duplicates)));
-    }
-  });
+  queueFiles(files);
   uploadForm.reset();
-  load(true);  // newest first: the new images lead the list, with the counts updated
-  loadFacets();
 });
+dropTarget(document.getElementById('dropzone'), queueFiles);
 
 const groups = document.getElementById('near-groups');
 const groupsStatus = document.getElementById('near-status');

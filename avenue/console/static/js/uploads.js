@@ -1,5 +1,6 @@
 // Uploads (anyone logged in): their own files, public or private, a link to copy, delete.
-import {api, countOf, el, formatBytes, formatDate, pageMessage, show, upload, uploadEach} from './api.js';
+import {api, countOf, el, formatBytes, formatDate, pageMessage, show} from './api.js';
+import {bulkPanel, dropTarget, sendForm} from './bulk-upload.js';
 import {gridSizes, picture} from './picture.js';
 
 const list = document.getElementById('uploads');
@@ -72,23 +73,28 @@ async function load(reset) {
   }
 }
 
-form.addEventListener('submit', async (event) => {
-  event.preventDefault();
-  const files = [...form.file.files];
-  if (!files.length) {
-    pageMessage('Choose an image to upload.');
-    return;
-  }
-  const visibility = form.visibility.value;
-  await uploadEach(files, uploadList, async (file, progress) => {
+// Many files or a folder at once: a queue of single uploads (bulk-upload.js).
+const bulk = bulkPanel(uploadList, {
+  send(file, progress, abort) {
     const body = new FormData();
     body.append('file', file);
-    body.append('visibility', visibility);
-    await upload('/api/uploads', body, progress);
-  });
-  form.reset();
-  load(true);
+    body.append('visibility', form.visibility.value);
+    return sendForm('/api/uploads', body, progress, abort);
+  },
+  onDone: () => load(true),
 });
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  const files = [...form.file.files, ...form.directory.files];
+  if (!files.length) {
+    pageMessage('Choose images or a folder to upload.');
+    return;
+  }
+  form.file.value = '';
+  form.directory.value = '';
+  bulk.upload(files);
+});
+dropTarget(document.getElementById('dropzone'), (files) => bulk.upload(files));
 more.addEventListener('click', () => load(false));
 
 load(true);
