@@ -228,7 +228,7 @@ def test_a_private_upload_s_source_url_is_signed(client, auth):
     assert client.get(source.replace("sig=", "sig=x")).status_code == 403
 
 
-def test_product_photos_are_edited_for_every_product_using_them(client, auth):
+def test_product_photos_are_edited_for_every_product_using_them(client, auth, db):
     admin = auth.token("admin")
     for sku in ("ED-1", "ED-2"):
         assert client.post("/api/shop/products", headers=admin,
@@ -249,6 +249,9 @@ def test_product_photos_are_edited_for_every_product_using_them(client, auth):
                       headers=admin).status_code == 404
     undone = client.delete(f"/api/shop/products/ED-1/images/{photo['id']}/edits", headers=admin)
     assert undone.status_code == 200 and undone.get_json()["edits"] is None
+    actions = [entry["action"] for entry in db.audit_logs.find({"target.image_id": photo["id"]})
+               if entry["action"].startswith("product_image_edit")]
+    assert actions == ["product_image_edited", "product_image_edits_undone"]
 
 
 def test_gc_and_fsck_are_clean_after_edit_undo_and_delete(client, editor, db):
@@ -449,3 +452,23 @@ def test_the_og_variant_is_cut_inside_the_image_s_og_crop(client, editor):
         assert all(is_red(shown.getpixel(xy)) for xy in ((0, 0), (shown.width - 1, shown.height - 1))), fmt
     # Its preset-like URL too: the fixed og is what /og names.
     assert all(is_red(picture(client, framed["variants"]["og"]).getpixel(xy)) for xy in ((0, 0), (5, 5)))
+
+
+def test_a_new_file_drops_the_edits_and_the_edited_version_goes_to_the_trash_whole(client, editor, db):
+    item = media(client, editor)
+    edit(client, editor, item["id"], {"rotate": 90})
+    replaced = client.put(f"/api/builder/media/{item['id']}", headers=editor,
+                          data={"file": (io.BytesIO(cornered(300, 300)), "square.png")})
+    assert replaced.status_code == 200, replaced.get_json()
+    new = replaced.get_json()
+    assert new["edits"] is None and (new["width"], new["height"]) == (300, 300)
+    assert new["source"] == {"width": 300, "height": 300, "url": new["url"]}
+    assert db[f"{BUILDER}.files"].count_documents({"metadata.variant": "source"}) == 0
+    assert db[f"{TRASH}.files"].count_documents({"metadata.variant": "source"}) == 1
+    assert collect_garbage(db, dry_run=True).removed == []
+    assert check(db).findings == []
+
+
+def test_no_rendition_preset_may_take_the_source_s_name(app_factory):
+    with pytest.raises(RuntimeError, match="AVENUE_RENDITION_PRESETS"):
+        app_factory(AVENUE_RENDITION_PRESETS="source=w_100")

@@ -32,7 +32,7 @@ from avenue.media.ingest.images import Limits
 from avenue.media.ingest.renditions import Rendered, render_spec
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.paths import EXTENSIONS
-from avenue.media.records import Document, MediaDoc
+from avenue.media.records import SOURCE, Document, MediaDoc
 from avenue.media.serve import signing
 from avenue.media.serve.cache import MediaCache
 from avenue.media.serve.http import (
@@ -86,7 +86,7 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     config = app.config
     cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"])
     try:
-        presets = parse_presets(config.get("AVENUE_RENDITION_PRESETS", ""), reserved=VARIANT_NAMES)
+        presets = parse_presets(config.get("AVENUE_RENDITION_PRESETS", ""), reserved=(*VARIANT_NAMES, SOURCE))
     except ValueError as error:
         raise RuntimeError(f"AVENUE_RENDITION_PRESETS: {error}") from None
     concurrency = int(config.get("AVENUE_RENDER_CONCURRENCY", 2))
