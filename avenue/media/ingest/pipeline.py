@@ -30,7 +30,7 @@ from avenue.media.ingest.focal import FocalPoint, estimate
 from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limited
 from avenue.media.ingest.likeness import Likeness
 from avenue.media.ingest.placeholders import Placeholder
-from avenue.media.ingest.variants import Only, Planned, Rendition, plan, render, to_display_mode
+from avenue.media.ingest.variants import Box, Only, Planned, Rendition, plan, render, to_display_mode
 from avenue.media.settings import MediaSettings
 from avenue.media.settings import current as current_settings
 from avenue.metrics import timed_render
@@ -55,12 +55,14 @@ def read(stream: BinaryIO | bytes, limits: Limits) -> bytes:
     return read_limited(stream, limits.max_bytes)
 
 
-def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None) -> Ingested:
+def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None,
+           og_box: Box | None = None) -> Ingested:
     """Steps 2-8 for bytes already read: validated, stripped, decoded, rendered around
-    ``focal`` (None: estimated for the ``og`` crop), with a placeholder."""
+    ``focal`` (None: estimated for the ``og`` crop; ``og_box``: the image's crop named og,
+    which the og variant is cut inside), with a placeholder."""
     prepared = prepare(data, limits)  # 2-4: sniff and validate, strip, decode
     with timed_render():
-        renditions = render(prepared, focal)  # 5-6: the og crop estimates the focal point
+        renditions = render(prepared, focal, og_box=og_box)  # 5-6: og estimates the focal point
     prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
     found = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), focal)
     return Ingested(prepared, renditions, found, placeholder_of(renditions), likeness_of(renditions))  # 7, 8
@@ -70,7 +72,8 @@ def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None) -> Inge
 ANSWERED: frozenset[tuple[str, str]] = frozenset({("thumb", "webp")})
 
 
-def ingest_for_answer(data: bytes, limits: Limits, focal: FocalPoint | None = None) -> Ingested:
+def ingest_for_answer(data: bytes, limits: Limits, focal: FocalPoint | None = None,
+                      og_box: Box | None = None) -> Ingested:
     """Steps 2-8 as an upload runs them before it answers: validated, stripped, decoded, the
     focal point (``focal``, or estimated), the WebP thumb rendered and its placeholder and
     likeness, every
@@ -82,7 +85,7 @@ def ingest_for_answer(data: bytes, limits: Limits, focal: FocalPoint | None = No
     with timed_render():
         point = focal if focal is not None else estimate_focal(prepared)  # 5
         renditions = render(prepared, point, only=ANSWERED)  # 6
-        planned = [p for p in plan(prepared, point) if (p.name, p.format) not in ANSWERED]
+        planned = [p for p in plan(prepared, point, og_box) if (p.name, p.format) not in ANSWERED]
     prepared.first_frame = None  # release the decoded pixels
     return Ingested(prepared, renditions, point, placeholder_of(renditions),  # 7
                     likeness_of(renditions), planned)  # 8
@@ -98,12 +101,12 @@ def estimate_focal(prepared: PreparedImage) -> FocalPoint:
 
 
 def render_stored(data: bytes, focal: FocalPoint, only: Only = None,
-                  settings: MediaSettings | None = None) -> list[Rendition]:
+                  settings: MediaSettings | None = None, og_box: Box | None = None) -> list[Rendition]:
     """Steps 2-6 for bytes already stored (pending variants after the answer, a lost variant
     rendered again by ``fsck --repair``): the limits lowered to what was accepted once, so a
     render is never refused, within the decode budget of ``settings`` (the app's at hand when
-    not given); ``only``: those (name, format) pairs."""
-    return render(prepare(data, stored_limits(len(data), settings)), focal, only)
+    not given); ``only``: those (name, format) pairs; ``og_box``: as :func:`ingest`."""
+    return render(prepare(data, stored_limits(len(data), settings)), focal, only, og_box)
 
 
 def stored_limits(size: int, settings: MediaSettings | None = None) -> Limits:
