@@ -742,8 +742,12 @@ PATHS: dict[str, dict[str, Schema]] = {
         "parameters": [_path("sku", {"type": "string"})],
         "post": _op("Add images to a product (all or nothing, within its limit).",
                     {"201": _json({"type": "object", "required": ["product", "added"], "properties": {
-                        "product": _ref("Product"), "added": {"type": "array", "items": _ref("Image")}}},
-                        "Added."), **_errors(404, 409)},
+                        "product": _ref("Product"), "added": {"type": "array", "items": {"allOf": [
+                            _ref("Image"), {"type": "object", "required": ["near_duplicates"], "properties": {
+                                "near_duplicates": {"type": "array", "items": _ref("NearDuplicate"),
+                                                    "description": "Product images that look like it, "
+                                                                   "nearest first."}}}]}}}},
+                        "Added, each with its look-alikes."), **_errors(404, 409)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                     body=_multipart({"images": IMAGE_FILES}, ["images"])),
     },
