@@ -281,7 +281,7 @@ def measure_upload(args, db, rows: list, notes: list, lookup_ms: float) -> None:
     off: list[float] = []
     for n in range(args.uploads * 2):
         hashing = n % 2 == 0
-        pipeline.likeness_of = real_likeness_of if hashing else (lambda renditions: None)
+        pipeline.likeness_of = real_likeness_of if hashing else (lambda renditions, pixels=None: None)
         # Distinct bytes each time (a JPEG comment) so nothing is deduplicated.
         unique = data[:2] + b"\xff\xfe" + (6).to_bytes(2, "big") + f"{n:04d}".encode() + data[2:]
         t0 = time.perf_counter()

@@ -125,3 +125,26 @@ def test_a_colour_is_parsed_as_rrggbb(text, parsed):
 def test_bytes_that_are_not_an_image_give_no_likeness():
     assert likeness.compute(b"not an image") is None
     assert likeness_of([]) is None
+
+
+def test_an_upload_decodes_its_thumb_once_for_the_placeholder_and_the_likeness(monkeypatch):
+    from avenue.media.ingest import placeholders
+
+    opened = []
+    real_open = Image.open
+
+    def counted(source, *args, **kwargs):  # the WebP thumbs opened (the original is a JPEG)
+        if isinstance(source, io.BytesIO) and source.getvalue()[:4] == b"RIFF":
+            opened.append(1)
+        return real_open(source, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counted)
+    found = ingest(image_bytes("good/progressive.jpg"), Limits())
+    thumb = next(r for r in found.renditions if r.name == "thumb" and r.format == "webp")
+    opened.clear()
+    assert likeness_of(found.renditions) == found.likeness  # the same as from the thumb's bytes
+    assert placeholders.compute(thumb.data) == found.placeholder
+    assert len(opened) == 2  # each on its own: one decode each
+    opened.clear()
+    ingest(image_bytes("good/progressive.jpg"), Limits())
+    assert len(opened) == 1  # inside an upload: once for both

@@ -1,8 +1,9 @@
 """What makes two images look alike: a perceptual hash for near-duplicates, a palette for colour.
 
 Computed once per original at upload, like the placeholder, from its WebP ``thumb`` (at most
-200 px, already rendered: no second decode of the original; decoding it costs about a
-millisecond whatever the original's size).
+200 px, already rendered: no second decode of the original; the thumb's pixels are decoded
+once for both, ``pipeline.thumb_pixels``, about half a millisecond whatever the original's
+size).
 
 **pHash.** The 64-bit DCT hash of ``imagehash.phash`` (the same steps: greyscale, 32x32
 Lanczos, 2-D DCT-II, the 8x8 lowest frequencies against their median), written here with
@@ -36,6 +37,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from operator import mul
 from typing import Any
 
 from PIL import Image, UnidentifiedImageError
@@ -89,10 +91,11 @@ def phash(image: Image.Image) -> int:
     grey = image.convert("L").resize((SIDE, SIDE), Image.Resampling.LANCZOS)
     pixels = grey.tobytes()
     rows = [pixels[y * SIDE:(y + 1) * SIDE] for y in range(SIDE)]
-    # Along each row first (only the LOW frequencies kept), then down the columns.
-    across = [[sum(c * p for c, p in zip(basis, row, strict=True)) for basis in _BASIS] for row in rows]
-    coefficients = [sum(_BASIS[u][y] * across[y][v] for y in range(SIDE))
-                    for u in range(LOW) for v in range(LOW)]
+    # Along each row first (only the LOW frequencies kept), then down the columns. sum(map(mul))
+    # multiplies in C: the same products in the same order as a generator, three times faster.
+    across = [[sum(map(mul, basis, row)) for basis in _BASIS] for row in rows]
+    columns = [[across[y][v] for y in range(SIDE)] for v in range(LOW)]
+    coefficients = [sum(map(mul, _BASIS[u], columns[v])) for u in range(LOW) for v in range(LOW)]
     ordered = sorted(coefficients)
     median = (ordered[31] + ordered[32]) / 2
     value = 0
