@@ -148,3 +148,27 @@ def test_an_upload_decodes_its_thumb_once_for_the_placeholder_and_the_likeness(m
     opened.clear()
     ingest(image_bytes("good/progressive.jpg"), Limits())
     assert len(opened) == 1  # inside an upload: once for both
+
+
+def test_with_its_order_a_lookup_asks_for_52_keys_flipping_each_band_s_least_certain_bits():
+    found = hashed(jpeg(scene((800, 600), 5), 90))
+    assert sorted(found.order[:16]) == sorted("0123456789abcdef")  # each band's 16 positions
+    keys = likeness.probes(found.phash, found.order)
+    assert len(set(keys)) == 4 * (1 + likeness.WEAK_FLIPS + 6)
+    assert set(likeness.bands(found.phash)) <= set(keys)
+    # Two of the first band's least certain bits flipped: found; two of its most certain: not
+    # (unless another band still matches, which it does not here: only the first band moved).
+    def flip(positions):
+        value = found.phash
+        for k in positions:
+            value ^= 1 << (63 - likeness._BAND_POSITIONS[0][k])
+        return value
+    weakest = [int(d, 16) for d in found.order[:16]]
+    [moved_weak] = set(likeness.bands(flip(weakest[:2]))) - set(likeness.bands(found.phash))
+    [moved_certain] = set(likeness.bands(flip(weakest[-2:]))) - set(likeness.bands(found.phash))
+    assert moved_weak in keys and moved_certain not in keys
+
+
+def test_a_hash_stored_without_its_order_is_looked_up_as_before():
+    value = 0x0123456789ABCDEF
+    assert likeness.probes(value, "") == likeness.probes(value) and len(likeness.probes(value)) == 68
