@@ -908,3 +908,33 @@ def test_a_library_card_charts_its_images_answers_per_day_with_the_numbers_as_te
     assert today.locator("td").first.inner_text() == "7"
     assert chart.get_by_role("table", name=f"Answers per day for {name}").is_visible()
     shot(page, "library-card-deliveries")
+
+
+def test_a_product_photo_upload_names_the_product_photos_it_looks_like(live, open_as, tmp_path):
+    from PIL import Image
+
+    from tests.support.fixtures import scene
+
+    picture = scene((1200, 900), 91)
+    first, copy = tmp_path / "boot.jpg", tmp_path / "boot-again.jpg"
+    picture.save(first, "JPEG", quality=90)
+    smaller = picture.crop((30, 0, 1200, 880)).resize((800, 587), Image.Resampling.LANCZOS)
+    smaller.save(copy, "JPEG", quality=65)
+    page = open_as("admin")
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    sku = f"BOOT-{uuid.uuid4().hex[:6]}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "Boot", "price": 10}).ok
+    page.goto(f"/console/products/{sku}")
+    for path in (first, copy):  # one after the other: each answered before the next is sent
+        page.locator("#files").set_input_files(str(path))
+        page.locator("#upload-list .upload-status", has_text="uploaded").nth(
+            0 if path == first else 1).wait_for()
+        if path == first:
+            assert page.locator("#upload-list .near-upload").count() == 0
+    warning = page.locator("#upload-list .near-upload")
+    warning.wait_for()
+    assert "boot-again.jpg" in warning.inner_text() and "boot.jpg" in warning.inner_text()
+    assert "bits apart" in warning.inner_text() or "bit apart" in warning.inner_text()
+    assert page.locator("#photos > li").count() == 2  # stored all the same
+    shot(page, "product-near-duplicate-upload")
