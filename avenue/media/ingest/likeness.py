@@ -115,8 +115,13 @@ def phash_order(image: Image.Image) -> tuple[int, str]:
         value = (value << 1) | (coefficient > median)
     certainty = [abs(coefficient - median) for coefficient in coefficients]
     order = "".join(f"{k:x}" for positions in _BAND_POSITIONS
-                    for k in sorted(range(BAND_BITS), key=lambda k, p=positions: (certainty[p[k]], k)))
+                    for k in _least_certain_first(positions, certainty))
     return value, order
+
+
+def _least_certain_first(positions: list[int], certainty: list[float]) -> list[int]:
+    """A band's bits (0: its highest) by their coefficient's distance from the median."""
+    return sorted(range(BAND_BITS), key=lambda k: (certainty[positions[k]], k))
 
 
 def distance(a: int, b: int) -> int:
