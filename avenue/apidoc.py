@@ -909,8 +909,12 @@ PATHS: dict[str, dict[str, Schema]] = {
         "parameters": [_path("sku", {"type": "string"})],
         "post": _op("Add images to a product (all or nothing, within its limit).",
                     {"201": _json({"type": "object", "required": ["product", "added"], "properties": {
-                        "product": _ref("Product"), "added": {"type": "array", "items": _ref("Image")}}},
-                        "Added."), **_errors(404, 409)},
+                        "product": _ref("Product"), "added": {"type": "array", "items": {"allOf": [
+                            _ref("Image"), {"type": "object", "required": ["near_duplicates"], "properties": {
+                                "near_duplicates": {"type": "array", "items": _ref("NearDuplicate"),
+                                                    "description": "Product images that look like it, "
+                                                                   "nearest first."}}}]}}}},
+                        "Added, each with its look-alikes."), **_errors(404, 409)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                     body=_multipart({"images": IMAGE_FILES}, ["images"])),
     },
@@ -1010,6 +1014,21 @@ PATHS: dict[str, dict[str, Schema]] = {
                       security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),
         "put": MEDIA_REPLACE,
     },
+    "/api/builder/media/{media_id}/deliveries": {
+        "parameters": [_path("media_id", OBJECT_ID)],
+        "get": _op("One library image's answers and bytes per day over a range (the last 30 days by default, "
+                   "at most 92), by file, and when it was last served: the library card's chart.",
+                   {"200": _json({"type": "object",
+                                  "required": ["image", "bucket", "days", "requests", "bytes", "last_served"],
+                                  "properties": {"image": OBJECT_ID, "bucket": {"type": "string"},
+                                                 "days": {"type": "array", "items": {"type": "object"}},
+                                                 "requests": {"type": "integer"},
+                                                 "bytes": {"type": "integer"},
+                                                 "last_served": {"type": ["string", "null"]}}},
+                                 "The series."),
+                    **_errors(400, 403, 404)},
+                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+                   parameters=[RANGES_FROM, RANGES_TO])},
     "/api/builder/media/{media_id}/focal-point": {
         "parameters": [_path("media_id", OBJECT_ID)],
         "put": MEDIA_FOCAL,

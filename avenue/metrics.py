@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -43,6 +43,7 @@ from pymongo import monitoring
 from avenue import background
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 #: The request methods counted by name. A client may send any token as its method (gunicorn
@@ -143,6 +144,16 @@ AnswerLog = Callable[[list[FrontDoorAnswer]], None]
 _Recorded = tuple[str, str, int, float, int, AnswerLog | None, str, str, float]
 
 
+def drain(pending: collections.deque[T]) -> list[T]:
+    """Take from the left of ``pending`` every item it held when called: the folding side of
+    a lock-free tally. Request threads only ``append`` (atomic in CPython, no lock); one
+    folder at a time ``popleft``s (atomic too), so every item appended is taken exactly once,
+    and those appended while it drains are left for the next fold. Shared by the front door's
+    metrics and the media deliveries (:mod:`avenue.media.effects.deliveries`)."""
+    take = pending.popleft
+    return [take() for _ in range(len(pending))]
+
+
 class FrontDoorTally:
     """The media front door's answers, recorded in a deque and folded into the metrics (and
     the access log) later.
@@ -192,12 +203,8 @@ class FrontDoorTally:
         lines: dict[AnswerLog, list[FrontDoorAnswer]] = collections.defaultdict(list)
         epoch_offset = time.time() - time.perf_counter()  # perf_counter() values to wall-clock time
         folded = 0
-        while True:
-            try:
-                route, method, status, seconds, body_bytes, log, request_id, path, answered = \
-                    self.pending.popleft()
-            except IndexError:
-                break
+        for recorded in drain(self.pending):
+            route, method, status, seconds, body_bytes, log, request_id, path, answered = recorded
             folded += 1
             labels = request_labels(route, method, status)
             counts[labels] += 1

@@ -6,7 +6,6 @@ written by every worker's flush (:mod:`avenue.media.store.deliveries`)."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from bson import ObjectId
@@ -18,35 +17,9 @@ from avenue.media import BUILDER, Document, Library, UrlSigner, image_object, re
 from avenue.paging import Page, Window
 
 MAX_UNUSED_DAYS = 3650
-DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def parse_range(start: str | None, end: str | None,
-                clock: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    """``from``/``to`` as UTC days (``YYYY-MM-DD``, ``to`` included); the last 30 days by
-    default; 400 for a bad date, a reversed range or one over the longest range."""
-    def day(raw: str, name: str) -> dt.datetime:
-        try:
-            if not DAY.fullmatch(raw):  # strptime takes "194-5-25" too
-                raise ValueError(raw)
-            return dt.datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=dt.UTC)
-        except ValueError:
-            raise BadRequest(f"{name} must be a date, YYYY-MM-DD.", code="invalid_range") from None
-
-    today = clock.replace(hour=0, minute=0, second=0, microsecond=0)
-    last = day(end, "to") if end else today
-    try:
-        first = day(start, "from") if start else last - dt.timedelta(days=29)
-        after = last + dt.timedelta(days=1)
-    except OverflowError:
-        raise BadRequest("from and to are days from 0001-01-30 to 9999-12-30.",
-                         code="invalid_range") from None
-    if first > last:
-        raise BadRequest("from must not be after to.", code="invalid_range")
-    if (last - first).days + 1 > media.deliveries.MAX_RANGE_DAYS:
-        raise BadRequest(f"A range is at most {media.deliveries.MAX_RANGE_DAYS} days.", code="invalid_range",
-                         max_days=media.deliveries.MAX_RANGE_DAYS)
-    return first, after
+parse_range = media.deliveries.parse_range
 
 
 def _bucket_alias(bucket: str) -> str:
@@ -63,25 +36,7 @@ def series(db: Database[Document], bucket: str, image_id: ObjectId, start: dt.da
            end: dt.datetime) -> dict[str, Any]:
     """One image's requests and bytes per day (every day of the range, zeros included), by
     file, and its totals and last served date."""
-    days: dict[str, dict[str, Any]] = {}
-    cursor = start
-    while cursor < end:
-        name = cursor.date().isoformat()
-        days[name] = {"day": name, "requests": 0, "bytes": 0, "by_file": {}}
-        cursor += dt.timedelta(days=1)
-    for row in media.deliveries.series(db, bucket, image_id, start, end):
-        slot = days.get(row["day"].date().isoformat())
-        if slot is None:
-            continue
-        slot["requests"] += row["requests"]
-        slot["bytes"] += row["bytes"]
-        file = f"{row['name']}.{row['format']}"
-        slot["by_file"][file] = {"requests": row["requests"], "bytes": row["bytes"]}
-    totals = media.deliveries.served_totals(db, bucket, image_id) or {}
-    last = totals.get("last_served")
-    return {"image": str(image_id), "bucket": _bucket_alias(bucket), "days": list(days.values()),
-            "requests": int(totals.get("requests") or 0), "bytes": int(totals.get("bytes") or 0),
-            "last_served": _iso(last)}
+    return media.deliveries.daily(db, bucket, image_id, start, end)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:

@@ -32,6 +32,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from avenue import media
 from avenue.clock import isoformat, now
 from avenue.db import PAGES
 from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
@@ -282,6 +283,15 @@ def get_media(db: Database, media_id: ObjectId) -> Image:
     if image is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return image
+
+
+def media_deliveries(db: Database, media_id: ObjectId, start: str | None,
+                     end: str | None) -> dict[str, Any]:
+    """A library image's answers and bytes per day over ``start``..``end`` (UTC days, the last
+    30 by default; 400 for a bad range), its totals and last served date: the card's chart."""
+    image = get_media(db, media_id)
+    first, after = media.deliveries.parse_range(start, end, now())
+    return media.deliveries.daily(db, BUILDER, image.id, first, after)
 
 
 def used_in(db: Database, media_id: ObjectId) -> list[str]:

@@ -90,6 +90,14 @@ def get_media(media_id: ObjectId):
                                         near=service.near_duplicates(get_db(), image)))
 
 
+@bp.get(f"/media/{MEDIA_ID}/deliveries")
+@require_role("editor")
+def get_media_deliveries(media_id: ObjectId):
+    """A library image's answers and bytes per day over ``?from=&to=`` (the card's chart)."""
+    return jsonify(service.media_deliveries(get_db(), media_id, request.args.get("from"),
+                                            request.args.get("to")))
+
+
 @bp.patch(f"/media/{MEDIA_ID}")
 @require_role("editor")
 def update_media(media_id: ObjectId):

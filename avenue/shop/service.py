@@ -27,7 +27,7 @@ import datetime as dt
 import math
 import re
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -54,10 +54,12 @@ from avenue.media import (
     Image,
     Library,
     Limits,
+    Near,
     Stored,
     Upload,
     UrlSigner,
     image_object,
+    near_objects,
     ref_object,
 )
 from avenue.paging import Page, Window, fetch
@@ -117,6 +119,13 @@ def image_entry(entry, signer: UrlSigner) -> dict:
     if isinstance(entry, str):
         return {"legacy": True, "url": entry, "source": legacy_source(entry)}
     return ref_object(entry, PRODUCTS, signer)
+
+
+def added_entry(ref: dict, near: dict[ObjectId, Sequence[Near]], signer: UrlSigner) -> dict:
+    """An image just added to a product as the answer shows it: its entry and
+    ``near_duplicates``, the product images that look like it (nearest first; as a library
+    upload's answer names them)."""
+    return {**image_entry(ref, signer), "near_duplicates": near_objects(near.get(ref["id"], ()), signer)}
 
 
 def product_object(doc: dict, signer: UrlSigner, *, also_on: dict[ObjectId, set[str]] | None = None) -> dict:
@@ -402,11 +411,13 @@ def _too_many(sku: str, have: int, adding: int, limit: int) -> UnprocessableCont
 
 
 def add_images(db: Database, sku: str, uploads: list[Upload], *, owner: str,
-               settings: Settings) -> tuple[dict, list[dict]]:
+               settings: Settings,
+               near: dict[ObjectId, Sequence[Near]] | None = None) -> tuple[dict, list[dict]]:
     """Store uploads (all or nothing) and append them to the product within its limit.
 
     Returns the updated product and the references added (images the product already had
-    are not added twice).
+    are not added twice). ``near``, when given, receives each stored image's look-alikes
+    among the product images (found by the store, as for a library upload), by image id.
     """
     limit = settings.max_images
     doc = get_product(db, sku)
@@ -415,6 +426,8 @@ def add_images(db: Database, sku: str, uploads: list[Upload], *, owner: str,
         raise _too_many(sku, have, len(uploads), limit)
 
     def push(stored: list[Stored]) -> tuple[tuple[dict, list[dict]], list[Image]]:
+        if near is not None:
+            near.update((item.image.id, item.near) for item in stored)
         images = _unique([item.image for item in stored])
         updated, added = _push_refs(db, sku, [image.ref() for image in images], limit)
         added_ids = {ref["id"] for ref in added}

@@ -107,12 +107,13 @@ def upload_temp_images():
 def add_images(sku: str):
     """Add images to a product (all or nothing, within its limit)."""
     user = require()
+    near: dict = {}
     doc, added = service.add_images(get_db(), sku, uploaded_files("images"), owner=user.id,
-                                    settings=_settings())
+                                    settings=_settings(), near=near)
     audit.log("product_images_added", sku=sku, bucket=PRODUCTS, image_ids=[str(r["id"]) for r in added])
     signer = _signer()
     return jsonify({"product": service.product_object(doc, signer),
-                    "added": [service.image_entry(ref, signer) for ref in added]}), 201
+                    "added": [service.added_entry(ref, near, signer) for ref in added]}), 201
 
 
 @bp.delete(f"/products/<sku>/images/{IMAGE_ID}")

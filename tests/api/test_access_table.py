@@ -71,6 +71,7 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/builder/media/near-duplicates", EDITORS),
     ("POST", "/api/builder/media/bulk", EDITORS),
     ("GET", f"/api/builder/media/{ID}", EDITORS),
+    ("GET", f"/api/builder/media/{ID}/deliveries", EDITORS),
     ("PATCH", f"/api/builder/media/{ID}", EDITORS),
     ("DELETE", f"/api/builder/media/{ID}", EDITORS),
     ("PUT", f"/api/builder/media/{ID}", EDITORS),

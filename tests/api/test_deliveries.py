@@ -230,3 +230,39 @@ def test_the_clean_up_list_is_unused_images_not_served_lately_and_its_trash_move
 def test_a_bad_clean_up_age_is_a_400(client, auth, days):
     answer = client.get(f"/api/admin/cleanup?days={days}", headers=auth.token("ops"))
     assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_days"
+
+
+def test_an_editor_reads_a_library_images_days_for_its_card_as_ops_read_them(app, db, client, auth):
+    image = library_image(db, "good/png16.png")
+    for _ in range(N):
+        assert client.get(f"/media/builder/{image.id}").status_code == 200
+    flush(app, db)
+    mine = client.get(f"/api/builder/media/{image.id}/deliveries", headers=auth.token("editor"))
+    theirs = client.get(f"/api/admin/deliveries/images/builder/{image.id}", headers=auth.token("ops"))
+    assert mine.status_code == 200 and mine.get_json() == theirs.get_json()
+    days = mine.get_json()
+    assert len(days["days"]) == 30 and days["days"][-1]["requests"] == N and days["requests"] == N
+    assert days["bucket"] == "builder" and days["last_served"] is not None
+
+
+def test_a_library_image_never_served_has_thirty_empty_days(db, client, auth):
+    image = library_image(db, "good/png16.png")
+    days = client.get(f"/api/builder/media/{image.id}/deliveries", headers=auth.token("editor")).get_json()
+    assert [day["requests"] for day in days["days"]] == [0] * 30 and days["last_served"] is None
+
+
+@pytest.mark.parametrize("query", ["from=2026-13-01", "from=2026-02-01&to=2026-01-01",
+                                   "from=2025-01-01&to=2026-01-01"])
+def test_a_library_cards_bad_range_is_a_400(db, client, auth, query):
+    image = library_image(db, "good/png16.png")
+    answer = client.get(f"/api/builder/media/{image.id}/deliveries?{query}", headers=auth.token("editor"))
+    assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_range"
+
+
+def test_a_library_card_chart_of_no_such_image_is_a_404_and_of_a_product_image_too(app, client, auth):
+    doc = put(app)  # a product image: not in the library
+    editor = auth.token("editor")
+    for image_id in ("65a000000000000000000000", str(doc["_id"])):
+        answer = client.get(f"/api/builder/media/{image_id}/deliveries", headers=editor)
+        assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "media_not_found"
+    assert client.get(f"/api/builder/media/{doc['_id']}/deliveries").status_code == 401

@@ -17,7 +17,7 @@ def recording(monkeypatch) -> list[str]:
     """Wrap each step's function as the pipeline calls it; the names, in call order."""
     calls: list[str] = []
     for name, target in [("read_limited", pipeline), ("prepare", pipeline), ("render", pipeline),
-                         ("compute", pipeline.placeholders)]:
+                         ("thumb_pixels", pipeline), ("of_image", pipeline.placeholders)]:
         real = getattr(target, name)
 
         def step(*args, _real=real, _name=name, **kwargs):
@@ -31,7 +31,7 @@ def test_the_steps_run_in_order_read_validate_and_decode_render_placeholder(monk
     calls = recording(monkeypatch)
     data = pipeline.read(image_bytes("good/progressive.jpg"), Limits())
     ingested = pipeline.ingest(data, Limits())
-    assert calls == ["read_limited", "prepare", "render", "compute"]
+    assert calls == ["read_limited", "prepare", "render", "thumb_pixels", "of_image"]  # thumb: one decode
     assert ingested.prepared.format == "JPEG" and ingested.prepared.first_frame is None  # pixels released
     assert {r.name for r in ingested.renditions} >= {"thumb", "card", "gallery", "og"}
     assert ingested.focal is not None and ingested.placeholder is not None
@@ -83,7 +83,8 @@ def test_the_store_ingests_through_the_pipeline_once_and_not_for_a_duplicate(db,
     first = store(db, PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg")
     # What the answer needs (the thumb, the placeholder), then, outside a request at once, the
     # pending variants from the stored original (avenue/media/store/pending.py).
-    assert first.created and calls == ["read_limited", "prepare", "render", "compute", "prepare", "render"]
+    assert first.created and calls == ["read_limited", "prepare", "render", "thumb_pixels", "of_image",
+                                  "prepare", "render"]
     calls.clear()
     again = store(db, PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg")
     assert not again.created and calls == ["read_limited"]  # answered by its hash, nothing decoded

@@ -211,3 +211,46 @@ def test_product_photos_brought_from_temp_images_are_grouped_in_the_products_buc
     groups, _ = Library(db, PRODUCTS).near_groups(Window())
     assert [{str(image.id) for image in group.images} for group in groups] == [set(ids)]
     assert str(groups[0].label) in ids  # this bucket's label, not the temp bucket's
+
+
+def product_with(client, admin, sku: str, files: list[tuple[bytes, str]]):
+    assert client.post("/api/shop/products", headers=admin,
+                       json={"sku": sku, "name": sku, "price": 10}).status_code == 201
+    return client.post(f"/api/shop/products/{sku}/images", headers=admin,
+                       data={"images": [(io.BytesIO(data), name) for data, name in files]})
+
+
+def test_a_product_photo_s_answer_names_its_near_copy_on_another_product_and_stores_it(client, auth):
+    admin = auth.token("admin")
+    first = product_with(client, admin, "NEAR-1",
+                         [(jpeg(photo(21)), "shoe.jpg"), (jpeg(photo(22)), "bag.jpg")])
+    assert first.status_code == 201
+    assert [added["near_duplicates"] for added in first.get_json()["added"]] == [[], []]
+    shoe = first.get_json()["added"][0]["id"]
+    copy = product_with(client, admin, "NEAR-2", [(near_copy(photo(21)), "shoe-again.jpg")])
+    assert copy.status_code == 201
+    [added] = copy.get_json()["added"]
+    [match] = added["near_duplicates"]
+    assert match["id"] == shoe and 0 < match["distance"] <= 12 and match["filename"] == "shoe.jpg"
+    assert match["url"].startswith("/media/products/") and match["thumb"]
+    # Stored as usual all the same: the second product has its own photo.
+    images = client.get("/api/shop/products/NEAR-2").get_json()["images"]
+    assert [image["id"] for image in images] == [added["id"]]
+
+
+def test_a_distinct_product_photo_names_no_look_alike(client, auth):
+    admin = auth.token("admin")
+    assert product_with(client, admin, "FAR-1", [(jpeg(photo(23)), "one.jpg")]).status_code == 201
+    [added] = product_with(client, admin, "FAR-2", [(jpeg(photo(24)), "two.jpg")]).get_json()["added"]
+    assert added["near_duplicates"] == []
+
+
+def test_a_refused_product_upload_stores_nothing_and_names_nothing(client, auth, db):
+    admin = auth.token("admin")
+    assert product_with(client, admin, "NEAR-3", [(jpeg(photo(25)), "a.jpg")]).status_code == 201
+    before = db["product_images_data.files"].count_documents({})
+    refused = client.post("/api/shop/products/NEAR-3/images", headers=admin,
+                          data={"images": [(io.BytesIO(near_copy(photo(25))), "b.jpg"),
+                                           (io.BytesIO(b"not an image"), "c.jpg")]})
+    assert refused.status_code in (415, 422) and "near_duplicates" not in refused.get_json()
+    assert db["product_images_data.files"].count_documents({}) == before

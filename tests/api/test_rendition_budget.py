@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import runpy
+import threading
 import types
 from pathlib import Path
 
@@ -288,6 +289,47 @@ def test_a_tally_nobody_flushes_stops_growing_at_its_bound():
     tally.served(RENDITIONS, "a", (PRODUCTS, "img"), 5)  # a file already noted is still counted
     assert tally.pending() == 2 and tally.dropped == 1
     assert tally.take()[(RENDITIONS, "a")].requests == 2
+
+
+def test_answers_wait_in_a_deque_until_a_fold_and_a_long_wait_folds_itself():
+    tally = Deliveries(fold_at=3)
+    tally.served(RENDITIONS, "a", (PRODUCTS, "img"), 5)
+    tally.served(RENDITIONS, "a", (PRODUCTS, "img"), 5)
+    assert len(tally._answers) == 2 and tally._tally == {}  # no lock, no dict update per answer
+    tally.served(RENDITIONS, "b", (PRODUCTS, "img"), 1)  # the third answer folds all three
+    assert len(tally._answers) == 0
+    taken = tally.take()
+    assert (taken[(RENDITIONS, "a")].requests, taken[(RENDITIONS, "a")].bytes) == (2, 10)
+    assert taken[(RENDITIONS, "b")].requests == 1
+
+
+def test_threads_answering_while_flushes_run_are_each_counted_exactly_once():
+    tally = Deliveries(fold_at=50)
+    threads, per_thread = 8, 5_000
+    taken: list[dict] = []
+    stop = threading.Event()
+
+    def flusher():
+        while not stop.is_set():
+            taken.append(tally.take())
+        taken.append(tally.take())
+
+    def answer(n):
+        for _ in range(per_thread):
+            tally.served(RENDITIONS, n % 2, (PRODUCTS, "img"), 3)
+
+    folding = threading.Thread(target=flusher)
+    folding.start()
+    workers = [threading.Thread(target=answer, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    stop.set()
+    folding.join()
+    requests = sum(found.requests for batch in taken for found in batch.values())
+    sent = sum(found.bytes for batch in taken for found in batch.values())
+    assert (requests, sent) == (threads * per_thread, threads * per_thread * 3)
 
 
 def test_each_worker_flushes_from_a_background_job(app):

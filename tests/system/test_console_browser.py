@@ -866,3 +866,67 @@ def test_the_ops_dashboard_shows_delivery_numbers_a_chart_and_the_clean_up_list(
     assert "idle.png" in page.locator("#cleanup-list").inner_text()
     assert "served.png" not in page.locator("#cleanup-list").inner_text()
     shot(page, "ops-delivery")
+
+
+def test_a_library_card_charts_its_images_answers_per_day_with_the_numbers_as_text(live, open_as):
+    import io
+
+    from PIL import Image as PILImage
+
+    from avenue.media import BUILDER, flush_deliveries
+    from avenue.media.store.originals import store
+
+    out = io.BytesIO()  # bytes of its own: a fixture's would dedupe to an image other tests served
+    PILImage.new("RGB", (64, 48), tuple(uuid.uuid4().bytes[:3])).save(out, "PNG")
+    name = f"charted-{uuid.uuid4().hex[:6]}.png"
+    doc = store(database(live), BUILDER, out.getvalue(), filename=name).doc
+    page = open_as("editor")
+    for _ in range(7):
+        assert page.request.get(f"/media/builder/{doc['_id']}").ok
+    flush_deliveries(live)
+    page.goto("/console/library")  # newest first: this image leads the first page
+    card = page.locator(".media-card", has_text=name)
+    card.get_by_role("button", name=f"Deliveries of {name}").click()
+    chart = card.locator("figure.delivery-spark")
+    chart.wait_for()
+    assert chart.get_attribute("data-days") == "30"
+    # Thirty bars, only today's drawn; hidden from screen readers, whose text is the caption.
+    assert chart.locator("svg[aria-hidden='true'] rect").count() == 30
+    assert chart.locator("rect[height='0.0']").count() == 29
+    caption = chart.locator("figcaption").inner_text()
+    assert caption.startswith("7 answers (") and "in the last 30 days" in caption and "last served" in caption
+    chart.locator("summary", has_text="Answers per day").click()
+    today = chart.locator("tbody tr").last
+    assert today.locator("td").first.inner_text() == "7"
+    assert chart.get_by_role("table", name=f"Answers per day for {name}").is_visible()
+    shot(page, "library-card-deliveries")
+
+
+def test_a_product_photo_upload_names_the_product_photos_it_looks_like(live, open_as, tmp_path):
+    from PIL import Image
+
+    from tests.support.fixtures import scene
+
+    picture = scene((1200, 900), 91)
+    first, copy = tmp_path / "boot.jpg", tmp_path / "boot-again.jpg"
+    picture.save(first, "JPEG", quality=90)
+    smaller = picture.crop((30, 0, 1200, 880)).resize((800, 587), Image.Resampling.LANCZOS)
+    smaller.save(copy, "JPEG", quality=65)
+    page = open_as("admin")
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    sku = f"BOOT-{uuid.uuid4().hex[:6]}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "Boot", "price": 10}).ok
+    page.goto(f"/console/products/{sku}")
+    for path in (first, copy):  # one after the other: each answered before the next is sent
+        page.locator("#files").set_input_files(str(path))
+        page.locator("#upload-list .upload-status", has_text="uploaded").nth(
+            0 if path == first else 1).wait_for()
+        if path == first:
+            assert page.locator("#upload-list .near-upload").count() == 0
+    warning = page.locator("#upload-list .near-upload")
+    warning.wait_for()
+    assert "boot-again.jpg" in warning.inner_text() and "boot.jpg" in warning.inner_text()
+    assert "bits apart" in warning.inner_text() or "bit apart" in warning.inner_text()
+    assert page.locator("#photos > li").count() == 2  # stored all the same
+    shot(page, "product-near-duplicate-upload")

@@ -125,3 +125,50 @@ def test_a_colour_is_parsed_as_rrggbb(text, parsed):
 def test_bytes_that_are_not_an_image_give_no_likeness():
     assert likeness.compute(b"not an image") is None
     assert likeness_of([]) is None
+
+
+def test_an_upload_decodes_its_thumb_once_for_the_placeholder_and_the_likeness(monkeypatch):
+    from avenue.media.ingest import placeholders
+
+    opened = []
+    real_open = Image.open
+
+    def counted(source, *args, **kwargs):  # the WebP thumbs opened (the original is a JPEG)
+        if isinstance(source, io.BytesIO) and source.getvalue()[:4] == b"RIFF":
+            opened.append(1)
+        return real_open(source, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counted)
+    found = ingest(image_bytes("good/progressive.jpg"), Limits())
+    thumb = next(r for r in found.renditions if r.name == "thumb" and r.format == "webp")
+    opened.clear()
+    assert likeness_of(found.renditions) == found.likeness  # the same as from the thumb's bytes
+    assert placeholders.compute(thumb.data) == found.placeholder
+    assert len(opened) == 2  # each on its own: one decode each
+    opened.clear()
+    ingest(image_bytes("good/progressive.jpg"), Limits())
+    assert len(opened) == 1  # inside an upload: once for both
+
+
+def test_with_its_order_a_lookup_asks_for_52_keys_flipping_each_band_s_least_certain_bits():
+    found = hashed(jpeg(scene((800, 600), 5), 90))
+    assert sorted(found.order[:16]) == sorted("0123456789abcdef")  # each band's 16 positions
+    keys = likeness.probes(found.phash, found.order)
+    assert len(set(keys)) == 4 * (1 + likeness.WEAK_FLIPS + 6)
+    assert set(likeness.bands(found.phash)) <= set(keys)
+    # Two of the first band's least certain bits flipped: found; two of its most certain: not
+    # (unless another band still matches, which it does not here: only the first band moved).
+    def flip(positions):
+        value = found.phash
+        for k in positions:
+            value ^= 1 << (63 - likeness._BAND_POSITIONS[0][k])
+        return value
+    weakest = [int(d, 16) for d in found.order[:16]]
+    [moved_weak] = set(likeness.bands(flip(weakest[:2]))) - set(likeness.bands(found.phash))
+    [moved_certain] = set(likeness.bands(flip(weakest[-2:]))) - set(likeness.bands(found.phash))
+    assert moved_weak in keys and moved_certain not in keys
+
+
+def test_a_hash_stored_without_its_order_is_looked_up_as_before():
+    value = 0x0123456789ABCDEF
+    assert likeness.probes(value, "") == likeness.probes(value) and len(likeness.probes(value)) == 68

@@ -22,8 +22,11 @@ no Flask.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
 
 from avenue.media.ingest import likeness, placeholders, vips
 from avenue.media.ingest.focal import FocalPoint, estimate
@@ -65,7 +68,9 @@ def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None,
         renditions = render(prepared, focal, og_box=og_box)  # 5-6: og estimates the focal point
     prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
     found = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), focal)
-    return Ingested(prepared, renditions, found, placeholder_of(renditions), likeness_of(renditions))  # 7, 8
+    pixels = thumb_pixels(renditions)  # decoded once for steps 7 and 8
+    return Ingested(prepared, renditions, found, placeholder_of(renditions, pixels),  # 7
+                    likeness_of(renditions, pixels))  # 8
 
 
 #: What an upload renders before it answers: the WebP thumb, which the placeholder is made of.
@@ -87,8 +92,9 @@ def ingest_for_answer(data: bytes, limits: Limits, focal: FocalPoint | None = No
         renditions = render(prepared, point, only=ANSWERED)  # 6
         planned = [p for p in plan(prepared, point, og_box) if (p.name, p.format) not in ANSWERED]
     prepared.first_frame = None  # release the decoded pixels
-    return Ingested(prepared, renditions, point, placeholder_of(renditions),  # 7
-                    likeness_of(renditions), planned)  # 8
+    pixels = thumb_pixels(renditions)  # decoded once for steps 7 and 8
+    return Ingested(prepared, renditions, point, placeholder_of(renditions, pixels),  # 7
+                    likeness_of(renditions, pixels), planned)  # 8
 
 
 def estimate_focal(prepared: PreparedImage) -> FocalPoint:
@@ -115,13 +121,28 @@ def stored_limits(size: int, settings: MediaSettings | None = None) -> Limits:
     return Limits.for_stored(size, given.decode_budget_bytes, given.decode_wait_seconds)
 
 
-def placeholder_of(renditions: list[Rendition]) -> Placeholder | None:
-    """Step 7: the blurhash and dominant colour, from the smallest rendition (the WebP thumb)."""
+def thumb_pixels(renditions: list[Rendition]) -> Image.Image | None:
+    """The WebP thumb's pixels (RGBA, at most 200 px), decoded once for steps 7 and 8; None
+    without a thumb or when its bytes cannot be read (neither step refuses an upload)."""
     thumb = next((r for r in renditions if r.name == "thumb" and r.format == "webp"), None)
-    return placeholders.compute(thumb.data) if thumb is not None else None
+    if thumb is None:
+        return None
+    try:
+        with Image.open(io.BytesIO(thumb.data)) as im:
+            return im.convert("RGBA")
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
 
 
-def likeness_of(renditions: list[Rendition]) -> Likeness | None:
-    """Step 8: the perceptual hash and palette, from the WebP thumb like the placeholder."""
-    thumb = next((r for r in renditions if r.name == "thumb" and r.format == "webp"), None)
-    return likeness.compute(thumb.data) if thumb is not None else None
+def placeholder_of(renditions: list[Rendition], pixels: Image.Image | None = None) -> Placeholder | None:
+    """Step 7: the blurhash and dominant colour, from the smallest rendition (the WebP thumb;
+    ``pixels``: its pixels already decoded)."""
+    pixels = pixels if pixels is not None else thumb_pixels(renditions)
+    return placeholders.of_image(pixels) if pixels is not None else None
+
+
+def likeness_of(renditions: list[Rendition], pixels: Image.Image | None = None) -> Likeness | None:
+    """Step 8: the perceptual hash and palette, from the WebP thumb like the placeholder (its
+    pixels decoded once for both: ``pixels``)."""
+    pixels = pixels if pixels is not None else thumb_pixels(renditions)
+    return likeness.of_image(pixels) if pixels is not None else None

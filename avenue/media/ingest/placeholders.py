@@ -87,6 +87,18 @@ def compute(thumb: bytes) -> Placeholder | None:
         frame = _frame(thumb)
     except (UnidentifiedImageError, OSError, ValueError):
         return None
+    return _of_frame(frame)
+
+
+def of_image(image: Image.Image) -> Placeholder:
+    """The placeholder of decoded pixels (an upload's thumb, decoded once for the placeholder
+    and the likeness)."""
+    frame = image.convert("RGBA")
+    frame.thumbnail((SAMPLE, SAMPLE), Image.Resampling.BOX)
+    return _of_frame(frame)
+
+
+def _of_frame(frame: Image.Image) -> Placeholder:
     alpha = frame.getchannel("A")
     lowest, _ = alpha.getextrema()  # one band: (min, max)
     if isinstance(lowest, int) and lowest >= 255:

@@ -13,7 +13,7 @@ The same answers are given by gunicorn's event loop itself when the request is p
 has nothing to check first, so it never waits on the database.
 
 A rendition answered here is noted as used (:mod:`avenue.media.effects.deliveries`: one
-short lock and a dict update; the worker writes its notes in batches), exactly as the route
+deque append; the worker folds and writes its notes in batches), exactly as the route
 notes it: the byte budget evicts by that recency.
 
 Either way an answer is traced like one of Flask's: it carries ``X-Request-ID`` (the

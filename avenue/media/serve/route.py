@@ -356,10 +356,10 @@ def _deliver(state: MediaState, bucket: str, rep: Representation,
 
 
 def note_served(state: MediaState, bucket: str, rep: Representation, sent: int) -> None:
-    """One answer of ``rep`` (a file of an image of ``bucket``), ``sent`` bytes: one dict
-    update (every serving path calls this: the route and the front door)."""
+    """One answer of ``rep`` (a file of an image of ``bucket``), ``sent`` bytes: one deque
+    append (every serving path calls this: the route and the front door)."""
     state.deliveries.served(rep.bucket, rep.file_id, (bucket, rep.doc.file_id), sent,
-                            name=rep.variant or "original", format=rep.content_type.rpartition("/")[2])
+                            name=rep.variant or "original", format=rep.content_type)
 
 
 class RenderSlot:

@@ -33,12 +33,15 @@ too many to group per request, so ranges longer than a week should be read from 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.database import Database
 
+from avenue.errors import BadRequest
+from avenue.media.buckets import ALIASES
 from avenue.media.effects.deliveries import Delivered
 from avenue.media.records import Document
 from avenue.retention import ensure_retention
@@ -46,6 +49,7 @@ from avenue.retention import ensure_retention
 COLLECTION = "media_deliveries"
 #: The longest range :func:`top` groups over (days).
 MAX_RANGE_DAYS = 92
+DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _day(moment: float) -> dt.datetime:
@@ -142,3 +146,57 @@ def last_served(db: Database[Document],
 def served_totals(db: Database[Document], bucket: str, image: Any) -> dict[str, Any] | None:
     """An image's summary: requests, bytes, last_served (None: never served)."""
     return db[COLLECTION].find_one({"_id": summary_id(bucket, image)}, {"_id": 0})
+
+
+def parse_range(start: str | None, end: str | None,
+                clock: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """``from``/``to`` as UTC days (``YYYY-MM-DD``, ``to`` included); the last 30 days by
+    default; 400 for a bad date, a reversed range or one over the longest range."""
+    def day(raw: str, name: str) -> dt.datetime:
+        try:
+            if not DAY.fullmatch(raw):  # strptime takes "194-5-25" too
+                raise ValueError(raw)
+            return dt.datetime.strptime(raw, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+        except ValueError:
+            raise BadRequest(f"{name} must be a date, YYYY-MM-DD.", code="invalid_range") from None
+
+    today = clock.replace(hour=0, minute=0, second=0, microsecond=0)
+    last = day(end, "to") if end else today
+    try:
+        first = day(start, "from") if start else last - dt.timedelta(days=29)
+        after = last + dt.timedelta(days=1)
+    except OverflowError:
+        raise BadRequest("from and to are days from 0001-01-30 to 9999-12-30.",
+                         code="invalid_range") from None
+    if first > last:
+        raise BadRequest("from must not be after to.", code="invalid_range")
+    if (last - first).days + 1 > MAX_RANGE_DAYS:
+        raise BadRequest(f"A range is at most {MAX_RANGE_DAYS} days.", code="invalid_range",
+                         max_days=MAX_RANGE_DAYS)
+    return first, after
+
+
+def daily(db: Database[Document], bucket: str, image: Any, start: dt.datetime,
+          end: dt.datetime) -> dict[str, Any]:
+    """One image's requests and bytes per day (every day of ``[start, end)``, zeros included),
+    by file, and its totals and last served date: the per-image chart's data."""
+    days: dict[str, dict[str, Any]] = {}
+    cursor = start
+    while cursor < end:
+        name = cursor.date().isoformat()
+        days[name] = {"day": name, "requests": 0, "bytes": 0, "by_file": {}}
+        cursor += dt.timedelta(days=1)
+    for row in series(db, bucket, image, start, end):
+        slot = days.get(row["day"].date().isoformat())
+        if slot is None:
+            continue
+        slot["requests"] += row["requests"]
+        slot["bytes"] += row["bytes"]
+        file = f"{row['name']}.{row['format']}"
+        slot["by_file"][file] = {"requests": row["requests"], "bytes": row["bytes"]}
+    totals = served_totals(db, bucket, image) or {}
+    last = totals.get("last_served")
+    return {"image": str(image), "bucket": ALIASES.get(bucket, bucket), "days": list(days.values()),
+            "requests": int(totals.get("requests") or 0), "bytes": int(totals.get("bytes") or 0),
+            "last_served": None if last is None else
+            (last if last.tzinfo else last.replace(tzinfo=dt.UTC)).isoformat()}

@@ -1,7 +1,8 @@
 """Near-duplicates and colours of a bucket's originals, found by index (never a scan).
 
-**Lookup** (:func:`near`): the 68 band keys of an image's hash (``likeness.probes``) are one
-``$in`` on the multikey ``phash_bands`` index of the bucket's files; at most
+**Lookup** (:func:`near`): the 52 band keys of an image's hash and its bits' order
+(``likeness.probes``; 68 for a hash stored without the order) are one ``$in`` on the multikey
+``phash_bands`` index of the bucket's files; at most
 :data:`CANDIDATES` candidates come back (their hash and owner only), and the exact Hamming
 distance keeps those within ``likeness.NEAR``. Only the bucket's own files collection is asked:
 trashed images live in the trash bucket and are never matched; another bucket's never either.
@@ -58,7 +59,9 @@ def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str
     if value is None:
         return []
     files = db[f"{bucket}.files"]
-    found = files.find({"metadata.phash_bands": {"$in": likeness.probes(value)}},
+    order = (doc.get("metadata") or {}).get("phash_order")
+    keys = likeness.probes(value, order if isinstance(order, str) else "")
+    found = files.find({"metadata.phash_bands": {"$in": keys}},
                        {"metadata.phash": 1, "metadata.owner": 1, "metadata.role": 1}).limit(CANDIDATES)
     close: list[tuple[int, ObjectId]] = []
     for candidate in found:

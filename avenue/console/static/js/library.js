@@ -7,6 +7,7 @@ import {ApiError, api, countOf, el, formatBytes, formatDate, pageMessage, show, 
 import {bulkPanel, dropTarget, sendForm} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
 import {nearList, showGroups} from './near.js';
+import {deliveryChart} from './cardchart.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -319,6 +320,14 @@ function card(media) {
             show(status, error.message, 'error');
           }
         }}, 'Look-alikes'),
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Deliveries of ${media.filename}`,
+        onclick: async () => {
+          try {
+            usedIn.replaceChildren(await deliveryChart(media.id, media.filename));
+          } catch (error) {
+            show(status, error.message, 'error');
+          }
+        }}, 'Deliveries'),
       el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${media.filename}`,
         onclick: () => remove(media, item, status, usedIn)}, 'Delete')),
     usedIn, status);

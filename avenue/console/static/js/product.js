@@ -2,6 +2,7 @@
 // see its variants and any legacy entries still pointing outside storage.
 import {api, el, formatBytes, pageMessage, upload, uploadEach} from './api.js';
 import {gridSizes, picture} from './picture.js';
+import {nearList} from './near.js';
 
 const root = document.getElementById('product');
 const sku = root.dataset.sku;
@@ -148,6 +149,12 @@ async function addFiles(files) {
     const answer = await upload(`${base}/images`, form, progress);
     product = answer.product;
     render();
+    // As the library does: name the product photos the new one looks like (stored all the same).
+    for (const added of answer.added || []) {
+      if (added.near_duplicates && added.near_duplicates.length) {
+        uploadList.append(el('li', {class: 'message warning near-upload'}, `${file.name}: `, nearList(added.near_duplicates)));
+      }
+    }
   });
 }
 
