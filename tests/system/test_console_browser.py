@@ -450,8 +450,11 @@ def seed_history(live) -> None:
 
 def test_the_ops_dashboard_shows_storage_safety_history_and_alerts(live, open_as):
     seed_history(live)
+    # Something stored whatever ran before (alone, the store is empty and no quota is 90 % used).
+    seed_library(open_as("admin"), "/ops-quota", ["grayscale.jpg"])
     page = open_as("ops")
     used = page.request.get("/api/shop/debug/storage-status").json()["quota"]["used_bytes"]
+    assert used > 0
     live.config["AVENUE_STORAGE_QUOTA_BYTES"] = int(used / 0.9)  # ~90 %: critical
     try:
         page.goto("/console/ops")
