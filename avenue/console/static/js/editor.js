@@ -139,6 +139,7 @@ export function openEditor({image, base, onSaved}) {
     canvas.height = Math.max(1, Math.round(turned.height * view.height * scale));
     canvas.getContext('2d').drawImage(whole, view.x * turned.width, view.y * turned.height,
       view.width * turned.width, view.height * turned.height, 0, 0, canvas.width, canvas.height);
+    stage.dataset.drawn = `${edits.rotate} ${edits.flip_horizontal} ${edits.flip_vertical} ${named ? named.name : ''}`;
     place();
   }
 
