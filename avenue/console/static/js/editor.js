@@ -27,8 +27,16 @@ function button(label, attrs = {}) {
 
 // Open the editor on `image` (an image object), whose API path is `base`
 // (e.g. /api/builder/media/<id>). `onSaved(answer)` gets each answer that made a new version.
-export function openEditor({image, base, onSaved}) {
+export async function openEditor({image, base, onSaved}) {
   if (dialog) dialog.remove();
+  if (!image.source && image.edits) {
+    // A list's image object may leave out where its original is: the image's own answer says.
+    try {
+      image = {...image, ...imageIn(await api('GET', base), image.id)};
+    } catch {
+      // Said below: the editor cannot draw it.
+    }
+  }
   const source = image.source || (image.edits ? null : {url: image.url, width: image.width, height: image.height});
   let saved = image;
   let edits = {...g.IDENTITY, ...(g.normalise(image.edits) || {})};
@@ -67,8 +75,8 @@ export function openEditor({image, base, onSaved}) {
   const saveNamed = button('Save named crop', {hidden: true, onclick: () => storeNamed()});
   const deleteNamed = button('Delete named crop', {class: 'danger', hidden: true, onclick: () => removeNamed()});
   const doneNamed = button('Back to the picture', {hidden: true, onclick: () => stopNamed()});
+  const ratios = el('fieldset', {}, el('legend', {}, 'Aspect ratio'), el('div', {class: 'row small'}, ...ratioButtons));
   const pictureTools = el('div', {class: 'editor-picture-tools'},
-    el('fieldset', {}, el('legend', {}, 'Aspect ratio'), el('div', {class: 'row small'}, ...ratioButtons)),
     el('fieldset', {}, el('legend', {}, 'Turn and mirror'), el('div', {class: 'row small'},
       button('Rotate left', {onclick: () => change(g.turnEdits(edits, -1), -1)}),
       button('Rotate right', {onclick: () => change(g.turnEdits(edits, 1), 1)}), flipH, flipV)),
@@ -81,7 +89,7 @@ export function openEditor({image, base, onSaved}) {
     el('div', {class: 'editor-body'},
       el('div', {class: 'editor-view'}, stage, size),
       el('div', {class: 'editor-tools'},
-        help, focalHelp, pictureTools,
+        help, focalHelp, ratios, pictureTools,
         el('fieldset', {}, el('legend', {}, 'Named crops'),
           el('p', {class: 'muted'}, 'A framing per use (hero, card, og…), drawn on the saved picture; '
             + 'renditions ask for it as c_<name>.'),
