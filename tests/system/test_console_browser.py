@@ -1008,7 +1008,7 @@ def test_an_editor_crops_a_product_photo_to_16_9_and_turns_and_mirrors_another(l
     assert dialog.get_by_role("button", name="16:9").get_attribute("aria-pressed") == "true"
     # Dragged by its bottom right corner towards the middle: smaller, still 16:9.
     handle = dialog.locator(".crop-box .handle.se").bounding_box()
-    page.mouse.move(handle["x"] + 9, handle["y"] + 9)
+    page.mouse.move(handle["x"] + 5, handle["y"] + 5)
     page.mouse.down()
     page.mouse.move(handle["x"] - 150, handle["y"] - 40, steps=5)
     page.mouse.up()
