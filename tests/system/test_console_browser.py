@@ -943,8 +943,29 @@ def turned_corners(edits: dict) -> list[tuple[float, float]]:
     return points
 
 
+def fresh_jpeg(width: int = 1024, height: int = 768) -> bytes:
+    """A JPEG no other test uploaded (identical bytes would be the same stored image): bands
+    of colour from a random seed, so a crop or a turn changes what the picture shows."""
+    from PIL import Image, ImageDraw
+
+    seed = uuid.uuid4().bytes
+    picture = Image.new("RGB", (width, height), tuple(seed[:3]))
+    draw = ImageDraw.Draw(picture)
+    for band in range(8):
+        box = (band * width // 8, 0, (band + 1) * width // 8, height // 2)
+        draw.rectangle(box, fill=tuple(seed[band:band + 3]))
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
 def library_card(page, folder: str, name: str):
-    media_id = seed_library(page, folder, [name])[name]
+    """A fresh 1024×768 picture uploaded to the library as ``name``: its id and its card."""
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf}, multipart={
+        "file": {"name": name, "mimeType": "image/jpeg", "buffer": fresh_jpeg()}, "folder": folder})
+    assert answer.ok, answer.text()
+    media_id = answer.json()["id"]
     page.goto("/console/library")
     card = page.locator(f"li[data-id='{media_id}']")
     card.wait_for()
@@ -953,19 +974,19 @@ def library_card(page, folder: str, name: str):
 
 def test_an_editor_crops_to_a_fixed_ratio_and_saves_by_keyboard_only(live, open_as):
     page = open_as("editor")
-    media_id, card = library_card(page, "/edit-keys", "progressive.jpg")
+    media_id, card = library_card(page, "/edit-keys", "keys.jpg")
     before = page.request.get(f"/api/builder/media/{media_id}").json()
-    card.get_by_role("checkbox", name="Select progressive.jpg").focus()
-    tab_to(page, "Edit progressive.jpg")
+    card.get_by_role("checkbox", name="Select keys.jpg").focus()
+    tab_to(page, "Edit keys.jpg")
     page.keyboard.press("Enter")
-    dialog = drawn_editor(page, "progressive.jpg")
+    dialog = drawn_editor(page, "keys.jpg")
     # Esc closes it and changes nothing.
     page.keyboard.press("Escape")
     dialog.wait_for(state="detached")
     assert page.request.get(f"/api/builder/media/{media_id}").json()["version"] == before["version"]
-    card.get_by_role("button", name="Edit progressive.jpg").focus()
+    card.get_by_role("button", name="Edit keys.jpg").focus()
     page.keyboard.press("Enter")
-    dialog = drawn_editor(page, "progressive.jpg")
+    dialog = drawn_editor(page, "keys.jpg")
     assert focused_name(page).startswith("Crop:")  # the box has the focus first
     # Focus stays in the dialog however far one tabs.
     for _ in range(30):
@@ -986,7 +1007,8 @@ def test_an_editor_crops_to_a_fixed_ratio_and_saves_by_keyboard_only(live, open_
     assert edited["version"] != before["version"] and edited["url"] != before["url"]
     crop = edited["edits"]["crop"]
     assert pixel_ratio(crop, (1024, 768)) == pytest.approx(1, abs=0.01)
-    assert crop["x"] > (1 - crop["width"]) / 2  # moved right of the centre
+    # 1:1 is 768 px of 1024 wide, centred (x 0.125), then five steps right and down.
+    assert (crop["x"], crop["y"]) == (pytest.approx(0.175, abs=0.002), pytest.approx(0.05, abs=0.002))
     width, height = served_size(page, card_shows_version(page, media_id, edited["version"]))
     assert width / height == pytest.approx(1, abs=0.02)
 
@@ -997,13 +1019,13 @@ def test_an_editor_crops_a_product_photo_to_16_9_and_turns_and_mirrors_another(l
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
     assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
                              data={"sku": sku, "name": "Edited", "price": 1}).ok
-    for name in ("progressive.jpg", "grayscale.jpg"):
-        photo = {"name": name, "mimeType": "image/jpeg", "buffer": (IMAGES / "good" / name).read_bytes()}
+    for name, size in (("front.jpg", (1024, 768)), ("side.jpg", (640, 480))):
+        photo = {"name": name, "mimeType": "image/jpeg", "buffer": fresh_jpeg(*size)}
         assert page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
                                  multipart={"images": photo}).ok
     page.goto(f"/console/products/{sku}")
     first, second = page.locator("#photos .photo").nth(0), page.locator("#photos .photo").nth(1)
-    dialog = open_editor(page, first, "progressive.jpg")
+    dialog = open_editor(page, first, "front.jpg")
     dialog.get_by_role("button", name="16:9").click()
     assert dialog.get_by_role("button", name="16:9").get_attribute("aria-pressed") == "true"
     # Dragged by its bottom right corner towards the middle: smaller, still 16:9.
@@ -1015,14 +1037,14 @@ def test_an_editor_crops_a_product_photo_to_16_9_and_turns_and_mirrors_another(l
     dialog.get_by_role("button", name="Save").click()
     dialog.wait_for(state="detached", timeout=30_000)
     image = next(i for i in page.request.get(f"/api/shop/products/{sku}").json()["images"]
-                 if i["filename"] == "progressive.jpg")
+                 if i["filename"] == "front.jpg")
     crop = image["edits"]["crop"]
     assert crop["width"] < 0.95 and pixel_ratio(crop, (1024, 768)) == pytest.approx(16 / 9, abs=0.02)
     src = card_shows_version(page, image["id"], image["version"])
     width, height = served_size(page, src)
     assert width / height == pytest.approx(16 / 9, abs=0.03)
 
-    dialog = open_editor(page, second, "grayscale.jpg")
+    dialog = open_editor(page, second, "side.jpg")
     dialog.get_by_role("button", name="Rotate right").click()
     dialog.get_by_role("button", name="Flip horizontal").click()
     assert dialog.get_by_role("button", name="Flip horizontal").get_attribute("aria-pressed") == "true"
@@ -1030,7 +1052,7 @@ def test_an_editor_crops_a_product_photo_to_16_9_and_turns_and_mirrors_another(l
     dialog.get_by_role("button", name="Save").click()
     dialog.wait_for(state="detached", timeout=30_000)
     image = next(i for i in page.request.get(f"/api/shop/products/{sku}").json()["images"]
-                 if i["filename"] == "grayscale.jpg")
+                 if i["filename"] == "side.jpg")
     wanted = {"rotate": 90, "flip_horizontal": True, "flip_vertical": False, "crop": None}
     assert turned_corners(image["edits"]) == turned_corners(wanted) and image["edits"]["crop"] is None
     assert (image["width"], image["height"]) == (480, 640)
@@ -1039,8 +1061,8 @@ def test_an_editor_crops_a_product_photo_to_16_9_and_turns_and_mirrors_another(l
 
 def test_an_editor_sets_the_focal_point_by_clicking_and_goes_back_to_the_original(live, open_as):
     page = open_as("editor")
-    media_id, card = library_card(page, "/edit-focal", "grayscale.jpg")
-    dialog = open_editor(page, card, "grayscale.jpg")
+    media_id, card = library_card(page, "/edit-focal", "focal.jpg")
+    dialog = open_editor(page, card, "focal.jpg")
     dialog.get_by_role("button", name="Set focal point").click()
     box = dialog.locator("canvas").bounding_box()
     dialog.locator("canvas").click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})
@@ -1054,22 +1076,23 @@ def test_an_editor_sets_the_focal_point_by_clicking_and_goes_back_to_the_origina
     assert edited["focal_point"]["y"] == pytest.approx(0.75, abs=0.03)
     card_shows_version(page, media_id, edited["version"])
 
-    dialog = open_editor(page, card, "grayscale.jpg")
+    dialog = open_editor(page, card, "focal.jpg")
     dialog.get_by_role("button", name="Back to original").click()
     dialog.get_by_text("Back to the original picture").wait_for(timeout=30_000)
     original = page.request.get(f"/api/builder/media/{media_id}").json()
     assert original["edits"] is None and original["version"] != edited["version"]
-    assert (original["width"], original["height"]) == (640, 480)
+    assert (original["width"], original["height"]) == (1024, 768)
     dialog.get_by_role("button", name="Cancel").click()
     card_shows_version(page, media_id, original["version"])
 
 
 def test_a_named_hero_crop_is_served_by_name_and_a_refused_action_says_why(live, open_as):
     page = open_as("editor")
-    media_id, card = library_card(page, "/edit-named", "progressive.jpg")
-    dialog = open_editor(page, card, "progressive.jpg")
+    media_id, card = library_card(page, "/edit-named", "named.jpg")
+    assert page.request.get(f"/api/builder/media/{media_id}").json()["edits"] is None  # a new upload
+    dialog = open_editor(page, card, "named.jpg")
     dialog.get_by_label("Crop name").fill("hero")
-    dialog.get_by_role("button", name="Draw named crop").click()
+    dialog.get_by_role("button", name="Draw named crop", exact=True).click()
     dialog.get_by_role("button", name="3:2").click()
     dialog.get_by_role("group", name="Named crop “hero”").focus()
     page.keyboard.press("Shift+ArrowUp")  # a little smaller, still 3:2
@@ -1077,7 +1100,7 @@ def test_a_named_hero_crop_is_served_by_name_and_a_refused_action_says_why(live,
     dialog.get_by_text("Named crop “hero” saved.").wait_for(timeout=30_000)
     edited = page.request.get(f"/api/builder/media/{media_id}").json()
     hero = edited["crops"]["hero"]
-    assert pixel_ratio(hero, (1024, 768)) == pytest.approx(3 / 2, abs=0.01)
+    assert pixel_ratio(hero, (edited["width"], edited["height"])) == pytest.approx(3 / 2, abs=0.01)
     spec = edited["renditions"]["src"].rsplit("/", 1)
     width, height = served_size(page, f"{spec[0]}/c_hero,w_800.webp")
     assert width == 800 and width / height == pytest.approx(3 / 2, abs=0.01)
@@ -1096,7 +1119,7 @@ def test_a_named_hero_crop_is_served_by_name_and_a_refused_action_says_why(live,
     # A name the API would refuse is stopped before it is sent.
     dialog.get_by_role("button", name="Back to the picture").click()
     dialog.get_by_label("Crop name").fill("Hero!")
-    dialog.get_by_role("button", name="Draw named crop").click()
+    dialog.get_by_role("button", name="Draw named crop", exact=True).click()
     dialog.get_by_role("alert").get_by_text("A crop name is a lowercase letter").wait_for()
     shot(page, "editor-error-1280", full_page=False)
 
@@ -1104,8 +1127,8 @@ def test_a_named_hero_crop_is_served_by_name_and_a_refused_action_says_why(live,
 @pytest.mark.parametrize("width", [1280, 360])
 def test_the_open_editor_passes_the_accessibility_audit(live, open_as, width):
     page = open_as("editor", width=width, height=800, audit=True)
-    _, card = library_card(page, f"/edit-axe-{width}", "progressive.jpg")
-    dialog = open_editor(page, card, "progressive.jpg")
+    _, card = library_card(page, f"/edit-axe-{width}", "audit.jpg")
+    dialog = open_editor(page, card, "audit.jpg")
     dialog.get_by_role("button", name="4:5").click()
     violations = axe_violations(page)
     assert violations == [], json.dumps(violations, indent=1)
