@@ -1124,6 +1124,25 @@ def test_a_named_hero_crop_is_served_by_name_and_a_refused_action_says_why(live,
     shot(page, "editor-error-1280", full_page=False)
 
 
+def test_a_private_upload_is_turned_from_its_card(live, open_as):
+    page = open_as("ops")
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    answer = page.request.post("/api/uploads", headers={"X-CSRF-Token": csrf}, multipart={
+        "file": {"name": "mine.jpg", "mimeType": "image/jpeg", "buffer": fresh_jpeg(640, 480)},
+        "visibility": "private"})
+    assert answer.ok, answer.text()
+    upload_id = answer.json()["id"]
+    page.goto("/console/uploads")
+    card = page.locator(f"#uploads li[data-id='{upload_id}']")
+    dialog = open_editor(page, card, "mine.jpg")  # drawn from its signed source URL
+    dialog.get_by_role("button", name="Rotate left").click()
+    dialog.get_by_role("button", name="Save").click()
+    dialog.wait_for(state="detached", timeout=30_000)
+    edited = page.request.get(f"/api/uploads/{upload_id}").json()
+    assert edited["edits"]["rotate"] == 270 and (edited["width"], edited["height"]) == (480, 640)
+    card_shows_version(page, upload_id, edited["version"])
+
+
 @pytest.mark.parametrize("width", [1280, 360])
 def test_the_open_editor_passes_the_accessibility_audit(live, open_as, width):
     page = open_as("editor", width=width, height=800, audit=True)
