@@ -383,6 +383,15 @@ export async function openEditor({image, base, onSaved}) {
       done(`Named crop “${name}” deleted.`);
     } catch (problem) {
       fail(problem);
+      if (problem.code === 'crop_not_found') {
+        // Deleted elsewhere meanwhile: list the crops the image has now.
+        try {
+          saved = imageIn(await api('GET', base), image.id) || saved;
+          listCrops();
+        } catch {
+          // The refusal above is what matters.
+        }
+      }
     }
   }
 
