@@ -267,6 +267,21 @@ SCHEMAS: dict[str, Schema] = {
                         "new value per replace or focal point change; the id stays, and the URLs of earlier "
                         "versions answer 308 to these for AVENUE_REPLACED_REDIRECT_DAYS, then 404 (a private "
                         "image's: 404 at once; its signed URLs sign the version)."},
+            "edits": {"anyOf": [{"type": "null"}, {
+                "type": "object", "required": ["rotate", "flip_horizontal", "flip_vertical", "crop"],
+                "properties": {"rotate": {"enum": [0, 90, 180, 270]}, "flip_horizontal": {"type": "boolean"},
+                               "flip_vertical": {"type": "boolean"},
+                               "crop": {"type": ["object", "null"]}}}],
+                      "description": "The non-destructive edits the picture was made with (null: none)."},
+            "source": {"type": "object", "required": ["width", "height", "url"],
+                       "properties": {"width": {"type": ["integer", "null"]},
+                                      "height": {"type": ["integer", "null"]}, "url": {"type": "string"}},
+                       "description": "The unedited original as oriented, and its URL (signed for a private "
+                                      "image): what an editor draws on. Not edited: the image's own URL."},
+            "crops": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["x", "y", "width", "height"],
+                "properties": {k: {"type": "number"} for k in ("x", "y", "width", "height")}},
+                      "description": "Named crops (fractions of the edited picture): renditions' c_<name>."},
             "folder": {"type": "string", "pattern": "^/", "description": "Library media: its folder."},
             "tags": {"type": "array", "items": {"type": "string"}, "description": "Library media: its tags."},
             "palette": {"type": "array", "maxItems": 5, "items": {
@@ -523,6 +538,52 @@ MEDIA_REPLACE, MEDIA_FOCAL = _replace_ops(
 UPLOAD_REPLACE, UPLOAD_FOCAL = _replace_ops(
     "The upload.", "same id and visibility", _ref("Image"), tag="uploads", roles="owner, admin")
 
+# Non-destructive edits and named crops (avenue/media/ingest/edits.py; docs/api.md "Editing").
+FRACTION: Schema = {"type": "number", "minimum": 0, "maximum": 1}
+BOX: Schema = {"type": "object", "required": ["x", "y", "width", "height"], "additionalProperties": False,
+               "properties": {name: FRACTION for name in ("x", "y", "width", "height")},
+               "description": "Fractions 0..1 of the picture: x + width and y + height at most 1."}
+EDITS: Schema = {"type": "object", "additionalProperties": False, "properties": {
+    "rotate": {"enum": [0, 90, 180, 270], "description": "Degrees clockwise, applied first."},
+    "flip_horizontal": {"type": "boolean"}, "flip_vertical": {"type": "boolean"},
+    "crop": {"anyOf": [BOX, {"type": "null"}], "description": "Of the rotated and flipped picture; at least "
+                                                                "16 source pixels on each side."}},
+    "description": "Applied to the original in this order: rotate, flip, crop."}
+CROP_NAME: Schema = {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"}
+
+
+def _edit_ops(what: str, answer: Schema, *, tag: str, roles: str) -> dict[str, Schema]:
+    """The four editing operations of one owner: put and delete the edits, put and delete a
+    named crop (each a new version with new URLs; unchanged when nothing changes)."""
+    ok = {"200": _json(answer, what)}
+    return {
+        "edits_put": _op("Rotate, flip and crop the original, non-destructively: a new version with new URLs "
+                         "(the same edits again: unchanged). 400 invalid_edits names the field.",
+                         {**ok, **_errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles,
+                         body=_body(EDITS)),
+        "edits_delete": _op("Back to the original: a new version without edits (none: unchanged).",
+                            {**ok, **_errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles),
+        "crop_put": _op("Set a named crop (fractions of the edited picture), asked for by renditions as "
+                        "c_<name>: a new version. 400 invalid_crop, 409 too_many_crops past 16.",
+                        {**ok, **_errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles,
+                        body=_body(BOX)),
+        "crop_delete": _op("Delete a named crop: a new version (404 crop_not_found).",
+                           {**ok, **_errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles),
+    }
+
+
+PRODUCT_PHOTO_EDITS = _edit_ops("The photo.", _ref("Image"), tag="shop", roles="admin")
+MEDIA_EDITS = _edit_ops("The media.", MEDIA_WITH_VERSION, tag="builder", roles="editor, admin")
+UPLOAD_EDITS = _edit_ops("The upload.", _ref("Image"), tag="uploads", roles="owner, admin")
+
+
+def _edit_paths(prefix: str, params: list[Schema], ops: dict[str, Schema]) -> dict[str, Schema]:
+    return {
+        f"{prefix}/edits": {"parameters": params, "put": ops["edits_put"], "delete": ops["edits_delete"]},
+        f"{prefix}/crops/{{name}}": {"parameters": [*params, _path("name", CROP_NAME)],
+                                     "put": ops["crop_put"], "delete": ops["crop_delete"]},
+    }
+
 
 # Resumable uploads, tus 1.0.0 (avenue/tus/; docs/api.md "Resumable uploads").
 TUS_RESUMABLE = {"name": "Tus-Resumable", "in": "header", "required": True,
@@ -758,6 +819,8 @@ PATHS: dict[str, dict[str, Schema]] = {
         "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
         "put": PRODUCT_PHOTO_FOCAL,
     },
+    **_edit_paths("/api/shop/products/{sku}/images/{image_id}",
+                  [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)], PRODUCT_PHOTO_EDITS),
     "/api/shop/products/{sku}/images/order": {
         "parameters": [_path("sku", {"type": "string"})],
         "put": _op("Reorder the images (a permutation of their ids).",
@@ -845,6 +908,7 @@ PATHS: dict[str, dict[str, Schema]] = {
         "parameters": [_path("media_id", OBJECT_ID)],
         "put": MEDIA_FOCAL,
     },
+    **_edit_paths("/api/builder/media/{media_id}", [_path("media_id", OBJECT_ID)], MEDIA_EDITS),
     "/api/builder/folders": {"get": _op(
         "Every folder of the library with its media count.",
         {"200": _json({"type": "object", "required": ["folders"], "properties": {"folders": {
@@ -929,6 +993,7 @@ PATHS: dict[str, dict[str, Schema]] = {
         "parameters": [_path("upload_id", OBJECT_ID)],
         "put": UPLOAD_FOCAL,
     },
+    **_edit_paths("/api/uploads/{upload_id}", [_path("upload_id", OBJECT_ID)], UPLOAD_EDITS),
 }
 
 

@@ -39,6 +39,8 @@ from avenue.ids import parse_object_id
 from avenue.media import (
     BUILDER,
     ROOT_FOLDER,
+    Box,
+    Edits,
     FocalPoint,
     Image,
     Library,
@@ -176,6 +178,23 @@ def replace_media(db: Database, media_id: ObjectId, *, file: Upload | None = Non
     page that uses it shows the new image (avenue/media/store/replace.py); 404 when it is gone.
     Returns the media and whether anything changed."""
     done = library(db).replace(media_id, file, focal=focal, limits=limits)
+    if done is None:
+        raise NotFound("No builder media with this id.", code="media_not_found")
+    return done
+
+
+def edit_media(db: Database, media_id: ObjectId, edits: Edits | None) -> tuple[Image, bool]:
+    """Apply ``edits`` (None: undo) to library media as a new version; every page using it
+    shows the edited picture. 404 when it is gone. Returns the media and whether it changed."""
+    done = library(db).edit(media_id, edits)
+    if done is None:
+        raise NotFound("No builder media with this id.", code="media_not_found")
+    return done
+
+
+def set_media_crop(db: Database, media_id: ObjectId, name: str, box: Box | None) -> tuple[Image, bool]:
+    """Set (``box``) or delete (None) the named crop ``name`` of library media, as a new version."""
+    done = library(db).set_crop(media_id, name, box)
     if done is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return done

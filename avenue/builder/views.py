@@ -11,7 +11,15 @@ from avenue.auth import require, require_role
 from avenue.builder import service
 from avenue.db import get_db
 from avenue.http import json_body, one_file, page_args, uploaded_files
-from avenue.media import BUILDER, limits_from_config, parse_focal_point, signer_from_config
+from avenue.media import (
+    BUILDER,
+    check_crop_name,
+    limits_from_config,
+    parse_crop,
+    parse_edits,
+    parse_focal_point,
+    signer_from_config,
+)
 from avenue.ratelimit import limit_uploads
 
 bp = Blueprint("builder", __name__, url_prefix="/api/builder")
@@ -107,6 +115,45 @@ def replace_media(media_id: ObjectId):
 def set_media_focal_point(media_id: ObjectId):
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(media_id, "builder_media_focal_point_set", focal=parse_focal_point(json_body()))
+
+
+@bp.put(f"/media/{MEDIA_ID}/edits")
+@require_role("editor")
+def edit_media(media_id: ObjectId):
+    """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
+    done = service.edit_media(get_db(), media_id, parse_edits(json_body()))
+    return _changed(media_id, "builder_media_edited", *done)
+
+
+@bp.delete(f"/media/{MEDIA_ID}/edits")
+@require_role("editor")
+def undo_media_edits(media_id: ObjectId):
+    """Back to the original: a new version without edits."""
+    return _changed(media_id, "builder_media_edits_undone", *service.edit_media(get_db(), media_id, None))
+
+
+@bp.put(f"/media/{MEDIA_ID}/crops/<name>")
+@require_role("editor")
+def set_media_crop(media_id: ObjectId, name: str):
+    """Set the named crop ``name`` (fractions of the edited picture): a new version."""
+    done = service.set_media_crop(get_db(), media_id, name, parse_crop(name, json_body()))
+    return _changed(media_id, "builder_media_crop_set", *done, crop=name)
+
+
+@bp.delete(f"/media/{MEDIA_ID}/crops/<name>")
+@require_role("editor")
+def delete_media_crop(media_id: ObjectId, name: str):
+    """Delete the named crop ``name``: a new version."""
+    done = service.set_media_crop(get_db(), media_id, check_crop_name(name), None)
+    return _changed(media_id, "builder_media_crop_deleted", *done, crop=name)
+
+
+def _changed(media_id: ObjectId, action: str, image, changed: bool, **details):
+    """Audit a change of library media and answer its object."""
+    audit.log(action, bucket=BUILDER, image_id=str(media_id), version=image.version, changed=changed,
+              **details)
+    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True,
+                                        near=service.near_duplicates(get_db(), image)))
 
 
 def _replace(media_id: ObjectId, action: str, **change):

@@ -56,6 +56,7 @@ from avenue.media.effects.invalidation import invalidate
 from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.effects.purge import enable as enable_purges
 from avenue.media.effects.uploads import per_hour as uploads_per_hour
+from avenue.media.ingest.edits import Box, Edits, check_crop_name, parse_crop, parse_edits
 from avenue.media.ingest.focal import FocalPoint, parse_focal_point
 from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
 from avenue.media.ingest.likeness import compute as compute_likeness
@@ -114,6 +115,8 @@ __all__ = [
     "Near", "NearGroup", "near_objects", "compute_likeness", "parse_colour",
     # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.
     "FocalPoint", "parse_focal_point",
+    # Non-destructive edits and named crops (ingest/edits.py): validated in one place.
+    "Box", "Edits", "check_crop_name", "parse_crop", "parse_edits",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (trash.py).
     "Restored", "STORED", "TRASH", "Trash", "Trashed",
     # The media route, its WSGI front door and what they are given at start (route.py).

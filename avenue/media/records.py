@@ -11,6 +11,9 @@ from bson import ObjectId
 
 from avenue.clock import as_utc, maybe_utc
 
+# The variant name an edited image lists its unedited original under (media/ingest/edits.py).
+SOURCE = "source"
+
 # A MongoDB document as pymongo returns it (the app's client uses plain dicts).
 Document = dict[str, Any]
 
@@ -36,6 +39,8 @@ class MediaDoc:
     versions: dict[str, dt.datetime] = field(default_factory=dict)
     # Where the subject is, (x, y) in 0..1: what renditions on request crop around.
     focal: tuple[float, float] = (0.5, 0.5)
+    # Named crops (media/ingest/edits.py): name -> (x, y, width, height) in 0..1.
+    crops: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
     @property
     def private(self) -> bool:
@@ -45,7 +50,7 @@ class MediaDoc:
     @property
     def transparent(self) -> bool:
         """Whether the image has transparency: its fallback variants are PNG, not JPEG."""
-        return any("png" in formats for formats in self.variants.values())
+        return any("png" in formats for name, formats in self.variants.items() if name != SOURCE)
 
     @property
     def bytes_id(self) -> object:
@@ -74,7 +79,20 @@ class MediaDoc:
             versions={entry["v"]: as_utc(entry["until"]) for entry in meta.get("versions") or []
                       if isinstance(entry, dict) and "until" in entry},
             focal=_focal(meta.get("focal_point")),
+            crops=_crops(meta.get("crops")),
         )
+
+
+def _crops(value: object) -> dict[str, tuple[float, float, float, float]]:
+    """Stored named crops as boxes (malformed ones left out)."""
+    crops: dict[str, tuple[float, float, float, float]] = {}
+    for name, box in (value.items() if isinstance(value, Mapping) else ()):
+        if isinstance(box, Mapping):
+            numbers = [box.get(k) for k in ("x", "y", "width", "height")]
+            if all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+                x, y, w, h = (float(n) for n in numbers)  # type: ignore[arg-type]
+                crops[str(name)] = (x, y, w, h)
+    return crops
 
 
 def _focal(value: object) -> tuple[float, float]:
@@ -122,6 +140,21 @@ class Image:
     content_id: ObjectId | None = None  # the file holding the bytes, once replaced
     palette: tuple[dict[str, Any], ...] = ()  # [{"color", "share"}] (media/ingest/likeness.py)
     phash: str | None = None  # 16 hex digits (media/ingest/likeness.py)
+    # Non-destructive edits (media/ingest/edits.py): the normalised edits (None: none) and the
+    # named crops, {name: {"x", "y", "width", "height"}} in 0..1 of the edited picture.
+    edits: dict[str, Any] | None = None
+    crops: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """The unedited original an editor draws on: ``{"width", "height"}`` as it is oriented,
+        and ``variant``: the variant name its URL ends in ("" when the image is not edited:
+        the original's own URL)."""
+        formats = self.variants.get(SOURCE) or {}
+        info = next(iter(formats.values()), None)
+        if info is None:
+            return {"width": self.width, "height": self.height, "variant": ""}
+        return {"width": info.get("width"), "height": info.get("height"), "variant": SOURCE}
 
     @property
     def private(self) -> bool:
@@ -169,6 +202,8 @@ class Image:
             content_id=content.get("id"),
             palette=tuple(meta.get("palette") or ()),
             phash=meta.get("phash"),
+            edits=meta.get("edits") or None,
+            crops=dict(meta.get("crops") or {}),
         )
 
     def ref(self) -> dict[str, Any]:
@@ -188,10 +223,15 @@ class Image:
             "uploaded_at": self.uploaded_at,
             "variant_sizes": {
                 name: {"width": info["webp"]["width"], "height": info["webp"]["height"]}
-                for name, info in self.variants.items() if "webp" in info
+                for name, info in self.variants.items() if "webp" in info and name != SOURCE
             },
-            "variant_formats": {name: sorted(info) for name, info in self.variants.items()},
+            "variant_formats": {name: sorted(info) for name, info in self.variants.items() if name != SOURCE},
+            "source": self.source,
         }
+        if self.edits:
+            ref["edits"] = dict(self.edits)
+        if self.crops:
+            ref["crops"] = {name: dict(box) for name, box in self.crops.items()}
         if self.expires_at is not None:
             ref["expires_at"] = self.expires_at
         if self.alt is not None:

@@ -12,12 +12,18 @@ A rendition URL names an image version and a transformation as one path segment 
 | ``dpr_`` | 1 .. 4, at most two decimals | device pixel ratio: multiplies the box |
 | ``q_`` | 1 .. 100 | encoder quality (each format has its own default) |
 | ``up_1`` | | allow upscaling (never by default) |
+| ``c_`` | a crop name, ``[a-z][a-z0-9_-]{0,31}`` | the image's named crop is the source (below) |
 
 ``contain`` fits the whole image inside the box; ``cover`` fills the box, cutting what
 overflows around the focal point (a crop of any aspect ratio); ``crop`` cuts the box's pixels
 around the focal point at full resolution, without scaling. The format is the extension
 (``.webp``, ``.avif``, ``.jpg``, ``.png``) or, without one, chosen by the request's
 ``Accept`` where it is served.
+
+``c_<name>`` (avenue/media/ingest/edits.py: the named crops an image keeps) makes the box of the
+image's crop of that name the source the rest applies to (``c_hero,w_800``: the hero crop,
+800 px wide; ``c_hero`` alone: the crop at full resolution). An image without that crop falls
+back to its focal point: ``cover`` at the box given, or the whole picture when none is.
 
 Why so strict: every accepted spelling is a distinct cache key, and a render costs CPU. So a
 value has one spelling only (ASCII digits, no sign, no leading zero, no exponent: ``int()``
@@ -60,6 +66,8 @@ FORMATS = {"webp": "webp", "avif": "avif", "jpg": "jpeg", "png": "png"}
 _INT = re.compile(r"[1-9][0-9]{0,4}")
 _DPR = re.compile(r"([1-9])(?:\.([0-9]{1,2}))?")
 _OPTION = re.compile(r"([a-z]+)_([a-z0-9.]+)")
+#: A named crop's name (``c_<name>``; avenue/media/ingest/edits.py checks names against it too).
+CROP_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -72,10 +80,11 @@ class Spec:
     fit: str = "contain"
     quality: int | None = None
     upscale: bool = False
+    crop: str | None = None  # a named crop of the image: the source the rest applies to
 
     def key(self) -> str:
         """The canonical spelling: options in a fixed order, defaults left out."""
-        parts = []
+        parts = [] if self.crop is None else [f"c_{self.crop}"]
         if self.width is not None:
             parts.append(f"w_{self.width}")
         if self.height is not None:
@@ -128,7 +137,7 @@ def parse(segment: str) -> Request:
     values = _split(options)
     return Request(normalise(width=_side(values, "w"), height=_side(values, "h"),
                              fit=_fit(values), dpr=_dpr(values), quality=_quality(values),
-                             upscale=_upscale(values)), fmt)
+                             upscale=_upscale(values), crop=values.get("c")), fmt)
 
 
 def _split(options: str) -> dict[str, str]:
@@ -137,13 +146,21 @@ def _split(options: str) -> dict[str, str]:
                          code="bad_rendition")
     values: dict[str, str] = {}
     for part in options.split(","):
+        if part.startswith("c_"):  # a crop's name may hold "_" and "-"
+            if CROP_NAME.fullmatch(part[2:]) is None:
+                raise BadRequest(f"malformed crop name {part[2:]!r}: a lower-case letter, then up to 31 "
+                                 "letters, digits, '_' or '-'", code="bad_rendition")
+            if "c" in values:
+                raise BadRequest("rendition option 'c' given twice", code="bad_rendition")
+            values["c"] = part[2:]
+            continue
         match = _OPTION.fullmatch(part)
         if match is None:
             raise BadRequest(f"malformed rendition option {part!r}: write key_value, e.g. w_800",
                              code="bad_rendition")
         name, value = match.groups()
         if name not in ("w", "h", "fit", "dpr", "q", "up"):
-            raise BadRequest(f"unknown rendition option {name!r}: use w, h, fit, dpr, q or up",
+            raise BadRequest(f"unknown rendition option {name!r}: use c, w, h, fit, dpr, q or up",
                              code="bad_rendition")
         if name in values:
             raise BadRequest(f"rendition option {name!r} given twice", code="bad_rendition")
@@ -200,9 +217,9 @@ def _upscale(values: Mapping[str, str]) -> bool:
 
 def normalise(width: int | None = None, height: int | None = None, fit: str = "contain",
               dpr: Fraction | int = 1, quality: int | None = None,
-              upscale: bool = False) -> Spec:
+              upscale: bool = False, crop: str | None = None) -> Spec:
     """One :class:`Spec` for every spelling of the same rendition, checked against the limits."""
-    if width is None and height is None:
+    if width is None and height is None and crop is None:
         raise BadRequest("a rendition needs a width (w_) or a height (h_)", code="bad_rendition")
     scaled = [None if side is None else round(side * Fraction(dpr)) for side in (width, height)]
     if any(side is not None and side > MAX_SIDE for side in scaled):
@@ -215,7 +232,7 @@ def normalise(width: int | None = None, height: int | None = None, fit: str = "c
         fit = "contain"  # covering a one-sided box is fitting it
     if w is not None and h is not None and w * h > MAX_PIXELS:
         raise BadRequest(f"a rendition may have at most {MAX_PIXELS} pixels", code="bad_rendition")
-    return Spec(w, h, fit, quality, upscale)
+    return Spec(w, h, fit, quality, upscale, crop)
 
 
 @dataclass(frozen=True)
@@ -227,12 +244,15 @@ class AllowList:
     presets: Mapping[str, Spec] | None = None
 
     def allows(self, spec: Spec) -> bool:
+        """Whether ``spec`` is served unsigned: a ladder width (of the whole picture or of a
+        named crop: an image has at most 16, so the set stays bounded), or a preset (using
+        the image's crop of the preset's name, when it has one)."""
         if spec.quality is not None or spec.upscale:
             return False
-        if spec.height is None and spec.width in self.ladder:
+        if spec.height is None and spec.width in self.ladder and spec.fit == "contain":
             return True
-        return any(spec == _scaled(preset, dpr) for preset in (self.presets or {}).values()
-                   for dpr in (1, 2, 3))
+        return any(spec in (_scaled(preset, dpr), replace(_scaled(preset, dpr), crop=name))
+                   for name, preset in (self.presets or {}).items() for dpr in (1, 2, 3))
 
     def preset(self, name: str) -> Spec | None:
         return (self.presets or {}).get(name)
@@ -286,11 +306,29 @@ class Plan:
     size: tuple[int, int]
 
 
-def plan(spec: Spec, source: tuple[int, int], focal: tuple[float, float] = (0.5, 0.5)) -> Plan:
+def plan(spec: Spec, source: tuple[int, int], focal: tuple[float, float] = (0.5, 0.5),
+         crop: tuple[float, float, float, float] | None = None) -> Plan:
     """The geometry of ``spec`` on a source of ``source`` pixels with its focal point at
-    ``focal`` (0..1 of the upright image)."""
+    ``focal`` (0..1 of the upright image); ``crop``: the box (x, y, width, height in 0..1) of
+    the image's crop that ``spec.crop`` names, None when it has none (the focal point then)."""
     src_w, src_h = source
     whole = (0, 0, src_w, src_h)
+    if spec.crop is not None:
+        rest = replace(spec, crop=None)
+        if crop is None:  # no such crop: the focal point decides, as a cover of the box given
+            if rest.width is not None and rest.height is not None and rest.fit == "contain":
+                rest = replace(rest, fit="cover")
+            return plan(rest, source, focal)
+        left, top = min(round(crop[0] * src_w), src_w - 1), min(round(crop[1] * src_h), src_h - 1)
+        right = max(left + 1, min(src_w, round((crop[0] + crop[2]) * src_w)))
+        bottom = max(top + 1, min(src_h, round((crop[1] + crop[3]) * src_h)))
+        region = (right - left, bottom - top)
+        inner = (min(max((focal[0] * src_w - left) / region[0], 0.0), 1.0),
+                 min(max((focal[1] * src_h - top) / region[1], 0.0), 1.0))
+        made = plan(rest, region, inner)
+        return Plan((left + made.box[0], top + made.box[1], made.box[2], made.box[3]), made.size)
+    if spec.width is None and spec.height is None:
+        return Plan(whole, (src_w, src_h))  # a named crop's fallback with no box: the whole picture
     if spec.fit == "contain":
         scales = [Fraction(side, full) for side, full in ((spec.width, src_w), (spec.height, src_h))
                   if side is not None]

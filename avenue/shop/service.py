@@ -47,6 +47,8 @@ from avenue.media import (
     LEGACY_PREFIX,
     PRODUCTS,
     TEMP,
+    Box,
+    Edits,
     FocalPoint,
     Image,
     Lease,
@@ -537,13 +539,52 @@ def replace_product_image(db: Database, sku: str, image_id: ObjectId, *, file: U
         raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
     image, changed = done
     if changed:
-        moment = now()
-        for user in products(db).find({"images.id": image_id}, {"_id": 1, "images": 1}):
-            old = next(e for e in user["images"] if isinstance(e, dict) and e.get("id") == image_id)
-            # The product's own fields on its reference stay; what describes the bytes is new.
-            products(db).update_one({"_id": user["_id"], "images.id": image_id},
-                                    {"$set": {"images.$": {**old, **image.ref()}, "updated_at": moment}})
+        _refresh_refs(db, image_id, image)
     return get_product(db, sku)
+
+
+def _refresh_refs(db: Database, image_id: ObjectId, image: Image) -> None:
+    """Every product using ``image_id`` gets the reference of its new version."""
+    moment = now()
+    for user in products(db).find({"images.id": image_id}, {"_id": 1, "images": 1}):
+        old = next(e for e in user["images"] if isinstance(e, dict) and e.get("id") == image_id)
+        # The product's own fields on its reference stay; what describes the bytes is new. The
+        # edits and named crops are the image's: a reference without them has none.
+        fresh = {k: v for k, v in old.items() if k not in ("edits", "crops")}
+        products(db).update_one({"_id": user["_id"], "images.id": image_id},
+                                {"$set": {"images.$": {**fresh, **image.ref()}, "updated_at": moment}})
+
+
+def _product_photo(db: Database, sku: str, image_id: ObjectId) -> None:
+    """404 unless the product ``sku`` has the photo ``image_id``."""
+    if image_id not in stored_ids(get_product(db, sku)):
+        raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
+
+
+def edit_product_image(db: Database, sku: str, image_id: ObjectId, edits: Edits | None) -> tuple[dict, bool]:
+    """Apply ``edits`` (None: undo) to one of a product's photos as a new version; every
+    product using it gets the new reference. Returns the photo's reference and whether it changed."""
+    _product_photo(db, sku, image_id)
+    done = Library(db, PRODUCTS).edit(image_id, edits, refs={"sku": sku})
+    return _photo_changed(db, sku, image_id, done)
+
+
+def set_product_image_crop(db: Database, sku: str, image_id: ObjectId, name: str,
+                           box: Box | None) -> tuple[dict, bool]:
+    """Set (``box``) or delete (None) the named crop ``name`` of one of a product's photos."""
+    _product_photo(db, sku, image_id)
+    done = Library(db, PRODUCTS).set_crop(image_id, name, box, refs={"sku": sku})
+    return _photo_changed(db, sku, image_id, done)
+
+
+def _photo_changed(db: Database, sku: str, image_id: ObjectId, done: tuple[Image, bool] | None
+                   ) -> tuple[dict, bool]:
+    if done is None:
+        raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
+    image, changed = done
+    if changed:
+        _refresh_refs(db, image_id, image)
+    return image.ref(), changed
 
 
 def reorder_images(db: Database, sku: str, body: dict,

@@ -9,7 +9,16 @@ from avenue import audit, status
 from avenue.auth import require, require_role
 from avenue.db import get_db
 from avenue.http import json_body, one_file, page_args, product_files, uploaded_files
-from avenue.media import PRODUCTS, TEMP, limits_from_config, parse_focal_point, signer_from_config
+from avenue.media import (
+    PRODUCTS,
+    TEMP,
+    check_crop_name,
+    limits_from_config,
+    parse_crop,
+    parse_edits,
+    parse_focal_point,
+    signer_from_config,
+)
 from avenue.ratelimit import limit_uploads
 from avenue.shop import service
 
@@ -130,6 +139,45 @@ def replace_image(sku: str, image_id: ObjectId):
 def set_image_focal_point(sku: str, image_id: ObjectId):
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(sku, image_id, "product_image_focal_point_set", focal=parse_focal_point(json_body()))
+
+
+@bp.put(f"/products/<sku>/images/{IMAGE_ID}/edits")
+@require_role("admin")
+def edit_image(sku: str, image_id: ObjectId):
+    """Rotate, flip and crop the photo's original (non-destructive): a new version, new URLs."""
+    done = service.edit_product_image(get_db(), sku, image_id, parse_edits(json_body()))
+    return _photo(sku, image_id, "product_image_edited", *done)
+
+
+@bp.delete(f"/products/<sku>/images/{IMAGE_ID}/edits")
+@require_role("admin")
+def undo_image_edits(sku: str, image_id: ObjectId):
+    """Back to the photo's original: a new version without edits."""
+    done = service.edit_product_image(get_db(), sku, image_id, None)
+    return _photo(sku, image_id, "product_image_edits_undone", *done)
+
+
+@bp.put(f"/products/<sku>/images/{IMAGE_ID}/crops/<name>")
+@require_role("admin")
+def set_image_crop(sku: str, image_id: ObjectId, name: str):
+    """Set the photo's named crop ``name`` (fractions of the edited picture): a new version."""
+    done = service.set_product_image_crop(get_db(), sku, image_id, name, parse_crop(name, json_body()))
+    return _photo(sku, image_id, "product_image_crop_set", *done, crop=name)
+
+
+@bp.delete(f"/products/<sku>/images/{IMAGE_ID}/crops/<name>")
+@require_role("admin")
+def delete_image_crop(sku: str, image_id: ObjectId, name: str):
+    """Delete the photo's named crop ``name``: a new version."""
+    done = service.set_product_image_crop(get_db(), sku, image_id, check_crop_name(name), None)
+    return _photo(sku, image_id, "product_image_crop_deleted", *done, crop=name)
+
+
+def _photo(sku: str, image_id: ObjectId, action: str, ref: dict, changed: bool, **details):
+    """Audit a change of a product's photo and answer its image object."""
+    audit.log(action, sku=sku, bucket=PRODUCTS, image_id=str(image_id), version=ref.get("version", ""),
+              changed=changed, **details)
+    return jsonify(service.image_entry(ref, _signer()))
 
 
 def _replace(sku: str, image_id: ObjectId, action: str, **change):

@@ -16,6 +16,8 @@ from pymongo.database import Database
 from avenue.errors import BadRequest, NotFound
 from avenue.media import (
     UPLOADS,
+    Box,
+    Edits,
     FocalPoint,
     Image,
     Library,
@@ -93,6 +95,26 @@ def replace_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin:
     id (avenue/media/store/replace.py): the upload and whether anything changed."""
     get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
     done = library(db).replace(upload_id, file, focal=focal, limits=limits)
+    if done is None:
+        raise NotFound("No upload with this id.", code="upload_not_found")
+    return done
+
+
+def edit_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool,
+                edits: Edits | None) -> tuple[Image, bool]:
+    """Apply ``edits`` (None: undo) to an upload the user may see, as a new version."""
+    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
+    done = library(db).edit(upload_id, edits)
+    if done is None:
+        raise NotFound("No upload with this id.", code="upload_not_found")
+    return done
+
+
+def set_upload_crop(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool, name: str,
+                    box: Box | None) -> tuple[Image, bool]:
+    """Set (``box``) or delete (None) the named crop ``name`` of an upload the user may see."""
+    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
+    done = library(db).set_crop(upload_id, name, box)
     if done is None:
         raise NotFound("No upload with this id.", code="upload_not_found")
     return done

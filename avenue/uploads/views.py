@@ -9,7 +9,15 @@ from avenue import audit
 from avenue.auth import require, require_role
 from avenue.db import get_db
 from avenue.http import json_body, one_file, page_args, uploaded_files
-from avenue.media import UPLOADS, limits_from_config, parse_focal_point, signer_from_config
+from avenue.media import (
+    UPLOADS,
+    check_crop_name,
+    limits_from_config,
+    parse_crop,
+    parse_edits,
+    parse_focal_point,
+    signer_from_config,
+)
 from avenue.ratelimit import limit_uploads
 from avenue.uploads import service
 
@@ -70,6 +78,55 @@ def replace_upload(upload_id: ObjectId):
 def set_upload_focal_point(upload_id: ObjectId):
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(upload_id, "upload_focal_point_set", focal=parse_focal_point(json_body()))
+
+
+@bp.put(f"/{UPLOAD_ID}/edits")
+@require_role()
+def edit_upload(upload_id: ObjectId):
+    """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
+    edits = parse_edits(json_body())
+    user = require()
+    done = service.edit_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
+                               edits=edits)
+    return _changed(upload_id, "upload_edited", *done)
+
+
+@bp.delete(f"/{UPLOAD_ID}/edits")
+@require_role()
+def undo_upload_edits(upload_id: ObjectId):
+    """Back to the original: a new version without edits."""
+    user = require()
+    done = service.edit_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
+                               edits=None)
+    return _changed(upload_id, "upload_edits_undone", *done)
+
+
+@bp.put(f"/{UPLOAD_ID}/crops/<name>")
+@require_role()
+def set_upload_crop(upload_id: ObjectId, name: str):
+    """Set the named crop ``name`` (fractions of the edited picture): a new version."""
+    box = parse_crop(name, json_body())
+    user = require()
+    done = service.set_upload_crop(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
+                                   name=name, box=box)
+    return _changed(upload_id, "upload_crop_set", *done, crop=name)
+
+
+@bp.delete(f"/{UPLOAD_ID}/crops/<name>")
+@require_role()
+def delete_upload_crop(upload_id: ObjectId, name: str):
+    """Delete the named crop ``name``: a new version."""
+    user = require()
+    done = service.set_upload_crop(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
+                                   name=check_crop_name(name), box=None)
+    return _changed(upload_id, "upload_crop_deleted", *done, crop=name)
+
+
+def _changed(upload_id: ObjectId, action: str, image, changed: bool, **details):
+    """Audit a change of an upload and answer its object."""
+    audit.log(action, bucket=UPLOADS, image_id=str(upload_id), version=image.version, changed=changed,
+              **details)
+    return jsonify(service.upload_object(image, _signer()))
 
 
 def _replace(upload_id: ObjectId, action: str, **change):

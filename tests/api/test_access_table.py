@@ -54,6 +54,10 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("DELETE", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
     ("PUT", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
     ("PUT", f"/api/shop/products/sku-x/images/{ID}/focal-point", ADMIN),
+    ("PUT", f"/api/shop/products/sku-x/images/{ID}/edits", ADMIN),
+    ("DELETE", f"/api/shop/products/sku-x/images/{ID}/edits", ADMIN),
+    ("PUT", f"/api/shop/products/sku-x/images/{ID}/crops/name-x", ADMIN),
+    ("DELETE", f"/api/shop/products/sku-x/images/{ID}/crops/name-x", ADMIN),
     ("PUT", "/api/shop/products/sku-x/images/order", ADMIN),
     ("GET", "/api/shop/debug/products-status", ADMIN_OPS),
     ("GET", "/api/shop/debug/storage-status", ADMIN_OPS),
@@ -68,6 +72,10 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("DELETE", f"/api/builder/media/{ID}", EDITORS),
     ("PUT", f"/api/builder/media/{ID}", EDITORS),
     ("PUT", f"/api/builder/media/{ID}/focal-point", EDITORS),
+    ("PUT", f"/api/builder/media/{ID}/edits", EDITORS),
+    ("DELETE", f"/api/builder/media/{ID}/edits", EDITORS),
+    ("PUT", f"/api/builder/media/{ID}/crops/name-x", EDITORS),
+    ("DELETE", f"/api/builder/media/{ID}/crops/name-x", EDITORS),
     ("GET", "/api/builder/folders", EDITORS),
     ("GET", "/api/builder/tags", EDITORS),
     ("GET", "/api/builder/pages/slug-x", ANYONE),
@@ -84,6 +92,10 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("DELETE", f"/api/uploads/{ID}", LOGGED_IN),
     ("PUT", f"/api/uploads/{ID}", LOGGED_IN),
     ("PUT", f"/api/uploads/{ID}/focal-point", LOGGED_IN),
+    ("PUT", f"/api/uploads/{ID}/edits", LOGGED_IN),
+    ("DELETE", f"/api/uploads/{ID}/edits", LOGGED_IN),
+    ("PUT", f"/api/uploads/{ID}/crops/name-x", LOGGED_IN),
+    ("DELETE", f"/api/uploads/{ID}/crops/name-x", LOGGED_IN),
     # --- resumable uploads (tus): the door is a login; each target's own roles: tests/api/test_tus.py ---
     ("POST", "/api/tus", LOGGED_IN),
     ("GET", f"/api/tus/{ID}", LOGGED_IN),
@@ -101,7 +113,8 @@ def _rule_key(rule) -> set[tuple[str, str]]:
 
 
 def _row_key(method: str, path: str) -> tuple[str, str]:
-    parts = ["{}" if part in {ID, "sku-x", "slug-x", "alias-x"} else part for part in path.split("/")]
+    placeholders = {ID, "sku-x", "slug-x", "alias-x", "name-x"}
+    parts = ["{}" if part in placeholders else part for part in path.split("/")]
     return method, "/".join(parts)
 
 

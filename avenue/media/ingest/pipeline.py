@@ -30,7 +30,7 @@ from avenue.media.ingest.focal import FocalPoint, estimate
 from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limited
 from avenue.media.ingest.likeness import Likeness
 from avenue.media.ingest.placeholders import Placeholder
-from avenue.media.ingest.variants import Only, Planned, Rendition, plan, render, to_display_mode
+from avenue.media.ingest.variants import Box, Only, Planned, Rendition, plan, render, to_display_mode
 from avenue.metrics import timed_render
 
 
@@ -53,12 +53,14 @@ def read(stream: BinaryIO | bytes, limits: Limits) -> bytes:
     return read_limited(stream, limits.max_bytes)
 
 
-def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None) -> Ingested:
+def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None,
+           og_box: Box | None = None) -> Ingested:
     """Steps 2-8 for bytes already read: validated, stripped, decoded, rendered around
-    ``focal`` (None: estimated for the ``og`` crop), with a placeholder."""
+    ``focal`` (None: estimated for the ``og`` crop; ``og_box``: the image's crop named og,
+    which the og variant is cut inside), with a placeholder."""
     prepared = prepare(data, limits)  # 2-4: sniff and validate, strip, decode
     with timed_render():
-        renditions = render(prepared, focal)  # 5-6: the og crop estimates the focal point
+        renditions = render(prepared, focal, og_box=og_box)  # 5-6: og estimates the focal point
     prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
     found = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), focal)
     return Ingested(prepared, renditions, found, placeholder_of(renditions), likeness_of(renditions))  # 7, 8
@@ -95,11 +97,12 @@ def estimate_focal(prepared: PreparedImage) -> FocalPoint:
     return estimate(to_display_mode(pixels, prepared.icc_profile)[0])
 
 
-def render_stored(data: bytes, focal: FocalPoint, only: Only = None) -> list[Rendition]:
+def render_stored(data: bytes, focal: FocalPoint, only: Only = None, og_box: Box | None = None
+                  ) -> list[Rendition]:
     """Steps 2-6 for bytes already stored (pending variants after the answer, a lost variant
     rendered again by ``fsck --repair``): the limits lowered to what was accepted once, so a
-    render is never refused; ``only``: those (name, format) pairs."""
-    return render(prepare(data, Limits.for_stored(len(data))), focal, only)
+    render is never refused; ``only``: those (name, format) pairs; ``og_box``: as :func:`ingest`."""
+    return render(prepare(data, Limits.for_stored(len(data))), focal, only, og_box)
 
 
 def placeholder_of(renditions: list[Rendition]) -> Placeholder | None:

@@ -40,20 +40,22 @@ class Rendered:
 
 
 def render_spec(data: bytes, limits: Limits, spec: Spec, fmt: str, focal: FocalPoint,
-                quality: int | None = None) -> Rendered:
+                quality: int | None = None,
+                crop: tuple[float, float, float, float] | None = None) -> Rendered:
     """``spec`` of the original ``data`` (already stored: ``limits`` are usually
     ``Limits.for_stored``) as ``fmt``, cut around ``focal``; ``quality`` overrides the
-    spec's and the format's default."""
+    spec's and the format's default; ``crop``: the box of the named crop ``spec.crop`` names
+    (None: the image has none)."""
     if fmt not in FORMATS:
         raise ValueError(f"cannot render {fmt!r}: one of {FORMATS}")
     point = (focal.x, focal.y)
 
     def decode_scale(width: int, height: int) -> float:
-        made = plan(spec, (width, height), point)
+        made = plan(spec, (width, height), point, crop)
         return max(made.size[0] / made.box[2], made.size[1] / made.box[3])
 
     prepared = prepare(data, limits, decode_scale)
-    made = plan(spec, (prepared.width, prepared.height), point)
+    made = plan(spec, (prepared.width, prepared.height), point, crop)
     pixels = prepared.pixels
     if isinstance(pixels, vips.Frame):
         box = _on_frame(made, (prepared.width, prepared.height), pixels.size)

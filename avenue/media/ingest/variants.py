@@ -35,6 +35,10 @@ VARIANTS: dict[str, tuple[int, int, str]] = {
     "og": (1200, 630, "cover"),
 }
 VARIANT_NAMES = ("thumb", "card", "gallery", "og")
+# The unedited original of an edited image is listed with its variants as ``SOURCE``
+# (avenue/media/ingest/edits.py): not a rendition (never rendered), but found, served, moved and
+# deleted like one, in the format it was uploaded as.
+SOURCE_FORMATS = ("jpeg", "png", "webp", "gif", "avif")
 
 CONTENT_TYPES = {"webp": "image/webp", "jpeg": "image/jpeg", "png": "image/png"}
 
@@ -158,8 +162,24 @@ def _fit_size(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+#: A named crop's box, (x, y, width, height) in 0..1 of the picture (avenue/media/ingest/edits.py).
+Box = tuple[float, float, float, float]
+
+
+def _region(width: int, height: int, box: Box,
+            focal: FocalPoint) -> tuple[tuple[int, int, int, int], FocalPoint]:
+    """The pixels (left, top, right, bottom) of ``box`` in a ``width`` x ``height`` picture, and
+    ``focal`` as a point of that region (clamped into it)."""
+    left, top = min(round(box[0] * width), width - 1), min(round(box[1] * height), height - 1)
+    right = max(left + 1, min(width, round((box[0] + box[2]) * width)))
+    bottom = max(top + 1, min(height, round((box[1] + box[3]) * height)))
+    inner = FocalPoint(min(max((focal.x * width - left) / (right - left), 0.0), 1.0),
+                       min(max((focal.y * height - top) / (bottom - top), 0.0), 1.0))
+    return (left, top, right, bottom), inner
+
+
 def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None,
-                 only: Only = None) -> list[Rendition]:
+                 only: Only = None, og_box: Box | None = None) -> list[Rendition]:
     """The renditions of a libvips frame: same sizes, chain, formats and encoder settings as
     the Pillow path. libvips resizes; Pillow encodes, because the libwebp and libjpeg-turbo
     built into Pillow's wheel encode these sizes up to twice as fast as the ones in the
@@ -173,7 +193,12 @@ def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None,
     def og() -> list[Rendition]:
         point = focal if focal is not None else estimate(frame)
         target_w, target_h = VARIANTS["og"][:2]
-        box = crop_box(base.width, base.height, target_w, target_h, point)
+        if og_box is None:
+            box = crop_box(base.width, base.height, target_w, target_h, point)
+        else:  # the image's crop named og: the og variant is cut inside it
+            (left, top, right, bottom), inner = _region(base.width, base.height, og_box, point)
+            sub = crop_box(right - left, bottom - top, target_w, target_h, inner)
+            box = (left + sub[0], top + sub[1], sub[2], sub[3])
         size = (target_w, target_h) if box[2] >= target_w else (box[2], box[3])
         image = vips.to_pillow(vips.resize(base, *size, box=box))
         return [replace(r, focal=point) for fmt in ("webp", fallback) for r in encode("og", fmt, image)]
@@ -205,16 +230,18 @@ def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None,
             if (name, fmt) in renditions and wanted(name, fmt)]
 
 
-def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only = None) -> list[Rendition]:
+def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only = None,
+           og_box: Box | None = None) -> list[Rendition]:
     """Every variant of ``prepared`` (``only``: those of these (name, format) pairs), in WebP
     and in the fallback format; the crops (``og``)
     are cut around ``focal``, or around the estimated one (:func:`avenue.media.ingest.focal.estimate`,
     about 10 ms of libvips whatever the size) when it is None. The estimate runs in the crop's
     own task, beside the longer gallery encode, so it adds no wait to an upload; the point
-    used is on the crop's renditions (``Rendition.focal``)."""
+    used is on the crop's renditions (``Rendition.focal``). ``og_box``: the image's named crop
+    ``og``, inside which the ``og`` variant is cut."""
     pixels = prepared.pixels
     if isinstance(pixels, vips.Frame):
-        return _render_vips(pixels, prepared.icc_profile, focal, only)
+        return _render_vips(pixels, prepared.icc_profile, focal, only, og_box)
     base, icc = to_display_mode(pixels, prepared.icc_profile)
     fallback = "png" if base.mode == "RGBA" else "jpeg"
 
@@ -228,7 +255,11 @@ def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only 
 
     def og() -> list[Rendition]:
         point = focal if focal is not None else estimate(base)
-        return [replace(r, focal=point) for r in encode("og", _cover(base, *VARIANTS["og"][:2], point))]
+        if og_box is None:
+            return [replace(r, focal=point) for r in encode("og", _cover(base, *VARIANTS["og"][:2], point))]
+        region, inner = _region(base.width, base.height, og_box, point)  # the image's crop named og
+        return [replace(r, focal=point) for r in encode("og", _cover(base.crop(region), *VARIANTS["og"][:2],
+                                                                     inner))]
 
     futures: list[Future[list[Rendition]]] = []
     if wanted("og", "webp") or wanted("og", fallback):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +27,7 @@ from avenue.errors import BadRequest
 from avenue.ids import parse_object_id
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.paths import EXTENSIONS, VERSION_MARK, media_path
-from avenue.media.records import MediaDoc
+from avenue.media.records import SOURCE, MediaDoc
 from avenue.media.serve.cache import MediaCache
 from avenue.media.store.storage import CHUNK_SIZE
 from avenue.media.transform import FORMATS, AllowList, Spec, looks_like_options, parse
@@ -143,7 +143,7 @@ def resolve(bucket: str, token: str, variant: str | None,
     servable file, a variant still to be rendered (:class:`Pending`), a redirect (an earlier
     version of a public image replaced in place), or None: 404."""
     file_id, version, ext = parse_token(token)
-    if file_id is None or (variant is not None and variant.partition(".")[0] not in VARIANT_NAMES):
+    if file_id is None or (variant is not None and variant.partition(".")[0] not in (*VARIANT_NAMES, SOURCE)):
         return None
     doc = load(bucket, file_id)
     if doc is None:
@@ -240,6 +240,8 @@ def resolve_rendition(bucket: str, token: str, segment: str, allow: AllowList,
         if until is None:
             return None
         return Moved(doc, f"{media_path(bucket, doc.file_id, doc.version)}/{segment}", until)
+    if preset is not None and name in doc.crops:  # a preset uses the image's crop of its name
+        spec = replace(spec, crop=name)
     return RenditionTarget(doc, spec, fmt or negotiate(accept, doc), vary=not fmt)
 
 

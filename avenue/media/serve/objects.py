@@ -181,6 +181,17 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
     # Which bytes the URLs name: "" until the image is replaced in place, then a new value
     # per replace (the id stays; earlier URLs redirect here for a while).
     obj["version"] = version
+    # Non-destructive edits (avenue/media/ingest/edits.py): the normalised edits (null: none),
+    # the unedited original an editor draws on (its own URL: signed like the others), and the
+    # named crops renditions ask for by name (c_<name>).
+    obj["edits"] = ref.get("edits") or None
+    source = ref.get("source") or {"width": ref.get("width"), "height": ref.get("height"), "variant": ""}
+    if source.get("variant"):
+        source_url = signer.media_url(bucket, file_id, source["variant"], private=private, version=version)
+    else:
+        source_url = obj["url"]
+    obj["source"] = {"width": source.get("width"), "height": source.get("height"), "url": source_url}
+    obj["crops"] = {name: dict(box) for name, box in sorted((ref.get("crops") or {}).items())}
     return obj
 
 

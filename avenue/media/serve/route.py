@@ -32,7 +32,7 @@ from avenue.media.ingest.images import Limits
 from avenue.media.ingest.renditions import Rendered, render_spec
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.paths import EXTENSIONS
-from avenue.media.records import Document, MediaDoc
+from avenue.media.records import SOURCE, Document, MediaDoc
 from avenue.media.serve import signing
 from avenue.media.serve.cache import MediaCache
 from avenue.media.serve.http import (
@@ -86,7 +86,7 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     config = app.config
     cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"])
     try:
-        presets = parse_presets(config.get("AVENUE_RENDITION_PRESETS", ""), reserved=VARIANT_NAMES)
+        presets = parse_presets(config.get("AVENUE_RENDITION_PRESETS", ""), reserved=(*VARIANT_NAMES, SOURCE))
     except ValueError as error:
         raise RuntimeError(f"AVENUE_RENDITION_PRESETS: {error}") from None
     concurrency = int(config.get("AVENUE_RENDER_CONCURRENCY", 2))
@@ -291,7 +291,8 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
         if not signing.verify_rendition(keys, bucket, str(doc.file_id), doc.version, key, signature):
             raise RenditionNotAllowed(
                 f"the rendition {key!r} is not one served unsigned (widths {list(state.allow.ladder)} "
-                "with default quality, or a named preset at 1x-3x): use one of those, or ask the API "
+                "with default quality, of the picture or of a named crop c_<name>, or a named preset at "
+                "1x-3x): use one of those, or ask the API "
                 "for a signed URL (its sig covers this image version and the options)")
     known = state.cache.get_rendition(found.cache_key(bucket))
     if known is not None:
@@ -354,8 +355,9 @@ def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], R
         try:
             # Stored bytes passed validation when they were uploaded: limits by their size.
             with timed_rendition(target.format):
+                crop = target.doc.crops.get(target.spec.crop) if target.spec.crop else None
                 return render_spec(data, Limits.for_stored(len(data)), target.spec, target.format,
-                                   FocalPoint(*target.doc.focal))
+                                   FocalPoint(*target.doc.focal), crop=crop)
         finally:
             state.renders.release()
     return render

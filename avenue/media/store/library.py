@@ -42,6 +42,7 @@ from avenue.leases import held, stamp, unstamp
 from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.effects import counters, facets
 from avenue.media.effects.facets import ROOT_FOLDER
+from avenue.media.ingest.edits import MAX_CROPS, Box, CropNotFound, Edits, TooManyCrops, stored_crops
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.options import UploadOptions
@@ -415,6 +416,38 @@ class Library:
                                  limits=limits, refs=refs, delete_lease=DELETE_LEASE, settings=self.settings)
         if done is not None and done.changed:
             self.link_near_duplicates(image_id)  # a new picture: the groups of its new look-alikes
+        return None if done is None else (self._image(done.doc), done.changed)
+
+    def edit(self, image_id: ObjectId, edits: Edits | None, *, refs: dict[str, Any] | None = None
+             ) -> tuple[Image, bool] | None:
+        """Apply ``edits`` to the original of ``image_id`` (None: back to the original), as a
+        new version (avenue/media/store/replace.py): the image and whether it changed; None
+        when it does not exist."""
+        done = replacing.replace(self.db, self.bucket, image_id, edits=edits, refs=refs,
+                                 delete_lease=DELETE_LEASE, settings=self.settings)
+        if done is not None and done.changed:
+            self.link_near_duplicates(image_id)  # new pixels: the groups of its new look-alikes
+        return None if done is None else (self._image(done.doc), done.changed)
+
+    def set_crop(self, image_id: ObjectId, name: str, box: Box | None, *, refs: dict[str, Any] | None = None
+                 ) -> tuple[Image, bool] | None:
+        """Set the named crop ``name`` of ``image_id`` to ``box`` (None: delete it), as a new
+        version; None when the image does not exist. ``TooManyCrops`` past the limit,
+        ``CropNotFound`` to delete one it does not have."""
+        doc = self._files.find_one({"_id": image_id, "metadata.role": "original"}, {"metadata.crops": 1})
+        if doc is None:
+            return None
+        crops = stored_crops((doc.get("metadata") or {}).get("crops"))
+        if box is None:
+            if name not in crops:
+                raise CropNotFound(name)
+            crops.pop(name)
+        else:
+            if name not in crops and len(crops) >= MAX_CROPS:
+                raise TooManyCrops()
+            crops[name] = box
+        done = replacing.replace(self.db, self.bucket, image_id, crops=crops, refs=refs,
+                                 delete_lease=DELETE_LEASE, settings=self.settings)
         return None if done is None else (self._image(done.doc), done.changed)
 
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:

@@ -71,6 +71,7 @@ from avenue.leases import Lease
 from avenue.media import effects
 from avenue.media.effects import Changes
 from avenue.media.ingest import pipeline
+from avenue.media.ingest.edits import og_box
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import Planned, Rendition
 from avenue.media.records import Document, variant_key
@@ -213,7 +214,8 @@ def _render(db: Database[Document], bucket: str, doc: Document | None) -> Docume
     if wanted:
         focal = FocalPoint.from_metadata(meta.get("focal_point")) or CENTRE
         new_files = []
-        for rendition in pipeline.render_stored(_original_bytes(db, bucket, doc), focal, only=wanted):
+        for rendition in pipeline.render_stored(_original_bytes(db, bucket, doc), focal, only=wanted,
+                                                og_box=og_box(meta)):
             new, entries[(rendition.name, rendition.format)] = variant_file(doc["_id"], rendition,
                                                                             version=version)
             new_files.append(new)

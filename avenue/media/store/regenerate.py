@@ -15,6 +15,7 @@ from pymongo.database import Database
 from avenue.media import effects
 from avenue.media.effects import Changes, Tombstone
 from avenue.media.ingest import pipeline
+from avenue.media.ingest.edits import og_box
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import Document, variant_key
@@ -46,7 +47,7 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
     focal = FocalPoint.from_metadata((original.get("metadata") or {}).get("focal_point")) or CENTRE
     version = (original.get("metadata") or {}).get("version") or ""
     written = []
-    for rendition in pipeline.render_stored(data, focal):
+    for rendition in pipeline.render_stored(data, focal, og_box=og_box(original.get("metadata") or {})):
         info = listed.get(rendition.name, {}).get(rendition.format)
         file_id = info["id"] if info else ObjectId()
         if info and file_id not in replace and files.find_one({"_id": file_id}, {"_id": 1}) is not None:

@@ -1,4 +1,5 @@
-"""Replace in place: new bytes (or a new focal point) for an image that keeps its id.
+"""Replace in place: new bytes, a new focal point, new edits or named crops for an image that
+keeps its id.
 
 Products, pages and ``used_in`` refer to images by id, so a replace keeps the id and every
 reference; but every media URL is served as ``immutable``, so the URLs must change with the
@@ -31,11 +32,24 @@ new one, whole):
 7. delete the renditions on request of every other version (never served since 5: a
    rendition URL must name the current version; a crash before this step leaves them to
    ``gc``).
+
+Edits (avenue/media/ingest/edits.py) are a change of the same kind, without new bytes: the
+edited picture is rendered in step 1 from the *source*, the unedited original's bytes, and
+written in step 3 as the head's content file; the source is listed among the head's variants
+(``metadata.variants.source``: found, moved to the trash, restored, deleted and checked by gc
+and fsck like any variant) and never removed while the image is edited. The first edit of an
+image whose bytes are the head's own chunks copies them into a source file in step 3 and
+removes the head's chunks in step 6 (as a first replace does). Undoing the edits makes the
+source the content file again (nothing written but the variants). Nothing goes to the trash
+for an edit: the original stays. A replace with new bytes drops the edits and the source
+(the version it replaces, edits and source included, goes to the trash whole). Named crops
+(``metadata.crops``) and the edits are part of the version, so every URL changes with them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, BinaryIO
@@ -49,11 +63,13 @@ from avenue.errors import Conflict
 from avenue.leases import held, stamp, unstamp
 from avenue.media import effects
 from avenue.media.effects import Changes, Tombstone
+from avenue.media.ingest import edits as editing
 from avenue.media.ingest import pipeline
+from avenue.media.ingest.edits import Box, Edits
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, sanitize_filename
 from avenue.media.ingest.pipeline import Ingested
-from avenue.media.records import Document, variant_ids
+from avenue.media.records import SOURCE, Document, variant_ids, variant_key
 from avenue.media.settings import MediaSettings
 from avenue.media.store import renditions, storage, trash
 from avenue.media.store.originals import dedupe_key, name_prefixes
@@ -84,6 +100,15 @@ class DuplicateImage(Conflict):
                          "first.", image_id=str(other))
 
 
+class Keep(enum.Enum):
+    """A change a replace leaves as it is (the edits, the named crops)."""
+
+    KEEP = 0
+
+
+KEEP = Keep.KEEP
+
+
 @dataclass(frozen=True)
 class Replaced:
     """A replace's outcome: the head's new document, and whether anything changed."""
@@ -109,18 +134,44 @@ def read_original(db: Database[Document], bucket: str, doc: dict[str, Any]) -> b
     return storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
 
 
-def version_of(source_sha256: str, focal: FocalPoint | None) -> str:
-    """The version a replace gives: the same bytes cut around the same point are the same
-    version (replacing an image with itself changes nothing)."""
+def version_of(source_sha256: str, focal: FocalPoint | None, edits: Edits | None = None,
+               crops: dict[str, Box] | None = None) -> str:
+    """The version a replace gives: the same bytes cut around the same point, with the same
+    edits and named crops, are the same version (replacing an image with itself changes
+    nothing)."""
     point = focal or FocalPoint()
-    return sha256(f"{source_sha256}:{point.x:.4f}:{point.y:.4f}".encode()).hexdigest()[:8]
+    extra = "" if edits is None else f":{edits.signature()}"
+    if crops:
+        extra += ":" + ";".join(f"{name}={box.x:.6f},{box.y:.6f},{box.width:.6f},{box.height:.6f}"
+                                for name, box in sorted(crops.items()))
+    return sha256(f"{source_sha256}:{point.x:.4f}:{point.y:.4f}{extra}".encode()).hexdigest()[:8]
 
 
 def _current_version(meta: dict[str, Any]) -> str:
     """The version an original is at: the one it was given, or for one never replaced the
     version its own bytes and focal point would have (replacing it with itself is no change)."""
     return meta.get("version") or version_of(meta.get("source_sha256", ""),
-                                             FocalPoint.from_metadata(meta.get("focal_point")))
+                                             FocalPoint.from_metadata(meta.get("focal_point")),
+                                             Edits.from_metadata(meta.get("edits")),
+                                             editing.stored_crops(meta.get("crops")))
+
+
+def source_entry(meta: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(format, entry) of the unedited original an edited image lists, or None."""
+    formats = (meta.get("variants") or {}).get(SOURCE) or {}
+    return next(iter(formats.items()), None)
+
+
+def source_doc(db: Database[Document], bucket: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The files document holding the unedited original's bytes: the source an edited image
+    lists, else the bytes it serves."""
+    found = source_entry(doc.get("metadata") or {})
+    if found is None:
+        return bytes_doc(db, bucket, doc)
+    source = db[f"{bucket}.files"].find_one({"_id": found[1]["id"]})
+    if source is None:
+        raise OSError(f"{bucket} {doc['_id']}: the file holding its original ({found[1]['id']}) is missing")
+    return source
 
 
 def _take_lease(db: Database[Document], bucket: str, doc: dict[str, Any], lease_for_deletes: dt.timedelta
@@ -155,13 +206,16 @@ def _versions_after(meta: dict[str, Any], new_version: str, until: dt.datetime,
 def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: bytes | BinaryIO | None = None,
             filename: str | None = None, focal: FocalPoint | None = None, limits: Limits | None = None,
             refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
-            settings: MediaSettings) -> Replaced | None:
+            settings: MediaSettings, edits: Edits | None | Keep = KEEP,
+            crops: dict[str, Box] | Keep = KEEP) -> Replaced | None:
     """Give the original ``image_id`` new bytes (``data``), or cut its crops around a new
-    ``focal`` point (``data`` None: its own bytes again). None when it does not exist;
+    ``focal`` point, or apply new ``edits`` to its original (None: undo them), or give it new
+    named ``crops`` (``data`` None: its own bytes again). None when it does not exist;
     ``ImageBusy`` while a delete or another replace holds it; ``DuplicateImage`` when the
     new bytes are another image of the bucket; the upload's own error when they are not an
-    image this app takes. ``refs``: what the old version keeps in the trash (e.g. the sku);
-    ``settings``: how long its URLs redirect (how long it stays in the trash is the app's,
+    image this app takes; ``InvalidEdits`` when the edits do not fit its picture. ``refs``:
+    what the old version keeps in the trash (e.g. the sku); ``settings``: how long its URLs
+    redirect (how long it stays in the trash is the app's,
     :func:`avenue.media.store.trash.keep_version`)."""
     files = db[f"{bucket}.files"]
     doc = files.find_one({"_id": image_id})
@@ -169,19 +223,35 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         return None
     meta = doc["metadata"]
     old_bytes = bytes_doc(db, bucket, doc)
-    # A new focal point only: the stored bytes are rendered again and stay as they are. They
-    # are the upload *after* stripping, so the image keeps the identity (``source_sha256``,
-    # dedupe key) of the upload it came from, not a hash of what is stored.
+    old_edits = Edits.from_metadata(meta.get("edits"))
+    new_crops = editing.stored_crops(meta.get("crops")) if isinstance(crops, Keep) else crops
+    # A new focal point, edits or crops only: the stored bytes are rendered again and stay as
+    # they are. They are the upload *after* stripping, so the image keeps the identity
+    # (``source_sha256``, dedupe key) of the upload it came from, not a hash of what is stored.
     focal_only = data is None
+    new_edits: Edits | None = None
+    source: dict[str, Any] | None = None  # the unedited original's file, when edits change
     if data is None:
-        raw = storage.read_all(db, bucket, old_bytes)
+        new_edits = old_edits if isinstance(edits, Keep) else (None if edits is None or edits.none else edits)
+        if focal is None:  # kept: as a point of the picture the new edits make
+            current = FocalPoint.from_metadata(meta.get("focal_point"))
+            focal = current if current is None or new_edits == old_edits else \
+                editing.to_edited(editing.to_original(current, old_edits), new_edits)
+        if new_edits != old_edits:
+            source = source_doc(db, bucket, doc)
+            original = storage.read_all(db, bucket, source)
+            raw = original if new_edits is None else editing.apply(original, new_edits)
+        else:
+            raw = storage.read_all(db, bucket, old_bytes)
         limits = Limits.for_stored(len(raw))
     else:
         raw = pipeline.read(data, limits or Limits())
-    ingested = pipeline.ingest(raw, limits or Limits(), focal)
+    og = new_crops.get("og")  # the og variant is cut inside the image's crop named og
+    ingested = pipeline.ingest(raw, limits or Limits(), focal,
+                               None if og is None else (og.x, og.y, og.width, og.height))
     prepared = ingested.prepared
     source_sha256 = meta.get("source_sha256", "") if focal_only else prepared.source_sha256
-    version = version_of(source_sha256, ingested.focal)
+    version = version_of(source_sha256, ingested.focal, new_edits, new_crops)
     if version == _current_version(meta):
         return Replaced(doc, False)  # the same bytes, cut the same way: nothing to do
     scope = (meta.get("key") or "").rpartition(":")[0]
@@ -194,8 +264,12 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
     new_ids: list[Any] = []
     trashed_id: ObjectId | None = None
     try:
+        seen_version = _current_version(meta)
         doc = files.find_one({"_id": image_id}) or doc  # as it is under the lease
         meta = doc["metadata"]
+        editing_call = not isinstance(edits, Keep) or not isinstance(crops, Keep)
+        if editing_call and _current_version(meta) != seen_version:
+            raise ImageBusy()  # edited since this call read it: what it rendered is out of date
         old_bytes = bytes_doc(db, bucket, doc)
         # Files of this version left by a replace that crashed half way (same keys).
         listed = set(variant_ids(doc))
@@ -203,17 +277,42 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
             if str((stray.get("metadata") or {}).get("key", "")).startswith(f"{image_id}~{version}/") \
                     and stray["_id"] not in listed:
                 storage.delete_counted(db, bucket, [stray["_id"]])
-        # The same bytes (a new focal point): they stay where they are, only the crops and the
-        # version change, and nothing goes to the trash (it would be a copy of what stays).
-        same_bytes = focal_only or source_sha256 == meta.get("source_sha256")
+        edit_change = focal_only and source is not None
+        # The same bytes (a new focal point or crops): they stay where they are, only the
+        # renditions and the version change, and nothing goes to the trash (it would be a copy
+        # of what stays). Edits: the original stays too, as the source.
+        same_bytes = (focal_only and not edit_change) or source_sha256 == meta.get("source_sha256") \
+            and not edit_change
         name = prepared_name(filename, meta, prepared.format)
-        content_id = ObjectId()
-        new_files, variants = _version_files(image_id, ingested, version, None if same_bytes else content_id,
-                                             name)
+        content_id: Any = ObjectId()
+        content: dict[str, Any] | None = None
+        keep_source: dict[str, Any] | None = None  # the source entry the new version lists
+        new_source: storage.NewFile | None = None
+        if edit_change and source is not None:
+            if new_edits is None:  # undone: the original's file holds the bytes again
+                content_id = source["_id"]
+                content = {"id": source["_id"], "length": source["length"], "chunk_size": source["chunkSize"],
+                           "sha256": (source.get("metadata") or {}).get("sha256", prepared.sha256)}
+            elif source["_id"] == image_id:  # the head's own chunks: copied into a source file
+                new_source = _source_file(image_id, version, original, source)
+                keep_source = _entry(new_source.file_id, len(original), new_source.metadata)
+            else:
+                keep_source = _entry(source["_id"], source["length"], source.get("metadata") or {},
+                                     source["chunkSize"])
+        elif focal_only:
+            found = source_entry(meta)
+            keep_source = None if found is None else found[1]
+        new_files, variants = _version_files(image_id, ingested, version,
+                                             None if same_bytes or content is not None else content_id, name)
+        if new_source is not None:
+            new_files.insert(0, new_source)
+        if keep_source is not None:
+            variants[SOURCE] = {str(keep_source.get("format") or prepared.format.lower()):
+                                {k: v for k, v in keep_source.items() if k != "format"}}
         new_ids = [f.file_id for f in new_files]
         storage.write_files(db, bucket, new_files)
 
-        trashed_id = None if same_bytes else trash.keep_version(
+        trashed_id = None if same_bytes or edit_change else trash.keep_version(
             db, bucket, doc, old_bytes, refs={**(refs or {}), "replaced_in": str(image_id)})
 
         moment = now()
@@ -221,10 +320,18 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         changes = _head_update(meta, ingested, version=version, key=key, source_sha256=source_sha256,
                                content_id=None if same_bytes else content_id, variants=variants,
                                versions=_versions_after(meta, version, until, moment), moment=moment,
-                               name=name if filename else None)
+                               name=name if filename else None, content=content)
+        unset: dict[str, str] = {"metadata.replacing_at": ""}
+        crops_kept = {n: b.as_metadata() for n, b in sorted(new_crops.items())} or None
+        for field_name, value in (("edits", None if new_edits is None else new_edits.as_metadata()),
+                                  ("crops", crops_kept)):
+            if value is None:
+                unset[f"metadata.{field_name}"] = ""
+            else:
+                changes[f"metadata.{field_name}"] = value
         try:
             switched = files.update_one({"_id": image_id, "metadata.replacing_at": lease},
-                                        {"$set": changes, "$unset": {"metadata.replacing_at": ""}})
+                                        {"$set": changes, "$unset": unset})
         except DuplicateKeyError:  # the same bytes were stored as another image a moment ago
             other = files.find_one({"metadata.key": key}, {"_id": 1})
             raise DuplicateImage(other["_id"] if other else "") from None
@@ -239,10 +346,14 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         _release(db, bucket, image_id, lease)
         raise
 
-    # The old version: its files go (they are in the trash, unless only the crops changed),
-    # caches and the CDN are told.
-    kept = old_bytes["_id"] if same_bytes else None  # the bytes' file, when they stay
-    old_ids = [file_id for file_id in variant_ids(doc) if file_id != kept]
+    # The old version: its files go (they are in the trash, unless only the crops changed, and
+    # the original of an edited image stays), caches and the CDN are told.
+    kept = {old_bytes["_id"]} if same_bytes else set()
+    if keep_source is not None:
+        kept.add(keep_source["id"])
+    if content is not None:
+        kept.add(content["id"])
+    old_ids = [file_id for file_id in variant_ids(doc) if file_id not in kept]
     effects.apply(db, Changes(tombstones=[Tombstone(bucket, [image_id, *old_ids], storage.DELETE_WINDOW)]))
     after = Changes()
     if old_bytes["_id"] == image_id and not same_bytes:  # the head's own chunks: a content file has them now
@@ -255,6 +366,26 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
     renditions.remove_for(db, bucket, image_id, keep_version=version)
     fresh = files.find_one({"_id": image_id})
     return Replaced(fresh or doc, True)
+
+
+def _source_file(image_id: ObjectId, version: str, data: bytes, head: dict[str, Any]) -> storage.NewFile:
+    """The unedited original's bytes (until now the head's own chunks) as a file of their own."""
+    meta = head.get("metadata") or {}
+    fmt = str(meta.get("format") or "jpeg")
+    return storage.NewFile(data, head.get("filename") or meta.get("filename") or "image", {
+        "role": "variant", "variant": SOURCE, "key": variant_key(image_id, SOURCE, fmt, version),
+        "original_id": image_id, "format": fmt, "content_type": meta.get("content_type"),
+        "sha256": meta.get("sha256") or sha256(data).hexdigest(),
+        "width": meta.get("width"), "height": meta.get("height"),
+    }, ObjectId())
+
+
+def _entry(file_id: Any, length: int, meta: dict[str, Any], chunk_size: int = storage.CHUNK_SIZE
+           ) -> dict[str, Any]:
+    """What the head lists of its source file under ``metadata.variants.source.<format>``."""
+    return {"id": file_id, "length": length, "chunk_size": chunk_size, "sha256": meta.get("sha256"),
+            "content_type": meta.get("content_type"), "width": meta.get("width"),
+            "height": meta.get("height"), "format": meta.get("format")}
 
 
 def _version_files(image_id: ObjectId, ingested: Ingested, version: str, content_id: ObjectId | None,
@@ -280,16 +411,16 @@ def _version_files(image_id: ObjectId, ingested: Ingested, version: str, content
 
 def _head_update(meta: dict[str, Any], ingested: Ingested, *, version: str, key: Any, source_sha256: str,
                  content_id: ObjectId | None, variants: dict[str, dict[str, Any]],
-                 versions: list[dict[str, Any]], moment: dt.datetime, name: str | None) -> dict[str, Any]:
+                 versions: list[dict[str, Any]], moment: dt.datetime, name: str | None,
+                 content: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``$set`` that switches the head to the new version in one update: its version and
     redirects, its variants, and (``content_id``: new bytes) what describes the bytes; ``name``:
-    the new upload's name, if it had one."""
+    the new upload's name, if it had one; ``content``: the content file when it is one already
+    stored (edits undone: the original's)."""
     prepared = ingested.prepared
-    update: dict[str, Any] = {} if content_id is None else {
-        "length": 0,
-        "metadata.content": {"id": content_id, "length": len(prepared.data),
-                             "chunk_size": storage.CHUNK_SIZE, "sha256": prepared.sha256},
-    }
+    content = content or {"id": content_id, "length": len(prepared.data), "chunk_size": storage.CHUNK_SIZE,
+                          "sha256": prepared.sha256}
+    update: dict[str, Any] = {} if content_id is None else {"length": 0, "metadata.content": content}
     update.update({
         "metadata.version": version,
         "metadata.versions": versions,
@@ -300,7 +431,7 @@ def _head_update(meta: dict[str, Any], ingested: Ingested, *, version: str, key:
     if content_id is not None:  # what describes the bytes (a new focal point keeps all of it)
         update.update({
             "metadata.source_sha256": source_sha256,
-            "metadata.sha256": prepared.sha256,
+            "metadata.sha256": content["sha256"],
             "metadata.content_type": prepared.content_type,
             "metadata.format": prepared.format.lower(),
             "metadata.width": prepared.width,

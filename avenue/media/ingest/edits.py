@@ -1,0 +1,321 @@
+"""Non-destructive edits (rotate, flip, crop) and named crops: their validation and their pixels.
+
+An image's edits are parameters kept on its files document (``metadata.edits``); the original
+bytes stay stored as they were uploaded (``metadata.variants.source``), and the *edited
+picture* made from them here is what the variants, renditions, placeholder and hash are made
+of (avenue/media/store/replace.py writes it). Edits always start from the original, in one
+order: rotate clockwise by 0/90/180/270, then flip, then crop; the crop is fractions 0..1 of
+the rotated and flipped picture, at least :data:`MIN_CROP_PX` source pixels on each side.
+
+Named crops (``hero``, ``card``, ``og``: at most :data:`MAX_CROPS`) are boxes in fractions of
+the *edited* picture that renditions ask for by name (``c_hero``, avenue/media/transform.py).
+
+Every request body is validated here, in one place, without HTTP: the routes of the three
+owners and the unit tests call the same functions. Pure: bytes in, bytes out; no Flask, no
+database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from PIL import Image
+
+from avenue.errors import BadRequest, Conflict, NotFound
+from avenue.media.ingest import vips
+from avenue.media.ingest.focal import FocalPoint
+from avenue.media.ingest.images import Limits, PreparedImage, prepare
+from avenue.media.ingest.variants import encode_image, to_display_mode
+from avenue.media.transform import CROP_NAME
+
+MIN_CROP_PX = 16  # a crop's smallest side, in source pixels
+MAX_CROPS = 16  # named crops per image
+ROTATIONS = (0, 90, 180, 270)
+_FIELDS = {"rotate", "flip_horizontal", "flip_vertical", "crop"}
+_BOX_FIELDS = ("x", "y", "width", "height")
+# What the edited picture is stored as: PNG (lossless) for transparency and for originals that
+# were lossless (PNG, GIF), else a JPEG at a quality well above the variants' (it is the
+# source of every rendition).
+EDITED_JPEG_QUALITY = 95
+LOSSLESS = {"PNG", "GIF"}
+
+
+class InvalidEdits(BadRequest):
+    """A body of ``PUT .../edits`` that is not edits this app can apply."""
+
+    code = "invalid_edits"
+
+
+class InvalidCrop(BadRequest):
+    """A named crop's name or box that is not valid."""
+
+    code = "invalid_crop"
+
+
+class TooManyCrops(Conflict):
+    """The image has :data:`MAX_CROPS` named crops already."""
+
+    code = "too_many_crops"
+
+    def __init__(self) -> None:
+        super().__init__(f"An image has at most {MAX_CROPS} named crops; delete one first.",
+                         limit=MAX_CROPS)
+
+
+class CropNotFound(NotFound):
+    """The image has no named crop of that name."""
+
+    code = "crop_not_found"
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"This image has no crop named {name!r}.", name=name)
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in fractions 0..1 of a picture's width and height."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+    def as_metadata(self) -> dict[str, float]:
+        """What the files document keeps, and the API answers."""
+        return {"x": self.x, "y": self.y, "width": self.width, "height": self.height}
+
+    def pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """(left, top, right, bottom) in a ``width`` x ``height`` picture, at least 1 px."""
+        left, top = round(self.x * width), round(self.y * height)
+        right = max(left + 1, min(width, round((self.x + self.width) * width)))
+        bottom = max(top + 1, min(height, round((self.y + self.height) * height)))
+        return left, top, right, bottom
+
+
+@dataclass(frozen=True)
+class Edits:
+    """Rotate clockwise, then flip, then crop (fractions of the rotated, flipped picture)."""
+
+    rotate: int = 0
+    flip_horizontal: bool = False
+    flip_vertical: bool = False
+    crop: Box | None = None
+
+    @property
+    def none(self) -> bool:
+        """Whether these edits leave the picture as it is."""
+        return self == Edits()
+
+    def as_metadata(self) -> dict[str, Any]:
+        """The normalised edits: what is stored and answered."""
+        return {"rotate": self.rotate, "flip_horizontal": self.flip_horizontal,
+                "flip_vertical": self.flip_vertical, "crop": self.crop.as_metadata() if self.crop else None}
+
+    @classmethod
+    def from_metadata(cls, value: object) -> Edits | None:
+        """The stored edits (None: none, or none that change anything)."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            edits = parse_edits(value)
+        except InvalidEdits:
+            return None
+        return None if edits.none else edits
+
+    def turned_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size of a ``width`` x ``height`` picture once rotated (flips keep it)."""
+        return (height, width) if self.rotate in (90, 270) else (width, height)
+
+    def size(self, width: int, height: int) -> tuple[int, int]:
+        """The edited picture's size for a source of ``width`` x ``height``."""
+        turned = self.turned_size(width, height)
+        if self.crop is None:
+            return turned
+        left, top, right, bottom = self.crop.pixels(*turned)
+        return right - left, bottom - top
+
+    def check(self, width: int, height: int) -> None:
+        """InvalidEdits when the crop is under :data:`MIN_CROP_PX` on a side of this source."""
+        if self.crop is None:
+            return
+        turned_w, turned_h = self.turned_size(width, height)
+        if self.crop.width * turned_w < MIN_CROP_PX or self.crop.height * turned_h < MIN_CROP_PX:
+            raise InvalidEdits(f"crop: at least {MIN_CROP_PX} px on each side of the picture "
+                               f"({turned_w}x{turned_h} once rotated)", field="crop",
+                               min_px=MIN_CROP_PX)
+
+    def signature(self) -> str:
+        """A short, stable text of these edits (part of the image's version)."""
+        box = self.crop
+        crop = "-" if box is None else f"{box.x:.6f},{box.y:.6f},{box.width:.6f},{box.height:.6f}"
+        return f"r{self.rotate}h{int(self.flip_horizontal)}v{int(self.flip_vertical)}c{crop}"
+
+
+def _number(value: object, field: str, error: type[BadRequest]) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise error(f"{field}: a number from 0 to 1", field=field)
+    if not 0 <= value <= 1:
+        raise error(f"{field}: from 0 to 1 (fractions of the picture), not {value}", field=field)
+    return float(value)
+
+
+def parse_box(body: object, field: str, error: type[BadRequest]) -> Box:
+    """``{"x", "y", "width", "height"}`` in 0..1, inside the picture, not empty; ``error``
+    naming ``field`` otherwise."""
+    if not isinstance(body, dict):
+        raise error(f"{field}: an object {{\"x\", \"y\", \"width\", \"height\"}} of fractions 0..1",
+                    field=field)
+    unknown = sorted(set(body) - set(_BOX_FIELDS))
+    if unknown:
+        raise error(f"{field}: unknown field {unknown[0]!r} (x, y, width, height)",
+                    field=f"{field}.{unknown[0]}")
+    missing = [name for name in _BOX_FIELDS if name not in body]
+    if missing:
+        raise error(f"{field}.{missing[0]}: required", field=f"{field}.{missing[0]}")
+    x, y, width, height = (_number(body[name], f"{field}.{name}", error) for name in _BOX_FIELDS)
+    if width <= 0 or height <= 0:
+        raise error(f"{field}: width and height above 0", field=field)
+    # A little slack for fractions a client computed from pixels (0.1 + 0.9 is 1.0000000000000002).
+    if x + width > 1 + 1e-9 or y + height > 1 + 1e-9:
+        raise error(f"{field}: inside the picture (x + width and y + height at most 1)", field=field)
+    return Box(x, y, min(width, 1 - x), min(height, 1 - y))
+
+
+def parse_edits(body: object) -> Edits:
+    """``PUT .../edits``'s body as :class:`Edits` (every field optional); InvalidEdits naming
+    the field otherwise. The crop's size in pixels is :meth:`Edits.check`'s (it needs the
+    picture)."""
+    if not isinstance(body, dict):
+        raise InvalidEdits("Send the edits as a JSON object: {\"rotate\": 0|90|180|270, "
+                           "\"flip_horizontal\": bool, \"flip_vertical\": bool, "
+                           "\"crop\": {\"x\", \"y\", \"width\", \"height\"} | null}")
+    unknown = sorted(set(body) - _FIELDS)
+    if unknown:
+        raise InvalidEdits(f"{unknown[0]}: unknown field (rotate, flip_horizontal, flip_vertical, crop)",
+                           field=unknown[0])
+    rotate = body.get("rotate", 0)
+    if isinstance(rotate, bool) or not isinstance(rotate, int) or rotate not in ROTATIONS:
+        raise InvalidEdits("rotate: 0, 90, 180 or 270 (degrees clockwise)", field="rotate")
+    flips = {}
+    for name in ("flip_horizontal", "flip_vertical"):
+        flips[name] = body.get(name, False)
+        if not isinstance(flips[name], bool):
+            raise InvalidEdits(f"{name}: true or false", field=name)
+    crop = body.get("crop")
+    box = None if crop is None else parse_box(crop, "crop", InvalidEdits)
+    if box is not None and box == Box(0.0, 0.0, 1.0, 1.0):
+        box = None  # the whole picture is no crop
+    return Edits(rotate, flips["flip_horizontal"], flips["flip_vertical"], box)
+
+
+def check_crop_name(name: str) -> str:
+    """A named crop's name, ``[a-z][a-z0-9_-]{0,31}``; InvalidCrop otherwise."""
+    if not CROP_NAME.fullmatch(name):
+        raise InvalidCrop("A crop's name is a lower-case letter, then up to 31 letters, digits, '_' or '-'.",
+                          field="name")
+    return name
+
+
+def parse_crop(name: str, body: object) -> Box:
+    """``PUT .../crops/<name>``'s body: a box in fractions of the edited picture."""
+    check_crop_name(name)
+    return parse_box(body, "crop", InvalidCrop)
+
+
+def stored_crops(value: object) -> dict[str, Box]:
+    """The named crops a files document keeps (malformed ones left out)."""
+    crops: dict[str, Box] = {}
+    if isinstance(value, dict):
+        for name, box in value.items():
+            try:
+                crops[check_crop_name(str(name))] = parse_box(box, "crop", InvalidCrop)
+            except InvalidCrop:
+                continue
+    return crops
+
+
+def og_box(meta: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """The box of the crop named ``og`` a files document's metadata keeps, which the ``og``
+    variant is cut inside (None: none)."""
+    box = stored_crops(meta.get("crops")).get("og")
+    return None if box is None else (box.x, box.y, box.width, box.height)
+
+
+# --- points: the focal point follows the edits --------------------------------------------
+
+
+def _turn(x: float, y: float, rotate: int) -> tuple[float, float]:
+    """A point of the picture once it is rotated ``rotate`` degrees clockwise."""
+    if rotate == 90:
+        return 1 - y, x
+    if rotate == 180:
+        return 1 - x, 1 - y
+    if rotate == 270:
+        return y, 1 - x
+    return x, y
+
+
+def to_edited(point: FocalPoint, edits: Edits | None) -> FocalPoint:
+    """A point of the original as a point of the edited picture (clamped into the crop)."""
+    if edits is None:
+        return point
+    x, y = _turn(point.x, point.y, edits.rotate)
+    x = 1 - x if edits.flip_horizontal else x
+    y = 1 - y if edits.flip_vertical else y
+    if edits.crop is not None:
+        box = edits.crop
+        x = min(max((x - box.x) / box.width, 0.0), 1.0)
+        y = min(max((y - box.y) / box.height, 0.0), 1.0)
+    return FocalPoint(round(x, 4), round(y, 4))
+
+
+def to_original(point: FocalPoint, edits: Edits | None) -> FocalPoint:
+    """A point of the edited picture as a point of the original."""
+    if edits is None:
+        return point
+    x, y = point.x, point.y
+    if edits.crop is not None:
+        x, y = edits.crop.x + x * edits.crop.width, edits.crop.y + y * edits.crop.height
+    x = 1 - x if edits.flip_horizontal else x
+    y = 1 - y if edits.flip_vertical else y
+    x, y = _turn(x, y, (360 - edits.rotate) % 360)
+    return FocalPoint(round(x, 4), round(y, 4))
+
+
+# --- pixels ------------------------------------------------------------------------------
+
+
+_TRANSPOSE = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}
+
+
+def source_of(data: bytes) -> PreparedImage:
+    """The stored original ``data`` decoded upright at full size (it passed the limits once)."""
+    return prepare(data, Limits.for_stored(len(data)), decode_scale=lambda _w, _h: 1.0)
+
+
+def apply(data: bytes, edits: Edits) -> bytes:
+    """The edited picture of the stored original ``data``: decoded upright at full size (as
+    its EXIF orientation shows it), rotated, flipped, cropped, and encoded (PNG when it has
+    transparency or was lossless, else JPEG at :data:`EDITED_JPEG_QUALITY`), its ICC profile
+    kept."""
+    source = source_of(data)
+    if source.frames > 1:
+        raise InvalidEdits("An animated image cannot be edited (its frames would be lost); "
+                           "replace it instead.", field="frames")
+    pixels = source.pixels
+    im = vips.to_pillow(pixels.image) if isinstance(pixels, vips.Frame) else pixels
+    im, icc = to_display_mode(im, source.icc_profile)
+    edits.check(im.width, im.height)
+    if edits.rotate:
+        im = im.transpose(_TRANSPOSE[edits.rotate])
+    if edits.flip_horizontal:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if edits.flip_vertical:
+        im = im.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+    if edits.crop is not None:
+        im = im.crop(edits.crop.pixels(im.width, im.height))
+    lossless = im.mode in {"RGBA", "LA"} or source.format in LOSSLESS
+    return encode_image(im, "png" if lossless else "jpeg", icc,
+                        quality=None if lossless else EDITED_JPEG_QUALITY)
