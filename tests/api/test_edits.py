@@ -472,3 +472,17 @@ def test_a_new_file_drops_the_edits_and_the_edited_version_goes_to_the_trash_who
 def test_no_rendition_preset_may_take_the_source_s_name(app_factory):
     with pytest.raises(RuntimeError, match="AVENUE_RENDITION_PRESETS"):
         app_factory(AVENUE_RENDITION_PRESETS="source=w_100")
+
+
+def test_the_original_file_sent_again_undoes_the_edits_with_nothing_left_behind(client, editor, db):
+    item = media(client, editor)
+    edit(client, editor, item["id"], {"rotate": 90})
+    replaced = client.put(f"/api/builder/media/{item['id']}", headers=editor,
+                          data={"file": (io.BytesIO(cornered()), "corner.png")})
+    assert replaced.status_code == 200, replaced.get_json()
+    new = replaced.get_json()
+    assert new["edits"] is None and (new["width"], new["height"]) == (WIDTH, HEIGHT)
+    assert red_corner(picture(client, new["url"])) == "tl"
+    assert red_corner(picture(client, new["variants"]["card"])) == "tl"
+    assert collect_garbage(db, dry_run=True).removed == []
+    assert check(db).findings == []

@@ -281,8 +281,11 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         # The same bytes (a new focal point or crops): they stay where they are, only the
         # renditions and the version change, and nothing goes to the trash (it would be a copy
         # of what stays). Edits: the original stays too, as the source.
-        same_bytes = (focal_only and not edit_change) or source_sha256 == meta.get("source_sha256") \
-            and not edit_change
+        # A new file with the bytes of an edited image's original is new bytes all the same: the
+        # edited picture (and its source) give way to them.
+        was_edited = Edits.from_metadata(meta.get("edits")) is not None or source_entry(meta) is not None
+        same_bytes = not edit_change and (focal_only or (source_sha256 == meta.get("source_sha256")
+                                                         and not was_edited))
         name = prepared_name(filename, meta, prepared.format)
         content_id: Any = ObjectId()
         content: dict[str, Any] | None = None
