@@ -1125,6 +1125,24 @@ def test_a_named_hero_crop_is_served_by_name_and_a_refused_action_says_why(live,
     shot(page, "editor-error-1280", full_page=False)
 
 
+def test_an_edit_the_api_refuses_is_said_in_the_dialog_and_changes_nothing(live, open_as):
+    page = open_as("editor")
+    media_id = seed_library(page, "/edit-refused", ["animated.gif"])["animated.gif"]
+    before = page.request.get(f"/api/builder/media/{media_id}").json()
+    page.goto("/console/library")
+    card = page.locator(f"li[data-id='{media_id}']")
+    dialog = open_editor(page, card, "animated.gif")
+    dialog.get_by_role("button", name="Rotate right").click()
+    dialog.get_by_role("button", name="Save").click()
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    refusal = page.request.put(f"/api/builder/media/{media_id}/edits", headers={"X-CSRF-Token": csrf},
+                               data={"rotate": 90})
+    assert refusal.status == 400 and refusal.json()["error"]["code"] == "invalid_edits"
+    dialog.get_by_role("alert").get_by_text(refusal.json()["error"]["message"]).wait_for()
+    assert dialog.is_visible()  # still open, the edits still there to change or cancel
+    assert page.request.get(f"/api/builder/media/{media_id}").json()["version"] == before["version"]
+
+
 def test_a_private_upload_is_turned_from_its_card(live, open_as):
     page = open_as("ops")
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
