@@ -1143,7 +1143,7 @@ def test_an_edit_the_api_refuses_is_said_in_the_dialog_and_changes_nothing(live,
     assert page.request.get(f"/api/builder/media/{media_id}").json()["version"] == before["version"]
 
 
-def test_a_private_upload_is_turned_from_its_card(live, open_as):
+def test_a_private_upload_is_turned_and_given_a_focal_point_by_keyboard(live, open_as):
     page = open_as("ops")
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
     answer = page.request.post("/api/uploads", headers={"X-CSRF-Token": csrf}, multipart={
@@ -1155,10 +1155,16 @@ def test_a_private_upload_is_turned_from_its_card(live, open_as):
     card = page.locator(f"#uploads li[data-id='{upload_id}']")
     dialog = open_editor(page, card, "mine.jpg")  # drawn from its signed source URL
     dialog.get_by_role("button", name="Rotate left").click()
+    # The focal point by keyboard: the button focuses its marker, arrows move it.
+    dialog.get_by_role("button", name="Set focal point").press("Enter")
+    assert focused_name(page).startswith("Focal point: 50 % across")
+    for _ in range(20):
+        page.keyboard.press("ArrowLeft")
     dialog.get_by_role("button", name="Save").click()
     dialog.wait_for(state="detached", timeout=30_000)
     edited = page.request.get(f"/api/uploads/{upload_id}").json()
     assert edited["edits"]["rotate"] == 270 and (edited["width"], edited["height"]) == (480, 640)
+    assert edited["focal_point"]["x"] == pytest.approx(0.3, abs=0.01)
     card_shows_version(page, upload_id, edited["version"])
 
 
