@@ -1166,6 +1166,8 @@ def test_a_private_upload_is_turned_and_given_a_focal_point_by_keyboard(live, op
     assert edited["edits"]["rotate"] == 270 and (edited["width"], edited["height"]) == (480, 640)
     assert edited["focal_point"]["x"] == pytest.approx(0.3, abs=0.01)
     card_shows_version(page, upload_id, edited["version"])
+    opened = card.get_by_role("link", name="Open mine.jpg").get_attribute("href")
+    assert opened.split("?")[0] == live.url + edited["url"].split("?")[0]  # the new version's link
 
 
 @pytest.mark.parametrize("width", [1280, 360])

@@ -27,7 +27,9 @@ async function copy(text, status) {
 function item(file) {
   const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
   const privateFile = file.visibility === 'private';
-  const link = new URL(file.url, location.origin).href;
+  const link = () => new URL(file.url, location.origin).href;  // an edit gives a new one
+  const open = el('a', {href: link(), target: '_blank', rel: 'noopener', class: 'button secondary',
+    'aria-label': `Open ${file.filename}`}, 'Open');
   const shown = picture(file, CELL, {width: '200', height: '200'});
   const node = el('li', {class: 'media-card', dataset: {id: file.id}},
     shown,
@@ -36,13 +38,15 @@ function item(file) {
       ` ${formatBytes(file.bytes)} · ${formatDate(file.uploaded_at)}`),
     privateFile ? el('p', {class: 'muted'}, 'Its link is signed and expires.') : null,
     el('div', {class: 'row small'},
-      el('a', {href: link, target: '_blank', rel: 'noopener', class: 'button secondary',
-        'aria-label': `Open ${file.filename}`}, 'Open'),
+      open,
       el('button', {type: 'button', class: 'secondary', 'aria-label': `Copy link of ${file.filename}`,
-        onclick: () => copy(link, status)}, 'Copy link'),
+        onclick: () => copy(link(), status)}, 'Copy link'),
       el('button', {type: 'button', class: 'secondary', 'aria-label': `Edit ${file.filename}`, onclick: () => openEditor({
         image: file, base: `/api/uploads/${file.id}`,
-        onSaved: (answer) => showImage(shown, Object.assign(file, imageIn(answer, file.id)))})}, 'Edit'),
+        onSaved: (answer) => {
+          showImage(shown, Object.assign(file, imageIn(answer, file.id)));
+          open.href = link();
+        }})}, 'Edit'),
       el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${file.filename}`, onclick: async () => {
         if (!window.confirm(`Delete ${file.filename}? Its links stop working.`)) return;
         try {
