@@ -196,7 +196,9 @@ export async function openEditor({image, base, onSaved}) {
     edits = next;
     edits.crop = edits.crop || {...g.FULL};
     if (focal && turn) focal = g.turnPoint(focal, turn);
-    if (ratio) edits.crop = g.fitRatio(edits.crop, ratio, turnedSize());
+    // A quarter turn makes a 4:5 box 5:4: the largest box of the chosen ratio again (fitting
+    // it inside the turned box would shrink it at every turn).
+    if (ratio && turn) edits.crop = g.fitRatio(g.FULL, ratio, turnedSize());
     draw();
   }
 
