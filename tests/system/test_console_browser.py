@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import mimetypes
 import threading
@@ -87,9 +88,9 @@ def new_context(browser, live, width: int = 1280, height: int = 900, *, audit: b
     return context
 
 
-def shot(page, name: str) -> None:
+def shot(page, name: str, *, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
 def database(live):
@@ -936,3 +937,308 @@ def test_a_product_photo_upload_names_the_product_photos_it_looks_like(live, ope
     assert "bits apart" in warning.inner_text() or "bit apart" in warning.inner_text()
     assert page.locator("#photos > li").count() == 2  # stored all the same
     shot(page, "product-near-duplicate-upload")
+
+
+# --- the image editor (js/editor.js) over the editing API (docs/api.md, "Editing") -------------
+
+def focused_name(page) -> str:
+    return page.evaluate("""() => { const e = document.activeElement;
+        return e ? (e.getAttribute('aria-label') || e.textContent.trim()) : ''; }""")
+
+
+def tab_to(page, name: str, *, back: bool = False, limit: int = 40) -> None:
+    """Press Tab (Shift+Tab with ``back``) until the focused element's name starts with ``name``."""
+    for _ in range(limit):
+        page.keyboard.press("Shift+Tab" if back else "Tab")
+        if focused_name(page).startswith(name):
+            return
+    pytest.fail(f"Tab never reached {name!r} (last: {focused_name(page)!r})")
+
+
+def open_editor(page, card, filename: str):
+    """Click the card's Edit button; the dialog once its picture is drawn."""
+    card.get_by_role("button", name=f"Edit {filename}").click()
+    return drawn_editor(page, filename)
+
+
+def drawn_editor(page, filename: str):
+    dialog = page.get_by_role("dialog", name=f"Edit {filename}")
+    dialog.locator(".editor-stage[data-drawn]").wait_for()
+    return dialog
+
+
+def served_size(page, url: str) -> tuple[int, int]:
+    """The pixel size of the picture ``url`` serves."""
+    from PIL import Image
+
+    answer = page.request.get(url)
+    assert answer.ok, url
+    with Image.open(io.BytesIO(answer.body())) as picture:
+        return picture.size
+
+
+def card_shows_version(page, media_id: str, version) -> str:
+    """Wait until the card's picture is the rendition of ``version``; its URL."""
+    page.wait_for_function(
+        "([id, v]) => { const img = document.querySelector(`li[data-id='${id}'] img`);"
+        " return img && img.complete && img.currentSrc.includes(`~${v}/`); }",
+        arg=[media_id, version], timeout=30_000)
+    return page.locator(f"li[data-id='{media_id}'] img").evaluate("img => img.currentSrc")
+
+
+def pixel_ratio(box: dict, size: tuple[int, int]) -> float:
+    return box["width"] * size[0] / (box["height"] * size[1])
+
+
+def turned_corners(edits: dict) -> list[tuple[float, float]]:
+    """Where the original's corners land after the edits' turn then flip (to compare edits that
+    mean the same picture: a quarter turn and a flip can be written two ways)."""
+    points = []
+    for x, y in ((0, 0), (1, 0), (0, 1)):
+        for _ in range(edits["rotate"] // 90):
+            x, y = 1 - y, x
+        if edits["flip_horizontal"]:
+            x = 1 - x
+        if edits["flip_vertical"]:
+            y = 1 - y
+        points.append((x, y))
+    return points
+
+
+def fresh_jpeg(width: int = 1024, height: int = 768) -> bytes:
+    """A JPEG no other test uploaded (identical bytes would be the same stored image): bands
+    of colour from a random seed, so a crop or a turn changes what the picture shows."""
+    from PIL import Image, ImageDraw
+
+    seed = uuid.uuid4().bytes
+    picture = Image.new("RGB", (width, height), tuple(seed[:3]))
+    draw = ImageDraw.Draw(picture)
+    for band in range(8):
+        box = (band * width // 8, 0, (band + 1) * width // 8, height // 2)
+        draw.rectangle(box, fill=tuple(seed[band:band + 3]))
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def library_card(page, folder: str, name: str):
+    """A fresh 1024×768 picture uploaded to the library as ``name``: its id and its card."""
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf}, multipart={
+        "file": {"name": name, "mimeType": "image/jpeg", "buffer": fresh_jpeg()}, "folder": folder})
+    assert answer.ok, answer.text()
+    media_id = answer.json()["id"]
+    page.goto("/console/library")
+    card = page.locator(f"li[data-id='{media_id}']")
+    card.wait_for()
+    return media_id, card
+
+
+def test_an_editor_crops_to_a_fixed_ratio_and_saves_by_keyboard_only(live, open_as):
+    page = open_as("editor")
+    media_id, card = library_card(page, "/edit-keys", "keys.jpg")
+    before = page.request.get(f"/api/builder/media/{media_id}").json()
+    card.get_by_role("checkbox", name="Select keys.jpg").focus()
+    tab_to(page, "Edit keys.jpg")
+    page.keyboard.press("Enter")
+    dialog = drawn_editor(page, "keys.jpg")
+    # Esc closes it and changes nothing.
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached")
+    assert page.request.get(f"/api/builder/media/{media_id}").json()["version"] == before["version"]
+    card.get_by_role("button", name="Edit keys.jpg").focus()
+    page.keyboard.press("Enter")
+    dialog = drawn_editor(page, "keys.jpg")
+    assert focused_name(page).startswith("Crop:")  # the box has the focus first
+    # Focus stays in the dialog however far one tabs.
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => !!document.activeElement.closest('dialog')"), focused_name(page)
+    tab_to(page, "1:1")
+    page.keyboard.press("Space")
+    tab_to(page, "Crop:", back=True)
+    for _ in range(20):
+        page.keyboard.press("Shift+ArrowLeft")  # narrower (the height follows: still square)
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowDown")
+    tab_to(page, "Save")
+    page.keyboard.press("Enter")
+    dialog.wait_for(state="detached", timeout=30_000)
+    edited = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert edited["version"] != before["version"] and edited["url"] != before["url"]
+    crop = edited["edits"]["crop"]
+    assert pixel_ratio(crop, (1024, 768)) == pytest.approx(1, abs=0.01)
+    # 1:1 is 768 px of 1024 wide, centred (x 0.125), then five steps right and down.
+    assert (crop["x"], crop["y"]) == (pytest.approx(0.175, abs=0.002), pytest.approx(0.05, abs=0.002))
+    width, height = served_size(page, card_shows_version(page, media_id, edited["version"]))
+    assert width / height == pytest.approx(1, abs=0.02)
+
+
+def test_an_editor_crops_a_product_photo_to_16_9_and_turns_and_mirrors_another(live, open_as):
+    page = open_as("admin")
+    sku = f"EDIT-{uuid.uuid4().hex[:4]}"
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "Edited", "price": 1}).ok
+    for name, size in (("front.jpg", (1024, 768)), ("side.jpg", (640, 480))):
+        photo = {"name": name, "mimeType": "image/jpeg", "buffer": fresh_jpeg(*size)}
+        assert page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
+                                 multipart={"images": photo}).ok
+    page.goto(f"/console/products/{sku}")
+    first, second = page.locator("#photos .photo").nth(0), page.locator("#photos .photo").nth(1)
+    dialog = open_editor(page, first, "front.jpg")
+    dialog.get_by_role("button", name="16:9").click()
+    assert dialog.get_by_role("button", name="16:9").get_attribute("aria-pressed") == "true"
+    # Dragged by its bottom right corner towards the middle: smaller, still 16:9.
+    handle = dialog.locator(".crop-box .handle.se").bounding_box()
+    page.mouse.move(handle["x"] + 5, handle["y"] + 5)
+    page.mouse.down()
+    page.mouse.move(handle["x"] - 150, handle["y"] - 40, steps=5)
+    page.mouse.up()
+    dialog.get_by_role("button", name="Save").click()
+    dialog.wait_for(state="detached", timeout=30_000)
+    image = next(i for i in page.request.get(f"/api/shop/products/{sku}").json()["images"]
+                 if i["filename"] == "front.jpg")
+    crop = image["edits"]["crop"]
+    assert crop["width"] < 0.95 and pixel_ratio(crop, (1024, 768)) == pytest.approx(16 / 9, abs=0.02)
+    src = card_shows_version(page, image["id"], image["version"])
+    width, height = served_size(page, src)
+    assert width / height == pytest.approx(16 / 9, abs=0.03)
+
+    dialog = open_editor(page, second, "side.jpg")
+    dialog.get_by_role("button", name="Rotate right").click()
+    dialog.get_by_role("button", name="Flip horizontal").click()
+    assert dialog.get_by_role("button", name="Flip horizontal").get_attribute("aria-pressed") == "true"
+    shot(page, "editor-turned-1280", full_page=False)
+    dialog.get_by_role("button", name="Save").click()
+    dialog.wait_for(state="detached", timeout=30_000)
+    image = next(i for i in page.request.get(f"/api/shop/products/{sku}").json()["images"]
+                 if i["filename"] == "side.jpg")
+    wanted = {"rotate": 90, "flip_horizontal": True, "flip_vertical": False, "crop": None}
+    assert turned_corners(image["edits"]) == turned_corners(wanted) and image["edits"]["crop"] is None
+    assert (image["width"], image["height"]) == (480, 640)
+    assert image["source"]["width"] == 640  # the original, as it was
+
+
+def test_an_editor_sets_the_focal_point_by_clicking_and_goes_back_to_the_original(live, open_as):
+    page = open_as("editor")
+    media_id, card = library_card(page, "/edit-focal", "focal.jpg")
+    dialog = open_editor(page, card, "focal.jpg")
+    dialog.get_by_role("button", name="Set focal point").click()
+    box = dialog.locator("canvas").bounding_box()
+    dialog.locator("canvas").click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})
+    dialog.get_by_role("button", name="Rotate left").click()  # the point turns with the picture
+    dialog.get_by_role("button", name="Save").click()
+    dialog.wait_for(state="detached", timeout=30_000)
+    edited = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert edited["edits"]["rotate"] == 270
+    # (0.25, 0.75) turned a quarter anticlockwise is (0.75, 0.75).
+    assert edited["focal_point"]["x"] == pytest.approx(0.75, abs=0.03)
+    assert edited["focal_point"]["y"] == pytest.approx(0.75, abs=0.03)
+    card_shows_version(page, media_id, edited["version"])
+
+    dialog = open_editor(page, card, "focal.jpg")
+    dialog.get_by_role("button", name="Back to original").click()
+    dialog.get_by_text("Back to the original picture").wait_for(timeout=30_000)
+    original = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert original["edits"] is None and original["version"] != edited["version"]
+    assert (original["width"], original["height"]) == (1024, 768)
+    dialog.get_by_role("button", name="Cancel").click()
+    card_shows_version(page, media_id, original["version"])
+
+
+def test_a_named_hero_crop_is_served_by_name_and_a_refused_action_says_why(live, open_as):
+    page = open_as("editor")
+    media_id, card = library_card(page, "/edit-named", "named.jpg")
+    assert page.request.get(f"/api/builder/media/{media_id}").json()["edits"] is None  # a new upload
+    dialog = open_editor(page, card, "named.jpg")
+    dialog.get_by_label("Crop name").fill("hero")
+    dialog.get_by_role("button", name="Draw named crop", exact=True).click()
+    dialog.get_by_role("button", name="3:2").click()
+    dialog.get_by_role("group", name="Named crop “hero”").focus()
+    page.keyboard.press("Shift+ArrowUp")  # a little smaller, still 3:2
+    dialog.get_by_role("button", name="Save named crop").click()
+    dialog.get_by_text("Named crop “hero” saved.").wait_for(timeout=30_000)
+    edited = page.request.get(f"/api/builder/media/{media_id}").json()
+    hero = edited["crops"]["hero"]
+    assert pixel_ratio(hero, (edited["width"], edited["height"])) == pytest.approx(3 / 2, abs=0.01)
+    spec = edited["renditions"]["src"].rsplit("/", 1)
+    width, height = served_size(page, f"{spec[0]}/c_hero,w_800.webp")
+    assert width == 800 and width / height == pytest.approx(3 / 2, abs=0.01)
+    dialog.get_by_role("button", name="Draw named crop hero").wait_for()
+    shot(page, "editor-named-crop-1280", full_page=False)
+
+    # Deleted elsewhere meanwhile: the API's 404 is said in the dialog, nothing else changes.
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    assert page.request.delete(f"/api/builder/media/{media_id}/crops/hero",
+                               headers={"X-CSRF-Token": csrf}).ok
+    dialog.get_by_role("button", name="Draw named crop hero").click()
+    dialog.get_by_role("button", name="Delete named crop").click()
+    refusal = page.request.delete(f"/api/builder/media/{media_id}/crops/hero", headers={"X-CSRF-Token": csrf})
+    assert refusal.status == 404
+    dialog.get_by_role("alert").get_by_text(refusal.json()["error"]["message"]).wait_for()
+    dialog.get_by_role("button", name="Draw named crop hero").wait_for(state="detached")  # listed afresh
+    # A name the API would refuse is stopped before it is sent.
+    dialog.get_by_role("button", name="Back to the picture").click()
+    dialog.get_by_label("Crop name").fill("Hero!")
+    dialog.get_by_role("button", name="Draw named crop", exact=True).click()
+    dialog.get_by_role("alert").get_by_text("A crop name is a lowercase letter").wait_for()
+    shot(page, "editor-error-1280", full_page=False)
+
+
+def test_an_edit_the_api_refuses_is_said_in_the_dialog_and_changes_nothing(live, open_as):
+    page = open_as("editor")
+    media_id = seed_library(page, "/edit-refused", ["animated.gif"])["animated.gif"]
+    before = page.request.get(f"/api/builder/media/{media_id}").json()
+    page.goto("/console/library")
+    card = page.locator(f"li[data-id='{media_id}']")
+    dialog = open_editor(page, card, "animated.gif")
+    dialog.get_by_role("button", name="Rotate right").click()
+    dialog.get_by_role("button", name="Save").click()
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    refusal = page.request.put(f"/api/builder/media/{media_id}/edits", headers={"X-CSRF-Token": csrf},
+                               data={"rotate": 90})
+    assert refusal.status == 400 and refusal.json()["error"]["code"] == "invalid_edits"
+    dialog.get_by_role("alert").get_by_text(refusal.json()["error"]["message"]).wait_for()
+    assert dialog.is_visible()  # still open, the edits still there to change or cancel
+    assert page.request.get(f"/api/builder/media/{media_id}").json()["version"] == before["version"]
+
+
+def test_a_private_upload_is_turned_and_given_a_focal_point_by_keyboard(live, open_as):
+    page = open_as("ops")
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    answer = page.request.post("/api/uploads", headers={"X-CSRF-Token": csrf}, multipart={
+        "file": {"name": "mine.jpg", "mimeType": "image/jpeg", "buffer": fresh_jpeg(640, 480)},
+        "visibility": "private"})
+    assert answer.ok, answer.text()
+    upload_id = answer.json()["id"]
+    page.goto("/console/uploads")
+    card = page.locator(f"#uploads li[data-id='{upload_id}']")
+    dialog = open_editor(page, card, "mine.jpg")  # drawn from its signed source URL
+    dialog.get_by_role("button", name="Rotate left").click()
+    # The focal point by keyboard: the button focuses its marker, arrows move it.
+    dialog.get_by_role("button", name="Set focal point").press("Enter")
+    assert focused_name(page).startswith("Focal point: 50 % across")
+    for _ in range(20):
+        page.keyboard.press("ArrowLeft")
+    dialog.get_by_role("button", name="Save").click()
+    dialog.wait_for(state="detached", timeout=30_000)
+    edited = page.request.get(f"/api/uploads/{upload_id}").json()
+    assert edited["edits"]["rotate"] == 270 and (edited["width"], edited["height"]) == (480, 640)
+    assert edited["focal_point"]["x"] == pytest.approx(0.3, abs=0.01)
+    card_shows_version(page, upload_id, edited["version"])
+    opened = card.get_by_role("link", name="Open mine.jpg").get_attribute("href")
+    assert opened.split("?")[0] == live.url + edited["url"].split("?")[0]  # the new version's link
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_open_editor_passes_the_accessibility_audit(live, open_as, width):
+    page = open_as("editor", width=width, height=800, audit=True)
+    _, card = library_card(page, f"/edit-axe-{width}", "audit.jpg")
+    dialog = open_editor(page, card, "audit.jpg")
+    dialog.get_by_role("button", name="4:5").click()
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    shot(page, f"editor-{width}", full_page=False)

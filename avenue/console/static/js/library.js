@@ -8,6 +8,7 @@ import {bulkPanel, dropTarget, sendForm} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
 import {nearList, showGroups} from './near.js';
 import {deliveryChart} from './cardchart.js';
+import {imageIn, openEditor} from './editor.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -301,6 +302,9 @@ function card(media) {
     el('label', {for: replaceInput.id}, 'Replace file'), replaceInput,
     el('button', {type: 'submit', class: 'secondary', 'aria-label': `Replace the file of ${media.filename}`}, 'Replace')),
     el('div', {class: 'row small'},
+      el('button', {type: 'button', 'aria-label': `Edit ${media.filename}`, onclick: () => openEditor({
+        image: media, base: `/api/builder/media/${media.id}`,
+        onSaved: (answer) => refresh(imageIn(answer, media.id))})}, 'Edit'),
       el('button', {type: 'button', class: 'secondary', 'aria-label': `Where used: ${media.filename}`,
         onclick: async () => {
           try {

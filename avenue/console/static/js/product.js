@@ -3,6 +3,7 @@
 import {api, el, formatBytes, pageMessage, upload, uploadEach} from './api.js';
 import {gridSizes, picture} from './picture.js';
 import {nearList} from './near.js';
+import {imageIn, openEditor} from './editor.js';
 
 const root = document.getElementById('product');
 const sku = root.dataset.sku;
@@ -60,6 +61,8 @@ function photoItem(image, index, count) {
       disabled: index === 0, onclick: () => move(image.id, -1)}, 'Earlier'),
     el('button', {type: 'button', class: 'secondary', 'aria-label': `Move ${image.filename} later`,
       disabled: index === count - 1, onclick: () => move(image.id, 1)}, 'Later'),
+    el('button', {type: 'button', class: 'secondary', 'aria-label': `Edit ${image.filename}`,
+      onclick: () => openEditor({image, base: `${base}/images/${image.id}`, onSaved: edited})}, 'Edit'),
     el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${image.filename}`,
       onclick: () => remove(image)}, 'Delete')),
   variantsList(image));
@@ -91,6 +94,13 @@ function photoItem(image, index, count) {
     if (dragged && dragged !== image.id) placeAt(dragged, stored().findIndex((i) => i.id === image.id));
   });
   return item;
+}
+
+// An editor's answer (the product, or the photo alone): the card shows the new version.
+function edited(answer) {
+  if (answer && Array.isArray(answer.images)) product = answer;
+  else product.images = product.images.map((one) => (one.id === answer.id ? imageIn(answer, one.id) : one));
+  renderPhotos();
 }
 
 function renderPhotos(focusId) {

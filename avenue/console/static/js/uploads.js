@@ -1,7 +1,8 @@
 // Uploads (anyone logged in): their own files, public or private, a link to copy, delete.
 import {api, countOf, el, formatBytes, formatDate, pageMessage, show} from './api.js';
 import {bulkPanel, dropTarget, sendForm} from './bulk-upload.js';
-import {gridSizes, picture} from './picture.js';
+import {gridSizes, picture, showImage} from './picture.js';
+import {imageIn, openEditor} from './editor.js';
 
 const list = document.getElementById('uploads');
 const listStatus = document.getElementById('list-status');
@@ -27,18 +28,26 @@ async function copy(text, status) {
 function item(file) {
   const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
   const privateFile = file.visibility === 'private';
-  const link = new URL(file.url, location.origin).href;
+  const link = () => new URL(file.url, location.origin).href;  // an edit gives a new one
+  const open = el('a', {href: link(), target: '_blank', rel: 'noopener', class: 'button secondary',
+    'aria-label': `Open ${file.filename}`}, 'Open');
+  const shown = picture(file, CELL, {width: '200', height: '200'});
   const node = el('li', {class: 'media-card', dataset: {id: file.id}},
-    picture(file, CELL, {width: '200', height: '200'}),
+    shown,
     el('p', {class: 'filename'}, file.filename),
     el('p', {}, el('span', {class: `badge ${privateFile ? 'private' : 'public'}`}, privateFile ? 'private' : 'public'),
       ` ${formatBytes(file.bytes)} · ${formatDate(file.uploaded_at)}`),
     privateFile ? el('p', {class: 'muted'}, 'Its link is signed and expires.') : null,
     el('div', {class: 'row small'},
-      el('a', {href: link, target: '_blank', rel: 'noopener', class: 'button secondary',
-        'aria-label': `Open ${file.filename}`}, 'Open'),
+      open,
       el('button', {type: 'button', class: 'secondary', 'aria-label': `Copy link of ${file.filename}`,
-        onclick: () => copy(link, status)}, 'Copy link'),
+        onclick: () => copy(link(), status)}, 'Copy link'),
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Edit ${file.filename}`, onclick: () => openEditor({
+        image: file, base: `/api/uploads/${file.id}`,
+        onSaved: (answer) => {
+          showImage(shown, Object.assign(file, imageIn(answer, file.id)));
+          open.href = link();
+        }})}, 'Edit'),
       el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${file.filename}`, onclick: async () => {
         if (!window.confirm(`Delete ${file.filename}? Its links stop working.`)) return;
         try {
