@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,26 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+@contextmanager
+def served(app) -> Iterator[Any]:
+    """``app`` on a free loopback port (werkzeug's threaded server) while in the ``with``, its
+    address as ``app.url``; then the server stopped, the app's database dropped, its client closed."""
+    from werkzeug.serving import make_server
+
+    from avenue.embedded import free_port
+
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    app.url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield app
+    finally:
+        server.shutdown()
+        client = app.extensions["avenue.mongo"].client
+        client.drop_database(app.extensions["avenue.mongo"].db.name)
+        client.close()
 
 
 def logged_in(browser, base_url: str, email: str, password: str, width: int = 1280, height: int = 900,

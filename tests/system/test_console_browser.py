@@ -8,27 +8,20 @@ shows come from there (docs/console/).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import io
 import json
 import mimetypes
-import threading
 import uuid
-from pathlib import Path
 
 import pymongo
 import pytest
 from bson import ObjectId
 
-from avenue.embedded import free_port
 from tests.helpers import IMAGES, Auth, bucket_snapshot, make_app
-from tests.support.browser import chromium
+from tests.support.browser import AGENT, axe_violations, chromium, served, shot
 
 pytestmark = pytest.mark.slow
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
-AXE = Path(__file__).resolve().parents[1] / "support" / "vendor"
-AGENT = "avenue-console-tests"  # sessions are bound to the browser: one agent for page and API calls
 PASSWORD = "correct horse battery"
 PHOTOS = ["progressive.jpg", "alpha.png", "grayscale.jpg"]
 
@@ -36,20 +29,11 @@ PHOTOS = ["progressive.jpg", "alpha.png", "grayscale.jpg"]
 @pytest.fixture(scope="module")
 def live(secantus):
     """The app on a free loopback port (werkzeug's threaded server), on its own database."""
-    from werkzeug.serving import make_server
-
     db_name = f"avenue_test_{uuid.uuid4().hex[:12]}"
     app = make_app((pymongo.MongoClient, secantus.uri), db_name, AVENUE_HISTORY_INTERVAL_SECONDS=0,
                    AVENUE_STORAGE_QUOTA_BYTES=40 * 1024 * 1024)
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    app.url = f"http://127.0.0.1:{server.server_port}"
-    yield app
-    server.shutdown()
-    client = app.extensions["avenue.mongo"].client
-    client.drop_database(db_name)
-    client.close()
+    with served(app):
+        yield app
 
 
 @pytest.fixture(scope="module")
@@ -88,28 +72,10 @@ def new_context(browser, live, width: int = 1280, height: int = 900, *, audit: b
     return context
 
 
-def shot(page, name: str, *, full_page: bool = True) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
-
 
 def database(live):
     return live.extensions["avenue.mongo"].db
 
-
-def axe_violations(page) -> list[dict]:
-    """The serious and critical violations axe-core (tests/support/vendor, checked against its
-    recorded digest first) finds on the page as it is now: rule, impact, help and the elements."""
-    manifest = json.loads((AXE / "VENDOR.json").read_text())
-    package = next(p for p in manifest["packages"] if p["name"] == "axe-core")
-    source = (AXE / package["folder"] / "axe.min.js").read_bytes()
-    assert hashlib.sha256(source).hexdigest() == package["files"]["axe.min.js"]
-    page.add_script_tag(content=source.decode())
-    found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-        .filter((v) => ['serious', 'critical'].includes(v.impact))
-        .map((v) => ({id: v.id, impact: v.impact, help: v.help,
-                      nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`)}))""")
-    return found
 
 
 def overflowing(page, selector: str) -> list[str]:

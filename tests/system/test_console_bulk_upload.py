@@ -20,7 +20,7 @@ import pytest
 
 from avenue.embedded import free_port
 from tests.helpers import IMAGES, Auth, make_app
-from tests.support.browser import CHROMIUM, axe_violations, launch, logged_in, shot
+from tests.support.browser import axe_violations, chromium, logged_in, shot
 
 pytestmark = pytest.mark.slow
 
@@ -107,14 +107,8 @@ def live(secantus):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run `make chromium` (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

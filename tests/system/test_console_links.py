@@ -2,93 +2,48 @@
 screen, copies its secret (shown once), a plain HTTP client uploads through it, the list shows
 the use counted, and the editor revokes it. Screenshots in tests/artifacts/console/.
 
-The app is served as in tests/system/test_console_browser.py (its fixtures are that module's;
-test modules never import each other, so the few lines that start the server are here too).
+The app is served as in tests/system/test_console_browser.py (the browser, log-in, screenshot
+and axe helpers are tests/support/browser.py's).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pymongo
 import pytest
 
-from avenue.embedded import free_port
 from tests.helpers import IMAGES, Auth, make_app
+from tests.support.browser import axe_violations, chromium, logged_in, served, shot
 from tests.support.client import multipart
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
-AXE = Path(__file__).resolve().parents[1] / "support" / "vendor"
-AGENT = "avenue-console-tests"
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="module")
 def live(secantus):
-    from werkzeug.serving import make_server
-
     db_name = f"avenue_test_{uuid.uuid4().hex[:12]}"
-    app = make_app((pymongo.MongoClient, secantus.uri), db_name)
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    app.url = f"http://127.0.0.1:{server.server_port}"
-    yield app
-    server.shutdown()
-    client = app.extensions["avenue.mongo"].client
-    client.drop_database(db_name)
-    client.close()
+    with served(make_app((pymongo.MongoClient, secantus.uri), db_name)) as app:
+        yield app
 
 
 @pytest.fixture
 def page_as(live):
     """``page_as(role, width)``: a page logged in as a new user with ``role``."""
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run `make chromium` (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    with chromium() as browser:
 
         def page_as(role: str, width: int = 1280):
             email, _ = Auth(live).user(role, password=PASSWORD)
-            context = browser.new_context(base_url=live.url, user_agent=AGENT, bypass_csp=True,
-                                          viewport={"width": width, "height": 900})
-            context.set_default_timeout(10_000)
-            assert context.request.post("/api/auth/login", data={"email": email, "password": PASSWORD}).ok
+            context = logged_in(browser, live.url, email, PASSWORD, width, audit=True)
             page = context.new_page()
             page.on("pageerror", lambda error: pytest.fail(f"script error: {error}"))
             return page
 
         yield page_as
-        browser.close()
-
-
-def shot(page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def axe_violations(page) -> list[dict]:
-    """Serious and critical axe-core violations (the vendored copy, its digest checked first)."""
-    manifest = json.loads((AXE / "VENDOR.json").read_text())
-    package = next(p for p in manifest["packages"] if p["name"] == "axe-core")
-    source = (AXE / package["folder"] / "axe.min.js").read_bytes()
-    assert hashlib.sha256(source).hexdigest() == package["files"]["axe.min.js"]
-    page.add_script_tag(content=source.decode())
-    return page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']})).violations
-        .filter((v) => ['serious', 'critical'].includes(v.impact))
-        .map((v) => ({id: v.id, nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`)}))""")
 
 
 def upload_through(url: str, secret: str, name: str) -> tuple[int, dict]:
