@@ -56,6 +56,14 @@ def test_a_subject_in_a_corner_stays_inside_the_og_crop():
     assert red_share(og(render(prepared, CENTRE))) == 0
 
 
+@pytest.mark.parametrize("colour", [(10, 200, 10), (250, 250, 250)])
+def test_a_picture_of_one_colour_has_its_focal_point_in_the_centre(colour):
+    # libvips's attention finds nothing in it and reports the top-left corner.
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), colour).save(out, "JPEG", quality=80)
+    assert estimate(prepare(out.getvalue(), Limits()).pixels) == CENTRE
+
+
 def test_a_subject_in_the_top_left_of_a_wide_shot_is_kept_too():
     data = product_shot(size=(2400, 900), corner=(20, 60, 320, 360))
     prepared = prepare(data, Limits())

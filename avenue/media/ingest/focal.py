@@ -17,6 +17,7 @@ Pure: pixels in, numbers out; no Flask, no database.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from PIL import Image
 
@@ -76,10 +77,21 @@ def _sample(im: Image.Image) -> Image.Image:
     return sample
 
 
+#: A sample whose every channel spans at most this many levels has nothing to find: attention
+#: then reports its top-left corner (0, 0), which reads as a choice; the centre says "none".
+FLAT_LEVELS = 8
+
+
+def _flat(sample: Image.Image) -> bool:
+    """Whether ``sample`` (RGB) is one colour, give or take JPEG's noise."""
+    bands = cast("tuple[tuple[int, int], ...]", sample.getextrema())  # RGB: (low, high) per band
+    return all(high - low <= FLAT_LEVELS for low, high in bands)
+
+
 def estimate(im: Image.Image | vips.Frame) -> FocalPoint:
     """libvips's attention centre of ``im`` (a Pillow image of any mode, or the libvips frame
     of a JPEG photo), rounded to 3 decimals (stored values stay short and the same image
-    always gives the same point)."""
+    always gives the same point); the centre for a picture of one colour."""
     if isinstance(im, vips.Frame):
         width, height = im.size
         scale = min(SAMPLE / max(width, height), 1.0)
@@ -87,7 +99,7 @@ def estimate(im: Image.Image | vips.Frame) -> FocalPoint:
         im = vips.to_pillow(vips.resize(im.image, *small))
     sample = _sample(im)
     width, height = sample.size
-    if width < 2 or height < 2:
+    if width < 2 or height < 2 or _flat(sample):
         return CENTRE
     image = vips.Image.new_from_memory(sample.tobytes(), width, height, 3, "uchar")
     # smartcrop needs a crop size; the attention centre it reports does not depend on it.
