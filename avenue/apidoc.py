@@ -169,6 +169,13 @@ def _op(summary: str, responses: dict[str, Schema], *, security: list[Schema], t
 RANGES_FROM = _query("from", {"type": "string", "format": "date"},
                      "First UTC day (default: 29 days before to).")
 RANGES_TO = _query("to", {"type": "string", "format": "date"}, "Last UTC day, included (default today).")
+#: One image's delivery numbers per day (the admins' series and the library card's chart).
+DELIVERY_SERIES = {"type": "object",
+                   "required": ["image", "bucket", "days", "requests", "bytes", "last_served"],
+                   "properties": {"image": OBJECT_ID, "bucket": {"type": "string"},
+                                  "days": {"type": "array", "items": {"type": "object"}},
+                                  "requests": {"type": "integer"}, "bytes": {"type": "integer"},
+                                  "last_served": {"type": ["string", "null"]}}}
 
 
 def _list_of(item: str) -> Schema:
@@ -834,14 +841,7 @@ PATHS: dict[str, dict[str, Schema]] = {
         "parameters": [_path("alias", {"type": "string"}), _path("image_id", OBJECT_ID)],
         "get": _op("One image's answers and bytes per day over a range, by file, and when it was last "
                    "served.",
-                   {"200": _json({"type": "object",
-                                  "required": ["image", "bucket", "days", "requests", "bytes", "last_served"],
-                                  "properties": {"image": OBJECT_ID, "bucket": {"type": "string"},
-                                                 "days": {"type": "array", "items": {"type": "object"}},
-                                                 "requests": {"type": "integer"},
-                                                 "bytes": {"type": "integer"},
-                                                 "last_served": {"type": ["string", "null"]}}},
-                                 "The series."),
+                   {"200": _json(DELIVERY_SERIES, "The series."),
                     **_errors(400, 403, 404)},
                    security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
                    parameters=[RANGES_FROM, RANGES_TO])},
@@ -1018,14 +1018,7 @@ PATHS: dict[str, dict[str, Schema]] = {
         "parameters": [_path("media_id", OBJECT_ID)],
         "get": _op("One library image's answers and bytes per day over a range (the last 30 days by default, "
                    "at most 92), by file, and when it was last served: the library card's chart.",
-                   {"200": _json({"type": "object",
-                                  "required": ["image", "bucket", "days", "requests", "bytes", "last_served"],
-                                  "properties": {"image": OBJECT_ID, "bucket": {"type": "string"},
-                                                 "days": {"type": "array", "items": {"type": "object"}},
-                                                 "requests": {"type": "integer"},
-                                                 "bytes": {"type": "integer"},
-                                                 "last_served": {"type": ["string", "null"]}}},
-                                 "The series."),
+                   {"200": _json(DELIVERY_SERIES, "The series."),
                     **_errors(400, 403, 404)},
                    security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
                    parameters=[RANGES_FROM, RANGES_TO])},
