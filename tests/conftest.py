@@ -62,9 +62,14 @@ def pytest_runtest_call(item):
 def secantus(tmp_path_factory):
     """One SecantusDB process for the session (a separate process, on a free port)."""
     # On disk (a temp folder), not ":memory:": an in-memory WiredTiger cannot evict, and a
-    # whole run writes more than its cache holds (WT_CACHE_FULL).
+    # whole run writes more than its cache holds (WT_CACHE_FULL). And with SecantusDB's own
+    # default cache (1G), not the app's embedded 256M: after the slow part's earlier modules,
+    # the tus test's 10 MB photos filled a 256M cache, and a SecantusDB thread waiting for
+    # eviction (WiredTiger's __wt_cache_eviction_worker) held the store's lock, so every
+    # other command waited behind it with no CPU used: CI hung until its limit (py-spy
+    # showed the stacks; once in two runs of the slow part on this machine).
     folder = tmp_path_factory.mktemp("secantus")
-    server = EmbeddedServer(folder / "db", cache_size="256M", log_path=folder / "server.log")
+    server = EmbeddedServer(folder / "db", cache_size="1G", log_path=folder / "server.log")
     server.start()
     yield server
     server.stop()
