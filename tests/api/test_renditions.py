@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 
+import pymongo
 import pytest
 from PIL import Image
 from werkzeug.test import Client
@@ -402,6 +404,34 @@ def test_a_lapsed_claim_is_taken_over(app, db):
         found = renditions.obtain(db, wanted, original, lambda data: Fake(), wait=1)
     assert found["metadata"]["spec"] == "w_320"
     assert db[renditions.CLAIMS].count_documents({}) == 0  # released after the render
+
+
+def test_a_render_longer_than_the_claim_keeps_it_and_nobody_takes_it_over(app, db, backend):
+    """The holder renews its claim while it renders, however long: a render that outlasts
+    the claim's length is not taken over (nor rendered twice) while it runs; the claim is
+    released after it."""
+    from avenue.leases import Lease
+
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("threads need a real server (mongomock is not thread-safe)")
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    rendering = threading.Event()
+    taken_over = []
+
+    def slow_render(data):
+        rendering.set()
+        deadline = time.monotonic() + 1.5  # almost four claim lengths
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            taken_over.append(Lease(db[renditions.CLAIMS], wanted.claim_id(), "other", 0.4).take())
+        return Fake()
+
+    with app.app_context():
+        found = renditions.obtain(db, wanted, original, slow_render, claim_seconds=0.4)
+    assert rendering.is_set() and found["metadata"]["spec"] == "w_320"
+    assert taken_over and not any(taken_over)
+    assert db[renditions.CLAIMS].count_documents({}) == 0
 
 
 def test_a_live_claim_that_stores_nothing_ends_in_503_busy(app, db):

@@ -78,8 +78,8 @@ def _assert_acknowledged_are_safe(server: Gunicorn, mongo_uri: str,
             for url in by_format.values():
                 variant = url.split("://", 1)[-1]
                 variant = variant[variant.index("/media/"):]
-                # 503 busy while a dead render's claim has not lapsed (60 s): asked again, as
-                # its Retry-After says.
+                # 503 busy while a dead render's claim has not lapsed (15 s:
+                # renditions.CLAIM_SECONDS): asked again, as its Retry-After says.
                 deadline = time.monotonic() + 120
                 status, data = server.request("GET", variant)
                 while status == 503 and time.monotonic() < deadline:

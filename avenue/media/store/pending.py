@@ -27,7 +27,8 @@ variants an upload used to render before answering):
 
 One render per image across workers and instances: the claim is a :class:`avenue.leases.Lease`
 in the renditions on request's claims (``media_rendition_claims``, key
-``variants/<bucket>/<id>``), lapsing after ``renditions.CLAIM_SECONDS``. Whoever takes it
+``variants/<bucket>/<id>``), renewed while its render runs and lapsing
+``renditions.CLAIM_SECONDS`` after its holder stopped renewing it (died). Whoever takes it
 renders every pending variant of the image at once (one decode); the others (a GET) poll the
 original until the variant they want is listed, bounded by ``wait`` (then 503, as a rendition
 on request); the background render does not wait: whoever holds the claim finishes.
@@ -195,11 +196,12 @@ def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[
             return doc
         if claim.take():
             try:
-                doc = files.find_one({"_id": image_id})
-                if not _waiting(doc, want):
-                    return doc
-                with slot if slot is not None else _render_slot():
-                    return _render(db, bucket, doc, budget)
+                with claim.kept(claim_seconds / 3, "avenue-variants-claim"):
+                    doc = files.find_one({"_id": image_id})
+                    if not _waiting(doc, want):
+                        return doc
+                    with slot if slot is not None else _render_slot():
+                        return _render(db, bucket, doc, budget)
             finally:
                 claim.release()
         if wait <= 0:

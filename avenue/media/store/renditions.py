@@ -11,10 +11,11 @@ the number of writers.
 
 One render per rendition across workers and instances: whoever renders first takes a claim,
 a document of :data:`CLAIMS` with the rendition's key as ``_id`` (a unique insert,
-:class:`avenue.leases.Lease`) that lapses after :data:`CLAIM_SECONDS`, so a renderer that died
-does not block the rendition for longer. The others poll the files document (bounded by
-``wait``) and serve what the claimant stored, or take over a lapsed claim and render it
-themselves.
+:class:`avenue.leases.Lease`), renewed every third of its length while the render runs
+(however long it waits for a render slot or decodes) and lapsing :data:`CLAIM_SECONDS` after
+its last renewal, so a renderer that died blocks the rendition for seconds, not minutes.
+The others poll the files document (bounded by ``wait``) and serve what the claimant
+stored, or take over a lapsed claim and render it themselves.
 
 Write order:
 
@@ -76,9 +77,13 @@ from avenue.media.store import storage
 
 #: The claims: one document per rendition being rendered.
 CLAIMS = "media_rendition_claims"
-#: A claim lapses this long after it was taken (a render of the largest allowed rendition
-#: takes a few seconds): then another worker may take it over.
-CLAIM_SECONDS = 60.0
+#: A claim lapses this long after it was taken or last renewed: then another worker may take
+#: it over. Its holder renews it every third of that while it renders
+#: (:meth:`avenue.leases.Lease.kept`), so a render of any length keeps it, and a worker killed
+#: mid-render holds the image's renders back for at most this long. It was 60 s without
+#: renewal: a killed worker's pending variants then answered 503 for a minute, and a render
+#: longer than that could be taken over while it ran.
+CLAIM_SECONDS = 15.0
 #: How long a request waits for a rendition another worker is rendering before answering 503.
 WAIT_SECONDS = 15.0
 POLL_SECONDS = 0.05
@@ -182,7 +187,8 @@ def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
     while True:
         if claim.take():
             try:
-                return find(db, wanted) or _render_and_store(db, wanted, original, render)
+                with claim.kept(claim_seconds / 3, "avenue-render-claim"):
+                    return find(db, wanted) or _render_and_store(db, wanted, original, render)
             finally:
                 claim.release()
         found = find(db, wanted)
