@@ -33,6 +33,21 @@ bp = Blueprint("apidoc", __name__, url_prefix="/api")
 Schema = dict[str, Any]
 OBJECT_ID = {"type": "string", "pattern": "^[0-9a-f]{24}$", "examples": ["6b0401f8b105a9af5236cc98"]}
 TIME = {"type": ["string", "null"], "format": "date-time"}
+INT0 = {"type": "integer", "minimum": 0}
+NAMED = {"type": ["string", "null"]}
+#: A product's image reference in a status list: the product's name and what it names.
+REFERENCE = {"sku": NAMED, "reference": {"type": "string"}}
+
+
+def _status_list(item: dict[str, Any], description: str,
+                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A list of a status report: its count, its first entries (``item``'s fields) and whether
+    it was cut; ``extra``: totals kept beside the list."""
+    return {"type": "object", "required": ["count", "items", "truncated", *(extra or {})],
+            "properties": {"count": INT0, "truncated": {"type": "boolean"},
+                           "items": {"type": "array", "items": {"type": "object", "properties": item}},
+                           **(extra or {})},
+            "description": description}
 SKU = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 SLUG = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"}
 VARIANTS = ("thumb", "card", "gallery", "og")
@@ -418,18 +433,72 @@ SCHEMAS: dict[str, Schema] = {
                        "lists behind them from the last background sweep (`sweep`).",
     },
     "ProductsStatus": {"allOf": [_ref("Report"), {
-        "type": "object", "required": ["products", "safe"],
-        "properties": {"safe": {"type": ["boolean", "null"],
-                                "description": "null until the first sweep finished."}},
+        "type": "object",
+        "required": ["generated_at", "products", "references", "missing_files", "local_filesystem",
+                     "external", "temp_images", "orphans", "missing_variants", "stored_images", "safe"],
+        "properties": {
+            "generated_at": TIME,
+            "safe": {"type": ["boolean", "null"],
+                     "description": "Every product photo's bytes and variants are in MongoDB (external "
+                                    "URLs are reported, not ours to lose); null until the first sweep "
+                                    "finished."},
+            "products": {"type": "object", "required": ["total", "with_images", "without_images"],
+                         "properties": {"total": INT0, "with_images": INT0, "without_images": INT0}},
+            "references": {"type": "object", "required": ["total", "stored", "local_filesystem", "external"],
+                           "properties": {"total": INT0, "stored": INT0, "local_filesystem": INT0,
+                                          "external": INT0},
+                           "description": "Products' image references by kind, from the counters kept "
+                                          "with every write."},
+            "missing_files": _status_list({**REFERENCE, "filename": NAMED},
+                                          "References to stored images whose bytes are gone."),
+            "local_filesystem": _status_list(REFERENCE,
+                                             "References still naming the old local uploads/ folder."),
+            "external": _status_list(REFERENCE, "References to images outside Avenue (URLs)."),
+            "temp_images": {"type": "object", "required": ["total", "pending", "expired"],
+                            "properties": {"total": INT0, "pending": INT0, "expired": INT0}},
+            "orphans": _status_list({"id": {"type": "string"}, "filename": {"type": ["string", "null"]},
+                                     "bytes": {"type": ["integer", "null"]}, "uploaded_at": TIME,
+                                     "legacy_redirect": {"type": "boolean"}},
+                                    "Stored product images no product names (gc's candidates), with their "
+                                    "bytes and how many an old uploads/ path still redirects to.",
+                                    extra={"bytes": INT0, "legacy_redirects": INT0}),
+            "missing_variants": _status_list({"id": {"type": "string"},
+                                              "missing": {"type": "array", "items": {"type": "string"}},
+                                              "skus": {"type": "array", "items": NAMED}},
+                                             "Originals one of whose listed variants is gone."),
+            "stored_images": INT0,
+        },
     }]},
     "StorageStatus": {"allOf": [_ref("Report"), {
-        "type": "object", "required": ["backend", "buckets", "quota", "persistent"],
+        "type": "object",
+        "required": ["backend", "database", "server_version", "buckets", "gridfs_bytes", "trash",
+                     "renditions", "database_size", "chunk_indexes", "legacy_uploads", "quota",
+                     "persistent", "notes"],
         "properties": {
             "backend": {"const": "mongodb-gridfs"}, "persistent": {"type": ["boolean", "null"]},
+            "database": {"type": "string", "description": "The database's name (MONGO_DB)."},
+            "server_version": {"type": ["string", "null"],
+                               "description": "The server's version from buildInfo (null: not available)."},
+            "gridfs_bytes": {**INT0, "description": "The bytes of every bucket's files (not the trash's "
+                                                    "nor the renditions')."},
+            "chunk_indexes": {"type": "object", "required": ["ok", "missing", "expected"], "properties": {
+                "ok": {"type": "boolean"}, "missing": {"type": "array", "items": {"type": "string"}},
+                "expected": {"type": "object"}},
+                "description": "Buckets whose chunks lack the {files_id: 1, n: 1} index GridFS reads need."},
+            "legacy_uploads": {"type": ["object", "null"], "properties": {
+                "path": {"type": "string"}, "exists": {"type": "boolean"}, "swept": {"type": "boolean"},
+                "files": INT0, "bytes": INT0, "imported": INT0, "not_imported": INT0,
+                "not_imported_bytes": INT0, "not_imported_items": {"type": "array"}},
+                "description": "The old uploads/ folder (AVENUE_LEGACY_UPLOADS_DIR): whether it is there and "
+                               "what of it the last sweep found imported; null when none is configured."},
+            "notes": {"type": "array", "items": {"type": "string"},
+                      "description": "What the report could not measure here, and why, as sentences."},
             "buckets": {"type": "object", "additionalProperties": {
                 "type": "object", "required": ["files", "bytes", "chunks"],
                 "properties": {"files": {"type": "integer"}, "bytes": {"type": "integer"},
-                               "chunks": {"type": "integer"}, "oldest_upload": TIME, "newest_upload": TIME}}},
+                               "chunks": {"type": "integer"}, "oldest_upload": TIME, "newest_upload": TIME,
+                               "alias": {"type": "string"}, "originals": INT0,
+                               "chunk_index": {"type": "boolean"}, "chunks_exact": {"type": "boolean"}}}},
             "trash": {"type": "object", "required": ["files", "originals", "bytes", "chunks", "days"],
                       "properties": {"files": {"type": "integer"}, "originals": {"type": "integer"},
                                      "bytes": {"type": "integer"}, "chunks": {"type": "integer"},
@@ -454,7 +523,8 @@ SCHEMAS: dict[str, Schema] = {
                                "last eviction (null: none yet)."},
             "quota": {"type": "object", "required": ["level"], "properties": {
                 "level": {"enum": ["ok", "warning", "critical", "emergency"]},
-                "percent": {"type": ["number", "null"]}, "bytes": {"type": ["integer", "null"]}}},
+                "percent": {"type": ["number", "null"]}, "bytes": {"type": ["integer", "null"]},
+                "used_bytes": INT0, "used_source": {"type": "string"}}},
         }}]},
 }
 
