@@ -26,7 +26,6 @@ every 50 ms throughout, minus the sum after its warm-up (target under 300 MB ext
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import secrets
 import sys
@@ -45,7 +44,7 @@ sys.path.insert(0, str(BENCH))
 from zip_import import two_mb_photo, upload  # noqa: E402
 
 from data import with_comment  # noqa: E402
-from harness import LOOPBACK, Procs, free_port, rss_total, wait_http, worker_pids  # noqa: E402
+from harness import LOOPBACK, Procs, against_single_report, free_port, rss_total, wait_http, worker_pids  # noqa: E402
 
 DB = "bench_console_bulk"
 CONCURRENCY = 2  # the console queue's (upload-queue.js CONCURRENCY), and the single uploads'
@@ -257,13 +256,8 @@ def main() -> int:
 
 def report(results: dict, photos: int, batch: int, size: int) -> str:
     single, console = results["single"], results["console"]
-    per_single, per_console = single[0] / photos * 1000, console[0] / photos * 1000
-    ratio = per_console / per_single
-    peak = max(single[1], console[1])
-    load = os.getloadavg()
-    return "\n".join([
-        f"# Console bulk upload against single uploads — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        "",
+    return against_single_report(
+        "Console bulk upload",
         f"Command: `python3 bench/console_bulk.py --photos {photos} --batch {batch} "
         f"--concurrency {CONCURRENCY}`. "
         f"The Procfile's "
@@ -271,27 +265,17 @@ def report(results: dict, photos: int, batch: int, size: int) -> str:
         f"batch) on a fresh embedded SecantusDB; {photos} distinct photos of {size / 1e6:.2f} MB each way, "
         f"into the builder's library, {CONCURRENCY} requests at a time both ways: the console's queue in "
         f"headless Chromium (files chosen in the library's form, Upload pressed, timed until the page's "
-        f"summary says all stored) and Python's single uploads. Load average at the end {load[0]:.2f} "
-        f"on 2 cores shared with other work.",
-        "",
-        "| measurement | single uploads | console bulk | target |",
-        "| --- | ---: | ---: | --- |",
-        f"| wall time, all photos | {single[0]:.1f} s | {console[0]:.1f} s | |",
-        f"| time per photo | {per_single:.0f} ms | {per_console:.0f} ms | |",
-        f"| ratio console ÷ single, per photo | | **{ratio:.2f}x** | at most 1.2x: "
-        f"{'met' if ratio <= 1.2 else 'NOT met'} |",
-        f"| workers' RSS after the warm-up | {single[2]:.0f} MB | {console[2]:.0f} MB | |",
-        f"| workers' CPU per photo | {single[3] / photos * 1000:.0f} ms | "
-        f"{console[3] / photos * 1000:.0f} ms | |",
-        f"| client's CPU per photo (Python threads; Chromium and Playwright) | "
-        f"{single[4] / photos * 1000:.0f} ms | {console[4] / photos * 1000:.0f} ms | |",
-        f"| workers' extra RSS, peak while the page reloads its thumbnails (not timed) | | "
-        f"{console[5]:.0f} MB | |",
-        f"| workers' extra RSS, peak while uploading | {single[1]:.0f} MB | {console[1]:.0f} MB | "
-        f"under 300 MB: "
-        f"{'met' if peak < 300 else 'NOT met'} |",
-        "",
-    ])
+        f"summary says all stored) and Python's single uploads.",
+        "console bulk", "console", single=single, other=console, photos=photos,
+        extra_rows=(
+            f"| workers' CPU per photo | {single[3] / photos * 1000:.0f} ms | "
+            f"{console[3] / photos * 1000:.0f} ms | |",
+            f"| client's CPU per photo (Python threads; Chromium and Playwright) | "
+            f"{single[4] / photos * 1000:.0f} ms | {console[4] / photos * 1000:.0f} ms | |",
+            f"| workers' extra RSS, peak while the page reloads its thumbnails (not timed) | | "
+            f"{console[5]:.0f} MB | |",
+        ),
+        peak_label="workers' extra RSS, peak while uploading")
 
 
 if __name__ == "__main__":

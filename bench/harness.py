@@ -8,6 +8,7 @@ group), is remembered by PID, and is stopped by PID (SIGTERM to its group, then 
 from __future__ import annotations
 
 import atexit
+import datetime as dt
 import os
 import re
 import signal
@@ -306,6 +307,41 @@ class ForeignLoad:
         # Descendants that exited and were reaped by a grandparent we no longer see can make
         # "ours" undercount a little, so this errs towards reporting load.
         return max(0.0, min(100.0, 100 * ((busy1 - busy0) - (ours1 - ours0)) / wall))
+
+
+# --------------------------------------------------------------------------------------
+# Reports of a batch way of storing photos against single uploads
+
+
+def against_single_report(title: str, setup: str, column: str, short: str, *, single: tuple,
+                          other: tuple, photos: int, extra_rows: tuple[str, ...] = (),
+                          peak_label: str = "workers' extra RSS, peak") -> str:
+    """The markdown report of ``title`` (the column ``column``, ``short`` in the ratio's name)
+    against one single upload per photo: ``single`` and ``other`` are (wall seconds, the
+    workers' extra RSS peak in MB, their RSS after the warm-up in MB, …). The targets: per
+    photo at most 1.2x the single uploads' time, under 300 MB extra RSS. ``setup`` (the
+    command and what ran) is followed by the load average; ``extra_rows`` go before the peak."""
+    per_single, per_other = single[0] / photos * 1000, other[0] / photos * 1000
+    ratio = per_other / per_single
+    peak = max(single[1], other[1])
+    load = os.getloadavg()
+    return "\n".join([
+        f"# {title} against single uploads — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        "",
+        f"{setup} Load average at the end {load[0]:.2f} on 2 cores shared with other work.",
+        "",
+        f"| measurement | single uploads | {column} | target |",
+        "| --- | ---: | ---: | --- |",
+        f"| wall time, all photos | {single[0]:.1f} s | {other[0]:.1f} s | |",
+        f"| time per photo | {per_single:.0f} ms | {per_other:.0f} ms | |",
+        f"| ratio {short} ÷ single, per photo | | **{ratio:.2f}x** | at most 1.2x: "
+        f"{'met' if ratio <= 1.2 else 'NOT met'} |",
+        f"| workers' RSS after the warm-up | {single[2]:.0f} MB | {other[2]:.0f} MB | |",
+        *extra_rows,
+        f"| {peak_label} | {single[1]:.0f} MB | {other[1]:.0f} MB | under 300 MB: "
+        f"{'met' if peak < 300 else 'NOT met'} |",
+        "",
+    ])
 
 
 # --------------------------------------------------------------------------------------

@@ -26,7 +26,6 @@ warm-up (target: under 300 MB extra throughout).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import io
 import os
 import secrets
@@ -45,7 +44,16 @@ sys.path.insert(0, str(BENCH))
 from PIL import Image  # noqa: E402
 
 from data import photo_12mp, with_comment  # noqa: E402
-from harness import LOOPBACK, Procs, free_port, request, rss_total, wait_http, worker_pids  # noqa: E402
+from harness import (  # noqa: E402
+    LOOPBACK,
+    Procs,
+    against_single_report,
+    free_port,
+    request,
+    rss_total,
+    wait_http,
+    worker_pids,
+)
 
 DB = "bench_zip_import"
 TARGET = 2 * 1024 * 1024
@@ -204,32 +212,14 @@ def upload(port: int, headers: dict, photo: bytes) -> None:
 
 
 def report(results: dict, photos: int, size: int, archives_sent: int) -> str:
-    single, zipped = results["single"], results["zip"]
-    per_single, per_zip = single[0] / photos * 1000, zipped[0] / photos * 1000
-    ratio = per_zip / per_single
-    peak = max(single[1], zipped[1])
-    load = os.getloadavg()
-    return "\n".join([
-        f"# Zip import against single uploads — {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        "",
+    return against_single_report(
+        "Zip import",
         f"Command: `python3 bench/zip_import.py --photos {photos}`. The Procfile's gunicorn (its default "
         f"workers; a fresh one per kind, warmed up alike, used in turn batch by batch) on a fresh "
         f"embedded SecantusDB; {photos} distinct photos of {size / 1e6:.2f} MB each way "
         f"(the corpus's 12 MP photo re-encoded to about 2 MB), into the builder's library, one request at "
-        f"a time; the zip phase sent {archives_sent} archive(s) of at most 100 MB. Load average at the end "
-        f"{load[0]:.2f} on 2 cores shared with other work.",
-        "",
-        "| measurement | single uploads | zip import | target |",
-        "| --- | ---: | ---: | --- |",
-        f"| wall time, all photos | {single[0]:.1f} s | {zipped[0]:.1f} s | |",
-        f"| time per photo | {per_single:.0f} ms | {per_zip:.0f} ms | |",
-        f"| ratio zip ÷ single, per photo | | **{ratio:.2f}x** | at most 1.2x: "
-        f"{'met' if ratio <= 1.2 else 'NOT met'} |",
-        f"| workers' RSS after the warm-up | {single[2]:.0f} MB | {zipped[2]:.0f} MB | |",
-        f"| workers' extra RSS, peak | {single[1]:.0f} MB | {zipped[1]:.0f} MB | under 300 MB: "
-        f"{'met' if peak < 300 else 'NOT met'} |",
-        "",
-    ])
+        f"a time; the zip phase sent {archives_sent} archive(s) of at most 100 MB.",
+        "zip import", "zip", single=results["single"], other=results["zip"], photos=photos)
 
 
 if __name__ == "__main__":

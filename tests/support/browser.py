@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,16 +64,47 @@ def served(app) -> Iterator[Any]:
         client.close()
 
 
-def logged_in(browser, base_url: str, email: str, password: str, width: int = 1280, height: int = 900,
-              *, audit: bool = False):
-    """A fresh browser profile on ``base_url``, logged in as ``email`` (by the API, like the
-    login form); ``audit``: the page's CSP lets axe-core in (it changes nothing axe looks at)."""
+def new_context(browser, base_url: str, width: int = 1280, height: int = 900, *, audit: bool = False):
+    """A fresh browser profile on ``base_url`` (no cookies), failing fast on a missing element;
+    ``audit``: the page's CSP lets axe-core in (it changes nothing axe looks at)."""
     context = browser.new_context(base_url=base_url, user_agent=AGENT, bypass_csp=audit,
                                   viewport={"width": width, "height": height})
     context.set_default_timeout(10_000)
+    return context
+
+
+def logged_in(browser, base_url: str, email: str, password: str, width: int = 1280, height: int = 900,
+              *, audit: bool = False):
+    """``new_context`` logged in as ``email`` (by the API, like the login form)."""
+    context = new_context(browser, base_url, width, height, audit=audit)
     answer = context.request.post("/api/auth/login", data={"email": email, "password": password})
     assert answer.ok, answer.text()
     return context
+
+
+@contextmanager
+def user_pages(browser, app, password: str) -> Iterator[Callable[..., Any]]:
+    """``page_as(role, width=1280, height=900, *, audit=False)`` while in the ``with``: a page of
+    its own profile, logged in as a new user with ``role`` on the served ``app`` (the user's
+    address as ``page.email``), a script error on it failing the test; every profile closed after."""
+    from tests.helpers import Auth
+
+    contexts = []
+
+    def page_as(role: str, width: int = 1280, height: int = 900, *, audit: bool = False):
+        email, _ = Auth(app).user(role, password=password)
+        context = logged_in(browser, app.url, email, password, width, height, audit=audit)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: pytest.fail(f"script error: {error}"))
+        page.email = email
+        return page
+
+    try:
+        yield page_as
+    finally:
+        for context in contexts:
+            context.close()
 
 
 def shot(page, name: str, *, full_page: bool = True) -> Path:

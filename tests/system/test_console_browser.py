@@ -18,7 +18,7 @@ import pytest
 from bson import ObjectId
 
 from tests.helpers import IMAGES, Auth, bucket_snapshot, make_app
-from tests.support.browser import AGENT, axe_violations, chromium, served, shot
+from tests.support.browser import axe_violations, chromium, new_context, served, shot, user_pages
 
 pytestmark = pytest.mark.slow
 
@@ -45,32 +45,8 @@ def browser():
 @pytest.fixture
 def open_as(live, browser):
     """``open_as(role)``: a page logged in as a new user with ``role`` (by the API, like the form)."""
-    contexts = []
-
-    def open_as(role: str, width: int = 1280, height: int = 900, *, audit: bool = False):
-        email, _ = Auth(live).user(role, password=PASSWORD)
-        context = new_context(browser, live, width, height, audit=audit)
-        contexts.append(context)
-        answer = context.request.post("/api/auth/login", data={"email": email, "password": PASSWORD})
-        assert answer.ok, answer.text()
-        page = context.new_page()
-        page.on("pageerror", lambda error: pytest.fail(f"script error: {error}"))
-        page.email = email
-        return page
-
-    yield open_as
-    for context in contexts:
-        context.close()
-
-
-def new_context(browser, live, width: int = 1280, height: int = 900, *, audit: bool = False):
-    """A fresh browser profile on the live app (no cookies), failing fast on a missing element;
-    ``audit``: the page's CSP lets the tests' axe-core in (it changes nothing axe looks at)."""
-    context = browser.new_context(base_url=live.url, user_agent=AGENT, bypass_csp=audit,
-                                  viewport={"width": width, "height": height})
-    context.set_default_timeout(10_000)
-    return context
-
+    with user_pages(browser, live, PASSWORD) as page_as:
+        yield page_as
 
 
 def database(live):
@@ -107,7 +83,7 @@ def order_on_page(page) -> list[str]:
 
 def test_an_admin_logs_in_and_manages_a_products_photos(live, browser):
     email, _ = Auth(live).user("admin", password=PASSWORD)
-    context = new_context(browser, live)
+    context = new_context(browser, live.url)
     page = context.new_page()
     try:
         page.goto("/console/products")  # not logged in: the login form, then back here
@@ -789,7 +765,7 @@ def test_every_console_screen_passes_the_accessibility_audit(live, browser, open
         admin.wait_for_load_state("networkidle")
         found[path] = axe_violations(admin)
         assert admin.evaluate("document.documentElement.scrollWidth") <= width, path
-    login = new_context(browser, live, width, audit=True).new_page()
+    login = new_context(browser, live.url, width, audit=True).new_page()
     try:
         login.goto("/console/login")
         login.get_by_label("Email").wait_for()

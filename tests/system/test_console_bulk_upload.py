@@ -8,6 +8,7 @@ layer that answers the first try of any file named ``retry-*.jpg`` with 503 and 
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import shutil
@@ -19,8 +20,8 @@ import pymongo
 import pytest
 
 from avenue.embedded import free_port
-from tests.helpers import IMAGES, Auth, make_app
-from tests.support.browser import axe_violations, chromium, logged_in, shot
+from tests.helpers import IMAGES, make_app
+from tests.support.browser import axe_violations, chromium, shot, user_pages
 
 pytestmark = pytest.mark.slow
 
@@ -113,20 +114,9 @@ def browser():
 
 @pytest.fixture
 def editor_page(live, browser):
-    """``editor_page(width)``: the library, logged in as a new editor, at that width."""
-    contexts = []
-
-    def open_page(width: int = 1280, *, audit: bool = False):
-        email, _ = Auth(live).user("editor", password=PASSWORD)
-        context = logged_in(browser, live.url, email, PASSWORD, width, 900, audit=audit)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: pytest.fail(f"script error: {error}"))
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
+    """``editor_page(width)``: a page logged in as a new editor, at that width."""
+    with user_pages(browser, live, PASSWORD) as page_as:
+        yield functools.partial(page_as, "editor")
 
 
 def mixed_folder(root, tag: str):

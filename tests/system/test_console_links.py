@@ -8,6 +8,7 @@ and axe helpers are tests/support/browser.py's).
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.request
 import uuid
@@ -15,8 +16,8 @@ import uuid
 import pymongo
 import pytest
 
-from tests.helpers import IMAGES, Auth, make_app
-from tests.support.browser import axe_violations, chromium, logged_in, served, shot
+from tests.helpers import IMAGES, make_app
+from tests.support.browser import axe_violations, chromium, served, shot, user_pages
 from tests.support.client import multipart
 
 pytestmark = pytest.mark.slow
@@ -34,16 +35,8 @@ def live(secantus):
 @pytest.fixture
 def page_as(live):
     """``page_as(role, width)``: a page logged in as a new user with ``role``."""
-    with chromium() as browser:
-
-        def page_as(role: str, width: int = 1280):
-            email, _ = Auth(live).user(role, password=PASSWORD)
-            context = logged_in(browser, live.url, email, PASSWORD, width, audit=True)
-            page = context.new_page()
-            page.on("pageerror", lambda error: pytest.fail(f"script error: {error}"))
-            return page
-
-        yield page_as
+    with chromium() as browser, user_pages(browser, live, PASSWORD) as opened:
+        yield functools.partial(opened, audit=True)
 
 
 def upload_through(url: str, secret: str, name: str) -> tuple[int, dict]:

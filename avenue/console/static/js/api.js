@@ -68,10 +68,12 @@ export async function api(method, path, body) {
   return data;
 }
 
-// POST (or PUT: a replace) a multipart form with XMLHttpRequest, so the upload's progress can be shown.
-export async function upload(path, form, onProgress, method = 'POST') {
-  const token = await csrfToken();
-  return new Promise((resolve, reject) => {
+// POST (or PUT: a replace) one multipart form by XMLHttpRequest, so the upload's progress can
+// be shown: the CSRF token, upload progress events, and a 401 back to the login form. Every HTTP
+// answer resolves {status, body, retryAfter} (the caller decides what a status means); a network
+// error, a timeout or an abort (`abort.onabort`, set here, cancels the request) answers status 0.
+export function sendForm(path, form, onProgress, abort, method = 'POST') {
+  return csrfToken().then((token) => new Promise((resolve) => {
     const xhr = new XMLHttpRequest();
     xhr.open(method, path);
     xhr.setRequestHeader('X-CSRF-Token', token);
@@ -81,17 +83,25 @@ export async function upload(path, form, onProgress, method = 'POST') {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
     xhr.addEventListener('load', () => {
-      if (xhr.status >= 200 && xhr.status < 300) {
-        onProgress(1);
-        resolve(xhr.response);
-      } else {
-        loginAgain(xhr.status);
-        reject(errorFrom(xhr.status, xhr.response));
-      }
+      loginAgain(xhr.status);  // a session that ended: back to the login form, as every API call does
+      resolve({status: xhr.status, body: xhr.response, retryAfter: xhr.getResponseHeader('Retry-After')});
     });
-    xhr.addEventListener('error', () => reject(errorFrom(0, null)));
+    const lost = () => resolve({status: 0, body: null, retryAfter: null});
+    xhr.addEventListener('error', lost);
+    xhr.addEventListener('abort', lost);
+    xhr.addEventListener('timeout', lost);
+    if (abort) abort.onabort = () => xhr.abort();
     xhr.send(form);
-  });
+  }));
+}
+
+// sendForm for one upload on a page: resolves the answer's JSON on a 2xx (progress then shows
+// the end), rejects with an ApiError (its sentence) on any other answer or a lost connection.
+export async function upload(path, form, onProgress, method = 'POST') {
+  const {status, body} = await sendForm(path, form, onProgress, null, method);
+  if (status < 200 || status >= 300) throw errorFrom(status, status ? body : null);
+  onProgress(1);
+  return body;
 }
 
 export function formatBytes(bytes) {

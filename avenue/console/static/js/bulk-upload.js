@@ -1,33 +1,8 @@
 // The bulk upload's page side: the panel (overall progress, a live summary, Cancel and Retry
 // failed, a row per file), one XHR per file (its upload progress events), and the files of a
-// dropped folder. The queue's rules are in upload-queue.js.
-import {csrfToken, el, loginAgain} from './api.js';
+// dropped folder. The queue's rules are in upload-queue.js; each file goes by sendForm (api.js).
+import {el} from './api.js';
 import {FINISHED, UploadQueue, itemText} from './upload-queue.js';
-
-// POST (or PUT) one multipart form by XHR; every HTTP answer resolves (the queue decides what
-// a status means), a network error or an abort answers status 0.
-export function sendForm(path, form, onProgress, abort, method = 'POST') {
-  return csrfToken().then((token) => new Promise((resolve) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open(method, path);
-    xhr.setRequestHeader('X-CSRF-Token', token);
-    xhr.setRequestHeader('Accept', 'application/json');
-    xhr.responseType = 'json';
-    xhr.upload.addEventListener('progress', (event) => {
-      if (event.lengthComputable) onProgress(event.loaded / event.total);
-    });
-    xhr.addEventListener('load', () => {
-      loginAgain(xhr.status);  // a session that ended: back to the login form, as every API call does
-      resolve({status: xhr.status, body: xhr.response, retryAfter: xhr.getResponseHeader('Retry-After')});
-    });
-    const lost = () => resolve({status: 0, body: null, retryAfter: null});
-    xhr.addEventListener('error', lost);
-    xhr.addEventListener('abort', lost);
-    xhr.addEventListener('timeout', lost);
-    if (abort) abort.onabort = () => xhr.abort();
-    xhr.send(form);
-  }));
-}
 
 // Every file of a drop, folders walked (webkitGetAsEntry: Chromium, Firefox, Safari), each file
 // with its path in the folder as `relativePath`.

@@ -3,8 +3,8 @@
 // replacing an image's file in place, where each image is used, and deletion that shows
 // the pages in the way before forcing it; many at once: select (click, shift-click for a range,
 // or every image the filter matches), then move, tag, untag, delete or restore from the trash.
-import {ApiError, api, countOf, el, formatBytes, formatDate, pageMessage, show, upload} from './api.js';
-import {bulkPanel, dropTarget, sendForm} from './bulk-upload.js';
+import {ApiError, api, countOf, el, formatBytes, formatDate, pageMessage, sendForm, show, upload} from './api.js';
+import {bulkPanel, dropTarget} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
 import {nearList, showGroups} from './near.js';
 import {deliveryChart} from './cardchart.js';

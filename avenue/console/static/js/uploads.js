@@ -1,6 +1,6 @@
 // Uploads (anyone logged in): their own files, public or private, a link to copy, delete.
-import {api, countOf, el, formatBytes, formatDate, pageMessage, show} from './api.js';
-import {bulkPanel, dropTarget, sendForm} from './bulk-upload.js';
+import {api, countOf, el, formatBytes, formatDate, pageMessage, sendForm, show} from './api.js';
+import {bulkPanel, dropTarget} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
 import {imageIn, openEditor} from './editor.js';
 
