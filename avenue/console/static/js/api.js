@@ -33,9 +33,14 @@ function errorFrom(status, data) {
   return new ApiError(status, 'error', words[status] || `The request failed (HTTP ${status}).`);
 }
 
+let leaving = false;
+
 export function loginAgain(status) {
-  // A session that ended (logout elsewhere, a new password) sends the user back to log in.
-  if (status === 401 && !location.pathname.endsWith('/console/login')) {
+  // A session that ended (logout elsewhere, a new password) sends the user back to log in,
+  // once: the other requests in flight get their 401s too, and a second assign() would
+  // abort the first navigation (the page then sat on a cancelled load for a moment).
+  if (status === 401 && !leaving && !location.pathname.endsWith('/console/login')) {
+    leaving = true;
     location.assign(`/console/login?next=${encodeURIComponent(location.pathname + location.search)}`);
   }
 }
