@@ -300,7 +300,9 @@ SCHEMAS: dict[str, Schema] = {
             "near_duplicates": {"type": "array", "items": _ref("NearDuplicate"), "description":
                                 "An upload's answer and one library image: the images of the same bucket "
                                 "that look like it (re-encoded, resized, slightly cropped), nearest first; "
-                                "an upload's own only among uploads, never a trashed one."},
+                                "an upload's own only among uploads, never a trashed one. Left out of an "
+                                "upload's answer when the lookup failed or took over a second past the "
+                                "write (the image is stored all the same)."},
         },
     },
     "NearDuplicate": {
@@ -910,10 +912,12 @@ PATHS: dict[str, dict[str, Schema]] = {
         "post": _op("Add images to a product (all or nothing, within its limit).",
                     {"201": _json({"type": "object", "required": ["product", "added"], "properties": {
                         "product": _ref("Product"), "added": {"type": "array", "items": {"allOf": [
-                            _ref("Image"), {"type": "object", "required": ["near_duplicates"], "properties": {
+                            _ref("Image"), {"type": "object", "properties": {
                                 "near_duplicates": {"type": "array", "items": _ref("NearDuplicate"),
                                                     "description": "Product images that look like it, "
-                                                                   "nearest first."}}}]}}}},
+                                                                   "nearest first (left out when the "
+                                                                   "lookup failed or took over a second "
+                                                                   "past the write)."}}}]}}}},
                         "Added, each with its look-alikes."), **_errors(404, 409)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                     body=_multipart({"images": IMAGE_FILES}, ["images"])),

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
+import pymongo
 import pytest
 from PIL import Image, ImageDraw
+from pymongo.errors import ServerSelectionTimeoutError
 
-from avenue.media import BUILDER
+from avenue.media import BUILDER, PRODUCTS
+from avenue.media.store import nearby, originals
 from avenue.ops import backfill as walk
 from avenue.ops import likeness as backfill
 from tests.support.client import MEDIA, uploaded
@@ -254,3 +258,130 @@ def test_a_refused_product_upload_stores_nothing_and_names_nothing(client, auth,
                                            (io.BytesIO(b"not an image"), "c.jpg")]})
     assert refused.status_code in (415, 422) and "near_duplicates" not in refused.get_json()
     assert db["product_images_data.files"].count_documents({}) == before
+
+
+# --- the lookup beside the write (avenue/media/store/nearby.py: Lookup) ---------------------
+
+
+def threads_only(backend) -> None:
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("threads need a real server (mongomock is not thread-safe: its lookups run inline)")
+
+
+def test_the_lookup_runs_while_the_original_is_written(client, editor, backend, monkeypatch):
+    threads_only(backend)
+    first = media(client, editor, jpeg(photo(31)), "first.jpg")
+    looking = threading.Event()
+    real_near, real_write = nearby.near, originals._write
+
+    def near(*args, **kwargs):
+        looking.set()
+        return real_near(*args, **kwargs)
+
+    def write(*args, **kwargs):
+        # Run one after the other, the lookup would begin only after this returned.
+        assert looking.wait(30), "the lookup had not begun while the original was being written"
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(nearby, "near", near)
+    monkeypatch.setattr(originals, "_write", write)
+    copy = media(client, editor, near_copy(photo(31)), "copy.jpg")
+    assert [match["id"] for match in copy["near_duplicates"]] == [first["id"]]
+
+
+def test_a_lookup_that_fails_leaves_the_upload_stored_and_names_nothing(client, editor, monkeypatch):
+    media(client, editor, jpeg(photo(32)), "first.jpg")
+
+    def broken(*args, **kwargs):
+        raise ServerSelectionTimeoutError("the lookup's server went away")
+
+    monkeypatch.setattr(nearby, "near", broken)
+    copy = media(client, editor, near_copy(photo(32)), "copy.jpg")
+    # Stored and answered, without a list it could not make ("none" would be false).
+    assert "near_duplicates" not in copy
+    monkeypatch.undo()  # the library's page of it looks its near-duplicates up too
+    assert client.get(f"{MEDIA}/{copy['id']}", headers=editor).status_code == 200
+
+
+def test_a_lookup_slower_than_its_wait_does_not_hold_the_answer_and_links_its_group_later(
+        client, editor, backend, monkeypatch):
+    threads_only(backend)
+    first = media(client, editor, jpeg(photo(33)), "first.jpg")
+    answered, linked = threading.Event(), threading.Event()
+    real_near, real_link_late = nearby.near, nearby.Lookup._link_late
+
+    def stuck(*args, **kwargs):
+        answered.wait(60)  # until the upload has its answer: a wait for the lookup would hang here
+        return real_near(*args, **kwargs)
+
+    def link_late(self, done, created):
+        try:
+            real_link_late(self, done, created)
+        finally:
+            linked.set()
+
+    monkeypatch.setattr(nearby, "WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(nearby, "near", stuck)
+    monkeypatch.setattr(nearby.Lookup, "_link_late", link_late)
+    copy = media(client, editor, near_copy(photo(33)), "copy.jpg")
+    answered.set()
+    assert "near_duplicates" not in copy
+    assert linked.wait(60)
+    [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
+    assert {image["id"] for image in group["images"]} == {first["id"], copy["id"]}
+
+
+def test_a_store_that_fails_links_nothing_and_stores_nothing(client, auth, db, monkeypatch):
+    admin = auth.token("admin")
+    assert product_with(client, admin, "FAIL-1", [(jpeg(photo(34)), "a.jpg")]).status_code == 201
+    before = db[f"{PRODUCTS}.files"].count_documents({})
+
+    def down(*args, **kwargs):
+        raise ServerSelectionTimeoutError("the database went away mid-upload")
+
+    monkeypatch.setattr(originals, "_write", down)
+    failed = client.post("/api/shop/products/FAIL-1/images", headers=admin,
+                         data={"images": [(io.BytesIO(near_copy(photo(34))), "b.jpg")]})
+    assert failed.status_code == 503 and failed.get_json()["error"]["code"] == "database_unavailable"
+    assert db[f"{PRODUCTS}.files"].count_documents({}) == before
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+
+
+def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, auth, db, backend, monkeypatch):
+    threads_only(backend)
+    admin = auth.token("admin")
+    assert product_with(client, admin, "FAIL-2", [(jpeg(photo(35)), "a.jpg")]).status_code == 201
+    looking, stopped, ran = threading.Event(), threading.Event(), threading.Event()
+    looked: list[object] = []
+    real_near, real_stop, real_run = nearby.near, nearby.Lookup.stop, nearby.Lookup._run
+
+    def near(*args, **kwargs):
+        looked.append(args[2]["_id"])
+        looking.set()
+        stopped.wait(60)  # the first upload's lookup is still running when the write fails
+        return real_near(*args, **kwargs)
+
+    def stop(self):
+        real_stop(self)
+        stopped.set()
+
+    def run(self):
+        try:
+            return real_run(self)
+        finally:
+            ran.set()
+
+    def down(*args, **kwargs):
+        assert looking.wait(60)  # (a lookup not begun yet is cancelled outright)
+        raise ServerSelectionTimeoutError("the database went away mid-upload")
+
+    monkeypatch.setattr(nearby, "near", near)
+    monkeypatch.setattr(nearby.Lookup, "stop", stop)
+    monkeypatch.setattr(nearby.Lookup, "_run", run)
+    monkeypatch.setattr(originals, "_write", down)
+    failed = client.post("/api/shop/products/FAIL-2/images", headers=admin, data={"images": [
+        (io.BytesIO(near_copy(photo(35))), "b.jpg"), (io.BytesIO(jpeg(photo(36))), "c.jpg")]})
+    assert failed.status_code == 503
+    assert ran.wait(60)
+    assert len(looked) == 1  # the second upload was never looked up
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
