@@ -553,8 +553,11 @@ PRODUCT_PHOTO_REPLACE, PRODUCT_PHOTO_FOCAL = _replace_ops(
 MEDIA_REPLACE, MEDIA_FOCAL = _replace_ops(
     "The media.", "same id, so every page keeps it", MEDIA_WITH_VERSION, tag="builder",
     roles="editor, admin")
+# A replaced upload's answer names its new picture's near-duplicates, as an upload's does.
+UPLOAD_WITH_NEAR: Schema = {"allOf": [_ref("Image"), {"required": ["near_duplicates"]}]}
 UPLOAD_REPLACE, UPLOAD_FOCAL = _replace_ops(
-    "The upload.", "same id and visibility", _ref("Image"), tag="uploads", roles="owner, admin")
+    "The upload, with the owner's uploads that look like it (`near_duplicates`).", "same id and visibility",
+    UPLOAD_WITH_NEAR, tag="uploads", roles="owner, admin")
 
 # Non-destructive edits and named crops (avenue/media/ingest/edits.py; docs/api.md "Editing").
 FRACTION: Schema = {"type": "number", "minimum": 0, "maximum": 1}

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 from pymongo.errors import ServerSelectionTimeoutError
 
-from avenue.media import BUILDER, PRODUCTS
+from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS
 from avenue.media.store import nearby, originals
 from avenue.ops import backfill as walk
 from avenue.ops import likeness as backfill
@@ -104,6 +104,32 @@ def test_a_replaced_image_is_matched_by_its_new_picture(client, editor):
     assert [m["id"] for m in replaced.get_json()["near_duplicates"]] == [first["id"]]
     assert client.get(f"{MEDIA}/{first['id']}", headers=editor).get_json()["near_duplicates"][0]["id"] \
         == other["id"]
+
+
+def test_a_replaced_upload_names_the_owner_s_uploads_that_look_like_its_new_picture(client, auth):
+    me, someone = auth.token("editor"), auth.token("editor")
+    first = uploaded(client, me, data=jpeg(photo(41)), filename="first.jpg")
+    other = uploaded(client, me, data=jpeg(photo(42)), filename="other.jpg")
+    uploaded(client, someone, data=jpeg(photo(41)), filename="theirs.jpg")  # another user's
+    replaced = client.put(f"/api/uploads/{other['id']}", headers=me,
+                          data={"file": (io.BytesIO(near_copy(photo(41))), "r.jpg")})
+    assert replaced.status_code == 200, replaced.get_json()
+    [match] = replaced.get_json()["near_duplicates"]
+    assert match["id"] == first["id"] and match["filename"] == "first.jpg" and 0 <= match["distance"] <= 12
+    assert match["url"].startswith("/media/uploads/") and match["thumb"]
+
+
+def test_a_replaced_upload_never_names_itself_or_its_own_earlier_versions(client, editor, db):
+    mine = uploaded(client, editor, data=jpeg(photo(43)), filename="mine.jpg")
+    once = client.put(f"/api/uploads/{mine['id']}", headers=editor,
+                      data={"file": (io.BytesIO(near_copy(photo(43))), "again.jpg")})
+    assert once.status_code == 200 and once.get_json()["near_duplicates"] == []
+    # Replaced again by yet another save of the same shot: both earlier versions look like it.
+    twice = client.put(f"/api/uploads/{mine['id']}", headers=editor,
+                       data={"file": (io.BytesIO(jpeg(photo(43), 70)), "third.jpg")})
+    assert twice.status_code == 200 and twice.get_json()["near_duplicates"] == []
+    # They are kept (in the trash), just never named.
+    assert db[f"{TRASH}.files"].count_documents({"metadata.trash.from": UPLOADS}) == 2
 
 
 def test_groups_list_each_set_of_near_copies_once_page_by_page(client, editor):
