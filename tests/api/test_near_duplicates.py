@@ -10,6 +10,7 @@ import threading
 import pymongo
 import pytest
 from PIL import Image, ImageDraw
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo.errors import ServerSelectionTimeoutError
 
 from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS
@@ -289,6 +290,13 @@ def test_a_refused_product_upload_stores_nothing_and_names_nothing(client, auth,
 # --- the lookup beside the write (avenue/media/store/nearby.py: Lookup) ---------------------
 
 
+def lookups(client, auth) -> dict[str, float]:
+    """``avenue_near_duplicate_lookups_total`` by outcome, as /metrics shows it."""
+    text = client.get("/metrics", headers=auth.token("ops")).get_data(as_text=True)
+    return {sample.labels["outcome"]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == "avenue_near_duplicate_lookups_total"}
+
+
 def threads_only(backend) -> None:
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("threads need a real server (mongomock is not thread-safe: its lookups run inline)")
@@ -315,8 +323,9 @@ def test_the_lookup_runs_while_the_original_is_written(client, editor, backend, 
     assert [match["id"] for match in copy["near_duplicates"]] == [first["id"]]
 
 
-def test_a_lookup_that_fails_leaves_the_upload_stored_and_names_nothing(client, editor, monkeypatch):
+def test_a_lookup_that_fails_leaves_the_upload_stored_and_names_nothing(client, editor, auth, monkeypatch):
     media(client, editor, jpeg(photo(32)), "first.jpg")
+    before = lookups(client, auth)
 
     def broken(*args, **kwargs):
         raise ServerSelectionTimeoutError("the lookup's server went away")
@@ -325,14 +334,16 @@ def test_a_lookup_that_fails_leaves_the_upload_stored_and_names_nothing(client, 
     copy = media(client, editor, near_copy(photo(32)), "copy.jpg")
     # Stored and answered, without a list it could not make ("none" would be false).
     assert "near_duplicates" not in copy
+    assert lookups(client, auth).get("failed", 0) == before.get("failed", 0) + 1
     monkeypatch.undo()  # the library's page of it looks its near-duplicates up too
     assert client.get(f"{MEDIA}/{copy['id']}", headers=editor).status_code == 200
 
 
 def test_a_lookup_slower_than_its_wait_does_not_hold_the_answer_and_links_its_group_later(
-        client, editor, backend, monkeypatch):
+        client, editor, auth, backend, monkeypatch):
     threads_only(backend)
     first = media(client, editor, jpeg(photo(33)), "first.jpg")
+    before = lookups(client, auth)
     answered, linked = threading.Event(), threading.Event()
     real_near, real_link_late = nearby.near, nearby.Lookup._link_late
 
@@ -352,6 +363,7 @@ def test_a_lookup_slower_than_its_wait_does_not_hold_the_answer_and_links_its_gr
     copy = media(client, editor, near_copy(photo(33)), "copy.jpg")
     answered.set()
     assert "near_duplicates" not in copy
+    assert lookups(client, auth)["late"] == before.get("late", 0) + 1
     assert linked.wait(60)
     [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
     assert {image["id"] for image in group["images"]} == {first["id"], copy["id"]}

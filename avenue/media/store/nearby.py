@@ -44,6 +44,7 @@ from pymongo.database import Database
 from avenue import background
 from avenue.media.ingest import likeness
 from avenue.media.records import Document
+from avenue.metrics import count_near_lookup
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,8 @@ class Lookup:
         self._stopped = threading.Event()
         self._future: Future[list[list[Match]]] | None = None
         self._found: list[list[Match]] | None = None
-        if not any(_hash_of(doc) is not None for doc, _ in probes):
+        self._asked = any(_hash_of(doc) is not None for doc, _ in probes)
+        if not self._asked:
             self._found = [[] for _ in probes]  # nothing hashed: nothing to ask
         elif _threads_unsafe(db):
             try:
@@ -161,6 +163,8 @@ class Lookup:
         self._stopped.set()
         if self._future is not None:
             self._future.cancel()
+        if self._asked:
+            count_near_lookup("stopped")
 
     def finish(self, created: list[dict[str, Any] | None]) -> list[list[Match] | None]:
         """Each upload's matches once its writes are done (``created``: the files document of
@@ -174,13 +178,18 @@ class Lookup:
             except FutureTimeout:
                 log.warning("the near-duplicate lookup of an upload to %s took over %.1f s: answered "
                             "without it", self.bucket, WAIT_SECONDS)
+                count_near_lookup("late")
                 self._future.add_done_callback(lambda done: self._link_late(done, created))
                 return [None for _ in self.probes]
             except Exception:  # noqa: BLE001 - logged; the answer names no matches
                 log.exception("the near-duplicate lookup of an upload to %s failed", self.bucket)
-                return [None for _ in self.probes]
+                found = None
         if found is None or len(found) != len(self.probes):
+            if self._asked:
+                count_near_lookup("failed")
             return [None for _ in self.probes]
+        if self._asked:
+            count_near_lookup("answered")
         self._link(created, found)
         return list(found)
 
