@@ -315,7 +315,9 @@ SCHEMAS: dict[str, Schema] = {
             "near_duplicates": {"type": "array", "items": _ref("NearDuplicate"), "description":
                                 "An upload's answer and one library image: the images of the same bucket "
                                 "that look like it (re-encoded, resized, slightly cropped), nearest first; "
-                                "an upload's own only among uploads, never a trashed one."},
+                                "an upload's own only among uploads, never a trashed one. Left out of an "
+                                "upload's answer when the lookup failed or took over a second past the "
+                                "write (the image is stored all the same)."},
         },
     },
     "NearDuplicate": {
@@ -621,8 +623,11 @@ PRODUCT_PHOTO_REPLACE, PRODUCT_PHOTO_FOCAL = _replace_ops(
 MEDIA_REPLACE, MEDIA_FOCAL = _replace_ops(
     "The media.", "same id, so every page keeps it", MEDIA_WITH_VERSION, tag="builder",
     roles="editor, admin")
+# A replaced upload's answer names its new picture's near-duplicates, as an upload's does.
+UPLOAD_WITH_NEAR: Schema = {"allOf": [_ref("Image"), {"required": ["near_duplicates"]}]}
 UPLOAD_REPLACE, UPLOAD_FOCAL = _replace_ops(
-    "The upload.", "same id and visibility", _ref("Image"), tag="uploads", roles="owner, admin")
+    "The upload, with the owner's uploads that look like it (`near_duplicates`).", "same id and visibility",
+    UPLOAD_WITH_NEAR, tag="uploads", roles="owner, admin")
 
 # Non-destructive edits and named crops (avenue/media/ingest/edits.py; docs/api.md "Editing").
 FRACTION: Schema = {"type": "number", "minimum": 0, "maximum": 1}
@@ -980,10 +985,12 @@ PATHS: dict[str, dict[str, Schema]] = {
         "post": _op("Add images to a product (all or nothing, within its limit).",
                     {"201": _json({"type": "object", "required": ["product", "added"], "properties": {
                         "product": _ref("Product"), "added": {"type": "array", "items": {"allOf": [
-                            _ref("Image"), {"type": "object", "required": ["near_duplicates"], "properties": {
+                            _ref("Image"), {"type": "object", "properties": {
                                 "near_duplicates": {"type": "array", "items": _ref("NearDuplicate"),
                                                     "description": "Product images that look like it, "
-                                                                   "nearest first."}}}]}}}},
+                                                                   "nearest first (left out when the "
+                                                                   "lookup failed or took over a second "
+                                                                   "past the write)."}}}]}}}},
                         "Added, each with its look-alikes."), **_errors(404, 409)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                     body=_multipart({"images": IMAGE_FILES}, ["images"])),

@@ -13,6 +13,9 @@ Three things, from small to large:
 - :class:`Lane`: work handed over one piece at a time (the renders an upload leaves for
   after its answer), run in order on one daemon thread of lower scheduling priority, with
   :meth:`~Lane.drain` to wait for what is queued (a stopping worker finishes it).
+- :func:`beside`: a short piece of a request's own work run beside the rest of it (an
+  upload's near-duplicate lookup while its original is written), on one small pool per
+  process, so the request waits for whichever of the two takes longer, not for their sum.
 - :func:`register` and :func:`start_all`: the app factory registers the long-running work
   of an app server worker (in the order it starts), and gunicorn.conf.py's
   ``post_worker_init`` starts it all, once per worker. Tests start one job directly through
@@ -33,11 +36,13 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
 
 log = logging.getLogger(__name__)
 
 EXTENSION = "avenue.background"
+T = TypeVar("T")
 
 
 def spawn(name: str, target: Callable[..., Any], *args: Any) -> threading.Thread:
@@ -161,6 +166,27 @@ class Lane:
                 with self._lock:
                     self._running = False
                     self._lock.notify_all()
+
+
+# A request's work beside its own: at most this many at once per process (more wait their
+# turn). Its own pool, not the renders' (avenue/media/ingest/variants.py): that one is CPU
+# work queued in bursts (every upload's pending renders after its answer go through it), and
+# a lookup queued behind a burst would miss what its request waits for; this one only runs
+# short database reads, mostly waiting on the server with the GIL released.
+BESIDE_THREADS = 8
+_beside: ThreadPoolExecutor | None = None
+_beside_lock = threading.Lock()
+
+
+def beside(target: Callable[..., T], *args: Any) -> Future[T]:
+    """Run ``target(*args)`` on this process's pool of work beside a request's own (made on
+    first use, :data:`BESIDE_THREADS` threads); its future. The caller bounds its wait on it
+    and cancels it when the request fails (a job not started yet then never runs)."""
+    global _beside
+    with _beside_lock:
+        if _beside is None:
+            _beside = ThreadPoolExecutor(max_workers=BESIDE_THREADS, thread_name_prefix="avenue-beside")
+        return _beside.submit(target, *args)
 
 
 # A start function: starts its work and returns it (a job, a thread), or None when switched off.

@@ -69,6 +69,9 @@ MEDIA_CACHE = Counter("avenue_media_cache_requests",
                       ["result"])
 UPLOADS = Counter("avenue_uploads", "Uploaded files by outcome (accepted, duplicate or the refusal's "
                   "error code), image format and endpoint.", ["outcome", "format", "endpoint"])
+NEAR_LOOKUPS = Counter("avenue_near_duplicate_lookups", "Near-duplicate lookups of an upload's files "
+                       "(one per store), by outcome: answered, late (answered without them), failed, "
+                       "stopped (the store failed).", ["outcome"])
 RENDER_SECONDS = Histogram("avenue_variant_render_seconds", "Time to render one upload's variants.",
                            buckets=RENDER_BUCKETS)
 RENDITION_SECONDS = Histogram("avenue_rendition_render_seconds",
@@ -93,6 +96,12 @@ current_endpoint: contextvars.ContextVar[str] = contextvars.ContextVar("avenue_e
 def count_upload(outcome: str, image_format: str | None) -> None:
     """Count one uploaded file: ``outcome`` is ``accepted``/``duplicate`` or an error code."""
     UPLOADS.labels(outcome, (image_format or "unknown").lower(), current_endpoint.get()).inc()
+
+
+def count_near_lookup(outcome: str) -> None:
+    """Count one near-duplicate lookup of a store's uploads: ``answered``, ``late``, ``failed``
+    or ``stopped``."""
+    NEAR_LOOKUPS.labels(outcome).inc()
 
 
 def count_evictions(files: int, size: int) -> None:

@@ -252,7 +252,9 @@ class Stored:
 
     image: Image
     created: bool
-    near: tuple[Near, ...] = ()  # its near-duplicates in the bucket, nearest first (store/nearby.py)
+    # Its near-duplicates in the bucket, nearest first (store/nearby.py); None: not known (the
+    # lookup failed or did not answer in time: an answer then names none, rather than "none").
+    near: tuple[Near, ...] | None = ()
 
 
 @dataclass(frozen=True)

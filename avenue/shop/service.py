@@ -121,11 +121,15 @@ def image_entry(entry, signer: UrlSigner) -> dict:
     return ref_object(entry, PRODUCTS, signer)
 
 
-def added_entry(ref: dict, near: dict[ObjectId, Sequence[Near]], signer: UrlSigner) -> dict:
+def added_entry(ref: dict, near: dict[ObjectId, Sequence[Near] | None], signer: UrlSigner) -> dict:
     """An image just added to a product as the answer shows it: its entry and
     ``near_duplicates``, the product images that look like it (nearest first; as a library
-    upload's answer names them)."""
-    return {**image_entry(ref, signer), "near_duplicates": near_objects(near.get(ref["id"], ()), signer)}
+    upload's answer names them; left out when the lookup did not answer in time)."""
+    found = near.get(ref["id"], ())
+    entry = image_entry(ref, signer)
+    if found is not None:
+        entry["near_duplicates"] = near_objects(found, signer)
+    return entry
 
 
 def product_object(doc: dict, signer: UrlSigner, *, also_on: dict[ObjectId, set[str]] | None = None) -> dict:
@@ -412,7 +416,7 @@ def _too_many(sku: str, have: int, adding: int, limit: int) -> UnprocessableCont
 
 def add_images(db: Database, sku: str, uploads: list[Upload], *, owner: str,
                settings: Settings,
-               near: dict[ObjectId, Sequence[Near]] | None = None) -> tuple[dict, list[dict]]:
+               near: dict[ObjectId, Sequence[Near] | None] | None = None) -> tuple[dict, list[dict]]:
     """Store uploads (all or nothing) and append them to the product within its limit.
 
     Returns the updated product and the references added (images the product already had

@@ -120,6 +120,12 @@ def set_upload_crop(db: Database, upload_id: ObjectId, *, user_id: str, is_admin
     return done
 
 
+def near_duplicates(db: Database, image: Image) -> list[Near]:
+    """The uploads of ``image``'s owner that look like it, nearest first: never itself, nor
+    its own earlier versions (a replaced version's bytes are in the trash, never matched)."""
+    return library(db).near_duplicates(image)
+
+
 def upload_object(image: Image, signer: UrlSigner, near: Sequence[Near] | None = None) -> dict:
     """The image object of an upload (signed, expiring URLs when private), with its owner, and
     its ``near_duplicates`` when given (the same owner's uploads only)."""

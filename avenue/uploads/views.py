@@ -136,7 +136,8 @@ def _replace(upload_id: ObjectId, action: str, **change):
     image, changed = service.replace_upload(get_db(), upload_id, user_id=user.id,
                                             is_admin=user.role == "admin", limits=limits, **change)
     audit.log(action, bucket=UPLOADS, image_id=str(upload_id), version=image.version, changed=changed)
-    return jsonify(service.upload_object(image, _signer()))
+    # Its near-duplicates, as an upload's answer names them (the new picture's look-alikes).
+    return jsonify(service.upload_object(image, _signer(), service.near_duplicates(get_db(), image)))
 
 
 @bp.delete(f"/{UPLOAD_ID}")

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
+import pymongo
 import pytest
 from PIL import Image, ImageDraw
+from prometheus_client.parser import text_string_to_metric_families
+from pymongo.errors import ServerSelectionTimeoutError
 
-from avenue.media import BUILDER
+from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS
+from avenue.media.store import nearby, originals
 from avenue.ops import backfill as walk
 from avenue.ops import likeness as backfill
 from tests.support.client import MEDIA, uploaded
@@ -100,6 +105,32 @@ def test_a_replaced_image_is_matched_by_its_new_picture(client, editor):
     assert [m["id"] for m in replaced.get_json()["near_duplicates"]] == [first["id"]]
     assert client.get(f"{MEDIA}/{first['id']}", headers=editor).get_json()["near_duplicates"][0]["id"] \
         == other["id"]
+
+
+def test_a_replaced_upload_names_the_owner_s_uploads_that_look_like_its_new_picture(client, auth):
+    me, someone = auth.token("editor"), auth.token("editor")
+    first = uploaded(client, me, data=jpeg(photo(41)), filename="first.jpg")
+    other = uploaded(client, me, data=jpeg(photo(42)), filename="other.jpg")
+    uploaded(client, someone, data=jpeg(photo(41)), filename="theirs.jpg")  # another user's
+    replaced = client.put(f"/api/uploads/{other['id']}", headers=me,
+                          data={"file": (io.BytesIO(near_copy(photo(41))), "r.jpg")})
+    assert replaced.status_code == 200, replaced.get_json()
+    [match] = replaced.get_json()["near_duplicates"]
+    assert match["id"] == first["id"] and match["filename"] == "first.jpg" and 0 <= match["distance"] <= 12
+    assert match["url"].startswith("/media/uploads/") and match["thumb"]
+
+
+def test_a_replaced_upload_never_names_itself_or_its_own_earlier_versions(client, editor, db):
+    mine = uploaded(client, editor, data=jpeg(photo(43)), filename="mine.jpg")
+    once = client.put(f"/api/uploads/{mine['id']}", headers=editor,
+                      data={"file": (io.BytesIO(near_copy(photo(43))), "again.jpg")})
+    assert once.status_code == 200 and once.get_json()["near_duplicates"] == []
+    # Replaced again by yet another save of the same shot: both earlier versions look like it.
+    twice = client.put(f"/api/uploads/{mine['id']}", headers=editor,
+                       data={"file": (io.BytesIO(jpeg(photo(43), 70)), "third.jpg")})
+    assert twice.status_code == 200 and twice.get_json()["near_duplicates"] == []
+    # They are kept (in the trash), just never named.
+    assert db[f"{TRASH}.files"].count_documents({"metadata.trash.from": UPLOADS}) == 2
 
 
 def test_groups_list_each_set_of_near_copies_once_page_by_page(client, editor):
@@ -254,3 +285,141 @@ def test_a_refused_product_upload_stores_nothing_and_names_nothing(client, auth,
                                            (io.BytesIO(b"not an image"), "c.jpg")]})
     assert refused.status_code in (415, 422) and "near_duplicates" not in refused.get_json()
     assert db["product_images_data.files"].count_documents({}) == before
+
+
+# --- the lookup beside the write (avenue/media/store/nearby.py: Lookup) ---------------------
+
+
+def lookups(client, auth) -> dict[str, float]:
+    """``avenue_near_duplicate_lookups_total`` by outcome, as /metrics shows it."""
+    text = client.get("/metrics", headers=auth.token("ops")).get_data(as_text=True)
+    return {sample.labels["outcome"]: sample.value for family in text_string_to_metric_families(text)
+            for sample in family.samples if sample.name == "avenue_near_duplicate_lookups_total"}
+
+
+def threads_only(backend) -> None:
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("threads need a real server (mongomock is not thread-safe: its lookups run inline)")
+
+
+def test_the_lookup_runs_while_the_original_is_written(client, editor, backend, monkeypatch):
+    threads_only(backend)
+    first = media(client, editor, jpeg(photo(31)), "first.jpg")
+    looking = threading.Event()
+    real_near, real_write = nearby.near, originals._write
+
+    def near(*args, **kwargs):
+        looking.set()
+        return real_near(*args, **kwargs)
+
+    def write(*args, **kwargs):
+        # Run one after the other, the lookup would begin only after this returned.
+        assert looking.wait(30), "the lookup had not begun while the original was being written"
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(nearby, "near", near)
+    monkeypatch.setattr(originals, "_write", write)
+    copy = media(client, editor, near_copy(photo(31)), "copy.jpg")
+    assert [match["id"] for match in copy["near_duplicates"]] == [first["id"]]
+
+
+def test_a_lookup_that_fails_leaves_the_upload_stored_and_names_nothing(client, editor, auth, monkeypatch):
+    media(client, editor, jpeg(photo(32)), "first.jpg")
+    before = lookups(client, auth)
+
+    def broken(*args, **kwargs):
+        raise ServerSelectionTimeoutError("the lookup's server went away")
+
+    monkeypatch.setattr(nearby, "near", broken)
+    copy = media(client, editor, near_copy(photo(32)), "copy.jpg")
+    # Stored and answered, without a list it could not make ("none" would be false).
+    assert "near_duplicates" not in copy
+    assert lookups(client, auth).get("failed", 0) == before.get("failed", 0) + 1
+    monkeypatch.undo()  # the library's page of it looks its near-duplicates up too
+    assert client.get(f"{MEDIA}/{copy['id']}", headers=editor).status_code == 200
+
+
+def test_a_lookup_slower_than_its_wait_does_not_hold_the_answer_and_links_its_group_later(
+        client, editor, auth, backend, monkeypatch):
+    threads_only(backend)
+    first = media(client, editor, jpeg(photo(33)), "first.jpg")
+    before = lookups(client, auth)
+    answered, linked = threading.Event(), threading.Event()
+    real_near, real_link_late = nearby.near, nearby.Lookup._link_late
+
+    def stuck(*args, **kwargs):
+        answered.wait(60)  # until the upload has its answer: a wait for the lookup would hang here
+        return real_near(*args, **kwargs)
+
+    def link_late(self, done, created):
+        try:
+            real_link_late(self, done, created)
+        finally:
+            linked.set()
+
+    monkeypatch.setattr(nearby, "WAIT_SECONDS", 0.05)
+    monkeypatch.setattr(nearby, "near", stuck)
+    monkeypatch.setattr(nearby.Lookup, "_link_late", link_late)
+    copy = media(client, editor, near_copy(photo(33)), "copy.jpg")
+    answered.set()
+    assert "near_duplicates" not in copy
+    assert lookups(client, auth)["late"] == before.get("late", 0) + 1
+    assert linked.wait(60)
+    [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
+    assert {image["id"] for image in group["images"]} == {first["id"], copy["id"]}
+
+
+def test_a_store_that_fails_links_nothing_and_stores_nothing(client, auth, db, monkeypatch):
+    admin = auth.token("admin")
+    assert product_with(client, admin, "FAIL-1", [(jpeg(photo(34)), "a.jpg")]).status_code == 201
+    before = db[f"{PRODUCTS}.files"].count_documents({})
+
+    def down(*args, **kwargs):
+        raise ServerSelectionTimeoutError("the database went away mid-upload")
+
+    monkeypatch.setattr(originals, "_write", down)
+    failed = client.post("/api/shop/products/FAIL-1/images", headers=admin,
+                         data={"images": [(io.BytesIO(near_copy(photo(34))), "b.jpg")]})
+    assert failed.status_code == 503 and failed.get_json()["error"]["code"] == "database_unavailable"
+    assert db[f"{PRODUCTS}.files"].count_documents({}) == before
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+
+
+def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, auth, db, backend, monkeypatch):
+    threads_only(backend)
+    admin = auth.token("admin")
+    assert product_with(client, admin, "FAIL-2", [(jpeg(photo(35)), "a.jpg")]).status_code == 201
+    looking, stopped, ran = threading.Event(), threading.Event(), threading.Event()
+    looked: list[object] = []
+    real_near, real_stop, real_run = nearby.near, nearby.Lookup.stop, nearby.Lookup._run
+
+    def near(*args, **kwargs):
+        looked.append(args[2]["_id"])
+        looking.set()
+        stopped.wait(60)  # the first upload's lookup is still running when the write fails
+        return real_near(*args, **kwargs)
+
+    def stop(self):
+        real_stop(self)
+        stopped.set()
+
+    def run(self):
+        try:
+            return real_run(self)
+        finally:
+            ran.set()
+
+    def down(*args, **kwargs):
+        assert looking.wait(60)  # (a lookup not begun yet is cancelled outright)
+        raise ServerSelectionTimeoutError("the database went away mid-upload")
+
+    monkeypatch.setattr(nearby, "near", near)
+    monkeypatch.setattr(nearby.Lookup, "stop", stop)
+    monkeypatch.setattr(nearby.Lookup, "_run", run)
+    monkeypatch.setattr(originals, "_write", down)
+    failed = client.post("/api/shop/products/FAIL-2/images", headers=admin, data={"images": [
+        (io.BytesIO(near_copy(photo(35))), "b.jpg"), (io.BytesIO(jpeg(photo(36))), "c.jpg")]})
+    assert failed.status_code == 503
+    assert ran.wait(60)
+    assert len(looked) == 1  # the second upload was never looked up
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0

@@ -295,14 +295,23 @@ class Library:
                    limits: Limits | None = None) -> list[Stored]:
         """Store every upload or none, as ``options`` says (the keywords of ``store`` as one
         record)."""
-        results = originals.store_all(self.db, self.bucket, list(uploads), options, limits=limits)
+        readies = originals.validate_all(self.db, self.bucket, list(uploads), options, limits=limits)
+        # The near-duplicates are looked up while the originals are written (nearby.Lookup):
+        # the hash is known once validated, and the write is the slow part.
+        probes = [ready.probe(options.owner) for ready in readies]
+        lookup = nearby.Lookup(self.db, self.bucket, [(doc, self._near_owner(doc)) for doc in probes])
+        try:
+            results = originals.write_all(self.db, self.bucket, readies, options)
+        except BaseException:
+            lookup.stop()
+            raise
+        found = lookup.finish([result.doc if result.created else None for result in results])
         stored = []
-        for result in results:
-            matches = nearby.near(self.db, self.bucket, result.doc, owner=self._near_owner(result.doc))
-            if result.created:
-                nearby.link(self.db, self.bucket, result.doc, matches)
-            stored.append(Stored(self._image(result.doc), result.created,
-                                 tuple(Near(self._image(m.doc), m.distance) for m in matches)))
+        for result, matches in zip(results, found, strict=True):
+            # Never the image itself (another upload of the same bytes may have won the write).
+            near = None if matches is None else tuple(
+                Near(self._image(m.doc), m.distance) for m in matches if m.doc["_id"] != result.doc["_id"])
+            stored.append(Stored(self._image(result.doc), result.created, near))
         return stored
 
     # --- near-duplicates (avenue/media/store/nearby.py) ----------------------------------

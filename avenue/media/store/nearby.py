@@ -7,6 +7,15 @@
 distance keeps those within ``likeness.NEAR``. Only the bucket's own files collection is asked:
 trashed images live in the trash bucket and are never matched; another bucket's never either.
 
+**At upload** (:class:`Lookup`): an upload's lookup runs beside the write of its original
+(``background.beside``), from the hash validation computed and the id the original is
+written under, so an upload waits for the longer of the two rather than their sum. The
+answer waits for it at most :data:`WAIT_SECONDS` past its writes: a lookup that raises, or
+has not answered by then, names no matches (the answer leaves ``near_duplicates`` out: it
+says nothing rather than "none"); one that answers later still links its groups. A store that
+fails stops its lookup between two uploads' lookups and links nothing. Each query carries a
+``maxTimeMS`` (:data:`QUERY_MS`): the server gives up a runaway lookup on its own.
+
 **Groups** (:func:`link`, :func:`groups`): when an upload finds near-duplicates it takes the
 group label (``metadata.near_group``) of its nearest match that has one, or the id of its
 nearest match, and gives that label to every match that has none. The label is written only
@@ -22,19 +31,32 @@ costs two index seeks per group, whatever the bucket's size.
 
 from __future__ import annotations
 
+import logging
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
 
+from avenue import background
 from avenue.media.ingest import likeness
 from avenue.media.records import Document
+from avenue.metrics import count_near_lookup
+
+log = logging.getLogger(__name__)
 
 CANDIDATES = 1000  # the most band matches one lookup reads (their hash and owner only)
 LISTED = 10  # the nearest ones an answer names
 GROUP_MEMBERS = 50  # the most images a group lists
 NEAR_GROUP = "metadata.near_group"
+# The most an upload's answer waits, past its own writes, for its lookup (begun before them).
+# On mongod a lookup takes milliseconds and is over before the original is written; this
+# bounds what a slow or stuck lookup can add to an upload.
+WAIT_SECONDS = 1.0
+QUERY_MS = 5000  # each lookup query's maxTimeMS: the server abandons a runaway one
 _NO_ID = ObjectId(b"\x00" * 12)  # below every label: the first page's bound (null labels are not ObjectIds)
 
 
@@ -62,7 +84,8 @@ def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str
     order = (doc.get("metadata") or {}).get("phash_order")
     keys = likeness.probes(value, order if isinstance(order, str) else "")
     found = files.find({"metadata.phash_bands": {"$in": keys}},
-                       {"metadata.phash": 1, "metadata.owner": 1, "metadata.role": 1}).limit(CANDIDATES)
+                       {"metadata.phash": 1, "metadata.owner": 1, "metadata.role": 1}
+                       ).limit(CANDIDATES).max_time_ms(QUERY_MS)
     close: list[tuple[int, ObjectId]] = []
     for candidate in found:
         meta = candidate.get("metadata") or {}
@@ -77,7 +100,7 @@ def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str
     nearest = close[:limit]
     if not nearest:
         return []
-    docs = {d["_id"]: d for d in files.find({"_id": {"$in": [i for _, i in nearest]}})}
+    docs = {d["_id"]: d for d in files.find({"_id": {"$in": [i for _, i in nearest]}}).max_time_ms(QUERY_MS)}
     return [Match(docs[i], gap) for gap, i in nearest if i in docs]
 
 
@@ -94,6 +117,101 @@ def link(db: Database[Document], bucket: str, doc: dict[str, Any], matches: list
         # Missing or null (a replace clears it): never relabel a group.
         files.update_one({"_id": image_id, NEAR_GROUP: None}, {"$set": {NEAR_GROUP: label}})
     return label if isinstance(label, ObjectId) else None
+
+
+def _threads_unsafe(db: Database[Document]) -> bool:
+    """Whether ``db`` is mongomock's, the tests' in-memory database, which is not thread-safe:
+    there a :class:`Lookup` runs on the caller's thread, before the writes. The one place the
+    store tells mongomock apart."""
+    return type(db.client).__module__.split(".", 1)[0] == "mongomock"
+
+
+class Lookup:
+    """The near-duplicate lookups of one store's uploads, begun beside its writes (see the
+    module docstring): one job for them all, one upload after the other, as the writes go."""
+
+    def __init__(self, db: Database[Document], bucket: str,
+                 probes: list[tuple[dict[str, Any], str | None]]) -> None:
+        """Begin looking up each ``(document, owner)`` of ``probes`` (what :func:`near` takes:
+        the original as it is or will be stored, and whose images may match it)."""
+        self.db, self.bucket, self.probes = db, bucket, probes
+        self._stopped = threading.Event()
+        self._future: Future[list[list[Match]]] | None = None
+        self._found: list[list[Match]] | None = None
+        self._asked = any(_hash_of(doc) is not None for doc, _ in probes)
+        if not self._asked:
+            self._found = [[] for _ in probes]  # nothing hashed: nothing to ask
+        elif _threads_unsafe(db):
+            try:
+                self._found = self._run()
+            except Exception:  # noqa: BLE001 - logged; the answer names no matches
+                log.exception("the near-duplicate lookup of an upload to %s failed", bucket)
+        else:
+            self._future = background.beside(self._run)
+
+    def _run(self) -> list[list[Match]]:
+        found = []
+        for doc, owner in self.probes:
+            if self._stopped.is_set():
+                break  # the store failed: its request has gone on without us
+            found.append(near(self.db, self.bucket, doc, owner=owner))
+        return found
+
+    def stop(self) -> None:
+        """The store failed: no lookup that has not begun runs (the one running finishes its
+        query, bounded by :data:`QUERY_MS`), and nothing found is linked."""
+        self._stopped.set()
+        if self._future is not None:
+            self._future.cancel()
+        if self._asked:
+            count_near_lookup("stopped")
+
+    def finish(self, created: list[dict[str, Any] | None]) -> list[list[Match] | None]:
+        """Each upload's matches once its writes are done (``created``: the files document of
+        each upload this store created, None for one found stored already), its groups linked;
+        None for every upload when the lookup raised or did not answer within
+        :data:`WAIT_SECONDS` (an answer that comes later still links the groups)."""
+        found = self._found
+        if self._future is not None:
+            try:
+                found = self._future.result(timeout=WAIT_SECONDS)
+            except FutureTimeout:
+                log.warning("the near-duplicate lookup of an upload to %s took over %.1f s: answered "
+                            "without it", self.bucket, WAIT_SECONDS)
+                count_near_lookup("late")
+                self._future.add_done_callback(lambda done: self._link_late(done, created))
+                return [None for _ in self.probes]
+            except Exception:  # noqa: BLE001 - logged; the answer names no matches
+                log.exception("the near-duplicate lookup of an upload to %s failed", self.bucket)
+                found = None
+        if found is None or len(found) != len(self.probes):
+            if self._asked:
+                count_near_lookup("failed")
+            return [None for _ in self.probes]
+        if self._asked:
+            count_near_lookup("answered")
+        self._link(created, found)
+        return list(found)
+
+    def _link(self, created: list[dict[str, Any] | None], found: list[list[Match]]) -> None:
+        for doc, matches in zip(created, found, strict=True):
+            if doc is None or not matches:
+                continue
+            try:
+                link(self.db, self.bucket, doc, matches)
+            except Exception:  # noqa: BLE001 - the upload stands; its group waits for `flask likeness`
+                log.exception("linking the near-duplicates of %s in %s failed", doc["_id"], self.bucket)
+
+    def _link_late(self, done: Future[list[list[Match]]], created: list[dict[str, Any] | None]) -> None:
+        if done.cancelled() or self._stopped.is_set():
+            return
+        failure = done.exception()
+        if failure is not None:
+            log.error("the near-duplicate lookup of an upload to %s failed", self.bucket, exc_info=failure)
+            return
+        found = done.result()
+        if len(found) == len(created):
+            self._link(created, found)
 
 
 @dataclass(frozen=True)

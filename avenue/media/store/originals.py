@@ -13,6 +13,11 @@ The pending variants are handed to :func:`~avenue.media.store.pending.complete_l
 once ``store_all`` has stored every upload (all or nothing as before: a failed call removes
 what it created, and the pending render of a removed image finds nothing to do).
 
+``store_all`` is two steps a caller may also take apart (:func:`validate_all`, then
+:func:`write_all`): the library looks an upload's near-duplicates up between them, beside
+the writes (avenue/media/store/nearby.py), with the id the original will be written under
+(:attr:`Ready.original_id`, drawn at validation) and the hash validation computed.
+
 A delete removes the original first (readers see 404 at once), then its variants, then its
 renditions on request (:mod:`avenue.media.store.renditions`: never served once the original
 is gone, since every rendition URL resolves the original first); a crash before the last
@@ -63,8 +68,8 @@ class StoreResult:
 
 
 @dataclass
-class _Ready:
-    """A validated upload waiting to be written."""
+class Ready:
+    """A validated upload waiting to be written (or found stored already)."""
 
     filename: str
     key: str
@@ -76,6 +81,16 @@ class _Ready:
     placeholder: Placeholder | None = None
     focal: FocalPoint | None = None
     likeness: Likeness | None = None
+    original_id: ObjectId = field(default_factory=ObjectId)  # the id a new original is written under
+
+    def probe(self, owner: str | None) -> dict[str, Any]:
+        """What a lookup by likeness needs of the original this upload is or will be (its
+        files document when stored already; otherwise its id, role, ``owner`` and hash)."""
+        stored = self.existing if self.existing is not None else self.trashed
+        if stored is not None:
+            return stored
+        return {"_id": self.original_id, "metadata": {
+            "role": "original", "owner": owner, **(self.likeness.as_metadata() if self.likeness else {})}}
 
 
 MAX_NAME_WORDS = 16
@@ -104,7 +119,7 @@ def dedupe_key(source_sha256: str, scope: str = "") -> str:
     return f"{scope}:{source_sha256}" if scope else source_sha256
 
 
-def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limits, scope: str) -> _Ready:
+def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limits, scope: str) -> Ready:
     filename = sanitize_filename(upload.filename)
     try:
         data = pipeline.read(upload.stream, limits)
@@ -112,11 +127,11 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         existing = db[f"{bucket}.files"].find_one({"metadata.key": key})
         if existing is not None:
             count_upload("duplicate", (existing.get("metadata") or {}).get("format"))
-            return _Ready(filename, key, existing=existing)
+            return Ready(filename, key, existing=existing)
         trashed = trash.find(db, bucket, key)
         if trashed is not None:
             count_upload("duplicate", (trashed.get("metadata") or {}).get("format"))
-            return _Ready(filename, key, trashed=trashed)
+            return Ready(filename, key, trashed=trashed)
         ingested = pipeline.ingest_for_answer(data, limits)
     except AvenueError as error:
         count_upload(error.code, None)
@@ -124,15 +139,15 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         error.details["file"] = filename
         raise
     count_upload("accepted", ingested.prepared.format)  # validated; stored all-or-nothing
-    return _Ready(filename, key, ingested.prepared, ingested.renditions, ingested.pending,
+    return Ready(filename, key, ingested.prepared, ingested.renditions, ingested.pending,
                   placeholder=ingested.placeholder, focal=ingested.focal, likeness=ingested.likeness)
 
 
-def _write(db: Database[Document], bucket: str, ready: _Ready, options: UploadOptions) -> StoreResult:
+def _write(db: Database[Document], bucket: str, ready: Ready, options: UploadOptions) -> StoreResult:
     prepared = ready.prepared
     if prepared is None:
         raise ValueError("only a validated, not yet stored upload is written")
-    original_id = ObjectId()
+    original_id = ready.original_id
     new_files: list[storage.NewFile] = []
     variants: dict[str, dict[str, Any]] = {}
     for rendition in ready.renditions:
@@ -201,7 +216,7 @@ def _delete_ids(db: Database[Document], bucket: str, ids: list[Any]) -> None:
         storage.delete_counted(db, bucket, ids)
 
 
-def _from_trash(db: Database[Document], bucket: str, ready: _Ready) -> dict[str, Any]:
+def _from_trash(db: Database[Document], bucket: str, ready: Ready) -> dict[str, Any]:
     """Bring back the trashed image holding an upload's bytes (dedupe reaches into the trash:
     one copy, and its id, alt, folder and tags come back with it)."""
     assert ready.trashed is not None
@@ -234,8 +249,20 @@ def store_all(db: Database[Document], bucket: str, uploads: list[Upload],
     already existed (deduplicated) are never touched.
     """
     options = options or UploadOptions()
+    return write_all(db, bucket, validate_all(db, bucket, uploads, options, limits=limits), options)
+
+
+def validate_all(db: Database[Document], bucket: str, uploads: list[Upload], options: UploadOptions, *,
+                 limits: Limits | None = None) -> list[Ready]:
+    """:func:`store_all`'s first step: every upload read and validated (or found stored
+    already), nothing written; the first refusal raises."""
     limits = limits or Limits()
-    readies = [_validate(db, bucket, upload, limits, options.scope) for upload in uploads]
+    return [_validate(db, bucket, upload, limits, options.scope) for upload in uploads]
+
+
+def write_all(db: Database[Document], bucket: str, readies: list[Ready],
+              options: UploadOptions) -> list[StoreResult]:
+    """:func:`store_all`'s second step: write what :func:`validate_all` gave, all or none."""
     results: list[StoreResult] = []
     try:
         for ready in readies:
