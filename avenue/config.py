@@ -112,6 +112,9 @@ def from_environment() -> dict[str, Any]:
         # Longer than a replica-set election (typically up to ~12 s), so the driver's one
         # automatic retry of a write lands on the new primary instead of failing.
         "MONGO_TIMEOUT_MS": _int("MONGO_TIMEOUT_MS", 15000),
+        # How long one database operation of a request may take, all in (avenue/db.py says why
+        # 30 s); 0: no limit. CLI commands and the whole-bucket recounts get 24 h instead.
+        "MONGO_OPERATION_TIMEOUT_MS": _int("MONGO_OPERATION_TIMEOUT_MS", 30000),
         # Durability (avenue/db.py): options spelled in MONGO_URI win over these.
         "MONGO_WRITE_CONCERN": os.environ.get("MONGO_WRITE_CONCERN", "majority"),
         "MONGO_JOURNAL": _bool("MONGO_JOURNAL", True),
