@@ -15,12 +15,12 @@ from avenue.db import LONG_OPERATION_SECONDS, operation_timeout
 from tests.helpers import make_app
 
 URI = "mongodb://db1,db2,db3/?replicaSet=rs0"
+CONFIG = {"MONGO_URI": URI, "MONGO_OPERATION_TIMEOUT_MS": 30000}
 
 
 def test_the_client_bounds_each_operation_by_the_setting():
-    assert operation_timeout({"MONGO_URI": URI, "MONGO_OPERATION_TIMEOUT_MS": 30000}) == {"timeoutMS": 30000}
-    client = pymongo.MongoClient(URI, connect=False, **operation_timeout({"MONGO_URI": URI,
-                                                                         "MONGO_OPERATION_TIMEOUT_MS": 30000}))
+    assert operation_timeout(CONFIG) == {"timeoutMS": 30000}
+    client = pymongo.MongoClient(URI, connect=False, **operation_timeout(CONFIG))
     try:
         assert client.options.timeout == 30
     finally:
@@ -28,13 +28,14 @@ def test_the_client_bounds_each_operation_by_the_setting():
 
 
 def test_zero_means_no_limit_and_a_timeout_in_the_uri_wins():
-    assert operation_timeout({"MONGO_URI": URI, "MONGO_OPERATION_TIMEOUT_MS": 0}) == {}
-    assert operation_timeout({"MONGO_URI": URI + "&timeoutMS=5000", "MONGO_OPERATION_TIMEOUT_MS": 30000}) == {}
+    assert operation_timeout({**CONFIG, "MONGO_OPERATION_TIMEOUT_MS": 0}) == {}
+    assert operation_timeout({**CONFIG, "MONGO_URI": URI + "&timeoutMS=5000"}) == {}
 
 
 def test_a_cli_command_runs_under_the_long_deadline_not_a_requests():
     seen = []
-    command = without_request_deadline(click.Command("probe", callback=lambda: seen.append(_csot.get_timeout())))
+    probe = click.Command("probe", callback=lambda: seen.append(_csot.get_timeout()))
+    command = without_request_deadline(probe)
     command.main([], standalone_mode=False)
     assert seen == [LONG_OPERATION_SECONDS]
 
