@@ -146,7 +146,7 @@ def register_commands(app: Flask) -> None:
 def without_request_deadline(command: click.Command) -> click.Command:
     """``command`` (each command of a group) run under :func:`avenue.db.long_operations`: a
     gc, fsck or backup over millions of files sends commands that rightly take far longer
-    than a request's ``MONGO_OPERATION_TIMEOUT_MS``."""
+    than a request's ``MONGO_SOCKET_TIMEOUT_MS``."""
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             without_request_deadline(sub)

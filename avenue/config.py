@@ -77,7 +77,7 @@ def _list(name: str) -> list[str]:
 # once (a thread drafted into WiredTiger's eviction holds the store's lock that the threads
 # pinning the cache wait for): it did with 256M in the tests and with 1G under make run
 # (docs/production.md, "The embedded database"); the app answers 503 then instead of hanging
-# (MONGO_OPERATION_TIMEOUT_MS).
+# (MONGO_SOCKET_TIMEOUT_MS).
 EMBEDDED_CACHE_SIZE = "256M"
 
 
@@ -127,9 +127,9 @@ def from_environment() -> dict[str, Any]:
         # Longer than a replica-set election (typically up to ~12 s), so the driver's one
         # automatic retry of a write lands on the new primary instead of failing.
         "MONGO_TIMEOUT_MS": _int("MONGO_TIMEOUT_MS", 15000),
-        # How long one database operation of a request may take, all in (avenue/db.py says why
+        # How long the app waits for the database's answer to one command (avenue/db.py says why
         # 30 s); 0: no limit. CLI commands and the whole-bucket recounts get 24 h instead.
-        "MONGO_OPERATION_TIMEOUT_MS": _int("MONGO_OPERATION_TIMEOUT_MS", 30000),
+        "MONGO_SOCKET_TIMEOUT_MS": _int("MONGO_SOCKET_TIMEOUT_MS", 30000),
         # Durability (avenue/db.py): options spelled in MONGO_URI win over these.
         "MONGO_WRITE_CONCERN": os.environ.get("MONGO_WRITE_CONCERN", "majority"),
         "MONGO_JOURNAL": _bool("MONGO_JOURNAL", True),

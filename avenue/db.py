@@ -85,27 +85,27 @@ def _uri_options(config: Mapping[str, Any]) -> set[str]:
 
 
 def operation_timeout(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The client's ``timeoutMS``: how long one operation may take, all in, unless
-    ``MONGO_URI`` spells its own (``MONGO_OPERATION_TIMEOUT_MS``; 0 for none).
+    """The client's ``socketTimeoutMS``: how long it waits for the server's answer to one
+    command, unless ``MONGO_URI`` spells its own (``MONGO_SOCKET_TIMEOUT_MS``; 0 for none).
 
     Without it a request thread waits forever on a server that accepts connections but stops
     answering: the embedded SecantusDB did, deadlocked in WiredTiger's eviction
     (docs/production.md, "The embedded database"), and a mongod whose disk hangs does the
-    same. pymongo's client-side operation timeout (the drivers' CSOT, not a home-made watchdog)
-    bounds each operation (server selection, a free connection, the retry, the server's reply;
-    each batch of a cursor is its own operation, so streaming a large image to a slow client
-    is not cut) and sends the rest as ``maxTimeMS``, so mongod stops the work too. Past it the
-    error has ``timeout`` set and the request answers 503 ``database_unavailable``
-    (avenue/errors.py). 30 s by default: far above any operation a request makes on mongod (an
-    indexed find, one 2 MB batch of chunks, a 10 MB upload's chunk insert, a capped count) and
-    above an election's server selection (``MONGO_TIMEOUT_MS``, 15 s) before the retry;
-    what scans a whole bucket runs under :func:`long_operations` instead.
+    same. Past it pymongo raises ``NetworkTimeout`` (retried once, for a retryable read or
+    write) and the request answers 503 ``database_unavailable`` (avenue/errors.py). A socket
+    timeout, not the drivers' client-side operation timeout (``timeoutMS``): with that one
+    pymongo retries an operation on a database that is down until its deadline, so every
+    request during an outage took the whole limit instead of ``MONGO_TIMEOUT_MS``
+    (tests/system/test_faults.py: 10 uploads answered 503 in 60 s against 7 s). Each batch of a
+    cursor is its own answer, so streaming a large image to a slow client is not cut. 30 s by
+    default: far above any answer a request waits for on mongod (an indexed find, one 2 MB
+    batch of chunks, a 10 MB upload's chunk insert, a capped count); what scans a whole bucket
+    runs under :func:`long_operations` instead.
     """
-    given = _uri_options(config)
-    limit = int(config.get("MONGO_OPERATION_TIMEOUT_MS") or 0)
-    if "timeoutms" in given or limit <= 0:
+    limit = int(config.get("MONGO_SOCKET_TIMEOUT_MS") or 0)
+    if {"sockettimeoutms", "timeoutms"} & _uri_options(config) or limit <= 0:
         return {}
-    return {"timeoutMS": limit}
+    return {"socketTimeoutMS": limit}
 
 
 #: The deadline of :func:`long_operations`: a CLI command's whole run, or one count over every
@@ -115,10 +115,10 @@ LONG_OPERATION_SECONDS = 24 * 3600
 
 def long_operations() -> AbstractContextManager[None]:
     """A block whose operations may each take far longer than a request's
-    (``MONGO_OPERATION_TIMEOUT_MS``): the CLI's commands (gc, fsck, backups over every file)
+    (``MONGO_SOCKET_TIMEOUT_MS``): the CLI's commands (gc, fsck, backups over every file)
     and the whole-bucket recounts of the status sweep. ``pymongo.timeout`` gives the block
-    one deadline of :data:`LONG_OPERATION_SECONDS`, which replaces the client's per-operation
-    one inside it."""
+    one deadline of :data:`LONG_OPERATION_SECONDS`; inside it pymongo waits for an answer up
+    to that deadline instead of the client's socket timeout."""
     return pymongo.timeout(LONG_OPERATION_SECONDS)
 
 

@@ -161,8 +161,8 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(PyMongoError)
     def handle_database_error(error: PyMongoError) -> Response:
-        # An operation past MONGO_OPERATION_TIMEOUT_MS (avenue/db.py): the server's own
-        # maxTimeMS (ExecutionTimeout), a write concern's or a bulk write's timeout is the
+        # A time limit hit on the server (maxTimeMS: ExecutionTimeout, e.g. past the deadline of
+        # avenue/db.py's long_operations), a write concern's or a bulk write's timeout is the
         # database not answering in time, like a timed-out socket (a ConnectionFailure, above).
         if error.timeout:
             return handle_database_down(error)

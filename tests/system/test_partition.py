@@ -22,7 +22,7 @@ from tests.support.launcher import CuttableProxy
 
 pytestmark = pytest.mark.slow
 
-# The app's limit on one database operation here (MONGO_OPERATION_TIMEOUT_MS), and how long a
+# How long the app waits for one answer of the database here (MONGO_SOCKET_TIMEOUT_MS), and how long a
 # request may take to answer once the database stops answering: many times that limit, but
 # far short of forever, which is what a request waited before there was one.
 OPERATION_TIMEOUT_MS = 3000
@@ -34,7 +34,7 @@ def proxied(tmp_path):
     server = EmbeddedServer(tmp_path / "db", log_path=tmp_path / "db.log").start()
     proxy = CuttableProxy(server.port)
     app = make_app((pymongo.MongoClient, proxy.uri), "avenue_partition", MONGO_TIMEOUT_MS=1500,
-                   MONGO_OPERATION_TIMEOUT_MS=OPERATION_TIMEOUT_MS)
+                   MONGO_SOCKET_TIMEOUT_MS=OPERATION_TIMEOUT_MS)
     yield app, proxy, server
     app.extensions["avenue.mongo"].client.close()
     proxy.close()

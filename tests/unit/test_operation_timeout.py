@@ -1,6 +1,6 @@
-"""One database operation's limit (MONGO_OPERATION_TIMEOUT_MS): what the client is given, the
-CLI commands that run without it, and a timed-out operation answered as the database being
-unavailable."""
+"""How long the app waits for the database's answer (MONGO_SOCKET_TIMEOUT_MS): what the client
+is given, the CLI commands that run without it, and a timed-out operation answered as the
+database being unavailable."""
 
 from __future__ import annotations
 
@@ -15,20 +15,21 @@ from avenue.db import LONG_OPERATION_SECONDS, operation_timeout
 from tests.helpers import make_app
 
 URI = "mongodb://db1,db2,db3/?replicaSet=rs0"
-CONFIG = {"MONGO_URI": URI, "MONGO_OPERATION_TIMEOUT_MS": 30000}
+CONFIG = {"MONGO_URI": URI, "MONGO_SOCKET_TIMEOUT_MS": 30000}
 
 
-def test_the_client_bounds_each_operation_by_the_setting():
-    assert operation_timeout(CONFIG) == {"timeoutMS": 30000}
+def test_the_client_waits_for_an_answer_as_long_as_the_setting_says():
+    assert operation_timeout(CONFIG) == {"socketTimeoutMS": 30000}
     client = pymongo.MongoClient(URI, connect=False, **operation_timeout(CONFIG))
     try:
-        assert client.options.timeout == 30
+        assert client.options.pool_options.socket_timeout == 30
     finally:
         client.close()
 
 
 def test_zero_means_no_limit_and_a_timeout_in_the_uri_wins():
-    assert operation_timeout({**CONFIG, "MONGO_OPERATION_TIMEOUT_MS": 0}) == {}
+    assert operation_timeout({**CONFIG, "MONGO_SOCKET_TIMEOUT_MS": 0}) == {}
+    assert operation_timeout({**CONFIG, "MONGO_URI": URI + "&socketTimeoutMS=5000"}) == {}
     assert operation_timeout({**CONFIG, "MONGO_URI": URI + "&timeoutMS=5000"}) == {}
 
 
