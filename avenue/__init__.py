@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
+import click
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -135,10 +139,28 @@ def register_commands(app: Flask) -> None:
     from avenue.bulk.commands import import_zip
     from avenue.ops.commands import COMMANDS
 
-    app.cli.add_command(users)
-    for command in COMMANDS:
-        app.cli.add_command(command)
-    app.cli.add_command(import_zip)
+    for command in (users, *COMMANDS, import_zip):
+        app.cli.add_command(without_request_deadline(command))
+
+
+def without_request_deadline(command: click.Command) -> click.Command:
+    """``command`` (each command of a group) run under :func:`avenue.db.long_operations`: a
+    gc, fsck or backup over millions of files sends commands that rightly take far longer
+    than a request's ``MONGO_SOCKET_TIMEOUT_MS``."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            without_request_deadline(sub)
+    elif command.callback is not None and not getattr(command.callback, "long_operations", False):
+        callback = command.callback
+
+        @functools.wraps(callback)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with db.long_operations():
+                return callback(*args, **kwargs)
+
+        run.long_operations = True  # type: ignore[attr-defined]  # wrapped once per process
+        command.callback = run
+    return command
 
 
 def register_background(app: Flask) -> None:

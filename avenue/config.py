@@ -37,7 +37,8 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", "AVENUE_STATUS_SWEEP_SECONDS", "AVENUE_STATUS_SWEEP_BATCH",
     "AVENUE_STATUS_SWEEP_LEASE_SECONDS", "AVENUE_STATUS_WARM_UP",
     "AVENUE_AUDIT_RETENTION_DAYS", "AVENUE_STORAGE_QUOTA_BYTES", "AVENUE_LEGACY_UPLOADS_DIR",
-    "AVENUE_EMBEDDED_DATA_PATH", "AVENUE_ADMIN_EMAIL", "AVENUE_ADMIN_PASSWORD", "AVENUE_CORS_ORIGINS",
+    "AVENUE_EMBEDDED_DATA_PATH", "AVENUE_EMBEDDED_CACHE_SIZE", "AVENUE_ADMIN_EMAIL", "AVENUE_ADMIN_PASSWORD",
+    "AVENUE_CORS_ORIGINS",
     "AVENUE_RATELIMIT_ENABLED", "AVENUE_LOGIN_RATE_LIMIT", "AVENUE_LOGIN_ADDRESS_LIMIT",
     "AVENUE_LOGIN_ACCOUNT_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT", "AVENUE_ACCESS_LOG", "AVENUE_LOG_FORMAT",
     "AVENUE_METRICS_ALLOW", "AVENUE_METRICS_PREPARED_BY",  # the latter set by gunicorn.conf.py itself
@@ -69,6 +70,20 @@ def _bool(name: str, default: bool) -> bool:
 
 def _list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+# The embedded database's WiredTiger cache (``make run``): small, so the app fits a small
+# machine. A larger one does not keep SecantusDB from deadlocking under many large uploads at
+# once (a thread drafted into WiredTiger's eviction holds the store's lock that the threads
+# pinning the cache wait for): it did with 256M in the tests and with 1G under make run
+# (docs/production.md, "The embedded database"); the app answers 503 then instead of hanging
+# (MONGO_SOCKET_TIMEOUT_MS).
+EMBEDDED_CACHE_SIZE = "256M"
+
+
+def embedded_cache_size() -> str:
+    """``AVENUE_EMBEDDED_CACHE_SIZE`` (``256M``, ``1G``, ...), else :data:`EMBEDDED_CACHE_SIZE`."""
+    return (os.environ.get("AVENUE_EMBEDDED_CACHE_SIZE") or "").strip() or EMBEDDED_CACHE_SIZE
 
 
 def embedded_uri(data_dir: Path) -> str | None:
@@ -112,6 +127,9 @@ def from_environment() -> dict[str, Any]:
         # Longer than a replica-set election (typically up to ~12 s), so the driver's one
         # automatic retry of a write lands on the new primary instead of failing.
         "MONGO_TIMEOUT_MS": _int("MONGO_TIMEOUT_MS", 15000),
+        # How long the app waits for the database's answer to one command (avenue/db.py says why
+        # 30 s); 0: no limit. CLI commands and the whole-bucket recounts get 24 h instead.
+        "MONGO_SOCKET_TIMEOUT_MS": _int("MONGO_SOCKET_TIMEOUT_MS", 30000),
         # Durability (avenue/db.py): options spelled in MONGO_URI win over these.
         "MONGO_WRITE_CONCERN": os.environ.get("MONGO_WRITE_CONCERN", "majority"),
         "MONGO_JOURNAL": _bool("MONGO_JOURNAL", True),

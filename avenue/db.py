@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pymongo
@@ -48,6 +49,7 @@ class Mongo:
             config["MONGO_URI"],
             connect=False,
             serverSelectionTimeoutMS=config["MONGO_TIMEOUT_MS"],
+            **operation_timeout(config),
             **durability(config),
             tz_aware=True,
             appname="avenue",
@@ -74,6 +76,52 @@ class Mongo:
                 self._indexes_ready = True
 
 
+def _uri_options(config: Mapping[str, Any]) -> set[str]:
+    """The options ``MONGO_URI`` spells itself (lower case): those win over the settings."""
+    try:
+        return {key.lower() for key in uri_parser.parse_uri(config.get("MONGO_URI") or "")["options"]}
+    except (InvalidURI, ValueError, ConfigurationError):
+        return set()
+
+
+def operation_timeout(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The client's ``socketTimeoutMS``: how long it waits for the server's answer to one
+    command, unless ``MONGO_URI`` spells its own (``MONGO_SOCKET_TIMEOUT_MS``; 0 for none).
+
+    Without it a request thread waits forever on a server that accepts connections but stops
+    answering: the embedded SecantusDB did, deadlocked in WiredTiger's eviction
+    (docs/production.md, "The embedded database"), and a mongod whose disk hangs does the
+    same. Past it pymongo raises ``NetworkTimeout`` (retried once, for a retryable read or
+    write) and the request answers 503 ``database_unavailable`` (avenue/errors.py). A socket
+    timeout, not the drivers' client-side operation timeout (``timeoutMS``): with that one
+    pymongo retries an operation on a database that is down until its deadline, so every
+    request during an outage took the whole limit instead of ``MONGO_TIMEOUT_MS``
+    (tests/system/test_faults.py: 10 uploads answered 503 in 60 s against 7 s). Each batch of a
+    cursor is its own answer, so streaming a large image to a slow client is not cut. 30 s by
+    default: far above any answer a request waits for on mongod (an indexed find, one 2 MB
+    batch of chunks, a 10 MB upload's chunk insert, a capped count); what scans a whole bucket
+    runs under :func:`long_operations` instead.
+    """
+    limit = int(config.get("MONGO_SOCKET_TIMEOUT_MS") or 0)
+    if {"sockettimeoutms", "timeoutms"} & _uri_options(config) or limit <= 0:
+        return {}
+    return {"socketTimeoutMS": limit}
+
+
+#: The deadline of :func:`long_operations`: a CLI command's whole run, or one count over every
+#: file of a bucket (10 M images' files documents and their chunks' index on mongod).
+LONG_OPERATION_SECONDS = 24 * 3600
+
+
+def long_operations() -> AbstractContextManager[None]:
+    """A block whose operations may each take far longer than a request's
+    (``MONGO_SOCKET_TIMEOUT_MS``): the CLI's commands (gc, fsck, backups over every file)
+    and the whole-bucket recounts of the status sweep. ``pymongo.timeout`` gives the block
+    one deadline of :data:`LONG_OPERATION_SECONDS`; inside it pymongo waits for an answer up
+    to that deadline instead of the client's socket timeout."""
+    return pymongo.timeout(LONG_OPERATION_SECONDS)
+
+
 def durability(config: Mapping[str, Any]) -> dict[str, Any]:
     """Write and read concerns for the client, unless ``MONGO_URI`` spells its own.
 
@@ -84,11 +132,7 @@ def durability(config: Mapping[str, Any]) -> dict[str, Any]:
     concern, so a dedupe check, a reference count, fsck or a backup never acts on data a
     failover could still roll back. ``bench/durability.py`` measures what each choice costs.
     """
-    uri = config.get("MONGO_URI") or ""
-    try:
-        given = {key.lower() for key in uri_parser.parse_uri(uri)["options"]}
-    except (InvalidURI, ValueError, ConfigurationError):
-        given = set()
+    given = _uri_options(config)
     options: dict[str, Any] = {}
     if "w" not in given and config.get("MONGO_WRITE_CONCERN"):
         w = config["MONGO_WRITE_CONCERN"]

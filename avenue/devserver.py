@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from avenue import envfile
-from avenue.config import PROJECT_ROOT, embedded_uri
+from avenue.config import PROJECT_ROOT, embedded_cache_size, embedded_uri
 from avenue.embedded import EmbeddedServer
 
 DEFAULT_ADMIN = "admin@avenue.local"
@@ -70,8 +70,9 @@ def main() -> int:
         if embedded_uri(data_dir):
             print(f"The embedded database for {data_dir} is already running (make run twice?).")
             return 1
-        server = EmbeddedServer(data_dir / "db", cache_size="256M", log_path=data_dir / "secantusd.log")
-        print(f"Starting the embedded database (SecantusDB, data in {data_dir / 'db'}) ...")
+        cache = embedded_cache_size()  # avenue/config.py says why 256M
+        server = EmbeddedServer(data_dir / "db", cache_size=cache, log_path=data_dir / "secantusd.log")
+        print(f"Starting the embedded database (SecantusDB, data in {data_dir / 'db'}, {cache} cache) ...")
         server.start()
         state.write_text(f"{server.uri} {server.process.pid}\n")
         env["MONGO_URI"] = server.uri

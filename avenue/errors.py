@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
-from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 from werkzeug.exceptions import HTTPException
 
 from avenue import requestid
@@ -158,6 +158,15 @@ def register_errorhandlers(app: Flask) -> None:
         )
         response.headers["Retry-After"] = "5"
         return response
+
+    @app.errorhandler(PyMongoError)
+    def handle_database_error(error: PyMongoError) -> Response:
+        # A time limit hit on the server (maxTimeMS: ExecutionTimeout, e.g. past the deadline of
+        # avenue/db.py's long_operations), a write concern's or a bulk write's timeout is the
+        # database not answering in time, like a timed-out socket (a ConnectionFailure, above).
+        if error.timeout:
+            return handle_database_down(error)
+        return handle_unexpected(error)
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:

@@ -182,15 +182,38 @@ def healthz(port: int, timeout: float = 5.0) -> float:
     finally:
         conn.close()
     return time.monotonic() - started if ok else float("inf")
+#: Commands a stalled proxy still lets through: the handshake and the driver's monitoring.
+HANDSHAKES = {"hello", "ismaster"}
+OP_QUERY, OP_MSG = 2004, 2013
+
+
+def is_handshake(message: bytes) -> bool:
+    """Whether one wire-protocol message from a client is a handshake or a monitor's check: a
+    legacy OP_QUERY (only the first ``isMaster`` is one), or an OP_MSG whose command (the first
+    key of its body) is ``hello``/``isMaster``."""
+    opcode = int.from_bytes(message[12:16], "little")
+    if opcode == OP_QUERY:
+        return True
+    if opcode != OP_MSG or len(message) < 27 or message[20] != 0:
+        return False
+    name = message[26:message.index(b"\0", 26)]
+    return name.decode("ascii", "replace").lower() in HANDSHAKES
+
+
 class CuttableProxy:
     """A TCP proxy on loopback in front of the database that can cut every connection and
-    refuse new ones (a network partition, or a primary stepping down), then let them through."""
+    refuse new ones (a network partition, or a primary stepping down), or stall: keep every
+    connection, accept new ones and answer the handshakes and the driver's monitoring, but hold
+    every other command (a server that stopped answering while it still looks alive, as the
+    embedded one did when it deadlocked); then let them through again."""
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
         self.port = free_port()
         self.open = threading.Event()
         self.open.set()
+        self.flowing = threading.Event()
+        self.flowing.set()
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", self.port))
@@ -214,18 +237,31 @@ class CuttableProxy:
             except OSError:
                 client.close()
                 continue
+            upstream.settimeout(None)  # 5 s to connect; then it waits as the client does
             with self._lock:
                 self._sockets |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+    def _pipe(self, source: socket.socket, sink: socket.socket, requests: bool) -> None:
+        """Copy ``source`` to ``sink``; ``requests``: the client's side, passed on message by
+        message, each held while stalled unless it is a handshake."""
+        pending = b""
         try:
             while self.open.is_set():
                 data = source.recv(65536)
                 if not data:
                     break
-                sink.sendall(data)
+                if not requests:
+                    sink.sendall(data)
+                    continue
+                pending += data
+                while len(pending) >= 16 and len(pending) >= int.from_bytes(pending[:4], "little"):
+                    size = int.from_bytes(pending[:4], "little")
+                    message, pending = pending[:size], pending[size:]
+                    if not is_handshake(message):
+                        self.flowing.wait()  # stalled: held here, sent on when it flows again
+                    sink.sendall(message)
         except OSError:
             pass
         finally:
@@ -247,9 +283,15 @@ class CuttableProxy:
             except OSError:
                 pass
 
+    def stall(self) -> None:
+        """Hold every command but the handshakes until :meth:`restore`; connections stay open."""
+        self.flowing.clear()
+
     def restore(self) -> None:
         self.open.set()
+        self.flowing.set()
 
     def close(self) -> None:
         self.cut()
+        self.flowing.set()  # stalled pipes wake, find their sockets closed and end
         self._listener.close()

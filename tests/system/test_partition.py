@@ -1,7 +1,10 @@
 """The database connection cut and restored under load (a partition, or a primary stepping
-down), including a cut between an upload's chunks and its files documents."""
+down), including a cut between an upload's chunks and its files documents; and a database that
+keeps its connections but stops answering (the embedded one deadlocked so once)."""
 
 from __future__ import annotations
+
+import threading
 
 import pymongo
 import pytest
@@ -19,12 +22,19 @@ from tests.support.launcher import CuttableProxy
 
 pytestmark = pytest.mark.slow
 
+# How long the app waits for one answer of the database here (MONGO_SOCKET_TIMEOUT_MS), and how long a
+# request may take to answer once the database stops answering: many times that limit, but
+# far short of forever, which is what a request waited before there was one.
+OPERATION_TIMEOUT_MS = 3000
+PATIENCE_SECONDS = 10 * OPERATION_TIMEOUT_MS / 1000
+
 
 @pytest.fixture
 def proxied(tmp_path):
     server = EmbeddedServer(tmp_path / "db", log_path=tmp_path / "db.log").start()
     proxy = CuttableProxy(server.port)
-    app = make_app((pymongo.MongoClient, proxy.uri), "avenue_partition", MONGO_TIMEOUT_MS=1500)
+    app = make_app((pymongo.MongoClient, proxy.uri), "avenue_partition", MONGO_TIMEOUT_MS=1500,
+                   MONGO_SOCKET_TIMEOUT_MS=OPERATION_TIMEOUT_MS)
     yield app, proxy, server
     app.extensions["avenue.mongo"].client.close()
     proxy.close()
@@ -100,3 +110,38 @@ def test_a_cut_between_the_chunks_and_the_files_documents_leaves_only_garbage_gc
     assert again.status_code == 201
     with app.app_context():
         assert fsck(get_db()).ok
+
+
+def answer_within(seconds: float, call):
+    """``call()``'s response, from a thread; fails the test if it has not come in ``seconds``."""
+    answers = []
+    thread = threading.Thread(target=lambda: answers.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert answers, f"no answer within {seconds} s: the request waits on the database for ever"
+    return answers[0]
+
+
+def test_requests_answer_503_when_the_database_stops_answering_and_work_again_after(proxied):
+    app, proxy, _ = proxied
+    client, headers = app.test_client(), Auth(app).token("editor")
+    stored = upload(client, headers, data=photo(4, 400), filename="d.jpg", visibility="public")
+    assert stored.status_code == 201
+    one = f"/api/uploads/{stored.get_json()['id']}"
+
+    another = photo(5, 400)
+    proxy.stall()  # connections stay open and the handshakes are answered; nothing else is
+    try:
+        for call in (lambda: upload(client, headers, data=another, filename="e.jpg", visibility="public"),
+                     lambda: client.get("/api/uploads", headers=headers),
+                     lambda: client.get(one, headers=headers)):
+            response = answer_within(PATIENCE_SECONDS, call)
+            assert response.status_code == 503, response.get_json()
+            assert response.get_json()["error"]["code"] == "database_unavailable"
+            assert response.headers["Retry-After"] == "5"
+    finally:
+        proxy.restore()
+
+    after = upload(client, headers, data=photo(6, 400), filename="f.jpg", visibility="public")
+    assert after.status_code == 201
+    assert client.get(one, headers=headers).status_code == 200

@@ -35,6 +35,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
+from avenue.db import long_operations
 from avenue.media.buckets import STORED
 from avenue.media.records import Document
 
@@ -117,15 +118,17 @@ def originals(db: Database[Document], bucket: str) -> int | None:
 
 def count_bucket(db: Database[Document], bucket: str, *, chunk_index: bool) -> dict[str, Any]:
     """The bucket's true totals and oldest/newest upload, counted on the server (a ``$group``;
-    the chunk count walks the chunk index when there is one, else counts the collection)."""
-    rows = list(db[f"{bucket}.files"].aggregate([{"$group": {
-        "_id": None, "files": {"$sum": 1}, "bytes": {"$sum": "$length"},
-        "originals": {"$sum": {"$cond": [{"$eq": ["$metadata.role", "original"]}, 1, 0]}},
-        "oldest": {"$min": "$uploadDate"}, "newest": {"$max": "$uploadDate"},
-    }}]))
-    row = rows[0] if rows else {}
+    the chunk count walks the chunk index when there is one, else counts the collection).
+    Over every file: not bound by a request's operation timeout (``long_operations``)."""
     chunks = db[f"{bucket}.chunks"]
-    count = chunks.count_documents({}, hint=CHUNK_INDEX) if chunk_index else chunks.count_documents({})
+    with long_operations():
+        rows = list(db[f"{bucket}.files"].aggregate([{"$group": {
+            "_id": None, "files": {"$sum": 1}, "bytes": {"$sum": "$length"},
+            "originals": {"$sum": {"$cond": [{"$eq": ["$metadata.role", "original"]}, 1, 0]}},
+            "oldest": {"$min": "$uploadDate"}, "newest": {"$max": "$uploadDate"},
+        }}]))
+        count = chunks.count_documents({}, hint=CHUNK_INDEX) if chunk_index else chunks.count_documents({})
+    row = rows[0] if rows else {}
     return {"files": int(row.get("files") or 0), "originals": int(row.get("originals") or 0),
             "bytes": int(row.get("bytes") or 0), "chunks": int(count),
             "oldest": row.get("oldest"), "newest": row.get("newest")}

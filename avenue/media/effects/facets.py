@@ -33,6 +33,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
+from avenue.db import long_operations
 from avenue.media.buckets import BUILDER
 from avenue.media.records import Document
 
@@ -141,17 +142,19 @@ def _counted(db: Database[Document], bucket: str) -> None:
 
 
 def count_on_server(db: Database[Document], bucket: str) -> Counter[tuple[str, str]]:
-    """The true facets, counted on the server (two ``$group``s over the originals)."""
+    """The true facets, counted on the server (two ``$group``s over the originals; over every
+    file, so not bound by a request's operation timeout: ``long_operations``)."""
     files = db[f"{bucket}.files"]
     original = {"$match": {"metadata.role": "original"}}
     truth: Counter[tuple[str, str]] = Counter()
-    for row in files.aggregate([original, {"$group": {
-            "_id": {"$ifNull": ["$metadata.folder", ROOT_FOLDER]}, "n": {"$sum": 1}}}]):
-        truth[("folder", row["_id"])] += int(row["n"])
-    for row in files.aggregate([original, {"$unwind": "$metadata.tags"},
-                                {"$group": {"_id": "$metadata.tags", "n": {"$sum": 1}}}]):
-        if isinstance(row["_id"], str):
-            truth[("tag", row["_id"])] += int(row["n"])
+    with long_operations():
+        for row in files.aggregate([original, {"$group": {
+                "_id": {"$ifNull": ["$metadata.folder", ROOT_FOLDER]}, "n": {"$sum": 1}}}]):
+            truth[("folder", row["_id"])] += int(row["n"])
+        for row in files.aggregate([original, {"$unwind": "$metadata.tags"},
+                                    {"$group": {"_id": "$metadata.tags", "n": {"$sum": 1}}}]):
+            if isinstance(row["_id"], str):
+                truth[("tag", row["_id"])] += int(row["n"])
     return truth
 
 
