@@ -83,7 +83,10 @@ def secantus(tmp_path_factory):
     # the tus test's 10 MB photos filled a 256M cache, and a SecantusDB thread waiting for
     # eviction (WiredTiger's __wt_cache_eviction_worker) held the store's lock, so every
     # other command waited behind it with no CPU used: CI hung until its limit (py-spy
-    # showed the stacks; once in two runs of the slow part on this machine).
+    # showed the stacks; once in two runs of the slow part on this machine). 1G makes that
+    # rarer, not impossible (a heavier load wedged it too: docs/production.md), so the
+    # heaviest writer, tests/system/test_tus.py, has a server of its own, and the app's
+    # socket timeout (MONGO_SOCKET_TIMEOUT_MS) and pytest-timeout turn a wedge into failures.
     folder = tmp_path_factory.mktemp("secantus")
     server = EmbeddedServer(folder / "db", cache_size="1G", log_path=folder / "server.log")
     server.start()

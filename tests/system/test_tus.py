@@ -13,10 +13,23 @@ import pytest
 from tusclient import client as tus_client
 from tusclient.uploader import Uploader
 
+from avenue.embedded import EmbeddedServer
 from tests.support.fixtures import noise_jpeg
 from tests.support.launcher import LOOPBACK, Gunicorn
 
 CHUNK = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def secantus(tmp_path_factory):
+    """A database server of this module's own (it replaces the session's for the tests
+    here): its 10 MB photos, each stored several times over (tus pieces on two instances, the
+    image, a multipart copy), once wedged the session's server after the slow part's other
+    modules had filled its cache (tests/conftest.py)."""
+    folder = tmp_path_factory.mktemp("tus-db")
+    server = EmbeddedServer(folder / "db", cache_size="1G", log_path=folder / "server.log").start()
+    yield server
+    server.stop()
 
 
 def ten_mb_photo() -> bytes:
