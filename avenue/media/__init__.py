@@ -91,6 +91,7 @@ from avenue.media.store.library import (
     Trashed,
     listed,
 )
+from avenue.media.store.nearby import PENDING_FIELD as NEAR_PENDING
 from avenue.media.store.originals import Upload, dedupe_key, delete_image
 from avenue.media.store.regenerate import regenerate_variants
 from avenue.media.store.renditions import Evicted
@@ -100,6 +101,7 @@ from avenue.media.store.renditions import total as rendition_total
 from avenue.media.store.scan import (
     VARIANT_PATHS,
     has_chunk_index,
+    originals_flagged,
     originals_lacking,
     originals_newest_first,
     temp_image_counts,
@@ -119,7 +121,7 @@ __all__ = [
     "UploadOptions",
     "UrlSigner",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
-    "Near", "NearGroup", "near_objects", "compute_likeness", "parse_colour",
+    "NEAR_PENDING", "Near", "NearGroup", "near_objects", "compute_likeness", "parse_colour",
     # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.
     "FocalPoint", "parse_focal_point",
     # Non-destructive edits and named crops (ingest/edits.py): validated in one place.
@@ -133,7 +135,8 @@ __all__ = [
     # factory and asked through one Referrers (references.py).
     "IN_BATCH", "References", "Referrers", "referrers", "register_referrers", "rewrite_lists",
     # The scanning API ops and status read a bucket with (avenue/media/store/scan.py).
-    "VARIANT_PATHS", "existing_files", "file_doc", "has_chunk_index", "originals_lacking",
+    "VARIANT_PATHS", "existing_files", "file_doc", "has_chunk_index", "originals_flagged",
+    "originals_lacking",
     "originals_newest_first", "scan", "set_file_metadata", "temp_image_counts",
     # Per-bucket counters kept with every write, and their reconciliation (counters.py).
     "bucket_counters", "count_bucket", "media_counters", "recount_bucket",

@@ -13,7 +13,7 @@ from typing import Any
 
 from pymongo.database import Database
 
-from avenue.media import file_doc, originals_lacking, read_all
+from avenue.media import file_doc, originals_flagged, originals_lacking, read_all
 
 BATCH = 200
 ProgressFn = Callable[[str, int, int], None]
@@ -40,3 +40,12 @@ def thumbs_lacking(db: Database, bucket: str, field: str, *, phase: str,
         done += len(batch)
         if progress:
             progress(phase, done, done + (BATCH if len(batch) == BATCH else 0))
+
+
+def originals_flagged_ids(db: Database, bucket: str, field: str) -> Iterator[Any]:
+    """The id of each original of ``bucket`` whose ``metadata.<field>`` is true, by the same
+    keyset (one batch of ids in memory)."""
+    after: Any = None
+    while batch := originals_flagged(db, bucket, field, after, BATCH, {"_id": 1}):
+        after = batch[-1]["_id"]
+        yield from (original["_id"] for original in batch)

@@ -8,6 +8,10 @@ palette from its WebP thumb (read from GridFS; a few KB) in one single-document 
 is linked to the near-duplicates already hashed (``Library.link_near_duplicates``: the
 group labels only ever fill in what is missing, so running it twice changes nothing).
 
+Then the originals that owe a grouping (``metadata.near_pending``: hashed at upload or
+replace, but their lookup failed, or their process stopped before it ran) are linked the same
+way, which clears the flag.
+
 Originals whose thumb is missing or unreadable are counted and left (``fsck --repair``
 renders lost variants again; run this afterwards).
 """
@@ -19,8 +23,8 @@ from typing import Any
 
 from pymongo.database import Database
 
-from avenue.media import BUCKETS, Library, compute_likeness, set_file_metadata
-from avenue.ops.backfill import ProgressFn, thumbs_lacking
+from avenue.media import BUCKETS, NEAR_PENDING, Library, compute_likeness, set_file_metadata
+from avenue.ops.backfill import ProgressFn, originals_flagged_ids, thumbs_lacking
 
 
 @dataclass
@@ -29,14 +33,17 @@ class LikenessReport:
 
     computed: dict[str, int] = field(default_factory=dict)
     linked: int = 0
+    owed: dict[str, int] = field(default_factory=dict)  # hashed images whose grouping was owed
     unreadable: list[dict[str, str]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {"computed": self.computed, "linked": self.linked, "unreadable": self.unreadable}
+        return {"computed": self.computed, "owed": self.owed, "linked": self.linked,
+                "unreadable": self.unreadable}
 
     def summary_line(self) -> str:
         total = sum(self.computed.values())
-        return (f"likeness: {total} images given a hash and palette, {self.linked} with near-duplicates, "
+        return (f"likeness: {total} images given a hash and palette, {sum(self.owed.values())} grouped "
+                f"after a failed lookup, {self.linked} with near-duplicates, "
                 f"{len(self.unreadable)} without a readable thumb")
 
 
@@ -56,4 +63,8 @@ def backfill_likeness(db: Database, *, progress: ProgressFn | None = None) -> Li
             set_file_metadata(db, bucket, original["_id"], likeness.as_metadata())
             report.computed[name] += 1
             report.linked += library.link_near_duplicates(original["_id"]) > 0
+        report.owed[name] = 0
+        for image_id in originals_flagged_ids(db, bucket, NEAR_PENDING):
+            report.owed[name] += 1
+            report.linked += library.link_near_duplicates(image_id) > 0
     return report

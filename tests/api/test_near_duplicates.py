@@ -20,7 +20,8 @@ from avenue.ops import likeness as backfill
 from tests.support.client import MEDIA, uploaded
 from tests.support.fixtures import scene
 
-LIKENESS = ("phash", "phash_bands", "palette", "colour_cells", "near_group")
+LIKENESS = ("phash", "phash_bands", "palette", "colour_cells", "near_group", "near_pending")
+OWED = {"metadata.near_pending": True}
 
 
 def jpeg(im: Image.Image, quality: int = 85) -> bytes:
@@ -337,6 +338,50 @@ def test_a_lookup_that_fails_leaves_the_upload_stored_and_names_nothing(client, 
     assert lookups(client, auth).get("failed", 0) == before.get("failed", 0) + 1
     monkeypatch.undo()  # the library's page of it looks its near-duplicates up too
     assert client.get(f"{MEDIA}/{copy['id']}", headers=editor).status_code == 200
+
+
+def test_an_image_whose_lookup_failed_owes_its_grouping_and_the_backfill_links_it(
+        client, editor, db, runner, monkeypatch):
+    first = media(client, editor, jpeg(photo(35)), "first.jpg")
+    assert db[f"{BUILDER}.files"].count_documents(OWED) == 0  # its lookup answered: nothing owed
+
+    def broken(*args, **kwargs):
+        raise ServerSelectionTimeoutError("the lookup's server went away")
+
+    monkeypatch.setattr(nearby, "near", broken)
+    copy = media(client, editor, near_copy(photo(35)), "copy.jpg")
+    monkeypatch.undo()
+    # Hashed (so the hash walk passes it by) but never compared: it says so.
+    [owed] = db[f"{BUILDER}.files"].find(OWED)
+    assert str(owed["_id"]) == copy["id"] and owed["metadata"]["phash"]
+    assert client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"] == []
+
+    result = runner.invoke(args=["likeness", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["owed"]["builder"] == 1 and report["linked"] == 1 and sum(report["computed"].values()) == 0
+    [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
+    assert {image["id"] for image in group["images"]} == {first["id"], copy["id"]}
+    assert db[f"{BUILDER}.files"].count_documents(OWED) == 0
+    again = json.loads(runner.invoke(args=["likeness", "--json"]).output)
+    assert again["owed"]["builder"] == 0 and again["linked"] == 0
+
+
+def test_a_worker_that_died_before_its_lookup_leaves_the_grouping_owed(client, editor, db, monkeypatch):
+    """The flag is written with the original, so an upload whose process stopped after its
+    write (here: a lookup that never runs) is found by the backfill all the same."""
+    monkeypatch.setattr(nearby.Lookup, "finish", lambda self, created: [None for _ in created])
+    image = media(client, editor, jpeg(photo(36)), "lost.jpg")
+    assert [str(d["_id"]) for d in db[f"{BUILDER}.files"].find(OWED)] == [image["id"]]
+
+
+def test_a_replaced_picture_owes_no_grouping_once_its_lookup_linked_it(client, editor, db):
+    first = media(client, editor, jpeg(photo(37)))
+    other = media(client, editor, jpeg(photo(38)))
+    replaced = client.put(f"{MEDIA}/{other['id']}", headers=editor,
+                          data={"file": (io.BytesIO(near_copy(photo(37))), "r.jpg")})
+    assert [m["id"] for m in replaced.get_json()["near_duplicates"]] == [first["id"]]
+    assert db[f"{BUILDER}.files"].count_documents(OWED) == 0
 
 
 def test_a_lookup_slower_than_its_wait_does_not_hold_the_answer_and_links_its_group_later(

@@ -332,12 +332,14 @@ class Library:
 
     def link_near_duplicates(self, image_id: ObjectId) -> int:
         """Put the original ``image_id`` in a group with its near-duplicates (what an upload
-        does; for images hashed later, ``flask likeness``): how many it has."""
+        does; for images hashed later or whose upload's lookup failed, ``flask likeness``):
+        how many it has."""
         doc = self._files.find_one({"_id": image_id})
         if doc is None or not _is_original(doc):
             return 0
         matches = nearby.near(self.db, self.bucket, doc, owner=self._near_owner(doc))
         nearby.link(self.db, self.bucket, doc, matches)
+        nearby.settled(self.db, self.bucket, image_id)
         return len(matches)
 
     def near_groups(self, window: Window, *, owner: str | None = None) -> tuple[list[NearGroup], str | None]:

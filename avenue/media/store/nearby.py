@@ -25,6 +25,12 @@ do (their members are still each other's matches in every lookup); no interleavi
 image or a label. A list of groups walks the ``near_group`` index a group at a time: a page
 costs two index seeks per group, whatever the bucket's size.
 
+**Grouping owed** (:data:`PENDING`): every write of a new hash (an upload's original, a
+replace's new picture) also sets ``metadata.near_pending``, and only a lookup that answered
+and linked its groups unsets it (:func:`settled`). An image whose lookup failed, or whose
+process died between its write and its lookup, keeps the flag, and ``flask likeness`` links
+it later: a hash alone does not mean the image was ever compared.
+
 **Colour** (:func:`colour_query`): the filter for the library list, one ``$in`` on the
 ``colour_cells`` index (the target's CIELAB cell and its neighbours).
 """
@@ -52,6 +58,8 @@ CANDIDATES = 1000  # the most band matches one lookup reads (their hash and owne
 LISTED = 10  # the nearest ones an answer names
 GROUP_MEMBERS = 50  # the most images a group lists
 NEAR_GROUP = "metadata.near_group"
+PENDING_FIELD = "near_pending"  # metadata field: True from a new hash's write until its groups are linked
+PENDING = f"metadata.{PENDING_FIELD}"
 # The most an upload's answer waits, past its own writes, for its lookup (begun before them).
 # On mongod a lookup takes milliseconds and is over before the original is written; this
 # bounds what a slow or stuck lookup can add to an upload.
@@ -117,6 +125,11 @@ def link(db: Database[Document], bucket: str, doc: dict[str, Any], matches: list
         # Missing or null (a replace clears it): never relabel a group.
         files.update_one({"_id": image_id, NEAR_GROUP: None}, {"$set": {NEAR_GROUP: label}})
     return label if isinstance(label, ObjectId) else None
+
+
+def settled(db: Database[Document], bucket: str, image_id: Any) -> None:
+    """``image_id``'s near-duplicates were looked up and linked: it owes no grouping any more."""
+    db[f"{bucket}.files"].update_one({"_id": image_id, PENDING: True}, {"$unset": {PENDING: ""}})
 
 
 def _threads_unsafe(db: Database[Document]) -> bool:
@@ -195,10 +208,11 @@ class Lookup:
 
     def _link(self, created: list[dict[str, Any] | None], found: list[list[Match]]) -> None:
         for doc, matches in zip(created, found, strict=True):
-            if doc is None or not matches:
+            if doc is None or _hash_of(doc) is None:
                 continue
             try:
                 link(self.db, self.bucket, doc, matches)
+                settled(self.db, self.bucket, doc["_id"])
             except Exception:  # noqa: BLE001 - the upload stands; its group waits for `flask likeness`
                 log.exception("linking the near-duplicates of %s in %s failed", doc["_id"], self.bucket)
 

@@ -48,7 +48,7 @@ from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import VARIANT_NAMES, Planned, Rendition
 from avenue.media.options import UploadOptions
 from avenue.media.records import Document, variant_ids
-from avenue.media.store import pending, renditions, storage, trash
+from avenue.media.store import nearby, pending, renditions, storage, trash
 from avenue.media.store.pending import variant_file
 from avenue.metrics import count_upload
 
@@ -176,6 +176,8 @@ def _write(db: Database[Document], bucket: str, ready: Ready, options: UploadOpt
         **({"placeholder": ready.placeholder.as_metadata()} if ready.placeholder else {}),
         **({"focal_point": ready.focal.as_metadata()} if ready.focal else {}),
         **(ready.likeness.as_metadata() if ready.likeness else {}),  # phash, bands, palette
+        # Compared with no other image yet: the lookup's link unsets it (store/nearby.py).
+        **({nearby.PENDING_FIELD: True} if ready.likeness else {}),
         **options.labels(),
     }
     # The original's files document goes last: readers never see it without its rendered

@@ -77,7 +77,7 @@ from avenue.media.ingest.pipeline import Ingested
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import SOURCE, Document, variant_ids, variant_key
 from avenue.media.settings import MediaSettings
-from avenue.media.store import pending, renditions, storage, trash
+from avenue.media.store import nearby, pending, renditions, storage, trash
 from avenue.media.store.originals import dedupe_key, name_prefixes
 from avenue.media.store.pending import variant_file
 
@@ -463,6 +463,7 @@ def _head_update(meta: dict[str, Any], ingested: Ingested, *, version: str, key:
     if content_id is not None and ingested.likeness is not None:  # new pixels: a new hash and palette
         update.update({f"metadata.{k}": v for k, v in ingested.likeness.as_metadata().items()})
         update["metadata.near_group"] = None  # the old picture's group; the next lookup links it again
+        update[nearby.PENDING] = True  # until that lookup has linked it (store/nearby.py)
     if name is not None:
         update["metadata.filename"] = name
         update["metadata.name_prefixes"] = name_prefixes(name)

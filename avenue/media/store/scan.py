@@ -95,6 +95,16 @@ def originals_lacking(db: Database[Document], bucket: str, field: str, after: An
     return list(db[f"{bucket}.files"].find(query, projection).sort("_id", 1).limit(limit))
 
 
+def originals_flagged(db: Database[Document], bucket: str, field: str, after: Any, limit: int,
+                      projection: Mapping[str, Any]) -> list[Document]:
+    """At most ``limit`` originals whose ``metadata.<field>`` is true, by ``_id`` after ``after``
+    (the same keyset as :func:`originals_lacking`)."""
+    query: dict[str, Any] = {**ORIGINALS, f"metadata.{field}": True}
+    if after is not None:
+        query["_id"] = {"$gt": after}
+    return list(db[f"{bucket}.files"].find(query, projection).sort("_id", 1).limit(limit))
+
+
 def set_metadata(db: Database[Document], bucket: str, file_id: Any, fields: Mapping[str, Any]) -> None:
     """Set ``metadata.<name>`` of one files document for each of ``fields`` (what describes
     the bytes and is computed later, like a placeholder; the API's fields go through
