@@ -127,3 +127,32 @@ def axe_violations(page) -> list[dict]:
         .filter((v) => ['serious', 'critical'].includes(v.impact))
         .map((v) => ({id: v.id, impact: v.impact, help: v.help,
                       nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary}`)}))""")
+
+
+def hold_first(page, pattern: str) -> list:
+    """Hold the first request matching ``pattern`` (a glob) until the test lets it go
+    (``route.continue_()`` or ``route.fulfill``); later ones pass. Its answer then comes back
+    after theirs: what a slow network or a slow query does to a screen."""
+    routes: list = []
+
+    def handle(route) -> None:
+        if routes:
+            route.continue_()
+        else:
+            routes.append(route)
+
+    page.route(pattern, handle)
+    return routes
+
+
+def wait_until_asked(page, routes: list) -> None:
+    """Wait until the request :func:`hold_first` holds was sent."""
+    while not routes:
+        page.wait_for_timeout(20)
+
+
+def settled(page) -> None:
+    """Wait for the network to be idle and two frames to be drawn: a late answer has been
+    handled, drawn or dropped."""
+    page.wait_for_load_state("networkidle")
+    page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")

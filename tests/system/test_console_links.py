@@ -17,7 +17,16 @@ import pymongo
 import pytest
 
 from tests.helpers import IMAGES, make_app
-from tests.support.browser import axe_violations, chromium, served, shot, user_pages
+from tests.support.browser import (
+    axe_violations,
+    chromium,
+    hold_first,
+    served,
+    settled,
+    shot,
+    user_pages,
+    wait_until_asked,
+)
 from tests.support.client import multipart
 
 pytestmark = pytest.mark.slow
@@ -116,3 +125,20 @@ def test_an_ops_user_sees_no_upload_links_section(live, page_as):
     page.goto("/console/uploads")
     page.get_by_role("heading", name="Your uploads").wait_for()
     assert page.get_by_role("heading", name="Upload links").count() == 0
+
+
+def test_a_late_answer_for_the_links_list_is_not_added_to_the_reload_after_a_new_link(live, page_as):
+    """The list asked on load answers after the reload creating a link makes: each link shows once."""
+    page = page_as("editor")
+    first = hold_first(page, "**/api/upload-links?per_page=20")
+    page.goto("/console/uploads")
+    wait_until_asked(page, first)
+    label = f"Late {uuid.uuid4().hex[:6]}"
+    page.get_by_label("Uploads go to").select_option("uploads")
+    page.get_by_label("Label (optional)").fill(label)
+    page.get_by_role("button", name="Create link").click()
+    rows = page.locator("#links-table tbody tr", has_text=label)
+    rows.first.wait_for()
+    first[0].continue_()  # sent now: its answer names the new link too
+    settled(page)
+    assert rows.count() == 1

@@ -73,7 +73,7 @@ def open_storefront(browser, server, html: str, *, without: tuple[str, ...] = ()
         page.route(f"{origin}/media/**", lambda route: route.continue_(
             headers={**route.request.headers, "accept": ACCEPT_WITHOUT[without]}))
     page.goto("/storefront.html")
-    page.wait_for_function("[...document.images].every(img => img.complete && img.naturalWidth > 0)")
+    page.wait_for_function("() => [...document.images].every(img => img.complete && img.naturalWidth > 0)")
     return page, asked
 
 

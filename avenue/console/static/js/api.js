@@ -45,6 +45,17 @@ export function loginAgain(status) {
   }
 }
 
+// Answers can come back in another order than they were asked (a slow range, then a quick
+// one): a screen that redraws on each choice draws only the newest. `const asking = newest();`
+// once; `const current = asking();` before each request; after it, `if (!current()) return;`.
+export function newest() {
+  let asked = 0;
+  return () => {
+    const mine = ++asked;
+    return () => mine === asked;
+  };
+}
+
 export async function api(method, path, body) {
   const headers = {Accept: 'application/json'};
   if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = await csrfToken();

@@ -1,6 +1,6 @@
 // The ops dashboard's Delivery section: most served, heaviest, one image's days (uPlot, the
 // vendored chart library the history uses), never served, and the clean-up list.
-import {api, el, formatBytes, formatDate, show} from './api.js';
+import {api, el, formatBytes, formatDate, newest, show} from './api.js';
 
 const status = document.getElementById('delivery-status');
 let chart = null;
@@ -30,16 +30,20 @@ function imageItem(image, extra) {
   return el('li', {}, el('a', {href: image.url}, image.filename || image.id), extra ? ` — ${extra}` : '');
 }
 
+const askingCleanup = newest();  // the number of days typed last is listed
+
 async function loadCleanup() {
   const days = document.getElementById('cleanup-days').value || '90';
   const list = document.getElementById('cleanup-list');
+  const current = askingCleanup();
   try {
     const answer = await api('GET', `/api/admin/cleanup?days=${encodeURIComponent(days)}&per_page=50`);
+    if (!current()) return;
     list.replaceChildren(...answer.items.map((image) =>
       imageItem(image, image.last_served ? `last served ${formatDate(image.last_served)}` : 'never served')));
     if (!answer.items.length) list.replaceChildren(el('li', {class: 'muted'}, 'Nothing to clean up on this page.'));
   } catch (error) {
-    show(status, error.message, 'error');
+    if (current()) show(status, error.message, 'error');
   }
 }
 

@@ -3,7 +3,7 @@
 // replacing an image's file in place, where each image is used, and deletion that shows
 // the pages in the way before forcing it; many at once: select (click, shift-click for a range,
 // or every image the filter matches), then move, tag, untag, delete or restore from the trash.
-import {ApiError, api, countOf, el, formatBytes, formatDate, pageMessage, sendForm, show, upload} from './api.js';
+import {ApiError, api, countOf, el, formatBytes, formatDate, newest, pageMessage, sendForm, show, upload} from './api.js';
 import {bulkPanel, dropTarget} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
 import {nearList, showGroups} from './near.js';
@@ -364,7 +364,12 @@ async function remove(media, item, status, usedIn) {
   }
 }
 
+// A new search (or a folder, then a sort, chosen quickly) supersedes the list still loading:
+// its answer would be appended to the new one's.
+const askingList = newest();
+
 async function load(reset) {
+  const current = askingList();
   if (reset) {
     after = null;
     shown = 0;
@@ -377,6 +382,7 @@ async function load(reset) {
     if (trashView) {
       filters.set('from', 'builder');
       const answer = await api('GET', `/api/trash?${filters}`);
+      if (!current()) return;
       grid.append(...answer.items.map(trashCard));
       shown += answer.items.length;
       after = answer.next;
@@ -394,6 +400,7 @@ async function load(reset) {
     if (unused !== '') filters.set('unused', unused);
     if (sort !== 'newest') filters.set('sort', sort);
     const answer = await api('GET', `/api/builder/media?${filters}`);
+    if (!current()) return;
     grid.append(...answer.items.map(card));
     shown += answer.items.length;
     after = answer.next;
@@ -403,7 +410,7 @@ async function load(reset) {
     describeCount();
     describeSelection();
   } catch (error) {
-    show(listStatus, error.message, 'error');
+    if (current()) show(listStatus, error.message, 'error');
   }
 }
 

@@ -1,6 +1,6 @@
 // One-time upload links (editors and admins), on the uploads screen: create one (its secret
 // shown once, with a copy button), list them with their uses, revoke one.
-import {api, el, formatBytes, formatDate, show} from './api.js';
+import {api, el, formatBytes, formatDate, newest, show} from './api.js';
 
 const form = document.getElementById('link-form');
 const created = document.getElementById('link-created');
@@ -47,7 +47,10 @@ function row(link) {
   return node;
 }
 
+const askingList = newest();  // a reload while another is on its way: the newest answer only
+
 async function load(reset) {
+  const current = askingList();
   if (reset) {
     after = null;
     table.replaceChildren();
@@ -56,12 +59,13 @@ async function load(reset) {
     const query = new URLSearchParams({per_page: 20});
     if (after) query.set('after', after);
     const answer = await api('GET', `/api/upload-links?${query}`);
+    if (!current()) return;
     table.append(...answer.items.map(row));
     after = answer.next;
     more.hidden = !answer.next;
     if (!table.children.length) table.append(el('tr', {}, el('td', {colspan: '6', class: 'muted'}, 'No links yet.')));
   } catch (error) {
-    show(status, error.message, 'error');
+    if (current()) show(status, error.message, 'error');
   }
 }
 

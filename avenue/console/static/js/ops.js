@@ -1,6 +1,6 @@
 // Ops dashboard (ops, admins): storage cards with quota levels, the safety verdict and the
 // lists behind it, alerts to acknowledge, and the storage history charts (uPlot).
-import {api, el, formatBytes, formatDate, pageMessage, show} from './api.js';
+import {api, el, formatBytes, formatDate, newest, pageMessage, show} from './api.js';
 import {databaseFacts, percentText, timeRange, uploadBars, uploadsSummary} from './opsformat.js';
 
 const cards = document.getElementById('cards');
@@ -242,15 +242,19 @@ function drawHistory(series) {
   document.getElementById('uploads-summary').textContent = uploadsSummary(series);
 }
 
+const askingHistory = newest();  // the range chosen last is drawn, whichever answer comes last
+
 async function loadHistory() {
   const range = document.querySelector('input[name="range"]:checked').value;
+  const current = askingHistory();
   historyStatus.textContent = 'Loading the history…';
   try {
     const series = await api('GET', `/api/admin/history?range=${range}`);
+    if (!current()) return;
     drawHistory(series);
     historyStatus.textContent = `From ${formatDate(series.from)} to ${formatDate(series.to)}.`;
   } catch (error) {
-    show(historyStatus, error.message, 'error');
+    if (current()) show(historyStatus, error.message, 'error');
   }
 }
 

@@ -1,5 +1,5 @@
 // Products (admin): the list with search, and the form that creates one.
-import {ApiError, api, countOf, el, show} from './api.js';
+import {ApiError, api, countOf, el, newest, show} from './api.js';
 
 const tbody = document.querySelector('#products-table tbody');
 const listStatus = document.getElementById('list-status');
@@ -28,17 +28,24 @@ function render(products, note) {
   listStatus.textContent = note;
 }
 
+// Only the answer asked last is drawn: a double click on "Show more" once appended the same
+// page twice, and a slow SKU lookup could replace the search typed after it.
+const askingMore = newest();
+const askingSearch = newest();
+
 async function loadMore() {
+  const current = askingMore();
   try {
     const filters = new URLSearchParams({per_page: 50});
     if (after) filters.set('after', after);
     const page = await api('GET', `/api/shop/products?${filters}`);
+    if (!current()) return;
     loaded.push(...page.items);
     after = page.next;
     more.hidden = !page.next;
     render(loaded, `${loaded.length} of ${countOf(page)} products shown.`);
   } catch (error) {
-    show(listStatus, error.message, 'error');
+    if (current()) show(listStatus, error.message, 'error');
   }
 }
 
@@ -47,6 +54,7 @@ async function loadMore() {
 searchForm.addEventListener('submit', async (event) => {
   event.preventDefault();
   const q = searchForm.q.value.trim();
+  const current = askingSearch();
   if (!q) {
     render(loaded, `${loaded.length} products shown.`);
     return;
@@ -57,9 +65,10 @@ searchForm.addEventListener('submit', async (event) => {
     try {
       found.unshift(await api('GET', `/api/shop/products/${encodeURIComponent(q)}`));
     } catch (error) {
-      if (!(error instanceof ApiError && error.status === 404)) show(listStatus, error.message, 'error');
+      if (!(error instanceof ApiError && error.status === 404) && current()) show(listStatus, error.message, 'error');
     }
   }
+  if (!current()) return;
   render(found, found.length ? `${found.length} match(es) for “${q}”.` : `No product matches “${q}”.`);
 });
 

@@ -1,5 +1,5 @@
 // Uploads (anyone logged in): their own files, public or private, a link to copy, delete.
-import {api, countOf, el, formatBytes, formatDate, pageMessage, sendForm, show} from './api.js';
+import {api, countOf, el, formatBytes, formatDate, newest, pageMessage, sendForm, show} from './api.js';
 import {bulkPanel, dropTarget} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
 import {imageIn, openEditor} from './editor.js';
@@ -62,7 +62,12 @@ function item(file) {
   return node;
 }
 
+// Two reloads close together (two runs ending, a retry) would append both answers: only the
+// newest is drawn.
+const askingList = newest();
+
 async function load(reset) {
+  const current = askingList();
   if (reset) {
     after = null;
     shown = 0;
@@ -72,13 +77,14 @@ async function load(reset) {
     const filters = new URLSearchParams({per_page: 48});
     if (after) filters.set('after', after);
     const answer = await api('GET', `/api/uploads?${filters}`);
+    if (!current()) return;
     list.append(...answer.items.map(item));
     shown += answer.items.length;
     after = answer.next;
     more.hidden = !answer.next;
     listStatus.textContent = answer.total ? `${shown} of ${countOf(answer)} upload(s).` : 'No uploads yet.';
   } catch (error) {
-    show(listStatus, error.message, 'error');
+    if (current()) show(listStatus, error.message, 'error');
   }
 }
 
