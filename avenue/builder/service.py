@@ -41,6 +41,7 @@ from avenue.media import (
     BUILDER,
     ROOT_FOLDER,
     Box,
+    Changed,
     Edits,
     FocalPoint,
     Image,
@@ -174,19 +175,20 @@ def update_media(db: Database, media_id: ObjectId, body: dict) -> Image:
 
 
 def replace_media(db: Database, media_id: ObjectId, *, file: Upload | None = None,
-                  focal: FocalPoint | None = None, limits: Limits) -> tuple[Image, bool]:
+                  focal: FocalPoint | None = None, limits: Limits) -> Changed:
     """New bytes (``file``) or a new focal point for library media, keeping its id, so every
     page that uses it shows the new image (avenue/media/store/replace.py); 404 when it is gone.
-    Returns the media and whether anything changed."""
+    Returns the media, whether anything changed and its new picture's near-duplicates."""
     done = library(db).replace(media_id, file, focal=focal, limits=limits)
     if done is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return done
 
 
-def edit_media(db: Database, media_id: ObjectId, edits: Edits | None) -> tuple[Image, bool]:
+def edit_media(db: Database, media_id: ObjectId, edits: Edits | None) -> Changed:
     """Apply ``edits`` (None: undo) to library media as a new version; every page using it
-    shows the edited picture. 404 when it is gone. Returns the media and whether it changed."""
+    shows the edited picture. 404 when it is gone. Returns the media, whether it changed and
+    the edited picture's near-duplicates."""
     done = library(db).edit(media_id, edits)
     if done is None:
         raise NotFound("No builder media with this id.", code="media_not_found")

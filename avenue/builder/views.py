@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bson import ObjectId
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
@@ -13,6 +15,8 @@ from avenue.db import get_db
 from avenue.http import json_body, one_file, page_args, uploaded_files
 from avenue.media import (
     BUILDER,
+    Image,
+    Near,
     check_crop_name,
     limits_from_config,
     parse_crop,
@@ -130,14 +134,15 @@ def set_media_focal_point(media_id: ObjectId):
 def edit_media(media_id: ObjectId):
     """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
     done = service.edit_media(get_db(), media_id, parse_edits(json_body()))
-    return _changed(media_id, "builder_media_edited", *done)
+    return _changed(media_id, "builder_media_edited", done.image, done.changed, near=done.near)
 
 
 @bp.delete(f"/media/{MEDIA_ID}/edits")
 @require_role("editor")
 def undo_media_edits(media_id: ObjectId):
     """Back to the original: a new version without edits."""
-    return _changed(media_id, "builder_media_edits_undone", *service.edit_media(get_db(), media_id, None))
+    done = service.edit_media(get_db(), media_id, None)
+    return _changed(media_id, "builder_media_edits_undone", done.image, done.changed, near=done.near)
 
 
 @bp.put(f"/media/{MEDIA_ID}/crops/<name>")
@@ -156,21 +161,21 @@ def delete_media_crop(media_id: ObjectId, name: str):
     return _changed(media_id, "builder_media_crop_deleted", *done, crop=name)
 
 
-def _changed(media_id: ObjectId, action: str, image, changed: bool, **details):
-    """Audit a change of library media and answer its object."""
+def _changed(media_id: ObjectId, action: str, image: Image, changed: bool, *,
+             near: Sequence[Near] | None = None, **details):
+    """Audit a change of library media and answer its object, with its near-duplicates: those
+    a new picture was just grouped with (``near``), else looked up (the picture is the same)."""
     audit.log(action, bucket=BUILDER, image_id=str(media_id), version=image.version, changed=changed,
               **details)
-    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True,
-                                        near=service.near_duplicates(get_db(), image)))
+    if near is None:
+        near = service.near_duplicates(get_db(), image)
+    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True, near=near))
 
 
 def _replace(media_id: ObjectId, action: str, **change):
     """New bytes or a new focal point (``change``) for library media; audited."""
-    image, changed = service.replace_media(get_db(), media_id, limits=limits_from_config(current_app.config),
-                                           **change)
-    audit.log(action, bucket=BUILDER, image_id=str(media_id), version=image.version, changed=changed)
-    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True,
-                                        near=service.near_duplicates(get_db(), image)))
+    done = service.replace_media(get_db(), media_id, limits=limits_from_config(current_app.config), **change)
+    return _changed(media_id, action, done.image, done.changed, near=done.near)
 
 
 @bp.get("/folders")

@@ -63,7 +63,7 @@ from avenue.media.ingest.likeness import compute as compute_likeness
 from avenue.media.ingest.likeness import parse_colour
 from avenue.media.ingest.placeholders import compute as compute_placeholder
 from avenue.media.options import UploadOptions
-from avenue.media.records import Document, Image, Near, NearGroup, Stored, own_sha256, variant_ids
+from avenue.media.records import Changed, Document, Image, Near, NearGroup, Stored, own_sha256, variant_ids
 from avenue.media.references import IN_BATCH, References, Referrers, referrers, rewrite_lists
 from avenue.media.references import init_app as register_referrers
 from avenue.media.serve.frontdoor import FrontDoor, front_door_of, install_front_door
@@ -117,8 +117,8 @@ __all__ = [
     "PURGE_OUTBOX", "enable_purges",
     "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP",
     "UPLOADS",
-    "Claimant", "Document", "Image", "DeleteLease", "Library", "Limits", "Stored", "TooManyTags", "Upload",
-    "UploadOptions",
+    "Changed", "Claimant", "Document", "Image", "DeleteLease", "Library", "Limits", "Stored", "TooManyTags",
+    "Upload", "UploadOptions",
     "UrlSigner",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
     "NEAR_PENDING", "Near", "NearGroup", "near_objects", "compute_likeness", "parse_colour",

@@ -258,6 +258,18 @@ class Stored:
 
 
 @dataclass(frozen=True)
+class Changed:
+    """What a replace or an edit gave: the image, whether it changed, and, when its picture
+    changed, the near-duplicates its new picture was grouped with (nearest first). ``near`` is
+    None when they were not looked up (the same picture, a new focal point): the caller looks
+    them up if its answer names them. The group's lookup is the answer's: never run twice."""
+
+    image: Image
+    changed: bool
+    near: tuple[Near, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Near:
     """A near-duplicate of an image: the other image and the Hamming distance of their hashes."""
 

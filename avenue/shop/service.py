@@ -554,9 +554,8 @@ def replace_product_image(db: Database, sku: str, image_id: ObjectId, *, file: U
     done = Library(db, PRODUCTS).replace(image_id, file, focal=focal, limits=limits, refs={"sku": sku})
     if done is None:
         raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
-    image, changed = done
-    if changed:
-        _refresh_refs(db, image_id, image)
+    if done.changed:
+        _refresh_refs(db, image_id, done.image)
     return get_product(db, sku)
 
 
@@ -583,7 +582,7 @@ def edit_product_image(db: Database, sku: str, image_id: ObjectId, edits: Edits 
     product using it gets the new reference. Returns the photo's reference and whether it changed."""
     _product_photo(db, sku, image_id)
     done = Library(db, PRODUCTS).edit(image_id, edits, refs={"sku": sku})
-    return _photo_changed(db, sku, image_id, done)
+    return _photo_changed(db, sku, image_id, None if done is None else (done.image, done.changed))
 
 
 def set_product_image_crop(db: Database, sku: str, image_id: ObjectId, name: str,

@@ -17,6 +17,7 @@ from avenue.errors import BadRequest, NotFound
 from avenue.media import (
     UPLOADS,
     Box,
+    Changed,
     Edits,
     FocalPoint,
     Image,
@@ -90,9 +91,10 @@ def delete_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: 
 
 def replace_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool,
                    file: Upload | None = None, focal: FocalPoint | None = None,
-                   limits: Limits) -> tuple[Image, bool]:
+                   limits: Limits) -> Changed:
     """New bytes (``file``) or a new focal point for an upload the user may see, keeping its
-    id (avenue/media/store/replace.py): the upload and whether anything changed."""
+    id (avenue/media/store/replace.py): the upload, whether anything changed and its new
+    picture's near-duplicates."""
     get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
     done = library(db).replace(upload_id, file, focal=focal, limits=limits)
     if done is None:
@@ -101,7 +103,7 @@ def replace_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin:
 
 
 def edit_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool,
-                edits: Edits | None) -> tuple[Image, bool]:
+                edits: Edits | None) -> Changed:
     """Apply ``edits`` (None: undo) to an upload the user may see, as a new version."""
     get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
     done = library(db).edit(upload_id, edits)

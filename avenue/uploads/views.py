@@ -88,7 +88,7 @@ def edit_upload(upload_id: ObjectId):
     user = require()
     done = service.edit_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                edits=edits)
-    return _changed(upload_id, "upload_edited", *done)
+    return _changed(upload_id, "upload_edited", done.image, done.changed)
 
 
 @bp.delete(f"/{UPLOAD_ID}/edits")
@@ -98,7 +98,7 @@ def undo_upload_edits(upload_id: ObjectId):
     user = require()
     done = service.edit_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                edits=None)
-    return _changed(upload_id, "upload_edits_undone", *done)
+    return _changed(upload_id, "upload_edits_undone", done.image, done.changed)
 
 
 @bp.put(f"/{UPLOAD_ID}/crops/<name>")
@@ -133,11 +133,14 @@ def _replace(upload_id: ObjectId, action: str, **change):
     """New bytes or a new focal point (``change``) for an upload the user may see; audited."""
     user = require()
     limits = limits_from_config(current_app.config)
-    image, changed = service.replace_upload(get_db(), upload_id, user_id=user.id,
-                                            is_admin=user.role == "admin", limits=limits, **change)
-    audit.log(action, bucket=UPLOADS, image_id=str(upload_id), version=image.version, changed=changed)
-    # Its near-duplicates, as an upload's answer names them (the new picture's look-alikes).
-    return jsonify(service.upload_object(image, _signer(), service.near_duplicates(get_db(), image)))
+    done = service.replace_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
+                                  limits=limits, **change)
+    audit.log(action, bucket=UPLOADS, image_id=str(upload_id), version=done.image.version,
+              changed=done.changed)
+    # Its near-duplicates, as an upload's answer names them: those its new picture was just
+    # grouped with, else (a new focal point: the same picture) looked up.
+    near = service.near_duplicates(get_db(), done.image) if done.near is None else done.near
+    return jsonify(service.upload_object(done.image, _signer(), near))
 
 
 @bp.delete(f"/{UPLOAD_ID}")

@@ -468,3 +468,54 @@ def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, au
     assert ran.wait(60)
     assert len(looked) == 1  # the second upload was never looked up
     assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+
+
+def counting_lookups(monkeypatch) -> list[str]:
+    """Each near-duplicate lookup from now on, by the id of the image looked up."""
+    calls: list[str] = []
+    real = nearby.near
+
+    def near(db, bucket, doc, **options):
+        calls.append(str(doc["_id"]))
+        return real(db, bucket, doc, **options)
+
+    monkeypatch.setattr(nearby, "near", near)
+    return calls
+
+
+@pytest.mark.parametrize("path", [MEDIA, "/api/uploads"])
+def test_a_replace_looks_its_new_picture_s_near_duplicates_up_once_and_answers_them(
+        client, editor, path, monkeypatch):
+    """The lookup that groups the new picture is the one its answer names (before, the view
+    looked them up again: twice the index reads per replace)."""
+    first = uploaded(client, editor, data=jpeg(photo(61)), filename="first.jpg", to=path)
+    other = uploaded(client, editor, data=jpeg(photo(62)), filename="other.jpg", to=path)
+    calls = counting_lookups(monkeypatch)
+    replaced = client.put(f"{path}/{other['id']}", headers=editor,
+                          data={"file": (io.BytesIO(near_copy(photo(61))), "r.jpg")})
+    assert replaced.status_code == 200, replaced.get_json()
+    assert [m["id"] for m in replaced.get_json()["near_duplicates"]] == [first["id"]]
+    assert calls == [other["id"]]
+
+
+def test_an_edit_looks_the_edited_picture_s_near_duplicates_up_once(client, editor, db, monkeypatch):
+    first = media(client, editor, jpeg(photo(63)))
+    other = media(client, editor, jpeg(photo(63).transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+    calls = counting_lookups(monkeypatch)
+    edited = client.put(f"{MEDIA}/{other['id']}/edits", headers=editor, json={"flip_horizontal": True})
+    assert edited.status_code == 200, edited.get_json()
+    # Flipped back: the first image's picture, grouped with it, named once looked up once.
+    assert [m["id"] for m in edited.get_json()["near_duplicates"]] == [first["id"]]
+    assert calls == [other["id"]] and db[f"{BUILDER}.files"].count_documents(OWED) == 0
+
+
+def test_a_new_focal_point_keeps_the_picture_s_group_and_names_its_near_duplicates(
+        client, editor, monkeypatch):
+    """The same picture: nothing to group again; the answer still names its look-alikes."""
+    first = media(client, editor, jpeg(photo(64)))
+    copy = media(client, editor, near_copy(photo(64)))
+    calls = counting_lookups(monkeypatch)
+    moved = client.put(f"{MEDIA}/{copy['id']}/focal-point", headers=editor, json={"x": 0.2, "y": 0.3})
+    assert moved.status_code == 200, moved.get_json()
+    assert [m["id"] for m in moved.get_json()["near_duplicates"]] == [first["id"]]
+    assert calls == [copy["id"]]  # the answer's lookup only

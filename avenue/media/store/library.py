@@ -46,7 +46,7 @@ from avenue.media.ingest.edits import MAX_CROPS, Box, CropNotFound, Edits, TooMa
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.options import UploadOptions
-from avenue.media.records import Document, Image, Near, NearGroup, Stored
+from avenue.media.records import Changed, Document, Image, Near, NearGroup, Stored
 from avenue.media.settings import MediaSettings
 from avenue.media.settings import current as current_settings
 from avenue.media.store import nearby, originals, trash
@@ -335,12 +335,24 @@ class Library:
         does; for images hashed later or whose upload's lookup failed, ``flask likeness``):
         how many it has."""
         doc = self._files.find_one({"_id": image_id})
-        if doc is None or not _is_original(doc):
-            return 0
+        return 0 if doc is None or not _is_original(doc) else len(self._link(doc))
+
+    def _link(self, doc: dict[str, Any]) -> tuple[Near, ...]:
+        """Look up the original ``doc``'s near-duplicates, group it with them and clear what it
+        owed: the matches, nearest first (an answer names them as they are)."""
         matches = nearby.near(self.db, self.bucket, doc, owner=self._near_owner(doc))
         nearby.link(self.db, self.bucket, doc, matches)
-        nearby.settled(self.db, self.bucket, image_id)
-        return len(matches)
+        nearby.settled(self.db, self.bucket, doc["_id"])
+        return tuple(Near(self._image(m.doc), m.distance) for m in matches)
+
+    def _changed(self, done: replacing.Replaced | None) -> Changed | None:
+        """A replace's or an edit's outcome; a new picture (a new hash: it owes its grouping,
+        ``metadata.near_pending``) is grouped with its new look-alikes at once, and those are
+        handed on for the answer. A focal point or a crop keeps the picture and its group."""
+        if done is None:
+            return None
+        owed = done.changed and bool((done.doc.get("metadata") or {}).get(nearby.PENDING_FIELD))
+        return Changed(self._image(done.doc), done.changed, self._link(done.doc) if owed else None)
 
     def near_groups(self, window: Window, *, owner: str | None = None) -> tuple[list[NearGroup], str | None]:
         """Groups of near-duplicates, ``window.per_page`` of them after ``window.after`` (a
@@ -419,28 +431,24 @@ class Library:
 
     def replace(self, image_id: ObjectId, upload: Upload | None = None, *, focal: FocalPoint | None = None,
                 limits: Limits | None = None,
-                refs: dict[str, Any] | None = None) -> tuple[Image, bool] | None:
+                refs: dict[str, Any] | None = None) -> Changed | None:
         """New bytes (``upload``) or a new focal point for the original ``image_id``, keeping
-        its id (avenue/media/store/replace.py): the image and whether it changed; None when it does
-        not exist. ``ImageBusy`` (409) while a delete or another replace holds it."""
+        its id (avenue/media/store/replace.py): the image, whether it changed and its new
+        picture's near-duplicates; None when it does not exist. ``ImageBusy`` (409) while a
+        delete or another replace holds it."""
         done = replacing.replace(self.db, self.bucket, image_id,
                                  data=upload.stream if upload is not None else None,
                                  filename=upload.filename if upload is not None else None, focal=focal,
                                  limits=limits, refs=refs, delete_lease=DELETE_LEASE, settings=self.settings)
-        if done is not None and done.changed:
-            self.link_near_duplicates(image_id)  # a new picture: the groups of its new look-alikes
-        return None if done is None else (self._image(done.doc), done.changed)
+        return self._changed(done)
 
     def edit(self, image_id: ObjectId, edits: Edits | None, *, refs: dict[str, Any] | None = None
-             ) -> tuple[Image, bool] | None:
+             ) -> Changed | None:
         """Apply ``edits`` to the original of ``image_id`` (None: back to the original), as a
-        new version (avenue/media/store/replace.py): the image and whether it changed; None
-        when it does not exist."""
-        done = replacing.replace(self.db, self.bucket, image_id, edits=edits, refs=refs,
-                                 delete_lease=DELETE_LEASE, settings=self.settings)
-        if done is not None and done.changed:
-            self.link_near_duplicates(image_id)  # new pixels: the groups of its new look-alikes
-        return None if done is None else (self._image(done.doc), done.changed)
+        new version (avenue/media/store/replace.py): the image, whether it changed and the
+        edited picture's near-duplicates; None when it does not exist."""
+        return self._changed(replacing.replace(self.db, self.bucket, image_id, edits=edits, refs=refs,
+                                               delete_lease=DELETE_LEASE, settings=self.settings))
 
     def set_crop(self, image_id: ObjectId, name: str, box: Box | None, *, refs: dict[str, Any] | None = None
                  ) -> tuple[Image, bool] | None:
