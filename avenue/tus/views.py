@@ -248,9 +248,10 @@ def _complete(upload: resumable.Resumable, *, refused: Callable[[], None] | None
     pixels, a full product) removes the upload, then calls ``refused``."""
     db = get_db()
     try:
-        data = resumable.read_all(db, upload)
-        done = service.complete(db, upload.target, upload.filename, data, owner=upload.owner,
-                                settings=upload_settings())
+        with resumable.completing(db, upload):
+            data = resumable.read_all(db, upload)
+            done = service.complete(db, upload.target, upload.filename, data, owner=upload.owner,
+                                    settings=upload_settings())
     except AvenueError as error:
         if not isinstance(error, resumable.UploadBusy):
             resumable.discard(db, upload.id)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import threading
+import time
 from base64 import b64encode
 
 import pytest
@@ -191,6 +193,38 @@ def test_a_patch_while_another_request_holds_the_upload_is_409(client, user, pho
     db[resumable.UPLOADS].update_one({"_id": upload_id},
                                      {"$set": {"lease.until": now() - dt.timedelta(seconds=1)}})
     assert tus.patch(client, user, url, 0, photo[:1000]).status_code == 204
+
+
+def test_a_completion_longer_than_the_lease_keeps_it_and_a_retried_patch_is_409(client, user, photo, db,
+                                                                                   monkeypatch):
+    """The request that brings the last byte renews its lease while it stores the image: a
+    client that retries the final (empty) PATCH meanwhile is told the upload is busy, instead
+    of taking the lapsed lease over and storing the image a second time."""
+    from avenue.tus import service
+
+    monkeypatch.setattr(resumable, "LEASE_SECONDS", 0.3)
+    url = tus.created(client, user, len(photo))
+    upload_id = url.rsplit("/", 1)[-1]
+    real = service.complete
+    retried: list[str] = []
+
+    def slow_complete(*args, **kwargs):
+        time.sleep(1.2)  # four leases long
+        current = resumable.find(db, upload_id, owner=None)
+        try:
+            resumable.append(db, current, len(photo), io.BytesIO(b""))
+            retried.append("taken over")
+        except resumable.UploadBusy:
+            retried.append("busy")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "complete", slow_complete)
+    response = tus.patch(client, user, url, 0, photo)
+    assert response.status_code == 204, response.get_json()
+    assert retried == ["busy"]
+    done = resumable.find(db, upload_id, owner=None)
+    assert done.state == resumable.DONE and done.lease_token is None
+    assert not any(t.name == "avenue-tus-completion-lease" for t in threading.enumerate())
 
 
 def test_bytes_after_completion_are_409(client, user, photo):

@@ -24,11 +24,13 @@ Write order, and why concurrent requests are safe without transactions:
    piece below the committed offset is written. A request cut off mid-body commits the whole
    pieces it had received (the protocol's SHOULD: the client resumes from there).
 3. The PATCH that reaches the declared length keeps the lease (state ``completing``) while the
-   bytes are validated and stored; success marks the upload ``done`` with its result and then
-   deletes its pieces; a refusal deletes the upload, then its pieces (nothing left behind). A
-   worker that dies while completing leaves ``completing`` with a lapsing lease: an empty PATCH
-   at the final offset completes it again (the store deduplicates, so a second completion
-   finds the first one's image).
+   bytes are validated and stored, renewed by a heartbeat (:func:`completing`), so a
+   completion longer than the lease is never completed a second time meanwhile. Success marks
+   the upload ``done`` with its result and then deletes its pieces; a refusal deletes the
+   upload, then its pieces (nothing left behind). A worker that dies while completing stops
+   renewing and leaves ``completing`` with a lapsing lease: an empty PATCH at the final offset
+   completes it again (the store deduplicates, so a second completion finds the first one's
+   image).
 4. Termination deletes the state document first (the upload is 404 at once), then the pieces.
    Every document carries the upload's ``expires_at``: an expired upload answers 410 and takes
    no more bytes, and gc (:func:`collect_expired`) removes expired uploads and every expired
@@ -39,6 +41,7 @@ Write order, and why concurrent requests are safe without transactions:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import secrets
@@ -53,6 +56,7 @@ from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import as_utc, now
 from avenue.errors import AvenueError, Conflict, ImageTooLarge, NotFound
+from avenue.leases import Lease
 from avenue.media.records import Document
 
 UPLOADS = "media_tus_uploads"
@@ -117,6 +121,7 @@ class Resumable:
     expires_at: dt.datetime
     state: str
     result: dict[str, Any] | None
+    lease_token: str | None = None  # the request writing or completing it, while one does
 
     @property
     def received_all(self) -> bool:
@@ -130,7 +135,21 @@ def _record(doc: Document) -> Resumable:
     return Resumable(id=doc["_id"], owner=doc["owner"], length=doc["length"], offset=doc["offset"],
                      target=dict(doc.get("target") or {}), filename=doc.get("filename"),
                      filetype=doc.get("filetype"), created_at=as_utc(doc["created_at"]),
-                     expires_at=as_utc(doc["expires_at"]), state=doc["state"], result=doc.get("result"))
+                     expires_at=as_utc(doc["expires_at"]), state=doc["state"], result=doc.get("result"),
+                     lease_token=(doc.get("lease") or {}).get("token"))
+
+
+def completing(db: Database[Document], upload: Resumable) -> contextlib.AbstractContextManager[None]:
+    """Keep a completing upload's lease (the one :func:`append` handed back) while its bytes
+    are validated and stored: renewed every third of ``LEASE_SECONDS`` from a heartbeat
+    (:meth:`avenue.leases.Lease.kept`, as the render claims), so a completion that takes
+    longer than the lease (a big photo on a slow database) is never taken over by a retried
+    PATCH and stored twice. A worker that dies stops renewing: the lease lapses as before."""
+    if upload.state != COMPLETING or upload.lease_token is None:
+        return contextlib.nullcontext()
+    lease = Lease(db[UPLOADS], upload.id, upload.lease_token, LEASE_SECONDS,
+                  owner_field="lease.token", until_field="lease.until")
+    return lease.kept(LEASE_SECONDS / 3, "avenue-tus-completion-lease")
 
 
 def indexes() -> dict[str, list[IndexModel]]:
