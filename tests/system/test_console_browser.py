@@ -927,6 +927,71 @@ def test_show_more_clicked_twice_adds_the_next_page_once(live, open_as):
     assert rows.count() == shown and len(skus) == len(set(skus)), skus
 
 
+def product_with_photos(page, names: list[str]) -> str:
+    """A new product with the fixtures ``names`` as its photos, in that order (by the API); its sku."""
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    sku = f"TURN-{uuid.uuid4().hex[:6]}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "Turns", "price": 1}).ok
+    for name in names:
+        photo = {"name": name, "mimeType": mimetypes.guess_type(name)[0] or "image/png",
+                 "buffer": (IMAGES / "good" / name).read_bytes()}
+        assert page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
+                                 multipart={"images": photo}).ok
+    return sku
+
+
+def test_earlier_pressed_twice_before_the_first_answer_moves_the_photo_two_places(live, open_as):
+    page = open_as("admin")
+    sku = product_with_photos(page, PHOTOS)
+    page.goto(f"/console/products/{sku}")
+    page.locator("#photos .photo").nth(2).wait_for()
+    first = hold_first(page, "**/images/order")
+    earlier = page.get_by_role("button", name=f"Move {PHOTOS[2]} earlier")
+    earlier.click()
+    wait_until_asked(page, first)
+    earlier.click()  # the first move's answer is still on its way
+    first[0].continue_()
+    page.get_by_text("Order saved: now photo 1 of 3.").wait_for(state="attached")
+    settled(page)
+    assert order_on_page(page) == [PHOTOS[2], PHOTOS[0], PHOTOS[1]]
+    page.reload()
+    page.locator("#photos .photo").nth(2).wait_for()
+    assert order_on_page(page) == [PHOTOS[2], PHOTOS[0], PHOTOS[1]]
+
+
+def test_a_late_answer_of_one_delete_does_not_bring_back_the_photo_deleted_after_it(live, open_as):
+    """The first delete's answer (the product without the first photo) comes back after the
+    second was asked: the screen shows neither photo (before, the second one reappeared)."""
+    page = open_as("admin")
+    sku = product_with_photos(page, PHOTOS)
+    page.goto(f"/console/products/{sku}")
+    page.locator("#photos .photo").nth(2).wait_for()
+    page.on("dialog", lambda dialog: dialog.accept())
+    answers: list = []
+
+    def hold_the_first_answer(route) -> None:
+        if route.request.method != "DELETE" or answers:
+            route.continue_()
+        else:
+            answers.append((route, route.fetch()))  # done on the server; its answer held back
+
+    page.route("**/images/*", hold_the_first_answer)
+    page.get_by_role("button", name=f"Delete {PHOTOS[0]}").click()
+    wait_until_asked(page, answers)
+    page.get_by_role("button", name=f"Delete {PHOTOS[1]}").click()
+    # Time for a second delete sent at once to be answered and drawn (what the screen did before);
+    # not networkidle: the first answer is still held.
+    page.wait_for_timeout(700)
+    route, response = answers[0]
+    route.fulfill(response=response)
+    page.get_by_text(f"{PHOTOS[1]} deleted.").wait_for(state="attached")
+    settled(page)
+    assert order_on_page(page) == [PHOTOS[2]]
+    stored = page.request.get(f"/api/shop/products/{sku}").json()["images"]
+    assert [image["filename"] for image in stored] == [PHOTOS[2]]
+
+
 def test_a_library_card_charts_its_images_answers_per_day_with_the_numbers_as_text(live, open_as):
     import io
 

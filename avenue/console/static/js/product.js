@@ -91,7 +91,7 @@ function photoItem(image, index, count) {
     event.preventDefault();
     event.stopPropagation();
     const dragged = event.dataTransfer.getData('text/plain');
-    if (dragged && dragged !== image.id) placeAt(dragged, stored().findIndex((i) => i.id === image.id));
+    if (dragged && dragged !== image.id) placeAt(dragged, (ids) => ids.indexOf(image.id));
   });
   return item;
 }
@@ -115,6 +115,18 @@ function render(focusId) {
   renderPhotos(focusId);
 }
 
+// The photo changes (reorder, delete) run one at a time, in the order they were asked, each
+// on the product the previous one's answer drew. Each answer is the product after its own
+// change: two in flight at once could be drawn out of order (a photo just deleted back on the
+// screen), and a second "Earlier" pressed before the first answer moved the photo from where
+// it had been, so two presses moved it once.
+let turn = Promise.resolve();
+function inTurn(work) {
+  const run = turn.then(work);
+  turn = run.catch(() => {});
+  return run;
+}
+
 async function saveOrder(ids, focusId) {
   try {
     product = await api('PUT', `${base}/images/order`, {image_ids: ids});
@@ -127,29 +139,35 @@ async function saveOrder(ids, focusId) {
   }
 }
 
-function placeAt(id, target) {
-  const ids = stored().map((image) => image.id);
-  const from = ids.indexOf(id);
-  if (from < 0 || target < 0 || target >= ids.length || from === target) return;
-  ids.splice(from, 1);
-  ids.splice(target, 0, id);
-  saveOrder(ids, id);
+// Move photo ``id`` to the place ``where(ids)`` gives, reckoned on the photos as they are when
+// its turn comes.
+function placeAt(id, where) {
+  return inTurn(async () => {
+    const ids = stored().map((image) => image.id);
+    const from = ids.indexOf(id);
+    const target = where(ids);
+    if (from < 0 || target < 0 || target >= ids.length || from === target) return;
+    ids.splice(from, 1);
+    ids.splice(target, 0, id);
+    await saveOrder(ids, id);
+  });
 }
 
 function move(id, step) {
-  const ids = stored().map((image) => image.id);
-  placeAt(id, ids.indexOf(id) + step);
+  return placeAt(id, (ids) => ids.indexOf(id) + step);
 }
 
 async function remove(image) {
   if (!window.confirm(`Delete ${image.filename} from ${sku}? Its file and variants are removed from storage.`)) return;
-  try {
-    product = await api('DELETE', `${base}/images/${image.id}`);
-    render();
-    orderStatus.textContent = `${image.filename} deleted.`;
-  } catch (error) {
-    pageMessage(`${image.filename} was not deleted: ${error.message}`);
-  }
+  await inTurn(async () => {
+    try {
+      product = await api('DELETE', `${base}/images/${image.id}`);
+      render();
+      orderStatus.textContent = `${image.filename} deleted.`;
+    } catch (error) {
+      pageMessage(`${image.filename} was not deleted: ${error.message}`);
+    }
+  });
 }
 
 async function addFiles(files) {
