@@ -927,6 +927,26 @@ def test_show_more_clicked_twice_adds_the_next_page_once(live, open_as):
     assert rows.count() == shown and len(skus) == len(set(skus)), skus
 
 
+def test_a_late_folder_list_does_not_replace_the_counts_an_upload_brought(live, open_as):
+    page = open_as("editor")
+    first = hold_first(page, "**/api/builder/folders")
+    page.goto("/console/library")
+    wait_until_asked(page, first)
+    folder = f"/late-{uuid.uuid4().hex[:6]}"
+    page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "lossless_alpha.webp"))
+    page.get_by_label("Folder (optional)").fill(folder)
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
+    options = page.get_by_label("Folder", exact=True).first.locator("option")
+    options.filter(has_text=folder).wait_for(state="attached")
+    # The list asked on load, told apart by a folder only it names, comes back last.
+    first[0].fulfill(json={"folders": [{"folder": "/stale-answer", "count": 99}]})
+    settled(page)
+    texts = options.all_inner_texts()
+    assert any(text.startswith(folder) for text in texts), texts
+    assert not any("/stale-answer" in text for text in texts), texts
+
+
 def product_with_photos(page, names: list[str]) -> str:
     """A new product with the fixtures ``names`` as its photos, in that order (by the API); its sku."""
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]

@@ -163,16 +163,20 @@ async function runBulk(action, extra, verb) {
 }
 
 // The folder list and tag suggestions, with their counts (GET /api/builder/folders, /tags).
+const askingFacets = newest();  // after several changes, the counts of the last one
+
 async function loadFacets() {
+  const current = askingFacets();
   try {
     const [folders, tags] = await Promise.all([api('GET', '/api/builder/folders'), api('GET', '/api/builder/tags')]);
+    if (!current()) return;
     const select = searchForm.folder;
     select.replaceChildren(el('option', {value: ''}, 'All folders'),
       ...folders.folders.map((f) => el('option', {value: f.folder, selected: f.folder === folder}, `${f.folder} (${f.count})`)));
     document.getElementById('tag-list').replaceChildren(
       ...tags.tags.map((t) => el('option', {value: t.tag}, `${t.tag} (${t.count})`)));
   } catch (error) {
-    show(listStatus, error.message, 'error');
+    if (current()) show(listStatus, error.message, 'error');
   }
 }
 
