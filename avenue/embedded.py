@@ -19,6 +19,8 @@ from typing import IO, Any
 import pymongo
 from pymongo.errors import PyMongoError
 
+from avenue.config import embedded_cache_size
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -41,10 +43,11 @@ def executable() -> str:
 class EmbeddedServer:
     """One secantusd-py process on a free loopback port."""
 
-    def __init__(self, storage_path: str | Path, cache_size: str = "256M", port: int | None = None,
+    def __init__(self, storage_path: str | Path, cache_size: str | None = None, port: int | None = None,
                  log_path: str | Path | None = None) -> None:
         self.storage_path = str(storage_path)
-        self.cache_size = cache_size
+        # make run's (AVENUE_EMBEDDED_CACHE_SIZE, else avenue/config.py's): the benchmarks measure that.
+        self.cache_size = cache_size or embedded_cache_size()
         self.port = port or free_port()
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import pymongo  # noqa: E402
+from avenue.config import embedded_cache_size  # noqa: E402
 from avenue.embedded import executable, free_port  # noqa: E402
 from avenue.media.ingest.images import Limits  # noqa: E402
 from avenue.media.store import indexes, originals, storage  # noqa: E402
@@ -61,7 +62,7 @@ def distinct(data: bytes, index: int) -> bytes:
 def start(folder: str, port: int, flags: list[str]) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [executable(), "--host", "127.0.0.1", "--port", str(port), "--storage-path", folder,
-         "--log-level", "WARNING", "--cache-size", "256M", *flags],
+         "--log-level", "WARNING", "--cache-size", embedded_cache_size(), *flags],  # as make run
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     client = pymongo.MongoClient(f"mongodb://127.0.0.1:{port}/?directConnection=true",
                                  serverSelectionTimeoutMS=500)

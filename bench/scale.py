@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Scale: status, lists, the status sweep, gc and fsck on a store of a million files documents.
 
-The embedded database (``secantusd-py --cache-size 256M``, a fresh folder) is seeded for
+The embedded database (``secantusd-py``, make run's cache size, a fresh folder) is seeded for
 ``--seed-seconds`` with products and their images, written straight into MongoDB in big
 batches, shaped as the media core writes them (a real stored original and its 8 variants are
 the templates): per image an original and 8 variant files documents, each with one tiny
