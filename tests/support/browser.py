@@ -151,8 +151,19 @@ def wait_until_asked(page, routes: list) -> None:
         page.wait_for_timeout(20)
 
 
-def settled(page) -> None:
-    """Wait for the network to be idle and two frames to be drawn: a late answer has been
-    handled, drawn or dropped."""
-    page.wait_for_load_state("networkidle")
+def let_go(page, route, **answer: Any) -> None:
+    """Let a request :func:`hold_first` holds go on (or answer it: ``answer`` is
+    ``route.fulfill``'s arguments), and wait until the page has its whole answer and has drawn
+    twice since: a late answer has been handled, drawn or dropped. (Not networkidle: pictures
+    rendered on their first request can keep the network busy for seconds on a loaded machine.)"""
+    with page.expect_event("requestfinished", lambda request: request == route.request):
+        if answer:
+            route.fulfill(**answer)
+        else:
+            route.continue_()
+    drawn(page)
+
+
+def drawn(page) -> None:
+    """Wait for two animation frames: what the page's scripts do with an answer is on screen."""
     page.evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")

@@ -22,10 +22,11 @@ from tests.helpers import IMAGES, Auth, bucket_snapshot, make_app
 from tests.support.browser import (
     axe_violations,
     chromium,
+    drawn,
     hold_first,
+    let_go,
     new_context,
     served,
-    settled,
     shot,
     user_pages,
     wait_until_asked,
@@ -526,8 +527,7 @@ def test_a_slow_answer_for_the_range_chosen_first_does_not_replace_the_one_chose
     day = page.request.get("/api/admin/history?range=24h").json()
     summary = page.locator("#uploads-summary").inner_text()
     assert summary.startswith(f"{sum(bar['count'] or 0 for bar in day['uploads'])} upload(s)")
-    week[0].continue_()
-    settled(page)
+    let_go(page, week[0])
     assert page.locator("#bar-unit").inner_text() == "hour"
     assert page.locator("#uploads-summary").inner_text() == summary
     assert page.locator("#history-status").inner_text().startswith("From ")
@@ -548,8 +548,7 @@ def test_a_slow_search_answer_is_not_added_to_the_search_made_after_it(live, ope
     page.get_by_label("Search by file name").fill("grayscale")
     page.get_by_role("button", name="Search").click()
     page.locator("#media-grid .media-card", has_text="grayscale.jpg").first.wait_for()
-    first[0].continue_()
-    settled(page)
+    let_go(page, first[0])
     names = page.locator("#media-grid .media-card .filename").all_inner_texts()
     assert names and all("grayscale" in name for name in names), names
 
@@ -884,8 +883,7 @@ def test_a_late_clean_up_answer_for_the_days_shown_first_does_not_replace_the_da
     # The 90-day answer, told apart by an image only it names, comes back last.
     late = {"bucket": "builder", "id": "0" * 24, "url": "/late", "filename": "late-answer.png",
             "last_served": None}
-    first[0].fulfill(json={"items": [late], "next": None})
-    settled(page)
+    let_go(page, first[0], json={"items": [late], "next": None})
     assert page.locator("#cleanup-list").inner_text() == listed
     assert "late-answer.png" not in listed
 
@@ -900,8 +898,7 @@ def test_a_late_answer_for_the_uploads_list_is_not_added_to_the_reload_after_an_
     page.get_by_role("button", name="Upload", exact=True).click()
     cards = page.locator("#uploads .media-card", has_text="png16.png")
     cards.first.wait_for()
-    first[0].continue_()  # sent now: its answer names the upload too
-    settled(page)
+    let_go(page, first[0])  # sent now: its answer names the upload too
     assert cards.count() == 1
 
 
@@ -921,8 +918,7 @@ def test_show_more_clicked_twice_adds_the_next_page_once(live, open_as):
     rows = page.locator("#products-table tbody tr")
     rows.nth(50).wait_for()  # the second click's page
     shown = rows.count()
-    first[0].continue_()
-    settled(page)
+    let_go(page, first[0])
     skus = rows.all_inner_texts()  # each row names its sku
     assert rows.count() == shown and len(skus) == len(set(skus)), skus
 
@@ -940,8 +936,7 @@ def test_a_late_folder_list_does_not_replace_the_counts_an_upload_brought(live, 
     options = page.get_by_label("Folder", exact=True).first.locator("option")
     options.filter(has_text=folder).wait_for(state="attached")
     # The list asked on load, told apart by a folder only it names, comes back last.
-    first[0].fulfill(json={"folders": [{"folder": "/stale-answer", "count": 99}]})
-    settled(page)
+    let_go(page, first[0], json={"folders": [{"folder": "/stale-answer", "count": 99}]})
     texts = options.all_inner_texts()
     assert any(text.startswith(folder) for text in texts), texts
     assert not any("/stale-answer" in text for text in texts), texts
@@ -971,9 +966,9 @@ def test_earlier_pressed_twice_before_the_first_answer_moves_the_photo_two_place
     earlier.click()
     wait_until_asked(page, first)
     earlier.click()  # the first move's answer is still on its way
-    first[0].continue_()
+    let_go(page, first[0])
     page.get_by_text("Order saved: now photo 1 of 3.").wait_for(state="attached")
-    settled(page)
+    drawn(page)
     assert order_on_page(page) == [PHOTOS[2], PHOTOS[0], PHOTOS[1]]
     page.reload()
     page.locator("#photos .photo").nth(2).wait_for()
@@ -1004,9 +999,9 @@ def test_a_late_answer_of_one_delete_does_not_bring_back_the_photo_deleted_after
     # not networkidle: the first answer is still held.
     page.wait_for_timeout(700)
     route, response = answers[0]
-    route.fulfill(response=response)
+    let_go(page, route, response=response)
     page.get_by_text(f"{PHOTOS[1]} deleted.").wait_for(state="attached")
-    settled(page)
+    drawn(page)
     assert order_on_page(page) == [PHOTOS[2]]
     stored = page.request.get(f"/api/shop/products/{sku}").json()["images"]
     assert [image["filename"] for image in stored] == [PHOTOS[2]]

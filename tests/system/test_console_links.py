@@ -21,8 +21,8 @@ from tests.support.browser import (
     axe_violations,
     chromium,
     hold_first,
+    let_go,
     served,
-    settled,
     shot,
     user_pages,
     wait_until_asked,
@@ -139,6 +139,5 @@ def test_a_late_answer_for_the_links_list_is_not_added_to_the_reload_after_a_new
     page.get_by_role("button", name="Create link").click()
     rows = page.locator("#links-table tbody tr", has_text=label)
     rows.first.wait_for()
-    first[0].continue_()  # sent now: its answer names the new link too
-    settled(page)
+    let_go(page, first[0])  # sent now: its answer names the new link too
     assert rows.count() == 1
