@@ -89,17 +89,18 @@ def originals_lacking(db: Database[Document], bucket: str, field: str, after: An
                       projection: Mapping[str, Any]) -> list[Document]:
     """At most ``limit`` originals without ``metadata.<field>``, by ``_id`` after ``after`` (a
     keyset: a rerun starts over cheaply, done ones no longer match)."""
-    query: dict[str, Any] = {**ORIGINALS, f"metadata.{field}": {"$exists": False}}
-    if after is not None:
-        query["_id"] = {"$gt": after}
-    return list(db[f"{bucket}.files"].find(query, projection).sort("_id", 1).limit(limit))
+    return _originals_where(db, bucket, {f"metadata.{field}": {"$exists": False}}, after, limit, projection)
 
 
 def originals_flagged(db: Database[Document], bucket: str, field: str, after: Any, limit: int,
                       projection: Mapping[str, Any]) -> list[Document]:
-    """At most ``limit`` originals whose ``metadata.<field>`` is true, by ``_id`` after ``after``
-    (the same keyset as :func:`originals_lacking`)."""
-    query: dict[str, Any] = {**ORIGINALS, f"metadata.{field}": True}
+    """At most ``limit`` originals whose ``metadata.<field>`` is true, by the same keyset."""
+    return _originals_where(db, bucket, {f"metadata.{field}": True}, after, limit, projection)
+
+
+def _originals_where(db: Database[Document], bucket: str, condition: Mapping[str, Any], after: Any,
+                     limit: int, projection: Mapping[str, Any]) -> list[Document]:
+    query: dict[str, Any] = {**ORIGINALS, **condition}
     if after is not None:
         query["_id"] = {"$gt": after}
     return list(db[f"{bucket}.files"].find(query, projection).sort("_id", 1).limit(limit))
