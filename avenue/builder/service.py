@@ -195,7 +195,7 @@ def edit_media(db: Database, media_id: ObjectId, edits: Edits | None) -> Changed
     return done
 
 
-def set_media_crop(db: Database, media_id: ObjectId, name: str, box: Box | None) -> tuple[Image, bool]:
+def set_media_crop(db: Database, media_id: ObjectId, name: str, box: Box | None) -> Changed:
     """Set (``box``) or delete (None) the named crop ``name`` of library media, as a new version."""
     done = library(db).set_crop(media_id, name, box)
     if done is None:

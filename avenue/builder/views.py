@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from bson import ObjectId
 from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
@@ -15,8 +13,7 @@ from avenue.db import get_db
 from avenue.http import json_body, one_file, page_args, uploaded_files
 from avenue.media import (
     BUILDER,
-    Image,
-    Near,
+    Changed,
     check_crop_name,
     limits_from_config,
     parse_crop,
@@ -134,7 +131,7 @@ def set_media_focal_point(media_id: ObjectId):
 def edit_media(media_id: ObjectId):
     """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
     done = service.edit_media(get_db(), media_id, parse_edits(json_body()))
-    return _changed(media_id, "builder_media_edited", done.image, done.changed, near=done.near)
+    return _changed(media_id, "builder_media_edited", done)
 
 
 @bp.delete(f"/media/{MEDIA_ID}/edits")
@@ -142,7 +139,7 @@ def edit_media(media_id: ObjectId):
 def undo_media_edits(media_id: ObjectId):
     """Back to the original: a new version without edits."""
     done = service.edit_media(get_db(), media_id, None)
-    return _changed(media_id, "builder_media_edits_undone", done.image, done.changed, near=done.near)
+    return _changed(media_id, "builder_media_edits_undone", done)
 
 
 @bp.put(f"/media/{MEDIA_ID}/crops/<name>")
@@ -150,7 +147,7 @@ def undo_media_edits(media_id: ObjectId):
 def set_media_crop(media_id: ObjectId, name: str):
     """Set the named crop ``name`` (fractions of the edited picture): a new version."""
     done = service.set_media_crop(get_db(), media_id, name, parse_crop(name, json_body()))
-    return _changed(media_id, "builder_media_crop_set", *done, crop=name)
+    return _changed(media_id, "builder_media_crop_set", done, crop=name)
 
 
 @bp.delete(f"/media/{MEDIA_ID}/crops/<name>")
@@ -158,24 +155,22 @@ def set_media_crop(media_id: ObjectId, name: str):
 def delete_media_crop(media_id: ObjectId, name: str):
     """Delete the named crop ``name``: a new version."""
     done = service.set_media_crop(get_db(), media_id, check_crop_name(name), None)
-    return _changed(media_id, "builder_media_crop_deleted", *done, crop=name)
+    return _changed(media_id, "builder_media_crop_deleted", done, crop=name)
 
 
-def _changed(media_id: ObjectId, action: str, image: Image, changed: bool, *,
-             near: Sequence[Near] | None = None, **details):
+def _changed(media_id: ObjectId, action: str, done: Changed, **details):
     """Audit a change of library media and answer its object, with its near-duplicates: those
-    a new picture was just grouped with (``near``), else looked up (the picture is the same)."""
-    audit.log(action, bucket=BUILDER, image_id=str(media_id), version=image.version, changed=changed,
-              **details)
-    if near is None:
-        near = service.near_duplicates(get_db(), image)
-    return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True, near=near))
+    a new picture was just grouped with, else looked up (the picture is the same)."""
+    audit.log(action, bucket=BUILDER, image_id=str(media_id), version=done.image.version,
+              changed=done.changed, **details)
+    near = service.near_duplicates(get_db(), done.image) if done.near is None else done.near
+    return jsonify(service.media_object(get_db(), done.image, _signer(), with_used_in=True, near=near))
 
 
 def _replace(media_id: ObjectId, action: str, **change):
     """New bytes or a new focal point (``change``) for library media; audited."""
     done = service.replace_media(get_db(), media_id, limits=limits_from_config(current_app.config), **change)
-    return _changed(media_id, action, done.image, done.changed, near=done.near)
+    return _changed(media_id, action, done)
 
 
 @bp.get("/folders")

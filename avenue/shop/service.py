@@ -48,6 +48,7 @@ from avenue.media import (
     PRODUCTS,
     TEMP,
     Box,
+    Changed,
     DeleteLease,
     Edits,
     FocalPoint,
@@ -582,7 +583,7 @@ def edit_product_image(db: Database, sku: str, image_id: ObjectId, edits: Edits 
     product using it gets the new reference. Returns the photo's reference and whether it changed."""
     _product_photo(db, sku, image_id)
     done = Library(db, PRODUCTS).edit(image_id, edits, refs={"sku": sku})
-    return _photo_changed(db, sku, image_id, None if done is None else (done.image, done.changed))
+    return _photo_changed(db, sku, image_id, done)
 
 
 def set_product_image_crop(db: Database, sku: str, image_id: ObjectId, name: str,
@@ -593,14 +594,12 @@ def set_product_image_crop(db: Database, sku: str, image_id: ObjectId, name: str
     return _photo_changed(db, sku, image_id, done)
 
 
-def _photo_changed(db: Database, sku: str, image_id: ObjectId, done: tuple[Image, bool] | None
-                   ) -> tuple[dict, bool]:
+def _photo_changed(db: Database, sku: str, image_id: ObjectId, done: Changed | None) -> tuple[dict, bool]:
     if done is None:
         raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
-    image, changed = done
-    if changed:
-        _refresh_refs(db, image_id, image)
-    return image.ref(), changed
+    if done.changed:
+        _refresh_refs(db, image_id, done.image)
+    return done.image.ref(), done.changed
 
 
 def reorder_images(db: Database, sku: str, body: dict,

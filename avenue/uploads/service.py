@@ -113,7 +113,7 @@ def edit_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bo
 
 
 def set_upload_crop(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool, name: str,
-                    box: Box | None) -> tuple[Image, bool]:
+                    box: Box | None) -> Changed:
     """Set (``box``) or delete (None) the named crop ``name`` of an upload the user may see."""
     get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
     done = library(db).set_crop(upload_id, name, box)

@@ -11,6 +11,7 @@ from avenue.db import get_db
 from avenue.http import json_body, one_file, page_args, uploaded_files
 from avenue.media import (
     UPLOADS,
+    Changed,
     check_crop_name,
     limits_from_config,
     parse_crop,
@@ -88,7 +89,7 @@ def edit_upload(upload_id: ObjectId):
     user = require()
     done = service.edit_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                edits=edits)
-    return _changed(upload_id, "upload_edited", done.image, done.changed)
+    return _changed(upload_id, "upload_edited", done)
 
 
 @bp.delete(f"/{UPLOAD_ID}/edits")
@@ -98,7 +99,7 @@ def undo_upload_edits(upload_id: ObjectId):
     user = require()
     done = service.edit_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                edits=None)
-    return _changed(upload_id, "upload_edits_undone", done.image, done.changed)
+    return _changed(upload_id, "upload_edits_undone", done)
 
 
 @bp.put(f"/{UPLOAD_ID}/crops/<name>")
@@ -109,7 +110,7 @@ def set_upload_crop(upload_id: ObjectId, name: str):
     user = require()
     done = service.set_upload_crop(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                    name=name, box=box)
-    return _changed(upload_id, "upload_crop_set", *done, crop=name)
+    return _changed(upload_id, "upload_crop_set", done, crop=name)
 
 
 @bp.delete(f"/{UPLOAD_ID}/crops/<name>")
@@ -119,14 +120,19 @@ def delete_upload_crop(upload_id: ObjectId, name: str):
     user = require()
     done = service.set_upload_crop(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                    name=check_crop_name(name), box=None)
-    return _changed(upload_id, "upload_crop_deleted", *done, crop=name)
+    return _changed(upload_id, "upload_crop_deleted", done, crop=name)
 
 
-def _changed(upload_id: ObjectId, action: str, image, changed: bool, **details):
-    """Audit a change of an upload and answer its object."""
-    audit.log(action, bucket=UPLOADS, image_id=str(upload_id), version=image.version, changed=changed,
-              **details)
-    return jsonify(service.upload_object(image, _signer()))
+def _changed(upload_id: ObjectId, action: str, done: Changed, *, name_near: bool = False, **details):
+    """Audit a change of an upload and answer its object; ``name_near`` (a replace): with its
+    near-duplicates, as an upload's answer names them: those its new picture was just grouped
+    with, else (a new focal point: the same picture) looked up."""
+    audit.log(action, bucket=UPLOADS, image_id=str(upload_id), version=done.image.version,
+              changed=done.changed, **details)
+    near = None
+    if name_near:
+        near = service.near_duplicates(get_db(), done.image) if done.near is None else done.near
+    return jsonify(service.upload_object(done.image, _signer(), near))
 
 
 def _replace(upload_id: ObjectId, action: str, **change):
@@ -135,12 +141,7 @@ def _replace(upload_id: ObjectId, action: str, **change):
     limits = limits_from_config(current_app.config)
     done = service.replace_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                   limits=limits, **change)
-    audit.log(action, bucket=UPLOADS, image_id=str(upload_id), version=done.image.version,
-              changed=done.changed)
-    # Its near-duplicates, as an upload's answer names them: those its new picture was just
-    # grouped with, else (a new focal point: the same picture) looked up.
-    near = service.near_duplicates(get_db(), done.image) if done.near is None else done.near
-    return jsonify(service.upload_object(done.image, _signer(), near))
+    return _changed(upload_id, action, done, name_near=True)
 
 
 @bp.delete(f"/{UPLOAD_ID}")

@@ -451,10 +451,10 @@ class Library:
                                                delete_lease=DELETE_LEASE, settings=self.settings))
 
     def set_crop(self, image_id: ObjectId, name: str, box: Box | None, *, refs: dict[str, Any] | None = None
-                 ) -> tuple[Image, bool] | None:
+                 ) -> Changed | None:
         """Set the named crop ``name`` of ``image_id`` to ``box`` (None: delete it), as a new
-        version; None when the image does not exist. ``TooManyCrops`` past the limit,
-        ``CropNotFound`` to delete one it does not have."""
+        version (the same picture: its group stays); None when the image does not exist.
+        ``TooManyCrops`` past the limit, ``CropNotFound`` to delete one it does not have."""
         doc = self._files.find_one({"_id": image_id, "metadata.role": "original"}, {"metadata.crops": 1})
         if doc is None:
             return None
@@ -467,9 +467,8 @@ class Library:
             if name not in crops and len(crops) >= MAX_CROPS:
                 raise TooManyCrops()
             crops[name] = box
-        done = replacing.replace(self.db, self.bucket, image_id, crops=crops, refs=refs,
-                                 delete_lease=DELETE_LEASE, settings=self.settings)
-        return None if done is None else (self._image(done.doc), done.changed)
+        return self._changed(replacing.replace(self.db, self.bucket, image_id, crops=crops, refs=refs,
+                                               delete_lease=DELETE_LEASE, settings=self.settings))
 
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:
         """Delete an original and all its variants (original first: readers see 404 at once).
