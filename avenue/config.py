@@ -81,16 +81,27 @@ def _list(name: str) -> list[str]:
 EMBEDDED_CACHE_SIZE = "256M"
 
 
+# The embedded database's oplog bounds (SecantusDB's ``--oplog-max-entries`` and
+# ``--oplog-retention-seconds``; its defaults are 100,000 entries and an hour). The app reads the
+# oplog only through the media deletions' change stream, which is current to within a second;
+# SecantusDB keeps a full copy of every written document there (every 255 KB chunk of every
+# upload), so its defaults held 5.5 GB of oplog for 3.75 GB uploaded in 30 minutes
+# (docs/production.md, "The embedded database").
+EMBEDDED_OPLOG_MAX_ENTRIES = 2000
+EMBEDDED_OPLOG_RETENTION_SECONDS = 300
+
+
 def embedded_cache_size() -> str:
     """``AVENUE_EMBEDDED_CACHE_SIZE`` (``256M``, ``1G``, ...), else :data:`EMBEDDED_CACHE_SIZE`."""
     return (os.environ.get("AVENUE_EMBEDDED_CACHE_SIZE") or "").strip() or EMBEDDED_CACHE_SIZE
 
 
 def embedded_uri(data_dir: Path) -> str | None:
-    """The URI of the embedded database started by ``make run``, if it is running."""
+    """The URI of the embedded database started by ``make run``, if it is running (the state
+    file holds ``<uri> <database pid> [<make run's pid>]``, avenue/devserver.py)."""
     state = data_dir / "embedded.uri"
     try:
-        uri, pid = state.read_text().split()
+        uri, pid, *_ = state.read_text().split()
         os.kill(int(pid), 0)
     except (OSError, ValueError):
         return None

@@ -1,7 +1,10 @@
 """``make run``: start the embedded database (unless MONGO_URI is set) and the app.
 
 The embedded SecantusDB runs as a separate process with its data in ``var/db`` (so images
-survive restarts); gunicorn serves the app on http://127.0.0.1:8000. Ctrl-C stops both.
+survive restarts), kept answering by :class:`avenue.embedded.Supervisor` (restarted on the same
+folder when it stalls); gunicorn serves the app on http://127.0.0.1:8000. Ctrl-C stops both
+within :data:`STOP_SECONDS`, whatever state they are in; a database a killed ``make run`` left
+running is stopped by the next one instead of blocking it.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from avenue import envfile
-from avenue.config import PROJECT_ROOT, embedded_cache_size, embedded_uri
-from avenue.embedded import EmbeddedServer
+from avenue.config import PROJECT_ROOT, embedded_cache_size
+from avenue.embedded import EmbeddedServer, GaveUp, Supervisor, die_with_parent, kill_group
 
 DEFAULT_ADMIN = "admin@avenue.local"
 
@@ -51,6 +56,83 @@ def _bootstrap_admin(env: dict) -> None:
             print("  (generated; shown only this once — keep it)")
 
 
+#: How long gunicorn may finish the requests in flight after Ctrl-C before it is killed, and
+#: how long the database may take to stop cleanly: together under 10 s, in any state.
+GUNICORN_GRACE_SECONDS = 3.0
+DATABASE_GRACE_SECONDS = 2.0
+STOP_SECONDS = 10
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _owner(state: Path) -> int | None:
+    """The pid of a ``make run`` still running on this data folder, from its state file."""
+    try:
+        fields = state.read_text().split()
+        owner = int(fields[2])
+    except (OSError, ValueError, IndexError):
+        return None
+    if owner != os.getpid() and _alive(owner) and "avenue.devserver" in _cmdline(owner):
+        return owner
+    return None
+
+
+def _leftover_databases(storage_path: Path) -> list[int]:
+    """The pids of secantusd-py processes serving ``storage_path`` (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        command = _cmdline(int(entry.name))
+        if "secantusd" in command and f"--storage-path {storage_path} " in f"{command} ":
+            found.append(int(entry.name))
+    return found
+
+
+def stop_leftovers(storage_path: Path) -> list[int]:
+    """SIGKILL every database a killed ``make run`` left on ``storage_path`` (it holds the
+    folder's WiredTiger lock, so a new one could not start); wait until they are gone."""
+    pids = _leftover_databases(storage_path)
+    for pid in pids:
+        kill_group(pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while pids and any(_alive(pid) and "secantusd" in _cmdline(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the embedded database left running (pids {pids}) did not stop")
+        time.sleep(0.1)
+    return pids
+
+
+def _stop_gunicorn(gunicorn: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (finish what is in flight), then SIGKILL the master and its workers: a worker
+    whose threads wait on a stalled database would hold a graceful stop for 30 s."""
+    if gunicorn.poll() is None:
+        gunicorn.send_signal(signal.SIGTERM)
+        try:
+            gunicorn.wait(GUNICORN_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            print(f"gunicorn did not stop in {GUNICORN_GRACE_SECONDS:.0f} s: killing it")
+    kill_group(gunicorn.pid)  # the workers too, whatever the master did
+    gunicorn.wait()
+
+
 def main() -> int:
     envfile.load()  # .env first: its values are the defaults below's overrides
     data_dir = Path(os.environ.get("AVENUE_DATA_DIR", PROJECT_ROOT / "var"))
@@ -64,44 +146,65 @@ def main() -> int:
     env.setdefault("SESSION_COOKIE_SECURE", "false")
     # /metrics' multiprocess folder, next to the data (gunicorn.conf.py clears its old files at start).
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(data_dir / "metrics"))
-    server = None
+    supervisor = None
     state = data_dir / "embedded.uri"
     if not env.get("MONGO_URI"):
-        if embedded_uri(data_dir):
-            print(f"The embedded database for {data_dir} is already running (make run twice?).")
+        owner = _owner(state)
+        if owner is not None:
+            print(f"The embedded database for {data_dir} is already running under make run (pid {owner}).")
             return 1
+        storage = data_dir / "db"
+        for pid in stop_leftovers(storage):
+            print(f"Stopped the embedded database (pid {pid}) that a killed make run left running.")
+        state.unlink(missing_ok=True)
         cache = embedded_cache_size()  # avenue/config.py says why 256M
-        server = EmbeddedServer(data_dir / "db", cache_size=cache, log_path=data_dir / "secantusd.log")
-        print(f"Starting the embedded database (SecantusDB, data in {data_dir / 'db'}, {cache} cache) ...")
-        server.start()
-        state.write_text(f"{server.uri} {server.process.pid}\n")
+        server = EmbeddedServer(storage, cache_size=cache, log_path=data_dir / "secantusd.log",
+                                die_with_parent=True)
+        print(f"Starting the embedded database (SecantusDB, data in {storage}, {cache} cache) ...")
+        supervisor = Supervisor(server, log=lambda line: print(line, flush=True)).start()
+        state.write_text(f"{server.uri} {server.pid} {os.getpid()}\n")
         env["MONGO_URI"] = server.uri
-        env["AVENUE_EMBEDDED_DATA_PATH"] = str(data_dir / "db")
+        env["AVENUE_EMBEDDED_DATA_PATH"] = str(storage)
     gunicorn = None
+    stopping = threading.Event()
+
+    def stop(signum, frame):
+        # Ctrl-C or a supervisor's SIGTERM: the loop below stops everything, in order.
+        stopping.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     try:
         _bootstrap_admin(env)
         url = f"http://{env['HOST']}:{env['PORT']}"
         print(f"Avenue media is running at {url}  (health: {url}/healthz, ready: {url}/readyz)")
-        print("  log in: POST /api/auth/login; curl examples in docs/api.md; Ctrl-C stops everything")
+        print("  log in: POST /api/auth/login; curl examples in docs/api.md; Ctrl-C stops everything",
+              flush=True)
+        # A session of its own, so Ctrl-C reaches this process only and the stop below is in
+        # order (gunicorn first, then the database); it dies with this process (SIGTERM).
         gunicorn = subprocess.Popen(
             [str(Path(sys.executable).with_name("gunicorn")), "--config", "gunicorn.conf.py", "wsgi:app"],
-            cwd=PROJECT_ROOT, env=env,
+            cwd=PROJECT_ROOT, env=env, start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM),
         )
-
-        def stop(signum, frame):
-            # Ctrl-C or a supervisor's SIGTERM: let gunicorn finish in-flight requests.
-            if gunicorn.poll() is None:
-                gunicorn.send_signal(signal.SIGTERM)
-
-        signal.signal(signal.SIGINT, stop)
-        signal.signal(signal.SIGTERM, stop)
-        return gunicorn.wait()
+        while not stopping.is_set():
+            if gunicorn.poll() is not None:
+                return gunicorn.returncode
+            if supervisor is not None:
+                pid = supervisor.server.pid
+                supervisor.check()
+                if supervisor.server.pid != pid:
+                    state.write_text(f"{supervisor.server.uri} {supervisor.server.pid} {os.getpid()}\n")
+            stopping.wait(0.5)
+        return 0
+    except GaveUp as exc:
+        print(f"{exc}: see {data_dir / 'secantusd.log'}; Ctrl-C and make run start it again.")
+        return 1
     finally:
-        if gunicorn is not None and gunicorn.poll() is None:
-            gunicorn.kill()
-        if server is not None:
+        if gunicorn is not None:
+            _stop_gunicorn(gunicorn)
+        if supervisor is not None:
             print("Stopping the embedded database ...")
-            server.stop()
+            supervisor.stop(DATABASE_GRACE_SECONDS)
             state.unlink(missing_ok=True)
 
 

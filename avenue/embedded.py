@@ -1,25 +1,37 @@
-"""Start and stop the embedded SecantusDB server as a separate process.
+"""Start, stop and supervise the embedded SecantusDB server as a separate process.
 
 SecantusDB is GPL-2.0: it is run as its own process (console script ``secantusd-py``) and
 spoken to over the MongoDB wire protocol, never imported.
+
+:class:`Supervisor` is what ``make run`` keeps it alive with: a thread that asks it for a real
+operation every few seconds, and a restart on the same folder and port when it stops answering
+(docs/production.md, "The embedded database", says why it can).
 """
 
 from __future__ import annotations
 
+import ctypes
+import datetime as dt
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import pymongo
 from pymongo.errors import PyMongoError
 
-from avenue.config import embedded_cache_size
+from avenue.config import (
+    EMBEDDED_OPLOG_MAX_ENTRIES,
+    EMBEDDED_OPLOG_RETENTION_SECONDS,
+    embedded_cache_size,
+)
 
 
 def free_port() -> int:
@@ -40,16 +52,37 @@ def executable() -> str:
     return found
 
 
+def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel send ``sig`` to the child when the thread that
+    started it dies (Linux's ``PR_SET_PDEATHSIG``), or None elsewhere. ``make run`` starts its
+    database and gunicorn with it, so a ``make run`` that is killed (SIGKILL, a closed
+    terminal) leaves neither behind to hold the port or the data folder."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here, before the fork
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        libc.prctl(pr_set_pdeathsig, sig)
+
+    return preexec
+
+
 class EmbeddedServer:
     """One secantusd-py process on a free loopback port."""
 
     def __init__(self, storage_path: str | Path, cache_size: str | None = None, port: int | None = None,
-                 log_path: str | Path | None = None) -> None:
+                 log_path: str | Path | None = None, oplog_max_entries: int | None = None,
+                 oplog_retention_seconds: int | None = None, die_with_parent: bool = False) -> None:
         self.storage_path = str(storage_path)
         # make run's (AVENUE_EMBEDDED_CACHE_SIZE, else avenue/config.py's): the benchmarks measure that.
         self.cache_size = cache_size or embedded_cache_size()
+        # The oplog's bounds (avenue/config.py says why they are small): make run's unless given.
+        self.oplog_max_entries = oplog_max_entries or EMBEDDED_OPLOG_MAX_ENTRIES
+        self.oplog_retention_seconds = oplog_retention_seconds or EMBEDDED_OPLOG_RETENTION_SECONDS
         self.port = port or free_port()
         self.log_path = log_path
+        self.die_with_parent = die_with_parent
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -64,8 +97,11 @@ class EmbeddedServer:
             self.process = subprocess.Popen(
                 [executable(), "--host", "127.0.0.1", "--port", str(self.port),
                  "--storage-path", self.storage_path, "--log-level", "WARNING",
-                 "--cache-size", self.cache_size],
+                 "--cache-size", self.cache_size,
+                 "--oplog-max-entries", str(self.oplog_max_entries),
+                 "--oplog-retention-seconds", str(self.oplog_retention_seconds)],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                preexec_fn=die_with_parent() if self.die_with_parent else None,
             )
         finally:
             if not isinstance(log, int):
@@ -88,8 +124,16 @@ class EmbeddedServer:
         finally:
             client.close()
 
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM (a clean WiredTiger shutdown), SIGKILL if it does not go in time."""
+        """SIGTERM (a clean WiredTiger shutdown), SIGKILL if it does not go in time: a
+        deadlocked SecantusDB never acts on SIGTERM (its handler waits for the stuck thread)."""
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
@@ -97,5 +141,126 @@ class EmbeddedServer:
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            kill_group(process.pid)
             process.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL now. What it acknowledged is kept: the app's writes wait for the journal
+        (``MONGO_JOURNAL``, avenue/db.py), and WiredTiger recovers from it at the next start."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            kill_group(process.pid)
+            process.wait(5)
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the process group ``pid`` leads (the server runs in a session of its own)."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def probe(client: pymongo.MongoClient[dict[str, Any]]) -> None:
+    """One real operation, as every request makes: an upsert of one small document, which takes
+    the store's lock, writes its journal and its oplog entry. A ``ping`` is not one: the
+    deadlocked SecantusDB answered pings on its connection threads without that lock."""
+    client[WATCHDOG_DB].watchdog.update_one(
+        {"_id": "probe"}, {"$set": {"at": dt.datetime.now(dt.UTC)}}, upsert=True)
+
+
+#: The database the supervisor's probe writes its one document to (never the app's own).
+WATCHDOG_DB = "avenue_embedded"
+
+
+class Supervisor:
+    """Keeps an :class:`EmbeddedServer` answering: a daemon thread runs :func:`probe` every
+    ``interval`` seconds (each may take ``probe_timeout``), and :meth:`check`, called by the
+    owner's loop, restarts the server on the same folder and port when it has answered no
+    probe for ``stall_seconds`` or has exited. At most ``max_restarts`` restarts in
+    ``window_seconds``: past that :meth:`check` raises :class:`GaveUp`, since a server that
+    keeps stalling needs a person (its log says why). Every restart is logged with its reason.
+
+    The restart is a SIGKILL: a stalled SecantusDB ignores SIGTERM. Requests in flight on the
+    killed server's connections fail at once and answer JSON 503 ``database_unavailable``
+    (``Retry-After``); pymongo connects again to the new process on the same port."""
+
+    def __init__(self, server: EmbeddedServer, *, interval: float = 2.0, probe_timeout: float = 5.0,
+                 stall_seconds: float = 15.0, max_restarts: int = 5, window_seconds: float = 3600.0,
+                 log: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic) -> None:
+        self.server = server
+        self.interval = interval
+        self.probe_timeout = probe_timeout
+        self.stall_seconds = stall_seconds
+        self.max_restarts = max_restarts
+        self.window_seconds = window_seconds
+        self.log = log
+        self.clock = clock
+        self.restarts: list[tuple[float, str]] = []  # (when, why), within the window
+        self.answered = clock()  # the last probe the server answered (or its start)
+        self.failure = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Supervisor:
+        if not self.server.running():
+            self.server.start()
+        self.answered = self.clock()
+        self._thread = threading.Thread(target=self._watch, name="avenue-embedded-watchdog", daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        timeout_ms = int(self.probe_timeout * 1000)
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            self.server.uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=timeout_ms, maxPoolSize=1, retryWrites=False, appname="avenue-watchdog")
+        try:
+            while not self._stop.is_set():
+                try:
+                    probe(client)
+                    self.answered = self.clock()
+                    self.failure = ""
+                except PyMongoError as exc:
+                    self.failure = f"{type(exc).__name__}: {exc}"[:300]
+                self._stop.wait(self.interval)
+        finally:
+            client.close()
+
+    def stalled_for(self) -> float:
+        return self.clock() - self.answered
+
+    def check(self) -> None:
+        """Restart the server if it exited or stalled (raises :class:`GaveUp` past the bound)."""
+        if not self.server.running():
+            status = None if self.server.process is None else self.server.process.returncode
+            self.restart(f"it exited (status {status})")
+        elif self.stalled_for() >= self.stall_seconds:
+            self.restart(f"it answered no operation for {self.stalled_for():.0f} s "
+                         f"({self.failure or 'no answer yet'})")
+
+    def restart(self, why: str) -> None:
+        now = self.clock()
+        self.restarts = [(at, reason) for at, reason in self.restarts if now - at < self.window_seconds]
+        if len(self.restarts) >= self.max_restarts:
+            raise GaveUp(f"the embedded database stopped again ({why}) after {len(self.restarts)} "
+                         f"restarts in {self.window_seconds / 60:.0f} minutes; giving up")
+        self.restarts.append((now, why))
+        self.log(f"Restarting the embedded database (pid {self.server.pid}): {why}")
+        self.server.kill()
+        self.server.start()
+        self.answered = self.clock()
+        self.log(f"The embedded database answers again (pid {self.server.pid}, restart {len(self.restarts)} "
+                 f"of at most {self.max_restarts} in {self.window_seconds / 60:.0f} minutes)")
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Stop watching, then stop the server: SIGTERM, SIGKILL after ``timeout``."""
+        self._stop.set()
+        self.server.stop(timeout)
+        if self._thread is not None:
+            # A daemon thread: a probe still waiting on the stopped server ends with the process.
+            self._thread.join(0.5)
+
+
+class GaveUp(RuntimeError):
+    """The embedded database kept stalling: :class:`Supervisor` stopped restarting it."""

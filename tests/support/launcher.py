@@ -145,6 +145,87 @@ class Gunicorn:
         return image
 
 
+class MakeRun:
+    """``make run``'s entry point (``python -m avenue.devserver``: the embedded database under
+    its supervisor, and gunicorn) on a data folder of the test's and a free port."""
+
+    def __init__(self, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.port = free_port()
+        self.db_name = "avenue"
+        self.env = {key: value for key, value in os.environ.items() if key != "MONGO_URI"}
+        self.env.update({"AVENUE_DATA_DIR": str(data_dir), "PORT": str(self.port), "HOST": LOOPBACK,
+                         "AVENUE_ADMIN_PASSWORD": tokens.PASSWORD, "AVENUE_STATUS_WARM_UP": "0",
+                         "AVENUE_UPLOAD_RATE_LIMIT": "1000/minute", "PYTHONDONTWRITEBYTECODE": "1",
+                         **(extra_env or {})})
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90.0) -> MakeRun:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps its own descriptor
+        try:
+            self.process = subprocess.Popen([sys.executable, "-m", "avenue.devserver"], cwd=ROOT,
+                                            env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        finally:
+            log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"make run exited: {self.log_path.read_text()[-2000:]}")
+            if self.ready():
+                return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"make run did not get ready in time: {self.log_path.read_text()[-2000:]}")
+
+    def ready(self, timeout: float = 5.0) -> bool:
+        try:
+            return self.request("GET", "/readyz", timeout=timeout)[0] == 200
+        except OSError:
+            return False
+
+    @property
+    def mongo_uri(self) -> str:
+        return self.state()[0]
+
+    def state(self) -> list[str]:
+        """``<uri> <database pid> <make run's pid>``: the state file make run writes."""
+        return (self.data_dir / "embedded.uri").read_text().split()
+
+    def database_pid(self) -> int:
+        return int(self.state()[1])
+
+    request = Gunicorn.request
+    token = Gunicorn.token
+    upload = Gunicorn.upload
+
+    def stop(self, sig: int = signal.SIGINT, grace: float = 30) -> float:
+        """``sig`` (Ctrl-C's SIGINT) to make run; the seconds until it exited."""
+        if self.process is None or self.process.poll() is not None:
+            return 0.0
+        started = time.monotonic()
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        return time.monotonic() - started
+
+
+def processes_with(*words: str) -> list[int]:
+    """The pids whose command line holds every one of ``words`` (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if all(word in command for word in words):
+            found.append(int(entry.name))
+    return found
+
+
 @contextmanager
 def gunicorns(mongo_uri: str, folder: Path) -> Iterator:
     """``start(open_files=None, **env)`` starts the Procfile's process with these extra
@@ -187,17 +268,17 @@ HANDSHAKES = {"hello", "ismaster"}
 OP_QUERY, OP_MSG = 2004, 2013
 
 
-def is_handshake(message: bytes) -> bool:
+def is_handshake(message: bytes, also: frozenset[str] = frozenset()) -> bool:
     """Whether one wire-protocol message from a client is a handshake or a monitor's check: a
     legacy OP_QUERY (only the first ``isMaster`` is one), or an OP_MSG whose command (the first
-    key of its body) is ``hello``/``isMaster``."""
+    key of its body) is ``hello``/``isMaster`` (or one of ``also``, lower case)."""
     opcode = int.from_bytes(message[12:16], "little")
     if opcode == OP_QUERY:
         return True
     if opcode != OP_MSG or len(message) < 27 or message[20] != 0:
         return False
-    name = message[26:message.index(b"\0", 26)]
-    return name.decode("ascii", "replace").lower() in HANDSHAKES
+    name = message[26:message.index(b"\0", 26)].decode("ascii", "replace").lower()
+    return name in HANDSHAKES or name in also
 
 
 class CuttableProxy:
@@ -214,6 +295,7 @@ class CuttableProxy:
         self.open.set()
         self.flowing = threading.Event()
         self.flowing.set()
+        self.answering: frozenset[str] = frozenset()  # commands a stall lets through besides handshakes
         self._sockets: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", self.port))
@@ -259,7 +341,7 @@ class CuttableProxy:
                 while len(pending) >= 16 and len(pending) >= int.from_bytes(pending[:4], "little"):
                     size = int.from_bytes(pending[:4], "little")
                     message, pending = pending[:size], pending[size:]
-                    if not is_handshake(message):
+                    if not is_handshake(message, self.answering):
                         self.flowing.wait()  # stalled: held here, sent on when it flows again
                     sink.sendall(message)
         except OSError:
@@ -283,8 +365,10 @@ class CuttableProxy:
             except OSError:
                 pass
 
-    def stall(self) -> None:
-        """Hold every command but the handshakes until :meth:`restore`; connections stay open."""
+    def stall(self, answering: tuple[str, ...] = ()) -> None:
+        """Hold every command but the handshakes (and ``answering``, e.g. ``("ping",)``: the
+        deadlocked SecantusDB still answered pings) until :meth:`restore`; connections stay open."""
+        self.answering = frozenset(name.lower() for name in answering)
         self.flowing.clear()
 
     def restore(self) -> None:

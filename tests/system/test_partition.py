@@ -145,3 +145,29 @@ def test_requests_answer_503_when_the_database_stops_answering_and_work_again_af
     after = upload(client, headers, data=photo(6, 400), filename="f.jpg", visibility="public")
     assert after.status_code == 201
     assert client.get(one, headers=headers).status_code == 200
+
+
+def test_readyz_fails_within_seconds_when_reads_stall_though_ping_answers(proxied):
+    """The deadlocked embedded database answered ``ping`` and nothing else; a readiness probe
+    that only pings kept a dead instance in service."""
+    import time
+
+    app, proxy, _ = proxied
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 200
+    proxy.stall(answering=("ping",))
+    try:
+        with app.app_context():
+            get_db().command("ping")  # the stall lets pings through, as the deadlocked server did
+        started = time.monotonic()
+        down = answer_within(10, lambda: client.get("/readyz"))
+        assert time.monotonic() - started < 10
+        assert down.status_code == 503, down.get_json()
+        assert down.get_json()["error"]["code"] == "database_unavailable"
+        assert down.headers["Retry-After"] == "5"
+    finally:
+        proxy.restore()
+    deadline = time.monotonic() + 30
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, "readyz did not recover by itself"
+        time.sleep(0.5)

@@ -1,0 +1,93 @@
+"""The embedded database's supervisor decides when to restart, and when to give up, by its
+clock and its server's state alone (no database: a fake server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from avenue.embedded import GaveUp, Supervisor
+
+
+class FakeServer:
+    def __init__(self) -> None:
+        self.alive = True
+        self.pid = 100
+        self.process = None
+        self.kills = 0
+        self.uri = "mongodb://127.0.0.1:1/"
+
+    def running(self) -> bool:
+        return self.alive
+
+    def kill(self) -> None:
+        self.kills += 1
+        self.alive = False
+
+    def start(self) -> FakeServer:
+        self.alive = True
+        self.pid += 1
+        return self
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def supervisor(**kwargs) -> tuple[Supervisor, FakeServer, Clock, list[str]]:
+    server, clock, lines = FakeServer(), Clock(), []
+    watched = Supervisor(server, clock=clock, log=lines.append, **kwargs)  # type: ignore[arg-type]
+    watched.answered = clock()
+    return watched, server, clock, lines
+
+
+def test_a_server_that_answers_is_left_alone():
+    watched, server, clock, lines = supervisor(stall_seconds=15)
+    for _ in range(100):
+        clock.now += 5
+        watched.answered = clock.now  # each probe answered
+        watched.check()
+    assert server.kills == 0 and lines == []
+
+
+def test_a_stall_of_stall_seconds_restarts_it_with_the_reason():
+    watched, server, clock, lines = supervisor(stall_seconds=15)
+    watched.failure = "NetworkTimeout: timed out"
+    clock.now += 14.9
+    watched.check()
+    assert server.kills == 0
+    clock.now += 0.2
+    watched.check()
+    assert server.kills == 1 and server.pid == 101
+    assert lines[0] == ("Restarting the embedded database (pid 100): it answered no operation for 15 s "
+                        "(NetworkTimeout: timed out)")
+    assert "restart 1 of at most 5" in lines[1]
+    watched.check()  # the restart counts as an answer: no second restart at once
+    assert server.kills == 1
+
+
+def test_a_server_that_exited_is_started_again():
+    watched, server, clock, lines = supervisor()
+    server.alive = False
+    watched.check()
+    assert server.alive and server.pid == 101
+    assert "it exited" in lines[0]
+
+
+def test_it_gives_up_after_max_restarts_in_the_window_and_forgets_old_ones():
+    watched, server, clock, lines = supervisor(stall_seconds=10, max_restarts=3, window_seconds=600)
+    for _ in range(3):
+        clock.now += 11
+        watched.check()
+    assert server.kills == 3
+    clock.now += 11
+    with pytest.raises(GaveUp, match="after 3 restarts in 10 minutes"):
+        watched.check()
+    assert server.kills == 3
+    # Later than the window: the old restarts no longer count.
+    clock.now += 600
+    watched.check()
+    assert server.kills == 4
