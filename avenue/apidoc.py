@@ -765,8 +765,21 @@ LINK_CREATE = _body({
         "expires_in": {"type": "integer", "minimum": 60,
                        "description": "Seconds (AVENUE_UPLOAD_LINK_DEFAULT_SECONDS; at most "
                                       "AVENUE_UPLOAD_LINK_MAX_SECONDS)."}}})
+# What a holder's answer shows of the image (avenue/links/service.py HOLDER_FIELDS): never its
+# file name, alt text, owner, folder or tags, which on a dedupe hit are an editor's.
+LINK_IMAGE = {"type": "object", "additionalProperties": False,
+              "required": ["id", "url", "variants", "content_type", "width", "height", "bytes", "sha256",
+                           "visibility"],
+              "properties": {
+                  "id": OBJECT_ID,
+                  "url": {"type": "string", "description": "Signed and expiring when private."},
+                  "variants": {"type": "object", "additionalProperties": {"type": "string"}},
+                  "content_type": {"type": ["string", "null"]},
+                  "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+                  "bytes": {"type": ["integer", "null"]}, "sha256": {"type": ["string", "null"]},
+                  "visibility": {"type": "string", "enum": ["public", "private"]}}}
 LINK_UPLOADED = {"type": "object", "required": ["image", "created", "uses_left"], "properties": {
-    "image": {"oneOf": [_ref("Image"), {"type": "null"}]}, "created": {"type": "boolean"},
+    "image": {"oneOf": [LINK_IMAGE, {"type": "null"}]}, "created": {"type": "boolean"},
     "uses_left": {"type": "integer", "minimum": 0}}}
 
 

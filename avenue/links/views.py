@@ -175,8 +175,8 @@ def upload_file():
         store.give_back(db, link)
         raise
     audit.log(targets.AUDIT_ACTION[done.kind], **_audited(link), **done.audit)
-    image = targets.image_json(db, done.kind, done.image, signer_from_config(current_app.config)) \
-        if done.image is not None else None
+    image = service.holder_image(targets.image_json(db, done.kind, done.image, signer_from_config(
+        current_app.config))) if done.image is not None else None
     return jsonify(image=image, created=done.created, uses_left=link.remaining), 201 if done.created else 200
 
 
@@ -202,7 +202,7 @@ def tus_create():
     link = store.take_use(db, link)
     try:
         return tus.start(owner=service.owner_of(link), length=length,
-                         target={**link.target, "link": str(link.id)}, metadata=metadata,
+                         target=service.target_of(link), metadata=metadata,
                          endpoint="links.tus_upload")
     except AvenueError:
         store.give_back(db, link)
