@@ -474,7 +474,7 @@ SCHEMAS: dict[str, Schema] = {
     "StorageStatus": {"allOf": [_ref("Report"), {
         "type": "object",
         "required": ["backend", "database", "server_version", "buckets", "gridfs_bytes", "trash",
-                     "renditions", "database_size", "chunk_indexes", "legacy_uploads", "quota",
+                     "renditions", "resumable", "database_size", "chunk_indexes", "legacy_uploads", "quota",
                      "persistent", "notes"],
         "properties": {
             "backend": {"const": "mongodb-gridfs"}, "persistent": {"type": ["boolean", "null"]},
@@ -506,6 +506,10 @@ SCHEMAS: dict[str, Schema] = {
                                      "bytes": {"type": "integer"}, "chunks": {"type": "integer"},
                                      "days": {"type": "integer"}},
                       "description": "Deleted media kept restorable (not in buckets or gridfs_bytes)."},
+            "resumable": {"type": "object", "required": ["uploads", "bytes"],
+                          "properties": {"uploads": INT0, "bytes": INT0},
+                          "description": "Unfinished resumable (tus) uploads holding bytes, and those bytes "
+                                         "(not in buckets or gridfs_bytes; in the quota's GridFS fallback)."},
             "database_size": {"type": "object", "properties": {
                 "data_bytes": {"type": ["integer", "null"]}, "storage_bytes": {"type": ["integer", "null"]},
                 "index_bytes": {"type": ["integer", "null"]}, "data_dir": {"type": ["object", "null"]},

@@ -203,7 +203,7 @@ def tus_create():
     try:
         return tus.start(owner=service.owner_of(link), length=length,
                          target=service.target_of(link), metadata=metadata,
-                         endpoint="links.tus_upload")
+                         endpoint="links.tus_upload", holder=f"link:{link.id}")
     except AvenueError:
         store.give_back(db, link)
         raise

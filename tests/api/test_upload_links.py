@@ -341,7 +341,7 @@ def test_a_link_holder_is_anonymous_everywhere_else(client, editor, method, path
 # --- tus through a link ---------------------------------------------------------------------
 
 
-def link_tus(client, secret: str, data: bytes, chunk: int = 40_000, **fields):
+def link_tus(client, secret: str, data: bytes, chunk: int = 256 * 1024, **fields):
     """A whole tus upload through the link: (its path, the last PATCH's response)."""
     headers = holding(secret)
     sent = {**tus.VERSION, **headers, "Upload-Length": str(len(data))}
@@ -520,3 +520,16 @@ def test_a_link_upload_never_brings_an_image_back_from_the_trash(client, editor,
     assert status in (201, 204) and image_id != trashed["id"]
     assert client.get(f"/api/trash/{trashed['id']}", headers=admin).status_code == 200
     assert client.get(trashed["url"]).status_code == 404
+
+
+def test_a_links_unfinished_tus_uploads_are_capped_per_link_not_against_its_creator(app_factory, auth):
+    app = app_factory(AVENUE_TUS_MAX_OPEN_UPLOADS=1)
+    client, editor = app.test_client(), auth.token("editor")
+    secret = created(client, editor, max_uses=3)["secret"]
+    start = {**tus.VERSION, **holding(secret), "Upload-Length": "1000"}
+    assert client.post(LINK_TUS, headers=start).status_code == 201
+    second = client.post(LINK_TUS, headers=start)
+    assert second.status_code == 429 and error_code(second) == "too_many_open_uploads"
+    assert tus.create(client, editor, 1000).status_code == 201  # the creator's own uploads are not held up
+    other = created(client, editor)["secret"]
+    assert client.post(LINK_TUS, headers={**start, **holding(other)}).status_code == 201
