@@ -589,9 +589,12 @@ REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
                  "with sweep.requested); the counts are current anyway.")
 
 ZIP_REPORT: Schema = {
-    "type": "object", "required": ["target", "bucket", "counts", "entries"],
+    "type": "object", "required": ["target", "bucket", "complete", "counts", "entries"],
     "properties": {
         "target": {"enum": list(ZIP_TARGETS)},
+        "complete": {"type": "boolean", "description": "False when AVENUE_ZIP_MAX_SECONDS passed: the "
+                                                       "entries not_imported are imported by sending the "
+                                                       "archive again."},
         "bucket": {"type": "string"},
         "counts": {"type": "object", "required": list(ZIP_OUTCOMES),
                    "properties": {outcome: {"type": "integer", "minimum": 0} for outcome in ZIP_OUTCOMES}},
@@ -602,7 +605,8 @@ ZIP_REPORT: Schema = {
                 "outcome": {"enum": list(ZIP_OUTCOMES)},
                 "id": {**OBJECT_ID, "description": "The image (imported or already there)."},
                 "sku": SKU, "folder": FOLDER,
-                "reason": {"type": "string", "description": "Why it was skipped or matched nothing."},
+                "reason": {"type": "string", "description": "Why it was skipped, matched nothing or was "
+                                                             "not imported (deadline)."},
                 "status": {"type": "integer", "description": "A refused image: what a single upload of it "
                                                              "would have answered."},
                 "code": {"type": "string"}, "message": {"type": "string"}}}},

@@ -47,6 +47,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_DELIVERY_RETENTION_DAYS",
     "AVENUE_ALERT_WEBHOOK_URL", "AVENUE_ALERT_WEBHOOK_KEY",
     "AVENUE_ZIP_MAX_BYTES", "AVENUE_ZIP_MAX_ENTRIES", "AVENUE_ZIP_MAX_TOTAL_BYTES", "AVENUE_ZIP_MAX_RATIO",
+    "AVENUE_ZIP_MAX_SECONDS",
     # Test knobs (tests/): not in .env.example.
     "AVENUE_TEST_MONGO_URI", "AVENUE_FUZZ_EXAMPLES", "AVENUE_SCHEMATHESIS_EXAMPLES", "AVENUE_FIXTURES",
 })
@@ -155,6 +156,7 @@ def from_environment() -> dict[str, Any]:
         "AVENUE_ZIP_MAX_ENTRIES": _int("AVENUE_ZIP_MAX_ENTRIES", 1000),
         "AVENUE_ZIP_MAX_TOTAL_BYTES": _int("AVENUE_ZIP_MAX_TOTAL_BYTES", 2 * 1024 * 1024 * 1024),
         "AVENUE_ZIP_MAX_RATIO": _int("AVENUE_ZIP_MAX_RATIO", 100),
+        "AVENUE_ZIP_MAX_SECONDS": max(1, _int("AVENUE_ZIP_MAX_SECONDS", 60)),
         "AVENUE_TEMP_IMAGE_TTL_SECONDS": _int("AVENUE_TEMP_IMAGE_TTL_SECONDS", 24 * 3600),
         # Resumable uploads (avenue/tus/): an unfinished one expires this long after its creation
         # (gc removes its bytes), and one PATCH carries at most this many bytes (413 past it). The
