@@ -171,6 +171,7 @@ def register_background(app: Flask) -> None:
     from avenue import background, cdn, media, monitoring, status
     from avenue.ops import budget
     from avenue.readiness import prepare_at_start
+    from avenue.tus import collector
 
     # The indexes and the bootstrap admin now rather than on the first request, on a thread of
     # their own: an index build on a large collection can outlast the master's worker timeout.
@@ -188,3 +189,5 @@ def register_background(app: Flask) -> None:
     # The renditions' byte budget: every worker runs one, its lease lets one evict at a time.
     budget.budget_from_config(app.config)  # a bad value stops the start, not the worker
     background.register(app, "rendition-budget", lambda: budget.start_budget(app))
+    # Abandoned resumable uploads: every worker removes what expired, every 10 minutes.
+    background.register(app, "tus-collector", lambda: collector.start_collector(app))

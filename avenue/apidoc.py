@@ -474,7 +474,7 @@ SCHEMAS: dict[str, Schema] = {
     "StorageStatus": {"allOf": [_ref("Report"), {
         "type": "object",
         "required": ["backend", "database", "server_version", "buckets", "gridfs_bytes", "trash",
-                     "renditions", "database_size", "chunk_indexes", "legacy_uploads", "quota",
+                     "renditions", "resumable", "database_size", "chunk_indexes", "legacy_uploads", "quota",
                      "persistent", "notes"],
         "properties": {
             "backend": {"const": "mongodb-gridfs"}, "persistent": {"type": ["boolean", "null"]},
@@ -506,6 +506,10 @@ SCHEMAS: dict[str, Schema] = {
                                      "bytes": {"type": "integer"}, "chunks": {"type": "integer"},
                                      "days": {"type": "integer"}},
                       "description": "Deleted media kept restorable (not in buckets or gridfs_bytes)."},
+            "resumable": {"type": "object", "required": ["uploads", "bytes"],
+                          "properties": {"uploads": INT0, "bytes": INT0},
+                          "description": "Unfinished resumable (tus) uploads holding bytes, and those bytes "
+                                         "(not in buckets or gridfs_bytes; in the quota's GridFS fallback)."},
             "database_size": {"type": "object", "properties": {
                 "data_bytes": {"type": ["integer", "null"]}, "storage_bytes": {"type": ["integer", "null"]},
                 "index_bytes": {"type": ["integer", "null"]}, "data_dir": {"type": ["object", "null"]},
@@ -585,9 +589,12 @@ REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
                  "with sweep.requested); the counts are current anyway.")
 
 ZIP_REPORT: Schema = {
-    "type": "object", "required": ["target", "bucket", "counts", "entries"],
+    "type": "object", "required": ["target", "bucket", "complete", "counts", "entries"],
     "properties": {
         "target": {"enum": list(ZIP_TARGETS)},
+        "complete": {"type": "boolean", "description": "False when AVENUE_ZIP_MAX_SECONDS passed: the "
+                                                       "entries not_imported are imported by sending the "
+                                                       "archive again."},
         "bucket": {"type": "string"},
         "counts": {"type": "object", "required": list(ZIP_OUTCOMES),
                    "properties": {outcome: {"type": "integer", "minimum": 0} for outcome in ZIP_OUTCOMES}},
@@ -598,7 +605,8 @@ ZIP_REPORT: Schema = {
                 "outcome": {"enum": list(ZIP_OUTCOMES)},
                 "id": {**OBJECT_ID, "description": "The image (imported or already there)."},
                 "sku": SKU, "folder": FOLDER,
-                "reason": {"type": "string", "description": "Why it was skipped or matched nothing."},
+                "reason": {"type": "string", "description": "Why it was skipped, matched nothing or was "
+                                                             "not imported (deadline)."},
                 "status": {"type": "integer", "description": "A refused image: what a single upload of it "
                                                              "would have answered."},
                 "code": {"type": "string"}, "message": {"type": "string"}}}},
@@ -765,8 +773,21 @@ LINK_CREATE = _body({
         "expires_in": {"type": "integer", "minimum": 60,
                        "description": "Seconds (AVENUE_UPLOAD_LINK_DEFAULT_SECONDS; at most "
                                       "AVENUE_UPLOAD_LINK_MAX_SECONDS)."}}})
+# What a holder's answer shows of the image (avenue/links/service.py HOLDER_FIELDS): never its
+# file name, alt text, owner, folder or tags, which on a dedupe hit are an editor's.
+LINK_IMAGE = {"type": "object", "additionalProperties": False,
+              "required": ["id", "url", "variants", "content_type", "width", "height", "bytes", "sha256",
+                           "visibility"],
+              "properties": {
+                  "id": OBJECT_ID,
+                  "url": {"type": "string", "description": "Signed and expiring when private."},
+                  "variants": {"type": "object", "additionalProperties": {"type": "string"}},
+                  "content_type": {"type": ["string", "null"]},
+                  "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+                  "bytes": {"type": ["integer", "null"]}, "sha256": {"type": ["string", "null"]},
+                  "visibility": {"type": "string", "enum": ["public", "private"]}}}
 LINK_UPLOADED = {"type": "object", "required": ["image", "created", "uses_left"], "properties": {
-    "image": {"oneOf": [_ref("Image"), {"type": "null"}]}, "created": {"type": "boolean"},
+    "image": {"oneOf": [LINK_IMAGE, {"type": "null"}]}, "created": {"type": "boolean"},
     "uses_left": {"type": "integer", "minimum": 0}}}
 
 

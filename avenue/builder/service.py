@@ -127,17 +127,21 @@ def clean_tags(tags: list[str] | str | None) -> list[str] | None:
 
 
 def upload_media(db: Database, file: Upload, *, owner: str, alt: str | None, limits: Limits,
-                 folder: str | None = None, tags: list[str] | str | None = None) -> Stored:
+                 folder: str | None = None, tags: list[str] | str | None = None,
+                 add_only: bool = False) -> Stored:
     """Store one image in the library; an identical file returns the existing media.
 
     Re-uploading an image that is already there creates nothing (``created`` is False); an
     ``alt``, ``folder`` or ``tags`` sent with it replaces the stored one, since it is the
     editor's latest wording. New media without a folder goes to the root (``/``).
+    ``add_only`` (an upload link's file: its holder is not an editor) changes nothing of an
+    image already there, and stores bytes that sit in the trash as new media instead of
+    bringing the trashed image back.
     """
     alt, folder, cleaned_tags = clean_alt(alt), clean_folder(folder), clean_tags(tags)
     result = library(db).store(file, owner=owner, limits=limits, kind="builder", alt=alt or None,
-                               folder=folder or ROOT_FOLDER, tags=cleaned_tags)
-    if not result.created:
+                               folder=folder or ROOT_FOLDER, tags=cleaned_tags, revive=not add_only)
+    if not result.created and not add_only:
         changes = {key: value for key, value, current in (
             ("alt", alt or None, result.image.alt), ("folder", folder, result.image.folder),
             ("tags", cleaned_tags, list(result.image.tags))) if value is not None and value != current}

@@ -10,10 +10,17 @@ Entries are read and stored one at a time, so a worker holds the archive (bounde
 time. A re-run of the same archive is idempotent and resumes a run that died: both store
 paths are content-addressed, so an image already in the library, or already on its product,
 is reported ``already_there`` and nothing is written twice.
+
+An import through the API has a deadline (``AVENUE_ZIP_MAX_SECONDS``): once it passes, no
+further entry is started, and the entries not reached are reported ``not_imported`` (reason
+``deadline``) with the report's ``complete`` false; running the same archive again imports
+them (and reports the others ``already_there``). Each entry is one upload, bounded by the
+upload limits, so the deadline is overrun by at most one image's time.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,9 +39,10 @@ LIBRARY, PRODUCTS_TARGET = "library", "products"
 TARGETS = (LIBRARY, PRODUCTS_TARGET)
 BUCKETS = {LIBRARY: BUILDER, PRODUCTS_TARGET: PRODUCTS}
 # What each entry's report says happened to it.
-IMPORTED, ALREADY_THERE, SKIPPED, UNKNOWN_SKU, UNMATCHED, REFUSED = (
-    "imported", "already_there", "skipped", "unknown_sku", "unmatched_name", "refused")
-OUTCOMES = (IMPORTED, ALREADY_THERE, SKIPPED, UNKNOWN_SKU, UNMATCHED, REFUSED)
+IMPORTED, ALREADY_THERE, SKIPPED, UNKNOWN_SKU, UNMATCHED, REFUSED, NOT_IMPORTED = (
+    "imported", "already_there", "skipped", "unknown_sku", "unmatched_name", "refused", "not_imported")
+OUTCOMES = (IMPORTED, ALREADY_THERE, SKIPPED, UNKNOWN_SKU, UNMATCHED, REFUSED, NOT_IMPORTED)
+clock = time.monotonic  # the deadline's clock (a test moves it)
 
 # progress(phase, done, total), as the ops commands' (avenue/ops/commands.py)
 Progress = Callable[[str, int, int], None]
@@ -65,27 +73,50 @@ class Report:
             counts[entry["outcome"]] += 1
         return counts
 
+    @property
+    def complete(self) -> bool:
+        """Every entry was reached (none ``not_imported``: the deadline did not pass)."""
+        return not self.counts[NOT_IMPORTED]
+
     def summary(self) -> dict[str, Any]:
-        return {"target": self.target, "bucket": BUCKETS[self.target], "counts": self.counts,
-                "entries": self.entries}
+        return {"target": self.target, "bucket": BUCKETS[self.target], "complete": self.complete,
+                "counts": self.counts, "entries": self.entries}
 
     def summary_line(self) -> str:
         counts = self.counts
         return (f"import-zip into {self.target}: {counts[IMPORTED]} imported, {counts[ALREADY_THERE]} "
                 f"already there, {counts[SKIPPED]} skipped, {counts[UNKNOWN_SKU]} unknown sku, "
-                f"{counts[UNMATCHED]} unmatched name, {counts[REFUSED]} refused")
+                f"{counts[UNMATCHED]} unmatched name, {counts[REFUSED]} refused, "
+                f"{counts[NOT_IMPORTED]} not imported")
 
     @property
     def needs_attention(self) -> bool:
         counts = self.counts
-        return any(counts[key] for key in (UNKNOWN_SKU, UNMATCHED, REFUSED))
+        return any(counts[key] for key in (UNKNOWN_SKU, UNMATCHED, REFUSED, NOT_IMPORTED))
+
+
+class _Deadline:
+    """Whether an import may start another entry (None: no deadline)."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.until = None if seconds is None else clock() + seconds
+
+    def passed(self) -> bool:
+        return self.until is not None and clock() >= self.until
+
+
+def _not_reached(report: Report, entry: Entry, **details: Any) -> None:
+    report.add(entry.name, NOT_IMPORTED, reason="deadline", **details)
 
 
 def import_archive(db: Database, archive: Archive, *, target: str, owner: str, limits: Limits,
-                   max_product_images: int = 10, progress: Progress | None = None) -> Report:
+                   max_product_images: int = 10, progress: Progress | None = None,
+                   max_seconds: float | None = None) -> Report:
     """Store every image of ``archive`` into ``target`` (``library`` or ``products``), one at a
-    time through the single-upload path; the report lists every entry and what became of it."""
+    time through the single-upload path; the report lists every entry and what became of it.
+    No entry is started after ``max_seconds`` (those are ``not_imported``)."""
     report = Report(target)
+    deadline = _Deadline(max_seconds)
     for skipped in archive.skipped:
         report.add(skipped.name, SKIPPED, reason=skipped.reason)
     total = len(archive.images)
@@ -93,7 +124,10 @@ def import_archive(db: Database, archive: Archive, *, target: str, owner: str, l
     tick("Importing", 0, total)
     if target == LIBRARY:
         for done, entry in enumerate(archive.images, 1):
-            _into_library(db, archive, entry, report, owner=owner, limits=limits)
+            if deadline.passed():
+                _not_reached(report, entry, folder=library_folder(entry))
+            else:
+                _into_library(db, archive, entry, report, owner=owner, limits=limits)
             tick("Importing", done, total)
     else:
         settings = shop.Settings(max_images=max_product_images, temp_ttl_seconds=0, limits=limits)
@@ -107,7 +141,10 @@ def import_archive(db: Database, archive: Archive, *, target: str, owner: str, l
                          key=lambda pair: (pair[0].sku, pair[0].place, pair[1].name))
         known: dict[str, bool] = {}
         for done, (slot, entry) in enumerate(matched, 1):
-            _onto_product(db, archive, entry, slot, report, known, owner=owner, settings=settings)
+            if deadline.passed():
+                _not_reached(report, entry, sku=slot.sku)
+            else:
+                _onto_product(db, archive, entry, slot, report, known, owner=owner, settings=settings)
             tick("Importing", done, len(matched))
     return report
 

@@ -72,7 +72,8 @@ def _import(target: str):
         with Archive.open(body, zip_limits(config)) as archive:
             report = service.import_archive(get_db(), archive, target=target, owner=require().id,
                                             limits=limits_from_config(config),
-                                            max_product_images=config["AVENUE_MAX_PRODUCT_IMAGES"])
+                                            max_product_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
+                                            max_seconds=config["AVENUE_ZIP_MAX_SECONDS"])
     finally:
         _one_at_a_time.release()
     summary = report.summary()

@@ -128,8 +128,27 @@ def settings_for(link: store.Link, settings: targets.Settings) -> targets.Settin
     return dataclasses.replace(settings, limits=limits)
 
 
+def target_of(link: store.Link) -> dict[str, Any]:
+    """The link's target as a holder's upload carries it: naming the link, so the target's
+    service call only adds (:func:`avenue.tus.service.complete`)."""
+    return {**link.target, "link": str(link.id)}
+
+
 def store_file(db: Database[Any], link: store.Link, filename: str | None, data: bytes,
                settings: targets.Settings) -> targets.Completed:
-    """A holder's file stored into the link's target by that target's own service call."""
-    return targets.complete(db, link.target, filename, data, owner=owner_of(link),
+    """A holder's file stored into the link's target by that target's own service call: it
+    only adds (an image already there keeps its folder, tags and alt text, an image in the
+    trash stays there)."""
+    return targets.complete(db, target_of(link), filename, data, owner=owner_of(link),
                             settings=settings_for(link, settings))
+
+
+#: What a holder's answer shows of the image: what the holder's own file tells, and where it
+#: is served. Never its file name, alt text, owner, folder, tags, edits or near-duplicates:
+#: on a dedupe hit those are an editor's, not the holder's.
+HOLDER_FIELDS = ("id", "url", "variants", "content_type", "width", "height", "bytes", "sha256", "visibility")
+
+
+def holder_image(image: dict[str, Any]) -> dict[str, Any]:
+    """The image object cut to :data:`HOLDER_FIELDS`: what a link's answer shows."""
+    return {name: image[name] for name in HOLDER_FIELDS if name in image}

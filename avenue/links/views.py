@@ -111,7 +111,10 @@ def _secret(*, form: bool) -> str | None:
 def _holder(*, form: bool = False) -> store.Link:
     """The link this request's secret opens, whatever its state: 401 without one (403 for a
     logged-in caller: an account is not a link), 401 ``invalid_upload_link`` for a secret that
-    opens none (counted per address: guessing is 429 after AVENUE_UPLOAD_LINK_GUESS_LIMIT)."""
+    opens none (counted per address: guessing is 429 after AVENUE_UPLOAD_LINK_GUESS_LIMIT).
+    The secret is looked up before the count is checked, so an address that guessed wrong
+    never locks out the right secret (a lookup by hash is one indexed read; a secret has 256
+    random bits, so letting a right one through a locked address gives a guesser nothing)."""
     secret = _secret(form=form)
     if secret is None:
         message = ("Send the upload link's secret: Authorization: UploadLink <secret> "
@@ -119,10 +122,10 @@ def _holder(*, form: bool = False) -> store.Link:
         if current_user.is_authenticated:
             raise Forbidden(message, code="upload_link_required")
         raise Unauthorized(message, code="upload_link_required")
-    throttle = ratelimit.failure_throttle(GUESSES, "AVENUE_UPLOAD_LINK_GUESS_LIMIT")
-    throttle.check()
     link = store.by_secret(get_db(), secret)
     if link is None:
+        throttle = ratelimit.failure_throttle(GUESSES, "AVENUE_UPLOAD_LINK_GUESS_LIMIT")
+        throttle.check()
         throttle.failed()
         raise Unauthorized("This upload link is not valid.", code="invalid_upload_link")
     return link
@@ -175,8 +178,8 @@ def upload_file():
         store.give_back(db, link)
         raise
     audit.log(targets.AUDIT_ACTION[done.kind], **_audited(link), **done.audit)
-    image = targets.image_json(db, done.kind, done.image, signer_from_config(current_app.config)) \
-        if done.image is not None else None
+    image = service.holder_image(targets.image_json(db, done.kind, done.image, signer_from_config(
+        current_app.config))) if done.image is not None else None
     return jsonify(image=image, created=done.created, uses_left=link.remaining), 201 if done.created else 200
 
 
@@ -202,8 +205,8 @@ def tus_create():
     link = store.take_use(db, link)
     try:
         return tus.start(owner=service.owner_of(link), length=length,
-                         target={**link.target, "link": str(link.id)}, metadata=metadata,
-                         endpoint="links.tus_upload")
+                         target=service.target_of(link), metadata=metadata,
+                         endpoint="links.tus_upload", holder=f"link:{link.id}")
     except AvenueError:
         store.give_back(db, link)
         raise

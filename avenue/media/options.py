@@ -19,7 +19,9 @@ class UploadOptions:
 
     ``scope`` narrows deduplication (e.g. per owner and visibility: the same bytes uploaded
     by two users are two images); ``alt``, ``expires_at``, ``folder`` and ``tags`` are labels
-    the original's metadata carries only when given.
+    the original's metadata carries only when given. ``revive``: bytes that sit in the trash
+    bring that image back (its id, URLs and labels); False stores them as a new image and
+    leaves the trashed one as it is (an upload link only adds, avenue/links/service.py).
     """
 
     owner: str | None = None
@@ -30,6 +32,7 @@ class UploadOptions:
     expires_at: dt.datetime | None = None
     folder: str | None = None
     tags: tuple[str, ...] | None = None
+    revive: bool = True
 
     def labels(self) -> dict[str, Any]:
         """The labels given, as the original's metadata keeps them (tags as a list)."""

@@ -417,12 +417,15 @@ def _too_many(sku: str, have: int, adding: int, limit: int) -> UnprocessableCont
 
 def add_images(db: Database, sku: str, uploads: list[Upload], *, owner: str,
                settings: Settings,
-               near: dict[ObjectId, Sequence[Near] | None] | None = None) -> tuple[dict, list[dict]]:
+               near: dict[ObjectId, Sequence[Near] | None] | None = None,
+               add_only: bool = False) -> tuple[dict, list[dict]]:
     """Store uploads (all or nothing) and append them to the product within its limit.
 
     Returns the updated product and the references added (images the product already had
     are not added twice). ``near``, when given, receives each stored image's look-alikes
     among the product images (found by the store, as for a library upload), by image id.
+    ``add_only`` (an upload link's files): bytes that sit in the trash are stored as a new
+    image; the trashed one stays there.
     """
     limit = settings.max_images
     doc = get_product(db, sku)
@@ -439,7 +442,8 @@ def add_images(db: Database, sku: str, uploads: list[Upload], *, owner: str,
         return (updated, added), [image for image in images if image.id in added_ids]
 
     (updated, added), replaced = product_images(db).claim(
-        uploads, _ProductClaim(db, sku, push), kind="product", owner=owner, limits=settings.limits)
+        uploads, _ProductClaim(db, sku, push), kind="product", owner=owner, limits=settings.limits,
+        revive=not add_only)
     if replaced:
         updated = get_product(db, sku)
         added = [replaced[ref["id"]].ref() if ref["id"] in replaced else ref for ref in added]

@@ -6,7 +6,7 @@ oldest upload stays as it was after a delete until the sweep's reconciliation); 
 database's size; the embedded database's data folder (a walk of its few files); the legacy
 uploads folder as the last background sweep found it (:mod:`avenue.status.sweep`, with its
 age); the renditions on request against their byte budget, with the budget job's last
-eviction; the quota level.
+eviction; the bytes unfinished resumable uploads hold; the quota level.
 """
 
 from __future__ import annotations
@@ -21,7 +21,16 @@ from pymongo.errors import PyMongoError
 
 from avenue import opsruns
 from avenue.clock import isoformat
-from avenue.media import ALIASES, BUCKETS, TRASH, Document, has_chunk_index, media_counters, rendition_total
+from avenue.media import (
+    ALIASES,
+    BUCKETS,
+    TRASH,
+    Document,
+    has_chunk_index,
+    media_counters,
+    rendition_total,
+    resumable,
+)
 
 LIST_LIMIT = 100
 LEVELS = ((95, "emergency"), (85, "critical"), (70, "warning"))
@@ -167,6 +176,7 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
     database["unmeasured_because"] = _unmeasured_because(db, build, data_dir, stats)
     gridfs_bytes = sum(b["bytes"] for b in buckets.values())
     renditions = _renditions(db, config)
+    parked = resumable.parked(db)
     in_trash = held[TRASH]
     trash = {"files": in_trash["files"], "originals": in_trash["originals"], "bytes": in_trash["bytes"],
              "chunks": in_trash["chunks"], "days": config.get("AVENUE_TRASH_DAYS", 30)}
@@ -176,7 +186,8 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
         used = (stats.get("storageSize") or 0) + (stats.get("indexSize") or 0)
         source = "dbStats storageSize + indexSize"
     else:
-        used, source = gridfs_bytes + trash["bytes"] + renditions["bytes"], "GridFS file lengths"
+        used = gridfs_bytes + trash["bytes"] + renditions["bytes"] + parked["bytes"]
+        source = "GridFS file lengths"  # with the unfinished uploads' bytes
     quota_bytes = config.get("AVENUE_STORAGE_QUOTA_BYTES") or 0
     percent = round(100 * used / quota_bytes, 2) if quota_bytes > 0 else None
     if percent is None:
@@ -192,6 +203,8 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
         "trash": trash,
         # Renditions on request: derived, evicted past their budget (not in buckets or gridfs_bytes).
         "renditions": renditions,
+        # Unfinished resumable (tus) uploads: the bytes they parked (not in buckets or gridfs_bytes).
+        "resumable": parked,
         "database_size": database,
         "chunk_indexes": {"ok": not missing_indexes, "missing": missing_indexes,
                           "expected": {"files_id": 1, "n": 1}},

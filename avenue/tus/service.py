@@ -123,19 +123,22 @@ class Completed:
 
 def complete(db: Database, target: dict[str, Any], filename: str | None, data: bytes, *, owner: str,
              settings: Settings) -> Completed:
-    """Store a finished upload's bytes exactly as its target's multipart route does."""
+    """Store a finished upload's bytes exactly as its target's multipart route does; a target
+    that names an upload link (``link``) only adds: an image already there keeps its labels
+    and an image in the trash stays there (avenue/links/service.py)."""
     kind = target["kind"]
+    add_only = bool(target.get("link"))
     file = Upload(filename, data)
     if kind == "uploads":
         stored = uploads.upload(db, file, owner=owner, visibility=target["visibility"],
-                                limits=settings.limits)
+                                limits=settings.limits, add_only=add_only)
         return Completed(kind, stored.image, stored.created,
                          {"bucket": UPLOADS, "image_id": str(stored.image.id),
                           "visibility": target["visibility"], "filename": stored.image.filename,
                           "created": stored.created})
     if kind == "builder":
         stored = builder.upload_media(db, file, owner=owner, alt=target.get("alt"), limits=settings.limits,
-                                      folder=target.get("folder"), tags=target.get("tags"))
+                                      folder=target.get("folder"), tags=target.get("tags"), add_only=add_only)
         return Completed(kind, stored.image, stored.created,
                          {"bucket": BUILDER, "image_id": str(stored.image.id),
                           "filename": stored.image.filename, "created": stored.created})
@@ -143,7 +146,7 @@ def complete(db: Database, target: dict[str, Any], filename: str | None, data: b
         images = shop.store_temp_images(db, [file], owner=owner, settings=settings.shop())
         return Completed(kind, images[0], True, {"bucket": TEMP, "image_ids": [str(images[0].id)]})
     sku = target["sku"]
-    _, added = shop.add_images(db, sku, [file], owner=owner, settings=settings.shop())
+    _, added = shop.add_images(db, sku, [file], owner=owner, settings=settings.shop(), add_only=add_only)
     image = (shop.product_images(db).get(added[0]["id"]) if added
              else shop.product_images(db).find_by_content(hashlib.sha256(data).hexdigest()))
     return Completed(kind, image, bool(added),

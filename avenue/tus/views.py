@@ -110,7 +110,12 @@ def create():
 
 
 def declared_length(limit: int) -> int:
-    """The creation request's Upload-Length, at most ``limit`` (413) and not 0 (400)."""
+    """The creation request's Upload-Length, at most ``limit`` (413) and not 0 (400); 400
+    for the extensions this server does not list (deferred length, concatenation)."""
+    if "Upload-Concat" in request.headers:
+        raise BadRequest("Upload-Concat is not supported: this server does not offer the concatenation "
+                         "extension (see Tus-Extension); send the file as one upload.",
+                         code="concatenation_not_supported")
     if "Upload-Defer-Length" in request.headers:
         raise BadRequest("Send Upload-Length: this server needs the size up front.",
                          code="invalid_upload_length")
@@ -128,13 +133,22 @@ def _size(limit: int) -> str:
     return f"{limit // mib} MB" if limit >= mib and limit % mib == 0 else f"{limit:,} bytes"
 
 
+def caps() -> resumable.Caps:
+    """What one user, or one upload link, may have unfinished at once."""
+    config = current_app.config
+    return resumable.Caps(uploads=config["AVENUE_TUS_MAX_OPEN_UPLOADS"],
+                          bytes=config["AVENUE_TUS_MAX_OPEN_BYTES"])
+
+
 def start(*, owner: str, length: int, target: dict[str, Any], metadata: dict[str, str],
-          endpoint: str) -> Response:
+          endpoint: str, holder: str | None = None) -> Response:
     """Create the upload and answer the creation request; its URL is ``endpoint``'s (the
-    route the same caller continues it on: /api/tus, or an upload link's)."""
+    route the same caller continues it on: /api/tus, or an upload link's). ``holder``: whom
+    it counts against (:func:`caps`; the owner unless an upload link's)."""
     upload = resumable.create(get_db(), owner=owner, length=length, target=target,
                               filename=service.filename_of(metadata), filetype=service.filetype_of(metadata),
-                              lifetime_seconds=current_app.config["AVENUE_TUS_EXPIRY_SECONDS"])
+                              lifetime_seconds=current_app.config["AVENUE_TUS_EXPIRY_SECONDS"],
+                              holder=holder, caps=caps())
     response = Response(status=201)
     response.headers["Location"] = url_for(endpoint, upload_id=upload.id, _external=True)
     response.headers["Upload-Expires"] = _http_date(upload.expires_at)
@@ -234,8 +248,15 @@ def receive(find: Callable[[], resumable.Resumable], *, refused: Callable[[], No
     at = _integer("Upload-Offset")
     checksum = _checksum()
     upload = find()
+    config = current_app.config  # the floor never above what one PATCH may carry
+    floor = min(config["AVENUE_TUS_MIN_CHUNK_BYTES"], config["AVENUE_TUS_CHUNK_MAX_BYTES"])
+    sent = request.content_length
+    if sent is not None and at + sent < upload.length and sent < floor:
+        # Refused before a byte is read; a body that stops short is checked again as it is stored.
+        raise resumable.ChunkTooSmall(f"A PATCH that does not finish the upload brings at least {floor:,} "
+                                      f"bytes; this one sends {sent:,}.", min_bytes=floor)
     db = get_db()
-    upload = resumable.append(db, upload, at, _Body(request.stream), checksum=checksum)
+    upload = resumable.append(db, upload, at, _Body(request.stream), checksum=checksum, min_bytes=floor)
     if upload.state == resumable.COMPLETING:
         upload = _complete(upload, refused=refused, **audited)
     return _offset_headers(Response(status=204), upload)

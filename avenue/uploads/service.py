@@ -49,11 +49,12 @@ def parse_visibility(value: str | None) -> str:
     return value
 
 
-def upload(db: Database, file: Upload, *, owner: str, visibility: str, limits: Limits) -> Stored:
+def upload(db: Database, file: Upload, *, owner: str, visibility: str, limits: Limits,
+           add_only: bool = False) -> Stored:
     """Store one image for ``owner``; an identical earlier upload (same owner and visibility)
-    is returned instead of a copy."""
+    is returned instead of a copy (``add_only``: never one from the trash, which stays there)."""
     return library(db).store(file, owner=owner, limits=limits, kind="upload",
-                             scope=f"{owner}:{visibility}", visibility=visibility)
+                             scope=f"{owner}:{visibility}", visibility=visibility, revive=not add_only)
 
 
 def list_uploads(db: Database, window: Window, *, user_id: str, is_admin: bool,

@@ -19,6 +19,7 @@ from tests.helpers import bucket_snapshot, image_bytes
 from tests.support import tus
 
 PHOTO = "good/photo_12mp.jpg"
+PIECE = 256 * 1024  # AVENUE_TUS_MIN_CHUNK_BYTES's default: the fewest bytes a PATCH short of the end brings
 
 
 @pytest.fixture
@@ -173,12 +174,12 @@ def test_a_temp_upload_is_a_temp_image(client, admin, photo):
 
 def test_a_patch_at_the_wrong_offset_is_409_and_changes_nothing(client, user, photo, db):
     url = tus.created(client, user, len(photo))
-    assert tus.patch(client, user, url, 0, photo[:1000]).status_code == 204
-    for wrong in (0, 999, 1001):
-        response = tus.patch(client, user, url, wrong, photo[wrong:wrong + 1000])
+    assert tus.patch(client, user, url, 0, photo[:PIECE]).status_code == 204
+    for wrong in (0, PIECE - 1, PIECE + 1):
+        response = tus.patch(client, user, url, wrong, photo[wrong:wrong + PIECE])
         assert response.status_code == 409
         assert response.get_json()["error"]["code"] == "offset_mismatch"
-    assert tus.head(client, user, url).headers["Upload-Offset"] == "1000"
+    assert tus.head(client, user, url).headers["Upload-Offset"] == str(PIECE)
     assert uploads_held(db) == (1, 1)
 
 
@@ -187,12 +188,12 @@ def test_a_patch_while_another_request_holds_the_upload_is_409(client, user, pho
     upload_id = url.rsplit("/", 1)[-1]
     lease = {"token": "another-writer", "until": now() + dt.timedelta(seconds=30)}
     db[resumable.UPLOADS].update_one({"_id": upload_id}, {"$set": {"lease": lease}})
-    response = tus.patch(client, user, url, 0, photo[:1000])
+    response = tus.patch(client, user, url, 0, photo[:PIECE])
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "upload_busy"
     # A lapsed lease (its writer died) frees the upload.
     db[resumable.UPLOADS].update_one({"_id": upload_id},
                                      {"$set": {"lease.until": now() - dt.timedelta(seconds=1)}})
-    assert tus.patch(client, user, url, 0, photo[:1000]).status_code == 204
+    assert tus.patch(client, user, url, 0, photo[:PIECE]).status_code == 204
 
 
 def test_a_completion_longer_than_the_lease_keeps_it_and_a_retried_patch_is_409(client, user, photo, db,
@@ -261,7 +262,7 @@ def test_a_patch_without_the_offset_content_type_is_415(client, user, photo):
 def test_a_finished_file_that_is_not_an_image_is_refused_and_leaves_nothing(client, user, db):
     before = bucket_snapshot(db)
     text = b"this is not an image at all " * 100
-    url, last = tus.send(client, user, text, chunk=1000, filename="notes.jpg")
+    url, last = tus.send(client, user, text, filename="notes.jpg")
     assert last.status_code == 415
     assert last.get_json()["error"]["code"] == "unsupported_type"
     assert tus.head(client, user, url).status_code == 404
@@ -282,7 +283,7 @@ def test_a_finished_product_upload_refused_for_room_leaves_nothing(client, admin
 
 def test_a_checksum_that_does_not_match_is_460_and_keeps_nothing(client, user, photo, db):
     url = tus.created(client, user, len(photo))
-    piece = photo[:5000]
+    piece = photo[:PIECE]
     wrong = b64encode(hashlib.sha1(b"other").digest()).decode()
     response = tus.patch(client, user, url, 0, piece, **{"Upload-Checksum": f"sha1 {wrong}"})
     assert response.status_code == 460
@@ -291,7 +292,7 @@ def test_a_checksum_that_does_not_match_is_460_and_keeps_nothing(client, user, p
     assert uploads_held(db) == (1, 0)
     right = b64encode(hashlib.sha256(piece).digest()).decode()
     assert tus.patch(client, user, url, 0, piece, **{"Upload-Checksum": f"sha256 {right}"}).status_code == 204
-    assert tus.patch(client, user, url, 5000, b"x", **{"Upload-Checksum": "crc32 AAAA"}).status_code == 400
+    assert tus.patch(client, user, url, PIECE, b"x", **{"Upload-Checksum": "crc32 AAAA"}).status_code == 400
 
 
 def test_a_body_cut_off_keeps_the_bytes_that_arrived(client, user, photo, db):
@@ -365,19 +366,19 @@ def test_an_expired_upload_is_410_and_gc_removes_it_and_its_bytes(client, user, 
 
 def test_gc_keeps_an_upload_that_has_not_expired(client, user, photo, db):
     url = tus.created(client, user, len(photo))
-    assert tus.patch(client, user, url, 0, photo[:1000]).status_code == 204
+    assert tus.patch(client, user, url, 0, photo[:PIECE]).status_code == 204
     assert collect_garbage(db).counts == {}
     assert uploads_held(db) == (1, 1)
 
 
 def test_method_override_carries_patch_head_and_delete_over_post(client, user, photo):
     url = tus.created(client, user, len(photo))
-    patched = client.post(url, data=photo[:100], headers={**tus.VERSION, **user, "Upload-Offset": "0",
-                                                          "Content-Type": tus.OFFSET_TYPE,
-                                                          "X-HTTP-Method-Override": "PATCH"})
-    assert patched.status_code == 204 and patched.headers["Upload-Offset"] == "100"
+    patched = client.post(url, data=photo[:PIECE], headers={**tus.VERSION, **user, "Upload-Offset": "0",
+                                                            "Content-Type": tus.OFFSET_TYPE,
+                                                            "X-HTTP-Method-Override": "PATCH"})
+    assert patched.status_code == 204 and patched.headers["Upload-Offset"] == str(PIECE)
     head = client.post(url, headers={**tus.VERSION, **user, "X-HTTP-Method-Override": "HEAD"})
-    assert head.headers["Upload-Offset"] == "100"
+    assert head.headers["Upload-Offset"] == str(PIECE)
     assert client.post(url, headers={**tus.VERSION, **user}).status_code == 400
     deleted = client.post(url, headers={**tus.VERSION, **user, "X-HTTP-Method-Override": "DELETE"})
     assert deleted.status_code == 204
@@ -419,3 +420,88 @@ def test_of_two_writes_at_one_offset_at_once_one_wins_and_the_other_is_409(db):
     assert resumable.read_all(db, late) == b"a" * 1000 + b"c" * 2000
     with pytest.raises(resumable.OffsetMismatch):
         resumable.append(db, done, 0, io.BytesIO(b"b" * 1000))
+
+
+# --- what one holder may park ---------------------------------------------------------------
+
+
+def test_a_patch_short_of_the_end_below_the_floor_is_400_and_keeps_nothing(client, user, photo, db):
+    url = tus.created(client, user, len(photo))
+    for size in (1, PIECE - 1):
+        response = tus.patch(client, user, url, 0, photo[:size])
+        assert response.status_code == 400 and response.get_json()["error"]["code"] == "chunk_too_small"
+    assert tus.head(client, user, url).headers["Upload-Offset"] == "0"
+    assert uploads_held(db) == (1, 0)
+    assert tus.patch(client, user, url, 0, photo[:PIECE]).status_code == 204
+    last = tus.patch(client, user, url, PIECE, photo[PIECE:])  # the final piece may be any size
+    assert last.status_code == 204 and last.headers["Avenue-Image-Id"]
+
+
+def test_a_body_cut_off_below_the_floor_keeps_nothing(client, user, photo, db):
+    url = tus.created(client, user, len(photo))
+    sent = {**tus.VERSION, **user, "Upload-Offset": "0", "Content-Type": tus.OFFSET_TYPE}
+    response = client.patch(url, input_stream=io.BytesIO(photo[:1000]), headers=sent)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "chunk_too_small"
+    assert uploads_held(db) == (1, 0)
+
+
+def test_a_user_has_at_most_the_configured_unfinished_uploads_then_429(app_factory, auth, photo):
+    app = app_factory(AVENUE_TUS_MAX_OPEN_UPLOADS=2)
+    client, user = app.test_client(), auth.token("ops")
+    first = tus.created(client, user, len(photo))
+    tus.created(client, user, len(photo))
+    third = tus.create(client, user, len(photo))
+    assert third.status_code == 429 and third.get_json()["error"]["code"] == "too_many_open_uploads"
+    assert int(third.headers["Retry-After"]) > 0
+    assert tus.patch(client, user, first, 0, photo).status_code == 204  # a finished one frees its place
+    assert tus.create(client, user, len(photo)).status_code == 201
+    other = auth.token("ops")  # per user: another user is not held up
+    assert tus.create(client, other, len(photo)).status_code == 201
+
+
+def test_a_users_unfinished_uploads_declare_at_most_the_configured_bytes_then_413(app_factory, auth, photo):
+    app = app_factory(AVENUE_TUS_MAX_OPEN_BYTES=2 * len(photo))
+    client, user = app.test_client(), auth.token("ops")
+    tus.created(client, user, len(photo))
+    tus.created(client, user, len(photo))
+    over = tus.create(client, user, 1)
+    assert over.status_code == 413 and over.get_json()["error"]["code"] == "open_uploads_too_large"
+    assert over.get_json()["error"]["open_bytes"] == 2 * len(photo)
+
+
+def test_an_expired_upload_no_longer_counts_and_the_apps_collector_removes_its_bytes(app_factory, auth, photo,
+                                                                                    db):
+    from avenue.tus import collector
+
+    app = app_factory(AVENUE_TUS_MAX_OPEN_UPLOADS=1)
+    client, user = app.test_client(), auth.token("ops")
+    url = tus.created(client, user, len(photo))
+    assert tus.patch(client, user, url, 0, photo[:PIECE]).status_code == 204
+    assert tus.create(client, user, len(photo)).status_code == 429
+    past = now() - dt.timedelta(seconds=1)
+    db[resumable.UPLOADS].update_many({}, {"$set": {"expires_at": past}})
+    db[resumable.CHUNKS].update_many({}, {"$set": {"expires_at": past}})
+    with app.app_context():
+        from avenue.db import get_db
+
+        removed = collector.collect(get_db())
+    assert len(removed.uploads) == 1 and removed.bytes == PIECE
+    assert uploads_held(db) == (0, 0)
+    assert tus.create(client, user, len(photo)).status_code == 201
+
+
+def test_upload_concat_is_refused_as_unsupported(client, user, db):
+    for value in ("partial", "final;/api/tus/a /api/tus/b"):
+        response = client.post(tus.TUS, headers={**tus.VERSION, **user, "Upload-Length": "1000",
+                                                 "Upload-Concat": value})
+        assert response.status_code == 400
+        assert response.get_json()["error"]["code"] == "concatenation_not_supported"
+    assert "concatenation" not in client.options(tus.TUS).headers["Tus-Extension"]
+    assert uploads_held(db) == (0, 0)
+
+
+def test_storage_status_counts_the_bytes_unfinished_uploads_hold(client, user, auth, photo):
+    url = tus.created(client, user, len(photo))
+    assert tus.patch(client, user, url, 0, photo[:PIECE]).status_code == 204
+    report = client.get("/api/shop/debug/storage-status", headers=auth.token("ops")).get_json()
+    assert report["resumable"] == {"uploads": 1, "bytes": PIECE}

@@ -233,7 +233,8 @@ def test_a_wrong_or_missing_secret_is_401_and_stores_nothing(client, editor, db)
     assert image_count(db) == 0
 
 
-def test_guessing_secrets_is_429_once_the_address_used_up_its_failures(app_factory):
+def test_guessing_secrets_is_429_once_the_address_used_up_its_failures_but_the_right_one_passes(
+        app_factory):
     app = app_factory(RATELIMIT_ENABLED=True, AVENUE_UPLOAD_LINK_GUESS_LIMIT="3/minute")
     client = app.test_client()
     from tests.helpers import Auth
@@ -243,7 +244,9 @@ def test_guessing_secrets_is_429_once_the_address_used_up_its_failures(app_facto
         assert send(client, "avl_guess").status_code == 401
     refused = send(client, "avl_guess")
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
-    assert send(client, answer["secret"]).status_code == 429  # the address, not the guess
+    assert send(client, "avl_another_guess").status_code == 429  # the address, whatever it guesses
+    # The right secret is never locked out: a lookup that opens a link passes whatever was guessed.
+    assert send(client, answer["secret"]).status_code == 201
 
 
 def test_a_link_opens_its_own_target_and_no_other(client, admin, db):
@@ -341,7 +344,7 @@ def test_a_link_holder_is_anonymous_everywhere_else(client, editor, method, path
 # --- tus through a link ---------------------------------------------------------------------
 
 
-def link_tus(client, secret: str, data: bytes, chunk: int = 40_000, **fields):
+def link_tus(client, secret: str, data: bytes, chunk: int = 256 * 1024, **fields):
     """A whole tus upload through the link: (its path, the last PATCH's response)."""
     headers = holding(secret)
     sent = {**tus.VERSION, **headers, "Upload-Length": str(len(data))}
@@ -451,3 +454,85 @@ def test_every_holder_answer_is_counted_and_carries_a_request_id(client, auth):
         assert len(answer.headers["X-Request-ID"]) >= 16
     assert answers[1].get_json()["error"]["request_id"] == answers[1].headers["X-Request-ID"]
     assert {status: count(status) - before[status] for status in before} == {"201": 1, "401": 1, "415": 1}
+
+
+# --- a link only adds -----------------------------------------------------------------------
+
+
+def library_upload(client, editor, name: str = PHOTO, **fields) -> dict:
+    """An editor's library upload of ``name`` with ``fields`` (alt, folder, tags)."""
+    response = client.post("/api/builder/media", headers=editor, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(image_bytes(name)), "editors-name.jpg"), **fields})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def holder_sends(client, secret: str, how: str, name: str = PHOTO):
+    """A holder's file by multipart or tus: (status, the image id it became)."""
+    if how == "multipart":
+        response = send(client, secret, name)
+        body = response.get_json()
+        return response.status_code, (body.get("image") or {}).get("id")
+    _, last = link_tus(client, secret, image_bytes(name), filename="holders-name.jpg")
+    return last.status_code, last.headers.get("Avenue-Image-Id")
+
+
+@pytest.mark.parametrize("how", ["multipart", "tus"])
+def test_a_link_upload_of_an_existing_image_changes_none_of_its_labels(client, editor, how):
+    mine = library_upload(client, editor, alt="The editor's words", folder="/catalogue", tags="lamp,red")
+    answer = created(client, editor, target={"kind": "builder", "folder": "/suppliers", "tags": ["acme"],
+                                             "alt": "Supplier text"})
+    status, image_id = holder_sends(client, answer["secret"], how)
+    assert status in (200, 204) and image_id == mine["id"]
+    media = client.get(f"/api/builder/media/{mine['id']}", headers=editor).get_json()
+    labels = (media["alt"], media["folder"], media["tags"])
+    assert labels == ("The editor's words", "/catalogue", ["lamp", "red"])
+    assert media["filename"] == mine["filename"]
+
+
+def test_a_links_answer_shows_none_of_the_existing_images_private_fields(client, editor):
+    mine = library_upload(client, editor, alt="The editor's words", folder="/catalogue", tags="lamp")
+    answer = created(client, editor, target={"kind": "builder"})
+    response = send(client, answer["secret"])
+    assert response.status_code == 200 and response.get_json()["created"] is False
+    image = response.get_json()["image"]
+    assert set(image) == {"id", "url", "variants", "content_type", "width", "height", "bytes", "sha256",
+                          "visibility"}
+    assert image["id"] == mine["id"]
+    for private in ("filename", "alt", "owner", "folder", "tags", "edits", "near_duplicates"):
+        assert private not in image
+    assert "editors-name" not in response.get_data(as_text=True)
+    assert "editor's words" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("how", ["multipart", "tus"])
+@pytest.mark.parametrize("kind", ["builder", "uploads"])
+def test_a_link_upload_never_brings_an_image_back_from_the_trash(client, editor, admin, how, kind):
+    if kind == "builder":
+        trashed = library_upload(client, editor)
+        removed = client.delete(f"/api/builder/media/{trashed['id']}", headers=editor)
+    else:
+        trashed = client.post("/api/uploads", headers=editor, content_type="multipart/form-data",
+                              data={"file": (io.BytesIO(image_bytes(PHOTO)), "mine.jpg"),
+                                    "visibility": "public"}).get_json()
+        removed = client.delete(f"/api/uploads/{trashed['id']}", headers=editor)
+    assert removed.status_code == 204
+    target = {"kind": kind, **({"visibility": "public"} if kind == "uploads" else {})}
+    answer = created(client, editor, target=target)
+    status, image_id = holder_sends(client, answer["secret"], how)
+    assert status in (201, 204) and image_id != trashed["id"]
+    assert client.get(f"/api/trash/{trashed['id']}", headers=admin).status_code == 200
+    assert client.get(trashed["url"]).status_code == 404
+
+
+def test_a_links_unfinished_tus_uploads_are_capped_per_link_not_against_its_creator(app_factory, auth):
+    app = app_factory(AVENUE_TUS_MAX_OPEN_UPLOADS=1)
+    client, editor = app.test_client(), auth.token("editor")
+    secret = created(client, editor, max_uses=3)["secret"]
+    start = {**tus.VERSION, **holding(secret), "Upload-Length": "1000"}
+    assert client.post(LINK_TUS, headers=start).status_code == 201
+    second = client.post(LINK_TUS, headers=start)
+    assert second.status_code == 429 and error_code(second) == "too_many_open_uploads"
+    assert tus.create(client, editor, 1000).status_code == 201  # the creator's own uploads are not held up
+    other = created(client, editor)["secret"]
+    assert client.post(LINK_TUS, headers={**start, **holding(other)}).status_code == 201

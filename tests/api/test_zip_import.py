@@ -45,7 +45,8 @@ def test_an_archive_goes_into_the_library_with_its_folders_and_a_report(client, 
     assert report["target"] == "library" and report["bucket"] == BUILDER
     assert outcomes(report) == {"summer/beach/a.jpg": "imported", "b.png": "imported", "notes.txt": "skipped"}
     assert report["counts"] == {"imported": 2, "already_there": 0, "skipped": 1, "unknown_sku": 0,
-                                "unmatched_name": 0, "refused": 0}
+                                "unmatched_name": 0, "refused": 0, "not_imported": 0}
+    assert report["complete"] is True
     by_name = {entry["name"]: entry for entry in report["entries"]}
     media = client.get(f"/api/builder/media/{by_name['summer/beach/a.jpg']['id']}", headers=editor).get_json()
     assert media["folder"] == "/summer/beach" and media["filename"] == "a.jpg" and media["variants"]
@@ -215,3 +216,46 @@ def test_the_cli_refuses_a_zip_bomb_and_stores_nothing(runner, db, tmp_path):
     result = runner.invoke(args=["import-zip", str(path), "--target", "library"])
     assert result.exit_code == 1 and "zip_ratio_too_high" in result.output
     assert bucket_snapshot(db) == before
+
+
+# --- the deadline --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def slow_clock(monkeypatch):
+    """The import's clock moved 10 s each time it is read: the deadline passes after a few entries."""
+    from avenue.bulk import service
+
+    reads = [0]
+
+    def tick() -> float:
+        reads[0] += 1
+        return reads[0] * 10.0
+
+    monkeypatch.setattr(service, "clock", tick, raising=False)
+
+
+@pytest.mark.parametrize("target", ["library", "products"])
+def test_entries_not_reached_by_the_deadline_are_listed_and_a_re_run_imports_them(app_factory, slow_clock,
+                                                                                  target, db):
+    app = app_factory(AVENUE_ZIP_MAX_SECONDS=15)  # until 10 + 15 s: entries checked at 20 s, 30 s (passed)
+    client, admin = app.test_client(), Auth(app).token("admin")
+    if target == "products":
+        create_product(client, admin, "LAMP")
+        names, url = ["LAMP_1.jpg", "LAMP_2.png", "LAMP_3.jpg"], PRODUCTS_URL
+    else:
+        names, url = ["a.jpg", "b.png", "c.jpg"], LIBRARY_URL
+    archive = make_zip(list(zip(names, (PHOTO, OTHER, THIRD), strict=True)))
+    first = send(client, url, archive, admin).get_json()
+    assert first["complete"] is False
+    assert outcomes(first) == {names[0]: "imported", names[1]: "not_imported", names[2]: "not_imported"}
+    assert {entry.get("reason") for entry in first["entries"][1:]} == {"deadline"}
+    assert first["counts"]["not_imported"] == 2
+    app.config["AVENUE_ZIP_MAX_SECONDS"] = 10_000
+    again = send(client, url, archive, admin).get_json()
+    assert again["complete"] is True
+    assert outcomes(again) == {names[0]: "already_there", names[1]: "imported", names[2]: "imported"}
+    if target == "products":
+        assert len(product_image_ids(client, "LAMP")) == 3
+    else:
+        assert db[f"{BUILDER}.files"].count_documents({"metadata.role": "original"}) == 3

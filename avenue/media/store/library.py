@@ -274,21 +274,22 @@ class Library:
     def store(self, upload: Upload, *, owner: str | None = None, limits: Limits | None = None,
               kind: str = "upload", scope: str = "", visibility: str = "public",
               alt: str | None = None, expires_at: dt.datetime | None = None,
-              folder: str | None = None, tags: list[str] | None = None) -> Stored:
-        """Validate one image by content and store it (deduplicated) with its variants."""
+              folder: str | None = None, tags: list[str] | None = None, revive: bool = True) -> Stored:
+        """Validate one image by content and store it (deduplicated) with its variants
+        (``revive``: :class:`UploadOptions`'s)."""
         options = UploadOptions(owner, kind, scope, visibility, alt, expires_at, folder,
-                                None if tags is None else tuple(tags))
+                                None if tags is None else tuple(tags), revive)
         return self.store_with([upload], options, limits=limits)[0]
 
     def store_many(self, uploads: Sequence[Upload], *, owner: str | None = None,
                    limits: Limits | None = None, kind: str = "upload", scope: str = "",
                    visibility: str = "public", alt: str | None = None,
                    expires_at: dt.datetime | None = None, folder: str | None = None,
-                   tags: list[str] | None = None) -> list[Stored]:
+                   tags: list[str] | None = None, revive: bool = True) -> list[Stored]:
         """Store every upload or none (all are validated before the first byte is written);
         ``folder`` and ``tags`` label builder library media."""
         options = UploadOptions(owner, kind, scope, visibility, alt, expires_at, folder,
-                                None if tags is None else tuple(tags))
+                                None if tags is None else tuple(tags), revive)
         return self.store_with(uploads, options, limits=limits)
 
     def store_with(self, uploads: Sequence[Upload], options: UploadOptions, *,
@@ -539,7 +540,8 @@ class Library:
     # --- claiming ------------------------------------------------------------------------
 
     def claim(self, sources: Sequence[Upload | Image], claimant: Claimant[T], *, kind: str,
-              owner: str | None = None, limits: Limits | None = None) -> tuple[T, dict[ObjectId, Image]]:
+              owner: str | None = None, limits: Limits | None = None,
+              revive: bool = True) -> tuple[T, dict[ObjectId, Image]]:
         """Bring ``sources`` into this bucket and let ``claimant`` attach them, safely.
 
         ``sources`` are all uploads (stored here, all or nothing) or all images of another
@@ -549,11 +551,11 @@ class Library:
         "delete if nothing refers to it") and the sources stay. Then each attached image that
         a concurrent delete removed meanwhile is brought in again from its source and handed
         to ``claimant.repoint(old, new)``. Returns ``attach``'s result and the replacements by
-        old id.
+        old id. ``revive``: :class:`UploadOptions`'s, for uploads.
         """
         if all(isinstance(s, Upload) for s in sources):
             stored = self.store_many([s for s in sources if isinstance(s, Upload)], owner=owner,
-                                     limits=limits, kind=kind)
+                                     limits=limits, kind=kind, revive=revive)
         else:
             stored = [self.bring(s, kind=kind, keep_source=True) for s in sources if isinstance(s, Image)]
         try:
@@ -570,7 +572,7 @@ class Library:
             for image in attached:
                 if image.id in present:
                     continue
-                fresh = self._again(source_of[image.id], kind=kind, owner=owner, limits=limits)
+                fresh = self._again(source_of[image.id], kind=kind, owner=owner, limits=limits, revive=revive)
                 claimant.repoint(image, fresh)
                 replaced[image.id] = fresh
         for source in sources:
@@ -579,7 +581,7 @@ class Library:
         return result, replaced
 
     def _again(self, source: Upload | Image, *, kind: str, owner: str | None,
-               limits: Limits | None) -> Image:
+               limits: Limits | None, revive: bool = True) -> Image:
         """Store a source once more after its first copy here was deleted: rendered again
         from its bytes under a new id, so no URL of the deleted file ever names it."""
         if isinstance(source, Image):
@@ -588,7 +590,7 @@ class Library:
         stream = source.stream
         if hasattr(stream, "seek"):
             stream.seek(0)
-        return self.store(source, owner=owner, kind=kind, limits=limits).image
+        return self.store(source, owner=owner, kind=kind, limits=limits, revive=revive).image
 
 
 @dataclass(frozen=True)

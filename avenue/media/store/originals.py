@@ -119,7 +119,8 @@ def dedupe_key(source_sha256: str, scope: str = "") -> str:
     return f"{scope}:{source_sha256}" if scope else source_sha256
 
 
-def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limits, scope: str) -> Ready:
+def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limits, scope: str,
+              revive: bool = True) -> Ready:
     filename = sanitize_filename(upload.filename)
     try:
         data = pipeline.read(upload.stream, limits)
@@ -128,7 +129,7 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         if existing is not None:
             count_upload("duplicate", (existing.get("metadata") or {}).get("format"))
             return Ready(filename, key, existing=existing)
-        trashed = trash.find(db, bucket, key)
+        trashed = trash.find(db, bucket, key) if revive else None
         if trashed is not None:
             count_upload("duplicate", (trashed.get("metadata") or {}).get("format"))
             return Ready(filename, key, trashed=trashed)
@@ -259,7 +260,7 @@ def validate_all(db: Database[Document], bucket: str, uploads: list[Upload], opt
     """:func:`store_all`'s first step: every upload read and validated (or found stored
     already), nothing written; the first refusal raises."""
     limits = limits or Limits()
-    return [_validate(db, bucket, upload, limits, options.scope) for upload in uploads]
+    return [_validate(db, bucket, upload, limits, options.scope, options.revive) for upload in uploads]
 
 
 def write_all(db: Database[Document], bucket: str, readies: list[Ready],

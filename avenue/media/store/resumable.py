@@ -31,12 +31,19 @@ Write order, and why concurrent requests are safe without transactions:
    renewing and leaves ``completing`` with a lapsing lease: an empty PATCH at the final offset
    completes it again (the store deduplicates, so a second completion finds the first one's
    image).
-4. Termination deletes the state document first (the upload is 404 at once), then the pieces.
+4. Creation counts what the holder (a user, or an upload link) has unfinished: its open
+   uploads and their declared bytes, against :class:`Caps` (429, 413 past them), then inserts.
+   Two creations at the same moment may both pass the count: the excess is bounded by the
+   requests in flight, and the upload rate limit bounds those. A PATCH that does not reach the
+   end keeps its bytes only when they are at least ``min_bytes`` (else none of them), so one
+   piece document always holds a worthwhile number of bytes.
+5. Termination deletes the state document first (the upload is 404 at once), then the pieces.
    Every document carries the upload's ``expires_at``: an expired upload answers 410 and takes
    no more bytes, and gc (:func:`collect_expired`) removes expired uploads and every expired
-   piece, so a crash between the two deletes leaves pieces for at most the upload's lifetime.
+   piece, so a crash between the two deletes leaves pieces for at most the upload's lifetime;
+   so does every app server worker, every ``COLLECT_SECONDS`` (``avenue/tus/collector.py``).
    (Not a TTL index: gc reports what it removed, and an expired upload stays a clear 410
-   rather than a 404 until gc runs.)
+   rather than a 404 until it is collected.)
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import as_utc, now
-from avenue.errors import AvenueError, Conflict, ImageTooLarge, NotFound
+from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotFound, RateLimited
 from avenue.leases import Lease
 from avenue.media.records import Document
 
@@ -104,6 +111,33 @@ class ChecksumMismatch(AvenueError):
 
 class ExceedsLength(ImageTooLarge):
     code = "exceeds_upload_length"
+
+
+class TooManyOpen(RateLimited):
+    """The holder has as many unfinished uploads as it may."""
+
+    code = "too_many_open_uploads"
+
+
+class OpenBytesExceeded(ImageTooLarge):
+    """The holder's unfinished uploads would declare more bytes than it may park."""
+
+    code = "open_uploads_too_large"
+
+
+class ChunkTooSmall(BadRequest):
+    """A PATCH that does not finish the upload brought fewer bytes than the floor."""
+
+    code = "chunk_too_small"
+
+
+@dataclass(frozen=True)
+class Caps:
+    """What one holder (a user, or an upload link) may have unfinished at once: ``uploads``
+    open uploads declaring at most ``bytes`` together (what they may park here)."""
+
+    uploads: int
+    bytes: int
 
 
 @dataclass(frozen=True)
@@ -156,7 +190,8 @@ def indexes() -> dict[str, list[IndexModel]]:
     """The collections' indexes: pieces by upload and offset (unique: two writers cannot both
     hold one offset) and by writer (a failed request's own), and expiry for gc."""
     expiry = IndexModel([("expires_at", ASCENDING)], name="expires_at")
-    return {UPLOADS: [expiry],
+    holder = IndexModel([("holder", ASCENDING), ("expires_at", ASCENDING)], name="holder_expires_at")
+    return {UPLOADS: [expiry, holder],
             CHUNKS: [IndexModel([("upload_id", ASCENDING), ("offset", ASCENDING)], unique=True,
                                 name="upload_offset_unique"),
                      IndexModel([("upload_id", ASCENDING), ("writer", ASCENDING)], name="upload_writer"),
@@ -168,12 +203,41 @@ def ensure_indexes(db: Database[Document]) -> None:
         db[name].create_indexes(models)
 
 
+def unfinished(db: Database[Document], holder: str, at: dt.datetime) -> list[Document]:
+    """The holder's uploads not finished and not expired (their lengths and expiries)."""
+    return list(db[UPLOADS].find({"holder": holder, "expires_at": {"$gt": at}, "state": {"$ne": DONE}},
+                                 {"length": 1, "expires_at": 1}))
+
+
+def _check_room(db: Database[Document], holder: str, length: int, caps: Caps, at: dt.datetime) -> None:
+    """429 when ``holder`` has ``caps.uploads`` unfinished uploads, 413 when one more of
+    ``length`` bytes would declare more than ``caps.bytes`` together."""
+    open_ = unfinished(db, holder, at)
+    if len(open_) >= caps.uploads:
+        first_free = min(as_utc(doc["expires_at"]) for doc in open_)
+        raise TooManyOpen(f"{len(open_)} resumable uploads are unfinished, the most one may have at once; "
+                          "finish or terminate one first.", limit=caps.uploads,
+                          retry_after=max(1, int((first_free - at).total_seconds()) + 1))
+    parked = sum(int(doc["length"]) for doc in open_)
+    if parked + length > caps.bytes:
+        raise OpenBytesExceeded(f"Unfinished resumable uploads may declare {caps.bytes:,} bytes together; "
+                                f"{parked:,} are declared already. Finish or terminate one first.",
+                                limit_bytes=caps.bytes, open_bytes=parked)
+
+
 def create(db: Database[Document], *, owner: str, length: int, target: dict[str, Any],
            filename: str | None, filetype: str | None, lifetime_seconds: int,
+           holder: str | None = None, caps: Caps | None = None,
            at: dt.datetime | None = None) -> Resumable:
-    """A new, empty upload of ``length`` bytes for ``owner``, expiring ``lifetime_seconds`` from now."""
+    """A new, empty upload of ``length`` bytes for ``owner``, expiring ``lifetime_seconds`` from
+    now; ``holder`` (who it counts against: ``user:<id>``, ``link:<id>``; the owner's by
+    default) within ``caps`` (429 / 413 past them)."""
     created = at or now()
-    doc: Document = {"_id": secrets.token_urlsafe(18), "owner": owner, "length": length, "offset": 0,
+    holder = holder or f"user:{owner}"
+    if caps is not None:
+        _check_room(db, holder, length, caps, created)
+    doc: Document = {"_id": secrets.token_urlsafe(18), "owner": owner, "holder": holder, "length": length,
+                     "offset": 0,
                      "target": target, "filename": filename, "filetype": filetype, "created_at": created,
                      "expires_at": created + dt.timedelta(seconds=lifetime_seconds), "state": OPEN,
                      "lease": None, "result": None}
@@ -244,11 +308,12 @@ def _insert_piece(db: Database[Document], upload: Resumable, offset: int, data: 
 
 
 def append(db: Database[Document], upload: Resumable, offset: int, body: BinaryIO, *,
-           checksum: tuple[str, bytes] | None = None) -> Resumable:
+           checksum: tuple[str, bytes] | None = None, min_bytes: int = 0) -> Resumable:
     """Write the bytes ``body`` yields at ``offset`` and move the offset past them.
 
     409 when ``offset`` is not the upload's (or another request holds it), 413 past the
-    declared length, 460 when ``checksum`` (algorithm, digest) does not match (nothing kept).
+    declared length, 460 when ``checksum`` (algorithm, digest) does not match (nothing kept),
+    400 when the bytes stop short of the end and are fewer than ``min_bytes`` (nothing kept).
     A body that ends early (a client cut off) keeps what arrived. An upload this request
     completes comes back in state ``completing``, its lease still held: the caller stores it
     and calls :func:`finish` or :func:`discard`.
@@ -262,6 +327,10 @@ def append(db: Database[Document], upload: Resumable, offset: int, body: BinaryI
     upload = _take_lease(db, upload, offset, token)
     try:
         written = _write_body(db, upload, offset, body, token, checksum)
+        if offset + written < upload.length and written < min_bytes:
+            raise ChunkTooSmall(f"A PATCH that does not finish the upload brings at least {min_bytes:,} "
+                                f"bytes; this one brought {written:,} (none were kept).",
+                                min_bytes=min_bytes)
     except BaseException:
         _drop_own(db, upload.id, token)
         _release(db, upload.id, token)
@@ -355,6 +424,17 @@ def discard(db: Database[Document], upload_id: str) -> int:
     held = sum(int(p.get("size", 0)) for p in db[CHUNKS].find({"upload_id": upload_id}, {"size": 1}))
     db[CHUNKS].delete_many({"upload_id": upload_id})
     return held
+
+
+def parked(db: Database[Document]) -> dict[str, int]:
+    """What unfinished uploads hold now: the uploads with bytes here, and those bytes (the
+    storage report's ``resumable``)."""
+    uploads: set[str] = set()
+    held = 0
+    for piece in db[CHUNKS].find({}, {"upload_id": 1, "size": 1}):
+        uploads.add(piece["upload_id"])
+        held += int(piece.get("size", 0))
+    return {"uploads": len(uploads), "bytes": held}
 
 
 @dataclass(frozen=True)

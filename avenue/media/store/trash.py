@@ -20,7 +20,9 @@ Order, so that a crash never loses an image and never serves a half-copied one:
   When the same bytes were stored again in that bucket meanwhile (same dedupe key), that
   image is the restored one and the trashed copy is dropped: dedupe keeps one copy.
 - *dedupe*: uploading bytes that sit in the trash (same bucket, same key) restores the
-  trashed image (its id, alt, folder and tags come back) instead of storing a second copy.
+  trashed image (its id, alt, folder and tags come back) instead of storing a second copy;
+  except an upload link's file (``UploadOptions.revive`` False), stored as a new image while
+  the trashed one stays (a later restore of it finds that image and keeps it: dedupe above).
 - *purge*: ``gc`` removes what is past ``purge_after`` and not being restored.
 
 ``AVENUE_TRASH_DAYS=0`` turns the trash off: deletes are final at once, as before.
