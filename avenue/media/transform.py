@@ -23,7 +23,8 @@ around the focal point at full resolution, without scaling. The format is the ex
 ``c_<name>`` (avenue/media/ingest/edits.py: the named crops an image keeps) makes the box of the
 image's crop of that name the source the rest applies to (``c_hero,w_800``: the hero crop,
 800 px wide; ``c_hero`` alone: the crop at full resolution). An image without that crop falls
-back to its focal point: ``cover`` at the box given, or the whole picture when none is.
+back to its focal point: ``cover`` at the box given, or the whole picture when none is; unsigned,
+only a preset's name may be asked for that way (:meth:`AllowList.allows`).
 
 Why so strict: every accepted spelling is a distinct cache key, and a render costs CPU. So a
 value has one spelling only (ASCII digits, no sign, no leading zero, no exponent: ``int()``
@@ -34,9 +35,10 @@ equivalent into one :class:`Spec` (``dpr`` into the box, a one-sided ``cover`` i
 rendition and that signatures cover.
 
 Abuse: a URL is rendered unsigned only when its normalised spec is on the
-:class:`AllowList` (a width on the ladder, or a named preset at 1x, 2x or 3x): a bounded set
-per image. Anything else needs a signature over the canonical key (the serving layer checks
-it), so nobody can make the service render a million variants of one image.
+:class:`AllowList` (a width on the ladder, of the picture or of a crop the image has, or a
+named preset at 1x, 2x or 3x): a bounded set per image. Anything else needs a signature over
+the canonical key (the serving layer checks it), so nobody can make the service render a
+million variants of one image.
 
 Pure: no Flask, no database, no pixels. :func:`plan` gives the geometry (which box of the
 source to cut, what size to make) that a renderer carries out.
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -243,16 +245,23 @@ class AllowList:
     ladder: tuple[int, ...] = LADDER
     presets: Mapping[str, Spec] | None = None
 
-    def allows(self, spec: Spec) -> bool:
-        """Whether ``spec`` is served unsigned: a ladder width (of the whole picture or of a
-        named crop: an image has at most 16, so the set stays bounded), or a preset (using
-        the image's crop of the preset's name, when it has one)."""
+    def allows(self, spec: Spec, crops: Collection[str] = ()) -> bool:
+        """Whether ``spec`` is served unsigned for an image whose named crops are ``crops``: a
+        ladder width (of the whole picture or of one of those crops: an image has at most 16,
+        so the set stays bounded), or a preset at 1x-3x with whatever quality it carries
+        (using the image's crop of the preset's name, when it has one). ``c_<name>`` is
+        unsigned only for a crop the image has or the name of a preset: any other name would
+        fall back to the focal point under a new stored key per name, an unbounded set."""
+        presets = self.presets or {}
+        if spec.crop is not None and spec.crop not in crops and spec.crop not in presets:
+            return False
+        # Presets first: a preset may carry its quality (q_80) or up_1, which the ladder may not.
+        if any(spec in (_scaled(preset, dpr), replace(_scaled(preset, dpr), crop=name))
+               for name, preset in presets.items() for dpr in (1, 2, 3)):
+            return True
         if spec.quality is not None or spec.upscale:
             return False
-        if spec.height is None and spec.width in self.ladder and spec.fit == "contain":
-            return True
-        return any(spec in (_scaled(preset, dpr), replace(_scaled(preset, dpr), crop=name))
-                   for name, preset in (self.presets or {}).items() for dpr in (1, 2, 3))
+        return spec.height is None and spec.width in self.ladder and spec.fit == "contain"
 
     def preset(self, name: str) -> Spec | None:
         return (self.presets or {}).get(name)

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image as PILImage
 
 from avenue.media import BUILDER, TRASH, UrlSigner
+from avenue.media.buckets import RENDITIONS
 from avenue.media.transform import parse
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
@@ -407,13 +408,15 @@ def test_a_rendition_by_crop_name_renders_the_crop_s_box(client, editor):
     assert whole.size == (160, 80) and not is_red(whole.getpixel((159, 79)))
 
 
-def test_without_that_crop_a_rendition_falls_back_to_the_focal_point(client, editor):
+def test_without_that_crop_a_signed_rendition_falls_back_to_the_focal_point(client, editor):
     item = media(client, editor)
     client.put(f"/api/builder/media/{item['id']}/focal-point", json={"x": 0.0, "y": 0.0}, headers=editor)
     item = client.get(f"/api/builder/media/{item['id']}", headers=editor).get_json()
-    whole = picture(client, rendition(item, "c_hero,w_160.webp"))  # no box: the whole picture
-    assert whole.size == (160, 80) and red_corner(whole) == "tl"
     signer = UrlSigner(key=KEY, ttl_seconds=3600)
+    signed = signer.rendition_url(BUILDER, item["id"], parse("c_hero,w_160").spec, "webp",
+                                  version=item["version"])
+    whole = picture(client, signed)  # no box: the whole picture
+    assert whole.size == (160, 80) and red_corner(whole) == "tl"
     spec = parse("c_hero,w_50,h_50").spec
     url = signer.rendition_url(BUILDER, item["id"], spec, "png", version=item["version"])
     covered = picture(client, url)  # a box: cover around the focal point (the red corner)
@@ -430,6 +433,23 @@ def test_crop_renditions_stay_on_the_allow_list_unless_signed(client, editor):
         assert refused.get_json()["error"]["code"] == "rendition_not_allowed"
     for segment in ("c_Hero,w_160.webp", "c_,w_160.webp", "c_hero,c_card,w_160.webp"):
         assert client.get(rendition(item, segment)).status_code == 400, segment
+
+
+def test_an_unsigned_rendition_of_a_crop_the_image_lacks_is_403_and_stores_nothing(client, editor, db):
+    item = crop(client, editor, media(client, editor)["id"], "hero", RED_QUARTER).get_json()
+    for segment in ("c_nope,w_160.webp", "c_card,w_320.jpg", "c_zz1,w_160"):
+        refused = client.get(rendition(item, segment))
+        assert refused.status_code == 403, segment
+        assert refused.get_json()["error"]["code"] == "rendition_not_allowed"
+    assert db[f"{RENDITIONS}.files"].count_documents({}) == 0
+    assert client.get(rendition(item, "c_hero,w_160.webp")).status_code == 200  # the crop it has
+
+
+def test_a_preset_s_name_is_a_crop_name_every_image_may_be_asked_for_unsigned(app_factory):
+    app = app_factory(AVENUE_RENDITION_PRESETS="banner=w_200,h_100,fit_cover")
+    client, editor = app.test_client(), Auth(app).token("editor")
+    item = media(client, editor)  # no crop named banner: the focal point decides
+    assert picture(client, rendition(item, "c_banner,w_160.webp")).size == (160, 80)
 
 
 def test_a_named_preset_uses_the_image_s_crop_of_its_name(app_factory):

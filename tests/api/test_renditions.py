@@ -181,6 +181,17 @@ def test_presets_are_served_unsigned_at_1x_to_3x_and_by_name(app_factory):
     assert client.get(path(doc, "w_600,h_201,fit_cover.webp")).status_code == 403
 
 
+def test_a_preset_carrying_its_quality_is_served_unsigned(app_factory):
+    app = app_factory(AVENUE_RENDITION_PRESETS="square=w_512,h_512,q_80")
+    client = app.test_client()
+    doc = put(app)
+    for segment in ("square.webp", "w_512,h_512,q_80.webp"):
+        answer = client.get(path(doc, segment))
+        assert answer.status_code == 200, (segment, answer.get_data())
+    refused = client.get(path(doc, "w_512,h_512,q_81.webp"))
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "rendition_not_allowed"
+
+
 @pytest.mark.parametrize("presets", ["card=w_100", "Hero=w_100", "hero=w_0", "hero=w_100.webp", "hero"])
 def test_a_bad_preset_setting_stops_the_start(app_factory, presets):
     with pytest.raises(RuntimeError, match="AVENUE_RENDITION_PRESETS"):

@@ -144,6 +144,14 @@ def test_unsigned_renditions_are_the_ladder_and_the_presets_only():
     assert allow.preset("nope") is None
 
 
+def test_a_preset_carrying_its_quality_is_served_unsigned_and_the_ladder_is_not():
+    allow = AllowList(presets=parse_presets("square=w_512,h_512,q_80", reserved=("thumb",)))
+    assert allow.allows(parse("w_512,h_512,q_80").spec)
+    assert allow.allows(parse("w_512,h_512,q_80,dpr_2").spec)
+    assert not allow.allows(parse("w_512,h_512,q_81").spec)
+    assert not allow.allows(parse("w_800,q_80").spec)
+
+
 @pytest.mark.parametrize("text", ["card=w_10", "Hero=w_10", "hero", "hero=", "hero=w_10.avif",
                                   "hero=w_0", "a=w_1;a=w_2", "x" * 30 + "=w_1"])
 def test_a_bad_preset_setting_is_refused_at_start(text):

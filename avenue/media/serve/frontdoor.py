@@ -153,7 +153,8 @@ class FrontDoor:
             found = resolve_rendition(bucket, token, segment, state.allow, state.cache.get_doc, accept)
         except AvenueError:
             return None
-        if not isinstance(found, RenditionTarget) or found.doc.private or not state.allow.allows(found.spec):
+        if (not isinstance(found, RenditionTarget) or found.doc.private
+                or not state.allow.allows(found.spec, found.doc.crops)):
             return None
         known: Representation | None = state.cache.get_rendition(found.cache_key(bucket))
         if known is None or known.vary == found.vary:

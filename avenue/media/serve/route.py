@@ -302,14 +302,14 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
         refused = _check_signature(bucket, doc, key)
         if refused is not None:
             return refused
-    elif not state.allow.allows(found.spec):
+    elif not state.allow.allows(found.spec, found.doc.crops):
         keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
         signature = request.args.get("sig")
         if not signing.verify_rendition(keys, bucket, str(doc.file_id), doc.version, key, signature):
             raise RenditionNotAllowed(
                 f"the rendition {key!r} is not one served unsigned (widths {list(state.allow.ladder)} "
-                "with default quality, of the picture or of a named crop c_<name>, or a named preset at "
-                "1x-3x): use one of those, or ask the API "
+                "with default quality, of the picture or of a named crop c_<name> this image has, or a "
+                "named preset at 1x-3x): use one of those, or ask the API "
                 "for a signed URL (its sig covers this image version and the options)")
     known = state.cache.get_rendition(found.cache_key(bucket))
     if known is not None:
