@@ -267,6 +267,50 @@ class AllowList:
         return (self.presets or {}).get(name)
 
 
+def clamp(spec: Spec, size: tuple[int, int] | None,
+          crop: tuple[float, float, float, float] | None = None) -> Spec:
+    """``spec`` under the one name its pixels have: a width alone (``contain``, no upscaling)
+    wider than its source (the picture of ``size``, or its named crop's box ``crop``) renders
+    the source at its own width, so it is that width (``w_1280`` .. ``w_2560`` of a 1000 px
+    image are all ``w_1000``: one stored file, not four copies of one picture). Anything
+    else, or an unknown size, is ``spec`` as it is."""
+    if (size is None or spec.width is None or spec.height is not None or spec.fit != "contain"
+            or spec.upscale):
+        return spec
+    own = size[0] if crop is None else _region(size, crop)[0]
+    return replace(spec, width=own) if spec.width > own else spec
+
+
+def at_own_width(spec: Spec, size: tuple[int, int] | None,
+                 crop: tuple[float, float, float, float] | None = None) -> bool:
+    """Whether ``spec`` is what :func:`clamp` makes of every wider width: its source at its own
+    width (the rendition a CDN may also hold under those wider URLs)."""
+    return spec.width is not None and clamp(replace(spec, width=MAX_SIDE), size, crop) == spec
+
+
+def _region(size: tuple[int, int], crop: tuple[float, float, float, float]) -> tuple[int, int]:
+    """The size in pixels of a crop's box (x, y, width, height in 0..1) on a source of ``size``,
+    rounded as :func:`plan` cuts it."""
+    src_w, src_h = size
+    left, top = min(round(crop[0] * src_w), src_w - 1), min(round(crop[1] * src_h), src_h - 1)
+    right = max(left + 1, min(src_w, round((crop[0] + crop[2]) * src_w)))
+    bottom = max(top + 1, min(src_h, round((crop[1] + crop[3]) * src_h)))
+    return right - left, bottom - top
+
+
+def clamped_by(key: str, ladder: tuple[int, ...] = LADDER) -> list[str]:
+    """The unsigned spellings :func:`clamp` folds into the stored ``key`` (``w_1000``: the
+    ladder's ``w_1280`` .. ``w_2560``; ``c_hero,w_700``: the same under ``c_hero``): what a
+    CDN may hold a rendition stored at its source's own width (:func:`at_own_width`) under,
+    besides its own key."""
+    crop, _, rest = key.rpartition(",") if key.startswith("c_") else ("", "", key)
+    match = re.fullmatch(r"w_([0-9]+)", rest)
+    if match is None:
+        return []
+    prefix = f"{crop}," if crop else ""
+    return [f"{prefix}w_{step}" for step in ladder if step > int(match.group(1))]
+
+
 def ladder_for(width: int, ladder: tuple[int, ...] = LADDER) -> list[tuple[int, int]]:
     """The ladder steps worth offering for an image ``width`` px wide, as (step, the width
     ``w_<step>`` renders): every step below ``width``, then the first step at or above it,
@@ -329,9 +373,7 @@ def plan(spec: Spec, source: tuple[int, int], focal: tuple[float, float] = (0.5,
                 rest = replace(rest, fit="cover")
             return plan(rest, source, focal)
         left, top = min(round(crop[0] * src_w), src_w - 1), min(round(crop[1] * src_h), src_h - 1)
-        right = max(left + 1, min(src_w, round((crop[0] + crop[2]) * src_w)))
-        bottom = max(top + 1, min(src_h, round((crop[1] + crop[3]) * src_h)))
-        region = (right - left, bottom - top)
+        region = _region(source, crop)
         inner = (min(max((focal[0] * src_w - left) / region[0], 0.0), 1.0),
                  min(max((focal[1] * src_h - top) / region[1], 0.0), 1.0))
         made = plan(rest, region, inner)

@@ -96,6 +96,21 @@ def test_a_rendition_is_never_upscaled(app, client):
         assert (im.format, im.size) == ("PNG", (1024, 768))
 
 
+def test_ladder_widths_above_the_image_s_own_are_one_stored_file_at_its_width(app, client, db, renders):
+    doc = put(app)  # 1024 x 768
+    answers = [client.get(path(doc, f"w_{width}.webp")) for width in (1280, 1600, 1920, 2560)]
+    assert [answer.status_code for answer in answers] == [200] * 4
+    assert len({answer.headers["ETag"] for answer in answers}) == 1
+    assert renders == ["w_1024"]
+    assert [(f["metadata"]["spec"], f["metadata"]["own_width"]) for f in stored(db)] == [("w_1024", True)]
+    with Image.open(io.BytesIO(answers[0].get_data())) as im:
+        assert im.size == (1024, 768)
+    # Below its width nothing changes; w_1024 itself is not on the ladder: signed only.
+    assert client.get(path(doc, "w_960.webp")).status_code == 200
+    assert client.get(path(doc, "w_1024.webp")).status_code == 403
+    assert sorted(f["metadata"]["spec"] for f in stored(db)) == ["w_1024", "w_960"]
+
+
 def test_cover_crops_to_the_box(app, client):
     doc = put(app)
     response = client.get(path(doc, "w_400,h_400,fit_cover.jpg") + "?sig="

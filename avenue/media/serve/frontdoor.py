@@ -154,7 +154,7 @@ class FrontDoor:
         except AvenueError:
             return None
         if (not isinstance(found, RenditionTarget) or found.doc.private
-                or not state.allow.allows(found.spec, found.doc.crops)):
+                or not state.allow.allows(found.asked, found.doc.crops)):
             return None
         known: Representation | None = state.cache.get_rendition(found.cache_key(bucket))
         if known is None or known.vary == found.vary:

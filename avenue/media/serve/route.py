@@ -54,7 +54,7 @@ from avenue.media.serve.stream import ChunkStream
 from avenue.media.settings import MediaSettings
 from avenue.media.store import deliveries as delivery_counts
 from avenue.media.store import pending, renditions
-from avenue.media.transform import AllowList, parse_presets
+from avenue.media.transform import AllowList, at_own_width, parse_presets
 from avenue.metrics import count_cache, timed_rendition
 
 EXTENSION = "avenue.media"
@@ -297,12 +297,14 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
         return not_found()
     if isinstance(found, Moved):
         return _redirect(found)  # the current version's URL is checked when it is asked for
-    doc, key = found.doc, found.spec.key()
+    # Checked as the URL spelled it (found.asked); stored as found.spec (clamped to the
+    # picture's width: w_1280 .. w_2560 of a 1000 px image are one file, w_1000).
+    doc, key = found.doc, found.asked.key()
     if doc.private:
         refused = _check_signature(bucket, doc, key)
         if refused is not None:
             return refused
-    elif not state.allow.allows(found.spec, found.doc.crops):
+    elif not state.allow.allows(found.asked, found.doc.crops):
         keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
         signature = request.args.get("sig")
         if not signing.verify_rendition(keys, bucket, str(doc.file_id), doc.version, key, signature):
@@ -323,7 +325,9 @@ def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bo
     """The stored rendition (rendered and stored first if it is not), sent; ``again``: once
     more if it is evicted between finding it and reading it."""
     doc, key = found.doc, found.spec.key()
-    wanted = renditions.Wanted(bucket, doc.file_id, doc.version, key, found.format)
+    size = (doc.width, doc.height) if doc.width and doc.height else None
+    own = at_own_width(found.spec, size, doc.crops.get(found.spec.crop) if found.spec.crop else None)
+    wanted = renditions.Wanted(bucket, doc.file_id, doc.version, key, found.format, own_width=own)
     stored = renditions.obtain(state.database(), wanted, doc, _renderer(state, found))
     meta = stored["metadata"]
     stem = doc.filename.rsplit(".", 1)[0]

@@ -123,6 +123,9 @@ class Wanted:
     version: str
     key: str
     format: str
+    # The source at its own width (transform.at_own_width): the ladder's wider widths name it
+    # too, which a CDN purge names (effects/purge.py).
+    own_width: bool = False
 
     def query(self) -> dict[str, Any]:
         """The files document's filter (the unique index's fields)."""
@@ -213,6 +216,8 @@ def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc
         # Whether its URLs may sit at a CDN (a removal purges only a public image's).
         "visibility": "private" if original.private else "public",
     }
+    if wanted.own_width:
+        metadata["own_width"] = True
     filename = f"{wanted.image_id}-{wanted.key}.{rendered.format}"
     try:
         new = storage.NewFile(rendered.data, filename, metadata)
