@@ -41,6 +41,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_CORS_ORIGINS",
     "AVENUE_RATELIMIT_ENABLED", "AVENUE_LOGIN_RATE_LIMIT", "AVENUE_LOGIN_ADDRESS_LIMIT",
     "AVENUE_LOGIN_ACCOUNT_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT", "AVENUE_ACCESS_LOG", "AVENUE_LOG_FORMAT",
+    "AVENUE_RENDER_ADDRESS_LIMIT", "AVENUE_RENDER_INSTANCE_LIMIT",
     "AVENUE_METRICS_ALLOW", "AVENUE_METRICS_PREPARED_BY",  # the latter set by gunicorn.conf.py itself
     "AVENUE_HISTORY_INTERVAL_SECONDS", "AVENUE_HISTORY_RETENTION_DAYS", "AVENUE_ALERT_THRESHOLDS",
     "AVENUE_DELIVERY_RETENTION_DAYS",
@@ -223,6 +224,10 @@ def from_environment() -> dict[str, Any]:
         "AVENUE_LOGIN_ADDRESS_LIMIT": os.environ.get("AVENUE_LOGIN_ADDRESS_LIMIT", "30/minute;200/hour"),
         "AVENUE_LOGIN_ACCOUNT_LIMIT": os.environ.get("AVENUE_LOGIN_ACCOUNT_LIMIT", "100/hour;500/day"),
         "AVENUE_UPLOAD_RATE_LIMIT": os.environ.get("AVENUE_UPLOAD_RATE_LIMIT", "120/minute"),
+        # Renditions on request rendered unsigned and not stored yet (avenue/ratelimit.py
+        # cold_render_gate), per client address and per instance; editors are not counted.
+        "AVENUE_RENDER_ADDRESS_LIMIT": os.environ.get("AVENUE_RENDER_ADDRESS_LIMIT", "60/minute;600/hour"),
+        "AVENUE_RENDER_INSTANCE_LIMIT": os.environ.get("AVENUE_RENDER_INSTANCE_LIMIT", "600/minute"),
         # Upload-link secrets that match no link, per client address (avenue/links/views.py).
         "AVENUE_UPLOAD_LINK_GUESS_LIMIT": os.environ.get("AVENUE_UPLOAD_LINK_GUESS_LIMIT",
                                                          "20/minute;100/hour"),

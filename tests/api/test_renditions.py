@@ -20,7 +20,7 @@ from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace
 from avenue.media.transform import parse
-from tests.helpers import image_bytes
+from tests.helpers import Auth, image_bytes
 
 KEY = "test-secret-key-for-avenue"
 
@@ -501,3 +501,59 @@ def test_a_second_store_of_one_rendition_keeps_the_first(app, db):
         second = renditions._render_and_store(db, wanted, original, lambda data: Fake(b"second"))
     assert second["_id"] == first["_id"] and len(stored(db)) == 1
     assert db[f"{RENDITIONS}.chunks"].count_documents({}) == 1  # the loser's chunks went
+
+
+# --- the limit of unsigned cold renders ------------------------------------------------------
+
+
+def limited(app_factory, address="2/minute", instance="100/minute"):
+    return app_factory(RATELIMIT_ENABLED=True, AVENUE_RENDER_ADDRESS_LIMIT=address,
+                       AVENUE_RENDER_INSTANCE_LIMIT=instance)
+
+
+def test_unsigned_cold_renders_past_the_address_limit_are_429_and_store_nothing(app_factory):
+    from avenue.db import get_db
+
+    app = limited(app_factory)
+    client = app.test_client()
+    doc = put(app)
+    for options in ("w_160.webp", "w_320.webp"):
+        assert client.get(path(doc, options)).status_code == 200
+    refused = client.get(path(doc, "w_480.webp"))
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+    with app.app_context():
+        assert sorted(f["metadata"]["spec"] for f in stored(get_db())) == ["w_160", "w_320"]
+    # What is stored is still served (a warm rendition costs no render), to this address too.
+    assert client.get(path(doc, "w_320.webp")).status_code == 200
+    # Another address has its own count.
+    assert client.get(path(doc, "w_480.webp"), environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 200
+
+
+def test_the_instance_limit_holds_over_every_address(app_factory):
+    app = limited(app_factory, address="100/minute", instance="2/minute")
+    client = app.test_client()
+    doc = put(app)
+    answers = [client.get(path(doc, f"w_{width}.webp"), environ_base={"REMOTE_ADDR": f"10.0.0.{index}"})
+               for index, width in enumerate((160, 320, 480))]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+
+
+def test_editors_and_signed_urls_are_not_counted_against_the_anonymous_limit(app_factory):
+    app = limited(app_factory, address="1/minute")
+    client = app.test_client()
+    doc = put(app)
+    assert client.get(path(doc, "w_160.webp")).status_code == 200
+    assert client.get(path(doc, "w_320.webp")).status_code == 429  # the address's one is used
+    by_token = Auth(app).token("editor")
+    assert client.get(path(doc, "w_320.webp"), headers=by_token).status_code == 200
+    session_client, _ = Auth(app).login("admin")
+    answer = session_client.get(path(doc, "w_480.webp"))
+    assert answer.status_code == 200 and "Set-Cookie" not in answer.headers and "Vary" not in answer.headers
+    signed = signer_from_config(app.config).rendition_url(PRODUCTS, doc["_id"], parse("w_640").spec, "webp")
+    assert client.get(signed).status_code == 200
+    signed_off_list = signer_from_config(app.config).rendition_url(PRODUCTS, doc["_id"], parse("w_333").spec,
+                                                                   "webp")
+    assert client.get(signed_off_list).status_code == 200
+    # A viewer's token is no editor's: counted like anyone.
+    assert client.get(path(doc, "w_800.webp"), headers=Auth(app).token("ops")).status_code == 429
