@@ -30,7 +30,8 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_TUS_EXPIRY_SECONDS", "AVENUE_TUS_CHUNK_MAX_BYTES", "AVENUE_UPLOAD_LINK_DEFAULT_SECONDS",
     "AVENUE_UPLOAD_LINK_MAX_SECONDS", "AVENUE_UPLOAD_LINK_GUESS_LIMIT",
     "AVENUE_REPLACED_REDIRECT_DAYS",
-    "AVENUE_SIGNED_URL_TTL_SECONDS", "AVENUE_RENDITION_PRESETS", "AVENUE_RENDER_CONCURRENCY",
+    "AVENUE_SIGNED_URL_TTL_SECONDS", "AVENUE_SOURCE_URL_TTL_SECONDS", "AVENUE_RENDITION_PRESETS",
+    "AVENUE_RENDER_CONCURRENCY",
     "AVENUE_RENDITION_BUDGET_BYTES",
     "AVENUE_VARIANTS_AFTER_ANSWER",
     "AVENUE_MEDIA_BASE_URL", "AVENUE_CDN_PURGE_URL", "AVENUE_CDN_PURGE_KEY", "AVENUE_MEDIA_CACHE_BYTES",
@@ -172,6 +173,9 @@ def from_environment() -> dict[str, Any]:
         # answer 404 (avenue/media/store/replace.py).
         "AVENUE_REPLACED_REDIRECT_DAYS": max(0, _int("AVENUE_REPLACED_REDIRECT_DAYS", 30)),
         "AVENUE_SIGNED_URL_TTL_SECONDS": _int("AVENUE_SIGNED_URL_TTL_SECONDS", 3600),
+        # An image's unedited original (.../source) is served only by a signed URL handed to its
+        # editors, valid this long (avenue/media/serve/objects.py UrlSigner.source_url).
+        "AVENUE_SOURCE_URL_TTL_SECONDS": max(60, _int("AVENUE_SOURCE_URL_TTL_SECONDS", 600)),
         # Renditions on request (docs/media.md): named presets served unsigned at 1x-3x
         # (name=options;...; checked when the app starts), and renders one process runs at once.
         "AVENUE_RENDITION_PRESETS": os.environ.get("AVENUE_RENDITION_PRESETS", "").strip(),

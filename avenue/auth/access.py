@@ -138,6 +138,12 @@ def load_token_user(req) -> User | None:
 EDITING_ROLES = ("admin", "editor")
 
 
+def edits_images() -> bool:
+    """Whether the current user (session or token) is an admin or an editor: whom the API
+    gives an image's unedited original (its signed ``source.url``)."""
+    return bool(current_user.is_authenticated and current_user.role in EDITING_ROLES)
+
+
 def is_media_editor() -> bool:
     """Whether this request comes from a logged-in admin or editor, by bearer token or by session
     cookie, also on ``/media/`` (whose requests get no session: avenue/security.py

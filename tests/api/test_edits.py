@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from hashlib import sha256
 
 import pytest
 from PIL import Image as PILImage
+from werkzeug.test import Client
 
-from avenue.media import BUILDER, TRASH, UrlSigner
+from avenue.media import BUILDER, TRASH, FrontDoor, UrlSigner
 from avenue.media.buckets import RENDITIONS
 from avenue.media.transform import parse
 from avenue.ops.fsck import check
@@ -81,6 +83,51 @@ def test_an_edit_is_a_new_version_whose_variants_show_the_rotated_picture(client
     assert source.status_code == 200
     assert sha256(source.data).hexdigest() == item["sha256"]
     assert red_corner(PILImage.open(io.BytesIO(source.data)).convert("RGB")) == "tl"
+
+
+def test_an_edited_image_s_source_is_served_only_by_its_short_lived_signed_url(app, client, editor):
+    item = media(client, editor)
+    edited = edit(client, editor, item["id"], {"rotate": 90}).get_json()
+    url = edited["source"]["url"]
+    assert "sig=" in url and "expires=" in url
+    served = client.get(url)
+    assert served.status_code == 200 and sha256(served.data).hexdigest() == item["sha256"]
+    assert served.headers["Cache-Control"].startswith("private")
+    bare, query = url.split("?")
+    for wrong in (bare, url.replace("sig=", "sig=x"), f"{bare}?expires=1&{query.split('&')[1]}"):
+        refused = client.get(wrong)
+        assert refused.status_code == 403, wrong
+        assert refused.get_json()["error"]["code"] == "source_not_allowed"
+    expired = UrlSigner(key=KEY, source_ttl_seconds=60).source_url(BUILDER, item["id"], edited["version"],
+                                                                  now=time.time() - 3600)
+    assert client.get(expired).status_code == 403
+    # Neither the front door nor the event loop answer it from the worker's cache.
+    passed = []
+
+    def route_stand_in(environ, start_response):
+        passed.append(environ["PATH_INFO"])
+        start_response("204 NO CONTENT", [])
+        return []
+
+    Client(FrontDoor(app, route_stand_in)).get(bare)
+    assert passed == [bare.split("http://localhost")[-1]]
+
+
+def test_the_source_url_is_given_only_to_callers_who_may_edit_the_image(client, auth):
+    admin = auth.token("admin")
+    client.post("/api/shop/products", headers=admin, json={"sku": "SRC-1", "name": "Lamp", "price": 10})
+    client.post("/api/shop/products/SRC-1/images", headers=admin,
+                data={"images": (io.BytesIO(cornered()), "c.png")})
+    photo = client.get("/api/shop/products/SRC-1", headers=admin).get_json()["images"][0]
+    edited = client.put(f"/api/shop/products/SRC-1/images/{photo['id']}/edits", json={"rotate": 90},
+                        headers=admin)
+    assert edited.status_code == 200 and "sig=" in edited.get_json()["source"]["url"]
+    for headers in ({}, auth.token("ops")):
+        shown = client.get("/api/shop/products/SRC-1", headers=headers).get_json()["images"][0]
+        assert shown["source"]["url"] is None and shown["source"]["width"] == WIDTH
+        assert shown["url"]  # everything else as before
+    as_admin = client.get("/api/shop/products/SRC-1", headers=admin).get_json()["images"][0]
+    assert "sig=" in as_admin["source"]["url"]
 
 
 @pytest.mark.parametrize("body, corner", [

@@ -268,7 +268,9 @@ def representation_headers(cache: MediaCache, rep: Representation, baseline: Hea
             ("Content-Length", str(rep.length)),
             ("ETag", rep.etag),
             ("Last-Modified", http_date(doc.upload_date)),
-            ("Cache-Control", PRIVATE_CACHE if doc.private else PUBLIC_CACHE),
+            # The unedited original is for editors only (a signed, short-lived URL): never in a
+            # shared cache, whatever the image's visibility.
+            ("Cache-Control", PRIVATE_CACHE if doc.private or rep.variant == SOURCE else PUBLIC_CACHE),
             ("Accept-Ranges", "bytes"),
             ("X-Content-Type-Options", "nosniff"),
             ("Content-Security-Policy", CSP),

@@ -23,7 +23,7 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from avenue import background
 from avenue.clock import now
-from avenue.errors import RenditionNotAllowed, ServerBusy
+from avenue.errors import RenditionNotAllowed, ServerBusy, SourceNotAllowed
 from avenue.media import settings
 from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.effects import purge
@@ -238,6 +238,18 @@ def _check_signature(bucket: str, doc: MediaDoc, variant: str) -> Response | Non
                     mimetype="text/plain", headers={"X-Content-Type-Options": "nosniff"})
 
 
+def _check_source_signature(bucket: str, doc: MediaDoc) -> None:
+    """A public image's unedited original is for its editors: served only by the short-lived
+    signed URL its image object gives them (``UrlSigner.source_url``); 403
+    ``source_not_allowed`` (JSON) otherwise: none, a forged or expired one, another version's."""
+    keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
+    verdict = signing.verify(keys, bucket, str(doc.file_id), SOURCE, request.args.get("expires"),
+                             request.args.get("sig"), version=doc.version)
+    if verdict != "ok":
+        raise SourceNotAllowed("An image's unedited original is for its editors: ask the API for the "
+                               "image (its source.url is signed for a few minutes).")
+
+
 def _load(bucket: str, file_id: ObjectId) -> MediaDoc | None:
     state = get_state()
     db = state.database()
@@ -266,9 +278,12 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
     rep = resolve(bucket, token, variant, _load, request.headers.get("Accept", ""))
     if rep is None:
         return not_found()
-    refused = _check_signature(bucket, rep.doc, (variant or "").partition(".")[0])
+    name = (variant or "").partition(".")[0]
+    refused = _check_signature(bucket, rep.doc, name)
     if refused is not None:
         return refused
+    if name == SOURCE and not rep.doc.private:
+        _check_source_signature(bucket, rep.doc)
     if isinstance(rep, Moved):
         return _redirect(rep)
     if isinstance(rep, Pending):
