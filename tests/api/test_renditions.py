@@ -227,6 +227,18 @@ def test_a_private_image_needs_its_signed_url(app, client):
     assert client.get(bare + "?" + other.split("?")[1]).status_code == 403
 
 
+def test_a_private_rendition_s_signature_covers_its_format(app, client):
+    doc = put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    signer = signer_from_config(app.config)
+    urls = signer.rendition_urls(UPLOADS, doc["_id"], parse("w_320").spec, ("webp", "jpeg", ""), private=True)
+    assert [client.get(url).status_code for url in urls.values()] == [200, 200, 200]
+    webp_path, webp_query = urls["webp"].split("?")
+    for other in (webp_path.replace(".webp", ".avif"), webp_path.replace(".webp", ".jpg"),
+                  webp_path.removesuffix(".webp")):
+        refused = client.get(f"{other}?{webp_query}")
+        assert refused.status_code == 403, other
+
+
 def test_an_earlier_version_redirects_then_replace_removes_its_renditions(app, client, db):
     doc = put(app)
     assert client.get(path(doc, "w_320.webp")).status_code == 200

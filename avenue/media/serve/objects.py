@@ -56,20 +56,25 @@ class UrlSigner:
     def rendition_urls(self, bucket: str, file_id: Any, spec: Spec, formats: Iterable[str], *,
                        version: str = "", private: bool = False, now: float | None = None,
                        public_sig: bool = True) -> dict[str, str]:
-        """:meth:`rendition_url` for several formats of one spec, signed once: the signature
-        covers the image version and the spec, not the format."""
+        """:meth:`rendition_url` for several formats of one spec. A public image's signature
+        covers the image version and the spec (any format); a private image's covers the
+        format too (``<key>.<ext>``, or the key alone for the URL negotiated by ``Accept``), so
+        a link handed out for one format opens no other."""
         key = spec.key()
-        base = f"{self.base_url}{media_path(bucket, file_id, version)}/{key}"
-        query = ""
-        if private:
-            expires = self.expiry(time.time() if now is None else now)
-            sig = signing.sign(self.key, bucket, str(file_id), key, expires, version)
-            query = "?" + urlencode({"expires": expires, "sig": sig})
-        elif public_sig:
-            sig = signing.sign_rendition(self.key, bucket, str(file_id), version, key)
-            query = "?" + urlencode({"sig": sig})
-        return {fmt: f"{base}.{EXTENSIONS.get(fmt, fmt)}{query}" if fmt else f"{base}{query}"
-                for fmt in formats}
+        image = f"{self.base_url}{media_path(bucket, file_id, version)}"
+        urls = {}
+        expires = self.expiry(time.time() if now is None else now)
+        public = signing.sign_rendition(self.key, bucket, str(file_id), version, key) if public_sig else ""
+        for fmt in formats:
+            named = f"{key}.{EXTENSIONS.get(fmt, fmt)}" if fmt else key
+            query = ""
+            if private:
+                sig = signing.sign(self.key, bucket, str(file_id), named, expires, version)
+                query = "?" + urlencode({"expires": expires, "sig": sig})
+            elif public:
+                query = "?" + urlencode({"sig": public})
+            urls[fmt] = f"{image}/{named}{query}"
+        return urls
 
     def source_url(self, bucket: str, file_id: Any, version: str = "", now: float | None = None) -> str:
         """The URL of an image's unedited original (``.../source``), for its editors: signed

@@ -326,7 +326,10 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
     keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
     unsigned = False
     if doc.private:
-        refused = _check_signature(bucket, doc, key)
+        # A private rendition's signature covers its format: the extension the URL names (or
+        # none: the one negotiated by Accept), so a link for one format opens no other.
+        named = key if found.vary else f"{key}.{EXTENSIONS.get(found.format, found.format)}"
+        refused = _check_signature(bucket, doc, named)
         if refused is not None:
             return refused
     elif state.allow.allows(found.asked, found.doc.crops):
