@@ -408,6 +408,19 @@ def test_a_bad_crop_name_or_box_is_a_400_that_changes_nothing(client, editor, na
     assert now["version"] == item["version"] and now["crops"] == {}
 
 
+def test_a_named_crop_under_16_pixels_on_a_side_is_a_400_that_changes_nothing(client, editor):
+    item = media(client, editor)  # 400 x 200
+    narrow = {"x": 0, "y": 0, "width": 15 / WIDTH, "height": 0.5}
+    short = {"x": 0, "y": 0, "width": 0.5, "height": 0.07}
+    for box in (narrow, short):
+        error = crop(client, editor, item["id"], "tiny", box).get_json()["error"]
+        assert (error["code"], error["min_px"]) == ("invalid_crop", 16), box
+    now = client.get(f"/api/builder/media/{item['id']}", headers=editor).get_json()
+    assert now["version"] == item["version"] and now["crops"] == {}
+    smallest = {"x": 0, "y": 0, "width": 0.04, "height": 0.08}  # 16 x 16
+    assert crop(client, editor, item["id"], "small", smallest).status_code == 200
+
+
 def test_the_seventeenth_crop_is_refused(client, editor):
     item = media(client, editor)
     for index in range(16):
