@@ -76,7 +76,10 @@ def register_extensions(app: Flask) -> None:
                                    links.ensure_indexes])
     access.init_app(app)
     ratelimit.init_app(app)
-    media.init_app(app, database=lambda: db.get_mongo(app).db, baseline_headers=security.baseline_headers)
+    # Unsigned renders of renditions not stored yet are limited per address and instance;
+    # logged-in editors are never counted (avenue/ratelimit.py cold_render_gate).
+    media.init_app(app, database=lambda: db.get_mongo(app).db, baseline_headers=security.baseline_headers,
+                   admit_unsigned_render=ratelimit.cold_render_gate(access.is_media_editor))
     # Who refers to an image: products (the shop's) and pages (the builder's).
     media.register_referrers(app, [ProductReferences, PageReferences])
 

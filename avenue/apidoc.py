@@ -297,9 +297,12 @@ SCHEMAS: dict[str, Schema] = {
                       "description": "The non-destructive edits the picture was made with (null: none)."},
             "source": {"type": "object", "required": ["width", "height", "url"],
                        "properties": {"width": {"type": ["integer", "null"]},
-                                      "height": {"type": ["integer", "null"]}, "url": {"type": "string"}},
-                       "description": "The unedited original as oriented, and its URL (signed for a private "
-                                      "image): what an editor draws on. Not edited: the image's own URL."},
+                                      "height": {"type": ["integer", "null"]},
+                                      "url": {"type": ["string", "null"]}},
+                       "description": "The unedited original as oriented, and its URL: what an editor draws "
+                                      "on. Edited: a URL signed for AVENUE_SOURCE_URL_TTL_SECONDS, served "
+                                      "private, given only to callers who may edit the image (null for "
+                                      "others). Not edited: the image's own URL."},
             "crops": {"type": "object", "additionalProperties": {
                 "type": "object", "required": ["x", "y", "width", "height"],
                 "properties": {k: {"type": "number"} for k in ("x", "y", "width", "height")}},

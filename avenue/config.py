@@ -31,7 +31,8 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_TUS_MAX_OPEN_UPLOADS", "AVENUE_TUS_MAX_OPEN_BYTES", "AVENUE_UPLOAD_LINK_DEFAULT_SECONDS",
     "AVENUE_UPLOAD_LINK_MAX_SECONDS", "AVENUE_UPLOAD_LINK_GUESS_LIMIT",
     "AVENUE_REPLACED_REDIRECT_DAYS",
-    "AVENUE_SIGNED_URL_TTL_SECONDS", "AVENUE_RENDITION_PRESETS", "AVENUE_RENDER_CONCURRENCY",
+    "AVENUE_SIGNED_URL_TTL_SECONDS", "AVENUE_SOURCE_URL_TTL_SECONDS", "AVENUE_RENDITION_PRESETS",
+    "AVENUE_RENDER_CONCURRENCY",
     "AVENUE_RENDITION_BUDGET_BYTES",
     "AVENUE_VARIANTS_AFTER_ANSWER",
     "AVENUE_MEDIA_BASE_URL", "AVENUE_CDN_PURGE_URL", "AVENUE_CDN_PURGE_KEY", "AVENUE_MEDIA_CACHE_BYTES",
@@ -42,6 +43,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_CORS_ORIGINS",
     "AVENUE_RATELIMIT_ENABLED", "AVENUE_LOGIN_RATE_LIMIT", "AVENUE_LOGIN_ADDRESS_LIMIT",
     "AVENUE_LOGIN_ACCOUNT_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT", "AVENUE_ACCESS_LOG", "AVENUE_LOG_FORMAT",
+    "AVENUE_RENDER_ADDRESS_LIMIT", "AVENUE_RENDER_INSTANCE_LIMIT",
     "AVENUE_METRICS_ALLOW", "AVENUE_METRICS_PREPARED_BY",  # the latter set by gunicorn.conf.py itself
     "AVENUE_HISTORY_INTERVAL_SECONDS", "AVENUE_HISTORY_RETENTION_DAYS", "AVENUE_ALERT_THRESHOLDS",
     "AVENUE_DELIVERY_RETENTION_DAYS",
@@ -188,6 +190,9 @@ def from_environment() -> dict[str, Any]:
         # answer 404 (avenue/media/store/replace.py).
         "AVENUE_REPLACED_REDIRECT_DAYS": max(0, _int("AVENUE_REPLACED_REDIRECT_DAYS", 30)),
         "AVENUE_SIGNED_URL_TTL_SECONDS": _int("AVENUE_SIGNED_URL_TTL_SECONDS", 3600),
+        # An image's unedited original (.../source) is served only by a signed URL handed to its
+        # editors, valid this long (avenue/media/serve/objects.py UrlSigner.source_url).
+        "AVENUE_SOURCE_URL_TTL_SECONDS": max(60, _int("AVENUE_SOURCE_URL_TTL_SECONDS", 600)),
         # Renditions on request (docs/media.md): named presets served unsigned at 1x-3x
         # (name=options;...; checked when the app starts), and renders one process runs at once.
         "AVENUE_RENDITION_PRESETS": os.environ.get("AVENUE_RENDITION_PRESETS", "").strip(),
@@ -240,6 +245,10 @@ def from_environment() -> dict[str, Any]:
         "AVENUE_LOGIN_ADDRESS_LIMIT": os.environ.get("AVENUE_LOGIN_ADDRESS_LIMIT", "30/minute;200/hour"),
         "AVENUE_LOGIN_ACCOUNT_LIMIT": os.environ.get("AVENUE_LOGIN_ACCOUNT_LIMIT", "100/hour;500/day"),
         "AVENUE_UPLOAD_RATE_LIMIT": os.environ.get("AVENUE_UPLOAD_RATE_LIMIT", "120/minute"),
+        # Renditions on request rendered unsigned and not stored yet (avenue/ratelimit.py
+        # cold_render_gate), per client address and per instance; editors are not counted.
+        "AVENUE_RENDER_ADDRESS_LIMIT": os.environ.get("AVENUE_RENDER_ADDRESS_LIMIT", "60/minute;600/hour"),
+        "AVENUE_RENDER_INSTANCE_LIMIT": os.environ.get("AVENUE_RENDER_INSTANCE_LIMIT", "600/minute"),
         # Upload-link secrets that match no link, per client address (avenue/links/views.py).
         "AVENUE_UPLOAD_LINK_GUESS_LIMIT": os.environ.get("AVENUE_UPLOAD_LINK_GUESS_LIMIT",
                                                          "20/minute;100/hour"),

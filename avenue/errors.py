@@ -53,6 +53,13 @@ class RenditionNotAllowed(Forbidden):
     code = "rendition_not_allowed"
 
 
+class SourceNotAllowed(Forbidden):
+    """An image's unedited original (``.../source``) without a valid short-lived signature:
+    it is for the image's editors (avenue/media/serve/objects.py hands them its URL)."""
+
+    code = "source_not_allowed"
+
+
 class NotFound(AvenueError):
     status, code = 404, "not_found"
 

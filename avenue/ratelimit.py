@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -142,7 +143,10 @@ def init_app(app: Flask) -> None:
 
 
 LIMIT_SETTINGS = ("AVENUE_LOGIN_RATE_LIMIT", "AVENUE_LOGIN_ACCOUNT_LIMIT",
-                  "AVENUE_LOGIN_ADDRESS_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT", "AVENUE_UPLOAD_LINK_GUESS_LIMIT")
+                  "AVENUE_LOGIN_ADDRESS_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT", "AVENUE_UPLOAD_LINK_GUESS_LIMIT",
+                  "AVENUE_RENDER_ADDRESS_LIMIT", "AVENUE_RENDER_INSTANCE_LIMIT")
+#: What the per-instance limit of cold renders counts under: this host (its workers share it).
+INSTANCE = socket.gethostname() or "instance"
 
 
 def _limiter() -> Limiter | None:
@@ -292,3 +296,29 @@ def failure_throttle(scope: str, setting: str) -> FailureThrottle | _Unlimited:
     if limiter is None:
         return _Unlimited()
     return FailureThrottle(limiter, scope, current_app.config[setting], request.remote_addr or "unknown")
+
+
+def cold_render_gate(exempt: Callable[[], bool]) -> Callable[[], None]:
+    """What the media route calls before an unsigned rendition on request is rendered (one not
+    stored yet: a cold render costs a decode and an encode, a stored one a read): counted per
+    client address (``AVENUE_RENDER_ADDRESS_LIMIT``) and per instance over every address
+    (``AVENUE_RENDER_INSTANCE_LIMIT``), 429 ``rate_limited`` with Retry-After past either, so
+    one visitor, or many, cannot take the render slots from everyone else. ``exempt``: whether
+    this request is a logged-in editor's, never counted (signed URLs never come here)."""
+
+    def admit() -> None:
+        limiter = _limiter()
+        if limiter is None or exempt():
+            return
+        config = current_app.config
+        for scope, setting, key, whose in (
+                ("render-address", "AVENUE_RENDER_ADDRESS_LIMIT", request.remote_addr or "unknown",
+                 "from your address"),
+                ("render-instance", "AVENUE_RENDER_INSTANCE_LIMIT", INSTANCE, "on this server")):
+            limit = config[setting]
+            for item in parse_many(limit):
+                if not limiter.limiter.hit(item, scope, key):
+                    _refuse(limiter, item, scope, key,
+                            f"Too many new renditions {whose} (the limit is {limit}): stored ones are "
+                            "still served; ask again later, or use a signed URL.")
+    return admit

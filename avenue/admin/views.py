@@ -9,7 +9,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from avenue import audit, monitoring
 from avenue.admin import deliveries, service
-from avenue.auth import require, require_role
+from avenue.auth import edits_images, require, require_role
 from avenue.clock import now
 from avenue.db import get_db
 from avenue.errors import BadRequest, NotFound
@@ -63,7 +63,7 @@ def acknowledge_alert(alert_id: ObjectId):
 def _signer():
     from avenue.media import signer_from_config
 
-    return signer_from_config(current_app.config)
+    return signer_from_config(current_app.config, sources=edits_images())
 
 
 @bp.get("/deliveries/top")

@@ -27,7 +27,8 @@ import hashlib
 import hmac
 import secrets
 
-from flask import Flask, g, request, session
+from flask import Flask, current_app, g, request, session
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
 from avenue.auth import service
@@ -95,8 +96,9 @@ def end_session(user: User) -> None:
     session.clear()
 
 
-def _session_is_current(doc: dict) -> bool:
-    epoch, bound = session.get(SESSION_EPOCH), session.get(SESSION_BINDING)
+def _session_is_current(doc: dict, held=None) -> bool:
+    held = session if held is None else held
+    epoch, bound = held.get(SESSION_EPOCH), held.get(SESSION_BINDING)
     return (isinstance(epoch, str) and isinstance(bound, str)
             and hmac.compare_digest(epoch, doc.get("session_epoch") or "")
             and hmac.compare_digest(bound, session_binding()))
@@ -130,6 +132,31 @@ def load_token_user(req) -> User | None:
         return None
     g.auth_via = "token"
     return User(doc)
+
+
+#: The roles that edit images (and so are never counted as anonymous visitors of them).
+EDITING_ROLES = ("admin", "editor")
+
+
+def edits_images() -> bool:
+    """Whether the current user (session or token) is an admin or an editor: whom the API
+    gives an image's unedited original (its signed ``source.url``)."""
+    return bool(current_user.is_authenticated and current_user.role in EDITING_ROLES)
+
+
+def is_media_editor() -> bool:
+    """Whether this request comes from a logged-in admin or editor, by bearer token or by session
+    cookie, also on ``/media/`` (whose requests get no session: avenue/security.py
+    CookieFreeMediaSessions; the cookie is read here without opening one, so the answer still
+    sets no cookie and says no ``Vary: Cookie``)."""
+    if "Authorization" in request.headers:
+        user = load_token_user(request)
+    else:
+        held = SecureCookieSessionInterface.open_session(current_app.session_interface, current_app, request)
+        user_id = held.get("_user_id") if held is not None else None
+        doc = service.get_user(get_db(), user_id) if isinstance(user_id, str) else None
+        user = User(doc) if doc is not None and _session_is_current(doc, held) else None
+    return user is not None and user.is_active and user.role in EDITING_ROLES
 
 
 @login_manager.unauthorized_handler

@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask_login import current_user
 
 from avenue import audit
-from avenue.auth import require, require_role
+from avenue.auth import edits_images, require, require_role
 from avenue.builder import service
 from avenue.db import get_db
 from avenue.http import json_body, one_file, page_args, uploaded_files
@@ -30,7 +30,7 @@ MEDIA_ID = '<oid("media_not_found", "No builder media with this id."):media_id>'
 
 
 def _signer():
-    return signer_from_config(current_app.config)
+    return signer_from_config(current_app.config, sources=edits_images())
 
 
 @bp.post("/media")

@@ -177,10 +177,13 @@ def limits_from_config(config: Mapping[str, Any]) -> Limits:
     )
 
 
-def signer_from_config(config: Mapping[str, Any]) -> UrlSigner:
-    """How an app builds media URLs (CDN base URL, signing key and lifetime)."""
+def signer_from_config(config: Mapping[str, Any], *, sources: bool = False) -> UrlSigner:
+    """How an app builds media URLs (CDN base URL, signing key and lifetime); ``sources``:
+    the caller may edit the images, and gets their unedited originals' signed URLs."""
     return UrlSigner(
         base_url=config["AVENUE_MEDIA_BASE_URL"],
         key=config["SECRET_KEY"],
         ttl_seconds=config["AVENUE_SIGNED_URL_TTL_SECONDS"],
+        sources=sources,
+        source_ttl_seconds=config.get("AVENUE_SOURCE_URL_TTL_SECONDS", 600),
     )

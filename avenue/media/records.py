@@ -41,6 +41,10 @@ class MediaDoc:
     focal: tuple[float, float] = (0.5, 0.5)
     # Named crops (media/ingest/edits.py): name -> (x, y, width, height) in 0..1.
     crops: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
+    # The picture's size as displayed (None: not recorded): a rendition wider than it is the
+    # picture at its own width, stored once (avenue/media/transform.py clamp).
+    width: int | None = None
+    height: int | None = None
 
     @property
     def private(self) -> bool:
@@ -80,7 +84,13 @@ class MediaDoc:
                       if isinstance(entry, dict) and "until" in entry},
             focal=_focal(meta.get("focal_point")),
             crops=_crops(meta.get("crops")),
+            width=_size(meta.get("width")),
+            height=_size(meta.get("height")),
         )
+
+
+def _size(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _crops(value: object) -> dict[str, tuple[float, float, float, float]]:

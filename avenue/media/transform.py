@@ -23,7 +23,8 @@ around the focal point at full resolution, without scaling. The format is the ex
 ``c_<name>`` (avenue/media/ingest/edits.py: the named crops an image keeps) makes the box of the
 image's crop of that name the source the rest applies to (``c_hero,w_800``: the hero crop,
 800 px wide; ``c_hero`` alone: the crop at full resolution). An image without that crop falls
-back to its focal point: ``cover`` at the box given, or the whole picture when none is.
+back to its focal point: ``cover`` at the box given, or the whole picture when none is; unsigned,
+only a preset's name may be asked for that way (:meth:`AllowList.allows`).
 
 Why so strict: every accepted spelling is a distinct cache key, and a render costs CPU. So a
 value has one spelling only (ASCII digits, no sign, no leading zero, no exponent: ``int()``
@@ -34,9 +35,10 @@ equivalent into one :class:`Spec` (``dpr`` into the box, a one-sided ``cover`` i
 rendition and that signatures cover.
 
 Abuse: a URL is rendered unsigned only when its normalised spec is on the
-:class:`AllowList` (a width on the ladder, or a named preset at 1x, 2x or 3x): a bounded set
-per image. Anything else needs a signature over the canonical key (the serving layer checks
-it), so nobody can make the service render a million variants of one image.
+:class:`AllowList` (a width on the ladder, of the picture or of a crop the image has, or a
+named preset at 1x, 2x or 3x): a bounded set per image. Anything else needs a signature over
+the canonical key (the serving layer checks it), so nobody can make the service render a
+million variants of one image.
 
 Pure: no Flask, no database, no pixels. :func:`plan` gives the geometry (which box of the
 source to cut, what size to make) that a renderer carries out.
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -243,19 +245,70 @@ class AllowList:
     ladder: tuple[int, ...] = LADDER
     presets: Mapping[str, Spec] | None = None
 
-    def allows(self, spec: Spec) -> bool:
-        """Whether ``spec`` is served unsigned: a ladder width (of the whole picture or of a
-        named crop: an image has at most 16, so the set stays bounded), or a preset (using
-        the image's crop of the preset's name, when it has one)."""
+    def allows(self, spec: Spec, crops: Collection[str] = ()) -> bool:
+        """Whether ``spec`` is served unsigned for an image whose named crops are ``crops``: a
+        ladder width (of the whole picture or of one of those crops: an image has at most 16,
+        so the set stays bounded), or a preset at 1x-3x with whatever quality it carries
+        (using the image's crop of the preset's name, when it has one). ``c_<name>`` is
+        unsigned only for a crop the image has or the name of a preset: any other name would
+        fall back to the focal point under a new stored key per name, an unbounded set."""
+        presets = self.presets or {}
+        if spec.crop is not None and spec.crop not in crops and spec.crop not in presets:
+            return False
+        # Presets first: a preset may carry its quality (q_80) or up_1, which the ladder may not.
+        if any(spec in (_scaled(preset, dpr), replace(_scaled(preset, dpr), crop=name))
+               for name, preset in presets.items() for dpr in (1, 2, 3)):
+            return True
         if spec.quality is not None or spec.upscale:
             return False
-        if spec.height is None and spec.width in self.ladder and spec.fit == "contain":
-            return True
-        return any(spec in (_scaled(preset, dpr), replace(_scaled(preset, dpr), crop=name))
-                   for name, preset in (self.presets or {}).items() for dpr in (1, 2, 3))
+        return spec.height is None and spec.width in self.ladder and spec.fit == "contain"
 
     def preset(self, name: str) -> Spec | None:
         return (self.presets or {}).get(name)
+
+
+def clamp(spec: Spec, size: tuple[int, int] | None,
+          crop: tuple[float, float, float, float] | None = None) -> Spec:
+    """``spec`` under the one name its pixels have: a width alone (``contain``, no upscaling)
+    wider than its source (the picture of ``size``, or its named crop's box ``crop``) renders
+    the source at its own width, so it is that width (``w_1280`` .. ``w_2560`` of a 1000 px
+    image are all ``w_1000``: one stored file, not four copies of one picture). Anything
+    else, or an unknown size, is ``spec`` as it is."""
+    if (size is None or spec.width is None or spec.height is not None or spec.fit != "contain"
+            or spec.upscale):
+        return spec
+    own = size[0] if crop is None else _region(size, crop)[0]
+    return replace(spec, width=own) if spec.width > own else spec
+
+
+def at_own_width(spec: Spec, size: tuple[int, int] | None,
+                 crop: tuple[float, float, float, float] | None = None) -> bool:
+    """Whether ``spec`` is what :func:`clamp` makes of every wider width: its source at its own
+    width (the rendition a CDN may also hold under those wider URLs)."""
+    return spec.width is not None and clamp(replace(spec, width=MAX_SIDE), size, crop) == spec
+
+
+def _region(size: tuple[int, int], crop: tuple[float, float, float, float]) -> tuple[int, int]:
+    """The size in pixels of a crop's box (x, y, width, height in 0..1) on a source of ``size``,
+    rounded as :func:`plan` cuts it."""
+    src_w, src_h = size
+    left, top = min(round(crop[0] * src_w), src_w - 1), min(round(crop[1] * src_h), src_h - 1)
+    right = max(left + 1, min(src_w, round((crop[0] + crop[2]) * src_w)))
+    bottom = max(top + 1, min(src_h, round((crop[1] + crop[3]) * src_h)))
+    return right - left, bottom - top
+
+
+def clamped_by(key: str, ladder: tuple[int, ...] = LADDER) -> list[str]:
+    """The unsigned spellings :func:`clamp` folds into the stored ``key`` (``w_1000``: the
+    ladder's ``w_1280`` .. ``w_2560``; ``c_hero,w_700``: the same under ``c_hero``): what a
+    CDN may hold a rendition stored at its source's own width (:func:`at_own_width`) under,
+    besides its own key."""
+    crop, _, rest = key.rpartition(",") if key.startswith("c_") else ("", "", key)
+    match = re.fullmatch(r"w_([0-9]+)", rest)
+    if match is None:
+        return []
+    prefix = f"{crop}," if crop else ""
+    return [f"{prefix}w_{step}" for step in ladder if step > int(match.group(1))]
 
 
 def ladder_for(width: int, ladder: tuple[int, ...] = LADDER) -> list[tuple[int, int]]:
@@ -320,9 +373,7 @@ def plan(spec: Spec, source: tuple[int, int], focal: tuple[float, float] = (0.5,
                 rest = replace(rest, fit="cover")
             return plan(rest, source, focal)
         left, top = min(round(crop[0] * src_w), src_w - 1), min(round(crop[1] * src_h), src_h - 1)
-        right = max(left + 1, min(src_w, round((crop[0] + crop[2]) * src_w)))
-        bottom = max(top + 1, min(src_h, round((crop[1] + crop[3]) * src_h)))
-        region = (right - left, bottom - top)
+        region = _region(source, crop)
         inner = (min(max((focal[0] * src_w - left) / region[0], 0.0), 1.0),
                  min(max((focal[1] * src_h - top) / region[1], 0.0), 1.0))
         made = plan(rest, region, inner)

@@ -6,7 +6,7 @@ from bson import ObjectId
 from flask import Blueprint, current_app, jsonify, request
 
 from avenue import audit, status
-from avenue.auth import require, require_role
+from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.http import json_body, one_file, page_args, product_files, uploaded_files
 from avenue.media import (
@@ -27,7 +27,7 @@ IMAGE_ID = '<oid("image_not_found", "This product has no image with this id."):i
 
 
 def _signer():
-    return signer_from_config(current_app.config)
+    return signer_from_config(current_app.config, sources=edits_images())
 
 
 def _settings() -> service.Settings:

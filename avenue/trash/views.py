@@ -6,7 +6,7 @@ from bson import ObjectId
 from flask import Blueprint, current_app, jsonify, request
 
 from avenue import audit
-from avenue.auth import require, require_role
+from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.http import page_args
 from avenue.media import signer_from_config
@@ -36,7 +36,7 @@ def get_item(image_id: ObjectId):
 def restore(image_id: ObjectId):
     answer = service.restore(get_db(), image_id, role=require().role,
                              max_images=current_app.config["AVENUE_MAX_PRODUCT_IMAGES"],
-                             signer=signer_from_config(current_app.config))
+                             signer=signer_from_config(current_app.config, sources=edits_images()))
     audit.log("trash_restored", image_id=str(image_id), source=answer["from"], product=answer.get("product"),
               reused=answer["reused"])
     return jsonify(answer)

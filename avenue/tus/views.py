@@ -24,7 +24,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import ClientDisconnected
 
 from avenue import audit
-from avenue.auth import require, require_role
+from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.errors import AvenueError, BadRequest, EmptyFile, ImageTooLarge, UnsupportedImage
 from avenue.http import tus_chunk
@@ -195,7 +195,9 @@ def status(upload_id: str):
         "target": {key: value for key, value in upload.target.items() if value is not None},
         "filename": upload.filename, "expires_at": upload.expires_at.isoformat(),
         "created": upload.result.get("created") if upload.result else None,
-        "image": service.image_json(get_db(), kind, image, signer_from_config(current_app.config))
+        "image": service.image_json(get_db(), kind, image,
+                                    signer_from_config(current_app.config,
+                                                       sources=edits_images() or kind == "uploads"))
         if image is not None else None,
     })
 

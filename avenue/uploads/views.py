@@ -27,7 +27,8 @@ UPLOAD_ID = '<oid("upload_not_found", "No upload with this id."):upload_id>'
 
 
 def _signer():
-    return signer_from_config(current_app.config)
+    # Every route here answers the caller's own uploads (or an admin's): their editor.
+    return signer_from_config(current_app.config, sources=True)
 
 
 @bp.post("")

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from hashlib import sha256
 
 import pytest
 from PIL import Image as PILImage
+from werkzeug.test import Client
 
-from avenue.media import BUILDER, TRASH, UrlSigner
+from avenue.media import BUILDER, TRASH, FrontDoor, UrlSigner
+from avenue.media.buckets import RENDITIONS
 from avenue.media.transform import parse
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
@@ -80,6 +83,51 @@ def test_an_edit_is_a_new_version_whose_variants_show_the_rotated_picture(client
     assert source.status_code == 200
     assert sha256(source.data).hexdigest() == item["sha256"]
     assert red_corner(PILImage.open(io.BytesIO(source.data)).convert("RGB")) == "tl"
+
+
+def test_an_edited_image_s_source_is_served_only_by_its_short_lived_signed_url(app, client, editor):
+    item = media(client, editor)
+    edited = edit(client, editor, item["id"], {"rotate": 90}).get_json()
+    url = edited["source"]["url"]
+    assert "sig=" in url and "expires=" in url
+    served = client.get(url)
+    assert served.status_code == 200 and sha256(served.data).hexdigest() == item["sha256"]
+    assert served.headers["Cache-Control"].startswith("private")
+    bare, query = url.split("?")
+    for wrong in (bare, url.replace("sig=", "sig=x"), f"{bare}?expires=1&{query.split('&')[1]}"):
+        refused = client.get(wrong)
+        assert refused.status_code == 403, wrong
+        assert refused.get_json()["error"]["code"] == "source_not_allowed"
+    expired = UrlSigner(key=KEY, source_ttl_seconds=60).source_url(BUILDER, item["id"], edited["version"],
+                                                                  now=time.time() - 3600)
+    assert client.get(expired).status_code == 403
+    # Neither the front door nor the event loop answer it from the worker's cache.
+    passed = []
+
+    def route_stand_in(environ, start_response):
+        passed.append(environ["PATH_INFO"])
+        start_response("204 NO CONTENT", [])
+        return []
+
+    Client(FrontDoor(app, route_stand_in)).get(bare)
+    assert passed == [bare.split("http://localhost")[-1]]
+
+
+def test_the_source_url_is_given_only_to_callers_who_may_edit_the_image(client, auth):
+    admin = auth.token("admin")
+    client.post("/api/shop/products", headers=admin, json={"sku": "SRC-1", "name": "Lamp", "price": 10})
+    client.post("/api/shop/products/SRC-1/images", headers=admin,
+                data={"images": (io.BytesIO(cornered()), "c.png")})
+    photo = client.get("/api/shop/products/SRC-1", headers=admin).get_json()["images"][0]
+    edited = client.put(f"/api/shop/products/SRC-1/images/{photo['id']}/edits", json={"rotate": 90},
+                        headers=admin)
+    assert edited.status_code == 200 and "sig=" in edited.get_json()["source"]["url"]
+    for headers in ({}, auth.token("ops")):
+        shown = client.get("/api/shop/products/SRC-1", headers=headers).get_json()["images"][0]
+        assert shown["source"]["url"] is None and shown["source"]["width"] == WIDTH
+        assert shown["url"]  # everything else as before
+    as_admin = client.get("/api/shop/products/SRC-1", headers=admin).get_json()["images"][0]
+    assert "sig=" in as_admin["source"]["url"]
 
 
 @pytest.mark.parametrize("body, corner", [
@@ -360,6 +408,19 @@ def test_a_bad_crop_name_or_box_is_a_400_that_changes_nothing(client, editor, na
     assert now["version"] == item["version"] and now["crops"] == {}
 
 
+def test_a_named_crop_under_16_pixels_on_a_side_is_a_400_that_changes_nothing(client, editor):
+    item = media(client, editor)  # 400 x 200
+    narrow = {"x": 0, "y": 0, "width": 15 / WIDTH, "height": 0.5}
+    short = {"x": 0, "y": 0, "width": 0.5, "height": 0.07}
+    for box in (narrow, short):
+        error = crop(client, editor, item["id"], "tiny", box).get_json()["error"]
+        assert (error["code"], error["min_px"]) == ("invalid_crop", 16), box
+    now = client.get(f"/api/builder/media/{item['id']}", headers=editor).get_json()
+    assert now["version"] == item["version"] and now["crops"] == {}
+    smallest = {"x": 0, "y": 0, "width": 0.04, "height": 0.08}  # 16 x 16
+    assert crop(client, editor, item["id"], "small", smallest).status_code == 200
+
+
 def test_the_seventeenth_crop_is_refused(client, editor):
     item = media(client, editor)
     for index in range(16):
@@ -407,13 +468,15 @@ def test_a_rendition_by_crop_name_renders_the_crop_s_box(client, editor):
     assert whole.size == (160, 80) and not is_red(whole.getpixel((159, 79)))
 
 
-def test_without_that_crop_a_rendition_falls_back_to_the_focal_point(client, editor):
+def test_without_that_crop_a_signed_rendition_falls_back_to_the_focal_point(client, editor):
     item = media(client, editor)
     client.put(f"/api/builder/media/{item['id']}/focal-point", json={"x": 0.0, "y": 0.0}, headers=editor)
     item = client.get(f"/api/builder/media/{item['id']}", headers=editor).get_json()
-    whole = picture(client, rendition(item, "c_hero,w_160.webp"))  # no box: the whole picture
-    assert whole.size == (160, 80) and red_corner(whole) == "tl"
     signer = UrlSigner(key=KEY, ttl_seconds=3600)
+    signed = signer.rendition_url(BUILDER, item["id"], parse("c_hero,w_160").spec, "webp",
+                                  version=item["version"])
+    whole = picture(client, signed)  # no box: the whole picture
+    assert whole.size == (160, 80) and red_corner(whole) == "tl"
     spec = parse("c_hero,w_50,h_50").spec
     url = signer.rendition_url(BUILDER, item["id"], spec, "png", version=item["version"])
     covered = picture(client, url)  # a box: cover around the focal point (the red corner)
@@ -430,6 +493,23 @@ def test_crop_renditions_stay_on_the_allow_list_unless_signed(client, editor):
         assert refused.get_json()["error"]["code"] == "rendition_not_allowed"
     for segment in ("c_Hero,w_160.webp", "c_,w_160.webp", "c_hero,c_card,w_160.webp"):
         assert client.get(rendition(item, segment)).status_code == 400, segment
+
+
+def test_an_unsigned_rendition_of_a_crop_the_image_lacks_is_403_and_stores_nothing(client, editor, db):
+    item = crop(client, editor, media(client, editor)["id"], "hero", RED_QUARTER).get_json()
+    for segment in ("c_nope,w_160.webp", "c_card,w_320.jpg", "c_zz1,w_160"):
+        refused = client.get(rendition(item, segment))
+        assert refused.status_code == 403, segment
+        assert refused.get_json()["error"]["code"] == "rendition_not_allowed"
+    assert db[f"{RENDITIONS}.files"].count_documents({}) == 0
+    assert client.get(rendition(item, "c_hero,w_160.webp")).status_code == 200  # the crop it has
+
+
+def test_a_preset_s_name_is_a_crop_name_every_image_may_be_asked_for_unsigned(app_factory):
+    app = app_factory(AVENUE_RENDITION_PRESETS="banner=w_200,h_100,fit_cover")
+    client, editor = app.test_client(), Auth(app).token("editor")
+    item = media(client, editor)  # no crop named banner: the focal point decides
+    assert picture(client, rendition(item, "c_banner,w_160.webp")).size == (160, 80)
 
 
 def test_a_named_preset_uses_the_image_s_crop_of_its_name(app_factory):

@@ -679,6 +679,14 @@ def test_rendition_paths_skip_documents_that_name_no_spec():
     assert purge.rendition_paths(PRODUCTS, "abc", docs) == ["/media/products/abc/w_1"]
 
 
+def test_a_rendition_at_its_image_s_own_width_is_purged_under_the_wider_ladder_widths_too():
+    docs = [{"metadata": {"spec": "c_hero,w_1000", "format": "webp", "own_width": True}}]
+    paths = purge.rendition_paths(PRODUCTS, "abc", docs)
+    for key in ("c_hero,w_1000", "c_hero,w_1280", "c_hero,w_2560"):
+        assert f"/media/products/abc/{key}" in paths and f"/media/products/abc/{key}.webp" in paths
+    assert "/media/products/abc/c_hero,w_960" not in paths
+
+
 # --- backups -------------------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace
 from avenue.media.transform import parse
-from tests.helpers import image_bytes
+from tests.helpers import Auth, image_bytes
 
 KEY = "test-secret-key-for-avenue"
 
@@ -94,6 +94,21 @@ def test_a_rendition_is_never_upscaled(app, client):
     response = client.get(path(doc, "w_1920.png"))
     with Image.open(io.BytesIO(response.get_data())) as im:
         assert (im.format, im.size) == ("PNG", (1024, 768))
+
+
+def test_ladder_widths_above_the_image_s_own_are_one_stored_file_at_its_width(app, client, db, renders):
+    doc = put(app)  # 1024 x 768
+    answers = [client.get(path(doc, f"w_{width}.webp")) for width in (1280, 1600, 1920, 2560)]
+    assert [answer.status_code for answer in answers] == [200] * 4
+    assert len({answer.headers["ETag"] for answer in answers}) == 1
+    assert renders == ["w_1024"]
+    assert [(f["metadata"]["spec"], f["metadata"]["own_width"]) for f in stored(db)] == [("w_1024", True)]
+    with Image.open(io.BytesIO(answers[0].get_data())) as im:
+        assert im.size == (1024, 768)
+    # Below its width nothing changes; w_1024 itself is not on the ladder: signed only.
+    assert client.get(path(doc, "w_960.webp")).status_code == 200
+    assert client.get(path(doc, "w_1024.webp")).status_code == 403
+    assert sorted(f["metadata"]["spec"] for f in stored(db)) == ["w_1024", "w_960"]
 
 
 def test_cover_crops_to_the_box(app, client):
@@ -181,6 +196,17 @@ def test_presets_are_served_unsigned_at_1x_to_3x_and_by_name(app_factory):
     assert client.get(path(doc, "w_600,h_201,fit_cover.webp")).status_code == 403
 
 
+def test_a_preset_carrying_its_quality_is_served_unsigned(app_factory):
+    app = app_factory(AVENUE_RENDITION_PRESETS="square=w_512,h_512,q_80")
+    client = app.test_client()
+    doc = put(app)
+    for segment in ("square.webp", "w_512,h_512,q_80.webp"):
+        answer = client.get(path(doc, segment))
+        assert answer.status_code == 200, (segment, answer.get_data())
+    refused = client.get(path(doc, "w_512,h_512,q_81.webp"))
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "rendition_not_allowed"
+
+
 @pytest.mark.parametrize("presets", ["card=w_100", "Hero=w_100", "hero=w_0", "hero=w_100.webp", "hero"])
 def test_a_bad_preset_setting_stops_the_start(app_factory, presets):
     with pytest.raises(RuntimeError, match="AVENUE_RENDITION_PRESETS"):
@@ -199,6 +225,18 @@ def test_a_private_image_needs_its_signed_url(app, client):
     # A signature for another spec does not open this one.
     other = signer.rendition_url(UPLOADS, doc["_id"], parse("w_480").spec, "webp", private=True)
     assert client.get(bare + "?" + other.split("?")[1]).status_code == 403
+
+
+def test_a_private_rendition_s_signature_covers_its_format(app, client):
+    doc = put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    signer = signer_from_config(app.config)
+    urls = signer.rendition_urls(UPLOADS, doc["_id"], parse("w_320").spec, ("webp", "jpeg", ""), private=True)
+    assert [client.get(url).status_code for url in urls.values()] == [200, 200, 200]
+    webp_path, webp_query = urls["webp"].split("?")
+    for other in (webp_path.replace(".webp", ".avif"), webp_path.replace(".webp", ".jpg"),
+                  webp_path.removesuffix(".webp")):
+        refused = client.get(f"{other}?{webp_query}")
+        assert refused.status_code == 403, other
 
 
 def test_an_earlier_version_redirects_then_replace_removes_its_renditions(app, client, db):
@@ -475,3 +513,59 @@ def test_a_second_store_of_one_rendition_keeps_the_first(app, db):
         second = renditions._render_and_store(db, wanted, original, lambda data: Fake(b"second"))
     assert second["_id"] == first["_id"] and len(stored(db)) == 1
     assert db[f"{RENDITIONS}.chunks"].count_documents({}) == 1  # the loser's chunks went
+
+
+# --- the limit of unsigned cold renders ------------------------------------------------------
+
+
+def limited(app_factory, address="2/minute", instance="100/minute"):
+    return app_factory(RATELIMIT_ENABLED=True, AVENUE_RENDER_ADDRESS_LIMIT=address,
+                       AVENUE_RENDER_INSTANCE_LIMIT=instance)
+
+
+def test_unsigned_cold_renders_past_the_address_limit_are_429_and_store_nothing(app_factory):
+    from avenue.db import get_db
+
+    app = limited(app_factory)
+    client = app.test_client()
+    doc = put(app)
+    for options in ("w_160.webp", "w_320.webp"):
+        assert client.get(path(doc, options)).status_code == 200
+    refused = client.get(path(doc, "w_480.webp"))
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.get_json()["error"]["code"] == "rate_limited"
+    with app.app_context():
+        assert sorted(f["metadata"]["spec"] for f in stored(get_db())) == ["w_160", "w_320"]
+    # What is stored is still served (a warm rendition costs no render), to this address too.
+    assert client.get(path(doc, "w_320.webp")).status_code == 200
+    # Another address has its own count.
+    assert client.get(path(doc, "w_480.webp"), environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 200
+
+
+def test_the_instance_limit_holds_over_every_address(app_factory):
+    app = limited(app_factory, address="100/minute", instance="2/minute")
+    client = app.test_client()
+    doc = put(app)
+    answers = [client.get(path(doc, f"w_{width}.webp"), environ_base={"REMOTE_ADDR": f"10.0.0.{index}"})
+               for index, width in enumerate((160, 320, 480))]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+
+
+def test_editors_and_signed_urls_are_not_counted_against_the_anonymous_limit(app_factory):
+    app = limited(app_factory, address="1/minute")
+    client = app.test_client()
+    doc = put(app)
+    assert client.get(path(doc, "w_160.webp")).status_code == 200
+    assert client.get(path(doc, "w_320.webp")).status_code == 429  # the address's one is used
+    by_token = Auth(app).token("editor")
+    assert client.get(path(doc, "w_320.webp"), headers=by_token).status_code == 200
+    session_client, _ = Auth(app).login("admin")
+    answer = session_client.get(path(doc, "w_480.webp"))
+    assert answer.status_code == 200 and "Set-Cookie" not in answer.headers and "Vary" not in answer.headers
+    signed = signer_from_config(app.config).rendition_url(PRODUCTS, doc["_id"], parse("w_640").spec, "webp")
+    assert client.get(signed).status_code == 200
+    signed_off_list = signer_from_config(app.config).rendition_url(PRODUCTS, doc["_id"], parse("w_333").spec,
+                                                                   "webp")
+    assert client.get(signed_off_list).status_code == 200
+    # A viewer's token is no editor's: counted like anyone.
+    assert client.get(path(doc, "w_800.webp"), headers=Auth(app).token("ops")).status_code == 429

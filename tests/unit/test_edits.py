@@ -128,12 +128,19 @@ def test_a_crop_name_is_part_of_the_spec_and_its_key():
 
 def test_crop_renditions_are_unsigned_only_at_ladder_widths():
     allow = AllowList(presets={"og": Spec(1200, 630, "cover")})
-    assert allow.allows(Spec(width=800, crop="hero"))
-    assert not allow.allows(Spec(width=801, crop="hero"))
-    assert not allow.allows(Spec(crop="hero"))
-    assert not allow.allows(Spec(width=800, height=800, fit="cover", crop="hero"))
+    assert allow.allows(Spec(width=800, crop="hero"), crops={"hero"})
+    assert not allow.allows(Spec(width=801, crop="hero"), crops={"hero"})
+    assert not allow.allows(Spec(crop="hero"), crops={"hero"})
+    assert not allow.allows(Spec(width=800, height=800, fit="cover", crop="hero"), crops={"hero"})
     assert allow.allows(Spec(1200, 630, "cover", crop="og"))  # the preset with its own crop
-    assert not allow.allows(Spec(1200, 630, "cover", crop="hero"))
+    assert not allow.allows(Spec(1200, 630, "cover", crop="hero"), crops={"hero"})
+
+
+def test_a_crop_name_the_image_does_not_have_is_unsigned_only_for_a_preset_s_name():
+    allow = AllowList(presets={"og": Spec(1200, 630, "cover")})
+    assert not allow.allows(Spec(width=800, crop="hero"))
+    assert not allow.allows(Spec(width=800, crop="hero"), crops={"card"})
+    assert allow.allows(Spec(width=800, crop="og"))  # a preset's name: bounded by the presets
 
 
 def test_the_plan_cuts_the_named_crop_then_fits_it():

@@ -15,6 +15,9 @@ from avenue.media.transform import (
     PARSED_CACHE_SIZE,
     AllowList,
     Spec,
+    at_own_width,
+    clamp,
+    clamped_by,
     ladder_for,
     looks_like_options,
     normalise,
@@ -144,6 +147,14 @@ def test_unsigned_renditions_are_the_ladder_and_the_presets_only():
     assert allow.preset("nope") is None
 
 
+def test_a_preset_carrying_its_quality_is_served_unsigned_and_the_ladder_is_not():
+    allow = AllowList(presets=parse_presets("square=w_512,h_512,q_80", reserved=("thumb",)))
+    assert allow.allows(parse("w_512,h_512,q_80").spec)
+    assert allow.allows(parse("w_512,h_512,q_80,dpr_2").spec)
+    assert not allow.allows(parse("w_512,h_512,q_81").spec)
+    assert not allow.allows(parse("w_800,q_80").spec)
+
+
 @pytest.mark.parametrize("text", ["card=w_10", "Hero=w_10", "hero", "hero=", "hero=w_10.avif",
                                   "hero=w_0", "a=w_1;a=w_2", "x" * 30 + "=w_1"])
 def test_a_bad_preset_setting_is_refused_at_start(text):
@@ -170,3 +181,16 @@ def test_the_ladder_for_any_width_is_on_the_allow_list_and_never_asks_for_more_t
     assert shown == sorted(set(shown)) and max(shown) <= width
     assert all(AllowList().allows(Spec(width=step)) for step, _ in steps)
     assert all(plan(Spec(width=step), (width, 100)).size[0] == made for step, made in steps)
+
+
+def test_a_width_alone_above_the_source_s_is_clamped_to_it_and_nothing_else_is():
+    assert clamp(Spec(width=2560), (1000, 500)) == Spec(width=1000)
+    assert clamp(Spec(width=960), (1000, 500)) == Spec(width=960)
+    hero = (0.25, 0, 0.5, 1)
+    assert clamp(Spec(width=2560, crop="hero"), (1000, 500), hero) == Spec(width=500, crop="hero")
+    for spec in (Spec(2560, 2000), Spec(width=2560, upscale=True), Spec(height=2000)):
+        assert clamp(spec, (1000, 500)) == spec
+    assert clamp(Spec(width=2560), None) == Spec(width=2560)  # size unknown
+    assert at_own_width(Spec(width=1000), (1000, 500)) and not at_own_width(Spec(width=960), (1000, 500))
+    assert clamped_by("w_1000") == ["w_1280", "w_1600", "w_1920", "w_2560"]
+    assert clamped_by("c_hero,w_2000") == ["c_hero,w_2560"] and clamped_by("w_100,h_100") == []

@@ -27,6 +27,7 @@ from avenue.clock import now
 from avenue.media.buckets import ALIASES
 from avenue.media.paths import EXTENSIONS, media_path
 from avenue.media.records import Document
+from avenue.media.transform import clamped_by
 
 OUTBOX = "cdn_purges"
 # Undelivered purges are dropped after this long (the CDN's copies expire on their own).
@@ -87,7 +88,11 @@ def rendition_paths(bucket: str, image_id: Any, docs: list[dict[str, Any]]) -> l
         if meta.get("visibility", "public") != "public" or not meta.get("spec"):
             continue
         image = media_path(bucket, image_id, meta.get("version") or "")
-        for name in (meta["spec"], *sorted(_preset_names.get(meta["spec"], ()))):
+        # Its own key, the presets that render it, and the ladder widths clamped into it
+        # (transform.clamp: w_1280 .. w_2560 of a 1000 px image are stored as w_1000).
+        names = (meta["spec"], *sorted(_preset_names.get(meta["spec"], ())),
+                 *(clamped_by(meta["spec"]) if meta.get("own_width") else ()))
+        for name in names:
             base = f"{image}/{name}"
             if base not in paths:
                 paths.append(base)

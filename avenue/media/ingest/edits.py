@@ -224,6 +224,16 @@ def parse_crop(name: str, body: object) -> Box:
     return parse_box(body, "crop", InvalidCrop)
 
 
+def check_crop_size(box: Box, width: object, height: object) -> None:
+    """InvalidCrop (400) when a named crop's box is under :data:`MIN_CROP_PX` pixels on a side
+    of the edited picture (``width`` x ``height``; not checked when unknown)."""
+    if not (isinstance(width, int) and isinstance(height, int)):
+        return
+    if box.width * width < MIN_CROP_PX or box.height * height < MIN_CROP_PX:
+        raise InvalidCrop(f"crop: at least {MIN_CROP_PX} px on each side of the picture ({width}x{height})",
+                          field="crop", min_px=MIN_CROP_PX)
+
+
 def stored_crops(value: object) -> dict[str, Box]:
     """The named crops a files document keeps (malformed ones left out)."""
     crops: dict[str, Box] = {}

@@ -35,6 +35,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from avenue.errors import AvenueError
 from avenue.media.buckets import BUCKETS
+from avenue.media.records import SOURCE
 from avenue.media.serve.http import (
     Headers,
     Moved,
@@ -132,8 +133,10 @@ class FrontDoor:
             rep = self._rendition(bucket, parts[1], parts[2], accept)
         else:
             rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc, accept)
-        if not isinstance(rep, Representation) or rep.doc.private:
-            return None  # a 404, a redirect or a variant still to render: the route answers it
+        if not isinstance(rep, Representation) or rep.doc.private or rep.variant == SOURCE:
+            # A 404, a redirect or a variant still to render, or a signed file (a private one,
+            # an unedited original): the route answers it.
+            return None
         decided = decide(environ, rep, headers_for(self.app, rep))
         if decided is None:
             return None
@@ -153,7 +156,8 @@ class FrontDoor:
             found = resolve_rendition(bucket, token, segment, state.allow, state.cache.get_doc, accept)
         except AvenueError:
             return None
-        if not isinstance(found, RenditionTarget) or found.doc.private or not state.allow.allows(found.spec):
+        if (not isinstance(found, RenditionTarget) or found.doc.private
+                or not state.allow.allows(found.asked, found.doc.crops)):
             return None
         known: Representation | None = state.cache.get_rendition(found.cache_key(bucket))
         if known is None or known.vary == found.vary:

@@ -30,7 +30,7 @@ from avenue.media.paths import EXTENSIONS, VERSION_MARK, media_path
 from avenue.media.records import SOURCE, MediaDoc
 from avenue.media.serve.cache import MediaCache
 from avenue.media.store.storage import CHUNK_SIZE
-from avenue.media.transform import FORMATS, AllowList, Spec, looks_like_options, parse
+from avenue.media.transform import FORMATS, AllowList, Spec, clamp, looks_like_options, parse
 
 Headers = list[tuple[str, str]]
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
@@ -181,12 +181,16 @@ def resolve(bucket: str, token: str, variant: str | None,
 @dataclass(frozen=True)
 class RenditionTarget:
     """A rendition on request a URL names: of the current version of ``doc``, ``spec`` in
-    ``format`` (``vary``: chosen by ``Accept``)."""
+    ``format`` (``vary``: chosen by ``Accept``). ``asked`` is the spec as the URL spelled it
+    (what the allow-list and a signature are checked on); ``spec`` is what is rendered and
+    stored, the same or that spec clamped to the picture's width
+    (:func:`~avenue.media.transform.clamp`)."""
 
     doc: MediaDoc
     spec: Spec
     format: str
     vary: bool
+    asked: Spec
 
     def cache_key(self, bucket: str) -> tuple[Any, ...]:
         """What names the stored file in the media cache: the image version, options, format."""
@@ -242,7 +246,9 @@ def resolve_rendition(bucket: str, token: str, segment: str, allow: AllowList,
         return Moved(doc, f"{media_path(bucket, doc.file_id, doc.version)}/{segment}", until)
     if preset is not None and name in doc.crops:  # a preset uses the image's crop of its name
         spec = replace(spec, crop=name)
-    return RenditionTarget(doc, spec, fmt or negotiate(accept, doc), vary=not fmt)
+    size = (doc.width, doc.height) if doc.width and doc.height else None
+    stored = clamp(spec, size, doc.crops.get(spec.crop) if spec.crop else None)
+    return RenditionTarget(doc, stored, fmt or negotiate(accept, doc), vary=not fmt, asked=spec)
 
 
 def disposition(filename: str) -> str:
@@ -262,7 +268,9 @@ def representation_headers(cache: MediaCache, rep: Representation, baseline: Hea
             ("Content-Length", str(rep.length)),
             ("ETag", rep.etag),
             ("Last-Modified", http_date(doc.upload_date)),
-            ("Cache-Control", PRIVATE_CACHE if doc.private else PUBLIC_CACHE),
+            # The unedited original is for editors only (a signed, short-lived URL): never in a
+            # shared cache, whatever the image's visibility.
+            ("Cache-Control", PRIVATE_CACHE if doc.private or rep.variant == SOURCE else PUBLIC_CACHE),
             ("Accept-Ranges", "bytes"),
             ("X-Content-Type-Options", "nosniff"),
             ("Content-Security-Policy", CSP),

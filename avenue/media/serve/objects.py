@@ -11,18 +11,22 @@ from urllib.parse import urlencode
 from avenue.clock import isoformat
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.paths import EXTENSIONS, media_path
-from avenue.media.records import Image, Near
+from avenue.media.records import SOURCE, Image, Near
 from avenue.media.serve import signing
 from avenue.media.transform import Spec, ladder_for
 
 
 @dataclass(frozen=True)
 class UrlSigner:
-    """What building media URLs needs: a public base URL, and keys/lifetime for private ones."""
+    """What building media URLs needs: a public base URL, and keys/lifetime for private ones;
+    ``sources``: whether the caller may edit the images (and so gets their unedited
+    originals' URLs, signed for ``source_ttl_seconds``)."""
 
     base_url: str = ""
     key: str = ""
     ttl_seconds: int = 3600
+    sources: bool = False
+    source_ttl_seconds: int = 600
 
     def media_url(self, bucket: str, file_id: Any, variant: str = "", ext: str = "",
                   private: bool = False, now: float | None = None, version: str = "") -> str:
@@ -52,28 +56,44 @@ class UrlSigner:
     def rendition_urls(self, bucket: str, file_id: Any, spec: Spec, formats: Iterable[str], *,
                        version: str = "", private: bool = False, now: float | None = None,
                        public_sig: bool = True) -> dict[str, str]:
-        """:meth:`rendition_url` for several formats of one spec, signed once: the signature
-        covers the image version and the spec, not the format."""
+        """:meth:`rendition_url` for several formats of one spec. A public image's signature
+        covers the image version and the spec (any format); a private image's covers the
+        format too (``<key>.<ext>``, or the key alone for the URL negotiated by ``Accept``), so
+        a link handed out for one format opens no other."""
         key = spec.key()
-        base = f"{self.base_url}{media_path(bucket, file_id, version)}/{key}"
-        query = ""
-        if private:
-            expires = self.expiry(time.time() if now is None else now)
-            sig = signing.sign(self.key, bucket, str(file_id), key, expires, version)
-            query = "?" + urlencode({"expires": expires, "sig": sig})
-        elif public_sig:
-            sig = signing.sign_rendition(self.key, bucket, str(file_id), version, key)
-            query = "?" + urlencode({"sig": sig})
-        return {fmt: f"{base}.{EXTENSIONS.get(fmt, fmt)}{query}" if fmt else f"{base}{query}"
-                for fmt in formats}
+        image = f"{self.base_url}{media_path(bucket, file_id, version)}"
+        urls = {}
+        expires = self.expiry(time.time() if now is None else now)
+        public = signing.sign_rendition(self.key, bucket, str(file_id), version, key) if public_sig else ""
+        for fmt in formats:
+            named = f"{key}.{EXTENSIONS.get(fmt, fmt)}" if fmt else key
+            query = ""
+            if private:
+                sig = signing.sign(self.key, bucket, str(file_id), named, expires, version)
+                query = "?" + urlencode({"expires": expires, "sig": sig})
+            elif public:
+                query = "?" + urlencode({"sig": public})
+            urls[fmt] = f"{image}/{named}{query}"
+        return urls
 
-    def expiry(self, now: float) -> int:
+    def source_url(self, bucket: str, file_id: Any, version: str = "", now: float | None = None) -> str:
+        """The URL of an image's unedited original (``.../source``), for its editors: signed
+        like a private URL whatever the image's visibility, valid for ``source_ttl_seconds``
+        (a quarter more at most), served ``private`` (never at a CDN)."""
+        path = f"{self.base_url}{media_path(bucket, file_id, version)}/{SOURCE}"
+        expires = self.expiry(time.time() if now is None else now, self.source_ttl_seconds)
+        sig = signing.sign(self.key, bucket, str(file_id), SOURCE, expires, version)
+        return f"{path}?" + urlencode({"expires": expires, "sig": sig})
+
+    def expiry(self, now: float, ttl: int | None = None) -> int:
         """When a private URL handed out at ``now`` expires: the end of the window holding
-        ``now + ttl``. Windows are a quarter of the lifetime (at least a minute), so every
-        answer within one window hands out the same URL, which browsers and the CDN can
-        cache, and each URL stays valid for at least the configured lifetime."""
-        window = max(60, self.ttl_seconds // 4)
-        return (int(now + self.ttl_seconds) // window + 1) * window
+        ``now + ttl`` (the signer's ``ttl_seconds`` by default). Windows are a quarter of the
+        lifetime (at least a minute), so every answer within one window hands out the same
+        URL, which browsers and the CDN can cache, and each URL stays valid for at least the
+        configured lifetime."""
+        ttl = self.ttl_seconds if ttl is None else ttl
+        window = max(60, ttl // 4)
+        return (int(now + ttl) // window + 1) * window
 
 
 def _formats(ref: dict[str, Any], name: str) -> list[str]:
@@ -183,11 +203,12 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
     obj["version"] = version
     # Non-destructive edits (avenue/media/ingest/edits.py): the normalised edits (null: none),
     # the unedited original an editor draws on (its own URL: signed like the others), and the
-    # named crops renditions ask for by name (c_<name>).
+    # named crops renditions ask for by name (c_<name>). The original is for the image's
+    # editors: its URL is signed for a few minutes and given to them only (null for others).
     obj["edits"] = ref.get("edits") or None
     source = ref.get("source") or {"width": ref.get("width"), "height": ref.get("height"), "variant": ""}
     if source.get("variant"):
-        source_url = signer.media_url(bucket, file_id, source["variant"], private=private, version=version)
+        source_url = signer.source_url(bucket, file_id, version) if signer.sources else None
     else:
         source_url = obj["url"]
     obj["source"] = {"width": source.get("width"), "height": source.get("height"), "url": source_url}

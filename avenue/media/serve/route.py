@@ -23,7 +23,7 @@ from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
 from avenue import background
 from avenue.clock import now
-from avenue.errors import RenditionNotAllowed, ServerBusy
+from avenue.errors import RenditionNotAllowed, ServerBusy, SourceNotAllowed
 from avenue.media import settings
 from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.effects import purge
@@ -54,7 +54,7 @@ from avenue.media.serve.stream import ChunkStream
 from avenue.media.settings import MediaSettings
 from avenue.media.store import deliveries as delivery_counts
 from avenue.media.store import pending, renditions
-from avenue.media.transform import AllowList, parse_presets
+from avenue.media.transform import AllowList, at_own_width, parse_presets
 from avenue.metrics import count_cache, timed_rendition
 
 EXTENSION = "avenue.media"
@@ -75,6 +75,9 @@ class MediaState:
     # renditions' last_used, which the byte budget evicts by).
     deliveries: Deliveries = field(default_factory=lambda: Deliveries({"renditions": renditions.record_used,
                                                                        "images": delivery_counts.record}))
+    # Called before an unsigned rendition is rendered (not before one that is stored, nor a
+    # signed one's): the app's limit of cold renders (avenue/ratelimit.py), which raises 429.
+    admit_unsigned: Callable[[], None] = lambda: None
 
 
 # How long a rendition request waits for one of the process's render slots before 503.
@@ -82,9 +85,11 @@ RENDER_SLOT_WAIT_SECONDS = 10.0
 
 
 def init_app(app: Flask, *, database: Callable[[], Database[Document]],
-             baseline_headers: Callable[[Mapping[str, Any]], Headers]) -> None:
-    """Give the media package its cache, its database and the app's baseline headers; read
-    the renditions' settings (a bad AVENUE_RENDITION_PRESETS stops the start)."""
+             baseline_headers: Callable[[Mapping[str, Any]], Headers],
+             admit_unsigned_render: Callable[[], None] | None = None) -> None:
+    """Give the media package its cache, its database, the app's baseline headers and its
+    limit of unsigned cold renders (raises to refuse one); read the renditions' settings (a
+    bad AVENUE_RENDITION_PRESETS stops the start)."""
     config = app.config
     cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"])
     try:
@@ -95,8 +100,11 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     if concurrency < 1:
         raise RuntimeError("AVENUE_RENDER_CONCURRENCY must be at least 1")
     purge.name_presets({name: spec.key() for name, spec in presets.items()})
-    app.extensions[EXTENSION] = MediaState(cache, database, baseline_headers, AllowList(presets=presets),
-                                           threading.BoundedSemaphore(concurrency))
+    state = MediaState(cache, database, baseline_headers, AllowList(presets=presets),
+                       threading.BoundedSemaphore(concurrency))
+    if admit_unsigned_render is not None:
+        state = replace(state, admit_unsigned=admit_unsigned_render)
+    app.extensions[EXTENSION] = state
     LOCAL_CACHES.add(cache)
     settings.provide(_app_settings)
     pending.provide(_after_answer, _pending_render_slot)
@@ -230,6 +238,18 @@ def _check_signature(bucket: str, doc: MediaDoc, variant: str) -> Response | Non
                     mimetype="text/plain", headers={"X-Content-Type-Options": "nosniff"})
 
 
+def _check_source_signature(bucket: str, doc: MediaDoc) -> None:
+    """A public image's unedited original is for its editors: served only by the short-lived
+    signed URL its image object gives them (``UrlSigner.source_url``); 403
+    ``source_not_allowed`` (JSON) otherwise: none, a forged or expired one, another version's."""
+    keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
+    verdict = signing.verify(keys, bucket, str(doc.file_id), SOURCE, request.args.get("expires"),
+                             request.args.get("sig"), version=doc.version)
+    if verdict != "ok":
+        raise SourceNotAllowed("An image's unedited original is for its editors: ask the API for the "
+                               "image (its source.url is signed for a few minutes).")
+
+
 def _load(bucket: str, file_id: ObjectId) -> MediaDoc | None:
     state = get_state()
     db = state.database()
@@ -258,9 +278,12 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
     rep = resolve(bucket, token, variant, _load, request.headers.get("Accept", ""))
     if rep is None:
         return not_found()
-    refused = _check_signature(bucket, rep.doc, (variant or "").partition(".")[0])
+    name = (variant or "").partition(".")[0]
+    refused = _check_signature(bucket, rep.doc, name)
     if refused is not None:
         return refused
+    if name == SOURCE and not rep.doc.private:
+        _check_source_signature(bucket, rep.doc)
     if isinstance(rep, Moved):
         return _redirect(rep)
     if isinstance(rep, Pending):
@@ -297,34 +320,50 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
         return not_found()
     if isinstance(found, Moved):
         return _redirect(found)  # the current version's URL is checked when it is asked for
-    doc, key = found.doc, found.spec.key()
+    # Checked as the URL spelled it (found.asked); stored as found.spec (clamped to the
+    # picture's width: w_1280 .. w_2560 of a 1000 px image are one file, w_1000).
+    doc, key = found.doc, found.asked.key()
+    keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
+    unsigned = False
     if doc.private:
-        refused = _check_signature(bucket, doc, key)
+        # A private rendition's signature covers its format: the extension the URL names (or
+        # none: the one negotiated by Accept), so a link for one format opens no other.
+        named = key if found.vary else f"{key}.{EXTENSIONS.get(found.format, found.format)}"
+        refused = _check_signature(bucket, doc, named)
         if refused is not None:
             return refused
-    elif not state.allow.allows(found.spec):
-        keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
+    elif state.allow.allows(found.asked, found.doc.crops):
+        # On the allow-list: rendered for anyone, so a cold render is counted against the
+        # limits of unsigned renders, unless the URL carries a valid signature anyway.
+        unsigned = not signing.verify_rendition(keys, bucket, str(doc.file_id), doc.version, key,
+                                                request.args.get("sig"))
+    else:
         signature = request.args.get("sig")
         if not signing.verify_rendition(keys, bucket, str(doc.file_id), doc.version, key, signature):
             raise RenditionNotAllowed(
                 f"the rendition {key!r} is not one served unsigned (widths {list(state.allow.ladder)} "
-                "with default quality, of the picture or of a named crop c_<name>, or a named preset at "
-                "1x-3x): use one of those, or ask the API "
+                "with default quality, of the picture or of a named crop c_<name> this image has, or a "
+                "named preset at 1x-3x): use one of those, or ask the API "
                 "for a signed URL (its sig covers this image version and the options)")
+    admit = state.admit_unsigned if unsigned else None
     known = state.cache.get_rendition(found.cache_key(bucket))
     if known is not None:
         # Evicted by the byte budget (or removed) since this worker cached it: rendered again.
         return _deliver(state, bucket, replace(known, vary=found.vary),
-                        gone=lambda: _obtain(state, bucket, found))
-    return _obtain(state, bucket, found)
+                        gone=lambda: _obtain(state, bucket, found, admit=admit))
+    return _obtain(state, bucket, found, admit=admit)
 
 
-def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bool = True) -> Response:
-    """The stored rendition (rendered and stored first if it is not), sent; ``again``: once
-    more if it is evicted between finding it and reading it."""
+def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bool = True,
+            admit: Callable[[], None] | None = None) -> Response:
+    """The stored rendition (rendered and stored first if it is not, once ``admit`` let it:
+    the limit of unsigned cold renders), sent; ``again``: once more if it is evicted between
+    finding it and reading it."""
     doc, key = found.doc, found.spec.key()
-    wanted = renditions.Wanted(bucket, doc.file_id, doc.version, key, found.format)
-    stored = renditions.obtain(state.database(), wanted, doc, _renderer(state, found))
+    size = (doc.width, doc.height) if doc.width and doc.height else None
+    own = at_own_width(found.spec, size, doc.crops.get(found.spec.crop) if found.spec.crop else None)
+    wanted = renditions.Wanted(bucket, doc.file_id, doc.version, key, found.format, own_width=own)
+    stored = renditions.obtain(state.database(), wanted, doc, _renderer(state, found), admit=admit)
     meta = stored["metadata"]
     stem = doc.filename.rsplit(".", 1)[0]
     filename = f"{stem}-{key.replace(',', '-')}.{EXTENSIONS.get(found.format, found.format)}"
@@ -333,7 +372,8 @@ def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bo
     # Known here from now on: the front door answers it from the cache (a public one).
     state.cache.put_rendition(found.cache_key(bucket), rep.file_id, rep)
     if again:
-        return _deliver(state, bucket, rep, gone=lambda: _obtain(state, bucket, found, again=False))
+        return _deliver(state, bucket, rep,
+                        gone=lambda: _obtain(state, bucket, found, again=False, admit=admit))
     return _deliver(state, bucket, rep)
 
 

@@ -42,7 +42,15 @@ from avenue.leases import held, stamp, unstamp
 from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.effects import counters, facets
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.ingest.edits import MAX_CROPS, Box, CropNotFound, Edits, TooManyCrops, stored_crops
+from avenue.media.ingest.edits import (
+    MAX_CROPS,
+    Box,
+    CropNotFound,
+    Edits,
+    TooManyCrops,
+    check_crop_size,
+    stored_crops,
+)
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.options import UploadOptions
@@ -456,10 +464,14 @@ class Library:
         """Set the named crop ``name`` of ``image_id`` to ``box`` (None: delete it), as a new
         version (the same picture: its group stays); None when the image does not exist.
         ``TooManyCrops`` past the limit, ``CropNotFound`` to delete one it does not have."""
-        doc = self._files.find_one({"_id": image_id, "metadata.role": "original"}, {"metadata.crops": 1})
+        doc = self._files.find_one({"_id": image_id, "metadata.role": "original"},
+                                   {"metadata.crops": 1, "metadata.width": 1, "metadata.height": 1})
         if doc is None:
             return None
-        crops = stored_crops((doc.get("metadata") or {}).get("crops"))
+        meta = doc.get("metadata") or {}
+        if box is not None:
+            check_crop_size(box, meta.get("width"), meta.get("height"))
+        crops = stored_crops(meta.get("crops"))
         if box is None:
             if name not in crops:
                 raise CropNotFound(name)

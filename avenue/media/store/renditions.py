@@ -123,6 +123,9 @@ class Wanted:
     version: str
     key: str
     format: str
+    # The source at its own width (transform.at_own_width): the ladder's wider widths name it
+    # too, which a CDN purge names (effects/purge.py).
+    own_width: bool = False
 
     def query(self) -> dict[str, Any]:
         """The files document's filter (the unique index's fields)."""
@@ -174,14 +177,18 @@ def record_used(db: Database[Document], delivered: Mapping[tuple[str, Any], Deli
 
 def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
            render: Callable[[bytes], Encoded], *, wait: float = WAIT_SECONDS,
-           poll: float = POLL_SECONDS, claim_seconds: float = CLAIM_SECONDS) -> dict[str, Any]:
+           poll: float = POLL_SECONDS, claim_seconds: float = CLAIM_SECONDS,
+           admit: Callable[[], None] | None = None) -> dict[str, Any]:
     """The stored rendition's files document: found, or rendered from ``original``'s bytes by
     ``render`` under the claim (see the module doc), or stored meanwhile by whoever held it.
-    :class:`~avenue.errors.ServerBusy` when another worker's render took longer than
-    ``wait``."""
+    ``admit`` is called once it is not stored, before anything else (it raises to refuse:
+    the limit of unsigned cold renders). :class:`~avenue.errors.ServerBusy` when another
+    worker's render took longer than ``wait``."""
     found = find(db, wanted)
     if found is not None:
         return found
+    if admit is not None:
+        admit()
     claim = Lease(db[CLAIMS], wanted.claim_id(), uuid.uuid4().hex, claim_seconds)
     deadline = time.monotonic() + wait
     while True:
@@ -213,6 +220,8 @@ def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc
         # Whether its URLs may sit at a CDN (a removal purges only a public image's).
         "visibility": "private" if original.private else "public",
     }
+    if wanted.own_width:
+        metadata["own_width"] = True
     filename = f"{wanted.image_id}-{wanted.key}.{rendered.format}"
     try:
         new = storage.NewFile(rendered.data, filename, metadata)
