@@ -36,7 +36,8 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_RENDITION_BUDGET_BYTES",
     "AVENUE_VARIANTS_AFTER_ANSWER",
     "AVENUE_MEDIA_BASE_URL", "AVENUE_CDN_PURGE_URL", "AVENUE_CDN_PURGE_KEY", "AVENUE_MEDIA_CACHE_BYTES",
-    "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", "AVENUE_STATUS_SWEEP_SECONDS", "AVENUE_STATUS_SWEEP_BATCH",
+    "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", "AVENUE_DELETIONS_STREAM", "AVENUE_STATUS_SWEEP_SECONDS",
+    "AVENUE_STATUS_SWEEP_BATCH",
     "AVENUE_STATUS_SWEEP_LEASE_SECONDS", "AVENUE_STATUS_WARM_UP",
     "AVENUE_AUDIT_RETENTION_DAYS", "AVENUE_STORAGE_QUOTA_BYTES", "AVENUE_LEGACY_UPLOADS_DIR",
     "AVENUE_EMBEDDED_DATA_PATH", "AVENUE_EMBEDDED_CACHE_SIZE", "AVENUE_ADMIN_EMAIL", "AVENUE_ADMIN_PASSWORD",
@@ -70,6 +71,13 @@ def _bool(name: str, default: bool) -> bool:
     if raw is None or raw.strip() == "":
         return default
     return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = (os.environ.get(name) or "").strip().lower() or default
+    if raw not in choices:
+        raise RuntimeError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _list(name: str) -> list[str]:
@@ -211,6 +219,9 @@ def from_environment() -> dict[str, Any]:
         "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES": _int(
             "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", 4 * 1024 * 1024
         ),
+        # How deletions reach every worker's media cache (avenue/media/serve/cache.py): `auto`, a
+        # change stream except on the embedded SecantusDB (polling there); `on`; `off` (polling).
+        "AVENUE_DELETIONS_STREAM": _choice("AVENUE_DELETIONS_STREAM", ("auto", "on", "off"), "auto"),
         # The status sweep (avenue/status/sweep.py): the lists of the status reports and the
         # counters' reconciliation, run in the background when its last result is this old.
         "AVENUE_STATUS_SWEEP_SECONDS": _int("AVENUE_STATUS_SWEEP_SECONDS", 900),

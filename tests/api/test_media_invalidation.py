@@ -61,8 +61,8 @@ def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, ap
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("mongomock has no change streams: polling is what it uses (other tests)")
     finds = Finds()
-    worker = make_app((listening(finds),
-                       backend[1]), db_name)
+    # `on`: the embedded SecantusDB is polled by default (the next test); the stream is what is tested here.
+    worker = make_app((listening(finds), backend[1]), db_name, AVENUE_DELETIONS_STREAM="on")
     try:
         deleter = app_factory()
         image, headers = upload(deleter)
@@ -86,5 +86,55 @@ def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, ap
             status = client.get(path).status_code
             time.sleep(0.05)
         assert status == 404
+    finally:
+        worker.extensions["avenue.mongo"].client.close()
+
+
+class Streams(monitoring.CommandListener):
+    """Counts the change streams opened (``aggregate`` with ``$changeStream``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event) -> None:
+        pipeline = event.command.get("pipeline") or [] if event.command_name == "aggregate" else []
+        if any("$changeStream" in stage for stage in pipeline):
+            self.count += 1
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+@pytest.mark.slow
+def test_on_the_embedded_database_workers_poll_and_still_evict_within_two_seconds(db_name, secantus):
+    """``auto`` opens no change stream on SecantusDB: it reads every oplog entry, chunks included,
+    under the lock every operation waits for (docs/production.md, "The embedded database")."""
+    streams = Streams()
+    worker = make_app((listening(streams), secantus.uri), db_name)
+    try:
+        deleter = make_app((pymongo.MongoClient, secantus.uri), db_name)
+        image, headers = upload(deleter)
+        client = worker.test_client()
+        path = image["url"][image["url"].index("/media/"):]
+        assert client.get(path).status_code == 200
+        invalidation.LOCAL_CACHES.discard(get_cache(worker))  # as if in another process
+        deadline = time.monotonic() + 5
+        while not get_cache(worker)._polls_only and time.monotonic() < deadline:
+            assert client.get(path).status_code == 200
+            time.sleep(0.05)
+        assert get_cache(worker)._polls_only and not get_cache(worker)._streaming
+        assert deleter.test_client().delete(f"/api/uploads/{image['id']}", headers=headers).status_code == 204
+        deadline = time.monotonic() + 2.5
+        status = 200
+        while status == 200 and time.monotonic() < deadline:
+            status = client.get(path).status_code
+            time.sleep(0.05)
+        assert status == 404
+        assert streams.count == 0
+        deleter.extensions["avenue.mongo"].client.drop_database(db_name)
+        deleter.extensions["avenue.mongo"].client.close()
     finally:
         worker.extensions["avenue.mongo"].client.close()

@@ -46,7 +46,7 @@ SENTINEL_DEFAULTS = {
 # A read of a process environment variable: os.environ / os.getenv, or config.py's and server.py's
 # helpers (_int, _bool, _list, _number), with a literal name.
 READ = re.compile(
-    r"""(?:os\.environ\.get|os\.getenv|\b_int|\b_bool|\b_list|\b_number)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
+    r"""(?:os\.environ\.get|os\.getenv|\b_int|\b_bool|\b_list|\b_number|\b_choice)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
     r"""|os\.environ\[\s*["']([A-Z][A-Z0-9_]+)["']\s*\]"""
     r"""|["']([A-Z][A-Z0-9_]+)["']\s+(?:not\s+)?in\s+os\.environ""")
 

@@ -5,16 +5,20 @@ changes is deletion, which every worker must honour within 2 seconds. Deleting c
 tombstone to ``media_deletions`` (see :func:`avenue.media.effects.invalidation.invalidate`), which
 reaches every worker one of two ways:
 
-- **a change stream** (replica sets, Atlas, the embedded SecantusDB): a thread per worker,
+- **a change stream** (replica sets, Atlas): a thread per worker,
   started by the first request, watches the inserts into ``media_deletions`` and evicts as
   they arrive: no query per worker per second, so the load on the database does not grow
   with workers x instances. A tombstone written *before* its delete (``lasting_s``) is
   applied again on every request for that long, so a worker that reloaded the document in
   between drops it once the delete has landed.
-- **polling**, where the server has no change streams (mongomock) or while the stream is
-  down: before serving, at most once per ``poll_interval`` (1 s), one indexed query for
-  tombstones newer than the last poll (at most ``POLL_LIMIT`` a time). A worker that has not
-  polled for longer than the tombstones live (an idle worker) clears everything instead.
+- **polling**, where the server has no change streams (mongomock), on the embedded
+  SecantusDB unless ``AVENUE_DELETIONS_STREAM`` is ``on`` (its change stream reads every oplog
+  entry, each upload's 255 KB chunks included, through the cache and under the lock every
+  other operation waits for: one of the two places its deadlock was caught, docs/production.md),
+  with ``AVENUE_DELETIONS_STREAM=off``, or while the stream is down: before serving, at most
+  once per ``poll_interval`` (1 s), one indexed query for tombstones newer than the last
+  poll (at most ``POLL_LIMIT`` a time). A worker that has not polled for longer than the
+  tombstones live (an idle worker) clears everything instead.
   When a stream opens, one poll covers what came before it.
 """
 
@@ -54,11 +58,18 @@ def _ids(stone: dict[str, Any]) -> list[Any]:
     return list(stone.get("file_ids") or ([stone["file_id"]] if "file_id" in stone else []))
 
 
+def _is_secantus(db: Database[Document]) -> bool:
+    """Whether ``db``'s server is the embedded SecantusDB (its buildInfo says so)."""
+    with pymongo.timeout(5.0):
+        return "secantusVersion" in db.client.admin.command("buildInfo")
+
+
 class MediaCache:
     """LRU caches of documents (by original) and bytes (by file), bounded in bytes."""
 
     def __init__(self, max_bytes: int, max_object_bytes: int, poll_interval: float = 1.0,
-                 max_docs: int = 50_000) -> None:
+                 max_docs: int = 50_000, stream: str = "auto") -> None:
+        """``stream``: ``auto`` (a change stream unless the server is SecantusDB), ``on``, ``off``."""
         self.max_bytes = max_bytes
         self.max_object_bytes = min(max_object_bytes, max_bytes)
         self.poll_interval = poll_interval
@@ -78,6 +89,8 @@ class MediaCache:
         self._since: dt.datetime | None = None  # wall time the last successful poll covers
         self._streaming = False  # a change stream is delivering tombstones
         self._stream_tried = float("-inf")  # monotonic time the stream was last started
+        self.stream = stream
+        self._polls_only = stream == "off"  # never (again) start a change stream
         # Tombstones written before their delete, by id: (until, bucket, ids) to evict again.
         self._repeat: dict[Any, tuple[float, str, list[Any]]] = {}
         self._repeated = float("-inf")  # monotonic time they were last evicted again
@@ -196,7 +209,7 @@ class MediaCache:
         again = bool(self._repeat) and now - self._repeated >= self.poll_interval
         if self._streaming:
             return again, False, False
-        return (again, now - self._stream_tried >= STREAM_RETRY_SECONDS,
+        return (again, not self._polls_only and now - self._stream_tried >= STREAM_RETRY_SECONDS,
                 now - self._checked >= self.poll_interval)
 
     def _poll(self, db: Database[Document], clock: Callable[[], float] = time.monotonic,
@@ -238,6 +251,10 @@ class MediaCache:
     def _watch(self, db: Database[Document]) -> None:
         """Receive tombstones as they are written, until the stream fails (then polling)."""
         try:
+            if self.stream == "auto" and _is_secantus(db):
+                self._polls_only = True
+                log.info("media deletions are polled on the embedded SecantusDB (AVENUE_DELETIONS_STREAM)")
+                return
             with db[DELETIONS].watch([{"$match": {"operationType": "insert"}}],
                                      max_await_time_ms=1000) as stream:
                 self._poll(db, force=True)  # what was written before the stream opened

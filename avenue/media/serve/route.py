@@ -91,7 +91,8 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     limit of unsigned cold renders (raises to refuse one); read the renditions' settings (a
     bad AVENUE_RENDITION_PRESETS stops the start)."""
     config = app.config
-    cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"])
+    cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"],
+                       stream=config.get("AVENUE_DELETIONS_STREAM", "auto"))
     try:
         presets = parse_presets(config.get("AVENUE_RENDITION_PRESETS", ""), reserved=(*VARIANT_NAMES, SOURCE))
     except ValueError as error:
