@@ -505,3 +505,19 @@ def test_storage_status_counts_the_bytes_unfinished_uploads_hold(client, user, a
     assert tus.patch(client, user, url, 0, photo[:PIECE]).status_code == 204
     report = client.get("/api/shop/debug/storage-status", headers=auth.token("ops")).get_json()
     assert report["resumable"] == {"uploads": 1, "bytes": PIECE}
+
+
+def test_a_piece_whose_insert_is_retried_after_it_landed_is_kept_once(db):
+    """The embedded database's supervisor restarts a stalled server: a PATCH's piece insert that
+    landed before the cut, retried by the driver against a server that forgot the retry's
+    session, meets itself (E11000). That is the piece written, not a 500."""
+    upload = resumable.create(db, owner="someone", length=10, target={"kind": "uploads"}, filename=None,
+                              filetype=None, lifetime_seconds=600)
+    resumable._insert_piece(db, upload, 0, b"12345", "token-a")
+    resumable._insert_piece(db, upload, 0, b"12345", "token-a")  # the retry of the same insert
+    pieces = list(db[resumable.CHUNKS].find({"upload_id": upload.id}))
+    assert [(piece["offset"], piece["writer"], bytes(piece["data"])) for piece in pieces] == [
+        (0, "token-a", b"12345")]
+    resumable._insert_piece(db, upload, 0, b"67890", "token-b")  # a later lease holder's still wins
+    pieces = list(db[resumable.CHUNKS].find({"upload_id": upload.id}))
+    assert [(piece["writer"], bytes(piece["data"])) for piece in pieces] == [("token-b", b"67890")]
