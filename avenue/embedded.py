@@ -171,14 +171,33 @@ def probe(client: pymongo.MongoClient[dict[str, Any]]) -> None:
 
 #: The database the supervisor's probe writes its one document to (never the app's own).
 WATCHDOG_DB = "avenue_embedded"
+#: Below this share of one core, a server that answers nothing is wedged rather than busy.
+IDLE_SHARE = 0.1
+
+
+def cpu_seconds(pid: int | None) -> float | None:
+    """The CPU time (user + system, every thread) process ``pid`` has used, from Linux's
+    ``/proc/<pid>/stat``; None where that cannot be read."""
+    if pid is None:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 class Supervisor:
     """Keeps an :class:`EmbeddedServer` answering: a daemon thread runs :func:`probe` every
     ``interval`` seconds (each may take ``probe_timeout``), and :meth:`check`, called by the
-    owner's loop, restarts the server on the same folder and port when it has answered no
-    probe for ``stall_seconds`` or has exited. At most ``max_restarts`` restarts in
-    ``window_seconds``: past that :meth:`check` raises :class:`GaveUp`, since a server that
+    owner's loop, restarts the server on the same folder and port when it has exited, or has
+    answered no probe for ``stall_seconds`` while using under :data:`IDLE_SHARE` of a core
+    (wedged: its deadlock waits with no CPU), or for ``busy_seconds`` whatever its CPU (a
+    server too busy to answer a one-document write for that long serves nobody). A busy
+    server is not killed at ``stall_seconds``: on a loaded machine that threw away work in
+    progress five times in ten minutes (bench/embedded.py). At most ``max_restarts`` restarts
+    in ``window_seconds``: past that :meth:`check` raises :class:`GaveUp`, since a server that
     keeps stalling needs a person (its log says why). Every restart is logged with its reason.
 
     The restart is a SIGKILL: a stalled SecantusDB ignores SIGTERM. Requests in flight on the
@@ -186,12 +205,17 @@ class Supervisor:
     (``Retry-After``); pymongo connects again to the new process on the same port."""
 
     def __init__(self, server: EmbeddedServer, *, interval: float = 2.0, probe_timeout: float = 5.0,
-                 stall_seconds: float = 15.0, max_restarts: int = 5, window_seconds: float = 3600.0,
-                 log: Callable[[str], None] = print, clock: Callable[[], float] = time.monotonic) -> None:
+                 stall_seconds: float = 15.0, busy_seconds: float = 60.0, max_restarts: int = 10,
+                 window_seconds: float = 3600.0, log: Callable[[str], None] = print,
+                 clock: Callable[[], float] = time.monotonic,
+                 cpu: Callable[[int | None], float | None] = cpu_seconds) -> None:
         self.server = server
         self.interval = interval
         self.probe_timeout = probe_timeout
         self.stall_seconds = stall_seconds
+        self.busy_seconds = busy_seconds
+        self.cpu = cpu
+        self.cpu_at_answer: float | None = None  # the server's CPU time at its last answer
         self.max_restarts = max_restarts
         self.window_seconds = window_seconds
         self.log = log
@@ -205,7 +229,7 @@ class Supervisor:
     def start(self) -> Supervisor:
         if not self.server.running():
             self.server.start()
-        self.answered = self.clock()
+        self._answered_now()
         self._thread = threading.Thread(target=self._watch, name="avenue-embedded-watchdog", daemon=True)
         self._thread.start()
         return self
@@ -219,7 +243,7 @@ class Supervisor:
             while not self._stop.is_set():
                 try:
                     probe(client)
-                    self.answered = self.clock()
+                    self._answered_now()
                     self.failure = ""
                 except PyMongoError as exc:
                     self.failure = f"{type(exc).__name__}: {exc}"[:300]
@@ -227,17 +251,38 @@ class Supervisor:
         finally:
             client.close()
 
+    def _answered_now(self) -> None:
+        self.cpu_at_answer = self.cpu(self.server.pid)
+        self.answered = self.clock()
+
     def stalled_for(self) -> float:
         return self.clock() - self.answered
+
+    def busy_share(self) -> float | None:
+        """The share of one core the server used since its last answer (None: unknown)."""
+        now = self.cpu(self.server.pid)
+        stalled = self.stalled_for()
+        if now is None or self.cpu_at_answer is None or stalled <= 0:
+            return None
+        return (now - self.cpu_at_answer) / stalled
 
     def check(self) -> None:
         """Restart the server if it exited or stalled (raises :class:`GaveUp` past the bound)."""
         if not self.server.running():
             status = None if self.server.process is None else self.server.process.returncode
             self.restart(f"it exited (status {status})")
-        elif self.stalled_for() >= self.stall_seconds:
-            self.restart(f"it answered no operation for {self.stalled_for():.0f} s "
-                         f"({self.failure or 'no answer yet'})")
+            return
+        stalled = self.stalled_for()
+        if stalled < self.stall_seconds:
+            return
+        share = self.busy_share()
+        cause = self.failure or "no answer yet"
+        if share is None or share < IDLE_SHARE:
+            used = "" if share is None else f", using {share:.0%} of a core: wedged"
+            self.restart(f"it answered no operation for {stalled:.0f} s{used} ({cause})")
+        elif stalled >= self.busy_seconds:
+            self.restart(f"it answered no operation for {stalled:.0f} s, busy at {share:.0%} of a core "
+                         f"({cause})")
 
     def restart(self, why: str) -> None:
         now = self.clock()
@@ -248,8 +293,12 @@ class Supervisor:
         self.restarts.append((now, why))
         self.log(f"Restarting the embedded database (pid {self.server.pid}): {why}")
         self.server.kill()
-        self.server.start()
-        self.answered = self.clock()
+        try:
+            self.server.start()
+        except RuntimeError as exc:  # the next check finds it not running and tries again
+            self.log(f"The embedded database did not start again: {exc}")
+            return
+        self._answered_now()
         self.log(f"The embedded database answers again (pid {self.server.pid}, restart {len(self.restarts)} "
                  f"of at most {self.max_restarts} in {self.window_seconds / 60:.0f} minutes)")
 

@@ -37,10 +37,21 @@ class Clock:
         return self.now
 
 
+class Cpu:
+    """The server's CPU seconds, as the test spends them."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = 0.0
+
+    def __call__(self, pid: int | None) -> float | None:
+        return self.seconds
+
+
 def supervisor(**kwargs) -> tuple[Supervisor, FakeServer, Clock, list[str]]:
     server, clock, lines = FakeServer(), Clock(), []
-    watched = Supervisor(server, clock=clock, log=lines.append, **kwargs)  # type: ignore[arg-type]
-    watched.answered = clock()
+    cpu = kwargs.pop("cpu", Cpu())
+    watched = Supervisor(server, clock=clock, log=lines.append, cpu=cpu, **kwargs)  # type: ignore[arg-type]
+    watched._answered_now()
     return watched, server, clock, lines
 
 
@@ -62,9 +73,9 @@ def test_a_stall_of_stall_seconds_restarts_it_with_the_reason():
     clock.now += 0.2
     watched.check()
     assert server.kills == 1 and server.pid == 101
-    assert lines[0] == ("Restarting the embedded database (pid 100): it answered no operation for 15 s "
-                        "(NetworkTimeout: timed out)")
-    assert "restart 1 of at most 5" in lines[1]
+    assert lines[0] == ("Restarting the embedded database (pid 100): it answered no operation for 15 s, "
+                        "using 0% of a core: wedged (NetworkTimeout: timed out)")
+    assert "restart 1 of at most 10" in lines[1]
     watched.check()  # the restart counts as an answer: no second restart at once
     assert server.kills == 1
 
@@ -91,3 +102,40 @@ def test_it_gives_up_after_max_restarts_in_the_window_and_forgets_old_ones():
     clock.now += 600
     watched.check()
     assert server.kills == 4
+
+
+def test_a_busy_server_is_given_busy_seconds_before_it_is_restarted():
+    cpu = Cpu()
+    watched, server, clock, lines = supervisor(stall_seconds=15, busy_seconds=60, cpu=cpu)
+    for _ in range(11):  # 55 s without an answer, at 80 % of a core: busy, not wedged
+        clock.now += 5
+        cpu.seconds += 4
+        watched.check()
+    assert server.kills == 0
+    clock.now += 5
+    cpu.seconds += 4
+    watched.check()
+    assert server.kills == 1
+    assert "for 60 s, busy at 80% of a core" in lines[0]
+
+
+def test_a_busy_server_that_answers_again_is_never_restarted():
+    cpu = Cpu()
+    watched, server, clock, lines = supervisor(stall_seconds=15, busy_seconds=60, cpu=cpu)
+    clock.now += 40
+    cpu.seconds += 30
+    watched.check()
+    watched._answered_now()  # the probe got through
+    clock.now += 40
+    cpu.seconds += 1  # now idle, but it answered 40 s ago: past stall_seconds, so restarted
+    watched.check()
+    assert server.kills == 1 and "wedged" in lines[0]
+
+
+def test_without_a_cpu_reading_it_goes_by_time_alone():
+    cpu = Cpu()
+    cpu.seconds = None
+    watched, server, clock, lines = supervisor(stall_seconds=15, cpu=cpu)
+    clock.now += 16
+    watched.check()
+    assert server.kills == 1 and "using" not in lines[0]
