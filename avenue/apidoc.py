@@ -998,9 +998,11 @@ PATHS: dict[str, dict[str, Schema]] = {
         "Import every image of a zip into the library, each in its folder from the archive.",
         "builder", "editor, admin")},
     "/api/shop/temp-images": {"post": _op(
-        "Upload photos before their product exists; unclaimed ones expire.",
+        "Upload photos before their product exists; unclaimed ones expire. Private to the uploader: "
+        "their URLs are signed (unsigned: 404) and served Cache-Control: private.",
         {"201": _json({"type": "object", "required": ["images"], "properties": {"images": {
-            "type": "array", "items": {"allOf": [_ref("Image"), {"required": ["expires_at"]}]}}}}, "Stored."),
+            "type": "array", "items": {"allOf": [_ref("Image"), {"required": ["expires_at"]}]}}}},
+            "Stored; each image's URLs signed."),
          **_errors(409)},
         security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
         body=_multipart({"images": IMAGE_FILES}, ["images"]))},
