@@ -925,7 +925,8 @@ PATHS: dict[str, dict[str, Schema]] = {
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
         parameters=[_query("range", {"enum": ["24h", "7d", "30d"]}, "How far back (default 7d).")])},
     "/api/admin/deliveries/top": {"get": _op(
-        "The most served or heaviest images over a range of days (at most 92).",
+        "The most served or heaviest images over a range of days (at most 92). Counted: answers that "
+        "sent the bytes (a GET's 200 or 206; never a HEAD or a 304), of public images only.",
         {"200": _json({"type": "object", "required": ["items", "by", "from", "to"], "properties": {
             "items": {"type": "array", "items": _ref("DeliveredImage")},
             "by": {"enum": ["requests", "bytes"]},
@@ -939,7 +940,7 @@ PATHS: dict[str, dict[str, Schema]] = {
     "/api/admin/deliveries/images/{alias}/{image_id}": {
         "parameters": [_path("alias", {"type": "string"}), _path("image_id", OBJECT_ID)],
         "get": _op("One image's answers and bytes per day over a range, by file, and when it was last "
-                   "served.",
+                   "served (answers that sent the bytes; a private image's are not kept: all zeros).",
                    {"200": _json(DELIVERY_SERIES, "The series."),
                     **_errors(400, 403, 404)},
                    security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
@@ -998,9 +999,11 @@ PATHS: dict[str, dict[str, Schema]] = {
         "Import every image of a zip into the library, each in its folder from the archive.",
         "builder", "editor, admin")},
     "/api/shop/temp-images": {"post": _op(
-        "Upload photos before their product exists; unclaimed ones expire.",
+        "Upload photos before their product exists; unclaimed ones expire. Private to the uploader: "
+        "their URLs are signed (unsigned: 404) and served Cache-Control: private.",
         {"201": _json({"type": "object", "required": ["images"], "properties": {"images": {
-            "type": "array", "items": {"allOf": [_ref("Image"), {"required": ["expires_at"]}]}}}}, "Stored."),
+            "type": "array", "items": {"allOf": [_ref("Image"), {"required": ["expires_at"]}]}}}},
+            "Stored; each image's URLs signed."),
          **_errors(409)},
         security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
         body=_multipart({"images": IMAGE_FILES}, ["images"]))},

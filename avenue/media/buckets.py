@@ -16,6 +16,12 @@ TEMP = BUCKETS["temp"]
 BUILDER = BUCKETS["builder"]
 UPLOADS = BUCKETS["uploads"]
 
+# Buckets whose every image is private whatever its metadata says: served only by a signed URL
+# (no signature 404, ``Cache-Control: private``, never by the front door, the event loop or a
+# CDN). Temp images are a product's photos before the product is saved: they are the uploading
+# admin's until then (avenue/shop/service.py); once claimed, the product's copy is public.
+SIGNED_ONLY = frozenset({TEMP})
+
 # Where the old app kept uploads on local disk: image references starting with this are
 # legacy paths that ``import-legacy`` moves into GridFS.
 LEGACY_PREFIX = "/uploads/"

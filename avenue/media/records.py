@@ -10,6 +10,7 @@ from typing import Any
 from bson import ObjectId
 
 from avenue.clock import as_utc, maybe_utc
+from avenue.media.buckets import SIGNED_ONLY
 
 # The variant name an edited image lists its unedited original under (media/ingest/edits.py).
 SOURCE = "source"
@@ -62,7 +63,9 @@ class MediaDoc:
         return self.content_id if self.content_id is not None else self.file_id
 
     @classmethod
-    def from_files_doc(cls, doc: dict[str, Any]) -> MediaDoc:
+    def from_files_doc(cls, doc: dict[str, Any], bucket: str = "") -> MediaDoc:
+        """The original whose files document is ``doc``, of ``bucket`` (a bucket of
+        :data:`~avenue.media.buckets.SIGNED_ONLY` makes it private)."""
         meta = doc.get("metadata") or {}
         content = meta.get("content") or {}
         return cls(
@@ -76,7 +79,7 @@ class MediaDoc:
             upload_date=meta.get("replaced_at") or doc["uploadDate"],
             filename=meta.get("filename") or doc.get("filename") or "image",
             format=meta.get("format", ""),
-            visibility=meta.get("visibility", "public"),
+            visibility=_visibility(bucket, meta),
             variants=meta.get("variants") or {},
             content_id=content.get("id"),
             version=meta.get("version") or "",
@@ -87,6 +90,11 @@ class MediaDoc:
             width=_size(meta.get("width")),
             height=_size(meta.get("height")),
         )
+
+
+def _visibility(bucket: str, meta: Mapping[str, Any]) -> str:
+    """An image's visibility: its metadata's, or private in a bucket that serves only signed URLs."""
+    return "private" if bucket in SIGNED_ONLY else str(meta.get("visibility", "public"))
 
 
 def _size(value: object) -> int | None:
@@ -196,7 +204,7 @@ class Image:
             sha256=meta.get("sha256"),
             source_sha256=meta.get("source_sha256"),
             frames=meta.get("frames", 1),
-            visibility=meta.get("visibility", "public"),
+            visibility=_visibility(bucket, meta),
             owner=meta.get("owner"),
             kind=meta.get("kind"),
             key=meta.get("key"),

@@ -105,3 +105,81 @@ def test_an_upload_that_waits_too_long_for_room_is_a_503_with_retry_after(app_fa
     assert response.get_json()["error"]["code"] == "busy"
     assert response.headers["Retry-After"] == "5"
     assert upload(app.test_client(), headers, data=png(1000), filename="big.png").status_code == 201
+
+
+# --- the pixels after the decode: edits' canvases, renditions' resize and encode -------------
+
+
+def first_encode_held(monkeypatch, module):
+    """Make the first ``encode_image`` of ``module`` wait until let go: (encoding, let_go)."""
+    encoding, let_go = threading.Event(), threading.Event()
+    real = module.encode_image
+    calls = []
+
+    def held(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            encoding.set()
+            let_go.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "encode_image", held)
+    return encoding, let_go
+
+
+def test_an_edit_holds_the_budget_until_its_picture_is_encoded_so_a_second_waits_or_is_busy(monkeypatch):
+    from avenue.media.ingest import edits as editing
+
+    # One edit of a 1000x1000 RGBA picture (8 MB decoding, 8 MB of turned canvases), not two.
+    capacity = 20 * 2**20 + 17
+    data, turn = png(1000), editing.parse_edits({"rotate": 90})
+    encoding, let_go = first_encode_held(monkeypatch, editing)
+    done = []
+
+    def edit(wait: float) -> None:
+        done.append(editing.apply(data, turn, Limits.for_stored(len(data), capacity, wait)))
+
+    first = threading.Thread(target=edit, args=(5,))
+    first.start()
+    try:
+        assert encoding.wait(10)
+        budget = decode_budget(capacity)
+        assert budget.in_use > 8 * 2**20  # its canvases count, not its decode alone
+        with pytest.raises(ServerBusy):
+            edit(0.2)
+        second = threading.Thread(target=edit, args=(10,))  # this one waits its turn
+        second.start()
+        time.sleep(0.2)
+        assert len(done) == 0
+    finally:
+        let_go.set()
+    first.join()
+    second.join()
+    assert len(done) == 2 and budget.in_use == 0
+
+
+def test_a_rendition_holds_the_budget_through_its_resize_and_encode(monkeypatch):
+    from avenue.media.ingest import renditions as rendering
+    from avenue.media.ingest.focal import CENTRE
+    from avenue.media.transform import parse
+
+    capacity = 20 * 2**20 + 19
+    data, spec = png(1000), parse("w_1000,h_1000,fit_cover").spec
+    encoding, let_go = first_encode_held(monkeypatch, rendering)
+    done = []
+
+    def render(wait: float) -> None:
+        limits = Limits.for_stored(len(data), capacity, wait)
+        done.append(rendering.render_spec(data, limits, spec, "webp", CENTRE))
+
+    first = threading.Thread(target=render, args=(5,))
+    first.start()
+    try:
+        assert encoding.wait(10)
+        assert decode_budget(capacity).in_use > 8 * 2**20
+        with pytest.raises(ServerBusy):
+            render(0.2)
+    finally:
+        let_go.set()
+    first.join()
+    assert len(done) == 1 and decode_budget(capacity).in_use == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from bson import ObjectId
 from werkzeug.test import Client
 
 from avenue.clock import now
@@ -101,6 +102,61 @@ def test_two_workers_on_one_database_count_into_the_same_day_documents(app_facto
     assert len(bulk_writes) == 2
     (row,) = day_docs(db, doc["_id"]).values()
     assert row["requests"] == 2 * N
+
+
+def test_heads_and_304s_are_not_deliveries_on_the_route_nor_the_front_door(app, client, db):
+    """Only answers that send the bytes count: anyone's HEADs or revalidations (the front
+    door answers thousands a second) would otherwise push any public image up ops' lists."""
+    doc = put(app)
+    sent = client.get(url(doc, "thumb"), headers={"Accept": "image/webp"})
+    assert sent.status_code == 200 and sent.data  # counted, and now in this worker's cache
+    etag = sent.headers["ETag"]
+
+    def flask_must_not_run(environ, start_response):
+        pytest.fail("the front door passed the request on to Flask")
+
+    front = Client(FrontDoor(app, flask_must_not_run))
+    for target in (client, front):
+        for _ in range(N):
+            assert target.head(url(doc, "thumb"), headers={"Accept": "image/webp"}).status_code == 200
+            assert target.get(url(doc, "thumb"), headers={"Accept": "image/webp",
+                                                           "If-None-Match": etag}).status_code == 304
+    assert client.head(url(doc)).status_code == 200  # the original: a HEAD alone, never sent
+    flush(app, db)
+    found = day_docs(db, doc["_id"])
+    assert {key: (row["requests"], row["bytes"]) for key, row in found.items()} == {
+        "thumb.webp": (1, len(sent.data))}
+    assert numbers.served_totals(db, PRODUCTS, doc["_id"])["requests"] == 1
+
+
+def test_a_private_image_s_id_and_renditions_reach_no_ops_list_but_its_recency_is_kept(
+        app, client, db, auth):
+    from urllib.parse import urlsplit
+
+    from tests.support.client import uploaded
+
+    owner = auth.token("ops")
+    image = uploaded(client, owner)
+    assert image["visibility"] == "private"
+    rendition = image["renditions"]["srcset"]["webp"].split(", ")[0].split(" ")[0]
+    for target in (image["url"], image["variants"]["thumb"], rendition):
+        assert client.get(target).status_code == 200, target
+    flush(app, db)
+    assert db[numbers.COLLECTION].count_documents({}) == 0
+    ops = auth.token("ops")
+    assert client.get("/api/admin/deliveries/top", headers=ops).get_json()["items"] == []
+    days = client.get(f"/api/admin/deliveries/images/uploads/{image['id']}", headers=ops).get_json()
+    assert days["requests"] == 0 and not any(day["by_file"] for day in days["days"])
+    # The rendition's recency (the byte budget's eviction order) still follows its deliveries.
+    files = db["media_renditions.files"]
+    (stored,) = files.find({"metadata.image_id": ObjectId(image["id"])})
+    assert urlsplit(rendition).path.rsplit("/", 1)[1].startswith(stored["metadata"]["spec"])
+    long_ago = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    files.update_one({"_id": stored["_id"]}, {"$set": {"metadata.last_used": long_ago}})
+    assert client.get(rendition).status_code == 200
+    flush(app, db)
+    assert files.find_one({"_id": stored["_id"]})["metadata"]["last_used"].year > 2020
+    assert db[numbers.COLLECTION].count_documents({}) == 0
 
 
 def test_a_flush_with_nothing_served_writes_nothing(app, db, bulk_writes):

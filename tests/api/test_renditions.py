@@ -20,7 +20,8 @@ from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace
 from avenue.media.transform import parse
-from tests.helpers import Auth, image_bytes
+from tests.helpers import Auth, image_bytes, listening, make_app
+from tests.support.commands import Recorder
 
 KEY = "test-secret-key-for-avenue"
 
@@ -503,6 +504,84 @@ def test_a_waiter_serves_what_the_claimant_stored(app, db):
         found = renditions.obtain(db, wanted, original, lambda data: Fake(b"mine"), wait=5)
         timer.join()
     assert found["length"] == len(b"from-elsewhere") and len(stored(db)) == 1
+
+
+@pytest.fixture
+def recorded(backend, db_name):
+    """An app whose database commands are recorded (the wire-protocol server only), and the
+    recorder."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs the wire protocol")
+    recorder = Recorder(db_name)
+    app = make_app((listening(recorder), backend[1]), db_name)
+    yield app, recorder
+    client = app.extensions["avenue.mongo"].client
+    client.drop_database(db_name)
+    client.close()
+
+
+def test_waiters_in_the_renderer_s_process_ask_the_database_nothing_while_it_renders(recorded):
+    """Eight requests for one cold rendition on one worker: one renders, the seven others wait
+    on it in memory (they used to ask the database twice every 50 ms: over 200 commands
+    over this one-second render)."""
+    app, recorder = recorded
+    original = _original(app)
+    from avenue.db import get_db
+
+    with app.app_context():
+        db = get_db()
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    waiters = 8
+    start = threading.Barrier(waiters)
+    rendered, found = [], []
+
+    def slow_render(data):
+        rendered.append(1)
+        time.sleep(1.0)
+        return Fake()
+
+    def ask():
+        with app.app_context():
+            start.wait()
+            found.append(renditions.obtain(db, wanted, original, slow_render)["_id"])
+
+    recorder.active = True
+    threads = [threading.Thread(target=ask) for _ in range(waiters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    recorder.active = False
+    assert rendered == [1] and len(set(found)) == 1 and len(found) == waiters
+    # Each: a look before, and one after the render; the renderer: its claim, the store, the
+    # counters, the release.
+    assert len(recorder.commands) <= 3 * waiters + 10, len(recorder.commands)
+
+
+def test_a_waiter_on_another_process_s_claim_backs_off(recorded):
+    """A claim held elsewhere for the whole wait: one waiter polls it 50 ms, 100 ms, ... (not
+    every 50 ms: about 50 commands in 1.5 s), then answers 503 busy."""
+    from avenue.errors import ServerBusy
+
+    app, recorder = recorded
+    original = _original(app)
+    from avenue.db import get_db
+
+    with app.app_context():
+        db = get_db()
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    import datetime as dt
+
+    db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "busy elsewhere",
+                                      "until": dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1)})
+    recorder.active = True
+    started = time.monotonic()
+    with app.app_context(), pytest.raises(ServerBusy):
+        renditions.obtain(db, wanted, original, lambda data: Fake(), wait=1.5)
+    recorder.active = False
+    assert time.monotonic() - started < 2.5
+    # 0.05 + 0.1 + 0.2 + 0.4 + 0.8 (cut to the deadline): six rounds of a claim attempt and a look.
+    assert len(recorder.commands) <= 16, len(recorder.commands)
 
 
 def test_a_second_store_of_one_rendition_keeps_the_first(app, db):

@@ -160,6 +160,39 @@ def test_a_duplicate_sku_is_a_conflict_and_keeps_the_temp_images(client, db, adm
 # --- temp images -------------------------------------------------------------------------
 
 
+def test_a_temp_image_is_served_to_its_uploader_by_signed_url_only_and_privately(app, client, admin):
+    temp = send(client, "/api/shop/temp-images", admin, "good/progressive.jpg").get_json()["images"][0]
+    signed = [temp["url"], temp["variants"]["thumb"], *temp["variant_urls"]["card"].values()]
+    assert all("sig=" in url for url in signed)
+    for url in signed:
+        answer = client.get(url)
+        assert answer.status_code == 200 and answer.headers["Cache-Control"].startswith("private"), url
+    anonymous = app.test_client()
+    ladder = f"/media/temp/{temp['id']}/w_320.webp"
+    for url in (*(u.split("?")[0] for u in signed), ladder):
+        for method in ("GET", "HEAD"):
+            # Warm in this worker's cache after the signed GETs: still never served unsigned.
+            assert anonymous.open(url, method=method).status_code == 404, (method, url)
+    assert anonymous.get(temp["url"].replace("sig=", "sig=0")).status_code == 403
+
+
+def test_a_temp_image_stored_public_before_is_private_all_the_same(app, client, db):
+    with app.app_context():
+        doc = store(db, TEMP, image_bytes("good/alpha.png"), filename="alpha.png", kind="temp",
+                    extra={"expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)}).doc
+    assert doc["metadata"]["visibility"] == "public"
+    assert client.get(f"/media/temp/{doc['_id']}").status_code == 404
+    assert client.get(f"/media/temp/{doc['_id']}/thumb").status_code == 404
+
+
+def test_a_claimed_temp_image_is_a_public_product_photo(client, admin):
+    product = make_product(client, admin, "AV-7", "good/alpha.png")
+    photo = product["images"][0]
+    assert photo["visibility"] == "public" and "sig=" not in photo["url"]
+    answer = client.get(photo["url"])
+    assert answer.status_code == 200 and "immutable" in answer.headers["Cache-Control"]
+
+
 def test_claiming_unknown_expired_or_claimed_temp_images_is_refused_naming_them(client, db, admin):
     temps = send(client, "/api/shop/temp-images", admin, "good/alpha.png", "good/grayscale.jpg",
                  "good/progressive.jpg").get_json()["images"]

@@ -40,8 +40,8 @@ def test_a_small_rendition_decodes_only_what_it_needs(monkeypatch):
     sizes = []
     real = images.prepare
 
-    def spy(data, limits, decode_scale=None):
-        prepared = real(data, limits, decode_scale)
+    def spy(data, limits, decode_scale=None, working=None):
+        prepared = real(data, limits, decode_scale, working)
         sizes.append(prepared.pixels.size)
         return prepared
 

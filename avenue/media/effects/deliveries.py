@@ -3,9 +3,12 @@
 Every path that answers a media URL (the Flask route, the route's answer from the worker's
 cache, the WSGI front door and gunicorn's event loop through it) calls
 :meth:`Deliveries.served` with the file it answered from, the image it belongs to and the
-bytes it sent. That costs one tuple appended to a deque, no lock and never a database write:
-a media answer from the cache takes ~12 µs and must stay that cheap (``bench/deliveries.py``:
-0.57 µs per answer, folding included; a lock and a dict update per answer cost 0.83 µs). It
+bytes it sent, for each answer that sends the bytes (a GET's 200 or 206: a ``HEAD`` or a
+304 costs a client nothing to repeat and would let anyone push an image up ops' lists,
+thousands of times a second; a 304 also means the client kept bytes already counted).
+That costs one tuple appended to a deque, no lock and never a database write: a media
+answer from the cache takes ~12 µs and must stay that cheap (``bench/deliveries.py``: 0.57 µs
+per answer, folding included; a lock and a dict update per answer cost 0.83 µs). It
 is the front door metrics' mechanism (:func:`avenue.metrics.drain`): ``deque.append`` and
 ``popleft`` are atomic in CPython, so request threads never wait for each other or the flush.
 
@@ -67,13 +70,16 @@ class Delivered:
     bytes: int = 0
     name: str = ""  # "original", a variant's name or a rendition's key
     format: str = ""  # the served file's format ("jpeg", "webp", "avif", ...)
+    # A private image's file (signed URLs only): its recency is kept, its numbers are not (the
+    # per-image sink leaves it out, so its id and its renditions' names reach no ops list).
+    private: bool = False
 
 
 Sink = Callable[[Database[Document], Mapping[Key, Delivered]], int]
 
 
-# What an answer appends: bucket, file id, image, bytes sent, name, format, when.
-_Answer = tuple[str, Any, Key, int, str, str, float]
+# What an answer appends: bucket, file id, image, bytes sent, name, format, private, when.
+_Answer = tuple[str, Any, Key, int, str, str, bool, float]
 
 
 class Deliveries:
@@ -92,12 +98,13 @@ class Deliveries:
         self._lock = threading.Lock()  # folds take turns; answers never take it
 
     def served(self, bucket: str, file_id: Any, image: Key, length: int = 0, *,
-               name: str = "", format: str = "") -> None:
+               name: str = "", format: str = "", private: bool = False) -> None:
         """Note that ``file_id`` of ``bucket`` (a file of ``image``: its ``name``, in
-        ``format``, or its content type: a fold takes what follows the ``/``) was answered,
-        ``length`` bytes sent (0 for a 304 or a HEAD)."""
+        ``format``, or its content type: a fold takes what follows the ``/``; ``private``: of a
+        private image) was sent, ``length`` bytes. The serving paths call it for answers that
+        carry the bytes only (a GET's 200 or 206), never for a HEAD or a 304."""
         answers = self._answers
-        answers.append((bucket, file_id, image, length, name, format, self.clock()))
+        answers.append((bucket, file_id, image, length, name, format, private, self.clock()))
         if len(answers) >= self.fold_at and self._lock.acquire(blocking=False):
             try:  # a thread already folding takes these too: nobody waits for it
                 self._fold()
@@ -113,14 +120,14 @@ class Deliveries:
     def _fold(self) -> int:
         tally = self._tally
         answers = drain(self._answers)
-        for bucket, file_id, image, length, name, format, moment in answers:
+        for bucket, file_id, image, length, name, format, private, moment in answers:
             found = tally.get((bucket, file_id))
             if found is None:
                 if len(tally) >= self.max_pending:
                     self.dropped += 1
                     continue
                 found = tally[(bucket, file_id)] = Delivered(
-                    image, moment, name=name, format=format.rpartition("/")[2])
+                    image, moment, name=name, format=format.rpartition("/")[2], private=private)
             elif moment > found.last:
                 found.last = moment
             found.requests += 1

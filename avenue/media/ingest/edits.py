@@ -300,32 +300,46 @@ def to_original(point: FocalPoint, edits: Edits | None) -> FocalPoint:
 _TRANSPOSE = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}
 
 
-def source_of(data: bytes) -> PreparedImage:
-    """The stored original ``data`` decoded upright at full size (it passed the limits once)."""
-    return prepare(data, Limits.for_stored(len(data)), decode_scale=lambda _w, _h: 1.0)
+def source_of(data: bytes, limits: Limits | None = None) -> PreparedImage:
+    """The stored original ``data`` decoded upright at full size (it passed the limits once;
+    ``limits``: the app's decode budget, :meth:`Limits.for_stored`). Its reservation of the
+    decode budget covers the canvases :func:`apply` makes, and is held until released."""
+    return prepare(data, limits or Limits.for_stored(len(data)), decode_scale=lambda _w, _h: 1.0,
+                   working=_edit_canvases)
 
 
-def apply(data: bytes, edits: Edits) -> bytes:
+def _edit_canvases(decoded: tuple[int, int], shown: tuple[int, int]) -> int:
+    """What an edit holds beside the decoded frame: a full-size copy in the display mode (a
+    libvips frame made a Pillow image, a mode converted) and the turned, flipped or cropped
+    one, each at most the frame's pixels at 4 bytes."""
+    return 2 * decoded[0] * decoded[1] * 4
+
+
+def apply(data: bytes, edits: Edits, limits: Limits | None = None) -> bytes:
     """The edited picture of the stored original ``data``: decoded upright at full size (as
     its EXIF orientation shows it), rotated, flipped, cropped, and encoded (PNG when it has
     transparency or was lossless, else JPEG at :data:`EDITED_JPEG_QUALITY`), its ICC profile
-    kept."""
-    source = source_of(data)
-    if source.frames > 1:
-        raise InvalidEdits("An animated image cannot be edited (its frames would be lost); "
-                           "replace it instead.", field="frames")
-    pixels = source.pixels
-    im = vips.to_pillow(pixels.image) if isinstance(pixels, vips.Frame) else pixels
-    im, icc = to_display_mode(im, source.icc_profile)
-    edits.check(im.width, im.height)
-    if edits.rotate:
-        im = im.transpose(_TRANSPOSE[edits.rotate])
-    if edits.flip_horizontal:
-        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    if edits.flip_vertical:
-        im = im.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-    if edits.crop is not None:
-        im = im.crop(edits.crop.pixels(im.width, im.height))
-    lossless = im.mode in {"RGBA", "LA"} or source.format in LOSSLESS
-    return encode_image(im, "png" if lossless else "jpeg", icc,
-                        quality=None if lossless else EDITED_JPEG_QUALITY)
+    kept. Its pixels, from the decode to the encode, are held within the decode budget of
+    ``limits`` (a second large edit waits for room, then 503 ``busy``)."""
+    source = source_of(data, limits)
+    try:
+        if source.frames > 1:
+            raise InvalidEdits("An animated image cannot be edited (its frames would be lost); "
+                               "replace it instead.", field="frames")
+        pixels = source.pixels
+        im = vips.to_pillow(pixels.image) if isinstance(pixels, vips.Frame) else pixels
+        im, icc = to_display_mode(im, source.icc_profile)
+        edits.check(im.width, im.height)
+        if edits.rotate:
+            im = im.transpose(_TRANSPOSE[edits.rotate])
+        if edits.flip_horizontal:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if edits.flip_vertical:
+            im = im.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        if edits.crop is not None:
+            im = im.crop(edits.crop.pixels(im.width, im.height))
+        lossless = im.mode in {"RGBA", "LA"} or source.format in LOSSLESS
+        return encode_image(im, "png" if lossless else "jpeg", icc,
+                            quality=None if lossless else EDITED_JPEG_QUALITY)
+    finally:
+        source.release()

@@ -54,25 +54,39 @@ def render_spec(data: bytes, limits: Limits, spec: Spec, fmt: str, focal: FocalP
         made = plan(spec, (width, height), point, crop)
         return max(made.size[0] / made.box[2], made.size[1] / made.box[3])
 
-    prepared = prepare(data, limits, decode_scale)
-    made = plan(spec, (prepared.width, prepared.height), point, crop)
-    pixels = prepared.pixels
-    if isinstance(pixels, vips.Frame):
-        box = _on_frame(made, (prepared.width, prepared.height), pixels.size)
-        image = vips.to_pillow(vips.resize(pixels.image, *made.size, box=box))
-        icc = prepared.icc_profile
-    else:
-        base, icc = to_display_mode(pixels, prepared.icc_profile)
-        left, top, width, height = _on_frame(made, (prepared.width, prepared.height), base.size)
-        image = base.resize(made.size, Image.Resampling.LANCZOS,
-                            box=(left, top, left + width, top + height), reducing_gap=3.0)
-    prepared.first_frame = None  # the decoded frame is no longer needed
-    if fmt == "jpeg" and image.mode in {"RGBA", "LA"}:
-        flat = Image.new("RGB", image.size, (255, 255, 255))
-        flat.paste(image, mask=image.getchannel("A"))
-        image = flat
-    encoded = encode_image(image, fmt, icc, quality if quality is not None else spec.quality)
-    return Rendered(encoded, image.width, image.height, fmt)
+    def canvases(decoded: tuple[int, int], shown: tuple[int, int]) -> int:
+        # Beside the decoded frame, until the encode: the frame in the display mode (a copy
+        # when its mode converts), the resized picture and its flattened copy (a JPEG of a
+        # transparent image), 4 bytes a pixel each.
+        out = plan(spec, shown, point, crop).size
+        return (decoded[0] * decoded[1] + 2 * out[0] * out[1]) * 4
+
+    prepared = prepare(data, limits, decode_scale, working=canvases)
+    try:
+        made = plan(spec, (prepared.width, prepared.height), point, crop)
+        pixels = prepared.pixels
+        if isinstance(pixels, vips.Frame):
+            box = _on_frame(made, (prepared.width, prepared.height), pixels.size)
+            image = vips.to_pillow(vips.resize(pixels.image, *made.size, box=box))
+            icc = prepared.icc_profile
+        else:
+            base, icc = to_display_mode(pixels, prepared.icc_profile)
+            left, top, width, height = _on_frame(made, (prepared.width, prepared.height), base.size)
+            image = base.resize(made.size, Image.Resampling.LANCZOS,
+                                box=(left, top, left + width, top + height), reducing_gap=3.0)
+            del base
+        del pixels
+        prepared.first_frame = None  # the decoded frame is no longer needed
+        if fmt == "jpeg" and image.mode in {"RGBA", "LA"}:
+            flat = Image.new("RGB", image.size, (255, 255, 255))
+            flat.paste(image, mask=image.getchannel("A"))
+            image = flat
+        encoded = encode_image(image, fmt, icc, quality if quality is not None else spec.quality)
+        return Rendered(encoded, image.width, image.height, fmt)
+    finally:
+        # The decode budget held from the decode to the encode: the resize and the encode
+        # count against it as the decode does (a second large render waits for room).
+        prepared.release()
 
 
 def _on_frame(made: Plan, shown: tuple[int, int], frame: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -144,7 +144,8 @@ class FrontDoor:
         data = cache.get_blob(rep.bucket, rep.file_id) if decided.with_body else None
         if decided.with_body and data is None:
             return None
-        note_served(state, bucket, rep, len(data or b""))  # one dict update: counted, never a write here
+        if data is not None:  # a HEAD or a 304 is not a delivery (effects/deliveries.py)
+            note_served(state, bucket, rep, len(data))  # one deque append, never a write here
         return status, decided.headers, [data] if data is not None else []
 
     def _rendition(self, bucket: str, token: str, segment: str, accept: str) -> Representation | None:

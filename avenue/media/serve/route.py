@@ -262,7 +262,7 @@ def _load(bucket: str, file_id: ObjectId) -> MediaDoc | None:
         files_doc = db[f"{bucket}.files"].find_one({"_id": file_id})
         if files_doc is None or (files_doc.get("metadata") or {}).get("role") != "original":
             return None
-        doc = MediaDoc.from_files_doc(files_doc)
+        doc = MediaDoc.from_files_doc(files_doc, bucket)
         state.cache.put_doc(bucket, doc)
     return doc
 
@@ -390,17 +390,17 @@ def _deliver(state: MediaState, bucket: str, rep: Representation,
         return instead[0]
 
     response = _send(rep, gone=fallback)
-    if not instead and response.status_code in (200, 206, 304):
-        with_body = request.method == "GET" and response.status_code != 304
-        note_served(state, bucket, rep, (response.content_length or 0) if with_body else 0)
+    if not instead and request.method == "GET" and response.status_code in (200, 206):
+        note_served(state, bucket, rep, response.content_length or 0)
     return response
 
 
 def note_served(state: MediaState, bucket: str, rep: Representation, sent: int) -> None:
-    """One answer of ``rep`` (a file of an image of ``bucket``), ``sent`` bytes: one deque
-    append (every serving path calls this: the route and the front door)."""
+    """One answer of ``rep`` (a file of an image of ``bucket``) that sent its bytes, ``sent``
+    of them: one deque append (every serving path calls this: the route and the front door;
+    never for a HEAD or a 304)."""
     state.deliveries.served(rep.bucket, rep.file_id, (bucket, rep.doc.file_id), sent,
-                            name=rep.variant or "original", format=rep.content_type)
+                            name=rep.variant or "original", format=rep.content_type, private=rep.doc.private)
 
 
 class RenderSlot:

@@ -1,7 +1,9 @@
 """Delivery numbers per image: requests and bytes per image per day, by file served, kept in
 ``media_deliveries`` (this module is its one owner).
 
-Every serving path notes what it answered in memory (:mod:`avenue.media.effects.deliveries`);
+Every serving path notes what it sent in memory (:mod:`avenue.media.effects.deliveries`:
+answers with a body only, never a HEAD or a 304); private images (signed URLs only: private
+uploads, temp images) are left out, so no list names their ids or their renditions;
 each worker's flush hands the batch to :func:`record`, which writes it with **one unordered
 ``bulk_write``** of upserts:
 
@@ -66,6 +68,8 @@ def record(db: Database[Document], delivered: Mapping[tuple[str, Any], Delivered
     days: dict[tuple[str, Any, dt.datetime, str, str], list[int]] = {}
     images: dict[tuple[str, Any], list[Any]] = {}
     for seen in delivered.values():
+        if seen.private:
+            continue  # a private image's id and renditions' names stay out of ops' lists
         bucket, image = seen.image
         day = _day(seen.last)
         counts = days.setdefault((bucket, image, day, seen.name, seen.format), [0, 0])

@@ -29,9 +29,11 @@ One render per image across workers and instances: the claim is a :class:`avenue
 in the renditions on request's claims (``media_rendition_claims``, key
 ``variants/<bucket>/<id>``), renewed while its render runs and lapsing
 ``renditions.CLAIM_SECONDS`` after its holder stopped renewing it (died). Whoever takes it
-renders every pending variant of the image at once (one decode); the others (a GET) poll the
-original until the variant they want is listed, bounded by ``wait`` (then 503, as a rendition
-on request); the background render does not wait: whoever holds the claim finishes.
+renders every pending variant of the image at once (one decode); the others (a GET) wait
+until the variant they want is listed, bounded by ``wait`` (then 503, as a rendition on
+request), as :mod:`avenue.media.store.claims` waits (an event in the claimant's process, a
+poll with backoff from another); the background render does not wait: whoever holds the
+claim finishes.
 
 Write order (see also originals.py):
 
@@ -57,7 +59,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Callable
 from hashlib import sha256
@@ -68,7 +69,6 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from avenue.errors import ServerBusy
 from avenue.leases import Lease
 from avenue.media import effects, settings
 from avenue.media.effects import Changes
@@ -77,8 +77,8 @@ from avenue.media.ingest.edits import og_box
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import Planned, Rendition
 from avenue.media.records import Document, variant_key
-from avenue.media.store import storage
-from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, POLL_SECONDS, WAIT_SECONDS
+from avenue.media.store import claims, storage
+from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, WAIT_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -177,8 +177,7 @@ def _now(job: Job) -> bool:
 
 
 def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[str, str] | None = None,
-             wait: float = WAIT_SECONDS, poll: float = POLL_SECONDS,
-             claim_seconds: float = CLAIM_SECONDS, slot: Slot | None = None,
+             wait: float = WAIT_SECONDS, claim_seconds: float = CLAIM_SECONDS, slot: Slot | None = None,
              budget: settings.MediaSettings | None = None) -> Document | None:
     """The original's files document once its pending variants (``want``: that one) are
     listed: rendered here under the claim, or by whoever holds it within ``wait`` seconds
@@ -188,28 +187,21 @@ def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[
     taken under the claim, never while waiting for another's: no one waits for a claim while
     holding a slot. Decoded within the decode budget of ``budget`` (the app's at hand)."""
     files = db[f"{bucket}.files"]
+    doc = files.find_one({"_id": image_id})
+    if not _waiting(doc, want):
+        return doc
     claim = Lease(db[CLAIMS], f"variants/{bucket}/{image_id}", uuid.uuid4().hex, claim_seconds)
-    deadline = time.monotonic() + wait
-    while True:
-        doc = files.find_one({"_id": image_id})
-        if not _waiting(doc, want):
-            return doc
-        if claim.take():
-            try:
-                with claim.kept(claim_seconds / 3, "avenue-variants-claim"):
-                    doc = files.find_one({"_id": image_id})
-                    if not _waiting(doc, want):
-                        return doc
-                    with slot if slot is not None else _render_slot():
-                        return _render(db, bucket, doc, budget)
-            finally:
-                claim.release()
-        if wait <= 0:
-            return doc
-        if time.monotonic() >= deadline:
-            raise ServerBusy("this image's variants are being rendered by another request: try again "
-                             "shortly", retry_after=2)
-        time.sleep(poll)
+
+    def look() -> tuple[bool, Document | None]:
+        found = files.find_one({"_id": image_id})
+        return not _waiting(found, want), found
+
+    def work(found: Document | None) -> Document | None:
+        with slot if slot is not None else _render_slot():
+            return _render(db, bucket, found, budget)
+
+    return claims.once(claim, look, work, wait=wait, thread_name="avenue-variants-claim",
+                       busy="this image's variants are being rendered by another request: try again shortly")
 
 
 def _waiting(doc: Document | None, want: tuple[str, str] | None) -> bool:

@@ -14,8 +14,9 @@ a document of :data:`CLAIMS` with the rendition's key as ``_id`` (a unique inser
 :class:`avenue.leases.Lease`), renewed every third of its length while the render runs
 (however long it waits for a render slot or decodes) and lapsing :data:`CLAIM_SECONDS` after
 its last renewal, so a renderer that died blocks the rendition for seconds, not minutes.
-The others poll the files document (bounded by ``wait``) and serve what the claimant
-stored, or take over a lapsed claim and render it themselves.
+The others wait (bounded by ``wait``) and serve what the claimant stored, or take over a
+lapsed claim and render it themselves: in the claimant's process on an event it sets, in
+another process by polling with backoff, one thread per process (:mod:`avenue.media.store.claims`).
 
 Write order:
 
@@ -54,7 +55,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -66,14 +66,13 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.clock import now
-from avenue.errors import ServerBusy
 from avenue.leases import Lease
 from avenue.media import effects
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import Changes, counters
 from avenue.media.effects.deliveries import Delivered
 from avenue.media.records import Document, MediaDoc
-from avenue.media.store import storage
+from avenue.media.store import claims, storage
 
 #: The claims: one document per rendition being rendered.
 CLAIMS = "media_rendition_claims"
@@ -86,7 +85,6 @@ CLAIMS = "media_rendition_claims"
 CLAIM_SECONDS = 15.0
 #: How long a request waits for a rendition another worker is rendering before answering 503.
 WAIT_SECONDS = 15.0
-POLL_SECONDS = 0.05
 #: Evicting stops this far under the budget (a fraction of it), so that the next few renders
 #: do not start another eviction at once.
 MARGIN = 0.1
@@ -177,7 +175,7 @@ def record_used(db: Database[Document], delivered: Mapping[tuple[str, Any], Deli
 
 def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
            render: Callable[[bytes], Encoded], *, wait: float = WAIT_SECONDS,
-           poll: float = POLL_SECONDS, claim_seconds: float = CLAIM_SECONDS,
+           claim_seconds: float = CLAIM_SECONDS,
            admit: Callable[[], None] | None = None) -> dict[str, Any]:
     """The stored rendition's files document: found, or rendered from ``original``'s bytes by
     ``render`` under the claim (see the module doc), or stored meanwhile by whoever held it.
@@ -190,21 +188,16 @@ def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
     if admit is not None:
         admit()
     claim = Lease(db[CLAIMS], wanted.claim_id(), uuid.uuid4().hex, claim_seconds)
-    deadline = time.monotonic() + wait
-    while True:
-        if claim.take():
-            try:
-                with claim.kept(claim_seconds / 3, "avenue-render-claim"):
-                    return find(db, wanted) or _render_and_store(db, wanted, original, render)
-            finally:
-                claim.release()
-        found = find(db, wanted)
-        if found is not None:
-            return found
-        if time.monotonic() >= deadline:
-            raise ServerBusy("this rendition is being rendered by another request: try again shortly",
-                             retry_after=2)
-        time.sleep(poll)
+
+    def look() -> tuple[bool, dict[str, Any] | None]:
+        stored = find(db, wanted)
+        return stored is not None, stored
+
+    obtained = claims.once(claim, look, lambda _: _render_and_store(db, wanted, original, render), wait=wait,
+                           busy="this rendition is being rendered by another request: try again shortly",
+                           thread_name="avenue-render-claim")
+    assert obtained is not None
+    return obtained
 
 
 def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc,

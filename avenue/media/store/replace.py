@@ -246,7 +246,8 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
         if new_edits != old_edits:
             source = source_doc(db, bucket, doc)
             original = storage.read_all(db, bucket, source)
-            raw = original if new_edits is None else editing.apply(original, new_edits)
+            raw = original if new_edits is None else \
+                editing.apply(original, new_edits, pipeline.stored_limits(len(original), settings))
         else:
             raw = storage.read_all(db, bucket, old_bytes)
         limits = Limits.for_stored(len(raw), (limits or Limits()).decode_budget_bytes,
