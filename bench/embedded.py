@@ -64,6 +64,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))  # the app, and tests/support's launcher
 
 import pymongo  # noqa: E402
+from PIL import Image  # noqa: E402
 from tests.support import tokens  # noqa: E402
 from tests.support.client import multipart  # noqa: E402
 from tests.support.launcher import ATTACKER, LOOPBACK, MakeRun  # noqa: E402
@@ -686,11 +687,10 @@ def flood_urls(image: dict) -> list[str]:
     return paths
 
 
-def flood(make_run: MakeRun, connections: int, photos: int, editor: dict) -> FloodRound:
+def flood(make_run: MakeRun, connections: int, photos: int, editor: dict, source: bytes) -> FloodRound:
     result = FloodRound(connections, photos)
     restarts_before = restarts(make_run.log_path)
     uri = make_run.mongo_uri
-    source = photo_12mp()
     urls: list[str] = []
     for i in range(photos):
         status, image = make_run.upload(editor, distinct(source), f"flood-{i}.jpg", timeout=180)
@@ -968,6 +968,9 @@ def main() -> int:
     parser.add_argument("--connections", default=None,
                         help="the flood's rounds' connections (8,4; 8 with --quick)")
     parser.add_argument("--photos", type=int, help="fresh 12 MP photos per flood round (6; 2 with --quick)")
+    parser.add_argument("--flood-photo", choices=("camera", "corpus"), default="camera",
+                        help="the flood's 12 MP photo: camera (the 5 MB 4000x3000 photo-like one the soak "
+                             "uploads too) or corpus (the test corpus's photo_12mp.jpg, smooth, ~1.2 MB)")
     parser.add_argument("--only", choices=("soak", "flood"), help="one scenario")
     parser.add_argument("--before", metavar="REF", help="also run on this git ref's code, first")
     parser.add_argument("--sides", help="with --before: before,after (default both), or one of them")
@@ -990,6 +993,9 @@ def main() -> int:
     loads = [os.getloadavg()]
     say("making the photos (cached in bench/work/data)")
     photos = camera_photos(BENCH / "work" / "data" / "embedded")
+    flood_photo = photos[2] if args.flood_photo == "camera" else photo_12mp()  # photos[2]: 4000x3000
+    with Image.open(io.BytesIO(flood_photo)) as opened:
+        flood_size = f"{opened.width}x{opened.height}, {len(flood_photo) / MB:.1f} MB ({args.flood_photo})"
     worktree: Path | None = None
     soak_lines: list[str] = []
     flood_results: list[tuple[str, FloodRound]] = []
@@ -1002,7 +1008,9 @@ def main() -> int:
             worktree = Path(tempfile.mkdtemp(prefix="avenue-before-"))
             subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.before], cwd=ROOT,
                            check=True, capture_output=True)
-            plan.append((f"before ({args.before}, {git_rev(worktree)})", worktree))
+            rev = git_rev(worktree)
+            plan.append((f"before ({args.before})" if rev.startswith(args.before) else
+                         f"before ({args.before}, {rev})", worktree))
         if "after" in sides:
             plan.append((f"after ({git_rev(ROOT)})", ROOT))
         for label, root in plan:
@@ -1033,7 +1041,7 @@ def main() -> int:
                 editor = tokens.issue_on(make_run.mongo_uri, DB, "editor")
                 for connections in rounds:
                     say(f"flood, {label}: {photos_per_round} photos, {connections} connections")
-                    result = flood(make_run, connections, photos_per_round, editor)
+                    result = flood(make_run, connections, photos_per_round, editor, flood_photo)
                     flood_results.append((label, result))
                     say(f"flood, {label}, {connections} connections: "
                         f"{statuses(collections.Counter(s for s, _, _ in result.answers))}")
@@ -1068,7 +1076,8 @@ def main() -> int:
                  "GET of the original right after its upload), `ops-*` (status reports). Statuses `timeout`, "
                  "`cut`: no answer.", "", *soak_lines]
     if "flood" in scenarios:
-        text += [f"## Flood: per round {photos_per_round} fresh 12 MP public photos, then their ladder "
+        text += [f"## Flood: per round {photos_per_round} fresh public photos ({flood_size}, each distinct), "
+                 "then their ladder "
                  f"renditions w_1280..w_2560 x AVIF, WebP, JPEG, PNG ({16 * photos_per_round} URLs) asked "
                  f"once each from {ATTACKER} over N keep-alive connections", "",
                  "Expected: every answer within 60 s, 200 or 429/503 with Retry-After. `DB reads during`: "
