@@ -353,6 +353,22 @@ def restarts(log_path: Path) -> int:
         return 0
 
 
+def unhandled_errors(log_path: Path) -> str:
+    """The app's unhandled errors in make run's log: how many, on which requests, of which exception."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return "log not read"
+    where = collections.Counter(re.sub(r"/[A-Za-z0-9_~-]{16,}", "/<id>", m) for m in
+                                re.findall(r"unhandled error on (\w+ '[^']*')", text))
+    kinds = collections.Counter(re.findall(r"^(\w+(?:Error|Exception)): ", text, re.M))
+    if not where:
+        return "none"
+    return (f"{sum(where.values())}: " + ", ".join(f"{n} x {w}" for w, n in where.most_common(4))
+            + " (exceptions in the log, causes included: "
+            + ", ".join(f"{n} x {k}" for k, n in kinds.most_common(4)) + ")")
+
+
 def restart_reasons(log_path: Path) -> list[str]:
     try:
         lines = log_path.read_text(errors="replace").splitlines()
@@ -571,8 +587,8 @@ def soak(make_run: MakeRun, *, seconds: float, clients: int, zip_every: float, p
 
     def every(interval: float, action: str, first: float) -> None:
         rng = random.Random(interval)
-        at = first
-        while not run.stop.wait(max(0.0, at - run.now())) and time.monotonic() < deadline:
+        at, end = first, deadline - run.started  # seconds from the run's start
+        while at < end and not run.stop.wait(max(0.0, at - run.now())):
             getattr(shop, action)(rng)
             at += interval
 
@@ -922,11 +938,23 @@ def soak_section(label: str, run: Run, row_seconds: float, seconds: float, verif
         f"{run.samples[-1][1] if run.samples else 0:.0f} MB",
         f"- stalls (30 s without a completed request while some were in flight): {len(run.stalls)}"
         + (f", longest {max(e - s for s, e in run.stalls):.0f} s" if run.stalls else ""),
-        f"- supervisor restarts: {len(reasons)}" + (f" ({'; '.join(reasons[:5])})" if reasons else ""),
+        f"- supervisor restarts: {len(reasons)}"
+        + (f", at minute {', '.join(f'{m:.1f}' for m in restart_minutes(run))}; why: "
+           + "; ".join(sorted({re.sub(r" \(pid \d+\)", "", r) for r in reasons})) if reasons else ""),
+        f"- the app's unhandled errors (500): {unhandled_errors(run.make_run.log_path)}",
         f"- {stop_note}",
         "",
     ]
     return lines
+
+
+def restart_minutes(run: Run) -> list[float]:
+    """When the supervisor's restarts showed in the log (the samples every 2 s)."""
+    found, seen = [], 0
+    for at, _, _, count in run.samples:
+        found += [at / 60] * (count - seen)
+        seen = max(seen, count)
+    return found
 
 
 def flood_section(results: list[tuple[str, FloodRound]]) -> list[str]:
