@@ -149,7 +149,9 @@ class MakeRun:
     """``make run``'s entry point (``python -m avenue.devserver``: the embedded database under
     its supervisor, and gunicorn) on a data folder of the test's and a free port."""
 
-    def __init__(self, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None,
+                 root: Path = ROOT) -> None:
+        self.root = root  # another checkout's code (a benchmark's "before")
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = free_port()
@@ -164,7 +166,7 @@ class MakeRun:
     def start(self, timeout: float = 90.0) -> MakeRun:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps its own descriptor
         try:
-            self.process = subprocess.Popen([sys.executable, "-m", "avenue.devserver"], cwd=ROOT,
+            self.process = subprocess.Popen([sys.executable, "-m", "avenue.devserver"], cwd=self.root,
                                             env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         finally:
             log.close()
