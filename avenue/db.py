@@ -122,6 +122,22 @@ def long_operations() -> AbstractContextManager[None]:
     return pymongo.timeout(LONG_OPERATION_SECONDS)
 
 
+def is_embedded(db: Database[Document]) -> bool:
+    """Whether ``db``'s server is the embedded SecantusDB (its ``buildInfo`` carries
+    ``secantusVersion``); asked once per client and remembered on it. Where the app acts
+    differently there, it says why (docs/production.md, "The embedded database"). mongomock,
+    or a server that cannot be asked, is not."""
+    client = db.client
+    if type(client).__module__.split(".", 1)[0] == "mongomock":
+        return False
+    known = vars(client).get("_avenue_embedded")  # not getattr: a client's attributes are its databases
+    if known is None:
+        with pymongo.timeout(5.0):
+            known = "secantusVersion" in client.admin.command("buildInfo")
+        client._avenue_embedded = known  # type: ignore[attr-defined]
+    return bool(known)
+
+
 def durability(config: Mapping[str, Any]) -> dict[str, Any]:
     """Write and read concerns for the client, unless ``MONGO_URI`` spells its own.
 

@@ -38,6 +38,7 @@ from pymongo.errors import PyMongoError
 
 from avenue import background
 from avenue.clock import as_utc
+from avenue.db import is_embedded
 from avenue.media.effects.invalidation import DELETIONS
 from avenue.media.records import Document, MediaDoc
 
@@ -56,12 +57,6 @@ Key = tuple[str, Any]  # (bucket, file id)
 def _ids(stone: dict[str, Any]) -> list[Any]:
     """A tombstone's file ids (``file_id`` in tombstones written before they were batched)."""
     return list(stone.get("file_ids") or ([stone["file_id"]] if "file_id" in stone else []))
-
-
-def _is_secantus(db: Database[Document]) -> bool:
-    """Whether ``db``'s server is the embedded SecantusDB (its buildInfo says so)."""
-    with pymongo.timeout(5.0):
-        return "secantusVersion" in db.client.admin.command("buildInfo")
 
 
 class MediaCache:
@@ -251,7 +246,7 @@ class MediaCache:
     def _watch(self, db: Database[Document]) -> None:
         """Receive tombstones as they are written, until the stream fails (then polling)."""
         try:
-            if self.stream == "auto" and _is_secantus(db):
+            if self.stream == "auto" and is_embedded(db):
                 self._polls_only = True
                 log.info("media deletions are polled on the embedded SecantusDB (AVENUE_DELETIONS_STREAM)")
                 return

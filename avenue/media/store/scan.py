@@ -19,6 +19,7 @@ from avenue.media.buckets import RENDITIONS, STORED, TEMP
 from avenue.media.ingest.variants import CONTENT_TYPES, SOURCE_FORMATS, VARIANT_NAMES
 from avenue.media.records import SOURCE, Document
 from avenue.media.references import IN_BATCH
+from avenue.media.store import storage
 from avenue.paging import after_ranges
 
 CHUNK_INDEX = [("files_id", 1), ("n", 1)]
@@ -253,8 +254,9 @@ def delete_orphan_chunks(db: Database[Document], bucket: str, file_id: Any) -> b
 
 
 def insert_chunks(db: Database[Document], bucket: str, chunks: list[Document]) -> None:
-    """Write one batch of chunks (in order)."""
-    db[f"{bucket}.chunks"].insert_many(chunks, ordered=True)
+    """Write one batch of chunks (in order; in small inserts on the embedded database:
+    :func:`avenue.media.store.storage.insert_chunk_docs`)."""
+    storage.insert_chunk_docs(db, bucket, chunks)
 
 
 def delete_chunks(db: Database[Document], bucket: str, chunks_id: Any) -> None:

@@ -33,6 +33,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
+from avenue.db import is_embedded
 from avenue.media import effects
 from avenue.media.effects import Changes, FileSet, Tombstone
 from avenue.media.records import Document
@@ -43,6 +44,31 @@ CHUNK_SIZE = 255 * 1024
 # through a failover included (the client's server selection timeout is 15 s).
 DELETE_WINDOW = dt.timedelta(seconds=30)
 READ_BATCH = 4  # chunks per round trip when streaming: ~1 MB in memory, whatever the file
+# Chunks per insert command on the embedded SecantusDB (about 1 MB); elsewhere one command for
+# all of them (pymongo splits it under the 48 MB message limit). SecantusDB writes an insert's
+# documents and their oplog copies in one WiredTiger transaction per 4 MB, prunes the oplog
+# inside it, and holds its store's lock throughout; several such transactions at once drew
+# their threads into WiredTiger's eviction waiting for room only they could free, with every
+# other connection waiting on the lock: the deadlock of docs/production.md ("The embedded
+# database"). In its reproduction (/tmp scripts, an 80M cache to make it quick) it wedged
+# within 1-8 s in every run with whole-file inserts, whatever the pool size, the change
+# stream or the oplog's bounds, and never in 180 s with 4 chunks per insert.
+EMBEDDED_WRITE_BATCH = 4
+
+
+def insert_chunk_docs(db: Database[Document], bucket: str, chunk_docs: list[dict[str, Any]]) -> list[Any]:
+    """Insert ``chunk_docs`` in order, in batches of :data:`EMBEDDED_WRITE_BATCH` on the embedded
+    database; their ids."""
+    chunks = db[f"{bucket}.chunks"]
+    if not chunk_docs:
+        return []
+    if not is_embedded(db):
+        return list(chunks.insert_many(chunk_docs, ordered=True).inserted_ids)
+    ids: list[Any] = []
+    for start in range(0, len(chunk_docs), EMBEDDED_WRITE_BATCH):
+        batch = chunk_docs[start:start + EMBEDDED_WRITE_BATCH]
+        ids.extend(chunks.insert_many(batch, ordered=True).inserted_ids)
+    return ids
 
 
 @dataclass
@@ -76,7 +102,6 @@ def put_files(db: Database[Document], bucket: str, files: list[NewFile],
     """
     upload_date = upload_date or now()
     ids = [f.file_id for f in files]
-    chunks = db[f"{bucket}.chunks"]
     docs = [{
         "_id": f.file_id,
         "length": len(f.data),
@@ -90,8 +115,7 @@ def put_files(db: Database[Document], bucket: str, files: list[NewFile],
             {"files_id": f.file_id, "n": n, "data": Binary(f.data[offset : offset + CHUNK_SIZE])}
             for f in files for n, offset in enumerate(range(0, len(f.data), CHUNK_SIZE))
         ]
-        if chunk_docs:  # pymongo splits the batch under the server's message size limit
-            chunks.insert_many(chunk_docs, ordered=True)
+        insert_chunk_docs(db, bucket, chunk_docs)
         db[f"{bucket}.files"].insert_many(docs, ordered=True)
     except BaseException:
         _remove_partial(db, bucket, ids)
@@ -237,6 +261,7 @@ def copy_chunks_and_doc(db: Database[Document], source: str, target: str, doc: d
                 raise DuplicateKeyError(f"{target} already holds chunks of {doc['_id']}", 11000) from error
             raise
 
+    per_insert = EMBEDDED_WRITE_BATCH if is_embedded(db) else 16
     try:
         batch: list[dict[str, Any]] = []
         from_id = doc["_id"] if source_id is None else source_id
@@ -244,7 +269,7 @@ def copy_chunks_and_doc(db: Database[Document], source: str, target: str, doc: d
             if source_id is not None:
                 chunk = {**chunk, "_id": ObjectId(), "files_id": doc["_id"]}
             batch.append(chunk)
-            if len(batch) == 16:
+            if len(batch) == per_insert:
                 insert(batch)
                 batch = []
         if batch:
