@@ -38,32 +38,43 @@ import argparse
 import collections
 import errno
 import heapq
+import http.client
+import io
 import itertools
+import json
 import math
 import os
+import random
 import re
 import resource
 import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pymongo
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))  # the app, and tests/support's launcher
 
 from avenue.embedded import EmbeddedServer  # noqa: E402
+from avenue.media.buckets import RENDITIONS  # noqa: E402
 from avenue.server import abort  # noqa: E402
 from tests.support import tokens  # noqa: E402
-from tests.support.fixtures import noise_jpeg  # noqa: E402
+from tests.support.fixtures import encoded, noise_jpeg, png_chunk, scene  # noqa: E402
 from tests.support.launcher import Gunicorn, healthz  # noqa: E402
 
 import data  # noqa: E402
@@ -560,12 +571,13 @@ class Setup:
 GEVENT = {"GUNICORN_CMD_ARGS": "--worker-class gevent --worker-connections 1000"}
 
 
-def start_server(setup: Setup, uri: str, running: list[Gunicorn], log_name: str = "") -> Gunicorn:
+def start_server(setup: Setup, uri: str, running: list[Gunicorn], log_name: str = "",
+                 db_name: str = DB) -> Gunicorn:
     """The Procfile's process for ``setup`` (2 workers), remembered in ``running`` for the end."""
     name = log_name or re.sub(r"[^a-z0-9]+", "-", setup.label.lower()).strip("-")
     log = WORK / f"gunicorn-{name}.log"
     log.unlink(missing_ok=True)
-    server = Gunicorn(uri, DB, log, workers=2, root=setup.root,
+    server = Gunicorn(uri, db_name, log, workers=2, root=setup.root,
                       extra_env={"AVENUE_METRICS_ALLOW": "127.0.0.1/32", **setup.env})
     running.append(server)
     return server.start()
@@ -657,24 +669,527 @@ def attack_setup(setup: Setup, uri: str, procs: Procs, running: list[Gunicorn], 
         running.remove(server)
 
 
+# --------------------------------------------------------------------------------------
+# Expensive requests (the hardening after fb4b483): each scenario on a server of its own
+# setup, on a database of its own, so the rate limits' counters and the stored files are its.
+
+HEAVY = ("rendition-flood", "tus-parking", "edits", "zip-flat")  # run in this order: zip-flat last
+LADDER = (160, 320, 480, 640, 800, 960, 1280, 1600, 1920, 2560)
+FLOOD_SIDE = (6930, 5200)  # 36 MP
+EDIT_SIDE = (7300, 5470)  # 39.9 MP, under AVENUE_MAX_PIXELS (40,000,000)
+FLAT_SIDE = (7300, 5470)
+EDITS_TARGET_MB = 600
+ZIP_CLIENT_SECONDS = 100.0  # the client's wait for the import's answer (the deadline is 60 s)
+
+
+@dataclass
+class HeavyRow:
+    scenario: str
+    setup: str
+    load: str
+    answers: str
+    stored: str = ""
+    rss: str = ""
+    other: str = ""
+
+
+def photo_jpeg(size: tuple[int, int], seed: int, label: str) -> bytes:
+    """A photo-like JPEG (gradient, shapes, 5 % grain: not noise), distinct by its comment."""
+    return data.with_comment(encoded(scene(size, seed, grain=0.05), "JPEG", quality=85),
+                             f"{label} {uuid.uuid4().hex}")
+
+
+def call(port: int, method: str, path: str, *, body: bytes | None = None,
+         headers: dict[str, str] | None = None, timeout: float = 60.0,
+         source: str | None = None) -> tuple[int, bytes, float]:
+    """One request on a connection of its own from ``source``: (status or 0, body, seconds)."""
+    started = time.monotonic()
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout,
+                                      source_address=(source, 0) if source else None)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, response.read(), time.monotonic() - started
+    except (OSError, http.client.HTTPException):
+        return 0, b"", time.monotonic() - started
+    finally:
+        conn.close()
+
+
+def upload_photo(server: Gunicorn, headers: dict[str, str], body: bytes, name: str) -> dict:
+    status, image = server.upload(headers, body, name, timeout=180)
+    if status not in (200, 201) or "url" not in image:
+        raise BenchError(f"upload of {name}: HTTP {status} {str(image)[:300]}")
+    return image
+
+
+def base_path(image: dict) -> str:
+    """The image's URL without its extension: ``<base>/<options>.<ext>`` is a rendition."""
+    return image["url"].rsplit(".", 1)[0]
+
+
+def codes(counter: collections.Counter) -> str:
+    ordered = sorted(counter.items(), key=lambda kv: str(kv[0]))
+    return ", ".join(f"{code} x{count:,}" for code, count in ordered)
+
+
+class Flood:
+    """``connections`` keep-alive connections from ATTACKER, each asking for the next of ``paths``
+    as soon as the last answer is whole (a connection is reopened when closed or broken)."""
+
+    def __init__(self, port: int, paths: Callable[[], str], connections: int) -> None:
+        self.port, self.paths, self.connections = port, paths, connections
+        self.statuses: collections.Counter = collections.Counter()
+        self.times: list[float] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(connections)]
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(LOOPBACK, self.port, timeout=60, source_address=(ATTACKER, 0))
+
+    def _run(self) -> None:
+        conn = self._connect()
+        while not self._stop.is_set():
+            with self._lock:
+                path = self.paths()
+            started = time.monotonic()
+            try:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+                close = (response.getheader("connection") or "").lower() == "close"
+            except (OSError, http.client.HTTPException):
+                status, close = 0, True
+            with self._lock:
+                self.statuses[status] += 1
+                self.times.append(time.monotonic() - started)
+            if close:
+                conn.close()
+                conn = self._connect()
+        conn.close()
+
+    def start(self) -> Flood:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=65)
+
+
+class EditorProbe:
+    """A logged-in editor, one thing at a time: upload a fresh 12 MP photo, then the first GET of
+    a ladder width of it (w_640.webp, a render on request, with the token): that GET's time."""
+
+    def __init__(self, server: Gunicorn, headers: dict[str, str], source: bytes) -> None:
+        self.server, self.headers, self.source = server, headers, source
+        self.gets: list[tuple[int, float]] = []  # (status, seconds)
+        self.uploads: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def once(self) -> None:
+        body = data.with_comment(self.source, f"editor {uuid.uuid4().hex}")
+        started = time.monotonic()
+        status, image = self.server.upload(self.headers, body, "editor.jpg", timeout=120)
+        self.uploads.append(time.monotonic() - started)
+        if status not in (200, 201):
+            self.gets.append((-status, 0.0))
+            return
+        got, _, seconds = call(self.server.port, "GET", base_path(image) + "/w_640.webp",
+                               headers=self.headers, timeout=120)
+        self.gets.append((got, seconds))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.once()
+
+    def start(self) -> EditorProbe:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=240)
+
+    def summary(self) -> str:
+        ok = sorted(seconds for status, seconds in self.gets if status == 200)
+        bad = collections.Counter(status for status, _ in self.gets if status != 200)
+        if not ok:
+            return f"no GET answered 200 ({codes(bad) or 'none made'})"
+        median = ok[len(ok) // 2]
+        text = f"{median:.2f} s median, {ok[-1]:.2f} s max ({len(ok)} GETs)"
+        if bad:
+            text += f"; not 200: {codes(bad)}"
+        return text
+
+
+def count_files(db, collection: str) -> int:
+    return db[collection].count_documents({})
+
+
+Say = Callable[[str], None]
+
+
+def rendition_flood(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
+    editor = server.token("editor")
+    say(f"{setup}: rendition flood: uploading 4 public {FLOOD_SIDE[0]}x{FLOOD_SIDE[1]} photos")
+    images = [upload_photo(server, editor, photo_jpeg(FLOOD_SIDE, 40 + n, "flood"), f"flood{n}.jpg")
+              for n in range(4)]
+    for image in images:  # its fixed variants rendered (the upload answers before them)
+        call(server.port, "GET", next(iter(image["variant_urls"]["card"].values())), timeout=120)
+    probe = EditorProbe(server, server.token("editor"), photo_jpeg((4000, 3000), 7, "editor"))
+    for _ in range(3):
+        probe.once()
+    idle_editor = probe.summary()
+    rows = [HeavyRow("rendition flood", setup, "none (the editor alone, 3 probes)", "", "", "",
+                     f"editor's first GET of a new w_640.webp: {idle_editor}")]
+    for connections in (4, 8):
+        widths_images = images[:2] if connections == 4 else images[2:]
+
+        def crops() -> str:
+            name, width = "k" + uuid.uuid4().hex[:10], random.choice(LADDER)  # [a-z][a-z0-9_-]{0,31}
+            return f"{base_path(random.choice(images))}/c_{name},w_{width}.webp"
+
+        ladder = itertools.cycle([f"{base_path(image)}/w_{width}.{fmt}" for width in LADDER
+                                  for fmt in ("avif", "webp") for image in widths_images])
+        for kind, paths in (("distinct crops c_<random>,w_<ladder>.webp", crops),
+                            (f"ladder widths x AVIF/WebP of {len(widths_images)} images "
+                             f"({len(LADDER) * 2 * len(widths_images)} distinct, then again)",
+                             lambda ladder=ladder: next(ladder))):
+            settle(server.port)
+            before = count_files(db, f"{RENDITIONS}.files")
+            probe = EditorProbe(server, server.token("editor"), probe.source)
+            say(f"{setup}: rendition flood, {connections} connections: {kind}, {seconds:.0f} s "
+                "(the editor in the second half)")
+            with RssPeak(server.process) as rss:  # the flood alone
+                flood = Flood(server.port, paths, connections).start()
+                time.sleep(seconds / 2)
+            with RssPeak(server.process) as beside:  # and the editor
+                probe.start()
+                time.sleep(seconds / 2)
+                flood.stop()
+                probe.stop()
+            after = count_files(db, f"{RENDITIONS}.files")
+            total = sum(flood.statuses.values())
+            editors = sum(status == 200 for status, _ in probe.gets)  # each a new rendition of its own
+            rows.append(HeavyRow("rendition flood", setup, f"{connections} connections: {kind}",
+                                 f"{total / seconds:,.1f}/s: {codes(flood.statuses)}",
+                                 f"{before:,} → {after:,}: +{after - before - editors:,} by the flood "
+                                 f"(and +{editors} by the editor)",
+                                 f"flood alone +{rss.peak - rss.idle:,.0f} MB, with the editor "
+                                 f"+{beside.peak - rss.idle:,.0f} MB (idle {rss.idle:,.0f})",
+                                 f"editor's first GET of a new w_640.webp: {probe.summary()}"))
+            say(f"  {rows[-1].answers}; renditions {rows[-1].stored}; {rows[-1].rss}; {rows[-1].other}")
+    return rows
+
+
+def tus_parking(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
+    """One editor opens uploads of 10,000,000 bytes and PATCHes each 1 MiB at a time up to 1 MiB
+    short of its end (it never finishes: the bytes stay parked), on 2 connections, while a
+    third sends 1-byte PATCHes to an upload of its own, for ``seconds``."""
+    headers = server.token("editor")
+    version = {"Tus-Resumable": "1.0.0"}
+    length, piece = 10_000_000, 2**20
+    statuses = {kind: collections.Counter() for kind in ("create", "PATCH 1 MiB", "PATCH 1 byte")}
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    payload = os.urandom(piece)
+
+    def count(kind: str, status: int) -> None:
+        with lock:
+            statuses[kind][status] += 1
+
+    def create() -> str | None:
+        conn = http.client.HTTPConnection(LOOPBACK, server.port, timeout=60)
+        try:
+            conn.request("POST", "/api/tus", headers={**version, **headers, "Upload-Length": str(length),
+                                                      "Upload-Metadata": "filename cGFyay5qcGc="})
+            response = conn.getresponse()
+            response.read()
+            count("create", response.status)
+            location = response.getheader("location")
+            return "/api/tus/" + location.rsplit("/", 1)[-1] if response.status == 201 and location else None
+        except (OSError, http.client.HTTPException):
+            count("create", 0)
+            return None
+        finally:
+            conn.close()
+
+    def patch(conn: http.client.HTTPConnection, path: str, offset: int, body: bytes, kind: str) -> int:
+        conn.request("PATCH", path, body=body, headers={**version, **headers, "Upload-Offset": str(offset),
+                                                        "Content-Type": "application/offset+octet-stream"})
+        response = conn.getresponse()
+        response.read()
+        count(kind, response.status)
+        return response.status
+
+    def parker() -> None:
+        conn = http.client.HTTPConnection(LOOPBACK, server.port, timeout=60)
+        while time.monotonic() < deadline:
+            path = create()
+            if path is None:
+                time.sleep(0.05)
+                continue
+            offset = 0
+            while offset + 2 * piece <= length and time.monotonic() < deadline:
+                try:
+                    if patch(conn, path, offset, payload, "PATCH 1 MiB") != 204:
+                        break
+                except (OSError, http.client.HTTPException):
+                    count("PATCH 1 MiB", 0)
+                    conn.close()
+                    conn = http.client.HTTPConnection(LOOPBACK, server.port, timeout=60)
+                    break
+                offset += piece
+        conn.close()
+
+    def byter() -> None:
+        path = None
+        while path is None and time.monotonic() < deadline:
+            path = create()
+            if path is None:
+                time.sleep(0.05)
+        conn = http.client.HTTPConnection(LOOPBACK, server.port, timeout=60)
+        offset = 0
+        while path and time.monotonic() < deadline:
+            try:
+                if patch(conn, path, offset, b"x", "PATCH 1 byte") == 204:
+                    offset += 1
+            except (OSError, http.client.HTTPException):
+                count("PATCH 1 byte", 0)
+                conn.close()
+                conn = http.client.HTTPConnection(LOOPBACK, server.port, timeout=60)
+        conn.close()
+
+    settle(server.port)
+    say(f"{setup}: tus parking, {seconds:.0f} s")
+    with RssPeak(server.process) as rss:
+        threads = [threading.Thread(target=fn, daemon=True) for fn in (parker, parker, byter)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=seconds + 90)
+    documents = db["media_tus_chunks"].count_documents({})
+    parked = sum(int(doc.get("size", 0)) for doc in db["media_tus_chunks"].find({}, {"size": 1}))
+    uploads = db["media_tus_uploads"].count_documents({})
+    answers = "; ".join(f"{kind}: {codes(counter)}" for kind, counter in statuses.items() if counter)
+    row = HeavyRow("tus parking", setup, "one editor: 2 connections of 1 MiB PATCHes, 1 of 1-byte PATCHes",
+                   answers, f"{parked / 2**20:,.1f} MiB in {documents:,} documents of media_tus_chunks "
+                   f"({uploads:,} uploads open)", f"+{rss.peak - rss.idle:,.0f} MB (idle {rss.idle:,.0f})")
+    say(f"  {row.answers}; {row.stored}")
+    return [row]
+
+
+def edits(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
+    """One editor's 4 edits at once (rotate 90 and crop), each of a 39.9 MP upload of theirs."""
+    headers = server.token("editor")
+    say(f"{setup}: edits: uploading 4 {EDIT_SIDE[0]}x{EDIT_SIDE[1]} photos")
+    images = [upload_photo(server, headers, photo_jpeg(EDIT_SIDE, 60 + n, "edit"), f"edit{n}.jpg")
+              for n in range(4)]
+    for image in images:
+        call(server.port, "GET", next(iter(image["variant_urls"]["card"].values())), timeout=120)
+    settle(server.port)
+    body = json.dumps({"rotate": 90, "crop": {"x": 0.05, "y": 0.05, "width": 0.9, "height": 0.9}}).encode()
+    answers: list[tuple[int, float]] = []
+    lock = threading.Lock()
+
+    def edit(image: dict) -> None:
+        status, _, took = call(server.port, "PUT", f"/api/uploads/{image['id']}/edits", body=body,
+                               timeout=300, headers={**headers, "Content-Type": "application/json"})
+        with lock:
+            answers.append((status, took))
+
+    say(f"{setup}: 4 edits at once")
+    with RssPeak(server.process) as rss:
+        threads = [threading.Thread(target=edit, args=(image,), daemon=True) for image in images]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=320)
+    peak = rss.peak - rss.idle
+    row = HeavyRow("4 edits at once", setup, "one editor, 4 uploads of 39.9 MP, rotate 90 + crop",
+                   codes(collections.Counter(status for status, _ in answers)), "",
+                   f"+{peak:,.0f} MB (idle {rss.idle:,.0f}; target < {EDITS_TARGET_MB}: "
+                   f"{'met' if peak < EDITS_TARGET_MB else '**missed**'})",
+                   "answered in " + ", ".join(f"{took:.1f}" for took in sorted(t for _, t in answers)) + " s")
+    say(f"  {row.answers}; {row.rss}; {row.other}")
+    return [row]
+
+
+def _adler32_combine(first: int, second: int, second_length: int) -> int:
+    """zlib's adler32_combine: the Adler-32 of A+B from those of A and B and B's length."""
+    base = 65521
+    rem = second_length % base
+    sum1 = first & 0xFFFF
+    sum2 = (rem * sum1) % base
+    sum1 += (second & 0xFFFF) + base - 1
+    sum2 += (first >> 16) + (second >> 16) + base - rem
+    sum1 = sum1 - base if sum1 >= base else sum1
+    sum1 = sum1 - base if sum1 >= base else sum1
+    sum2 = sum2 - 2 * base if sum2 >= 2 * base else sum2
+    sum2 = sum2 - base if sum2 >= base else sum2
+    return sum1 | (sum2 << 16)
+
+
+def flat_pngs(count: int, size: tuple[int, int] = FLAT_SIDE) -> list[bytes]:
+    """``count`` PNGs of ``size``, each one flat colour of its own (RGB, ~127 KB each). Made
+    fast: the first row is filtered Sub (the colour, then zeros) and every other row Up (all
+    zeros), so only the first row differs; the rest is deflated once after a full flush."""
+    width, height = size
+    rest = (b"\x02" + bytes(3 * width)) * (height - 1)
+    maker = zlib.compressobj(9)
+    maker.compress(b"\x01" + bytes(3 * width))
+    maker.flush(zlib.Z_FULL_FLUSH)
+    rest_deflated = maker.compress(rest) + maker.flush()
+    rest_deflated, rest_adler = rest_deflated[:-4], zlib.adler32(rest)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pngs = []
+    for index in range(count):
+        colour = bytes(((index * 37) % 256, (index * 11 + 80) % 256, (index // 7 * 53 + 20) % 256))
+        first = b"\x01" + colour + bytes(3 * width - 3)
+        head = zlib.compressobj(9)
+        stream = head.compress(first) + head.flush(zlib.Z_FULL_FLUSH)
+        adler = _adler32_combine(zlib.adler32(first), rest_adler, len(rest))
+        idat = stream + rest_deflated + struct.pack(">I", adler)
+        pngs.append(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", idat)
+                    + png_chunk(b"IEND", b""))
+    return pngs
+
+
+def flat_zip(target: int = 2**20, most: int = 960) -> tuple[bytes, int]:
+    """A zip of up to ``most`` flat 39.9 MP PNGs, about ``target`` bytes: (bytes, entries)."""
+    pngs = flat_pngs(most)
+    out = io.BytesIO()
+    entries = 0
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for index, png in enumerate(pngs):
+            archive.writestr(f"flat/flat-{index:04d}.png", png)
+            entries += 1
+            if out.tell() >= target:
+                break
+    return out.getvalue(), entries
+
+
+def zip_flat(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
+    body, entries = flat_zip()
+    headers = server.token("editor")
+    settle(server.port)
+    say(f"{setup}: zip of {entries} flat {FLAT_SIDE[0]}x{FLAT_SIDE[1]} PNGs, {len(body) / 2**20:.2f} MiB "
+        f"(the client waits at most {ZIP_CLIENT_SECONDS:.0f} s)")
+    with RssPeak(server.process) as rss:
+        status, answer, took = call(server.port, "POST", "/api/builder/import-zip", body=body,
+                                    timeout=ZIP_CLIENT_SECONDS,
+                                    headers={**headers, "Content-Type": "application/zip"})
+        peak = rss.peak - rss.idle
+    stored = db["builder_media.files"].count_documents({"metadata.role": "original"})
+    if status == 0:
+        outcome = (f"no answer within {ZIP_CLIENT_SECONDS:.0f} s (the client gave up; the worker goes on "
+                   f"until the server is stopped)")
+    else:
+        try:
+            report = json.loads(answer)
+            counts = report.get("counts", {})
+            outcome = (f"HTTP {status}: imported {counts.get('imported', '?')}, not_imported "
+                       f"{counts.get('not_imported', '?')}, complete {report.get('complete', '?')}")
+        except ValueError:
+            outcome = f"HTTP {status}: {answer[:200]!r}"
+    row = HeavyRow("zip of flat pixels", setup,
+                   f"one editor: {len(body) / 2**20:.2f} MiB zip, {entries} flat "
+                   f"{FLAT_SIDE[0]}x{FLAT_SIDE[1]} PNGs "
+                   f"({entries * FLAT_SIDE[0] * FLAT_SIDE[1] * 3 / 2**30:,.0f} GiB of RGB pixels)", outcome,
+                   f"{stored:,} images in the library when it answered"
+                   + (f" (at that rate all {entries} in ~{entries / max(stored, 1) * took / 60:,.0f} min)"
+                      if status == 0 else ""),
+                   f"+{peak:,.0f} MB (idle {rss.idle:,.0f})",
+                   f"held a worker {took:.1f} s" + (" or more" if status == 0 else ""))
+    say(f"  {row.answers}; {row.other}; {row.rss}; {row.stored}")
+    return [row]
+
+
+SCENARIOS = {"rendition-flood": rendition_flood, "tus-parking": tus_parking, "edits": edits,
+             "zip-flat": zip_flat}
+
+
+def heavy_setup(setup: Setup, uri: str, running: list[Gunicorn], names: list[str], seconds: float,
+                say: Callable[[str], None]) -> list[HeavyRow]:
+    """The scenarios ``names``, each on a fresh server of ``setup`` and a database of its own
+    (dropped after): its idle RSS and rate limits' counters are its own."""
+    slug = re.sub(r"[^a-z0-9]+", "_", setup.label.lower()).strip("_")
+    rows: list[HeavyRow] = []
+    for name in (name for name in HEAVY if name in names):
+        db_name = f"{DB}_{slug}_{name}"[:60].replace("-", "_")
+        server = start_server(setup, uri, running, log_name=f"{name}-{slug}", db_name=db_name)
+        try:
+            with pymongo.MongoClient(uri) as client:
+                try:
+                    rows += SCENARIOS[name](server, client[db_name], setup.label, seconds, say)
+                except BenchError as exc:
+                    rows.append(HeavyRow(name, setup.label, "", f"failed: {exc}"))
+                    say(f"  {name} failed: {exc}")
+                server.stop()  # a zip import the client gave up on goes on until then
+                client.drop_database(db_name)
+        finally:
+            server.stop()
+            running.remove(server)
+    return rows
+
+
+def render_heavy(rows: list[HeavyRow], seconds: float) -> list[str]:
+    if not rows:
+        return []
+    lines = ["## Expensive requests: renditions, tus, zip imports, edits", "",
+             f"Each setup on a fresh server (2 workers) and a database of its own; floods {seconds:g} s "
+             f"from {ATTACKER} (keep-alive connections, the next request as soon as an answer is whole), "
+             "the editor and the tus and zip clients from 127.0.0.1 with an editor's token. Workers' RSS "
+             "sampled every 0.2 s, above its figure right before each row's load. A flood runs alone for "
+             "its first half, then beside the editor (a fresh 12 MP upload, then its first GET of w_640.webp "
+             "with the token, one after another); the editor's idle figure is 3 of those before any flood.",
+             "",
+             "| scenario | setup | load | answers | stored | workers' peak extra RSS | other |",
+             "| --- | --- | --- | --- | --- | ---: | --- |"]
+    loads: dict[str, int] = {}
+    for row in rows:
+        loads.setdefault(row.load, len(loads))
+    for row in sorted(rows, key=lambda r: (HEAVY_ORDER.get(r.scenario, 9), loads[r.load])):
+        lines.append(f"| {row.scenario} | {row.setup} | {row.load} | {row.answers} | {row.stored} "
+                     f"| {row.rss} | {row.other} |")
+    return lines + [""]
+
+
+HEAVY_ORDER = {"rendition flood": 0, "tus parking": 1, "zip of flat pixels": 2, "4 edits at once": 3}
+
+
 def render(rows: list[Row], ratios: dict, *, args: argparse.Namespace, started: str,
-           loads: tuple[tuple[float, ...], tuple[float, ...]], notes: list[str]) -> str:
+           loads: tuple[tuple[float, ...], tuple[float, ...]], notes: list[str],
+           heavy: list[HeavyRow] | None = None) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True, check=False).stdout.strip()
     mode = "quick" if args.quick else "full"
+    if rows:
+        intro = (f"{args.seconds:g} s per attack, one attacker address ({ATTACKER}), {args.connections} "
+                 f"connections ({args.idle} idle sockets); /healthz probed from 127.0.0.1 once a second, "
+                 "5 s timeout")
+    else:
+        intro = f"only {args.only}: {args.seconds:g} s per flood, one attacker address ({ATTACKER})"
     lines = [
         "# Hostile clients: the Procfile's server (2 workers), alone and behind the nginx front",
         "",
-        f"{started}, commit {commit}, {mode} run: {args.seconds:g} s per attack, one attacker address "
-        f"({ATTACKER}), {args.connections} connections ({args.idle} idle sockets); /healthz probed from "
-        f"127.0.0.1 once a second, 5 s timeout. Load average (1 min) {loads[0][0]:.2f} at the start, "
-        f"{loads[1][0]:.2f} at the end, on {os.cpu_count()} cores shared with the attacker (and with "
+        f"{started}, commit {commit}, {mode} run: {intro}. Load average (1 min) {loads[0][0]:.2f} at the "
+        f"start, {loads[1][0]:.2f} at the end, on {os.cpu_count()} cores shared with the attacker (and with "
         "other work on this machine).",
         "",
-        "| setup | attack | connections | probes 200 / probes (share) | slowest probe "
-        "| workers' peak extra RSS | target met? | what the attacker saw |",
-        "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
     ]
+    if rows:
+        lines += [
+            "| setup | attack | connections | probes 200 / probes (share) | slowest probe "
+            "| workers' peak extra RSS | target met? | what the attacker saw |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |",
+        ]
     for row in rows:
         answered = sum(ok for ok, _ in row.probes)
         failed = len(row.probes) - answered
@@ -687,8 +1202,11 @@ def render(rows: list[Row], ratios: dict, *, args: argparse.Namespace, started: 
             f"| {answered} / {len(row.probes)} ({100 * row.share:.0f} %) | {slowest_text} "
             f"| {row.peak_extra_mb:.0f} MB (idle {row.idle_mb:.0f}) | {'yes' if row.met else '**no**'} "
             f"| {row.attacker} |")
-    lines += ["", f"Target: at least {PROBES_TARGET:.0%} of the probes answered 200, under "
-              f"{RSS_TARGET_MB} MB of extra RSS for the two workers at the peak (sampled every 0.2 s).", ""]
+    if rows:
+        lines += ["", f"Target: at least {PROBES_TARGET:.0%} of the probes answered 200, under "
+                  f"{RSS_TARGET_MB} MB of extra RSS for the two workers at the peak (sampled every 0.2 s).",
+                  ""]
+    lines += render_heavy(heavy or [], args.seconds)
     flood = [row for row in rows if row.metrics]
     if flood:
         lines += ["## /metrics under invented methods", "",
@@ -731,6 +1249,10 @@ def render(rows: list[Row], ratios: dict, *, args: argparse.Namespace, started: 
     return "\n".join(lines)
 
 
+class _Done(Exception):
+    """Only the expensive requests were asked for: they are done."""
+
+
 def raise_descriptor_limit() -> None:
     """Thousands of idle sockets need descriptors: the soft limit up to the hard one (the
     servers started from here inherit it too)."""
@@ -751,12 +1273,19 @@ def main() -> int:
                         help="also attack the app alone under gunicorn's gevent worker "
                              "(bench/requirements.txt)")
     parser.add_argument("--only", help="a comma-separated subset of the attacks: " + ", ".join(
-        a.key for a in attacks(1, 1, "/")))
+        [a.key for a in attacks(1, 1, "/")] + list(HEAVY)) + " (the last four on the app alone only, "
+        "and --before's; with none of the others, neither the front nor the hot-media ratio runs)")
     parser.add_argument("--quick", action="store_true",
                         help="5 s per attack and 300 idle sockets (development)")
     args = parser.parse_args()
     args.seconds = args.seconds or (5.0 if args.quick else 30.0)
     args.idle = args.idle or (300 if args.quick else 2000)
+    known = [a.key for a in attacks(1, 1, "/")]
+    wanted = set(args.only.split(",")) if args.only else set(known) | set(HEAVY)
+    if wanted - set(known) - set(HEAVY):
+        parser.error(f"--only: unknown {', '.join(sorted(wanted - set(known) - set(HEAVY)))}")
+    heavy_names = [name for name in HEAVY if name in wanted]
+    classic = bool(wanted & set(known))
     raise_descriptor_limit()
     needed = args.idle + 2 * args.connections + 200
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < needed:
@@ -768,8 +1297,11 @@ def main() -> int:
     # Everything stops by itself: SIGTERM like Ctrl-C, and an overall limit well above a run.
     setups_count = 2 + bool(args.before) + bool(args.gevent)
     limit = int(600 + setups_count * 5 * (args.seconds + 45) + 4 * args.wrk_seconds)
+    limit += (1 + bool(args.before)) * (bool(heavy_names) * 120 + ("rendition-flood" in heavy_names) * 4 * (
+        args.seconds + 90) + ("tus-parking" in heavy_names) * (args.seconds + 120)
+        + ("edits" in heavy_names) * 400 + ("zip-flat" in heavy_names) * (ZIP_CLIENT_SECONDS + 120))
 
-    stop_after(limit)
+    stop_after(int(limit))
 
     WORK.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -780,6 +1312,7 @@ def main() -> int:
     database = EmbeddedServer(folder / "db", log_path=WORK / "secantusd.log")
     worktree = None
     rows: list[Row] = []
+    heavy: list[HeavyRow] = []
     ratios: dict = {}
     notes: list[str] = []
     aborted = None
@@ -795,6 +1328,11 @@ def main() -> int:
             subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.before], cwd=ROOT,
                            check=True, capture_output=True)
             setups.insert(1, Setup(f"app alone, before ({args.before})", {}, worktree))
+        for setup in setups if heavy_names else []:  # the app alone, on this code and --before's
+            if not setup.behind_front:
+                heavy += heavy_setup(setup, database.uri, running, heavy_names, args.seconds, say)
+        if not classic:
+            raise _Done
         # The images on the first setup's code (this checkout); the disk baseline once.
         first = start_server(setups[0], database.uri, running, log_name="uploads-and-hot-media")
         try:
@@ -811,13 +1349,12 @@ def main() -> int:
                 say(f"hot media, {label}: " + ", ".join(f"{case} {app:,.0f} vs {disk:,.0f} req/s"
                                                        for case, (app, disk, _) in ratios[label].items()))
             return measure
-        plan = attacks(args.connections, args.idle, big_url)
-        if args.only:
-            wanted = set(args.only.split(","))
-            plan = [attack for attack in plan if attack.key in wanted]
+        plan = [attack for attack in attacks(args.connections, args.idle, big_url) if attack.key in wanted]
         for setup in setups:
             rows += attack_setup(setup, database.uri, procs, running, plan, args.seconds,
                                  (big_url, small_url), say, serve(setup.label))
+    except _Done:
+        pass
     except (KeyboardInterrupt, BenchError) as exc:
         aborted = f"{type(exc).__name__}: {exc}"
         say(f"stopped: {aborted}")
@@ -834,7 +1371,8 @@ def main() -> int:
     loads.append(os.getloadavg())
     if aborted:
         notes.append(f"run stopped early ({aborted}): partial results")
-    text = render(rows, ratios, args=args, started=started, loads=(loads[0], loads[1]), notes=notes)
+    text = render(rows, ratios, args=args, started=started, loads=(loads[0], loads[1]), notes=notes,
+                  heavy=heavy)
     print("\n" + text)
     if aborted:
         target = WORK / "aborted.md"
