@@ -171,28 +171,36 @@ def probe(client: pymongo.MongoClient[dict[str, Any]]) -> None:
 
 #: The database the supervisor's probe writes its one document to (never the app's own).
 WATCHDOG_DB = "avenue_embedded"
-#: Below this share of one core, a server that answers nothing is wedged rather than busy.
+#: Below this share of one core (run or waited for), a server that answers nothing is wedged, not busy.
 IDLE_SHARE = 0.1
 
 
 def cpu_seconds(pid: int | None) -> float | None:
-    """The CPU time (user + system, every thread) process ``pid`` has used, from Linux's
-    ``/proc/<pid>/stat``; None where that cannot be read."""
+    """The seconds process ``pid``'s threads have run *or waited to run* (Linux's
+    ``/proc/<pid>/task/*/schedstat``: time on a CPU plus time runnable on a run queue), or
+    None where that cannot be read. A wedged SecantusDB does neither: its threads sleep on
+    locks. A busy one on a loaded machine may get little CPU, but it waits for it."""
     if pid is None:
         return None
+    total = 0
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
         return None
+    for task in tasks:
+        try:
+            ran, waited = (task / "schedstat").read_text().split()[:2]
+        except (OSError, ValueError):
+            continue  # a thread that ended meanwhile
+        total += int(ran) + int(waited)
+    return total / 1e9 if tasks else None
 
 
 class Supervisor:
     """Keeps an :class:`EmbeddedServer` answering: a daemon thread runs :func:`probe` every
     ``interval`` seconds (each may take ``probe_timeout``), and :meth:`check`, called by the
     owner's loop, restarts the server on the same folder and port when it has exited, or has
-    answered no probe for ``stall_seconds`` while using under :data:`IDLE_SHARE` of a core
+    answered no probe for ``stall_seconds`` while its threads ran or waited to run under :data:`IDLE_SHARE`
     (wedged: its deadlock waits with no CPU), or for ``busy_seconds`` whatever its CPU (a
     server too busy to answer a one-document write for that long serves nobody). A busy
     server is not killed at ``stall_seconds``: on a loaded machine that threw away work in
@@ -259,7 +267,8 @@ class Supervisor:
         return self.clock() - self.answered
 
     def busy_share(self) -> float | None:
-        """The share of one core the server used since its last answer (None: unknown)."""
+        """The share of the time since its last answer the server's threads ran or waited to
+        run, over one core (None: unknown)."""
         now = self.cpu(self.server.pid)
         stalled = self.stalled_for()
         if now is None or self.cpu_at_answer is None or stalled <= 0:
@@ -278,11 +287,11 @@ class Supervisor:
         share = self.busy_share()
         cause = self.failure or "no answer yet"
         if share is None or share < IDLE_SHARE:
-            used = "" if share is None else f", using {share:.0%} of a core: wedged"
+            used = "" if share is None else f", running or runnable {share:.0%} of the time: wedged"
             self.restart(f"it answered no operation for {stalled:.0f} s{used} ({cause})")
         elif stalled >= self.busy_seconds:
-            self.restart(f"it answered no operation for {stalled:.0f} s, busy at {share:.0%} of a core "
-                         f"({cause})")
+            self.restart(f"it answered no operation for {stalled:.0f} s, running or runnable {share:.0%} "
+                         f"of the time ({cause})")
 
     def restart(self, why: str) -> None:
         now = self.clock()

@@ -74,7 +74,7 @@ def test_a_stall_of_stall_seconds_restarts_it_with_the_reason():
     watched.check()
     assert server.kills == 1 and server.pid == 101
     assert lines[0] == ("Restarting the embedded database (pid 100): it answered no operation for 15 s, "
-                        "using 0% of a core: wedged (NetworkTimeout: timed out)")
+                        "running or runnable 0% of the time: wedged (NetworkTimeout: timed out)")
     assert "restart 1 of at most 10" in lines[1]
     watched.check()  # the restart counts as an answer: no second restart at once
     assert server.kills == 1
@@ -116,7 +116,7 @@ def test_a_busy_server_is_given_busy_seconds_before_it_is_restarted():
     cpu.seconds += 4
     watched.check()
     assert server.kills == 1
-    assert "for 60 s, busy at 80% of a core" in lines[0]
+    assert "for 60 s, running or runnable 80% of the time" in lines[0]
 
 
 def test_a_busy_server_that_answers_again_is_never_restarted():
@@ -138,4 +138,19 @@ def test_without_a_cpu_reading_it_goes_by_time_alone():
     watched, server, clock, lines = supervisor(stall_seconds=15, cpu=cpu)
     clock.now += 16
     watched.check()
-    assert server.kills == 1 and "using" not in lines[0]
+    assert server.kills == 1 and "runnable" not in lines[0]
+
+
+def test_cpu_seconds_counts_this_process_s_threads_time():
+    import os
+    import time
+
+    from avenue.embedded import cpu_seconds
+
+    before = cpu_seconds(os.getpid())
+    end = time.monotonic() + 0.2
+    while time.monotonic() < end:  # spin: run time accrues
+        pass
+    after = cpu_seconds(os.getpid())
+    assert before is not None and after is not None and after - before >= 0.1
+    assert cpu_seconds(None) is None
