@@ -159,7 +159,7 @@ def main() -> int:
         state.unlink(missing_ok=True)
         cache = embedded_cache_size()  # avenue/config.py says why 256M
         server = EmbeddedServer(storage, cache_size=cache, log_path=data_dir / "secantusd.log",
-                                die_with_parent=True)
+                                die_with_parent=True, standalone=True)
         print(f"Starting the embedded database (SecantusDB, data in {storage}, {cache} cache) ...")
         supervisor = Supervisor(server, log=lambda line: print(line, flush=True)).start()
         state.write_text(f"{server.uri} {server.pid} {os.getpid()}\n")

@@ -73,7 +73,8 @@ class EmbeddedServer:
 
     def __init__(self, storage_path: str | Path, cache_size: str | None = None, port: int | None = None,
                  log_path: str | Path | None = None, oplog_max_entries: int | None = None,
-                 oplog_retention_seconds: int | None = None, die_with_parent: bool = False) -> None:
+                 oplog_retention_seconds: int | None = None, die_with_parent: bool = False,
+                 standalone: bool = False) -> None:
         self.storage_path = str(storage_path)
         # make run's (AVENUE_EMBEDDED_CACHE_SIZE, else avenue/config.py's): the benchmarks measure that.
         self.cache_size = cache_size or embedded_cache_size()
@@ -83,6 +84,12 @@ class EmbeddedServer:
         self.port = port or free_port()
         self.log_path = log_path
         self.die_with_parent = die_with_parent
+        # No replica set, so no oplog (``--standalone``): make run's. The app needs neither
+        # transactions nor, there, a change stream (AVENUE_DELETIONS_STREAM polls on it); the
+        # oplog's writes and prunes inside every insert are where the stall was caught, and in
+        # its reproduction a standalone server never wedged (docs/production.md). The tests'
+        # servers stay replica sets, as production's MongoDB is.
+        self.standalone = standalone
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -99,7 +106,8 @@ class EmbeddedServer:
                  "--storage-path", self.storage_path, "--log-level", "WARNING",
                  "--cache-size", self.cache_size,
                  "--oplog-max-entries", str(self.oplog_max_entries),
-                 "--oplog-retention-seconds", str(self.oplog_retention_seconds)],
+                 "--oplog-retention-seconds", str(self.oplog_retention_seconds),
+                 *(["--standalone"] if self.standalone else [])],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
                 preexec_fn=die_with_parent() if self.die_with_parent else None,
             )
