@@ -85,6 +85,9 @@ def test_a_stalled_database_is_restarted_and_every_acknowledged_image_is_kept(ma
         assert json.loads(body)["error"]["code"] == "database_unavailable"
     assert took < 60
 
+    deadline = time.monotonic() + 10  # make run's loop writes the new pid right after the restart
+    while run.database_pid() == before and time.monotonic() < deadline:
+        time.sleep(0.2)
     after = run.database_pid()
     assert after != before
     log = run.log_path.read_text()
