@@ -6,32 +6,18 @@ from __future__ import annotations
 
 import os
 
-from pymongo import monitoring
-
 from avenue.db import get_db, is_embedded
 from avenue.media.store import storage
 from tests.helpers import listening, make_app
+from tests.support.commands import Matching
 
 
-class Inserts(monitoring.CommandListener):
-    """The number of documents of each ``insert`` into a bucket's chunks."""
-
-    def __init__(self) -> None:
-        self.sizes: list[int] = []
-
-    def started(self, event) -> None:
-        if event.command_name == "insert" and str(event.command["insert"]).endswith(".chunks"):
-            self.sizes.append(len(event.command.get("documents") or []))
-
-    def succeeded(self, event) -> None:
-        pass
-
-    def failed(self, event) -> None:
-        pass
+def chunk_inserts(event) -> bool:
+    return event.command_name == "insert" and str(event.command["insert"]).endswith(".chunks")
 
 
 def test_a_file_s_chunks_go_a_few_at_a_time_on_the_embedded_database(secantus, db_name):
-    inserts = Inserts()
+    inserts = Matching(chunk_inserts)
     app = make_app((listening(inserts), secantus.uri), db_name)
     try:
         data = os.urandom(10 * storage.CHUNK_SIZE + 123)  # eleven chunks
@@ -39,8 +25,9 @@ def test_a_file_s_chunks_go_a_few_at_a_time_on_the_embedded_database(secantus, d
             db = get_db()
             assert is_embedded(db)
             docs, _ = storage.put_files(db, "uploads", [storage.NewFile(data, "big.bin", {})])
-            assert inserts.sizes and max(inserts.sizes) <= 4  # storage.EMBEDDED_WRITE_BATCH
-            assert sum(inserts.sizes) == 11
+            sizes = [len(command["documents"]) for command in inserts.commands]
+            assert sizes and max(sizes) <= 4  # storage.EMBEDDED_WRITE_BATCH
+            assert sum(sizes) == 11
             chunks = db["uploads.chunks"].find({"files_id": docs[0]["_id"]}).sort("n", 1)
             assert b"".join(bytes(chunk["data"]) for chunk in chunks) == data
     finally:

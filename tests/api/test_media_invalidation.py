@@ -7,13 +7,13 @@ import time
 
 import pymongo
 import pytest
-from pymongo import monitoring
 
 from avenue.media import UPLOADS, get_cache
 from avenue.media.effects import invalidation
 from avenue.media.effects.invalidation import DELETIONS
 from tests.helpers import Auth, listening, make_app
 from tests.support.client import uploaded
+from tests.support.commands import Matching
 
 
 def upload(app) -> tuple[dict, dict]:
@@ -41,26 +41,21 @@ def test_a_tombstone_from_before_batching_is_still_honoured(app, db):
     assert cache.get_blob(UPLOADS, "old-id") is None
 
 
-class Finds(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.count = 0
+def finds_of_deletions(event) -> bool:
+    return event.command_name == "find" and event.command.get("find") == DELETIONS
 
-    def started(self, event) -> None:
-        if event.command_name == "find" and event.command.get("find") == DELETIONS:
-            self.count += 1
 
-    def succeeded(self, event) -> None:
-        pass
-
-    def failed(self, event) -> None:
-        pass
+def change_streams(event) -> bool:
+    """An ``aggregate`` that opens a change stream."""
+    return event.command_name == "aggregate" and any(
+        "$changeStream" in stage for stage in event.command.get("pipeline") or [])
 
 
 @pytest.mark.slow
 def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, app_factory):
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("mongomock has no change streams: polling is what it uses (other tests)")
-    finds = Finds()
+    finds = Matching(finds_of_deletions)
     # `on`: the embedded SecantusDB is polled by default (the next test); the stream is what is tested here.
     worker = make_app((listening(finds), backend[1]), db_name, AVENUE_DELETIONS_STREAM="on")
     try:
@@ -90,29 +85,11 @@ def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, ap
         worker.extensions["avenue.mongo"].client.close()
 
 
-class Streams(monitoring.CommandListener):
-    """Counts the change streams opened (``aggregate`` with ``$changeStream``)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def started(self, event) -> None:
-        pipeline = event.command.get("pipeline") or [] if event.command_name == "aggregate" else []
-        if any("$changeStream" in stage for stage in pipeline):
-            self.count += 1
-
-    def succeeded(self, event) -> None:
-        pass
-
-    def failed(self, event) -> None:
-        pass
-
-
 @pytest.mark.slow
 def test_on_the_embedded_database_workers_poll_and_still_evict_within_two_seconds(db_name, secantus):
     """``auto`` opens no change stream on SecantusDB: it reads every oplog entry, chunks included,
     under the lock every operation waits for (docs/production.md, "The embedded database")."""
-    streams = Streams()
+    streams = Matching(change_streams)
     worker = make_app((listening(streams), secantus.uri), db_name)
     try:
         deleter = make_app((pymongo.MongoClient, secantus.uri), db_name)

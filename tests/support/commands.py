@@ -33,3 +33,29 @@ class Recorder(monitoring.CommandListener):
 
     def failed(self, event) -> None:
         pass
+
+
+class Matching(monitoring.CommandListener):
+    """Every command the client starts that ``match(event)`` accepts, as sent (``commands``;
+    ``count``): what a test counts of one kind (finds of a collection, change streams opened,
+    inserts into a bucket's chunks)."""
+
+    def __init__(self, match) -> None:
+        self.match = match
+        self.commands: list[dict] = []
+        self.lock = threading.Lock()
+
+    @property
+    def count(self) -> int:
+        return len(self.commands)
+
+    def started(self, event) -> None:
+        if self.match(event):
+            with self.lock:
+                self.commands.append(dict(event.command))
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
