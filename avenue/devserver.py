@@ -92,20 +92,17 @@ def _owner(state: Path) -> int | None:
     return None
 
 
-def _leftover_databases(storage_path: Path) -> list[int]:
-    """The pids of secantusd-py processes serving ``storage_path`` (Linux's /proc)."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        command = _cmdline(int(entry.name))
-        if "secantusd" in command and f"--storage-path {storage_path} " in f"{command} ":
-            found.append(int(entry.name))
-    return found
+def processes_with(*words: str) -> list[int]:
+    """The pids whose command line (its arguments joined by spaces, one after the last) holds
+    every one of ``words`` (Linux's /proc; none elsewhere)."""
+    return [int(entry.name) for entry in Path("/proc").glob("[0-9]*")
+            if all(word in _cmdline(int(entry.name)) for word in words)]
 
 
 def stop_leftovers(storage_path: Path) -> list[int]:
     """SIGKILL every database a killed ``make run`` left on ``storage_path`` (it holds the
     folder's WiredTiger lock, so a new one could not start); wait until they are gone."""
-    pids = _leftover_databases(storage_path)
+    pids = processes_with("secantusd", f"--storage-path {storage_path} ")
     for pid in pids:
         kill_group(pid)
         try:
@@ -118,6 +115,12 @@ def stop_leftovers(storage_path: Path) -> list[int]:
             raise RuntimeError(f"the embedded database left running (pids {pids}) did not stop")
         time.sleep(0.1)
     return pids
+
+
+def _write_state(state: Path, server: EmbeddedServer) -> None:
+    """``<uri> <database pid> <make run's pid>``: what CLI commands find the database by
+    (avenue/config.py ``embedded_uri``) and what tells the next ``make run`` this one is alive."""
+    state.write_text(f"{server.uri} {server.pid} {os.getpid()}\n")
 
 
 def _stop_gunicorn(gunicorn: subprocess.Popen[bytes]) -> None:
@@ -162,7 +165,7 @@ def main() -> int:
                                 die_with_parent=True, standalone=True)
         print(f"Starting the embedded database (SecantusDB, data in {storage}, {cache} cache) ...")
         supervisor = Supervisor(server, log=lambda line: print(line, flush=True)).start()
-        state.write_text(f"{server.uri} {server.pid} {os.getpid()}\n")
+        _write_state(state, server)
         env["MONGO_URI"] = server.uri
         env["AVENUE_EMBEDDED_DATA_PATH"] = str(storage)
     gunicorn = None
@@ -193,7 +196,7 @@ def main() -> int:
                 pid = supervisor.server.pid
                 supervisor.check()
                 if supervisor.server.pid != pid:
-                    state.write_text(f"{supervisor.server.uri} {supervisor.server.pid} {os.getpid()}\n")
+                    _write_state(state, supervisor.server)
             stopping.wait(0.5)
         return 0
     except GaveUp as exc:

@@ -183,7 +183,7 @@ WATCHDOG_DB = "avenue_embedded"
 IDLE_SHARE = 0.1
 
 
-def cpu_seconds(pid: int | None) -> float | None:
+def scheduled_seconds(pid: int | None) -> float | None:
     """The seconds process ``pid``'s threads have run *or waited to run* (Linux's
     ``/proc/<pid>/task/*/schedstat``: time on a CPU plus time runnable on a run queue), or
     None where that cannot be read. A wedged SecantusDB does neither: its threads sleep on
@@ -224,14 +224,14 @@ class Supervisor:
                  stall_seconds: float = 15.0, busy_seconds: float = 60.0, max_restarts: int = 10,
                  window_seconds: float = 3600.0, log: Callable[[str], None] = print,
                  clock: Callable[[], float] = time.monotonic,
-                 cpu: Callable[[int | None], float | None] = cpu_seconds) -> None:
+                 scheduled: Callable[[int | None], float | None] = scheduled_seconds) -> None:
         self.server = server
         self.interval = interval
         self.probe_timeout = probe_timeout
         self.stall_seconds = stall_seconds
         self.busy_seconds = busy_seconds
-        self.cpu = cpu
-        self.cpu_at_answer: float | None = None  # the server's CPU time at its last answer
+        self.scheduled = scheduled
+        self.scheduled_at_answer: float | None = None  # run + run-queue time at its last answer
         self.max_restarts = max_restarts
         self.window_seconds = window_seconds
         self.log = log
@@ -268,7 +268,7 @@ class Supervisor:
             client.close()
 
     def _answered_now(self) -> None:
-        self.cpu_at_answer = self.cpu(self.server.pid)
+        self.scheduled_at_answer = self.scheduled(self.server.pid)
         self.answered = self.clock()
 
     def stalled_for(self) -> float:
@@ -277,11 +277,11 @@ class Supervisor:
     def busy_share(self) -> float | None:
         """The share of the time since its last answer the server's threads ran or waited to
         run, over one core (None: unknown)."""
-        now = self.cpu(self.server.pid)
+        now = self.scheduled(self.server.pid)
         stalled = self.stalled_for()
-        if now is None or self.cpu_at_answer is None or stalled <= 0:
+        if now is None or self.scheduled_at_answer is None or stalled <= 0:
             return None
-        return (now - self.cpu_at_answer) / stalled
+        return (now - self.scheduled_at_answer) / stalled
 
     def check(self) -> None:
         """Restart the server if it exited or stalled (raises :class:`GaveUp` past the bound)."""

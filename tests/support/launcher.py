@@ -215,19 +215,6 @@ class MakeRun:
         return time.monotonic() - started
 
 
-def processes_with(*words: str) -> list[int]:
-    """The pids whose command line holds every one of ``words`` (Linux's /proc)."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if all(word in command for word in words):
-            found.append(int(entry.name))
-    return found
-
-
 @contextmanager
 def gunicorns(mongo_uri: str, folder: Path) -> Iterator:
     """``start(open_files=None, **env)`` starts the Procfile's process with these extra

@@ -14,10 +14,10 @@ import time
 
 import pytest
 
-from avenue.devserver import STOP_SECONDS
+from avenue.devserver import STOP_SECONDS, processes_with
 from avenue.embedded import executable, free_port
 from tests.support.fixtures import photo
-from tests.support.launcher import MakeRun, processes_with
+from tests.support.launcher import MakeRun
 
 pytestmark = pytest.mark.slow
 

@@ -10,6 +10,7 @@ from avenue.embedded import GaveUp, Supervisor
 
 class FakeServer:
     def __init__(self) -> None:
+        self.fails_to_start = 0
         self.alive = True
         self.pid = 100
         self.process = None
@@ -24,6 +25,9 @@ class FakeServer:
         self.alive = False
 
     def start(self) -> FakeServer:
+        if self.fails_to_start:
+            self.fails_to_start -= 1
+            raise RuntimeError("secantusd-py exited with status 1")
         self.alive = True
         self.pid += 1
         return self
@@ -38,7 +42,7 @@ class Clock:
 
 
 class Cpu:
-    """The server's CPU seconds, as the test spends them."""
+    """The seconds the server's threads ran or waited to run, as the test spends them."""
 
     def __init__(self) -> None:
         self.seconds: float | None = 0.0
@@ -50,7 +54,7 @@ class Cpu:
 def supervisor(**kwargs) -> tuple[Supervisor, FakeServer, Clock, list[str]]:
     server, clock, lines = FakeServer(), Clock(), []
     cpu = kwargs.pop("cpu", Cpu())
-    watched = Supervisor(server, clock=clock, log=lines.append, cpu=cpu, **kwargs)  # type: ignore[arg-type]
+    watched = Supervisor(server, clock=clock, log=lines.append, scheduled=cpu, **kwargs)  # type: ignore[arg-type]
     watched._answered_now()
     return watched, server, clock, lines
 
@@ -141,16 +145,28 @@ def test_without_a_cpu_reading_it_goes_by_time_alone():
     assert server.kills == 1 and "runnable" not in lines[0]
 
 
-def test_cpu_seconds_counts_this_process_s_threads_time():
+def test_scheduled_seconds_counts_this_process_s_threads_time():
     import os
     import time
 
-    from avenue.embedded import cpu_seconds
+    from avenue.embedded import scheduled_seconds
 
-    before = cpu_seconds(os.getpid())
+    before = scheduled_seconds(os.getpid())
     end = time.monotonic() + 0.2
     while time.monotonic() < end:  # spin: run time accrues
         pass
-    after = cpu_seconds(os.getpid())
+    after = scheduled_seconds(os.getpid())
     assert before is not None and after is not None and after - before >= 0.1
-    assert cpu_seconds(None) is None
+    assert scheduled_seconds(None) is None
+
+
+def test_a_restart_that_fails_to_start_is_logged_and_tried_again_at_the_next_check():
+    watched, server, clock, lines = supervisor(stall_seconds=15)
+    server.fails_to_start = 1
+    clock.now += 16
+    watched.check()
+    assert server.kills == 1 and not server.alive
+    assert lines[-1] == "The embedded database did not start again: secantusd-py exited with status 1"
+    watched.check()  # not running: started again, counted as a second restart
+    assert server.alive and server.pid == 101 and len(watched.restarts) == 2
+    assert "it exited" in lines[-2] and "restart 2 of at most 10" in lines[-1]
