@@ -37,6 +37,30 @@ LARGE_SLOW_BODY = (f"POST /api/auth/login HTTP/1.1\r\nHost: {LOOPBACK}\r\nConten
                    f"Content-Length: {2 * 1024 * 1024}\r\n\r\n{{").encode()
 
 
+def launch(argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path,
+           new_session: bool) -> subprocess.Popen[bytes]:
+    """``argv`` started with its output appended to ``log_path``."""
+    log = open(log_path, "ab")  # noqa: SIM115 - the child keeps its own descriptor
+    try:
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                start_new_session=new_session)
+    finally:
+        log.close()
+
+
+def answered(process: subprocess.Popen[bytes], ready, what: str, log_path: Path, timeout: float,
+             poll: float) -> bool:
+    """Whether ``ready()`` came true within ``timeout`` s; raises if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log_path.read_text()[-2000:]}")
+        if ready():
+            return True
+        time.sleep(poll)
+    return False
+
+
 class Gunicorn:
     """``gunicorn --config gunicorn.conf.py wsgi:app`` (the Procfile's web process) on a free
     loopback port, its output in ``log_path``; :meth:`start` starts it (again, after :meth:`stop`)."""
@@ -65,21 +89,13 @@ class Gunicorn:
             argv = [sys.executable, "-c", "import os, resource, sys; "
                     f"resource.setrlimit(resource.RLIMIT_NOFILE, ({self.open_files}, {self.open_files})); "
                     "os.execv(sys.argv[1], sys.argv[1:])", *argv]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps its own descriptor
-        try:
-            self.process = subprocess.Popen(argv, cwd=self.root, env=self.env, stdout=log, stderr=log,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
-            if healthz(self.port, timeout=1) != float("inf"):
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"gunicorn did not answer /healthz in time: {self.log_path.read_text()[-2000:]}")
+        self.process = launch(argv, cwd=self.root, env=self.env, log_path=self.log_path, new_session=True)
+        if not answered(self.process, lambda: healthz(self.port, timeout=1) != float("inf"), "gunicorn",
+                        self.log_path, timeout, poll=0.1):
+            self.stop()
+            raise RuntimeError("gunicorn did not answer /healthz in time: "
+                               f"{self.log_path.read_text()[-2000:]}")
+        return self
 
     def workers(self) -> list[int]:
         """The worker processes' pids (children of the master)."""
@@ -164,21 +180,13 @@ class MakeRun:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> MakeRun:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps its own descriptor
-        try:
-            self.process = subprocess.Popen([sys.executable, "-m", "avenue.devserver"], cwd=self.root,
-                                            env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
-        finally:
-            log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"make run exited: {self.log_path.read_text()[-2000:]}")
-            if self.ready():
-                return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"make run did not get ready in time: {self.log_path.read_text()[-2000:]}")
+        # Not a session of its own: make run's own Ctrl-C handling is what the tests signal.
+        self.process = launch([sys.executable, "-m", "avenue.devserver"], cwd=self.root, env=self.env,
+                              log_path=self.log_path, new_session=False)
+        if not answered(self.process, self.ready, "make run", self.log_path, timeout, poll=0.2):
+            self.stop()
+            raise RuntimeError(f"make run did not get ready in time: {self.log_path.read_text()[-2000:]}")
+        return self
 
     def ready(self, timeout: float = 5.0) -> bool:
         try:
