@@ -125,8 +125,8 @@ def long_operations() -> AbstractContextManager[None]:
 def is_embedded(db: Database[Document]) -> bool:
     """Whether ``db``'s server is the embedded SecantusDB (its ``buildInfo`` carries
     ``secantusVersion``); asked once per client and remembered on it. Where the app acts
-    differently there, it says why (docs/production.md, "The embedded database"). mongomock,
-    or a server that cannot be asked, is not."""
+    differently there, it says why (docs/production.md, "The embedded database"). mongomock is
+    not; a server that cannot be asked raises ``PyMongoError``, as the operation it precedes would."""
     client = db.client
     if type(client).__module__.split(".", 1)[0] == "mongomock":
         return False

@@ -50,9 +50,10 @@ READ_BATCH = 4  # chunks per round trip when streaming: ~1 MB in memory, whateve
 # inside it, and holds its store's lock throughout; several such transactions at once drew
 # their threads into WiredTiger's eviction waiting for room only they could free, with every
 # other connection waiting on the lock: the deadlock of docs/production.md ("The embedded
-# database"). In its reproduction (/tmp scripts, an 80M cache to make it quick) it wedged
-# within 1-8 s in every run with whole-file inserts, whatever the pool size, the change
-# stream or the oplog's bounds, and never in 180 s with 4 chunks per insert.
+# database"). In its reproduction (bench/embedded_stall.py, an 80M cache to make it quick) it
+# wedged within 1-8 s in 10 of 10 runs with whole-file inserts, whatever the pool size, the
+# change stream or the oplog's bounds, and in 0 of 2 runs of 180 s with 4 chunks per insert
+# (1 of 2 at 64M: more room, not a guarantee; make run's server has no oplog at all).
 EMBEDDED_WRITE_BATCH = 4
 
 
