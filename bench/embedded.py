@@ -63,6 +63,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))  # the app, and tests/support's launcher
 
+import psutil  # noqa: E402
 import pymongo  # noqa: E402
 from PIL import Image  # noqa: E402
 from tests.support import tokens  # noqa: E402
@@ -71,6 +72,7 @@ from tests.support.launcher import ATTACKER, LOOPBACK, MakeRun  # noqa: E402
 from tests.support.zips import make_zip  # noqa: E402
 
 import data  # noqa: E402
+from harness import BenchError, folder_bytes, rss_mb, stop_after  # noqa: E402
 
 WORK = BENCH / "work" / "embedded"
 RESULTS = BENCH / "results"
@@ -81,22 +83,6 @@ STALL_SECONDS = 30.0
 LADDER_TOP = (1280, 1600, 1920, 2560)
 FORMATS = ("avif", "webp", "jpg", "png")
 TIMEOUT, CUT = 0, -1  # statuses of a request without an answer
-
-
-class BenchError(RuntimeError):
-    """The run could not go on; the message says why."""
-
-
-def stop_after(limit: int) -> None:
-    """SIGTERM, and an alarm ``limit`` s from now, interrupt the run like Ctrl-C (as bench/harness.py's,
-    which needs psutil: this script uses /proc instead)."""
-
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}" if signum != signal.SIGALRM else f"over {limit} s")
-
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGALRM, interrupted)
-    signal.alarm(limit)
 
 
 def say(message: str) -> None:
@@ -326,25 +312,13 @@ class Run:
 
 def database_rss_mb(make_run: MakeRun) -> float:
     try:
-        pid = make_run.database_pid()
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0.0
+        return rss_mb([make_run.database_pid()])
+    except (OSError, ValueError, IndexError):  # no state file yet, or between two restarts
+        return 0.0
 
 
 def folder_mb(folder: Path) -> float:
-    """Disk used under ``folder`` (``du``: allocated blocks)."""
-    total = 0
-    for base, _, files in os.walk(folder):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(base, name)).st_blocks * 512
-            except OSError:
-                pass
-    return total / MB
+    return folder_bytes(folder) / MB
 
 
 def restarts(log_path: Path) -> int:
@@ -798,27 +772,14 @@ def start_make_run(label: str, root: Path, scenario: str) -> tuple[MakeRun, list
     return make_run, descendants(make_run)
 
 
-def _parents() -> dict[int, int]:
-    """{pid: parent pid} of every process (Linux's /proc)."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            found[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
 def descendants(make_run: MakeRun) -> list[int]:
     """make run's database and gunicorn (and its workers), to stop if make run leaves them."""
     if make_run.process is None:
         return []
-    parents, pids, todo = _parents(), [], [make_run.process.pid]
-    while todo:
-        current = todo.pop()
-        children = [pid for pid, parent in parents.items() if parent == current]
-        pids += children
-        todo += children
+    try:
+        pids = [child.pid for child in psutil.Process(make_run.process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        pids = []
     try:
         pids.append(make_run.database_pid())
     except (OSError, ValueError, IndexError):
@@ -828,8 +789,8 @@ def descendants(make_run: MakeRun) -> list[int]:
 
 def alive(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 

@@ -365,6 +365,18 @@ def rss_total(pids: list[int]) -> int:
     return total
 
 
+def folder_bytes(folder: Path) -> int:
+    """Disk used under ``folder``, as ``du`` counts it (allocated blocks, not apparent sizes)."""
+    total = 0
+    for base, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(base, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
 def rss_mb(pids: list[int]) -> float:
     """``rss_total`` in MiB."""
     return rss_total(pids) / 2**20
