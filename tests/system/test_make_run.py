@@ -149,3 +149,15 @@ def test_a_killed_make_run_leaves_nothing_that_blocks_the_next(make_run, tmp_pat
     finally:
         if orphan.poll() is None:
             orphan.kill()
+
+
+def test_a_second_make_run_on_the_same_folder_refuses_and_leaves_the_first_alone(make_run, tmp_path):
+    first = make_run()
+    second = MakeRun(tmp_path / "var", tmp_path / "second.log")
+    with pytest.raises(RuntimeError, match="make run exited"):
+        second.start(timeout=60)
+    assert second.process.returncode == 1
+    assert "is already running under make run" in second.log_path.read_text()
+    assert first.ready()  # its database was not taken for a leftover
+    assert first.state()[1] == str(first.database_pid())
+    assert first.stop() < STOP_SECONDS
