@@ -252,11 +252,9 @@ def receive(find: Callable[[], resumable.Resumable], *, refused: Callable[[], No
     upload = find()
     config = current_app.config  # the floor never above what one PATCH may carry
     floor = min(config["AVENUE_TUS_MIN_CHUNK_BYTES"], config["AVENUE_TUS_CHUNK_MAX_BYTES"])
-    sent = request.content_length
-    if sent is not None and at + sent < upload.length and sent < floor:
+    if request.content_length is not None:
         # Refused before a byte is read; a body that stops short is checked again as it is stored.
-        raise resumable.ChunkTooSmall(f"A PATCH that does not finish the upload brings at least {floor:,} "
-                                      f"bytes; this one sends {sent:,}.", min_bytes=floor)
+        resumable.check_piece_size(upload, at, request.content_length, floor)
     db = get_db()
     upload = resumable.append(db, upload, at, _Body(request.stream), checksum=checksum, min_bytes=floor)
     if upload.state == resumable.COMPLETING:

@@ -445,6 +445,35 @@ def test_a_body_cut_off_below_the_floor_keeps_nothing(client, user, photo, db):
     assert uploads_held(db) == (1, 0)
 
 
+class _Unread(io.BytesIO):
+    """A request body that fails the request if anything reads it."""
+
+    def read(self, *args: object) -> bytes:
+        raise AssertionError("the body was read")
+
+    read1 = readline = readinto = read  # type: ignore[assignment]
+
+
+def test_a_patch_declaring_fewer_bytes_than_the_floor_is_refused_before_its_body_is_read(client, user, photo,
+                                                                                       db):
+    url = tus.created(client, user, len(photo))
+    sent = {**tus.VERSION, **user, "Upload-Offset": "0", "Content-Type": tus.OFFSET_TYPE,
+            "Content-Length": str(PIECE - 1)}
+    response = client.patch(url, input_stream=_Unread(b"x" * (PIECE - 1)), headers=sent)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == "chunk_too_small"
+    assert response.get_json()["error"]["min_bytes"] == PIECE
+    assert uploads_held(db) == (1, 0)
+
+
+def test_the_floor_is_never_above_what_one_patch_may_carry(app_factory, auth, photo):
+    app = app_factory(AVENUE_TUS_MIN_CHUNK_BYTES=10 * 2**20, AVENUE_TUS_CHUNK_MAX_BYTES=64 * 1024)
+    client, user = app.test_client(), auth.token("ops")
+    url = tus.created(client, user, len(photo))
+    short = tus.patch(client, user, url, 0, photo[:64 * 1024 - 1])
+    assert short.status_code == 400 and short.get_json()["error"]["min_bytes"] == 64 * 1024
+    assert tus.patch(client, user, url, 0, photo[:64 * 1024]).status_code == 204
+
+
 def test_a_user_has_at_most_the_configured_unfinished_uploads_then_429(app_factory, auth, photo):
     app = app_factory(AVENUE_TUS_MAX_OPEN_UPLOADS=2)
     client, user = app.test_client(), auth.token("ops")
@@ -467,6 +496,20 @@ def test_a_users_unfinished_uploads_declare_at_most_the_configured_bytes_then_41
     over = tus.create(client, user, 1)
     assert over.status_code == 413 and over.get_json()["error"]["code"] == "open_uploads_too_large"
     assert over.get_json()["error"]["open_bytes"] == 2 * len(photo)
+
+
+def test_an_upload_may_declare_exactly_the_open_bytes_cap_and_not_a_byte_more(app_factory, auth):
+    app = app_factory(AVENUE_TUS_MAX_OPEN_BYTES=100_000)
+    client, user = app.test_client(), auth.token("ops")
+    over = tus.create(client, user, 100_001)  # alone over the cap: nothing open yet
+    assert over.status_code == 413 and over.get_json()["error"]["code"] == "open_uploads_too_large"
+    assert over.get_json()["error"]["open_bytes"] == 0
+    tus.created(client, user, 100_000)
+    assert tus.create(client, user, 1).status_code == 413
+    with app.app_context():
+        from avenue.db import get_db
+
+        assert get_db()[resumable.UPLOADS].count_documents({}) == 1  # the refused ones created nothing
 
 
 def test_an_expired_upload_no_longer_counts_and_the_apps_collector_removes_its_bytes(app_factory, auth, photo,

@@ -4,6 +4,7 @@ every image of an archive into the library or onto products, through the single-
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -232,7 +233,7 @@ def slow_clock(monkeypatch):
         reads[0] += 1
         return reads[0] * 10.0
 
-    monkeypatch.setattr(service, "clock", tick, raising=False)
+    monkeypatch.setattr(service, "clock", tick)  # raises if the service has no such clock
 
 
 @pytest.mark.parametrize("target", ["library", "products"])
@@ -259,3 +260,20 @@ def test_entries_not_reached_by_the_deadline_are_listed_and_a_re_run_imports_the
         assert len(product_image_ids(client, "LAMP")) == 3
     else:
         assert db[f"{BUILDER}.files"].count_documents({"metadata.role": "original"}) == 3
+
+
+def test_the_deadline_runs_on_the_real_clock(app_factory, monkeypatch):
+    from avenue.bulk import service
+
+    real = service._into_library
+
+    def slow(*args, **kwargs):  # each entry takes just over the whole deadline
+        time.sleep(1.05)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "_into_library", slow)
+    app = app_factory(AVENUE_ZIP_MAX_SECONDS=1)
+    client, admin = app.test_client(), Auth(app).token("admin")
+    report = send(client, LIBRARY_URL, make_zip([("a.jpg", PHOTO), ("b.png", OTHER)]), admin).get_json()
+    assert outcomes(report) == {"a.jpg": "imported", "b.png": "not_imported"}
+    assert report["complete"] is False

@@ -108,9 +108,12 @@ class DecodeBudget:
 
     Work on the pixels after the decode counts too, in the same reservation (:func:`prepare`'s
     ``working``): an edit's turned and cropped canvas, a rendition's resized frame, held until
-    the result is encoded (:meth:`PreparedImage.release`). Four edits of 40 MP photos held
-    ~864 MB when only their decodes counted; now each waits its turn. A job whose decode fits
-    but whose working canvases would not takes the whole budget and runs alone.
+    the result is encoded (:meth:`PreparedImage.release`), so a worker's edits take turns. A
+    job whose decode fits but whose working canvases would not takes the whole budget and
+    runs alone. The budget is per process: four 40 MP rotate-and-crops on 2 workers added
+    +799 MB above idle, against +1,462 MB when only decodes counted
+    (bench/results/attacks-2026-11-25.md, "4 edits at once"; one such edit costs its worker
+    about 400 MB, twice the default budget).
     """
 
     def __init__(self, capacity: int) -> None:

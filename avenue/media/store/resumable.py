@@ -315,6 +315,15 @@ def _insert_piece(db: Database[Document], upload: Resumable, offset: int, data: 
         db[CHUNKS].insert_one(piece)
 
 
+def check_piece_size(upload: Resumable, offset: int, size: int, min_bytes: int) -> None:
+    """400 ``chunk_too_small`` when ``size`` bytes at ``offset`` stop short of the upload's end
+    and are fewer than ``min_bytes`` (a PATCH's declared length before its body is read, or
+    the bytes it brought)."""
+    if offset + size < upload.length and size < min_bytes:
+        raise ChunkTooSmall(f"A PATCH that does not finish the upload brings at least {min_bytes:,} "
+                            f"bytes; this one brings {size:,} (none were kept).", min_bytes=min_bytes)
+
+
 def append(db: Database[Document], upload: Resumable, offset: int, body: BinaryIO, *,
            checksum: tuple[str, bytes] | None = None, min_bytes: int = 0) -> Resumable:
     """Write the bytes ``body`` yields at ``offset`` and move the offset past them.
@@ -335,10 +344,7 @@ def append(db: Database[Document], upload: Resumable, offset: int, body: BinaryI
     upload = _take_lease(db, upload, offset, token)
     try:
         written = _write_body(db, upload, offset, body, token, checksum)
-        if offset + written < upload.length and written < min_bytes:
-            raise ChunkTooSmall(f"A PATCH that does not finish the upload brings at least {min_bytes:,} "
-                                f"bytes; this one brought {written:,} (none were kept).",
-                                min_bytes=min_bytes)
+        check_piece_size(upload, offset, written, min_bytes)
     except BaseException:
         _drop_own(db, upload.id, token)
         _release(db, upload.id, token)
