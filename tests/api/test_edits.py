@@ -12,14 +12,13 @@ from hashlib import sha256
 
 import pytest
 from PIL import Image as PILImage
-from werkzeug.test import Client
 
-from avenue.media import BUILDER, TRASH, FrontDoor, UrlSigner
+from avenue.media import BUILDER, TRASH, UrlSigner
 from avenue.media.buckets import RENDITIONS
 from avenue.media.transform import parse
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
-from tests.helpers import Auth, error_body
+from tests.helpers import Auth, error_body, passed_to_route
 from tests.support.client import uploaded
 
 RED, GREY = (220, 20, 30), (128, 128, 128)
@@ -102,15 +101,7 @@ def test_an_edited_image_s_source_is_served_only_by_its_short_lived_signed_url(a
                                                                   now=time.time() - 3600)
     assert client.get(expired).status_code == 403
     # Neither the front door nor the event loop answer it from the worker's cache.
-    passed = []
-
-    def route_stand_in(environ, start_response):
-        passed.append(environ["PATH_INFO"])
-        start_response("204 NO CONTENT", [])
-        return []
-
-    Client(FrontDoor(app, route_stand_in)).get(bare)
-    assert passed == [bare.split("http://localhost")[-1]]
+    assert passed_to_route(app, bare) == [bare.split("http://localhost")[-1]]
 
 
 def test_the_source_url_is_given_only_to_callers_who_may_edit_the_image(client, auth):

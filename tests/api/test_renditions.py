@@ -20,7 +20,7 @@ from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace
 from avenue.media.transform import parse
-from tests.helpers import Auth, image_bytes, listening, make_app
+from tests.helpers import Auth, image_bytes, listening, make_app, passed_to_route
 from tests.support.commands import Recorder
 
 KEY = "test-secret-key-for-avenue"
@@ -391,15 +391,7 @@ def test_the_front_door_leaves_other_renditions_to_the_route(app, client, db, ca
     if case == "deleted":
         with app.app_context():
             delete_image(db, PRODUCTS, doc["_id"])
-    passed = []
-
-    def route_stand_in(environ, start_response):
-        passed.append(environ["PATH_INFO"])
-        start_response("204 NO CONTENT", [])
-        return []
-
-    Client(FrontDoor(app, route_stand_in)).get(url)
-    assert passed == [url.split("?")[0]]
+    assert passed_to_route(app, url) == [url.split("?")[0]]
 
 
 def test_fsck_checks_the_renditions_and_repair_removes_a_damaged_one(app, client, db):
