@@ -420,7 +420,7 @@ class Fake:
 def _original(app):
     from avenue.media.records import MediaDoc
 
-    return MediaDoc.from_files_doc(put(app))
+    return MediaDoc.from_files_doc(PRODUCTS, put(app))
 
 
 def test_a_lapsed_claim_is_taken_over(app, db):

@@ -269,7 +269,7 @@ def _load(bucket: str, file_id: ObjectId) -> MediaDoc | None:
         files_doc = db[f"{bucket}.files"].find_one({"_id": file_id})
         if files_doc is None or (files_doc.get("metadata") or {}).get("role") != "original":
             return None
-        doc = MediaDoc.from_files_doc(files_doc, bucket)
+        doc = MediaDoc.from_files_doc(bucket, files_doc)
         state.cache.put_doc(bucket, doc)
     return doc
 
