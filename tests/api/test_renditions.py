@@ -640,3 +640,17 @@ def test_editors_and_signed_urls_are_not_counted_against_the_anonymous_limit(app
     assert client.get(signed_off_list).status_code == 200
     # A viewer's token is no editor's: counted like anyone.
     assert client.get(path(doc, "w_800.webp"), headers=Auth(app).token("ops")).status_code == 429
+
+
+def test_an_editor_s_ended_or_replayed_session_is_counted_like_anyone(app_factory):
+    app = limited(app_factory, address="1/minute")
+    doc = put(app)
+    session_client, csrf = Auth(app).login("admin")
+    assert app.test_client().get(path(doc, "w_160.webp")).status_code == 200  # the address's one
+    # The cookie sent by another browser is not the editor's session (bound to the browser).
+    assert session_client.get(path(doc, "w_320.webp"), headers={"User-Agent": "curl/8.0"}).status_code == 429
+    saved = app.test_client()
+    saved.set_cookie("session", session_client.get_cookie("session").value)
+    assert session_client.post("/api/auth/logout", headers=csrf).status_code == 204
+    assert saved.get(path(doc, "w_480.webp")).status_code == 429  # a copy of an ended session
+    assert saved.get("/api/auth/me").status_code == 401
