@@ -557,3 +557,15 @@ def test_the_original_file_sent_again_undoes_the_edits_with_nothing_left_behind(
     assert red_corner(picture(client, new["variants"]["card"])) == "tl"
     assert collect_garbage(db, dry_run=True).removed == []
     assert check(db).findings == []
+
+
+@pytest.mark.parametrize("ttl", [60, 3600])
+def test_the_source_url_expires_after_avenue_source_url_ttl_seconds(app_factory, ttl):
+    from urllib.parse import parse_qs, urlsplit
+
+    app = app_factory(AVENUE_SOURCE_URL_TTL_SECONDS=ttl)
+    client, editor = app.test_client(), Auth(app).token("editor")
+    item = media(client, editor)
+    url = edit(client, editor, item["id"], {"rotate": 90}).get_json()["source"]["url"]
+    left = int(parse_qs(urlsplit(url).query)["expires"][0]) - time.time()
+    assert ttl - 5 <= left <= ttl + max(60, ttl // 4), left  # the lifetime, at most a window more
