@@ -161,15 +161,15 @@ def _refuse(limiter: Limiter, item: RateLimitItem, scope: str, key: str, message
                       limit=str(item))
 
 
-def hit(scope: str, limit: str, key: str) -> None:
+def hit(scope: str, limit: str, key: str, message: str = "") -> None:
     """Count one request for ``key`` against ``limit`` (every window of it); 429 with
-    Retry-After once one is used up."""
+    Retry-After once one is used up (``message`` saying why, else the limit)."""
     limiter = _limiter()
     if limiter is None:
         return
     for item in parse_many(limit):
         if not limiter.limiter.hit(item, scope, key):
-            _refuse(limiter, item, scope, key, f"Too many requests: the limit is {limit}.")
+            _refuse(limiter, item, scope, key, message or f"Too many requests: the limit is {limit}.")
 
 
 class LoginThrottle:
@@ -307,8 +307,7 @@ def cold_render_gate(exempt: Callable[[], bool]) -> Callable[[], None]:
     this request is a logged-in editor's, never counted (signed URLs never come here)."""
 
     def admit() -> None:
-        limiter = _limiter()
-        if limiter is None or exempt():
+        if _limiter() is None or exempt():  # limits off: not even the editor check's read
             return
         config = current_app.config
         for scope, setting, key, whose in (
@@ -316,9 +315,6 @@ def cold_render_gate(exempt: Callable[[], bool]) -> Callable[[], None]:
                  "from your address"),
                 ("render-instance", "AVENUE_RENDER_INSTANCE_LIMIT", INSTANCE, "on this server")):
             limit = config[setting]
-            for item in parse_many(limit):
-                if not limiter.limiter.hit(item, scope, key):
-                    _refuse(limiter, item, scope, key,
-                            f"Too many new renditions {whose} (the limit is {limit}): stored ones are "
-                            "still served; ask again later, or use a signed URL.")
+            hit(scope, limit, key, f"Too many new renditions {whose} (the limit is {limit}): stored ones "
+                                   "are still served; ask again later, or use a signed URL.")
     return admit

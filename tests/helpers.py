@@ -10,8 +10,11 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from werkzeug.test import Client
+
 from avenue import create_app
 from avenue.auth import service
+from avenue.media import FrontDoor
 from tests.support import fixtures, tokens
 from tests.support.client import MEDIA, uploaded
 
@@ -116,6 +119,20 @@ def error_body(response) -> dict:
     """A JSON error's fields but its ``request_id`` (each request's own): what "the same answer
     as for something that does not exist" compares."""
     return {key: value for key, value in response.get_json()["error"].items() if key != "request_id"}
+
+
+def passed_to_route(app, url: str, headers: dict | None = None) -> list[str]:
+    """The paths the front door (``avenue.media.FrontDoor``) hands on to the route when asked
+    for ``url``: ``[its path]`` when it leaves the request to the route, ``[]`` when it answers."""
+    passed = []
+
+    def route_stand_in(environ, start_response):
+        passed.append(environ["PATH_INFO"])
+        start_response("204 NO CONTENT", [])
+        return []
+
+    Client(FrontDoor(app, route_stand_in)).get(url, headers=headers)
+    return passed
 
 
 def image_bytes(relative: str) -> bytes:

@@ -96,20 +96,25 @@ def end_session(user: User) -> None:
     session.clear()
 
 
-def _session_is_current(doc: dict, held=None) -> bool:
-    held = session if held is None else held
-    epoch, bound = held.get(SESSION_EPOCH), held.get(SESSION_BINDING)
-    return (isinstance(epoch, str) and isinstance(bound, str)
-            and hmac.compare_digest(epoch, doc.get("session_epoch") or "")
-            and hmac.compare_digest(bound, session_binding()))
+def _session_user(held) -> dict | None:
+    """The user document the session ``held`` is logged in as, while that session is current
+    (the user's epoch, this client's binding)."""
+    user_id, epoch, bound = held.get("_user_id"), held.get(SESSION_EPOCH), held.get(SESSION_BINDING)
+    if not (isinstance(user_id, str) and isinstance(epoch, str) and isinstance(bound, str)):
+        return None
+    doc = service.get_user(get_db(), user_id)
+    if (doc is None or not hmac.compare_digest(epoch, doc.get("session_epoch") or "")
+            or not hmac.compare_digest(bound, session_binding())):
+        return None
+    return doc
 
 
 @login_manager.user_loader
 def load_session_user(user_id: str) -> User | None:
     if "Authorization" in request.headers:
         return None  # the token decides alone (load_token_user)
-    doc = service.get_user(get_db(), user_id)
-    if doc is None or not _session_is_current(doc):
+    doc = _session_user(session)
+    if doc is None:
         # Ended (logout, new password, role change), replayed from elsewhere, or from before
         # epochs existed: forget it, so the browser gets an anonymous cookie back.
         for key in ("_user_id", "_fresh", "_id", SESSION_EPOCH, SESSION_BINDING):
@@ -153,9 +158,8 @@ def is_media_editor() -> bool:
         user = load_token_user(request)
     else:
         held = SecureCookieSessionInterface.open_session(current_app.session_interface, current_app, request)
-        user_id = held.get("_user_id") if held is not None else None
-        doc = service.get_user(get_db(), user_id) if isinstance(user_id, str) else None
-        user = User(doc) if doc is not None and _session_is_current(doc, held) else None
+        doc = _session_user(held) if held is not None else None
+        user = User(doc) if doc is not None else None
     return user is not None and user.is_active and user.role in EDITING_ROLES
 
 

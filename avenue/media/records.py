@@ -63,7 +63,7 @@ class MediaDoc:
         return self.content_id if self.content_id is not None else self.file_id
 
     @classmethod
-    def from_files_doc(cls, doc: dict[str, Any], bucket: str = "") -> MediaDoc:
+    def from_files_doc(cls, bucket: str, doc: dict[str, Any]) -> MediaDoc:
         """The original whose files document is ``doc``, of ``bucket`` (a bucket of
         :data:`~avenue.media.buckets.SIGNED_ONLY` makes it private)."""
         meta = doc.get("metadata") or {}

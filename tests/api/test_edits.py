@@ -12,14 +12,13 @@ from hashlib import sha256
 
 import pytest
 from PIL import Image as PILImage
-from werkzeug.test import Client
 
-from avenue.media import BUILDER, TRASH, FrontDoor, UrlSigner
+from avenue.media import BUILDER, TRASH, UrlSigner
 from avenue.media.buckets import RENDITIONS
 from avenue.media.transform import parse
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
-from tests.helpers import Auth, error_body
+from tests.helpers import Auth, error_body, passed_to_route
 from tests.support.client import uploaded
 
 RED, GREY = (220, 20, 30), (128, 128, 128)
@@ -102,15 +101,7 @@ def test_an_edited_image_s_source_is_served_only_by_its_short_lived_signed_url(a
                                                                   now=time.time() - 3600)
     assert client.get(expired).status_code == 403
     # Neither the front door nor the event loop answer it from the worker's cache.
-    passed = []
-
-    def route_stand_in(environ, start_response):
-        passed.append(environ["PATH_INFO"])
-        start_response("204 NO CONTENT", [])
-        return []
-
-    Client(FrontDoor(app, route_stand_in)).get(bare)
-    assert passed == [bare.split("http://localhost")[-1]]
+    assert passed_to_route(app, bare) == [bare.split("http://localhost")[-1]]
 
 
 def test_the_source_url_is_given_only_to_callers_who_may_edit_the_image(client, auth):
@@ -566,3 +557,15 @@ def test_the_original_file_sent_again_undoes_the_edits_with_nothing_left_behind(
     assert red_corner(picture(client, new["variants"]["card"])) == "tl"
     assert collect_garbage(db, dry_run=True).removed == []
     assert check(db).findings == []
+
+
+@pytest.mark.parametrize("ttl", [60, 3600])
+def test_the_source_url_expires_after_avenue_source_url_ttl_seconds(app_factory, ttl):
+    from urllib.parse import parse_qs, urlsplit
+
+    app = app_factory(AVENUE_SOURCE_URL_TTL_SECONDS=ttl)
+    client, editor = app.test_client(), Auth(app).token("editor")
+    item = media(client, editor)
+    url = edit(client, editor, item["id"], {"rotate": 90}).get_json()["source"]["url"]
+    left = int(parse_qs(urlsplit(url).query)["expires"][0]) - time.time()
+    assert ttl - 5 <= left <= ttl + max(60, ttl // 4), left  # the lifetime, at most a window more

@@ -28,7 +28,7 @@ from avenue.media.store import storage as storage_module
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.storage import read_all
 from avenue.server import loop_environ
-from tests.helpers import GOOD_NAMES, image_bytes, make_app
+from tests.helpers import GOOD_NAMES, image_bytes, make_app, passed_to_route
 
 
 def put(app, name="good/progressive.jpg", bucket=PRODUCTS, **kwargs) -> dict:
@@ -409,15 +409,7 @@ def test_the_front_door_leaves_everything_else_to_the_route(app, case, headers):
         url = "/media/products/0123456789abcdef01234567"
     if case != "not cached yet":
         assert app.test_client().get(stored["obj"]["url"]).data
-    passed = []
-
-    def route(environ, start_response):
-        passed.append(environ["PATH_INFO"])
-        start_response("204 NO CONTENT", [])
-        return []
-
-    Client(FrontDoor(app, route)).get(url, headers=headers)
-    assert passed == [url]
+    assert passed_to_route(app, url, headers) == [url]
     # ... and the route then answers as the contract says.
     expected = {"a range": 206, "another validator": 200, "a date validator": 304,
                 "a private image": 404, "an unknown id": 404}.get(case, 200)

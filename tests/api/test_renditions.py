@@ -20,7 +20,7 @@ from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace
 from avenue.media.transform import parse
-from tests.helpers import Auth, image_bytes, listening, make_app
+from tests.helpers import Auth, image_bytes, listening, make_app, passed_to_route
 from tests.support.commands import Recorder
 
 KEY = "test-secret-key-for-avenue"
@@ -391,15 +391,7 @@ def test_the_front_door_leaves_other_renditions_to_the_route(app, client, db, ca
     if case == "deleted":
         with app.app_context():
             delete_image(db, PRODUCTS, doc["_id"])
-    passed = []
-
-    def route_stand_in(environ, start_response):
-        passed.append(environ["PATH_INFO"])
-        start_response("204 NO CONTENT", [])
-        return []
-
-    Client(FrontDoor(app, route_stand_in)).get(url)
-    assert passed == [url.split("?")[0]]
+    assert passed_to_route(app, url) == [url.split("?")[0]]
 
 
 def test_fsck_checks_the_renditions_and_repair_removes_a_damaged_one(app, client, db):
@@ -428,7 +420,7 @@ class Fake:
 def _original(app):
     from avenue.media.records import MediaDoc
 
-    return MediaDoc.from_files_doc(put(app))
+    return MediaDoc.from_files_doc(PRODUCTS, put(app))
 
 
 def test_a_lapsed_claim_is_taken_over(app, db):
@@ -648,3 +640,17 @@ def test_editors_and_signed_urls_are_not_counted_against_the_anonymous_limit(app
     assert client.get(signed_off_list).status_code == 200
     # A viewer's token is no editor's: counted like anyone.
     assert client.get(path(doc, "w_800.webp"), headers=Auth(app).token("ops")).status_code == 429
+
+
+def test_an_editor_s_ended_or_replayed_session_is_counted_like_anyone(app_factory):
+    app = limited(app_factory, address="1/minute")
+    doc = put(app)
+    session_client, csrf = Auth(app).login("admin")
+    assert app.test_client().get(path(doc, "w_160.webp")).status_code == 200  # the address's one
+    # The cookie sent by another browser is not the editor's session (bound to the browser).
+    assert session_client.get(path(doc, "w_320.webp"), headers={"User-Agent": "curl/8.0"}).status_code == 429
+    saved = app.test_client()
+    saved.set_cookie("session", session_client.get_cookie("session").value)
+    assert session_client.post("/api/auth/logout", headers=csrf).status_code == 204
+    assert saved.get(path(doc, "w_480.webp")).status_code == 429  # a copy of an ended session
+    assert saved.get("/api/auth/me").status_code == 401

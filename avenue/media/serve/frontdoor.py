@@ -35,7 +35,6 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from avenue.errors import AvenueError
 from avenue.media.buckets import BUCKETS
-from avenue.media.records import SOURCE
 from avenue.media.serve.http import (
     Headers,
     Moved,
@@ -133,7 +132,7 @@ class FrontDoor:
             rep = self._rendition(bucket, parts[1], parts[2], accept)
         else:
             rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc, accept)
-        if not isinstance(rep, Representation) or rep.doc.private or rep.variant == SOURCE:
+        if not isinstance(rep, Representation) or rep.signed_only:
             # A 404, a redirect or a variant still to render, or a signed file (a private one,
             # an unedited original): the route answers it.
             return None

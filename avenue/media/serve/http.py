@@ -66,6 +66,12 @@ class Representation:
         """The strong validator: the SHA-256 of the served bytes, quoted."""
         return f'"{self.sha256}"'
 
+    @property
+    def signed_only(self) -> bool:
+        """Served only by a signed URL and never from a shared cache: a private image's file, or
+        an image's unedited original (its editors', whatever the image's visibility)."""
+        return self.doc.private or self.variant == SOURCE
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -268,9 +274,7 @@ def representation_headers(cache: MediaCache, rep: Representation, baseline: Hea
             ("Content-Length", str(rep.length)),
             ("ETag", rep.etag),
             ("Last-Modified", http_date(doc.upload_date)),
-            # The unedited original is for editors only (a signed, short-lived URL): never in a
-            # shared cache, whatever the image's visibility.
-            ("Cache-Control", PRIVATE_CACHE if doc.private or rep.variant == SOURCE else PUBLIC_CACHE),
+            ("Cache-Control", PRIVATE_CACHE if rep.signed_only else PUBLIC_CACHE),
             ("Accept-Ranges", "bytes"),
             ("X-Content-Type-Options", "nosniff"),
             ("Content-Security-Policy", CSP),

@@ -224,13 +224,23 @@ def not_found() -> Response:
                     headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
 
+def _signing_keys() -> list[str]:
+    """The keys a media URL's signature may be made with: the current one and the fallbacks."""
+    return [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
+
+
+def _verdict(bucket: str, doc: MediaDoc, variant: str) -> str:
+    """The request's ``expires`` and ``sig`` checked for ``variant`` of ``doc``
+    (:func:`signing.verify`). The document's version is the URL's: a private image's other
+    versions resolve to nothing."""
+    return signing.verify(_signing_keys(), bucket, str(doc.file_id), variant, request.args.get("expires"),
+                          request.args.get("sig"), version=doc.version)
+
+
 def _check_signature(bucket: str, doc: MediaDoc, variant: str) -> Response | None:
     if not doc.private:
         return None
-    keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
-    # The document's version is the URL's: a private image's other versions resolve to nothing.
-    verdict = signing.verify(keys, bucket, str(doc.file_id), variant, request.args.get("expires"),
-                             request.args.get("sig"), version=doc.version)
+    verdict = _verdict(bucket, doc, variant)
     if verdict == "ok":
         return None
     if verdict == "missing":
@@ -243,10 +253,7 @@ def _check_source_signature(bucket: str, doc: MediaDoc) -> None:
     """A public image's unedited original is for its editors: served only by the short-lived
     signed URL its image object gives them (``UrlSigner.source_url``); 403
     ``source_not_allowed`` (JSON) otherwise: none, a forged or expired one, another version's."""
-    keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
-    verdict = signing.verify(keys, bucket, str(doc.file_id), SOURCE, request.args.get("expires"),
-                             request.args.get("sig"), version=doc.version)
-    if verdict != "ok":
+    if _verdict(bucket, doc, SOURCE) != "ok":
         raise SourceNotAllowed("An image's unedited original is for its editors: ask the API for the "
                                "image (its source.url is signed for a few minutes).")
 
@@ -262,7 +269,7 @@ def _load(bucket: str, file_id: ObjectId) -> MediaDoc | None:
         files_doc = db[f"{bucket}.files"].find_one({"_id": file_id})
         if files_doc is None or (files_doc.get("metadata") or {}).get("role") != "original":
             return None
-        doc = MediaDoc.from_files_doc(files_doc, bucket)
+        doc = MediaDoc.from_files_doc(bucket, files_doc)
         state.cache.put_doc(bucket, doc)
     return doc
 
@@ -324,8 +331,12 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
     # Checked as the URL spelled it (found.asked); stored as found.spec (clamped to the
     # picture's width: w_1280 .. w_2560 of a 1000 px image are one file, w_1000).
     doc, key = found.doc, found.asked.key()
-    keys = [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
-    unsigned = False
+
+    def signed() -> bool:
+        return signing.verify_rendition(_signing_keys(), bucket, str(doc.file_id), doc.version, key,
+                                        request.args.get("sig"))
+
+    admit: Callable[[], None] | None = None
     if doc.private:
         # A private rendition's signature covers its format: the extension the URL names (or
         # none: the one negotiated by Accept), so a link for one format opens no other.
@@ -333,20 +344,21 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
         refused = _check_signature(bucket, doc, named)
         if refused is not None:
             return refused
-    elif state.allow.allows(found.asked, found.doc.crops):
+    elif state.allow.allows(found.asked, doc.crops):
         # On the allow-list: rendered for anyone, so a cold render is counted against the
-        # limits of unsigned renders, unless the URL carries a valid signature anyway.
-        unsigned = not signing.verify_rendition(keys, bucket, str(doc.file_id), doc.version, key,
-                                                request.args.get("sig"))
-    else:
-        signature = request.args.get("sig")
-        if not signing.verify_rendition(keys, bucket, str(doc.file_id), doc.version, key, signature):
-            raise RenditionNotAllowed(
-                f"the rendition {key!r} is not one served unsigned (widths {list(state.allow.ladder)} "
-                "with default quality, of the picture or of a named crop c_<name> this image has, or a "
-                "named preset at 1x-3x): use one of those, or ask the API "
-                "for a signed URL (its sig covers this image version and the options)")
-    admit = state.admit_unsigned if unsigned else None
+        # limits of unsigned renders, unless the URL carries a valid signature anyway. Called
+        # only once the rendition is found not stored: a stored one costs no signature check.
+        def count_unless_signed() -> None:
+            if not signed():
+                state.admit_unsigned()
+
+        admit = count_unless_signed
+    elif not signed():
+        raise RenditionNotAllowed(
+            f"the rendition {key!r} is not one served unsigned (widths {list(state.allow.ladder)} "
+            "with default quality, of the picture or of a named crop c_<name> this image has, or a "
+            "named preset at 1x-3x): use one of those, or ask the API "
+            "for a signed URL (its sig covers this image version and the options)")
     known = state.cache.get_rendition(found.cache_key(bucket))
     if known is not None:
         # Evicted by the byte budget (or removed) since this worker cached it: rendered again.
