@@ -14,6 +14,7 @@ from pymongo.database import Database
 from pymongo.errors import ConfigurationError, InvalidURI
 
 from avenue import metrics
+from avenue.indexes import create_missing
 from avenue.paging import Listed
 
 EXTENSION = "avenue.mongo"
@@ -269,7 +270,6 @@ def ensure_indexes(db: Database[Document]) -> None:
     """Create the indexes of the domain's collections (idempotent, any backend) and drop the
     ones they replace."""
     for name, models in COLLECTION_INDEXES.items():
-        db[name].create_indexes(models)
-        obsolete = set(OBSOLETE_INDEXES.get(name, ())) & set(db[name].index_information())
+        obsolete = set(OBSOLETE_INDEXES.get(name, ())) & set(create_missing(db[name], models))
         for index in sorted(obsolete):
             db[name].drop_index(index)

@@ -47,6 +47,7 @@ from pymongo.database import Database
 
 from avenue.clock import as_utc, isoformat, now
 from avenue.errors import AvenueError, NotFound
+from avenue.indexes import create_missing
 from avenue.paging import Page, Window, fetch
 
 COLLECTION = "media_upload_links"
@@ -121,7 +122,7 @@ def indexes() -> list[IndexModel]:
 
 
 def ensure_indexes(db: Database[Any]) -> None:
-    db[COLLECTION].create_indexes(indexes())
+    create_missing(db[COLLECTION], indexes())
 
 
 def create(db: Database[Any], *, target: dict[str, Any], label: str | None, max_bytes: int, max_uses: int,

@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
 from avenue.clock import as_utc, isoformat, maybe_utc
 from avenue.errors import NotFound
+from avenue.indexes import create_missing
 from avenue.outbound import send, signed_headers
 from avenue.retention import ensure_retention
 
@@ -100,8 +101,9 @@ def crossings(sample: Mapping[str, Any], thresholds: tuple[float, float, float])
 def ensure_indexes(db: Database[Document], retention_days: int) -> None:
     """The cooldown lookup's index and the retention TTL on ``at`` (0 days: kept forever)."""
     alerts = db[ALERTS]
-    alerts.create_index([("kind", ASCENDING), ("level", ASCENDING), ("at", DESCENDING)], name="cooldown")
-    alerts.create_index([("at", DESCENDING)], name="newest")
+    create_missing(alerts, [
+        IndexModel([("kind", ASCENDING), ("level", ASCENDING), ("at", DESCENDING)], name="cooldown"),
+        IndexModel([("at", DESCENDING)], name="newest")])
     ensure_retention(alerts, "at", retention_days)
 
 

@@ -14,11 +14,12 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 
 from avenue.clock import as_utc, isoformat
 from avenue.errors import BadRequest
+from avenue.indexes import create_missing
 from avenue.media import uploads_per_hour
 from avenue.retention import ensure_retention
 
@@ -36,7 +37,7 @@ def ensure_indexes(db: Database[Document], retention_days: int) -> None:
     """The unique slot index and the TTL index on ``at`` (its name carries the period, so a
     changed retention replaces it at the next start, as the audit log does)."""
     samples = db[SAMPLES]
-    samples.create_index([("slot", ASCENDING)], name="slot", unique=True)
+    create_missing(samples, [IndexModel([("slot", ASCENDING)], name="slot", unique=True)])
     ensure_retention(samples, "at", retention_days)
 
 

@@ -43,6 +43,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.database import Database
 
 from avenue.errors import BadRequest
+from avenue.indexes import create_missing
 from avenue.media.buckets import ALIASES
 from avenue.media.effects.deliveries import Delivered
 from avenue.media.records import Document
@@ -103,7 +104,7 @@ def ensure_indexes(db: Database[Document], retention_days: int) -> None:
     """The per-image series index and the TTL index on ``day`` (``retention_<n>d``; none for
     ``retention_days`` 0: kept for ever)."""
     collection = db[COLLECTION]
-    collection.create_indexes([
+    create_missing(collection, [
         IndexModel([("bucket", ASCENDING), ("image", ASCENDING), ("day", ASCENDING)], name="image_day"),
     ])
     ensure_retention(collection, "day", retention_days, otherwise="day")

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
+from avenue.indexes import create_missing
 from avenue.media.buckets import BUILDER, RENDITIONS, STORED, TRASH
 from avenue.media.effects import facets, purge, uploads
 from avenue.media.effects.invalidation import DELETIONS, DELETIONS_TTL_SECONDS
@@ -98,26 +99,25 @@ OBSOLETE_FILES_INDEXES = ("role_uploaded", "owner_uploaded", "name_prefixes")
 def ensure_indexes(db: Database[Document]) -> None:
     """Create every bucket's indexes and the deletions log's TTL index (idempotent); drop the
     indexes these replaced."""
-    db[DELETIONS].create_indexes([
+    create_missing(db[DELETIONS], [
         IndexModel([("at", ASCENDING)], expireAfterSeconds=DELETIONS_TTL_SECONDS, name="ttl"),
         # gc asks whether a file was deleted lately (a temp image just claimed).
         IndexModel([("file_ids", ASCENDING)], name="file_ids"),
     ])
     if purge.enabled():
-        db[purge.OUTBOX].create_indexes(purge.outbox_indexes())
-    db[facets.FACETS].create_indexes(facets.indexes())
+        create_missing(db[purge.OUTBOX], purge.outbox_indexes())
+    create_missing(db[facets.FACETS], facets.indexes())
     uploads.start_counting(db)  # uploads per hour: from when an app that counts them first ran
     for bucket in STORED:
-        db[f"{bucket}.chunks"].create_indexes(chunks_indexes())
+        create_missing(db[f"{bucket}.chunks"], chunks_indexes())
         files = db[f"{bucket}.files"]
         own = library_indexes() if bucket == BUILDER else trash_indexes() if bucket == TRASH else []
-        files.create_indexes(files_indexes() + own)
-        present = set(files.index_information())
+        present = set(create_missing(files, files_indexes() + own))
         for name in OBSOLETE_FILES_INDEXES:
             if name in present:
                 files.drop_index(name)
     # Renditions on request: their own files indexes (no dedupe key, no lists).
-    db[f"{RENDITIONS}.chunks"].create_indexes(chunks_indexes())
-    db[f"{RENDITIONS}.files"].create_indexes(renditions.indexes())
+    create_missing(db[f"{RENDITIONS}.chunks"], chunks_indexes())
+    create_missing(db[f"{RENDITIONS}.files"], renditions.indexes())
     # Resumable uploads (tus): their state and the bytes received so far.
     resumable.ensure_indexes(db)

@@ -63,6 +63,7 @@ from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import as_utc, now
 from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotFound, RateLimited
+from avenue.indexes import create_missing
 from avenue.leases import Lease
 from avenue.media.records import Document
 
@@ -200,7 +201,7 @@ def indexes() -> dict[str, list[IndexModel]]:
 
 def ensure_indexes(db: Database[Document]) -> None:
     for name, models in indexes().items():
-        db[name].create_indexes(models)
+        create_missing(db[name], models)
 
 
 def unfinished(db: Database[Document], holder: str, at: dt.datetime) -> list[Document]:
