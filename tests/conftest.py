@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import types
 import uuid
@@ -10,8 +11,10 @@ import mongomock
 import pymongo
 import pytest
 
+from avenue.auth import service as auth_service
 from avenue.embedded import EmbeddedServer
 from tests.helpers import FIXTURES, Auth, make_app
+from tests.support.databases import THROWAWAY, DatabasePool
 
 # pymongo 4.20 reads client.options.timeout, which mongomock's client lacks (EMBEDDED_DB.md).
 mongomock.MongoClient.options = types.SimpleNamespace(timeout=None)
@@ -20,6 +23,15 @@ mongomock.MongoClient.options = types.SimpleNamespace(timeout=None)
 _add_update = mongomock.collection.BulkOperationBuilder.add_update
 mongomock.collection.BulkOperationBuilder.add_update = (
     lambda self, *args, sort=None, **kwargs: _add_update(self, *args, **kwargs))
+
+# Passwords are hashed with werkzeug's scrypt (n=32768: about 0.1 s of CPU and 32 MB each,
+# on purpose), and the tests make several users a test with the same few passwords and log
+# them in: a quarter of a test's setup went to it. Each (password) is hashed once per process
+# and each (hash, password) checked once: the same scrypt strings and answers, computed fewer
+# times; what the tests check of hashing (its format, a wrong password refused, the dummy
+# check for unknown emails) is unchanged.
+auth_service.generate_password_hash = functools.lru_cache(maxsize=None)(auth_service.generate_password_hash)
+auth_service.check_password_hash = functools.lru_cache(maxsize=1024)(auth_service.check_password_hash)
 
 BACKENDS = ["mongomock", "secantus"] + (["external"] if os.environ.get("AVENUE_TEST_MONGO_URI") else [])
 
@@ -30,7 +42,7 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
-def no_periodic_job_outlives_its_test():
+def no_periodic_job_outlives_its_test(databases_handed_out):
     """Stop the periodic jobs a test started and left running (gunicorn.conf.py's
     ``post_worker_init`` starts every one a worker has: the rendition budget, the deliveries'
     flush, ...). Left alone they tick against a dropped database in later tests, and their
@@ -90,8 +102,13 @@ def secantus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("secantus")
     server = EmbeddedServer(folder / "db", cache_size="1G", log_path=folder / "server.log")
     server.start()
+    THROWAWAY.add(server.uri)
     yield server
-    server.stop()
+    # SIGKILL, not stop(): its data is thrown away with the folder, and a clean WiredTiger
+    # shutdown of a run's cache took stop()'s whole 15 s (then SIGKILL anyway) at the end of
+    # every worker. Clean stops are checked on servers of their own (tests/api/test_app.py,
+    # tests/api/test_media_serving.py's restart, tests/system/test_make_run.py).
+    server.kill()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -107,14 +124,39 @@ def backend(request):
     return pymongo.MongoClient, os.environ["AVENUE_TEST_MONGO_URI"]
 
 
+@pytest.fixture(scope="session")
+def databases():
+    """The real servers' test databases, kept between this process's tests (tests/support/databases.py)."""
+    pool = DatabasePool()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def db_name():
-    return f"avenue_test_{uuid.uuid4().hex[:12]}"
+def databases_handed_out(databases):
+    """Give back, after the test, the databases it was handed. Set up before the autouse
+    fixture that stops periodic jobs (that one asks for it), so torn down after it: nothing
+    of the test still writes while its database is emptied for the next test."""
+    yield
+    databases.give_back_all()
+
+
+@pytest.fixture
+def db_name(request):
+    """The test's database: on a real server, one of this process's emptied, indexed ones
+    when there is one (tests/support/databases.py); otherwise a new name."""
+    mongomock_backend = "backend" in request.fixturenames and \
+        request.getfixturevalue("backend")[1].startswith("mongodb://mongomock")
+    if "backend" not in request.fixturenames or mongomock_backend:
+        return f"avenue_test_{uuid.uuid4().hex[:12]}"
+    request.getfixturevalue("databases_handed_out")
+    return request.getfixturevalue("databases").take(request.getfixturevalue("backend"))
 
 
 @pytest.fixture
 def app_factory(backend, db_name):
-    """Build apps on this test's database (e.g. two gunicorn workers); all closed after."""
+    """Build apps on this test's database (e.g. two gunicorn workers); all closed after (the
+    database is emptied or dropped by ``db_name``'s pool, or by mongomock's end)."""
     apps = []
 
     def factory(**overrides):
@@ -122,11 +164,8 @@ def app_factory(backend, db_name):
         return apps[-1]
 
     yield factory
-    for index, built in enumerate(apps):
-        client = built.extensions["avenue.mongo"].client
-        if index == 0:
-            client.drop_database(db_name)
-        client.close()
+    for built in apps:
+        built.extensions["avenue.mongo"].client.close()
 
 
 @pytest.fixture

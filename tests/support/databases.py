@@ -1,0 +1,174 @@
+"""The real servers' test databases, kept between the tests of one process, indexes and all.
+
+Each test on SecantusDB (or ``AVENUE_TEST_MONGO_URI``) used a database of its own, dropped
+after it: the next test's app then made its ~30 collections and their indexes again, about
+0.2-0.45 s of SecantusDB's time per test (32 ``createIndexes``), over 1,500 tests a run. Now
+a test is handed a database an earlier test of the same process (xdist worker) emptied, and
+the app's start there only lists the indexes (avenue/indexes.py creates the missing ones).
+
+Isolation stays whole, checked rather than assumed:
+
+- every write command any client of this process sends (the app's, a test's own, the
+  cleanup's) is noted per database by a pymongo command listener, and after the test each
+  collection written is emptied (``delete_many``), not dropped: its indexes stay;
+- then one ``dbStats`` must show the database as a fresh one's after the app's start: no
+  document left, and the same indexes besides each collection's ``_id`` (a write may leave
+  an empty collection, which holds nothing): anything else (a subprocess wrote to it, a
+  test made an index of its own) and the database is dropped instead, as before;
+- a test that changed indexes or collections (``dropIndexes``, ``drop``, ``collMod``,
+  ``renameCollection``, ``dropDatabase``) has its database dropped without looking further.
+
+Warehouse gives each xdist worker its own database and isolates tests with savepoints;
+MongoDB has no savepoints, so emptying what was written is the equivalent here.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import defaultdict
+
+import pymongo
+from pymongo import monitoring
+
+#: URIs of servers whose data goes with them when the run ends (the session's SecantusDB):
+#: nothing to drop there.
+THROWAWAY: set[str] = set()
+
+WRITES = {"insert", "update", "delete", "findAndModify", "findandmodify", "create"}
+# (createIndexes is not among them: the app's start sends it on a new database, and a test's
+# own index shows in dbStats' count.)
+CHANGES = {"dropIndexes", "drop", "collMod", "renameCollection", "dropDatabase"}
+
+
+class Writes(monitoring.CommandListener):
+    """Which collections of which database each write command named, and which databases
+    had their collections or indexes changed."""
+
+    def __init__(self) -> None:
+        self.written: dict[str, set[str]] = defaultdict(set)
+        self.changed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        if name in WRITES:
+            target = event.command.get(name)
+            if isinstance(target, str):
+                with self._lock:
+                    self.written[event.database_name].add(target)
+        elif name in CHANGES or (name == "aggregate" and _writes_out(event.command)):
+            with self._lock:
+                self.changed.add(event.database_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def forget(self, database: str) -> tuple[set[str], bool]:
+        """The collections written in ``database`` and whether it was changed; forgotten."""
+        with self._lock:
+            changed = database in self.changed
+            self.changed.discard(database)
+            return self.written.pop(database, set()), changed
+
+
+def _writes_out(command: dict) -> bool:
+    return any("$out" in stage or "$merge" in stage
+               for stage in command.get("pipeline", ()) if isinstance(stage, dict))
+
+
+# Registered before any test's client exists: pymongo gives a registered listener to every
+# client created after it (the apps', the tests' own, the pool's).
+WRITES_SEEN = Writes()
+monitoring.register(WRITES_SEEN)
+
+
+def secondary_indexes(stats: dict) -> int:
+    """The indexes besides each collection's ``_id`` index, from ``dbStats``: a test's write
+    may make a collection (``media_counters``, ``media_rendition_claims``: only ``_id``),
+    which is harmless empty; an index of its own is not."""
+    return stats.get("indexes", 0) - stats.get("collections", 0)
+
+
+class DatabasePool:
+    """Per process: for each server, the names of emptied, indexed databases, and how many
+    indexes besides ``_id`` a fresh database has after the app's start."""
+
+    def __init__(self) -> None:
+        self.clients: dict[str, pymongo.MongoClient] = {}
+        self.free: dict[str, list[str]] = defaultdict(list)
+        self.fresh_shape: dict[str, int] = {}
+        self.handed: list[tuple[str, str]] = []
+        self.kept = self.dropped = 0
+
+    def take(self, backend) -> str:
+        """A database name for one test on ``backend``'s server (given back after it)."""
+        uri = backend[1]
+        if uri not in self.clients:
+            self.clients[uri] = pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000)
+            self.fresh_shape[uri] = self._shape_of_a_fresh_database(backend)
+        name = self.free[uri].pop() if self.free[uri] else f"avenue_test_{uuid.uuid4().hex[:12]}"
+        WRITES_SEEN.forget(name)
+        self.handed.append((uri, name))
+        return name
+
+    def _shape_of_a_fresh_database(self, backend) -> int:
+        """The indexes besides ``_id`` of a new database after the default app's start; that
+        database is the first one kept."""
+        from avenue.db import get_mongo
+        from tests.helpers import make_app
+
+        name = f"avenue_test_{uuid.uuid4().hex[:12]}"
+        app = make_app(backend, name)
+        try:
+            with app.app_context():
+                get_mongo().ensure_indexes()
+        finally:
+            app.extensions["avenue.mongo"].client.close()
+        database = self.clients[backend[1]][name]
+        for collection in WRITES_SEEN.forget(name)[0]:  # what the start wrote (uploads' counter)
+            database[collection].delete_many({})
+        WRITES_SEEN.forget(name)
+        stats = database.command("dbStats")
+        assert stats["objects"] == 0, stats
+        self.free[backend[1]].append(name)
+        return secondary_indexes(stats)
+
+    def give_back_all(self) -> None:
+        handed, self.handed = self.handed, []
+        for uri, name in handed:
+            self._give_back(uri, name)
+
+    def _give_back(self, uri: str, name: str) -> None:
+        client = self.clients[uri]
+        written, changed = WRITES_SEEN.forget(name)
+        database = client[name]
+        if not changed:
+            for collection in written:
+                database[collection].delete_many({})
+            WRITES_SEEN.forget(name)
+            stats = database.command("dbStats")
+            if stats.get("objects") == 0 and secondary_indexes(stats) == self.fresh_shape[uri]:
+                self.free[uri].append(name)
+                self.kept += 1
+                return
+        client.drop_database(name)
+        WRITES_SEEN.forget(name)
+        self.dropped += 1
+
+    def close(self) -> None:
+        """Drop the kept databases on servers that outlive the run (AVENUE_TEST_MONGO_URI's);
+        the session's SecantusDB (``THROWAWAY``) is killed with its folder after this."""
+        for uri, client in self.clients.items():
+            client.close()
+            if uri in THROWAWAY:
+                continue
+            with pymongo.MongoClient(uri, serverSelectionTimeoutMS=500) as closing:
+                try:
+                    for name in self.free[uri]:
+                        closing.drop_database(name)
+                except pymongo.errors.PyMongoError:
+                    pass  # the server is gone, and its databases with it
