@@ -1,0 +1,75 @@
+"""The test databases' pool (tests/support/databases.py): a database handed to a second test
+holds nothing the first one wrote, and one whose shape a test changed is never handed again."""
+
+from __future__ import annotations
+
+import pymongo
+import pytest
+
+from tests.support.databases import DatabasePool, secondary_indexes
+
+
+@pytest.fixture
+def pool(secantus):
+    made = DatabasePool()
+    yield made, (pymongo.MongoClient, secantus.uri)
+    made.close()
+    for client in made.clients.values():
+        client.close()
+
+
+def client_of(pool_and_backend):
+    made, backend = pool_and_backend
+    return pymongo.MongoClient(backend[1])
+
+
+def test_a_database_given_back_is_handed_again_empty_with_its_indexes(pool):
+    made, backend = pool
+    name = made.take(backend)
+    with client_of(pool) as client:
+        indexes_before = secondary_indexes(client[name].command("dbStats"))
+        client[name].media_images.insert_one({"x": 1})
+        client[name].users.update_one({"_id": "u"}, {"$set": {"a": 1}}, upsert=True)
+        made.give_back_all()
+        assert made.take(backend) == name  # the same database, reused
+        stats = client[name].command("dbStats")
+        assert stats["objects"] == 0
+        assert secondary_indexes(stats) == indexes_before  # (users: a new, empty collection)
+    assert made.kept == 1 and made.dropped == 0
+
+
+def test_a_database_with_an_index_of_a_tests_own_is_dropped_not_reused(pool):
+    made, backend = pool
+    name = made.take(backend)
+    with client_of(pool) as client:
+        client[name].media_images.create_index("made_by_the_test")
+        made.give_back_all()
+        assert name not in client.list_database_names()
+    assert made.take(backend) != name
+    assert made.dropped == 1
+
+
+def test_a_database_whose_collection_was_dropped_is_dropped_not_reused(pool):
+    made, backend = pool
+    name = made.take(backend)
+    with client_of(pool) as client:
+        client[name].drop_collection("media_images")
+        made.give_back_all()
+        assert name not in client.list_database_names()
+    assert made.dropped == 1
+
+
+def test_a_write_the_listener_never_saw_drops_the_database(pool, tmp_path):
+    """A subprocess's writes are not seen by this process's listener: dbStats finds them."""
+    import subprocess
+    import sys
+
+    made, backend = pool
+    name = made.take(backend)
+    subprocess.run([sys.executable, "-c",
+                    f"import pymongo; pymongo.MongoClient({backend[1]!r})[{name!r}].media_images"
+                    ".insert_one({'from': 'elsewhere'})"], check=True, timeout=60)
+    made.give_back_all()
+    with client_of(pool) as client:
+        assert name not in client.list_database_names()
+    assert made.dropped == 1
