@@ -159,6 +159,28 @@ def test_an_edit_holds_the_budget_until_its_picture_is_encoded_so_a_second_waits
     assert len(done) == 2 and budget.in_use == 0
 
 
+def test_an_edit_reserves_for_its_crop_not_for_the_whole_picture_turned(monkeypatch):
+    from avenue.media.ingest import edits as editing
+
+    # The crop is cut before the turn and the frame let go (avenue/media/ingest/edits.py), so
+    # what the edit holds beside its decode is the crop's pixels twice, not the frame's twice.
+    capacity = 64 * 2**20 + 23
+    data = png(1000)  # RGBA: decoded 4 MB, and 4 MB more for the decode's copy
+    quarter = editing.parse_edits({"rotate": 90, "crop": {"x": 0.5, "y": 0, "width": 0.5, "height": 0.5}})
+    encoding, let_go = first_encode_held(monkeypatch, editing)
+    limits = Limits.for_stored(len(data), capacity, 5)
+    edit = threading.Thread(target=editing.apply, args=(data, quarter, limits))
+    edit.start()
+    try:
+        assert encoding.wait(10)
+        held = decode_budget(capacity).in_use
+    finally:
+        let_go.set()
+    edit.join()
+    assert held == 2 * 1000 * 1000 * 4 + 2 * 500 * 500 * 4
+    assert decode_budget(capacity).in_use == 0
+
+
 def test_a_rendition_holds_the_budget_through_its_resize_and_encode(monkeypatch):
     from avenue.media.ingest import renditions as rendering
     from avenue.media.ingest.focal import CENTRE

@@ -150,6 +150,13 @@ class PreparedImage:
             raise RuntimeError("the decoded pixels of this image were released")
         return self.first_frame
 
+    def take_pixels(self) -> Image.Image | vips.Frame:
+        """The decoded first frame, which this image no longer keeps: the caller's last
+        reference is the last one, so it can drop the frame before it is done (its reservation
+        is still held until :meth:`release`)."""
+        frame, self.first_frame = self.pixels, None
+        return frame
+
     @property
     def has_alpha(self) -> bool:
         """Whether the first frame has an alpha band."""
