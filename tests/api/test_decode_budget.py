@@ -78,6 +78,34 @@ def test_a_jpeg_is_counted_at_its_draft_size_not_its_declared_one():
     prepare(out.getvalue(), Limits(decode_budget_bytes=32 * 2**20))
 
 
+def test_a_progressive_jpeg_reserves_its_coefficients_as_well_as_its_canvas():
+    from avenue.media.ingest.images import scan_buffer
+
+    # libjpeg keeps every coefficient of a progressive JPEG (2 bytes each, at full size) to
+    # decode it, at any scale; a baseline one is decoded in strips.
+    picture = Image.new("RGB", (1000, 1000), (200, 10, 10))
+    baseline, progressive = io.BytesIO(), io.BytesIO()
+    picture.save(baseline, "JPEG", quality=90)
+    picture.save(progressive, "JPEG", quality=90, progressive=True)  # 4:2:0
+    assert scan_buffer(Image.open(baseline)) == 0
+    luma, chroma = 125 * 125 * 64 * 2, 63 * 63 * 64 * 2  # 8x8 blocks; chroma at half size
+    assert scan_buffer(Image.open(progressive)) == luma + 2 * chroma
+    capacity = 16 * 2**20 + 29
+    budget = decode_budget(capacity)
+    budget.reserve(capacity - 5 * 2**20, 1.0)  # 5 MiB left: the 4 MB canvas fits, not with 2.9 MiB more
+    try:
+        limits = Limits(decode_budget_bytes=capacity, decode_wait_seconds=0)
+        prepare(baseline.getvalue(), limits)
+        with pytest.raises(ServerBusy):
+            prepare(progressive.getvalue(), limits)
+    finally:
+        budget.release(capacity - 5 * 2**20)
+    prepare(progressive.getvalue(), limits)
+    assert budget.in_use == 0
+    # Coefficients beyond the whole budget take all of it (the decode runs alone), no 413.
+    prepare(progressive.getvalue(), Limits(decode_budget_bytes=4_000_000 + 31))
+
+
 def test_an_upload_beyond_the_budget_is_a_413_json_and_stores_nothing(app_factory, auth, db_name):
     app = app_factory(AVENUE_DECODE_BUDGET_BYTES=2 * 2**20 + 7)
     headers = type(auth)(app).token("ops")
