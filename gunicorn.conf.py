@@ -1,5 +1,6 @@
 """gunicorn settings for streaming media: threaded workers, each request on its own thread."""
 
+import ctypes
 import os
 import shutil
 import tempfile
@@ -90,6 +91,24 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
         _ledger = tempfile.mkdtemp(prefix="avenue-decode-", dir=_shm if _shm.is_dir() else None)
     os.environ["AVENUE_DECODE_LEDGER_DIR"] = _ledger
     os.environ["AVENUE_METRICS_PREPARED_BY"] = str(os.getpid())
+
+
+# Large buffers go back to the kernel when freed (glibc's malloc): from 1 MiB up each one is
+# mapped on its own and unmapped by free. By default glibc raises that threshold up to 32 MiB
+# as large buffers come and go, after which decoded canvases (Pillow's 16 MiB blocks,
+# libvips's and the encoders' buffers, encoded bytes) are cut out of its arenas and freeing
+# them leaves them in the worker's RSS: with the decode budget letting one 40 MP edit run at a
+# time on the instance, what each worker kept of the last ones still came on top, and four
+# such edits peaked +463-527 MB above idle, against +272-274 MB with this (the same edits'
+# answers in the same seconds; bench/results/attacks-2026-11-25-edits-instance-budget.md).
+# Set here in the master, before it forks: its workers inherit it. glibc's own
+# MALLOC_MMAP_THRESHOLD_ wins when set; without glibc's mallopt nothing is done.
+MMAP_THRESHOLD_BYTES = 1024 * 1024
+if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+    try:
+        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD_BYTES)  # -3: M_MMAP_THRESHOLD (malloc.h)
+    except (OSError, AttributeError):  # not glibc (musl's mallopt does nothing either)
+        pass
 
 
 # What worker_exit keeps of graceful_timeout for itself after the renders below (the

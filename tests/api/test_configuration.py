@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from avenue import envfile
 from avenue.config import KNOWN_VARIABLES
@@ -122,6 +125,33 @@ def test_gunicorn_removes_the_ledger_folder_it_made_and_keeps_a_chosen_one(tmp_p
     assert not exited().exists()
     chosen = tmp_path / "chosen"
     assert exited(AVENUE_DECODE_LEDGER_DIR=str(chosen)) == chosen and chosen.is_dir()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_gunicorn_has_freed_large_buffers_go_back_to_the_kernel(tmp_path):
+    # glibc's default keeps a large buffer freed after another in the process's RSS (its
+    # mmap threshold has risen past it); gunicorn.conf.py fixes the threshold at 1 MiB.
+    code = ("import runpy, sys\n"
+            "if sys.argv[1] == 'config': runpy.run_path('gunicorn.conf.py')\n"
+            "def rss():\n"
+            "    return next(int(line.split()[1]) for line in open('/proc/self/status')\n"
+            "                if line.startswith('VmRSS'))\n"
+            "before = rss()\n"
+            "for _ in range(3):\n"
+            "    kept = [bytearray(24 << 20), bytes(100)]\n"
+            "    del kept[0]\n"
+            "print((rss() - before) // 1024)\n")
+    unset = {"AVENUE_METRICS_PREPARED_BY", "MALLOC_MMAP_THRESHOLD_"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env |= {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "AVENUE_DECODE_LEDGER_DIR": str(tmp_path)}
+
+    def kept_mb(how: str) -> int:
+        out = subprocess.run([sys.executable, "-c", code, how], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=60, check=True)
+        return int(out.stdout.strip().splitlines()[-1])
+
+    assert kept_mb("plain") >= 20  # glibc's default: the 24 MiB stay
+    assert kept_mb("config") < 4
 
 
 def test_pyproject_declares_the_package_its_requirements_and_the_avenue_command():
