@@ -1,5 +1,6 @@
 """gunicorn settings for streaming media: threaded workers, each request on its own thread."""
 
+import ctypes
 import os
 import shutil
 import tempfile
@@ -62,9 +63,10 @@ control_socket_disable = True
 # its values to files in this folder and a scrape on any worker adds them all up. Prepared
 # here, as the config is read: the master imports the worker class (and so prometheus_client,
 # which picks its mode at import) right after. Once per master: a HUP re-reads this file and
-# must not empty the folder under running workers. PROMETHEUS_MULTIPROC_DIR chooses it (its
-# *.db files are removed: an earlier server's values would be added to this one's), else a fresh folder in
-# /dev/shm (memory, not disk) or the temp dir, removed when the master exits.
+# must not empty the folder under running workers (nor hand new workers another decode ledger
+# than the old ones', below). PROMETHEUS_MULTIPROC_DIR chooses it (its *.db files are removed:
+# an earlier server's values would be added to this one's), else a fresh folder in /dev/shm
+# (memory, not disk) or the temp dir, removed when the master exits.
 if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
     _wanted = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if _wanted:
@@ -75,7 +77,38 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
         _shm = Path("/dev/shm")
         _wanted = tempfile.mkdtemp(prefix="avenue-metrics-", dir=_shm if _shm.is_dir() else None)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _wanted
+    # The decode budget's ledger (avenue/media/ingest/budget.py): every worker of this server
+    # reserves decoded pixels in one file there, so AVENUE_DECODE_BUDGET_BYTES bounds the
+    # instance, not each worker. AVENUE_DECODE_LEDGER_DIR chooses it (nothing is removed: the
+    # entries of processes that are gone drop out by themselves, and servers naming the same
+    # folder share one budget), else a fresh folder in /dev/shm or the temp dir, removed when
+    # the master exits.
+    _ledger = os.environ.get("AVENUE_DECODE_LEDGER_DIR")
+    if _ledger:
+        Path(_ledger).mkdir(parents=True, mode=0o700, exist_ok=True)
+    else:
+        _shm = Path("/dev/shm")
+        _ledger = tempfile.mkdtemp(prefix="avenue-decode-", dir=_shm if _shm.is_dir() else None)
+    os.environ["AVENUE_DECODE_LEDGER_DIR"] = _ledger
     os.environ["AVENUE_METRICS_PREPARED_BY"] = str(os.getpid())
+
+
+# Large buffers go back to the kernel when freed (glibc's malloc): from 1 MiB up each one is
+# mapped on its own and unmapped by free. By default glibc raises that threshold up to 32 MiB
+# as large buffers come and go, after which decoded canvases (Pillow's 16 MiB blocks,
+# libvips's and the encoders' buffers, encoded bytes) are cut out of its arenas and freeing
+# them leaves them in the worker's RSS: with the decode budget letting one 40 MP edit run at a
+# time on the instance, what each worker kept of the last ones still came on top, and four
+# such edits peaked +463-527 MB above idle, against +272-274 MB with this (the same edits'
+# answers in the same seconds; bench/results/attacks-2026-11-25-edits-instance-budget.md).
+# Set here in the master, before it forks: its workers inherit it. glibc's own
+# MALLOC_MMAP_THRESHOLD_ wins when set; without glibc's mallopt nothing is done.
+MMAP_THRESHOLD_BYTES = 1024 * 1024
+if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+    try:
+        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD_BYTES)  # -3: M_MMAP_THRESHOLD (malloc.h)
+    except (OSError, AttributeError):  # not glibc (musl's mallopt does nothing either)
+        pass
 
 
 # What worker_exit keeps of graceful_timeout for itself after the renders below (the
@@ -117,10 +150,12 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    """Remove the metrics folder this server created."""
-    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
-    if folder.name.startswith("avenue-metrics-"):  # made above, not one the operator chose
-        shutil.rmtree(folder, ignore_errors=True)
+    """Remove the metrics and decode ledger folders this server created."""
+    made = (("PROMETHEUS_MULTIPROC_DIR", "avenue-metrics-"), ("AVENUE_DECODE_LEDGER_DIR", "avenue-decode-"))
+    for name, prefix in made:
+        folder = Path(os.environ.get(name, ""))
+        if folder.name.startswith(prefix):  # made above, not one the operator chose
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def post_worker_init(worker):

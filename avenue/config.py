@@ -26,7 +26,8 @@ RELAXED_ENVIRONMENTS = frozenset({"development", "testing", "test"})
 KNOWN_VARIABLES = frozenset({
     "AVENUE_ENV", "AVENUE_DATA_DIR", "AVENUE_PROXY_COUNT", "AVENUE_MAX_UPLOAD_BYTES", "AVENUE_MAX_PIXELS",
     "AVENUE_MAX_FRAMES", "AVENUE_MAX_TOTAL_PIXELS", "AVENUE_MAX_PRODUCT_IMAGES", "AVENUE_DECODE_BUDGET_BYTES",
-    "AVENUE_DECODE_WAIT_SECONDS", "AVENUE_TEMP_IMAGE_TTL_SECONDS", "AVENUE_TRASH_DAYS",
+    "AVENUE_DECODE_WAIT_SECONDS", "AVENUE_DECODE_LEDGER_DIR", "AVENUE_TEMP_IMAGE_TTL_SECONDS",
+    "AVENUE_TRASH_DAYS",
     "AVENUE_TUS_EXPIRY_SECONDS", "AVENUE_TUS_CHUNK_MAX_BYTES", "AVENUE_TUS_MIN_CHUNK_BYTES",
     "AVENUE_TUS_MAX_OPEN_UPLOADS", "AVENUE_TUS_MAX_OPEN_BYTES", "AVENUE_UPLOAD_LINK_DEFAULT_SECONDS",
     "AVENUE_UPLOAD_LINK_MAX_SECONDS", "AVENUE_UPLOAD_LINK_GUESS_LIMIT",
@@ -164,8 +165,9 @@ def from_environment() -> dict[str, Any]:
         "AVENUE_MAX_FRAMES": _int("AVENUE_MAX_FRAMES", 100),
         "AVENUE_MAX_TOTAL_PIXELS": _int("AVENUE_MAX_TOTAL_PIXELS", 100_000_000),
         "AVENUE_MAX_PRODUCT_IMAGES": max_product_images,
-        # Decoded pixels one process holds at once over all its uploads (avenue/media/ingest/images.py
-        # DecodeBudget): what bounds a worker's memory whatever the uploads declare.
+        # Decoded pixels held at once over all uploads, renders and edits (avenue/media/ingest/budget.py):
+        # what bounds the memory whatever the uploads declare; under gunicorn, all its workers
+        # together (AVENUE_DECODE_LEDGER_DIR, which the budget reads itself), else this process.
         "AVENUE_DECODE_BUDGET_BYTES": _int("AVENUE_DECODE_BUDGET_BYTES", 192 * 1024 * 1024),
         "AVENUE_DECODE_WAIT_SECONDS": _int("AVENUE_DECODE_WAIT_SECONDS", 20),
         # The whole app's ceiling on a request's body: the largest route's, one product's worth of

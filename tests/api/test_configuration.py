@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from avenue import envfile
 from avenue.config import KNOWN_VARIABLES
@@ -53,13 +56,16 @@ def test_a_dotenv_file_is_loaded_without_overriding_the_environment(tmp_path, mo
 
 
 def gunicorn_settings(tmp_path: Path, **env: str) -> dict[str, str]:
-    """gunicorn.conf.py evaluated in a clean process, as the gunicorn master reads it."""
+    """gunicorn.conf.py evaluated in a clean process, as the gunicorn master reads it (the decode
+    ledger's folder in ``tmp_path`` unless ``env`` says otherwise: none is left in /dev/shm)."""
+    env = {"AVENUE_DECODE_LEDGER_DIR": str(tmp_path / "ledger"), **env}
     clean = {k: v for k, v in os.environ.items()
              if k not in {"WEB_CONCURRENCY", "GUNICORN_THREADS", "PROMETHEUS_MULTIPROC_DIR",
-                          "AVENUE_METRICS_PREPARED_BY"}}
+                          "AVENUE_METRICS_PREPARED_BY", "AVENUE_DECODE_LEDGER_DIR"}}
     code = ("import runpy, json, os; ns = runpy.run_path('gunicorn.conf.py'); "
             "print(json.dumps({'workers': ns['workers'], 'threads': ns['threads'], "
-            "'metrics': os.environ['PROMETHEUS_MULTIPROC_DIR']}))")
+            "'metrics': os.environ['PROMETHEUS_MULTIPROC_DIR'], "
+            "'ledger': os.environ['AVENUE_DECODE_LEDGER_DIR']}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean | env, capture_output=True,
                          text=True, timeout=60, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -86,6 +92,66 @@ def test_gunicorn_prepares_the_metrics_folder_removing_only_old_metric_files(tmp
         assert made.name.startswith("avenue-metrics-") and made.is_dir()
     finally:
         made.rmdir()
+
+
+def test_gunicorn_hands_its_workers_one_folder_for_the_decode_budgets_ledger(tmp_path):
+    # The workers inherit the master's environment: all of them reserve in the same ledger
+    # (avenue/media/ingest/budget.py), so the decode budget is the instance's, not a worker's.
+    chosen = tmp_path / "decode" / "ledger"
+    settings = gunicorn_settings(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+                                 AVENUE_DECODE_LEDGER_DIR=str(chosen))
+    assert settings["ledger"] == str(chosen) and chosen.is_dir()
+    made = Path(gunicorn_settings(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+                                  AVENUE_DECODE_LEDGER_DIR="")["ledger"])
+    try:
+        assert made.name.startswith("avenue-decode-") and made.is_dir()
+        assert made.parent == Path("/dev/shm") or not Path("/dev/shm").is_dir()
+    finally:
+        made.rmdir()
+
+
+def test_gunicorn_removes_the_ledger_folder_it_made_and_keeps_a_chosen_one(tmp_path):
+    code = ("import runpy, os, sys; ns = runpy.run_path('gunicorn.conf.py'); "
+            "ns['on_exit'](None); print(os.environ['AVENUE_DECODE_LEDGER_DIR'])")
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"AVENUE_METRICS_PREPARED_BY", "AVENUE_DECODE_LEDGER_DIR"}}
+
+    def exited(**env: str) -> Path:
+        env = clean | {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")} | env
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=60, check=True)
+        return Path(out.stdout.strip().splitlines()[-1])
+
+    assert not exited().exists()
+    chosen = tmp_path / "chosen"
+    assert exited(AVENUE_DECODE_LEDGER_DIR=str(chosen)) == chosen and chosen.is_dir()
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_gunicorn_has_freed_large_buffers_go_back_to_the_kernel(tmp_path):
+    # glibc's default keeps a large buffer freed after another in the process's RSS (its
+    # mmap threshold has risen past it); gunicorn.conf.py fixes the threshold at 1 MiB.
+    code = ("import runpy, sys\n"
+            "if sys.argv[1] == 'config': runpy.run_path('gunicorn.conf.py')\n"
+            "def rss():\n"
+            "    return next(int(line.split()[1]) for line in open('/proc/self/status')\n"
+            "                if line.startswith('VmRSS'))\n"
+            "before = rss()\n"
+            "for _ in range(3):\n"
+            "    kept = [bytearray(24 << 20), bytes(100)]\n"
+            "    del kept[0]\n"
+            "print((rss() - before) // 1024)\n")
+    unset = {"AVENUE_METRICS_PREPARED_BY", "MALLOC_MMAP_THRESHOLD_"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env |= {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "AVENUE_DECODE_LEDGER_DIR": str(tmp_path)}
+
+    def kept_mb(how: str) -> int:
+        out = subprocess.run([sys.executable, "-c", code, how], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=60, check=True)
+        return int(out.stdout.strip().splitlines()[-1])
+
+    assert kept_mb("plain") >= 20  # glibc's default: the 24 MiB stay
+    assert kept_mb("config") < 4
 
 
 def test_pyproject_declares_the_package_its_requirements_and_the_avenue_command():

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from avenue.errors import ImageTooLarge, ServerBusy
-from avenue.media.ingest.images import DecodeBudget, Limits, decode_budget, prepare
+from avenue.media.ingest.budget import DecodeBudget
+from avenue.media.ingest.images import Limits, decode_budget, prepare
 from tests.helpers import bucket_snapshot
 from tests.support.client import upload
 
@@ -75,6 +76,34 @@ def test_a_jpeg_is_counted_at_its_draft_size_not_its_declared_one():
     Image.new("RGB", (6000, 4000), (200, 10, 10)).save(out, "JPEG", quality=50)
     # 24 MP would need 96 MB; decoded at the draft scale (1/2 here) it needs 24 MB.
     prepare(out.getvalue(), Limits(decode_budget_bytes=32 * 2**20))
+
+
+def test_a_progressive_jpeg_reserves_its_coefficients_as_well_as_its_canvas():
+    from avenue.media.ingest.images import scan_buffer
+
+    # libjpeg keeps every coefficient of a progressive JPEG (2 bytes each, at full size) to
+    # decode it, at any scale; a baseline one is decoded in strips.
+    picture = Image.new("RGB", (1000, 1000), (200, 10, 10))
+    baseline, progressive = io.BytesIO(), io.BytesIO()
+    picture.save(baseline, "JPEG", quality=90)
+    picture.save(progressive, "JPEG", quality=90, progressive=True)  # 4:2:0
+    assert scan_buffer(Image.open(baseline)) == 0
+    luma, chroma = 125 * 125 * 64 * 2, 63 * 63 * 64 * 2  # 8x8 blocks; chroma at half size
+    assert scan_buffer(Image.open(progressive)) == luma + 2 * chroma
+    capacity = 16 * 2**20 + 29
+    budget = decode_budget(capacity)
+    budget.reserve(capacity - 5 * 2**20, 1.0)  # 5 MiB left: the 4 MB canvas fits, not with 2.9 MiB more
+    try:
+        limits = Limits(decode_budget_bytes=capacity, decode_wait_seconds=0)
+        prepare(baseline.getvalue(), limits)
+        with pytest.raises(ServerBusy):
+            prepare(progressive.getvalue(), limits)
+    finally:
+        budget.release(capacity - 5 * 2**20)
+    prepare(progressive.getvalue(), limits)
+    assert budget.in_use == 0
+    # Coefficients beyond the whole budget take all of it (the decode runs alone), no 413.
+    prepare(progressive.getvalue(), Limits(decode_budget_bytes=4_000_000 + 31))
 
 
 def test_an_upload_beyond_the_budget_is_a_413_json_and_stores_nothing(app_factory, auth, db_name):
@@ -156,6 +185,28 @@ def test_an_edit_holds_the_budget_until_its_picture_is_encoded_so_a_second_waits
     first.join()
     second.join()
     assert len(done) == 2 and budget.in_use == 0
+
+
+def test_an_edit_reserves_for_its_crop_not_for_the_whole_picture_turned(monkeypatch):
+    from avenue.media.ingest import edits as editing
+
+    # The crop is cut before the turn and the frame let go (avenue/media/ingest/edits.py), so
+    # what the edit holds beside its decode is the crop's pixels twice, not the frame's twice.
+    capacity = 64 * 2**20 + 23
+    data = png(1000)  # RGBA: decoded 4 MB, and 4 MB more for the decode's copy
+    quarter = editing.parse_edits({"rotate": 90, "crop": {"x": 0.5, "y": 0, "width": 0.5, "height": 0.5}})
+    encoding, let_go = first_encode_held(monkeypatch, editing)
+    limits = Limits.for_stored(len(data), capacity, 5)
+    edit = threading.Thread(target=editing.apply, args=(data, quarter, limits))
+    edit.start()
+    try:
+        assert encoding.wait(10)
+        held = decode_budget(capacity).in_use
+    finally:
+        let_go.set()
+    edit.join()
+    assert held == 2 * 1000 * 1000 * 4 + 2 * 500 * 500 * 4
+    assert decode_budget(capacity).in_use == 0
 
 
 def test_a_rendition_holds_the_budget_through_its_resize_and_encode(monkeypatch):

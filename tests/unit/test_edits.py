@@ -157,3 +157,120 @@ def test_without_the_crop_the_plan_falls_back_to_the_focal_point():
     assert plan(Spec(crop="x"), (400, 200)).size == (400, 200)
     covered = plan(Spec(50, 50, crop="x"), (400, 200), (0.0, 0.0))  # a box: cover around the point
     assert covered.box == (0, 0, 200, 200) and covered.size == (50, 50)
+
+
+# --- the crop is cut before the turn ------------------------------------------------------------
+
+
+def turned_first(data: bytes, edits: Edits) -> bytes:
+    """``editing.apply`` as it was: the whole frame turned and flipped, then cropped."""
+    from avenue.media.ingest import vips
+    from avenue.media.ingest.variants import encode_image, to_display_mode
+
+    source = editing.source_of(data)
+    try:
+        pixels = source.pixels
+        im = vips.to_pillow(pixels.image) if isinstance(pixels, vips.Frame) else pixels
+        im, icc = to_display_mode(im, source.icc_profile)
+        if edits.rotate:
+            im = im.transpose({90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180,
+                               270: Image.Transpose.ROTATE_90}[edits.rotate])
+        if edits.flip_horizontal:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if edits.flip_vertical:
+            im = im.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        if edits.crop is not None:
+            im = im.crop(edits.crop.pixels(im.width, im.height))
+        lossless = im.mode in {"RGBA", "LA"} or source.format in editing.LOSSLESS
+        return encode_image(im, "png" if lossless else "jpeg", icc,
+                            quality=None if lossless else editing.EDITED_JPEG_QUALITY)
+    finally:
+        source.release()
+
+
+def noise(mode: str, size: tuple[int, int] = (97, 71), fmt: str = "PNG", **options) -> bytes:
+    """Random pixels (every one tells where it came from) of an odd size, encoded as ``fmt``."""
+    import random
+
+    rng = random.Random(f"{mode}{size}{fmt}")
+    im = Image.frombytes("RGBA", size, rng.randbytes(size[0] * size[1] * 4))
+    if mode == "P":
+        im = im.convert("RGB").quantize(64)
+        options.setdefault("transparency", 3)
+    elif mode != "RGBA":
+        im = im.convert(mode)
+    out = io.BytesIO()
+    im.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def exif_turned_jpeg() -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned a quarter: libvips turns the decoded frame upright
+    return noise("RGB", (91, 67), "JPEG", quality=90, exif=exif.tobytes())
+
+
+SOURCES = {
+    "jpeg-rgb (libvips)": lambda: noise("RGB", fmt="JPEG", quality=90),
+    "jpeg-grey (libvips)": lambda: noise("L", fmt="JPEG", quality=90),
+    "jpeg-exif-turned (libvips)": exif_turned_jpeg,
+    "jpeg-cmyk (Pillow)": lambda: noise("CMYK", fmt="JPEG", quality=90),
+    "png-rgba": lambda: noise("RGBA"),
+    "png-palette-transparent": lambda: noise("P"),
+    "png-grey-alpha": lambda: noise("LA"),
+}
+BOXES = [Box(0.05, 0.05, 0.9, 0.9), Box(0.0, 0.5, 0.31, 0.5), Box(0.66, 0.0, 0.34, 0.27),
+         Box(0.123, 0.456, 0.5, 0.432)]
+
+
+@pytest.mark.parametrize("name", SOURCES)
+def test_cutting_the_crop_before_the_turn_gives_the_very_same_picture(name):
+    data = SOURCES[name]()
+    for rotate in (0, 90, 180, 270):
+        for flip_h in (False, True):
+            for flip_v in (False, True):
+                for box in [None, *BOXES]:
+                    edits = Edits(rotate, flip_h, flip_v, box)
+                    assert editing.apply(data, edits) == turned_first(data, edits), edits
+
+
+def test_the_source_crop_of_a_turned_and_flipped_crop_is_the_same_rectangle_unturned():
+    # 400x200 turned a quarter is 200x400; its top-left 50x100 (flipped: its top-right) was the
+    # source's bottom-left 100x50 (bottom-right... before the flip), and so on.
+    assert Edits(90, crop=Box(0, 0, 0.25, 0.25)).source_crop(400, 200) == (0, 150, 100, 200)
+    assert Edits(90, True, crop=Box(0, 0, 0.25, 0.25)).source_crop(400, 200) == (0, 0, 100, 50)
+    assert Edits(180, crop=Box(0, 0, 0.25, 0.25)).source_crop(400, 200) == (300, 150, 400, 200)
+    assert Edits(270, crop=Box(0, 0, 0.25, 0.25)).source_crop(400, 200) == (300, 0, 400, 50)
+    assert Edits(0, False, True, Box(0, 0, 0.25, 0.25)).source_crop(400, 200) == (0, 150, 100, 200)
+    assert Edits(90).source_crop(400, 200) is None
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"], ids=["libvips frame", "Pillow frame"])
+def test_an_edit_lets_the_decoded_frame_go_before_it_turns_and_encodes(monkeypatch, fmt):
+    import weakref
+
+    from avenue.media.ingest import vips
+    from avenue.media.ingest.images import PreparedImage
+
+    taken: list = []
+    real_take, real_encode = PreparedImage.take_pixels, editing.encode_image
+
+    def take(self):
+        frame = real_take(self)
+        taken.append(frame if isinstance(frame, vips.Frame) else weakref.ref(frame))
+        return frame
+
+    def encode(im, *args, **kwargs):
+        frame = taken[0]
+        if isinstance(frame, vips.Frame):
+            assert frame.image is None  # its canvas was let go once the crop was copied out
+        else:
+            assert frame() is None  # no reference left to the uncut frame
+        assert im.size == (27, 36)  # the crop's pixels, turned
+        return real_encode(im, *args, **kwargs)
+
+    monkeypatch.setattr(PreparedImage, "take_pixels", take)
+    monkeypatch.setattr(editing, "encode_image", encode)
+    data = noise("RGB", (80, 60), fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    editing.apply(data, Edits(90, crop=Box(0.25, 0.25, 0.45, 0.45)))
+    assert len(taken) == 1

@@ -136,6 +136,27 @@ class Edits:
         left, top, right, bottom = self.crop.pixels(*turned)
         return right - left, bottom - top
 
+    def source_crop(self, width: int, height: int) -> tuple[int, int, int, int] | None:
+        """The crop as pixels (left, top, right, bottom) of the unturned ``width`` x ``height``
+        picture: cut there, then turned and flipped, it gives the very pixels that turning,
+        flipping and then cropping give (quarter turns and flips only move pixels). None: no
+        crop."""
+        if self.crop is None:
+            return None
+        turned_w, turned_h = self.turned_size(width, height)
+        left, top, right, bottom = self.crop.pixels(turned_w, turned_h)
+        if self.flip_horizontal:  # the flips act on the turned picture: undone first
+            left, right = turned_w - right, turned_w - left
+        if self.flip_vertical:
+            top, bottom = turned_h - bottom, turned_h - top
+        if self.rotate == 90:  # a turned pixel (x, y) was the source's (y, height - 1 - x)
+            return top, height - right, bottom, height - left
+        if self.rotate == 180:  # (width - 1 - x, height - 1 - y)
+            return width - right, height - bottom, width - left, height - top
+        if self.rotate == 270:  # (width - 1 - y, x)
+            return width - bottom, left, width - top, right
+        return left, top, right, bottom
+
     def check(self, width: int, height: int) -> None:
         """InvalidEdits when the crop is under :data:`MIN_CROP_PX` on a side of this source."""
         if self.crop is None:
@@ -300,44 +321,55 @@ def to_original(point: FocalPoint, edits: Edits | None) -> FocalPoint:
 _TRANSPOSE = {90: Image.Transpose.ROTATE_270, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_90}
 
 
-def source_of(data: bytes, limits: Limits | None = None) -> PreparedImage:
+def source_of(data: bytes, limits: Limits | None = None, edits: Edits | None = None) -> PreparedImage:
     """The stored original ``data`` decoded upright at full size (it passed the limits once;
     ``limits``: the app's decode budget, :meth:`Limits.for_stored`). Its reservation of the
-    decode budget covers the canvases :func:`apply` makes, and is held until released."""
+    decode budget covers the canvases :func:`apply` makes for ``edits`` (for any edits when
+    None), and is held until released."""
     return prepare(data, limits or Limits.for_stored(len(data)), decode_scale=lambda _w, _h: 1.0,
-                   working=_edit_canvases)
+                   working=lambda _decoded, shown: _edit_canvases(edits or Edits(), shown))
 
 
-def _edit_canvases(decoded: tuple[int, int], shown: tuple[int, int]) -> int:
-    """What an edit holds beside the decoded frame: a full-size copy in the display mode (a
-    libvips frame made a Pillow image, a mode converted) and the turned, flipped or cropped
-    one, each at most the frame's pixels at 4 bytes."""
-    return 2 * decoded[0] * decoded[1] * 4
+def _edit_canvases(edits: Edits, shown: tuple[int, int]) -> int:
+    """What :func:`apply` holds beside the decoded frame: the crop's pixels twice at 4 bytes
+    (the crop copied out of the frame, then its turned, flipped or mode-converted copy; the
+    frame is let go once the crop is out). Turning before cropping held the whole frame twice
+    more: one 39.9 MP rotate 90 and 90 % crop of a JPEG, alone in a process, peaked 444 MB
+    above its idle figure turned first, 268-281 MB cut first, and took 1.3-1.7 s instead of
+    1.7-2.1 (the same encoded bytes)."""
+    width, height = edits.size(*shown)
+    return 2 * width * height * 4
 
 
 def apply(data: bytes, edits: Edits, limits: Limits | None = None) -> bytes:
     """The edited picture of the stored original ``data``: decoded upright at full size (as
     its EXIF orientation shows it), rotated, flipped, cropped, and encoded (PNG when it has
     transparency or was lossless, else JPEG at :data:`EDITED_JPEG_QUALITY`), its ICC profile
-    kept. Its pixels, from the decode to the encode, are held within the decode budget of
-    ``limits`` (a second large edit waits for room, then 503 ``busy``)."""
-    source = source_of(data, limits)
+    kept. The crop is cut first, from the decoded frame before it is turned
+    (:meth:`Edits.source_crop`: the same pixels), and the frame is let go at once, so the
+    turn, the flips and the encode hold the crop's pixels only. All of it is held within the
+    decode budget of ``limits`` (a second large edit waits for room, then 503 ``busy``)."""
+    source = source_of(data, limits, edits)
     try:
         if source.frames > 1:
             raise InvalidEdits("An animated image cannot be edited (its frames would be lost); "
                                "replace it instead.", field="frames")
-        pixels = source.pixels
-        im = vips.to_pillow(pixels.image) if isinstance(pixels, vips.Frame) else pixels
-        im, icc = to_display_mode(im, source.icc_profile)
-        edits.check(im.width, im.height)
+        frame = source.take_pixels()
+        edits.check(*frame.size)
+        box = edits.source_crop(*frame.size)
+        if isinstance(frame, vips.Frame):
+            cut = frame.into_pillow(box)  # lets the decoded canvas go before Pillow's copy
+        else:
+            cut = frame if box is None else frame.crop(box)
+        del frame  # the uncut frame's last reference
+        im, icc = to_display_mode(cut, source.icc_profile)
+        del cut
         if edits.rotate:
             im = im.transpose(_TRANSPOSE[edits.rotate])
         if edits.flip_horizontal:
             im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         if edits.flip_vertical:
             im = im.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-        if edits.crop is not None:
-            im = im.crop(edits.crop.pixels(im.width, im.height))
         lossless = im.mode in {"RGBA", "LA"} or source.format in LOSSLESS
         return encode_image(im, "png" if lossless else "jpeg", icc,
                             quality=None if lossless else EDITED_JPEG_QUALITY)

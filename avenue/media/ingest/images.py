@@ -27,7 +27,6 @@ from __future__ import annotations
 import io
 import math
 import struct
-import threading
 import unicodedata
 import warnings
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, ServerBusy, UnsupportedImage
 from avenue.media.ingest import vips
+from avenue.media.ingest.budget import Reservation, decode_budget
 
 try:  # HEIC as iPhones send it.
     import pillow_heif
@@ -96,82 +96,6 @@ class Limits:
                    else decode_wait_seconds)
 
 
-class DecodeBudget:
-    """The bytes of decoded pixels a process may hold at once, shared by its request threads.
-
-    A 150 KB PNG may declare 40 megapixels: decoded, that is 160 MB, and four of them at once
-    took a worker past 1.3 GB. Each decode first reserves what it will hold (known from the
-    header before any pixel is decoded); a reservation that does not fit waits for others to
-    finish, up to ``decode_wait_seconds``, then the request answers 503 with Retry-After. One
-    image needing more than the whole budget is refused with 413. So a worker's decoded
-    pixels never exceed its budget, whatever the uploads declare.
-
-    Work on the pixels after the decode counts too, in the same reservation (:func:`prepare`'s
-    ``working``): an edit's turned and cropped canvas, a rendition's resized frame, held until
-    the result is encoded (:meth:`PreparedImage.release`), so a worker's edits take turns. A
-    job whose decode fits but whose working canvases would not takes the whole budget and
-    runs alone. The budget is per process: four 40 MP rotate-and-crops on 2 workers added
-    +799 MB above idle, against +1,462 MB when only decodes counted
-    (bench/results/attacks-2026-11-25.md, "4 edits at once"; one such edit costs its worker
-    about 400 MB, twice the default budget).
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.in_use = 0
-        self._changed = threading.Condition()
-
-    def reserve(self, amount: int, wait_seconds: float) -> None:
-        """Hold ``amount`` bytes (waiting for room); ImageTooLarge or ServerBusy otherwise."""
-        if amount > self.capacity:
-            raise ImageTooLarge(
-                f"Decoding this image needs about {amount / 2**20:.0f} MB of memory; the server "
-                f"decodes at most {self.capacity / 2**20:.0f} MB at once. Send fewer pixels.",
-                code="decode_too_large", needed_bytes=amount, limit_bytes=self.capacity)
-        with self._changed:
-            if not self._changed.wait_for(lambda: self.in_use + amount <= self.capacity, wait_seconds):
-                raise ServerBusy("The server is decoding other large images; try again in a few seconds.",
-                                 retry_after=5)
-            self.in_use += amount
-
-    def release(self, amount: int) -> None:
-        with self._changed:
-            self.in_use -= amount
-            self._changed.notify_all()
-
-    def hold(self, decoding: int, working: int, wait_seconds: float) -> Reservation:
-        """Reserve ``decoding`` bytes plus ``working`` more, or the whole budget when the sum
-        exceeds it (the job then runs alone); 413 only when ``decoding`` alone does not fit."""
-        if decoding > self.capacity:
-            self.reserve(decoding, wait_seconds)  # raises ImageTooLarge
-        amount = min(decoding + working, self.capacity)
-        self.reserve(amount, wait_seconds)
-        return Reservation(self, amount)
-
-
-class Reservation:
-    """Bytes of a :class:`DecodeBudget` held until :meth:`release` (once; again does nothing)."""
-
-    def __init__(self, budget: DecodeBudget, amount: int) -> None:
-        self.budget, self.amount = budget, amount
-
-    def release(self) -> None:
-        """Give the bytes back (their pixels are gone)."""
-        amount, self.amount = self.amount, 0
-        if amount:
-            self.budget.release(amount)
-
-
-_BUDGETS: dict[int, DecodeBudget] = {}
-_BUDGETS_LOCK = threading.Lock()
-
-
-def decode_budget(capacity: int) -> DecodeBudget:
-    """This process's budget of ``capacity`` bytes (one per size: tests build several apps)."""
-    with _BUDGETS_LOCK:
-        return _BUDGETS.setdefault(capacity, DecodeBudget(capacity))
-
-
 # Modes whose shrinking makes a full-size copy first: RGBA/LA are premultiplied for resampling,
 # palette and bilevel images are converted to RGB(A) (resampling them directly would pick
 # nearest pixels), 32-bit integer/float images are scaled to 8 bits.
@@ -187,6 +111,22 @@ def decode_cost(im: Image.Image, frames: int, draft: tuple[int, int] | None, rot
     canvas = width * height * 4
     copies = 1 + (im.mode in _COPYING_MODES) + (frames > 1) + bool(rotate_copy)
     return canvas * copies
+
+
+def scan_buffer(im: Image.Image) -> int:
+    """The bytes libjpeg holds beside the canvas to decode ``im`` when it is a progressive
+    JPEG: every DCT coefficient of every component at full size, 2 bytes each, whatever the
+    draft or shrink-on-load scale (a baseline JPEG is decoded in strips and holds none). A
+    32 MP 4:2:0 one holds 97 MB this way: measured, its decode at shrink 2 peaked +93-104 MB
+    above idle against +0-11 MB for the same picture saved baseline. Read before ``draft``
+    (it changes ``im.size``); 0 for any other image."""
+    layers: list[tuple[Any, int, int, Any]] = getattr(im, "layer", None) or []
+    if im.format not in {"JPEG", "MPO"} or not im.info.get("progressive") or not layers:
+        return 0
+    width, height = im.size
+    h_max, v_max = max(layer[1] for layer in layers), max(layer[2] for layer in layers)
+    return sum(math.ceil(width * h / h_max / 8) * math.ceil(height * v / v_max / 8) * 64 * 2
+               for _, h, v, _ in layers)
 
 
 @dataclass
@@ -225,6 +165,13 @@ class PreparedImage:
         if self.first_frame is None:
             raise RuntimeError("the decoded pixels of this image were released")
         return self.first_frame
+
+    def take_pixels(self) -> Image.Image | vips.Frame:
+        """The decoded first frame, which this image no longer keeps: the caller's last
+        reference is the last one, so it can drop the frame before it is done (its reservation
+        is still held until :meth:`release`)."""
+        frame, self.first_frame = self.pixels, None
+        return frame
 
     @property
     def has_alpha(self) -> bool:
@@ -425,6 +372,7 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
     pil_format = im.format or ""  # identified by _open: never empty here
     frames = _check_size(im, limits)
     width, height = im.size
+    scans = scan_buffer(im)
     orientation = _orientation(im, data)
     icc = im.info.get("icc_profile") or None
     needed = _draft_size(width, height, orientation)
@@ -435,7 +383,7 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
         scale = min(max(decode_scale(*upright_size), 0.0), 1.0)
         needed = max(1, min(width, math.ceil(width * scale))), max(1, min(height, math.ceil(height * scale)))
     if _libvips_decodes(im, pil_format, frames):
-        return _prepare_with_libvips(data, im, limits, needed, orientation, icc, working)
+        return _prepare_with_libvips(data, im, limits, needed, orientation, icc, working, scans)
 
     draft = None
     if pil_format in {"JPEG", "MPO"}:
@@ -443,7 +391,8 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
         draft = im.size  # the scale the decoder will produce (at least ``needed``)
     cost = decode_cost(im, frames, draft, rotate_copy=orientation != 1 and pil_format not in {"JPEG", "MPO"})
     turns = orientation >= 5 and pil_format != "HEIF"
-    held = _hold(limits, cost, working, draft or im.size, (height, width) if turns else (width, height))
+    shown = (height, width) if turns else (width, height)
+    held = _hold(limits, cost, working, draft or im.size, shown, scans)
     kept = False
     try:
         # Decoding every frame once is the validation: truncated or corrupt data fails here.
@@ -481,9 +430,12 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
 
 
 def _hold(limits: Limits, cost: int, working: Working | None, decoded: tuple[int, int],
-          shown: tuple[int, int]) -> Reservation:
-    """The decode budget's reservation for a decode of ``cost`` and the caller's canvases."""
-    extra = working(decoded, shown) if working is not None else 0
+          shown: tuple[int, int], scans: int = 0) -> Reservation:
+    """The decode budget's reservation for a decode of ``cost`` and the caller's canvases.
+    A progressive JPEG's coefficients (``scans``, :func:`scan_buffer`) count with the
+    canvases, not with ``cost``: with them a decode that needs more than the budget takes all
+    of it and runs alone, it is not refused (413 stays for canvases that do not fit)."""
+    extra = (working(decoded, shown) if working is not None else 0) + scans
     return decode_budget(limits.decode_budget_bytes).hold(cost, extra, limits.decode_wait_seconds)
 
 
@@ -498,7 +450,7 @@ def _libvips_decodes(im: Image.Image, fmt: str, frames: int) -> bool:
 
 def _prepare_with_libvips(data: bytes, im: Image.Image, limits: Limits, needed: tuple[int, int],
                           orientation: int, icc: bytes | None,
-                          working: Working | None = None) -> PreparedImage:
+                          working: Working | None = None, scans: int = 0) -> PreparedImage:
     """Decode a JPEG photo with libvips's shrink-on-load (the validation), strip its metadata."""
     width, height = im.size
     shrink, decoded = vips.shrink_on_load(width, height, needed)
@@ -507,7 +459,8 @@ def _prepare_with_libvips(data: bytes, im: Image.Image, limits: Limits, needed: 
     # only the resized frame (at most the canvas's pixels, 1 or 3 bytes each), so the 4th
     # byte per canvas pixel more than covers the strips in flight.
     cost = decode_cost(im, 1, decoded, rotate_copy=False)
-    held = _hold(limits, cost, working, decoded, (height, width) if orientation >= 5 else (width, height))
+    held = _hold(limits, cost, working, decoded, (height, width) if orientation >= 5 else (width, height),
+                 scans)
     kept = False
     try:
         try:

@@ -116,3 +116,16 @@ class Frame:
     def has_alpha(self) -> bool:
         """Whether the frame has an alpha band."""
         return bool(self.image.hasalpha())
+
+    def into_pillow(self, box: tuple[int, int, int, int] | None = None) -> PILImage.Image:
+        """The frame's pixels, or those of ``box`` (left, top, right, bottom), as a Pillow image;
+        the frame is empty after. Its libvips image is let go as soon as the pixels are copied
+        out, before Pillow's copy is made: the decoded canvas, the copied bytes and Pillow's
+        canvas are never held all three at once (:func:`to_pillow` holds them together)."""
+        image, self.image = self.image, None
+        if box is not None:
+            image = image.crop(box[0], box[1], box[2] - box[0], box[3] - box[1])
+        mode, size = _MODES[image.bands], (image.width, image.height)
+        raw = image.write_to_memory()
+        del image  # the last reference to the decoded canvas (libvips's cache is off)
+        return PILImage.frombytes(mode, size, raw)
