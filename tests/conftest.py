@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import threading
 import types
 import uuid
 
@@ -32,6 +33,77 @@ mongomock.collection.BulkOperationBuilder.add_update = (
 # check for unknown emails) is unchanged.
 auth_service.generate_password_hash = functools.lru_cache(maxsize=None)(auth_service.generate_password_hash)
 auth_service.check_password_hash = functools.lru_cache(maxsize=1024)(auth_service.check_password_hash)
+
+
+def _memoised_url_builders():
+    """Werkzeug compiles each route's URL builder from an ast on every app (``Rule.compile``):
+    about 80 % of ``create_app``'s 40 ms, and the tests build an app or more per test, 3,000
+    a run. The builder's code depends only on the rule's parsed parts and defaults, so each
+    distinct one is compiled once per process and the same function handed to every app
+    (each binds it to its own rule, as werkzeug does). Routing itself is unchanged."""
+    from werkzeug.routing.rules import Rule
+
+    compile_builder = Rule._compile_builder
+    made: dict[tuple, object] = {}
+
+    def memoised(self, append_unknown=True):
+        try:
+            key = (self.rule, tuple(self._trace), tuple(sorted((self.defaults or {}).items())),
+                   tuple(sorted((name, type(converter), repr({k: v for k, v in vars(converter).items()
+                                                                   if k != "map"}))
+                                for name, converter in self._converters.items())), append_unknown)
+            hash(key)
+        except TypeError:  # an unhashable default: compile it as werkzeug does
+            return compile_builder(self, append_unknown)
+        if key not in made:
+            made[key] = compile_builder(self, append_unknown)
+        return made[key]
+
+    Rule._compile_builder = memoised
+
+
+_memoised_url_builders()
+
+
+def _memoised_variant_encodes():
+    """An upload's variants are encoded (WebP method 4, JPEG optimised, PNG, AVIF) in every
+    test that uploads, and the tests upload the same few corpus files thousands of times a
+    run: a quarter of a test process's CPU. The encoders are deterministic (the same pixels,
+    mode, info and options give the same bytes: tests/unit/test_encode_memo.py checks it
+    for every format), so each distinct input is encoded once per process (the last 1,024
+    kept) and its bytes handed out again. Only upload variants (``variants.encode_image``);
+    renditions on request and edits encode every time. ``AVENUE_TEST_ENCODE_MEMO=off``
+    encodes everything, for a run that wants to."""
+    import collections
+    import hashlib
+
+    from avenue.media.ingest import variants
+
+    if os.environ.get("AVENUE_TEST_ENCODE_MEMO") == "off":
+        return
+    encode = variants.encode_image
+    made: collections.OrderedDict[tuple, bytes] = collections.OrderedDict()
+    lock = threading.Lock()  # the variants are encoded on a thread pool
+
+    def memoised(im, fmt, icc, quality=None):
+        key = (hashlib.blake2b(im.tobytes(), digest_size=16).digest(), im.mode, im.size,
+               repr(sorted(im.info.items())), fmt, icc, quality)
+        with lock:
+            if key in made:
+                made.move_to_end(key)
+                return made[key]
+        data = encode(im, fmt, icc, quality)
+        with lock:
+            made[key] = data
+            if len(made) > 1024:
+                made.popitem(last=False)
+        return data
+
+    memoised.__wrapped__ = encode
+    variants.encode_image = memoised
+
+
+_memoised_variant_encodes()
 
 BACKENDS = ["mongomock", "secantus"] + (["external"] if os.environ.get("AVENUE_TEST_MONGO_URI") else [])
 
