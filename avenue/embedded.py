@@ -180,7 +180,12 @@ def probe(client: pymongo.MongoClient[dict[str, Any]]) -> None:
 #: The database the supervisor's probe writes its one document to (never the app's own).
 WATCHDOG_DB = "avenue_embedded"
 #: Below this share of one core (run or waited for), a server that answers nothing is wedged, not busy.
-IDLE_SHARE = 0.1
+#: A wedged SecantusDB is not at 0: the thread drafted into WiredTiger's eviction wakes on a timed
+#: wait, and the connection threads' awaitable hellos wake every 10 s. The standalone server's
+#: wedges under the soak measured 10, 12 and 18 % (bench/results/embedded-2026-11-25-soak-standalone.md),
+#: so at 10 % two of three waited out the 60 s busy bound; a busy one runs its lock holder
+#: (pure Python) on a core or waits for one, 100 % and up. 35 % tells them apart at 15 s.
+IDLE_SHARE = 0.35
 
 
 def scheduled_seconds(pid: int | None) -> float | None:
@@ -215,13 +220,16 @@ class Supervisor:
     progress five times in ten minutes (bench/embedded.py). At most ``max_restarts`` restarts
     in ``window_seconds``: past that :meth:`check` raises :class:`GaveUp`, since a server that
     keeps stalling needs a person (its log says why). Every restart is logged with its reason.
+    60 an hour: the soak's heavy mix wedged the standalone server about every 3 minutes, and
+    10 an hour stopped ``make run`` within half an hour of it; a server that dies at every
+    start uses the 60 up in a minute or two.
 
     The restart is a SIGKILL: a stalled SecantusDB ignores SIGTERM. Requests in flight on the
     killed server's connections fail at once and answer JSON 503 ``database_unavailable``
     (``Retry-After``); pymongo connects again to the new process on the same port."""
 
     def __init__(self, server: EmbeddedServer, *, interval: float = 2.0, probe_timeout: float = 5.0,
-                 stall_seconds: float = 15.0, busy_seconds: float = 60.0, max_restarts: int = 10,
+                 stall_seconds: float = 15.0, busy_seconds: float = 60.0, max_restarts: int = 60,
                  window_seconds: float = 3600.0, log: Callable[[str], None] = print,
                  clock: Callable[[], float] = time.monotonic,
                  scheduled: Callable[[int | None], float | None] = scheduled_seconds) -> None:
