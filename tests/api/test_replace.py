@@ -388,6 +388,28 @@ def test_a_delete_while_a_replace_holds_the_image_is_409_and_the_other_way_round
     assert client.get(media["url"]).status_code == 200  # untouched
 
 
+def test_a_replace_that_takes_its_lease_between_a_deletes_read_and_its_set_makes_the_delete_409(
+        client, db, editor, monkeypatch):
+    """The race the concurrent test below found on SecantusDB: the delete read the image with no
+    lease, a replace leased it, the delete's compare-and-set missed, and the delete answered 404
+    for an image that exists. It reads again and answers 409 ``image_busy``."""
+    from avenue.media.store import library as library_module
+
+    media = library_upload(client, editor)
+    files = db[f"{BUILDER}.files"]
+    real_stamp = library_module.stamp
+
+    def replace_leases_first(collection, image_id, field, expected, moment):
+        files.update_one({"_id": image_id}, {"$set": {"metadata.replacing_at": now()}})
+        monkeypatch.setattr(library_module, "stamp", real_stamp)
+        return real_stamp(collection, image_id, field, expected, moment)
+
+    monkeypatch.setattr(library_module, "stamp", replace_leases_first)
+    deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
+    assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
+    assert files.find_one({"_id": ObjectId(media["id"])}) is not None
+
+
 def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db, editor):
     """Many rounds of a replace racing a delete of the same image: each round ends with the
     image either deleted (in the trash, whole) or replaced (whole, served), never both or a mix."""

@@ -499,27 +499,30 @@ class Library:
     # --- delete leases -------------------------------------------------------------------
 
     def take_delete_lease(self, image_id: ObjectId) -> DeleteLease | None:
-        """Lease the original for deletion; None when it is gone or another delete holds it.
+        """Lease the original for deletion; None when it is gone or another delete holds it;
+        :class:`ImageBusy` while a replace holds it (it exists: a 409, not a 404).
 
-        Read, then a compare-and-set on the lease value read: of two deleters racing, one
+        Read, then a compare-and-set on the lease values read: of two deleters racing, one
         update matches and the other's finds the value changed. (Not one findAndModify: that
-        scans the whole collection on SecantusDB.)"""
-        doc = self._files.find_one({"_id": image_id})
-        if doc is None or not _is_original(doc):
-            return None
-        seen = doc["metadata"].get("deleting_at")
-        replacing_at = doc["metadata"].get("replacing_at")
-        moment = now()
-        if held(seen, DELETE_LEASE, moment):
-            return None
-        if held(replacing_at, replacing.REPLACE_LEASE, moment):
-            raise replacing.ImageBusy()  # being replaced: it exists, so not a 404
-        # Conditional on both leases as read: a replace taking its lease meanwhile wins.
-        if not stamp(self._files, image_id, "metadata.deleting_at",
+        scans the whole collection on SecantusDB.) A set that misses reads again, so a replace
+        that took its lease between the read and the set is answered as busy, not as gone."""
+        for _ in range(3):
+            doc = self._files.find_one({"_id": image_id})
+            if doc is None or not _is_original(doc):
+                return None
+            seen = doc["metadata"].get("deleting_at")
+            replacing_at = doc["metadata"].get("replacing_at")
+            moment = now()
+            if held(seen, DELETE_LEASE, moment):
+                return None
+            if held(replacing_at, replacing.REPLACE_LEASE, moment):
+                raise replacing.ImageBusy()  # being replaced: it exists, so not a 404
+            # Conditional on both leases as read: a replace taking its lease meanwhile wins.
+            if stamp(self._files, image_id, "metadata.deleting_at",
                      {"metadata.deleting_at": seen, "metadata.replacing_at": replacing_at}, moment):
-            return None
-        doc["metadata"]["deleting_at"] = moment
-        return DeleteLease(self._image(doc), moment)
+                doc["metadata"]["deleting_at"] = moment
+                return DeleteLease(self._image(doc), moment)
+        return None  # the leases kept changing under it: another writer is busy with it
 
     def release_delete_lease(self, lease: DeleteLease) -> None:
         """Give the lease back (the image stays), unless it lapsed and someone else took it."""
