@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean chromium node check-vendor docs
+.PHONY: run test test-fast coverage lint bench clean chromium node check-vendor docs
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,19 @@ run: $(STAMP)
 	$(PY) -m avenue.devserver
 
 ## Lint, check the layers and the core's types, then run every test on mongomock and on
-## SecantusDB (and AVENUE_TEST_MONGO_URI if set): most on one process per core (up to 4,
-## pytest-xdist), then the slow ones (real servers, timing) one at a time.
+## SecantusDB (and AVENUE_TEST_MONGO_URI if set) on 4 processes (pytest-xdist; each starts its
+## own SecantusDB; --dist loadgroup keeps each console browser module on one process, its
+## Chromium started once). The slow ones (gunicorn, faults, Chromium) are handed out first.
 test: lint chromium node
-	$(PY) -m pytest -m "not slow" -n auto --maxprocesses=4
-	$(PY) -m pytest -m slow
+	$(PY) -m pytest -n 4 --dist loadgroup
+
+## The inner loop (docs/contributing.md): the tests not marked slow, on both backends, no lint.
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 4 --dist loadgroup -m "not slow"
+
+## make test's pytest run with line coverage of avenue/ (docs/contributing.md has the figure).
+coverage: $(STAMP)
+	$(PY) -m pytest -n 4 --dist loadgroup --cov=avenue --cov-report=term:skip-covered -q
 
 ## The checks that read the code: ruff, the import-linter contracts, mypy --strict.
 lint: $(STAMP)

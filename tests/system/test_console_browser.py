@@ -32,7 +32,9 @@ from tests.support.browser import (
     wait_until_asked,
 )
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
+# served app are module fixtures, started once rather than on every worker its tests reach.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console_browser")]
 
 PASSWORD = "correct horse battery"
 PHOTOS = ["progressive.jpg", "alpha.png", "grayscale.jpg"]

@@ -23,7 +23,9 @@ from avenue.embedded import free_port
 from tests.helpers import IMAGES, make_app
 from tests.support.browser import axe_violations, chromium, shot, user_pages
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
+# served app are module fixtures, started once rather than on every worker its tests reach.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console_bulk_upload")]
 
 PASSWORD = "correct horse battery"
 MAX_UPLOAD = 1_000_000  # photo_12mp.jpg (1.2 MB) is over it: a 413

@@ -29,7 +29,9 @@ from tests.support.browser import (
 )
 from tests.support.client import multipart
 
-pytestmark = pytest.mark.slow
+# One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
+# served app are module fixtures, started once rather than on every worker its tests reach.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console_links")]
 
 PASSWORD = "correct horse battery"
 

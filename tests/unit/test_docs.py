@@ -334,3 +334,12 @@ def test_the_recipes_name_only_fields_the_image_object_documents():
     names = re.findall(r"\{(\w+)((?:\.\w+)*)", readme)
     assert names and {name for name, _ in names} <= set(image)
     assert {sub.split(".")[1] for name, sub in names if name == "renditions"} <= set(renditions)
+
+
+def test_every_make_target_the_docs_name_is_in_the_makefile():
+    targets = set(re.findall(r"^([a-z][a-z-]*):", (ROOT / "Makefile").read_text(), re.M))
+
+    def check(page, text):
+        for target in sorted(set(re.findall(r"`make ([a-z][a-z-]*)", text)) - targets):
+            yield f"`make {target}` is not a target of the Makefile"
+    assert each_page(check) == []
