@@ -85,14 +85,14 @@ def _memoised_variant_encodes():
     made: collections.OrderedDict[tuple, bytes] = collections.OrderedDict()
     lock = threading.Lock()  # the variants are encoded on a thread pool
 
-    def memoised(im, fmt, icc, quality=None):
+    def memoised(im, fmt, icc, quality=None, progressive=True):
         key = (hashlib.blake2b(im.tobytes(), digest_size=16).digest(), im.mode, im.size,
-               repr(sorted(im.info.items())), fmt, icc, quality)
+               repr(sorted(im.info.items())), fmt, icc, quality, progressive)
         with lock:
             if key in made:
                 made.move_to_end(key)
                 return made[key]
-        data = encode(im, fmt, icc, quality)
+        data = encode(im, fmt, icc, quality, progressive)
         with lock:
             made[key] = data
             if len(made) > 1024:

@@ -183,7 +183,7 @@ def turned_first(data: bytes, edits: Edits) -> bytes:
             im = im.crop(edits.crop.pixels(im.width, im.height))
         lossless = im.mode in {"RGBA", "LA"} or source.format in editing.LOSSLESS
         return encode_image(im, "png" if lossless else "jpeg", icc,
-                            quality=None if lossless else editing.EDITED_JPEG_QUALITY)
+                            quality=None if lossless else editing.EDITED_JPEG_QUALITY, progressive=False)
     finally:
         source.release()
 
@@ -243,6 +243,18 @@ def test_the_source_crop_of_a_turned_and_flipped_crop_is_the_same_rectangle_untu
     assert Edits(270, crop=Box(0, 0, 0.25, 0.25)).source_crop(400, 200) == (300, 0, 400, 50)
     assert Edits(0, False, True, Box(0, 0, 0.25, 0.25)).source_crop(400, 200) == (0, 150, 100, 200)
     assert Edits(90).source_crop(400, 200) is None
+
+
+def test_an_edited_jpeg_is_stored_baseline_so_its_renditions_decode_it_scaled():
+    """A progressive JPEG is decoded only after libjpeg holds all its coefficients at full size
+    (images.scan_buffer); the edited original is decoded again for every rendition."""
+    from avenue.media.ingest.images import scan_buffer
+
+    data = noise("RGB", (400, 300), "JPEG", quality=90, progressive=True)
+    edited = editing.apply(data, Edits(90, crop=Box(0.1, 0.1, 0.8, 0.8)))
+    with Image.open(io.BytesIO(edited)) as im:
+        assert im.format == "JPEG" and not im.info.get("progressive")
+        assert scan_buffer(im) == 0
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"], ids=["libvips frame", "Pillow frame"])

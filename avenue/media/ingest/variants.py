@@ -134,15 +134,18 @@ QUALITY = {"webp": 82, "jpeg": 85, "avif": 64}
 AVIF_SPEED = 6
 
 
-def encode_image(im: Image.Image, fmt: str, icc: bytes | None, quality: int | None = None) -> bytes:
+def encode_image(im: Image.Image, fmt: str, icc: bytes | None, quality: int | None = None,
+                 progressive: bool = True) -> bytes:
     """``im`` encoded as ``fmt`` (webp, jpeg, png, avif) with the house's settings, at
-    ``quality`` or the format's default (PNG is lossless: no quality)."""
+    ``quality`` or the format's default (PNG is lossless: no quality). JPEGs are progressive
+    (what browsers show early) unless ``progressive`` is False (a source the server decodes again)."""
     out = io.BytesIO()
     options: dict[str, Any] = {"icc_profile": icc} if icc else {}
     if fmt == "webp":
         im.save(out, "WEBP", quality=quality or QUALITY["webp"], method=4, **options)
     elif fmt == "jpeg":
-        im.save(out, "JPEG", quality=quality or QUALITY["jpeg"], optimize=True, progressive=True, **options)
+        im.save(out, "JPEG", quality=quality or QUALITY["jpeg"], optimize=True, progressive=progressive,
+                **options)
     elif fmt == "avif":
         im.save(out, "AVIF", quality=quality or QUALITY["avif"], speed=AVIF_SPEED, **options)
     else:
