@@ -15,7 +15,7 @@ import pytest
 from avenue.auth import service as auth_service
 from avenue.embedded import EmbeddedServer
 from tests.helpers import FIXTURES, Auth, make_app
-from tests.support.databases import THROWAWAY, DatabasePool
+from tests.support.databases import THROWAWAY, DatabasePool, memoise_index_creation
 
 # pymongo 4.20 reads client.options.timeout, which mongomock's client lacks (EMBEDDED_DB.md).
 mongomock.MongoClient.options = types.SimpleNamespace(timeout=None)
@@ -104,6 +104,7 @@ def _memoised_variant_encodes():
 
 
 _memoised_variant_encodes()
+memoise_index_creation()
 
 BACKENDS = ["mongomock", "secantus"] + (["external"] if os.environ.get("AVENUE_TEST_MONGO_URI") else [])
 

@@ -73,3 +73,22 @@ def test_a_write_the_listener_never_saw_drops_the_database(pool, tmp_path):
     with client_of(pool) as client:
         assert name not in client.list_database_names()
     assert made.dropped == 1
+
+
+def test_the_index_memo_asks_again_once_a_test_dropped_or_made_an_index(pool):
+    """tests/support/databases.py's memoise_index_creation: a second ensure of the same
+    collection is skipped only while nothing changed its indexes."""
+    import avenue.indexes
+    from pymongo import ASCENDING, IndexModel
+
+    made, backend = pool
+    name = made.take(backend)
+    models = [IndexModel([("sku", ASCENDING)], name="sku_once", unique=True)]
+    with client_of(pool) as client:
+        things = client[name].things
+        avenue.indexes.create_missing(things, models)
+        things.drop_index("sku_once")
+        avenue.indexes.create_missing(things, models)
+        assert "sku_once" in things.index_information()  # made again, not remembered
+        things.create_index("made_here", name="made_here")
+        assert "made_here" in avenue.indexes.create_missing(things, models)  # listed, not remembered

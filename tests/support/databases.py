@@ -30,6 +30,7 @@ from collections import defaultdict
 
 import pymongo
 from pymongo import monitoring
+from pymongo.collection import Collection
 
 #: URIs of servers whose data goes with them when the run ends (the session's SecantusDB):
 #: nothing to drop there.
@@ -48,6 +49,8 @@ class Writes(monitoring.CommandListener):
     def __init__(self) -> None:
         self.written: dict[str, set[str]] = defaultdict(set)
         self.changed: set[str] = set()
+        # (database, collection) -> createIndexes seen (memoise_index_creation's check)
+        self.indexes_created: dict[tuple[str, str], int] = defaultdict(int)
         self._lock = threading.Lock()
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
@@ -57,6 +60,9 @@ class Writes(monitoring.CommandListener):
             if isinstance(target, str):
                 with self._lock:
                     self.written[event.database_name].add(target)
+        elif name == "createIndexes":
+            with self._lock:
+                self.indexes_created[(event.database_name, str(event.command.get(name)))] += 1
         elif name in CHANGES or (name == "aggregate" and _writes_out(event.command)):
             with self._lock:
                 self.changed.add(event.database_name)
@@ -172,3 +178,52 @@ class DatabasePool:
                         closing.drop_database(name)
                 except pymongo.errors.PyMongoError:
                     pass  # the server is gone, and its databases with it
+
+
+def memoise_index_creation() -> None:
+    """Each app's start lists the indexes of ~30 collections (``avenue/indexes.py``: one
+    ``listIndexes`` each, then ``createIndexes`` for what is missing): on a pooled database,
+    where an earlier test's app made them all and nothing has changed them since, that is 31
+    round trips a test for nothing (about 6 % of a test process's CPU). So in the tests, a
+    collection whose indexes this process already ensured with the same models is not asked
+    again, unless its database had a ``drop``, ``dropIndexes``, ``collMod``, ... since (the
+    listener's ``changed``) or a ``createIndexes`` on the collection (a test's own index): then
+    it is asked, as always. The real function runs the first time on each database, which is
+    what ``tests/api/test_index_creation.py`` checks. Only on real servers: mongomock's
+    commands pass no listener, so nothing would tell it that a test changed an index."""
+    import sys
+
+    import avenue.indexes
+
+    real = avenue.indexes.create_missing
+    # key -> (the indexes after the call, createIndexes seen on the collection then)
+    ensured: dict[tuple[str, str, tuple[str, ...]], tuple[dict, int]] = {}
+
+    def seen(database: str, collection: str) -> tuple[bool, int]:
+        with WRITES_SEEN._lock:
+            return (database in WRITES_SEEN.changed,
+                    WRITES_SEEN.indexes_created.get((database, collection), 0))
+
+    def create_missing(collection, models):
+        if not isinstance(collection, Collection) or not isinstance(collection.database.client,
+                                                                    pymongo.MongoClient):
+            return real(collection, models)  # mongomock's, or a test's stand-in
+        database = collection.database.name
+        key = (database, collection.name, tuple(sorted(repr(model.document) for model in models)))
+        changed, created = seen(database, collection.name)
+        if key in ensured and not changed and ensured[key][1] == created:
+            return dict(ensured[key][0])  # nothing made, dropped or changed an index since
+        present = real(collection, models)
+        changed, created = seen(database, collection.name)
+        if not changed:
+            after = dict(present)
+            after.update({model.document["name"]: {"key": list(model.document["key"].items())}
+                          for model in models if model.document["name"] not in present})
+            ensured[key] = (after, created)
+        return present
+
+    create_missing.__wrapped__ = real  # type: ignore[attr-defined]
+    avenue.indexes.create_missing = create_missing  # for the modules imported from now on
+    for module in list(sys.modules.values()):  # and those imported already
+        if getattr(module, "create_missing", None) is real and module.__name__.startswith("avenue"):
+            module.create_missing = create_missing
