@@ -445,19 +445,22 @@ class Library:
         its id (avenue/media/store/replace.py): the image, whether it changed and its new
         picture's near-duplicates; None when it does not exist. ``ImageBusy`` (409) while a
         delete or another replace holds it."""
-        done = replacing.replace(self.db, self.bucket, image_id,
-                                 data=upload.stream if upload is not None else None,
-                                 filename=upload.filename if upload is not None else None, focal=focal,
-                                 limits=limits, refs=refs, delete_lease=DELETE_LEASE, settings=self.settings)
-        return self._changed(done)
+        if upload is None:
+            return self._changed(replacing.refocus(self.db, self.bucket, image_id, focal, limits=limits,
+                                                   refs=refs, delete_lease=DELETE_LEASE,
+                                                   settings=self.settings))
+        return self._changed(replacing.replace_bytes(self.db, self.bucket, image_id, upload.stream,
+                                                     filename=upload.filename, focal=focal, limits=limits,
+                                                     refs=refs, delete_lease=DELETE_LEASE,
+                                                     settings=self.settings))
 
     def edit(self, image_id: ObjectId, edits: Edits | None, *, refs: dict[str, Any] | None = None
              ) -> Changed | None:
         """Apply ``edits`` to the original of ``image_id`` (None: back to the original), as a
         new version (avenue/media/store/replace.py): the image, whether it changed and the
         edited picture's near-duplicates; None when it does not exist."""
-        return self._changed(replacing.replace(self.db, self.bucket, image_id, edits=edits, refs=refs,
-                                               delete_lease=DELETE_LEASE, settings=self.settings))
+        return self._changed(replacing.edit(self.db, self.bucket, image_id, edits, refs=refs,
+                                            delete_lease=DELETE_LEASE, settings=self.settings))
 
     def set_crop(self, image_id: ObjectId, name: str, box: Box | None, *, refs: dict[str, Any] | None = None
                  ) -> Changed | None:
@@ -480,8 +483,8 @@ class Library:
             if name not in crops and len(crops) >= MAX_CROPS:
                 raise TooManyCrops()
             crops[name] = box
-        return self._changed(replacing.replace(self.db, self.bucket, image_id, crops=crops, refs=refs,
-                                               delete_lease=DELETE_LEASE, settings=self.settings))
+        return self._changed(replacing.set_crops(self.db, self.bucket, image_id, crops, refs=refs,
+                                                 delete_lease=DELETE_LEASE, settings=self.settings))
 
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:
         """Delete an original and all its variants (original first: readers see 404 at once).

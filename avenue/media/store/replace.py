@@ -54,7 +54,6 @@ for an edit: the original stays. A replace with new bytes drops the edits and th
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from dataclasses import dataclass
 from hashlib import sha256
 from typing import Any, BinaryIO
@@ -104,15 +103,6 @@ class DuplicateImage(Conflict):
     def __init__(self, other: Any) -> None:
         super().__init__("These bytes are already stored as another image; use that one, or delete it "
                          "first.", image_id=str(other))
-
-
-class Keep(enum.Enum):
-    """A change a replace leaves as it is (the edits, the named crops)."""
-
-    KEEP = 0
-
-
-KEEP = Keep.KEEP
 
 
 @dataclass(frozen=True)
@@ -209,147 +199,180 @@ def _versions_after(meta: dict[str, Any], new_version: str, until: dt.datetime,
     return kept[-MAX_VERSIONS:]
 
 
-def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: bytes | BinaryIO | None = None,
-            filename: str | None = None, focal: FocalPoint | None = None, limits: Limits | None = None,
-            refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
-            settings: MediaSettings, edits: Edits | None | Keep = KEEP,
-            crops: dict[str, Box] | Keep = KEEP) -> Replaced | None:
-    """Give the original ``image_id`` new bytes (``data``), or cut its crops around a new
-    ``focal`` point, or apply new ``edits`` to its original (None: undo them), or give it new
-    named ``crops`` (``data`` None: its own bytes again). None when it does not exist;
-    ``ImageBusy`` while a delete or another replace holds it; ``DuplicateImage`` when the
-    new bytes are another image of the bucket; the upload's own error when they are not an
-    image this app takes; ``InvalidEdits`` when the edits do not fit its picture. ``refs``:
-    what the old version keeps in the trash (e.g. the sku); ``settings``: how long its URLs
-    redirect (how long it stays in the trash is the app's,
-    :func:`avenue.media.store.trash.keep_version`)."""
-    files = db[f"{bucket}.files"]
-    doc = files.find_one({"_id": image_id})
-    if doc is None or (doc.get("metadata") or {}).get("role") != "original":
+# --- the four changes: each reads the image, prepares its new version and hands it to _apply ---
+
+
+def replace_bytes(db: Database[Document], bucket: str, image_id: ObjectId, data: bytes | BinaryIO, *,
+                  filename: str | None = None, focal: FocalPoint | None = None, limits: Limits | None = None,
+                  refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
+                  settings: MediaSettings) -> Replaced | None:
+    """Give the original ``image_id`` new bytes (``data``, validated as an upload), cut around
+    ``focal`` (else found again); its edits are dropped, its named crops kept. None when it does
+    not exist; ``ImageBusy`` while a delete or another replace holds it; ``DuplicateImage``
+    when the bytes are another image of the bucket; the upload's own error when they are not an
+    image this app takes. ``refs``: what the old version keeps in the trash (e.g. the sku);
+    ``settings``: how long its URLs redirect."""
+    doc = _head(db, bucket, image_id)
+    if doc is None:
         return None
     meta = doc["metadata"]
-    old_bytes = bytes_doc(db, bucket, doc)
-    old_edits = Edits.from_metadata(meta.get("edits"))
-    new_crops = editing.stored_crops(meta.get("crops")) if isinstance(crops, Keep) else crops
-    # A new focal point, edits or crops only: the stored bytes are rendered again and stay as
-    # they are. They are the upload *after* stripping, so the image keeps the identity
-    # (``source_sha256``, dedupe key) of the upload it came from, not a hash of what is stored.
-    focal_only = data is None
-    new_edits: Edits | None = None
-    source: dict[str, Any] | None = None  # the unedited original's file, when edits change
-    if data is None:
-        new_edits = old_edits if isinstance(edits, Keep) else (None if edits is None or edits.none else edits)
-        if focal is None:  # kept: as a point of the picture the new edits make
-            current = FocalPoint.from_metadata(meta.get("focal_point"))
-            focal = current if current is None or new_edits == old_edits else \
-                editing.to_edited(editing.to_original(current, old_edits), new_edits)
-        if new_edits != old_edits:
-            source = source_doc(db, bucket, doc)
-            original = storage.read_all(db, bucket, source)
-            raw = original if new_edits is None else \
-                editing.apply(original, new_edits, pipeline.stored_limits(len(original), settings))
-        else:
-            raw = storage.read_all(db, bucket, old_bytes)
-        limits = Limits.for_stored(len(raw), (limits or Limits()).decode_budget_bytes,
-                                   (limits or Limits()).decode_wait_seconds)
-    else:
-        raw = pipeline.read(data, limits or Limits())
-    og = new_crops.get("og")  # the og variant is cut inside the image's crop named og
-    # As an upload: the WebP thumb (the placeholder's source) now, the other variants listed as
-    # pending and rendered once the answer is out (store/pending.py), after the switch.
-    ingested = pipeline.ingest_for_answer(raw, limits or Limits(), focal,
-                                          None if og is None else (og.x, og.y, og.width, og.height))
-    prepared = ingested.prepared
-    source_sha256 = meta.get("source_sha256", "") if focal_only else prepared.source_sha256
-    version = version_of(source_sha256, ingested.focal, new_edits, new_crops)
-    if version == _current_version(meta):
-        return Replaced(doc, False)  # the same bytes, cut the same way: nothing to do
+    crops = editing.stored_crops(meta.get("crops"))
+    ingested = _ingest(pipeline.read(data, limits or Limits()), limits or Limits(), focal, crops)
+    source_sha256 = ingested.prepared.source_sha256
     scope = (meta.get("key") or "").rpartition(":")[0]
-    key = meta.get("key") if focal_only else dedupe_key(source_sha256, scope)
-    other = files.find_one({"metadata.key": key}, {"_id": 1})
+    return _apply(db, bucket, doc, _Plan(
+        ingested, version_of(source_sha256, ingested.focal, None, crops), dedupe_key(source_sha256, scope),
+        source_sha256, edits=None, crops=crops, new_bytes=True, filename=filename),
+        refs=refs, delete_lease=delete_lease, settings=settings)
+
+
+def refocus(db: Database[Document], bucket: str, image_id: ObjectId, focal: FocalPoint | None, *,
+            limits: Limits | None = None, refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
+            settings: MediaSettings) -> Replaced | None:
+    """Cut the image's variants around a new ``focal`` point (None: the one it has), its bytes,
+    edits and crops as they are. None when it does not exist; ``ImageBusy`` as above."""
+    doc = _head(db, bucket, image_id)
+    if doc is None:
+        return None
+    meta = doc["metadata"]
+    return _rerender(db, bucket, doc, focal=focal, edits=Edits.from_metadata(meta.get("edits")),
+                     crops=editing.stored_crops(meta.get("crops")), limits=limits, checked=False,
+                     refs=refs, delete_lease=delete_lease, settings=settings)
+
+
+def edit(db: Database[Document], bucket: str, image_id: ObjectId, edits: Edits | None, *,
+         refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
+         settings: MediaSettings) -> Replaced | None:
+    """Apply ``edits`` to the image's unedited original (None, or no edit: back to it); its focal
+    point follows the picture, its crops stay. ``InvalidEdits`` when they do not fit it."""
+    doc = _head(db, bucket, image_id)
+    if doc is None:
+        return None
+    return _rerender(db, bucket, doc, focal=None, edits=None if edits is None or edits.none else edits,
+                     crops=editing.stored_crops(doc["metadata"].get("crops")), limits=None, checked=True,
+                     refs=refs, delete_lease=delete_lease, settings=settings)
+
+
+def set_crops(db: Database[Document], bucket: str, image_id: ObjectId, crops: dict[str, Box], *,
+              refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
+              settings: MediaSettings) -> Replaced | None:
+    """Give the image these named ``crops`` (all of them: the og variant is cut inside ``og``)."""
+    doc = _head(db, bucket, image_id)
+    if doc is None:
+        return None
+    return _rerender(db, bucket, doc, focal=None, edits=Edits.from_metadata(doc["metadata"].get("edits")),
+                     crops=crops, limits=None, checked=True, refs=refs, delete_lease=delete_lease,
+                     settings=settings)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A new version, rendered (step 1) and not yet written: what the switch needs."""
+
+    ingested: Ingested
+    version: str
+    key: Any  # the dedupe key the head will have
+    source_sha256: str
+    edits: Edits | None
+    crops: dict[str, Box]
+    new_bytes: bool  # new bytes, or the stored ones rendered again (focal, edits, crops)
+    filename: str | None = None
+    source: dict[str, Any] | None = None  # the unedited original's file, when the edits change
+    original: bytes | None = None  # its bytes
+    checked: bool = False  # the version it was rendered from is checked again under the lease
+
+
+def _head(db: Database[Document], bucket: str, image_id: ObjectId) -> dict[str, Any] | None:
+    doc = db[f"{bucket}.files"].find_one({"_id": image_id})
+    return doc if doc is not None and (doc.get("metadata") or {}).get("role") == "original" else None
+
+
+def _ingest(raw: bytes, limits: Limits, focal: FocalPoint | None, crops: dict[str, Box]) -> Ingested:
+    """As an upload: the WebP thumb (the placeholder's source) now, the other variants listed as
+    pending and rendered once the answer is out (store/pending.py), after the switch; the og
+    variant is cut inside the image's crop named og."""
+    og = crops.get("og")
+    box = None if og is None else (og.x, og.y, og.width, og.height)
+    return pipeline.ingest_for_answer(raw, limits, focal, box)
+
+
+def _rerender(db: Database[Document], bucket: str, doc: dict[str, Any], *, focal: FocalPoint | None,
+              edits: Edits | None, crops: dict[str, Box], limits: Limits | None, checked: bool,
+              refs: dict[str, Any] | None, delete_lease: dt.timedelta, settings: MediaSettings
+              ) -> Replaced | None:
+    """The stored bytes rendered again: around ``focal`` (None: the current point, carried
+    through a change of edits), with ``edits`` applied to the unedited original, and ``crops``.
+    They are the upload *after* stripping, so the image keeps the identity (``source_sha256``,
+    dedupe key) of the upload it came from, not a hash of what is stored."""
+    meta = doc["metadata"]
+    old_edits = Edits.from_metadata(meta.get("edits"))
+    if focal is None:  # kept: as a point of the picture the new edits make
+        current = FocalPoint.from_metadata(meta.get("focal_point"))
+        focal = current if current is None or edits == old_edits else \
+            editing.to_edited(editing.to_original(current, old_edits), edits)
+    source: dict[str, Any] | None = None
+    original: bytes | None = None
+    if edits != old_edits:
+        source = source_doc(db, bucket, doc)
+        original = storage.read_all(db, bucket, source)
+        raw = original if edits is None else \
+            editing.apply(original, edits, pipeline.stored_limits(len(original), settings))
+    else:
+        raw = storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
+    given = limits or Limits()
+    ingested = _ingest(raw, Limits.for_stored(len(raw), given.decode_budget_bytes, given.decode_wait_seconds),
+                       focal, crops)
+    source_sha256 = meta.get("source_sha256", "")
+    return _apply(db, bucket, doc, _Plan(
+        ingested, version_of(source_sha256, ingested.focal, edits, crops), meta.get("key"), source_sha256,
+        edits=edits, crops=crops, new_bytes=False, source=source, original=original, checked=checked),
+        refs=refs, delete_lease=delete_lease, settings=settings)
+
+
+# --- the version switch every change shares: steps 2 to 8 of the module's order ---
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """What a plan writes, decided under the lease from the head as it is then."""
+
+    files: list[storage.NewFile]
+    variants: dict[str, dict[str, Any]]
+    name: str
+    same_bytes: bool  # the bytes stay where they are (a new focal point or crops)
+    edit_change: bool  # the edits change: the original stays, as the source
+    content_id: Any
+    content: dict[str, Any] | None  # the content file when it is one already stored (edits undone)
+    keep_source: dict[str, Any] | None  # the source entry the new version lists
+
+
+def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan, *,
+           refs: dict[str, Any] | None, delete_lease: dt.timedelta, settings: MediaSettings) -> Replaced:
+    """Switch the image to ``plan``'s version: nothing when it is the current one; else under
+    the replace lease write its files, keep the old version in the trash, switch the head,
+    and after the switch remove the old version's files."""
+    files, image_id = db[f"{bucket}.files"], doc["_id"]
+    if plan.version == _current_version(doc["metadata"]):
+        return Replaced(doc, False)  # the same bytes, cut the same way: nothing to do
+    other = files.find_one({"metadata.key": plan.key}, {"_id": 1})
     if other is not None and other["_id"] != image_id:
         raise DuplicateImage(other["_id"])
-
     lease = _take_lease(db, bucket, doc, delete_lease)
     new_ids: list[Any] = []
     trashed_id: ObjectId | None = None
     try:
-        seen_version = _current_version(meta)
+        seen_version = _current_version(doc["metadata"])
         doc = files.find_one({"_id": image_id}) or doc  # as it is under the lease
-        meta = doc["metadata"]
-        editing_call = not isinstance(edits, Keep) or not isinstance(crops, Keep)
-        if editing_call and _current_version(meta) != seen_version:
+        if plan.checked and _current_version(doc["metadata"]) != seen_version:
             raise ImageBusy()  # edited since this call read it: what it rendered is out of date
         old_bytes = bytes_doc(db, bucket, doc)
-        # Files of this version left by a replace that crashed half way (same keys).
-        listed = set(variant_ids(doc))
-        for stray in files.find({"metadata.original_id": image_id}, {"metadata.key": 1}):
-            if str((stray.get("metadata") or {}).get("key", "")).startswith(f"{image_id}~{version}/") \
-                    and stray["_id"] not in listed:
-                storage.delete_counted(db, bucket, [stray["_id"]])
-        edit_change = focal_only and source is not None
-        # The same bytes (a new focal point or crops): they stay where they are, only the
-        # renditions and the version change, and nothing goes to the trash (it would be a copy
-        # of what stays). Edits: the original stays too, as the source.
-        # A new file with the bytes of an edited image's original is new bytes all the same: the
-        # edited picture (and its source) give way to them.
-        was_edited = Edits.from_metadata(meta.get("edits")) is not None or source_entry(meta) is not None
-        same_bytes = not edit_change and (focal_only or (source_sha256 == meta.get("source_sha256")
-                                                         and not was_edited))
-        name = prepared_name(filename, meta, prepared.format)
-        content_id: Any = ObjectId()
-        content: dict[str, Any] | None = None
-        keep_source: dict[str, Any] | None = None  # the source entry the new version lists
-        new_source: storage.NewFile | None = None
-        if edit_change and source is not None:
-            if new_edits is None:  # undone: the original's file holds the bytes again
-                content_id = source["_id"]
-                content = {"id": source["_id"], "length": source["length"], "chunk_size": source["chunkSize"],
-                           "sha256": (source.get("metadata") or {}).get("sha256", prepared.sha256)}
-            elif source["_id"] == image_id:  # the head's own chunks: copied into a source file
-                new_source = _source_file(image_id, version, original, source)
-                keep_source = _entry(new_source.file_id, len(original), new_source.metadata)
-            else:
-                keep_source = _entry(source["_id"], source["length"], source.get("metadata") or {},
-                                     source["chunkSize"])
-        elif focal_only:
-            found = source_entry(meta)
-            keep_source = None if found is None else found[1]
-        new_files, variants = _version_files(image_id, ingested, version,
-                                             None if same_bytes or content is not None else content_id, name)
-        if new_source is not None:
-            new_files.insert(0, new_source)
-        if keep_source is not None:
-            variants[SOURCE] = {str(keep_source.get("format") or prepared.format.lower()):
-                                {k: v for k, v in keep_source.items() if k != "format"}}
-        new_ids = [f.file_id for f in new_files]
-        storage.write_files(db, bucket, new_files)
-
-        trashed_id = None if same_bytes or edit_change else trash.keep_version(
+        _remove_strays(db, bucket, doc, plan.version)
+        staged = _stage(doc, plan)
+        new_ids = [f.file_id for f in staged.files]
+        storage.write_files(db, bucket, staged.files)
+        trashed_id = None if staged.same_bytes or staged.edit_change else trash.keep_version(
             db, bucket, doc, old_bytes, refs={**(refs or {}), "replaced_in": str(image_id)})
-
-        moment = now()
-        until = moment + dt.timedelta(days=settings.redirect_days)
-        changes = _head_update(meta, ingested, version=version, key=key, source_sha256=source_sha256,
-                               content_id=None if same_bytes else content_id, variants=variants,
-                               versions=_versions_after(meta, version, until, moment), moment=moment,
-                               name=name if filename else None, content=content)
-        unset: dict[str, str] = {"metadata.replacing_at": ""}
-        crops_kept = {n: b.as_metadata() for n, b in sorted(new_crops.items())} or None
-        for field_name, value in (("edits", None if new_edits is None else new_edits.as_metadata()),
-                                  ("crops", crops_kept)):
-            if value is None:
-                unset[f"metadata.{field_name}"] = ""
-            else:
-                changes[f"metadata.{field_name}"] = value
-        try:
-            switched = files.update_one({"_id": image_id, "metadata.replacing_at": lease},
-                                        {"$set": changes, "$unset": unset})
-        except DuplicateKeyError:  # the same bytes were stored as another image a moment ago
-            other = files.find_one({"metadata.key": key}, {"_id": 1})
-            raise DuplicateImage(other["_id"] if other else "") from None
-        if switched.modified_count != 1:  # the lease lapsed and another replace or delete took it
-            raise ImageBusy()
+        _switch(db, bucket, doc, plan, staged, lease, settings)
     except BaseException:
         # Nothing switched: what this call wrote goes (new files, the copy in the trash).
         if new_ids:
@@ -358,29 +381,115 @@ def replace(db: Database[Document], bucket: str, image_id: ObjectId, *, data: by
             trash.purge(db, {"_id": trashed_id, "metadata": {}})
         _release(db, bucket, image_id, lease)
         raise
+    _after_switch(db, bucket, doc, old_bytes, plan, staged)
+    return Replaced(files.find_one({"_id": image_id}) or doc, True)
 
-    # The old version: its files go (they are in the trash, unless only the crops changed, and
-    # the original of an edited image stays), caches and the CDN are told.
-    kept = {old_bytes["_id"]} if same_bytes else set()
+
+def _remove_strays(db: Database[Document], bucket: str, doc: dict[str, Any], version: str) -> None:
+    """Files of this version left by a replace that crashed half way (same keys)."""
+    listed = set(variant_ids(doc))
+    for stray in db[f"{bucket}.files"].find({"metadata.original_id": doc["_id"]}, {"metadata.key": 1}):
+        if str((stray.get("metadata") or {}).get("key", "")).startswith(f"{doc['_id']}~{version}/") \
+                and stray["_id"] not in listed:
+            storage.delete_counted(db, bucket, [stray["_id"]])
+
+
+def _stage(doc: dict[str, Any], plan: _Plan) -> _Staged:
+    """The files ``plan`` writes and the variants the head will list. The same bytes (a new
+    focal point or crops) stay where they are and nothing goes to the trash (it would be a copy
+    of what stays); edits keep the original too, as the source. New bytes equal to an edited
+    image's original are new bytes all the same: the edited picture and its source give way."""
+    meta, image_id, prepared = doc["metadata"], doc["_id"], plan.ingested.prepared
+    edit_change = not plan.new_bytes and plan.source is not None
+    was_edited = Edits.from_metadata(meta.get("edits")) is not None or source_entry(meta) is not None
+    same_bytes = not edit_change and (not plan.new_bytes or (plan.source_sha256 == meta.get("source_sha256")
+                                                             and not was_edited))
+    name = prepared_name(plan.filename, meta, prepared.format)
+    content_id: Any = ObjectId()
+    content: dict[str, Any] | None = None
+    keep_source: dict[str, Any] | None = None
+    new_source: storage.NewFile | None = None
+    source = plan.source
+    if edit_change and source is not None:
+        if plan.edits is None:  # undone: the original's file holds the bytes again
+            content_id = source["_id"]
+            content = {"id": source["_id"], "length": source["length"], "chunk_size": source["chunkSize"],
+                       "sha256": (source.get("metadata") or {}).get("sha256", prepared.sha256)}
+        elif source["_id"] == image_id:  # the head's own chunks: copied into a source file
+            new_source = _source_file(image_id, plan.version, plan.original or b"", source)
+            keep_source = _entry(new_source.file_id, len(plan.original or b""), new_source.metadata)
+        else:
+            keep_source = _entry(source["_id"], source["length"], source.get("metadata") or {},
+                                 source["chunkSize"])
+    elif not plan.new_bytes:
+        found = source_entry(meta)
+        keep_source = None if found is None else found[1]
+    new_files, variants = _version_files(image_id, plan.ingested, plan.version,
+                                         None if same_bytes or content is not None else content_id, name)
+    if new_source is not None:
+        new_files.insert(0, new_source)
     if keep_source is not None:
-        kept.add(keep_source["id"])
-    if content is not None:
-        kept.add(content["id"])
+        variants[SOURCE] = {str(keep_source.get("format") or prepared.format.lower()):
+                            {k: v for k, v in keep_source.items() if k != "format"}}
+    return _Staged(new_files, variants, name, same_bytes, edit_change, content_id, content, keep_source)
+
+
+def _switch(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan, staged: _Staged,
+            lease: dt.datetime, settings: MediaSettings) -> None:
+    """Step 5: the head switched to the new version in one update, conditional on still holding
+    the lease (this is the moment the image changes), which also releases the lease."""
+    meta = doc["metadata"]
+    moment = now()
+    until = moment + dt.timedelta(days=settings.redirect_days)
+    changes = _head_update(meta, plan.ingested, version=plan.version, key=plan.key,
+                           source_sha256=plan.source_sha256,
+                           content_id=None if staged.same_bytes else staged.content_id,
+                           variants=staged.variants,
+                           versions=_versions_after(meta, plan.version, until, moment), moment=moment,
+                           name=staged.name if plan.filename else None, content=staged.content)
+    unset: dict[str, str] = {"metadata.replacing_at": ""}
+    crops_kept = {n: b.as_metadata() for n, b in sorted(plan.crops.items())} or None
+    for field_name, value in (("edits", None if plan.edits is None else plan.edits.as_metadata()),
+                              ("crops", crops_kept)):
+        if value is None:
+            unset[f"metadata.{field_name}"] = ""
+        else:
+            changes[f"metadata.{field_name}"] = value
+    files = db[f"{bucket}.files"]
+    try:
+        switched = files.update_one({"_id": doc["_id"], "metadata.replacing_at": lease},
+                                    {"$set": changes, "$unset": unset})
+    except DuplicateKeyError:  # the same bytes were stored as another image a moment ago
+        other = files.find_one({"metadata.key": plan.key}, {"_id": 1})
+        raise DuplicateImage(other["_id"] if other else "") from None
+    if switched.modified_count != 1:  # the lease lapsed and another replace or delete took it
+        raise ImageBusy()
+
+
+def _after_switch(db: Database[Document], bucket: str, doc: dict[str, Any], old_bytes: dict[str, Any],
+                  plan: _Plan, staged: _Staged) -> None:
+    """Steps 6-8: the old version's files go (they are in the trash, unless only the crops
+    changed, and the original of an edited image stays), caches and the CDN are told, the
+    other versions' renditions go, and the new version's pending variants are queued."""
+    image_id = doc["_id"]
+    kept = {old_bytes["_id"]} if staged.same_bytes else set()
+    if staged.keep_source is not None:
+        kept.add(staged.keep_source["id"])
+    if staged.content is not None:
+        kept.add(staged.content["id"])
     old_ids = [file_id for file_id in variant_ids(doc) if file_id not in kept]
     effects.apply(db, Changes(tombstones=[Tombstone(bucket, [image_id, *old_ids], storage.DELETE_WINDOW)]))
     after = Changes()
-    if old_bytes["_id"] == image_id and not same_bytes:  # the head's own chunks: a content file has them now
+    if old_bytes["_id"] == image_id and not staged.same_bytes:  # the head's own chunks: a content file's now
         removed = db[f"{bucket}.chunks"].delete_many({"files_id": image_id}).deleted_count
         after.uncounted.append((bucket, {"bytes": old_bytes["length"], "chunks": removed}))
     if old_ids:
         after += storage.remove_files(db, bucket, old_ids)[1]
     after.purged.append((bucket, doc))
     effects.apply(db, after)
-    renditions.remove_for(db, bucket, image_id, keep_version=version)
+    renditions.remove_for(db, bucket, image_id, keep_version=plan.version)
     # The new version's pending variants: rendered after the answer, or at once outside a request.
     pending.complete_later(db, bucket, [image_id])
-    fresh = files.find_one({"_id": image_id})
-    return Replaced(fresh or doc, True)
 
 
 def _source_file(image_id: ObjectId, version: str, data: bytes, head: dict[str, Any]) -> storage.NewFile:
