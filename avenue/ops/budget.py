@@ -40,8 +40,10 @@ LEASE_SECONDS = 120.0
 
 
 def budget_from_config(config: Mapping[str, Any]) -> int:
-    """AVENUE_RENDITION_BUDGET_BYTES (0: unbounded); a negative one stops the start."""
-    budget = int(config.get("AVENUE_RENDITION_BUDGET_BYTES", 0))
+    """AVENUE_RENDITION_BUDGET_BYTES (0: unbounded); a negative one stops the start. Read from
+    the app's configuration, whose one default (avenue/config.py) every reader shares: this
+    one used to fall back to 0 (unbounded) where the configuration's is 10 GiB."""
+    budget = int(config["AVENUE_RENDITION_BUDGET_BYTES"])
     if budget < 0:
         raise RuntimeError("AVENUE_RENDITION_BUDGET_BYTES must be 0 (unbounded) or a number of bytes")
     return budget

@@ -114,7 +114,7 @@ def _renditions(db: Database[Document], config: Mapping[str, Any]) -> dict[str, 
     """The renditions stored (their running total) against their budget, and the budget
     job's last eviction."""
     held = rendition_total(db)
-    budget = int(config.get("AVENUE_RENDITION_BUDGET_BYTES") or 0)
+    budget = int(config["AVENUE_RENDITION_BUDGET_BYTES"])  # avenue/config.py's default
     run = opsruns.last_run(db, opsruns.RENDITION_EVICTIONS)
     counts = (run or {}).get("counts") or {}
     last = None if run is None else {"at": isoformat(run.get("finished_at")),

@@ -78,8 +78,9 @@ def test_a_write_the_listener_never_saw_drops_the_database(pool, tmp_path):
 def test_the_index_memo_asks_again_once_a_test_dropped_or_made_an_index(pool):
     """tests/support/databases.py's memoise_index_creation: a second ensure of the same
     collection is skipped only while nothing changed its indexes."""
-    import avenue.indexes
     from pymongo import ASCENDING, IndexModel
+
+    import avenue.indexes
 
     made, backend = pool
     name = made.take(backend)

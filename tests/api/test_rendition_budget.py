@@ -25,7 +25,7 @@ from avenue.media.serve import route
 from avenue.media.settings import MediaSettings
 from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
-from avenue.media.store.replace import replace
+from avenue.media.store.replace import replace_bytes
 from avenue.ops import backup as backup_module
 from avenue.ops import budget as budget_module
 from avenue.ops.fsck import fsck
@@ -497,6 +497,18 @@ def test_a_negative_budget_stops_the_start(app_factory, value):
         app_factory(AVENUE_RENDITION_BUDGET_BYTES=value)
 
 
+def test_the_job_and_storage_status_use_the_configurations_one_default(monkeypatch):
+    """The budget job fell back to 0 (unbounded) where the configuration's default is 10 GiB:
+    both now read the app's configuration, which always holds it."""
+    from avenue.config import from_environment
+
+    monkeypatch.delenv("AVENUE_RENDITION_BUDGET_BYTES", raising=False)
+    config = from_environment()
+    assert budget_module.budget_from_config(config) == config["AVENUE_RENDITION_BUDGET_BYTES"] == 10 * 1024**3
+    with pytest.raises(KeyError):
+        budget_module.budget_from_config({})  # no silent default of its own
+
+
 def test_without_a_budget_no_job_starts(app_factory):
     assert budget_module.start_budget(app_factory(AVENUE_RENDITION_BUDGET_BYTES=0)) is None
 
@@ -613,7 +625,7 @@ def test_replacing_an_image_purges_its_earlier_versions_renditions(hooked):
     client.get(path(doc, "w_320.webp"))
     db = get_mongo(hooked).db
     with hooked.app_context():
-        replaced = replace(db, PRODUCTS, doc["_id"], data=image_bytes("good/grayscale.jpg"),
+        replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
                            delete_lease=_lease(), settings=MediaSettings())
     assert replaced is not None and replaced.changed
     assert {path(doc, "w_320.webp"), path(doc, "w_320")} <= set(outbox(db))
@@ -631,7 +643,7 @@ def test_a_named_presets_own_urls_are_purged_with_its_image_on_delete_and_replac
         assert client.get(path(doc, "banner"), headers={"Accept": "image/webp"}).status_code == 200
         db = get_mongo(app).db
         with app.app_context():
-            replaced = replace(db, PRODUCTS, doc["_id"], data=image_bytes("good/grayscale.jpg"),
+            replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
                                delete_lease=_lease(), settings=MediaSettings())
         assert replaced is not None and replaced.changed
         assert {path(doc, "banner"), path(doc, "banner.webp")} <= set(outbox(db))  # the earlier version's

@@ -18,7 +18,7 @@ from avenue.media.serve.signing import sign_rendition
 from avenue.media.settings import MediaSettings
 from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
-from avenue.media.store.replace import replace
+from avenue.media.store.replace import replace_bytes
 from avenue.media.transform import parse
 from tests.helpers import Auth, image_bytes, listening, make_app, passed_to_route
 from tests.support.commands import Recorder
@@ -244,7 +244,7 @@ def test_an_earlier_version_redirects_then_replace_removes_its_renditions(app, c
     doc = put(app)
     assert client.get(path(doc, "w_320.webp")).status_code == 200
     with app.app_context():
-        replaced = replace(db, PRODUCTS, doc["_id"], data=image_bytes("good/grayscale.jpg"),
+        replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
                            delete_lease=_lease(),
                            settings=MediaSettings())
     assert replaced is not None and replaced.changed
@@ -261,7 +261,7 @@ def test_an_earlier_version_redirects_then_replace_removes_its_renditions(app, c
 def test_an_earlier_version_of_a_private_image_is_404(app, client, db):
     doc = put(app, bucket=UPLOADS, visibility="private", scope="owner")
     with app.app_context():
-        replaced = replace(db, UPLOADS, doc["_id"], data=image_bytes("good/grayscale.jpg"),
+        replaced = replace_bytes(db, UPLOADS, doc["_id"], image_bytes("good/grayscale.jpg"),
                            delete_lease=_lease(), settings=MediaSettings())
     assert replaced is not None
     signer = signer_from_config(app.config)

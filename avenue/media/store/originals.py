@@ -187,7 +187,7 @@ def _write(db: Database[Document], bucket: str, ready: Ready, options: UploadOpt
     try:
         docs = storage.write_files(db, bucket, new_files)
     except (DuplicateKeyError, BulkWriteError) as error:
-        if not _is_duplicate(error):
+        if not storage.is_duplicate_key(error):
             raise
         # Someone stored the same bytes a moment ago (write_files removed ours): keep theirs.
         existing = db[f"{bucket}.files"].find_one({"metadata.key": ready.key})
@@ -195,13 +195,6 @@ def _write(db: Database[Document], bucket: str, ready: Ready, options: UploadOpt
             raise
         return StoreResult(existing, False)
     return StoreResult(docs[-1], True)
-
-
-def _is_duplicate(error: Exception) -> bool:
-    if isinstance(error, DuplicateKeyError):
-        return True
-    details = error.details if isinstance(error, BulkWriteError) else None
-    return any(e.get("code") == 11000 for e in (details or {}).get("writeErrors", []))
 
 
 def write_variant(db: Database[Document], bucket: str, original_id: ObjectId, rendition: Rendition,

@@ -237,7 +237,7 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
         try:
             _, changes = storage.put_files(db, bucket, new_files)
         except (DuplicateKeyError, BulkWriteError) as error:
-            if not _is_duplicate(error):
+            if not storage.is_duplicate_key(error):
                 raise
             # Another renderer (a lapsed claim taken over) stored them first; put_files took
             # back only this call's own files (fresh ids): the other one lists its own.
@@ -261,12 +261,6 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
     # :func:`complete` finds it listed at once and reloads it (a read, not a write per upload).
     effects.apply(db, changes + Changes(evicted=[(bucket, [doc["_id"]])]))
     return listed
-
-
-def _is_duplicate(error: DuplicateKeyError | BulkWriteError) -> bool:
-    if isinstance(error, DuplicateKeyError):
-        return True
-    return any(e.get("code") == 11000 for e in (error.details or {}).get("writeErrors", []))
 
 
 def _original_bytes(db: Database[Document], bucket: str, doc: Document) -> bytes:

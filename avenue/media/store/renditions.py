@@ -222,18 +222,12 @@ def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc
     except (DuplicateKeyError, BulkWriteError) as error:
         # Another renderer (a lapsed claim taken over) stored it first; put_files took back
         # this one's chunks.
-        found = find(db, wanted) if _is_duplicate(error) else None
+        found = find(db, wanted) if storage.is_duplicate_key(error) else None
         if found is None:
             raise
         return found
     effects.apply(db, changes)
     return docs[0]
-
-
-def _is_duplicate(error: DuplicateKeyError | BulkWriteError) -> bool:
-    if isinstance(error, DuplicateKeyError):
-        return True
-    return any(e.get("code") == 11000 for e in (error.details or {}).get("writeErrors", []))
 
 
 def remove_for(db: Database[Document], bucket: str, image_id: Any, *, keep_version: str | None = None) -> int:

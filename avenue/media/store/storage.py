@@ -281,3 +281,12 @@ def copy_chunks_and_doc(db: Database[Document], source: str, target: str, doc: d
             chunks.delete_many({"_id": {"$in": mine}})
         raise
     return Changes(written=[FileSet(target, [doc], len(mine))])
+
+
+def is_duplicate_key(error: Exception) -> bool:
+    """Whether a write failed on a unique index (a ``DuplicateKeyError``, or a bulk write with
+    an 11000 among its errors): a racing writer stored the same thing first."""
+    if isinstance(error, DuplicateKeyError):
+        return True
+    details = error.details if isinstance(error, BulkWriteError) else None
+    return any(e.get("code") == 11000 for e in (details or {}).get("writeErrors", []))
