@@ -16,6 +16,9 @@ Three things, from small to large:
 - :func:`beside`: a short piece of a request's own work run beside the rest of it (an
   upload's near-duplicate lookup while its original is written), on one small pool per
   process, so the request waits for whichever of the two takes longer, not for their sum.
+- :func:`in_parallel`: a request's own CPU work split into pieces that release the GIL (an
+  upload's variants: Pillow releases it while it resamples and encodes), on one pool per
+  process of a thread per core, so the request takes about as long as its longest piece.
 - :func:`register` and :func:`start_all`: the app factory registers the long-running work
   of an app server worker (in the order it starts), and gunicorn.conf.py's
   ``post_worker_init`` starts it all, once per worker. Tests start one job directly through
@@ -187,6 +190,22 @@ def beside(target: Callable[..., T], *args: Any) -> Future[T]:
         if _beside is None:
             _beside = ThreadPoolExecutor(max_workers=BESIDE_THREADS, thread_name_prefix="avenue-beside")
         return _beside.submit(target, *args)
+
+
+#: The pool :func:`in_parallel` spreads a request's CPU work over: a thread per core (at least 2).
+PARALLEL_THREADS = max(2, os.cpu_count() or 2)
+_parallel: ThreadPoolExecutor | None = None
+_parallel_lock = threading.Lock()
+
+
+def in_parallel(target: Callable[..., T], *args: Any) -> Future[T]:
+    """Run ``target(*args)`` on this process's pool for CPU work that releases the GIL (made
+    on first use, :data:`PARALLEL_THREADS` threads); its future, which the caller waits for."""
+    global _parallel
+    with _parallel_lock:
+        if _parallel is None:
+            _parallel = ThreadPoolExecutor(max_workers=PARALLEL_THREADS, thread_name_prefix="avenue-parallel")
+        return _parallel.submit(target, *args)
 
 
 # A start function: starts its work and returns it (a job, a thread), or None when switched off.

@@ -15,13 +15,13 @@ frames, AVIF, HEIC).
 from __future__ import annotations
 
 import io
-import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
 from PIL import Image, ImageCms
 
+from avenue import background
 from avenue.media.ingest import vips
 from avenue.media.ingest.focal import FocalPoint, crop_box, estimate
 from avenue.media.ingest.images import PreparedImage
@@ -155,9 +155,8 @@ def encode_image(im: Image.Image, fmt: str, icc: bytes | None, quality: int | No
 
 
 # Pillow releases the GIL while resampling and encoding, so the renditions of one upload
-# run in parallel on a small per-process pool: an upload answers in about the time of its
-# longest chain (gallery resize + WebP encode) instead of the sum of all of them.
-_POOL = ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="variants")
+# run in parallel (background.in_parallel: a thread per core): an upload answers in about the
+# time of its longest chain (gallery resize + WebP encode) instead of the sum of all of them.
 
 
 def _fit_size(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
@@ -215,11 +214,11 @@ def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None,
     gallery = vips.resize(base, *_fit_size(base.width, base.height, *VARIANTS["gallery"][:2]))
     tasks: list[Future[list[Rendition]]] = []
     if wanted("gallery", "webp"):
-        tasks.append(_POOL.submit(encode, "gallery", "webp", vips.to_pillow(gallery)))
+        tasks.append(background.in_parallel(encode, "gallery", "webp", vips.to_pillow(gallery)))
     if wanted("og", "webp") or wanted("og", fallback):
-        tasks.append(_POOL.submit(og))
+        tasks.append(background.in_parallel(og))
     if wanted("gallery", fallback):
-        tasks.append(_POOL.submit(encode, "gallery", fallback, vips.to_pillow(gallery)))
+        tasks.append(background.in_parallel(encode, "gallery", fallback, vips.to_pillow(gallery)))
     # Card from the gallery, thumb from the card (as the Pillow path chains them): the same
     # chain whichever of them are wanted, so a variant's bytes never depend on ``only``.
     source = gallery
@@ -227,7 +226,7 @@ def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None,
         source = vips.resize(source, *_fit_size(source.width, source.height, *VARIANTS[name][:2]))
         for fmt in ("webp", fallback):
             if wanted(name, fmt):
-                tasks.append(_POOL.submit(encode, name, fmt, vips.to_pillow(source)))
+                tasks.append(background.in_parallel(encode, name, fmt, vips.to_pillow(source)))
     renditions = {(r.name, r.format): r for task in tasks for r in task.result()}
     return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)
             if (name, fmt) in renditions and wanted(name, fmt)]
@@ -266,7 +265,7 @@ def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only 
 
     futures: list[Future[list[Rendition]]] = []
     if wanted("og", "webp") or wanted("og", fallback):
-        futures.append(_POOL.submit(og))
+        futures.append(background.in_parallel(og))
     # Chain the fit variants from large to small: resizing the 1600 px gallery down to the
     # card and thumb is much cheaper than going back to the source and looks the same.
     source = base
@@ -274,7 +273,7 @@ def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only 
         width, height, _ = VARIANTS[name]
         source = _fit(source, width, height)
         if wanted(name, "webp") or wanted(name, fallback):
-            futures.append(_POOL.submit(encode, name, source))
+            futures.append(background.in_parallel(encode, name, source))
     renditions = {(r.name, r.format): r for future in futures for r in future.result()}
     return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)
             if (name, fmt) in renditions]
