@@ -114,15 +114,6 @@ def pytest_configure(config):
         raise pytest.UsageError(f"test files not found at {FIXTURES} (AVENUE_FIXTURES)")
 
 
-def pytest_collection_modifyitems(config, items):
-    """The ``slow`` tests first (a stable sort: each module's order kept). xdist hands out
-    tests in collection order, so the 20-80 s ones (gunicorn, faults, Chromium, the fuzzers)
-    used to start last and keep one worker busy minutes after the others had finished; begun
-    first, the short ones fill in around them. The order does not matter to any test: each
-    has its own database and servers."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture(autouse=True)
 def no_periodic_job_outlives_its_test(databases_handed_out):
     """Stop the periodic jobs a test started and left running (gunicorn.conf.py's

@@ -19,7 +19,9 @@ from avenue.embedded import executable, free_port
 from tests.support.fixtures import photo
 from tests.support.launcher import MakeRun
 
-pytestmark = pytest.mark.slow
+# Serial (make test runs it after the rest, alone): make run's own SecantusDB, stalled and
+# restarted on purpose, with its timing bounds (10 s, 45 s) measured on a machine it has to itself.
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 @pytest.fixture
