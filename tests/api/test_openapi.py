@@ -221,7 +221,7 @@ SCHEMATHESIS_EXAMPLES = int(os.environ.get("AVENUE_SCHEMATHESIS_EXAMPLES", "12")
 # Werkzeug's multipart boundary) may call ``random`` meanwhile; it once failed the suite that way
 # ("Failed on the first call but did not on a subsequent one"). The cases stay derandomized.
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
-@pytest.mark.slow  # 60-85 s: started first by make test, left out of make test-fast
+@pytest.mark.slow  # 60-85 s: left out of make test-fast
 def test_schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_describe(monkeypatch):
     """Positive and negative requests for every operation, as an admin (past every role check)."""
     import schemathesis
