@@ -21,7 +21,7 @@ run: $(STAMP)
 ## module on one process, its Chromium started once), then the `serial` ones one at a time.
 test: lint chromium node
 	$(PY) -m pytest -n 4 --dist loadgroup -m "not serial"
-	$(PY) -m pytest -p no:xdist -m serial
+	$(PY) -m pytest -n 0 -m serial
 
 ## The inner loop (docs/contributing.md): the tests not marked slow, on both backends, no lint.
 test-fast: $(STAMP)
