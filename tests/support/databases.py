@@ -35,6 +35,9 @@ from pymongo.collection import Collection
 #: URIs of servers whose data goes with them when the run ends (the session's SecantusDB):
 #: nothing to drop there.
 THROWAWAY: set[str] = set()
+#: The names the pool has handed out (unique: a uuid each): the only databases whose indexes
+#: memoise_index_creation remembers (a module's fixed name on servers started per test is not one).
+POOLED: set[str] = set()
 
 WRITES = {"insert", "update", "delete", "findAndModify", "findandmodify", "create"}
 # (createIndexes is not among them: the app's start sends it on a new database, and a test's
@@ -118,6 +121,7 @@ class DatabasePool:
             self.fresh_shape[uri] = self._shape_of_a_fresh_database(backend)
         name = self.free[uri].pop() if self.free[uri] else f"avenue_test_{uuid.uuid4().hex[:12]}"
         WRITES_SEEN.forget(name)
+        POOLED.add(name)
         self.handed.append((uri, name))
         return name
 
@@ -206,8 +210,9 @@ def memoise_index_creation() -> None:
 
     def create_missing(collection, models):
         if not isinstance(collection, Collection) or not isinstance(collection.database.client,
-                                                                    pymongo.MongoClient):
-            return real(collection, models)  # mongomock's, or a test's stand-in
+                                                                    pymongo.MongoClient) \
+                or collection.database.name not in POOLED:
+            return real(collection, models)  # mongomock's, a test's stand-in, a database of a test's own
         database = collection.database.name
         key = (database, collection.name, tuple(sorted(repr(model.document) for model in models)))
         changed, created = seen(database, collection.name)
