@@ -20,7 +20,7 @@ from pathlib import Path
 
 from avenue import envfile
 from avenue.config import PROJECT_ROOT, embedded_cache_size
-from avenue.embedded import EmbeddedServer, GaveUp, Supervisor, die_with_parent, kill_group
+from avenue.embedded import EmbeddedServer, GaveUp, Supervisor, alive, die_with_parent, kill_group
 
 DEFAULT_ADMIN = "admin@avenue.local"
 
@@ -70,16 +70,6 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _owner(state: Path) -> int | None:
     """The pid of a ``make run`` still running on this data folder, from its state file."""
     try:
@@ -87,7 +77,7 @@ def _owner(state: Path) -> int | None:
         owner = int(fields[2])
     except (OSError, ValueError, IndexError):
         return None
-    if owner != os.getpid() and _alive(owner) and "avenue.devserver" in _cmdline(owner):
+    if owner != os.getpid() and alive(owner) and "avenue.devserver" in _cmdline(owner):
         return owner
     return None
 
@@ -110,7 +100,7 @@ def stop_leftovers(storage_path: Path) -> list[int]:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + 10
-    while pids and any(_alive(pid) and "secantusd" in _cmdline(pid) for pid in pids):
+    while pids and any(alive(pid) and "secantusd" in _cmdline(pid) for pid in pids):
         if time.monotonic() > deadline:
             raise RuntimeError(f"the embedded database left running (pids {pids}) did not stop")
         time.sleep(0.1)

@@ -161,6 +161,17 @@ class EmbeddedServer:
             process.wait(5)
 
 
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's counts: it is alive, not ours to signal)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def kill_group(pid: int) -> None:
     """SIGKILL the process group ``pid`` leads (the server runs in a session of its own)."""
     try:

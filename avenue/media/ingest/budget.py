@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from avenue.embedded import alive
 from avenue.errors import ImageTooLarge, ServerBusy
 
 
@@ -226,18 +227,8 @@ def _live(entries: list[tuple[int, str, int]]) -> list[tuple[int, str, int]]:
     known: dict[int, bool] = {}
     for pid, start, _ in entries:
         if pid not in known:
-            known[pid] = _start_time(pid) == start if _PROC and start != "-" else _pid_exists(pid)
+            known[pid] = _start_time(pid) == start if _PROC and start != "-" else alive(pid)
     return [entry for entry in entries if known[entry[0]]]
-
-
-def _pid_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's, but alive
-    return True
 
 
 class Reservation:
