@@ -14,6 +14,7 @@ others inside its body (``request.getfixturevalue``) includes them.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import time
@@ -60,30 +61,29 @@ class Timing:
         self.tests[self.current] += 1
         return (yield)
 
-    @pytest.hookimpl(wrapper=True)
-    def pytest_fixture_setup(self, fixturedef, request):
+    @contextlib.contextmanager
+    def _timed(self, kind: str):
+        """Add the block's seconds to ``kind`` of the current test's backend."""
         started = time.perf_counter()
         try:
-            return (yield)
+            yield
         finally:
-            kind = KINDS.get(fixturedef.argname, "other fixtures (uploads, data, monkeypatches)")
             self.seconds[(self.current, kind)] += time.perf_counter() - started
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_runtest_call(self, item):
-        started = time.perf_counter()
-        try:
+    def pytest_fixture_setup(self, fixturedef, request):
+        with self._timed(KINDS.get(fixturedef.argname, "other fixtures (uploads, data, monkeypatches)")):
             return (yield)
-        finally:
-            self.seconds[(self.current, "the tests themselves")] += time.perf_counter() - started
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item):
+        with self._timed("the tests themselves"):
+            return (yield)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_teardown(self, item, nextitem):
-        started = time.perf_counter()
-        try:
+        with self._timed("teardown (every fixture's)"):
             return (yield)
-        finally:
-            self.seconds[(self.current, "teardown (every fixture's)")] += time.perf_counter() - started
 
     def pytest_sessionfinish(self, session):
         if not hasattr(session.config, "workerinput"):
@@ -113,9 +113,9 @@ class Timing:
         write("| --- |" + " ---: |" * (len(backends) + 1))
         for kind in kinds:
             row = [seconds[(b, kind)] for b in backends]
-            write(f"| {kind} | " + " | ".join(f"{v:,.0f}" for v in row) + f" | {sum(row):,.0f} |")
+            write(f"| {kind} | " + " | ".join(f"{v:,.1f}" for v in row) + f" | {sum(row):,.1f} |")
         totals = [sum(seconds[(b, k)] for k in kinds) for b in backends]
-        write("| total | " + " | ".join(f"{v:,.0f}" for v in totals) + f" | {sum(totals):,.0f} |")
+        write("| total | " + " | ".join(f"{v:,.1f}" for v in totals) + f" | {sum(totals):,.1f} |")
 
 
 def pytest_configure(config):
