@@ -67,6 +67,12 @@ control_socket_disable = True
 # than the old ones', below). PROMETHEUS_MULTIPROC_DIR chooses it (its *.db files are removed:
 # an earlier server's values would be added to this one's), else a fresh folder in /dev/shm
 # (memory, not disk) or the temp dir, removed when the master exits.
+def _fresh_folder(prefix):
+    """A new private folder in /dev/shm (memory, not disk), else in the temp dir."""
+    shm = Path("/dev/shm")
+    return tempfile.mkdtemp(prefix=prefix, dir=shm if shm.is_dir() else None)
+
+
 if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
     _wanted = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if _wanted:
@@ -74,8 +80,7 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
         for _old in Path(_wanted).glob("*.db"):  # only prometheus_client's files, nothing else
             _old.unlink()
     else:
-        _shm = Path("/dev/shm")
-        _wanted = tempfile.mkdtemp(prefix="avenue-metrics-", dir=_shm if _shm.is_dir() else None)
+        _wanted = _fresh_folder("avenue-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _wanted
     # The decode budget's ledger (avenue/media/ingest/budget.py): every worker of this server
     # reserves decoded pixels in one file there, so AVENUE_DECODE_BUDGET_BYTES bounds the
@@ -87,8 +92,7 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
     if _ledger:
         Path(_ledger).mkdir(parents=True, mode=0o700, exist_ok=True)
     else:
-        _shm = Path("/dev/shm")
-        _ledger = tempfile.mkdtemp(prefix="avenue-decode-", dir=_shm if _shm.is_dir() else None)
+        _ledger = _fresh_folder("avenue-decode-")
     os.environ["AVENUE_DECODE_LEDGER_DIR"] = _ledger
     os.environ["AVENUE_METRICS_PREPARED_BY"] = str(os.getpid())
 
@@ -99,7 +103,7 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
 # libvips's and the encoders' buffers, encoded bytes) are cut out of its arenas and freeing
 # them leaves them in the worker's RSS: with the decode budget letting one 40 MP edit run at a
 # time on the instance, what each worker kept of the last ones still came on top, and four
-# such edits peaked +463-527 MB above idle, against +272-274 MB with this (the same edits'
+# such edits peaked +463-527 MB above idle, against +279-293 MB with this (the same edits'
 # answers in the same seconds; bench/results/attacks-2026-11-25-edits-instance-budget.md).
 # Set here in the master, before it forks: its workers inherit it. glibc's own
 # MALLOC_MMAP_THRESHOLD_ wins when set; without glibc's mallopt nothing is done.
