@@ -76,12 +76,14 @@ class Commands(monitoring.CommandListener):
         pass
 
 
-def test_a_start_on_an_indexed_database_creates_nothing(backend, db_name):
+def test_a_start_on_an_indexed_database_creates_nothing(backend, db_name, monkeypatch):
     """The app's whole ensure_indexes (every collection and bucket, partial, sparse, TTL and
     unique indexes among them): the second app on the same database lists the indexes and
-    creates none."""
+    creates none. (The tests' index memo is off: it would skip the collections it saw.)"""
     from avenue.db import get_mongo
+    from tests.support import databases
 
+    monkeypatch.setattr(databases, "MEMOISE_INDEXES", False)
     if backend[1].startswith("mongodb://mongomock"):
         pytest.skip("command monitoring needs a real server")
     apps = []
@@ -91,7 +93,7 @@ def test_a_start_on_an_indexed_database_creates_nothing(backend, db_name):
             apps.append(make_app((listening(commands), backend[1]), db_name))
             with apps[-1].app_context():
                 get_mongo().ensure_indexes()
-        assert "listIndexes" in commands.names
+        assert commands.names.count("listIndexes") >= 30  # every collection asked
         assert "createIndexes" not in commands.names
     finally:
         for app in apps:
