@@ -410,6 +410,16 @@ def test_a_replace_that_takes_its_lease_between_a_deletes_read_and_its_set_makes
     assert files.find_one({"_id": ObjectId(media["id"])}) is not None
 
 
+def test_a_delete_whose_lease_keeps_changing_under_it_is_409_not_404(client, db, editor, monkeypatch):
+    from avenue.media.store import library as library_module
+
+    media = library_upload(client, editor)
+    monkeypatch.setattr(library_module, "stamp", lambda *args: False)  # every set misses
+    deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
+    assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
+    assert db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])}) is not None
+
+
 def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db, editor):
     """Many rounds of a replace racing a delete of the same image: each round ends with the
     image either deleted (in the trash, whole) or replaced (whole, served), never both or a mix."""

@@ -508,7 +508,8 @@ class Library:
         Read, then a compare-and-set on the lease values read: of two deleters racing, one
         update matches and the other's finds the value changed. (Not one findAndModify: that
         scans the whole collection on SecantusDB.) A set that misses reads again, so a replace
-        that took its lease between the read and the set is answered as busy, not as gone."""
+        that took its lease between the read and the set is answered as busy, not as gone (and
+        so is one whose leases changed under three reads in a row)."""
         for _ in range(3):
             doc = self._files.find_one({"_id": image_id})
             if doc is None or not _is_original(doc):
@@ -525,7 +526,7 @@ class Library:
                      {"metadata.deleting_at": seen, "metadata.replacing_at": replacing_at}, moment):
                 doc["metadata"]["deleting_at"] = moment
                 return DeleteLease(self._image(doc), moment)
-        return None  # the leases kept changing under it: another writer is busy with it
+        raise replacing.ImageBusy()  # the leases kept changing under it: it exists, others are at it
 
     def release_delete_lease(self, lease: DeleteLease) -> None:
         """Give the lease back (the image stays), unless it lapsed and someone else took it."""
