@@ -41,12 +41,14 @@ under 1 % of distinct pairs flagged.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime as dt
 import io
 import os
 import random
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -64,7 +66,7 @@ from tests.support.fixtures import location, scene  # noqa: E402
 DB = "avenue_near"
 BUCKET = "builder_media"
 LOOKUP_TARGET_MS = 50.0
-UPLOAD_TARGET = 0.05
+UPLOAD_TARGET = 0.10  # the lookup may make an upload's answer at most 1.1x (store/nearby.py)
 RECALL_TARGET = 0.95
 FALSE_TARGET = 0.01
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
@@ -316,7 +318,24 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
     after: list = []
     pending.provide(lambda job: after.append(job) or False)
     real = pipeline.likeness_of, nearby._threads_unsafe, originals.write_all, nearby.near
+    real_beside, real_link_late = nearby.background.beside, nearby.Lookup._link_late
     parts: dict[str, list[float]] = {"write": [], "lookup": []}
+    # A lookup the answer did not wait for goes on after it, and links its group: both are
+    # waited for after the clock stops, so the next upload (of any arm) does not share the
+    # database with them (which would slow it, and flatter or spoil the ratio).
+    begun: list = []
+    linked = threading.Semaphore(0)
+
+    def beside(target, *args):
+        future = real_beside(target, *args)
+        begun.append(future)
+        return future
+
+    def link_late(self, done, created):
+        try:
+            real_link_late(self, done, created)
+        finally:
+            linked.release()
 
     def no_likeness(renditions, pixels=None):
         return None
@@ -331,6 +350,7 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
         return run
 
     originals.write_all, nearby.near = timed("write", real[2]), timed("lookup", real[3])
+    nearby.background.beside, nearby.Lookup._link_late = beside, link_late
     arms: dict[str, list[float]] = {arm: [] for arm in ARMS}
     unanswered = 0
     try:
@@ -343,12 +363,18 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
             t0 = time.perf_counter()
             stored = library.store(Upload(f"u{n}.jpg", io.BytesIO(picture)), owner="bench", kind="upload")
             arms[arm].append((time.perf_counter() - t0) * 1000)
-            unanswered += arm == "beside" and stored.near is None
+            late = arm == "beside" and stored.near is None
+            unanswered += late
+            concurrent.futures.wait(begun)
+            begun.clear()
+            if late:
+                linked.acquire(timeout=60)
             for job in after:
                 job()
             after.clear()
     finally:
         pipeline.likeness_of, nearby._threads_unsafe, originals.write_all, nearby.near = real
+        nearby.background.beside, nearby.Lookup._link_late = real_beside, real_link_late
         pending.provide(None)
     return arms, unanswered, parts
 

@@ -159,6 +159,15 @@ def pytest_runtest_call(item):
         FRONT_DOOR.fold()
 
 
+@pytest.fixture
+def answers_wait_for_lookups(monkeypatch):
+    """An upload's answer waits for its near-duplicate lookup up to the full second: the tests
+    that read an answer's ``near_duplicates`` on a loaded test machine must not find the lookup
+    late. The share it waits in production (avenue/media/store/nearby.py) has tests of its own."""
+    from avenue.media.store import nearby
+    monkeypatch.setattr(nearby, "WAIT_FLOOR_SECONDS", nearby.WAIT_SECONDS)
+
+
 @pytest.fixture(scope="session")
 def secantus(tmp_path_factory):
     """One SecantusDB process for the session (a separate process, on a free port)."""

@@ -104,7 +104,7 @@ def recorded_app(backend, db_name: str) -> Iterator[tuple]:
 
 
 @pytest.mark.slow
-def test_every_query_a_request_sends_uses_an_index(backend, db_name):
+def test_every_query_a_request_sends_uses_an_index(backend, db_name, answers_wait_for_lookups):
     with recorded_app(backend, db_name) as (app, recorder):
         run_scenario(app, recorder, db_name)
 

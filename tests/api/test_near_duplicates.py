@@ -24,6 +24,11 @@ LIKENESS = ("phash", "phash_bands", "palette", "colour_cells", "near_group", "ne
 OWED = {"metadata.near_pending": True}
 
 
+# The answers these tests read name their near-duplicates whatever the machine's load: the
+# lookup is waited for up to its second. What a production answer waits has its own tests below.
+pytestmark = pytest.mark.usefixtures("answers_wait_for_lookups")
+PRODUCTION_FLOOR = nearby.WAIT_FLOOR_SECONDS
+
 def jpeg(im: Image.Image, quality: int = 85) -> bytes:
     out = io.BytesIO()
     im.convert("RGB").save(out, "JPEG", quality=quality)
@@ -413,6 +418,44 @@ def test_a_lookup_slower_than_its_wait_does_not_hold_the_answer_and_links_its_gr
     [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
     assert {image["id"] for image in group["images"]} == {first["id"], copy["id"]}
 
+
+@pytest.mark.parametrize(("writes_took", "waited"), [
+    (0.0, 0.02), (0.1, 0.02), (0.2, 0.02), (0.5, 0.05), (2.0, 0.2), (9.0, 0.9), (30.0, 1.0)])
+def test_an_answer_waits_for_its_lookup_a_tenth_of_its_writes_between_the_floor_and_the_cap(
+        writes_took, waited, monkeypatch):
+    monkeypatch.setattr(nearby, "WAIT_FLOOR_SECONDS", PRODUCTION_FLOOR)
+    assert nearby.wait_past_writes(writes_took) == pytest.approx(waited)
+
+
+def test_a_lookup_longer_than_a_tenth_of_the_writes_is_not_waited_for_and_links_later(
+        client, editor, auth, backend, monkeypatch):
+    threads_only(backend)
+    first = media(client, editor, jpeg(photo(34)), "first.jpg")
+    answered, linked = threading.Event(), threading.Event()
+    real_near, real_link_late = nearby.near, nearby.Lookup._link_late
+
+    def slow(*args, **kwargs):
+        # Over only once the answer is out, or after 5 s: an answer that waited for the lookup
+        # (up to the minute below) would come after those 5 s and name the near copy.
+        answered.wait(5)
+        return real_near(*args, **kwargs)
+
+    def link_late(self, done, created):
+        try:
+            real_link_late(self, done, created)
+        finally:
+            linked.set()
+
+    monkeypatch.setattr(nearby, "WAIT_FLOOR_SECONDS", PRODUCTION_FLOOR)
+    monkeypatch.setattr(nearby, "WAIT_SECONDS", 60.0)
+    monkeypatch.setattr(nearby, "near", slow)
+    monkeypatch.setattr(nearby.Lookup, "_link_late", link_late)
+    copy = media(client, editor, near_copy(photo(34)), "copy.jpg")
+    answered.set()
+    assert "near_duplicates" not in copy
+    assert linked.wait(60)
+    [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
+    assert {image["id"] for image in group["images"]} == {first["id"], copy["id"]}
 
 def test_a_store_that_fails_links_nothing_and_stores_nothing(client, auth, db, monkeypatch):
     admin = auth.token("admin")

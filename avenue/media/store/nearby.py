@@ -10,8 +10,9 @@ trashed images live in the trash bucket and are never matched; another bucket's 
 **At upload** (:class:`Lookup`): an upload's lookup runs beside the write of its original
 (``background.beside``), from the hash validation computed and the id the original is
 written under, so an upload waits for the longer of the two rather than their sum. The
-answer waits for it at most :data:`WAIT_SECONDS` past its writes: a lookup that raises, or
-has not answered by then, names no matches (the answer leaves ``near_duplicates`` out: it
+answer waits for it past its writes at most a tenth of the time they took
+(:func:`wait_past_writes`: the lookup may make an answer at most 10 % slower): a lookup that
+raises, or has not answered by then, names no matches (the answer leaves ``near_duplicates`` out: it
 says nothing rather than "none"); one that answers later still links its groups. A store that
 fails stops its lookup between two uploads' lookups and links nothing. Each query carries a
 ``maxTimeMS`` (:data:`QUERY_MS`): the server gives up a runaway lookup on its own.
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -60,9 +62,16 @@ GROUP_MEMBERS = 50  # the most images a group lists
 NEAR_GROUP = "metadata.near_group"
 PENDING_FIELD = "near_pending"  # metadata field: True from a new hash's write until its groups are linked
 PENDING = f"metadata.{PENDING_FIELD}"
-# The most an upload's answer waits, past its own writes, for its lookup (begun before them).
-# On mongod a lookup takes milliseconds and is over before the original is written; this
-# bounds what a slow or stuck lookup can add to an upload.
+# What an upload's answer waits, past its own writes, for its lookup (begun before them):
+# WAIT_SHARE of the time the writes took (the lookup is optional work: it may make an answer
+# at most 10 % slower), at least WAIT_FLOOR_SECONDS (a small upload's write is over in a few
+# milliseconds, before a lookup of the same size) and at most WAIT_SECONDS. On mongod a lookup
+# takes milliseconds and is over before the original is written. On the embedded database at
+# a million images' density it takes 118-339 ms against a 24-79 ms write
+# (bench/results/near-duplicates-upload-2026-11-24.md): there the answer goes without it and
+# the lookup links the groups when it ends, as renditions are rendered after the answer.
+WAIT_SHARE = 0.1
+WAIT_FLOOR_SECONDS = 0.02
 WAIT_SECONDS = 1.0
 QUERY_MS = 5000  # each lookup query's maxTimeMS: the server abandons a runaway one
 _NO_ID = ObjectId(b"\x00" * 12)  # below every label: the first page's bound (null labels are not ObjectIds)
@@ -139,6 +148,11 @@ def _threads_unsafe(db: Database[Document]) -> bool:
     return type(db.client).__module__.split(".", 1)[0] == "mongomock"
 
 
+def wait_past_writes(writes_took: float) -> float:
+    """How long an answer whose writes took ``writes_took`` seconds waits for its lookup."""
+    return min(WAIT_SECONDS, max(WAIT_FLOOR_SECONDS, WAIT_SHARE * writes_took))
+
+
 class Lookup:
     """The near-duplicate lookups of one store's uploads, begun beside its writes (see the
     module docstring): one job for them all, one upload after the other, as the writes go."""
@@ -148,6 +162,7 @@ class Lookup:
         """Begin looking up each ``(document, owner)`` of ``probes`` (what :func:`near` takes:
         the original as it is or will be stored, and whose images may match it)."""
         self.db, self.bucket, self.probes = db, bucket, probes
+        self._began = time.monotonic()  # the writes begin now: the answer's wait is a share of theirs
         self._stopped = threading.Event()
         self._future: Future[list[list[Match]]] | None = None
         self._found: list[list[Match]] | None = None
@@ -183,14 +198,15 @@ class Lookup:
         """Each upload's matches once its writes are done (``created``: the files document of
         each upload this store created, None for one found stored already), its groups linked;
         None for every upload when the lookup raised or did not answer within
-        :data:`WAIT_SECONDS` (an answer that comes later still links the groups)."""
+        :func:`wait_past_writes` (an answer that comes later still links the groups)."""
         found = self._found
         if self._future is not None:
+            wait = wait_past_writes(time.monotonic() - self._began)
             try:
-                found = self._future.result(timeout=WAIT_SECONDS)
+                found = self._future.result(timeout=wait)
             except FutureTimeout:
-                log.warning("the near-duplicate lookup of an upload to %s took over %.1f s: answered "
-                            "without it", self.bucket, WAIT_SECONDS)
+                log.info("the near-duplicate lookup of an upload to %s was not over %.3f s past its "
+                         "writes: answered without it, linked when it ends", self.bucket, wait)
                 count_near_lookup("late")
                 self._future.add_done_callback(lambda done: self._link_late(done, created))
                 return [None for _ in self.probes]
