@@ -189,6 +189,8 @@ def register_background(app: Flask) -> None:
     background.register(app, "cdn-purge", lambda: cdn.start_delivery(app))
     # What each worker served (the renditions' recency), written in batches every 30 s.
     background.register(app, "media-deliveries", lambda: media.start_delivery_flush(app))
+    # The media cache kept current (deletions polled or streamed) whether or not threads are free.
+    background.register(app, "media-deletions-sync", lambda: media.start_deletion_sync(app))
     # The renditions' byte budget: every worker runs one, its lease lets one evict at a time.
     budget.budget_from_config(app.config)  # a bad value stops the start, not the worker
     background.register(app, "rendition-budget", lambda: budget.start_budget(app))

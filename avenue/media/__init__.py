@@ -74,6 +74,7 @@ from avenue.media.serve.route import (
     flush_deliveries,
     get_cache,
     init_app,
+    start_deletion_sync,
     start_delivery_flush,
 )
 
@@ -151,7 +152,7 @@ __all__ = [
     # Renditions on request (store/renditions.py): their bucket, gc's orphans in it, their
     # running total and the byte budget's eviction; every worker's flush of what it served.
     "Evicted", "RENDITIONS", "evict_renditions", "rendition_orphans", "rendition_total",
-    "flush_deliveries", "start_delivery_flush",
+    "flush_deliveries", "start_delivery_flush", "start_deletion_sync",
     # Uploads' variants rendered after their answer (store/pending.py): a stopping worker finishes them.
     "finish_after_answer",
     # Resumable uploads (store/resumable.py): state and bytes as they arrive, for avenue/tus/ and gc.

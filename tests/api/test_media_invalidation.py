@@ -41,6 +41,26 @@ def test_a_tombstone_from_before_batching_is_still_honoured(app, db):
     assert cache.get_blob(UPLOADS, "old-id") is None
 
 
+def test_a_worker_s_background_sync_keeps_its_cache_current_and_evicts_without_a_request(app, db):
+    # What lets gunicorn's event loop answer cached media while every thread is busy
+    # (tests/system/test_server.py): no request on a thread has to sync the cache first.
+    from avenue.media.serve.route import start_deletion_sync
+
+    cache = get_cache(app)
+    cache.put_blob(UPLOADS, "gone-id", b"x")
+    cache.sync(db)  # the first poll, as a first request makes it
+    job = start_deletion_sync(app)
+    try:
+        db[DELETIONS].insert_one({"bucket": UPLOADS, "file_ids": ["gone-id"], "at": invalidation.now()})
+        deadline = time.monotonic() + 10
+        while cache.get_blob(UPLOADS, "gone-id") is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cache.get_blob(UPLOADS, "gone-id") is None  # evicted, no request made
+        time.sleep(cache.poll_interval * 1.5)  # longer than a poll lasts
+        assert cache.current()
+    finally:
+        job.stop()
+
 def finds_of_deletions(event) -> bool:
     return event.command_name == "find" and event.command.get("find") == DELETIONS
 
