@@ -235,6 +235,8 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "ops_checkpoints": (None, "where an unfinished fsck stopped"),
     "status_reports": (None, "the status sweep's result and checkpoint: one document"),
     "status_counters": (None, "the product counters: one document"),
+    "list_fences": (None, "one document per fenced list (avenue/paging.py), rebuilt by the status sweep"),
+    "ops_runs": (None, "the last run of each maintenance command: one document per command"),
     "media_counters": (None, "the per-bucket counters: one document per bucket"),
     "media_facets": (None, "the library's counts: one document per folder and per tag"),
     "media_uploads": (None, "uploads per hour: 24 small documents a day, kept for years"),

@@ -55,6 +55,16 @@ def exercise(app) -> None:
     assert client.get("/api/shop/debug/storage-status", headers=admin).status_code == 200
     deleted = client.delete(f"/api/builder/media/{media.get_json()['id']}?force=1", headers=admin)
     assert deleted.status_code in (200, 204, 409)
+    # The background and ops writers too: the status sweep (its report, the lists' fences) and
+    # gc (its run, in ops_runs). Without them only a database reused from another test held
+    # those collections, and the check found them undeclared by luck.
+    with app.app_context():
+        from avenue import status
+        from avenue.db import get_db
+
+        assert status.sweep_now(get_db(), app.config) is not None
+    ran = app.test_cli_runner().invoke(args=["gc", "--quiet"])
+    assert ran.exit_code == 0, ran.output
 
 
 def test_every_collection_is_declared_and_its_unique_indexes_fit_its_shard_key(app, db):
