@@ -319,9 +319,9 @@ SCHEMAS: dict[str, Schema] = {
                                 "An upload's answer and one library image: the images of the same bucket "
                                 "that look like it (re-encoded, resized, slightly cropped), nearest first; "
                                 "an upload's own only among uploads, never a trashed one. Left out of an "
-                                "upload's answer when the lookup failed or was not over a tenth of the "
-                                "write's time past it, 20 ms to 1 s (the image is stored all the same; "
-                                "the lookup links its group when it ends)."},
+                                "upload's answer when the lookup failed or was not over a twentieth of the "
+                                "upload's time past its write, 5 ms to 1 s (the image is stored all the "
+                                "same; the lookup links its group when it ends)."},
         },
     },
     "NearDuplicate": {

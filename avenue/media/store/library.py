@@ -304,11 +304,13 @@ class Library:
                    limits: Limits | None = None) -> list[Stored]:
         """Store every upload or none, as ``options`` says (the keywords of ``store`` as one
         record)."""
+        began = monotonic()  # the lookup may add a tenth of the whole store to its answer
         readies = originals.validate_all(self.db, self.bucket, list(uploads), options, limits=limits)
         # The near-duplicates are looked up while the originals are written (nearby.Lookup):
         # the hash is known once validated, and the write is the slow part.
         probes = [ready.probe(options.owner) for ready in readies]
-        lookup = nearby.Lookup(self.db, self.bucket, [(doc, self._near_owner(doc)) for doc in probes])
+        lookup = nearby.Lookup(self.db, self.bucket, [(doc, self._near_owner(doc)) for doc in probes],
+                               began=began)
         try:
             results = originals.write_all(self.db, self.bucket, readies, options)
         except BaseException:

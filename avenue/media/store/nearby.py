@@ -9,9 +9,11 @@ trashed images live in the trash bucket and are never matched; another bucket's 
 
 **At upload** (:class:`Lookup`): an upload's lookup runs beside the write of its original
 (``background.beside``), from the hash validation computed and the id the original is
-written under, so an upload waits for the longer of the two rather than their sum. The
-answer waits for it past its writes at most a tenth of the time they took
-(:func:`wait_past_writes`: the lookup may make an answer at most 10 % slower): a lookup that
+written under, so an upload waits for the longer of the two rather than their sum; on the
+embedded SecantusDB, which runs one operation at a time, it begins once the writes are done
+(beside them it only queued them behind its query). The
+answer waits for it past its writes at most a twentieth of the time the store took so far
+(:func:`wait_past_writes`: the lookup may make an answer at most 10 % slower, hashing included): a lookup that
 raises, or has not answered by then, names no matches (the answer leaves ``near_duplicates`` out: it
 says nothing rather than "none"); one that answers later still links its groups. A store that
 fails stops its lookup between two uploads' lookups and links nothing. Each query carries a
@@ -48,8 +50,10 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from avenue import background
+from avenue.db import is_embedded
 from avenue.media.ingest import likeness
 from avenue.media.records import Document
 from avenue.metrics import count_near_lookup
@@ -62,16 +66,17 @@ GROUP_MEMBERS = 50  # the most images a group lists
 NEAR_GROUP = "metadata.near_group"
 PENDING_FIELD = "near_pending"  # metadata field: True from a new hash's write until its groups are linked
 PENDING = f"metadata.{PENDING_FIELD}"
-# What an upload's answer waits, past its own writes, for its lookup (begun before them):
-# WAIT_SHARE of the time the writes took (the lookup is optional work: it may make an answer
-# at most 10 % slower), at least WAIT_FLOOR_SECONDS (a small upload's write is over in a few
-# milliseconds, before a lookup of the same size) and at most WAIT_SECONDS. On mongod a lookup
-# takes milliseconds and is over before the original is written. On the embedded database at
-# a million images' density it takes 118-339 ms against a 24-79 ms write
-# (bench/results/near-duplicates-upload-2026-11-24.md): there the answer goes without it and
-# the lookup links the groups when it ends, as renditions are rendered after the answer.
-WAIT_SHARE = 0.1
-WAIT_FLOOR_SECONDS = 0.02
+# What an upload's answer waits, past its own writes, for its lookup: WAIT_SHARE of the time
+# the store took so far, validation and writes, at least WAIT_FLOOR_SECONDS and at most
+# WAIT_SECONDS. The lookup is optional work: it may make an answer at most 10 % slower, and
+# the hash, the palette and the lookup's thread take about half of that (measured: a 0.1
+# share made a 12 MP upload 1.21x at a million images' density, answered without it). On
+# mongod a lookup takes milliseconds and is over before the original is written. On the
+# embedded database at a million images' density it takes 98-339 ms against a 22-79 ms
+# write (bench/results/near-duplicates-*.md): there the answer goes without it and the
+# lookup links the groups when it ends, as renditions are rendered after the answer.
+WAIT_SHARE = 0.05
+WAIT_FLOOR_SECONDS = 0.005
 WAIT_SECONDS = 1.0
 QUERY_MS = 5000  # each lookup query's maxTimeMS: the server abandons a runaway one
 _NO_ID = ObjectId(b"\x00" * 12)  # below every label: the first page's bound (null labels are not ObjectIds)
@@ -148,9 +153,19 @@ def _threads_unsafe(db: Database[Document]) -> bool:
     return type(db.client).__module__.split(".", 1)[0] == "mongomock"
 
 
-def wait_past_writes(writes_took: float) -> float:
-    """How long an answer whose writes took ``writes_took`` seconds waits for its lookup."""
-    return min(WAIT_SECONDS, max(WAIT_FLOOR_SECONDS, WAIT_SHARE * writes_took))
+def _one_operation_at_a_time(db: Database[Document]) -> bool:
+    """Whether ``db`` is the embedded SecantusDB (one lock: no two operations overlap); not
+    known (the server cannot be asked): no, as the write that follows will fail anyway."""
+    try:
+        return is_embedded(db)
+    except PyMongoError:
+        return False
+
+
+def wait_past_writes(store_took: float) -> float:
+    """How long an answer whose store took ``store_took`` seconds until its writes were done
+    waits for its lookup."""
+    return min(WAIT_SECONDS, max(WAIT_FLOOR_SECONDS, WAIT_SHARE * store_took))
 
 
 class Lookup:
@@ -158,15 +173,18 @@ class Lookup:
     module docstring): one job for them all, one upload after the other, as the writes go."""
 
     def __init__(self, db: Database[Document], bucket: str,
-                 probes: list[tuple[dict[str, Any], str | None]]) -> None:
+                 probes: list[tuple[dict[str, Any], str | None]], began: float | None = None) -> None:
         """Begin looking up each ``(document, owner)`` of ``probes`` (what :func:`near` takes:
-        the original as it is or will be stored, and whose images may match it)."""
+        the original as it is or will be stored, and whose images may match it); ``began``:
+        when the store began (``time.monotonic``; now by default), of which the answer waits
+        for the lookup a share past the writes."""
         self.db, self.bucket, self.probes = db, bucket, probes
-        self._began = time.monotonic()  # the writes begin now: the answer's wait is a share of theirs
+        self._began = time.monotonic() if began is None else began
         self._stopped = threading.Event()
         self._future: Future[list[list[Match]]] | None = None
         self._found: list[list[Match]] | None = None
         self._asked = any(_hash_of(doc) is not None for doc, _ in probes)
+        self._after_writes = False
         if not self._asked:
             self._found = [[] for _ in probes]  # nothing hashed: nothing to ask
         elif _threads_unsafe(db):
@@ -174,6 +192,13 @@ class Lookup:
                 self._found = self._run()
             except Exception:  # noqa: BLE001 - logged; the answer names no matches
                 log.exception("the near-duplicate lookup of an upload to %s failed", bucket)
+        elif _one_operation_at_a_time(db):
+            # The embedded database runs one operation at a time under one lock: beside the
+            # writes, the lookup's query only made them queue behind it (writes of 22 ms
+            # answered after the whole 98 ms lookup, bench/results/near-duplicates-*.md).
+            # There it begins once the writes are done, and what does not fit in the answer's
+            # wait links its group after the answer.
+            self._after_writes = True
         else:
             self._future = background.beside(self._run)
 
@@ -200,8 +225,11 @@ class Lookup:
         None for every upload when the lookup raised or did not answer within
         :func:`wait_past_writes` (an answer that comes later still links the groups)."""
         found = self._found
+        store_took = time.monotonic() - self._began
+        if self._after_writes:
+            self._future = background.beside(self._run)
         if self._future is not None:
-            wait = wait_past_writes(time.monotonic() - self._began)
+            wait = wait_past_writes(store_took)
             try:
                 found = self._future.result(timeout=wait)
             except FutureTimeout:
