@@ -6,9 +6,12 @@ shop's real mix, through make run's own entry point (``python -m avenue.devserve
 1. **soak** (``--minutes``, 60): ``--clients`` (5) concurrent clients, each picking at random:
    product photos (a new product, then ``POST /api/shop/products/{sku}/images``), library
    uploads (``POST /api/builder/media``), tus uploads (tuspy, 1 MiB ``PATCH``es, into the
-   library), replaces (``PUT`` of a library image or a product photo), renditions from the
+   library; a failed ``PATCH`` resumed from the server's offset after 1, 3, 5, 10 s as
+   tus-js-client does, then the upload terminated), replaces (``PUT`` of a library image or
+   a product photo), renditions from the
    image's ``renditions.srcset`` (AVIF, WebP, JPEG ladder; cold the first time a URL is asked,
-   warm after), anonymous reads of public originals and variants, and deletes; a zip import onto
+   warm after), anonymous reads of public originals and variants (each from one of 250
+   visitors' addresses, through one trusted proxy: ``AVENUE_PROXY_COUNT=1``), and deletes; a zip import onto
    a new product every ``--zip-every`` s (180); ops polling both status reports every 30 s. The
    photos are 3-8 MB photo-like JPEGs (12-16 MP gradients and grain), each upload made distinct
    by a JPEG comment. Per ``--row-minutes`` (5) row: requests by kind and status, p50/p99,
@@ -58,6 +61,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -82,6 +86,7 @@ RESTART_LINE = "Restarting the embedded database"
 STALL_SECONDS = 30.0
 LADDER_TOP = (1280, 1600, 1920, 2560)
 FORMATS = ("avif", "webp", "jpg", "png")
+TUS_RETRY_SECONDS = (1, 3, 5, 10)  # a failed PATCH's pauses before it is retried (tus-js-client's)
 TIMEOUT, CUT = 0, -1  # statuses of a request without an answer
 
 
@@ -152,6 +157,15 @@ def call(port: int, method: str, path: str, *, body: bytes | None = None,
         return Answer(CUT, {}, repr(exc).encode(), time.monotonic() - started)
     finally:
         conn.close()
+
+
+VISITORS = 250  # storefront visitors' addresses (198.51.100.0/24, documentation's own range)
+
+
+def visitor(rng: random.Random) -> dict[str, str]:
+    """An anonymous storefront request's headers: one of :data:`VISITORS` addresses, as the
+    proxy in front of the soak's app forwards it."""
+    return {"X-Forwarded-For": f"198.51.100.{rng.randrange(VISITORS)}"}
 
 
 def status_name(status: int) -> str:
@@ -424,28 +438,46 @@ class Shop:
             file_stream=io.BytesIO(photo), chunk_size=MB,
             metadata={"filename": f"tus-{self.number()}.jpg", "filetype": "image/jpeg", "target": "builder"})
 
-        def step(kind: str, action) -> bool:
+        def step(kind: str, action, ok: int = 204) -> bool:
             started = self.run.begin()
             try:
                 action()
-                status = 201 if kind == "tus-create" else 204
+                status = ok
             except TusCommunicationError as exc:
                 status = exc.status_code or CUT
             except Exception:  # noqa: BLE001 - requests' own errors: no answer
                 status = CUT
             self.run.done(kind, status, time.monotonic() - started)
-            return status in (201, 204)
+            return status == ok
 
-        if not step("tus-create", lambda: uploader.set_url(uploader.create_url())):
+        if not step("tus-create", lambda: uploader.set_url(uploader.create_url()), ok=201):
             return
+        # As tus clients do (tus-js-client's retryDelays): a PATCH that fails is retried after
+        # a pause, from the offset the server gives (HEAD); an upload given up is terminated
+        # (DELETE), so it does not hold one of the user's open uploads until it expires.
+        failures = 0
         while uploader.offset < len(photo):
-            if not step("tus-patch", uploader.upload_chunk):
+            if step("tus-patch", uploader.upload_chunk):
+                failures = 0
+                continue
+            failures += 1
+            resume = self._resume(uploader, failures)
+            if failures > len(TUS_RETRY_SECONDS) or not step("tus-offset", resume, ok=200):
+                self.run.request("tus-delete", "DELETE", urlsplit(uploader.url).path,
+                                 headers={**self.editor, "Tus-Resumable": "1.0.0"})
                 return
         answer = self.run.request("tus-status", "GET", "/api/tus/" + uploader.url.rsplit("/", 1)[-1],
                                   headers=self.editor)
         image = as_json(answer).get("image")
         if answer.status == 200 and image and "url" in image:
             self.keep("tus", image, len(photo))
+
+    @staticmethod
+    def _resume(uploader, failures: int):
+        def resume() -> None:
+            time.sleep(TUS_RETRY_SECONDS[failures - 1])
+            uploader.offset = uploader.get_offset()
+        return resume
 
     def replace(self, rng: random.Random) -> None:
         target = self.run.take(rng, keep=4)
@@ -505,7 +537,7 @@ class Shop:
         with self.run.lock:
             kind = "rendition-warm" if path in self.run.seen_renditions else "rendition-cold"
             self.run.seen_renditions.add(path)
-        self.run.request(kind, "GET", path)
+        self.run.request(kind, "GET", path, headers=visitor(rng))
 
     def read(self, rng: random.Random) -> None:
         target = self.run.pick(rng)
@@ -515,7 +547,7 @@ class Shop:
         for formats in (target.image.get("variant_urls") or {}).values():
             found = formats.values() if isinstance(formats, dict) else [formats]
             urls += [u for u in found if isinstance(u, str)]
-        self.run.request("read", "GET", media_path(rng.choice(urls)))
+        self.run.request("read", "GET", media_path(rng.choice(urls)), headers=visitor(rng))
 
     def zip_import(self, rng: random.Random) -> None:
         sku = f"ZIP-{self.number()}"
@@ -768,7 +800,13 @@ def start_make_run(label: str, root: Path, scenario: str) -> tuple[MakeRun, list
     folder = WORK / f"{label}-{scenario}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    make_run = MakeRun(folder / "data", folder / "make-run.log", root=root).start(timeout=180)
+    # The soak's storefront readers are a shop's many visitors, as a CDN or load balancer in
+    # front hands them on (docs/production.md): one trusted proxy and a visitor's address each
+    # in X-Forwarded-For, so the per-address render limit (600 an hour) applies per visitor, not
+    # to the whole storefront at once. The flood is one visitor: no proxy there.
+    extra_env = {"AVENUE_PROXY_COUNT": "1"} if scenario == "soak" else None
+    make_run = MakeRun(folder / "data", folder / "make-run.log", extra_env=extra_env,
+                       root=root).start(timeout=180)
     return make_run, descendants(make_run)
 
 
