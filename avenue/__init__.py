@@ -13,7 +13,7 @@ from avenue import config as config_module
 from avenue import db
 
 
-def create_app(test_config: dict | None = None) -> Flask:
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration, extensions, URL converters, blueprints, WSGI middleware,
     request hooks, error handlers, commands (each step below lists everything it installs)."""
     from avenue.http import Request, StrictJSONProvider

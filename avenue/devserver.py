@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from avenue import envfile
 from avenue.config import PROJECT_ROOT, embedded_cache_size
@@ -33,7 +34,7 @@ def _secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _bootstrap_admin(env: dict) -> None:
+def _bootstrap_admin(env: dict[str, Any]) -> None:
     """Make sure an admin exists; print how to log in (a generated password is shown once)."""
     os.environ.update(env)
     from avenue import create_app

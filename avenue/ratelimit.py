@@ -25,6 +25,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
@@ -36,6 +37,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import as_utc
+from avenue.db import Document
 from avenue.errors import RateLimited, Unauthorized
 
 EXTENSION = "avenue.limiter"
@@ -48,7 +50,7 @@ class MongoWindowStorage(Storage):
 
     STORAGE_SCHEME = ["avenue-mongodb"]
 
-    def __init__(self, uri: str | None = None, *, database: Callable[[], Database],
+    def __init__(self, uri: str | None = None, *, database: Callable[[], Database[Document]],
                  wrap_exceptions: bool = False, **options) -> None:
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         self._database = database
@@ -88,7 +90,7 @@ class MongoWindowStorage(Storage):
             return amount
         raise RuntimeError(f"could not update the rate limit counter {key!r}")
 
-    def _open(self, key: str) -> dict | None:
+    def _open(self, key: str) -> dict[str, Any] | None:
         return self.counters.find_one({"_id": key, "expireAt": {"$gt": datetime.now(UTC)}})
 
     def get(self, key: str) -> int:

@@ -11,6 +11,7 @@ the database (:func:`ensure_database_ready`).
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from flask import Flask, current_app, request
 from pymongo.errors import PyMongoError
@@ -63,7 +64,7 @@ def bootstrap_admin_once(app: Flask) -> None:
         state["done"] = True
 
 
-def bootstrap_admin(app: Flask) -> dict | None:
+def bootstrap_admin(app: Flask) -> dict[str, Any] | None:
     """Create ``AVENUE_ADMIN_EMAIL`` as admin if both variables are set and no admin exists."""
     email = app.config.get("AVENUE_ADMIN_EMAIL", "")
     password = app.config.get("AVENUE_ADMIN_PASSWORD", "")

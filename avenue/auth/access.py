@@ -26,6 +26,7 @@ import functools
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 from flask import Flask, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
@@ -51,7 +52,7 @@ CSRF_EXEMPT = frozenset({"/api/auth/login", "/api/upload-links/files"})
 class User(UserMixin):
     """A logged-in user wrapping the users document."""
 
-    def __init__(self, doc: dict) -> None:
+    def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
 
     def get_id(self) -> str:
@@ -80,7 +81,7 @@ def session_binding() -> str:
     return hashlib.sha256(seen.encode("utf-8", "replace")).hexdigest()
 
 
-def start_session(doc: dict) -> None:
+def start_session(doc: dict[str, Any]) -> None:
     """Log ``doc``'s user in on a fresh session bound to this client and the user's epoch."""
     session.clear()
     login_user(User(doc))
@@ -96,7 +97,7 @@ def end_session(user: User) -> None:
     session.clear()
 
 
-def _session_user(held) -> dict | None:
+def _session_user(held) -> dict[str, Any] | None:
     """The user document the session ``held`` is logged in as, while that session is current
     (the user's epoch, this client's binding)."""
     user_id, epoch, bound = held.get("_user_id"), held.get(SESSION_EPOCH), held.get(SESSION_BINDING)

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from bson import ObjectId, json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS, JSONOptions
@@ -43,7 +43,7 @@ from pymongo.errors import DuplicateKeyError
 from avenue import audit
 from avenue import db as database
 from avenue.clock import now
-from avenue.db import shard_key
+from avenue.db import Document, shard_key
 from avenue.errors import AvenueError, Conflict
 from avenue.media import (
     BUCKETS,
@@ -73,7 +73,7 @@ INSERT_BATCH = 32  # chunks per insert while restoring (~8 MB)
 Progress = Callable[[str, int, int], None]
 
 
-def collections(db: Database) -> tuple[str, ...]:
+def collections(db: Database[Document]) -> tuple[str, ...]:
     """The collections a backup saves and a restore writes, in order: those the registered
     owners of referring documents keep (products, pages), then :data:`OWN_COLLECTIONS`."""
     return (*referrers(db).collections(), *OWN_COLLECTIONS)
@@ -115,7 +115,7 @@ class _ChunkReader(io.RawIOBase):
     rest is zeros, so the archive stays well-formed, and ``error`` says so.
     """
 
-    def __init__(self, db: Database, bucket: str, doc: dict) -> None:
+    def __init__(self, db: Database[Document], bucket: str, doc: dict[str, Any]) -> None:
         self._pieces = read_range(db, bucket, doc["_id"], doc["length"],
                                           doc.get("chunkSize") or CHUNK_SIZE)
         self._current = memoryview(b"")
@@ -161,14 +161,14 @@ class BackupReport:
     files: dict[str, int] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
     documents: dict[str, int] = field(default_factory=dict)
-    incomplete: list[dict] = field(default_factory=list)
-    checksum_mismatches: list[dict] = field(default_factory=list)
+    incomplete: list[dict[str, Any]] = field(default_factory=list)
+    checksum_mismatches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.incomplete
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
         return {"database": self.database, "files": self.files, "bytes": self.bytes,
                 "documents": self.documents, "incomplete": self.incomplete,
@@ -180,7 +180,7 @@ class BackupReport:
                 f"{len(self.checksum_mismatches)} differ from their recorded sha256")
 
 
-def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False,
+def backup(db: Database[Document], out: BinaryIO, *, include_password_hashes: bool = False,
            progress: Progress | None = None) -> BackupReport:
     """Write the archive (see the module doc) to the binary stream ``out``."""
     progress = progress or (lambda phase, done, total: None)
@@ -216,7 +216,8 @@ def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False
     return report
 
 
-def _backup_file(db: Database, tar: tarfile.TarFile, bucket: str, doc: dict, report: BackupReport) -> None:
+def _backup_file(db: Database[Document], tar: tarfile.TarFile, bucket: str, doc: dict[str, Any],
+                 report: BackupReport) -> None:
     name = _member_name(bucket, doc["_id"])
     info = tarfile.TarInfo(name + ".bin")
     info.size = doc["length"]
@@ -241,7 +242,8 @@ def _backup_file(db: Database, tar: tarfile.TarFile, bucket: str, doc: dict, rep
     _add_bytes(tar, name + ".json", _dumps(entry).encode())
 
 
-def _backup_collection(db: Database, tar: tarfile.TarFile, name: str, include_password_hashes: bool) -> int:
+def _backup_collection(db: Database[Document], tar: tarfile.TarFile, name: str,
+                       include_password_hashes: bool) -> int:
     count = 0
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         for doc in db[name].find().sort("_id", 1):
@@ -269,15 +271,15 @@ class RestoreReport:
     files: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
     documents: dict[str, int] = field(default_factory=dict)
-    failures: list[dict] = field(default_factory=list)
-    conflicts: list[dict] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
     complete_archive: bool = False
 
     @property
     def ok(self) -> bool:
         return self.complete_archive and not self.failures and not self.conflicts
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
         return {"database": self.database, "files": self.files, "bytes": self.bytes,
                 "documents": self.documents, "failures": self.failures, "conflicts": self.conflicts,
@@ -290,7 +292,7 @@ class RestoreReport:
         return line if self.complete_archive else line + "; the archive is incomplete"
 
 
-def occupied(db: Database) -> dict[str, int]:
+def occupied(db: Database[Document]) -> dict[str, int]:
     """The collections a restore would write to that already hold documents."""
     names = [name for bucket in STORED for name in scan.gridfs_collections(bucket)]
     counts = {name: db[name].estimated_document_count() for name in [*names, *collections(db)]}
@@ -309,7 +311,7 @@ class _Pending:
 
 
 class _Restorer:
-    def __init__(self, db: Database, force: bool, progress: Progress | None) -> None:
+    def __init__(self, db: Database[Document], force: bool, progress: Progress | None) -> None:
         self.db = db
         self.force = force
         self.progress = progress or (lambda phase, done, total: None)
@@ -317,7 +319,7 @@ class _Restorer:
         self.expected_files = 0
         self.done = 0
         self.pending: _Pending | None = None
-        self.trailer: dict | None = None
+        self.trailer: dict[str, Any] | None = None
         self.entries: dict[str, int] = {}  # files entries read per bucket
 
     def run(self, source: BinaryIO) -> RestoreReport:
@@ -400,7 +402,7 @@ class _Restorer:
             self.report.failures.append({"bucket": pending.bucket, "id": str(pending.file_id),
                                          "error": reason})
 
-    def _finish_file(self, entry: dict) -> None:
+    def _finish_file(self, entry: dict[str, Any]) -> None:
         pending, self.pending = self.pending, None
         doc = entry["file"]
         if pending is None or pending.file_id != doc["_id"] or pending.bucket != entry["bucket"]:
@@ -481,7 +483,7 @@ class _Restorer:
                                                f"{count} files its counts list"})
 
 
-def restore(db: Database, source: BinaryIO, *, force: bool = False,
+def restore(db: Database[Document], source: BinaryIO, *, force: bool = False,
             progress: Progress | None = None) -> RestoreReport:
     """Restore an archive from the binary stream ``source``; refuses a non-empty database unless ``force``."""
     if not force:

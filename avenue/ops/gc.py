@@ -34,6 +34,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -41,6 +42,7 @@ from pymongo.database import Database
 from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
+from avenue.db import Document
 from avenue.media import (
     PRODUCTS,
     RENDITIONS,
@@ -70,7 +72,7 @@ class GcReport:
 
     dry_run: bool
     grace_seconds: int
-    removed: list[dict] = field(default_factory=list)
+    removed: list[dict[str, Any]] = field(default_factory=list)
     kept_in_grace: int = 0  # garbage-looking items younger than the grace period
 
     @property
@@ -84,7 +86,7 @@ class GcReport:
             counts[entry["kind"]] = counts.get(entry["kind"], 0) + 1
         return counts
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
         return {"dry_run": self.dry_run, "grace_seconds": self.grace_seconds, "counts": self.counts,
                 "removed_items": len(self.removed), "bytes_freed": self.bytes_freed,
@@ -98,7 +100,7 @@ class GcReport:
                 f"{self.grace_seconds} s grace period")
 
 
-def _image_bytes(doc: dict) -> int:
+def _image_bytes(doc: dict[str, Any]) -> int:
     """An original's length plus its variants' lengths."""
     variants = (doc.get("metadata") or {}).get("variants") or {}
     return doc.get("length", 0) + sum(info.get("length", 0) for formats in variants.values()
@@ -117,7 +119,7 @@ def _batches(cursor: Iterable, size: int = BATCH) -> Iterator[list]:
 
 
 class _Collector:
-    def __init__(self, db: Database, now: dt.datetime, grace_seconds: int, dry_run: bool,
+    def __init__(self, db: Database[Document], now: dt.datetime, grace_seconds: int, dry_run: bool,
                  progress: Progress | None, refs: Referrers) -> None:
         self.db = db
         self.refs = refs
@@ -142,13 +144,13 @@ class _Collector:
             self.progress("Collecting garbage", index, len(steps))
         return self.report
 
-    def _old(self, doc: dict) -> bool:
+    def _old(self, doc: dict[str, Any]) -> bool:
         if as_utc(doc["uploadDate"]) < self.cutoff:
             return True
         self.report.kept_in_grace += 1
         return False
 
-    def _remove_image(self, kind: str, bucket: str, doc: dict, reason: str) -> None:
+    def _remove_image(self, kind: str, bucket: str, doc: dict[str, Any], reason: str) -> None:
         if (bucket, doc["_id"]) in self.gone:
             return
         self.gone.update((bucket, file_id) for file_id in [doc["_id"], *variant_ids(doc)])
@@ -158,7 +160,7 @@ class _Collector:
         if not self.dry_run:
             delete_image(self.db, bucket, doc)
 
-    def _remove_file(self, kind: str, bucket: str, doc: dict, reason: str) -> None:
+    def _remove_file(self, kind: str, bucket: str, doc: dict[str, Any], reason: str) -> None:
         if (bucket, doc["_id"]) in self.gone:
             return
         self.gone.add((bucket, doc["_id"]))
@@ -313,8 +315,8 @@ class _Collector:
                     scan.delete_orphan_chunks(self.db, bucket, file_id)
 
 
-def collect_garbage(db: Database, *, grace_seconds: int = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
-                    now: dt.datetime | None = None, progress: Progress | None = None,
+def collect_garbage(db: Database[Document], *, grace_seconds: int = DEFAULT_GRACE_SECONDS,
+                    dry_run: bool = False, now: dt.datetime | None = None, progress: Progress | None = None,
                     refs: Referrers | None = None) -> GcReport:
     """Remove (or with ``dry_run`` only list) every kind of garbage described in the module doc;
     ``refs`` says what is referenced (the app's registered owners by default)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bson import ObjectId
 from flask import Blueprint, current_app, jsonify, request
 
@@ -37,7 +39,7 @@ def _settings() -> service.Settings:
                             limits=limits_from_config(config))
 
 
-def _product(doc: dict):
+def _product(doc: dict[str, Any]):
     return jsonify(service.product_object(doc, _signer()))
 
 
@@ -107,7 +109,7 @@ def upload_temp_images():
 def add_images(sku: str):
     """Add images to a product (all or nothing, within its limit)."""
     user = require()
-    near: dict = {}
+    near: dict[str, Any] = {}
     doc, added = service.add_images(get_db(), sku, uploaded_files("images"), owner=user.id,
                                     settings=_settings(), near=near)
     audit.log("product_images_added", sku=sku, bucket=PRODUCTS, image_ids=[str(r["id"]) for r in added])
@@ -174,7 +176,7 @@ def delete_image_crop(sku: str, image_id: ObjectId, name: str):
     return _photo(sku, image_id, "product_image_crop_deleted", *done, crop=name)
 
 
-def _photo(sku: str, image_id: ObjectId, action: str, ref: dict, changed: bool, **details):
+def _photo(sku: str, image_id: ObjectId, action: str, ref: dict[str, Any], changed: bool, **details):
     """Audit a change of a product's photo and answer its image object."""
     audit.log(action, sku=sku, bucket=PRODUCTS, image_id=str(image_id), version=ref.get("version", ""),
               changed=changed, **details)
