@@ -97,20 +97,23 @@ def set_active(db: Database[Document], email: str, active: bool) -> dict[str, An
     return _change_user(db, email, {"active": bool(active)})
 
 
-def end_sessions(db: Database[Document], user_id) -> None:
+def end_sessions(db: Database[Document], user_id: ObjectId) -> None:
     """End every session of this user, on every device (logout)."""
     db.users.update_one({"_id": user_id}, {"$set": {"session_epoch": new_session_epoch()}})
 
 
 def session_epoch(db: Database[Document], user: dict[str, Any]) -> str:
     """The user's current epoch, created for users stored before epochs existed."""
-    epoch = user.get("session_epoch")
-    if epoch:
-        return epoch
+    held: str | None = user.get("session_epoch")
+    if held:
+        return held
     epoch = new_session_epoch()
     # Only where none is set yet: two first logins at once must agree on one value.
     db.users.update_one({"_id": user["_id"], "session_epoch": None}, {"$set": {"session_epoch": epoch}})
-    return db.users.find_one({"_id": user["_id"]}, {"session_epoch": 1})["session_epoch"]
+    stored = db.users.find_one({"_id": user["_id"]}, {"session_epoch": 1})
+    # None if the user was deleted meanwhile: a TypeError, as always (not changed here).
+    current: str = stored["session_epoch"]  # type: ignore[index]
+    return current
 
 
 def authenticate(db: Database[Document], email: str, password: str) -> dict[str, Any] | None:
@@ -134,7 +137,7 @@ def ensure_admin(db: Database[Document], email: str, password: str) -> dict[str,
         return None
 
 
-def get_user(db: Database[Document], user_id) -> dict[str, Any] | None:
+def get_user(db: Database[Document], user_id: ObjectId | str) -> dict[str, Any] | None:
     oid = parse_object_id(str(user_id))
     if oid is None:
         return None
