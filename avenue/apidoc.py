@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from avenue.builder.service import (
     BULK_ACTIONS,
@@ -1268,6 +1268,6 @@ def document() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi_json():
+def openapi_json() -> Response:
     """The OpenAPI 3.1 document of /api/."""
     return jsonify(document())

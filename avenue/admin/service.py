@@ -62,7 +62,7 @@ def public_entry(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _jsonable(value):
+def _jsonable(value: object) -> object:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items() if k not in SECRET_KEYS}
     if isinstance(value, list | tuple):

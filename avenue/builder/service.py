@@ -509,7 +509,7 @@ def check_slug(slug: str) -> str:
     return slug
 
 
-def _check_keys(value, where: str, depth: int = 0) -> None:
+def _check_keys(value: object, where: str, depth: int = 0) -> None:
     """Refuse what MongoDB cannot store or would read as an operator."""
     if depth > MAX_BLOCK_DEPTH:
         raise BadRequest(f"{where} is nested too deeply.", code="invalid_block")
@@ -618,8 +618,10 @@ def put_page(db: Database[Document], slug: str, fields: dict[str, Any]) -> dict[
 
 def _upsert(db: Database[Document], slug: str, update: dict[str, Any]) -> dict[str, Any]:
     def write() -> dict[str, Any]:
-        return db[PAGES].find_one_and_update({"slug": slug}, update, upsert=True,
-                                                   return_document=ReturnDocument.AFTER)
+        page = db[PAGES].find_one_and_update({"slug": slug}, update, upsert=True,
+                                             return_document=ReturnDocument.AFTER)
+        assert page is not None  # upsert=True with ReturnDocument.AFTER always returns the document
+        return page
 
     try:
         return write()
@@ -658,7 +660,8 @@ def render_page(db: Database[Document], page: dict[str, Any], signer: UrlSigner)
             continue
         block = dict(block)
         if "media_id" in block:
-            image = media.get(parse_object_id(block["media_id"]))
+            oid = parse_object_id(block["media_id"])
+            image = media.get(oid) if oid is not None else None  # an unparsable id: missing
             if image is None:
                 block["missing"] = True
             else:

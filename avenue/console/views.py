@@ -9,6 +9,7 @@ whose every call would be refused.
 from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
@@ -56,7 +57,7 @@ def content_security_policy(response: Response) -> Response:
 
 
 @bp.get("/")
-def home():
+def home() -> ResponseReturnValue:
     """The first screen the user may open, or the login page."""
     if not current_user.is_authenticated:
         return redirect(url_for("console.login"))

@@ -115,7 +115,7 @@ def legacy_source(entry: str) -> str:
     return "local_filesystem" if entry.startswith(LOCAL_PREFIX) else "external"
 
 
-def image_entry(entry, signer: UrlSigner) -> dict[str, Any]:
+def image_entry(entry: str | dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
     """A product's image entry as the API shows it (legacy strings as they are, flagged)."""
     if isinstance(entry, str):
         return {"legacy": True, "url": entry, "source": legacy_source(entry)}
@@ -172,7 +172,7 @@ def temp_object(image: Image, signer: UrlSigner) -> dict[str, Any]:
 # --- input -----------------------------------------------------------------------------
 
 
-def _name(value) -> str:
+def _name(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_NAME_LENGTH:
         raise BadRequest(f"name must be a non-empty string of at most {MAX_NAME_LENGTH} characters.",
                          code="invalid_name")
@@ -182,21 +182,21 @@ def _name(value) -> str:
 MAX_PRICE = 10**12
 
 
-def _price(value) -> int | float:
+def _price(value: object) -> int | float:
     if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
             or not 0 <= value <= MAX_PRICE):
         raise BadRequest(f"price must be a number from 0 to {MAX_PRICE:,}.", code="invalid_price")
     return value
 
 
-def _shown_price(value):
+def _shown_price(value: object) -> object:
     """A stored price as JSON can carry it (an old non-finite one shows as null)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
-def _sku(value) -> str:
+def _sku(value: object) -> str:
     if not isinstance(value, str) or not SKU_PATTERN.fullmatch(value):
         raise BadRequest("sku must be 1-64 letters, digits, '.', '_' or '-', starting with a letter "
                          "or digit.", code="invalid_sku")
@@ -230,7 +230,7 @@ def update_product(db: Database[Document], sku: str, body: dict[str, Any]) -> di
     if unknown:
         raise BadRequest(f"Only name and price can be changed here, not {', '.join(unknown)}.",
                          code="invalid_fields", fields=unknown)
-    changes = {}
+    changes: dict[str, str | int | float] = {}
     if "name" in body:
         changes["name"] = _name(body["name"])
     if "price" in body:
@@ -244,7 +244,7 @@ def update_product(db: Database[Document], sku: str, body: dict[str, Any]) -> di
     return doc
 
 
-def _claimable(db: Database[Document], raw_ids, owner: str, max_images: int) -> list[Image]:
+def _claimable(db: Database[Document], raw_ids: object, owner: str, max_images: int) -> list[Image]:
     """The temp images ``raw_ids`` names, in order, or a 422 naming every unusable id."""
     if not isinstance(raw_ids, list) or not all(isinstance(i, str) for i in raw_ids):
         raise BadRequest("temp_image_ids must be a list of id strings.", code="invalid_temp_image_ids")
@@ -407,7 +407,7 @@ def _unique(images: list[Image]) -> list[Image]:
     return list(seen.values())
 
 
-def stored_ids(doc: dict[str, Any]) -> list:
+def stored_ids(doc: dict[str, Any]) -> list[ObjectId]:
     """The ids of a product's stored (non-legacy) images, in order."""
     return [entry["id"] for entry in doc.get("images") or [] if isinstance(entry, dict) and "id" in entry]
 

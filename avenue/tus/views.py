@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import ClientDisconnected
 
 from avenue import audit
@@ -286,7 +287,7 @@ def _complete(upload: resumable.Resumable, *, refused: Callable[[], None] | None
 
 @bp.delete(f"/{UPLOAD_ID}")
 @require_role()
-def terminate(upload_id: str):
+def terminate(upload_id: str) -> ResponseReturnValue:
     """Stop an upload: its bytes are deleted (an image it already became stays)."""
     upload = _own(upload_id)
     freed = resumable.discard(get_db(), upload.id)
