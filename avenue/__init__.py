@@ -113,7 +113,9 @@ def register_middleware(app: Flask) -> None:
     if app.config.get("AVENUE_PROXY_COUNT"):
         # Outermost: everything inside sees the client address the trusted proxies report.
         count = int(app.config["AVENUE_PROXY_COUNT"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+        # Flask's documented way to wrap its WSGI app in middleware.
+        app.wsgi_app = ProxyFix(app.wsgi_app,  # type: ignore[method-assign]
+                                x_for=count, x_proto=count, x_host=count)
 
 
 def register_hooks(app: Flask) -> None:

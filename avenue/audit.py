@@ -20,13 +20,13 @@ def ensure_retention(db: Database[Document], days: int) -> None:
 
 
 def record(db: Database[Document], action: str, *, actor: dict[str, Any] | None = None, ip: str | None = None,
-           **target) -> None:
+           **target: Any) -> None:
     """Append one entry; ``target`` names what was acted on (sku, image_id, bucket...)."""
     db.audit_logs.insert_one({"at": now(), "action": action, "actor": actor, "ip": ip,
                               "target": {k: v for k, v in target.items() if v is not None}})
 
 
-def log(action: str, **target) -> None:
+def log(action: str, **target: Any) -> None:
     """Record ``action`` for the current request's user and client address."""
     from avenue.db import get_db
 

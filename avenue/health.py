@@ -38,7 +38,7 @@ def database_answers() -> None:
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> Response:
     """200 when the database answers a read within 2 s, 503 otherwise (recovers by itself)."""
     try:
         database_answers()

@@ -29,7 +29,8 @@ def ensure_database_ready() -> None:
     """Create indexes, then the bootstrap admin, once per process before the first request."""
     if request.path.startswith(_SKIP_READY):
         return
-    prepare(current_app._get_current_object())
+    # current_app is a werkzeug LocalProxy, which Flask types as the Flask it stands for.
+    prepare(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def prepare(app: Flask) -> None:
