@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from bson import ObjectId, json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS, JSONOptions
@@ -85,15 +85,15 @@ class ArchiveError(AvenueError):
     status, code = 422, "invalid_archive"
 
 
-def _dumps(value) -> str:
+def _dumps(value: object) -> str:
     return json_util.dumps(value, json_options=CANONICAL_JSON_OPTIONS)
 
 
-def _loads(text: str | bytes):
+def _loads(text: str | bytes) -> Any:  # whatever the JSON holds
     return json_util.loads(text, json_options=LOAD_OPTIONS)
 
 
-def _member_name(bucket: str, file_id) -> str:
+def _member_name(bucket: str, file_id: object) -> str:
     if isinstance(file_id, ObjectId):
         stem = str(file_id)
     else:
@@ -119,14 +119,16 @@ class _ChunkReader(io.RawIOBase):
         self._pieces = read_range(db, bucket, doc["_id"], doc["length"],
                                           doc.get("chunkSize") or CHUNK_SIZE)
         self._current = memoryview(b"")
-        self._remaining = doc["length"]
+        self._remaining: int = doc["length"]
         self.sha256 = sha256()
         self.error: str | None = None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    # io hands a bytearray or a memoryview of bytes (any writable buffer, says typeshed: one
+    # without len() or slicing).
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         if self._remaining == 0:
             return 0
         if not self._current and self.error is None:
@@ -198,7 +200,8 @@ def backup(db: Database[Document], out: BinaryIO, *, include_password_hashes: bo
     }
     total = sum(expected_files.values())
     done = 0
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
+    # typeshed's tarfile.open() lacks copybufsize, which open() hands on to TarFile.
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                       copybufsize=CHUNK_SIZE) as tar:
         _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
         for bucket in STORED:  # the trash too: what is restorable now stays restorable
@@ -328,24 +331,26 @@ class _Restorer:
         except tarfile.TarError as error:
             raise ArchiveError(f"This is not a readable archive: {error}") from error
         seen_manifest = False
+        # extractfile() is None for a member that is not a regular file (a directory, a link):
+        # reading it then fails with an AttributeError, as it always has (the ignores below).
         try:
             for member in tar:
                 name = member.name
                 if not seen_manifest:
                     if name != "manifest.json":
                         raise ArchiveError("This archive has no manifest: it was not made by avenue backup.")
-                    self._manifest(tar.extractfile(member).read())
+                    self._manifest(tar.extractfile(member).read())  # type: ignore[union-attr]
                     seen_manifest = True
                 elif name.startswith("files/") and name.endswith(".bin"):
                     self._abandon_pending("no files entry follows its bytes")
-                    self._write_chunks(member, tar.extractfile(member))
+                    self._write_chunks(member, tar.extractfile(member))  # type: ignore[arg-type]
                 elif name.startswith("files/") and name.endswith(".json"):
-                    self._finish_file(_loads(tar.extractfile(member).read()))
+                    self._finish_file(_loads(tar.extractfile(member).read()))  # type: ignore[union-attr]
                 elif name.startswith("collections/") and name.endswith(".jsonl"):
                     collection = name[len("collections/"):-len(".jsonl")]
-                    self._restore_collection(collection, tar.extractfile(member))
+                    self._restore_collection(collection, tar.extractfile(member))  # type: ignore[arg-type]
                 elif name == "counts.json":
-                    self.trailer = json.loads(tar.extractfile(member).read())
+                    self.trailer = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
         except (tarfile.TarError, EOFError) as error:
             self.report.failures.append({"error": f"the archive is damaged or truncated: {error}"})
         finally:
@@ -363,7 +368,7 @@ class _Restorer:
                                f"version {manifest.get('version')!r}.")
         self.expected_files = sum(manifest.get("expected", {}).get("files", {}).values())
 
-    def _write_chunks(self, member: tarfile.TarInfo, stream) -> None:
+    def _write_chunks(self, member: tarfile.TarInfo, stream: IO[bytes]) -> None:
         headers = member.pax_headers
         bucket = headers.get("avenue.bucket")
         if bucket not in STORED:
@@ -444,7 +449,7 @@ class _Restorer:
         self.done += 1
         self.progress("Restoring files", self.done, max(self.expected_files, self.done))
 
-    def _restore_collection(self, name: str, stream) -> None:
+    def _restore_collection(self, name: str, stream: IO[bytes]) -> None:
         if name not in collections(self.db):
             self.report.failures.append({"collection": name, "error": "not a collection restore writes"})
             return

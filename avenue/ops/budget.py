@@ -69,7 +69,8 @@ def enforce(db: Database[Document], budget: int) -> Evicted:
 
 def lease(db: Database[Document]) -> Lease:
     """The lease one tick holds (one evictor of all instances)."""
-    holder = {"host": socket.gethostname(), "pid": os.getpid(), "run": uuid.uuid4().hex, "started": now()}
+    holder: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "run": uuid.uuid4().hex,
+                              "started": now()}
     return Lease(db[COLLECTION], COMMAND, holder["run"], LEASE_SECONDS, owner_field="holder.run",
                  record={"holder": holder})
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
+from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
@@ -330,7 +331,7 @@ def check(db: Database[Document], *, progress: Progress | None = None, since: dt
     return report
 
 
-def _users_of(refs: Referrers, file_id) -> dict[str, Any]:
+def _users_of(refs: Referrers, file_id: ObjectId) -> dict[str, Any]:
     """The documents that reference an original (they need a new image once it is removed),
     by kind, as their owners name them."""
     return {owner.kind: sorted(owner.users([file_id]).get(file_id, ())) for owner in refs}
@@ -339,10 +340,11 @@ def _users_of(refs: Referrers, file_id) -> dict[str, Any]:
 def _repair(db: Database[Document], report: FsckReport, refs: Referrers) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
     damaged = {(f.bucket, f.doc["_id"]) for f in report.findings if f.codes & DAMAGE}
-    removed: set = set()
-    regenerate: dict[tuple, set] = {}  # (bucket, original id) -> variant ids to render again
+    removed: set[tuple[str, ObjectId]] = set()
+    # (bucket, original id) -> variant ids to render again
+    regenerate: dict[tuple[str, ObjectId | None], set[ObjectId]] = {}
 
-    def act(action: str, finding: _Finding, reason: str, **extra) -> None:
+    def act(action: str, finding: _Finding, reason: str, **extra: Any) -> None:
         actions.append({"action": action, "bucket": finding.bucket, "id": str(finding.doc["_id"]),
                         "filename": finding.doc.get("filename"), "reason": reason, **extra})
 

@@ -34,7 +34,8 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -103,12 +104,16 @@ class GcReport:
 def _image_bytes(doc: dict[str, Any]) -> int:
     """An original's length plus its variants' lengths."""
     variants = (doc.get("metadata") or {}).get("variants") or {}
-    return doc.get("length", 0) + sum(info.get("length", 0) for formats in variants.values()
-                                      for info in formats.values())
+    total: int = doc.get("length", 0) + sum(info.get("length", 0) for formats in variants.values()
+                                            for info in formats.values())
+    return total
 
 
-def _batches(cursor: Iterable, size: int = BATCH) -> Iterator[list]:
-    batch: list = []
+_T = TypeVar("_T")
+
+
+def _batches(cursor: Iterable[_T], size: int = BATCH) -> Iterator[list[_T]]:
+    batch: list[_T] = []
     for doc in cursor:
         batch.append(doc)
         if len(batch) == size:
@@ -132,11 +137,11 @@ class _Collector:
         self.gone: set[tuple[str, object]] = set()
 
     def run(self) -> GcReport:
-        steps = [self._expired_temp_images, self._temp_images_without_expiry,
-                 self._unreferenced_product_images, self._trash_past_its_window]
+        steps: list[Callable[[], None]] = [self._expired_temp_images, self._temp_images_without_expiry,
+                                           self._unreferenced_product_images, self._trash_past_its_window]
         for bucket in STORED:
-            steps += [lambda b=bucket: self._incomplete_files(b), lambda b=bucket: self._orphan_variants(b),
-                      lambda b=bucket: self._orphan_chunks(b)]
+            steps += [partial(self._incomplete_files, bucket), partial(self._orphan_variants, bucket),
+                      partial(self._orphan_chunks, bucket)]
         steps += [self._orphan_renditions, lambda: self._incomplete_files(RENDITIONS),
                   lambda: self._orphan_chunks(RENDITIONS), self._expired_resumable_uploads]
         for index, step in enumerate(steps, 1):
@@ -184,14 +189,14 @@ class _Collector:
 
     # --- product images -------------------------------------------------------------------
 
-    def _referenced(self, ids: list) -> set:
+    def _referenced(self, ids: list[ObjectId]) -> set[ObjectId]:
         found = self.refs.referenced(PRODUCTS, ids)
         mapped = self.db.legacy_paths.find({"bucket": PRODUCTS, "file_id": {"$in": ids}}, {"file_id": 1})
         for record in mapped:
             found.add(record["file_id"])
         return found
 
-    def _recently_transferred(self, file_id) -> bool:
+    def _recently_transferred(self, file_id: ObjectId) -> bool:
         """A temp image claimed by a product right now: still in temp, or just deleted from it."""
         if scan.has_file(self.db, TEMP, file_id):
             return True
@@ -226,7 +231,7 @@ class _Collector:
 
     # --- structure ------------------------------------------------------------------------
 
-    def _exists_elsewhere(self, file_id, bucket: str) -> bool:
+    def _exists_elsewhere(self, file_id: ObjectId, bucket: str) -> bool:
         return any(scan.has_file(self.db, other, file_id) for other in STORED if other != bucket)
 
     def _incomplete_files(self, bucket: str) -> None:

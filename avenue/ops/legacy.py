@@ -74,7 +74,7 @@ def destination(relative: str) -> Destination:
     return Destination(UPLOADS, "upload", GENERAL_SCOPE)
 
 
-def legacy_path(reference) -> str | None:
+def legacy_path(reference: object) -> str | None:
     """The old URL path a stored reference names, or None (external URLs, anything else)."""
     if not isinstance(reference, str):
         return None
@@ -214,7 +214,7 @@ class ImportReport:
 class _Plan:
     """A document's new array and what rewriting it found."""
 
-    value: list
+    value: list[Any]
     rewritten: int = 0
     missing: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
@@ -275,7 +275,7 @@ class _Importer:
         self._file(path, "imported" if created else "duplicate", dest.bucket,
                    None if target.planned else target.identity)
 
-    def _file(self, path: str, action: str, bucket: str, file_id: str | None, **extra) -> None:
+    def _file(self, path: str, action: str, bucket: str, file_id: str | None, **extra: Any) -> None:
         self.report.files.append({"path": path, "action": action, "bucket": bucket, "id": file_id, **extra})
 
     def _store(self, path: str, dest: Destination, file: Path) -> tuple[_Target, bool]:
@@ -353,7 +353,7 @@ class _Importer:
 
     # --- references -------------------------------------------------------------------
 
-    def _rewrite_all(self, owner: References, plan: Callable[[list], _Plan]) -> None:
+    def _rewrite_all(self, owner: References, plan: Callable[[list[Any]], _Plan]) -> None:
         """Each of the owner's documents gets its references planned and, when one changed,
         rewritten by its owner (a compare-and-swap on the list, see ``References.rewrite``)."""
         collection_name = owner.collections[0]
@@ -375,7 +375,7 @@ class _Importer:
         entry = {"path": reference, "reason": resolved}
         (plan.skipped if resolved in ("skipped_non_image", "invalid") else plan.missing).append(entry)
 
-    def _plan_product(self, images: list) -> _Plan:
+    def _plan_product(self, images: list[Any]) -> _Plan:
         plan = _Plan([])
         seen = {str(entry["id"]) for entry in images if isinstance(entry, dict) and "id" in entry}
         for entry in images:
@@ -399,7 +399,7 @@ class _Importer:
                               else {"id": resolved.identity})
         return plan
 
-    def _plan_page(self, blocks: list) -> _Plan:
+    def _plan_page(self, blocks: list[Any]) -> _Plan:
         """Blocks trade ``image`` for ``media_id`` (the builder derives its ``media_ids``)."""
         plan = _Plan([])
         for block in blocks:
@@ -412,6 +412,7 @@ class _Importer:
                 continue
             resolved = self._resolve(path, BUILDER)
             if isinstance(resolved, str):
+                assert isinstance(image, str)  # legacy_path found a path in it: only a string has one
                 self._note(plan, image, resolved)
                 plan.value.append(block)
                 continue
