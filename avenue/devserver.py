@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from avenue import envfile
@@ -162,7 +163,7 @@ def main() -> int:
     gunicorn = None
     stopping = threading.Event()
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: FrameType | None) -> None:
         # Ctrl-C or a supervisor's SIGTERM: the loop below stops everything, in order.
         stopping.set()
 
@@ -184,9 +185,9 @@ def main() -> int:
             if gunicorn.poll() is not None:
                 return gunicorn.returncode
             if supervisor is not None:
-                pid = supervisor.server.pid
+                database_pid = supervisor.server.pid
                 supervisor.check()
-                if supervisor.server.pid != pid:
+                if supervisor.server.pid != database_pid:
                     _write_state(state, supervisor.server)
             stopping.wait(0.5)
         return 0
