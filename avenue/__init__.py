@@ -13,7 +13,7 @@ from avenue import config as config_module
 from avenue import db
 
 
-def create_app(test_config: dict | None = None) -> Flask:
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app: configuration, extensions, URL converters, blueprints, WSGI middleware,
     request hooks, error handlers, commands (each step below lists everything it installs)."""
     from avenue.http import Request, StrictJSONProvider
@@ -113,7 +113,9 @@ def register_middleware(app: Flask) -> None:
     if app.config.get("AVENUE_PROXY_COUNT"):
         # Outermost: everything inside sees the client address the trusted proxies report.
         count = int(app.config["AVENUE_PROXY_COUNT"])
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+        # Flask's documented way to wrap its WSGI app in middleware.
+        app.wsgi_app = ProxyFix(app.wsgi_app,  # type: ignore[method-assign]
+                                x_for=count, x_proto=count, x_host=count)
 
 
 def register_hooks(app: Flask) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from avenue.builder.service import (
     BULK_ACTIONS,
@@ -159,9 +159,9 @@ def _replace_ops(what: str, keeps: str, answer: Schema, *, tag: str, roles: str)
 
 # Who may call: a bearer token decides alone; a session cookie needs the CSRF header to change
 # anything; {} = anonymous allowed.
-ANYONE = [{}, {"bearerToken": []}, {"sessionCookie": []}]
-LOGGED_IN_READ = [{"bearerToken": []}, {"sessionCookie": []}]
-LOGGED_IN_WRITE = [{"bearerToken": []}, {"sessionCookie": [], "csrfToken": []}]
+ANYONE: list[Schema] = [{}, {"bearerToken": []}, {"sessionCookie": []}]
+LOGGED_IN_READ: list[Schema] = [{"bearerToken": []}, {"sessionCookie": []}]
+LOGGED_IN_WRITE: list[Schema] = [{"bearerToken": []}, {"sessionCookie": [], "csrfToken": []}]
 
 
 def _op(summary: str, responses: dict[str, Schema], *, security: list[Schema], tags: list[str],
@@ -747,7 +747,7 @@ TUS_DELETE = _tus_op("Terminate the upload: its bytes are deleted (an image it b
                      {"204": NO_CONTENT}, 404, 410)
 
 # One-time upload links (avenue/links/; docs/api.md "Upload links").
-LINK_HOLDER = [{"uploadLink": []}]
+LINK_HOLDER: list[Schema] = [{"uploadLink": []}]
 LINK_WHO = "whoever holds the link's secret (no account)"
 LINK_TARGET: Schema = {
     "type": "object", "required": ["kind"],
@@ -801,7 +801,7 @@ def _link_tus_op(summary: str, responses: dict[str, Schema], *statuses: int,
                tags=["links"], roles=LINK_WHO, parameters=[TUS_RESUMABLE, *(headers or [])], body=body)
 
 
-PATHS: dict[str, dict[str, Schema]] = {
+PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
     "/api/tus": {
         "post": _tus_op(
             "Create a resumable upload of Upload-Length bytes (tus 1.0.0 creation); the upload's URL is in "
@@ -1268,6 +1268,6 @@ def document() -> dict[str, Any]:
 
 
 @bp.get("/openapi.json")
-def openapi_json():
+def openapi_json() -> Response:
     """The OpenAPI 3.1 document of /api/."""
     return jsonify(document())

@@ -33,6 +33,7 @@ from pymongo.errors import PyMongoError
 
 from avenue import audit, background
 from avenue.clock import now
+from avenue.db import Document
 from avenue.media import PURGE_OUTBOX, enable_purges
 from avenue.outbound import send, signed_headers
 
@@ -53,7 +54,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
     return send(url, seconds=SEND_TIMEOUT_SECONDS, data=body, headers=headers, method="POST").status
 
 
-def deliver_due(db: Database, *, hook_url: str, key: str, base_url: str, send: Sender = post,
+def deliver_due(db: Database[Document], *, hook_url: str, key: str, base_url: str, send: Sender = post,
                 limit: int = 20) -> int:
     """Send the purges that are due (at most ``limit``); how many were delivered."""
     delivered = 0

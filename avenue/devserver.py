@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from avenue import envfile
 from avenue.config import PROJECT_ROOT, embedded_cache_size
@@ -33,7 +35,7 @@ def _secret_key(data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-def _bootstrap_admin(env: dict) -> None:
+def _bootstrap_admin(env: dict[str, Any]) -> None:
     """Make sure an admin exists; print how to log in (a generated password is shown once)."""
     os.environ.update(env)
     from avenue import create_app
@@ -161,7 +163,7 @@ def main() -> int:
     gunicorn = None
     stopping = threading.Event()
 
-    def stop(signum, frame):
+    def stop(signum: int, frame: FrameType | None) -> None:
         # Ctrl-C or a supervisor's SIGTERM: the loop below stops everything, in order.
         stopping.set()
 
@@ -183,9 +185,9 @@ def main() -> int:
             if gunicorn.poll() is not None:
                 return gunicorn.returncode
             if supervisor is not None:
-                pid = supervisor.server.pid
+                database_pid = supervisor.server.pid
                 supervisor.check()
-                if supervisor.server.pid != pid:
+                if supervisor.server.pid != database_pid:
                     _write_state(state, supervisor.server)
             stopping.wait(0.5)
         return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pymongo
 from bson import ObjectId
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 from pymongo.errors import PyMongoError
 
 from avenue.db import USERS, get_db, get_mongo
@@ -19,7 +19,7 @@ _NOBODY = ObjectId("000000000000000000000000")
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> Response:
     """200 while the process runs; touches nothing else."""
     return jsonify(status="ok")
 
@@ -38,7 +38,7 @@ def database_answers() -> None:
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> Response:
     """200 when the database answers a read within 2 s, 503 otherwise (recovers by itself)."""
     try:
         database_answers()

@@ -6,7 +6,7 @@ import io
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 import flask
 from flask import current_app, request
@@ -177,4 +177,5 @@ def uploaded_files(field: str, *, single: bool = False) -> list[Upload]:
         raise BadRequest(f"Send the image as multipart/form-data field '{field}'.", code="missing_file")
     if single and len(files) > 1:
         raise BadRequest(f"Send one file in '{field}'.", code="too_many_files")
-    return [Upload(f.filename, f.stream) for f in files]
+    # Werkzeug types a file's stream as IO[bytes]; it is a binary file (BytesIO or a temporary file).
+    return [Upload(f.filename, cast(BinaryIO, f.stream)) for f in files]

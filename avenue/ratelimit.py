@@ -25,6 +25,7 @@ import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
@@ -32,10 +33,12 @@ from flask_login import current_user
 from limits import RateLimitItem, parse_many
 from limits.storage import Storage
 from pymongo import ReturnDocument
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import as_utc
+from avenue.db import Document
 from avenue.errors import RateLimited, Unauthorized
 
 EXTENSION = "avenue.limiter"
@@ -48,8 +51,8 @@ class MongoWindowStorage(Storage):
 
     STORAGE_SCHEME = ["avenue-mongodb"]
 
-    def __init__(self, uri: str | None = None, *, database: Callable[[], Database],
-                 wrap_exceptions: bool = False, **options) -> None:
+    def __init__(self, uri: str | None = None, *, database: Callable[[], Database[Document]],
+                 wrap_exceptions: bool = False, **options: float | str | bool) -> None:
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
         self._database = database
 
@@ -58,7 +61,7 @@ class MongoWindowStorage(Storage):
         return PyMongoError
 
     @property
-    def counters(self):
+    def counters(self) -> Collection[Document]:
         return self._database()[COLLECTION]
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
@@ -88,7 +91,7 @@ class MongoWindowStorage(Storage):
             return amount
         raise RuntimeError(f"could not update the rate limit counter {key!r}")
 
-    def _open(self, key: str) -> dict | None:
+    def _open(self, key: str) -> dict[str, Any] | None:
         return self.counters.find_one({"_id": key, "expireAt": {"$gt": datetime.now(UTC)}})
 
     def get(self, key: str) -> int:
@@ -133,7 +136,9 @@ def init_app(app: Flask) -> None:
     limiter = Limiter(
         key_func=lambda: request.remote_addr or "unknown",
         storage_uri=STORAGE_URI,
-        storage_options={"database": lambda: get_mongo(app).db},
+        # limits hands the options to the storage's constructor as they are: a callable here
+        # (its types allow only numbers and strings).
+        storage_options={"database": lambda: get_mongo(app).db},  # type: ignore[dict-item]
         strategy="fixed-window",
     )
     # No route-wide limits: every limit is a named check below, made where its key is known.
@@ -201,7 +206,7 @@ class LoginThrottle:
         self.address = ("login-address", parse_many(config["AVENUE_LOGIN_ADDRESS_LIMIT"]), address)
         self.account = ("login-account", parse_many(config["AVENUE_LOGIN_ACCOUNT_LIMIT"]), account)
 
-    def _used_up(self, counter) -> RateLimitItem | None:
+    def _used_up(self, counter: tuple[str, list[RateLimitItem], str]) -> RateLimitItem | None:
         scope, items, key = counter
         return next((item for item in items if not self.limiter.limiter.test(item, scope, key)), None)
 
@@ -254,11 +259,15 @@ def login_throttle(email: str) -> LoginThrottle | _Unlimited:
     return LoginThrottle(limiter, email, request.remote_addr or "unknown")
 
 
-def limit_uploads(view: Callable) -> Callable:
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def limit_uploads(view: Callable[_P, _R]) -> Callable[_P, _R]:
     """Decorate an upload view (below ``@require_role``): uploads are limited per user."""
 
     @functools.wraps(view)
-    def wrapped(*args, **kwargs):
+    def wrapped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         if not current_user.is_authenticated:
             raise Unauthorized("Log in or send an API token to do this.")
         hit("uploads", current_app.config["AVENUE_UPLOAD_RATE_LIMIT"], current_user.id)

@@ -11,6 +11,7 @@ the database (:func:`ensure_database_ready`).
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from flask import Flask, current_app, request
 from pymongo.errors import PyMongoError
@@ -28,7 +29,8 @@ def ensure_database_ready() -> None:
     """Create indexes, then the bootstrap admin, once per process before the first request."""
     if request.path.startswith(_SKIP_READY):
         return
-    prepare(current_app._get_current_object())
+    # current_app is a werkzeug LocalProxy, which Flask types as the Flask it stands for.
+    prepare(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 def prepare(app: Flask) -> None:
@@ -63,7 +65,7 @@ def bootstrap_admin_once(app: Flask) -> None:
         state["done"] = True
 
 
-def bootstrap_admin(app: Flask) -> dict | None:
+def bootstrap_admin(app: Flask) -> dict[str, Any] | None:
     """Create ``AVENUE_ADMIN_EMAIL`` as admin if both variables are set and no admin exists."""
     email = app.config.get("AVENUE_ADMIN_EMAIL", "")
     password = app.config.get("AVENUE_ADMIN_PASSWORD", "")

@@ -28,7 +28,7 @@ from pymongo.errors import PyMongoError
 from avenue import metrics, opsruns, status
 from avenue.auth import require
 from avenue.clock import as_utc
-from avenue.db import get_db
+from avenue.db import Document, get_db
 
 bp = Blueprint("scrape", __name__)
 QUOTA_LEVELS = ("ok", "warning", "critical", "emergency")
@@ -48,7 +48,7 @@ def _allowed_address(networks: list[str], address: str | None) -> bool:
 class DeploymentCollector:
     """Gauges read at scrape time from the database: status snapshots and the last ops runs."""
 
-    def __init__(self, db: Database, config: Mapping[str, Any]) -> None:
+    def __init__(self, db: Database[Document], config: Mapping[str, Any]) -> None:
         self.db = db
         self.config = config
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, request
-from flask.sessions import SecureCookieSessionInterface
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Request, Response, current_app, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 
 # What a browser on a configured origin may send and read (preflight answers).
 CORS_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE"
@@ -53,7 +56,7 @@ def add_cors_headers(response: Response) -> Response:
     return response
 
 
-def baseline_headers(config) -> list[tuple[str, str]]:
+def baseline_headers(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The headers every response carries unless its route set them: nosniff, no framing,
     a strict referrer policy, and HSTS in production."""
     headers = [("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY"),
@@ -82,12 +85,12 @@ class CookieFreeMediaSessions(SecureCookieSessionInterface):
     every CDN from caching it.
     """
 
-    def open_session(self, app, request):
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if request.path.startswith("/media/"):
             return self.make_null_session(app)
         return super().open_session(app, request)
 
-    def save_session(self, app, session, response) -> None:
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         if request.path.startswith("/media/"):
             return
         super().save_session(app, session, response)

@@ -110,14 +110,19 @@ import struct
 import termios
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import partial
+from typing import IO, Any
 
 from gunicorn import SERVER
 from gunicorn.http.body import LengthReader
 from gunicorn.util import is_hoppish
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
+#: The front door's answer to a request's environ, if it has one at once: status line, headers, body.
+AnswerAtOnce = Callable[[dict[str, Any]], tuple[str, list[tuple[str, str]], list[bytes]] | None]
 #: The largest body the event loop reads before handing the request to a thread: any JSON
 #: write (2.06 MB) and a single upload with its multipart framing (10 MiB + a little).
 BUFFERED_BODY_BYTES = 16 * 1024 * 1024
@@ -248,7 +253,7 @@ def _body_to_buffer(head: bytes, limit: int = BUFFERED_BODY_BYTES) -> BodyPlan:
     return BodyPlan(length, expects and head.split(b"\r\n", 1)[0].endswith(b" HTTP/1.1"))
 
 
-def _closes(fs) -> bool:
+def _closes(fs: Future[Any]) -> bool:
     """Whether a finished request's connection is to be closed gracefully (not kept alive).
     A request that raised is left to gthread, which closes it at once."""
     if fs.cancelled():
@@ -368,7 +373,7 @@ _THREAD_FIELDS = frozenset({
 })
 
 
-def loop_environ(head: bytes, cfg) -> dict[str, str] | None:
+def loop_environ(head: bytes, cfg: Any) -> dict[str, str] | None:  # cfg: gunicorn's Config
     """The environ the front door needs for ``head`` (the request line and fields, without
     the blank line), or None unless the request is plain enough to answer in the event loop:
     a GET or HEAD of a plain media path, HTTP/1.1, one Host, no body, every field plain and
@@ -475,7 +480,7 @@ class SlowClientGuard:
         self._last_read = time.monotonic()
         return data
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
 
 
@@ -512,7 +517,7 @@ class PacedWriter:
             self._sent += sent
             self._last_sent = time.monotonic()
 
-    def sendall(self, data) -> None:
+    def sendall(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data).cast("B")
         try:
             while view:
@@ -526,11 +531,11 @@ class PacedWriter:
         finally:
             self.sock.settimeout(None)
 
-    def send(self, data) -> int:
+    def send(self, data: bytes | bytearray | memoryview) -> int:
         self.sendall(data)
         return len(data)
 
-    def sendfile(self, file, offset: int = 0, count: int | None = None) -> int:
+    def sendfile(self, file: IO[bytes], offset: int = 0, count: int | None = None) -> int:
         """``socket.sendfile`` a piece at a time, so the deadline is checked between pieces
         (gunicorn uses it for files on disk: the benchmark's baselines, never GridFS)."""
         total = 0
@@ -550,14 +555,15 @@ class PacedWriter:
             self.sock.settimeout(None)
         return total
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
 
 
 class GuardedConn(TConn):
     """A gthread connection plus what the event loop has read of its next request."""
 
-    def __init__(self, cfg, sock, client, server, on_close=None) -> None:
+    def __init__(self, cfg: Any, sock: Any, client: Any, server: Any,
+                 on_close: Callable[[GuardedConn], None] | None = None) -> None:
         super().__init__(cfg, sock, client, server)
         self.buffer = bytearray()
         self.wanted: int | None = None  # bytes of head + buffered body, once the head is complete
@@ -635,7 +641,8 @@ class GuardedThreadWorker(ThreadWorker):
         self._refused_connections = 0  # since the last log line about them
         self._refusals_logged = 0.0
         self._local = threading.local()  # the connection a thread handles (for handle_error)
-        self.answer_at_once = None  # the front door's, once the app is loaded (load_wsgi)
+        # The front door's, once the app is loaded (load_wsgi).
+        self.answer_at_once: AnswerAtOnce | None = None
         self._date_second, self._date_text = 0, ""
         self._next_murder = 0.0
         self.busy = 0  # connections handed to the pool and not finished yet
@@ -667,7 +674,7 @@ class GuardedThreadWorker(ThreadWorker):
             enabled = False
         super().set_accept_enabled(enabled)
 
-    def enqueue_req(self, conn) -> None:
+    def enqueue_req(self, conn: TConn) -> None:
         """Give ``conn`` a thread, unless its client already runs its share of them: then it
         waits here, without a thread, until one of that client's requests is done."""
         if isinstance(conn, GuardedConn) and self.guarded:
@@ -681,7 +688,7 @@ class GuardedThreadWorker(ThreadWorker):
             self.set_accept_enabled(False)  # the run loop enables it again once a thread is free
         super().enqueue_req(conn)
 
-    def finish_request(self, conn, fs) -> None:
+    def finish_request(self, conn: TConn, fs: Future[Any]) -> None:
         """Back from a thread: as gthread, but a connection to close lingers in the event loop
         (gthread's graceful close waits up to 2 s for the client right here, in the loop every
         connection shares: a client that never closes its side stalled the whole worker), and
@@ -744,7 +751,7 @@ class GuardedThreadWorker(ThreadWorker):
         if taken:
             self.log.info("stopping: answering %d connection(s) the kernel had queued", taken)
 
-    def accept(self, listener) -> None:
+    def accept(self, listener: Any) -> None:
         if not self.guarded:
             return super().accept(listener)
         try:
@@ -827,7 +834,7 @@ class GuardedThreadWorker(ThreadWorker):
                 break
             self._close(conn)
 
-    def on_client_socket_readable(self, conn, client) -> None:
+    def on_client_socket_readable(self, conn: TConn, client: Any) -> None:
         """A kept-alive connection sends its next request: read its head here too."""
         if not isinstance(conn, GuardedConn):
             return super().on_client_socket_readable(conn, client)
@@ -846,7 +853,7 @@ class GuardedThreadWorker(ThreadWorker):
         conn.deadline = time.monotonic() + self.limits.header_timeout
         self._on_readable(conn)
 
-    def _on_readable(self, conn: GuardedConn, _fileobj=None) -> None:
+    def _on_readable(self, conn: GuardedConn, _fileobj: object = None) -> None:
         if conn.wanted is not None and not conn.held:
             self._pause(conn)  # its body is read once memory is reserved for it
             return
@@ -1004,7 +1011,7 @@ class GuardedThreadWorker(ThreadWorker):
             self._date_second, self._date_text = now, email.utils.formatdate(now, usegmt=True)
         return self._date_text
 
-    def _write_some(self, conn: GuardedConn, _fileobj=None) -> None:
+    def _write_some(self, conn: GuardedConn, _fileobj: object = None) -> None:
         """Send what the client takes now; wait for it to read the rest (without blocking),
         under the same deadline as a thread's answer (:meth:`Limits.send_deadline_at`)."""
         now = time.monotonic()
@@ -1048,6 +1055,7 @@ class GuardedThreadWorker(ThreadWorker):
             return
         conn.set_timeout()
         if not self.alive:
+            assert conn.timeout is not None  # set_timeout() just set it
             conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
         self.keepalived_conns.append(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
@@ -1085,7 +1093,7 @@ class GuardedThreadWorker(ThreadWorker):
         self.lingering[conn] = None
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_linger_readable, conn))
 
-    def _on_linger_readable(self, conn: GuardedConn, _fileobj) -> None:
+    def _on_linger_readable(self, conn: GuardedConn, _fileobj: object) -> None:
         try:
             data = conn.sock.recv(_READ_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -1125,7 +1133,7 @@ class GuardedThreadWorker(ThreadWorker):
 
     # --- the threads ---------------------------------------------------------------------
 
-    def handle(self, conn):
+    def handle(self, conn: TConn) -> object:
         if not isinstance(conn, GuardedConn):
             return super().handle(conn)
         self._local.conn = conn
@@ -1151,9 +1159,10 @@ class GuardedThreadWorker(ThreadWorker):
             return False  # never read the next request from the middle of a body
         return keepalive
 
-    def handle_request(self, req, conn):
+    def handle_request(self, req: Any, conn: TConn) -> bool:
         if not isinstance(conn, GuardedConn):
             return super().handle_request(req, conn)
+        assert conn.guard is not None  # handle() gave it one before gthread calls this
         conn.guard.body()
         if not _body_in_memory(req, conn):
             # Should the app answer before reading it all, what is left could only be drained
@@ -1173,7 +1182,7 @@ class GuardedThreadWorker(ThreadWorker):
         finally:
             conn.sock = sock
 
-    def _keepalive_after(self, conn, keepalive):
+    def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:
         """Keep the connection when what is left of the body is already in memory, however
         much (gunicorn drains at most 64 KiB, then closes a connection its answer announced
         as kept alive, and the client's next request is lost); otherwise as gunicorn."""
@@ -1182,7 +1191,7 @@ class GuardedThreadWorker(ThreadWorker):
                                                 max_bytes=1 << 62))
         return super()._keepalive_after(conn, keepalive)
 
-    def handle_error(self, req, client, addr, exc):
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
         """gunicorn's own refusals (a request line or head too long, bad syntax...) with its
         status and access log, but in the API's JSON shape, traced and counted."""
         captured = _CapturedAnswer()
@@ -1199,7 +1208,7 @@ class GuardedThreadWorker(ThreadWorker):
         count_server_answer(head, captured.status, request_id, 0.0, len(answer))
 
 
-def _body_in_memory(req, conn: GuardedConn) -> bool:
+def _body_in_memory(req: Any, conn: GuardedConn) -> bool:  # req: gunicorn's Request
     """Whether what is left of ``req``'s body is already in memory (the event loop read it),
     so that draining it costs no wait on the client."""
     body = getattr(req, "body", None)
@@ -1211,4 +1220,5 @@ def _body_in_memory(req, conn: GuardedConn) -> bool:
     if reader.length == 0:
         return True
     with conn.parser.unreader.buf.getbuffer() as view:
-        return reader.length <= view.nbytes
+        buffered: int = view.nbytes
+        return reader.length <= buffered

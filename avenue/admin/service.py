@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
 
 from avenue.auth.service import normalize_email
 from avenue.clock import isoformat
-from avenue.db import AUDIT_LIST
+from avenue.db import AUDIT_LIST, Document
 from avenue.errors import BadRequest
 from avenue.paging import Page, Window, fetch
 
@@ -18,9 +19,10 @@ MAX_ACTION_LENGTH = 64
 SECRET_KEYS = frozenset({"password", "password_hash", "token", "token_hash"})
 
 
-def audit_filter(db: Database, user: str | None = None, action: str | None = None) -> dict:
+def audit_filter(db: Database[Document], user: str | None = None,
+                 action: str | None = None) -> dict[str, Any]:
     """The query for ``?user=<email or id>`` and ``?action=<name>`` (both optional)."""
-    query: dict = {}
+    query: dict[str, Any] = {}
     user = (user or "").strip()
     if user:
         if ObjectId.is_valid(user):
@@ -40,15 +42,15 @@ def audit_filter(db: Database, user: str | None = None, action: str | None = Non
     return query
 
 
-def list_entries(db: Database, window: Window, *, user: str | None = None,
-                 action: str | None = None) -> tuple[list[dict], Page]:
+def list_entries(db: Database[Document], window: Window, *, user: str | None = None,
+                 action: str | None = None) -> tuple[list[dict[str, Any]], Page]:
     """One page of matching entries, newest first (each filter has an index ending in the order)."""
     page = fetch(db.audit_logs, audit_filter(db, user, action), AUDIT_LIST.sort, window,
                  index=AUDIT_LIST.index)
     return [public_entry(doc) for doc in page.docs], page
 
 
-def public_entry(doc: dict) -> dict:
+def public_entry(doc: dict[str, Any]) -> dict[str, Any]:
     """An audit entry as the API shows it: ids as strings, times in ISO 8601, no secrets."""
     return {
         "id": str(doc["_id"]),
@@ -60,7 +62,7 @@ def public_entry(doc: dict) -> dict:
     }
 
 
-def _jsonable(value):
+def _jsonable(value: object) -> object:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items() if k not in SECRET_KEYS}
     if isinstance(value, list | tuple):

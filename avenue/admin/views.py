@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from bson import ObjectId
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from avenue import audit, monitoring
 from avenue.admin import deliveries, service
@@ -14,7 +14,7 @@ from avenue.clock import now
 from avenue.db import get_db
 from avenue.errors import BadRequest, NotFound
 from avenue.http import page_args
-from avenue.media import BUCKETS
+from avenue.media import BUCKETS, UrlSigner
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 ALERT_ID = '<oid("alert_not_found", "No alert with this id."):alert_id>'
@@ -22,7 +22,7 @@ ALERT_ID = '<oid("alert_not_found", "No alert with this id."):alert_id>'
 
 @bp.get("/audit")
 @require_role("admin")
-def audit_log():
+def audit_log() -> Response:
     """Newest first, paginated; ``?user=<email or id>`` and ``?action=`` filter."""
     window = page_args()
     items, page = service.list_entries(get_db(), window, user=request.args.get("user"),
@@ -32,14 +32,14 @@ def audit_log():
 
 @bp.get("/history")
 @require_role("ops")
-def history():
+def history() -> Response:
     """The storage history's series over ``?range=24h|7d|30d`` (default 7d), for charts."""
     return jsonify(monitoring.history_series(get_db(), request.args.get("range")))
 
 
 @bp.get("/alerts")
 @require_role("ops")
-def alerts():
+def alerts() -> Response:
     """Recorded threshold crossings, newest first (``?open=1``: not acknowledged), and the
     quota thresholds in force, so a client colours usage by the same levels."""
     open_only = request.args.get("open", "").lower() in {"1", "true", "yes"}
@@ -49,7 +49,7 @@ def alerts():
 
 @bp.post(f"/alerts/{ALERT_ID}/ack")
 @require_role("ops")
-def acknowledge_alert(alert_id: ObjectId):
+def acknowledge_alert(alert_id: ObjectId) -> Response:
     """Acknowledge an alert (the first acknowledgement is kept)."""
     user = require()
     alert = monitoring.acknowledge(get_db(), alert_id, user.email, now())
@@ -60,7 +60,7 @@ def acknowledge_alert(alert_id: ObjectId):
 # --- delivery numbers and the clean-up list (avenue/admin/deliveries.py) -----------------
 
 
-def _signer():
+def _signer() -> UrlSigner:
     from avenue.media import signer_from_config
 
     return signer_from_config(current_app.config, sources=edits_images())
@@ -68,7 +68,7 @@ def _signer():
 
 @bp.get("/deliveries/top")
 @require_role("ops")
-def deliveries_top():
+def deliveries_top() -> Response:
     """The most served (``?by=requests``, default) or heaviest (``?by=bytes``) images over
     ``?from=&to=`` (UTC days, the last 30 by default), ``?limit=`` 1-100 (default 20)."""
     start, end = deliveries.parse_range(request.args.get("from"), request.args.get("to"), now())
@@ -88,7 +88,7 @@ def deliveries_top():
 
 @bp.get('/deliveries/images/<alias>/<oid("media_not_found", "No image with this id."):image_id>')
 @require_role("ops")
-def deliveries_series(alias: str, image_id: ObjectId):
+def deliveries_series(alias: str, image_id: ObjectId) -> Response:
     """One image's requests and bytes per day over ``?from=&to=``, and when it was last served."""
     bucket = BUCKETS.get(alias)
     if bucket is None:
@@ -99,7 +99,7 @@ def deliveries_series(alias: str, image_id: ObjectId):
 
 @bp.get("/deliveries/never-served")
 @require_role("ops")
-def deliveries_never_served():
+def deliveries_never_served() -> Response:
     """The library's images never served, one library page at a time."""
     window = page_args()
     items, page = deliveries.never_served(get_db(), window, _signer())
@@ -108,7 +108,7 @@ def deliveries_never_served():
 
 @bp.get("/cleanup")
 @require_role("ops")
-def cleanup():
+def cleanup() -> Response:
     """Library images no page or product uses and not served for ``?days=`` (default 90)."""
     window = page_args()
     try:

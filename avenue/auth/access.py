@@ -26,8 +26,10 @@ import functools
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, ParamSpec, TypeVar, cast
 
-from flask import Flask, current_app, g, request, session
+from flask import Flask, Request, current_app, g, request, session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
 
@@ -51,7 +53,7 @@ CSRF_EXEMPT = frozenset({"/api/auth/login", "/api/upload-links/files"})
 class User(UserMixin):
     """A logged-in user wrapping the users document."""
 
-    def __init__(self, doc: dict) -> None:
+    def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = doc
 
     def get_id(self) -> str:
@@ -63,15 +65,18 @@ class User(UserMixin):
 
     @property
     def role(self) -> str:
-        return self.doc["role"]
+        role: str = self.doc["role"]
+        return role
 
     @property
     def email(self) -> str:
-        return self.doc["email"]
+        email: str = self.doc["email"]
+        return email
 
     @property
     def is_active(self) -> bool:
-        return self.doc.get("active", True)
+        active: bool = self.doc.get("active", True)
+        return active
 
 
 def session_binding() -> str:
@@ -80,7 +85,7 @@ def session_binding() -> str:
     return hashlib.sha256(seen.encode("utf-8", "replace")).hexdigest()
 
 
-def start_session(doc: dict) -> None:
+def start_session(doc: dict[str, Any]) -> None:
     """Log ``doc``'s user in on a fresh session bound to this client and the user's epoch."""
     session.clear()
     login_user(User(doc))
@@ -96,7 +101,7 @@ def end_session(user: User) -> None:
     session.clear()
 
 
-def _session_user(held) -> dict | None:
+def _session_user(held: Mapping[str, Any]) -> dict[str, Any] | None:
     """The user document the session ``held`` is logged in as, while that session is current
     (the user's epoch, this client's binding)."""
     user_id, epoch, bound = held.get("_user_id"), held.get(SESSION_EPOCH), held.get(SESSION_BINDING)
@@ -125,7 +130,7 @@ def load_session_user(user_id: str) -> User | None:
 
 
 @login_manager.request_loader
-def load_token_user(req) -> User | None:
+def load_token_user(req: Request) -> User | None:
     header = req.headers.get("Authorization")
     if header is None:
         return None
@@ -157,14 +162,17 @@ def is_media_editor() -> bool:
     if "Authorization" in request.headers:
         user = load_token_user(request)
     else:
-        held = SecureCookieSessionInterface.open_session(current_app.session_interface, current_app, request)
+        # The app's interface is security.CookieFreeMediaSessions, a SecureCookieSessionInterface
+        # (Flask types the attribute as any SessionInterface).
+        interface = cast(SecureCookieSessionInterface, current_app.session_interface)
+        held = SecureCookieSessionInterface.open_session(interface, current_app, request)
         doc = _session_user(held) if held is not None else None
         user = User(doc) if doc is not None else None
     return user is not None and user.is_active and user.role in EDITING_ROLES
 
 
 @login_manager.unauthorized_handler
-def unauthorized():
+def unauthorized() -> NoReturn:
     raise Unauthorized("Log in or send an API token to do this.")
 
 
@@ -172,7 +180,8 @@ def csrf_token() -> str:
     """This session's CSRF token, created on first use."""
     if "csrf_token" not in session:
         session["csrf_token"] = secrets.token_urlsafe(32)
-    return session["csrf_token"]
+    token: str = session["csrf_token"]
+    return token
 
 
 def check_csrf() -> None:
@@ -190,16 +199,21 @@ def check_csrf() -> None:
                         "from GET /api/auth/csrf.", code="csrf_failed")
 
 
-def require_role(*roles: str):
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def require_role(*roles: str) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
     """Allow logged-in users with one of ``roles`` (admins always): 401 anonymous, 403 else."""
 
-    def decorator(view):
+    def decorator(view: Callable[_P, _R]) -> Callable[_P, _R]:
         @functools.wraps(view)
-        def wrapped(*args, **kwargs):
+        def wrapped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
             require(*roles)
             return view(*args, **kwargs)
 
-        wrapped.required_roles = roles or ("any",)
+        # Read by tests/api/test_openapi.py: which operations need a login.
+        wrapped.required_roles = roles or ("any",)  # type: ignore[attr-defined]  # a function attribute
         return wrapped
 
     return decorator
@@ -211,7 +225,8 @@ def require(*roles: str) -> User:
         raise Unauthorized("Log in or send an API token to do this.")
     if roles and current_user.role != "admin" and current_user.role not in roles:
         raise Forbidden("Your role does not allow this.")
-    return current_user._get_current_object()
+    user: User = current_user._get_current_object()  # our loaders return only User
+    return user
 
 
 def init_app(app: Flask) -> None:

@@ -3,6 +3,8 @@ list and revoke API tokens."""
 
 from __future__ import annotations
 
+import datetime
+
 import click
 from flask.cli import AppGroup
 
@@ -61,7 +63,7 @@ def list_tokens(email: str) -> None:
     except AvenueError as error:
         fail(error.message)
 
-    def when(moment) -> str:
+    def when(moment: datetime.datetime | None) -> str:
         return moment.strftime("%Y-%m-%d %H:%M") if moment else "-"
 
     click.echo(f"{'name':<20} {'state':<8} {'created':<16} {'expires':<16} last used")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -12,6 +13,7 @@ from pymongo.errors import DuplicateKeyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from avenue.clock import maybe_utc, now
+from avenue.db import Document
 from avenue.errors import BadRequest, Conflict, NotFound
 from avenue.ids import parse_object_id
 
@@ -29,7 +31,7 @@ def normalize_email(email: str) -> str:
     return (email or "").strip().lower()
 
 
-def create_user(db: Database, email: str, password: str, role: str) -> dict:
+def create_user(db: Database[Document], email: str, password: str, role: str) -> dict[str, Any]:
     """Create a user; emails are unique regardless of case."""
     email = normalize_email(email)
     if "@" not in email or len(email) > 254:
@@ -65,7 +67,7 @@ def new_session_epoch() -> str:
     return secrets.token_urlsafe(12)
 
 
-def _change_user(db: Database, email: str, changes: dict) -> dict:
+def _change_user(db: Database[Document], email: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Apply ``changes`` to a user and end every session it has (a new epoch, atomically)."""
     user = db.users.find_one_and_update(
         {"email": normalize_email(email)},
@@ -76,42 +78,45 @@ def _change_user(db: Database, email: str, changes: dict) -> dict:
     return user
 
 
-def set_password(db: Database, email: str, password: str) -> dict:
+def set_password(db: Database[Document], email: str, password: str) -> dict[str, Any]:
     """Give a user a new password (e.g. after a restore, which carries no hashes); every
     session the user had ends."""
     _check_password(password)
     return _change_user(db, email, {"password_hash": generate_password_hash(password)})
 
 
-def set_role(db: Database, email: str, role: str) -> dict:
+def set_role(db: Database[Document], email: str, role: str) -> dict[str, Any]:
     """Give a user another role; sessions opened under the old one end."""
     if role not in ROLES:
         raise BadRequest(f"Role must be one of {', '.join(ROLES)}.", code="invalid_role")
     return _change_user(db, email, {"role": role})
 
 
-def set_active(db: Database, email: str, active: bool) -> dict:
+def set_active(db: Database[Document], email: str, active: bool) -> dict[str, Any]:
     """Deactivate (no login, no session, no token) or reactivate a user."""
     return _change_user(db, email, {"active": bool(active)})
 
 
-def end_sessions(db: Database, user_id) -> None:
+def end_sessions(db: Database[Document], user_id: ObjectId) -> None:
     """End every session of this user, on every device (logout)."""
     db.users.update_one({"_id": user_id}, {"$set": {"session_epoch": new_session_epoch()}})
 
 
-def session_epoch(db: Database, user: dict) -> str:
+def session_epoch(db: Database[Document], user: dict[str, Any]) -> str:
     """The user's current epoch, created for users stored before epochs existed."""
-    epoch = user.get("session_epoch")
-    if epoch:
-        return epoch
+    held: str | None = user.get("session_epoch")
+    if held:
+        return held
     epoch = new_session_epoch()
     # Only where none is set yet: two first logins at once must agree on one value.
     db.users.update_one({"_id": user["_id"], "session_epoch": None}, {"$set": {"session_epoch": epoch}})
-    return db.users.find_one({"_id": user["_id"]}, {"session_epoch": 1})["session_epoch"]
+    stored = db.users.find_one({"_id": user["_id"]}, {"session_epoch": 1})
+    # None if the user was deleted meanwhile: a TypeError, as always (not changed here).
+    current: str = stored["session_epoch"]  # type: ignore[index]
+    return current
 
 
-def authenticate(db: Database, email: str, password: str) -> dict | None:
+def authenticate(db: Database[Document], email: str, password: str) -> dict[str, Any] | None:
     """The active user with these credentials, or None (same work either way)."""
     user = db.users.find_one({"email": normalize_email(email)})
     valid = check_password_hash(user["password_hash"] if user else _DUMMY_HASH, password or "")
@@ -122,7 +127,7 @@ def authenticate(db: Database, email: str, password: str) -> dict | None:
     return user
 
 
-def ensure_admin(db: Database, email: str, password: str) -> dict | None:
+def ensure_admin(db: Database[Document], email: str, password: str) -> dict[str, Any] | None:
     """Create this admin when no admin exists yet; never touch an existing one."""
     if not email or not password or db.users.find_one({"role": "admin"}) is not None:
         return None
@@ -132,7 +137,7 @@ def ensure_admin(db: Database, email: str, password: str) -> dict | None:
         return None
 
 
-def get_user(db: Database, user_id) -> dict | None:
+def get_user(db: Database[Document], user_id: ObjectId | str) -> dict[str, Any] | None:
     oid = parse_object_id(str(user_id))
     if oid is None:
         return None
@@ -144,7 +149,8 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(db: Database, email: str, name: str = "", days: int | None = DEFAULT_TOKEN_DAYS) -> str:
+def issue_token(db: Database[Document], email: str, name: str = "",
+                days: int | None = DEFAULT_TOKEN_DAYS) -> str:
     """A new API token for the user, valid ``days`` days (None: until revoked); only its hash
     is stored, so it is shown once."""
     user = db.users.find_one({"email": normalize_email(email)})
@@ -166,7 +172,7 @@ def issue_token(db: Database, email: str, name: str = "", days: int | None = DEF
     return token
 
 
-def user_for_token(db: Database, token: str) -> dict | None:
+def user_for_token(db: Database[Document], token: str) -> dict[str, Any] | None:
     """The active user a live (not revoked, not expired) token belongs to, or None.
 
     Notes the token's last use, at most once per ``LAST_USED_RESOLUTION``.
@@ -186,7 +192,7 @@ def user_for_token(db: Database, token: str) -> dict | None:
     return get_user(db, record["user_id"])
 
 
-def token_state(record: dict, moment: dt.datetime | None = None) -> str:
+def token_state(record: dict[str, Any], moment: dt.datetime | None = None) -> str:
     """"revoked", "expired" or "live"."""
     if record.get("revoked_at") is not None:
         return "revoked"
@@ -194,7 +200,7 @@ def token_state(record: dict, moment: dt.datetime | None = None) -> str:
     return "expired" if expires is not None and expires <= (moment or now()) else "live"
 
 
-def list_tokens(db: Database, email: str) -> list[dict]:
+def list_tokens(db: Database[Document], email: str) -> list[dict[str, Any]]:
     """A user's tokens, newest first, without their hashes."""
     user = db.users.find_one({"email": normalize_email(email)})
     if user is None:
@@ -202,7 +208,7 @@ def list_tokens(db: Database, email: str) -> list[dict]:
     return list(db.api_tokens.find({"user_id": user["_id"]}, {"token_hash": 0}).sort("created_at", -1))
 
 
-def revoke_tokens(db: Database, email: str) -> int:
+def revoke_tokens(db: Database[Document], email: str) -> int:
     """Revoke every token of a user; returns how many were live."""
     user = db.users.find_one({"email": normalize_email(email)})
     if user is None:
@@ -212,7 +218,7 @@ def revoke_tokens(db: Database, email: str) -> int:
     return result.modified_count
 
 
-def public_user(user: dict) -> dict:
+def public_user(user: dict[str, Any]) -> dict[str, Any]:
     """A user as the API shows it: never a hash."""
     from avenue.clock import isoformat
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from avenue import audit, ratelimit
 from avenue.auth import service
@@ -15,7 +15,7 @@ bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
 
 @bp.post("/login")
-def login():
+def login() -> Response:
     body = json_body()
     if not body.get("email") or not body.get("password"):
         raise BadRequest("Send your email and password.", code="missing_credentials")
@@ -36,7 +36,7 @@ def login():
 
 @bp.post("/logout")
 @require_role()
-def logout():
+def logout() -> tuple[str, int]:
     user = require()
     audit.log("logout", user_id=user.id)
     end_session(user)
@@ -45,10 +45,10 @@ def logout():
 
 @bp.get("/me")
 @require_role()
-def me():
+def me() -> Response:
     return jsonify(user=service.public_user(require().doc))
 
 
 @bp.get("/csrf")
-def csrf():
+def csrf() -> Response:
     return jsonify(csrf_token=csrf_token())

@@ -16,7 +16,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import now
-from avenue.db import PAGES
+from avenue.db import PAGES, Document
 from avenue.media import BUILDER, Image, rewrite_lists
 
 ID_INDEX = [("_id", 1)]
@@ -38,11 +38,11 @@ class PageReferences:
     bucket = BUILDER
     collections = (PAGES,)
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database[Document]) -> None:
         self.db = db
 
     @property
-    def _pages(self) -> Collection:
+    def _pages(self) -> Collection[Document]:
         return self.db[PAGES]
 
     def users(self, image_ids: Sequence[ObjectId], *, text_ids: bool = False) -> dict[ObjectId, set[str]]:

@@ -34,7 +34,7 @@ from pymongo.errors import DuplicateKeyError
 
 from avenue import media
 from avenue.clock import isoformat, now
-from avenue.db import PAGES
+from avenue.db import PAGES, Document
 from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
 from avenue.media import (
@@ -79,7 +79,7 @@ LEGACY_FLAG = "legacy"
 # --- media library ---------------------------------------------------------------------------
 
 
-def library(db: Database) -> Library:
+def library(db: Database[Document]) -> Library:
     """The builder's media library bucket."""
     return Library(db, BUILDER)
 
@@ -126,7 +126,7 @@ def clean_tags(tags: list[str] | str | None) -> list[str] | None:
     return cleaned
 
 
-def upload_media(db: Database, file: Upload, *, owner: str, alt: str | None, limits: Limits,
+def upload_media(db: Database[Document], file: Upload, *, owner: str, alt: str | None, limits: Limits,
                  folder: str | None = None, tags: list[str] | str | None = None,
                  add_only: bool = False) -> Stored:
     """Store one image in the library; an identical file returns the existing media.
@@ -154,14 +154,14 @@ def upload_media(db: Database, file: Upload, *, owner: str, alt: str | None, lim
 UPDATABLE = ("alt", "folder", "tags")
 
 
-def update_media(db: Database, media_id: ObjectId, body: dict) -> Image:
+def update_media(db: Database[Document], media_id: ObjectId, body: dict[str, Any]) -> Image:
     """Change a library image's ``alt``, ``folder`` and/or ``tags`` (404 when gone; 400 for
     anything else in the body or nothing to change). ``alt: null`` or ``""`` removes it."""
     unknown = sorted(set(body) - set(UPDATABLE))
     if unknown or not body:
         raise BadRequest(f"Send one or more of {', '.join(UPDATABLE)}.", code="invalid_media_update",
                          unknown_fields=unknown[:10])
-    changes: dict = {}
+    changes: dict[str, Any] = {}
     if "alt" in body:
         if body["alt"] is not None and not isinstance(body["alt"], str):
             raise BadRequest("alt is a string.", code="invalid_alt")
@@ -178,7 +178,7 @@ def update_media(db: Database, media_id: ObjectId, body: dict) -> Image:
     return image
 
 
-def replace_media(db: Database, media_id: ObjectId, *, file: Upload | None = None,
+def replace_media(db: Database[Document], media_id: ObjectId, *, file: Upload | None = None,
                   focal: FocalPoint | None = None, limits: Limits) -> Changed:
     """New bytes (``file``) or a new focal point for library media, keeping its id, so every
     page that uses it shows the new image (avenue/media/store/replace.py); 404 when it is gone.
@@ -189,7 +189,7 @@ def replace_media(db: Database, media_id: ObjectId, *, file: Upload | None = Non
     return done
 
 
-def edit_media(db: Database, media_id: ObjectId, edits: Edits | None) -> Changed:
+def edit_media(db: Database[Document], media_id: ObjectId, edits: Edits | None) -> Changed:
     """Apply ``edits`` (None: undo) to library media as a new version; every page using it
     shows the edited picture. 404 when it is gone. Returns the media, whether it changed and
     the edited picture's near-duplicates."""
@@ -199,7 +199,7 @@ def edit_media(db: Database, media_id: ObjectId, edits: Edits | None) -> Changed
     return done
 
 
-def set_media_crop(db: Database, media_id: ObjectId, name: str, box: Box | None) -> Changed:
+def set_media_crop(db: Database[Document], media_id: ObjectId, name: str, box: Box | None) -> Changed:
     """Set (``box``) or delete (None) the named crop ``name`` of library media, as a new version."""
     done = library(db).set_crop(media_id, name, box)
     if done is None:
@@ -233,7 +233,7 @@ def clean_unused(days: str | int | None) -> int | None:
     return value
 
 
-def list_media(db: Database, window: Window, *, q: str = "", folder: str | None = None,
+def list_media(db: Database[Document], window: Window, *, q: str = "", folder: str | None = None,
                tags: list[str] | None = None, color: str | None = None,
                unused: str | int | None = None, sort: str | None = None) -> tuple[list[Image], Page]:
     """Library originals, newest first; ``q`` finds filenames with words starting with its words,
@@ -260,7 +260,7 @@ def list_media(db: Database, window: Window, *, q: str = "", folder: str | None 
         Page(page.docs, page.total, False, page.next)
 
 
-def near_groups(db: Database, window: Window, signer: UrlSigner) -> dict:
+def near_groups(db: Database[Document], window: Window, signer: UrlSigner) -> dict[str, Any]:
     """The library's groups of near-duplicates (``after`` paging), each with its images."""
     groups, next_cursor = library(db).near_groups(window)
     items = [{"id": str(group.label), "images": [media_object(db, image, signer) for image in group.images]}
@@ -268,22 +268,22 @@ def near_groups(db: Database, window: Window, signer: UrlSigner) -> dict:
     return {"items": items, "per_page": window.per_page, "next": next_cursor}
 
 
-def near_duplicates(db: Database, image: Image) -> list[Near]:
+def near_duplicates(db: Database[Document], image: Image) -> list[Near]:
     """The library images that look like ``image``, nearest first."""
     return library(db).near_duplicates(image)
 
 
-def folders(db: Database) -> list[dict]:
+def folders(db: Database[Document]) -> list[dict[str, Any]]:
     """Every folder in use with how many images it holds."""
     return [{"folder": folder, "count": count} for folder, count in library(db).folder_counts()]
 
 
-def tags_in_use(db: Database) -> list[dict]:
+def tags_in_use(db: Database[Document]) -> list[dict[str, Any]]:
     """Every tag in use with how many images carry it."""
     return [{"tag": tag, "count": count} for tag, count in library(db).tag_counts()]
 
 
-def get_media(db: Database, media_id: ObjectId) -> Image:
+def get_media(db: Database[Document], media_id: ObjectId) -> Image:
     """One library original, or 404."""
     image = library(db).get(media_id)
     if image is None:
@@ -291,7 +291,7 @@ def get_media(db: Database, media_id: ObjectId) -> Image:
     return image
 
 
-def media_deliveries(db: Database, media_id: ObjectId, start: str | None,
+def media_deliveries(db: Database[Document], media_id: ObjectId, start: str | None,
                      end: str | None) -> dict[str, Any]:
     """A library image's answers and bytes per day over ``start``..``end`` (UTC days, the last
     30 by default; 400 for a bad range), its totals and last served date: the card's chart."""
@@ -300,12 +300,12 @@ def media_deliveries(db: Database, media_id: ObjectId, start: str | None,
     return media.deliveries.daily(db, BUILDER, image.id, first, after)
 
 
-def used_in(db: Database, media_id: ObjectId) -> list[str]:
+def used_in(db: Database[Document], media_id: ObjectId) -> list[str]:
     """The slugs of the pages whose blocks reference this media, sorted."""
     return sorted(p["slug"] for p in db[PAGES].find({"media_ids": media_id}, {"slug": 1}))
 
 
-def delete_media(db: Database, media_id: ObjectId, *, force: bool = False) -> list[str]:
+def delete_media(db: Database[Document], media_id: ObjectId, *, force: bool = False) -> list[str]:
     """Delete library media; 409 naming the pages that use it unless ``force``.
 
     With ``force`` the blocks referencing it are removed from those pages (and the id from
@@ -423,7 +423,7 @@ def parse_bulk(body: dict[str, Any]) -> Bulk:
     return Bulk(action, ids, filters, after, folder, tags, force)
 
 
-def bulk_media(db: Database, bulk: Bulk) -> BulkResult:
+def bulk_media(db: Database[Document], bulk: Bulk) -> BulkResult:
     """Do ``bulk`` to each image it names, one at a time through the same functions the single
     operations use (so counts, facets, leases, the trash and the in-use protection are theirs):
     a refusal of one image (gone, in use, busy, too many tags) is noted and the next goes on."""
@@ -447,7 +447,7 @@ def bulk_media(db: Database, bulk: Bulk) -> BulkResult:
     return result
 
 
-def _bulk_batch(db: Database, bulk: Bulk, ids: list[ObjectId], result: BulkResult) -> None:
+def _bulk_batch(db: Database[Document], bulk: Bulk, ids: list[ObjectId], result: BulkResult) -> None:
     for media_id in ids:
         try:
             _bulk_one(db, bulk, media_id)
@@ -458,7 +458,7 @@ def _bulk_batch(db: Database, bulk: Bulk, ids: list[ObjectId], result: BulkResul
             result.done += 1
 
 
-def _bulk_one(db: Database, bulk: Bulk, media_id: ObjectId) -> None:
+def _bulk_one(db: Database[Document], bulk: Bulk, media_id: ObjectId) -> None:
     if bulk.action == "delete":
         delete_media(db, media_id, force=bulk.force)
     elif bulk.action == "restore":
@@ -472,7 +472,7 @@ def _bulk_one(db: Database, bulk: Bulk, media_id: ObjectId) -> None:
             raise NotFound("No builder media with this id.", code="media_not_found")
 
 
-def restore_media(db: Database, media_id: ObjectId) -> Image:
+def restore_media(db: Database[Document], media_id: ObjectId) -> Image:
     """Library media back from the trash with its id (pages a forced delete cleaned stay as they
     are); 404 when the trash holds no library media with this id."""
     item = Trash(db).get(media_id)
@@ -485,7 +485,7 @@ def restore_media(db: Database, media_id: ObjectId) -> Image:
     return restored.image
 
 
-def _pull_media(db: Database, query: dict, oids: list[ObjectId]) -> None:
+def _pull_media(db: Database[Document], query: dict[str, Any], oids: list[ObjectId]) -> None:
     """Remove the blocks referencing ``oids`` and the ids themselves, in one update per page."""
     db[PAGES].update_many(query, {
         "$pull": {"blocks": {"media_id": {"$in": [str(o) for o in oids]}}, "media_ids": {"$in": oids}},
@@ -493,7 +493,7 @@ def _pull_media(db: Database, query: dict, oids: list[ObjectId]) -> None:
     })
 
 
-def usable_media(db: Database, oids: list[ObjectId]) -> dict[ObjectId, Image]:
+def usable_media(db: Database[Document], oids: list[ObjectId]) -> dict[ObjectId, Image]:
     """The library media among ``oids`` a page may reference: existing, not being deleted."""
     return library(db).usable(oids)
 
@@ -509,7 +509,7 @@ def check_slug(slug: str) -> str:
     return slug
 
 
-def _check_keys(value, where: str, depth: int = 0) -> None:
+def _check_keys(value: object, where: str, depth: int = 0) -> None:
     """Refuse what MongoDB cannot store or would read as an operator."""
     if depth > MAX_BLOCK_DEPTH:
         raise BadRequest(f"{where} is nested too deeply.", code="invalid_block")
@@ -524,7 +524,7 @@ def _check_keys(value, where: str, depth: int = 0) -> None:
             _check_keys(item, where, depth + 1)
 
 
-def parse_page(body: dict) -> dict:
+def parse_page(body: dict[str, Any]) -> dict[str, Any]:
     """Validate a page write: ``title`` (string), ``blocks`` (objects with a ``type``),
     ``published`` (bool, optional). Returns the fields to store, blocks normalised."""
     title = body.get("title")
@@ -567,7 +567,7 @@ def parse_page(body: dict) -> dict:
     return {"title": title, "blocks": cleaned, "published": published}
 
 
-def block_media_ids(blocks: list[dict]) -> tuple[list[ObjectId], list[str]]:
+def block_media_ids(blocks: list[dict[str, Any]]) -> tuple[list[ObjectId], list[str]]:
     """The distinct media ids the blocks reference (in order), and the malformed ones."""
     valid: dict[ObjectId, None] = {}
     malformed: list[str] = []
@@ -581,7 +581,7 @@ def block_media_ids(blocks: list[dict]) -> tuple[list[ObjectId], list[str]]:
     return list(valid), list(dict.fromkeys(malformed))
 
 
-def put_page(db: Database, slug: str, fields: dict) -> dict:
+def put_page(db: Database[Document], slug: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Create or replace a page's title and blocks (upsert by slug) in one update.
 
     Every referenced media must exist in the library (422 naming the unknown ids). Blocks and
@@ -596,7 +596,7 @@ def put_page(db: Database, slug: str, fields: dict) -> dict:
         raise UnprocessableContent(f"Unknown builder media: {', '.join(unknown)}.", code="unknown_media",
                                    unknown_media_ids=unknown)
     stamp = now()
-    update: dict = {
+    update: dict[str, Any] = {
         "$set": {"title": fields["title"], "blocks": fields["blocks"], "media_ids": oids,
                  "updated_at": stamp},
         "$setOnInsert": {"slug": slug, "created_at": stamp},
@@ -616,10 +616,12 @@ def put_page(db: Database, slug: str, fields: dict) -> dict:
     return page
 
 
-def _upsert(db: Database, slug: str, update: dict) -> dict:
-    def write() -> dict:
-        return db[PAGES].find_one_and_update({"slug": slug}, update, upsert=True,
-                                                   return_document=ReturnDocument.AFTER)
+def _upsert(db: Database[Document], slug: str, update: dict[str, Any]) -> dict[str, Any]:
+    def write() -> dict[str, Any]:
+        page = db[PAGES].find_one_and_update({"slug": slug}, update, upsert=True,
+                                             return_document=ReturnDocument.AFTER)
+        assert page is not None  # upsert=True with ReturnDocument.AFTER always returns the document
+        return page
 
     try:
         return write()
@@ -628,7 +630,7 @@ def _upsert(db: Database, slug: str, update: dict) -> dict:
         return write()
 
 
-def get_page(db: Database, slug: str, *, include_drafts: bool) -> dict:
+def get_page(db: Database[Document], slug: str, *, include_drafts: bool) -> dict[str, Any]:
     """A page document; drafts are 404 unless ``include_drafts`` (so they do not leak).
 
     Pages without a ``published`` field come from the old builder, which had no drafts:
@@ -640,7 +642,7 @@ def get_page(db: Database, slug: str, *, include_drafts: bool) -> dict:
     return page
 
 
-def render_page(db: Database, page: dict, signer: UrlSigner) -> dict:
+def render_page(db: Database[Document], page: dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
     """A page as clients get it: each media block carries its media's URLs, sizes and alt.
 
     All the page's media are read with one query. A block whose media is gone is marked
@@ -658,7 +660,8 @@ def render_page(db: Database, page: dict, signer: UrlSigner) -> dict:
             continue
         block = dict(block)
         if "media_id" in block:
-            image = media.get(parse_object_id(block["media_id"]))
+            oid = parse_object_id(block["media_id"])
+            image = media.get(oid) if oid is not None else None  # an unparsable id: missing
             if image is None:
                 block["missing"] = True
             else:
@@ -684,8 +687,8 @@ def render_page(db: Database, page: dict, signer: UrlSigner) -> dict:
     return result
 
 
-def media_object(db: Database, image: Image, signer: UrlSigner, *, with_used_in: bool = False,
-                 near: Sequence[Near] | None = None) -> dict:
+def media_object(db: Database[Document], image: Image, signer: UrlSigner, *, with_used_in: bool = False,
+                 near: Sequence[Near] | None = None) -> dict[str, Any]:
     """A library entry as the API shows it (the image object, plus ``used_in`` when asked and
     ``near_duplicates`` when given)."""
     obj = image_object(image, signer)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bson import ObjectId
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask_login import current_user
 
 from avenue import audit
@@ -14,6 +16,7 @@ from avenue.http import json_body, one_file, page_args, uploaded_files
 from avenue.media import (
     BUILDER,
     Changed,
+    UrlSigner,
     check_crop_name,
     limits_from_config,
     parse_crop,
@@ -29,7 +32,7 @@ EDITOR_ROLES = ("editor", "admin")
 MEDIA_ID = '<oid("media_not_found", "No builder media with this id."):media_id>'
 
 
-def _signer():
+def _signer() -> UrlSigner:
     return signer_from_config(current_app.config, sources=edits_images())
 
 
@@ -37,7 +40,7 @@ def _signer():
 @one_file
 @require_role("editor")
 @limit_uploads
-def upload_media():
+def upload_media() -> tuple[Response, int]:
     """Add an image to the library: 201 when stored, 200 when the same image was already there."""
     tags = request.form.getlist("tags")
     result = service.upload_media(get_db(), uploaded_files("file", single=True)[0], owner=require().id,
@@ -53,7 +56,7 @@ def upload_media():
 
 @bp.get("/media")
 @require_role("editor")
-def list_media():
+def list_media() -> Response:
     window = page_args()
     images, page = service.list_media(get_db(), window, q=request.args.get("q", ""),
                                       folder=request.args.get("folder"), tags=request.args.getlist("tag"),
@@ -65,7 +68,7 @@ def list_media():
 
 @bp.post("/media/bulk")
 @require_role("editor")
-def bulk_media():
+def bulk_media() -> Response:
     """Move, tag, untag, delete or restore many library images at once (ids, or a filter's
     images 500 at a time): what was done and each refusal with its reason."""
     bulk = service.parse_bulk(json_body())
@@ -78,14 +81,14 @@ def bulk_media():
 
 @bp.get("/media/near-duplicates")
 @require_role("editor")
-def list_near_duplicates():
+def list_near_duplicates() -> Response:
     """Groups of library images that look alike (re-encoded, resized, slightly cropped copies)."""
     return jsonify(service.near_groups(get_db(), page_args(), _signer()))
 
 
 @bp.get(f"/media/{MEDIA_ID}")
 @require_role("editor")
-def get_media(media_id: ObjectId):
+def get_media(media_id: ObjectId) -> Response:
     image = service.get_media(get_db(), media_id)
     return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True,
                                         near=service.near_duplicates(get_db(), image)))
@@ -93,7 +96,7 @@ def get_media(media_id: ObjectId):
 
 @bp.get(f"/media/{MEDIA_ID}/deliveries")
 @require_role("editor")
-def get_media_deliveries(media_id: ObjectId):
+def get_media_deliveries(media_id: ObjectId) -> Response:
     """A library image's answers and bytes per day over ``?from=&to=`` (the card's chart)."""
     return jsonify(service.media_deliveries(get_db(), media_id, request.args.get("from"),
                                             request.args.get("to")))
@@ -101,7 +104,7 @@ def get_media_deliveries(media_id: ObjectId):
 
 @bp.patch(f"/media/{MEDIA_ID}")
 @require_role("editor")
-def update_media(media_id: ObjectId):
+def update_media(media_id: ObjectId) -> Response:
     """Change alt text, folder or tags of a library image."""
     body = json_body()
     image = service.update_media(get_db(), media_id, body)
@@ -113,7 +116,7 @@ def update_media(media_id: ObjectId):
 @one_file
 @require_role("editor")
 @limit_uploads
-def replace_media(media_id: ObjectId):
+def replace_media(media_id: ObjectId) -> Response:
     """New bytes for library media, same id: pages keep it; its URLs change (the old ones
     redirect for AVENUE_REPLACED_REDIRECT_DAYS) and the old bytes go to the trash."""
     return _replace(media_id, "builder_media_replaced", file=uploaded_files("file", single=True)[0])
@@ -121,14 +124,14 @@ def replace_media(media_id: ObjectId):
 
 @bp.put(f"/media/{MEDIA_ID}/focal-point")
 @require_role("editor")
-def set_media_focal_point(media_id: ObjectId):
+def set_media_focal_point(media_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(media_id, "builder_media_focal_point_set", focal=parse_focal_point(json_body()))
 
 
 @bp.put(f"/media/{MEDIA_ID}/edits")
 @require_role("editor")
-def edit_media(media_id: ObjectId):
+def edit_media(media_id: ObjectId) -> Response:
     """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
     done = service.edit_media(get_db(), media_id, parse_edits(json_body()))
     return _changed(media_id, "builder_media_edited", done)
@@ -136,7 +139,7 @@ def edit_media(media_id: ObjectId):
 
 @bp.delete(f"/media/{MEDIA_ID}/edits")
 @require_role("editor")
-def undo_media_edits(media_id: ObjectId):
+def undo_media_edits(media_id: ObjectId) -> Response:
     """Back to the original: a new version without edits."""
     done = service.edit_media(get_db(), media_id, None)
     return _changed(media_id, "builder_media_edits_undone", done)
@@ -144,7 +147,7 @@ def undo_media_edits(media_id: ObjectId):
 
 @bp.put(f"/media/{MEDIA_ID}/crops/<name>")
 @require_role("editor")
-def set_media_crop(media_id: ObjectId, name: str):
+def set_media_crop(media_id: ObjectId, name: str) -> Response:
     """Set the named crop ``name`` (fractions of the edited picture): a new version."""
     done = service.set_media_crop(get_db(), media_id, name, parse_crop(name, json_body()))
     return _changed(media_id, "builder_media_crop_set", done, crop=name)
@@ -152,13 +155,13 @@ def set_media_crop(media_id: ObjectId, name: str):
 
 @bp.delete(f"/media/{MEDIA_ID}/crops/<name>")
 @require_role("editor")
-def delete_media_crop(media_id: ObjectId, name: str):
+def delete_media_crop(media_id: ObjectId, name: str) -> Response:
     """Delete the named crop ``name``: a new version."""
     done = service.set_media_crop(get_db(), media_id, check_crop_name(name), None)
     return _changed(media_id, "builder_media_crop_deleted", done, crop=name)
 
 
-def _changed(media_id: ObjectId, action: str, done: Changed, **details):
+def _changed(media_id: ObjectId, action: str, done: Changed, **details: Any) -> Response:
     """Audit a change of library media and answer its object, with its near-duplicates: those
     a new picture was just grouped with, else looked up (the picture is the same)."""
     audit.log(action, bucket=BUILDER, image_id=str(media_id), version=done.image.version,
@@ -167,7 +170,7 @@ def _changed(media_id: ObjectId, action: str, done: Changed, **details):
     return jsonify(service.media_object(get_db(), done.image, _signer(), with_used_in=True, near=near))
 
 
-def _replace(media_id: ObjectId, action: str, **change):
+def _replace(media_id: ObjectId, action: str, **change: Any) -> Response:
     """New bytes or a new focal point (``change``) for library media; audited."""
     done = service.replace_media(get_db(), media_id, limits=limits_from_config(current_app.config), **change)
     return _changed(media_id, action, done)
@@ -175,21 +178,21 @@ def _replace(media_id: ObjectId, action: str, **change):
 
 @bp.get("/folders")
 @require_role("editor")
-def list_folders():
+def list_folders() -> Response:
     """Every folder of the library with its image count."""
     return jsonify({"folders": service.folders(get_db())})
 
 
 @bp.get("/tags")
 @require_role("editor")
-def list_tags():
+def list_tags() -> Response:
     """Every tag of the library with its image count."""
     return jsonify({"tags": service.tags_in_use(get_db())})
 
 
 @bp.delete(f"/media/{MEDIA_ID}")
 @require_role("editor")
-def delete_media(media_id: ObjectId):
+def delete_media(media_id: ObjectId) -> tuple[str, int]:
     force = request.args.get("force", "").lower() in {"1", "true", "yes"}
     pages = service.delete_media(get_db(), media_id, force=force)
     audit.log("builder_media_deleted", bucket=BUILDER, image_id=str(media_id), force=force,
@@ -198,7 +201,7 @@ def delete_media(media_id: ObjectId):
 
 
 @bp.get("/pages/<slug>")
-def get_page(slug: str):
+def get_page(slug: str) -> Response:
     """A page: anyone when published; editors and admins also see drafts."""
     editor = current_user.is_authenticated and current_user.role in EDITOR_ROLES
     page = service.get_page(get_db(), slug, include_drafts=editor)
@@ -207,7 +210,7 @@ def get_page(slug: str):
 
 @bp.put("/pages/<slug>")
 @require_role("editor")
-def put_page(slug: str):
+def put_page(slug: str) -> Response:
     fields = service.parse_page(json_body())
     page = service.put_page(get_db(), slug, fields)
     audit.log("page_written", slug=slug, media_ids=[str(o) for o in page["media_ids"]],

@@ -30,6 +30,7 @@ from pymongo.database import Database
 from avenue.builder import service as builder
 from avenue.bulk.archive import Archive, Entry, EntryTooLarge, EntryUnreadable
 from avenue.bulk.naming import ProductSlot, library_folder, product_slot
+from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest
 from avenue.media import BUILDER, PRODUCTS, Limits, Upload
 from avenue.metrics import count_upload
@@ -109,7 +110,7 @@ def _not_reached(report: Report, entry: Entry, **details: Any) -> None:
     report.add(entry.name, NOT_IMPORTED, reason="deadline", **details)
 
 
-def import_archive(db: Database, archive: Archive, *, target: str, owner: str, limits: Limits,
+def import_archive(db: Database[Document], archive: Archive, *, target: str, owner: str, limits: Limits,
                    max_product_images: int = 10, progress: Progress | None = None,
                    max_seconds: float | None = None) -> Report:
     """Store every image of ``archive`` into ``target`` (``library`` or ``products``), one at a
@@ -153,7 +154,7 @@ def _refused(report: Report, entry: Entry, error: AvenueError, **details: Any) -
     report.add(entry.name, REFUSED, status=error.status, code=error.code, message=error.message, **details)
 
 
-def _into_library(db: Database, archive: Archive, entry: Entry, report: Report, *, owner: str,
+def _into_library(db: Database[Document], archive: Archive, entry: Entry, report: Report, *, owner: str,
                   limits: Limits) -> None:
     folder = library_folder(entry)
     try:
@@ -168,7 +169,7 @@ def _into_library(db: Database, archive: Archive, entry: Entry, report: Report, 
                folder=result.image.folder or folder)
 
 
-def _onto_product(db: Database, archive: Archive, entry: Entry, slot: ProductSlot, report: Report,
+def _onto_product(db: Database[Document], archive: Archive, entry: Entry, slot: ProductSlot, report: Report,
                   known: dict[str, bool], *, owner: str, settings: shop.Settings) -> None:
     if slot.sku not in known:
         try:

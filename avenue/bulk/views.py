@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Mapping
+from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from avenue import audit
 from avenue.auth import require, require_role
@@ -34,7 +36,7 @@ READ_PIECE = 1024 * 1024
 _one_at_a_time = threading.BoundedSemaphore(1)
 
 
-def zip_limits(config) -> ZipLimits:
+def zip_limits(config: Mapping[str, Any]) -> ZipLimits:
     """The archive limits the app is configured with."""
     return ZipLimits(max_entries=config["AVENUE_ZIP_MAX_ENTRIES"],
                      max_total_bytes=config["AVENUE_ZIP_MAX_TOTAL_BYTES"],
@@ -46,7 +48,7 @@ def zip_limits(config) -> ZipLimits:
 @zip_archive
 @require_role("editor")
 @limit_uploads
-def import_into_library():
+def import_into_library() -> tuple[Response, int]:
     """Every image of the zip into the builder's library, in the folder it has in the archive."""
     return _import(service.LIBRARY)
 
@@ -55,12 +57,12 @@ def import_into_library():
 @zip_archive
 @require_role("admin")
 @limit_uploads
-def import_onto_products():
+def import_onto_products() -> tuple[Response, int]:
     """Every image of the zip onto the product its name names (SKU_N.jpg, SKU/x.jpg)."""
     return _import(service.PRODUCTS_TARGET)
 
 
-def _import(target: str):
+def _import(target: str) -> tuple[Response, int]:
     if request.mimetype not in ZIP_TYPES:
         raise UnsupportedImage("Send the zip archive itself as the body, with Content-Type: application/zip.",
                                code="zip_expected")

@@ -9,6 +9,7 @@ whose every call would be refused.
 from __future__ import annotations
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
@@ -33,7 +34,7 @@ def allowed(screen: str, role: str) -> bool:
     return role == "admin" or "any" in roles or role in roles
 
 
-def _screen(screen: str, template: str, **context: object):
+def _screen(screen: str, template: str, **context: object) -> ResponseReturnValue:
     if not current_user.is_authenticated:
         return redirect(url_for("console.login", next=request.full_path.rstrip("?")))
     if not allowed(screen, current_user.role):
@@ -56,7 +57,7 @@ def content_security_policy(response: Response) -> Response:
 
 
 @bp.get("/")
-def home():
+def home() -> ResponseReturnValue:
     """The first screen the user may open, or the login page."""
     if not current_user.is_authenticated:
         return redirect(url_for("console.login"))
@@ -65,37 +66,37 @@ def home():
 
 
 @bp.get("/login")
-def login():
+def login() -> str:
     """The login form (it posts to /api/auth/login from the browser)."""
     return render_template("console/login.html", title="Log in", screens=[])
 
 
 @bp.get("/products")
-def products():
+def products() -> ResponseReturnValue:
     """Admin: list, search and create products."""
     return _screen("products", "console/products.html")
 
 
 @bp.get("/products/<sku>")
-def product(sku: str):
+def product(sku: str) -> ResponseReturnValue:
     """Admin: one product's photos: upload, reorder, delete, variants."""
     return _screen("products", "console/product.html", sku=sku)
 
 
 @bp.get("/library")
-def library():
+def library() -> ResponseReturnValue:
     """Editors and admins: the website builder's media library."""
     return _screen("library", "console/library.html")
 
 
 @bp.get("/uploads")
-def uploads():
+def uploads() -> ResponseReturnValue:
     """Any logged-in user: their own uploads."""
     return _screen("uploads", "console/uploads.html")
 
 
 @bp.get("/ops")
-def ops():
+def ops() -> ResponseReturnValue:
     """Ops and admins: storage, safety, history and alerts."""
     return _screen("ops", "console/ops.html")
 

@@ -47,7 +47,7 @@ def _rules() -> service.Rules:
 
 @bp.post("")
 @require_role("editor")
-def create_link():
+def create_link() -> tuple[Response, int]:
     """A new link; its secret is in this answer only."""
     user = require()
     checked = service.check_request(get_db(), json_body(), _rules(), tus.upload_settings())
@@ -65,7 +65,7 @@ def create_link():
 
 @bp.get("")
 @require_role("editor")
-def list_links():
+def list_links() -> Response:
     """Links newest first: admins every link, editors their own."""
     user = require()
     window = page_args()
@@ -77,7 +77,7 @@ def list_links():
 
 @bp.delete(f"/{LINK_ID}")
 @require_role("editor")
-def revoke_link(link_id: ObjectId):
+def revoke_link(link_id: ObjectId) -> Response:
     """Revoke a link (its creator's or, for admins, any): it takes no more uploads."""
     user = require()
     link = store.get(get_db(), link_id)
@@ -160,7 +160,7 @@ def _read(stream: Any, limit: int) -> bytes:
 
 @bp.post("/files")
 @one_file
-def upload_file():
+def upload_file() -> tuple[Response, int]:
     """A holder's file (multipart ``file``) into the link's target: one use of the link."""
     link = _usable(_holder(form=True))
     service.check_same_target(link, request.form)
@@ -192,7 +192,7 @@ def tus_headers(response: Response) -> Response:
 
 
 @bp.post("/tus")
-def tus_create():
+def tus_create() -> Response:
     """tus creation through a link: Upload-Length at most the link's size; one use of the link
     (given back if the finished file is refused)."""
     link = _usable(_holder())
@@ -230,7 +230,7 @@ def _live(link: store.Link) -> store.Link:
 
 
 @bp.route("/tus/<string(length=24):upload_id>", methods=["HEAD"])
-def tus_upload(upload_id: str):
+def tus_upload(upload_id: str) -> Response:
     """How many bytes of the link's upload arrived (tus HEAD)."""
     link = _live(_holder())
     tus.check_version()
@@ -239,7 +239,7 @@ def tus_upload(upload_id: str):
 
 @bp.patch("/tus/<string(length=24):upload_id>")
 @tus_chunk
-def tus_patch(upload_id: str):
+def tus_patch(upload_id: str) -> Response:
     """Bytes of the link's upload (tus PATCH); the last one stores the file into the link's target."""
     link = _live(_holder())
     tus.check_version()

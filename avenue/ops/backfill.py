@@ -13,13 +13,14 @@ from typing import Any
 
 from pymongo.database import Database
 
+from avenue.db import Document
 from avenue.media import file_doc, originals_flagged, originals_lacking, read_all
 
 BATCH = 200
 ProgressFn = Callable[[str, int, int], None]
 
 
-def _thumb(db: Database, bucket: str, original: dict[str, Any]) -> bytes | None:
+def _thumb(db: Database[Document], bucket: str, original: dict[str, Any]) -> bytes | None:
     info = (((original.get("metadata") or {}).get("variants") or {}).get("thumb") or {}).get("webp")
     if not info:
         return None
@@ -27,7 +28,7 @@ def _thumb(db: Database, bucket: str, original: dict[str, Any]) -> bytes | None:
     return read_all(db, bucket, variant) if variant is not None else None
 
 
-def thumbs_lacking(db: Database, bucket: str, field: str, *, phase: str,
+def thumbs_lacking(db: Database[Document], bucket: str, field: str, *, phase: str,
                    progress: ProgressFn | None = None) -> Iterator[tuple[dict[str, Any], bytes | None]]:
     """Each original of ``bucket`` without ``metadata.<field>`` and its thumb's bytes (None when
     the thumb is missing or unreadable), reporting ``progress`` after each batch."""
@@ -42,7 +43,7 @@ def thumbs_lacking(db: Database, bucket: str, field: str, *, phase: str,
             progress(phase, done, done + (BATCH if len(batch) == BATCH else 0))
 
 
-def originals_flagged_ids(db: Database, bucket: str, field: str) -> Iterator[Any]:
+def originals_flagged_ids(db: Database[Document], bucket: str, field: str) -> Iterator[Any]:
     """The id of each original of ``bucket`` whose ``metadata.<field>`` is true, by the same
     keyset (one batch of ids in memory)."""
     after: Any = None

@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
 
 from bson import ObjectId, json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS, JSONOptions
@@ -43,7 +43,7 @@ from pymongo.errors import DuplicateKeyError
 from avenue import audit
 from avenue import db as database
 from avenue.clock import now
-from avenue.db import shard_key
+from avenue.db import Document, shard_key
 from avenue.errors import AvenueError, Conflict
 from avenue.media import (
     BUCKETS,
@@ -73,7 +73,7 @@ INSERT_BATCH = 32  # chunks per insert while restoring (~8 MB)
 Progress = Callable[[str, int, int], None]
 
 
-def collections(db: Database) -> tuple[str, ...]:
+def collections(db: Database[Document]) -> tuple[str, ...]:
     """The collections a backup saves and a restore writes, in order: those the registered
     owners of referring documents keep (products, pages), then :data:`OWN_COLLECTIONS`."""
     return (*referrers(db).collections(), *OWN_COLLECTIONS)
@@ -85,15 +85,15 @@ class ArchiveError(AvenueError):
     status, code = 422, "invalid_archive"
 
 
-def _dumps(value) -> str:
+def _dumps(value: object) -> str:
     return json_util.dumps(value, json_options=CANONICAL_JSON_OPTIONS)
 
 
-def _loads(text: str | bytes):
+def _loads(text: str | bytes) -> Any:  # whatever the JSON holds
     return json_util.loads(text, json_options=LOAD_OPTIONS)
 
 
-def _member_name(bucket: str, file_id) -> str:
+def _member_name(bucket: str, file_id: object) -> str:
     if isinstance(file_id, ObjectId):
         stem = str(file_id)
     else:
@@ -115,18 +115,20 @@ class _ChunkReader(io.RawIOBase):
     rest is zeros, so the archive stays well-formed, and ``error`` says so.
     """
 
-    def __init__(self, db: Database, bucket: str, doc: dict) -> None:
+    def __init__(self, db: Database[Document], bucket: str, doc: dict[str, Any]) -> None:
         self._pieces = read_range(db, bucket, doc["_id"], doc["length"],
                                           doc.get("chunkSize") or CHUNK_SIZE)
         self._current = memoryview(b"")
-        self._remaining = doc["length"]
+        self._remaining: int = doc["length"]
         self.sha256 = sha256()
         self.error: str | None = None
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    # io hands a bytearray or a memoryview of bytes (any writable buffer, says typeshed: one
+    # without len() or slicing).
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         if self._remaining == 0:
             return 0
         if not self._current and self.error is None:
@@ -161,14 +163,14 @@ class BackupReport:
     files: dict[str, int] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
     documents: dict[str, int] = field(default_factory=dict)
-    incomplete: list[dict] = field(default_factory=list)
-    checksum_mismatches: list[dict] = field(default_factory=list)
+    incomplete: list[dict[str, Any]] = field(default_factory=list)
+    checksum_mismatches: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.incomplete
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
         return {"database": self.database, "files": self.files, "bytes": self.bytes,
                 "documents": self.documents, "incomplete": self.incomplete,
@@ -180,7 +182,7 @@ class BackupReport:
                 f"{len(self.checksum_mismatches)} differ from their recorded sha256")
 
 
-def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False,
+def backup(db: Database[Document], out: BinaryIO, *, include_password_hashes: bool = False,
            progress: Progress | None = None) -> BackupReport:
     """Write the archive (see the module doc) to the binary stream ``out``."""
     progress = progress or (lambda phase, done, total: None)
@@ -198,7 +200,8 @@ def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False
     }
     total = sum(expected_files.values())
     done = 0
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
+    # typeshed's tarfile.open() lacks copybufsize, which open() hands on to TarFile.
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,  # type: ignore[call-overload]
                       copybufsize=CHUNK_SIZE) as tar:
         _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=2).encode())
         for bucket in STORED:  # the trash too: what is restorable now stays restorable
@@ -216,7 +219,8 @@ def backup(db: Database, out: BinaryIO, *, include_password_hashes: bool = False
     return report
 
 
-def _backup_file(db: Database, tar: tarfile.TarFile, bucket: str, doc: dict, report: BackupReport) -> None:
+def _backup_file(db: Database[Document], tar: tarfile.TarFile, bucket: str, doc: dict[str, Any],
+                 report: BackupReport) -> None:
     name = _member_name(bucket, doc["_id"])
     info = tarfile.TarInfo(name + ".bin")
     info.size = doc["length"]
@@ -241,7 +245,8 @@ def _backup_file(db: Database, tar: tarfile.TarFile, bucket: str, doc: dict, rep
     _add_bytes(tar, name + ".json", _dumps(entry).encode())
 
 
-def _backup_collection(db: Database, tar: tarfile.TarFile, name: str, include_password_hashes: bool) -> int:
+def _backup_collection(db: Database[Document], tar: tarfile.TarFile, name: str,
+                       include_password_hashes: bool) -> int:
     count = 0
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         for doc in db[name].find().sort("_id", 1):
@@ -269,15 +274,15 @@ class RestoreReport:
     files: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
     documents: dict[str, int] = field(default_factory=dict)
-    failures: list[dict] = field(default_factory=list)
-    conflicts: list[dict] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
     complete_archive: bool = False
 
     @property
     def ok(self) -> bool:
         return self.complete_archive and not self.failures and not self.conflicts
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
         return {"database": self.database, "files": self.files, "bytes": self.bytes,
                 "documents": self.documents, "failures": self.failures, "conflicts": self.conflicts,
@@ -290,7 +295,7 @@ class RestoreReport:
         return line if self.complete_archive else line + "; the archive is incomplete"
 
 
-def occupied(db: Database) -> dict[str, int]:
+def occupied(db: Database[Document]) -> dict[str, int]:
     """The collections a restore would write to that already hold documents."""
     names = [name for bucket in STORED for name in scan.gridfs_collections(bucket)]
     counts = {name: db[name].estimated_document_count() for name in [*names, *collections(db)]}
@@ -309,7 +314,7 @@ class _Pending:
 
 
 class _Restorer:
-    def __init__(self, db: Database, force: bool, progress: Progress | None) -> None:
+    def __init__(self, db: Database[Document], force: bool, progress: Progress | None) -> None:
         self.db = db
         self.force = force
         self.progress = progress or (lambda phase, done, total: None)
@@ -317,7 +322,7 @@ class _Restorer:
         self.expected_files = 0
         self.done = 0
         self.pending: _Pending | None = None
-        self.trailer: dict | None = None
+        self.trailer: dict[str, Any] | None = None
         self.entries: dict[str, int] = {}  # files entries read per bucket
 
     def run(self, source: BinaryIO) -> RestoreReport:
@@ -326,24 +331,26 @@ class _Restorer:
         except tarfile.TarError as error:
             raise ArchiveError(f"This is not a readable archive: {error}") from error
         seen_manifest = False
+        # extractfile() is None for a member that is not a regular file (a directory, a link):
+        # reading it then fails with an AttributeError, as it always has (the ignores below).
         try:
             for member in tar:
                 name = member.name
                 if not seen_manifest:
                     if name != "manifest.json":
                         raise ArchiveError("This archive has no manifest: it was not made by avenue backup.")
-                    self._manifest(tar.extractfile(member).read())
+                    self._manifest(tar.extractfile(member).read())  # type: ignore[union-attr]
                     seen_manifest = True
                 elif name.startswith("files/") and name.endswith(".bin"):
                     self._abandon_pending("no files entry follows its bytes")
-                    self._write_chunks(member, tar.extractfile(member))
+                    self._write_chunks(member, tar.extractfile(member))  # type: ignore[arg-type]
                 elif name.startswith("files/") and name.endswith(".json"):
-                    self._finish_file(_loads(tar.extractfile(member).read()))
+                    self._finish_file(_loads(tar.extractfile(member).read()))  # type: ignore[union-attr]
                 elif name.startswith("collections/") and name.endswith(".jsonl"):
                     collection = name[len("collections/"):-len(".jsonl")]
-                    self._restore_collection(collection, tar.extractfile(member))
+                    self._restore_collection(collection, tar.extractfile(member))  # type: ignore[arg-type]
                 elif name == "counts.json":
-                    self.trailer = json.loads(tar.extractfile(member).read())
+                    self.trailer = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
         except (tarfile.TarError, EOFError) as error:
             self.report.failures.append({"error": f"the archive is damaged or truncated: {error}"})
         finally:
@@ -361,7 +368,7 @@ class _Restorer:
                                f"version {manifest.get('version')!r}.")
         self.expected_files = sum(manifest.get("expected", {}).get("files", {}).values())
 
-    def _write_chunks(self, member: tarfile.TarInfo, stream) -> None:
+    def _write_chunks(self, member: tarfile.TarInfo, stream: IO[bytes]) -> None:
         headers = member.pax_headers
         bucket = headers.get("avenue.bucket")
         if bucket not in STORED:
@@ -400,7 +407,7 @@ class _Restorer:
             self.report.failures.append({"bucket": pending.bucket, "id": str(pending.file_id),
                                          "error": reason})
 
-    def _finish_file(self, entry: dict) -> None:
+    def _finish_file(self, entry: dict[str, Any]) -> None:
         pending, self.pending = self.pending, None
         doc = entry["file"]
         if pending is None or pending.file_id != doc["_id"] or pending.bucket != entry["bucket"]:
@@ -442,7 +449,7 @@ class _Restorer:
         self.done += 1
         self.progress("Restoring files", self.done, max(self.expected_files, self.done))
 
-    def _restore_collection(self, name: str, stream) -> None:
+    def _restore_collection(self, name: str, stream: IO[bytes]) -> None:
         if name not in collections(self.db):
             self.report.failures.append({"collection": name, "error": "not a collection restore writes"})
             return
@@ -481,7 +488,7 @@ class _Restorer:
                                                f"{count} files its counts list"})
 
 
-def restore(db: Database, source: BinaryIO, *, force: bool = False,
+def restore(db: Database[Document], source: BinaryIO, *, force: bool = False,
             progress: Progress | None = None) -> RestoreReport:
     """Restore an archive from the binary stream ``source``; refuses a non-empty database unless ``force``."""
     if not force:

@@ -28,6 +28,7 @@ from pymongo.database import Database
 
 from avenue import audit, background, metrics, opsruns
 from avenue.clock import now
+from avenue.db import Document
 from avenue.leases import Lease
 from avenue.media import Evicted, evict_renditions
 from avenue.ops.lock import COLLECTION
@@ -49,7 +50,7 @@ def budget_from_config(config: Mapping[str, Any]) -> int:
     return budget
 
 
-def enforce(db: Database, budget: int) -> Evicted:
+def enforce(db: Database[Document], budget: int) -> Evicted:
     """Evict down to the budget if the renditions are over it; count, audit, log and keep
     what an eviction did."""
     started = now()
@@ -66,9 +67,10 @@ def enforce(db: Database, budget: int) -> Evicted:
     return evicted
 
 
-def lease(db: Database) -> Lease:
+def lease(db: Database[Document]) -> Lease:
     """The lease one tick holds (one evictor of all instances)."""
-    holder = {"host": socket.gethostname(), "pid": os.getpid(), "run": uuid.uuid4().hex, "started": now()}
+    holder: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "run": uuid.uuid4().hex,
+                              "started": now()}
     return Lease(db[COLLECTION], COMMAND, holder["run"], LEASE_SECONDS, owner_field="holder.run",
                  record={"holder": holder})
 

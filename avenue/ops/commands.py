@@ -9,22 +9,26 @@ done but something needs a look (invalid images, references to missing files).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 import click
 from flask import current_app
 from flask.cli import with_appcontext
+from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue import opsruns, status
 from avenue.clock import now
-from avenue.db import get_db, get_mongo
+from avenue.db import Document, get_db, get_mongo
 from avenue.errors import AvenueError
 from avenue.media import limits_from_config
 from avenue.ops import backup as backup_module
+from avenue.ops.backfill import ProgressFn
 from avenue.ops.fsck import fsck as run_fsck
 from avenue.ops.gc import DEFAULT_GRACE_SECONDS, collect_garbage
 from avenue.ops.legacy import import_legacy as run_import
@@ -32,6 +36,9 @@ from avenue.ops.likeness import backfill_likeness
 from avenue.ops.lock import Held, exclusive
 from avenue.ops.placeholders import backfill_placeholders
 from avenue.terminal import fail
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar  # what click.progressbar returns
 
 quiet_option = click.option("--quiet", "-q", is_flag=True,
                             help="No progress, no listing: the summary line only.")
@@ -44,7 +51,7 @@ class Progress:
     def __init__(self, hidden: bool) -> None:
         self.hidden = hidden
         self.phase: str | None = None
-        self.bar = None
+        self.bar: ProgressBar[int] | None = None
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         if self.hidden:
@@ -55,8 +62,10 @@ class Progress:
             self.bar = click.progressbar(length=max(total, 1), label=phase, show_pos=True,
                                          file=sys.stderr)
             self.bar.__enter__()
-        self.bar.length = max(total, 1)
-        self.bar.update(done - self.bar.pos)
+        bar = self.bar
+        assert bar is not None  # made with the phase; only the end of the with-block closes it
+        bar.length = max(total, 1)
+        bar.update(done - bar.pos)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -66,11 +75,25 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def _emit(report, as_json: bool, quiet: bool, lines: list[str]) -> None:
+class _Report(Protocol):
+    def summary(self) -> dict[str, Any]: ...
+
+    def summary_line(self) -> str: ...
+
+
+class _BackfillReport(_Report, Protocol):
+    unreadable: list[dict[str, str]]
+
+
+class _Backfill(Protocol):
+    def __call__(self, db: Database[Document], *, progress: ProgressFn | None = None) -> _BackfillReport: ...
+
+
+def _emit(report: _Report, as_json: bool, quiet: bool, lines: list[str]) -> None:
     """The JSON report, or the listing (unless quiet) and the summary line."""
     if as_json:
         click.echo(json.dumps(report.summary(), indent=2, default=str))
@@ -81,7 +104,7 @@ def _emit(report, as_json: bool, quiet: bool, lines: list[str]) -> None:
     click.echo(report.summary_line())
 
 
-def _prepare_database():
+def _prepare_database() -> Database[Document]:
     get_mongo().ensure_indexes()
     return get_db()
 
@@ -188,7 +211,7 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
         _refresh_status_reports(quiet or as_json)
 
 
-def _backfill(name: str, run, as_json: bool, quiet: bool) -> None:
+def _backfill(name: str, run: _Backfill, as_json: bool, quiet: bool) -> None:
     """Run one backfill (``run(db, progress=...)``) alone on every instance, then list the
     images left without a readable thumb."""
     try:
@@ -229,7 +252,7 @@ def likeness(as_json: bool, quiet: bool) -> None:
 @json_option
 @quiet_option
 @with_appcontext
-def fsck(repair: bool, since, resume: bool, as_json: bool, quiet: bool) -> None:
+def fsck(repair: bool, since: dt.datetime | None, resume: bool, as_json: bool, quiet: bool) -> None:
     """Check every stored file against its chunks, length and sha256; exit 1 while problems remain."""
     since = since.replace(tzinfo=dt.UTC) if since is not None else None
     started = now()
@@ -263,7 +286,7 @@ def fsck(repair: bool, since, resume: bool, as_json: bool, quiet: bool) -> None:
         sys.exit(1)
 
 
-def _private_file(path: str):
+def _private_file(path: str) -> io.BufferedWriter:
     """``path`` opened for writing, readable by its owner only (the archive holds every private
     image and the users): created 0600 rather than chmod-ed after, so its bytes are never
     readable by others, even while being written. A leftover of an earlier run is truncated

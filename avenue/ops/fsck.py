@@ -38,12 +38,14 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
+from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue import audit
 from avenue import db as database
 from avenue.clock import as_utc
+from avenue.db import Document
 from avenue.errors import AvenueError
 from avenue.media import (
     CHUNK_SIZE,
@@ -78,8 +80,8 @@ DAMAGE = {"missing_chunks", "duplicate_chunk", "short_chunk", "length_mismatch",
 @dataclass
 class _Finding:
     bucket: str
-    doc: dict
-    problems: list[dict]
+    doc: dict[str, Any]
+    problems: list[dict[str, Any]]
     chunk_bytes: int = 0
     sha_ok: bool = False
 
@@ -91,7 +93,7 @@ class _Finding:
     def role(self) -> str | None:
         return (self.doc.get("metadata") or {}).get("role")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "id": str(self.doc["_id"]), "filename": self.doc.get("filename"),
                 "role": self.role, "problems": self.problems}
 
@@ -104,9 +106,9 @@ class FsckReport:
     files_checked: int = 0
     bytes_checked: int = 0
     findings: list[_Finding] = field(default_factory=list)
-    index_problems: list[dict] = field(default_factory=list)
-    total_problems: list[dict] = field(default_factory=list)  # a running total that is wrong
-    repairs: list[dict] = field(default_factory=list)
+    index_problems: list[dict[str, Any]] = field(default_factory=list)
+    total_problems: list[dict[str, Any]] = field(default_factory=list)  # a running total that is wrong
+    repairs: list[dict[str, Any]] = field(default_factory=list)
     remaining: FsckReport | None = None  # the check after repairing
 
     @property
@@ -119,7 +121,7 @@ class FsckReport:
         final = self.remaining if self.remaining is not None else self
         return final.problem_count == 0
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
         body = {"repair": self.repair, "ok": self.ok, "files_checked": self.files_checked,
                 "bytes_checked": self.bytes_checked, "problems": [f.to_dict() for f in self.findings],
@@ -141,7 +143,7 @@ class FsckReport:
         return line
 
 
-def _check_bytes(bucket: str, doc: dict, chunks: Iterator[dict]) -> _Finding:
+def _check_bytes(bucket: str, doc: dict[str, Any], chunks: Iterator[dict[str, Any]]) -> _Finding:
     """Check one file against its chunks (``chunks``: its own, in ``n`` order, streamed)."""
     length, size = doc.get("length", 0), doc.get("chunkSize") or CHUNK_SIZE
     finding = _Finding(bucket, doc, [])
@@ -181,7 +183,7 @@ def _check_bytes(bucket: str, doc: dict, chunks: Iterator[dict]) -> _Finding:
     return finding
 
 
-def _check_batch(db: Database, bucket: str, docs: list[dict]) -> list[_Finding]:
+def _check_batch(db: Database[Document], bucket: str, docs: list[dict[str, Any]]) -> list[_Finding]:
     """Check a batch of files (in ``_id`` order) in three queries, whatever its size: one
     streamed read of all their chunks, one lookup of the variants' originals, one of the
     originals' listed variants. (One file at a time took two round trips per file: 4.8 ms a
@@ -193,7 +195,7 @@ def _check_batch(db: Database, bucket: str, docs: list[dict]) -> list[_Finding]:
     try:
         pending = next(stream, None)
 
-        def own(file_id: Any) -> Iterator[dict]:
+        def own(file_id: Any) -> Iterator[dict[str, Any]]:
             nonlocal pending
             while pending is not None and pending["files_id"] == file_id:
                 yield pending
@@ -234,11 +236,11 @@ def _check_batch(db: Database, bucket: str, docs: list[dict]) -> list[_Finding]:
     return findings
 
 
-def _check_indexes(db: Database) -> list[dict]:
+def _check_indexes(db: Database[Document]) -> list[dict[str, Any]]:
     return scan.missing_indexes(db)
 
 
-def _check_rendition_total(db: Database) -> list[dict]:
+def _check_rendition_total(db: Database[Document]) -> list[dict[str, Any]]:
     """The renditions' running total against a count of the bucket (on the server); nothing
     when a store or removal moved the total while we counted (not comparable: the next run
     checks again)."""
@@ -262,12 +264,12 @@ BATCH = 100  # files checked together (three queries per group)
 GROUP_BYTES = 64 * 1024 * 1024  # ...or this much file data, so the cursor's next fetch stays near
 
 
-def checkpoint(db: Database) -> dict | None:
+def checkpoint(db: Database[Document]) -> dict[str, Any] | None:
     """Where the last fsck run that did not finish stopped (None once a run finished)."""
     return db[CHECKPOINTS].find_one({"_id": "fsck"})
 
 
-def check(db: Database, *, progress: Progress | None = None, since: dt.datetime | None = None,
+def check(db: Database[Document], *, progress: Progress | None = None, since: dt.datetime | None = None,
           resume: bool = False) -> FsckReport:
     """Check every file of every bucket and the required indexes (reads only).
 
@@ -293,7 +295,7 @@ def check(db: Database, *, progress: Progress | None = None, since: dt.datetime 
         buckets = buckets[buckets.index(start["bucket"]):]
     saved = 0
 
-    def check_group(bucket: str, docs: list[dict]) -> None:
+    def check_group(bucket: str, docs: list[dict[str, Any]]) -> None:
         nonlocal saved
         for finding in _check_batch(db, bucket, docs):
             report.files_checked += 1
@@ -309,7 +311,7 @@ def check(db: Database, *, progress: Progress | None = None, since: dt.datetime 
     for bucket in buckets:
         after = start["last_id"] if start is not None and bucket == start.get("bucket") else None
         query = {"uploadDate": {"$gte": since}} if since is not None else {}
-        group: list[dict] = []
+        group: list[dict[str, Any]] = []
         size = 0
         cursor = scan.walk_files(db, bucket, query, after=after, batch=BATCH)
         try:
@@ -329,19 +331,20 @@ def check(db: Database, *, progress: Progress | None = None, since: dt.datetime 
     return report
 
 
-def _users_of(refs: Referrers, file_id) -> dict:
+def _users_of(refs: Referrers, file_id: ObjectId) -> dict[str, Any]:
     """The documents that reference an original (they need a new image once it is removed),
     by kind, as their owners name them."""
     return {owner.kind: sorted(owner.users([file_id]).get(file_id, ())) for owner in refs}
 
 
-def _repair(db: Database, report: FsckReport, refs: Referrers) -> list[dict]:
-    actions: list[dict] = []
+def _repair(db: Database[Document], report: FsckReport, refs: Referrers) -> list[dict[str, Any]]:
+    actions: list[dict[str, Any]] = []
     damaged = {(f.bucket, f.doc["_id"]) for f in report.findings if f.codes & DAMAGE}
-    removed: set = set()
-    regenerate: dict[tuple, set] = {}  # (bucket, original id) -> variant ids to render again
+    removed: set[tuple[str, ObjectId]] = set()
+    # (bucket, original id) -> variant ids to render again
+    regenerate: dict[tuple[str, ObjectId | None], set[ObjectId]] = {}
 
-    def act(action: str, finding: _Finding, reason: str, **extra) -> None:
+    def act(action: str, finding: _Finding, reason: str, **extra: Any) -> None:
         actions.append({"action": action, "bucket": finding.bucket, "id": str(finding.doc["_id"]),
                         "filename": finding.doc.get("filename"), "reason": reason, **extra})
 
@@ -400,7 +403,7 @@ def _repair(db: Database, report: FsckReport, refs: Referrers) -> list[dict]:
     return actions
 
 
-def fsck(db: Database, *, repair: bool = False, progress: Progress | None = None,
+def fsck(db: Database[Document], *, repair: bool = False, progress: Progress | None = None,
          since: dt.datetime | None = None, resume: bool = False,
          refs: Referrers | None = None) -> FsckReport:
     """Check everything (or what ``since``/``resume`` select); with ``repair`` fix what can be

@@ -34,6 +34,8 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -41,6 +43,7 @@ from pymongo.database import Database
 from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
+from avenue.db import Document
 from avenue.media import (
     PRODUCTS,
     RENDITIONS,
@@ -70,7 +73,7 @@ class GcReport:
 
     dry_run: bool
     grace_seconds: int
-    removed: list[dict] = field(default_factory=list)
+    removed: list[dict[str, Any]] = field(default_factory=list)
     kept_in_grace: int = 0  # garbage-looking items younger than the grace period
 
     @property
@@ -84,7 +87,7 @@ class GcReport:
             counts[entry["kind"]] = counts.get(entry["kind"], 0) + 1
         return counts
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
         return {"dry_run": self.dry_run, "grace_seconds": self.grace_seconds, "counts": self.counts,
                 "removed_items": len(self.removed), "bytes_freed": self.bytes_freed,
@@ -98,15 +101,19 @@ class GcReport:
                 f"{self.grace_seconds} s grace period")
 
 
-def _image_bytes(doc: dict) -> int:
+def _image_bytes(doc: dict[str, Any]) -> int:
     """An original's length plus its variants' lengths."""
     variants = (doc.get("metadata") or {}).get("variants") or {}
-    return doc.get("length", 0) + sum(info.get("length", 0) for formats in variants.values()
-                                      for info in formats.values())
+    total: int = doc.get("length", 0) + sum(info.get("length", 0) for formats in variants.values()
+                                            for info in formats.values())
+    return total
 
 
-def _batches(cursor: Iterable, size: int = BATCH) -> Iterator[list]:
-    batch: list = []
+_T = TypeVar("_T")
+
+
+def _batches(cursor: Iterable[_T], size: int = BATCH) -> Iterator[list[_T]]:
+    batch: list[_T] = []
     for doc in cursor:
         batch.append(doc)
         if len(batch) == size:
@@ -117,7 +124,7 @@ def _batches(cursor: Iterable, size: int = BATCH) -> Iterator[list]:
 
 
 class _Collector:
-    def __init__(self, db: Database, now: dt.datetime, grace_seconds: int, dry_run: bool,
+    def __init__(self, db: Database[Document], now: dt.datetime, grace_seconds: int, dry_run: bool,
                  progress: Progress | None, refs: Referrers) -> None:
         self.db = db
         self.refs = refs
@@ -130,11 +137,11 @@ class _Collector:
         self.gone: set[tuple[str, object]] = set()
 
     def run(self) -> GcReport:
-        steps = [self._expired_temp_images, self._temp_images_without_expiry,
-                 self._unreferenced_product_images, self._trash_past_its_window]
+        steps: list[Callable[[], None]] = [self._expired_temp_images, self._temp_images_without_expiry,
+                                           self._unreferenced_product_images, self._trash_past_its_window]
         for bucket in STORED:
-            steps += [lambda b=bucket: self._incomplete_files(b), lambda b=bucket: self._orphan_variants(b),
-                      lambda b=bucket: self._orphan_chunks(b)]
+            steps += [partial(self._incomplete_files, bucket), partial(self._orphan_variants, bucket),
+                      partial(self._orphan_chunks, bucket)]
         steps += [self._orphan_renditions, lambda: self._incomplete_files(RENDITIONS),
                   lambda: self._orphan_chunks(RENDITIONS), self._expired_resumable_uploads]
         for index, step in enumerate(steps, 1):
@@ -142,13 +149,13 @@ class _Collector:
             self.progress("Collecting garbage", index, len(steps))
         return self.report
 
-    def _old(self, doc: dict) -> bool:
+    def _old(self, doc: dict[str, Any]) -> bool:
         if as_utc(doc["uploadDate"]) < self.cutoff:
             return True
         self.report.kept_in_grace += 1
         return False
 
-    def _remove_image(self, kind: str, bucket: str, doc: dict, reason: str) -> None:
+    def _remove_image(self, kind: str, bucket: str, doc: dict[str, Any], reason: str) -> None:
         if (bucket, doc["_id"]) in self.gone:
             return
         self.gone.update((bucket, file_id) for file_id in [doc["_id"], *variant_ids(doc)])
@@ -158,7 +165,7 @@ class _Collector:
         if not self.dry_run:
             delete_image(self.db, bucket, doc)
 
-    def _remove_file(self, kind: str, bucket: str, doc: dict, reason: str) -> None:
+    def _remove_file(self, kind: str, bucket: str, doc: dict[str, Any], reason: str) -> None:
         if (bucket, doc["_id"]) in self.gone:
             return
         self.gone.add((bucket, doc["_id"]))
@@ -182,14 +189,14 @@ class _Collector:
 
     # --- product images -------------------------------------------------------------------
 
-    def _referenced(self, ids: list) -> set:
+    def _referenced(self, ids: list[ObjectId]) -> set[ObjectId]:
         found = self.refs.referenced(PRODUCTS, ids)
         mapped = self.db.legacy_paths.find({"bucket": PRODUCTS, "file_id": {"$in": ids}}, {"file_id": 1})
         for record in mapped:
             found.add(record["file_id"])
         return found
 
-    def _recently_transferred(self, file_id) -> bool:
+    def _recently_transferred(self, file_id: ObjectId) -> bool:
         """A temp image claimed by a product right now: still in temp, or just deleted from it."""
         if scan.has_file(self.db, TEMP, file_id):
             return True
@@ -224,7 +231,7 @@ class _Collector:
 
     # --- structure ------------------------------------------------------------------------
 
-    def _exists_elsewhere(self, file_id, bucket: str) -> bool:
+    def _exists_elsewhere(self, file_id: ObjectId, bucket: str) -> bool:
         return any(scan.has_file(self.db, other, file_id) for other in STORED if other != bucket)
 
     def _incomplete_files(self, bucket: str) -> None:
@@ -313,8 +320,8 @@ class _Collector:
                     scan.delete_orphan_chunks(self.db, bucket, file_id)
 
 
-def collect_garbage(db: Database, *, grace_seconds: int = DEFAULT_GRACE_SECONDS, dry_run: bool = False,
-                    now: dt.datetime | None = None, progress: Progress | None = None,
+def collect_garbage(db: Database[Document], *, grace_seconds: int = DEFAULT_GRACE_SECONDS,
+                    dry_run: bool = False, now: dt.datetime | None = None, progress: Progress | None = None,
                     refs: Referrers | None = None) -> GcReport:
     """Remove (or with ``dry_run`` only list) every kind of garbage described in the module doc;
     ``refs`` says what is referenced (the app's registered owners by default)."""

@@ -23,12 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from pymongo.database import Database
 
 from avenue import audit
 from avenue.clock import now
+from avenue.db import Document
 from avenue.errors import AvenueError, UnsupportedImage
 from avenue.media import (
     BUILDER,
@@ -72,7 +74,7 @@ def destination(relative: str) -> Destination:
     return Destination(UPLOADS, "upload", GENERAL_SCOPE)
 
 
-def legacy_path(reference) -> str | None:
+def legacy_path(reference: object) -> str | None:
     """The old URL path a stored reference names, or None (external URLs, anything else)."""
     if not isinstance(reference, str):
         return None
@@ -117,7 +119,7 @@ def scan(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
     return sorted(found), sorted(outside)
 
 
-def redirect_target(db: Database, path: str) -> Image | None:
+def redirect_target(db: Database[Document], path: str) -> Image | None:
     """The stored original an old URL path was imported as, or None."""
     recorded = db.legacy_paths.find_one({"path": path})
     if recorded is None:
@@ -145,21 +147,21 @@ class ImportReport:
 
     source: str
     dry_run: bool
-    files: list[dict] = field(default_factory=list)
-    missing_references: list[dict] = field(default_factory=list)
-    skipped_references: list[dict] = field(default_factory=list)
-    external_references: list[dict] = field(default_factory=list)
-    rewritten: list[dict] = field(default_factory=list)
-    copies: list[dict] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
+    missing_references: list[dict[str, Any]] = field(default_factory=list)
+    skipped_references: list[dict[str, Any]] = field(default_factory=list)
+    external_references: list[dict[str, Any]] = field(default_factory=list)
+    rewritten: list[dict[str, Any]] = field(default_factory=list)
+    copies: list[dict[str, Any]] = field(default_factory=list)
 
     def _count(self, action: str) -> int:
         return sum(1 for entry in self.files if entry["action"] == action)
 
-    def _listed(self, action: str) -> list[dict]:
+    def _listed(self, action: str) -> list[dict[str, Any]]:
         return [entry for entry in self.files if entry["action"] == action]
 
     @property
-    def counts(self) -> dict:
+    def counts(self) -> dict[str, Any]:
         return {
             "files": len(self.files),
             "imported": self._count("imported"),
@@ -180,7 +182,7 @@ class ImportReport:
         """Images that could not be moved or references left pointing at nothing."""
         return bool(self._count("invalid") or self.missing_references or self.skipped_references)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """The whole report as JSON-ready data."""
         return {
             "dry_run": self.dry_run,
@@ -212,15 +214,15 @@ class ImportReport:
 class _Plan:
     """A document's new array and what rewriting it found."""
 
-    value: list
+    value: list[Any]
     rewritten: int = 0
-    missing: list[dict] = field(default_factory=list)
-    skipped: list[dict] = field(default_factory=list)
-    external: list[dict] = field(default_factory=list)
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    external: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Importer:
-    def __init__(self, db: Database, root: Path, limits: Limits, dry_run: bool,
+    def __init__(self, db: Database[Document], root: Path, limits: Limits, dry_run: bool,
                  progress: Progress | None) -> None:
         self.db = db
         self.root = root
@@ -273,7 +275,7 @@ class _Importer:
         self._file(path, "imported" if created else "duplicate", dest.bucket,
                    None if target.planned else target.identity)
 
-    def _file(self, path: str, action: str, bucket: str, file_id: str | None, **extra) -> None:
+    def _file(self, path: str, action: str, bucket: str, file_id: str | None, **extra: Any) -> None:
         self.report.files.append({"path": path, "action": action, "bucket": bucket, "id": file_id, **extra})
 
     def _store(self, path: str, dest: Destination, file: Path) -> tuple[_Target, bool]:
@@ -351,7 +353,7 @@ class _Importer:
 
     # --- references -------------------------------------------------------------------
 
-    def _rewrite_all(self, owner: References, plan: Callable[[list], _Plan]) -> None:
+    def _rewrite_all(self, owner: References, plan: Callable[[list[Any]], _Plan]) -> None:
         """Each of the owner's documents gets its references planned and, when one changed,
         rewritten by its owner (a compare-and-swap on the list, see ``References.rewrite``)."""
         collection_name = owner.collections[0]
@@ -373,7 +375,7 @@ class _Importer:
         entry = {"path": reference, "reason": resolved}
         (plan.skipped if resolved in ("skipped_non_image", "invalid") else plan.missing).append(entry)
 
-    def _plan_product(self, images: list) -> _Plan:
+    def _plan_product(self, images: list[Any]) -> _Plan:
         plan = _Plan([])
         seen = {str(entry["id"]) for entry in images if isinstance(entry, dict) and "id" in entry}
         for entry in images:
@@ -397,7 +399,7 @@ class _Importer:
                               else {"id": resolved.identity})
         return plan
 
-    def _plan_page(self, blocks: list) -> _Plan:
+    def _plan_page(self, blocks: list[Any]) -> _Plan:
         """Blocks trade ``image`` for ``media_id`` (the builder derives its ``media_ids``)."""
         plan = _Plan([])
         for block in blocks:
@@ -410,6 +412,7 @@ class _Importer:
                 continue
             resolved = self._resolve(path, BUILDER)
             if isinstance(resolved, str):
+                assert isinstance(image, str)  # legacy_path found a path in it: only a string has one
                 self._note(plan, image, resolved)
                 plan.value.append(block)
                 continue
@@ -435,8 +438,8 @@ class _Importer:
                     self.report.missing_references.append(entry)
 
 
-def import_legacy(db: Database, root: str | Path, *, limits: Limits | None = None, dry_run: bool = False,
-                  progress: Progress | None = None) -> ImportReport:
+def import_legacy(db: Database[Document], root: str | Path, *, limits: Limits | None = None,
+                  dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
     """Import the old uploads folder at ``root`` and rewrite references to it (see module doc)."""
     root = Path(root)
     if not root.is_dir():

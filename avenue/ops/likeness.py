@@ -23,6 +23,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from avenue.db import Document
 from avenue.media import BUCKETS, NEAR_PENDING, Library, compute_likeness, set_file_metadata
 from avenue.ops.backfill import ProgressFn, originals_flagged_ids, thumbs_lacking
 
@@ -47,7 +48,7 @@ class LikenessReport:
                 f"{len(self.unreadable)} without a readable thumb")
 
 
-def backfill_likeness(db: Database, *, progress: ProgressFn | None = None) -> LikenessReport:
+def backfill_likeness(db: Database[Document], *, progress: ProgressFn | None = None) -> LikenessReport:
     """Compute the hash and palette of every original that has none, in every bucket, and link
     each to its near-duplicates."""
     report = LikenessReport()

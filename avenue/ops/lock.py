@@ -17,10 +17,12 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from pymongo.database import Database
 
 from avenue.clock import isoformat, now
+from avenue.db import Document
 from avenue.errors import Conflict
 from avenue.leases import Lease
 
@@ -35,10 +37,10 @@ class Held(Conflict):
 
 
 @contextlib.contextmanager
-def exclusive(db: Database, name: str) -> Iterator[dict]:
+def exclusive(db: Database[Document], name: str) -> Iterator[dict[str, Any]]:
     """Run the body as the only holder of lease ``name``; :class:`Held` if another run has it."""
-    holder = {"host": socket.gethostname(), "pid": os.getpid(), "run": uuid.uuid4().hex,
-              "started": now()}
+    holder: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "run": uuid.uuid4().hex,
+                              "started": now()}
     # The run's id is the owner, kept inside ``holder`` (who holds it, for the message below).
     lease = Lease(db[COLLECTION], name, holder["run"], LEASE.total_seconds(), owner_field="holder.run",
                   record={"holder": holder})

@@ -23,6 +23,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from avenue.db import Document
 from avenue.media import BUCKETS, Library, Referrers, compute_placeholder, referrers, set_file_metadata
 from avenue.ops.backfill import BATCH, ProgressFn, thumbs_lacking
 
@@ -45,7 +46,7 @@ class PlaceholderReport:
                 f"updated, {len(self.unreadable)} without a readable thumb")
 
 
-def backfill_placeholders(db: Database, *, progress: ProgressFn | None = None,
+def backfill_placeholders(db: Database[Document], *, progress: ProgressFn | None = None,
                           refs: Referrers | None = None) -> PlaceholderReport:
     """Compute the placeholder of every original that has none, in every bucket (``refs``: the
     owners of the documents that copy it, the app's registered ones by default)."""
@@ -69,7 +70,7 @@ def backfill_placeholders(db: Database, *, progress: ProgressFn | None = None,
     return report
 
 
-def _lagging(db: Database, refs: Referrers) -> int:
+def _lagging(db: Database[Document], refs: Referrers) -> int:
     """References without a placeholder whose original has one (bounded: each owner's cursor
     a batch at a time, one files lookup per reference)."""
     updated = 0

@@ -8,6 +8,7 @@ the target carries ``AVENUE_MEDIA_BASE_URL``, which a CDN change may move.
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, redirect
+from werkzeug.wrappers import Response as BaseResponse
 
 from avenue.db import get_db
 from avenue.media import image_object, signer_from_config
@@ -19,7 +20,7 @@ REDIRECT_CACHE = "public, max-age=2592000"  # 30 days
 
 
 @bp.route("/uploads/<path:path>", methods=["GET"])
-def legacy_upload(path: str) -> Response:
+def legacy_upload(path: str) -> BaseResponse:
     """301 to the imported file's URL; 404 for a path that was never imported."""
     image = redirect_target(get_db(), PREFIX + path)
     if image is None:

@@ -19,6 +19,7 @@ from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
+from avenue.db import Document
 from avenue.ids import parse_object_id
 from avenue.media import PRODUCTS, Image, rewrite_lists
 from avenue.status import record_product_change
@@ -41,11 +42,11 @@ class ProductReferences:
     bucket = PRODUCTS
     collections = (PRODUCTS_COLLECTION,)
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database[Document]) -> None:
         self.db = db
 
     @property
-    def _products(self) -> Collection:
+    def _products(self) -> Collection[Document]:
         return self.db[PRODUCTS_COLLECTION]
 
     def users(self, image_ids: Sequence[ObjectId], *, text_ids: bool = False) -> dict[ObjectId, set[str]]:

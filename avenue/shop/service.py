@@ -29,7 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -38,7 +38,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import isoformat, now
-from avenue.db import PRODUCT_LIST
+from avenue.db import PRODUCT_LIST, Document
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.errors import BadRequest, Conflict, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
@@ -92,17 +92,17 @@ class ProductNotFound(NotFound):
         super().__init__(f"There is no product with sku {sku!r}.")
 
 
-def products(db: Database) -> Collection:
+def products(db: Database[Document]) -> Collection[Document]:
     """The ``shop_products`` collection."""
     return db[PRODUCTS_COLLECTION]
 
 
-def product_images(db: Database) -> Library:
+def product_images(db: Database[Document]) -> Library:
     """The bucket of the images products use."""
     return Library(db, PRODUCTS)
 
 
-def temp_images(db: Database) -> Library:
+def temp_images(db: Database[Document]) -> Library:
     """The bucket of photos uploaded before their product is saved."""
     return Library(db, TEMP)
 
@@ -115,14 +115,15 @@ def legacy_source(entry: str) -> str:
     return "local_filesystem" if entry.startswith(LOCAL_PREFIX) else "external"
 
 
-def image_entry(entry, signer: UrlSigner) -> dict:
+def image_entry(entry: str | dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
     """A product's image entry as the API shows it (legacy strings as they are, flagged)."""
     if isinstance(entry, str):
         return {"legacy": True, "url": entry, "source": legacy_source(entry)}
     return ref_object(entry, PRODUCTS, signer)
 
 
-def added_entry(ref: dict, near: dict[ObjectId, Sequence[Near] | None], signer: UrlSigner) -> dict:
+def added_entry(ref: dict[str, Any], near: dict[ObjectId, Sequence[Near] | None],
+                signer: UrlSigner) -> dict[str, Any]:
     """An image just added to a product as the answer shows it: its entry and
     ``near_duplicates``, the product images that look like it (nearest first; as a library
     upload's answer names them; left out when the lookup did not answer in time)."""
@@ -133,7 +134,8 @@ def added_entry(ref: dict, near: dict[ObjectId, Sequence[Near] | None], signer: 
     return entry
 
 
-def product_object(doc: dict, signer: UrlSigner, *, also_on: dict[ObjectId, set[str]] | None = None) -> dict:
+def product_object(doc: dict[str, Any], signer: UrlSigner, *,
+                   also_on: dict[ObjectId, set[str]] | None = None) -> dict[str, Any]:
     """The API's product: its images as image objects, the first one the primary; with
     ``also_on`` (:func:`photo_users`), each photo names the other products that use it."""
     images = [image_entry(entry, signer) for entry in doc.get("images") or []]
@@ -152,7 +154,7 @@ def product_object(doc: dict, signer: UrlSigner, *, also_on: dict[ObjectId, set[
     }
 
 
-def photo_users(db: Database, doc: dict) -> dict[ObjectId, set[str]]:
+def photo_users(db: Database[Document], doc: dict[str, Any]) -> dict[ObjectId, set[str]]:
     """Which products use each of this product's photos (a deduplicated photo is shared): the
     products' own answer, :class:`ProductReferences`, one indexed query per 50 photos."""
     ids = [entry["id"] for entry in doc.get("images") or [] if isinstance(entry, dict) and "id" in entry]
@@ -162,7 +164,7 @@ def photo_users(db: Database, doc: dict) -> dict[ObjectId, set[str]]:
     return found
 
 
-def temp_object(image: Image, signer: UrlSigner) -> dict:
+def temp_object(image: Image, signer: UrlSigner) -> dict[str, Any]:
     """A temp image: the image object with its ``expires_at``."""
     return image_object(image, signer)
 
@@ -170,7 +172,7 @@ def temp_object(image: Image, signer: UrlSigner) -> dict:
 # --- input -----------------------------------------------------------------------------
 
 
-def _name(value) -> str:
+def _name(value: object) -> str:
     if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_NAME_LENGTH:
         raise BadRequest(f"name must be a non-empty string of at most {MAX_NAME_LENGTH} characters.",
                          code="invalid_name")
@@ -180,21 +182,21 @@ def _name(value) -> str:
 MAX_PRICE = 10**12
 
 
-def _price(value) -> int | float:
+def _price(value: object) -> int | float:
     if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
             or not 0 <= value <= MAX_PRICE):
         raise BadRequest(f"price must be a number from 0 to {MAX_PRICE:,}.", code="invalid_price")
     return value
 
 
-def _shown_price(value):
+def _shown_price(value: object) -> object:
     """A stored price as JSON can carry it (an old non-finite one shows as null)."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
 
 
-def _sku(value) -> str:
+def _sku(value: object) -> str:
     if not isinstance(value, str) or not SKU_PATTERN.fullmatch(value):
         raise BadRequest("sku must be 1-64 letters, digits, '.', '_' or '-', starting with a letter "
                          "or digit.", code="invalid_sku")
@@ -204,7 +206,7 @@ def _sku(value) -> str:
 # --- products --------------------------------------------------------------------------
 
 
-def get_product(db: Database, sku: str) -> dict:
+def get_product(db: Database[Document], sku: str) -> dict[str, Any]:
     """The product document, or a 404."""
     doc = products(db).find_one({"sku": sku})
     if doc is None:
@@ -212,7 +214,7 @@ def get_product(db: Database, sku: str) -> dict:
     return doc
 
 
-def list_products(db: Database, window: Window) -> Page:
+def list_products(db: Database[Document], window: Window) -> Page:
     """One page of products by sku (avenue/paging.py: by cursor or bounded offset)."""
     # The product counters once a reconciliation has counted them (a shop's products from
     # before the counters, or loaded behind the app's back, are only in them from then on).
@@ -222,13 +224,13 @@ def list_products(db: Database, window: Window) -> Page:
                  total=total)
 
 
-def update_product(db: Database, sku: str, body: dict) -> dict:
+def update_product(db: Database[Document], sku: str, body: dict[str, Any]) -> dict[str, Any]:
     """Change a product's name and/or price."""
     unknown = sorted(set(body) - {"name", "price"})
     if unknown:
         raise BadRequest(f"Only name and price can be changed here, not {', '.join(unknown)}.",
                          code="invalid_fields", fields=unknown)
-    changes = {}
+    changes: dict[str, str | int | float] = {}
     if "name" in body:
         changes["name"] = _name(body["name"])
     if "price" in body:
@@ -242,7 +244,7 @@ def update_product(db: Database, sku: str, body: dict) -> dict:
     return doc
 
 
-def _claimable(db: Database, raw_ids, owner: str, max_images: int) -> list[Image]:
+def _claimable(db: Database[Document], raw_ids: object, owner: str, max_images: int) -> list[Image]:
     """The temp images ``raw_ids`` names, in order, or a 422 naming every unusable id."""
     if not isinstance(raw_ids, list) or not all(isinstance(i, str) for i in raw_ids):
         raise BadRequest("temp_image_ids must be a list of id strings.", code="invalid_temp_image_ids")
@@ -280,7 +282,7 @@ class _ProductClaim(Generic[T]):
     image created for a write that failed goes if nothing refers to it; an image deleted
     under the claim is replaced on this product alone."""
 
-    db: Database
+    db: Database[Document]
     sku: str
     write: Callable[[list[Stored]], tuple[T, list[Image]]]
 
@@ -294,7 +296,8 @@ class _ProductClaim(Generic[T]):
         ProductReferences(self.db).repoint(old.id, new, within=self.sku)
 
 
-def create_product(db: Database, body: dict, *, owner: str, settings: Settings) -> dict:
+def create_product(db: Database[Document], body: dict[str, Any], *, owner: str,
+                   settings: Settings) -> dict[str, Any]:
     """Create a product; its temp images (in the given order) become its first images.
 
     Everything is checked before anything is written. The temp images are copied first and
@@ -308,7 +311,7 @@ def create_product(db: Database, body: dict, *, owner: str, settings: Settings) 
     if products(db).find_one({"sku": sku}, {"_id": 1}) is not None:
         raise Conflict(f"A product with sku {sku!r} already exists.", code="sku_taken")
 
-    def insert(stored: list[Stored]) -> tuple[dict, list[Image]]:
+    def insert(stored: list[Stored]) -> tuple[dict[str, Any], list[Image]]:
         images = _unique([item.image for item in stored])
         moment = now()
         doc = {"sku": sku, "name": name, "price": price, "images": [image.ref() for image in images],
@@ -326,7 +329,7 @@ def create_product(db: Database, body: dict, *, owner: str, settings: Settings) 
     return get_product(db, sku) if replaced else doc
 
 
-def delete_product(db: Database, sku: str) -> dict:
+def delete_product(db: Database[Document], sku: str) -> dict[str, Any]:
     """Delete a product, then every image file no other product uses.
 
     The images' delete leases are taken first: an image being replaced answers 409 before
@@ -348,7 +351,7 @@ def delete_product(db: Database, sku: str) -> dict:
     return deleted
 
 
-def _take_delete_leases(db: Database, image_ids: list[ObjectId]) -> list[DeleteLease]:
+def _take_delete_leases(db: Database[Document], image_ids: list[ObjectId]) -> list[DeleteLease]:
     """The delete lease of each of ``image_ids`` that exists and no other delete holds; all
     given back, and :class:`ImageBusy` (409) raised, when one of them is being replaced."""
     library = product_images(db)
@@ -364,7 +367,7 @@ def _take_delete_leases(db: Database, image_ids: list[ObjectId]) -> list[DeleteL
     return leases
 
 
-def _release_delete_leases(db: Database, leases: list[DeleteLease]) -> None:
+def _release_delete_leases(db: Database[Document], leases: list[DeleteLease]) -> None:
     library = product_images(db)
     for lease in leases:
         library.release_delete_lease(lease)
@@ -373,7 +376,7 @@ def _release_delete_leases(db: Database, leases: list[DeleteLease]) -> None:
 # --- temp images -----------------------------------------------------------------------
 
 
-def store_temp_images(db: Database, uploads: list[Upload], *, owner: str,
+def store_temp_images(db: Database[Document], uploads: list[Upload], *, owner: str,
                       settings: Settings) -> list[Image]:
     """Store uploads in ``temp_images`` (all or nothing) with an expiry.
 
@@ -404,7 +407,7 @@ def _unique(images: list[Image]) -> list[Image]:
     return list(seen.values())
 
 
-def stored_ids(doc: dict) -> list:
+def stored_ids(doc: dict[str, Any]) -> list[ObjectId]:
     """The ids of a product's stored (non-legacy) images, in order."""
     return [entry["id"] for entry in doc.get("images") or [] if isinstance(entry, dict) and "id" in entry]
 
@@ -415,10 +418,10 @@ def _too_many(sku: str, have: int, adding: int, limit: int) -> UnprocessableCont
         "Nothing was stored.", code="too_many_images", limit=limit, current=have, sent=adding)
 
 
-def add_images(db: Database, sku: str, uploads: list[Upload], *, owner: str,
+def add_images(db: Database[Document], sku: str, uploads: list[Upload], *, owner: str,
                settings: Settings,
                near: dict[ObjectId, Sequence[Near] | None] | None = None,
-               add_only: bool = False) -> tuple[dict, list[dict]]:
+               add_only: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Store uploads (all or nothing) and append them to the product within its limit.
 
     Returns the updated product and the references added (images the product already had
@@ -433,7 +436,7 @@ def add_images(db: Database, sku: str, uploads: list[Upload], *, owner: str,
     if have + len(uploads) > limit:
         raise _too_many(sku, have, len(uploads), limit)
 
-    def push(stored: list[Stored]) -> tuple[tuple[dict, list[dict]], list[Image]]:
+    def push(stored: list[Stored]) -> tuple[tuple[dict[str, Any], list[dict[str, Any]]], list[Image]]:
         if near is not None:
             near.update((item.image.id, item.near) for item in stored)
         images = _unique([item.image for item in stored])
@@ -450,7 +453,7 @@ def add_images(db: Database, sku: str, uploads: list[Upload], *, owner: str,
     return updated, added
 
 
-def check_room(db: Database, sku: str, adding: int, limit: int) -> dict:
+def check_room(db: Database[Document], sku: str, adding: int, limit: int) -> dict[str, Any]:
     """The product, if it exists and has room for ``adding`` more images (404 / 422 if not)."""
     doc = get_product(db, sku)
     have = len(doc.get("images") or [])
@@ -459,13 +462,14 @@ def check_room(db: Database, sku: str, adding: int, limit: int) -> dict:
     return doc
 
 
-def attach_image(db: Database, sku: str, image: Image, limit: int) -> dict:
+def attach_image(db: Database[Document], sku: str, image: Image, limit: int) -> dict[str, Any]:
     """Put a stored product image back at the end of the product's list (a restore from the
     trash); the product as updated."""
     return _push_refs(db, sku, [image.ref()], limit)[0]
 
 
-def _push_refs(db: Database, sku: str, refs: list[dict], limit: int) -> tuple[dict, list[dict]]:
+def _push_refs(db: Database[Document], sku: str, refs: list[dict[str, Any]],
+               limit: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Append the refs the product does not have yet, atomically within ``limit``."""
     for _ in range(5):
         doc = get_product(db, sku)
@@ -493,7 +497,8 @@ def _push_refs(db: Database, sku: str, refs: list[dict], limit: int) -> tuple[di
     raise Conflict(f"Product {sku}'s images keep changing; try again.", code="concurrent_change")
 
 
-def delete_unreferenced(db: Database, file_id: ObjectId, *, trashed_from: str | None = None) -> bool:
+def delete_unreferenced(db: Database[Document], file_id: ObjectId, *,
+                        trashed_from: str | None = None) -> bool:
     """Delete a product file (and its variants) if no product references it any more; into
     the trash when it was taken off product ``trashed_from`` (restorable back onto it).
 
@@ -506,7 +511,7 @@ def delete_unreferenced(db: Database, file_id: ObjectId, *, trashed_from: str | 
     return _delete_if_unreferenced(db, lease, trashed_from=trashed_from)
 
 
-def _delete_if_unreferenced(db: Database, lease: DeleteLease, *, trashed_from: str | None) -> bool:
+def _delete_if_unreferenced(db: Database[Document], lease: DeleteLease, *, trashed_from: str | None) -> bool:
     """With ``lease`` held: delete the file when no product references it, else give the
     lease back."""
     library = product_images(db)
@@ -516,7 +521,7 @@ def _delete_if_unreferenced(db: Database, lease: DeleteLease, *, trashed_from: s
     return library.delete(lease.image, to_trash=None if trashed_from is None else {"sku": trashed_from})
 
 
-def delete_product_image(db: Database, sku: str, image_id: ObjectId) -> dict:
+def delete_product_image(db: Database[Document], sku: str, image_id: ObjectId) -> dict[str, Any]:
     """Take one image off a product; its file goes when no other product uses it."""
     doc = get_product(db, sku)
     oid = image_id
@@ -548,8 +553,8 @@ def delete_product_image(db: Database, sku: str, image_id: ObjectId) -> dict:
     return updated
 
 
-def replace_product_image(db: Database, sku: str, image_id: ObjectId, *, file: Upload | None = None,
-                          focal: FocalPoint | None = None, limits: Limits) -> dict:
+def replace_product_image(db: Database[Document], sku: str, image_id: ObjectId, *, file: Upload | None = None,
+                          focal: FocalPoint | None = None, limits: Limits) -> dict[str, Any]:
     """New bytes (``file``) or a new focal point for one of a product's images, keeping its id
     and its place (avenue/media/store/replace.py); every product using it gets the new reference.
     Returns the product."""
@@ -564,7 +569,7 @@ def replace_product_image(db: Database, sku: str, image_id: ObjectId, *, file: U
     return get_product(db, sku)
 
 
-def _refresh_refs(db: Database, image_id: ObjectId, image: Image) -> None:
+def _refresh_refs(db: Database[Document], image_id: ObjectId, image: Image) -> None:
     """Every product using ``image_id`` gets the reference of its new version."""
     moment = now()
     for user in products(db).find({"images.id": image_id}, {"_id": 1, "images": 1}):
@@ -576,13 +581,14 @@ def _refresh_refs(db: Database, image_id: ObjectId, image: Image) -> None:
                                 {"$set": {"images.$": {**fresh, **image.ref()}, "updated_at": moment}})
 
 
-def _product_photo(db: Database, sku: str, image_id: ObjectId) -> None:
+def _product_photo(db: Database[Document], sku: str, image_id: ObjectId) -> None:
     """404 unless the product ``sku`` has the photo ``image_id``."""
     if image_id not in stored_ids(get_product(db, sku)):
         raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
 
 
-def edit_product_image(db: Database, sku: str, image_id: ObjectId, edits: Edits | None) -> tuple[dict, bool]:
+def edit_product_image(db: Database[Document], sku: str, image_id: ObjectId,
+                       edits: Edits | None) -> tuple[dict[str, Any], bool]:
     """Apply ``edits`` (None: undo) to one of a product's photos as a new version; every
     product using it gets the new reference. Returns the photo's reference and whether it changed."""
     _product_photo(db, sku, image_id)
@@ -590,15 +596,16 @@ def edit_product_image(db: Database, sku: str, image_id: ObjectId, edits: Edits 
     return _photo_changed(db, sku, image_id, done)
 
 
-def set_product_image_crop(db: Database, sku: str, image_id: ObjectId, name: str,
-                           box: Box | None) -> tuple[dict, bool]:
+def set_product_image_crop(db: Database[Document], sku: str, image_id: ObjectId, name: str,
+                           box: Box | None) -> tuple[dict[str, Any], bool]:
     """Set (``box``) or delete (None) the named crop ``name`` of one of a product's photos."""
     _product_photo(db, sku, image_id)
     done = Library(db, PRODUCTS).set_crop(image_id, name, box, refs={"sku": sku})
     return _photo_changed(db, sku, image_id, done)
 
 
-def _photo_changed(db: Database, sku: str, image_id: ObjectId, done: Changed | None) -> tuple[dict, bool]:
+def _photo_changed(db: Database[Document], sku: str, image_id: ObjectId,
+                   done: Changed | None) -> tuple[dict[str, Any], bool]:
     if done is None:
         raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
     if done.changed:
@@ -606,8 +613,8 @@ def _photo_changed(db: Database, sku: str, image_id: ObjectId, done: Changed | N
     return done.image.ref(), done.changed
 
 
-def reorder_images(db: Database, sku: str, body: dict,
-                   load: Callable[[Database, str], dict] = get_product) -> dict:
+def reorder_images(db: Database[Document], sku: str, body: dict[str, Any],
+                   load: Callable[[Database[Document], str], dict[str, Any]] = get_product) -> dict[str, Any]:
     """Put the product's images in the order of ``image_ids`` (a permutation of its ids).
 
     Compare-and-set: the write only applies if the images are still what was read, so a

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from bson import ObjectId
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from avenue import audit, status
 from avenue.auth import edits_images, require, require_role
@@ -12,6 +15,8 @@ from avenue.http import json_body, one_file, page_args, product_files, uploaded_
 from avenue.media import (
     PRODUCTS,
     TEMP,
+    Near,
+    UrlSigner,
     check_crop_name,
     limits_from_config,
     parse_crop,
@@ -26,7 +31,7 @@ bp = Blueprint("shop", __name__, url_prefix="/api/shop")
 IMAGE_ID = '<oid("image_not_found", "This product has no image with this id."):image_id>'
 
 
-def _signer():
+def _signer() -> UrlSigner:
     return signer_from_config(current_app.config, sources=edits_images())
 
 
@@ -37,12 +42,12 @@ def _settings() -> service.Settings:
                             limits=limits_from_config(config))
 
 
-def _product(doc: dict):
+def _product(doc: dict[str, Any]) -> Response:
     return jsonify(service.product_object(doc, _signer()))
 
 
 @bp.get("/products")
-def list_products():
+def list_products() -> Response:
     """Products by sku, one page at a time (anyone)."""
     window = page_args()
     page = service.list_products(get_db(), window)
@@ -51,7 +56,7 @@ def list_products():
 
 @bp.post("/products")
 @require_role("admin")
-def create_product():
+def create_product() -> tuple[Response, int]:
     """Create a product; ``temp_image_ids`` become its images in the given order."""
     user = require()
     doc = service.create_product(get_db(), json_body(), owner=user.id, settings=_settings())
@@ -61,7 +66,7 @@ def create_product():
 
 
 @bp.get("/products/<sku>")
-def get_product(sku: str):
+def get_product(sku: str) -> Response:
     """One product (anyone); each photo names the other products that use it (``also_on``)."""
     doc = service.get_product(get_db(), sku)
     return jsonify(service.product_object(doc, _signer(), also_on=service.photo_users(get_db(), doc)))
@@ -69,7 +74,7 @@ def get_product(sku: str):
 
 @bp.patch("/products/<sku>")
 @require_role("admin")
-def update_product(sku: str):
+def update_product(sku: str) -> Response:
     """Change a product's name and/or price."""
     body = json_body()
     doc = service.update_product(get_db(), sku, body)
@@ -79,7 +84,7 @@ def update_product(sku: str):
 
 @bp.delete("/products/<sku>")
 @require_role("admin")
-def delete_product(sku: str):
+def delete_product(sku: str) -> tuple[str, int]:
     """Delete a product and every image file no other product uses."""
     doc = service.delete_product(get_db(), sku)
     audit.log("product_deleted", sku=sku, bucket=PRODUCTS,
@@ -91,7 +96,7 @@ def delete_product(sku: str):
 @product_files
 @require_role("admin")
 @limit_uploads
-def upload_temp_images():
+def upload_temp_images() -> tuple[Response, int]:
     """Photos uploaded before their product is saved; unclaimed ones expire."""
     user = require()
     images = service.store_temp_images(get_db(), uploaded_files("images"), owner=user.id,
@@ -104,10 +109,10 @@ def upload_temp_images():
 @product_files
 @require_role("admin")
 @limit_uploads
-def add_images(sku: str):
+def add_images(sku: str) -> tuple[Response, int]:
     """Add images to a product (all or nothing, within its limit)."""
     user = require()
-    near: dict = {}
+    near: dict[ObjectId, Sequence[Near] | None] = {}
     doc, added = service.add_images(get_db(), sku, uploaded_files("images"), owner=user.id,
                                     settings=_settings(), near=near)
     audit.log("product_images_added", sku=sku, bucket=PRODUCTS, image_ids=[str(r["id"]) for r in added])
@@ -118,7 +123,7 @@ def add_images(sku: str):
 
 @bp.delete(f"/products/<sku>/images/{IMAGE_ID}")
 @require_role("admin")
-def delete_image(sku: str, image_id: ObjectId):
+def delete_image(sku: str, image_id: ObjectId) -> Response:
     """Take an image off a product; the file goes unless another product uses it."""
     doc = service.delete_product_image(get_db(), sku, image_id)
     audit.log("product_image_deleted", sku=sku, bucket=PRODUCTS, image_id=str(image_id))
@@ -129,7 +134,7 @@ def delete_image(sku: str, image_id: ObjectId):
 @one_file
 @require_role("admin")
 @limit_uploads
-def replace_image(sku: str, image_id: ObjectId):
+def replace_image(sku: str, image_id: ObjectId) -> Response:
     """New bytes for a product photo, same id and place; its URLs change (the old ones redirect
     for AVENUE_REPLACED_REDIRECT_DAYS) and the old bytes go to the trash."""
     return _replace(sku, image_id, "product_image_replaced", file=uploaded_files("file", single=True)[0])
@@ -137,14 +142,14 @@ def replace_image(sku: str, image_id: ObjectId):
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/focal-point")
 @require_role("admin")
-def set_image_focal_point(sku: str, image_id: ObjectId):
+def set_image_focal_point(sku: str, image_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(sku, image_id, "product_image_focal_point_set", focal=parse_focal_point(json_body()))
 
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/edits")
 @require_role("admin")
-def edit_image(sku: str, image_id: ObjectId):
+def edit_image(sku: str, image_id: ObjectId) -> Response:
     """Rotate, flip and crop the photo's original (non-destructive): a new version, new URLs."""
     done = service.edit_product_image(get_db(), sku, image_id, parse_edits(json_body()))
     return _photo(sku, image_id, "product_image_edited", *done)
@@ -152,7 +157,7 @@ def edit_image(sku: str, image_id: ObjectId):
 
 @bp.delete(f"/products/<sku>/images/{IMAGE_ID}/edits")
 @require_role("admin")
-def undo_image_edits(sku: str, image_id: ObjectId):
+def undo_image_edits(sku: str, image_id: ObjectId) -> Response:
     """Back to the photo's original: a new version without edits."""
     done = service.edit_product_image(get_db(), sku, image_id, None)
     return _photo(sku, image_id, "product_image_edits_undone", *done)
@@ -160,7 +165,7 @@ def undo_image_edits(sku: str, image_id: ObjectId):
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/crops/<name>")
 @require_role("admin")
-def set_image_crop(sku: str, image_id: ObjectId, name: str):
+def set_image_crop(sku: str, image_id: ObjectId, name: str) -> Response:
     """Set the photo's named crop ``name`` (fractions of the edited picture): a new version."""
     done = service.set_product_image_crop(get_db(), sku, image_id, name, parse_crop(name, json_body()))
     return _photo(sku, image_id, "product_image_crop_set", *done, crop=name)
@@ -168,20 +173,21 @@ def set_image_crop(sku: str, image_id: ObjectId, name: str):
 
 @bp.delete(f"/products/<sku>/images/{IMAGE_ID}/crops/<name>")
 @require_role("admin")
-def delete_image_crop(sku: str, image_id: ObjectId, name: str):
+def delete_image_crop(sku: str, image_id: ObjectId, name: str) -> Response:
     """Delete the photo's named crop ``name``: a new version."""
     done = service.set_product_image_crop(get_db(), sku, image_id, check_crop_name(name), None)
     return _photo(sku, image_id, "product_image_crop_deleted", *done, crop=name)
 
 
-def _photo(sku: str, image_id: ObjectId, action: str, ref: dict, changed: bool, **details):
+def _photo(sku: str, image_id: ObjectId, action: str, ref: dict[str, Any], changed: bool,
+           **details: Any) -> Response:
     """Audit a change of a product's photo and answer its image object."""
     audit.log(action, sku=sku, bucket=PRODUCTS, image_id=str(image_id), version=ref.get("version", ""),
               changed=changed, **details)
     return jsonify(service.image_entry(ref, _signer()))
 
 
-def _replace(sku: str, image_id: ObjectId, action: str, **change):
+def _replace(sku: str, image_id: ObjectId, action: str, **change: Any) -> Response:
     """New bytes or a new focal point (``change``) for one of the product's photos; audited."""
     limits = limits_from_config(current_app.config)
     doc = service.replace_product_image(get_db(), sku, image_id, limits=limits, **change)
@@ -191,7 +197,7 @@ def _replace(sku: str, image_id: ObjectId, action: str, **change):
 
 @bp.put("/products/<sku>/images/order")
 @require_role("admin")
-def reorder_images(sku: str):
+def reorder_images(sku: str) -> Response:
     """Put the product's images in a new order (a permutation of their ids)."""
     body = json_body()
     doc = service.reorder_images(get_db(), sku, body)
@@ -201,14 +207,14 @@ def reorder_images(sku: str):
 
 @bp.get("/debug/products-status")
 @require_role("admin", "ops")
-def products_status():
+def products_status() -> Response:
     """Is every product photo safe? Counts and lists (avenue/status/products.py)."""
     return jsonify(status.report(get_db(), "products-status", current_app.config, refresh=_refresh()))
 
 
 @bp.get("/debug/storage-status")
 @require_role("admin", "ops")
-def storage_status():
+def storage_status() -> Response:
     """Where the bytes are and whether they survive a restart (avenue/status/storage.py)."""
     return jsonify(status.report(get_db(), "storage-status", current_app.config, refresh=_refresh()))
 

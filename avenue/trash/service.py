@@ -19,6 +19,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from avenue.clock import isoformat
+from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
 from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, Library, Trash, Trashed, UrlSigner, image_object
 from avenue.paging import Page, Window
@@ -56,13 +57,13 @@ def trash_object(item: Trashed) -> dict[str, Any]:
     }
 
 
-def list_trash(db: Database, window: Window, *, role: str,
+def list_trash(db: Database[Document], window: Window, *, role: str,
                source: str | None = None) -> tuple[list[Trashed], Page]:
     """Trashed images the user may see, last deleted first."""
     return Trash(db).page(window, source=_source(role, source))
 
 
-def get_item(db: Database, image_id: ObjectId, *, role: str) -> Trashed:
+def get_item(db: Database[Document], image_id: ObjectId, *, role: str) -> Trashed:
     """One trashed image the user may see; 404 otherwise (no existence leak)."""
     item = Trash(db).get(image_id)
     if item is None or (role != "admin" and item.image.bucket != BUILDER):
@@ -70,7 +71,7 @@ def get_item(db: Database, image_id: ObjectId, *, role: str) -> Trashed:
     return item
 
 
-def restore(db: Database, image_id: ObjectId, *, role: str, max_images: int,
+def restore(db: Database[Document], image_id: ObjectId, *, role: str, max_images: int,
             signer: UrlSigner) -> dict[str, Any]:
     """Put a trashed image back (see the module doc); what came back and where it went."""
     item = get_item(db, image_id, role=role)
@@ -94,7 +95,7 @@ def restore(db: Database, image_id: ObjectId, *, role: str, max_images: int,
     return answer
 
 
-def _room_on(db: Database, sku: str, max_images: int) -> None:
+def _room_on(db: Database[Document], sku: str, max_images: int) -> None:
     try:
         shop.check_room(db, sku, 1, max_images)
     except NotFound:
@@ -103,7 +104,7 @@ def _room_on(db: Database, sku: str, max_images: int) -> None:
                        sku=sku) from None
 
 
-def purge(db: Database, image_id: ObjectId, *, role: str) -> Trashed:
+def purge(db: Database[Document], image_id: ObjectId, *, role: str) -> Trashed:
     """Remove a trashed image for good now."""
     item = get_item(db, image_id, role=role)
     if not Trash(db).purge(image_id):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bson import ObjectId
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from avenue import audit
 from avenue.auth import edits_images, require, require_role
@@ -19,7 +19,7 @@ ITEM_ID = '<oid("trash_item_not_found", "No image with this id in the trash."):i
 
 @bp.get("")
 @require_role("editor")
-def list_trash():
+def list_trash() -> Response:
     window = page_args()
     items, page = service.list_trash(get_db(), window, role=require().role, source=request.args.get("from"))
     return jsonify(page.shape([service.trash_object(item) for item in items], window))
@@ -27,13 +27,13 @@ def list_trash():
 
 @bp.get(f"/{ITEM_ID}")
 @require_role("editor")
-def get_item(image_id: ObjectId):
+def get_item(image_id: ObjectId) -> Response:
     return jsonify(service.trash_object(service.get_item(get_db(), image_id, role=require().role)))
 
 
 @bp.post(f"/{ITEM_ID}/restore")
 @require_role("editor")
-def restore(image_id: ObjectId):
+def restore(image_id: ObjectId) -> Response:
     answer = service.restore(get_db(), image_id, role=require().role,
                              max_images=current_app.config["AVENUE_MAX_PRODUCT_IMAGES"],
                              signer=signer_from_config(current_app.config, sources=edits_images()))
@@ -44,7 +44,7 @@ def restore(image_id: ObjectId):
 
 @bp.delete(f"/{ITEM_ID}")
 @require_role("editor")
-def purge(image_id: ObjectId):
+def purge(image_id: ObjectId) -> tuple[str, int]:
     item = service.purge(get_db(), image_id, role=require().role)
     audit.log("trash_purged", image_id=str(image_id), source=item.image.bucket)
     return "", 204

@@ -12,16 +12,18 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from pymongo.database import Database
 
 from avenue import background
 from avenue.clock import now
+from avenue.db import Document
 from avenue.media import resumable
 
 log = logging.getLogger(__name__)
 COLLECT_SECONDS = 600
 
 
-def collect(db) -> resumable.Expired:
+def collect(db: Database[Document]) -> resumable.Expired:
     """Remove what expired by now (one tick)."""
     removed = resumable.collect_expired(db, now())
     if removed.uploads or removed.pieces:

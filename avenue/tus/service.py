@@ -24,6 +24,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from avenue.builder import service as builder
+from avenue.db import Document
 from avenue.errors import BadRequest
 from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, Image, Limits, Upload, UrlSigner, image_object
 from avenue.shop import service as shop
@@ -75,7 +76,7 @@ class Settings:
                              limits=self.limits)
 
 
-def target_of(db: Database, metadata: dict[str, str], settings: Settings) -> dict[str, Any]:
+def target_of(db: Database[Document], metadata: dict[str, str], settings: Settings) -> dict[str, Any]:
     """The target an upload's metadata names, checked now as its multipart route would check
     the form (400 for a bad field, 404 / 422 for a product that does not exist or is full)."""
     kind = metadata.get("target") or "uploads"
@@ -121,7 +122,7 @@ class Completed:
                 "created": self.created}
 
 
-def complete(db: Database, target: dict[str, Any], filename: str | None, data: bytes, *, owner: str,
+def complete(db: Database[Document], target: dict[str, Any], filename: str | None, data: bytes, *, owner: str,
              settings: Settings) -> Completed:
     """Store a finished upload's bytes exactly as its target's multipart route does; a target
     that names an upload link (``link``) only adds: an image already there keeps its labels
@@ -153,7 +154,7 @@ def complete(db: Database, target: dict[str, Any], filename: str | None, data: b
                      {"sku": sku, "bucket": PRODUCTS, "image_ids": [str(ref["id"]) for ref in added]})
 
 
-def image_of(db: Database, result: dict[str, Any]) -> Image | None:
+def image_of(db: Database[Document], result: dict[str, Any]) -> Image | None:
     """The image a finished upload became (None: gone since, or not known)."""
     image_id = result.get("image_id")
     if not isinstance(image_id, ObjectId):
@@ -163,7 +164,7 @@ def image_of(db: Database, result: dict[str, Any]) -> Image | None:
     return library(db).get(image_id) if library is not None else None
 
 
-def image_json(db: Database, kind: str, image: Image, signer: UrlSigner) -> dict[str, Any]:
+def image_json(db: Database[Document], kind: str, image: Image, signer: UrlSigner) -> dict[str, Any]:
     """The image object its target's multipart route answers with."""
     if kind == "uploads":
         return uploads.upload_object(image, signer)

@@ -15,10 +15,11 @@ own service call (avenue/tus/service.py).
 from __future__ import annotations
 
 import binascii
+import datetime
 import email.utils
 from base64 import b64decode
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import ClientDisconnected
@@ -72,7 +73,7 @@ def tus_headers(response: Response) -> Response:
     return response
 
 
-def _http_date(value) -> str:
+def _http_date(value: datetime.datetime) -> str:
     return email.utils.format_datetime(value, usegmt=True)
 
 
@@ -85,7 +86,7 @@ def _integer(name: str) -> int:
 
 
 @bp.route("", methods=["OPTIONS"])
-def discover():
+def discover() -> Response:
     """What this server supports (the protocol's discovery request)."""
     response = Response(status=204)
     response.headers["Tus-Version"] = TUS_VERSION
@@ -98,7 +99,7 @@ def discover():
 @bp.post("")
 @require_role()
 @limit_uploads
-def create():
+def create() -> Response:
     """Create an upload of Upload-Length bytes for the target its Upload-Metadata names."""
     check_version()
     user = require()
@@ -182,7 +183,7 @@ def head(upload: resumable.Resumable) -> Response:
 
 @bp.route(f"/{UPLOAD_ID}", methods=["GET", "HEAD"])
 @require_role()
-def status(upload_id: str):
+def status(upload_id: str) -> Response:
     """HEAD: the protocol's offset request. GET: the upload as JSON: offset, length, state,
     expiry and, once done, the image it became."""
     upload = _own(upload_id)
@@ -206,7 +207,7 @@ class _Body:
     """The request body as pieces are read: a client that goes away mid-body ends it there
     (the bytes that arrived are kept), instead of failing the whole request."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
 
     def read(self, size: int = -1) -> bytes:
@@ -233,7 +234,7 @@ def _checksum() -> tuple[str, bytes] | None:
 @bp.patch(f"/{UPLOAD_ID}")
 @tus_chunk
 @require_role()
-def append(upload_id: str):
+def append(upload_id: str) -> Response:
     """Bytes at Upload-Offset; the request that brings the last byte stores the image."""
     check_version()
     return receive(lambda: _own(upload_id))
@@ -286,7 +287,7 @@ def _complete(upload: resumable.Resumable, *, refused: Callable[[], None] | None
 
 @bp.delete(f"/{UPLOAD_ID}")
 @require_role()
-def terminate(upload_id: str):
+def terminate(upload_id: str) -> Response:
     """Stop an upload: its bytes are deleted (an image it already became stays)."""
     upload = _own(upload_id)
     freed = resumable.discard(get_db(), upload.id)
@@ -295,14 +296,14 @@ def terminate(upload_id: str):
     return Response(status=204)
 
 
-OVERRIDES: dict[str, Any] = {"PATCH": append, "DELETE": terminate,
+OVERRIDES: dict[str, Callable[[str], Response]] = {"PATCH": append, "DELETE": terminate,
                              "HEAD": lambda upload_id: head(_own(upload_id))}
 
 
 @bp.post(f"/{UPLOAD_ID}")
 @tus_chunk
 @require_role()
-def override(upload_id: str):
+def override(upload_id: str) -> Response:
     """X-HTTP-Method-Override: PATCH, DELETE or HEAD sent as a POST (for clients and proxies
     that cannot send those methods)."""
     check_version()

@@ -9,10 +9,12 @@ gets the same 404 as for an id that does not exist.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
 
+from avenue.db import Document
 from avenue.errors import BadRequest, NotFound
 from avenue.media import (
     UPLOADS,
@@ -35,7 +37,7 @@ from avenue.paging import Page, Window
 VISIBILITIES = ("public", "private")
 
 
-def library(db: Database) -> Library:
+def library(db: Database[Document]) -> Library:
     """The uploads bucket."""
     return Library(db, UPLOADS)
 
@@ -49,7 +51,7 @@ def parse_visibility(value: str | None) -> str:
     return value
 
 
-def upload(db: Database, file: Upload, *, owner: str, visibility: str, limits: Limits,
+def upload(db: Database[Document], file: Upload, *, owner: str, visibility: str, limits: Limits,
            add_only: bool = False) -> Stored:
     """Store one image for ``owner``; an identical earlier upload (same owner and visibility)
     is returned instead of a copy (``add_only``: never one from the trash, which stays there)."""
@@ -57,14 +59,14 @@ def upload(db: Database, file: Upload, *, owner: str, visibility: str, limits: L
                              scope=f"{owner}:{visibility}", visibility=visibility, revive=not add_only)
 
 
-def list_uploads(db: Database, window: Window, *, user_id: str, is_admin: bool,
+def list_uploads(db: Database[Document], window: Window, *, user_id: str, is_admin: bool,
                  owner: str | None = None) -> tuple[list[Image], Page]:
     """A user's own uploads, newest first; admins see everyone's, optionally one ``owner``'s."""
     scope = (owner or None) if is_admin else user_id
     return library(db).page(window, owner=scope)
 
 
-def get_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool) -> Image:
+def get_upload(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool) -> Image:
     """An upload the user may see; 404 otherwise (no existence leak)."""
     image = library(db).get(upload_id, owner=None if is_admin else user_id)
     if image is None:
@@ -72,7 +74,7 @@ def get_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: boo
     return image
 
 
-def delete_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool) -> Image:
+def delete_upload(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool) -> Image:
     """Delete an upload the user may see (with its variants); returns what was deleted."""
     image = get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
     media = library(db)
@@ -90,7 +92,7 @@ def delete_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: 
     return image
 
 
-def replace_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool,
+def replace_upload(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool,
                    file: Upload | None = None, focal: FocalPoint | None = None,
                    limits: Limits) -> Changed:
     """New bytes (``file``) or a new focal point for an upload the user may see, keeping its
@@ -103,7 +105,7 @@ def replace_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin:
     return done
 
 
-def edit_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool,
+def edit_upload(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool,
                 edits: Edits | None) -> Changed:
     """Apply ``edits`` (None: undo) to an upload the user may see, as a new version."""
     get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
@@ -113,7 +115,7 @@ def edit_upload(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bo
     return done
 
 
-def set_upload_crop(db: Database, upload_id: ObjectId, *, user_id: str, is_admin: bool, name: str,
+def set_upload_crop(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool, name: str,
                     box: Box | None) -> Changed:
     """Set (``box``) or delete (None) the named crop ``name`` of an upload the user may see."""
     get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
@@ -123,13 +125,13 @@ def set_upload_crop(db: Database, upload_id: ObjectId, *, user_id: str, is_admin
     return done
 
 
-def near_duplicates(db: Database, image: Image) -> list[Near]:
+def near_duplicates(db: Database[Document], image: Image) -> list[Near]:
     """The uploads of ``image``'s owner that look like it, nearest first: never itself, nor
     its own earlier versions (a replaced version's bytes are in the trash, never matched)."""
     return library(db).near_duplicates(image)
 
 
-def upload_object(image: Image, signer: UrlSigner, near: Sequence[Near] | None = None) -> dict:
+def upload_object(image: Image, signer: UrlSigner, near: Sequence[Near] | None = None) -> dict[str, Any]:
     """The image object of an upload (signed, expiring URLs when private), with its owner, and
     its ``near_duplicates`` when given (the same owner's uploads only)."""
     obj = image_object(image, signer)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bson import ObjectId
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from avenue import audit
 from avenue.auth import require, require_role
@@ -12,6 +14,7 @@ from avenue.http import json_body, one_file, page_args, uploaded_files
 from avenue.media import (
     UPLOADS,
     Changed,
+    UrlSigner,
     check_crop_name,
     limits_from_config,
     parse_crop,
@@ -26,7 +29,7 @@ bp = Blueprint("uploads", __name__, url_prefix="/api/uploads")
 UPLOAD_ID = '<oid("upload_not_found", "No upload with this id."):upload_id>'
 
 
-def _signer():
+def _signer() -> UrlSigner:
     # Every route here answers the caller's own uploads (or an admin's): their editor.
     return signer_from_config(current_app.config, sources=True)
 
@@ -35,7 +38,7 @@ def _signer():
 @one_file
 @require_role()
 @limit_uploads
-def create_upload():
+def create_upload() -> tuple[Response, int]:
     """Store an image: 201 when stored, 200 when this user already uploaded the same one."""
     user = require()
     visibility = service.parse_visibility(request.form.get("visibility"))
@@ -49,7 +52,7 @@ def create_upload():
 
 @bp.get("")
 @require_role()
-def list_uploads():
+def list_uploads() -> Response:
     user = require()
     window = page_args()
     images, page = service.list_uploads(get_db(), window, user_id=user.id, is_admin=user.role == "admin",
@@ -59,7 +62,7 @@ def list_uploads():
 
 @bp.get(f"/{UPLOAD_ID}")
 @require_role()
-def get_upload(upload_id: ObjectId):
+def get_upload(upload_id: ObjectId) -> Response:
     user = require()
     image = service.get_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
     return jsonify(service.upload_object(image, _signer()))
@@ -69,7 +72,7 @@ def get_upload(upload_id: ObjectId):
 @one_file
 @require_role()
 @limit_uploads
-def replace_upload(upload_id: ObjectId):
+def replace_upload(upload_id: ObjectId) -> Response:
     """New bytes for an upload, same id and visibility; its URLs change (the old ones redirect
     for AVENUE_REPLACED_REDIRECT_DAYS) and the old bytes go to the trash."""
     return _replace(upload_id, "upload_replaced", file=uploaded_files("file", single=True)[0])
@@ -77,14 +80,14 @@ def replace_upload(upload_id: ObjectId):
 
 @bp.put(f"/{UPLOAD_ID}/focal-point")
 @require_role()
-def set_upload_focal_point(upload_id: ObjectId):
+def set_upload_focal_point(upload_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(upload_id, "upload_focal_point_set", focal=parse_focal_point(json_body()))
 
 
 @bp.put(f"/{UPLOAD_ID}/edits")
 @require_role()
-def edit_upload(upload_id: ObjectId):
+def edit_upload(upload_id: ObjectId) -> Response:
     """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
     edits = parse_edits(json_body())
     user = require()
@@ -95,7 +98,7 @@ def edit_upload(upload_id: ObjectId):
 
 @bp.delete(f"/{UPLOAD_ID}/edits")
 @require_role()
-def undo_upload_edits(upload_id: ObjectId):
+def undo_upload_edits(upload_id: ObjectId) -> Response:
     """Back to the original: a new version without edits."""
     user = require()
     done = service.edit_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
@@ -105,7 +108,7 @@ def undo_upload_edits(upload_id: ObjectId):
 
 @bp.put(f"/{UPLOAD_ID}/crops/<name>")
 @require_role()
-def set_upload_crop(upload_id: ObjectId, name: str):
+def set_upload_crop(upload_id: ObjectId, name: str) -> Response:
     """Set the named crop ``name`` (fractions of the edited picture): a new version."""
     box = parse_crop(name, json_body())
     user = require()
@@ -116,7 +119,7 @@ def set_upload_crop(upload_id: ObjectId, name: str):
 
 @bp.delete(f"/{UPLOAD_ID}/crops/<name>")
 @require_role()
-def delete_upload_crop(upload_id: ObjectId, name: str):
+def delete_upload_crop(upload_id: ObjectId, name: str) -> Response:
     """Delete the named crop ``name``: a new version."""
     user = require()
     done = service.set_upload_crop(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
@@ -124,7 +127,8 @@ def delete_upload_crop(upload_id: ObjectId, name: str):
     return _changed(upload_id, "upload_crop_deleted", done, crop=name)
 
 
-def _changed(upload_id: ObjectId, action: str, done: Changed, *, name_near: bool = False, **details):
+def _changed(upload_id: ObjectId, action: str, done: Changed, *, name_near: bool = False,
+             **details: Any) -> Response:
     """Audit a change of an upload and answer its object; ``name_near`` (a replace): with its
     near-duplicates, as an upload's answer names them: those its new picture was just grouped
     with, else (a new focal point: the same picture) looked up."""
@@ -136,7 +140,7 @@ def _changed(upload_id: ObjectId, action: str, done: Changed, *, name_near: bool
     return jsonify(service.upload_object(done.image, _signer(), near))
 
 
-def _replace(upload_id: ObjectId, action: str, **change):
+def _replace(upload_id: ObjectId, action: str, **change: Any) -> Response:
     """New bytes or a new focal point (``change``) for an upload the user may see; audited."""
     user = require()
     limits = limits_from_config(current_app.config)
@@ -147,7 +151,7 @@ def _replace(upload_id: ObjectId, action: str, **change):
 
 @bp.delete(f"/{UPLOAD_ID}")
 @require_role()
-def delete_upload(upload_id: ObjectId):
+def delete_upload(upload_id: ObjectId) -> tuple[str, int]:
     user = require()
     image = service.delete_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
     audit.log("upload_deleted", bucket=UPLOADS, image_id=str(upload_id), owner=image.owner)

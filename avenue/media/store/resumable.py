@@ -54,7 +54,7 @@ import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 from bson import Binary
 from pymongo import ASCENDING, IndexModel, ReturnDocument
@@ -76,6 +76,12 @@ LEASE_SECONDS = 60
 #: Checksum algorithms of the protocol's checksum extension this store verifies (hashlib names).
 CHECKSUM_ALGORITHMS = ("sha1", "sha256", "md5")
 OPEN, COMPLETING, DONE = "open", "completing", "done"
+
+
+class Body(Protocol):
+    """What a piece of an upload is read from: a binary file, or the request's body."""
+
+    def read(self, size: int, /) -> bytes: ...
 
 
 class UploadGone(AvenueError):
@@ -325,7 +331,7 @@ def check_piece_size(upload: Resumable, offset: int, size: int, min_bytes: int) 
                             f"bytes; this one brings {size:,} (none were kept).", min_bytes=min_bytes)
 
 
-def append(db: Database[Document], upload: Resumable, offset: int, body: BinaryIO, *,
+def append(db: Database[Document], upload: Resumable, offset: int, body: Body, *,
            checksum: tuple[str, bytes] | None = None, min_bytes: int = 0) -> Resumable:
     """Write the bytes ``body`` yields at ``offset`` and move the offset past them.
 
@@ -364,7 +370,7 @@ def append(db: Database[Document], upload: Resumable, offset: int, body: BinaryI
     return _record(doc)
 
 
-def _write_body(db: Database[Document], upload: Resumable, offset: int, body: BinaryIO, token: str,
+def _write_body(db: Database[Document], upload: Resumable, offset: int, body: Body, token: str,
                 checksum: tuple[str, bytes] | None) -> int:
     """Insert ``body``'s bytes as pieces from ``offset``; the number of bytes written."""
     db[CHUNKS].delete_many({"upload_id": upload.id, "offset": {"$gte": offset}})
@@ -390,7 +396,7 @@ def _write_body(db: Database[Document], upload: Resumable, offset: int, body: Bi
     return written
 
 
-def _read_piece(body: BinaryIO, size: int) -> bytes:
+def _read_piece(body: Body, size: int) -> bytes:
     """Up to ``size`` bytes (fewer only at the body's end)."""
     parts: list[bytes] = []
     left = size

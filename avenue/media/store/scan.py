@@ -10,7 +10,7 @@ embedded SecantusDB, so callers keep theirs short.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from typing import Any
 
 from pymongo.database import Database
@@ -144,7 +144,7 @@ def count_files(db: Database[Document], bucket: str, *, estimated: bool = False)
 
 def walk_files(db: Database[Document], bucket: str, query: Mapping[str, Any] | None = None, *,
                after: Any = None, projection: Mapping[str, Any] | None = None,
-               batch: int = 500) -> Iterator[Document]:
+               batch: int = 500) -> Generator[Document, None, None]:
     """Files documents matching ``query`` by ``_id`` (after ``after``, when given), through
     one cursor read ``batch`` at a time, closed however the caller stops."""
     selector = dict(query or {})
@@ -198,7 +198,7 @@ def missing_indexes(db: Database[Document]) -> list[dict[str, str]]:
 # --- chunks -------------------------------------------------------------------------------
 
 
-def chunks_of(db: Database[Document], bucket: str, file_ids: list[Any]) -> Iterator[Document]:
+def chunks_of(db: Database[Document], bucket: str, file_ids: list[Any]) -> Generator[Document, None, None]:
     """The chunks of ``file_ids`` (a batch in ``_id`` order) as ``files_id``, ``n``, ``data``,
     sorted like the batch on the ``{files_id, n}`` index, a few at a time (each file's chunks
     follow the previous file's, so a caller consumes them in step), the cursor closed however
