@@ -418,9 +418,13 @@ SCHEMAS: dict[str, Schema] = {
             "type": "object", "required": ["generated_at", "age_seconds", "stale", "counts", "compute_ms"],
             "properties": {"generated_at": TIME,
                            "age_seconds": {"type": "number", "minimum": 0,
-                                           "description": "Always 0: the counts are read for this answer."},
+                                           "description": "0: the counts were read for this answer; "
+                                                          "else how old the held report is (stale)."},
                            "compute_ms": {"type": ["number", "null"]},
-                           "stale": {"type": "boolean", "description": "Always false, as age_seconds."},
+                           "stale": {"type": "boolean", "description":
+                                     "True when the database did not answer within "
+                                     "AVENUE_STATUS_ANSWER_MS: the worker's last report, answered "
+                                     "again (counts says as of when)."},
                            "counts": {"type": "string"}},
         }, "sweep": {
             "type": "object",

@@ -39,7 +39,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_MEDIA_BASE_URL", "AVENUE_CDN_PURGE_URL", "AVENUE_CDN_PURGE_KEY", "AVENUE_MEDIA_CACHE_BYTES",
     "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", "AVENUE_DELETIONS_STREAM", "AVENUE_STATUS_SWEEP_SECONDS",
     "AVENUE_STATUS_SWEEP_BATCH",
-    "AVENUE_STATUS_SWEEP_LEASE_SECONDS", "AVENUE_STATUS_WARM_UP",
+    "AVENUE_STATUS_SWEEP_LEASE_SECONDS", "AVENUE_STATUS_WARM_UP", "AVENUE_STATUS_ANSWER_MS",
     "AVENUE_AUDIT_RETENTION_DAYS", "AVENUE_STORAGE_QUOTA_BYTES", "AVENUE_LEGACY_UPLOADS_DIR",
     "AVENUE_EMBEDDED_DATA_PATH", "AVENUE_EMBEDDED_CACHE_SIZE", "AVENUE_ADMIN_EMAIL", "AVENUE_ADMIN_PASSWORD",
     "AVENUE_CORS_ORIGINS",
@@ -235,6 +235,8 @@ def from_environment() -> dict[str, Any]:
         # Each app server worker runs the sweep scheduler (one sweeps at a time, by lease), and a
         # status request that finds no sweep result starts one; off: sweeps run only when asked.
         "AVENUE_STATUS_WARM_UP": _bool("AVENUE_STATUS_WARM_UP", True),
+        # A status call whose reads take longer answers this worker's last report, marked stale.
+        "AVENUE_STATUS_ANSWER_MS": _int("AVENUE_STATUS_ANSWER_MS", 250),
         # Audit entries older than this are removed by a TTL index (0: kept forever).
         "AVENUE_AUDIT_RETENTION_DAYS": _int("AVENUE_AUDIT_RETENTION_DAYS", 365),
         # Storage history (avenue/monitoring): one sample per interval over all instances (0: off),

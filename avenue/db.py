@@ -123,13 +123,20 @@ def long_operations() -> AbstractContextManager[None]:
     return pymongo.timeout(LONG_OPERATION_SECONDS)
 
 
+def threads_safe(db: Database[Document]) -> bool:
+    """Whether ``db`` may be used from several threads at once: every real server's client
+    may; mongomock's (the tests' in-memory database) may not, so work that would run beside
+    a request runs inline there."""
+    return type(db.client).__module__.split(".", 1)[0] != "mongomock"
+
+
 def is_embedded(db: Database[Document]) -> bool:
     """Whether ``db``'s server is the embedded SecantusDB (its ``buildInfo`` carries
     ``secantusVersion``); asked once per client and remembered on it. Where the app acts
     differently there, it says why (docs/production.md, "The embedded database"). mongomock is
     not; a server that cannot be asked raises ``PyMongoError``, as the operation it precedes would."""
     client = db.client
-    if type(client).__module__.split(".", 1)[0] == "mongomock":
+    if not threads_safe(db):  # mongomock
         return False
     known = vars(client).get("_avenue_embedded")  # not getattr: a client's attributes are its databases
     if known is None:

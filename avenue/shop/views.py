@@ -209,14 +209,14 @@ def reorder_images(sku: str) -> Response:
 @require_role("admin", "ops")
 def products_status() -> Response:
     """Is every product photo safe? Counts and lists (avenue/status/products.py)."""
-    return jsonify(status.report(get_db(), "products-status", current_app.config, refresh=_refresh()))
+    return jsonify(status.answer(current_app, get_db(), "products-status", refresh=_refresh()))
 
 
 @bp.get("/debug/storage-status")
 @require_role("admin", "ops")
 def storage_status() -> Response:
     """Where the bytes are and whether they survive a restart (avenue/status/storage.py)."""
-    return jsonify(status.report(get_db(), "storage-status", current_app.config, refresh=_refresh()))
+    return jsonify(status.answer(current_app, get_db(), "storage-status", refresh=_refresh()))
 
 
 def _refresh() -> bool:

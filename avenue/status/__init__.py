@@ -14,13 +14,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from flask import Flask
 from pymongo.database import Database
 
+from avenue import background
 from avenue.clock import isoformat, now
-from avenue.db import get_mongo
+from avenue.db import get_mongo, threads_safe
 from avenue.media import (
     RENDITIONS,
     STORED,
@@ -35,11 +38,76 @@ from avenue.status.counters import product_counters, record_product_change, reco
 from avenue.status.products import products_status
 from avenue.status.storage import quota_level, storage_status
 
-__all__ = ["REPORTS", "product_counters", "quota_level", "reconcile", "record_product_change", "refresh_all",
-           "report", "sweep_now", "wait_for_sweeps", "warm_up_status_reports"]
+__all__ = ["REPORTS", "answer", "product_counters", "quota_level", "reconcile", "record_product_change",
+           "refresh_all", "report", "sweep_now", "wait_for_sweeps", "warm_up_status_reports"]
 
 REPORTS = ("products-status", "storage-status")
 wait_for_sweeps = sweep.wait_for_sweeps
+
+
+# A status call answers within AVENUE_STATUS_ANSWER_MS (:func:`answer`): when its reads take longer
+# (the embedded SecantusDB runs one operation at a time, and a sweep's recount of a
+# 300,000-file store holds it for seconds: products-status p99 3.6 s, max 8.2 s,
+# bench/results/scale-2026-11-25-status-during-sweep.md), it answers the last report this
+# worker computed, marked stale with its age, and the reads it began refresh that report
+# when they end. On mongod reads do not wait for each other and the fresh report is in time.
+HELD = "avenue.status.held"  # app.extensions key: this worker's last reports, and those under way
+
+
+class _Held:
+    """One app's last report of each kind (with when it was computed, ``time.monotonic``)
+    and the computation of each under way, shared by the calls that come meanwhile."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reports: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self.running: dict[tuple[str, str], Future[dict[str, Any]]] = {}
+
+    def keep(self, key: tuple[str, str], body: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self.reports[key] = (time.monotonic(), body)
+        return body
+
+
+def answer(app: Flask, db: Database[Document], name: str, *, refresh: bool = False) -> dict[str, Any]:
+    """The report ``name`` for a status call: :func:`report`, or when the database does not
+    answer within ``AVENUE_STATUS_ANSWER_MS``, the last one this worker computed with
+    ``report.stale`` and its age (the first call of a worker, and ``refresh``, wait for
+    fresh counts). Where threads cannot share the database (mongomock), always fresh."""
+    held: _Held = app.extensions.setdefault(HELD, _Held())
+    key = (db.name, name)
+    if refresh or not threads_safe(db):
+        return held.keep(key, report(db, name, app.config, refresh=refresh))
+    with held.lock:
+        running = held.running.get(key)
+        if running is None:
+            running = held.running[key] = background.beside(_compute_and_keep, held, key, db, name,
+                                                            app.config)
+        last = held.reports.get(key)
+    bound = app.config.get("AVENUE_STATUS_ANSWER_MS", 250) / 1000
+    try:
+        return running.result(timeout=bound if last is not None else None)
+    except FutureTimeout:
+        return _stale(last, bound) if last is not None else running.result()
+
+
+def _compute_and_keep(held: _Held, key: tuple[str, str], db: Database[Document], name: str,
+                      config: Mapping[str, Any]) -> dict[str, Any]:
+    try:
+        return held.keep(key, report(db, name, config))
+    finally:
+        with held.lock:
+            held.running.pop(key, None)
+
+
+def _stale(last: tuple[float, dict[str, Any]], bound: float) -> dict[str, Any]:
+    """A report answered again: its counts as of when it was computed, said so."""
+    computed, body = last
+    block = dict(body["report"])
+    block.update(stale=True, age_seconds=round(max(0.0, time.monotonic() - computed), 3),
+                 counts=f"counters as of {block['generated_at']}: the database did not answer within "
+                        f"{bound * 1000:.0f} ms, so this is the last report read here")
+    return {**body, "report": block}
 
 
 def report(db: Database[Document], name: str, config: Mapping[str, Any], *,

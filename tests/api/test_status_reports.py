@@ -10,7 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
+import time
 
+import pymongo
 import pytest
 from bson import ObjectId
 
@@ -293,3 +296,64 @@ def test_both_reports_count_the_products_bucket_alike(client, seeded, ops):
     storage = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
     assert products["stored_images"] == storage["buckets"][PRODUCTS]["originals"] == 3
     assert products["sweep"]["generated_at"] == storage["sweep"]["generated_at"] is not None
+
+
+@pytest.mark.parametrize("path", ["/api/shop/debug/products-status", "/api/shop/debug/storage-status"])
+def test_a_status_call_the_database_holds_up_answers_the_last_report_marked_stale(
+        app_factory, backend, monkeypatch, path):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("the reads run beside the request: threads need a real server (not mongomock)")
+    import avenue.status as status
+    from tests.helpers import Auth
+
+    app = app_factory(AVENUE_STATUS_ANSWER_MS=250)  # the production bound
+    client, auth = app.test_client(), Auth(app)
+    ops, admin = auth.token("ops"), auth.token("admin")
+    first = client.get(path, headers=ops).get_json()
+    assert first["report"]["stale"] is False and first["report"]["age_seconds"] == 0
+    assert client.post("/api/shop/products", headers=admin, json={"sku": "ST-1", "name": "x", "price": 1}
+                       ).status_code == 201
+    answered = threading.Event()
+    name = "products_status" if "products" in path else "storage_status"
+    real = getattr(status, name)
+
+    def held_up(*args, **kwargs):
+        answered.wait(10)  # the database is busy until the call has its answer
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(status, name, held_up)
+    held = client.get(path, headers=ops).get_json()
+    answered.set()
+    assert held["report"]["stale"] is True and held["report"]["age_seconds"] > 0
+    assert "did not answer within 250 ms" in held["report"]["counts"]
+    assert {k: v for k, v in held.items() if k not in ("report", "sweep")} == \
+        {k: v for k, v in first.items() if k not in ("report", "sweep")}  # the last report, as it was
+    running = app.extensions[status.HELD].running
+    deadline = time.monotonic() + 10
+    while running and time.monotonic() < deadline:  # the reads it began end, and are kept
+        time.sleep(0.05)
+    fresh = client.get(path, headers=ops).get_json()
+    assert fresh["report"]["stale"] is False
+    if "products" in path:
+        assert fresh["products"]["total"] == first["products"]["total"] + 1
+        assert held["products"]["total"] == first["products"]["total"]
+
+
+def test_refresh_and_a_worker_s_first_call_wait_for_fresh_counts(app_factory, backend, monkeypatch):
+    import avenue.status as status
+    from tests.helpers import Auth
+
+    app = app_factory(AVENUE_STATUS_ANSWER_MS=1)  # every read takes longer than this
+    client, ops = app.test_client(), Auth(app).token("ops")
+    real = status.products_status
+
+    def slow(*args, **kwargs):
+        time.sleep(0.05)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(status, "products_status", slow)
+    first = client.get("/api/shop/debug/products-status", headers=ops).get_json()
+    assert first["report"]["stale"] is False  # nothing held yet: it waits
+    refreshed = client.get("/api/shop/debug/products-status?refresh=1", headers=ops).get_json()
+    assert refreshed["report"]["stale"] is False
+    status.wait_for_sweeps(30)  # the sweep ?refresh=1 started, over before the database goes

@@ -53,7 +53,7 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue import background
-from avenue.db import is_embedded
+from avenue.db import is_embedded, threads_safe
 from avenue.media.ingest import likeness
 from avenue.media.records import Document
 from avenue.metrics import count_near_lookup
@@ -150,7 +150,7 @@ def _threads_unsafe(db: Database[Document]) -> bool:
     """Whether ``db`` is mongomock's, the tests' in-memory database, which is not thread-safe:
     there a :class:`Lookup` runs on the caller's thread, before the writes. The one place the
     store tells mongomock apart."""
-    return type(db.client).__module__.split(".", 1)[0] == "mongomock"
+    return not threads_safe(db)
 
 
 def _one_operation_at_a_time(db: Database[Document]) -> bool:
