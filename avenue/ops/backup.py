@@ -85,6 +85,16 @@ class ArchiveError(AvenueError):
     status, code = 422, "invalid_archive"
 
 
+def _member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> IO[bytes]:
+    """The bytes of an archive member restore reads; ArchiveError when it is not a regular
+    file (a directory or a link where ours has a file: not an archive avenue backup made;
+    ``extractfile`` gives None, which was read as if it were a file and raised AttributeError)."""
+    reader = tar.extractfile(member)
+    if reader is None:
+        raise ArchiveError(f"{member.name} is not a file in this archive: it was not made by avenue backup.")
+    return reader
+
+
 def _dumps(value: object) -> str:
     return json_util.dumps(value, json_options=CANONICAL_JSON_OPTIONS)
 
@@ -331,26 +341,24 @@ class _Restorer:
         except tarfile.TarError as error:
             raise ArchiveError(f"This is not a readable archive: {error}") from error
         seen_manifest = False
-        # extractfile() is None for a member that is not a regular file (a directory, a link):
-        # reading it then fails with an AttributeError, as it always has (the ignores below).
         try:
             for member in tar:
                 name = member.name
                 if not seen_manifest:
                     if name != "manifest.json":
                         raise ArchiveError("This archive has no manifest: it was not made by avenue backup.")
-                    self._manifest(tar.extractfile(member).read())  # type: ignore[union-attr]
+                    self._manifest(_member(tar, member).read())
                     seen_manifest = True
                 elif name.startswith("files/") and name.endswith(".bin"):
                     self._abandon_pending("no files entry follows its bytes")
-                    self._write_chunks(member, tar.extractfile(member))  # type: ignore[arg-type]
+                    self._write_chunks(member, _member(tar, member))
                 elif name.startswith("files/") and name.endswith(".json"):
-                    self._finish_file(_loads(tar.extractfile(member).read()))  # type: ignore[union-attr]
+                    self._finish_file(_loads(_member(tar, member).read()))
                 elif name.startswith("collections/") and name.endswith(".jsonl"):
                     collection = name[len("collections/"):-len(".jsonl")]
-                    self._restore_collection(collection, tar.extractfile(member))  # type: ignore[arg-type]
+                    self._restore_collection(collection, _member(tar, member))
                 elif name == "counts.json":
-                    self.trailer = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+                    self.trailer = json.loads(_member(tar, member).read())
         except (tarfile.TarError, EOFError) as error:
             self.report.failures.append({"error": f"the archive is damaged or truncated: {error}"})
         finally:

@@ -188,6 +188,21 @@ def test_it_refuses_a_file_that_is_not_a_backup(db, target, runner, tmp_path):
     assert result.exit_code == 1 and "no manifest" in result.stderr
 
 
+@pytest.mark.parametrize(("kind", "said"), [
+    (tarfile.DIRTYPE, "manifest.json is not a file in this archive"),
+    # A link in a streamed archive cannot be followed: tarfile's own error, reported as damage.
+    (tarfile.SYMTYPE, "This archive is empty or has no manifest")])
+def test_it_refuses_an_archive_whose_manifest_is_not_a_file(db, target, runner, tmp_path, kind, said):
+    # extractfile() gives None for a directory: read as a file, it raised AttributeError.
+    bogus = tmp_path / "bogus.tar"
+    with tarfile.open(bogus, "w") as tar:
+        info = tarfile.TarInfo("manifest.json")
+        info.type = kind
+        info.linkname = "elsewhere" if kind == tarfile.SYMTYPE else ""
+        tar.addfile(info)
+    result = invoke(target, "restore", str(bogus))
+    assert result.exit_code == 1 and said in result.stderr
+
 def test_the_archive_is_streamed_in_constant_memory(db, target):
     size = 12 * 1024 * 1024
     block = os.urandom(storage.CHUNK_SIZE)
