@@ -111,8 +111,10 @@ def session_epoch(db: Database[Document], user: dict[str, Any]) -> str:
     # Only where none is set yet: two first logins at once must agree on one value.
     db.users.update_one({"_id": user["_id"], "session_epoch": None}, {"$set": {"session_epoch": epoch}})
     stored = db.users.find_one({"_id": user["_id"]}, {"session_epoch": 1})
-    # None if the user was deleted meanwhile: a TypeError, as always (not changed here).
-    current: str = stored["session_epoch"]  # type: ignore[index]
+    if stored is None or not stored.get("session_epoch"):
+        # Deleted meanwhile: the session this epoch binds finds no user on its next request.
+        return epoch
+    current: str = stored["session_epoch"]
     return current
 
 

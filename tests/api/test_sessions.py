@@ -211,3 +211,12 @@ def test_a_token_and_another_users_session_never_mix(app, auth):
     assert bad.status_code == 401
     # And the session is still the ops user's own afterwards.
     assert client.get("/api/auth/me").get_json()["user"]["email"] == session_email
+
+
+def test_a_first_login_of_a_user_deleted_meanwhile_gets_an_epoch_not_a_server_error(db):
+    # The user was read, then deleted before its first epoch was stored: the find after the
+    # update finds nothing (it raised TypeError); the session binds an epoch no user has.
+    from bson import ObjectId
+
+    epoch = service.session_epoch(db, {"_id": ObjectId(), "email": "gone@example.com"})
+    assert isinstance(epoch, str) and epoch
