@@ -195,8 +195,10 @@ WATCHDOG_DB = "avenue_embedded"
 #: wait, and the connection threads' awaitable hellos wake every 10 s. The standalone server's
 #: wedges under the soak measured 10, 12 and 18 % (bench/results/embedded-2026-11-25-soak-standalone.md),
 #: so at 10 % two of three waited out the 60 s busy bound; a busy one runs its lock holder
-#: (pure Python) on a core or waits for one, 100 % and up. 35 % tells them apart at 15 s.
-IDLE_SHARE = 0.35
+#: (pure Python) on a core or waits for one, 100 % and up. Under the soak's whole mix (cold
+#: renders and tus all hour, bench/results/embedded-2026-11-25-soak-realmix.md) wedges measured
+#: 11-35 %, and at 35 % those near it waited 42-49 s instead of 15: 50 % tells them apart.
+IDLE_SHARE = 0.5
 
 
 def scheduled_seconds(pid: int | None) -> float | None:
