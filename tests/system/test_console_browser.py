@@ -642,7 +642,11 @@ def test_every_screen_fits_a_360_pixel_wide_phone(live, open_as):
             shot(page, "ops-360")
 
 
-def test_the_library_names_an_upload_s_look_alikes_and_lists_the_groups(live, open_as, tmp_path):
+def test_the_library_names_an_upload_s_look_alikes_and_lists_the_groups(live, open_as, tmp_path,
+                                                                        answers_wait_for_lookups):
+    # The answer names its look-alikes only when the lookup is over in time (up to a twentieth
+    # of the upload on the embedded database): waited for here, as the API tests do, so that
+    # four test processes on two cores do not make it late (it failed so once).
     from PIL import Image
 
     from tests.support.fixtures import scene
