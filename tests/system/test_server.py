@@ -10,6 +10,7 @@ from __future__ import annotations
 import select
 import socket
 import struct
+import threading
 import time
 from http.client import HTTPConnection
 from types import SimpleNamespace
@@ -589,14 +590,28 @@ def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn
         slow.sendall(get(url))
         received, probes = b"", []
         started = time.monotonic()
+        reading = threading.Event()
+
+        def probe() -> None:  # a thread's answer, meanwhile, every half second
+            while True:
+                probes.append(healthz(server.port))
+                if reading.wait(0.5):
+                    return
+
+        # Probed from another thread: a probe on the reading thread paused the reader for as
+        # long as it took (up to a second on a loaded machine), past the 1 s send timeout.
+        prober = threading.Thread(target=probe, daemon=True)
+        prober.start()
         # About 3 s at 16 KB per 5 ms: the loop sends as it reads, never idle for 1 s.
-        while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < size:
-            chunk = slow.recv(16384)
-            assert chunk, (len(received), time.monotonic() - started)
-            received += chunk
-            time.sleep(0.005)
-            if time.monotonic() - started > len(probes) * 0.5:
-                probes.append(healthz(server.port))  # a thread's answer, meanwhile
+        try:
+            while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < size:
+                chunk = slow.recv(16384)
+                assert chunk, (len(received), time.monotonic() - started)
+                received += chunk
+                time.sleep(0.005)
+        finally:
+            reading.set()
+            prober.join(10)
         assert without_date(received) == without_date(whole)
         assert len(probes) >= 3 and max(probes) < 1.0, probes
         assert exchange(slow, get(url)).startswith(b"HTTP/1.1 200 OK")  # still kept alive
