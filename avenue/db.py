@@ -123,11 +123,16 @@ def long_operations() -> AbstractContextManager[None]:
     return pymongo.timeout(LONG_OPERATION_SECONDS)
 
 
+def is_mongomock(db: Database[Document]) -> bool:
+    """Whether ``db`` is mongomock's, the tests' in-memory database: the one place the app
+    tells it apart (it has no server commands, no change streams, and is not thread-safe)."""
+    return type(db.client).__module__.split(".", 1)[0] == "mongomock"
+
+
 def threads_safe(db: Database[Document]) -> bool:
     """Whether ``db`` may be used from several threads at once: every real server's client
-    may; mongomock's (the tests' in-memory database) may not, so work that would run beside
-    a request runs inline there."""
-    return type(db.client).__module__.split(".", 1)[0] != "mongomock"
+    may; mongomock's may not, so work that would run beside a request runs inline there."""
+    return not is_mongomock(db)
 
 
 def is_embedded(db: Database[Document]) -> bool:
@@ -136,7 +141,7 @@ def is_embedded(db: Database[Document]) -> bool:
     differently there, it says why (docs/production.md, "The embedded database"). mongomock is
     not; a server that cannot be asked raises ``PyMongoError``, as the operation it precedes would."""
     client = db.client
-    if not threads_safe(db):  # mongomock
+    if is_mongomock(db):
         return False
     known = vars(client).get("_avenue_embedded")  # not getattr: a client's attributes are its databases
     if known is None:

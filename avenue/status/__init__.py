@@ -74,7 +74,9 @@ def answer(app: Flask, db: Database[Document], name: str, *, refresh: bool = Fal
     answer within ``AVENUE_STATUS_ANSWER_MS``, the last one this worker computed with
     ``report.stale`` and its age (the first call of a worker, and ``refresh``, wait for
     fresh counts). Where threads cannot share the database (mongomock), always fresh."""
-    held: _Held = app.extensions.setdefault(HELD, _Held())
+    held: _Held | None = app.extensions.get(HELD)
+    if held is None:
+        held = app.extensions.setdefault(HELD, _Held())  # setdefault: two first calls, one _Held
     key = (db.name, name)
     if refresh or not threads_safe(db):
         return held.keep(key, report(db, name, app.config, refresh=refresh))
@@ -84,7 +86,7 @@ def answer(app: Flask, db: Database[Document], name: str, *, refresh: bool = Fal
             running = held.running[key] = background.beside(_compute_and_keep, held, key, db, name,
                                                             app.config)
         last = held.reports.get(key)
-    bound = app.config.get("AVENUE_STATUS_ANSWER_MS", 250) / 1000
+    bound = app.config["AVENUE_STATUS_ANSWER_MS"] / 1000  # its default: avenue/config.py
     try:
         return running.result(timeout=bound if last is not None else None)
     except FutureTimeout:

@@ -21,6 +21,7 @@ from pymongo.errors import PyMongoError
 
 from avenue import opsruns
 from avenue.clock import isoformat
+from avenue.db import is_mongomock
 from avenue.media import (
     ALIASES,
     BUCKETS,
@@ -45,12 +46,8 @@ def _command(db: Database[Document], name: str, notes: list[str]) -> dict[str, A
         return None
 
 
-def _is_mongomock(db: Database[Document]) -> bool:
-    return type(db.client).__module__.split(".")[0] == "mongomock"
-
-
 def _persistent(db: Database[Document], notes: list[str]) -> bool | None:
-    if _is_mongomock(db):
+    if is_mongomock(db):
         notes.append("mongomock: an in-memory test database, nothing survives the process.")
         return False
     status = _command(db, "serverStatus", notes)
@@ -103,7 +100,7 @@ def _unmeasured_because(db: Database[Document], build: Mapping[str, Any] | None,
             "size on disk cannot be measured here.")
     if stats:
         return None
-    if _is_mongomock(db):
+    if is_mongomock(db):
         return "mongomock keeps everything in this process's memory: there is no size on disk."
     if "secantusVersion" in (build or {}):
         return ("This app did not start the embedded SecantusDB and AVENUE_EMBEDDED_DATA_PATH does not name "
