@@ -447,3 +447,27 @@ def test_builder_actions_are_audited(client, editor, db):
     assert entries["page_written"]["target"]["slug"] == "home"
     assert entries["page_written"]["target"]["media_ids"] == [media]
     assert entries["builder_media_deleted"]["target"]["pages"] == ["home"]
+
+
+class _Answers:
+    """A collection whose find_one_and_update answers from a list (None: no document)."""
+
+    def __init__(self, answers: list) -> None:
+        self.answers, self.calls = answers, 0
+
+    def __getitem__(self, name: str) -> _Answers:
+        return self
+
+    def find_one_and_update(self, *args, **kwargs):
+        self.calls += 1
+        return self.answers.pop(0)
+
+
+def test_a_page_write_the_database_answers_without_a_document_is_written_again():
+    # The embedded SecantusDB, under concurrent writes of one page, sometimes answers an
+    # upsert with no document (mongod never does): written again, the page comes back.
+    page = {"_id": ObjectId(), "slug": "home"}
+    db = _Answers([None, page])
+    assert service._upsert(db, "home", {"$set": {"title": "T"}}) == page and db.calls == 2
+    with pytest.raises(RuntimeError, match="returned no document"):
+        service._upsert(_Answers([None, None, None]), "home", {"$set": {"title": "T"}})
