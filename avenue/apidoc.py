@@ -1021,8 +1021,8 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                                 "near_duplicates": {"type": "array", "items": _ref("NearDuplicate"),
                                                     "description": "Product images that look like it, "
                                                                    "nearest first (left out when the "
-                                                                   "lookup failed or took over a second "
-                                                                   "past the write)."}}}]}}}},
+                                                                   "lookup failed or was late: ask "
+                                                                   "…/{image_id}/near-duplicates)."}}}]}}}},
                         "Added, each with its look-alikes."), **_errors(404, 409)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                     body=_multipart({"images": IMAGE_FILES}, ["images"])),
@@ -1033,6 +1033,15 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                       {"200": _json(_ref("Product"), "The product without it."), **_errors(404, 409)},
                       security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"),
         "put": PRODUCT_PHOTO_REPLACE,
+    },
+    "/api/shop/products/{sku}/images/{image_id}/near-duplicates": {
+        "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
+        "get": _op("The product images (of any product) that look like this photo, nearest first: "
+                   "what its upload's answer names, when that answer left them out.",
+                   {"200": _json({"type": "object", "required": ["near_duplicates"], "properties": {
+                       "near_duplicates": {"type": "array", "items": _ref("NearDuplicate")}}},
+                       "Its look-alikes."), **_errors(403, 404)},
+                   security=LOGGED_IN_READ, tags=["shop"], roles="admin"),
     },
     "/api/shop/products/{sku}/images/{image_id}/focal-point": {
         "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],

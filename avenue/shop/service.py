@@ -587,6 +587,18 @@ def _product_photo(db: Database[Document], sku: str, image_id: ObjectId) -> None
         raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
 
 
+def product_image_near_duplicates(db: Database[Document], sku: str, image_id: ObjectId) -> list[Near]:
+    """The product photos (of any product) that look like the photo ``image_id`` of ``sku``,
+    nearest first: what its upload's answer names, asked again when that answer's lookup was
+    late and left them out (the console does). 404 unless the product has the photo."""
+    _product_photo(db, sku, image_id)
+    library = product_images(db)
+    image = library.get(image_id)
+    if image is None:  # deleted between the two reads
+        raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
+    return library.near_duplicates(image)
+
+
 def edit_product_image(db: Database[Document], sku: str, image_id: ObjectId,
                        edits: Edits | None) -> tuple[dict[str, Any], bool]:
     """Apply ``edits`` (None: undo) to one of a product's photos as a new version; every

@@ -19,6 +19,7 @@ from avenue.media import (
     UrlSigner,
     check_crop_name,
     limits_from_config,
+    near_objects,
     parse_crop,
     parse_edits,
     parse_focal_point,
@@ -128,6 +129,15 @@ def delete_image(sku: str, image_id: ObjectId) -> Response:
     doc = service.delete_product_image(get_db(), sku, image_id)
     audit.log("product_image_deleted", sku=sku, bucket=PRODUCTS, image_id=str(image_id))
     return _product(doc)
+
+
+@bp.get(f"/products/<sku>/images/{IMAGE_ID}/near-duplicates")
+@require_role("admin")
+def image_near_duplicates(sku: str, image_id: ObjectId) -> Response:
+    """The product photos that look like this one (an upload's answer leaves them out when its
+    lookup was late: the console asks here then)."""
+    near = service.product_image_near_duplicates(get_db(), sku, image_id)
+    return jsonify({"near_duplicates": near_objects(near, _signer())})
 
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}")

@@ -56,6 +56,7 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("POST", "/api/shop/products/sku-x/images", ADMIN),
     ("DELETE", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
     ("PUT", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
+    ("GET", f"/api/shop/products/sku-x/images/{ID}/near-duplicates", ADMIN),
     ("PUT", f"/api/shop/products/sku-x/images/{ID}/focal-point", ADMIN),
     ("PUT", f"/api/shop/products/sku-x/images/{ID}/edits", ADMIN),
     ("DELETE", f"/api/shop/products/sku-x/images/{ID}/edits", ADMIN),

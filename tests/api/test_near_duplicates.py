@@ -283,6 +283,33 @@ def test_a_distinct_product_photo_names_no_look_alike(client, auth):
     assert added["near_duplicates"] == []
 
 
+def test_a_product_photo_s_look_alikes_are_asked_again_as_its_answer_named_them(client, auth):
+    # What the console asks when an upload's answer left near_duplicates out (a late lookup).
+    admin = auth.token("admin")
+    [shoe] = product_with(client, admin, "ASK-1", [(jpeg(photo(26)), "shoe.jpg")]).get_json()["added"]
+    [copy] = product_with(client, admin, "ASK-2", [(near_copy(photo(26)), "again.jpg")]).get_json()["added"]
+    asked = client.get(f"/api/shop/products/ASK-2/images/{copy['id']}/near-duplicates", headers=admin)
+    assert asked.status_code == 200
+    assert asked.get_json()["near_duplicates"] == copy["near_duplicates"]
+    assert [match["id"] for match in asked.get_json()["near_duplicates"]] == [shoe["id"]]
+    back = client.get(f"/api/shop/products/ASK-1/images/{shoe['id']}/near-duplicates", headers=admin)
+    assert [match["id"] for match in back.get_json()["near_duplicates"]] == [copy["id"]]
+
+
+@pytest.mark.parametrize(("path", "status", "code"), [
+    ("/api/shop/products/NOPE/images/{shoe}/near-duplicates", 404, "product_not_found"),
+    ("/api/shop/products/ASK-4/images/{shoe}/near-duplicates", 404, "image_not_found"),  # another product's
+    ("/api/shop/products/ASK-3/images/0123456789abcdef01234567/near-duplicates", 404, "image_not_found"),
+    ("/api/shop/products/ASK-3/images/not-an-id/near-duplicates", 404, "image_not_found"),
+])
+def test_a_photo_the_product_does_not_have_has_no_look_alikes_to_ask(client, auth, path, status, code):
+    admin = auth.token("admin")
+    [shoe] = product_with(client, admin, "ASK-3", [(jpeg(photo(27)), "shoe.jpg")]).get_json()["added"]
+    assert product_with(client, admin, "ASK-4", [(jpeg(photo(28)), "bag.jpg")]).status_code == 201
+    answer = client.get(path.format(shoe=shoe["id"]), headers=admin)
+    assert (answer.status_code, answer.get_json()["error"]["code"]) == (status, code)
+
+
 def test_a_refused_product_upload_stores_nothing_and_names_nothing(client, auth, db):
     admin = auth.token("admin")
     assert product_with(client, admin, "NEAR-3", [(jpeg(photo(25)), "a.jpg")]).status_code == 201

@@ -6,7 +6,7 @@
 import {ApiError, api, countOf, el, formatBytes, formatDate, newest, pageMessage, sendForm, show, upload} from './api.js';
 import {bulkPanel, dropTarget} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
-import {nearList, showGroups} from './near.js';
+import {nearList, showGroups, warnNear} from './near.js';
 import {deliveryChart} from './cardchart.js';
 import {imageIn, openEditor} from './editor.js';
 
@@ -489,8 +489,9 @@ const bulk = bulkPanel(uploadList, {
   send: (file, progress, abort) => sendForm('/api/builder/media', libraryForm(file, fieldsOf.get(file)), progress, abort),
   onStored(item) {
     const stored = item.body;
-    if (stored && stored.near_duplicates && stored.near_duplicates.length) {
-      uploadList.append(el('li', {class: 'message warning near-upload'}, `${item.name}: `, nearList(stored.near_duplicates)));
+    if (stored) {
+      warnNear(uploadList, item.name, stored.near_duplicates,
+        async () => (await api('GET', `/api/builder/media/${stored.id}`)).near_duplicates);
     }
   },
   onDone() {

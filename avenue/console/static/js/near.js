@@ -14,6 +14,21 @@ export function nearList(matches) {
       el('span', {class: 'muted'}, `(${match.distance} bit${match.distance === 1 ? '' : 's'} apart)`)))));
 }
 
+// An upload's warning: "name: looks like …" under the upload list, when the new image has
+// look-alikes. An answer leaves near_duplicates out when its lookup was late (docs/api.md):
+// then `later` asks for them once the upload is stored, so a late lookup hides no warning.
+export async function warnNear(list, name, matches, later) {
+  let found = matches;
+  if (found === undefined) {
+    try {
+      found = await later();
+    } catch {
+      return;  // a warning, not the upload: the image is stored all the same
+    }
+  }
+  if (found && found.length) list.append(el('li', {class: 'message warning near-upload'}, `${name}: `, nearList(found)));
+}
+
 // The groups view: each group's images side by side, "Show more" for the next page.
 export async function showGroups(container, status, after = null) {
   if (!after) container.replaceChildren();

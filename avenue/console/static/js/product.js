@@ -2,7 +2,7 @@
 // see its variants and any legacy entries still pointing outside storage.
 import {api, el, formatBytes, pageMessage, upload, uploadEach} from './api.js';
 import {gridSizes, picture} from './picture.js';
-import {nearList} from './near.js';
+import {warnNear} from './near.js';
 import {imageIn, openEditor} from './editor.js';
 
 const root = document.getElementById('product');
@@ -179,9 +179,8 @@ async function addFiles(files) {
     render();
     // As the library does: name the product photos the new one looks like (stored all the same).
     for (const added of answer.added || []) {
-      if (added.near_duplicates && added.near_duplicates.length) {
-        uploadList.append(el('li', {class: 'message warning near-upload'}, `${file.name}: `, nearList(added.near_duplicates)));
-      }
+      warnNear(uploadList, file.name, added.near_duplicates,
+        async () => (await api('GET', `${base}/images/${added.id}/near-duplicates`)).near_duplicates);
     }
   });
 }
