@@ -300,6 +300,20 @@ def test_an_editor_sets_the_focal_point_and_replaces_a_file_in_the_library(live,
     shot(page, "library-focal-replace")
 
 
+def own_copy(name: str) -> bytes:
+    """The fixture ``name`` (a JPEG) with one pixel of its own: bytes no other test stores. The
+    products bucket dedupes by content across products, so the fixture's own bytes under
+    another file name made later tests' photos (product_with_photos) that image, named so."""
+    from PIL import Image as PILImage
+
+    picture = PILImage.open(IMAGES / "good" / name)
+    picture.load()
+    picture.putpixel((0, 0), tuple(uuid.uuid4().bytes[:3]))
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=90, progressive=True)
+    return out.getvalue()
+
+
 def loaded_pictures(page, selector: str) -> list[dict]:
     """What each ``<img>`` under ``selector`` shows once loaded: its URL and how wide it is drawn."""
     page.wait_for_function(
@@ -317,8 +331,7 @@ def test_the_grids_load_renditions_that_fit_their_cells_as_avif(live, open_as):
     asked: list[str] = []
     page.on("request", lambda request: asked.append(request.url) if "/media/" in request.url else None)
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
-    photo = {"name": "photo.jpg", "mimeType": "image/jpeg",
-             "buffer": (IMAGES / "good" / "progressive.jpg").read_bytes()}
+    photo = {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": own_copy("progressive.jpg")}
     for path, field in (("/api/builder/media", "file"), ("/api/uploads", "file")):
         answer = page.request.post(path, headers={"X-CSRF-Token": csrf}, multipart={field: photo})
         assert answer.ok, answer.text()
@@ -994,8 +1007,11 @@ def product_with_photos(page, names: list[str]) -> str:
     for name in names:
         photo = {"name": name, "mimeType": mimetypes.guess_type(name)[0] or "image/png",
                  "buffer": (IMAGES / "good" / name).read_bytes()}
-        assert page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
-                                 multipart={"images": photo}).ok
+        answer = page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
+                                   multipart={"images": photo})
+        assert answer.ok, answer.text()
+        # Not an earlier test's photo of the same bytes (stored once, under its first name).
+        assert [added["filename"] for added in answer.json()["added"]] == [name], answer.text()
     return sku
 
 
