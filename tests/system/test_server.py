@@ -572,7 +572,10 @@ def test_the_event_loop_answers_cached_media_while_every_thread_is_busy(start_gu
 def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn):
     """A slow reader gets its answer whole; one that stops reading is cut off by the send
     timeout; one that resets mid-answer is closed; the worker carries on throughout."""
-    server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="2", GUNICORN_SEND_TIMEOUT="1",
+    # A 3 s send timeout: with 1 s, the slow reader below was cut off twice in about ten full
+    # runs (a reading thread descheduled for a second among four test processes on two cores);
+    # the stalled readers are cut off all the same, 3 s in.
+    server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="2", GUNICORN_SEND_TIMEOUT="3",
                             AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES=str(16 * 2**20))
     url = upload(server, "noise.jpg", data=noise_jpeg())["url"]
     with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
@@ -585,6 +588,7 @@ def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn
         reader = socket.create_connection((LOOPBACK, server.port))
         reader.sendall(get(url))
         stalled.append(reader)
+    stalled_at = time.monotonic()
     slow = socket.create_connection((LOOPBACK, server.port), timeout=10)
     try:
         slow.sendall(get(url))
@@ -599,10 +603,10 @@ def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn
                     return
 
         # Probed from another thread: a probe on the reading thread paused the reader for as
-        # long as it took (up to a second on a loaded machine), past the 1 s send timeout.
+        # long as it took (up to a second on a loaded machine), past the send timeout (1 s then).
         prober = threading.Thread(target=probe, daemon=True)
         prober.start()
-        # About 3 s at 16 KB per 5 ms: the loop sends as it reads, never idle for 1 s.
+        # About 3 s at 16 KB per 5 ms: the loop sends as it reads, never idle for long.
         try:
             while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < size:
                 chunk = slow.recv(16384)
@@ -621,7 +625,9 @@ def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn
                 assert gone.recv(65536).startswith(b"HTTP/1.1 200 OK")
                 gone.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         assert exchange(slow, get(url)).startswith(b"HTTP/1.1 200 OK")
-        # By now (over 2 s) the loop has given up on the stalled ones and closed them, part sent.
+        # The loop gives up on the stalled ones once they took nothing for 3 s, and closes them
+        # part sent; read only after that (a read before it would let the answer go on).
+        time.sleep(max(0.0, stalled_at + 4.5 - time.monotonic()))
         for reader in stalled:
             assert received_until_cut_off(reader) < len(whole)
         log = server.log_path.read_text()
