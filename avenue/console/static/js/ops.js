@@ -150,6 +150,14 @@ async function loadReports(refresh) {
     const meta = storage.report || {};
     const checking = storage.sweep && storage.sweep.running ? ' (files being checked in the background)' : '';
     reportAge.textContent = `Reports from ${formatDate(meta.generated_at)}${checking}.`;
+    // A report the database was too busy to recount in time is the worker's last one
+    // (report.stale, docs/operations.md): say so and how old, rather than pass it off as now.
+    const held = [['Storage', storage], ['Products', products]].filter(([, body]) => body.report && body.report.stale);
+    if (held.length) {
+      reportAge.append(' ', el('span', {class: 'badge level-warning stale-report'},
+        held.map(([name, body]) => `${name}: last counts, ${Math.round(body.report.age_seconds)} s old`).join(' · ')),
+      ' The database was busy; fresh counts are being read. Refresh in a moment.');
+    }
   } catch (error) {
     reportAge.textContent = '';
     pageMessage(error.message);
