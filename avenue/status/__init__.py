@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -54,14 +54,23 @@ wait_for_sweeps = sweep.wait_for_sweeps
 HELD = "avenue.status.held"  # app.extensions key: this worker's last reports, and those under way
 
 
+class _Run:
+    """One computation of a report: whether its reads have begun, and the computation before
+    it, which it waits for (one computation's reads at a time per worker and report)."""
+
+    def __init__(self, after: Future[dict[str, Any]] | None) -> None:
+        self.after = after
+        self.begun = False
+
+
 class _Held:
     """One app's last report of each kind (with when it was computed, ``time.monotonic``)
-    and the computation of each under way, shared by the calls that come meanwhile."""
+    and the newest computation of each, shared by the calls that come before its reads begin."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.reports: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
-        self.running: dict[tuple[str, str], Future[dict[str, Any]]] = {}
+        self.running: dict[tuple[str, str], tuple[_Run, Future[dict[str, Any]]]] = {}
 
     def keep(self, key: tuple[str, str], body: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -81,11 +90,17 @@ def answer(app: Flask, db: Database[Document], name: str, *, refresh: bool = Fal
     if refresh or not threads_safe(db):
         return held.keep(key, report(db, name, app.config, refresh=refresh))
     with held.lock:
-        running = held.running.get(key)
-        if running is None:
-            running = held.running[key] = background.beside(_compute_and_keep, held, key, db, name,
-                                                            app.config)
+        newest = held.running.get(key)
+        if newest is None or newest[0].begun:
+            # A call shares only a computation whose reads have not begun, so a fresh answer
+            # counts every write made before the call (one whose reads began earlier could
+            # miss a product created a moment before). One under way: this one begins when
+            # it ends, and the calls that come meanwhile share this one.
+            run = _Run(after=newest[1] if newest is not None else None)
+            newest = held.running[key] = (run, background.beside(_compute_and_keep, held, key, run, db,
+                                                                 name, app.config))
         last = held.reports.get(key)
+        running = newest[1]
     bound = app.config["AVENUE_STATUS_ANSWER_MS"] / 1000  # its default: avenue/config.py
     try:
         return running.result(timeout=bound if last is not None else None)
@@ -93,13 +108,19 @@ def answer(app: Flask, db: Database[Document], name: str, *, refresh: bool = Fal
         return _stale(last, bound) if last is not None else running.result()
 
 
-def _compute_and_keep(held: _Held, key: tuple[str, str], db: Database[Document], name: str,
+def _compute_and_keep(held: _Held, key: tuple[str, str], run: _Run, db: Database[Document], name: str,
                       config: Mapping[str, Any]) -> dict[str, Any]:
+    if run.after is not None:
+        wait([run.after])  # its outcome is its own callers'; this one reads afresh either way
+    with held.lock:
+        run.begun, run.after = True, None
     try:
         return held.keep(key, report(db, name, config))
     finally:
         with held.lock:
-            held.running.pop(key, None)
+            newest = held.running.get(key)
+            if newest is not None and newest[0] is run:
+                del held.running[key]
 
 
 def _stale(last: tuple[float, dict[str, Any]], bound: float) -> dict[str, Any]:

@@ -339,6 +339,57 @@ def test_a_status_call_the_database_holds_up_answers_the_last_report_marked_stal
         assert held["products"]["total"] == first["products"]["total"]
 
 
+def test_a_call_that_comes_while_a_report_is_computed_counts_what_was_written_before_it(
+        app_factory, backend, monkeypatch):
+    # Calls share a computation only before its reads begin: one whose reads began before a
+    # product was created (held up here, its counts read) must not answer a call made after it.
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("the reads run beside the request: threads need a real server (not mongomock)")
+    import avenue.status as status
+    from tests.helpers import Auth
+
+    app = app_factory()
+    auth = Auth(app)
+    ops, admin = auth.token("ops"), auth.token("admin")
+    path = "/api/shop/debug/products-status"
+
+    def total() -> int:
+        return app.test_client().get(path, headers=ops).get_json()["products"]["total"]
+
+    before = total()  # the worker's first report
+    read, release, computed = threading.Event(), threading.Event(), []
+    real = status.products_status
+
+    def counted_then_held(*args, **kwargs):
+        body = real(*args, **kwargs)
+        computed.append(body["products"]["total"])
+        if not read.is_set():  # the first computation: its counts read, it is held up
+            read.set()
+            release.wait(20)
+        return body
+
+    monkeypatch.setattr(status, "products_status", counted_then_held)
+    answers: dict[str, int] = {}
+
+    def call(name: str) -> None:
+        answers[name] = total()
+
+    first = threading.Thread(target=call, args=("first",))
+    first.start()
+    assert read.wait(20)
+    assert app.test_client().post("/api/shop/products", headers=admin, json={
+        "sku": "AFTER-1", "name": "x", "price": 1}).status_code == 201
+    later = [threading.Thread(target=call, args=(name,)) for name in ("second", "third")]
+    for thread in later:
+        thread.start()
+    time.sleep(0.3)  # both calls made while the first computation is held
+    release.set()
+    for thread in (first, *later):
+        thread.join(20)
+    assert answers == {"first": before, "second": before + 1, "third": before + 1}
+    assert computed == [before, before + 1]  # the two later calls shared one computation
+
+
 def test_refresh_and_a_worker_s_first_call_wait_for_fresh_counts(app_factory, backend, monkeypatch):
     import avenue.status as status
     from tests.helpers import Auth
