@@ -37,7 +37,8 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_RENDITION_BUDGET_BYTES",
     "AVENUE_VARIANTS_AFTER_ANSWER",
     "AVENUE_MEDIA_BASE_URL", "AVENUE_CDN_PURGE_URL", "AVENUE_CDN_PURGE_KEY", "AVENUE_MEDIA_CACHE_BYTES",
-    "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", "AVENUE_DELETIONS_STREAM", "AVENUE_STATUS_SWEEP_SECONDS",
+    "AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", "AVENUE_DELETIONS_STREAM", "AVENUE_DELETIONS_POLL_MS",
+    "AVENUE_STATUS_SWEEP_SECONDS",
     "AVENUE_STATUS_SWEEP_BATCH",
     "AVENUE_STATUS_SWEEP_LEASE_SECONDS", "AVENUE_STATUS_WARM_UP", "AVENUE_STATUS_ANSWER_MS",
     "AVENUE_AUDIT_RETENTION_DAYS", "AVENUE_STORAGE_QUOTA_BYTES", "AVENUE_LEGACY_UPLOADS_DIR",
@@ -225,6 +226,9 @@ def from_environment() -> dict[str, Any]:
         # How deletions reach every worker's media cache (avenue/media/serve/cache.py): `auto`, a
         # change stream except on the embedded SecantusDB (polling there); `on`; `off` (polling).
         "AVENUE_DELETIONS_STREAM": _choice("AVENUE_DELETIONS_STREAM", ("auto", "on", "off"), "auto"),
+        # Where deletions are polled: how often, and so how long the event loop answers from
+        # the cache after a poll (at least 100 ms; avenue/media/serve/route.py checks).
+        "AVENUE_DELETIONS_POLL_MS": _int("AVENUE_DELETIONS_POLL_MS", 1000),
         # The status sweep (avenue/status/sweep.py): the lists of the status reports and the
         # counters' reconciliation, run in the background when its last result is this old.
         "AVENUE_STATUS_SWEEP_SECONDS": _int("AVENUE_STATUS_SWEEP_SECONDS", 900),

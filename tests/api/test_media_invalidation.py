@@ -135,3 +135,11 @@ def test_on_the_embedded_database_workers_poll_and_still_evict_within_two_second
         deleter.extensions["avenue.mongo"].client.close()
     finally:
         worker.extensions["avenue.mongo"].client.close()
+
+
+def test_the_deletion_poll_interval_is_the_one_configured_and_a_too_small_one_refuses_to_start(
+        app_factory):
+    assert get_cache(app_factory()).poll_interval == 1.0  # the default: avenue/config.py
+    assert get_cache(app_factory(AVENUE_DELETIONS_POLL_MS=5000)).poll_interval == 5.0
+    with pytest.raises(RuntimeError, match="AVENUE_DELETIONS_POLL_MS must be at least 100, got 99"):
+        app_factory(AVENUE_DELETIONS_POLL_MS=99)

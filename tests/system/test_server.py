@@ -574,8 +574,11 @@ def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn
     timeout; one that resets mid-answer is closed; the worker carries on throughout."""
     # A 3 s send timeout: with 1 s, the slow reader below was cut off twice in about ten full
     # runs (a reading thread descheduled for a second among four test processes on two cores);
-    # the stalled readers are cut off all the same, 3 s in.
+    # the stalled readers are cut off all the same, 3 s in. Deletions polled every 5 s: the
+    # loop answers only within a poll interval of its last poll, and on a loaded test machine
+    # a poll 0.5 s late once sent the stalled readers to both threads, holding a probe 3 s.
     server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="2", GUNICORN_SEND_TIMEOUT="3",
+                            AVENUE_DELETIONS_POLL_MS="5000",
                             AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES=str(16 * 2**20))
     url = upload(server, "noise.jpg", data=noise_jpeg())["url"]
     with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:

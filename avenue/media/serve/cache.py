@@ -16,8 +16,9 @@ reaches every worker one of two ways:
   entry, each upload's 255 KB chunks included, through the cache and under the lock every
   other operation waits for: one of the two places its deadlock was caught, docs/production.md),
   with ``AVENUE_DELETIONS_STREAM=off``, or while the stream is down: before serving, at most
-  once per ``poll_interval`` (1 s), one indexed query for tombstones newer than the last
-  poll (at most ``POLL_LIMIT`` a time); in an app server's worker also from a background job
+  once per ``poll_interval`` (``AVENUE_DELETIONS_POLL_MS``, 1 s), one indexed query for
+  tombstones newer than the last poll (at most ``POLL_LIMIT`` a time); in an app server's
+  worker also from a background job
   (``route.start_deletion_sync``), so the cache stays current while every thread is busy.
   A worker that has not polled for longer than the tombstones live (an idle worker) clears
   everything instead.

@@ -82,6 +82,9 @@ class MediaState:
 
 # How long a rendition request waits for one of the process's render slots before 503.
 RENDER_SLOT_WAIT_SECONDS = 10.0
+# AVENUE_DELETIONS_POLL_MS's floor: each worker polls at most ten times a second (a poll is one
+# indexed read; its background job polls twice per interval).
+MIN_POLL_MS = 100
 
 
 def init_app(app: Flask, *, database: Callable[[], Database[Document]],
@@ -91,8 +94,11 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     limit of unsigned cold renders (raises to refuse one); read the renditions' settings (a
     bad AVENUE_RENDITION_PRESETS stops the start)."""
     config = app.config
+    poll_ms = int(config.get("AVENUE_DELETIONS_POLL_MS", 1000))  # its default: avenue/config.py
+    if poll_ms < MIN_POLL_MS:
+        raise RuntimeError(f"AVENUE_DELETIONS_POLL_MS must be at least {MIN_POLL_MS}, got {poll_ms}")
     cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"],
-                       stream=config.get("AVENUE_DELETIONS_STREAM", "auto"))
+                       poll_interval=poll_ms / 1000, stream=config.get("AVENUE_DELETIONS_STREAM", "auto"))
     try:
         presets = parse_presets(config.get("AVENUE_RENDITION_PRESETS", ""), reserved=(*VARIANT_NAMES, SOURCE))
     except ValueError as error:
