@@ -104,7 +104,11 @@ def test_every_event_loop_answer_has_an_id_a_count_and_a_log_line(secantus, tmp_
                                             "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
                                             "GUNICORN_THREADS": "1", "GUNICORN_BODY_TIMEOUT": "8",
                                             # 1 KiB: the slow 2 MB body below is read by the thread
-                                            "GUNICORN_BUFFER_BODY_BYTES": "1024"}).start()
+                                            "GUNICORN_BUFFER_BODY_BYTES": "1024",
+                                            # The loop answers within a poll interval of the last
+                                            # deletion poll: 5 s, so a late poll on a loaded
+                                            # machine cannot send a GET to the held thread.
+                                            "AVENUE_DELETIONS_POLL_MS": "5000"}).start()
     try:
         token = server.token()
         image = server.uploaded(photo(1, 300), "a.jpg", token)  # variants rendered: no cache change later
