@@ -44,7 +44,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", "32"))
 reuse_port = True
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
-keepalive = 5
+# Seconds an idle kept-alive connection stays open after its answer was handed to the kernel
+# (gunicorn's `keepalive`). Behind a load balancer, set it above the balancer's idle timeout
+# (AWS's ALB: 60 s), or the balancer may send a request on a connection this side just closed.
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
 # Workers are recycled now and then so a slow leak can never grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "0"))
 max_requests_jitter = 100

@@ -376,6 +376,21 @@ def test_the_procfile_process_serves_kept_alive_and_pipelined_requests(start_gun
 
 
 @pytest.mark.slow
+def test_an_idle_kept_alive_connection_lives_gunicorn_keepalive_seconds(start_gunicorn):
+    server = start_gunicorn(GUNICORN_KEEPALIVE="2")
+    with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
+        assert exchange(sock, get("/healthz")).startswith(b"HTTP/1.1 200 OK")
+        time.sleep(0.5)
+        assert exchange(sock, get("/healthz")).startswith(b"HTTP/1.1 200 OK")  # kept
+        time.sleep(4)  # idle past 2 s: gthread's keep-alive sweep closes it (the default 5 s would not)
+        try:
+            sock.sendall(get("/healthz"))
+            assert sock.recv(65536) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # closed, seen as a reset
+
+
+@pytest.mark.slow
 def test_a_worker_out_of_file_descriptors_pauses_accepting_and_recovers_without_dying(start_gunicorn,
                                                                                     slow_clients):
     server = start_gunicorn(open_files=150, GUNICORN_HEADER_TIMEOUT="2")
@@ -579,8 +594,11 @@ def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn
     # the stalled readers are cut off all the same, 3 s in. Deletions polled every 5 s: the
     # loop answers only within a poll interval of its last poll, and on a loaded test machine
     # a poll 0.5 s late once sent the stalled readers to both threads, holding a probe 3 s.
+    # Kept alive 30 s: the keep-alive clock starts once the loop has handed the last byte to
+    # the kernel, and the slow reader still drains megabytes of socket buffers after that (on
+    # a loaded machine over the default 5 s once, so its next request found it closed).
     server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="2", GUNICORN_SEND_TIMEOUT="3",
-                            AVENUE_DELETIONS_POLL_MS="5000",
+                            AVENUE_DELETIONS_POLL_MS="5000", GUNICORN_KEEPALIVE="30",
                             AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES=str(16 * 2**20))
     url = upload(server, "noise.jpg", data=noise_jpeg())["url"]
     with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
