@@ -17,6 +17,8 @@ from avenue.embedded import EmbeddedServer
 from tests.helpers import FIXTURES, Auth, make_app
 from tests.support.databases import THROWAWAY, DatabasePool, memoise_index_creation
 
+pytest_plugins = ["tests.support.leaseclock"]  # the lease_clock fixture
+
 # pymongo 4.20 reads client.options.timeout, which mongomock's client lacks (EMBEDDED_DB.md).
 mongomock.MongoClient.options = types.SimpleNamespace(timeout=None)
 # pymongo 4.9+ UpdateOne passes ``sort`` to the bulk builder, which mongomock's does not take

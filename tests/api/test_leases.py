@@ -57,39 +57,42 @@ def test_a_released_lease_is_free_at_once(db):
     assert lease(db, "b").take()
 
 
-def test_a_release_by_someone_who_lost_the_lease_leaves_the_new_holders_alone(db):
+def test_a_release_by_someone_who_lost_the_lease_leaves_the_new_holders_alone(db, lease_clock):
     first = lease(db, "a", seconds=0.1)
     assert first.take()
-    time.sleep(0.2)
+    lease_clock.advance(0.2)
     assert lease(db, "b").take()  # lapsed: taken over
     first.release()
     assert db[LEASES].find_one({"_id": "job"})["owner"] == "b"
 
 
-def test_a_lease_that_is_not_renewed_lapses_and_is_taken_over(db):
+def test_a_lease_that_is_not_renewed_lapses_and_is_taken_over(db, lease_clock):
     assert lease(db, "a", seconds=0.2).take()
+    lease_clock.advance(0.19)
     assert not lease(db, "b").take()
-    time.sleep(0.3)
+    lease_clock.advance(0.02)
     assert lease(db, "b").take()
 
 
-def test_renewing_pushes_the_expiry_until_the_lease_is_taken_over(db):
+def test_renewing_pushes_the_expiry_until_the_lease_is_taken_over(db, lease_clock):
     first = lease(db, "a", seconds=0.3)
     assert first.take()
     before = db[LEASES].find_one({"_id": "job"})["until"]
-    time.sleep(0.05)
+    lease_clock.advance(0.2)
     assert first.renew() and first.renewals == 1
     assert db[LEASES].find_one({"_id": "job"})["until"] > before
-    time.sleep(0.4)
+    lease_clock.advance(0.2)  # past the first expiry, not past the renewed one
+    assert not lease(db, "b").take()
+    lease_clock.advance(0.2)
     assert lease(db, "b").take()
     assert not first.renew()
 
 
-def test_the_holders_fenced_writes_match_nothing_once_it_was_taken_over(db):
+def test_the_holders_fenced_writes_match_nothing_once_it_was_taken_over(db, lease_clock):
     first = lease(db, "a", seconds=0.1)
     assert first.take()
     assert db[LEASES].update_one(first.mine(), {"$set": {"step": 1}}).matched_count == 1
-    time.sleep(0.2)
+    lease_clock.advance(0.2)
     assert lease(db, "b").take()
     assert db[LEASES].update_one(first.mine(), {"$set": {"step": 2}}).matched_count == 0
     assert db[LEASES].find_one({"_id": "job"})["step"] == 1
@@ -109,10 +112,12 @@ def test_of_owners_racing_for_a_lapsed_lease_exactly_one_wins(db, backend):
 
 
 def test_a_kept_lease_is_renewed_by_its_heartbeat_and_cannot_be_taken_meanwhile(db):
-    held = lease(db, "a", seconds=0.4)
+    # Real time here (the heartbeat is a thread); a lease of 1 s beating every 0.05 s lapses
+    # only if twenty beats in a row are late.
+    held = lease(db, "a", seconds=1.0)
     assert held.take()
     with held.kept(0.05, "test-lease"):
-        time.sleep(0.8)  # twice the lease
+        time.sleep(2.0)  # twice the lease
         assert not lease(db, "b").take()
     assert held.renewals >= 3
     assert not any(t.name == "test-lease" for t in threading.enumerate())

@@ -125,11 +125,13 @@ def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_r
     assert sorted(item["id"] for item in resumed["orphans"]["items"]) == sorted(str(i) for i in ids)
 
 
-def test_a_sweep_whose_holder_died_is_taken_over_once_its_lease_lapses(db, store_with_problems):
+def test_a_sweep_whose_holder_died_is_taken_over_once_its_lease_lapses(db, store_with_problems,
+                                                                       lease_clock):
     settings = sweep.Settings(batch=2, lease_seconds=0.2)
     assert sweep.take_lease(db, "dead-worker", settings)
+    lease_clock.advance(0.19)
     assert sweep.run(db, settings) is None  # held
-    time.sleep(0.3)
+    lease_clock.advance(0.02)
     assert sweep.run(db, settings)["missing_files"]["count"] == 1
 
 
