@@ -25,6 +25,7 @@ from avenue.builder.service import (
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
+from avenue.media import FORMATS, OFFERED
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
 
@@ -51,6 +52,7 @@ def _status_list(item: dict[str, Any], description: str,
 SKU = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 SLUG = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"}
 VARIANTS = ("thumb", "card", "gallery", "og")
+_EXTENSION = {fmt.name: fmt.extension for fmt in FORMATS}
 TAGS = ("auth", "shop", "status", "builder", "uploads", "tus", "links", "trash", "admin", "meta")
 
 
@@ -246,7 +248,8 @@ SCHEMAS: dict[str, Schema] = {
                 "type": "object", "required": ["width", "height"],
                 "properties": {"width": {"type": "integer"}, "height": {"type": "integer"}}}},
             "srcset": {"type": "object", "additionalProperties": {"type": "string"},
-                       "description": "Per format (webp, jpg, png): the fitted variants and widths."},
+                       "description": f"Per format ({', '.join(f.extension for f in FORMATS if f.variant)}): "
+                                      "the fitted variants and widths."},
             "renditions": {
                 "type": ["object", "null"], "required": ["widths", "srcset", "fallback", "src"],
                 "additionalProperties": False,
@@ -258,11 +261,12 @@ SCHEMAS: dict[str, Schema] = {
                                "like its other URLs. Null when the width is unknown.",
                 "properties": {
                     "widths": {"type": "array", "items": {"type": "integer", "minimum": 1}},
-                    "srcset": {"type": "object", "required": ["avif", "webp"],
+                    "srcset": {"type": "object", "required": [_EXTENSION[name] for name in OFFERED],
                                "additionalProperties": {"type": "string"},
-                               "properties": {ext: {"type": "string"}
-                                              for ext in ("avif", "webp", "jpg", "png")}},
-                    "fallback": {"enum": ["jpg", "png"]},
+                               "properties": {fmt.extension: {"type": "string"}
+                                              for fmt in FORMATS if fmt.rendition}},
+                    "fallback": {"enum": [fmt.extension for fmt in FORMATS
+                                          if fmt.rendition and fmt.name not in OFFERED]},
                     "src": {"type": "string"},
                 },
             },

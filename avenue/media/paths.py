@@ -10,9 +10,6 @@ from typing import Any
 
 from avenue.media.buckets import ALIASES
 
-EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
-
-
 VERSION_MARK = "~"
 
 

@@ -53,6 +53,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from avenue.errors import BadRequest
+from avenue.media.formats import RENDITION_BY_EXTENSION
 
 #: The largest side a rendition may have, after ``dpr`` (the largest fixed rendition is 1600).
 MAX_SIDE = 8192
@@ -63,7 +64,6 @@ MAX_DPR = Fraction(4)
 FITS = ("contain", "cover", "crop")
 #: Widths rendered unsigned (CSS px times dpr): common storefront slots at 1x-3x.
 LADDER: tuple[int, ...] = (160, 320, 480, 640, 800, 960, 1280, 1600, 1920, 2560)
-FORMATS = {"webp": "webp", "avif": "avif", "jpg": "jpeg", "png": "png"}
 
 _INT = re.compile(r"[1-9][0-9]{0,4}")
 _DPR = re.compile(r"([1-9])(?:\.([0-9]{1,2}))?")
@@ -132,10 +132,11 @@ def parse(segment: str) -> Request:
         options, dot, ext = segment, "", ""
     fmt = ""
     if dot:
-        if ext not in FORMATS:
-            raise BadRequest(f"unknown rendition format {ext!r}: use one of {', '.join(FORMATS)}",
+        if ext not in RENDITION_BY_EXTENSION:
+            raise BadRequest(f"unknown rendition format {ext!r}: use one of "
+                             f"{', '.join(RENDITION_BY_EXTENSION)}",
                              code="bad_rendition")
-        fmt = FORMATS[ext]
+        fmt = RENDITION_BY_EXTENSION[ext]
     values = _split(options)
     return Request(normalise(width=_side(values, "w"), height=_side(values, "h"),
                              fit=_fit(values), dpr=_dpr(values), quality=_quality(values),

@@ -25,7 +25,8 @@ from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.media.buckets import ALIASES
-from avenue.media.paths import EXTENSIONS, media_path
+from avenue.media.formats import EXTENSIONS
+from avenue.media.paths import media_path
 from avenue.media.records import Document
 from avenue.media.transform import clamped_by
 

@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, ServerBusy, UnsupportedImage
+from avenue.media.formats import ACCEPTED, ACCEPTED_LABEL, FORMATS
 from avenue.media.ingest import vips
 from avenue.media.ingest.budget import Reservation, decode_budget
 
@@ -50,19 +51,8 @@ except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.init()  # load every plugin now, so open(formats=...) knows AVIF
 
-# Pillow format name -> (served content type, label used in messages).
-ACCEPTED_FORMATS: dict[str, str] = {
-    "JPEG": "image/jpeg",
-    "MPO": "image/jpeg",  # iPhone JPEGs with a depth/gain map are identified as MPO.
-    "PNG": "image/png",
-    "WEBP": "image/webp",
-    "GIF": "image/gif",
-    "AVIF": "image/avif",
-    "HEIF": "image/heic",
-}
-ACCEPTED_LABEL = "JPEG, PNG, WebP, GIF, AVIF, HEIC"
-# Decoders tried on uploads (MPO comes out of the JPEG opener).
-_OPENERS = [name for name in ACCEPTED_FORMATS if name != "MPO"]
+# Decoders tried on uploads: the accepted formats' own (MPO comes out of the JPEG opener).
+_OPENERS = [fmt.pillow for fmt in FORMATS if fmt.original]
 
 # Leading bytes of accepted formats: a file that starts like one of these but does not open
 # is corrupt (422), anything else is not an accepted image (415).
@@ -419,7 +409,7 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
         source_sha256=sha256(data).hexdigest(),
         data=served,
         format=served_format,
-        content_type=ACCEPTED_FORMATS[served_format],
+        content_type=ACCEPTED[served_format],
         width=display_w,
         height=display_h,
         frames=frames,
@@ -477,7 +467,7 @@ def _prepare_with_libvips(data: bytes, im: Image.Image, limits: Limits, needed: 
         source_sha256=sha256(data).hexdigest(),
         data=served,
         format="JPEG",
-        content_type=ACCEPTED_FORMATS["JPEG"],
+        content_type=ACCEPTED["JPEG"],
         width=display_w,
         height=display_h,
         frames=1,

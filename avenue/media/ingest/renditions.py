@@ -20,13 +20,12 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from avenue.media.formats import RENDITION_TYPES
 from avenue.media.ingest import vips
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, prepare
 from avenue.media.ingest.variants import encode_image, to_display_mode
 from avenue.media.transform import Plan, Spec, plan
-
-FORMATS = ("webp", "avif", "jpeg", "png")
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,8 @@ def render_spec(data: bytes, limits: Limits, spec: Spec, fmt: str, focal: FocalP
     ``Limits.for_stored``) as ``fmt``, cut around ``focal``; ``quality`` overrides the
     spec's and the format's default; ``crop``: the box of the named crop ``spec.crop`` names
     (None: the image has none)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"cannot render {fmt!r}: one of {FORMATS}")
+    if fmt not in RENDITION_TYPES:
+        raise ValueError(f"cannot render {fmt!r}: one of {', '.join(RENDITION_TYPES)}")
     point = (focal.x, focal.y)
 
     def decode_scale(width: int, height: int) -> float:

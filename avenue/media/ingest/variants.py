@@ -17,11 +17,11 @@ from __future__ import annotations
 import io
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any
 
 from PIL import Image, ImageCms
 
 from avenue import background
+from avenue.media.formats import VARIANT_TYPES, save_options
 from avenue.media.ingest import vips
 from avenue.media.ingest.focal import FocalPoint, crop_box, estimate
 from avenue.media.ingest.images import PreparedImage
@@ -38,9 +38,7 @@ VARIANT_NAMES = ("thumb", "card", "gallery", "og")
 # The unedited original of an edited image is listed with its variants as ``SOURCE``
 # (avenue/media/ingest/edits.py): not a rendition (never rendered), but found, served, moved and
 # deleted like one, in the format it was uploaded as.
-SOURCE_FORMATS = ("jpeg", "png", "webp", "gif", "avif")
 
-CONTENT_TYPES = {"webp": "image/webp", "jpeg": "image/jpeg", "png": "image/png"}
 
 _SRGB = ImageCms.createProfile("sRGB")
 
@@ -58,7 +56,7 @@ class Rendition:
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.format]
+        return VARIANT_TYPES[self.format]
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ class Planned:
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES[self.format]
+        return VARIANT_TYPES[self.format]
 
 
 #: (name, format) pairs; None: all of them.
@@ -127,30 +125,14 @@ def _cover(im: Image.Image, width: int, height: int, focal: FocalPoint) -> Image
                      reducing_gap=3.0)
 
 
-#: Each format's default quality: the fixed renditions' settings, and AVIF's from
-#: bench/results/avif-2026-11-24.md (q64 at speed 6 matched WebP q82's score on real photos at
-#: 0.75x its bytes by SSIMULACRA2; speed 8 gave up most of that gain).
-QUALITY = {"webp": 82, "jpeg": 85, "avif": 64}
-AVIF_SPEED = 6
-
-
 def encode_image(im: Image.Image, fmt: str, icc: bytes | None, quality: int | None = None,
                  progressive: bool = True) -> bytes:
     """``im`` encoded as ``fmt`` (webp, jpeg, png, avif) with the house's settings, at
     ``quality`` or the format's default (PNG is lossless: no quality). JPEGs are progressive
     (what browsers show early) unless ``progressive`` is False (a source the server decodes again)."""
     out = io.BytesIO()
-    options: dict[str, Any] = {"icc_profile": icc} if icc else {}
-    if fmt == "webp":
-        im.save(out, "WEBP", quality=quality or QUALITY["webp"], method=4, **options)
-    elif fmt == "jpeg":
-        im.save(out, "JPEG", quality=quality or QUALITY["jpeg"], optimize=True, progressive=progressive,
-                **options)
-    elif fmt == "avif":
-        im.save(out, "AVIF", quality=quality or QUALITY["avif"], speed=AVIF_SPEED, **options)
-    else:
-        # Level 3: within 10 % of level 6 in size at a third of the time (a fallback few need).
-        im.save(out, "PNG", compress_level=3, **options)
+    pillow, options = save_options(fmt, quality, progressive)  # the format's settings: formats.py
+    im.save(out, pillow, **options, **({"icc_profile": icc} if icc else {}))
     return out.getvalue()
 
 

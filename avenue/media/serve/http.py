@@ -25,19 +25,19 @@ from werkzeug.http import http_date, is_resource_modified, parse_range_header
 
 from avenue.errors import BadRequest
 from avenue.ids import parse_object_id
+from avenue.media.formats import EXTENSIONS, RENDITION_BY_EXTENSION, VARIANT_BY_EXTENSION
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.paths import EXTENSIONS, VERSION_MARK, media_path
+from avenue.media.paths import VERSION_MARK, media_path
 from avenue.media.records import SOURCE, MediaDoc
 from avenue.media.serve.cache import MediaCache
 from avenue.media.store.storage import CHUNK_SIZE
-from avenue.media.transform import FORMATS, AllowList, Spec, clamp, looks_like_options, parse
+from avenue.media.transform import AllowList, Spec, clamp, looks_like_options, parse
 
 Headers = list[tuple[str, str]]
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
 PRIVATE_CACHE = "private, max-age=300"
 CSP = "default-src 'none'; sandbox"
 _VERSION = re.compile(r"[0-9a-f]{8}")  # what replace.version_of gives
-_FORMAT_BY_EXT = {"webp": "webp", "jpg": "jpeg", "jpeg": "jpeg", "png": "png"}
 # The request headers that make a GET conditional or partial (WSGI environ names).
 CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_RANGE",
                "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
@@ -137,7 +137,7 @@ def _moved(bucket: str, doc: MediaDoc, variant: str | None, until: dt.datetime) 
     name, _, ext = variant.partition(".")
     if name not in doc.variants:
         return None
-    chosen = _FORMAT_BY_EXT.get(ext.lower()) if ext else None
+    chosen = VARIANT_BY_EXTENSION.get(ext.lower(), "") if ext else ""
     suffix = f".{EXTENSIONS[chosen]}" if chosen in doc.variants[name] and chosen in EXTENSIONS else ""
     return Moved(doc, f"{path}/{name}{suffix}", until)
 
@@ -167,7 +167,7 @@ def resolve(bucket: str, token: str, variant: str | None,
         return None
     formats = doc.variants[name]
     if ext:
-        chosen = _FORMAT_BY_EXT.get(ext.lower())
+        chosen = VARIANT_BY_EXTENSION.get(ext.lower())
         if chosen is None or chosen not in formats:
             return None
         fmt = chosen
@@ -232,10 +232,11 @@ def resolve_rendition(bucket: str, token: str, segment: str, allow: AllowList,
     name, dot, ext = segment.partition(".")
     preset = None if looks_like_options(segment) else allow.preset(name)
     if preset is not None:
-        if dot and ext not in FORMATS:
-            raise BadRequest(f"unknown rendition format {ext!r}: use one of {', '.join(FORMATS)}",
+        if dot and ext not in RENDITION_BY_EXTENSION:
+            raise BadRequest(f"unknown rendition format {ext!r}: use one of "
+                             f"{', '.join(RENDITION_BY_EXTENSION)}",
                              code="bad_rendition")
-        spec, fmt = preset, FORMATS.get(ext, "")
+        spec, fmt = preset, RENDITION_BY_EXTENSION.get(ext, "")
     else:
         request = parse(segment)
         spec, fmt = request.spec, request.format

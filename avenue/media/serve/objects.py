@@ -9,8 +9,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from avenue.clock import isoformat
+from avenue.media.formats import EXTENSIONS, OFFERED, fallback
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.paths import EXTENSIONS, media_path
+from avenue.media.paths import media_path
 from avenue.media.records import SOURCE, Image, Near
 from avenue.media.serve import signing
 from avenue.media.transform import Spec, ladder_for
@@ -112,10 +113,6 @@ def _srcsets(urls: dict[str, dict[str, str]], sizes: dict[str, dict[str, int]]) 
     return {ext: ", ".join(entries) for ext, entries in by_format.items()}
 
 
-#: The formats a rendition ``srcset`` is offered in, best first; the last is the fallback for
-#: browsers that show neither AVIF nor WebP (PNG instead of JPEG for an image with
-#: transparency, as its variants).
-RENDITION_FORMATS = ("avif", "webp", "jpeg")
 #: The width of the ``<img src>`` fallback (for browsers without ``srcset``): this ladder step,
 #: or the image's own width when it is narrower.
 FALLBACK_SRC_WIDTH = 800
@@ -131,8 +128,10 @@ def _renditions(ref: dict[str, Any], bucket: str, signer: UrlSigner, private: bo
     file_id, version = str(ref["id"]), ref.get("version") or ""
     # Transparency shows in the variants' fallback format (as MediaDoc.transparent reads it).
     transparent = any("png" in formats for formats in (ref.get("variant_formats") or {}).values())
-    fallback = "png" if transparent else "jpeg"
-    formats = (*RENDITION_FORMATS[:-1], fallback)
+    # A rendition ``srcset`` offers OFFERED, best first, then the fallback for browsers that show
+    # none of them (PNG instead of JPEG for an image with transparency, as its variants).
+    last = fallback(transparent)
+    formats = (*OFFERED, last)
     steps = ladder_for(width)
     now = time.time()
     urls = {step: signer.rendition_urls(bucket, file_id, Spec(width=step), formats, version=version,
@@ -140,8 +139,8 @@ def _renditions(ref: dict[str, Any], bucket: str, signer: UrlSigner, private: bo
     srcset = {EXTENSIONS[fmt]: ", ".join(f"{urls[step][fmt]} {shown}w" for step, shown in steps)
               for fmt in formats}
     src_step = max((step for step, _ in steps if step <= FALLBACK_SRC_WIDTH), default=steps[0][0])
-    return {"widths": [shown for _, shown in steps], "srcset": srcset, "fallback": EXTENSIONS[fallback],
-            "src": urls[src_step][fallback]}
+    return {"widths": [shown for _, shown in steps], "srcset": srcset, "fallback": EXTENSIONS[last],
+            "src": urls[src_step][last]}
 
 
 def image_ref(doc: dict[str, Any]) -> dict[str, Any]:

@@ -29,11 +29,11 @@ from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.effects import purge
 from avenue.media.effects.deliveries import FLUSH_SECONDS, Deliveries
 from avenue.media.effects.invalidation import LOCAL_CACHES
+from avenue.media.formats import EXTENSIONS
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.renditions import Rendered, render_spec
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.paths import EXTENSIONS
 from avenue.media.records import SOURCE, Document, MediaDoc
 from avenue.media.serve import signing
 from avenue.media.serve.cache import MediaCache

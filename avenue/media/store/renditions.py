@@ -71,6 +71,7 @@ from avenue.media import effects
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import Changes, counters
 from avenue.media.effects.deliveries import Delivered
+from avenue.media.formats import RENDITION_TYPES
 from avenue.media.records import Document, MediaDoc
 from avenue.media.store import claims, storage
 
@@ -95,7 +96,6 @@ FLUSH_BATCH = 500
 #: The eviction's order, and its index: least recently used first, those never noted as used by
 #: upload date (a document without ``last_used`` sorts before any date).
 RECENCY = [("metadata.last_used", ASCENDING), ("uploadDate", ASCENDING)]
-CONTENT_TYPES = {"webp": "image/webp", "avif": "image/avif", "jpeg": "image/jpeg", "png": "image/png"}
 
 
 class Encoded(Protocol):
@@ -208,7 +208,7 @@ def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc
     metadata = {
         "role": "rendition", "source": wanted.bucket, "image_id": wanted.image_id,
         "version": wanted.version, "spec": wanted.key, "format": rendered.format,
-        "content_type": CONTENT_TYPES[rendered.format], "sha256": hashlib.sha256(rendered.data).hexdigest(),
+        "content_type": RENDITION_TYPES[rendered.format], "sha256": hashlib.sha256(rendered.data).hexdigest(),
         "width": rendered.width, "height": rendered.height, "last_used": now(),
         # Whether its URLs may sit at a CDN (a removal purges only a public image's).
         "visibility": "private" if original.private else "public",

@@ -16,7 +16,8 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.media.buckets import RENDITIONS, STORED, TEMP
-from avenue.media.ingest.variants import CONTENT_TYPES, SOURCE_FORMATS, VARIANT_NAMES
+from avenue.media.formats import STORED_FORMATS, VARIANT_TYPES
+from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import SOURCE, Document
 from avenue.media.references import IN_BATCH
 from avenue.media.store import storage
@@ -24,8 +25,8 @@ from avenue.paging import after_ranges
 
 CHUNK_INDEX = [("files_id", 1), ("n", 1)]
 # Exact paths of every variant id an original can list (a projection cannot use wildcards).
-VARIANT_PATHS = [*((name, fmt) for name in VARIANT_NAMES for fmt in CONTENT_TYPES),
-                 *((SOURCE, fmt) for fmt in SOURCE_FORMATS)]
+VARIANT_PATHS = [*((name, fmt) for name in VARIANT_NAMES for fmt in VARIANT_TYPES),
+                 *((SOURCE, fmt) for fmt in STORED_FORMATS)]
 
 
 def temp_image_counts(db: Database[Document], moment: dt.datetime) -> dict[str, int]:

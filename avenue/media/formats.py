@@ -1,0 +1,131 @@
+"""The image formats: one declaration each, read by everything that needs a format's facts.
+
+Validation (which uploads are accepted, and the message that lists them), the stored originals,
+the eager variants, the renditions on request, content types, URL extensions, the encoders'
+settings and the OpenAPI document all derive their tables from :data:`FORMATS` below, so a
+format is added by one entry here (plus, for a new encoder, its settings function). imgproxy
+keeps its formats the same way (``imagetype/defs.go``: name, extension, MIME, alpha, animation).
+
+The kernel of the media package: it imports nothing of Avenue's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+#: Pillow's save options for a format: ``(quality or None for the default, progressive)``.
+SaveOptions = Callable[[int | None, bool], dict[str, Any]]
+
+
+def _jpeg(quality: int | None, progressive: bool) -> dict[str, Any]:
+    return {"quality": quality or 85, "optimize": True, "progressive": progressive}
+
+
+def _webp(quality: int | None, progressive: bool) -> dict[str, Any]:
+    return {"quality": quality or 82, "method": 4}
+
+
+#: AVIF's encoder speed: bench/results/avif-2026-11-24.md (q64 at speed 6 matched WebP q82's
+#: score on real photos at 0.75x its bytes by SSIMULACRA2; speed 8 gave up most of that gain).
+AVIF_SPEED = 6
+
+
+def _avif(quality: int | None, progressive: bool) -> dict[str, Any]:
+    return {"quality": quality or 64, "speed": AVIF_SPEED}
+
+
+def _png(quality: int | None, progressive: bool) -> dict[str, Any]:
+    # Level 3: within 10 % of level 6 in size at a third of the time (a fallback few need).
+    return {"compress_level": 3}
+
+
+@dataclass(frozen=True)
+class Format:
+    """One image format's facts.
+
+    ``name``: how the database and the code name it (``metadata.format``, variant keys);
+    ``extension``: its URL suffix, ``aliases`` other suffixes a URL may use for it;
+    ``pillow``: Pillow's name for it (what ``Image.format`` says and ``save`` takes), and
+    ``pillow_aliases`` other names Pillow identifies it by; ``label``: how messages name it.
+    ``original``: accepted as an upload; ``stored``: kept as an original in this format (HEIC
+    is accepted but stored as JPEG); ``variant``: an eager variant may be encoded to it;
+    ``rendition``: a rendition on request may be. ``save``: its encoder's settings (None: the
+    house never encodes it). ``quality``: its default lossy quality (None: lossless).
+    """
+
+    name: str
+    extension: str
+    mime: str
+    pillow: str
+    label: str
+    alpha: bool
+    animation: bool
+    original: bool
+    stored: bool
+    variant: bool
+    rendition: bool
+    save: SaveOptions | None = None
+    quality: int | None = None
+    aliases: tuple[str, ...] = ()
+    pillow_aliases: tuple[str, ...] = ()
+
+
+FORMATS: tuple[Format, ...] = (
+    # iPhone JPEGs with a depth or gain map are identified by Pillow as MPO.
+    Format("jpeg", "jpg", "image/jpeg", "JPEG", "JPEG", alpha=False, animation=False, original=True,
+           stored=True, variant=True, rendition=True, save=_jpeg, quality=85, aliases=("jpeg",),
+           pillow_aliases=("MPO",)),
+    Format("png", "png", "image/png", "PNG", "PNG", alpha=True, animation=False, original=True,
+           stored=True, variant=True, rendition=True, save=_png),
+    Format("webp", "webp", "image/webp", "WEBP", "WebP", alpha=True, animation=True, original=True,
+           stored=True, variant=True, rendition=True, save=_webp, quality=82),
+    Format("gif", "gif", "image/gif", "GIF", "GIF", alpha=True, animation=True, original=True,
+           stored=True, variant=False, rendition=False),
+    Format("avif", "avif", "image/avif", "AVIF", "AVIF", alpha=True, animation=False, original=True,
+           stored=True, variant=False, rendition=True, save=_avif, quality=64),
+    Format("heic", "heic", "image/heic", "HEIF", "HEIC", alpha=True, animation=False, original=True,
+           stored=False, variant=False, rendition=False),
+)
+
+BY_NAME: Mapping[str, Format] = {fmt.name: fmt for fmt in FORMATS}
+
+#: Stored format -> URL extension (originals, variants and renditions are served under it).
+EXTENSIONS: Mapping[str, str] = {fmt.name: fmt.extension for fmt in FORMATS if fmt.stored}
+#: The formats an original is stored in (an edited image's unedited source among them).
+STORED_FORMATS: tuple[str, ...] = tuple(EXTENSIONS)
+#: Pillow's name (and aliases) -> content type, of every accepted upload format.
+ACCEPTED: Mapping[str, str] = {name: fmt.mime for fmt in FORMATS if fmt.original
+                               for name in (fmt.pillow, *fmt.pillow_aliases)}
+ACCEPTED_LABEL = ", ".join(fmt.label for fmt in FORMATS if fmt.original)
+#: Eager variants' formats -> content type.
+VARIANT_TYPES: Mapping[str, str] = {fmt.name: fmt.mime for fmt in FORMATS if fmt.variant}
+#: A variant's URL extension (or alias) -> its format.
+VARIANT_BY_EXTENSION: Mapping[str, str] = {ext: fmt.name for fmt in FORMATS if fmt.variant
+                                           for ext in (fmt.extension, *fmt.aliases)}
+#: Renditions' formats -> content type.
+RENDITION_TYPES: Mapping[str, str] = {fmt.name: fmt.mime for fmt in FORMATS if fmt.rendition}
+#: A rendition's URL extension -> its format (one spelling each: a rendition's key is canonical).
+RENDITION_BY_EXTENSION: Mapping[str, str] = {fmt.extension: fmt.name for fmt in FORMATS if fmt.rendition}
+#: What a ``<picture>`` offers before its fallback, best first (browsers that say they show them).
+OFFERED: tuple[str, ...] = ("avif", "webp")
+#: Each encoded format's default quality.
+QUALITY: Mapping[str, int] = {fmt.name: fmt.quality for fmt in FORMATS if fmt.quality is not None}
+
+
+def fallback(transparent: bool) -> str:
+    """The format shown to browsers that take none of :data:`OFFERED`: PNG for an image with
+    transparency (JPEG has no alpha), else JPEG."""
+    return "png" if transparent else "jpeg"
+
+
+def save_options(name: str, quality: int | None = None,
+                 progressive: bool = True) -> tuple[str, dict[str, Any]]:
+    """Pillow's format name and save options for encoding ``name``; ValueError when the house
+    does not encode it."""
+    fmt = BY_NAME.get(name)
+    if fmt is None or fmt.save is None:
+        encoded = ", ".join(each.name for each in FORMATS if each.save)
+        raise ValueError(f"cannot encode {name!r}: one of {encoded}")
+    return fmt.pillow, fmt.save(quality, progressive)

@@ -1,0 +1,65 @@
+"""The image formats' registry (avenue/media/formats.py): its facts agree with Pillow, and the
+tables the rest of the code reads are derived from it."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from avenue.apidoc import SCHEMAS
+from avenue.errors import BadRequest
+from avenue.media import formats
+from avenue.media.formats import FORMATS, save_options
+from avenue.media.transform import parse
+
+ENCODED = [fmt for fmt in FORMATS if fmt.save is not None]
+
+
+@pytest.mark.parametrize("fmt", ENCODED, ids=lambda fmt: fmt.name)
+def test_every_encoded_format_round_trips_through_pillow_as_declared(fmt):
+    pillow, options = save_options(fmt.name)
+    out = io.BytesIO()
+    Image.new("RGBA" if fmt.alpha else "RGB", (8, 8), (10, 20, 30, 128)).save(out, pillow, **options)
+    with Image.open(io.BytesIO(out.getvalue())) as back:
+        assert back.format == fmt.pillow and Image.MIME[back.format] == fmt.mime
+        # alpha: declared, and kept (a half-transparent pixel stays half-transparent)
+        assert (back.convert("RGBA").getpixel((0, 0))[3] == 128) is fmt.alpha
+
+
+def test_every_accepted_format_is_one_pillow_identifies_with_its_declared_type():
+    Image.init()
+    for fmt in FORMATS:
+        # HEIC is never served (stored as JPEG): pillow-heif names it image/heif, messages HEIC.
+        if fmt.original and fmt.stored:
+            assert Image.MIME[fmt.pillow] == fmt.mime, fmt.name
+    assert formats.ACCEPTED["MPO"] == "image/jpeg"  # an iPhone photo with a depth map is a JPEG
+
+
+def test_a_format_the_house_does_not_encode_is_refused_by_name():
+    with pytest.raises(ValueError, match="cannot encode 'gif': one of jpeg, png, webp, avif"):
+        save_options("gif")
+
+
+def test_the_tables_are_the_registrys():
+    assert formats.EXTENSIONS == {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
+    assert formats.VARIANT_BY_EXTENSION == {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
+    assert formats.RENDITION_BY_EXTENSION == {"jpg": "jpeg", "png": "png", "webp": "webp", "avif": "avif"}
+    assert formats.ACCEPTED_LABEL == "JPEG, PNG, WebP, GIF, AVIF, HEIC"
+    assert set(formats.OFFERED) <= set(formats.RENDITION_TYPES)
+    assert {formats.fallback(False), formats.fallback(True)} <= set(formats.VARIANT_TYPES)
+
+
+def test_a_rendition_url_takes_each_rendition_formats_extension_and_no_other():
+    for ext, name in formats.RENDITION_BY_EXTENSION.items():
+        assert parse(f"w_320.{ext}").format == name
+    with pytest.raises(BadRequest, match="unknown rendition format 'gif': use one of jpg, png, webp, avif"):
+        parse("w_320.gif")
+
+
+def test_the_openapi_document_lists_the_registrys_rendition_formats():
+    renditions = SCHEMAS["Image"]["properties"]["renditions"]["properties"]
+    assert set(renditions["srcset"]["properties"]) == {"jpg", "png", "webp", "avif"}
+    assert renditions["srcset"]["required"] == ["avif", "webp"]
+    assert renditions["fallback"]["enum"] == ["jpg", "png"]
