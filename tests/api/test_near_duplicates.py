@@ -29,6 +29,7 @@ OWED = {"metadata.near_pending": True}
 # lookup is waited for up to its second. What a production answer waits has its own tests below.
 pytestmark = pytest.mark.usefixtures("answers_wait_for_lookups")
 PRODUCTION_FLOOR = nearby.WAIT_FLOOR_SECONDS
+PRODUCTION_CAP = nearby.WAIT_SECONDS
 
 def jpeg(im: Image.Image, quality: int = 85) -> bytes:
     out = io.BytesIO()
@@ -485,6 +486,7 @@ def test_a_lookup_past_its_wait_does_not_hold_the_answer_and_links_its_group_lat
 def test_an_answer_waits_for_its_lookup_a_twentieth_of_its_store_between_the_floor_and_the_cap(
         writes_took, waited, monkeypatch):
     monkeypatch.setattr(nearby, "WAIT_FLOOR_SECONDS", PRODUCTION_FLOOR)
+    monkeypatch.setattr(nearby, "WAIT_SECONDS", PRODUCTION_CAP)
     assert nearby.wait_past_writes(writes_took) == pytest.approx(waited)
 
 

@@ -332,6 +332,9 @@ def test_a_status_call_the_database_holds_up_answers_the_last_report_marked_stal
     deadline = time.monotonic() + 10
     while running and time.monotonic() < deadline:  # the reads it began end, and are kept
         time.sleep(0.05)
+    # A fresh report may take its time now (the bound is the held call's to show, not this one's:
+    # 250 ms was too short for a whole report's reads on a loaded machine).
+    app.config["AVENUE_STATUS_ANSWER_MS"] = 600_000
     fresh = client.get(path, headers=ops).get_json()
     assert fresh["report"]["stale"] is False
     if "products" in path:
@@ -369,6 +372,23 @@ def test_a_call_that_comes_while_a_report_is_computed_counts_what_was_written_be
         return body
 
     monkeypatch.setattr(status, "products_status", counted_then_held)
+    # Each call, once it has chosen the computation it shares, waits on its future: counted, so
+    # the test lets the first computation go only once both later calls have chosen.
+    waiting: list[float | None] = []
+    real_beside = status.background.beside
+
+    def counted_beside(*args, **kwargs):
+        future = real_beside(*args, **kwargs)
+        real_result = future.result
+
+        def result(timeout=None):
+            waiting.append(timeout)
+            return real_result(timeout)
+
+        future.result = result
+        return future
+
+    monkeypatch.setattr(status.background, "beside", counted_beside)
     answers: dict[str, int] = {}
 
     def call(name: str) -> None:
@@ -382,7 +402,10 @@ def test_a_call_that_comes_while_a_report_is_computed_counts_what_was_written_be
     later = [threading.Thread(target=call, args=(name,)) for name in ("second", "third")]
     for thread in later:
         thread.start()
-    time.sleep(0.3)  # both calls made while the first computation is held
+    deadline = time.monotonic() + 20
+    while len(waiting) < 3 and time.monotonic() < deadline:  # the first call, then both later ones
+        time.sleep(0.02)
+    assert len(waiting) == 3  # both calls made while the first computation is held
     release.set()
     for thread in (first, *later):
         thread.join(20)
