@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import time
 
 import pytest
 
+from avenue.clock import as_utc
 from avenue.ops import lock
 from avenue.ops.lock import COLLECTION, Held, exclusive
 
@@ -37,12 +38,18 @@ def test_a_lease_whose_holder_died_is_taken_over_once_it_lapses(db):
         assert db[COLLECTION].find_one({"_id": "gc"})["holder"]["run"] == holder["run"]
 
 
-def test_a_long_run_keeps_its_lease_by_renewing_it(db, monkeypatch):
+def test_a_long_run_keeps_its_lease_by_renewing_it(db, monkeypatch, lease_clock):
+    # The leases' clock is stepped past the first expiry; the heartbeat (every 0.2 s, real
+    # time) renews the lease from the stepped clock, however slow the machine is.
     monkeypatch.setattr(lock, "LEASE", dt.timedelta(seconds=0.6))
     with exclusive(db, "gc"):
-        first = db[COLLECTION].find_one({"_id": "gc"})["until"]
-        threading.Event().wait(0.5)  # past a third of the lease: renewed
-        assert db[COLLECTION].find_one({"_id": "gc"})["until"] > first
+        first = as_utc(db[COLLECTION].find_one({"_id": "gc"})["until"])
+        lease_clock.advance(0.7)  # past the first expiry
+        deadline = time.monotonic() + 30
+        while as_utc(db[COLLECTION].find_one({"_id": "gc"})["until"]) <= lease_clock() \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert as_utc(db[COLLECTION].find_one({"_id": "gc"})["until"]) > first
         with pytest.raises(Held):
             with exclusive(db, "gc"):
                 pass

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from werkzeug.test import Client
 
+from avenue.clock import as_utc
 from avenue.media import PRODUCTS, UPLOADS, FrontDoor, UrlSigner, signer_from_config
 from avenue.media.buckets import RENDITIONS
 from avenue.media.serve import route
@@ -437,10 +438,11 @@ def test_a_lapsed_claim_is_taken_over(app, db):
     assert db[renditions.CLAIMS].count_documents({}) == 0  # released after the render
 
 
-def test_a_render_longer_than_the_claim_keeps_it_and_nobody_takes_it_over(app, db, backend):
+def test_a_render_longer_than_the_claim_keeps_it_and_nobody_takes_it_over(app, db, backend, lease_clock):
     """The holder renews its claim while it renders, however long: a render that outlasts
     the claim's length is not taken over (nor rendered twice) while it runs; the claim is
-    released after it."""
+    released after it. The claims' clock is stepped (tests/support/leaseclock.py): with a real
+    0.4 s claim, one renewal slower than 0.27 s on a loaded machine let it lapse."""
     from avenue.leases import Lease
 
     if backend[0] is not pymongo.MongoClient:
@@ -452,9 +454,13 @@ def test_a_render_longer_than_the_claim_keeps_it_and_nobody_takes_it_over(app, d
 
     def slow_render(data):
         rendering.set()
-        deadline = time.monotonic() + 1.5  # almost four claim lengths
-        while time.monotonic() < deadline:
-            time.sleep(0.2)
+        for _ in range(4):  # 1.2 s of claim time: three claim lengths
+            lease_clock.advance(0.3)
+            deadline = time.monotonic() + 30  # the heartbeat renews it past the clock
+            claim = {"_id": wanted.claim_id()}
+            while as_utc(db[renditions.CLAIMS].find_one(claim)["until"]) <= lease_clock() \
+                    and time.monotonic() < deadline:
+                time.sleep(0.02)
             taken_over.append(Lease(db[renditions.CLAIMS], wanted.claim_id(), "other", 0.4).take())
         return Fake()
 

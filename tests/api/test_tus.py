@@ -12,7 +12,7 @@ from base64 import b64encode
 
 import pytest
 
-from avenue.clock import now
+from avenue.clock import as_utc, now
 from avenue.media import resumable
 from avenue.ops.gc import collect_garbage
 from tests.helpers import bucket_snapshot, image_bytes
@@ -197,12 +197,16 @@ def test_a_patch_while_another_request_holds_the_upload_is_409(client, user, pho
 
 
 def test_a_completion_longer_than_the_lease_keeps_it_and_a_retried_patch_is_409(client, user, photo, db,
-                                                                                   monkeypatch):
+                                                                                   monkeypatch, lease_clock):
     """The request that brings the last byte renews its lease while it stores the image: a
     client that retries the final (empty) PATCH meanwhile is told the upload is busy, instead
-    of taking the lapsed lease over and storing the image a second time."""
+    of taking the lapsed lease over and storing the image a second time.
+
+    The leases' clock is stepped (tests/support/leaseclock.py), not slept: with a real 0.3 s
+    lease, one renewal slower than 0.2 s on a loaded machine let it lapse."""
     from avenue.tus import service
 
+    monkeypatch.setattr(resumable, "now", lease_clock)
     monkeypatch.setattr(resumable, "LEASE_SECONDS", 0.3)
     url = tus.created(client, user, len(photo))
     upload_id = url.rsplit("/", 1)[-1]
@@ -210,7 +214,11 @@ def test_a_completion_longer_than_the_lease_keeps_it_and_a_retried_patch_is_409(
     retried: list[str] = []
 
     def slow_complete(*args, **kwargs):
-        time.sleep(1.2)  # four leases long
+        lease_clock.advance(1.2)  # four leases long: only the heartbeat's renewals keep it
+        deadline = time.monotonic() + 30
+        while as_utc(db[resumable.UPLOADS].find_one({"_id": upload_id})["lease"]["until"]) <= lease_clock() \
+                and time.monotonic() < deadline:
+            time.sleep(0.02)
         current = resumable.find(db, upload_id, owner=None)
         try:
             resumable.append(db, current, len(photo), io.BytesIO(b""))
