@@ -48,8 +48,14 @@ def test_every_scrape_adds_up_every_workers_counts(secantus, tmp_path):
         reads = 60
         for _ in range(reads):  # a new connection each: SO_REUSEPORT spreads them over the workers
             assert server.request("GET", image["url"])[0] == 200
-        time.sleep(1.5)  # the front door's tally is folded in every second
-        writers = {path.name.split("_")[-1] for path in folder.glob("counter_*.db")}
+        # The front door's tally is folded in every second by each worker's thread (a scrape
+        # folds the answering worker's at once): waited for, not slept for a fixed time.
+        deadline = time.monotonic() + 30
+        while True:
+            writers = {path.name.split("_")[-1] for path in folder.glob("counter_*.db")}
+            if len(writers) >= 2 and scrape(server)[MEDIA] == reads or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert len(writers) >= 2, writers  # both workers counted something
         assert {scrape(server)[MEDIA] for _ in range(6)} == {reads}
         victim = server.workers()[0]
