@@ -25,7 +25,7 @@ from avenue.builder.service import (
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
-from avenue.media import FORMATS, OFFERED
+from avenue.media import FALLBACKS, FORMATS, OFFERED
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
 
@@ -263,10 +263,9 @@ SCHEMAS: dict[str, Schema] = {
                     "widths": {"type": "array", "items": {"type": "integer", "minimum": 1}},
                     "srcset": {"type": "object", "required": [_EXTENSION[name] for name in OFFERED],
                                "additionalProperties": {"type": "string"},
-                               "properties": {fmt.extension: {"type": "string"}
-                                              for fmt in FORMATS if fmt.rendition}},
-                    "fallback": {"enum": [fmt.extension for fmt in FORMATS
-                                          if fmt.rendition and fmt.name not in OFFERED]},
+                               "properties": {_EXTENSION[name]: {"type": "string"}
+                                              for name in (*OFFERED, *FALLBACKS)}},
+                    "fallback": {"enum": [_EXTENSION[name] for name in FALLBACKS]},
                     "src": {"type": "string"},
                 },
             },

@@ -33,7 +33,7 @@ KNOWN_VARIABLES = frozenset({
     "AVENUE_UPLOAD_LINK_MAX_SECONDS", "AVENUE_UPLOAD_LINK_GUESS_LIMIT",
     "AVENUE_REPLACED_REDIRECT_DAYS",
     "AVENUE_SIGNED_URL_TTL_SECONDS", "AVENUE_SOURCE_URL_TTL_SECONDS", "AVENUE_RENDITION_PRESETS",
-    "AVENUE_RENDER_CONCURRENCY",
+    "AVENUE_JPEG_XL", "AVENUE_RENDER_CONCURRENCY",
     "AVENUE_RENDITION_BUDGET_BYTES",
     "AVENUE_VARIANTS_AFTER_ANSWER",
     "AVENUE_MEDIA_BASE_URL", "AVENUE_CDN_PURGE_URL", "AVENUE_CDN_PURGE_KEY", "AVENUE_MEDIA_CACHE_BYTES",
@@ -208,6 +208,7 @@ def from_environment() -> dict[str, Any]:
         # Renditions on request (docs/media.md): named presets served unsigned at 1x-3x
         # (name=options;...; checked when the app starts), and renders one process runs at once.
         "AVENUE_RENDITION_PRESETS": os.environ.get("AVENUE_RENDITION_PRESETS", "").strip(),
+        "AVENUE_JPEG_XL": _bool("AVENUE_JPEG_XL", False),
         "AVENUE_RENDER_CONCURRENCY": _int("AVENUE_RENDER_CONCURRENCY", 2),
         "AVENUE_RENDITION_BUDGET_BYTES": _int("AVENUE_RENDITION_BUDGET_BYTES", 10737418240),
         # An upload answers before its variants other than the WebP thumb are rendered; they are

@@ -14,7 +14,11 @@ see than SSIM by its authors' validation against human ratings). Candidates:
 - Pillow's AVIF plugin (libavif with libaom, as Pillow's wheels ship it) at speeds 6 (its
   default), 8 and 9;
 - libvips's ``heifsave`` with AV1 (libheif with libaom, as pyvips-binary ships it) at efforts
-  2 and 4 (effort is 9 - speed).
+  2 and 4 (effort is 9 - speed);
+- JPEG XL (libjxl, as imagecodecs ships it: the encoder behind ``AVENUE_JPEG_XL``) at efforts
+  3, 5 and 7 (its quality is imagecodecs' ``level``, libjxl's quality scale).
+
+``--candidates "speed 6,JPEG XL"`` runs only the candidates whose label holds one of those words.
 
 Two sets of photos: the repository's photo fixtures (flat shapes over gradients, made by a
 script: not what a camera takes, and easy for both codecs), and six real photographs that
@@ -36,6 +40,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import imagecodecs
 import numpy as np
 import pyvips
 from PIL import Image, ImageOps
@@ -73,6 +78,12 @@ def vips_avif(effort: int) -> Encoder:
     return encode
 
 
+def jpegxl(effort: int) -> Encoder:
+    def encode(im: Image.Image, quality: int) -> bytes:
+        return bytes(imagecodecs.jpegxl_encode(np.asarray(im), level=quality, effort=effort))
+    return encode
+
+
 def webp(im: Image.Image, quality: int = 82) -> bytes:
     out = io.BytesIO()
     im.save(out, "WEBP", quality=quality, method=4)
@@ -85,6 +96,9 @@ CANDIDATES: dict[str, Encoder] = {
     "Pillow AVIF speed 9": pillow_avif(9),
     "libvips heifsave effort 2": vips_avif(2),
     "libvips heifsave effort 4": vips_avif(4),
+    "JPEG XL effort 3": jpegxl(3),
+    "JPEG XL effort 5": jpegxl(5),
+    "JPEG XL effort 7": jpegxl(7),
 }
 
 
@@ -102,14 +116,24 @@ class Reference:
         self.png = out.getvalue()
 
 
+def decoded(encoded: bytes) -> Image.Image:
+    if imagecodecs.jpegxl_check(encoded):  # Pillow reads no JPEG XL
+        return Image.fromarray(imagecodecs.jpegxl_decode(encoded))
+    return Image.open(io.BytesIO(encoded))
+
+
 def ssim(reference: Reference, encoded: bytes) -> float:
-    decoded = Image.open(io.BytesIO(encoded))
-    return float(structural_similarity(reference.luma, luma(decoded), data_range=255,
+    decoded_image = decoded(encoded)
+    return float(structural_similarity(reference.luma, luma(decoded_image), data_range=255,
                                        gaussian_weights=True, sigma=1.5,
                                        use_sample_covariance=False))
 
 
 def ssimulacra2(reference: Reference, encoded: bytes) -> float:
+    if imagecodecs.jpegxl_check(encoded):  # the package reads files with Pillow: a PNG of it
+        out = io.BytesIO()
+        decoded(encoded).save(out, "PNG")
+        encoded = out.getvalue()
     return float(compute_ssimulacra2(io.BytesIO(reference.png), io.BytesIO(encoded)))
 
 
@@ -160,8 +184,14 @@ def main() -> int:
     parser.add_argument("--metric", choices=sorted(METRICS), default="ssim",
                         help="the score AVIF must reach: WebP's (default ssim)")
     parser.add_argument("--out", type=Path, help="also write the tables as markdown here")
+    parser.add_argument("--candidates", default="",
+                        help="comma-separated words: only the candidates whose label holds one")
     args = parser.parse_args()
     metric = METRICS[args.metric]
+    if args.candidates:
+        words = [word.strip() for word in args.candidates.split(",") if word.strip()]
+        for label in [label for label in CANDIDATES if not any(word in label for word in words)]:
+            del CANDIDATES[label]
     rows: list[str] = []
     ratios: dict[tuple[str, str], list[float]] = {}
     times: dict[tuple[str, str], list[float]] = {}
@@ -193,7 +223,7 @@ def main() -> int:
             cells.append(f"{statistics.median(ratios[(kind, label)]):.2f}x bytes, "
                          f"{statistics.median(times[(kind, label)]):.0f} ms")
         summary.append("| " + " | ".join(cells) + " |")
-    report = "\n".join([f"# AVIF encoders against today's WebP, {dt.date.today()}", "",
+    report = "\n".join([f"# AVIF and JPEG XL encoders against today's WebP, {dt.date.today()}", "",
                         f"Bytes at {args.metric} >= WebP q82's (800 px wide renditions); encode time "
                         f"median of {args.repeat}; Pillow {Image.__version__}, libvips "
                         f"{pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}.", "",

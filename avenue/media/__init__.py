@@ -58,7 +58,7 @@ from avenue.media.effects.purge import enable as enable_purges
 from avenue.media.effects.uploads import per_hour as uploads_per_hour
 
 # The image formats' registry (formats.py): what the OpenAPI document says of formats.
-from avenue.media.formats import FORMATS, OFFERED
+from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.ingest.edits import Box, Edits, check_crop_name, parse_crop, parse_edits
 from avenue.media.ingest.focal import FocalPoint, parse_focal_point
 from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
@@ -124,7 +124,7 @@ __all__ = [
     "Changed", "Claimant", "Document", "Image", "DeleteLease", "Library", "Limits", "Stored", "TooManyTags",
     "Upload", "UploadOptions",
     "UrlSigner",
-    "FORMATS", "OFFERED",
+    "FALLBACKS", "FORMATS", "OFFERED",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
     "NEAR_PENDING", "Near", "NearGroup", "near_objects", "compute_likeness", "parse_colour",
     # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.

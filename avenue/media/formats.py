@@ -41,6 +41,16 @@ def _png(quality: int | None, progressive: bool) -> dict[str, Any]:
     return {"compress_level": 3}
 
 
+#: JPEG XL's encoder effort and default quality (libjxl's scale, imagecodecs' ``level``):
+#: bench/results/jpegxl-2026-11-25.md.
+JPEG_XL_EFFORT = 3
+JPEG_XL_QUALITY = 80
+
+
+def _jpegxl(quality: int | None, progressive: bool) -> dict[str, Any]:
+    return {"level": quality or JPEG_XL_QUALITY, "effort": JPEG_XL_EFFORT}
+
+
 @dataclass(frozen=True)
 class Format:
     """One image format's facts.
@@ -51,8 +61,11 @@ class Format:
     ``pillow_aliases`` other names Pillow identifies it by; ``label``: how messages name it.
     ``original``: accepted as an upload; ``stored``: kept as an original in this format (HEIC
     is accepted but stored as JPEG); ``variant``: an eager variant may be encoded to it;
-    ``rendition``: a rendition on request may be. ``save``: its encoder's settings (None: the
-    house never encodes it). ``quality``: its default lossy quality (None: lossless).
+    ``rendition``: a rendition on request may be. ``engine``: what encodes it (``pillow``, or
+    ``libjxl`` through imagecodecs: Pillow has no JPEG XL); ``save``: that engine's settings
+    (None: the house never encodes it). ``quality``: its default lossy quality (None:
+    lossless). ``opt_in``: the setting that turns it on (empty: always on); a format that is
+    off is refused by name in a URL and never negotiated.
     """
 
     name: str
@@ -70,6 +83,8 @@ class Format:
     quality: int | None = None
     aliases: tuple[str, ...] = ()
     pillow_aliases: tuple[str, ...] = ()
+    engine: str = "pillow"
+    opt_in: str = ""
 
 
 FORMATS: tuple[Format, ...] = (
@@ -87,6 +102,10 @@ FORMATS: tuple[Format, ...] = (
            stored=True, variant=False, rendition=True, save=_avif, quality=64),
     Format("heic", "heic", "image/heic", "HEIF", "HEIC", alpha=True, animation=False, original=True,
            stored=False, variant=False, rendition=False),
+    # Safari shows it; Chromium and Firefox do not by default: off unless a shop turns it on.
+    Format("jxl", "jxl", "image/jxl", "", "JPEG XL", alpha=True, animation=False, original=False,
+           stored=False, variant=False, rendition=True, save=_jpegxl, quality=JPEG_XL_QUALITY,
+           engine="libjxl", opt_in="AVENUE_JPEG_XL"),
 )
 
 BY_NAME: Mapping[str, Format] = {fmt.name: fmt for fmt in FORMATS}
@@ -110,6 +129,8 @@ RENDITION_TYPES: Mapping[str, str] = {fmt.name: fmt.mime for fmt in FORMATS if f
 RENDITION_BY_EXTENSION: Mapping[str, str] = {fmt.extension: fmt.name for fmt in FORMATS if fmt.rendition}
 #: What a ``<picture>`` offers before its fallback, best first (browsers that say they show them).
 OFFERED: tuple[str, ...] = ("avif", "webp")
+#: What a browser that shows none of them gets: JPEG, or PNG for an image with transparency.
+FALLBACKS: tuple[str, ...] = ("jpeg", "png")
 #: Each encoded format's default quality.
 QUALITY: Mapping[str, int] = {fmt.name: fmt.quality for fmt in FORMATS if fmt.quality is not None}
 
@@ -117,15 +138,20 @@ QUALITY: Mapping[str, int] = {fmt.name: fmt.quality for fmt in FORMATS if fmt.qu
 def fallback(transparent: bool) -> str:
     """The format shown to browsers that take none of :data:`OFFERED`: PNG for an image with
     transparency (JPEG has no alpha), else JPEG."""
-    return "png" if transparent else "jpeg"
+    return FALLBACKS[1] if transparent else FALLBACKS[0]
+
+
+def opt_ins(config: Mapping[str, Any]) -> frozenset[str]:
+    """The opt-in formats ``config`` turns on."""
+    return frozenset(fmt.name for fmt in FORMATS if fmt.opt_in and config.get(fmt.opt_in))
 
 
 def save_options(name: str, quality: int | None = None,
-                 progressive: bool = True) -> tuple[str, dict[str, Any]]:
-    """Pillow's format name and save options for encoding ``name``; ValueError when the house
+                 progressive: bool = True) -> tuple[Format, dict[str, Any]]:
+    """The format ``name`` and its engine's options for encoding it; ValueError when the house
     does not encode it."""
     fmt = BY_NAME.get(name)
     if fmt is None or fmt.save is None:
         encoded = ", ".join(each.name for each in FORMATS if each.save)
         raise ValueError(f"cannot encode {name!r}: one of {encoded}")
-    return fmt.pillow, fmt.save(quality, progressive)
+    return fmt, fmt.save(quality, progressive)

@@ -245,6 +245,9 @@ class AllowList:
 
     ladder: tuple[int, ...] = LADDER
     presets: Mapping[str, Spec] | None = None
+    #: The opt-in formats this app renders (avenue/media/formats.py ``opt_ins``): any other
+    #: opt-in format is refused by name and never negotiated.
+    opt_in: frozenset[str] = frozenset()
 
     def allows(self, spec: Spec, crops: Collection[str] = ()) -> bool:
         """Whether ``spec`` is served unsigned for an image whose named crops are ``crops``: a

@@ -14,14 +14,14 @@ from avenue.media import formats
 from avenue.media.formats import FORMATS, save_options
 from avenue.media.transform import parse
 
-ENCODED = [fmt for fmt in FORMATS if fmt.save is not None]
+ENCODED = [fmt for fmt in FORMATS if fmt.save is not None and fmt.engine == "pillow"]
 
 
 @pytest.mark.parametrize("fmt", ENCODED, ids=lambda fmt: fmt.name)
 def test_every_encoded_format_round_trips_through_pillow_as_declared(fmt):
-    pillow, options = save_options(fmt.name)
+    spec, options = save_options(fmt.name)
     out = io.BytesIO()
-    Image.new("RGBA" if fmt.alpha else "RGB", (8, 8), (10, 20, 30, 128)).save(out, pillow, **options)
+    Image.new("RGBA" if fmt.alpha else "RGB", (8, 8), (10, 20, 30, 128)).save(out, spec.pillow, **options)
     with Image.open(io.BytesIO(out.getvalue())) as back:
         assert back.format == fmt.pillow and Image.MIME[back.format] == fmt.mime
         # alpha: declared, and kept (a half-transparent pixel stays half-transparent)
@@ -38,14 +38,16 @@ def test_every_accepted_format_is_one_pillow_identifies_with_its_declared_type()
 
 
 def test_a_format_the_house_does_not_encode_is_refused_by_name():
-    with pytest.raises(ValueError, match="cannot encode 'gif': one of jpeg, png, webp, avif"):
+    with pytest.raises(ValueError, match="cannot encode 'gif': one of jpeg, png, webp, avif, jxl"):
         save_options("gif")
 
 
 def test_the_tables_are_the_registrys():
     assert formats.EXTENSIONS == {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
     assert formats.VARIANT_BY_EXTENSION == {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
-    assert formats.RENDITION_BY_EXTENSION == {"jpg": "jpeg", "png": "png", "webp": "webp", "avif": "avif"}
+    assert formats.RENDITION_BY_EXTENSION == {"jpg": "jpeg", "png": "png", "webp": "webp", "avif": "avif",
+                                              "jxl": "jxl"}
+    assert formats.opt_ins({}) == frozenset() and formats.opt_ins({"AVENUE_JPEG_XL": True}) == {"jxl"}
     assert formats.ACCEPTED_LABEL == "JPEG, PNG, WebP, GIF, AVIF, HEIC"
     assert set(formats.OFFERED) <= set(formats.RENDITION_TYPES)
     assert {formats.fallback(False), formats.fallback(True)} <= set(formats.VARIANT_TYPES)
@@ -54,12 +56,23 @@ def test_the_tables_are_the_registrys():
 def test_a_rendition_url_takes_each_rendition_formats_extension_and_no_other():
     for ext, name in formats.RENDITION_BY_EXTENSION.items():
         assert parse(f"w_320.{ext}").format == name
-    with pytest.raises(BadRequest, match="unknown rendition format 'gif': use one of jpg, png, webp, avif"):
+    wanted = "unknown rendition format 'gif': use one of jpg, png, webp, avif, jxl"
+    with pytest.raises(BadRequest, match=wanted):
         parse("w_320.gif")
 
 
 def test_the_openapi_document_lists_the_registrys_rendition_formats():
     renditions = SCHEMAS["Image"]["properties"]["renditions"]["properties"]
-    assert set(renditions["srcset"]["properties"]) == {"jpg", "png", "webp", "avif"}
+    assert set(renditions["srcset"]["properties"]) == {"jpg", "png", "webp", "avif"}  # no jxl: opt-in
     assert renditions["srcset"]["required"] == ["avif", "webp"]
     assert renditions["fallback"]["enum"] == ["jpg", "png"]
+
+
+def test_jpeg_xl_is_encoded_by_libjxl_with_its_alpha():
+    import imagecodecs
+
+    from avenue.media.ingest.variants import encode_image
+
+    data = encode_image(Image.new("RGBA", (8, 8), (10, 20, 30, 128)), "jxl", None)
+    decoded = imagecodecs.jpegxl_decode(data)
+    assert decoded.shape == (8, 8, 4) and abs(int(decoded[0, 0, 3]) - 128) <= 2

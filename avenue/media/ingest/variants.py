@@ -17,7 +17,9 @@ from __future__ import annotations
 import io
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from typing import Any
 
+import numpy as np
 from PIL import Image, ImageCms
 
 from avenue import background
@@ -127,13 +129,35 @@ def _cover(im: Image.Image, width: int, height: int, focal: FocalPoint) -> Image
 
 def encode_image(im: Image.Image, fmt: str, icc: bytes | None, quality: int | None = None,
                  progressive: bool = True) -> bytes:
-    """``im`` encoded as ``fmt`` (webp, jpeg, png, avif) with the house's settings, at
+    """``im`` encoded as ``fmt`` (webp, jpeg, png, avif, jxl) with the house's settings, at
     ``quality`` or the format's default (PNG is lossless: no quality). JPEGs are progressive
-    (what browsers show early) unless ``progressive`` is False (a source the server decodes again)."""
+    (what browsers show early) unless ``progressive`` is False (a source the server decodes again).
+    The format's engine and settings are its entry in avenue/media/formats.py."""
+    spec, options = save_options(fmt, quality, progressive)
+    if spec.engine == "libjxl":
+        return _encode_jpegxl(im, icc, options)
     out = io.BytesIO()
-    pillow, options = save_options(fmt, quality, progressive)  # the format's settings: formats.py
-    im.save(out, pillow, **options, **({"icc_profile": icc} if icc else {}))
+    im.save(out, spec.pillow, **options, **({"icc_profile": icc} if icc else {}))
     return out.getvalue()
+
+
+def _encode_jpegxl(im: Image.Image, icc: bytes | None, options: dict[str, Any]) -> bytes:
+    """JPEG XL by libjxl (imagecodecs, BSD-licensed like libjxl; Pillow has no JPEG XL and
+    the plugin that adds it is GPL). imagecodecs embeds no ICC profile, so colours are
+    converted to sRGB first (what a JPEG XL without a profile means)."""
+    import imagecodecs  # imported on first use: JPEG XL is opt-in (AVENUE_JPEG_XL)
+
+    if icc and im.mode in {"RGB", "RGBA"}:
+        try:
+            converted = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB,
+                                                  outputMode=im.mode)
+            if converted is not None:  # None only when asked to convert in place
+                im = converted
+        except (ImageCms.PyCMSError, OSError):
+            pass  # an unreadable profile: the pixels as they are (as the other encoders keep it)
+    if im.mode not in {"RGB", "RGBA", "L"}:
+        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    return bytes(imagecodecs.jpegxl_encode(np.asarray(im), **options))
 
 
 # Pillow releases the GIL while resampling and encoding, so the renditions of one upload

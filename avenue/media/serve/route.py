@@ -29,7 +29,7 @@ from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.effects import purge
 from avenue.media.effects.deliveries import FLUSH_SECONDS, Deliveries
 from avenue.media.effects.invalidation import LOCAL_CACHES
-from avenue.media.formats import EXTENSIONS
+from avenue.media.formats import EXTENSIONS, opt_ins
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.renditions import Rendered, render_spec
@@ -107,7 +107,7 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     if concurrency < 1:
         raise RuntimeError("AVENUE_RENDER_CONCURRENCY must be at least 1")
     purge.name_presets({name: spec.key() for name, spec in presets.items()})
-    state = MediaState(cache, database, baseline_headers, AllowList(presets=presets),
+    state = MediaState(cache, database, baseline_headers, AllowList(presets=presets, opt_in=opt_ins(config)),
                        threading.BoundedSemaphore(concurrency))
     if admit_unsigned_render is not None:
         state = replace(state, admit_unsigned=admit_unsigned_render)
