@@ -16,10 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-DEFAULT_TRASH_DAYS = 30
-DEFAULT_REDIRECT_DAYS = 30
-DEFAULT_DECODE_BUDGET_BYTES = 192 * 1024 * 1024  # ingest/images.py Limits' own defaults
-DEFAULT_DECODE_WAIT_SECONDS = 20.0
+from avenue.config import DEFAULTS
+
+# The settings' own defaults (avenue/config.py SETTINGS: each spelled once).
+DEFAULT_TRASH_DAYS = DEFAULTS["AVENUE_TRASH_DAYS"]
+DEFAULT_REDIRECT_DAYS = DEFAULTS["AVENUE_REPLACED_REDIRECT_DAYS"]
+DEFAULT_DECODE_BUDGET_BYTES = DEFAULTS["AVENUE_DECODE_BUDGET_BYTES"]
+DEFAULT_DECODE_WAIT_SECONDS = float(DEFAULTS["AVENUE_DECODE_WAIT_SECONDS"])
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ SENTINEL_DEFAULTS = {
 # A read of a process environment variable: os.environ / os.getenv, or config.py's and server.py's
 # helpers (_int, _bool, _list, _number), with a literal name.
 READ = re.compile(
-    r"""(?:os\.environ\.get|os\.getenv|\b_int|\b_bool|\b_list|\b_number|\b_choice)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
+    r"""(?:os\.environ\.get|os\.getenv|\b_int|\b_bool|\b_list|\b_number|\b_choice|\bSetting)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
     r"""|os\.environ\[\s*["']([A-Z][A-Z0-9_]+)["']\s*\]"""
     r"""|["']([A-Z][A-Z0-9_]+)["']\s+(?:not\s+)?in\s+os\.environ""")
 
@@ -252,6 +252,10 @@ def test_env_example_lists_exactly_the_variables_the_code_reads():
     assert listed - read == set(), "in .env.example, read by nothing"
 
 
+#: The units avenue/config.py spells its defaults in (``10 * MIB``, ``DAY``).
+UNITS = {"MIB": 1024 * 1024, "HOUR": 3600, "DAY": 24 * 3600}
+
+
 def literal_defaults() -> dict[str, set[str]]:
     """The defaults the code spells next to a variable's name, as .env.example would write them
     (the worker's from its Limits); an empty or computed default is left out."""
@@ -272,8 +276,11 @@ def literal_defaults() -> dict[str, set[str]]:
             name, default = node.args[0].value, node.args[1]
             if isinstance(default, ast.Attribute) and default.attr in Limits.__dataclass_fields__:
                 value = getattr(Limits, default.attr)
-            elif all(isinstance(part, ast.Constant | ast.BinOp | ast.operator) for part in ast.walk(default)):
-                value = eval(compile(ast.Expression(default), str(path), "eval"), {"__builtins__": {}})
+            elif all(isinstance(part, ast.Constant | ast.BinOp | ast.operator)
+                     or isinstance(part, ast.Name) and part.id in UNITS or isinstance(part, ast.Load)
+                     for part in ast.walk(default)):
+                value = eval(compile(ast.Expression(default), str(path), "eval"),
+                             {"__builtins__": {}, **UNITS})
             else:
                 continue
             if value not in ("", None):

@@ -36,6 +36,7 @@ from typing import Any, BinaryIO
 
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from avenue.config import DEFAULTS
 from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, ServerBusy, UnsupportedImage
 from avenue.media.formats import ACCEPTED, ACCEPTED_LABEL, FORMATS
 from avenue.media.ingest import vips
@@ -63,15 +64,16 @@ ORIENTATION = 0x0112
 
 @dataclass(frozen=True)
 class Limits:
-    """Upload limits; the app builds one from its configuration."""
+    """Upload limits; the app builds one from its configuration (the defaults are the
+    settings' own: avenue/config.py)."""
 
-    max_bytes: int = 10 * 1024 * 1024
-    max_pixels: int = 40_000_000
-    max_frames: int = 100
-    max_total_pixels: int = 100_000_000
+    max_bytes: int = DEFAULTS["AVENUE_MAX_UPLOAD_BYTES"]
+    max_pixels: int = DEFAULTS["AVENUE_MAX_PIXELS"]
+    max_frames: int = DEFAULTS["AVENUE_MAX_FRAMES"]
+    max_total_pixels: int = DEFAULTS["AVENUE_MAX_TOTAL_PIXELS"]
     # Bytes of decoded pixels this process holds at once over all its requests (DecodeBudget).
-    decode_budget_bytes: int = 192 * 1024 * 1024
-    decode_wait_seconds: float = 20.0
+    decode_budget_bytes: int = DEFAULTS["AVENUE_DECODE_BUDGET_BYTES"]
+    decode_wait_seconds: float = float(DEFAULTS["AVENUE_DECODE_WAIT_SECONDS"])
 
     @classmethod
     def for_stored(cls, size: int, decode_budget_bytes: int | None = None,
