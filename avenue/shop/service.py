@@ -521,6 +521,11 @@ def _delete_if_unreferenced(db: Database[Document], lease: DeleteLease, *, trash
     return library.delete(lease.image, to_trash=None if trashed_from is None else {"sku": trashed_from})
 
 
+
+def _no_image(sku: str, image_id: object, hint: str = "") -> NotFound:
+    """The 404 of an image that is not the product's (``hint``: what to do instead)."""
+    return NotFound(f"Product {sku} has no image {image_id}.{hint}", code="image_not_found")
+
 def delete_product_image(db: Database[Document], sku: str, image_id: ObjectId) -> dict[str, Any]:
     """Take one image off a product; its file goes when no other product uses it."""
     doc = get_product(db, sku)
@@ -528,7 +533,7 @@ def delete_product_image(db: Database[Document], sku: str, image_id: ObjectId) -
     if oid not in stored_ids(doc):
         has_legacy = any(isinstance(entry, str) for entry in doc.get("images") or [])
         hint = f" Its legacy images have no id: {RUN_IMPORT}." if has_legacy else ""
-        raise NotFound(f"Product {sku} has no image {image_id}.{hint}", code="image_not_found")
+        raise _no_image(sku, image_id, hint)
     # The delete lease first: an image being replaced answers 409 before the reference is
     # taken off (taken off first, the file was left unreferenced and out of the trash).
     leases = _take_delete_leases(db, [oid])
@@ -560,10 +565,10 @@ def replace_product_image(db: Database[Document], sku: str, image_id: ObjectId, 
     Returns the product."""
     doc = get_product(db, sku)
     if image_id not in stored_ids(doc):
-        raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
+        raise _no_image(sku, image_id)
     done = Library(db, PRODUCTS).replace(image_id, file, focal=focal, limits=limits, refs={"sku": sku})
     if done is None:
-        raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
+        raise _no_image(sku, image_id)
     if done.changed:
         _refresh_refs(db, image_id, done.image)
     return get_product(db, sku)
@@ -584,7 +589,7 @@ def _refresh_refs(db: Database[Document], image_id: ObjectId, image: Image) -> N
 def _product_photo(db: Database[Document], sku: str, image_id: ObjectId) -> None:
     """404 unless the product ``sku`` has the photo ``image_id``."""
     if image_id not in stored_ids(get_product(db, sku)):
-        raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
+        raise _no_image(sku, image_id)
 
 
 def product_image_near_duplicates(db: Database[Document], sku: str, image_id: ObjectId) -> list[Near]:
@@ -595,7 +600,7 @@ def product_image_near_duplicates(db: Database[Document], sku: str, image_id: Ob
     library = product_images(db)
     image = library.get(image_id)
     if image is None:  # deleted between the two reads
-        raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
+        raise _no_image(sku, image_id)
     return library.near_duplicates(image)
 
 
@@ -619,7 +624,7 @@ def set_product_image_crop(db: Database[Document], sku: str, image_id: ObjectId,
 def _photo_changed(db: Database[Document], sku: str, image_id: ObjectId,
                    done: Changed | None) -> tuple[dict[str, Any], bool]:
     if done is None:
-        raise NotFound(f"Product {sku} has no image {image_id}.", code="image_not_found")
+        raise _no_image(sku, image_id)
     if done.changed:
         _refresh_refs(db, image_id, done.image)
     return done.image.ref(), done.changed
