@@ -144,10 +144,11 @@ def test_a_production_hook_needs_a_real_key():
 
 def test_a_purge_hook_that_trickles_its_answer_is_given_up_at_the_deadline(monkeypatch):
     # urllib's timeout bounds each read: a byte every 0.2 s would have held the sender ~13 s
-    # for the head alone (forever, with a longer answer).
+    # for the head alone (forever, with a longer answer). Under 8 s: a loaded machine, and
+    # still well short of that.
     monkeypatch.setattr(cdn, "SEND_TIMEOUT_SECONDS", 1.0)
     with trickling_server(pause=0.2) as url:
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             cdn.post(url, b"{}", {"Content-Type": "application/json"})
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 8.0

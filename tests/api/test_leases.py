@@ -11,7 +11,7 @@ import pymongo
 import pytest
 
 from avenue import leases
-from avenue.clock import now
+from avenue.clock import as_utc, now
 from avenue.leases import Lease
 
 LEASES = "test_leases"
@@ -111,14 +111,21 @@ def test_of_owners_racing_for_a_lapsed_lease_exactly_one_wins(db, backend):
     assert db[LEASES].find_one({"_id": "job"})["owner"] == f"owner-{answers.index(True)}"
 
 
-def test_a_kept_lease_is_renewed_by_its_heartbeat_and_cannot_be_taken_meanwhile(db):
-    # Real time here (the heartbeat is a thread); a lease of 1 s beating every 0.05 s lapses
-    # only if twenty beats in a row are late.
+def test_a_kept_lease_is_renewed_by_its_heartbeat_and_cannot_be_taken_meanwhile(db, lease_clock):
+    # The leases' clock is stepped past the lease three times; the heartbeat (a thread, real
+    # time) renews it from the stepped clock, and b tries only after that renewal: in real
+    # time, a renewal that took a second on a loaded machine let the 1 s lease lapse.
     held = lease(db, "a", seconds=1.0)
     assert held.take()
     with held.kept(0.05, "test-lease"):
-        time.sleep(2.0)  # twice the lease
-        assert not lease(db, "b").take()
+        for _ in range(3):  # three leases long
+            lease_clock.advance(1.1)
+            deadline = time.monotonic() + 30
+            while as_utc(db[LEASES].find_one({"_id": "job"})["until"]) <= lease_clock() \
+                    and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert as_utc(db[LEASES].find_one({"_id": "job"})["until"]) > lease_clock()
+            assert not lease(db, "b").take()
     assert held.renewals >= 3
     assert not any(t.name == "test-lease" for t in threading.enumerate())
 
@@ -128,7 +135,12 @@ def test_the_heartbeat_stops_once_the_lease_was_taken_over(db):
     assert held.take()
     with held.kept(0.02, "test-lease"):
         db[LEASES].update_one({"_id": "job"}, {"$set": {"owner": "b"}})
-        time.sleep(0.2)
+        # The heartbeat's thread ends by itself, while the body still runs (leaving ``kept``
+        # would stop it anyway): waited for, as a renewal in flight may take a second.
+        deadline = time.monotonic() + 10
+        while any(t.name == "test-lease" for t in threading.enumerate()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(t.name == "test-lease" for t in threading.enumerate())
         renewals = held.renewals
         time.sleep(0.1)
         assert held.renewals == renewals

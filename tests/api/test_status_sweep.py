@@ -8,6 +8,7 @@ import time
 import pytest
 from bson import ObjectId
 
+from avenue.clock import as_utc
 from avenue.media import BUILDER, PRODUCTS
 from avenue.media.serve.objects import image_ref
 from avenue.media.store.originals import store
@@ -135,27 +136,40 @@ def test_a_sweep_whose_holder_died_is_taken_over_once_its_lease_lapses(db, store
     assert sweep.run(db, settings)["missing_files"]["count"] == 1
 
 
-def test_the_lease_is_renewed_while_a_long_sweep_runs(db, store_with_problems, monkeypatch):
-    # 12 batches of at least 0.3 s: the sweep runs more than three leases long, renewing at
-    # every batch. Between a renewal and the other worker's attempt come the next batch's
-    # reads and 0.3 s of sleep: a lease of 1 s leaves 0.7 s for the reads on a busy machine
-    # (0.12 s, then 0.35 s, lapsed under the full suite and the other worker took over).
-    settings = sweep.Settings(batch=1, lease_seconds=1.0, renew_seconds=0.02)
+def _lease_renewed_past(db, lease_clock) -> dt.datetime:
+    """The sweep's stored lease expiry once the heartbeat (a thread, real time) renewed it past
+    the leases' stepped clock; what it still is after 30 s if it never does."""
+    deadline = time.monotonic() + 30
+    until = as_utc(sweep.read(db)["lease_until"])
+    while until <= lease_clock() and time.monotonic() < deadline:
+        time.sleep(0.02)
+        until = as_utc(sweep.read(db)["lease_until"])
+    return until
+
+
+def test_the_lease_is_renewed_while_a_long_sweep_runs(db, store_with_problems, monkeypatch, lease_clock):
+    # 12 batches, each longer than the lease on the leases' clock (stepped past it): the lease
+    # survives a batch only because the heartbeat renewed it from the stepped clock, and the
+    # other worker tries after that renewal, however slow the machine is. (In real time,
+    # every renewal had to land within a 1 s lease: 0.12 s, then 0.35 s, lapsed under the
+    # full suite and the other worker took over.)
+    settings = sweep.Settings(batch=1, lease_seconds=0.4, renew_seconds=0.02)  # a beat every 0.1 s
     leases, others = [], []
     sweep.wait_for_sweeps(30)  # nothing this process started in the background holds it
 
     def slow_batch(state):
-        time.sleep(0.3)
-        doc = sweep.read(db)
-        leases.append(doc["lease_until"])
+        lease_clock.advance(1.1 * settings.lease_seconds)  # the batch outlasted the lease
+        until = _lease_renewed_past(db, lease_clock)
+        assert until > lease_clock(), "the heartbeat did not renew the lease"
+        leases.append(until)
         others.append(sweep.take_lease(db, "other-worker", settings))
 
     monkeypatch.setattr(sweep, "batch_done", slow_batch)
-    started = time.monotonic()
+    started = lease_clock()
     result = sweep.run(db, settings)
     assert result is not None, "the lease was held by another sweep"
-    assert time.monotonic() - started > 3 * settings.lease_seconds  # longer than one lease
-    assert result["lease_renewals"] >= 3
+    assert lease_clock() - started > dt.timedelta(seconds=3 * settings.lease_seconds)  # three leases long
+    assert result["lease_renewals"] >= len(leases) >= 3  # a renewal in every batch
     assert leases == sorted(leases) and len(set(leases)) >= 3
     assert not any(others)  # nobody could take it over while it ran
 
@@ -450,15 +464,19 @@ def test_a_list_whose_fences_fail_to_build_keeps_the_old_ones_and_the_sweep_fini
     assert result["missing_files"]["count"] == 1  # and the sweep's own lists are whole
 
 
-def test_a_step_longer_than_the_lease_keeps_it(db, store_with_problems, monkeypatch):
+def test_a_step_longer_than_the_lease_keeps_it(db, store_with_problems, monkeypatch, lease_clock):
     """The buckets' recounts have no checkpoint inside (one server-side count each): the
     heartbeat renews the lease meanwhile, so another worker cannot take the sweep over."""
-    settings = sweep.Settings(batch=10, lease_seconds=1.0, renew_seconds=0.02)
+    settings = sweep.Settings(batch=10, lease_seconds=0.4, renew_seconds=0.02)  # a beat every 0.1 s
     real = sweep._reconcile_buckets
     taken_meanwhile = []
 
     def slow(db):
-        time.sleep(1.6)  # longer than the lease
+        # Three leases long on the leases' clock, stepped a lease and a bit at a time: each
+        # step is survived only by a renewal from the heartbeat (waited for, in real time).
+        for _ in range(3):
+            lease_clock.advance(1.1 * settings.lease_seconds)
+            assert _lease_renewed_past(db, lease_clock) > lease_clock(), "the heartbeat did not renew it"
         taken_meanwhile.append(sweep.take_lease(db, "another-worker", settings))
         return real(db)
 

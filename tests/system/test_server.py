@@ -66,27 +66,33 @@ def test_the_guard_ends_a_head_at_its_deadline_with_end_of_file():
     ours, theirs = socket.socketpair()
     with ours, theirs:
         guard = SlowClientGuard(ours, Limits())
-        guard.head(time.monotonic() + 0.3)
+        headed = time.monotonic()
+        guard.head(headed + 0.3)
         theirs.sendall(b"GET / HTTP/1.1\r\n")
         assert guard.recv(100) == b"GET / HTTP/1.1\r\n"
         started = time.monotonic()
         assert guard.recv(100) == b""  # nothing more came: the parser sees the client gone
-        assert 0.2 < time.monotonic() - started < 1.0
+        # Not before the deadline (measured from when it was set, so a slow first read cannot
+        # eat into it), and at it, not never: 5 s allows for a loaded machine.
+        assert time.monotonic() - headed >= 0.3 and time.monotonic() - started < 5
         assert guard.tripped
 
 
 def test_the_guard_holds_a_body_to_the_idle_timeout_and_the_minimum_rate():
     ours, theirs = socket.socketpair()
     with ours, theirs:
-        guard = SlowClientGuard(ours, Limits(body_timeout=0.5, body_min_rate=100))
+        # Seconds, not tenths: a thread held off a CPU for half a second changes no outcome
+        # here (each margin below is over a second).
+        guard = SlowClientGuard(ours, Limits(body_timeout=3, body_min_rate=100))
         guard.body()
-        for _ in range(3):  # 10 bytes every 0.2 s: never idle for 0.5 s, but 50 bytes/s
+        for _ in range(3):  # 10 bytes every 1 s: never idle for 3 s, but 10 bytes/s
             theirs.sendall(b"x" * 10)
             assert guard.recv(100) == b"x" * 10
-            time.sleep(0.2)
+            time.sleep(1)
         theirs.sendall(b"late")
-        # 30 bytes bought 0.3 s beyond the 0.5 s grace; 0.6 s have passed: already over.
-        time.sleep(0.3)
+        # 30 bytes bought 0.3 s beyond the 3 s grace: over at 3.3 s, and 3.6 s have passed,
+        # though the last read was only 1.6 s ago (the idle limit is 3 s): the rate cuts it.
+        time.sleep(0.6)
         assert guard.recv(100) == b"" and guard.tripped
 
 
@@ -335,11 +341,11 @@ def test_a_slow_body_read_by_a_thread_is_cut_off_and_its_connection_never_reused
     with socket.create_connection((LOOPBACK, server.port), timeout=5) as sock:
         # 2 MB announced, over the (here 1 KiB) buffer size, so a thread reads it; in it, a
         # request that must never be served.
+        started = time.monotonic()  # before the server can start the body's clock
         sock.sendall(LARGE_SLOW_BODY + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        started = time.monotonic()
         sock.settimeout(0.25)
         answer = b""
-        while time.monotonic() - started < 5 and not answer:
+        while time.monotonic() - started < 15 and not answer:
             try:
                 sock.sendall(b" ")  # 4 bytes a second: never idle for 1 s, far below 100 bytes/s
                 answer = sock.recv(65536)
@@ -351,9 +357,11 @@ def test_a_slow_body_read_by_a_thread_is_cut_off_and_its_connection_never_reused
         while chunk := sock.recv(65536):
             rest += chunk
     # 1 s of grace plus what 100 bytes/s buys for the ~40 bytes sent: cut off after ~1.4 s, and
-    # nothing of the body is ever parsed as a request of its own.
+    # nothing of the body is ever parsed as a request of its own. Under 8 s on a loaded
+    # machine; were the settings ignored, the default 10 s grace would cut it off at 10 s
+    # (and without the rate, only the 600 s body deadline: it is never idle for 1 s).
     assert answer.startswith(b"HTTP/1.1 400"), answer
-    assert 1.0 <= took < 4.0
+    assert 1.0 <= took < 8.0
     assert b"HTTP/1.1 200" not in answer + rest
 
 
@@ -366,11 +374,14 @@ def test_the_procfile_process_serves_kept_alive_and_pipelined_requests(start_gun
         while received.count(b'{"status":"ok"}') < 3:
             received += sock.recv(65536)
         assert received.count(b"HTTP/1.1 200 OK") == 3
+        started = time.monotonic()  # before its head's clock starts (when its bytes come)
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # the next one, unfinished
-        started = time.monotonic()
+        sock.settimeout(15)
         answer = sock.recv(65536)
         assert answer.startswith(b"HTTP/1.1 408 Request Timeout")
-        assert 0.5 < time.monotonic() - started < 3.0
+        # At the 1 s header timeout; under 8 s on a loaded machine, and the default 10 s would
+        # not be.
+        assert 0.5 < time.monotonic() - started < 8.0
         assert sock.recv(65536) == b""  # closed
     assert "Using worker: avenue.server.GuardedThreadWorker" in server.log_path.read_text()
 
@@ -381,13 +392,19 @@ def test_an_idle_kept_alive_connection_lives_gunicorn_keepalive_seconds(start_gu
     with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
         assert exchange(sock, get("/healthz")).startswith(b"HTTP/1.1 200 OK")
         time.sleep(0.5)
+        asked = time.monotonic()
         assert exchange(sock, get("/healthz")).startswith(b"HTTP/1.1 200 OK")  # kept
-        time.sleep(4)  # idle past 2 s: gthread's keep-alive sweep closes it (the default 5 s would not)
+        answered = time.monotonic()
+        # Waited for, not slept: gthread's keep-alive sweep (at least once a second) closes it
+        # 2 s after the answer. Not before (its clock starts after the request was sent), and
+        # well before the default 5 s would (a fixed long sleep could not tell the two apart).
         try:
-            sock.sendall(get("/healthz"))
-            assert sock.recv(65536) == b""
-        except (ConnectionResetError, BrokenPipeError):
-            pass  # closed, seen as a reset
+            closed = sock.recv(65536) == b""
+        except ConnectionResetError:
+            closed = True  # closed, seen as a reset
+        closed_at = time.monotonic()
+        assert closed
+        assert closed_at - asked >= 2 and closed_at - answered < 4.5
 
 
 @pytest.mark.slow

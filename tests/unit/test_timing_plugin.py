@@ -25,7 +25,7 @@ def app(backend):
     time.sleep(0.2)
 
 def test_one(app):
-    time.sleep(0.3)
+    time.sleep(1.5)
 
 def test_plain():
     pass
@@ -41,4 +41,6 @@ def test_plain():
     mongomock, none, secantus = 0, 1, 2  # then all
     app, call = rows["app start (create_app)"], rows["the tests themselves"]
     assert float(app[mongomock]) >= 0.2 and float(app[secantus]) >= 0.2 and float(app[none]) == 0
-    assert float(call[mongomock]) >= 0.3 and float(call[secantus]) >= 0.3 and float(call[none]) < 0.2
+    # The plain test's call is its own (a loaded machine may take a second over nothing), not
+    # test_one's 1.5 s counted into it.
+    assert float(call[mongomock]) >= 1.5 and float(call[secantus]) >= 1.5 and float(call[none]) < 1.0
