@@ -106,6 +106,9 @@ class Request:
 
     spec: Spec
     format: str = ""
+    #: ``w_auto``: the width is the client's (its hints, :func:`auto_width`); the spec holds
+    #: the width chosen without hints until the route resolves it (serve/http.py).
+    auto: bool = False
 
 
 def looks_like_options(segment: str) -> bool:
@@ -138,9 +141,44 @@ def parse(segment: str) -> Request:
                              code="bad_rendition")
         fmt = RENDITION_BY_EXTENSION[ext]
     values = _split(options)
+    if values.get("w") == "auto":
+        extra = sorted(set(values) - {"w", "c", "q"})
+        if extra:
+            raise BadRequest(f"w_auto takes its width from the browser's client hints: it goes with c_ "
+                             f"and q_ only, not {', '.join(extra)}", code="bad_rendition")
+        return Request(normalise(width=AUTO_DEFAULT_WIDTH, quality=_quality(values), crop=values.get("c")),
+                       fmt, auto=True)
     return Request(normalise(width=_side(values, "w"), height=_side(values, "h"),
                              fit=_fit(values), dpr=_dpr(values), quality=_quality(values),
                              upscale=_upscale(values), crop=values.get("c")), fmt)
+
+
+#: ``w_auto`` without a usable hint: this width (the image object's ``<img src>`` fallback's).
+AUTO_DEFAULT_WIDTH = 800
+#: The client hints ``w_auto`` reads, as an answer's ``Vary`` names them.
+HINTS = ("Sec-CH-Width", "Sec-CH-Viewport-Width", "Sec-CH-DPR")
+_HINT_INT = re.compile(r"[1-9][0-9]{0,4}")
+_HINT_DPR = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,3})?")
+
+
+def auto_width(width: str | None, viewport: str | None, dpr: str | None,
+               ladder: tuple[int, ...] = LADDER) -> int:
+    """The ladder width ``w_auto`` serves: the smallest that covers what the hints ask for
+    (``Sec-CH-Width``: the slot's width in device pixels; else ``Sec-CH-Viewport-Width`` times
+    ``Sec-CH-DPR``: a full-width image's), the largest step when none does, and
+    :data:`AUTO_DEFAULT_WIDTH` when no hint is usable. A malformed hint counts as absent: a
+    client's headers never make the request fail."""
+    ratio = Fraction(1)
+    if dpr is not None and _HINT_DPR.fullmatch(dpr.strip()):
+        ratio = min(max(Fraction(dpr.strip()), Fraction(1, 10)), MAX_DPR)
+    target: Fraction | None = None
+    if width is not None and _HINT_INT.fullmatch(width.strip()):
+        target = Fraction(int(width.strip()))
+    elif viewport is not None and _HINT_INT.fullmatch(viewport.strip()):
+        target = int(viewport.strip()) * ratio
+    if target is None:
+        return AUTO_DEFAULT_WIDTH
+    return next((step for step in ladder if step >= target), ladder[-1])
 
 
 def _split(options: str) -> dict[str, str]:

@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 
 from avenue.errors import BadRequest
 from avenue.media.transform import (
+    AUTO_DEFAULT_WIDTH,
     LADDER,
     MAX_SIDE,
     PARSED_CACHE_SIZE,
     AllowList,
     Spec,
     at_own_width,
+    auto_width,
     clamp,
     clamped_by,
     ladder_for,
@@ -194,3 +196,37 @@ def test_a_width_alone_above_the_source_s_is_clamped_to_it_and_nothing_else_is()
     assert at_own_width(Spec(width=1000), (1000, 500)) and not at_own_width(Spec(width=960), (1000, 500))
     assert clamped_by("w_1000") == ["w_1280", "w_1600", "w_1920", "w_2560"]
     assert clamped_by("c_hero,w_2000") == ["c_hero,w_2560"] and clamped_by("w_100,h_100") == []
+
+
+# --- w_auto: the width from the browser's client hints ----------------------------------------
+
+
+def test_w_auto_is_parsed_with_a_crop_and_a_quality_and_nothing_else():
+    auto = parse("c_hero,w_auto,q_70.webp")
+    assert auto.auto and auto.format == "webp" and (auto.spec.crop, auto.spec.quality) == ("hero", 70)
+    assert auto.spec.width == AUTO_DEFAULT_WIDTH  # until the hints say otherwise
+    assert not parse("w_800").auto
+    for other in ("w_auto,h_400", "w_auto,dpr_2", "w_auto,up_1", "w_auto,fit_cover,h_300"):
+        with pytest.raises(BadRequest, match="w_auto takes its width from the browser's client hints"):
+            parse(other)
+
+
+@pytest.mark.parametrize(("width", "viewport", "dpr", "served"), [
+    ("700", None, None, 800),  # the smallest step that covers the slot's device pixels
+    ("800", None, None, 800),
+    ("801", None, None, 960),
+    ("1000", "400", "3", 1280),  # the slot's width wins over the viewport's
+    (None, "400", "2", 800),  # a full-width image: the viewport times the pixel ratio
+    (None, "390", "3", 1280),
+    (None, "390", None, 480),
+    ("9000", None, None, 2560),  # past the ladder: its largest step
+    ("1", None, None, 160),
+    (None, None, "2", AUTO_DEFAULT_WIDTH),  # no width hint: the documented default
+    (None, None, None, AUTO_DEFAULT_WIDTH),
+    ("abc", None, None, AUTO_DEFAULT_WIDTH),  # malformed hints count as absent, never an error
+    ("-5", "0", "x", AUTO_DEFAULT_WIDTH),
+    ("99999999", None, None, AUTO_DEFAULT_WIDTH),
+    (None, "400", "10", 1600),  # a pixel ratio is held to 4
+])
+def test_w_auto_serves_the_smallest_ladder_width_that_covers_the_hints(width, viewport, dpr, served):
+    assert auto_width(width, viewport, dpr) == served

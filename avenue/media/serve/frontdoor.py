@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -129,7 +129,7 @@ class FrontDoor:
         accept = environ.get("HTTP_ACCEPT", "")
         rep: Representation | Pending | Moved | None
         if len(parts) == 3 and is_rendition(parts[2], state.allow):
-            rep = self._rendition(bucket, parts[1], parts[2], accept)
+            rep = self._rendition(bucket, parts[1], parts[2], accept, environ)
         else:
             rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc, accept)
         if not isinstance(rep, Representation) or rep.signed_only:
@@ -147,22 +147,25 @@ class FrontDoor:
             note_served(state, bucket, rep, len(data))  # one deque append, never a write here
         return status, decided.headers, [data] if data is not None else []
 
-    def _rendition(self, bucket: str, token: str, segment: str, accept: str) -> Representation | None:
+    def _rendition(self, bucket: str, token: str, segment: str, accept: str,
+                   environ: Mapping[str, Any]) -> Representation | None:
         """A rendition on request this worker has served before, of a public image's current
         version, on the allow-list (a signed one goes to the route, which checks the
         signature); None for anything else, a malformed URL included (the route answers it)."""
         state = get_state(self.app)
         try:
-            found = resolve_rendition(bucket, token, segment, state.allow, state.cache.get_doc, accept)
+            found = resolve_rendition(bucket, token, segment, state.allow, state.cache.get_doc, accept,
+                                      hint=lambda name: environ.get("HTTP_" + name.upper().replace("-", "_")))
         except AvenueError:
             return None
         if (not isinstance(found, RenditionTarget) or found.doc.private
                 or not state.allow.allows(found.asked, found.doc.crops)):
             return None
         known: Representation | None = state.cache.get_rendition(found.cache_key(bucket))
-        if known is None or known.vary == found.vary:
+        if known is None or (known.vary, known.hints) == (found.vary, found.hints):
             return known
-        return replace(known, vary=found.vary)  # the same file asked with and without an extension
+        # The same file asked with and without an extension, or as w_auto and by its width.
+        return replace(known, vary=found.vary, hints=found.hints)
 
 
 def install_front_door(app: Flask, access_log: AnswerLog | None) -> FrontDoor:

@@ -31,7 +31,7 @@ from avenue.media.paths import VERSION_MARK, media_path
 from avenue.media.records import SOURCE, MediaDoc
 from avenue.media.serve.cache import MediaCache
 from avenue.media.store.storage import CHUNK_SIZE
-from avenue.media.transform import AllowList, Spec, clamp, looks_like_options, parse
+from avenue.media.transform import HINTS, AllowList, Spec, auto_width, clamp, looks_like_options, parse
 
 Headers = list[tuple[str, str]]
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
@@ -60,6 +60,7 @@ class Representation:
     content_type: str
     filename: str
     vary: bool  # chosen by the Accept header, so the answer says ``Vary: Accept``
+    hints: bool = False  # its width chosen by client hints (w_auto): ``Vary`` names them
 
     @property
     def etag(self) -> str:
@@ -187,9 +188,10 @@ def resolve(bucket: str, token: str, variant: str | None,
 @dataclass(frozen=True)
 class RenditionTarget:
     """A rendition on request a URL names: of the current version of ``doc``, ``spec`` in
-    ``format`` (``vary``: chosen by ``Accept``). ``asked`` is the spec as the URL spelled it
-    (what the allow-list and a signature are checked on); ``spec`` is what is rendered and
-    stored, the same or that spec clamped to the picture's width
+    ``format`` (``vary``: chosen by ``Accept``; ``hints``: its width chosen by client hints,
+    ``w_auto``). ``asked`` is the spec as the URL spelled it, its width the hints' for
+    ``w_auto`` (what the allow-list and a signature are checked on); ``spec`` is what is
+    rendered and stored, the same or that spec clamped to the picture's width
     (:func:`~avenue.media.transform.clamp`)."""
 
     doc: MediaDoc
@@ -197,6 +199,7 @@ class RenditionTarget:
     format: str
     vary: bool
     asked: Spec
+    hints: bool = False
 
     def cache_key(self, bucket: str) -> tuple[Any, ...]:
         """What names the stored file in the media cache: the image version, options, format."""
@@ -225,16 +228,23 @@ def negotiate(accept: str, doc: MediaDoc, opt_in: frozenset[str] = frozenset()) 
     return "png" if doc.transparent else "jpeg"
 
 
+def _no_hints(name: str) -> str | None:
+    return None
+
+
 def resolve_rendition(bucket: str, token: str, segment: str, allow: AllowList,
                       load: Callable[[str, ObjectId], MediaDoc | None], accept: str,
-                      now: dt.datetime | None = None) -> RenditionTarget | Moved | None:
+                      now: dt.datetime | None = None,
+                      hint: Callable[[str], str | None] = _no_hints) -> RenditionTarget | Moved | None:
     """What ``/media/<alias>/<token>/<options or preset>[.<ext>]`` names: the rendition of
     the image's current version, a redirect (an earlier version of a public image replaced
     in place, within its window: the same rendition of the current one), or None: 404. A
     malformed segment is :class:`~avenue.errors.BadRequest` (``bad_rendition``) before any
-    document is read."""
+    document is read. ``hint``: a request header's value by name (the client hints of
+    ``w_auto``, :func:`~avenue.media.transform.auto_width`)."""
     name, dot, ext = segment.partition(".")
     preset = None if looks_like_options(segment) else allow.preset(name)
+    auto = False
     if preset is not None:
         if dot and ext not in RENDITION_BY_EXTENSION:
             raise BadRequest(f"unknown rendition format {ext!r}: use one of "
@@ -243,7 +253,10 @@ def resolve_rendition(bucket: str, token: str, segment: str, allow: AllowList,
         spec, fmt = preset, RENDITION_BY_EXTENSION.get(ext, "")
     else:
         request = parse(segment)
-        spec, fmt = request.spec, request.format
+        spec, fmt, auto = request.spec, request.format, request.auto
+        if auto:
+            width, viewport, dpr = (hint(name) for name in HINTS)
+            spec = replace(spec, width=auto_width(width, viewport, dpr, ladder=allow.ladder))
     named = BY_NAME.get(fmt)
     if named is not None and named.opt_in and fmt not in allow.opt_in:
         raise BadRequest(f"{named.label} renditions are off on this server ({named.opt_in}).",
@@ -254,6 +267,9 @@ def resolve_rendition(bucket: str, token: str, segment: str, allow: AllowList,
     doc = load(bucket, file_id)
     if doc is None:
         return None
+    if auto and doc.private:
+        raise BadRequest("w_auto is for public images: a private image's renditions are signed for "
+                         "one width", code="bad_rendition")
     if version != doc.version:
         until = _redirect_until(doc, version, now)
         if until is None:
@@ -263,7 +279,8 @@ def resolve_rendition(bucket: str, token: str, segment: str, allow: AllowList,
         spec = replace(spec, crop=name)
     size = (doc.width, doc.height) if doc.width and doc.height else None
     stored = clamp(spec, size, doc.crops.get(spec.crop) if spec.crop else None)
-    return RenditionTarget(doc, stored, fmt or negotiate(accept, doc, allow.opt_in), vary=not fmt, asked=spec)
+    return RenditionTarget(doc, stored, fmt or negotiate(accept, doc, allow.opt_in), vary=not fmt, asked=spec,
+                           hints=auto)
 
 
 def disposition(filename: str) -> str:
@@ -293,7 +310,8 @@ def representation_headers(cache: MediaCache, rep: Representation, baseline: Hea
         have = {name for name, _ in headers}
         headers += [(name, value) for name, value in baseline if name not in have]
         cache.put_headers(rep.bucket, rep.file_id, headers)
-    return [*headers, ("Vary", "Accept")] if rep.vary else headers
+    vary = [*(["Accept"] if rep.vary else []), *(HINTS if rep.hints else ())]
+    return [*headers, ("Vary", ", ".join(vary))] if vary else headers
 
 
 def not_modified_headers(headers: Headers) -> Headers:

@@ -346,7 +346,8 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
     """A rendition on request: checked (allow-list or signature), then served from the
     renditions bucket, rendered first if this is its first request."""
     state = get_state()
-    found = resolve_rendition(bucket, token, segment, state.allow, _load, request.headers.get("Accept", ""))
+    found = resolve_rendition(bucket, token, segment, state.allow, _load, request.headers.get("Accept", ""),
+                              hint=request.headers.get)
     if found is None:
         return not_found()
     if isinstance(found, Moved):
@@ -385,7 +386,7 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
     known = state.cache.get_rendition(found.cache_key(bucket))
     if known is not None:
         # Evicted by the byte budget (or removed) since this worker cached it: rendered again.
-        return _deliver(state, bucket, replace(known, vary=found.vary),
+        return _deliver(state, bucket, replace(known, vary=found.vary, hints=found.hints),
                         gone=lambda: _obtain(state, bucket, found, admit=admit))
     return _obtain(state, bucket, found, admit=admit)
 
@@ -404,7 +405,7 @@ def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bo
     stem = doc.filename.rsplit(".", 1)[0]
     filename = f"{stem}-{key.replace(',', '-')}.{EXTENSIONS.get(found.format, found.format)}"
     rep = Representation(RENDITIONS, doc, key, stored["_id"], stored["length"], stored["chunkSize"],
-                         meta["sha256"], meta["content_type"], filename, vary=found.vary)
+                         meta["sha256"], meta["content_type"], filename, vary=found.vary, hints=found.hints)
     # Known here from now on: the front door answers it from the cache (a public one).
     state.cache.put_rendition(found.cache_key(bucket), rep.file_id, rep)
     if again:
