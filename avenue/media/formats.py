@@ -112,6 +112,8 @@ BY_NAME: Mapping[str, Format] = {fmt.name: fmt for fmt in FORMATS}
 
 #: Stored format -> URL extension (originals, variants and renditions are served under it).
 EXTENSIONS: Mapping[str, str] = {fmt.name: fmt.extension for fmt in FORMATS if fmt.stored}
+#: Every format -> its URL extension (a rendition's too: JPEG XL is no stored format).
+EXTENSION_OF: Mapping[str, str] = {fmt.name: fmt.extension for fmt in FORMATS}
 #: The formats an original is stored in (an edited image's unedited source among them).
 STORED_FORMATS: tuple[str, ...] = tuple(EXTENSIONS)
 #: Pillow's name (and aliases) -> content type, of every accepted upload format.

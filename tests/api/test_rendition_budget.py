@@ -688,7 +688,18 @@ def test_without_a_hook_removing_renditions_queues_nothing(app, client, db):
 
 def test_rendition_paths_skip_documents_that_name_no_spec():
     docs = [{"metadata": {}}, {"metadata": {"spec": "w_1", "format": "x"}}]
-    assert purge.rendition_paths(PRODUCTS, "abc", docs) == ["/media/products/abc/w_1"]
+    assert purge.rendition_paths(PRODUCTS, "abc", docs) == ["/media/products/abc/w_1",
+                                                             "/media/products/abc/w_auto"]
+
+
+def test_a_width_alone_is_purged_under_w_auto_too_and_other_specs_are_not():
+    # w_auto answers with a ladder step's own file, which a CDN keys under the w_auto path.
+    docs = [{"metadata": {"spec": "c_hero,w_640,q_70", "format": "avif"}},
+            {"metadata": {"spec": "w_320,h_320", "format": "webp"}}]
+    paths = purge.rendition_paths(PRODUCTS, "abc", docs)
+    assert "/media/products/abc/c_hero,w_auto,q_70" in paths
+    assert "/media/products/abc/c_hero,w_auto,q_70.avif" in paths
+    assert not any("w_auto" in p and "h_320" in p for p in paths)
 
 
 def test_a_rendition_at_its_image_s_own_width_is_purged_under_the_wider_ladder_widths_too():

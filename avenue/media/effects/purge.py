@@ -17,6 +17,7 @@ worker's delivery loop. Without a hook nothing is written.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,7 @@ from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.media.buckets import ALIASES
-from avenue.media.formats import EXTENSIONS
+from avenue.media.formats import EXTENSION_OF, EXTENSIONS
 from avenue.media.paths import media_path
 from avenue.media.records import Document
 from avenue.media.transform import clamped_by
@@ -93,13 +94,22 @@ def rendition_paths(bucket: str, image_id: Any, docs: list[dict[str, Any]]) -> l
         # (transform.clamp: w_1280 .. w_2560 of a 1000 px image are stored as w_1000).
         names = (meta["spec"], *sorted(_preset_names.get(meta["spec"], ())),
                  *(clamped_by(meta["spec"]) if meta.get("own_width") else ()))
-        for name in names:
+        # And w_auto, which answers a width alone with this file for some client hints
+        # (serve/http.py resolve_rendition): the CDN keys those copies on the hints, one path.
+        auto = _AUTO.sub("w_auto", meta["spec"]) if _WIDTH_ALONE.fullmatch(meta["spec"]) else None
+        ext = EXTENSION_OF.get(meta.get("format") or "")
+        for name in (*names, *([auto] if auto else [])):
             base = f"{image}/{name}"
             if base not in paths:
                 paths.append(base)
-            if meta.get("format") in EXTENSIONS and f"{base}.{EXTENSIONS[meta['format']]}" not in paths:
-                paths.append(f"{base}.{EXTENSIONS[meta['format']]}")
+            if ext and f"{base}.{ext}" not in paths:
+                paths.append(f"{base}.{ext}")
     return paths
+
+
+# A spec w_auto may resolve to: a width, with a crop's name and a quality at most.
+_WIDTH_ALONE = re.compile(r"(?:c_[a-z][a-z0-9_-]*,)?w_[0-9]+(?:,q_[0-9]+)?")
+_AUTO = re.compile(r"w_[0-9]+")
 
 
 def queue_renditions(db: Database[Document], bucket: str, image_id: Any, docs: list[dict[str, Any]]) -> None:
