@@ -34,13 +34,14 @@ import json
 import math
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.collection import Collection
+from pymongo.cursor import Cursor
 from pymongo.database import Database
 
 from avenue.clock import as_utc, now
@@ -297,13 +298,17 @@ def _branches(query: dict[str, Any], sort: SortSpec) -> list[dict[str, Any]] | N
     return [{**rest, field: value} for value in dict.fromkeys(values)]
 
 
+#: Which index to hint for a filter (None: let the planner choose): :func:`fetch`'s ``index``.
+Hint = Callable[[dict[str, Any]], str | None]
+
+
 def _gather(collection: Collection[Any], queries: list[dict[str, Any]], sort: SortSpec, start: Any,
-            wanted: int, fence_values: list[Any], index: str | None,
+            wanted: int, fence_values: list[Any], hint: Hint,
             projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """:func:`_walk` over the union of ``queries``: each walked alone, merged in list order."""
     if len(queries) == 1:
-        return _walk(collection, queries[0], sort, start, wanted, fence_values, index, projection)
-    return _merged([_walk(collection, query, sort, start, wanted, fence_values, index, projection)
+        return _walk(collection, queries[0], sort, start, wanted, fence_values, hint, projection)
+    return _merged([_walk(collection, query, sort, start, wanted, fence_values, hint, projection)
                     for query in queries], sort)[:wanted]
 
 
@@ -344,7 +349,7 @@ def _probes(query: dict[str, Any], sort: SortSpec, start: Any, fence_values: lis
 
 
 def _walk(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, start: Any,
-          wanted: int, fence_values: list[Any], index: str | None,
+          wanted: int, fence_values: list[Any], hint: Hint,
           projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Up to ``wanted`` documents of ``query`` after ``start`` on the leading sort key, in
     ``sort`` order, asked for window by window."""
@@ -352,25 +357,31 @@ def _walk(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, st
     probes = _probes(query, sort, start, fence_values, wanted)
     filter_ = next(probes, None)
     while filter_ is not None:
-        found = collection.find(filter_, projection).sort(list(sort)).limit(wanted - len(docs))
-        docs += found.hint(index) if index and not filter_ else found
+        docs += _find(collection, filter_, hint, projection).sort(list(sort)).limit(wanted - len(docs))
         filter_ = _send(probes, wanted - len(docs))
     return docs
 
 
 def _count(collection: Collection[Any], query: dict[str, Any], sort: SortSpec,
-           fence_values: list[Any], index: str | None) -> int:
+           fence_values: list[Any], hint: Hint) -> int:
     """How many documents match ``query``, counted window by window up to ``COUNT_LIMIT + 1``."""
     counted = 0
     probes = _probes(query, sort, None, fence_values, COUNT_LIMIT + 1)
     filter_ = next(probes, None)
     while filter_ is not None:
         options: dict[str, Any] = {"limit": COUNT_LIMIT + 1 - counted}
-        if index and not filter_:
+        if index := hint(filter_):
             options["hint"] = index
         counted += collection.count_documents(filter_, **options)
         filter_ = _send(probes, COUNT_LIMIT + 1 - counted)
     return counted
+
+
+def _find(collection: Collection[Any], filter_: dict[str, Any], hint: Hint,
+          projection: dict[str, int] | None = None) -> Cursor[Any]:
+    cursor = collection.find(filter_, projection)
+    index = hint(filter_)
+    return cursor.hint(index) if index else cursor
 
 
 def _send(probes: Generator[dict[str, Any], int, None], wanted: int) -> dict[str, Any] | None:
@@ -381,12 +392,12 @@ def _send(probes: Generator[dict[str, Any], int, None], wanted: int) -> dict[str
 
 
 def _numbered_page(collection: Collection[Any], queries: list[dict[str, Any]], sort: SortSpec, window: Window,
-                   fence_values: list[Any], index: str | None) -> tuple[list[dict[str, Any]], bool]:
+                   fence_values: list[Any], hint: Hint) -> tuple[list[dict[str, Any]], bool]:
     """Page ``window.page`` (> 1) and whether more follow. The items before it only count:
     their sort keys are walked (no document comes over the wire), then the page's own
     documents are read by ``_id``; an item deleted between the two reads is left out."""
     offset = (window.page - 1) * window.per_page
-    keys = _gather(collection, queries, sort, None, offset + window.per_page + 1, fence_values, index,
+    keys = _gather(collection, queries, sort, None, offset + window.per_page + 1, fence_values, hint,
                    projection={name: 1 for name, _ in sort})[offset:]
     ids = [key["_id"] for key in keys[: window.per_page]]
     found = {doc["_id"]: doc for doc in collection.find({"_id": {"$in": ids}})} if ids else {}
@@ -394,21 +405,27 @@ def _numbered_page(collection: Collection[Any], queries: list[dict[str, Any]], s
 
 
 def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, window: Window,
-          *, index: str | None = None, total: int | None = None) -> Page:
+          *, index: str | None = None, index_serves_filter: bool = False, total: int | None = None) -> Page:
     """One page of ``query`` in ``sort`` order, by cursor or by (bounded) offset, asked for in
     windows between the list's fences.
 
     ``index`` names the index that holds ``sort``: it is hinted when a window has no filter
     at all, since a planner that only picks indexes by filter (SecantusDB) would otherwise
-    scan. ``total`` is the list's exact size when the caller keeps it (counters); without it
-    the matches are counted up to ``COUNT_LIMIT``.
+    scan; with ``index_serves_filter`` (the index leads with the filter's own keys), with a
+    filter too: SecantusDB's planner scanned a colour list's ``$in`` on its multikey index
+    beside a date range on some libraries (tests/api/test_index_usage.py). ``total`` is the
+    list's exact size when the caller keeps it (counters); without it the matches are counted
+    up to ``COUNT_LIMIT``.
     """
+    def hint(filter_: dict[str, Any]) -> str | None:
+        return index if index_serves_filter or not filter_ else None
+
     field = sort[0][0]
     branches = _branches(query, sort)
     fence_values = fences(collection, field) if branches is not None else []
     queries = branches if branches is not None and fence_values else [query]
     if window.after is None and window.page > 1:
-        docs, more = _numbered_page(collection, queries, sort, window, fence_values, index)
+        docs, more = _numbered_page(collection, queries, sort, window, fence_values, hint)
     else:
         found: list[dict[str, Any]] = []
         start = None
@@ -418,16 +435,16 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
             for branch in ties:  # the same leading value, later by the tie-break: one index bound
                 if len(found) <= window.per_page:
                     wanted = window.per_page + 1 - len(found)
-                    found += _merged([list(collection.find(_and(each, branch)).sort(list(sort)).limit(wanted))
-                                      for each in queries], sort)[:wanted]
+                    found += _merged([list(_find(collection, _and(each, branch), hint).sort(list(sort))
+                                           .limit(wanted)) for each in queries], sort)[:wanted]
         if len(found) <= window.per_page:
             found += _gather(collection, queries, sort, start, window.per_page + 1 - len(found),
-                             fence_values, index)
+                             fence_values, hint)
         docs, more = found[: window.per_page], len(found) > window.per_page
     if total is not None:
         exact = True
     else:
-        total = sum(_count(collection, each, sort, fence_values, index) for each in queries)
+        total = sum(_count(collection, each, sort, fence_values, hint) for each in queries)
         exact = total <= COUNT_LIMIT
         total = min(total, COUNT_LIMIT)
     cursor = encode_cursor([_value(docs[-1], field) for field, _ in sort]) if more and docs else None

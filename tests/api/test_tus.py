@@ -354,13 +354,16 @@ def test_termination_deletes_the_upload_and_its_bytes(client, user, photo, db):
 
 
 def test_an_expired_upload_is_410_and_gc_removes_it_and_its_bytes(client, user, photo, db):
-    url = tus.created(client, user, len(photo))
-    assert tus.patch(client, user, url, 0, photo[:1_100_000]).status_code == 204
+    # Two pieces parked (1 MiB and the rest of 1.1 MB), whatever the corpus photo's size: the
+    # made corpus's is 1.04 MB, which the first PATCH would complete.
+    body = (photo * 3)[:2_000_000]
+    url = tus.created(client, user, len(body))
+    assert tus.patch(client, user, url, 0, body[:1_100_000]).status_code == 204
     past = now() - dt.timedelta(seconds=1)
     db[resumable.UPLOADS].update_many({}, {"$set": {"expires_at": past}})
     db[resumable.CHUNKS].update_many({}, {"$set": {"expires_at": past}})
     assert tus.head(client, user, url).status_code == 410
-    response = tus.patch(client, user, url, 1_100_000, photo[1_100_000:])
+    response = tus.patch(client, user, url, 1_100_000, body[1_100_000:])
     assert response.status_code == 410 and response.get_json()["error"]["code"] == "upload_expired"
     dry = collect_garbage(db, dry_run=True)
     assert dry.counts == {"expired_resumable_upload": 1, "expired_resumable_bytes": 1}

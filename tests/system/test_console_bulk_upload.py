@@ -134,7 +134,10 @@ def mixed_folder(root, tag: str):
     (folder / "notes.txt").write_text("shot list: chairs, tables\n")
     shutil.copy(IMAGES / "bad" / "corrupt_chunk.png", folder / "broken.png")
     shutil.copy(IMAGES / "bad" / "truncated.jpg", folder / "cut.jpg")
-    shutil.copy(IMAGES / "good" / "photo_12mp.jpg", folder / "huge.jpg")
+    # Over the endpoint's limit (the upload limit and 64 KiB of form) whatever the corpus: the
+    # made corpus's photo_12mp.jpg is 1.04 MB, under it; bytes after the JPEG's end pad it.
+    photo = (IMAGES / "good" / "photo_12mp.jpg").read_bytes()
+    (folder / "huge.jpg").write_bytes(photo + bytes(max(0, MAX_UPLOAD + 200_000 - len(photo))))
     return folder
 
 

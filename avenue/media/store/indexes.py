@@ -18,6 +18,8 @@ from avenue.media.effects.invalidation import DELETIONS, DELETIONS_TTL_SECONDS
 from avenue.media.records import Document
 from avenue.media.store import renditions, resumable
 
+#: "Mostly close to a colour", newest first: the library's colour list hints it (library.page).
+COLOUR_INDEX = "colour_cells_newest"
 
 def chunks_indexes() -> list[IndexModel]:
     """The GridFS spec's unique ``{files_id, n}`` chunk index."""
@@ -49,7 +51,7 @@ def files_indexes() -> list[IndexModel]:
         IndexModel([("metadata.phash_bands", ASCENDING)], name="phash_bands"),
         IndexModel([("metadata.near_group", ASCENDING), ("_id", ASCENDING)], name="near_group", sparse=True),
         IndexModel([("metadata.colour_cells", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
-                   name="colour_cells_newest"),
+                   name=COLOUR_INDEX),
         IndexModel([("metadata.expires_at", ASCENDING)], name="expires_at", sparse=True),
     ]
 

@@ -59,6 +59,7 @@ from avenue.media.settings import MediaSettings
 from avenue.media.settings import current as current_settings
 from avenue.media.store import nearby, originals, trash
 from avenue.media.store import replace as replacing
+from avenue.media.store.indexes import COLOUR_INDEX
 from avenue.media.store.originals import Upload
 from avenue.paging import Listed, Page, Window, decode_cursor, encode_cursor, fetch
 
@@ -223,7 +224,10 @@ class Library:
         total = None if colour is not None else self._known_total(
             owner=owner, words=bool(words), folder=folder, tags=tags)
         sort, index = ORDERS[order]
-        page = fetch(self._files, query, sort, window, index=index, total=total)
+        if colour is not None and not words:  # the colour list walks its own index, hinted
+            index = COLOUR_INDEX
+        page = fetch(self._files, query, sort, window, index=index, index_serves_filter=index == COLOUR_INDEX,
+                     total=total)
         return [self._image(doc) for doc in page.docs], page
 
     @staticmethod
