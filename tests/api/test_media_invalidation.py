@@ -71,6 +71,21 @@ def test_a_worker_s_background_sync_keeps_its_cache_current_and_evicts_without_a
         job.stop()
 
 
+def test_a_sync_with_a_margin_polls_what_falls_due_within_it(app, db):
+    # The background sync passes its period as the margin: a tick just short of the interval
+    # polls, so the cache is never past due before the next tick (the event loop answers only
+    # while it is current). Without the margin that tick did nothing.
+    cache = get_cache(app)
+    interval = cache.poll_interval
+    cache.sync(db, clock=lambda: 1000.0)  # a poll: the clock starts at 1000
+    assert cache._checked == 1000.0
+    short = 1000.0 + interval * 0.6
+    cache.sync(db, clock=lambda: short)  # not due yet: nothing
+    assert cache._checked == 1000.0 and not cache.current(clock=lambda: 1000.0 + interval)
+    cache.sync(db, clock=lambda: short, margin=interval / 2)  # due within the margin: polled
+    assert cache._checked == short and cache.current(clock=lambda: 1000.0 + interval)
+
+
 def finds_of_deletions(event) -> bool:
     return event.command_name == "find" and event.command.get("find") == DELETIONS
 

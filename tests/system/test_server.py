@@ -576,15 +576,17 @@ def test_the_event_loop_answers_cached_media_while_every_thread_is_busy(start_gu
     # Causal, not timed: the three answers must arrive while the holder's body is still being
     # waited for (its connection has no answer yet), so no thread can have given them. A timed
     # bound (< 1 s) failed once in CI with four test workers on two cores (2.8 s).
-    # Deletions polled every 2 s (the worker's sync every 1 s): a poll must be a second late,
-    # not half a second as with the default, to send a GET to the busy thread.
-    server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="1", GUNICORN_BODY_TIMEOUT="8",
+    # Deletions polled every 2 s (the worker's sync polls every 1 s): a poll must be a second
+    # late, not half a second as with the default, to send a GET to the busy thread. The body
+    # is waited for 15 s, not 8: a full run on two cores once answered the holder before the
+    # three GETs (the sync then let the cache lapse between two ticks: avenue/media/serve/cache.py).
+    server = start_gunicorn(WEB_CONCURRENCY="1", GUNICORN_THREADS="1", GUNICORN_BODY_TIMEOUT="15",
                             GUNICORN_BUFFER_BODY_BYTES="1024", AVENUE_DELETIONS_POLL_MS="2000")
     url = upload(server)["url"]
     with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock, \
             socket.create_connection((LOOPBACK, server.port), timeout=10) as holder:
         assert exchange(sock, get(url)).startswith(b"HTTP/1.1 200 OK")  # a thread: cached now
-        holder.sendall(LARGE_SLOW_BODY)  # the worker's one thread waits for this body (8 s)
+        holder.sendall(LARGE_SLOW_BODY)  # the worker's one thread waits for this body (15 s)
         # Longer than the cache's poll interval (2 s): the cache is still known to be current
         # (the worker's background sync), so a busy thread does not stop the loop's answers.
         time.sleep(2.5)

@@ -179,10 +179,15 @@ class MediaCache:
             self._blobs.clear()
             self._blob_bytes = 0
 
-    def sync(self, db: Database[Document], clock: Callable[[], float] = time.monotonic) -> None:
+    def sync(self, db: Database[Document], clock: Callable[[], float] = time.monotonic,
+             margin: float = 0.0) -> None:
         """Apply deletions made by any worker: from the change stream when it is live (and the
-        tombstones still within their ``lasting_s``), else by a poll (at most one a second)."""
-        again, stream, poll = self._due(clock())
+        tombstones still within their ``lasting_s``), else by a poll (at most one a second).
+        ``margin``: do now what falls due within that many seconds. The background sync passes
+        its own period, so the cache it keeps is never past due between two of its ticks: with
+        none, a tick just short of the interval did nothing and the cache lapsed until the next,
+        half an interval in which the event loop handed cached media to busy threads."""
+        again, stream, poll = self._due(clock() + margin)
         if again:
             self._repeated = clock()
             self._evict_again(time.monotonic())
@@ -192,7 +197,7 @@ class MediaCache:
             # with a worker's background work: every process that serves media needs it.
             background.spawn("avenue-media-deletions", self._watch, db)
         if poll:
-            self._poll(db, clock)
+            self._poll(db, clock, margin=margin)
 
     def current(self, clock: Callable[[], float] = time.monotonic) -> bool:
         """Whether :meth:`sync` has nothing to do now. What answers without waiting on the
@@ -211,11 +216,11 @@ class MediaCache:
                 now - self._checked >= self.poll_interval)
 
     def _poll(self, db: Database[Document], clock: Callable[[], float] = time.monotonic,
-              force: bool = False) -> None:
-        if not force and clock() - self._checked < self.poll_interval:
+              force: bool = False, margin: float = 0.0) -> None:
+        if not force and clock() + margin - self._checked < self.poll_interval:
             return
         with self._sync_lock:
-            if not force and clock() - self._checked < self.poll_interval:
+            if not force and clock() + margin - self._checked < self.poll_interval:
                 return
             started = dt.datetime.now(dt.UTC)
             try:
