@@ -439,7 +439,8 @@ def _prepare_svg(data: bytes, limits: Limits, decode_scale: DecodeScale | None,
     size the variants need (or ``decode_scale``'s), under the decode budget like any decode."""
     if not limits.vector:
         raise UnsupportedImage(
-            f"SVG images are accepted only in the builder's media library (/api/builder/media). "
+            "SVG images are accepted only as new uploads to the builder's media library "
+            "(POST /api/builder/media). "
             f"Accepted formats here: {ACCEPTED_LABEL}.",
             code="svg_not_accepted", accepted=ACCEPTED_LABEL.split(", "))
     clean = svg.sanitise(data)
