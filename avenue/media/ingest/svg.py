@@ -3,9 +3,10 @@
 An SVG is a document that can run script in the site's origin when it is opened on its own,
 so what is stored is never what was uploaded. Three passes, each strict on its own:
 
-1. **a strict parse** of the upload (expat, with every DTD, entity declaration and external
-   entity refused: no billion laughs, no XXE; the bytes must be UTF-8 and well formed, the
-   root an ``<svg>`` in the SVG namespace);
+1. **a strict parse** of the upload (expat, with a DOCTYPE's internal subset, every entity
+   declaration and external entity refused and external DTDs never read: no billion laughs,
+   no XXE; the bytes must be UTF-8 and well formed, the root an ``<svg>`` in the SVG
+   namespace);
 2. **svg-hush** (``py-svg-hush``, the binding of Cloudflare's filter that Cloudflare Images
    runs): an allow-list of SVG elements and attributes, scripts, event handlers,
    ``<foreignObject>`` and non-SVG namespaces removed, URLs to other documents cut down;
@@ -92,21 +93,29 @@ def _invalid(message: str) -> CorruptImage:
 
 
 def _refuse_dtd(*_: object) -> int:
-    raise UnsupportedImage("SVG files with a DOCTYPE or entity declarations are not accepted (they can "
-                           "expand without bound or read other files); export the SVG without one.",
+    raise UnsupportedImage("SVG files whose DOCTYPE declares anything (entities can expand without bound "
+                           "or read other files) are not accepted; export the SVG without one.",
                            code="svg_doctype")
 
 
+def _doctype(name: str, system_id: str | None, public_id: str | None, has_internal_subset: int) -> int:
+    """A DOCTYPE that only names the SVG DTD (as Illustrator writes) is harmless: expat never
+    loads it, and it is not written out. One with declarations of its own is refused."""
+    if has_internal_subset:
+        _refuse_dtd()
+    return 0
+
+
 def _parse(data: bytes) -> _Node:
-    """The element tree of ``data``, parsed strictly: UTF-8 only, no DTD, no entity but XML's
-    own five and character references; comments and processing instructions are not kept."""
+    """The element tree of ``data``, parsed strictly: UTF-8 only, no DTD of its own, no entity but
+    XML's own five and character references; comments and processing instructions are not kept."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _invalid("it is not UTF-8 text") from exc
     parser = expat.ParserCreate(encoding="utf-8", namespace_separator=" ")
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.StartDoctypeDeclHandler = _refuse_dtd
+    parser.StartDoctypeDeclHandler = _doctype
     parser.EntityDeclHandler = _refuse_dtd
     parser.UnparsedEntityDeclHandler = _refuse_dtd
     parser.ExternalEntityRefHandler = _refuse_dtd
@@ -269,7 +278,8 @@ def _serialise(root: _Node) -> bytes:
 def sanitise(data: bytes) -> bytes:
     """The SVG to store for the upload ``data``: parsed strictly, filtered by svg-hush, then
     by our own pass, written out anew (module docstring). 422 ``invalid_svg`` for a file that
-    is not a well-formed UTF-8 SVG document, 415 ``svg_doctype`` for one with a DTD, 413
+    is not a well-formed UTF-8 SVG document, 415 ``svg_doctype`` for one whose DOCTYPE declares
+    anything, 413
     ``svg_too_complex`` for a ``<use>`` bomb."""
     _parse(data)  # the upload itself, before any other parser sees it
     try:
