@@ -21,6 +21,7 @@ LOGO = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 24"><title>Ave
     LOGO,
     b"\xef\xbb\xbf  \n" + LOGO,
     b'<?xml version="1.0"?>\n<!-- exported -->\n' + LOGO,
+    b"<!--" + b"x" * 20_000 + b"-->" + LOGO,  # an editor's long comment first
     b'<svg:svg xmlns:svg="http://www.w3.org/2000/svg"/>',
     "\ufeff<svg xmlns='http://www.w3.org/2000/svg'/>".encode("utf-16-le"),
 ])
@@ -62,6 +63,8 @@ def test_the_stored_svg_keeps_the_drawing_and_nothing_else():
     ('<rect style="fill:url( \'https://e.example/x\' )"/>', b"e.example"),
     ('<rect style="fill:\\75rl(x)"/>', b"rl(x)"),  # a CSS escape hiding url(
     ('<style>rect{fill:url(/x)}</style>', b"url(/x)"),
+    ('<style>svg{background-image:image-set("https://e.example/x.png" 1x)}</style>', b"e.example"),
+    ('<style>@font-face{font-family:f;src:local(x)}</style>', b"font-face"),
     ('<image href="#a"/>', b"<image"),
     ('<feImage href="#a"/>', b"feImage"),
     ('<rect xml:base="https://e.example/"/>', b"e.example"),

@@ -47,8 +47,8 @@ XML_NS = "http://www.w3.org/XML/1998/namespace"
 MAX_INSTANCES = 20_000
 #: How deep elements may nest (expat and our recursion stay far from Python's limit).
 MAX_DEPTH = 200
-#: How far into a file the sniffer looks for the ``<svg`` root.
-SNIFF_BYTES = 4096
+#: How far into a file the sniffer looks for the ``<svg`` root (past an editor's comments).
+SNIFF_BYTES = 65536
 
 # Elements dropped with everything inside them, whatever svg-hush kept: their only use in a
 # logo would be to show another document (or to run one).
@@ -62,7 +62,9 @@ _LINKS = frozenset({"href", "src"})
 _ACTIVE = re.compile(r"(javascript|vbscript|data|livescript):", re.IGNORECASE)
 _URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)", re.IGNORECASE | re.DOTALL)
 # CSS that fetches or runs something whatever its URLs say.
-_CSS_HOOKS = re.compile(r"@import|expression\s*\(|behavior\s*:|-moz-binding|\\", re.IGNORECASE)
+# (image-set() and @font-face take URLs as bare strings, without url().)
+_CSS_HOOKS = re.compile(r"@import|@font-face|image-set|expression\s*\(|behavior\s*:|-moz-binding|\\",
+                        re.IGNORECASE)
 _SPACE = re.compile(r"[\x00-\x20\x7f]+")
 _SNIFF = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?svg[\s/>]")
 
@@ -79,7 +81,7 @@ class _Node:
 
 def looks_like_svg(data: bytes) -> bool:
     """Whether ``data`` is (or claims to be) an SVG document, by content alone: markup whose
-    first few KB hold an ``<svg`` element (in UTF-8, or in UTF-16 by its byte order mark).
+    first 64 KB hold an ``<svg`` element (in UTF-8, or in UTF-16 by its byte order mark).
     Whatever its file name or Content-Type said, such a file is taken as SVG or refused."""
     head = data[:SNIFF_BYTES]
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
