@@ -13,6 +13,7 @@ from werkzeug.test import Client
 from avenue.media import BUILDER, FrontDoor
 from avenue.media.ingest import svg
 from tests.helpers import bucket_snapshot, image_bytes
+from tests.support import tus
 from tests.support.client import MEDIA, UPLOADS
 
 SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
@@ -268,3 +269,17 @@ def test_the_sanitiser_s_passes_each_remove_what_svg_hush_leaves():
                                '<use href="http://evil.example/x.svg#a"/><rect fill="url(/p.svg#g)"/>'))
     assert b"javascript" not in cleaned and b"/x.svg" not in cleaned and b"p.svg" not in cleaned
     assert b"<use/>" in cleaned and b"<rect/>" in cleaned
+
+
+def test_a_resumable_upload_into_the_library_takes_an_svg_and_one_for_temp_images_refuses_it(client, editor,
+                                                                                              admin, db):
+    url, last = tus.send(client, editor, doc("<script>alert(1)</script>"), target="builder")
+    assert last.status_code == 204
+    media = client.get(f"/api/builder/media/{last.headers['Avenue-Image-Id']}", headers=editor).get_json()
+    assert media["content_type"] == "image/svg+xml"
+    original = served(client, media["url"])[2]
+    assert b"<rect" in original and ACTIVE.search(original) is None
+    before = bucket_snapshot(db)
+    url, last = tus.send(client, admin, doc(""), target="temp")
+    assert last.status_code == 415 and last.get_json()["error"]["code"] == "svg_not_accepted"
+    assert bucket_snapshot(db) == before
