@@ -15,6 +15,7 @@ from avenue.media.ingest import svg
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support import tus
 from tests.support.client import MEDIA, UPLOADS
+from tests.support.zips import make_zip
 
 SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 OPEN = ('<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
@@ -283,3 +284,20 @@ def test_a_resumable_upload_into_the_library_takes_an_svg_and_one_for_temp_image
     url, last = tus.send(client, admin, doc(""), target="temp")
     assert last.status_code == 415 and last.get_json()["error"]["code"] == "svg_not_accepted"
     assert bucket_snapshot(db) == before
+
+
+def test_a_zip_brings_an_svg_into_the_library_sanitised_and_refuses_it_onto_a_product(client, editor, admin):
+    archive = make_zip([("brand/logo.svg", doc("<script>alert(1)</script>"))])
+    report = client.post("/api/builder/import-zip", data=archive, headers=editor,
+                         content_type="application/zip").get_json()
+    [entry] = report["entries"]
+    assert entry["outcome"] == "imported", entry
+    media = client.get(f"/api/builder/media/{entry['id']}", headers=editor).get_json()
+    assert media["content_type"] == "image/svg+xml" and media["folder"] == "/brand"
+    assert ACTIVE.search(served(client, media["url"])[2]) is None
+    assert client.post("/api/shop/products", json={"sku": "AV-SVG2", "name": "Lamp", "price": 100},
+                       headers=admin).status_code == 201
+    report = client.post("/api/shop/import-zip", data=make_zip([("AV-SVG2.svg", doc(""))]), headers=admin,
+                         content_type="application/zip").get_json()
+    [entry] = report["entries"]
+    assert (entry["outcome"], entry["status"], entry["code"]) == ("refused", 415, "svg_not_accepted")
