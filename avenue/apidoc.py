@@ -53,6 +53,7 @@ SKU = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 SLUG = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"}
 VARIANTS = ("thumb", "card", "gallery", "og")
 _EXTENSION = {fmt.name: fmt.extension for fmt in FORMATS}
+_VECTOR = next(fmt for fmt in FORMATS if fmt.vector)
 TAGS = ("auth", "shop", "status", "builder", "uploads", "tus", "links", "trash", "admin", "meta")
 
 
@@ -77,7 +78,8 @@ ERROR_MEANINGS = {
     412: "A tus request without Tus-Resumable: 1.0.0 (the answer names the version in Tus-Version).",
     413: "Too large (body, file, pixels).",
     414: "The request line (path and query string) is longer than the app server takes (4094 bytes).",
-    415: "Unsupported type (not an accepted image format).",
+    415: "Unsupported type (not an accepted image format; an SVG anywhere but a new upload to the builder's "
+         "library: svg_not_accepted; an SVG whose DOCTYPE declares entities: svg_doctype).",
     417: "An Expect header other than 100-continue (the app server's own answer).",
     422: "Valid request, unusable content (corrupt image, too many images, bad order).",
     429: "Rate limited; Retry-After says when to try again.",
@@ -235,8 +237,13 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "id": OBJECT_ID,
             "url": {"type": "string", "description": "Signed and expiring for private uploads."},
-            "content_type": {"type": ["string", "null"]},
-            "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
+            "content_type": {"type": ["string", "null"], "description":
+                             f"The original's: {', '.join(f.mime for f in FORMATS if f.stored)}. "
+                             f"{_VECTOR.mime} only in the builder's library: the original is the "
+                             "sanitised SVG, its variants and renditions are rasters drawn from it."},
+            "width": {"type": ["integer", "null"], "description": "An SVG's: the size it declares, scaled "
+                      "down to AVENUE_MAX_PIXELS when it declares more."},
+            "height": {"type": ["integer", "null"]},
             "bytes": {"type": ["integer", "null"]}, "sha256": {"type": ["string", "null"]},
             "filename": {"type": ["string", "null"]},
             "variants": {"type": "object", "additionalProperties": {"type": "string"},
@@ -1069,7 +1076,11 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         {"200": _json(_ref("StorageStatus"), "The report."), **_errors(403)},
         security=LOGGED_IN_READ, tags=["status"], roles="admin, ops", parameters=[REFRESH])},
     "/api/builder/media": {
-        "post": _op("Add an image to the library (200 when the same image is already there).",
+        "post": _op("Add an image to the library (200 when the same image is already there). An SVG is "
+                    "taken here only: sanitised (docs/media.md, \"SVG logos\"), served under its own CSP, "
+                    "its variants and renditions drawn as rasters; 415 svg_doctype for one whose DOCTYPE "
+                    "declares entities, "
+                    "422 invalid_svg for one that is not well-formed, 413 svg_too_complex for a <use> bomb.",
                     {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
                      **_errors(409)},
                     security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",

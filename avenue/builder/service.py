@@ -129,7 +129,7 @@ def clean_tags(tags: list[str] | str | None) -> list[str] | None:
 def upload_media(db: Database[Document], file: Upload, *, owner: str, alt: str | None, limits: Limits,
                  folder: str | None = None, tags: list[str] | str | None = None,
                  add_only: bool = False) -> Stored:
-    """Store one image in the library; an identical file returns the existing media.
+    """Store one image in the library (an SVG too); an identical file returns the existing media.
 
     Re-uploading an image that is already there creates nothing (``created`` is False); an
     ``alt``, ``folder`` or ``tags`` sent with it replaces the stored one, since it is the
@@ -139,8 +139,10 @@ def upload_media(db: Database[Document], file: Upload, *, owner: str, alt: str |
     bringing the trashed image back.
     """
     alt, folder, cleaned_tags = clean_alt(alt), clean_folder(folder), clean_tags(tags)
-    result = library(db).store(file, owner=owner, limits=limits, kind="builder", alt=alt or None,
-                               folder=folder or ROOT_FOLDER, tags=cleaned_tags, revive=not add_only)
+    # The library is the one place SVG logos and icons go (sanitised: avenue/media/ingest/svg.py).
+    result = library(db).store(file, owner=owner, limits=limits.with_vector(), kind="builder",
+                               alt=alt or None, folder=folder or ROOT_FOLDER, tags=cleaned_tags,
+                               revive=not add_only)
     if not result.created and not add_only:
         changes = {key: value for key, value, current in (
             ("alt", alt or None, result.image.alt), ("folder", folder, result.image.folder),

@@ -65,7 +65,9 @@ class Format:
     ``libjxl`` through imagecodecs: Pillow has no JPEG XL); ``save``: that engine's settings
     (None: the house never encodes it). ``quality``: its default lossy quality (None:
     lossless). ``opt_in``: the setting that turns it on (empty: always on); a format that is
-    off is refused by name in a URL and never negotiated.
+    off is refused by name in a URL and never negotiated. ``vector``: a document, not pixels
+    (SVG): sniffed, sanitised and rasterised by avenue/media/ingest/svg.py instead of Pillow,
+    accepted only where the upload's limits say so (``Limits.vector``: the builder's library).
     """
 
     name: str
@@ -85,6 +87,7 @@ class Format:
     pillow_aliases: tuple[str, ...] = ()
     engine: str = "pillow"
     opt_in: str = ""
+    vector: bool = False
 
 
 FORMATS: tuple[Format, ...] = (
@@ -106,6 +109,10 @@ FORMATS: tuple[Format, ...] = (
     Format("jxl", "jxl", "image/jxl", "", "JPEG XL", alpha=True, animation=False, original=False,
            stored=False, variant=False, rendition=True, save=_jpegxl, quality=JPEG_XL_QUALITY,
            engine="libjxl", opt_in="AVENUE_JPEG_XL"),
+    # Logos and icons for the builder's library only: stored sanitised, every variant and
+    # rendition rasterised from it (never encoded to SVG).
+    Format("svg", "svg", "image/svg+xml", "", "SVG", alpha=True, animation=False, original=True,
+           stored=True, variant=False, rendition=False, engine="librsvg", vector=True),
 )
 
 BY_NAME: Mapping[str, Format] = {fmt.name: fmt for fmt in FORMATS}
@@ -116,10 +123,15 @@ EXTENSIONS: Mapping[str, str] = {fmt.name: fmt.extension for fmt in FORMATS if f
 EXTENSION_OF: Mapping[str, str] = {fmt.name: fmt.extension for fmt in FORMATS}
 #: The formats an original is stored in (an edited image's unedited source among them).
 STORED_FORMATS: tuple[str, ...] = tuple(EXTENSIONS)
-#: Pillow's name (and aliases) -> content type, of every accepted upload format.
-ACCEPTED: Mapping[str, str] = {name: fmt.mime for fmt in FORMATS if fmt.original
+#: Pillow's name (and aliases) -> content type, of every accepted raster upload format.
+ACCEPTED: Mapping[str, str] = {name: fmt.mime for fmt in FORMATS if fmt.original and not fmt.vector
                                for name in (fmt.pillow, *fmt.pillow_aliases)}
-ACCEPTED_LABEL = ", ".join(fmt.label for fmt in FORMATS if fmt.original)
+#: The accepted raster formats as messages name them (every upload route takes these).
+ACCEPTED_LABEL = ", ".join(fmt.label for fmt in FORMATS if fmt.original and not fmt.vector)
+#: The accepted vector format (SVG), taken only where an upload's limits allow it.
+VECTOR: Format = next(fmt for fmt in FORMATS if fmt.vector)
+#: Every accepted format as messages name them where vectors are taken too.
+ACCEPTED_WITH_VECTOR_LABEL = ", ".join(fmt.label for fmt in FORMATS if fmt.original)
 #: Eager variants' formats -> content type.
 VARIANT_TYPES: Mapping[str, str] = {fmt.name: fmt.mime for fmt in FORMATS if fmt.variant}
 #: A variant's URL extension (or alias) -> its format.

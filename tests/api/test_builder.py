@@ -118,7 +118,11 @@ def test_a_missing_file_field_is_400(client, editor):
 
 def test_every_bad_and_unsupported_file_is_refused_and_nothing_is_stored(client, editor, db):
     before = bucket_snapshot(db)
+    # The library takes SVG, sanitised: bad/script.svg is stored without its script
+    # (tests/api/test_svg.py); every other route still refuses it.
     for name, statuses in REFUSED.items():
+        if name.endswith(".svg"):
+            continue
         response = upload(client, editor, name)
         assert response.status_code in statuses, (name, response.status_code)
         error = response.get_json()["error"]

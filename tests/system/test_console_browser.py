@@ -324,6 +324,29 @@ def loaded_pictures(page, selector: str) -> list[dict]:
         selector, "imgs => imgs.map(i => ({src: i.currentSrc, drawn: i.getBoundingClientRect().width}))")
 
 
+def test_an_editor_uploads_an_svg_logo_and_the_library_shows_its_thumbnail(live, open_as):
+    page = open_as("editor")
+    page.goto("/console/library")
+    assert ".svg" in page.get_by_label("Image", exact=True).get_attribute("accept")
+    colour = f"#{uuid.uuid4().hex[:6]}"  # bytes no other test stores
+    logo = ('<svg xmlns="http://www.w3.org/2000/svg" width="240" height="120">'
+            f'<rect width="240" height="120" fill="{colour}"/><script>alert(1)</script></svg>').encode()
+    page.get_by_label("Image", exact=True).set_input_files(
+        {"name": "logo.svg", "mimeType": "image/svg+xml", "buffer": logo})
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
+    card = page.locator(".media-card").first
+    card.locator(".filename", has_text="logo.svg").wait_for()
+    [shown] = loaded_pictures(page, f"li[data-id='{card.get_attribute('data-id')}'] img")
+    assert "/w_" in shown["src"] and ".svg" not in shown["src"] and shown["drawn"] > 0  # a raster
+    media = page.request.get(f"/api/builder/media/{card.get_attribute('data-id')}").json()
+    original = page.request.get(media["url"])
+    assert original.headers["content-type"] == "image/svg+xml"
+    assert original.headers["content-security-policy"] == ("default-src 'none'; style-src 'unsafe-inline'; "
+                                                           "sandbox")
+    assert b"<script" not in original.body() and colour.encode() in original.body()
+
+
 def test_the_grids_load_renditions_that_fit_their_cells_as_avif(live, open_as):
     """The library, a product's photos and the uploads draw each photo from the rendition on
     the width ladder that fits its cell (sizes="auto": the cell's own width), in AVIF (this

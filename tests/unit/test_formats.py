@@ -32,7 +32,7 @@ def test_every_accepted_format_is_one_pillow_identifies_with_its_declared_type()
     Image.init()
     for fmt in FORMATS:
         # HEIC is never served (stored as JPEG): pillow-heif names it image/heif, messages HEIC.
-        if fmt.original and fmt.stored:
+        if fmt.original and fmt.stored and not fmt.vector:
             assert Image.MIME[fmt.pillow] == fmt.mime, fmt.name
     assert formats.ACCEPTED["MPO"] == "image/jpeg"  # an iPhone photo with a depth map is a JPEG
 
@@ -43,12 +43,15 @@ def test_a_format_the_house_does_not_encode_is_refused_by_name():
 
 
 def test_the_tables_are_the_registrys():
-    assert formats.EXTENSIONS == {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif"}
+    assert formats.EXTENSIONS == {"jpeg": "jpg", "png": "png", "webp": "webp", "gif": "gif", "avif": "avif",
+                                  "svg": "svg"}
     assert formats.VARIANT_BY_EXTENSION == {"jpg": "jpeg", "jpeg": "jpeg", "png": "png", "webp": "webp"}
     assert formats.RENDITION_BY_EXTENSION == {"jpg": "jpeg", "png": "png", "webp": "webp", "avif": "avif",
                                               "jxl": "jxl"}
     assert formats.opt_ins({}) == frozenset() and formats.opt_ins({"AVENUE_JPEG_XL": True}) == {"jxl"}
     assert formats.ACCEPTED_LABEL == "JPEG, PNG, WebP, GIF, AVIF, HEIC"
+    assert formats.ACCEPTED_WITH_VECTOR_LABEL == "JPEG, PNG, WebP, GIF, AVIF, HEIC, SVG"
+    assert formats.VECTOR.mime == "image/svg+xml" and "" not in formats.ACCEPTED  # Pillow never opens SVG
     assert set(formats.OFFERED) <= set(formats.RENDITION_TYPES)
     assert {formats.fallback(False), formats.fallback(True)} <= set(formats.VARIANT_TYPES)
 

@@ -185,3 +185,14 @@ def test_overall_progress_weighs_files_by_size_and_a_row_says_what_it_waits_for(
     assert result["sending"] == "50 %"
     assert result["retrying"] == "retrying in 3 s (HTTP 503; try 2 of 4)"
     assert result["skipped"] == "Skipped: Not an image (text/plain); not sent."
+
+
+def test_an_svg_is_sent_whether_the_browser_types_it_or_not():
+    result = run("""
+        const queue = new q.UploadQueue({send: sender({}), sleep});
+        queue.add([file('logo.svg', 'image/svg+xml'), file('icon.SVG', ''), file('notes.svgz.txt', '')]);
+        const summary = await queue.start();
+        const result = {log, counts: summary.counts};
+    """)
+    assert sorted(result["log"]) == ["icon.SVG", "logo.svg"]
+    assert result["counts"]["skipped"] == 1

@@ -30,7 +30,7 @@ import struct
 import unicodedata
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from hashlib import sha256
 from typing import Any, BinaryIO
 
@@ -38,8 +38,8 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from avenue.config import DEFAULTS
 from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, ServerBusy, UnsupportedImage
-from avenue.media.formats import ACCEPTED, ACCEPTED_LABEL, FORMATS
-from avenue.media.ingest import vips
+from avenue.media.formats import ACCEPTED, ACCEPTED_LABEL, ACCEPTED_WITH_VECTOR_LABEL, FORMATS, VECTOR
+from avenue.media.ingest import svg, vips
 from avenue.media.ingest.budget import Reservation, decode_budget
 
 try:  # HEIC as iPhones send it.
@@ -53,7 +53,7 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.init()  # load every plugin now, so open(formats=...) knows AVIF
 
 # Decoders tried on uploads: the accepted formats' own (MPO comes out of the JPEG opener).
-_OPENERS = [fmt.pillow for fmt in FORMATS if fmt.original]
+_OPENERS = [fmt.pillow for fmt in FORMATS if fmt.original and not fmt.vector]
 
 # Leading bytes of accepted formats: a file that starts like one of these but does not open
 # is corrupt (422), anything else is not an accepted image (415).
@@ -74,6 +74,13 @@ class Limits:
     # Bytes of decoded pixels this process holds at once over all its requests (DecodeBudget).
     decode_budget_bytes: int = DEFAULTS["AVENUE_DECODE_BUDGET_BYTES"]
     decode_wait_seconds: float = float(DEFAULTS["AVENUE_DECODE_WAIT_SECONDS"])
+    # Whether an SVG is taken (sanitised, avenue/media/ingest/svg.py): the builder's library
+    # only; everywhere else an SVG is a 415 that says so.
+    vector: bool = False
+
+    def with_vector(self) -> Limits:
+        """These limits, SVG taken too."""
+        return replace(self, vector=True)
 
     @classmethod
     def for_stored(cls, size: int, decode_budget_bytes: int | None = None,
@@ -83,7 +90,7 @@ class Limits:
         Its decoded pixels still count against the app's decode budget (given; the default's
         otherwise), the one its uploads share: renders are no exception to the process's bound."""
         return cls(max_bytes=max(size, 1), max_pixels=10**10, max_frames=10**5, max_total_pixels=10**12,
-                   decode_budget_bytes=decode_budget_bytes or cls.decode_budget_bytes,
+                   vector=True, decode_budget_bytes=decode_budget_bytes or cls.decode_budget_bytes,
                    decode_wait_seconds=cls.decode_wait_seconds if decode_wait_seconds is None
                    else decode_wait_seconds)
 
@@ -127,7 +134,7 @@ class PreparedImage:
 
     source_sha256: str
     data: bytes  # the bytes that will be served
-    format: str  # JPEG, PNG, WEBP, GIF, AVIF
+    format: str  # JPEG, PNG, WEBP, GIF, AVIF, SVG
     content_type: str
     width: int  # as displayed (EXIF orientation applied)
     height: int
@@ -219,14 +226,15 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
             other = probe.format
     except Exception:  # not an image of any kind Pillow knows
         pass
+    label = ACCEPTED_WITH_VECTOR_LABEL if limits.vector else ACCEPTED_LABEL
     if other:
         raise UnsupportedImage(
-            f"{other} images are not accepted. Accepted formats: {ACCEPTED_LABEL}.",
-            accepted=ACCEPTED_LABEL.split(", "),
+            f"{other} images are not accepted. Accepted formats: {label}.",
+            accepted=label.split(", "),
         )
     raise UnsupportedImage(
-        f"This file is not an image. Accepted formats: {ACCEPTED_LABEL}.",
-        accepted=ACCEPTED_LABEL.split(", "),
+        f"This file is not an image. Accepted formats: {label}.",
+        accepted=label.split(", "),
     )
 
 
@@ -341,6 +349,8 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
             f"The file is larger than the {limits.max_bytes // (1024 * 1024)} MB limit.",
             code="file_too_large",
         )
+    if svg.looks_like_svg(data):
+        return _prepare_svg(data, limits, decode_scale, working)
     with warnings.catch_warnings():
         # Our own limits are checked from the header below; Pillow's bomb warning is an error.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -417,6 +427,47 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
         frames=frames,
         first_frame=frame,
         icc_profile=icc,
+        reservation=held if kept else None,
+    )
+
+
+def _prepare_svg(data: bytes, limits: Limits, decode_scale: DecodeScale | None,
+                 working: Working | None) -> PreparedImage:
+    """An SVG upload (sniffed by content): refused unless ``limits.vector``; otherwise
+    sanitised (what is stored and served), its size read by librsvg and scaled down to
+    ``limits.max_pixels`` if it declares more (what the image says it is), and drawn at the
+    size the variants need (or ``decode_scale``'s), under the decode budget like any decode."""
+    if not limits.vector:
+        raise UnsupportedImage(
+            "SVG images are accepted only as new uploads to the builder's media library "
+            "(POST /api/builder/media). "
+            f"Accepted formats here: {ACCEPTED_LABEL}.",
+            code="svg_not_accepted", accepted=ACCEPTED_LABEL.split(", "))
+    clean = svg.sanitise(data)
+    intrinsic = svg.intrinsic_size(clean)
+    width, height = svg.shown_size(intrinsic, limits.max_pixels)
+    needed = _draft_size(width, height, 1)
+    if decode_scale is not None:
+        scale = min(max(decode_scale(width, height), 0.0), 1.0)
+        needed = max(1, min(width, math.ceil(width * scale))), max(1, min(height, math.ceil(height * scale)))
+    # libvips's drawn canvas and Pillow's copy of it, 4 bytes a pixel each.
+    held = _hold(limits, needed[0] * needed[1] * 4 * 2, working, needed, (width, height))
+    kept = False
+    try:
+        frame = svg.rasterise(clean, intrinsic, needed)
+        kept = working is not None
+    finally:
+        if not kept:
+            held.release()
+    return PreparedImage(
+        source_sha256=sha256(data).hexdigest(),
+        data=clean,
+        format=VECTOR.name.upper(),
+        content_type=VECTOR.mime,
+        width=width,
+        height=height,
+        frames=1,
+        first_frame=frame,
         reservation=held if kept else None,
     )
 

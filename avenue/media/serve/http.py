@@ -25,7 +25,7 @@ from werkzeug.http import http_date, is_resource_modified, parse_range_header
 
 from avenue.errors import BadRequest
 from avenue.ids import parse_object_id
-from avenue.media.formats import BY_NAME, EXTENSIONS, RENDITION_BY_EXTENSION, VARIANT_BY_EXTENSION
+from avenue.media.formats import BY_NAME, EXTENSIONS, RENDITION_BY_EXTENSION, VARIANT_BY_EXTENSION, VECTOR
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.paths import VERSION_MARK, media_path
 from avenue.media.records import SOURCE, MediaDoc
@@ -37,6 +37,8 @@ Headers = list[tuple[str, str]]
 PUBLIC_CACHE = "public, max-age=31536000, immutable"
 PRIVATE_CACHE = "private, max-age=300"
 CSP = "default-src 'none'; sandbox"
+#: An SVG's: nothing fetched, no script, its own inline styles drawn (docs/security.md).
+SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 _VERSION = re.compile(r"[0-9a-f]{8}")  # what replace.version_of gives
 # The request headers that make a GET conditional or partial (WSGI environ names).
 CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_RANGE",
@@ -303,7 +305,7 @@ def representation_headers(cache: MediaCache, rep: Representation, baseline: Hea
             ("Cache-Control", PRIVATE_CACHE if rep.signed_only else PUBLIC_CACHE),
             ("Accept-Ranges", "bytes"),
             ("X-Content-Type-Options", "nosniff"),
-            ("Content-Security-Policy", CSP),
+            ("Content-Security-Policy", SVG_CSP if rep.content_type == VECTOR.mime else CSP),
             ("Content-Disposition", disposition(rep.filename)),
             ("Cross-Origin-Resource-Policy", "cross-origin"),
         ]

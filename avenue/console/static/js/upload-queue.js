@@ -19,7 +19,7 @@ export const BASE_DELAY_MS = 1000;
 export const MAX_DELAY_MS = 30000;
 const RETRYABLE = new Set([0, 408, 429, 502, 503, 504]);
 // A file the browser gives no type for (some systems, some folders) is judged by its name.
-const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|avif|heic|heif|tiff?|bmp)$/i;
+const IMAGE_NAME = /\.(jpe?g|jfif|png|gif|webp|avif|heic|heif|svg|tiff?|bmp)$/i;
 // Files a folder carries that nobody means to upload (the queue skips them without a word).
 const HIDDEN_NAME = /^(\.|thumbs\.db$|desktop\.ini$)/i;
 

@@ -1,0 +1,338 @@
+"""SVG uploads: sniffed by content, sanitised, measured and rasterised within the limits.
+
+An SVG is a document that can run script in the site's origin when it is opened on its own,
+so what is stored is never what was uploaded. Three passes, each strict on its own:
+
+1. **a strict parse** of the upload (expat, with a DOCTYPE's internal subset, every entity
+   declaration and external entity refused and external DTDs never read: no billion laughs,
+   no XXE; the bytes must be UTF-8 and well formed, the root an ``<svg>`` in the SVG
+   namespace);
+2. **svg-hush** (``py-svg-hush``, the binding of Cloudflare's filter that Cloudflare Images
+   runs): an allow-list of SVG elements and attributes, scripts, event handlers,
+   ``<foreignObject>`` and non-SVG namespaces removed, URLs to other documents cut down;
+3. **our own pass** over its output, for what it leaves: only SVG elements, no
+   ``<image>``/``<feImage>`` (their only targets are other documents), no animation of a
+   link or a handler, no attribute with a ``javascript:``, ``vbscript:`` or ``data:`` URL,
+   no reference that does not start with ``#`` (``href``, ``xlink:href``, ``src``, CSS
+   ``url()`` in an attribute, ``style`` or ``<style>``; ``@import`` and legacy CSS code
+   hooks refused), and a cap on what ``<use>`` instantiates (nested ``<use>`` bombs). The
+   tree is then written out by :func:`_serialise` with nothing but elements, attributes and
+   text (no comments, processing instructions or doctype).
+
+The sanitised SVG is what is stored and served (avenue/media/serve/http.py adds its CSP).
+librsvg (through libvips) reads its intrinsic size and rasterises it, at the size a caller
+asks for and never above it, so a file that declares 100000x100000 is never drawn at that
+size. Pure: bytes in, bytes or pixels out; no database, no Flask.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from xml.parsers import expat
+from xml.sax.saxutils import escape, quoteattr
+
+import py_svg_hush
+from PIL import Image
+
+from avenue.errors import CorruptImage, ImageTooLarge, UnsupportedImage
+from avenue.media.ingest import vips
+
+SVG_NS = "http://www.w3.org/2000/svg"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+XML_NS = "http://www.w3.org/XML/1998/namespace"
+
+#: What ``<use>`` may instantiate in all (each element counted once per copy): a logo has a
+#: few hundred; a nested ``<use>`` bomb has billions.
+MAX_INSTANCES = 20_000
+#: How deep elements may nest (expat and our recursion stay far from Python's limit).
+MAX_DEPTH = 200
+#: How far into a file the sniffer looks for the ``<svg`` root (past an editor's comments).
+SNIFF_BYTES = 65536
+
+# Elements dropped with everything inside them, whatever svg-hush kept: their only use in a
+# logo would be to show another document (or to run one).
+_DROPPED = frozenset({"script", "foreignObject", "iframe", "embed", "object", "image", "feImage",
+                      "handler", "listener", "audio", "video", "canvas", "discard"})
+# Animations: dropped when they animate a link or an event handler (or name nothing).
+_ANIMATIONS = frozenset({"animate", "set", "animateTransform", "animateMotion", "animateColor"})
+_LINKS = frozenset({"href", "src"})
+# A URL scheme that runs or embeds a document, once whitespace and control characters (which
+# browsers skip inside a scheme) are removed.
+_ACTIVE = re.compile(r"(javascript|vbscript|data|livescript):", re.IGNORECASE)
+_URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)", re.IGNORECASE | re.DOTALL)
+# CSS that fetches or runs something whatever its URLs say.
+# (image-set() and @font-face take URLs as bare strings, without url().)
+_CSS_HOOKS = re.compile(r"@import|@font-face|image-set|expression\s*\(|behavior\s*:|-moz-binding|\\",
+                        re.IGNORECASE)
+_SPACE = re.compile(r"[\x00-\x20\x7f]+")
+_SNIFF = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?svg[\s/>]")
+
+
+@dataclass
+class _Node:
+    """An element: its namespace and local name, attributes by (namespace, name), children."""
+
+    ns: str
+    name: str
+    attrs: dict[tuple[str, str], str]
+    children: list[_Node | str] = field(default_factory=list)
+
+
+def looks_like_svg(data: bytes) -> bool:
+    """Whether ``data`` is (or claims to be) an SVG document, by content alone: markup whose
+    first 64 KB hold an ``<svg`` element (in UTF-8, or in UTF-16 by its byte order mark).
+    Whatever its file name or Content-Type said, such a file is taken as SVG or refused."""
+    head = data[:SNIFF_BYTES]
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        head = head.decode("utf-16", "ignore").encode("utf-8", "ignore")
+    text = head.removeprefix(b"\xef\xbb\xbf").lstrip()
+    return text.startswith(b"<") and _SNIFF.search(text) is not None
+
+
+def _invalid(message: str) -> CorruptImage:
+    return CorruptImage(f"This SVG cannot be read: {message}.", code="invalid_svg")
+
+
+def _refuse_dtd(*_: object) -> int:
+    raise UnsupportedImage("SVG files whose DOCTYPE declares anything (entities can expand without bound "
+                           "or read other files) are not accepted; export the SVG without one.",
+                           code="svg_doctype")
+
+
+def _doctype(name: str, system_id: str | None, public_id: str | None, has_internal_subset: int) -> int:
+    """A DOCTYPE that only names the SVG DTD (as Illustrator writes) is harmless: expat never
+    loads it, and it is not written out. One with declarations of its own is refused."""
+    if has_internal_subset:
+        _refuse_dtd()
+    return 0
+
+
+def _parse(data: bytes) -> _Node:
+    """The element tree of ``data``, parsed strictly: UTF-8 only, no DTD of its own, no entity but
+    XML's own five and character references; comments and processing instructions are not kept."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _invalid("it is not UTF-8 text") from exc
+    parser = expat.ParserCreate(encoding="utf-8", namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.StartDoctypeDeclHandler = _doctype
+    parser.EntityDeclHandler = _refuse_dtd
+    parser.UnparsedEntityDeclHandler = _refuse_dtd
+    parser.ExternalEntityRefHandler = _refuse_dtd
+    root: list[_Node] = []
+    stack: list[_Node] = []
+
+    def split(qualified: str) -> tuple[str, str]:
+        ns, _, name = qualified.rpartition(" ")
+        return ns, name
+
+    def start(qualified: str, attrs: dict[str, str]) -> None:
+        if len(stack) >= MAX_DEPTH:
+            raise ImageTooLarge(f"This SVG nests elements more than {MAX_DEPTH} deep.",
+                                code="svg_too_complex")
+        node = _Node(*split(qualified), {split(key): value for key, value in attrs.items()})
+        (stack[-1].children if stack else root).append(node)
+        stack.append(node)
+
+    def end(_: str) -> None:
+        stack.pop()
+
+    def text(chars: str) -> None:
+        if stack:
+            stack[-1].children.append(chars)
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    try:
+        parser.Parse(data.removeprefix(b"\xef\xbb\xbf"), True)
+    except expat.ExpatError as exc:
+        reason = expat.errors.messages[exc.code]
+        raise _invalid(f"it is not well-formed XML ({reason}, line {exc.lineno})") from exc
+    if not root or root[0].ns != SVG_NS or root[0].name != "svg":
+        raise _invalid(f'its root element is not <svg xmlns="{SVG_NS}">')
+    return root[0]
+
+
+def _reference_ok(value: str) -> bool:
+    """A reference to this document only: ``#id``."""
+    return _SPACE.sub("", value).startswith("#")
+
+
+def _value_ok(value: str) -> bool:
+    """An attribute value (or CSS text) that names no active URL, nothing outside the document
+    and no CSS hook."""
+    squeezed = _SPACE.sub("", value)
+    if _ACTIVE.search(squeezed) or _CSS_HOOKS.search(value):
+        return False
+    return all(_reference_ok(target) for _, target in _URL.findall(value))
+
+
+def _clean(node: _Node) -> None:
+    """Drop from ``node``'s subtree (in place) every element and attribute :mod:`this module
+    <avenue.media.ingest.svg>` refuses (its third pass)."""
+    kept: dict[tuple[str, str], str] = {}
+    for (ns, name), value in node.attrs.items():
+        if ns not in {"", XLINK_NS, XML_NS} or (ns == XML_NS and name not in {"space", "lang"}):
+            continue
+        if name.lower().startswith("on") or not _value_ok(value):
+            continue
+        if name in _LINKS and not _reference_ok(value):
+            continue
+        kept[(ns, name)] = value
+    node.attrs = kept
+    children: list[_Node | str] = []
+    for child in node.children:
+        if isinstance(child, str):
+            children.append(child)
+        elif _keeps(child):
+            _clean(child)
+            children.append(child)
+    node.children = children
+    if node.name == "style" and not _value_ok("".join(c for c in children if isinstance(c, str))):
+        node.children = []
+
+
+def _keeps(node: _Node) -> bool:
+    """Whether an element stays (its attributes and children are cleaned separately)."""
+    if node.ns != SVG_NS or node.name in _DROPPED:
+        return False
+    if node.name in _ANIMATIONS:
+        target = node.attrs.get(("", "attributeName"), "").strip().rpartition(":")[2].lower()
+        return bool(target) and target not in _LINKS and not target.startswith("on")
+    return True
+
+
+def _check_instances(root: _Node) -> None:
+    """Refuse an SVG whose ``<use>`` elements instantiate more than :data:`MAX_INSTANCES`
+    elements in all, or one another in a cycle (librsvg would spend minutes drawing it)."""
+    ids: dict[str, _Node] = {}
+
+    def collect(node: _Node) -> None:
+        ids.setdefault(node.attrs.get(("", "id"), ""), node)
+        for child in node.children:
+            if isinstance(child, _Node):
+                collect(child)
+
+    collect(root)
+    sizes: dict[int, int] = {}
+    open_: set[int] = set()
+
+    def size(node: _Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_:
+            raise ImageTooLarge("This SVG's <use> elements refer to one another in a cycle.",
+                                code="svg_too_complex")
+        open_.add(key)
+        total = 1 + sum(size(child) for child in node.children if isinstance(child, _Node))
+        if node.name == "use":
+            href = node.attrs.get(("", "href")) or node.attrs.get((XLINK_NS, "href")) or ""
+            target = ids.get(href.strip()[1:]) if href.strip().startswith("#") else None
+            total += size(target) if target is not None else 0
+        open_.discard(key)
+        if total > MAX_INSTANCES:
+            raise ImageTooLarge(f"This SVG draws more than {MAX_INSTANCES} elements (through <use>).",
+                                code="svg_too_complex")
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def _qualified(ns: str, name: str) -> str:
+    return {XLINK_NS: "xlink:", XML_NS: "xml:"}.get(ns, "") + name
+
+
+def _uses_xlink(node: _Node) -> bool:
+    return any(ns == XLINK_NS for ns, _ in node.attrs) or any(
+        isinstance(child, _Node) and _uses_xlink(child) for child in node.children)
+
+
+def _serialise(root: _Node) -> bytes:
+    """The tree as an SVG document: elements, attributes and text, nothing else."""
+    out = ['<?xml version="1.0" encoding="UTF-8"?>\n']
+
+    def write(node: _Node, top: bool) -> None:
+        attrs = "".join(f" {_qualified(ns, name)}={quoteattr(value)}"
+                        for (ns, name), value in node.attrs.items())
+        if top:
+            attrs = f" xmlns={quoteattr(SVG_NS)}" + (f" xmlns:xlink={quoteattr(XLINK_NS)}"
+                                                     if _uses_xlink(node) else "") + attrs
+        if not node.children:
+            out.append(f"<{node.name}{attrs}/>")
+            return
+        out.append(f"<{node.name}{attrs}>")
+        for child in node.children:
+            if isinstance(child, str):
+                out.append(escape(child))
+            else:
+                write(child, False)
+        out.append(f"</{node.name}>")
+
+    write(root, True)
+    return "".join(out).encode("utf-8")
+
+
+def sanitise(data: bytes) -> bytes:
+    """The SVG to store for the upload ``data``: parsed strictly, filtered by svg-hush, then
+    by our own pass, written out anew (module docstring). 422 ``invalid_svg`` for a file that
+    is not a well-formed UTF-8 SVG document, 415 ``svg_doctype`` for one whose DOCTYPE declares
+    anything, 413
+    ``svg_too_complex`` for a ``<use>`` bomb."""
+    _parse(data)  # the upload itself, before any other parser sees it
+    try:
+        hushed = py_svg_hush.filter_svg(data)
+    except ValueError as exc:
+        raise _invalid(str(exc)) from exc
+    root = _parse(hushed)
+    _clean(root)
+    _check_instances(root)
+    return _serialise(root)
+
+
+def intrinsic_size(data: bytes) -> tuple[int, int]:
+    """The size librsvg draws the sanitised SVG ``data`` at (its width and height, else its
+    viewBox, else its content's box), read from the header: no pixel is drawn."""
+    try:
+        image = vips.Image.svgload_buffer(data, unlimited=False)
+        width, height = int(image.width), int(image.height)
+    except vips.Error as exc:
+        raise _invalid("it has no drawable size") from exc
+    if width < 1 or height < 1:
+        raise _invalid("it has no drawable size")
+    return width, height
+
+
+def shown_size(intrinsic: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """What the image's width and height are: its intrinsic size, scaled down to
+    ``max_pixels`` if it declares more (a vector has no pixels of its own; it is drawn at
+    most at this size)."""
+    width, height = intrinsic
+    if width * height <= max_pixels:
+        return width, height
+    scale = (max_pixels / (width * height)) ** 0.5
+    return max(1, int(width * scale)), max(1, int(height * scale))
+
+
+def rasterise(data: bytes, intrinsic: tuple[int, int], size: tuple[int, int]) -> Image.Image:
+    """The sanitised SVG ``data`` drawn at ``size`` (its aspect ratio kept: the scale is the
+    width's), as RGBA pixels; only that many pixels are ever allocated."""
+    scale = size[0] / intrinsic[0]
+    try:
+        drawn = vips.Image.svgload_buffer(data, scale=scale, unlimited=False)
+        if drawn.interpretation != "srgb":
+            drawn = drawn.colourspace("srgb")
+        if not drawn.hasalpha():
+            drawn = drawn.bandjoin(255)
+        drawn = drawn.cast("uchar")
+        pixels = drawn.write_to_memory()
+    except vips.Error as exc:
+        raise _invalid("librsvg could not draw it") from exc
+    image = Image.frombytes("RGBA", (drawn.width, drawn.height), pixels)
+    if image.size != size:  # librsvg rounds each side on its own
+        image = image.resize(size, Image.Resampling.LANCZOS)
+    return image

@@ -1,0 +1,141 @@
+"""SVG ingest (avenue/media/ingest/svg.py and images.prepare): sniffed by content, sanitised,
+measured and rasterised within the limits; no database, no Flask."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from avenue.errors import CorruptImage, ImageTooLarge, UnsupportedImage
+from avenue.media.ingest import svg
+from avenue.media.ingest.images import Limits, prepare
+from tests.helpers import image_bytes
+
+LOGO = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 24"><title>Avenue</title>'
+        b'<path d="M0 24 L24 0 L48 24 Z" fill="#123456"/></svg>')
+
+
+@pytest.mark.parametrize("data", [
+    LOGO,
+    b"\xef\xbb\xbf  \n" + LOGO,
+    b'<?xml version="1.0"?>\n<!-- exported -->\n' + LOGO,
+    b"<!--" + b"x" * 20_000 + b"-->" + LOGO,  # an editor's long comment first
+    b'<svg:svg xmlns:svg="http://www.w3.org/2000/svg"/>',
+    "\ufeff<svg xmlns='http://www.w3.org/2000/svg'/>".encode("utf-16-le"),
+])
+def test_an_svg_is_recognised_by_its_content(data):
+    assert svg.looks_like_svg(data)
+
+
+@pytest.mark.parametrize("name", ["good/alpha.png", "good/progressive.jpg", "bad/text_named.jpg",
+                                  "bad/html_polyglot.gif", "bad/document.pdf"])
+def test_other_files_are_not_taken_for_svg(name):
+    assert not svg.looks_like_svg(image_bytes(name))
+
+
+def test_an_svg_is_refused_unless_the_limits_take_vectors():
+    with pytest.raises(UnsupportedImage) as refused:
+        prepare(LOGO, Limits())
+    assert refused.value.code == "svg_not_accepted" and "SVG" not in refused.value.details["accepted"]
+    prepared = prepare(LOGO, Limits().with_vector())
+    assert (prepared.format, prepared.content_type) == ("SVG", "image/svg+xml")
+    assert (prepared.width, prepared.height) == (48, 24) and prepared.pixels.size == (48, 24)
+    assert prepared.pixels.mode == "RGBA"
+    assert prepared.pixels.getpixel((24, 20))[:3] == (0x12, 0x34, 0x56)  # drawn, inside the triangle
+    assert prepared.pixels.getpixel((1, 1))[3] == 0  # transparent outside it
+
+
+def test_the_stored_svg_keeps_the_drawing_and_nothing_else():
+    cleaned = svg.sanitise(b'<?xml version="1.0"?><?xml-stylesheet href="x.css"?><!-- hi -->' + LOGO)
+    assert re.sub(rb">\s+<", b"><", cleaned) == (b'<?xml version="1.0" encoding="UTF-8"?>'
+                       b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 24"><title>Avenue</title>'
+                       b'<path d="M0 24 L24 0 L48 24 Z" fill="#123456"/></svg>')
+
+
+@pytest.mark.parametrize(("inner", "gone"), [
+    ('<a href="#top"><animate attributeName="href" to="javascript:alert(1)"/></a>', b"javascript"),
+    ('<set attributeName="onclick" to="alert(1)"/>', b"alert"),
+    ('<animate to="javascript:alert(1)"/>', b"javascript"),  # what svg-hush leaves of the one above
+    ('<use href="/sprite.svg#a"/>', b"sprite"),
+    ('<rect fill="url(/p.svg#g)"/>', b"p.svg"),
+    ('<rect style="fill:url( \'https://e.example/x\' )"/>', b"e.example"),
+    ('<rect style="fill:\\75rl(x)"/>', b"rl(x)"),  # a CSS escape hiding url(
+    ('<style>rect{fill:url(/x)}</style>', b"url(/x)"),
+    ('<style>svg{background-image:image-set("https://e.example/x.png" 1x)}</style>', b"e.example"),
+    ('<style>@font-face{font-family:f;src:local(x)}</style>', b"font-face"),
+    ('<image href="#a"/>', b"<image"),
+    ('<feImage href="#a"/>', b"feImage"),
+    ('<rect xml:base="https://e.example/"/>', b"e.example"),
+])
+def test_our_pass_removes_what_svg_hush_keeps(inner, gone):
+    cleaned = svg.sanitise(LOGO.replace(b"</svg>", inner.encode() + b"</svg>"))
+    assert gone not in cleaned, cleaned
+    assert b'fill="#123456"' in cleaned
+
+
+def test_local_references_and_inline_styles_are_kept():
+    inner = (b'<defs><linearGradient id="g"><stop offset="0"/></linearGradient></defs>'
+             b'<rect id="r" fill="url(#g)" style="stroke:url(#g);opacity:.5"/><use href="#r" x="2"/>'
+             b'<text>x &lt; y</text><style>rect{fill:#fff}</style>')
+    cleaned = svg.sanitise(LOGO.replace(b"</svg>", inner + b"</svg>"))
+    for kept in (b'fill="url(#g)"', b'style="stroke:url(#g);opacity:.5"', b'<use href="#r" x="2"/>',
+                 b"x &lt; y", b"<style>rect{fill:#fff}</style>"):
+        assert kept in cleaned, kept
+
+
+@pytest.mark.parametrize(("data", "error", "code"), [
+    (b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaa">]><svg xmlns="http://www.w3.org/2000/svg"/>',
+     UnsupportedImage, "svg_doctype"),
+    (b'<!DOCTYPE svg [ ]><svg xmlns="http://www.w3.org/2000/svg"/>', UnsupportedImage, "svg_doctype"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><g></svg>', CorruptImage, "invalid_svg"),
+    (b"<svg><rect/></svg>", CorruptImage, "invalid_svg"),  # no SVG namespace: a browser would not draw it
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><text>caf\xe9</text></svg>', CorruptImage, "invalid_svg"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg">' + b"<g>" * 300 + b"</g>" * 300 + b"</svg>",
+     ImageTooLarge, "svg_too_complex"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><g id="a"><use href="#b"/></g>'
+     b'<g id="b"><use href="#a"/></g></svg>', ImageTooLarge, "svg_too_complex"),
+])
+def test_unsafe_or_broken_svgs_are_refused_with_a_clear_code(data, error, code):
+    with pytest.raises(error) as refused:
+        svg.sanitise(data)
+    assert refused.value.code == code and refused.value.message
+
+
+def test_a_use_bomb_is_refused_before_librsvg_sees_it():
+    groups = "".join(f'<g id="l{n}">' + f'<use href="#l{n - 1}"/>' * 10 + "</g>" for n in range(1, 10))
+    bomb = (f'<svg xmlns="http://www.w3.org/2000/svg"><defs><rect id="l0"/>{groups}</defs>'
+            '<use href="#l9"/></svg>')
+    started = time.perf_counter()
+    with pytest.raises(ImageTooLarge, match="through <use>"):
+        prepare(bomb.encode(), Limits().with_vector())
+    assert time.perf_counter() - started < 1.0
+
+
+def test_an_svg_declaring_a_huge_size_is_drawn_at_the_size_the_variants_need():
+    huge = (b'<svg xmlns="http://www.w3.org/2000/svg" width="100000" height="100000" viewBox="0 0 10 10">'
+            b'<circle cx="5" cy="5" r="5" fill="red"/></svg>')
+    limits = Limits(max_pixels=40_000_000).with_vector()
+    prepared = prepare(huge, limits)
+    assert prepared.width == prepared.height and prepared.width * prepared.height <= 40_000_000
+    assert prepared.pixels.size == (1600, 1600)
+    # A rendition on request asks for a fraction of the shown size; it gets that, no more.
+    wide = prepare(huge, limits, decode_scale=lambda width, height: 640 / width)
+    assert wide.pixels.size == (640, 640)
+
+
+def test_shown_size_keeps_the_aspect_ratio_within_the_pixel_limit():
+    assert svg.shown_size((48, 24), 1000) == (44, 22)
+    assert svg.shown_size((48, 24), 10_000) == (48, 24)
+    width, height = svg.shown_size((100_000, 1_000), 40_000_000)
+    assert width * height <= 40_000_000 and 99 <= width / height <= 101
+
+
+@pytest.mark.parametrize("doctype", [
+    b'<!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd">',
+    b'<!DOCTYPE svg SYSTEM "file:///etc/passwd">',
+])
+def test_a_doctype_that_only_names_a_dtd_is_dropped_and_never_read(doctype):
+    cleaned = svg.sanitise(b'<?xml version="1.0"?>\n' + doctype + b"\n" + LOGO)
+    assert b"DOCTYPE" not in cleaned and b"passwd" not in cleaned and b'fill="#123456"' in cleaned
