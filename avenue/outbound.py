@@ -235,7 +235,8 @@ def pinned(scheme: str, host: str, port: int, target: str, *, addresses: Sequenc
 def read_capped(response: http.client.HTTPResponse, limit: int, piece: int = 64 * 1024) -> bytes:
     """The body of ``response``, at most ``limit`` bytes: BodyTooLarge at once when its
     Content-Length says more, else as soon as more arrives (no Content-Length, chunked, or a
-    server sending past what it declared: http.client stops at the declared length)."""
+    server sending past what it declared: http.client stops at the declared length).
+    IncompleteRead when the connection ends before the declared length (a cut answer)."""
     declared = response.getheader("Content-Length")
     if declared is not None and declared.strip().isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit)
@@ -244,4 +245,6 @@ def read_capped(response: http.client.HTTPResponse, limit: int, piece: int = 64 
         body += chunk
         if len(body) > limit:
             raise BodyTooLarge(limit)
+    if declared is not None and declared.strip().isdigit() and len(body) < int(declared):
+        raise http.client.IncompleteRead(bytes(body), int(declared) - len(body))  # cut short
     return bytes(body)

@@ -216,7 +216,10 @@ def parse_url(url: object, policy: Policy) -> Target:
         raise _refuse_url(f"The URL is longer than {MAX_URL_LENGTH} characters.")
     if any(ord(char) < 0x21 or ord(char) == 0x7F for char in url):
         raise _refuse_url("The URL holds a space or a control character.")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [ of an IPv6 host, ...
+        raise _refuse_url("The URL is malformed.") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise _refuse_url("Only http and https URLs are fetched.")
@@ -225,10 +228,14 @@ def parse_url(url: object, policy: Policy) -> Target:
     if "\\" in parts.netloc:
         raise _refuse_url("The URL's host holds a backslash.")
     try:
-        port = parts.port or (443 if scheme == "https" else 80)
+        port = parts.port
         host = parts.hostname or ""
     except ValueError:
         raise _refuse_url("The URL's port is not a number from 1 to 65535.") from None
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    if not port:
+        raise _refuse_url("The URL's port is not a number from 1 to 65535.")
     if not host:
         raise _refuse_url("The URL names no host.")
     if "%" in host:

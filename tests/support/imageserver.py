@@ -58,7 +58,8 @@ class ImageServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="image-server", daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), name="image-server",
+                                       daemon=True)
         self.thread.start()
 
     def serve(self, path: str, **route) -> str:

@@ -3,6 +3,7 @@ the pinned connection it makes (avenue/outbound.py): no app, no database."""
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 
 import pytest
@@ -112,6 +113,7 @@ def test_every_spelling_of_a_non_public_address_is_checked_as_the_address_it_bec
     ("http://user:pass@example.com/a.jpg", "user:password@"), ("http://user@example.com/", "user:password@"),
     ("http://example.com@127.0.0.1/", "user:password@"),
     ("http://[fe80::1%25eth0]/", "zone id"), ("http://example.com:99999/", "port"),
+    ("http://example.com:0/", "port"), ("http://[::1", "malformed"),
     ("http://example.com:8080/a.jpg", "Port 8080"), ("http:///a.jpg", "no host"),
     ("http://exa mple.com/", "space"), ("http://example.com/a\nb", "control"),
     ("http://example.com/a b", "space"), ("", "url"),
@@ -195,6 +197,14 @@ def test_read_capped_refuses_a_declared_length_before_reading_and_a_longer_body_
                              deadline=outbound.Deadline(30)) as response:
             with pytest.raises(outbound.BodyTooLarge):
                 outbound.read_capped(response, len(PHOTO) - 1)
+
+
+def test_read_capped_refuses_a_body_cut_short_of_its_content_length(server):
+    server.serve("/cut", body=PHOTO[:1000], content_length=len(PHOTO))
+    with outbound.pinned("http", "x.invalid", server.port, "/cut", addresses=["127.0.0.1"],
+                         deadline=outbound.Deadline(30)) as response:
+        with pytest.raises(http.client.IncompleteRead):
+            outbound.read_capped(response, len(PHOTO))
 
 
 def test_fetch_image_refuses_loopback_without_trust_and_fetches_it_with(server):
