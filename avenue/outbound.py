@@ -211,6 +211,12 @@ class BodyTooLarge(ValueError):
         self.limit = limit
 
 
+def tls_context() -> ssl.SSLContext:
+    """A pinned HTTPS request's TLS context: the system's CAs, the host's name checked (a test
+    replaces it with one trusting its own certificate)."""
+    return ssl.create_default_context()
+
+
 @contextmanager
 def pinned(scheme: str, host: str, port: int, target: str, *, addresses: Sequence[str], deadline: Deadline,
            headers: Mapping[str, str] | None = None) -> Iterator[http.client.HTTPResponse]:
@@ -220,8 +226,7 @@ def pinned(scheme: str, host: str, port: int, target: str, *, addresses: Sequenc
     with the system's CAs. The answer is handed over with its body unread (:func:`read_capped`);
     a redirect is an answer like another. The connection is closed after the block."""
     if scheme == "https":
-        connection: _Bounded = _HTTPSConnection(host, port, deadline=deadline,
-                                                context=ssl.create_default_context())
+        connection: _Bounded = _HTTPSConnection(host, port, deadline=deadline, context=tls_context())
     else:
         connection = _HTTPConnection(host, port, deadline=deadline)
     connection.addresses = tuple(addresses)

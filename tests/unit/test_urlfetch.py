@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import socket
 
 import pytest
 
@@ -217,3 +218,53 @@ def test_fetch_image_refuses_loopback_without_trust_and_fetches_it_with(server):
                      networks=parse_networks(["127.0.0.1"]))
     fetched = fetch_image(url, trusted)
     assert (fetched.data, fetched.filename, fetched.content_type) == (PHOTO, "a.jpg", "image/jpeg")
+
+
+# --- HTTPS: the certificate is checked for the name, while the connection is pinned ------------
+
+
+@pytest.fixture
+def tls_server(tmp_path, monkeypatch):
+    """An HTTPS server whose certificate names images.test (self-signed, made by openssl), the
+    names its clients asked for (SNI), and pinned requests trusting that certificate."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+                    "-subj", "/CN=images.test", "-addext", "subjectAltName=DNS:images.test"],
+                   check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    names = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)
+    monkeypatch.setattr(outbound, "tls_context", lambda: ssl.create_default_context(cafile=str(cert)))
+    real_lookup = socket.getaddrinfo
+
+    def lookup(host, port, *args, **kwargs):  # both names are this machine
+        local = host in ("images.test", "other.test")
+        return real_lookup("127.0.0.1" if local else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    running = ImageServer(tls=context)
+    running.names = names
+    yield running
+    running.close()
+
+
+def test_https_is_pinned_yet_sends_the_name_and_checks_the_certificate_for_it(tls_server):
+    tls_server.serve("/a.jpg", body=PHOTO, headers={"Content-Type": "image/jpeg"})
+    trusted = Policy(max_bytes=len(PHOTO), seconds=30, ports=frozenset(),
+                     networks=parse_networks(["127.0.0.1"]))
+    fetched = fetch_image(tls_server.url("/a.jpg", host="images.test"), trusted)
+    assert fetched.data == PHOTO and tls_server.names == ["images.test"]
+    assert tls_server.requests == [("/a.jpg", f"images.test:{tls_server.port}")]
+    # Another name at the same address: its certificate does not name it, so nothing is fetched.
+    with pytest.raises(FetchRefused) as refused:
+        fetch_image(tls_server.url("/a.jpg", host="other.test"), trusted)
+    assert refused.value.code == "fetch_failed" and "TLS" in refused.value.message
+    assert len(tls_server.requests) == 1
