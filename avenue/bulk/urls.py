@@ -32,8 +32,9 @@ from avenue.builder import service as builder
 from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, RateLimited
 from avenue.media import Limits, Near, Stored, Upload
+from avenue.metrics import count_upload
 from avenue.shop import service as shop
-from avenue.urlfetch import Fetched
+from avenue.urlfetch import Fetched, FetchRefused
 
 #: A URL's bytes, or FetchRefused (avenue/urlfetch.py fetch_image under the app's policy).
 Fetch = Callable[[object], Fetched]
@@ -53,7 +54,7 @@ def into_library(db: Database[Document], url: object, *, fetch: Fetch, admit: Ad
                  tags: list[str] | str | None = None) -> Stored:
     """Fetch ``url`` and store it in the library as an upload with these labels would be."""
     admit()
-    fetched = fetch(url)
+    fetched = _fetch(fetch, url)
     return builder.upload_media(db, Upload(fetched.filename, fetched.data), owner=owner, alt=alt,
                                 limits=limits, folder=folder, tags=tags)
 
@@ -65,7 +66,7 @@ def onto_product(db: Database[Document], sku: str, url: object, *, fetch: Fetch,
     product and the references added (none: it already had this image)."""
     shop.get_product(db, sku)
     admit()
-    fetched = fetch(url)
+    fetched = _fetch(fetch, url)
     return shop.add_images(db, sku, [Upload(fetched.filename, fetched.data)], owner=owner, settings=settings,
                            near=near)
 
@@ -180,5 +181,15 @@ def import_rows(db: Database[Document], rows: Sequence[Row], *, fetch: Fetch, ad
 
 
 def _fetched(fetch: Fetch, url: str) -> tuple[str, bytes]:
-    fetched = fetch(url)
+    fetched = _fetch(fetch, url)
     return fetched.filename, fetched.data
+
+
+def _fetch(fetch: Fetch, url: object) -> Fetched:
+    """``fetch(url)``; a refused URL is counted as an upload refused with its code (avenue_uploads,
+    as the store counts the refusals of the bytes it is given)."""
+    try:
+        return fetch(url)
+    except FetchRefused as error:
+        count_upload(error.code, None)
+        raise

@@ -306,12 +306,19 @@ def test_a_server_dripping_bytes_past_the_deadline_is_timeout(app_factory, serve
     assert bucket_snapshot(db) == before
 
 
-def test_a_refused_connection_is_fetch_failed(client, editor):
+def test_a_refused_connection_is_fetch_failed_and_counted_as_a_refused_upload(client, editor):
+    from avenue.metrics import UPLOADS
+
+    def counted() -> float:
+        return UPLOADS.labels("fetch_failed", "unknown", "bulk.import_url_into_library")._value.get()
+
+    before = counted()
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     refused(client.post(LIBRARY, json={"url": f"http://127.0.0.1:{port}/a.jpg"}, headers=editor),
             502, "fetch_failed")
+    assert counted() == before + 1
 
 
 def test_the_bodys_other_fields_are_checked_before_any_fetch(client, editor, admin, server):
