@@ -644,7 +644,7 @@ def _zip_import(summary: str, tag: str, roles: str) -> Schema:
 # Imports from a URL (avenue/bulk/urls.py, the guard avenue/urlfetch.py; docs/api.md "Imports
 # from a URL"): what a refused URL answers, besides the body's own 400s.
 URL_REFUSALS = (400, 403, 413, 415, 422, 429, 502, 504)
-URL = {"type": "string", "minLength": 1, "maxLength": MAX_URL_LENGTH, "examples": ["https://cdn.example.com/a.jpg"],
+URL = {"type": "string", "minLength": 1, "maxLength": MAX_URL_LENGTH, "examples": ["https://cdn.supplier.example/a.jpg"],
        "description": "http or https; fetched by the server through the SSRF guard (docs/security.md)."}
 URL_CODES = ("bad_url (400), url_import_disabled (403), too_large (413), not_an_image (415; the upload's own "
              "unsupported_type too), host_not_allowed and forbidden_address (422), rate_limited (429), "

@@ -279,12 +279,18 @@ def test_a_body_past_the_upload_limit_is_too_large_however_its_length_is_told(ap
     declared = server.serve("/declared.jpg", body=PHOTO, headers=JPEG)
     undeclared = server.serve("/undeclared.jpg", body=PHOTO, headers=JPEG, content_length=-1)
     understated = server.serve("/understated.jpg", body=PHOTO, headers=JPEG, content_length=1000)
-    for url in (declared, undeclared):
+    chunked = server.serve("/chunked.jpg", body=PHOTO, headers=JPEG, chunked=True)
+    for url in (declared, undeclared, chunked):
         refused(client.post(LIBRARY, json={"url": url}, headers=editor), 413, "too_large")
     # A Content-Length smaller than the body: only that much is read, a cut image the upload refuses.
     response = client.post(LIBRARY, json={"url": understated}, headers=editor)
     assert response.status_code in (415, 422), response.get_json()
     assert bucket_snapshot(db) == before
+
+
+def test_a_chunked_answer_within_the_limit_is_stored(client, editor, server):
+    url = server.serve("/chunked.jpg", body=PHOTO, headers=JPEG, chunked=True)
+    assert client.post(LIBRARY, json={"url": url}, headers=editor).status_code == 201
 
 
 def test_a_body_shorter_than_its_content_length_is_fetch_failed(client, editor, server, db):

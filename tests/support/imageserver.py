@@ -17,6 +17,7 @@ class Route:
     headers: dict[str, str] = field(default_factory=dict)
     content_length: int | None = None  # None: the body's length; -1: no Content-Length (close ends it)
     drip_seconds: float = 0.0  # a byte every this many seconds, after the head
+    chunked: bool = False  # Transfer-Encoding: chunked, 64 KiB a chunk (no Content-Length)
 
 
 class ImageServer:
@@ -39,12 +40,19 @@ class ImageServer:
                 for name, value in route.headers.items():
                     self.send_header(name, value)
                 length = len(route.body) if route.content_length is None else route.content_length
-                if length >= 0:
+                if route.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                elif length >= 0:
                     self.send_header("Content-Length", str(length))
                 self.send_header("Connection", "close")
                 self.end_headers()
                 try:
-                    if route.drip_seconds:
+                    if route.chunked:
+                        for start in range(0, len(route.body), 65536):
+                            piece = route.body[start:start + 65536]
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        self.wfile.write(b"0\r\n\r\n")
+                    elif route.drip_seconds:
                         for index in range(len(route.body)):
                             self.wfile.write(route.body[index:index + 1])
                             self.wfile.flush()

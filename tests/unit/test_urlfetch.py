@@ -8,6 +8,8 @@ import ipaddress
 import socket
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from avenue import outbound
 from avenue.urlfetch import (
@@ -125,6 +127,24 @@ def test_urls_that_are_not_fetched_are_refused_bad_url(url, words):
         parse_url(url, Policy(max_bytes=1))
     assert refused.value.code == "bad_url" and refused.value.status == 400
     assert words in refused.value.message
+
+
+URLISH = st.builds("{}://{}{}{}".format, st.sampled_from(["http", "https", "HTTP", "ftp", "", "http:"]),
+                   st.text(alphabet="[]:%@.0123456789abcdefx-_~\\/ \u00e4\u3002", max_size=30),
+                   st.sampled_from(["", ":80", ":0", ":-1", ":65536", ":8o", "]"]),
+                   st.text(max_size=20))
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(url=st.one_of(st.text(max_size=60), URLISH))
+def test_any_text_is_a_target_or_a_refusal_never_another_error(url):
+    try:
+        target = parse_url(url, ANY_PORT)
+    except FetchRefused as refused:
+        assert refused.code in ("bad_url", "host_not_allowed") and refused.message
+    else:
+        assert target.scheme in ("http", "https") and target.host and 0 < target.port < 65536
+        assert target.path.startswith("/") and target.path.isascii()
 
 
 def test_a_url_that_is_not_a_string_is_bad_url():
