@@ -299,10 +299,30 @@ def checked_addresses(target: Target, policy: Policy, deadline: Deadline) -> lis
             raise FetchRefused(FORBIDDEN_ADDRESS, f"{target.host} resolves to {text}, not an address.") \
                 from None
         reason = forbidden(address, policy.networks)
-        if reason is not None:
-            raise FetchRefused(FORBIDDEN_ADDRESS, f"{target.host} resolves to {text}: {reason}. Images are "
-                                                  "imported from public addresses only.", address=text)
+        if reason is None:
+            continue
+        if _numeric(target.host):  # the caller wrote the address: say which it is
+            raise FetchRefused(FORBIDDEN_ADDRESS, f"{target.host} is {text}: {reason}. Images are imported "
+                                                  "from public addresses only.", address=text)
+        # A name: the address it has on this network is not told (no oracle of internal names).
+        raise FetchRefused(FORBIDDEN_ADDRESS, f"{target.host} has a non-public address ({reason}). Images "
+                                              "are imported from public addresses only.")
     return addresses
+
+
+def _numeric(host: str) -> bool:
+    """Whether ``host`` is an address in any spelling the resolver takes as one (``127.1``,
+    ``0x7f.1``, ``2130706433``, IPv6), not a name."""
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        socket.inet_aton(host)
+        return True
+    except OSError:
+        return False
 
 
 # --- the fetch ----------------------------------------------------------------------------
@@ -310,7 +330,8 @@ def checked_addresses(target: Target, policy: Policy, deadline: Deadline) -> lis
 
 @dataclass(frozen=True)
 class Fetched:
-    """What a URL gave: the address it was finally fetched from, a file name, its bytes."""
+    """What a URL gave: the URL it was finally fetched from (after redirects), a file name (the
+    last part of its path), its declared type and its bytes."""
 
     url: str
     filename: str
