@@ -183,8 +183,8 @@ def import_url_into_library() -> tuple[Response, int]:
                                limits=limits_from_config(current_app.config), alt=body.get("alt"),
                                folder=body.get("folder"), tags=body.get("tags"))
     image = result.image
-    audit.log("builder_media_imported_from_url", bucket=BUILDER, image_id=str(image.id), url=body["url"],
-              created=result.created)
+    audit.log("builder_media_imported_from_url", bucket=BUILDER, image_id=str(image.id),
+              url=_audited(body["url"]), created=result.created)
     return jsonify(builder.media_object(get_db(), image, _signer(), near=result.near)), \
         201 if result.created else 200
 
@@ -200,7 +200,7 @@ def import_url_onto_product(sku: str) -> tuple[Response, int]:
     near: dict[ObjectId, Sequence[Near] | None] = {}
     doc, added = urls.onto_product(get_db(), sku, body.get("url"), fetch=fetch, admit=_admit,
                                    owner=require().id, settings=_shop_settings(), near=near)
-    audit.log("product_image_imported_from_url", sku=sku, bucket=PRODUCTS, url=body["url"],
+    audit.log("product_image_imported_from_url", sku=sku, bucket=PRODUCTS, url=_audited(body["url"]),
               image_ids=[str(ref["id"]) for ref in added])
     signer = _signer()
     return jsonify({"product": shop.product_object(doc, signer),
@@ -224,6 +224,12 @@ def import_urls_onto_products() -> tuple[Response, int]:
     summary = report.summary()
     audit.log("product_images_imported_from_urls", bucket=PRODUCTS, rows=len(rows), **summary["counts"])
     return jsonify(summary), 200
+
+
+def _audited(url: str) -> str:
+    """The URL as the audit keeps it: without its query string and fragment (a signed URL's
+    token is not kept for a year), at most 500 characters."""
+    return url.split("?", 1)[0].split("#", 1)[0][:500]
 
 
 def _shop_settings() -> shop.Settings:

@@ -67,7 +67,8 @@ def refused(response, status: int, code: str) -> dict:
 
 
 def test_an_image_at_a_url_goes_into_the_library_with_its_labels(client, editor, server, db):
-    url = server.serve("/photos/lamp.jpg", body=PHOTO, headers=JPEG)
+    server.serve("/photos/lamp.jpg", body=PHOTO, headers=JPEG)
+    url = server.url("/photos/lamp.jpg?signature=secret")
     response = client.post(LIBRARY, json={"url": url, "alt": "A lamp", "folder": "/shop/lamps",
                                           "tags": ["red", "lamp"]}, headers=editor)
     assert response.status_code == 201, response.get_json()
@@ -75,9 +76,9 @@ def test_an_image_at_a_url_goes_into_the_library_with_its_labels(client, editor,
     assert (media["filename"], media["alt"], media["folder"]) == ("lamp.jpg", "A lamp", "/shop/lamps")
     assert sorted(media["tags"]) == ["lamp", "red"] and media["variants"]
     assert client.get(f"/api/builder/media/{media['id']}", headers=editor).status_code == 200
-    assert server.requests == [("/photos/lamp.jpg", f"127.0.0.1:{server.port}")]
+    assert server.requests == [("/photos/lamp.jpg?signature=secret", f"127.0.0.1:{server.port}")]
     entry = db.audit_logs.find_one({"action": "builder_media_imported_from_url"})
-    assert entry is not None and entry["target"]["url"] == url
+    assert entry is not None and entry["target"]["url"] == server.url("/photos/lamp.jpg")  # no token
 
 
 def test_the_same_image_again_is_200_and_stores_nothing(client, editor, server, db):
