@@ -483,3 +483,37 @@ def test_every_answer_of_the_url_imports_matches_the_openapi_document(app, serve
         # As tests/api/test_openapi.py checks its scenario: found by method and path, body not needed.
         bare = Request(EnvironBuilder(method="POST", path=path).get_environ())
         openapi.validate_response(WerkzeugOpenAPIRequest(bare), WerkzeugOpenAPIResponse(response))
+
+
+def test_no_body_reaches_a_server_error(client, editor, admin, monkeypatch):
+    """Arbitrary JSON to the single imports and arbitrary bytes as a CSV: each answer is under
+    500 and JSON. Names are not looked up (no network in tests): every one fails its lookup."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    real_lookup = socket.getaddrinfo
+
+    def numeric_only(host, port, *args, **kwargs):
+        return real_lookup(host, port, *args, flags=socket.AI_NUMERICHOST, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", numeric_only)
+    create_product(client, admin, "P-1")
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=40),
+                        st.sampled_from(["http://", "http://[::1", "https://x:0/", "http://127.0.0.1:1/",
+                                         "http://0x7f.1/", "http://a@b/", "http://\u00e4\u00df.example/"]))
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) |
+                          st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=6)
+    bodies = st.one_of(values, st.fixed_dictionaries({"url": values}, optional={
+        "alt": values, "folder": values, "tags": values}))
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(body=bodies, csv=st.binary(max_size=200))
+    def probe(body, csv):
+        for path, headers in ((LIBRARY, editor), (product_url("P-1"), admin)):
+            response = client.post(path, json=body, headers=headers)
+            assert response.status_code < 500 and response.is_json, (path, body, response.get_data())
+        response = client.post(CSV, data=csv, content_type="text/csv", headers=admin)
+        assert response.status_code < 500 and response.is_json, (csv, response.get_data())
+
+    probe()
