@@ -348,8 +348,11 @@ def _not_an_image(content_type: str) -> bool:
 
 
 def _filename(target: Target) -> str:
+    """The last part of the URL's path, decoded, as an upload's file name (``image`` when
+    there is none): no slash, backslash or control character, at most 200 characters."""
     name = unquote(target.path.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
-    return name[-200:] or "image"
+    name = "".join(char for char in name.replace("\\", "/").rsplit("/", 1)[-1] if char.isprintable())
+    return name.strip()[-200:] or "image"
 
 
 def fetch_image(url: object, policy: Policy) -> Fetched:

@@ -15,6 +15,7 @@ from avenue import outbound
 from avenue.urlfetch import (
     FetchRefused,
     Policy,
+    _filename,
     checked_addresses,
     embedded_ipv4,
     fetch_image,
@@ -165,6 +166,19 @@ def test_the_allow_list_names_hosts_exactly_or_by_suffix():
         with pytest.raises(FetchRefused) as refused:
             parse_url(url, policy)
         assert refused.value.code == "host_not_allowed" and refused.value.status == 422
+
+
+def filename_of(url: str) -> str:
+    return _filename(parse_url(url, ANY_PORT))
+
+
+def test_the_file_name_is_the_paths_last_part_decoded_and_never_a_path():
+    assert filename_of("https://x.example/photos/lamp%20red.jpg?size=2") == "lamp red.jpg"
+    assert filename_of("https://x.example/a/..%2F..%2Fetc%2Fpasswd") == "passwd"
+    assert filename_of("https://x.example/a%5Cb%5Cc.png") == "c.png"
+    assert filename_of("https://x.example/a%0d%0ab.jpg") == "ab.jpg"
+    assert filename_of("https://x.example/") == filename_of("https://x.example") == "image"
+    assert len(filename_of("https://x.example/" + "n" * 500 + ".jpg")) == 200
 
 
 def test_the_ports_setting_reads_a_list_and_refuses_anything_else():
