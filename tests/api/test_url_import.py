@@ -517,3 +517,12 @@ def test_no_body_reaches_a_server_error(client, editor, admin, monkeypatch):
         assert response.status_code < 500 and response.is_json, (csv, response.get_data())
 
     probe()
+
+
+@pytest.mark.parametrize(("setting", "value", "words"), [
+    ("AVENUE_URL_IMPORT_PORTS", "80,http", "not a port"),
+    ("AVENUE_URL_IMPORT_ALLOW_NETWORKS", ["10.0.0.0/8", "intranet"], "not an address"),
+    ("AVENUE_URL_IMPORT_RATE_LIMIT", "often", "AVENUE_URL_IMPORT_RATE_LIMIT")])
+def test_a_malformed_setting_stops_the_start(app_factory, setting, value, words):
+    with pytest.raises(RuntimeError, match=words):
+        app_factory(**{setting: value})
