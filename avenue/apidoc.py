@@ -25,9 +25,11 @@ from avenue.builder.service import (
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
+from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
 from avenue.media import FALLBACKS, FORMATS, OFFERED
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
+from avenue.urlfetch import MAX_URL_LENGTH
 
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
 
@@ -86,7 +88,9 @@ ERROR_MEANINGS = {
     431: "Header fields larger or more than the app server takes.",
     460: "A tus PATCH whose bytes do not match its Upload-Checksum (nothing of it was kept).",
     501: "A Transfer-Encoding other than chunked (the app server's own answer).",
+    502: "A URL import whose server could not be reached or answered an error, or redirected too often.",
     503: "Database down or the server busy; Retry-After says when to try again.",
+    504: "A URL import whose fetch did not end within AVENUE_URL_IMPORT_SECONDS.",
 }
 
 # What any request can get, whatever its operation, so every operation lists it: the app
@@ -644,6 +648,51 @@ def _zip_import(summary: str, tag: str, roles: str) -> Schema:
     return operation
 
 
+# Imports from a URL (avenue/bulk/urls.py, the guard avenue/urlfetch.py; docs/api.md "Imports
+# from a URL"): what a refused URL answers, besides the body's own 400s.
+URL_REFUSALS = (400, 403, 413, 415, 422, 429, 502, 504)
+URL = {"type": "string", "minLength": 1, "maxLength": MAX_URL_LENGTH, "examples": ["https://cdn.supplier.example/a.jpg"],
+       "description": "http or https; fetched by the server through the SSRF guard (docs/security.md)."}
+URL_CODES = ("bad_url (400), url_import_disabled (403), too_large (413), not_an_image (415; the upload's own "
+             "unsupported_type too), host_not_allowed and forbidden_address (422), rate_limited (429), "
+             "fetch_failed, http_error and too_many_redirects (502), timeout (504)")
+URL_REPORT: Schema = {
+    "type": "object", "required": ["complete", "counts", "rows"],
+    "properties": {
+        "complete": {"type": "boolean", "description": "False when AVENUE_URL_IMPORT_MAX_SECONDS passed: the "
+                                                       "rows not_imported are imported by sending the CSV "
+                                                       "again."},
+        "counts": {"type": "object", "required": list(URL_OUTCOMES),
+                   "properties": {outcome: {"type": "integer", "minimum": 0} for outcome in URL_OUTCOMES}},
+        "rows": {"type": "array", "items": {
+            "type": "object", "required": ["line", "sku", "url", "outcome"],
+            "properties": {
+                "line": {"type": "integer", "minimum": 1, "description": "The row's line in the CSV."},
+                "sku": {"type": "string"}, "url": {"type": "string"},
+                "outcome": {"enum": list(URL_OUTCOMES)},
+                "id": {**OBJECT_ID, "description": "imported: the image added."},
+                "image": {**_ref("Image"), "description": "imported: the image as the product shows it."},
+                "reason": {"type": "string", "description": "not_imported: deadline."},
+                "status": {"type": "integer", "description": "refused: what a single import of it would "
+                                                             "have answered."},
+                "code": {"type": "string", "description": "refused: " + URL_CODES + ", bad_row, or the "
+                                                          "upload's own refusal."},
+                "message": {"type": "string"}}}},
+    },
+}
+
+
+CSV_BODY: Schema = {"required": True, "content": {
+    "text/csv": {"schema": {"type": "string"}},
+    MULTIPART: {"schema": {"type": "object", "properties": {"file": ONE_FILE}, "required": ["file"]}}}}
+#: What adding images to a product answers: the product and the images added.
+PRODUCT_ADDED: Schema = {"type": "object", "required": ["product", "added"], "properties": {
+    "product": _ref("Product"), "added": {"type": "array", "items": {"allOf": [
+        _ref("Image"), {"type": "object", "properties": {
+            "near_duplicates": {"type": "array", "items": _ref("NearDuplicate"),
+                                "description": "Product images that look like it, nearest first (left out "
+                                               "when the lookup failed or was late: ask "
+                                               "…/{image_id}/near-duplicates)."}}}]}}}}
 PRODUCT_PHOTO_REPLACE, PRODUCT_PHOTO_FOCAL = _replace_ops(
     "The product.", "same id and place on the product", _ref("Product"), tag="shop", roles="admin")
 MEDIA_REPLACE, MEDIA_FOCAL = _replace_ops(
@@ -1013,6 +1062,12 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
     "/api/builder/import-zip": {"post": _zip_import(
         "Import every image of a zip into the library, each in its folder from the archive.",
         "builder", "editor, admin")},
+    "/api/shop/import-urls": {"post": {**_op(
+        "Add images to products from a CSV of sku,url rows (the body as text/csv, or the multipart file "
+        "`file`): each row's image fetched by the server and added to its product, row by row; the report "
+        "says what became of every row.",
+        {"200": _json(URL_REPORT, "Every row and what became of it."), **_errors(403, 415, 429)},
+        security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"), "requestBody": CSV_BODY}},
     "/api/shop/temp-images": {"post": _op(
         "Upload photos before their product exists; unclaimed ones expire. Private to the uploader: "
         "their URLs are signed (unsigned: 404) and served Cache-Control: private.",
@@ -1025,17 +1080,20 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
     "/api/shop/products/{sku}/images": {
         "parameters": [_path("sku", {"type": "string"})],
         "post": _op("Add images to a product (all or nothing, within its limit).",
-                    {"201": _json({"type": "object", "required": ["product", "added"], "properties": {
-                        "product": _ref("Product"), "added": {"type": "array", "items": {"allOf": [
-                            _ref("Image"), {"type": "object", "properties": {
-                                "near_duplicates": {"type": "array", "items": _ref("NearDuplicate"),
-                                                    "description": "Product images that look like it, "
-                                                                   "nearest first (left out when the "
-                                                                   "lookup failed or was late: ask "
-                                                                   "…/{image_id}/near-duplicates)."}}}]}}}},
-                        "Added, each with its look-alikes."), **_errors(404, 409)},
+                    {"201": _json(PRODUCT_ADDED, "Added, each with its look-alikes."), **_errors(404, 409)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                     body=_multipart({"images": IMAGE_FILES}, ["images"])),
+    },
+    "/api/shop/products/{sku}/images/import-url": {
+        "parameters": [_path("sku", {"type": "string"})],
+        "post": _op("Add the image at a URL to a product: the server fetches it through the SSRF guard "
+                    "and adds it as an upload would (200 with added empty when the product already has it). "
+                    "Refusals: " + URL_CODES + ".",
+                    {"201": _json(PRODUCT_ADDED, "Added."), "200": _json(PRODUCT_ADDED, "Already there."),
+                     **_errors(404, 409, *URL_REFUSALS)},
+                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
+                    body=_body({"type": "object", "required": ["url"], "additionalProperties": False,
+                                "properties": {"url": URL}})),
     },
     "/api/shop/products/{sku}/images/{image_id}": {
         "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
@@ -1105,6 +1163,18 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                               "refers to. A page may then hold fewer than per_page items (the used ones "
                               "are left out); go on with next; total counts the candidates."))),
     },
+    "/api/builder/media/import-url": {"post": _op(
+        "Add the image at a URL to the library: the server fetches it through the SSRF guard and stores it "
+        "as an upload with the same alt, folder and tags would be (200 when the same image is already "
+        "there). Refusals: " + URL_CODES + ".",
+        {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
+         **_errors(409, *URL_REFUSALS)},
+        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+        body=_body({"type": "object", "required": ["url"], "additionalProperties": False, "properties": {
+            "url": URL, "alt": {"type": ["string", "null"], "maxLength": MAX_ALT_LENGTH},
+            "folder": {**FOLDER, "type": ["string", "null"]},
+            "tags": {"anyOf": [{"type": "array", "items": TAG}, {"type": "string"}, {"type": "null"}],
+                     "description": "A list, or comma-separated."}}}))},
     "/api/builder/media/bulk": {"post": _op(
         f"Move, tag, untag, delete or restore many library images in one call: up to {MAX_BULK_IDS} ids, "
         f"or every image a filter of the list selects, {MAX_BULK_IDS} a call (go on with after=next). "

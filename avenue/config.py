@@ -162,6 +162,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AVENUE_ZIP_MAX_RATIO", 100),
     Setting("AVENUE_ZIP_MAX_SECONDS", 60, minimum=1),
     Setting("AVENUE_TEMP_IMAGE_TTL_SECONDS", DAY),
+    # Imports from a URL (avenue/urlfetch.py, avenue/bulk/): on or off; only these hosts
+    # (empty: any; `.example.com`: any name under it); networks trusted although not public
+    # (a supplier on the internal network); the ports fetched (empty: any); one URL's whole
+    # fetch, redirects included; the redirects followed; URLs fetched per user; a CSV's rows,
+    # and how long a CSV import may start new rows.
+    Setting("AVENUE_URL_IMPORT", True),
+    Setting("AVENUE_URL_IMPORT_HOSTS", []),
+    Setting("AVENUE_URL_IMPORT_ALLOW_NETWORKS", []),
+    Setting("AVENUE_URL_IMPORT_PORTS", "80,443", clean=str.strip),
+    Setting("AVENUE_URL_IMPORT_SECONDS", 20, minimum=1),
+    Setting("AVENUE_URL_IMPORT_MAX_REDIRECTS", 5, minimum=0),
+    Setting("AVENUE_URL_IMPORT_RATE_LIMIT", "60/minute;600/hour"),
+    Setting("AVENUE_URL_IMPORT_MAX_ROWS", 500, minimum=1),
+    Setting("AVENUE_URL_IMPORT_MAX_SECONDS", 60, minimum=1),
     # Resumable uploads (avenue/tus/): an unfinished one expires this long after its creation
     # (gc removes its bytes), and one PATCH carries at most this many bytes (413 past it). The
     # default takes a whole photo in one PATCH, as tus clients send by default (tus-js-client's

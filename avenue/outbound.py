@@ -11,6 +11,11 @@ read of the answer, and refuses to go on once it has passed. Only the name looku
 it (``getaddrinfo`` takes no timeout); behind an HTTP proxy, the handshake after the proxy's
 CONNECT answer waits at most what was left when the connection was made.
 
+A URL import (:mod:`avenue.urlfetch`) must connect to the very address it checked, not to
+whatever a second name lookup answers: :func:`pinned` opens one request to addresses given
+by the caller (no lookup), while the Host header, TLS SNI and the certificate check stay the
+URL's host's, under the same deadline, and follows no redirect (its caller checks each one).
+
 The app's webhooks sign each body with a key the receiver shares:
 ``X-Avenue-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`` with the Unix time in
 ``X-Avenue-Timestamp``, so a receiver can check the sender and refuse replays.
@@ -24,10 +29,12 @@ import hmac
 import http.client
 import io
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,6 +132,8 @@ class _Bounded(http.client.HTTPConnection):
     """A connection whose every step waits at most what is left of ``deadline``."""
 
     deadline: Deadline
+    #: Where to connect instead of looking the host up (:func:`pinned`); empty: the host.
+    addresses: Sequence[str] = ()
 
     def bound(self, deadline: Deadline) -> None:
         self.deadline = deadline
@@ -136,9 +145,26 @@ class _Bounded(http.client.HTTPConnection):
 
     def _connect(self, address: tuple[str, int], timeout: Any = None,
                  source_address: tuple[str, int] | None = None) -> socket.socket:
-        sock = socket.create_connection(address, self.deadline.left(), source_address)
-        sock.settimeout(self.deadline.left())
-        return sock
+        if not self.addresses:
+            sock = socket.create_connection(address, self.deadline.left(), source_address)
+            sock.settimeout(self.deadline.left())
+            return sock
+        # Pinned: each checked address in turn (a numeric host: create_connection looks
+        # nothing up), the next one only when this one cannot be connected to.
+        failure: OSError | None = None
+        for pinned_address in self.addresses:
+            try:
+                sock = socket.create_connection((pinned_address, address[1]), self.deadline.left(),
+                                                source_address)
+            except TimeoutError:
+                raise
+            except OSError as error:
+                failure = error
+                continue
+            sock.settimeout(self.deadline.left())
+            return sock
+        assert failure is not None
+        raise failure
 
     def send(self, data: Any) -> None:
         """Each write of the request within what is left (``sendall`` counts its whole time)."""
@@ -175,3 +201,55 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
 
     def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
         return self.do_open(functools.partial(_HTTPSConnection, deadline=self.deadline), req)
+
+
+class BodyTooLarge(ValueError):
+    """An answer's body is longer than the caller takes (declared, or found while reading)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is longer than {limit} bytes")
+        self.limit = limit
+
+
+def tls_context() -> ssl.SSLContext:
+    """A pinned HTTPS request's TLS context: the system's CAs, the host's name checked (a test
+    replaces it with one trusting its own certificate)."""
+    return ssl.create_default_context()
+
+
+@contextmanager
+def pinned(scheme: str, host: str, port: int, target: str, *, addresses: Sequence[str], deadline: Deadline,
+           headers: Mapping[str, str] | None = None) -> Iterator[http.client.HTTPResponse]:
+    """One GET of ``target`` on ``host``, connected to ``addresses`` (tried in order; never a
+    name looked up again), every step within ``deadline``. The Host header is ``host``'s, and for
+    ``https`` the TLS handshake names ``host`` (SNI) and verifies its certificate for ``host``
+    with the system's CAs. The answer is handed over with its body unread (:func:`read_capped`);
+    a redirect is an answer like another. The connection is closed after the block."""
+    if scheme == "https":
+        connection: _Bounded = _HTTPSConnection(host, port, deadline=deadline, context=tls_context())
+    else:
+        connection = _HTTPConnection(host, port, deadline=deadline)
+    connection.addresses = tuple(addresses)
+    try:
+        connection.request("GET", target, headers=dict(headers or {}))
+        yield connection.getresponse()
+    finally:
+        connection.close()
+
+
+def read_capped(response: http.client.HTTPResponse, limit: int, piece: int = 64 * 1024) -> bytes:
+    """The body of ``response``, at most ``limit`` bytes: BodyTooLarge at once when its
+    Content-Length says more, else as soon as more arrives (no Content-Length, chunked, or a
+    server sending past what it declared: http.client stops at the declared length).
+    IncompleteRead when the connection ends before the declared length (a cut answer)."""
+    declared = response.getheader("Content-Length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise BodyTooLarge(limit)
+    body = bytearray()
+    while chunk := response.read(min(piece, limit + 1 - len(body))):
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(limit)
+    if declared is not None and declared.strip().isdigit() and len(body) < int(declared):
+        raise http.client.IncompleteRead(bytes(body), int(declared) - len(body))  # cut short
+    return bytes(body)

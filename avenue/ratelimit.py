@@ -149,7 +149,8 @@ def init_app(app: Flask) -> None:
 
 LIMIT_SETTINGS = ("AVENUE_LOGIN_RATE_LIMIT", "AVENUE_LOGIN_ACCOUNT_LIMIT",
                   "AVENUE_LOGIN_ADDRESS_LIMIT", "AVENUE_UPLOAD_RATE_LIMIT", "AVENUE_UPLOAD_LINK_GUESS_LIMIT",
-                  "AVENUE_RENDER_ADDRESS_LIMIT", "AVENUE_RENDER_INSTANCE_LIMIT")
+                  "AVENUE_RENDER_ADDRESS_LIMIT", "AVENUE_RENDER_INSTANCE_LIMIT",
+                  "AVENUE_URL_IMPORT_RATE_LIMIT")
 #: What the per-instance limit of cold renders counts under: this host (its workers share it).
 INSTANCE = socket.gethostname() or "instance"
 

@@ -1,24 +1,33 @@
 """HTTP views of the zip import: ``POST /api/builder/import-zip`` (the library, editors) and
-``POST /api/shop/import-zip`` (products, admins), the same roles as a single upload there."""
+``POST /api/shop/import-zip`` (products, admins), the same roles as a single upload there; and
+of the imports from a URL (avenue/bulk/urls.py): ``POST /api/builder/media/import-url``
+(editors), ``POST /api/shop/products/<sku>/images/import-url`` and ``POST /api/shop/import-urls``
+(a CSV of sku,url rows; admins)."""
 
 from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bson import ObjectId
 from flask import Blueprint, Response, current_app, jsonify, request
+from flask.sansio.blueprints import BlueprintSetupState
 
 from avenue import audit
-from avenue.auth import require, require_role
-from avenue.bulk import service
+from avenue.auth import edits_images, require, require_role
+from avenue.builder import service as builder
+from avenue.bulk import service, urls
 from avenue.bulk.archive import Archive, ZipLimits
 from avenue.db import get_db
-from avenue.errors import BadRequest, ServerBusy, UnsupportedImage
-from avenue.http import zip_archive
-from avenue.media import limits_from_config
-from avenue.ratelimit import limit_uploads
+from avenue.errors import BadRequest, Forbidden, ServerBusy, UnsupportedImage
+from avenue.http import json_body, zip_archive
+from avenue.media import BUILDER, PRODUCTS, Near, UrlSigner, limits_from_config, signer_from_config
+from avenue.ratelimit import hit, limit_uploads
+from avenue.shop import service as shop
+from avenue.urlfetch import Fetched, Policy, fetch_image, parse_hosts, parse_networks, parse_ports
 
 bp = Blueprint("bulk", __name__, url_prefix="/api")
 
@@ -94,3 +103,151 @@ def _read_body() -> io.BytesIO:
         raise BadRequest("The body is empty; send the zip archive.", code="invalid_zip")
     body.seek(0)
     return body
+
+
+# --- imports from a URL ----------------------------------------------------------------------
+
+CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv"})
+clock = time.monotonic  # a CSV import's deadline's clock (a test moves it)
+LIBRARY_FIELDS = ("url", "alt", "folder", "tags")
+
+
+def url_policy(config: Mapping[str, Any]) -> Policy:
+    """What a URL import may fetch, from the app's configuration (ValueError when a setting is
+    malformed: checked as the app starts, below)."""
+    return Policy(max_bytes=config["AVENUE_MAX_UPLOAD_BYTES"], seconds=config["AVENUE_URL_IMPORT_SECONDS"],
+                  max_redirects=config["AVENUE_URL_IMPORT_MAX_REDIRECTS"],
+                  hosts=parse_hosts(config["AVENUE_URL_IMPORT_HOSTS"]),
+                  ports=parse_ports(config["AVENUE_URL_IMPORT_PORTS"]),
+                  networks=parse_networks(config["AVENUE_URL_IMPORT_ALLOW_NETWORKS"]))
+
+
+@bp.record_once
+def _check_url_settings(state: BlueprintSetupState) -> None:
+    """A malformed AVENUE_URL_IMPORT_* setting stops the start, not the first import."""
+    try:
+        url_policy(state.app.config)
+    except ValueError as error:
+        raise RuntimeError(f"AVENUE_URL_IMPORT_PORTS / _ALLOW_NETWORKS: {error}") from None
+
+
+def _fetcher() -> urls.Fetch:
+    """The configured fetch (403 ``url_import_disabled`` when AVENUE_URL_IMPORT is off)."""
+    config = current_app.config
+    if not config["AVENUE_URL_IMPORT"]:
+        raise Forbidden("Importing images from a URL is turned off here (AVENUE_URL_IMPORT).",
+                        code="url_import_disabled")
+    policy = url_policy(config)
+
+    def fetch(url: object) -> Fetched:
+        return fetch_image(url, policy)
+    return fetch
+
+
+def _admit() -> None:
+    """One URL counted against the caller's AVENUE_URL_IMPORT_RATE_LIMIT (429 past it)."""
+    limit = current_app.config["AVENUE_URL_IMPORT_RATE_LIMIT"]
+    hit("url-import", limit, require().id, f"Too many images imported from URLs (the limit is {limit}).")
+
+
+def _signer() -> UrlSigner:
+    return signer_from_config(current_app.config, sources=edits_images())
+
+
+def _url_body(allowed: Sequence[str]) -> dict[str, Any]:
+    """The JSON body: ``url`` and the optional ``allowed`` fields (400 otherwise)."""
+    body = json_body()
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise BadRequest(f"Send {', '.join(allowed)} only.", code="unknown_field",
+                         unknown_fields=unknown[:10])
+    for name in ("alt", "folder"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise BadRequest(f"{name} is a string.", code=f"invalid_{name}")
+    tags = body.get("tags")
+    if tags is not None and not isinstance(tags, str) and not (
+            isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
+        raise BadRequest("tags is a list of strings.", code="invalid_tags")
+    return body
+
+
+@bp.post("/builder/media/import-url")
+@require_role("editor")
+@limit_uploads
+def import_url_into_library() -> tuple[Response, int]:
+    """The image at ``url``, fetched by the server, into the library (as an upload with the same
+    ``alt``, ``folder`` and ``tags`` would be): 201 when stored, 200 when already there."""
+    fetch = _fetcher()
+    body = _url_body(LIBRARY_FIELDS)
+    result = urls.into_library(get_db(), body.get("url"), fetch=fetch, admit=_admit, owner=require().id,
+                               limits=limits_from_config(current_app.config), alt=body.get("alt"),
+                               folder=body.get("folder"), tags=body.get("tags"))
+    image = result.image
+    audit.log("builder_media_imported_from_url", bucket=BUILDER, image_id=str(image.id),
+              url=_audited(body["url"]), created=result.created)
+    return jsonify(builder.media_object(get_db(), image, _signer(), near=result.near)), \
+        201 if result.created else 200
+
+
+@bp.post("/shop/products/<sku>/images/import-url")
+@require_role("admin")
+@limit_uploads
+def import_url_onto_product(sku: str) -> tuple[Response, int]:
+    """The image at ``url``, fetched by the server, added to the product: 201 when added, 200
+    when the product already had it (``added`` empty)."""
+    fetch = _fetcher()
+    body = _url_body(("url",))
+    near: dict[ObjectId, Sequence[Near] | None] = {}
+    doc, added = urls.onto_product(get_db(), sku, body.get("url"), fetch=fetch, admit=_admit,
+                                   owner=require().id, settings=_shop_settings(), near=near)
+    audit.log("product_image_imported_from_url", sku=sku, bucket=PRODUCTS, url=_audited(body["url"]),
+              image_ids=[str(ref["id"]) for ref in added])
+    signer = _signer()
+    return jsonify({"product": shop.product_object(doc, signer),
+                    "added": [shop.added_entry(ref, near, signer) for ref in added]}), 201 if added else 200
+
+
+@bp.post("/shop/import-urls")
+@require_role("admin")
+@limit_uploads
+def import_urls_onto_products() -> tuple[Response, int]:
+    """A CSV of sku,url rows (the body as text/csv, or a multipart file ``file``): each row's
+    image fetched and added to its product; the report says what became of every row."""
+    fetch = _fetcher()
+    config = current_app.config
+    rows = urls.parse_csv(_csv_bytes(), config["AVENUE_URL_IMPORT_MAX_ROWS"])
+    until = clock() + config["AVENUE_URL_IMPORT_MAX_SECONDS"]
+    signer = _signer()
+    report = urls.import_rows(get_db(), rows, fetch=fetch, admit=_admit, owner=require().id,
+                              settings=_shop_settings(), describe=lambda ref: shop.image_entry(ref, signer),
+                              deadline_passed=lambda: clock() >= until)
+    summary = report.summary()
+    audit.log("product_images_imported_from_urls", bucket=PRODUCTS, rows=len(rows), **summary["counts"])
+    return jsonify(summary), 200
+
+
+def _audited(url: str) -> str:
+    """The URL as the audit keeps it: without its query string and fragment (a signed URL's
+    token is not kept for a year), at most 500 characters."""
+    return url.split("?", 1)[0].split("#", 1)[0][:500]
+
+
+def _shop_settings() -> shop.Settings:
+    config = current_app.config
+    return shop.Settings(max_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
+                         temp_ttl_seconds=config["AVENUE_TEMP_IMAGE_TTL_SECONDS"],
+                         limits=limits_from_config(config))
+
+
+def _csv_bytes() -> bytes:
+    """The CSV: the body itself (text/csv), or the multipart file ``file``; 415 otherwise."""
+    if request.mimetype == "multipart/form-data":
+        file = request.files.get("file")
+        if file is None:
+            raise BadRequest("Send the CSV as the multipart file 'file'.", code="missing_file")
+        data: bytes = file.read()
+        return data
+    if request.mimetype not in CSV_TYPES:
+        raise UnsupportedImage("Send the CSV as the body with Content-Type: text/csv, or as the multipart "
+                               "file 'file'.", code="csv_expected")
+    return request.get_data()

@@ -53,6 +53,8 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("DELETE", "/api/shop/products/sku-x", ADMIN),
     ("POST", "/api/shop/temp-images", ADMIN),
     ("POST", "/api/shop/import-zip", ADMIN),
+    ("POST", "/api/shop/import-urls", ADMIN),
+    ("POST", "/api/shop/products/sku-x/images/import-url", ADMIN),
     ("POST", "/api/shop/products/sku-x/images", ADMIN),
     ("DELETE", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
     ("PUT", f"/api/shop/products/sku-x/images/{ID}", ADMIN),
@@ -68,6 +70,7 @@ TABLE: list[tuple[str, str, frozenset]] = [
     # --- builder ---
     ("POST", "/api/builder/media", EDITORS),
     ("POST", "/api/builder/import-zip", EDITORS),
+    ("POST", "/api/builder/media/import-url", EDITORS),
     ("GET", "/api/builder/media", EDITORS),
     ("GET", "/api/builder/media/near-duplicates", EDITORS),
     ("POST", "/api/builder/media/bulk", EDITORS),

@@ -425,8 +425,11 @@ def test_every_status_a_probe_of_every_operation_gets_is_documented_and_json():
     uploads = {(op.method, op.path) for op in operations
                if getattr(op.view, "body_limit", None) in ("one_file", "product_files", "zip_archive")
                and getattr(op.view, "required_roles", None)}
-    # A tus upload is counted when it is created (avenue/tus/), not per PATCH of its bytes.
-    limited = uploads | {("POST", "/api/auth/login"), ("POST", "/api/tus")}
+    # A tus upload is counted when it is created (avenue/tus/), not per PATCH of its bytes; the
+    # imports from a URL count as uploads too (their body is JSON or a CSV, not files).
+    url_imports = {("POST", "/api/builder/media/import-url"), ("POST", "/api/shop/import-urls"),
+                   ("POST", "/api/shop/products/{sku}/images/import-url")}
+    limited = uploads | url_imports | {("POST", "/api/auth/login"), ("POST", "/api/tus")}
     assert len(uploads) == 9 and answers.got(429) == limited
     assert answers.got(415) >= {("POST", "/api/shop/temp-images"), ("POST", "/api/uploads")}
 

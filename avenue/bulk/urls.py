@@ -1,0 +1,195 @@
+"""Images imported from URLs the server fetches: one into the builder's library, one onto a
+product, or a CSV of ``sku,url`` rows onto products.
+
+Each URL is fetched by a ``fetch`` callable (the views hand over :func:`avenue.urlfetch.fetch_image`
+under the configured policy: every SSRF guard is there), after ``admit`` counted it against the
+caller's limit; its bytes then go through exactly the service call an upload makes:
+``builder.service.upload_media`` or ``shop.service.add_images``, so validation (type sniffing,
+pixel limits), dedupe, variants, counters and write order are theirs. A refused URL stores
+nothing; nothing here writes a document of its own.
+
+A CSV import goes row by row, like the zip import (:mod:`avenue.bulk.service`): a product is
+looked up before its URL is fetched (an unknown sku is reported, never created, and costs no
+fetch), each row is reported (stored with its image, or refused with a code and message), and
+once ``max_seconds`` passed no row is started (``not_imported``, ``complete`` false); sending
+the same CSV again imports those and reports the others ``already_there`` (a product's images
+are content-addressed). Once the caller's URL limit is used up, the rows left are refused
+``rate_limited`` without a fetch.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from avenue.builder import service as builder
+from avenue.db import Document
+from avenue.errors import AvenueError, BadRequest, RateLimited
+from avenue.media import Limits, Near, Stored, Upload
+from avenue.metrics import count_upload
+from avenue.shop import service as shop
+from avenue.urlfetch import Fetched, FetchRefused
+
+#: A URL's bytes, or FetchRefused (avenue/urlfetch.py fetch_image under the app's policy).
+Fetch = Callable[[object], Fetched]
+#: Counts one URL against the caller's limit; RateLimited once it is used up.
+Admit = Callable[[], None]
+#: An added product image's reference as the answer shows it.
+Describe = Callable[[dict[str, Any]], dict[str, Any]]
+
+IMPORTED, ALREADY_THERE, UNKNOWN_SKU, REFUSED, NOT_IMPORTED = (
+    "imported", "already_there", "unknown_sku", "refused", "not_imported")
+OUTCOMES = (IMPORTED, ALREADY_THERE, UNKNOWN_SKU, REFUSED, NOT_IMPORTED)
+HEADER = ["sku", "url"]
+
+
+def into_library(db: Database[Document], url: object, *, fetch: Fetch, admit: Admit, owner: str,
+                 limits: Limits, alt: str | None = None, folder: str | None = None,
+                 tags: list[str] | str | None = None) -> Stored:
+    """Fetch ``url`` and store it in the library as an upload with these labels would be."""
+    admit()
+    fetched = _fetch(fetch, url)
+    return builder.upload_media(db, Upload(fetched.filename, fetched.data), owner=owner, alt=alt,
+                                limits=limits, folder=folder, tags=tags)
+
+
+def onto_product(db: Database[Document], sku: str, url: object, *, fetch: Fetch, admit: Admit, owner: str,
+                 settings: shop.Settings, near: dict[ObjectId, Sequence[Near] | None] | None = None,
+                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fetch ``url`` and add it to the product (404 before any fetch when there is none): the
+    product and the references added (none: it already had this image)."""
+    shop.get_product(db, sku)
+    admit()
+    fetched = _fetch(fetch, url)
+    return shop.add_images(db, sku, [Upload(fetched.filename, fetched.data)], owner=owner, settings=settings,
+                           near=near)
+
+
+# --- a CSV of sku,url rows -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the CSV: its line, and its sku and URL (empty when missing)."""
+
+    line: int
+    sku: str
+    url: str
+    extra: bool = False  # more than two non-empty fields
+
+
+def parse_csv(data: bytes, max_rows: int) -> list[Row]:
+    """The rows of a ``sku,url`` CSV (UTF-8; an optional ``sku,url`` header; blank lines
+    skipped). 400 ``invalid_csv`` when it is not one or has no row, 400 ``too_many_rows`` past
+    ``max_rows`` (nothing is imported then)."""
+    try:
+        text = data.decode("utf-8-sig")
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+    except (UnicodeDecodeError, csv.Error):
+        raise BadRequest("Send a UTF-8 CSV of sku,url rows.", code="invalid_csv") from None
+    rows: list[Row] = []
+    for number, fields in enumerate(lines, 1):
+        cells = [cell.strip() for cell in fields]
+        if not any(cells):
+            continue
+        if not rows and [cell.lower() for cell in cells[:2]] == HEADER and not any(cells[2:]):
+            continue
+        cells += ["", ""]
+        rows.append(Row(number, cells[0], cells[1], extra=any(cells[2:])))
+        if len(rows) > max_rows:
+            raise BadRequest(f"The CSV has more than {max_rows} rows; send it in parts.",
+                             code="too_many_rows", max_rows=max_rows)
+    if not rows:
+        raise BadRequest("The CSV has no sku,url row.", code="invalid_csv")
+    return rows
+
+
+@dataclass
+class Report:
+    """What a CSV import did, row by row, and its counts."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, row: Row, outcome: str, **details: Any) -> None:
+        self.rows.append({"line": row.line, "sku": row.sku, "url": row.url, "outcome": outcome,
+                          **{key: value for key, value in details.items() if value is not None}})
+
+    def refused(self, row: Row, error: AvenueError) -> None:
+        self.add(row, REFUSED, status=error.status, code=error.code, message=error.message)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for row in self.rows:
+            counts[row["outcome"]] += 1
+        return counts
+
+    def summary(self) -> dict[str, Any]:
+        counts = self.counts
+        return {"complete": not counts[NOT_IMPORTED], "counts": counts, "rows": self.rows}
+
+
+def import_rows(db: Database[Document], rows: Sequence[Row], *, fetch: Fetch, admit: Admit, owner: str,
+                settings: shop.Settings, describe: Describe, deadline_passed: Callable[[], bool]) -> Report:
+    """Each row's URL onto its product, one at a time, as :func:`onto_product` would; the
+    report says what became of every row."""
+    report = Report()
+    known: dict[str, bool] = {}
+    limited: RateLimited | None = None
+    for row in rows:
+        if deadline_passed():
+            report.add(row, NOT_IMPORTED, reason="deadline")
+            continue
+        if not row.sku or not row.url or row.extra:
+            report.refused(row, BadRequest("A row is sku,url: two fields, neither empty.", code="bad_row"))
+            continue
+        if row.sku not in known:
+            try:
+                shop.get_product(db, row.sku)
+                known[row.sku] = True
+            except shop.ProductNotFound:
+                known[row.sku] = False
+        if not known[row.sku]:  # reported, never created: a product needs a name and a price
+            report.add(row, UNKNOWN_SKU)
+            continue
+        if limited is not None:
+            report.refused(row, limited)
+            continue
+        try:
+            admit()
+        except RateLimited as error:
+            limited = error
+            report.refused(row, error)
+            continue
+        try:
+            _, added = shop.add_images(db, row.sku, [Upload(*_fetched(fetch, row.url))], owner=owner,
+                                       settings=settings)
+        except AvenueError as error:
+            report.refused(row, error)
+            continue
+        if added:
+            report.add(row, IMPORTED, id=str(added[0]["id"]), image=describe(added[0]))
+        else:
+            report.add(row, ALREADY_THERE)
+    return report
+
+
+def _fetched(fetch: Fetch, url: str) -> tuple[str, bytes]:
+    fetched = _fetch(fetch, url)
+    return fetched.filename, fetched.data
+
+
+def _fetch(fetch: Fetch, url: object) -> Fetched:
+    """``fetch(url)``; a refused URL is counted as an upload refused with its code (avenue_uploads,
+    as the store counts the refusals of the bytes it is given)."""
+    try:
+        return fetch(url)
+    except FetchRefused as error:
+        count_upload(error.code, None)
+        raise
