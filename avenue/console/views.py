@@ -8,7 +8,9 @@ whose every call would be refused.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
@@ -85,8 +87,17 @@ def product(sku: str) -> ResponseReturnValue:
 
 @bp.get("/library")
 def library() -> ResponseReturnValue:
-    """Editors and admins: the website builder's media library."""
-    return _screen("library", "console/library.html")
+    """Editors and admins: the website builder's media library, and the storefront's client
+    hints recipe (docs/media.md, "Client hints") for the origin its images are served from."""
+    return _screen("library", "console/library.html", media_origin=media_origin())
+
+
+def media_origin() -> str:
+    """Where a storefront loads images from: ``AVENUE_MEDIA_BASE_URL`` (a CDN or media host)
+    when set, else this server."""
+    base = str(current_app.config.get("AVENUE_MEDIA_BASE_URL") or request.host_url).rstrip("/")
+    parts = urlsplit(base)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else base
 
 
 @bp.get("/uploads")

@@ -347,6 +347,34 @@ def test_an_editor_uploads_an_svg_logo_and_the_library_shows_its_thumbnail(live,
     assert b"<script" not in original.body() and colour.encode() in original.body()
 
 
+def test_the_library_gives_the_client_hints_recipe_and_chromium_follows_it(live, open_as):
+    page = open_as("editor", width=1280)
+    page.goto("/console/library")
+    origin = page.evaluate("() => location.origin")
+    recipe = page.get_by_label("In the storefront page's <head>, then an image").input_value()
+    assert f"sec-ch-width {origin}; sec-ch-viewport-width {origin}; sec-ch-dpr {origin}" in recipe
+    assert f'src="{origin}/media/builder/<image id>/w_auto"' in recipe
+    # The recipe as a storefront would paste it, around a 4000 px photo: Chromium sends the
+    # slot's width (33vw of 1280 px: 422 device pixels) and gets the ladder step that covers it,
+    # not the 800 px default a browser without hints gets.
+    photo = (IMAGES / "good" / "photo_12mp.jpg").read_bytes()
+    token = page.request.get("/api/auth/csrf").json()["csrf_token"]  # as the console's fetches send it
+    answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": token}, multipart={
+        "file": {"name": "hints.jpg", "mimeType": "image/jpeg", "buffer": photo + uuid.uuid4().bytes}})
+    assert answer.status == 201, answer.text()
+    image = answer.json()
+    html = (recipe.replace("<image id>", image["id"]).replace("<width>", str(image["width"]))
+            .replace("<height>", str(image["height"])).replace("<alt text>", "A photo"))
+    page.route(f"{origin}/storefront", lambda route: route.fulfill(
+        status=200, content_type="text/html", body=f"<!doctype html><html><head>{html.splitlines()[0]}</head>"
+                                                    f"<body>{html.splitlines()[1]}</body></html>"))
+    page.goto(f"{origin}/storefront")
+    page.wait_for_function("() => document.querySelector('img').complete "
+                           "&& document.querySelector('img').naturalWidth > 0")
+    drawn = page.evaluate("() => document.querySelector('img').naturalWidth")
+    assert 422 <= drawn < 800, drawn
+
+
 def test_the_grids_load_renditions_that_fit_their_cells_as_avif(live, open_as):
     """The library, a product's photos and the uploads draw each photo from the rendition on
     the width ladder that fits its cell (sizes="auto": the cell's own width), in AVIF (this
