@@ -134,14 +134,14 @@ def worker_exit(server, worker):
     app = getattr(worker, "wsgi", None)
     since = getattr(worker, "stopping_since", None)  # avenue/server.py; None: it did not stop gracefully
     if "avenue.mongo" in getattr(app, "extensions", {}) and since is not None:
-        from avenue.media import finish_after_answer
+        from avenue.media.serve.route import finish_after_answer
 
         left = worker.cfg.graceful_timeout - (time.monotonic() - since) - EXIT_MARGIN_SECONDS
         if not finish_after_answer(left):
             worker.log.warning("stopping: variants rendered after answers are left for their first GET")
     FRONT_DOOR.fold()
     if "avenue.mongo" in getattr(app, "extensions", {}):
-        from avenue.media import flush_deliveries
+        from avenue.media.serve.route import flush_deliveries
 
         try:
             flush_deliveries(app)

@@ -63,6 +63,12 @@ def register_extensions(app: Flask) -> None:
     from avenue import audit, cdn, links, media, monitoring, ratelimit, security
     from avenue.auth import access
     from avenue.builder.references import PageReferences
+
+    # The media package's wiring, named by the media-interface contract: its route, its
+    # indexes and the registry of who refers to images.
+    from avenue.media import references as media_references
+    from avenue.media.serve import route as media_route
+    from avenue.media.store import indexes as media_indexes
     from avenue.shop.references import ProductReferences
 
     cdn.init_app(app)  # before the indexes: a configured hook needs its outbox's
@@ -70,7 +76,8 @@ def register_extensions(app: Flask) -> None:
     monitoring.parse_thresholds(app.config["AVENUE_ALERT_THRESHOLDS"])  # a bad value fails here, at start
     history_days = app.config.get("AVENUE_HISTORY_RETENTION_DAYS", 90)
     delivery_days = app.config.get("AVENUE_DELIVERY_RETENTION_DAYS", 90)
-    db.init_app(app, index_setups=[media.ensure_indexes, lambda d: audit.ensure_retention(d, retention),
+    db.init_app(app, index_setups=[media_indexes.ensure_indexes,
+                                   lambda d: audit.ensure_retention(d, retention),
                                    lambda d: monitoring.ensure_indexes(d, history_days),
                                    lambda d: media.deliveries.ensure_indexes(d, delivery_days),
                                    links.ensure_indexes])
@@ -78,10 +85,11 @@ def register_extensions(app: Flask) -> None:
     ratelimit.init_app(app)
     # Unsigned renders of renditions not stored yet are limited per address and instance;
     # logged-in editors are never counted (avenue/ratelimit.py cold_render_gate).
-    media.init_app(app, database=lambda: db.get_mongo(app).db, baseline_headers=security.baseline_headers,
-                   admit_unsigned_render=ratelimit.cold_render_gate(access.is_media_editor))
+    media_route.init_app(app, database=lambda: db.get_mongo(app).db,
+                         baseline_headers=security.baseline_headers,
+                         admit_unsigned_render=ratelimit.cold_render_gate(access.is_media_editor))
     # Who refers to an image: products (the shop's) and pages (the builder's).
-    media.register_referrers(app, [ProductReferences, PageReferences])
+    media_references.init_app(app, [ProductReferences, PageReferences])
 
 
 def register_converters(app: Flask) -> None:
@@ -91,25 +99,28 @@ def register_converters(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from avenue import admin, apidoc, auth, builder, console, health, media, scrape, shop, trash, tus, uploads
+    from avenue import admin, apidoc, auth, builder, console, health, scrape, shop, trash, tus, uploads
     from avenue.bulk import bp as zip_import
     from avenue.links import bp as upload_links
+    from avenue.media.serve import route as media_route
     from avenue.ops import redirects
 
-    for blueprint in (media.bp, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp, uploads.bp,
-                      zip_import, tus.bp, upload_links, trash.bp, redirects.bp, console.bp, apidoc.bp):
+    for blueprint in (media_route.bp, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp,
+                      uploads.bp, zip_import, tus.bp, upload_links, trash.bp, redirects.bp, console.bp,
+                      apidoc.bp):
         app.register_blueprint(blueprint)
 
 
 def register_middleware(app: Flask) -> None:
     """WSGI layers around the Flask app, innermost first."""
-    from avenue import media, requestlog
+    from avenue import requestlog
+    from avenue.media.serve import frontdoor
 
     # Cached public media and exact-ETag 304s answered before Flask (avenue/media/serve/frontdoor.py),
     # with an X-Request-ID, counted and logged as Flask's answers are (avenue/requestlog.py).
     logged = app.config.get("AVENUE_ACCESS_LOG", "on") != "off"
     # Also answered by gunicorn's event loop, without a thread, when plain (avenue/server.py).
-    media.install_front_door(app, requestlog.log_front_door_answers if logged else None)
+    frontdoor.install_front_door(app, requestlog.log_front_door_answers if logged else None)
     if app.config.get("AVENUE_PROXY_COUNT"):
         # Outermost: everything inside sees the client address the trusted proxies report.
         count = int(app.config["AVENUE_PROXY_COUNT"])
@@ -173,7 +184,8 @@ def register_background(app: Flask) -> None:
     ``background.start_all(app)`` starts it (gunicorn.conf.py's ``post_worker_init``), so a
     ``flask`` command or a test starts none of it. Nothing here may touch the database, which
     may be down as a worker starts: each piece ensures the indexes on its own thread first."""
-    from avenue import background, cdn, media, monitoring, status
+    from avenue import background, cdn, monitoring, status
+    from avenue.media.serve import route as media_route
     from avenue.ops import budget
     from avenue.readiness import prepare_at_start
     from avenue.tus import collector
@@ -190,9 +202,9 @@ def register_background(app: Flask) -> None:
     # The CDN purge outbox: every worker delivers, each entry claimed by one.
     background.register(app, "cdn-purge", lambda: cdn.start_delivery(app))
     # What each worker served (the renditions' recency), written in batches every 30 s.
-    background.register(app, "media-deliveries", lambda: media.start_delivery_flush(app))
+    background.register(app, "media-deliveries", lambda: media_route.start_delivery_flush(app))
     # The media cache kept current (deletions polled or streamed) whether or not threads are free.
-    background.register(app, "media-deletions-sync", lambda: media.start_deletion_sync(app))
+    background.register(app, "media-deletions-sync", lambda: media_route.start_deletion_sync(app))
     # The renditions' byte budget: every worker runs one, its lease lets one evict at a time.
     budget.budget_from_config(app.config)  # a bad value stops the start, not the worker
     background.register(app, "rendition-budget", lambda: budget.start_budget(app))

@@ -34,7 +34,8 @@ from pymongo.errors import PyMongoError
 from avenue import audit, background
 from avenue.clock import now
 from avenue.db import Document
-from avenue.media import PURGE_OUTBOX, enable_purges
+from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
+from avenue.media.effects.purge import enable as enable_purges
 from avenue.outbound import send, signed_headers
 
 log = logging.getLogger(__name__)

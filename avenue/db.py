@@ -25,7 +25,7 @@ Document = dict[str, Any]
 IndexSetup = Callable[[Database[Document]], None]
 
 # The domain's collections (the GridFS buckets and the media cache's log are the media
-# package's own: ``avenue.media.ensure_indexes``).
+# package's own: ``avenue.media.store.indexes.ensure_indexes``).
 USERS = "users"
 API_TOKENS = "api_tokens"
 AUDIT_LOGS = "audit_logs"

@@ -657,7 +657,7 @@ class GuardedThreadWorker(ThreadWorker):
         # gunicorn's access log and request hooks see only what threads handle, so with the
         # access log on every request goes to a thread, as with GUNICORN_LOOP_MEDIA=0.
         if self.guarded and not self.cfg.accesslog and os.environ.get("GUNICORN_LOOP_MEDIA", "1") != "0":
-            from avenue.media import front_door_of  # here, in the worker: the master never loads the app
+            from avenue.media.serve.frontdoor import front_door_of
 
             front = front_door_of(self.wsgi)
             if front is not None:
@@ -975,7 +975,7 @@ class GuardedThreadWorker(ThreadWorker):
         and response machinery, which cost a front-door answer more than the answer itself
         (a py-spy profile under wrk: gunicorn's parsing, thread hand-off, writing and event
         loop about 70 % of the workers' samples, the front door 15 %). The answer is the front door's own
-        (:meth:`avenue.media.FrontDoor.answer_at_once`: same cache, same headers, same
+        (:meth:`avenue.media.serve.frontdoor.FrontDoor.answer_at_once`: same cache, same headers, same
         conditional logic, counted in the same metrics), framed as gunicorn frames it
         (tests/system/test_server.py compares the bytes). Sent without blocking: what the client does
         not take at once is sent as it reads, under the same idle timeout as a thread's write

@@ -72,8 +72,9 @@ def main() -> int:
 
     from avenue import create_app
     from avenue.db import get_db, get_mongo
-    from avenue.media import PRODUCTS, FrontDoor
+    from avenue.media import PRODUCTS
     from avenue.media.serve import route
+    from avenue.media.serve.frontdoor import FrontDoor
     from avenue.media.store import deliveries as numbers
     from avenue.media.store.originals import store
     from avenue.metrics import FRONT_DOOR

@@ -14,7 +14,7 @@ from werkzeug.test import Client
 
 from avenue import create_app
 from avenue.auth import service
-from avenue.media import FrontDoor
+from avenue.media.serve.frontdoor import FrontDoor
 from tests.support import fixtures, tokens
 from tests.support.client import MEDIA, uploaded
 
@@ -125,7 +125,7 @@ def error_body(response) -> dict:
 
 
 def passed_to_route(app, url: str, headers: dict | None = None) -> list[str]:
-    """The paths the front door (``avenue.media.FrontDoor``) hands on to the route when asked
+    """The paths the front door (``avenue.media.serve.frontdoor.FrontDoor``) hands on to the route when asked
     for ``url``: ``[its path]`` when it leaves the request to the route, ``[]`` when it answers."""
     passed = []
 

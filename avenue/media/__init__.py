@@ -19,9 +19,13 @@ import-linter contract):
   Flask side, reads ``current_app``), ``references`` (the interface the owners of documents
   that use images implement, and the registry the app factory fills).
 
-Nothing outside the package imports a wing's modules (the ``media-interface`` contract):
-ops get what they need beneath the library from here too, ``scan`` as a namespace of indexed
-reads and writes; nothing else reads ``*.files`` or ``*.chunks``.
+Nothing outside the package imports a wing's modules but what the ``media-interface``
+contract (pyproject.toml) names: the app factory, the app server and the CDN hook wire the
+route, the front door, the indexes, the referrers' registry and the purge outbox in; ops and
+status, which work beneath the library (gc, fsck, backup, the sweep, the reports), import
+the submodules they use by their own names (``store.scan``: the indexed reads and writes of
+a bucket's files and chunks; ``effects.counters``; ``store.renditions``; ...). Nothing else
+reads ``*.files`` or ``*.chunks``.
 """
 
 from __future__ import annotations
@@ -29,145 +33,42 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from avenue.media.buckets import (
-    ALIASES,
-    BUCKETS,
-    BUILDER,
-    LEGACY_PREFIX,
-    PRODUCTS,
-    RENDITIONS,
-    STORED,
-    TEMP,
-    TRASH,
-    UPLOADS,
-)
-from avenue.media.effects.counters import count_bucket
-from avenue.media.effects.counters import counters as media_counters
-from avenue.media.effects.counters import of as bucket_counters
-from avenue.media.effects.counters import recount as recount_bucket
+from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.effects.facets import recount as recount_facets
-
-# What the ops commands (gc, fsck, backup, placeholders, import-legacy) do beneath the
-# library: single GridFS files read and deleted, the trash's expired entries, a lost variant
-# rendered again, a worker-cache tombstone, and the ingest steps import-legacy runs on old
-# files. Named here so that nothing outside the package imports a wing's internals.
-from avenue.media.effects.invalidation import invalidate
-from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
-from avenue.media.effects.purge import enable as enable_purges
-from avenue.media.effects.uploads import per_hour as uploads_per_hour
 
 # The image formats' registry (formats.py): what the OpenAPI document says of formats.
 from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.ingest.edits import Box, Edits, check_crop_name, parse_crop, parse_edits
 from avenue.media.ingest.focal import FocalPoint, parse_focal_point
-from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
-from avenue.media.ingest.likeness import compute as compute_likeness
+from avenue.media.ingest.images import Limits
 from avenue.media.ingest.likeness import parse_colour
-from avenue.media.ingest.placeholders import compute as compute_placeholder
-from avenue.media.options import UploadOptions
-from avenue.media.records import Changed, Document, Image, Near, NearGroup, Stored, own_sha256, variant_ids
-from avenue.media.references import IN_BATCH, References, Referrers, referrers, rewrite_lists
-from avenue.media.references import init_app as register_referrers
-from avenue.media.serve.frontdoor import FrontDoor, front_door_of, install_front_door
+from avenue.media.records import Changed, Document, Image, Near, Stored
+from avenue.media.references import IN_BATCH, referrers, rewrite_lists
 from avenue.media.serve.objects import UrlSigner, image_object, near_objects, ref_object
-from avenue.media.serve.route import (
-    bp,
-    finish_after_answer,
-    flush_deliveries,
-    get_cache,
-    init_app,
-    start_deletion_sync,
-    start_delivery_flush,
-)
-
-# ``scan``: ops' reads and writes of a bucket's files and chunks, by name (scan.walk_files, ...).
-from avenue.media.store import deliveries, resumable, scan
-from avenue.media.store.indexes import ensure_indexes
-from avenue.media.store.library import (
-    DELETE_LEASE,
-    Claimant,
-    DeleteLease,
-    Library,
-    Restored,
-    TooManyTags,
-    Trash,
-    Trashed,
-    listed,
-)
-from avenue.media.store.nearby import PENDING_FIELD as NEAR_PENDING
-from avenue.media.store.originals import Upload, dedupe_key, delete_image
-from avenue.media.store.regenerate import regenerate_variants
-from avenue.media.store.renditions import Evicted
-from avenue.media.store.renditions import evict as evict_renditions
-from avenue.media.store.renditions import orphans as rendition_orphans
-from avenue.media.store.renditions import total as rendition_total
-from avenue.media.store.scan import (
-    VARIANT_PATHS,
-    has_chunk_index,
-    originals_flagged,
-    originals_lacking,
-    originals_newest_first,
-    temp_image_counts,
-)
-from avenue.media.store.scan import existing_ids as existing_files
-from avenue.media.store.scan import file as file_doc
-from avenue.media.store.scan import set_metadata as set_file_metadata
-from avenue.media.store.storage import CHUNK_SIZE, delete_file, read_all, read_range
-from avenue.media.store.trash import LISTED as TRASH_LIST
-from avenue.media.store.trash import expired as trash_expired
+from avenue.media.store import deliveries, resumable
+from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
+from avenue.media.store.originals import Upload
 
 __all__ = [
-    "PURGE_OUTBOX", "enable_purges",
-    "ALIASES", "BUCKETS", "BUILDER", "DELETE_LEASE", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP",
-    "UPLOADS",
-    "Changed", "Claimant", "Document", "Image", "DeleteLease", "Library", "Limits", "Stored", "TooManyTags",
-    "Upload", "UploadOptions",
-    "UrlSigner",
+    # The buckets, by their names in the code (buckets.py), and the library's root folder.
+    "ALIASES", "BUCKETS", "BUILDER", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP", "UPLOADS",
+    # A bucket's originals (store/library.py) and the records they answer in (records.py).
+    "Changed", "DeleteLease", "Document", "Image", "Library", "Limits", "Stored", "Upload",
+    # The API's image object and its URLs (serve/objects.py), configured per app below.
+    "UrlSigner", "image_object", "limits_from_config", "ref_object", "signer_from_config",
+    # The image formats' registry (formats.py): what the OpenAPI document says of formats.
     "FALLBACKS", "FORMATS", "OFFERED",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
-    "NEAR_PENDING", "Near", "NearGroup", "near_objects", "compute_likeness", "parse_colour",
-    # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.
-    "FocalPoint", "parse_focal_point",
-    # Non-destructive edits and named crops (ingest/edits.py): validated in one place.
-    "Box", "Edits", "check_crop_name", "parse_crop", "parse_edits",
-    # Deleted media, restorable for AVENUE_TRASH_DAYS (trash.py).
-    "Restored", "STORED", "TRASH", "Trash", "Trashed",
-    # The media route, its WSGI front door and what they are given at start (route.py).
-    "FrontDoor", "front_door_of", "install_front_door", "bp", "get_cache", "init_app",
-    "ensure_indexes", "image_object", "limits_from_config", "ref_object", "signer_from_config",
-    # Who refers to an image: each document owner's References, registered by the app
-    # factory and asked through one Referrers (references.py).
-    "IN_BATCH", "References", "Referrers", "referrers", "register_referrers", "rewrite_lists",
-    # The scanning API ops and status read a bucket with (avenue/media/store/scan.py).
-    "VARIANT_PATHS", "existing_files", "file_doc", "has_chunk_index", "originals_flagged",
-    "originals_lacking",
-    "originals_newest_first", "scan", "set_file_metadata", "temp_image_counts",
-    # Per-bucket counters kept with every write, and their reconciliation (counters.py).
-    "bucket_counters", "count_bucket", "media_counters", "recount_bucket",
-    # Uploads per hour, counted as they are accepted (uploads.py): the dashboard's bars.
-    "uploads_per_hour",
-    # The library's per-folder and per-tag counts, kept with every write (facets.py).
-    "recount_facets",
-    # Beneath the library, for the ops commands.
-    "CHUNK_SIZE", "compute_placeholder", "dedupe_key", "delete_file", "delete_image", "invalidate",
-    "own_sha256", "prepare", "read_all", "read_limited", "read_range", "regenerate_variants",
-    "sanitize_filename", "trash_expired", "variant_ids",
-    # Renditions on request (store/renditions.py): their bucket, gc's orphans in it, their
-    # running total and the byte budget's eviction; every worker's flush of what it served.
-    "Evicted", "RENDITIONS", "evict_renditions", "rendition_orphans", "rendition_total",
-    "flush_deliveries", "start_delivery_flush", "start_deletion_sync",
-    # Uploads' variants rendered after their answer (store/pending.py): a stopping worker finishes them.
-    "finish_after_answer",
-    # Resumable uploads (store/resumable.py): state and bytes as they arrive, for avenue/tus/ and gc.
-    "resumable",
-    # Delivery numbers per image (store/deliveries.py): top, series, last served, retention.
-    "deliveries",
-    # The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
-    "LISTS",
+    "Near", "near_objects", "parse_colour",
+    # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
+    "Box", "Edits", "FocalPoint", "check_crop_name", "parse_crop", "parse_edits", "parse_focal_point",
+    # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py).
+    "Trash", "Trashed",
+    # Who refers to an image: the registry the app factory fills (references.py).
+    "IN_BATCH", "referrers", "rewrite_lists",
+    # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).
+    "deliveries", "resumable",
 ]
-
-LISTS = (listed(UPLOADS), listed(BUILDER), TRASH_LIST)
 
 
 def limits_from_config(config: Mapping[str, Any]) -> Limits:

@@ -20,7 +20,7 @@ from pymongo.database import Database
 from avenue.clock import as_utc, isoformat
 from avenue.errors import BadRequest
 from avenue.indexes import create_missing
-from avenue.media import uploads_per_hour
+from avenue.media.effects.uploads import per_hour as uploads_per_hour
 from avenue.retention import ensure_retention
 
 Document = dict[str, Any]
@@ -108,7 +108,8 @@ def _floor(moment: dt.datetime, width: dt.timedelta) -> dt.datetime:
 def series(db: Database[Document], range_name: str, moment: dt.datetime) -> Document:
     """The samples of the last ``range_name`` as chart points, and uploads per bar.
 
-    Uploads come from the counts kept as each upload is accepted (:func:`avenue.media.uploads_per_hour`),
+    Uploads come from the counts kept as each upload is accepted
+    (:func:`avenue.media.effects.uploads.per_hour`),
     the current hour included; a delete does not take one back. A bar that ended before
     counting began has ``count`` None (not counted, not zero); ``uploads_counted_since`` says
     when it began.

@@ -45,18 +45,12 @@ from avenue import db as database
 from avenue.clock import now
 from avenue.db import Document, shard_key
 from avenue.errors import AvenueError, Conflict
-from avenue.media import (
-    BUCKETS,
-    CHUNK_SIZE,
-    STORED,
-    TRASH,
-    delete_file,
-    ensure_indexes,
-    own_sha256,
-    read_range,
-    referrers,
-    scan,
-)
+from avenue.media import BUCKETS, referrers
+from avenue.media.buckets import STORED, TRASH
+from avenue.media.records import own_sha256
+from avenue.media.store import scan
+from avenue.media.store.indexes import ensure_indexes
+from avenue.media.store.storage import CHUNK_SIZE, delete_file, read_range
 
 FORMAT = "avenue-backup"
 VERSION = 1

@@ -8,7 +8,7 @@ where the lease ``evict-renditions`` (in ``ops_locks``, beside the ops commands'
 taken, so one worker of all instances evicts at a time, and a worker that dies mid-eviction
 frees it when it lapses. A tick reads the running total (one small read) and, when it is
 over the budget, evicts the least recently used renditions down to the budget less the
-margin (``avenue.media.evict_renditions``). An eviction that removed anything is counted in
+margin (``avenue.media.store.renditions.evict``). An eviction that removed anything is counted in
 the metrics (``avenue_renditions_evicted``, ``avenue_rendition_evicted_bytes``), written to
 the audit log (``renditions_evicted``), logged, and kept as the last run of
 ``evict-renditions`` (``ops_runs``: storage-status shows it, ``/metrics`` exports it like gc's).
@@ -30,7 +30,8 @@ from avenue import audit, background, metrics, opsruns
 from avenue.clock import now
 from avenue.db import Document
 from avenue.leases import Lease
-from avenue.media import Evicted, evict_renditions
+from avenue.media.store.renditions import Evicted
+from avenue.media.store.renditions import evict as evict_renditions
 from avenue.ops.lock import COLLECTION
 
 log = logging.getLogger(__name__)

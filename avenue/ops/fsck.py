@@ -23,7 +23,7 @@ removal) against a count of the bucket.
   listed, so their images can be uploaded again); a damaged file that is not an image of
   ours, a damaged rendition on request (rendered again on its next request), or a variant
   whose original is gone: removed;
-- missing indexes: created (``avenue.db.ensure_indexes`` and ``avenue.media.ensure_indexes``);
+- missing indexes: created (``avenue.db.ensure_indexes`` and ``avenue.media.store.indexes.ensure_indexes``);
 - a wrong renditions total: counted again and replaced (``recount_bucket``).
 Nothing is quarantined: a damaged file cannot be served, and its bytes are in the backups.
 Chunks with no files document are not files; ``gc`` collects them.
@@ -47,25 +47,20 @@ from avenue import db as database
 from avenue.clock import as_utc
 from avenue.db import Document
 from avenue.errors import AvenueError
-from avenue.media import (
-    CHUNK_SIZE,
-    RENDITIONS,
-    STORED,
-    Referrers,
-    bucket_counters,
-    count_bucket,
-    delete_file,
-    delete_image,
-    ensure_indexes,
-    has_chunk_index,
-    invalidate,
-    own_sha256,
-    recount_bucket,
-    referrers,
-    regenerate_variants,
-    scan,
-    variant_ids,
-)
+from avenue.media import referrers
+from avenue.media.buckets import RENDITIONS, STORED
+from avenue.media.effects.counters import count_bucket
+from avenue.media.effects.counters import of as bucket_counters
+from avenue.media.effects.counters import recount as recount_bucket
+from avenue.media.effects.invalidation import invalidate
+from avenue.media.records import own_sha256, variant_ids
+from avenue.media.references import Referrers
+from avenue.media.store import scan
+from avenue.media.store.indexes import ensure_indexes
+from avenue.media.store.originals import delete_image
+from avenue.media.store.regenerate import regenerate_variants
+from avenue.media.store.scan import has_chunk_index
+from avenue.media.store.storage import CHUNK_SIZE, delete_file
 
 Progress = Callable[[str, int, int], None]
 

@@ -44,22 +44,15 @@ from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
 from avenue.db import Document
-from avenue.media import (
-    PRODUCTS,
-    RENDITIONS,
-    STORED,
-    TEMP,
-    TRASH,
-    Referrers,
-    delete_file,
-    delete_image,
-    referrers,
-    rendition_orphans,
-    resumable,
-    scan,
-    trash_expired,
-    variant_ids,
-)
+from avenue.media import PRODUCTS, TEMP, referrers, resumable
+from avenue.media.buckets import RENDITIONS, STORED, TRASH
+from avenue.media.records import variant_ids
+from avenue.media.references import Referrers
+from avenue.media.store import scan
+from avenue.media.store.originals import delete_image
+from avenue.media.store.renditions import orphans as rendition_orphans
+from avenue.media.store.storage import delete_file
+from avenue.media.store.trash import expired as trash_expired
 
 DEFAULT_GRACE_SECONDS = 3600
 BATCH = 500

@@ -24,7 +24,10 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.db import Document
-from avenue.media import BUCKETS, NEAR_PENDING, Library, compute_likeness, set_file_metadata
+from avenue.media import BUCKETS, Library
+from avenue.media.ingest.likeness import compute as compute_likeness
+from avenue.media.store.nearby import PENDING_FIELD as NEAR_PENDING
+from avenue.media.store.scan import set_metadata as set_file_metadata
 from avenue.ops.backfill import ProgressFn, originals_flagged_ids, thumbs_lacking
 
 

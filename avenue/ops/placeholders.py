@@ -24,7 +24,10 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.db import Document
-from avenue.media import BUCKETS, Library, Referrers, compute_placeholder, referrers, set_file_metadata
+from avenue.media import BUCKETS, Library, referrers
+from avenue.media.ingest.placeholders import compute as compute_placeholder
+from avenue.media.references import Referrers
+from avenue.media.store.scan import set_metadata as set_file_metadata
 from avenue.ops.backfill import BATCH, ProgressFn, thumbs_lacking
 
 

@@ -29,7 +29,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
-from avenue.media import LEGACY_PREFIX, Document, References
+from avenue.media import LEGACY_PREFIX, Document
+from avenue.media.references import References
 
 log = logging.getLogger(__name__)
 COLLECTION = "status_counters"

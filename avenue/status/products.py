@@ -16,7 +16,9 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.clock import isoformat, now
-from avenue.media import PRODUCTS, Document, media_counters, temp_image_counts
+from avenue.media import PRODUCTS, Document
+from avenue.media.effects.counters import counters as media_counters
+from avenue.media.store.scan import temp_image_counts
 from avenue.status import counters
 
 LIST_LIMIT = 100  # entries per list in a report; counts are always complete

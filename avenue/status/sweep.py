@@ -70,24 +70,14 @@ from avenue.clock import as_utc, isoformat, now
 from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
-from avenue.media import (
-    LEGACY_PREFIX,
-    LISTS,
-    PRODUCTS,
-    RENDITIONS,
-    STORED,
-    VARIANT_PATHS,
-    Document,
-    Image,
-    References,
-    Referrers,
-    existing_files,
-    has_chunk_index,
-    originals_newest_first,
-    recount_bucket,
-    recount_facets,
-    referrers,
-)
+from avenue.media import LEGACY_PREFIX, PRODUCTS, Document, Image, referrers
+from avenue.media.buckets import RENDITIONS, STORED
+from avenue.media.effects.counters import recount as recount_bucket
+from avenue.media.effects.facets import recount as recount_facets
+from avenue.media.references import References, Referrers
+from avenue.media.store.library import LISTS
+from avenue.media.store.scan import VARIANT_PATHS, has_chunk_index, originals_newest_first
+from avenue.media.store.scan import existing_ids as existing_files
 from avenue.paging import build_fences
 from avenue.status import counters
 

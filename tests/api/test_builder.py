@@ -11,7 +11,8 @@ from bson import ObjectId
 
 from avenue.builder import service
 from avenue.errors import AvenueError
-from avenue.media import BUILDER, DELETE_LEASE
+from avenue.media import BUILDER
+from avenue.media.store.library import DELETE_LEASE
 from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, error_body, image_bytes
 from tests.support.client import media_upload as upload
 

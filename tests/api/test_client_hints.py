@@ -9,8 +9,9 @@ import io
 from gunicorn.config import Config
 from PIL import Image
 
-from avenue.media import PRODUCTS, UPLOADS, front_door_of
+from avenue.media import PRODUCTS, UPLOADS
 from avenue.media.buckets import RENDITIONS
+from avenue.media.serve.frontdoor import front_door_of
 from avenue.media.store.originals import store
 from avenue.server import loop_environ
 from tests.helpers import image_bytes

@@ -9,8 +9,9 @@ from bson import ObjectId
 from werkzeug.test import Client
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, FrontDoor, Image
+from avenue.media import BUILDER, PRODUCTS, Image
 from avenue.media.serve import route
+from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.store import deliveries as numbers
 from avenue.media.store.originals import store
 from tests.helpers import image_bytes

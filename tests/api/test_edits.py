@@ -13,8 +13,8 @@ from hashlib import sha256
 import pytest
 from PIL import Image as PILImage
 
-from avenue.media import BUILDER, TRASH, UrlSigner
-from avenue.media.buckets import RENDITIONS
+from avenue.media import BUILDER, UrlSigner
+from avenue.media.buckets import RENDITIONS, TRASH
 from avenue.media.transform import parse
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage

@@ -9,8 +9,10 @@ import threading
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER, recount_bucket, recount_facets
+from avenue.media import BUILDER
 from avenue.media.effects import facets as facets_module
+from avenue.media.effects.counters import recount as recount_bucket
+from avenue.media.effects.facets import recount as recount_facets
 from tests.helpers import image_bytes
 from tests.support.client import MEDIA, uploaded
 

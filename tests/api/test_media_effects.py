@@ -9,9 +9,11 @@ import datetime as dt
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER, PURGE_OUTBOX, UPLOADS, media_counters
+from avenue.media import BUILDER, UPLOADS
 from avenue.media.effects import Changes, FileSet, Tombstone, apply, facets, purge
+from avenue.media.effects.counters import counters as media_counters
 from avenue.media.effects.invalidation import DELETIONS, LOCAL_CACHES
+from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.store import storage
 from avenue.media.store.storage import NewFile
 

@@ -8,9 +8,10 @@ import time
 import pymongo
 import pytest
 
-from avenue.media import UPLOADS, get_cache
+from avenue.media import UPLOADS
 from avenue.media.effects import invalidation
 from avenue.media.effects.invalidation import DELETIONS
+from avenue.media.serve.route import get_cache
 from tests.helpers import Auth, listening, make_app
 from tests.support.client import uploaded
 from tests.support.commands import Matching

@@ -12,18 +12,12 @@ from gunicorn.config import Config
 from PIL import Image
 from werkzeug.test import Client
 
-from avenue.media import (
-    PRODUCTS,
-    UPLOADS,
-    FrontDoor,
-    front_door_of,
-    get_cache,
-    image_object,
-    signer_from_config,
-)
+from avenue.media import PRODUCTS, UPLOADS, image_object, signer_from_config
 from avenue.media import Image as MediaImage
 from avenue.media.effects import invalidation
 from avenue.media.serve.cache import MediaCache
+from avenue.media.serve.frontdoor import FrontDoor, front_door_of
+from avenue.media.serve.route import get_cache
 from avenue.media.store import storage as storage_module
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.storage import read_all

@@ -7,7 +7,8 @@ import ast
 import io
 from pathlib import Path
 
-from avenue.media import BUILDER, TRASH, Library, Upload
+from avenue.media import BUILDER, Library, Upload
+from avenue.media.buckets import TRASH
 from avenue.media.settings import MediaSettings, current
 from tests.helpers import image_bytes
 

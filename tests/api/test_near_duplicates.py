@@ -14,7 +14,8 @@ from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo.errors import ServerSelectionTimeoutError
 
-from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS
+from avenue.media import BUILDER, PRODUCTS, UPLOADS
+from avenue.media.buckets import TRASH
 from avenue.media.store import nearby, originals
 from avenue.ops import backfill as walk
 from avenue.ops import likeness as backfill

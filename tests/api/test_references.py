@@ -7,7 +7,8 @@ from bson import ObjectId
 
 from avenue.builder.references import PageReferences
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, Image, Referrers, referrers
+from avenue.media import BUILDER, PRODUCTS, Image, referrers
+from avenue.media.references import Referrers
 from avenue.media.store.originals import store
 from avenue.shop.references import ProductReferences
 from avenue.status import product_counters

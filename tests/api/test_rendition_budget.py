@@ -17,11 +17,12 @@ import pytest
 from werkzeug.test import Client
 
 from avenue import opsruns
-from avenue.media import PRODUCTS, UPLOADS, FrontDoor
+from avenue.media import PRODUCTS, UPLOADS
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import counters, purge
 from avenue.media.effects.deliveries import Deliveries
 from avenue.media.serve import route
+from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.settings import MediaSettings
 from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
@@ -75,7 +76,7 @@ def true_bytes(db) -> int:
 
 
 def _lease():
-    from avenue.media import DELETE_LEASE
+    from avenue.media.store.library import DELETE_LEASE
 
     return DELETE_LEASE
 
@@ -360,12 +361,12 @@ def test_an_exiting_worker_writes_what_it_noted(app, client, db, monkeypatch, tm
 
 
 def test_an_exiting_worker_whose_flush_fails_still_exits(app, client, monkeypatch, tmp_path):
-    import avenue.media
+    from avenue.media.serve import route
 
     def away(app):
         raise RuntimeError("no database")
 
-    monkeypatch.setattr(avenue.media, "flush_deliveries", away)
+    monkeypatch.setattr(route, "flush_deliveries", away)
     worker_exit(monkeypatch, tmp_path)(app)  # no exception
 
 

@@ -12,9 +12,10 @@ from PIL import Image
 from werkzeug.test import Client
 
 from avenue.clock import as_utc
-from avenue.media import PRODUCTS, UPLOADS, FrontDoor, UrlSigner, signer_from_config
+from avenue.media import PRODUCTS, UPLOADS, UrlSigner, signer_from_config
 from avenue.media.buckets import RENDITIONS
 from avenue.media.serve import route
+from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.serve.signing import sign_rendition
 from avenue.media.settings import MediaSettings
 from avenue.media.store import renditions

@@ -16,8 +16,10 @@ from bson import ObjectId
 from PIL import Image as PILImage
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS, Library, Upload, UrlSigner, recount_bucket
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Upload, UrlSigner
+from avenue.media.buckets import TRASH
 from avenue.media.effects import purge as purge_module
+from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.store import trash as trash_module
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
@@ -99,7 +101,7 @@ def test_old_urls_answer_404_once_the_redirect_window_is_over(client, app, db, e
     lapsed = now() - dt.timedelta(seconds=1)
     db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
                                       {"$set": {"metadata.versions.0.until": lapsed}})
-    from avenue.media import get_cache
+    from avenue.media.serve.route import get_cache
     get_cache(app).evict(BUILDER, [ObjectId(media["id"])])
     assert client.get(media["url"]).status_code == 404
     assert client.get(media["variants"]["thumb"]).status_code == 404

@@ -126,7 +126,8 @@ def test_every_answer_is_given_an_id_counted_and_logged_whichever_path_answers_i
     tests/system/test_metrics_gunicorn.py): N more in the request counter, N distinct ids, N lines."""
     from prometheus_client import REGISTRY
 
-    from avenue.media import front_door_of, get_cache
+    from avenue.media.serve.frontdoor import front_door_of
+    from avenue.media.serve.route import get_cache
     from avenue.metrics import FRONT_DOOR
     from tests.helpers import Auth, form
 

@@ -23,8 +23,9 @@ sys.path.insert(0, "bench")
 import mongomock, pymongo
 import scale
 from avenue.db import get_db, get_mongo
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, media_counters
+from avenue.media import BUILDER, PRODUCTS, UPLOADS
 from avenue.media.effects.counters import count_bucket
+from avenue.media.effects.counters import counters as media_counters
 from avenue.ops.fsck import check
 from avenue.status import reconcile
 from tests.helpers import make_app

@@ -8,9 +8,11 @@ import logging
 import pytest
 from pymongo.errors import OperationFailure
 
-from avenue.media import PRODUCTS, STORED, TRASH, UPLOADS, media_counters
+from avenue.media import PRODUCTS, UPLOADS
+from avenue.media.buckets import STORED, TRASH
 from avenue.media.effects import counters as bucket_counters
 from avenue.media.effects.counters import count_bucket
+from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store.originals import store
 from avenue.status import counters as product_counters
 from avenue.status import reconcile

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 from werkzeug.test import Client
 
-from avenue.media import BUILDER, FrontDoor
+from avenue.media import BUILDER
 from avenue.media.ingest import svg
+from avenue.media.serve.frontdoor import FrontDoor
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support import tus
 from tests.support.client import MEDIA, UPLOADS

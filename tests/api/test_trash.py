@@ -10,7 +10,9 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect, DuplicateKeyError
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, TRASH, UPLOADS, media_counters
+from avenue.media import BUILDER, PRODUCTS, UPLOADS
+from avenue.media.buckets import TRASH
+from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store import trash as trash_module
 from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage

@@ -9,7 +9,8 @@ import io
 
 import pytest
 
-from avenue.media import BUILDER, Library, Upload, UploadOptions
+from avenue.media import BUILDER, Library, Upload
+from avenue.media.options import UploadOptions
 from tests.helpers import image_bytes
 
 

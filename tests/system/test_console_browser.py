@@ -992,7 +992,8 @@ def test_the_ops_dashboard_shows_delivery_numbers_a_chart_and_the_clean_up_list(
 
     from PIL import Image as PILImage
 
-    from avenue.media import BUILDER, flush_deliveries
+    from avenue.media import BUILDER
+    from avenue.media.serve.route import flush_deliveries
     from avenue.media.store.originals import store
 
     def unique_png() -> bytes:  # a fixture's bytes would dedupe to an image earlier tests served
@@ -1165,7 +1166,8 @@ def test_a_library_card_charts_its_images_answers_per_day_with_the_numbers_as_te
 
     from PIL import Image as PILImage
 
-    from avenue.media import BUILDER, flush_deliveries
+    from avenue.media import BUILDER
+    from avenue.media.serve.route import flush_deliveries
     from avenue.media.store.originals import store
 
     out = io.BytesIO()  # bytes of its own: a fixture's would dedupe to an image other tests served

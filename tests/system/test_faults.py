@@ -21,7 +21,7 @@ import pytest
 
 from avenue.builder.references import PageReferences
 from avenue.embedded import EmbeddedServer
-from avenue.media import Referrers
+from avenue.media.references import Referrers
 from avenue.ops.fsck import fsck
 from avenue.ops.gc import collect_garbage
 from avenue.shop.references import ProductReferences

@@ -83,7 +83,7 @@ def test_only_the_media_package_spells_a_buckets_gridfs_collections():
     spellings = Counter({name: len(lines) for name, tree in modules()
                          if not name.startswith("avenue/media/") and name != DECLARED_IN
                          and (lines := gridfs_spellings(tree))})
-    assert dict(spellings) == {}, "ask avenue/media/store/scan.py (avenue.media.scan) instead"
+    assert dict(spellings) == {}, "ask avenue/media/store/scan.py (avenue.media.store.scan) instead"
 
 
 def test_the_gridfs_check_finds_the_media_packages_own_spellings():

@@ -19,7 +19,7 @@ empty one under the fold's lock) and hands it to the sinks the media package reg
 writing its share in a few batched writes: the renditions' ``last_used`` (the recency the
 byte budget evicts by, :mod:`avenue.media.store.renditions`) is one ``update_many`` with
 ``$max`` per minute served and 500 renditions. Each worker flushes every :data:`FLUSH_SECONDS` from a
-background job (:func:`avenue.media.start_delivery_flush`), so N requests for one rendition
+background job (:func:`avenue.media.serve.route.start_delivery_flush`), so N requests for one rendition
 cost at most one write per worker per interval.
 
 Made to carry more than recency: a :class:`Delivered` record holds, per file served, when it

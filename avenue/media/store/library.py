@@ -91,6 +91,11 @@ class BadOrder(BadRequest):
 def listed(bucket: str) -> Listed:
     """The list of a bucket's originals, newest first (what :meth:`Library.page` pages)."""
     return Listed(f"{bucket}.files", ORIGINAL, NEWEST_FIRST, "role_newest")
+
+
+#: The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
+LISTS = (listed(UPLOADS), listed(BUILDER), trash.LISTED)
+
 # The metadata an API may change on a stored original (everything else describes the bytes).
 SETTABLE = frozenset({"alt", "expires_at", "folder", "tags"})
 T = TypeVar("T")
