@@ -128,7 +128,7 @@ def worker_exit(server, worker):
     is left of graceful_timeout since it began stopping: avenue/media/store/pending.py; what is
     left undone, the first GET or fsck --repair renders), count the media front door's last
     answers (avenue/metrics.py), and write the renditions it served since its last flush
-    (avenue/media/effects/deliveries.py)."""
+    (avenue/media/effects/served.py)."""
     from avenue.metrics import FRONT_DOOR
 
     app = getattr(worker, "wsgi", None)

@@ -158,7 +158,7 @@ def drain(pending: collections.deque[T]) -> list[T]:
     a lock-free tally. Request threads only ``append`` (atomic in CPython, no lock); one
     folder at a time ``popleft``s (atomic too), so every item appended is taken exactly once,
     and those appended while it drains are left for the next fold. Shared by the front door's
-    metrics and the media deliveries (:mod:`avenue.media.effects.deliveries`)."""
+    metrics and the media deliveries (:mod:`avenue.media.effects.served`)."""
     take = pending.popleft
     return [take() for _ in range(len(pending))]
 

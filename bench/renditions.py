@@ -3,7 +3,7 @@
 
 Issue 28's target: rendering a 12 MP photo's 800 px wide WebP and AVIF on request takes at
 most 1.25x what bare pyvips takes for the same operation. Ours is
-:func:`avenue.media.ingest.renditions.render_spec` (validation and decode by ``prepare`` at
+:func:`avenue.media.ingest.render.render_spec` (validation and decode by ``prepare`` at
 the scale the rendition needs, the cut around the focal point, Lanczos, then Pillow's
 encoders: WebP q82 method 4, AVIF q64 speed 6). The baseline is what a service built on
 pyvips alone would run: ``thumbnail_buffer`` (shrink-on-load, then resize) and libvips's own
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 import pyvips  # noqa: E402
 from avenue.media.ingest.focal import CENTRE  # noqa: E402
 from avenue.media.ingest.images import Limits  # noqa: E402
-from avenue.media.ingest.renditions import render_spec  # noqa: E402
+from avenue.media.ingest.render import render_spec  # noqa: E402
 from avenue.media.transform import normalise  # noqa: E402
 from tests.support.fixtures import location  # noqa: E402
 

@@ -210,7 +210,7 @@ def test_an_edit_reserves_for_its_crop_not_for_the_whole_picture_turned(monkeypa
 
 
 def test_a_rendition_holds_the_budget_through_its_resize_and_encode(monkeypatch):
-    from avenue.media.ingest import renditions as rendering
+    from avenue.media.ingest import render as rendering
     from avenue.media.ingest.focal import CENTRE
     from avenue.media.transform import parse
 

@@ -20,7 +20,7 @@ from avenue import opsruns
 from avenue.media import PRODUCTS, UPLOADS
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import counters, purge
-from avenue.media.effects.deliveries import Deliveries
+from avenue.media.effects.served import Deliveries
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.settings import MediaSettings

@@ -1,4 +1,4 @@
-"""Rendering a rendition on request (avenue/media/ingest/renditions.py): bytes in, bytes out."""
+"""Rendering a rendition on request (avenue/media/ingest/render.py): bytes in, bytes out."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PIL import Image
 from avenue.media.ingest import images
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.images import Limits
-from avenue.media.ingest.renditions import render_spec
+from avenue.media.ingest.render import render_spec
 from avenue.media.transform import normalise, parse
 from tests.helpers import image_bytes
 
@@ -45,7 +45,7 @@ def test_a_small_rendition_decodes_only_what_it_needs(monkeypatch):
         sizes.append(prepared.pixels.size)
         return prepared
 
-    monkeypatch.setattr("avenue.media.ingest.renditions.prepare", spy)
+    monkeypatch.setattr("avenue.media.ingest.render.prepare", spy)
     render_spec(image_bytes("good/photo_12mp.jpg"), STORED, parse("w_320").spec, "webp", CENTRE)
     assert sizes and sizes[0][0] < 1600 and sizes[0][0] >= 320
 

@@ -12,7 +12,7 @@ The same answers are given by gunicorn's event loop itself when the request is p
 (avenue/server.py): :meth:`FrontDoor.answer_at_once`, which answers only from a cache that
 has nothing to check first, so it never waits on the database.
 
-A rendition answered here is noted as used (:mod:`avenue.media.effects.deliveries`: one
+A rendition answered here is noted as used (:mod:`avenue.media.effects.served`: one
 deque append; the worker folds and writes its notes in batches), exactly as the route
 notes it: the byte budget evicts by that recency.
 
@@ -143,7 +143,7 @@ class FrontDoor:
         data = cache.get_blob(rep.bucket, rep.file_id) if decided.with_body else None
         if decided.with_body and data is None:
             return None
-        if data is not None:  # a HEAD or a 304 is not a delivery (effects/deliveries.py)
+        if data is not None:  # a HEAD or a 304 is not a delivery (effects/served.py)
             note_served(state, bucket, rep, len(data))  # one deque append, never a write here
         return status, decided.headers, [data] if data is not None else []
 

@@ -27,12 +27,12 @@ from avenue.errors import RenditionNotAllowed, ServerBusy, SourceNotAllowed
 from avenue.media import settings
 from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.effects import purge
-from avenue.media.effects.deliveries import FLUSH_SECONDS, Deliveries
 from avenue.media.effects.invalidation import LOCAL_CACHES
+from avenue.media.effects.served import FLUSH_SECONDS, Deliveries
 from avenue.media.formats import EXTENSIONS, opt_ins
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
-from avenue.media.ingest.renditions import Rendered, render_spec
+from avenue.media.ingest.render import Rendered, render_spec
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import SOURCE, Document, MediaDoc
 from avenue.media.serve import signing
@@ -192,7 +192,7 @@ def _app_settings() -> MediaSettings:
 
 def start_delivery_flush(app: Flask) -> background.PeriodicJob:
     """Write what this worker served every ``FLUSH_SECONDS`` from a background job (each app
-    server worker runs one; :mod:`avenue.media.effects.deliveries`)."""
+    server worker runs one; :mod:`avenue.media.effects.served`)."""
     state = get_state(app)
     job = background.PeriodicJob("avenue-media-deliveries", lambda: state.deliveries.flush(state.database()),
                                  every=FLUSH_SECONDS, first_delay=FLUSH_SECONDS,
@@ -419,7 +419,7 @@ def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bo
 def _deliver(state: MediaState, bucket: str, rep: Representation,
              gone: Callable[[], Response] | None = None) -> Response:
     """Send an original, a variant or a rendition and note its delivery (in memory:
-    :mod:`avenue.media.effects.deliveries`); ``gone``: the answer when it was evicted meanwhile
+    :mod:`avenue.media.effects.served`); ``gone``: the answer when it was evicted meanwhile
     (which notes its own delivery)."""
     instead: list[Response] = []
 

@@ -1,7 +1,7 @@
 """Delivery numbers per image: requests and bytes per image per day, by file served, kept in
 ``media_deliveries`` (this module is its one owner).
 
-Every serving path notes what it sent in memory (:mod:`avenue.media.effects.deliveries`:
+Every serving path notes what it sent in memory (:mod:`avenue.media.effects.served`:
 answers with a body only, never a HEAD or a 304); private images (signed URLs only: private
 uploads, temp images) are left out, so no list names their ids or their renditions;
 each worker's flush hands the batch to :func:`record`, which writes it with **one unordered
@@ -45,7 +45,7 @@ from pymongo.database import Database
 from avenue.errors import BadRequest
 from avenue.indexes import create_missing
 from avenue.media.buckets import ALIASES
-from avenue.media.effects.deliveries import Delivered
+from avenue.media.effects.served import Delivered
 from avenue.media.records import Document
 from avenue.retention import ensure_retention
 

@@ -38,7 +38,7 @@ orphans ``gc`` finds with :func:`orphans`.
 The byte budget (``AVENUE_RENDITION_BUDGET_BYTES``): :func:`evict` removes the least recently
 used renditions, in batches, until the bucket is under the budget minus :data:`MARGIN`.
 Recency is ``metadata.last_used``: set when the rendition is stored, then moved forward by
-:func:`record_used`, the sink of every worker's :class:`~avenue.media.effects.deliveries.Deliveries`
+:func:`record_used`, the sink of every worker's :class:`~avenue.media.effects.served.Deliveries`
 (each serving path notes a hit in memory; a flush moves ``last_used`` of every rendition
 served since the last one with a few ``update_many``), so a rendition served only from a
 worker's cache or the front door stays recent.
@@ -70,7 +70,7 @@ from avenue.leases import Lease
 from avenue.media import effects
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import Changes, counters
-from avenue.media.effects.deliveries import Delivered
+from avenue.media.effects.served import Delivered
 from avenue.media.formats import RENDITION_TYPES
 from avenue.media.records import Document, MediaDoc
 from avenue.media.store import claims, storage
@@ -99,7 +99,7 @@ RECENCY = [("metadata.last_used", ASCENDING), ("uploadDate", ASCENDING)]
 
 
 class Encoded(Protocol):
-    """What a renderer gives back (``avenue.media.ingest.renditions.Rendered``)."""
+    """What a renderer gives back (``avenue.media.ingest.render.Rendered``)."""
 
     @property
     def data(self) -> bytes: ...
