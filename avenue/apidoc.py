@@ -367,10 +367,14 @@ SCHEMAS: dict[str, Schema] = {
         "description": "Deleted media, restorable until purge_after (AVENUE_TRASH_DAYS); never served.",
     },
     "DeliveredImage": {
-        "type": "object", "required": ["bucket", "image", "requests", "bytes"],
+        "type": "object", "required": ["bucket", "image", "requests", "bytes", "filename", "thumbnail"],
         "properties": {"bucket": {"type": "string"}, "image": OBJECT_ID,
                        "requests": {"type": "integer", "minimum": 0},
-                       "bytes": {"type": "integer", "minimum": 0}},
+                       "bytes": {"type": "integer", "minimum": 0},
+                       "filename": {"type": ["string", "null"],
+                                    "description": "The image's file name (null: deleted since)."},
+                       "thumbnail": {"type": ["string", "null"],
+                                     "description": "Its thumb variant's URL (null: deleted since)."}},
         "description": "An image's answers and bytes over a range, as this origin served them (a CDN's "
                        "own answers are not in them).",
     },

@@ -26,10 +26,24 @@ def _bucket_alias(bucket: str) -> str:
     return next((alias for alias, name in media.BUCKETS.items() if name == bucket), bucket)
 
 
-def top(db: Database[Document], start: dt.datetime, end: dt.datetime, by: str,
-        limit: int) -> list[dict[str, Any]]:
-    return [{**row, "bucket": _bucket_alias(row["bucket"]), "image": str(row["image"])}
-            for row in media.deliveries.top(db, start, end, by=by, limit=limit)]
+def top(db: Database[Document], start: dt.datetime, end: dt.datetime, by: str, limit: int,
+        signer: UrlSigner) -> list[dict[str, Any]]:
+    """The most served (or heaviest) images, each named as ops know it: its file name and its
+    thumbnail's URL (one read per bucket of the list; both None for an image gone since)."""
+    rows = media.deliveries.top(db, start, end, by=by, limit=limit)
+    ids: dict[str, list[ObjectId]] = {}
+    for row in rows:
+        ids.setdefault(row["bucket"], []).append(row["image"])
+    found = {(bucket, image_id): image for bucket, bucket_ids in ids.items()
+             for image_id, image in Library(db, bucket).get_many(bucket_ids).items()}
+    items = []
+    for row in rows:
+        image = found.get((row["bucket"], row["image"]))
+        shown = image_object(image, signer) if image is not None else None
+        items.append({**row, "bucket": _bucket_alias(row["bucket"]), "image": str(row["image"]),
+                      "filename": shown["filename"] if shown else None,
+                      "thumbnail": shown["variants"].get("thumb") if shown else None})
+    return items
 
 
 def series(db: Database[Document], bucket: str, image_id: ObjectId, start: dt.datetime,

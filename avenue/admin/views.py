@@ -81,7 +81,7 @@ def deliveries_top() -> Response:
         limit = 0
     if not 1 <= limit <= 100:
         raise BadRequest("limit is a whole number from 1 to 100.", code="invalid_limit")
-    return jsonify(items=deliveries.top(get_db(), start, end, by, limit), by=by,
+    return jsonify(items=deliveries.top(get_db(), start, end, by, limit, _signer()), by=by,
                    **{"from": start.date().isoformat(),
                       "to": (end - dt.timedelta(days=1)).date().isoformat()})
 

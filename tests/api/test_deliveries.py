@@ -13,7 +13,7 @@ from avenue.media import BUILDER, PRODUCTS, Image
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.store import deliveries as numbers
-from avenue.media.store.originals import store
+from avenue.media.store.originals import delete_image, store
 from tests.helpers import image_bytes
 
 N = 7
@@ -213,6 +213,18 @@ def page_using(db, slug: str, image_id) -> None:
                                 "media_ids": [image_id]})
 
 
+def test_an_image_deleted_since_it_was_served_is_listed_without_a_name_or_thumbnail(app, client, db, auth):
+    doc = put(app)
+    for _ in range(3):
+        client.get(url(doc))
+    flush(app, db)
+    with app.app_context():
+        delete_image(db, PRODUCTS, doc["_id"])
+    [item] = client.get("/api/admin/deliveries/top", headers=auth.token("ops")).get_json()["items"]
+    assert item["image"] == str(doc["_id"]) and item["requests"] == 3
+    assert item["filename"] is None and item["thumbnail"] is None
+
+
 def test_ops_read_the_most_served_and_heaviest_images_and_one_images_days(app, client, db, auth):
     doc = put(app)
     for _ in range(N):
@@ -221,6 +233,10 @@ def test_ops_read_the_most_served_and_heaviest_images_and_one_images_days(app, c
     ops = auth.token("ops")
     top = client.get("/api/admin/deliveries/top", headers=ops).get_json()
     assert top["items"][0]["image"] == str(doc["_id"]) and top["items"][0]["requests"] == N
+    # Named as ops know the image: its file name and thumbnail (the console's rows show both).
+    assert top["items"][0]["filename"] == doc["filename"]
+    assert f"/media/products/{doc['_id']}" in top["items"][0]["thumbnail"]
+    assert client.get(top["items"][0]["thumbnail"]).status_code == 200
     heaviest = client.get("/api/admin/deliveries/top?by=bytes", headers=ops).get_json()
     assert heaviest["items"][0]["bytes"] == N * doc["length"]
     days = client.get(f"/api/admin/deliveries/images/products/{doc['_id']}", headers=ops).get_json()

@@ -1013,6 +1013,11 @@ def test_the_ops_dashboard_shows_delivery_numbers_a_chart_and_the_clean_up_list(
     row = page.locator("#delivery-top tbody tr", has=page.locator(f"button[title='builder/{served['_id']}']"))
     row.wait_for()
     assert row.locator("td").nth(1).inner_text() == "60"
+    # Named by its file name beside its thumbnail; the button's name holds what it shows.
+    assert row.get_by_role("button", name="Chart served.png", exact=True).inner_text().strip() == "served.png"
+    assert "/media/builder/" in row.locator("img.delivery-thumb").get_attribute("src")
+    assert "served.png" not in page.locator("#delivery-never").inner_text()
+    assert page.locator("#delivery-never li", has_text="idle.png").locator("img.delivery-thumb").count() == 1
     page.locator("#delivery-chart canvas").wait_for()
     assert page.locator("#delivery-chart").get_attribute("data-days") == "30"
     assert "idle.png" in page.locator("#delivery-never").inner_text()

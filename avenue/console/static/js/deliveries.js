@@ -5,18 +5,24 @@ import {api, el, formatBytes, formatDate, newest, show} from './api.js';
 const status = document.getElementById('delivery-status');
 let chart = null;
 
+// A row names its image as ops know it: its thumbnail and file name (an image deleted since:
+// its bucket and the end of its id). The button's accessible name holds its visible text
+// (axe-core's label-content-name-mismatch), the full path is its title.
 function row(item) {
   const name = `${item.bucket}/${item.image}`;
-  const pick = el('button', {type: 'button', title: name, 'aria-label': `Chart ${name}`,
-                             onclick: () => drawImage(item.bucket, item.image)}, `${item.bucket} …${item.image.slice(-8)}`);
+  const shown = item.filename || `${item.bucket} …${item.image.slice(-8)}`;
+  const pick = el('button', {type: 'button', class: 'delivery-pick', title: name, 'aria-label': `Chart ${shown}`,
+                             onclick: () => drawImage(item.bucket, item.image, shown)},
+                  item.thumbnail ? thumb(item.thumbnail) : null,
+                  shown);
   return el('tr', {}, el('td', {}, pick), el('td', {}, item.requests.toLocaleString()),
             el('td', {}, formatBytes(item.bytes)));
 }
 
-async function drawImage(bucket, image) {
+async function drawImage(bucket, image, label = `${bucket}/${image}`) {
   const answer = await api('GET', `/api/admin/deliveries/images/${bucket}/${image}`);
   document.getElementById('delivery-image').textContent =
-    `${bucket}/${image} (last served ${formatDate(answer.last_served)})`;
+    `${label} (last served ${formatDate(answer.last_served)})`;
   const target = document.getElementById('delivery-chart');
   const x = answer.days.map((day) => Date.parse(`${day.day}T00:00:00Z`) / 1000);
   const y = answer.days.map((day) => day.requests);
@@ -26,8 +32,14 @@ async function drawImage(bucket, image) {
   target.dataset.days = String(x.length);
 }
 
+// A thumbnail beside an image's name (decorative: the name says which image it is).
+function thumb(src) {
+  return el('img', {src, alt: '', width: '40', height: '40', loading: 'lazy', decoding: 'async', class: 'delivery-thumb'});
+}
+
 function imageItem(image, extra) {
-  return el('li', {}, el('a', {href: image.url}, image.filename || image.id), extra ? ` — ${extra}` : '');
+  return el('li', {}, el('a', {href: image.url}, image.variants?.thumb ? thumb(image.variants.thumb) : null,
+                         image.filename || image.id), extra ? ` — ${extra}` : '');
 }
 
 const askingCleanup = newest();  // the number of days typed last is listed
@@ -58,7 +70,7 @@ async function load() {
     document.querySelector('#delivery-heaviest tbody').replaceChildren(...heaviest.items.map(row));
     document.getElementById('delivery-never').replaceChildren(...never.items.map((image) => imageItem(image)));
     show(status, top.items.length ? '' : 'Nothing served yet in this range.');
-    if (top.items.length) await drawImage(top.items[0].bucket, top.items[0].image);
+    if (top.items.length) await drawImage(top.items[0].bucket, top.items[0].image, top.items[0].filename || undefined);
   } catch (error) {
     show(status, error.message, 'error');
   }
