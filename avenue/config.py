@@ -45,6 +45,13 @@ def _choice(name: str, choices: tuple[str, ...], default: str) -> str:
     return raw
 
 
+def _currency(raw: str) -> str:
+    code = raw.strip().upper()
+    if len(code) != 3 or not code.isascii() or not code.isalpha():
+        raise RuntimeError(f"AVENUE_CURRENCY must be an ISO 4217 code such as EUR or USD, got {raw!r}")
+    return code
+
+
 def _list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
@@ -210,6 +217,8 @@ SETTINGS: tuple[Setting, ...] = (
     # (bench/results/upload-answer-*.md). Off: before the answer.
     Setting("AVENUE_VARIANTS_AFTER_ANSWER", True),
     Setting("AVENUE_MEDIA_BASE_URL", "", clean=lambda raw: raw.rstrip("/")),
+    # The shop's currency (ISO 4217): the console shows product prices in it.
+    Setting("AVENUE_CURRENCY", "EUR", clean=_currency),
     # Deleted public media: a signed POST per image to this webhook (avenue/cdn.py), which
     # purges the CDN; unset, nothing is queued or sent.
     Setting("AVENUE_CDN_PURGE_URL", ""),

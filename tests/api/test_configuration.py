@@ -174,3 +174,20 @@ def test_the_avenue_command_lists_the_cli():
     assert out.returncode == 0, out.stderr[-2000:]
     for command in ("users", "import-legacy", "gc", "fsck", "backup", "restore"):
         assert command in out.stdout
+
+
+@pytest.mark.parametrize("raw, code", [("eur", "EUR"), (" usd ", "USD"), ("JPY", "JPY")])
+def test_the_shop_s_currency_is_an_iso_4217_code(monkeypatch, raw, code):
+    from avenue.config import from_environment
+
+    monkeypatch.setenv("AVENUE_CURRENCY", raw)
+    assert from_environment()["AVENUE_CURRENCY"] == code
+
+
+@pytest.mark.parametrize("raw", ["euro", "€", "E1R", "", "ÉUR"])
+def test_a_currency_that_is_no_iso_4217_code_stops_the_start(monkeypatch, raw):
+    from avenue.config import from_environment
+
+    monkeypatch.setenv("AVENUE_CURRENCY", raw)
+    with pytest.raises(RuntimeError, match="AVENUE_CURRENCY must be an ISO 4217 code"):
+        from_environment()

@@ -347,6 +347,21 @@ def test_an_editor_uploads_an_svg_logo_and_the_library_shows_its_thumbnail(live,
     assert b"<script" not in original.body() and colour.encode() in original.body()
 
 
+def test_product_prices_show_in_the_shop_s_currency(live, open_as):
+    page = open_as("admin")
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    sku = f"PRICE-{uuid.uuid4().hex[:6]}"
+    made = page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "Priced lamp", "price": 1999.5})
+    assert made.ok, made.text()
+    page.goto(f"/console/products/{sku}")
+    assert page.evaluate("() => document.documentElement.dataset.currency") == "EUR"  # the default
+    page.locator("#p-price", has_text="€").wait_for()
+    assert page.locator("#p-price").inner_text() == "€1,999.50"
+    page.goto(f"/console/products?q={sku}")
+    page.get_by_role("row", name=re.compile(sku)).get_by_text("€1,999.50").wait_for()
+
+
 def test_the_library_gives_the_client_hints_recipe_and_chromium_follows_it(live, open_as):
     page = open_as("editor", width=1280)
     page.goto("/console/library")

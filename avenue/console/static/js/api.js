@@ -120,6 +120,19 @@ export async function upload(path, form, onProgress, method = 'POST') {
   return body;
 }
 
+// A product's price in the shop's currency (AVENUE_CURRENCY, on the page's <html>): 1999 is
+// "€1,999.00" for EUR; a currency the browser does not know shows the number and its code.
+export function formatPrice(value) {
+  if (value === null || value === undefined || value === '') return '';
+  const currency = document.documentElement.dataset.currency || 'EUR';
+  try {
+    return new Intl.NumberFormat(document.documentElement.lang || undefined,
+                                 {style: 'currency', currency}).format(value);
+  } catch {
+    return `${value} ${currency}`;
+  }
+}
+
 export function formatBytes(bytes) {
   if (bytes === null || bytes === undefined) return 'unknown';
   const units = ['bytes', 'KB', 'MB', 'GB', 'TB'];

@@ -1,6 +1,6 @@
 // One product (admin): upload photos with progress, reorder by drag or keyboard, delete one,
 // see its variants and any legacy entries still pointing outside storage.
-import {api, el, formatBytes, pageMessage, upload, uploadEach} from './api.js';
+import {api, el, formatBytes, formatPrice, pageMessage, upload, uploadEach} from './api.js';
 import {gridSizes, picture} from './picture.js';
 import {warnNear} from './near.js';
 import {imageIn, openEditor} from './editor.js';
@@ -25,7 +25,7 @@ function stored() {
 
 function renderDetails() {
   document.getElementById('p-name').textContent = product.name || '';
-  document.getElementById('p-price').textContent = product.price ?? '';
+  document.getElementById('p-price').textContent = formatPrice(product.price);
   document.getElementById('p-count').textContent = `${stored().length} stored, ${product.legacy_images} legacy`;
   const legacy = product.images.filter((image) => image.legacy);
   const box = document.getElementById('legacy');

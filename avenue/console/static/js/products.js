@@ -1,5 +1,5 @@
 // Products (admin): the list with search, and the form that creates one.
-import {ApiError, api, countOf, el, newest, show} from './api.js';
+import {ApiError, api, countOf, el, formatPrice, newest, show} from './api.js';
 
 const tbody = document.querySelector('#products-table tbody');
 const listStatus = document.getElementById('list-status');
@@ -18,7 +18,7 @@ function row(product) {
   return el('tr', {},
     el('th', {scope: 'row'}, link),
     el('td', {}, product.name || ''),
-    el('td', {}, product.price ?? ''),
+    el('td', {}, formatPrice(product.price)),
     el('td', {}, String(product.images.length - product.legacy_images)),
     el('td', {}, product.legacy_images ? el('span', {class: 'badge warning'}, `${product.legacy_images} legacy`) : 'none'));
 }
