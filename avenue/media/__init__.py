@@ -116,6 +116,7 @@ from avenue.media.store.scan import set_metadata as set_file_metadata
 from avenue.media.store.storage import CHUNK_SIZE, delete_file, read_all, read_range
 from avenue.media.store.trash import LISTED as TRASH_LIST
 from avenue.media.store.trash import expired as trash_expired
+from avenue.media.store.versions import Comparison, Version
 
 __all__ = [
     "PURGE_OUTBOX", "enable_purges",
@@ -131,6 +132,8 @@ __all__ = [
     "FocalPoint", "parse_focal_point",
     # Non-destructive edits and named crops (ingest/edits.py): validated in one place.
     "Box", "Edits", "check_crop_name", "parse_crop", "parse_edits",
+    # An image's versions, listed, compared and restored (store/versions.py).
+    "Comparison", "Version",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (trash.py).
     "Restored", "STORED", "TRASH", "Trash", "Trashed",
     # The media route, its WSGI front door and what they are given at start (route.py).
