@@ -162,6 +162,11 @@ def test_comparing_two_versions_gives_a_heat_map_and_the_share_changed_made_once
     stored = db[f"{RENDITIONS}.files"].count_documents({"metadata.spec": {"$regex": "^diff_"}})
     assert stored == 1
     assert client.get(compared["heat_map_url"], headers=editor).data == heat.data
+    # Stored beside the renditions, but never served as one: no media URL names it.
+    spec = f"/media/builder/{media['id']}~{second['version']}/diff_{first}_{second['version']}.png"
+    assert client.get(spec).status_code in (400, 403, 404)
+    assert client.get(spec.replace(f"diff_{first}_", "version_").replace(".png", ".webp")).status_code in (
+        400, 403, 404)
     assert db[f"{RENDITIONS}.files"].count_documents({"metadata.spec": {"$regex": "^diff_"}}) == 1
     # A new focal point is the same picture: nothing changed.
     same = client.get(f"{MEDIA}/{media['id']}/versions/{first}/compare/{focal['version']}",
