@@ -6,8 +6,8 @@ decoded at an eighth of its size with libvips' shrink-on-load), the second one a
 one's size when their shapes differ. The difference of a pixel is the largest of its three
 RGB channels' absolute differences (0-255); a pixel *changed* when it is over
 :data:`THRESHOLD` (about 6 %: JPEG noise between two encodings of one picture stays under
-it). The heat map is the first picture in dim grey with the difference over it on a black,
-red, yellow, white scale, as a PNG. Pure: bytes in, bytes out; no database, no Flask.
+it). The heat map is the first picture in dim grey with the difference over the threshold on
+a black, red, yellow, white scale, as a PNG. Pure: bytes in, bytes out; no database, no Flask.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def heat_map(before: Image.Image, after: Image.Image) -> Difference:
     b = np.asarray(after, dtype=np.int16)
     diff = np.abs(a - b).max(axis=2).astype(np.float32)  # 0-255 per pixel
     share = float((diff > THRESHOLD).mean()) if diff.size else 0.0
-    t = np.clip(diff / 64.0, 0.0, 1.0)  # a quarter of the range is already "hot"
+    # Under the threshold is not a change (noise stays dim); a quarter of the range over it is "hot".
+    t = np.clip((diff - THRESHOLD) / 64.0, 0.0, 1.0)
     heat = np.stack([np.clip(3 * t, 0, 1), np.clip(3 * t - 1, 0, 1), np.clip(3 * t - 2, 0, 1)], axis=2)
     grey = np.asarray(before.convert("L"), dtype=np.float32)[..., None] / 255.0 * 0.35
     alpha = np.clip(t * 4, 0.0, 1.0)[..., None]

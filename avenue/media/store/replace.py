@@ -28,7 +28,10 @@ new one, whole):
 4. copy the old version into the trash under an id of its own (restorable as a separate image,
    or onto its product again; purged by ``gc`` after ``AVENUE_TRASH_DAYS``);
 5. switch the head to the new version (one update, conditional on still holding the lease:
-   this is the moment the image changes), which also releases the lease;
+   this is the moment the image changes), which also releases the lease; the same update
+   lists the version it replaces in ``metadata.history`` (store/history.py: its recipe and,
+   for new bytes, the trash copy of step 4), so an earlier version is listed exactly when the
+   switch happened;
 6. delete the old version's files, tell every worker's cache, queue the CDN purge;
 7. delete the renditions on request of every other version (never served since 5: a
    rendition URL must name the current version; a crash before this step leaves them to
@@ -49,6 +52,11 @@ source the content file again (nothing written but the variants). Nothing goes t
 for an edit: the original stays. A replace with new bytes drops the edits and the source
 (the version it replaces, edits and source included, goes to the trash whole). Named crops
 (``metadata.crops``) and the edits are part of the version, so every URL changes with them.
+
+A restore (:func:`restore`, store/versions.py) is a change of the same kind: an earlier
+version's recipe (its bytes, from the image or its trash copy, its edits, focal point and
+crops) rendered in step 1 and switched to by steps 2 to 8 like any other, so it is a new
+current version under the same lease, and the version it replaces is listed in turn.
 """
 
 from __future__ import annotations
