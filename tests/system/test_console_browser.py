@@ -1508,9 +1508,10 @@ def test_the_open_editor_passes_the_accessibility_audit(live, open_as, width):
     shot(page, f"editor-{width}", full_page=False)
 
 
-def test_an_editor_compares_two_versions_with_a_slider_and_a_heat_map_and_restores_one(live, open_as):
-    page = open_as("editor", audit=True)
-    media_id, card = library_card(page, "/versions", "versions.jpg")
+@pytest.mark.parametrize("width", [1280, 360])
+def test_an_editor_compares_two_versions_with_a_slider_and_a_heat_map_and_restores_one(live, open_as, width):
+    page = open_as("editor", width=width, height=900, audit=True)
+    media_id, card = library_card(page, f"/versions-{width}", "versions.jpg")
     first = page.request.get(f"/api/builder/media/{media_id}").json()
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
     replaced = page.request.put(f"/api/builder/media/{media_id}", headers={"X-CSRF-Token": csrf}, multipart={
@@ -1538,8 +1539,9 @@ def test_an_editor_compares_two_versions_with_a_slider_and_a_heat_map_and_restor
     assert "inset(0px 0px 0px 20%)" in panel.locator(".compare-after").evaluate("(img) => img.style.clipPath")
     violations = axe_violations(page)
     assert violations == [], json.dumps(violations, indent=1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
     panel.scroll_into_view_if_needed()
-    shot(page, "versions-1280", full_page=False)
+    shot(page, f"versions-{width}", full_page=False)
     panel.get_by_role("button", name=f"Restore version {earlier}").click()
     panel.get_by_text(f"Version {earlier} restored as the current one").wait_for()
     now = page.request.get(f"/api/builder/media/{media_id}").json()
