@@ -720,7 +720,8 @@ VERSION: Schema = {
         "kept_until": {"type": ["string", "null"], "format": "date-time",
                        "description": "Restorable until (null: the current one)."},
         "changed": {"type": "array", "items": {"enum": ["upload", "bytes", "edits", "focal_point", "crops"]},
-                    "description": "What changed from the version before it."},
+                    "description": "What changed from the version before it (empty: a change made "
+                                   "before versions were kept)."},
         "restored_from": {"type": ["string", "null"], "description": "The version a restore brought back."},
         "bytes": {"type": "integer", "minimum": 0}, "width": {"type": ["integer", "null"]},
         "height": {"type": ["integer", "null"]}, "format": {"type": ["string", "null"]},

@@ -81,3 +81,9 @@ def test_with_the_trash_off_nothing_is_listed_and_the_list_is_bounded():
     many = {"history": [{"v": f"{n:08x}", "keep_until": NOW + dt.timedelta(days=1)} for n in range(60)]}
     assert len(history.after_switch(many, None, "ffffffff", NOW)) == history.MAX_HISTORY
     assert history.after_switch({}, None, "ffffffff", NOW) == []
+
+
+def test_a_version_made_before_versions_were_kept_names_no_change_and_a_first_upload_its_upload():
+    assert history.made_by({}) == ["upload"]
+    assert history.made_by({"version": "0123abcd"}) == []
+    assert history.made_by({"version": "0123abcd", "changed": ["crops"]}) == ["crops"]

@@ -9,7 +9,8 @@ switches away from to this list. An entry is the version's recipe, not its files
 - ``v``: its version (8 hex digits, as in its URLs); ``since`` / ``replaced_at``: when it
   became current and when it stopped; ``keep_until``: ``replaced_at`` plus the trash's days;
 - ``changed``: what changed from the version before it (``bytes``, ``edits``,
-  ``focal_point``, ``crops``; ``upload`` for the first), ``restored_from`` for a restore;
+  ``focal_point``, ``crops``; ``upload`` for the first; none for a version made before
+  versions were kept), ``restored_from`` for a restore;
 - its ``source_sha256`` (the unedited original it was made from), ``edits``,
   ``focal_point``, ``crops``, and what described its picture (size, format, length);
 - ``trash_id``: the trash copy that holds its unedited original once the image got other
@@ -44,13 +45,22 @@ def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
             if (before.get(fields[name]) or None) != (after.get(fields[name]) or None)]
 
 
+def made_by(meta: dict[str, Any]) -> list[str]:
+    """What changed to make the version ``meta`` describes: as its switch wrote it; ``upload``
+    for one never changed; none known for one changed before versions were kept."""
+    found = meta.get("changed")
+    if found:
+        return list(found)
+    return [] if meta.get("version") else ["upload"]
+
+
 def entry(meta: dict[str, Any], version: str, *, since: dt.datetime, moment: dt.datetime, keep_days: float,
           length: int) -> dict[str, Any]:
     """The history entry of the version ``meta`` describes (``version``), replaced at ``moment``."""
     found = {
         "v": version, "since": since, "replaced_at": moment,
         "keep_until": moment + dt.timedelta(days=keep_days),
-        "changed": list(meta.get("changed") or ["upload"]),
+        "changed": made_by(meta),
         "source_sha256": meta.get("source_sha256", ""),
         "length": length,
     }

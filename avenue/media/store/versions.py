@@ -122,7 +122,7 @@ def listing(db: Database[Document], bucket: str, doc: dict[str, Any]) -> list[Ve
     meta, moment = doc["metadata"], now()
     content = meta.get("content") or {}
     since = maybe_utc(meta.get("replaced_at")) or maybe_utc(doc.get("uploadDate"))
-    found = [Version(current_id(meta), True, since, None, None, tuple(meta.get("changed") or ["upload"]),
+    found = [Version(current_id(meta), True, since, None, None, tuple(history.made_by(meta)),
                      meta.get("restored_from"), int(content.get("length") or doc.get("length") or 0),
                      meta.get("width"), meta.get("height"), meta.get("format"))]
     items = history.live(meta, moment)
