@@ -76,7 +76,9 @@ ERROR_MEANINGS = {
     409: "Conflict (e.g. the sku exists, media still used by a page, the image busy being replaced "
          "or deleted, a concurrent change; a tus Upload-Offset that is not the upload's); reload and "
          "try again.",
-    410: "Gone: a resumable upload that expired (AVENUE_TUS_EXPIRY_SECONDS); start a new one.",
+    410: "Gone: a resumable upload that expired (AVENUE_TUS_EXPIRY_SECONDS), start a new one; an "
+         "image's earlier version no longer kept (past AVENUE_TRASH_DAYS, or its bytes left the trash): "
+         "version_gone.",
     412: "A tus request without Tus-Resumable: 1.0.0 (the answer names the version in Tus-Version).",
     413: "Too large (body, file, pixels).",
     414: "The request line (path and query string) is longer than the app server takes (4094 bytes).",
@@ -755,6 +757,79 @@ def _edit_paths(prefix: str, params: list[Schema], ops: dict[str, Schema]) -> di
     }
 
 
+# An image's versions (avenue/media/store/versions.py; docs/api.md "Versions").
+VERSION_ID: Schema = {"type": "string", "description": "A version id: 8 hex digits (as in the image's URLs); "
+                                                        "anything else is 404 version_not_found."}
+VERSION: Schema = {
+    "type": "object", "required": ["id", "current", "since", "replaced_at", "kept_until", "changed",
+                                   "restored_from", "bytes", "width", "height", "format", "preview_url"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9a-f]{8}$"},
+        "current": {"type": "boolean"},
+        "since": {"type": ["string", "null"], "format": "date-time",
+                  "description": "When it became current."},
+        "replaced_at": {"type": ["string", "null"], "format": "date-time",
+                        "description": "When it stopped being current (null: the current one)."},
+        "kept_until": {"type": ["string", "null"], "format": "date-time",
+                       "description": "Restorable until (null: the current one)."},
+        "changed": {"type": "array", "items": {"enum": ["upload", "bytes", "edits", "focal_point", "crops"]},
+                    "description": "What changed from the version before it (empty: a change made "
+                                   "before versions were kept)."},
+        "restored_from": {"type": ["string", "null"], "description": "The version a restore brought back."},
+        "bytes": {"type": "integer", "minimum": 0}, "width": {"type": ["integer", "null"]},
+        "height": {"type": ["integer", "null"]}, "format": {"type": ["string", "null"]},
+        "preview_url": {"type": "string",
+                        "description": "A small WebP of it (the same rights as this list)."},
+    }}
+COMPARISON: Schema = {
+    "type": "object", "required": ["before", "after", "changed_share", "width", "height", "heat_map_url"],
+    "properties": {
+        "before": {"type": "string"}, "after": {"type": "string"},
+        "changed_share": {"type": "number", "minimum": 0, "maximum": 1,
+                          "description": "The share of pixels that differ (over 16 of 255 in a channel), "
+                                         "both drawn at most 512 px."},
+        "width": {"type": "integer"}, "height": {"type": "integer"},
+        "heat_map_url": {"type": "string", "description": "The heat map (PNG) of what differs."},
+    }}
+
+
+def _picture(mimetype: str, description: str) -> Schema:
+    return {"description": description,
+            "content": {mimetype: {"schema": {"type": "string", "format": "binary"}}}}
+
+
+def _version_paths(prefix: str, params: list[Schema], answer: Schema, *, tag: str, roles: str
+                   ) -> dict[str, Schema]:
+    """The five operations on an image's versions: list, restore, preview, compare, heat map."""
+    version = [*params, _path("version_id", VERSION_ID)]
+    pair = [*version, _path("after", VERSION_ID)]
+    read: dict[str, Any] = {"security": LOGGED_IN_READ, "tags": [tag], "roles": roles}
+    return {
+        f"{prefix}/versions": {"parameters": params, "get": _op(
+            "Its current version and the earlier ones still kept (AVENUE_TRASH_DAYS), newest first: what "
+            "changed, when, its size, until when it is kept and a small preview.",
+            {"200": _json({"type": "object", "required": ["items"], "properties": {
+                "items": {"type": "array", "items": VERSION}}}, "The versions."),
+             **_errors(403, 404)}, **read)},
+        f"{prefix}/versions/{{version_id}}/restore": {"parameters": version, "post": _op(
+            "Make an earlier version current again, as a new version (the one it replaces is kept as an "
+            "earlier one): same id, new URLs, the old ones redirect. 404 version_not_found, 410 "
+            "version_gone, 409 image_busy while a delete or another change holds the image.",
+            {"200": _json(answer, "The image at the restored version."), **_errors(404, 409, 410)},
+            security=LOGGED_IN_WRITE, tags=[tag], roles=roles)},
+        f"{prefix}/versions/{{version_id}}/preview": {"parameters": version, "get": _op(
+            "A small WebP (at most 320 px) of one version.",
+            {"200": _picture("image/webp", "The preview."), **_errors(403, 404, 410)}, **read)},
+        f"{prefix}/versions/{{version_id}}/compare/{{after}}": {"parameters": pair, "get": _op(
+            "How version `after` differs from `version_id`: the share of pixels changed and a heat map's URL "
+            "(made once per pair). 400 same_version for a version with itself.",
+            {"200": _json(COMPARISON, "The comparison."), **_errors(403, 404, 410)}, **read)},
+        f"{prefix}/versions/{{version_id}}/compare/{{after}}/heat-map": {"parameters": pair, "get": _op(
+            "The heat map (PNG, at most 512 px) of what differs between two versions.",
+            {"200": _picture("image/png", "The heat map."), **_errors(403, 404, 410)}, **read)},
+    }
+
+
 # Resumable uploads, tus 1.0.0 (avenue/tus/; docs/api.md "Resumable uploads").
 TUS_RESUMABLE = {"name": "Tus-Resumable", "in": "header", "required": True,
                  "schema": {"const": "1.0.0"}, "description": "The protocol version; anything else is 412."}
@@ -1121,6 +1196,9 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
     },
     **_edit_paths("/api/shop/products/{sku}/images/{image_id}",
                   [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)], PRODUCT_PHOTO_EDITS),
+    **_version_paths("/api/shop/products/{sku}/images/{image_id}",
+                     [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)], _ref("Image"),
+                     tag="shop", roles="admin"),
     "/api/shop/products/{sku}/images/order": {
         "parameters": [_path("sku", {"type": "string"})],
         "put": _op("Reorder the images (a permutation of their ids).",
@@ -1233,6 +1311,8 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "put": MEDIA_FOCAL,
     },
     **_edit_paths("/api/builder/media/{media_id}", [_path("media_id", OBJECT_ID)], MEDIA_EDITS),
+    **_version_paths("/api/builder/media/{media_id}", [_path("media_id", OBJECT_ID)], MEDIA_WITH_VERSION,
+                     tag="builder", roles="editor, admin"),
     "/api/builder/folders": {"get": _op(
         "Every folder of the library with its media count.",
         {"200": _json({"type": "object", "required": ["folders"], "properties": {"folders": {
@@ -1318,6 +1398,8 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "put": UPLOAD_FOCAL,
     },
     **_edit_paths("/api/uploads/{upload_id}", [_path("upload_id", OBJECT_ID)], UPLOAD_EDITS),
+    **_version_paths("/api/uploads/{upload_id}", [_path("upload_id", OBJECT_ID)], UPLOAD_WITH_NEAR,
+                     tag="uploads", roles="owner, admin"),
 }
 
 

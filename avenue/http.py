@@ -179,3 +179,23 @@ def uploaded_files(field: str, *, single: bool = False) -> list[Upload]:
         raise BadRequest(f"Send one file in '{field}'.", code="too_many_files")
     # Werkzeug types a file's stream as IO[bytes]; it is a binary file (BytesIO or a temporary file).
     return [Upload(f.filename, cast(BinaryIO, f.stream)) for f in files]
+
+
+def private_picture(data: bytes, mimetype: str) -> flask.Response:
+    """A small picture made for one caller with rights (a version's preview, a heat map): kept
+    by the browser a while, never by a shared cache."""
+    response = flask.Response(data, mimetype=mimetype)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def versions_answer(listed: list[Any], preview: Callable[[str], str]) -> dict[str, Any]:
+    """An image's versions as the API lists them: each version's object with its preview URL."""
+    return {"items": [{**version.to_dict(), "preview_url": preview(version.id)} for version in listed]}
+
+
+def comparison_answer(compared: Any, heat_map_url: str) -> dict[str, Any]:
+    """Two versions compared, as the API answers it."""
+    return {"before": compared.before, "after": compared.after, "changed_share": compared.share,
+            "width": compared.width, "height": compared.height, "heat_map_url": heat_map_url}

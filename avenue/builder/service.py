@@ -24,7 +24,7 @@ import datetime as dt
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import bson
 from bson import ObjectId
@@ -42,6 +42,7 @@ from avenue.media import (
     ROOT_FOLDER,
     Box,
     Changed,
+    Comparison,
     Edits,
     FocalPoint,
     Image,
@@ -52,6 +53,7 @@ from avenue.media import (
     Trash,
     Upload,
     UrlSigner,
+    Version,
     image_object,
     near_objects,
     parse_colour,
@@ -59,6 +61,7 @@ from avenue.media import (
 )
 from avenue.paging import Page, Window
 
+_T = TypeVar("_T")
 MAX_ALT_LENGTH = 500
 # Folders: "/" or "/segment/segment…", each segment letters, digits, space, "-", "_" or ".",
 # not "." or ".." (a folder is a label, not a file path, but clients will show it as one).
@@ -207,6 +210,36 @@ def set_media_crop(db: Database[Document], media_id: ObjectId, name: str, box: B
     if done is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return done
+
+
+def _found(result: _T | None) -> _T:
+    if result is None:
+        raise NotFound("No builder media with this id.", code="media_not_found")
+    return result
+
+
+def media_versions(db: Database[Document], media_id: ObjectId) -> list[Version]:
+    """Library media's current version and its earlier ones still kept (newest first); 404 when
+    it is gone."""
+    return _found(library(db).versions(media_id))
+
+
+def restore_media_version(db: Database[Document], media_id: ObjectId, version_id: str, *,
+                          limits: Limits) -> Changed:
+    """Make an earlier version of library media current again, as a new version (pages keep the
+    media, its URLs change as after a replace); 404 when it is gone."""
+    return _found(library(db).restore_version(media_id, version_id, limits=limits))
+
+
+def media_version_preview(db: Database[Document], media_id: ObjectId, version_id: str) -> bytes:
+    """A small WebP of one version of library media."""
+    return _found(library(db).version_preview(media_id, version_id))
+
+
+def compare_media_versions(db: Database[Document], media_id: ObjectId, before: str, after: str
+                           ) -> tuple[Comparison, bytes]:
+    """The share of pixels changed between two versions of library media, and the heat map."""
+    return _found(library(db).compare_versions(media_id, before, after))
 
 
 def clean_colour(colour: str | None) -> str | None:

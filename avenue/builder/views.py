@@ -5,14 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask_login import current_user
 
 from avenue import audit
 from avenue.auth import edits_images, require, require_role
 from avenue.builder import service
 from avenue.db import get_db
-from avenue.http import json_body, one_file, page_args, uploaded_files
+from avenue.http import (
+    comparison_answer,
+    json_body,
+    one_file,
+    page_args,
+    private_picture,
+    uploaded_files,
+    versions_answer,
+)
 from avenue.media import (
     BUILDER,
     Changed,
@@ -174,6 +182,51 @@ def _replace(media_id: ObjectId, action: str, **change: Any) -> Response:
     """New bytes or a new focal point (``change``) for library media; audited."""
     done = service.replace_media(get_db(), media_id, limits=limits_from_config(current_app.config), **change)
     return _changed(media_id, action, done)
+
+
+VERSION = "<version_id>"
+
+
+@bp.get(f"/media/{MEDIA_ID}/versions")
+@require_role("editor")
+def list_media_versions(media_id: ObjectId) -> Response:
+    """The media's current version and its earlier ones still kept (AVENUE_TRASH_DAYS), newest first."""
+    listed = service.media_versions(get_db(), media_id)
+    return jsonify(versions_answer(listed, lambda v: url_for(
+        "builder.media_version_preview", media_id=media_id, version_id=v)))
+
+
+@bp.post(f"/media/{MEDIA_ID}/versions/{VERSION}/restore")
+@require_role("editor")
+def restore_media_version(media_id: ObjectId, version_id: str) -> Response:
+    """An earlier version made current again, as a new version: pages keep the media."""
+    done = service.restore_media_version(get_db(), media_id, version_id,
+                                         limits=limits_from_config(current_app.config))
+    return _changed(media_id, "builder_media_version_restored", done, restored=version_id)
+
+
+@bp.get(f"/media/{MEDIA_ID}/versions/{VERSION}/preview")
+@require_role("editor")
+def media_version_preview(media_id: ObjectId, version_id: str) -> Response:
+    """A small WebP of one version."""
+    return private_picture(service.media_version_preview(get_db(), media_id, version_id), "image/webp")
+
+
+@bp.get(f"/media/{MEDIA_ID}/versions/{VERSION}/compare/<after>")
+@require_role("editor")
+def compare_media_versions(media_id: ObjectId, version_id: str, after: str) -> Response:
+    """The share of pixels that differ from one version to another, and the heat map's URL."""
+    compared, _ = service.compare_media_versions(get_db(), media_id, version_id, after)
+    return jsonify(comparison_answer(compared, url_for("builder.media_versions_heat_map", media_id=media_id,
+                                                       version_id=version_id, after=after)))
+
+
+@bp.get(f"/media/{MEDIA_ID}/versions/{VERSION}/compare/<after>/heat-map")
+@require_role("editor")
+def media_versions_heat_map(media_id: ObjectId, version_id: str, after: str) -> Response:
+    """The heat map of what differs between two versions (PNG)."""
+    _, data = service.compare_media_versions(get_db(), media_id, version_id, after)
+    return private_picture(data, "image/png")
 
 
 @bp.get("/folders")

@@ -48,6 +48,7 @@ from avenue.media.serve.objects import UrlSigner, image_object, near_objects, re
 from avenue.media.store import deliveries, resumable
 from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
 from avenue.media.store.originals import Upload
+from avenue.media.store.versions import Comparison, Version
 
 __all__ = [
     # The buckets, by their names in the code (buckets.py), and the library's root folder.
@@ -62,8 +63,9 @@ __all__ = [
     "Near", "near_objects", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
     "Box", "Edits", "FocalPoint", "check_crop_name", "parse_crop", "parse_edits", "parse_focal_point",
-    # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py).
-    "Trash", "Trashed",
+    # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py), and an image's earlier
+    # versions, listed, compared and restored (store/versions.py).
+    "Comparison", "Trash", "Trashed", "Version",
     # Who refers to an image: the registry the app factory fills (references.py).
     "IN_BATCH", "referrers", "rewrite_lists",
     # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).

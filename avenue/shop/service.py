@@ -49,6 +49,7 @@ from avenue.media import (
     TEMP,
     Box,
     Changed,
+    Comparison,
     DeleteLease,
     Edits,
     FocalPoint,
@@ -59,6 +60,7 @@ from avenue.media import (
     Stored,
     Upload,
     UrlSigner,
+    Version,
     image_object,
     near_objects,
     ref_object,
@@ -628,6 +630,44 @@ def _photo_changed(db: Database[Document], sku: str, image_id: ObjectId,
     if done.changed:
         _refresh_refs(db, image_id, done.image)
     return done.image.ref(), done.changed
+
+
+def product_image_versions(db: Database[Document], sku: str, image_id: ObjectId) -> list[Version]:
+    """A product photo's current version and its earlier ones still kept, newest first."""
+    _product_photo(db, sku, image_id)
+    listed = Library(db, PRODUCTS).versions(image_id)
+    if listed is None:
+        raise _no_image(sku, image_id)
+    return listed
+
+
+def restore_product_image_version(db: Database[Document], sku: str, image_id: ObjectId, version_id: str, *,
+                                  limits: Limits) -> tuple[dict[str, Any], bool]:
+    """Make an earlier version of a product photo current again, as a new version; every product
+    using it gets the new reference. Returns the photo's reference and whether it changed."""
+    _product_photo(db, sku, image_id)
+    done = Library(db, PRODUCTS).restore_version(image_id, version_id, limits=limits, refs={"sku": sku})
+    return _photo_changed(db, sku, image_id, done)
+
+
+def product_image_version_preview(db: Database[Document], sku: str, image_id: ObjectId,
+                                  version_id: str) -> bytes:
+    """A small WebP of one version of a product photo."""
+    _product_photo(db, sku, image_id)
+    data = Library(db, PRODUCTS).version_preview(image_id, version_id)
+    if data is None:
+        raise _no_image(sku, image_id)
+    return data
+
+
+def compare_product_image_versions(db: Database[Document], sku: str, image_id: ObjectId, before: str,
+                                   after: str) -> tuple[Comparison, bytes]:
+    """The share of pixels changed between two versions of a product photo, and the heat map."""
+    _product_photo(db, sku, image_id)
+    compared = Library(db, PRODUCTS).compare_versions(image_id, before, after)
+    if compared is None:
+        raise _no_image(sku, image_id)
+    return compared
 
 
 def reorder_images(db: Database[Document], sku: str, body: dict[str, Any],

@@ -6,12 +6,21 @@ from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from avenue import audit, status
 from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
-from avenue.http import json_body, one_file, page_args, product_files, uploaded_files
+from avenue.http import (
+    comparison_answer,
+    json_body,
+    one_file,
+    page_args,
+    private_picture,
+    product_files,
+    uploaded_files,
+    versions_answer,
+)
 from avenue.media import (
     PRODUCTS,
     TEMP,
@@ -187,6 +196,53 @@ def delete_image_crop(sku: str, image_id: ObjectId, name: str) -> Response:
     """Delete the photo's named crop ``name``: a new version."""
     done = service.set_product_image_crop(get_db(), sku, image_id, check_crop_name(name), None)
     return _photo(sku, image_id, "product_image_crop_deleted", *done, crop=name)
+
+
+VERSION = "<version_id>"
+
+
+@bp.get(f"/products/<sku>/images/{IMAGE_ID}/versions")
+@require_role("admin")
+def list_image_versions(sku: str, image_id: ObjectId) -> Response:
+    """The photo's current version and its earlier ones still kept (AVENUE_TRASH_DAYS), newest first."""
+    listed = service.product_image_versions(get_db(), sku, image_id)
+    return jsonify(versions_answer(listed, lambda v: url_for(
+        "shop.image_version_preview", sku=sku, image_id=image_id, version_id=v)))
+
+
+@bp.post(f"/products/<sku>/images/{IMAGE_ID}/versions/{VERSION}/restore")
+@require_role("admin")
+def restore_image_version(sku: str, image_id: ObjectId, version_id: str) -> Response:
+    """An earlier version made current again, as a new version: the photo keeps its place."""
+    done = service.restore_product_image_version(get_db(), sku, image_id, version_id,
+                                                 limits=limits_from_config(current_app.config))
+    return _photo(sku, image_id, "product_image_version_restored", *done, restored=version_id)
+
+
+@bp.get(f"/products/<sku>/images/{IMAGE_ID}/versions/{VERSION}/preview")
+@require_role("admin")
+def image_version_preview(sku: str, image_id: ObjectId, version_id: str) -> Response:
+    """A small WebP of one version."""
+    return private_picture(service.product_image_version_preview(get_db(), sku, image_id, version_id),
+                           "image/webp")
+
+
+@bp.get(f"/products/<sku>/images/{IMAGE_ID}/versions/{VERSION}/compare/<after>")
+@require_role("admin")
+def compare_image_versions(sku: str, image_id: ObjectId, version_id: str, after: str) -> Response:
+    """The share of pixels that differ from one version to another, and the heat map's URL."""
+    compared, _ = service.compare_product_image_versions(get_db(), sku, image_id, version_id, after)
+    heat_map = url_for("shop.image_versions_heat_map", sku=sku, image_id=image_id, version_id=version_id,
+                       after=after)
+    return jsonify(comparison_answer(compared, heat_map))
+
+
+@bp.get(f"/products/<sku>/images/{IMAGE_ID}/versions/{VERSION}/compare/<after>/heat-map")
+@require_role("admin")
+def image_versions_heat_map(sku: str, image_id: ObjectId, version_id: str, after: str) -> Response:
+    """The heat map of what differs between two versions (PNG)."""
+    _, data = service.compare_product_image_versions(get_db(), sku, image_id, version_id, after)
+    return private_picture(data, "image/png")
 
 
 def _photo(sku: str, image_id: ObjectId, action: str, ref: dict[str, Any], changed: bool,

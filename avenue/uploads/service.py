@@ -9,7 +9,7 @@ gets the same 404 as for an id that does not exist.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from bson import ObjectId
 from pymongo.database import Database
@@ -20,6 +20,7 @@ from avenue.media import (
     UPLOADS,
     Box,
     Changed,
+    Comparison,
     Edits,
     FocalPoint,
     Image,
@@ -29,6 +30,7 @@ from avenue.media import (
     Stored,
     Upload,
     UrlSigner,
+    Version,
     image_object,
     near_objects,
 )
@@ -123,6 +125,43 @@ def set_upload_crop(db: Database[Document], upload_id: ObjectId, *, user_id: str
     if done is None:
         raise NotFound("No upload with this id.", code="upload_not_found")
     return done
+
+
+_T = TypeVar("_T")
+
+
+def _found(result: _T | None) -> _T:
+    if result is None:
+        raise NotFound("No upload with this id.", code="upload_not_found")
+    return result
+
+
+def upload_versions(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool
+                    ) -> list[Version]:
+    """An upload's current version and its earlier ones still kept, newest first."""
+    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
+    return _found(library(db).versions(upload_id))
+
+
+def restore_upload_version(db: Database[Document], upload_id: ObjectId, version_id: str, *, user_id: str,
+                           is_admin: bool, limits: Limits) -> Changed:
+    """Make an earlier version of an upload the user may see current again, as a new version."""
+    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
+    return _found(library(db).restore_version(upload_id, version_id, limits=limits))
+
+
+def upload_version_preview(db: Database[Document], upload_id: ObjectId, version_id: str, *, user_id: str,
+                           is_admin: bool) -> bytes:
+    """A small WebP of one version of an upload the user may see."""
+    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
+    return _found(library(db).version_preview(upload_id, version_id))
+
+
+def compare_upload_versions(db: Database[Document], upload_id: ObjectId, before: str, after: str, *,
+                            user_id: str, is_admin: bool) -> tuple[Comparison, bytes]:
+    """The share of pixels changed between two versions of an upload, and the heat map."""
+    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
+    return _found(library(db).compare_versions(upload_id, before, after))
 
 
 def near_duplicates(db: Database[Document], image: Image) -> list[Near]:

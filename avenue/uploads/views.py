@@ -5,12 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from bson import ObjectId
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from avenue import audit
 from avenue.auth import require, require_role
 from avenue.db import get_db
-from avenue.http import json_body, one_file, page_args, uploaded_files
+from avenue.http import (
+    comparison_answer,
+    json_body,
+    one_file,
+    page_args,
+    private_picture,
+    uploaded_files,
+    versions_answer,
+)
 from avenue.media import (
     UPLOADS,
     Changed,
@@ -125,6 +133,61 @@ def delete_upload_crop(upload_id: ObjectId, name: str) -> Response:
     done = service.set_upload_crop(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                    name=check_crop_name(name), box=None)
     return _changed(upload_id, "upload_crop_deleted", done, crop=name)
+
+
+VERSION = "<version_id>"
+
+
+@bp.get(f"/{UPLOAD_ID}/versions")
+@require_role()
+def list_upload_versions(upload_id: ObjectId) -> Response:
+    """The upload's current version and its earlier ones still kept (AVENUE_TRASH_DAYS), newest first."""
+    user = require()
+    listed = service.upload_versions(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
+    return jsonify(versions_answer(listed, lambda v: url_for(
+        "uploads.upload_version_preview", upload_id=upload_id, version_id=v)))
+
+
+@bp.post(f"/{UPLOAD_ID}/versions/{VERSION}/restore")
+@require_role()
+def restore_upload_version(upload_id: ObjectId, version_id: str) -> Response:
+    """An earlier version made current again, as a new version: the upload keeps its id."""
+    user = require()
+    done = service.restore_upload_version(get_db(), upload_id, version_id, user_id=user.id,
+                                          is_admin=user.role == "admin",
+                                          limits=limits_from_config(current_app.config))
+    return _changed(upload_id, "upload_version_restored", done, name_near=True, restored=version_id)
+
+
+@bp.get(f"/{UPLOAD_ID}/versions/{VERSION}/preview")
+@require_role()
+def upload_version_preview(upload_id: ObjectId, version_id: str) -> Response:
+    """A small WebP of one version."""
+    user = require()
+    return private_picture(service.upload_version_preview(get_db(), upload_id, version_id, user_id=user.id,
+                                                          is_admin=user.role == "admin"), "image/webp")
+
+
+@bp.get(f"/{UPLOAD_ID}/versions/{VERSION}/compare/<after>")
+@require_role()
+def compare_upload_versions(upload_id: ObjectId, version_id: str, after: str) -> Response:
+    """The share of pixels that differ from one version to another, and the heat map's URL."""
+    user = require()
+    compared, _ = service.compare_upload_versions(get_db(), upload_id, version_id, after, user_id=user.id,
+                                                  is_admin=user.role == "admin")
+    heat_map = url_for("uploads.upload_versions_heat_map", upload_id=upload_id, version_id=version_id,
+                       after=after)
+    return jsonify(comparison_answer(compared, heat_map))
+
+
+@bp.get(f"/{UPLOAD_ID}/versions/{VERSION}/compare/<after>/heat-map")
+@require_role()
+def upload_versions_heat_map(upload_id: ObjectId, version_id: str, after: str) -> Response:
+    """The heat map of what differs between two versions (PNG)."""
+    user = require()
+    _, data = service.compare_upload_versions(get_db(), upload_id, version_id, after, user_id=user.id,
+                                              is_admin=user.role == "admin")
+    return private_picture(data, "image/png")
 
 
 def _changed(upload_id: ObjectId, action: str, done: Changed, *, name_near: bool = False,

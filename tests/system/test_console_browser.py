@@ -1556,3 +1556,76 @@ def test_the_open_editor_passes_the_accessibility_audit(live, open_as, width):
     assert violations == [], json.dumps(violations, indent=1)
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     shot(page, f"editor-{width}", full_page=False)
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_an_editor_compares_two_versions_with_a_slider_and_a_heat_map_and_restores_one(live, open_as, width):
+    page = open_as("editor", width=width, height=900, audit=True)
+    media_id, card = library_card(page, f"/versions-{width}", "versions.jpg")
+    first = page.request.get(f"/api/builder/media/{media_id}").json()
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    replaced = page.request.put(f"/api/builder/media/{media_id}", headers={"X-CSRF-Token": csrf}, multipart={
+        "file": {"name": "versions.jpg", "mimeType": "image/jpeg", "buffer": fresh_jpeg()}})
+    assert replaced.ok, replaced.text()
+    second = replaced.json()
+    page.reload()
+    card = page.locator(f"li[data-id='{media_id}']")
+    card.get_by_role("button", name="Versions of versions.jpg").click()
+    panel = card.get_by_role("region", name="Versions of versions.jpg")
+    versions = panel.locator("li.version")
+    versions.nth(1).wait_for()
+    assert versions.count() == 2
+    assert "current" in versions.nth(0).inner_text() and second["version"] in versions.nth(0).inner_text()
+    earlier = versions.nth(1).get_attribute("data-version")
+    assert "new file" in versions.nth(0).inner_text() and "kept until" in versions.nth(1).inner_text()
+    panel.get_by_role("button", name=f"Compare version {earlier} with the current one").click()
+    heat = panel.get_by_role("img", name=re.compile("Heat map of what changed"))
+    heat.wait_for()
+    page.wait_for_function("() => [...document.querySelectorAll('.versions img')].every((i) => i.complete "
+                           "&& i.naturalWidth > 0)")
+    assert re.search(r"\d+\.\d% of the pixels changed", panel.inner_text())
+    slider = panel.get_by_label(re.compile(r"Before \(.*\) / after"))
+    slider.fill("20")
+    assert "inset(0px 0px 0px 20%)" in panel.locator(".compare-after").evaluate("(img) => img.style.clipPath")
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    panel.scroll_into_view_if_needed()
+    shot(page, f"versions-{width}", full_page=False)
+    panel.get_by_role("button", name=f"Restore version {earlier}").click()
+    panel.get_by_text(f"Version {earlier} restored as the current one").wait_for()
+    now = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert now["sha256"] == first["sha256"] and now["url"] != second["url"]
+    # Listed again: the restored version current (the same id it had), the one it replaced kept.
+    panel.locator(f"li.version[data-version='{now['version']}']", has_text="current").wait_for()
+    assert versions.count() == 2 and now["version"] == earlier
+    assert versions.nth(1).get_attribute("data-version") == second["version"]
+
+
+def test_an_admin_restores_an_earlier_version_of_a_product_photo(live, open_as):
+    page = open_as("admin")
+    sku = f"VERS-{uuid.uuid4().hex[:4]}"
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    headers = {"X-CSRF-Token": csrf}
+    assert page.request.post("/api/shop/products", headers=headers,
+                             data={"sku": sku, "name": "Versions", "price": 1}).ok
+    added = page.request.post(f"/api/shop/products/{sku}/images", headers=headers, multipart={
+        "images": {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": fresh_jpeg()}})
+    assert added.ok, added.text()
+    photo = added.json()["product"]["images"][0]
+    replaced = page.request.put(f"/api/shop/products/{sku}/images/{photo['id']}", headers=headers, multipart={
+        "file": {"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": fresh_jpeg()}})
+    assert replaced.ok, replaced.text()
+    page.goto(f"/console/products/{sku}")
+    item = page.locator(f"#photos li[data-id='{photo['id']}']")
+    item.locator("summary", has_text="Versions").click()
+    versions = item.locator("li.version")
+    versions.nth(1).wait_for()
+    earlier = versions.nth(1).get_attribute("data-version")
+    item.get_by_role("button", name=f"Restore version {earlier}").click()
+    # A restore draws the photos again: the photo's new version is on the page.
+    restored = page.locator(f"#photos li[data-id='{photo['id']}'] img[src*='~{earlier}']")
+    restored.first.wait_for()
+    images = page.request.get(f"/api/shop/products/{sku}").json()["images"]
+    assert images[0]["id"] == photo["id"] and images[0]["sha256"] == photo["sha256"]
+    assert images[0]["version"] == earlier

@@ -57,10 +57,11 @@ from avenue.media.options import UploadOptions
 from avenue.media.records import Changed, Document, Image, Near, NearGroup, Stored
 from avenue.media.settings import MediaSettings
 from avenue.media.settings import current as current_settings
-from avenue.media.store import nearby, originals, trash
+from avenue.media.store import nearby, originals, trash, versions
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
 from avenue.media.store.originals import Upload
+from avenue.media.store.versions import Comparison, Version
 from avenue.paging import Listed, Page, Window, decode_cursor, encode_cursor, fetch
 
 DELETE_LEASE = dt.timedelta(seconds=60)
@@ -496,6 +497,46 @@ class Library:
             crops[name] = box
         return self._changed(replacing.set_crops(self.db, self.bucket, image_id, crops, refs=refs,
                                                  delete_lease=DELETE_LEASE, settings=self.settings))
+
+    # --- versions (store/versions.py): listed, drawn small, compared, restored ---
+
+    def _head(self, image_id: ObjectId) -> dict[str, Any] | None:
+        return self._files.find_one({"_id": image_id, "metadata.role": "original"})
+
+    def versions(self, image_id: ObjectId) -> list[Version] | None:
+        """The current version of ``image_id`` and its earlier ones still kept, newest first;
+        None when the image does not exist."""
+        doc = self._head(image_id)
+        return None if doc is None else versions.listing(self.db, self.bucket, doc)
+
+    def restore_version(self, image_id: ObjectId, version_id: str, *, limits: Limits | None = None,
+                        refs: dict[str, Any] | None = None) -> Changed | None:
+        """Make an earlier version of ``image_id`` current again, as a new version under the
+        replace lease (``ImageBusy`` while a delete or another change holds it); None when the
+        image does not exist. ``VersionNotFound`` / ``VersionGone`` for a version it lacks."""
+        doc = self._head(image_id)
+        if doc is None:
+            return None
+        return self._changed(versions.restore(self.db, self.bucket, doc, version_id, limits=limits, refs=refs,
+                                              delete_lease=DELETE_LEASE, settings=self.settings))
+
+    def version_preview(self, image_id: ObjectId, version_id: str) -> bytes | None:
+        """A small WebP of version ``version_id`` of ``image_id`` (made once); None when the
+        image does not exist."""
+        doc = self._head(image_id)
+        if doc is None:
+            return None
+        return versions.read(self.db, versions.preview(self.db, self.bucket, doc, version_id, self.settings))
+
+    def compare_versions(self, image_id: ObjectId, before: str, after: str
+                         ) -> tuple[Comparison, bytes] | None:
+        """How version ``after`` of ``image_id`` differs from ``before``: the share of pixels
+        changed and the heat map's PNG (made once per pair); None when the image does not exist."""
+        doc = self._head(image_id)
+        if doc is None:
+            return None
+        compared = versions.compare(self.db, self.bucket, doc, before, after, self.settings)
+        return compared, versions.read(self.db, compared.file)
 
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:
         """Delete an original and all its variants (original first: readers see 404 at once).

@@ -204,14 +204,21 @@ def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc
                       render: Callable[[bytes], Encoded]) -> dict[str, Any]:
     source = b"".join(storage.read_range(db, wanted.bucket, original.bytes_id, original.length,
                                          original.chunk_size))
-    rendered = render(source)
-    metadata = {
+    return keep(db, wanted, render(source), private=original.private)
+
+
+def keep(db: Database[Document], wanted: Wanted, rendered: Encoded, *, private: bool,
+         extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Store ``rendered`` as the rendition ``wanted`` (``extra``: more metadata), unless it is
+    stored already (then that one is kept and returned): chunks first, files document last
+    under the unique index, counters after."""
+    metadata: dict[str, Any] = {**(extra or {}),
         "role": "rendition", "source": wanted.bucket, "image_id": wanted.image_id,
         "version": wanted.version, "spec": wanted.key, "format": rendered.format,
         "content_type": RENDITION_TYPES[rendered.format], "sha256": hashlib.sha256(rendered.data).hexdigest(),
         "width": rendered.width, "height": rendered.height, "last_used": now(),
         # Whether its URLs may sit at a CDN (a removal purges only a public image's).
-        "visibility": "private" if original.private else "public",
+        "visibility": "private" if private else "public",
     }
     if wanted.own_width:
         metadata["own_width"] = True

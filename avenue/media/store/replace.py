@@ -28,7 +28,10 @@ new one, whole):
 4. copy the old version into the trash under an id of its own (restorable as a separate image,
    or onto its product again; purged by ``gc`` after ``AVENUE_TRASH_DAYS``);
 5. switch the head to the new version (one update, conditional on still holding the lease:
-   this is the moment the image changes), which also releases the lease;
+   this is the moment the image changes), which also releases the lease; the same update
+   lists the version it replaces in ``metadata.history`` (store/history.py: its recipe and,
+   for new bytes, the trash copy of step 4), so an earlier version is listed exactly when the
+   switch happened;
 6. delete the old version's files, tell every worker's cache, queue the CDN purge;
 7. delete the renditions on request of every other version (never served since 5: a
    rendition URL must name the current version; a crash before this step leaves them to
@@ -49,6 +52,11 @@ source the content file again (nothing written but the variants). Nothing goes t
 for an edit: the original stays. A replace with new bytes drops the edits and the source
 (the version it replaces, edits and source included, goes to the trash whole). Named crops
 (``metadata.crops``) and the edits are part of the version, so every URL changes with them.
+
+A restore (:func:`restore`, store/versions.py) is a change of the same kind: an earlier
+version's recipe (its bytes, from the image or its trash copy, its edits, focal point and
+crops) rendered in step 1 and switched to by steps 2 to 8 like any other, so it is a new
+current version under the same lease, and the version it replaces is listed in turn.
 """
 
 from __future__ import annotations
@@ -76,7 +84,7 @@ from avenue.media.ingest.pipeline import Ingested
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import SOURCE, Document, variant_ids, variant_key
 from avenue.media.settings import MediaSettings
-from avenue.media.store import nearby, pending, renditions, storage, trash
+from avenue.media.store import history, nearby, pending, renditions, storage, trash
 from avenue.media.store.originals import dedupe_key, name_prefixes
 from avenue.media.store.pending import variant_file
 
@@ -150,6 +158,11 @@ def _current_version(meta: dict[str, Any]) -> str:
                                              FocalPoint.from_metadata(meta.get("focal_point")),
                                              Edits.from_metadata(meta.get("edits")),
                                              editing.stored_crops(meta.get("crops")))
+
+
+def current_version(meta: dict[str, Any]) -> str:
+    """The version an original is at (never replaced: the one its own bytes would have)."""
+    return _current_version(meta)
 
 
 def source_entry(meta: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
@@ -280,6 +293,7 @@ class _Plan:
     source: dict[str, Any] | None = None  # the unedited original's file, when the edits change
     original: bytes | None = None  # its bytes
     checked: bool = False  # the version it was rendered from is checked again under the lease
+    restored_from: str | None = None  # a restore: the earlier version it brings back
 
 
 def _head(db: Database[Document], bucket: str, image_id: ObjectId) -> dict[str, Any] | None:
@@ -298,8 +312,8 @@ def _ingest(raw: bytes, limits: Limits, focal: FocalPoint | None, crops: dict[st
 
 def _rerender(db: Database[Document], bucket: str, doc: dict[str, Any], *, focal: FocalPoint | None,
               edits: Edits | None, crops: dict[str, Box], limits: Limits | None, checked: bool,
-              refs: dict[str, Any] | None, delete_lease: dt.timedelta, settings: MediaSettings
-              ) -> Replaced | None:
+              refs: dict[str, Any] | None, delete_lease: dt.timedelta, settings: MediaSettings,
+              restored_from: str | None = None) -> Replaced | None:
     """The stored bytes rendered again: around ``focal`` (None: the current point, carried
     through a change of edits), with ``edits`` applied to the unedited original, and ``crops``.
     They are the upload *after* stripping, so the image keeps the identity (``source_sha256``,
@@ -325,8 +339,37 @@ def _rerender(db: Database[Document], bucket: str, doc: dict[str, Any], *, focal
     source_sha256 = meta.get("source_sha256", "")
     return _apply(db, bucket, doc, _Plan(
         ingested, version_of(source_sha256, ingested.focal, edits, crops), meta.get("key"), source_sha256,
-        edits=edits, crops=crops, new_bytes=False, source=source, original=original, checked=checked),
-        refs=refs, delete_lease=delete_lease, settings=settings)
+        edits=edits, crops=crops, new_bytes=False, source=source, original=original, checked=checked,
+        restored_from=restored_from), refs=refs, delete_lease=delete_lease, settings=settings)
+
+
+def restore(db: Database[Document], bucket: str, doc: dict[str, Any], item: dict[str, Any], *,
+            original: tuple[bytes, dict[str, Any]] | None, limits: Limits | None = None,
+            refs: dict[str, Any] | None = None, delete_lease: dt.timedelta, settings: MediaSettings
+            ) -> Replaced | None:
+    """Make the earlier version ``item`` (an entry of ``metadata.history``, store/history.py)
+    of the head ``doc`` current again, as a new switch like any change: its focal point, edits
+    and crops, and its bytes. ``original``: the bytes and files document of its unedited
+    original when they are not the image's own (other bytes, kept in the trash), None when they
+    are (rendered again as an edit would). The version it replaces is kept as an earlier one."""
+    edits = Edits.from_metadata(item.get("edits"))
+    crops = editing.stored_crops(item.get("crops"))
+    focal = FocalPoint.from_metadata(item.get("focal_point"))
+    if original is None:
+        return _rerender(db, bucket, doc, focal=focal, edits=edits, crops=crops, limits=limits, checked=True,
+                         refs=refs, delete_lease=delete_lease, settings=settings, restored_from=item["v"])
+    data, source = original
+    raw = data if edits is None else editing.apply(data, edits, pipeline.stored_limits(len(data), settings))
+    given = limits or Limits()
+    ingested = _ingest(raw, Limits.for_stored(len(raw), given.decode_budget_bytes, given.decode_wait_seconds),
+                       focal, crops)
+    source_sha256 = str(item.get("source_sha256") or "")
+    scope = (doc["metadata"].get("key") or "").rpartition(":")[0]
+    return _apply(db, bucket, doc, _Plan(
+        ingested, version_of(source_sha256, ingested.focal, edits, crops), dedupe_key(source_sha256, scope),
+        source_sha256, edits=edits, crops=crops, new_bytes=True, filename=item.get("filename"),
+        source=None if edits is None else source, original=None if edits is None else data, checked=True,
+        restored_from=item["v"]), refs=refs, delete_lease=delete_lease, settings=settings)
 
 
 # --- the version switch every change shares: steps 2 to 8 of the module's order ---
@@ -372,7 +415,8 @@ def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan
         storage.write_files(db, bucket, staged.files)
         trashed_id = None if staged.same_bytes or staged.edit_change else trash.keep_version(
             db, bucket, doc, old_bytes, refs={**(refs or {}), "replaced_in": str(image_id)})
-        _switch(db, bucket, doc, plan, staged, lease, settings)
+        _switch(db, bucket, doc, plan, staged, lease, settings, old_length=old_bytes["length"],
+                trashed_id=trashed_id)
     except BaseException:
         # Nothing switched: what this call wrote goes (new files, the copy in the trash).
         if new_ids:
@@ -424,6 +468,10 @@ def _stage(doc: dict[str, Any], plan: _Plan) -> _Staged:
     elif not plan.new_bytes:
         found = source_entry(meta)
         keep_source = None if found is None else found[1]
+    elif plan.edits is not None and plan.original is not None and source is not None:
+        # A restore of an edited version of other bytes: its unedited original as the source.
+        new_source = _source_file(image_id, plan.version, plan.original, source)
+        keep_source = _entry(new_source.file_id, len(plan.original), new_source.metadata)
     new_files, variants = _version_files(image_id, plan.ingested, plan.version,
                                          None if same_bytes or content is not None else content_id, name)
     if new_source is not None:
@@ -435,11 +483,16 @@ def _stage(doc: dict[str, Any], plan: _Plan) -> _Staged:
 
 
 def _switch(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan, staged: _Staged,
-            lease: dt.datetime, settings: MediaSettings) -> None:
+            lease: dt.datetime, settings: MediaSettings, *, old_length: int, trashed_id: ObjectId | None
+            ) -> None:
     """Step 5: the head switched to the new version in one update, conditional on still holding
-    the lease (this is the moment the image changes), which also releases the lease."""
+    the lease (this is the moment the image changes), which also releases the lease. The same
+    update lists the version it replaces among the earlier ones (store/history.py)."""
     meta = doc["metadata"]
     moment = now()
+    old = None if settings.trash_days <= 0 else history.entry(
+        meta, _current_version(meta), since=maybe_utc(meta.get("replaced_at")) or maybe_utc(doc["uploadDate"])
+        or moment, moment=moment, keep_days=settings.trash_days, length=old_length)
     until = moment + dt.timedelta(days=settings.redirect_days)
     changes = _head_update(meta, plan.ingested, version=plan.version, key=plan.key,
                            source_sha256=plan.source_sha256,
@@ -455,6 +508,16 @@ def _switch(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Pla
             unset[f"metadata.{field_name}"] = ""
         else:
             changes[f"metadata.{field_name}"] = value
+    focal = plan.ingested.focal
+    changes["metadata.changed"] = history.changed(meta, {
+        "source_sha256": plan.source_sha256, "crops": crops_kept,
+        "edits": None if plan.edits is None else plan.edits.as_metadata(),
+        "focal_point": focal.as_metadata() if focal is not None else meta.get("focal_point")}) or ["bytes"]
+    changes["metadata.history"] = history.after_switch(meta, old, plan.version, moment, trash_id=trashed_id)
+    if plan.restored_from is None:
+        unset["metadata.restored_from"] = ""
+    else:
+        changes["metadata.restored_from"] = plan.restored_from
     files = db[f"{bucket}.files"]
     try:
         switched = files.update_one({"_id": doc["_id"], "metadata.replacing_at": lease},

@@ -135,7 +135,8 @@ def keep_version(db: Database[Document], bucket: str, doc: dict[str, Any], bytes
         moved = {**old, "original_id": trashed_id, "key": key}
         storage.copy_file(db, bucket, TRASH, {**variant, "metadata": moved})
     metadata = _trashed(doc["metadata"], trashed_id, bucket, refs, keep_days,
-                        drop=("content", "version", "versions", "replaced_at", "replacing_at", "deleting_at"))
+                        drop=("content", "version", "versions", "replaced_at", "replacing_at", "deleting_at",
+                              "history", "changed", "restored_from"))
     storage.copy_file(db, bucket, TRASH, {
         "_id": trashed_id, "length": bytes_doc["length"], "chunkSize": bytes_doc["chunkSize"],
         "uploadDate": doc["uploadDate"], "filename": doc.get("filename"), "metadata": metadata,

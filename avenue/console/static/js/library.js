@@ -9,6 +9,7 @@ import {gridSizes, picture, showImage} from './picture.js';
 import {nearList, showGroups, warnNear} from './near.js';
 import {deliveryChart} from './cardchart.js';
 import {imageIn, openEditor} from './editor.js';
+import {versionsPanel} from './versions.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -309,6 +310,9 @@ function card(media) {
       el('button', {type: 'button', 'aria-label': `Edit ${media.filename}`, onclick: () => openEditor({
         image: media, base: `/api/builder/media/${media.id}`,
         onSaved: (answer) => refresh(imageIn(answer, media.id))})}, 'Edit'),
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Versions of ${media.filename}`,
+        onclick: () => usedIn.replaceChildren(versionsPanel({base: `/api/builder/media/${media.id}`,
+          name: media.filename, onRestored: (answer) => refresh(imageIn(answer, media.id))}))}, 'Versions'),
       el('button', {type: 'button', class: 'secondary', 'aria-label': `Where used: ${media.filename}`,
         onclick: async () => {
           try {

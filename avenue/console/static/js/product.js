@@ -4,6 +4,7 @@ import {api, el, formatBytes, formatPrice, pageMessage, upload, uploadEach} from
 import {gridSizes, picture} from './picture.js';
 import {warnNear} from './near.js';
 import {imageIn, openEditor} from './editor.js';
+import {versionsPanel} from './versions.js';
 
 const root = document.getElementById('product');
 const sku = root.dataset.sku;
@@ -46,6 +47,17 @@ function variantsList(image) {
     el('p', {class: 'muted'}, `Original: ${image.width}×${image.height}, ${formatBytes(image.bytes)}, ${image.content_type}`));
 }
 
+// The photo's versions, fetched when opened; a restore draws the photos again.
+function versionsDetails(image) {
+  const details = el('details', {class: 'variants versions-details'}, el('summary', {}, 'Versions'));
+  details.addEventListener('toggle', () => {
+    if (details.open && !details.querySelector('.versions')) {
+      details.append(versionsPanel({base: `${base}/images/${image.id}`, name: image.filename, onRestored: edited}));
+    }
+  });
+  return details;
+}
+
 function photoItem(image, index, count) {
   const label = `Photo ${index + 1} of ${count}: ${image.filename}`;
   const item = el('li', {class: 'photo', draggable: 'true', tabindex: '0', 'aria-label': label,
@@ -65,7 +77,8 @@ function photoItem(image, index, count) {
       onclick: () => openEditor({image, base: `${base}/images/${image.id}`, onSaved: edited})}, 'Edit'),
     el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${image.filename}`,
       onclick: () => remove(image)}, 'Delete')),
-  variantsList(image));
+  variantsList(image),
+  versionsDetails(image));
   item.addEventListener('keydown', (event) => {
     if (event.target !== item || !event.altKey) return;
     // Up and down only: Alt+Left/Right are the browser's Back and Forward.

@@ -1,0 +1,378 @@
+"""Versions with restore (avenue/media/store/versions.py, store/history.py): every change in place
+keeps the version it replaces for AVENUE_TRASH_DAYS; the versions are listed with what changed,
+drawn small, compared with a heat map, and any of them restored as a new current version through
+the replace's lease and write order; every refusal a JSON 4xx."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from hashlib import sha256
+
+import pytest
+from bson import ObjectId
+from PIL import Image as PILImage
+
+from avenue.clock import now
+from avenue.media import BUILDER
+from avenue.media.buckets import RENDITIONS, TRASH
+from avenue.media.store import trash as trash_module
+from avenue.ops.fsck import check
+from tests.helpers import error_body, form, library_upload
+
+PHOTO, OTHER = "good/progressive.jpg", "good/grayscale.jpg"
+MEDIA = "/api/builder/media"
+
+
+def versions(client, headers, media_id: str) -> list[dict]:
+    answer = client.get(f"{MEDIA}/{media_id}/versions", headers=headers)
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()["items"]
+
+
+def restore(client, headers, media_id: str, version_id: str):
+    return client.post(f"{MEDIA}/{media_id}/versions/{version_id}/restore", headers=headers)
+
+
+def replace(client, headers, media_id: str, name: str = OTHER) -> dict:
+    answer = client.put(f"{MEDIA}/{media_id}", data=form(name), headers=headers)
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()
+
+
+def changed(client, headers, method: str, path: str, body: dict | None = None) -> dict:
+    answer = client.open(path, method=method, json=body, headers=headers)
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()
+
+
+def sha_of(client, url: str) -> str:
+    answer = client.get(url, follow_redirects=True)
+    assert answer.status_code == 200, url
+    return sha256(answer.data).hexdigest()
+
+
+def test_every_kind_of_change_keeps_the_version_it_replaces_with_what_changed(client, editor):
+    media = library_upload(client, editor)
+    base = f"{MEDIA}/{media['id']}"
+    first = versions(client, editor, media["id"])
+    assert [(v["current"], v["changed"]) for v in first] == [(True, ["upload"])]
+    changed(client, editor, "PUT", f"{base}/focal-point", {"x": 0.1, "y": 0.2})
+    changed(client, editor, "PUT", f"{base}/edits", {"rotate": 90})
+    changed(client, editor, "PUT", f"{base}/crops/square", {"x": 0, "y": 0, "width": 0.5, "height": 0.5})
+    last = replace(client, editor, media["id"])
+    listed = versions(client, editor, media["id"])
+    # New bytes drop the edits and find the subject again; crops are kept (replace.py).
+    assert [v["changed"] for v in listed] == [["bytes", "edits", "focal_point"], ["crops"],
+                                             ["edits", "focal_point"], ["focal_point"], ["upload"]]
+    assert listed[0]["id"] == last["version"] and listed[0]["current"] and listed[0]["kept_until"] is None
+    assert [v["current"] for v in listed[1:]] == [False] * 4
+    assert listed[-1]["id"] == first[0]["id"] and listed[-1]["bytes"] == media["bytes"]
+    assert len({v["id"] for v in listed}) == 5
+    for version in listed[1:]:
+        kept = dt.datetime.fromisoformat(version["kept_until"].replace("Z", "+00:00"))
+        assert dt.timedelta(days=29) < kept - now() <= dt.timedelta(days=30)
+        assert version["preview_url"].endswith(f"/versions/{version['id']}/preview")
+        preview = client.get(version["preview_url"], headers=editor)
+        assert preview.status_code == 200 and preview.mimetype == "image/webp"
+        assert max(PILImage.open(io.BytesIO(preview.data)).size) <= 320
+        assert "private" in preview.headers["Cache-Control"]
+
+
+def test_restoring_earlier_bytes_makes_them_a_new_current_version_and_keeps_the_replaced_one(client, db,
+                                                                                             editor):
+    media = library_upload(client, editor)
+    page = client.put("/api/builder/pages/home", headers=editor, json={
+        "title": "Home", "blocks": [{"type": "image", "media_id": media["id"]}], "published": True})
+    assert page.status_code == 200
+    original = versions(client, editor, media["id"])[0]["id"]
+    second = replace(client, editor, media["id"])
+    answer = restore(client, editor, media["id"], original)
+    assert answer.status_code == 200, answer.get_json()
+    restored = answer.get_json()
+    assert restored["id"] == media["id"] and restored["used_in"] == ["home"]
+    assert restored["sha256"] == media["sha256"] and restored["version"] == original
+    assert sha_of(client, restored["url"]) == media["sha256"]
+    # The version it replaced is an earlier one now, and its URLs redirect to the restored one.
+    listed = versions(client, editor, media["id"])
+    assert [(v["id"], v["current"]) for v in listed[:2]] == [(original, True), (second["version"], False)]
+    assert listed[0]["restored_from"] == original and listed[0]["changed"][0] == "bytes"
+    moved = client.get(second["url"])
+    assert moved.status_code == 308 and restored["version"] in moved.headers["Location"]
+    assert client.get("/api/builder/pages/home").get_json()["blocks"][0]["url"] == restored["url"]
+    # And it can be restored in turn: the grey picture comes back.
+    again = restore(client, editor, media["id"], second["version"]).get_json()
+    assert again["sha256"] == second["sha256"] and sha_of(client, again["url"]) == second["sha256"]
+    assert check(db).findings == []
+
+
+def test_restoring_an_edited_version_of_other_bytes_brings_back_the_picture_and_its_original(client, db,
+                                                                                           editor):
+    media = library_upload(client, editor)
+    base = f"{MEDIA}/{media['id']}"
+    edited = changed(client, editor, "PUT", f"{base}/edits", {"rotate": 90})
+    assert (edited["width"], edited["height"]) == (media["height"], media["width"])
+    replace(client, editor, media["id"])
+    done = restore(client, editor, media["id"], edited["version"])
+    assert done.status_code == 200, done.get_json()
+    back = done.get_json()
+    assert back["version"] == edited["version"] and back["edits"] == edited["edits"]
+    assert (back["width"], back["height"]) == (edited["width"], edited["height"])
+    assert sha_of(client, back["url"]) == back["sha256"]
+    # Its unedited original is its source again: undoing the edits gives the upload's picture.
+    undone = changed(client, editor, "DELETE", f"{base}/edits")
+    assert undone["sha256"] == media["sha256"] and (undone["width"], undone["height"]) == (media["width"],
+                                                                                          media["height"])
+    assert check(db).findings == []
+
+
+def test_restoring_an_earlier_focal_point_or_crop_rerenders_the_same_bytes(client, db, editor):
+    media = library_upload(client, editor)
+    base = f"{MEDIA}/{media['id']}"
+    focal = changed(client, editor, "PUT", f"{base}/focal-point", {"x": 0.1, "y": 0.9})
+    changed(client, editor, "PUT", f"{base}/focal-point", {"x": 0.8, "y": 0.2})
+    back = restore(client, editor, media["id"], focal["version"]).get_json()
+    assert back["focal_point"] == {"x": 0.1, "y": 0.9} and back["version"] == focal["version"]
+    assert back["sha256"] == media["sha256"]
+    assert db[f"{TRASH}.files"].count_documents({}) == 0  # the same bytes: nothing copied
+    assert versions(client, editor, media["id"])[0]["changed"] == ["focal_point"]
+
+
+def test_restoring_the_current_version_changes_nothing(client, editor):
+    media = library_upload(client, editor)
+    current = versions(client, editor, media["id"])[0]["id"]
+    answer = restore(client, editor, media["id"], current)
+    assert answer.status_code == 200 and answer.get_json()["url"] == media["url"]
+    assert len(versions(client, editor, media["id"])) == 1
+
+
+def test_comparing_two_versions_gives_a_heat_map_and_the_share_changed_made_once(client, db, editor):
+    media = library_upload(client, editor)
+    first = versions(client, editor, media["id"])[0]["id"]
+    focal = changed(client, editor, "PUT", f"{MEDIA}/{media['id']}/focal-point", {"x": 0.2, "y": 0.2})
+    second = replace(client, editor, media["id"])
+    answer = client.get(f"{MEDIA}/{media['id']}/versions/{first}/compare/{second['version']}", headers=editor)
+    assert answer.status_code == 200, answer.get_json()
+    compared = answer.get_json()
+    assert compared["before"] == first and compared["after"] == second["version"]
+    assert 0.05 < compared["changed_share"] <= 1
+    assert max(compared["width"], compared["height"]) <= 512
+    heat = client.get(compared["heat_map_url"], headers=editor)
+    assert heat.status_code == 200 and heat.mimetype == "image/png"
+    assert PILImage.open(io.BytesIO(heat.data)).size == (compared["width"], compared["height"])
+    stored = db[f"{RENDITIONS}.files"].count_documents({"metadata.spec": {"$regex": "^diff_"}})
+    assert stored == 1
+    assert client.get(compared["heat_map_url"], headers=editor).data == heat.data
+    # Stored beside the renditions, but never served as one: no media URL names it.
+    spec = f"/media/builder/{media['id']}~{second['version']}/diff_{first}_{second['version']}.png"
+    assert client.get(spec).status_code in (400, 403, 404)
+    assert client.get(spec.replace(f"diff_{first}_", "version_").replace(".png", ".webp")).status_code in (
+        400, 403, 404)
+    assert db[f"{RENDITIONS}.files"].count_documents({"metadata.spec": {"$regex": "^diff_"}}) == 1
+    # A new focal point is the same picture: nothing changed.
+    same = client.get(f"{MEDIA}/{media['id']}/versions/{first}/compare/{focal['version']}",
+                      headers=editor).get_json()
+    assert same["changed_share"] == 0
+    # The next change of the image takes the cached heat maps away with its other renditions.
+    changed(client, editor, "PUT", f"{MEDIA}/{media['id']}/focal-point", {"x": 0.6, "y": 0.6})
+    assert db[f"{RENDITIONS}.files"].count_documents({"metadata.spec": {"$regex": "^diff_"}}) == 0
+
+
+@pytest.mark.parametrize("version_id", ["0123abcd", "not-a-version", "ABCDEF12", "1234567", "%00"])
+def test_unknown_or_malformed_versions_are_404(client, editor, version_id):
+    media = library_upload(client, editor)
+    replace(client, editor, media["id"])
+    for answer in (restore(client, editor, media["id"], version_id),
+                   client.get(f"{MEDIA}/{media['id']}/versions/{version_id}/preview", headers=editor)):
+        assert answer.status_code == 404, answer.data
+        assert error_body(answer)["code"] == "version_not_found"
+    current = versions(client, editor, media["id"])[0]["id"]
+    answer = client.get(f"{MEDIA}/{media['id']}/versions/{current}/compare/{version_id}", headers=editor)
+    assert answer.status_code == 404 and error_body(answer)["code"] == "version_not_found"
+
+
+def test_a_version_of_another_image_is_404_and_unknown_media_too(client, editor):
+    one, other = library_upload(client, editor), library_upload(client, editor, OTHER)
+    replace(client, editor, other["id"], name="good/alpha.png")
+    foreign = versions(client, editor, other["id"])[1]["id"]
+    answer = restore(client, editor, one["id"], foreign)
+    assert answer.status_code == 404 and error_body(answer)["code"] == "version_not_found"
+    missing = client.get(f"{MEDIA}/{ObjectId()}/versions", headers=editor)
+    assert missing.status_code == 404 and error_body(missing)["code"] == "media_not_found"
+    assert client.get(f"{MEDIA}/not-an-id/versions", headers=editor).status_code == 404
+
+
+def test_comparing_a_version_with_itself_is_400(client, editor):
+    media = library_upload(client, editor)
+    current = versions(client, editor, media["id"])[0]["id"]
+    answer = client.get(f"{MEDIA}/{media['id']}/versions/{current}/compare/{current}", headers=editor)
+    assert answer.status_code == 400 and error_body(answer)["code"] == "same_version"
+
+
+def test_a_version_past_the_trash_days_is_410_and_no_longer_listed(client, db, editor):
+    media = library_upload(client, editor)
+    original = versions(client, editor, media["id"])[0]["id"]
+    second = replace(client, editor, media["id"])
+    lapsed = now() - dt.timedelta(seconds=1)
+    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
+                                      {"$set": {"metadata.history.0.keep_until": lapsed}})
+    assert [v["id"] for v in versions(client, editor, media["id"])] == [second["version"]]
+    answer = restore(client, editor, media["id"], original)
+    assert answer.status_code == 410 and error_body(answer)["code"] == "version_gone"
+    assert client.get(f"{MEDIA}/{media['id']}", headers=editor).get_json()["version"] == second["version"]
+
+
+def test_a_version_whose_trash_copy_was_purged_is_410(client, db, editor):
+    media = library_upload(client, editor)
+    original = versions(client, editor, media["id"])[0]["id"]
+    second = replace(client, editor, media["id"])
+    for trashed in db[f"{TRASH}.files"].find({"metadata.role": "original"}):
+        trash_module.purge(db, trashed)
+    assert [v["id"] for v in versions(client, editor, media["id"])] == [second["version"]]
+    answer = restore(client, editor, media["id"], original)
+    assert answer.status_code == 410 and error_body(answer)["code"] == "version_gone"
+    preview = client.get(f"{MEDIA}/{media['id']}/versions/{original}/preview", headers=editor)
+    assert preview.status_code == 410
+
+
+def test_with_the_trash_off_no_version_is_kept(client, app, editor):
+    app.config["AVENUE_TRASH_DAYS"] = 0
+    media = library_upload(client, editor)
+    replace(client, editor, media["id"])
+    assert len(versions(client, editor, media["id"])) == 1
+
+
+def test_a_restore_while_a_delete_holds_the_image_is_409_and_changes_nothing(client, db, editor):
+    media = library_upload(client, editor)
+    original = versions(client, editor, media["id"])[0]["id"]
+    second = replace(client, editor, media["id"])
+    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
+                                      {"$set": {"metadata.deleting_at": now()}})
+    answer = restore(client, editor, media["id"], original)
+    assert answer.status_code == 409 and error_body(answer)["code"] == "image_busy"
+    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    assert head["metadata"]["version"] == second["version"] and "replacing_at" not in head["metadata"]
+    assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == 1
+
+
+def test_a_delete_racing_a_restore_meets_its_lease_and_is_409(client, db, editor, monkeypatch):
+    """The race made deterministic: the delete runs while the restore holds the replace lease
+    (between writing the new files and the switch); it is told 409, the restore finishes whole."""
+    media = library_upload(client, editor)
+    original = versions(client, editor, media["id"])[0]["id"]
+    replace(client, editor, media["id"])
+    real = trash_module.keep_version
+    deletes: list[int] = []
+
+    def delete_meanwhile(db_, bucket, doc, bytes_doc, *, refs):
+        deletes.append(client.delete(f"{MEDIA}/{media['id']}", headers=editor).status_code)
+        return real(db_, bucket, doc, bytes_doc, refs=refs)
+
+    monkeypatch.setattr(trash_module, "keep_version", delete_meanwhile)
+    answer = restore(client, editor, media["id"], original)
+    assert deletes == [409]
+    assert answer.status_code == 200 and answer.get_json()["sha256"] == media["sha256"]
+    assert check(db).findings == []
+
+
+def test_a_restore_that_loses_its_lease_before_the_switch_is_409_and_leaves_no_half_state(client, db, editor,
+                                                                                          monkeypatch):
+    media = library_upload(client, editor)
+    original = versions(client, editor, media["id"])[0]["id"]
+    second = replace(client, editor, media["id"])
+    real = trash_module.keep_version
+
+    def then_delete_leases(db_, bucket, doc, bytes_doc, *, refs):
+        trashed = real(db_, bucket, doc, bytes_doc, refs=refs)
+        db_[f"{bucket}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.replacing_at": now()}})
+        return trashed
+
+    monkeypatch.setattr(trash_module, "keep_version", then_delete_leases)
+    answer = restore(client, editor, media["id"], original)
+    assert answer.status_code == 409 and error_body(answer)["code"] == "image_busy"
+    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    assert head["metadata"]["version"] == second["version"]
+    assert len(head["metadata"]["history"]) == 1
+    assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == 1  # its copy went
+    assert sha_of(client, second["url"]) == second["sha256"]
+
+
+def test_only_editors_see_compare_and_restore_library_versions(client, auth):
+    editor = auth.token("editor")
+    media = library_upload(client, editor)
+    replace(client, editor, media["id"])
+    listed = versions(client, editor, media["id"])
+    paths = [("GET", f"{MEDIA}/{media['id']}/versions"),
+             ("GET", listed[1]["preview_url"]),
+             ("GET", f"{MEDIA}/{media['id']}/versions/{listed[1]['id']}/compare/{listed[0]['id']}"),
+             ("GET", f"{MEDIA}/{media['id']}/versions/{listed[1]['id']}/compare/{listed[0]['id']}/heat-map"),
+             ("POST", f"{MEDIA}/{media['id']}/versions/{listed[1]['id']}/restore")]
+    for method, path in paths:
+        anonymous = client.open(path, method=method)
+        assert anonymous.status_code == 401 and anonymous.is_json, path
+        ops = client.open(path, method=method, headers=auth.token("ops"))
+        assert ops.status_code == 403 and ops.is_json, path
+    assert versions(client, editor, media["id"])[0]["id"] == listed[0]["id"]  # nothing restored
+
+
+def test_a_version_whose_bytes_were_uploaded_again_as_an_image_of_their_own_is_410(client, editor):
+    """Uploading bytes that wait in the trash brings the trashed copy back as an image of its
+    own (trash.py's dedupe): the version no longer has them."""
+    media = library_upload(client, editor)
+    original = versions(client, editor, media["id"])[0]["id"]
+    replace(client, editor, media["id"])
+    again = client.post(MEDIA, data=form(PHOTO), headers=editor)
+    assert again.status_code == 200 and again.get_json()["id"] != media["id"]
+    answer = restore(client, editor, media["id"], original)
+    assert answer.status_code == 410 and error_body(answer)["code"] == "version_gone"
+    assert len(versions(client, editor, media["id"])) == 1
+
+
+
+def test_a_product_photo_is_restored_in_its_place_and_the_product_follows(client, db, admin, editor):
+    assert client.post("/api/shop/products", json={"sku": "VR-1", "name": "x", "price": 1},
+                       headers=admin).status_code == 201
+    added = client.post("/api/shop/products/VR-1/images", headers=admin,
+                        data={"images": [form(PHOTO)["file"], form("good/alpha.png")["file"]]})
+    first, second = added.get_json()["product"]["images"]
+    base = f"/api/shop/products/VR-1/images/{first['id']}"
+    listed = client.get(f"{base}/versions", headers=admin).get_json()["items"]
+    assert [v["current"] for v in listed] == [True]
+    assert client.put(base, data=form(OTHER), headers=admin).status_code == 200
+    listed = client.get(f"{base}/versions", headers=admin).get_json()["items"]
+    assert len(listed) == 2 and listed[1]["preview_url"].startswith(base)
+    assert client.get(listed[1]["preview_url"], headers=admin).mimetype == "image/webp"
+    compared = client.get(f"{base}/versions/{listed[1]['id']}/compare/{listed[0]['id']}", headers=admin)
+    assert compared.status_code == 200 and compared.get_json()["changed_share"] > 0.05
+    done = client.post(f"{base}/versions/{listed[1]['id']}/restore", headers=admin)
+    assert done.status_code == 200, done.get_json()
+    photo = done.get_json()
+    assert photo["id"] == first["id"] and photo["sha256"] == first["sha256"]
+    product = client.get("/api/shop/products/VR-1").get_json()["images"]
+    assert [i["id"] for i in product] == [first["id"], second["id"]]
+    assert product[0]["url"] == photo["url"] and sha_of(client, product[0]["url"]) == first["sha256"]
+    # Another product's photo, and a caller without the role, are refused.
+    assert client.post("/api/shop/products", json={"sku": "VR-2", "name": "y", "price": 1},
+                       headers=admin).status_code == 201
+    foreign = client.get(f"/api/shop/products/VR-2/images/{first['id']}/versions", headers=admin)
+    assert foreign.status_code == 404 and error_body(foreign)["code"] == "image_not_found"
+    assert client.get(f"{base}/versions", headers=editor).status_code == 403
+    assert check(db).findings == []
+
+
+def test_an_uploads_versions_are_its_owners_and_an_admins_only(client, auth):
+    owner, stranger, admin = auth.token("ops"), auth.token("ops"), auth.token("admin")
+    upload = client.post("/api/uploads", data=form(PHOTO), headers=owner).get_json()
+    assert client.put(f"/api/uploads/{upload['id']}", data=form(OTHER), headers=owner).status_code == 200
+    base = f"/api/uploads/{upload['id']}"
+    listed = client.get(f"{base}/versions", headers=owner).get_json()["items"]
+    assert len(listed) == 2
+    for path in (f"{base}/versions", listed[1]["preview_url"],
+                 f"{base}/versions/{listed[1]['id']}/compare/{listed[0]['id']}/heat-map"):
+        answer = client.get(path, headers=stranger)
+        assert answer.status_code == 404 and error_body(answer)["code"] == "upload_not_found", path
+    refused = client.post(f"{base}/versions/{listed[1]['id']}/restore", headers=stranger)
+    assert refused.status_code == 404
+    done = client.post(f"{base}/versions/{listed[1]['id']}/restore", headers=admin)
+    assert done.status_code == 200 and done.get_json()["sha256"] == upload["sha256"]
+    assert "near_duplicates" in done.get_json()
