@@ -10,6 +10,7 @@ import threading
 import time
 from hashlib import sha256
 
+import pymongo
 import pytest
 from PIL import Image as PILImage
 
@@ -323,7 +324,10 @@ def test_a_restore_from_the_trash_keeps_the_edits(client, editor):
     assert sha256(client.get(back["source"]["url"]).data).hexdigest() == item["sha256"]
 
 
-def test_concurrent_edits_from_two_apps_leave_one_consistent_version(app_factory):
+def test_concurrent_edits_from_two_apps_leave_one_consistent_version(app_factory, backend):
+    if backend[0] is not pymongo.MongoClient:
+        # A full run's mongomock answered 500 ("dictionary changed size during iteration").
+        pytest.skip("threads need a real server (mongomock is not thread-safe)")
     first, second = app_factory(), app_factory()
     editor = Auth(first).token("editor")
     item = media(first.test_client(), editor)
