@@ -16,7 +16,6 @@ from flask import Blueprint, Response, jsonify
 
 from avenue.builder.service import (
     BULK_ACTIONS,
-    MAX_ALT_LENGTH,
     MAX_BLOCKS,
     MAX_BULK_IDS,
     MAX_TAGS,
@@ -25,7 +24,7 @@ from avenue.builder.service import (
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
-from avenue.media import FALLBACKS, FORMATS, OFFERED
+from avenue.media import FALLBACKS, FORMATS, MAX_ALT_LENGTH, OFFERED
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
 

@@ -52,6 +52,7 @@ from avenue.media import (
     Trash,
     Upload,
     UrlSigner,
+    clean_alt,
     image_object,
     near_objects,
     parse_colour,
@@ -59,7 +60,6 @@ from avenue.media import (
 )
 from avenue.paging import Page, Window
 
-MAX_ALT_LENGTH = 500
 # Folders: "/" or "/segment/segment…", each segment letters, digits, space, "-", "_" or ".",
 # not "." or ".." (a folder is a label, not a file path, but clients will show it as one).
 FOLDER_SEGMENT = re.compile(r"^[\w .-]{1,64}$")
@@ -82,16 +82,6 @@ LEGACY_FLAG = "legacy"
 def library(db: Database[Document]) -> Library:
     """The builder's media library bucket."""
     return Library(db, BUILDER)
-
-
-def clean_alt(alt: str | None) -> str | None:
-    """Alt text as stored: trimmed, at most 500 characters; None when not given."""
-    if alt is None:
-        return None
-    alt = " ".join(alt.split())
-    if len(alt) > MAX_ALT_LENGTH:
-        raise BadRequest(f"alt is at most {MAX_ALT_LENGTH} characters.", code="invalid_alt")
-    return alt
 
 
 def clean_folder(folder: str | None) -> str | None:

@@ -14,7 +14,8 @@ import-linter contract):
   (indexed reads and the few writes ops and status make to a bucket);
 - ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants) and
   ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
-- the kernel here: ``buckets``, ``records``, ``options`` (what an upload is stored as),
+- the kernel here: ``buckets``, ``records``, ``alttext`` (alt text suggested without a
+  model), ``options`` (what an upload is stored as),
   ``paths``, ``settings`` (the app's, handed in by ``init_app``: only ``serve.route``, the
   Flask side, reads ``current_app``), ``references`` (the interface the owners of documents
   that use images implement, and the registry the app factory fills).
@@ -29,6 +30,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from avenue.media.alttext import (
+    MAX_ALT_BATCH,
+    MAX_ALT_LENGTH,
+    MAX_ALT_SUGGESTION,
+    MAX_SUGGESTIONS,
+    AltChange,
+    AltContext,
+    chosen_alt,
+    clean_alt,
+    colour_name,
+    parse_alt_changes,
+    suggest_alt,
+)
 from avenue.media.buckets import (
     ALIASES,
     BUCKETS,
@@ -127,6 +141,10 @@ __all__ = [
     "FALLBACKS", "FORMATS", "OFFERED",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
     "NEAR_PENDING", "Near", "NearGroup", "near_objects", "compute_likeness", "parse_colour",
+    # Alt text suggested without a model (alttext.py): the shop and the builder give the context.
+    "AltChange", "AltContext", "MAX_ALT_BATCH", "MAX_ALT_LENGTH", "MAX_ALT_SUGGESTION", "MAX_SUGGESTIONS",
+    "chosen_alt",
+    "clean_alt", "colour_name", "parse_alt_changes", "suggest_alt",
     # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.
     "FocalPoint", "parse_focal_point",
     # Non-destructive edits and named crops (ingest/edits.py): validated in one place.
