@@ -24,7 +24,15 @@ from avenue.builder.service import (
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
-from avenue.media import FALLBACKS, FORMATS, MAX_ALT_LENGTH, OFFERED
+from avenue.media import (
+    FALLBACKS,
+    FORMATS,
+    MAX_ALT_BATCH,
+    MAX_ALT_LENGTH,
+    MAX_ALT_SUGGESTION,
+    MAX_SUGGESTIONS,
+    OFFERED,
+)
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
 
@@ -599,6 +607,41 @@ BULK_RESULT: Schema = {
                           "description": "media_in_use: the pages using it."}}}},
         "next": {"type": ["string", "null"],
                  "description": "With filter: more images matched; send as after. Null: all done."}}}
+ALT_SUGGESTIONS: Schema = {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": {
+    "type": "string", "minLength": 1, "maxLength": MAX_ALT_SUGGESTION},
+    "description": "Alt texts built without a model from what Avenue knows (docs/media.md, \"Alt text "
+                   "suggestions\"), best first."}
+
+
+def _missing_alt_list(item: Schema) -> Schema:
+    """A numbered page of the images missing alt text (``after`` is refused: a product or page holds few)."""
+    listed = _list_of("Image")
+    return {**listed, "properties": {**listed["properties"], "items": {"type": "array", "items": item}}}
+
+
+ALT_CHANGES: Schema = {
+    "type": "object", "required": ["images"], "additionalProperties": False, "properties": {"images": {
+        "type": "array", "minItems": 1, "maxItems": MAX_ALT_BATCH,
+        "description": "Each image once; the whole body is checked before anything is set (a bad "
+                       "entry: 400 invalid_alt_changes or invalid_alt with its index, nothing set).",
+        "items": {"type": "object", "required": ["id"], "additionalProperties": False,
+                  "oneOf": [{"required": ["alt"]}, {"required": ["suggestion"]}],
+                  "properties": {
+                      "id": {"type": "string", "minLength": 1, "maxLength": 64},
+                      "alt": {"type": ["string", "null"], "maxLength": MAX_ALT_LENGTH,
+                              "description": "The text (trimmed); null or empty removes it."},
+                      "suggestion": {"type": "integer", "minimum": 0, "maximum": MAX_SUGGESTIONS - 1,
+                                     "description": "Accept this suggestion (its index in the list's "
+                                                    "suggestions, computed again)."}}}}}}
+ALT_RESULTS: Schema = {
+    "type": "object", "required": ["results"], "properties": {"results": {"type": "array", "items": {
+        "type": "object", "required": ["id", "status"], "properties": {
+            "id": {"type": "string"},
+            "status": {"enum": ["set", "unchanged", "not_found", "no_suggestion"],
+                       "description": "set; unchanged (it had this text); not_found (not this product's "
+                                      "photo or this page's image: nothing changed); no_suggestion (the "
+                                      "image has no suggestion at that index: nothing changed)."},
+            "alt": {"type": ["string", "null"], "description": "set / unchanged: its alt text now."}}}}}}
 FORCE = _query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},
                "Delete even while pages use it (their blocks are marked missing).")
 REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
@@ -1066,6 +1109,23 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                    body=_body({"type": "object", "required": ["image_ids"],
                                "properties": {"image_ids": {"type": "array", "items": {"type": "string"}}}})),
     },
+    "/api/shop/products/{sku}/alt-text": {
+        "parameters": [_path("sku", {"type": "string"})],
+        "get": _op("The product's photos without alt text, in order, each with alt texts suggested from its "
+                   "name, SKU, the photo's place, file name and colour.",
+                   {"200": _json(_missing_alt_list({
+                       "type": "object", "required": ["image", "position", "suggestions"], "properties": {
+                           "image": _ref("Image"),
+                           "position": {"type": "integer", "minimum": 1, "description": "1: the main photo."},
+                           "suggestions": ALT_SUGGESTIONS}}), "A page of photos."), **_errors(403, 404)},
+                   security=LOGGED_IN_READ, tags=["shop"], roles="admin",
+                   parameters=_page_params()),
+        "post": _op("Set the alt text of many of its photos at once, each the text given or a suggestion "
+                    "accepted: the product's own, on its photo (a photo shared with another product keeps "
+                    "that product's). What happened to each.",
+                    {"200": _json(ALT_RESULTS, "Image by image."), **_errors(404)},
+                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_body(ALT_CHANGES)),
+    },
     "/api/shop/debug/products-status": {"get": _op(
         "Is every product photo safe?",
         {"200": _json(_ref("ProductsStatus"), "The report."), **_errors(403)},
@@ -1173,6 +1233,24 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                 "tag": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}}}}, "The tags."),
          **_errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
+    "/api/builder/pages/{slug}/alt-text": {
+        "parameters": [_path("slug", {"type": "string"})],
+        "get": _op("The library images a page (drafts too) shows without alt text (neither their own nor on "
+                   "every block showing them), in block order, each with alt texts suggested from the pages "
+                   "using it and their block types, its file name, folder, tags and colour.",
+                   {"200": _json(_missing_alt_list({
+                       "type": "object", "required": ["image", "suggestions"], "properties": {
+                           "image": _ref("Image"), "suggestions": ALT_SUGGESTIONS}}), "A page of images."),
+                    **_errors(403, 404)},
+                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+                   parameters=_page_params()),
+        "post": _op("Set the alt text of many of the library images the page shows, each the text given or "
+                    "a suggestion accepted: on the image, as PATCH /api/builder/media/{id} does (every page "
+                    "showing it). What happened to each.",
+                    {"200": _json(ALT_RESULTS, "Image by image."), **_errors(404)},
+                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                    body=_body(ALT_CHANGES)),
+    },
     "/api/builder/pages/{slug}": {
         "parameters": [_path("slug", {"type": "string"})],
         "get": _op("A page: anyone when published, editors also drafts.",

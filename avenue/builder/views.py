@@ -19,6 +19,7 @@ from avenue.media import (
     UrlSigner,
     check_crop_name,
     limits_from_config,
+    parse_alt_changes,
     parse_crop,
     parse_edits,
     parse_focal_point,
@@ -198,6 +199,30 @@ def delete_media(media_id: ObjectId) -> tuple[str, int]:
     audit.log("builder_media_deleted", bucket=BUILDER, image_id=str(media_id), force=force,
               pages=pages or None)
     return "", 204
+
+
+@bp.get("/pages/<slug>/alt-text")
+@require_role("editor")
+def list_missing_alt(slug: str) -> Response:
+    """The library images a page shows without alt text, each with suggested alt texts (no
+    model: the pages using it and their block types, its file name, folder, tags and colour)."""
+    window = page_args()
+    page = service.missing_alt(get_db(), slug, window)
+    signer = _signer()
+    items = [{"image": service.media_object(get_db(), d["image"], signer), "suggestions": d["suggestions"]}
+             for d in page.docs]
+    return jsonify(page.shape(items, window))
+
+
+@bp.post("/pages/<slug>/alt-text")
+@require_role("editor")
+def set_alt_texts(slug: str) -> Response:
+    """Set the alt text of many of the library images a page shows: each the text given or a
+    suggestion accepted; what happened to each."""
+    results = service.set_alt_texts(get_db(), slug, parse_alt_changes(json_body()))
+    audit.log("page_alt_text_set", slug=slug, bucket=BUILDER,
+              image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
+    return jsonify({"results": results})
 
 
 @bp.get("/pages/<slug>")

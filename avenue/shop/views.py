@@ -20,6 +20,7 @@ from avenue.media import (
     check_crop_name,
     limits_from_config,
     near_objects,
+    parse_alt_changes,
     parse_crop,
     parse_edits,
     parse_focal_point,
@@ -213,6 +214,30 @@ def reorder_images(sku: str) -> Response:
     doc = service.reorder_images(get_db(), sku, body)
     audit.log("product_images_reordered", sku=sku, image_ids=body["image_ids"])
     return _product(doc)
+
+
+@bp.get("/products/<sku>/alt-text")
+@require_role("admin")
+def list_missing_alt(sku: str) -> Response:
+    """The product's photos without alt text, each with suggested alt texts (no model:
+    the product's name and SKU, the photo's place, file name and colour)."""
+    window = page_args()
+    page = service.missing_alt(get_db(), sku, window)
+    signer = _signer()
+    items = [{"image": service.image_entry(d["ref"], signer), "position": d["position"],
+              "suggestions": d["suggestions"]} for d in page.docs]
+    return jsonify(page.shape(items, window))
+
+
+@bp.post("/products/<sku>/alt-text")
+@require_role("admin")
+def set_alt_texts(sku: str) -> Response:
+    """Set the alt text of many of the product's photos: each the text given or a suggestion
+    accepted; what happened to each."""
+    results = service.set_alt_texts(get_db(), sku, parse_alt_changes(json_body()))
+    audit.log("product_alt_text_set", sku=sku, bucket=PRODUCTS,
+              image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
+    return jsonify({"results": results})
 
 
 @bp.get("/debug/products-status")

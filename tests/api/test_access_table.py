@@ -63,6 +63,8 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("PUT", f"/api/shop/products/sku-x/images/{ID}/crops/name-x", ADMIN),
     ("DELETE", f"/api/shop/products/sku-x/images/{ID}/crops/name-x", ADMIN),
     ("PUT", "/api/shop/products/sku-x/images/order", ADMIN),
+    ("GET", "/api/shop/products/sku-x/alt-text", ADMIN),
+    ("POST", "/api/shop/products/sku-x/alt-text", ADMIN),
     ("GET", "/api/shop/debug/products-status", ADMIN_OPS),
     ("GET", "/api/shop/debug/storage-status", ADMIN_OPS),
     # --- builder ---
@@ -85,6 +87,8 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/builder/tags", EDITORS),
     ("GET", "/api/builder/pages/slug-x", ANYONE),
     ("PUT", "/api/builder/pages/slug-x", EDITORS),
+    ("GET", "/api/builder/pages/slug-x/alt-text", EDITORS),
+    ("POST", "/api/builder/pages/slug-x/alt-text", EDITORS),
     # --- trash (editors: the library's; admins: everything) ---
     ("GET", "/api/trash", EDITORS),
     ("GET", f"/api/trash/{ID}", EDITORS),
