@@ -30,6 +30,7 @@ from avenue.media import (
     MAX_ALT_BATCH,
     MAX_ALT_LENGTH,
     MAX_ALT_SUGGESTION,
+    MAX_IMAGE_NAME,
     MAX_SUGGESTIONS,
     OFFERED,
 )
@@ -288,6 +289,11 @@ SCHEMAS: dict[str, Schema] = {
             "uploaded_at": TIME,
             "expires_at": {"type": "string", "format": "date-time"},
             "alt": {"type": ["string", "null"]},
+            "name": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$", "maxLength": MAX_IMAGE_NAME,
+                     "description": "Its readable name (PUT …/name), when it has one; public images only."},
+            "named_url": {"type": "string", "description": "The original under its readable name: "
+                          "/media/<alias>/<id>[~<version>]/name/<name>.<ext>; other names of the id "
+                          "answer 301 to it (docs/media.md, \"Readable names\")."},
             "owner": {"type": ["string", "null"]},
             "used_in": {"type": "array", "items": SLUG},
             "also_on": {"type": "array", "items": {"type": "string"},
@@ -607,6 +613,13 @@ BULK_RESULT: Schema = {
                           "description": "media_in_use: the pages using it."}}}},
         "next": {"type": ["string", "null"],
                  "description": "With filter: more images matched; send as after. Null: all done."}}}
+NAME_BODY: Schema = {
+    "type": "object", "required": ["name"], "additionalProperties": False, "properties": {"name": {
+        "type": ["string", "null"], "maxLength": 200,
+        "description": "Any text: folded to an ASCII slug (NFKD; lower-case letters, digits, single hyphens, "
+                       f"at most {MAX_IMAGE_NAME} characters). Refused: path characters (/ \\ %), control "
+                       "and invisible characters, letters with no ASCII spelling (Cyrillic look-alikes), "
+                       "nothing left. null removes the name."}}}
 ALT_SUGGESTIONS: Schema = {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": {
     "type": "string", "minLength": 1, "maxLength": MAX_ALT_SUGGESTION},
     "description": "Alt texts built without a model from what Avenue knows (docs/media.md, \"Alt text "
@@ -1095,6 +1108,14 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                        "Its look-alikes."), **_errors(403, 404)},
                    security=LOGGED_IN_READ, tags=["shop"], roles="admin"),
     },
+    "/api/shop/products/{sku}/images/{image_id}/name": {
+        "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
+        "put": _op("Give the photo a readable name in its public URL (null: none): every product using it "
+                   "shows its named_url; the URL of any other name 301s to it. 400 invalid_name for a name "
+                   "that cannot be one.",
+                   {"200": _json(_ref("Image"), "The photo."), **_errors(404, 409)},
+                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_body(NAME_BODY)),
+    },
     "/api/shop/products/{sku}/images/{image_id}/focal-point": {
         "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
         "put": PRODUCT_PHOTO_FOCAL,
@@ -1213,6 +1234,13 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     **_errors(400, 403, 404)},
                    security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
                    parameters=[RANGES_FROM, RANGES_TO])},
+    "/api/builder/media/{media_id}/name": {
+        "parameters": [_path("media_id", OBJECT_ID)],
+        "put": _op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "
+                   "to it. 400 invalid_name for a name that cannot be one.",
+                   {"200": _json(MEDIA_WITH_VERSION, "The media."), **_errors(404, 409)},
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_body(NAME_BODY)),
+    },
     "/api/builder/media/{media_id}/focal-point": {
         "parameters": [_path("media_id", OBJECT_ID)],
         "put": MEDIA_FOCAL,

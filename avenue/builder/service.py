@@ -174,6 +174,14 @@ def update_media(db: Database[Document], media_id: ObjectId, body: dict[str, Any
     return image
 
 
+def rename_media(db: Database[Document], media_id: ObjectId, name: str | None) -> Changed:
+    """Give a library image a readable name for its public named URL (None: none); 404 when gone."""
+    done = library(db).rename(media_id, name)
+    if done is None:
+        raise NotFound("No builder media with this id.", code="media_not_found")
+    return done
+
+
 def replace_media(db: Database[Document], media_id: ObjectId, *, file: Upload | None = None,
                   focal: FocalPoint | None = None, limits: Limits) -> Changed:
     """New bytes (``file``) or a new focal point for library media, keeping its id, so every

@@ -23,6 +23,7 @@ from avenue.media import (
     parse_crop,
     parse_edits,
     parse_focal_point,
+    parse_name_body,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -128,6 +129,14 @@ def replace_media(media_id: ObjectId) -> Response:
 def set_media_focal_point(media_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(media_id, "builder_media_focal_point_set", focal=parse_focal_point(json_body()))
+
+
+@bp.put(f"/media/{MEDIA_ID}/name")
+@require_role("editor")
+def rename_media(media_id: ObjectId) -> Response:
+    """Give it a readable name in its public URL (null: none); the URLs of other names 301 to it."""
+    done = service.rename_media(get_db(), media_id, parse_name_body(json_body()))
+    return _changed(media_id, "builder_media_renamed", done, name=done.image.name)
 
 
 @bp.put(f"/media/{MEDIA_ID}/edits")

@@ -15,7 +15,7 @@ import-linter contract):
 - ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants) and
   ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
 - the kernel here: ``buckets``, ``records``, ``alttext`` (alt text suggested without a
-  model), ``options`` (what an upload is stored as),
+  model), ``names`` (readable names in public URLs), ``options`` (what an upload is stored as),
   ``paths``, ``settings`` (the app's, handed in by ``init_app``: only ``serve.route``, the
   Flask side, reads ``current_app``), ``references`` (the interface the owners of documents
   that use images implement, and the registry the app factory fills).
@@ -79,6 +79,8 @@ from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_f
 from avenue.media.ingest.likeness import compute as compute_likeness
 from avenue.media.ingest.likeness import parse_colour
 from avenue.media.ingest.placeholders import compute as compute_placeholder
+from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
+from avenue.media.names import InvalidName, parse_name_body, slug_name
 from avenue.media.options import UploadOptions
 from avenue.media.records import Changed, Document, Image, Near, NearGroup, Stored, own_sha256, variant_ids
 from avenue.media.references import IN_BATCH, References, Referrers, referrers, rewrite_lists
@@ -145,6 +147,8 @@ __all__ = [
     "AltChange", "AltContext", "MAX_ALT_BATCH", "MAX_ALT_LENGTH", "MAX_ALT_SUGGESTION", "MAX_SUGGESTIONS",
     "chosen_alt",
     "clean_alt", "colour_name", "parse_alt_changes", "suggest_alt",
+    # Readable names in public URLs (names.py): the rule, and Library.rename sets one.
+    "InvalidName", "MAX_IMAGE_NAME", "parse_name_body", "slug_name",
     # Replace in place (replace.py): new bytes or a new focal point, same id, new URLs.
     "FocalPoint", "parse_focal_point",
     # Non-destructive edits and named crops (ingest/edits.py): validated in one place.

@@ -584,8 +584,9 @@ def _refresh_refs(db: Database[Document], image_id: ObjectId, image: Image) -> N
     for user in products(db).find({"images.id": image_id}, {"_id": 1, "images": 1}):
         old = next(e for e in user["images"] if isinstance(e, dict) and e.get("id") == image_id)
         # The product's own fields on its reference stay (its alt text too); what describes the
-        # bytes is new. The edits and named crops are the image's: a reference without them has none.
-        fresh = {k: v for k, v in old.items() if k not in ("edits", "crops")}
+        # bytes is new. The edits, named crops and readable name are the image's: a reference
+        # without them has none.
+        fresh = {k: v for k, v in old.items() if k not in ("edits", "crops", "name")}
         own_alt = {"alt": old["alt"]} if old.get("alt") else {}
         products(db).update_one({"_id": user["_id"], "images.id": image_id},
                                 {"$set": {"images.$": {**fresh, **image.ref(), **own_alt},
@@ -634,6 +635,15 @@ def _photo_changed(db: Database[Document], sku: str, image_id: ObjectId,
     if done.changed:
         _refresh_refs(db, image_id, done.image)
     return done.image.ref(), done.changed
+
+
+def rename_product_image(db: Database[Document], sku: str, image_id: ObjectId,
+                         name: str | None) -> tuple[dict[str, Any], bool]:
+    """Give one of a product's photos a readable name for its public named URL (None: none):
+    the image's, so every product using it gets the new reference."""
+    _product_photo(db, sku, image_id)
+    done = Library(db, PRODUCTS).rename(image_id, name)
+    return _photo_changed(db, sku, image_id, done)
 
 
 def reorder_images(db: Database[Document], sku: str, body: dict[str, Any],

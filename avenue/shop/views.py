@@ -24,6 +24,7 @@ from avenue.media import (
     parse_crop,
     parse_edits,
     parse_focal_point,
+    parse_name_body,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -156,6 +157,15 @@ def replace_image(sku: str, image_id: ObjectId) -> Response:
 def set_image_focal_point(sku: str, image_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(sku, image_id, "product_image_focal_point_set", focal=parse_focal_point(json_body()))
+
+
+@bp.put(f"/products/<sku>/images/{IMAGE_ID}/name")
+@require_role("admin")
+def rename_image(sku: str, image_id: ObjectId) -> Response:
+    """Give the photo a readable name in its public URL (null: none); the URLs of other names 301 to it."""
+    name = parse_name_body(json_body())
+    done = service.rename_product_image(get_db(), sku, image_id, name)
+    return _photo(sku, image_id, "product_image_renamed", *done, name=name)
 
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/edits")

@@ -153,6 +153,9 @@ def test_every_response_of_a_scenario_over_every_endpoint_matches_the_document(a
                           {"id": "x", "alt": ""}]}
     assert client.post(alt_text, json=changes, headers=admin).status_code == 200
     assert client.post(alt_text, json={"images": []}, headers=admin).status_code == 400
+    photo_name = f"/api/shop/products/AV-1/images/{ids[0]}/name"
+    assert client.put(photo_name, json={"name": "Desk Lamp"}, headers=admin).status_code == 200
+    assert client.put(photo_name, json={"name": "../x"}, headers=admin).status_code == 400
     assert client.delete(f"/api/shop/products/AV-1/images/{ids[0]}", headers=admin).status_code == 200
     assert client.get("/api/shop/debug/products-status", headers=ops).status_code == 200
     assert client.get("/api/shop/debug/storage-status?refresh=1", headers=ops).status_code == 200
@@ -165,6 +168,10 @@ def test_every_response_of_a_scenario_over_every_endpoint_matches_the_document(a
     media_id = media.get_json()["id"]
     assert client.patch(f"/api/builder/media/{media_id}", json={"tags": ["red"], "folder": None},
                         headers=editor).status_code == 200
+    media_name = f"/api/builder/media/{media_id}/name"
+    named = client.put(media_name, json={"name": "Lamp"}, headers=editor)
+    assert named.status_code == 200 and client.get(named.get_json()["named_url"]).status_code == 200
+    assert client.put(media_name, json={"name": ""}, headers=editor).status_code == 400
     unknown = client.patch(f"/api/builder/media/{media_id}", json={"owner": "x"}, headers=editor)
     assert unknown.status_code == 400
     assert client.get("/api/builder/media?folder=/&tag=red", headers=editor).status_code == 200
