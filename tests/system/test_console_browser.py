@@ -1506,3 +1506,50 @@ def test_the_open_editor_passes_the_accessibility_audit(live, open_as, width):
     assert violations == [], json.dumps(violations, indent=1)
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     shot(page, f"editor-{width}", full_page=False)
+
+
+def test_an_admin_accepts_suggested_alt_text_edits_one_and_names_a_photo(live, open_as):
+    page = open_as("admin", audit=True)
+    sku = f"BOOT-{uuid.uuid4().hex[:4]}"
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "Chelsea boot", "price": 1}).ok
+    for fixture, name, kind in (("progressive.jpg", "red-leather-boot_side.jpg", "image/jpeg"),
+                                ("alpha.png", "IMG_2043.png", "image/png")):
+        photo = {"name": name, "mimeType": kind, "buffer": (IMAGES / "good" / fixture).read_bytes()}
+        assert page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
+                                 multipart={"images": photo}).ok
+    listed = page.request.get(f"/api/shop/products/{sku}/alt-text").json()["items"]
+    suggested = [item["suggestions"] for item in listed]
+    page.goto(f"/console/products/{sku}")
+    first = page.get_by_label("Alt text for photo 1, red-leather-boot_side.jpg")
+    second = page.get_by_label("Alt text for photo 2, IMG_2043.png")
+    first.wait_for()
+    assert first.input_value() == suggested[0][0]
+    assert first.input_value().startswith("Chelsea boot: red leather")
+    assert second.input_value() == suggested[1][0]
+    page.get_by_label("Suggestions for IMG_2043.png").select_option(suggested[1][1])
+    assert second.input_value() == suggested[1][1] == "Chelsea boot, gallery photo 2"
+    first.fill("A red leather Chelsea boot, from the side")
+    loaded_pictures(page, "#alt-list img")
+    page.wait_for_load_state("networkidle")
+    assert axe_violations(page) == []
+    shot(page, "product-missing-alt")
+
+    page.get_by_role("button", name="Save all alt text").click()
+    page.get_by_text("Saved the alt text of 2 photo(s); 0 still without.").wait_for()
+    page.get_by_text("Every photo has alt text.").wait_for()
+    stored = page.request.get(f"/api/shop/products/{sku}").json()["images"]
+    assert [image.get("alt") for image in stored] == ["A red leather Chelsea boot, from the side",
+                                                      "Chelsea boot, gallery photo 2"]
+
+    page.get_by_label("Name in URL for red-leather-boot_side.jpg").fill("Chelsea Boot, side!")
+    page.get_by_role("button", name="Save the name of red-leather-boot_side.jpg").click()
+    page.get_by_text("red-leather-boot_side.jpg is now named chelsea-boot-side.").wait_for(state="attached")
+    href = page.get_by_role("link", name="chelsea-boot-side.jpg").get_attribute("href")
+    assert href.endswith("/name/chelsea-boot-side.jpg") and page.request.get(href).status == 200
+    page.get_by_label("Name in URL for IMG_2043.png").fill("../etc/passwd")
+    page.get_by_role("button", name="Save the name of IMG_2043.png").click()
+    page.get_by_text("IMG_2043.png was not named: name holds a path character").wait_for()
+    assert "name" not in page.request.get(f"/api/shop/products/{sku}").json()["images"][1]
+    shot(page, "product-named-photo")
