@@ -16,7 +16,6 @@ from flask import Blueprint, Response, jsonify
 
 from avenue.builder.service import (
     BULK_ACTIONS,
-    MAX_ALT_LENGTH,
     MAX_BLOCKS,
     MAX_BULK_IDS,
     MAX_TAGS,
@@ -26,7 +25,16 @@ from avenue.builder.service import (
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
 from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
-from avenue.media import FALLBACKS, FORMATS, OFFERED
+from avenue.media import (
+    FALLBACKS,
+    FORMATS,
+    MAX_ALT_BATCH,
+    MAX_ALT_LENGTH,
+    MAX_ALT_SUGGESTION,
+    MAX_IMAGE_NAME,
+    MAX_SUGGESTIONS,
+    OFFERED,
+)
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
 from avenue.urlfetch import MAX_URL_LENGTH
@@ -287,6 +295,11 @@ SCHEMAS: dict[str, Schema] = {
             "uploaded_at": TIME,
             "expires_at": {"type": "string", "format": "date-time"},
             "alt": {"type": ["string", "null"]},
+            "name": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$", "maxLength": MAX_IMAGE_NAME,
+                     "description": "Its readable name (PUT …/name), when it has one; public images only."},
+            "named_url": {"type": "string", "description": "The original under its readable name: "
+                          "/media/<alias>/<id>[~<version>]/name/<name>.<ext>; other names of the id "
+                          "answer 301 to it (docs/media.md, \"Readable names\")."},
             "owner": {"type": ["string", "null"]},
             "used_in": {"type": "array", "items": SLUG},
             "also_on": {"type": "array", "items": {"type": "string"},
@@ -610,6 +623,48 @@ BULK_RESULT: Schema = {
                           "description": "media_in_use: the pages using it."}}}},
         "next": {"type": ["string", "null"],
                  "description": "With filter: more images matched; send as after. Null: all done."}}}
+NAME_BODY: Schema = {
+    "type": "object", "required": ["name"], "additionalProperties": False, "properties": {"name": {
+        "type": ["string", "null"], "maxLength": 200,
+        "description": "Any text: folded to an ASCII slug (NFKD; lower-case letters, digits, single hyphens, "
+                       f"at most {MAX_IMAGE_NAME} characters). Refused: path characters (/ \\ %), control "
+                       "and invisible characters, letters with no ASCII spelling (Cyrillic look-alikes), "
+                       "nothing left. null removes the name."}}}
+ALT_SUGGESTIONS: Schema = {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": {
+    "type": "string", "minLength": 1, "maxLength": MAX_ALT_SUGGESTION},
+    "description": "Alt texts built without a model from what Avenue knows (docs/media.md, \"Alt text "
+                   "suggestions\"), best first."}
+
+
+def _missing_alt_list(item: Schema) -> Schema:
+    """A numbered page of the images missing alt text (``after`` is refused: a product or page holds few)."""
+    listed = _list_of("Image")
+    return {**listed, "properties": {**listed["properties"], "items": {"type": "array", "items": item}}}
+
+
+ALT_CHANGES: Schema = {
+    "type": "object", "required": ["images"], "additionalProperties": False, "properties": {"images": {
+        "type": "array", "minItems": 1, "maxItems": MAX_ALT_BATCH,
+        "description": "Each image once; the whole body is checked before anything is set (a bad "
+                       "entry: 400 invalid_alt_changes or invalid_alt with its index, nothing set).",
+        "items": {"type": "object", "required": ["id"], "additionalProperties": False,
+                  "oneOf": [{"required": ["alt"]}, {"required": ["suggestion"]}],
+                  "properties": {
+                      "id": {"type": "string", "minLength": 1, "maxLength": 64},
+                      "alt": {"type": ["string", "null"], "maxLength": MAX_ALT_LENGTH,
+                              "description": "The text (trimmed); null or empty removes it."},
+                      "suggestion": {"type": "integer", "minimum": 0, "maximum": MAX_SUGGESTIONS - 1,
+                                     "description": "Accept this suggestion (its index in the list's "
+                                                    "suggestions, computed again)."}}}}}}
+ALT_RESULTS: Schema = {
+    "type": "object", "required": ["results"], "properties": {"results": {"type": "array", "items": {
+        "type": "object", "required": ["id", "status"], "properties": {
+            "id": {"type": "string"},
+            "status": {"enum": ["set", "unchanged", "not_found", "no_suggestion"],
+                       "description": "set; unchanged (it had this text); not_found (not this product's "
+                                      "photo or this page's image: nothing changed); no_suggestion (the "
+                                      "image has no suggestion at that index: nothing changed)."},
+            "alt": {"type": ["string", "null"], "description": "set / unchanged: its alt text now."}}}}}}
 FORCE = _query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},
                "Delete even while pages use it (their blocks are marked missing).")
 REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
@@ -1190,6 +1245,14 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                        "Its look-alikes."), **_errors(403, 404)},
                    security=LOGGED_IN_READ, tags=["shop"], roles="admin"),
     },
+    "/api/shop/products/{sku}/images/{image_id}/name": {
+        "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
+        "put": _op("Give the photo a readable name in its public URL (null: none): every product using it "
+                   "shows its named_url; the URL of any other name 301s to it. 400 invalid_name for a name "
+                   "that cannot be one.",
+                   {"200": _json(_ref("Image"), "The photo."), **_errors(404, 409)},
+                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_body(NAME_BODY)),
+    },
     "/api/shop/products/{sku}/images/{image_id}/focal-point": {
         "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
         "put": PRODUCT_PHOTO_FOCAL,
@@ -1206,6 +1269,23 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
                    body=_body({"type": "object", "required": ["image_ids"],
                                "properties": {"image_ids": {"type": "array", "items": {"type": "string"}}}})),
+    },
+    "/api/shop/products/{sku}/alt-text": {
+        "parameters": [_path("sku", {"type": "string"})],
+        "get": _op("The product's photos without alt text, in order, each with alt texts suggested from its "
+                   "name, SKU, the photo's place, file name and colour.",
+                   {"200": _json(_missing_alt_list({
+                       "type": "object", "required": ["image", "position", "suggestions"], "properties": {
+                           "image": _ref("Image"),
+                           "position": {"type": "integer", "minimum": 1, "description": "1: the main photo."},
+                           "suggestions": ALT_SUGGESTIONS}}), "A page of photos."), **_errors(403, 404)},
+                   security=LOGGED_IN_READ, tags=["shop"], roles="admin",
+                   parameters=_page_params()),
+        "post": _op("Set the alt text of many of its photos at once, each the text given or a suggestion "
+                    "accepted: the product's own, on its photo (a photo shared with another product keeps "
+                    "that product's). What happened to each.",
+                    {"200": _json(ALT_RESULTS, "Image by image."), **_errors(404)},
+                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_body(ALT_CHANGES)),
     },
     "/api/shop/debug/products-status": {"get": _op(
         "Is every product photo safe?",
@@ -1306,6 +1386,13 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     **_errors(400, 403, 404)},
                    security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
                    parameters=[RANGES_FROM, RANGES_TO])},
+    "/api/builder/media/{media_id}/name": {
+        "parameters": [_path("media_id", OBJECT_ID)],
+        "put": _op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "
+                   "to it. 400 invalid_name for a name that cannot be one.",
+                   {"200": _json(MEDIA_WITH_VERSION, "The media."), **_errors(404, 409)},
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_body(NAME_BODY)),
+    },
     "/api/builder/media/{media_id}/focal-point": {
         "parameters": [_path("media_id", OBJECT_ID)],
         "put": MEDIA_FOCAL,
@@ -1328,6 +1415,24 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                 "tag": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}}}}, "The tags."),
          **_errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
+    "/api/builder/pages/{slug}/alt-text": {
+        "parameters": [_path("slug", {"type": "string"})],
+        "get": _op("The library images a page (drafts too) shows without alt text (neither their own nor on "
+                   "every block showing them), in block order, each with alt texts suggested from the pages "
+                   "using it and their block types, its file name, folder, tags and colour.",
+                   {"200": _json(_missing_alt_list({
+                       "type": "object", "required": ["image", "suggestions"], "properties": {
+                           "image": _ref("Image"), "suggestions": ALT_SUGGESTIONS}}), "A page of images."),
+                    **_errors(403, 404)},
+                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+                   parameters=_page_params()),
+        "post": _op("Set the alt text of many of the library images the page shows, each the text given or "
+                    "a suggestion accepted: on the image, as PATCH /api/builder/media/{id} does (every page "
+                    "showing it). What happened to each.",
+                    {"200": _json(ALT_RESULTS, "Image by image."), **_errors(404)},
+                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                    body=_body(ALT_CHANGES)),
+    },
     "/api/builder/pages/{slug}": {
         "parameters": [_path("slug", {"type": "string"})],
         "get": _op("A page: anyone when published, editors also drafts.",

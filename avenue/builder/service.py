@@ -40,6 +40,8 @@ from avenue.ids import parse_object_id
 from avenue.media import (
     BUILDER,
     ROOT_FOLDER,
+    AltChange,
+    AltContext,
     Box,
     Changed,
     Comparison,
@@ -54,15 +56,17 @@ from avenue.media import (
     Upload,
     UrlSigner,
     Version,
+    chosen_alt,
+    clean_alt,
     image_object,
     near_objects,
     parse_colour,
     referrers,
+    suggest_alt,
 )
 from avenue.paging import Page, Window
 
 _T = TypeVar("_T")
-MAX_ALT_LENGTH = 500
 # Folders: "/" or "/segment/segment…", each segment letters, digits, space, "-", "_" or ".",
 # not "." or ".." (a folder is a label, not a file path, but clients will show it as one).
 FOLDER_SEGMENT = re.compile(r"^[\w .-]{1,64}$")
@@ -85,16 +89,6 @@ LEGACY_FLAG = "legacy"
 def library(db: Database[Document]) -> Library:
     """The builder's media library bucket."""
     return Library(db, BUILDER)
-
-
-def clean_alt(alt: str | None) -> str | None:
-    """Alt text as stored: trimmed, at most 500 characters; None when not given."""
-    if alt is None:
-        return None
-    alt = " ".join(alt.split())
-    if len(alt) > MAX_ALT_LENGTH:
-        raise BadRequest(f"alt is at most {MAX_ALT_LENGTH} characters.", code="invalid_alt")
-    return alt
 
 
 def clean_folder(folder: str | None) -> str | None:
@@ -181,6 +175,14 @@ def update_media(db: Database[Document], media_id: ObjectId, body: dict[str, Any
     if image is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return image
+
+
+def rename_media(db: Database[Document], media_id: ObjectId, name: str | None) -> Changed:
+    """Give a library image a readable name for its public named URL (None: none); 404 when gone."""
+    done = library(db).rename(media_id, name)
+    if done is None:
+        raise NotFound("No builder media with this id.", code="media_not_found")
+    return done
 
 
 def replace_media(db: Database[Document], media_id: ObjectId, *, file: Upload | None = None,
@@ -739,3 +741,93 @@ def media_object(db: Database[Document], image: Image, signer: UrlSigner, *, wit
     if near is not None:
         obj["near_duplicates"] = near_objects(near, signer)
     return obj
+
+
+# --- alt text --------------------------------------------------------------------------------
+
+MAX_CONTEXT_PAGES = 20  # the pages read for each image's suggestions (its uses beyond are not)
+
+
+def _colour(image: Image) -> str | None:
+    """The image's dominant colour: its placeholder's, else its palette's first."""
+    colour = (image.placeholder or {}).get("color")
+    if colour is None and image.palette:
+        colour = image.palette[0].get("color")
+    return colour if isinstance(colour, str) else None
+
+
+def _uses(db: Database[Document], oids: list[ObjectId]) -> dict[ObjectId, list[tuple[str, str]]]:
+    """For each image, the (page title, block type) of its uses: the pages found through their
+    ``media_ids`` (where-used, one indexed query), the first :data:`MAX_CONTEXT_PAGES` per image."""
+    found: dict[ObjectId, list[tuple[str, str]]] = {oid: [] for oid in oids}
+    for page in db[PAGES].find({"media_ids": {"$in": oids}}, {"title": 1, "blocks": 1}).sort("_id", 1):
+        title = page["title"] if isinstance(page.get("title"), str) else ""
+        for block in page.get("blocks") or []:
+            oid = parse_object_id(block.get("media_id")) if isinstance(block, dict) else None
+            if oid in found and len(found[oid]) < MAX_CONTEXT_PAGES:
+                use = (title, str(block.get("type") or ""))
+                if use not in found[oid]:
+                    found[oid].append(use)
+    return found
+
+
+def alt_suggestions(image: Image, uses: list[tuple[str, str]]) -> list[str]:
+    """Alt texts suggested for a library image (avenue/media/alttext.py): its file name,
+    folder, tags and colour, and the pages using it."""
+    return suggest_alt(AltContext(filename=image.filename, colour=_colour(image), pages=uses,
+                                  folder=image.folder, tags=image.tags))
+
+
+def _page_media(db: Database[Document], slug: str) -> tuple[dict[str, Any], dict[ObjectId, Image]]:
+    """A page (drafts included) and the library images its blocks use, in block order."""
+    page = get_page(db, check_slug(slug), include_drafts=True)
+    oids, _ = block_media_ids([b for b in page.get("blocks") or [] if isinstance(b, dict)])
+    images = library(db).get_many(oids)
+    return page, {oid: images[oid] for oid in oids if oid in images}
+
+
+def missing_alt(db: Database[Document], slug: str, window: Window) -> Page:
+    """The library images a page uses that have no alt text (neither their own nor on each of
+    the page's blocks showing them), in block order, numbered pages: each ``{"image",
+    "suggestions"}``."""
+    if window.after is not None:
+        raise BadRequest("This list has numbered pages (page, per_page).", code="invalid_pagination")
+    page, images = _page_media(db, slug)
+    covered = {oid: True for oid in images}
+    for block in page.get("blocks") or []:
+        oid = parse_object_id(block.get("media_id")) if isinstance(block, dict) else None
+        if oid in covered and not (isinstance(block.get("alt"), str) and block["alt"].strip()):
+            covered[oid] = False
+    lacking = [oid for oid, image in images.items() if not image.alt and not covered[oid]]
+    start = (window.page - 1) * window.per_page
+    shown = lacking[start:start + window.per_page]
+    uses = _uses(db, shown) if shown else {}
+    docs = [{"image": images[oid], "suggestions": alt_suggestions(images[oid], uses[oid])} for oid in shown]
+    return Page(docs, len(lacking), True, None)
+
+
+def set_alt_texts(db: Database[Document], slug: str, changes: list[AltChange]) -> list[dict[str, Any]]:
+    """Set the alt text of many of the library images a page uses (as ``PATCH /media/<id>``
+    does: on the image, for every page showing it), each the text given or the suggestion
+    accepted; what happened to each (``set``, ``unchanged``, ``not_found``: not on this page
+    or gone, ``no_suggestion``)."""
+    _, images = _page_media(db, slug)
+    asked = [oid for oid in (parse_object_id(c.id) for c in changes) if oid in images]
+    uses = _uses(db, asked) if asked else {}
+    results: list[dict[str, Any]] = []
+    for change in changes:
+        oid = parse_object_id(change.id)
+        image = images.get(oid) if oid is not None else None
+        if oid is None or image is None:
+            results.append({"id": change.id, "status": "not_found"})
+            continue
+        alt = chosen_alt(change, alt_suggestions(image, uses[oid]) if change.alt is None else [])
+        if alt is None:
+            results.append({"id": change.id, "status": "no_suggestion"})
+        elif (image.alt or "") == alt:
+            results.append({"id": change.id, "status": "unchanged", "alt": alt or None})
+        elif library(db).set_metadata(oid, alt=alt or None) is None:
+            results.append({"id": change.id, "status": "not_found"})
+        else:
+            results.append({"id": change.id, "status": "set", "alt": alt or None})
+    return results

@@ -27,9 +27,11 @@ from avenue.media import (
     UrlSigner,
     check_crop_name,
     limits_from_config,
+    parse_alt_changes,
     parse_crop,
     parse_edits,
     parse_focal_point,
+    parse_name_body,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -135,6 +137,14 @@ def replace_media(media_id: ObjectId) -> Response:
 def set_media_focal_point(media_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(media_id, "builder_media_focal_point_set", focal=parse_focal_point(json_body()))
+
+
+@bp.put(f"/media/{MEDIA_ID}/name")
+@require_role("editor")
+def rename_media(media_id: ObjectId) -> Response:
+    """Give it a readable name in its public URL (null: none); the URLs of other names 301 to it."""
+    done = service.rename_media(get_db(), media_id, parse_name_body(json_body()))
+    return _changed(media_id, "builder_media_renamed", done, name=done.image.name)
 
 
 @bp.put(f"/media/{MEDIA_ID}/edits")
@@ -251,6 +261,30 @@ def delete_media(media_id: ObjectId) -> tuple[str, int]:
     audit.log("builder_media_deleted", bucket=BUILDER, image_id=str(media_id), force=force,
               pages=pages or None)
     return "", 204
+
+
+@bp.get("/pages/<slug>/alt-text")
+@require_role("editor")
+def list_missing_alt(slug: str) -> Response:
+    """The library images a page shows without alt text, each with suggested alt texts (no
+    model: the pages using it and their block types, its file name, folder, tags and colour)."""
+    window = page_args()
+    page = service.missing_alt(get_db(), slug, window)
+    signer = _signer()
+    items = [{"image": service.media_object(get_db(), d["image"], signer), "suggestions": d["suggestions"]}
+             for d in page.docs]
+    return jsonify(page.shape(items, window))
+
+
+@bp.post("/pages/<slug>/alt-text")
+@require_role("editor")
+def set_alt_texts(slug: str) -> Response:
+    """Set the alt text of many of the library images a page shows: each the text given or a
+    suggestion accepted; what happened to each."""
+    results = service.set_alt_texts(get_db(), slug, parse_alt_changes(json_body()))
+    audit.log("page_alt_text_set", slug=slug, bucket=BUILDER,
+              image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
+    return jsonify({"results": results})
 
 
 @bp.get("/pages/<slug>")

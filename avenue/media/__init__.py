@@ -14,7 +14,8 @@ import-linter contract):
   (indexed reads and the few writes ops and status make to a bucket);
 - ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants) and
   ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
-- the kernel here: ``buckets``, ``records``, ``options`` (what an upload is stored as),
+- the kernel here: ``buckets``, ``records``, ``alttext`` (alt text suggested without a
+  model), ``names`` (readable names in public URLs), ``options`` (what an upload is stored as),
   ``paths``, ``settings`` (the app's, handed in by ``init_app``: only ``serve.route``, the
   Flask side, reads ``current_app``), ``references`` (the interface the owners of documents
   that use images implement, and the registry the app factory fills).
@@ -33,6 +34,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from avenue.media.alttext import (
+    MAX_ALT_BATCH,
+    MAX_ALT_LENGTH,
+    MAX_ALT_SUGGESTION,
+    MAX_SUGGESTIONS,
+    AltChange,
+    AltContext,
+    chosen_alt,
+    clean_alt,
+    colour_name,
+    parse_alt_changes,
+    suggest_alt,
+)
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.effects.facets import ROOT_FOLDER
 
@@ -42,6 +56,8 @@ from avenue.media.ingest.edits import Box, Edits, check_crop_name, parse_crop, p
 from avenue.media.ingest.focal import FocalPoint, parse_focal_point
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.likeness import parse_colour
+from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
+from avenue.media.names import InvalidName, parse_name_body, slug_name
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, referrers, rewrite_lists
 from avenue.media.serve.objects import UrlSigner, image_object, near_objects, ref_object
@@ -70,6 +86,11 @@ __all__ = [
     "IN_BATCH", "referrers", "rewrite_lists",
     # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).
     "deliveries", "resumable",
+    # Alt text suggested without a model (alttext.py): the shop and the builder give the context.
+    "AltChange", "AltContext", "MAX_ALT_BATCH", "MAX_ALT_LENGTH", "MAX_ALT_SUGGESTION", "MAX_SUGGESTIONS",
+    "chosen_alt", "clean_alt", "colour_name", "parse_alt_changes", "suggest_alt",
+    # Readable names in public URLs (names.py): the rule, and Library.rename sets one.
+    "InvalidName", "MAX_IMAGE_NAME", "parse_name_body", "slug_name",
 ]
 
 

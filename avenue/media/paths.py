@@ -18,3 +18,9 @@ def media_path(bucket: str, file_id: Any, version: str = "") -> str:
     place: new bytes, new URLs (every one is cached as immutable)."""
     token = f"{file_id}{VERSION_MARK}{version}" if version else str(file_id)
     return f"/media/{ALIASES[bucket]}/{token}"
+
+
+def named_path(bucket: str, file_id: Any, version: str, name: str, ext: str) -> str:
+    """``/media/<alias>/<id>[~<version>]/name/<name>.<ext>``: the original under its readable
+    name (avenue/media/names.py)."""
+    return f"{media_path(bucket, file_id, version)}/name/{name}.{ext}"

@@ -46,6 +46,8 @@ class MediaDoc:
     # picture at its own width, stored once (avenue/media/transform.py clamp).
     width: int | None = None
     height: int | None = None
+    # Its readable name (avenue/media/names.py), in its public named URL; None: it has none.
+    name: str | None = None
 
     @property
     def private(self) -> bool:
@@ -89,6 +91,7 @@ class MediaDoc:
             crops=_crops(meta.get("crops")),
             width=_size(meta.get("width")),
             height=_size(meta.get("height")),
+            name=meta.get("name") if isinstance(meta.get("name"), str) else None,
         )
 
 
@@ -147,6 +150,7 @@ class Image:
     kind: str | None = None
     key: str | None = None
     alt: str | None = None
+    name: str | None = None  # its readable name in public URLs (media/names.py)
     expires_at: dt.datetime | None = None
     deleting_at: dt.datetime | None = None
     variants: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -209,6 +213,7 @@ class Image:
             kind=meta.get("kind"),
             key=meta.get("key"),
             alt=meta.get("alt"),
+            name=meta.get("name") if isinstance(meta.get("name"), str) else None,
             expires_at=maybe_utc(meta.get("expires_at")),
             deleting_at=maybe_utc(meta.get("deleting_at")),
             variants=meta.get("variants") or {},
@@ -254,6 +259,8 @@ class Image:
             ref["expires_at"] = self.expires_at
         if self.alt is not None:
             ref["alt"] = self.alt
+        if self.name is not None:
+            ref["name"] = self.name
         if self.placeholder:
             ref["placeholder"] = dict(self.placeholder)
         if self.focal_point:

@@ -100,10 +100,12 @@ class ProductReferences:
 
     def _refresh_entry(self, product_id: Any, entry: dict[str, Any], head: Image) -> int:
         """A compare-and-set on the version ``entry`` holds; the product's own fields on its
-        reference stay, what describes the bytes is the image's now."""
+        reference stay, what describes the bytes is the image's now (and its readable name: a
+        name the image no longer has goes)."""
         held = {"$elemMatch": {"id": entry["id"], "version": entry.get("version")}}
+        own = {key: value for key, value in entry.items() if key != "name"}
         done = self._products.update_one({"_id": product_id, "images": held},
-                                         {"$set": {"images.$": {**entry, **head.ref()}}})
+                                         {"$set": {"images.$": {**own, **head.ref()}}})
         return done.modified_count
 
     def fill_placeholder(self, image_id: ObjectId, placeholder: Mapping[str, str]) -> int:

@@ -47,6 +47,8 @@ from avenue.media import (
     LEGACY_PREFIX,
     PRODUCTS,
     TEMP,
+    AltChange,
+    AltContext,
     Box,
     Changed,
     Comparison,
@@ -61,9 +63,11 @@ from avenue.media import (
     Upload,
     UrlSigner,
     Version,
+    chosen_alt,
     image_object,
     near_objects,
     ref_object,
+    suggest_alt,
 )
 from avenue.paging import Page, Window, fetch
 from avenue.shop.references import ProductReferences
@@ -581,11 +585,14 @@ def _refresh_refs(db: Database[Document], image_id: ObjectId, image: Image) -> N
     moment = now()
     for user in products(db).find({"images.id": image_id}, {"_id": 1, "images": 1}):
         old = next(e for e in user["images"] if isinstance(e, dict) and e.get("id") == image_id)
-        # The product's own fields on its reference stay; what describes the bytes is new. The
-        # edits and named crops are the image's: a reference without them has none.
-        fresh = {k: v for k, v in old.items() if k not in ("edits", "crops")}
+        # The product's own fields on its reference stay (its alt text too); what describes the
+        # bytes is new. The edits, named crops and readable name are the image's: a reference
+        # without them has none.
+        fresh = {k: v for k, v in old.items() if k not in ("edits", "crops", "name")}
+        own_alt = {"alt": old["alt"]} if old.get("alt") else {}
         products(db).update_one({"_id": user["_id"], "images.id": image_id},
-                                {"$set": {"images.$": {**fresh, **image.ref()}, "updated_at": moment}})
+                                {"$set": {"images.$": {**fresh, **image.ref(), **own_alt},
+                                          "updated_at": moment}})
 
 
 def _product_photo(db: Database[Document], sku: str, image_id: ObjectId) -> None:
@@ -670,6 +677,15 @@ def compare_product_image_versions(db: Database[Document], sku: str, image_id: O
     return compared
 
 
+def rename_product_image(db: Database[Document], sku: str, image_id: ObjectId,
+                         name: str | None) -> tuple[dict[str, Any], bool]:
+    """Give one of a product's photos a readable name for its public named URL (None: none):
+    the image's, so every product using it gets the new reference."""
+    _product_photo(db, sku, image_id)
+    done = Library(db, PRODUCTS).rename(image_id, name)
+    return _photo_changed(db, sku, image_id, done)
+
+
 def reorder_images(db: Database[Document], sku: str, body: dict[str, Any],
                    load: Callable[[Database[Document], str], dict[str, Any]] = get_product) -> dict[str, Any]:
     """Put the product's images in the order of ``image_ids`` (a permutation of its ids).
@@ -709,3 +725,70 @@ def reorder_images(db: Database[Document], sku: str, body: dict[str, Any],
         raise Conflict(f"Product {sku}'s images changed while reordering; reload and try again.",
                        code="concurrent_change")
     return updated
+
+
+# --- alt text ----------------------------------------------------------------------------
+
+
+def _photo_context(doc: dict[str, Any], ref: dict[str, Any], position: int) -> AltContext:
+    """What the product knows about its photo at ``position`` (1 = the main photo)."""
+    placeholder = ref.get("placeholder") or {}
+    return AltContext(filename=str(ref.get("filename") or ""), colour=placeholder.get("color"),
+                      title=doc.get("name") if isinstance(doc.get("name"), str) else None,
+                      sku=doc["sku"], position=position)
+
+
+def photo_suggestions(doc: dict[str, Any], ref: dict[str, Any], position: int) -> list[str]:
+    """Alt texts suggested for a product photo (avenue/media/alttext.py)."""
+    return suggest_alt(_photo_context(doc, ref, position))
+
+
+def _photos(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The product's stored photos with their positions (legacy entries count as places)."""
+    entries = enumerate(doc.get("images") or [], start=1)
+    return [(n, e) for n, e in entries if isinstance(e, dict) and "id" in e]
+
+
+def missing_alt(db: Database[Document], sku: str, window: Window) -> Page:
+    """The product's photos without alt text, in their order, numbered pages (a product holds
+    few): each ``{"ref", "position", "suggestions"}``."""
+    if window.after is not None:
+        raise BadRequest("This list has numbered pages (page, per_page).", code="invalid_pagination")
+    doc = get_product(db, sku)
+    missing = [{"ref": ref, "position": n, "suggestions": photo_suggestions(doc, ref, n)}
+               for n, ref in _photos(doc) if not ref.get("alt")]
+    start = (window.page - 1) * window.per_page
+    return Page(missing[start:start + window.per_page], len(missing), True, None)
+
+
+def set_alt_texts(db: Database[Document], sku: str, changes: list[AltChange]) -> list[dict[str, Any]]:
+    """Set the alt text of many of the product's photos, each the text given or the suggestion
+    accepted; what happened to each (``set``, ``unchanged``, ``not_found``: not this product's
+    photo, ``no_suggestion``). The alt text is the product's, on its reference: a photo shared
+    by two products may read differently on each. Each write is conditional on the photo
+    still being on the product."""
+    doc = get_product(db, sku)
+    photos = {ref["id"]: (n, ref) for n, ref in _photos(doc)}
+    results: list[dict[str, Any]] = []
+    for change in changes:
+        oid = parse_object_id(change.id)
+        found = photos.get(oid) if oid is not None else None
+        if found is None:
+            results.append({"id": change.id, "status": "not_found"})
+            continue
+        position, ref = found
+        alt = chosen_alt(change, photo_suggestions(doc, ref, position))
+        if alt is None:
+            results.append({"id": change.id, "status": "no_suggestion"})
+            continue
+        if (ref.get("alt") or "") == alt:
+            results.append({"id": change.id, "status": "unchanged", "alt": alt or None})
+            continue
+        update = {"$set": {"images.$.alt": alt, "updated_at": now()}} if alt else \
+            {"$unset": {"images.$.alt": ""}, "$set": {"updated_at": now()}}
+        written = products(db).update_one({"sku": sku, "images.id": oid}, update)
+        if written.matched_count:
+            results.append({"id": change.id, "status": "set", "alt": alt or None})
+        else:  # taken off the product since it was read
+            results.append({"id": change.id, "status": "not_found"})
+    return results

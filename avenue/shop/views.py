@@ -29,9 +29,11 @@ from avenue.media import (
     check_crop_name,
     limits_from_config,
     near_objects,
+    parse_alt_changes,
     parse_crop,
     parse_edits,
     parse_focal_point,
+    parse_name_body,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -166,6 +168,15 @@ def set_image_focal_point(sku: str, image_id: ObjectId) -> Response:
     return _replace(sku, image_id, "product_image_focal_point_set", focal=parse_focal_point(json_body()))
 
 
+@bp.put(f"/products/<sku>/images/{IMAGE_ID}/name")
+@require_role("admin")
+def rename_image(sku: str, image_id: ObjectId) -> Response:
+    """Give the photo a readable name in its public URL (null: none); the URLs of other names 301 to it."""
+    name = parse_name_body(json_body())
+    done = service.rename_product_image(get_db(), sku, image_id, name)
+    return _photo(sku, image_id, "product_image_renamed", *done, name=name)
+
+
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/edits")
 @require_role("admin")
 def edit_image(sku: str, image_id: ObjectId) -> Response:
@@ -269,6 +280,30 @@ def reorder_images(sku: str) -> Response:
     doc = service.reorder_images(get_db(), sku, body)
     audit.log("product_images_reordered", sku=sku, image_ids=body["image_ids"])
     return _product(doc)
+
+
+@bp.get("/products/<sku>/alt-text")
+@require_role("admin")
+def list_missing_alt(sku: str) -> Response:
+    """The product's photos without alt text, each with suggested alt texts (no model:
+    the product's name and SKU, the photo's place, file name and colour)."""
+    window = page_args()
+    page = service.missing_alt(get_db(), sku, window)
+    signer = _signer()
+    items = [{"image": service.image_entry(d["ref"], signer), "position": d["position"],
+              "suggestions": d["suggestions"]} for d in page.docs]
+    return jsonify(page.shape(items, window))
+
+
+@bp.post("/products/<sku>/alt-text")
+@require_role("admin")
+def set_alt_texts(sku: str) -> Response:
+    """Set the alt text of many of the product's photos: each the text given or a suggestion
+    accepted; what happened to each."""
+    results = service.set_alt_texts(get_db(), sku, parse_alt_changes(json_body()))
+    audit.log("product_alt_text_set", sku=sku, bucket=PRODUCTS,
+              image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
+    return jsonify({"results": results})
 
 
 @bp.get("/debug/products-status")

@@ -26,7 +26,18 @@ from pymongo.database import Database
 from avenue.builder import service as builder
 from avenue.db import Document
 from avenue.errors import BadRequest
-from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, Image, Limits, Upload, UrlSigner, image_object
+from avenue.media import (
+    BUILDER,
+    PRODUCTS,
+    TEMP,
+    UPLOADS,
+    Image,
+    Limits,
+    Upload,
+    UrlSigner,
+    clean_alt,
+    image_object,
+)
 from avenue.shop import service as shop
 from avenue.uploads import service as uploads
 
@@ -86,7 +97,7 @@ def target_of(db: Database[Document], metadata: dict[str, str], settings: Settin
     if kind == "uploads":
         target["visibility"] = uploads.parse_visibility(metadata.get("visibility"))
     elif kind == "builder":
-        target["alt"] = builder.clean_alt(metadata.get("alt"))
+        target["alt"] = clean_alt(metadata.get("alt"))
         target["folder"] = builder.clean_folder(metadata.get("folder"))
         target["tags"] = builder.clean_tags(metadata.get("tags"))
     elif kind == "product":

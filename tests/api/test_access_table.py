@@ -70,6 +70,9 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", f"/api/shop/products/sku-x/images/{ID}/versions/name-x/compare/name-x", ADMIN),
     ("GET", f"/api/shop/products/sku-x/images/{ID}/versions/name-x/compare/name-x/heat-map", ADMIN),
     ("PUT", "/api/shop/products/sku-x/images/order", ADMIN),
+    ("PUT", f"/api/shop/products/sku-x/images/{ID}/name", ADMIN),
+    ("GET", "/api/shop/products/sku-x/alt-text", ADMIN),
+    ("POST", "/api/shop/products/sku-x/alt-text", ADMIN),
     ("GET", "/api/shop/debug/products-status", ADMIN_OPS),
     ("GET", "/api/shop/debug/storage-status", ADMIN_OPS),
     # --- builder ---
@@ -85,6 +88,7 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("DELETE", f"/api/builder/media/{ID}", EDITORS),
     ("PUT", f"/api/builder/media/{ID}", EDITORS),
     ("PUT", f"/api/builder/media/{ID}/focal-point", EDITORS),
+    ("PUT", f"/api/builder/media/{ID}/name", EDITORS),
     ("PUT", f"/api/builder/media/{ID}/edits", EDITORS),
     ("DELETE", f"/api/builder/media/{ID}/edits", EDITORS),
     ("GET", f"/api/builder/media/{ID}/versions", EDITORS),
@@ -98,6 +102,8 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/builder/tags", EDITORS),
     ("GET", "/api/builder/pages/slug-x", ANYONE),
     ("PUT", "/api/builder/pages/slug-x", EDITORS),
+    ("GET", "/api/builder/pages/slug-x/alt-text", EDITORS),
+    ("POST", "/api/builder/pages/slug-x/alt-text", EDITORS),
     # --- trash (editors: the library's; admins: everything) ---
     ("GET", "/api/trash", EDITORS),
     ("GET", f"/api/trash/{ID}", EDITORS),

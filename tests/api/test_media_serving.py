@@ -12,7 +12,7 @@ from gunicorn.config import Config
 from PIL import Image
 from werkzeug.test import Client
 
-from avenue.media import PRODUCTS, UPLOADS, image_object, signer_from_config
+from avenue.media import PRODUCTS, UPLOADS, Library, image_object, signer_from_config
 from avenue.media import Image as MediaImage
 from avenue.media.effects import invalidation
 from avenue.media.serve.cache import MediaCache
@@ -25,13 +25,17 @@ from avenue.server import loop_environ
 from tests.helpers import GOOD_NAMES, image_bytes, make_app, passed_to_route
 
 
-def put(app, name="good/progressive.jpg", bucket=PRODUCTS, **kwargs) -> dict:
-    """Store a fixture through the media core; return (files doc, image object)."""
+def put(app, name="good/progressive.jpg", bucket=PRODUCTS, readable=None, **kwargs) -> dict:
+    """Store a fixture through the media core (``readable``: then give it that readable name);
+    return (files doc, image object)."""
     from avenue.db import get_db, get_mongo
 
     with app.app_context():
         get_mongo().ensure_indexes()
         doc = store(get_db(), bucket, image_bytes(name), filename=name.split("/")[-1], **kwargs).doc
+        if readable is not None:
+            Library(get_db(), bucket).rename(doc["_id"], readable)
+            doc = get_db()[f"{bucket}.files"].find_one({"_id": doc["_id"]})
         obj = image_object(MediaImage.from_files_doc(bucket, doc), signer_from_config(app.config))
         return {"doc": doc, "obj": obj,
                 "bytes": read_all(get_db(), bucket, doc)}
@@ -350,12 +354,17 @@ FRONT_DOOR_REQUESTS = [
     ("GET", "card", {"Accept": "*/*"}),
     ("GET", "card.jpg", {}),
     ("GET", "card", {"Accept": "image/webp", "If-None-Match": "{etag}"}),
+    ("GET", "named", {}),
+    ("HEAD", "named", {}),
+    ("GET", "named", {"If-None-Match": "{etag}"}),
 ]
 
 
 def _target(obj: dict, which: str) -> str:
     name, _, ext = which.partition(".")
-    return obj["url"] if name == "url" else obj["variants"][name] + (f".{ext}" if ext else "")
+    if name in ("url", "named"):
+        return obj["url" if name == "url" else "named_url"]
+    return obj["variants"][name] + (f".{ext}" if ext else "")
 
 
 def _call(wsgi_app, method: str, url: str, headers: dict):
@@ -368,7 +377,7 @@ def _call(wsgi_app, method: str, url: str, headers: dict):
 def test_the_front_door_answers_cached_media_exactly_as_the_route_does(app_factory, env, method, which,
                                                                        headers):
     app = app_factory(AVENUE_ENV=env)
-    url = _target(put(app)["obj"], which)
+    url = _target(put(app, readable="red-leather-boot")["obj"], which)
     front = app.wsgi_app
     assert isinstance(front, FrontDoor)
     for accept in ("image/webp", "*/*"):
@@ -397,19 +406,22 @@ def test_the_front_door_answers_cached_media_exactly_as_the_route_does(app_facto
     ("a date validator", {"If-Modified-Since": "Sun, 01 Jan 2034 00:00:00 GMT"}),
     ("a private image", {}),
     ("an unknown id", {}),
+    ("another name", {}),
 ])
 def test_the_front_door_leaves_everything_else_to_the_route(app, case, headers):
     stored = put(app, bucket=UPLOADS, visibility="private", scope="owner") if case == "a private image" \
-        else put(app)
+        else put(app, readable="red-leather-boot")
     url = stored["obj"]["url"].split("?")[0]
     if case == "an unknown id":
         url = "/media/products/0123456789abcdef01234567"
+    if case == "another name":
+        url = stored["obj"]["named_url"].replace("red-leather-boot", "old-name")
     if case != "not cached yet":
         assert app.test_client().get(stored["obj"]["url"]).data
     assert passed_to_route(app, url, headers) == [url]
     # ... and the route then answers as the contract says.
     expected = {"a range": 206, "another validator": 200, "a date validator": 304,
-                "a private image": 404, "an unknown id": 404}.get(case, 200)
+                "a private image": 404, "an unknown id": 404, "another name": 301}.get(case, 200)
     assert app.test_client().get(url, headers=headers).status_code == expected
 
 
@@ -451,7 +463,7 @@ def _environ(method: str, url: str, headers: dict) -> dict:
 @pytest.mark.parametrize(("method", "which", "headers"), FRONT_DOOR_REQUESTS)
 def test_an_answer_at_once_is_the_front_doors_own_and_reads_no_database(app, method, which, headers,
                                                                          monkeypatch):
-    url = _target(put(app)["obj"], which)
+    url = _target(put(app, readable="red-leather-boot")["obj"], which)
     for accept in ("image/webp", "*/*"):
         assert app.test_client().get(url, headers={"Accept": accept}).data  # read whole: now cached
     etag = app.test_client().get(url, headers=headers | {"If-None-Match": ""}).headers["ETag"]

@@ -147,6 +147,15 @@ def test_every_response_of_a_scenario_over_every_endpoint_matches_the_document(a
     order = "/api/shop/products/AV-1/images/order"
     assert client.put(order, json={"image_ids": ids[::-1]}, headers=admin).status_code == 200
     assert client.put(order, json={"image_ids": ids[:1]}, headers=admin).status_code == 422
+    alt_text = "/api/shop/products/AV-1/alt-text"
+    assert len(client.get(alt_text, headers=admin).get_json()["items"]) == 2
+    changes = {"images": [{"id": ids[0], "suggestion": 0}, {"id": ids[1], "alt": "A lamp"},
+                          {"id": "x", "alt": ""}]}
+    assert client.post(alt_text, json=changes, headers=admin).status_code == 200
+    assert client.post(alt_text, json={"images": []}, headers=admin).status_code == 400
+    photo_name = f"/api/shop/products/AV-1/images/{ids[0]}/name"
+    assert client.put(photo_name, json={"name": "Desk Lamp"}, headers=admin).status_code == 200
+    assert client.put(photo_name, json={"name": "../x"}, headers=admin).status_code == 400
     assert client.delete(f"/api/shop/products/AV-1/images/{ids[0]}", headers=admin).status_code == 200
     assert client.get("/api/shop/debug/products-status", headers=ops).status_code == 200
     assert client.get("/api/shop/debug/storage-status?refresh=1", headers=ops).status_code == 200
@@ -159,6 +168,10 @@ def test_every_response_of_a_scenario_over_every_endpoint_matches_the_document(a
     media_id = media.get_json()["id"]
     assert client.patch(f"/api/builder/media/{media_id}", json={"tags": ["red"], "folder": None},
                         headers=editor).status_code == 200
+    media_name = f"/api/builder/media/{media_id}/name"
+    named = client.put(media_name, json={"name": "Lamp"}, headers=editor)
+    assert named.status_code == 200 and client.get(named.get_json()["named_url"]).status_code == 200
+    assert client.put(media_name, json={"name": ""}, headers=editor).status_code == 400
     unknown = client.patch(f"/api/builder/media/{media_id}", json={"owner": "x"}, headers=editor)
     assert unknown.status_code == 400
     assert client.get("/api/builder/media?folder=/&tag=red", headers=editor).status_code == 200
@@ -174,6 +187,10 @@ def test_every_response_of_a_scenario_over_every_endpoint_matches_the_document(a
     missing = {"title": "x", "blocks": [{"type": "image", "media_id": "0" * 24}]}
     assert client.put("/api/builder/pages/home", json=missing, headers=editor).status_code == 422
     assert client.get("/api/builder/pages/home").status_code == 200
+    assert client.get("/api/builder/pages/home/alt-text", headers=editor).status_code == 200
+    assert client.post("/api/builder/pages/home/alt-text", json={"images": [{"id": media_id, "alt": None}]},
+                       headers=editor).status_code == 200
+    assert client.get("/api/builder/pages/home/alt-text", headers=editor).get_json()["total"] == 1
     assert client.get("/api/builder/pages/nothing").status_code == 404
     assert client.delete(f"/api/builder/media/{media_id}", headers=editor).status_code == 409
     assert client.delete(f"/api/builder/media/{media_id}?force=1", headers=editor).status_code == 204

@@ -100,6 +100,19 @@ def test_refresh_points_a_reference_on_another_version_at_the_image_as_it_is(db)
     assert ProductReferences(db).refresh([head]) == 0
 
 
+def test_refresh_takes_the_readable_name_the_image_has_now(db):
+    image = stored(db)
+    renamed = Image(**{**image.__dict__, "version": "v2", "name": "new-name"})
+    unnamed = Image(**{**image.__dict__, "version": "v3"})
+    product(db, "named", {**image.ref(), "name": "old-name", "alt": "kept"})
+    assert ProductReferences(db).refresh([renamed]) == 1
+    entry = db.shop_products.find_one({"sku": "named"})["images"][0]
+    assert entry["name"] == "new-name" and entry["alt"] == "kept"
+    assert ProductReferences(db).refresh([unnamed]) == 1
+    entry = db.shop_products.find_one({"sku": "named"})["images"][0]
+    assert "name" not in entry and entry["alt"] == "kept" and entry["version"] == "v3"
+
+
 def test_placeholders_are_filled_in_where_a_reference_lacks_one(db):
     image_id, other = ObjectId(), ObjectId()
     product(db, "one", {"id": image_id}, {"id": other, "placeholder": {"blurhash": "x", "color": "#000"}})

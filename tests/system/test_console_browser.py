@@ -1629,3 +1629,71 @@ def test_an_admin_restores_an_earlier_version_of_a_product_photo(live, open_as):
     images = page.request.get(f"/api/shop/products/{sku}").json()["images"]
     assert images[0]["id"] == photo["id"] and images[0]["sha256"] == photo["sha256"]
     assert images[0]["version"] == earlier
+
+
+def test_an_admin_accepts_suggested_alt_text_edits_one_and_names_a_photo(live, open_as):
+    page = open_as("admin", audit=True)
+    sku = f"BOOT-{uuid.uuid4().hex[:4]}"
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "Chelsea boot", "price": 1}).ok
+    for name in ("red-leather-boot_side.jpg", "IMG_2043.jpg"):
+        # Bytes no other test sent: a stored photo keeps the file name it was first uploaded as.
+        photo = {"name": name, "mimeType": "image/jpeg", "buffer": fresh_jpeg(640, 480)}
+        assert page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
+                                 multipart={"images": photo}).ok
+    listed = page.request.get(f"/api/shop/products/{sku}/alt-text").json()["items"]
+    suggested = [item["suggestions"] for item in listed]
+    page.goto(f"/console/products/{sku}")
+    first = page.get_by_label("Alt text for photo 1, red-leather-boot_side.jpg")
+    second = page.get_by_label("Alt text for photo 2, IMG_2043.jpg")
+    first.wait_for()
+    assert first.input_value() == suggested[0][0]
+    assert first.input_value().startswith("Chelsea boot: red leather")
+    assert second.input_value() == suggested[1][0]
+    page.get_by_label("Suggestions for IMG_2043.jpg").select_option(suggested[1][1])
+    assert second.input_value() == suggested[1][1] == "Chelsea boot, gallery photo 2"
+    first.fill("A red leather Chelsea boot, from the side")
+    loaded_pictures(page, "#alt-list img")
+    page.wait_for_load_state("networkidle")
+    assert axe_violations(page) == []
+    shot(page, "product-missing-alt")
+
+    page.get_by_role("button", name="Save all alt text").click()
+    page.get_by_text("Saved the alt text of 2 photo(s); 0 still without.").wait_for()
+    page.get_by_text("Every photo has alt text.").wait_for()
+    stored = page.request.get(f"/api/shop/products/{sku}").json()["images"]
+    assert [image.get("alt") for image in stored] == ["A red leather Chelsea boot, from the side",
+                                                      "Chelsea boot, gallery photo 2"]
+
+    page.get_by_label("Name in URL for red-leather-boot_side.jpg").fill("Chelsea Boot, side!")
+    page.get_by_role("button", name="Save the name of red-leather-boot_side.jpg").click()
+    page.get_by_text("red-leather-boot_side.jpg is now named chelsea-boot-side.").wait_for(state="attached")
+    href = page.get_by_role("link", name="chelsea-boot-side.jpg").get_attribute("href")
+    assert href.endswith("/name/chelsea-boot-side.jpg") and page.request.get(href).status == 200
+    page.get_by_label("Name in URL for IMG_2043.jpg").fill("../etc/passwd")
+    page.get_by_role("button", name="Save the name of IMG_2043.jpg").click()
+    page.get_by_text("IMG_2043.jpg was not named: name holds a path character").wait_for()
+    assert "name" not in page.request.get(f"/api/shop/products/{sku}").json()["images"][1]
+    shot(page, "product-named-photo")
+
+
+def test_an_editor_names_a_library_image_and_its_former_name_redirects(live, open_as):
+    page = open_as("editor")
+    media_id, card = library_card(page, "/named", "IMG_0001.jpg")
+    card.get_by_label("Name in URL").fill("Summer Hero, 2026")
+    card.get_by_role("button", name="Save name of IMG_0001.jpg").click()
+    card.get_by_text("Named summer-hero-2026: its other names redirect here.").wait_for()
+    first = card.get_by_role("link", name="summer-hero-2026.jpg").get_attribute("href")
+    assert page.request.get(first).status == 200
+    card.get_by_label("Name in URL").fill("Winter hero")
+    card.get_by_role("button", name="Save name of IMG_0001.jpg").click()
+    card.get_by_text("Named winter-hero: its other names redirect here.").wait_for()
+    second = card.get_by_role("link", name="winter-hero.jpg").get_attribute("href")
+    moved = page.request.get(first, max_redirects=0)
+    assert moved.status == 301 and moved.headers["location"] == second
+    card.get_by_label("Name in URL").fill("\u0440\u0430ge")  # Cyrillic look-alikes
+    card.get_by_role("button", name="Save name of IMG_0001.jpg").click()
+    card.get_by_text("a character with no ASCII spelling").wait_for()
+    assert page.request.get(f"/api/builder/media/{media_id}").json()["name"] == "winter-hero"
+    shot(page, "library-named-image")

@@ -35,6 +35,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from avenue.errors import AvenueError
 from avenue.media.buckets import BUCKETS
+from avenue.media.names import NAME_SEGMENT
 from avenue.media.serve.http import (
     Headers,
     Moved,
@@ -44,6 +45,7 @@ from avenue.media.serve.http import (
     decide,
     is_rendition,
     resolve,
+    resolve_named,
     resolve_rendition,
 )
 from avenue.media.serve.route import get_state, headers_for, note_served
@@ -53,6 +55,7 @@ from avenue.requestid import HEADER, from_environ
 log = logging.getLogger(__name__)
 # The labels of front-door answers in the metrics: the media route's own URL rules.
 ROUTE, VARIANT_ROUTE = "/media/<alias>/<token>", "/media/<alias>/<token>/<variant>"
+NAMED_ROUTE = "/media/<alias>/<token>/name/<named>"
 EXTENSION = "avenue.front_door"  # app.extensions key of the app's front door
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -107,7 +110,8 @@ class FrontDoor:
         # Counted and logged by a deque append (avenue/metrics.py FrontDoorTally: this path is
         # benchmarked); the thread folding them writes the access-log line.
         answered = time.perf_counter()
-        FRONT_DOOR.record(VARIANT_ROUTE if path.count("/") == 4 else ROUTE, method, int(status[:3]),
+        route = {4: VARIANT_ROUTE, 5: NAMED_ROUTE}.get(path.count("/"), ROUTE)
+        FRONT_DOOR.record(route, method, int(status[:3]),
                           answered - started, len(body[0]) if body else 0, self.access_log, rid, path,
                           answered)
         return status, [*headers, (HEADER, rid)], body  # a new list: the cache keeps the 200's
@@ -120,7 +124,8 @@ class FrontDoor:
         checked that the cache is current."""
         parts = path[len("/media/"):].split("/")
         bucket = BUCKETS.get(parts[0])
-        if bucket is None or len(parts) not in (2, 3) or not all(parts):
+        named = len(parts) == 4 and parts[2] == NAME_SEGMENT
+        if bucket is None or (len(parts) not in (2, 3) and not named) or not all(parts):
             return None
         state = get_state(self.app)
         cache = state.cache
@@ -128,7 +133,9 @@ class FrontDoor:
             cache.sync(state.database())
         accept = environ.get("HTTP_ACCEPT", "")
         rep: Representation | Pending | Moved | None
-        if len(parts) == 3 and is_rendition(parts[2], state.allow):
+        if named:
+            rep = resolve_named(bucket, parts[1], parts[3], cache.get_doc)
+        elif len(parts) == 3 and is_rendition(parts[2], state.allow):
             rep = self._rendition(bucket, parts[1], parts[2], accept, environ)
         else:
             rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc, accept)

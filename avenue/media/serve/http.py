@@ -27,7 +27,8 @@ from avenue.errors import BadRequest
 from avenue.ids import parse_object_id
 from avenue.media.formats import BY_NAME, EXTENSIONS, RENDITION_BY_EXTENSION, VARIANT_BY_EXTENSION, VECTOR
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.paths import VERSION_MARK, media_path
+from avenue.media.names import is_slug
+from avenue.media.paths import VERSION_MARK, media_path, named_path
 from avenue.media.records import SOURCE, MediaDoc
 from avenue.media.serve.cache import MediaCache
 from avenue.media.store.storage import CHUNK_SIZE
@@ -104,6 +105,7 @@ class Moved:
     doc: MediaDoc
     location: str  # a path
     until: dt.datetime
+    status: int = 308  # 301: a named URL's name is not the image's (resolve_named)
 
 
 def parse_token(token: str) -> tuple[ObjectId | None, str, str]:
@@ -185,6 +187,46 @@ def resolve(bucket: str, token: str, variant: str | None,
     return Representation(bucket, doc, name, info["id"], info["length"], info.get("chunk_size", CHUNK_SIZE),
                           info["sha256"], info["content_type"], f"{stem}-{name}.{EXTENSIONS.get(fmt, fmt)}",
                           vary=not ext)
+
+
+# How long a named URL's 301 may be cached (a name can change again).
+NAME_REDIRECT_SECONDS = 3600
+
+
+def resolve_named(bucket: str, token: str, named: str, load: Callable[[str, ObjectId], MediaDoc | None],
+                  now: dt.datetime | None = None) -> Representation | Moved | None:
+    """What ``/media/<alias>/<token>/name/<name>.<ext>`` names (a public original under its
+    readable name, avenue/media/names.py): the original when ``name`` is the image's name and
+    ``ext`` its extension; a 301 to the right URL when the name is another (a former name, a
+    mistyped one) or the image has none any more (to its plain URL); a 308 from an earlier
+    version like the plain URLs'; None (404) for a private image, a malformed URL, a wrong
+    extension or an unknown id."""
+    file_id, version, token_ext = parse_token(token)
+    stem, dot, ext = named.partition(".")
+    if file_id is None or token_ext or not dot or not is_slug(stem):
+        return None
+    doc = load(bucket, file_id)
+    if doc is None or doc.private:
+        return None
+    own_ext = EXTENSIONS.get(doc.format, "")
+    if version != doc.version:
+        until = _redirect_until(doc, version, now)
+        if until is None:
+            return None
+        moved = _moved(bucket, doc, None, until)
+        return moved if moved is None or doc.name is None else \
+            replace(moved, location=named_path(bucket, doc.file_id, doc.version, doc.name, own_ext))
+    if ext.lower() != own_ext or not own_ext:
+        return None
+    if stem != doc.name:
+        later = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(seconds=NAME_REDIRECT_SECONDS)
+        path = media_path(bucket, doc.file_id, doc.version)
+        location = f"{path}.{own_ext}" if doc.name is None else \
+            named_path(bucket, doc.file_id, doc.version, doc.name, own_ext)
+        return Moved(doc, location, later, status=301)
+    # The plain URL's file with the plain URL's headers (its cached headers serve both).
+    return Representation(bucket, doc, "", doc.bytes_id, doc.length, doc.chunk_size, doc.sha256,
+                          doc.content_type, doc.filename, vary=False)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from avenue.clock import isoformat
 from avenue.media.formats import EXTENSIONS, OFFERED, fallback
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.paths import media_path
+from avenue.media.paths import media_path, named_path
 from avenue.media.records import SOURCE, Image, Near
 from avenue.media.serve import signing
 from avenue.media.transform import Spec, ladder_for
@@ -189,6 +189,11 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
         obj["expires_at"] = isoformat(ref["expires_at"])
     if ref.get("alt") is not None:
         obj["alt"] = ref["alt"]
+    ext = EXTENSIONS.get(ref.get("format") or "", "")
+    if ref.get("name") and not private and ext:
+        # Its readable name (avenue/media/names.py) and the original's URL under it.
+        obj["name"] = ref["name"]
+        obj["named_url"] = f"{signer.base_url}{named_path(bucket, file_id, version, ref['name'], ext)}"
     placeholder = ref.get("placeholder") or {}
     if placeholder.get("blurhash"):
         # What to draw while the image loads: a blurhash and the dominant colour (#rrggbb).

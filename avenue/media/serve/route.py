@@ -48,6 +48,7 @@ from avenue.media.serve.http import (
     normalise_range,
     representation_headers,
     resolve,
+    resolve_named,
     resolve_rendition,
 )
 from avenue.media.serve.stream import ChunkStream
@@ -329,6 +330,20 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
     return _deliver(get_state(), bucket, rep)
 
 
+@bp.route("/media/<alias>/<token>/name/<named>", methods=["GET"])
+def named_media(alias: str, token: str, named: str) -> Response:
+    """Serve a public original under its readable name; 301 from any other name."""
+    bucket = BUCKETS.get(alias)
+    if bucket is None:
+        return not_found()
+    rep = resolve_named(bucket, token, named, _load)
+    if rep is None:
+        return not_found()
+    if isinstance(rep, Moved):
+        return _redirect(rep)
+    return _deliver(get_state(), bucket, rep)
+
+
 def _rendered(bucket: str, token: str, variant: str | None, wanted: Pending) -> Representation | Moved | None:
     """A pending variant, rendered first (with the image's other pending ones, under the claim
     the render after the upload shares: avenue/media/store/pending.py), then resolved again
@@ -496,7 +511,7 @@ def _redirect(moved: Moved) -> Response:
         location += f"?{query}"
     left = int((moved.until - now()).total_seconds())
     cache = f"public, max-age={max(0, min(REDIRECT_MAX_AGE, left))}"
-    return Response("", status=308, headers={"Location": location, "Cache-Control": cache,
+    return Response("", status=moved.status, headers={"Location": location, "Cache-Control": cache,
                                              "X-Content-Type-Options": "nosniff"})
 
 

@@ -40,7 +40,7 @@ from avenue.clock import as_utc, maybe_utc, now
 from avenue.errors import BadRequest
 from avenue.leases import held, stamp, unstamp
 from avenue.media.buckets import BUILDER, UPLOADS
-from avenue.media.effects import counters, facets
+from avenue.media.effects import counters, facets, invalidation
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.edits import (
     MAX_CROPS,
@@ -98,7 +98,7 @@ def listed(bucket: str) -> Listed:
 LISTS = (listed(UPLOADS), listed(BUILDER), trash.LISTED)
 
 # The metadata an API may change on a stored original (everything else describes the bytes).
-SETTABLE = frozenset({"alt", "expires_at", "folder", "tags"})
+SETTABLE = frozenset({"alt", "expires_at", "folder", "tags", "name"})
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
@@ -395,6 +395,22 @@ class Library:
         if unknown:
             raise ValueError(f"not settable: {sorted(unknown)}")
         return self._set_from(image_id, lambda _meta: fields)
+
+    def rename(self, image_id: ObjectId, name: str | None) -> Changed | None:
+        """Give the original ``image_id`` the readable name ``name`` (a slug of
+        avenue/media/names.py; None: none) for its public named URL; None if gone. Every
+        worker's cache forgets the image (the URL of the name it had answers 301 from now on,
+        within a sync interval on other workers)."""
+        before = self.get(image_id)
+        if before is None:
+            return None
+        if before.name == name:
+            return Changed(before, False)
+        after = self.set_metadata(image_id, name=name)
+        if after is None:
+            return None
+        invalidation.invalidate(self.db, self.bucket, [image_id])
+        return Changed(after, True)
 
     def relabel(self, image_id: ObjectId, *, folder: str | None = None, add_tags: Sequence[str] = (),
                 remove_tags: Sequence[str] = (), max_tags: int | None = None) -> Image | None:

@@ -210,6 +210,16 @@ function card(media) {
   const folderInput = el('input', {id: folderId, value: media.folder || '/', maxlength: '255'});
   const tagsId = `tags-${media.id}`;
   const tagsInput = el('input', {id: tagsId, value: (media.tags || []).join(', '), maxlength: '900'});
+  const nameId = `name-${media.id}`;
+  const nameInput = el('input', {id: nameId, value: media.name || '', maxlength: '200', size: '8'});
+  // The readable name's public URL (PUT …/name): shown once it has one.
+  const namedLink = el('a', {class: 'named-url', target: '_blank', rel: 'noopener'});
+  function showNamed() {
+    namedLink.hidden = !media.named_url;
+    namedLink.href = media.named_url || '';
+    namedLink.textContent = media.named_url ? media.named_url.split('/').pop() : '';
+  }
+  showNamed();
   // The rendition that fits the grid cell, in the best format the browser takes.
   const shown = picture(media, CELL, {alt: media.alt || '', width: '200', height: '200',
     title: 'Click where the subject is to set the focal point'});
@@ -282,6 +292,23 @@ function card(media) {
     el('label', {for: folderId}, 'Folder'), folderInput,
     el('label', {for: tagsId}, 'Tags'), tagsInput,
     el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save alt text, folder and tags of ${media.filename}`}, 'Save')),
+    el('form', {class: 'name-form', onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        const saved = await api('PUT', `/api/builder/media/${media.id}/name`, {name: nameInput.value.trim() || null});
+        media.name = saved.name;
+        media.named_url = saved.named_url;
+        nameInput.value = saved.name || '';
+        showNamed();
+        show(status, saved.name ? `Named ${saved.name}: its other names redirect here.` : 'It has no name now.', 'ok');
+      } catch (error) {
+        show(status, error.message, 'error');
+      }
+    }},
+    el('label', {for: nameId}, 'Name in URL'),
+    el('div', {class: 'row small'}, nameInput,
+      el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save name of ${media.filename}`}, 'Save name')),
+    namedLink),
     el('form', {class: 'row small focal-form', onsubmit: (event) => {
       event.preventDefault();
       setFocal(Number(focalX.value), Number(focalY.value));

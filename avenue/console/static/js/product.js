@@ -5,6 +5,7 @@ import {gridSizes, picture} from './picture.js';
 import {warnNear} from './near.js';
 import {imageIn, openEditor} from './editor.js';
 import {versionsPanel} from './versions.js';
+import {missingAlt} from './alttext.js';
 
 const root = document.getElementById('product');
 const sku = root.dataset.sku;
@@ -77,6 +78,7 @@ function photoItem(image, index, count) {
       onclick: () => openEditor({image, base: `${base}/images/${image.id}`, onSaved: edited})}, 'Edit'),
     el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${image.filename}`,
       onclick: () => remove(image)}, 'Delete')),
+  nameForm(image),
   variantsList(image),
   versionsDetails(image));
   item.addEventListener('keydown', (event) => {
@@ -107,6 +109,29 @@ function photoItem(image, index, count) {
     if (dragged && dragged !== image.id) placeAt(dragged, (ids) => ids.indexOf(image.id));
   });
   return item;
+}
+
+// The photo's readable name in its public URL (PUT …/name): typed freely, stored as a slug.
+function nameForm(image) {
+  const id = `name-${image.id}`;
+  const input = el('input', {id, type: 'text', maxlength: '200', size: '8', value: image.name || ''});
+  const form = el('form', {class: 'name-form', onsubmit: async (event) => {
+    event.preventDefault();
+    try {
+      const answer = await api('PUT', `${base}/images/${image.id}/name`, {name: input.value.trim() || null});
+      edited(answer);
+      orderStatus.textContent = answer.name ? `${image.filename} is now named ${answer.name}.`
+        : `${image.filename} has no name now.`;
+    } catch (error) {
+      pageMessage(`${image.filename} was not named: ${error.message}`);
+    }
+  }},
+  el('label', {for: id}, `Name in URL for ${image.filename}`),
+  el('div', {class: 'row small'}, input,
+    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save the name of ${image.filename}`}, 'Save')),
+  image.named_url ? el('a', {href: image.named_url, target: '_blank', rel: 'noopener', class: 'named-url'},
+    image.named_url.split('/').pop()) : null);
+  return form;
 }
 
 // An editor's answer (the product, or the photo alone): the card shows the new version.
@@ -216,10 +241,23 @@ dropzone.addEventListener('drop', (event) => {
   if (event.dataTransfer.files.length) addFiles([...event.dataTransfer.files]);
 });
 
+const loadMissingAlt = missingAlt({
+  base,
+  list: document.getElementById('alt-list'),
+  form: document.getElementById('alt-form'),
+  none: document.getElementById('alt-none'),
+  status: document.getElementById('alt-status'),
+  onSaved: async () => {
+    product = await api('GET', base);
+    render();
+  },
+});
+
 (async () => {
   try {
     product = await api('GET', base);
     render();
+    await loadMissingAlt();
   } catch (error) {
     pageMessage(error.message);
   }

@@ -1,0 +1,58 @@
+// A product's photos without alt text (admin): each with the texts the API suggests (no model:
+// the product's name, the photo's place, file name and colour), the first already in its box;
+// edit any, then save them all in one request (POST …/alt-text), which answers photo by photo.
+import {api, el} from './api.js';
+import {gridSizes, picture} from './picture.js';
+
+const THUMB = gridSizes('6rem');
+
+function row(item) {
+  const image = item.image;
+  const id = `alt-${image.id}`;
+  const input = el('input', {id, type: 'text', maxlength: '500', value: item.suggestions[0] || '',
+    dataset: {id: image.id}});
+  const choices = item.suggestions.length > 1
+    ? el('select', {'aria-label': `Suggestions for ${image.filename}`,
+      onchange: (event) => { input.value = event.target.value; }},
+    item.suggestions.map((text) => el('option', {value: text}, text)))
+    : null;
+  return el('li', {class: 'alt-item'},
+    picture(image, THUMB, {width: '96', height: '96'}),
+    el('div', {class: 'alt-fields'},
+      el('label', {for: id}, `Alt text for photo ${item.position}, ${image.filename}`),
+      input,
+      choices));
+}
+
+// Draw the list into `list` (`none` shown instead when it is empty); `status` says what was
+// saved; `onSaved(results)` after a save.
+export function missingAlt({base, list, form, none, status, onSaved}) {
+  async function load() {
+    const page = await api('GET', `${base}/alt-text?per_page=100`);
+    list.replaceChildren(...page.items.map(row));
+    form.hidden = page.items.length === 0;
+    none.hidden = page.items.length > 0;
+    return page.items.length;
+  }
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const images = [...list.querySelectorAll('input[data-id]')]
+      .filter((input) => input.value.trim())
+      .map((input) => ({id: input.dataset.id, alt: input.value}));
+    if (!images.length) {
+      status.textContent = 'Type or choose an alt text first.';
+      return;
+    }
+    try {
+      const answer = await api('POST', `${base}/alt-text`, {images});
+      const saved = answer.results.filter((result) => result.status === 'set').length;
+      const left = await load();
+      status.textContent = `Saved the alt text of ${saved} photo(s); ${left} still without.`;
+      onSaved(answer.results);
+    } catch (error) {
+      status.textContent = `Nothing was saved: ${error.message}`;
+    }
+  });
+  return load;
+}
