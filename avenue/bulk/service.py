@@ -169,15 +169,21 @@ def _into_library(db: Database[Document], archive: Archive, entry: Entry, report
                folder=result.image.folder or folder)
 
 
+def product_known(db: Database[Document], sku: str, known: dict[str, bool]) -> bool:
+    """Whether product ``sku`` exists, asked once per import (``known`` remembers the answers):
+    an import reports an unknown sku, never creates it (a product needs a name and a price)."""
+    if sku not in known:
+        try:
+            shop.get_product(db, sku)
+            known[sku] = True
+        except shop.ProductNotFound:
+            known[sku] = False
+    return known[sku]
+
+
 def _onto_product(db: Database[Document], archive: Archive, entry: Entry, slot: ProductSlot, report: Report,
                   known: dict[str, bool], *, owner: str, settings: shop.Settings) -> None:
-    if slot.sku not in known:
-        try:
-            shop.get_product(db, slot.sku)
-            known[slot.sku] = True
-        except shop.ProductNotFound:
-            known[slot.sku] = False
-    if not known[slot.sku]:  # reported, never created: a product needs a name and a price
+    if not product_known(db, slot.sku, known):
         count_upload("unknown_sku", None)
         report.add(entry.name, UNKNOWN_SKU, sku=slot.sku)
         return

@@ -29,6 +29,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from avenue.builder import service as builder
+from avenue.bulk.service import product_known
 from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, RateLimited
 from avenue.media import Limits, Near, Stored, Upload
@@ -149,13 +150,7 @@ def import_rows(db: Database[Document], rows: Sequence[Row], *, fetch: Fetch, ad
         if not row.sku or not row.url or row.extra:
             report.refused(row, BadRequest("A row is sku,url: two fields, neither empty.", code="bad_row"))
             continue
-        if row.sku not in known:
-            try:
-                shop.get_product(db, row.sku)
-                known[row.sku] = True
-            except shop.ProductNotFound:
-                known[row.sku] = False
-        if not known[row.sku]:  # reported, never created: a product needs a name and a price
+        if not product_known(db, row.sku, known):
             report.add(row, UNKNOWN_SKU)
             continue
         if limited is not None:
