@@ -266,8 +266,10 @@ def test_schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
 
     schemathesis.serializer("application/zip")(lambda ctx, value: serialize_binary(value))
     shared = mongomock.MongoClient()
+    # Imports from a URL fetch only from an allow-list's host that never resolves: a generated
+    # public URL is refused (host_not_allowed) before any lookup, with or without a network.
     app = make_app(((lambda *args, **kwargs: shared), "mongodb://mongomock.invalid:27017"), "schemathesis",
-                   AVENUE_ACCESS_LOG="off")
+                   AVENUE_ACCESS_LOG="off", AVENUE_URL_IMPORT_HOSTS=["supplier.invalid"])
     admin = Auth(app).token("admin")
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
 
