@@ -35,6 +35,13 @@ def _stored_id(entry: Any, text_ids: bool) -> Any:
     return parse_object_id(value) if text_ids and isinstance(value, str) else value
 
 
+
+def with_own_alt(ref: dict[str, Any], entry: Mapping[str, Any]) -> dict[str, Any]:
+    """``ref`` (what an image says of itself) with the product's own alt text of ``entry``,
+    when it has one: a product photo's alt text is the product's (shop/service.py), and no
+    image's own alt or change of image replaces it."""
+    return {**ref, "alt": entry["alt"]} if entry.get("alt") else ref
+
 class ProductReferences:
     """The images of the products bucket that products refer to (``images[].id``)."""
 
@@ -63,8 +70,19 @@ class ProductReferences:
         return found
 
     def repoint(self, old: ObjectId, new: Image, *, within: str | None = None) -> int:
+        """Each product's reference to ``old`` becomes ``new``'s, the product's own alt text
+        kept (one update per product: each may have its own; repoints are rare: gc,
+        import-legacy, a claim that lost to a delete)."""
         query: dict[str, Any] = {"images.id": old} if within is None else {"sku": within, "images.id": old}
-        return self._products.update_many(query, {"$set": {"images.$": new.ref()}}).modified_count
+        repointed = 0
+        for product in self._products.find(query, {"images": 1}):
+            for entry in product.get("images") or []:
+                if isinstance(entry, dict) and entry.get("id") == old:
+                    held = {"$elemMatch": {"id": old, "alt": entry.get("alt")}}
+                    repointed += self._products.update_one(
+                        {"_id": product["_id"], "images": held},
+                        {"$set": {"images.$": with_own_alt(new.ref(), entry)}}).modified_count
+        return repointed
 
     def drop(self, image_id: ObjectId) -> list[str]:
         changed: list[str] = []
@@ -105,7 +123,7 @@ class ProductReferences:
         held = {"$elemMatch": {"id": entry["id"], "version": entry.get("version")}}
         own = {key: value for key, value in entry.items() if key != "name"}
         done = self._products.update_one({"_id": product_id, "images": held},
-                                         {"$set": {"images.$": {**own, **head.ref()}}})
+                                         {"$set": {"images.$": with_own_alt({**own, **head.ref()}, entry)}})
         return done.modified_count
 
     def fill_placeholder(self, image_id: ObjectId, placeholder: Mapping[str, str]) -> int:

@@ -76,6 +76,29 @@ def test_a_product_repoint_within_one_sku_leaves_the_others(db):
     assert db.shop_products.find_one({"sku": "two"})["images"][0]["sha256"] == new.sha256
 
 
+def test_a_repoint_keeps_each_product_s_own_alt_text(db):
+    old, new = ObjectId(), stored(db)
+    product(db, "one", {"id": old, "alt": "Red boot, side"})
+    product(db, "two", {"id": old})
+    assert ProductReferences(db).repoint(old, new) == 2
+    one, two = (db.shop_products.find_one({"sku": sku})["images"][0] for sku in ("one", "two"))
+    assert one["id"] == two["id"] == new.id and one["sha256"] == new.sha256
+    assert one["alt"] == "Red boot, side" and "alt" not in two
+
+
+def test_a_refreshed_reference_keeps_the_product_s_alt_over_the_image_s(db):
+    from dataclasses import replace
+
+    image = stored(db)
+    product(db, "one", {**image.ref(), "version": "old", "alt": "The product's words"})
+    product(db, "two", {**image.ref(), "version": "old"})
+    head = replace(image, alt="The image's words", version="new")
+    assert ProductReferences(db).refresh([head]) == 2
+    one, two = (db.shop_products.find_one({"sku": sku})["images"][0] for sku in ("one", "two"))
+    assert one["version"] == two["version"] == "new"
+    assert one["alt"] == "The product's words" and two["alt"] == "The image's words"
+
+
 def test_dropping_an_image_takes_it_off_every_product_and_counts_the_change(db):
     gone, kept = ObjectId(), ObjectId()
     product(db, "one", {"id": gone}, {"id": kept})
