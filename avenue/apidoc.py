@@ -1380,7 +1380,9 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "instead, then the others go to the trash, each naming `keep` (restoring one from the trash "
         "moves its blocks back). Every image is checked first (400 for a malformed body, the keeper "
         "among the others, an id twice or too many; 404 naming an id not in the library; 409 "
-        "media_busy when one is being deleted, replaced or merged): a refusal changes nothing.",
+        "media_busy when one is being deleted, replaced or merged): a refusal changes nothing. A page that "
+        "kept changing while re-pointed stops the merge at that image (409 page_busy, its pages put back; "
+        "`merged` in the error names the images merged before it).",
         {"200": _json({"type": "object", "required": ["keep", "merged"], "properties": {
             "keep": OBJECT_ID,
             "merged": {"type": "array", "items": {

@@ -578,7 +578,9 @@ def parse_merge(body: dict[str, Any]) -> Merge:
 def merge_media(db: Database[Document], merge: Merge) -> list[dict[str, Any]]:
     """Merge ``merge.others`` into ``merge.keep`` (see above): per other image, the pages whose
     blocks now show the keeper. 404 when one is not in the library, 409 when one is being
-    deleted, replaced or merged: then nothing has changed."""
+    deleted, replaced or merged: then nothing has changed. A page that kept changing while it
+    was re-pointed (``page_busy``, 409) stops the merge at that image, its pages put back; the
+    images merged before it stay merged (``merged`` in the error names them)."""
     media = library(db)
     leases: dict[ObjectId, DeleteLease] = {}
     try:
@@ -592,9 +594,14 @@ def merge_media(db: Database[Document], merge: Merge) -> list[dict[str, Any]]:
                                code="media_not_found", id=str(media_id))
             leases[media_id] = lease
         keeper = leases[merge.keep].image
-        done = []
+        done: list[dict[str, Any]] = []
         for other in merge.others:
-            moved = _repoint_pages(db, other, keeper.id)
+            try:
+                moved = _repoint_pages(db, other, keeper.id)
+            except Conflict as busy:  # this image's pages were put back: it stays, as do the rest
+                busy.message += f" Merged before it: {len(done)} image(s); {other} and the rest were not."
+                busy.details["merged"] = [item["id"] for item in done]
+                raise
             media.delete(leases[other].image, to_trash={
                 "pages": [], "merged_into": str(keeper.id),
                 "merged": [{"slug": slug, "blocks": blocks} for slug, blocks in moved.items()]})
@@ -637,11 +644,16 @@ def _swap(old: ObjectId, new: ObjectId, only: list[int] | None = None) -> BlockC
 
 def _repoint_pages(db: Database[Document], old: ObjectId, new: ObjectId) -> dict[str, list[int]]:
     """Every page block showing ``old`` shows ``new``: per page slug, the blocks changed."""
-    moved = {}
-    for page in list(db[PAGES].find({"media_ids": old}, {"slug": 1})):
-        blocks = _set_blocks(db, page["slug"], _swap(old, new))
-        if blocks:
-            moved[page["slug"]] = blocks
+    moved: dict[str, list[int]] = {}
+    try:
+        for page in list(db[PAGES].find({"media_ids": old}, {"slug": 1})):
+            blocks = _set_blocks(db, page["slug"], _swap(old, new))
+            if blocks:
+                moved[page["slug"]] = blocks
+    except Conflict:
+        for slug, blocks in moved.items():  # a page that kept changing: the ones done go back
+            _set_blocks(db, slug, _swap(new, old, blocks))
+        raise
     return moved
 
 

@@ -252,3 +252,32 @@ def test_only_editors_and_admins_may_merge(client, auth, editor):
         assert answer.status_code in (401, 403) and answer.is_json
         assert client.get(DUPLICATES, headers=headers).status_code in (401, 403)
     assert client.get(f"{MEDIA}/{other['id']}", headers=editor).status_code == 200
+
+
+def test_a_page_that_keeps_changing_stops_the_merge_at_that_image_with_its_pages_put_back(
+        client, editor, db, monkeypatch):
+    from avenue.builder import service
+
+    keep, other = twins(client, editor)
+    third = media(client, editor, png(1, "third save"), "third.png")
+    put_page(client, editor, "a", [other["id"]])
+    put_page(client, editor, "b", [third["id"]])
+    put_page(client, editor, "c", [third["id"]])
+    real = service._set_blocks
+
+    def busy_on_c(db_, slug, change):
+        if slug == "c" and change([{"media_id": third["id"]}])[1]:  # the merge's move, not its undo
+            raise service.Conflict("Page c kept changing.", code="page_busy", page="c")
+        return real(db_, slug, change)
+
+    monkeypatch.setattr(service, "_set_blocks", busy_on_c)
+    answer = merge(client, editor, keep["id"], [other["id"], third["id"]])
+    assert answer.status_code == 409, answer.get_json()
+    error = answer.get_json()["error"]
+    assert error["code"] == "page_busy" and error["merged"] == [other["id"]]
+    assert page_ids(db, "a") == ([keep["id"]], [ObjectId(keep["id"])])  # merged before it
+    assert page_ids(db, "b") == ([third["id"]], [ObjectId(third["id"])])  # put back
+    assert page_ids(db, "c") == ([third["id"]], [ObjectId(third["id"])])
+    assert client.get(f"{MEDIA}/{third['id']}", headers=editor).status_code == 200
+    monkeypatch.setattr(service, "_set_blocks", real)  # its lease was given back: it merges now
+    assert merge(client, editor, keep["id"], [third["id"]]).status_code == 200
