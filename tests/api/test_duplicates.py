@@ -100,6 +100,19 @@ def test_an_exact_group_with_a_near_copy_still_lists_as_a_near_group(client, edi
         [sorted([first["id"], second["id"]])]
 
 
+def test_twins_linking_in_either_order_choose_the_same_label(client, editor, db):
+    from avenue.media.store import exact
+
+    first, second = twins(client, editor)
+    files = db[f"{BUILDER}.files"]
+    labels = []
+    for linking in (first, second):  # as two uploads that both found the other unlabelled
+        files.update_many({}, {"$unset": {"metadata.exact_group": ""}})
+        assert exact.link(db, BUILDER, files.find_one({"_id": ObjectId(linking["id"])})) is not None
+        labels.append({d["metadata"]["exact_group"] for d in files.find({"metadata.role": "original"})})
+    assert labels == [{ObjectId(first["id"])}, {ObjectId(first["id"])}]
+
+
 def test_duplicates_paging_refuses_numbered_pages_and_foreign_cursors(client, editor):
     assert client.get(DUPLICATES, headers=editor, query_string={"page": 2}).status_code == 400
     answer = client.get(DUPLICATES, headers=editor, query_string={"after": "junk"})

@@ -8,9 +8,10 @@ it existed get it from ``flask likeness --pixels`` (``avenue/ops/backfill.py``).
 
 **Linking** (:func:`link`): after an upload's original is written, one query on the
 ``pixels_sha256`` index finds the others with that key (at most :data:`GROUP_MEMBERS`); the
-upload takes the label (``metadata.exact_group``) of the first that has one, or the id of the
-oldest, and the label is written only where it is missing or null (as ``nearby.link`` does:
-a group, once labelled, is never relabelled; a replace clears it).
+upload takes the label (``metadata.exact_group``) of the first that has one, or the oldest id
+among them and itself (two uploads of the same pixels linking at once choose the same), and
+the label is written only where it is missing or null (as ``nearby.link`` does: a group,
+once labelled, is never relabelled; a replace clears it).
 
 **Groups** (:func:`groups`): the ``exact_group`` index walked a label at a time, as near
 groups are. A group is *bytes* when its members share ``source_sha256`` (the same file: the
@@ -54,7 +55,8 @@ def link(db: Database[Document], bucket: str, doc: dict[str, Any]) -> ObjectId |
         return None
     labelled = next((t["metadata"]["exact_group"] for t in twins
                      if t["metadata"].get("exact_group") is not None), None)
-    label = labelled if labelled is not None else twins[0]["_id"]
+    # Unlabelled: the oldest id of them all, which two uploads linking at once both choose.
+    label = labelled if labelled is not None else min(doc["_id"], twins[0]["_id"])
     for image_id in [doc["_id"], *(t["_id"] for t in twins)]:
         files.update_one({"_id": image_id, EXACT_GROUP: None}, {"$set": {EXACT_GROUP: label}})
     return label if isinstance(label, ObjectId) else None
