@@ -18,6 +18,7 @@ from avenue.builder.service import (
     BULK_ACTIONS,
     MAX_BLOCKS,
     MAX_BULK_IDS,
+    MAX_MERGE,
     MAX_TAGS,
     MAX_TITLE_LENGTH,
     MAX_UNUSED_DAYS,
@@ -377,7 +378,9 @@ SCHEMAS: dict[str, Schema] = {
                           "description": "Pages a forced delete cleaned (not rewritten on restore)."},
                 "replaced_in": {**OBJECT_ID, "description": "An earlier version of this image, replaced in "
                                 "place; restored, it comes back as an image of its own (a product photo: "
-                                "onto its product again, at the end)."}}},
+                                "onto its product again, at the end)."},
+                "merged_into": {**OBJECT_ID, "description": "The image it was merged into; restored, the "
+                                "page blocks the merge moved show it again."}}},
         },
         "description": "Deleted media, restorable until purge_after (AVENUE_TRASH_DAYS); never served.",
     },
@@ -1357,6 +1360,42 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
         parameters=[{"$ref": "#/components/parameters/per_page"},
                     {"$ref": "#/components/parameters/after"}])},
+    "/api/builder/media/duplicates": {"get": _op(
+        "Groups of exact duplicates: the same file (kind bytes) or files that decode to the same pixels "
+        "(kind pixels, e.g. re-saved with other metadata), by group; page on with after=<next>. "
+        "Look-alikes are listed by near-duplicates, which leaves out a group that is exact.",
+        {"200": _json({"type": "object", "required": ["items", "per_page", "next"], "properties": {
+            "items": {"type": "array", "items": {
+                "type": "object", "required": ["id", "kind", "images"],
+                "properties": {"id": OBJECT_ID, "kind": {"enum": ["bytes", "pixels"]},
+                               "images": {"type": "array", "minItems": 2, "items": _ref("Image")}}}},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+            "next": {"type": ["string", "null"], "description": "Send as `after`; null at the end."}}},
+            "A page of groups."), **_errors(403)},
+        security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+        parameters=[{"$ref": "#/components/parameters/per_page"},
+                    {"$ref": "#/components/parameters/after"}])},
+    "/api/builder/media/merge": {"post": _op(
+        "Merge duplicates into one image: every page block showing one of `others` shows `keep` "
+        "instead, then the others go to the trash, each naming `keep` (restoring one from the trash "
+        "moves its blocks back). Every image is checked first (400 for a malformed body, the keeper "
+        "among the others, an id twice or too many; 404 naming an id not in the library; 409 "
+        "media_busy when one is being deleted, replaced or merged): a refusal changes nothing. A page that "
+        "kept changing while re-pointed stops the merge at that image (409 page_busy, its pages put back; "
+        "`merged` in the error names the images merged before it).",
+        {"200": _json({"type": "object", "required": ["keep", "merged"], "properties": {
+            "keep": OBJECT_ID,
+            "merged": {"type": "array", "items": {
+                "type": "object", "required": ["id", "merged", "pages"],
+                "properties": {"id": OBJECT_ID, "merged": {"type": "boolean"},
+                               "pages": {"type": "array", "items": SLUG,
+                                         "description": "The pages whose blocks now show keep."}}}}}},
+            "Merged, image by image."), **_errors(403, 404, 409)},
+        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+        body=_body({"type": "object", "required": ["keep", "others"], "additionalProperties": False,
+                    "properties": {"keep": OBJECT_ID,
+                                   "others": {"type": "array", "items": OBJECT_ID, "minItems": 1,
+                                              "maxItems": MAX_MERGE, "uniqueItems": True}}}))},
     "/api/builder/media/{media_id}": {
         "parameters": [_path("media_id", OBJECT_ID)],
         "get": _op("One library image, with the pages using it.",
@@ -1468,12 +1507,16 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "post": _op(
             "Put it back with its id (its URLs work again): a product photo at the end of its product "
             "(409 product_gone if that product was deleted, 422 if it is full), library media in the "
-            "library (pages are not rewritten), an upload to its owner.",
+            "library (pages are not rewritten, except those a merge moved: repointed), an upload to its "
+            "owner.",
             {"200": _json({"type": "object", "required": ["image", "from", "reused"], "properties": {
                 "image": _ref("Image"), "from": {"enum": ["products", "builder", "uploads"]},
                 "reused": {"type": "boolean",
                            "description": "The same bytes were stored again meanwhile: that image."},
-                "product": {"type": "string", "description": "The product it went back onto."}}},
+                "product": {"type": "string", "description": "The product it went back onto."},
+                "repointed": {"type": "array", "items": SLUG,
+                              "description": "An image merged into another: the pages whose blocks show it "
+                                             "again (those the merge moved and nobody changed since)."}}},
                 "Restored."), **_errors(404, 409, 422)},
             security=LOGGED_IN_WRITE, tags=["trash"], roles="editor (library), admin"),
     },

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -45,6 +45,7 @@ from avenue.media import (
     Box,
     Changed,
     Comparison,
+    DeleteLease,
     Edits,
     FocalPoint,
     Image,
@@ -67,6 +68,7 @@ from avenue.media import (
 from avenue.paging import Page, Window
 
 _T = TypeVar("_T")
+REPOINT_ATTEMPTS = 5
 # Folders: "/" or "/segment/segment…", each segment letters, digits, space, "-", "_" or ".",
 # not "." or ".." (a folder is a label, not a file path, but clients will show it as one).
 FOLDER_SEGMENT = re.compile(r"^[\w .-]{1,64}$")
@@ -305,6 +307,14 @@ def near_groups(db: Database[Document], window: Window, signer: UrlSigner) -> di
     return {"items": items, "per_page": window.per_page, "next": next_cursor}
 
 
+def exact_groups(db: Database[Document], window: Window, signer: UrlSigner) -> dict[str, Any]:
+    """The library's groups of exact duplicates (same bytes, or same pixels), ``after`` paging."""
+    groups, next_cursor = library(db).exact_groups(window)
+    items = [{"id": str(group.label), "kind": group.kind,
+              "images": [media_object(db, image, signer) for image in group.images]} for group in groups]
+    return {"items": items, "per_page": window.per_page, "next": next_cursor}
+
+
 def near_duplicates(db: Database[Document], image: Image) -> list[Near]:
     """The library images that look like ``image``, nearest first."""
     return library(db).near_duplicates(image)
@@ -519,7 +529,147 @@ def restore_media(db: Database[Document], media_id: ObjectId) -> Image:
     if restored is None:
         raise Conflict("This image is being restored right now (or was just purged).",
                        code="restore_in_progress")
+    unmerge(db, restored.image, restored.refs)
     return restored.image
+
+
+# --- merge ----------------------------------------------------------------------------------
+#
+# Merge re-points every page using the others to the keeper, then moves the others to the trash,
+# each trash entry naming the keeper and, per page, the blocks that were moved (``merged``):
+# restoring it moves those blocks back (``unmerge``). Order: validate the body, take the delete
+# leases of every image involved in id order (two merges, or a merge and a delete, never wait on
+# each other: the second finds a lease and answers 409), check them all, and only then write.
+# A concurrent page write sees the leased others as "being deleted" (409) and does not add them.
+
+MAX_MERGE = 50
+BlockChange = Callable[[list[Any]], tuple[list[Any], list[int]]]
+
+
+@dataclass(frozen=True)
+class Merge:
+    keep: ObjectId
+    others: list[ObjectId]
+
+
+def parse_merge(body: dict[str, Any]) -> Merge:
+    """``{keep: id, others: [id, ...]}``, checked before anything is read (400)."""
+    unknown = set(body) - {"keep", "others"}
+    if unknown:
+        raise BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.", code="unknown_fields")
+    keep = body.get("keep")
+    if not isinstance(keep, str) or not ObjectId.is_valid(keep):
+        raise BadRequest("keep must be a media id.", code="invalid_id", field="keep")
+    others = body.get("others")
+    if not isinstance(others, list) or not others:
+        raise BadRequest("others must be a non-empty list of media ids.", code="invalid_ids", field="others")
+    if len(others) > MAX_MERGE:
+        raise BadRequest(f"At most {MAX_MERGE} images are merged at once.", code="too_many_ids",
+                         limit=MAX_MERGE)
+    if not all(isinstance(o, str) and ObjectId.is_valid(o) for o in others):
+        raise BadRequest("others must be a list of media ids.", code="invalid_ids", field="others")
+    if len(set(others)) != len(others):
+        raise BadRequest("others names an image twice.", code="duplicate_ids", field="others")
+    if keep in others:
+        raise BadRequest("The image kept cannot be among the others.", code="keep_in_others")
+    return Merge(ObjectId(keep), [ObjectId(o) for o in others])
+
+
+def merge_media(db: Database[Document], merge: Merge) -> list[dict[str, Any]]:
+    """Merge ``merge.others`` into ``merge.keep`` (see above): per other image, the pages whose
+    blocks now show the keeper. 404 when one is not in the library, 409 when one is being
+    deleted, replaced or merged: then nothing has changed. A page that kept changing while it
+    was re-pointed (``page_busy``, 409) stops the merge at that image, its pages put back; the
+    images merged before it stay merged (``merged`` in the error names them)."""
+    media = library(db)
+    leases: dict[ObjectId, DeleteLease] = {}
+    try:
+        for media_id in sorted([merge.keep, *merge.others]):
+            lease = media.take_delete_lease(media_id)
+            if lease is None:
+                if media.get(media_id) is not None:
+                    raise Conflict(f"Media {media_id} is being deleted or merged; nothing was merged.",
+                                   code="media_busy", id=str(media_id))
+                raise NotFound(f"No builder media with id {media_id}; nothing was merged.",
+                               code="media_not_found", id=str(media_id))
+            leases[media_id] = lease
+        keeper = leases[merge.keep].image
+        done: list[dict[str, Any]] = []
+        for other in merge.others:
+            try:
+                moved = _repoint_pages(db, other, keeper.id)
+            except Conflict as busy:  # this image's pages were put back: it stays, as do the rest
+                busy.message += f" Merged before it: {len(done)} image(s); {other} and the rest were not."
+                busy.details["merged"] = [item["id"] for item in done]
+                raise
+            media.delete(leases[other].image, to_trash={
+                "pages": [], "merged_into": str(keeper.id),
+                "merged": [{"slug": slug, "blocks": blocks} for slug, blocks in moved.items()]})
+            del leases[other]  # deleted: its lease went with it
+            done.append({"id": str(other), "merged": True, "pages": sorted(moved)})
+        return done
+    finally:
+        for lease in leases.values():  # the keeper's; the others' only if something failed
+            media.release_delete_lease(lease)
+
+
+def _set_blocks(db: Database[Document], slug: str, change: BlockChange) -> list[int]:
+    """Rewrite one page's blocks by ``change(blocks) -> (blocks, indexes changed)`` as a
+    compare-and-set on ``updated_at`` (a concurrent edit is read again, never undone), with the
+    ``media_ids`` derived from them in the same update; the indexes changed."""
+    for _ in range(REPOINT_ATTEMPTS):
+        page = db[PAGES].find_one({"slug": slug}, {"blocks": 1, "updated_at": 1})
+        if page is None:
+            return []
+        blocks, changed = change(list(page.get("blocks") or []))
+        if not changed:
+            return []
+        ids = [b["media_id"] for b in blocks if isinstance(b, dict) and ObjectId.is_valid(b.get("media_id"))]
+        done = db[PAGES].update_one(
+            {"_id": page["_id"], "updated_at": page.get("updated_at")},
+            {"$set": {"blocks": blocks, "media_ids": [ObjectId(i) for i in dict.fromkeys(ids)],
+                      "updated_at": now()}})
+        if done.modified_count:
+            return changed
+    raise Conflict(f"Page {slug} kept changing; try the merge again.", code="page_busy", page=slug)
+
+
+def _swap(old: ObjectId, new: ObjectId, only: list[int] | None = None) -> BlockChange:
+    def change(blocks: list[Any]) -> tuple[list[Any], list[int]]:
+        changed = [i for i, b in enumerate(blocks) if isinstance(b, dict) and b.get("media_id") == str(old)
+                   and (only is None or i in only)]
+        return [{**b, "media_id": str(new)} if i in changed else b for i, b in enumerate(blocks)], changed
+    return change
+
+
+def _repoint_pages(db: Database[Document], old: ObjectId, new: ObjectId) -> dict[str, list[int]]:
+    """Every page block showing ``old`` shows ``new``: per page slug, the blocks changed."""
+    moved: dict[str, list[int]] = {}
+    try:
+        for page in list(db[PAGES].find({"media_ids": old}, {"slug": 1})):
+            blocks = _set_blocks(db, page["slug"], _swap(old, new))
+            if blocks:
+                moved[page["slug"]] = blocks
+    except Conflict:
+        for slug, blocks in moved.items():  # a page that kept changing: the ones done go back
+            _set_blocks(db, slug, _swap(new, old, blocks))
+        raise
+    return moved
+
+
+def unmerge(db: Database[Document], image: Image, refs: dict[str, Any]) -> list[str]:
+    """A merged image back from the trash: the blocks its merge moved to the keeper (those that
+    still show the keeper) show it again. The slugs of the pages changed."""
+    keeper = refs.get("merged_into")
+    if not isinstance(keeper, str) or not ObjectId.is_valid(keeper):
+        return []
+    changed = []
+    for entry in refs.get("merged") or []:
+        slug, blocks = entry.get("slug"), entry.get("blocks")
+        if isinstance(slug, str) and isinstance(blocks, list) and \
+                _set_blocks(db, slug, _swap(ObjectId(keeper), image.id, [int(b) for b in blocks])):
+            changed.append(slug)
+    return sorted(changed)
 
 
 def _pull_media(db: Database[Document], query: dict[str, Any], oids: list[ObjectId]) -> None:

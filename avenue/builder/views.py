@@ -96,6 +96,24 @@ def list_near_duplicates() -> Response:
     return jsonify(service.near_groups(get_db(), page_args(), _signer()))
 
 
+@bp.get("/media/duplicates")
+@require_role("editor")
+def list_duplicates() -> Response:
+    """Groups of exact duplicates: the same bytes, or files decoding to the same pixels."""
+    return jsonify(service.exact_groups(get_db(), page_args(), _signer()))
+
+
+@bp.post("/media/merge")
+@require_role("editor")
+def merge_media() -> Response:
+    """Merge duplicates into one: pages re-pointed to ``keep``, the others to the trash."""
+    merge = service.parse_merge(json_body())
+    merged = service.merge_media(get_db(), merge)
+    audit.log("builder_media_merged", bucket=BUILDER, image_id=str(merge.keep),
+              merged=[item["id"] for item in merged])
+    return jsonify({"keep": str(merge.keep), "merged": merged})
+
+
 @bp.get(f"/media/{MEDIA_ID}")
 @require_role("editor")
 def get_media(media_id: ObjectId) -> Response:

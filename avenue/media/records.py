@@ -310,6 +310,16 @@ class NearGroup:
     images: list[Image]
 
 
+@dataclass(frozen=True)
+class ExactGroup:
+    """Exact duplicates of one bucket: the label, ``bytes`` (one file) or ``pixels`` (files
+    decoding to the same pixels), and the images, oldest first."""
+
+    label: ObjectId
+    kind: str
+    images: list[Image]
+
+
 def variant_key(original_id: Any, name: str, fmt: str, version: str = "") -> str:
     """A variant's unique ``metadata.key``: per original, per version once replaced."""
     owner = f"{original_id}~{version}" if version else str(original_id)

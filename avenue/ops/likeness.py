@@ -12,6 +12,10 @@ Then the originals that owe a grouping (``metadata.near_pending``: hashed at upl
 replace, but their lookup failed, or their process stopped before it ran) are linked the same
 way, which clears the flag.
 
+Then the originals hashed before the exact-duplicate key existed (no
+``metadata.pixels_sha256``, store/exact.py) get it from the same thumb, one ``$set`` each, and
+are put in their exact group (``Library.link_exact_duplicates``, which also only fills in).
+
 Originals whose thumb is missing or unreadable are counted and left (``fsck --repair``
 renders lost variants again; run this afterwards).
 """
@@ -37,17 +41,20 @@ class LikenessReport:
 
     computed: dict[str, int] = field(default_factory=dict)
     linked: int = 0
+    pixels: dict[str, int] = field(default_factory=dict)  # images given their exact-duplicate key
+    exact: int = 0  # of those, the ones with an exact duplicate
     owed: dict[str, int] = field(default_factory=dict)  # hashed images whose grouping was owed
     unreadable: list[dict[str, str]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {"computed": self.computed, "owed": self.owed, "linked": self.linked,
-                "unreadable": self.unreadable}
+                "pixels": self.pixels, "exact": self.exact, "unreadable": self.unreadable}
 
     def summary_line(self) -> str:
         total = sum(self.computed.values())
         return (f"likeness: {total} images given a hash and palette, {sum(self.owed.values())} grouped "
                 f"after a failed lookup, {self.linked} with near-duplicates, "
+                f"{sum(self.pixels.values())} given a pixel hash ({self.exact} with exact duplicates), "
                 f"{len(self.unreadable)} without a readable thumb")
 
 
@@ -71,4 +78,13 @@ def backfill_likeness(db: Database[Document], *, progress: ProgressFn | None = N
         for image_id in originals_flagged_ids(db, bucket, NEAR_PENDING):
             report.owed[name] += 1
             report.linked += library.link_near_duplicates(image_id) > 0
+        report.pixels[name] = 0
+        for original, thumb in thumbs_lacking(db, bucket, "pixels_sha256", phase=f"Pixel hashes ({name})",
+                                              progress=progress):
+            likeness = compute_likeness(thumb) if thumb is not None else None
+            if likeness is None or not likeness.pixels:
+                continue  # counted unreadable above when it had no hash either
+            set_file_metadata(db, bucket, original["_id"], {"pixels_sha256": likeness.pixels})
+            report.pixels[name] += 1
+            report.exact += library.link_exact_duplicates(original["_id"])
     return report

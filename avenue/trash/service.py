@@ -7,7 +7,9 @@ library's). Restoring puts an image back in the bucket it was deleted from, with
 - a product photo goes back onto its product, at the end of its list, if that product
   exists and has room (otherwise 409/422 and the photo stays in the trash);
 - library media comes back to the library; pages that a forced delete cleaned are *not*
-  rewritten (their editors may have moved on);
+  rewritten (their editors may have moved on); an image merged into another
+  (``POST /api/builder/media/merge``) is shown again by the page blocks the merge moved to
+  the image kept, those that still show it (``repointed``: the pages changed);
 - an upload comes back to its owner.
 """
 
@@ -18,6 +20,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
+from avenue.builder import service as builder
 from avenue.clock import isoformat
 from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
@@ -53,7 +56,8 @@ def trash_object(item: Trashed) -> dict[str, Any]:
         "height": image.height, "bytes": image.bytes, "owner": image.owner, "alt": image.alt,
         "placeholder": image.placeholder, "deleted_at": isoformat(item.deleted_at),
         "purge_after": isoformat(item.purge_after),
-        "references": {key: item.refs[key] for key in ("sku", "pages", "replaced_in") if key in item.refs},
+        "references": {key: item.refs[key] for key in ("sku", "pages", "replaced_in", "merged_into")
+                       if key in item.refs},
     }
 
 
@@ -92,6 +96,8 @@ def restore(db: Database[Document], image_id: ObjectId, *, role: str, max_images
             Library(db, PRODUCTS).delete(restored.image, to_trash=restored.refs)
             raise
         answer["product"] = sku
+    if restored.image.bucket == BUILDER and "merged_into" in restored.refs:
+        answer["repointed"] = builder.unmerge(db, restored.image, restored.refs)  # undo of a merge
     return answer
 
 

@@ -81,6 +81,8 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("POST", "/api/builder/media/import-url", EDITORS),
     ("GET", "/api/builder/media", EDITORS),
     ("GET", "/api/builder/media/near-duplicates", EDITORS),
+    ("GET", "/api/builder/media/duplicates", EDITORS),
+    ("POST", "/api/builder/media/merge", EDITORS),
     ("POST", "/api/builder/media/bulk", EDITORS),
     ("GET", f"/api/builder/media/{ID}", EDITORS),
     ("GET", f"/api/builder/media/{ID}/deliveries", EDITORS),

@@ -838,6 +838,48 @@ def test_the_library_names_an_upload_s_look_alikes_and_lists_the_groups(live, op
     shot(page, "library-near-duplicates-groups")
 
 
+def test_the_library_lists_exact_duplicates_apart_and_merges_them_into_one(live, open_as):
+    from PIL import PngImagePlugin
+
+    from tests.support.fixtures import scene
+
+    page = open_as("editor", audit=True)
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    seed = uuid.uuid4().int % 100_000
+    ids = []
+    for note in ("", "saved again"):  # other bytes, the same pixels
+        info = PngImagePlugin.PngInfo()
+        if note:
+            info.add_text("Comment", note)
+        out = io.BytesIO()
+        scene((500, 400), seed).save(out, "PNG", pnginfo=info)
+        name = f"twin-{seed}-{len(ids)}.png"
+        file = {"name": name, "mimeType": "image/png", "buffer": out.getvalue()}
+        answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf},
+                                   multipart={"file": file})
+        assert answer.ok, answer.text()
+        ids.append(answer.json()["id"])
+    assert page.request.put(f"/api/builder/pages/twins-{seed}", headers={"X-CSRF-Token": csrf},
+                            data={"title": "Twins", "blocks": [{"type": "image", "media_id": ids[1]}]}).ok
+    page.goto("/console/library")
+    page.get_by_role("button", name="Show exact duplicates").click()
+    group = page.locator("#exact-groups .exact-group", has=page.locator(f"li[data-id='{ids[0]}']"))
+    group.wait_for()
+    assert group.get_attribute("data-kind") == "pixels" and "The same pixels: 2 images" in group.inner_text()
+    assert page.locator(f"#near-groups li[data-id='{ids[0]}']").count() == 0
+    page.wait_for_load_state("networkidle")
+    assert axe_violations(page) == []
+    shot(page, "library-exact-duplicates")
+    group.get_by_role("button", name=f"Merge into this one: twin-{seed}-0.png").click()
+    status = page.locator("#exact-status")
+    status.get_by_text("Merged 1 image(s) into").wait_for()
+    assert f"twins-{seed}" in status.inner_text()
+    assert page.locator(f"#exact-groups li[data-id='{ids[0]}']").count() == 0  # no group any more
+    blocks = page.request.get(f"/api/builder/pages/twins-{seed}").json()["blocks"]
+    assert [block["media_id"] for block in blocks] == [ids[0]]
+    assert page.request.get(f"/api/trash/{ids[1]}").json()["references"]["merged_into"] == ids[0]
+
+
 def seed_library(page, folder: str, names: list[str]) -> dict[str, str]:
     """Upload ``names`` (fixtures) into the library's ``folder`` by the API; id by filename."""
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]

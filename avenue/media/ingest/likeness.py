@@ -37,6 +37,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
+from hashlib import sha256
 from operator import mul
 from typing import Any
 
@@ -77,6 +78,7 @@ class Likeness:
     phash: int
     palette: tuple[Colour, ...]
     order: str = ""  # each band's bits, least certain first (:func:`phash_order`); "" unknown
+    pixels: str = ""  # :func:`pixels_sha256` of the same picture; "" unknown
 
     def as_metadata(self) -> dict[str, Any]:
         """What the original's files document keeps: the hash as 16 hex digits (BSON has no
@@ -88,7 +90,19 @@ class Likeness:
             "phash_order": self.order,
             "palette": [{"color": c.hex, "share": round(c.share, 3)} for c in self.palette],
             "colour_cells": sorted({cell(c.hex) for c in self.palette if c.share >= MOSTLY}),
+            **({"pixels_sha256": self.pixels} if self.pixels else {}),
         }
+
+
+def pixels_sha256(image: Image.Image) -> str:
+    """The exact-duplicate key of a decoded picture: SHA-256 of its size and its RGBA pixels.
+    Computed on the WebP thumb (at most 200 px, rendered the same way from the same pixels),
+    so two files that decode to the same pixels (a re-save with other metadata) share it; a
+    picture differing in a detail the thumb cannot show shares it too (docs/media.md)."""
+    frame = image.convert("RGBA")
+    digest = sha256(f"{frame.width}x{frame.height}:".encode())
+    digest.update(frame.tobytes())
+    return digest.hexdigest()
 
 
 def phash(image: Image.Image) -> int:
@@ -273,7 +287,7 @@ def of_image(image: Image.Image) -> Likeness:
     sample = frame.copy()
     sample.thumbnail((SAMPLE, SAMPLE), Image.Resampling.BOX)
     value, order = phash_order(over_white)
-    return Likeness(value, _palette(sample), order)
+    return Likeness(value, _palette(sample), order, pixels_sha256(frame))
 
 
 def compute(thumb: bytes) -> Likeness | None:

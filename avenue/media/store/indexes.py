@@ -50,6 +50,10 @@ def files_indexes() -> list[IndexModel]:
         # on CIELAB cells, newest first like the other lists.
         IndexModel([("metadata.phash_bands", ASCENDING)], name="phash_bands"),
         IndexModel([("metadata.near_group", ASCENDING), ("_id", ASCENDING)], name="near_group", sparse=True),
+        # Exact duplicates (store/exact.py): an upload looks its pixel hash up; groups by label.
+        IndexModel([("metadata.pixels_sha256", ASCENDING)], name="pixels_sha256", sparse=True),
+        IndexModel([("metadata.exact_group", ASCENDING), ("_id", ASCENDING)], name="exact_group",
+                   sparse=True),
         IndexModel([("metadata.colour_cells", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
                    name=COLOUR_INDEX),
         IndexModel([("metadata.expires_at", ASCENDING)], name="expires_at", sparse=True),

@@ -54,10 +54,10 @@ from avenue.media.ingest.edits import (
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.options import UploadOptions
-from avenue.media.records import Changed, Document, Image, Near, NearGroup, Stored
+from avenue.media.records import Changed, Document, ExactGroup, Image, Near, NearGroup, Stored
 from avenue.media.settings import MediaSettings
 from avenue.media.settings import current as current_settings
-from avenue.media.store import nearby, originals, trash, versions
+from avenue.media.store import exact, nearby, originals, trash, versions
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
 from avenue.media.store.originals import Upload
@@ -327,6 +327,9 @@ class Library:
             lookup.stop()
             raise
         found = lookup.finish([result.doc if result.created else None for result in results])
+        for result in results:
+            if result.created:
+                exact.link(self.db, self.bucket, result.doc)  # one indexed query: its twins
         stored = []
         for result, matches in zip(results, found, strict=True):
             # Never the image itself (another upload of the same bytes may have won the write).
@@ -373,6 +376,8 @@ class Library:
         if done is None:
             return None
         owed = done.changed and bool((done.doc.get("metadata") or {}).get(nearby.PENDING_FIELD))
+        if owed:
+            exact.link(self.db, self.bucket, done.doc)
         return Changed(self._image(done.doc), done.changed, self._link(done.doc) if owed else None)
 
     def near_groups(self, window: Window, *, owner: str | None = None) -> tuple[list[NearGroup], str | None]:
@@ -388,6 +393,28 @@ class Library:
         found, last = nearby.groups(self.db, self.bucket, after=after, limit=window.per_page, owner=owner)
         return ([NearGroup(g.label, [self._image(d) for d in g.docs]) for g in found],
                 encode_cursor([last]) if last is not None else None)
+
+    def exact_groups(self, window: Window) -> tuple[list[ExactGroup], str | None]:
+        """Groups of exact duplicates (same bytes or same pixels, ``store/exact.py``), paged as
+        :meth:`near_groups`."""
+        after = self._group_cursor(window, "Duplicate")
+        found, last = exact.groups(self.db, self.bucket, after=after, limit=window.per_page)
+        return ([ExactGroup(g.label, g.kind, [self._image(d) for d in g.docs]) for g in found],
+                encode_cursor([last]) if last is not None else None)
+
+    def link_exact_duplicates(self, image_id: ObjectId) -> bool:
+        """Put the original ``image_id`` in its exact group (an upload does it; the backfill
+        for images hashed later): whether it has twins."""
+        doc = self._files.find_one({"_id": image_id})
+        return doc is not None and _is_original(doc) and exact.link(self.db, self.bucket, doc) is not None
+
+    def _group_cursor(self, window: Window, what: str) -> ObjectId | None:
+        if window.page != 1:
+            raise BadRequest(f"{what} groups are listed with after=<next> only.", code="invalid_pagination")
+        after = decode_cursor(window.after, 1)[0] if window.after is not None else None
+        if after is not None and not isinstance(after, ObjectId):
+            raise BadRequest("This cursor was not handed out by this list.", code="invalid_cursor")
+        return after
 
     def set_metadata(self, image_id: ObjectId, **fields: Any) -> Image | None:
         """Change what the API may change about an original (alt text, expiry); None if gone."""

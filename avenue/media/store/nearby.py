@@ -284,7 +284,8 @@ def groups(db: Database[Document], bucket: str, *, after: ObjectId | None, limit
            owner: str | None = None) -> tuple[list[Group], ObjectId | None]:
     """Up to ``limit`` groups with at least two originals, by label after ``after``; and the
     label to go on from (None: the last page). A group's members that were deleted since are
-    gone from it; one left alone is not a group and is skipped."""
+    gone from it; one left alone is not a group and is skipped, and so is one whose members
+    are all one exact group (``store/exact.py`` lists those)."""
     files = db[f"{bucket}.files"]
     found: list[Group] = []
     cursor = after
@@ -299,7 +300,8 @@ def groups(db: Database[Document], bucket: str, *, after: ObjectId | None, limit
         members = [d for d in files.find({NEAR_GROUP: cursor}).sort("_id", 1).limit(GROUP_MEMBERS)
                    if (d.get("metadata") or {}).get("role") == "original"
                    and (owner is None or d["metadata"].get("owner") == owner)]
-        if len(members) >= 2:
+        exact = {(d.get("metadata") or {}).get("exact_group") for d in members}
+        if len(members) >= 2 and (len(exact) != 1 or None in exact):  # an exact group is listed there
             found.append(Group(cursor, members))
             if len(found) == limit:
                 return found, cursor

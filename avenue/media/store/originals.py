@@ -304,7 +304,7 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
 
 
 def transfer(db: Database[Document], source: str, target: str, doc: dict[str, Any], *, kind: str,
-             scope: str = "", unset: tuple[str, ...] = ("expires_at", "near_group"),
+             scope: str = "", unset: tuple[str, ...] = ("expires_at", "near_group", "exact_group"),
              delete_source: bool = True) -> StoreResult:
     """Move an original and its variants to another bucket, keeping their ids.
 

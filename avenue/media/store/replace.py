@@ -636,6 +636,7 @@ def _head_update(meta: dict[str, Any], ingested: Ingested, *, version: str, key:
     if content_id is not None and ingested.likeness is not None:  # new pixels: a new hash and palette
         update.update({f"metadata.{k}": v for k, v in ingested.likeness.as_metadata().items()})
         update["metadata.near_group"] = None  # the old picture's group; the next lookup links it again
+        update["metadata.exact_group"] = None  # the old pixels' group (store/exact.py)
         update[nearby.PENDING] = True  # until that lookup has linked it (store/nearby.py)
     if name is not None:
         update["metadata.filename"] = name

@@ -6,7 +6,7 @@
 import {ApiError, api, countOf, el, formatBytes, formatDate, newest, pageMessage, sendForm, show, upload} from './api.js';
 import {bulkPanel, dropTarget} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
-import {nearList, showGroups, warnNear} from './near.js';
+import {nearList, showExactGroups, showGroups, warnNear} from './near.js';
 import {deliveryChart} from './cardchart.js';
 import {imageIn, openEditor} from './editor.js';
 import {versionsPanel} from './versions.js';
@@ -551,6 +551,8 @@ dropTarget(document.getElementById('dropzone'), queueFiles);
 const groups = document.getElementById('near-groups');
 const groupsStatus = document.getElementById('near-status');
 document.getElementById('show-near').addEventListener('click', () => showGroups(groups, groupsStatus));
+document.getElementById('show-exact').addEventListener('click', () => showExactGroups(
+  document.getElementById('exact-groups'), document.getElementById('exact-status')));
 
 load(true);
 loadFacets();

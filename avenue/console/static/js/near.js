@@ -52,3 +52,52 @@ export async function showGroups(container, status, after = null) {
     show(status, error.message, 'error');
   }
 }
+
+// Exact duplicates (GET /api/builder/media/duplicates): each group's images, the same file or
+// the same pixels, each with "Merge into this one" (POST /api/builder/media/merge): the pages
+// using the others show it instead, the others go to the trash.
+const KINDS = {bytes: 'The same file', pixels: 'The same pixels'};
+
+export async function showExactGroups(container, status, after = null) {
+  if (!after) container.replaceChildren();
+  status.textContent = 'Loading…';
+  try {
+    const query = new URLSearchParams({per_page: 20});
+    if (after) query.set('after', after);
+    const answer = await api('GET', `/api/builder/media/duplicates?${query}`);
+    container.append(...answer.items.map((group) => exactGroup(group, container, status)));
+    const shown = container.children.length;
+    status.textContent = shown ? `${shown} group(s) of exact duplicates.` : 'No exact duplicates in the library.';
+    if (answer.next) {
+      status.append(' ', el('button', {type: 'button', class: 'secondary',
+        onclick: () => showExactGroups(container, status, answer.next)}, 'Show more groups'));
+    }
+  } catch (error) {
+    show(status, error.message, 'error');
+  }
+}
+
+function exactGroup(group, container, status) {
+  const item = el('li', {class: 'near-group exact-group', dataset: {id: group.id, kind: group.kind}},
+    el('p', {}, `${KINDS[group.kind] || group.kind}: ${group.images.length} images`));
+  const result = el('p', {class: 'merge-result', role: 'status'});
+  item.append(el('ul', {class: 'near-matches'}, ...group.images.map((image) => el('li', {dataset: {id: image.id}},
+    el('img', {src: image.variants.thumb, alt: image.alt || '', width: '96', height: '96', loading: 'lazy'}),
+    el('span', {}, image.filename),
+    el('button', {type: 'button', class: 'secondary', 'aria-label': `Merge into this one: ${image.filename}`,
+      onclick: () => merge(group, image, result, container, status)}, 'Merge into this one')))), result);
+  return item;
+}
+
+async function merge(group, keep, result, container, status) {
+  const others = group.images.filter((image) => image.id !== keep.id).map((image) => image.id);
+  try {
+    const answer = await api('POST', '/api/builder/media/merge', {keep: keep.id, others});
+    const pages = [...new Set(answer.merged.flatMap((item) => item.pages))];
+    await showExactGroups(container, status);
+    show(status, `Merged ${answer.merged.length} image(s) into ${keep.filename}` +
+      (pages.length ? `; pages changed: ${pages.join(', ')}.` : '.') + ' Restore from the trash to undo.');
+  } catch (error) {
+    show(result, error.message, 'error');
+  }
+}

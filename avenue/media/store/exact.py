@@ -1,0 +1,99 @@
+"""Exact duplicates of a bucket's originals: the same bytes, or the same pixels, found by index.
+
+**The key.** Every upload's likeness (``ingest/likeness.py``) carries ``metadata.pixels_sha256``,
+the SHA-256 of the size and RGBA pixels of its WebP thumb (the picture drawn at most 200 px,
+the same way for the same pixels): two files that decode to the same pixels share it (a
+re-save with other metadata, another container), whatever their bytes. Images stored before
+it existed get it from ``flask likeness --pixels`` (``avenue/ops/backfill.py``).
+
+**Linking** (:func:`link`): after an upload's original is written, one query on the
+``pixels_sha256`` index finds the others with that key (at most :data:`GROUP_MEMBERS`); the
+upload takes the label (``metadata.exact_group``) of the first that has one, or the oldest id
+among them and itself (two uploads of the same pixels linking at once choose the same), and
+the label is written only where it is missing or null (as ``nearby.link`` does: a group,
+once labelled, is never relabelled; a replace clears it).
+
+**Groups** (:func:`groups`): the ``exact_group`` index walked a label at a time, as near
+groups are. A group is *bytes* when its members share ``source_sha256`` (the same file: the
+library dedupes by content per scope, so it happens across scopes or buckets brought in),
+*pixels* otherwise. The near-duplicate list leaves out a group whose members are all one
+exact group (``nearby.groups``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from avenue.media.records import Document
+
+GROUP_MEMBERS = 50  # the most images a group lists
+PIXELS = "metadata.pixels_sha256"
+EXACT_GROUP = "metadata.exact_group"
+_NO_ID = ObjectId(b"\x00" * 12)
+
+
+def _pixels(doc: dict[str, Any]) -> str | None:
+    value = (doc.get("metadata") or {}).get("pixels_sha256")
+    return value if isinstance(value, str) and value else None
+
+
+def link(db: Database[Document], bucket: str, doc: dict[str, Any]) -> ObjectId | None:
+    """Put the original ``doc`` in one exact group with the originals of ``bucket`` that have
+    its pixels; the group's label, None when it has no twin."""
+    key = _pixels(doc)
+    if key is None:
+        return None
+    files = db[f"{bucket}.files"]
+    twins = [d for d in files.find({PIXELS: key}, {"metadata.exact_group": 1, "metadata.role": 1})
+             .sort("_id", 1).limit(GROUP_MEMBERS)
+             if d["_id"] != doc["_id"] and (d.get("metadata") or {}).get("role") == "original"]
+    if not twins:
+        return None
+    labelled = next((t["metadata"]["exact_group"] for t in twins
+                     if t["metadata"].get("exact_group") is not None), None)
+    # Unlabelled: the oldest id of them all, which two uploads linking at once both choose.
+    label = labelled if labelled is not None else min(doc["_id"], twins[0]["_id"])
+    for image_id in [doc["_id"], *(t["_id"] for t in twins)]:
+        files.update_one({"_id": image_id, EXACT_GROUP: None}, {"$set": {EXACT_GROUP: label}})
+    return label if isinstance(label, ObjectId) else None
+
+
+@dataclass(frozen=True)
+class Group:
+    """Exact duplicates of one bucket: the label, ``bytes`` or ``pixels``, the originals (oldest first)."""
+
+    label: ObjectId
+    kind: str
+    docs: list[dict[str, Any]]
+
+
+def kind_of(docs: list[dict[str, Any]]) -> str:
+    """``bytes`` when every member is the same file, ``pixels`` otherwise."""
+    sources = {(d.get("metadata") or {}).get("source_sha256") for d in docs}
+    return "bytes" if len(sources) == 1 and None not in sources else "pixels"
+
+
+def groups(db: Database[Document], bucket: str, *, after: ObjectId | None,
+           limit: int) -> tuple[list[Group], ObjectId | None]:
+    """Up to ``limit`` groups of at least two originals, by label after ``after``; and the
+    label to go on from (None: the last page). Members deleted since are gone from a group."""
+    files = db[f"{bucket}.files"]
+    found: list[Group] = []
+    cursor = after
+    for _ in range(limit * 4):
+        head = files.find_one({EXACT_GROUP: {"$gt": cursor if cursor is not None else _NO_ID}},
+                              {EXACT_GROUP: 1}, sort=[(EXACT_GROUP, 1)])
+        if head is None:
+            return found, None
+        cursor = head["metadata"]["exact_group"]
+        members = [d for d in files.find({EXACT_GROUP: cursor}).sort("_id", 1).limit(GROUP_MEMBERS)
+                   if (d.get("metadata") or {}).get("role") == "original"]
+        if len(members) >= 2:
+            found.append(Group(cursor, kind_of(members), members))
+            if len(found) == limit:
+                return found, cursor
+    return found, cursor
