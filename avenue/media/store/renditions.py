@@ -67,7 +67,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.clock import now
 from avenue.leases import Lease
-from avenue.media import effects
+from avenue.media import effects, formats
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import Changes, counters
 from avenue.media.effects.served import Delivered
@@ -132,6 +132,16 @@ class Wanted:
 
     def claim_id(self) -> str:
         return f"{self.bucket}/{self.image_id}~{self.version}/{self.key}.{self.format}"
+
+
+def recipe(key: str, fmt: str) -> str:
+    """What a rendition of the spec ``key`` in ``fmt`` is made with now: the format's encoder
+    settings at the spec's quality (``q_``) or the format's default (:func:`formats.recipe`).
+    Its geometry is its key: a changed preset names another key (its old renditions are no
+    longer asked for, and go with the byte budget's eviction)."""
+    quality = next((int(part[2:]) for part in key.split(",") if part.startswith("q_") and part[2:].isdigit()),
+                   None)
+    return formats.recipe(fmt, quality)
 
 
 def indexes() -> list[IndexModel]:
@@ -217,6 +227,9 @@ def keep(db: Database[Document], wanted: Wanted, rendered: Encoded, *, private: 
         "version": wanted.version, "spec": wanted.key, "format": rendered.format,
         "content_type": RENDITION_TYPES[rendered.format], "sha256": hashlib.sha256(rendered.data).hexdigest(),
         "width": rendered.width, "height": rendered.height, "last_used": now(),
+        # The encoder settings it was made with (formats.recipe of its quality): rerender
+        # removes the renditions whose settings changed since.
+        "recipe": recipe(wanted.key, rendered.format),
         # Whether its URLs may sit at a CDN (a removal purges only a public image's).
         "visibility": "private" if private else "public",
     }
