@@ -144,6 +144,35 @@ def recipe(key: str, fmt: str) -> str:
     return formats.recipe(fmt, quality)
 
 
+def is_stale(doc: Mapping[str, Any]) -> bool:
+    """Whether a stored rendition was made with other settings than its spec gets now (or
+    before recipes were recorded)."""
+    meta = doc.get("metadata") or {}
+    if meta.get("role") != "rendition" or not meta.get("spec") or not meta.get("format"):
+        return False
+    try:
+        return bool(meta.get("recipe") != recipe(str(meta["spec"]), str(meta["format"])))
+    except ValueError:  # a format the house no longer encodes: made again on request as what it is
+        return True
+
+
+def remove_stale(db: Database[Document], docs: list[Document]) -> int:
+    """Remove the stale renditions ``docs`` (their next request renders them again with the
+    settings of now), as :func:`remove_for` removes: files documents, chunks, every worker's
+    cache told, then a CDN purge of the public ones' URLs queued (their bytes change)."""
+    if not docs:
+        return 0
+    ids = [doc["_id"] for doc in docs]
+    storage.delete_file(db, RENDITIONS, ids[0], with_ids=ids[1:])
+    by_image: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        by_image.setdefault((str(meta.get("source")), meta.get("image_id")), []).append(dict(doc))
+    effects.apply(db, Changes(purged_renditions=[(bucket, image_id, gone)
+                                                 for (bucket, image_id), gone in by_image.items()]))
+    return len(ids)
+
+
 def indexes() -> list[IndexModel]:
     """The renditions bucket's files indexes: one file per rendition, an image's renditions
     found by image (removal, gc), and the least recently used first (the budget's eviction)."""
