@@ -22,6 +22,8 @@ reads what is no longer stale). A finished run clears the checkpoint.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ from typing import Any
 
 from pymongo.database import Database
 
+from avenue import background, opsruns
+from avenue.clock import isoformat, now
 from avenue.db import Document
 from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.store import renditions, scan
@@ -36,7 +40,13 @@ from avenue.media.store.rerender import BeforeSwitch, rerender, stale_of
 from avenue.ops.backfill import ProgressFn
 from avenue.ops.lock import exclusive
 
+log = logging.getLogger(__name__)
+
 NAME = "rerender"
+#: The progress of the run the API started (one document, ``_id`` :data:`NAME`).
+PROGRESS = "ops_progress"
+PROGRESS_EVERY = 25  # files between two progress writes
+_runs: list[threading.Thread] = []  # runs started in the background here (tests join them)
 CHECKPOINTS = "ops_checkpoints"
 BATCH = 100  # files documents read per cursor fetch; renditions removed per removal
 
@@ -190,3 +200,70 @@ def stale_counts(db: Database[Document]) -> dict[str, int]:
     variants = sum(1 for item in report.stale if item["kind"] == "variant")
     return {"variants": variants, "renditions": len(report.stale) - variants,
             "images": report.images_rerendered}
+
+
+def progress_of(db: Database[Document]) -> dict[str, Any] | None:
+    """The last run the API started, as it shows it: its state (running, finished, failed),
+    files walked of the total, its bounds and, once over, its counts."""
+    doc = db[PROGRESS].find_one({"_id": NAME})
+    if doc is None:
+        return None
+    return {"id": doc.get("run"), "state": doc.get("state"), "started_at": isoformat(doc.get("started_at")),
+            "finished_at": isoformat(doc.get("finished_at")), "done": int(doc.get("done") or 0),
+            "total": int(doc.get("total") or 0), "limit": doc.get("limit"), "cpu_share": doc.get("cpu_share"),
+            "counts": doc.get("counts") or {}, "stopped_at_limit": bool(doc.get("stopped_at_limit")),
+            "error": doc.get("error")}
+
+
+def start(db: Database[Document], *, limit: int | None = None, cpu_share: float = 0.5,
+          resume: bool = True) -> tuple[dict[str, Any], threading.Thread]:
+    """Start one bounded run on a background thread (the API's): the ops lock is taken here,
+    before it starts (:class:`~avenue.ops.lock.Held` when another run has it), and given back
+    when the run ends. Its progress is written to :data:`PROGRESS` every
+    :data:`PROGRESS_EVERY` files and at its end; its outcome to ``ops_runs`` like the CLI's."""
+    if not 0 < cpu_share <= 1:
+        raise ValueError("cpu_share must be in (0, 1]")
+    held = exclusive(db, NAME)
+    holder = held.__enter__()
+    started = now()
+    db[PROGRESS].replace_one({"_id": NAME}, {
+        "run": holder["run"], "state": "running", "started_at": started, "finished_at": None, "done": 0,
+        "total": 0, "limit": limit, "cpu_share": cpu_share, "counts": {}, "error": None}, upsert=True)
+    mine = {"_id": NAME, "run": holder["run"]}
+
+    def progress(phase: str, done: int, total: int) -> None:
+        if done % PROGRESS_EVERY == 0:
+            db[PROGRESS].update_one(mine, {"$set": {"done": done, "total": total}})
+
+    def work() -> None:
+        outcome: dict[str, Any]
+        ok = False
+        try:
+            report = _run(db, False, None, limit, cpu_share, resume, progress, time.monotonic, time.sleep,
+                          None)
+            outcome = {"state": "finished", "counts": report.counts,
+                       "stopped_at_limit": report.stopped_at_limit,
+                       "done": report.images_checked + report.renditions_checked}
+            ok = True
+        except Exception as error:  # noqa: BLE001 - recorded for the dashboard; a run with resume goes on
+            log.exception("the rerender run failed")
+            outcome = {"state": "failed", "error": str(error), "counts": {}}
+        try:
+            db[PROGRESS].update_one(mine, {"$set": {**outcome, "finished_at": now()}})
+            opsruns.record(db, NAME, started=started, ok=ok, counts=outcome["counts"])
+        finally:
+            held.__exit__(None, None, None)
+
+    thread = background.spawn("avenue-rerender", work)
+    _runs.append(thread)
+    del _runs[:-8]
+    found = progress_of(db)
+    assert found is not None  # written above
+    return found, thread
+
+
+def wait_for_runs(timeout: float = 60.0) -> None:
+    """Wait for the runs :func:`start` began in this process to end (tests, before their
+    database goes)."""
+    for thread in list(_runs):
+        thread.join(timeout)

@@ -272,3 +272,44 @@ def test_stale_renditions_on_request_are_removed_and_the_others_kept(db, monkeyp
     assert left == {own_quality["_id"], jpeg["_id"]}  # q_50 is its own quality; JPEG unchanged
     assert webp["_id"] not in left and unrecorded["_id"] not in left
     assert renditions.total(db)["files"] == 2
+
+
+def test_the_api_starts_one_bounded_run_in_the_background_and_shows_its_progress(client, db, admin, auth,
+                                                                               monkeypatch):
+    upload_all(db)
+    smaller_thumb(monkeypatch)
+    threads = []
+    real_start = job.start
+
+    def start(*args, **kwargs):
+        run, thread = real_start(*args, **kwargs)
+        threads.append(thread)
+        return run, thread
+
+    monkeypatch.setattr(job, "start", start)
+    assert client.get("/api/admin/rerender", headers=admin).get_json() == {"run": None}
+    stale = client.get("/api/admin/rerender?stale=1", headers=auth.token("ops")).get_json()["stale"]
+    assert stale == {"variants": 2 * len(PICTURES), "renditions": 0, "images": len(PICTURES)}
+    assert client.post("/api/admin/rerender", json={"cpu_share": 0}, headers=admin).status_code == 400
+    assert client.post("/api/admin/rerender", json={"limit": 0}, headers=admin).status_code == 400
+    assert client.post("/api/admin/rerender", json={"limit": 2**70}, headers=admin).status_code == 400
+    assert client.post("/api/admin/rerender", json={}, headers=auth.token("ops")).status_code == 403
+
+    started = client.post("/api/admin/rerender", json={"limit": 2, "cpu_share": 1}, headers=admin)
+
+    assert started.status_code == 202, started.get_json()
+    assert started.get_json()["state"] == "running" and started.get_json()["limit"] == 2
+    threads[0].join(60)
+    assert not threads[0].is_alive()
+    run = client.get("/api/admin/rerender?stale=1", headers=admin).get_json()
+    assert run["run"]["state"] == "finished" and run["run"]["id"] == started.get_json()["id"]
+    assert run["run"]["counts"]["variants_rerendered"] == 4 and run["run"]["stopped_at_limit"] is True
+    assert run["stale"]["variants"] == 2 * (len(PICTURES) - 2)
+    assert db["ops_runs"].find_one({"_id": "rerender"})["ok"] is True
+
+
+def test_the_api_answers_409_while_another_run_holds_the_lock(client, db, admin):
+    with exclusive(db, "rerender"):
+        answer = client.post("/api/admin/rerender", json={}, headers=admin)
+    assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "ops_locked"
+    assert client.get("/api/admin/rerender", headers=admin).get_json() == {"run": None}
