@@ -313,3 +313,17 @@ def test_the_api_answers_409_while_another_run_holds_the_lock(client, db, admin)
         answer = client.post("/api/admin/rerender", json={}, headers=admin)
     assert answer.status_code == 409 and answer.get_json()["error"]["code"] == "ops_locked"
     assert client.get("/api/admin/rerender", headers=admin).get_json() == {"run": None}
+
+
+def test_the_ops_dashboard_has_the_card_and_only_admins_the_button(auth):
+    admin_client, _ = auth.login("admin")
+    page = admin_client.get("/console/ops")
+    assert page.status_code == 200
+    assert 'id="rerender-stale"' in page.text and 'id="rerender-start"' in page.text
+    assert "js/rerender.js" in page.text
+    with admin_client.get("/console/static/js/rerender.js") as script:
+        assert script.status_code == 200 and b"/api/admin/rerender" in script.data
+    ops_client, _ = auth.login("ops")
+    page = ops_client.get("/console/ops")
+    assert page.status_code == 200
+    assert 'id="rerender-stale"' in page.text and 'id="rerender-start"' not in page.text
