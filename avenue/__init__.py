@@ -104,10 +104,11 @@ def register_blueprints(app: Flask) -> None:
     from avenue.links import bp as upload_links
     from avenue.media.serve import route as media_route
     from avenue.ops import redirects
+    from avenue.ops import views as ops_views
 
     for blueprint in (media_route.bp, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp,
-                      uploads.bp, zip_import, tus.bp, upload_links, trash.bp, redirects.bp, console.bp,
-                      apidoc.bp):
+                      uploads.bp, zip_import, tus.bp, upload_links, trash.bp, redirects.bp, ops_views.bp,
+                      console.bp, apidoc.bp):
         app.register_blueprint(blueprint)
 
 

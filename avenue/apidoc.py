@@ -212,6 +212,19 @@ DELIVERY_SERIES = {"type": "object",
                                   "last_served": {"type": ["string", "null"]}}}
 
 
+#: A re-render run started from the API (avenue/ops/rerender.py ``progress_of``).
+RERENDER_RUN = {"type": "object",
+                "required": ["id", "state", "started_at", "finished_at", "done", "total", "limit",
+                             "cpu_share", "counts", "stopped_at_limit", "error"],
+                "properties": {"id": {"type": "string"}, "state": {"enum": ["running", "finished", "failed"]},
+                               "started_at": {"type": "string"}, "finished_at": {"type": ["string", "null"]},
+                               "done": {"type": "integer"}, "total": {"type": "integer"},
+                               "limit": {"type": ["integer", "null"]}, "cpu_share": {"type": "number"},
+                               "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                               "stopped_at_limit": {"type": "boolean"},
+                               "error": {"type": ["string", "null"]}}}
+
+
 def _list_of(item: str) -> Schema:
     return {"type": "object", "required": ["items", "total", "page", "per_page"],
             "properties": {"items": {"type": "array", "items": _ref(item)},
@@ -1166,6 +1179,29 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
         parameters=[_query("open", {"enum": ["1", "true", "yes", "0", "false", "no"]},
                            "Only those not acknowledged.")])},
+    "/api/admin/rerender": {
+        "get": _op("The last re-render run started from the API and its progress; stale=1 also counts the "
+                   "stale variants and renditions (a read of every files document).",
+                   {"200": _json({"type": "object", "required": ["run"], "properties": {
+                       "run": {"anyOf": [RERENDER_RUN, {"type": "null"}]},
+                       "stale": {"type": "object", "required": ["variants", "renditions", "images"],
+                                 "properties": {"variants": {"type": "integer"},
+                                                "renditions": {"type": "integer"},
+                                                "images": {"type": "integer"}}}}}, "The last run."),
+                    **_errors(403)},
+                   security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
+                   parameters=[_query("stale", {"enum": ["1", "true", "yes", "0", "false", "no"]},
+                                      "Also count what is stale.")]),
+        "post": _op("Start one bounded re-render run in the background (resuming where the last one "
+                    "stopped): stale variants rendered again from their originals, stale renditions removed "
+                    "(docs/operations.md, rerender).",
+                    {"202": _json(RERENDER_RUN, "The run, started."), **_errors(400, 409)},
+                    security=LOGGED_IN_WRITE, tags=["admin"], roles="admin",
+                    body=_body({"type": "object", "properties": {
+                        "limit": {"type": "integer", "minimum": 1, "maximum": 100_000_000,
+                                  "description": "At most this many images."},
+                        "cpu_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                                      "description": "Share of its time spent rendering (default 0.5)."}}}))},
     "/api/admin/alerts/{alert_id}/ack": {
         "parameters": [_path("alert_id", OBJECT_ID)],
         "post": _op("Acknowledge an alert (the first acknowledgement stays).",

@@ -250,6 +250,9 @@ def app_factory(backend, db_name):
         return apps[-1]
 
     yield factory
+    from avenue.ops.rerender import wait_for_runs
+
+    wait_for_runs(60)  # a re-render run POST /api/admin/rerender started ends on its database
     for built in apps:
         built.extensions["avenue.mongo"].client.close()
 

@@ -11,6 +11,8 @@ The kernel of the media package: it imports nothing of Avenue's.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -158,6 +160,16 @@ def fallback(transparent: bool) -> str:
 def opt_ins(config: Mapping[str, Any]) -> frozenset[str]:
     """The opt-in formats ``config`` turns on."""
     return frozenset(fmt.name for fmt in FORMATS if fmt.opt_in and config.get(fmt.opt_in))
+
+
+def recipe(name: str, quality: int | None = None) -> str:
+    """A short fingerprint of how ``name`` is encoded at ``quality`` (None: its default): the
+    engine and every option it is given. Stored with each variant and rendition, so a change
+    of a default quality or of an encoder setting finds what was made before it (``rerender``)."""
+    fmt, options = save_options(name, quality)
+    described = json.dumps({"format": fmt.name, "engine": fmt.engine, "options": options}, sort_keys=True,
+                           default=str)
+    return hashlib.sha256(described.encode()).hexdigest()[:12]
 
 
 def save_options(name: str, quality: int | None = None,

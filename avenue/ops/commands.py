@@ -1,4 +1,5 @@
-"""The operations commands: ``flask --app avenue import-legacy|gc|fsck|backup|restore|placeholders|likeness``.
+"""The operations commands: ``flask --app avenue <command>``: import-legacy, gc, fsck, backup,
+restore, placeholders, likeness, rerender.
 
 Thin: parse options, call one domain function with the app's database, print its report.
 Progress goes to stderr (hidden with ``--quiet``; without a terminal, one line per phase),
@@ -27,6 +28,7 @@ from avenue.clock import now
 from avenue.db import Document, get_db, get_mongo
 from avenue.errors import AvenueError
 from avenue.media import limits_from_config
+from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.ops import backup as backup_module
 from avenue.ops.backfill import ProgressFn
 from avenue.ops.fsck import fsck as run_fsck
@@ -35,6 +37,7 @@ from avenue.ops.legacy import import_legacy as run_import
 from avenue.ops.likeness import backfill_likeness
 from avenue.ops.lock import Held, exclusive
 from avenue.ops.placeholders import backfill_placeholders
+from avenue.ops.rerender import run as run_rerender
 from avenue.terminal import fail
 
 if TYPE_CHECKING:
@@ -364,4 +367,41 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
         sys.exit(1)
 
 
-COMMANDS = (import_legacy, gc, fsck, backup, restore, placeholders, likeness)
+@click.command("rerender")
+@click.option("--dry-run", is_flag=True, help="Change nothing; list what would be re-rendered or removed.")
+@click.option("--bucket", "buckets", multiple=True, type=click.Choice([*BUCKETS.values(), RENDITIONS]),
+              help="Only this bucket (repeatable; default: every bucket and the renditions on request).")
+@click.option("--limit", type=click.IntRange(min=1), help="Re-render at most this many images, then stop.")
+@click.option("--cpu-share", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0,
+              show_default=True,
+              help="Keep about this share of a core: sleep after each render in proportion to its time.")
+@click.option("--resume", is_flag=True, help="Go on after the last image an unfinished run saved.")
+@json_option
+@quiet_option
+@with_appcontext
+def rerender(dry_run: bool, buckets: tuple[str, ...], limit: int | None, cpu_share: float, resume: bool,
+             as_json: bool, quiet: bool) -> None:
+    """Render again the variants made with other settings than today's; remove stale renditions."""
+    started = now()
+    try:
+        with Progress(quiet or as_json) as progress:
+            db = get_db() if dry_run else _prepare_database()
+            report = run_rerender(db, dry_run=dry_run, buckets=list(buckets) or None, limit=limit,
+                                  cpu_share=cpu_share, resume=resume, progress=progress)
+    except Held as held:
+        fail(held.message)
+    except (PyMongoError, OSError) as error:
+        fail(f"rerender stopped: {error}; run it again with --resume")
+    verb = "would re-render" if dry_run else "stale:"
+    lines = []
+    for item in report.stale:
+        if item["kind"] == "variant":
+            lines.append(f"{verb} {item['bucket']} {item['id']} {item['variant']}.{item['format']}")
+        else:
+            lines.append(f"{'would remove' if dry_run else 'removed'} rendition {item['id']}")
+    _emit(report, as_json, quiet, lines)
+    if not dry_run:
+        _record_run("rerender", started, ok=True, counts=report.counts)
+
+
+COMMANDS = (import_legacy, gc, fsck, backup, restore, placeholders, likeness, rerender)

@@ -45,6 +45,8 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("GET", "/api/admin/deliveries/never-served", ADMIN_OPS),
     ("GET", "/api/admin/cleanup", ADMIN_OPS),
     ("POST", f"/api/admin/alerts/{ID}/ack", ADMIN_OPS),
+    ("GET", "/api/admin/rerender", ADMIN_OPS),
+    ("POST", "/api/admin/rerender", ADMIN),
     # --- shop ---
     ("GET", "/api/shop/products", ANYONE),
     ("POST", "/api/shop/products", ADMIN),

@@ -14,7 +14,9 @@ frames, AVIF, HEIC).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,6 +26,7 @@ from PIL import Image, ImageCms
 
 from avenue import background
 from avenue.media.formats import VARIANT_TYPES, save_options
+from avenue.media.formats import recipe as encoder_recipe
 from avenue.media.ingest import vips
 from avenue.media.ingest.focal import FocalPoint, crop_box, estimate
 from avenue.media.ingest.images import PreparedImage
@@ -40,6 +43,26 @@ VARIANT_NAMES = ("thumb", "card", "gallery", "og")
 # The unedited original of an edited image is listed with its variants as ``SOURCE``
 # (avenue/media/ingest/edits.py): not a rendition (never rendered), but found, served, moved and
 # deleted like one, in the format it was uploaded as.
+
+
+#: Bumped when the render itself changes in a way the table above does not show (resampling,
+#: the chain): every variant made before is then stale (``flask rerender``).
+RENDER_REVISION = 1
+#: What each fit variant is resized from (the chain of :func:`render`): its recipe covers them all.
+_CHAIN = {"gallery": ("gallery",), "card": ("gallery", "card"), "thumb": ("gallery", "card", "thumb"),
+          "og": ("og",)}
+
+
+def recipe(name: str, fmt: str) -> str:
+    """A short fingerprint of what makes variant ``name`` in ``fmt`` now: the sizes of its
+    chain (the variant table above), the format's encoder and default quality
+    (:func:`avenue.media.formats.recipe`) and :data:`RENDER_REVISION`. Recorded with each
+    variant file and its entry on the original; a variant whose recipe differs (or that has
+    none: made before recipes were recorded) is stale (avenue/media/store/rerender.py)."""
+    chain = [[step, *VARIANTS[step]] for step in _CHAIN.get(name, (name,)) if step in VARIANTS]
+    described = json.dumps({"chain": chain, "encoder": encoder_recipe(fmt), "revision": RENDER_REVISION},
+                           sort_keys=True)
+    return hashlib.sha256(described.encode()).hexdigest()[:12]
 
 
 _SRGB = ImageCms.createProfile("sRGB")

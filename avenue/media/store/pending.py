@@ -76,6 +76,7 @@ from avenue.media.ingest import pipeline
 from avenue.media.ingest.edits import og_box
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import Planned, Rendition
+from avenue.media.ingest.variants import recipe as variant_recipe
 from avenue.media.records import Document, variant_key
 from avenue.media.store import claims, storage
 from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, WAIT_SECONDS
@@ -142,6 +143,7 @@ def variant_file(original_id: ObjectId, rendition: Rendition, file_id: ObjectId 
             "sha256": digest,
             "width": rendition.width,
             "height": rendition.height,
+            "recipe": variant_recipe(rendition.name, rendition.format),
         },
         file_id or ObjectId(),
     )
@@ -149,8 +151,11 @@ def variant_file(original_id: ObjectId, rendition: Rendition, file_id: ObjectId 
 
 
 def _entry(file_id: Any, length: int, chunk_size: int, meta: dict[str, Any]) -> dict[str, Any]:
-    return {"id": file_id, "length": length, "chunk_size": chunk_size, "sha256": meta["sha256"],
-            "content_type": meta["content_type"], "width": meta["width"], "height": meta["height"]}
+    entry = {"id": file_id, "length": length, "chunk_size": chunk_size, "sha256": meta["sha256"],
+             "content_type": meta["content_type"], "width": meta["width"], "height": meta["height"]}
+    if meta.get("recipe"):  # what made it (variants.recipe): rerender finds the stale ones by it
+        entry["recipe"] = meta["recipe"]
+    return entry
 
 
 def complete_later(db: Database[Document], bucket: str, ids: list[Any]) -> bool:

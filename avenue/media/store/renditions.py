@@ -67,7 +67,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.clock import now
 from avenue.leases import Lease
-from avenue.media import effects
+from avenue.media import effects, formats
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import Changes, counters
 from avenue.media.effects.served import Delivered
@@ -132,6 +132,45 @@ class Wanted:
 
     def claim_id(self) -> str:
         return f"{self.bucket}/{self.image_id}~{self.version}/{self.key}.{self.format}"
+
+
+def recipe(key: str, fmt: str) -> str:
+    """What a rendition of the spec ``key`` in ``fmt`` is made with now: the format's encoder
+    settings at the spec's quality (``q_``) or the format's default (:func:`formats.recipe`).
+    Its geometry is its key: a changed preset names another key (its old renditions are no
+    longer asked for, and go with the byte budget's eviction)."""
+    quality = next((int(part[2:]) for part in key.split(",") if part.startswith("q_") and part[2:].isdigit()),
+                   None)
+    return formats.recipe(fmt, quality)
+
+
+def is_stale(doc: Mapping[str, Any]) -> bool:
+    """Whether a stored rendition was made with other settings than its spec gets now (or
+    before recipes were recorded)."""
+    meta = doc.get("metadata") or {}
+    if meta.get("role") != "rendition" or not meta.get("spec") or not meta.get("format"):
+        return False
+    try:
+        return bool(meta.get("recipe") != recipe(str(meta["spec"]), str(meta["format"])))
+    except ValueError:  # a format the house no longer encodes: made again on request as what it is
+        return True
+
+
+def remove_stale(db: Database[Document], docs: list[Document]) -> int:
+    """Remove the stale renditions ``docs`` (their next request renders them again with the
+    settings of now), as :func:`remove_for` removes: files documents, chunks, every worker's
+    cache told, then a CDN purge of the public ones' URLs queued (their bytes change)."""
+    if not docs:
+        return 0
+    ids = [doc["_id"] for doc in docs]
+    storage.delete_file(db, RENDITIONS, ids[0], with_ids=ids[1:])
+    by_image: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        by_image.setdefault((str(meta.get("source")), meta.get("image_id")), []).append(dict(doc))
+    effects.apply(db, Changes(purged_renditions=[(bucket, image_id, gone)
+                                                 for (bucket, image_id), gone in by_image.items()]))
+    return len(ids)
 
 
 def indexes() -> list[IndexModel]:
@@ -217,6 +256,9 @@ def keep(db: Database[Document], wanted: Wanted, rendered: Encoded, *, private: 
         "version": wanted.version, "spec": wanted.key, "format": rendered.format,
         "content_type": RENDITION_TYPES[rendered.format], "sha256": hashlib.sha256(rendered.data).hexdigest(),
         "width": rendered.width, "height": rendered.height, "last_used": now(),
+        # The encoder settings it was made with (formats.recipe of its quality): rerender
+        # removes the renditions whose settings changed since.
+        "recipe": recipe(wanted.key, rendered.format),
         # Whether its URLs may sit at a CDN (a removal purges only a public image's).
         "visibility": "private" if private else "public",
     }
