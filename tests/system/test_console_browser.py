@@ -1739,3 +1739,68 @@ def test_an_editor_names_a_library_image_and_its_former_name_redirects(live, ope
     card.get_by_text("a character with no ASCII spelling").wait_for()
     assert page.request.get(f"/api/builder/media/{media_id}").json()["name"] == "winter-hero"
     shot(page, "library-named-image")
+
+
+def test_an_editor_gives_a_page_s_images_their_alt_text_from_the_library(live, open_as):
+    page = open_as("editor", width=1280, audit=True)
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    stored = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf}, multipart={
+        "file": {"name": "shoe-rack.jpg", "mimeType": "image/jpeg", "buffer": fresh_jpeg()}})
+    assert stored.ok, stored.text()
+    image_id = stored.json()["id"]
+    slug = f"hall-{uuid.uuid4().hex[:6]}"
+    written = page.request.put(f"/api/builder/pages/{slug}", headers={"X-CSRF-Token": csrf},
+                               data={"title": "Hallway", "blocks": [{"type": "image", "media_id": image_id}]})
+    assert written.ok, written.text()
+    page.goto("/console/library")
+    page.get_by_label("Page (its slug)").fill("no-such-page")
+    page.get_by_role("button", name="Show them").click()
+    page.locator("#page-alt-status", has_text="No page").wait_for()  # the API's 404, said
+    page.get_by_label("Page (its slug)").fill(slug)
+    page.get_by_role("button", name="Show them").click()
+    box = page.locator("#page-alt-list").get_by_label("Alt text for shoe-rack.jpg")  # not its card's
+    box.wait_for()
+    assert box.input_value().startswith("Shoe rack")  # the first suggestion, ready to accept
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=1)
+    box.fill("A shoe rack in the hallway")
+    page.get_by_role("button", name="Save all alt text").click()
+    page.locator("#page-alt-status", has_text="Saved the alt text of 1 image(s); 0 still without.").wait_for()
+    assert page.locator("#page-alt-none").is_visible()
+    assert page.request.get(f"/api/builder/media/{image_id}").json()["alt"] == "A shoe rack in the hallway"
+    shot(page, "library-page-alt")
+
+
+def test_an_admin_re_renders_stale_variants_from_the_ops_dashboard(live, open_as):
+    page = open_as("admin", width=1280, audit=True)
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    stored = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf}, multipart={
+        "file": {"name": "stale.jpg", "mimeType": "image/jpeg", "buffer": fresh_jpeg()}})
+    assert stored.ok, stored.text()
+    files = database(live)["builder_media.files"]
+    image_id = ObjectId(stored.json()["id"])
+    deadline = time.monotonic() + 60  # its variants are rendered after the answer
+    while not (files.find_one({"_id": image_id})["metadata"]["variants"]["thumb"]["webp"].get("recipe")):
+        assert time.monotonic() < deadline, "the thumb was never rendered"
+        time.sleep(0.2)
+    old_thumb = files.find_one({"_id": image_id})["metadata"]["variants"]["thumb"]["webp"]["id"]
+    # As if the thumb had been made with other settings: its recipe is not today's.
+    files.update_one({"_id": image_id}, {"$set": {"metadata.variants.thumb.webp.recipe": "older"}})
+    page.goto("/console/ops")
+    stale = page.locator("#rerender-stale", has_text="stale variants")
+    stale.wait_for()
+    assert int(re.match(r"(\d+) stale variants", stale.inner_text()).group(1)) >= 1
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=1)
+    page.get_by_role("button", name="Re-render, half a core, 500 images at most").click()
+    done = page.locator("#rerender-run", has_text="Last run")
+    done.wait_for(timeout=60_000)
+    assert int(re.search(r"(\d+) variants of", done.inner_text()).group(1)) >= 1
+    thumb = files.find_one({"_id": image_id})["metadata"]["variants"]["thumb"]["webp"]
+    assert thumb["recipe"] != "older" and thumb["id"] != old_thumb  # a new file, switched in
+    shot(page, "ops-rerender", full_page=False)
+    ops = open_as("ops")
+    ops.goto("/console/ops")
+    ops.locator("#rerender-stale", has_text="stale").wait_for()
+    assert ops.get_by_role("button", name=re.compile("Re-render")).count() == 0  # admins only
+

@@ -1,14 +1,17 @@
-// A product's photos without alt text (admin): each with the texts the API suggests (no model:
-// the product's name, the photo's place, file name and colour), the first already in its box;
-// edit any, then save them all in one request (POST …/alt-text), which answers photo by photo.
+// A product's photos (admin) or a page's library images (editors) without alt text: each with
+// the texts the API suggests (no model: the product's name and the photo's place, or the pages
+// using it; its file name, folder, tags and colour), the first already in its box; edit any,
+// then save them all in one request (POST …/alt-text), which answers image by image.
 import {api, el} from './api.js';
 import {gridSizes, picture} from './picture.js';
 
 const THUMB = gridSizes('6rem');
 
-function row(item) {
+// `prefix`: the list's own id, so a box's id is unique on a page that shows the same image
+// elsewhere (the library's cards have alt boxes of their own).
+function row(item, prefix) {
   const image = item.image;
-  const id = `alt-${image.id}`;
+  const id = `${prefix}-${image.id}`;
   const input = el('input', {id, type: 'text', maxlength: '500', value: item.suggestions[0] || '',
     dataset: {id: image.id}});
   const choices = item.suggestions.length > 1
@@ -19,17 +22,20 @@ function row(item) {
   return el('li', {class: 'alt-item'},
     picture(image, THUMB, {width: '96', height: '96'}),
     el('div', {class: 'alt-fields'},
-      el('label', {for: id}, `Alt text for photo ${item.position}, ${image.filename}`),
+      el('label', {for: id}, item.position ? `Alt text for photo ${item.position}, ${image.filename}`
+        : `Alt text for ${image.filename}`),
       input,
       choices));
 }
 
 // Draw the list into `list` (`none` shown instead when it is empty); `status` says what was
-// saved; `onSaved(results)` after a save.
-export function missingAlt({base, list, form, none, status, onSaved}) {
+// saved; `onSaved(results)` after a save; `noun`: what the status calls them. `base`: the
+// product's or page's API path, or a function giving it (a page chosen on the screen).
+export function missingAlt({base, list, form, none, status, onSaved = () => {}, noun = 'photo'}) {
+  const path = () => (typeof base === 'function' ? base() : base);
   async function load() {
-    const page = await api('GET', `${base}/alt-text?per_page=100`);
-    list.replaceChildren(...page.items.map(row));
+    const page = await api('GET', `${path()}/alt-text?per_page=100`);
+    list.replaceChildren(...page.items.map((item) => row(item, list.id || 'alt')));
     form.hidden = page.items.length === 0;
     none.hidden = page.items.length > 0;
     return page.items.length;
@@ -45,10 +51,10 @@ export function missingAlt({base, list, form, none, status, onSaved}) {
       return;
     }
     try {
-      const answer = await api('POST', `${base}/alt-text`, {images});
+      const answer = await api('POST', `${path()}/alt-text`, {images});
       const saved = answer.results.filter((result) => result.status === 'set').length;
       const left = await load();
-      status.textContent = `Saved the alt text of ${saved} photo(s); ${left} still without.`;
+      status.textContent = `Saved the alt text of ${saved} ${noun}(s); ${left} still without.`;
       onSaved(answer.results);
     } catch (error) {
       status.textContent = `Nothing was saved: ${error.message}`;

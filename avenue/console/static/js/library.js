@@ -10,6 +10,7 @@ import {nearList, showExactGroups, showGroups, warnNear} from './near.js';
 import {deliveryChart} from './cardchart.js';
 import {imageIn, openEditor} from './editor.js';
 import {versionsPanel} from './versions.js';
+import {missingAlt} from './alttext.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -553,6 +554,30 @@ const groupsStatus = document.getElementById('near-status');
 document.getElementById('show-near').addEventListener('click', () => showGroups(groups, groupsStatus));
 document.getElementById('show-exact').addEventListener('click', () => showExactGroups(
   document.getElementById('exact-groups'), document.getElementById('exact-status')));
+
+// A page's library images without alt text: the page is typed by its slug.
+const pageAltStatus = document.getElementById('page-alt-status');
+const pageSlug = document.getElementById('page-alt-slug');
+const loadPageAlt = missingAlt({
+  base: () => `/api/builder/pages/${encodeURIComponent(pageSlug.value.trim())}`,
+  list: document.getElementById('page-alt-list'),
+  form: document.getElementById('page-alt-form'),
+  none: document.getElementById('page-alt-none'),
+  status: pageAltStatus,
+  noun: 'image',
+});
+document.getElementById('page-alt-pick').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  pageAltStatus.textContent = '';
+  try {
+    const left = await loadPageAlt();
+    pageAltStatus.textContent = `${left} image(s) of this page without alt text.`;
+  } catch (error) {
+    document.getElementById('page-alt-form').hidden = true;
+    document.getElementById('page-alt-none').hidden = true;
+    pageAltStatus.textContent = error.message;
+  }
+});
 
 load(true);
 loadFacets();
