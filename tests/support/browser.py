@@ -70,6 +70,10 @@ def new_context(browser, base_url: str, width: int = 1280, height: int = 900, *,
     context = browser.new_context(base_url=base_url, user_agent=AGENT, bypass_csp=audit,
                                   viewport={"width": width, "height": height})
     context.set_default_timeout(10_000)
+    # A navigation waits for its "load", and so for the pictures in view: renditions rendered on
+    # their first request, which took over 10 s on a loaded machine once (the bulk upload test's
+    # goto of the uploads screen, its other tests' images cold). Elements still fail at 10 s.
+    context.set_default_navigation_timeout(30_000)
     return context
 
 
