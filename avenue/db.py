@@ -249,6 +249,7 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "status_counters": (None, "the product counters: one document"),
     "list_fences": (None, "one document per fenced list (avenue/paging.py), rebuilt by the status sweep"),
     "ops_runs": (None, "the last run of each maintenance command: one document per command"),
+    "ops_progress": (None, "the progress of the re-render run started from the API: one document"),
     "media_counters": (None, "the per-bucket counters: one document per bucket"),
     "media_facets": (None, "the library's counts: one document per folder and per tag"),
     "media_uploads": (None, "uploads per hour: 24 small documents a day, kept for years"),
