@@ -114,6 +114,19 @@ ANY_REQUEST = (400, 408, 413, 414, 417, 431, 501, 503)
 MULTIPART = "multipart/form-data"
 
 
+
+def _groups_page(**fields: Schema) -> Schema:
+    """The 200 of a list of image groups paged by cursor (near and exact duplicates): each group
+    an id, ``fields`` and at least two images."""
+    group = {"type": "object", "required": ["id", *fields, "images"],
+             "properties": {"id": OBJECT_ID, **fields,
+                            "images": {"type": "array", "minItems": 2, "items": _ref("Image")}}}
+    return _json({"type": "object", "required": ["items", "per_page", "next"], "properties": {
+        "items": {"type": "array", "items": group},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+        "next": {"type": ["string", "null"], "description": "Send as `after`; null at the end."}}},
+        "A page of groups.")
+
 def _errors(*statuses: int) -> dict[str, Schema]:
     """The error responses ``statuses``, each the contract's error shape."""
     return {str(status): {"$ref": f"#/components/responses/E{status}"} for status in sorted(set(statuses))}
@@ -1385,14 +1398,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_body(BULK_BODY))},
     "/api/builder/media/near-duplicates": {"get": _op(
         "Groups of library images that look alike, by group; page on with after=<next>.",
-        {"200": _json({"type": "object", "required": ["items", "per_page", "next"], "properties": {
-            "items": {"type": "array", "items": {
-                "type": "object", "required": ["id", "images"],
-                "properties": {"id": OBJECT_ID, "images": {"type": "array", "minItems": 2,
-                                                           "items": _ref("Image")}}}},
-            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
-            "next": {"type": ["string", "null"], "description": "Send as `after`; null at the end."}}},
-            "A page of groups."), **_errors(403)},
+        {"200": _groups_page(), **_errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
         parameters=[{"$ref": "#/components/parameters/per_page"},
                     {"$ref": "#/components/parameters/after"}])},
@@ -1400,14 +1406,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "Groups of exact duplicates: the same file (kind bytes) or files that decode to the same pixels "
         "(kind pixels, e.g. re-saved with other metadata), by group; page on with after=<next>. "
         "Look-alikes are listed by near-duplicates, which leaves out a group that is exact.",
-        {"200": _json({"type": "object", "required": ["items", "per_page", "next"], "properties": {
-            "items": {"type": "array", "items": {
-                "type": "object", "required": ["id", "kind", "images"],
-                "properties": {"id": OBJECT_ID, "kind": {"enum": ["bytes", "pixels"]},
-                               "images": {"type": "array", "minItems": 2, "items": _ref("Image")}}}},
-            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
-            "next": {"type": ["string", "null"], "description": "Send as `after`; null at the end."}}},
-            "A page of groups."), **_errors(403)},
+        {"200": _groups_page(kind={"enum": ["bytes", "pixels"]}), **_errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
         parameters=[{"$ref": "#/components/parameters/per_page"},
                     {"$ref": "#/components/parameters/after"}])},
