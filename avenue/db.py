@@ -123,34 +123,6 @@ def long_operations() -> AbstractContextManager[None]:
     return pymongo.timeout(LONG_OPERATION_SECONDS)
 
 
-def is_mongomock(db: Database[Document]) -> bool:
-    """Whether ``db`` is mongomock's, the tests' in-memory database: the one place the app
-    tells it apart (it has no server commands, no change streams, and is not thread-safe)."""
-    return type(db.client).__module__.split(".", 1)[0] == "mongomock"
-
-
-def threads_safe(db: Database[Document]) -> bool:
-    """Whether ``db`` may be used from several threads at once: every real server's client
-    may; mongomock's may not, so work that would run beside a request runs inline there."""
-    return not is_mongomock(db)
-
-
-def is_embedded(db: Database[Document]) -> bool:
-    """Whether ``db``'s server is the embedded SecantusDB (its ``buildInfo`` carries
-    ``secantusVersion``); asked once per client and remembered on it. Where the app acts
-    differently there, it says why (docs/production.md, "The embedded database"). mongomock is
-    not; a server that cannot be asked raises ``PyMongoError``, as the operation it precedes would."""
-    client = db.client
-    if is_mongomock(db):
-        return False
-    known = vars(client).get("_avenue_embedded")  # not getattr: a client's attributes are its databases
-    if known is None:
-        with pymongo.timeout(5.0):
-            known = "secantusVersion" in client.admin.command("buildInfo")
-        client._avenue_embedded = known  # type: ignore[attr-defined]
-    return bool(known)
-
-
 def durability(config: Mapping[str, Any]) -> dict[str, Any]:
     """Write and read concerns for the client, unless ``MONGO_URI`` spells its own.
 

@@ -23,6 +23,7 @@ from typing import Any
 from avenue import envfile
 from avenue.config import PROJECT_ROOT, embedded_cache_size
 from avenue.embedded import EmbeddedServer, GaveUp, Supervisor, alive, die_with_parent, kill_group
+from avenue.relay import SerialRelay
 
 DEFAULT_ADMIN = "admin@avenue.local"
 
@@ -109,10 +110,11 @@ def stop_leftovers(storage_path: Path) -> list[int]:
     return pids
 
 
-def _write_state(state: Path, server: EmbeddedServer) -> None:
+def _write_state(state: Path, supervisor: Supervisor) -> None:
     """``<uri> <database pid> <make run's pid>``: what CLI commands find the database by
-    (avenue/config.py ``embedded_uri``) and what tells the next ``make run`` this one is alive."""
-    state.write_text(f"{server.uri} {server.pid} {os.getpid()}\n")
+    (avenue/config.py ``embedded_uri``: the relay's, as the app's) and what tells the next
+    ``make run`` this one is alive."""
+    state.write_text(f"{supervisor.uri} {supervisor.server.pid} {os.getpid()}\n")
 
 
 def _stop_gunicorn(gunicorn: subprocess.Popen[bytes]) -> None:
@@ -156,9 +158,11 @@ def main() -> int:
         server = EmbeddedServer(storage, cache_size=cache, log_path=data_dir / "secantusd.log",
                                 die_with_parent=True, standalone=True)
         print(f"Starting the embedded database (SecantusDB, data in {storage}, {cache} cache) ...")
-        supervisor = Supervisor(server, log=lambda line: print(line, flush=True)).start()
-        _write_state(state, server)
-        env["MONGO_URI"] = server.uri
+        # Every process of this make run reaches it over one connection (avenue/relay.py says why).
+        relay = SerialRelay("127.0.0.1", server.port).start()
+        supervisor = Supervisor(server, relay=relay, log=lambda line: print(line, flush=True)).start()
+        _write_state(state, supervisor)
+        env["MONGO_URI"] = supervisor.uri
         env["AVENUE_EMBEDDED_DATA_PATH"] = str(storage)
     gunicorn = None
     stopping = threading.Event()
@@ -188,7 +192,7 @@ def main() -> int:
                 database_pid = supervisor.server.pid
                 supervisor.check()
                 if supervisor.server.pid != database_pid:
-                    _write_state(state, supervisor.server)
+                    _write_state(state, supervisor)
             stopping.wait(0.5)
         return 0
     except GaveUp as exc:

@@ -32,6 +32,7 @@ from avenue.config import (
     EMBEDDED_OPLOG_RETENTION_SECONDS,
     embedded_cache_size,
 )
+from avenue.relay import SerialRelay
 
 
 def free_port() -> int:
@@ -241,12 +242,16 @@ class Supervisor:
     killed server's connections fail at once and answer JSON 503 ``database_unavailable``
     (``Retry-After``); pymongo connects again to the new process on the same port."""
 
-    def __init__(self, server: EmbeddedServer, *, interval: float = 2.0, probe_timeout: float = 5.0,
+    def __init__(self, server: EmbeddedServer, *, relay: SerialRelay | None = None,
+                 interval: float = 2.0, probe_timeout: float = 5.0,
                  stall_seconds: float = 15.0, busy_seconds: float = 60.0, max_restarts: int = 60,
                  window_seconds: float = 3600.0, log: Callable[[str], None] = print,
                  clock: Callable[[], float] = time.monotonic,
                  scheduled: Callable[[int | None], float | None] = scheduled_seconds) -> None:
         self.server = server
+        # make run's one connection to the server (avenue/relay.py): the probe goes through it
+        # too, so it adds no second connection thread, and it is cut when the server restarts.
+        self.relay = relay
         self.interval = interval
         self.probe_timeout = probe_timeout
         self.stall_seconds = stall_seconds
@@ -274,7 +279,7 @@ class Supervisor:
     def _watch(self) -> None:
         timeout_ms = int(self.probe_timeout * 1000)
         client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
-            self.server.uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+            self.uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
             socketTimeoutMS=timeout_ms, maxPoolSize=1, retryWrites=False, appname="avenue-watchdog")
         try:
             while not self._stop.is_set():
@@ -287,6 +292,11 @@ class Supervisor:
                 self._stop.wait(self.interval)
         finally:
             client.close()
+
+    @property
+    def uri(self) -> str:
+        """Where the app reaches the server: through the relay when there is one."""
+        return self.relay.uri if self.relay is not None else self.server.uri
 
     def _answered_now(self) -> None:
         self.scheduled_at_answer = self.scheduled(self.server.pid)
@@ -331,6 +341,8 @@ class Supervisor:
         self.restarts.append((now, why))
         self.log(f"Restarting the embedded database (pid {self.server.pid}): {why}")
         self.server.kill()
+        if self.relay is not None:
+            self.relay.reset()
         try:
             self.server.start()
         except RuntimeError as exc:  # the next check finds it not running and tries again
@@ -344,6 +356,8 @@ class Supervisor:
         """Stop watching, then stop the server: SIGTERM, SIGKILL after ``timeout``."""
         self._stop.set()
         self.server.stop(timeout)
+        if self.relay is not None:
+            self.relay.stop()
         if self._thread is not None:
             # A daemon thread: a probe still waiting on the stopped server ends with the process.
             self._thread.join(0.5)

@@ -11,6 +11,9 @@ An index that exists under the same name with another definition is sent too, so
 refuses it (``IndexOptionsConflict``/``IndexKeySpecsConflict``) exactly as before: a changed
 definition still fails loudly at start instead of being silently kept. Indexes whose
 definition changes on purpose carry it in their name (``avenue/retention.py``).
+
+On the embedded SecantusDB a TTL index is made plain and the app expires its documents
+(avenue/expiry.py says why: the server's TTL sweeper wedged it).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 
 from pymongo import IndexModel
 from pymongo.collection import Collection
+
+from avenue.servers import is_embedded
 
 # What index_information() reports that an IndexModel does not spell (the index version).
 _REPORTED_ONLY = {"v", "ns"}
@@ -39,12 +44,20 @@ def _same(present: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     return all(reported.get(k) == v for k, v in options.items()) and set(reported) <= set(options)
 
 
+def _embedded(collection: Collection[Any]) -> bool:
+    return is_embedded(collection.database)
+
+
 def create_missing(collection: Collection[Any], models: Sequence[IndexModel]) -> MutableMapping[str, Any]:
     """Create the indexes of ``models`` that ``collection`` does not have as defined (one
     ``listIndexes``, then one ``createIndexes`` only when something is missing); the
     collection's indexes as they were before (``index_information()``), for callers that drop
     obsolete ones."""
     present = collection.index_information()
+    if _embedded(collection):
+        from avenue.expiry import plain_indexes
+
+        models = plain_indexes(collection, models, present)
     missing = [model for model in models if not _same(present.get(model.document["name"]), model.document)]
     if missing:
         collection.create_indexes(missing)

@@ -70,6 +70,9 @@ ap.add_argument("--duration", type=float, default=240)
 ap.add_argument("--stall", type=float, default=30)
 ap.add_argument("--outdir", default=str(Path(__file__).resolve().parent / "work" / "embedded-stall" / "runs"))
 ap.add_argument("--wt-config", default="", help="WIREDTIGER_CONFIG env for the server (e.g. statistics)")
+ap.add_argument("--lane", action="store_true", help="every client through avenue.relay's one connection (make run's)")
+ap.add_argument("--ttl-sweep", type=float, default=None, help="the server's TTL sweeper interval (0: no sweeper thread; make run's)")
+ap.add_argument("--ttl-index", type=int, default=0, help="documents in a collection with a TTL index (the app has five; 0 = none)")
 ap.add_argument("--writer-sleep", type=float, default=0.0)
 args = ap.parse_args()
 
@@ -95,12 +98,22 @@ if args.oplog_retention_seconds:
     cmd += ["--oplog-retention-seconds", str(args.oplog_retention_seconds)]
 if args.standalone:
     cmd += ["--standalone"]
+if args.ttl_sweep is not None:
+    config = os.path.join(run_dir, "secantusd.toml")
+    with open(config, "w") as out:
+        out.write(f"[storage]\nttl_sweep_seconds = {args.ttl_sweep}\n")
+    cmd += ["--config", config]
 log = open(os.path.join(run_dir, "server.log"), "wb")
 env = dict(os.environ)
 if args.wt_config:
     env["WIREDTIGER_CONFIG"] = args.wt_config
 server = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
 URI = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+if args.lane:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from avenue.relay import SerialRelay
+
+    URI = SerialRelay("127.0.0.1", port).start().uri
 
 lock = threading.Lock()
 last_progress = time.monotonic()
@@ -356,6 +369,10 @@ def main() -> None:
         db[f"b{k}.chunks"].create_index([("files_id", 1), ("n", 1)], unique=True)
         db[f"b{k}.files"].create_index([("filename", 1), ("uploadDate", 1)])
     db["media_deletions"].insert_one({"bucket": "b0", "ids": [], "at": 0.0})
+    if args.ttl_index:  # as the app's rate limits, purge outbox, deletions, links, audit log
+        import datetime as dt
+        db["expiring"].create_index([("at", 1)], expireAfterSeconds=86400)
+        db["expiring"].insert_many([{"at": dt.datetime.now(dt.UTC)} for _ in range(args.ttl_index)])
     for i in range(args.seed_files):
         files.append(put_file(db, rand_size(), f"b{i % args.buckets}"))
     print(f"seeded {args.seed_files} files; server pid {server.pid} port {port}", flush=True)

@@ -244,3 +244,18 @@ def trickling_server(pause: float = 0.2, status: int = 200, *, certificate: tupl
         stopping.set()
         server.shutdown()
         server.server_close()
+
+
+def expires_after(collection, name: str) -> float | None:
+    """The seconds after which index ``name`` of ``collection`` expires its documents: its
+    ``expireAfterSeconds`` on MongoDB and mongomock; on the embedded SecantusDB, where the
+    index is plain, the rule the app expires by (avenue/expiry.py). None: it expires nothing."""
+    from avenue import expiry
+
+    info = collection.index_information()[name]
+    if "expireAfterSeconds" in info:
+        return float(info["expireAfterSeconds"])
+    for rule_name, rule in expiry.named_rules(collection.database.name, collection.name).items():
+        if rule_name == name:
+            return rule.seconds
+    return None

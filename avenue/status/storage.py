@@ -21,12 +21,12 @@ from pymongo.errors import PyMongoError
 
 from avenue import opsruns
 from avenue.clock import isoformat
-from avenue.db import is_mongomock
 from avenue.media import ALIASES, BUCKETS, Document, resumable
 from avenue.media.buckets import TRASH
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store.renditions import total as rendition_total
 from avenue.media.store.scan import has_chunk_index
+from avenue.servers import is_mongomock
 
 LIST_LIMIT = 100
 LEVELS = ((95, "emergency"), (85, "critical"), (70, "warning"))

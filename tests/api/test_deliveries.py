@@ -14,7 +14,7 @@ from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.store import deliveries as numbers
 from avenue.media.store.originals import delete_image, store
-from tests.helpers import image_bytes
+from tests.helpers import expires_after, image_bytes
 
 N = 7
 
@@ -172,7 +172,8 @@ def test_retention_is_a_ttl_index_on_the_day_with_the_configured_days(app_factor
     with app.app_context():
         get_mongo().ensure_indexes()
         indexes = get_db()[numbers.COLLECTION].index_information()
-    assert indexes["retention_30d"]["expireAfterSeconds"] == 30 * 86400
+        expiry = expires_after(get_db()[numbers.COLLECTION], "retention_30d")
+    assert expiry == 30 * 86400
     assert indexes["retention_30d"]["key"] == [("day", 1)]
 
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import os
 
-from avenue.db import get_db, is_embedded
+from avenue.db import get_db
 from avenue.media.store import storage
+from avenue.servers import is_embedded
 from tests.helpers import listening, make_app
 from tests.support.commands import Matching
 

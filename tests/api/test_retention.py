@@ -4,10 +4,12 @@ delivery numbers (avenue/retention.py)."""
 from __future__ import annotations
 
 from avenue.retention import ensure_retention
+from tests.helpers import expires_after
 
 
 def ttl_indexes(collection) -> dict[str, tuple[list, int | None]]:
-    return {name: (info["key"], info.get("expireAfterSeconds"))
+    """Each index's key and its expiry (the server's TTL, or on the embedded database the app's)."""
+    return {name: ([tuple(pair) for pair in info["key"]], expires_after(collection, name))
             for name, info in collection.index_information().items() if name != "_id_"}
 
 

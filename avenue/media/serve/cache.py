@@ -41,9 +41,9 @@ from pymongo.errors import PyMongoError
 
 from avenue import background
 from avenue.clock import as_utc
-from avenue.db import is_embedded
 from avenue.media.effects.invalidation import DELETIONS
 from avenue.media.records import Document, MediaDoc
+from avenue.servers import is_embedded
 
 log = logging.getLogger(__name__)
 

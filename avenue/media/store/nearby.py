@@ -53,10 +53,10 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue import background
-from avenue.db import is_embedded, threads_safe
 from avenue.media.ingest import likeness
 from avenue.media.records import Document
 from avenue.metrics import count_near_lookup
+from avenue.servers import is_embedded, threads_safe
 
 log = logging.getLogger(__name__)
 

@@ -33,10 +33,10 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
-from avenue.db import is_embedded
 from avenue.media import effects
 from avenue.media.effects import Changes, FileSet, Tombstone
 from avenue.media.records import Document
+from avenue.servers import is_embedded
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 255 * 1024

@@ -1,0 +1,116 @@
+"""make run's one connection to the embedded SecantusDB (avenue/relay.py): what every client
+does reaches the server one request at a time over one connection, with the same answers,
+and the relay heals with the server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import struct
+import threading
+import time
+import uuid
+
+import bson
+import gridfs
+import pymongo
+import pytest
+
+from avenue.embedded import EmbeddedServer, Supervisor
+from avenue.relay import OP_MSG, SerialRelay, command_name, own_connection
+
+
+@pytest.fixture
+def relay(secantus):
+    started = SerialRelay("127.0.0.1", secantus.port).start()
+    yield started
+    started.stop()
+
+
+def op_msg(document: dict, request_id: int = 1, flags: int = 0) -> bytes:
+    body = struct.pack("<I", flags) + b"\0" + bson.encode(document)
+    return struct.pack("<iiii", 16 + len(body), request_id, 0, OP_MSG) + body
+
+
+def test_requests_are_told_apart_by_their_command():
+    assert command_name(op_msg({"find": "things", "$db": "x"})) == "find"
+    assert command_name(op_msg({"hello": 1, "$db": "admin"})) == "hello"
+    assert own_connection(op_msg({"isMaster": 1, "$db": "admin"}))  # no store lock: its own connection
+    assert own_connection(op_msg({"getMore": 1, "$db": "x"}, flags=1 << 16))  # exhaust: a stream of replies
+    assert not own_connection(op_msg({"insert": "things", "$db": "x"}))
+    assert not own_connection(op_msg({"getMore": 7, "$db": "x"}))
+
+
+def test_many_clients_threads_and_cursors_go_through_one_connection_one_at_a_time(relay):
+    client = pymongo.MongoClient(relay.uri, maxPoolSize=8)
+    db = client[f"relay_{uuid.uuid4().hex[:8]}"]
+    files = gridfs.GridFSBucket(db)
+    photo = os.urandom(3 * 1024 * 1024 + 17)  # 13 chunks: a cursor read in batches
+    file_id = files.upload_from_stream("photo.jpg", photo)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(10):
+                db.things.insert_one({"n": n, "i": i})
+                assert files.open_download_stream(file_id).read() == photo
+            assert len(list(db.things.find({"n": n}, batch_size=2))) == 10  # getMores on the shared one
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    try:
+        assert errors == []
+        assert db.things.count_documents({}) == 80
+        assert relay.opened == 1 and relay.most_in_flight == 1 and relay.sent > 80 * 2
+    finally:
+        client.drop_database(db.name)
+        client.close()
+
+
+def test_a_request_whose_client_left_before_its_turn_is_not_sent(relay):
+    client = pymongo.MongoClient(relay.uri)
+    client.admin.command("ping")
+    lock = relay._lock
+    asyncio.run_coroutine_threadsafe(lock.acquire(), relay._loop).result(5)  # another's turn, a long one
+    try:
+        sent = relay.sent
+        with socket.create_connection(("127.0.0.1", relay.port)) as raw:
+            raw.sendall(op_msg({"insert": "things", "documents": [{"_id": "left"}], "$db": "relay_left"}))
+            time.sleep(0.3)
+        time.sleep(0.3)  # the client gone, then its turn comes
+    finally:
+        relay._loop.call_soon_threadsafe(lock.release)
+    deadline = time.monotonic() + 5
+    while relay.dropped == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert relay.dropped == 1 and relay.sent == sent
+    assert client.relay_left.things.find_one({"_id": "left"}) is None
+    client.close()
+
+
+def test_a_restarted_server_is_reached_again_through_the_same_relay(tmp_path):
+    server = EmbeddedServer(tmp_path / "db", cache_size="64M", standalone=True)
+    relay = SerialRelay("127.0.0.1", server.port)
+    supervisor = Supervisor(server, relay=relay.start(), log=lambda line: None).start()
+    client = pymongo.MongoClient(supervisor.uri, serverSelectionTimeoutMS=10000, journal=True)
+    try:
+        client.shop.things.insert_one({"_id": "kept"})
+        supervisor.restart("the test's")  # SIGKILL, the same folder and port, the relay's connection cut
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert client.shop.things.find_one({"_id": "kept"}) == {"_id": "kept"}
+                break
+            except pymongo.errors.AutoReconnect:  # the request that met the cut connection
+                if time.monotonic() > deadline:
+                    raise
+        assert relay.opened == 2
+    finally:
+        client.close()
+        supervisor.stop()
