@@ -433,6 +433,8 @@ def main() -> None:  # noqa: C901 - one straight script
                         help="measure only the HTTP calls (not the sweep, gc and fsck)")
     parser.add_argument("--sweep-only", action="store_true",
                         help="measure only the status calls while the sweep reconciles (and the sweep)")
+    parser.add_argument("--relay", action="store_true",
+                        help="every client through make run's one connection (avenue/relay.py)")
     parser.add_argument("--calls", type=int, default=40, help="calls per status endpoint")
     parser.add_argument("--list-calls", type=int, default=5,
                         help="calls per list page (on the embedded database each takes seconds at 1 M)")
@@ -458,6 +460,11 @@ def main() -> None:  # noqa: C901 - one straight script
     marker = folder / "seeded.json"
     # A seeded store of 2 GB takes a minute or two to open.
     database = EmbeddedServer(folder / "db", log_path=folder / "db.log").start(timeout=600)
+    if args.relay:  # as make run: every process below reaches the server through one connection
+        from avenue.relay import SerialRelay
+
+        relay = SerialRelay("127.0.0.1", database.port).start()
+        database.port = relay.port  # database.uri is the relay's from here on (the process is the server's)
     rows: list[tuple[str, str, str, str]] = []  # (what, figure, target, met)
     notes: list[str] = [f"load average at start: {load_average()} (2 cores, shared)"]
     server = None
