@@ -124,6 +124,7 @@ class SerialRelay:
                 self._loop.run_until_complete(self._listen())
             except BaseException as exc:  # noqa: BLE001 - handed to start()'s caller
                 failed.append(exc)
+                self._loop.close()
                 ready.set()
                 return
             ready.set()
@@ -150,13 +151,21 @@ class SerialRelay:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._thread = None
+        if not self._loop.is_running():
+            self._loop.close()  # its selector and self-pipe sockets
 
     async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
         self._drop_shared()
-        for writer in list(self._writers):
+        writers = list(self._writers)
+        for writer in writers:
             writer.close()
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:  # the connections' handlers
+            task.cancel()
+        await asyncio.wait_for(asyncio.gather(*tasks, *(writer.wait_closed() for writer in writers),
+                                              return_exceptions=True), 2)
 
     def reset(self) -> None:
         """Cut the shared connection (the server behind it was restarted): from any thread."""

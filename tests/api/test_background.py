@@ -135,14 +135,14 @@ def test_a_starting_worker_starts_each_piece_of_its_background_work_once(app_fac
                       AVENUE_CDN_PURGE_URL="http://127.0.0.1:9/hook", AVENUE_CDN_PURGE_KEY="k" * 32)
     assert list(app.extensions[background.EXTENSION]) == [
         "avenue-prepare", "status-sweep", "history-sampler", "cdn-purge", "media-deliveries",
-        "media-deletions-sync", "rendition-budget", "tus-collector"]
+        "media-deletions-sync", "rendition-budget", "embedded-expiry", "tus-collector"]
     before = set(threading.enumerate())
     hook, worker = worker_start_hook(monkeypatch, tmp_path)
     hook(worker(app))
     started = set(threading.enumerate()) - before
     try:
-        ours = ("avenue-cdn-purge", "avenue-media-deletions-sync", "avenue-media-deliveries",
-                "avenue-rendition-budget",
+        ours = ("avenue-cdn-purge", "avenue-embedded-expiry", "avenue-media-deletions-sync",
+                "avenue-media-deliveries", "avenue-rendition-budget",
                 "avenue-tus-collector", "history-sampler", "status-sweep-scheduler")
         assert sorted(t.name for t in started if t.name in ours) == list(ours)  # one each
     finally:

@@ -670,12 +670,16 @@ def test_the_ops_dashboard_passes_the_accessibility_audit_and_works_by_keyboard(
 
 def test_the_ops_dashboard_shows_the_renditions_against_their_budget(live, open_as):
     page = open_as("ops")
+    status = "/api/shop/debug/storage-status"
+    fewest = page.request.get(status).json()["renditions"]["files"]
     page.goto("/console/ops")
     card = page.locator("#cards .renditions")  # under their own budget, never a quota level
     card.wait_for()
-    shown = page.request.get("/api/shop/debug/storage-status").json()["renditions"]
     text = card.inner_text()
-    assert "Renditions on request" in text and f"{shown['files']} rendition(s)" in text
+    shown = page.request.get(status).json()["renditions"]
+    # (An earlier test's renders may still be landing: the card counts between the two reads.)
+    assert "Renditions on request" in text
+    assert any(f"{n} rendition(s)" in text for n in range(fewest, shown["files"] + 1)), text
     assert ("of the" in text and "budget" in text) if shown["budget_bytes"] else "No budget" in text
     assert ("No eviction yet" in text) if shown["last_eviction"] is None else "Last eviction" in text
 
