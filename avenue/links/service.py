@@ -101,7 +101,7 @@ def check_request(db: Database[Any], body: dict[str, Any], rules: Rules,
 
 def roles_for(target: dict[str, Any]) -> tuple[str, ...]:
     """Who may create a link into ``target``: who may upload there (admins always)."""
-    return targets.ROLES[target["kind"]]
+    return targets.TARGET[target["kind"]].roles
 
 
 def check_same_target(link: store.Link, sent: dict[str, Any]) -> None:

@@ -29,8 +29,8 @@ from avenue.errors import AvenueError, Forbidden, ImageTooLarge, NotFound, Unaut
 from avenue.http import json_body, one_file, page_args, tus_chunk, uploaded_files
 from avenue.links import service, store
 from avenue.media import resumable, signer_from_config
+from avenue.tus import protocol as tus
 from avenue.tus import service as targets
-from avenue.tus import views as tus
 
 bp = Blueprint("links", __name__, url_prefix="/api/upload-links")
 LINK_ID = '<oid("upload_link_not_found", "No upload link with this id."):link_id>'
@@ -177,7 +177,7 @@ def upload_file() -> tuple[Response, int]:
         # the use goes back and the holder may try another file (store.py, write order 2).
         store.give_back(db, link)
         raise
-    audit.log(targets.AUDIT_ACTION[done.kind], **_audited(link), **done.audit)
+    audit.log(targets.TARGET[done.kind].audit_action, **_audited(link), **done.audit)
     image = service.holder_image(targets.image_json(db, done.kind, done.image, signer_from_config(
         current_app.config))) if done.image is not None else None
     return jsonify(image=image, created=done.created, uses_left=link.remaining), 201 if done.created else 200
