@@ -1136,6 +1136,10 @@ def main() -> int:
             + ("-quick" if args.quick else "")
         RESULTS.mkdir(exist_ok=True)
         target = RESULTS / f"embedded-{time.strftime('%Y-%m-%d', time.gmtime())}{suffix}.md"
+        # Never over an earlier run's results of the same day (one was lost so): -2, -3, ...
+        stem, number = target.stem, 2
+        while target.exists():
+            target, number = target.with_name(f"{stem}-{number}.md"), number + 1
     target.write_text(report)
     say(f"written to {target}; logs in {WORK.relative_to(ROOT)}/")
     return 1 if aborted else 0
