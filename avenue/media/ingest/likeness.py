@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from hashlib import sha256
 from operator import mul
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 SIDE = 32  # px: the DCT's input, as imagehash.phash
 LOW = 8  # the LOW x LOW lowest frequencies make the 64 bits
@@ -103,6 +104,24 @@ def pixels_sha256(image: Image.Image) -> str:
     digest = sha256(f"{frame.width}x{frame.height}:".encode())
     digest.update(frame.tobytes())
     return digest.hexdigest()
+
+
+def full_pixels_sha256(data: bytes, hold: Callable[[int], Any]) -> str | None:
+    """The exact-duplicate key at full resolution: :func:`pixels_sha256` of the upright first
+    frame of the stored original ``data`` (the thumb's key only finds the candidates: two
+    pictures that differ in a detail the 200 px thumb cannot show share it). ``hold(bytes)``
+    reserves the decode in the decode budget and gives back what ``.release()`` frees. None when
+    the bytes do not decode as a raster (an SVG: its bytes are its key, store/exact.py)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            width, height = im.size
+            held = hold(width * height * 4 * 3)  # the decoded frame, its upright copy, RGBA
+            try:
+                return pixels_sha256(ImageOps.exif_transpose(im))
+            finally:
+                held.release()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
 
 
 def phash(image: Image.Image) -> int:

@@ -6,6 +6,13 @@ the same way for the same pixels): two files that decode to the same pixels shar
 re-save with other metadata, another container), whatever their bytes. Images stored before
 it existed get it from ``flask likeness --pixels`` (``avenue/ops/backfill.py``).
 
+**Same pixels at full resolution.** The thumb's key only finds the candidates: two pictures
+that differ in a detail a 200 px thumb cannot show (a dot, a price on a label) share it. So a
+candidate is linked only when its original's full-resolution pixels are the same too
+(``metadata.pixels_full_sha256``, :func:`ingest.likeness.full_pixels_sha256`: each original
+decoded once, in the decode budget, and the key kept on its files document; an SVG's key is
+its bytes). Candidates are rare (re-saves), so an upload without one decodes nothing more.
+
 **Linking** (:func:`link`): after an upload's original is written, one query on the
 ``pixels_sha256`` index finds the others with that key (at most :data:`GROUP_MEMBERS`); the
 upload takes the label (``metadata.exact_group``) of the first that has one, or the oldest id
@@ -22,16 +29,23 @@ exact group (``nearby.groups``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bson import ObjectId
 from pymongo.database import Database
 
+from avenue.media.ingest import likeness
 from avenue.media.records import Document
+from avenue.media.store import storage
 
 GROUP_MEMBERS = 50  # the most images a group lists
 PIXELS = "metadata.pixels_sha256"
+FULL = "metadata.pixels_full_sha256"
+# What a candidate twin is read with: its group, its role, its full key, and how to read its bytes.
+CANDIDATE_FIELDS = {"metadata.exact_group": 1, "metadata.role": 1, FULL: 1, "metadata.source_sha256": 1,
+                    "length": 1, "chunkSize": 1}
 EXACT_GROUP = "metadata.exact_group"
 _NO_ID = ObjectId(b"\x00" * 12)
 
@@ -41,16 +55,42 @@ def _pixels(doc: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def link(db: Database[Document], bucket: str, doc: dict[str, Any]) -> ObjectId | None:
+def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
+             hold: Callable[[int], Any]) -> str | None:
+    """The original ``doc``'s full-resolution pixel key (module docstring), computed once and
+    kept on its files document; None when it cannot be read (then it is linked to nothing)."""
+    meta = doc.get("metadata") or {}
+    known = meta.get("pixels_full_sha256")
+    if isinstance(known, str) and known:
+        return known
+    try:
+        data = storage.read_all(db, bucket, doc)
+    except (KeyError, OSError):  # a document without its chunks (storage.read_range)
+        return None
+    key = likeness.full_pixels_sha256(data, hold)
+    if key is None:
+        source = meta.get("source_sha256")
+        key = f"bytes:{source}" if isinstance(source, str) and source else None
+    if key is not None:
+        db[f"{bucket}.files"].update_one({"_id": doc["_id"]}, {"$set": {FULL: key}})
+    return key
+
+
+def link(db: Database[Document], bucket: str, doc: dict[str, Any],
+         hold: Callable[[int], Any]) -> ObjectId | None:
     """Put the original ``doc`` in one exact group with the originals of ``bucket`` that have
-    its pixels; the group's label, None when it has no twin."""
+    its pixels, at full resolution; the group's label, None when it has no twin. ``hold``
+    reserves a full-resolution decode in the decode budget (:func:`full_key`)."""
     key = _pixels(doc)
     if key is None:
         return None
     files = db[f"{bucket}.files"]
-    twins = [d for d in files.find({PIXELS: key}, {"metadata.exact_group": 1, "metadata.role": 1})
-             .sort("_id", 1).limit(GROUP_MEMBERS)
-             if d["_id"] != doc["_id"] and (d.get("metadata") or {}).get("role") == "original"]
+    candidates = [d for d in files.find({PIXELS: key}, CANDIDATE_FIELDS).sort("_id", 1).limit(GROUP_MEMBERS)
+                  if d["_id"] != doc["_id"] and (d.get("metadata") or {}).get("role") == "original"]
+    if not candidates:
+        return None
+    mine = full_key(db, bucket, doc, hold)
+    twins = [t for t in candidates if mine is not None and full_key(db, bucket, t, hold) == mine]
     if not twins:
         return None
     labelled = next((t["metadata"]["exact_group"] for t in twins

@@ -42,6 +42,7 @@ from avenue.leases import held, stamp, unstamp
 from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.effects import counters, facets, invalidation
 from avenue.media.effects.facets import ROOT_FOLDER
+from avenue.media.ingest.budget import Reservation, decode_budget
 from avenue.media.ingest.edits import (
     MAX_CROPS,
     Box,
@@ -329,7 +330,7 @@ class Library:
         found = lookup.finish([result.doc if result.created else None for result in results])
         for result in results:
             if result.created:
-                exact.link(self.db, self.bucket, result.doc)  # one indexed query: its twins
+                exact.link(self.db, self.bucket, result.doc, self._hold)  # one indexed query: its twins
         stored = []
         for result, matches in zip(results, found, strict=True):
             # Never the image itself (another upload of the same bytes may have won the write).
@@ -377,7 +378,7 @@ class Library:
             return None
         owed = done.changed and bool((done.doc.get("metadata") or {}).get(nearby.PENDING_FIELD))
         if owed:
-            exact.link(self.db, self.bucket, done.doc)
+            exact.link(self.db, self.bucket, done.doc, self._hold)
         return Changed(self._image(done.doc), done.changed, self._link(done.doc) if owed else None)
 
     def near_groups(self, window: Window, *, owner: str | None = None) -> tuple[list[NearGroup], str | None]:
@@ -406,7 +407,13 @@ class Library:
         """Put the original ``image_id`` in its exact group (an upload does it; the backfill
         for images hashed later): whether it has twins."""
         doc = self._files.find_one({"_id": image_id})
-        return doc is not None and _is_original(doc) and exact.link(self.db, self.bucket, doc) is not None
+        return (doc is not None and _is_original(doc)
+                and exact.link(self.db, self.bucket, doc, self._hold) is not None)
+
+    def _hold(self, amount: int) -> Reservation:
+        """``amount`` bytes of the decode budget, as renders of stored originals take them."""
+        settings = self.settings
+        return decode_budget(settings.decode_budget_bytes).hold(amount, 0, settings.decode_wait_seconds)
 
     def _group_cursor(self, window: Window, what: str) -> ObjectId | None:
         if window.page != 1:
