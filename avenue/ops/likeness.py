@@ -15,6 +15,8 @@ way, which clears the flag.
 Then the originals hashed before the exact-duplicate key existed (no
 ``metadata.pixels_sha256``, store/exact.py) get it from the same thumb, one ``$set`` each, and
 are put in their exact group (``Library.link_exact_duplicates``, which also only fills in).
+Groups linked before the full-resolution key existed are checked at full resolution: a member
+whose pixels differ leaves its group (``Library.recheck_exact_groups``, ``split``).
 
 Originals whose thumb is missing or unreadable are counted and left (``fsck --repair``
 renders lost variants again; run this afterwards).
@@ -43,18 +45,21 @@ class LikenessReport:
     linked: int = 0
     pixels: dict[str, int] = field(default_factory=dict)  # images given their exact-duplicate key
     exact: int = 0  # of those, the ones with an exact duplicate
+    split: int = 0  # members of groups linked on the thumb alone whose full pixels differ: unlinked
     owed: dict[str, int] = field(default_factory=dict)  # hashed images whose grouping was owed
     unreadable: list[dict[str, str]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {"computed": self.computed, "owed": self.owed, "linked": self.linked,
-                "pixels": self.pixels, "exact": self.exact, "unreadable": self.unreadable}
+                "pixels": self.pixels, "exact": self.exact, "split": self.split,
+                "unreadable": self.unreadable}
 
     def summary_line(self) -> str:
         total = sum(self.computed.values())
         return (f"likeness: {total} images given a hash and palette, {sum(self.owed.values())} grouped "
                 f"after a failed lookup, {self.linked} with near-duplicates, "
                 f"{sum(self.pixels.values())} given a pixel hash ({self.exact} with exact duplicates), "
+                f"{self.split} out of an exact group their full-size pixels differ from, "
                 f"{len(self.unreadable)} without a readable thumb")
 
 
@@ -87,4 +92,5 @@ def backfill_likeness(db: Database[Document], *, progress: ProgressFn | None = N
             set_file_metadata(db, bucket, original["_id"], {"pixels_sha256": likeness.pixels})
             report.pixels[name] += 1
             report.exact += library.link_exact_duplicates(original["_id"])
+        report.split += library.recheck_exact_groups()
     return report

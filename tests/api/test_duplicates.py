@@ -76,22 +76,28 @@ def test_same_pixels_in_other_files_are_one_exact_group_and_not_a_near_group(cli
     assert groups(client, editor, f"{MEDIA}/near-duplicates") == []  # not repeated there
 
 
-def test_pictures_alike_at_thumb_size_but_not_at_full_size_are_not_exact_duplicates(client, editor, db):
-    """A dot one level lighter in a 600 px picture leaves its 200 px thumb as it was (one thumb
-    pixel averages 9 of the picture's): the thumb's key makes them candidates; their full
-    resolution's pixels keep them apart. A re-save of the same pixels still joins its twin."""
+def encoded(picture, note: str = "") -> bytes:
+    info = PngImagePlugin.PngInfo()
+    if note:
+        info.add_text("Comment", note)
+    out = io.BytesIO()
+    picture.save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def dotted_pair():
+    """A 600 px picture and the same with one pixel one level lighter: one thumb pixel averages
+    9 of the picture's, so their 200 px thumbs are the same; their full-size pixels are not."""
     base = scene((600, 400), 7)
     dotted = base.copy()
     dotted.putpixel((300, 200), tuple(min(255, v + 1) for v in base.getpixel((300, 200))))
+    return base, dotted
 
-    def encoded(picture, note: str = "") -> bytes:
-        info = PngImagePlugin.PngInfo()
-        if note:
-            info.add_text("Comment", note)
-        out = io.BytesIO()
-        picture.save(out, "PNG", pnginfo=info)
-        return out.getvalue()
 
+def test_pictures_alike_at_thumb_size_but_not_at_full_size_are_not_exact_duplicates(client, editor, db):
+    """The thumb's key makes them candidates; their full resolution's pixels keep them apart. A
+    re-save of the same pixels still joins its twin."""
+    base, dotted = dotted_pair()
     first = media(client, editor, encoded(base), "label.png")
     other = media(client, editor, encoded(dotted), "label-dotted.png")
     files = db[f"{BUILDER}.files"]
@@ -160,6 +166,27 @@ def test_the_backfill_groups_images_stored_before_the_pixel_hash(client, editor,
     assert result.exit_code == 0, result.output
     assert [sorted(i["id"] for i in g["images"]) for g in groups(client, editor)] == \
         [sorted([first["id"], second["id"]])]
+
+
+def test_the_backfill_splits_a_group_linked_on_the_thumb_alone(client, editor, db, runner):
+    """A group linked before the full-resolution key (the thumb's alone) is checked: the
+    picture whose full-size pixels differ leaves it, the re-save stays; a rerun changes nothing."""
+    base, dotted = dotted_pair()
+    first = media(client, editor, encoded(base), "label.png")
+    other = media(client, editor, encoded(dotted), "label-dotted.png")
+    again = media(client, editor, encoded(base, "saved again"), "label-again.png")
+    files = db[f"{BUILDER}.files"]
+    ids = [ObjectId(i["id"]) for i in (first, other, again)]
+    files.update_many({"_id": {"$in": ids}}, {  # as linked before the full-resolution key
+        "$set": {"metadata.exact_group": ids[0]}, "$unset": {"metadata.pixels_full_sha256": ""}})
+    assert [sorted(i["id"] for i in g["images"]) for g in groups(client, editor)] == \
+        [sorted(str(i) for i in ids)]
+    result = runner.invoke(args=["likeness", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"split": 1' in result.output
+    assert [[i["id"] for i in g["images"]] for g in groups(client, editor)] == [[first["id"], again["id"]]]
+    assert files.find_one({"_id": ids[1]})["metadata"]["exact_group"] is None
+    assert '"split": 0' in runner.invoke(args=["likeness", "--json"]).output
 
 
 # --- merged and undone -----------------------------------------------------------------------

@@ -102,6 +102,30 @@ def link(db: Database[Document], bucket: str, doc: dict[str, Any],
     return label if isinstance(label, ObjectId) else None
 
 
+def recheck(db: Database[Document], bucket: str, hold: Callable[[int], Any]) -> int:
+    """Check the groups linked before the full-resolution key (members without it): the
+    members are split by their full-resolution pixels; the first member's part keeps the
+    label, another part of two or more takes its oldest id (as :func:`link` labels), and a
+    member alone (or unreadable) leaves, its label cleared. How many members changed group."""
+    files = db[f"{bucket}.files"]
+    stale = {EXACT_GROUP: {"$ne": None}, FULL: {"$exists": False}, "metadata.role": "original"}
+    changed = 0
+    for label in files.distinct(EXACT_GROUP, stale):
+        members = list(files.find({EXACT_GROUP: label, "metadata.role": "original"}, CANDIDATE_FIELDS)
+                       .sort("_id", 1).limit(GROUP_MEMBERS))
+        parts: dict[Any, list[ObjectId]] = {}
+        for member in members:
+            key = full_key(db, bucket, member, hold)
+            alone = ("unreadable", member["_id"])
+            parts.setdefault(key if key is not None else alone, []).append(member["_id"])
+        for ids in parts.values():
+            new = None if len(ids) < 2 else label if ids[0] == members[0]["_id"] else ids[0]
+            if new != label:
+                changed += files.update_many({"_id": {"$in": ids}, EXACT_GROUP: label},
+                                             {"$set": {EXACT_GROUP: new}}).modified_count
+    return changed
+
+
 @dataclass(frozen=True)
 class Group:
     """Exact duplicates of one bucket: the label, ``bytes`` or ``pixels``, the originals (oldest first)."""

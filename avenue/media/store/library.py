@@ -410,6 +410,11 @@ class Library:
         return (doc is not None and _is_original(doc)
                 and exact.link(self.db, self.bucket, doc, self._hold) is not None)
 
+    def recheck_exact_groups(self) -> int:
+        """Members of exact groups linked on the thumb's key alone whose full-resolution pixels
+        differ leave their group (store/exact.py ``recheck``); how many."""
+        return exact.recheck(self.db, self.bucket, self._hold)
+
     def _hold(self, amount: int) -> Reservation:
         """``amount`` bytes of the decode budget, as renders of stored originals take them."""
         settings = self.settings
