@@ -27,6 +27,10 @@ its cursor. A request whose client hung up while it waited for its turn is dropp
 connection is closed, every client waiting on it is cut (pymongo answers a network error,
 the app a JSON 503), and the next request opens a new one.
 
+A request that waits inside the server holds every other one behind it: a tailable cursor's
+``getMore`` with ``maxAwaitTimeMS`` (a change stream) would, so the app opens none there (the
+media cache polls for deletions on the embedded database, ``AVENUE_DELETIONS_STREAM=auto``).
+
 Only for the embedded database under ``make run``: mongod runs operations side by side, and a
 relay in front of it would only slow it down.
 """
