@@ -29,9 +29,11 @@ from typing import Any
 
 from pymongo import IndexModel
 from pymongo.collection import Collection
+from pymongo.errors import OperationFailure
 
 from avenue import background
 
+INDEX_NOT_FOUND = 27  # MongoDB's IndexNotFound
 #: How often the app's expiry runs on the embedded database (mongod's TTL monitor: 60 s).
 EVERY_SECONDS = 60.0
 
@@ -82,7 +84,11 @@ def plain_indexes(collection: Collection[Any], models: Sequence[IndexModel],
         with _LOCK:
             _RULES.setdefault((collection.database.name, collection.name), {})[name] = rule
         if present.get(name, {}).get("expireAfterSeconds") is not None:
-            collection.drop_index(name)
+            try:
+                collection.drop_index(name)
+            except OperationFailure as exc:  # another worker starting dropped it first
+                if exc.code != INDEX_NOT_FOUND:
+                    raise
             del present[name]
         plain.append(IndexModel(keys, name=name, **document))
     return plain

@@ -61,6 +61,19 @@ def test_an_index_that_still_expires_on_the_embedded_server_is_made_plain(db):
     assert expiry.named_rules(db.name, "things")["ttl"].seconds == 3600
 
 
+def test_two_workers_making_the_same_old_index_plain_both_start(db):
+    """Two workers start on an older data folder at once: both saw the TTL index, one drops it
+    first; the other's drop finds nothing, and it goes on (IndexNotFound is not a failure)."""
+    if not is_embedded(db):
+        pytest.skip("the embedded database's own change")
+    db.things.create_index([("at", ASCENDING)], name="ttl", expireAfterSeconds=3600)
+    seen = db.things.index_information()  # what the second worker listed before the first dropped it
+    db.things.drop_index("ttl")
+    plain = expiry.plain_indexes(db.things, MODELS[:1], seen)
+    db.things.create_indexes(plain)
+    assert "expireAfterSeconds" not in db.things.index_information()["ttl"]
+
+
 def test_no_index_of_the_app_expires_on_the_embedded_server(app, db):
     """Every TTL index the app declares (rate limits, purge outbox, deletions, links, the
     retention of logs and numbers) is plain there, so SecantusDB's sweeper never walks a
