@@ -2,19 +2,18 @@
 what has expired, through the index, once a minute.
 
 Why (docs/production.md, "The embedded database"): SecantusDB's TTL sweeper is a thread of
-its own that, every 60 s, walks every document of every collection with a TTL index under the
-store's one lock (``Storage.prune_ttl``: a full scan, each document decoded), and then parks
-for the next 60 s with its WiredTiger session still positioned, which pins the oldest
-snapshot: nothing written after it can be evicted. Under a shop's writes the cache fills
-with what it pins, the thread holding the store's lock is drafted into eviction, and the
-sweeper, woken, waits for that lock to drop its session: the server is wedged, with no CPU
-used (the soak's restarts came about every 2 minutes). The sweeper cannot be switched off
-from the command line (``secantusd-py`` does not pass ``ttl_sweep_seconds`` on), and it does
-nothing for a collection without a TTL index. So on the embedded database
-:func:`plain_indexes` creates the TTL indexes the app declares without ``expireAfterSeconds``
-(an index already made with it is dropped and made again), remembers each one's rule, and
-:func:`start_expiry` deletes ``{field: {$lt: now - seconds}}`` (and the index's partial
-filter), which the same index serves, as mongod's TTL monitor does once a minute.
+its own, with a WiredTiger session of its own, that every 60 s walks every document of every
+collection with a TTL index under the store's one lock (``Storage.prune_ttl``: a full scan,
+each document decoded). The wedges py-spy caught needed two sessions at once; make run's relay
+(avenue/relay.py) leaves the connections one, and this removes the other one's work and its
+minute-long scans. That the sweeper alone wedges the server is not shown (the reproduction
+with a TTL index did not wedge in 120 s). It cannot be switched off from the command line
+(``secantusd-py`` does not pass ``ttl_sweep_seconds`` on), and it does nothing for a
+collection without a TTL index. So on the embedded database :func:`plain_indexes` creates the
+TTL indexes the app declares without ``expireAfterSeconds`` (an index already made with it is
+dropped and made again), remembers each one's rule, and :func:`start_expiry` deletes
+``{field: {$lt: now - seconds}}`` (and the index's partial filter), which the same index
+serves, as mongod's TTL monitor does once a minute.
 
 On MongoDB nothing changes: its TTL monitor does the work (``expireAfterSeconds`` as declared).
 """

@@ -113,6 +113,21 @@ def test_pictures_alike_at_thumb_size_but_not_at_full_size_are_not_exact_duplica
     assert keys[first["id"]] == keys[again["id"]] != keys[other["id"]]
 
 
+def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(client, editor, db, monkeypatch):
+    """The full-resolution key never fails the upload that asked for it: a budget that refuses
+    the decode (too small, or full) leaves the twins unlinked, and the upload is a 201."""
+    from avenue.errors import ServerBusy
+    from avenue.media.store.library import Library as Lib
+
+    def refused(self, decoding, working):
+        raise ServerBusy("the decode budget is full")
+
+    monkeypatch.setattr(Lib, "_hold", refused)
+    media(client, editor, png(4), "first.png")
+    media(client, editor, png(4, "saved again"), "second.png")  # uploaded() asserts the 201
+    assert groups(client, editor) == []
+
+
 def test_the_same_bytes_stored_twice_are_a_bytes_group(app, client, editor, db):
     data = png(3)
     with app.app_context():

@@ -106,16 +106,17 @@ def pixels_sha256(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
-def full_pixels_sha256(data: bytes, hold: Callable[[int], Any]) -> str | None:
+def full_pixels_sha256(data: bytes, hold: Callable[[int, int], Any]) -> str | None:
     """The exact-duplicate key at full resolution: :func:`pixels_sha256` of the upright first
     frame of the stored original ``data`` (the thumb's key only finds the candidates: two
-    pictures that differ in a detail the 200 px thumb cannot show share it). ``hold(bytes)``
-    reserves the decode in the decode budget and gives back what ``.release()`` frees. None when
+    pictures that differ in a detail the 200 px thumb cannot show share it). ``hold(decoding,
+    working)`` reserves the decoded frame and its two copies in the decode budget (as a
+    decode does: over the budget it runs alone) and gives back what ``.release()`` frees. None when
     the bytes do not decode as a raster (an SVG: its bytes are its key, store/exact.py)."""
     try:
         with Image.open(io.BytesIO(data)) as im:
             width, height = im.size
-            held = hold(width * height * 4 * 3)  # the decoded frame, its upright copy, RGBA
+            held = hold(width * height * 4, width * height * 8)  # the frame; its upright and RGBA copies
             try:
                 return pixels_sha256(ImageOps.exif_transpose(im))
             finally:

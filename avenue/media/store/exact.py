@@ -36,6 +36,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
+from avenue.errors import ImageTooLarge, ServerBusy
 from avenue.media.ingest import likeness
 from avenue.media.records import Document
 from avenue.media.store import storage
@@ -56,9 +57,10 @@ def _pixels(doc: dict[str, Any]) -> str | None:
 
 
 def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
-             hold: Callable[[int], Any]) -> str | None:
+             hold: Callable[[int, int], Any]) -> str | None:
     """The original ``doc``'s full-resolution pixel key (module docstring), computed once and
-    kept on its files document; None when it cannot be read (then it is linked to nothing)."""
+    kept on its files document; None when it cannot be read or the decode budget refuses it
+    now (then it is linked to nothing: a key never fails the upload that asked for it)."""
     meta = doc.get("metadata") or {}
     known = meta.get("pixels_full_sha256")
     if isinstance(known, str) and known:
@@ -67,7 +69,10 @@ def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
         data = storage.read_all(db, bucket, doc)
     except (KeyError, OSError):  # a document without its chunks (storage.read_range)
         return None
-    key = likeness.full_pixels_sha256(data, hold)
+    try:
+        key = likeness.full_pixels_sha256(data, hold)
+    except (ImageTooLarge, ServerBusy):  # the budget, full or too small: not linked, not refused
+        return None
     if key is None:
         source = meta.get("source_sha256")
         key = f"bytes:{source}" if isinstance(source, str) and source else None
@@ -77,7 +82,7 @@ def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
 
 
 def link(db: Database[Document], bucket: str, doc: dict[str, Any],
-         hold: Callable[[int], Any]) -> ObjectId | None:
+         hold: Callable[[int, int], Any]) -> ObjectId | None:
     """Put the original ``doc`` in one exact group with the originals of ``bucket`` that have
     its pixels, at full resolution; the group's label, None when it has no twin. ``hold``
     reserves a full-resolution decode in the decode budget (:func:`full_key`)."""
@@ -102,7 +107,7 @@ def link(db: Database[Document], bucket: str, doc: dict[str, Any],
     return label if isinstance(label, ObjectId) else None
 
 
-def recheck(db: Database[Document], bucket: str, hold: Callable[[int], Any]) -> int:
+def recheck(db: Database[Document], bucket: str, hold: Callable[[int, int], Any]) -> int:
     """Check the groups linked before the full-resolution key (members without it): the
     members are split by their full-resolution pixels; the first member's part keeps the
     label, another part of two or more takes its oldest id (as :func:`link` labels), and a

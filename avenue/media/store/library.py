@@ -415,10 +415,11 @@ class Library:
         differ leave their group (store/exact.py ``recheck``); how many."""
         return exact.recheck(self.db, self.bucket, self._hold)
 
-    def _hold(self, amount: int) -> Reservation:
-        """``amount`` bytes of the decode budget, as renders of stored originals take them."""
+    def _hold(self, decoding: int, working: int) -> Reservation:
+        """Bytes of the decode budget, as renders of stored originals take them."""
         settings = self.settings
-        return decode_budget(settings.decode_budget_bytes).hold(amount, 0, settings.decode_wait_seconds)
+        budget = decode_budget(settings.decode_budget_bytes)
+        return budget.hold(decoding, working, settings.decode_wait_seconds)
 
     def _group_cursor(self, window: Window, what: str) -> ObjectId | None:
         if window.page != 1:
