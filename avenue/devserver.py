@@ -159,7 +159,7 @@ def main() -> int:
                                 die_with_parent=True, standalone=True)
         print(f"Starting the embedded database (SecantusDB, data in {storage}, {cache} cache) ...")
         # Every process of this make run reaches it over one connection (avenue/relay.py says why).
-        relay = SerialRelay("127.0.0.1", server.port).start()
+        relay = SerialRelay("127.0.0.1", server.port, log=lambda line: print(line, flush=True)).start()
         supervisor = Supervisor(server, relay=relay, log=lambda line: print(line, flush=True)).start()
         _write_state(state, supervisor)
         env["MONGO_URI"] = supervisor.uri

@@ -265,6 +265,7 @@ class Supervisor:
         self.restarts: list[tuple[float, str]] = []  # (when, why), within the window
         self.answered = clock()  # the last probe the server answered (or its start)
         self.failure = ""
+        self._relay_answered = relay.answered_at if relay is not None else None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -315,7 +316,13 @@ class Supervisor:
         return (now - self.scheduled_at_answer) / stalled
 
     def check(self) -> None:
-        """Restart the server if it exited or stalled (raises :class:`GaveUp` past the bound)."""
+        """Restart the server if it exited or stalled (raises :class:`GaveUp` past the bound).
+        Through a relay, any reply the server sent since the last check counts as an answer:
+        the probe waits its turn behind the others' requests, and a server that answers them
+        is not stalled however long that queue."""
+        if self.relay is not None and self.relay.answered_at != self._relay_answered:
+            self._relay_answered = self.relay.answered_at
+            self._answered_now()
         if not self.server.running():
             status = None if self.server.process is None else self.server.process.returncode
             self.restart(f"it exited (status {status})")
@@ -338,6 +345,9 @@ class Supervisor:
         if len(self.restarts) >= self.max_restarts:
             raise GaveUp(f"the embedded database stopped again ({why}) after {len(self.restarts)} "
                          f"restarts in {self.window_seconds / 60:.0f} minutes; giving up")
+        in_flight = self.relay.current() if self.relay is not None else ""
+        if in_flight:
+            why += f"; in flight: {in_flight}"
         self.restarts.append((now, why))
         self.log(f"Restarting the embedded database (pid {self.server.pid}): {why}")
         self.server.kill()

@@ -39,8 +39,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import struct
 import threading
+import time
+from collections.abc import Callable
+
+import bson
+from bson.errors import BSONError
 
 HEADER = struct.Struct("<iiii")  # messageLength, requestID, responseTo, opCode
 OP_QUERY = 2004
@@ -51,6 +57,13 @@ EXHAUST_ALLOWED = 1 << 16
 LOCK_FREE = frozenset({"hello", "ismaster", "ping", "buildinfo"})
 #: A message larger than the protocol allows (48 MB) is not a MongoDB client's.
 MAX_MESSAGE = 48 * 1024 * 1024 + 16 * 1024
+
+
+#: An operation that holds the shared connection this long is logged with what it was: every
+#: other request waited behind it (the status p99 and the supervisor's restarts were traced so).
+SLOW_SECONDS = 1.0
+
+log = logging.getLogger(__name__)
 
 
 class ProtocolError(Exception):
@@ -88,6 +101,26 @@ def command_name(message: bytes) -> str:
     return "" if end < 0 else message[name_at:end].decode("utf-8", "replace").lower()
 
 
+def describe(message: bytes) -> str:
+    """What a request does, for a log line: its command and namespace (``find
+    avenue.shop_products``, ``getMore avenue.uploads.files``); '' when it has none to read.
+    Reads only the command document (section kind 0), never a write's documents (kind 1)."""
+    start = HEADER.size + 4
+    if op_code(message) != OP_MSG or len(message) < start + 5 or message[start] != 0:
+        return command_name(message)
+    length = struct.unpack_from("<i", message, start + 1)[0]
+    try:
+        body = bson.decode(message[start + 1:start + 1 + length])
+    except (BSONError, ValueError, IndexError):
+        return command_name(message)
+    if not body:
+        return ""
+    name, value = next(iter(body.items()))
+    collection = value if isinstance(value, str) else body.get("collection")
+    where = ".".join(str(part) for part in (body.get("$db"), collection) if part)
+    return f"{name} {where}".strip()
+
+
 def own_connection(message: bytes) -> bool:
     """Whether ``message`` goes on its client's own connection, not the shared one."""
     if op_code(message) == OP_QUERY:
@@ -99,7 +132,7 @@ class SerialRelay:
     """The relay: :meth:`start` listens on a free loopback port (``uri``), in a thread of its own."""
 
     def __init__(self, upstream_host: str, upstream_port: int, *, host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, log: Callable[[str], None] = log.info) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.host = host
         self.port = port
@@ -107,6 +140,10 @@ class SerialRelay:
         self.dropped = 0  # requests whose client left while they waited for their turn
         self.opened = 0  # shared connections opened (one, then one after each server restart)
         self.in_flight = self.most_in_flight = 0  # requests sent and not yet answered
+        self.answered_at = time.monotonic()  # the server's last reply on the shared connection
+        self.slow: list[tuple[str, float]] = []  # (what, seconds): the last few over SLOW_SECONDS
+        self._current: tuple[bytes, float] | None = None  # the request in flight, since when
+        self.log = log
         self._loop = asyncio.new_event_loop()
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
@@ -170,6 +207,15 @@ class SerialRelay:
             task.cancel()
         await asyncio.wait_for(asyncio.gather(*tasks, *(writer.wait_closed() for writer in writers),
                                               return_exceptions=True), 2)
+
+    def current(self) -> str:
+        """The request in flight on the shared connection and for how long ('' when none): what
+        every other request waits behind (the supervisor says it when it restarts the server)."""
+        current = self._current
+        if current is None:
+            return ""
+        message, since = current
+        return f"{describe(message) or 'a request'}, in flight for {time.monotonic() - since:.1f} s"
 
     def reset(self) -> None:
         """Cut the shared connection (the server behind it was restarted): from any thread."""
@@ -236,13 +282,19 @@ class SerialRelay:
             shared_reader, shared_writer = self._shared
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            since = time.monotonic()
+            self._current = (message, since)
             try:
                 shared_writer.write(message)
                 await shared_writer.drain()
                 self.sent += 1
                 if flag_bits(message) & MORE_TO_COME:
                     return None
-                return await read_message(shared_reader)
+                reply = await read_message(shared_reader)
+                self.answered_at = time.monotonic()
+                if self.answered_at - since >= SLOW_SECONDS:
+                    self._slow(message, self.answered_at - since)
+                return reply
             except BaseException:
                 # Cut mid-exchange (the server restarted, or this client's task was cancelled):
                 # the shared connection's next bytes would be this request's, so it goes.
@@ -250,3 +302,10 @@ class SerialRelay:
                 raise
             finally:
                 self.in_flight -= 1
+                self._current = None
+
+    def _slow(self, message: bytes, seconds: float) -> None:
+        what = describe(message) or "a request"
+        self.slow = [*self.slow[-19:], (what, seconds)]
+        self.log(f"The embedded database took {seconds:.1f} s for {what}; "
+                 "every other request waited behind it")

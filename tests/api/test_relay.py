@@ -17,8 +17,9 @@ import gridfs
 import pymongo
 import pytest
 
+from avenue import relay as relay_module
 from avenue.embedded import EmbeddedServer, Supervisor
-from avenue.relay import OP_MSG, SerialRelay, command_name, own_connection
+from avenue.relay import OP_MSG, SerialRelay, command_name, describe, own_connection
 
 
 @pytest.fixture
@@ -114,3 +115,51 @@ def test_a_restarted_server_is_reached_again_through_the_same_relay(tmp_path):
     finally:
         client.close()
         supervisor.stop()
+
+
+def test_a_request_is_described_by_its_command_and_namespace_never_its_documents():
+    find = op_msg({"find": "shop_products", "filter": {}, "$db": "avenue"})
+    assert describe(find) == "find avenue.shop_products"
+    more = op_msg({"getMore": bson.Int64(7), "collection": "uploads.files", "$db": "avenue"})
+    assert describe(more) == "getMore avenue.uploads.files"
+    write = op_msg({"insert": "things", "documents": [{"secret": "x"}], "$db": "a"})
+    assert describe(write) == "insert a.things"
+    assert describe(b"\0" * 16) == ""  # not an OP_MSG
+
+
+def test_an_operation_over_the_slow_bound_is_logged_with_what_it_was(secantus, monkeypatch):
+    monkeypatch.setattr(relay_module, "SLOW_SECONDS", 0.0)  # every operation is "slow" here
+    lines: list[str] = []
+    relay = SerialRelay("127.0.0.1", secantus.port, log=lines.append).start()
+    client = pymongo.MongoClient(relay.uri)
+    try:
+        client.relay_slow.things.insert_one({"_id": 1})
+    finally:
+        client.drop_database("relay_slow")
+        client.close()
+        relay.stop()
+    assert any(line.startswith("The embedded database took ") and "for insert relay_slow.things;" in line
+               for line in lines), lines
+    assert ("insert relay_slow.things", pytest.approx(0, abs=5)) in relay.slow
+
+
+def test_the_request_in_flight_is_named_while_the_server_holds_it():
+    listener = socket.create_server(("127.0.0.1", 0))  # a server that reads and never answers
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    relay = SerialRelay("127.0.0.1", listener.getsockname()[1]).start()
+    answered = relay.answered_at
+    try:
+        assert relay.current() == ""
+        with socket.create_connection(("127.0.0.1", relay.port)) as raw:
+            raw.sendall(op_msg({"aggregate": "uploads.files", "pipeline": [], "$db": "avenue"}))
+            deadline = time.monotonic() + 5
+            while not relay.current() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert relay.current().startswith("aggregate avenue.uploads.files, in flight for ")
+            assert relay.answered_at == answered  # nothing came back
+    finally:
+        relay.stop()
+        for conn in accepted:
+            conn.close()
+        listener.close()

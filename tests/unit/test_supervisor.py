@@ -188,3 +188,41 @@ def test_a_restart_that_fails_to_start_is_logged_and_tried_again_at_the_next_che
     watched.check()  # not running: started again, counted as a second restart
     assert server.alive and server.pid == 101 and len(watched.restarts) == 2
     assert "it exited" in lines[-2] and "restart 2 of at most 60" in lines[-1]
+
+
+class FakeRelay:
+    """make run's relay as the supervisor reads it: the server's last reply, what is in flight."""
+
+    def __init__(self) -> None:
+        self.answered_at = 0.0
+        self.in_flight = ""
+        self.resets = 0
+
+    def current(self) -> str:
+        return self.in_flight
+
+    def reset(self) -> None:
+        self.resets += 1
+
+
+def test_through_a_relay_any_reply_of_the_server_is_an_answer_though_the_probe_waits_its_turn():
+    relay = FakeRelay()
+    watched, server, clock, lines = supervisor(stall_seconds=15, relay=relay)
+    for _ in range(10):  # the probe never comes back (queued behind others), the others' replies do
+        clock.now += 10
+        relay.answered_at += 10
+        watched.check()
+    assert server.kills == 0 and lines == []
+    clock.now += 15  # now nothing comes back at all
+    watched.check()
+    assert server.kills == 1 and relay.resets == 1
+
+
+def test_a_restart_through_a_relay_says_what_was_in_flight():
+    relay = FakeRelay()
+    relay.in_flight = "aggregate avenue.uploads.files, in flight for 15.2 s"
+    watched, server, clock, lines = supervisor(stall_seconds=15, relay=relay)
+    clock.now += 15.1
+    watched.check()
+    assert server.kills == 1
+    assert lines[0].endswith("; in flight: aggregate avenue.uploads.files, in flight for 15.2 s")
