@@ -16,16 +16,15 @@ run: $(STAMP)
 	$(PY) -m avenue.devserver
 
 ## Lint, check the layers and the core's types, then run every test on mongomock and on
-## SecantusDB (and AVENUE_TEST_MONGO_URI if set): all but the `serial` ones on 4 processes
-## (pytest-xdist; each starts its own SecantusDB; --dist loadgroup keeps each console browser
-## module on one process, its Chromium started once), then the `serial` ones one at a time.
+## SecantusDB (and AVENUE_TEST_MONGO_URI if set) on 4 processes (pytest-xdist; each starts its
+## own SecantusDB; --dist loadgroup keeps each console browser module on one process, its
+## Chromium started once).
 test: lint chromium node
-	$(PY) -m pytest -n 4 --dist loadgroup -m "not serial"
-	$(PY) -m pytest -n 0 -m serial
+	$(PY) -m pytest -n 4 --dist loadgroup
 
 ## The inner loop (docs/contributing.md): the tests not marked slow, on both backends, no lint.
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 4 --dist loadgroup -m "not slow and not serial"
+	$(PY) -m pytest -n 4 --dist loadgroup -m "not slow"
 
 ## make test's pytest run with line coverage of avenue/ (docs/contributing.md has the figure).
 coverage: $(STAMP)

@@ -418,6 +418,20 @@ def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def slow_summary(lines: list[str]) -> str:
+    """The relay's slow-operation lines summed by what they were: what held the one connection."""
+    by_what: dict[str, list[float]] = {}
+    for line in lines:
+        seconds, _, what = line.removeprefix("The embedded database took ").partition(" s for ")
+        by_what.setdefault(what.split(";")[0], []).append(float(seconds))
+    if not by_what:
+        return "operations that held the relay's one connection over 1 s: none"
+    ranked = sorted(by_what.items(), key=lambda item: -sum(item[1]))
+    return ("operations that held the relay's one connection over 1 s (count, total, longest): "
+            + "; ".join(f"{what} ({len(times)}, {sum(times):.1f} s, {max(times):.1f} s)"
+                        for what, times in ranked[:12]))
+
+
 def main() -> None:  # noqa: C901 - one straight script
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: ~20,000 files documents")
@@ -460,10 +474,11 @@ def main() -> None:  # noqa: C901 - one straight script
     marker = folder / "seeded.json"
     # A seeded store of 2 GB takes a minute or two to open.
     database = EmbeddedServer(folder / "db", log_path=folder / "db.log").start(timeout=600)
+    slow_operations: list[str] = []  # the relay's lines: each operation that held it over a second
     if args.relay:  # as make run: every process below reaches the server through one connection
         from avenue.relay import SerialRelay
 
-        relay = SerialRelay("127.0.0.1", database.port).start()
+        relay = SerialRelay("127.0.0.1", database.port, log=slow_operations.append).start()
         database.port = relay.port  # database.uri is the relay's from here on (the process is the server's)
     rows: list[tuple[str, str, str, str]] = []  # (what, figure, target, met)
     notes: list[str] = [f"load average at start: {load_average()} (2 cores, shared)"]
@@ -534,6 +549,8 @@ def main() -> None:  # noqa: C901 - one straight script
                          "met" if result["peak_rss_mb"] < TARGET_RSS_MB else "missed"))
             last = [line for line in result["output"].splitlines() if line.strip()][-1:] or [""]
             notes.append(f"{label} said: {last[0][:300]}")
+        if args.relay:
+            notes.append(slow_summary(slow_operations))
         notes.append(f"load average at end: {load_average()}")
     finally:
         if server is not None:

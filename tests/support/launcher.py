@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pymongo
 
-from avenue.embedded import free_port
+from avenue.embedded import EmbeddedServer, free_port
+from avenue.relay import SerialRelay
 from tests.support import client, tokens
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -222,6 +223,50 @@ class MakeRun:
             self.process.kill()
             self.process.wait(10)
         return time.monotonic() - started
+
+
+class MakeRunDatabase:
+    """An embedded SecantusDB as ``make run`` starts it (avenue/devserver.py): standalone, every
+    client reaching it through the one-connection relay (avenue/relay.py). The fault tests'
+    databases are these: the replica-set server they had reached over many connections wedged
+    once at a test's start beside the other test processes (docs/production.md says why), and
+    this is the embedded configuration the service runs on. ``uri`` is the relay's; ``process``
+    the server's, which a test may kill and :meth:`restart` on the same folder and port."""
+
+    def __init__(self, folder: Path, log_path: Path | None = None) -> None:
+        self.server = EmbeddedServer(folder, log_path=log_path, standalone=True)
+        self.relay: SerialRelay | None = None
+
+    def start(self) -> MakeRunDatabase:
+        self.server.start()
+        self.relay = SerialRelay("127.0.0.1", self.server.port).start()
+        return self
+
+    @property
+    def uri(self) -> str:
+        assert self.relay is not None
+        return self.relay.uri
+
+    @property
+    def port(self) -> int:
+        """The relay's port: what a client (or a proxy in front of it) connects to."""
+        assert self.relay is not None
+        return self.relay.port
+
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self.server.process
+
+    def restart(self) -> None:
+        """Start the server again after a test killed it (the relay's next request reconnects)."""
+        self.server = EmbeddedServer(self.server.storage_path, port=self.server.port,
+                                     log_path=self.server.log_path, standalone=True).start()
+
+    def stop(self) -> None:
+        """Killed, not stopped: a clean shutdown takes seconds, and the folder is a test's."""
+        if self.relay is not None:
+            self.relay.stop()
+        self.server.kill()
 
 
 @contextmanager

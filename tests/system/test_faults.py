@@ -20,23 +20,23 @@ import pymongo
 import pytest
 
 from avenue.builder.references import PageReferences
-from avenue.embedded import EmbeddedServer
 from avenue.media.references import Referrers
 from avenue.ops.fsck import fsck
 from avenue.ops.gc import collect_garbage
 from avenue.shop.references import ProductReferences
 from tests.support import tokens
 from tests.support.fixtures import photo
-from tests.support.launcher import Gunicorn
+from tests.support.launcher import Gunicorn, MakeRunDatabase
 
-# Serial (make test runs it after the rest, alone): its own SecantusDB, started and killed per
-# test, once deadlocked at its start (a createIndexes stuck in WiredTiger under the store's
-# lock) when it ran beside the other xdist processes on two cores; alone it never has.
-pytestmark = [pytest.mark.slow, pytest.mark.serial]
+# Each test has a SecantusDB of its own, as make run starts it (standalone, through the relay:
+# tests/support/launcher.py MakeRunDatabase); the replica-set server they had, reached over many
+# connections, once deadlocked at a test's start beside the other test processes, so these ran
+# alone after the rest. As make run's they run beside the others.
+pytestmark = [pytest.mark.slow]
 DB = "avenue_faults"
 
 
-def _token(database: EmbeddedServer) -> dict[str, str]:
+def _token(database: MakeRunDatabase) -> dict[str, str]:
     """An editor's headers, written before gunicorn starts: a token written while the new
     workers created the fresh database's indexes once left this test's own SecantusDB wedged
     (its known deadlock, docs/production.md; a full run's test hung 300 s on the insert). These
@@ -46,7 +46,7 @@ def _token(database: EmbeddedServer) -> dict[str, str]:
 
 @pytest.fixture
 def database(tmp_path):
-    server = EmbeddedServer(tmp_path / "db", log_path=tmp_path / "db.log").start()
+    server = MakeRunDatabase(tmp_path / "db", log_path=tmp_path / "db.log").start()
     yield server
     server.stop()
 
@@ -189,8 +189,7 @@ def test_killing_the_database_mid_upload_answers_503_and_recovers(database, tmp_
         assert holder["seconds"] < 60  # bounded: no request hangs
         assert server.request("GET", "/readyz", timeout=10)[0] == 503
 
-        restarted = EmbeddedServer(database.storage_path, port=database.port).start()
-        database.process = restarted.process
+        database.restart()
         deadline = time.monotonic() + 30
         while server.request("GET", "/readyz", timeout=10)[0] != 200:
             assert time.monotonic() < deadline, "readyz did not recover by itself"

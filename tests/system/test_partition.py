@@ -10,7 +10,6 @@ import pymongo
 import pytest
 
 from avenue.db import get_db
-from avenue.embedded import EmbeddedServer
 from avenue.media import UPLOADS
 from avenue.media.store import storage
 from avenue.ops.fsck import fsck
@@ -18,12 +17,13 @@ from avenue.ops.gc import collect_garbage
 from tests.helpers import Auth, make_app
 from tests.support.client import upload
 from tests.support.fixtures import photo
-from tests.support.launcher import CuttableProxy
+from tests.support.launcher import CuttableProxy, MakeRunDatabase
 
-# Serial (make test runs it after the rest, alone): its own SecantusDB, started and killed per
-# test, once deadlocked at its start (a createIndexes stuck in WiredTiger under the store's
-# lock) when it ran beside the other xdist processes on two cores; alone it never has.
-pytestmark = [pytest.mark.slow, pytest.mark.serial]
+# Each test has a SecantusDB of its own, as make run starts it (standalone, through the relay:
+# tests/support/launcher.py MakeRunDatabase); the replica-set server they had, reached over many
+# connections, once deadlocked at a test's start beside the other test processes, so these ran
+# alone after the rest. As make run's they run beside the others.
+pytestmark = [pytest.mark.slow]
 
 # How long the app waits for one answer of the database here (MONGO_SOCKET_TIMEOUT_MS), and how long a
 # request may take to answer once the database stops answering: many times that limit, but
@@ -34,8 +34,8 @@ PATIENCE_SECONDS = 10 * OPERATION_TIMEOUT_MS / 1000
 
 @pytest.fixture
 def proxied(tmp_path):
-    server = EmbeddedServer(tmp_path / "db", log_path=tmp_path / "db.log").start()
-    proxy = CuttableProxy(server.port)
+    server = MakeRunDatabase(tmp_path / "db", log_path=tmp_path / "db.log").start()
+    proxy = CuttableProxy(server.port)  # in front of the relay: a cut or a stall is the app's link
     app = make_app((pymongo.MongoClient, proxy.uri), "avenue_partition", MONGO_TIMEOUT_MS=1500,
                    MONGO_SOCKET_TIMEOUT_MS=OPERATION_TIMEOUT_MS)
     yield app, proxy, server
