@@ -26,16 +26,12 @@ from avenue.builder.service import (
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
 from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
-from avenue.media import (
-    FALLBACKS,
-    FORMATS,
-    MAX_ALT_BATCH,
-    MAX_ALT_LENGTH,
-    MAX_ALT_SUGGESTION,
-    MAX_IMAGE_NAME,
-    MAX_SUGGESTIONS,
-    OFFERED,
-)
+
+# The document states the formats' registry and the limits of alt text and image names as
+# they are declared (the media-interface contract lets it read those three kernel modules).
+from avenue.media.alttext import MAX_ALT_BATCH, MAX_ALT_LENGTH, MAX_ALT_SUGGESTION, MAX_SUGGESTIONS
+from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
+from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
 from avenue.urlfetch import MAX_URL_LENGTH

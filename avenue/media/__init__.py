@@ -34,30 +34,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from avenue.media.alttext import (
-    MAX_ALT_BATCH,
-    MAX_ALT_LENGTH,
-    MAX_ALT_SUGGESTION,
-    MAX_SUGGESTIONS,
-    AltChange,
-    AltContext,
-    chosen_alt,
-    clean_alt,
-    colour_name,
-    parse_alt_changes,
-    suggest_alt,
-)
+from avenue.media.alttext import AltChange, AltContext, chosen_alt, clean_alt, parse_alt_changes, suggest_alt
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.effects.facets import ROOT_FOLDER
-
-# The image formats' registry (formats.py): what the OpenAPI document says of formats.
-from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.ingest.edits import Box, Edits, check_crop_name, parse_crop, parse_edits
 from avenue.media.ingest.focal import FocalPoint, parse_focal_point
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.likeness import parse_colour
-from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
-from avenue.media.names import InvalidName, parse_name_body, slug_name
+from avenue.media.names import parse_name_body
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, referrers, rewrite_lists
 from avenue.media.serve.objects import UrlSigner, image_object, near_objects, ref_object
@@ -73,8 +57,6 @@ __all__ = [
     "Changed", "DeleteLease", "Document", "Image", "Library", "Limits", "Stored", "Upload",
     # The API's image object and its URLs (serve/objects.py), configured per app below.
     "UrlSigner", "image_object", "limits_from_config", "ref_object", "signer_from_config",
-    # The image formats' registry (formats.py): what the OpenAPI document says of formats.
-    "FALLBACKS", "FORMATS", "OFFERED",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
     "Near", "near_objects", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
@@ -87,10 +69,9 @@ __all__ = [
     # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).
     "deliveries", "resumable",
     # Alt text suggested without a model (alttext.py): the shop and the builder give the context.
-    "AltChange", "AltContext", "MAX_ALT_BATCH", "MAX_ALT_LENGTH", "MAX_ALT_SUGGESTION", "MAX_SUGGESTIONS",
-    "chosen_alt", "clean_alt", "colour_name", "parse_alt_changes", "suggest_alt",
-    # Readable names in public URLs (names.py): the rule, and Library.rename sets one.
-    "InvalidName", "MAX_IMAGE_NAME", "parse_name_body", "slug_name",
+    "AltChange", "AltContext", "chosen_alt", "clean_alt", "parse_alt_changes", "suggest_alt",
+    # Readable names in public URLs (names.py): the body's rule; Library.rename sets one.
+    "parse_name_body",
 ]
 
 

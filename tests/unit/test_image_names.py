@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from avenue.media import MAX_IMAGE_NAME, InvalidName, parse_name_body, slug_name
-from avenue.media.names import is_slug
+from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
+from avenue.media.names import InvalidName, is_slug, parse_name_body, slug_name
 
 
 @pytest.mark.parametrize(("typed", "slug"), [
