@@ -145,3 +145,38 @@ def test_a_product_write_counts_exactly_its_difference(db, before, after, change
     product_counters.record_product_change(db, before, after)
     held = product_counters.product_counters(db)
     assert {k: held[k] for k in product_counters.FIELDS if held[k]} == change
+
+
+def test_the_chunk_count_is_exact_and_on_the_embedded_database_read_from_the_files_alone(db, monkeypatch):
+    """SecantusDB answers a hinted count of the chunks by decoding every one of them (all the
+    stored bytes in one operation): there the count is derived from the files documents."""
+    import datetime as dt
+
+    from bson import ObjectId
+
+    from avenue.servers import is_embedded
+
+    bucket, size = "chunk_count", 255 * 1024  # a bucket of its own, chunked as GridFS does
+    for length in (0, size, 600 * 1024 + 1):  # 0, 1 and 3 chunks
+        file_id = ObjectId()
+        db[f"{bucket}.files"].insert_one({"_id": file_id, "length": length, "chunkSize": size,
+                                          "filename": "raw", "uploadDate": dt.datetime.now(dt.UTC),
+                                          "metadata": {"role": "original"}})
+        chunks = [{"files_id": file_id, "n": n, "data": b"\0" * min(size, length - at)}
+                  for n, at in enumerate(range(0, length, size))]
+        if chunks:
+            db[f"{bucket}.chunks"].insert_many(chunks)
+    counted_on: list[str] = []
+    collection = type(db[f"{bucket}.chunks"])  # pymongo's, or mongomock's
+    real_count = collection.count_documents
+
+    def count_documents(self, *args, **kwargs):
+        counted_on.append(self.name)
+        return real_count(self, *args, **kwargs)
+
+    monkeypatch.setattr(collection, "count_documents", count_documents)
+    counted = count_bucket(db, bucket, chunk_index=True)
+    monkeypatch.undo()
+    assert counted["chunks"] == db[f"{bucket}.chunks"].count_documents({}) == 4
+    assert counted["files"] == 3 and counted["bytes"] == size + 600 * 1024 + 1
+    assert counted_on == ([] if is_embedded(db) else [f"{bucket}.chunks"])
