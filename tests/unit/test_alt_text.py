@@ -8,18 +8,15 @@ import time
 import pytest
 
 from avenue.errors import BadRequest
-from avenue.media import (
+from avenue.media import AltChange, AltContext, chosen_alt, parse_alt_changes, suggest_alt
+from avenue.media.alttext import (
+    COLOUR_NAMES,
     MAX_ALT_BATCH,
     MAX_ALT_SUGGESTION,
     MAX_SUGGESTIONS,
-    AltChange,
-    AltContext,
-    chosen_alt,
     colour_name,
-    parse_alt_changes,
-    suggest_alt,
+    filename_words,
 )
-from avenue.media.alttext import COLOUR_NAMES, filename_words
 
 
 @pytest.mark.parametrize(("colour", "name"), [
