@@ -147,9 +147,9 @@ def test_a_product_write_counts_exactly_its_difference(db, before, after, change
     assert {k: held[k] for k in product_counters.FIELDS if held[k]} == change
 
 
-def test_the_chunk_count_is_exact_and_on_the_embedded_database_read_from_the_files_alone(db, monkeypatch):
-    """SecantusDB answers a hinted count of the chunks by decoding every one of them (all the
-    stored bytes in one operation): there the count is derived from the files documents."""
+def test_the_chunk_count_is_exact_and_on_the_embedded_database_decodes_no_chunk(db, monkeypatch):
+    """SecantusDB answers a count hinted on the chunk index by decoding every chunk (all the
+    stored bytes in one operation): there the chunks are counted by a count with no filter."""
     import datetime as dt
 
     from bson import ObjectId
@@ -179,4 +179,5 @@ def test_the_chunk_count_is_exact_and_on_the_embedded_database_read_from_the_fil
     monkeypatch.undo()
     assert counted["chunks"] == db[f"{bucket}.chunks"].count_documents({}) == 4
     assert counted["files"] == 3 and counted["bytes"] == size + 600 * 1024 + 1
+    # On the embedded database: estimated_document_count, a count command with no filter.
     assert counted_on == ([] if is_embedded(db) else [f"{bucket}.chunks"])
