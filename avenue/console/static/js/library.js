@@ -1,8 +1,11 @@
-// Media library (editors, admins): thumbnails, search by name, folder and tag, upload with
-// progress, alt text, folder and tags, the focal point (click the picture, or type it),
-// replacing an image's file in place, where each image is used, and deletion that shows
-// the pages in the way before forcing it; many at once: select (click, shift-click for a range,
-// or every image the filter matches), then move, tag, untag, delete or restore from the trash.
+// Media library (editors, admins): a grid of thumbnails (name and size under each), search by
+// name, folder and tag, upload with progress; a click (or Enter) opens an image's details in a
+// panel beside the grid (the whole screen on a phone): the larger picture with its focal point
+// (click it, or move its marker by keyboard), alt text, folder and tags, its readable name,
+// named crops, versions, where it is used, look-alikes, deliveries, the editor, replacing its
+// file in place, and deletion that shows the pages in the way before forcing it. Many at once:
+// select (Ctrl/Cmd-click, Shift-click for a range, the keyboard, or every image the filter
+// matches), then move, tag, untag, delete or restore from the trash.
 import {ApiError, api, countOf, el, formatBytes, formatDate, newest, pageMessage, sendForm, show, upload} from './api.js';
 import {bulkPanel, dropTarget} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
@@ -19,9 +22,9 @@ const searchForm = document.getElementById('search-form');
 const uploadForm = document.getElementById('upload-form');
 const uploadList = document.getElementById('upload-list');
 const dialog = document.getElementById('force-dialog');
-// A .media-grid cell's picture: at most about 26rem wide (one column on a phone, below 13rem
-// + 13rem), about 12rem on a wide screen.
-const CELL = gridSizes('(max-width: 480px) calc(100vw - 5rem), 26rem');
+// A .media-grid cell's picture: about half the screen on a phone (two columns), at most about
+// 13rem on a wide one.
+const CELL = gridSizes('(max-width: 480px) calc(50vw - 2.5rem), 13rem');
 
 let query = '';
 let folder = '';
@@ -33,7 +36,7 @@ let trashView = false;  // the library's trash instead of the library
 // The selection: id → filename; or every image the filter matches (allMatching).
 const selected = new Map();
 let allMatching = false;
-let lastChecked = null;  // the checkbox clicked last, for shift-click ranges
+let lastChecked = null;  // the tile selected last: where a Shift range starts
 let after = null;  // the next page's cursor (the API's `next`)
 let shown = 0;
 let total = 0;
@@ -57,11 +60,21 @@ function describeCount() {
     : (filter ? `No image ${filter}.` : 'The library is empty.');
 }
 
-// --- selection and bulk actions (POST /api/builder/media/bulk) -----------------------------
+// --- the grid: a listbox of tiles, selection and bulk actions (POST /api/builder/media/bulk) ---
+// A click opens an image's details in the panel (and selects it alone); Ctrl/Cmd-click adds or
+// removes one, Shift-click selects the range from the last one clicked. By keyboard (one tile
+// is in the Tab order, the one last focused): arrows move, Space selects, Shift+arrows and
+// Shift+Space select a range, Enter opens the details, Ctrl+A selects every tile shown.
 
 const bulkCount = document.getElementById('bulk-count');
 const bulkSummary = document.getElementById('bulk-summary');
+const bulkActions = document.getElementById('bulk-actions');
+const bulkBar = document.getElementById('bulk-bar');
 const selectAll = document.getElementById('select-all');
+
+function tiles() {
+  return [...grid.querySelectorAll('li[role="option"]')];
+}
 
 function describeSelection() {
   const count = allMatching ? countOf({total, total_exact: totalExact}) : selected.size;
@@ -69,9 +82,10 @@ function describeSelection() {
     : (count ? `${count} image(s) selected.` : 'No image selected.');
   selectAll.textContent = `Select all ${countOf({total, total_exact: totalExact})} matching`;
   selectAll.hidden = trashView;
-  for (const box of grid.querySelectorAll('input.pick')) {
-    box.checked = allMatching || selected.has(box.value);
-    box.closest('li').classList.toggle('selected', box.checked);
+  bulkActions.hidden = !(allMatching || selected.size);
+  bulkBar.classList.toggle('quiet', bulkActions.hidden);
+  for (const tile of tiles()) {
+    tile.setAttribute('aria-selected', String(allMatching || selected.has(tile.dataset.id)));
   }
 }
 
@@ -82,28 +96,104 @@ function clearSelection() {
   describeSelection();
 }
 
-// A checkbox per card; shift-click checks or unchecks every card between it and the last one.
-function pickBox(id, filename) {
-  const box = el('input', {type: 'checkbox', class: 'pick', value: id, 'aria-label': `Select ${filename}`,
-    dataset: {filename}});
-  box.addEventListener('click', (event) => {
-    if (allMatching) {  // narrowing "all matching" down: start from the cards shown
-      allMatching = false;
-      for (const other of grid.querySelectorAll('input.pick')) selected.set(other.value, other.dataset.filename);
+// Narrowing "all matching" down: start from the tiles shown.
+function leaveAllMatching() {
+  if (!allMatching) return;
+  allMatching = false;
+  for (const tile of tiles()) selected.set(tile.dataset.id, tile.dataset.filename);
+}
+
+function selectRange(tile) {
+  const all = tiles();
+  const from = lastChecked && all.includes(lastChecked) ? all.indexOf(lastChecked) : all.indexOf(tile);
+  const to = all.indexOf(tile);
+  for (const one of all.slice(Math.min(from, to), Math.max(from, to) + 1)) selected.set(one.dataset.id, one.dataset.filename);
+}
+
+function toggle(tile) {
+  leaveAllMatching();
+  if (selected.has(tile.dataset.id)) selected.delete(tile.dataset.id);
+  else selected.set(tile.dataset.id, tile.dataset.filename);
+  lastChecked = tile;
+}
+
+// The one tile in the Tab order (roving tabindex): the one focused last, else the first.
+function focusTile(tile, {scroll = true} = {}) {
+  if (!tile) return;
+  for (const other of tiles()) other.tabIndex = other === tile ? 0 : -1;
+  tile.focus({preventScroll: !scroll});
+}
+
+function columns() {
+  const all = tiles();
+  if (!all.length) return 1;
+  const top = all[0].offsetTop;
+  const count = all.findIndex((tile) => tile.offsetTop !== top);
+  return count === -1 ? all.length : count;
+}
+
+function onTileClick(event, tile, open) {
+  if (event.shiftKey) {
+    leaveAllMatching();
+    selectRange(tile);
+  } else if (event.ctrlKey || event.metaKey) {
+    toggle(tile);
+  } else {
+    allMatching = false;
+    selected.clear();
+    selected.set(tile.dataset.id, tile.dataset.filename);
+    lastChecked = tile;
+    if (open) open();
+  }
+  focusTile(tile, {scroll: false});
+  describeSelection();
+}
+
+function onTileKey(event, tile, open) {
+  const all = tiles();
+  const index = all.indexOf(tile);
+  const moves = {ArrowLeft: -1, ArrowRight: 1, ArrowUp: -columns(), ArrowDown: columns(),
+    Home: -index, End: all.length - 1 - index};
+  if (event.key in moves) {
+    event.preventDefault();
+    const next = all[Math.min(all.length - 1, Math.max(0, index + moves[event.key]))];
+    if (event.shiftKey) {
+      leaveAllMatching();
+      if (!lastChecked) lastChecked = tile;
+      selectRange(next);
+      describeSelection();
     }
-    const boxes = [...grid.querySelectorAll('input.pick')];
-    const range = event.shiftKey && lastChecked && boxes.includes(lastChecked)
-      ? boxes.slice(Math.min(boxes.indexOf(lastChecked), boxes.indexOf(box)),
-        Math.max(boxes.indexOf(lastChecked), boxes.indexOf(box)) + 1)
-      : [box];
-    for (const one of range) {
-      if (box.checked) selected.set(one.value, one.dataset.filename);
-      else selected.delete(one.value);
+    focusTile(next);
+  } else if (event.key === ' ') {
+    event.preventDefault();
+    if (event.shiftKey) {
+      leaveAllMatching();
+      selectRange(tile);
+    } else {
+      toggle(tile);
     }
-    lastChecked = box;
     describeSelection();
-  });
-  return el('p', {class: 'select'}, box, el('span', {'aria-hidden': 'true'}, 'Select'));
+  } else if (event.key === 'Enter') {
+    event.preventDefault();
+    if (open) open();
+  } else if (event.key === 'Escape' && panelFor) {
+    event.preventDefault();
+    closePanel();
+  } else if (event.key === 'a' && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    leaveAllMatching();
+    for (const one of all) selected.set(one.dataset.id, one.dataset.filename);
+    describeSelection();
+  }
+}
+
+// A tile: the picture, its name and size; `open` shows its details (none in the trash).
+function tile(id, filename, children, open) {
+  const node = el('li', {role: 'option', class: 'media-card media-tile', tabindex: '-1', 'aria-selected': 'false',
+    dataset: {id, filename}, title: filename}, ...children);
+  node.addEventListener('click', (event) => onTileClick(event, node, open));
+  node.addEventListener('keydown', (event) => onTileKey(event, node, open));
+  return node;
 }
 
 function currentFilter() {
@@ -123,7 +213,7 @@ async function runBulk(action, extra, verb) {
     return;
   }
   const names = new Map(selected);
-  for (const box of grid.querySelectorAll('input.pick')) names.set(box.value, box.dataset.filename);
+  for (const shown of tiles()) names.set(shown.dataset.id, shown.dataset.filename);
   let done = 0;
   const refused = [];
   bulkSummary.hidden = false;
@@ -197,12 +287,65 @@ function askForce(media, pages) {
   });
 }
 
-// "4000×3000 · 1.2 MB · date": what a card says about the picture (again after a replace).
+// "4000×3000 · 1.2 MB · date": what the details say about the picture (again after a replace).
 function sizeLine(media) {
   return `${media.width}×${media.height} · ${formatBytes(media.bytes)} · ${formatDate(media.uploaded_at)}`;
 }
 
+// Under a tile: "1.2 MB · 4000×3000".
+function tileLine(media) {
+  return `${formatBytes(media.bytes)} · ${media.width}×${media.height}`;
+}
+
+// A library image's tile: its picture (the rendition that fits the cell, over its dominant
+// colour), name and size. The picture is decorative here: the name says which image it is.
 function card(media) {
+  const shown = picture(media, CELL, {alt: '', width: '160', height: '160'});
+  const node = tile(media.id, media.filename, [
+    shown,
+    el('p', {class: 'filename'}, media.filename),
+    el('p', {class: 'size'}, tileLine(media)),
+  ], () => openPanel(media, node));
+  node.media = media;
+  return node;
+}
+
+// --- the details panel (beside the grid; the whole screen on a phone) ------------------------
+
+const panel = document.getElementById('media-panel');
+const libraryBody = document.getElementById('library-body');
+// The panel's picture: the whole screen's width on a phone, about 21rem beside the grid (not
+// sizes="auto": the panel is drawn at once, and Chromium chose the ladder's top before its layout).
+const PANEL = '(max-width: 760px) calc(100vw - 2rem), 21rem';
+let panelFor = null;  // the tile whose details are shown
+
+function closePanel({focus = true} = {}) {
+  const from = panelFor;
+  panelFor = null;
+  panel.hidden = true;
+  panel.replaceChildren();
+  libraryBody.classList.remove('with-panel');
+  for (const node of tiles()) node.classList.remove('current');
+  if (focus && from && from.isConnected) focusTile(from);
+}
+
+// The tile after `node` (or before it, at the end): where "Save and next" goes.
+function nextTile(node) {
+  const all = tiles();
+  return all[all.indexOf(node) + 1] || null;
+}
+
+function openPanel(media, node, {focus = 'title'} = {}) {
+  panelFor = node;
+  for (const other of tiles()) other.classList.toggle('current', other === node);
+  libraryBody.classList.add('with-panel');
+  panel.hidden = false;
+  panel.replaceChildren(...details(media, node));
+  if (focus === 'alt') panel.querySelector(`#alt-${media.id}`).focus();
+  else if (focus) panel.querySelector('.panel-title').focus();
+}
+
+function details(media, node) {
   const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
   const usedIn = el('div', {class: 'used-in'});
   const altId = `alt-${media.id}`;
@@ -210,7 +353,7 @@ function card(media) {
   const folderId = `folder-${media.id}`;
   const folderInput = el('input', {id: folderId, value: media.folder || '/', maxlength: '255'});
   const tagsId = `tags-${media.id}`;
-  const tagsInput = el('input', {id: tagsId, value: (media.tags || []).join(', '), maxlength: '900'});
+  const tagsInput = el('input', {id: tagsId, value: (media.tags || []).join(', '), maxlength: '900', list: 'tag-list'});
   const nameId = `name-${media.id}`;
   const nameInput = el('input', {id: nameId, value: media.name || '', maxlength: '200', size: '8'});
   // The readable name's public URL (PUT …/name): shown once it has one.
@@ -221,15 +364,17 @@ function card(media) {
     namedLink.textContent = media.named_url ? media.named_url.split('/').pop() : '';
   }
   showNamed();
-  // The rendition that fits the grid cell, in the best format the browser takes.
-  const shown = picture(media, CELL, {alt: media.alt || '', width: '200', height: '200',
+  // The larger picture; the focal point is picked on it: a click, or its marker by keyboard.
+  const large = picture(media, PANEL, {alt: media.alt || '', width: '336', height: '336', loading: 'eager',
     title: 'Click where the subject is to set the focal point'});
-  const thumb = shown.querySelector('img');
-  const marker = el('span', {class: 'focal-marker', 'aria-hidden': 'true'});
-  const frame = el('div', {class: 'focal-frame'}, shown, marker);
-  const focalX = el('input', {id: `fx-${media.id}`, type: 'number', min: '0', max: '1', step: '0.01', required: true});
-  const focalY = el('input', {id: `fy-${media.id}`, type: 'number', min: '0', max: '1', step: '0.01', required: true});
+  const thumb = large.querySelector('img');
+  const focalHelpId = `focal-help-${media.id}`;
+  const marker = el('span', {class: 'focal-marker', tabindex: '0', role: 'group', 'aria-describedby': focalHelpId});
+  const frame = el('div', {class: 'focal-frame'}, large, marker);
+  const sizeText = el('p', {class: 'muted size-line'}, sizeLine(media));
+  const crops = el('p', {class: 'crops-line'});
   const replaceInput = el('input', {id: `replace-${media.id}`, type: 'file', accept: 'image/*', required: true});
+  let point = {...(media.focal_point || {x: 0.5, y: 0.5})};
 
   // Where the picture is drawn inside the square (object-fit: contain leaves bands).
   function drawnBox() {
@@ -240,18 +385,34 @@ function card(media) {
     return {left: (box.width - width) / 2, top: (box.height - height) / 2, width, height, box};
   }
   function placeMarker() {
-    const point = media.focal_point || {x: 0.5, y: 0.5};
-    focalX.value = point.x;
-    focalY.value = point.y;
     const drawn = drawnBox();
     marker.style.left = `${drawn.left + point.x * drawn.width}px`;
     marker.style.top = `${drawn.top + point.y * drawn.height}px`;
+    marker.setAttribute('aria-label', `Focal point of ${media.filename}: ${Math.round(point.x * 100)} % across, `
+      + `${Math.round(point.y * 100)} % down`);
+    marker.dataset.x = String(point.x);
+    marker.dataset.y = String(point.y);
   }
-  // New bytes or a new crop give new URLs (the version changes): show the new thumbnail.
+  function showCrops() {
+    const names = Object.keys(media.crops || {});
+    crops.textContent = names.length ? `Named crops: ${names.join(', ')} (Edit to draw or change them).`
+      : 'No named crops yet (Edit to draw one: hero, card, og…).';
+  }
+  showCrops();
+  // New bytes or a new crop give new URLs (the version changes): show the new picture, here and
+  // on the tile.
   function refresh(saved) {
     Object.assign(media, saved);
-    showImage(shown, saved);
-    item.querySelector('.muted').textContent = sizeLine(saved);
+    point = {...(media.focal_point || {x: 0.5, y: 0.5})};
+    showImage(large, media);
+    const shownTile = node.querySelector('picture');
+    if (shownTile) showImage(shownTile, media);
+    node.querySelector('.filename').textContent = media.filename;
+    node.querySelector('.size').textContent = tileLine(media);
+    node.dataset.filename = media.filename;
+    sizeText.textContent = sizeLine(media);
+    title.textContent = media.filename;
+    showCrops();
     placeMarker();
   }
   async function setFocal(x, y) {
@@ -263,28 +424,60 @@ function card(media) {
     }
   }
   thumb.addEventListener('load', placeMarker);
+  placeMarker();  // its name now; its place again once the picture is drawn
   thumb.addEventListener('click', (event) => {
     const drawn = drawnBox();
     const clamp = (v) => Math.min(1, Math.max(0, Math.round(v * 100) / 100));
     setFocal(clamp((event.clientX - drawn.box.left - drawn.left) / drawn.width),
       clamp((event.clientY - drawn.box.top - drawn.top) / drawn.height));
   });
-  const item = el('li', {class: 'media-card', dataset: {id: media.id}},
-    pickBox(media.id, media.filename),
-    frame,
-    el('p', {class: 'filename'}, media.filename),
-    el('p', {class: 'muted'}, sizeLine(media)),
-    el('form', {class: 'row small', onsubmit: async (event) => {
+  // By keyboard: arrows move the marker (Shift: ten steps), Enter sets the point.
+  marker.addEventListener('keydown', (event) => {
+    const moves = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
+    if (event.key === 'Enter') {
       event.preventDefault();
+      setFocal(point.x, point.y);
+      return;
+    }
+    if (!moves[event.key]) return;
+    event.preventDefault();
+    const step = event.shiftKey ? 0.1 : 0.01;
+    const [dx, dy] = moves[event.key];
+    const clamp = (v) => Math.round(Math.min(1, Math.max(0, v)) * 100) / 100;
+    point = {x: clamp(point.x + dx * step), y: clamp(point.y + dy * step)};
+    placeMarker();
+  });
+
+  async function saveFields() {
+    const tags = tagsInput.value.split(',').map((t) => t.trim()).filter(Boolean);
+    const saved = await api('PATCH', `/api/builder/media/${media.id}`,
+      {alt: altInput.value, folder: folderInput.value, tags});
+    Object.assign(media, {alt: saved.alt, folder: saved.folder, tags: saved.tags});
+    folderInput.value = saved.folder;
+    tagsInput.value = saved.tags.join(', ');
+    thumb.alt = saved.alt || '';
+    loadFacets();
+  }
+  const next = nextTile(node);
+  const title = el('h2', {id: 'panel-title', class: 'panel-title', tabindex: '-1'}, media.filename);
+  return [
+    el('div', {class: 'panel-head'}, title,
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Close the details of ${media.filename}`,
+        onclick: () => closePanel()}, 'Close')),
+    frame,
+    el('p', {class: 'muted', id: focalHelpId}, 'Click the picture where the subject is to set the focal point, '
+      + 'or focus the marker: arrows move it (Shift: faster), Enter sets it.'),
+    sizeText,
+    el('form', {class: 'panel-form', onsubmit: async (event) => {
+      event.preventDefault();
+      const andNext = event.submitter && event.submitter.value === 'next';
       try {
-        const tags = tagsInput.value.split(',').map((t) => t.trim()).filter(Boolean);
-        const saved = await api('PATCH', `/api/builder/media/${media.id}`,
-          {alt: altInput.value, folder: folderInput.value, tags});
-        Object.assign(media, {alt: saved.alt, folder: saved.folder, tags: saved.tags});
-        folderInput.value = saved.folder;
-        tagsInput.value = saved.tags.join(', ');
+        await saveFields();
         show(status, 'Saved.', 'ok');
-        loadFacets();
+        if (andNext && next && next.isConnected && next.media) {
+          openPanel(next.media, next, {focus: 'alt'});
+          focusTileQuietly(next);
+        }
       } catch (error) {
         show(status, error.message, 'error');
       }
@@ -292,7 +485,9 @@ function card(media) {
     el('label', {for: altId}, 'Alt text'), altInput,
     el('label', {for: folderId}, 'Folder'), folderInput,
     el('label', {for: tagsId}, 'Tags'), tagsInput,
-    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save alt text, folder and tags of ${media.filename}`}, 'Save')),
+    el('div', {class: 'row small'},
+      el('button', {type: 'submit', value: 'save', class: 'secondary', 'aria-label': `Save alt text, folder and tags of ${media.filename}`}, 'Save'),
+      next ? el('button', {type: 'submit', value: 'next', class: 'secondary'}, 'Save and next') : null)),
     el('form', {class: 'name-form', onsubmit: async (event) => {
       event.preventDefault();
       try {
@@ -310,30 +505,7 @@ function card(media) {
     el('div', {class: 'row small'}, nameInput,
       el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save name of ${media.filename}`}, 'Save name')),
     namedLink),
-    el('form', {class: 'row small focal-form', onsubmit: (event) => {
-      event.preventDefault();
-      setFocal(Number(focalX.value), Number(focalY.value));
-    }},
-    el('label', {for: focalX.id}, 'Focal x'), focalX,
-    el('label', {for: focalY.id}, 'Focal y'), focalY,
-    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Set focal point of ${media.filename}`}, 'Set focal point')),
-    el('form', {class: 'row small replace-form', onsubmit: async (event) => {
-      event.preventDefault();
-      const file = replaceInput.files[0];
-      if (!file) return;
-      const form = new FormData();
-      form.append('file', file);
-      try {
-        refresh(await upload(`/api/builder/media/${media.id}`, form, () => {}, 'PUT'));
-        item.querySelector('.filename').textContent = media.filename;
-        event.target.reset();
-        show(status, 'Replaced: pages using it show the new image; the old one is in the trash.', 'ok');
-      } catch (error) {
-        show(status, error.message, 'error');
-      }
-    }},
-    el('label', {for: replaceInput.id}, 'Replace file'), replaceInput,
-    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Replace the file of ${media.filename}`}, 'Replace')),
+    crops,
     el('div', {class: 'row small'},
       el('button', {type: 'button', 'aria-label': `Edit ${media.filename}`, onclick: () => openEditor({
         image: media, base: `/api/builder/media/${media.id}`,
@@ -369,15 +541,52 @@ function card(media) {
           }
         }}, 'Deliveries'),
       el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${media.filename}`,
-        onclick: () => remove(media, item, status, usedIn)}, 'Delete')),
-    usedIn, status);
-  return item;
+        onclick: () => remove(media, node, status, usedIn)}, 'Delete')),
+    usedIn, status,
+    el('form', {class: 'row small replace-form', onsubmit: async (event) => {
+      event.preventDefault();
+      const file = replaceInput.files[0];
+      if (!file) return;
+      const form = new FormData();
+      form.append('file', file);
+      try {
+        refresh(await upload(`/api/builder/media/${media.id}`, form, () => {}, 'PUT'));
+        event.target.reset();
+        show(status, 'Replaced: pages using it show the new image; the old one is in the trash.', 'ok');
+      } catch (error) {
+        show(status, error.message, 'error');
+      }
+    }},
+    el('label', {for: replaceInput.id}, 'Replace file'), replaceInput,
+    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Replace the file of ${media.filename}`}, 'Replace')),
+  ];
 }
 
-async function remove(media, item, status, usedIn) {
+// The tile whose details "Save and next" opened becomes the grid's Tab stop, the focus staying
+// in the panel's alt text box.
+function focusTileQuietly(node) {
+  for (const other of tiles()) other.tabIndex = other === node ? 0 : -1;
+  selected.clear();
+  allMatching = false;
+  selected.set(node.dataset.id, node.dataset.filename);
+  lastChecked = node;
+  describeSelection();
+  node.scrollIntoView({block: 'nearest'});
+}
+
+function removed(node) {
+  if (panelFor === node) closePanel({focus: false});
+  const after = nextTile(node);
+  selected.delete(node.dataset.id);
+  node.remove();
+  describeSelection();
+  if (after) focusTile(after);
+}
+
+async function remove(media, node, status, usedIn) {
   try {
     await api('DELETE', `/api/builder/media/${media.id}`);
-    item.remove();
+    removed(node);
     pageMessage(`${media.filename} deleted.`, 'ok');
     recount(-1);
   } catch (error) {
@@ -391,7 +600,7 @@ async function remove(media, item, status, usedIn) {
     if (!(await askForce(media, pages))) return;
     try {
       await api('DELETE', `/api/builder/media/${media.id}?force=1`);
-      item.remove();
+      removed(node);
       pageMessage(`${media.filename} deleted and removed from ${pages.join(', ')}.`, 'ok');
       recount(-1);
     } catch (forced) {
@@ -399,6 +608,19 @@ async function remove(media, item, status, usedIn) {
     }
   }
 }
+
+// One tile in the Tab order: the first, until another is focused.
+function tabStop() {
+  const all = tiles();
+  if (all.length && !all.some((node) => node.tabIndex === 0)) all[0].tabIndex = 0;
+}
+
+panel.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && !event.target.closest('dialog')) {
+    event.preventDefault();
+    closePanel();
+  }
+});
 
 // A new search (or a folder, then a sort, chosen quickly) supersedes the list still loading:
 // its answer would be appended to the new one's.
@@ -409,6 +631,7 @@ async function load(reset) {
   if (reset) {
     after = null;
     shown = 0;
+    closePanel({focus: false});
     grid.replaceChildren();
   }
   listStatus.textContent = 'Loading…';
@@ -420,6 +643,7 @@ async function load(reset) {
       const answer = await api('GET', `/api/trash?${filters}`);
       if (!current()) return;
       grid.append(...answer.items.map(trashCard));
+      tabStop();
       shown += answer.items.length;
       after = answer.next;
       total = answer.total;
@@ -438,6 +662,7 @@ async function load(reset) {
     const answer = await api('GET', `/api/builder/media?${filters}`);
     if (!current()) return;
     grid.append(...answer.items.map(card));
+    tabStop();
     shown += answer.items.length;
     after = answer.next;
     total = answer.total;
@@ -464,11 +689,11 @@ searchForm.addEventListener('submit', (event) => {
 
 // A trashed image: no picture (nothing in the trash is served), its name and when it goes.
 function trashCard(item) {
-  return el('li', {class: 'media-card', dataset: {id: item.id}},
-    pickBox(item.id, item.filename),
+  return tile(item.id, item.filename, [
     el('p', {class: 'filename'}, item.filename),
-    el('p', {class: 'muted'}, `${item.width}×${item.height} · ${formatBytes(item.bytes)} · deleted ${formatDate(item.deleted_at)}`),
-    el('p', {class: 'muted'}, `Kept until ${formatDate(item.purge_after)}.`));
+    el('p', {class: 'size'}, `${formatBytes(item.bytes)} · ${item.width}×${item.height}`),
+    el('p', {class: 'size'}, `Deleted ${formatDate(item.deleted_at)}; kept until ${formatDate(item.purge_after)}.`),
+  ], null);
 }
 
 const trashButton = document.getElementById('show-trash');
