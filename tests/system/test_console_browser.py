@@ -1343,6 +1343,51 @@ def test_the_ops_dashboard_shows_delivery_numbers_a_chart_and_the_clean_up_list(
     shot(page, "ops-delivery")
 
 
+def test_an_admin_goes_from_a_delivery_row_to_the_image_s_details_in_the_library(live, open_as):
+    """The ops dashboard's rows and lists link each library image's details panel for those who
+    may open the library (ops may not: no link), named for screen readers with the file name."""
+    import io
+
+    from PIL import Image as PILImage
+
+    from avenue.media import BUILDER
+    from avenue.media.serve.route import flush_deliveries
+    from avenue.media.store.originals import store
+
+    def unique_png() -> bytes:
+        out = io.BytesIO()
+        PILImage.new("RGB", (64, 48), tuple(uuid.uuid4().bytes[:3])).save(out, "PNG")
+        return out.getvalue()
+
+    name = f"linked-{uuid.uuid4().hex[:6]}.png"
+    served = store(database(live), BUILDER, unique_png(), filename=name).doc
+    idle = f"idle-{uuid.uuid4().hex[:6]}.png"
+    store(database(live), BUILDER, unique_png(), filename=idle)
+    page = open_as("admin", audit=True)
+    for _ in range(80):  # more than any other image of this module: on the most-served list
+        assert page.request.get(f"/media/builder/{served['_id']}").ok
+    flush_deliveries(live)
+    page.goto("/console/ops")
+    row = page.locator("#delivery-top tbody tr", has=page.locator(f"button[title='builder/{served['_id']}']"))
+    link = row.get_by_role("link", name=f"Details of {name}", exact=True)
+    link.wait_for()
+    assert link.evaluate("(a) => a.firstChild.textContent") == "Details"  # the rest is for screen readers
+    never = page.locator("#delivery-never li", has_text=idle)
+    never.get_by_role("link", name=f"Details of {idle}", exact=True).wait_for()
+    page.wait_for_load_state("networkidle")
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=1)
+    link.click()
+    page.wait_for_url(f"**/console/library?open={served['_id']}")
+    panel = page.get_by_role("complementary", name=name)
+    panel.wait_for()
+    assert panel.get_by_role("button", name=f"Deliveries of {name}").is_visible()
+    ops = open_as("ops")
+    ops.goto("/console/ops")
+    ops.locator("#delivery-top tbody tr").first.wait_for()
+    assert ops.locator("#delivery-top a.details-link, #delivery-never a.details-link").count() == 0
+
+
 def test_a_late_clean_up_answer_for_the_days_shown_first_does_not_replace_the_days_typed_after(live, open_as):
     page = open_as("ops")
     first = hold_first(page, "**/api/admin/cleanup?days=90*")

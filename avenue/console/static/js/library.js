@@ -329,10 +329,10 @@ function closePanel({focus = true} = {}) {
   if (focus && from && from.isConnected) focusTile(from);
 }
 
-// The tile after `node` (or before it, at the end): where "Save and next" goes.
+// The tile after `node` in the grid (none at its end, or for a tile outside it): where "Save and next" goes.
 function nextTile(node) {
   const all = tiles();
-  return all[all.indexOf(node) + 1] || null;
+  return all.includes(node) ? all[all.indexOf(node) + 1] || null : null;
 }
 
 function openPanel(media, node, {focus = 'title'} = {}) {
@@ -804,5 +804,28 @@ document.getElementById('page-alt-pick').addEventListener('submit', async (event
   }
 });
 
-load(true);
+// /console/library?open=<id> (the ops dashboard's links): that image's details once the first
+// page is drawn; an image not on it gets a tile of its own, outside the grid.
+async function openLinked() {
+  const id = new URLSearchParams(location.search).get('open');
+  if (!id) return;
+  let node = tiles().find((one) => one.dataset.id === id);
+  if (!node) {
+    try {
+      node = card(await api('GET', `/api/builder/media/${encodeURIComponent(id)}`));
+    } catch (error) {
+      pageMessage(error.message);
+      return;
+    }
+  }
+  if (node.isConnected) {
+    selected.clear();
+    selected.set(node.dataset.id, node.dataset.filename);
+    lastChecked = node;
+    describeSelection();
+  }
+  openPanel(node.media, node);
+}
+
+load(true).then(openLinked);
 loadFacets();
