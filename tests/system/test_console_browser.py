@@ -384,6 +384,38 @@ def test_product_prices_show_in_the_shop_s_currency(live, open_as):
     page.get_by_role("row", name=re.compile(sku)).get_by_text("€1,999.50").wait_for()
 
 
+def after_content(locator) -> str:
+    """What CSS draws after ``locator``'s element (its ``::after`` content), or "none"."""
+    return locator.evaluate("(node) => getComputedStyle(node, '::after').content")
+
+
+def test_a_product_photo_says_it_is_being_prepared_until_its_picture_arrives(live, open_as):
+    """A rendition made on its first request can take seconds: the photo says so over its
+    dominant colour instead of showing a flat colour only, and not once it is drawn."""
+    page = open_as("admin", audit=True)
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    sku = f"PREP-{uuid.uuid4().hex[:6]}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "Slow lamp", "price": 25}).ok
+    added = page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
+                              multipart={"images": {"name": "slow.jpg", "mimeType": "image/jpeg",
+                                                    "buffer": fresh_jpeg(640, 480)}})
+    assert added.ok, added.text()
+    held = hold_first(page, "**/media/**/w_*")  # the photo's rendition, as if still being made
+    page.goto(f"/console/products/{sku}", wait_until="domcontentloaded")
+    wait_until_asked(page, held)
+    photo = page.locator("#photos .photo picture")
+    photo.and_(page.locator("[data-state='preparing']")).wait_for()
+    assert after_content(photo) == '"Being prepared…"'
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=1)
+    shot(page, "product-photo-preparing", full_page=False)
+    let_go(page, held[0])
+    photo.and_(page.locator("[data-state='ready']")).wait_for()
+    assert after_content(photo) == "none"
+    loaded_pictures(page, "#photos img")
+
+
 def test_the_library_gives_the_client_hints_recipe_and_chromium_follows_it(live, open_as):
     page = open_as("editor", width=1280)
     page.goto("/console/library")
