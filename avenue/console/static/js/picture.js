@@ -51,11 +51,14 @@ const inView = typeof IntersectionObserver === 'undefined' ? null : new Intersec
   for (const entry of entries) {
     if (!entry.isIntersecting) continue;
     inView.unobserve(entry.target);
-    const node = entry.target.closest('picture');
+    const img = entry.target;
+    const node = img.closest('picture');
     if (!node || node.dataset.state !== 'loading') continue;
     clearTimeout(timers.get(node));
     timers.set(node, setTimeout(() => {
-      if (node.dataset.state === 'loading') node.dataset.state = 'preparing';
+      // Something drawn already (a load event missed under load, or an earlier candidate of
+      // the srcset shown while the browser fetches a wider one) is not "being prepared".
+      if (node.dataset.state === 'loading') node.dataset.state = img.naturalWidth ? 'ready' : 'preparing';
     }, SAY_AFTER_MS));
   }
 });
