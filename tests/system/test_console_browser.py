@@ -1234,15 +1234,15 @@ def test_the_grid_its_panel_and_the_bulk_actions_work_by_keyboard_alone(live, op
     page.get_by_text("3 image(s) selected.").wait_for()
     violations = axe_violations(page)
     assert violations == [], json.dumps(violations, indent=1)
-    # The bulk actions: Tab on to the tag box, Enter adds the tag to the three.
-    tab_to(page, "Tags to add or remove", back=True)
+    # The bulk actions (after the grid): Tab on to the tag box, Enter adds the tag to the three.
+    tab_to(page, "Tags to add or remove")
     page.keyboard.type("by keys")
     page.keyboard.press("Enter")
     page.get_by_text("Tagged “by keys”: 3 image(s).").wait_for()
     tagged = page.request.get(f"/api/builder/media?folder={folder}&tag=by%20keys").json()["items"]
     assert sorted(item["filename"] for item in tagged) == sorted(names[1:4])
     # Enter opens a tile's details with the focus on its title; its alt text saved with Enter.
-    tab_to(page, names[0])
+    tab_to(page, names[0], back=True)  # the grid again (before the bar)
     page.keyboard.press("End")
     assert focused_name(page).startswith(names[5])
     page.keyboard.press("Enter")

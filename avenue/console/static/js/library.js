@@ -68,7 +68,6 @@ function describeCount() {
 
 const bulkCount = document.getElementById('bulk-count');
 const bulkSummary = document.getElementById('bulk-summary');
-const bulkActions = document.getElementById('bulk-actions');
 const bulkBar = document.getElementById('bulk-bar');
 const selectAll = document.getElementById('select-all');
 
@@ -82,8 +81,7 @@ function describeSelection() {
     : (count ? `${count} image(s) selected.` : 'No image selected.');
   selectAll.textContent = `Select all ${countOf({total, total_exact: totalExact})} matching`;
   selectAll.hidden = trashView;
-  bulkActions.hidden = !(allMatching || selected.size);
-  bulkBar.classList.toggle('quiet', bulkActions.hidden);
+  bulkBar.hidden = !(allMatching || selected.size);
   for (const tile of tiles()) {
     tile.setAttribute('aria-selected', String(allMatching || selected.has(tile.dataset.id)));
   }
