@@ -1135,8 +1135,13 @@ def test_the_library_is_a_dense_grid_of_named_and_sized_thumbnails_with_a_detail
     box = panel.bounding_box()
     if width == 1280:  # beside the grid, which keeps its five a row
         assert box["x"] >= grid["x"] + grid["width"] and tiles_per_row(page) >= per_row
-    else:  # the whole screen, like a page of its own
+    else:  # the whole screen, like a page of its own: the focus in it, what it covers inert
         assert (box["x"], box["width"]) == (0, width) and box["height"] >= height - 1
+        assert focused_name(page) == names[1]
+        assert page.evaluate("() => !!document.getElementById('media-grid').closest('[inert]')")
+        for _ in range(12):
+            page.keyboard.press("Tab")
+            assert page.evaluate("() => !!document.activeElement.closest('#media-panel')"), focused_name(page)
     loaded_pictures(page, "#media-panel img")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     violations = axe_violations(page)

@@ -141,10 +141,11 @@ function onTileClick(event, tile, open) {
     selected.clear();
     selected.set(tile.dataset.id, tile.dataset.filename);
     lastChecked = tile;
-    if (open) open();
   }
   focusTile(tile, {scroll: false});
   describeSelection();
+  // After the focus: on a phone the panel covers the grid and takes the focus.
+  if (!event.shiftKey && !event.ctrlKey && !event.metaKey && open) open(false);
 }
 
 function onTileKey(event, tile, open) {
@@ -173,7 +174,7 @@ function onTileKey(event, tile, open) {
     describeSelection();
   } else if (event.key === 'Enter') {
     event.preventDefault();
-    if (open) open();
+    if (open) open(true);
   } else if (event.key === 'Escape' && panelFor) {
     event.preventDefault();
     closePanel();
@@ -303,7 +304,7 @@ function card(media) {
     shown,
     el('p', {class: 'filename'}, media.filename),
     el('p', {class: 'size'}, tileLine(media)),
-  ], () => openPanel(media, node));
+  ], (byKey) => openPanel(media, node, {focus: byKey ? 'title' : null}));
   node.media = media;
   return node;
 }
@@ -317,9 +318,29 @@ const libraryBody = document.getElementById('library-body');
 const PANEL = '(max-width: 760px) calc(100vw - 2rem), 21rem';
 let panelFor = null;  // the tile whose details are shown
 
+// On a phone the panel is the whole screen, a page of its own: what it covers is inert (out of
+// the Tab order and of screen readers' reach) until it closes.
+const PHONE = window.matchMedia('(max-width: 760px)');
+let covered = [];
+
+function cover(on) {
+  for (const node of covered) node.inert = false;
+  covered = [];
+  if (!on || !PHONE.matches) return;
+  for (let inside = panel; inside.parentElement && inside !== document.body; inside = inside.parentElement) {
+    for (const sibling of inside.parentElement.children) {
+      if (sibling !== inside && !sibling.inert && sibling.tagName !== 'SCRIPT') {
+        sibling.inert = true;
+        covered.push(sibling);
+      }
+    }
+  }
+}
+
 function closePanel({focus = true} = {}) {
   const from = panelFor;
   panelFor = null;
+  cover(false);
   panel.hidden = true;
   panel.replaceChildren();
   libraryBody.classList.remove('with-panel');
@@ -339,8 +360,9 @@ function openPanel(media, node, {focus = 'title'} = {}) {
   libraryBody.classList.add('with-panel');
   panel.hidden = false;
   panel.replaceChildren(...details(media, node));
+  cover(true);
   if (focus === 'alt') panel.querySelector(`#alt-${media.id}`).focus();
-  else if (focus) panel.querySelector('.panel-title').focus();
+  else if (focus || PHONE.matches) panel.querySelector('.panel-title').focus();
 }
 
 function details(media, node) {
