@@ -1270,6 +1270,30 @@ def test_the_grid_its_panel_and_the_bulk_actions_work_by_keyboard_alone(live, op
     page.get_by_text("6 image(s) selected.").wait_for()
 
 
+def test_show_more_adds_the_next_page_under_the_tiles_and_keeps_the_place(live, open_as):
+    page = open_as("editor", width=1280, height=800)
+    folder = f"/more-{uuid.uuid4().hex[:6]}"
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    for n in range(50):  # the grid asks for 48 at a time
+        photo = {"name": f"more-{n:02d}.jpg", "mimeType": "image/jpeg", "buffer": fresh_jpeg(64, 48)}
+        assert page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf},
+                                 multipart={"file": photo, "folder": folder}).ok
+    page.goto("/console/library")
+    page.get_by_label("Folder", exact=True).first.select_option(folder)
+    page.get_by_text(f"48 of 50 image(s) in {folder}.").wait_for()
+    tiles = page.locator("#media-grid li[role='option']")
+    page.get_by_role("button", name="Show more").focus()
+    page.keyboard.press("Enter")
+    page.get_by_text(f"50 of 50 image(s) in {folder}.").wait_for()
+    assert tiles.count() == 50 and page.get_by_role("button", name="Show more").is_hidden()
+    # The focus on the first new tile, the last of the first page still in view above it.
+    assert focused_name(page).startswith("more-01.jpg")
+    last = tiles.nth(47).bounding_box()
+    assert 0 <= last["y"] and last["y"] + last["height"] <= 800, last
+    names = page.locator("#media-grid .filename").all_inner_texts()
+    assert names == [f"more-{n:02d}.jpg" for n in range(49, -1, -1)]
+
+
 def test_save_and_next_gives_one_image_after_another_its_alt_text(live, open_as):
     page = open_as("editor")
     folder = f"/alts-{uuid.uuid4().hex[:6]}"

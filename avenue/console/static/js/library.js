@@ -751,7 +751,15 @@ document.getElementById('bulk-delete').addEventListener('click', () => {
 document.getElementById('bulk-restore').addEventListener('click', () => runBulk('restore', {}, 'Restored'));
 searchForm.folder.addEventListener('change', () => searchForm.requestSubmit());
 searchForm.sort.addEventListener('change', () => searchForm.requestSubmit());
-more.addEventListener('click', () => load(false));
+// "Show more" adds the next page under the tiles shown and moves the focus to its first tile
+// (the page stays where it was: the browser keeps the tiles in view where they were).
+more.addEventListener('click', async () => {
+  const before = tiles().length;
+  await load(false);
+  const first = tiles()[before];
+  // (Unless the focus went elsewhere meanwhile; the button hides itself after the last page.)
+  if (first && (document.activeElement === more || document.activeElement === document.body)) focusTile(first);
+});
 
 // Many files or a folder at once: a queue of single uploads (bulk-upload.js), each with the
 // form's alt text, folder and tags as they were when it was queued.
