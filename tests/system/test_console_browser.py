@@ -234,7 +234,7 @@ def test_the_library_shows_where_media_is_used_and_protects_it(live, open_as):
     page.get_by_label("Tag", exact=True).fill("")
     page.get_by_label("Folder", exact=True).first.select_option("")
     page.get_by_text("1 of 1 image(s).").wait_for()
-    panel = open_panel(page, media_id)  # a new list closed it
+    panel = open_panel(page, media_id)
     panel.get_by_role("button", name="Where used: panorama.jpg").click()
     panel.get_by_text("Used on 2 page(s): about, home").wait_for()
 
@@ -1292,6 +1292,28 @@ def test_show_more_adds_the_next_page_under_the_tiles_and_keeps_the_place(live, 
     assert 0 <= last["y"] and last["y"] + last["height"] <= 800, last
     names = page.locator("#media-grid .filename").all_inner_texts()
     assert names == [f"more-{n:02d}.jpg" for n in range(49, -1, -1)]
+
+
+def test_a_bulk_action_leaves_the_grid_where_it_was_on_the_screen(live, open_as):
+    """After a bulk action the list is loaded again: its tiles are replaced in one step, so the
+    page stays on them (emptied first, the page collapsed and ended at its bottom)."""
+    page = open_as("editor", width=1280, height=800)
+    folder = f"/stay-{uuid.uuid4().hex[:6]}"
+    names = seed_grid(page, folder, 24)
+    library_folder(page, folder, 24)
+    tile = page.get_by_role("option", name=names[12])
+    tile.scroll_into_view_if_needed()
+    tile.click()
+    page.get_by_role("option", name=names[14]).click(modifiers=["Shift"])
+    page.get_by_text("3 image(s) selected.").wait_for()
+    before = tile.bounding_box()["y"]
+    page.get_by_label("Tags to add or remove").fill("stays")
+    page.get_by_role("button", name="Add tag to selected").click()
+    page.get_by_text("Tagged “stays”: 3 image(s).").wait_for()
+    page.get_by_text(f"24 of 24 image(s) in {folder}.").wait_for()
+    drawn(page)
+    after = page.get_by_role("option", name=names[12]).bounding_box()["y"]
+    assert abs(after - before) < 80, (before, after)  # the summary line above it, at most
 
 
 def test_save_and_next_gives_one_image_after_another_its_alt_text(live, open_as):

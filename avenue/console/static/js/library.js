@@ -648,40 +648,41 @@ const askingList = newest();
 
 async function load(reset) {
   const current = askingList();
-  if (reset) {
-    after = null;
-    shown = 0;
-    closePanel({focus: false});
-    grid.replaceChildren();
-  }
+  if (reset) after = null;
   listStatus.textContent = 'Loading…';
   try {
     const filters = new URLSearchParams({per_page: 48});
     if (after) filters.set('after', after);
+    let answer;
     if (trashView) {
       filters.set('from', 'builder');
-      const answer = await api('GET', `/api/trash?${filters}`);
-      if (!current()) return;
-      grid.append(...answer.items.map(trashCard));
-      tabStop();
-      shown += answer.items.length;
-      after = answer.next;
-      total = answer.total;
-      totalExact = answer.total_exact !== false;
-      more.hidden = !answer.next;
-      describeCount();
-      describeSelection();
-      return;
+      answer = await api('GET', `/api/trash?${filters}`);
+    } else {
+      if (query) filters.set('q', query);
+      if (folder) filters.set('folder', folder);
+      if (tag) filters.set('tag', tag);
+      if (color) filters.set('color', color);
+      if (unused !== '') filters.set('unused', unused);
+      if (sort !== 'newest') filters.set('sort', sort);
+      answer = await api('GET', `/api/builder/media?${filters}`);
     }
-    if (query) filters.set('q', query);
-    if (folder) filters.set('folder', folder);
-    if (tag) filters.set('tag', tag);
-    if (color) filters.set('color', color);
-    if (unused !== '') filters.set('unused', unused);
-    if (sort !== 'newest') filters.set('sort', sort);
-    const answer = await api('GET', `/api/builder/media?${filters}`);
     if (!current()) return;
-    grid.append(...answer.items.map(card));
+    // A new list replaces the tiles in one step once its answer is here: emptied while it was
+    // asked for, the page collapsed and the browser kept what was below the grid in view (after
+    // a bulk action the page ended at its bottom).
+    const made = answer.items.map(trashView ? trashCard : card);
+    if (reset) {
+      shown = 0;
+      const showing = panelFor && panelFor.dataset.id;
+      grid.replaceChildren(...made);
+      // The details stay open on an image the new list still has (after a bulk action, say),
+      // drawn from its new answer; otherwise they close.
+      const again = showing && made.find((node) => node.dataset.id === showing && node.media);
+      if (again) openPanel(again.media, again, {focus: null});
+      else closePanel({focus: false});
+    } else {
+      grid.append(...made);
+    }
     tabStop();
     shown += answer.items.length;
     after = answer.next;
@@ -691,7 +692,13 @@ async function load(reset) {
     describeCount();
     describeSelection();
   } catch (error) {
-    if (current()) show(listStatus, error.message, 'error');
+    if (!current()) return;
+    if (reset) {  // not the last list's tiles under this one's error
+      shown = 0;
+      closePanel({focus: false});
+      grid.replaceChildren();
+    }
+    show(listStatus, error.message, 'error');
   }
 }
 
