@@ -1205,6 +1205,9 @@ def test_click_shift_click_and_ctrl_click_choose_what_the_bulk_move_moves(live, 
     page.get_by_text("4 image(s) selected.").wait_for()
     picked = [names[0], names[2], names[3], names[5]]
     assert selected_names(page) == picked
+    # The bulk actions float under the grid's column, never over the details beside it.
+    bar = page.get_by_role("region", name="Bulk actions").bounding_box()
+    assert bar["x"] + bar["width"] <= page.locator("#media-panel").bounding_box()["x"]
     shot(page, "library-grid-selected", full_page=False)
     page.get_by_label("Move to folder").fill(f"{folder}/picked")
     page.get_by_role("button", name="Move selected").click()
