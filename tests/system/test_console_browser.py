@@ -1219,6 +1219,9 @@ def test_click_shift_click_and_ctrl_click_choose_what_the_bulk_move_moves(live, 
     page.get_by_role("option", name=names[1]).click()
     page.get_by_text("1 image(s) selected.").wait_for()
     assert selected_names(page) == [names[1]]
+    page.get_by_role("button", name="Clear selection").click()
+    page.get_by_text("No image selected.").wait_for()
+    assert selected_names(page) == [] and page.locator("#bulk-move").is_hidden()
 
 
 def test_the_grid_its_panel_and_the_bulk_actions_work_by_keyboard_alone(live, open_as):

@@ -13,6 +13,7 @@ import {nearList, showExactGroups, showGroups, warnNear} from './near.js';
 import {deliveryChart} from './cardchart.js';
 import {imageIn, openEditor} from './editor.js';
 import {versionsPanel} from './versions.js';
+import {TileGrid} from './tilegrid.js';
 import {missingAlt} from './alttext.js';
 
 const grid = document.getElementById('media-grid');
@@ -33,10 +34,6 @@ let color = '';  // "#rrggbb": images mostly close to it
 let sort = 'newest';  // or oldest, name, size (largest first)
 let unused = '';  // days: images no page or product uses, older than that
 let trashView = false;  // the library's trash instead of the library
-// The selection: id → filename; or every image the filter matches (allMatching).
-const selected = new Map();
-let allMatching = false;
-let lastChecked = null;  // the tile selected last: where a Shift range starts
 let after = null;  // the next page's cursor (the API's `next`)
 let shown = 0;
 let total = 0;
@@ -60,140 +57,33 @@ function describeCount() {
     : (filter ? `No image ${filter}.` : 'The library is empty.');
 }
 
-// --- the grid: a listbox of tiles, selection and bulk actions (POST /api/builder/media/bulk) ---
-// A click opens an image's details in the panel (and selects it alone); Ctrl/Cmd-click adds or
-// removes one, Shift-click selects the range from the last one clicked. By keyboard (one tile
-// is in the Tab order, the one last focused): arrows move, Space selects, Shift+arrows and
-// Shift+Space select a range, Enter opens the details, Ctrl+A selects every tile shown.
+// --- the grid (tilegrid.js: a list box of tiles), selection and bulk actions ----------------
+// (POST /api/builder/media/bulk). A click opens an image's details in the panel; the selection
+// drives the bulk actions.
 
 const bulkCount = document.getElementById('bulk-count');
 const bulkSummary = document.getElementById('bulk-summary');
 const bulkBar = document.getElementById('bulk-bar');
 const selectAll = document.getElementById('select-all');
 
-function tiles() {
-  return [...grid.querySelectorAll('li[role="option"]')];
-}
-
 function describeSelection() {
-  const count = allMatching ? countOf({total, total_exact: totalExact}) : selected.size;
-  bulkCount.textContent = allMatching ? `All ${count} matching image(s) selected.`
+  const count = picks.allMatching ? countOf({total, total_exact: totalExact}) : picks.count();
+  bulkCount.textContent = picks.allMatching ? `All ${count} matching image(s) selected.`
     : (count ? `${count} image(s) selected.` : 'No image selected.');
   selectAll.textContent = `Select all ${countOf({total, total_exact: totalExact})} matching`;
   selectAll.hidden = trashView;
-  bulkBar.hidden = !(allMatching || selected.size);
-  for (const tile of tiles()) {
-    tile.setAttribute('aria-selected', String(allMatching || selected.has(tile.dataset.id)));
-  }
+  bulkBar.hidden = !picks.any();
+  for (const node of picks.tiles()) node.setAttribute('aria-selected', String(picks.isSelected(node)));
 }
 
-function clearSelection() {
-  selected.clear();
-  allMatching = false;
-  lastChecked = null;
-  describeSelection();
-}
-
-// Narrowing "all matching" down: start from the tiles shown.
-function leaveAllMatching() {
-  if (!allMatching) return;
-  allMatching = false;
-  for (const tile of tiles()) selected.set(tile.dataset.id, tile.dataset.filename);
-}
-
-function selectRange(tile) {
-  const all = tiles();
-  const from = lastChecked && all.includes(lastChecked) ? all.indexOf(lastChecked) : all.indexOf(tile);
-  const to = all.indexOf(tile);
-  for (const one of all.slice(Math.min(from, to), Math.max(from, to) + 1)) selected.set(one.dataset.id, one.dataset.filename);
-}
-
-function toggle(tile) {
-  leaveAllMatching();
-  if (selected.has(tile.dataset.id)) selected.delete(tile.dataset.id);
-  else selected.set(tile.dataset.id, tile.dataset.filename);
-  lastChecked = tile;
-}
-
-// The one tile in the Tab order (roving tabindex): the one focused last, else the first.
-function focusTile(tile, {scroll = true} = {}) {
-  if (!tile) return;
-  for (const other of tiles()) other.tabIndex = other === tile ? 0 : -1;
-  tile.focus({preventScroll: !scroll});
-}
-
-function columns() {
-  const all = tiles();
-  if (!all.length) return 1;
-  const top = all[0].offsetTop;
-  const count = all.findIndex((tile) => tile.offsetTop !== top);
-  return count === -1 ? all.length : count;
-}
-
-function onTileClick(event, tile, open) {
-  if (event.shiftKey) {
-    leaveAllMatching();
-    selectRange(tile);
-  } else if (event.ctrlKey || event.metaKey) {
-    toggle(tile);
-  } else {
-    allMatching = false;
-    selected.clear();
-    selected.set(tile.dataset.id, tile.dataset.filename);
-    lastChecked = tile;
-  }
-  focusTile(tile, {scroll: false});
-  describeSelection();
-  // After the focus: on a phone the panel covers the grid and takes the focus.
-  if (!event.shiftKey && !event.ctrlKey && !event.metaKey && open) open(false);
-}
-
-function onTileKey(event, tile, open) {
-  const all = tiles();
-  const index = all.indexOf(tile);
-  const moves = {ArrowLeft: -1, ArrowRight: 1, ArrowUp: -columns(), ArrowDown: columns(),
-    Home: -index, End: all.length - 1 - index};
-  if (event.key in moves) {
-    event.preventDefault();
-    const next = all[Math.min(all.length - 1, Math.max(0, index + moves[event.key]))];
-    if (event.shiftKey) {
-      leaveAllMatching();
-      if (!lastChecked) lastChecked = tile;
-      selectRange(next);
-      describeSelection();
-    }
-    focusTile(next);
-  } else if (event.key === ' ') {
-    event.preventDefault();
-    if (event.shiftKey) {
-      leaveAllMatching();
-      selectRange(tile);
-    } else {
-      toggle(tile);
-    }
-    describeSelection();
-  } else if (event.key === 'Enter') {
-    event.preventDefault();
-    if (open) open(true);
-  } else if (event.key === 'Escape' && panelFor) {
+const picks = new TileGrid(grid, {
+  onChange: describeSelection,
+  onEscape(event) {  // on a tile: the details close
+    if (!panelFor) return;
     event.preventDefault();
     closePanel();
-  } else if (event.key === 'a' && (event.ctrlKey || event.metaKey)) {
-    event.preventDefault();
-    leaveAllMatching();
-    for (const one of all) selected.set(one.dataset.id, one.dataset.filename);
-    describeSelection();
-  }
-}
-
-// A tile: the picture, its name and size; `open` shows its details (none in the trash).
-function tile(id, filename, children, open) {
-  const node = el('li', {role: 'option', class: 'media-card media-tile', tabindex: '-1', 'aria-selected': 'false',
-    dataset: {id, filename}, title: filename}, ...children);
-  node.addEventListener('click', (event) => onTileClick(event, node, open));
-  node.addEventListener('keydown', (event) => onTileKey(event, node, open));
-  return node;
-}
+  },
+});
 
 function currentFilter() {
   const filter = {};
@@ -207,19 +97,19 @@ function currentFilter() {
 
 // One bulk action on the selection: by ids (500 a call), or by the filter (its `next` until done).
 async function runBulk(action, extra, verb) {
-  if (!allMatching && !selected.size) {
+  if (!picks.any()) {
     show(bulkSummary, 'Select one or more images first.', 'error');
     return;
   }
-  const names = new Map(selected);
-  for (const shown of tiles()) names.set(shown.dataset.id, shown.dataset.filename);
+  const names = new Map(picks.selected);
+  for (const node of picks.tiles()) names.set(node.dataset.id, node.dataset.filename);
   let done = 0;
   const refused = [];
   bulkSummary.hidden = false;
   bulkSummary.className = '';
   bulkSummary.textContent = 'Working…';
   try {
-    if (allMatching) {
+    if (picks.allMatching) {
       let after = null;
       do {
         const answer = await api('POST', '/api/builder/media/bulk',
@@ -229,7 +119,7 @@ async function runBulk(action, extra, verb) {
         after = answer.next;
       } while (after);
     } else {
-      const ids = [...selected.keys()];
+      const ids = [...picks.selected.keys()];
       for (let start = 0; start < ids.length; start += 500) {
         const answer = await api('POST', '/api/builder/media/bulk', {action, ids: ids.slice(start, start + 500), ...extra});
         done += answer.done;
@@ -248,7 +138,7 @@ async function runBulk(action, extra, verb) {
     el('p', {class: `message ${refused.length ? 'warning' : 'ok'}`}, `${verb} ${done} image(s).`
       + (refused.length ? ` ${refused.length} refused:` : '')),
     ...(lines.length ? [el('ul', {class: 'refused'}, ...lines)] : []));
-  clearSelection();
+  picks.clear();
   await load(true);
   loadFacets();
 }
@@ -300,7 +190,7 @@ function tileLine(media) {
 // colour), name and size. The picture is decorative here: the name says which image it is.
 function card(media) {
   const shown = picture(media, CELL, {alt: '', width: '160', height: '160'});
-  const node = tile(media.id, media.filename, [
+  const node = picks.tile(media.id, media.filename, [
     shown,
     el('p', {class: 'filename'}, media.filename),
     el('p', {class: 'size'}, tileLine(media)),
@@ -344,19 +234,19 @@ function closePanel({focus = true} = {}) {
   panel.hidden = true;
   panel.replaceChildren();
   libraryBody.classList.remove('with-panel');
-  for (const node of tiles()) node.classList.remove('current');
-  if (focus && from && from.isConnected) focusTile(from);
+  for (const node of picks.tiles()) node.classList.remove('current');
+  if (focus && from && from.isConnected) picks.current(from);
 }
 
 // The tile after `node` in the grid (none at its end, or for a tile outside it): where "Save and next" goes.
 function nextTile(node) {
-  const all = tiles();
+  const all = picks.tiles();
   return all.includes(node) ? all[all.indexOf(node) + 1] || null : null;
 }
 
 function openPanel(media, node, {focus = 'title'} = {}) {
   panelFor = node;
-  for (const other of tiles()) other.classList.toggle('current', other === node);
+  for (const other of picks.tiles()) other.classList.toggle('current', other === node);
   libraryBody.classList.add('with-panel');
   panel.hidden = false;
   panel.replaceChildren(...details(media, node));
@@ -582,25 +472,20 @@ function details(media, node) {
   ];
 }
 
-// The tile whose details "Save and next" opened becomes the grid's Tab stop, the focus staying
-// in the panel's alt text box.
+// The tile whose details "Save and next" opened is the one selected and the grid's Tab stop;
+// the focus stays in the panel's alt text box.
 function focusTileQuietly(node) {
-  for (const other of tiles()) other.tabIndex = other === node ? 0 : -1;
-  selected.clear();
-  allMatching = false;
-  selected.set(node.dataset.id, node.dataset.filename);
-  lastChecked = node;
-  describeSelection();
+  picks.current(node, {focus: false});
+  picks.only(node);
   node.scrollIntoView({block: 'nearest'});
 }
 
 function removed(node) {
   if (panelFor === node) closePanel({focus: false});
   const after = nextTile(node);
-  selected.delete(node.dataset.id);
   node.remove();
-  describeSelection();
-  if (after) focusTile(after);
+  picks.forget(node);
+  if (after) picks.current(after);
 }
 
 async function remove(media, node, status, usedIn) {
@@ -627,12 +512,6 @@ async function remove(media, node, status, usedIn) {
       show(status, forced.message, 'error');
     }
   }
-}
-
-// One tile in the Tab order: the first, until another is focused.
-function tabStop() {
-  const all = tiles();
-  if (all.length && !all.some((node) => node.tabIndex === 0)) all[0].tabIndex = 0;
 }
 
 panel.addEventListener('keydown', (event) => {
@@ -683,7 +562,7 @@ async function load(reset) {
     } else {
       grid.append(...made);
     }
-    tabStop();
+    picks.drawn();
     shown += answer.items.length;
     after = answer.next;
     total = answer.total;
@@ -710,13 +589,13 @@ searchForm.addEventListener('submit', (event) => {
   color = searchForm.color.value.trim();
   unused = searchForm.unused.value.trim();
   sort = searchForm.sort.value;
-  clearSelection();
+  picks.clear();
   load(true);
 });
 
 // A trashed image: no picture (nothing in the trash is served), its name and when it goes.
 function trashCard(item) {
-  return tile(item.id, item.filename, [
+  return picks.tile(item.id, item.filename, [
     el('p', {class: 'filename'}, item.filename),
     el('p', {class: 'size'}, `${formatBytes(item.bytes)} · ${item.width}×${item.height}`),
     el('p', {class: 'size'}, `Deleted ${formatDate(item.deleted_at)}; kept until ${formatDate(item.purge_after)}.`),
@@ -730,14 +609,11 @@ trashButton.addEventListener('click', () => {
   trashButton.textContent = trashView ? 'Back to the library' : 'Trash';
   for (const node of document.querySelectorAll('.library-only')) node.hidden = trashView;
   for (const node of document.querySelectorAll('.trash-only')) node.hidden = !trashView;
-  clearSelection();
+  picks.clear();
   load(true);
 });
-selectAll.addEventListener('click', () => {
-  allMatching = true;
-  describeSelection();
-});
-document.getElementById('select-none').addEventListener('click', clearSelection);
+selectAll.addEventListener('click', () => picks.selectAllMatching());
+document.getElementById('select-none').addEventListener('click', () => picks.clear());
 document.getElementById('bulk-move').addEventListener('submit', (event) => {
   event.preventDefault();
   const to = event.target.folder.value.trim();
@@ -750,7 +626,7 @@ document.getElementById('bulk-tag').addEventListener('submit', (event) => {
   runBulk(action, {tags}, action === 'tag' ? `Tagged “${tags.join(', ')}”:` : `Untagged “${tags.join(', ')}”:`);
 });
 document.getElementById('bulk-delete').addEventListener('click', () => {
-  const count = allMatching ? countOf({total, total_exact: totalExact}) : selected.size;
+  const count = picks.allMatching ? countOf({total, total_exact: totalExact}) : picks.count();
   if (!count || window.confirm(`Delete ${count} image(s)? Images pages use are kept and listed.`)) {
     runBulk('delete', {}, 'Deleted');
   }
@@ -761,11 +637,11 @@ searchForm.sort.addEventListener('change', () => searchForm.requestSubmit());
 // "Show more" adds the next page under the tiles shown and moves the focus to its first tile
 // (the page stays where it was: the browser keeps the tiles in view where they were).
 more.addEventListener('click', async () => {
-  const before = tiles().length;
+  const before = picks.tiles().length;
   await load(false);
-  const first = tiles()[before];
+  const first = picks.tiles()[before];
   // (Unless the focus went elsewhere meanwhile; the button hides itself after the last page.)
-  if (first && (document.activeElement === more || document.activeElement === document.body)) focusTile(first);
+  if (first && (document.activeElement === more || document.activeElement === document.body)) picks.current(first);
 });
 
 // Many files or a folder at once: a queue of single uploads (bulk-upload.js), each with the
@@ -844,7 +720,7 @@ document.getElementById('page-alt-pick').addEventListener('submit', async (event
 async function openLinked() {
   const id = new URLSearchParams(location.search).get('open');
   if (!id) return;
-  let node = tiles().find((one) => one.dataset.id === id);
+  let node = picks.tiles().find((one) => one.dataset.id === id);
   if (!node) {
     try {
       node = card(await api('GET', `/api/builder/media/${encodeURIComponent(id)}`));
@@ -853,12 +729,7 @@ async function openLinked() {
       return;
     }
   }
-  if (node.isConnected) {
-    selected.clear();
-    selected.set(node.dataset.id, node.dataset.filename);
-    lastChecked = node;
-    describeSelection();
-  }
+  if (node.isConnected) picks.only(node);
   openPanel(node.media, node);
 }
 
