@@ -1197,8 +1197,10 @@ def test_click_shift_click_and_ctrl_click_choose_what_the_bulk_move_moves(live, 
     assert page.locator("#bulk-move").is_hidden()  # nothing selected: no bulk actions shown
     page.get_by_role("option", name=names[0]).click()  # selects it alone (and shows its details)
     page.get_by_text("1 image(s) selected.").wait_for()
+    assert page.locator("#bulk-move").is_hidden()  # its details act on it; no bar over the grid
     page.get_by_role("option", name=names[3]).click(modifiers=["Shift"])  # the range to it
     page.get_by_text("4 image(s) selected.").wait_for()
+    page.locator("#bulk-move").wait_for()
     page.get_by_role("option", name=names[1]).click(modifiers=["Control"])  # out of it
     page.get_by_text("3 image(s) selected.").wait_for()
     page.get_by_role("option", name=names[5]).click(modifiers=["Control"])  # added

@@ -72,7 +72,8 @@ function describeSelection() {
     : (count ? `${count} image(s) selected.` : 'No image selected.');
   selectAll.textContent = `Select all ${countOf({total, total_exact: totalExact})} matching`;
   selectAll.hidden = trashView;
-  bulkBar.hidden = !picks.any();
+  // One image whose details are open: the panel acts on it, and the bar would cover the grid.
+  bulkBar.hidden = !(picks.allMatching || picks.count() > 1 || (picks.count() === 1 && !panelFor));
   for (const node of picks.tiles()) node.setAttribute('aria-selected', String(picks.isSelected(node)));
 }
 
@@ -235,6 +236,7 @@ function closePanel({focus = true} = {}) {
   panel.replaceChildren();
   libraryBody.classList.remove('with-panel');
   for (const node of picks.tiles()) node.classList.remove('current');
+  describeSelection();
   if (focus && from && from.isConnected) picks.current(from);
 }
 
@@ -250,6 +252,7 @@ function openPanel(media, node, {focus = 'title'} = {}) {
   libraryBody.classList.add('with-panel');
   panel.hidden = false;
   panel.replaceChildren(...details(media, node));
+  describeSelection();
   cover(true);
   if (focus === 'alt') panel.querySelector(`#alt-${media.id}`).focus();
   else if (focus || PHONE.matches) panel.querySelector('.panel-title').focus();
