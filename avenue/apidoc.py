@@ -212,7 +212,7 @@ def _op(summary: str, responses: dict[str, Schema], *, security: list[Schema], t
 RANGES_FROM = _query("from", {"type": "string", "format": "date"},
                      "First UTC day (default: 29 days before to).")
 RANGES_TO = _query("to", {"type": "string", "format": "date"}, "Last UTC day, included (default today).")
-#: One image's delivery numbers per day (the admins' series and the library card's chart).
+#: One image's delivery numbers per day (the admins' series and the library details panel's chart).
 DELIVERY_SERIES = {"type": "object",
                    "required": ["image", "bucket", "days", "requests", "bytes", "last_served"],
                    "properties": {"image": OBJECT_ID, "bucket": {"type": "string"},
@@ -1451,7 +1451,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
     "/api/builder/media/{media_id}/deliveries": {
         "parameters": [_path("media_id", OBJECT_ID)],
         "get": _op("One library image's answers and bytes per day over a range (the last 30 days by default, "
-                   "at most 92), by file, and when it was last served: the library card's chart.",
+                   "at most 92), by file, and when it was last served: the library details panel's chart.",
                    {"200": _json(DELIVERY_SERIES, "The series."),
                     **_errors(400, 403, 404)},
                    security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",

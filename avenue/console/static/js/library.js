@@ -1,8 +1,11 @@
-// Media library (editors, admins): thumbnails, search by name, folder and tag, upload with
-// progress, alt text, folder and tags, the focal point (click the picture, or type it),
-// replacing an image's file in place, where each image is used, and deletion that shows
-// the pages in the way before forcing it; many at once: select (click, shift-click for a range,
-// or every image the filter matches), then move, tag, untag, delete or restore from the trash.
+// Media library (editors, admins): a grid of thumbnails (name and size under each), search by
+// name, folder and tag, upload with progress; a click (or Enter) opens an image's details in a
+// panel beside the grid (the whole screen on a phone): the larger picture with its focal point
+// (click it, or move its marker by keyboard), alt text, folder and tags, its readable name,
+// named crops, versions, where it is used, look-alikes, deliveries, the editor, replacing its
+// file in place, and deletion that shows the pages in the way before forcing it. Many at once:
+// select (Ctrl/Cmd-click, Shift-click for a range, the keyboard, or every image the filter
+// matches), then move, tag, untag, delete or restore from the trash.
 import {ApiError, api, countOf, el, formatBytes, formatDate, newest, pageMessage, sendForm, show, upload} from './api.js';
 import {bulkPanel, dropTarget} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
@@ -10,6 +13,7 @@ import {nearList, showExactGroups, showGroups, warnNear} from './near.js';
 import {deliveryChart} from './cardchart.js';
 import {imageIn, openEditor} from './editor.js';
 import {versionsPanel} from './versions.js';
+import {TileGrid} from './tilegrid.js';
 import {missingAlt} from './alttext.js';
 
 const grid = document.getElementById('media-grid');
@@ -19,9 +23,9 @@ const searchForm = document.getElementById('search-form');
 const uploadForm = document.getElementById('upload-form');
 const uploadList = document.getElementById('upload-list');
 const dialog = document.getElementById('force-dialog');
-// A .media-grid cell's picture: at most about 26rem wide (one column on a phone, below 13rem
-// + 13rem), about 12rem on a wide screen.
-const CELL = gridSizes('(max-width: 480px) calc(100vw - 5rem), 26rem');
+// A .media-grid cell's picture: about half the screen on a phone (two columns), at most about
+// 13rem on a wide one.
+const CELL = gridSizes('(max-width: 480px) calc(50vw - 2.5rem), 13rem');
 
 let query = '';
 let folder = '';
@@ -30,10 +34,6 @@ let color = '';  // "#rrggbb": images mostly close to it
 let sort = 'newest';  // or oldest, name, size (largest first)
 let unused = '';  // days: images no page or product uses, older than that
 let trashView = false;  // the library's trash instead of the library
-// The selection: id → filename; or every image the filter matches (allMatching).
-const selected = new Map();
-let allMatching = false;
-let lastChecked = null;  // the checkbox clicked last, for shift-click ranges
 let after = null;  // the next page's cursor (the API's `next`)
 let shown = 0;
 let total = 0;
@@ -57,54 +57,34 @@ function describeCount() {
     : (filter ? `No image ${filter}.` : 'The library is empty.');
 }
 
-// --- selection and bulk actions (POST /api/builder/media/bulk) -----------------------------
+// --- the grid (tilegrid.js: a list box of tiles), selection and bulk actions ----------------
+// (POST /api/builder/media/bulk). A click opens an image's details in the panel; the selection
+// drives the bulk actions.
 
 const bulkCount = document.getElementById('bulk-count');
 const bulkSummary = document.getElementById('bulk-summary');
+const bulkBar = document.getElementById('bulk-bar');
 const selectAll = document.getElementById('select-all');
 
 function describeSelection() {
-  const count = allMatching ? countOf({total, total_exact: totalExact}) : selected.size;
-  bulkCount.textContent = allMatching ? `All ${count} matching image(s) selected.`
+  const count = picks.allMatching ? countOf({total, total_exact: totalExact}) : picks.count();
+  bulkCount.textContent = picks.allMatching ? `All ${count} matching image(s) selected.`
     : (count ? `${count} image(s) selected.` : 'No image selected.');
   selectAll.textContent = `Select all ${countOf({total, total_exact: totalExact})} matching`;
   selectAll.hidden = trashView;
-  for (const box of grid.querySelectorAll('input.pick')) {
-    box.checked = allMatching || selected.has(box.value);
-    box.closest('li').classList.toggle('selected', box.checked);
-  }
+  // One image whose details are open: the panel acts on it, and the bar would cover the grid.
+  bulkBar.hidden = !(picks.allMatching || picks.count() > 1 || (picks.count() === 1 && !panelFor));
+  for (const node of picks.tiles()) node.setAttribute('aria-selected', String(picks.isSelected(node)));
 }
 
-function clearSelection() {
-  selected.clear();
-  allMatching = false;
-  lastChecked = null;
-  describeSelection();
-}
-
-// A checkbox per card; shift-click checks or unchecks every card between it and the last one.
-function pickBox(id, filename) {
-  const box = el('input', {type: 'checkbox', class: 'pick', value: id, 'aria-label': `Select ${filename}`,
-    dataset: {filename}});
-  box.addEventListener('click', (event) => {
-    if (allMatching) {  // narrowing "all matching" down: start from the cards shown
-      allMatching = false;
-      for (const other of grid.querySelectorAll('input.pick')) selected.set(other.value, other.dataset.filename);
-    }
-    const boxes = [...grid.querySelectorAll('input.pick')];
-    const range = event.shiftKey && lastChecked && boxes.includes(lastChecked)
-      ? boxes.slice(Math.min(boxes.indexOf(lastChecked), boxes.indexOf(box)),
-        Math.max(boxes.indexOf(lastChecked), boxes.indexOf(box)) + 1)
-      : [box];
-    for (const one of range) {
-      if (box.checked) selected.set(one.value, one.dataset.filename);
-      else selected.delete(one.value);
-    }
-    lastChecked = box;
-    describeSelection();
-  });
-  return el('p', {class: 'select'}, box, el('span', {'aria-hidden': 'true'}, 'Select'));
-}
+const picks = new TileGrid(grid, {
+  onChange: describeSelection,
+  onEscape(event) {  // on a tile: the details close
+    if (!panelFor) return;
+    event.preventDefault();
+    closePanel();
+  },
+});
 
 function currentFilter() {
   const filter = {};
@@ -118,19 +98,19 @@ function currentFilter() {
 
 // One bulk action on the selection: by ids (500 a call), or by the filter (its `next` until done).
 async function runBulk(action, extra, verb) {
-  if (!allMatching && !selected.size) {
+  if (!picks.any()) {
     show(bulkSummary, 'Select one or more images first.', 'error');
     return;
   }
-  const names = new Map(selected);
-  for (const box of grid.querySelectorAll('input.pick')) names.set(box.value, box.dataset.filename);
+  const names = new Map(picks.selected);
+  for (const node of picks.tiles()) names.set(node.dataset.id, node.dataset.filename);
   let done = 0;
   const refused = [];
   bulkSummary.hidden = false;
   bulkSummary.className = '';
   bulkSummary.textContent = 'Working…';
   try {
-    if (allMatching) {
+    if (picks.allMatching) {
       let after = null;
       do {
         const answer = await api('POST', '/api/builder/media/bulk',
@@ -140,7 +120,7 @@ async function runBulk(action, extra, verb) {
         after = answer.next;
       } while (after);
     } else {
-      const ids = [...selected.keys()];
+      const ids = [...picks.selected.keys()];
       for (let start = 0; start < ids.length; start += 500) {
         const answer = await api('POST', '/api/builder/media/bulk', {action, ids: ids.slice(start, start + 500), ...extra});
         done += answer.done;
@@ -159,7 +139,7 @@ async function runBulk(action, extra, verb) {
     el('p', {class: `message ${refused.length ? 'warning' : 'ok'}`}, `${verb} ${done} image(s).`
       + (refused.length ? ` ${refused.length} refused:` : '')),
     ...(lines.length ? [el('ul', {class: 'refused'}, ...lines)] : []));
-  clearSelection();
+  picks.clear();
   await load(true);
   loadFacets();
 }
@@ -197,12 +177,88 @@ function askForce(media, pages) {
   });
 }
 
-// "4000×3000 · 1.2 MB · date": what a card says about the picture (again after a replace).
+// "4000×3000 · 1.2 MB · date": what the details say about the picture (again after a replace).
 function sizeLine(media) {
   return `${media.width}×${media.height} · ${formatBytes(media.bytes)} · ${formatDate(media.uploaded_at)}`;
 }
 
+// Under a tile: "1.2 MB · 4000×3000".
+function tileLine(media) {
+  return `${formatBytes(media.bytes)} · ${media.width}×${media.height}`;
+}
+
+// A library image's tile: its picture (the rendition that fits the cell, over its dominant
+// colour), name and size. The picture is decorative here: the name says which image it is.
 function card(media) {
+  const shown = picture(media, CELL, {alt: '', width: '160', height: '160'});
+  const node = picks.tile(media.id, media.filename, [
+    shown,
+    el('p', {class: 'filename'}, media.filename),
+    el('p', {class: 'size'}, tileLine(media)),
+  ], (byKey) => openPanel(media, node, {focus: byKey ? 'title' : null}));
+  node.media = media;
+  return node;
+}
+
+// --- the details panel (beside the grid; the whole screen on a phone) ------------------------
+
+const panel = document.getElementById('media-panel');
+const libraryBody = document.getElementById('library-body');
+// The panel's picture: the whole screen's width on a phone, about 21rem beside the grid (not
+// sizes="auto": the panel is drawn at once, and Chromium chose the ladder's top before its layout).
+const PANEL = '(max-width: 760px) calc(100vw - 2rem), 21rem';
+let panelFor = null;  // the tile whose details are shown
+
+// On a phone the panel is the whole screen, a page of its own: what it covers is inert (out of
+// the Tab order and of screen readers' reach) until it closes.
+const PHONE = window.matchMedia('(max-width: 760px)');
+let covered = [];
+
+function cover(on) {
+  for (const node of covered) node.inert = false;
+  covered = [];
+  if (!on || !PHONE.matches) return;
+  for (let inside = panel; inside.parentElement && inside !== document.body; inside = inside.parentElement) {
+    for (const sibling of inside.parentElement.children) {
+      if (sibling !== inside && !sibling.inert && sibling.tagName !== 'SCRIPT') {
+        sibling.inert = true;
+        covered.push(sibling);
+      }
+    }
+  }
+}
+
+function closePanel({focus = true} = {}) {
+  const from = panelFor;
+  panelFor = null;
+  cover(false);
+  panel.hidden = true;
+  panel.replaceChildren();
+  libraryBody.classList.remove('with-panel');
+  for (const node of picks.tiles()) node.classList.remove('current');
+  describeSelection();
+  if (focus && from && from.isConnected) picks.current(from);
+}
+
+// The tile after `node` in the grid (none at its end, or for a tile outside it): where "Save and next" goes.
+function nextTile(node) {
+  const all = picks.tiles();
+  return all.includes(node) ? all[all.indexOf(node) + 1] || null : null;
+}
+
+function openPanel(media, node, {focus = 'title'} = {}) {
+  panelFor = node;
+  for (const other of picks.tiles()) other.classList.toggle('current', other === node);
+  libraryBody.classList.add('with-panel');
+  panel.hidden = false;
+  panel.replaceChildren(...details(media, node));
+  describeSelection();
+  cover(true);
+  if (focus === 'alt') panel.querySelector(`#alt-${media.id}`).focus();
+  else if (focus || PHONE.matches) panel.querySelector('.panel-title').focus();
+}
+
+function details(media, node) {
   const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
   const usedIn = el('div', {class: 'used-in'});
   const altId = `alt-${media.id}`;
@@ -210,7 +266,7 @@ function card(media) {
   const folderId = `folder-${media.id}`;
   const folderInput = el('input', {id: folderId, value: media.folder || '/', maxlength: '255'});
   const tagsId = `tags-${media.id}`;
-  const tagsInput = el('input', {id: tagsId, value: (media.tags || []).join(', '), maxlength: '900'});
+  const tagsInput = el('input', {id: tagsId, value: (media.tags || []).join(', '), maxlength: '900', list: 'tag-list'});
   const nameId = `name-${media.id}`;
   const nameInput = el('input', {id: nameId, value: media.name || '', maxlength: '200', size: '8'});
   // The readable name's public URL (PUT …/name): shown once it has one.
@@ -221,15 +277,17 @@ function card(media) {
     namedLink.textContent = media.named_url ? media.named_url.split('/').pop() : '';
   }
   showNamed();
-  // The rendition that fits the grid cell, in the best format the browser takes.
-  const shown = picture(media, CELL, {alt: media.alt || '', width: '200', height: '200',
+  // The larger picture; the focal point is picked on it: a click, or its marker by keyboard.
+  const large = picture(media, PANEL, {alt: media.alt || '', width: '336', height: '336', loading: 'eager',
     title: 'Click where the subject is to set the focal point'});
-  const thumb = shown.querySelector('img');
-  const marker = el('span', {class: 'focal-marker', 'aria-hidden': 'true'});
-  const frame = el('div', {class: 'focal-frame'}, shown, marker);
-  const focalX = el('input', {id: `fx-${media.id}`, type: 'number', min: '0', max: '1', step: '0.01', required: true});
-  const focalY = el('input', {id: `fy-${media.id}`, type: 'number', min: '0', max: '1', step: '0.01', required: true});
+  const thumb = large.querySelector('img');
+  const focalHelpId = `focal-help-${media.id}`;
+  const marker = el('span', {class: 'focal-marker', tabindex: '0', role: 'group', 'aria-describedby': focalHelpId});
+  const frame = el('div', {class: 'focal-frame'}, large, marker);
+  const sizeText = el('p', {class: 'muted size-line'}, sizeLine(media));
+  const crops = el('p', {class: 'crops-line'});
   const replaceInput = el('input', {id: `replace-${media.id}`, type: 'file', accept: 'image/*', required: true});
+  let point = {...(media.focal_point || {x: 0.5, y: 0.5})};
 
   // Where the picture is drawn inside the square (object-fit: contain leaves bands).
   function drawnBox() {
@@ -240,18 +298,34 @@ function card(media) {
     return {left: (box.width - width) / 2, top: (box.height - height) / 2, width, height, box};
   }
   function placeMarker() {
-    const point = media.focal_point || {x: 0.5, y: 0.5};
-    focalX.value = point.x;
-    focalY.value = point.y;
     const drawn = drawnBox();
     marker.style.left = `${drawn.left + point.x * drawn.width}px`;
     marker.style.top = `${drawn.top + point.y * drawn.height}px`;
+    marker.setAttribute('aria-label', `Focal point of ${media.filename}: ${Math.round(point.x * 100)} % across, `
+      + `${Math.round(point.y * 100)} % down`);
+    marker.dataset.x = String(point.x);
+    marker.dataset.y = String(point.y);
   }
-  // New bytes or a new crop give new URLs (the version changes): show the new thumbnail.
+  function showCrops() {
+    const names = Object.keys(media.crops || {});
+    crops.textContent = names.length ? `Named crops: ${names.join(', ')} (Edit to draw or change them).`
+      : 'No named crops yet (Edit to draw one: hero, card, og…).';
+  }
+  showCrops();
+  // New bytes or a new crop give new URLs (the version changes): show the new picture, here and
+  // on the tile.
   function refresh(saved) {
     Object.assign(media, saved);
-    showImage(shown, saved);
-    item.querySelector('.muted').textContent = sizeLine(saved);
+    point = {...(media.focal_point || {x: 0.5, y: 0.5})};
+    showImage(large, media);
+    const shownTile = node.querySelector('picture');
+    if (shownTile) showImage(shownTile, media);
+    node.querySelector('.filename').textContent = media.filename;
+    node.querySelector('.size').textContent = tileLine(media);
+    node.dataset.filename = media.filename;
+    sizeText.textContent = sizeLine(media);
+    title.textContent = media.filename;
+    showCrops();
     placeMarker();
   }
   async function setFocal(x, y) {
@@ -263,28 +337,60 @@ function card(media) {
     }
   }
   thumb.addEventListener('load', placeMarker);
+  placeMarker();  // its name now; its place again once the picture is drawn
   thumb.addEventListener('click', (event) => {
     const drawn = drawnBox();
     const clamp = (v) => Math.min(1, Math.max(0, Math.round(v * 100) / 100));
     setFocal(clamp((event.clientX - drawn.box.left - drawn.left) / drawn.width),
       clamp((event.clientY - drawn.box.top - drawn.top) / drawn.height));
   });
-  const item = el('li', {class: 'media-card', dataset: {id: media.id}},
-    pickBox(media.id, media.filename),
-    frame,
-    el('p', {class: 'filename'}, media.filename),
-    el('p', {class: 'muted'}, sizeLine(media)),
-    el('form', {class: 'row small', onsubmit: async (event) => {
+  // By keyboard: arrows move the marker (Shift: ten steps), Enter sets the point.
+  marker.addEventListener('keydown', (event) => {
+    const moves = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
+    if (event.key === 'Enter') {
       event.preventDefault();
+      setFocal(point.x, point.y);
+      return;
+    }
+    if (!moves[event.key]) return;
+    event.preventDefault();
+    const step = event.shiftKey ? 0.1 : 0.01;
+    const [dx, dy] = moves[event.key];
+    const clamp = (v) => Math.round(Math.min(1, Math.max(0, v)) * 100) / 100;
+    point = {x: clamp(point.x + dx * step), y: clamp(point.y + dy * step)};
+    placeMarker();
+  });
+
+  async function saveFields() {
+    const tags = tagsInput.value.split(',').map((t) => t.trim()).filter(Boolean);
+    const saved = await api('PATCH', `/api/builder/media/${media.id}`,
+      {alt: altInput.value, folder: folderInput.value, tags});
+    Object.assign(media, {alt: saved.alt, folder: saved.folder, tags: saved.tags});
+    folderInput.value = saved.folder;
+    tagsInput.value = saved.tags.join(', ');
+    thumb.alt = saved.alt || '';
+    loadFacets();
+  }
+  const next = nextTile(node);
+  const title = el('h2', {id: 'panel-title', class: 'panel-title', tabindex: '-1'}, media.filename);
+  return [
+    el('div', {class: 'panel-head'}, title,
+      el('button', {type: 'button', class: 'secondary', 'aria-label': `Close the details of ${media.filename}`,
+        onclick: () => closePanel()}, 'Close')),
+    frame,
+    el('p', {class: 'muted', id: focalHelpId}, 'Click the picture where the subject is to set the focal point, '
+      + 'or focus the marker: arrows move it (Shift: faster), Enter sets it.'),
+    sizeText,
+    el('form', {class: 'panel-form', onsubmit: async (event) => {
+      event.preventDefault();
+      const andNext = event.submitter && event.submitter.value === 'next';
       try {
-        const tags = tagsInput.value.split(',').map((t) => t.trim()).filter(Boolean);
-        const saved = await api('PATCH', `/api/builder/media/${media.id}`,
-          {alt: altInput.value, folder: folderInput.value, tags});
-        Object.assign(media, {alt: saved.alt, folder: saved.folder, tags: saved.tags});
-        folderInput.value = saved.folder;
-        tagsInput.value = saved.tags.join(', ');
+        await saveFields();
         show(status, 'Saved.', 'ok');
-        loadFacets();
+        if (andNext && next && next.isConnected && next.media) {
+          openPanel(next.media, next, {focus: 'alt'});
+          focusTileQuietly(next);
+        }
       } catch (error) {
         show(status, error.message, 'error');
       }
@@ -292,7 +398,9 @@ function card(media) {
     el('label', {for: altId}, 'Alt text'), altInput,
     el('label', {for: folderId}, 'Folder'), folderInput,
     el('label', {for: tagsId}, 'Tags'), tagsInput,
-    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save alt text, folder and tags of ${media.filename}`}, 'Save')),
+    el('div', {class: 'row small'},
+      el('button', {type: 'submit', value: 'save', class: 'secondary', 'aria-label': `Save alt text, folder and tags of ${media.filename}`}, 'Save'),
+      next ? el('button', {type: 'submit', value: 'next', class: 'secondary'}, 'Save and next') : null)),
     el('form', {class: 'name-form', onsubmit: async (event) => {
       event.preventDefault();
       try {
@@ -310,30 +418,7 @@ function card(media) {
     el('div', {class: 'row small'}, nameInput,
       el('button', {type: 'submit', class: 'secondary', 'aria-label': `Save name of ${media.filename}`}, 'Save name')),
     namedLink),
-    el('form', {class: 'row small focal-form', onsubmit: (event) => {
-      event.preventDefault();
-      setFocal(Number(focalX.value), Number(focalY.value));
-    }},
-    el('label', {for: focalX.id}, 'Focal x'), focalX,
-    el('label', {for: focalY.id}, 'Focal y'), focalY,
-    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Set focal point of ${media.filename}`}, 'Set focal point')),
-    el('form', {class: 'row small replace-form', onsubmit: async (event) => {
-      event.preventDefault();
-      const file = replaceInput.files[0];
-      if (!file) return;
-      const form = new FormData();
-      form.append('file', file);
-      try {
-        refresh(await upload(`/api/builder/media/${media.id}`, form, () => {}, 'PUT'));
-        item.querySelector('.filename').textContent = media.filename;
-        event.target.reset();
-        show(status, 'Replaced: pages using it show the new image; the old one is in the trash.', 'ok');
-      } catch (error) {
-        show(status, error.message, 'error');
-      }
-    }},
-    el('label', {for: replaceInput.id}, 'Replace file'), replaceInput,
-    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Replace the file of ${media.filename}`}, 'Replace')),
+    crops,
     el('div', {class: 'row small'},
       el('button', {type: 'button', 'aria-label': `Edit ${media.filename}`, onclick: () => openEditor({
         image: media, base: `/api/builder/media/${media.id}`,
@@ -369,15 +454,47 @@ function card(media) {
           }
         }}, 'Deliveries'),
       el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${media.filename}`,
-        onclick: () => remove(media, item, status, usedIn)}, 'Delete')),
-    usedIn, status);
-  return item;
+        onclick: () => remove(media, node, status, usedIn)}, 'Delete')),
+    usedIn, status,
+    el('form', {class: 'row small replace-form', onsubmit: async (event) => {
+      event.preventDefault();
+      const file = replaceInput.files[0];
+      if (!file) return;
+      const form = new FormData();
+      form.append('file', file);
+      try {
+        refresh(await upload(`/api/builder/media/${media.id}`, form, () => {}, 'PUT'));
+        event.target.reset();
+        show(status, 'Replaced: pages using it show the new image; the old one is in the trash.', 'ok');
+      } catch (error) {
+        show(status, error.message, 'error');
+      }
+    }},
+    el('label', {for: replaceInput.id}, 'Replace file'), replaceInput,
+    el('button', {type: 'submit', class: 'secondary', 'aria-label': `Replace the file of ${media.filename}`}, 'Replace')),
+  ];
 }
 
-async function remove(media, item, status, usedIn) {
+// The tile whose details "Save and next" opened is the one selected and the grid's Tab stop;
+// the focus stays in the panel's alt text box.
+function focusTileQuietly(node) {
+  picks.current(node, {focus: false});
+  picks.only(node);
+  node.scrollIntoView({block: 'nearest'});
+}
+
+function removed(node) {
+  if (panelFor === node) closePanel({focus: false});
+  const after = nextTile(node);
+  node.remove();
+  picks.forget(node);
+  if (after) picks.current(after);
+}
+
+async function remove(media, node, status, usedIn) {
   try {
     await api('DELETE', `/api/builder/media/${media.id}`);
-    item.remove();
+    removed(node);
     pageMessage(`${media.filename} deleted.`, 'ok');
     recount(-1);
   } catch (error) {
@@ -391,7 +508,7 @@ async function remove(media, item, status, usedIn) {
     if (!(await askForce(media, pages))) return;
     try {
       await api('DELETE', `/api/builder/media/${media.id}?force=1`);
-      item.remove();
+      removed(node);
       pageMessage(`${media.filename} deleted and removed from ${pages.join(', ')}.`, 'ok');
       recount(-1);
     } catch (forced) {
@@ -400,44 +517,55 @@ async function remove(media, item, status, usedIn) {
   }
 }
 
+panel.addEventListener('keydown', (event) => {
+  if (event.key === 'Escape' && !event.target.closest('dialog')) {
+    event.preventDefault();
+    closePanel();
+  }
+});
+
 // A new search (or a folder, then a sort, chosen quickly) supersedes the list still loading:
 // its answer would be appended to the new one's.
 const askingList = newest();
 
 async function load(reset) {
   const current = askingList();
-  if (reset) {
-    after = null;
-    shown = 0;
-    grid.replaceChildren();
-  }
+  if (reset) after = null;
   listStatus.textContent = 'Loading…';
   try {
     const filters = new URLSearchParams({per_page: 48});
     if (after) filters.set('after', after);
+    let answer;
     if (trashView) {
       filters.set('from', 'builder');
-      const answer = await api('GET', `/api/trash?${filters}`);
-      if (!current()) return;
-      grid.append(...answer.items.map(trashCard));
-      shown += answer.items.length;
-      after = answer.next;
-      total = answer.total;
-      totalExact = answer.total_exact !== false;
-      more.hidden = !answer.next;
-      describeCount();
-      describeSelection();
-      return;
+      answer = await api('GET', `/api/trash?${filters}`);
+    } else {
+      if (query) filters.set('q', query);
+      if (folder) filters.set('folder', folder);
+      if (tag) filters.set('tag', tag);
+      if (color) filters.set('color', color);
+      if (unused !== '') filters.set('unused', unused);
+      if (sort !== 'newest') filters.set('sort', sort);
+      answer = await api('GET', `/api/builder/media?${filters}`);
     }
-    if (query) filters.set('q', query);
-    if (folder) filters.set('folder', folder);
-    if (tag) filters.set('tag', tag);
-    if (color) filters.set('color', color);
-    if (unused !== '') filters.set('unused', unused);
-    if (sort !== 'newest') filters.set('sort', sort);
-    const answer = await api('GET', `/api/builder/media?${filters}`);
     if (!current()) return;
-    grid.append(...answer.items.map(card));
+    // A new list replaces the tiles in one step once its answer is here: emptied while it was
+    // asked for, the page collapsed and the browser kept what was below the grid in view (after
+    // a bulk action the page ended at its bottom).
+    const made = answer.items.map(trashView ? trashCard : card);
+    if (reset) {
+      shown = 0;
+      const showing = panelFor && panelFor.dataset.id;
+      grid.replaceChildren(...made);
+      // The details stay open on an image the new list still has (after a bulk action, say),
+      // drawn from its new answer; otherwise they close.
+      const again = showing && made.find((node) => node.dataset.id === showing && node.media);
+      if (again) openPanel(again.media, again, {focus: null});
+      else closePanel({focus: false});
+    } else {
+      grid.append(...made);
+    }
+    picks.drawn();
     shown += answer.items.length;
     after = answer.next;
     total = answer.total;
@@ -446,7 +574,13 @@ async function load(reset) {
     describeCount();
     describeSelection();
   } catch (error) {
-    if (current()) show(listStatus, error.message, 'error');
+    if (!current()) return;
+    if (reset) {  // not the last list's tiles under this one's error
+      shown = 0;
+      closePanel({focus: false});
+      grid.replaceChildren();
+    }
+    show(listStatus, error.message, 'error');
   }
 }
 
@@ -458,17 +592,17 @@ searchForm.addEventListener('submit', (event) => {
   color = searchForm.color.value.trim();
   unused = searchForm.unused.value.trim();
   sort = searchForm.sort.value;
-  clearSelection();
+  picks.clear();
   load(true);
 });
 
 // A trashed image: no picture (nothing in the trash is served), its name and when it goes.
 function trashCard(item) {
-  return el('li', {class: 'media-card', dataset: {id: item.id}},
-    pickBox(item.id, item.filename),
+  return picks.tile(item.id, item.filename, [
     el('p', {class: 'filename'}, item.filename),
-    el('p', {class: 'muted'}, `${item.width}×${item.height} · ${formatBytes(item.bytes)} · deleted ${formatDate(item.deleted_at)}`),
-    el('p', {class: 'muted'}, `Kept until ${formatDate(item.purge_after)}.`));
+    el('p', {class: 'size'}, `${formatBytes(item.bytes)} · ${item.width}×${item.height}`),
+    el('p', {class: 'size'}, `Deleted ${formatDate(item.deleted_at)}; kept until ${formatDate(item.purge_after)}.`),
+  ], null);
 }
 
 const trashButton = document.getElementById('show-trash');
@@ -478,14 +612,11 @@ trashButton.addEventListener('click', () => {
   trashButton.textContent = trashView ? 'Back to the library' : 'Trash';
   for (const node of document.querySelectorAll('.library-only')) node.hidden = trashView;
   for (const node of document.querySelectorAll('.trash-only')) node.hidden = !trashView;
-  clearSelection();
+  picks.clear();
   load(true);
 });
-selectAll.addEventListener('click', () => {
-  allMatching = true;
-  describeSelection();
-});
-document.getElementById('select-none').addEventListener('click', clearSelection);
+selectAll.addEventListener('click', () => picks.selectAllMatching());
+document.getElementById('select-none').addEventListener('click', () => picks.clear());
 document.getElementById('bulk-move').addEventListener('submit', (event) => {
   event.preventDefault();
   const to = event.target.folder.value.trim();
@@ -498,7 +629,7 @@ document.getElementById('bulk-tag').addEventListener('submit', (event) => {
   runBulk(action, {tags}, action === 'tag' ? `Tagged “${tags.join(', ')}”:` : `Untagged “${tags.join(', ')}”:`);
 });
 document.getElementById('bulk-delete').addEventListener('click', () => {
-  const count = allMatching ? countOf({total, total_exact: totalExact}) : selected.size;
+  const count = picks.allMatching ? countOf({total, total_exact: totalExact}) : picks.count();
   if (!count || window.confirm(`Delete ${count} image(s)? Images pages use are kept and listed.`)) {
     runBulk('delete', {}, 'Deleted');
   }
@@ -506,7 +637,15 @@ document.getElementById('bulk-delete').addEventListener('click', () => {
 document.getElementById('bulk-restore').addEventListener('click', () => runBulk('restore', {}, 'Restored'));
 searchForm.folder.addEventListener('change', () => searchForm.requestSubmit());
 searchForm.sort.addEventListener('change', () => searchForm.requestSubmit());
-more.addEventListener('click', () => load(false));
+// "Show more" adds the next page under the tiles shown and moves the focus to its first tile
+// (the page stays where it was: the browser keeps the tiles in view where they were).
+more.addEventListener('click', async () => {
+  const before = picks.tiles().length;
+  await load(false);
+  const first = picks.tiles()[before];
+  // (Unless the focus went elsewhere meanwhile; the button hides itself after the last page.)
+  if (first && (document.activeElement === more || document.activeElement === document.body)) picks.current(first);
+});
 
 // Many files or a folder at once: a queue of single uploads (bulk-upload.js), each with the
 // form's alt text, folder and tags as they were when it was queued.
@@ -579,5 +718,23 @@ document.getElementById('page-alt-pick').addEventListener('submit', async (event
   }
 });
 
-load(true);
+// /console/library?open=<id> (the ops dashboard's links): that image's details once the first
+// page is drawn; an image not on it gets a tile of its own, outside the grid.
+async function openLinked() {
+  const id = new URLSearchParams(location.search).get('open');
+  if (!id) return;
+  let node = picks.tiles().find((one) => one.dataset.id === id);
+  if (!node) {
+    try {
+      node = card(await api('GET', `/api/builder/media/${encodeURIComponent(id)}`));
+    } catch (error) {
+      pageMessage(error.message);
+      return;
+    }
+  }
+  if (node.isConnected) picks.only(node);
+  openPanel(node.media, node);
+}
+
+load(true).then(openLinked);
 loadFacets();

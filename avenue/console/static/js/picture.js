@@ -36,13 +36,54 @@ export function showImage(pictureNode, image) {
   // The dominant colour shows while the picture loads (set through the CSSOM: the CSP allows
   // no inline style attributes).
   img.style.backgroundColor = image.color || '';
+  watch(pictureNode, img);
   return img;
+}
+
+// A rendition is made on its first request, which can take seconds: a picture in view that is
+// not drawn after a moment says it is still being prepared (data-state="preparing", whose words
+// console.css shows over the dominant colour), and says so when it could not be loaded
+// ("failed"); "ready" once drawn. Lazy pictures below the fold are not asked for yet: they say
+// nothing until they come into view.
+const SAY_AFTER_MS = 400;
+const timers = new WeakMap();
+const inView = typeof IntersectionObserver === 'undefined' ? null : new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    if (!entry.isIntersecting) continue;
+    inView.unobserve(entry.target);
+    const img = entry.target;
+    const node = img.closest('picture');
+    if (!node || node.dataset.state !== 'loading') continue;
+    clearTimeout(timers.get(node));
+    timers.set(node, setTimeout(() => {
+      // Something drawn already (a load event missed under load, or an earlier candidate of
+      // the srcset shown while the browser fetches a wider one) is not "being prepared".
+      if (node.dataset.state === 'loading') node.dataset.state = img.naturalWidth ? 'ready' : 'preparing';
+    }, SAY_AFTER_MS));
+  }
+});
+
+function watch(pictureNode, img) {
+  clearTimeout(timers.get(pictureNode));
+  if (img.complete && img.naturalWidth) {
+    pictureNode.dataset.state = 'ready';
+    return;
+  }
+  pictureNode.dataset.state = 'loading';
+  if (inView) inView.observe(img);
+}
+
+function drawn(pictureNode, ok) {
+  clearTimeout(timers.get(pictureNode));
+  pictureNode.dataset.state = ok ? 'ready' : 'failed';
 }
 
 // A lazy <picture> of `image` for a slot `sizes` wide; `attrs` go on its <img>.
 export function picture(image, sizes, attrs = {}) {
   const img = el('img', {alt: '', loading: 'lazy', decoding: 'async', ...attrs});
   const node = el('picture', {dataset: {sizes}}, img);
+  img.addEventListener('load', () => drawn(node, true));
+  img.addEventListener('error', () => drawn(node, false));
   showImage(node, image);
   return node;
 }
