@@ -82,6 +82,20 @@ def test_the_first_get_renders_and_stores_and_the_second_is_served_from_storage(
         assert (im.format, im.size) == ("WEBP", (320, 240))
 
 
+def test_a_jpeg_rendition_records_the_baseline_recipe_it_was_made_with(app, client, db):
+    from avenue.media import formats
+
+    doc = put(app)
+    sig = sign_rendition(KEY, PRODUCTS, str(doc["_id"]), "", "w_320,q_80")
+    made = client.get(path(doc, "w_320,q_80.jpg") + f"?sig={sig}")
+    assert made.status_code == 200, made.get_data()
+    assert "progressive" not in Image.open(io.BytesIO(made.get_data())).info
+    files = stored(db)
+    assert files[0]["metadata"]["recipe"] == formats.recipe("jpeg", 80, progressive=False)
+    assert files[0]["metadata"]["recipe"] != formats.recipe("jpeg", 80)  # the fixed variants' (progressive)
+    assert not renditions.is_stale(files[0])
+
+
 def test_it_answers_ranges_and_304_like_any_file(app, client, db):
     doc = put(app)
     url = path(doc, "w_320.jpg")

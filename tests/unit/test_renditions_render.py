@@ -159,6 +159,21 @@ def test_a_part_of_the_picture_is_still_cut_from_the_frame_decoded_to_cover_it()
     assert opened(made.data).size == (300, 300)
 
 
+def test_a_jpeg_rendition_is_a_baseline_jpeg_of_the_same_pixels_as_a_progressive_one():
+    """Renditions on request are baseline JPEGs (bench/results/jpeg-progressive-2026-11-26.md:
+    2-4 % more bytes, 0.4x the encode); the fixed variants' encoder stays progressive."""
+    from avenue.media.ingest.variants import encode_image
+
+    made = render_spec(image_bytes("good/photo_12mp.jpg"), STORED, parse("w_512").spec, "jpeg", CENTRE)
+    baseline = opened(made.data)
+    assert "progressive" not in baseline.info and "progression" not in baseline.info
+    progressive = opened(encode_image(baseline.copy(), "jpeg", None))
+    assert progressive.info.get("progressive")
+    again = opened(encode_image(baseline.copy(), "jpeg", None, progressive=False))
+    assert ImageChops.difference(opened(encode_image(baseline.copy(), "jpeg", None)).convert("RGB"),
+                                 again.convert("RGB")).getbbox() is None
+
+
 def test_an_unknown_format_is_refused():
     with pytest.raises(ValueError):
         render_spec(image_bytes("good/progressive.jpg"), STORED, normalise(160), "gif", CENTRE)

@@ -12,7 +12,9 @@ to make, in the displayed image's pixels. A rendition of the whole picture (``fi
 no crop) is decoded straight to its size (``exact``): shrink-on-load, then one resize; one cut
 from a part of it has its box mapped onto the decoded frame, cut and resized (Lanczos). Then
 it is encoded with the fixed renditions' settings
-(:func:`avenue.media.ingest.variants.encode_image`; AVIF at speed 6, q64).
+(:func:`avenue.media.ingest.variants.encode_image`; AVIF at speed 6, q64), but a JPEG as a
+baseline one (:data:`avenue.media.formats.RENDITION_PROGRESSIVE`: the same pixels, 2-3 %
+more bytes, 0.4x the encode).
 
 A JPEG asked of an image with transparency is flattened onto white (JPEG has no alpha);
 every other format keeps it. Pure: bytes in, bytes out; no database, no Flask.
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from avenue.media.formats import RENDITION_TYPES
+from avenue.media.formats import RENDITION_PROGRESSIVE, RENDITION_TYPES
 from avenue.media.ingest import vips
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, prepare
@@ -91,7 +93,8 @@ def render_spec(data: bytes, limits: Limits, spec: Spec, fmt: str, focal: FocalP
             flat = Image.new("RGB", image.size, (255, 255, 255))
             flat.paste(image, mask=image.getchannel("A"))
             image = flat
-        encoded = encode_image(image, fmt, icc, quality if quality is not None else spec.quality)
+        encoded = encode_image(image, fmt, icc, quality if quality is not None else spec.quality,
+                               progressive=RENDITION_PROGRESSIVE)
         return Rendered(encoded, image.width, image.height, fmt)
     finally:
         # The decode budget held from the decode to the encode: the resize and the encode

@@ -151,12 +151,13 @@ class Wanted:
 
 def recipe(key: str, fmt: str) -> str:
     """What a rendition of the spec ``key`` in ``fmt`` is made with now: the format's encoder
-    settings at the spec's quality (``q_``) or the format's default (:func:`formats.recipe`).
+    settings at the spec's quality (``q_``) or the format's default (:func:`formats.recipe`;
+    a JPEG baseline, :data:`formats.RENDITION_PROGRESSIVE`).
     Its geometry is its key: a changed preset names another key (its old renditions are no
     longer asked for, and go with the byte budget's eviction)."""
     quality = next((int(part[2:]) for part in key.split(",") if part.startswith("q_") and part[2:].isdigit()),
                    None)
-    return formats.recipe(fmt, quality)
+    return formats.recipe(fmt, quality, progressive=formats.RENDITION_PROGRESSIVE)
 
 
 def is_stale(doc: Mapping[str, Any]) -> bool:
