@@ -403,6 +403,9 @@ def cold(port: int, paths: list[str], groups: list[Group], want: tuple[int, int]
         for thread in threads:
             thread.join(timeout=600)
         wall = time.perf_counter() - started
+        # Work a server does after its answers (Avenue's stores) is part of what a render
+        # costs: counted once the group is quiet again (its idle CPU meanwhile counts too).
+        quiet(groups, timeout=30)
     cpu = {g.name: (g.cpu() - cpu0[g.name]) * 1000 / max(1, len(paths)) for g in groups}
     for path, status, ctype, body, _ in answers:
         check.add(path.rsplit("/", 2)[-2] if "/media/" in path else path.rsplit("/", 1)[-1],
@@ -581,8 +584,8 @@ class Ipx(Server):
 class Profile:
     """py-spy on each of Avenue's workers while in the ``with`` (all threads, idle ones left out)."""
 
-    def __init__(self, procs: Procs, pids: list[int], name: str) -> None:
-        self.procs, self.pids, self.name = procs, pids, name
+    def __init__(self, procs: Procs, pids: list[int], name: str, gil: bool = False) -> None:
+        self.procs, self.pids, self.name, self.gil = procs, pids, name, gil
         self.raw = [WORK / "profiles" / f"{name}-{pid}.txt" for pid in pids]
         self.spies: list[subprocess.Popen] = []
 
@@ -592,7 +595,7 @@ class Profile:
         for pid, raw in zip(self.pids, self.raw, strict=True):
             raw.unlink(missing_ok=True)
             argv = [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
-                    "--output", str(raw), "--nonblocking", "--threads"]
+                    "--output", str(raw), "--nonblocking", "--threads", *(["--gil"] if self.gil else [])]
             self.spies.append(self.procs.start(f"py-spy-{pid}", argv))
         time.sleep(1.0)  # attached
         return self
@@ -640,7 +643,7 @@ class Result:
 
 
 def measure(server: Server, workload: str, files: list[Path], warm_seconds: float,
-            procs: Procs, profile: list[str] | None) -> Result:
+            procs: Procs, profile: list[str] | None, gil: bool = False) -> Result:
     """One server, one workload: the paths made (Avenue: uploads), warmed up on another photo,
     then cold and warm."""
     width, height, _, _ = WORKLOADS[workload]
@@ -657,7 +660,7 @@ def measure(server: Server, workload: str, files: list[Path], warm_seconds: floa
     server.before_cold()
     if profile is not None and isinstance(server, Avenue):
         assert server.gunicorn is not None
-        with Profile(procs, server.gunicorn.workers(), f"{server.name.split()[0]}-{workload}") as spy:
+        with Profile(procs, server.gunicorn.workers(), f"{server.name.split()[0]}-{workload}", gil) as spy:
             phase = cold(server.port, paths, server.groups, fitted(width, height), check)
         summary = profiles.summarize(busy_only(spy.raw), top=25)
         profile += [f"## {server.name}, {workload}: {len(paths)} cold renders, "
@@ -771,6 +774,8 @@ def main() -> int:
                         help="wrk seconds per warm phase (10; --quick 2; 0: none)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy Avenue's workers during the cold phase")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --profile: only the thread holding the GIL (Python's own CPU)")
     parser.add_argument("--before", metavar="REF",
                         help="also measure Avenue at this git ref (a copy by git archive), first")
     parser.add_argument("--out", action="store_true", help="write bench/results/peers-<date>[-N].md")
@@ -817,7 +822,8 @@ def main() -> int:
             server.start()
             try:
                 for workload in workloads:
-                    results.append(measure(server, workload, sets[workload], warm_seconds, procs, profile))
+                    results.append(measure(server, workload, sets[workload], warm_seconds, procs, profile,
+                                           args.gil))
             finally:
                 server.stop()
     except (KeyboardInterrupt, BenchError, RuntimeError) as exc:
@@ -841,8 +847,9 @@ def main() -> int:
         while target.exists():
             target = RESULTS / f"peers-profile-{started[:10]}-{n}.md"
             n += 1
+        threads = "only the thread holding the GIL" if args.gil else "all threads"
         target.write_text(f"# py-spy of Avenue's workers during the cold phase, {started}\n\n"
-                          f"`{'python bench/peers.py ' + ' '.join(sys.argv[1:])}`; all threads, idle stacks "
+                          f"`{'python bench/peers.py ' + ' '.join(sys.argv[1:])}`; {threads}, idle stacks "
                           "(waiting on a lock, a select, a sleep, a queue) left out; raw stacks in "
                           "`bench/work/peers/profiles/`.\n\n" + "\n".join(profile))
         say(f"profile written to {target.relative_to(ROOT)}")
