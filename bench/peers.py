@@ -477,9 +477,11 @@ class Avenue(Server):
         self.gunicorn = Gunicorn(self.database.uri, DB, log, workers=2, root=self.code, extra_env={
             "AVENUE_METRICS_ALLOW": "127.0.0.1/32",
             "AVENUE_RENDITION_PRESETS": f"{PRESET}=w_{BOX},h_{BOX},q_{QUALITY}",
-            # One client address asks for every cold rendition here: the limits stay on (their
-            # checks run on every cold render) but do not refuse the run.
-            "AVENUE_RENDER_ADDRESS_LIMIT": "100000/minute", "AVENUE_RENDER_INSTANCE_LIMIT": "100000/minute",
+            # One client address asks for every cold rendition here: the limits stay on, with the
+            # defaults' windows (a minute and an hour per address, a minute per instance: three
+            # counters hit per cold render), but do not refuse the run.
+            "AVENUE_RENDER_ADDRESS_LIMIT": "100000/minute;1000000/hour",
+            "AVENUE_RENDER_INSTANCE_LIMIT": "100000/minute",
             "AVENUE_UPLOAD_RATE_LIMIT": "100000/minute",
         }).start()
         self.port = self.gunicorn.port
