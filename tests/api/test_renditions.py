@@ -717,6 +717,21 @@ def test_a_second_store_of_one_rendition_keeps_the_first(app, db):
     assert db[f"{RENDITIONS}.chunks"].count_documents({}) == 1  # the loser's chunks went
 
 
+def test_a_render_whose_store_loses_is_answered_with_the_stored_file_not_its_own_bytes(app, db):
+    """Its bytes may differ from the stored file's (another instance on other code): the
+    answer is the stored file, whose ETag and length its body must match."""
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    with app.app_context():
+        def render(data):
+            # Another renderer (a lapsed claim taken over) stores first.
+            renditions.keep(db, wanted, Fake(b"stored-meanwhile"), private=False)
+            return Fake(b"mine")
+
+        got = renditions.answer(db, wanted, original, render)
+    assert got.data is None and got.doc["length"] == len(b"stored-meanwhile")
+
+
 # --- the limit of unsigned cold renders ------------------------------------------------------
 
 

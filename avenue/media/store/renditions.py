@@ -290,7 +290,9 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
     def work(_: Obtained | None) -> Obtained | claims.Later[Obtained | None]:
         new = _new_file(wanted, render(_source(db, wanted, original)), private=original.private)
         if store is None:
-            return Obtained(_put(db, wanted, new), new.data)
+            stored = _put(db, wanted, new)
+            # Another's file stored first (a lapsed claim taken over): that one is the answer.
+            return Obtained(stored, new.data if stored["_id"] == new.file_id else None)
         made = Obtained(storage.files_doc(new, now()), new.data)
         with _storing_lock:
             _storing[wanted.claim_id()] = made
