@@ -67,7 +67,18 @@ from pathlib import Path
 
 import psutil
 
-from harness import LOOPBACK, BenchError, Procs, free_port, request, run, stop_after, wait_http, wrk
+from harness import (
+    LOOPBACK,
+    BenchError,
+    ForeignLoad,
+    Procs,
+    free_port,
+    request,
+    run,
+    stop_after,
+    wait_http,
+    wrk,
+)
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -660,6 +671,8 @@ def measure(server: Server, workload: str, files: list[Path], warm_seconds: floa
     waited = quiet(server.groups)
     check = Check()
     server.before_cold()
+    foreign = ForeignLoad()
+    foreign.start()
     if profile is not None and isinstance(server, Avenue):
         assert server.gunicorn is not None
         with Profile(procs, server.gunicorn.workers(), f"{server.name.split()[0]}-{workload}", gil) as spy:
@@ -669,7 +682,9 @@ def measure(server: Server, workload: str, files: list[Path], warm_seconds: floa
                     f"{phase.rps:.1f} req/s under py-spy", "", *summary, ""]
     else:
         phase = cold(server.port, paths, server.groups, fitted(width, height), check)
-    note = server.after_cold(paths)
+    share = foreign.percent()
+    note = "; ".join(part for part in (server.after_cold(paths), f"other processes {share:.0f} % of the CPU"
+                                       if share is not None else "") if part)
     say(f"{server.name} {workload} cold: {phase.rps:.1f} req/s, p50 {phase.p50:.0f} ms, "
         f"p99 {phase.p99:.0f} ms, "
         f"CPU {', '.join(f'{k} {v:.1f}' for k, v in phase.cpu_ms.items())} ms/req; {check.summary()}"
