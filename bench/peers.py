@@ -86,6 +86,7 @@ RESULTS = BENCH / "results"
 WORK = BENCH / "work" / "peers"
 sys.path.insert(0, str(ROOT))  # the app, and tests/support's launcher
 
+import pymongo  # noqa: E402
 from avenue.embedded import EmbeddedServer  # noqa: E402
 from PIL import Image  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
@@ -366,6 +367,7 @@ class Phase:
     cpu_ms: dict[str, float]
     peak_mb: dict[str, float]
     errors: int = 0
+    times: list[float] = field(default_factory=list)  # each answer's ms (cold)
 
     @property
     def rps(self) -> float:
@@ -423,7 +425,19 @@ def cold(port: int, paths: list[str], groups: list[Group], want: tuple[int, int]
                   status, ctype, body, want)
     times = [a[4] * 1000 for a in answers]
     return Phase(len(answers), wall, percentile(times, 50), percentile(times, 99), cpu,
-                 {k: v / 2**20 for k, v in peak.peak.items()}, sum(1 for a in answers if a[1] != 200))
+                 {k: v / 2**20 for k, v in peak.peak.items()}, sum(1 for a in answers if a[1] != 200), times)
+
+
+def merged(phases: list[Phase]) -> Phase:
+    """Rounds of one server's cold phase as one: every request over all their seconds, the
+    latencies pooled, CPU per request over all of them, the highest peak."""
+    requests = sum(p.requests for p in phases)
+    times = [t for p in phases for t in p.times]
+    cpu = {name: sum(p.cpu_ms[name] * p.requests for p in phases) / max(1, requests)
+           for name in phases[0].cpu_ms}
+    peak = {name: max(p.peak_mb[name] for p in phases) for name in phases[0].peak_mb}
+    return Phase(requests, sum(p.seconds for p in phases), percentile(times, 50), percentile(times, 99), cpu,
+                 peak, sum(p.errors for p in phases), times)
 
 
 def warm(port: int, paths: list[str], groups: list[Group], seconds: float) -> Phase:
@@ -464,6 +478,9 @@ class Server:
     port = 0
 
     def before_cold(self) -> None: ...
+
+    def recold(self, paths: list[str]) -> None:
+        """Make ``paths`` cold again for another round (the peers keep nothing: nothing to do)."""
 
     def after_cold(self, paths: list[str]) -> str:
         """What the server says about the cold phase (Avenue: its renders counted)."""
@@ -513,6 +530,12 @@ class Avenue(Server):
             if status != 201 or "url" not in image:
                 raise BenchError(f"upload of {path.name}: HTTP {status} {image}")
             found.append(image["url"].rsplit(".", 1)[0] + f"/{PRESET}.jpg")
+            # Its variants are rendered after the answer, at low priority: a GET of one waits for
+            # them (or renders them), so none is left to run beside the cold phase.
+            variant = next(iter(image["variant_urls"]["card"].values()))
+            status, _ = self.gunicorn.request("GET", variant[variant.index("/media/"):], timeout=180)
+            if status != 200:
+                raise BenchError(f"{path.name}'s card variant: HTTP {status}")
         return found
 
     def renders(self) -> float:
@@ -524,6 +547,21 @@ class Avenue(Server):
 
     def before_cold(self) -> None:
         self._renders = self.renders()
+
+    def recold(self, paths: list[str]) -> None:
+        """Remove the renditions of ``paths`` as the app removes an image's (files documents,
+        chunks, a tombstone every worker's cache polls), then wait for the workers' caches:
+        the next round renders every one again (its render counter says so)."""
+        from avenue.media.buckets import BUCKETS
+        from avenue.media.store import renditions
+        from bson import ObjectId
+
+        assert self.database is not None
+        with pymongo.MongoClient(self.database.uri) as client:
+            for path in paths:
+                alias, token = path.split("/")[2:4]
+                renditions.remove_for(client[DB], BUCKETS[alias], ObjectId(token.split("~")[0]))
+        time.sleep(2.0)  # the workers poll the tombstones at least once a second
 
     def after_cold(self, paths: list[str]) -> str:
         made = self.renders() - self._renders
@@ -653,6 +691,7 @@ class Result:
     warm: Phase | None
     check: Check
     note: str = ""
+    rounds: list[float] = field(default_factory=list)  # cold req/s of each round
 
 
 def measure(server: Server, workload: str, files: list[Path], warm_seconds: float,
@@ -695,6 +734,57 @@ def measure(server: Server, workload: str, files: list[Path], warm_seconds: floa
         say(f"{server.name} {workload} warm: {hot.rps:,.1f} req/s, p50 {hot.p50} ms, p99 {hot.p99} ms, "
             f"{hot.errors} errors")
     return Result(server.name, workload, phase, hot, check, note)
+
+
+def interleaved(servers: list[Server], workload: str, files: list[Path], rounds: int,
+                warm_seconds: float) -> list[Result]:
+    """Every server (all started) on one workload, their cold phases taken in turn for
+    ``rounds`` rounds, the order turned by one each round (whatever else the machine runs then
+    falls on each about alike); Avenue's renditions removed between rounds so that every
+    round is cold (counted). Then one warm phase each."""
+    width, height, _, _ = WORKLOADS[workload]
+    groups = [g for server in servers for g in server.groups]
+    paths = {}
+    for server in servers:
+        say(f"{server.name} {workload}: {len(files) - 1} photos")
+        first = server.paths(workload, files[-1:])
+        for _ in range(4):  # libraries loaded, every worker or process once at least
+            reply = request("GET", server.port, first[0], timeout=120)
+            if reply.status != 200:
+                raise BenchError(f"{server.name} warm-up: HTTP {reply.status} {reply.body[:200]!r}")
+        paths[server.name] = server.paths(workload, files[:-1])
+    phases: dict[str, list[Phase]] = {server.name: [] for server in servers}
+    notes: dict[str, list[str]] = {server.name: [] for server in servers}
+    checks = {server.name: Check() for server in servers}
+    for n in range(rounds):
+        for server in servers[n % len(servers):] + servers[:n % len(servers)]:
+            if n:
+                server.recold(paths[server.name])
+            quiet(groups)
+            server.before_cold()
+            foreign = ForeignLoad()
+            foreign.start()
+            phase = cold(server.port, paths[server.name], server.groups, fitted(width, height),
+                         checks[server.name])
+            share = foreign.percent()
+            notes[server.name].append(server.after_cold(paths[server.name]) +
+                                      (f" (others {share:.0f} % of the CPU)" if share is not None else ""))
+            phases[server.name].append(phase)
+            say(f"round {n + 1}, {server.name} {workload} cold: {phase.rps:.1f} req/s, "
+                f"p50 {phase.p50:.0f} ms, CPU {sum(phase.cpu_ms.values()):.1f} ms/req; "
+                f"{notes[server.name][-1]}")
+    results = []
+    for server in servers:
+        hot = None
+        if warm_seconds > 0:
+            quiet(groups)
+            hot = warm(server.port, paths[server.name], server.groups, warm_seconds)
+            say(f"{server.name} {workload} warm: {hot.rps:,.1f} req/s, {hot.errors} errors")
+        mine = phases[server.name]
+        note = "; ".join(f"round {i + 1}: {text}" for i, text in enumerate(notes[server.name]) if text)
+        results.append(Result(server.name, workload, merged(mine), hot, checks[server.name], note,
+                              [p.rps for p in mine]))
+    return results
 
 
 def cpu_cell(phase: Phase) -> str:
@@ -742,6 +832,14 @@ def report(results: list[Result], *, args: argparse.Namespace, started: str, pee
         if avenue is None:
             continue
         verdicts = []
+        by_round = {r.server: r.rounds for r in rows if len(r.rounds) > 1}
+        if by_round:
+            verdicts.append("cold req/s by round: " + "; ".join(
+                f"{name} {', '.join(f'{x:.1f}' for x in rps)}" for name, rps in by_round.items()))
+            for peer in ("thumbor", "ipx"):
+                if peer in by_round and "avenue" in by_round:
+                    ratios = [a / b for a, b in zip(by_round["avenue"], by_round[peer], strict=True)]
+                    verdicts.append(f"Avenue ÷ {peer} by round: {', '.join(f'{x:.2f}x' for x in ratios)}")
         if before is not None:
             cpu = sum(avenue.cold.cpu_ms.values()) / sum(before.cold.cpu_ms.values())
             speed = avenue.cold.rps / before.cold.rps
@@ -793,6 +891,9 @@ def main() -> int:
                         help="py-spy Avenue's workers during the cold phase")
     parser.add_argument("--gil", action="store_true",
                         help="with --profile: only the thread holding the GIL (Python's own CPU)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with more than 1: every server started at once, their cold phases in turn, "
+                             "this many rounds (Avenue's renditions removed between them)")
     parser.add_argument("--before", metavar="REF",
                         help="also measure Avenue at this git ref (a copy by git archive), first")
     parser.add_argument("--out", action="store_true", help="write bench/results/peers-<date>[-N].md")
@@ -834,7 +935,18 @@ def main() -> int:
             sha = run(["git", "rev-parse", "--short", args.before], timeout=30, cwd=ROOT).stdout.strip()
             servers["before"] = Avenue(folder, code, name=f"before ({args.before} {sha})")
             only.insert(0, "before")
-        for name in only:
+        if args.rounds > 1:
+            running = []
+            try:
+                for name in only:
+                    servers[name].start()
+                    running.append(servers[name])
+                for workload in workloads:
+                    results += interleaved(running, workload, sets[workload], args.rounds, warm_seconds)
+            finally:
+                for server in running:
+                    server.stop()
+        for name in only if args.rounds <= 1 else ():
             server = servers[name]
             server.start()
             try:
