@@ -812,7 +812,9 @@ def report(results: list[Result], *, args: argparse.Namespace, started: str, pee
         if not rows:
             continue
         width, height, _, _ = WORKLOADS[workload]
-        lines += [f"## {width}x{height} ({len(rows[0].check.sizes) or rows[0].cold.requests} photos)", "",
+        photos = rows[0].cold.requests // max(1, len(rows[0].rounds))
+        rounds = f", {len(rows[0].rounds)} rounds" if len(rows[0].rounds) > 1 else ""
+        lines += [f"## {width}x{height} ({photos} photos{rounds})", "",
                   "| server | cold req/s | cold p50 / p99 ms | CPU ms per cold request | warm req/s | "
                   "warm p50 / p99 ms | CPU ms per warm request | peak RSS MB (cold, warm) | outputs |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
