@@ -37,7 +37,7 @@ Each server is measured alone (the others are stopped), per workload (``2040``: 
 ``--profile`` also records Avenue's workers with py-spy during the cold phase (all threads,
 idle ones left out) and writes the summary to ``bench/results/peers-profile-<date>.md``.
 
-    .venv/bin/python bench/peers.py --quick         # under a minute: 20 + 4 photos, 2 s wrk
+    .venv/bin/python bench/peers.py --quick         # about a minute: 12 + 3 photos, 1 s wrk
     .venv/bin/python bench/peers.py --out           # 60 + 20 photos, 10 s wrk; writes the table
     .venv/bin/python bench/peers.py --only avenue --profile
     .venv/bin/python bench/peers.py --before fb4b483 --out   # that ref's Avenue too, first, in the same run
@@ -106,7 +106,7 @@ RENDERS = "avenue_rendition_render_seconds_count"
 CLIENTS = 2
 WARM_CONNECTIONS = 16
 #: The workloads: (width, height, photos in a full run, photos with --quick).
-WORKLOADS = {"2040": (2040, 1356, 60, 20), "12mp": (4000, 3000, 20, 4)}
+WORKLOADS = {"2040": (2040, 1356, 60, 12), "12mp": (4000, 3000, 20, 3)}
 SERVERS = ("avenue", "thumbor", "ipx")
 
 
@@ -882,13 +882,13 @@ def output_path(started: str) -> Path:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="20 + 4 photos, 2 s wrk: under a minute")
+    parser.add_argument("--quick", action="store_true", help="12 + 3 photos, 1 s wrk: about a minute")
     parser.add_argument("--only", default=",".join(SERVERS), help="a subset of: avenue, thumbor, ipx")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="a subset of: 2040, 12mp")
     parser.add_argument("--photos", type=int,
-                        help="photos per workload (default 60 and 20; --quick 20 and 4)")
+                        help="photos per workload (default 60 and 20; --quick 12 and 3)")
     parser.add_argument("--warm-seconds", type=float,
-                        help="wrk seconds per warm phase (10; --quick 2; 0: none)")
+                        help="wrk seconds per warm phase (10; --quick 1; 0: none)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy Avenue's workers during the cold phase")
     parser.add_argument("--gil", action="store_true",
@@ -902,7 +902,7 @@ def main() -> int:
     args = parser.parse_args()
     only = [s for s in SERVERS if s in args.only.split(",")]
     workloads = [w for w in WORKLOADS if w in args.workloads.split(",")]
-    warm_seconds = args.warm_seconds if args.warm_seconds is not None else (2.0 if args.quick else 10.0)
+    warm_seconds = args.warm_seconds if args.warm_seconds is not None else (1.0 if args.quick else 10.0)
 
     stop_after(900 if args.quick else 2400)
     WORK.mkdir(parents=True, exist_ok=True)
