@@ -88,18 +88,30 @@ class Lease:
         return fields
 
     def take(self) -> bool:
-        """Take the lease unless someone else holds a live one (then False)."""
+        """Take the lease unless someone else holds a live one (then False).
+
+        A lease whose document is deleted on release (not ``keep_document``) is usually
+        taken on no document at all: the insert goes first, one command (a rendition's cold
+        request paid two, an update that matched nothing and then the insert); only when the
+        document exists is it taken over if free, lapsed or ours. A kept document is updated
+        first, as it is usually there."""
         moment = now()
         claim = self._claim(moment)
         free = [{self.until_field: {"$exists": False}}, {self.until_field: None},
                 {self.until_field: {"$lt": moment}}, {self.owner_field: self.owner}]
+
+        def taken_over() -> bool:
+            taken = self.collection.update_one({"_id": self.key, "$or": free}, {"$set": claim})
+            return taken.matched_count == 1
+
         try:
-            if self.collection.update_one({"_id": self.key, "$or": free}, {"$set": claim}).matched_count == 1:
+            if self.keep_document and taken_over():
                 return True
             self.collection.insert_one({"_id": self.key, **_nested(claim)})
             return True
         except DuplicateKeyError:
-            return False  # the document exists and its lease is someone else's
+            pass  # the document exists: its lease may be free, lapsed or ours
+        return not self.keep_document and taken_over()
 
     def renew(self) -> bool:
         """Push the expiry ``seconds`` from now; False when the lease is not ours any more."""

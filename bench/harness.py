@@ -251,9 +251,12 @@ def parse_wrk(out: str) -> WrkResult:
 
 
 def wrk(port: int, path: str, *, seconds: float, threads: int = 2, connections: int = 16,
-        headers: dict[str, str] | None = None) -> WrkResult:
+        headers: dict[str, str] | None = None, script: Path | None = None) -> WrkResult:
+    """``wrk`` on ``path`` (``script``: a Lua script of wrk's that makes the requests instead)."""
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
             "--latency", "--timeout", "10s"]
+    if script is not None:
+        argv += ["-s", str(script)]
     for name, value in (headers or {}).items():
         argv += ["-H", f"{name}: {value}"]
     argv.append(f"http://{LOOPBACK}:{port}{path}")

@@ -41,3 +41,32 @@ def test_mongomock_is_not_the_embedded_database_and_is_never_asked():
     import mongomock
 
     assert not is_embedded(mongomock.MongoClient()["avenue"])
+
+
+def chunk_reads(event) -> bool:
+    name = event.command_name
+    return (name == "find" and str(event.command["find"]).endswith(".chunks")) or \
+        (name == "getMore" and str(event.command["collection"]).endswith(".chunks"))
+
+
+def test_a_whole_file_is_read_in_one_round_trip(secantus, db_name):
+    """A rendition's original is read whole to be decoded: its 20 chunks (a 5 MB photo) come
+    in one find, not four at a time as a stream reads them (a find and five getMores here: the
+    last one learns the cursor is done)."""
+    reads = Matching(chunk_reads)
+    app = make_app((listening(reads), secantus.uri), db_name)
+    try:
+        data = os.urandom(19 * storage.CHUNK_SIZE + 77)  # twenty chunks
+        with app.app_context():
+            db = get_db()
+            docs, _ = storage.put_files(db, "uploads", [storage.NewFile(data, "photo.jpg", {})])
+            assert storage.read_all(db, "uploads", docs[0]) == data
+            assert [command.get("find", "getMore") for command in reads.commands] == ["uploads.chunks"]
+            reads.commands.clear()
+            streamed = storage.read_range(db, "uploads", docs[0]["_id"], len(data), storage.CHUNK_SIZE)
+            assert b"".join(streamed) == data
+            assert len(reads.commands) >= 5  # a stream: READ_BATCH chunks per round trip
+    finally:
+        client = app.extensions["avenue.mongo"].client
+        client.drop_database(db_name)
+        client.close()

@@ -18,7 +18,8 @@ LEASES = "test_leases"
 
 
 def lease(db, owner: str, seconds: float = 30.0, **kwargs) -> Lease:
-    return Lease(db[LEASES], "job", owner, seconds, **kwargs)
+    collection = db if isinstance(db, Counted) else db[LEASES]
+    return Lease(collection, "job", owner, seconds, **kwargs)
 
 
 def race(backend, count: int, attempt) -> list[bool]:
@@ -47,6 +48,39 @@ def test_a_free_lease_is_taken_and_a_held_one_is_refused(db):
     assert not lease(db, "b").take()
     assert lease(db, "a").take()  # its owner may take it again (a resumed run)
     assert db[LEASES].find_one({"_id": "job"})["owner"] == "a"
+
+
+class Counted:
+    """A collection whose writes are counted by name (every other call passed through)."""
+
+    def __init__(self, collection) -> None:
+        self.collection, self.calls = collection, []
+
+    def __getattr__(self, name):
+        if name in {"insert_one", "update_one", "delete_one"}:
+            self.calls.append(name)
+        return getattr(self.collection, name)
+
+
+def test_a_free_lease_deleted_on_release_is_taken_in_one_command(db):
+    """A rendition's claim (and an ops lock) is a document that exists only while held: its
+    take is one insert, not an update that matches nothing and then the insert; a lapsed one
+    is still taken over, and a live one refused."""
+    counted = Counted(db[LEASES])
+    assert Lease(counted, "job", "a", 30.0).take()
+    assert counted.calls == ["insert_one"]
+    db[LEASES].update_one({"_id": "job"}, {"$set": {"until": now() - dt.timedelta(seconds=1)}})
+    assert Lease(db[LEASES], "job", "b", 30.0).take()  # lapsed: taken over
+    assert not Lease(db[LEASES], "job", "c", 30.0).take()  # live: refused
+    assert db[LEASES].find_one({"_id": "job"})["owner"] == "b"
+
+
+def test_a_kept_document_s_lease_is_taken_by_its_update(db):
+    db[LEASES].insert_one({"_id": "job", "result": 42})
+    counted = Counted(db[LEASES])
+    held = lease(counted, "a", owner_field="lease_owner", until_field="lease_until", keep_document=True)
+    assert held.take()
+    assert counted.calls == ["update_one"]
 
 
 def test_a_released_lease_is_free_at_once(db):

@@ -23,7 +23,7 @@ from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace_bytes
 from avenue.media.transform import parse
 from tests.helpers import Auth, image_bytes, listening, make_app, passed_to_route
-from tests.support.commands import Recorder
+from tests.support.commands import Matching, Recorder
 
 KEY = "test-secret-key-for-avenue"
 
@@ -80,6 +80,20 @@ def test_the_first_get_renders_and_stores_and_the_second_is_served_from_storage(
         (PRODUCTS, doc["_id"], "", "w_320", "webp")
     with Image.open(io.BytesIO(first.get_data())) as im:
         assert (im.format, im.size) == ("WEBP", (320, 240))
+
+
+def test_a_jpeg_rendition_records_the_baseline_recipe_it_was_made_with(app, client, db):
+    from avenue.media import formats
+
+    doc = put(app)
+    sig = sign_rendition(KEY, PRODUCTS, str(doc["_id"]), "", "w_320,q_80")
+    made = client.get(path(doc, "w_320,q_80.jpg") + f"?sig={sig}")
+    assert made.status_code == 200, made.get_data()
+    assert "progressive" not in Image.open(io.BytesIO(made.get_data())).info
+    files = stored(db)
+    assert files[0]["metadata"]["recipe"] == formats.recipe("jpeg", 80, progressive=False)
+    assert files[0]["metadata"]["recipe"] != formats.recipe("jpeg", 80)  # the fixed variants' (progressive)
+    assert not renditions.is_stale(files[0])
 
 
 def test_it_answers_ranges_and_304_like_any_file(app, client, db):
@@ -330,6 +344,113 @@ def test_one_render_across_many_requests_at_once(app_factory, backend, renders):
         from avenue.db import get_db
 
         assert len(stored(get_db())) == 1
+
+
+def rendition_chunk_reads(event) -> bool:
+    command = event.command
+    name = command.get("find") if event.command_name == "find" else command.get("collection")
+    return event.command_name in {"find", "getMore"} and name == f"{RENDITIONS}.chunks"
+
+
+@pytest.fixture
+def watched(backend, db_name):
+    """An app whose reads of the renditions' chunks are counted (the wire-protocol server
+    only), and the counter."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs the wire protocol")
+    reads = Matching(rendition_chunk_reads)
+    app = make_app((listening(reads), backend[1]), db_name)
+    yield app, reads
+    client = app.extensions["avenue.mongo"].client
+    client.drop_database(db_name)
+    client.close()
+
+
+def test_the_request_that_rendered_is_answered_from_its_bytes_not_read_back(watched):
+    """The rendered bytes are the answer: the stored file is not read back from GridFS for it
+    (it was: a find of its chunks on every cold render); its ETag and length are the stored
+    file's."""
+    app, reads = watched
+    doc = put(app)
+    first = app.test_client().get(path(doc, "w_320.webp"))
+    assert first.status_code == 200
+    assert reads.count == 0
+    from avenue.db import get_db
+
+    with app.app_context():
+        files = stored(get_db())
+    assert len(files) == 1 and files[0]["length"] == len(first.get_data())
+    assert first.headers["ETag"] == f'"{files[0]["metadata"]["sha256"]}"'
+
+
+@pytest.fixture
+def later(monkeypatch) -> list:
+    """The renditions' stores after the answer, kept here instead of started: a test runs
+    them when it chooses."""
+    jobs: list = []
+    monkeypatch.setattr(route, "start_stores", jobs.extend)
+    return jobs
+
+
+def test_a_rendition_is_answered_before_it_is_stored_and_its_claim_is_held_until_then(
+        app_factory, backend, renders, later, monkeypatch):
+    """As deployed (work after the answer): the rendering request's answer goes before the
+    store; until the store is done the claim stays held, this worker answers from memory and
+    another worker (process) waits and then serves the stored file: one render."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("threads need a real server (mongomock is not thread-safe)")
+    apps = [app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True), app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True)]
+    doc = put(apps[0])
+    url = path(doc, "w_320.webp")
+    first = apps[0].test_client().get(url)
+    assert first.status_code == 200
+    body = first.get_data()
+    first.close()  # the request is over: its store was handed over at its end
+    assert len(later) == 1
+    from avenue.db import get_db
+
+    with apps[0].app_context():
+        db = get_db()
+    assert stored(db) == [] and db[renditions.CLAIMS].count_documents({}) == 1
+    again = apps[0].test_client().get(url)
+    assert again.status_code == 200 and again.get_data() == body
+    # Another process does not see this one's memory: it waits on the claim, then reads the store.
+    monkeypatch.setattr(renditions, "storing", lambda wanted: None)
+    timer = threading.Timer(0.3, lambda: [job() for job in later])
+    timer.start()
+    other = apps[1].test_client().get(url)
+    timer.join()
+    assert other.status_code == 200 and other.get_data() == body
+    assert other.headers["ETag"] == first.headers["ETag"]
+    assert renders == ["w_320"]
+    files = stored(db)
+    assert len(files) == 1 and f'"{files[0]["metadata"]["sha256"]}"' == first.headers["ETag"]
+    assert db[renditions.CLAIMS].count_documents({}) == 0
+
+
+def test_a_store_after_the_answer_that_loses_leaves_the_stored_one_to_be_served(app_factory, renders, later):
+    """A store after the answer that finds the rendition stored by another (a lapsed claim
+    taken over) keeps that one, and this worker forgets its own: its next answer is the stored
+    file's."""
+    app = app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True)
+    doc = put(app)
+    url = path(doc, "w_320.webp")
+    client = app.test_client()
+    first = client.get(url)
+    assert first.status_code == 200
+    first.close()
+    from avenue.db import get_db
+
+    with app.app_context():
+        db = get_db()
+        wanted = renditions.Wanted(PRODUCTS, doc["_id"], "", "w_320", "webp")
+        other = renditions.keep(db, wanted, Fake(b"stored-by-another"), private=False)
+    for job in later:
+        job()
+    assert [f["_id"] for f in stored(db)] == [other["_id"]]
+    assert db[renditions.CLAIMS].count_documents({}) == 0
+    assert client.get(url).get_data() == b"stored-by-another"
+    assert renders == ["w_320"]
 
 
 def test_a_request_that_cannot_get_a_render_slot_is_503_busy(app, client, monkeypatch):
@@ -594,6 +715,21 @@ def test_a_second_store_of_one_rendition_keeps_the_first(app, db):
         second = renditions._render_and_store(db, wanted, original, lambda data: Fake(b"second"))
     assert second["_id"] == first["_id"] and len(stored(db)) == 1
     assert db[f"{RENDITIONS}.chunks"].count_documents({}) == 1  # the loser's chunks went
+
+
+def test_a_render_whose_store_loses_is_answered_with_the_stored_file_not_its_own_bytes(app, db):
+    """Its bytes may differ from the stored file's (another instance on other code): the
+    answer is the stored file, whose ETag and length its body must match."""
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    with app.app_context():
+        def render(data):
+            # Another renderer (a lapsed claim taken over) stores first.
+            renditions.keep(db, wanted, Fake(b"stored-meanwhile"), private=False)
+            return Fake(b"mine")
+
+        got = renditions.answer(db, wanted, original, render)
+    assert got.data is None and got.doc["length"] == len(b"stored-meanwhile")
 
 
 # --- the limit of unsigned cold renders ------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 
 from avenue.media.ingest import images
 from avenue.media.ingest.focal import CENTRE, FocalPoint
@@ -40,8 +40,8 @@ def test_a_small_rendition_decodes_only_what_it_needs(monkeypatch):
     sizes = []
     real = images.prepare
 
-    def spy(data, limits, decode_scale=None, working=None):
-        prepared = real(data, limits, decode_scale, working)
+    def spy(data, limits, decode_scale=None, working=None, **kwargs):
+        prepared = real(data, limits, decode_scale, working, **kwargs)
         sizes.append(prepared.pixels.size)
         return prepared
 
@@ -97,6 +97,81 @@ def test_quality_changes_the_bytes_and_rendering_is_deterministic():
     assert len(low.data) < len(high.data)
     again = render_spec(data, STORED, spec, "webp", CENTRE)
     assert render_spec(data, STORED, spec, "webp", CENTRE).data == again.data
+
+
+@pytest.mark.parametrize("name", ["good/photo_12mp.jpg", "good/photo_exif_rotated.jpg", "good/png16.png",
+                                  "good/phone.heic"])
+def test_a_stored_original_is_decoded_without_being_stripped_or_hashed_again(monkeypatch, name):
+    """A render wants only the pixels of an original that was validated and stripped at its
+    upload: stripping it again (a re-encode for some kinds: a HEIC became a JPEG) and hashing
+    it was work every cold render paid for nothing."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the stored original was stripped again")
+
+    monkeypatch.setattr(images, "strip_jpeg", refuse)
+    monkeypatch.setattr(images, "_sanitized", refuse)
+    monkeypatch.setattr(images, "sha256", refuse)
+    made = render_spec(image_bytes(name), STORED, parse("w_320").spec, "webp", CENTRE)
+    assert opened(made.data).format == "WEBP" and made.width <= 320
+
+
+def awkward_photo() -> bytes:
+    """A 2040x1356 JPEG: fitted into 512x512 it is 512x340, where a scale that covers both
+    sides decodes 512x341."""
+    from tests.support.fixtures import scene
+
+    out = io.BytesIO()
+    scene((2040, 1356), 46).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def test_a_rendition_of_the_whole_picture_is_decoded_at_its_size_and_resized_once(monkeypatch):
+    """Decoded at 1/2 by shrink-on-load, then resized once straight to 512x340 (it was resized
+    to 512x341 in the decode and again to 512x340), and as close to the picture as a single
+    Lanczos resize of the full decode."""
+    from avenue.media.ingest import vips
+
+    decoded, again = [], []
+    real_prepare, real_resize = images.prepare, vips.resize
+
+    def spy(*args, **kwargs):
+        prepared = real_prepare(*args, **kwargs)
+        decoded.append(prepared.pixels.size)
+        return prepared
+
+    monkeypatch.setattr("avenue.media.ingest.render.prepare", spy)
+    def resized(*args, **kwargs):
+        again.append(args[1:3])
+        return real_resize(*args, **kwargs)
+
+    monkeypatch.setattr(vips, "resize", resized)
+    data = awkward_photo()
+    made = render_spec(data, STORED, parse("w_512,h_512").spec, "png", CENTRE)
+    assert decoded == [(512, 340)] and again == []
+    assert (made.width, made.height) == (512, 340)
+    reference = opened(data).resize((512, 340), Image.Resampling.LANCZOS)
+    difference = ImageStat.Stat(ImageChops.difference(opened(made.data).convert("RGB"), reference)).mean
+    assert max(difference) < 3.0, difference
+
+
+def test_a_part_of_the_picture_is_still_cut_from_the_frame_decoded_to_cover_it():
+    made = render_spec(awkward_photo(), STORED, parse("w_300,h_300,fit_cover").spec, "png", CENTRE)
+    assert opened(made.data).size == (300, 300)
+
+
+def test_a_jpeg_rendition_is_a_baseline_jpeg_of_the_same_pixels_as_a_progressive_one():
+    """Renditions on request are baseline JPEGs (bench/results/jpeg-progressive-2026-11-26.md:
+    2-4 % more bytes, 0.4x the encode); the fixed variants' encoder stays progressive."""
+    from avenue.media.ingest.variants import encode_image
+
+    made = render_spec(image_bytes("good/photo_12mp.jpg"), STORED, parse("w_512").spec, "jpeg", CENTRE)
+    baseline = opened(made.data)
+    assert "progressive" not in baseline.info and "progression" not in baseline.info
+    progressive = opened(encode_image(baseline.copy(), "jpeg", None))
+    assert progressive.info.get("progressive")
+    again = opened(encode_image(baseline.copy(), "jpeg", None, progressive=False))
+    assert ImageChops.difference(opened(encode_image(baseline.copy(), "jpeg", None)).convert("RGB"),
+                                 again.convert("RGB")).getbbox() is None
 
 
 def test_an_unknown_format_is_refused():

@@ -329,19 +329,27 @@ DecodeScale = Callable[[int, int], float]
 # The bytes of the canvases a caller makes from a frame decoded at (width, height), of an image
 # displayed at (width, height): (decoded, shown) -> bytes.
 Working = Callable[[tuple[int, int], tuple[int, int]], int]
+# The displayed size to decode the whole picture to, exactly, given the displayed (width,
+# height); None: no such size (the caller cuts a part of it), ``decode_scale`` decides.
+ExactSize = Callable[[int, int], tuple[int, int] | None]
 
 
 def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None,
-            working: Working | None = None) -> PreparedImage:
+            working: Working | None = None, *, exact: ExactSize | None = None,
+            stored: bool = False) -> PreparedImage:
     """Validate ``data`` by content and return what to store; raise a typed error otherwise.
 
     The first frame is decoded at the size the fixed variants need (``_draft_size``), or,
     with ``decode_scale``, at least at the fraction of full size it gives for the displayed
-    width and height (a rendition on request: a 2560 px rendition needs more than 1600).
+    width and height (a rendition on request: a 2560 px rendition needs more than 1600), or,
+    with ``exact``, at exactly the size it gives when it gives one no larger than the picture
+    (a rendition of the whole picture: decoded and resized once, at its own size).
     ``working``: the bytes of the canvases the caller makes from the frame (given the decoded
     size and the displayed one), reserved with the decode and held until the caller's
     :meth:`PreparedImage.release` (which it must call); without it the reservation ends with
-    the decode."""
+    the decode. ``stored``: ``data`` is an original already stored (validated and stripped at
+    its upload): only the pixels are wanted, so the bytes to serve are neither made again nor
+    hashed (the result's ``data`` is ``data`` as given, its ``source_sha256`` empty)."""
     if not data:
         raise EmptyFile("The file is empty.")
     if len(data) > limits.max_bytes:
@@ -356,7 +364,7 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         im = _open(data, limits)
         try:
-            return _prepare_opened(im, data, limits, decode_scale, working)
+            return _prepare_opened(im, data, limits, decode_scale, working, exact, stored)
         except (ImageTooLarge, UnsupportedImage, CorruptImage, ServerBusy):
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -370,7 +378,8 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
 
 
 def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
-                    decode_scale: DecodeScale | None = None, working: Working | None = None) -> PreparedImage:
+                    decode_scale: DecodeScale | None = None, working: Working | None = None,
+                    exact: ExactSize | None = None, stored: bool = False) -> PreparedImage:
     pil_format = im.format or ""  # identified by _open: never empty here
     frames = _check_size(im, limits)
     width, height = im.size
@@ -384,8 +393,15 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
         upright_size = (height, width) if turned else (width, height)
         scale = min(max(decode_scale(*upright_size), 0.0), 1.0)
         needed = max(1, min(width, math.ceil(width * scale))), max(1, min(height, math.ceil(height * scale)))
+    if exact is not None:
+        turned = orientation >= 5 and pil_format != "HEIF"
+        size = exact(*((height, width) if turned else (width, height)))
+        if size is not None:
+            stored_size = (size[1], size[0]) if turned else size
+            if 0 < stored_size[0] <= width and 0 < stored_size[1] <= height:  # never enlarged here
+                needed = stored_size
     if _libvips_decodes(im, pil_format, frames):
-        return _prepare_with_libvips(data, im, limits, needed, orientation, icc, working, scans)
+        return _prepare_with_libvips(data, im, limits, needed, orientation, icc, working, scans, stored)
 
     draft = None
     if pil_format in {"JPEG", "MPO"}:
@@ -407,7 +423,7 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
             im.load()
         im.seek(0)
         served_format = "JPEG" if pil_format in {"MPO", "HEIF"} else pil_format
-        served = _sanitized(data, im, pil_format, orientation, icc)
+        served = data if stored else _sanitized(data, im, pil_format, orientation, icc)
         if pil_format == "HEIF":
             # pillow-heif already applied the HEIF transforms; its EXIF orientation is informational.
             orientation = 1
@@ -418,7 +434,7 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
             held.release()
     display_w, display_h = (height, width) if orientation >= 5 else (width, height)
     return PreparedImage(
-        source_sha256=sha256(data).hexdigest(),
+        source_sha256="" if stored else sha256(data).hexdigest(),
         data=served,
         format=served_format,
         content_type=ACCEPTED[served_format],
@@ -493,8 +509,10 @@ def _libvips_decodes(im: Image.Image, fmt: str, frames: int) -> bool:
 
 def _prepare_with_libvips(data: bytes, im: Image.Image, limits: Limits, needed: tuple[int, int],
                           orientation: int, icc: bytes | None,
-                          working: Working | None = None, scans: int = 0) -> PreparedImage:
-    """Decode a JPEG photo with libvips's shrink-on-load (the validation), strip its metadata."""
+                          working: Working | None = None, scans: int = 0,
+                          stored: bool = False) -> PreparedImage:
+    """Decode a JPEG photo with libvips's shrink-on-load (the validation), strip its metadata
+    (unless it is ``stored`` already)."""
     width, height = im.size
     shrink, decoded = vips.shrink_on_load(width, height, needed)
     # Reserved as if the whole shrink-on-load canvas were held at 4 bytes a pixel, like a
@@ -510,14 +528,14 @@ def _prepare_with_libvips(data: bytes, im: Image.Image, limits: Limits, needed: 
             frame = vips.decode_jpeg(data, shrink, needed, orientation)
         except vips.Error as exc:
             raise CorruptImage("The image is damaged or truncated and cannot be read.") from exc
-        served = strip_jpeg(data, orientation)
+        served = data if stored else strip_jpeg(data, orientation)
         kept = working is not None
     finally:
         if not kept:
             held.release()
     display_w, display_h = (height, width) if orientation >= 5 else (width, height)
     return PreparedImage(
-        source_sha256=sha256(data).hexdigest(),
+        source_sha256="" if stored else sha256(data).hexdigest(),
         data=served,
         format="JPEG",
         content_type=ACCEPTED["JPEG"],

@@ -112,7 +112,7 @@ def render_stored(data: bytes, focal: FocalPoint, only: Only = None,
     rendered again by ``fsck --repair``): the limits lowered to what was accepted once, so a
     render is never refused, within the decode budget of ``settings`` (the app's at hand when
     not given); ``only``: those (name, format) pairs; ``og_box``: as :func:`ingest`."""
-    return render(prepare(data, stored_limits(len(data), settings)), focal, only, og_box)
+    return render(prepare(data, stored_limits(len(data), settings), stored=True), focal, only, og_box)
 
 
 def stored_limits(size: int, settings: MediaSettings | None = None) -> Limits:

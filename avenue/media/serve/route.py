@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -151,8 +152,15 @@ def _hand_over_pending(response: Response) -> Response:
 
 
 def _start_left_over(error: BaseException | None) -> None:
-    """Pending renders of a request whose answer never reached ``after_request`` (an exception
-    after the images were stored): started now."""
+    """At the request's end: the stores of the renditions it answered from their rendered
+    bytes, started (they run beside the sending of those bytes, which are in memory: started
+    here, not on the answer's close, because a body the server is handed as it is, a
+    rendition's, is never closed through Flask's response, and a HEAD's is not sent at all);
+    and the pending renders of a request whose answer never reached ``after_request`` (an
+    exception after the images were stored)."""
+    stores: list[Callable[[], None]] = g.pop(_RENDITION_STORES, [])
+    if stores:
+        start_stores(stores)
     jobs: list[pending.Job] = g.pop(_PENDING_JOBS, [])
     if jobs:
         start_after_answer(jobs)
@@ -177,10 +185,36 @@ def start_after_answer(jobs: list[pending.Job]) -> None:
     AFTER_ANSWER.submit(run)
 
 
+# The stores of renditions answered from their rendered bytes (store/renditions.py ``answer``),
+# on a lane of their own at the answers' priority: each holds its rendition's claim until it
+# is written (other workers wait on it), so none waits behind an upload's pending renders.
+RENDITION_STORES = background.Lane("avenue-rendition-stores", nice=0)
+_RENDITION_STORES = "avenue_rendition_stores"
+
+
+def _store_after_answer() -> Callable[[Callable[[], None]], None] | None:
+    """How a rendition rendered by this request is stored: once it is answered (this
+    request's list, started at its end by :func:`_start_left_over`) with
+    ``AVENUE_VARIANTS_AFTER_ANSWER`` on, else before the answer (None)."""
+    if not has_request_context() or not current_app.config.get("AVENUE_VARIANTS_AFTER_ANSWER", True):
+        return None
+    return lambda job: g.setdefault(_RENDITION_STORES, []).append(job)
+
+
+def start_stores(jobs: list[Callable[[], None]]) -> None:
+    """Queue the stores of one answered request's renditions on :data:`RENDITION_STORES`. A
+    worker that exits before they run leaves their renditions unstored (and their claims to
+    lapse): the next request renders them again."""
+    for job in jobs:
+        RENDITION_STORES.submit(job)
+
+
 def finish_after_answer(seconds: float) -> bool:
-    """Wait up to ``seconds`` for this process's queued renders after answers (a stopping
-    worker); True when none is left."""
-    return AFTER_ANSWER.drain(seconds)
+    """Wait up to ``seconds`` for this process's queued work after answers, renditions' stores
+    first, then pending renders (a stopping worker); True when none is left."""
+    deadline = time.monotonic() + seconds
+    stored = RENDITION_STORES.drain(seconds)
+    return AFTER_ANSWER.drain(max(0.0, deadline - time.monotonic())) and stored
 
 
 def _app_settings() -> MediaSettings:
@@ -417,14 +451,21 @@ def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bo
     size = (doc.width, doc.height) if doc.width and doc.height else None
     own = at_own_width(found.spec, size, doc.crops.get(found.spec.crop) if found.spec.crop else None)
     wanted = renditions.Wanted(bucket, doc.file_id, doc.version, key, found.format, own_width=own)
-    stored = renditions.obtain(state.database(), wanted, doc, _renderer(state, found), admit=admit)
+    obtained = renditions.answer(state.database(), wanted, doc, _renderer(state, found), admit=admit,
+                                 store=_store_after_answer(),
+                                 lost=lambda file_id: state.cache.evict(RENDITIONS, [file_id]))
+    stored = obtained.doc
     meta = stored["metadata"]
     stem = doc.filename.rsplit(".", 1)[0]
     filename = f"{stem}-{key.replace(',', '-')}.{EXTENSIONS.get(found.format, found.format)}"
     rep = Representation(RENDITIONS, doc, key, stored["_id"], stored["length"], stored["chunkSize"],
                          meta["sha256"], meta["content_type"], filename, vary=found.vary, hints=found.hints)
-    # Known here from now on: the front door answers it from the cache (a public one).
+    # Known here from now on: the front door answers it from the cache (a public one), the
+    # bytes too when this worker has them (it rendered them: they are not read back).
     state.cache.put_rendition(found.cache_key(bucket), rep.file_id, rep)
+    if obtained.data is not None:
+        state.cache.put_blob(RENDITIONS, rep.file_id, obtained.data)
+        return _deliver(state, bucket, rep, data=obtained.data)
     if again:
         return _deliver(state, bucket, rep,
                         gone=lambda: _obtain(state, bucket, found, again=False, admit=admit))
@@ -432,17 +473,18 @@ def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bo
 
 
 def _deliver(state: MediaState, bucket: str, rep: Representation,
-             gone: Callable[[], Response] | None = None) -> Response:
+             gone: Callable[[], Response] | None = None, data: bytes | None = None) -> Response:
     """Send an original, a variant or a rendition and note its delivery (in memory:
     :mod:`avenue.media.effects.served`); ``gone``: the answer when it was evicted meanwhile
-    (which notes its own delivery)."""
+    (which notes its own delivery); ``data``: its bytes, at hand (a rendition just rendered,
+    perhaps not stored yet)."""
     instead: list[Response] = []
 
     def fallback() -> Response:
         instead.append(gone() if gone is not None else not_found())
         return instead[0]
 
-    response = _send(rep, gone=fallback)
+    response = _send(rep, gone=fallback, data=data)
     if not instead and request.method == "GET" and response.status_code in (200, 206):
         note_served(state, bucket, rep, response.content_length or 0)
     return response
@@ -515,7 +557,9 @@ def _redirect(moved: Moved) -> Response:
                                              "X-Content-Type-Options": "nosniff"})
 
 
-def _body(rep: Representation) -> list[bytes] | ChunkStream:
+def _body(rep: Representation, data: bytes | None = None) -> list[bytes] | ChunkStream:
+    if data is not None:
+        return [data]
     state = get_state()
     cache = state.cache
     data = cache.get_blob(rep.bucket, rep.file_id)
@@ -529,13 +573,15 @@ def _body(rep: Representation) -> list[bytes] | ChunkStream:
     return ChunkStream(state.database(), rep.bucket, rep.file_id, rep.length, rep.chunk_size, on_complete)
 
 
-def _send(rep: Representation, gone: Callable[[], Response] | None = None) -> Response:
-    """``rep`` answered; ``gone``: the answer when its bytes were deleted meanwhile (a 404)."""
+def _send(rep: Representation, gone: Callable[[], Response] | None = None,
+          data: bytes | None = None) -> Response:
+    """``rep`` answered (from ``data`` when given, else from the cache or GridFS); ``gone``:
+    the answer when its bytes were deleted meanwhile (a 404)."""
     headers = headers_for(current_app, rep)
     environ = request.environ
     answer = decide(environ, rep, headers)
     if answer is not None and answer.status == 200:
-        body = _body(rep)
+        body = _body(rep, data)
         if isinstance(body, ChunkStream) and answer.with_body and not body.prime():
             # Deleted by another worker since this one cached the document: 404, not a
             # 200 whose body breaks off.
@@ -545,7 +591,7 @@ def _send(rep: Representation, gone: Callable[[], Response] | None = None) -> Re
     if answer is not None:
         return Response(status=answer.status, headers=answer.headers)
     normalise_range(environ, rep.etag, rep.doc.upload_date, rep.length)
-    response = Response(_body(rep), headers=headers, direct_passthrough=True)
+    response = Response(_body(rep, data), headers=headers, direct_passthrough=True)
     try:
         response.make_conditional(environ, accept_ranges=True, complete_length=rep.length)
     except RequestedRangeNotSatisfiable:

@@ -19,14 +19,21 @@ operations a second until the render was done. Now:
 Whoever gets no result by its own deadline answers :class:`~avenue.errors.ServerBusy` (503
 ``busy``); a waiter woken by a leader that gave up or failed looks once and, with time left,
 deals with the claim itself (a failed render is tried again, as before).
+
+The work may finish after its answer (:class:`Later`): a rendition on request is answered
+from the bytes just rendered and stored after the answer. The claim is then kept (renewed)
+and released only once the rest is done, so another process never renders what is being
+stored; this process's waiters find the result in memory meanwhile (``look`` says where).
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from avenue.errors import ServerBusy
 from avenue.leases import Lease
@@ -38,15 +45,28 @@ T = TypeVar("T")
 FIRST_POLL_SECONDS = 0.05
 MAX_POLL_SECONDS = 1.0
 
+
+@dataclass(frozen=True)
+class Later(Generic[T]):
+    """What ``work`` returns when the rest of it is done after the answer: ``value`` now, and
+    ``finish`` handed to ``defer`` (which runs it later, or at once), the claim held and
+    renewed until ``finish`` returns or raises, then released."""
+
+    value: T
+    finish: Callable[[], None]
+    defer: Callable[[Callable[[], None]], None]
+
+
 _lock = threading.Lock()
 # Per (claims collection, key): set once the thread dealing with the claim is done.
 _leaders: dict[tuple[str, str], threading.Event] = {}
 
 
-def once(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T], *, wait: float,
+def once(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T | Later[T]], *, wait: float,
          busy: str, thread_name: str) -> T:
     """``work``'s result under ``claim``, or what ``look`` finds done meanwhile (it answers
-    ``(done, value)``; ``work`` gets the value ``look`` found just after the claim was taken).
+    ``(done, value)``; ``work`` gets the value ``look`` found just after the claim was taken;
+    it may return :class:`Later` to finish after the answer, still under the claim).
     Waits at most ``wait`` seconds for another's work (then :class:`ServerBusy` with ``busy``);
     ``wait <= 0``: one attempt, then the value ``look`` finds (whoever holds the claim finishes)."""
     deadline = time.monotonic() + wait
@@ -71,18 +91,32 @@ def once(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T
             raise ServerBusy(busy, retry_after=2)
 
 
-def _lead(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T], deadline: float,
-          wait: float, busy: str, thread_name: str) -> T:
+def _lead(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T | Later[T]],
+          deadline: float, wait: float, busy: str, thread_name: str) -> T:
     """This process's one thread for the claim: take it and work, or poll it with backoff."""
     pause = FIRST_POLL_SECONDS
     while True:
         if claim.take():
-            try:
-                with claim.kept(claim.seconds / 3, thread_name):
-                    done, value = look()
-                    return value if done else work(value)
-            finally:
-                claim.release()
+            with contextlib.ExitStack() as held:
+                held.callback(claim.release)  # after the heartbeat stops (exits run last first)
+                held.enter_context(claim.kept(claim.seconds / 3, thread_name))
+                done, value = look()
+                if done:
+                    return value
+                result = work(value)
+                if not isinstance(result, Later):
+                    return result
+                kept = held.pop_all()  # the claim outlives this call: released by the rest
+
+                def rest(later: Later[T] = result, kept: contextlib.ExitStack = kept) -> None:
+                    with kept:
+                        later.finish()
+
+                try:
+                    result.defer(rest)
+                except Exception:  # noqa: BLE001 - it could not be deferred: done now instead
+                    rest()
+                return result.value
         done, value = look()
         if done or wait <= 0:
             return value

@@ -28,6 +28,17 @@ Write order:
    index, its own chunks are removed and the first one's file is served;
 4. release the claim. Counters through :func:`avenue.media.effects.apply`, after the write.
 
+The request that rendered is answered from the rendered bytes (:func:`answer`: its files
+document is made before it is written, so the answer's ETag and length are the stored
+file's), never read back from GridFS. With a ``store`` given (the route's: after the answer,
+as an upload's variants are), 3 and 4 run after the answer: the claim stays held and renewed
+until the files document is written, so no other process renders it meanwhile, and this
+process's requests for it are answered from memory (:data:`_storing`) until then. A crash
+before the write leaves nothing stored: the claim lapses and the next request renders it.
+A write that loses to another's (a lapsed claim taken over) or fails is logged, and the
+rendition is dropped from this worker's cache (``lost``): its next request serves the
+stored one, or renders again.
+
 Removal: :func:`remove_for` takes an image's renditions away when the image is deleted (to
 the trash or for good) and, with ``keep_version``, those of earlier versions when it is
 replaced, and queues a CDN purge of their URLs (:func:`avenue.media.effects.purge.rendition_paths`);
@@ -55,6 +66,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -74,6 +87,8 @@ from avenue.media.effects.served import Delivered
 from avenue.media.formats import RENDITION_TYPES
 from avenue.media.records import Document, MediaDoc
 from avenue.media.store import claims, storage
+
+log = logging.getLogger(__name__)
 
 #: The claims: one document per rendition being rendered.
 CLAIMS = "media_rendition_claims"
@@ -136,12 +151,13 @@ class Wanted:
 
 def recipe(key: str, fmt: str) -> str:
     """What a rendition of the spec ``key`` in ``fmt`` is made with now: the format's encoder
-    settings at the spec's quality (``q_``) or the format's default (:func:`formats.recipe`).
+    settings at the spec's quality (``q_``) or the format's default (:func:`formats.recipe`;
+    a JPEG baseline, :data:`formats.RENDITION_PROGRESSIVE`).
     Its geometry is its key: a changed preset names another key (its old renditions are no
     longer asked for, and go with the byte budget's eviction)."""
     quality = next((int(part[2:]) for part in key.split(",") if part.startswith("q_") and part[2:].isdigit()),
                    None)
-    return formats.recipe(fmt, quality)
+    return formats.recipe(fmt, quality, progressive=formats.RENDITION_PROGRESSIVE)
 
 
 def is_stale(doc: Mapping[str, Any]) -> bool:
@@ -212,38 +228,107 @@ def record_used(db: Database[Document], delivered: Mapping[tuple[str, Any], Deli
     return writes
 
 
+@dataclass(frozen=True)
+class Obtained:
+    """A rendition's files document, and its bytes when this process has them at hand (it
+    rendered them, or is storing them): answered from those, not read back from GridFS."""
+
+    doc: dict[str, Any]
+    data: bytes | None = None
+
+
+#: The renditions this process rendered and is storing after their answer, by claim id: what
+#: its requests for them are answered with until the files document is written.
+_storing: dict[str, Obtained] = {}
+_storing_lock = threading.Lock()
+
+
+def storing(wanted: Wanted) -> Obtained | None:
+    """The rendition ``wanted`` if this process is storing it now (its bytes in memory)."""
+    with _storing_lock:
+        return _storing.get(wanted.claim_id())
+
+
 def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
            render: Callable[[bytes], Encoded], *, wait: float = WAIT_SECONDS,
            claim_seconds: float = CLAIM_SECONDS,
            admit: Callable[[], None] | None = None) -> dict[str, Any]:
-    """The stored rendition's files document: found, or rendered from ``original``'s bytes by
-    ``render`` under the claim (see the module doc), or stored meanwhile by whoever held it.
-    ``admit`` is called once it is not stored, before anything else (it raises to refuse:
-    the limit of unsigned cold renders). :class:`~avenue.errors.ServerBusy` when another
-    worker's render took longer than ``wait``."""
+    """The stored rendition's files document (:func:`answer`, stored before it returns)."""
+    return answer(db, wanted, original, render, wait=wait, claim_seconds=claim_seconds, admit=admit).doc
+
+
+def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
+           render: Callable[[bytes], Encoded], *, wait: float = WAIT_SECONDS,
+           claim_seconds: float = CLAIM_SECONDS, admit: Callable[[], None] | None = None,
+           store: Callable[[Callable[[], None]], None] | None = None,
+           lost: Callable[[Any], None] | None = None) -> Obtained:
+    """The rendition: found stored (or being stored by this process), or rendered from
+    ``original``'s bytes by ``render`` under the claim (see the module doc), or stored
+    meanwhile by whoever held it. ``admit`` is called once it is not stored, before anything
+    else (it raises to refuse: the limit of unsigned cold renders). ``store``: runs the write
+    of what this call rendered later (after the answer), still under the claim; without it the
+    write is done before this returns. ``lost(file_id)``: called when that later write did not
+    store this call's file (another's was stored first, or it failed). :class:`~avenue.errors.ServerBusy`
+    when another worker's render took longer than ``wait``."""
+    held = storing(wanted)
+    if held is not None:
+        return held
     found = find(db, wanted)
     if found is not None:
-        return found
+        return Obtained(found)
     if admit is not None:
         admit()
     claim = Lease(db[CLAIMS], wanted.claim_id(), uuid.uuid4().hex, claim_seconds)
 
-    def look() -> tuple[bool, dict[str, Any] | None]:
+    def look() -> tuple[bool, Obtained | None]:
+        held = storing(wanted)
+        if held is not None:
+            return True, held
         stored = find(db, wanted)
-        return stored is not None, stored
+        return stored is not None, Obtained(stored) if stored is not None else None
 
-    obtained = claims.once(claim, look, lambda _: _render_and_store(db, wanted, original, render), wait=wait,
+    def work(_: Obtained | None) -> Obtained | claims.Later[Obtained | None]:
+        new = _new_file(wanted, render(_source(db, wanted, original)), private=original.private)
+        if store is None:
+            stored = _put(db, wanted, new)
+            # Another's file stored first (a lapsed claim taken over): that one is the answer.
+            return Obtained(stored, new.data if stored["_id"] == new.file_id else None)
+        made = Obtained(storage.files_doc(new, now()), new.data)
+        with _storing_lock:
+            _storing[wanted.claim_id()] = made
+        return claims.Later(made, lambda: _store_later(db, wanted, new, lost), store)
+
+    obtained = claims.once(claim, look, work, wait=wait,
                            busy="this rendition is being rendered by another request: try again shortly",
                            thread_name="avenue-render-claim")
     assert obtained is not None
     return obtained
 
 
+def _source(db: Database[Document], wanted: Wanted, original: MediaDoc) -> bytes:
+    """The original's bytes, in one round trip (:func:`storage.read_whole`)."""
+    return storage.read_whole(db, wanted.bucket, original.bytes_id, original.length, original.chunk_size)
+
+
+def _store_later(db: Database[Document], wanted: Wanted, new: storage.NewFile,
+                 lost: Callable[[Any], None] | None) -> None:
+    """Write what :func:`answer` answered with (the claim is still held), then forget it here."""
+    try:
+        stored = _put(db, wanted, new)
+        kept_ours = stored["_id"] == new.file_id
+    except Exception:  # noqa: BLE001 - logged: its next request renders it again
+        log.exception("storing the rendition %s failed", wanted.claim_id())
+        kept_ours = False
+    finally:
+        with _storing_lock:
+            _storing.pop(wanted.claim_id(), None)
+    if not kept_ours and lost is not None:
+        lost(new.file_id)
+
+
 def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc,
                       render: Callable[[bytes], Encoded]) -> dict[str, Any]:
-    source = b"".join(storage.read_range(db, wanted.bucket, original.bytes_id, original.length,
-                                         original.chunk_size))
-    return keep(db, wanted, render(source), private=original.private)
+    return keep(db, wanted, render(_source(db, wanted, original)), private=original.private)
 
 
 def keep(db: Database[Document], wanted: Wanted, rendered: Encoded, *, private: bool,
@@ -251,6 +336,12 @@ def keep(db: Database[Document], wanted: Wanted, rendered: Encoded, *, private: 
     """Store ``rendered`` as the rendition ``wanted`` (``extra``: more metadata), unless it is
     stored already (then that one is kept and returned): chunks first, files document last
     under the unique index, counters after."""
+    return _put(db, wanted, _new_file(wanted, rendered, private=private, extra=extra))
+
+
+def _new_file(wanted: Wanted, rendered: Encoded, *, private: bool,
+              extra: Mapping[str, Any] | None = None) -> storage.NewFile:
+    """The GridFS file of the rendition ``wanted`` (its id chosen now)."""
     metadata: dict[str, Any] = {**(extra or {}),
         "role": "rendition", "source": wanted.bucket, "image_id": wanted.image_id,
         "version": wanted.version, "spec": wanted.key, "format": rendered.format,
@@ -264,9 +355,13 @@ def keep(db: Database[Document], wanted: Wanted, rendered: Encoded, *, private: 
     }
     if wanted.own_width:
         metadata["own_width"] = True
-    filename = f"{wanted.image_id}-{wanted.key}.{rendered.format}"
+    return storage.NewFile(rendered.data, f"{wanted.image_id}-{wanted.key}.{rendered.format}", metadata)
+
+
+def _put(db: Database[Document], wanted: Wanted, new: storage.NewFile) -> dict[str, Any]:
+    """Store ``new`` as the rendition ``wanted`` unless it is stored already (then that one's
+    files document): chunks first, files document last under the unique index, counters after."""
     try:
-        new = storage.NewFile(rendered.data, filename, metadata)
         docs, changes = storage.put_files(db, RENDITIONS, [new])
     except (DuplicateKeyError, BulkWriteError) as error:
         # Another renderer (a lapsed claim taken over) stored it first; put_files took back

@@ -103,14 +103,7 @@ def put_files(db: Database[Document], bucket: str, files: list[NewFile],
     """
     upload_date = upload_date or now()
     ids = [f.file_id for f in files]
-    docs = [{
-        "_id": f.file_id,
-        "length": len(f.data),
-        "chunkSize": CHUNK_SIZE,
-        "uploadDate": upload_date,
-        "filename": f.filename,
-        "metadata": f.metadata,
-    } for f in files]
+    docs = [files_doc(f, upload_date) for f in files]
     try:
         chunk_docs = [
             {"files_id": f.file_id, "n": n, "data": Binary(f.data[offset : offset + CHUNK_SIZE])}
@@ -122,6 +115,13 @@ def put_files(db: Database[Document], bucket: str, files: list[NewFile],
         _remove_partial(db, bucket, ids)
         raise
     return docs, Changes(written=[FileSet(bucket, docs, len(chunk_docs))])
+
+
+def files_doc(new: NewFile, upload_date: dt.datetime) -> dict[str, Any]:
+    """The GridFS files document :func:`put_files` writes for ``new`` (known before it is
+    written: a rendition is answered from it while its store completes)."""
+    return {"_id": new.file_id, "length": len(new.data), "chunkSize": CHUNK_SIZE, "uploadDate": upload_date,
+            "filename": new.filename, "metadata": new.metadata}
 
 
 def _remove_partial(db: Database[Document], bucket: str, ids: list[Any]) -> None:
@@ -152,8 +152,10 @@ def write_file(
 
 
 def read_range(db: Database[Document], bucket: str, file_id: Any, length: int, chunk_size: int,
-               start: int = 0, stop: int | None = None) -> Generator[bytes, None, None]:
-    """Yield the bytes ``[start, stop)`` of a file, fetching only the chunks that hold them."""
+               start: int = 0, stop: int | None = None,
+               batch: int = READ_BATCH) -> Generator[bytes, None, None]:
+    """Yield the bytes ``[start, stop)`` of a file, fetching only the chunks that hold them,
+    ``batch`` chunks per round trip."""
     stop = length if stop is None else min(stop, length)
     if start >= stop:
         return
@@ -162,7 +164,7 @@ def read_range(db: Database[Document], bucket: str, file_id: Any, length: int, c
         db[f"{bucket}.chunks"]
         .find({"files_id": file_id, "n": {"$gte": first, "$lte": last}}, {"_id": 0, "n": 1, "data": 1})
         .sort("n", 1)
-        .batch_size(READ_BATCH)
+        .batch_size(batch)
     )
     expected = first
     try:
@@ -180,9 +182,22 @@ def read_range(db: Database[Document], bucket: str, file_id: Any, length: int, c
         raise OSError(f"GridFS file {file_id} is missing chunk {expected}")
 
 
+#: The most chunks :func:`read_whole` asks for in one round trip (about 16 MB, a reply's limit).
+WHOLE_BATCH = 64
+
+
+def read_whole(db: Database[Document], bucket: str, file_id: Any, length: int, chunk_size: int) -> bytes:
+    """A whole file read to be decoded (a rendition's original): its chunks in one round trip
+    up to :data:`WHOLE_BATCH` of them (16 MB), not :data:`READ_BATCH` at a time as a stream
+    reads them (a 5 MB photo's 20 chunks took five)."""
+    chunks = max(1, -(-length // chunk_size)) if chunk_size else 1
+    # One more than there are: the server sees the cursor end in that batch (no getMore to say so).
+    return b"".join(read_range(db, bucket, file_id, length, chunk_size, batch=min(chunks + 1, WHOLE_BATCH)))
+
+
 def read_all(db: Database[Document], bucket: str, doc: dict[str, Any]) -> bytes:
-    """The whole file (for small files and tests)."""
-    return b"".join(read_range(db, bucket, doc["_id"], doc["length"], doc["chunkSize"]))
+    """The whole file of the files document ``doc`` (:func:`read_whole`)."""
+    return read_whole(db, bucket, doc["_id"], doc["length"], doc["chunkSize"])
 
 
 def delete_file(db: Database[Document], bucket: str, file_id: Any, *,
