@@ -1081,8 +1081,12 @@ def seed_grid(page, folder: str, count: int) -> list[str]:
 
 
 def library_folder(page, folder: str, count: int) -> None:
-    """The library screen showing only ``folder`` (its ``count`` images)."""
+    """The library screen showing only ``folder`` (its ``count`` images); on a phone, its
+    filters opened first (folded behind "Filters…")."""
     page.goto("/console/library")
+    filters = page.get_by_role("button", name="Filters…")
+    if filters.is_visible():
+        filters.click()
     page.get_by_label("Folder", exact=True).first.select_option(folder)
     page.get_by_text(f"{count} of {count} image(s) in {folder}.").wait_for()
     page.locator("#media-grid li[role='option']").nth(count - 1).wait_for()
@@ -1157,6 +1161,130 @@ def test_the_library_is_a_dense_grid_of_named_and_sized_thumbnails_with_a_detail
     panel.get_by_role("button", name=f"Close the details of {names[1]}").click()
     panel.wait_for(state="hidden")
     assert focused_name(page).startswith(names[1])  # back on its tile
+
+
+def whole_tiles_in_view(page) -> int:
+    """How many grid tiles are wholly inside the viewport (picture, name and size)."""
+    return page.evaluate("""() => [...document.querySelectorAll('#media-grid li[role=option]')]
+        .map((tile) => tile.getBoundingClientRect())
+        .filter((r) => r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth)
+        .length""")
+
+
+def outlined(page) -> bool:
+    """Whether the focused element draws its focus outline."""
+    return page.evaluate("""() => { const style = getComputedStyle(document.activeElement);
+        return style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2; }""")
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_a_phone_sees_images_first_and_opens_the_upload_form_behind_add_images(
+        live, open_as, tmp_path, width):
+    """At 360 px the upload form is folded behind "Add images…" and the search's filters
+    behind "Filters…" (buttons with aria-expanded), so at least one whole tile is on the first
+    screen (before: none, the form filled it); the button opens the form in place by keyboard
+    and by click, its focus drawn, and an upload made by keyboard alone lands in the grid;
+    "Filters…" opens the folder filter, which finds it. At 1280 px the form and the filters are
+    shown as before, with no button; folded, the box still takes dropped files. axe-core finds
+    nothing serious folded or open, and nothing scrolls sideways."""
+    page = open_as("editor", width=width, height=740 if width == 360 else 900, audit=True)
+    seed_grid(page, f"/phone-{width}-{uuid.uuid4().hex[:6]}", 4)
+    page.goto("/console/library")
+    page.locator("#media-grid li[role='option']").nth(3).wait_for()
+    pictures_in_view(page)
+    toggle = page.locator("#upload-toggle")
+    form = page.locator("#upload-form")
+    assert whole_tiles_in_view(page) >= 1
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=1)
+    if width == 1280:  # the form and the filters as they were, and no button
+        assert toggle.is_hidden() and form.is_visible() and page.locator("#filters-toggle").is_hidden()
+        assert page.get_by_label("Image", exact=True).is_visible()
+        assert page.get_by_label("Folder", exact=True).first.is_visible()
+        return
+    shot(page, "library-phone-folded", full_page=False)
+    add = page.get_by_role("button", name="Add images…")
+    assert add.get_attribute("aria-expanded") == "false"
+    assert add.get_attribute("aria-controls") == "upload-form"
+    assert form.is_hidden()
+
+    # By keyboard: Tab to the button (its focus drawn), Enter opens the form, Tab goes into it.
+    page.locator("body").focus()
+    tab_to(page, "Add images…")
+    assert outlined(page)
+    page.keyboard.press("Enter")
+    form.wait_for()
+    assert add.get_attribute("aria-expanded") == "true"
+    assert focused_name(page) == "Add images…"  # the focus stays on the button
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=1)
+    shot(page, "library-phone-open", full_page=False)
+    page.keyboard.press("Space")  # and closes it
+    form.wait_for(state="hidden")
+    assert add.get_attribute("aria-expanded") == "false"
+
+    # By click, then an upload by keyboard alone: the file chooser opened with Space.
+    add.click()
+    form.wait_for()
+    page.keyboard.press("Tab")
+    assert focused_name(page) == "Image" and outlined(page)
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Space")
+    name = f"phone-{uuid.uuid4().hex[:6]}.jpg"
+    (tmp_path / name).write_bytes(fresh_jpeg(320, 240))
+    chooser.value.set_files(str(tmp_path / name))
+    tab_to(page, "Folder (optional)")
+    folder = f"/phone-upload-{uuid.uuid4().hex[:6]}"
+    page.keyboard.type(folder)
+    tab_to(page, "Upload")
+    page.keyboard.press("Enter")
+    page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
+    page.locator("#media-grid .filename", has_text=name).wait_for()
+    assert page.locator("#media-grid li[role='option']").first.get_attribute("data-filename") == name
+    stored = page.request.get(f"/api/builder/media?folder={folder}").json()
+    assert [m["filename"] for m in stored["items"]] == [name], stored
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+
+    filters = page.get_by_role("button", name="Filters…")
+    assert filters.get_attribute("aria-controls") == "search-filters"
+    assert page.get_by_label("Folder", exact=True).first.is_hidden()
+    filters.click()
+    assert filters.get_attribute("aria-expanded") == "true"
+    page.get_by_label("Folder", exact=True).first.select_option(folder)
+    page.get_by_text(f"1 of 1 image(s) in {folder}.").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    violations = axe_violations(page)
+    assert violations == [], json.dumps(violations, indent=1)
+    shot(page, "library-phone-filters", full_page=False)
+
+    # Folded again, the box still takes a drop (a synthetic one, on what is drawn at its middle),
+    # with the folder typed in the form.
+    page.get_by_label("Folder (optional)").fill(folder)
+    add.click()
+    form.wait_for(state="hidden")
+    add.scroll_into_view_if_needed()
+    dropped = f"dropped-{uuid.uuid4().hex[:6]}.png"
+    assert page.evaluate("""async (name) => {
+        const canvas = document.createElement('canvas');
+        canvas.width = canvas.height = 64;
+        const draw = canvas.getContext('2d');
+        draw.fillStyle = '#3c6';
+        draw.fillRect(4, 12, 50, 30);
+        const png = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+        const files = new DataTransfer();
+        files.items.add(new File([png], name, {type: 'image/png'}));
+        const box = document.getElementById('dropzone').getBoundingClientRect();
+        const target = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+        for (const type of ['dragenter', 'dragover', 'drop']) {
+          target.dispatchEvent(new DragEvent(type, {dataTransfer: files, bubbles: true, cancelable: true}));
+        }
+        return target.id || target.tagName;
+    }""", dropped) in ("dropzone", "upload-toggle")
+    page.locator("#media-grid .filename", has_text=dropped).wait_for()
+    folder_of = page.request.get(f"/api/builder/media?folder={folder}").json()["items"]
+    assert sorted(m["filename"] for m in folder_of) == sorted([name, dropped])
 
 
 def test_the_details_panel_shows_the_larger_picture_and_everything_a_tile_used_to_carry(live, open_as):
