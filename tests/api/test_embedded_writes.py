@@ -5,6 +5,8 @@ database"). Elsewhere an upload's chunks stay one insert command."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from avenue.db import get_db
 from avenue.media.store import storage
@@ -13,28 +15,34 @@ from tests.helpers import listening, make_app
 from tests.support.commands import Matching
 
 
+@contextmanager
+def app_seen_by(listener, uri: str, db_name: str) -> Iterator:
+    """An app on ``uri`` whose commands ``listener`` sees, its database dropped after."""
+    app = make_app((listening(listener), uri), db_name)
+    try:
+        yield app
+    finally:
+        client = app.extensions["avenue.mongo"].client
+        client.drop_database(db_name)
+        client.close()
+
+
 def chunk_inserts(event) -> bool:
     return event.command_name == "insert" and str(event.command["insert"]).endswith(".chunks")
 
 
 def test_a_file_s_chunks_go_a_few_at_a_time_on_the_embedded_database(secantus, db_name):
     inserts = Matching(chunk_inserts)
-    app = make_app((listening(inserts), secantus.uri), db_name)
-    try:
+    with app_seen_by(inserts, secantus.uri, db_name) as app, app.app_context():
         data = os.urandom(10 * storage.CHUNK_SIZE + 123)  # eleven chunks
-        with app.app_context():
-            db = get_db()
-            assert is_embedded(db)
-            docs, _ = storage.put_files(db, "uploads", [storage.NewFile(data, "big.bin", {})])
-            sizes = [len(command["documents"]) for command in inserts.commands]
-            assert sizes and max(sizes) <= 4  # storage.EMBEDDED_WRITE_BATCH
-            assert sum(sizes) == 11
-            chunks = db["uploads.chunks"].find({"files_id": docs[0]["_id"]}).sort("n", 1)
-            assert b"".join(bytes(chunk["data"]) for chunk in chunks) == data
-    finally:
-        client = app.extensions["avenue.mongo"].client
-        client.drop_database(db_name)
-        client.close()
+        db = get_db()
+        assert is_embedded(db)
+        docs, _ = storage.put_files(db, "uploads", [storage.NewFile(data, "big.bin", {})])
+        sizes = [len(command["documents"]) for command in inserts.commands]
+        assert sizes and max(sizes) <= 4  # storage.EMBEDDED_WRITE_BATCH
+        assert sum(sizes) == 11
+        chunks = db["uploads.chunks"].find({"files_id": docs[0]["_id"]}).sort("n", 1)
+        assert b"".join(bytes(chunk["data"]) for chunk in chunks) == data
 
 
 def test_mongomock_is_not_the_embedded_database_and_is_never_asked():
@@ -54,19 +62,13 @@ def test_a_whole_file_is_read_in_one_round_trip(secantus, db_name):
     in one find, not four at a time as a stream reads them (a find and five getMores here: the
     last one learns the cursor is done)."""
     reads = Matching(chunk_reads)
-    app = make_app((listening(reads), secantus.uri), db_name)
-    try:
+    with app_seen_by(reads, secantus.uri, db_name) as app, app.app_context():
         data = os.urandom(19 * storage.CHUNK_SIZE + 77)  # twenty chunks
-        with app.app_context():
-            db = get_db()
-            docs, _ = storage.put_files(db, "uploads", [storage.NewFile(data, "photo.jpg", {})])
-            assert storage.read_all(db, "uploads", docs[0]) == data
-            assert [command.get("find", "getMore") for command in reads.commands] == ["uploads.chunks"]
-            reads.commands.clear()
-            streamed = storage.read_range(db, "uploads", docs[0]["_id"], len(data), storage.CHUNK_SIZE)
-            assert b"".join(streamed) == data
-            assert len(reads.commands) >= 5  # a stream: READ_BATCH chunks per round trip
-    finally:
-        client = app.extensions["avenue.mongo"].client
-        client.drop_database(db_name)
-        client.close()
+        db = get_db()
+        docs, _ = storage.put_files(db, "uploads", [storage.NewFile(data, "photo.jpg", {})])
+        assert storage.read_all(db, "uploads", docs[0]) == data
+        assert [command.get("find", "getMore") for command in reads.commands] == ["uploads.chunks"]
+        reads.commands.clear()
+        streamed = storage.read_range(db, "uploads", docs[0]["_id"], len(data), storage.CHUNK_SIZE)
+        assert b"".join(streamed) == data
+        assert len(reads.commands) >= 5  # a stream: READ_BATCH chunks per round trip

@@ -352,18 +352,22 @@ def rendition_chunk_reads(event) -> bool:
     return event.command_name in {"find", "getMore"} and name == f"{RENDITIONS}.chunks"
 
 
-@pytest.fixture
-def watched(backend, db_name):
-    """An app whose reads of the renditions' chunks are counted (the wire-protocol server
-    only), and the counter."""
+def _listened(backend, db_name, listener):
+    """An app whose database commands ``listener`` sees (the wire-protocol server only), and
+    the listener; its database dropped after the test."""
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("command monitoring needs the wire protocol")
-    reads = Matching(rendition_chunk_reads)
-    app = make_app((listening(reads), backend[1]), db_name)
-    yield app, reads
+    app = make_app((listening(listener), backend[1]), db_name)
+    yield app, listener
     client = app.extensions["avenue.mongo"].client
     client.drop_database(db_name)
     client.close()
+
+
+@pytest.fixture
+def watched(backend, db_name):
+    """An app whose reads of the renditions' chunks are counted, and the counter."""
+    yield from _listened(backend, db_name, Matching(rendition_chunk_reads))
 
 
 def test_the_request_that_rendered_is_answered_from_its_bytes_not_read_back(watched):
@@ -628,16 +632,8 @@ def test_a_waiter_serves_what_the_claimant_stored(app, db):
 
 @pytest.fixture
 def recorded(backend, db_name):
-    """An app whose database commands are recorded (the wire-protocol server only), and the
-    recorder."""
-    if backend[0] is not pymongo.MongoClient:
-        pytest.skip("command monitoring needs the wire protocol")
-    recorder = Recorder(db_name)
-    app = make_app((listening(recorder), backend[1]), db_name)
-    yield app, recorder
-    client = app.extensions["avenue.mongo"].client
-    client.drop_database(db_name)
-    client.close()
+    """An app whose database commands are recorded, and the recorder."""
+    yield from _listened(backend, db_name, Recorder(db_name))
 
 
 def test_waiters_in_the_renderer_s_process_ask_the_database_nothing_while_it_renders(recorded):
