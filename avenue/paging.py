@@ -61,6 +61,9 @@ MAX_BRANCHES = 4
 # one query never spans more than ~4,096 items of the list however the filter falls.
 MAX_JOINED = 16
 FENCES = "list_fences"
+# Items a window of a whole-list walk aims at where there are no fences (:class:`DateWindows`):
+# 60-150 ms a read on the embedded database.
+WINDOW_ITEMS = 500
 # How long a worker reuses the fences it read (they change once a sweep).
 FENCES_TTL_SECONDS = 60.0
 # A cursor holds at most this many characters (a date and an id, or a sku, fit many times).
@@ -269,6 +272,108 @@ class _Windows:
         if far is not None and last < len(self.edges) - 1:
             condition[far_op] = far
         return {self.field: condition} if condition else {}
+
+
+def walk_fenced(collection: Collection[Any], field: str, projection: dict[str, int], after: Any = None, *,
+                joined: int = 2) -> Iterator[dict[str, Any]]:
+    """Every document with a value of ``field``, ascending, after ``after`` (exclusive), read
+    ``joined`` windows between the field's fences at a time (about 512 items a read): for a
+    walk of a whole list on the embedded database, where one cursor reads every item into
+    its first batch. Without fences (none built yet) it is one read, as a cursor was."""
+    windows = _Windows(field, 1, fences(collection, field), after)
+    while windows:
+        yield from list(collection.find(windows.take(joined), projection).sort(field, 1))
+
+
+def _to_millisecond(value: dt.datetime | None) -> dt.datetime | None:
+    """``value`` to the millisecond below, as BSON stores dates (None stays None)."""
+    return value.replace(microsecond=value.microsecond // 1000 * 1000) if value is not None else None
+
+
+class DateWindows:
+    """Windows over a date field for a walk that must keep each read small where no fences
+    exist (every file of a bucket, every original of the products bucket): each window's span
+    is scaled by how many items the last one held, aiming at ``target`` items a read.
+
+    The embedded database reads every index entry inside a query's bounds before it groups,
+    sorts or limits, and make run reaches it over one connection, so a read of a whole bucket
+    (a ``$group`` over 225,450 files documents took 9.9 s, bench/results/
+    scale-2026-11-26-status-during-sweep-relay.md) holds every request behind it; 500 entries
+    at 0.12-0.3 ms each is 60-150 ms. ``low``/``high`` are the oldest and newest dates known
+    (a bucket's counters keep them) and ``items`` about how many lie between: only hints. The
+    first and last windows are open on their outer side, so the windows partition every date
+    (after ``start``, exclusive, when given) whatever the hints say; a wrong hint changes the
+    cost of a read, never what the walk covers. Walking ``descending``, windows go from the
+    newest down. Use: ``while windows: condition = windows.take(); ...; windows.saw(n)``.
+    """
+
+    MIN_SPAN = dt.timedelta(milliseconds=1)  # BSON dates hold milliseconds
+
+    def __init__(self, low: dt.datetime | None, high: dt.datetime | None, items: int, *,
+                 descending: bool = False, start: dt.datetime | None = None,
+                 target: int | None = None) -> None:
+        self.descending, self.target = descending, max(1, target or WINDOW_ITEMS)
+        low, high, start = (as_utc(value) if value is not None else None for value in (low, high, start))
+        self.low, self.high = low, high
+        self.span: dt.timedelta | None = None  # None: one open window holds everything
+        if low is not None and high is not None and high > low and items > self.target:
+            self.span = max(self.MIN_SPAN, (high - low) * (self.target / items))
+        # Empty windows widen the next one, at most to 4 times the first guess: past a gap (the
+        # oldest uploads deleted since the hint), a window grown without bound would take the
+        # dense dates after it in one read.
+        self.widest = self.span * 4 if self.span is not None else None
+        self.edge: dt.datetime | None = _to_millisecond(start)  # the next window's near edge
+        self.started = start is not None
+        self.done = False
+
+    def __bool__(self) -> bool:
+        return not self.done
+
+    def take(self) -> dict[str, Any]:
+        """The next window, as a condition on the date field (``{}``: every date)."""
+        near = self.edge
+        far: dt.datetime | None = None
+        if self.span is not None:
+            if self.descending:
+                base = near if near is not None else self.high
+                assert base is not None and self.low is not None
+                far = base - self.span
+                far = None if far <= self.low else far
+            else:
+                base = near if near is not None else self.low
+                assert base is not None and self.high is not None
+                far = base + self.span
+                far = None if far > self.high else far
+        far = _to_millisecond(far)
+        # "At or after d" is asked as "after d less a millisecond" (BSON dates hold
+        # milliseconds, so it is the same set on every server): SecantusDB skips the documents
+        # equal to an inclusive bound that falls at the top of a compound index's range (a
+        # descending date's $gte, an ascending one's $lte) when the index has keys after the
+        # date, as role_newest has its _id (measured: 0.7.0b3 returned [] for a date equal to
+        # the $gte of {role, uploadDate: {$gte, $lt}}; mongod and mongomock returned it).
+        condition: dict[str, Any] = {}
+        if self.descending:
+            if near is not None:
+                condition["$lt"] = near  # the start is excluded; a window excludes its top
+            if far is not None:
+                condition["$gt"] = far - self.MIN_SPAN
+        else:
+            if near is not None:
+                condition["$gt"] = near if self.started else near - self.MIN_SPAN
+            if far is not None:
+                condition["$lt"] = far
+        self.started = False  # only the first window excludes its near edge (the start)
+        self.edge = far
+        self.done = far is None
+        return condition
+
+    def saw(self, items: int) -> None:
+        """How many items the last window held: the next one's span is scaled to the target
+        (at most 4 times wider or narrower a step, never under a millisecond nor over 4 times
+        the first guess)."""
+        if self.span is not None and self.widest is not None:
+            scale = min(4.0, max(0.25, self.target / max(items, 1)))
+            self.span = min(self.widest, max(self.MIN_SPAN, self.span * scale))
 
 
 def _windowable(query: dict[str, Any]) -> bool:

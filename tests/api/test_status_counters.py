@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 
 import pytest
 from pymongo.errors import OperationFailure
 
+from avenue import paging
 from avenue.media import PRODUCTS, UPLOADS
 from avenue.media.buckets import STORED, TRASH
 from avenue.media.effects import counters as bucket_counters
 from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store.originals import store
+from avenue.servers import is_embedded
 from avenue.status import counters as product_counters
 from avenue.status import reconcile
 from tests.helpers import Auth, image_bytes
@@ -181,3 +184,83 @@ def test_the_chunk_count_is_exact_and_on_the_embedded_database_decodes_no_chunk(
     assert counted["files"] == 3 and counted["bytes"] == size + 600 * 1024 + 1
     # On the embedded database: estimated_document_count, a count command with no filter.
     assert counted_on == ([] if is_embedded(db) else [f"{bucket}.chunks"])
+
+
+def _spread(db, bucket: str) -> None:
+    """Files over a year of upload dates, as a shop's library grows (and the counters' dates
+    kept as every write keeps them)."""
+    base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    for n, doc in enumerate(db[f"{bucket}.files"].find({}, {"_id": 1}).sort("_id", 1)):
+        db[f"{bucket}.files"].update_one({"_id": doc["_id"]},
+                                         {"$set": {"uploadDate": base + dt.timedelta(days=7 * n)}})
+    dates = [doc["uploadDate"] for doc in db[f"{bucket}.files"].find({}, {"uploadDate": 1})]
+    db["media_counters"].update_one({"_id": bucket}, {"$set": {"oldest": min(dates), "newest": max(dates)}})
+
+
+def _aggregates(monkeypatch, db, bucket: str) -> list[list[dict]]:
+    """The pipelines run on the bucket's files from now on."""
+    seen: list[list[dict]] = []
+    kind = type(db[f"{bucket}.files"])
+    real = kind.aggregate
+
+    def aggregate(self, pipeline, *args, **kwargs):
+        if self.name == f"{bucket}.files":
+            seen.append(pipeline)
+        return real(self, pipeline, *args, **kwargs)
+
+    monkeypatch.setattr(kind, "aggregate", aggregate)
+    return seen
+
+
+def test_on_the_embedded_database_a_bucket_is_counted_in_windows_of_dates(db, monkeypatch):
+    for name in ("good/alpha.png", "good/grayscale.jpg", "good/cmyk.jpg"):
+        store(db, UPLOADS, image_bytes(name), filename=name.split("/")[-1])  # 27 files, 3 originals
+    _spread(db, UPLOADS)
+    whole = bucket_counters._group_whole(db, UPLOADS)
+    monkeypatch.setattr(paging, "WINDOW_ITEMS", 3)
+    pipelines = _aggregates(monkeypatch, db, UPLOADS)
+    held = db["media_counters"].find_one({"_id": UPLOADS})
+    counted = count_bucket(db, UPLOADS, chunk_index=True, held=held)
+    assert {k: counted[k] for k in whole} == whole  # the same figures, dates included
+    assert counted["files"] == 27 and counted["originals"] == 3
+    if is_embedded(db):  # many small reads, each bounded by dates on the role_newest index
+        assert len(pipelines) > 9
+        assert all(set(p[0]["$match"]) == {"metadata.role", "uploadDate"} for p in pipelines[:-1]
+                   if p[0]["$match"]["metadata.role"] == "variant")
+    else:
+        assert len(pipelines) == 1 and "$match" not in pipelines[0][0]
+
+
+def test_a_file_the_windows_miss_is_counted_by_one_group(db, monkeypatch, caplog):
+    store(db, UPLOADS, image_bytes("good/alpha.png"), filename="a.png")
+    db[f"{UPLOADS}.files"].insert_one({"length": 5, "chunkSize": 261120, "filename": "odd",
+                                       "uploadDate": dt.datetime(2025, 1, 1),
+                                       "metadata": {"role": "sidecar"}})
+    held = db["media_counters"].find_one({"_id": UPLOADS})
+    with caplog.at_level(logging.INFO, logger="avenue.media.effects.counters"):
+        counted = count_bucket(db, UPLOADS, chunk_index=True, held=held)
+    assert counted["files"] == 10 == db[f"{UPLOADS}.files"].count_documents({})
+    assert ("counted in one $group" in caplog.text) is is_embedded(db)
+
+
+def test_a_write_during_a_windowed_count_is_not_applied_and_asks_no_whole_group(db, monkeypatch):
+    if not is_embedded(db):
+        pytest.skip("only the embedded database counts in windows (the race elsewhere: above)")
+    store(db, UPLOADS, image_bytes("good/alpha.png"), filename="a.png")
+    _spread(db, UPLOADS)
+    monkeypatch.setattr(paging, "WINDOW_ITEMS", 3)
+    pipelines = _aggregates(monkeypatch, db, UPLOADS)
+    landed = []
+
+    def windows_with_a_write(*args, **kwargs):
+        windows = paging.DateWindows(*args, **kwargs)
+        if not landed:  # a write lands while the first role is counted
+            landed.append(store(db, UPLOADS, image_bytes("good/grayscale.jpg"), filename="b.jpg"))
+        return windows
+
+    monkeypatch.setattr(bucket_counters, "DateWindows", windows_with_a_write)
+    assert bucket_counters.recount(db, UPLOADS)["applied"] is False
+    assert all("$match" in pipeline[0] for pipeline in pipelines)  # never the whole bucket at once
+    monkeypatch.undo()
+    assert bucket_counters.recount(db, UPLOADS)["applied"] is True
+    assert media_counters(db)[UPLOADS]["files"] == db[f"{UPLOADS}.files"].count_documents({}) == 18
