@@ -15,6 +15,7 @@ import {imageIn, openEditor} from './editor.js';
 import {versionsPanel} from './versions.js';
 import {TileGrid} from './tilegrid.js';
 import {missingAlt} from './alttext.js';
+import {DetailsPanel, lazySection, once} from './panel.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -73,16 +74,16 @@ function describeSelection() {
   selectAll.textContent = `Select all ${countOf({total, total_exact: totalExact})} matching`;
   selectAll.hidden = trashView;
   // One image whose details are open: the panel acts on it, and the bar would cover the grid.
-  bulkBar.hidden = !(picks.allMatching || picks.count() > 1 || (picks.count() === 1 && !panelFor));
+  bulkBar.hidden = !(picks.allMatching || picks.count() > 1 || (picks.count() === 1 && !details.for));
   for (const node of picks.tiles()) node.setAttribute('aria-selected', String(picks.isSelected(node)));
 }
 
 const picks = new TileGrid(grid, {
   onChange: describeSelection,
   onEscape(event) {  // on a tile: the details close
-    if (!panelFor) return;
+    if (!details.for) return;
     event.preventDefault();
-    closePanel();
+    details.close();
   },
 });
 
@@ -195,50 +196,23 @@ function card(media) {
     shown,
     el('p', {class: 'filename'}, media.filename),
     el('p', {class: 'size'}, tileLine(media)),
-  ], (byKey) => openPanel(media, node, {focus: byKey ? 'title' : null}));
+  ], (byKey) => details.open(media, node, {focus: byKey ? 'title' : null}));
   node.media = media;
   return node;
 }
 
 // --- the details panel (beside the grid; the whole screen on a phone) ------------------------
 
-const panel = document.getElementById('media-panel');
-const libraryBody = document.getElementById('library-body');
 // The panel's picture: the whole screen's width on a phone, about 21rem beside the grid (not
 // sizes="auto": the panel is drawn at once, and Chromium chose the ladder's top before its layout).
 const PANEL = '(max-width: 760px) calc(100vw - 2rem), 21rem';
-let panelFor = null;  // the tile whose details are shown
-
-// On a phone the panel is the whole screen, a page of its own: what it covers is inert (out of
-// the Tab order and of screen readers' reach) until it closes.
-const PHONE = window.matchMedia('(max-width: 760px)');
-let covered = [];
-
-function cover(on) {
-  for (const node of covered) node.inert = false;
-  covered = [];
-  if (!on || !PHONE.matches) return;
-  for (let inside = panel; inside.parentElement && inside !== document.body; inside = inside.parentElement) {
-    for (const sibling of inside.parentElement.children) {
-      if (sibling !== inside && !sibling.inert && sibling.tagName !== 'SCRIPT') {
-        sibling.inert = true;
-        covered.push(sibling);
-      }
-    }
-  }
-}
-
-function closePanel({focus = true} = {}) {
-  const from = panelFor;
-  panelFor = null;
-  cover(false);
-  panel.hidden = true;
-  panel.replaceChildren();
-  libraryBody.classList.remove('with-panel');
-  for (const node of picks.tiles()) node.classList.remove('current');
-  describeSelection();
-  if (focus && from && from.isConnected) picks.current(from);
-}
+const details = new DetailsPanel({
+  panel: document.getElementById('media-panel'),
+  body: document.getElementById('library-body'),
+  grid: picks,
+  draw: (media, node) => drawDetails(media, node),
+  onChange: describeSelection,
+});
 
 // The tile after `node` in the grid (none at its end, or for a tile outside it): where "Save and next" goes.
 function nextTile(node) {
@@ -246,21 +220,13 @@ function nextTile(node) {
   return all.includes(node) ? all[all.indexOf(node) + 1] || null : null;
 }
 
-function openPanel(media, node, {focus = 'title'} = {}) {
-  panelFor = node;
-  for (const other of picks.tiles()) other.classList.toggle('current', other === node);
-  libraryBody.classList.add('with-panel');
-  panel.hidden = false;
-  panel.replaceChildren(...details(media, node));
-  describeSelection();
-  cover(true);
-  if (focus === 'alt') panel.querySelector(`#alt-${media.id}`).focus();
-  else if (focus || PHONE.matches) panel.querySelector('.panel-title').focus();
-}
-
-function details(media, node) {
+function drawDetails(media, node) {
   const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
+  // Where a refused delete names the pages in the way.
   const usedIn = el('div', {class: 'used-in'});
+  // The image's own answer (its pages, its look-alikes): asked once, by whichever of the two
+  // sections is opened first.
+  const full = once(() => api('GET', `/api/builder/media/${media.id}`));
   const altId = `alt-${media.id}`;
   const altInput = el('input', {id: altId, value: media.alt || '', maxlength: '300'});
   const folderId = `folder-${media.id}`;
@@ -372,11 +338,10 @@ function details(media, node) {
     loadFacets();
   }
   const next = nextTile(node);
-  const title = el('h2', {id: 'panel-title', class: 'panel-title', tabindex: '-1'}, media.filename);
+  const head = details.head(media.filename);
+  const title = head.querySelector('.panel-title');
   return [
-    el('div', {class: 'panel-head'}, title,
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Close the details of ${media.filename}`,
-        onclick: () => closePanel()}, 'Close')),
+    head,
     frame,
     el('p', {class: 'muted', id: focalHelpId}, 'Click the picture where the subject is to set the focal point, '
       + 'or focus the marker: arrows move it (Shift: faster), Enter sets it.'),
@@ -388,7 +353,7 @@ function details(media, node) {
         await saveFields();
         show(status, 'Saved.', 'ok');
         if (andNext && next && next.isConnected && next.media) {
-          openPanel(next.media, next, {focus: 'alt'});
+          details.open(next.media, next, {focus: `#alt-${next.media.id}`});
           focusTileQuietly(next);
         }
       } catch (error) {
@@ -423,39 +388,20 @@ function details(media, node) {
       el('button', {type: 'button', 'aria-label': `Edit ${media.filename}`, onclick: () => openEditor({
         image: media, base: `/api/builder/media/${media.id}`,
         onSaved: (answer) => refresh(imageIn(answer, media.id))})}, 'Edit'),
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Versions of ${media.filename}`,
-        onclick: () => usedIn.replaceChildren(versionsPanel({base: `/api/builder/media/${media.id}`,
-          name: media.filename, onRestored: (answer) => refresh(imageIn(answer, media.id))}))}, 'Versions'),
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Where used: ${media.filename}`,
-        onclick: async () => {
-          try {
-            const full = await api('GET', `/api/builder/media/${media.id}`);
-            usedIn.replaceChildren(full.used_in.length
-              ? el('p', {}, `Used on ${full.used_in.length} page(s): `, full.used_in.join(', '))
-              : el('p', {}, 'Not used on any page.'));
-          } catch (error) {
-            show(status, error.message, 'error');
-          }
-        }}, 'Where used'),
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Look-alikes of ${media.filename}`,
-        onclick: async () => {
-          try {
-            usedIn.replaceChildren(nearList((await api('GET', `/api/builder/media/${media.id}`)).near_duplicates));
-          } catch (error) {
-            show(status, error.message, 'error');
-          }
-        }}, 'Look-alikes'),
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Deliveries of ${media.filename}`,
-        onclick: async () => {
-          try {
-            usedIn.replaceChildren(await deliveryChart(media.id, media.filename));
-          } catch (error) {
-            show(status, error.message, 'error');
-          }
-        }}, 'Deliveries'),
       el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${media.filename}`,
         onclick: () => remove(media, node, status, usedIn)}, 'Delete')),
     usedIn, status,
+    el('div', {class: 'panel-sections'},
+      lazySection('Versions', `Versions of ${media.filename}`, async () => versionsPanel({
+        base: `/api/builder/media/${media.id}`, name: media.filename,
+        onRestored: (answer) => refresh(imageIn(answer, media.id))})),
+      lazySection('Where used', `Where used: ${media.filename}`, async () => {
+        const pages = (await full()).used_in;
+        return pages.length ? el('p', {}, `Used on ${pages.length} page(s): `, pages.join(', '))
+          : el('p', {}, 'Not used on any page.');
+      }),
+      lazySection('Look-alikes', `Look-alikes of ${media.filename}`, async () => nearList((await full()).near_duplicates)),
+      lazySection('Deliveries', `Deliveries of ${media.filename}`, () => deliveryChart(media.id, media.filename))),
     el('form', {class: 'row small replace-form', onsubmit: async (event) => {
       event.preventDefault();
       const file = replaceInput.files[0];
@@ -484,7 +430,7 @@ function focusTileQuietly(node) {
 }
 
 function removed(node) {
-  if (panelFor === node) closePanel({focus: false});
+  if (details.for === node) details.close({focus: false});
   const after = nextTile(node);
   node.remove();
   picks.forget(node);
@@ -517,13 +463,6 @@ async function remove(media, node, status, usedIn) {
   }
 }
 
-panel.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && !event.target.closest('dialog')) {
-    event.preventDefault();
-    closePanel();
-  }
-});
-
 // A new search (or a folder, then a sort, chosen quickly) supersedes the list still loading:
 // its answer would be appended to the new one's.
 const askingList = newest();
@@ -555,13 +494,13 @@ async function load(reset) {
     const made = answer.items.map(trashView ? trashCard : card);
     if (reset) {
       shown = 0;
-      const showing = panelFor && panelFor.dataset.id;
+      const showing = details.for && details.for.dataset.id;
       grid.replaceChildren(...made);
       // The details stay open on an image the new list still has (after a bulk action, say),
       // drawn from its new answer; otherwise they close.
       const again = showing && made.find((node) => node.dataset.id === showing && node.media);
-      if (again) openPanel(again.media, again, {focus: null});
-      else closePanel({focus: false});
+      if (again) details.open(again.media, again, {focus: null});
+      else details.close({focus: false});
     } else {
       grid.append(...made);
     }
@@ -577,7 +516,7 @@ async function load(reset) {
     if (!current()) return;
     if (reset) {  // not the last list's tiles under this one's error
       shown = 0;
-      closePanel({focus: false});
+      details.close({focus: false});
       grid.replaceChildren();
     }
     show(listStatus, error.message, 'error');
@@ -741,7 +680,7 @@ async function openLinked() {
     }
   }
   if (node.isConnected) picks.only(node);
-  openPanel(node.media, node);
+  details.open(node.media, node);
 }
 
 load(true).then(openLinked);
