@@ -1,7 +1,7 @@
 """The console's grid-and-panel screens in a real browser (headless Chromium through
-Playwright, as tests/system/test_console_browser.py): the details panel on a phone (the focus
-kept inside it, Esc back to its tile), and the panel's parts that cost a request loaded when
-opened.
+Playwright, as tests/system/test_console_browser.py): the uploads as the library's grid with a
+details panel, the panel on a phone (the focus kept inside it, Esc back to its tile), and the
+panel's parts that cost a request loaded when opened.
 
 Screenshots go to tests/artifacts/console/ (git-ignored).
 """
@@ -99,20 +99,94 @@ def audited(page, width: int) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= width
 
 
-@pytest.mark.parametrize("screen", ["library"])
+@pytest.mark.parametrize(("width", "height"), [(1280, 900), (360, 740)])
+def test_the_uploads_are_a_grid_of_tiles_with_a_details_panel_as_the_library(live, open_as, width, height):
+    """Before: a column of cards, each with its four buttons. Now the library's pattern: tiles
+    (picture, name, public or private, size) in a list box; a click opens the upload's details
+    beside the grid (on a phone over the whole screen), with the larger picture, its link to open
+    or copy, Edit, Delete and its versions (loaded when opened); Esc returns to its tile."""
+    page = open_as("ops", width=width, height=height, audit=True)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.url)
+    names = [f"up-{width}-{n}.jpg" for n in range(3)]
+    ids = post_images(page, "/api/uploads", names)
+    page.goto("/console/uploads")
+    tiles = page.locator("#uploads li[role='option']")
+    tiles.nth(2).wait_for()
+    assert page.locator("#uploads .filename").all_inner_texts() == names[::-1]  # newest first
+    pictures_drawn(page, "#uploads img")
+    assert tiles.first.locator(".badge").inner_text() == "private"
+    audited(page, width)
+    shot(page, f"uploads-grid-{width}", full_page=False)
+    add = page.get_by_role("button", name="Add images…")
+    if width == 360:  # the upload form folded, as the library's: a whole tile on the first screen
+        assert page.get_by_label("Image", exact=True).is_hidden()
+        assert tiles.first.evaluate("(tile) => tile.getBoundingClientRect().bottom <= innerHeight")
+        add.click()
+        page.get_by_label("Image", exact=True).wait_for()
+        assert add.get_attribute("aria-expanded") == "true"
+        add.click()
+    else:
+        assert add.is_hidden() and page.get_by_label("Image", exact=True).is_visible()
+
+    page.get_by_role("option", name=names[1]).click()
+    panel = page.get_by_role("complementary", name=names[1])
+    panel.wait_for()
+    assert page.get_by_role("option", name=names[1]).get_attribute("aria-selected") == "true"
+    box = panel.bounding_box()
+    grid = page.locator("#uploads").bounding_box()
+    if width == 1280:
+        assert box["x"] >= grid["x"] + grid["width"]  # beside the grid
+    else:
+        assert (box["x"], box["width"]) == (0, width)  # the whole screen
+    assert "640×480" in panel.locator(".size-line").inner_text()
+    panel.get_by_role("button", name=f"Copy link of {names[1]}").click()
+    panel.get_by_text("Link copied.").wait_for()
+    link = page.evaluate("navigator.clipboard.readText()")
+    assert page.request.get(link).status == 200
+    versions = panel.get_by_role("button", name=f"Versions of {names[1]}")
+    assert versions.get_attribute("aria-expanded") == "false"
+    with page.expect_request(f"**/api/uploads/{ids[1]}/versions"):
+        versions.click()
+    panel.locator("li.version").first.wait_for()
+    pictures_drawn(page, "#media-panel picture img")
+    audited(page, width)
+    shot(page, f"uploads-panel-{width}", full_page=False)
+    page.keyboard.press("Escape")
+    panel.wait_for(state="hidden")
+    assert focused(page).startswith(names[1])  # back on its tile
+
+    # By keyboard: the grid's one Tab stop, arrows, Enter opens with the focus on the title.
+    page.keyboard.press("ArrowRight")
+    assert focused(page).startswith(names[0])
+    page.keyboard.press("Enter")
+    page.get_by_role("complementary", name=names[0]).wait_for()
+    assert focused(page) == names[0]
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name=f"Delete {names[0]}").click()
+    page.get_by_text(f"{names[0]} deleted.").wait_for()
+    assert tiles.count() == 2 and page.request.get(f"/api/uploads/{ids[0]}").status == 404
+
+
+@pytest.mark.parametrize("screen", ["library", "uploads"])
 def test_on_a_phone_the_panel_keeps_the_focus_inside_and_esc_returns_to_its_tile(live, open_as, screen):
     """At 360 px the details cover the screen: Tab past its last control comes round to its
     first, Shift+Tab from its heading or first control to its last (before: the focus left
     the page for the browser's toolbar), and Esc closes it with the focus back on the tile."""
     page = open_as("editor", width=360, height=740, audit=True)
     folder = f"/trap-{uuid.uuid4().hex[:6]}"
-    names = [f"trap-{n}.jpg" for n in range(2)]
-    post_images(page, "/api/builder/media", names, folder=folder)
-    page.goto("/console/library")
-    page.get_by_role("button", name="Filters…").click()
-    page.get_by_label("Folder", exact=True).first.select_option(folder)
-    page.get_by_text(f"2 of 2 image(s) in {folder}.").wait_for()
-    grid = "#media-grid"
+    if screen == "library":
+        names = [f"trap-{n}.jpg" for n in range(2)]
+        post_images(page, "/api/builder/media", names, folder=folder)
+        page.goto("/console/library")
+        page.get_by_role("button", name="Filters…").click()
+        page.get_by_label("Folder", exact=True).first.select_option(folder)
+        page.get_by_text(f"2 of 2 image(s) in {folder}.").wait_for()
+        grid = "#media-grid"
+    else:
+        names = [f"trap-{n}.jpg" for n in range(2)]
+        post_images(page, "/api/uploads", names)
+        page.goto("/console/uploads")
+        grid = "#uploads"
     tile = page.locator(f"{grid} li[role='option']", has_text=names[0])
     tile.click()
     panel = page.get_by_role("complementary", name=names[0])

@@ -626,14 +626,6 @@ uploadForm.addEventListener('submit', (event) => {
   uploadForm.reset();
 });
 dropTarget(document.getElementById('dropzone'), queueFiles);
-// On a phone the upload form is folded behind "Add images…" and the search's filters behind
-// "Filters…" (console.css; wider, these buttons are not shown): disclosures, each opening and
-// closing what follows it in place, the focus staying on the button.
-for (const toggle of document.querySelectorAll('.fold-toggle')) {
-  toggle.addEventListener('click', () => {
-    toggle.setAttribute('aria-expanded', String(toggle.getAttribute('aria-expanded') !== 'true'));
-  });
-}
 
 const groups = document.getElementById('near-groups');
 const groupsStatus = document.getElementById('near-status');
