@@ -16,6 +16,8 @@ import {versionsPanel} from './versions.js';
 import {TileGrid} from './tilegrid.js';
 import {missingAlt} from './alttext.js';
 import {DetailsPanel, lazySection, once} from './panel.js';
+import {focalPicker} from './focal.js';
+import {runBulk} from './bulk-actions.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -97,49 +99,9 @@ function currentFilter() {
   return filter;
 }
 
-// One bulk action on the selection: by ids (500 a call), or by the filter (its `next` until done).
-async function runBulk(action, extra, verb) {
-  if (!picks.any()) {
-    show(bulkSummary, 'Select one or more images first.', 'error');
-    return;
-  }
-  const names = new Map(picks.selected);
-  for (const node of picks.tiles()) names.set(node.dataset.id, node.dataset.filename);
-  let done = 0;
-  const refused = [];
-  bulkSummary.hidden = false;
-  bulkSummary.className = '';
-  bulkSummary.textContent = 'Working…';
-  try {
-    if (picks.allMatching) {
-      let after = null;
-      do {
-        const answer = await api('POST', '/api/builder/media/bulk',
-          {action, filter: currentFilter(), ...extra, ...(after ? {after} : {})});
-        done += answer.done;
-        refused.push(...answer.refused);
-        after = answer.next;
-      } while (after);
-    } else {
-      const ids = [...picks.selected.keys()];
-      for (let start = 0; start < ids.length; start += 500) {
-        const answer = await api('POST', '/api/builder/media/bulk', {action, ids: ids.slice(start, start + 500), ...extra});
-        done += answer.done;
-        refused.push(...answer.refused);
-      }
-    }
-  } catch (error) {
-    show(bulkSummary, error.message, 'error');
-    return;
-  }
-  const why = (r) => (r.code === 'media_in_use'
-    ? `used on ${r.pages.length} page(s): ${r.pages.join(', ')}; kept (delete it alone to remove it from them).`
-    : r.message);
-  const lines = refused.map((r) => el('li', {}, `${names.get(r.id) || r.id}: ${why(r)}`));
-  bulkSummary.replaceChildren(
-    el('p', {class: `message ${refused.length ? 'warning' : 'ok'}`}, `${verb} ${done} image(s).`
-      + (refused.length ? ` ${refused.length} refused:` : '')),
-    ...(lines.length ? [el('ul', {class: 'refused'}, ...lines)] : []));
+// One bulk action on the selection (bulk-actions.js), then the list and the counts again.
+async function bulkAction(action, extra, verb) {
+  if (!(await runBulk(picks, {summary: bulkSummary, filter: currentFilter(), action, extra, verb}))) return;
   picks.clear();
   await load(true);
   loadFacets();
@@ -248,30 +210,10 @@ function drawDetails(media, node) {
     title: 'Click where the subject is to set the focal point'});
   const thumb = large.querySelector('img');
   const focalHelpId = `focal-help-${media.id}`;
-  const marker = el('span', {class: 'focal-marker', tabindex: '0', role: 'group', 'aria-describedby': focalHelpId});
-  const frame = el('div', {class: 'focal-frame'}, large, marker);
+  const focal = focalPicker(media, large, focalHelpId, setFocal);
   const sizeText = el('p', {class: 'muted size-line'}, sizeLine(media));
   const crops = el('p', {class: 'crops-line'});
   const replaceInput = el('input', {id: `replace-${media.id}`, type: 'file', accept: 'image/*', required: true});
-  let point = {...(media.focal_point || {x: 0.5, y: 0.5})};
-
-  // Where the picture is drawn inside the square (object-fit: contain leaves bands).
-  function drawnBox() {
-    const box = thumb.getBoundingClientRect();
-    const scale = Math.min(box.width / (thumb.naturalWidth || 1), box.height / (thumb.naturalHeight || 1));
-    const width = (thumb.naturalWidth || box.width) * scale;
-    const height = (thumb.naturalHeight || box.height) * scale;
-    return {left: (box.width - width) / 2, top: (box.height - height) / 2, width, height, box};
-  }
-  function placeMarker() {
-    const drawn = drawnBox();
-    marker.style.left = `${drawn.left + point.x * drawn.width}px`;
-    marker.style.top = `${drawn.top + point.y * drawn.height}px`;
-    marker.setAttribute('aria-label', `Focal point of ${media.filename}: ${Math.round(point.x * 100)} % across, `
-      + `${Math.round(point.y * 100)} % down`);
-    marker.dataset.x = String(point.x);
-    marker.dataset.y = String(point.y);
-  }
   function showCrops() {
     const names = Object.keys(media.crops || {});
     crops.textContent = names.length ? `Named crops: ${names.join(', ')} (Edit to draw or change them).`
@@ -282,7 +224,6 @@ function drawDetails(media, node) {
   // on the tile.
   function refresh(saved) {
     Object.assign(media, saved);
-    point = {...(media.focal_point || {x: 0.5, y: 0.5})};
     showImage(large, media);
     const shownTile = node.querySelector('picture');
     if (shownTile) showImage(shownTile, media);
@@ -292,7 +233,7 @@ function drawDetails(media, node) {
     sizeText.textContent = sizeLine(media);
     title.textContent = media.filename;
     showCrops();
-    placeMarker();
+    focal.place();
   }
   async function setFocal(x, y) {
     try {
@@ -302,31 +243,6 @@ function drawDetails(media, node) {
       show(status, error.message, 'error');
     }
   }
-  thumb.addEventListener('load', placeMarker);
-  placeMarker();  // its name now; its place again once the picture is drawn
-  thumb.addEventListener('click', (event) => {
-    const drawn = drawnBox();
-    const clamp = (v) => Math.min(1, Math.max(0, Math.round(v * 100) / 100));
-    setFocal(clamp((event.clientX - drawn.box.left - drawn.left) / drawn.width),
-      clamp((event.clientY - drawn.box.top - drawn.top) / drawn.height));
-  });
-  // By keyboard: arrows move the marker (Shift: ten steps), Enter sets the point.
-  marker.addEventListener('keydown', (event) => {
-    const moves = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
-    if (event.key === 'Enter') {
-      event.preventDefault();
-      setFocal(point.x, point.y);
-      return;
-    }
-    if (!moves[event.key]) return;
-    event.preventDefault();
-    const step = event.shiftKey ? 0.1 : 0.01;
-    const [dx, dy] = moves[event.key];
-    const clamp = (v) => Math.round(Math.min(1, Math.max(0, v)) * 100) / 100;
-    point = {x: clamp(point.x + dx * step), y: clamp(point.y + dy * step)};
-    placeMarker();
-  });
-
   async function saveFields() {
     const tags = tagsInput.value.split(',').map((t) => t.trim()).filter(Boolean);
     const saved = await api('PATCH', `/api/builder/media/${media.id}`,
@@ -342,7 +258,7 @@ function drawDetails(media, node) {
   const title = head.querySelector('.panel-title');
   return [
     head,
-    frame,
+    focal.frame,
     el('p', {class: 'muted', id: focalHelpId}, 'Click the picture where the subject is to set the focal point, '
       + 'or focus the marker: arrows move it (Shift: faster), Enter sets it.'),
     sizeText,
@@ -559,21 +475,21 @@ document.getElementById('select-none').addEventListener('click', () => picks.cle
 document.getElementById('bulk-move').addEventListener('submit', (event) => {
   event.preventDefault();
   const to = event.target.folder.value.trim();
-  runBulk('move', {folder: to}, `Moved to ${to}:`);
+  bulkAction('move', {folder: to}, `Moved to ${to}:`);
 });
 document.getElementById('bulk-tag').addEventListener('submit', (event) => {
   event.preventDefault();
   const action = event.submitter && event.submitter.value === 'untag' ? 'untag' : 'tag';
   const tags = event.target.tags.value.split(',').map((t) => t.trim()).filter(Boolean);
-  runBulk(action, {tags}, action === 'tag' ? `Tagged “${tags.join(', ')}”:` : `Untagged “${tags.join(', ')}”:`);
+  bulkAction(action, {tags}, action === 'tag' ? `Tagged “${tags.join(', ')}”:` : `Untagged “${tags.join(', ')}”:`);
 });
 document.getElementById('bulk-delete').addEventListener('click', () => {
   const count = picks.allMatching ? countOf({total, total_exact: totalExact}) : picks.count();
   if (!count || window.confirm(`Delete ${count} image(s)? Images pages use are kept and listed.`)) {
-    runBulk('delete', {}, 'Deleted');
+    bulkAction('delete', {}, 'Deleted');
   }
 });
-document.getElementById('bulk-restore').addEventListener('click', () => runBulk('restore', {}, 'Restored'));
+document.getElementById('bulk-restore').addEventListener('click', () => bulkAction('restore', {}, 'Restored'));
 searchForm.folder.addEventListener('change', () => searchForm.requestSubmit());
 searchForm.sort.addEventListener('change', () => searchForm.requestSubmit());
 // "Show more" adds the next page under the tiles shown and moves the focus to its first tile
