@@ -240,7 +240,7 @@ def _check_rendition_total(db: Database[Document]) -> list[dict[str, Any]]:
     when a store or removal moved the total while we counted (not comparable: the next run
     checks again)."""
     held = bucket_counters(db, RENDITIONS)
-    counted = count_bucket(db, RENDITIONS, chunk_index=has_chunk_index(db, RENDITIONS), held=held)
+    counted = count_bucket(db, RENDITIONS, chunk_index=has_chunk_index(db, RENDITIONS))
     if bucket_counters(db, RENDITIONS)["version"] != held["version"]:
         return []
     wrong = {name: {"held": held[name], "counted": counted[name]} for name in ("files", "bytes", "chunks")

@@ -78,7 +78,8 @@ from avenue.media.references import References, Referrers
 from avenue.media.store.library import LISTS
 from avenue.media.store.scan import VARIANT_PATHS, has_chunk_index, originals_newest_first
 from avenue.media.store.scan import existing_ids as existing_files
-from avenue.paging import build_fences
+from avenue.paging import MAX_JOINED, build_fences
+from avenue.servers import is_embedded
 from avenue.status import counters
 
 log = logging.getLogger(__name__)
@@ -451,10 +452,13 @@ def _build_fences(db: Database[Document], sweep: _Run, state: dict[str, Any]) ->
     keeps its previous fences: they are hints, so the failure is logged and reported, and the
     lists stay correct."""
     built: dict[str, Any] = {}
+    # A window a read on the embedded database (about 256 entries; 16 read 4,096, 0.7 s there,
+    # every request of make run waiting): the reads are the same, only smaller.
+    joined = 1 if is_embedded(db) else MAX_JOINED
     for listed in FENCED:
         started = time.perf_counter()
         try:
-            built[listed.collection] = {**build_fences(db, listed),
+            built[listed.collection] = {**build_fences(db, listed, joined=joined),
                                         "seconds": round(time.perf_counter() - started, 3)}
         except PyMongoError as error:
             log.warning("fences of %s not rebuilt (%s): its lists use the previous ones",

@@ -128,7 +128,7 @@ def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_r
     assert sorted(item["id"] for item in resumed["orphans"]["items"]) == sorted(str(i) for i in ids)
 
 
-def test_on_the_embedded_database_originals_are_read_in_windows_of_dates_and_resumed(db, monkeypatch):
+def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and_resumed(db, monkeypatch):
     # One cursor over every original read them all into its first batch there (3.3 s for
     # 25,000, make run's every request waiting): windows of dates keep each read small.
     ids = [store(db, PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
@@ -140,7 +140,9 @@ def test_on_the_embedded_database_originals_are_read_in_windows_of_dates_and_res
                                            {"$set": {"uploadDate": base + dt.timedelta(days=7 * min(n, 4))}})
     db.media_counters.update_one({"_id": PRODUCTS},
                                  {"$set": {"oldest": base, "newest": base + dt.timedelta(days=28)}})
-    monkeypatch.setattr(paging, "WINDOW_ITEMS", 1)
+    monkeypatch.setattr(paging, "FENCE_EVERY", 1)
+    sweep.run(db, FAST)  # the first sweep's count samples the fences of the originals' dates
+    db[sweep.COLLECTION].update_one({"_id": sweep.SWEEP_ID}, {"$unset": {"result": ""}})
     reads = []
     kind = type(db[f"{PRODUCTS}.files"])
     real_find = kind.find
@@ -167,7 +169,7 @@ def test_on_the_embedded_database_originals_are_read_in_windows_of_dates_and_res
 
     assert resumed["resumed"] == 1 and resumed["stored_images"] == 6
     assert sorted(item["id"] for item in resumed["orphans"]["items"]) == sorted(str(i) for i in ids)
-    if is_embedded(db):  # many reads, each bounded by dates
+    if is_embedded(db):  # a read per fence, each bounded by dates
         assert len(reads) > 6 and all("uploadDate" in query for query in reads)
     else:  # one cursor per range, as mongod streams it
         assert len(reads) <= 3

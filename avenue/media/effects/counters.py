@@ -16,9 +16,9 @@ Write order, and why drift is bounded and corrected:
 - Deletes count what they removed: the files documents read just before, and the chunks
   ``delete_many`` reports. Two deletes of the same files racing each other subtract only what
   each removed (an estimate of the bytes when they split a set of files between them).
-- :func:`recount` is the reconciliation: it counts the bucket on the server (one ``$group``,
-  one chunk count on the chunk index, or on the embedded database a count of the collection,
-  :func:`count_bucket` says why; no document comes to Python) and replaces the counters
+- :func:`recount` is the reconciliation: it counts the bucket on the server (one ``$group``
+  and one chunk count on the chunk index, no document coming to Python; on the embedded
+  database a window of upload dates at a time, :func:`count_bucket` says why) and replaces the counters
   by compare-and-set on their ``version``, which every ``$inc`` bumps. A write that lands
   during the recount makes the set miss (the recount may or may not include it), so a
   recount is applied only when it is exact; the next one (the status sweep runs it every
@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pymongo.database import Database
@@ -39,7 +40,7 @@ from avenue.clock import now
 from avenue.db import long_operations
 from avenue.media.buckets import STORED
 from avenue.media.records import Document
-from avenue.paging import DateWindows
+from avenue.paging import Sampler, date_windows, fence_id, fences, save_fences
 from avenue.servers import is_embedded
 
 log = logging.getLogger(__name__)
@@ -120,11 +121,11 @@ def originals(db: Database[Document], bucket: str) -> int | None:
     return max(0, int(doc.get("originals") or 0))
 
 
-#: The roles a files document has (``metadata.role``; None: written before roles, or behind
-#: the app's back). The embedded database's windowed count reads each on the ``role_newest``
-#: index; a document of any other role makes its total disagree, and the bucket is then
-#: counted in one ``$group`` (:func:`count_bucket`).
+#: The roles a files document has (``metadata.role``; None: written before roles). Every
+#: writer of the media package gives one of these; the embedded database's count reads each.
 ROLES = ("original", "variant", "rendition", None)
+#: GridFS's default chunk size, for a files document that does not say its own.
+CHUNK_SIZE = 255 * 1024
 _GROUP = {"$group": {
     "_id": None, "files": {"$sum": 1}, "bytes": {"$sum": "$length"},
     "originals": {"$sum": {"$cond": [{"$eq": ["$metadata.role", "original"]}, 1, 0]}},
@@ -132,92 +133,89 @@ _GROUP = {"$group": {
 }}
 
 
-def _add_row(sums: dict[str, Any], row: dict[str, Any]) -> None:
-    for name in ("files", "bytes", "originals"):
-        sums[name] += int(row.get(name) or 0)
+def role_walk(role: str | None) -> str:
+    """The name of the fences a bucket's files of ``role`` are walked between (paging.fence_id)."""
+    return f"role:{role}"
+
+
+def _add(sums: dict[str, Any], files: int, size: int, originals: int, dates: list[Any]) -> None:
+    sums["files"] += files
+    sums["bytes"] += size
+    sums["originals"] += originals
     for name, pick in (("oldest", min), ("newest", max)):
-        value = row.get(name)
-        if isinstance(value, dt.datetime):
+        found = [date for date in dates if isinstance(date, dt.datetime)]
+        if found:
+            value = pick(found)
             sums[name] = value if sums[name] is None else pick(sums[name], value)
 
 
-def _sums() -> dict[str, Any]:
-    return {"files": 0, "bytes": 0, "originals": 0, "oldest": None, "newest": None}
-
-
 def _group_whole(db: Database[Document], bucket: str) -> dict[str, Any]:
-    sums = _sums()
+    sums = {"files": 0, "bytes": 0, "originals": 0, "oldest": None, "newest": None}
     for row in db[f"{bucket}.files"].aggregate([_GROUP]):
-        _add_row(sums, row)
+        _add(sums, int(row.get("files") or 0), int(row.get("bytes") or 0), int(row.get("originals") or 0),
+             [row.get("oldest"), row.get("newest")])
     return sums
 
 
-def _moved(db: Database[Document], bucket: str, held: dict[str, Any]) -> bool:
-    """Whether a write moved the bucket's counters since ``held`` was read."""
-    now_held = db[COUNTERS].find_one({"_id": bucket}, {"version": 1}) or {}
-    return now_held.get("version") != held.get("version")
-
-
-def _group_in_windows(db: Database[Document], bucket: str, held: dict[str, Any], *,
-                      exact: bool = True) -> dict[str, Any] | None:
-    """The files figures summed window by window: per role, over windows of upload dates on
-    the ``role_newest`` index (:class:`avenue.paging.DateWindows`, hinted by the held
-    counters' dates and files), so no read holds make run's one connection for more than a
-    few hundred documents. None when the windows miss files (a role outside :data:`ROLES`, a
-    document without a date): their total then disagrees with the collection's; but a write
-    that lands meanwhile disagrees too, and then (``exact`` False, the counters' version
-    moved) the sums are returned as they are: the compare-and-set refuses them, and the next
-    reconciliation counts again, where one ``$group`` would hold every request behind it
-    exactly when the shop is busy."""
+def walk_role(db: Database[Document], bucket: str, role: str | None, projection: dict[str, int] | None, *,
+              descending: bool = False, start: dt.datetime | None = None) -> Iterator[list[Document]]:
+    """The bucket's files of ``role`` a window of upload dates at a time (sorted by date, then
+    ``_id``, in walk order), between the fences the last count sampled (paging.date_windows:
+    about 256 files a read on the ``role_newest`` index; none yet: one read)."""
     files = db[f"{bucket}.files"]
-    sums = _sums()
+    order = [("uploadDate", -1 if descending else 1), ("_id", -1 if descending else 1)]
+    walked = fences(files, "uploadDate", role_walk(role))
+    for condition in date_windows(walked, descending=descending, start=start):
+        query: dict[str, Any] = {"metadata.role": role}
+        if condition:
+            query["uploadDate"] = condition
+        yield list(files.find(query, projection).sort(order))
+
+
+def _count_in_windows(db: Database[Document], bucket: str) -> dict[str, Any]:
+    """The files figures and chunks of a bucket on the embedded database, summed a window of
+    one role's upload dates at a time (:func:`walk_role`); each walk samples the fences the
+    next one reads between. The chunks are what the files documents say they hold
+    (``ceil(length / chunkSize)``): a count of the chunks themselves is a walk of every chunk
+    there (2.3-2.8 s for 225,459 chunks, measured through make run's one connection), so
+    chunks gone behind the app's back are found by ``fsck``, which reads every file's chunks."""
+    sums: dict[str, Any] = {"files": 0, "bytes": 0, "originals": 0, "chunks": 0, "oldest": None,
+                            "newest": None}
+    files = db[f"{bucket}.files"]
     for role in ROLES:
-        windows = DateWindows(held.get("oldest"), held.get("newest"), int(held.get("files") or 0))
-        while windows:
-            condition = windows.take()
-            match: dict[str, Any] = {"metadata.role": role}
-            if condition:
-                match["uploadDate"] = condition
-            seen = 0
-            for row in files.aggregate([{"$match": match}, _GROUP]):
-                seen += int(row.get("files") or 0)
-                _add_row(sums, row)
-            windows.saw(seen)
-    # The collection's own count walks its rows without decoding them there (as the chunks').
-    return sums if not exact or sums["files"] == files.estimated_document_count() else None
+        sampler = Sampler()
+        for docs in walk_role(db, bucket, role, {"uploadDate": 1, "length": 1, "chunkSize": 1}):
+            size = 0
+            for doc in docs:
+                length = int(doc.get("length") or 0)
+                size += length
+                sums["chunks"] += math.ceil(length / int(doc.get("chunkSize") or CHUNK_SIZE))
+                sampler.add(doc.get("uploadDate"))
+            _add(sums, len(docs), size, len(docs) if role == "original" else 0,
+                 [docs[0].get("uploadDate"), docs[-1].get("uploadDate")] if docs else [])
+        save_fences(db, fence_id(files, "uploadDate", role_walk(role)), sampler)
+    return sums
 
 
-def count_bucket(db: Database[Document], bucket: str, *, chunk_index: bool,
-                 held: dict[str, Any] | None = None) -> dict[str, Any]:
+def count_bucket(db: Database[Document], bucket: str, *, chunk_index: bool) -> dict[str, Any]:
     """The bucket's true totals and oldest/newest upload, counted on the server (a ``$group``;
     the chunk count walks the chunk index when there is one, else counts the collection).
     Over every file: not bound by a request's operation timeout (``long_operations``).
 
-    On the embedded database the files are summed in windows of upload dates
-    (:func:`_group_in_windows`; ``held``, the counters as they are, hints the windows), and
-    only when those miss files in one ``$group``; and the chunks are counted by the ``count``
-    command with no filter: SecantusDB answers a count hinted on the chunk index by decoding
-    every chunk, all the stored bytes in one operation (2.9 s for 600 MB, measured; about 15 s
-    for the 3.5 GB the 60-minute soak had stored when its one restart came, every other
-    request waiting behind it through make run's one connection), while a count of the whole
-    collection walks its rows without decoding them (0.24 s for the same 600 MB), and is as
-    exact there."""
+    On the embedded database, where make run reaches the server over one connection and every
+    request waits behind the operation in flight, a bucket is read a window of dates at a time
+    instead (:func:`_count_in_windows`): one ``$group`` over the 225,459 files documents of a
+    products bucket held that connection 9.9 s (bench/results/
+    scale-2026-11-26-status-during-sweep-relay.md), a count of its chunks 2.8 s."""
     chunks = db[f"{bucket}.chunks"]
     with long_operations():
         if is_embedded(db):
-            row = _group_in_windows(db, bucket, held or {})
-            if row is None and held is not None and _moved(db, bucket, held):
-                row = _group_in_windows(db, bucket, held, exact=False)  # a write raced: not applied anyway
-            if row is None:
-                log.info("the files of %s are not all in the windows of their roles and dates: "
-                         "counted in one $group", bucket)
-                row = _group_whole(db, bucket)
-            count = chunks.estimated_document_count()  # a walk of its rows there, not metadata
+            counted = _count_in_windows(db, bucket)
         else:
-            row = _group_whole(db, bucket)
-            count = chunks.count_documents({}, hint=CHUNK_INDEX if chunk_index else None)
-    return {"files": row["files"], "originals": row["originals"], "bytes": row["bytes"], "chunks": int(count),
-            "oldest": row["oldest"], "newest": row["newest"]}
+            counted = {**_group_whole(db, bucket),
+                       "chunks": chunks.count_documents({}, hint=CHUNK_INDEX if chunk_index else None)}
+    return {"files": counted["files"], "originals": counted["originals"], "bytes": counted["bytes"],
+            "chunks": int(counted["chunks"]), "oldest": counted["oldest"], "newest": counted["newest"]}
 
 
 def recount(db: Database[Document], bucket: str, *, chunk_index: bool = True,
@@ -227,7 +225,7 @@ def recount(db: Database[Document], bucket: str, *, chunk_index: bool = True,
     and ``drift`` (counted minus held, per figure)."""
     held = db[COUNTERS].find_one({"_id": bucket}) or {}
     version = held.get("version")
-    counted = count_bucket(db, bucket, chunk_index=chunk_index, held=held)
+    counted = count_bucket(db, bucket, chunk_index=chunk_index)
     drift = {name: counted[name] - int(held.get(name) or 0) for name in FIELDS}
     # An empty bucket has no oldest/newest upload: those fields are removed, never stored as
     # null (a later write's $min/$max then sets them; mongomock cannot compare null to a date).

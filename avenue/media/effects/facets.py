@@ -35,9 +35,8 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from avenue.clock import now
 from avenue.db import long_operations
 from avenue.media.buckets import BUILDER
-from avenue.media.effects.counters import COUNTERS
+from avenue.media.effects.counters import walk_role
 from avenue.media.records import Document
-from avenue.paging import DateWindows
 from avenue.servers import is_embedded
 
 log = logging.getLogger(__name__)
@@ -148,35 +147,35 @@ def count_on_server(db: Database[Document], bucket: str) -> Counter[tuple[str, s
     """The true facets, counted on the server (two ``$group``s over the originals; over every
     file, so not bound by a request's operation timeout: ``long_operations``).
 
-    On the embedded database the originals are grouped in windows of upload dates on the
-    ``role_newest`` index (:class:`avenue.paging.DateWindows`, hinted by the bucket's
-    counters), so no read holds make run's one connection for more than a few hundred of
-    them: the two ``$group``s over the 37,575 files of a builder library took 1.3 s each there
-    (bench/results/scale-2026-11-26-status-during-sweep-relay.md). The windows partition every
-    date, so the sums are the same."""
+    On the embedded database the originals are read a window of upload dates at a time
+    instead (``counters.walk_role``, between the fences the bucket's count sampled just
+    before), their folders and tags counted here: the two ``$group``s over a builder library
+    of 37,575 files took 1.3 s each there, every request of make run waiting behind them
+    (bench/results/scale-2026-11-26-status-during-sweep-relay.md). The same sums: a folder
+    missing or null is the root, tags are counted as ``$unwind`` counts them."""
     files = db[f"{bucket}.files"]
     truth: Counter[tuple[str, str]] = Counter()
     with long_operations():
         if is_embedded(db):
-            held = db[COUNTERS].find_one({"_id": bucket}) or {}
-            windows = DateWindows(held.get("oldest"), held.get("newest"), int(held.get("originals") or 0))
-        else:
-            windows = DateWindows(None, None, 0)  # one read: mongod's $group blocks no one else
-        while windows:
-            condition = windows.take()
-            match: dict[str, Any] = {"metadata.role": "original"}
-            if condition:
-                match["uploadDate"] = condition
-            seen = 0
-            for row in files.aggregate([{"$match": match}, {"$group": {
-                    "_id": {"$ifNull": ["$metadata.folder", ROOT_FOLDER]}, "n": {"$sum": 1}}}]):
-                truth[("folder", row["_id"])] += int(row["n"])
-                seen += int(row["n"])
-            for row in files.aggregate([{"$match": match}, {"$unwind": "$metadata.tags"},
-                                        {"$group": {"_id": "$metadata.tags", "n": {"$sum": 1}}}]):
-                if isinstance(row["_id"], str):
-                    truth[("tag", row["_id"])] += int(row["n"])
-            windows.saw(seen)
+            for docs in walk_role(db, bucket, "original", {"uploadDate": 1, "metadata.folder": 1,
+                                                           "metadata.tags": 1}):
+                for doc in docs:
+                    metadata = doc.get("metadata") or {}
+                    folder = metadata.get("folder")
+                    truth[("folder", ROOT_FOLDER if folder is None else folder)] += 1
+                    tags = metadata.get("tags")
+                    for tag in tags if isinstance(tags, list) else [tags]:
+                        if isinstance(tag, str):
+                            truth[("tag", tag)] += 1
+            return truth
+        original = {"$match": {"metadata.role": "original"}}
+        for row in files.aggregate([original, {"$group": {
+                "_id": {"$ifNull": ["$metadata.folder", ROOT_FOLDER]}, "n": {"$sum": 1}}}]):
+            truth[("folder", row["_id"])] += int(row["n"])
+        for row in files.aggregate([original, {"$unwind": "$metadata.tags"},
+                                    {"$group": {"_id": "$metadata.tags", "n": {"$sum": 1}}}]):
+            if isinstance(row["_id"], str):
+                truth[("tag", row["_id"])] += int(row["n"])
     return truth
 
 

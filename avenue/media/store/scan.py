@@ -22,7 +22,7 @@ from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import SOURCE, Document
 from avenue.media.references import IN_BATCH
 from avenue.media.store import storage
-from avenue.paging import DateWindows, after_ranges
+from avenue.paging import after_ranges
 from avenue.servers import is_embedded
 
 CHUNK_INDEX = [("files_id", 1), ("n", 1)]
@@ -94,22 +94,16 @@ def originals_newest_first(db: Database[Document], bucket: str, after: list[Any]
 
 def _originals_in_windows(db: Database[Document], bucket: str, after: list[Any] | None) -> Iterator[Document]:
     """:func:`originals_newest_first` on the embedded database: one read per window of upload
-    dates (:class:`avenue.paging.DateWindows`, hinted by the bucket's counters), each sorted
-    in memory. One cursor over every original made its first batch read them all there (3.3 s
-    for the 25,000 originals of a 300,000-file products bucket, every request of make run
-    waiting behind it: bench/results/scale-2026-11-26-status-during-sweep-relay.md)."""
-    files = db[f"{bucket}.files"]
-    held = counters.of(db, bucket)
+    dates between the fences the bucket's last count sampled (``counters.walk_role``). One
+    cursor over every original read them all into its first batch there (3.3 s for the 25,000
+    originals of a 300,000-file products bucket, every request of make run waiting behind it:
+    bench/results/scale-2026-11-26-status-during-sweep-relay.md)."""
     start = None
     if after is not None:  # the rest of the checkpoint's own date first, by _id
         start = after[0]
-        yield from files.find({**ORIGINALS, "uploadDate": start, "_id": {"$lt": after[1]}}).sort(NEWEST_FIRST)
-    windows = DateWindows(held["oldest"], held["newest"], held["originals"], descending=True, start=start)
-    while windows:
-        condition = windows.take()
-        docs = list(files.find({**ORIGINALS, **({"uploadDate": condition} if condition else {})})
-                    .sort(NEWEST_FIRST))
-        windows.saw(len(docs))
+        yield from db[f"{bucket}.files"].find({**ORIGINALS, "uploadDate": start,
+                                               "_id": {"$lt": after[1]}}).sort(NEWEST_FIRST)
+    for docs in counters.walk_role(db, bucket, "original", None, descending=True, start=start):
         yield from docs
 
 
