@@ -204,13 +204,13 @@ def test_a_completion_longer_than_the_lease_keeps_it_and_a_retried_patch_is_409(
 
     The leases' clock is stepped (tests/support/leaseclock.py), not slept: with a real 0.3 s
     lease, one renewal slower than 0.2 s on a loaded machine let it lapse."""
-    from avenue.tus import service
+    from avenue import targets
 
     monkeypatch.setattr(resumable, "now", lease_clock)
     monkeypatch.setattr(resumable, "LEASE_SECONDS", 0.3)
     url = tus.created(client, user, len(photo))
     upload_id = url.rsplit("/", 1)[-1]
-    real = service.complete
+    real = targets.store
     retried: list[str] = []
 
     def slow_complete(*args, **kwargs):
@@ -227,7 +227,7 @@ def test_a_completion_longer_than_the_lease_keeps_it_and_a_retried_patch_is_409(
             retried.append("busy")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service, "complete", slow_complete)
+    monkeypatch.setattr(targets, "store", slow_complete)
     response = tus.patch(client, user, url, 0, photo)
     assert response.status_code == 204, response.get_json()
     assert retried == ["busy"]
