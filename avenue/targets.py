@@ -238,9 +238,10 @@ class Kind:
     always may; ``()`` is any logged-in user), that route's audit action (an upload stored
     through :func:`store` is audited the same way, with where it came from), the fields it
     takes (checked as the route checks its form), whether an upload link may name it (temp
-    photos wait for their admin's product form, which a link holder has not got), how an upload
-    is stored (the route's own service call), its library, and the image object the route
-    answers with."""
+    photos wait for their admin's product form, which a link holder has not got), whether its
+    uploader edits the image whatever their role (an upload is its owner's own: its answer
+    carries the unedited original's URL), how an upload is stored (the route's own service
+    call), its library, and the image object the route answers with."""
 
     name: str
     bucket: str
@@ -248,6 +249,7 @@ class Kind:
     audit_action: str
     fields: tuple[str, ...]
     linkable: bool
+    uploader_edits: bool
     parse: Callable[[Database[Document], Mapping[str, str], Settings], dict[str, Any]]
     store: Callable[[Database[Document], Stored], Completed]
     library: Callable[[Database[Document]], Library]
@@ -255,13 +257,13 @@ class Kind:
 
 
 KIND: dict[str, Kind] = {kind.name: kind for kind in (
-    Kind("uploads", UPLOADS, (), "upload_created", ("visibility",), True, _uploads_fields, _store_upload,
-         uploads.library, lambda db, image, signer: uploads.upload_object(image, signer)),
-    Kind("builder", BUILDER, ("editor",), "builder_media_uploaded", ("folder", "tags", "alt"), True,
+    Kind("uploads", UPLOADS, (), "upload_created", ("visibility",), True, True, _uploads_fields,
+         _store_upload, uploads.library, lambda db, image, signer: uploads.upload_object(image, signer)),
+    Kind("builder", BUILDER, ("editor",), "builder_media_uploaded", ("folder", "tags", "alt"), True, False,
          _builder_fields, _store_builder, builder.library, builder.media_object),
-    Kind("temp", TEMP, ("admin",), "temp_images_uploaded", (), False, _no_fields, _store_temp,
+    Kind("temp", TEMP, ("admin",), "temp_images_uploaded", (), False, False, _no_fields, _store_temp,
          shop.temp_images, lambda db, image, signer: image_object(image, signer)),
-    Kind("product", PRODUCTS, ("admin",), "product_images_added", ("sku",), True, _product_fields,
+    Kind("product", PRODUCTS, ("admin",), "product_images_added", ("sku",), True, False, _product_fields,
          _store_product, shop.product_images, lambda db, image, signer: image_object(image, signer)),
 )}
 LINKABLE = tuple(name for name, kind in KIND.items() if kind.linkable)
