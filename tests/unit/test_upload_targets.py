@@ -123,3 +123,30 @@ def test_the_zip_imports_words_are_kinds_of_the_one_vocabulary():
                                                                             "products": "product"}
     assert {rule.bucket for rule in zip_import.RULES.values()} == {targets.KIND["builder"].bucket,
                                                                   targets.KIND["product"].bucket}
+
+
+def _multipart_route(kind: str) -> tuple[tuple[str, ...], str]:
+    """The roles and the audit action of the multipart route that stores into ``kind``: the
+    view of its blueprint that calls the kind's store call (read from the source)."""
+    (module, call), = [key for key, stored in STORES.items() if stored == kind]
+    tree = ast.parse((AVENUE / module.split(".")[1] / "views.py").read_text())
+    for view in tree.body:
+        if isinstance(view, ast.FunctionDef) and any(
+                isinstance(node, ast.Attribute) and node.attr == call
+                and getattr(node.value, "id", "") == "service" for node in ast.walk(view)):
+            roles = next(tuple(arg.value for arg in d.args if isinstance(arg, ast.Constant))
+                         for d in view.decorator_list
+                         if isinstance(d, ast.Call) and getattr(d.func, "id", "") == "require_role")
+            action = next(node.args[0].value for node in ast.walk(view)
+                          if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                          and node.func.attr == "log" and getattr(node.func.value, "id", "") == "audit"
+                          and isinstance(node.args[0], ast.Constant))
+            return roles, action
+    raise AssertionError(f"no view of {module} calls {call}")
+
+
+@pytest.mark.parametrize("kind", list(targets.KIND))
+def test_each_kinds_row_states_the_roles_and_audit_action_of_its_multipart_route(kind):
+    # The multipart routes sit below this module and cannot read the rows: the two must agree.
+    row = targets.KIND[kind]
+    assert _multipart_route(kind) == (row.roles, row.audit_action)
