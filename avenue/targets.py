@@ -133,7 +133,7 @@ class Completed:
 
 
 @dataclass(frozen=True)
-class Stored:
+class Incoming:
     """An upload on its way to its target's service call."""
 
     target: Target
@@ -148,13 +148,13 @@ class Stored:
 
     @property
     def add_only(self) -> bool:
-        return self.target.link is not None
+        return bool(self.target.link)
 
 
 def store(db: Database[Document], target: Target, filename: str | None, data: bytes, *, owner: str,
           settings: Settings) -> Completed:
     """Store one file's bytes exactly as ``target``'s multipart route does (its own service call)."""
-    return KIND[target.kind].store(db, Stored(target, filename, data, owner, settings))
+    return KIND[target.kind].store(db, Incoming(target, filename, data, owner, settings))
 
 
 def image_of(db: Database[Document], result: Mapping[str, Any]) -> Image | None:
@@ -194,39 +194,40 @@ def _no_fields(db: Database[Document], fields: Mapping[str, str], settings: Sett
     return {}
 
 
-def _store_upload(db: Database[Document], done: Stored) -> Completed:
-    visibility = done.target.params["visibility"]
-    stored = uploads.upload(db, done.file, owner=done.owner, visibility=visibility,
-                            limits=done.settings.limits, add_only=done.add_only)
+def _store_upload(db: Database[Document], incoming: Incoming) -> Completed:
+    visibility = incoming.target.params["visibility"]
+    stored = uploads.upload(db, incoming.file, owner=incoming.owner, visibility=visibility,
+                            limits=incoming.settings.limits, add_only=incoming.add_only)
     return Completed("uploads", stored.image.id, stored.created,
                      {"bucket": UPLOADS, "image_id": str(stored.image.id), "visibility": visibility,
                       "filename": stored.image.filename, "created": stored.created}, stored.image)
 
 
-def _store_builder(db: Database[Document], done: Stored) -> Completed:
-    params = done.target.params
-    stored = builder.upload_media(db, done.file, owner=done.owner, alt=params.get("alt"),
-                                  limits=done.settings.limits, folder=params.get("folder"),
-                                  tags=params.get("tags"), add_only=done.add_only)
+def _store_builder(db: Database[Document], incoming: Incoming) -> Completed:
+    params = incoming.target.params
+    stored = builder.upload_media(db, incoming.file, owner=incoming.owner, alt=params.get("alt"),
+                                  limits=incoming.settings.limits, folder=params.get("folder"),
+                                  tags=params.get("tags"), add_only=incoming.add_only)
     return Completed("builder", stored.image.id, stored.created,
                      {"bucket": BUILDER, "image_id": str(stored.image.id),
                       "filename": stored.image.filename, "created": stored.created}, stored.image)
 
 
-def _store_temp(db: Database[Document], done: Stored) -> Completed:
-    images = shop.store_temp_images(db, [done.file], owner=done.owner, settings=done.settings.shop())
+def _store_temp(db: Database[Document], incoming: Incoming) -> Completed:
+    images = shop.store_temp_images(db, [incoming.file], owner=incoming.owner,
+                                    settings=incoming.settings.shop())
     image = images[0]
     return Completed("temp", image.id, True, {"bucket": TEMP, "image_ids": [str(image.id)]}, image)
 
 
-def _store_product(db: Database[Document], done: Stored) -> Completed:
-    sku = done.target.params["sku"]
-    _, added = shop.add_images(db, sku, [done.file], owner=done.owner, settings=done.settings.shop(),
-                               add_only=done.add_only)
+def _store_product(db: Database[Document], incoming: Incoming) -> Completed:
+    sku = incoming.target.params["sku"]
+    _, added = shop.add_images(db, sku, [incoming.file], owner=incoming.owner,
+                               settings=incoming.settings.shop(), add_only=incoming.add_only)
     if added:
         image_id = added[0]["id"]
     else:  # the product already had these bytes: the image they are
-        found = shop.product_images(db).find_by_content(hashlib.sha256(done.data).hexdigest())
+        found = shop.product_images(db).find_by_content(hashlib.sha256(incoming.data).hexdigest())
         image_id = found.id if found is not None else None
     return Completed("product", image_id, bool(added),
                      {"sku": sku, "bucket": PRODUCTS, "image_ids": [str(ref["id"]) for ref in added]})
@@ -251,7 +252,7 @@ class Kind:
     linkable: bool
     uploader_edits: bool
     parse: Callable[[Database[Document], Mapping[str, str], Settings], dict[str, Any]]
-    store: Callable[[Database[Document], Stored], Completed]
+    store: Callable[[Database[Document], Incoming], Completed]
     library: Callable[[Database[Document]], Library]
     answer: Callable[[Database[Document], Image, UrlSigner], dict[str, Any]]
 
