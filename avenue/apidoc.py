@@ -34,6 +34,8 @@ from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
+from avenue.targets import KIND as TARGET_KINDS
+from avenue.targets import LINKABLE as LINK_KINDS
 from avenue.urlfetch import MAX_URL_LENGTH
 
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
@@ -930,7 +932,7 @@ TUS_UPLOAD: Schema = {
         "length": {"type": "integer", "minimum": 1},
         "state": {"enum": ["open", "completing", "done"]},
         "target": {"type": "object", "required": ["kind"],
-                   "properties": {"kind": {"enum": ["uploads", "builder", "temp", "product"]}}},
+                   "properties": {"kind": {"enum": list(TARGET_KINDS)}}},
         "filename": {"type": ["string", "null"]}, "expires_at": {"type": "string", "format": "date-time"},
         "created": {"type": ["boolean", "null"],
                     "description": "Once done: false when the same image was already there (dedupe)."},
@@ -973,7 +975,7 @@ LINK_HOLDER: list[Schema] = [{"uploadLink": []}]
 LINK_WHO = "whoever holds the link's secret (no account)"
 LINK_TARGET: Schema = {
     "type": "object", "required": ["kind"],
-    "properties": {"kind": {"enum": ["uploads", "builder", "product"]},
+    "properties": {"kind": {"enum": list(LINK_KINDS)},
                    "visibility": {"enum": ["public", "private"], "description": "uploads"},
                    "folder": FOLDER, "tags": {"type": "array", "items": TAG}, "alt": {"type": "string"},
                    "sku": {"type": "string", "description": "product: the product the photos go onto"}}}
