@@ -481,7 +481,8 @@ def test_a_background_sweep_that_fails_is_logged_and_leaves_its_checkpoint(db, s
 def test_the_sweep_ends_by_building_every_lists_fences(db, store_with_problems, monkeypatch):
     from avenue import paging
 
-    monkeypatch.setattr(sweep, "build_fences", lambda db, listed: paging.build_fences(db, listed, every=2))
+    monkeypatch.setattr(sweep, "build_fences",
+                        lambda db, listed, **kwargs: paging.build_fences(db, listed, every=2, **kwargs))
     result = sweep.run(db, FAST)
     assert set(result["fences"]) == {"shop_products", "audit_logs", "uploads.files", "builder_media.files",
                                      "media_trash.files"}
@@ -500,10 +501,10 @@ def test_a_list_whose_fences_fail_to_build_keeps_the_old_ones_and_the_sweep_fini
     before = db[paging.FENCES].find_one({"_id": "shop_products|sku"})
     real = sweep.build_fences
 
-    def failing(db, listed):
+    def failing(db, listed, **kwargs):
         if listed.collection == "shop_products":
             raise OperationFailure("interrupted at shutdown", code=11600)
-        return real(db, listed)
+        return real(db, listed, **kwargs)
 
     monkeypatch.setattr(sweep, "build_fences", failing)
     result = sweep.run(db, FAST)

@@ -28,6 +28,7 @@ Write order, and why drift is bounded and corrected:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import math
 from collections.abc import Iterable, Iterator
@@ -124,6 +125,8 @@ def originals(db: Database[Document], bucket: str) -> int | None:
 #: The roles a files document has (``metadata.role``; None: written before roles). Every
 #: writer of the media package gives one of these; the embedded database's count reads each.
 ROLES = ("original", "variant", "rendition", None)
+#: Files documents a walk holds at once (a window between fences holds about 256).
+READ_BATCH = 1000
 #: GridFS's default chunk size, for a files document that does not say its own.
 CHUNK_SIZE = 255 * 1024
 _GROUP = {"$group": {
@@ -169,7 +172,12 @@ def walk_role(db: Database[Document], bucket: str, role: str | None, projection:
         query: dict[str, Any] = {"metadata.role": role}
         if condition:
             query["uploadDate"] = condition
-        yield list(files.find(query, projection).sort(order))
+        cursor = files.find(query, projection).sort(order).batch_size(READ_BATCH)
+        try:  # a list at a time: a window without fences (the first walk) holds the whole role
+            while docs := list(itertools.islice(cursor, READ_BATCH)):
+                yield docs
+        finally:
+            cursor.close()
 
 
 def _count_in_windows(db: Database[Document], bucket: str) -> dict[str, Any]:
