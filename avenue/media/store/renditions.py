@@ -22,11 +22,19 @@ Write order:
 
 1. take the claim (a lapsed one may be taken over: two renders of one rendition are then
    possible, and harmless, because of 3);
-2. look once more for the stored rendition (stored between our first look and the claim);
+2. look once more for the stored rendition (stored between our first look and the claim),
+   unless the claim was taken on no claim document at all (:attr:`avenue.leases.Lease.inserted`):
+   see 4, a claim whose rendition was stored outlives the store, so none means nobody
+   stored it since our first look (short of a pause of :data:`CLAIM_SECONDS` and the TTL
+   sweep between that look and the claim: then a second render, harmless because of 3);
 3. render, then write chunks first and the files document last (``storage.put_files``): a
    crash leaves chunks ``gc`` collects; a second writer's files document hits the unique
    index, its own chunks are removed and the first one's file is served;
-4. release the claim. Counters through :func:`avenue.media.effects.apply`, after the write.
+4. once the rendition is stored, the claim is left to lapse (:meth:`avenue.leases.Lease.leave`;
+   the claims' TTL index removes it), not deleted: one command fewer, and 2's look is saved
+   too; whoever comes meanwhile finds the stored file first, or fails to take the claim and
+   looks. A render or store that failed releases (deletes) it: the next request renders at
+   once. Counters through :func:`avenue.media.effects.apply`, after the write.
 
 The request that rendered is answered from the rendered bytes (:func:`answer`: its files
 document is made before it is written, so the answer's ETag and length are the stored
@@ -201,6 +209,13 @@ def indexes() -> list[IndexModel]:
     ]
 
 
+def claims_indexes() -> list[IndexModel]:
+    """The claims' TTL index: a claim whose rendition was stored is left to lapse, not
+    deleted (step 4 of the module doc); lapsed ones go with the TTL sweep (pending
+    variants' claims, deleted on release, only if their holder died)."""
+    return [IndexModel([("until", ASCENDING)], expireAfterSeconds=0, name="ttl")]
+
+
 def find(db: Database[Document], wanted: Wanted) -> dict[str, Any] | None:
     """The stored rendition's files document, if it is stored."""
     return db[f"{RENDITIONS}.files"].find_one(wanted.query())
@@ -284,6 +299,9 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
         held = storing(wanted)
         if held is not None:
             return True, held
+        if claim.inserted:
+            # Just taken on no claim document: nobody stored it since find() above (step 2).
+            return False, None
         stored = find(db, wanted)
         return stored is not None, Obtained(stored) if stored is not None else None
 
@@ -291,12 +309,13 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
         new = _new_file(wanted, render(_source(db, wanted, original)), private=original.private)
         if store is None:
             stored = _put(db, wanted, new)
+            claim.leave()  # stored: the claim lapses (step 4)
             # Another's file stored first (a lapsed claim taken over): that one is the answer.
             return Obtained(stored, new.data if stored["_id"] == new.file_id else None)
         made = Obtained(storage.files_doc(new, now()), new.data)
         with _storing_lock:
             _storing[wanted.claim_id()] = made
-        return claims.Later(made, lambda: _store_later(db, wanted, new, lost), store)
+        return claims.Later(made, lambda: _store_later(db, wanted, new, lost, claim), store)
 
     obtained = claims.once(claim, look, work, wait=wait,
                            busy="this rendition is being rendered by another request: try again shortly",
@@ -311,10 +330,12 @@ def _source(db: Database[Document], wanted: Wanted, original: MediaDoc) -> bytes
 
 
 def _store_later(db: Database[Document], wanted: Wanted, new: storage.NewFile,
-                 lost: Callable[[Any], None] | None) -> None:
-    """Write what :func:`answer` answered with (the claim is still held), then forget it here."""
+                 lost: Callable[[Any], None] | None, claim: Lease) -> None:
+    """Write what :func:`answer` answered with (the claim is still held), then forget it here;
+    once it is stored (ours or another's), the claim is left to lapse."""
     try:
         stored = _put(db, wanted, new)
+        claim.leave()
         kept_ours = stored["_id"] == new.file_id
     except Exception:  # noqa: BLE001 - logged: its next request renders it again
         log.exception("storing the rendition %s failed", wanted.claim_id())
