@@ -268,3 +268,28 @@ def test_a_real_upload_endpoint_answers_429_once_the_users_uploads_are_used_up(a
         from avenue.db import get_db
 
         assert bucket_snapshot(get_db()) == before  # the refused upload stored nothing
+
+
+def test_counters_are_written_without_waiting_for_the_journal_or_a_majority(backend, db_name):
+    """A hit is acknowledged by the primary alone (w: 1, no journal wait: a log sync per hit,
+    and a cold rendition pays three), while the app's other writes keep their durability."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs the wire protocol")
+    from tests.helpers import listening, make_app
+    from tests.support.commands import Matching
+
+    writes = Matching(lambda event: event.database_name == db_name
+                      and event.command_name in {"findAndModify", "insert", "delete"})
+    app = make_app((listening(writes), backend[1]), db_name, RATELIMIT_ENABLED=True,
+                   AVENUE_LOGIN_RATE_LIMIT="3/minute", MONGO_WRITE_CONCERN="majority", MONGO_JOURNAL=True)
+    try:
+        with_user(app, "owner@example.com")
+        assert attempt(app.test_client(), "owner@example.com").status_code == 401
+        hits = [command for command in writes.commands if next(iter(command.values())) == COLLECTION]
+        others = [command for command in writes.commands if next(iter(command.values())) != COLLECTION]
+        assert hits and all(command["writeConcern"] == {"w": 1, "j": False} for command in hits), hits
+        assert others and all(command["writeConcern"] == {"w": "majority", "j": True} for command in others)
+    finally:
+        client = app.extensions["avenue.mongo"].client
+        client.drop_database(db_name)
+        client.close()
