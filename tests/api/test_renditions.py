@@ -741,6 +741,9 @@ def test_a_cold_render_looks_claims_reads_and_stores_in_six_commands(every_comma
     assert sorted(sent) == sorted([
         f"find {RENDITIONS}.files", f"insert {renditions.CLAIMS}", f"find {PRODUCTS}.chunks",
         f"insert {RENDITIONS}.chunks", f"insert {RENDITIONS}.files", "update media_counters"]), sent
+    # The claim is coordination, not data: acknowledged by the primary, no journal wait.
+    (claim,) = [command for command in seen.commands if command.get("insert") == renditions.CLAIMS]
+    assert claim["writeConcern"] == {"w": 1, "j": False}
     assert_left_to_lapse(db)
 
 
@@ -897,3 +900,4 @@ def test_an_editor_s_ended_or_replayed_session_is_counted_like_anyone(app_factor
     assert session_client.post("/api/auth/logout", headers=csrf).status_code == 204
     assert saved.get(path(doc, "w_480.webp")).status_code == 429  # a copy of an ended session
     assert saved.get("/api/auth/me").status_code == 401
+
