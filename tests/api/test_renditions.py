@@ -901,3 +901,28 @@ def test_an_editor_s_ended_or_replayed_session_is_counted_like_anyone(app_factor
     assert saved.get(path(doc, "w_480.webp")).status_code == 429  # a copy of an ended session
     assert saved.get("/api/auth/me").status_code == 401
 
+
+def test_an_unsigned_cold_render_counts_against_its_limits_in_two_commands(backend, db_name):
+    """The limits of unsigned cold renders, each window counted: the address's minute and hour
+    in one findAndModify (it opens a new window too), the instance's minute in another (there
+    were three, each window's own, and a new window cost a delete and an insert more)."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs the wire protocol")
+    from avenue.ratelimit import COLLECTION
+
+    seen = Matching(lambda event: event.database_name == db_name
+                    and next(iter(event.command.values()), None) == COLLECTION)
+    app = make_app((listening(seen), backend[1]), db_name, RATELIMIT_ENABLED=True,
+                   AVENUE_RENDER_ADDRESS_LIMIT="60/minute;600/hour",
+                   AVENUE_RENDER_INSTANCE_LIMIT="600/minute")
+    try:
+        doc = put(app)
+        for options in ("w_160.webp", "w_320.webp"):  # the first opens the windows
+            with seen.lock:
+                seen.commands.clear()
+            assert app.test_client().get(path(doc, options)).status_code == 200
+            assert [next(iter(command)) for command in seen.commands] == ["findAndModify"] * 2
+    finally:
+        client = app.extensions["avenue.mongo"].client
+        client.drop_database(db_name)
+        client.close()
