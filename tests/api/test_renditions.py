@@ -807,6 +807,32 @@ def test_a_store_that_fails_deletes_its_claim_so_the_next_request_renders_at_onc
     assert len(stored(db)) == 1 and found["_id"] == stored(db)[0]["_id"]
 
 
+@pytest.mark.parametrize("removal", ["image", "budget", "stale"])
+def test_a_rendition_removed_right_after_its_store_is_rendered_again_at_once(app, db, removal):
+    """A stored rendition's claim is left to lapse, so every removal deletes the claims of
+    what it removed: the next request renders at once, not after the claim's 15 s."""
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    rendered = []
+
+    def render(data):
+        rendered.append(1)
+        return Fake()
+
+    with app.app_context():
+        renditions.obtain(db, wanted, original, render)
+        assert db[renditions.CLAIMS].count_documents({}) == 1
+        if removal == "image":
+            assert renditions.remove_for(db, PRODUCTS, original.file_id) == 1
+        elif removal == "budget":
+            assert renditions.evict(db, 1).files == 1
+        else:
+            assert renditions.remove_stale(db, stored(db)) == 1
+        assert stored(db) == [] and db[renditions.CLAIMS].count_documents({}) == 0
+        renditions.obtain(db, wanted, original, render, wait=0.5)
+    assert rendered == [1, 1] and len(stored(db)) == 1
+
+
 def test_a_second_store_of_one_rendition_keeps_the_first(app, db):
     original = _original(app)
     wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")

@@ -52,7 +52,9 @@ the trash or for good) and, with ``keep_version``, those of earlier versions whe
 replaced, and queues a CDN purge of their URLs (:func:`avenue.media.effects.purge.rendition_paths`);
 a rendition of a version that is not the image's current one is never served (the URL's
 version must be the current one), so removal is clean-up, and a crash before it leaves
-orphans ``gc`` finds with :func:`orphans`.
+orphans ``gc`` finds with :func:`orphans`. Every removal (this one, :func:`remove_stale`,
+:func:`evict`) deletes the removed renditions' claims after their files
+(:func:`forget_claims`): a claim left to lapse would hold the next render back until it lapses.
 
 The byte budget (``AVENUE_RENDITION_BUDGET_BYTES``): :func:`evict` removes the least recently
 used renditions, in batches, until the bucket is under the budget minus :data:`MARGIN`.
@@ -161,7 +163,34 @@ class Wanted:
                 "metadata.spec": self.key, "metadata.format": self.format, "metadata.source": self.bucket}
 
     def claim_id(self) -> str:
-        return f"{self.bucket}/{self.image_id}~{self.version}/{self.key}.{self.format}"
+        return claim_id(self.bucket, self.image_id, self.version, self.key, self.format)
+
+
+def claim_id(bucket: str, image_id: Any, version: str, key: str, fmt: str) -> str:
+    """The claim's ``_id`` of a rendition: one per rendition, the files document's unique fields."""
+    return f"{bucket}/{image_id}~{version}/{key}.{fmt}"
+
+
+#: The metadata a rendition's claim id is made of (:func:`forget_claims`).
+CLAIM_FIELDS = [f"metadata.{name}" for name in ("source", "image_id", "version", "spec", "format")]
+
+
+def forget_claims(db: Database[Document], docs: list[dict[str, Any]]) -> None:
+    """Delete the claims of the renditions ``docs`` (files documents with their metadata),
+    once they are removed: a stored rendition's claim is left to lapse (step 4 of the module
+    doc), so a rendition removed within a claim's length of its store would otherwise keep
+    its next request waiting for that lapse (up to :data:`CLAIM_SECONDS`) instead of rendering
+    it. A claim a renderer holds now (it renders the same rendition again) may go too: a
+    second render is then possible, which is harmless."""
+    ids = []
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        source, image_id, version, key, fmt = (meta.get(name) for name in
+                                               ("source", "image_id", "version", "spec", "format"))
+        if None not in (source, image_id, version, key, fmt):
+            ids.append(claim_id(str(source), image_id, str(version), str(key), str(fmt)))
+    if ids:
+        db.get_collection(CLAIMS, write_concern=CLAIM_WRITES).delete_many({"_id": {"$in": ids}})
 
 
 def recipe(key: str, fmt: str) -> str:
@@ -195,6 +224,7 @@ def remove_stale(db: Database[Document], docs: list[Document]) -> int:
         return 0
     ids = [doc["_id"] for doc in docs]
     storage.delete_file(db, RENDITIONS, ids[0], with_ids=ids[1:])
+    forget_claims(db, docs)
     by_image: dict[tuple[str, Any], list[dict[str, Any]]] = {}
     for doc in docs:
         meta = doc.get("metadata") or {}
@@ -418,6 +448,7 @@ def remove_for(db: Database[Document], bucket: str, image_id: Any, *, keep_versi
         return 0
     ids = [doc["_id"] for doc in gone]
     storage.delete_file(db, RENDITIONS, ids[0], with_ids=ids[1:])
+    forget_claims(db, gone)
     effects.apply(db, Changes(purged_renditions=[(bucket, image_id, gone)]))
     return len(ids)
 
@@ -455,16 +486,18 @@ def evict(db: Database[Document], budget: int, *, margin: float = MARGIN,
     files = freed = 0
     collection = db[f"{RENDITIONS}.files"]
     while before - freed > target:
-        oldest = list(collection.find({}, {"length": 1}).sort(RECENCY).limit(batch))
+        oldest = list(collection.find({}, {"length": 1, **dict.fromkeys(CLAIM_FIELDS, 1)})
+                      .sort(RECENCY).limit(batch))
         chosen, size = [], 0
         for doc in oldest:
             if before - freed - size <= target:
                 break
-            chosen.append(doc["_id"])
+            chosen.append(doc)
             size += int(doc.get("length") or 0)
         if not chosen:
             break  # the running total is ahead of the bucket: the next recount corrects it
-        storage.delete_file(db, RENDITIONS, chosen[0], with_ids=chosen[1:])
+        storage.delete_file(db, RENDITIONS, chosen[0]["_id"], with_ids=[doc["_id"] for doc in chosen[1:]])
+        forget_claims(db, chosen)
         files += len(chosen)
         freed += size
     return Evicted(budget, before, total(db)["bytes"], files, freed)
