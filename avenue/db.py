@@ -232,7 +232,8 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
                                "one summary per image, upserted by _id in one bulk_write per flush; "
                                "shard on {_id: 'hashed'} once it outgrows the primary shard"),
     "media_rendition_claims": (None, "one short-lived claim per rendition or pending variants being "
-                                     "rendered, removed after (lapses after 60 s)"),
+                                     "rendered; lapses 15 s after its last renewal (a stored "
+                                     "rendition's is left to lapse), then TTL"),
     "media_tus_uploads": (None, "one document per resumable upload until it expires (gc removes it)"),
     "media_upload_links": (None, "one small document per upload link, removed 30 days after it "
                                  "expires (TTL)"),

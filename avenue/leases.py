@@ -74,6 +74,10 @@ class Lease:
         self.record = dict(record or {})
         self.keep_document = keep_document
         self.renewals = 0
+        # Whether the last take inserted the document (there was none): see :meth:`take`.
+        self.inserted = False
+        # Set by :meth:`leave`: release leaves the document to lapse.
+        self.left = False
         # The heartbeat's renewals and the holder's own writes to the document take turns.
         self.writing = threading.Lock()
 
@@ -94,7 +98,10 @@ class Lease:
         taken on no document at all: the insert goes first, one command (a rendition's cold
         request paid two, an update that matched nothing and then the insert); only when the
         document exists is it taken over if free, lapsed or ours. A kept document is updated
-        first, as it is usually there."""
+        first, as it is usually there. Afterwards :attr:`inserted` says whether this take
+        found no document at all (a holder whose finished work's lease is left to lapse,
+        :meth:`leave`, relies on that: ``avenue.media.store.renditions``)."""
+        self.inserted = False
         moment = now()
         claim = self._claim(moment)
         free = [{self.until_field: {"$exists": False}}, {self.until_field: None},
@@ -108,6 +115,7 @@ class Lease:
             if self.keep_document and taken_over():
                 return True
             self.collection.insert_one({"_id": self.key, **_nested(claim)})
+            self.inserted = True
             return True
         except DuplicateKeyError:
             pass  # the document exists: its lease may be free, lapsed or ours
@@ -123,8 +131,18 @@ class Lease:
             return True
         return False
 
+    def leave(self) -> None:
+        """Make :meth:`release` a no-op: the work is done and the lease document is left to
+        lapse (and to a TTL index) instead of being deleted, one write fewer; until it lapses
+        nobody takes it, and whoever fails to take it looks for the work's result. For work
+        whose result others look for before taking the lease (a stored rendition)."""
+        self.left = True
+
     def release(self) -> None:
-        """Give the lease back, if it is still ours; a database error is logged (it lapses)."""
+        """Give the lease back, if it is still ours (unless :meth:`leave` was called); a
+        database error is logged (it lapses)."""
+        if self.left:
+            return
         try:
             if self.keep_document:
                 fields = [self.owner_field, self.until_field, *self.record]

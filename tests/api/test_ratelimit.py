@@ -268,3 +268,113 @@ def test_a_real_upload_endpoint_answers_429_once_the_users_uploads_are_used_up(a
         from avenue.db import get_db
 
         assert bucket_snapshot(get_db()) == before  # the refused upload stored nothing
+
+
+def test_counters_are_written_without_waiting_for_the_journal_or_a_majority(backend, db_name):
+    """A hit is acknowledged by the primary alone (w: 1, no journal wait: a log sync per hit,
+    and a cold rendition pays three), while the app's other writes keep their durability."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs the wire protocol")
+    from tests.helpers import listening, make_app
+    from tests.support.commands import Matching
+
+    writes = Matching(lambda event: event.database_name == db_name
+                      and event.command_name in {"findAndModify", "insert", "delete"})
+    app = make_app((listening(writes), backend[1]), db_name, RATELIMIT_ENABLED=True,
+                   AVENUE_LOGIN_RATE_LIMIT="3/minute", MONGO_WRITE_CONCERN="majority", MONGO_JOURNAL=True)
+    try:
+        with_user(app, "owner@example.com")
+        assert attempt(app.test_client(), "owner@example.com").status_code == 401
+        hits = [command for command in writes.commands if next(iter(command.values())) == COLLECTION]
+        others = [command for command in writes.commands if next(iter(command.values())) != COLLECTION]
+        assert hits and all(command["writeConcern"] == {"w": 1, "j": False} for command in hits), hits
+        assert others and all(command["writeConcern"] == {"w": "majority", "j": True} for command in others)
+    finally:
+        client = app.extensions["avenue.mongo"].client
+        client.drop_database(db_name)
+        client.close()
+
+
+# --- the limits of cold renders: every window of a key in one command -----------------------
+
+
+def test_nested_windows_share_one_document_and_others_get_their_own():
+    groups = ratelimit.WindowGroup.of("s", "60/minute;600/hour;5/7 seconds;1000/day")
+    assert [[item.get_expiry() for item in group.items] for group in groups] == [[86400, 3600, 60], [7]]
+
+
+def hits_of_the_gate(app, monkeypatch, moment: float, times: int, address: str = "198.51.100.7"):
+    """``times`` cold render admissions from ``address`` at UNIX time ``moment``: each None
+    (admitted) or the 429 raised."""
+    from avenue.errors import RateLimited
+
+    monkeypatch.setattr(ratelimit.time, "time", lambda: moment)
+    admit = ratelimit.cold_render_gate(lambda: False)
+    answers = []
+    for _ in range(times):
+        with app.test_request_context(environ_base={"REMOTE_ADDR": address}):
+            try:
+                answers.append(admit())
+            except RateLimited as refused:
+                answers.append(refused)
+    return answers
+
+
+def test_a_cold_render_is_counted_in_one_command_per_key_and_a_refused_one_nowhere(app_factory, monkeypatch):
+    """The address's minute and hour are one document (one findAndModify, which opens it too),
+    the instance's another. A render refused by the minute is not counted in the hour: a
+    client that bursts past the minute keeps its hour for later minutes."""
+    app = limited_app(app_factory, AVENUE_RENDER_ADDRESS_LIMIT="2/minute;3/hour",
+                      AVENUE_RENDER_INSTANCE_LIMIT="100/minute")
+    hour = 3600 * 500_000  # a window's start: the next minute is in the same hour
+    answers = hits_of_the_gate(app, monkeypatch, hour + 10, 4)
+    assert answers[:2] == [None, None]
+    assert all(refused.details["retry_after"] == 50 for refused in answers[2:])
+    with app.app_context():
+        from avenue.db import get_db
+
+        docs = {doc["_id"]: doc for doc in get_db()[COLLECTION].find()}
+    address = docs[f"render-address/198.51.100.7/3600/{hour // 3600}"]
+    assert address[f"w3600_{hour // 3600}"] == 2 and address[f"w60_{hour // 60}"] == 2
+    assert docs[f"render-instance/{ratelimit.INSTANCE}/60/{hour // 60}"][f"w60_{hour // 60}"] == 2
+    assert len(docs) == 2
+    # The next minute: one more (the hour's third), then the hour refuses until it ends.
+    answers = hits_of_the_gate(app, monkeypatch, hour + 70, 2)
+    assert answers[0] is None and answers[1].details["retry_after"] == 3600 - 70
+    # Another address has its own.
+    assert hits_of_the_gate(app, monkeypatch, hour + 70, 1, address="198.51.100.8") == [None]
+
+
+def test_simultaneous_first_cold_renders_are_admitted_exactly_up_to_the_limit(app_factory, backend):
+    """Twenty threads open one address's window at the same instant, the limit ten: ten are
+    admitted and counted, ten refused (the upserts that race the document's first insert)."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("threads need a real server (mongomock is not thread-safe)")
+    app = limited_app(app_factory)
+    group = ratelimit.WindowGroup.of("burst", "10/minute;100/hour")[0]
+    moment = time.time()
+    barrier = threading.Barrier(20)
+    refused: list = []
+    errors: list[BaseException] = []
+
+    def hit_once() -> None:
+        try:
+            with app.app_context():
+                counters = app.extensions[ratelimit.EXTENSION].limiter.storage.counters
+                barrier.wait()
+                refused.append(group.hit(counters, "one", moment))
+        except BaseException as error:  # noqa: BLE001 - every failure is the finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=hit_once) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sum(item is None for item in refused) == 10 and len(refused) == 20
+    with app.app_context():
+        from avenue.db import get_db
+
+        (doc,) = get_db()[COLLECTION].find()
+    assert doc[f"w60_{int(moment // 60)}"] == 10 and doc[f"w3600_{int(moment // 3600)}"] == 10

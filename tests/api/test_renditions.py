@@ -22,7 +22,7 @@ from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace_bytes
 from avenue.media.transform import parse
-from tests.helpers import Auth, image_bytes, listening, make_app, passed_to_route
+from tests.helpers import Auth, expires_after, image_bytes, listening, make_app, passed_to_route
 from tests.support.commands import Matching, Recorder
 
 KEY = "test-secret-key-for-avenue"
@@ -387,6 +387,17 @@ def test_the_request_that_rendered_is_answered_from_its_bytes_not_read_back(watc
     assert first.headers["ETag"] == f'"{files[0]["metadata"]["sha256"]}"'
 
 
+def assert_left_to_lapse(db) -> None:
+    """The one claim, of a stored rendition: left to lapse within a claim's length (not
+    deleted: one command fewer), and a TTL index removes it after."""
+    import datetime as dt
+
+    (claim,) = db[renditions.CLAIMS].find()
+    assert as_utc(claim["until"]) <= dt.datetime.now(dt.UTC) + dt.timedelta(seconds=renditions.CLAIM_SECONDS)
+    assert list(db[renditions.CLAIMS].index_information()["ttl"]["key"]) == [("until", 1)]
+    assert expires_after(db[renditions.CLAIMS], "ttl") == 0
+
+
 @pytest.fixture
 def later(monkeypatch) -> list:
     """The renditions' stores after the answer, kept here instead of started: a test runs
@@ -429,7 +440,7 @@ def test_a_rendition_is_answered_before_it_is_stored_and_its_claim_is_held_until
     assert renders == ["w_320"]
     files = stored(db)
     assert len(files) == 1 and f'"{files[0]["metadata"]["sha256"]}"' == first.headers["ETag"]
-    assert db[renditions.CLAIMS].count_documents({}) == 0
+    assert_left_to_lapse(db)
 
 
 def test_a_store_after_the_answer_that_loses_leaves_the_stored_one_to_be_served(app_factory, renders, later):
@@ -452,7 +463,7 @@ def test_a_store_after_the_answer_that_loses_leaves_the_stored_one_to_be_served(
     for job in later:
         job()
     assert [f["_id"] for f in stored(db)] == [other["_id"]]
-    assert db[renditions.CLAIMS].count_documents({}) == 0
+    assert_left_to_lapse(db)  # stored, if by another
     assert client.get(url).get_data() == b"stored-by-another"
     assert renders == ["w_320"]
 
@@ -561,7 +572,7 @@ def test_a_lapsed_claim_is_taken_over(app, db):
     with app.app_context():
         found = renditions.obtain(db, wanted, original, lambda data: Fake(), wait=1)
     assert found["metadata"]["spec"] == "w_320"
-    assert db[renditions.CLAIMS].count_documents({}) == 0  # released after the render
+    assert_left_to_lapse(db)  # ours now, left to lapse after the store
 
 
 def test_a_render_longer_than_the_claim_keeps_it_and_nobody_takes_it_over(app, db, backend, lease_clock):
@@ -594,7 +605,7 @@ def test_a_render_longer_than_the_claim_keeps_it_and_nobody_takes_it_over(app, d
         found = renditions.obtain(db, wanted, original, slow_render, claim_seconds=0.4)
     assert rendering.is_set() and found["metadata"]["spec"] == "w_320"
     assert taken_over and not any(taken_over)
-    assert db[renditions.CLAIMS].count_documents({}) == 0
+    assert db[renditions.CLAIMS].count_documents({}) == 1  # left to lapse after the store
 
 
 def test_a_live_claim_that_stores_nothing_ends_in_503_busy(app, db):
@@ -703,6 +714,125 @@ def test_a_waiter_on_another_process_s_claim_backs_off(recorded):
     assert len(recorder.commands) <= 16, len(recorder.commands)
 
 
+@pytest.fixture
+def every_command(backend, db_name):
+    """An app whose database commands (on its database) are all seen, and the listener."""
+    yield from _listened(backend, db_name, Matching(lambda event: event.database_name == db_name))
+
+
+def test_a_cold_render_looks_claims_reads_and_stores_in_six_commands(every_command):
+    """The commands of one cold render, store included: a look, the claim (an insert; no
+    second look, since no claim document means nothing was stored since the first), the
+    original's chunks, the chunks, the files document and the counters. The claim is left to
+    lapse, not deleted (there were eight: a second look, and the delete)."""
+    app, seen = every_command
+    original = _original(app)
+    from avenue.db import get_db
+
+    with app.app_context():
+        db = get_db()
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    with seen.lock:
+        seen.commands.clear()
+    with app.app_context():
+        renditions.obtain(db, wanted, original, lambda data: Fake())
+    sent = [f"{name} {command[name]}" for command in seen.commands
+            for name in [next(iter(command))] if name not in {"hello", "ismaster", "endSessions"}]
+    assert sorted(sent) == sorted([
+        f"find {RENDITIONS}.files", f"insert {renditions.CLAIMS}", f"find {PRODUCTS}.chunks",
+        f"insert {RENDITIONS}.chunks", f"insert {RENDITIONS}.files", "update media_counters"]), sent
+    # The claim is coordination, not data: acknowledged by the primary, no journal wait.
+    (claim,) = [command for command in seen.commands if command.get("insert") == renditions.CLAIMS]
+    assert claim["writeConcern"] == {"w": 1, "j": False}
+    assert_left_to_lapse(db)
+
+
+def test_a_claim_taken_over_looks_again_and_serves_what_was_stored_meanwhile(app, db, monkeypatch):
+    """Only a claim taken on no document skips the second look: one taken over (here the
+    lapsed claim of a render stored between this request's first look and its claim) looks
+    again, and serves the stored file instead of rendering it a second time."""
+    import datetime as dt
+
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    with app.app_context():
+        first = renditions.keep(db, wanted, Fake(b"first"), private=False)
+    # Lapsed but not swept yet (mongomock's TTL index removes a lapsed claim at once).
+    db[renditions.CLAIMS].drop_index("ttl")
+    db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "stored it",
+                                      "until": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)})
+    looks, real = [], renditions.find
+
+    def find(db, wanted):
+        looks.append(1)
+        return None if len(looks) == 1 else real(db, wanted)  # the first look came too early
+
+    monkeypatch.setattr(renditions, "find", find)
+    rendered = []
+    with app.app_context():
+        found = renditions.obtain(db, wanted, original, lambda data: rendered.append(1) or Fake(b"second"))
+    assert rendered == [] and found["_id"] == first["_id"] and len(looks) == 2
+
+
+def test_a_store_that_fails_deletes_its_claim_so_the_next_request_renders_at_once(app, db, monkeypatch):
+    """Only a stored rendition's claim is left to lapse: a store that fails (before the answer
+    or after it) gives the claim back, and the next request renders at once instead of
+    waiting up to a claim's length for it."""
+    from pymongo.errors import AutoReconnect
+
+    from avenue.media.store import storage
+
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    real = storage.put_files
+
+    def failing(*args, **kwargs):
+        raise AutoReconnect("the database went away")
+
+    monkeypatch.setattr(storage, "put_files", failing)
+    with app.app_context(), pytest.raises(AutoReconnect):
+        renditions.obtain(db, wanted, original, lambda data: Fake())
+    assert db[renditions.CLAIMS].count_documents({}) == 0
+    jobs, lost = [], []
+    with app.app_context():
+        answered = renditions.answer(db, wanted, original, lambda data: Fake(), store=jobs.append,
+                                     lost=lost.append)
+    assert answered.data == b"fake-webp-bytes" and db[renditions.CLAIMS].count_documents({}) == 1
+    for job in jobs:
+        job()
+    assert lost == [answered.doc["_id"]] and db[renditions.CLAIMS].count_documents({}) == 0
+    monkeypatch.setattr(storage, "put_files", real)
+    with app.app_context():
+        found = renditions.obtain(db, wanted, original, lambda data: Fake(), wait=0)
+    assert len(stored(db)) == 1 and found["_id"] == stored(db)[0]["_id"]
+
+
+@pytest.mark.parametrize("removal", ["image", "budget", "stale"])
+def test_a_rendition_removed_right_after_its_store_is_rendered_again_at_once(app, db, removal):
+    """A stored rendition's claim is left to lapse, so every removal deletes the claims of
+    what it removed: the next request renders at once, not after the claim's 15 s."""
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    rendered = []
+
+    def render(data):
+        rendered.append(1)
+        return Fake()
+
+    with app.app_context():
+        renditions.obtain(db, wanted, original, render)
+        assert db[renditions.CLAIMS].count_documents({}) == 1
+        if removal == "image":
+            assert renditions.remove_for(db, PRODUCTS, original.file_id) == 1
+        elif removal == "budget":
+            assert renditions.evict(db, 1).files == 1
+        else:
+            assert renditions.remove_stale(db, stored(db)) == 1
+        assert stored(db) == [] and db[renditions.CLAIMS].count_documents({}) == 0
+        renditions.obtain(db, wanted, original, render, wait=0.5)
+    assert rendered == [1, 1] and len(stored(db)) == 1
+
+
 def test_a_second_store_of_one_rendition_keeps_the_first(app, db):
     original = _original(app)
     wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
@@ -796,3 +926,29 @@ def test_an_editor_s_ended_or_replayed_session_is_counted_like_anyone(app_factor
     assert session_client.post("/api/auth/logout", headers=csrf).status_code == 204
     assert saved.get(path(doc, "w_480.webp")).status_code == 429  # a copy of an ended session
     assert saved.get("/api/auth/me").status_code == 401
+
+
+def test_an_unsigned_cold_render_counts_against_its_limits_in_two_commands(backend, db_name):
+    """The limits of unsigned cold renders, each window counted: the address's minute and hour
+    in one findAndModify (it opens a new window too), the instance's minute in another (there
+    were three, each window's own, and a new window cost a delete and an insert more)."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs the wire protocol")
+    from avenue.ratelimit import COLLECTION
+
+    seen = Matching(lambda event: event.database_name == db_name
+                    and next(iter(event.command.values()), None) == COLLECTION)
+    app = make_app((listening(seen), backend[1]), db_name, RATELIMIT_ENABLED=True,
+                   AVENUE_RENDER_ADDRESS_LIMIT="60/minute;600/hour",
+                   AVENUE_RENDER_INSTANCE_LIMIT="600/minute")
+    try:
+        doc = put(app)
+        for options in ("w_160.webp", "w_320.webp"):  # the first opens the windows
+            with seen.lock:
+                seen.commands.clear()
+            assert app.test_client().get(path(doc, options)).status_code == 200
+            assert [next(iter(command)) for command in seen.commands] == ["findAndModify"] * 2
+    finally:
+        client = app.extensions["avenue.mongo"].client
+        client.drop_database(db_name)
+        client.close()

@@ -125,5 +125,7 @@ def ensure_indexes(db: Database[Document]) -> None:
     # Renditions on request: their own files indexes (no dedupe key, no lists).
     create_missing(db[f"{RENDITIONS}.chunks"], chunks_indexes())
     create_missing(db[f"{RENDITIONS}.files"], renditions.indexes())
+    # Their claims: a stored rendition's is left to lapse (renditions.py, step 4), then removed.
+    create_missing(db[renditions.CLAIMS], renditions.claims_indexes())
     # Resumable uploads (tus): their state and the bytes received so far.
     resumable.ensure_indexes(db)
