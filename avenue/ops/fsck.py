@@ -391,7 +391,10 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers) -> list
                             "indexes": [f"{p['collection']} {p['index']}" for p in report.index_problems]})
         except PyMongoError as error:
             actions.append({"action": "index_creation_failed", "reason": str(error)})
-    if report.total_problems:
+    # A removed damaged rendition took from the total only the chunks it still had; on the
+    # embedded database the recount takes a file's chunks as its document states them, so
+    # recount after removing any (on MongoDB the total problem was already found).
+    if report.total_problems or any(bucket == RENDITIONS for bucket, _ in removed):
         recounted = recount_bucket(db, RENDITIONS, chunk_index=has_chunk_index(db, RENDITIONS))
         actions.append({"action": "total_recounted" if recounted["applied"] else "total_recount_missed",
                         "bucket": RENDITIONS, "drift": recounted["drift"]})
