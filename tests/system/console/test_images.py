@@ -13,10 +13,7 @@ import uuid
 import pytest
 from bson import ObjectId
 
-from tests.support.browser import (
-    axe_violations,
-    shot,
-)
+from tests.support.browser import axe_violations, shot
 from tests.support.console import (
     database,
     focused_name,
