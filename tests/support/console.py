@@ -5,6 +5,7 @@ pictures no other test stored."""
 from __future__ import annotations
 
 import io
+import math
 import mimetypes
 import uuid
 
@@ -94,3 +95,9 @@ def open_panel(page, media_id: str):
     panel = page.locator("#media-panel")
     panel.locator(".panel-title", has_text=filename).wait_for()
     return panel
+
+
+def percent(fraction: float) -> int:
+    """``fraction`` in whole percent as the console rounds it (JavaScript's Math.round: halves
+    up, where Python's round() takes 12.5 to 12)."""
+    return math.floor(fraction * 100 + 0.5)

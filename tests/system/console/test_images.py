@@ -1,6 +1,7 @@
 """One library or product image in the console, in a real browser: the editor (crops, turns,
 focal points, named crops), versions compared and restored, names and alt text, what it was
-delivered, its variants rendered again."""
+delivered, its variants rendered again, its focal point and its file replaced from the
+library's panel, an SVG's thumbnail, the client hints recipe."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import uuid
 import pytest
 from bson import ObjectId
 
+from tests.helpers import IMAGES
 from tests.support.browser import axe_violations, shot
 from tests.support.console import (
     database,
@@ -20,6 +22,7 @@ from tests.support.console import (
     fresh_jpeg,
     loaded_pictures,
     open_panel,
+    percent,
     seed_library,
     tab_to,
 )
@@ -595,3 +598,120 @@ def test_a_library_card_charts_its_images_answers_per_day_with_the_numbers_as_te
     assert today.locator("td").first.inner_text() == "7"
     assert chart.get_by_role("table", name=f"Answers per day for {name}").is_visible()
     shot(page, "library-card-deliveries")
+
+
+# --- one library image: its focal point and its file replaced, an SVG's thumbnail, the client
+# hints recipe -----------------------------------------------------------------------------
+
+def focal_keys(start: dict, end: dict) -> list[str]:
+    """The arrow keys that move a focal marker from ``start`` to ``end`` (a hundredth a press,
+    a tenth with Shift)."""
+    keys = []
+    for axis, (less, more) in (("x", ("ArrowLeft", "ArrowRight")), ("y", ("ArrowUp", "ArrowDown"))):
+        steps = round((end[axis] - start[axis]) * 100)
+        key = more if steps > 0 else less
+        keys += [f"Shift+{key}"] * (abs(steps) // 10) + [key] * (abs(steps) % 10)
+    return keys
+
+
+def test_an_editor_sets_the_focal_point_and_replaces_a_file_in_the_library(live, open_as):
+    page = open_as("editor")
+    page.goto("/console/library")
+    page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "panorama.jpg"))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
+    card = page.locator(".media-card").first
+    media_id = card.get_attribute("data-id")
+    first = page.request.get(f"/api/builder/media/{media_id}").json()
+    loaded_pictures(page, ".media-card img")  # its first render done: not racing the focal point's
+    panel = open_panel(page, media_id)
+    loaded_pictures(page, "#media-panel img")
+    # By keyboard on the larger picture (the numbers are no longer typed): the marker starts at
+    # the point found at upload; arrows move it a hundredth (Shift: a tenth), Enter sets it. The
+    # crops are cut again around it and the picture's URLs change.
+    start = first["focal_point"]
+    marker = panel.get_by_role("group", name=re.compile(
+        f"Focal point of panorama.jpg: {percent(start['x'])} % across, {percent(start['y'])} % down"))
+    marker.focus()
+    for key in focal_keys(start, {"x": 0.1, "y": 0.8}):
+        page.keyboard.press(key)
+    panel.get_by_role("group", name=re.compile("10 % across, 80 % down")).wait_for()
+    page.keyboard.press("Enter")
+    # Setting it renders the crops again and stores a new version: on the embedded database
+    # under a loaded machine that once took longer than the default 10 s, so wait longer.
+    panel.get_by_text("Focal point set").wait_for(timeout=30_000)
+    typed = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert typed["focal_point"] == {"x": 0.1, "y": 0.8} and typed["version"] != first["version"]
+    # The card shows the new version's rendition (its URLs name the version).
+    page.wait_for_function(
+        "([id, v]) => document.querySelector(`li[data-id='${id}'] img`).currentSrc.includes(`~${v}/w_`)",
+        arg=[media_id, typed["version"]])
+    # Clicked on the panel's picture: near its right edge.
+    box = panel.locator("img").bounding_box()
+    panel.locator("img").click(position={"x": box["width"] * 0.9, "y": box["height"] / 2})
+    page.wait_for_function(
+        "() => Number(document.querySelector('#media-panel .focal-marker').dataset.x) > 0.7")
+    clicked = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert clicked["focal_point"]["x"] > 0.7 and clicked["version"] != typed["version"]
+    # Replaced: same id, new bytes, the card shows them; the old URL redirects.
+    panel.get_by_label("Replace file").set_input_files(str(IMAGES / "good" / "grayscale.jpg"))
+    panel.get_by_role("button", name="Replace the file of panorama.jpg").click()
+    panel.get_by_text("Replaced: pages using it show the new image").wait_for()
+    replaced = page.request.get(f"/api/builder/media/{media_id}").json()
+    assert replaced["id"] == media_id and replaced["filename"] == "grayscale.jpg"
+    assert replaced["sha256"] != first["sha256"]
+    card.locator(".filename", has_text="grayscale.jpg").wait_for()  # the tile too
+    panel.locator(".panel-title", has_text="grayscale.jpg").wait_for()
+    assert page.request.get(first["url"], max_redirects=0).status == 308
+    shot(page, "library-focal-replace")
+
+
+def test_an_editor_uploads_an_svg_logo_and_the_library_shows_its_thumbnail(live, open_as):
+    page = open_as("editor")
+    page.goto("/console/library")
+    assert ".svg" in page.get_by_label("Image", exact=True).get_attribute("accept")
+    colour = f"#{uuid.uuid4().hex[:6]}"  # bytes no other test stores
+    logo = ('<svg xmlns="http://www.w3.org/2000/svg" width="240" height="120">'
+            f'<rect width="240" height="120" fill="{colour}"/><script>alert(1)</script></svg>').encode()
+    page.get_by_label("Image", exact=True).set_input_files(
+        {"name": "logo.svg", "mimeType": "image/svg+xml", "buffer": logo})
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
+    card = page.locator(".media-card").first
+    card.locator(".filename", has_text="logo.svg").wait_for()
+    [shown] = loaded_pictures(page, f"li[data-id='{card.get_attribute('data-id')}'] img")
+    assert "/w_" in shown["src"] and ".svg" not in shown["src"] and shown["drawn"] > 0  # a raster
+    media = page.request.get(f"/api/builder/media/{card.get_attribute('data-id')}").json()
+    original = page.request.get(media["url"])
+    assert original.headers["content-type"] == "image/svg+xml"
+    assert original.headers["content-security-policy"] == ("default-src 'none'; style-src 'unsafe-inline'; "
+                                                           "sandbox")
+    assert b"<script" not in original.body() and colour.encode() in original.body()
+
+
+def test_the_library_gives_the_client_hints_recipe_and_chromium_follows_it(live, open_as):
+    page = open_as("editor", width=1280)
+    page.goto("/console/library")
+    origin = page.evaluate("() => location.origin")
+    recipe = page.get_by_label("In the storefront page's <head>, then an image").input_value()
+    assert f"sec-ch-width {origin}; sec-ch-viewport-width {origin}; sec-ch-dpr {origin}" in recipe
+    assert f'src="{origin}/media/builder/<image id>/w_auto"' in recipe
+    # The recipe as a storefront would paste it, around a 4000 px photo: Chromium sends the
+    # slot's width (33vw of 1280 px: 422 device pixels) and gets the ladder step that covers it,
+    # not the 800 px default a browser without hints gets.
+    photo = (IMAGES / "good" / "photo_12mp.jpg").read_bytes()
+    token = page.request.get("/api/auth/csrf").json()["csrf_token"]  # as the console's fetches send it
+    answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": token}, multipart={
+        "file": {"name": "hints.jpg", "mimeType": "image/jpeg", "buffer": photo + uuid.uuid4().bytes}})
+    assert answer.status == 201, answer.text()
+    image = answer.json()
+    html = (recipe.replace("<image id>", image["id"]).replace("<width>", str(image["width"]))
+            .replace("<height>", str(image["height"])).replace("<alt text>", "A photo"))
+    page.route(f"{origin}/storefront", lambda route: route.fulfill(
+        status=200, content_type="text/html", body=f"<!doctype html><html><head>{html.splitlines()[0]}</head>"
+                                                    f"<body>{html.splitlines()[1]}</body></html>"))
+    page.goto(f"{origin}/storefront")
+    page.wait_for_function("() => document.querySelector('img').complete "
+                           "&& document.querySelector('img').naturalWidth > 0")
+    drawn = page.evaluate("() => document.querySelector('img').naturalWidth")
+    assert 422 <= drawn < 800, drawn
