@@ -2,7 +2,7 @@
 screen, copies its secret (shown once), a plain HTTP client uploads through it, the list shows
 the use counted, and the editor revokes it. Screenshots in tests/artifacts/console/.
 
-The app is served as in tests/system/test_console_browser.py (the browser, log-in, screenshot
+The app is served as in tests/system/console/conftest.py (the browser, log-in, screenshot
 and axe helpers are tests/support/browser.py's).
 """
 

@@ -1,0 +1,103 @@
+"""What the console's browser modules (tests/system/console/) share: the password their users
+log in with, the library seeded by the API, waits on pictures and on the focus, and fresh
+pictures no other test stored."""
+
+from __future__ import annotations
+
+import io
+import math
+import mimetypes
+import uuid
+
+import pytest
+
+from tests.helpers import IMAGES
+
+PASSWORD = "correct horse battery"
+
+
+def database(live):
+    return live.extensions["avenue.mongo"].db
+
+
+def loaded_pictures(page, selector: str) -> list[dict]:
+    """What each ``<img>`` under ``selector`` shows once loaded: its URL and how wide it is drawn."""
+    page.wait_for_function(
+        "s => [...document.querySelectorAll(s)].every(img => img.complete && img.naturalWidth > 0)",
+        arg=selector)
+    return page.eval_on_selector_all(
+        selector, "imgs => imgs.map(i => ({src: i.currentSrc, drawn: i.getBoundingClientRect().width}))")
+
+
+def look_alikes_asked(page, request) -> list[str]:
+    """The GETs the page sends for an image's look-alikes (after a late lookup), as they go."""
+    asked: list[str] = []
+    if request.node.callspec.params["lookup"] == "late":
+        request.getfixturevalue("late_lookups")
+        page.on("request", lambda sent: asked.append(sent.url) if sent.method == "GET" and (
+            sent.url.endswith("/near-duplicates") or "/api/builder/media/" in sent.url) else None)
+    else:
+        request.getfixturevalue("answers_wait_for_lookups")
+    return asked
+
+
+def seed_library(page, folder: str, names: list[str]) -> dict[str, str]:
+    """Upload ``names`` (fixtures) into the library's ``folder`` by the API; id by filename."""
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    ids = {}
+    for name in names:
+        photo = {"name": name, "mimeType": mimetypes.guess_type(name)[0] or "image/png",
+                 "buffer": (IMAGES / "good" / name).read_bytes()}
+        answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf},
+                                   multipart={"file": photo, "folder": folder})
+        assert answer.ok, answer.text()
+        ids[name] = answer.json()["id"]
+    return ids
+
+
+def focused_name(page) -> str:
+    """The focused element's name: its aria-label, its label's text (a box) or its own text."""
+    return page.evaluate("""() => { const e = document.activeElement;
+        return e ? (e.getAttribute('aria-label') || e.labels?.[0]?.textContent.trim() || e.textContent.trim())
+            : ''; }""")
+
+
+def tab_to(page, name: str, *, back: bool = False, limit: int = 40) -> None:
+    """Press Tab (Shift+Tab with ``back``) until the focused element's name starts with ``name``."""
+    for _ in range(limit):
+        page.keyboard.press("Shift+Tab" if back else "Tab")
+        if focused_name(page).startswith(name):
+            return
+    pytest.fail(f"Tab never reached {name!r} (last: {focused_name(page)!r})")
+
+
+def fresh_jpeg(width: int = 1024, height: int = 768) -> bytes:
+    """A JPEG no other test uploaded (identical bytes would be the same stored image): bands
+    of colour from a random seed, so a crop or a turn changes what the picture shows."""
+    from PIL import Image, ImageDraw
+
+    seed = uuid.uuid4().bytes
+    picture = Image.new("RGB", (width, height), tuple(seed[:3]))
+    draw = ImageDraw.Draw(picture)
+    for band in range(8):
+        box = (band * width // 8, 0, (band + 1) * width // 8, height // 2)
+        draw.rectangle(box, fill=tuple(seed[band:band + 3]))
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def open_panel(page, media_id: str):
+    """Click the library tile of ``media_id``: its details panel, once it shows that image."""
+    tile = page.locator(f"#media-grid li[data-id='{media_id}']")
+    filename = tile.get_attribute("data-filename")
+    tile.click()
+    panel = page.locator("#media-panel")
+    panel.locator(".panel-title", has_text=filename).wait_for()
+    return panel
+
+
+def percent(fraction: float) -> int:
+    """``fraction`` in whole percent as the console rounds it (JavaScript's Math.round: halves
+    up, where Python's round() takes 12.5 to 12)."""
+    return math.floor(fraction * 100 + 0.5)
