@@ -1,5 +1,5 @@
 """The console's grid-and-panel screens in a real browser (headless Chromium through
-Playwright, as tests/system/test_console_browser.py): the uploads as the library's grid with a
+Playwright, as tests/system/console/): the uploads as the library's grid with a
 details panel, the panel on a phone (the focus kept inside it, Esc back to its tile), and the
 panel's parts that cost a request loaded when opened.
 
