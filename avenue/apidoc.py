@@ -22,6 +22,7 @@ from avenue.builder.service import (
     MAX_TAGS,
     MAX_TITLE_LENGTH,
     MAX_UNUSED_DAYS,
+    Bulk,
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
@@ -33,13 +34,13 @@ from avenue.media.alttext import MAX_ALT_BATCH, MAX_ALT_LENGTH, MAX_ALT_SUGGESTI
 from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
+from avenue.shapes import OBJECT_ID, Shape, schema_of
 from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
 from avenue.urlfetch import MAX_URL_LENGTH
 
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
 
 Schema = dict[str, Any]
-OBJECT_ID = {"type": "string", "pattern": "^[0-9a-f]{24}$", "examples": ["6b0401f8b105a9af5236cc98"]}
 TIME = {"type": ["string", "null"], "format": "date-time"}
 INT0 = {"type": "integer", "minimum": 0}
 NAMED = {"type": ["string", "null"]}
@@ -162,6 +163,16 @@ def _multipart(properties: Schema, required: list[str]) -> Schema:
 
 def _body(schema: Schema) -> Schema:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+#: The objects request shapes nest (``#/components/schemas/<Name>``), filled by :func:`_shaped`.
+SHAPES: dict[str, Schema] = {}
+
+
+def _shaped(model: type[Shape]) -> Schema:
+    """The JSON body a view declares with ``@takes(model)`` (avenue/shapes.py): its schema is
+    the model's, so the document says what the check does."""
+    return _body(schema_of(model, SHAPES))
 
 
 FOCAL_POINT: Schema = {"type": "object", "required": ["x", "y"], "additionalProperties": False,
@@ -618,25 +629,6 @@ HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", 
                               **TIME, "description": "When uploads began to be counted (null: not yet)."}}}
 FOLDER = {"type": "string", "maxLength": 600, "description": "/name/name…, at most 8 names."}
 TAG = {"type": "string", "minLength": 1, "maxLength": 40}
-FILTER_OF_LIST: Schema = {"type": "object", "additionalProperties": False, "properties": {
-    "q": {"type": "string"}, "folder": FOLDER, "tag": {"anyOf": [TAG, {"type": "array", "items": TAG}]},
-    "color": {"type": "string", "pattern": "^#?[0-9A-Fa-f]{6}$"},
-    "unused": {"type": "integer", "minimum": 0, "maximum": MAX_UNUSED_DAYS}},
-    "description": "The library list's filters (GET /api/builder/media), as an object."}
-BULK_BODY: Schema = {
-    "type": "object", "required": ["action"], "additionalProperties": False,
-    "oneOf": [{"required": ["ids"]}, {"required": ["filter"]}],
-    "properties": {
-        "action": {"enum": list(BULK_ACTIONS)},
-        "ids": {"type": "array", "items": OBJECT_ID, "minItems": 1, "maxItems": MAX_BULK_IDS,
-                "description": "The images (for restore: ids in the trash). More is a 400 too_many_ids, "
-                               "and nothing is done."},
-        "filter": FILTER_OF_LIST,
-        "after": {"type": "string", "description": "With filter: the previous call's next."},
-        "folder": {**FOLDER, "description": "move: where to."},
-        "tags": {"type": "array", "items": TAG, "minItems": 1, "maxItems": MAX_TAGS,
-                 "description": "tag / untag: the tags added or removed."},
-        "force": {"type": "boolean", "description": "delete: also the images pages use (their blocks go)."}}}
 BULK_RESULT: Schema = {
     "type": "object", "required": ["action", "done", "refused", "next"], "properties": {
         "action": {"enum": list(BULK_ACTIONS)},
@@ -1391,7 +1383,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "Each image is done like the single operation (delete refuses one a page uses, unless force); "
         "a refusal of one is listed and the others go on.",
         {"200": _json(BULK_RESULT, "What was done and what was refused, image by image."), **_errors(403)},
-        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_body(BULK_BODY))},
+        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_shaped(Bulk))},
     "/api/builder/media/near-duplicates": {"get": _op(
         "Groups of library images that look alike, by group; page on with after=<next>.",
         {"200": _groups_page(), **_errors(403)},
@@ -1601,7 +1593,7 @@ def document() -> dict[str, Any]:
         "tags": [{"name": name} for name in TAGS],
         "paths": PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **SHAPES},
             "responses": responses,
             "parameters": {
                 "page": _query("page", {"type": "integer", "minimum": 1},

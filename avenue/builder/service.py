@@ -24,10 +24,11 @@ import datetime as dt
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import bson
 from bson import ObjectId
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -66,6 +67,7 @@ from avenue.media import (
     suggest_alt,
 )
 from avenue.paging import Page, Window
+from avenue.shapes import ObjectIdText, Omittable, Refuse, Shape, cleaned
 
 _T = TypeVar("_T")
 REPOINT_ATTEMPTS = 5
@@ -381,21 +383,93 @@ def delete_media(db: Database[Document], media_id: ObjectId, *, force: bool = Fa
 
 MAX_BULK_IDS = 500  # per call, by ids or by a filter (a filter goes on with ``next``)
 BULK_PAGE = 100  # images read at a time when a filter selects them
-BULK_ACTIONS = ("move", "tag", "untag", "delete", "restore")
-FILTER_KEYS = ("q", "folder", "tag", "color", "unused")
+BulkAction = Literal["move", "tag", "untag", "delete", "restore"]
+BULK_ACTIONS: tuple[str, ...] = get_args(BulkAction)
+FOLDER_RULE = (f"folder is /name/name… with at most {MAX_FOLDER_DEPTH} names of 1 to 64 letters, digits, "
+               "spaces, '-', '_' or '.'.")
 
 
-@dataclass(frozen=True)
-class Bulk:
-    """One bulk call as parsed: what it does to which images."""
+def _image_ids(ids: list[str]) -> list[str]:
+    """Each id once, as ObjectId spells it; 400 ``invalid_bulk`` naming the malformed ones."""
+    parsed = [parse_object_id(i) for i in ids]
+    malformed = [i for i, oid in zip(ids, parsed, strict=True) if oid is None]
+    if malformed:
+        raise BadRequest("Some ids are not image ids.", code="invalid_bulk", invalid_ids=malformed[:10])
+    return list(dict.fromkeys(str(oid) for oid in parsed))
 
-    action: str
-    ids: list[ObjectId] | None = None  # by ids, or...
-    filter: dict[str, Any] = field(default_factory=dict)  # ...every image the list's filter selects
-    after: str | None = None  # a filter's next cursor (the previous call's ``next``)
-    folder: str | None = None
-    tags: list[str] = field(default_factory=list)
-    force: bool = False
+
+def _days(days: object) -> object:
+    """The list's query spells ``unused`` as text; a body may too (``"30"``; ``""``: none)."""
+    if isinstance(days, str):
+        return int(days) if days.strip().isdigit() else None if days == "" else days
+    return days
+
+
+class BulkFilter(Shape):
+    """The library list's filters (GET /api/builder/media), as an object; each checked as
+    the list checks it, so a bad filter does nothing."""
+
+    refusal = Refuse("invalid_bulk", "filter is an object of q, folder, tag, color, unused.")
+
+    q: Annotated[str, Refuse("invalid_bulk", "filter.q is a string.")] = ""
+    folder: Annotated[str | None, cleaned(clean_folder), Refuse("invalid_folder", FOLDER_RULE)] = None
+    tag: Annotated[str | list[str] | None, cleaned(clean_tags),
+                   Refuse("invalid_tags", "tag is a tag or a list of tags.")] = None
+
+    @property
+    def tags(self) -> list[str] | None:
+        """``tag`` as cleaned: a list (a string was split on commas)."""
+        return clean_tags(self.tag)
+    color: Annotated[str | None, cleaned(clean_colour), Field(examples=["#c0392b"]),
+                     Refuse("invalid_color", "color is a colour as #rrggbb (e.g. #c0392b).")] = None
+    unused: Annotated[Annotated[int, Field(ge=0, le=MAX_UNUSED_DAYS)] | None, BeforeValidator(_days),
+                      Field(description="Days since upload, with no page or product using it."),
+                      Refuse("invalid_unused", f"unused is a number of days, 0 to {MAX_UNUSED_DAYS}.")] = None
+
+
+class Bulk(Shape):
+    """One bulk call, checked whole before anything is done (400 otherwise): ``action`` on
+    ``ids`` or on every image ``filter`` selects (not for ``restore``), ``folder`` for
+    ``move``, ``tags`` for ``tag`` / ``untag``, ``force`` for ``delete``."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]})
+    refusal = Refuse("invalid_bulk", "Unknown fields in a bulk call.")
+
+    action: Annotated[BulkAction,
+                      Refuse("invalid_bulk_action", f"action is one of {', '.join(BULK_ACTIONS)}.")]
+    ids: Annotated[Omittable[Annotated[list[ObjectIdText], Field(min_length=1, max_length=MAX_BULK_IDS)]],
+        Field(description="The images (for restore: ids in the trash). More is a 400 too_many_ids, and "
+                          "nothing is done."),
+        cleaned(_image_ids),
+        Refuse("too_many_ids", f"At most {MAX_BULK_IDS} ids a call; send the rest in another call, or select "
+               "them by a filter.", when=("too_long",), details={"max_ids": MAX_BULK_IDS}),
+        Refuse("invalid_bulk", "ids is a list of image ids.")] = None
+    filter: Annotated[Omittable[BulkFilter], Refuse(
+        "invalid_bulk", "filter is an object of q, folder, tag, color, unused.")] = None
+    after: Annotated[str | None, Field(description="With filter: the previous call's next."),
+                     Refuse("invalid_bulk", "after is the next cursor of a previous filter call.")] = None
+    folder: Annotated[Omittable[str], Field(description="move: where to."), cleaned(clean_folder),
+                      Refuse("invalid_folder", "move needs a folder, like /products/summer.")] = None
+    tags: Annotated[Omittable[Annotated[list[str], Field(min_length=1, max_length=MAX_TAGS)]],
+        Field(description="tag / untag: the tags added or removed."), cleaned(clean_tags),
+        Refuse("invalid_tags", "tag and untag need tags, a list of strings.")] = None
+    force: Annotated[bool, Field(description="delete: also the images pages use (their blocks go)."),
+                     Refuse("invalid_bulk", "force is true or false.")] = False
+
+    @model_validator(mode="after")
+    def _whole(self) -> Bulk:
+        """The rules between fields (each field passed its own)."""
+        if (self.ids is None) == (self.filter is None):
+            raise BadRequest("Send ids (a list) or filter (an object), one of them.", code="invalid_bulk")
+        if self.filter is not None and self.action == "restore":
+            raise BadRequest("restore takes ids (of the trash), not a filter.", code="invalid_bulk")
+        if self.after is not None and self.ids is not None:
+            raise BadRequest("after is the next cursor of a previous filter call.", code="invalid_bulk")
+        if self.action == "move" and self.folder is None:
+            raise BadRequest("move needs a folder, like /products/summer.", code="invalid_folder")
+        if self.action in ("tag", "untag") and not self.tags:
+            raise BadRequest(f"{self.action} needs tags, a list of strings.", code="invalid_tags")
+        return self
 
 
 @dataclass
@@ -412,79 +486,22 @@ class BulkResult:
         return {"action": self.action, "done": self.done, "refused": self.refused, "next": self.next}
 
 
-def parse_bulk(body: dict[str, Any]) -> Bulk:
-    """A bulk call's body checked whole before anything is done (400 otherwise): ``action``,
-    ``ids`` (at most :data:`MAX_BULK_IDS`) or ``filter`` (the list's filters; not for
-    ``restore``), ``folder`` for ``move``, ``tags`` for ``tag`` / ``untag``, ``force``."""
-    unknown = sorted(set(body) - {"action", "ids", "filter", "after", "folder", "tags", "force"})
-    if unknown:
-        raise BadRequest("Unknown fields in a bulk call.", code="invalid_bulk", unknown_fields=unknown[:10])
-    action = body.get("action")
-    if action not in BULK_ACTIONS:
-        raise BadRequest(f"action is one of {', '.join(BULK_ACTIONS)}.", code="invalid_bulk_action")
-    if ("ids" in body) == ("filter" in body):
-        raise BadRequest("Send ids (a list) or filter (an object), one of them.", code="invalid_bulk")
-    ids: list[ObjectId] | None = None
-    filters: dict[str, Any] = {}
-    if "ids" in body:
-        raw = body["ids"]
-        if not isinstance(raw, list) or not raw or not all(isinstance(i, str) for i in raw):
-            raise BadRequest("ids is a list of image ids.", code="invalid_bulk")
-        if len(raw) > MAX_BULK_IDS:
-            raise BadRequest(f"At most {MAX_BULK_IDS} ids a call; send the rest in another call, or "
-                             "select them by a filter.", code="too_many_ids", max_ids=MAX_BULK_IDS)
-        parsed = [parse_object_id(i) for i in raw]
-        malformed = [i for i, oid in zip(raw, parsed, strict=True) if oid is None]
-        if malformed:
-            raise BadRequest("Some ids are not image ids.", code="invalid_bulk", invalid_ids=malformed[:10])
-        ids = list(dict.fromkeys(oid for oid in parsed if oid is not None))
-    else:
-        filters = body["filter"]
-        if action == "restore":
-            raise BadRequest("restore takes ids (of the trash), not a filter.", code="invalid_bulk")
-        if not isinstance(filters, dict) or set(filters) - set(FILTER_KEYS):
-            raise BadRequest(f"filter is an object of {', '.join(FILTER_KEYS)}.", code="invalid_bulk")
-        # Checked now, as the list checks them, so a bad filter does nothing.
-        clean_folder(filters.get("folder"))
-        clean_tags(filters.get("tag"))
-        clean_colour(filters.get("color"))
-        clean_unused(filters.get("unused"))
-        if not isinstance(filters.get("q", ""), str):
-            raise BadRequest("filter.q is a string.", code="invalid_bulk")
-    after = body.get("after")
-    if after is not None and (ids is not None or not isinstance(after, str)):
-        raise BadRequest("after is the next cursor of a previous filter call.", code="invalid_bulk")
-    folder = None
-    if action == "move":
-        if not isinstance(body.get("folder"), str):
-            raise BadRequest("move needs a folder, like /products/summer.", code="invalid_folder")
-        folder = clean_folder(body["folder"])
-    tags: list[str] = []
-    if action in ("tag", "untag"):
-        tags = clean_tags(body.get("tags")) or []
-        if not tags or isinstance(body.get("tags"), str):
-            raise BadRequest(f"{action} needs tags, a list of strings.", code="invalid_tags")
-    force = body.get("force", False)
-    if not isinstance(force, bool):
-        raise BadRequest("force is true or false.", code="invalid_bulk")
-    return Bulk(action, ids, filters, after, folder, tags, force)
-
-
 def bulk_media(db: Database[Document], bulk: Bulk) -> BulkResult:
     """Do ``bulk`` to each image it names, one at a time through the same functions the single
     operations use (so counts, facets, leases, the trash and the in-use protection are theirs):
     a refusal of one image (gone, in use, busy, too many tags) is noted and the next goes on."""
     result = BulkResult(bulk.action)
     if bulk.ids is not None:
-        for start in range(0, len(bulk.ids), BULK_PAGE):
-            _bulk_batch(db, bulk, bulk.ids[start:start + BULK_PAGE], result)
+        ids = [ObjectId(i) for i in bulk.ids]
+        for start in range(0, len(ids), BULK_PAGE):
+            _bulk_batch(db, bulk, ids[start:start + BULK_PAGE], result)
         return result
+    chosen = bulk.filter or BulkFilter()
     after, seen = bulk.after, 0
     while seen < MAX_BULK_IDS:
         window = Window(per_page=min(BULK_PAGE, MAX_BULK_IDS - seen), after=after)
-        images, page = list_media(db, window, q=bulk.filter.get("q", ""), folder=bulk.filter.get("folder"),
-                                  tags=clean_tags(bulk.filter.get("tag")), color=bulk.filter.get("color"),
-                                  unused=bulk.filter.get("unused"))
+        images, page = list_media(db, window, q=chosen.q, folder=chosen.folder, tags=chosen.tags,
+                                  color=chosen.color, unused=chosen.unused)
         _bulk_batch(db, bulk, [image.id for image in images], result)
         seen += len(page.docs)
         after = page.next
@@ -512,8 +529,8 @@ def _bulk_one(db: Database[Document], bulk: Bulk, media_id: ObjectId) -> None:
         restore_media(db, media_id)
     else:
         image = library(db).relabel(media_id, folder=bulk.folder,
-                                    add_tags=bulk.tags if bulk.action == "tag" else (),
-                                    remove_tags=bulk.tags if bulk.action == "untag" else (),
+                                    add_tags=bulk.tags or () if bulk.action == "tag" else (),
+                                    remove_tags=bulk.tags or () if bulk.action == "untag" else (),
                                     max_tags=MAX_TAGS)
         if image is None:
             raise NotFound("No builder media with this id.", code="media_not_found")

@@ -35,6 +35,7 @@ from avenue.media import (
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
+from avenue.shapes import takes
 
 bp = Blueprint("builder", __name__, url_prefix="/api/builder")
 
@@ -78,10 +79,10 @@ def list_media() -> Response:
 
 @bp.post("/media/bulk")
 @require_role("editor")
-def bulk_media() -> Response:
+@takes(service.Bulk)
+def bulk_media(bulk: service.Bulk) -> Response:
     """Move, tag, untag, delete or restore many library images at once (ids, or a filter's
     images 500 at a time): what was done and each refusal with its reason."""
-    bulk = service.parse_bulk(json_body())
     result = service.bulk_media(get_db(), bulk)
     audit.log("builder_media_bulk", bucket=BUILDER, operation=bulk.action, done=result.done,
               refused=len(result.refused), by_filter=bulk.ids is None, folder=bulk.folder,

@@ -152,6 +152,13 @@ def test_malformed_bulk_calls_are_refused_in_words(client, editor):
         ({"action": "delete", "filter": {"owner": "x"}}, "invalid_bulk"),
         ({"action": "delete", "filter": {"unused": "soon"}}, "invalid_unused"),
         ({"action": "delete", "filter": {"color": "red"}}, "invalid_color"),
+        # Issue 42: a filter value of the wrong JSON type reached the colour parser (a 500).
+        ({"action": "tag", "tags": ["x"], "filter": {"color": [None, None]}}, "invalid_color"),
+        ({"action": "delete", "filter": {"folder": 7}}, "invalid_folder"),
+        ({"action": "delete", "filter": {"tag": {"a": 1}}}, "invalid_tags"),
+        ({"action": "delete", "filter": {"unused": True}}, "invalid_unused"),
+        ({"action": "delete", "filter": None}, "invalid_bulk"),
+        ({"action": "delete", "ids": [a], "after": 5}, "invalid_bulk"),
     ]
     for body, code in cases:
         answer = bulk(client, editor, **body)

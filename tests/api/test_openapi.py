@@ -67,6 +67,24 @@ def test_every_api_url_rule_and_method_is_documented_and_nothing_else(app):
     assert rules == documented_operations()
 
 
+def test_a_body_a_view_declares_is_documented_from_its_model_alone(app):
+    """Request shapes are declared once (avenue/shapes.py): every view taking a model has its
+    schema, as generated, as the operation's request body, and nothing else."""
+    from avenue.shapes import schema_of
+
+    paths, shaped = document()["paths"], 0
+    for rule in app.url_map.iter_rules():
+        model = getattr(app.view_functions[rule.endpoint], "body_shape", None)
+        if model is None or not rule.rule.startswith("/api/"):
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>:]+)>", r"{\1}", rule.rule)
+        for method in rule.methods & METHODS:
+            body = paths[path][method.lower()]["requestBody"]
+            assert body["content"] == {"application/json": {"schema": schema_of(model, {})}}, (method, path)
+            shaped += 1
+    assert shaped >= 1
+
+
 class CheckedResponses:
     """Validates every response the test client gets against the document."""
 
