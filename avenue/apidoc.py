@@ -35,7 +35,7 @@ from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shapes import OBJECT_ID, Shape, schema_of
-from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
+from avenue.shop.service import NewProduct, ProductChange
 from avenue.urlfetch import MAX_URL_LENGTH
 
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
@@ -611,8 +611,6 @@ SCHEMAS: dict[str, Schema] = {
         }}]},
 }
 
-PRICE = {"type": "number", "minimum": 0, "maximum": MAX_PRICE}
-NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
 IMAGE_FILES = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
 ONE_FILE = {"type": "string", "format": "binary"}
 HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", "points", "uploads"],
@@ -1214,9 +1212,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "post": _op("Create a product; temp images become its images, in order.",
                     {"201": _json(_ref("Product"), "Created."), **_errors(404, 409, 422)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
-                    body=_body({"type": "object", "required": ["sku", "name", "price"], "properties": {
-                        "sku": SKU, "name": NAME, "price": PRICE,
-                        "temp_image_ids": {"type": "array", "items": OBJECT_ID}}})),
+                    body=_shaped(NewProduct)),
     },
     "/api/shop/products/{sku}": {
         "parameters": [_path("sku", {"type": "string"})],
@@ -1226,7 +1222,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "patch": _op("Change its name and/or price.", {"200": _json(_ref("Product"), "Updated."),
                                                        **_errors(404)},
                      security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
-                     body=_body({"type": "object", "properties": {"name": NAME, "price": PRICE}})),
+                     body=_shaped(ProductChange)),
         "delete": _op("Delete it and its images.", {"204": NO_CONTENT, **_errors(404, 409)},
                       security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"),
     },

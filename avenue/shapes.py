@@ -51,7 +51,7 @@ ObjectIdText = Annotated[str, WithJsonSchema(OBJECT_ID)]
 DOMAIN = "avenue_refusal"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: typing hashes the metadata of a union's members
 class Refuse:
     """The refusal a field answers when a built-in check of it fails (in ``Annotated``):
     ``when`` names the pydantic error types it is for (empty: any); ``details`` go into the
@@ -74,6 +74,8 @@ class Shape(BaseModel):
 
     #: The refusal of what no field declares one for (an unknown field, the body as a whole).
     refusal: ClassVar[Refuse] = Refuse("bad_request", "The body does not have the expected shape.")
+    #: The detail naming the unknown fields of a body refused for them.
+    unknown_key: ClassVar[str] = "unknown_fields"
 
     @classmethod
     def parse(cls: type[S], body: Any) -> S:
@@ -116,6 +118,15 @@ def _models_in(annotation: Any) -> Iterator[type[Shape]]:
         yield from _models_in(arg)
 
 
+def _refusals_in(annotation: Any) -> Iterator[Refuse]:
+    """The refusals a field's type declares within (a named type such as an optional one)."""
+    for item in getattr(annotation, "__metadata__", ()):
+        if isinstance(item, Refuse):
+            yield item
+    for arg in get_args(annotation):
+        yield from _refusals_in(arg)
+
+
 def _declared(model: type[Shape], loc: tuple[int | str, ...], error_type: str) -> tuple[Refuse, str]:
     """The refusal declared nearest to ``loc`` (the deepest field on the way that declares one
     matching ``error_type``, else the innermost model's) and the fields' path to it."""
@@ -130,7 +141,8 @@ def _declared(model: type[Shape], loc: tuple[int | str, ...], error_type: str) -
             break
         path.append(str(step))
         nested = next(_models_in(info.annotation), None)
-        declared = [item for item in info.metadata if isinstance(item, Refuse) and item.matches(error_type)]
+        declared = [item for item in (*info.metadata, *_refusals_in(info.annotation))
+                    if isinstance(item, Refuse) and item.matches(error_type)]
         found = declared[0] if declared else nested.refusal if nested else found
         if nested is None:
             break
@@ -157,11 +169,13 @@ def refusal(model: type[Shape], error: ValidationError) -> AvenueError:
     details = dict(declared.details)
     unknown = sorted(str(item["loc"][-1]) for item in errors
                      if item["type"] == "extra_forbidden" and item["loc"][:-1] == first["loc"][:-1])
+    message = declared.message
     if first["type"] == "extra_forbidden":
-        details.setdefault("unknown_fields", unknown[:10])
+        details.setdefault(model.unknown_key if len(first["loc"]) == 1 else "unknown_fields", unknown[:10])
+        message += f" Unknown: {', '.join(unknown[:10])}."
     if where:
         details.setdefault("field", where)
-    return BadRequest(declared.message, code=declared.code, **details)
+    return BadRequest(message, code=declared.code, **details)
 
 
 def takes(model: type[S]) -> Callable[[Callable[Concatenate[S, P], R]], Callable[P, R]]:
@@ -192,7 +206,8 @@ def _tidy(schema: Any) -> Any:
     keys; a generated "Ids" beside ``ids`` says nothing), nor the ``default: null`` of a field
     that may be left out but not sent null (:data:`Omittable`)."""
     if isinstance(schema, dict):
-        nullable = "anyOf" in schema or "null" in schema.get("type", ())
+        nullable = "null" in schema.get("type", ()) or any(
+            isinstance(member, dict) and member.get("type") == "null" for member in schema.get("anyOf", ()))
         return {key: _tidy(value) for key, value in schema.items()
                 if not (key == "title" and isinstance(value, str))
                 and not (key == "default" and value is None and not nullable)}

@@ -37,6 +37,7 @@ from avenue.media import (
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
+from avenue.shapes import takes
 from avenue.shop import service
 
 bp = Blueprint("shop", __name__, url_prefix="/api/shop")
@@ -68,10 +69,11 @@ def list_products() -> Response:
 
 @bp.post("/products")
 @require_role("admin")
-def create_product() -> tuple[Response, int]:
+@takes(service.NewProduct)
+def create_product(new: service.NewProduct) -> tuple[Response, int]:
     """Create a product; ``temp_image_ids`` become its images in the given order."""
     user = require()
-    doc = service.create_product(get_db(), json_body(), owner=user.id, settings=_settings())
+    doc = service.create_product(get_db(), new, owner=user.id, settings=_settings())
     audit.log("product_created", sku=doc["sku"], bucket=PRODUCTS,
               image_ids=[str(i) for i in service.stored_ids(doc)] or None)
     return _product(doc), 201
@@ -86,11 +88,11 @@ def get_product(sku: str) -> Response:
 
 @bp.patch("/products/<sku>")
 @require_role("admin")
-def update_product(sku: str) -> Response:
+@takes(service.ProductChange)
+def update_product(change: service.ProductChange, sku: str) -> Response:
     """Change a product's name and/or price."""
-    body = json_body()
-    doc = service.update_product(get_db(), sku, body)
-    audit.log("product_updated", sku=sku, fields=sorted(body))
+    doc = service.update_product(get_db(), sku, change)
+    audit.log("product_updated", sku=sku, fields=sorted(change.model_fields_set))
     return _product(doc)
 
 
