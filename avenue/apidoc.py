@@ -19,10 +19,10 @@ from avenue.builder.service import (
     MAX_BLOCKS,
     MAX_BULK_IDS,
     MAX_MERGE,
-    MAX_TAGS,
     MAX_TITLE_LENGTH,
     MAX_UNUSED_DAYS,
     Bulk,
+    MediaChange,
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
@@ -1425,12 +1425,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                      {"200": _json({"allOf": [_ref("Image"), {"required": ["used_in", "folder", "tags"]}]},
                                    "The media."), **_errors(404, 409)},
                      security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                     body=_body({"type": "object", "minProperties": 1, "additionalProperties": False,
-                                 "properties": {
-                                     "alt": {"type": ["string", "null"], "maxLength": MAX_ALT_LENGTH},
-                                     "folder": {"anyOf": [FOLDER, {"type": "null"}]},
-                                     "tags": {"type": ["array", "null"], "items": TAG,
-                                              "maxItems": MAX_TAGS}}})),
+                     body=_shaped(MediaChange)),
         "delete": _op("Delete it (409 while a page uses it, unless force).",
                       {"204": NO_CONTENT, **_errors(404, 409)},
                       security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),

@@ -95,6 +95,10 @@ def library(db: Database[Document]) -> Library:
     return Library(db, BUILDER)
 
 
+FOLDER_RULE = (f"folder is /name/name… with at most {MAX_FOLDER_DEPTH} names of 1 to 64 letters, digits, "
+               "spaces, '-', '_' or '.'.")
+
+
 def clean_folder(folder: str | None) -> str | None:
     """A folder as stored: ``/`` or ``/a/b`` (slashes trimmed and collapsed, spaces folded);
     None when not given; 400 ``invalid_folder`` otherwise."""
@@ -106,8 +110,7 @@ def clean_folder(folder: str | None) -> str | None:
     segments = [part for part in segments if part]
     if len(segments) > MAX_FOLDER_DEPTH or any(
             part in (".", "..") or not FOLDER_SEGMENT.match(part) for part in segments):
-        raise BadRequest(f"folder is /name/name… with at most {MAX_FOLDER_DEPTH} names of 1 to 64 letters, "
-                         "digits, spaces, '-', '_' or '.'.", code="invalid_folder")
+        raise BadRequest(FOLDER_RULE, code="invalid_folder")
     return "/" + "/".join(segments)
 
 
@@ -154,27 +157,38 @@ def upload_media(db: Database[Document], file: Upload, *, owner: str, alt: str |
     return result
 
 
-UPDATABLE = ("alt", "folder", "tags")
+class MediaChange(Shape):
+    """A library image's new ``alt``, ``folder`` and/or ``tags``; null (or ``""`` for alt) removes
+    the alt text, puts it in the root folder, clears its tags."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    refusal = Refuse("invalid_media_update", "Send one or more of alt, folder, tags.")
+
+    alt: Annotated[str | None, cleaned(clean_alt), Refuse("invalid_alt", "alt is a string."), Field(
+        description="Stored with its whitespace collapsed; too long or a control character: invalid_alt.")
+        ] = None
+    folder: Annotated[str | None, cleaned(clean_folder), Refuse("invalid_folder", FOLDER_RULE)] = None
+    tags: Annotated[Annotated[list[str], Field(max_length=MAX_TAGS)] | None, cleaned(clean_tags),
+                    Refuse("invalid_tags", "tags is a list of strings.")] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> MediaChange:
+        if not self.model_fields_set:
+            raise BadRequest("Send one or more of alt, folder, tags.", code="invalid_media_update",
+                             unknown_fields=[])
+        return self
 
 
-def update_media(db: Database[Document], media_id: ObjectId, body: dict[str, Any]) -> Image:
-    """Change a library image's ``alt``, ``folder`` and/or ``tags`` (404 when gone; 400 for
-    anything else in the body or nothing to change). ``alt: null`` or ``""`` removes it."""
-    unknown = sorted(set(body) - set(UPDATABLE))
-    if unknown or not body:
-        raise BadRequest(f"Send one or more of {', '.join(UPDATABLE)}.", code="invalid_media_update",
-                         unknown_fields=unknown[:10])
+def update_media(db: Database[Document], media_id: ObjectId, change: MediaChange) -> Image:
+    """Change a library image's ``alt``, ``folder`` and/or ``tags`` (404 when gone)."""
+    sent = change.model_fields_set
     changes: dict[str, Any] = {}
-    if "alt" in body:
-        if body["alt"] is not None and not isinstance(body["alt"], str):
-            raise BadRequest("alt is a string.", code="invalid_alt")
-        changes["alt"] = clean_alt(body["alt"]) or None
-    if "folder" in body:
-        changes["folder"] = clean_folder(body["folder"]) if body["folder"] is not None else ROOT_FOLDER
-    if "tags" in body:
-        if isinstance(body["tags"], str):  # JSON clients send a list; a string is a mistake
-            raise BadRequest("tags is a list of strings.", code="invalid_tags")
-        changes["tags"] = clean_tags(body["tags"] if body["tags"] is not None else [])
+    if "alt" in sent:
+        changes["alt"] = change.alt or None
+    if "folder" in sent:
+        changes["folder"] = change.folder or ROOT_FOLDER
+    if "tags" in sent:
+        changes["tags"] = change.tags or []
     image = library(db).set_metadata(media_id, **changes)
     if image is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
@@ -385,8 +399,6 @@ MAX_BULK_IDS = 500  # per call, by ids or by a filter (a filter goes on with ``n
 BULK_PAGE = 100  # images read at a time when a filter selects them
 BulkAction = Literal["move", "tag", "untag", "delete", "restore"]
 BULK_ACTIONS: tuple[str, ...] = get_args(BulkAction)
-FOLDER_RULE = (f"folder is /name/name… with at most {MAX_FOLDER_DEPTH} names of 1 to 64 letters, digits, "
-               "spaces, '-', '_' or '.'.")
 
 
 OBJECT_ID_TEXT = re.compile(r"[0-9a-fA-F]{24}")

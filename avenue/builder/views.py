@@ -133,11 +133,12 @@ def get_media_deliveries(media_id: ObjectId) -> Response:
 
 @bp.patch(f"/media/{MEDIA_ID}")
 @require_role("editor")
-def update_media(media_id: ObjectId) -> Response:
+@takes(service.MediaChange)
+def update_media(change: service.MediaChange, media_id: ObjectId) -> Response:
     """Change alt text, folder or tags of a library image."""
-    body = json_body()
-    image = service.update_media(get_db(), media_id, body)
-    audit.log("builder_media_updated", bucket=BUILDER, image_id=str(media_id), fields=sorted(body))
+    image = service.update_media(get_db(), media_id, change)
+    audit.log("builder_media_updated", bucket=BUILDER, image_id=str(media_id),
+              fields=sorted(change.model_fields_set))
     return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
 
 
