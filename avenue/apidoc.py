@@ -18,11 +18,11 @@ from avenue.builder.service import (
     BULK_ACTIONS,
     MAX_BLOCKS,
     MAX_BULK_IDS,
-    MAX_MERGE,
     MAX_TITLE_LENGTH,
     MAX_UNUSED_DAYS,
     Bulk,
     MediaChange,
+    Merge,
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
@@ -1411,10 +1411,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                                          "description": "The pages whose blocks now show keep."}}}}}},
             "Merged, image by image."), **_errors(403, 404, 409)},
         security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-        body=_body({"type": "object", "required": ["keep", "others"], "additionalProperties": False,
-                    "properties": {"keep": OBJECT_ID,
-                                   "others": {"type": "array", "items": OBJECT_ID, "minItems": 1,
-                                              "maxItems": MAX_MERGE, "uniqueItems": True}}}))},
+        body=_shaped(Merge))},
     "/api/builder/media/{media_id}": {
         "parameters": [_path("media_id", OBJECT_ID)],
         "get": _op("One library image, with the pages using it.",

@@ -37,12 +37,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Concatenate, ParamSpec, TypeVar, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError, WithJsonSchema
+from bson import ObjectId
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+)
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from avenue.errors import AvenueError, BadRequest
 from avenue.http import json_body
+from avenue.ids import parse_object_id
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,6 +63,17 @@ S = TypeVar("S", bound="Shape")
 OBJECT_ID: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{24}$",
                              "examples": ["6b0401f8b105a9af5236cc98"]}
 ObjectIdText = Annotated[str, WithJsonSchema(OBJECT_ID)]
+
+
+def _object_id(value: object) -> ObjectId:
+    oid = parse_object_id(value) if isinstance(value, str) else None
+    if oid is None:
+        raise PydanticCustomError("object_id", "not an id (24 hex digits)")
+    return oid
+
+
+#: An id in a body, parsed: the model holds the ObjectId, the document shows its text.
+ObjectIdField = Annotated[ObjectId, PlainValidator(_object_id), WithJsonSchema(OBJECT_ID)]
 
 #: pydantic's error type for a refusal a domain check raised (see :func:`cleaned`).
 DOMAIN = "avenue_refusal"

@@ -67,7 +67,7 @@ from avenue.media import (
     suggest_alt,
 )
 from avenue.paging import Page, Window
-from avenue.shapes import ObjectIdText, Omittable, Refuse, Shape, cleaned
+from avenue.shapes import ObjectIdField, ObjectIdText, Omittable, Refuse, Shape, cleaned
 
 _T = TypeVar("_T")
 REPOINT_ATTEMPTS = 5
@@ -578,33 +578,31 @@ MAX_MERGE = 50
 BlockChange = Callable[[list[Any]], tuple[list[Any], list[int]]]
 
 
-@dataclass(frozen=True)
-class Merge:
-    keep: ObjectId
-    others: list[ObjectId]
-
-
-def parse_merge(body: dict[str, Any]) -> Merge:
-    """``{keep: id, others: [id, ...]}``, checked before anything is read (400)."""
-    unknown = set(body) - {"keep", "others"}
-    if unknown:
-        raise BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.", code="unknown_fields")
-    keep = body.get("keep")
-    if not isinstance(keep, str) or not ObjectId.is_valid(keep):
-        raise BadRequest("keep must be a media id.", code="invalid_id", field="keep")
-    others = body.get("others")
-    if not isinstance(others, list) or not others:
-        raise BadRequest("others must be a non-empty list of media ids.", code="invalid_ids", field="others")
-    if len(others) > MAX_MERGE:
-        raise BadRequest(f"At most {MAX_MERGE} images are merged at once.", code="too_many_ids",
-                         limit=MAX_MERGE)
-    if not all(isinstance(o, str) and ObjectId.is_valid(o) for o in others):
-        raise BadRequest("others must be a list of media ids.", code="invalid_ids", field="others")
+def _distinct(others: list[ObjectId]) -> list[ObjectId]:
     if len(set(others)) != len(others):
         raise BadRequest("others names an image twice.", code="duplicate_ids", field="others")
-    if keep in others:
-        raise BadRequest("The image kept cannot be among the others.", code="keep_in_others")
-    return Merge(ObjectId(keep), [ObjectId(o) for o in others])
+    return others
+
+
+class Merge(Shape):
+    """``{keep: id, others: [id, ...]}``, checked before anything is read (400)."""
+
+    refusal = Refuse("unknown_fields", "Send keep and others, nothing else.")
+
+    keep: Annotated[ObjectIdField, Refuse("invalid_id", "keep must be a media id.")]
+    # uniqueItems: what _distinct checks (ids compared as ObjectIds), stated for the document.
+    others: Annotated[list[ObjectIdField], Field(min_length=1, max_length=MAX_MERGE,
+                                                 json_schema_extra={"uniqueItems": True}),
+                      cleaned(_distinct),
+                      Refuse("too_many_ids", f"At most {MAX_MERGE} images are merged at once.",
+                             when=("too_long",), details={"limit": MAX_MERGE}),
+                      Refuse("invalid_ids", "others must be a non-empty list of media ids.")]
+
+    @model_validator(mode="after")
+    def _keep_apart(self) -> Merge:
+        if self.keep in self.others:
+            raise BadRequest("The image kept cannot be among the others.", code="keep_in_others")
+        return self
 
 
 def merge_media(db: Database[Document], merge: Merge) -> list[dict[str, Any]]:

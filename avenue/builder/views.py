@@ -106,9 +106,9 @@ def list_duplicates() -> Response:
 
 @bp.post("/media/merge")
 @require_role("editor")
-def merge_media() -> Response:
+@takes(service.Merge)
+def merge_media(merge: service.Merge) -> Response:
     """Merge duplicates into one: pages re-pointed to ``keep``, the others to the trash."""
-    merge = service.parse_merge(json_body())
     merged = service.merge_media(get_db(), merge)
     audit.log("builder_media_merged", bucket=BUILDER, image_id=str(merge.keep),
               merged=[item["id"] for item in merged])
