@@ -35,7 +35,7 @@ from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shapes import OBJECT_ID, Shape, schema_of
-from avenue.shop.service import NewProduct, ProductChange
+from avenue.shop.service import ImageOrder, NewProduct, ProductChange
 from avenue.urlfetch import MAX_URL_LENGTH
 
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
@@ -1303,8 +1303,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "put": _op("Reorder the images (a permutation of their ids).",
                    {"200": _json(_ref("Product"), "Reordered."), **_errors(404, 409, 422)},
                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
-                   body=_body({"type": "object", "required": ["image_ids"],
-                               "properties": {"image_ids": {"type": "array", "items": {"type": "string"}}}})),
+                   body=_shaped(ImageOrder)),
     },
     "/api/shop/products/{sku}/alt-text": {
         "parameters": [_path("sku", {"type": "string"})],

@@ -693,17 +693,24 @@ def rename_product_image(db: Database[Document], sku: str, image_id: ObjectId,
     return _photo_changed(db, sku, image_id, done)
 
 
-def reorder_images(db: Database[Document], sku: str, body: dict[str, Any],
+class ImageOrder(Shape):
+    """The product's image ids in their new order (a permutation of its ids); fields it does
+    not name are left aside."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    image_ids: Annotated[list[str], Refuse(
+        "invalid_image_ids", "Send image_ids: a list of the product's image ids in the new order.")]
+
+
+def reorder_images(db: Database[Document], sku: str, order: ImageOrder,
                    load: Callable[[Database[Document], str], dict[str, Any]] = get_product) -> dict[str, Any]:
-    """Put the product's images in the order of ``image_ids`` (a permutation of its ids).
+    """Put the product's images in the order of ``order.image_ids`` (a permutation of its ids).
 
     Compare-and-set: the write only applies if the images are still what was read, so a
     concurrent add or delete is never undone; then it answers 409.
     """
-    raw = body.get("image_ids")
-    if not isinstance(raw, list) or not all(isinstance(i, str) for i in raw):
-        raise BadRequest("Send image_ids: a list of the product's image ids in the new order.",
-                         code="invalid_image_ids")
+    raw = order.image_ids
     doc = load(db, sku)
     images = doc.get("images") or []
     legacy = [entry for entry in images if isinstance(entry, str)]

@@ -276,11 +276,11 @@ def _replace(sku: str, image_id: ObjectId, action: str, **change: Any) -> Respon
 
 @bp.put("/products/<sku>/images/order")
 @require_role("admin")
-def reorder_images(sku: str) -> Response:
+@takes(service.ImageOrder)
+def reorder_images(order: service.ImageOrder, sku: str) -> Response:
     """Put the product's images in a new order (a permutation of their ids)."""
-    body = json_body()
-    doc = service.reorder_images(get_db(), sku, body)
-    audit.log("product_images_reordered", sku=sku, image_ids=body["image_ids"])
+    doc = service.reorder_images(get_db(), sku, order)
+    audit.log("product_images_reordered", sku=sku, image_ids=order.image_ids)
     return _product(doc)
 
 

@@ -457,8 +457,10 @@ def test_reorder_accepts_only_a_permutation(client, db, admin, change):
 
 def test_reorder_needs_a_list_of_ids(client, db, admin):
     make_product(client, admin, "AV-1", "good/alpha.png")
-    response = client.put("/api/shop/products/AV-1/images/order", headers=admin, json={"image_ids": "x"})
-    assert response.status_code == 400
+    for body in ({"image_ids": "x"}, {"image_ids": [1]}, {"image_ids": None}, {"order": []}):
+        response = client.put("/api/shop/products/AV-1/images/order", headers=admin, json=body)
+        assert response.status_code == 400, body
+        assert response.get_json()["error"]["code"] == "invalid_image_ids", body
     assert client.put("/api/shop/products/NOPE/images/order", headers=admin,
                       json={"image_ids": []}).status_code == 404
 
@@ -475,7 +477,7 @@ def test_reorder_never_undoes_a_concurrent_change(app, client, db, admin):
         return doc
 
     with pytest.raises(Conflict) as refused:
-        service.reorder_images(db, "AV-1", {"image_ids": ids[::-1]}, load=stale_read)
+        service.reorder_images(db, "AV-1", service.ImageOrder(image_ids=ids[::-1]), load=stale_read)
     assert refused.value.code == "concurrent_change"
     assert ids_of(client.get("/api/shop/products/AV-1").get_json())[:2] == ids
 
