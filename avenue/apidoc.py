@@ -33,6 +33,7 @@ from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
 from avenue.media.alttext import MAX_ALT_BATCH, MAX_ALT_LENGTH, MAX_ALT_SUGGESTION, MAX_SUGGESTIONS
 from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
+from avenue.ops.views import RerenderRun
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shapes import OBJECT_ID, Shape, schema_of
 from avenue.shop.service import ImageOrder, NewProduct, ProductChange
@@ -1196,11 +1197,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     "(docs/operations.md, rerender).",
                     {"202": _json(RERENDER_RUN, "The run, started."), **_errors(400, 409)},
                     security=LOGGED_IN_WRITE, tags=["admin"], roles="admin",
-                    body=_body({"type": "object", "properties": {
-                        "limit": {"type": "integer", "minimum": 1, "maximum": 100_000_000,
-                                  "description": "At most this many images."},
-                        "cpu_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
-                                      "description": "Share of its time spent rendering (default 0.5)."}}}))},
+                    body=_shaped(RerenderRun))},
     "/api/admin/alerts/{alert_id}/ack": {
         "parameters": [_path("alert_id", OBJECT_ID)],
         "post": _op("Acknowledge an alert (the first acknowledgement stays).",
