@@ -16,13 +16,12 @@ from flask import Blueprint, Response, jsonify
 
 from avenue.builder.service import (
     BULK_ACTIONS,
-    MAX_BLOCKS,
     MAX_BULK_IDS,
-    MAX_TITLE_LENGTH,
     MAX_UNUSED_DAYS,
     Bulk,
     MediaChange,
     Merge,
+    PageWrite,
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
@@ -1487,13 +1486,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "put": _op("Write a page; 422 if a block names media that does not exist.",
                    {"200": _json(_ref("Page"), "Written."), **_errors(409, 422)},
                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                   body=_body({"type": "object", "required": ["title", "blocks"], "properties": {
-                       "title": {"type": "string", "maxLength": MAX_TITLE_LENGTH},
-                       "blocks": {"type": "array", "maxItems": MAX_BLOCKS, "items": {
-                           "type": "object", "required": ["type"], "properties": {
-                               "type": {"type": "string", "minLength": 1, "maxLength": 50},
-                               "media_id": OBJECT_ID}}},
-                       "published": {"type": "boolean"}}})),
+                   body=_shaped(PageWrite)),
     },
     "/api/trash": {"get": _op(
         "Deleted media, last deleted first (editors: the library's; admins: every bucket's).",

@@ -156,25 +156,28 @@ def _refusals_in(annotation: Any) -> Iterator[Refuse]:
 
 
 def _declared(model: type[Shape], loc: tuple[int | str, ...], error_type: str) -> tuple[Refuse, str]:
-    """The refusal declared nearest to ``loc`` (the deepest field on the way that declares one
-    matching ``error_type``, else the innermost model's) and the fields' path to it."""
+    """The refusal declared nearest to ``loc`` and the path to it: the deepest declaration on
+    the way, a field's (:class:`Refuse` matching ``error_type``) or, for a fault inside a
+    nested object (or a list's item of one), that object's :attr:`Shape.refusal`."""
     found, current, path = model.refusal, model, list[str]()
-    for step in loc:
-        info = current.model_fields.get(step) if isinstance(step, str) else None
-        if info is None:
-            if step == current.__name__:  # a union's member named in the path (an optional object)
-                continue
-            if isinstance(step, str) and not path[len(path) - 1:] == [step]:
-                path.append(step)  # an unknown field's name
+    for at, step in enumerate(loc):
+        if isinstance(step, int) or step == current.__name__:  # a list's index; a union's member
+            if isinstance(step, int):
+                path.append(str(step))
+            continue
+        info = current.model_fields.get(step)
+        path.append(step)
+        if info is None:  # an unknown field
             break
-        path.append(str(step))
-        nested = next(_models_in(info.annotation), None)
         declared = [item for item in (*info.metadata, *_refusals_in(info.annotation))
                     if isinstance(item, Refuse) and item.matches(error_type)]
+        nested = next(_models_in(info.annotation), None)
         found = declared[0] if declared else nested.refusal if nested else found
         if nested is None:
             break
         current = nested
+        if at + 1 < len(loc):
+            found = nested.refusal
     return found, ".".join(path)
 
 
@@ -189,9 +192,12 @@ def refusal(model: type[Shape], error: ValidationError) -> AvenueError:
     """The contract's error for ``error``, the validation of ``model`` (see the module)."""
     errors = sorted(error.errors(include_url=False), key=lambda item: _order(model, item))
     first = errors[0]
+    index = next((step for step in first["loc"] if isinstance(step, int)), None)
     if first["type"] == DOMAIN:
         raised = (first.get("ctx") or {}).get("refusal")
         if isinstance(raised, AvenueError):
+            if index is not None:
+                raised.details.setdefault("index", index)
             return raised
     declared, where = _declared(model, first["loc"], first["type"])
     details = dict(declared.details)
@@ -203,6 +209,8 @@ def refusal(model: type[Shape], error: ValidationError) -> AvenueError:
         message += f" Unknown: {', '.join(unknown[:10])}."
     if where:
         details.setdefault("field", where)
+    if index is not None:
+        details.setdefault("index", index)  # the list's item at fault (a page's block...)
     return BadRequest(message, code=declared.code, **details)
 
 

@@ -741,34 +741,43 @@ def _check_keys(value: object, where: str, depth: int = 0) -> None:
             _check_keys(item, where, depth + 1)
 
 
-def parse_page(body: dict[str, Any]) -> dict[str, Any]:
-    """Validate a page write: ``title`` (string), ``blocks`` (objects with a ``type``),
-    ``published`` (bool, optional). Returns the fields to store, blocks normalised."""
-    title = body.get("title")
-    if not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH:
-        raise BadRequest(f"title must be a string of at most {MAX_TITLE_LENGTH} characters.",
-                         code="invalid_title")
-    blocks = body.get("blocks")
-    if not isinstance(blocks, list):
-        raise BadRequest("blocks must be a list of objects.", code="invalid_blocks")
-    if len(blocks) > MAX_BLOCKS:
-        raise BadRequest(f"A page has at most {MAX_BLOCKS} blocks.", code="invalid_blocks")
-    published = body.get("published")
-    if published is not None and not isinstance(published, bool):
-        raise BadRequest("published must be true or false.", code="invalid_published")
+class Block(Shape):
+    """One block of a page: its ``type``, the library image it shows (``media_id``), and any
+    other fields its editor keeps (stored as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+    refusal = Refuse("invalid_block", "Each block is an object with a 'type' (a string).")
+
+    type: Annotated[str, Field(min_length=1, max_length=50, pattern=r"\S"),
+                    Refuse("invalid_block", "A block needs a 'type' (a string).")]
+    media_id: Annotated[Omittable[ObjectIdText], Refuse("invalid_block", "A block's media_id is a string id.")
+                        ] = None
+
+
+class PageWrite(Shape):
+    """A page write: ``title``, ``blocks`` and, optionally, ``published``; fields it does not
+    name are left aside."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    title: Annotated[str, Field(max_length=MAX_TITLE_LENGTH), Refuse(
+        "invalid_title", f"title must be a string of at most {MAX_TITLE_LENGTH} characters.")]
+    blocks: Annotated[list[Block], Field(max_length=MAX_BLOCKS),
+                      Refuse("invalid_blocks", f"A page has at most {MAX_BLOCKS} blocks.",
+                             when=("too_long",)),
+                      Refuse("invalid_blocks", "blocks must be a list of objects.")]
+    published: Annotated[bool | None, Refuse("invalid_published", "published must be true or false.")] = None
+
+
+def page_fields(page: PageWrite) -> dict[str, Any]:
+    """The fields to store of a page write: its blocks as written (without what a read adds,
+    media ids as ObjectId spells them), refused when MongoDB could not store them."""
     cleaned = []
-    for index, block in enumerate(blocks):
+    for index, written in enumerate(page.blocks):
         where = f"blocks[{index}]"
-        if not isinstance(block, dict):
-            raise BadRequest(f"{where} must be an object.", code="invalid_block", index=index)
-        kind = block.get("type")
-        if not isinstance(kind, str) or not kind.strip() or len(kind) > 50:
-            raise BadRequest(f"{where} needs a 'type' (a string).", code="invalid_block", index=index)
-        block = dict(block)
+        block = written.model_dump(exclude_unset=True)
         block.pop(LEGACY_FLAG, None)
         if "media_id" in block:
-            if not isinstance(block["media_id"], str):
-                raise BadRequest(f"{where}.media_id must be a string id.", code="invalid_block", index=index)
             for key in RESOLVED_KEYS:
                 block.pop(key, None)
             oid = parse_object_id(block["media_id"])
@@ -776,12 +785,12 @@ def parse_page(body: dict[str, Any]) -> dict[str, Any]:
         _check_keys(block, where)
         cleaned.append(block)
     try:
-        size = len(bson.encode({"blocks": cleaned, "title": title}))
+        size = len(bson.encode({"blocks": cleaned, "title": page.title}))
     except (OverflowError, bson.errors.InvalidDocument) as exc:
         raise BadRequest(f"The page holds a value MongoDB cannot store: {exc}", code="invalid_block") from exc
     if size > MAX_PAGE_BYTES:
         raise ImageTooLarge(f"A page is at most {MAX_PAGE_BYTES // 1024} KB.", code="page_too_large")
-    return {"title": title, "blocks": cleaned, "published": published}
+    return {"title": page.title, "blocks": cleaned, "published": page.published}
 
 
 def block_media_ids(blocks: list[dict[str, Any]]) -> tuple[list[ObjectId], list[str]]:

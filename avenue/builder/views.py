@@ -317,8 +317,9 @@ def get_page(slug: str) -> Response:
 
 @bp.put("/pages/<slug>")
 @require_role("editor")
-def put_page(slug: str) -> Response:
-    fields = service.parse_page(json_body())
+@takes(service.PageWrite)
+def put_page(written: service.PageWrite, slug: str) -> Response:
+    fields = service.page_fields(written)
     page = service.put_page(get_db(), slug, fields)
     audit.log("page_written", slug=slug, media_ids=[str(o) for o in page["media_ids"]],
               published=page.get("published"))

@@ -32,6 +32,7 @@ class Outer(Shape):
                     Refuse("bad_name", "name is a string.")]
     inner: Omittable[Inner] = None
     count: Annotated[int, Refuse("bad_count", "count is a whole number.")] = 0
+    items: Annotated[list[Inner], Refuse("bad_items", "items is a list.")] = []
 
 
 def refused(body: object) -> BadRequest:
@@ -89,3 +90,11 @@ def test_the_schema_names_nested_shapes_as_components_and_carries_no_titles():
     assert schema["properties"]["name"] == {"type": "string", "maxLength": 3}
     assert schema["additionalProperties"] is False and schema["required"] == ["name"]
     assert set(definitions) == {"Inner"} and "title" not in str(definitions)
+
+
+def test_a_fault_inside_a_list_s_object_answers_the_object_s_refusal_with_its_index():
+    error = refused({"name": "a", "items": [{"n": 2}, 5]})
+    assert (error.code, error.details["index"], error.details["field"]) == ("bad_inner", 1, "items.1")
+    assert refused({"name": "a", "items": [{}, {"n": "x"}]}).details["index"] == 1
+    assert refused({"name": "a", "items": [{}, {"n": 3}]}).details == {"got": 3, "index": 1}
+    assert refused({"name": "a", "items": "x"}).code == "bad_items"
