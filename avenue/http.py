@@ -1,12 +1,14 @@
-"""Request parsing shared by every API view: JSON bodies, pagination, uploaded files."""
+"""Request parsing shared by every API view: JSON bodies (a view's declared model: ``takes``),
+pagination, uploaded files."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO, Concatenate, ParamSpec, TypeVar, cast
 
 import flask
 from flask import current_app, request
@@ -16,6 +18,11 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from avenue.errors import BadRequest
 from avenue.media import Upload
 from avenue.paging import MAX_OFFSET, MAX_PER_PAGE, Window
+from avenue.shapes import Shape
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound=Shape)
 
 MAX_JSON_DEPTH = 64
 
@@ -140,6 +147,19 @@ def json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("Send a JSON object with Content-Type: application/json.", code="invalid_json")
     return body
+
+
+def takes(model: type[S]) -> Callable[[Callable[Concatenate[S, P], R]], Callable[P, R]]:
+    """A view whose JSON body is ``model``: it receives the parsed body as its first argument
+    (before the URL's); the model is kept on the view (``body_shape``) for the document."""
+    def decorate(view: Callable[Concatenate[S, P], R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
+            return view(model.parse(json_body()), *args, **kwargs)
+
+        parsed.body_shape = model  # type: ignore[attr-defined]
+        return parsed
+    return decorate
 
 
 class StrictJSONProvider(DefaultJSONProvider):

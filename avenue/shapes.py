@@ -1,7 +1,7 @@
 """Request shapes declared once: a JSON body's model is its check and its OpenAPI schema.
 
-A view decorated ``@takes(Model)`` receives its body validated as ``Model`` (the strict JSON of
-``avenue.http.parse_json`` first, then the model); ``avenue/apidoc.py`` writes the operation's
+A view decorated ``@takes(Model)`` (``avenue/http.py``) receives its body validated as ``Model``
+(the strict JSON of ``parse_json`` first, then the model); ``avenue/apidoc.py`` writes the operation's
 request schema from the same model (:func:`schema_of`), so the check and the document cannot
 say two things. A refusal is the contract's JSON error, raised as the domain's
 :class:`~avenue.errors.BadRequest` and answered by the one handler in ``avenue/errors.py``:
@@ -32,10 +32,9 @@ model gives named attributes, the fields a body set (a PATCH needs them) and val
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Concatenate, ParamSpec, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, TypeVar, get_args
 
 from bson import ObjectId
 from pydantic import (
@@ -51,11 +50,8 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from avenue.errors import AvenueError, BadRequest
-from avenue.http import json_body
 from avenue.ids import parse_object_id
 
-P = ParamSpec("P")
-R = TypeVar("R")
 T = TypeVar("T")
 S = TypeVar("S", bound="Shape")
 
@@ -133,8 +129,7 @@ def cleaned(check: Callable[[Any], Any]) -> AfterValidator:
         try:
             return check(value)
         except AvenueError as error:
-            raise PydanticCustomError(DOMAIN, "{message}", {"message": error.message, "refusal": error}
-                                      ) from None
+            raise refused(error) from None
     return AfterValidator(run)
 
 
@@ -188,6 +183,12 @@ def _order(model: type[Shape], error: ErrorDetails) -> tuple[int, int]:
     return (0 if error["type"] == "extra_forbidden" else 1, where)
 
 
+def refused(error: AvenueError) -> PydanticCustomError:
+    """``error`` raised inside a validator (a model's own rule between its fields): collected
+    like a field's fault, with its place (a list item's index), and answered as it is."""
+    return PydanticCustomError(DOMAIN, "{message}", {"message": error.message, "refusal": error})
+
+
 def refusal(model: type[Shape], error: ValidationError) -> AvenueError:
     """The contract's error for ``error``, the validation of ``model`` (see the module)."""
     errors = sorted(error.errors(include_url=False), key=lambda item: _order(model, item))
@@ -212,19 +213,6 @@ def refusal(model: type[Shape], error: ValidationError) -> AvenueError:
     if index is not None:
         details.setdefault("index", index)  # the list's item at fault (a page's block...)
     return BadRequest(message, code=declared.code, **details)
-
-
-def takes(model: type[S]) -> Callable[[Callable[Concatenate[S, P], R]], Callable[P, R]]:
-    """A view whose JSON body is ``model``: it receives the parsed body as its first argument
-    (before the URL's); the model is kept on the view (``body_shape``) for the document."""
-    def decorate(view: Callable[Concatenate[S, P], R]) -> Callable[P, R]:
-        @functools.wraps(view)
-        def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
-            return view(model.parse(json_body()), *args, **kwargs)
-
-        parsed.body_shape = model  # type: ignore[attr-defined]
-        return parsed
-    return decorate
 
 
 def schema_of(model: type[Shape], definitions: dict[str, Any]) -> dict[str, Any]:

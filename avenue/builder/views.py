@@ -18,6 +18,7 @@ from avenue.http import (
     one_file,
     page_args,
     private_picture,
+    takes,
     uploaded_files,
     versions_answer,
 )
@@ -35,7 +36,6 @@ from avenue.media import (
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
-from avenue.shapes import takes
 
 bp = Blueprint("builder", __name__, url_prefix="/api/builder")
 

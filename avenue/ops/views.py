@@ -16,8 +16,9 @@ from pydantic import ConfigDict, Field
 from avenue import audit
 from avenue.auth import require_role
 from avenue.db import get_db
+from avenue.http import takes
 from avenue.ops import rerender
-from avenue.shapes import Refuse, Shape, takes
+from avenue.shapes import Refuse, Shape
 
 bp = Blueprint("ops_api", __name__, url_prefix="/api/admin")
 MAX_LIMIT = 100_000_000

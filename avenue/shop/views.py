@@ -18,6 +18,7 @@ from avenue.http import (
     page_args,
     private_picture,
     product_files,
+    takes,
     uploaded_files,
     versions_answer,
 )
@@ -37,7 +38,6 @@ from avenue.media import (
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
-from avenue.shapes import takes
 from avenue.shop import service
 
 bp = Blueprint("shop", __name__, url_prefix="/api/shop")
