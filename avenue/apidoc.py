@@ -32,6 +32,7 @@ from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
 from avenue.media.alttext import MAX_ALT_BATCH, MAX_ALT_LENGTH, MAX_ALT_SUGGESTION, MAX_SUGGESTIONS
 from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
+from avenue.media.names import NameBody
 from avenue.ops.views import RerenderRun
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shapes import OBJECT_ID, Shape, schema_of
@@ -638,13 +639,6 @@ BULK_RESULT: Schema = {
                           "description": "media_in_use: the pages using it."}}}},
         "next": {"type": ["string", "null"],
                  "description": "With filter: more images matched; send as after. Null: all done."}}}
-NAME_BODY: Schema = {
-    "type": "object", "required": ["name"], "additionalProperties": False, "properties": {"name": {
-        "type": ["string", "null"], "maxLength": 200,
-        "description": "Any text: folded to an ASCII slug (NFKD; lower-case letters, digits, single hyphens, "
-                       f"at most {MAX_IMAGE_NAME} characters). Refused: path characters (/ \\ %), control "
-                       "and invisible characters, letters with no ASCII spelling (Cyrillic look-alikes), "
-                       "nothing left. null removes the name."}}}
 ALT_SUGGESTIONS: Schema = {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": {
     "type": "string", "minLength": 1, "maxLength": MAX_ALT_SUGGESTION},
     "description": "Alt texts built without a model from what Avenue knows (docs/media.md, \"Alt text "
@@ -1283,7 +1277,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                    "shows its named_url; the URL of any other name 301s to it. 400 invalid_name for a name "
                    "that cannot be one.",
                    {"200": _json(_ref("Image"), "The photo."), **_errors(404, 409)},
-                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_body(NAME_BODY)),
+                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_shaped(NameBody)),
     },
     "/api/shop/products/{sku}/images/{image_id}/focal-point": {
         "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
@@ -1436,7 +1430,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "put": _op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "
                    "to it. 400 invalid_name for a name that cannot be one.",
                    {"200": _json(MEDIA_WITH_VERSION, "The media."), **_errors(404, 409)},
-                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_body(NAME_BODY)),
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_shaped(NameBody)),
     },
     "/api/builder/media/{media_id}/focal-point": {
         "parameters": [_path("media_id", OBJECT_ID)],

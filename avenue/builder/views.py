@@ -25,6 +25,7 @@ from avenue.http import (
 from avenue.media import (
     BUILDER,
     Changed,
+    NameBody,
     UrlSigner,
     check_crop_name,
     limits_from_config,
@@ -32,7 +33,6 @@ from avenue.media import (
     parse_crop,
     parse_edits,
     parse_focal_point,
-    parse_name_body,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -161,9 +161,10 @@ def set_media_focal_point(media_id: ObjectId) -> Response:
 
 @bp.put(f"/media/{MEDIA_ID}/name")
 @require_role("editor")
-def rename_media(media_id: ObjectId) -> Response:
+@takes(NameBody)
+def rename_media(named: NameBody, media_id: ObjectId) -> Response:
     """Give it a readable name in its public URL (null: none); the URLs of other names 301 to it."""
-    done = service.rename_media(get_db(), media_id, parse_name_body(json_body()))
+    done = service.rename_media(get_db(), media_id, named.name)
     return _changed(media_id, "builder_media_renamed", done, name=done.image.name)
 
 

@@ -25,6 +25,7 @@ from avenue.http import (
 from avenue.media import (
     PRODUCTS,
     TEMP,
+    NameBody,
     Near,
     UrlSigner,
     check_crop_name,
@@ -34,7 +35,6 @@ from avenue.media import (
     parse_crop,
     parse_edits,
     parse_focal_point,
-    parse_name_body,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -172,9 +172,10 @@ def set_image_focal_point(sku: str, image_id: ObjectId) -> Response:
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/name")
 @require_role("admin")
-def rename_image(sku: str, image_id: ObjectId) -> Response:
+@takes(NameBody)
+def rename_image(named: NameBody, sku: str, image_id: ObjectId) -> Response:
     """Give the photo a readable name in its public URL (null: none); the URLs of other names 301 to it."""
-    name = parse_name_body(json_body())
+    name = named.name
     done = service.rename_product_image(get_db(), sku, image_id, name)
     return _photo(sku, image_id, "product_image_renamed", *done, name=name)
 
