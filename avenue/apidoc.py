@@ -29,7 +29,12 @@ from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
 
 # The document states the formats' registry and the limits of alt text and image names as
 # they are declared (the media-interface contract lets it read those three kernel modules).
-from avenue.media.alttext import MAX_ALT_BATCH, MAX_ALT_LENGTH, MAX_ALT_SUGGESTION, MAX_SUGGESTIONS
+from avenue.media.alttext import (
+    MAX_ALT_LENGTH,
+    MAX_ALT_SUGGESTION,
+    MAX_SUGGESTIONS,
+    AltChanges,
+)
 from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.media.names import NameBody
@@ -651,20 +656,6 @@ def _missing_alt_list(item: Schema) -> Schema:
     return {**listed, "properties": {**listed["properties"], "items": {"type": "array", "items": item}}}
 
 
-ALT_CHANGES: Schema = {
-    "type": "object", "required": ["images"], "additionalProperties": False, "properties": {"images": {
-        "type": "array", "minItems": 1, "maxItems": MAX_ALT_BATCH,
-        "description": "Each image once; the whole body is checked before anything is set (a bad "
-                       "entry: 400 invalid_alt_changes or invalid_alt with its index, nothing set).",
-        "items": {"type": "object", "required": ["id"], "additionalProperties": False,
-                  "oneOf": [{"required": ["alt"]}, {"required": ["suggestion"]}],
-                  "properties": {
-                      "id": {"type": "string", "minLength": 1, "maxLength": 64},
-                      "alt": {"type": ["string", "null"], "maxLength": MAX_ALT_LENGTH,
-                              "description": "The text (trimmed); null or empty removes it."},
-                      "suggestion": {"type": "integer", "minimum": 0, "maximum": MAX_SUGGESTIONS - 1,
-                                     "description": "Accept this suggestion (its index in the list's "
-                                                    "suggestions, computed again)."}}}}}}
 ALT_RESULTS: Schema = {
     "type": "object", "required": ["results"], "properties": {"results": {"type": "array", "items": {
         "type": "object", "required": ["id", "status"], "properties": {
@@ -1310,7 +1301,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     "accepted: the product's own, on its photo (a photo shared with another product keeps "
                     "that product's). What happened to each.",
                     {"200": _json(ALT_RESULTS, "Image by image."), **_errors(404)},
-                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_body(ALT_CHANGES)),
+                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_shaped(AltChanges)),
     },
     "/api/shop/debug/products-status": {"get": _op(
         "Is every product photo safe?",
@@ -1470,7 +1461,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     "showing it). What happened to each.",
                     {"200": _json(ALT_RESULTS, "Image by image."), **_errors(404)},
                     security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                    body=_body(ALT_CHANGES)),
+                    body=_shaped(AltChanges)),
     },
     "/api/builder/pages/{slug}": {
         "parameters": [_path("slug", {"type": "string"})],

@@ -24,12 +24,12 @@ from avenue.http import (
 )
 from avenue.media import (
     BUILDER,
+    AltChanges,
     Changed,
     NameBody,
     UrlSigner,
     check_crop_name,
     limits_from_config,
-    parse_alt_changes,
     parse_crop,
     parse_edits,
     parse_focal_point,
@@ -299,10 +299,11 @@ def list_missing_alt(slug: str) -> Response:
 
 @bp.post("/pages/<slug>/alt-text")
 @require_role("editor")
-def set_alt_texts(slug: str) -> Response:
+@takes(AltChanges)
+def set_alt_texts(asked: AltChanges, slug: str) -> Response:
     """Set the alt text of many of the library images a page shows: each the text given or a
     suggestion accepted; what happened to each."""
-    results = service.set_alt_texts(get_db(), slug, parse_alt_changes(json_body()))
+    results = service.set_alt_texts(get_db(), slug, asked.images)
     audit.log("page_alt_text_set", slug=slug, bucket=BUILDER,
               image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
     return jsonify({"results": results})

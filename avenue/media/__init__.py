@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from avenue.media.alttext import AltChange, AltContext, chosen_alt, clean_alt, parse_alt_changes, suggest_alt
+from avenue.media.alttext import AltChange, AltChanges, AltContext, chosen_alt, clean_alt, suggest_alt
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.edits import Box, Edits, check_crop_name, parse_crop, parse_edits
@@ -69,7 +69,7 @@ __all__ = [
     # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).
     "deliveries", "resumable",
     # Alt text suggested without a model (alttext.py): the shop and the builder give the context.
-    "AltChange", "AltContext", "chosen_alt", "clean_alt", "parse_alt_changes", "suggest_alt",
+    "AltChange", "AltChanges", "AltContext", "chosen_alt", "clean_alt", "suggest_alt",
     # Readable names in public URLs (names.py): the body's rule; Library.rename sets one.
     "NameBody",
 ]

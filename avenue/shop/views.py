@@ -25,13 +25,13 @@ from avenue.http import (
 from avenue.media import (
     PRODUCTS,
     TEMP,
+    AltChanges,
     NameBody,
     Near,
     UrlSigner,
     check_crop_name,
     limits_from_config,
     near_objects,
-    parse_alt_changes,
     parse_crop,
     parse_edits,
     parse_focal_point,
@@ -300,10 +300,11 @@ def list_missing_alt(sku: str) -> Response:
 
 @bp.post("/products/<sku>/alt-text")
 @require_role("admin")
-def set_alt_texts(sku: str) -> Response:
+@takes(AltChanges)
+def set_alt_texts(asked: AltChanges, sku: str) -> Response:
     """Set the alt text of many of the product's photos: each the text given or a suggestion
     accepted; what happened to each."""
-    results = service.set_alt_texts(get_db(), sku, parse_alt_changes(json_body()))
+    results = service.set_alt_texts(get_db(), sku, asked.images)
     audit.log("product_alt_text_set", sku=sku, bucket=PRODUCTS,
               image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
     return jsonify({"results": results})
