@@ -17,8 +17,8 @@ from flask import Blueprint, Response, jsonify
 from avenue.builder.service import (
     BULK_ACTIONS,
     MAX_BULK_IDS,
-    MAX_UNUSED_DAYS,
     Bulk,
+    LibraryQuery,
     MediaChange,
     Merge,
     PageWrite,
@@ -40,7 +40,7 @@ from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.media.names import NameBody
 from avenue.ops.views import RerenderRun
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
-from avenue.shapes import OBJECT_ID, Shape, schema_of
+from avenue.shapes import OBJECT_ID, Shape, parameters_of, schema_of
 from avenue.shop.service import ImageOrder, NewProduct, ProductChange
 from avenue.urlfetch import MAX_URL_LENGTH
 
@@ -1328,18 +1328,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "get": _op("The library, newest first.", {"200": _json(_list_of("Image"), "A page of media."),
                                                   **_errors(403)},
                    security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
-                   parameters=_page_params(
-                       _query("q", {"type": "string"}, "Filename word starts."),
-                       _query("folder", FOLDER, "Only the media in this folder (not its subfolders)."),
-                       {**_query("tag", {"type": "array", "items": TAG}, "Only media carrying every tag."),
-                        "style": "form", "explode": True},
-                       _query("color", {"type": "string", "pattern": "^#?[0-9A-Fa-f]{6}$"},
-                              "Only media mostly close to this colour (#rrggbb): a colour covering a quarter "
-                              "of the picture or more, within about 20-40 CIELAB units of it."),
-                       _query("unused", {"type": "integer", "minimum": 0, "maximum": MAX_UNUSED_DAYS},
-                              "Only media uploaded more than this many days ago that no page or product "
-                              "refers to. A page may then hold fewer than per_page items (the used ones "
-                              "are left out); go on with next; total counts the candidates."))),
+                   parameters=_page_params(*parameters_of(LibraryQuery))),
     },
     "/api/builder/media/import-url": {"post": _op(
         "Add the image at a URL to the library: the server fetches it through the SSRF guard and stores it "

@@ -18,7 +18,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from avenue.errors import BadRequest
 from avenue.media import Upload
 from avenue.paging import MAX_OFFSET, MAX_PER_PAGE, Window
-from avenue.shapes import Shape
+from avenue.shapes import Shape, repeated
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -158,6 +158,24 @@ def takes(model: type[S]) -> Callable[[Callable[Concatenate[S, P], R]], Callable
             return view(model.parse(json_body()), *args, **kwargs)
 
         parsed.body_shape = model  # type: ignore[attr-defined]
+        return parsed
+    return decorate
+
+
+def takes_query(model: type[S]) -> Callable[[Callable[Concatenate[S, P], R]], Callable[P, R]]:
+    """A view whose query string is ``model`` (configured with ``shapes.QUERY``): it receives
+    the parsed query as its first argument; the model is kept on the view (``query_shape``)
+    for the document. Paging stays :func:`page_args`'s."""
+    def decorate(view: Callable[Concatenate[S, P], R]) -> Callable[P, R]:
+        many = repeated(model)
+
+        @functools.wraps(view)
+        def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
+            values = {name: request.args.getlist(name) if name in many else request.args[name]
+                      for name in request.args if name in model.model_fields}
+            return view(model.parse(values), *args, **kwargs)
+
+        parsed.query_shape = model  # type: ignore[attr-defined]
         return parsed
     return decorate
 

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, TypeVar, get_args
+from typing import Annotated, Any, ClassVar, TypeVar, get_args, get_origin
 
 from bson import ObjectId
 from pydantic import (
@@ -108,6 +108,20 @@ class Shape(BaseModel):
             return cls.model_validate(body)
         except ValidationError as error:
             raise refusal(cls, error) from None
+
+
+#: A query string's models: its values are text, so numbers are read from it (lax, not
+#: strict); parameters a model does not name are left aside (paging's, a cache buster).
+QUERY = ConfigDict(strict=False, extra="ignore")
+
+
+def _holds_list(annotation: Any) -> bool:
+    return get_origin(annotation) is list or any(_holds_list(arg) for arg in get_args(annotation))
+
+
+def repeated(model: type[Shape]) -> set[str]:
+    """The query parameters of ``model`` that may repeat (``?tag=a&tag=b``): those that take a list."""
+    return {name for name, info in model.model_fields.items() if _holds_list(info.annotation)}
 
 
 def _given(value: Any) -> Any:
@@ -223,6 +237,29 @@ def schema_of(model: type[Shape], definitions: dict[str, Any]) -> dict[str, Any]
         definitions[name] = _tidy(nested)
     tidy: dict[str, Any] = _tidy(schema)
     return tidy
+
+
+def parameters_of(model: type[Shape]) -> list[dict[str, Any]]:
+    """``model``'s fields as OpenAPI query parameters: a parameter is left out rather than null,
+    and one that repeats is an array in form style, exploded (``?tag=a&tag=b``)."""
+    schema = _tidy(model.model_json_schema())
+    required, many = set(schema.get("required", ())), repeated(model)
+    found = []
+    for name, field_schema in schema["properties"].items():
+        described = {key: value for key, value in field_schema.items()
+                     if key != "description" and not (key == "default" and value is None)}
+        members = [member for member in described.pop("anyOf", ())
+                   if member.get("type") != "null" and (name not in many or member.get("type") == "array")]
+        if members:
+            described = {**members[0], **described} if len(members) == 1 else {"anyOf": members, **described}
+        parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
+                                     "schema": described}
+        if "description" in field_schema:
+            parameter["description"] = field_schema["description"]
+        if name in many:
+            parameter |= {"style": "form", "explode": True}
+        found.append(parameter)
+    return found
 
 
 def _tidy(schema: Any) -> Any:

@@ -67,7 +67,7 @@ from avenue.media import (
     suggest_alt,
 )
 from avenue.paging import Page, Window
-from avenue.shapes import ObjectIdField, ObjectIdText, Omittable, Refuse, Shape, cleaned
+from avenue.shapes import QUERY, ObjectIdField, ObjectIdText, Omittable, Refuse, Shape, cleaned
 
 _T = TypeVar("_T")
 REPOINT_ATTEMPTS = 5
@@ -275,27 +275,56 @@ def clean_colour(colour: str | None) -> str | None:
 MAX_UNUSED_DAYS = 3650
 
 
-def clean_unused(days: str | int | None) -> int | None:
-    """The ``unused`` filter's age in days (0 to 3650; None: not sent); 400 for anything else."""
-    if days is None or days == "":
-        return None
-    try:
-        value = int(days)
-    except (TypeError, ValueError):
-        value = -1
-    if isinstance(days, bool) or not 0 <= value <= MAX_UNUSED_DAYS:
-        raise BadRequest(f"unused is a number of days, 0 to {MAX_UNUSED_DAYS}.", code="invalid_unused")
-    return value
+def _days(days: object) -> object:
+    """A query spells ``unused`` as text, and a bulk call's filter may too (``"30"``; ``""``: none)."""
+    if isinstance(days, str):
+        return int(days) if days.strip().isdigit() else None if days == "" else days
+    return days
 
 
-def list_media(db: Database[Document], window: Window, *, q: str = "", folder: str | None = None,
-               tags: list[str] | None = None, color: str | None = None,
-               unused: str | int | None = None, sort: str | None = None) -> tuple[list[Image], Page]:
-    """Library originals, newest first; ``q`` finds filenames with words starting with its words,
-    ``folder`` those in that folder (not its subfolders), ``tags`` those carrying every tag,
-    ``color`` those mostly close to that ``#rrggbb``, ``unused`` (days) those uploaded more
-    than that many days ago that no page or product refers to; ``sort``: newest (the default),
-    oldest, name or size (largest first).
+class LibraryFilter(Shape):
+    """The library list's filters, each refused as the list refuses it: the query of
+    ``GET /api/builder/media`` (:class:`LibraryQuery`) and a bulk call's ``filter``
+    (:class:`BulkFilter`)."""
+
+    q: Annotated[str, Field(description="Filename word starts."),
+                 Refuse("invalid_bulk", "filter.q is a string.")] = ""  # (a query's is always text)
+    folder: Annotated[str | None, Field(description="Only the media in this folder (not its subfolders)."),
+                      cleaned(clean_folder), Refuse("invalid_folder", FOLDER_RULE)] = None
+    tag: Annotated[str | list[str] | None, Field(description="Only media carrying every tag."),
+                   cleaned(clean_tags), Refuse("invalid_tags", "tag is a tag or a list of tags.")] = None
+    color: Annotated[str | None, Field(examples=["#c0392b"], description=(
+        "Only media mostly close to this colour (#rrggbb): a colour covering a quarter of the picture or "
+        "more, within about 20-40 CIELAB units of it.")),
+        cleaned(clean_colour), Refuse("invalid_color", "color is a colour as #rrggbb (e.g. #c0392b).")] = None
+    unused: Annotated[Annotated[int, Field(ge=0, le=MAX_UNUSED_DAYS)] | None, BeforeValidator(_days), Field(
+        description="Only media uploaded more than this many days ago that no page or product refers to. A "
+                    "page may then hold fewer than per_page items (the used ones are left out); go on with "
+                    "next; total counts the candidates."),
+        Refuse("invalid_unused", f"unused is a number of days, 0 to {MAX_UNUSED_DAYS}.")] = None
+
+    @property
+    def tags(self) -> list[str]:
+        """``tag`` as cleaned: a list (a string was split on commas)."""
+        return clean_tags(self.tag) or []
+
+
+class LibraryQuery(LibraryFilter):
+    """The query of ``GET /api/builder/media``: the filters, and the order."""
+
+    model_config = QUERY
+
+    sort: Annotated[str, Field(description="newest (the default), oldest, name, or size (largest first); "
+                                           "with q or color, newest only (400 invalid_sort).")] = "newest"
+
+
+def list_media(db: Database[Document], window: Window, chosen: LibraryFilter, sort: str = "newest"
+               ) -> tuple[list[Image], Page]:
+    """Library originals, newest first, that ``chosen`` selects: ``q`` finds filenames with words
+    starting with its words, ``folder`` those in that folder (not its subfolders), ``tags`` those
+    carrying every tag, ``color`` those mostly close to that ``#rrggbb``, ``unused`` (days) those
+    uploaded more than that many days ago that no page or product refers to; ``sort``: newest
+    (the default), oldest, name or size (largest first).
 
     ``unused`` costs one page of candidates (the list's own index walk, bounded below by the
     age) and one question to the referrers for that page's ids (:data:`IN_BATCH` ids a query,
@@ -303,11 +332,10 @@ def list_media(db: Database[Document], window: Window, *, q: str = "", folder: s
     A page may so hold fewer than ``per_page`` items (the used ones are left out); ``next``
     goes on from the last candidate, and ``total`` counts candidates (``total_exact`` false).
     """
-    days = clean_unused(unused)
+    days = chosen.unused
     older_than = None if days is None else now() - dt.timedelta(days=days)
-    images, page = library(db).page(window, search=q, folder=clean_folder(folder),
-                                    tags=clean_tags(tags) or (), colour=clean_colour(color),
-                                    older_than=older_than, order=sort or "newest")
+    images, page = library(db).page(window, search=chosen.q, folder=chosen.folder, tags=chosen.tags,
+                                    colour=chosen.color, older_than=older_than, order=sort)
     if days is None or not images:
         return images, page
     used = referrers(db).referenced(BUILDER, [image.id for image in images])
@@ -413,33 +441,10 @@ def _image_ids(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(i.lower() for i in ids))
 
 
-def _days(days: object) -> object:
-    """The list's query spells ``unused`` as text; a body may too (``"30"``; ``""``: none)."""
-    if isinstance(days, str):
-        return int(days) if days.strip().isdigit() else None if days == "" else days
-    return days
-
-
-class BulkFilter(Shape):
-    """The library list's filters (GET /api/builder/media), as an object; each checked as
-    the list checks it, so a bad filter does nothing."""
+class BulkFilter(LibraryFilter):
+    """The library list's filters as a bulk call's object: strict JSON, no other field."""
 
     refusal = Refuse("invalid_bulk", "filter is an object of q, folder, tag, color, unused.")
-
-    q: Annotated[str, Refuse("invalid_bulk", "filter.q is a string.")] = ""
-    folder: Annotated[str | None, cleaned(clean_folder), Refuse("invalid_folder", FOLDER_RULE)] = None
-    tag: Annotated[str | list[str] | None, cleaned(clean_tags),
-                   Refuse("invalid_tags", "tag is a tag or a list of tags.")] = None
-
-    @property
-    def tags(self) -> list[str] | None:
-        """``tag`` as cleaned: a list (a string was split on commas)."""
-        return clean_tags(self.tag)
-    color: Annotated[str | None, cleaned(clean_colour), Field(examples=["#c0392b"]),
-                     Refuse("invalid_color", "color is a colour as #rrggbb (e.g. #c0392b).")] = None
-    unused: Annotated[Annotated[int, Field(ge=0, le=MAX_UNUSED_DAYS)] | None, BeforeValidator(_days),
-                      Field(description="Days since upload, with no page or product using it."),
-                      Refuse("invalid_unused", f"unused is a number of days, 0 to {MAX_UNUSED_DAYS}.")] = None
 
 
 class Bulk(Shape):
@@ -515,8 +520,7 @@ def bulk_media(db: Database[Document], bulk: Bulk) -> BulkResult:
     after, seen = bulk.after, 0
     while seen < MAX_BULK_IDS:
         window = Window(per_page=min(BULK_PAGE, MAX_BULK_IDS - seen), after=after)
-        images, page = list_media(db, window, q=chosen.q, folder=chosen.folder, tags=chosen.tags,
-                                  color=chosen.color, unused=chosen.unused)
+        images, page = list_media(db, window, chosen)
         _bulk_batch(db, bulk, [image.id for image in images], result)
         seen += len(page.docs)
         after = page.next

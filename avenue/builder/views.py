@@ -19,6 +19,7 @@ from avenue.http import (
     page_args,
     private_picture,
     takes,
+    takes_query,
     uploaded_files,
     versions_answer,
 )
@@ -67,12 +68,10 @@ def upload_media() -> tuple[Response, int]:
 
 @bp.get("/media")
 @require_role("editor")
-def list_media() -> Response:
+@takes_query(service.LibraryQuery)
+def list_media(query: service.LibraryQuery) -> Response:
     window = page_args()
-    images, page = service.list_media(get_db(), window, q=request.args.get("q", ""),
-                                      folder=request.args.get("folder"), tags=request.args.getlist("tag"),
-                                      color=request.args.get("color"), unused=request.args.get("unused"),
-                                      sort=request.args.get("sort"))
+    images, page = service.list_media(get_db(), window, query, sort=query.sort)
     items = [service.media_object(get_db(), image, _signer()) for image in images]
     return jsonify(page.shape(items, window))
 

@@ -9,10 +9,10 @@ from typing import Any
 from avenue.builder.service import (
     BULK_ACTIONS,
     MAX_BULK_IDS,
+    MAX_UNUSED_DAYS,
     clean_colour,
     clean_folder,
     clean_tags,
-    clean_unused,
 )
 from avenue.errors import BadRequest
 from avenue.ids import parse_object_id
@@ -20,6 +20,19 @@ from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE, SKU_PATTERN
 from bson import ObjectId
 
 FILTER_KEYS = ("q", "folder", "tag", "color", "unused")
+
+
+def clean_unused(days: str | int | None) -> int | None:
+    """The ``unused`` filter's age in days (0 to 3650; None: not sent); 400 for anything else."""
+    if days is None or days == "":
+        return None
+    try:
+        value = int(days)
+    except (TypeError, ValueError):
+        value = -1
+    if isinstance(days, bool) or not 0 <= value <= MAX_UNUSED_DAYS:
+        raise BadRequest(f"unused is a number of days, 0 to {MAX_UNUSED_DAYS}.", code="invalid_unused")
+    return value
 
 
 def parse_bulk(body: dict[str, Any]) -> dict[str, Any]:

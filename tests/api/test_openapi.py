@@ -68,21 +68,28 @@ def test_every_api_url_rule_and_method_is_documented_and_nothing_else(app):
 
 
 def test_a_body_a_view_declares_is_documented_from_its_model_alone(app):
-    """Request shapes are declared once (avenue/shapes.py): every view taking a model has its
-    schema, as generated, as the operation's request body, and nothing else."""
-    from avenue.shapes import schema_of
+    """Request shapes are declared once (avenue/shapes.py): every view taking a body model has
+    its schema, as generated, as the operation's request body, and every view taking a query
+    model its fields as the operation's parameters (besides the shared paging ones)."""
+    from avenue.shapes import parameters_of, schema_of
 
-    paths, shaped = document()["paths"], 0
+    paths, shaped, queried = document()["paths"], 0, 0
     for rule in app.url_map.iter_rules():
-        model = getattr(app.view_functions[rule.endpoint], "body_shape", None)
-        if model is None or not rule.rule.startswith("/api/"):
+        view = app.view_functions[rule.endpoint]
+        if not rule.rule.startswith("/api/"):
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>:]+)>", r"{\1}", rule.rule)
         for method in rule.methods & METHODS:
-            body = paths[path][method.lower()]["requestBody"]
-            assert body["content"] == {"application/json": {"schema": schema_of(model, {})}}, (method, path)
-            shaped += 1
-    assert shaped >= 1
+            operation = paths[path][method.lower()]
+            if model := getattr(view, "body_shape", None):
+                body = operation["requestBody"]["content"]
+                assert body == {"application/json": {"schema": schema_of(model, {})}}, (method, path)
+                shaped += 1
+            if model := getattr(view, "query_shape", None):
+                declared = [parameter for parameter in operation["parameters"] if "$ref" not in parameter]
+                assert declared == parameters_of(model), (method, path)
+                queried += 1
+    assert shaped >= 1 and queried >= 1
 
 
 class CheckedResponses:
