@@ -15,9 +15,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from avenue.builder.service import (
-    BULK_ACTIONS,
     MAX_BULK_IDS,
     Bulk,
+    BulkResult,
     LibraryQuery,
     MediaChange,
     Merge,
@@ -40,7 +40,7 @@ from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.media.names import NameBody
 from avenue.ops.views import RerenderRun
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
-from avenue.shapes import OBJECT_ID, Shape, parameters_of, schema_of
+from avenue.shapes import OBJECT_ID, Answer, Shape, parameters_of, schema_of
 from avenue.shop.service import ImageOrder, NewProduct, ProductChange
 from avenue.urlfetch import MAX_URL_LENGTH
 
@@ -173,6 +173,11 @@ def _body(schema: Schema) -> Schema:
 
 #: The objects request shapes nest (``#/components/schemas/<Name>``), filled by :func:`_shaped`.
 SHAPES: dict[str, Schema] = {}
+
+
+def _answer(model: type[Answer], description: str) -> Schema:
+    """An answer the code builds as ``model`` (avenue/shapes.py): its schema is the model's."""
+    return _json(schema_of(model, SHAPES), description)
 
 
 def _shaped(model: type[Shape]) -> Schema:
@@ -633,17 +638,6 @@ HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", 
                               **TIME, "description": "When uploads began to be counted (null: not yet)."}}}
 FOLDER = {"type": "string", "maxLength": 600, "description": "/name/name…, at most 8 names."}
 TAG = {"type": "string", "minLength": 1, "maxLength": 40}
-BULK_RESULT: Schema = {
-    "type": "object", "required": ["action", "done", "refused", "next"], "properties": {
-        "action": {"enum": list(BULK_ACTIONS)},
-        "done": {"type": "integer", "minimum": 0},
-        "refused": {"type": "array", "items": {
-            "type": "object", "required": ["id", "code", "message"], "properties": {
-                "id": OBJECT_ID, "code": {"type": "string"}, "message": {"type": "string"},
-                "pages": {"type": "array", "items": SLUG,
-                          "description": "media_in_use: the pages using it."}}}},
-        "next": {"type": ["string", "null"],
-                 "description": "With filter: more images matched; send as after. Null: all done."}}}
 ALT_SUGGESTIONS: Schema = {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": {
     "type": "string", "minLength": 1, "maxLength": MAX_ALT_SUGGESTION},
     "description": "Alt texts built without a model from what Avenue knows (docs/media.md, \"Alt text "
@@ -1347,7 +1341,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         f"or every image a filter of the list selects, {MAX_BULK_IDS} a call (go on with after=next). "
         "Each image is done like the single operation (delete refuses one a page uses, unless force); "
         "a refusal of one is listed and the others go on.",
-        {"200": _json(BULK_RESULT, "What was done and what was refused, image by image."), **_errors(403)},
+        {"200": _answer(BulkResult, "What was done and what was refused, image by image."), **_errors(403)},
         security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_shaped(Bulk))},
     "/api/builder/media/near-duplicates": {"get": _op(
         "Groups of library images that look alike, by group; page on with after=<next>.",

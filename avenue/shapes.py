@@ -42,6 +42,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     PlainValidator,
     ValidationError,
     WithJsonSchema,
@@ -122,6 +123,23 @@ def _holds_list(annotation: Any) -> bool:
 def repeated(model: type[Shape]) -> set[str]:
     """The query parameters of ``model`` that may repeat (``?tag=a&tag=b``): those that take a list."""
     return {name for name, info in model.model_fields.items() if _holds_list(info.annotation)}
+
+
+class Answer(BaseModel):
+    """An answer's declared shape: the code that answers fills it, :meth:`answer` is the JSON
+    body, and the document's response schema is the model's (:func:`schema_of`). A field that
+    may be absent is :data:`Absent`; the others are always there."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def answer(self) -> dict[str, Any]:
+        """The JSON body."""
+        return self.model_dump(mode="json")
+
+
+#: A field of an answer that is left out when None: ``Absent[list[str]] = None`` (the document
+#: shows only the type, not required).
+Absent = Annotated[T | SkipJsonSchema[None], Field(exclude_if=lambda value: value is None)]
 
 
 def _given(value: Any) -> Any:
@@ -229,10 +247,12 @@ def refusal(model: type[Shape], error: ValidationError) -> AvenueError:
     return BadRequest(message, code=declared.code, **details)
 
 
-def schema_of(model: type[Shape], definitions: dict[str, Any]) -> dict[str, Any]:
-    """``model``'s JSON Schema for an OpenAPI 3.1 document: nested shapes become
-    ``#/components/schemas/<Name>`` (added to ``definitions``), titles are left out."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+def schema_of(model: type[BaseModel], definitions: dict[str, Any]) -> dict[str, Any]:
+    """``model``'s JSON Schema for an OpenAPI 3.1 document (an :class:`Answer`'s as it is
+    answered): nested shapes become ``#/components/schemas/<Name>`` (added to
+    ``definitions``), titles are left out."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}",
+                                     mode="serialization" if issubclass(model, Answer) else "validation")
     for name, nested in schema.pop("$defs", {}).items():
         definitions[name] = _tidy(nested)
     tidy: dict[str, Any] = _tidy(schema)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import bson
@@ -67,7 +66,17 @@ from avenue.media import (
     suggest_alt,
 )
 from avenue.paging import Page, Window
-from avenue.shapes import QUERY, ObjectIdField, ObjectIdText, Omittable, Refuse, Shape, cleaned
+from avenue.shapes import (
+    QUERY,
+    Absent,
+    Answer,
+    ObjectIdField,
+    ObjectIdText,
+    Omittable,
+    Refuse,
+    Shape,
+    cleaned,
+)
 
 _T = TypeVar("_T")
 REPOINT_ATTEMPTS = 5
@@ -492,25 +501,32 @@ class Bulk(Shape):
         return self
 
 
-@dataclass
-class BulkResult:
+class BulkRefusal(Answer):
+    """One image a bulk call did not do, and why (the code and message of its single operation)."""
+
+    id: ObjectIdText
+    code: str
+    message: str
+    pages: Absent[list[Annotated[str, Field(pattern=SLUG.pattern)]]] = Field(
+        default=None, description="media_in_use: the pages using it.")
+
+
+class BulkResult(Answer):
     """What a bulk call did: how many were done, each refusal with its reason, and where a
     filter-selected set goes on (None: nothing left)."""
 
-    action: str
-    done: int = 0
-    refused: list[dict[str, Any]] = field(default_factory=list)
-    next: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "done": self.done, "refused": self.refused, "next": self.next}
+    action: BulkAction
+    done: Annotated[int, Field(ge=0)]
+    refused: list[BulkRefusal]
+    next: Annotated[str | None, Field(
+        description="With filter: more images matched; send as after. Null: all done.")]
 
 
 def bulk_media(db: Database[Document], bulk: Bulk) -> BulkResult:
     """Do ``bulk`` to each image it names, one at a time through the same functions the single
     operations use (so counts, facets, leases, the trash and the in-use protection are theirs):
     a refusal of one image (gone, in use, busy, too many tags) is noted and the next goes on."""
-    result = BulkResult(bulk.action)
+    result = BulkResult(action=bulk.action, done=0, refused=[], next=None)
     if bulk.ids is not None:
         ids = [ObjectId(i) for i in bulk.ids]
         for start in range(0, len(ids), BULK_PAGE):
@@ -535,8 +551,8 @@ def _bulk_batch(db: Database[Document], bulk: Bulk, ids: list[ObjectId], result:
         try:
             _bulk_one(db, bulk, media_id)
         except AvenueError as error:
-            result.refused.append({"id": str(media_id), "code": error.code, "message": error.message,
-                                   **({"pages": error.details["pages"]} if "pages" in error.details else {})})
+            result.refused.append(BulkRefusal(id=str(media_id), code=error.code, message=error.message,
+                                              pages=error.details.get("pages")))
         else:
             result.done += 1
 

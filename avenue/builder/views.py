@@ -86,7 +86,7 @@ def bulk_media(bulk: service.Bulk) -> Response:
     audit.log("builder_media_bulk", bucket=BUILDER, operation=bulk.action, done=result.done,
               refused=len(result.refused), by_filter=bulk.ids is None, folder=bulk.folder,
               tags=bulk.tags or None, force=bulk.force or None)
-    return jsonify(result.to_dict())
+    return jsonify(result.answer())
 
 
 @bp.get("/media/near-duplicates")

@@ -9,7 +9,7 @@ import pytest
 from pydantic import Field
 
 from avenue.errors import BadRequest
-from avenue.shapes import Omittable, Refuse, Shape, cleaned, schema_of
+from avenue.shapes import Absent, Answer, Omittable, Refuse, Shape, cleaned, schema_of
 
 
 def _even(value: int) -> int:
@@ -98,3 +98,25 @@ def test_a_fault_inside_a_list_s_object_answers_the_object_s_refusal_with_its_in
     assert refused({"name": "a", "items": [{}, {"n": "x"}]}).details["index"] == 1
     assert refused({"name": "a", "items": [{}, {"n": 3}]}).details == {"got": 3, "index": 1}
     assert refused({"name": "a", "items": "x"}).code == "bad_items"
+
+
+class Refused(Answer):
+    id: str
+    pages: Absent[list[str]] = None
+
+
+class Done(Answer):
+    done: int
+    refused: list[Refused]
+    next: str | None
+
+
+def test_an_answer_leaves_out_an_absent_field_and_its_schema_requires_the_others():
+    done = Done(done=1, refused=[Refused(id="a"), Refused(id="b", pages=["home"])], next=None)
+    refused = [{"id": "a"}, {"id": "b", "pages": ["home"]}]
+    assert done.answer() == {"done": 1, "refused": refused, "next": None}
+    definitions: dict = {}
+    schema = schema_of(Done, definitions)
+    assert schema["required"] == ["done", "refused", "next"]
+    assert definitions["Refused"]["required"] == ["id"]
+    assert definitions["Refused"]["properties"]["pages"] == {"type": "array", "items": {"type": "string"}}
