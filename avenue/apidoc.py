@@ -26,6 +26,7 @@ from avenue.builder.service import (
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
 from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
+from avenue.http import ComparisonAnswer, Versions
 
 # The document states the formats' registry and the limits of alt text and image names as
 # they are declared (the media-interface contract lets it read those three kernel modules).
@@ -809,37 +810,6 @@ def _edit_paths(prefix: str, params: list[Schema], ops: dict[str, Schema]) -> di
 # An image's versions (avenue/media/store/versions.py; docs/api.md "Versions").
 VERSION_ID: Schema = {"type": "string", "description": "A version id: 8 hex digits (as in the image's URLs); "
                                                         "anything else is 404 version_not_found."}
-VERSION: Schema = {
-    "type": "object", "required": ["id", "current", "since", "replaced_at", "kept_until", "changed",
-                                   "restored_from", "bytes", "width", "height", "format", "preview_url"],
-    "properties": {
-        "id": {"type": "string", "pattern": "^[0-9a-f]{8}$"},
-        "current": {"type": "boolean"},
-        "since": {"type": ["string", "null"], "format": "date-time",
-                  "description": "When it became current."},
-        "replaced_at": {"type": ["string", "null"], "format": "date-time",
-                        "description": "When it stopped being current (null: the current one)."},
-        "kept_until": {"type": ["string", "null"], "format": "date-time",
-                       "description": "Restorable until (null: the current one)."},
-        "changed": {"type": "array", "items": {"enum": ["upload", "bytes", "edits", "focal_point", "crops"]},
-                    "description": "What changed from the version before it (empty: a change made "
-                                   "before versions were kept)."},
-        "restored_from": {"type": ["string", "null"], "description": "The version a restore brought back."},
-        "bytes": {"type": "integer", "minimum": 0}, "width": {"type": ["integer", "null"]},
-        "height": {"type": ["integer", "null"]}, "format": {"type": ["string", "null"]},
-        "preview_url": {"type": "string",
-                        "description": "A small WebP of it (the same rights as this list)."},
-    }}
-COMPARISON: Schema = {
-    "type": "object", "required": ["before", "after", "changed_share", "width", "height", "heat_map_url"],
-    "properties": {
-        "before": {"type": "string"}, "after": {"type": "string"},
-        "changed_share": {"type": "number", "minimum": 0, "maximum": 1,
-                          "description": "The share of pixels that differ (over 16 of 255 in a channel), "
-                                         "both drawn at most 512 px."},
-        "width": {"type": "integer"}, "height": {"type": "integer"},
-        "heat_map_url": {"type": "string", "description": "The heat map (PNG) of what differs."},
-    }}
 
 
 def _picture(mimetype: str, description: str) -> Schema:
@@ -857,8 +827,7 @@ def _version_paths(prefix: str, params: list[Schema], answer: Schema, *, tag: st
         f"{prefix}/versions": {"parameters": params, "get": _op(
             "Its current version and the earlier ones still kept (AVENUE_TRASH_DAYS), newest first: what "
             "changed, when, its size, until when it is kept and a small preview.",
-            {"200": _json({"type": "object", "required": ["items"], "properties": {
-                "items": {"type": "array", "items": VERSION}}}, "The versions."),
+            {"200": _answer(Versions, "The versions."),
              **_errors(403, 404)}, **read)},
         f"{prefix}/versions/{{version_id}}/restore": {"parameters": version, "post": _op(
             "Make an earlier version current again, as a new version (the one it replaces is kept as an "
@@ -872,7 +841,7 @@ def _version_paths(prefix: str, params: list[Schema], answer: Schema, *, tag: st
         f"{prefix}/versions/{{version_id}}/compare/{{after}}": {"parameters": pair, "get": _op(
             "How version `after` differs from `version_id`: the share of pixels changed and a heat map's URL "
             "(made once per pair). 400 same_version for a version with itself.",
-            {"200": _json(COMPARISON, "The comparison."), **_errors(403, 404, 410)}, **read)},
+            {"200": _answer(ComparisonAnswer, "The comparison."), **_errors(403, 404, 410)}, **read)},
         f"{prefix}/versions/{{version_id}}/compare/{{after}}/heat-map": {"parameters": pair, "get": _op(
             "The heat map (PNG, at most 512 px) of what differs between two versions.",
             {"200": _picture("image/png", "The heat map."), **_errors(403, 404, 410)}, **read)},
