@@ -12,7 +12,13 @@ say two things. A refusal is the contract's JSON error, raised as the domain's
   declares with :class:`Refuse` (the first whose ``when`` matches the error), else the
   model's :attr:`Shape.refusal`; unknown fields are named in ``unknown_fields``;
 - of several faults, unknown fields are reported first, then the fields in declaration
-  order; cross-field rules (``model_validator``) run only once every field passed.
+  order; cross-field rules (``model_validator``) run only once every field passed; a fault
+  in a list's item names its ``index``.
+
+A query string is declared the same way (``@takes_query``, a model configured with
+:data:`QUERY`: lax, since its values are text); the document's parameters are its fields
+(:func:`parameters_of`). An answer may be declared too (:class:`Answer`): the code fills the
+model, its dump is the body, and the document's response schema is the model's.
 
 Why pydantic v2, by measurement (``bench/shapes.py``, ``bench/results/shapes-2026-11-26.md``):
 its core is compiled (pydantic-core, Rust), so a model checks a product's body in about 1 µs
