@@ -18,10 +18,13 @@ from avenue.builder.service import (
     MAX_BULK_IDS,
     Bulk,
     BulkResult,
+    Folders,
     LibraryQuery,
     MediaChange,
     Merge,
+    Merged,
     PageWrite,
+    Tags,
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
@@ -1334,14 +1337,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "media_busy when one is being deleted, replaced or merged): a refusal changes nothing. A page that "
         "kept changing while re-pointed stops the merge at that image (409 page_busy, its pages put back; "
         "`merged` in the error names the images merged before it).",
-        {"200": _json({"type": "object", "required": ["keep", "merged"], "properties": {
-            "keep": OBJECT_ID,
-            "merged": {"type": "array", "items": {
-                "type": "object", "required": ["id", "merged", "pages"],
-                "properties": {"id": OBJECT_ID, "merged": {"type": "boolean"},
-                               "pages": {"type": "array", "items": SLUG,
-                                         "description": "The pages whose blocks now show keep."}}}}}},
-            "Merged, image by image."), **_errors(403, 404, 409)},
+        {"200": _answer(Merged, "Merged, image by image."), **_errors(403, 404, 409)},
         security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
         body=_shaped(Merge))},
     "/api/builder/media/{media_id}": {
@@ -1384,17 +1380,12 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                      tag="builder", roles="editor, admin"),
     "/api/builder/folders": {"get": _op(
         "Every folder of the library with its media count.",
-        {"200": _json({"type": "object", "required": ["folders"], "properties": {"folders": {
-            "type": "array", "items": {"type": "object", "required": ["folder", "count"], "properties": {
-                "folder": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}}}},
-            "The folders."),
+        {"200": _answer(Folders, "The folders."),
          **_errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
     "/api/builder/tags": {"get": _op(
         "Every tag of the library with its media count.",
-        {"200": _json({"type": "object", "required": ["tags"], "properties": {"tags": {
-            "type": "array", "items": {"type": "object", "required": ["tag", "count"], "properties": {
-                "tag": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}}}}, "The tags."),
+        {"200": _answer(Tags, "The tags."),
          **_errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
     "/api/builder/pages/{slug}/alt-text": {

@@ -373,14 +373,37 @@ def near_duplicates(db: Database[Document], image: Image) -> list[Near]:
     return library(db).near_duplicates(image)
 
 
-def folders(db: Database[Document]) -> list[dict[str, Any]]:
+class FolderCount(Answer):
+    folder: str
+    count: Annotated[int, Field(ge=0)]
+
+
+class Folders(Answer):
+    """Every folder of the library with its media count."""
+
+    folders: list[FolderCount]
+
+
+class TagCount(Answer):
+    tag: str
+    count: Annotated[int, Field(ge=0)]
+
+
+class Tags(Answer):
+    """Every tag of the library with its media count."""
+
+    tags: list[TagCount]
+
+
+def folders(db: Database[Document]) -> Folders:
     """Every folder in use with how many images it holds."""
-    return [{"folder": folder, "count": count} for folder, count in library(db).folder_counts()]
+    return Folders(folders=[FolderCount(folder=folder, count=count)
+                            for folder, count in library(db).folder_counts()])
 
 
-def tags_in_use(db: Database[Document]) -> list[dict[str, Any]]:
+def tags_in_use(db: Database[Document]) -> Tags:
     """Every tag in use with how many images carry it."""
-    return [{"tag": tag, "count": count} for tag, count in library(db).tag_counts()]
+    return Tags(tags=[TagCount(tag=tag, count=count) for tag, count in library(db).tag_counts()])
 
 
 def get_media(db: Database[Document], media_id: ObjectId) -> Image:
@@ -625,7 +648,23 @@ class Merge(Shape):
         return self
 
 
-def merge_media(db: Database[Document], merge: Merge) -> list[dict[str, Any]]:
+class MergedImage(Answer):
+    """One image merged into the keeper, and the pages whose blocks now show the keeper."""
+
+    id: ObjectIdText
+    merged: bool
+    pages: Annotated[list[Annotated[str, Field(pattern=SLUG.pattern)]], Field(
+        description="The pages whose blocks now show keep.")]
+
+
+class Merged(Answer):
+    """What a merge did, image by image."""
+
+    keep: ObjectIdText
+    merged: list[MergedImage]
+
+
+def merge_media(db: Database[Document], merge: Merge) -> list[MergedImage]:
     """Merge ``merge.others`` into ``merge.keep`` (see above): per other image, the pages whose
     blocks now show the keeper. 404 when one is not in the library, 409 when one is being
     deleted, replaced or merged: then nothing has changed. A page that kept changing while it
@@ -644,19 +683,19 @@ def merge_media(db: Database[Document], merge: Merge) -> list[dict[str, Any]]:
                                code="media_not_found", id=str(media_id))
             leases[media_id] = lease
         keeper = leases[merge.keep].image
-        done: list[dict[str, Any]] = []
+        done: list[MergedImage] = []
         for other in merge.others:
             try:
                 moved = _repoint_pages(db, other, keeper.id)
             except Conflict as busy:  # this image's pages were put back: it stays, as do the rest
                 busy.message += f" Merged before it: {len(done)} image(s); {other} and the rest were not."
-                busy.details["merged"] = [item["id"] for item in done]
+                busy.details["merged"] = [item.id for item in done]
                 raise
             media.delete(leases[other].image, to_trash={
                 "pages": [], "merged_into": str(keeper.id),
                 "merged": [{"slug": slug, "blocks": blocks} for slug, blocks in moved.items()]})
             del leases[other]  # deleted: its lease went with it
-            done.append({"id": str(other), "merged": True, "pages": sorted(moved)})
+            done.append(MergedImage(id=str(other), merged=True, pages=sorted(moved)))
         return done
     finally:
         for lease in leases.values():  # the keeper's; the others' only if something failed

@@ -110,8 +110,8 @@ def merge_media(merge: service.Merge) -> Response:
     """Merge duplicates into one: pages re-pointed to ``keep``, the others to the trash."""
     merged = service.merge_media(get_db(), merge)
     audit.log("builder_media_merged", bucket=BUILDER, image_id=str(merge.keep),
-              merged=[item["id"] for item in merged])
-    return jsonify({"keep": str(merge.keep), "merged": merged})
+              merged=[item.id for item in merged])
+    return jsonify(service.Merged(keep=str(merge.keep), merged=merged).answer())
 
 
 @bp.get(f"/media/{MEDIA_ID}")
@@ -263,14 +263,14 @@ def media_versions_heat_map(media_id: ObjectId, version_id: str, after: str) -> 
 @require_role("editor")
 def list_folders() -> Response:
     """Every folder of the library with its image count."""
-    return jsonify({"folders": service.folders(get_db())})
+    return jsonify(service.folders(get_db()).answer())
 
 
 @bp.get("/tags")
 @require_role("editor")
 def list_tags() -> Response:
     """Every tag of the library with its image count."""
-    return jsonify({"tags": service.tags_in_use(get_db())})
+    return jsonify(service.tags_in_use(get_db()).answer())
 
 
 @bp.delete(f"/media/{MEDIA_ID}")
