@@ -45,7 +45,7 @@ from avenue.media.names import NameBody
 from avenue.ops.views import RerenderRun
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shapes import OBJECT_ID, Answer, Shape, parameters_of, schema_of
-from avenue.shop.service import ImageOrder, NewProduct, ProductChange
+from avenue.shop.service import ImageOrder, NewProduct, Product, ProductChange
 from avenue.urlfetch import MAX_URL_LENGTH
 
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
@@ -175,13 +175,19 @@ def _body(schema: Schema) -> Schema:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
-#: The objects request shapes nest (``#/components/schemas/<Name>``), filled by :func:`_shaped`.
+#: The objects request shapes nest (``#/components/schemas/<Name>``), filled by :func:`_shaped`,
+#: and the answers declared as models that operations name by reference (Product).
 SHAPES: dict[str, Schema] = {}
 
 
 def _answer(model: type[Answer], description: str) -> Schema:
     """An answer the code builds as ``model`` (avenue/shapes.py): its schema is the model's."""
     return _json(schema_of(model, SHAPES), description)
+
+
+def _component(model: type[Answer]) -> None:
+    """``model``'s schema as ``#/components/schemas/<its name>``, for ``_ref``."""
+    SHAPES[model.__name__] = schema_of(model, SHAPES)
 
 
 def _shaped(model: type[Shape]) -> Schema:
@@ -463,16 +469,6 @@ SCHEMAS: dict[str, Schema] = {
                        "source": {"type": ["string", "null"]}},
         "description": "An old /uploads/... reference not imported yet (see import-legacy).",
     },
-    "Product": {
-        "type": "object", "required": ["sku", "name", "price", "images", "created_at", "updated_at"],
-        "properties": {
-            "sku": {"type": "string"}, "name": {"type": ["string", "null"]},
-            "price": {"type": ["number", "null"]},
-            "images": {"type": "array", "items": {"anyOf": [_ref("Image"), _ref("LegacyImage")]}},
-            "legacy_images": {"type": "integer", "minimum": 0},
-            "created_at": TIME, "updated_at": TIME,
-        },
-    },
     "Page": {
         "type": "object", "required": ["slug", "title", "published", "blocks", "created_at", "updated_at"],
         "properties": {
@@ -626,6 +622,7 @@ SCHEMAS: dict[str, Schema] = {
         }}]},
 }
 
+_component(Product)
 IMAGE_FILES = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
 ONE_FILE = {"type": "string", "format": "binary"}
 HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", "points", "uploads"],

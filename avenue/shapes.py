@@ -148,6 +148,16 @@ class Answer(BaseModel):
 Absent = Annotated[T | SkipJsonSchema[None], Field(exclude_if=lambda value: value is None)]
 
 
+def described_by(*names: str) -> WithJsonSchema:
+    """A value the document describes by components written elsewhere (``names``: one of them),
+    such as the image object, in an answer declared as a model."""
+    return WithJsonSchema({COMPONENTS: list(names)})
+
+
+COMPONENTS = "x-components"  # replaced by references when the schema is tidied (pydantic would
+#                               resolve a reference to a component it does not know, and fail)
+
+
 def _given(value: Any) -> Any:
     if value is None:
         raise PydanticCustomError("null_given", "leave it out rather than send null")
@@ -292,6 +302,9 @@ def _tidy(schema: Any) -> Any:
     """``schema`` without pydantic's ``title`` keywords (the document names fields by their
     keys; a generated "Ids" beside ``ids`` says nothing), nor the ``default: null`` of a field
     that may be left out but not sent null (:data:`Omittable`)."""
+    if isinstance(schema, dict) and COMPONENTS in schema:
+        refs = [{"$ref": f"#/components/schemas/{name}"} for name in schema[COMPONENTS]]
+        return refs[0] if len(refs) == 1 else {"anyOf": refs}
     if isinstance(schema, dict):
         nullable = "null" in schema.get("type", ()) or any(
             isinstance(member, dict) and member.get("type") == "null" for member in schema.get("anyOf", ()))

@@ -71,7 +71,7 @@ from avenue.media import (
     suggest_alt,
 )
 from avenue.paging import Page, Window, fetch
-from avenue.shapes import ObjectIdText, Omittable, Refuse, Shape
+from avenue.shapes import Answer, ObjectIdText, Omittable, Refuse, Shape, described_by
 from avenue.shop.references import ProductReferences
 from avenue.status import product_counters, record_product_change
 
@@ -142,6 +142,23 @@ def added_entry(ref: dict[str, Any], near: dict[ObjectId, Sequence[Near] | None]
     return entry
 
 
+#: A product's image in its answer: an image object (avenue/media/serve/objects.py), or an old
+#: /uploads/... reference not imported yet; both described in the document's components.
+ProductImage = Annotated[dict[str, Any], described_by("Image", "LegacyImage")]
+
+
+class Product(Answer):
+    """The API's product."""
+
+    sku: str
+    name: str | None
+    price: int | float | None
+    images: list[ProductImage]
+    legacy_images: Annotated[int, Field(ge=0)]
+    created_at: Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+    updated_at: Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+
+
 def product_object(doc: dict[str, Any], signer: UrlSigner, *,
                    also_on: dict[ObjectId, set[str]] | None = None) -> dict[str, Any]:
     """The API's product: its images as image objects, the first one the primary; with
@@ -151,15 +168,12 @@ def product_object(doc: dict[str, Any], signer: UrlSigner, *,
         for entry, shown in zip(doc.get("images") or [], images, strict=True):
             if isinstance(entry, dict) and "id" in entry:
                 shown["also_on"] = sorted(also_on.get(entry["id"], set()) - {doc["sku"]})
-    return {
-        "sku": doc["sku"],
-        "name": doc.get("name"),
-        "price": _shown_price(doc.get("price")),
-        "images": images,
-        "legacy_images": sum(1 for entry in doc.get("images") or [] if isinstance(entry, str)),
-        "created_at": isoformat(doc.get("created_at")),
-        "updated_at": isoformat(doc.get("updated_at")),
-    }
+    name = doc.get("name")  # a document loaded behind the API's back may hold anything
+    return Product(sku=doc["sku"], name=name if isinstance(name, str) else None,
+                   price=_shown_price(doc.get("price")), images=images,
+                   legacy_images=sum(1 for entry in doc.get("images") or [] if isinstance(entry, str)),
+                   created_at=isoformat(doc.get("created_at")),
+                   updated_at=isoformat(doc.get("updated_at"))).answer()
 
 
 def photo_users(db: Database[Document], doc: dict[str, Any]) -> dict[ObjectId, set[str]]:
@@ -223,9 +237,11 @@ class ProductChange(Shape):
         return self
 
 
-def _shown_price(value: object) -> object:
-    """A stored price as JSON can carry it (an old non-finite one shows as null)."""
-    if isinstance(value, float) and not math.isfinite(value):
+def _shown_price(value: object) -> int | float | None:
+    """A stored price as JSON can carry it: its number (an old non-finite one, or a value that is
+    not a number, shows as null)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not math.isfinite(value)):
         return None
     return value
 

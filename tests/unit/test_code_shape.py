@@ -14,7 +14,7 @@ FACADE_NAMES = 50  # names the media facade may export to blueprints
 FUNCTION_LINES = 80  # lines a function may span, decorators and docstring included
 # Lines a module writing OpenAPI by hand may have. Issue 42's target is 400: most JSON bodies and
 # the library's query now come from their models (avenue/shapes.py); most answers' schemas remain.
-OPENAPI_LINES = 1532
+OPENAPI_LINES = 1529
 
 
 def _modules(folder: Path) -> list[Path]:
