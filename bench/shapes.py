@@ -15,6 +15,7 @@ as microseconds per body (the best of ``--repeat`` runs of ``--number`` calls):
   no domain validators (products only): the floor of pydantic's own cost;
 - **parse_json**: decoding the body with Avenue's strict JSON (paid before either check).
 
+And one product's answer built through its model (``Product``) against the dict it replaced.
 For scale, one whole ``PATCH /api/shop/products/{sku}`` through the app in process on
 mongomock (routing, auth, parse, write, audit, answer): the median of ``--requests``.
 
@@ -43,7 +44,7 @@ import mongomock  # noqa: E402
 from avenue import create_app  # noqa: E402
 from avenue.builder.service import Bulk  # noqa: E402
 from avenue.http import parse_json  # noqa: E402
-from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE, NewProduct, ProductChange  # noqa: E402
+from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE, NewProduct, Product, ProductChange  # noqa: E402
 from bson import ObjectId  # noqa: E402
 from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter  # noqa: E402
 from tests.support.tokens import issue  # noqa: E402
@@ -75,6 +76,22 @@ BODIES: dict[str, tuple[dict[str, Any], Any, Any, Any]] = {
     "product change": ({"name": "Desk lamp", "price": 45}, hand_parsers.parse_product_change, ProductChange,
                        None),
 }
+
+
+def product_answer(images: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A product as its answer's fields, its ``images`` image objects of an upload's size."""
+    url = "/media/p/6b0401f8b105a9af5236cc98/card.webp"
+    image = {"id": str(ObjectId()), "url": url, "content_type": "image/jpeg", "width": 4000, "height": 3000,
+             "bytes": 2_000_000, "sha256": "ab" * 32, "filename": "lamp.jpg", "alt": None, "color": "#c0392b",
+             "variants": {name: url for name in ("thumb", "card", "gallery", "og")},
+             "variant_urls": {name: {"webp": url, "jpg": url} for name in ("thumb", "card", "gallery", "og")},
+             "srcset": {"webp": f"{url} 320w, {url} 640w", "jpg": f"{url} 320w"},
+             "renditions": {"widths": [320, 640, 960], "srcset": {"avif": url, "webp": url, "jpg": url},
+                            "fallback": "jpg", "src": url}, "uploaded_at": "2026-11-26T05:00:00Z"}
+    fields = {"sku": "LAMP-1", "name": "Desk lamp", "price": 49.5,
+              "images": [dict(image) for _ in range(images)], "legacy_images": 0,
+              "created_at": "2026-11-26T05:00:00Z", "updated_at": "2026-11-26T05:00:00Z"}
+    return fields, dict(fields)
 
 
 def per_call(fn: Any, number: int, repeat: int) -> float:
@@ -136,6 +153,11 @@ def main() -> int:
             typed = f"{floor:.1f}"
         lines.append(f"| {label} | {len(raw)} | {decode:.1f} | {by_hand:.1f} | {by_model:.1f} | "
                      f"{by_model / by_hand:.2f} | {from_bytes:.1f} | {typed} |")
+    fields, _ = product_answer(5)
+    as_dict = per_call(lambda: dict(fields), args.number, args.repeat)
+    as_model = per_call(lambda: Product(**fields).answer(), args.number, args.repeat)
+    lines += ["", f"A product's answer with 5 image objects (GET /api/shop/products: up to 100 a page): "
+                  f"{as_model:.1f} µs through the Product model, {as_dict:.1f} µs as the dict it replaced."]
     lines += ["", f"One whole PATCH /api/shop/products/{{sku}} in process on mongomock: "
                   f"{whole_patch(args.requests):.2f} ms (median of {args.requests})."]
     text = "\n".join(lines)
