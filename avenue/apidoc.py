@@ -42,10 +42,12 @@ from avenue.media.alttext import (
 from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.media.names import NameBody
-from avenue.ops.views import RerenderRun
+from avenue.ops.rerender import RerenderRun
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shapes import OBJECT_ID, Answer, Shape, parameters_of, schema_of
 from avenue.shop.service import ImageOrder, NewProduct, Product, ProductChange
+from avenue.targets import KIND as TARGET_KINDS
+from avenue.targets import LINKABLE as LINK_KINDS
 from avenue.urlfetch import MAX_URL_LENGTH
 
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
@@ -868,7 +870,7 @@ TUS_UPLOAD: Schema = {
         "length": {"type": "integer", "minimum": 1},
         "state": {"enum": ["open", "completing", "done"]},
         "target": {"type": "object", "required": ["kind"],
-                   "properties": {"kind": {"enum": ["uploads", "builder", "temp", "product"]}}},
+                   "properties": {"kind": {"enum": list(TARGET_KINDS)}}},
         "filename": {"type": ["string", "null"]}, "expires_at": {"type": "string", "format": "date-time"},
         "created": {"type": ["boolean", "null"],
                     "description": "Once done: false when the same image was already there (dedupe)."},
@@ -911,7 +913,7 @@ LINK_HOLDER: list[Schema] = [{"uploadLink": []}]
 LINK_WHO = "whoever holds the link's secret (no account)"
 LINK_TARGET: Schema = {
     "type": "object", "required": ["kind"],
-    "properties": {"kind": {"enum": ["uploads", "builder", "product"]},
+    "properties": {"kind": {"enum": list(LINK_KINDS)},
                    "visibility": {"enum": ["public", "private"], "description": "uploads"},
                    "folder": FOLDER, "tags": {"type": "array", "items": TAG}, "alt": {"type": "string"},
                    "sku": {"type": "string", "description": "product: the product the photos go onto"}}}

@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import itertools
 import json
 import math
 import threading
@@ -185,9 +186,10 @@ def _comparable(value: Any) -> Any:
     return as_utc(value) if isinstance(value, dt.datetime) else value
 
 
-def fence_id(collection: Collection[Any], field: str) -> str:
-    """The ``list_fences`` document of the lists of ``collection`` sorted on ``field``."""
-    return f"{collection.name}|{field}"
+def fence_id(collection: Collection[Any], field: str, key: str = "") -> str:
+    """The ``list_fences`` document of the lists of ``collection`` sorted on ``field`` (and
+    ``key``: which of its walks, where several walk the same field)."""
+    return f"{collection.name}|{field}" + (f"|{key}" if key else "")
 
 
 _cache: dict[tuple[int, str, str], tuple[float, list[Any]]] = {}
@@ -200,10 +202,11 @@ def forget_fences() -> None:
         _cache.clear()
 
 
-def fences(collection: Collection[Any], field: str) -> list[Any]:
-    """The fence values of ``collection``'s lists on ``field``, ascending (empty: none built),
-    as read at most :data:`FENCES_TTL_SECONDS` ago by this process."""
-    key = (id(collection.database.client), collection.database.name, fence_id(collection, field))
+def fences(collection: Collection[Any], field: str, walk: str = "") -> list[Any]:
+    """The fence values of ``collection``'s lists on ``field`` (``walk``: see :func:`fence_id`),
+    ascending (empty: none built), as read at most :data:`FENCES_TTL_SECONDS` ago by this
+    process."""
+    key = (id(collection.database.client), collection.database.name, fence_id(collection, field, walk))
     moment = time.monotonic()
     with _cache_lock:
         cached = _cache.get(key)
@@ -269,6 +272,88 @@ class _Windows:
         if far is not None and last < len(self.edges) - 1:
             condition[far_op] = far
         return {self.field: condition} if condition else {}
+
+
+def _to_millisecond(value: dt.datetime) -> dt.datetime:
+    """``value`` to the millisecond below, as BSON stores dates."""
+    return as_utc(value).replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+_MILLISECOND = dt.timedelta(milliseconds=1)
+
+
+def date_windows(fence_values: Sequence[Any], *, descending: bool = False,
+                 start: dt.datetime | None = None, joined: int = 1) -> Iterator[dict[str, Any]]:
+    """The windows of a walk over a date field between its fences (``joined`` at a time, so
+    about ``joined * every`` items a read), as conditions on the field: together they hold
+    every date after ``start`` (exclusive; None: from the first) once, in walk order, whatever
+    the fences are (stale or missing fences change a read's size, never what the walk covers;
+    none at all: one read). For walks of a whole bucket on the embedded database, which reads
+    every entry inside a query's bounds before it groups, sorts or limits.
+
+    "At or after d" is asked as "after d less a millisecond" (BSON dates hold milliseconds, so
+    it is the same set on every server): SecantusDB 0.7.0b3 skips the documents equal to an
+    inclusive bound that falls at the top of a compound index's range (a descending date's
+    ``$gte``) when the index has keys after the date, as ``role_newest`` has its ``_id``
+    (measured: ``{role, uploadDate: {$gte: d, $lt: e}}`` left out the document at ``d``;
+    mongod and mongomock returned it).
+    """
+    dates = sorted({_to_millisecond(value) for value in fence_values if isinstance(value, dt.datetime)})
+    if start is not None:
+        start = _to_millisecond(start)
+        dates = [date for date in dates if (date < start if descending else date > start)]
+    if descending:
+        dates.reverse()
+    edges: list[dt.datetime | None] = [start, *dates[joined - 1::max(1, joined)], None]
+    for index, (near, far) in enumerate(itertools.pairwise(edges)):
+        condition: dict[str, Any] = {}
+        if descending:
+            if near is not None:
+                condition["$lt"] = near  # the start, or the fence the window above holds
+            if far is not None:
+                condition["$gt"] = far - _MILLISECOND
+        else:
+            if near is not None:
+                condition["$gt"] = near if index == 0 else near - _MILLISECOND
+            if far is not None:
+                condition["$lt"] = far
+        yield condition
+
+
+class Sampler:
+    """Every ``every``-th value of a walk in list order: the fences its next walk reads
+    between (:func:`save_fences`)."""
+
+    def __init__(self, every: int | None = None) -> None:
+        self.every, self.items = every or FENCE_EVERY, 0
+        self.values: list[Any] = []
+
+    def add(self, value: Any) -> None:
+        self.items += 1
+        due = self.items % self.every == 0 and value is not None
+        if due and (not self.values or self.values[-1] != value):  # a run of equal values: one fence
+            self.values.append(value)
+
+
+def save_fences(db: Database[Any], doc_id: str, sampler: Sampler) -> dict[str, Any]:
+    """Replace the fences ``doc_id`` with what ``sampler`` saw (and forget this process's copy)."""
+    values = _of_one_type(sampler.values)
+    db[FENCES].replace_one({"_id": doc_id}, {"_id": doc_id, "keys": values, "every": sampler.every,
+                                             "items": sampler.items, "built_at": now()}, upsert=True)
+    with _cache_lock:
+        _cache.pop((id(db.client), db.name, doc_id), None)
+    return {"fences": len(values), "items": sampler.items}
+
+
+def walk_fenced(collection: Collection[Any], field: str, projection: dict[str, int], after: Any = None, *,
+                joined: int = 1) -> Iterator[dict[str, Any]]:
+    """Every document with a value of ``field``, ascending, after ``after`` (exclusive), read
+    ``joined`` windows between the field's fences at a time (about 256 items a read): for a
+    walk of a whole list on the embedded database, where one cursor reads every item into
+    its first batch. Without fences (none built yet) it is one read, as a cursor was."""
+    windows = _Windows(field, 1, fences(collection, field), after)
+    while windows:
+        yield from list(collection.find(windows.take(joined), projection).sort(field, 1))
 
 
 def _windowable(query: dict[str, Any]) -> bool:
@@ -462,41 +547,24 @@ class Listed:
     index: str
 
 
-def _sampled(docs: Iterator[dict[str, Any]], field: str, every: int) -> tuple[list[Any], int]:
-    values: list[Any] = []
-    count = 0
-    for count, doc in enumerate(docs, start=1):
-        if count % every == 0:
-            value = _value(doc, field)
-            if value is not None and (not values or values[-1] != value):
-                values.append(value)
-    return values, count
-
-
-def build_fences(db: Database[Any], listed: Listed, every: int = FENCE_EVERY) -> dict[str, Any]:
+def build_fences(db: Database[Any], listed: Listed, every: int = FENCE_EVERY, *, joined: int = MAX_JOINED
+                 ) -> dict[str, Any]:
     """Sample every ``every``-th leading sort value of the whole list into ``list_fences``.
 
     One pass in list order reading only the sort key; when fences exist it reads window by
-    window (joined up to :data:`MAX_JOINED`), so the database never holds more than a few
+    window (``joined`` at a time: the status sweep joins one on the embedded database, where a
+    read holds make run's one connection), so the database never holds more than a few
     thousand entries of it at once. Returns what it saved (``fences``, ``items``)."""
     collection = db[listed.collection]
     field, direction = listed.sort[0]
     previous = fences(collection, field)
     windows = _Windows(field, direction, previous, None)
     order = list(listed.sort)
-
-    def read() -> Iterator[dict[str, Any]]:
-        while windows:
-            branch = windows.take(MAX_JOINED)
-            found = collection.find(_and(listed.query, branch), {field: 1, "_id": 1}).sort(order)
-            found = found.batch_size(1000)
-            yield from (found.hint(listed.index) if not branch else found)
-
-    sampled, count = _sampled(read(), field, every)
-    values = _of_one_type(sampled)
-    doc_id = fence_id(collection, field)
-    db[FENCES].replace_one({"_id": doc_id}, {"_id": doc_id, "keys": values, "every": every,
-                                             "items": count, "built_at": now()}, upsert=True)
-    with _cache_lock:
-        _cache.pop((id(db.client), db.name, doc_id), None)
-    return {"fences": len(values), "items": count}
+    sampler = Sampler(every)
+    while windows:
+        branch = windows.take(joined)
+        found = collection.find(_and(listed.query, branch), {field: 1, "_id": 1}).sort(order)
+        found = found.batch_size(1000)
+        for doc in (found.hint(listed.index) if not branch else found):
+            sampler.add(_value(doc, field))
+    return save_fences(db, fence_id(collection, field), sampler)

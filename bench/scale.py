@@ -418,16 +418,16 @@ def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def slow_summary(lines: list[str]) -> str:
+def slow_summary(lines: list[str], threshold: str = "1 s") -> str:
     """The relay's slow-operation lines summed by what they were: what held the one connection."""
     by_what: dict[str, list[float]] = {}
     for line in lines:
         seconds, _, what = line.removeprefix("The embedded database took ").partition(" s for ")
         by_what.setdefault(what.split(";")[0], []).append(float(seconds))
     if not by_what:
-        return "operations that held the relay's one connection over 1 s: none"
+        return f"operations that held the relay's one connection over {threshold}: none"
     ranked = sorted(by_what.items(), key=lambda item: -sum(item[1]))
-    return ("operations that held the relay's one connection over 1 s (count, total, longest): "
+    return (f"operations that held the relay's one connection over {threshold} (count, total, longest): "
             + "; ".join(f"{what} ({len(times)}, {sum(times):.1f} s, {max(times):.1f} s)"
                         for what, times in ranked[:12]))
 
@@ -449,6 +449,8 @@ def main() -> None:  # noqa: C901 - one straight script
                         help="measure only the status calls while the sweep reconciles (and the sweep)")
     parser.add_argument("--relay", action="store_true",
                         help="every client through make run's one connection (avenue/relay.py)")
+    parser.add_argument("--slow-ms", type=float, default=1000.0,
+                        help="with --relay, report every operation that held its connection this long")
     parser.add_argument("--calls", type=int, default=40, help="calls per status endpoint")
     parser.add_argument("--list-calls", type=int, default=5,
                         help="calls per list page (on the embedded database each takes seconds at 1 M)")
@@ -476,7 +478,10 @@ def main() -> None:  # noqa: C901 - one straight script
     database = EmbeddedServer(folder / "db", log_path=folder / "db.log").start(timeout=600)
     slow_operations: list[str] = []  # the relay's lines: each operation that held it over a second
     if args.relay:  # as make run: every process below reaches the server through one connection
+        from avenue import relay as relay_module
         from avenue.relay import SerialRelay
+
+        relay_module.SLOW_SECONDS = args.slow_ms / 1000
 
         relay = SerialRelay("127.0.0.1", database.port, log=slow_operations.append).start()
         database.port = relay.port  # database.uri is the relay's from here on (the process is the server's)
@@ -550,7 +555,7 @@ def main() -> None:  # noqa: C901 - one straight script
             last = [line for line in result["output"].splitlines() if line.strip()][-1:] or [""]
             notes.append(f"{label} said: {last[0][:300]}")
         if args.relay:
-            notes.append(slow_summary(slow_operations))
+            notes.append(slow_summary(slow_operations, f"{args.slow_ms / 1000:g} s"))
         notes.append(f"load average at end: {load_average()}")
     finally:
         if server is not None:

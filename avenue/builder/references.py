@@ -101,7 +101,8 @@ class PageReferences:
         try:
             for page in cursor.batch_size(batch):
                 yield {"_id": page["_id"], "name": page.get("slug"),
-                       "images": [{"id": media_id} for media_id in page.get("media_ids") or []]}
+                       "images": [{"id": media_id} for media_id in page.get("media_ids") or []],
+                       "position": page["_id"]}
         finally:
             cursor.close()
 

@@ -1,9 +1,15 @@
 """Import every image of a zip archive into the builder's library or onto products.
 
-Each image goes through exactly the path a single upload takes, by calling the same service
-functions: ``builder.service.upload_media`` (library) and ``shop.service.add_images``
-(products), so validation, metadata stripping, dedupe, variants, counters, write order and
-the trash's rules are theirs, unchanged. Nothing here writes a document of its own.
+Each image goes through exactly the path a single upload takes: its name gives it a target
+(avenue/bulk/naming.py: the library in its folder, or the product its name names) and
+:func:`avenue.targets.store` stores it by the same service call as that target's multipart
+route (``builder.service.upload_media``, ``shop.service.add_images``), so validation, metadata
+stripping, dedupe, variants, counters, write order and the trash's rules are theirs,
+unchanged. Nothing here writes a document of its own.
+
+The import's API and CLI name their target by their own words, ``library`` and ``products``
+(:data:`RULES`); each is one kind of avenue/targets.py, the one vocabulary, and that is the
+only place the words are mapped.
 
 Entries are read and stored one at a time, so a worker holds the archive (bounded by
 ``AVENUE_ZIP_MAX_BYTES`` for the API; the operator's file for the CLI) and one image at a
@@ -27,18 +33,15 @@ from typing import Any
 
 from pymongo.database import Database
 
-from avenue.builder import service as builder
+from avenue import targets
 from avenue.bulk.archive import Archive, Entry, EntryTooLarge, EntryUnreadable
-from avenue.bulk.naming import ProductSlot, library_folder, product_slot
+from avenue.bulk.naming import library_folder, product_slot
 from avenue.db import Document
-from avenue.errors import AvenueError, BadRequest
-from avenue.media import BUILDER, PRODUCTS, Limits, Upload
+from avenue.errors import AvenueError
+from avenue.media import Limits
 from avenue.metrics import count_upload
 from avenue.shop import service as shop
 
-LIBRARY, PRODUCTS_TARGET = "library", "products"
-TARGETS = (LIBRARY, PRODUCTS_TARGET)
-BUCKETS = {LIBRARY: BUILDER, PRODUCTS_TARGET: PRODUCTS}
 # What each entry's report says happened to it.
 IMPORTED, ALREADY_THERE, SKIPPED, UNKNOWN_SKU, UNMATCHED, REFUSED, NOT_IMPORTED = (
     "imported", "already_there", "skipped", "unknown_sku", "unmatched_name", "refused", "not_imported")
@@ -49,11 +52,39 @@ clock = time.monotonic  # the deadline's clock (a test moves it)
 Progress = Callable[[str, int, int], None]
 
 
-def parse_target(value: str | None) -> str:
-    """``library`` or ``products``, or 400 ``invalid_target``."""
-    if value not in TARGETS:
-        raise BadRequest("target is library or products.", code="invalid_target")
-    return value
+@dataclass(frozen=True)
+class Planned:
+    """An image entry on its way: the target its name gives (its parameters, the folder or the
+    product's sku, are what the entry's report line says of it)."""
+
+    entry: Entry
+    target: targets.Target
+
+
+# An import's plan: every image entry with its target, in the order they are stored (entries
+# whose name gives none are reported here, and left out).
+Plan = Callable[[Archive, "Report"], list[Planned]]
+# Whether a planned entry's target is there to store into (else reported here); the dict
+# remembers what was asked during one import.
+Admit = Callable[[Database[Document], Planned, "Report", dict[str, bool]], bool]
+# What a stored entry's report line says besides its outcome.
+Reported = Callable[[Planned, targets.Completed], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One of the import's targets, by its own word: the kind of avenue/targets.py it is, how
+    an entry's name gives its target, whether that target is there, and what a stored entry's
+    line reports."""
+
+    kind: str
+    plan: Plan
+    admit: Admit
+    reported: Reported
+
+    @property
+    def bucket(self) -> str:
+        return targets.KIND[self.kind].bucket
 
 
 @dataclass
@@ -80,7 +111,7 @@ class Report:
         return not self.counts[NOT_IMPORTED]
 
     def summary(self) -> dict[str, Any]:
-        return {"target": self.target, "bucket": BUCKETS[self.target], "complete": self.complete,
+        return {"target": self.target, "bucket": RULES[self.target].bucket, "complete": self.complete,
                 "counts": self.counts, "entries": self.entries}
 
     def summary_line(self) -> str:
@@ -106,67 +137,92 @@ class _Deadline:
         return self.until is not None and clock() >= self.until
 
 
-def _not_reached(report: Report, entry: Entry, **details: Any) -> None:
-    report.add(entry.name, NOT_IMPORTED, reason="deadline", **details)
-
-
 def import_archive(db: Database[Document], archive: Archive, *, target: str, owner: str, limits: Limits,
                    max_product_images: int = 10, progress: Progress | None = None,
                    max_seconds: float | None = None) -> Report:
     """Store every image of ``archive`` into ``target`` (``library`` or ``products``), one at a
     time through the single-upload path; the report lists every entry and what became of it.
     No entry is started after ``max_seconds`` (those are ``not_imported``)."""
+    rule = RULES[target]
     report = Report(target)
     deadline = _Deadline(max_seconds)
     for skipped in archive.skipped:
         report.add(skipped.name, SKIPPED, reason=skipped.reason)
-    total = len(archive.images)
     tick = progress or (lambda phase, done, total: None)
-    tick("Importing", 0, total)
-    if target == LIBRARY:
-        for done, entry in enumerate(archive.images, 1):
-            if deadline.passed():
-                _not_reached(report, entry, folder=library_folder(entry))
-            else:
-                _into_library(db, archive, entry, report, owner=owner, limits=limits)
-            tick("Importing", done, total)
-    else:
-        settings = shop.Settings(max_images=max_product_images, temp_ttl_seconds=0, limits=limits)
-        slotted = [(product_slot(entry), entry) for entry in archive.images]
-        for slot, entry in slotted:
-            if slot is None:
-                count_upload("unmatched_name", None)
-                report.add(entry.name, UNMATCHED, reason="The name fits no rule: SKU_N.ext, SKU.ext or "
-                                                         "SKU/name.ext.")
-        matched = sorted(((slot, entry) for slot, entry in slotted if slot is not None),
-                         key=lambda pair: (pair[0].sku, pair[0].place, pair[1].name))
-        known: dict[str, bool] = {}
-        for done, (slot, entry) in enumerate(matched, 1):
-            if deadline.passed():
-                _not_reached(report, entry, sku=slot.sku)
-            else:
-                _onto_product(db, archive, entry, slot, report, known, owner=owner, settings=settings)
-            tick("Importing", done, len(matched))
+    tick("Importing", 0, len(archive.images))
+    plan = rule.plan(archive, report)
+    settings = targets.Settings(limits=limits, max_product_images=max_product_images, temp_ttl_seconds=0)
+    known: dict[str, bool] = {}
+    for done, planned in enumerate(plan, 1):
+        if deadline.passed():
+            report.add(planned.entry.name, NOT_IMPORTED, reason="deadline", **planned.target.params)
+        elif rule.admit(db, planned, report, known):
+            _import_entry(db, archive, planned, rule, report, owner=owner, settings=settings)
+        tick("Importing", done, len(plan))
     return report
 
 
-def _refused(report: Report, entry: Entry, error: AvenueError, **details: Any) -> None:
-    report.add(entry.name, REFUSED, status=error.status, code=error.code, message=error.message, **details)
-
-
-def _into_library(db: Database[Document], archive: Archive, entry: Entry, report: Report, *, owner: str,
-                  limits: Limits) -> None:
-    folder = library_folder(entry)
+def _import_entry(db: Database[Document], archive: Archive, planned: Planned, rule: Rule, report: Report, *,
+                  owner: str, settings: targets.Settings) -> None:
+    """One entry read and stored into its target (reported refused when either is refused)."""
+    entry = planned.entry
     try:
         data = archive.read(entry)
-        result = builder.upload_media(db, Upload(entry.basename, data), owner=owner, alt=None, limits=limits,
-                                      folder=folder)
+        done = targets.store(db, planned.target, entry.basename, data, owner=owner, settings=settings)
     except AvenueError as error:
-        _count_unstored(error)
-        _refused(report, entry, error, folder=folder)
+        if isinstance(error, EntryTooLarge | EntryUnreadable):
+            count_upload(error.code, None)  # refused before the store saw it (it counts its own)
+        report.add(entry.name, REFUSED, status=error.status, code=error.code, message=error.message,
+                   **planned.target.params)
         return
-    report.add(entry.name, IMPORTED if result.created else ALREADY_THERE, id=str(result.image.id),
-               folder=result.image.folder or folder)
+    report.add(entry.name, IMPORTED if done.created else ALREADY_THERE, **rule.reported(planned, done))
+
+
+# --- the two targets: how an entry's name gives its target, and what its line reports -----------
+
+def _in_folders(archive: Archive, report: Report) -> list[Planned]:
+    """Every image into the library, in the folder it has in the archive, in the archive's order."""
+    return [Planned(entry, targets.Target("builder", {"folder": library_folder(entry)}))
+            for entry in archive.images]
+
+
+def _always(db: Database[Document], planned: Planned, report: Report, known: dict[str, bool]) -> bool:
+    return True
+
+
+def _library_line(planned: Planned, done: targets.Completed) -> dict[str, Any]:
+    # the folder as stored (cleaned), the entry's own when the image has none
+    return {"id": str(done.image_id), "folder": (done.image.folder if done.image else None)
+            or planned.target.params["folder"]}
+
+
+def _onto_named_products(archive: Archive, report: Report) -> list[Planned]:
+    """Every image onto the product its name names, in order of product, place and name; a name
+    that names none is reported ``unmatched_name``."""
+    slotted = [(product_slot(entry), entry) for entry in archive.images]
+    for slot, entry in slotted:
+        if slot is None:
+            count_upload("unmatched_name", None)
+            report.add(entry.name, UNMATCHED, reason="The name fits no rule: SKU_N.ext, SKU.ext or "
+                                                     "SKU/name.ext.")
+    matched = sorted(((slot, entry) for slot, entry in slotted if slot is not None),
+                     key=lambda pair: (pair[0].sku, pair[0].place, pair[1].name))
+    return [Planned(entry, targets.Target("product", {"sku": slot.sku})) for slot, entry in matched]
+
+
+def _product_exists(db: Database[Document], planned: Planned, report: Report, known: dict[str, bool]) -> bool:
+    """A product that does not exist is reported ``unknown_sku``, never created."""
+    sku = planned.target.params["sku"]
+    if product_known(db, sku, known):
+        return True
+    count_upload("unknown_sku", None)
+    report.add(planned.entry.name, UNKNOWN_SKU, sku=sku)
+    return False
+
+
+def _product_line(planned: Planned, done: targets.Completed) -> dict[str, Any]:
+    # an image the product already had is reported without its id (docs/api.md, "Zip imports")
+    return {"sku": planned.target.params["sku"], "id": str(done.image_id) if done.created else None}
 
 
 def product_known(db: Database[Document], sku: str, known: dict[str, bool]) -> bool:
@@ -181,27 +237,7 @@ def product_known(db: Database[Document], sku: str, known: dict[str, bool]) -> b
     return known[sku]
 
 
-def _onto_product(db: Database[Document], archive: Archive, entry: Entry, slot: ProductSlot, report: Report,
-                  known: dict[str, bool], *, owner: str, settings: shop.Settings) -> None:
-    if not product_known(db, slot.sku, known):
-        count_upload("unknown_sku", None)
-        report.add(entry.name, UNKNOWN_SKU, sku=slot.sku)
-        return
-    try:
-        data = archive.read(entry)
-        _, added = shop.add_images(db, slot.sku, [Upload(entry.basename, data)], owner=owner,
-                                   settings=settings)
-    except AvenueError as error:
-        _count_unstored(error)
-        _refused(report, entry, error, sku=slot.sku)
-        return
-    if added:
-        report.add(entry.name, IMPORTED, sku=slot.sku, id=str(added[0]["id"]))
-    else:
-        report.add(entry.name, ALREADY_THERE, sku=slot.sku)
-
-
-def _count_unstored(error: AvenueError) -> None:
-    """Count an entry refused before the store path saw it (the store counts its own refusals)."""
-    if isinstance(error, EntryTooLarge | EntryUnreadable):
-        count_upload(error.code, None)
+#: The import's targets by its own words (its API's, its CLI's and its report's).
+RULES = {"library": Rule("builder", _in_folders, _always, _library_line),
+         "products": Rule("product", _onto_named_products, _product_exists, _product_line)}
+TARGETS = tuple(RULES)

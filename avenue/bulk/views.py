@@ -59,7 +59,7 @@ def zip_limits(config: Mapping[str, Any]) -> ZipLimits:
 @limit_uploads
 def import_into_library() -> tuple[Response, int]:
     """Every image of the zip into the builder's library, in the folder it has in the archive."""
-    return _import(service.LIBRARY)
+    return _import("library")
 
 
 @bp.post("/shop/import-zip")
@@ -68,7 +68,7 @@ def import_into_library() -> tuple[Response, int]:
 @limit_uploads
 def import_onto_products() -> tuple[Response, int]:
     """Every image of the zip onto the product its name names (SKU_N.jpg, SKU/x.jpg)."""
-    return _import(service.PRODUCTS_TARGET)
+    return _import("products")
 
 
 def _import(target: str) -> tuple[Response, int]:

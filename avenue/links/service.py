@@ -1,10 +1,10 @@
 """One-time upload links: what a new link may be, and what a holder's file becomes.
 
-A link names one target as a tus upload's metadata would (avenue/tus/service.py): ``uploads``
-(with ``visibility``), ``builder`` (``folder``, ``tags``, ``alt``) or ``product`` (``sku``),
+A link names one target of avenue/targets.py, one a link may open (``uploads`` with
+``visibility``, ``builder`` with ``folder``, ``tags``, ``alt``, or ``product`` with ``sku``),
 checked when the link is created exactly as that target's upload route checks its form (a
 product that does not exist is 404, a full one 422). A holder's file then goes through
-:func:`avenue.tus.service.complete`, the same service call as the multipart route of that
+:func:`avenue.targets.store`, the same service call as the multipart route of that
 target (validation, stripping, dedupe, rendering, references), with the link's creator as the
 owner and the link's ``max_bytes`` as the size limit (never above the app's).
 """
@@ -16,13 +16,11 @@ from typing import Any
 
 from pymongo.database import Database
 
+from avenue import targets
 from avenue.errors import BadRequest, Forbidden
 from avenue.links import store
-from avenue.tus import service as targets
 
-KINDS = ("uploads", "builder", "product")
 FIELDS = frozenset({"target", "label", "max_bytes", "max_uses", "expires_in"})
-TARGET_FIELDS = {"uploads": ("visibility",), "builder": ("folder", "tags", "alt"), "product": ("sku",)}
 MAX_USES = 1000
 MAX_LABEL = 200
 
@@ -40,7 +38,7 @@ class Rules:
 class Request:
     """A checked create body."""
 
-    target: dict[str, Any]
+    target: targets.Target
     label: str | None
     max_bytes: int
     max_uses: int
@@ -56,17 +54,19 @@ def _whole(body: dict[str, Any], name: str, default: int, low: int, high: int, w
 
 
 def _target_fields(raw: Any) -> dict[str, str]:
-    """The target object as tus metadata strings (tags as a comma list)."""
-    if not isinstance(raw, dict) or raw.get("kind") not in KINDS:
-        raise BadRequest(f"target is an object whose kind is one of {', '.join(KINDS)}.",
+    """The target object as the text fields :func:`avenue.targets.parse` reads (tags as a comma
+    list)."""
+    if not isinstance(raw, dict) or raw.get("kind") not in targets.LINKABLE:
+        raise BadRequest(f"target is an object whose kind is one of {', '.join(targets.LINKABLE)}.",
                          code="invalid_target")
     kind = raw["kind"]
-    unknown = set(raw) - {"kind", *TARGET_FIELDS[kind]}
+    takes = targets.KIND[kind].fields
+    unknown = set(raw) - {"kind", *takes}
     if unknown:
-        raise BadRequest(f"A {kind} link's target takes {', '.join(TARGET_FIELDS[kind])} besides kind, "
+        raise BadRequest(f"A {kind} link's target takes {', '.join(takes)} besides kind, "
                          f"not {', '.join(sorted(unknown))}.", code="invalid_target")
     fields = {"target": kind}
-    for name in TARGET_FIELDS[kind]:
+    for name in takes:
         value = raw.get(name)
         if value is None:
             continue
@@ -85,7 +85,7 @@ def check_request(db: Database[Any], body: dict[str, Any], rules: Rules,
     unknown = set(body) - FIELDS
     if unknown:
         raise BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.", code="unknown_field")
-    target = targets.target_of(db, _target_fields(body.get("target")), settings)
+    target = targets.parse(db, _target_fields(body.get("target")), settings)
     label = body.get("label")
     if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL):
         raise BadRequest(f"label is text of at most {MAX_LABEL} characters.", code="invalid_label")
@@ -97,11 +97,6 @@ def check_request(db: Database[Any], body: dict[str, Any], rules: Rules,
         max_uses=_whole(body, "max_uses", 1, 1, MAX_USES, "files the link takes"),
         lifetime_seconds=_whole(body, "expires_in", rules.default_seconds, 60, rules.max_seconds,
                                 "seconds the link lives"))
-
-
-def roles_for(target: dict[str, Any]) -> tuple[str, ...]:
-    """Who may create a link into ``target``: who may upload there (admins always)."""
-    return targets.TARGET[target["kind"]].roles
 
 
 def check_same_target(link: store.Link, sent: dict[str, Any]) -> None:
@@ -128,10 +123,10 @@ def settings_for(link: store.Link, settings: targets.Settings) -> targets.Settin
     return dataclasses.replace(settings, limits=limits)
 
 
-def target_of(link: store.Link) -> dict[str, Any]:
+def target_of(link: store.Link) -> targets.Target:
     """The link's target as a holder's upload carries it: naming the link, so the target's
-    service call only adds (:func:`avenue.tus.service.complete`)."""
-    return {**link.target, "link": str(link.id)}
+    service call only adds (:func:`avenue.targets.store`)."""
+    return dataclasses.replace(targets.Target.from_dict(link.target), link=str(link.id))
 
 
 def store_file(db: Database[Any], link: store.Link, filename: str | None, data: bytes,
@@ -139,8 +134,8 @@ def store_file(db: Database[Any], link: store.Link, filename: str | None, data: 
     """A holder's file stored into the link's target by that target's own service call: it
     only adds (an image already there keeps its folder, tags and alt text, an image in the
     trash stays there)."""
-    return targets.complete(db, target_of(link), filename, data, owner=owner_of(link),
-                            settings=settings_for(link, settings))
+    return targets.store(db, target_of(link), filename, data, owner=owner_of(link),
+                         settings=settings_for(link, settings))
 
 
 #: What a holder's answer shows of the image: what the holder's own file tells, and where it

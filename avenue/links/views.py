@@ -22,7 +22,7 @@ from bson import ObjectId
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from flask_login import current_user
 
-from avenue import audit, ratelimit
+from avenue import audit, ratelimit, targets
 from avenue.auth import require, require_role
 from avenue.db import get_db
 from avenue.errors import AvenueError, Forbidden, ImageTooLarge, NotFound, Unauthorized
@@ -30,7 +30,7 @@ from avenue.http import json_body, one_file, page_args, tus_chunk, uploaded_file
 from avenue.links import service, store
 from avenue.media import resumable, signer_from_config
 from avenue.tus import protocol as tus
-from avenue.tus import service as targets
+from avenue.tus.service import parse_metadata
 
 bp = Blueprint("links", __name__, url_prefix="/api/upload-links")
 LINK_ID = '<oid("upload_link_not_found", "No upload link with this id."):link_id>'
@@ -45,14 +45,18 @@ def _rules() -> service.Rules:
                          max_seconds=config["AVENUE_UPLOAD_LINK_MAX_SECONDS"])
 
 
+def _settings() -> targets.Settings:
+    return targets.settings_from_config(current_app.config)
+
+
 @bp.post("")
 @require_role("editor")
 def create_link() -> tuple[Response, int]:
     """A new link; its secret is in this answer only."""
     user = require()
-    checked = service.check_request(get_db(), json_body(), _rules(), tus.upload_settings())
-    require(*service.roles_for(checked.target))
-    link, secret = store.create(get_db(), target=checked.target, label=checked.label,
+    checked = service.check_request(get_db(), json_body(), _rules(), _settings())
+    require(*checked.target.row.roles)
+    link, secret = store.create(get_db(), target=checked.target.as_dict(), label=checked.label,
                                 max_bytes=checked.max_bytes, max_uses=checked.max_uses,
                                 lifetime_seconds=checked.lifetime_seconds,
                                 created_by={"id": user.id, "email": user.email})
@@ -168,7 +172,7 @@ def upload_file() -> tuple[Response, int]:
     file = uploaded_files("file", single=True)[0]
     db = get_db()
     link = store.take_use(db, link)
-    settings = tus.upload_settings()
+    settings = _settings()
     try:
         data = _read(file.stream, service.settings_for(link, settings).limits.max_bytes)
         done = service.store_file(db, link, file.filename, data, settings)
@@ -177,10 +181,11 @@ def upload_file() -> tuple[Response, int]:
         # the use goes back and the holder may try another file (store.py, write order 2).
         store.give_back(db, link)
         raise
-    audit.log(targets.TARGET[done.kind].audit_action, **_audited(link), **done.audit)
-    image = service.holder_image(targets.image_json(db, done.kind, done.image, signer_from_config(
-        current_app.config))) if done.image is not None else None
-    return jsonify(image=image, created=done.created, uses_left=link.remaining), 201 if done.created else 200
+    audit.log(targets.KIND[done.kind].audit_action, **_audited(link), **done.audit)
+    image = done.loaded(db)
+    shown = service.holder_image(targets.image_json(db, done.kind, image, signer_from_config(
+        current_app.config))) if image is not None else None
+    return jsonify(image=shown, created=done.created, uses_left=link.remaining), 201 if done.created else 200
 
 
 @bp.after_request
@@ -199,7 +204,7 @@ def tus_create() -> Response:
     tus.check_version()
     _limit_uploads(link)
     length = tus.declared_length(min(current_app.config["AVENUE_MAX_UPLOAD_BYTES"], link.max_bytes))
-    metadata = targets.parse_metadata(request.headers.get("Upload-Metadata"))
+    metadata = parse_metadata(request.headers.get("Upload-Metadata"))
     service.check_same_target(link, metadata)
     db = get_db()
     link = store.take_use(db, link)

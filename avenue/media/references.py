@@ -90,10 +90,12 @@ class References(Protocol):
         at a time (nothing for documents that keep no copy of it)."""
 
     def walk(self, after: Any, batch: int) -> Iterator[dict[str, Any]]:
-        """Every document after ``_id`` ``after`` (None: from the first) by ``_id``, through one
-        cursor read ``batch`` documents at a time, as the owner's record of its references:
-        ``_id``, ``name`` and ``images`` (the entries as stored; a plain string is a legacy
-        path)."""
+        """Every document after the position ``after`` (None: from the first) in the owner's
+        order (by ``_id`` through one cursor read ``batch`` documents at a time, or where
+        that cursor is costly, as the products' on the embedded database, another unique
+        order in bounded reads), as the owner's record of its references: ``_id``, ``name``,
+        ``images`` (the entries as stored; a plain string is a legacy path) and
+        ``position``, what ``after`` takes to go on after that document."""
 
     def rewrite(self, plan: Callable[[list[Any]], P], *, dry_run: bool,
                 progress: Progress) -> Iterator[tuple[dict[str, Any], P]]:

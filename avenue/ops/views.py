@@ -8,20 +8,17 @@ the stale variants and renditions (a read of every files document, no bytes). ``
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from pydantic import ConfigDict, Field
 
 from avenue import audit
 from avenue.auth import require_role
 from avenue.db import get_db
 from avenue.http import takes
 from avenue.ops import rerender
-from avenue.shapes import Refuse, Shape
 
 bp = Blueprint("ops_api", __name__, url_prefix="/api/admin")
-MAX_LIMIT = 100_000_000
 
 
 @bp.get("/rerender")
@@ -35,24 +32,10 @@ def rerender_progress() -> Response:
     return jsonify(body)
 
 
-class RerenderRun(Shape):
-    """A run to start: at most ``limit`` images (none: every stale one), ``cpu_share`` of its
-    time spent rendering. Fields it does not name are left aside."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    limit: Annotated[Annotated[int, Field(ge=1, le=MAX_LIMIT)] | None,
-                     Field(description="At most this many images."),
-                     Refuse("invalid_field", f"limit must be a whole number of images, 1 to {MAX_LIMIT}.")
-                     ] = None
-    cpu_share: Annotated[float, Field(gt=0, le=1, description="Share of its time spent rendering."),
-                         Refuse("invalid_field", "cpu_share must be a number above 0, at most 1.")] = 0.5
-
-
 @bp.post("/rerender")
 @require_role("admin")
-@takes(RerenderRun)
-def start_rerender(asked: RerenderRun) -> tuple[Response, int]:
+@takes(rerender.RerenderRun)
+def start_rerender(asked: rerender.RerenderRun) -> tuple[Response, int]:
     """Start a run: ``{"limit": N, "cpu_share": 0.5}`` (both optional: ``{}``)."""
     run, _ = rerender.start(get_db(), limit=asked.limit, cpu_share=asked.cpu_share)
     audit.log("rerender_started", run=run["id"], limit=asked.limit, cpu_share=asked.cpu_share)

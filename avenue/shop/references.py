@@ -22,6 +22,8 @@ from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.db import Document
 from avenue.ids import parse_object_id
 from avenue.media import PRODUCTS, Image, rewrite_lists
+from avenue.paging import walk_fenced
+from avenue.servers import is_embedded
 from avenue.status import record_product_change
 
 ID_INDEX = [("_id", 1)]
@@ -142,12 +144,22 @@ class ProductReferences:
                     yield entry["id"]
 
     def walk(self, after: Any, batch: int) -> Iterator[dict[str, Any]]:
+        if is_embedded(self._products.database):
+            # By sku, a few hundred a read between the product list's fences: one cursor by
+            # _id read all the products into its first batch there (2.3 s for 12,525, every
+            # request of make run waiting behind it; an _id range is a scan there, a sku range
+            # an index range). Skus are validated strings (the API writes no other).
+            for product in walk_fenced(self._products, "sku", {"sku": 1, "images": 1}, after):
+                yield {"_id": product["_id"], "name": product.get("sku"), "images": product.get("images"),
+                       "position": product.get("sku")}
+            return
         # The hint: SecantusDB's planner otherwise sorts the collection itself.
         query = {} if after is None else {"_id": {"$gt": after}}
         cursor = self._products.find(query, {"sku": 1, "images": 1}).sort("_id", 1).hint(ID_INDEX)
         try:
             for product in cursor.batch_size(batch):
-                yield {"_id": product["_id"], "name": product.get("sku"), "images": product.get("images")}
+                yield {"_id": product["_id"], "name": product.get("sku"), "images": product.get("images"),
+                       "position": product["_id"]}
         finally:
             cursor.close()
 

@@ -1,7 +1,7 @@
 """The tus 1.0.0 protocol's HTTP part, shared by the two routes that speak it: ``/api/tus``
 (avenue/tus/views.py) and an upload link's (avenue/links/views.py). Its headers, the creation
 request's length, the creation answer, the offset request, a PATCH's bytes, and a finished
-upload stored as its target's multipart route would (avenue/tus/service.py). Helpers of a
+upload stored as its target's multipart route would (:func:`avenue.targets.store`). Helpers of a
 request being handled (they read ``flask.request``); the routes are the views'.
 """
 
@@ -17,10 +17,10 @@ from typing import IO, Any
 from flask import Response, current_app, request, url_for
 from werkzeug.exceptions import ClientDisconnected
 
-from avenue import audit
+from avenue import audit, targets
 from avenue.db import get_db
 from avenue.errors import AvenueError, BadRequest, EmptyFile, ImageTooLarge, UnsupportedImage
-from avenue.media import limits_from_config, resumable
+from avenue.media import resumable
 from avenue.tus import service
 
 TUS_VERSION = "1.0.0"
@@ -37,11 +37,8 @@ class PreconditionFailed(AvenueError):
     status, code = 412, "unsupported_tus_version"
 
 
-def upload_settings() -> service.Settings:
-    config = current_app.config
-    return service.Settings(limits=limits_from_config(config),
-                            max_product_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
-                            temp_ttl_seconds=config["AVENUE_TEMP_IMAGE_TTL_SECONDS"])
+def upload_settings() -> targets.Settings:
+    return targets.settings_from_config(current_app.config)
 
 
 def check_version() -> None:
@@ -104,12 +101,12 @@ def caps() -> resumable.Caps:
                           bytes=config["AVENUE_TUS_MAX_OPEN_BYTES"])
 
 
-def start(*, owner: str, length: int, target: dict[str, Any], metadata: dict[str, str],
+def start(*, owner: str, length: int, target: targets.Target, metadata: dict[str, str],
           endpoint: str, holder: str | None = None) -> Response:
     """Create the upload and answer the creation request; its URL is ``endpoint``'s (the
     route the same caller continues it on: /api/tus, or an upload link's). ``holder``: whom
     it counts against (:func:`caps`; the owner unless an upload link's)."""
-    upload = resumable.create(get_db(), owner=owner, length=length, target=target,
+    upload = resumable.create(get_db(), owner=owner, length=length, target=target.as_dict(),
                               filename=service.filename_of(metadata), filetype=service.filetype_of(metadata),
                               lifetime_seconds=current_app.config["AVENUE_TUS_EXPIRY_SECONDS"],
                               holder=holder, caps=caps())
@@ -195,14 +192,14 @@ def _complete(upload: resumable.Resumable, *, refused: Callable[[], None] | None
     try:
         with resumable.completing(db, upload):
             data = resumable.read_all(db, upload)
-            done = service.complete(db, upload.target, upload.filename, data, owner=upload.owner,
-                                    settings=upload_settings())
+            done = targets.store(db, targets.Target.from_dict(upload.target), upload.filename, data,
+                                 owner=upload.owner, settings=upload_settings())
     except AvenueError as error:
         if not isinstance(error, resumable.UploadBusy):
             resumable.discard(db, upload.id)
             if refused is not None:
                 refused()
         raise
-    audit.log(service.TARGET[done.kind].audit_action, **{"via": "tus", **audited}, tus_upload=upload.id,
+    audit.log(targets.KIND[done.kind].audit_action, **{"via": "tus", **audited}, tus_upload=upload.id,
               **done.audit)
     return resumable.finish(db, upload, done.result())

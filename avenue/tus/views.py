@@ -9,7 +9,7 @@ backends are SQLite, S3, GCS and Azure; none stores into MongoDB as the bytes ar
 the point here (no local disk, any worker takes the next request). The protocol's HTTP part
 is small; what needs care (the offset moved by one conditional update, pieces written as they
 arrive, expiry) is ``avenue.media.resumable``, and a finished upload goes through the target's
-own service call (avenue/tus/service.py). The protocol's helpers, shared with the upload
+own service call (avenue/targets.py). The protocol's helpers, shared with the upload
 links' route, are avenue/tus/protocol.py; the routes are here.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from avenue import audit
+from avenue import audit, targets
 from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.errors import BadRequest
@@ -55,8 +55,8 @@ def create() -> Response:
     user = require()
     length = protocol.declared_length(current_app.config["AVENUE_MAX_UPLOAD_BYTES"])
     metadata = service.parse_metadata(request.headers.get("Upload-Metadata"))
-    target = service.target_of(get_db(), metadata, protocol.upload_settings())
-    require(*service.TARGET[target["kind"]].roles)
+    target = targets.parse(get_db(), metadata, protocol.upload_settings())
+    require(*target.row.roles)
     return protocol.start(owner=user.id, length=length, target=target, metadata=metadata,
                           endpoint="tus.status")
 
@@ -66,7 +66,7 @@ def _own(upload_id: str) -> resumable.Resumable:
     protocol.check_version()
     user = require()
     upload = resumable.find(get_db(), upload_id, owner=user.id)
-    require(*service.TARGET[upload.target.get("kind", "uploads")].roles)
+    require(*targets.Target.from_dict(upload.target).row.roles)
     return upload
 
 
@@ -78,16 +78,16 @@ def status(upload_id: str) -> Response:
     upload = _own(upload_id)
     if request.method == "HEAD":
         return protocol.head(upload)
-    image = service.image_of(get_db(), upload.result) if upload.result else None
-    kind = upload.target.get("kind", "uploads")
+    image = targets.image_of(get_db(), upload.result) if upload.result else None
+    kind = targets.Target.from_dict(upload.target).row
     return jsonify({
         "id": upload.id, "offset": upload.offset, "length": upload.length, "state": upload.state,
         "target": {key: value for key, value in upload.target.items() if value is not None},
         "filename": upload.filename, "expires_at": upload.expires_at.isoformat(),
         "created": upload.result.get("created") if upload.result else None,
-        "image": service.image_json(get_db(), kind, image,
+        "image": targets.image_json(get_db(), kind.name, image,
                                     signer_from_config(current_app.config,
-                                                       sources=edits_images() or kind == "uploads"))
+                                                       sources=edits_images() or kind.uploader_edits))
         if image is not None else None,
     })
 

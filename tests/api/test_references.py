@@ -7,9 +7,12 @@ from bson import ObjectId
 
 from avenue.builder.references import PageReferences
 from avenue.clock import now
+from avenue.db import PRODUCT_LIST
 from avenue.media import BUILDER, PRODUCTS, Image, referrers
 from avenue.media.references import Referrers
 from avenue.media.store.originals import store
+from avenue.paging import build_fences, forget_fences
+from avenue.servers import is_embedded
 from avenue.shop.references import ProductReferences
 from avenue.status import product_counters
 from tests.helpers import image_bytes
@@ -146,13 +149,39 @@ def test_placeholders_are_filled_in_where_a_reference_lacks_one(db):
     assert refs.fill_placeholder(image_id, {"blurhash": "z", "color": "#fff"}) == 0
 
 
-def test_walking_products_goes_by_id_after_the_one_given(db):
+def test_walking_products_goes_on_after_the_position_given(db):
     for sku in ("a", "b", "c"):
         product(db, sku, "/uploads/x.jpg")
     walked = list(ProductReferences(db).walk(None, 2))
     assert [doc["name"] for doc in walked] == ["a", "b", "c"]
     assert walked[0]["images"] == ["/uploads/x.jpg"]
-    assert [doc["name"] for doc in ProductReferences(db).walk(walked[0]["_id"], 1)] == ["b", "c"]
+    assert [doc["name"] for doc in ProductReferences(db).walk(walked[0]["position"], 1)] == ["b", "c"]
+
+
+def test_walking_products_reads_between_the_fences_on_the_embedded_database(db, monkeypatch):
+    skus = [f"sku-{n:03}" for n in range(40)]
+    for sku in skus:
+        product(db, sku, "/uploads/x.jpg")
+    build_fences(db, PRODUCT_LIST, every=4)  # a fence every 4 products: 10 windows
+    forget_fences()
+    reads = []
+    kind = type(db[PRODUCT_LIST.collection])  # pymongo's Collection, or mongomock's
+    real_find = kind.find
+
+    def find(self, *args, **kwargs):
+        if self.name == PRODUCT_LIST.collection:
+            reads.append(args[0] if args else kwargs.get("filter"))
+        return real_find(self, *args, **kwargs)
+
+    monkeypatch.setattr(kind, "find", find)
+    walked = list(ProductReferences(db).walk(None, 1000))
+    assert [doc["name"] for doc in walked] == skus
+    resumed = list(ProductReferences(db).walk(walked[21]["position"], 1000))
+    assert [doc["name"] for doc in resumed] == skus[22:]
+    if is_embedded(db):  # a read per two windows, each bounded by fences, but the last
+        assert len(reads) > 5 and all(read for read in reads[1:])
+    else:  # one cursor by _id, as mongod streams it
+        assert len(reads) == 2
 
 
 def test_pages_name_the_slugs_using_each_media_asked_about(db):

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 
 import pytest
 from pymongo.errors import OperationFailure
 
+from avenue import paging
 from avenue.media import PRODUCTS, UPLOADS
 from avenue.media.buckets import STORED, TRASH
 from avenue.media.effects import counters as bucket_counters
 from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store.originals import store
+from avenue.servers import is_embedded
 from avenue.status import counters as product_counters
 from avenue.status import reconcile
 from tests.helpers import Auth, image_bytes
@@ -181,3 +184,67 @@ def test_the_chunk_count_is_exact_and_on_the_embedded_database_decodes_no_chunk(
     assert counted["files"] == 3 and counted["bytes"] == size + 600 * 1024 + 1
     # On the embedded database: estimated_document_count, a count command with no filter.
     assert counted_on == ([] if is_embedded(db) else [f"{bucket}.chunks"])
+
+
+def _spread(db, bucket: str) -> None:
+    """Files over a year of upload dates, as a shop's library grows (and the counters' dates
+    kept as every write keeps them)."""
+    base = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    for n, doc in enumerate(db[f"{bucket}.files"].find({}, {"_id": 1}).sort("_id", 1)):
+        db[f"{bucket}.files"].update_one({"_id": doc["_id"]},
+                                         {"$set": {"uploadDate": base + dt.timedelta(days=7 * n)}})
+    dates = [doc["uploadDate"] for doc in db[f"{bucket}.files"].find({}, {"uploadDate": 1})]
+    db["media_counters"].update_one({"_id": bucket}, {"$set": {"oldest": min(dates), "newest": max(dates)}})
+
+
+def _reads(monkeypatch, db, bucket: str) -> list:
+    """The finds and pipelines asked of the bucket's files from now on."""
+    seen: list = []
+    kind = type(db[f"{bucket}.files"])  # pymongo's Collection, or mongomock's
+    real_find, real_aggregate = kind.find, kind.aggregate
+
+    def find(self, *args, **kwargs):
+        if self.name == f"{bucket}.files":
+            seen.append(("find", args[0] if args else kwargs.get("filter")))
+        return real_find(self, *args, **kwargs)
+
+    def aggregate(self, pipeline, *args, **kwargs):
+        if self.name == f"{bucket}.files":
+            seen.append(("aggregate", pipeline))
+        return real_aggregate(self, pipeline, *args, **kwargs)
+
+    monkeypatch.setattr(kind, "find", find)
+    monkeypatch.setattr(kind, "aggregate", aggregate)
+    return seen
+
+
+def test_on_the_embedded_database_a_bucket_is_counted_between_fences_of_dates(db, monkeypatch):
+    for name in ("good/alpha.png", "good/grayscale.jpg", "good/cmyk.jpg"):
+        store(db, UPLOADS, image_bytes(name), filename=name.split("/")[-1])  # 27 files, 3 originals
+    _spread(db, UPLOADS)
+    whole = bucket_counters._group_whole(db, UPLOADS)
+    monkeypatch.setattr(paging, "FENCE_EVERY", 3)
+    first = count_bucket(db, UPLOADS, chunk_index=True)  # no fences yet: it samples them
+    reads = _reads(monkeypatch, db, UPLOADS)
+    counted = count_bucket(db, UPLOADS, chunk_index=True)
+    for figures in (first, counted):
+        assert {k: figures[k] for k in whole} == whole  # the same figures, dates included
+        assert figures["chunks"] == db[f"{UPLOADS}.chunks"].count_documents({})
+    if is_embedded(db):  # a read per fence of each role, each bounded by dates
+        variants = [query for kind, query in reads if query.get("metadata.role") == "variant"]
+        assert {kind for kind, _ in reads} == {"find"} and len(variants) > 5
+        assert all("uploadDate" in query for query in variants)
+    else:  # one $group, as mongod runs it without holding anyone up
+        assert [kind for kind, _ in reads if kind == "aggregate"] == ["aggregate"]
+        assert not [query for kind, query in reads if kind == "find" and "uploadDate" in (query or {})]
+
+
+def test_on_the_embedded_database_chunks_gone_behind_the_app_s_back_are_left_to_fsck(db):
+    doc = store(db, UPLOADS, image_bytes("good/photo_12mp.jpg"), filename="big.jpg").doc
+    assert db[f"{UPLOADS}.chunks"].count_documents({"files_id": doc["_id"]}) > 1
+    db[f"{UPLOADS}.chunks"].delete_one({"files_id": doc["_id"], "n": 1})
+    counted = count_bucket(db, UPLOADS, chunk_index=True)["chunks"]
+    actual = db[f"{UPLOADS}.chunks"].count_documents({})
+    # The embedded database counts what the files documents say they hold (a walk of every
+    # chunk there holds make run's one connection for seconds); fsck reads the chunks.
+    assert counted == (actual + 1 if is_embedded(db) else actual)

@@ -8,10 +8,12 @@ import time
 import pytest
 from bson import ObjectId
 
+from avenue import paging
 from avenue.clock import as_utc
 from avenue.media import BUILDER, PRODUCTS
 from avenue.media.serve.objects import image_ref
 from avenue.media.store.originals import store
+from avenue.servers import is_embedded
 from avenue.status import sweep, warm_up_status_reports
 from tests.helpers import Auth, image_bytes, swept, worker_start_hook
 
@@ -124,6 +126,53 @@ def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_r
     resumed = sweep.run(db, FAST)
     assert resumed["resumed"] == 1 and resumed["stored_images"] == 5
     assert sorted(item["id"] for item in resumed["orphans"]["items"]) == sorted(str(i) for i in ids)
+
+
+def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and_resumed(db, monkeypatch):
+    # One cursor over every original read them all into its first batch there (3.3 s for
+    # 25,000, make run's every request waiting): windows of dates keep each read small.
+    ids = [store(db, PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
+           for n, name in enumerate(("good/alpha.png", "good/tiny_1x1.png", "good/png16.png",
+                                     "good/grayscale.jpg", "good/palette_transparent.png", "good/cmyk.jpg"))]
+    base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for n, file_id in enumerate(ids):  # a week apart; the two last in the same instant
+        db[f"{PRODUCTS}.files"].update_one({"_id": file_id},
+                                           {"$set": {"uploadDate": base + dt.timedelta(days=7 * min(n, 4))}})
+    db.media_counters.update_one({"_id": PRODUCTS},
+                                 {"$set": {"oldest": base, "newest": base + dt.timedelta(days=28)}})
+    monkeypatch.setattr(paging, "FENCE_EVERY", 1)
+    sweep.run(db, FAST)  # the first sweep's count samples the fences of the originals' dates
+    db[sweep.COLLECTION].update_one({"_id": sweep.SWEEP_ID}, {"$unset": {"result": ""}})
+    reads = []
+    kind = type(db[f"{PRODUCTS}.files"])
+    real_find = kind.find
+
+    def find(self, *args, **kwargs):
+        query = args[0] if args else kwargs.get("filter") or {}
+        if self.name == f"{PRODUCTS}.files" and query.get("metadata.role") == "original":
+            reads.append(query)
+        return real_find(self, *args, **kwargs)
+
+    monkeypatch.setattr(kind, "find", find)
+    calls = []
+
+    def interrupt(state):
+        calls.append(state["phase"])
+        if state["phase"] == "files" and calls.count("files") == 2:
+            raise KeyboardInterrupt  # after two batches of originals
+
+    monkeypatch.setattr(sweep, "batch_done", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run(db, FAST)
+    monkeypatch.setattr(sweep, "batch_done", lambda state: None)
+    resumed = sweep.run(db, FAST)
+
+    assert resumed["resumed"] == 1 and resumed["stored_images"] == 6
+    assert sorted(item["id"] for item in resumed["orphans"]["items"]) == sorted(str(i) for i in ids)
+    if is_embedded(db):  # a read per fence, each bounded by dates
+        assert len(reads) > 6 and all("uploadDate" in query for query in reads)
+    else:  # one cursor per range, as mongod streams it
+        assert len(reads) <= 3
 
 
 def test_a_sweep_whose_holder_died_is_taken_over_once_its_lease_lapses(db, store_with_problems,
@@ -432,7 +481,8 @@ def test_a_background_sweep_that_fails_is_logged_and_leaves_its_checkpoint(db, s
 def test_the_sweep_ends_by_building_every_lists_fences(db, store_with_problems, monkeypatch):
     from avenue import paging
 
-    monkeypatch.setattr(sweep, "build_fences", lambda db, listed: paging.build_fences(db, listed, every=2))
+    monkeypatch.setattr(sweep, "build_fences",
+                        lambda db, listed, **kwargs: paging.build_fences(db, listed, every=2, **kwargs))
     result = sweep.run(db, FAST)
     assert set(result["fences"]) == {"shop_products", "audit_logs", "uploads.files", "builder_media.files",
                                      "media_trash.files"}
@@ -451,10 +501,10 @@ def test_a_list_whose_fences_fail_to_build_keeps_the_old_ones_and_the_sweep_fini
     before = db[paging.FENCES].find_one({"_id": "shop_products|sku"})
     real = sweep.build_fences
 
-    def failing(db, listed):
+    def failing(db, listed, **kwargs):
         if listed.collection == "shop_products":
             raise OperationFailure("interrupted at shutdown", code=11600)
-        return real(db, listed)
+        return real(db, listed, **kwargs)
 
     monkeypatch.setattr(sweep, "build_fences", failing)
     result = sweep.run(db, FAST)

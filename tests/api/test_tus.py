@@ -139,6 +139,17 @@ def test_an_upload_in_chunks_stores_the_same_image_as_a_multipart_upload(client,
     assert tus.head(client, user, url).headers["Avenue-Image-Id"] == image_id
 
 
+def test_a_users_finished_upload_shows_its_unedited_original_as_the_multipart_routes_do(client, user, photo):
+    # An upload is its owner's own to edit, whatever their role (user is ops): once edited, the
+    # upload's answer names its unedited original, and so does the tus upload's.
+    url, last = tus.send(client, user, photo)
+    image_id = last.headers["Avenue-Image-Id"]
+    edited = client.put(f"/api/uploads/{image_id}/edits", json={"rotate": 90}, headers=user)
+    assert edited.status_code == 200 and "sig=" in edited.get_json()["source"]["url"]
+    shown = client.get(url, headers=user).get_json()["image"]
+    assert shown["version"] == edited.get_json()["version"] and "sig=" in shown["source"]["url"]
+
+
 def test_the_finished_upload_is_audited_like_a_multipart_upload(client, user, photo, db):
     url, last = tus.send(client, user, photo)
     assert last.status_code == 204, last.get_json()
@@ -204,13 +215,13 @@ def test_a_completion_longer_than_the_lease_keeps_it_and_a_retried_patch_is_409(
 
     The leases' clock is stepped (tests/support/leaseclock.py), not slept: with a real 0.3 s
     lease, one renewal slower than 0.2 s on a loaded machine let it lapse."""
-    from avenue.tus import service
+    from avenue import targets
 
     monkeypatch.setattr(resumable, "now", lease_clock)
     monkeypatch.setattr(resumable, "LEASE_SECONDS", 0.3)
     url = tus.created(client, user, len(photo))
     upload_id = url.rsplit("/", 1)[-1]
-    real = service.complete
+    real = targets.store
     retried: list[str] = []
 
     def slow_complete(*args, **kwargs):
@@ -227,7 +238,7 @@ def test_a_completion_longer_than_the_lease_keeps_it_and_a_retried_patch_is_409(
             retried.append("busy")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service, "complete", slow_complete)
+    monkeypatch.setattr(targets, "store", slow_complete)
     response = tus.patch(client, user, url, 0, photo)
     assert response.status_code == 204, response.get_json()
     assert retried == ["busy"]

@@ -407,7 +407,7 @@ def test_a_link_tus_request_without_the_protocol_version_is_412(client, editor):
 
 def test_the_link_lowers_the_size_limit_and_never_raises_it():
     from avenue.media import Limits
-    from avenue.tus.service import Settings
+    from avenue.targets import Settings
 
     settings = Settings(limits=Limits(max_bytes=1000), max_product_images=10, temp_ttl_seconds=60)
 

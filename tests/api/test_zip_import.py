@@ -265,13 +265,13 @@ def test_entries_not_reached_by_the_deadline_are_listed_and_a_re_run_imports_the
 def test_the_deadline_runs_on_the_real_clock(app_factory, monkeypatch):
     from avenue.bulk import service
 
-    real = service._into_library
+    real = service._import_entry
 
     def slow(*args, **kwargs):  # each entry takes just over the whole deadline
         time.sleep(1.05)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service, "_into_library", slow)
+    monkeypatch.setattr(service, "_import_entry", slow)
     app = app_factory(AVENUE_ZIP_MAX_SECONDS=1)
     client, admin = app.test_client(), Auth(app).token("admin")
     report = send(client, LIBRARY_URL, make_zip([("a.jpg", PHOTO), ("b.png", OTHER)]), admin).get_json()

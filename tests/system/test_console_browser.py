@@ -497,8 +497,10 @@ def test_anyone_logged_in_uploads_and_copies_a_signed_link(live, open_as):
     item = page.locator("#uploads .media-card").first
     item.wait_for()
     assert item.locator(".badge").inner_text() == "private"
-    item.get_by_role("button", name="Copy link of alpha.png").click()
-    item.get_by_text("Link copied.").wait_for()
+    item.click()  # its details, in the panel beside the grid
+    panel = page.locator("#media-panel")
+    panel.get_by_role("button", name="Copy link of alpha.png").click()
+    panel.get_by_text("Link copied.").wait_for()
     link = page.evaluate("navigator.clipboard.readText()")
     assert page.request.get(link).status == 200  # the signed link opens the file
     assert page.request.get(link.split("?")[0]).status in (403, 404)  # not without its signature
@@ -2122,7 +2124,8 @@ def test_a_private_upload_is_turned_and_given_a_focal_point_by_keyboard(live, op
     assert answer.ok, answer.text()
     upload_id = answer.json()["id"]
     page.goto("/console/uploads")
-    card = page.locator(f"#uploads li[data-id='{upload_id}']")
+    page.locator(f"#uploads li[data-id='{upload_id}']").click()
+    card = page.locator("#media-panel")  # its details
     dialog = open_editor(page, card, "mine.jpg")  # drawn from its signed source URL
     dialog.get_by_role("button", name="Rotate left").click()
     # The focal point by keyboard: the button focuses its marker, arrows move it.

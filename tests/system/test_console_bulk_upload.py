@@ -197,6 +197,7 @@ def test_the_queue_fits_a_phone_and_passes_the_audit(live, editor_page, tmp_path
     folder = mixed_folder(tmp_path, tag)
     page = editor_page(360, audit=True)
     page.goto("/console/uploads")
+    page.get_by_role("button", name="Add images…").click()  # folded on a phone
     page.get_by_label("Or a whole folder").set_input_files(str(folder))
     page.get_by_role("button", name="Upload", exact=True).click()
     page.get_by_role("status").filter(has_text="Done:").wait_for(timeout=60_000)

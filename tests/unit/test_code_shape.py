@@ -1,7 +1,7 @@
 """The code keeps the shape issue 42 gave it, read from the checkout: a small media facade, no
-function too long to read at once, no two media modules of one name, and no hand-written
-OpenAPI module longer than it has come down to (each figure is in docs/architecture.md;
-raising a bound is a decision for the docs, not a quiet edit here)."""
+function too long to read at once, no two media modules of one name, the image engine chosen
+in one place, and no hand-written OpenAPI module longer than it has come down to (each figure
+is in docs/architecture.md; raising a bound is a decision for the docs, not a quiet edit here)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from pathlib import Path
 AVENUE = Path(__file__).resolve().parents[2] / "avenue"
 FACADE_NAMES = 50  # names the media facade may export to blueprints
 FUNCTION_LINES = 80  # lines a function may span, decorators and docstring included
+ENGINE_CHOICES = 1  # isinstance on an engine's frame type: engine.engine_of only
 # Lines a module writing OpenAPI by hand may have. Issue 42's target is 400: most JSON bodies and
 # the library's query now come from their models (avenue/shapes.py); most answers' schemas remain.
-OPENAPI_LINES = 1529
+OPENAPI_LINES = 1531
 
 
 def _modules(folder: Path) -> list[Path]:
@@ -55,6 +56,36 @@ def test_no_function_spans_more_than_eighty_lines():
 def test_no_two_media_modules_share_a_name():
     stems = Counter(path.stem for path in _modules(AVENUE / "media") if path.stem != "__init__")
     assert [stem for stem, count in stems.items() if count > 1] == []
+
+
+def _frame_type(node: ast.expr) -> bool:
+    """Whether ``node`` names an engine's frame type: libvips's ``Frame`` or Pillow's
+    ``Image.Image`` (a tuple of types when one of them does)."""
+    if isinstance(node, ast.Tuple):
+        return any(_frame_type(element) for element in node.elts)
+    if isinstance(node, ast.Name):
+        return node.id == "Frame"
+    if isinstance(node, ast.Attribute):
+        return node.attr == "Frame" or (node.attr == "Image" and getattr(node.value, "id", "") == "Image")
+    return False
+
+
+def engine_choices(folder: Path) -> list[str]:
+    """Every ``isinstance(x, <an engine's frame type>)`` under ``folder``, as path:line."""
+    found = []
+    for path in _modules(folder):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance"
+                    and len(node.args) == 2 and _frame_type(node.args[1])):
+                found.append(f"{path.relative_to(folder.parent)}:{node.lineno}")
+    return found
+
+
+def test_the_image_engine_is_chosen_by_the_frames_type_in_one_place():
+    """Pillow or libvips is asked of a frame once (avenue/media/ingest/engine.py's engine_of);
+    everything else calls the engine it gives."""
+    choices = engine_choices(AVENUE)
+    assert len(choices) <= ENGINE_CHOICES, choices
 
 
 def test_no_hand_written_openapi_module_grows_past_its_bound():

@@ -165,7 +165,8 @@ def test_without_the_crop_the_plan_falls_back_to_the_focal_point():
 def turned_first(data: bytes, edits: Edits) -> bytes:
     """``editing.apply`` as it was: the whole frame turned and flipped, then cropped."""
     from avenue.media.ingest import vips
-    from avenue.media.ingest.variants import encode_image, to_display_mode
+    from avenue.media.ingest.engine import to_display_mode
+    from avenue.media.ingest.variants import encode_image
 
     source = editing.source_of(data)
     try:

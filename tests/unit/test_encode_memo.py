@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from avenue.media.ingest import variants
+from avenue.media.ingest.engine import to_display_mode
 from tests.helpers import IMAGES
 
 FORMATS = ["webp", "jpeg", "png", "avif"]
@@ -37,7 +38,7 @@ def test_each_encoder_gives_the_same_bytes_for_the_same_input_on_any_thread(fmt,
 def test_a_corpus_photo_with_its_profile_encodes_to_the_same_bytes_again():
     real = getattr(variants.encode_image, "__wrapped__", variants.encode_image)
     with Image.open(IMAGES / "good" / "cmyk.jpg") as opened:
-        im, icc = variants.to_display_mode(opened.copy(), opened.info.get("icc_profile"))
+        im, icc = to_display_mode(opened.copy(), opened.info.get("icc_profile"))
     im.thumbnail((400, 400))
     assert real(im, "webp", icc) == real(im.copy(), "webp", icc)
 

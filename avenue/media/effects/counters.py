@@ -16,9 +16,9 @@ Write order, and why drift is bounded and corrected:
 - Deletes count what they removed: the files documents read just before, and the chunks
   ``delete_many`` reports. Two deletes of the same files racing each other subtract only what
   each removed (an estimate of the bytes when they split a set of files between them).
-- :func:`recount` is the reconciliation: it counts the bucket on the server (one ``$group``,
-  one chunk count on the chunk index, or on the embedded database a count of the collection,
-  :func:`count_bucket` says why; no document comes to Python) and replaces the counters
+- :func:`recount` is the reconciliation: it counts the bucket on the server (one ``$group``
+  and one chunk count on the chunk index, no document coming to Python; on the embedded
+  database a window of upload dates at a time, :func:`count_bucket` says why) and replaces the counters
   by compare-and-set on their ``version``, which every ``$inc`` bumps. A write that lands
   during the recount makes the set miss (the recount may or may not include it), so a
   recount is applied only when it is exact; the next one (the status sweep runs it every
@@ -28,8 +28,10 @@ Write order, and why drift is bounded and corrected:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pymongo.database import Database
@@ -39,6 +41,7 @@ from avenue.clock import now
 from avenue.db import long_operations
 from avenue.media.buckets import STORED
 from avenue.media.records import Document
+from avenue.paging import Sampler, date_windows, fence_id, fences, save_fences
 from avenue.servers import is_embedded
 
 log = logging.getLogger(__name__)
@@ -105,7 +108,8 @@ def of(db: Database[Document], bucket: str) -> dict[str, Any]:
     one read by ``_id``."""
     doc = db[COUNTERS].find_one({"_id": bucket}) or {}
     return {**{name: int(doc.get(name) or 0) for name in FIELDS}, "version": int(doc.get("version") or 0),
-            "reconciled_at": doc.get("reconciled_at")}
+            "reconciled_at": doc.get("reconciled_at"), "oldest": doc.get("oldest"),
+            "newest": doc.get("newest")}
 
 
 def originals(db: Database[Document], bucket: str) -> int | None:
@@ -118,34 +122,108 @@ def originals(db: Database[Document], bucket: str) -> int | None:
     return max(0, int(doc.get("originals") or 0))
 
 
+#: The roles a files document has (``metadata.role``; None: written before roles). Every
+#: writer of the media package gives one of these; the embedded database's count reads each.
+ROLES = ("original", "variant", "rendition", None)
+#: Files documents a walk holds at once (a window between fences holds about 256).
+READ_BATCH = 1000
+#: GridFS's default chunk size, for a files document that does not say its own.
+CHUNK_SIZE = 255 * 1024
+_GROUP = {"$group": {
+    "_id": None, "files": {"$sum": 1}, "bytes": {"$sum": "$length"},
+    "originals": {"$sum": {"$cond": [{"$eq": ["$metadata.role", "original"]}, 1, 0]}},
+    "oldest": {"$min": "$uploadDate"}, "newest": {"$max": "$uploadDate"},
+}}
+
+
+def role_walk(role: str | None) -> str:
+    """The name of the fences a bucket's files of ``role`` are walked between (paging.fence_id)."""
+    return f"role:{role}"
+
+
+def _add(sums: dict[str, Any], files: int, size: int, originals: int, dates: list[Any]) -> None:
+    sums["files"] += files
+    sums["bytes"] += size
+    sums["originals"] += originals
+    for name, pick in (("oldest", min), ("newest", max)):
+        found = [date for date in dates if isinstance(date, dt.datetime)]
+        if found:
+            value = pick(found)
+            sums[name] = value if sums[name] is None else pick(sums[name], value)
+
+
+def _group_whole(db: Database[Document], bucket: str) -> dict[str, Any]:
+    sums = {"files": 0, "bytes": 0, "originals": 0, "oldest": None, "newest": None}
+    for row in db[f"{bucket}.files"].aggregate([_GROUP]):
+        _add(sums, int(row.get("files") or 0), int(row.get("bytes") or 0), int(row.get("originals") or 0),
+             [row.get("oldest"), row.get("newest")])
+    return sums
+
+
+def walk_role(db: Database[Document], bucket: str, role: str | None, projection: dict[str, int] | None, *,
+              descending: bool = False, start: dt.datetime | None = None) -> Iterator[list[Document]]:
+    """The bucket's files of ``role`` a window of upload dates at a time (sorted by date, then
+    ``_id``, in walk order), between the fences the last count sampled (paging.date_windows:
+    about 256 files a read on the ``role_newest`` index; none yet: one read)."""
+    files = db[f"{bucket}.files"]
+    order = [("uploadDate", -1 if descending else 1), ("_id", -1 if descending else 1)]
+    walked = fences(files, "uploadDate", role_walk(role))
+    for condition in date_windows(walked, descending=descending, start=start):
+        query: dict[str, Any] = {"metadata.role": role}
+        if condition:
+            query["uploadDate"] = condition
+        cursor = files.find(query, projection).sort(order).batch_size(READ_BATCH)
+        try:  # a list at a time: a window without fences (the first walk) holds the whole role
+            while docs := list(itertools.islice(cursor, READ_BATCH)):
+                yield docs
+        finally:
+            cursor.close()
+
+
+def _count_in_windows(db: Database[Document], bucket: str) -> dict[str, Any]:
+    """The files figures and chunks of a bucket on the embedded database, summed a window of
+    one role's upload dates at a time (:func:`walk_role`); each walk samples the fences the
+    next one reads between. The chunks are what the files documents say they hold
+    (``ceil(length / chunkSize)``): a count of the chunks themselves is a walk of every chunk
+    there (2.3-2.8 s for 225,459 chunks, measured through make run's one connection), so
+    chunks gone behind the app's back are found by ``fsck``, which reads every file's chunks."""
+    sums: dict[str, Any] = {"files": 0, "bytes": 0, "originals": 0, "chunks": 0, "oldest": None,
+                            "newest": None}
+    files = db[f"{bucket}.files"]
+    for role in ROLES:
+        sampler = Sampler()
+        for docs in walk_role(db, bucket, role, {"uploadDate": 1, "length": 1, "chunkSize": 1}):
+            size = 0
+            for doc in docs:
+                length = int(doc.get("length") or 0)
+                size += length
+                sums["chunks"] += math.ceil(length / int(doc.get("chunkSize") or CHUNK_SIZE))
+                sampler.add(doc.get("uploadDate"))
+            _add(sums, len(docs), size, len(docs) if role == "original" else 0,
+                 [docs[0].get("uploadDate"), docs[-1].get("uploadDate")] if docs else [])
+        save_fences(db, fence_id(files, "uploadDate", role_walk(role)), sampler)
+    return sums
+
+
 def count_bucket(db: Database[Document], bucket: str, *, chunk_index: bool) -> dict[str, Any]:
     """The bucket's true totals and oldest/newest upload, counted on the server (a ``$group``;
     the chunk count walks the chunk index when there is one, else counts the collection).
     Over every file: not bound by a request's operation timeout (``long_operations``).
 
-    On the embedded database the chunks are counted by the ``count`` command with no filter:
-    SecantusDB answers a count hinted on the chunk index by decoding every chunk, all the stored
-    bytes in one operation (2.9 s for 600 MB, measured; about 15 s for the 3.5 GB the 60-minute
-    soak had stored when its one restart came, every other request waiting behind it through
-    make run's one connection), while a count of the whole collection walks its rows without
-    decoding them (0.24 s for the same 600 MB), and is as exact there."""
+    On the embedded database, where make run reaches the server over one connection and every
+    request waits behind the operation in flight, a bucket is read a window of dates at a time
+    instead (:func:`_count_in_windows`): one ``$group`` over the 225,459 files documents of a
+    products bucket held that connection 9.9 s (bench/results/
+    scale-2026-11-26-status-during-sweep-relay.md), a count of its chunks 2.8 s."""
     chunks = db[f"{bucket}.chunks"]
     with long_operations():
-        rows = list(db[f"{bucket}.files"].aggregate([{"$group": {
-            "_id": None, "files": {"$sum": 1}, "bytes": {"$sum": "$length"},
-            "originals": {"$sum": {"$cond": [{"$eq": ["$metadata.role", "original"]}, 1, 0]}},
-            "oldest": {"$min": "$uploadDate"}, "newest": {"$max": "$uploadDate"},
-        }}]))
         if is_embedded(db):
-            count = chunks.estimated_document_count()  # a walk of its rows there, not metadata
-        elif chunk_index:
-            count = chunks.count_documents({}, hint=CHUNK_INDEX)
+            counted = _count_in_windows(db, bucket)
         else:
-            count = chunks.count_documents({})
-    row = rows[0] if rows else {}
-    return {"files": int(row.get("files") or 0), "originals": int(row.get("originals") or 0),
-            "bytes": int(row.get("bytes") or 0), "chunks": int(count),
-            "oldest": row.get("oldest"), "newest": row.get("newest")}
+            counted = {**_group_whole(db, bucket),
+                       "chunks": chunks.count_documents({}, hint=CHUNK_INDEX if chunk_index else None)}
+    return {"files": counted["files"], "originals": counted["originals"], "bytes": counted["bytes"],
+            "chunks": int(counted["chunks"]), "oldest": counted["oldest"], "newest": counted["newest"]}
 
 
 def recount(db: Database[Document], bucket: str, *, chunk_index: bool = True,

@@ -35,7 +35,9 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from avenue.clock import now
 from avenue.db import long_operations
 from avenue.media.buckets import BUILDER
+from avenue.media.effects.counters import walk_role
 from avenue.media.records import Document
+from avenue.servers import is_embedded
 
 log = logging.getLogger(__name__)
 FACETS = "media_facets"
@@ -143,11 +145,30 @@ def _counted(db: Database[Document], bucket: str) -> None:
 
 def count_on_server(db: Database[Document], bucket: str) -> Counter[tuple[str, str]]:
     """The true facets, counted on the server (two ``$group``s over the originals; over every
-    file, so not bound by a request's operation timeout: ``long_operations``)."""
+    file, so not bound by a request's operation timeout: ``long_operations``).
+
+    On the embedded database the originals are read a window of upload dates at a time
+    instead (``counters.walk_role``, between the fences the bucket's count sampled just
+    before), their folders and tags counted here: the two ``$group``s over a builder library
+    of 37,575 files took 1.3 s each there, every request of make run waiting behind them
+    (bench/results/scale-2026-11-26-status-during-sweep-relay.md). The same sums: a folder
+    missing or null is the root, tags are counted as ``$unwind`` counts them."""
     files = db[f"{bucket}.files"]
-    original = {"$match": {"metadata.role": "original"}}
     truth: Counter[tuple[str, str]] = Counter()
     with long_operations():
+        if is_embedded(db):
+            for docs in walk_role(db, bucket, "original", {"uploadDate": 1, "metadata.folder": 1,
+                                                           "metadata.tags": 1}):
+                for doc in docs:
+                    metadata = doc.get("metadata") or {}
+                    folder = metadata.get("folder")
+                    truth[("folder", ROOT_FOLDER if folder is None else folder)] += 1
+                    tags = metadata.get("tags")
+                    for tag in tags if isinstance(tags, list) else [tags]:
+                        if isinstance(tag, str):
+                            truth[("tag", tag)] += 1
+            return truth
+        original = {"$match": {"metadata.role": "original"}}
         for row in files.aggregate([original, {"$group": {
                 "_id": {"$ifNull": ["$metadata.folder", ROOT_FOLDER]}, "n": {"$sum": 1}}}]):
             truth[("folder", row["_id"])] += int(row["n"])

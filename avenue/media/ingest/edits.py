@@ -24,10 +24,10 @@ from typing import Any
 from PIL import Image
 
 from avenue.errors import BadRequest, Conflict, NotFound
-from avenue.media.ingest import vips
+from avenue.media.ingest.engine import engine_of, to_display_mode
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, PreparedImage, prepare
-from avenue.media.ingest.variants import encode_image, to_display_mode
+from avenue.media.ingest.variants import encode_image
 from avenue.media.transform import CROP_NAME
 
 MIN_CROP_PX = 16  # a crop's smallest side, in source pixels
@@ -359,11 +359,9 @@ def apply(data: bytes, edits: Edits, limits: Limits | None = None) -> bytes:
                                "replace it instead.", field="frames")
         frame = source.take_pixels()
         edits.check(*frame.size)
-        box = edits.source_crop(*frame.size)
-        if isinstance(frame, vips.Frame):
-            cut = frame.into_pillow(box)  # lets the decoded canvas go before Pillow's copy
-        else:
-            cut = frame if box is None else frame.crop(box)
+        crop = edits.source_crop(*frame.size)
+        box = None if crop is None else (crop[0], crop[1], crop[2] - crop[0], crop[3] - crop[1])
+        cut = engine_of(frame).take(frame, box)  # libvips lets its canvas go before Pillow's copy
         del frame  # the uncut frame's last reference
         im, icc = to_display_mode(cut, source.icc_profile)
         del cut

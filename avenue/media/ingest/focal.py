@@ -23,6 +23,7 @@ from PIL import Image
 
 from avenue.errors import BadRequest
 from avenue.media.ingest import vips
+from avenue.media.ingest.engine import Pixels, engine_of
 
 SAMPLE = 256  # px on the longer side the estimate looks at
 
@@ -61,22 +62,6 @@ def parse_focal_point(body: object) -> FocalPoint:
     return point
 
 
-def _sample(im: Image.Image) -> Image.Image:
-    """``im`` at most :data:`SAMPLE` px, RGB: a box reduction by a whole factor first (cheap,
-    no copy of the full frame), then a small resize."""
-    if im.mode not in ("RGB", "RGBA", "L", "LA"):
-        im = im.convert("RGBA" if "A" in im.mode or "transparency" in im.info else "RGB")
-    factor = max(1, max(im.size) // SAMPLE)
-    sample = im.reduce(factor) if factor > 1 else im
-    if sample.mode != "RGB":
-        sample = sample.convert("RGB")
-    if max(sample.size) > SAMPLE:
-        scale = SAMPLE / max(sample.size)
-        sample = sample.resize((max(1, round(sample.width * scale)), max(1, round(sample.height * scale))),
-                               Image.Resampling.BILINEAR)
-    return sample
-
-
 #: A sample whose every channel spans at most this many levels has nothing to find: attention
 #: then reports its top-left corner (0, 0), which reads as a choice; the centre says "none".
 FLAT_LEVELS = 8
@@ -88,16 +73,11 @@ def _flat(sample: Image.Image) -> bool:
     return all(high - low <= FLAT_LEVELS for low, high in bands)
 
 
-def estimate(im: Image.Image | vips.Frame) -> FocalPoint:
+def estimate(im: Pixels) -> FocalPoint:
     """libvips's attention centre of ``im`` (a Pillow image of any mode, or the libvips frame
     of a JPEG photo), rounded to 3 decimals (stored values stay short and the same image
     always gives the same point); the centre for a picture of one colour."""
-    if isinstance(im, vips.Frame):
-        width, height = im.size
-        scale = min(SAMPLE / max(width, height), 1.0)
-        small = (max(1, round(width * scale)), max(1, round(height * scale)))
-        im = vips.to_pillow(vips.resize(im.image, *small))
-    sample = _sample(im)
+    sample = engine_of(im).sample(im, SAMPLE)
     width, height = sample.size
     if width < 2 or height < 2 or _flat(sample):
         return CENTRE

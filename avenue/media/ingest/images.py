@@ -41,6 +41,7 @@ from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, ServerBusy, Un
 from avenue.media.formats import ACCEPTED, ACCEPTED_LABEL, ACCEPTED_WITH_VECTOR_LABEL, FORMATS, VECTOR
 from avenue.media.ingest import svg, vips
 from avenue.media.ingest.budget import Reservation, decode_budget
+from avenue.media.ingest.engine import LIBVIPS, PILLOW, Pixels
 
 try:  # HEIC as iPhones send it.
     import pillow_heif
@@ -140,9 +141,9 @@ class PreparedImage:
     height: int
     frames: int
     # Upright, possibly reduced (Pillow's draft() or libvips's shrink-on-load): a Pillow image,
-    # or a libvips frame for the JPEG photos libvips decodes. None once released (after the
-    # variants are encoded).
-    first_frame: Image.Image | vips.Frame | None = field(repr=False)
+    # or a libvips frame for the JPEG photos libvips decodes (avenue/media/ingest/engine.py
+    # works on either). None once released (after the variants are encoded).
+    first_frame: Pixels | None = field(repr=False)
     icc_profile: bytes | None = field(default=None, repr=False)
     # The decode budget still held for the pixels (``prepare(..., working=...)``): given back
     # by :meth:`release` once the caller's canvases are encoded.
@@ -159,26 +160,18 @@ class PreparedImage:
         return sha256(self.data).hexdigest()
 
     @property
-    def pixels(self) -> Image.Image | vips.Frame:
+    def pixels(self) -> Pixels:
         """The decoded first frame (renditions are cut from it)."""
         if self.first_frame is None:
             raise RuntimeError("the decoded pixels of this image were released")
         return self.first_frame
 
-    def take_pixels(self) -> Image.Image | vips.Frame:
+    def take_pixels(self) -> Pixels:
         """The decoded first frame, which this image no longer keeps: the caller's last
         reference is the last one, so it can drop the frame before it is done (its reservation
         is still held until :meth:`release`)."""
         frame, self.first_frame = self.pixels, None
         return frame
-
-    @property
-    def has_alpha(self) -> bool:
-        """Whether the first frame has an alpha band."""
-        pixels = self.pixels
-        if isinstance(pixels, vips.Frame):
-            return pixels.has_alpha
-        return pixels.mode in {"RGBA", "LA", "PA"}
 
 
 def read_limited(stream: BinaryIO | bytes | bytearray | memoryview, max_bytes: int) -> bytes:
@@ -285,24 +278,6 @@ def _orientation(im: Image.Image, data: bytes) -> int:
     except Exception:  # unreadable EXIF: treat as upright rather than refuse the photo
         return 1
     return value if 1 <= value <= 8 else 1
-
-
-_TRANSPOSE = {
-    2: [Image.Transpose.FLIP_LEFT_RIGHT],
-    3: [Image.Transpose.ROTATE_180],
-    4: [Image.Transpose.FLIP_TOP_BOTTOM],
-    5: [Image.Transpose.TRANSPOSE],
-    6: [Image.Transpose.ROTATE_270],
-    7: [Image.Transpose.TRANSVERSE],
-    8: [Image.Transpose.ROTATE_90],
-}
-
-
-def upright(im: Image.Image, orientation: int) -> Image.Image:
-    """Apply an EXIF orientation to pixels."""
-    for method in _TRANSPOSE.get(orientation, []):
-        im = im.transpose(method)
-    return im
 
 
 def _shrunk(im: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -427,7 +402,7 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
         if pil_format == "HEIF":
             # pillow-heif already applied the HEIF transforms; its EXIF orientation is informational.
             orientation = 1
-        frame = upright(first, orientation)  # a turned copy: counted in the cost (rotate_copy)
+        frame = PILLOW.orient(first, orientation)  # a turned copy: counted in the cost (rotate_copy)
         kept = working is not None
     finally:
         if not kept:
@@ -525,7 +500,7 @@ def _prepare_with_libvips(data: bytes, im: Image.Image, limits: Limits, needed: 
     kept = False
     try:
         try:
-            frame = vips.decode_jpeg(data, shrink, needed, orientation)
+            frame = LIBVIPS.orient(vips.Frame(vips.decode_jpeg(data, shrink, needed)), orientation)
         except vips.Error as exc:
             raise CorruptImage("The image is damaged or truncated and cannot be read.") from exc
         served = data if stored else strip_jpeg(data, orientation)
@@ -542,7 +517,7 @@ def _prepare_with_libvips(data: bytes, im: Image.Image, limits: Limits, needed: 
         width=display_w,
         height=display_h,
         frames=1,
-        first_frame=vips.Frame(frame),
+        first_frame=frame,
         icc_profile=icc,
         reservation=held if kept else None,
     )
@@ -571,7 +546,7 @@ def _sanitized(data: bytes, im: Image.Image, fmt: str, orientation: int, icc: by
 
 def _reencode(im: Image.Image, fmt: str, orientation: int, icc: bytes | None) -> bytes:
     im.seek(0)
-    pixels = upright(im, orientation)  # a new image only when it turns (counted in decode_cost)
+    pixels = PILLOW.orient(im, orientation)  # a new image only when it turns (counted in decode_cost)
     if fmt == "JPEG" and pixels.mode not in {"RGB", "L", "CMYK"}:
         pixels = pixels.convert("RGB")
     out = io.BytesIO()

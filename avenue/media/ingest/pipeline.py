@@ -28,12 +28,13 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from avenue.media.ingest import likeness, placeholders, vips
+from avenue.media.ingest import likeness, placeholders
+from avenue.media.ingest.engine import engine_of
 from avenue.media.ingest.focal import FocalPoint, estimate
 from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limited
 from avenue.media.ingest.likeness import Likeness
 from avenue.media.ingest.placeholders import Placeholder
-from avenue.media.ingest.variants import Box, Only, Planned, Rendition, plan, render, to_display_mode
+from avenue.media.ingest.variants import Box, Only, Planned, Rendition, plan, render
 from avenue.media.settings import MediaSettings
 from avenue.media.settings import current as current_settings
 from avenue.metrics import timed_render
@@ -101,9 +102,7 @@ def estimate_focal(prepared: PreparedImage) -> FocalPoint:
     """Step 5: the focal point estimated on the frame the renditions are cut from (the one
     ``variants.render`` estimates on for the ``og`` crop, so the point is the same)."""
     pixels = prepared.pixels
-    if isinstance(pixels, vips.Frame):
-        return estimate(pixels)
-    return estimate(to_display_mode(pixels, prepared.icc_profile)[0])
+    return estimate(engine_of(pixels).display(pixels, prepared.icc_profile)[0])
 
 
 def render_stored(data: bytes, focal: FocalPoint, only: Only = None,

@@ -1,23 +1,30 @@
 """Render a rendition on request: a stored original, a :class:`~avenue.media.transform.Spec`
 and a format in, the encoded bytes out.
 
-The steps are the upload's own, so a rendition looks like the fixed ones: the original is
-decoded by :func:`~avenue.media.ingest.images.prepare` (libvips with shrink-on-load for JPEG
-photos, Pillow for the rest, the same colour handling), but only at the scale the rendition
-needs (a 320 px rendition of a 12 MP photo decodes an eighth of it; a 2560 px one more than
-the fixed variants' 1600), and as a stored original (``stored``: validated and stripped at
-its upload, so its bytes are neither stripped again nor hashed: only its pixels are wanted).
-:func:`avenue.media.transform.plan` gives the box to cut around the focal point and the size
-to make, in the displayed image's pixels. A rendition of the whole picture (``fit`` contain,
-no crop) is decoded straight to its size (``exact``): shrink-on-load, then one resize; one cut
-from a part of it has its box mapped onto the decoded frame, cut and resized (Lanczos). Then
-it is encoded with the fixed renditions' settings
-(:func:`avenue.media.ingest.variants.encode_image`; AVIF at speed 6, q64), but a JPEG as a
-baseline one (:data:`avenue.media.formats.RENDITION_PROGRESSIVE`: the same pixels, 2-3 %
-more bytes, 0.4x the encode).
+The steps are the upload's own, so a rendition looks like the fixed ones; :func:`render_spec`
+runs them in this order, one function each, on whichever engine holds the decoded frame
+(avenue/media/ingest/engine.py):
 
-A JPEG asked of an image with transparency is flattened onto white (JPEG has no alpha);
-every other format keeps it. Pure: bytes in, bytes out; no database, no Flask.
+1. **decode** (:func:`_decode`): :func:`~avenue.media.ingest.images.prepare` (libvips with
+   shrink-on-load for JPEG photos, Pillow for the rest), but only at the scale the rendition
+   needs (a 320 px rendition of a 12 MP photo decodes an eighth of it; a 2560 px one more than
+   the fixed variants' 1600), and as a stored original (``stored``: validated and stripped at
+   its upload, so its bytes are neither stripped again nor hashed: only its pixels are
+   wanted). A rendition of the whole picture (``fit`` contain, no crop) is decoded straight to
+   its size (``exact``): shrink-on-load, then one resize, and nothing is left to do in step 3;
+2. **display** (:func:`_display`): the frame in RGB, RGBA or L with the upload's colour
+   handling (a CMYK JPEG converted through its profile), the ICC profile to embed;
+3. **cut and resize** (:func:`_cut`): :func:`avenue.media.transform.plan`'s box (around the
+   focal point, in the displayed image's pixels) mapped onto the decoded frame, cut and
+   resized (Lanczos) to the plan's size;
+4. **flatten** (:func:`_flatten`): a JPEG asked of an image with transparency is flattened
+   onto white (JPEG has no alpha); every other format keeps it;
+5. **encode** (:func:`_encode`): the fixed renditions' settings
+   (:func:`avenue.media.ingest.variants.encode_image`; AVIF at speed 6, q64), but a JPEG as a
+   baseline one (:data:`avenue.media.formats.RENDITION_PROGRESSIVE`: the same pixels, 2-3 %
+   more bytes, 0.4x the encode).
+
+Pure: bytes in, bytes out; no database, no Flask.
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ from dataclasses import dataclass
 from PIL import Image
 
 from avenue.media.formats import RENDITION_PROGRESSIVE, RENDITION_TYPES
-from avenue.media.ingest import vips
+from avenue.media.ingest.engine import Pixels, engine_of
 from avenue.media.ingest.focal import FocalPoint
-from avenue.media.ingest.images import Limits, prepare
-from avenue.media.ingest.variants import encode_image, to_display_mode
+from avenue.media.ingest.images import Limits, PreparedImage, prepare
+from avenue.media.ingest.variants import encode_image
 from avenue.media.transform import Plan, Spec, plan
 
 
@@ -53,7 +60,26 @@ def render_spec(data: bytes, limits: Limits, spec: Spec, fmt: str, focal: FocalP
     (None: the image has none)."""
     if fmt not in RENDITION_TYPES:
         raise ValueError(f"cannot render {fmt!r}: one of {', '.join(RENDITION_TYPES)}")
-    point = (focal.x, focal.y)
+    prepared = _decode(data, limits, spec, (focal.x, focal.y), crop)  # 1
+    try:
+        made = plan(spec, (prepared.width, prepared.height), (focal.x, focal.y), crop)
+        frame, icc = _display(prepared)  # 2
+        prepared.first_frame = None  # the frame's last reference is ``frame``
+        image = _cut(frame, made, (prepared.width, prepared.height))  # 3
+        del frame  # the decoded frame is no longer needed
+        image = _flatten(image, fmt)  # 4
+        encoded = _encode(image, fmt, icc, quality if quality is not None else spec.quality)  # 5
+        return Rendered(encoded, image.width, image.height, fmt)
+    finally:
+        # The decode budget held from the decode to the encode: the resize and the encode
+        # count against it as the decode does (a second large render waits for room).
+        prepared.release()
+
+
+def _decode(data: bytes, limits: Limits, spec: Spec, point: tuple[float, float],
+            crop: tuple[float, float, float, float] | None) -> PreparedImage:
+    """Step 1: ``data`` decoded at the scale ``spec`` needs, the decode budget reserved for the
+    canvases of the steps after it (held until the caller releases it)."""
 
     def decode_scale(width: int, height: int) -> float:
         made = plan(spec, (width, height), point, crop)
@@ -70,36 +96,36 @@ def render_spec(data: bytes, limits: Limits, spec: Spec, fmt: str, focal: FocalP
         made = plan(spec, (width, height), point, crop)
         return made.size if made.box == (0, 0, width, height) else None
 
-    prepared = prepare(data, limits, decode_scale, working=canvases, exact=exact, stored=True)
-    try:
-        made = plan(spec, (prepared.width, prepared.height), point, crop)
-        pixels = prepared.pixels
-        if isinstance(pixels, vips.Frame):
-            if pixels.size == made.size and made.box == (0, 0, prepared.width, prepared.height):
-                image = vips.to_pillow(pixels.image)  # decoded at its size: nothing left to resize
-            else:
-                box = _on_frame(made, (prepared.width, prepared.height), pixels.size)
-                image = vips.to_pillow(vips.resize(pixels.image, *made.size, box=box))
-            icc = prepared.icc_profile
-        else:
-            base, icc = to_display_mode(pixels, prepared.icc_profile)
-            left, top, width, height = _on_frame(made, (prepared.width, prepared.height), base.size)
-            image = base.resize(made.size, Image.Resampling.LANCZOS,
-                                box=(left, top, left + width, top + height), reducing_gap=3.0)
-            del base
-        del pixels
-        prepared.first_frame = None  # the decoded frame is no longer needed
-        if fmt == "jpeg" and image.mode in {"RGBA", "LA"}:
-            flat = Image.new("RGB", image.size, (255, 255, 255))
-            flat.paste(image, mask=image.getchannel("A"))
-            image = flat
-        encoded = encode_image(image, fmt, icc, quality if quality is not None else spec.quality,
-                               progressive=RENDITION_PROGRESSIVE)
-        return Rendered(encoded, image.width, image.height, fmt)
-    finally:
-        # The decode budget held from the decode to the encode: the resize and the encode
-        # count against it as the decode does (a second large render waits for room).
-        prepared.release()
+    return prepare(data, limits, decode_scale, working=canvases, exact=exact, stored=True)
+
+
+def _display(prepared: PreparedImage) -> tuple[Pixels, bytes | None]:
+    """Step 2: the decoded frame in its display mode, and the ICC profile to embed."""
+    frame = prepared.pixels
+    return engine_of(frame).display(frame, prepared.icc_profile)
+
+
+def _cut(frame: Pixels, made: Plan, shown: tuple[int, int]) -> Image.Image:
+    """Step 3: the plan's box (in the ``shown`` picture's pixels) cut from ``frame`` and resized
+    to the plan's size, as a Pillow image for the encoder; ``frame`` is given up (a frame
+    decoded at the plan's size is handed over as it is)."""
+    engine = engine_of(frame)
+    box = _on_frame(made, shown, engine.size(frame))
+    return engine.take(engine.resize(frame, made.size, box))
+
+
+def _flatten(image: Image.Image, fmt: str) -> Image.Image:
+    """Step 4: ``image`` onto white when ``fmt`` is JPEG and it has transparency."""
+    if fmt != "jpeg" or image.mode not in {"RGBA", "LA"}:
+        return image
+    flat = Image.new("RGB", image.size, (255, 255, 255))
+    flat.paste(image, mask=image.getchannel("A"))
+    return flat
+
+
+def _encode(image: Image.Image, fmt: str, icc: bytes | None, quality: int | None) -> bytes:
+    """Step 5: ``image`` encoded as ``fmt`` at ``quality`` (None: the format's default)."""
+    return encode_image(image, fmt, icc, quality, progressive=RENDITION_PROGRESSIVE)
 
 
 def _on_frame(made: Plan, shown: tuple[int, int], frame: tuple[int, int]) -> tuple[int, int, int, int]:

@@ -6,10 +6,10 @@ the WebP thumb before it answers (its placeholder is computed from it) and plans
 others, sizes and formats without encoding a pixel; they are rendered right after the answer
 or on their first request (avenue/media/store/pending.py), by :func:`render` with ``only``.
 
-Two renderers with the same sizes, settings and guarantees: libvips for the frames libvips
-decoded (RGB and greyscale JPEG photos, by far the most uploads; avenue/media/ingest/vips.py says
-why), Pillow for every other frame (CMYK, 16-bit, palette, transparency, animations' first
-frames, AVIF, HEIC).
+One renderer for both engines (avenue/media/ingest/engine.py): the same sizes, chain,
+settings and guarantees whether libvips holds the frame (RGB and greyscale JPEG photos, by far
+the most uploads; avenue/media/ingest/vips.py says why) or Pillow does (CMYK, 16-bit, palette,
+transparency, animations' first frames, AVIF, HEIC).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from PIL import Image, ImageCms
 from avenue import background
 from avenue.media.formats import VARIANT_TYPES, save_options
 from avenue.media.formats import recipe as encoder_recipe
-from avenue.media.ingest import vips
+from avenue.media.ingest.engine import SRGB, Pixels, engine_of
 from avenue.media.ingest.focal import FocalPoint, crop_box, estimate
 from avenue.media.ingest.images import PreparedImage
 
@@ -65,9 +65,6 @@ def recipe(name: str, fmt: str) -> str:
     return hashlib.sha256(described.encode()).hexdigest()[:12]
 
 
-_SRGB = ImageCms.createProfile("sRGB")
-
-
 @dataclass(frozen=True)
 class Rendition:
     """One encoded variant."""
@@ -103,53 +100,6 @@ class Planned:
 Only = frozenset[tuple[str, str]] | None
 
 
-def to_display_mode(im: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | None]:
-    """Convert any decoded mode to RGB/RGBA/L with sane colours; return the ICC to embed."""
-    mode = im.mode
-    if mode == "CMYK":
-        if icc:
-            try:
-                source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-                converted = ImageCms.profileToProfile(im, source, _SRGB, outputMode="RGB")
-                if converted is not None:  # None only when asked to convert in place
-                    return converted, None
-            except (ImageCms.PyCMSError, OSError):
-                pass
-        return im.convert("RGB"), None
-    if mode in {"I;16", "I;16B", "I;16L", "I"}:
-        # 16-bit greyscale: scale to 8 bits instead of clipping everything above 255 to white.
-        scaled = im.convert("I").point(lambda value: value / 256)
-        return scaled.convert("L"), icc
-    if mode in {"P", "PA"}:
-        has_alpha = "transparency" in im.info or mode == "PA"
-        return im.convert("RGBA" if has_alpha else "RGB"), icc
-    if mode == "LA":
-        return im.convert("RGBA"), icc
-    if mode in {"1", "F"}:
-        return im.convert("L"), icc
-    if mode in {"RGB", "RGBA", "L"}:
-        return im, icc
-    return im.convert("RGBA" if "A" in mode else "RGB"), icc
-
-
-def _fit(im: Image.Image, width: int, height: int) -> Image.Image:
-    scale = min(width / im.width, height / im.height, 1.0)
-    if scale >= 1.0:
-        # A copy: each rendition is encoded on its own thread, and Image.save() keeps
-        # per-call state on the image object (encoderinfo), so no two may share one.
-        return im.copy()
-    size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
-def _cover(im: Image.Image, width: int, height: int, focal: FocalPoint) -> Image.Image:
-    """Crop to the target aspect ratio around ``focal``; scale down to the target, never up."""
-    left, top, crop_w, crop_h = crop_box(im.width, im.height, width, height, focal)
-    size = (width, height) if crop_w >= width else (crop_w, crop_h)
-    return im.resize(size, Image.Resampling.LANCZOS, box=(left, top, left + crop_w, top + crop_h),
-                     reducing_gap=3.0)
-
-
 def encode_image(im: Image.Image, fmt: str, icc: bytes | None, quality: int | None = None,
                  progressive: bool = True) -> bytes:
     """``im`` encoded as ``fmt`` (webp, jpeg, png, avif, jxl) with the house's settings, at
@@ -172,7 +122,7 @@ def _encode_jpegxl(im: Image.Image, icc: bytes | None, options: dict[str, Any]) 
 
     if icc and im.mode in {"RGB", "RGBA"}:
         try:
-            converted = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), _SRGB,
+            converted = ImageCms.profileToProfile(im, ImageCms.ImageCmsProfile(io.BytesIO(icc)), SRGB,
                                                   outputMode=im.mode)
             if converted is not None:  # None only when asked to convert in place
                 im = converted
@@ -209,58 +159,6 @@ def _region(width: int, height: int, box: Box,
     return (left, top, right, bottom), inner
 
 
-def _render_vips(frame: vips.Frame, icc: bytes | None, focal: FocalPoint | None,
-                 only: Only = None, og_box: Box | None = None) -> list[Rendition]:
-    """The renditions of a libvips frame: same sizes, chain, formats and encoder settings as
-    the Pillow path. libvips resizes; Pillow encodes, because the libwebp and libjpeg-turbo
-    built into Pillow's wheel encode these sizes up to twice as fast as the ones in the
-    pyvips-binary wheel (measured, same output bytes for WebP: bench/results/perf-2026-11-23.md)."""
-    base = frame.image
-    fallback = "png" if frame.has_alpha else "jpeg"
-
-    def encode(name: str, fmt: str, image: Image.Image) -> list[Rendition]:
-        return [Rendition(name, fmt, encode_image(image, fmt, icc), image.width, image.height)]
-
-    def og() -> list[Rendition]:
-        point = focal if focal is not None else estimate(frame)
-        target_w, target_h = VARIANTS["og"][:2]
-        if og_box is None:
-            box = crop_box(base.width, base.height, target_w, target_h, point)
-        else:  # the image's crop named og: the og variant is cut inside it
-            (left, top, right, bottom), inner = _region(base.width, base.height, og_box, point)
-            sub = crop_box(right - left, bottom - top, target_w, target_h, inner)
-            box = (left + sub[0], top + sub[1], sub[2], sub[3])
-        size = (target_w, target_h) if box[2] >= target_w else (box[2], box[3])
-        image = vips.to_pillow(vips.resize(base, *size, box=box))
-        return [replace(r, focal=point) for fmt in ("webp", fallback) for r in encode("og", fmt, image)]
-
-    # One task per encode, the gallery's WebP first: it is the longest, and the og, the
-    # gallery's fallback, the card and the thumb fill the other core meanwhile. Each task
-    # has its own Pillow image (save() keeps per-call state on the image object).
-    def wanted(name: str, fmt: str) -> bool:
-        return only is None or (name, fmt) in only
-
-    gallery = vips.resize(base, *_fit_size(base.width, base.height, *VARIANTS["gallery"][:2]))
-    tasks: list[Future[list[Rendition]]] = []
-    if wanted("gallery", "webp"):
-        tasks.append(background.in_parallel(encode, "gallery", "webp", vips.to_pillow(gallery)))
-    if wanted("og", "webp") or wanted("og", fallback):
-        tasks.append(background.in_parallel(og))
-    if wanted("gallery", fallback):
-        tasks.append(background.in_parallel(encode, "gallery", fallback, vips.to_pillow(gallery)))
-    # Card from the gallery, thumb from the card (as the Pillow path chains them): the same
-    # chain whichever of them are wanted, so a variant's bytes never depend on ``only``.
-    source = gallery
-    for name in ("card", "thumb"):
-        source = vips.resize(source, *_fit_size(source.width, source.height, *VARIANTS[name][:2]))
-        for fmt in ("webp", fallback):
-            if wanted(name, fmt):
-                tasks.append(background.in_parallel(encode, name, fmt, vips.to_pillow(source)))
-    renditions = {(r.name, r.format): r for task in tasks for r in task.result()}
-    return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)
-            if (name, fmt) in renditions and wanted(name, fmt)]
-
-
 def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only = None,
            og_box: Box | None = None) -> list[Rendition]:
     """Every variant of ``prepared`` (``only``: those of these (name, format) pairs), in WebP
@@ -269,41 +167,59 @@ def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only 
     about 10 ms of libvips whatever the size) when it is None. The estimate runs in the crop's
     own task, beside the longer gallery encode, so it adds no wait to an upload; the point
     used is on the crop's renditions (``Rendition.focal``). ``og_box``: the image's named crop
-    ``og``, inside which the ``og`` variant is cut."""
+    ``og``, inside which the ``og`` variant is cut.
+
+    The frame's engine (avenue/media/ingest/engine.py) resizes; Pillow encodes, because the
+    libwebp and libjpeg-turbo built into Pillow's wheel encode these sizes up to twice as fast
+    as the ones in the pyvips-binary wheel (measured, same output bytes for WebP:
+    bench/results/perf-2026-11-23.md)."""
     pixels = prepared.pixels
-    if isinstance(pixels, vips.Frame):
-        return _render_vips(pixels, prepared.icc_profile, focal, only, og_box)
-    base, icc = to_display_mode(pixels, prepared.icc_profile)
-    fallback = "png" if base.mode == "RGBA" else "jpeg"
+    engine = engine_of(pixels)
+    base, icc = engine.display(pixels, prepared.icc_profile)
+    fallback = "png" if engine.has_alpha(base) else "jpeg"
 
     def wanted(name: str, fmt: str) -> bool:
         return only is None or (name, fmt) in only
 
-    def encode(name: str, im: Image.Image) -> list[Rendition]:
-        # Both formats of one image on one thread, one after the other (see _fit).
-        return [Rendition(name, fmt, encode_image(im, fmt, icc), im.width, im.height)
-                for fmt in ("webp", fallback) if wanted(name, fmt)]
+    def encode(name: str, fmt: str, image: Image.Image) -> list[Rendition]:
+        return [Rendition(name, fmt, encode_image(image, fmt, icc), image.width, image.height)]
 
     def og() -> list[Rendition]:
         point = focal if focal is not None else estimate(base)
-        if og_box is None:
-            return [replace(r, focal=point) for r in encode("og", _cover(base, *VARIANTS["og"][:2], point))]
-        region, inner = _region(base.width, base.height, og_box, point)  # the image's crop named og
-        return [replace(r, focal=point) for r in encode("og", _cover(base.crop(region), *VARIANTS["og"][:2],
-                                                                     inner))]
+        source, inner = base, point
+        if og_box is not None:  # the image's crop named og: the og variant is cut inside it
+            (left, top, right, bottom), inner = _region(*engine.size(base), og_box, point)
+            source = engine.crop(base, (left, top, right - left, bottom - top))
+        target_w, target_h = VARIANTS["og"][:2]
+        box = crop_box(*engine.size(source), target_w, target_h, inner)
+        size = (target_w, target_h) if box[2] >= target_w else (box[2], box[3])
+        image = engine.pillow(engine.resize(source, size, box))  # one image: its formats in turn
+        return [replace(r, focal=point) for fmt in ("webp", fallback) if wanted("og", fmt)
+                for r in encode("og", fmt, image)]
 
-    futures: list[Future[list[Rendition]]] = []
+    # One task per encode, each with a Pillow image of its own (save() keeps per-call state on
+    # the image object), the gallery's WebP first: it is the longest, and the og, the gallery's
+    # fallback, the card and the thumb fill the other core meanwhile. The fit variants are
+    # chained from large to small: resizing the 1600 px gallery down to the card and the card
+    # to the thumb is much cheaper than going back to the source and looks the same; the same
+    # chain whichever of them are wanted, so a variant's bytes never depend on ``only``.
+    gallery = engine.resize(base, _fit_size(*engine.size(base), *VARIANTS["gallery"][:2]))
+    tasks: list[Future[list[Rendition]]] = []
+
+    def encoded(name: str, fmt: str, frame: Pixels) -> None:
+        if wanted(name, fmt):
+            tasks.append(background.in_parallel(encode, name, fmt, engine.pillow(frame)))
+
+    encoded("gallery", "webp", gallery)
     if wanted("og", "webp") or wanted("og", fallback):
-        futures.append(background.in_parallel(og))
-    # Chain the fit variants from large to small: resizing the 1600 px gallery down to the
-    # card and thumb is much cheaper than going back to the source and looks the same.
-    source = base
-    for name in ("gallery", "card", "thumb"):
-        width, height, _ = VARIANTS[name]
-        source = _fit(source, width, height)
-        if wanted(name, "webp") or wanted(name, fallback):
-            futures.append(background.in_parallel(encode, name, source))
-    renditions = {(r.name, r.format): r for future in futures for r in future.result()}
+        tasks.append(background.in_parallel(og))
+    encoded("gallery", fallback, gallery)
+    source = gallery
+    for name in ("card", "thumb"):
+        source = engine.resize(source, _fit_size(*engine.size(source), *VARIANTS[name][:2]))
+        for fmt in ("webp", fallback):
+            encoded(name, fmt, source)
+    renditions = {(r.name, r.format): r for task in tasks for r in task.result()}
     return [renditions[(name, fmt)] for name in VARIANT_NAMES for fmt in ("webp", fallback)
             if (name, fmt) in renditions]
 
@@ -312,16 +228,7 @@ def fallback_of(prepared: PreparedImage) -> str:
     """The format every browser reads that ``prepared``'s variants are stored in beside WebP:
     PNG when the frame has transparency, else JPEG (what :func:`render` chooses)."""
     pixels = prepared.pixels
-    if isinstance(pixels, vips.Frame):
-        return "png" if pixels.has_alpha else "jpeg"
-    mode = pixels.mode  # as to_display_mode converts it
-    if mode in {"P", "PA"}:
-        alpha = mode == "PA" or "transparency" in pixels.info
-    elif mode in {"CMYK", "I;16", "I;16B", "I;16L", "I", "1", "F", "RGB", "L"}:
-        alpha = False
-    else:
-        alpha = "A" in mode
-    return "png" if alpha else "jpeg"
+    return "png" if engine_of(pixels).has_alpha(pixels) else "jpeg"
 
 
 def plan(prepared: PreparedImage, focal: FocalPoint, og_box: Box | None = None) -> list[Planned]:

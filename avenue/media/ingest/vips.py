@@ -63,9 +63,10 @@ def shrink_on_load(width: int, height: int, needed: tuple[int, int]) -> tuple[in
     return 1, (width, height)
 
 
-def decode_jpeg(data: bytes, shrink: int, needed: tuple[int, int], orientation: int) -> Any:
-    """The JPEG's pixels decoded at ``shrink``, resized to ``needed`` and turned upright by
-    ``orientation``, held in memory; pyvips.Error when the data is damaged or truncated."""
+def decode_jpeg(data: bytes, shrink: int, needed: tuple[int, int]) -> Any:
+    """The JPEG's pixels decoded at ``shrink`` and resized to ``needed``, as stored (not yet
+    turned by its EXIF orientation: :func:`orient`), held in memory; pyvips.Error when the data
+    is damaged or truncated."""
     # Sequential: libjpeg decodes top to bottom once, and the resize reads it in strips, so
     # the decoded canvas is never held whole. fail_on="truncated": refuse what Pillow refuses
     # (a scan that ends early) and accept what it accepts (libjpeg's recoverable warnings).
@@ -74,12 +75,14 @@ def decode_jpeg(data: bytes, shrink: int, needed: tuple[int, int], orientation: 
     if (image.width, image.height) != needed:
         image = image.resize(needed[0] / image.width, vscale=needed[1] / image.height,
                              kernel="lanczos3")
-    image = image.copy_memory()  # runs the decode: the validation happens here
-    if orientation != 1:
-        image = image.copy()
-        image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
-        image = image.autorot().copy_memory()
-    return image
+    return image.copy_memory()  # runs the decode: the validation happens here
+
+
+def orient(image: Any, orientation: int) -> Any:
+    """``image`` turned and flipped by an EXIF ``orientation`` (2-8), held in memory."""
+    image = image.copy()  # libvips images are immutable: the tag goes on a copy
+    image.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    return image.autorot().copy_memory()
 
 
 def resize(image: Any, width: int, height: int, box: tuple[int, int, int, int] | None = None) -> Any:
@@ -118,13 +121,13 @@ class Frame:
         return bool(self.image.hasalpha())
 
     def into_pillow(self, box: tuple[int, int, int, int] | None = None) -> PILImage.Image:
-        """The frame's pixels, or those of ``box`` (left, top, right, bottom), as a Pillow image;
+        """The frame's pixels, or those of ``box`` (left, top, width, height), as a Pillow image;
         the frame is empty after. Its libvips image is let go as soon as the pixels are copied
         out, before Pillow's copy is made: the decoded canvas, the copied bytes and Pillow's
         canvas are never held all three at once (:func:`to_pillow` holds them together)."""
         image, self.image = self.image, None
         if box is not None:
-            image = image.crop(box[0], box[1], box[2] - box[0], box[3] - box[1])
+            image = image.crop(*box)
         mode, size = _MODES[image.bands], (image.width, image.height)
         raw = image.write_to_memory()
         del image  # the last reference to the decoded canvas (libvips's cache is off)

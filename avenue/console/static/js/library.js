@@ -15,6 +15,9 @@ import {imageIn, openEditor} from './editor.js';
 import {versionsPanel} from './versions.js';
 import {TileGrid} from './tilegrid.js';
 import {missingAlt} from './alttext.js';
+import {DetailsPanel, lazySection, once} from './panel.js';
+import {focalPicker} from './focal.js';
+import {runBulk} from './bulk-actions.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -73,16 +76,16 @@ function describeSelection() {
   selectAll.textContent = `Select all ${countOf({total, total_exact: totalExact})} matching`;
   selectAll.hidden = trashView;
   // One image whose details are open: the panel acts on it, and the bar would cover the grid.
-  bulkBar.hidden = !(picks.allMatching || picks.count() > 1 || (picks.count() === 1 && !panelFor));
+  bulkBar.hidden = !(picks.allMatching || picks.count() > 1 || (picks.count() === 1 && !details.for));
   for (const node of picks.tiles()) node.setAttribute('aria-selected', String(picks.isSelected(node)));
 }
 
 const picks = new TileGrid(grid, {
   onChange: describeSelection,
   onEscape(event) {  // on a tile: the details close
-    if (!panelFor) return;
+    if (!details.for) return;
     event.preventDefault();
-    closePanel();
+    details.close();
   },
 });
 
@@ -96,49 +99,9 @@ function currentFilter() {
   return filter;
 }
 
-// One bulk action on the selection: by ids (500 a call), or by the filter (its `next` until done).
-async function runBulk(action, extra, verb) {
-  if (!picks.any()) {
-    show(bulkSummary, 'Select one or more images first.', 'error');
-    return;
-  }
-  const names = new Map(picks.selected);
-  for (const node of picks.tiles()) names.set(node.dataset.id, node.dataset.filename);
-  let done = 0;
-  const refused = [];
-  bulkSummary.hidden = false;
-  bulkSummary.className = '';
-  bulkSummary.textContent = 'Working…';
-  try {
-    if (picks.allMatching) {
-      let after = null;
-      do {
-        const answer = await api('POST', '/api/builder/media/bulk',
-          {action, filter: currentFilter(), ...extra, ...(after ? {after} : {})});
-        done += answer.done;
-        refused.push(...answer.refused);
-        after = answer.next;
-      } while (after);
-    } else {
-      const ids = [...picks.selected.keys()];
-      for (let start = 0; start < ids.length; start += 500) {
-        const answer = await api('POST', '/api/builder/media/bulk', {action, ids: ids.slice(start, start + 500), ...extra});
-        done += answer.done;
-        refused.push(...answer.refused);
-      }
-    }
-  } catch (error) {
-    show(bulkSummary, error.message, 'error');
-    return;
-  }
-  const why = (r) => (r.code === 'media_in_use'
-    ? `used on ${r.pages.length} page(s): ${r.pages.join(', ')}; kept (delete it alone to remove it from them).`
-    : r.message);
-  const lines = refused.map((r) => el('li', {}, `${names.get(r.id) || r.id}: ${why(r)}`));
-  bulkSummary.replaceChildren(
-    el('p', {class: `message ${refused.length ? 'warning' : 'ok'}`}, `${verb} ${done} image(s).`
-      + (refused.length ? ` ${refused.length} refused:` : '')),
-    ...(lines.length ? [el('ul', {class: 'refused'}, ...lines)] : []));
+// One bulk action on the selection (bulk-actions.js), then the list and the counts again.
+async function bulkAction(action, extra, verb) {
+  if (!(await runBulk(picks, {summary: bulkSummary, filter: currentFilter(), action, extra, verb}))) return;
   picks.clear();
   await load(true);
   loadFacets();
@@ -195,50 +158,23 @@ function card(media) {
     shown,
     el('p', {class: 'filename'}, media.filename),
     el('p', {class: 'size'}, tileLine(media)),
-  ], (byKey) => openPanel(media, node, {focus: byKey ? 'title' : null}));
+  ], (byKey) => details.open(media, node, {focus: byKey ? 'title' : null}));
   node.media = media;
   return node;
 }
 
 // --- the details panel (beside the grid; the whole screen on a phone) ------------------------
 
-const panel = document.getElementById('media-panel');
-const libraryBody = document.getElementById('library-body');
 // The panel's picture: the whole screen's width on a phone, about 21rem beside the grid (not
 // sizes="auto": the panel is drawn at once, and Chromium chose the ladder's top before its layout).
 const PANEL = '(max-width: 760px) calc(100vw - 2rem), 21rem';
-let panelFor = null;  // the tile whose details are shown
-
-// On a phone the panel is the whole screen, a page of its own: what it covers is inert (out of
-// the Tab order and of screen readers' reach) until it closes.
-const PHONE = window.matchMedia('(max-width: 760px)');
-let covered = [];
-
-function cover(on) {
-  for (const node of covered) node.inert = false;
-  covered = [];
-  if (!on || !PHONE.matches) return;
-  for (let inside = panel; inside.parentElement && inside !== document.body; inside = inside.parentElement) {
-    for (const sibling of inside.parentElement.children) {
-      if (sibling !== inside && !sibling.inert && sibling.tagName !== 'SCRIPT') {
-        sibling.inert = true;
-        covered.push(sibling);
-      }
-    }
-  }
-}
-
-function closePanel({focus = true} = {}) {
-  const from = panelFor;
-  panelFor = null;
-  cover(false);
-  panel.hidden = true;
-  panel.replaceChildren();
-  libraryBody.classList.remove('with-panel');
-  for (const node of picks.tiles()) node.classList.remove('current');
-  describeSelection();
-  if (focus && from && from.isConnected) picks.current(from);
-}
+const details = new DetailsPanel({
+  panel: document.getElementById('media-panel'),
+  body: document.getElementById('library-body'),
+  grid: picks,
+  draw: (media, node) => drawDetails(media, node),
+  onChange: describeSelection,
+});
 
 // The tile after `node` in the grid (none at its end, or for a tile outside it): where "Save and next" goes.
 function nextTile(node) {
@@ -246,21 +182,13 @@ function nextTile(node) {
   return all.includes(node) ? all[all.indexOf(node) + 1] || null : null;
 }
 
-function openPanel(media, node, {focus = 'title'} = {}) {
-  panelFor = node;
-  for (const other of picks.tiles()) other.classList.toggle('current', other === node);
-  libraryBody.classList.add('with-panel');
-  panel.hidden = false;
-  panel.replaceChildren(...details(media, node));
-  describeSelection();
-  cover(true);
-  if (focus === 'alt') panel.querySelector(`#alt-${media.id}`).focus();
-  else if (focus || PHONE.matches) panel.querySelector('.panel-title').focus();
-}
-
-function details(media, node) {
+function drawDetails(media, node) {
   const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
+  // Where a refused delete names the pages in the way.
   const usedIn = el('div', {class: 'used-in'});
+  // The image's own answer (its pages, its look-alikes): asked once, by whichever of the two
+  // sections is opened first.
+  const full = once(() => api('GET', `/api/builder/media/${media.id}`));
   const altId = `alt-${media.id}`;
   const altInput = el('input', {id: altId, value: media.alt || '', maxlength: '300'});
   const folderId = `folder-${media.id}`;
@@ -282,30 +210,10 @@ function details(media, node) {
     title: 'Click where the subject is to set the focal point'});
   const thumb = large.querySelector('img');
   const focalHelpId = `focal-help-${media.id}`;
-  const marker = el('span', {class: 'focal-marker', tabindex: '0', role: 'group', 'aria-describedby': focalHelpId});
-  const frame = el('div', {class: 'focal-frame'}, large, marker);
+  const focal = focalPicker(media, large, focalHelpId, setFocal);
   const sizeText = el('p', {class: 'muted size-line'}, sizeLine(media));
   const crops = el('p', {class: 'crops-line'});
   const replaceInput = el('input', {id: `replace-${media.id}`, type: 'file', accept: 'image/*', required: true});
-  let point = {...(media.focal_point || {x: 0.5, y: 0.5})};
-
-  // Where the picture is drawn inside the square (object-fit: contain leaves bands).
-  function drawnBox() {
-    const box = thumb.getBoundingClientRect();
-    const scale = Math.min(box.width / (thumb.naturalWidth || 1), box.height / (thumb.naturalHeight || 1));
-    const width = (thumb.naturalWidth || box.width) * scale;
-    const height = (thumb.naturalHeight || box.height) * scale;
-    return {left: (box.width - width) / 2, top: (box.height - height) / 2, width, height, box};
-  }
-  function placeMarker() {
-    const drawn = drawnBox();
-    marker.style.left = `${drawn.left + point.x * drawn.width}px`;
-    marker.style.top = `${drawn.top + point.y * drawn.height}px`;
-    marker.setAttribute('aria-label', `Focal point of ${media.filename}: ${Math.round(point.x * 100)} % across, `
-      + `${Math.round(point.y * 100)} % down`);
-    marker.dataset.x = String(point.x);
-    marker.dataset.y = String(point.y);
-  }
   function showCrops() {
     const names = Object.keys(media.crops || {});
     crops.textContent = names.length ? `Named crops: ${names.join(', ')} (Edit to draw or change them).`
@@ -316,7 +224,6 @@ function details(media, node) {
   // on the tile.
   function refresh(saved) {
     Object.assign(media, saved);
-    point = {...(media.focal_point || {x: 0.5, y: 0.5})};
     showImage(large, media);
     const shownTile = node.querySelector('picture');
     if (shownTile) showImage(shownTile, media);
@@ -326,7 +233,7 @@ function details(media, node) {
     sizeText.textContent = sizeLine(media);
     title.textContent = media.filename;
     showCrops();
-    placeMarker();
+    focal.place();
   }
   async function setFocal(x, y) {
     try {
@@ -336,31 +243,6 @@ function details(media, node) {
       show(status, error.message, 'error');
     }
   }
-  thumb.addEventListener('load', placeMarker);
-  placeMarker();  // its name now; its place again once the picture is drawn
-  thumb.addEventListener('click', (event) => {
-    const drawn = drawnBox();
-    const clamp = (v) => Math.min(1, Math.max(0, Math.round(v * 100) / 100));
-    setFocal(clamp((event.clientX - drawn.box.left - drawn.left) / drawn.width),
-      clamp((event.clientY - drawn.box.top - drawn.top) / drawn.height));
-  });
-  // By keyboard: arrows move the marker (Shift: ten steps), Enter sets the point.
-  marker.addEventListener('keydown', (event) => {
-    const moves = {ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1]};
-    if (event.key === 'Enter') {
-      event.preventDefault();
-      setFocal(point.x, point.y);
-      return;
-    }
-    if (!moves[event.key]) return;
-    event.preventDefault();
-    const step = event.shiftKey ? 0.1 : 0.01;
-    const [dx, dy] = moves[event.key];
-    const clamp = (v) => Math.round(Math.min(1, Math.max(0, v)) * 100) / 100;
-    point = {x: clamp(point.x + dx * step), y: clamp(point.y + dy * step)};
-    placeMarker();
-  });
-
   async function saveFields() {
     const tags = tagsInput.value.split(',').map((t) => t.trim()).filter(Boolean);
     const saved = await api('PATCH', `/api/builder/media/${media.id}`,
@@ -372,12 +254,11 @@ function details(media, node) {
     loadFacets();
   }
   const next = nextTile(node);
-  const title = el('h2', {id: 'panel-title', class: 'panel-title', tabindex: '-1'}, media.filename);
+  const head = details.head(media.filename);
+  const title = head.querySelector('.panel-title');
   return [
-    el('div', {class: 'panel-head'}, title,
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Close the details of ${media.filename}`,
-        onclick: () => closePanel()}, 'Close')),
-    frame,
+    head,
+    focal.frame,
     el('p', {class: 'muted', id: focalHelpId}, 'Click the picture where the subject is to set the focal point, '
       + 'or focus the marker: arrows move it (Shift: faster), Enter sets it.'),
     sizeText,
@@ -388,7 +269,7 @@ function details(media, node) {
         await saveFields();
         show(status, 'Saved.', 'ok');
         if (andNext && next && next.isConnected && next.media) {
-          openPanel(next.media, next, {focus: 'alt'});
+          details.open(next.media, next, {focus: `#alt-${next.media.id}`});
           focusTileQuietly(next);
         }
       } catch (error) {
@@ -423,39 +304,20 @@ function details(media, node) {
       el('button', {type: 'button', 'aria-label': `Edit ${media.filename}`, onclick: () => openEditor({
         image: media, base: `/api/builder/media/${media.id}`,
         onSaved: (answer) => refresh(imageIn(answer, media.id))})}, 'Edit'),
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Versions of ${media.filename}`,
-        onclick: () => usedIn.replaceChildren(versionsPanel({base: `/api/builder/media/${media.id}`,
-          name: media.filename, onRestored: (answer) => refresh(imageIn(answer, media.id))}))}, 'Versions'),
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Where used: ${media.filename}`,
-        onclick: async () => {
-          try {
-            const full = await api('GET', `/api/builder/media/${media.id}`);
-            usedIn.replaceChildren(full.used_in.length
-              ? el('p', {}, `Used on ${full.used_in.length} page(s): `, full.used_in.join(', '))
-              : el('p', {}, 'Not used on any page.'));
-          } catch (error) {
-            show(status, error.message, 'error');
-          }
-        }}, 'Where used'),
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Look-alikes of ${media.filename}`,
-        onclick: async () => {
-          try {
-            usedIn.replaceChildren(nearList((await api('GET', `/api/builder/media/${media.id}`)).near_duplicates));
-          } catch (error) {
-            show(status, error.message, 'error');
-          }
-        }}, 'Look-alikes'),
-      el('button', {type: 'button', class: 'secondary', 'aria-label': `Deliveries of ${media.filename}`,
-        onclick: async () => {
-          try {
-            usedIn.replaceChildren(await deliveryChart(media.id, media.filename));
-          } catch (error) {
-            show(status, error.message, 'error');
-          }
-        }}, 'Deliveries'),
       el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${media.filename}`,
         onclick: () => remove(media, node, status, usedIn)}, 'Delete')),
     usedIn, status,
+    el('div', {class: 'panel-sections'},
+      lazySection('Versions', `Versions of ${media.filename}`, async () => versionsPanel({
+        base: `/api/builder/media/${media.id}`, name: media.filename,
+        onRestored: (answer) => refresh(imageIn(answer, media.id))})),
+      lazySection('Where used', `Where used: ${media.filename}`, async () => {
+        const pages = (await full()).used_in;
+        return pages.length ? el('p', {}, `Used on ${pages.length} page(s): `, pages.join(', '))
+          : el('p', {}, 'Not used on any page.');
+      }),
+      lazySection('Look-alikes', `Look-alikes of ${media.filename}`, async () => nearList((await full()).near_duplicates)),
+      lazySection('Deliveries', `Deliveries of ${media.filename}`, () => deliveryChart(media.id, media.filename))),
     el('form', {class: 'row small replace-form', onsubmit: async (event) => {
       event.preventDefault();
       const file = replaceInput.files[0];
@@ -484,7 +346,7 @@ function focusTileQuietly(node) {
 }
 
 function removed(node) {
-  if (panelFor === node) closePanel({focus: false});
+  if (details.for === node) details.close({focus: false});
   const after = nextTile(node);
   node.remove();
   picks.forget(node);
@@ -517,13 +379,6 @@ async function remove(media, node, status, usedIn) {
   }
 }
 
-panel.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && !event.target.closest('dialog')) {
-    event.preventDefault();
-    closePanel();
-  }
-});
-
 // A new search (or a folder, then a sort, chosen quickly) supersedes the list still loading:
 // its answer would be appended to the new one's.
 const askingList = newest();
@@ -555,13 +410,13 @@ async function load(reset) {
     const made = answer.items.map(trashView ? trashCard : card);
     if (reset) {
       shown = 0;
-      const showing = panelFor && panelFor.dataset.id;
+      const showing = details.for && details.for.dataset.id;
       grid.replaceChildren(...made);
       // The details stay open on an image the new list still has (after a bulk action, say),
       // drawn from its new answer; otherwise they close.
       const again = showing && made.find((node) => node.dataset.id === showing && node.media);
-      if (again) openPanel(again.media, again, {focus: null});
-      else closePanel({focus: false});
+      if (again) details.open(again.media, again, {focus: null});
+      else details.close({focus: false});
     } else {
       grid.append(...made);
     }
@@ -577,7 +432,7 @@ async function load(reset) {
     if (!current()) return;
     if (reset) {  // not the last list's tiles under this one's error
       shown = 0;
-      closePanel({focus: false});
+      details.close({focus: false});
       grid.replaceChildren();
     }
     show(listStatus, error.message, 'error');
@@ -620,21 +475,21 @@ document.getElementById('select-none').addEventListener('click', () => picks.cle
 document.getElementById('bulk-move').addEventListener('submit', (event) => {
   event.preventDefault();
   const to = event.target.folder.value.trim();
-  runBulk('move', {folder: to}, `Moved to ${to}:`);
+  bulkAction('move', {folder: to}, `Moved to ${to}:`);
 });
 document.getElementById('bulk-tag').addEventListener('submit', (event) => {
   event.preventDefault();
   const action = event.submitter && event.submitter.value === 'untag' ? 'untag' : 'tag';
   const tags = event.target.tags.value.split(',').map((t) => t.trim()).filter(Boolean);
-  runBulk(action, {tags}, action === 'tag' ? `Tagged “${tags.join(', ')}”:` : `Untagged “${tags.join(', ')}”:`);
+  bulkAction(action, {tags}, action === 'tag' ? `Tagged “${tags.join(', ')}”:` : `Untagged “${tags.join(', ')}”:`);
 });
 document.getElementById('bulk-delete').addEventListener('click', () => {
   const count = picks.allMatching ? countOf({total, total_exact: totalExact}) : picks.count();
   if (!count || window.confirm(`Delete ${count} image(s)? Images pages use are kept and listed.`)) {
-    runBulk('delete', {}, 'Deleted');
+    bulkAction('delete', {}, 'Deleted');
   }
 });
-document.getElementById('bulk-restore').addEventListener('click', () => runBulk('restore', {}, 'Restored'));
+document.getElementById('bulk-restore').addEventListener('click', () => bulkAction('restore', {}, 'Restored'));
 searchForm.folder.addEventListener('change', () => searchForm.requestSubmit());
 searchForm.sort.addEventListener('change', () => searchForm.requestSubmit());
 // "Show more" adds the next page under the tiles shown and moves the focus to its first tile
@@ -687,14 +542,6 @@ uploadForm.addEventListener('submit', (event) => {
   uploadForm.reset();
 });
 dropTarget(document.getElementById('dropzone'), queueFiles);
-// On a phone the upload form is folded behind "Add images…" and the search's filters behind
-// "Filters…" (console.css; wider, these buttons are not shown): disclosures, each opening and
-// closing what follows it in place, the focus staying on the button.
-for (const toggle of document.querySelectorAll('.fold-toggle')) {
-  toggle.addEventListener('click', () => {
-    toggle.setAttribute('aria-expanded', String(toggle.getAttribute('aria-expanded') !== 'true'));
-  });
-}
 
 const groups = document.getElementById('near-groups');
 const groupsStatus = document.getElementById('near-status');
@@ -741,7 +588,7 @@ async function openLinked() {
     }
   }
   if (node.isConnected) picks.only(node);
-  openPanel(node.media, node);
+  details.open(node.media, node);
 }
 
 load(true).then(openLinked);

@@ -4,14 +4,17 @@
 // last): the arrows move (up and down by a row), Home and End, Space selects or unselects,
 // Shift+arrows and Shift+Space extend the range, Ctrl/Cmd+A selects every tile shown, Enter
 // opens, Esc asks to close. Beside the tiles shown, "all matching" stands for every item a
-// filter matches, loaded or not. The library's grid (library.js) draws the selection.
+// filter matches, loaded or not. The library's grid (library.js) draws the selection. A grid
+// without bulk actions (the uploads) selects one tile at a time (`multiple: false`): the
+// modifiers then do what a plain click or key does.
 import {el} from './api.js';
 
 export class TileGrid {
   // `list` is the <ul role="listbox">; `onChange()` after each change of the selection,
   // `onEscape()` on Esc.
-  constructor(list, {onChange = () => {}, onEscape = () => {}} = {}) {
+  constructor(list, {onChange = () => {}, onEscape = () => {}, multiple = true} = {}) {
     this.list = list;
+    this.multiple = multiple;
     this.onChange = onChange;
     this.onEscape = onEscape;
     this.selected = new Map();  // id → file name
@@ -116,10 +119,11 @@ export class TileGrid {
   }
 
   clicked(event, node, open) {
-    const adding = event.ctrlKey || event.metaKey;
-    if (event.shiftKey) this.range(node);
+    const adding = this.multiple && (event.ctrlKey || event.metaKey);
+    const extending = this.multiple && event.shiftKey;
+    if (extending) this.range(node);
     else if (adding) this.toggle(node);
-    if (event.shiftKey || adding) {
+    if (extending || adding) {
       this.current(node, {scroll: false});
       this.onChange();
       return;
@@ -138,12 +142,15 @@ export class TileGrid {
     if (event.key in moves) {
       event.preventDefault();
       const next = all[Math.min(all.length - 1, Math.max(0, index + moves[event.key]))];
-      if (event.shiftKey) {
+      if (event.shiftKey && this.multiple) {
         if (!this.anchor) this.anchor = node;
         this.range(next);
         this.onChange();
       }
       this.current(next);
+    } else if (event.key === ' ' && !this.multiple) {
+      event.preventDefault();
+      this.only(node);
     } else if (event.key === ' ') {
       event.preventDefault();
       if (event.shiftKey) this.range(node);
@@ -154,7 +161,7 @@ export class TileGrid {
       if (open) open(true);
     } else if (event.key === 'Escape') {
       this.onEscape(event);
-    } else if (event.key === 'a' && (event.ctrlKey || event.metaKey)) {
+    } else if (event.key === 'a' && (event.ctrlKey || event.metaKey) && this.multiple) {
       event.preventDefault();
       this.leaveAllMatching();
       for (const one of all) this.selected.set(one.dataset.id, one.dataset.filename);

@@ -1,19 +1,33 @@
-// Uploads (anyone logged in): their own files, public or private, a link to copy, delete.
+// Uploads (anyone logged in): their own files, public or private, as the library shows its
+// images: a grid of tiles (tilegrid.js), a click (or Enter) opening one upload's details in the
+// panel beside it (panel.js; the whole screen on a phone): the larger picture, a link to open or
+// copy, the editor, its versions, delete.
 import {api, countOf, el, formatBytes, formatDate, newest, pageMessage, sendForm, show} from './api.js';
 import {bulkPanel, dropTarget} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
 import {imageIn, openEditor} from './editor.js';
+import {TileGrid} from './tilegrid.js';
+import {DetailsPanel, lazySection} from './panel.js';
+import {versionsPanel} from './versions.js';
 
 const list = document.getElementById('uploads');
 const listStatus = document.getElementById('list-status');
 const more = document.getElementById('more');
 const form = document.getElementById('upload-form');
 const uploadList = document.getElementById('upload-list');
-// A .media-grid cell's picture (as the library's).
-const CELL = gridSizes('(max-width: 480px) calc(100vw - 5rem), 26rem');
+// A .media-grid cell's picture and the panel's (as the library's).
+const CELL = gridSizes('(max-width: 480px) calc(50vw - 2.5rem), 13rem');
+const PANEL = '(max-width: 760px) calc(100vw - 2rem), 21rem';
 
 let after = null;  // the next page's cursor (the API's `next`)
 let shown = 0;
+let total = 0;
+let totalExact = true;
+
+function describeCount() {
+  listStatus.textContent = total ? `${shown} of ${countOf({total, total_exact: totalExact})} upload(s).`
+    : 'No uploads yet.';
+}
 
 async function copy(text, status) {
   try {
@@ -25,41 +39,102 @@ async function copy(text, status) {
   }
 }
 
-function item(file) {
-  const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
+// Nothing to do on many uploads at once here: one selected at a time, the one shown.
+const picks = new TileGrid(list, {
+  multiple: false,
+  onChange() {
+    for (const node of picks.tiles()) node.setAttribute('aria-selected', String(picks.isSelected(node)));
+  },
+  onEscape(event) {
+    if (!details.for) return;
+    event.preventDefault();
+    details.close();
+  },
+});
+
+function badge(file) {
   const privateFile = file.visibility === 'private';
+  return el('span', {class: `badge ${privateFile ? 'private' : 'public'}`}, privateFile ? 'private' : 'public');
+}
+
+// An upload's tile: its picture (decorative: the name under it says which), name, whether
+// it is public, size.
+function tile(file) {
+  const node = picks.tile(file.id, file.filename, [
+    picture(file, CELL, {alt: '', width: '160', height: '160'}),
+    el('p', {class: 'filename'}, file.filename),
+    el('p', {class: 'size'}, badge(file), ` ${formatBytes(file.bytes)}`),
+  ], (byKey) => details.open(file, node, {focus: byKey ? 'title' : null}));
+  node.upload = file;
+  return node;
+}
+
+function drawDetails(file, node) {
+  const status = el('p', {class: 'message', role: 'status', 'aria-live': 'polite', hidden: true});
   const link = () => new URL(file.url, location.origin).href;  // an edit gives a new one
   const open = el('a', {href: link(), target: '_blank', rel: 'noopener', class: 'button secondary',
     'aria-label': `Open ${file.filename}`}, 'Open');
-  const shown = picture(file, CELL, {width: '200', height: '200'});
-  const node = el('li', {class: 'media-card', dataset: {id: file.id}},
-    shown,
-    el('p', {class: 'filename'}, file.filename),
-    el('p', {}, el('span', {class: `badge ${privateFile ? 'private' : 'public'}`}, privateFile ? 'private' : 'public'),
-      ` ${formatBytes(file.bytes)} · ${formatDate(file.uploaded_at)}`),
-    privateFile ? el('p', {class: 'muted'}, 'Its link is signed and expires.') : null,
+  const large = picture(file, PANEL, {alt: '', width: '336', height: '336', loading: 'eager'});
+  const sizeText = el('p', {class: 'muted size-line'});
+  const describe = () => {
+    sizeText.textContent = `${file.width}×${file.height} · ${formatBytes(file.bytes)} · ${formatDate(file.uploaded_at)}`;
+  };
+  describe();
+  // An edit or a restore gives new URLs (a new version): here and on the tile.
+  function refresh(answer) {
+    Object.assign(file, imageIn(answer, file.id));
+    showImage(large, file);
+    const onTile = node.querySelector('picture');
+    if (onTile) showImage(onTile, file);
+    open.href = link();
+    describe();
+  }
+  return [
+    details.head(file.filename),
+    large,
+    sizeText,
+    el('p', {}, badge(file), file.visibility === 'private' ? ' Its link is signed and expires.' : ' Anyone with its link opens it.'),
     el('div', {class: 'row small'},
       open,
       el('button', {type: 'button', class: 'secondary', 'aria-label': `Copy link of ${file.filename}`,
         onclick: () => copy(link(), status)}, 'Copy link'),
       el('button', {type: 'button', class: 'secondary', 'aria-label': `Edit ${file.filename}`, onclick: () => openEditor({
-        image: file, base: `/api/uploads/${file.id}`,
-        onSaved: (answer) => {
-          showImage(shown, Object.assign(file, imageIn(answer, file.id)));
-          open.href = link();
-        }})}, 'Edit'),
-      el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${file.filename}`, onclick: async () => {
-        if (!window.confirm(`Delete ${file.filename}? Its links stop working.`)) return;
-        try {
-          await api('DELETE', `/api/uploads/${file.id}`);
-          node.remove();
-          pageMessage(`${file.filename} deleted.`, 'ok');
-        } catch (error) {
-          show(status, error.message, 'error');
-        }
-      }}, 'Delete')),
-    status);
-  return node;
+        image: file, base: `/api/uploads/${file.id}`, onSaved: refresh})}, 'Edit'),
+      el('button', {type: 'button', class: 'danger', 'aria-label': `Delete ${file.filename}`,
+        onclick: () => remove(file, node, status)}, 'Delete')),
+    status,
+    el('div', {class: 'panel-sections'},
+      lazySection('Versions', `Versions of ${file.filename}`, async () => versionsPanel({
+        base: `/api/uploads/${file.id}`, name: file.filename, onRestored: refresh}))),
+  ];
+}
+
+const details = new DetailsPanel({
+  panel: document.getElementById('media-panel'),
+  body: document.getElementById('uploads-body'),
+  grid: picks,
+  draw: drawDetails,
+});
+
+async function remove(file, node, status) {
+  if (!window.confirm(`Delete ${file.filename}? Its links stop working.`)) return;
+  try {
+    await api('DELETE', `/api/uploads/${file.id}`);
+  } catch (error) {
+    show(status, error.message, 'error');
+    return;
+  }
+  // The focus goes on to the next tile (else the one before), as in the library.
+  const all = picks.tiles();
+  const nextOne = all[all.indexOf(node) + 1] || all[all.indexOf(node) - 1] || null;
+  details.close({focus: false});
+  node.remove();
+  picks.forget(node);
+  if (nextOne) picks.current(nextOne);
+  shown -= 1;
+  total -= 1;
+  describeCount();
+  pageMessage(`${file.filename} deleted.`, 'ok');
 }
 
 // Two reloads close together (two runs ending, a retry) would append both answers: only the
@@ -68,21 +143,36 @@ const askingList = newest();
 
 async function load(reset) {
   const current = askingList();
-  if (reset) {
-    after = null;
-    shown = 0;
-    list.replaceChildren();
-  }
   try {
     const filters = new URLSearchParams({per_page: 48});
+    if (reset) after = null;
     if (after) filters.set('after', after);
     const answer = await api('GET', `/api/uploads?${filters}`);
     if (!current()) return;
-    list.append(...answer.items.map(item));
+    const made = answer.items.map(tile);
+    if (reset) {
+      // Replaced in one step once the answer is here; the details stay open on an upload the
+      // new list still has (after an upload finished), drawn from its new answer.
+      shown = 0;
+      const showing = details.for && details.for.dataset.id;
+      list.replaceChildren(...made);
+      const again = showing && made.find((node) => node.dataset.id === showing);
+      if (again) {
+        picks.only(again);
+        details.open(again.upload, again, {focus: null});
+      } else {
+        details.close({focus: false});
+      }
+    } else {
+      list.append(...made);
+    }
+    picks.drawn();
     shown += answer.items.length;
     after = answer.next;
+    total = answer.total;
+    totalExact = answer.total_exact !== false;
     more.hidden = !answer.next;
-    listStatus.textContent = answer.total ? `${shown} of ${countOf(answer)} upload(s).` : 'No uploads yet.';
+    describeCount();
   } catch (error) {
     if (current()) show(listStatus, error.message, 'error');
   }
@@ -110,6 +200,12 @@ form.addEventListener('submit', (event) => {
   bulk.upload(files);
 });
 dropTarget(document.getElementById('dropzone'), (files) => bulk.upload(files));
-more.addEventListener('click', () => load(false));
+// "Show more" adds the next page and moves the focus to its first tile (as the library's).
+more.addEventListener('click', async () => {
+  const before = picks.tiles().length;
+  await load(false);
+  const first = picks.tiles()[before];
+  if (first && (document.activeElement === more || document.activeElement === document.body)) picks.current(first);
+});
 
 load(true);
