@@ -15,25 +15,37 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from avenue.builder.service import (
-    BULK_ACTIONS,
-    MAX_BLOCKS,
     MAX_BULK_IDS,
-    MAX_MERGE,
-    MAX_TAGS,
-    MAX_TITLE_LENGTH,
-    MAX_UNUSED_DAYS,
+    Bulk,
+    BulkResult,
+    Folders,
+    LibraryQuery,
+    MediaChange,
+    Merge,
+    Merged,
+    PageWrite,
+    Tags,
 )
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
 from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
+from avenue.http import ComparisonAnswer, Versions
 
 # The document states the formats' registry and the limits of alt text and image names as
 # they are declared (the media-interface contract lets it read those three kernel modules).
-from avenue.media.alttext import MAX_ALT_BATCH, MAX_ALT_LENGTH, MAX_ALT_SUGGESTION, MAX_SUGGESTIONS
+from avenue.media.alttext import (
+    MAX_ALT_LENGTH,
+    MAX_ALT_SUGGESTION,
+    MAX_SUGGESTIONS,
+    AltChanges,
+)
 from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
+from avenue.media.names import NameBody
+from avenue.ops.rerender import RerenderRun
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
-from avenue.shop.service import MAX_NAME_LENGTH, MAX_PRICE
+from avenue.shapes import OBJECT_ID, Answer, Shape, parameters_of, schema_of
+from avenue.shop.service import ImageOrder, NewProduct, Product, ProductChange
 from avenue.targets import KIND as TARGET_KINDS
 from avenue.targets import LINKABLE as LINK_KINDS
 from avenue.urlfetch import MAX_URL_LENGTH
@@ -41,7 +53,6 @@ from avenue.urlfetch import MAX_URL_LENGTH
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
 
 Schema = dict[str, Any]
-OBJECT_ID = {"type": "string", "pattern": "^[0-9a-f]{24}$", "examples": ["6b0401f8b105a9af5236cc98"]}
 TIME = {"type": ["string", "null"], "format": "date-time"}
 INT0 = {"type": "integer", "minimum": 0}
 NAMED = {"type": ["string", "null"]}
@@ -164,6 +175,27 @@ def _multipart(properties: Schema, required: list[str]) -> Schema:
 
 def _body(schema: Schema) -> Schema:
     return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+#: The objects request shapes nest (``#/components/schemas/<Name>``), filled by :func:`_shaped`,
+#: and the answers declared as models that operations name by reference (Product).
+SHAPES: dict[str, Schema] = {}
+
+
+def _answer(model: type[Answer], description: str) -> Schema:
+    """An answer the code builds as ``model`` (avenue/shapes.py): its schema is the model's."""
+    return _json(schema_of(model, SHAPES), description)
+
+
+def _component(model: type[Answer]) -> None:
+    """``model``'s schema as ``#/components/schemas/<its name>``, for ``_ref``."""
+    SHAPES[model.__name__] = schema_of(model, SHAPES)
+
+
+def _shaped(model: type[Shape]) -> Schema:
+    """The JSON body a view declares with ``@takes(model)`` (avenue/shapes.py): its schema is
+    the model's, so the document says what the check does."""
+    return _body(schema_of(model, SHAPES))
 
 
 FOCAL_POINT: Schema = {"type": "object", "required": ["x", "y"], "additionalProperties": False,
@@ -439,16 +471,6 @@ SCHEMAS: dict[str, Schema] = {
                        "source": {"type": ["string", "null"]}},
         "description": "An old /uploads/... reference not imported yet (see import-legacy).",
     },
-    "Product": {
-        "type": "object", "required": ["sku", "name", "price", "images", "created_at", "updated_at"],
-        "properties": {
-            "sku": {"type": "string"}, "name": {"type": ["string", "null"]},
-            "price": {"type": ["number", "null"]},
-            "images": {"type": "array", "items": {"anyOf": [_ref("Image"), _ref("LegacyImage")]}},
-            "legacy_images": {"type": "integer", "minimum": 0},
-            "created_at": TIME, "updated_at": TIME,
-        },
-    },
     "Page": {
         "type": "object", "required": ["slug", "title", "published", "blocks", "created_at", "updated_at"],
         "properties": {
@@ -602,8 +624,7 @@ SCHEMAS: dict[str, Schema] = {
         }}]},
 }
 
-PRICE = {"type": "number", "minimum": 0, "maximum": MAX_PRICE}
-NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME_LENGTH}
+_component(Product)
 IMAGE_FILES = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
 ONE_FILE = {"type": "string", "format": "binary"}
 HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", "points", "uploads"],
@@ -620,43 +641,6 @@ HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", 
                               **TIME, "description": "When uploads began to be counted (null: not yet)."}}}
 FOLDER = {"type": "string", "maxLength": 600, "description": "/name/name…, at most 8 names."}
 TAG = {"type": "string", "minLength": 1, "maxLength": 40}
-FILTER_OF_LIST: Schema = {"type": "object", "additionalProperties": False, "properties": {
-    "q": {"type": "string"}, "folder": FOLDER, "tag": {"anyOf": [TAG, {"type": "array", "items": TAG}]},
-    "color": {"type": "string", "pattern": "^#?[0-9A-Fa-f]{6}$"},
-    "unused": {"type": "integer", "minimum": 0, "maximum": MAX_UNUSED_DAYS}},
-    "description": "The library list's filters (GET /api/builder/media), as an object."}
-BULK_BODY: Schema = {
-    "type": "object", "required": ["action"], "additionalProperties": False,
-    "oneOf": [{"required": ["ids"]}, {"required": ["filter"]}],
-    "properties": {
-        "action": {"enum": list(BULK_ACTIONS)},
-        "ids": {"type": "array", "items": OBJECT_ID, "minItems": 1, "maxItems": MAX_BULK_IDS,
-                "description": "The images (for restore: ids in the trash). More is a 400 too_many_ids, "
-                               "and nothing is done."},
-        "filter": FILTER_OF_LIST,
-        "after": {"type": "string", "description": "With filter: the previous call's next."},
-        "folder": {**FOLDER, "description": "move: where to."},
-        "tags": {"type": "array", "items": TAG, "minItems": 1, "maxItems": MAX_TAGS,
-                 "description": "tag / untag: the tags added or removed."},
-        "force": {"type": "boolean", "description": "delete: also the images pages use (their blocks go)."}}}
-BULK_RESULT: Schema = {
-    "type": "object", "required": ["action", "done", "refused", "next"], "properties": {
-        "action": {"enum": list(BULK_ACTIONS)},
-        "done": {"type": "integer", "minimum": 0},
-        "refused": {"type": "array", "items": {
-            "type": "object", "required": ["id", "code", "message"], "properties": {
-                "id": OBJECT_ID, "code": {"type": "string"}, "message": {"type": "string"},
-                "pages": {"type": "array", "items": SLUG,
-                          "description": "media_in_use: the pages using it."}}}},
-        "next": {"type": ["string", "null"],
-                 "description": "With filter: more images matched; send as after. Null: all done."}}}
-NAME_BODY: Schema = {
-    "type": "object", "required": ["name"], "additionalProperties": False, "properties": {"name": {
-        "type": ["string", "null"], "maxLength": 200,
-        "description": "Any text: folded to an ASCII slug (NFKD; lower-case letters, digits, single hyphens, "
-                       f"at most {MAX_IMAGE_NAME} characters). Refused: path characters (/ \\ %), control "
-                       "and invisible characters, letters with no ASCII spelling (Cyrillic look-alikes), "
-                       "nothing left. null removes the name."}}}
 ALT_SUGGESTIONS: Schema = {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": {
     "type": "string", "minLength": 1, "maxLength": MAX_ALT_SUGGESTION},
     "description": "Alt texts built without a model from what Avenue knows (docs/media.md, \"Alt text "
@@ -669,20 +653,6 @@ def _missing_alt_list(item: Schema) -> Schema:
     return {**listed, "properties": {**listed["properties"], "items": {"type": "array", "items": item}}}
 
 
-ALT_CHANGES: Schema = {
-    "type": "object", "required": ["images"], "additionalProperties": False, "properties": {"images": {
-        "type": "array", "minItems": 1, "maxItems": MAX_ALT_BATCH,
-        "description": "Each image once; the whole body is checked before anything is set (a bad "
-                       "entry: 400 invalid_alt_changes or invalid_alt with its index, nothing set).",
-        "items": {"type": "object", "required": ["id"], "additionalProperties": False,
-                  "oneOf": [{"required": ["alt"]}, {"required": ["suggestion"]}],
-                  "properties": {
-                      "id": {"type": "string", "minLength": 1, "maxLength": 64},
-                      "alt": {"type": ["string", "null"], "maxLength": MAX_ALT_LENGTH,
-                              "description": "The text (trimmed); null or empty removes it."},
-                      "suggestion": {"type": "integer", "minimum": 0, "maximum": MAX_SUGGESTIONS - 1,
-                                     "description": "Accept this suggestion (its index in the list's "
-                                                    "suggestions, computed again)."}}}}}}
 ALT_RESULTS: Schema = {
     "type": "object", "required": ["results"], "properties": {"results": {"type": "array", "items": {
         "type": "object", "required": ["id", "status"], "properties": {
@@ -842,37 +812,6 @@ def _edit_paths(prefix: str, params: list[Schema], ops: dict[str, Schema]) -> di
 # An image's versions (avenue/media/store/versions.py; docs/api.md "Versions").
 VERSION_ID: Schema = {"type": "string", "description": "A version id: 8 hex digits (as in the image's URLs); "
                                                         "anything else is 404 version_not_found."}
-VERSION: Schema = {
-    "type": "object", "required": ["id", "current", "since", "replaced_at", "kept_until", "changed",
-                                   "restored_from", "bytes", "width", "height", "format", "preview_url"],
-    "properties": {
-        "id": {"type": "string", "pattern": "^[0-9a-f]{8}$"},
-        "current": {"type": "boolean"},
-        "since": {"type": ["string", "null"], "format": "date-time",
-                  "description": "When it became current."},
-        "replaced_at": {"type": ["string", "null"], "format": "date-time",
-                        "description": "When it stopped being current (null: the current one)."},
-        "kept_until": {"type": ["string", "null"], "format": "date-time",
-                       "description": "Restorable until (null: the current one)."},
-        "changed": {"type": "array", "items": {"enum": ["upload", "bytes", "edits", "focal_point", "crops"]},
-                    "description": "What changed from the version before it (empty: a change made "
-                                   "before versions were kept)."},
-        "restored_from": {"type": ["string", "null"], "description": "The version a restore brought back."},
-        "bytes": {"type": "integer", "minimum": 0}, "width": {"type": ["integer", "null"]},
-        "height": {"type": ["integer", "null"]}, "format": {"type": ["string", "null"]},
-        "preview_url": {"type": "string",
-                        "description": "A small WebP of it (the same rights as this list)."},
-    }}
-COMPARISON: Schema = {
-    "type": "object", "required": ["before", "after", "changed_share", "width", "height", "heat_map_url"],
-    "properties": {
-        "before": {"type": "string"}, "after": {"type": "string"},
-        "changed_share": {"type": "number", "minimum": 0, "maximum": 1,
-                          "description": "The share of pixels that differ (over 16 of 255 in a channel), "
-                                         "both drawn at most 512 px."},
-        "width": {"type": "integer"}, "height": {"type": "integer"},
-        "heat_map_url": {"type": "string", "description": "The heat map (PNG) of what differs."},
-    }}
 
 
 def _picture(mimetype: str, description: str) -> Schema:
@@ -890,8 +829,7 @@ def _version_paths(prefix: str, params: list[Schema], answer: Schema, *, tag: st
         f"{prefix}/versions": {"parameters": params, "get": _op(
             "Its current version and the earlier ones still kept (AVENUE_TRASH_DAYS), newest first: what "
             "changed, when, its size, until when it is kept and a small preview.",
-            {"200": _json({"type": "object", "required": ["items"], "properties": {
-                "items": {"type": "array", "items": VERSION}}}, "The versions."),
+            {"200": _answer(Versions, "The versions."),
              **_errors(403, 404)}, **read)},
         f"{prefix}/versions/{{version_id}}/restore": {"parameters": version, "post": _op(
             "Make an earlier version current again, as a new version (the one it replaces is kept as an "
@@ -905,7 +843,7 @@ def _version_paths(prefix: str, params: list[Schema], answer: Schema, *, tag: st
         f"{prefix}/versions/{{version_id}}/compare/{{after}}": {"parameters": pair, "get": _op(
             "How version `after` differs from `version_id`: the share of pixels changed and a heat map's URL "
             "(made once per pair). 400 same_version for a version with itself.",
-            {"200": _json(COMPARISON, "The comparison."), **_errors(403, 404, 410)}, **read)},
+            {"200": _answer(ComparisonAnswer, "The comparison."), **_errors(403, 404, 410)}, **read)},
         f"{prefix}/versions/{{version_id}}/compare/{{after}}/heat-map": {"parameters": pair, "get": _op(
             "The heat map (PNG, at most 512 px) of what differs between two versions.",
             {"200": _picture("image/png", "The heat map."), **_errors(403, 404, 410)}, **read)},
@@ -1208,11 +1146,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     "(docs/operations.md, rerender).",
                     {"202": _json(RERENDER_RUN, "The run, started."), **_errors(400, 409)},
                     security=LOGGED_IN_WRITE, tags=["admin"], roles="admin",
-                    body=_body({"type": "object", "properties": {
-                        "limit": {"type": "integer", "minimum": 1, "maximum": 100_000_000,
-                                  "description": "At most this many images."},
-                        "cpu_share": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
-                                      "description": "Share of its time spent rendering (default 0.5)."}}}))},
+                    body=_shaped(RerenderRun))},
     "/api/admin/alerts/{alert_id}/ack": {
         "parameters": [_path("alert_id", OBJECT_ID)],
         "post": _op("Acknowledge an alert (the first acknowledgement stays).",
@@ -1224,9 +1158,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "post": _op("Create a product; temp images become its images, in order.",
                     {"201": _json(_ref("Product"), "Created."), **_errors(404, 409, 422)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
-                    body=_body({"type": "object", "required": ["sku", "name", "price"], "properties": {
-                        "sku": SKU, "name": NAME, "price": PRICE,
-                        "temp_image_ids": {"type": "array", "items": OBJECT_ID}}})),
+                    body=_shaped(NewProduct)),
     },
     "/api/shop/products/{sku}": {
         "parameters": [_path("sku", {"type": "string"})],
@@ -1236,7 +1168,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "patch": _op("Change its name and/or price.", {"200": _json(_ref("Product"), "Updated."),
                                                        **_errors(404)},
                      security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
-                     body=_body({"type": "object", "properties": {"name": NAME, "price": PRICE}})),
+                     body=_shaped(ProductChange)),
         "delete": _op("Delete it and its images.", {"204": NO_CONTENT, **_errors(404, 409)},
                       security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"),
     },
@@ -1301,7 +1233,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                    "shows its named_url; the URL of any other name 301s to it. 400 invalid_name for a name "
                    "that cannot be one.",
                    {"200": _json(_ref("Image"), "The photo."), **_errors(404, 409)},
-                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_body(NAME_BODY)),
+                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_shaped(NameBody)),
     },
     "/api/shop/products/{sku}/images/{image_id}/focal-point": {
         "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
@@ -1317,8 +1249,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "put": _op("Reorder the images (a permutation of their ids).",
                    {"200": _json(_ref("Product"), "Reordered."), **_errors(404, 409, 422)},
                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
-                   body=_body({"type": "object", "required": ["image_ids"],
-                               "properties": {"image_ids": {"type": "array", "items": {"type": "string"}}}})),
+                   body=_shaped(ImageOrder)),
     },
     "/api/shop/products/{sku}/alt-text": {
         "parameters": [_path("sku", {"type": "string"})],
@@ -1335,7 +1266,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     "accepted: the product's own, on its photo (a photo shared with another product keeps "
                     "that product's). What happened to each.",
                     {"200": _json(ALT_RESULTS, "Image by image."), **_errors(404)},
-                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_body(ALT_CHANGES)),
+                    security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=_shaped(AltChanges)),
     },
     "/api/shop/debug/products-status": {"get": _op(
         "Is every product photo safe?",
@@ -1362,18 +1293,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "get": _op("The library, newest first.", {"200": _json(_list_of("Image"), "A page of media."),
                                                   **_errors(403)},
                    security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
-                   parameters=_page_params(
-                       _query("q", {"type": "string"}, "Filename word starts."),
-                       _query("folder", FOLDER, "Only the media in this folder (not its subfolders)."),
-                       {**_query("tag", {"type": "array", "items": TAG}, "Only media carrying every tag."),
-                        "style": "form", "explode": True},
-                       _query("color", {"type": "string", "pattern": "^#?[0-9A-Fa-f]{6}$"},
-                              "Only media mostly close to this colour (#rrggbb): a colour covering a quarter "
-                              "of the picture or more, within about 20-40 CIELAB units of it."),
-                       _query("unused", {"type": "integer", "minimum": 0, "maximum": MAX_UNUSED_DAYS},
-                              "Only media uploaded more than this many days ago that no page or product "
-                              "refers to. A page may then hold fewer than per_page items (the used ones "
-                              "are left out); go on with next; total counts the candidates."))),
+                   parameters=_page_params(*parameters_of(LibraryQuery))),
     },
     "/api/builder/media/import-url": {"post": _op(
         "Add the image at a URL to the library: the server fetches it through the SSRF guard and stores it "
@@ -1392,8 +1312,8 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         f"or every image a filter of the list selects, {MAX_BULK_IDS} a call (go on with after=next). "
         "Each image is done like the single operation (delete refuses one a page uses, unless force); "
         "a refusal of one is listed and the others go on.",
-        {"200": _json(BULK_RESULT, "What was done and what was refused, image by image."), **_errors(403)},
-        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_body(BULK_BODY))},
+        {"200": _answer(BulkResult, "What was done and what was refused, image by image."), **_errors(403)},
+        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_shaped(Bulk))},
     "/api/builder/media/near-duplicates": {"get": _op(
         "Groups of library images that look alike, by group; page on with after=<next>.",
         {"200": _groups_page(), **_errors(403)},
@@ -1416,19 +1336,9 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "media_busy when one is being deleted, replaced or merged): a refusal changes nothing. A page that "
         "kept changing while re-pointed stops the merge at that image (409 page_busy, its pages put back; "
         "`merged` in the error names the images merged before it).",
-        {"200": _json({"type": "object", "required": ["keep", "merged"], "properties": {
-            "keep": OBJECT_ID,
-            "merged": {"type": "array", "items": {
-                "type": "object", "required": ["id", "merged", "pages"],
-                "properties": {"id": OBJECT_ID, "merged": {"type": "boolean"},
-                               "pages": {"type": "array", "items": SLUG,
-                                         "description": "The pages whose blocks now show keep."}}}}}},
-            "Merged, image by image."), **_errors(403, 404, 409)},
+        {"200": _answer(Merged, "Merged, image by image."), **_errors(403, 404, 409)},
         security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-        body=_body({"type": "object", "required": ["keep", "others"], "additionalProperties": False,
-                    "properties": {"keep": OBJECT_ID,
-                                   "others": {"type": "array", "items": OBJECT_ID, "minItems": 1,
-                                              "maxItems": MAX_MERGE, "uniqueItems": True}}}))},
+        body=_shaped(Merge))},
     "/api/builder/media/{media_id}": {
         "parameters": [_path("media_id", OBJECT_ID)],
         "get": _op("One library image, with the pages using it.",
@@ -1439,12 +1349,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                      {"200": _json({"allOf": [_ref("Image"), {"required": ["used_in", "folder", "tags"]}]},
                                    "The media."), **_errors(404, 409)},
                      security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                     body=_body({"type": "object", "minProperties": 1, "additionalProperties": False,
-                                 "properties": {
-                                     "alt": {"type": ["string", "null"], "maxLength": MAX_ALT_LENGTH},
-                                     "folder": {"anyOf": [FOLDER, {"type": "null"}]},
-                                     "tags": {"type": ["array", "null"], "items": TAG,
-                                              "maxItems": MAX_TAGS}}})),
+                     body=_shaped(MediaChange)),
         "delete": _op("Delete it (409 while a page uses it, unless force).",
                       {"204": NO_CONTENT, **_errors(404, 409)},
                       security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),
@@ -1463,7 +1368,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "put": _op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "
                    "to it. 400 invalid_name for a name that cannot be one.",
                    {"200": _json(MEDIA_WITH_VERSION, "The media."), **_errors(404, 409)},
-                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_body(NAME_BODY)),
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_shaped(NameBody)),
     },
     "/api/builder/media/{media_id}/focal-point": {
         "parameters": [_path("media_id", OBJECT_ID)],
@@ -1474,17 +1379,12 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                      tag="builder", roles="editor, admin"),
     "/api/builder/folders": {"get": _op(
         "Every folder of the library with its media count.",
-        {"200": _json({"type": "object", "required": ["folders"], "properties": {"folders": {
-            "type": "array", "items": {"type": "object", "required": ["folder", "count"], "properties": {
-                "folder": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}}}},
-            "The folders."),
+        {"200": _answer(Folders, "The folders."),
          **_errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
     "/api/builder/tags": {"get": _op(
         "Every tag of the library with its media count.",
-        {"200": _json({"type": "object", "required": ["tags"], "properties": {"tags": {
-            "type": "array", "items": {"type": "object", "required": ["tag", "count"], "properties": {
-                "tag": {"type": "string"}, "count": {"type": "integer", "minimum": 0}}}}}}, "The tags."),
+        {"200": _answer(Tags, "The tags."),
          **_errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
     "/api/builder/pages/{slug}/alt-text": {
@@ -1503,7 +1403,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     "showing it). What happened to each.",
                     {"200": _json(ALT_RESULTS, "Image by image."), **_errors(404)},
                     security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                    body=_body(ALT_CHANGES)),
+                    body=_shaped(AltChanges)),
     },
     "/api/builder/pages/{slug}": {
         "parameters": [_path("slug", {"type": "string"})],
@@ -1513,13 +1413,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "put": _op("Write a page; 422 if a block names media that does not exist.",
                    {"200": _json(_ref("Page"), "Written."), **_errors(409, 422)},
                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                   body=_body({"type": "object", "required": ["title", "blocks"], "properties": {
-                       "title": {"type": "string", "maxLength": MAX_TITLE_LENGTH},
-                       "blocks": {"type": "array", "maxItems": MAX_BLOCKS, "items": {
-                           "type": "object", "required": ["type"], "properties": {
-                               "type": {"type": "string", "minLength": 1, "maxLength": 50},
-                               "media_id": OBJECT_ID}}},
-                       "published": {"type": "boolean"}}})),
+                   body=_shaped(PageWrite)),
     },
     "/api/trash": {"get": _op(
         "Deleted media, last deleted first (editors: the library's; admins: every bucket's).",
@@ -1603,7 +1497,7 @@ def document() -> dict[str, Any]:
         "tags": [{"name": name} for name in TAGS],
         "paths": PATHS,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **SHAPES},
             "responses": responses,
             "parameters": {
                 "page": _query("page", {"type": "integer", "minimum": 1},

@@ -1,21 +1,29 @@
-"""Request parsing shared by every API view: JSON bodies, pagination, uploaded files."""
+"""Request parsing shared by every API view: JSON bodies (a view's declared model: ``takes``),
+pagination, uploaded files."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import math
 from collections.abc import Callable, Mapping
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Annotated, Any, BinaryIO, Concatenate, Literal, ParamSpec, TypeVar, cast
 
 import flask
 from flask import current_app, request
 from flask.json.provider import DefaultJSONProvider
+from pydantic import Field
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from avenue.errors import BadRequest
 from avenue.media import Upload
 from avenue.paging import MAX_OFFSET, MAX_PER_PAGE, Window
+from avenue.shapes import Answer, Shape, repeated
+
+P = ParamSpec("P")
+R = TypeVar("R")
+S = TypeVar("S", bound=Shape)
 
 MAX_JSON_DEPTH = 64
 
@@ -142,6 +150,37 @@ def json_body() -> dict[str, Any]:
     return body
 
 
+def takes(model: type[S]) -> Callable[[Callable[Concatenate[S, P], R]], Callable[P, R]]:
+    """A view whose JSON body is ``model``: it receives the parsed body as its first argument
+    (before the URL's); the model is kept on the view (``body_shape``) for the document."""
+    def decorate(view: Callable[Concatenate[S, P], R]) -> Callable[P, R]:
+        @functools.wraps(view)
+        def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
+            return view(model.parse(json_body()), *args, **kwargs)
+
+        parsed.body_shape = model  # type: ignore[attr-defined]
+        return parsed
+    return decorate
+
+
+def takes_query(model: type[S]) -> Callable[[Callable[Concatenate[S, P], R]], Callable[P, R]]:
+    """A view whose query string is ``model`` (configured with ``shapes.QUERY``): it receives
+    the parsed query as its first argument; the model is kept on the view (``query_shape``)
+    for the document. Paging stays :func:`page_args`'s."""
+    def decorate(view: Callable[Concatenate[S, P], R]) -> Callable[P, R]:
+        many = repeated(model)
+
+        @functools.wraps(view)
+        def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
+            values = {name: request.args.getlist(name) if name in many else request.args[name]
+                      for name in request.args if name in model.model_fields}
+            return view(model.parse(values), *args, **kwargs)
+
+        parsed.query_shape = model  # type: ignore[attr-defined]
+        return parsed
+    return decorate
+
+
 class StrictJSONProvider(DefaultJSONProvider):
     """Responses are strict JSON: a non-finite number is an error here, never ``Infinity`` in
     a body that browsers' ``JSON.parse`` would reject."""
@@ -190,12 +229,54 @@ def private_picture(data: bytes, mimetype: str) -> flask.Response:
     return response
 
 
+TIME = Field(json_schema_extra={"format": "date-time"})
+
+
+class VersionItem(Answer):
+    """One version of an image as the API lists it (media's ``Version.to_dict`` and its preview)."""
+
+    id: Annotated[str, Field(pattern="^[0-9a-f]{8}$")]
+    current: bool
+    since: Annotated[str | None, TIME, Field(description="When it became current.")]
+    replaced_at: Annotated[str | None, TIME, Field(
+        description="When it stopped being current (null: the current one).")]
+    kept_until: Annotated[str | None, TIME, Field(description="Restorable until (null: the current one).")]
+    changed: Annotated[list[Literal["upload", "bytes", "edits", "focal_point", "crops"]], Field(
+        description="What changed from the version before it (empty: a change made before versions "
+                    "were kept).")]
+    restored_from: Annotated[str | None, Field(description="The version a restore brought back.")]
+    bytes: Annotated[int, Field(ge=0)]
+    width: int | None
+    height: int | None
+    format: str | None
+    preview_url: Annotated[str, Field(description="A small WebP of it (the same rights as this list).")]
+
+
+class Versions(Answer):
+    """An image's versions, the current one first."""
+
+    items: list[VersionItem]
+
+
+class ComparisonAnswer(Answer):
+    """Two versions of an image compared."""
+
+    before: str
+    after: str
+    changed_share: Annotated[float, Field(ge=0, le=1, description=(
+        "The share of pixels that differ (over 16 of 255 in a channel), both drawn at most 512 px."))]
+    width: int
+    height: int
+    heat_map_url: Annotated[str, Field(description="The heat map (PNG) of what differs.")]
+
+
 def versions_answer(listed: list[Any], preview: Callable[[str], str]) -> dict[str, Any]:
     """An image's versions as the API lists them: each version's object with its preview URL."""
-    return {"items": [{**version.to_dict(), "preview_url": preview(version.id)} for version in listed]}
+    return Versions(items=[VersionItem(**version.to_dict(), preview_url=preview(version.id))
+                           for version in listed]).answer()
 
 
 def comparison_answer(compared: Any, heat_map_url: str) -> dict[str, Any]:
     """Two versions compared, as the API answers it."""
-    return {"before": compared.before, "after": compared.after, "changed_share": compared.share,
-            "width": compared.width, "height": compared.height, "heat_map_url": heat_map_url}
+    return ComparisonAnswer(before=compared.before, after=compared.after, changed_share=compared.share,
+                            width=compared.width, height=compared.height, heat_map_url=heat_map_url).answer()

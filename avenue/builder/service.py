@@ -23,11 +23,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import bson
 from bson import ObjectId
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -66,6 +66,17 @@ from avenue.media import (
     suggest_alt,
 )
 from avenue.paging import Page, Window
+from avenue.shapes import (
+    QUERY,
+    Absent,
+    Answer,
+    ObjectIdField,
+    ObjectIdText,
+    Omittable,
+    Refuse,
+    Shape,
+    cleaned,
+)
 
 _T = TypeVar("_T")
 REPOINT_ATTEMPTS = 5
@@ -93,6 +104,10 @@ def library(db: Database[Document]) -> Library:
     return Library(db, BUILDER)
 
 
+FOLDER_RULE = (f"folder is /name/name… with at most {MAX_FOLDER_DEPTH} names of 1 to 64 letters, digits, "
+               "spaces, '-', '_' or '.'.")
+
+
 def clean_folder(folder: str | None) -> str | None:
     """A folder as stored: ``/`` or ``/a/b`` (slashes trimmed and collapsed, spaces folded);
     None when not given; 400 ``invalid_folder`` otherwise."""
@@ -104,8 +119,7 @@ def clean_folder(folder: str | None) -> str | None:
     segments = [part for part in segments if part]
     if len(segments) > MAX_FOLDER_DEPTH or any(
             part in (".", "..") or not FOLDER_SEGMENT.match(part) for part in segments):
-        raise BadRequest(f"folder is /name/name… with at most {MAX_FOLDER_DEPTH} names of 1 to 64 letters, "
-                         "digits, spaces, '-', '_' or '.'.", code="invalid_folder")
+        raise BadRequest(FOLDER_RULE, code="invalid_folder")
     return "/" + "/".join(segments)
 
 
@@ -152,27 +166,38 @@ def upload_media(db: Database[Document], file: Upload, *, owner: str, alt: str |
     return result
 
 
-UPDATABLE = ("alt", "folder", "tags")
+class MediaChange(Shape):
+    """A library image's new ``alt``, ``folder`` and/or ``tags``; null (or ``""`` for alt) removes
+    the alt text, puts it in the root folder, clears its tags."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    refusal = Refuse("invalid_media_update", "Send one or more of alt, folder, tags.")
+
+    alt: Annotated[str | None, cleaned(clean_alt), Refuse("invalid_alt", "alt is a string."), Field(
+        description="Stored with its whitespace collapsed; too long or a control character: invalid_alt.")
+        ] = None
+    folder: Annotated[str | None, cleaned(clean_folder), Refuse("invalid_folder", FOLDER_RULE)] = None
+    tags: Annotated[Annotated[list[str], Field(max_length=MAX_TAGS)] | None, cleaned(clean_tags),
+                    Refuse("invalid_tags", "tags is a list of strings.")] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> MediaChange:
+        if not self.model_fields_set:
+            raise BadRequest("Send one or more of alt, folder, tags.", code="invalid_media_update",
+                             unknown_fields=[])
+        return self
 
 
-def update_media(db: Database[Document], media_id: ObjectId, body: dict[str, Any]) -> Image:
-    """Change a library image's ``alt``, ``folder`` and/or ``tags`` (404 when gone; 400 for
-    anything else in the body or nothing to change). ``alt: null`` or ``""`` removes it."""
-    unknown = sorted(set(body) - set(UPDATABLE))
-    if unknown or not body:
-        raise BadRequest(f"Send one or more of {', '.join(UPDATABLE)}.", code="invalid_media_update",
-                         unknown_fields=unknown[:10])
+def update_media(db: Database[Document], media_id: ObjectId, change: MediaChange) -> Image:
+    """Change a library image's ``alt``, ``folder`` and/or ``tags`` (404 when gone)."""
+    sent = change.model_fields_set
     changes: dict[str, Any] = {}
-    if "alt" in body:
-        if body["alt"] is not None and not isinstance(body["alt"], str):
-            raise BadRequest("alt is a string.", code="invalid_alt")
-        changes["alt"] = clean_alt(body["alt"]) or None
-    if "folder" in body:
-        changes["folder"] = clean_folder(body["folder"]) if body["folder"] is not None else ROOT_FOLDER
-    if "tags" in body:
-        if isinstance(body["tags"], str):  # JSON clients send a list; a string is a mistake
-            raise BadRequest("tags is a list of strings.", code="invalid_tags")
-        changes["tags"] = clean_tags(body["tags"] if body["tags"] is not None else [])
+    if "alt" in sent:
+        changes["alt"] = change.alt or None
+    if "folder" in sent:
+        changes["folder"] = change.folder or ROOT_FOLDER
+    if "tags" in sent:
+        changes["tags"] = change.tags or []
     image = library(db).set_metadata(media_id, **changes)
     if image is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
@@ -259,27 +284,56 @@ def clean_colour(colour: str | None) -> str | None:
 MAX_UNUSED_DAYS = 3650
 
 
-def clean_unused(days: str | int | None) -> int | None:
-    """The ``unused`` filter's age in days (0 to 3650; None: not sent); 400 for anything else."""
-    if days is None or days == "":
-        return None
-    try:
-        value = int(days)
-    except (TypeError, ValueError):
-        value = -1
-    if isinstance(days, bool) or not 0 <= value <= MAX_UNUSED_DAYS:
-        raise BadRequest(f"unused is a number of days, 0 to {MAX_UNUSED_DAYS}.", code="invalid_unused")
-    return value
+def _days(days: object) -> object:
+    """A query spells ``unused`` as text, and a bulk call's filter may too (``"30"``; ``""``: none)."""
+    if isinstance(days, str):
+        return int(days) if days.strip().isdigit() else None if days == "" else days
+    return days
 
 
-def list_media(db: Database[Document], window: Window, *, q: str = "", folder: str | None = None,
-               tags: list[str] | None = None, color: str | None = None,
-               unused: str | int | None = None, sort: str | None = None) -> tuple[list[Image], Page]:
-    """Library originals, newest first; ``q`` finds filenames with words starting with its words,
-    ``folder`` those in that folder (not its subfolders), ``tags`` those carrying every tag,
-    ``color`` those mostly close to that ``#rrggbb``, ``unused`` (days) those uploaded more
-    than that many days ago that no page or product refers to; ``sort``: newest (the default),
-    oldest, name or size (largest first).
+class LibraryFilter(Shape):
+    """The library list's filters, each refused as the list refuses it: the query of
+    ``GET /api/builder/media`` (:class:`LibraryQuery`) and a bulk call's ``filter``
+    (:class:`BulkFilter`)."""
+
+    q: Annotated[str, Field(description="Filename word starts."),
+                 Refuse("invalid_bulk", "filter.q is a string.")] = ""  # (a query's is always text)
+    folder: Annotated[str | None, Field(description="Only the media in this folder (not its subfolders)."),
+                      cleaned(clean_folder), Refuse("invalid_folder", FOLDER_RULE)] = None
+    tag: Annotated[str | list[str] | None, Field(description="Only media carrying every tag."),
+                   cleaned(clean_tags), Refuse("invalid_tags", "tag is a tag or a list of tags.")] = None
+    color: Annotated[str | None, Field(examples=["#c0392b"], description=(
+        "Only media mostly close to this colour (#rrggbb): a colour covering a quarter of the picture or "
+        "more, within about 20-40 CIELAB units of it.")),
+        cleaned(clean_colour), Refuse("invalid_color", "color is a colour as #rrggbb (e.g. #c0392b).")] = None
+    unused: Annotated[Annotated[int, Field(ge=0, le=MAX_UNUSED_DAYS)] | None, BeforeValidator(_days), Field(
+        description="Only media uploaded more than this many days ago that no page or product refers to. A "
+                    "page may then hold fewer than per_page items (the used ones are left out); go on with "
+                    "next; total counts the candidates."),
+        Refuse("invalid_unused", f"unused is a number of days, 0 to {MAX_UNUSED_DAYS}.")] = None
+
+    @property
+    def tags(self) -> list[str]:
+        """``tag`` as cleaned: a list (a string was split on commas)."""
+        return clean_tags(self.tag) or []
+
+
+class LibraryQuery(LibraryFilter):
+    """The query of ``GET /api/builder/media``: the filters, and the order."""
+
+    model_config = QUERY
+
+    sort: Annotated[str, Field(description="newest (the default), oldest, name, or size (largest first); "
+                                           "with q or color, newest only (400 invalid_sort).")] = "newest"
+
+
+def list_media(db: Database[Document], window: Window, chosen: LibraryFilter, sort: str = "newest"
+               ) -> tuple[list[Image], Page]:
+    """Library originals, newest first, that ``chosen`` selects: ``q`` finds filenames with words
+    starting with its words, ``folder`` those in that folder (not its subfolders), ``tags`` those
+    carrying every tag, ``color`` those mostly close to that ``#rrggbb``, ``unused`` (days) those
+    uploaded more than that many days ago that no page or product refers to; ``sort``: newest
+    (the default), oldest, name or size (largest first).
 
     ``unused`` costs one page of candidates (the list's own index walk, bounded below by the
     age) and one question to the referrers for that page's ids (:data:`IN_BATCH` ids a query,
@@ -287,11 +341,10 @@ def list_media(db: Database[Document], window: Window, *, q: str = "", folder: s
     A page may so hold fewer than ``per_page`` items (the used ones are left out); ``next``
     goes on from the last candidate, and ``total`` counts candidates (``total_exact`` false).
     """
-    days = clean_unused(unused)
+    days = chosen.unused
     older_than = None if days is None else now() - dt.timedelta(days=days)
-    images, page = library(db).page(window, search=q, folder=clean_folder(folder),
-                                    tags=clean_tags(tags) or (), colour=clean_colour(color),
-                                    older_than=older_than, order=sort or "newest")
+    images, page = library(db).page(window, search=chosen.q, folder=chosen.folder, tags=chosen.tags,
+                                    colour=chosen.color, older_than=older_than, order=sort)
     if days is None or not images:
         return images, page
     used = referrers(db).referenced(BUILDER, [image.id for image in images])
@@ -320,14 +373,37 @@ def near_duplicates(db: Database[Document], image: Image) -> list[Near]:
     return library(db).near_duplicates(image)
 
 
-def folders(db: Database[Document]) -> list[dict[str, Any]]:
+class FolderCount(Answer):
+    folder: str
+    count: Annotated[int, Field(ge=0)]
+
+
+class Folders(Answer):
+    """Every folder of the library with its media count."""
+
+    folders: list[FolderCount]
+
+
+class TagCount(Answer):
+    tag: str
+    count: Annotated[int, Field(ge=0)]
+
+
+class Tags(Answer):
+    """Every tag of the library with its media count."""
+
+    tags: list[TagCount]
+
+
+def folders(db: Database[Document]) -> Folders:
     """Every folder in use with how many images it holds."""
-    return [{"folder": folder, "count": count} for folder, count in library(db).folder_counts()]
+    return Folders(folders=[FolderCount(folder=folder, count=count)
+                            for folder, count in library(db).folder_counts()])
 
 
-def tags_in_use(db: Database[Document]) -> list[dict[str, Any]]:
+def tags_in_use(db: Database[Document]) -> Tags:
     """Every tag in use with how many images carry it."""
-    return [{"tag": tag, "count": count} for tag, count in library(db).tag_counts()]
+    return Tags(tags=[TagCount(tag=tag, count=count) for tag, count in library(db).tag_counts()])
 
 
 def get_media(db: Database[Document], media_id: ObjectId) -> Image:
@@ -381,110 +457,109 @@ def delete_media(db: Database[Document], media_id: ObjectId, *, force: bool = Fa
 
 MAX_BULK_IDS = 500  # per call, by ids or by a filter (a filter goes on with ``next``)
 BULK_PAGE = 100  # images read at a time when a filter selects them
-BULK_ACTIONS = ("move", "tag", "untag", "delete", "restore")
-FILTER_KEYS = ("q", "folder", "tag", "color", "unused")
+BulkAction = Literal["move", "tag", "untag", "delete", "restore"]
+BULK_ACTIONS: tuple[str, ...] = get_args(BulkAction)
 
 
-@dataclass(frozen=True)
-class Bulk:
-    """One bulk call as parsed: what it does to which images."""
-
-    action: str
-    ids: list[ObjectId] | None = None  # by ids, or...
-    filter: dict[str, Any] = field(default_factory=dict)  # ...every image the list's filter selects
-    after: str | None = None  # a filter's next cursor (the previous call's ``next``)
-    folder: str | None = None
-    tags: list[str] = field(default_factory=list)
-    force: bool = False
+OBJECT_ID_TEXT = re.compile(r"[0-9a-fA-F]{24}")
 
 
-@dataclass
-class BulkResult:
+def _image_ids(ids: list[str]) -> list[str]:
+    """Each id once, spelled as ObjectId spells it (lower case); 400 ``invalid_bulk`` naming the
+    malformed ones. (Checked as text: a bulk call's ids become ObjectIds as they are done.)"""
+    malformed = [i for i in ids if not OBJECT_ID_TEXT.fullmatch(i)]
+    if malformed:
+        raise BadRequest("Some ids are not image ids.", code="invalid_bulk", invalid_ids=malformed[:10])
+    return list(dict.fromkeys(i.lower() for i in ids))
+
+
+class BulkFilter(LibraryFilter):
+    """The library list's filters as a bulk call's object: strict JSON, no other field."""
+
+    refusal = Refuse("invalid_bulk", "filter is an object of q, folder, tag, color, unused.")
+
+
+class Bulk(Shape):
+    """One bulk call, checked whole before anything is done (400 otherwise): ``action`` on
+    ``ids`` or on every image ``filter`` selects (not for ``restore``), ``folder`` for
+    ``move``, ``tags`` for ``tag`` / ``untag``, ``force`` for ``delete``."""
+
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["ids"]}, {"required": ["filter"]}]})
+    refusal = Refuse("invalid_bulk", "Unknown fields in a bulk call.")
+
+    action: Annotated[BulkAction,
+                      Refuse("invalid_bulk_action", f"action is one of {', '.join(BULK_ACTIONS)}.")]
+    ids: Annotated[Omittable[Annotated[list[ObjectIdText], Field(min_length=1, max_length=MAX_BULK_IDS)]],
+        Field(description="The images (for restore: ids in the trash). More is a 400 too_many_ids, and "
+                          "nothing is done."),
+        cleaned(_image_ids),
+        Refuse("too_many_ids", f"At most {MAX_BULK_IDS} ids a call; send the rest in another call, or select "
+               "them by a filter.", when=("too_long",), details={"max_ids": MAX_BULK_IDS}),
+        Refuse("invalid_bulk", "ids is a list of image ids.")] = None
+    filter: Annotated[Omittable[BulkFilter], Refuse(
+        "invalid_bulk", "filter is an object of q, folder, tag, color, unused.")] = None
+    after: Annotated[str | None, Field(description="With filter: the previous call's next."),
+                     Refuse("invalid_bulk", "after is the next cursor of a previous filter call.")] = None
+    folder: Annotated[Omittable[str], Field(description="move: where to."), cleaned(clean_folder),
+                      Refuse("invalid_folder", "move needs a folder, like /products/summer.")] = None
+    tags: Annotated[Omittable[Annotated[list[str], Field(min_length=1, max_length=MAX_TAGS)]],
+        Field(description="tag / untag: the tags added or removed."), cleaned(clean_tags),
+        Refuse("invalid_tags", "tag and untag need tags, a list of strings.")] = None
+    force: Annotated[bool, Field(description="delete: also the images pages use (their blocks go)."),
+                     Refuse("invalid_bulk", "force is true or false.")] = False
+
+    @model_validator(mode="after")
+    def _whole(self) -> Bulk:
+        """The rules between fields (each field passed its own)."""
+        if (self.ids is None) == (self.filter is None):
+            raise BadRequest("Send ids (a list) or filter (an object), one of them.", code="invalid_bulk")
+        if self.filter is not None and self.action == "restore":
+            raise BadRequest("restore takes ids (of the trash), not a filter.", code="invalid_bulk")
+        if self.after is not None and self.ids is not None:
+            raise BadRequest("after is the next cursor of a previous filter call.", code="invalid_bulk")
+        if self.action == "move" and self.folder is None:
+            raise BadRequest("move needs a folder, like /products/summer.", code="invalid_folder")
+        if self.action in ("tag", "untag") and not self.tags:
+            raise BadRequest(f"{self.action} needs tags, a list of strings.", code="invalid_tags")
+        return self
+
+
+class BulkRefusal(Answer):
+    """One image a bulk call did not do, and why (the code and message of its single operation)."""
+
+    id: ObjectIdText
+    code: str
+    message: str
+    pages: Absent[list[Annotated[str, Field(pattern=SLUG.pattern)]]] = Field(
+        default=None, description="media_in_use: the pages using it.")
+
+
+class BulkResult(Answer):
     """What a bulk call did: how many were done, each refusal with its reason, and where a
     filter-selected set goes on (None: nothing left)."""
 
-    action: str
-    done: int = 0
-    refused: list[dict[str, Any]] = field(default_factory=list)
-    next: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"action": self.action, "done": self.done, "refused": self.refused, "next": self.next}
-
-
-def parse_bulk(body: dict[str, Any]) -> Bulk:
-    """A bulk call's body checked whole before anything is done (400 otherwise): ``action``,
-    ``ids`` (at most :data:`MAX_BULK_IDS`) or ``filter`` (the list's filters; not for
-    ``restore``), ``folder`` for ``move``, ``tags`` for ``tag`` / ``untag``, ``force``."""
-    unknown = sorted(set(body) - {"action", "ids", "filter", "after", "folder", "tags", "force"})
-    if unknown:
-        raise BadRequest("Unknown fields in a bulk call.", code="invalid_bulk", unknown_fields=unknown[:10])
-    action = body.get("action")
-    if action not in BULK_ACTIONS:
-        raise BadRequest(f"action is one of {', '.join(BULK_ACTIONS)}.", code="invalid_bulk_action")
-    if ("ids" in body) == ("filter" in body):
-        raise BadRequest("Send ids (a list) or filter (an object), one of them.", code="invalid_bulk")
-    ids: list[ObjectId] | None = None
-    filters: dict[str, Any] = {}
-    if "ids" in body:
-        raw = body["ids"]
-        if not isinstance(raw, list) or not raw or not all(isinstance(i, str) for i in raw):
-            raise BadRequest("ids is a list of image ids.", code="invalid_bulk")
-        if len(raw) > MAX_BULK_IDS:
-            raise BadRequest(f"At most {MAX_BULK_IDS} ids a call; send the rest in another call, or "
-                             "select them by a filter.", code="too_many_ids", max_ids=MAX_BULK_IDS)
-        parsed = [parse_object_id(i) for i in raw]
-        malformed = [i for i, oid in zip(raw, parsed, strict=True) if oid is None]
-        if malformed:
-            raise BadRequest("Some ids are not image ids.", code="invalid_bulk", invalid_ids=malformed[:10])
-        ids = list(dict.fromkeys(oid for oid in parsed if oid is not None))
-    else:
-        filters = body["filter"]
-        if action == "restore":
-            raise BadRequest("restore takes ids (of the trash), not a filter.", code="invalid_bulk")
-        if not isinstance(filters, dict) or set(filters) - set(FILTER_KEYS):
-            raise BadRequest(f"filter is an object of {', '.join(FILTER_KEYS)}.", code="invalid_bulk")
-        # Checked now, as the list checks them, so a bad filter does nothing.
-        clean_folder(filters.get("folder"))
-        clean_tags(filters.get("tag"))
-        clean_colour(filters.get("color"))
-        clean_unused(filters.get("unused"))
-        if not isinstance(filters.get("q", ""), str):
-            raise BadRequest("filter.q is a string.", code="invalid_bulk")
-    after = body.get("after")
-    if after is not None and (ids is not None or not isinstance(after, str)):
-        raise BadRequest("after is the next cursor of a previous filter call.", code="invalid_bulk")
-    folder = None
-    if action == "move":
-        if not isinstance(body.get("folder"), str):
-            raise BadRequest("move needs a folder, like /products/summer.", code="invalid_folder")
-        folder = clean_folder(body["folder"])
-    tags: list[str] = []
-    if action in ("tag", "untag"):
-        tags = clean_tags(body.get("tags")) or []
-        if not tags or isinstance(body.get("tags"), str):
-            raise BadRequest(f"{action} needs tags, a list of strings.", code="invalid_tags")
-    force = body.get("force", False)
-    if not isinstance(force, bool):
-        raise BadRequest("force is true or false.", code="invalid_bulk")
-    return Bulk(action, ids, filters, after, folder, tags, force)
+    action: BulkAction
+    done: Annotated[int, Field(ge=0)]
+    refused: list[BulkRefusal]
+    next: Annotated[str | None, Field(
+        description="With filter: more images matched; send as after. Null: all done.")]
 
 
 def bulk_media(db: Database[Document], bulk: Bulk) -> BulkResult:
     """Do ``bulk`` to each image it names, one at a time through the same functions the single
     operations use (so counts, facets, leases, the trash and the in-use protection are theirs):
     a refusal of one image (gone, in use, busy, too many tags) is noted and the next goes on."""
-    result = BulkResult(bulk.action)
+    result = BulkResult(action=bulk.action, done=0, refused=[], next=None)
     if bulk.ids is not None:
-        for start in range(0, len(bulk.ids), BULK_PAGE):
-            _bulk_batch(db, bulk, bulk.ids[start:start + BULK_PAGE], result)
+        ids = [ObjectId(i) for i in bulk.ids]
+        for start in range(0, len(ids), BULK_PAGE):
+            _bulk_batch(db, bulk, ids[start:start + BULK_PAGE], result)
         return result
+    chosen = bulk.filter or BulkFilter()
     after, seen = bulk.after, 0
     while seen < MAX_BULK_IDS:
         window = Window(per_page=min(BULK_PAGE, MAX_BULK_IDS - seen), after=after)
-        images, page = list_media(db, window, q=bulk.filter.get("q", ""), folder=bulk.filter.get("folder"),
-                                  tags=clean_tags(bulk.filter.get("tag")), color=bulk.filter.get("color"),
-                                  unused=bulk.filter.get("unused"))
+        images, page = list_media(db, window, chosen)
         _bulk_batch(db, bulk, [image.id for image in images], result)
         seen += len(page.docs)
         after = page.next
@@ -499,8 +574,8 @@ def _bulk_batch(db: Database[Document], bulk: Bulk, ids: list[ObjectId], result:
         try:
             _bulk_one(db, bulk, media_id)
         except AvenueError as error:
-            result.refused.append({"id": str(media_id), "code": error.code, "message": error.message,
-                                   **({"pages": error.details["pages"]} if "pages" in error.details else {})})
+            result.refused.append(BulkRefusal(id=str(media_id), code=error.code, message=error.message,
+                                              pages=error.details.get("pages")))
         else:
             result.done += 1
 
@@ -512,8 +587,8 @@ def _bulk_one(db: Database[Document], bulk: Bulk, media_id: ObjectId) -> None:
         restore_media(db, media_id)
     else:
         image = library(db).relabel(media_id, folder=bulk.folder,
-                                    add_tags=bulk.tags if bulk.action == "tag" else (),
-                                    remove_tags=bulk.tags if bulk.action == "untag" else (),
+                                    add_tags=bulk.tags or () if bulk.action == "tag" else (),
+                                    remove_tags=bulk.tags or () if bulk.action == "untag" else (),
                                     max_tags=MAX_TAGS)
         if image is None:
             raise NotFound("No builder media with this id.", code="media_not_found")
@@ -546,36 +621,50 @@ MAX_MERGE = 50
 BlockChange = Callable[[list[Any]], tuple[list[Any], list[int]]]
 
 
-@dataclass(frozen=True)
-class Merge:
-    keep: ObjectId
-    others: list[ObjectId]
-
-
-def parse_merge(body: dict[str, Any]) -> Merge:
-    """``{keep: id, others: [id, ...]}``, checked before anything is read (400)."""
-    unknown = set(body) - {"keep", "others"}
-    if unknown:
-        raise BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.", code="unknown_fields")
-    keep = body.get("keep")
-    if not isinstance(keep, str) or not ObjectId.is_valid(keep):
-        raise BadRequest("keep must be a media id.", code="invalid_id", field="keep")
-    others = body.get("others")
-    if not isinstance(others, list) or not others:
-        raise BadRequest("others must be a non-empty list of media ids.", code="invalid_ids", field="others")
-    if len(others) > MAX_MERGE:
-        raise BadRequest(f"At most {MAX_MERGE} images are merged at once.", code="too_many_ids",
-                         limit=MAX_MERGE)
-    if not all(isinstance(o, str) and ObjectId.is_valid(o) for o in others):
-        raise BadRequest("others must be a list of media ids.", code="invalid_ids", field="others")
+def _distinct(others: list[ObjectId]) -> list[ObjectId]:
     if len(set(others)) != len(others):
         raise BadRequest("others names an image twice.", code="duplicate_ids", field="others")
-    if keep in others:
-        raise BadRequest("The image kept cannot be among the others.", code="keep_in_others")
-    return Merge(ObjectId(keep), [ObjectId(o) for o in others])
+    return others
 
 
-def merge_media(db: Database[Document], merge: Merge) -> list[dict[str, Any]]:
+class Merge(Shape):
+    """``{keep: id, others: [id, ...]}``, checked before anything is read (400)."""
+
+    refusal = Refuse("unknown_fields", "Send keep and others, nothing else.")
+
+    keep: Annotated[ObjectIdField, Refuse("invalid_id", "keep must be a media id.")]
+    # uniqueItems: what _distinct checks (ids compared as ObjectIds), stated for the document.
+    others: Annotated[list[ObjectIdField], Field(min_length=1, max_length=MAX_MERGE,
+                                                 json_schema_extra={"uniqueItems": True}),
+                      cleaned(_distinct),
+                      Refuse("too_many_ids", f"At most {MAX_MERGE} images are merged at once.",
+                             when=("too_long",), details={"limit": MAX_MERGE}),
+                      Refuse("invalid_ids", "others must be a non-empty list of media ids.")]
+
+    @model_validator(mode="after")
+    def _keep_apart(self) -> Merge:
+        if self.keep in self.others:
+            raise BadRequest("The image kept cannot be among the others.", code="keep_in_others")
+        return self
+
+
+class MergedImage(Answer):
+    """One image merged into the keeper, and the pages whose blocks now show the keeper."""
+
+    id: ObjectIdText
+    merged: bool
+    pages: Annotated[list[Annotated[str, Field(pattern=SLUG.pattern)]], Field(
+        description="The pages whose blocks now show keep.")]
+
+
+class Merged(Answer):
+    """What a merge did, image by image."""
+
+    keep: ObjectIdText
+    merged: list[MergedImage]
+
+
+def merge_media(db: Database[Document], merge: Merge) -> list[MergedImage]:
     """Merge ``merge.others`` into ``merge.keep`` (see above): per other image, the pages whose
     blocks now show the keeper. 404 when one is not in the library, 409 when one is being
     deleted, replaced or merged: then nothing has changed. A page that kept changing while it
@@ -594,19 +683,19 @@ def merge_media(db: Database[Document], merge: Merge) -> list[dict[str, Any]]:
                                code="media_not_found", id=str(media_id))
             leases[media_id] = lease
         keeper = leases[merge.keep].image
-        done: list[dict[str, Any]] = []
+        done: list[MergedImage] = []
         for other in merge.others:
             try:
                 moved = _repoint_pages(db, other, keeper.id)
             except Conflict as busy:  # this image's pages were put back: it stays, as do the rest
                 busy.message += f" Merged before it: {len(done)} image(s); {other} and the rest were not."
-                busy.details["merged"] = [item["id"] for item in done]
+                busy.details["merged"] = [item.id for item in done]
                 raise
             media.delete(leases[other].image, to_trash={
                 "pages": [], "merged_into": str(keeper.id),
                 "merged": [{"slug": slug, "blocks": blocks} for slug, blocks in moved.items()]})
             del leases[other]  # deleted: its lease went with it
-            done.append({"id": str(other), "merged": True, "pages": sorted(moved)})
+            done.append(MergedImage(id=str(other), merged=True, pages=sorted(moved)))
         return done
     finally:
         for lease in leases.values():  # the keeper's; the others' only if something failed
@@ -711,34 +800,43 @@ def _check_keys(value: object, where: str, depth: int = 0) -> None:
             _check_keys(item, where, depth + 1)
 
 
-def parse_page(body: dict[str, Any]) -> dict[str, Any]:
-    """Validate a page write: ``title`` (string), ``blocks`` (objects with a ``type``),
-    ``published`` (bool, optional). Returns the fields to store, blocks normalised."""
-    title = body.get("title")
-    if not isinstance(title, str) or len(title) > MAX_TITLE_LENGTH:
-        raise BadRequest(f"title must be a string of at most {MAX_TITLE_LENGTH} characters.",
-                         code="invalid_title")
-    blocks = body.get("blocks")
-    if not isinstance(blocks, list):
-        raise BadRequest("blocks must be a list of objects.", code="invalid_blocks")
-    if len(blocks) > MAX_BLOCKS:
-        raise BadRequest(f"A page has at most {MAX_BLOCKS} blocks.", code="invalid_blocks")
-    published = body.get("published")
-    if published is not None and not isinstance(published, bool):
-        raise BadRequest("published must be true or false.", code="invalid_published")
+class Block(Shape):
+    """One block of a page: its ``type``, the library image it shows (``media_id``), and any
+    other fields its editor keeps (stored as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+    refusal = Refuse("invalid_block", "Each block is an object with a 'type' (a string).")
+
+    type: Annotated[str, Field(min_length=1, max_length=50, pattern=r"\S"),
+                    Refuse("invalid_block", "A block needs a 'type' (a string).")]
+    media_id: Annotated[Omittable[ObjectIdText], Refuse("invalid_block", "A block's media_id is a string id.")
+                        ] = None
+
+
+class PageWrite(Shape):
+    """A page write: ``title``, ``blocks`` and, optionally, ``published``; fields it does not
+    name are left aside."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    title: Annotated[str, Field(max_length=MAX_TITLE_LENGTH), Refuse(
+        "invalid_title", f"title must be a string of at most {MAX_TITLE_LENGTH} characters.")]
+    blocks: Annotated[list[Block], Field(max_length=MAX_BLOCKS),
+                      Refuse("invalid_blocks", f"A page has at most {MAX_BLOCKS} blocks.",
+                             when=("too_long",)),
+                      Refuse("invalid_blocks", "blocks must be a list of objects.")]
+    published: Annotated[bool | None, Refuse("invalid_published", "published must be true or false.")] = None
+
+
+def page_fields(page: PageWrite) -> dict[str, Any]:
+    """The fields to store of a page write: its blocks as written (without what a read adds,
+    media ids as ObjectId spells them), refused when MongoDB could not store them."""
     cleaned = []
-    for index, block in enumerate(blocks):
+    for index, written in enumerate(page.blocks):
         where = f"blocks[{index}]"
-        if not isinstance(block, dict):
-            raise BadRequest(f"{where} must be an object.", code="invalid_block", index=index)
-        kind = block.get("type")
-        if not isinstance(kind, str) or not kind.strip() or len(kind) > 50:
-            raise BadRequest(f"{where} needs a 'type' (a string).", code="invalid_block", index=index)
-        block = dict(block)
+        block = written.model_dump(exclude_unset=True)
         block.pop(LEGACY_FLAG, None)
         if "media_id" in block:
-            if not isinstance(block["media_id"], str):
-                raise BadRequest(f"{where}.media_id must be a string id.", code="invalid_block", index=index)
             for key in RESOLVED_KEYS:
                 block.pop(key, None)
             oid = parse_object_id(block["media_id"])
@@ -746,12 +844,12 @@ def parse_page(body: dict[str, Any]) -> dict[str, Any]:
         _check_keys(block, where)
         cleaned.append(block)
     try:
-        size = len(bson.encode({"blocks": cleaned, "title": title}))
+        size = len(bson.encode({"blocks": cleaned, "title": page.title}))
     except (OverflowError, bson.errors.InvalidDocument) as exc:
         raise BadRequest(f"The page holds a value MongoDB cannot store: {exc}", code="invalid_block") from exc
     if size > MAX_PAGE_BYTES:
         raise ImageTooLarge(f"A page is at most {MAX_PAGE_BYTES // 1024} KB.", code="page_too_large")
-    return {"title": title, "blocks": cleaned, "published": published}
+    return {"title": page.title, "blocks": cleaned, "published": page.published}
 
 
 def block_media_ids(blocks: list[dict[str, Any]]) -> tuple[list[ObjectId], list[str]]:

@@ -18,20 +18,22 @@ from avenue.http import (
     one_file,
     page_args,
     private_picture,
+    takes,
+    takes_query,
     uploaded_files,
     versions_answer,
 )
 from avenue.media import (
     BUILDER,
+    AltChanges,
     Changed,
+    NameBody,
     UrlSigner,
     check_crop_name,
     limits_from_config,
-    parse_alt_changes,
     parse_crop,
     parse_edits,
     parse_focal_point,
-    parse_name_body,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -66,27 +68,25 @@ def upload_media() -> tuple[Response, int]:
 
 @bp.get("/media")
 @require_role("editor")
-def list_media() -> Response:
+@takes_query(service.LibraryQuery)
+def list_media(query: service.LibraryQuery) -> Response:
     window = page_args()
-    images, page = service.list_media(get_db(), window, q=request.args.get("q", ""),
-                                      folder=request.args.get("folder"), tags=request.args.getlist("tag"),
-                                      color=request.args.get("color"), unused=request.args.get("unused"),
-                                      sort=request.args.get("sort"))
+    images, page = service.list_media(get_db(), window, query, sort=query.sort)
     items = [service.media_object(get_db(), image, _signer()) for image in images]
     return jsonify(page.shape(items, window))
 
 
 @bp.post("/media/bulk")
 @require_role("editor")
-def bulk_media() -> Response:
+@takes(service.Bulk)
+def bulk_media(bulk: service.Bulk) -> Response:
     """Move, tag, untag, delete or restore many library images at once (ids, or a filter's
     images 500 at a time): what was done and each refusal with its reason."""
-    bulk = service.parse_bulk(json_body())
     result = service.bulk_media(get_db(), bulk)
     audit.log("builder_media_bulk", bucket=BUILDER, operation=bulk.action, done=result.done,
               refused=len(result.refused), by_filter=bulk.ids is None, folder=bulk.folder,
               tags=bulk.tags or None, force=bulk.force or None)
-    return jsonify(result.to_dict())
+    return jsonify(result.answer())
 
 
 @bp.get("/media/near-duplicates")
@@ -105,13 +105,13 @@ def list_duplicates() -> Response:
 
 @bp.post("/media/merge")
 @require_role("editor")
-def merge_media() -> Response:
+@takes(service.Merge)
+def merge_media(merge: service.Merge) -> Response:
     """Merge duplicates into one: pages re-pointed to ``keep``, the others to the trash."""
-    merge = service.parse_merge(json_body())
     merged = service.merge_media(get_db(), merge)
     audit.log("builder_media_merged", bucket=BUILDER, image_id=str(merge.keep),
-              merged=[item["id"] for item in merged])
-    return jsonify({"keep": str(merge.keep), "merged": merged})
+              merged=[item.id for item in merged])
+    return jsonify(service.Merged(keep=str(merge.keep), merged=merged).answer())
 
 
 @bp.get(f"/media/{MEDIA_ID}")
@@ -132,11 +132,12 @@ def get_media_deliveries(media_id: ObjectId) -> Response:
 
 @bp.patch(f"/media/{MEDIA_ID}")
 @require_role("editor")
-def update_media(media_id: ObjectId) -> Response:
+@takes(service.MediaChange)
+def update_media(change: service.MediaChange, media_id: ObjectId) -> Response:
     """Change alt text, folder or tags of a library image."""
-    body = json_body()
-    image = service.update_media(get_db(), media_id, body)
-    audit.log("builder_media_updated", bucket=BUILDER, image_id=str(media_id), fields=sorted(body))
+    image = service.update_media(get_db(), media_id, change)
+    audit.log("builder_media_updated", bucket=BUILDER, image_id=str(media_id),
+              fields=sorted(change.model_fields_set))
     return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
 
 
@@ -159,9 +160,10 @@ def set_media_focal_point(media_id: ObjectId) -> Response:
 
 @bp.put(f"/media/{MEDIA_ID}/name")
 @require_role("editor")
-def rename_media(media_id: ObjectId) -> Response:
+@takes(NameBody)
+def rename_media(named: NameBody, media_id: ObjectId) -> Response:
     """Give it a readable name in its public URL (null: none); the URLs of other names 301 to it."""
-    done = service.rename_media(get_db(), media_id, parse_name_body(json_body()))
+    done = service.rename_media(get_db(), media_id, named.name)
     return _changed(media_id, "builder_media_renamed", done, name=done.image.name)
 
 
@@ -261,14 +263,14 @@ def media_versions_heat_map(media_id: ObjectId, version_id: str, after: str) -> 
 @require_role("editor")
 def list_folders() -> Response:
     """Every folder of the library with its image count."""
-    return jsonify({"folders": service.folders(get_db())})
+    return jsonify(service.folders(get_db()).answer())
 
 
 @bp.get("/tags")
 @require_role("editor")
 def list_tags() -> Response:
     """Every tag of the library with its image count."""
-    return jsonify({"tags": service.tags_in_use(get_db())})
+    return jsonify(service.tags_in_use(get_db()).answer())
 
 
 @bp.delete(f"/media/{MEDIA_ID}")
@@ -296,10 +298,11 @@ def list_missing_alt(slug: str) -> Response:
 
 @bp.post("/pages/<slug>/alt-text")
 @require_role("editor")
-def set_alt_texts(slug: str) -> Response:
+@takes(AltChanges)
+def set_alt_texts(asked: AltChanges, slug: str) -> Response:
     """Set the alt text of many of the library images a page shows: each the text given or a
     suggestion accepted; what happened to each."""
-    results = service.set_alt_texts(get_db(), slug, parse_alt_changes(json_body()))
+    results = service.set_alt_texts(get_db(), slug, asked.images)
     audit.log("page_alt_text_set", slug=slug, bucket=BUILDER,
               image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
     return jsonify({"results": results})
@@ -315,8 +318,9 @@ def get_page(slug: str) -> Response:
 
 @bp.put("/pages/<slug>")
 @require_role("editor")
-def put_page(slug: str) -> Response:
-    fields = service.parse_page(json_body())
+@takes(service.PageWrite)
+def put_page(written: service.PageWrite, slug: str) -> Response:
+    fields = service.page_fields(written)
     page = service.put_page(get_db(), slug, fields)
     audit.log("page_written", slug=slug, media_ids=[str(o) for o in page["media_ids"]],
               published=page.get("published"))

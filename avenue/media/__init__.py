@@ -34,14 +34,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from avenue.media.alttext import AltChange, AltContext, chosen_alt, clean_alt, parse_alt_changes, suggest_alt
+from avenue.media.alttext import AltChange, AltChanges, AltContext, chosen_alt, clean_alt, suggest_alt
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.edits import Box, Edits, check_crop_name, parse_crop, parse_edits
 from avenue.media.ingest.focal import FocalPoint, parse_focal_point
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.likeness import parse_colour
-from avenue.media.names import parse_name_body
+from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, referrers, rewrite_lists
 from avenue.media.serve.objects import UrlSigner, image_object, near_objects, ref_object
@@ -69,9 +69,9 @@ __all__ = [
     # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).
     "deliveries", "resumable",
     # Alt text suggested without a model (alttext.py): the shop and the builder give the context.
-    "AltChange", "AltContext", "chosen_alt", "clean_alt", "parse_alt_changes", "suggest_alt",
+    "AltChange", "AltChanges", "AltContext", "chosen_alt", "clean_alt", "suggest_alt",
     # Readable names in public URLs (names.py): the body's rule; Library.rename sets one.
-    "parse_name_body",
+    "NameBody",
 ]
 
 

@@ -16,8 +16,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, model_validator
 
 from avenue.errors import BadRequest
+from avenue.shapes import Omittable, Refuse, Shape, cleaned, refused
 
 MAX_ALT_LENGTH = 500  # what an image's alt text may hold (the library's and a product photo's)
 MAX_ALT_SUGGESTION = 125  # what screen-reader guidance suggests an alt text stays under
@@ -196,53 +200,54 @@ def suggest_alt(context: AltContext) -> list[str]:
 MAX_ALT_BATCH = 100  # images one bulk alt-text request may set
 
 
-@dataclass(frozen=True)
-class AltChange:
-    """One image of a bulk alt-text request: the text given (``""``: none), or the index of
-    the suggestion to accept (``suggestion``, when ``alt`` is None)."""
+class AltChange(Shape):
+    """One image of a bulk alt-text request: the text given (``alt``; ``""`` or null: none),
+    or the index of the suggestion to accept (``suggestion``, when ``alt`` is None)."""
 
-    id: str
-    alt: str | None
-    suggestion: int | None
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["alt"]},
+                                                           {"required": ["suggestion"]}]})
+    refusal = Refuse("invalid_alt_changes", "Each image is an object with id and alt or suggestion.")
+
+    id: Annotated[str, Field(min_length=1, max_length=64),
+                  Refuse("invalid_alt_changes", "id is an image id.")]
+    alt: Annotated[str | None, Field(description="The text (trimmed); null or empty removes it."),
+                   cleaned(lambda alt: clean_alt(alt) or ""),
+                   Refuse("invalid_alt", "alt is a string.")] = None
+    suggestion: Annotated[Omittable[Annotated[int, Field(ge=0, le=MAX_SUGGESTIONS - 1)]], Field(
+        description="Accept this suggestion (its index in the list's suggestions, computed again)."),
+        Refuse("invalid_alt_changes", f"suggestion is 0 to {MAX_SUGGESTIONS - 1}.")] = None
+
+    @model_validator(mode="after")
+    def _one_of_two(self) -> AltChange:
+        if ("alt" in self.model_fields_set) == ("suggestion" in self.model_fields_set):
+            raise refused(BadRequest("An image gives alt or suggestion, one of the two.",
+                                     code="invalid_alt_changes"))
+        return self
 
 
-def _bad(message: str, index: int | None = None) -> BadRequest:
-    details = {} if index is None else {"index": index}
-    return BadRequest(message, code="invalid_alt_changes", **details)
-
-
-def parse_alt_changes(body: object) -> list[AltChange]:
-    """A bulk alt-text body, ``{"images": [{"id", "alt"} | {"id", "suggestion"}]}``, checked whole
-    (400 ``invalid_alt_changes`` or ``invalid_alt`` naming the first bad entry; nothing is set)."""
-    images = body.get("images") if isinstance(body, dict) else None
-    if not isinstance(images, list) or not images:
-        raise _bad("Send images: a list of {id, alt} or {id, suggestion}.")
-    if len(images) > MAX_ALT_BATCH:
-        raise _bad(f"At most {MAX_ALT_BATCH} images per request.")
-    changes: list[AltChange] = []
+def _once(images: list[AltChange]) -> list[AltChange]:
     seen: set[str] = set()
-    for index, item in enumerate(images):
-        if not isinstance(item, dict) or not set(item) <= {"id", "alt", "suggestion"}:
-            raise _bad(f"images[{index}] is an object with id and alt or suggestion.", index)
-        raw_id = item.get("id")
-        if not isinstance(raw_id, str) or not 0 < len(raw_id) <= 64:
-            raise _bad(f"images[{index}].id is an image id.", index)
-        if raw_id in seen:
-            raise _bad(f"images[{index}] names an image twice.", index)
-        seen.add(raw_id)
-        if ("alt" in item) == ("suggestion" in item):
-            raise _bad(f"images[{index}] gives alt or suggestion, one of the two.", index)
-        if "alt" in item:
-            alt = item["alt"]
-            if alt is not None and not isinstance(alt, str):
-                raise BadRequest(f"images[{index}].alt is a string.", code="invalid_alt", index=index)
-            changes.append(AltChange(raw_id, clean_alt(alt) or "", None))
-            continue
-        pick = item["suggestion"]
-        if isinstance(pick, bool) or not isinstance(pick, int) or not 0 <= pick < MAX_SUGGESTIONS:
-            raise _bad(f"images[{index}].suggestion is 0 to {MAX_SUGGESTIONS - 1}.", index)
-        changes.append(AltChange(raw_id, None, pick))
-    return changes
+    for index, change in enumerate(images):
+        if change.id in seen:
+            raise BadRequest(f"images[{index}] names an image twice.", code="invalid_alt_changes",
+                             index=index)
+        seen.add(change.id)
+    return images
+
+
+class AltChanges(Shape):
+    """A bulk alt-text body, ``{"images": [{"id", "alt"} | {"id", "suggestion"}]}``, checked whole
+    (400 ``invalid_alt_changes`` or ``invalid_alt`` naming the first bad entry; nothing is set).
+    Fields it does not name are left aside."""
+
+    model_config = ConfigDict(extra="ignore")
+    refusal = Refuse("invalid_alt_changes", "Send images: a list of {id, alt} or {id, suggestion}.")
+
+    images: Annotated[list[AltChange], Field(min_length=1, max_length=MAX_ALT_BATCH, description=(
+        "Each image once; the whole body is checked before anything is set (a bad entry: 400 "
+        "invalid_alt_changes or invalid_alt with its index, nothing set).")), cleaned(_once),
+        Refuse("invalid_alt_changes", f"At most {MAX_ALT_BATCH} images per request.", when=("too_long",)),
+        Refuse("invalid_alt_changes", "Send images: a list of {id, alt} or {id, suggestion}.")]
 
 
 def chosen_alt(change: AltChange, suggestions: Sequence[str]) -> str | None:

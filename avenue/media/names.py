@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Annotated
+
+from pydantic import Field
 
 from avenue.errors import BadRequest
+from avenue.shapes import Refuse, Shape, cleaned
 
 MAX_NAME_LENGTH = 80  # the slug's
 MAX_NAME_INPUT = 200  # what a person may type (longer is refused, not cut)
@@ -68,8 +72,16 @@ def slug_name(raw: object) -> str:
     return slug
 
 
-def parse_name_body(body: object) -> str | None:
-    """A rename's body, ``{"name": "..."}`` (``null``: no name): the slug, or ``InvalidName``."""
-    if not isinstance(body, dict) or set(body) != {"name"}:
-        raise InvalidName('Send {"name": "..."}; null removes the name.')
-    return None if body["name"] is None else slug_name(body["name"])
+class NameBody(Shape):
+    """A rename's body, ``{"name": "..."}`` (``null``: no name): ``name`` holds the slug."""
+
+    refusal = Refuse("invalid_name", 'Send {"name": "..."}; null removes the name.')
+
+    name: Annotated[str | None, Field(max_length=MAX_NAME_INPUT, description=(
+        f"Any text: folded to an ASCII slug (NFKD; lower-case letters, digits, single hyphens, at most "
+        f"{MAX_NAME_LENGTH} characters). Refused: path characters (/ \\ %), control and invisible "
+        "characters, letters with no ASCII spelling (Cyrillic look-alikes), nothing left. null removes "
+        "the name.")),
+        cleaned(lambda raw: None if raw is None else slug_name(raw)),
+        Refuse("invalid_name", f"name is at most {MAX_NAME_INPUT} characters.", when=("string_too_long",)),
+        Refuse("invalid_name", "name is a string.", when=("string_type",))]

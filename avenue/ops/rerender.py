@@ -27,8 +27,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import ConfigDict, Field
 from pymongo.database import Database
 
 from avenue import background, opsruns
@@ -39,6 +40,7 @@ from avenue.media.store import renditions, scan
 from avenue.media.store.rerender import BeforeSwitch, rerender, stale_of
 from avenue.ops.backfill import ProgressFn
 from avenue.ops.lock import exclusive
+from avenue.shapes import Refuse, Shape
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +215,24 @@ def progress_of(db: Database[Document]) -> dict[str, Any] | None:
             "total": int(doc.get("total") or 0), "limit": doc.get("limit"), "cpu_share": doc.get("cpu_share"),
             "counts": doc.get("counts") or {}, "stopped_at_limit": bool(doc.get("stopped_at_limit")),
             "error": doc.get("error")}
+
+
+
+MAX_LIMIT = 100_000_000  # a run the API starts: at most this many images
+
+
+class RerenderRun(Shape):
+    """A run to start: at most ``limit`` images (none: every stale one), ``cpu_share`` of its
+    time spent rendering. Fields it does not name are left aside."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: Annotated[Annotated[int, Field(ge=1, le=MAX_LIMIT)] | None,
+                     Field(description="At most this many images."),
+                     Refuse("invalid_field", f"limit must be a whole number of images, 1 to {MAX_LIMIT}.")
+                     ] = None
+    cpu_share: Annotated[float, Field(gt=0, le=1, description="Share of its time spent rendering."),
+                         Refuse("invalid_field", "cpu_share must be a number above 0, at most 1.")] = 0.5
 
 
 def start(db: Database[Document], *, limit: int | None = None, cpu_share: float = 0.5,

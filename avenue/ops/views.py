@@ -15,12 +15,10 @@ from flask import Blueprint, Response, jsonify, request
 from avenue import audit
 from avenue.auth import require_role
 from avenue.db import get_db
-from avenue.errors import BadRequest
-from avenue.http import json_body
+from avenue.http import takes
 from avenue.ops import rerender
 
 bp = Blueprint("ops_api", __name__, url_prefix="/api/admin")
-MAX_LIMIT = 100_000_000
 
 
 @bp.get("/rerender")
@@ -36,16 +34,9 @@ def rerender_progress() -> Response:
 
 @bp.post("/rerender")
 @require_role("admin")
-def start_rerender() -> tuple[Response, int]:
+@takes(rerender.RerenderRun)
+def start_rerender(asked: rerender.RerenderRun) -> tuple[Response, int]:
     """Start a run: ``{"limit": N, "cpu_share": 0.5}`` (both optional: ``{}``)."""
-    body = json_body()
-    limit = body.get("limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or
-                              not 1 <= limit <= MAX_LIMIT):
-        raise BadRequest(f"limit must be a whole number of images, 1 to {MAX_LIMIT}.", code="invalid_field")
-    share = body.get("cpu_share", 0.5)
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share <= 1:
-        raise BadRequest("cpu_share must be a number above 0, at most 1.", code="invalid_field")
-    run, _ = rerender.start(get_db(), limit=limit, cpu_share=float(share))
-    audit.log("rerender_started", run=run["id"], limit=limit, cpu_share=share)
+    run, _ = rerender.start(get_db(), limit=asked.limit, cpu_share=asked.cpu_share)
+    audit.log("rerender_started", run=run["id"], limit=asked.limit, cpu_share=asked.cpu_share)
     return jsonify(run), 202

@@ -29,9 +29,10 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from bson import ObjectId
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -70,6 +71,7 @@ from avenue.media import (
     suggest_alt,
 )
 from avenue.paging import Page, Window, fetch
+from avenue.shapes import Answer, ObjectIdText, Omittable, Refuse, Shape, described_by
 from avenue.shop.references import ProductReferences
 from avenue.status import product_counters, record_product_change
 
@@ -140,6 +142,23 @@ def added_entry(ref: dict[str, Any], near: dict[ObjectId, Sequence[Near] | None]
     return entry
 
 
+#: A product's image in its answer: an image object (avenue/media/serve/objects.py), or an old
+#: /uploads/... reference not imported yet; both described in the document's components.
+ProductImage = Annotated[dict[str, Any], described_by("Image", "LegacyImage")]
+
+
+class Product(Answer):
+    """The API's product."""
+
+    sku: str
+    name: str | None
+    price: int | float | None
+    images: list[ProductImage]
+    legacy_images: Annotated[int, Field(ge=0)]
+    created_at: Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+    updated_at: Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+
+
 def product_object(doc: dict[str, Any], signer: UrlSigner, *,
                    also_on: dict[ObjectId, set[str]] | None = None) -> dict[str, Any]:
     """The API's product: its images as image objects, the first one the primary; with
@@ -149,15 +168,12 @@ def product_object(doc: dict[str, Any], signer: UrlSigner, *,
         for entry, shown in zip(doc.get("images") or [], images, strict=True):
             if isinstance(entry, dict) and "id" in entry:
                 shown["also_on"] = sorted(also_on.get(entry["id"], set()) - {doc["sku"]})
-    return {
-        "sku": doc["sku"],
-        "name": doc.get("name"),
-        "price": _shown_price(doc.get("price")),
-        "images": images,
-        "legacy_images": sum(1 for entry in doc.get("images") or [] if isinstance(entry, str)),
-        "created_at": isoformat(doc.get("created_at")),
-        "updated_at": isoformat(doc.get("updated_at")),
-    }
+    name = doc.get("name")  # a document loaded behind the API's back may hold anything
+    return Product(sku=doc["sku"], name=name if isinstance(name, str) else None,
+                   price=_shown_price(doc.get("price")), images=images,
+                   legacy_images=sum(1 for entry in doc.get("images") or [] if isinstance(entry, str)),
+                   created_at=isoformat(doc.get("created_at")),
+                   updated_at=isoformat(doc.get("updated_at"))).answer()
 
 
 def photo_users(db: Database[Document], doc: dict[str, Any]) -> dict[ObjectId, set[str]]:
@@ -178,34 +194,55 @@ def temp_object(image: Image, signer: UrlSigner) -> dict[str, Any]:
 # --- input -----------------------------------------------------------------------------
 
 
-def _name(value: object) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_NAME_LENGTH:
-        raise BadRequest(f"name must be a non-empty string of at most {MAX_NAME_LENGTH} characters.",
-                         code="invalid_name")
-    return value.strip()
-
-
 MAX_PRICE = 10**12
+NAME_RULE = f"name must be a non-empty string of at most {MAX_NAME_LENGTH} characters."
+PRICE_RULE = f"price must be a number from 0 to {MAX_PRICE:,}."
+SKU_RULE = "sku must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+#: A product's name as stored: trimmed, then 1 to MAX_NAME_LENGTH characters.
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
+                 Refuse("invalid_name", NAME_RULE)]
+#: A price: a JSON number (an integer stays one), finite, 0 to MAX_PRICE.
+Price = Annotated[Annotated[int, Field(ge=0, le=MAX_PRICE)]
+                  | Annotated[float, Field(ge=0, le=MAX_PRICE, allow_inf_nan=False)],
+                  Refuse("invalid_price", PRICE_RULE)]
 
 
-def _price(value: object) -> int | float:
-    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-            or not 0 <= value <= MAX_PRICE):
-        raise BadRequest(f"price must be a number from 0 to {MAX_PRICE:,}.", code="invalid_price")
-    return value
+class NewProduct(Shape):
+    """A product to create; ``temp_image_ids`` (temp images of the caller's) become its images,
+    in order. Fields it does not name are left aside."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    sku: Annotated[str, Field(pattern=f"^{SKU_PATTERN.pattern}$"), Refuse("invalid_sku", SKU_RULE)]
+    name: Name
+    price: Price
+    temp_image_ids: Annotated[list[ObjectIdText] | None, BeforeValidator(lambda ids: ids or None),
+                              Refuse("invalid_temp_image_ids", "temp_image_ids must be a list of id strings.")
+                              ] = None
 
 
-def _shown_price(value: object) -> object:
-    """A stored price as JSON can carry it (an old non-finite one shows as null)."""
-    if isinstance(value, float) and not math.isfinite(value):
+class ProductChange(Shape):
+    """A product's new name and/or price (nothing else changes here)."""
+
+    refusal = Refuse("invalid_fields", "Only name and price can be changed here.")
+    unknown_key = "fields"
+
+    name: Omittable[Name] = None
+    price: Omittable[Price] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> ProductChange:
+        if not self.model_fields_set:
+            raise BadRequest("Send name and/or price.", code="nothing_to_change")
+        return self
+
+
+def _shown_price(value: object) -> int | float | None:
+    """A stored price as JSON can carry it: its number (an old non-finite one, or a value that is
+    not a number, shows as null)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or (
+            isinstance(value, float) and not math.isfinite(value)):
         return None
-    return value
-
-
-def _sku(value: object) -> str:
-    if not isinstance(value, str) or not SKU_PATTERN.fullmatch(value):
-        raise BadRequest("sku must be 1-64 letters, digits, '.', '_' or '-', starting with a letter "
-                         "or digit.", code="invalid_sku")
     return value
 
 
@@ -230,19 +267,9 @@ def list_products(db: Database[Document], window: Window) -> Page:
                  total=total)
 
 
-def update_product(db: Database[Document], sku: str, body: dict[str, Any]) -> dict[str, Any]:
+def update_product(db: Database[Document], sku: str, change: ProductChange) -> dict[str, Any]:
     """Change a product's name and/or price."""
-    unknown = sorted(set(body) - {"name", "price"})
-    if unknown:
-        raise BadRequest(f"Only name and price can be changed here, not {', '.join(unknown)}.",
-                         code="invalid_fields", fields=unknown)
-    changes: dict[str, str | int | float] = {}
-    if "name" in body:
-        changes["name"] = _name(body["name"])
-    if "price" in body:
-        changes["price"] = _price(body["price"])
-    if not changes:
-        raise BadRequest("Send name and/or price.", code="nothing_to_change")
+    changes = change.model_dump(include=change.model_fields_set)
     doc = products(db).find_one_and_update({"sku": sku}, {"$set": {**changes, "updated_at": now()}},
                                            return_document=ReturnDocument.AFTER)
     if doc is None:
@@ -250,10 +277,8 @@ def update_product(db: Database[Document], sku: str, body: dict[str, Any]) -> di
     return doc
 
 
-def _claimable(db: Database[Document], raw_ids: object, owner: str, max_images: int) -> list[Image]:
+def _claimable(db: Database[Document], raw_ids: list[str], owner: str, max_images: int) -> list[Image]:
     """The temp images ``raw_ids`` names, in order, or a 422 naming every unusable id."""
-    if not isinstance(raw_ids, list) or not all(isinstance(i, str) for i in raw_ids):
-        raise BadRequest("temp_image_ids must be a list of id strings.", code="invalid_temp_image_ids")
     if len(raw_ids) > max_images:
         raise UnprocessableContent(f"A product holds at most {max_images} images; {len(raw_ids)} "
                                    "temp images were given.", code="too_many_images", limit=max_images)
@@ -302,7 +327,7 @@ class _ProductClaim(Generic[T]):
         ProductReferences(self.db).repoint(old.id, new, within=self.sku)
 
 
-def create_product(db: Database[Document], body: dict[str, Any], *, owner: str,
+def create_product(db: Database[Document], new: NewProduct, *, owner: str,
                    settings: Settings) -> dict[str, Any]:
     """Create a product; its temp images (in the given order) become its first images.
 
@@ -310,10 +335,8 @@ def create_product(db: Database[Document], body: dict[str, Any], *, owner: str,
     the product inserted last, with its references, so a crash in between leaves only
     unreferenced product files (orphans ``gc`` collects) and the temp images, which expire.
     """
-    sku = _sku(body.get("sku"))
-    name = _name(body.get("name"))
-    price = _price(body.get("price"))
-    temps = _claimable(db, body.get("temp_image_ids") or [], owner, settings.max_images)
+    sku, name, price = new.sku, new.name, new.price
+    temps = _claimable(db, new.temp_image_ids or [], owner, settings.max_images)
     if products(db).find_one({"sku": sku}, {"_id": 1}) is not None:
         raise Conflict(f"A product with sku {sku!r} already exists.", code="sku_taken")
 
@@ -686,17 +709,24 @@ def rename_product_image(db: Database[Document], sku: str, image_id: ObjectId,
     return _photo_changed(db, sku, image_id, done)
 
 
-def reorder_images(db: Database[Document], sku: str, body: dict[str, Any],
+class ImageOrder(Shape):
+    """The product's image ids in their new order (a permutation of its ids); fields it does
+    not name are left aside."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    image_ids: Annotated[list[str], Refuse(
+        "invalid_image_ids", "Send image_ids: a list of the product's image ids in the new order.")]
+
+
+def reorder_images(db: Database[Document], sku: str, order: ImageOrder,
                    load: Callable[[Database[Document], str], dict[str, Any]] = get_product) -> dict[str, Any]:
-    """Put the product's images in the order of ``image_ids`` (a permutation of its ids).
+    """Put the product's images in the order of ``order.image_ids`` (a permutation of its ids).
 
     Compare-and-set: the write only applies if the images are still what was read, so a
     concurrent add or delete is never undone; then it answers 409.
     """
-    raw = body.get("image_ids")
-    if not isinstance(raw, list) or not all(isinstance(i, str) for i in raw):
-        raise BadRequest("Send image_ids: a list of the product's image ids in the new order.",
-                         code="invalid_image_ids")
+    raw = order.image_ids
     doc = load(db, sku)
     images = doc.get("images") or []
     legacy = [entry for entry in images if isinstance(entry, str)]

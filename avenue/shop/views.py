@@ -18,22 +18,23 @@ from avenue.http import (
     page_args,
     private_picture,
     product_files,
+    takes,
     uploaded_files,
     versions_answer,
 )
 from avenue.media import (
     PRODUCTS,
     TEMP,
+    AltChanges,
+    NameBody,
     Near,
     UrlSigner,
     check_crop_name,
     limits_from_config,
     near_objects,
-    parse_alt_changes,
     parse_crop,
     parse_edits,
     parse_focal_point,
-    parse_name_body,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -68,10 +69,11 @@ def list_products() -> Response:
 
 @bp.post("/products")
 @require_role("admin")
-def create_product() -> tuple[Response, int]:
+@takes(service.NewProduct)
+def create_product(new: service.NewProduct) -> tuple[Response, int]:
     """Create a product; ``temp_image_ids`` become its images in the given order."""
     user = require()
-    doc = service.create_product(get_db(), json_body(), owner=user.id, settings=_settings())
+    doc = service.create_product(get_db(), new, owner=user.id, settings=_settings())
     audit.log("product_created", sku=doc["sku"], bucket=PRODUCTS,
               image_ids=[str(i) for i in service.stored_ids(doc)] or None)
     return _product(doc), 201
@@ -86,11 +88,11 @@ def get_product(sku: str) -> Response:
 
 @bp.patch("/products/<sku>")
 @require_role("admin")
-def update_product(sku: str) -> Response:
+@takes(service.ProductChange)
+def update_product(change: service.ProductChange, sku: str) -> Response:
     """Change a product's name and/or price."""
-    body = json_body()
-    doc = service.update_product(get_db(), sku, body)
-    audit.log("product_updated", sku=sku, fields=sorted(body))
+    doc = service.update_product(get_db(), sku, change)
+    audit.log("product_updated", sku=sku, fields=sorted(change.model_fields_set))
     return _product(doc)
 
 
@@ -170,9 +172,10 @@ def set_image_focal_point(sku: str, image_id: ObjectId) -> Response:
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/name")
 @require_role("admin")
-def rename_image(sku: str, image_id: ObjectId) -> Response:
+@takes(NameBody)
+def rename_image(named: NameBody, sku: str, image_id: ObjectId) -> Response:
     """Give the photo a readable name in its public URL (null: none); the URLs of other names 301 to it."""
-    name = parse_name_body(json_body())
+    name = named.name
     done = service.rename_product_image(get_db(), sku, image_id, name)
     return _photo(sku, image_id, "product_image_renamed", *done, name=name)
 
@@ -274,11 +277,11 @@ def _replace(sku: str, image_id: ObjectId, action: str, **change: Any) -> Respon
 
 @bp.put("/products/<sku>/images/order")
 @require_role("admin")
-def reorder_images(sku: str) -> Response:
+@takes(service.ImageOrder)
+def reorder_images(order: service.ImageOrder, sku: str) -> Response:
     """Put the product's images in a new order (a permutation of their ids)."""
-    body = json_body()
-    doc = service.reorder_images(get_db(), sku, body)
-    audit.log("product_images_reordered", sku=sku, image_ids=body["image_ids"])
+    doc = service.reorder_images(get_db(), sku, order)
+    audit.log("product_images_reordered", sku=sku, image_ids=order.image_ids)
     return _product(doc)
 
 
@@ -297,10 +300,11 @@ def list_missing_alt(sku: str) -> Response:
 
 @bp.post("/products/<sku>/alt-text")
 @require_role("admin")
-def set_alt_texts(sku: str) -> Response:
+@takes(AltChanges)
+def set_alt_texts(asked: AltChanges, sku: str) -> Response:
     """Set the alt text of many of the product's photos: each the text given or a suggestion
     accepted; what happened to each."""
-    results = service.set_alt_texts(get_db(), sku, parse_alt_changes(json_body()))
+    results = service.set_alt_texts(get_db(), sku, asked.images)
     audit.log("product_alt_text_set", sku=sku, bucket=PRODUCTS,
               image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
     return jsonify({"results": results})

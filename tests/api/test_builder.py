@@ -242,7 +242,7 @@ def test_a_page_write_while_the_media_is_being_deleted_is_refused(client, editor
     answers = []
 
     def write_during_delete(db_, oid):
-        fields = service.parse_page({"title": "T", "blocks": [media_block(media)]})
+        fields = service.page_fields(service.PageWrite.parse({"title": "T", "blocks": [media_block(media)]}))
         with pytest.raises(AvenueError) as refused:
             service.put_page(db_, "home", fields)
         answers.append(refused.value)
@@ -281,7 +281,8 @@ def test_where_used_stays_exact_under_concurrent_page_writes(app, editor, client
 
                 for round_ in range(6):
                     chosen = [ids[(seed + round_ + k) % 3] for k in range((seed + round_) % 3 + 1)]
-                    fields = service.parse_page({"title": "T", "blocks": [media_block(m) for m in chosen]})
+                    fields = service.page_fields(service.PageWrite.parse(
+                        {"title": "T", "blocks": [media_block(m) for m in chosen]}))
                     service.put_page(get_db(), "shared", fields)
         except Exception as exc:  # surfaced by the assertion below
             errors.append(exc)
@@ -395,7 +396,18 @@ BAD_PAGES = [
     ({"title": "T", "blocks": [{"type": "text", "data": {"a.b": 1}}]}, "invalid_block"),
     ({"title": "T", "blocks": [{"type": "text", "n": 10 ** 30}]}, "invalid_block"),
     ({"title": "T", "blocks": [], "published": "yes"}, "invalid_published"),
+    ({"title": "T", "blocks": [{"type": "   "}]}, "invalid_block"),
+    ({"title": "T", "blocks": [{"type": "x" * 51}]}, "invalid_block"),
+    ({"title": "T", "blocks": [{"type": "image", "media_id": None}]}, "invalid_block"),
+    ({"title": ["T"], "blocks": []}, "invalid_title"),
 ]
+
+
+def test_a_malformed_block_is_named_by_its_index(client, editor):
+    response = client.put("/api/builder/pages/home", headers=editor,
+                          json={"title": "T", "blocks": [{"type": "text"}, {"type": "image", "media_id": 7}]})
+    error = response.get_json()["error"]
+    assert response.status_code == 400 and (error["code"], error["index"]) == ("invalid_block", 1)
 
 
 @pytest.mark.parametrize(("body", "code"), BAD_PAGES, ids=[c for _, c in BAD_PAGES])

@@ -271,12 +271,15 @@ def unchanged(client, editor, db, ids: list[str], page: tuple) -> None:
     ({"keep": "KEEP", "others": ["OTHER", "KEEP"]}, "keep_in_others"),
     ({"keep": "KEEP", "others": ["OTHER"], "force": True}, "unknown_fields"),
     ({"keep": "KEEP", "others": [str(ObjectId()) for _ in range(51)]}, "too_many_ids"),
+    ({"keep": ["KEEP"], "others": ["OTHER"]}, "invalid_id"),
+    ({"keep": "KEEP", "others": ["OTHER", None]}, "invalid_ids"),
+    ({"keep": "KEEP", "others": ["OTHER", "OTHER_UPPER"]}, "duplicate_ids"),  # the same id twice
 ])
 def test_a_malformed_merge_is_a_400_and_changes_nothing(client, editor, db, body, code):
     keep, other = twins(client, editor)
     put_page(client, editor, "home", [other["id"]])
     before = page_ids(db, "home")
-    swap = {"KEEP": keep["id"], "OTHER": other["id"]}
+    swap = {"KEEP": keep["id"], "OTHER": other["id"], "OTHER_UPPER": other["id"].upper()}
     sent = {k: swap.get(v, v) if isinstance(v, str) else [swap.get(i, i) for i in v] if isinstance(v, list)
             else v for k, v in body.items()}
     answer = client.post(MERGE, headers=editor, json=sent)

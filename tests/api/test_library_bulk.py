@@ -152,6 +152,13 @@ def test_malformed_bulk_calls_are_refused_in_words(client, editor):
         ({"action": "delete", "filter": {"owner": "x"}}, "invalid_bulk"),
         ({"action": "delete", "filter": {"unused": "soon"}}, "invalid_unused"),
         ({"action": "delete", "filter": {"color": "red"}}, "invalid_color"),
+        # Issue 42: a filter value of the wrong JSON type reached the colour parser (a 500).
+        ({"action": "tag", "tags": ["x"], "filter": {"color": [None, None]}}, "invalid_color"),
+        ({"action": "delete", "filter": {"folder": 7}}, "invalid_folder"),
+        ({"action": "delete", "filter": {"tag": {"a": 1}}}, "invalid_tags"),
+        ({"action": "delete", "filter": {"unused": True}}, "invalid_unused"),
+        ({"action": "delete", "filter": None}, "invalid_bulk"),
+        ({"action": "delete", "ids": [a], "after": 5}, "invalid_bulk"),
     ]
     for body, code in cases:
         answer = bulk(client, editor, **body)
@@ -195,7 +202,7 @@ def test_the_unused_filter_lists_images_no_page_uses_older_than_the_days_given(c
     assert listed(client, editor, unused=60) == []
     body = client.get("/api/builder/media", headers=editor, query_string={"unused": 30}).get_json()
     assert body["total_exact"] is False
-    for bad in ("-1", "x", "4000"):
+    for bad in ("-1", "x", "4000", "1.5", " ", "true"):
         answer = client.get("/api/builder/media", headers=editor, query_string={"unused": bad})
         assert answer.status_code == 400 and error_body(answer)["code"] == "invalid_unused"
     # And deleted in bulk by that filter: the used one is never in it.

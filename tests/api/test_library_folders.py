@@ -118,6 +118,12 @@ MALFORMED_PATCHES = [
     ({"tags": [1, 2]}, "invalid_tags"),
     ({"alt": ["x"]}, "invalid_alt"),
     ({"alt": "x" * 501}, "invalid_alt"),
+    ({"alt": 5}, "invalid_alt"),
+    ({"alt": "a\x07b"}, "invalid_alt"),
+    ({"folder": ["/x"]}, "invalid_folder"),
+    ({"tags": {"a": 1}}, "invalid_tags"),
+    ({"tags": [f"t{n}" for n in range(21)]}, "invalid_tags"),
+    ({"alt": "x", "owner": "me"}, "invalid_media_update"),
 ]
 
 

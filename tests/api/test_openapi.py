@@ -67,6 +67,31 @@ def test_every_api_url_rule_and_method_is_documented_and_nothing_else(app):
     assert rules == documented_operations()
 
 
+def test_a_body_a_view_declares_is_documented_from_its_model_alone(app):
+    """Request shapes are declared once (avenue/shapes.py): every view taking a body model has
+    its schema, as generated, as the operation's request body, and every view taking a query
+    model its fields as the operation's parameters (besides the shared paging ones)."""
+    from avenue.shapes import parameters_of, schema_of
+
+    paths, shaped, queried = document()["paths"], 0, 0
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        if not rule.rule.startswith("/api/"):
+            continue
+        path = re.sub(r"<(?:[^:<>]+:)?([^<>:]+)>", r"{\1}", rule.rule)
+        for method in rule.methods & METHODS:
+            operation = paths[path][method.lower()]
+            if model := getattr(view, "body_shape", None):
+                body = operation["requestBody"]["content"]
+                assert body == {"application/json": {"schema": schema_of(model, {})}}, (method, path)
+                shaped += 1
+            if model := getattr(view, "query_shape", None):
+                declared = [parameter for parameter in operation["parameters"] if "$ref" not in parameter]
+                assert declared == parameters_of(model), (method, path)
+                queried += 1
+    assert shaped >= 1 and queried >= 1
+
+
 class CheckedResponses:
     """Validates every response the test client gets against the document."""
 

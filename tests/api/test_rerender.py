@@ -292,7 +292,10 @@ def test_the_api_starts_one_bounded_run_in_the_background_and_shows_its_progress
     assert stale == {"variants": 2 * len(PICTURES), "renditions": 0, "images": len(PICTURES)}
     assert client.post("/api/admin/rerender", json={"cpu_share": 0}, headers=admin).status_code == 400
     assert client.post("/api/admin/rerender", json={"limit": 0}, headers=admin).status_code == 400
-    assert client.post("/api/admin/rerender", json={"limit": 2**70}, headers=admin).status_code == 400
+    for body in ({"cpu_share": 0}, {"limit": 0}, {"limit": 2**70}, {"limit": True}, {"limit": 1.5},
+                 {"cpu_share": "0.5"}, {"cpu_share": 1.01}, {"cpu_share": None}):
+        refused = client.post("/api/admin/rerender", json=body, headers=admin)
+        assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_field", body
     assert client.post("/api/admin/rerender", json={}, headers=auth.token("ops")).status_code == 403
 
     started = client.post("/api/admin/rerender", json={"limit": 2, "cpu_share": 1}, headers=admin)

@@ -134,12 +134,43 @@ def test_it_changes_name_and_price_and_nothing_else(client, db, admin):
 
 
 @pytest.mark.parametrize(("body", "code"), [
+    ({"sku": "AV-2", "name": "x"}, "invalid_fields"), ({}, "nothing_to_change"),
+    ({"name": None}, "invalid_name"), ({"name": " "}, "invalid_name"),
+    ({"price": None}, "invalid_price"), ({"price": "9"}, "invalid_price"),
+    ({"price": False}, "invalid_price"), ({"price": 10**12 + 1}, "invalid_price"),
+])
+def test_a_malformed_change_is_refused_and_changes_nothing(client, admin, body, code):
+    make_product(client, admin, "AV-1")
+    refused = client.patch("/api/shop/products/AV-1", headers=admin, json=body)
+    assert refused.status_code == 400 and refused.get_json()["error"]["code"] == code
+    if code == "invalid_fields":
+        error = refused.get_json()["error"]
+        assert error["fields"] == ["sku"] and "sku" in error["message"]
+    assert client.get("/api/shop/products/AV-1").get_json()["name"] == "Product AV-1"
+
+
+def test_a_name_is_trimmed_a_whole_price_stays_whole_and_other_fields_are_left_aside(client, admin):
+    created = client.post("/api/shop/products", headers=admin,
+                          json={"sku": "AV-9", "name": "  Lamp ", "price": 12, "colour": "red"})
+    assert created.status_code == 201
+    assert created.get_json()["name"] == "Lamp" and created.data.count(b'"price":12,') == 1
+    changed = client.patch("/api/shop/products/AV-9", headers=admin, json={"price": 7})
+    assert changed.data.count(b'"price":7,') == 1
+
+
+@pytest.mark.parametrize(("body", "code"), [
     ({"name": "x", "price": 1}, "invalid_sku"),
     ({"sku": "../etc", "name": "x", "price": 1}, "invalid_sku"),
     ({"sku": "A-1", "name": "  ", "price": 1}, "invalid_name"),
     ({"sku": "A-1", "name": "x", "price": "12"}, "invalid_price"),
     ({"sku": "A-1", "name": "x", "price": True}, "invalid_price"),
     ({"sku": "A-1", "name": "x", "price": 1, "temp_image_ids": "abc"}, "invalid_temp_image_ids"),
+    ({"sku": "A-1", "name": "x", "price": 1, "temp_image_ids": [7]}, "invalid_temp_image_ids"),
+    ({"sku": "A-1\n", "name": "x", "price": 1}, "invalid_sku"),
+    ({"sku": "A-1", "name": ["x"], "price": 1}, "invalid_name"),
+    ({"sku": "A-1", "name": "x" * 201, "price": 1}, "invalid_name"),
+    ({"sku": "A-1", "name": "x", "price": 2**64}, "invalid_price"),
+    ({"sku": "A-1", "name": "x"}, "invalid_price"),
 ])
 def test_it_refuses_a_malformed_product(client, db, admin, body, code):
     response = client.post("/api/shop/products", headers=admin, json=body)
@@ -381,8 +412,8 @@ def test_a_claimed_temp_image_merged_into_a_file_being_deleted_is_stored_again(a
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
     temp = service.store_temp_images(db, [upload], owner="admin", settings=settings(app))[0]
     monkeypatch.setattr(library_module, "sleep", lambda seconds: delete_image(db, PRODUCTS, doc["_id"]))
-    product = service.create_product(db, {"sku": "AV-3", "name": "x", "price": 1,
-                                          "temp_image_ids": [str(temp.id)]},
+    product = service.create_product(db, service.NewProduct.parse({"sku": "AV-3", "name": "x", "price": 1,
+                                                                   "temp_image_ids": [str(temp.id)]}),
                                      owner="admin", settings=settings(app))
     [image_id] = service.stored_ids(product)
     assert image_id not in (doc["_id"], temp.id)
@@ -426,8 +457,10 @@ def test_reorder_accepts_only_a_permutation(client, db, admin, change):
 
 def test_reorder_needs_a_list_of_ids(client, db, admin):
     make_product(client, admin, "AV-1", "good/alpha.png")
-    response = client.put("/api/shop/products/AV-1/images/order", headers=admin, json={"image_ids": "x"})
-    assert response.status_code == 400
+    for body in ({"image_ids": "x"}, {"image_ids": [1]}, {"image_ids": None}, {"order": []}):
+        response = client.put("/api/shop/products/AV-1/images/order", headers=admin, json=body)
+        assert response.status_code == 400, body
+        assert response.get_json()["error"]["code"] == "invalid_image_ids", body
     assert client.put("/api/shop/products/NOPE/images/order", headers=admin,
                       json={"image_ids": []}).status_code == 404
 
@@ -444,7 +477,7 @@ def test_reorder_never_undoes_a_concurrent_change(app, client, db, admin):
         return doc
 
     with pytest.raises(Conflict) as refused:
-        service.reorder_images(db, "AV-1", {"image_ids": ids[::-1]}, load=stale_read)
+        service.reorder_images(db, "AV-1", service.ImageOrder(image_ids=ids[::-1]), load=stale_read)
     assert refused.value.code == "concurrent_change"
     assert ids_of(client.get("/api/shop/products/AV-1").get_json())[:2] == ids
 

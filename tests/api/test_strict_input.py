@@ -45,6 +45,13 @@ def test_a_stored_non_finite_price_never_breaks_the_public_list(client, db):
     assert b"Infinity" not in response.data and response.get_json()["items"][0]["price"] is None
 
 
+def test_a_stored_name_or_price_of_another_type_shows_as_null_as_the_document_says(client, db):
+    db.shop_products.insert_one({"sku": "OLD-2", "name": 7, "price": "12", "images": []})
+    response = client.get("/api/shop/products/OLD-2")
+    assert response.status_code == 200
+    assert (response.get_json()["name"], response.get_json()["price"]) == (None, None)
+
+
 @pytest.mark.parametrize(("method", "path", "body"), [
     ("POST", "/api/shop/products", {"sku": "SKU-1\n", "name": "x", "price": 1}),
     ("PUT", "/api/builder/pages/home%0A", {"title": "t", "blocks": []}),

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from avenue.errors import BadRequest
-from avenue.media import AltChange, AltContext, chosen_alt, parse_alt_changes, suggest_alt
+from avenue.media import AltChange, AltChanges, AltContext, chosen_alt, suggest_alt
 from avenue.media.alttext import (
     COLOUR_NAMES,
     MAX_ALT_BATCH,
@@ -114,9 +114,11 @@ def test_suggestions_are_deterministic_and_cheap():
 
 
 def test_a_bulk_body_gives_each_image_its_text_or_its_suggestion():
-    changes = parse_alt_changes({"images": [{"id": "a", "alt": "  A  red boot "},
-                                            {"id": "b", "suggestion": 1}, {"id": "c", "alt": None}]})
-    assert changes == [AltChange("a", "A red boot", None), AltChange("b", None, 1), AltChange("c", "", None)]
+    changes = AltChanges.parse({"images": [{"id": "a", "alt": "  A  red boot "},
+                                           {"id": "b", "suggestion": 1}, {"id": "c", "alt": None}]}).images
+    assert [(change.id, change.alt, change.suggestion) for change in changes] == [
+        ("a", "A red boot", None), ("b", None, 1), ("c", "", None)]
+    assert all(isinstance(change, AltChange) for change in changes)
     assert chosen_alt(changes[1], ["first", "second"]) == "second"
     assert chosen_alt(changes[1], ["only one"]) is None
     assert chosen_alt(changes[0], []) == "A red boot"
@@ -144,8 +146,19 @@ def test_a_bulk_body_gives_each_image_its_text_or_its_suggestion():
     ({"images": [{"id": "a", "alt": "bell\x07"}]}, "invalid_alt"),
     ({"images": [{"id": "a", "alt": "nul\x00"}]}, "invalid_alt"),
     ({"images": [{"id": "a", "alt": "reversed \u202egpj.exe"}]}, "invalid_alt"),
+    ({"images": [{"id": "a", "suggestion": None}]}, "invalid_alt_changes"),
+    ({"images": None}, "invalid_alt_changes"),
 ])
 def test_a_bad_bulk_body_is_refused_whole(body, code):
     with pytest.raises(BadRequest) as refused:
-        parse_alt_changes(body)
+        AltChanges.parse(body)
     assert refused.value.code == code
+
+
+def test_a_bad_entry_is_named_by_its_index():
+    with pytest.raises(BadRequest) as refused:
+        AltChanges.parse({"images": [{"id": "a", "alt": "x"}, {"id": "b", "alt": 7}]})
+    assert (refused.value.code, refused.value.details["index"]) == ("invalid_alt", 1)
+    with pytest.raises(BadRequest) as twice:
+        AltChanges.parse({"images": [{"id": "a", "alt": "x"}, {"id": "a", "suggestion": 0}]})
+    assert (twice.value.code, twice.value.details["index"]) == ("invalid_alt_changes", 1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from avenue.errors import BadRequest
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
-from avenue.media.names import InvalidName, is_slug, parse_name_body, slug_name
+from avenue.media.names import InvalidName, NameBody, is_slug, slug_name
 
 
 @pytest.mark.parametrize(("typed", "slug"), [
@@ -51,8 +52,10 @@ def test_only_a_stored_slug_is_a_url_name(segment):
 
 
 def test_a_rename_body_is_one_name_or_null():
-    assert parse_name_body({"name": "Red boot"}) == "red-boot"
-    assert parse_name_body({"name": None}) is None
-    for body in ({}, {"name": "a", "alt": "b"}, [], "red", {"Name": "a"}):
-        with pytest.raises(InvalidName):
-            parse_name_body(body)
+    assert NameBody.parse({"name": "Red boot"}).name == "red-boot"
+    assert NameBody.parse({"name": None}).name is None
+    for body in ({}, {"name": "a", "alt": "b"}, [], "red", {"Name": "a"}, {"name": 5}, {"name": "a" * 201},
+                 {"name": "a/b"}):
+        with pytest.raises(BadRequest) as refused:
+            NameBody.parse(body)
+        assert refused.value.code == "invalid_name", body
