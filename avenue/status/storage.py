@@ -26,7 +26,7 @@ from avenue.media.buckets import TRASH
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store.renditions import total as rendition_total
 from avenue.media.store.scan import has_chunk_index
-from avenue.servers import is_mongomock
+from avenue.servers import is_embedded, is_mongomock
 
 LIST_LIMIT = 100
 LEVELS = ((95, "emergency"), (85, "critical"), (70, "warning"))
@@ -86,6 +86,22 @@ def _legacy(folder: str, swept: dict[str, Any] | None) -> dict[str, Any] | None:
             "not_imported_items": (found.get("not_imported_items") or [])[:LIST_LIMIT]}
 
 
+def _embedded_or_unknown(db: Database[Document], build: Mapping[str, Any] | None) -> bool:
+    """Whether dbStats must not be sent: the server is the embedded SecantusDB (as this
+    client knows it, asked once: not this call's buildInfo alone), or this call could not ask.
+    A 60-minute soak through make run had its one restart when a storage-status call's
+    buildInfo failed under load and its dbStats went out: SecantusDB held every request
+    behind it for 15 s (bench/results/embedded-2026-11-26-soak-fences-60.md)."""
+    if is_mongomock(db):
+        return False  # it answers neither: the notes say so
+    if build is None or "secantusVersion" in build:
+        return True
+    try:
+        return is_embedded(db)
+    except PyMongoError:
+        return True
+
+
 def _unmeasured_because(db: Database[Document], build: Mapping[str, Any] | None, data_dir: str,
                         stats: Mapping[str, Any] | None) -> str | None:
     """Why the database's size is not known, as a sentence for the dashboard (None: it is)."""
@@ -97,7 +113,10 @@ def _unmeasured_because(db: Database[Document], build: Mapping[str, Any] | None,
         return None
     if is_mongomock(db):
         return "mongomock keeps everything in this process's memory: there is no size on disk."
-    if "secantusVersion" in (build or {}):
+    if build is None:
+        return ("The database did not answer buildInfo, so dbStats was not sent either (on the embedded "
+                "SecantusDB it would stall every request): the next call asks again.")
+    if _embedded_or_unknown(db, build):
         return ("This app did not start the embedded SecantusDB and AVENUE_EMBEDDED_DATA_PATH does not name "
                 "its data folder (its dbStats is never run: it would stall every request).")
     return ("The database refused dbStats: the app's MongoDB user needs the dbStats action "
@@ -140,13 +159,14 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
             missing_indexes.append(bucket)
         buckets[bucket] = _bucket(bucket, indexed, held[bucket])
     data_dir = config.get("AVENUE_EMBEDDED_DATA_PATH") or ""
-    if "secantusVersion" in (build or {}):
+    if _embedded_or_unknown(db, build):
         # SecantusDB's dbStats reads every document of every collection while holding the
         # lock all other operations need, stalling every request (media included) on a big
         # store (3.4 s at 21,000 files documents, bench/scale.py). Its storageSize is dataSize
         # anyway; the data folder on disk, measured below when configured, is the real figure.
         stats = None
-        notes.append("dbStats skipped on the embedded SecantusDB (it scans everything under a lock "
+        notes.append("dbStats skipped on the embedded SecantusDB, or on a server whose buildInfo did not "
+                     "answer (it scans everything under a lock "
                      "that stalls every other request); "
                      + ("data_dir.bytes_on_disk is the disk use." if data_dir else
                         "set AVENUE_EMBEDDED_DATA_PATH to its data folder to measure the disk use."))

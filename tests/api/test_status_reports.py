@@ -431,3 +431,32 @@ def test_refresh_and_a_worker_s_first_call_wait_for_fresh_counts(app_factory, ba
     refreshed = client.get("/api/shop/debug/products-status?refresh=1", headers=ops).get_json()
     assert refreshed["report"]["stale"] is False
     status.wait_for_sweeps(30)  # the sweep ?refresh=1 started, over before the database goes
+
+
+def test_storage_status_never_sends_dbstats_to_the_embedded_database_even_when_buildinfo_fails(
+        app, db, monkeypatch):
+    # A 60-minute soak's one restart: a call's buildInfo failed under load, its dbStats went to
+    # SecantusDB, which held every request behind it for 15 s.
+    from pymongo.errors import NetworkTimeout
+
+    from avenue.servers import is_embedded
+    from avenue.status import storage
+
+    asked = []
+    real = storage._command
+
+    def command(db, name, notes):
+        asked.append(name)
+        if name == "buildInfo":
+            notes.append("buildInfo timed out")
+            return None
+        return real(db, name, notes)
+
+    monkeypatch.setattr(storage, "_command", command)
+    with app.app_context():
+        report = storage.storage_status(db, app.config)
+    if is_embedded(db):
+        assert "dbStats" not in asked
+        assert "did not answer buildInfo" in report["database_size"]["unmeasured_because"]
+    else:  # mongomock: it is asked, and answers nothing
+        assert "dbStats" in asked
