@@ -430,9 +430,11 @@ def test_an_upload_made_a_moment_ago_is_on_the_uploads_chart(live, open_as):
     page.goto("/console/uploads")
     page.get_by_label("Image", exact=True).set_input_files(str(IMAGES / "good" / "progressive.jpg"))
     page.get_by_role("button", name="Upload", exact=True).click()
-    page.locator("#uploads .media-card", has_text="progressive.jpg").wait_for()
+    tile = page.locator("#uploads .media-card", has_text="progressive.jpg")
+    tile.wait_for()
+    tile.click()  # its details, in the panel beside the grid
     page.once("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Delete progressive.jpg").click()
+    page.locator("#media-panel").get_by_role("button", name="Delete progressive.jpg").click()
     page.get_by_text("progressive.jpg deleted.").wait_for()  # a delete does not take it back
     page.goto("/console/ops")
     page.get_by_label("24 hours").check()
