@@ -437,7 +437,6 @@ def test_storage_status_never_sends_dbstats_to_the_embedded_database_even_when_b
         app, db, monkeypatch):
     # A 60-minute soak's one restart: a call's buildInfo failed under load, its dbStats went to
     # SecantusDB, which held every request behind it for 15 s.
-    from pymongo.errors import NetworkTimeout
 
     from avenue.servers import is_embedded
     from avenue.status import storage
