@@ -166,8 +166,7 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
         # anyway; the data folder on disk, measured below when configured, is the real figure.
         stats = None
         notes.append("dbStats skipped on the embedded SecantusDB, or on a server whose buildInfo did not "
-                     "answer (it scans everything under a lock "
-                     "that stalls every other request); "
+                     "answer (it scans everything under a lock that stalls every other request); "
                      + ("data_dir.bytes_on_disk is the disk use." if data_dir else
                         "set AVENUE_EMBEDDED_DATA_PATH to its data folder to measure the disk use."))
     else:
