@@ -1,66 +1,24 @@
 """The console's grid-and-panel screens in a real browser (headless Chromium through
-Playwright, as tests/system/console/): the uploads as the library's grid with a
-details panel, the panel on a phone (the focus kept inside it, Esc back to its tile), and the
-panel's parts that cost a request loaded when opened.
+Playwright; the app, Chromium and the logged-in pages are conftest.py's): the uploads as the
+library's grid with a details panel, the panel on a phone (the focus kept inside it, Esc back
+to its tile), and the panel's parts that cost a request loaded when opened.
 
 Screenshots go to tests/artifacts/console/ (git-ignored).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 
-import pymongo
 import pytest
 
-from tests.helpers import make_app
-from tests.support.browser import axe_violations, chromium, served, shot, user_pages
+from tests.support.browser import axe_violations, shot
+from tests.support.console import fresh_jpeg
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app start once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console_pages")]
-
-PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def live(secantus):
-    """The app on a free loopback port (werkzeug's threaded server), on its own database."""
-    app = make_app((pymongo.MongoClient, secantus.uri), f"avenue_test_{uuid.uuid4().hex[:12]}",
-                   AVENUE_HISTORY_INTERVAL_SECONDS=0, AVENUE_STORAGE_QUOTA_BYTES=40 * 1024 * 1024)
-    with served(app):
-        yield app
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def open_as(live, browser):
-    """``open_as(role, width, height, audit=...)``: a page logged in as a new user with ``role``."""
-    with user_pages(browser, live, PASSWORD) as page_as:
-        yield page_as
-
-
-def fresh_jpeg(width: int = 640, height: int = 480) -> bytes:
-    """A JPEG no other test stored (the buckets dedupe identical bytes): bands of random colour."""
-    from PIL import Image, ImageDraw
-
-    seed = uuid.uuid4().bytes
-    picture = Image.new("RGB", (width, height), tuple(seed[:3]))
-    draw = ImageDraw.Draw(picture)
-    for band in range(8):
-        box = (band * width // 8, 0, (band + 1) * width // 8, height // 2)
-        draw.rectangle(box, fill=tuple(seed[band:band + 3]))
-    out = io.BytesIO()
-    picture.save(out, "JPEG", quality=85)
-    return out.getvalue()
-
 
 def post_images(page, path: str, names: list[str], **fields: str) -> list[str]:
     """``names`` uploaded to ``path`` (/api/uploads, /api/builder/media) by the API: their ids."""
@@ -68,7 +26,7 @@ def post_images(page, path: str, names: list[str], **fields: str) -> list[str]:
     ids = []
     for name in names:
         answer = page.request.post(path, headers={"X-CSRF-Token": csrf}, multipart={
-            "file": {"name": name, "mimeType": "image/jpeg", "buffer": fresh_jpeg()}, **fields})
+            "file": {"name": name, "mimeType": "image/jpeg", "buffer": fresh_jpeg(640, 480)}, **fields})
         assert answer.ok, answer.text()
         ids.append(answer.json()["id"])
     return ids
