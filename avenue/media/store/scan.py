@@ -101,8 +101,8 @@ def _originals_in_windows(db: Database[Document], bucket: str, after: list[Any] 
     start = None
     if after is not None:  # the rest of the checkpoint's own date first, by _id
         start = after[0]
-        yield from db[f"{bucket}.files"].find({**ORIGINALS, "uploadDate": start,
-                                               "_id": {"$lt": after[1]}}).sort(NEWEST_FIRST)
+        same_date = after_ranges(NEWEST_FIRST, after)[0]  # {uploadDate: d, _id: {$lt: id}}
+        yield from db[f"{bucket}.files"].find({**ORIGINALS, **same_date}).sort(NEWEST_FIRST)
     for docs in counters.walk_role(db, bucket, "original", None, descending=True, start=start):
         yield from docs
 
