@@ -895,7 +895,7 @@ def test_the_instance_limit_holds_over_every_address(app_factory):
 
 
 def test_editors_and_signed_urls_are_not_counted_against_the_anonymous_limit(app_factory):
-    app = limited(app_factory, address="1/minute")
+    app = limited(app_factory, address="1/hour")
     client = app.test_client()
     doc = put(app)
     assert client.get(path(doc, "w_160.webp")).status_code == 200
@@ -915,7 +915,7 @@ def test_editors_and_signed_urls_are_not_counted_against_the_anonymous_limit(app
 
 
 def test_an_editor_s_ended_or_replayed_session_is_counted_like_anyone(app_factory):
-    app = limited(app_factory, address="1/minute")
+    app = limited(app_factory, address="1/hour")
     doc = put(app)
     session_client, csrf = Auth(app).login("admin")
     assert app.test_client().get(path(doc, "w_160.webp")).status_code == 200  # the address's one
