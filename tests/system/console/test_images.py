@@ -622,6 +622,9 @@ def test_an_editor_sets_the_focal_point_and_replaces_a_file_in_the_library(live,
     page.get_by_role("button", name="Upload", exact=True).click()
     page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
     card = page.locator(".media-card").first
+    # "uploaded" shows before the list is read again: until then the first tile is an older one
+    # (a full run once opened that one's panel and waited for panorama.jpg's marker in vain).
+    card.locator(".filename", has_text="panorama.jpg").wait_for()
     media_id = card.get_attribute("data-id")
     first = page.request.get(f"/api/builder/media/{media_id}").json()
     loaded_pictures(page, ".media-card img")  # its first render done: not racing the focal point's

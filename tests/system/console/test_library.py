@@ -49,6 +49,8 @@ def test_the_library_shows_where_media_is_used_and_protects_it(live, open_as):
     page.get_by_role("button", name="Upload", exact=True).click()
     page.locator("#upload-list .upload-status", has_text="uploaded").wait_for()
     card = page.locator(".media-card").first
+    # "uploaded" shows before the list is read again: until then the first tile is an older one.
+    card.locator(".filename", has_text="panorama.jpg").wait_for()
     assert card.locator("img").get_attribute("loading") == "lazy"
     media_id = card.get_attribute("data-id")
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
