@@ -99,8 +99,8 @@ def count_upload(outcome: str, image_format: str | None) -> None:
 
 
 def count_near_lookup(outcome: str) -> None:
-    """Count one near-duplicate lookup of a store's uploads: ``answered``, ``late``, ``failed``
-    or ``stopped``."""
+    """Count one near-duplicate lookup of a store's uploads: ``answered``, ``late``, ``after``
+    (the embedded database's: the answer does not wait for it), ``failed`` or ``stopped``."""
     NEAR_LOOKUPS.labels(outcome).inc()
 
 

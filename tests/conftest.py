@@ -170,6 +170,7 @@ def answers_wait_for_lookups(monkeypatch):
     from avenue.media.store import nearby
     monkeypatch.setattr(nearby, "WAIT_SECONDS", 60.0)
     monkeypatch.setattr(nearby, "WAIT_FLOOR_SECONDS", 60.0)
+    monkeypatch.setattr(nearby, "EMBEDDED_WAIT_SECONDS", 60.0)
 
 
 @pytest.fixture(scope="session")

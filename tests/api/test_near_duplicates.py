@@ -383,6 +383,44 @@ def test_on_the_embedded_database_the_lookup_begins_once_the_original_is_written
     copy = media(client, editor, near_copy(photo(35)), "copy.jpg")
     assert [match["id"] for match in copy["near_duplicates"]] == [first["id"]]
 
+def test_on_the_embedded_database_the_answer_does_not_wait_for_the_lookup_and_its_group_is_linked_after(
+        client, editor, auth, backend, monkeypatch):
+    threads_only(backend)
+    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: True)  # as on SecantusDB
+    first = media(client, editor, jpeg(photo(36)), "first.jpg")
+    monkeypatch.setattr(nearby, "EMBEDDED_WAIT_SECONDS", 0.0)  # production's (the fixture waits)
+    before = lookups(client, auth)
+    answered, linked = threading.Event(), threading.Event()
+    real_near, real_link_late = nearby.near, nearby.Lookup._link_late
+
+    def held_up(*args, **kwargs):
+        answered.wait(30)  # until the upload has its answer: a wait for the lookup would hang here
+        return real_near(*args, **kwargs)
+
+    def link_late(self, done, created):
+        try:
+            real_link_late(self, done, created)
+        finally:
+            linked.set()
+
+    monkeypatch.setattr(nearby, "near", held_up)
+    monkeypatch.setattr(nearby.Lookup, "_link_late", link_late)
+    began = time.monotonic()
+    copy = media(client, editor, near_copy(photo(36)), "copy.jpg")
+    took = time.monotonic() - began
+    answered.set()
+    assert took < 30 and "near_duplicates" not in copy
+    counted = lookups(client, auth)
+    assert counted["after"] == before.get("after", 0) + 1
+    assert counted.get("late", 0) == before.get("late", 0)  # by design here, not news
+    assert linked.wait(60)
+    [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
+    assert {image["id"] for image in group["images"]} == {first["id"], copy["id"]}
+    # What the console asks next: the image's own page names the match.
+    shown = client.get(f"{MEDIA}/{copy['id']}", headers=editor).get_json()
+    assert [match["id"] for match in shown["near_duplicates"]] == [first["id"]]
+
+
 def test_a_lookup_that_fails_leaves_the_upload_stored_and_names_nothing(client, editor, auth, monkeypatch):
     media(client, editor, jpeg(photo(32)), "first.jpg")
     before = lookups(client, auth)
@@ -453,6 +491,9 @@ def test_a_replaced_picture_owes_no_grouping_once_its_lookup_linked_it(client, e
 def test_a_lookup_past_its_wait_does_not_hold_the_answer_and_links_its_group_later(
         client, editor, auth, backend, monkeypatch, bound, patches, hold):
     threads_only(backend)
+    # The wait of a server that runs the lookup beside the writes, as mongod does (on the
+    # embedded database the answer does not wait at all: the test before the next one).
+    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: False)
     seed = 33 if bound == "cap" else 34
     first = media(client, editor, jpeg(photo(seed)), "first.jpg")
     before = lookups(client, auth)
