@@ -5,12 +5,17 @@ avenue.indexes can ask it as avenue.db does."""
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pymongo
 from pymongo.database import Database
 
 Document = dict[str, Any]
+T = TypeVar("T")
+_REMEMBERING = threading.Lock()
 
 
 def is_mongomock(db: Database[Document]) -> bool:
@@ -39,3 +44,23 @@ def is_embedded(db: Database[Document]) -> bool:
             known = "secantusVersion" in client.admin.command("buildInfo")
         client._avenue_embedded = known  # type: ignore[attr-defined]
     return bool(known)
+
+
+def remembered(db: Database[Document], key: str, seconds: float, ask: Callable[[], T | None]) -> T | None:
+    """What ``ask()`` answered about ``db``'s server within the last ``seconds``, remembered
+    on its client (as :func:`is_embedded` remembers its answer); asked again past that. A None
+    answer (the server could not say) is not remembered: the next call asks again. For facts
+    that change only with an upgrade, a restart or an operator's hand (a server's build, an
+    index's presence), so that a status call need not send a command for each."""
+    client = db.client
+    held: dict[str, tuple[float, T]] = vars(client).setdefault("_avenue_remembered", {})  # see is_embedded
+    now = time.monotonic()
+    with _REMEMBERING:
+        known = held.get(key)
+    if known is not None and now - known[0] < seconds:
+        return known[1]
+    value = ask()
+    if value is not None:
+        with _REMEMBERING:
+            held[key] = (now, value)
+    return value

@@ -26,9 +26,17 @@ from avenue.media.buckets import TRASH
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store.renditions import total as rendition_total
 from avenue.media.store.scan import has_chunk_index
-from avenue.servers import is_embedded, is_mongomock
+from avenue.servers import is_embedded, is_mongomock, remembered
 
 LIST_LIMIT = 100
+# How long a process trusts what the server said of itself (its build, whether its engine
+# persists) and a chunk index it found: those change only with an upgrade, a restart or an
+# operator's hand. Asked every call, they were six of storage-status's ten commands, and on
+# the embedded database each command can wait behind one of the status sweep's reads (p99
+# 318 ms during a 300,000-file reconciliation, bench/results/scale-2026-11-26-*.md). A
+# missing index is asked again at every call, so one created shows at once; one dropped
+# shows within this bound.
+KNOWN_SECONDS = 60.0
 LEVELS = ((95, "emergency"), (85, "critical"), (70, "warning"))
 
 
@@ -45,9 +53,18 @@ def _persistent(db: Database[Document], notes: list[str]) -> bool | None:
     if is_mongomock(db):
         notes.append("mongomock: an in-memory test database, nothing survives the process.")
         return False
-    status = _command(db, "serverStatus", notes)
-    engine = (status or {}).get("storageEngine") or {}
-    return engine.get("persistent") if "persistent" in engine else None
+
+    def ask() -> bool | None:
+        engine = (_command(db, "serverStatus", notes) or {}).get("storageEngine") or {}
+        return engine.get("persistent") if "persistent" in engine else None
+
+    return remembered(db, "persistent", KNOWN_SECONDS, ask)
+
+
+def _chunk_index(db: Database[Document], bucket: str) -> bool:
+    """Whether ``bucket`` has its chunk index (one found is trusted :data:`KNOWN_SECONDS`)."""
+    return bool(remembered(db, f"chunk_index {db.name}.{bucket}", KNOWN_SECONDS,
+                           lambda: has_chunk_index(db, bucket) or None))
 
 
 def _bucket(bucket: str, indexed: bool, held: dict[str, Any]) -> dict[str, Any]:
@@ -149,12 +166,12 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
     """Where the bytes are and whether they survive a restart (``swept``: the last sweep's
     result, for the legacy folder)."""
     notes: list[str] = []
-    build = _command(db, "buildInfo", notes)
+    build = remembered(db, "buildInfo", KNOWN_SECONDS, lambda: _command(db, "buildInfo", notes))
     persistent = _persistent(db, notes)
     buckets, missing_indexes = {}, []
     held = media_counters(db)
     for bucket in BUCKETS.values():
-        indexed = has_chunk_index(db, bucket)
+        indexed = _chunk_index(db, bucket)
         if not indexed:
             missing_indexes.append(bucket)
         buckets[bucket] = _bucket(bucket, indexed, held[bucket])

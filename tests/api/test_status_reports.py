@@ -17,13 +17,22 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from avenue.media import PRODUCTS, TEMP, UPLOADS
+from avenue.media import BUCKETS, PRODUCTS, TEMP, UPLOADS
 from avenue.media.serve.objects import image_ref
 from avenue.media.store.originals import delete_image, store, variant_ids
-from avenue.status import quota_level
+from avenue.status import quota_level, storage
 from tests.helpers import FIXTURES, image_bytes, swept
+from tests.support.commands import Matching
 
 LEGACY_DIR = FIXTURES / "legacy_uploads"
+
+
+@pytest.fixture(autouse=True)
+def asked_every_call(monkeypatch):
+    """storage-status asks the server about itself and its chunk indexes at every call here:
+    a test's database name may be one an earlier test used on the same client, whose facts
+    the app would trust a minute (``storage.KNOWN_SECONDS``, tested on its own below)."""
+    monkeypatch.setattr(storage, "KNOWN_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -193,6 +202,58 @@ def test_a_missing_chunk_index_is_flagged(client, db, ops):
     bucket = report["buckets"][UPLOADS]
     assert bucket["chunk_index"] is False and bucket["chunks_exact"] is False
     assert bucket["chunks"] == db[f"{UPLOADS}.chunks"].count_documents({})
+
+
+def test_a_dropped_chunk_index_shows_once_its_remembered_presence_lapses_and_a_new_one_at_once(
+        client, db, ops, monkeypatch):
+    monkeypatch.setattr(storage, "KNOWN_SECONDS", 60.0)  # production's
+    put(db, UPLOADS, "good/alpha.png")
+    status = "/api/shop/debug/storage-status"
+    assert client.get(status, headers=ops).get_json()["chunk_indexes"]["ok"] is True
+    db[f"{UPLOADS}.chunks"].drop_index("files_id_1_n_1")
+    # A found index is trusted KNOWN_SECONDS (a minute); past that the drop shows.
+    monkeypatch.setattr(storage, "KNOWN_SECONDS", 0.0)
+    assert client.get(status, headers=ops).get_json()["chunk_indexes"]["missing"] == [UPLOADS]
+    # A missing one is never remembered: created again, it shows at the next call.
+    monkeypatch.setattr(storage, "KNOWN_SECONDS", 60.0)
+    db[f"{UPLOADS}.chunks"].create_index([("files_id", 1), ("n", 1)], unique=True)
+    assert client.get(status, headers=ops).get_json()["chunk_indexes"] == {
+        "ok": True, "missing": [], "expected": {"files_id": 1, "n": 1}}
+
+
+ASKED_ABOUT_ITSELF = {"buildInfo", "serverStatus", "listIndexes"}
+
+
+def test_storage_status_asks_the_server_about_itself_and_its_chunk_indexes_once_a_minute(
+        app, backend, db_name, monkeypatch):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs the wire protocol")
+    seen = Matching(lambda event: event.command_name in ASKED_ABOUT_ITSELF)
+    client = pymongo.MongoClient(backend[1], event_listeners=[seen])
+    try:
+        db = client[db_name]
+        for setup in app.extensions["avenue.mongo"].index_setups:  # the app's, chunk indexes included
+            setup(db)
+        seen.commands.clear()
+        monkeypatch.setattr(storage, "KNOWN_SECONDS", 60.0)  # production's
+        first = storage.storage_status(db, app.config)
+        asked = sorted(command_name(c) for c in seen.commands)
+        assert asked == ["buildInfo", *["listIndexes"] * len(BUCKETS), "serverStatus"]
+        seen.commands.clear()
+        again = storage.storage_status(db, app.config)
+        assert seen.commands == []  # on the embedded database each could wait behind the sweep
+        assert (again["server_version"], again["persistent"], again["chunk_indexes"]) == (
+            first["server_version"], first["persistent"], first["chunk_indexes"])
+        monkeypatch.setattr(storage, "KNOWN_SECONDS", 0.0)
+        storage.storage_status(db, app.config)
+        assert sorted(command_name(c) for c in seen.commands) == asked
+    finally:
+        client.drop_database(db_name)
+        client.close()
+
+
+def command_name(command: dict) -> str:
+    return next(iter(command))
 
 
 def test_the_legacy_folder_shows_what_is_not_imported_yet(app, client, db, ops):
@@ -439,7 +500,6 @@ def test_storage_status_never_sends_dbstats_to_the_embedded_database_even_when_b
     # SecantusDB, which held every request behind it for 15 s.
 
     from avenue.servers import is_embedded
-    from avenue.status import storage
 
     asked = []
     real = storage._command
