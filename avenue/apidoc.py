@@ -30,6 +30,7 @@ from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
 from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
 from avenue.http import ComparisonAnswer, Versions
+from avenue.media import FocalBody
 
 # The document states the formats' registry and the limits of alt text and image names as
 # they are declared (the media-interface contract lets it read those three kernel modules).
@@ -198,11 +199,6 @@ def _shaped(model: type[Shape]) -> Schema:
     return _body(schema_of(model, SHAPES))
 
 
-FOCAL_POINT: Schema = {"type": "object", "required": ["x", "y"], "additionalProperties": False,
-                       "properties": {"x": {"type": "number", "minimum": 0, "maximum": 1},
-                                      "y": {"type": "number", "minimum": 0, "maximum": 1}},
-                       "description": "Where the subject is, in 0..1 of the displayed width and height."}
-
 MEDIA_WITH_VERSION: Schema = {"allOf": [_ref("Image"), {"required": ["used_in", "version"]}]}
 
 
@@ -215,7 +211,7 @@ def _replace_ops(what: str, keeps: str, answer: Schema, *, tag: str, roles: str)
                   body=_multipart({"file": ONE_FILE}, ["file"]))
     focal = _op("Set where the subject is: the crops are cut again around it and the URLs change.",
                 {"200": _json(answer, what), **_errors(404, 409)},
-                security=LOGGED_IN_WRITE, tags=[tag], roles=roles, body=_body(FOCAL_POINT))
+                security=LOGGED_IN_WRITE, tags=[tag], roles=roles, body=_shaped(FocalBody))
     return replace, focal
 
 

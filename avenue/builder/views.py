@@ -27,13 +27,13 @@ from avenue.media import (
     BUILDER,
     AltChanges,
     Changed,
+    FocalBody,
     NameBody,
     UrlSigner,
     check_crop_name,
     limits_from_config,
     parse_crop,
     parse_edits,
-    parse_focal_point,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -153,9 +153,10 @@ def replace_media(media_id: ObjectId) -> Response:
 
 @bp.put(f"/media/{MEDIA_ID}/focal-point")
 @require_role("editor")
-def set_media_focal_point(media_id: ObjectId) -> Response:
+@takes(FocalBody)
+def set_media_focal_point(body: FocalBody, media_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
-    return _replace(media_id, "builder_media_focal_point_set", focal=parse_focal_point(json_body()))
+    return _replace(media_id, "builder_media_focal_point_set", focal=body.point)
 
 
 @bp.put(f"/media/{MEDIA_ID}/name")

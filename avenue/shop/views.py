@@ -26,6 +26,7 @@ from avenue.media import (
     PRODUCTS,
     TEMP,
     AltChanges,
+    FocalBody,
     NameBody,
     Near,
     UrlSigner,
@@ -34,7 +35,6 @@ from avenue.media import (
     near_objects,
     parse_crop,
     parse_edits,
-    parse_focal_point,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -165,9 +165,10 @@ def replace_image(sku: str, image_id: ObjectId) -> Response:
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/focal-point")
 @require_role("admin")
-def set_image_focal_point(sku: str, image_id: ObjectId) -> Response:
+@takes(FocalBody)
+def set_image_focal_point(body: FocalBody, sku: str, image_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
-    return _replace(sku, image_id, "product_image_focal_point_set", focal=parse_focal_point(json_body()))
+    return _replace(sku, image_id, "product_image_focal_point_set", focal=body.point)
 
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/name")

@@ -16,18 +16,19 @@ from avenue.http import (
     one_file,
     page_args,
     private_picture,
+    takes,
     uploaded_files,
     versions_answer,
 )
 from avenue.media import (
     UPLOADS,
     Changed,
+    FocalBody,
     UrlSigner,
     check_crop_name,
     limits_from_config,
     parse_crop,
     parse_edits,
-    parse_focal_point,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -88,9 +89,10 @@ def replace_upload(upload_id: ObjectId) -> Response:
 
 @bp.put(f"/{UPLOAD_ID}/focal-point")
 @require_role()
-def set_upload_focal_point(upload_id: ObjectId) -> Response:
+@takes(FocalBody)
+def set_upload_focal_point(body: FocalBody, upload_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
-    return _replace(upload_id, "upload_focal_point_set", focal=parse_focal_point(json_body()))
+    return _replace(upload_id, "upload_focal_point_set", focal=body.point)
 
 
 @bp.put(f"/{UPLOAD_ID}/edits")

@@ -17,13 +17,14 @@ Pure: pixels in, numbers out; no Flask, no database.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import Annotated, cast
 
 from PIL import Image
+from pydantic import Field
 
-from avenue.errors import BadRequest
 from avenue.media.ingest import vips
 from avenue.media.ingest.engine import Pixels, engine_of
+from avenue.shapes import Refuse, Shape
 
 SAMPLE = 256  # px on the longer side the estimate looks at
 
@@ -53,13 +54,24 @@ class FocalPoint:
 CENTRE = FocalPoint()
 
 
-def parse_focal_point(body: object) -> FocalPoint:
-    """``{"x": 0..1, "y": 0..1}`` from a request body; 400 ``invalid_focal_point`` otherwise."""
-    point = FocalPoint.from_metadata(body) if isinstance(body, dict) and set(body) == {"x", "y"} else None
-    if point is None:
-        raise BadRequest("Send the focal point as {\"x\": 0..1, \"y\": 0..1}: where the subject is, "
-                         "as fractions of the width and height.", code="invalid_focal_point")
-    return point
+#: A fraction of the displayed width or height (an int is one too: 0 and 1 are).
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class FocalBody(Shape):
+    """``PUT …/focal-point``'s body, ``{"x": 0..1, "y": 0..1}`` (both, nothing else): where the
+    subject is, in 0..1 of the displayed width and height. Any fault is 400
+    ``invalid_focal_point``."""
+
+    refusal = Refuse("invalid_focal_point", 'Send the focal point as {"x": 0..1, "y": 0..1}: where the '
+                     "subject is, as fractions of the width and height.")
+
+    x: Annotated[Fraction, Field(description="Across, from the left edge (0) to the right (1).")]
+    y: Annotated[Fraction, Field(description="Down, from the top edge (0) to the bottom (1).")]
+
+    @property
+    def point(self) -> FocalPoint:
+        return FocalPoint(float(self.x), float(self.y))
 
 
 #: A sample whose every channel spans at most this many levels has nothing to find: attention
