@@ -30,7 +30,7 @@ from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
 from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
 from avenue.http import ComparisonAnswer, Versions
-from avenue.media import FocalBody
+from avenue.media import CropBody, EditsBody, FocalBody
 
 # The document states the formats' registry and the limits of alt text and image names as
 # they are declared (the media-interface contract lets it read those three kernel modules).
@@ -759,16 +759,6 @@ UPLOAD_REPLACE, UPLOAD_FOCAL = _replace_ops(
     UPLOAD_WITH_NEAR, tag="uploads", roles="owner, admin")
 
 # Non-destructive edits and named crops (avenue/media/ingest/edits.py; docs/api.md "Editing").
-FRACTION: Schema = {"type": "number", "minimum": 0, "maximum": 1}
-BOX: Schema = {"type": "object", "required": ["x", "y", "width", "height"], "additionalProperties": False,
-               "properties": {name: FRACTION for name in ("x", "y", "width", "height")},
-               "description": "Fractions 0..1 of the picture: x + width and y + height at most 1."}
-EDITS: Schema = {"type": "object", "additionalProperties": False, "properties": {
-    "rotate": {"enum": [0, 90, 180, 270], "description": "Degrees clockwise, applied first."},
-    "flip_horizontal": {"type": "boolean"}, "flip_vertical": {"type": "boolean"},
-    "crop": {"anyOf": [BOX, {"type": "null"}], "description": "Of the rotated and flipped picture; at least "
-                                                                "16 source pixels on each side."}},
-    "description": "Applied to the original in this order: rotate, flip, crop."}
 CROP_NAME: Schema = {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"}
 
 
@@ -780,13 +770,13 @@ def _edit_ops(what: str, answer: Schema, *, tag: str, roles: str) -> dict[str, S
         "edits_put": _op("Rotate, flip and crop the original, non-destructively: a new version with new URLs "
                          "(the same edits again: unchanged). 400 invalid_edits names the field.",
                          {**ok, **_errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles,
-                         body=_body(EDITS)),
+                         body=_shaped(EditsBody)),
         "edits_delete": _op("Back to the original: a new version without edits (none: unchanged).",
                             {**ok, **_errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles),
         "crop_put": _op("Set a named crop (fractions of the edited picture), asked for by renditions as "
                         "c_<name>: a new version. 400 invalid_crop, 409 too_many_crops past 16.",
                         {**ok, **_errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles,
-                        body=_body(BOX)),
+                        body=_shaped(CropBody)),
         "crop_delete": _op("Delete a named crop: a new version (404 crop_not_found).",
                            {**ok, **_errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles),
     }

@@ -14,7 +14,6 @@ from avenue.builder import service
 from avenue.db import get_db
 from avenue.http import (
     comparison_answer,
-    json_body,
     one_file,
     page_args,
     private_picture,
@@ -27,13 +26,13 @@ from avenue.media import (
     BUILDER,
     AltChanges,
     Changed,
+    CropBody,
+    EditsBody,
     FocalBody,
     NameBody,
     UrlSigner,
     check_crop_name,
     limits_from_config,
-    parse_crop,
-    parse_edits,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -170,9 +169,10 @@ def rename_media(named: NameBody, media_id: ObjectId) -> Response:
 
 @bp.put(f"/media/{MEDIA_ID}/edits")
 @require_role("editor")
-def edit_media(media_id: ObjectId) -> Response:
+@takes(EditsBody)
+def edit_media(body: EditsBody, media_id: ObjectId) -> Response:
     """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
-    done = service.edit_media(get_db(), media_id, parse_edits(json_body()))
+    done = service.edit_media(get_db(), media_id, body.edits)
     return _changed(media_id, "builder_media_edited", done)
 
 
@@ -186,9 +186,10 @@ def undo_media_edits(media_id: ObjectId) -> Response:
 
 @bp.put(f"/media/{MEDIA_ID}/crops/<name>")
 @require_role("editor")
-def set_media_crop(media_id: ObjectId, name: str) -> Response:
+@takes(CropBody)
+def set_media_crop(body: CropBody, media_id: ObjectId, name: str) -> Response:
     """Set the named crop ``name`` (fractions of the edited picture): a new version."""
-    done = service.set_media_crop(get_db(), media_id, name, parse_crop(name, json_body()))
+    done = service.set_media_crop(get_db(), media_id, name, body.named(name))
     return _changed(media_id, "builder_media_crop_set", done, crop=name)
 
 

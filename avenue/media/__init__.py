@@ -37,7 +37,7 @@ from typing import Any
 from avenue.media.alttext import AltChange, AltChanges, AltContext, chosen_alt, clean_alt, suggest_alt
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.ingest.edits import Box, Edits, check_crop_name, parse_crop, parse_edits
+from avenue.media.ingest.edits import Box, CropBody, Edits, EditsBody, check_crop_name
 from avenue.media.ingest.focal import FocalBody, FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.likeness import parse_colour
@@ -60,7 +60,7 @@ __all__ = [
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
     "Near", "near_objects", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
-    "Box", "Edits", "FocalBody", "FocalPoint", "check_crop_name", "parse_crop", "parse_edits",
+    "Box", "CropBody", "Edits", "EditsBody", "FocalBody", "FocalPoint", "check_crop_name",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py), and an image's earlier
     # versions, listed, compared and restored (store/versions.py).
     "Comparison", "Trash", "Trashed", "Version",

@@ -13,7 +13,6 @@ from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.http import (
     comparison_answer,
-    json_body,
     one_file,
     page_args,
     private_picture,
@@ -26,6 +25,8 @@ from avenue.media import (
     PRODUCTS,
     TEMP,
     AltChanges,
+    CropBody,
+    EditsBody,
     FocalBody,
     NameBody,
     Near,
@@ -33,8 +34,6 @@ from avenue.media import (
     check_crop_name,
     limits_from_config,
     near_objects,
-    parse_crop,
-    parse_edits,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -183,9 +182,10 @@ def rename_image(named: NameBody, sku: str, image_id: ObjectId) -> Response:
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/edits")
 @require_role("admin")
-def edit_image(sku: str, image_id: ObjectId) -> Response:
+@takes(EditsBody)
+def edit_image(body: EditsBody, sku: str, image_id: ObjectId) -> Response:
     """Rotate, flip and crop the photo's original (non-destructive): a new version, new URLs."""
-    done = service.edit_product_image(get_db(), sku, image_id, parse_edits(json_body()))
+    done = service.edit_product_image(get_db(), sku, image_id, body.edits)
     return _photo(sku, image_id, "product_image_edited", *done)
 
 
@@ -199,9 +199,10 @@ def undo_image_edits(sku: str, image_id: ObjectId) -> Response:
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/crops/<name>")
 @require_role("admin")
-def set_image_crop(sku: str, image_id: ObjectId, name: str) -> Response:
+@takes(CropBody)
+def set_image_crop(body: CropBody, sku: str, image_id: ObjectId, name: str) -> Response:
     """Set the photo's named crop ``name`` (fractions of the edited picture): a new version."""
-    done = service.set_product_image_crop(get_db(), sku, image_id, name, parse_crop(name, json_body()))
+    done = service.set_product_image_crop(get_db(), sku, image_id, name, body.named(name))
     return _photo(sku, image_id, "product_image_crop_set", *done, crop=name)
 
 

@@ -12,7 +12,6 @@ from avenue.auth import require, require_role
 from avenue.db import get_db
 from avenue.http import (
     comparison_answer,
-    json_body,
     one_file,
     page_args,
     private_picture,
@@ -23,12 +22,12 @@ from avenue.http import (
 from avenue.media import (
     UPLOADS,
     Changed,
+    CropBody,
+    EditsBody,
     FocalBody,
     UrlSigner,
     check_crop_name,
     limits_from_config,
-    parse_crop,
-    parse_edits,
     signer_from_config,
 )
 from avenue.ratelimit import limit_uploads
@@ -97,9 +96,10 @@ def set_upload_focal_point(body: FocalBody, upload_id: ObjectId) -> Response:
 
 @bp.put(f"/{UPLOAD_ID}/edits")
 @require_role()
-def edit_upload(upload_id: ObjectId) -> Response:
+@takes(EditsBody)
+def edit_upload(body: EditsBody, upload_id: ObjectId) -> Response:
     """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
-    edits = parse_edits(json_body())
+    edits = body.edits
     user = require()
     done = service.edit_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                edits=edits)
@@ -118,9 +118,10 @@ def undo_upload_edits(upload_id: ObjectId) -> Response:
 
 @bp.put(f"/{UPLOAD_ID}/crops/<name>")
 @require_role()
-def set_upload_crop(upload_id: ObjectId, name: str) -> Response:
+@takes(CropBody)
+def set_upload_crop(body: CropBody, upload_id: ObjectId, name: str) -> Response:
     """Set the named crop ``name`` (fractions of the edited picture): a new version."""
-    box = parse_crop(name, json_body())
+    box = body.named(name)
     user = require()
     done = service.set_upload_crop(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                    name=name, box=box)

@@ -43,15 +43,23 @@ def test_an_empty_body_is_no_edit_and_the_whole_picture_is_no_crop():
     ({"crop": "all"}, "crop"), ({"rotation": 90}, "rotation"),
 ])
 def test_every_bad_edit_names_its_field(body, field):
-    with pytest.raises(InvalidEdits) as refused:
+    with pytest.raises(BadRequest) as refused:
         parse_edits(body)
     assert refused.value.details["field"] == field and refused.value.code == "invalid_edits"
 
 
 def test_a_body_that_is_not_an_object_is_refused():
     for body in (None, [], "rotate", 90):
-        with pytest.raises(InvalidEdits):
+        with pytest.raises(BadRequest) as refused:
             parse_edits(body)
+        assert refused.value.code == "invalid_edits"
+
+
+@pytest.mark.parametrize("rotate", [False, True, 90.0, "90"])
+def test_a_turn_is_a_whole_number_not_what_equals_one(rotate):
+    with pytest.raises(BadRequest) as refused:
+        parse_edits({"rotate": rotate})
+    assert refused.value.details["field"] == "rotate"
 
 
 def test_a_crop_under_sixteen_source_pixels_is_refused_on_the_turned_picture():
@@ -69,6 +77,11 @@ def test_crop_names_and_boxes():
             parse_crop(name, {"x": 0, "y": 0, "width": 1, "height": 1})
     with pytest.raises(InvalidCrop):
         parse_crop("hero", {"x": 0.5, "y": 0, "width": 0.6, "height": 1})
+    half = {"x": 0, "y": 0, "width": 0.5}
+    for bad in (half, {**half, "height": 0.5, "z": 1}, [0, 0, 1, 1]):
+        with pytest.raises(BadRequest) as refused:
+            parse_crop("hero", bad)
+        assert refused.value.code == "invalid_crop"
 
 
 @pytest.mark.parametrize("edits", [

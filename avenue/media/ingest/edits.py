@@ -10,18 +10,20 @@ the rotated and flipped picture, at least :data:`MIN_CROP_PX` source pixels on e
 Named crops (``hero``, ``card``, ``og``: at most :data:`MAX_CROPS`) are boxes in fractions of
 the *edited* picture that renditions ask for by name (``c_hero``, avenue/media/transform.py).
 
-Every request body is validated here, in one place, without HTTP: the routes of the three
-owners and the unit tests call the same functions. Pure: bytes in, bytes out; no Flask, no
+Every request body is declared here once (:class:`EditsBody`, :class:`CropBody`): the routes
+of the three owners take them (``@takes``), the stored values and the unit tests read them
+through the same models, and the API document shows their schemas. Pure: bytes in, bytes out; no Flask, no
 database.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from PIL import Image
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from avenue.errors import BadRequest, Conflict, NotFound
 from avenue.media.ingest.engine import engine_of, to_display_mode
@@ -29,12 +31,11 @@ from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, PreparedImage, prepare
 from avenue.media.ingest.variants import encode_image
 from avenue.media.transform import CROP_NAME
+from avenue.shapes import Refuse, Shape, refused
 
 MIN_CROP_PX = 16  # a crop's smallest side, in source pixels
 MAX_CROPS = 16  # named crops per image
 ROTATIONS = (0, 90, 180, 270)
-_FIELDS = {"rotate", "flip_horizontal", "flip_vertical", "crop"}
-_BOX_FIELDS = ("x", "y", "width", "height")
 # What the edited picture is stored as: PNG (lossless) for transparency and for originals that
 # were lossless (PNG, GIF), else a JPEG at a quality well above the variants' (it is the
 # source of every rendition). A baseline JPEG, not progressive: the server decodes it again for
@@ -123,7 +124,7 @@ class Edits:
             return None
         try:
             edits = parse_edits(value)
-        except InvalidEdits:
+        except BadRequest:
             return None
         return None if edits.none else edits
 
@@ -177,61 +178,100 @@ class Edits:
         return f"r{self.rotate}h{int(self.flip_horizontal)}v{int(self.flip_vertical)}c{crop}"
 
 
-def _number(value: object, field: str, error: type[BadRequest]) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise error(f"{field}: a number from 0 to 1", field=field)
-    if not 0 <= value <= 1:
-        raise error(f"{field}: from 0 to 1 (fractions of the picture), not {value}", field=field)
-    return float(value)
+#: A box's side or corner: a finite fraction of the picture (an int is one too: 0 and 1 are).
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+BOX_RULE = 'an object {"x", "y", "width", "height"} of fractions 0..1 of the picture, inside it'
 
 
-def parse_box(body: object, field: str, error: type[BadRequest]) -> Box:
-    """``{"x", "y", "width", "height"}`` in 0..1, inside the picture, not empty; ``error``
-    naming ``field`` otherwise."""
-    if not isinstance(body, dict):
-        raise error(f"{field}: an object {{\"x\", \"y\", \"width\", \"height\"}} of fractions 0..1",
-                    field=field)
-    unknown = sorted(set(body) - set(_BOX_FIELDS))
-    if unknown:
-        raise error(f"{field}: unknown field {unknown[0]!r} (x, y, width, height)",
-                    field=f"{field}.{unknown[0]}")
-    missing = [name for name in _BOX_FIELDS if name not in body]
-    if missing:
-        raise error(f"{field}.{missing[0]}: required", field=f"{field}.{missing[0]}")
-    x, y, width, height = (_number(body[name], f"{field}.{name}", error) for name in _BOX_FIELDS)
-    if width <= 0 or height <= 0:
-        raise error(f"{field}: width and height above 0", field=field)
-    # A little slack for fractions a client computed from pixels (0.1 + 0.9 is 1.0000000000000002).
-    if x + width > 1 + 1e-9 or y + height > 1 + 1e-9:
-        raise error(f"{field}: inside the picture (x + width and y + height at most 1)", field=field)
-    return Box(x, y, min(width, 1 - x), min(height, 1 - y))
+class BoxBody(Shape):
+    """Fractions 0..1 of the picture: x + width and y + height at most 1, width and height
+    above 0."""
+
+    # (A little slack for fractions a client computed from pixels: 0.1 + 0.9 is
+    # 1.0000000000000002. Each use names its refusal: EditsCrop, CropBody.)
+
+    refusal = Refuse("invalid_crop", f"crop: {BOX_RULE}.")
+    #: The refusal of a box that is empty or not inside the picture.
+    outside: ClassVar[type[BadRequest]]
+
+    x: Fraction
+    y: Fraction
+    width: Fraction
+    height: Fraction
+
+    @model_validator(mode="after")
+    def _inside(self) -> Self:
+        if self.width <= 0 or self.height <= 0:
+            raise refused(self.outside("crop: width and height above 0", field="crop"))
+        if self.x + self.width > 1 + 1e-9 or self.y + self.height > 1 + 1e-9:
+            raise refused(self.outside("crop: inside the picture (x + width and y + height at most 1)",
+                                       field="crop"))
+        return self
+
+    @property
+    def box(self) -> Box:
+        x, y = float(self.x), float(self.y)
+        return Box(x, y, min(float(self.width), 1 - x), min(float(self.height), 1 - y))
+
+
+class EditsCrop(BoxBody):
+    """Of the rotated and flipped picture, in fractions 0..1 of it (x + width and y + height
+    at most 1); at least 16 source pixels on each side."""
+
+    refusal = Refuse("invalid_edits", f"crop: {BOX_RULE}, or null.")
+    outside = InvalidEdits
+
+
+class CropBody(BoxBody):
+    """A named crop's box, in fractions 0..1 of the edited picture (x + width and y + height
+    at most 1); at least 16 source pixels on each side."""
+
+    refusal = Refuse("invalid_crop", f"A crop is {BOX_RULE}.")
+    outside = InvalidCrop
+
+    def named(self, name: str) -> Box:
+        """The box, once ``name`` is a crop's name (400 ``invalid_crop`` otherwise)."""
+        check_crop_name(name)
+        return self.box
+
+
+def _whole(value: object) -> object:
+    """Only an integer: a literal's check takes what equals one of its values (false is 0,
+    90.0 is 90)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("int_type", "a whole number of degrees")
+    return value
+
+
+class EditsBody(Shape):
+    """Applied to the original in this order: rotate, flip, crop (every field optional)."""
+
+    # Any fault is 400 invalid_edits naming its field; the crop's size in pixels is
+    # Edits.check's (it needs the picture).
+
+    refusal = Refuse("invalid_edits", 'Send the edits as a JSON object: {"rotate": 0|90|180|270, '
+                     '"flip_horizontal": bool, "flip_vertical": bool, "crop": {"x", "y", "width", '
+                     '"height"} | null}.')
+
+    rotate: Annotated[Literal[0, 90, 180, 270], BeforeValidator(_whole), Refuse(
+        "invalid_edits", "rotate: 0, 90, 180 or 270 (degrees clockwise)"),
+        Field(description="Degrees clockwise, applied first.")] = 0
+    flip_horizontal: Annotated[bool, Refuse("invalid_edits", "flip_horizontal: true or false")] = False
+    flip_vertical: Annotated[bool, Refuse("invalid_edits", "flip_vertical: true or false")] = False
+    crop: EditsCrop | None = None
+
+    @property
+    def edits(self) -> Edits:
+        box = None if self.crop is None else self.crop.box
+        if box is not None and box == Box(0.0, 0.0, 1.0, 1.0):
+            box = None  # the whole picture is no crop
+        return Edits(self.rotate, self.flip_horizontal, self.flip_vertical, box)
 
 
 def parse_edits(body: object) -> Edits:
-    """``PUT .../edits``'s body as :class:`Edits` (every field optional); InvalidEdits naming
-    the field otherwise. The crop's size in pixels is :meth:`Edits.check`'s (it needs the
-    picture)."""
-    if not isinstance(body, dict):
-        raise InvalidEdits("Send the edits as a JSON object: {\"rotate\": 0|90|180|270, "
-                           "\"flip_horizontal\": bool, \"flip_vertical\": bool, "
-                           "\"crop\": {\"x\", \"y\", \"width\", \"height\"} | null}")
-    unknown = sorted(set(body) - _FIELDS)
-    if unknown:
-        raise InvalidEdits(f"{unknown[0]}: unknown field (rotate, flip_horizontal, flip_vertical, crop)",
-                           field=unknown[0])
-    rotate = body.get("rotate", 0)
-    if isinstance(rotate, bool) or not isinstance(rotate, int) or rotate not in ROTATIONS:
-        raise InvalidEdits("rotate: 0, 90, 180 or 270 (degrees clockwise)", field="rotate")
-    flips = {}
-    for name in ("flip_horizontal", "flip_vertical"):
-        flips[name] = body.get(name, False)
-        if not isinstance(flips[name], bool):
-            raise InvalidEdits(f"{name}: true or false", field=name)
-    crop = body.get("crop")
-    box = None if crop is None else parse_box(crop, "crop", InvalidEdits)
-    if box is not None and box == Box(0.0, 0.0, 1.0, 1.0):
-        box = None  # the whole picture is no crop
-    return Edits(rotate, flips["flip_horizontal"], flips["flip_vertical"], box)
+    """``body`` (a request's, or what a files document keeps) as :class:`Edits`; 400
+    ``invalid_edits`` naming the field otherwise."""
+    return EditsBody.parse(body).edits
 
 
 def check_crop_name(name: str) -> str:
@@ -243,9 +283,9 @@ def check_crop_name(name: str) -> str:
 
 
 def parse_crop(name: str, body: object) -> Box:
-    """``PUT .../crops/<name>``'s body: a box in fractions of the edited picture."""
-    check_crop_name(name)
-    return parse_box(body, "crop", InvalidCrop)
+    """A named crop's name and box (``PUT .../crops/<name>``, or what a files document keeps);
+    400 ``invalid_crop`` otherwise."""
+    return CropBody.parse(body).named(name)
 
 
 def check_crop_size(box: Box, width: object, height: object) -> None:
@@ -264,8 +304,8 @@ def stored_crops(value: object) -> dict[str, Box]:
     if isinstance(value, dict):
         for name, box in value.items():
             try:
-                crops[check_crop_name(str(name))] = parse_box(box, "crop", InvalidCrop)
-            except InvalidCrop:
+                crops[str(name)] = parse_crop(str(name), box)
+            except BadRequest:
                 continue
     return crops
 
