@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from avenue.auth.service import Credentials
 from avenue.builder.service import (
     MAX_BULK_IDS,
     Bulk,
@@ -1048,10 +1049,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         {"200": _json({"type": "object", "required": ["user", "csrf_token"],
                        "properties": {"user": _ref("User"), "csrf_token": {"type": "string"}}}, "Logged in."),
          **_errors(401, 429)},
-        security=[{}], tags=["auth"],
-        body=_body({"type": "object", "required": ["email", "password"],
-                    "properties": {"email": {"type": "string", "minLength": 1},
-                                   "password": {"type": "string", "minLength": 1}}}))},
+        security=[{}], tags=["auth"], body=_shaped(Credentials))},
     "/api/auth/logout": {"post": _op("End this session (every session of the user ends on the server).",
                                      {"204": NO_CONTENT}, security=LOGGED_IN_WRITE, tags=["auth"],
                                      roles="any logged-in user")},

@@ -8,22 +8,20 @@ from avenue import audit, ratelimit
 from avenue.auth import service
 from avenue.auth.access import csrf_token, end_session, require, require_role, start_session
 from avenue.db import get_db
-from avenue.errors import BadRequest, Unauthorized
-from avenue.http import json_body
+from avenue.errors import Unauthorized
+from avenue.http import takes
 
 bp = Blueprint("auth", __name__, url_prefix="/api/auth")
 
 
 @bp.post("/login")
-def login() -> Response:
-    body = json_body()
-    if not body.get("email") or not body.get("password"):
-        raise BadRequest("Send your email and password.", code="missing_credentials")
-    email = service.normalize_email(str(body["email"]))
+@takes(service.Credentials)
+def login(body: service.Credentials) -> Response:
+    email = service.normalize_email(body.email)
     # Checked before the password: a refused attempt costs no hashing. Only failures count.
     throttle = ratelimit.login_throttle(email)
     throttle.check()
-    doc = service.authenticate(get_db(), email, str(body["password"]))
+    doc = service.authenticate(get_db(), email, body.password)
     if doc is None:
         throttle.failed()
         audit.log("login_failed", email=email)

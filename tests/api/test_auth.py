@@ -113,11 +113,21 @@ def test_unknown_email_and_wrong_password_get_the_same_401(app, auth):
     assert client.get("/api/auth/me").status_code == 401
 
 
-@pytest.mark.parametrize("body", [{}, {"email": "a@example.com"}, {"password": "x" * 10}])
+@pytest.mark.parametrize("body", [{}, {"email": "a@example.com"}, {"password": "x" * 10},
+                                  {"email": "", "password": "x" * 10}, {"email": None, "password": "x" * 10},
+                                  {"email": 5, "password": "x" * 10},
+                                  {"email": "a@example.com", "password": ["x"]}])
 def test_login_without_email_or_password_is_a_400(client, body):
     response = client.post("/api/auth/login", json=body)
     assert response.status_code == 400
     assert response.get_json()["error"]["code"] == "missing_credentials"
+
+
+def test_a_login_form_s_other_fields_are_left_aside(app, auth):
+    email, password = auth.user("editor")
+    response = app.test_client().post("/api/auth/login", json={"email": email, "password": password,
+                                                               "remember": True})
+    assert response.status_code == 200 and response.get_json()["user"]["email"] == email
 
 
 def test_login_refuses_a_form_post(app, auth):
