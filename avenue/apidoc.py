@@ -30,6 +30,7 @@ from avenue.builder.service import (
 from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
 from avenue.bulk.service import TARGETS as ZIP_TARGETS
 from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
+from avenue.bulk.urls import LibraryUrlImport, ProductUrlImport
 from avenue.http import ComparisonAnswer, Versions
 from avenue.media import CropBody, EditsBody, FocalBody
 
@@ -50,7 +51,6 @@ from avenue.shapes import OBJECT_ID, Answer, Shape, parameters_of, schema_of
 from avenue.shop.service import ImageOrder, NewProduct, Product, ProductChange
 from avenue.targets import KIND as TARGET_KINDS
 from avenue.targets import LINKABLE as LINK_KINDS
-from avenue.urlfetch import MAX_URL_LENGTH
 
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
 
@@ -706,8 +706,6 @@ def _zip_import(summary: str, tag: str, roles: str) -> Schema:
 # Imports from a URL (avenue/bulk/urls.py, the guard avenue/urlfetch.py; docs/api.md "Imports
 # from a URL"): what a refused URL answers, besides the body's own 400s.
 URL_REFUSALS = (400, 403, 413, 415, 422, 429, 502, 504)
-URL = {"type": "string", "minLength": 1, "maxLength": MAX_URL_LENGTH, "examples": ["https://cdn.supplier.example/a.jpg"],
-       "description": "http or https; fetched by the server through the SSRF guard (docs/security.md)."}
 URL_CODES = ("bad_url (400), url_import_disabled (403), too_large (413), not_an_image (415; the upload's own "
              "unsupported_type too), host_not_allowed and forbidden_address (422), rate_limited (429), "
              "fetch_failed, http_error and too_many_redirects (502), timeout (504)")
@@ -1192,8 +1190,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     {"201": _json(PRODUCT_ADDED, "Added."), "200": _json(PRODUCT_ADDED, "Already there."),
                      **_errors(404, 409, *URL_REFUSALS)},
                     security=LOGGED_IN_WRITE, tags=["shop"], roles="admin",
-                    body=_body({"type": "object", "required": ["url"], "additionalProperties": False,
-                                "properties": {"url": URL}})),
+                    body=_shaped(ProductUrlImport)),
     },
     "/api/shop/products/{sku}/images/{image_id}": {
         "parameters": [_path("sku", {"type": "string"}), _path("image_id", OBJECT_ID)],
@@ -1286,11 +1283,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
          **_errors(409, *URL_REFUSALS)},
         security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-        body=_body({"type": "object", "required": ["url"], "additionalProperties": False, "properties": {
-            "url": URL, "alt": {"type": ["string", "null"], "maxLength": MAX_ALT_LENGTH},
-            "folder": {**FOLDER, "type": ["string", "null"]},
-            "tags": {"anyOf": [{"type": "array", "items": TAG}, {"type": "string"}, {"type": "null"}],
-                     "description": "A list, or comma-separated."}}}))},
+        body=_shaped(LibraryUrlImport))},
     "/api/builder/media/bulk": {"post": _op(
         f"Move, tag, untag, delete or restore many library images in one call: up to {MAX_BULK_IDS} ids, "
         f"or every image a filter of the list selects, {MAX_BULK_IDS} a call (go on with after=next). "

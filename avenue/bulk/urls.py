@@ -23,9 +23,10 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from bson import ObjectId
+from pydantic import Field
 from pymongo.database import Database
 
 from avenue.builder import service as builder
@@ -34,8 +35,9 @@ from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, RateLimited
 from avenue.media import Limits, Near, Stored, Upload
 from avenue.metrics import count_upload
+from avenue.shapes import Refuse, Shape
 from avenue.shop import service as shop
-from avenue.urlfetch import Fetched, FetchRefused
+from avenue.urlfetch import MAX_URL_LENGTH, Fetched, FetchRefused
 
 #: A URL's bytes, or FetchRefused (avenue/urlfetch.py fetch_image under the app's policy).
 Fetch = Callable[[object], Fetched]
@@ -48,6 +50,29 @@ IMPORTED, ALREADY_THERE, UNKNOWN_SKU, REFUSED, NOT_IMPORTED = (
     "imported", "already_there", "unknown_sku", "refused", "not_imported")
 OUTCOMES = (IMPORTED, ALREADY_THERE, UNKNOWN_SKU, REFUSED, NOT_IMPORTED)
 HEADER = ["sku", "url"]
+
+
+class ProductUrlImport(Shape):
+    """The image to fetch and add to the product."""
+
+    refusal = Refuse("unknown_field", "Send url only.")
+
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL_LENGTH, examples=[
+        "https://cdn.supplier.example/a.jpg"], description=(
+        "http or https; fetched by the server through the SSRF guard (docs/security.md).")),
+        Refuse("bad_url", f"url: an http or https URL, as text of at most {MAX_URL_LENGTH} characters.")]
+
+
+class LibraryUrlImport(ProductUrlImport):
+    """The image to fetch into the library, with what an upload of it would carry (each
+    checked as an upload's is: invalid_alt, invalid_folder, invalid_tags)."""
+
+    refusal = Refuse("unknown_field", "Send url, alt, folder, tags only.")
+
+    alt: Annotated[str | None, Refuse("invalid_alt", "alt is a string.")] = None
+    folder: Annotated[str | None, Refuse("invalid_folder", "folder is a string.")] = None
+    tags: Annotated[list[str] | str | None, Refuse("invalid_tags", "tags is a list of strings."),
+                    Field(description="A list, or comma-separated.")] = None
 
 
 def into_library(db: Database[Document], url: object, *, fetch: Fetch, admit: Admit, owner: str,

@@ -23,7 +23,7 @@ from avenue.bulk import service, urls
 from avenue.bulk.archive import Archive, ZipLimits
 from avenue.db import get_db
 from avenue.errors import BadRequest, Forbidden, ServerBusy, UnsupportedImage
-from avenue.http import json_body, zip_archive
+from avenue.http import takes, zip_archive
 from avenue.media import BUILDER, PRODUCTS, Near, UrlSigner, limits_from_config, signer_from_config
 from avenue.ratelimit import hit, limit_uploads
 from avenue.shop import service as shop
@@ -109,7 +109,6 @@ def _read_body() -> io.BytesIO:
 
 CSV_TYPES = frozenset({"text/csv", "text/plain", "application/csv"})
 clock = time.monotonic  # a CSV import's deadline's clock (a test moves it)
-LIBRARY_FIELDS = ("url", "alt", "folder", "tags")
 
 
 def url_policy(config: Mapping[str, Any]) -> Policy:
@@ -154,37 +153,20 @@ def _signer() -> UrlSigner:
     return signer_from_config(current_app.config, sources=edits_images())
 
 
-def _url_body(allowed: Sequence[str]) -> dict[str, Any]:
-    """The JSON body: ``url`` and the optional ``allowed`` fields (400 otherwise)."""
-    body = json_body()
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise BadRequest(f"Send {', '.join(allowed)} only.", code="unknown_field",
-                         unknown_fields=unknown[:10])
-    for name in ("alt", "folder"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            raise BadRequest(f"{name} is a string.", code=f"invalid_{name}")
-    tags = body.get("tags")
-    if tags is not None and not isinstance(tags, str) and not (
-            isinstance(tags, list) and all(isinstance(tag, str) for tag in tags)):
-        raise BadRequest("tags is a list of strings.", code="invalid_tags")
-    return body
-
-
 @bp.post("/builder/media/import-url")
 @require_role("editor")
 @limit_uploads
-def import_url_into_library() -> tuple[Response, int]:
+@takes(urls.LibraryUrlImport)
+def import_url_into_library(body: urls.LibraryUrlImport) -> tuple[Response, int]:
     """The image at ``url``, fetched by the server, into the library (as an upload with the same
     ``alt``, ``folder`` and ``tags`` would be): 201 when stored, 200 when already there."""
     fetch = _fetcher()
-    body = _url_body(LIBRARY_FIELDS)
-    result = urls.into_library(get_db(), body.get("url"), fetch=fetch, admit=_admit, owner=require().id,
-                               limits=limits_from_config(current_app.config), alt=body.get("alt"),
-                               folder=body.get("folder"), tags=body.get("tags"))
+    result = urls.into_library(get_db(), body.url, fetch=fetch, admit=_admit, owner=require().id,
+                               limits=limits_from_config(current_app.config), alt=body.alt,
+                               folder=body.folder, tags=body.tags)
     image = result.image
     audit.log("builder_media_imported_from_url", bucket=BUILDER, image_id=str(image.id),
-              url=_audited(body["url"]), created=result.created)
+              url=_audited(body.url), created=result.created)
     return jsonify(builder.media_object(get_db(), image, _signer(), near=result.near)), \
         201 if result.created else 200
 
@@ -192,15 +174,15 @@ def import_url_into_library() -> tuple[Response, int]:
 @bp.post("/shop/products/<sku>/images/import-url")
 @require_role("admin")
 @limit_uploads
-def import_url_onto_product(sku: str) -> tuple[Response, int]:
+@takes(urls.ProductUrlImport)
+def import_url_onto_product(body: urls.ProductUrlImport, sku: str) -> tuple[Response, int]:
     """The image at ``url``, fetched by the server, added to the product: 201 when added, 200
     when the product already had it (``added`` empty)."""
     fetch = _fetcher()
-    body = _url_body(("url",))
     near: dict[ObjectId, Sequence[Near] | None] = {}
-    doc, added = urls.onto_product(get_db(), sku, body.get("url"), fetch=fetch, admit=_admit,
+    doc, added = urls.onto_product(get_db(), sku, body.url, fetch=fetch, admit=_admit,
                                    owner=require().id, settings=_shop_settings(), near=near)
-    audit.log("product_image_imported_from_url", sku=sku, bucket=PRODUCTS, url=_audited(body["url"]),
+    audit.log("product_image_imported_from_url", sku=sku, bucket=PRODUCTS, url=_audited(body.url),
               image_ids=[str(ref["id"]) for ref in added])
     signer = _signer()
     return jsonify({"product": shop.product_object(doc, signer),
