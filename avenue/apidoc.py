@@ -49,6 +49,7 @@ from avenue.ops.rerender import RerenderRun
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shapes import OBJECT_ID, Answer, Shape, parameters_of, schema_of
 from avenue.shop.service import ImageOrder, NewProduct, Product, ProductChange
+from avenue.status.storage import StorageStatus
 from avenue.targets import KIND as TARGET_KINDS
 from avenue.targets import LINKABLE as LINK_KINDS
 
@@ -558,67 +559,7 @@ SCHEMAS: dict[str, Schema] = {
             "stored_images": INT0,
         },
     }]},
-    "StorageStatus": {"allOf": [_ref("Report"), {
-        "type": "object",
-        "required": ["backend", "database", "server_version", "buckets", "gridfs_bytes", "trash",
-                     "renditions", "resumable", "database_size", "chunk_indexes", "legacy_uploads", "quota",
-                     "persistent", "notes"],
-        "properties": {
-            "backend": {"const": "mongodb-gridfs"}, "persistent": {"type": ["boolean", "null"]},
-            "database": {"type": "string", "description": "The database's name (MONGO_DB)."},
-            "server_version": {"type": ["string", "null"],
-                               "description": "The server's version from buildInfo (null: not available)."},
-            "gridfs_bytes": {**INT0, "description": "The bytes of every bucket's files (not the trash's "
-                                                    "nor the renditions')."},
-            "chunk_indexes": {"type": "object", "required": ["ok", "missing", "expected"], "properties": {
-                "ok": {"type": "boolean"}, "missing": {"type": "array", "items": {"type": "string"}},
-                "expected": {"type": "object"}},
-                "description": "Buckets whose chunks lack the {files_id: 1, n: 1} index GridFS reads need."},
-            "legacy_uploads": {"type": ["object", "null"], "properties": {
-                "path": {"type": "string"}, "exists": {"type": "boolean"}, "swept": {"type": "boolean"},
-                "files": INT0, "bytes": INT0, "imported": INT0, "not_imported": INT0,
-                "not_imported_bytes": INT0, "not_imported_items": {"type": "array"}},
-                "description": "The old uploads/ folder (AVENUE_LEGACY_UPLOADS_DIR): whether it is there and "
-                               "what of it the last sweep found imported; null when none is configured."},
-            "notes": {"type": "array", "items": {"type": "string"},
-                      "description": "What the report could not measure here, and why, as sentences."},
-            "buckets": {"type": "object", "additionalProperties": {
-                "type": "object", "required": ["files", "bytes", "chunks"],
-                "properties": {"files": {"type": "integer"}, "bytes": {"type": "integer"},
-                               "chunks": {"type": "integer"}, "oldest_upload": TIME, "newest_upload": TIME,
-                               "alias": {"type": "string"}, "originals": INT0,
-                               "chunk_index": {"type": "boolean"}, "chunks_exact": {"type": "boolean"}}}},
-            "trash": {"type": "object", "required": ["files", "originals", "bytes", "chunks", "days"],
-                      "properties": {"files": {"type": "integer"}, "originals": {"type": "integer"},
-                                     "bytes": {"type": "integer"}, "chunks": {"type": "integer"},
-                                     "days": {"type": "integer"}},
-                      "description": "Deleted media kept restorable (not in buckets or gridfs_bytes)."},
-            "resumable": {"type": "object", "required": ["uploads", "bytes"],
-                          "properties": {"uploads": INT0, "bytes": INT0},
-                          "description": "Unfinished resumable (tus) uploads holding bytes, and those bytes "
-                                         "(not in buckets or gridfs_bytes; in the quota's GridFS fallback)."},
-            "database_size": {"type": "object", "properties": {
-                "data_bytes": {"type": ["integer", "null"]}, "storage_bytes": {"type": ["integer", "null"]},
-                "index_bytes": {"type": ["integer", "null"]}, "data_dir": {"type": ["object", "null"]},
-                "unmeasured_because": {
-                    "type": ["string", "null"],
-                    "description": "Why neither the data folder nor dbStats gave a size (null: one did)."}}},
-            "renditions": {
-                "type": "object", "required": ["files", "bytes", "budget_bytes", "percent", "last_eviction"],
-                "properties": {
-                    "files": {"type": "integer"}, "bytes": {"type": "integer"},
-                    "budget_bytes": {"type": ["integer", "null"]}, "percent": {"type": ["number", "null"]},
-                    "last_eviction": {"type": ["object", "null"], "properties": {
-                        "at": TIME, "renditions": {"type": "integer"}, "bytes": {"type": "integer"},
-                        "bytes_after": {"type": "integer"}}}},
-                "description": "Renditions on request stored (not in buckets or gridfs_bytes), against "
-                               "AVENUE_RENDITION_BUDGET_BYTES (null: unbounded), and the byte budget's "
-                               "last eviction (null: none yet)."},
-            "quota": {"type": "object", "required": ["level"], "properties": {
-                "level": {"enum": ["ok", "warning", "critical", "emergency"]},
-                "percent": {"type": ["number", "null"]}, "bytes": {"type": ["integer", "null"]},
-                "used_bytes": INT0, "used_source": {"type": "string"}}},
-        }}]},
+    "StorageStatus": {"allOf": [_ref("Report"), schema_of(StorageStatus, SHAPES)]},
 }
 
 _component(Product)

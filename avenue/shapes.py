@@ -158,6 +158,8 @@ def _plain(value: Any) -> Any:
         return value.answer()
     if isinstance(value, list) and value and isinstance(value[0], Answer):
         return [item.answer() for item in value]
+    if isinstance(value, dict) and value and isinstance(next(iter(value.values())), Answer):
+        return {key: item.answer() for key, item in value.items()}
     return value
 
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import ConfigDict, Field
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
@@ -27,6 +28,7 @@ from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store.renditions import total as rendition_total
 from avenue.media.store.scan import has_chunk_index
 from avenue.servers import is_embedded, is_mongomock, remembered
+from avenue.shapes import Answer
 
 LIST_LIMIT = 100
 # How long a process trusts what the server said of itself (its build, whether its engine
@@ -37,7 +39,8 @@ LIST_LIMIT = 100
 # missing index is asked again at every call, so one created shows at once; one dropped
 # shows within this bound.
 KNOWN_SECONDS = 60.0
-LEVELS = ((95, "emergency"), (85, "critical"), (70, "warning"))
+Level = Literal["ok", "warning", "critical", "emergency"]
+LEVELS: tuple[tuple[int, Level], ...] = ((95, "emergency"), (85, "critical"), (70, "warning"))
 
 
 def _command(db: Database[Document], name: str, notes: list[str]) -> dict[str, Any] | None:
@@ -67,12 +70,11 @@ def _chunk_index(db: Database[Document], bucket: str) -> bool:
                            lambda: has_chunk_index(db, bucket) or None))
 
 
-def _bucket(bucket: str, indexed: bool, held: dict[str, Any]) -> dict[str, Any]:
+def _bucket(bucket: str, indexed: bool, held: dict[str, Any]) -> BucketHeld:
     oldest, newest = (held["oldest"], held["newest"]) if held["files"] else (None, None)
-    return {"alias": ALIASES[bucket], "files": held["files"], "originals": held["originals"],
-            "bytes": held["bytes"], "chunks": held["chunks"], "chunks_exact": indexed,
-            "oldest_upload": isoformat(oldest), "newest_upload": isoformat(newest),
-            "chunk_index": indexed}
+    return BucketHeld(alias=ALIASES[bucket], files=held["files"], originals=held["originals"],
+                      bytes=held["bytes"], chunks=held["chunks"], chunks_exact=indexed,
+                      oldest_upload=isoformat(oldest), newest_upload=isoformat(newest), chunk_index=indexed)
 
 
 def _folder_usage(path: Path) -> tuple[int, int]:
@@ -89,7 +91,7 @@ def _folder_usage(path: Path) -> tuple[int, int]:
     return files, used
 
 
-def _legacy(folder: str, swept: dict[str, Any] | None) -> dict[str, Any] | None:
+def _legacy(folder: str, swept: dict[str, Any] | None) -> LegacyUploads | None:
     """The old uploads/ folder: whether it is there now, and what of it the last sweep found
     imported and not (zeros until a sweep of this folder finished)."""
     if not folder:
@@ -97,10 +99,10 @@ def _legacy(folder: str, swept: dict[str, Any] | None) -> dict[str, Any] | None:
     found = (swept or {}).get("legacy") or {}
     if found.get("path") != folder:
         found = {}
-    return {"path": folder, "exists": Path(folder).is_dir(), "swept": bool(found),
-            **{key: found.get(key, 0) for key in ("files", "bytes", "imported", "not_imported",
-                                                   "not_imported_bytes")},
-            "not_imported_items": (found.get("not_imported_items") or [])[:LIST_LIMIT]}
+    return LegacyUploads(path=folder, exists=Path(folder).is_dir(), swept=bool(found),
+                         **{key: found.get(key, 0) for key in ("files", "bytes", "imported", "not_imported",
+                                                                "not_imported_bytes")},
+                         not_imported_items=(found.get("not_imported_items") or [])[:LIST_LIMIT])
 
 
 def _embedded_or_unknown(db: Database[Document], build: Mapping[str, Any] | None) -> bool:
@@ -138,22 +140,23 @@ def _unmeasured_because(db: Database[Document], build: Mapping[str, Any] | None,
                 "its data folder (its dbStats is never run: it would stall every request).")
     return ("The database refused dbStats: the app's MongoDB user needs the dbStats action "
             "(e.g. the clusterMonitor role) for the size to be shown.")
-def _renditions(db: Database[Document], config: Mapping[str, Any]) -> dict[str, Any]:
+def _renditions(db: Database[Document], config: Mapping[str, Any]) -> RenditionsHeld:
     """The renditions stored (their running total) against their budget, and the budget
     job's last eviction."""
     held = rendition_total(db)
     budget = int(config["AVENUE_RENDITION_BUDGET_BYTES"])  # avenue/config.py's default
     run = opsruns.last_run(db, opsruns.RENDITION_EVICTIONS)
     counts = (run or {}).get("counts") or {}
-    last = None if run is None else {"at": isoformat(run.get("finished_at")),
-                                     "renditions": int(counts.get("evicted") or 0),
-                                     "bytes": int(counts.get("bytes_freed") or 0),
-                                     "bytes_after": int(counts.get("bytes_after") or 0)}
-    return {"files": held["files"], "bytes": held["bytes"], "budget_bytes": budget or None,
-            "percent": round(100 * held["bytes"] / budget, 2) if budget > 0 else None, "last_eviction": last}
+    last = None if run is None else Eviction(at=isoformat(run.get("finished_at")),
+                                             renditions=int(counts.get("evicted") or 0),
+                                             bytes=int(counts.get("bytes_freed") or 0),
+                                             bytes_after=int(counts.get("bytes_after") or 0))
+    return RenditionsHeld(files=held["files"], bytes=held["bytes"], budget_bytes=budget or None,
+                          percent=round(100 * held["bytes"] / budget, 2) if budget > 0 else None,
+                          last_eviction=last)
 
 
-def quota_level(percent: float) -> str:
+def quota_level(percent: float) -> Level:
     """ok / warning (70 %) / critical (85 %) / emergency (95 %)."""
     for threshold, level in LEVELS:
         if percent >= threshold:
@@ -164,18 +167,42 @@ def quota_level(percent: float) -> str:
 def storage_status(db: Database[Document], config: Mapping[str, Any],
                    swept: dict[str, Any] | None = None) -> dict[str, Any]:
     """Where the bytes are and whether they survive a restart (``swept``: the last sweep's
-    result, for the legacy folder)."""
+    result, for the legacy folder): :class:`StorageStatus`'s body."""
     notes: list[str] = []
     build = remembered(db, "buildInfo", KNOWN_SECONDS, lambda: _command(db, "buildInfo", notes))
     persistent = _persistent(db, notes)
-    buckets, missing_indexes = {}, []
     held = media_counters(db)
-    for bucket in BUCKETS.values():
-        indexed = _chunk_index(db, bucket)
-        if not indexed:
-            missing_indexes.append(bucket)
-        buckets[bucket] = _bucket(bucket, indexed, held[bucket])
-    data_dir = config.get("AVENUE_EMBEDDED_DATA_PATH") or ""
+    buckets = {bucket: _bucket(bucket, _chunk_index(db, bucket), held[bucket]) for bucket in BUCKETS.values()}
+    missing_indexes = [bucket for bucket, found in buckets.items() if not found.chunk_index]
+    database, stats = _database_size(db, build, config.get("AVENUE_EMBEDDED_DATA_PATH") or "", notes)
+    gridfs_bytes = sum(b.bytes for b in buckets.values())
+    renditions = _renditions(db, config)
+    parked = Parked(**resumable.parked(db))
+    in_trash = held[TRASH]
+    trash = TrashHeld(files=in_trash["files"], originals=in_trash["originals"], bytes=in_trash["bytes"],
+                      chunks=in_trash["chunks"], days=config.get("AVENUE_TRASH_DAYS", 30))
+    if database.data_dir:
+        used, source = database.data_dir.bytes_on_disk, "embedded data folder on disk"
+    elif stats:
+        used = (stats.get("storageSize") or 0) + (stats.get("indexSize") or 0)
+        source = "dbStats storageSize + indexSize"
+    else:  # with the unfinished uploads' bytes
+        used, source = gridfs_bytes + trash.bytes + renditions.bytes + parked.bytes, "GridFS file lengths"
+    return StorageStatus(
+        backend="mongodb-gridfs", database=db.name, server_version=(build or {}).get("version"),
+        persistent=persistent, buckets=buckets, gridfs_bytes=gridfs_bytes,
+        trash=trash, renditions=renditions, resumable=parked, database_size=database,
+        chunk_indexes=ChunkIndexes(ok=not missing_indexes, missing=missing_indexes,
+                                   expected={"files_id": 1, "n": 1}),
+        legacy_uploads=_legacy(config.get("AVENUE_LEGACY_UPLOADS_DIR") or "", swept),
+        quota=_quota(config.get("AVENUE_STORAGE_QUOTA_BYTES") or 0, used, source, notes),
+        notes=notes).answer()
+
+
+def _database_size(db: Database[Document], build: Mapping[str, Any] | None, data_dir: str,
+                   notes: list[str]) -> tuple[DatabaseSize, dict[str, Any] | None]:
+    """The database's size (dbStats where it may be sent, the data folder when configured),
+    and dbStats' answer."""
     if _embedded_or_unknown(db, build):
         # SecantusDB's dbStats reads every document of every collection while holding the
         # lock all other operations need, stalling every request (media included) on a big
@@ -188,56 +215,165 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
                         "set AVENUE_EMBEDDED_DATA_PATH to its data folder to measure the disk use."))
     else:
         stats = _command(db, "dbStats", notes)
-    database = {
-        "data_bytes": (stats or {}).get("dataSize"),
-        "storage_bytes": (stats or {}).get("storageSize"),
-        "index_bytes": (stats or {}).get("indexSize"),
-        "data_dir": None,
-    }
+    folder = None
     if data_dir:
-        files, used = _folder_usage(Path(data_dir)) if Path(data_dir).is_dir() else (0, 0)
-        database["data_dir"] = {"path": data_dir, "exists": Path(data_dir).is_dir(), "files": files,
-                                "bytes_on_disk": used}
+        exists = Path(data_dir).is_dir()
+        files, used = _folder_usage(Path(data_dir)) if exists else (0, 0)
+        folder = DataDir(path=data_dir, exists=exists, files=files, bytes_on_disk=used)
         if stats:
             notes.append("Embedded database: storage_bytes from dbStats equals data_bytes there; "
                          "data_dir.bytes_on_disk is the real disk use.")
-    database["unmeasured_because"] = _unmeasured_because(db, build, data_dir, stats)
-    gridfs_bytes = sum(b["bytes"] for b in buckets.values())
-    renditions = _renditions(db, config)
-    parked = resumable.parked(db)
-    in_trash = held[TRASH]
-    trash = {"files": in_trash["files"], "originals": in_trash["originals"], "bytes": in_trash["bytes"],
-             "chunks": in_trash["chunks"], "days": config.get("AVENUE_TRASH_DAYS", 30)}
-    if database["data_dir"]:
-        used, source = database["data_dir"]["bytes_on_disk"], "embedded data folder on disk"
-    elif stats:
-        used = (stats.get("storageSize") or 0) + (stats.get("indexSize") or 0)
-        source = "dbStats storageSize + indexSize"
-    else:
-        used = gridfs_bytes + trash["bytes"] + renditions["bytes"] + parked["bytes"]
-        source = "GridFS file lengths"  # with the unfinished uploads' bytes
-    quota_bytes = config.get("AVENUE_STORAGE_QUOTA_BYTES") or 0
+    said = stats or {}
+    return DatabaseSize(data_bytes=said.get("dataSize"), storage_bytes=said.get("storageSize"),
+                        index_bytes=said.get("indexSize"), data_dir=folder,
+                        unmeasured_because=_unmeasured_because(db, build, data_dir, stats)), stats
+
+
+def _quota(quota_bytes: int, used: int, source: str, notes: list[str]) -> Quota:
+    """``used`` bytes (measured by ``source``) against the quota, and the level they reach."""
     percent = round(100 * used / quota_bytes, 2) if quota_bytes > 0 else None
     if percent is None:
         notes.append("No AVENUE_STORAGE_QUOTA_BYTES configured: usage has no level to reach.")
-    return {
-        "backend": "mongodb-gridfs",
-        "database": db.name,
-        "server_version": (build or {}).get("version"),
-        "persistent": persistent,
-        "buckets": buckets,
-        "gridfs_bytes": gridfs_bytes,
-        # Deleted media kept restorable (not in buckets or gridfs_bytes: nothing there is served).
-        "trash": trash,
-        # Renditions on request: derived, evicted past their budget (not in buckets or gridfs_bytes).
-        "renditions": renditions,
-        # Unfinished resumable (tus) uploads: the bytes they parked (not in buckets or gridfs_bytes).
-        "resumable": parked,
-        "database_size": database,
-        "chunk_indexes": {"ok": not missing_indexes, "missing": missing_indexes,
-                          "expected": {"files_id": 1, "n": 1}},
-        "legacy_uploads": _legacy(config.get("AVENUE_LEGACY_UPLOADS_DIR") or "", swept),
-        "quota": {"bytes": quota_bytes or None, "used_bytes": used, "used_source": source,
-                  "percent": percent, "level": quota_level(percent) if percent is not None else "ok"},
-        "notes": notes,
-    }
+    return Quota(bytes=quota_bytes or None, used_bytes=used, used_source=source, percent=percent,
+                 level=quota_level(percent) if percent is not None else "ok")
+
+
+# --- the answer, declared once (avenue/shapes.py): the code fills it, the document shows it ---
+
+Count = Annotated[int, Field(ge=0)]
+Bytes = Annotated[int, Field(ge=0)]
+When = Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+
+
+class BucketHeld(Answer):
+    """A bucket's files, from the counters kept with every write."""
+
+    alias: str
+    files: int
+    originals: Count
+    bytes: int
+    chunks: int
+    chunks_exact: bool
+    oldest_upload: When
+    newest_upload: When
+    chunk_index: bool
+
+
+class TrashHeld(Answer):
+    """Deleted media kept restorable (not in buckets or gridfs_bytes)."""
+
+    files: int
+    originals: int
+    bytes: int
+    chunks: int
+    days: int
+
+
+class Eviction(Answer):
+    """The byte budget's last eviction."""
+
+    at: When
+    renditions: int
+    bytes: int
+    bytes_after: int
+
+
+class RenditionsHeld(Answer):
+    """Renditions on request stored (not in buckets or gridfs_bytes), against
+    AVENUE_RENDITION_BUDGET_BYTES (null: unbounded), and the byte budget's last eviction
+    (null: none yet)."""
+
+    files: int
+    bytes: int
+    budget_bytes: int | None
+    percent: float | None
+    last_eviction: Eviction | None
+
+
+class Parked(Answer):
+    """Unfinished resumable (tus) uploads holding bytes, and those bytes (not in buckets or
+    gridfs_bytes; in the quota's GridFS fallback)."""
+
+    uploads: Count
+    bytes: Bytes
+
+
+class DataDir(Answer):
+    """The embedded database's data folder, measured on disk (allocated blocks)."""
+
+    path: str
+    exists: bool
+    files: Count
+    bytes_on_disk: Bytes
+
+
+class DatabaseSize(Answer):
+    """The database's size: dbStats (never on the embedded SecantusDB) and the embedded
+    database's data folder."""
+
+    data_bytes: int | None
+    storage_bytes: int | None
+    index_bytes: int | None
+    data_dir: DataDir | None
+    unmeasured_because: Annotated[str | None, Field(
+        description="Why neither the data folder nor dbStats gave a size (null: one did).")]
+
+
+class ChunkIndexes(Answer):
+    """Buckets whose chunks lack the {files_id: 1, n: 1} index GridFS reads need."""
+
+    ok: bool
+    missing: list[str]
+    expected: dict[str, int]
+
+
+class LegacyUploads(Answer):
+    """The old uploads/ folder (AVENUE_LEGACY_UPLOADS_DIR): whether it is there and what of it
+    the last sweep found imported."""
+
+    path: str
+    exists: bool
+    swept: bool
+    files: Count
+    bytes: Bytes
+    imported: Count
+    not_imported: Count
+    not_imported_bytes: Bytes
+    not_imported_items: list[Any]
+
+
+class Quota(Answer):
+    """The bytes used against AVENUE_STORAGE_QUOTA_BYTES, and the level they reach."""
+
+    bytes: int | None
+    used_bytes: Bytes
+    used_source: str
+    percent: float | None
+    level: Level
+
+
+class StorageStatus(Answer):
+    """Where the bytes are and whether they survive a restart."""
+
+    # The answer adds the report's ``report`` and ``sweep`` blocks (avenue/status/__init__.py;
+    # the document's allOf with Report): its schema leaves room for them.
+    model_config = ConfigDict(extra="ignore")
+
+    backend: Literal["mongodb-gridfs"]
+    database: Annotated[str, Field(description="The database's name (MONGO_DB).")]
+    server_version: Annotated[str | None, Field(
+        description="The server's version from buildInfo (null: not available).")]
+    persistent: bool | None
+    buckets: dict[str, BucketHeld]
+    gridfs_bytes: Annotated[Bytes, Field(
+        description="The bytes of every bucket's files (not the trash's nor the renditions').")]
+    trash: TrashHeld
+    renditions: RenditionsHeld
+    resumable: Parked
+    database_size: DatabaseSize
+    chunk_indexes: ChunkIndexes
+    legacy_uploads: Annotated[LegacyUploads | None, Field(
+        description="null when no AVENUE_LEGACY_UPLOADS_DIR is configured.")]
+    quota: Quota
+    notes: Annotated[list[str], Field(
+        description="What the report could not measure here, and why, as sentences.")]
