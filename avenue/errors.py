@@ -121,6 +121,26 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path in {"/api", "/readyz", "/healthz"}
 
 
+#: MongoDB error codes of a server in trouble rather than a request at fault: an internal error
+#: (the embedded SecantusDB answers a full disk so: a 60-minute soak whose disk filled answered
+#: uploads 500 until this), a full disk, a shutdown, an interrupted operation, a host or a
+#: network unreachable, a lock not taken in time. Answered as the database unavailable (503,
+#: Retry-After), as a timeout is. (Not-primary errors are pymongo's own NotPrimaryError, a
+#: ConnectionFailure already.)
+SERVER_TROUBLE = frozenset({
+    1,  # InternalError
+    6,  # HostUnreachable
+    7,  # HostNotFound
+    11600,  # InterruptedAtShutdown
+    11602,  # InterruptedDueToReplStateChange
+    14031,  # OutOfDiskSpace
+    89,  # NetworkTimeout
+    91,  # ShutdownInProgress
+    189,  # PrimarySteppedDown
+    24,  # LockTimeout
+})
+
+
 def register_errorhandlers(app: Flask) -> None:
     """Answer domain errors, HTTP errors under /api/ and database outages as JSON."""
 
@@ -171,7 +191,9 @@ def register_errorhandlers(app: Flask) -> None:
         # A time limit hit on the server (maxTimeMS: ExecutionTimeout, e.g. past the deadline of
         # avenue/db.py's long_operations), a write concern's or a bulk write's timeout is the
         # database not answering in time, like a timed-out socket (a ConnectionFailure, above).
-        if error.timeout:
+        # So is a server that says the fault is its own (SERVER_TROUBLE): nothing in the request
+        # caused it, and it may pass.
+        if error.timeout or getattr(error, "code", None) in SERVER_TROUBLE:
             return handle_database_down(error)
         return handle_unexpected(error)
 

@@ -57,10 +57,14 @@ def test_every_registered_command_runs_under_the_long_deadline():
         leaf.name for leaf in commands if not getattr(leaf.callback, "long_operations", False)]
 
 
-def test_an_operation_past_its_time_answers_503_and_any_other_database_error_500():
+def test_an_operation_past_its_time_or_a_server_in_trouble_answers_503_and_any_other_database_error_500():
     app = make_app((mongomock.MongoClient, "mongodb://localhost"), "avenue_timeouts")
     errors = {"timed-out": ExecutionTimeout("operation exceeded time limit", 50),
-              "failed": OperationFailure("something else", 2)}
+              "failed": OperationFailure("something else", 2),
+              # What SecantusDB answered every write once its disk was full.
+              "disk-full": OperationFailure("internal server error", 1),
+              "out-of-disk": OperationFailure("No space left on device", 14031),
+              "shutting-down": OperationFailure("interrupted at shutdown", 11600)}
 
     def fail(kind):
         raise errors[kind]
@@ -72,3 +76,8 @@ def test_an_operation_past_its_time_answers_503_and_any_other_database_error_500
     assert timed_out.headers["Retry-After"] == "5"
     failed = client.get("/api/probe/failed")
     assert failed.status_code == 500 and failed.get_json()["error"]["code"] == "internal_error"
+    for kind in ("disk-full", "out-of-disk", "shutting-down"):
+        troubled = client.get(f"/api/probe/{kind}")
+        assert troubled.status_code == 503, kind
+        assert troubled.get_json()["error"]["code"] == "database_unavailable"
+        assert troubled.headers["Retry-After"] == "5"
