@@ -112,7 +112,8 @@ ERROR_MEANINGS = {
     460: "A tus PATCH whose bytes do not match its Upload-Checksum (nothing of it was kept).",
     501: "A Transfer-Encoding other than chunked (the app server's own answer).",
     502: "A URL import whose server could not be reached or answered an error, or redirected too often.",
-    503: "Database down or the server busy; Retry-After says when to try again.",
+    503: "Database down, not answering in time, or reporting trouble of its own (an internal error, a full "
+         "disk, a shutdown: `database_unavailable`), or the server busy; Retry-After says when to try again.",
     504: "A URL import whose fetch did not end within AVENUE_URL_IMPORT_SECONDS.",
 }
 
