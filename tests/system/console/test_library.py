@@ -497,7 +497,8 @@ def test_a_phone_sees_images_first_and_opens_the_upload_form_behind_add_images(
     form.wait_for()
     page.keyboard.press("Tab")
     assert focused_name(page) == "Image" and outlined(page)
-    with page.expect_file_chooser() as chooser:
+    # 30 s, not Playwright's 10: a full run with 6 processes beside a soak once waited longer.
+    with page.expect_file_chooser(timeout=30_000) as chooser:
         page.keyboard.press("Space")
     name = f"phone-{uuid.uuid4().hex[:6]}.jpg"
     (tmp_path / name).write_bytes(fresh_jpeg(320, 240))
