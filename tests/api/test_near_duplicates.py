@@ -383,18 +383,15 @@ def test_on_the_embedded_database_the_lookup_begins_once_the_original_is_written
     copy = media(client, editor, near_copy(photo(35)), "copy.jpg")
     assert [match["id"] for match in copy["near_duplicates"]] == [first["id"]]
 
-def test_on_the_embedded_database_the_answer_does_not_wait_for_the_lookup_and_its_group_is_linked_after(
-        client, editor, auth, backend, monkeypatch):
-    threads_only(backend)
-    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: True)  # as on SecantusDB
-    first = media(client, editor, jpeg(photo(36)), "first.jpg")
-    monkeypatch.setattr(nearby, "EMBEDDED_WAIT_SECONDS", 0.0)  # production's (the fixture waits)
-    before = lookups(client, auth)
+def held_lookups(monkeypatch, hold: float) -> tuple[threading.Event, threading.Event]:
+    """Every lookup held until the test sets the first event (at most ``hold`` s: an answer that
+    waited for its lookup would hang there), and the second set once a late lookup linked its
+    group."""
     answered, linked = threading.Event(), threading.Event()
     real_near, real_link_late = nearby.near, nearby.Lookup._link_late
 
     def held_up(*args, **kwargs):
-        answered.wait(30)  # until the upload has its answer: a wait for the lookup would hang here
+        answered.wait(hold)
         return real_near(*args, **kwargs)
 
     def link_late(self, done, created):
@@ -405,6 +402,17 @@ def test_on_the_embedded_database_the_answer_does_not_wait_for_the_lookup_and_it
 
     monkeypatch.setattr(nearby, "near", held_up)
     monkeypatch.setattr(nearby.Lookup, "_link_late", link_late)
+    return answered, linked
+
+
+def test_on_the_embedded_database_the_answer_does_not_wait_for_the_lookup_and_its_group_is_linked_after(
+        client, editor, auth, backend, monkeypatch):
+    threads_only(backend)
+    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: True)  # as on SecantusDB
+    first = media(client, editor, jpeg(photo(36)), "first.jpg")
+    monkeypatch.setattr(nearby, "EMBEDDED_WAIT_SECONDS", 0.0)  # production's (the fixture waits)
+    before = lookups(client, auth)
+    answered, linked = held_lookups(monkeypatch, 30)
     began = time.monotonic()
     copy = media(client, editor, near_copy(photo(36)), "copy.jpg")
     took = time.monotonic() - began
@@ -497,23 +505,9 @@ def test_a_lookup_past_its_wait_does_not_hold_the_answer_and_links_its_group_lat
     seed = 33 if bound == "cap" else 34
     first = media(client, editor, jpeg(photo(seed)), "first.jpg")
     before = lookups(client, auth)
-    answered, linked = threading.Event(), threading.Event()
-    real_near, real_link_late = nearby.near, nearby.Lookup._link_late
-
-    def held_up(*args, **kwargs):
-        answered.wait(hold)  # until the upload has its answer: a wait for the lookup would hang here
-        return real_near(*args, **kwargs)
-
-    def link_late(self, done, created):
-        try:
-            real_link_late(self, done, created)
-        finally:
-            linked.set()
-
     for name, value in patches.items():
         monkeypatch.setattr(nearby, name, value)
-    monkeypatch.setattr(nearby, "near", held_up)
-    monkeypatch.setattr(nearby.Lookup, "_link_late", link_late)
+    answered, linked = held_lookups(monkeypatch, hold)
     copy = media(client, editor, near_copy(photo(seed)), "copy.jpg")
     answered.set()
     assert "near_duplicates" not in copy
