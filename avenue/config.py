@@ -65,10 +65,11 @@ def _list(name: str) -> list[str]:
 EMBEDDED_CACHE_SIZE = "256M"
 
 
-# The oplog bounds of an embedded SecantusDB that runs as a replica set (the tests', the
-# benchmarks'; make run's is standalone and has none): SecantusDB's ``--oplog-max-entries`` and
-# ``--oplog-retention-seconds``, whose defaults are 100,000 entries and an hour. The app reads
-# the oplog only through the media deletions' change stream, which is current to within a second;
+# The oplog bounds of an embedded SecantusDB that runs as a replica set (the benchmarks', the
+# tests' change-stream server; make run's and the tests' others are standalone and have none):
+# SecantusDB's ``--oplog-max-entries`` and ``--oplog-retention-seconds``, whose defaults are
+# 100,000 entries and an hour. The app reads the oplog only through the media deletions' change
+# stream, which is current to within a second;
 # SecantusDB keeps a full copy of every written document there (every 255 KB chunk of every
 # upload), so its defaults held 5.5 GB of oplog for 3.75 GB uploaded in 30 minutes
 # (docs/production.md, "The embedded database").

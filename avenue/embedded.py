@@ -89,7 +89,8 @@ class EmbeddedServer:
         # transactions nor, there, a change stream (AVENUE_DELETIONS_STREAM polls on it); the
         # oplog's writes and prunes inside every insert are where the stall was caught, and in
         # its reproduction a standalone server never wedged (docs/production.md). The tests'
-        # servers stay replica sets, as production's MongoDB is.
+        # session servers are standalone too (tests/conftest.py says why); a replica set is
+        # started where a test needs one (a change stream) and by the benchmarks.
         self.standalone = standalone
         self.process: subprocess.Popen[bytes] | None = None
 

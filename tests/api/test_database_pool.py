@@ -93,3 +93,13 @@ def test_the_index_memo_asks_again_once_a_test_dropped_or_made_an_index(pool):
         assert "sku_once" in things.index_information()  # made again, not remembered
         things.create_index("made_here", name="made_here")
         assert "made_here" in avenue.indexes.create_missing(things, models)  # listed, not remembered
+
+
+def test_the_session_server_is_standalone_as_make_runs_and_keeps_no_retryable_writes(secantus):
+    """tests/conftest.py's ``secantus`` runs without a replica set: on one, every write is
+    retryable and SecantusDB sorts its record of them on each write (a quarter of the suite's
+    time). Standalone, pymongo sends no transaction number, so nothing is recorded."""
+    with pymongo.MongoClient(secantus.uri) as client:
+        hello = client.admin.command("hello")
+        assert "setName" not in hello and hello["isWritablePrimary"]
+        assert client.topology_description.topology_type_name == "Single"

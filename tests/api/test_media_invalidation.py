@@ -4,6 +4,7 @@ one (no polling query per worker per second), polling where it has not (issue 14
 from __future__ import annotations
 
 import time
+import uuid
 
 import pymongo
 import pytest
@@ -98,14 +99,20 @@ def change_streams(event) -> bool:
 
 
 @pytest.mark.slow
-def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, app_factory):
+def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, request):
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("mongomock has no change streams: polling is what it uses (other tests)")
+    uri = backend[1]
+    if request.node.callspec.params["backend"] == "secantus":
+        # The session's SecantusDB is standalone, as make run's (tests/conftest.py): a change
+        # stream needs a replica set, so this test has one of its own, on a database of its own.
+        uri = request.getfixturevalue("secantus_replica_set").uri
+        db_name = f"avenue_test_{uuid.uuid4().hex[:12]}"
     finds = Matching(finds_of_deletions)
     # `on`: the embedded SecantusDB is polled by default (the next test); the stream is what is tested here.
-    worker = make_app((listening(finds), backend[1]), db_name, AVENUE_DELETIONS_STREAM="on")
+    worker = make_app((listening(finds), uri), db_name, AVENUE_DELETIONS_STREAM="on")
+    deleter = make_app((pymongo.MongoClient, uri), db_name)
     try:
-        deleter = app_factory()
         image, headers = upload(deleter)
         client = worker.test_client()
         path = image["url"][image["url"].index("/media/"):]
@@ -132,6 +139,7 @@ def test_with_a_change_stream_workers_evict_without_polling(backend, db_name, ap
         assert status == 404
     finally:
         worker.extensions["avenue.mongo"].client.close()
+        deleter.extensions["avenue.mongo"].client.close()
 
 
 @pytest.mark.slow
