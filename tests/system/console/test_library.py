@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
 import re
 import uuid
 
@@ -32,6 +31,7 @@ from tests.support.console import (
     percent,
     seed_library,
     tab_to,
+    unlike_jpeg,
 )
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
@@ -315,21 +315,6 @@ def test_the_unused_filter_shows_only_old_images_nothing_uses(live, open_as):
 
 
 # --- the library's grid, its details panel and its selection (issue 45) ---------------------
-
-def unlike_jpeg(width: int, height: int) -> bytes:
-    """A JPEG of random blocks (8 x 6): bytes no other test stores, and a picture like no other
-    (its perceptual hash is random). The grid's tests are not about look-alikes, and
-    fresh_jpeg's bands of colour are alike: one pair in six shares a band of its hash (a
-    lookup key) and one in twenty is near-duplicates, so each upload of a grid of them found
-    and relabelled a growing group (50 uploads: 1,550-1,740 database commands, against 1,200
-    for these)."""
-    from PIL import Image
-
-    cells = Image.frombytes("RGB", (8, 6), os.urandom(8 * 6 * 3))
-    out = io.BytesIO()
-    cells.resize((width, height), Image.Resampling.NEAREST).save(out, "JPEG", quality=85)
-    return out.getvalue()
-
 
 def seed_grid(page, folder: str, count: int, *, prefix: str = "grid",
               size: tuple[int, int] = (320, 240)) -> list[str]:

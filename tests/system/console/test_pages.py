@@ -14,19 +14,21 @@ import uuid
 import pytest
 
 from tests.support.browser import axe_violations, shot
-from tests.support.console import fresh_jpeg
+from tests.support.console import unlike_jpeg
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app start once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console_pages")]
 
 def post_images(page, path: str, names: list[str], **fields: str) -> list[str]:
-    """``names`` uploaded to ``path`` (/api/uploads, /api/builder/media) by the API: their ids."""
+    """``names`` uploaded to ``path`` (/api/uploads, /api/builder/media) by the API: their ids.
+    Pictures like no other (``unlike_jpeg``): a test that finds no look-alikes of one must not
+    meet an earlier test's upload (fresh_jpeg's bands are alike one pair in twenty)."""
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
     ids = []
     for name in names:
         answer = page.request.post(path, headers={"X-CSRF-Token": csrf}, multipart={
-            "file": {"name": name, "mimeType": "image/jpeg", "buffer": fresh_jpeg(640, 480)}, **fields})
+            "file": {"name": name, "mimeType": "image/jpeg", "buffer": unlike_jpeg(640, 480)}, **fields})
         assert answer.ok, answer.text()
         ids.append(answer.json()["id"])
     return ids
