@@ -15,7 +15,7 @@ import pytest
 from avenue.auth import service as auth_service
 from avenue.embedded import EmbeddedServer
 from tests.helpers import FIXTURES, Auth, make_app
-from tests.support.databases import THROWAWAY, DatabasePool, memoise_index_creation
+from tests.support.databases import THROWAWAY, DatabasePool, data_folder, memoise_index_creation
 
 pytest_plugins = ["tests.support.leaseclock"]  # the lease_clock fixture
 
@@ -194,16 +194,20 @@ def secantus(tmp_path_factory):
     # 10,000 writes early in a run, then spends milliseconds of its one lock on every write.
     # Standalone, the whole suite took 8 min 51 s against 11 min 24 s, the same tests passing.
     # The one test that needs a replica set (a change stream) asks for ``secantus_replica_set``.
+    #
+    # Its data in memory where the machine has room (``data_folder``: its journal's syncs cost
+    # nothing there); its log in pytest's temp folder, kept after the run.
     folder = tmp_path_factory.mktemp("secantus")
-    server = EmbeddedServer(folder / "db", cache_size="1G", log_path=folder / "server.log", standalone=True)
-    server.start()
-    THROWAWAY.add(server.uri)
-    yield server
-    # SIGKILL, not stop(): its data is thrown away with the folder, and a clean WiredTiger
-    # shutdown of a run's cache took stop()'s whole 15 s (then SIGKILL anyway) at the end of
-    # every worker. Clean stops are checked on servers of their own (tests/api/test_app.py,
-    # tests/api/test_media_serving.py's restart, tests/system/test_make_run.py).
-    server.kill()
+    with data_folder(folder) as data:
+        server = EmbeddedServer(data / "db", cache_size="1G", log_path=folder / "server.log", standalone=True)
+        server.start()
+        THROWAWAY.add(server.uri)
+        yield server
+        # SIGKILL, not stop(): its data is thrown away with the folder, and a clean WiredTiger
+        # shutdown of a run's cache took stop()'s whole 15 s (then SIGKILL anyway) at the end of
+        # every worker. Clean stops are checked on servers of their own (tests/api/test_app.py,
+        # tests/api/test_media_serving.py's restart, tests/system/test_make_run.py).
+        server.kill()
 
 
 @pytest.fixture(scope="session")

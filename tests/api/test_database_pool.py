@@ -3,6 +3,8 @@ holds nothing the first one wrote, and one whose shape a test changed is never h
 
 from __future__ import annotations
 
+import os
+
 import pymongo
 import pytest
 
@@ -103,3 +105,25 @@ def test_the_session_server_is_standalone_as_make_runs_and_keeps_no_retryable_wr
         hello = client.admin.command("hello")
         assert "setName" not in hello and hello["isWritablePrimary"]
         assert client.topology_description.topology_type_name == "Single"
+
+
+def test_a_servers_data_folder_is_in_memory_when_there_is_room_and_gone_after(tmp_path, monkeypatch):
+    from tests.support import databases
+
+    memory = tmp_path / "shm"
+    memory.mkdir()
+    monkeypatch.setattr(databases, "MEMORY", memory)
+    monkeypatch.setattr(databases, "MEMORY_NEEDED", 1)
+    gone = memory / "avenue-test-db-999999999-abc"  # an earlier run's, its process gone
+    alive = memory / f"avenue-test-db-{os.getppid()}-abc"  # another run's, still going
+    gone.mkdir()
+    alive.mkdir()
+    with databases.data_folder(tmp_path / "disk") as folder:
+        assert folder.parent == memory and folder.name.startswith(f"avenue-test-db-{os.getpid()}-")
+        (folder / "db").mkdir()
+        assert not gone.exists() and alive.is_dir()
+    assert not folder.exists()
+
+    monkeypatch.setattr(databases, "MEMORY_NEEDED", 10**18)  # no room: the disk's folder
+    with databases.data_folder(tmp_path / "disk") as folder:
+        assert folder == tmp_path / "disk"

@@ -24,9 +24,15 @@ MongoDB has no savepoints, so emptying what was written is the equivalent here.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 import threading
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
 
 import pymongo
 from pymongo import monitoring
@@ -250,3 +256,32 @@ def memoise_index_creation() -> None:
     for module in list(sys.modules.values()):  # and those imported already
         if getattr(module, "create_missing", None) is real and module.__name__.startswith("avenue"):
             module.create_missing = create_missing
+
+
+#: Where a test server's data may live in memory (Linux's tmpfs), and the room it must have.
+MEMORY = Path("/dev/shm")
+MEMORY_NEEDED = 4 * 1024**3
+_PREFIX = "avenue-test-db-"
+
+
+@contextlib.contextmanager
+def data_folder(fallback: Path) -> Iterator[Path]:
+    """A throwaway server's data folder: in memory (``/dev/shm``) when the machine has one with
+    room (4 GB; a worker's server writes a few hundred MB in a run), else ``fallback`` on disk.
+    The app writes with ``j: true`` (avenue/db.py), so SecantusDB syncs its journal on every
+    write; on tmpfs that sync costs nothing, and its API tests ran 9 % faster (48-50 s against
+    54 s for five modules). Removed when the server is done with it; a folder an earlier run
+    left (its process gone: killed before its teardown) is removed by the next run."""
+    if not (MEMORY.is_dir() and os.access(MEMORY, os.W_OK)
+            and shutil.disk_usage(MEMORY).free >= MEMORY_NEEDED):
+        yield fallback
+        return
+    for left in MEMORY.glob(f"{_PREFIX}*"):
+        owner = left.name.removeprefix(_PREFIX).split("-")[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(left, ignore_errors=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-", dir=MEMORY))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
