@@ -16,7 +16,7 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from avenue.media import BUILDER, PRODUCTS, UPLOADS
 from avenue.media.buckets import TRASH
-from avenue.media.store import nearby, originals
+from avenue.media.store import exact, nearby, originals
 from avenue.ops import backfill as walk
 from avenue.ops import likeness as backfill
 from tests.support.client import MEDIA, uploaded
@@ -582,6 +582,53 @@ def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, au
     assert ran.wait(60)
     assert len(looked) == 1  # the second upload was never looked up
     assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+
+
+def test_a_store_whose_twins_query_fails_stops_its_lookup_and_links_nothing(client, auth, db, backend,
+                                                                            monkeypatch):
+    """The originals are written, then the exact twins' query fails (the database went away):
+    the lookup begun beside the writes stops (Library.store_with), so the second upload is
+    never looked up and no group is linked; the answer is 503 and the written originals owe
+    their grouping (``near_pending``) to ``flask likeness``."""
+    threads_only(backend)
+    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: False)  # beside, as on mongod
+    admin = auth.token("admin")
+    assert product_with(client, admin, "FAIL-4", [(jpeg(photo(38)), "a.jpg")]).status_code == 201
+    looking, stopped, ran = threading.Event(), threading.Event(), threading.Event()
+    looked: list[object] = []
+    real_near, real_stop, real_run = nearby.near, nearby.Lookup.stop, nearby.Lookup._run
+
+    def near(*args, **kwargs):
+        looked.append(args[2]["_id"])
+        looking.set()
+        stopped.wait(60)  # still looking when the twins' query fails
+        return real_near(*args, **kwargs)
+
+    def stop(self):
+        real_stop(self)
+        stopped.set()
+
+    def run(self):
+        try:
+            return real_run(self)
+        finally:
+            ran.set()
+
+    def twins_down(*args, **kwargs):
+        assert looking.wait(60)
+        raise ServerSelectionTimeoutError("the database went away after the writes")
+
+    monkeypatch.setattr(nearby, "near", near)
+    monkeypatch.setattr(nearby.Lookup, "stop", stop)
+    monkeypatch.setattr(nearby.Lookup, "_run", run)
+    monkeypatch.setattr(exact, "link", twins_down)
+    failed = client.post("/api/shop/products/FAIL-4/images", headers=admin, data={"images": [
+        (io.BytesIO(near_copy(photo(38))), "b.jpg"), (io.BytesIO(jpeg(photo(39))), "c.jpg")]})
+    assert failed.status_code == 503 and failed.get_json()["error"]["code"] == "database_unavailable"
+    assert ran.wait(60)
+    assert len(looked) == 1  # stopped: the second upload was never looked up
+    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+    assert db[f"{PRODUCTS}.files"].count_documents({nearby.PENDING: True}) == 2  # owed, not lost
 
 
 def test_on_the_embedded_database_a_store_that_fails_looks_nothing_up(client, auth, db, backend, monkeypatch):
