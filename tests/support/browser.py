@@ -22,6 +22,9 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
 AXE = Path(__file__).resolve().parent / "vendor"
 AGENT = "avenue-console-tests"  # sessions are bound to the browser: one agent for page and API calls
 
+#: The wait of what sets a test up (a navigation, a login, an upload of its images): 30 s.
+SETUP_MS = 30_000
+
 
 def launch(playwright):
     """Chromium, headless, from Debian's package."""
@@ -73,7 +76,7 @@ def new_context(browser, base_url: str, width: int = 1280, height: int = 900, *,
     # A navigation waits for its "load", and so for the pictures in view: renditions rendered on
     # their first request, which took over 10 s on a loaded machine once (the bulk upload test's
     # goto of the uploads screen, its other tests' images cold). Elements still fail at 10 s.
-    context.set_default_navigation_timeout(30_000)
+    context.set_default_navigation_timeout(SETUP_MS)
     return context
 
 
@@ -81,7 +84,10 @@ def logged_in(browser, base_url: str, email: str, password: str, width: int = 12
               *, audit: bool = False):
     """``new_context`` logged in as ``email`` (by the API, like the login form)."""
     context = new_context(browser, base_url, width, height, audit=audit)
-    answer = context.request.post("/api/auth/login", data={"email": email, "password": password})
+    # Setup, not what a test checks: 30 s, as navigations (a login answered after 10 s on a
+    # machine loaded by a coverage run, twice in one run).
+    answer = context.request.post("/api/auth/login", data={"email": email, "password": password},
+                                  timeout=SETUP_MS)
     assert answer.ok, answer.text()
     return context
 

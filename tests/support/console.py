@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from tests.helpers import IMAGES
+from tests.support.browser import SETUP_MS
 
 PASSWORD = "correct horse battery"
 
@@ -50,7 +51,7 @@ def seed_library(page, folder: str, names: list[str]) -> dict[str, str]:
         photo = {"name": name, "mimeType": mimetypes.guess_type(name)[0] or "image/png",
                  "buffer": (IMAGES / "good" / name).read_bytes()}
         answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf},
-                                   multipart={"file": photo, "folder": folder})
+                                   multipart={"file": photo, "folder": folder}, timeout=SETUP_MS)
         assert answer.ok, answer.text()
         ids[name] = answer.json()["id"]
     return ids

@@ -14,6 +14,7 @@ from bson import ObjectId
 
 from tests.helpers import IMAGES
 from tests.support.browser import (
+    SETUP_MS,
     axe_violations,
     drawn,
     hold_first,
@@ -326,7 +327,7 @@ def seed_grid(page, folder: str, count: int, *, prefix: str = "grid",
         name = f"{prefix}-{n:02d}.jpg"
         photo = {"name": name, "mimeType": "image/jpeg", "buffer": unlike_jpeg(*size)}
         answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf},
-                                   multipart={"file": photo, "folder": folder})
+                                   multipart={"file": photo, "folder": folder}, timeout=SETUP_MS)
         assert answer.ok, answer.text()
         names.append(name)
     return names[::-1]

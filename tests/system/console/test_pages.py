@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.support.browser import axe_violations, shot
+from tests.support.browser import SETUP_MS, axe_violations, shot
 from tests.support.console import unlike_jpeg
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
@@ -28,7 +28,8 @@ def post_images(page, path: str, names: list[str], **fields: str) -> list[str]:
     ids = []
     for name in names:
         answer = page.request.post(path, headers={"X-CSRF-Token": csrf}, multipart={
-            "file": {"name": name, "mimeType": "image/jpeg", "buffer": unlike_jpeg(640, 480)}, **fields})
+            "file": {"name": name, "mimeType": "image/jpeg", "buffer": unlike_jpeg(640, 480)}, **fields},
+            timeout=SETUP_MS)
         assert answer.ok, answer.text()
         ids.append(answer.json()["id"])
     return ids
