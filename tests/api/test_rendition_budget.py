@@ -171,9 +171,11 @@ def test_a_worker_that_still_knows_an_evicted_rendition_renders_it_again_instead
     # pushed out of the byte cache), and has not yet read the eviction's tombstone.
     cache._blobs.clear()
     cache._blob_bytes = 0
-    gone = stored(db)[0]["_id"]
-    db[f"{RENDITIONS}.files"].delete_one({"_id": gone})
+    evicted = stored(db)[0]
+    gone = evicted["_id"]
+    db[f"{RENDITIONS}.files"].delete_one({"_id": gone})  # as another worker's evict() does
     db[f"{RENDITIONS}.chunks"].delete_many({"files_id": gone})
+    renditions.forget_claims(db, [evicted])
     counters.record(db, RENDITIONS, {"files": 1, "bytes": first.content_length}, sign=-1)
     deliveries(app).take()
     again = client.get(path(doc, "w_320.webp"))

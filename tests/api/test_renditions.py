@@ -545,6 +545,9 @@ def test_fsck_checks_the_renditions_and_repair_removes_a_damaged_one(app, client
         assert [f.doc["_id"] for f in report.findings] == [rendition["_id"]]
         assert fsck(db, repair=True).ok
     assert stored(db) == []
+    # Its claim went with it, as every removal's does (renditions.forget_claims): left to
+    # lapse, it held the next request back for up to CLAIM_SECONDS (15 s) before rendering.
+    assert db[renditions.CLAIMS].count_documents({}) == 0
     assert client.get(path(doc, "w_320.webp")).status_code == 200  # rendered again
 
 
