@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import threading
 import types
@@ -114,6 +115,17 @@ BACKENDS = ["mongomock", "secantus"] + (["external"] if os.environ.get("AVENUE_T
 def pytest_configure(config):
     if not FIXTURES.is_dir():
         raise pytest.UsageError(f"test files not found at {FIXTURES} (AVENUE_FIXTURES)")
+
+
+def pytest_collection_finish(session):
+    """Move everything collection made (modules, test items, hypothesis' strategies: several
+    hundred thousand objects that live the whole run) out of the garbage collector's sight
+    (``gc.freeze``, CPython's own mechanism for long-lived startup objects). Otherwise each
+    full collection walks them all again, and the tests allocate enough to trigger one every
+    few apps built: ``create_app`` took 49-63 ms in a test process against 11 ms alone.
+    Garbage made later is collected as before; what is frozen would never have been freed."""
+    gc.collect()
+    gc.freeze()
 
 
 @pytest.fixture(autouse=True)
