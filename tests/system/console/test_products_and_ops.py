@@ -563,14 +563,20 @@ def test_show_more_follows_the_cursor_past_the_first_page(live, open_as):
 
 
 def test_each_role_sees_only_its_screens(live, open_as):
-    editor = open_as("editor")
+    """A screen a role may not open answers 403 with a page that says so, audited by axe-core
+    as every other screen is (at a desktop and a phone width), nothing scrolling sideways."""
+    editor = open_as("editor", audit=True)
     answer = editor.goto("/console/ops")
     assert answer.status == 403
     editor.get_by_text("Your role (editor) cannot open Ops dashboard.").wait_for()
     assert editor.get_by_role("link", name="Ops dashboard").count() == 0
-    ops = open_as("ops")
+    assert axe_violations(editor) == []
+    ops = open_as("ops", width=360, height=740, audit=True)
     assert ops.goto("/console/products/ANY").status == 403
     ops.get_by_text("Your role (ops) cannot open Products.").wait_for()
+    assert axe_violations(ops) == []
+    assert ops.evaluate("document.documentElement.scrollWidth") <= 360
+    shot(ops, "forbidden-360")
     csrf = ops.request.get("/api/auth/csrf").json()["csrf_token"]
     photo = {"name": "a.png", "mimeType": "image/png", "buffer": (IMAGES / "good" / "alpha.png").read_bytes()}
     refused = ops.request.post("/api/shop/products/ANY/images", headers={"X-CSRF-Token": csrf},
