@@ -542,12 +542,10 @@ def test_a_store_that_fails_links_nothing_and_stores_nothing(client, auth, db, m
     assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
 
 
-def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, auth, db, backend, monkeypatch):
-    threads_only(backend)
-    # The lookup beside the writes, as on mongod (on the embedded database it begins after them).
-    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: False)
-    admin = auth.token("admin")
-    assert product_with(client, admin, "FAIL-2", [(jpeg(photo(35)), "a.jpg")]).status_code == 201
+def stoppable_lookups(monkeypatch) -> tuple[list[object], threading.Event, threading.Event]:
+    """Each lookup's image id noted (``looked``), ``looking`` set when the first begins, which
+    then runs on only once its store stops it (``Lookup.stop``: at most 60 s); ``ran`` set when
+    the lookup's job ends."""
     looking, stopped, ran = threading.Event(), threading.Event(), threading.Event()
     looked: list[object] = []
     real_near, real_stop, real_run = nearby.near, nearby.Lookup.stop, nearby.Lookup._run
@@ -555,7 +553,7 @@ def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, au
     def near(*args, **kwargs):
         looked.append(args[2]["_id"])
         looking.set()
-        stopped.wait(60)  # the first upload's lookup is still running when the write fails
+        stopped.wait(60)  # still looking when the store fails
         return real_near(*args, **kwargs)
 
     def stop(self):
@@ -568,13 +566,24 @@ def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, au
         finally:
             ran.set()
 
+    monkeypatch.setattr(nearby, "near", near)
+    monkeypatch.setattr(nearby.Lookup, "stop", stop)
+    monkeypatch.setattr(nearby.Lookup, "_run", run)
+    return looked, looking, ran
+
+
+def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, auth, db, backend, monkeypatch):
+    threads_only(backend)
+    # The lookup beside the writes, as on mongod (on the embedded database it begins after them).
+    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: False)
+    admin = auth.token("admin")
+    assert product_with(client, admin, "FAIL-2", [(jpeg(photo(35)), "a.jpg")]).status_code == 201
+    looked, looking, ran = stoppable_lookups(monkeypatch)
+
     def down(*args, **kwargs):
         assert looking.wait(60)  # (a lookup not begun yet is cancelled outright)
         raise ServerSelectionTimeoutError("the database went away mid-upload")
 
-    monkeypatch.setattr(nearby, "near", near)
-    monkeypatch.setattr(nearby.Lookup, "stop", stop)
-    monkeypatch.setattr(nearby.Lookup, "_run", run)
     monkeypatch.setattr(originals, "_write", down)
     failed = client.post("/api/shop/products/FAIL-2/images", headers=admin, data={"images": [
         (io.BytesIO(near_copy(photo(35))), "b.jpg"), (io.BytesIO(jpeg(photo(36))), "c.jpg")]})
@@ -594,33 +603,12 @@ def test_a_store_whose_twins_query_fails_stops_its_lookup_and_links_nothing(clie
     monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: False)  # beside, as on mongod
     admin = auth.token("admin")
     assert product_with(client, admin, "FAIL-4", [(jpeg(photo(38)), "a.jpg")]).status_code == 201
-    looking, stopped, ran = threading.Event(), threading.Event(), threading.Event()
-    looked: list[object] = []
-    real_near, real_stop, real_run = nearby.near, nearby.Lookup.stop, nearby.Lookup._run
-
-    def near(*args, **kwargs):
-        looked.append(args[2]["_id"])
-        looking.set()
-        stopped.wait(60)  # still looking when the twins' query fails
-        return real_near(*args, **kwargs)
-
-    def stop(self):
-        real_stop(self)
-        stopped.set()
-
-    def run(self):
-        try:
-            return real_run(self)
-        finally:
-            ran.set()
+    looked, looking, ran = stoppable_lookups(monkeypatch)
 
     def twins_down(*args, **kwargs):
         assert looking.wait(60)
         raise ServerSelectionTimeoutError("the database went away after the writes")
 
-    monkeypatch.setattr(nearby, "near", near)
-    monkeypatch.setattr(nearby.Lookup, "stop", stop)
-    monkeypatch.setattr(nearby.Lookup, "_run", run)
     monkeypatch.setattr(exact, "link", twins_down)
     failed = client.post("/api/shop/products/FAIL-4/images", headers=admin, data={"images": [
         (io.BytesIO(near_copy(photo(38))), "b.jpg"), (io.BytesIO(jpeg(photo(39))), "c.jpg")]})
