@@ -650,9 +650,12 @@ def test_an_editor_sets_the_focal_point_and_replaces_a_file_in_the_library(live,
     page.wait_for_function(
         "([id, v]) => document.querySelector(`li[data-id='${id}'] img`).currentSrc.includes(`~${v}/w_`)",
         arg=[media_id, typed["version"]])
-    # Clicked on the panel's picture: near its right edge.
+    # Clicked on the panel's picture, near its right edge, once its new version is drawn. The set
+    # stores a version as the keyboard's did: it may take as long (a full run once waited 10 s in vain).
+    loaded_pictures(page, "#media-panel img")
     box = panel.locator("img").bounding_box()
     panel.locator("img").click(position={"x": box["width"] * 0.9, "y": box["height"] / 2})
+    panel.get_by_text(re.compile(r"Focal point set: the crops now keep \(0\.[789]")).wait_for(timeout=30_000)
     page.wait_for_function(
         "() => Number(document.querySelector('#media-panel .focal-marker').dataset.x) > 0.7")
     clicked = page.request.get(f"/api/builder/media/{media_id}").json()

@@ -23,6 +23,7 @@ from tests.support.browser import (
     wait_until_asked,
 )
 from tests.support.console import (
+    chooser_by_key,
     database,
     focused_name,
     fresh_jpeg,
@@ -483,12 +484,10 @@ def test_a_phone_sees_images_first_and_opens_the_upload_form_behind_add_images(
     form.wait_for()
     page.keyboard.press("Tab")
     assert focused_name(page) == "Image" and outlined(page)
-    # 30 s, not Playwright's 10: a full run with 6 processes beside a soak once waited longer.
-    with page.expect_file_chooser(timeout=30_000) as chooser:
-        page.keyboard.press("Space")
+    chooser = chooser_by_key(page, "Space")
     name = f"phone-{uuid.uuid4().hex[:6]}.jpg"
     (tmp_path / name).write_bytes(fresh_jpeg(320, 240))
-    chooser.value.set_files(str(tmp_path / name))
+    chooser.set_files(str(tmp_path / name))
     tab_to(page, "Folder (optional)")
     folder = f"/phone-upload-{uuid.uuid4().hex[:6]}"
     page.keyboard.type(folder)

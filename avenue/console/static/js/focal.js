@@ -10,12 +10,16 @@ export function focalPicker(media, large, helpId, setFocal) {
   const frame = el('div', {class: 'focal-frame'}, large, marker);
   let point = {...(media.focal_point || {x: 0.5, y: 0.5})};
 
-  // Where the picture is drawn inside the square (object-fit: contain leaves bands).
+  // Where the picture is drawn inside the square (object-fit: contain leaves bands). While a new
+  // version's picture is still loading the element has no natural size yet: the image's own
+  // (the answer's width and height) gives the same bands, so a click then lands where it looks.
   function drawnBox() {
     const box = thumb.getBoundingClientRect();
-    const scale = Math.min(box.width / (thumb.naturalWidth || 1), box.height / (thumb.naturalHeight || 1));
-    const width = (thumb.naturalWidth || box.width) * scale;
-    const height = (thumb.naturalHeight || box.height) * scale;
+    const naturalWidth = thumb.naturalWidth || media.width || box.width;
+    const naturalHeight = thumb.naturalWidth ? thumb.naturalHeight : (media.height || box.height);
+    const scale = Math.min(box.width / naturalWidth, box.height / naturalHeight);
+    const width = naturalWidth * scale;
+    const height = naturalHeight * scale;
     return {left: (box.width - width) / 2, top: (box.height - height) / 2, width, height, box};
   }
   function placeMarker() {
