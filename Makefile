@@ -40,11 +40,12 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(PY) -m mypy
 
-## Headless Chromium for the console's browser tests (Debian's package: Playwright's own
-## download is not needed). Does nothing when it is there; apt-get update only if the install fails.
+## Headless Chromium for the console's browser tests: Debian's old headless shell, the build
+## Playwright runs headless (Playwright's own download is not needed). Does nothing when it is
+## there; apt-get update only if the install fails.
 chromium:
-	@test -x /usr/bin/chromium || DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium \
-		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+	@test -x /usr/bin/chromium-headless-shell || DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium-headless-shell \
+		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium-headless-shell)
 
 ## Node, which runs the console's pure JS modules in tests/unit (Debian's package; no npm needed).
 node:

@@ -15,7 +15,11 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's old headless shell (chromium-headless-shell), the build Playwright itself runs for
+# headless Chromium: the full browser's headless mode took a quarter more CPU for the same 82
+# browser tests (147 against 118 CPU-s, 177 against 153 s on 3 processes); the same Blink
+# renders and audits the pages, and every browser test passes on both.
+CHROMIUM = Path("/usr/bin/chromium-headless-shell")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "console"
@@ -36,7 +40,7 @@ def chromium() -> Iterator[Any]:
     """A launched Chromium (a Playwright ``Browser``), closed after; the test fails, with how
     to install it, when Chromium is missing."""
     if not CHROMIUM.exists():
-        pytest.fail("Chromium is missing: run `make chromium` (apt-get install -y chromium)")
+        pytest.fail("Chromium is missing: run `make chromium` (apt-get install -y chromium-headless-shell)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
