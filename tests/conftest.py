@@ -234,17 +234,47 @@ def secantus_replica_set(tmp_path_factory):
     server.kill()
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    """(client class, URI) for each backend; each test uses a database of its own."""
-    if request.param == "mongomock":
+def backend_named(request, name: str):
+    """(client class, URI) of the backend called ``name`` (one of BACKENDS)."""
+    if name == "mongomock":
         # One in-memory server per test, shared by every app the test builds (like workers
         # sharing one real database).
         shared = mongomock.MongoClient()
         return (lambda *args, **kwargs: shared), "mongodb://mongomock.invalid:27017"
-    if request.param == "secantus":
+    if name == "secantus":
         return pymongo.MongoClient, request.getfixturevalue("secantus").uri
     return pymongo.MongoClient, os.environ["AVENUE_TEST_MONGO_URI"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """(client class, URI) for each backend; each test uses a database of its own."""
+    return backend_named(request, request.param)
+
+
+@pytest.fixture
+def app_on_every_backend(request, databases):
+    """A factory of one app per backend, each on a database of its own: for a test that sends the
+    same generated input to every backend in one run, so it is generated once rather than once a
+    backend (tests/api/test_fuzz_api.py). Closed after, the databases given back as ``db_name``'s are."""
+    from avenue.ops.rerender import wait_for_runs
+
+    apps = []
+
+    def factory(**overrides) -> dict:
+        built = {}
+        for name in BACKENDS:
+            backend = backend_named(request, name)
+            own = name == "mongomock"
+            db_name = f"avenue_test_{uuid.uuid4().hex[:12]}" if own else databases.take(backend)
+            built[name] = make_app(backend, db_name, **overrides)
+            apps.append(built[name])
+        return built
+
+    yield factory
+    wait_for_runs(60)
+    for built in apps:
+        built.extensions["avenue.mongo"].client.close()
 
 
 @pytest.fixture(scope="session")
