@@ -59,7 +59,7 @@ from avenue.media.store import scan
 from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.originals import delete_image
 from avenue.media.store.regenerate import regenerate_variants
-from avenue.media.store.renditions import forget_claims
+from avenue.media.store.renditions import remove as remove_renditions
 from avenue.media.store.scan import has_chunk_index
 from avenue.media.store.storage import CHUNK_SIZE, delete_file
 
@@ -369,9 +369,10 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers) -> list
         elif finding.role == "original":  # intact, but a listed variant is missing
             regenerate.setdefault(key, set())
         elif key not in removed:
-            delete_file(db, finding.bucket, key[1])
-            if finding.bucket == RENDITIONS:  # its claim, left to lapse, would hold the next render back
-                forget_claims(db, [finding.doc])
+            if finding.bucket == RENDITIONS:  # with its claim, which would hold the next render back
+                remove_renditions(db, [finding.doc])
+            else:
+                delete_file(db, finding.bucket, key[1])
             removed.add(key)
             act("removed", finding, reason)
     for (bucket, original_id), replace in regenerate.items():

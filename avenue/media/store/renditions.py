@@ -53,8 +53,9 @@ replaced, and queues a CDN purge of their URLs (:func:`avenue.media.effects.purg
 a rendition of a version that is not the image's current one is never served (the URL's
 version must be the current one), so removal is clean-up, and a crash before it leaves
 orphans ``gc`` finds with :func:`orphans`. Every removal (this one, :func:`remove_stale`,
-:func:`evict`) deletes the removed renditions' claims after their files
-(:func:`forget_claims`): a claim left to lapse would hold the next render back until it lapses.
+:func:`evict`, fsck's repair) goes through :func:`remove`, which deletes the removed renditions'
+claims after their files (:func:`forget_claims`): a claim left to lapse would hold the next
+render back until it lapses.
 
 The byte budget (``AVENUE_RENDITION_BUDGET_BYTES``): :func:`evict` removes the least recently
 used renditions, in batches, until the bucket is under the budget minus :data:`MARGIN`.
@@ -193,6 +194,17 @@ def forget_claims(db: Database[Document], docs: list[dict[str, Any]]) -> None:
         db.get_collection(CLAIMS, write_concern=CLAIM_WRITES).delete_many({"_id": {"$in": ids}})
 
 
+def remove(db: Database[Document], docs: list[dict[str, Any]]) -> None:
+    """Delete the stored renditions ``docs`` (files documents with their metadata): their files
+    and chunks (``storage.delete_file``: every worker's cache told), then their claims
+    (:func:`forget_claims`). Every removal of renditions goes through here (a stale one, an
+    image's old versions, the byte budget's eviction, fsck's repair), so none can leave a claim
+    that holds the next render back."""
+    if docs:
+        storage.delete_file(db, RENDITIONS, docs[0]["_id"], with_ids=[doc["_id"] for doc in docs[1:]])
+        forget_claims(db, docs)
+
+
 def recipe(key: str, fmt: str) -> str:
     """What a rendition of the spec ``key`` in ``fmt`` is made with now: the format's encoder
     settings at the spec's quality (``q_``) or the format's default (:func:`formats.recipe`;
@@ -222,16 +234,14 @@ def remove_stale(db: Database[Document], docs: list[Document]) -> int:
     cache told, then a CDN purge of the public ones' URLs queued (their bytes change)."""
     if not docs:
         return 0
-    ids = [doc["_id"] for doc in docs]
-    storage.delete_file(db, RENDITIONS, ids[0], with_ids=ids[1:])
-    forget_claims(db, docs)
+    remove(db, docs)
     by_image: dict[tuple[str, Any], list[dict[str, Any]]] = {}
     for doc in docs:
         meta = doc.get("metadata") or {}
         by_image.setdefault((str(meta.get("source")), meta.get("image_id")), []).append(dict(doc))
     effects.apply(db, Changes(purged_renditions=[(bucket, image_id, gone)
                                                  for (bucket, image_id), gone in by_image.items()]))
-    return len(ids)
+    return len(docs)
 
 
 def indexes() -> list[IndexModel]:
@@ -446,11 +456,9 @@ def remove_for(db: Database[Document], bucket: str, image_id: Any, *, keep_versi
             if keep_version is None or (doc.get("metadata") or {}).get("version") != keep_version]
     if not gone:
         return 0
-    ids = [doc["_id"] for doc in gone]
-    storage.delete_file(db, RENDITIONS, ids[0], with_ids=ids[1:])
-    forget_claims(db, gone)
+    remove(db, gone)
     effects.apply(db, Changes(purged_renditions=[(bucket, image_id, gone)]))
-    return len(ids)
+    return len(gone)
 
 
 @dataclass(frozen=True)
@@ -496,8 +504,7 @@ def evict(db: Database[Document], budget: int, *, margin: float = MARGIN,
             size += int(doc.get("length") or 0)
         if not chosen:
             break  # the running total is ahead of the bucket: the next recount corrects it
-        storage.delete_file(db, RENDITIONS, chosen[0]["_id"], with_ids=[doc["_id"] for doc in chosen[1:]])
-        forget_claims(db, chosen)
+        remove(db, chosen)
         files += len(chosen)
         freed += size
     return Evicted(budget, before, total(db)["bytes"], files, freed)
