@@ -81,6 +81,10 @@ class Gunicorn:
             "HOST": LOOPBACK, "WEB_CONCURRENCY": str(workers), "SECRET_KEY": uuid.uuid4().hex * 2,
             "AVENUE_ENV": "production", "AVENUE_STATUS_WARM_UP": "0",
             "AVENUE_UPLOAD_RATE_LIMIT": "1000/minute", "PYTHONDONTWRITEBYTECODE": "1",
+            # Beside the log, not fresh folders in /dev/shm: a master the test kills (SIGKILL)
+            # never removes what it made, and those folders outlived every run.
+            "PROMETHEUS_MULTIPROC_DIR": str(log_path.with_name(f"{log_path.stem}-metrics")),
+            "AVENUE_DECODE_LEDGER_DIR": str(log_path.with_name(f"{log_path.stem}-decode-ledger")),
             **(extra_env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None
