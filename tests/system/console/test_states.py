@@ -1,0 +1,454 @@
+"""Every state of the console's pages, audited in one place at 1280 and 360 px: axe-core finds
+nothing serious or critical, nothing scrolls sideways at 360 px, and each control Tab reaches
+in the state shows that it has the focus (its outline drawn, on the control itself, not under
+something else). The other console modules audit the states they test on the way; this one
+walks them all, so a state nobody tests the look of is still audited, and a new screen
+without a state here fails ``test_every_screen_and_template_has_a_state``.
+
+The states (the keys of ``STATES``, in this order; ``test_the_list_of_states_is_the_docstring_s``
+keeps this list and the table the same):
+
+- login: the login form, nobody logged in
+- login-refused: the login form saying the email or password is wrong
+- forbidden: a screen the role may not open (an editor on the ops dashboard), answered 403
+- products: the products list and the new product form
+- product: one product: its photo, the upload box, the missing alt text form
+- library: the library's grid (on a phone the upload form and the filters folded)
+- library-forms-open: the upload form and the filters opened (on a phone; wider they always are)
+- library-messages: an upload refused in the uploads-in-progress list, and the page's message
+- library-panel: an image's details, its four parts opened (where used, look-alikes,
+  deliveries, versions); on a phone a page of its own
+- library-selection: images selected, the bulk actions shown at the screen's bottom
+- library-trash: the trash, a deleted image selected, "Restore selected" shown
+- library-duplicates: the exact duplicates listed (and the near-duplicates' answer)
+- library-page-alt: a page's images without alt text, with suggestions
+- editor: the image editor's dialog open on a library image
+- versions-compare: an image's versions, two of them compared (slider and heat map)
+- uploads: the user's uploads as a grid (the form folded on a phone) and the upload links
+- uploads-panel: an upload's details with its versions
+- links-created: an upload link just made: its secret shown once, the links table
+- ops: the ops dashboard
+
+Screenshots (``shot``) of each state at each width go to tests/artifacts/console/state-*.png.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.browser import SETUP_MS, axe_violations, new_context, shot
+from tests.support.console import fresh_jpeg, open_panel, unlike_jpeg
+
+# One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
+# served app (tests/system/console/conftest.py) start once; the other console modules run beside it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console_states")]
+
+WIDTHS = {1280: 900, 360: 740}
+TEMPLATES = Path(__file__).resolve().parents[3] / "avenue" / "console" / "templates" / "console"
+
+
+def csrf_of(page) -> str:
+    return page.request.get("/api/auth/csrf").json()["csrf_token"]
+
+
+def post_library(page, folder: str, count: int, prefix: str) -> list[str]:
+    """``count`` pictures of their own in the library's ``folder``: their ids, oldest first."""
+    csrf = csrf_of(page)
+    ids = []
+    for n in range(count):
+        photo = {"name": f"{prefix}-{n}.jpg", "mimeType": "image/jpeg", "buffer": unlike_jpeg(640, 480)}
+        answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf},
+                                   multipart={"file": photo, "folder": folder}, timeout=SETUP_MS)
+        assert answer.ok, answer.text()
+        ids.append(answer.json()["id"])
+    return ids
+
+
+def library_folder(page, folder: str, count: int) -> None:
+    """The library showing only ``folder``; on a phone the filters folded again after."""
+    page.goto("/console/library")
+    filters = page.get_by_role("button", name="Filters…")
+    if filters.is_visible():
+        filters.click()
+        page.get_by_label("Folder", exact=True).first.wait_for()
+    page.get_by_label("Folder", exact=True).first.select_option(folder)
+    page.get_by_text(f"{count} of {count} image(s) in {folder}.").wait_for()
+    if filters.is_visible():
+        filters.click()
+        page.get_by_label("Folder", exact=True).first.wait_for(state="hidden")
+    pictures_drawn(page, "#media-grid img")
+
+
+def pictures_drawn(page, selector: str) -> None:
+    page.wait_for_function(
+        "s => [...document.querySelectorAll(s)].every(i => i.complete && i.naturalWidth > 0)",
+        arg=selector, timeout=SETUP_MS)
+
+
+# --- the states: each brings a logged-in page (of its role, at the test's width) to its state
+# and says where the Tab walk starts: "top" (the page's start) or "here" (the focus it left).
+
+def login(page) -> str:
+    page.goto("/console/login")
+    page.get_by_label("Email").wait_for()
+    return "top"
+
+
+def login_refused(page) -> str:
+    page.goto("/console/login")
+    page.get_by_label("Email").fill("nobody@example.com")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Log in").click()
+    page.locator("#login-status:not([hidden])").wait_for()
+    return "top"
+
+
+def forbidden(page) -> str:
+    assert page.goto("/console/ops").status == 403
+    page.get_by_text("cannot open Ops dashboard.").wait_for()
+    return "top"
+
+
+def products(page) -> str:
+    sku = f"ST-{uuid.uuid4().hex[:6]}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf_of(page)},
+                             data={"sku": sku, "name": "State", "price": 12.5}).ok
+    page.goto("/console/products")
+    page.locator("#products-table tbody tr").first.wait_for()
+    return "top"
+
+
+def product(page) -> str:
+    sku = f"ST-{uuid.uuid4().hex[:6]}"
+    csrf = csrf_of(page)
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "State", "price": 3}).ok
+    photo = {"name": "state.jpg", "mimeType": "image/jpeg", "buffer": unlike_jpeg(640, 480)}
+    assert page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
+                             multipart={"images": photo}, timeout=SETUP_MS).ok
+    page.goto(f"/console/products/{sku}")
+    page.locator("#photos .photo").first.wait_for()
+    page.locator("#alt-list li").first.wait_for()
+    pictures_drawn(page, "#photos img")
+    return "top"
+
+
+def library(page) -> str:
+    folder = f"/state-{uuid.uuid4().hex[:6]}"
+    post_library(page, folder, 3, "grid")
+    library_folder(page, folder, 3)
+    return "top"
+
+
+def library_forms_open(page) -> str:
+    library(page)
+    for name in ("Add images…", "Filters…"):
+        button = page.get_by_role("button", name=name)
+        if button.is_visible():
+            button.click()
+            page.locator(f"#{button.get_attribute('aria-controls')}").wait_for()
+    return "top"
+
+
+def library_messages(page) -> str:
+    page.goto("/console/library")
+    add = page.get_by_role("button", name="Add images…")
+    if add.is_visible():
+        add.click()
+    page.get_by_label("Image", exact=True).set_input_files(
+        files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not a picture at all"}])
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator("#upload-list li.refused", has_text="notes.png").wait_for()
+    page.get_by_role("button", name="Upload", exact=True).click()  # nothing chosen now
+    page.locator("#page-message", has_text="Choose images or a folder to upload.").wait_for()
+    return "top"
+
+
+def library_panel(page) -> str:
+    folder = f"/state-{uuid.uuid4().hex[:6]}"
+    [media_id] = post_library(page, folder, 1, "panel")
+    library_folder(page, folder, 1)
+    panel = open_panel(page, media_id)
+    for part, loaded in (("Where used", panel.get_by_text("Not used on any page.")),
+                         ("Look-alikes of", panel.get_by_text("No look-alikes in the library.")),
+                         ("Deliveries of", panel.locator("figure.delivery-spark")),
+                         ("Versions of", panel.locator("li.version").first)):
+        panel.get_by_role("button", name=re.compile(f"^{part}")).click()
+        loaded.wait_for()
+    pictures_drawn(page, "#media-panel img")
+    panel.locator(".panel-title").focus()
+    return "here"
+
+
+def library_selection(page) -> str:
+    library(page)
+    tiles = page.locator("#media-grid li[role='option']")
+    tiles.nth(0).click(modifiers=["ControlOrMeta"])
+    page.get_by_text("1 image(s) selected.").wait_for()
+    tiles.nth(1).click(modifiers=["ControlOrMeta"])
+    page.get_by_text("2 image(s) selected.").wait_for()
+    page.locator("#bulk-bar").wait_for()
+    return "top"
+
+
+def library_trash(page) -> str:
+    folder = f"/state-{uuid.uuid4().hex[:6]}"
+    [media_id] = post_library(page, folder, 1, "trashed")
+    assert page.request.delete(f"/api/builder/media/{media_id}", headers={"X-CSRF-Token": csrf_of(page)}).ok
+    page.goto("/console/library")
+    page.locator("#media-grid li[role='option']").first.wait_for(state="attached")
+    page.get_by_role("button", name="Trash").click()
+    page.get_by_text(re.compile(r"image\(s\) in the trash\.")).wait_for()
+    tile = page.locator(f"#media-grid li[data-id='{media_id}']")
+    tile.click(modifiers=["ControlOrMeta"])
+    page.get_by_role("button", name="Restore selected").wait_for()
+    return "top"
+
+
+def library_duplicates(page) -> str:
+    from PIL import PngImagePlugin
+
+    from tests.support.fixtures import scene
+
+    csrf = csrf_of(page)
+    seed = uuid.uuid4().int % 100_000
+    ids = []
+    for note in ("", "saved again"):  # other bytes, the same pixels
+        info = PngImagePlugin.PngInfo()
+        if note:
+            info.add_text("Comment", note)
+        out = io.BytesIO()
+        scene((400, 300), seed).save(out, "PNG", pnginfo=info)
+        file = {"name": f"twin-{seed}-{len(ids)}.png", "mimeType": "image/png", "buffer": out.getvalue()}
+        answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf},
+                                   multipart={"file": file}, timeout=SETUP_MS)
+        assert answer.ok, answer.text()
+        ids.append(answer.json()["id"])
+    page.goto("/console/library")
+    page.get_by_role("button", name="Show near duplicates").click()
+    page.locator("#near-status:not(:empty)").wait_for()
+    page.get_by_role("button", name="Show exact duplicates").click()
+    page.locator("#exact-groups .exact-group", has=page.locator(f"li[data-id='{ids[0]}']")).wait_for()
+    pictures_drawn(page, "#exact-groups img")
+    page.get_by_role("button", name="Show near duplicates").focus()
+    return "here"
+
+
+def library_page_alt(page) -> str:
+    [image_id] = post_library(page, f"/state-{uuid.uuid4().hex[:6]}", 1, "hall")
+    slug = f"state-{uuid.uuid4().hex[:6]}"
+    assert page.request.put(f"/api/builder/pages/{slug}", headers={"X-CSRF-Token": csrf_of(page)},
+                            data={"title": "Hall", "blocks": [{"type": "image", "media_id": image_id}]}).ok
+    page.goto("/console/library")
+    page.get_by_label("Page (its slug)").fill(slug)
+    page.get_by_role("button", name="Show them").click()
+    page.locator("#page-alt-list").get_by_label("Alt text for hall-0.jpg").wait_for()
+    page.get_by_label("Page (its slug)").focus()
+    return "here"
+
+
+def editor(page) -> str:
+    folder = f"/state-{uuid.uuid4().hex[:6]}"
+    csrf = csrf_of(page)
+    answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf}, multipart={
+        "file": {"name": "edit.jpg", "mimeType": "image/jpeg", "buffer": fresh_jpeg()}, "folder": folder},
+        timeout=SETUP_MS)
+    assert answer.ok, answer.text()
+    library_folder(page, folder, 1)
+    panel = open_panel(page, answer.json()["id"])
+    panel.get_by_role("button", name="Edit edit.jpg").click()
+    page.get_by_role("dialog", name="Edit edit.jpg").locator(".editor-stage[data-drawn]").wait_for()
+    return "here"
+
+
+def versions_compare(page) -> str:
+    folder = f"/state-{uuid.uuid4().hex[:6]}"
+    [media_id] = post_library(page, folder, 1, "versions")
+    replaced = page.request.put(f"/api/builder/media/{media_id}", headers={"X-CSRF-Token": csrf_of(page)},
+                                multipart={"file": {"name": "versions-0.jpg", "mimeType": "image/jpeg",
+                                                    "buffer": unlike_jpeg(640, 480)}}, timeout=SETUP_MS)
+    assert replaced.ok, replaced.text()
+    library_folder(page, folder, 1)
+    panel = open_panel(page, media_id)
+    panel.get_by_role("button", name="Versions of versions-0.jpg").click()
+    versions = panel.locator("li.version")
+    versions.nth(1).wait_for()
+    earlier = versions.nth(1).get_attribute("data-version")
+    panel.get_by_role("button", name=f"Compare version {earlier} with the current one").click()
+    panel.get_by_role("img", name=re.compile("Heat map of what changed")).wait_for()
+    pictures_drawn(page, ".versions img")
+    panel.locator(".panel-title").focus()
+    return "here"
+
+
+def post_uploads(page, count: int) -> list[str]:
+    csrf = csrf_of(page)
+    ids = []
+    for n in range(count):
+        photo = {"name": f"mine-{n}.jpg", "mimeType": "image/jpeg", "buffer": unlike_jpeg(640, 480)}
+        answer = page.request.post("/api/uploads", headers={"X-CSRF-Token": csrf},
+                                   multipart={"file": photo}, timeout=SETUP_MS)
+        assert answer.ok, answer.text()
+        ids.append(answer.json()["id"])
+    return ids
+
+
+def uploads(page) -> str:
+    post_uploads(page, 2)
+    page.goto("/console/uploads")
+    page.locator("#uploads li[role='option']").nth(1).wait_for()
+    pictures_drawn(page, "#uploads img")
+    return "top"
+
+
+def uploads_panel(page) -> str:
+    uploads(page)
+    page.get_by_role("option", name="mine-1.jpg").click()
+    panel = page.get_by_role("complementary", name="mine-1.jpg")
+    panel.wait_for()
+    panel.get_by_role("button", name="Versions of mine-1.jpg").click()
+    panel.locator("li.version").first.wait_for()
+    pictures_drawn(page, "#media-panel img")
+    panel.locator(".panel-title").focus()
+    return "here"
+
+
+def links_created(page) -> str:
+    page.goto("/console/uploads")
+    page.get_by_label("Uploads go to").select_option("builder")
+    page.get_by_label("Library folder").fill("/suppliers")
+    page.get_by_label("Label (optional)").fill("For the state audit")
+    page.get_by_role("button", name="Create link").click()
+    page.locator("#link-created:not([hidden])").wait_for()
+    page.locator("#links-table tbody tr", has_text="For the state audit").first.wait_for()
+    page.get_by_label("Uploads go to").focus()
+    return "here"
+
+
+def ops(page) -> str:
+    page.goto("/console/ops")
+    page.locator("#cards .card").first.wait_for()
+    page.wait_for_load_state("networkidle")
+    return "top"
+
+
+# name -> (the role it is seen as, None: nobody logged in; the templates it shows; its builder)
+STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[[Any], str]]] = {
+    "login": (None, ("login.html",), login),
+    "login-refused": (None, ("login.html",), login_refused),
+    "forbidden": ("editor", ("forbidden.html",), forbidden),
+    "products": ("admin", ("products.html",), products),
+    "product": ("admin", ("product.html",), product),
+    "library": ("admin", ("library.html",), library),
+    "library-forms-open": ("admin", ("library.html",), library_forms_open),
+    "library-messages": ("admin", ("library.html",), library_messages),
+    "library-panel": ("admin", ("library.html",), library_panel),
+    "library-selection": ("admin", ("library.html",), library_selection),
+    "library-trash": ("admin", ("library.html",), library_trash),
+    "library-duplicates": ("admin", ("library.html",), library_duplicates),
+    "library-page-alt": ("admin", ("library.html",), library_page_alt),
+    "editor": ("editor", ("library.html",), editor),
+    "versions-compare": ("editor", ("library.html",), versions_compare),
+    "uploads": ("editor", ("uploads.html", "links.html"), uploads),
+    "uploads-panel": ("ops", ("uploads.html",), uploads_panel),
+    "links-created": ("admin", ("uploads.html", "links.html"), links_created),
+    "ops": ("ops", ("ops.html",), ops),
+}
+
+
+def test_the_list_of_states_is_the_docstring_s():
+    listed = re.findall(r"^- ([a-z-]+):", __doc__ or "", flags=re.MULTILINE)
+    assert listed == list(STATES)
+
+
+def test_every_screen_and_template_has_a_state():
+    """Each screen's template (and each template it includes) is shown by at least one state."""
+    from avenue.console.views import SCREENS
+
+    shown = {template for _, templates, _ in STATES.values() for template in templates}
+    pages = {path.name for path in TEMPLATES.glob("*.html")} - {"base.html"}
+    assert pages - shown == set()
+    assert {f"{screen}.html" for screen in SCREENS} <= shown
+
+
+# What the focused control looks like: the element drawn for it (itself, or its label when the
+# control is hidden, as a file input under its "Choose files" label), whether that draws its
+# outline (at least 2 px, not "none"), its size when too small to see, and what is drawn at its
+# middle when that is something else (a sticky bar over it).
+FOCUS_DRAWN = """() => { const e = document.activeElement;
+    if (!e || e === document.body) return null;
+    let shown = e;
+    let box = e.getBoundingClientRect();
+    if ((box.width < 4 || box.height < 4) && e.labels?.length) {
+      shown = e.labels[0];
+      box = shown.getBoundingClientRect();
+    }
+    const style = getComputedStyle(shown);
+    const x = Math.min(Math.max(box.left + box.width / 2, 0), innerWidth - 1);
+    const y = Math.min(Math.max(box.top + box.height / 2, 0), innerHeight - 1);
+    const through = shown.style.pointerEvents;  // a marker the pointer passes through is drawn all the same
+    shown.style.pointerEvents = 'auto';
+    const hit = document.elementFromPoint(x, y);
+    shown.style.pointerEvents = through;
+    const inside = hit && (shown.contains(hit) || hit.contains(shown) || [...(e.labels || [])].includes(hit));
+    const where = (node) => `${node.tagName.toLowerCase()}#${node.id}.${[...node.classList].join('.')}`;
+    const round = (n) => Math.round(n);
+    return {key: e.outerHTML.slice(0, 200),
+            name: (e.getAttribute('aria-label') || e.labels?.[0]?.textContent.trim()
+                   || e.textContent.trim().slice(0, 60) || e.id || e.tagName).replace(/\\s+/g, ' '),
+            drawn: where(shown),
+            outlined: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
+            small: box.width < 4 || box.height < 4 ? `${box.width}x${box.height}` : null,
+            covered: hit && !inside ? `${where(hit)} at ${round(x)},${round(y)} (the control: `
+              + `${round(box.left)},${round(box.top)} ${round(box.width)}x${round(box.height)})` : null}; }"""
+
+
+def focus_walk(page, start: str, limit: int = 45) -> list[dict]:
+    """Tab from the page's start (``start`` "top") or from the focus the state left, until a
+    control comes round again, the focus leaves the page, or ``limit`` stops: how each control
+    reached shows its focus (``FOCUS_DRAWN``)."""
+    if start == "top":
+        page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+    seen: list[dict] = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        stop = page.evaluate(FOCUS_DRAWN)
+        if stop is None or any(stop["key"] == earlier["key"] for earlier in seen):
+            break
+        seen.append(stop)
+    return seen
+
+
+@pytest.mark.parametrize("width", list(WIDTHS))
+@pytest.mark.parametrize("state", list(STATES))
+def test_every_page_state_passes_the_audit_and_shows_the_focus(live, browser, open_as, state, width):
+    role, _, build = STATES[state]
+    height = WIDTHS[width]
+    if role is None:
+        context = new_context(browser, live.url, width, height, audit=True)
+        page = context.new_page()
+        page.on("pageerror", lambda error: pytest.fail(f"script error: {error}"))
+    else:
+        context = None
+        page = open_as(role, width=width, height=height, audit=True)
+    try:
+        start = build(page)
+        violations = axe_violations(page)
+        assert violations == [], json.dumps(violations, indent=1)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        shot(page, f"state-{state}-{width}", full_page=False)
+        stops = focus_walk(page, start)
+        assert stops, "Tab reached no control"
+        unseen = [stop for stop in stops if not stop["outlined"] or stop["small"] or stop["covered"]]
+        assert unseen == [], json.dumps(unseen, indent=1)
+    finally:
+        if context is not None:
+            context.close()
