@@ -12,20 +12,24 @@ keeps this list and the table the same):
 - login-refused: the login form saying the email or password is wrong
 - forbidden: a screen the role may not open (an editor on the ops dashboard), answered 403
 - products: the products list and the new product form
+- products-refused: the new product form saying why it did not create the product
 - product: one product: its photo, the upload box, the missing alt text form
+- product-refused: a file the product's upload refused, named in its list with the reason
 - library: the library's grid (on a phone the upload form and the filters folded)
 - library-forms-open: the upload form and the filters opened (on a phone; wider they always are)
 - library-messages: an upload refused in the uploads-in-progress list, and the page's message
 - library-panel: an image's details, its four parts opened (where used, look-alikes,
-  deliveries, versions); on a phone a page of its own
+  deliveries, versions); on a phone a page of its own, Tab going round inside it
+- library-delete-refused: deleting an image pages use: the panel says where, the dialog asks
 - library-selection: images selected, the bulk actions shown at the screen's bottom
 - library-trash: the trash, a deleted image selected, "Restore selected" shown
 - library-duplicates: the exact duplicates listed (and the near-duplicates' answer)
 - library-page-alt: a page's images without alt text, with suggestions
-- editor: the image editor's dialog open on a library image
+- editor: the image editor's dialog open on a library image, Tab going round inside it
 - versions-compare: an image's versions, two of them compared (slider and heat map)
 - uploads: the user's uploads as a grid (the form folded on a phone) and the upload links
 - uploads-panel: an upload's details with its versions
+- uploads-refused: a file the uploads screen refused (its form opened on a phone)
 - links-created: an upload link just made: its secret shown once, the links table
 - ops: the ops dashboard
 
@@ -94,7 +98,16 @@ def pictures_drawn(page, selector: str) -> None:
 
 
 # --- the states: each brings a logged-in page (of its role, at the test's width) to its state
-# and says where the Tab walk starts: "top" (the page's start) or "here" (the focus it left).
+# and says where the Tab walk starts: "top" (the page's start), "here" (the focus it left), or
+# the selector of the modal part the focus is in and must stay in (a dialog, the details panel
+# on a phone: a page of its own).
+
+PHONE_PX = 760  # console.css and panel.js: at this width or less the panel is the whole screen
+
+
+def panel_walk(page) -> str:
+    return "#media-panel" if page.viewport_size["width"] <= PHONE_PX else "here"
+
 
 def login(page) -> str:
     page.goto("/console/login")
@@ -123,6 +136,24 @@ def products(page) -> str:
                              data={"sku": sku, "name": "State", "price": 12.5}).ok
     page.goto("/console/products")
     page.locator("#products-table tbody tr").first.wait_for()
+    return "top"
+
+
+def products_refused(page) -> str:
+    products(page)
+    page.get_by_label("SKU", exact=True).fill(f"NEW-{uuid.uuid4().hex[:6]}")
+    page.get_by_label("Name", exact=True).fill("Made in the form")
+    page.get_by_label("Price").fill("not a price")
+    page.get_by_role("button", name="Create product").click()
+    page.locator("#create-status:not([hidden])").wait_for()
+    return "top"
+
+
+def product_refused(page) -> str:
+    product(page)
+    page.locator("#files").set_input_files(
+        files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not a picture at all"}])
+    page.locator("#upload-list li.refused", has_text="notes.png").wait_for()
     return "top"
 
 
@@ -185,7 +216,21 @@ def library_panel(page) -> str:
         loaded.wait_for()
     pictures_drawn(page, "#media-panel img")
     panel.locator(".panel-title").focus()
-    return "here"
+    return panel_walk(page)
+
+
+def library_delete_refused(page) -> str:
+    folder = f"/state-{uuid.uuid4().hex[:6]}"
+    [media_id] = post_library(page, folder, 1, "used")
+    assert page.request.put(f"/api/builder/pages/state-{uuid.uuid4().hex[:6]}",
+                            headers={"X-CSRF-Token": csrf_of(page)},
+                            data={"title": "Uses it", "blocks": [{"type": "image", "media_id": media_id}]}).ok
+    library_folder(page, folder, 1)
+    panel = open_panel(page, media_id)
+    panel.get_by_role("button", name="Delete used-0.jpg").click()
+    panel.get_by_text("Not deleted: it is used on 1 page(s)").wait_for()
+    page.get_by_role("dialog", name="Delete an image that pages use?").wait_for()
+    return "dialog[open]"
 
 
 def library_selection(page) -> str:
@@ -266,7 +311,7 @@ def editor(page) -> str:
     panel = open_panel(page, answer.json()["id"])
     panel.get_by_role("button", name="Edit edit.jpg").click()
     page.get_by_role("dialog", name="Edit edit.jpg").locator(".editor-stage[data-drawn]").wait_for()
-    return "here"
+    return "dialog[open]"
 
 
 def versions_compare(page) -> str:
@@ -286,7 +331,7 @@ def versions_compare(page) -> str:
     panel.get_by_role("img", name=re.compile("Heat map of what changed")).wait_for()
     pictures_drawn(page, ".versions img")
     panel.locator(".panel-title").focus()
-    return "here"
+    return panel_walk(page)
 
 
 def post_uploads(page, count: int) -> list[str]:
@@ -318,7 +363,19 @@ def uploads_panel(page) -> str:
     panel.locator("li.version").first.wait_for()
     pictures_drawn(page, "#media-panel img")
     panel.locator(".panel-title").focus()
-    return "here"
+    return panel_walk(page)
+
+
+def uploads_refused(page) -> str:
+    page.goto("/console/uploads")
+    add = page.get_by_role("button", name="Add images…")
+    if add.is_visible():
+        add.click()
+    page.get_by_label("Image", exact=True).set_input_files(
+        files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not a picture at all"}])
+    page.get_by_role("button", name="Upload", exact=True).click()
+    page.locator("#upload-list li.refused", has_text="notes.png").wait_for()
+    return "top"
 
 
 def links_created(page) -> str:
@@ -346,11 +403,14 @@ STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[[Any], str]]] = {
     "login-refused": (None, ("login.html",), login_refused),
     "forbidden": ("editor", ("forbidden.html",), forbidden),
     "products": ("admin", ("products.html",), products),
+    "products-refused": ("admin", ("products.html",), products_refused),
     "product": ("admin", ("product.html",), product),
+    "product-refused": ("admin", ("product.html",), product_refused),
     "library": ("admin", ("library.html",), library),
     "library-forms-open": ("admin", ("library.html",), library_forms_open),
     "library-messages": ("admin", ("library.html",), library_messages),
     "library-panel": ("admin", ("library.html",), library_panel),
+    "library-delete-refused": ("admin", ("library.html",), library_delete_refused),
     "library-selection": ("admin", ("library.html",), library_selection),
     "library-trash": ("admin", ("library.html",), library_trash),
     "library-duplicates": ("admin", ("library.html",), library_duplicates),
@@ -359,6 +419,7 @@ STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[[Any], str]]] = {
     "versions-compare": ("editor", ("library.html",), versions_compare),
     "uploads": ("editor", ("uploads.html", "links.html"), uploads),
     "uploads-panel": ("ops", ("uploads.html",), uploads_panel),
+    "uploads-refused": ("ops", ("uploads.html",), uploads_refused),
     "links-created": ("admin", ("uploads.html", "links.html"), links_created),
     "ops": ("ops", ("ops.html",), ops),
 }
@@ -382,8 +443,9 @@ def test_every_screen_and_template_has_a_state():
 # What the focused control looks like: the element drawn for it (itself, or its label when the
 # control is hidden, as a file input under its "Choose files" label), whether that draws its
 # outline (at least 2 px, not "none"), its size when too small to see, and what is drawn at its
-# middle when that is something else (a sticky bar over it).
-FOCUS_DRAWN = """() => { const e = document.activeElement;
+# middle when that is something else (a sticky bar over it); whether it is inside ``scope`` (a
+# selector), when the state is modal.
+FOCUS_DRAWN = """(scope) => { const e = document.activeElement;
     if (!e || e === document.body) return null;
     let shown = e;
     let box = e.getBoundingClientRect();
@@ -401,7 +463,7 @@ FOCUS_DRAWN = """() => { const e = document.activeElement;
     const inside = hit && (shown.contains(hit) || hit.contains(shown) || [...(e.labels || [])].includes(hit));
     const where = (node) => `${node.tagName.toLowerCase()}#${node.id}.${[...node.classList].join('.')}`;
     const round = (n) => Math.round(n);
-    return {key: e.outerHTML.slice(0, 200),
+    return {key: e.outerHTML.slice(0, 200), inside: !scope || !!e.closest(scope),
             name: (e.getAttribute('aria-label') || e.labels?.[0]?.textContent.trim()
                    || e.textContent.trim().slice(0, 60) || e.id || e.tagName).replace(/\\s+/g, ' '),
             drawn: where(shown),
@@ -411,20 +473,26 @@ FOCUS_DRAWN = """() => { const e = document.activeElement;
               + `${round(box.left)},${round(box.top)} ${round(box.width)}x${round(box.height)})` : null}; }"""
 
 
-def focus_walk(page, start: str, limit: int = 45) -> list[dict]:
-    """Tab from the page's start (``start`` "top") or from the focus the state left, until a
-    control comes round again, the focus leaves the page, or ``limit`` stops: how each control
-    reached shows its focus (``FOCUS_DRAWN``)."""
+def focus_walk(page, start: str, limit: int = 150) -> tuple[list[dict], str]:
+    """Tab from the page's start (``start`` "top") or from the focus the state left ("here",
+    or a modal part's selector: a dialog, the details on a phone): how each
+    control reached shows its focus (``FOCUS_DRAWN``), and how the walk ended: "round" (a
+    control came round again), "left" (the focus left the page for the browser's own
+    toolbar) or "limit" (``limit`` stops)."""
     if start == "top":
-        page.evaluate("() => { document.activeElement?.blur(); window.scrollTo(0, 0); }")
+        # Focus the body itself (a blur would leave Tab's starting point on the control blurred).
+        page.evaluate("""() => { const body = document.body; body.tabIndex = -1; body.focus();
+            body.removeAttribute('tabindex'); window.scrollTo(0, 0); }""")
     seen: list[dict] = []
     for _ in range(limit):
         page.keyboard.press("Tab")
-        stop = page.evaluate(FOCUS_DRAWN)
-        if stop is None or any(stop["key"] == earlier["key"] for earlier in seen):
-            break
+        stop = page.evaluate(FOCUS_DRAWN, None if start in ("top", "here") else start)
+        if stop is None:
+            return seen, "left"
+        if any(stop["key"] == earlier["key"] for earlier in seen):
+            return seen, "round"
         seen.append(stop)
-    return seen
+    return seen, "limit"
 
 
 @pytest.mark.parametrize("width", list(WIDTHS))
@@ -445,10 +513,14 @@ def test_every_page_state_passes_the_audit_and_shows_the_focus(live, browser, op
         assert violations == [], json.dumps(violations, indent=1)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         shot(page, f"state-{state}-{width}", full_page=False)
-        stops = focus_walk(page, start)
+        stops, ended = focus_walk(page, start)
         assert stops, "Tab reached no control"
         unseen = [stop for stop in stops if not stop["outlined"] or stop["small"] or stop["covered"]]
         assert unseen == [], json.dumps(unseen, indent=1)
+        assert ended != "limit", [stop["name"] for stop in stops]
+        if start not in ("top", "here"):  # modal: Tab goes round inside it, never out of it
+            assert ended == "round" and all(stop["inside"] for stop in stops), (
+                ended, [(stop["name"], stop["inside"]) for stop in stops])
     finally:
         if context is not None:
             context.close()
