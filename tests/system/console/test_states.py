@@ -32,6 +32,7 @@ keeps this list and the table the same):
 - uploads-refused: a file the uploads screen refused (its form opened on a phone)
 - links-created: an upload link just made: its secret shown once, the links table
 - ops: the ops dashboard
+- ops-rerender: a re-render of stale renditions started from it, its answer said
 
 Screenshots (``shot``) of each state at each width go to tests/artifacts/console/state-*.png.
 """
@@ -397,6 +398,13 @@ def ops(page) -> str:
     return "top"
 
 
+def ops_rerender(page) -> str:
+    ops(page)
+    page.get_by_role("button", name=re.compile("^Re-render")).click()
+    page.locator("#rerender-status:not([hidden])").wait_for()
+    return "top"
+
+
 # name -> (the role it is seen as, None: nobody logged in; the templates it shows; its builder)
 STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[[Any], str]]] = {
     "login": (None, ("login.html",), login),
@@ -422,6 +430,7 @@ STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[[Any], str]]] = {
     "uploads-refused": ("ops", ("uploads.html",), uploads_refused),
     "links-created": ("admin", ("uploads.html", "links.html"), links_created),
     "ops": ("ops", ("ops.html",), ops),
+    "ops-rerender": ("admin", ("ops.html",), ops_rerender),
 }
 
 
