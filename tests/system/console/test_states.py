@@ -24,6 +24,7 @@ keeps this list and the table the same):
 - library-selection: images selected, the bulk actions shown at the screen's bottom
 - library-trash: the trash, a deleted image selected, "Restore selected" shown
 - library-duplicates: the exact duplicates listed (and the near-duplicates' answer)
+- library-look-alikes: an upload naming the images it looks like, and the near-duplicate groups
 - library-page-alt: a page's images without alt text, with suggestions
 - editor: the image editor's dialog open on a library image, Tab going round inside it
 - versions-compare: an image's versions, two of them compared (slider and heat map)
@@ -45,7 +46,6 @@ import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -288,6 +288,35 @@ def library_duplicates(page) -> str:
     return "here"
 
 
+def library_look_alikes(page) -> str:
+    from PIL import Image
+
+    from tests.support.fixtures import scene
+
+    seed = uuid.uuid4().int % 100_000
+    picture = scene((900, 600), seed)
+    copy = picture.crop((20, 0, 900, 590)).resize((600, 402), Image.Resampling.LANCZOS)
+    files = []
+    for name, image, quality in ((f"alike-{seed}.jpg", picture, 90), (f"alike-{seed}-again.jpg", copy, 65)):
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=quality)
+        files.append({"name": name, "mimeType": "image/jpeg", "buffer": out.getvalue()})
+    page.goto("/console/library")
+    add = page.get_by_role("button", name="Add images…")
+    if add.is_visible():
+        add.click()
+    for file in files:  # one after the other: the copy's answer names the first
+        page.get_by_label("Image", exact=True).set_input_files(files=[file])
+        page.get_by_role("button", name="Upload", exact=True).click()
+        page.locator("#upload-list li", has_text=file["name"]).locator(
+            ".upload-status", has_text="uploaded").wait_for()
+    page.locator("#upload-list .near-upload", has_text=f"{files[1]['name']}:").wait_for()
+    page.get_by_role("button", name="Show near duplicates").click()
+    page.locator("#near-groups .near-group", has_text=files[0]["name"]).wait_for()
+    pictures_drawn(page, "#near-groups img")
+    return "top"
+
+
 def library_page_alt(page) -> str:
     [image_id] = post_library(page, f"/state-{uuid.uuid4().hex[:6]}", 1, "hall")
     slug = f"state-{uuid.uuid4().hex[:6]}"
@@ -406,7 +435,7 @@ def ops_rerender(page) -> str:
 
 
 # name -> (the role it is seen as, None: nobody logged in; the templates it shows; its builder)
-STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[[Any], str]]] = {
+STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[..., str]]] = {
     "login": (None, ("login.html",), login),
     "login-refused": (None, ("login.html",), login_refused),
     "forbidden": ("editor", ("forbidden.html",), forbidden),
@@ -422,6 +451,7 @@ STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[[Any], str]]] = {
     "library-selection": ("admin", ("library.html",), library_selection),
     "library-trash": ("admin", ("library.html",), library_trash),
     "library-duplicates": ("admin", ("library.html",), library_duplicates),
+    "library-look-alikes": ("editor", ("library.html",), library_look_alikes),
     "library-page-alt": ("admin", ("library.html",), library_page_alt),
     "editor": ("editor", ("library.html",), editor),
     "versions-compare": ("editor", ("library.html",), versions_compare),
@@ -506,7 +536,10 @@ def focus_walk(page, start: str, limit: int = 150) -> tuple[list[dict], str]:
 
 @pytest.mark.parametrize("width", list(WIDTHS))
 @pytest.mark.parametrize("state", list(STATES))
-def test_every_page_state_passes_the_audit_and_shows_the_focus(live, browser, open_as, state, width):
+def test_every_page_state_passes_the_audit_and_shows_the_focus(
+        live, browser, open_as, answers_wait_for_lookups, state, width):
+    """Uploads' answers wait for their look-alikes (``answers_wait_for_lookups``): an upload
+    names them as it would on a machine less loaded than a test run's."""
     role, _, build = STATES[state]
     height = WIDTHS[width]
     if role is None:
