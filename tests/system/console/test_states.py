@@ -481,9 +481,10 @@ def test_every_screen_and_template_has_a_state():
 
 # What the focused control looks like: the element drawn for it (itself, or its label when the
 # control is hidden, as a file input under its "Choose files" label), whether that draws its
-# outline (at least 2 px, not "none"), its size when too small to see, and what is drawn at its
-# middle when that is something else (a sticky bar over it); whether it is inside ``scope`` (a
-# selector), when the state is modal.
+# outline (at least 2 px, not "none") and with what contrast against what is behind it (or as
+# a ring of two colours), its size when too small to see, the box that cuts the ring off, and
+# what is drawn at its middle when that is something else (a sticky bar over it); whether it is
+# inside ``scope`` (a selector), when the state is modal.
 FOCUS_DRAWN = """(scope) => { const e = document.activeElement;
     if (!e || e === document.body) return null;
     let shown = e;
@@ -501,13 +502,56 @@ FOCUS_DRAWN = """(scope) => { const e = document.activeElement;
     shown.style.pointerEvents = through;
     const inside = hit && (shown.contains(hit) || hit.contains(shown) || [...(e.labels || [])].includes(hit));
     const where = (node) => `${node.tagName.toLowerCase()}#${node.id}.${[...node.classList].join('.')}`;
+    // The outline against what it is drawn on (outside the box: the nearest background behind
+    // it), as WCAG measures a focus ring (1.4.11): at least 3:1.
+    const rgb = (colour) => (colour.match(/[\\d.]+/g) || []).map(Number);
+    const light = ([r, g, b]) => [r, g, b].map((c) => c / 255)
+      .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4))
+      .reduce((sum, c, i) => sum + c * [0.2126, 0.7152, 0.0722][i], 0);
+    let behind = parseFloat(style.outlineOffset) >= 0 ? shown.parentElement : shown;
+    const seeThrough = (node) => (rgb(getComputedStyle(node).backgroundColor)[3] ?? 1) < 0.5;
+    while (behind && seeThrough(behind)) behind = behind.parentElement;
+    const ground = behind ? rgb(getComputedStyle(behind).backgroundColor) : [255, 255, 255];
+    const ratio = (one, other) => { const [hi, lo] = [one, other].sort((a, b) => b - a);
+      return Math.round(((hi + 0.05) / (lo + 0.05)) * 100) / 100; };
+    const contrast = ratio(light(rgb(style.outlineColor)), light(ground));
+    // Or a ring of two colours 9:1 apart, one of them 3:1 on anything (over a picture, WCAG's
+    // technique C40): the outline inside a box-shadow ring wider than it.
+    // (Outward from the border's edge the outline spans offset to offset + width; an outer ring
+    // spans 0 to its spread, an inset one minus its spread to 0.)
+    const [width, offset] = [parseFloat(style.outlineWidth), parseFloat(style.outlineOffset)];
+    const shadow = style.boxShadow.match(/^(rgba?\\([^)]*\\)) 0px 0px 0px ([\\d.]+)px( inset)?/);
+    const spread = shadow ? parseFloat(shadow[2]) : 0;
+    const twoTone = !!shadow && (shadow[3] ? spread > -offset : spread > offset + width)
+      && ratio(light(rgb(style.outlineColor)), light(rgb(shadow[1]))) >= 9;
+    // Not cut off: the ring inside the window and every box around it that clips what overflows.
+    const reach = Math.max(0, offset + width, shadow && !shadow[3] ? spread : 0);
+    let clipped = null;
+    for (let up = shown.parentElement; up; up = up.parentElement) {
+      const around = getComputedStyle(up);
+      const view = up === document.documentElement;  // the window
+      if (!view && around.overflowX === 'visible' && around.overflowY === 'visible') continue;
+      const frame = view ? {left: 0, top: 0, right: innerWidth, bottom: innerHeight}
+        : up.getBoundingClientRect();
+      const within = (grow) => box.left - grow >= frame.left - 0.5 && box.right + grow <= frame.right + 0.5
+        && box.top - grow >= frame.top - 0.5 && box.bottom + grow <= frame.bottom + 0.5;
+      const apart = box.right <= frame.left || box.left >= frame.right || box.bottom <= frame.top
+        || box.top >= frame.bottom;
+      // The control in view with its ring cut off, or out of view. (Partly in view is the
+      // browser's choice for a text box: it scrolls to the caret.)
+      if ((within(0) && !within(reach)) || apart) {
+        clipped = view ? 'the window' : `${where(up)} (overflow ${around.overflow})`;
+        break;
+      }
+    }
     const round = (n) => Math.round(n);
     return {key: e.outerHTML.slice(0, 200), inside: !scope || !!e.closest(scope),
             name: (e.getAttribute('aria-label') || e.labels?.[0]?.textContent.trim()
                    || e.textContent.trim().slice(0, 60) || e.id || e.tagName).replace(/\\s+/g, ' '),
             drawn: where(shown),
             outlined: style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2,
-            small: box.width < 4 || box.height < 4 ? `${box.width}x${box.height}` : null,
+            contrast, twoTone, ground: `rgb(${ground.slice(0, 3).join(', ')})`,
+            small: box.width < 4 || box.height < 4 ? `${box.width}x${box.height}` : null, clipped,
             covered: hit && !inside ? `${where(hit)} at ${round(x)},${round(y)} (the control: `
               + `${round(box.left)},${round(box.top)} ${round(box.width)}x${round(box.height)})` : null}; }"""
 
@@ -557,7 +601,9 @@ def test_every_page_state_passes_the_audit_and_shows_the_focus(
         shot(page, f"state-{state}-{width}", full_page=False)
         stops, ended = focus_walk(page, start)
         assert stops, "Tab reached no control"
-        unseen = [stop for stop in stops if not stop["outlined"] or stop["small"] or stop["covered"]]
+        unseen = [stop for stop in stops
+                  if not stop["outlined"] or (stop["contrast"] < 3 and not stop["twoTone"])
+                  or stop["small"] or stop["clipped"] or stop["covered"]]
         assert unseen == [], json.dumps(unseen, indent=1)
         assert ended != "limit", [stop["name"] for stop in stops]
         if start not in ("top", "here"):  # modal: Tab goes round inside it, never out of it
