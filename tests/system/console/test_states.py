@@ -1,9 +1,12 @@
 """Every state of the console's pages, audited in one place at 1280 and 360 px: axe-core finds
-nothing serious or critical, nothing scrolls sideways at 360 px, and each control Tab reaches
-in the state shows that it has the focus (its outline drawn, on the control itself, not under
-something else). The other console modules audit the states they test on the way; this one
-walks them all, so a state nobody tests the look of is still audited, and a new screen
-without a state here fails ``test_every_screen_and_template_has_a_state``.
+nothing serious or critical, nothing scrolls sideways, and each control Tab reaches in the
+state shows that it has the focus: its outline drawn (on its label for a hidden file input),
+3:1 against what is behind it (or two rings 9:1 apart over a picture), not cut off by the box
+it scrolls in or the window, not under something else (a sticky bar). In a modal part (a
+dialog, the details panel on a phone) Tab goes round inside it and never leaves it. The other
+console modules audit the states they test on the way; this one walks them all, so a state
+nobody tests the look of is still audited, and a new screen without a state here fails
+``test_every_screen_and_template_has_a_state``.
 
 The states (the keys of ``STATES``, in this order; ``test_the_list_of_states_is_the_docstring_s``
 keeps this list and the table the same):
