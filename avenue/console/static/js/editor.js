@@ -5,11 +5,11 @@
 // and named crops drawn on the edited picture. Save is one PUT …/edits (then the focal point,
 // if it was moved); "Back to original" is DELETE …/edits. The geometry is editgeometry.js.
 //
-// showModal() makes the rest of the page inert and closes on Esc; Tab past the last control
-// would still leave for the browser's own UI (and, headless, the page's first link), so
-// Tab and Shift+Tab wrap around inside the dialog.
+// showModal() makes the rest of the page inert and closes on Esc; Tab and Shift+Tab go round
+// inside the dialog (focus.js).
 import {api, el, show} from './api.js';
 import * as g from './editgeometry.js';
+import {wrapTab} from './focus.js';
 
 const SUGGESTED = ['hero', 'card', 'og'];
 
@@ -101,16 +101,7 @@ export async function openEditor({image, base, onSaved}) {
     el('div', {class: 'row editor-actions'}, saveButton, originalButton,
       button('Cancel', {onclick: () => dialog.close()})));
   dialog.addEventListener('close', () => dialog.remove());
-  dialog.addEventListener('keydown', (event) => {
-    if (event.key !== 'Tab') return;
-    const stops = [...dialog.querySelectorAll('button, input, [tabindex="0"]')]
-      .filter((node) => !node.disabled && node.offsetParent !== null);
-    const edge = event.shiftKey ? stops[0] : stops[stops.length - 1];
-    if (stops.length && document.activeElement === edge) {
-      event.preventDefault();
-      (event.shiftKey ? stops[stops.length - 1] : stops[0]).focus();
-    }
-  });
+  dialog.addEventListener('keydown', (event) => wrapTab(dialog, event));
   document.body.append(dialog);
 
   // The picture: the source drawn turned and mirrored on an offscreen canvas, then the part in

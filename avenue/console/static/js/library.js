@@ -16,6 +16,7 @@ import {versionsPanel} from './versions.js';
 import {TileGrid} from './tilegrid.js';
 import {missingAlt} from './alttext.js';
 import {DetailsPanel, lazySection, once} from './panel.js';
+import {wrapTab} from './focus.js';
 import {focalPicker} from './focal.js';
 import {runBulk} from './bulk-actions.js';
 
@@ -26,6 +27,7 @@ const searchForm = document.getElementById('search-form');
 const uploadForm = document.getElementById('upload-form');
 const uploadList = document.getElementById('upload-list');
 const dialog = document.getElementById('force-dialog');
+dialog.addEventListener('keydown', (event) => wrapTab(dialog, event));  // Tab stays in it
 // A .media-grid cell's picture: about half the screen on a phone (two columns), at most about
 // 13rem on a wide one.
 const CELL = gridSizes('(max-width: 480px) calc(50vw - 2.5rem), 13rem');
@@ -67,6 +69,10 @@ function describeCount() {
 const bulkCount = document.getElementById('bulk-count');
 const bulkSummary = document.getElementById('bulk-summary');
 const bulkBar = document.getElementById('bulk-bar');
+// The bar floats over the grid's bottom edge: a tile the focus moves to (Tab, the arrows)
+// scrolls clear of it (console.css: the page's scroll-padding-bottom is the bar's height).
+new ResizeObserver(() => document.documentElement.style.setProperty('--bulk-bar-height', `${bulkBar.offsetHeight}px`))
+  .observe(bulkBar);
 const selectAll = document.getElementById('select-all');
 
 function describeSelection() {

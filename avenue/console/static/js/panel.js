@@ -4,16 +4,10 @@
 // inert (out of the Tab order and of screen readers' reach), Tab and Shift+Tab go round inside
 // it, and Esc (or Close) returns to the tile it came from.
 import {el} from './api.js';
+import {wrapTab} from './focus.js';
 
 // The width at which console.css draws the panel over the whole screen.
 export const PHONE = window.matchMedia('(max-width: 760px)');
-
-// What Tab stops on inside `root`, in order: not disabled, not hidden, not taken out.
-function tabbables(root) {
-  return [...root.querySelectorAll('a[href], button, input, select, textarea, summary, [tabindex]')]
-    .filter((node) => node.tabIndex >= 0 && !node.disabled && !node.closest('[hidden], [inert]')
-      && node.getClientRects().length > 0);
-}
 
 export class DetailsPanel {
   // `panel` is the <aside> shown beside `body` (the grid's and the panel's box), `grid` the
@@ -71,7 +65,8 @@ export class DetailsPanel {
     if (!on || !PHONE.matches) return;
     for (let inside = this.panel; inside.parentElement && inside !== document.body; inside = inside.parentElement) {
       for (const sibling of inside.parentElement.children) {
-        if (sibling !== inside && !sibling.inert && sibling.tagName !== 'SCRIPT') {
+        // Not a dialog: one opened from the panel (a confirmation) is over it, not under it.
+        if (sibling !== inside && !sibling.inert && !['SCRIPT', 'DIALOG'].includes(sibling.tagName)) {
           sibling.inert = true;
           this.covered.push(sibling);
         }
@@ -85,20 +80,9 @@ export class DetailsPanel {
     if (event.key === 'Escape') {
       event.preventDefault();
       this.close();
-    } else if (event.key === 'Tab' && PHONE.matches) {
-      // Everything else is inert: past the panel's last stop the browser would leave the page
-      // for its own toolbar. Round to the first (Shift+Tab: from the first, or the heading,
-      // to the last) as a dialog does.
-      const stops = tabbables(this.panel);
-      if (!stops.length) return;
-      const at = stops.indexOf(document.activeElement);
-      if (event.shiftKey && at <= 0) {
-        event.preventDefault();
-        stops[stops.length - 1].focus();
-      } else if (!event.shiftKey && at === stops.length - 1) {
-        event.preventDefault();
-        stops[0].focus();
-      }
+    } else if (PHONE.matches) {
+      // Everything else is inert: Tab goes round inside the panel (focus.js).
+      wrapTab(this.panel, event);
     }
   }
 }
