@@ -45,7 +45,7 @@ from avenue.media.alttext import (
 from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.media.names import NameBody
-from avenue.ops.rerender import RerenderRun
+from avenue.ops.rerender import RerenderRun, RerenderStatus, RunProgress
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shapes import OBJECT_ID, Answer, Shape, parameters_of, schema_of
 from avenue.shop.service import ImageOrder, NewProduct, Product, ProductChange
@@ -252,19 +252,6 @@ DELIVERY_SERIES = {"type": "object",
                                   "days": {"type": "array", "items": {"type": "object"}},
                                   "requests": {"type": "integer"}, "bytes": {"type": "integer"},
                                   "last_served": {"type": ["string", "null"]}}}
-
-
-#: A re-render run started from the API (avenue/ops/rerender.py ``progress_of``).
-RERENDER_RUN = {"type": "object",
-                "required": ["id", "state", "started_at", "finished_at", "done", "total", "limit",
-                             "cpu_share", "counts", "stopped_at_limit", "error"],
-                "properties": {"id": {"type": "string"}, "state": {"enum": ["running", "finished", "failed"]},
-                               "started_at": {"type": "string"}, "finished_at": {"type": ["string", "null"]},
-                               "done": {"type": "integer"}, "total": {"type": "integer"},
-                               "limit": {"type": ["integer", "null"]}, "cpu_share": {"type": "number"},
-                               "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-                               "stopped_at_limit": {"type": "boolean"},
-                               "error": {"type": ["string", "null"]}}}
 
 
 def _list_of(item: str) -> Schema:
@@ -1055,12 +1042,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
     "/api/admin/rerender": {
         "get": _op("The last re-render run started from the API and its progress; stale=1 also counts the "
                    "stale variants and renditions (a read of every files document).",
-                   {"200": _json({"type": "object", "required": ["run"], "properties": {
-                       "run": {"anyOf": [RERENDER_RUN, {"type": "null"}]},
-                       "stale": {"type": "object", "required": ["variants", "renditions", "images"],
-                                 "properties": {"variants": {"type": "integer"},
-                                                "renditions": {"type": "integer"},
-                                                "images": {"type": "integer"}}}}}, "The last run."),
+                   {"200": _answer(RerenderStatus, "The last run."),
                     **_errors(403)},
                    security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
                    parameters=[_query("stale", {"enum": ["1", "true", "yes", "0", "false", "no"]},
@@ -1068,7 +1050,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "post": _op("Start one bounded re-render run in the background (resuming where the last one "
                     "stopped): stale variants rendered again from their originals, stale renditions removed "
                     "(docs/operations.md, rerender).",
-                    {"202": _json(RERENDER_RUN, "The run, started."), **_errors(400, 409)},
+                    {"202": _answer(RunProgress, "The run, started."), **_errors(400, 409)},
                     security=LOGGED_IN_WRITE, tags=["admin"], roles="admin",
                     body=_shaped(RerenderRun))},
     "/api/admin/alerts/{alert_id}/ack": {
