@@ -32,6 +32,8 @@ from avenue.bulk.service import TARGETS as ZIP_TARGETS
 from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
 from avenue.bulk.urls import LibraryUrlImport, ProductUrlImport
 from avenue.http import ComparisonAnswer, Versions
+from avenue.links.service import LinkUploaded
+from avenue.links.store import UploadLink
 from avenue.media import CropBody, EditsBody, FocalBody
 
 # The document states the formats' registry and the limits of alt text and image names as
@@ -50,8 +52,7 @@ from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PA
 from avenue.shapes import OBJECT_ID, Answer, Shape, parameters_of, schema_of
 from avenue.shop.service import ImageOrder, NewProduct, Product, ProductChange
 from avenue.status.storage import StorageStatus
-from avenue.targets import KIND as TARGET_KINDS
-from avenue.targets import LINKABLE as LINK_KINDS
+from avenue.tus.service import TusUpload
 
 bp = Blueprint("apidoc", __name__, url_prefix="/api")
 
@@ -551,6 +552,7 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 _component(Product)
+_component(UploadLink)
 IMAGE_FILES = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
 ONE_FILE = {"type": "string", "format": "binary"}
 HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", "points", "uploads"],
@@ -777,21 +779,6 @@ TUS_OFFSET_HEADERS = {
 TUS_TARGET = ("Upload-Metadata: comma-separated `key base64(value)` pairs: `filename`, `filetype`, `target` "
               "(`uploads` (default), `builder`, `temp`, `product`), and per target `visibility`; `alt`, "
               "`folder`, `tags`; `sku`.")
-TUS_UPLOAD: Schema = {
-    "type": "object", "required": ["id", "offset", "length", "state", "target", "expires_at", "image"],
-    "properties": {
-        "id": TUS_ID, "offset": {"type": "integer", "minimum": 0},
-        "length": {"type": "integer", "minimum": 1},
-        "state": {"enum": ["open", "completing", "done"]},
-        "target": {"type": "object", "required": ["kind"],
-                   "properties": {"kind": {"enum": list(TARGET_KINDS)}}},
-        "filename": {"type": ["string", "null"]}, "expires_at": {"type": "string", "format": "date-time"},
-        "created": {"type": ["boolean", "null"],
-                    "description": "Once done: false when the same image was already there (dedupe)."},
-        "image": {"oneOf": [_ref("Image"), {"type": "null"}],
-                  "description": "Once done: the image object its target's multipart upload answers."},
-    },
-}
 TUS_WHO = "any logged-in user; builder: editor; temp, product: admin; then the upload's creator"
 
 
@@ -825,52 +812,16 @@ TUS_DELETE = _tus_op("Terminate the upload: its bytes are deleted (an image it b
 # One-time upload links (avenue/links/; docs/api.md "Upload links").
 LINK_HOLDER: list[Schema] = [{"uploadLink": []}]
 LINK_WHO = "whoever holds the link's secret (no account)"
-LINK_TARGET: Schema = {
-    "type": "object", "required": ["kind"],
-    "properties": {"kind": {"enum": list(LINK_KINDS)},
-                   "visibility": {"enum": ["public", "private"], "description": "uploads"},
-                   "folder": FOLDER, "tags": {"type": "array", "items": TAG}, "alt": {"type": "string"},
-                   "sku": {"type": "string", "description": "product: the product the photos go onto"}}}
-UPLOAD_LINK: Schema = {
-    "type": "object",
-    "required": ["id", "target", "max_bytes", "max_uses", "uses", "state", "created_at", "expires_at"],
-    "properties": {
-        "id": OBJECT_ID, "label": {"type": ["string", "null"]}, "target": LINK_TARGET,
-        "max_bytes": {"type": "integer", "minimum": 1}, "max_uses": {"type": "integer", "minimum": 1},
-        "uses": {"type": "integer", "minimum": 0,
-                 "description": "Files stored through it (a refused file gives its use back)."},
-        "state": {"enum": ["live", "used_up", "expired", "revoked"]},
-        "created_by": {"type": "object",
-                       "properties": {"id": {"type": "string"}, "email": {"type": "string"}}},
-        "created_at": TIME, "expires_at": TIME, "revoked_at": TIME}}
 LINK_CREATE = _body({
     "type": "object", "required": ["target"], "additionalProperties": False,
     "properties": {
-        "target": LINK_TARGET, "label": {"type": "string", "maxLength": 200},
+        "target": _ref("LinkTarget"), "label": {"type": "string", "maxLength": 200},
         "max_bytes": {"type": "integer", "minimum": 1,
                       "description": "Per file; at most (and by default) AVENUE_MAX_UPLOAD_BYTES."},
         "max_uses": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Files it takes (1)."},
         "expires_in": {"type": "integer", "minimum": 60,
                        "description": "Seconds (AVENUE_UPLOAD_LINK_DEFAULT_SECONDS; at most "
                                       "AVENUE_UPLOAD_LINK_MAX_SECONDS)."}}})
-# What a holder's answer shows of the image (avenue/links/service.py HOLDER_FIELDS): never its
-# file name, alt text, owner, folder or tags, which on a dedupe hit are an editor's.
-LINK_IMAGE = {"type": "object", "additionalProperties": False,
-              "required": ["id", "url", "variants", "content_type", "width", "height", "bytes", "sha256",
-                           "visibility"],
-              "properties": {
-                  "id": OBJECT_ID,
-                  "url": {"type": "string", "description": "Signed and expiring when private."},
-                  "variants": {"type": "object", "additionalProperties": {"type": "string"}},
-                  "content_type": {"type": ["string", "null"]},
-                  "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
-                  "bytes": {"type": ["integer", "null"]}, "sha256": {"type": ["string", "null"]},
-                  "visibility": {"type": "string", "enum": ["public", "private"]}}}
-LINK_UPLOADED = {"type": "object", "required": ["image", "created", "uses_left"], "properties": {
-    "image": {"oneOf": [LINK_IMAGE, {"type": "null"}]}, "created": {"type": "boolean"},
-    "uses_left": {"type": "integer", "minimum": 0}}}
-
-
 def _link_tus_op(summary: str, responses: dict[str, Schema], *statuses: int,
                  headers: list[Schema] | None = None, body: Schema | None = None) -> Schema:
     return _op(summary, {**responses, **_errors(403, 410, 412, *statuses)}, security=LINK_HOLDER,
@@ -899,7 +850,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                             **TUS_OFFSET_HEADERS, "Upload-Length": {"schema": {"type": "string"}}}}},
                         404, 410, write=False),
         "get": _op("The upload as JSON: offset, length, state, expiry and, once done, its image.",
-                   {"200": _json(TUS_UPLOAD, "The upload."), **_errors(404, 410)},
+                   {"200": _answer(TusUpload, "The upload."), **_errors(404, 410)},
                    security=LOGGED_IN_READ, tags=["tus"], roles=TUS_WHO),
         "patch": TUS_PATCH,
         "delete": TUS_DELETE,
@@ -915,29 +866,27 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
     "/api/upload-links": {
         "post": _op("Create a one-time upload link into one target; its secret is in this answer only.",
                     {"201": _json({"type": "object", "required": ["link", "secret", "upload_url", "tus_url"],
-                                   "properties": {"link": UPLOAD_LINK, "secret": {"type": "string"},
+                                   "properties": {"link": _ref("UploadLink"), "secret": {"type": "string"},
                                                   "upload_url": {"type": "string"},
                                                   "tus_url": {"type": "string"}}}, "Created."),
                      **_errors(404, 422)},
                     security=LOGGED_IN_WRITE, tags=["links"],
                     roles="editor, admin; a product link: admin", body=LINK_CREATE),
         "get": _op("Upload links, newest first (editors: their own; admins: every link).",
-                   {"200": _json({**_list_of("Image"), "properties": {
-                       **_list_of("Image")["properties"], "items": {"type": "array", "items": UPLOAD_LINK}}},
-                       "A page of links."), **_errors(403)},
+                   {"200": _json(_list_of("UploadLink"), "A page of links."), **_errors(403)},
                    security=LOGGED_IN_READ, tags=["links"], roles="editor, admin", parameters=_page_params()),
     },
     "/api/upload-links/{link_id}": {
         "parameters": [_path("link_id", OBJECT_ID)],
         "delete": _op("Revoke the link: it takes no more uploads (an upload it started stops too).",
-                      {"200": _json(UPLOAD_LINK, "Revoked."), **_errors(404)},
+                      {"200": _json(_ref("UploadLink"), "Revoked."), **_errors(404)},
                       security=LOGGED_IN_WRITE, tags=["links"], roles="its creator, admin"),
     },
     "/api/upload-links/files": {
         "post": _op("A link holder's file (multipart `file`; the secret in `Authorization: UploadLink "
                     "<secret>` or the form field `link`) into the link's target: one use of the link, given "
                     "back if the file is refused.",
-                    {"201": _json(LINK_UPLOADED, "Stored."), "200": _json(LINK_UPLOADED, "Already there."),
+                    {"201": _answer(LinkUploaded, "Stored."), "200": _answer(LinkUploaded, "Already there."),
                      **_errors(403, 404, 410, 413)},
                     security=LINK_HOLDER, tags=["links"], roles=LINK_WHO,
                     body=_multipart({"file": ONE_FILE, "link": {"type": "string"}}, ["file"])),
