@@ -27,10 +27,8 @@ from avenue.builder.service import (
     PageWrite,
     Tags,
 )
-from avenue.bulk.service import OUTCOMES as ZIP_OUTCOMES
-from avenue.bulk.service import TARGETS as ZIP_TARGETS
-from avenue.bulk.urls import OUTCOMES as URL_OUTCOMES
-from avenue.bulk.urls import LibraryUrlImport, ProductUrlImport
+from avenue.bulk.service import ZipReport
+from avenue.bulk.urls import URL_CODES, LibraryUrlImport, ProductUrlImport, UrlReport
 from avenue.http import ComparisonAnswer, Versions
 from avenue.links.service import LinkUploaded
 from avenue.links.store import UploadLink
@@ -596,35 +594,9 @@ REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
                  "Ask for a status sweep now: it runs in the background (the answer comes at once, "
                  "with sweep.requested); the counts are current anyway.")
 
-ZIP_REPORT: Schema = {
-    "type": "object", "required": ["target", "bucket", "complete", "counts", "entries"],
-    "properties": {
-        "target": {"enum": list(ZIP_TARGETS)},
-        "complete": {"type": "boolean", "description": "False when AVENUE_ZIP_MAX_SECONDS passed: the "
-                                                       "entries not_imported are imported by sending the "
-                                                       "archive again."},
-        "bucket": {"type": "string"},
-        "counts": {"type": "object", "required": list(ZIP_OUTCOMES),
-                   "properties": {outcome: {"type": "integer", "minimum": 0} for outcome in ZIP_OUTCOMES}},
-        "entries": {"type": "array", "items": {
-            "type": "object", "required": ["name", "outcome"],
-            "properties": {
-                "name": {"type": "string", "description": "The entry's name in the archive."},
-                "outcome": {"enum": list(ZIP_OUTCOMES)},
-                "id": {**OBJECT_ID, "description": "The image (imported or already there)."},
-                "sku": SKU, "folder": FOLDER,
-                "reason": {"type": "string", "description": "Why it was skipped, matched nothing or was "
-                                                             "not imported (deadline)."},
-                "status": {"type": "integer", "description": "A refused image: what a single upload of it "
-                                                             "would have answered."},
-                "code": {"type": "string"}, "message": {"type": "string"}}}},
-    },
-}
-
-
 def _zip_import(summary: str, tag: str, roles: str) -> Schema:
     """A zip import: the archive as the body, the report as the answer, the archive's refusals."""
-    operation = _op(summary, {"200": _json(ZIP_REPORT, "Every entry and what became of it."),
+    operation = _op(summary, {"200": _answer(ZipReport, "Every entry and what became of it."),
                               **_errors(403, 413, 415, 422, 429, 503)},
                     security=LOGGED_IN_WRITE, tags=[tag], roles=roles)
     operation["description"] += (" The naming rule, the limits and the refusals: docs/api.md, "
@@ -637,35 +609,6 @@ def _zip_import(summary: str, tag: str, roles: str) -> Schema:
 # Imports from a URL (avenue/bulk/urls.py, the guard avenue/urlfetch.py; docs/api.md "Imports
 # from a URL"): what a refused URL answers, besides the body's own 400s.
 URL_REFUSALS = (400, 403, 413, 415, 422, 429, 502, 504)
-URL_CODES = ("bad_url (400), url_import_disabled (403), too_large (413), not_an_image (415; the upload's own "
-             "unsupported_type too), host_not_allowed and forbidden_address (422), rate_limited (429), "
-             "fetch_failed, http_error and too_many_redirects (502), timeout (504)")
-URL_REPORT: Schema = {
-    "type": "object", "required": ["complete", "counts", "rows"],
-    "properties": {
-        "complete": {"type": "boolean", "description": "False when AVENUE_URL_IMPORT_MAX_SECONDS passed: the "
-                                                       "rows not_imported are imported by sending the CSV "
-                                                       "again."},
-        "counts": {"type": "object", "required": list(URL_OUTCOMES),
-                   "properties": {outcome: {"type": "integer", "minimum": 0} for outcome in URL_OUTCOMES}},
-        "rows": {"type": "array", "items": {
-            "type": "object", "required": ["line", "sku", "url", "outcome"],
-            "properties": {
-                "line": {"type": "integer", "minimum": 1, "description": "The row's line in the CSV."},
-                "sku": {"type": "string"}, "url": {"type": "string"},
-                "outcome": {"enum": list(URL_OUTCOMES)},
-                "id": {**OBJECT_ID, "description": "imported: the image added."},
-                "image": {**_ref("Image"), "description": "imported: the image as the product shows it."},
-                "reason": {"type": "string", "description": "not_imported: deadline."},
-                "status": {"type": "integer", "description": "refused: what a single import of it would "
-                                                             "have answered."},
-                "code": {"type": "string", "description": "refused: " + URL_CODES + ", bad_row, or the "
-                                                          "upload's own refusal."},
-                "message": {"type": "string"}}}},
-    },
-}
-
-
 CSV_BODY: Schema = {"required": True, "content": {
     "text/csv": {"schema": {"type": "string"}},
     MULTIPART: {"schema": {"type": "object", "properties": {"file": ONE_FILE}, "required": ["file"]}}}}
@@ -1037,7 +980,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "Add images to products from a CSV of sku,url rows (the body as text/csv, or the multipart file "
         "`file`): each row's image fetched by the server and added to its product, row by row; the report "
         "says what became of every row.",
-        {"200": _json(URL_REPORT, "Every row and what became of it."), **_errors(403, 415, 429)},
+        {"200": _answer(UrlReport, "Every row and what became of it."), **_errors(403, 415, 429)},
         security=LOGGED_IN_WRITE, tags=["shop"], roles="admin"), "requestBody": CSV_BODY}},
     "/api/shop/temp-images": {"post": _op(
         "Upload photos before their product exists; unclaimed ones expire. Private to the uploader: "

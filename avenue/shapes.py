@@ -56,7 +56,7 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic.json_schema import SkipJsonSchema
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError, core_schema
 
 from avenue.errors import AvenueError, BadRequest
 from avenue.ids import parse_object_id
@@ -166,6 +166,17 @@ def _plain(value: Any) -> Any:
 #: A field of an answer that is left out when None: ``Absent[list[str]] = None`` (the document
 #: shows only the type, not required).
 Absent = Annotated[T | SkipJsonSchema[None], Field(exclude_if=lambda value: value is None)]
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Text that is one of ``values``, the constants the code names them by (``Annotated[str,
+    OneOf(OUTCOMES)]``): checked as a ``Literal`` of them is, and an enum in the document."""
+
+    values: tuple[str, ...]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.literal_schema(list(self.values))
 
 
 def described_by(*names: str) -> WithJsonSchema:
@@ -321,10 +332,12 @@ def parameters_of(model: type[Shape]) -> list[dict[str, Any]]:
 def _tidy(schema: Any) -> Any:
     """``schema`` without pydantic's ``title`` keywords (the document names fields by their
     keys; a generated "Ids" beside ``ids`` says nothing), nor the ``default: null`` of a field
-    that may be left out but not sent null (:data:`Omittable`)."""
+    that may be left out but not sent null (:data:`Omittable`); a value :func:`described_by`
+    components is their reference (with its field's description)."""
     if isinstance(schema, dict) and COMPONENTS in schema:
         refs = [{"$ref": f"#/components/schemas/{name}"} for name in schema[COMPONENTS]]
-        return refs[0] if len(refs) == 1 else {"anyOf": refs}
+        said = {key: value for key, value in schema.items() if key == "description"}
+        return {**(refs[0] if len(refs) == 1 else {"anyOf": refs}), **said}
     if isinstance(schema, dict):
         nullable = "null" in schema.get("type", ()) or any(
             isinstance(member, dict) and member.get("type") == "null" for member in schema.get("anyOf", ()))
