@@ -45,6 +45,7 @@ from avenue.media.alttext import (
 from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.media.names import NameBody
+from avenue.monitoring.history import History
 from avenue.ops.rerender import RerenderRun, RerenderStatus, RunProgress
 from avenue.paging import COUNT_LIMIT, MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 from avenue.shapes import OBJECT_ID, Answer, Shape, parameters_of, schema_of
@@ -553,18 +554,6 @@ _component(Product)
 _component(UploadLink)
 IMAGE_FILES = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
 ONE_FILE = {"type": "string", "format": "binary"}
-HISTORY = {"type": "object", "required": ["range", "from", "to", "bar_seconds", "points", "uploads"],
-           "properties": {"range": {"enum": ["24h", "7d", "30d"]}, "from": TIME, "to": TIME,
-                          "bar_seconds": {"type": "integer"},
-                          "points": {"type": "array", "items": {"type": "object"}},
-                          "uploads": {"type": "array", "items": {
-                              "type": "object", "required": ["start", "count"],
-                              "properties": {"start": TIME, "count": {
-                                  "type": ["integer", "null"],
-                                  "description": "Images stored by uploads in this bar (the current hour "
-                                                 "included); null before counting began."}}}},
-                          "uploads_counted_since": {
-                              **TIME, "description": "When uploads began to be counted (null: not yet)."}}}
 FOLDER = {"type": "string", "maxLength": 600, "description": "/name/name…, at most 8 names."}
 TAG = {"type": "string", "minLength": 1, "maxLength": 40}
 ALT_SUGGESTIONS: Schema = {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": {
@@ -886,7 +875,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                                 _query("action", {"type": "string"}, "One action, e.g. upload_created.")))},
     "/api/admin/history": {"get": _op(
         "The storage history over a range: points for charts and uploads per bar.",
-        {"200": _json(HISTORY, "The series."),
+        {"200": _answer(History, "The series."),
          **_errors(403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
         parameters=[_query("range", {"enum": ["24h", "7d", "30d"]}, "How far back (default 7d).")])},

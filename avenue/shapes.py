@@ -142,15 +142,24 @@ class Answer(BaseModel):
 
     def answer(self) -> dict[str, Any]:
         """The JSON body: the fields as they are (an answer holds JSON's own types), nested
-        answers as theirs, an :data:`Absent` one left out when None. (Not ``model_dump``: its
-        walk through every nested value tripled a product's cost, bench/shapes.py.)"""
-        absent = _absent_fields(type(self))
-        return {name: _plain(value) for name, value in self if not (value is None and name in absent)}
+        answers as theirs, an :data:`Absent` one left out when None; a field whose key is a
+        Python keyword (``from``) is named ``from_`` with ``serialization_alias="from"``. (Not
+        ``model_dump``: its walk through every nested value tripled a product's cost,
+        bench/shapes.py.)"""
+        absent, keys = _absent_fields(type(self)), _keys(type(self))
+        return {keys.get(name, name): _plain(value) for name, value in self
+                if not (value is None and name in absent)}
 
 
 @functools.cache
 def _absent_fields(model: type[Answer]) -> frozenset[str]:
     return frozenset(name for name, info in model.model_fields.items() if info.exclude_if is not None)
+
+
+@functools.cache
+def _keys(model: type[Answer]) -> dict[str, str]:
+    return {name: info.serialization_alias for name, info in model.model_fields.items()
+            if info.serialization_alias}
 
 
 def _plain(value: Any) -> Any:
