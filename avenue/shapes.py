@@ -1,7 +1,7 @@
 """Request shapes declared once: a JSON body's model is its check and its OpenAPI schema.
 
 A view decorated ``@takes(Model)`` (``avenue/http.py``) receives its body validated as ``Model``
-(the strict JSON of ``parse_json`` first, then the model); ``avenue/apidoc.py`` writes the operation's
+(the strict JSON of ``parse_json`` first, then the model); ``avenue/apidoc/`` writes the operation's
 request schema from the same model (:func:`schema_of`), so the check and the document cannot
 say two things. A refusal is the contract's JSON error, raised as the domain's
 :class:`~avenue.errors.BadRequest` and answered by the one handler in ``avenue/errors.py``:
