@@ -4,11 +4,7 @@ as models are the models' own (``SHAPES`` in ``avenue/apidoc/common.py``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from avenue.apidoc.common import (
-    INT0,
-    NAMED,
     SHAPES,
     SLUG,
     TIME,
@@ -24,22 +20,8 @@ from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
 from avenue.shapes import OBJECT_ID, schema_of
 from avenue.shop.service import Product
+from avenue.status.products import ProductsStatus
 from avenue.status.storage import StorageStatus
-
-#: A product's image reference in a status list: the product's name and what it names.
-REFERENCE = {"sku": NAMED, "reference": {"type": "string"}}
-
-
-def _status_list(item: dict[str, Any], description: str,
-                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A list of a status report: its count, its first entries (``item``'s fields) and whether
-    it was cut; ``extra``: totals kept beside the list."""
-    return {"type": "object", "required": ["count", "items", "truncated", *(extra or {})],
-            "properties": {"count": INT0, "truncated": {"type": "boolean"},
-                           "items": {"type": "array", "items": {"type": "object", "properties": item}},
-                           **(extra or {})},
-            "description": description}
-
 
 VARIANTS = ("thumb", "card", "gallery", "og")
 _EXTENSION = {fmt.name: fmt.extension for fmt in FORMATS}
@@ -283,43 +265,7 @@ SCHEMAS: dict[str, Schema] = {
         "description": "A status report: counts from counters kept with every write (`report`), the "
                        "lists behind them from the last background sweep (`sweep`).",
     },
-    "ProductsStatus": {"allOf": [_ref("Report"), {
-        "type": "object",
-        "required": ["generated_at", "products", "references", "missing_files", "local_filesystem",
-                     "external", "temp_images", "orphans", "missing_variants", "stored_images", "safe"],
-        "properties": {
-            "generated_at": TIME,
-            "safe": {"type": ["boolean", "null"],
-                     "description": "Every product photo's bytes and variants are in MongoDB (external "
-                                    "URLs are reported, not ours to lose); null until the first sweep "
-                                    "finished."},
-            "products": {"type": "object", "required": ["total", "with_images", "without_images"],
-                         "properties": {"total": INT0, "with_images": INT0, "without_images": INT0}},
-            "references": {"type": "object", "required": ["total", "stored", "local_filesystem", "external"],
-                           "properties": {"total": INT0, "stored": INT0, "local_filesystem": INT0,
-                                          "external": INT0},
-                           "description": "Products' image references by kind, from the counters kept "
-                                          "with every write."},
-            "missing_files": _status_list({**REFERENCE, "filename": NAMED},
-                                          "References to stored images whose bytes are gone."),
-            "local_filesystem": _status_list(REFERENCE,
-                                             "References still naming the old local uploads/ folder."),
-            "external": _status_list(REFERENCE, "References to images outside Avenue (URLs)."),
-            "temp_images": {"type": "object", "required": ["total", "pending", "expired"],
-                            "properties": {"total": INT0, "pending": INT0, "expired": INT0}},
-            "orphans": _status_list({"id": {"type": "string"}, "filename": {"type": ["string", "null"]},
-                                     "bytes": {"type": ["integer", "null"]}, "uploaded_at": TIME,
-                                     "legacy_redirect": {"type": "boolean"}},
-                                    "Stored product images no product names (gc's candidates), with their "
-                                    "bytes and how many an old uploads/ path still redirects to.",
-                                    extra={"bytes": INT0, "legacy_redirects": INT0}),
-            "missing_variants": _status_list({"id": {"type": "string"},
-                                              "missing": {"type": "array", "items": {"type": "string"}},
-                                              "skus": {"type": "array", "items": NAMED}},
-                                             "Originals one of whose listed variants is gone."),
-            "stored_images": INT0,
-        },
-    }]},
+    "ProductsStatus": {"allOf": [_ref("Report"), schema_of(ProductsStatus, SHAPES)]},
     "StorageStatus": {"allOf": [_ref("Report"), schema_of(StorageStatus, SHAPES)]},
 }
 
