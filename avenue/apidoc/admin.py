@@ -21,11 +21,11 @@ from avenue.apidoc.common import (
     _shaped,
 )
 from avenue.apidoc.images import (
-    DELIVERY_SERIES,
     RANGES_FROM,
     RANGES_TO,
 )
 from avenue.auth.service import Credentials
+from avenue.media import deliveries
 from avenue.monitoring.history import History
 from avenue.ops.rerender import RerenderRun, RerenderStatus, RunProgress
 from avenue.shapes import OBJECT_ID
@@ -79,7 +79,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "parameters": [_path("alias", {"type": "string"}), _path("image_id", OBJECT_ID)],
         "get": _op("One image's answers and bytes per day over a range, by file, and when it was last "
                    "served (answers that sent the bytes; a private image's are not kept: all zeros).",
-                   {"200": _json(DELIVERY_SERIES, "The series."),
+                   {"200": _answer(deliveries.DeliverySeries, "The series."),
                     **_errors(400, 403, 404)},
                    security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
                    parameters=[RANGES_FROM, RANGES_TO])},

@@ -26,7 +26,6 @@ from avenue.apidoc.common import (
 from avenue.apidoc.images import (
     ALT_RESULTS,
     ALT_SUGGESTIONS,
-    DELIVERY_SERIES,
     MEDIA_EDITS,
     MEDIA_FOCAL,
     MEDIA_REPLACE,
@@ -52,6 +51,7 @@ from avenue.builder.service import (
     Tags,
 )
 from avenue.bulk.urls import URL_CODES, LibraryUrlImport
+from avenue.media import deliveries
 
 # The document states the declared limits and registries as they are (the media-interface
 # contract lets it read the kernel modules named in pyproject.toml).
@@ -145,7 +145,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "parameters": [_path("media_id", OBJECT_ID)],
         "get": _op("One library image's answers and bytes per day over a range (the last 30 days by default, "
                    "at most 92), by file, and when it was last served: the library details panel's chart.",
-                   {"200": _json(DELIVERY_SERIES, "The series."),
+                   {"200": _answer(deliveries.DeliverySeries, "The series."),
                     **_errors(400, 403, 404)},
                    security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
                    parameters=[RANGES_FROM, RANGES_TO])},

@@ -199,10 +199,3 @@ RANGES_FROM = _query("from", {"type": "string", "format": "date"},
 RANGES_TO = _query("to", {"type": "string", "format": "date"}, "Last UTC day, included (default today).")
 
 
-#: One image's delivery numbers per day (the admins' series and the library details panel's chart).
-DELIVERY_SERIES = {"type": "object",
-                   "required": ["image", "bucket", "days", "requests", "bytes", "last_served"],
-                   "properties": {"image": OBJECT_ID, "bucket": {"type": "string"},
-                                  "days": {"type": "array", "items": {"type": "object"}},
-                                  "requests": {"type": "integer"}, "bytes": {"type": "integer"},
-                                  "last_served": {"type": ["string", "null"]}}}
