@@ -43,8 +43,7 @@ def alerts() -> Response:
     """Recorded threshold crossings, newest first (``?open=1``: not acknowledged), and the
     quota thresholds in force, so a client colours usage by the same levels."""
     open_only = request.args.get("open", "").lower() in {"1", "true", "yes"}
-    return jsonify(items=monitoring.list_alerts(get_db(), open_only=open_only),
-                   thresholds=monitoring.thresholds_object(current_app.config))
+    return jsonify(monitoring.alert_list(get_db(), current_app.config, open_only=open_only))
 
 
 @bp.post(f"/alerts/{ALERT_ID}/ack")

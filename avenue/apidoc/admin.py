@@ -26,6 +26,7 @@ from avenue.apidoc.images import (
 )
 from avenue.auth.service import Credentials
 from avenue.media import deliveries
+from avenue.monitoring.alerts import AlertList
 from avenue.monitoring.history import History
 from avenue.ops.rerender import RerenderRun, RerenderStatus, RunProgress
 from avenue.shapes import OBJECT_ID
@@ -96,9 +97,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                                        "Not served for this many days (default 90).")))},
     "/api/admin/alerts": {"get": _op(
         "Recorded threshold crossings, newest first, and the thresholds in force.",
-        {"200": _json({"type": "object", "required": ["items", "thresholds"], "properties": {
-            "items": {"type": "array", "items": _ref("Alert")},
-            "thresholds": {"type": "object", "additionalProperties": {"type": "number"}}}}, "The alerts."),
+        {"200": _answer(AlertList, "The alerts."),
          **_errors(403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
         parameters=[_query("open", {"enum": ["1", "true", "yes", "0", "false", "no"]},

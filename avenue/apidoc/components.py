@@ -18,6 +18,7 @@ from avenue.links.store import UploadLink
 # contract lets it read the kernel modules named in pyproject.toml).
 from avenue.media.formats import FALLBACKS, FORMATS, OFFERED
 from avenue.media.names import MAX_NAME_LENGTH as MAX_IMAGE_NAME
+from avenue.monitoring.alerts import Alert
 from avenue.shapes import OBJECT_ID, schema_of
 from avenue.shop.service import Product
 from avenue.status.products import ProductsStatus
@@ -196,16 +197,6 @@ SCHEMAS: dict[str, Schema] = {
     "UnusedImage": {"allOf": [_ref("Image"), {"type": "object", "required": ["last_served"], "properties": {
         "last_served": {"type": ["string", "null"], "format": "date-time",
                         "description": "null: never served since delivery numbers were kept."}}}]},
-    "Alert": {
-        "type": "object", "required": ["id", "kind", "level", "message", "at", "acknowledged"],
-        "properties": {"id": OBJECT_ID, "kind": {"type": "string"},
-                       "level": {"enum": ["warning", "critical", "emergency"]},
-                       "message": {"type": "string"}, "value": {"type": ["number", "null"]},
-                       "threshold": {"type": ["number", "null"]}, "at": TIME,
-                       "acknowledged": {"type": "boolean"}, "acknowledged_at": TIME,
-                       "acknowledged_by": {"type": ["string", "null"]},
-                       "notified": {"type": ["object", "null"]}},
-    },
     "LegacyImage": {
         "type": "object", "required": ["legacy", "url"],
         "properties": {"legacy": {"const": True}, "url": {"type": "string"},
@@ -271,6 +262,7 @@ SCHEMAS: dict[str, Schema] = {
 
 
 _component(Product)
+_component(Alert)
 
 
 _component(UploadLink)
