@@ -24,7 +24,7 @@ from avenue.apidoc.images import (
     RANGES_FROM,
     RANGES_TO,
 )
-from avenue.auth.service import Credentials
+from avenue.auth.service import Caller, Credentials, CsrfToken, LoggedIn
 from avenue.media import deliveries
 from avenue.monitoring.alerts import AlertList
 from avenue.monitoring.history import History
@@ -38,19 +38,16 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         security=[{}], tags=["meta"])},
     "/api/auth/login": {"post": _op(
         "Log in: a session cookie and its CSRF token.",
-        {"200": _json({"type": "object", "required": ["user", "csrf_token"],
-                       "properties": {"user": _ref("User"), "csrf_token": {"type": "string"}}}, "Logged in."),
+        {"200": _answer(LoggedIn, "Logged in."),
          **_errors(401, 429)},
         security=[{}], tags=["auth"], body=_shaped(Credentials))},
     "/api/auth/logout": {"post": _op("End this session (every session of the user ends on the server).",
                                      {"204": NO_CONTENT}, security=LOGGED_IN_WRITE, tags=["auth"],
                                      roles="any logged-in user")},
-    "/api/auth/me": {"get": _op("Who is calling.", {"200": _json({
-        "type": "object", "required": ["user"], "properties": {"user": _ref("User")}}, "The user.")},
+    "/api/auth/me": {"get": _op("Who is calling.", {"200": _answer(Caller, "The user.")},
         security=LOGGED_IN_READ, tags=["auth"], roles="any logged-in user")},
-    "/api/auth/csrf": {"get": _op("This session's CSRF token (send it as X-CSRF-Token).", {"200": _json({
-        "type": "object", "required": ["csrf_token"], "properties": {"csrf_token": {"type": "string"}}},
-        "The token.")}, security=ANYONE, tags=["auth"])},
+    "/api/auth/csrf": {"get": _op("This session's CSRF token (send it as X-CSRF-Token).", {
+        "200": _answer(CsrfToken, "The token.")}, security=ANYONE, tags=["auth"])},
     "/api/admin/audit": {"get": _op(
         "The audit log, newest first.", {"200": _json(_list_of("AuditEntry"), "A page of entries."),
                                          **_errors(403)},

@@ -12,6 +12,7 @@ from avenue.apidoc.common import (
     _component,
     _ref,
 )
+from avenue.auth.service import User
 from avenue.links.store import UploadLink
 
 # The document states the declared limits and registries as they are (the media-interface
@@ -214,12 +215,6 @@ SCHEMAS: dict[str, Schema] = {
             "created_at": TIME, "updated_at": TIME, "legacy": {"const": True},
         },
     },
-    "User": {
-        "type": "object", "required": ["id", "email", "role"], "not": {"required": ["password_hash"]},
-        "properties": {"id": OBJECT_ID, "email": {"type": "string"},
-                       "role": {"enum": ["admin", "editor", "ops"]}, "active": {"type": "boolean"},
-                       "created_at": TIME, "last_login_at": TIME},
-    },
     "AuditEntry": {
         "type": "object", "required": ["id", "at", "action", "actor", "ip", "target"],
         "properties": {"id": OBJECT_ID, "at": TIME, "action": {"type": ["string", "null"]},
@@ -262,6 +257,7 @@ SCHEMAS: dict[str, Schema] = {
 
 
 _component(Product)
+_component(User)
 _component(Alert)
 
 
