@@ -3,6 +3,7 @@ alerts, re-render) and this document's own path."""
 
 from __future__ import annotations
 
+from avenue.admin.deliveries import TopDelivered
 from avenue.apidoc.common import (
     ANYONE,
     LOGGED_IN_READ,
@@ -63,11 +64,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
     "/api/admin/deliveries/top": {"get": _op(
         "The most served or heaviest images over a range of days (at most 92). Counted: answers that "
         "sent the bytes (a GET's 200 or 206; never a HEAD or a 304), of public images only.",
-        {"200": _json({"type": "object", "required": ["items", "by", "from", "to"], "properties": {
-            "items": {"type": "array", "items": _ref("DeliveredImage")},
-            "by": {"enum": ["requests", "bytes"]},
-            "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"}}},
-            "The images, most first."), **_errors(400, 403)},
+        {"200": _answer(TopDelivered, "The images, most first."), **_errors(400, 403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
         parameters=[RANGES_FROM, RANGES_TO,
                     _query("by", {"enum": ["requests", "bytes"]}, "Most served (default) or heaviest."),

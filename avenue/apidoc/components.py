@@ -4,6 +4,7 @@ as models are the models' own (``SHAPES`` in ``avenue/apidoc/common.py``)."""
 
 from __future__ import annotations
 
+from avenue.admin.deliveries import DeliveredImage
 from avenue.apidoc.common import (
     SHAPES,
     SLUG,
@@ -183,18 +184,6 @@ SCHEMAS: dict[str, Schema] = {
         },
         "description": "Deleted media, restorable until purge_after (AVENUE_TRASH_DAYS); never served.",
     },
-    "DeliveredImage": {
-        "type": "object", "required": ["bucket", "image", "requests", "bytes", "filename", "thumbnail"],
-        "properties": {"bucket": {"type": "string"}, "image": OBJECT_ID,
-                       "requests": {"type": "integer", "minimum": 0},
-                       "bytes": {"type": "integer", "minimum": 0},
-                       "filename": {"type": ["string", "null"],
-                                    "description": "The image's file name (null: deleted since)."},
-                       "thumbnail": {"type": ["string", "null"],
-                                     "description": "Its thumb variant's URL (null: deleted since)."}},
-        "description": "An image's answers and bytes over a range, as this origin served them (a CDN's "
-                       "own answers are not in them).",
-    },
     "UnusedImage": {"allOf": [_ref("Image"), {"type": "object", "required": ["last_served"], "properties": {
         "last_served": {"type": ["string", "null"], "format": "date-time",
                         "description": "null: never served since delivery numbers were kept."}}}]},
@@ -257,6 +246,7 @@ SCHEMAS: dict[str, Schema] = {
 
 
 _component(Product)
+_component(DeliveredImage)
 _component(User)
 _component(Alert)
 
