@@ -5,6 +5,7 @@ as models are the models' own (``SHAPES`` in ``avenue/apidoc/common.py``)."""
 from __future__ import annotations
 
 from avenue.admin.deliveries import DeliveredImage
+from avenue.admin.service import AuditEntry
 from avenue.apidoc.common import (
     SHAPES,
     SLUG,
@@ -204,12 +205,6 @@ SCHEMAS: dict[str, Schema] = {
             "created_at": TIME, "updated_at": TIME, "legacy": {"const": True},
         },
     },
-    "AuditEntry": {
-        "type": "object", "required": ["id", "at", "action", "actor", "ip", "target"],
-        "properties": {"id": OBJECT_ID, "at": TIME, "action": {"type": ["string", "null"]},
-                       "actor": {"type": ["object", "null"]}, "ip": {"type": ["string", "null"]},
-                       "target": {"type": "object"}},
-    },
     "Report": {
         "type": "object", "required": ["report"],
         "properties": {"report": {
@@ -246,6 +241,7 @@ SCHEMAS: dict[str, Schema] = {
 
 
 _component(Product)
+_component(AuditEntry)
 _component(DeliveredImage)
 _component(User)
 _component(Alert)
