@@ -26,6 +26,7 @@ from avenue.shapes import OBJECT_ID, schema_of
 from avenue.shop.service import Product
 from avenue.status.products import ProductsStatus
 from avenue.status.storage import StorageStatus
+from avenue.trash.service import TrashItem
 
 VARIANTS = ("thumb", "card", "gallery", "og")
 _EXTENSION = {fmt.name: fmt.extension for fmt in FORMATS}
@@ -162,29 +163,6 @@ SCHEMAS: dict[str, Schema] = {
                        "distance": {"type": "integer", "minimum": 0, "maximum": 12,
                                     "description": "Bits in which the two 64-bit perceptual hashes differ."}},
     },
-    "TrashItem": {
-        "type": "object",
-        "required": ["id", "from", "filename", "bytes", "deleted_at", "purge_after", "references"],
-        "properties": {
-            "id": OBJECT_ID, "from": {"enum": ["products", "builder", "uploads", "temp"]},
-            "filename": {"type": ["string", "null"]}, "content_type": {"type": ["string", "null"]},
-            "format": {"type": ["string", "null"]},
-            "width": {"type": ["integer", "null"]}, "height": {"type": ["integer", "null"]},
-            "bytes": {"type": ["integer", "null"]}, "owner": {"type": ["string", "null"]},
-            "alt": {"type": ["string", "null"]}, "placeholder": {"type": ["object", "null"]},
-            "deleted_at": TIME, "purge_after": TIME,
-            "references": {"type": "object", "properties": {
-                "sku": {"type": "string", "description": "The product it was taken off."},
-                "pages": {"type": "array", "items": SLUG,
-                          "description": "Pages a forced delete cleaned (not rewritten on restore)."},
-                "replaced_in": {**OBJECT_ID, "description": "An earlier version of this image, replaced in "
-                                "place; restored, it comes back as an image of its own (a product photo: "
-                                "onto its product again, at the end)."},
-                "merged_into": {**OBJECT_ID, "description": "The image it was merged into; restored, the "
-                                "page blocks the merge moved show it again."}}},
-        },
-        "description": "Deleted media, restorable until purge_after (AVENUE_TRASH_DAYS); never served.",
-    },
     "UnusedImage": {"allOf": [_ref("Image"), {"type": "object", "required": ["last_served"], "properties": {
         "last_served": {"type": ["string", "null"], "format": "date-time",
                         "description": "null: never served since delivery numbers were kept."}}}]},
@@ -241,6 +219,7 @@ SCHEMAS: dict[str, Schema] = {
 
 
 _component(Product)
+_component(TrashItem)
 _component(AuditEntry)
 _component(DeliveredImage)
 _component(User)

@@ -7,8 +7,8 @@ from avenue.apidoc.common import (
     LOGGED_IN_WRITE,
     NO_CONTENT,
     ONE_FILE,
-    SLUG,
     Schema,
+    _answer,
     _errors,
     _json,
     _list_of,
@@ -28,6 +28,7 @@ from avenue.apidoc.images import (
     _version_paths,
 )
 from avenue.shapes import OBJECT_ID
+from avenue.trash.service import Restored
 
 PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
     "/api/trash": {"get": _op(
@@ -51,15 +52,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
             "(409 product_gone if that product was deleted, 422 if it is full), library media in the "
             "library (pages are not rewritten, except those a merge moved: repointed), an upload to its "
             "owner.",
-            {"200": _json({"type": "object", "required": ["image", "from", "reused"], "properties": {
-                "image": _ref("Image"), "from": {"enum": ["products", "builder", "uploads"]},
-                "reused": {"type": "boolean",
-                           "description": "The same bytes were stored again meanwhile: that image."},
-                "product": {"type": "string", "description": "The product it went back onto."},
-                "repointed": {"type": "array", "items": SLUG,
-                              "description": "An image merged into another: the pages whose blocks show it "
-                                             "again (those the merge moved and nobody changed since)."}}},
-                "Restored."), **_errors(404, 409, 422)},
+            {"200": _answer(Restored, "Restored."), **_errors(404, 409, 422)},
             security=LOGGED_IN_WRITE, tags=["trash"], roles="editor (library), admin"),
     },
     "/api/uploads": {
