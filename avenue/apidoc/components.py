@@ -16,6 +16,7 @@ from avenue.apidoc.common import (
 )
 from avenue.auth.service import User
 from avenue.links.store import UploadLink
+from avenue.media import NearDuplicate
 
 # The document states the declared limits and registries as they are (the media-interface
 # contract lets it read the kernel modules named in pyproject.toml).
@@ -156,13 +157,6 @@ SCHEMAS: dict[str, Schema] = {
                                 "same; the lookup links its group when it ends)."},
         },
     },
-    "NearDuplicate": {
-        "type": "object", "required": ["id", "url", "distance"],
-        "properties": {"id": OBJECT_ID, "url": {"type": "string"}, "thumb": {"type": ["string", "null"]},
-                       "filename": {"type": ["string", "null"]},
-                       "distance": {"type": "integer", "minimum": 0, "maximum": 12,
-                                    "description": "Bits in which the two 64-bit perceptual hashes differ."}},
-    },
     "UnusedImage": {"allOf": [_ref("Image"), {"type": "object", "required": ["last_served"], "properties": {
         "last_served": {"type": ["string", "null"], "format": "date-time",
                         "description": "null: never served since delivery numbers were kept."}}}]},
@@ -219,6 +213,7 @@ SCHEMAS: dict[str, Schema] = {
 
 
 _component(Product)
+_component(NearDuplicate)
 _component(TrashItem)
 _component(AuditEntry)
 _component(DeliveredImage)
