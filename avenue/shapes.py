@@ -188,6 +188,13 @@ class OneOf:
         return core_schema.literal_schema(list(self.values))
 
 
+def counts_of(keys: tuple[str, ...]) -> Any:
+    """The ``Field`` of a count per key, every key always there (``Annotated[dict[str, int],
+    counts_of(OUTCOMES)]``): in the document each key is a required whole number."""
+    return Field(json_schema_extra={"required": list(keys),
+                                    "properties": {key: {"type": "integer", "minimum": 0} for key in keys}})
+
+
 def described_by(*names: str) -> WithJsonSchema:
     """A value the document describes by components written elsewhere (``names``: one of them),
     such as the image object, in an answer declared as a model."""

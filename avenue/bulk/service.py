@@ -41,7 +41,7 @@ from avenue.db import Document
 from avenue.errors import AvenueError
 from avenue.media import Limits
 from avenue.metrics import count_upload
-from avenue.shapes import Absent, Answer, ObjectIdText, OneOf
+from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, counts_of
 from avenue.shop import service as shop
 
 # What each entry's report says happened to it.
@@ -247,8 +247,7 @@ TARGETS = tuple(RULES)
 
 
 #: What the report counts: every outcome, each a whole number.
-Counts = Annotated[dict[str, Annotated[int, Field(ge=0)]],
-                   Field(json_schema_extra={"required": list(OUTCOMES)})]
+Counts = Annotated[dict[str, Annotated[int, Field(ge=0)]], counts_of(OUTCOMES)]
 
 
 class ZipEntry(Answer):

@@ -35,7 +35,7 @@ from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, RateLimited
 from avenue.media import Limits, Near, Stored, Upload
 from avenue.metrics import count_upload
-from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, Refuse, Shape, described_by
+from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, Refuse, Shape, counts_of, described_by
 from avenue.shop import service as shop
 from avenue.urlfetch import MAX_URL_LENGTH, Fetched, FetchRefused
 
@@ -193,7 +193,7 @@ class UrlReport(Answer):
     complete: Annotated[bool, Field(description="False when AVENUE_URL_IMPORT_MAX_SECONDS passed: the rows "
                                                 "not_imported are imported by sending the CSV again.")]
     counts: Annotated[dict[str, Annotated[int, Field(ge=0)]],
-                      Field(json_schema_extra={"required": list(OUTCOMES)})]
+                      counts_of(OUTCOMES)]
     rows: list[UrlRow]
 
 
