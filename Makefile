@@ -59,7 +59,7 @@ node:
 check-vendor: $(STAMP)
 	$(PY) -m avenue.console.vendor avenue/console/static/vendor/VENDOR.json tests/support/vendor/VENDOR.json
 
-## The generated parts of docs/: endpoint tables (avenue/apidoc.py), configuration (.env.example).
+## The generated parts of docs/: endpoint tables (avenue/apidoc/), configuration (.env.example).
 docs: $(STAMP)
 	$(PY) docs/generate.py
 

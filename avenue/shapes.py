@@ -1,7 +1,7 @@
 """Request shapes declared once: a JSON body's model is its check and its OpenAPI schema.
 
 A view decorated ``@takes(Model)`` (``avenue/http.py``) receives its body validated as ``Model``
-(the strict JSON of ``parse_json`` first, then the model); ``avenue/apidoc.py`` writes the operation's
+(the strict JSON of ``parse_json`` first, then the model); ``avenue/apidoc/`` writes the operation's
 request schema from the same model (:func:`schema_of`), so the check and the document cannot
 say two things. A refusal is the contract's JSON error, raised as the domain's
 :class:`~avenue.errors.BadRequest` and answered by the one handler in ``avenue/errors.py``:
@@ -56,7 +56,7 @@ from pydantic import (
     WithJsonSchema,
 )
 from pydantic.json_schema import SkipJsonSchema
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError, core_schema
 
 from avenue.errors import AvenueError, BadRequest
 from avenue.ids import parse_object_id
@@ -142,15 +142,24 @@ class Answer(BaseModel):
 
     def answer(self) -> dict[str, Any]:
         """The JSON body: the fields as they are (an answer holds JSON's own types), nested
-        answers as theirs, an :data:`Absent` one left out when None. (Not ``model_dump``: its
-        walk through every nested value tripled a product's cost, bench/shapes.py.)"""
-        absent = _absent_fields(type(self))
-        return {name: _plain(value) for name, value in self if not (value is None and name in absent)}
+        answers as theirs, an :data:`Absent` one left out when None; a field whose key is a
+        Python keyword (``from``) is named ``from_`` with ``serialization_alias="from"``. (Not
+        ``model_dump``: its walk through every nested value tripled a product's cost,
+        bench/shapes.py.)"""
+        absent, keys = _absent_fields(type(self)), _keys(type(self))
+        return {keys.get(name, name): _plain(value) for name, value in self
+                if not (value is None and name in absent)}
 
 
 @functools.cache
 def _absent_fields(model: type[Answer]) -> frozenset[str]:
     return frozenset(name for name, info in model.model_fields.items() if info.exclude_if is not None)
+
+
+@functools.cache
+def _keys(model: type[Answer]) -> dict[str, str]:
+    return {name: info.serialization_alias for name, info in model.model_fields.items()
+            if info.serialization_alias}
 
 
 def _plain(value: Any) -> Any:
@@ -166,6 +175,24 @@ def _plain(value: Any) -> Any:
 #: A field of an answer that is left out when None: ``Absent[list[str]] = None`` (the document
 #: shows only the type, not required).
 Absent = Annotated[T | SkipJsonSchema[None], Field(exclude_if=lambda value: value is None)]
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Text that is one of ``values``, the constants the code names them by (``Annotated[str,
+    OneOf(OUTCOMES)]``): checked as a ``Literal`` of them is, and an enum in the document."""
+
+    values: tuple[str, ...]
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.literal_schema(list(self.values))
+
+
+def counts_of(keys: tuple[str, ...]) -> Any:
+    """The ``Field`` of a count per key, every key always there (``Annotated[dict[str, int],
+    counts_of(OUTCOMES)]``): in the document each key is a required whole number."""
+    return Field(json_schema_extra={"required": list(keys),
+                                    "properties": {key: {"type": "integer", "minimum": 0} for key in keys}})
 
 
 def described_by(*names: str) -> WithJsonSchema:
@@ -321,10 +348,12 @@ def parameters_of(model: type[Shape]) -> list[dict[str, Any]]:
 def _tidy(schema: Any) -> Any:
     """``schema`` without pydantic's ``title`` keywords (the document names fields by their
     keys; a generated "Ids" beside ``ids`` says nothing), nor the ``default: null`` of a field
-    that may be left out but not sent null (:data:`Omittable`)."""
+    that may be left out but not sent null (:data:`Omittable`); a value :func:`described_by`
+    components is their reference (with its field's description)."""
     if isinstance(schema, dict) and COMPONENTS in schema:
         refs = [{"$ref": f"#/components/schemas/{name}"} for name in schema[COMPONENTS]]
-        return refs[0] if len(refs) == 1 else {"anyOf": refs}
+        said = {key: value for key, value in schema.items() if key == "description"}
+        return {**(refs[0] if len(refs) == 1 else {"anyOf": refs}), **said}
     if isinstance(schema, dict):
         nullable = "null" in schema.get("type", ()) or any(
             isinstance(member, dict) and member.get("type") == "null" for member in schema.get("anyOf", ()))

@@ -6,7 +6,7 @@
 Each generated part sits between two markers in a hand-written page, and the page says where
 it comes from:
 
-- ``docs/api.md``: one table per tag of the OpenAPI document (``avenue/apidoc.py``, served at
+- ``docs/api.md``: one table per tag of the OpenAPI document (``avenue/apidoc/``, served at
   ``/api/openapi.json``): method, path, who, statuses, summary; then the status meanings.
 - ``docs/configuration.md``: one table per section of ``.env.example``, whose comment above
   each variable is its documentation and whose value is its default.
@@ -49,18 +49,19 @@ def _who(operation: dict[str, Any]) -> str:
 def api_tables(document: dict[str, Any] | None = None) -> str:
     """The endpoint tables of the OpenAPI document, one per tag, and the status meanings."""
     from avenue import apidoc
+    from avenue.apidoc import common
 
     document = document or apidoc.document()
-    read, write = apidoc.LOGGED_IN_READ, apidoc.LOGGED_IN_WRITE
-    upload_body = {"content": {apidoc.MULTIPART: {}}}
-    any_request = set(apidoc.ANY_REQUEST)
-    login = apidoc._common_errors(read, None) - any_request
-    csrf = apidoc._common_errors(write, None) - any_request - login
-    upload = apidoc._common_errors(read, upload_body) - any_request - login
+    read, write = common.LOGGED_IN_READ, common.LOGGED_IN_WRITE
+    upload_body = {"content": {common.MULTIPART: {}}}
+    any_request = set(common.ANY_REQUEST)
+    login = common._common_errors(read, None) - any_request
+    csrf = common._common_errors(write, None) - any_request - login
+    upload = common._common_errors(read, upload_body) - any_request - login
     out = [
         "Each row lists what the operation answers on success and the errors of its own. Besides "
         "those, every operation can answer the statuses of its kind (`_common_errors` in "
-        "`avenue/apidoc.py`):",
+        "`avenue/apidoc/common.py`):",
         "",
         f"- any request: {_statuses(any_request)};",
         f"- one that needs a login (who is not \"anyone\"): {_statuses(login)};",
@@ -76,9 +77,9 @@ def api_tables(document: dict[str, Any] | None = None) -> str:
             if operation is None:
                 continue
             codes = {int(code) for code in operation["responses"]}
-            common = apidoc._common_errors(operation["security"], operation.get("requestBody"))
+            shared = common._common_errors(operation["security"], operation.get("requestBody"))
             success = {code for code in codes if code < 400}
-            own = codes - success - common
+            own = codes - success - shared
             statuses = _statuses(success) + (f"; {_statuses(own)}" if own else "")
             row = (f"| `{method.upper()}` | `{path}` | {_cell(_who(operation))} | {statuses} "
                    f"| {_cell(operation['summary'])} |")

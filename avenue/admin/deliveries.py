@@ -6,15 +6,17 @@ written by every worker's flush (:mod:`avenue.media.store.deliveries`)."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from bson import ObjectId
+from pydantic import Field
 from pymongo.database import Database
 
 from avenue import media
 from avenue.errors import BadRequest
 from avenue.media import BUILDER, Document, Library, UrlSigner, image_object, referrers
 from avenue.paging import Page, Window
+from avenue.shapes import Answer, ObjectIdText, OneOf
 
 MAX_UNUSED_DAYS = 3650
 
@@ -26,10 +28,35 @@ def _bucket_alias(bucket: str) -> str:
     return next((alias for alias, name in media.BUCKETS.items() if name == bucket), bucket)
 
 
+ORDERS = ("requests", "bytes")  # what the top list orders by
+
+
+class DeliveredImage(Answer):
+    """An image's answers and bytes over a range, as this origin served them (a CDN's own
+    answers are not in them)."""
+
+    bucket: str
+    image: ObjectIdText
+    requests: Annotated[int, Field(ge=0)]
+    bytes: Annotated[int, Field(ge=0)]
+    filename: Annotated[str | None, Field(description="The image's file name (null: deleted since).")]
+    thumbnail: Annotated[str | None, Field(description="Its thumb variant's URL (null: deleted since).")]
+
+
+class TopDelivered(Answer):
+    """The most served or heaviest images over a range of days, most first."""
+
+    items: list[DeliveredImage]
+    by: Annotated[str, OneOf(ORDERS)]
+    from_: Annotated[str, Field(serialization_alias="from", json_schema_extra={"format": "date"})]
+    to: Annotated[str, Field(json_schema_extra={"format": "date"})]
+
+
 def top(db: Database[Document], start: dt.datetime, end: dt.datetime, by: str, limit: int,
-        signer: UrlSigner) -> list[dict[str, Any]]:
-    """The most served (or heaviest) images, each named as ops know it: its file name and its
-    thumbnail's URL (one read per bucket of the list; both None for an image gone since)."""
+        signer: UrlSigner) -> TopDelivered:
+    """The most served (or heaviest) images over ``[start, end)``, each named as ops know it:
+    its file name and its thumbnail's URL (one read per bucket of the list; both None for an
+    image gone since)."""
     rows = media.deliveries.top(db, start, end, by=by, limit=limit)
     ids: dict[str, list[ObjectId]] = {}
     for row in rows:
@@ -40,10 +67,12 @@ def top(db: Database[Document], start: dt.datetime, end: dt.datetime, by: str, l
     for row in rows:
         image = found.get((row["bucket"], row["image"]))
         shown = image_object(image, signer) if image is not None else None
-        items.append({**row, "bucket": _bucket_alias(row["bucket"]), "image": str(row["image"]),
-                      "filename": shown["filename"] if shown else None,
-                      "thumbnail": shown["variants"].get("thumb") if shown else None})
-    return items
+        items.append(DeliveredImage(bucket=_bucket_alias(row["bucket"]), image=str(row["image"]),
+                                    requests=row["requests"], bytes=row["bytes"],
+                                    filename=shown["filename"] if shown else None,
+                                    thumbnail=shown["variants"].get("thumb") if shown else None))
+    return TopDelivered(items=items, by=by, from_=start.date().isoformat(),
+                        to=(end - dt.timedelta(days=1)).date().isoformat())
 
 
 def series(db: Database[Document], bucket: str, image_id: ObjectId, start: dt.datetime,

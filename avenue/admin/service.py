@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
 from bson import ObjectId
+from pydantic import Field
 from pymongo.database import Database
 
 from avenue.auth.service import normalize_email
@@ -13,6 +14,7 @@ from avenue.clock import isoformat
 from avenue.db import AUDIT_LIST, Document
 from avenue.errors import BadRequest
 from avenue.paging import Page, Window, fetch
+from avenue.shapes import Answer, ObjectIdText
 
 MAX_ACTION_LENGTH = 64
 # Never echoed, even if a caller of audit.log passed one by mistake.
@@ -50,16 +52,24 @@ def list_entries(db: Database[Document], window: Window, *, user: str | None = N
     return [public_entry(doc) for doc in page.docs], page
 
 
-def public_entry(doc: dict[str, Any]) -> dict[str, Any]:
+class AuditEntry(Answer):
     """An audit entry as the API shows it: ids as strings, times in ISO 8601, no secrets."""
-    return {
-        "id": str(doc["_id"]),
-        "at": isoformat(doc.get("at")),
-        "action": doc.get("action"),
-        "actor": _jsonable(doc.get("actor")),
-        "ip": doc.get("ip"),
+
+    id: ObjectIdText
+    at: Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+    action: str | None
+    actor: Annotated[dict[str, Any] | None, Field(description="Who: a user (id, email, role) or the CLI.")]
+    ip: str | None
+    target: Annotated[dict[str, Any], Field(description="What was acted on (sku, image_id, bucket...).")]
+
+
+def public_entry(doc: dict[str, Any]) -> dict[str, Any]:
+    """An audit entry as the API shows it (:class:`AuditEntry`)."""
+    return AuditEntry.model_validate({
+        "id": str(doc["_id"]), "at": isoformat(doc.get("at")), "action": doc.get("action"),
+        "actor": _jsonable(doc.get("actor")), "ip": doc.get("ip"),
         "target": _jsonable(doc.get("target") or {}),
-    }
+    }).answer()
 
 
 def _jsonable(value: object) -> object:

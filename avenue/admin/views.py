@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from bson import ObjectId
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -43,8 +41,7 @@ def alerts() -> Response:
     """Recorded threshold crossings, newest first (``?open=1``: not acknowledged), and the
     quota thresholds in force, so a client colours usage by the same levels."""
     open_only = request.args.get("open", "").lower() in {"1", "true", "yes"}
-    return jsonify(items=monitoring.list_alerts(get_db(), open_only=open_only),
-                   thresholds=monitoring.thresholds_object(current_app.config))
+    return jsonify(monitoring.alert_list(get_db(), current_app.config, open_only=open_only))
 
 
 @bp.post(f"/alerts/{ALERT_ID}/ack")
@@ -81,9 +78,7 @@ def deliveries_top() -> Response:
         limit = 0
     if not 1 <= limit <= 100:
         raise BadRequest("limit is a whole number from 1 to 100.", code="invalid_limit")
-    return jsonify(items=deliveries.top(get_db(), start, end, by, limit, _signer()), by=by,
-                   **{"from": start.date().isoformat(),
-                      "to": (end - dt.timedelta(days=1)).date().isoformat()})
+    return jsonify(deliveries.top(get_db(), start, end, by, limit, _signer()).answer())
 
 
 @bp.get('/deliveries/images/<alias>/<oid("media_not_found", "No image with this id."):image_id>')

@@ -13,11 +13,11 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from avenue.clock import maybe_utc, now
+from avenue.clock import isoformat, maybe_utc, now
 from avenue.db import Document
 from avenue.errors import BadRequest, Conflict, NotFound
 from avenue.ids import parse_object_id
-from avenue.shapes import Refuse, Shape
+from avenue.shapes import Answer, ObjectIdText, OneOf, Refuse, Shape
 
 ROLES = ("admin", "editor", "ops")
 MIN_PASSWORD_LENGTH = 8
@@ -233,15 +233,41 @@ def revoke_tokens(db: Database[Document], email: str) -> int:
     return result.modified_count
 
 
-def public_user(user: dict[str, Any]) -> dict[str, Any]:
-    """A user as the API shows it: never a hash."""
-    from avenue.clock import isoformat
+TIME = Field(json_schema_extra={"format": "date-time"})
 
-    return {
-        "id": str(user["_id"]),
-        "email": user["email"],
-        "role": user["role"],
-        "active": user.get("active", True),
-        "created_at": isoformat(user.get("created_at")),
-        "last_login_at": isoformat(user.get("last_login_at")),
-    }
+
+class User(Answer):
+    """A user as the API shows it: never a password hash."""
+
+    id: ObjectIdText
+    email: str
+    role: Annotated[str, OneOf(ROLES)]
+    active: bool
+    created_at: Annotated[str | None, TIME]
+    last_login_at: Annotated[str | None, TIME]
+
+
+class LoggedIn(Answer):
+    """A session started: who, and the CSRF token its writes send."""
+
+    user: User
+    csrf_token: str
+
+
+class Caller(Answer):
+    """Who is calling."""
+
+    user: User
+
+
+class CsrfToken(Answer):
+    """This session's CSRF token (send it as X-CSRF-Token)."""
+
+    csrf_token: str
+
+
+def public_user(user: dict[str, Any]) -> User:
+    """A user as the API shows it: never a hash."""
+    return User(id=str(user["_id"]), email=user["email"], role=user["role"], active=user.get("active", True),
+                created_at=isoformat(user.get("created_at")),
+                last_login_at=isoformat(user.get("last_login_at")))

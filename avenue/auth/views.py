@@ -29,7 +29,7 @@ def login(body: service.Credentials) -> Response:
     throttle.succeeded()
     start_session(doc)
     audit.log("login", user_id=str(doc["_id"]))
-    return jsonify(user=service.public_user(doc), csrf_token=csrf_token())
+    return jsonify(service.LoggedIn(user=service.public_user(doc), csrf_token=csrf_token()).answer())
 
 
 @bp.post("/logout")
@@ -44,9 +44,9 @@ def logout() -> tuple[str, int]:
 @bp.get("/me")
 @require_role()
 def me() -> Response:
-    return jsonify(user=service.public_user(require().doc))
+    return jsonify(service.Caller(user=service.public_user(require().doc)).answer())
 
 
 @bp.get("/csrf")
 def csrf() -> Response:
-    return jsonify(csrf_token=csrf_token())
+    return jsonify(service.CsrfToken(csrf_token=csrf_token()).answer())

@@ -29,17 +29,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from pymongo.database import Database
 
 from avenue import targets
 from avenue.bulk.archive import Archive, Entry, EntryTooLarge, EntryUnreadable
-from avenue.bulk.naming import library_folder, product_slot
+from avenue.bulk.naming import SKU, library_folder, product_slot
 from avenue.db import Document
 from avenue.errors import AvenueError
 from avenue.media import Limits
 from avenue.metrics import count_upload
+from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, counts_of
 from avenue.shop import service as shop
 
 # What each entry's report says happened to it.
@@ -111,8 +113,9 @@ class Report:
         return not self.counts[NOT_IMPORTED]
 
     def summary(self) -> dict[str, Any]:
-        return {"target": self.target, "bucket": RULES[self.target].bucket, "complete": self.complete,
-                "counts": self.counts, "entries": self.entries}
+        """The report as the API answers it (and the CLI prints it)."""
+        return ZipReport(target=self.target, bucket=RULES[self.target].bucket, complete=self.complete,
+                         counts=self.counts, entries=[ZipEntry(**entry) for entry in self.entries]).answer()
 
     def summary_line(self) -> str:
         counts = self.counts
@@ -241,3 +244,34 @@ def product_known(db: Database[Document], sku: str, known: dict[str, bool]) -> b
 RULES = {"library": Rule("builder", _in_folders, _always, _library_line),
          "products": Rule("product", _onto_named_products, _product_exists, _product_line)}
 TARGETS = tuple(RULES)
+
+
+#: What the report counts: every outcome, each a whole number.
+Counts = Annotated[dict[str, Annotated[int, Field(ge=0)]], counts_of(OUTCOMES)]
+
+
+class ZipEntry(Answer):
+    """One entry of the archive and what became of it."""
+
+    name: Annotated[str, Field(description="The entry's name in the archive.")]
+    outcome: Annotated[str, OneOf(OUTCOMES)]
+    id: Annotated[Absent[ObjectIdText], Field(description="The image (imported or already there).")] = None
+    sku: Absent[Annotated[str, Field(pattern=f"^{SKU}$")]] = None
+    folder: Absent[Annotated[str, Field(max_length=600, description="/name/name…, at most 8 names.")]] = None
+    reason: Annotated[Absent[str], Field(
+        description="Why it was skipped, matched nothing or was not imported (deadline).")] = None
+    status: Annotated[Absent[int], Field(
+        description="A refused image: what a single upload of it would have answered.")] = None
+    code: Absent[str] = None
+    message: Absent[str] = None
+
+
+class ZipReport(Answer):
+    """What a zip import did, entry by entry, and its counts."""
+
+    target: Annotated[str, OneOf(TARGETS)]
+    bucket: str
+    complete: Annotated[bool, Field(description="False when AVENUE_ZIP_MAX_SECONDS passed: the entries "
+                                                "not_imported are imported by sending the archive again.")]
+    counts: Counts
+    entries: list[ZipEntry]

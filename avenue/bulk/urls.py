@@ -35,7 +35,7 @@ from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, RateLimited
 from avenue.media import Limits, Near, Stored, Upload
 from avenue.metrics import count_upload
-from avenue.shapes import Refuse, Shape
+from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, Refuse, Shape, counts_of, described_by
 from avenue.shop import service as shop
 from avenue.urlfetch import MAX_URL_LENGTH, Fetched, FetchRefused
 
@@ -157,8 +157,44 @@ class Report:
         return counts
 
     def summary(self) -> dict[str, Any]:
+        """The report as the API answers it."""
         counts = self.counts
-        return {"complete": not counts[NOT_IMPORTED], "counts": counts, "rows": self.rows}
+        return UrlReport(complete=not counts[NOT_IMPORTED], counts=counts,
+                         rows=[UrlRow(**row) for row in self.rows]).answer()
+
+
+#: What a refused URL answers (docs/api.md, "Imports from a URL"), besides the body's own 400s.
+URL_CODES = ("bad_url (400), url_import_disabled (403), too_large (413), not_an_image (415; the upload's own "
+             "unsupported_type too), host_not_allowed and forbidden_address (422), rate_limited (429), "
+             "fetch_failed, http_error and too_many_redirects (502), timeout (504)")
+
+
+class UrlRow(Answer):
+    """One row of the CSV and what became of it."""
+
+    line: Annotated[int, Field(ge=1, description="The row's line in the CSV.")]
+    sku: str
+    url: str
+    outcome: Annotated[str, OneOf(OUTCOMES)]
+    id: Annotated[Absent[ObjectIdText], Field(description="imported: the image added.")] = None
+    image: Annotated[Absent[Annotated[dict[str, Any], described_by("Image")]], Field(
+        description="imported: the image as the product shows it.")] = None
+    reason: Annotated[Absent[str], Field(description="not_imported: deadline.")] = None
+    status: Annotated[Absent[int], Field(
+        description="refused: what a single import of it would have answered.")] = None
+    code: Annotated[Absent[str], Field(
+        description=f"refused: {URL_CODES}, bad_row, or the upload's own refusal.")] = None
+    message: Absent[str] = None
+
+
+class UrlReport(Answer):
+    """What a CSV import did, row by row, and its counts."""
+
+    complete: Annotated[bool, Field(description="False when AVENUE_URL_IMPORT_MAX_SECONDS passed: the rows "
+                                                "not_imported are imported by sending the CSV again.")]
+    counts: Annotated[dict[str, Annotated[int, Field(ge=0)]],
+                      counts_of(OUTCOMES)]
+    rows: list[UrlRow]
 
 
 def import_rows(db: Database[Document], rows: Sequence[Row], *, fetch: Fetch, admit: Admit, owner: str,

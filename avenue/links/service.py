@@ -12,13 +12,15 @@ owner and the link's ``max_bytes`` as the size limit (never above the app's).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from pymongo.database import Database
 
 from avenue import targets
 from avenue.errors import BadRequest, Forbidden
 from avenue.links import store
+from avenue.shapes import Answer, ObjectIdText
 
 FIELDS = frozenset({"target", "label", "max_bytes", "max_uses", "expires_in"})
 MAX_USES = 1000
@@ -138,12 +140,30 @@ def store_file(db: Database[Any], link: store.Link, filename: str | None, data: 
                          settings=settings_for(link, settings))
 
 
-#: What a holder's answer shows of the image: what the holder's own file tells, and where it
-#: is served. Never its file name, alt text, owner, folder, tags, edits or near-duplicates:
-#: on a dedupe hit those are an editor's, not the holder's.
-HOLDER_FIELDS = ("id", "url", "variants", "content_type", "width", "height", "bytes", "sha256", "visibility")
+class HolderImage(Answer):
+    """What a holder's answer shows of the image: what the holder's own file tells, and where it
+    is served. Never its file name, alt text, owner, folder, tags, edits or near-duplicates: on
+    a dedupe hit those are an editor's, not the holder's."""
+
+    id: ObjectIdText
+    url: Annotated[str, Field(description="Signed and expiring when private.")]
+    variants: dict[str, str]
+    content_type: str | None
+    width: int | None
+    height: int | None
+    bytes: int | None
+    sha256: str | None
+    visibility: Literal["public", "private"]
 
 
-def holder_image(image: dict[str, Any]) -> dict[str, Any]:
-    """The image object cut to :data:`HOLDER_FIELDS`: what a link's answer shows."""
-    return {name: image[name] for name in HOLDER_FIELDS if name in image}
+class LinkUploaded(Answer):
+    """A holder's file stored: the image (null: gone since), whether it was new, the uses left."""
+
+    image: HolderImage | None
+    created: bool
+    uses_left: Annotated[int, Field(ge=0)]
+
+
+def holder_image(image: dict[str, Any]) -> HolderImage:
+    """The image object cut to :class:`HolderImage`'s fields: what a link's answer shows."""
+    return HolderImage(**{name: image[name] for name in HolderImage.model_fields if name in image})

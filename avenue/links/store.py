@@ -39,9 +39,10 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from bson import ObjectId
+from pydantic import Field, WithJsonSchema
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.database import Database
 
@@ -49,6 +50,8 @@ from avenue.clock import as_utc, isoformat, now
 from avenue.errors import AvenueError, NotFound
 from avenue.indexes import create_missing
 from avenue.paging import Page, Window, fetch
+from avenue.shapes import Absent, Answer, ObjectIdText
+from avenue.targets import LINKABLE
 
 COLLECTION = "media_upload_links"
 SECRET_PREFIX = "avl_"
@@ -62,6 +65,45 @@ class LinkGone(AvenueError):
     the secret, so saying which leaks nothing)."""
 
     status = 410
+
+
+TIME = Field(json_schema_extra={"format": "date-time"})
+State = Literal["live", "used_up", "expired", "revoked"]
+
+
+class LinkTarget(Answer):
+    """The target a link opens and the fields its upload route takes."""
+
+    kind: Annotated[str, WithJsonSchema({"enum": list(LINKABLE)})]
+    visibility: Absent[Annotated[Literal["public", "private"], Field(description="uploads")]] = None
+    folder: Absent[Annotated[str, Field(max_length=600, description="/name/name…, at most 8 names.")]] = None
+    tags: Absent[list[Annotated[str, Field(min_length=1, max_length=40)]]] = None
+    alt: Absent[str] = None
+    sku: Absent[Annotated[str, Field(description="product: the product the photos go onto")]] = None
+
+
+class LinkCreator(Answer):
+    """Who created the link."""
+
+    id: Absent[str] = None
+    email: Absent[str] = None
+
+
+class UploadLink(Answer):
+    """An upload link as the API shows it (never its secret)."""
+
+    id: ObjectIdText
+    label: str | None
+    target: LinkTarget
+    max_bytes: Annotated[int, Field(ge=1)]
+    max_uses: Annotated[int, Field(ge=1)]
+    uses: Annotated[int, Field(ge=0, description="Files stored through it (a refused file gives its use "
+                                                 "back).")]
+    state: State
+    created_by: LinkCreator
+    created_at: Annotated[str | None, TIME]
+    expires_at: Annotated[str | None, TIME]
+    revoked_at: Annotated[str | None, TIME]
 
 
 @dataclass(frozen=True)
@@ -81,7 +123,7 @@ class Link:
     revoked_at: dt.datetime | None
     expiry_noted: bool
 
-    def state(self, at: dt.datetime | None = None) -> str:
+    def state(self, at: dt.datetime | None = None) -> State:
         """``revoked``, ``expired``, ``used_up`` or ``live``."""
         if self.revoked_at is not None:
             return "revoked"
@@ -89,14 +131,19 @@ class Link:
             return "expired"
         return "used_up" if self.remaining <= 0 else "live"
 
-    def to_dict(self) -> dict[str, Any]:
+    def shown(self) -> UploadLink:
         """The link as the API shows it."""
-        return {"id": str(self.id), "label": self.label,
-                "target": {key: value for key, value in self.target.items() if value is not None},
-                "max_bytes": self.max_bytes, "max_uses": self.max_uses, "uses": self.uses,
-                "state": self.state(), "created_by": self.created_by,
-                "created_at": isoformat(self.created_at), "expires_at": isoformat(self.expires_at),
-                "revoked_at": isoformat(self.revoked_at)}
+        return UploadLink(id=str(self.id), label=self.label,
+                          target=LinkTarget(**{key: value for key, value in self.target.items()
+                                               if value is not None}),
+                          max_bytes=self.max_bytes, max_uses=self.max_uses, uses=self.uses,
+                          state=self.state(), created_by=LinkCreator(**self.created_by),
+                          created_at=isoformat(self.created_at), expires_at=isoformat(self.expires_at),
+                          revoked_at=isoformat(self.revoked_at))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The link as the API shows it, as JSON."""
+        return self.shown().answer()
 
 
 def _record(doc: dict[str, Any]) -> Link:

@@ -185,7 +185,8 @@ def upload_file() -> tuple[Response, int]:
     image = done.loaded(db)
     shown = service.holder_image(targets.image_json(db, done.kind, image, signer_from_config(
         current_app.config))) if image is not None else None
-    return jsonify(image=shown, created=done.created, uses_left=link.remaining), 201 if done.created else 200
+    answer = service.LinkUploaded(image=shown, created=done.created, uses_left=link.remaining)
+    return jsonify(answer.answer()), 201 if done.created else 200
 
 
 @bp.after_request

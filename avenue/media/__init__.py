@@ -44,7 +44,7 @@ from avenue.media.ingest.likeness import parse_colour
 from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, referrers, rewrite_lists
-from avenue.media.serve.objects import UrlSigner, image_object, near_objects, ref_object
+from avenue.media.serve.objects import NearDuplicate, UrlSigner, image_object, near_objects, ref_object
 from avenue.media.store import deliveries, resumable
 from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
 from avenue.media.store.originals import Upload
@@ -58,7 +58,7 @@ __all__ = [
     # The API's image object and its URLs (serve/objects.py), configured per app below.
     "UrlSigner", "image_object", "limits_from_config", "ref_object", "signer_from_config",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
-    "Near", "near_objects", "parse_colour",
+    "Near", "NearDuplicate", "near_objects", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
     "Box", "CropBody", "Edits", "EditsBody", "FocalBody", "FocalPoint", "check_crop_name",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py), and an image's earlier

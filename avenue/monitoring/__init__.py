@@ -22,8 +22,8 @@ from avenue.monitoring.alerts import acknowledge, list_alerts, parse_thresholds
 from avenue.monitoring.history import parse_range, series
 from avenue.monitoring.sampler import Reports, Sampler, sample_once
 
-__all__ = ["Sampler", "acknowledge", "ensure_indexes", "history_series", "list_alerts", "parse_range",
-           "parse_thresholds", "sample_once", "series", "start_sampler",
+__all__ = ["Sampler", "acknowledge", "alert_list", "ensure_indexes", "history_series", "list_alerts",
+           "parse_range", "parse_thresholds", "sample_once", "series", "start_sampler",
            "status_reports", "thresholds_object"]
 
 Document = dict[str, Any]
@@ -38,6 +38,13 @@ def ensure_indexes(db: Database[Document], retention_days: int) -> None:
 def thresholds_object(config: Mapping[str, Any]) -> dict[str, float]:
     """The configured quota thresholds by level name, as the API shows them."""
     return dict(zip(alerts.LEVELS, parse_thresholds(config["AVENUE_ALERT_THRESHOLDS"]), strict=True))
+
+
+def alert_list(db: Database[Document], config: Mapping[str, Any], *, open_only: bool = False) -> Document:
+    """The alerts answer: the newest alerts (``open_only``: not acknowledged) and the
+    thresholds in force, so a client colours usage by the same levels."""
+    return alerts.AlertList(items=[alerts.Alert(**alert) for alert in list_alerts(db, open_only=open_only)],
+                            thresholds=thresholds_object(config)).answer()
 
 
 def status_reports(db: Database[Document], config: Mapping[str, Any]) -> Reports:

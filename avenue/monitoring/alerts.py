@@ -15,9 +15,10 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from bson import ObjectId
+from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
@@ -26,6 +27,7 @@ from avenue.errors import NotFound
 from avenue.indexes import create_missing
 from avenue.outbound import send, signed_headers
 from avenue.retention import ensure_retention
+from avenue.shapes import Answer, ObjectIdText, OneOf
 
 log = logging.getLogger(__name__)
 
@@ -150,18 +152,51 @@ def webhook_notifier(url: str, moment: Callable[[], dt.datetime], *,
     return notify
 
 
+TIME = Field(json_schema_extra={"format": "date-time"})
+
+
+class Notified(Answer):
+    """Whether the alert's webhook took it, and when it was sent."""
+
+    ok: bool | None
+    at: Annotated[str | None, TIME]
+
+
+class Alert(Answer):
+    """A recorded threshold crossing as the API shows it."""
+
+    id: ObjectIdText
+    kind: str
+    level: Annotated[str, OneOf(LEVELS)]
+    message: str
+    value: int | float | None
+    threshold: int | float | None
+    at: Annotated[str | None, TIME]
+    acknowledged: bool
+    acknowledged_at: Annotated[str | None, TIME]
+    acknowledged_by: str | None
+    notified: Notified | None
+
+
+class AlertList(Answer):
+    """Recorded threshold crossings, newest first, and the thresholds in force by level."""
+
+    items: list[Alert]
+    thresholds: dict[str, int | float]
+
+
 def public_alert(doc: Mapping[str, Any]) -> Document:
     """An alert as the API shows it."""
     notified = doc.get("notified")
-    return {
-        "id": str(doc["_id"]), "kind": doc["kind"], "level": doc["level"], "message": doc["message"],
-        "value": doc.get("value"), "threshold": doc.get("threshold"), "at": isoformat(as_utc(doc["at"])),
-        "acknowledged": doc.get("acknowledged_at") is not None,
-        "acknowledged_at": isoformat(maybe_utc(doc.get("acknowledged_at"))),
-        "acknowledged_by": doc.get("acknowledged_by"),
-        "notified": None if not notified else {"ok": notified.get("ok"),
-                                                "at": isoformat(maybe_utc(notified.get("at")))},
-    }
+    return Alert(
+        id=str(doc["_id"]), kind=doc["kind"], level=doc["level"], message=doc["message"],
+        value=doc.get("value"), threshold=doc.get("threshold"), at=isoformat(as_utc(doc["at"])),
+        acknowledged=doc.get("acknowledged_at") is not None,
+        acknowledged_at=isoformat(maybe_utc(doc.get("acknowledged_at"))),
+        acknowledged_by=doc.get("acknowledged_by"),
+        notified=None if not notified else Notified(ok=notified.get("ok"),
+                                                    at=isoformat(maybe_utc(notified.get("at")))),
+    ).answer()
 
 
 def list_alerts(db: Database[Document], *, open_only: bool = False) -> list[Document]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
 
@@ -22,6 +23,7 @@ from avenue.errors import BadRequest
 from avenue.indexes import create_missing
 from avenue.media.effects.uploads import per_hour as uploads_per_hour
 from avenue.retention import ensure_retention
+from avenue.shapes import Answer, OneOf
 
 Document = dict[str, Any]
 SAMPLES = "monitoring_samples"
@@ -105,6 +107,30 @@ def _floor(moment: dt.datetime, width: dt.timedelta) -> dt.datetime:
     return epoch + (moment - epoch) // width * width
 
 
+TIME = Field(json_schema_extra={"format": "date-time"})
+
+
+class UploadBar(Answer):
+    """One bar of the uploads chart."""
+
+    start: Annotated[str | None, TIME]
+    count: Annotated[int | None, Field(description="Images stored by uploads in this bar (the current hour "
+                                                   "included); null before counting began.")]
+
+
+class History(Answer):
+    """The storage history over a range: points for charts and uploads per bar."""
+
+    range: Annotated[str, OneOf(tuple(RANGES))]
+    from_: Annotated[str | None, TIME, Field(serialization_alias="from")]
+    to: Annotated[str | None, TIME]
+    bar_seconds: int
+    points: list[dict[str, Any]]
+    uploads: list[UploadBar]
+    uploads_counted_since: Annotated[str | None, TIME, Field(
+        description="When uploads began to be counted (null: not yet).")]
+
+
 def series(db: Database[Document], range_name: str, moment: dt.datetime) -> Document:
     """The samples of the last ``range_name`` as chart points, and uploads per bar.
 
@@ -136,7 +162,7 @@ def series(db: Database[Document], range_name: str, moment: dt.datetime) -> Docu
     for hour, count in hours.items():
         bar = _floor(hour, width)
         bars[bar] = (bars.get(bar) or 0) + count
-    uploads = [{"start": isoformat(key), "count": count} for key, count in sorted(bars.items())]
-    return {"range": range_name, "from": isoformat(start), "to": isoformat(moment),
-            "bar_seconds": int(width.total_seconds()), "points": points, "uploads": uploads,
-            "uploads_counted_since": isoformat(since)}
+    uploads = [UploadBar(start=isoformat(key), count=count) for key, count in sorted(bars.items())]
+    return History(range=range_name, from_=isoformat(start), to=isoformat(moment),
+                   bar_seconds=int(width.total_seconds()), points=points, uploads=uploads,
+                   uploads_counted_since=isoformat(since)).answer()

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 from pymongo.database import Database
@@ -40,7 +40,7 @@ from avenue.media.store import renditions, scan
 from avenue.media.store.rerender import BeforeSwitch, rerender, stale_of
 from avenue.ops.backfill import ProgressFn
 from avenue.ops.lock import exclusive
-from avenue.shapes import Refuse, Shape
+from avenue.shapes import Absent, Answer, Refuse, Shape
 
 log = logging.getLogger(__name__)
 
@@ -195,26 +195,60 @@ def _run(db: Database[Document], dry_run: bool, buckets: list[str] | None, limit
     return report
 
 
-def stale_counts(db: Database[Document]) -> dict[str, int]:
+class StaleCounts(Answer):
+    """What is stale now: variants to render again, renditions to remove, the images holding them."""
+
+    variants: int
+    renditions: int
+    images: int
+
+
+def stale_counts(db: Database[Document]) -> StaleCounts:
     """How many stale variants and renditions the store holds now (a full read of the files
     documents, no bytes: for the dashboard's card and the dry run)."""
     report = _run(db, True, None, None, 1.0, False, None, time.monotonic, time.sleep, None)
     variants = sum(1 for item in report.stale if item["kind"] == "variant")
-    return {"variants": variants, "renditions": len(report.stale) - variants,
-            "images": report.images_rerendered}
+    return StaleCounts(variants=variants, renditions=len(report.stale) - variants,
+                       images=report.images_rerendered)
 
 
-def progress_of(db: Database[Document]) -> dict[str, Any] | None:
+class RunProgress(Answer):
+    """A re-render run started from the API: its state, files walked of the total, its bounds and,
+    once over, its counts."""
+
+    id: str
+    state: Literal["running", "finished", "failed"]
+    started_at: str
+    finished_at: str | None
+    done: int
+    total: int
+    limit: int | None
+    cpu_share: float
+    counts: dict[str, int]
+    stopped_at_limit: bool
+    error: str | None
+
+
+class RerenderStatus(Answer):
+    """The last run the API started (null before any) and, when asked, what is stale now."""
+
+    run: RunProgress | None
+    stale: Absent[StaleCounts] = None
+
+
+def progress_of(db: Database[Document]) -> RunProgress | None:
     """The last run the API started, as it shows it: its state (running, finished, failed),
     files walked of the total, its bounds and, once over, its counts."""
     doc = db[PROGRESS].find_one({"_id": NAME})
     if doc is None:
         return None
-    return {"id": doc.get("run"), "state": doc.get("state"), "started_at": isoformat(doc.get("started_at")),
-            "finished_at": isoformat(doc.get("finished_at")), "done": int(doc.get("done") or 0),
-            "total": int(doc.get("total") or 0), "limit": doc.get("limit"), "cpu_share": doc.get("cpu_share"),
-            "counts": doc.get("counts") or {}, "stopped_at_limit": bool(doc.get("stopped_at_limit")),
-            "error": doc.get("error")}
+    started = isoformat(doc["started_at"])
+    assert started is not None  # written when the run starts
+    return RunProgress(id=doc["run"], state=doc["state"], started_at=started,
+                       finished_at=isoformat(doc.get("finished_at")), done=int(doc.get("done") or 0),
+                       total=int(doc.get("total") or 0), limit=doc.get("limit"), cpu_share=doc["cpu_share"],
+                       counts=doc.get("counts") or {}, stopped_at_limit=bool(doc.get("stopped_at_limit")),
+                       error=doc.get("error"))
 
 
 
@@ -236,7 +270,7 @@ class RerenderRun(Shape):
 
 
 def start(db: Database[Document], *, limit: int | None = None, cpu_share: float = 0.5,
-          resume: bool = True) -> tuple[dict[str, Any], threading.Thread]:
+          resume: bool = True) -> tuple[RunProgress, threading.Thread]:
     """Start one bounded run on a background thread (the API's): the ops lock is taken here,
     before it starts (:class:`~avenue.ops.lock.Held` when another run has it), and given back
     when the run ends. Its progress is written to :data:`PROGRESS` every

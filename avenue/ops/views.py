@@ -8,8 +8,6 @@ the stale variants and renditions (a read of every files document, no bytes). ``
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint, Response, jsonify, request
 
 from avenue import audit
@@ -26,10 +24,9 @@ bp = Blueprint("ops_api", __name__, url_prefix="/api/admin")
 def rerender_progress() -> Response:
     """The last run's progress (``run``: null before any); ``?stale=1`` adds ``stale``."""
     db = get_db()
-    body: dict[str, Any] = {"run": rerender.progress_of(db)}
-    if request.args.get("stale", "").lower() in {"1", "true", "yes"}:
-        body["stale"] = rerender.stale_counts(db)
-    return jsonify(body)
+    stale = request.args.get("stale", "").lower() in {"1", "true", "yes"}
+    return jsonify(rerender.RerenderStatus(run=rerender.progress_of(db),
+                                           stale=rerender.stale_counts(db) if stale else None).answer())
 
 
 @bp.post("/rerender")
@@ -38,5 +35,5 @@ def rerender_progress() -> Response:
 def start_rerender(asked: rerender.RerenderRun) -> tuple[Response, int]:
     """Start a run: ``{"limit": N, "cpu_share": 0.5}`` (both optional: ``{}``)."""
     run, _ = rerender.start(get_db(), limit=asked.limit, cpu_share=asked.cpu_share)
-    audit.log("rerender_started", run=run["id"], limit=asked.limit, cpu_share=asked.cpu_share)
-    return jsonify(run), 202
+    audit.log("rerender_started", run=run.id, limit=asked.limit, cpu_share=asked.cpu_share)
+    return jsonify(run.answer()), 202

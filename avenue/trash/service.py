@@ -15,9 +15,10 @@ library's). Restoring puts an image back in the bucket it was deleted from, with
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from bson import ObjectId
+from pydantic import Field
 from pymongo.database import Database
 
 from avenue.builder import service as builder
@@ -26,6 +27,7 @@ from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
 from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, Library, Trash, Trashed, UrlSigner, image_object
 from avenue.paging import Page, Window
+from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, described_by
 from avenue.shop import service as shop
 
 
@@ -46,19 +48,69 @@ def _source(role: str, alias: str | None) -> str | None:
     return BUILDER  # editors: their library's only, whatever they ask
 
 
+TIME = Field(json_schema_extra={"format": "date-time"})
+SLUG = Field(pattern="^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+FROM = Field(serialization_alias="from", description="The bucket it was deleted from.")
+
+
+class TrashReferences(Answer):
+    """What referenced the image when it was deleted."""
+
+    sku: Annotated[Absent[str], Field(description="The product it was taken off.")] = None
+    pages: Annotated[Absent[list[Annotated[str, SLUG]]], Field(
+        description="Pages a forced delete cleaned (not rewritten on restore).")] = None
+    replaced_in: Annotated[Absent[ObjectIdText], Field(
+        description="An earlier version of this image, replaced in place; restored, it comes back as an "
+                    "image of its own (a product photo: onto its product again, at the end).")] = None
+    merged_into: Annotated[Absent[ObjectIdText], Field(
+        description="The image it was merged into; restored, the page blocks the merge moved show it "
+                    "again.")] = None
+
+
+class TrashItem(Answer):
+    """Deleted media, restorable until purge_after (AVENUE_TRASH_DAYS); never served."""
+
+    id: ObjectIdText
+    from_: Annotated[str, OneOf(tuple(ALIASES.values())), FROM]
+    filename: str | None
+    content_type: str | None
+    format: str | None
+    width: int | None
+    height: int | None
+    bytes: int | None
+    owner: str | None
+    alt: str | None
+    placeholder: dict[str, Any] | None
+    deleted_at: Annotated[str | None, TIME]
+    purge_after: Annotated[str | None, TIME]
+    references: TrashReferences
+
+
+class Restored(Answer):
+    """A trashed image put back: the image, where it went, and what else came back with it."""
+
+    image: Annotated[dict[str, Any], described_by("Image")]
+    from_: Annotated[str, OneOf(tuple(ALIASES.values())), FROM]
+    reused: Annotated[bool, Field(description="The same bytes were stored again meanwhile: that image.")]
+    product: Annotated[Absent[str], Field(description="The product it went back onto.")] = None
+    repointed: Annotated[Absent[list[Annotated[str, SLUG]]], Field(
+        description="An image merged into another: the pages whose blocks show it again (those the merge "
+                    "moved and nobody changed since).")] = None
+
+
 def trash_object(item: Trashed) -> dict[str, Any]:
     """The API's trash item: the image as it was (no URLs: nothing in the trash is served),
     when it goes for good, and what referenced it."""
     image = item.image
-    return {
-        "id": str(image.id), "from": ALIASES[image.bucket], "filename": image.filename,
-        "content_type": image.content_type, "format": image.format, "width": image.width,
-        "height": image.height, "bytes": image.bytes, "owner": image.owner, "alt": image.alt,
-        "placeholder": image.placeholder, "deleted_at": isoformat(item.deleted_at),
-        "purge_after": isoformat(item.purge_after),
-        "references": {key: item.refs[key] for key in ("sku", "pages", "replaced_in", "merged_into")
-                       if key in item.refs},
-    }
+    return TrashItem(
+        id=str(image.id), from_=ALIASES[image.bucket], filename=image.filename,
+        content_type=image.content_type, format=image.format, width=image.width,
+        height=image.height, bytes=image.bytes, owner=image.owner, alt=image.alt,
+        placeholder=image.placeholder, deleted_at=isoformat(item.deleted_at),
+        purge_after=isoformat(item.purge_after),
+        references=TrashReferences(**{key: item.refs[key] for key in TrashReferences.model_fields
+                                      if key in item.refs}),
+    ).answer()
 
 
 def list_trash(db: Database[Document], window: Window, *, role: str,
@@ -86,8 +138,7 @@ def restore(db: Database[Document], image_id: ObjectId, *, role: str, max_images
     if restored is None:
         raise Conflict("This image is being restored right now (or was just purged).",
                        code="restore_in_progress")
-    answer: dict[str, Any] = {"image": image_object(restored.image, signer),
-                              "from": ALIASES[restored.image.bucket], "reused": restored.reused}
+    product = None
     if sku is not None:
         try:
             shop.attach_image(db, sku, restored.image, max_images)
@@ -95,10 +146,12 @@ def restore(db: Database[Document], image_id: ObjectId, *, role: str, max_images
             # The product went or filled up since the check: back into the trash, as it was.
             Library(db, PRODUCTS).delete(restored.image, to_trash=restored.refs)
             raise
-        answer["product"] = sku
+        product = sku
+    repointed = None
     if restored.image.bucket == BUILDER and "merged_into" in restored.refs:
-        answer["repointed"] = builder.unmerge(db, restored.image, restored.refs)  # undo of a merge
-    return answer
+        repointed = builder.unmerge(db, restored.image, restored.refs)  # undo of a merge
+    return Restored(image=image_object(restored.image, signer), from_=ALIASES[restored.image.bucket],
+                    reused=restored.reused, product=product, repointed=repointed).answer()
 
 
 def _room_on(db: Database[Document], sku: str, max_images: int) -> None:

@@ -12,8 +12,14 @@ from __future__ import annotations
 
 import binascii
 from base64 import b64decode
+from typing import Annotated, Any, Literal, cast
+
+from pydantic import ConfigDict, Field, WithJsonSchema
 
 from avenue.errors import BadRequest
+from avenue.media import resumable
+from avenue.shapes import Answer, described_by
+from avenue.targets import KIND
 
 MAX_METADATA_BYTES = 4096
 
@@ -46,3 +52,40 @@ def filename_of(metadata: dict[str, str]) -> str | None:
 
 def filetype_of(metadata: dict[str, str]) -> str | None:
     return metadata.get("filetype") or metadata.get("type") or None
+
+
+State = Literal["open", "completing", "done"]
+
+
+class TusTarget(Answer):
+    """Where the upload lands: its kind and that kind's fields as the metadata named them."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Annotated[str, WithJsonSchema({"enum": list(KIND)})]
+
+
+class TusUpload(Answer):
+    """A resumable upload as GET /api/tus/{id} shows it."""
+
+    id: Annotated[str, Field(pattern="^[A-Za-z0-9_-]{24}$")]
+    offset: Annotated[int, Field(ge=0)]
+    length: Annotated[int, Field(ge=1)]
+    state: State
+    target: TusTarget
+    filename: str | None
+    expires_at: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+    created: Annotated[bool | None, Field(
+        description="Once done: false when the same image was already there (dedupe).")]
+    image: Annotated[Annotated[dict[str, Any], described_by("Image")] | None, Field(
+        description="Once done: the image object its target's multipart upload answers.")]
+
+
+def upload_answer(upload: resumable.Resumable, image: dict[str, Any] | None) -> TusUpload:
+    """``upload`` as the API shows it, with ``image``, the image object it became (None: not
+    done, or gone since)."""
+    target = TusTarget(**{key: value for key, value in upload.target.items() if value is not None})
+    return TusUpload(id=upload.id, offset=upload.offset, length=upload.length,
+                     state=cast(State, upload.state), target=target,  # checked by the model
+                     filename=upload.filename, expires_at=upload.expires_at.isoformat(),
+                     created=upload.result.get("created") if upload.result else None, image=image)

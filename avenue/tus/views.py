@@ -80,16 +80,9 @@ def status(upload_id: str) -> Response:
         return protocol.head(upload)
     image = targets.image_of(get_db(), upload.result) if upload.result else None
     kind = targets.Target.from_dict(upload.target).row
-    return jsonify({
-        "id": upload.id, "offset": upload.offset, "length": upload.length, "state": upload.state,
-        "target": {key: value for key, value in upload.target.items() if value is not None},
-        "filename": upload.filename, "expires_at": upload.expires_at.isoformat(),
-        "created": upload.result.get("created") if upload.result else None,
-        "image": targets.image_json(get_db(), kind.name, image,
-                                    signer_from_config(current_app.config,
-                                                       sources=edits_images() or kind.uploader_edits))
-        if image is not None else None,
-    })
+    signer = signer_from_config(current_app.config, sources=edits_images() or kind.uploader_edits)
+    shown = targets.image_json(get_db(), kind.name, image, signer) if image is not None else None
+    return jsonify(service.upload_answer(upload, shown).answer())
 
 
 @bp.patch(f"/{UPLOAD_ID}")

@@ -13,9 +13,9 @@ AVENUE = Path(__file__).resolve().parents[2] / "avenue"
 FACADE_NAMES = 50  # names the media facade may export to blueprints
 FUNCTION_LINES = 80  # lines a function may span, decorators and docstring included
 ENGINE_CHOICES = 1  # isinstance on an engine's frame type: engine.engine_of only
-# Lines a module writing OpenAPI by hand may have. Issue 42's target is 400: most JSON bodies and
-# the library's query now come from their models (avenue/shapes.py); most answers' schemas remain.
-OPENAPI_LINES = 1531
+# Lines a module writing OpenAPI by hand may have (issue 42): the JSON bodies, the library's query
+# and most answers come from their models (avenue/shapes.py); the document is split by wing.
+OPENAPI_LINES = 400
 
 
 def _modules(folder: Path) -> list[Path]:
@@ -90,10 +90,12 @@ def test_the_image_engine_is_chosen_by_the_frames_type_in_one_place():
 
 def test_no_hand_written_openapi_module_grows_past_its_bound():
     """A module that spells OpenAPI's own structure (operations' request bodies, the shared
-    error responses) is writing the document by hand; a model's schema comes from the model."""
+    error responses), or any module of the document's package (whose wings write operations
+    through its helpers), is writing the document by hand; a model's schema comes from the model."""
     written = {path: path.read_text() for path in _modules(AVENUE)}
     by_hand = [path for path, text in written.items()
-               if '"requestBody"' in text or "#/components/responses/" in text]
+               if path.is_relative_to(AVENUE / "apidoc")
+               or '"requestBody"' in text or "#/components/responses/" in text]
     assert by_hand, "the OpenAPI document is written somewhere"
     long = [f"{path.relative_to(AVENUE.parent)} ({len(written[path].splitlines())} lines)"
             for path in by_hand if len(written[path].splitlines()) > OPENAPI_LINES]

@@ -328,7 +328,7 @@ def test_the_storefront_recipe_renders_from_an_image_object_with_no_name_it_lack
 
 
 def test_the_recipes_name_only_fields_the_image_object_documents():
-    from avenue.apidoc import SCHEMAS
+    from avenue.apidoc.components import SCHEMAS
     from tests.support.recipe import recipe
 
     image = SCHEMAS["Image"]["properties"]

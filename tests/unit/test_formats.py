@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from avenue.apidoc import SCHEMAS
+from avenue.apidoc.components import SCHEMAS
 from avenue.errors import BadRequest
 from avenue.media import formats
 from avenue.media.formats import FORMATS, save_options

@@ -5,16 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlencode
+
+from pydantic import Field
 
 from avenue.clock import isoformat
 from avenue.media.formats import EXTENSIONS, OFFERED, fallback
+from avenue.media.ingest.likeness import NEAR
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.paths import media_path, named_path
 from avenue.media.records import SOURCE, Image, Near
 from avenue.media.serve import signing
 from avenue.media.transform import Spec, ladder_for
+from avenue.shapes import Answer, ObjectIdText
 
 
 @dataclass(frozen=True)
@@ -228,11 +232,22 @@ def image_object(image: Image, signer: UrlSigner) -> dict[str, Any]:
     return obj
 
 
+class NearDuplicate(Answer):
+    """An image that looks like another: its id, URLs, file name and how far its hash is."""
+
+    id: ObjectIdText
+    url: str
+    thumb: str | None
+    filename: str | None
+    distance: Annotated[int, Field(ge=0, le=NEAR, description="Bits in which the two 64-bit perceptual "
+                                                              "hashes differ.")]
+
+
 def near_objects(near: Sequence[Near], signer: UrlSigner) -> list[dict[str, Any]]:
     """An answer's ``near_duplicates``: each close match's id, URLs and Hamming distance."""
     listed = []
     for match in near:
         obj = image_object(match.image, signer)
-        listed.append({"id": obj["id"], "url": obj["url"], "thumb": obj["variants"].get("thumb"),
-                       "filename": obj["filename"], "distance": match.distance})
+        listed.append(NearDuplicate(id=obj["id"], url=obj["url"], thumb=obj["variants"].get("thumb"),
+                                    filename=obj["filename"], distance=match.distance).answer())
     return listed

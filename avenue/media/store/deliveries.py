@@ -37,8 +37,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
 from pymongo.database import Database
 
@@ -48,6 +49,7 @@ from avenue.media.buckets import ALIASES
 from avenue.media.effects.served import Delivered
 from avenue.media.records import Document
 from avenue.retention import ensure_retention
+from avenue.shapes import Answer, ObjectIdText
 
 COLLECTION = "media_deliveries"
 #: The longest range :func:`top` groups over (days).
@@ -181,6 +183,29 @@ def parse_range(start: str | None, end: str | None,
     return first, after
 
 
+class Served(Answer):
+    """Answers that sent the bytes, and the bytes sent."""
+
+    requests: Annotated[int, Field(ge=0)]
+    bytes: Annotated[int, Field(ge=0)]
+
+
+class ServedDay(Served):
+    """One day of an image's delivery numbers, and each file's."""
+
+    day: Annotated[str, Field(json_schema_extra={"format": "date"})]
+    by_file: Annotated[dict[str, Served], Field(description="By file: <variant or rendition>.<format>.")]
+
+
+class DeliverySeries(Served):
+    """One image's delivery numbers per day over a range, its totals and when it was last served."""
+
+    image: ObjectIdText
+    bucket: str
+    days: list[ServedDay]
+    last_served: Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+
+
 def daily(db: Database[Document], bucket: str, image: Any, start: dt.datetime,
           end: dt.datetime) -> dict[str, Any]:
     """One image's requests and bytes per day (every day of ``[start, end)``, zeros included),
@@ -201,7 +226,8 @@ def daily(db: Database[Document], bucket: str, image: Any, start: dt.datetime,
         slot["by_file"][file] = {"requests": row["requests"], "bytes": row["bytes"]}
     totals = served_totals(db, bucket, image) or {}
     last = totals.get("last_served")
-    return {"image": str(image), "bucket": ALIASES.get(bucket, bucket), "days": list(days.values()),
-            "requests": int(totals.get("requests") or 0), "bytes": int(totals.get("bytes") or 0),
-            "last_served": None if last is None else
-            (last if last.tzinfo else last.replace(tzinfo=dt.UTC)).isoformat()}
+    served = None if last is None else (last if last.tzinfo else last.replace(tzinfo=dt.UTC)).isoformat()
+    return DeliverySeries(image=str(image), bucket=ALIASES.get(bucket, bucket),
+                          days=[ServedDay(**day) for day in days.values()],
+                          requests=int(totals.get("requests") or 0), bytes=int(totals.get("bytes") or 0),
+                          last_served=served).answer()

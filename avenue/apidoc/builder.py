@@ -1,0 +1,204 @@
+"""The website builder's operations: the media library and the pages."""
+
+from __future__ import annotations
+
+from avenue.apidoc.common import (
+    ANYONE,
+    FOLDER,
+    FORCE,
+    LOGGED_IN_READ,
+    LOGGED_IN_WRITE,
+    NO_CONTENT,
+    ONE_FILE,
+    URL_REFUSALS,
+    Schema,
+    _answer,
+    _errors,
+    _json,
+    _list_of,
+    _multipart,
+    _op,
+    _page_params,
+    _path,
+    _ref,
+    _shaped,
+)
+from avenue.apidoc.images import (
+    ALT_RESULTS,
+    ALT_SUGGESTIONS,
+    MEDIA_EDITS,
+    MEDIA_FOCAL,
+    MEDIA_REPLACE,
+    MEDIA_WITH_VERSION,
+    RANGES_FROM,
+    RANGES_TO,
+    _edit_paths,
+    _groups_page,
+    _missing_alt_list,
+    _version_paths,
+    _zip_import,
+)
+from avenue.builder.service import (
+    MAX_BULK_IDS,
+    Bulk,
+    BulkResult,
+    Folders,
+    LibraryQuery,
+    MediaChange,
+    Merge,
+    Merged,
+    PageWrite,
+    Tags,
+)
+from avenue.bulk.urls import URL_CODES, LibraryUrlImport
+from avenue.media import deliveries
+
+# The document states the declared limits and registries as they are (the media-interface
+# contract lets it read the kernel modules named in pyproject.toml).
+from avenue.media.alttext import (
+    MAX_ALT_LENGTH,
+    AltChanges,
+)
+from avenue.media.names import NameBody
+from avenue.shapes import OBJECT_ID, parameters_of
+
+PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
+    "/api/builder/import-zip": {"post": _zip_import(
+        "Import every image of a zip into the library, each in its folder from the archive.",
+        "builder", "editor, admin")},
+    "/api/builder/media": {
+        "post": _op("Add an image to the library (200 when the same image is already there). An SVG is "
+                    "taken here only: sanitised (docs/media.md, \"SVG logos\"), served under its own CSP, "
+                    "its variants and renditions drawn as rasters; 415 svg_doctype for one whose DOCTYPE "
+                    "declares entities, "
+                    "422 invalid_svg for one that is not well-formed, 413 svg_too_complex for a <use> bomb.",
+                    {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
+                     **_errors(409)},
+                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                    body=_multipart({"file": ONE_FILE,
+                                     "alt": {"type": "string", "maxLength": MAX_ALT_LENGTH},
+                                     "folder": FOLDER, "tags": {"type": "string", "description":
+                                                                "Comma-separated (or repeat the field)."}},
+                                    ["file"])),
+        "get": _op("The library, newest first.", {"200": _json(_list_of("Image"), "A page of media."),
+                                                  **_errors(403)},
+                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+                   parameters=_page_params(*parameters_of(LibraryQuery))),
+    },
+    "/api/builder/media/import-url": {"post": _op(
+        "Add the image at a URL to the library: the server fetches it through the SSRF guard and stores it "
+        "as an upload with the same alt, folder and tags would be (200 when the same image is already "
+        "there). Refusals: " + URL_CODES + ".",
+        {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
+         **_errors(409, *URL_REFUSALS)},
+        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+        body=_shaped(LibraryUrlImport))},
+    "/api/builder/media/bulk": {"post": _op(
+        f"Move, tag, untag, delete or restore many library images in one call: up to {MAX_BULK_IDS} ids, "
+        f"or every image a filter of the list selects, {MAX_BULK_IDS} a call (go on with after=next). "
+        "Each image is done like the single operation (delete refuses one a page uses, unless force); "
+        "a refusal of one is listed and the others go on.",
+        {"200": _answer(BulkResult, "What was done and what was refused, image by image."), **_errors(403)},
+        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_shaped(Bulk))},
+    "/api/builder/media/near-duplicates": {"get": _op(
+        "Groups of library images that look alike, by group; page on with after=<next>.",
+        {"200": _groups_page(), **_errors(403)},
+        security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+        parameters=[{"$ref": "#/components/parameters/per_page"},
+                    {"$ref": "#/components/parameters/after"}])},
+    "/api/builder/media/duplicates": {"get": _op(
+        "Groups of exact duplicates: the same file (kind bytes) or files that decode to the same pixels "
+        "(kind pixels, e.g. re-saved with other metadata), by group; page on with after=<next>. "
+        "Look-alikes are listed by near-duplicates, which leaves out a group that is exact.",
+        {"200": _groups_page(kind={"enum": ["bytes", "pixels"]}), **_errors(403)},
+        security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+        parameters=[{"$ref": "#/components/parameters/per_page"},
+                    {"$ref": "#/components/parameters/after"}])},
+    "/api/builder/media/merge": {"post": _op(
+        "Merge duplicates into one image: every page block showing one of `others` shows `keep` "
+        "instead, then the others go to the trash, each naming `keep` (restoring one from the trash "
+        "moves its blocks back). Every image is checked first (400 for a malformed body, the keeper "
+        "among the others, an id twice or too many; 404 naming an id not in the library; 409 "
+        "media_busy when one is being deleted, replaced or merged): a refusal changes nothing. A page that "
+        "kept changing while re-pointed stops the merge at that image (409 page_busy, its pages put back; "
+        "`merged` in the error names the images merged before it).",
+        {"200": _answer(Merged, "Merged, image by image."), **_errors(403, 404, 409)},
+        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+        body=_shaped(Merge))},
+    "/api/builder/media/{media_id}": {
+        "parameters": [_path("media_id", OBJECT_ID)],
+        "get": _op("One library image, with the pages using it.",
+                   {"200": _json({"allOf": [_ref("Image"), {"required": ["used_in"]}]}, "The media."),
+                    **_errors(403, 404)},
+                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin"),
+        "patch": _op("Change its alt text, folder and/or tags.",
+                     {"200": _json({"allOf": [_ref("Image"), {"required": ["used_in", "folder", "tags"]}]},
+                                   "The media."), **_errors(404, 409)},
+                     security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                     body=_shaped(MediaChange)),
+        "delete": _op("Delete it (409 while a page uses it, unless force).",
+                      {"204": NO_CONTENT, **_errors(404, 409)},
+                      security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),
+        "put": MEDIA_REPLACE,
+    },
+    "/api/builder/media/{media_id}/deliveries": {
+        "parameters": [_path("media_id", OBJECT_ID)],
+        "get": _op("One library image's answers and bytes per day over a range (the last 30 days by default, "
+                   "at most 92), by file, and when it was last served: the library details panel's chart.",
+                   {"200": _answer(deliveries.DeliverySeries, "The series."),
+                    **_errors(400, 403, 404)},
+                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+                   parameters=[RANGES_FROM, RANGES_TO])},
+    "/api/builder/media/{media_id}/name": {
+        "parameters": [_path("media_id", OBJECT_ID)],
+        "put": _op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "
+                   "to it. 400 invalid_name for a name that cannot be one.",
+                   {"200": _json(MEDIA_WITH_VERSION, "The media."), **_errors(404, 409)},
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_shaped(NameBody)),
+    },
+    "/api/builder/media/{media_id}/focal-point": {
+        "parameters": [_path("media_id", OBJECT_ID)],
+        "put": MEDIA_FOCAL,
+    },
+    **_edit_paths("/api/builder/media/{media_id}", [_path("media_id", OBJECT_ID)], MEDIA_EDITS),
+    **_version_paths("/api/builder/media/{media_id}", [_path("media_id", OBJECT_ID)], MEDIA_WITH_VERSION,
+                     tag="builder", roles="editor, admin"),
+    "/api/builder/folders": {"get": _op(
+        "Every folder of the library with its media count.",
+        {"200": _answer(Folders, "The folders."),
+         **_errors(403)},
+        security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
+    "/api/builder/tags": {"get": _op(
+        "Every tag of the library with its media count.",
+        {"200": _answer(Tags, "The tags."),
+         **_errors(403)},
+        security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
+    "/api/builder/pages/{slug}/alt-text": {
+        "parameters": [_path("slug", {"type": "string"})],
+        "get": _op("The library images a page (drafts too) shows without alt text (neither their own nor on "
+                   "every block showing them), in block order, each with alt texts suggested from the pages "
+                   "using it and their block types, its file name, folder, tags and colour.",
+                   {"200": _json(_missing_alt_list({
+                       "type": "object", "required": ["image", "suggestions"], "properties": {
+                           "image": _ref("Image"), "suggestions": ALT_SUGGESTIONS}}), "A page of images."),
+                    **_errors(403, 404)},
+                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+                   parameters=_page_params()),
+        "post": _op("Set the alt text of many of the library images the page shows, each the text given or "
+                    "a suggestion accepted: on the image, as PATCH /api/builder/media/{id} does (every page "
+                    "showing it). What happened to each.",
+                    {"200": _json(ALT_RESULTS, "Image by image."), **_errors(404)},
+                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                    body=_shaped(AltChanges)),
+    },
+    "/api/builder/pages/{slug}": {
+        "parameters": [_path("slug", {"type": "string"})],
+        "get": _op("A page: anyone when published, editors also drafts.",
+                   {"200": _json(_ref("Page"), "The page, media blocks resolved."), **_errors(404)},
+                   security=ANYONE, tags=["builder"]),
+        "put": _op("Write a page; 422 if a block names media that does not exist.",
+                   {"200": _json(_ref("Page"), "Written."), **_errors(409, 422)},
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                   body=_shaped(PageWrite)),
+    },
+}

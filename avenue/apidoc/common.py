@@ -1,0 +1,202 @@
+"""What every part of the OpenAPI document shares: the helpers that write an operation, its
+error responses (one per status, the contract's error shape), its parameters and bodies, the
+security requirements, and ``SHAPES``, the components the declared models add
+(``avenue/shapes.py``: a body's or an answer's schema is its model's)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from avenue.paging import COUNT_LIMIT, MAX_PER_PAGE
+from avenue.shapes import Answer, Shape, schema_of
+
+Schema = dict[str, Any]
+TIME = {"type": ["string", "null"], "format": "date-time"}
+INT0 = {"type": "integer", "minimum": 0}
+NAMED = {"type": ["string", "null"]}
+SKU = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+SLUG = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Schema, description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR_MEANINGS = {
+    400: "Malformed request (bad JSON, a missing or invalid field, bad pagination, malformed HTTP).",
+    401: "Not logged in (or a bad token).",
+    403: "Not allowed (role, or a missing/invalid CSRF token on a cookie request).",
+    404: "Unknown (or not yours: no existence leak).",
+    408: "The request's head or body did not arrive in time (the app server's own answer).",
+    409: "Conflict (e.g. the sku exists, media still used by a page, the image busy being replaced "
+         "or deleted, a concurrent change; a tus Upload-Offset that is not the upload's); reload and "
+         "try again.",
+    410: "Gone: a resumable upload that expired (AVENUE_TUS_EXPIRY_SECONDS), start a new one; an "
+         "image's earlier version no longer kept (past AVENUE_TRASH_DAYS, or its bytes left the trash): "
+         "version_gone.",
+    412: "A tus request without Tus-Resumable: 1.0.0 (the answer names the version in Tus-Version).",
+    413: "Too large (body, file, pixels).",
+    414: "The request line (path and query string) is longer than the app server takes (4094 bytes).",
+    415: "Unsupported type (not an accepted image format; an SVG anywhere but a new upload to the builder's "
+         "library: svg_not_accepted; an SVG whose DOCTYPE declares entities: svg_doctype).",
+    417: "An Expect header other than 100-continue (the app server's own answer).",
+    422: "Valid request, unusable content (corrupt image, too many images, bad order).",
+    429: "Rate limited; Retry-After says when to try again.",
+    431: "Header fields larger or more than the app server takes.",
+    460: "A tus PATCH whose bytes do not match its Upload-Checksum (nothing of it was kept).",
+    501: "A Transfer-Encoding other than chunked (the app server's own answer).",
+    502: "A URL import whose server could not be reached or answered an error, or redirected too often.",
+    503: "Database down, not answering in time, or reporting trouble of its own (an internal error, a full "
+         "disk, a shutdown: `database_unavailable`), or the server busy; Retry-After says when to try again.",
+    504: "A URL import whose fetch did not end within AVENUE_URL_IMPORT_SECONDS.",
+}
+
+
+# What any request can get, whatever its operation, so every operation lists it: the app
+# server's own refusals before the app sees the request (gunicorn's parser and limits, whose
+# limit_request_line makes a long query string or path a 414; avenue/server.py's 408 for a
+# slow client); a body over its route's limit, which every route has, even one that reads
+# none (avenue/http.py, limit_request_body); and the database down, since every /api/ request
+# first makes sure the indexes exist (avenue/readiness.py).
+ANY_REQUEST = (400, 408, 413, 414, 417, 431, 501, 503)
+MULTIPART = "multipart/form-data"
+
+
+def _errors(*statuses: int) -> dict[str, Schema]:
+    """The error responses ``statuses``, each the contract's error shape."""
+    return {str(status): {"$ref": f"#/components/responses/E{status}"} for status in sorted(set(statuses))}
+
+
+def _common_errors(security: list[Schema], body: Schema | None) -> set[int]:
+    """The errors an operation answers for what it is rather than what it does: any request's,
+    401 when it needs a login, 403 when a session must send its CSRF token, and an upload's
+    refusals (an unaccepted or unusable image; every upload view is rate limited per user)."""
+    statuses = set(ANY_REQUEST)
+    if {} not in security:
+        statuses.add(401)
+    if security == LOGGED_IN_WRITE:
+        statuses.add(403)
+    if body is not None and MULTIPART in body["content"]:
+        statuses |= {415, 422, 429}
+    return statuses
+
+
+def _page_params(*extra: Schema) -> list[Schema]:
+    return [{"$ref": "#/components/parameters/page"}, {"$ref": "#/components/parameters/per_page"},
+            {"$ref": "#/components/parameters/after"}, *extra]
+
+
+def _query(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _path(name: str, schema: Schema) -> Schema:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _multipart(properties: Schema, required: list[str]) -> Schema:
+    return {"required": True, "content": {MULTIPART: {"schema": {
+        "type": "object", "properties": properties, "required": required}}}}
+
+
+def _body(schema: Schema) -> Schema:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+#: The objects request shapes nest (``#/components/schemas/<Name>``), filled by :func:`_shaped`,
+#: and the answers declared as models that operations name by reference (Product).
+SHAPES: dict[str, Schema] = {}
+
+
+def _answer(model: type[Answer], description: str) -> Schema:
+    """An answer the code builds as ``model`` (avenue/shapes.py): its schema is the model's."""
+    return _json(schema_of(model, SHAPES), description)
+
+
+def _component(model: type[Answer]) -> None:
+    """``model``'s schema as ``#/components/schemas/<its name>``, for ``_ref``."""
+    SHAPES[model.__name__] = schema_of(model, SHAPES)
+
+
+def _shaped(model: type[Shape]) -> Schema:
+    """The JSON body a view declares with ``@takes(model)`` (avenue/shapes.py): its schema is
+    the model's, so the document says what the check does."""
+    return _body(schema_of(model, SHAPES))
+
+
+# Who may call: a bearer token decides alone; a session cookie needs the CSRF header to change
+# anything; {} = anonymous allowed.
+ANYONE: list[Schema] = [{}, {"bearerToken": []}, {"sessionCookie": []}]
+
+
+LOGGED_IN_READ: list[Schema] = [{"bearerToken": []}, {"sessionCookie": []}]
+
+
+LOGGED_IN_WRITE: list[Schema] = [{"bearerToken": []}, {"sessionCookie": [], "csrfToken": []}]
+
+
+def _op(summary: str, responses: dict[str, Schema], *, security: list[Schema], tags: list[str],
+        parameters: list[Schema] | None = None, body: Schema | None = None, roles: str = "") -> Schema:
+    """An operation; ``responses`` are its answers and its own errors, those it shares with
+    every operation of its kind are added here (:func:`_common_errors`)."""
+    errors = {int(status) for status in responses if int(status) >= 400} | _common_errors(security, body)
+    answers = {status: answer for status, answer in responses.items() if int(status) < 400}
+    operation: Schema = {"summary": summary, "tags": tags, "security": security,
+                         "responses": {**answers, **_errors(*errors)}}
+    if roles:
+        operation["description"] = f"Who: {roles}."
+    if parameters:
+        operation["parameters"] = parameters
+    if body is not None:
+        operation["requestBody"] = body
+    return operation
+
+
+def _list_of(item: str) -> Schema:
+    return {"type": "object", "required": ["items", "total", "page", "per_page"],
+            "properties": {"items": {"type": "array", "items": _ref(item)},
+                           "total": {"type": ["integer", "null"], "minimum": 0,
+                                     "description": "The list's size where the service keeps it with every "
+                                                    "write (products, a bucket's originals, one library "
+                                                    "folder or tag); otherwise the matches counted up to "
+                                                    f"{COUNT_LIMIT:,}."},
+                           "total_exact": {"type": "boolean",
+                                           "description": f"false when more than {COUNT_LIMIT:,} matched "
+                                                          "and counting stopped there."},
+                           "page": {"type": "integer", "minimum": 1},
+                           "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+                           "next": {"type": ["string", "null"],
+                                    "description": "Send as `after` for the next page; null at the end."}}}
+
+
+NO_CONTENT = {"description": "Done; no body."}
+IMAGE_FILES = {"type": "array", "items": {"type": "string", "format": "binary"}, "minItems": 1}
+ONE_FILE = {"type": "string", "format": "binary"}
+FOLDER = {"type": "string", "maxLength": 600, "description": "/name/name…, at most 8 names."}
+TAG = {"type": "string", "minLength": 1, "maxLength": 40}
+FORCE = _query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},
+               "Delete even while pages use it (their blocks are marked missing).")
+
+
+REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
+                 "Ask for a status sweep now: it runs in the background (the answer comes at once, "
+                 "with sweep.requested); the counts are current anyway.")
+
+
+def _picture(mimetype: str, description: str) -> Schema:
+    return {"description": description,
+            "content": {mimetype: {"schema": {"type": "string", "format": "binary"}}}}
+
+
+def _header(name: str, description: str, required: bool = False) -> Schema:
+    return {"name": name, "in": "header", "required": required, "schema": {"type": "string"},
+            "description": description}
+
+
+# Imports from a URL (avenue/bulk/urls.py, the guard avenue/urlfetch.py; docs/api.md "Imports
+# from a URL"): what a refused URL answers, besides the body's own 400s.
+URL_REFUSALS = (400, 403, 413, 415, 422, 429, 502, 504)
