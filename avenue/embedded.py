@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import datetime as dt
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,12 +35,30 @@ from avenue.config import (
 )
 from avenue.relay import SerialRelay
 
+#: Where :func:`free_port` looks: below Linux's usual ephemeral range (32768-60999,
+#: ``/proc/sys/net/ipv4/ip_local_port_range``) and above the well-known services'.
+PORTS = range(20000, 32768)
+
 
 def free_port() -> int:
-    with socket.socket() as sock:
+    """A loopback port free now, for a server started a moment later (SecantusDB, gunicorn).
+    Not the kernel's choice for port 0: that one comes from the ephemeral range, which every
+    outgoing connection's own port and every other port-0 bind also draw from, so in the seconds
+    before the server binds it a connection could take it (a full test run once saw gunicorn's
+    port taken: "Address already in use"). Below that range only another such pick can."""
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.choice(PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket() as sock:  # the whole range busy: the kernel's choice after all
         sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        chosen: int = sock.getsockname()[1]
+        return chosen
 
 
 def executable() -> str:

@@ -11,6 +11,7 @@ import time
 from hashlib import sha256
 from urllib.parse import parse_qsl
 
+import pymongo
 import pytest
 from bson import ObjectId
 from PIL import Image as PILImage
@@ -422,9 +423,13 @@ def test_a_delete_whose_lease_keeps_changing_under_it_is_409_not_404(client, db,
     assert db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])}) is not None
 
 
-def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db, editor):
+def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db, editor, backend):
     """Many rounds of a replace racing a delete of the same image: each round ends with the
     image either deleted (in the trash, whole) or replaced (whole, served), never both or a mix."""
+    if backend[0] is not pymongo.MongoClient:
+        # A full run's mongomock answered 500 ("dictionary changed size during iteration": a
+        # find copying a document another thread was changing).
+        pytest.skip("threads need a real server (mongomock is not thread-safe)")
     for _ in range(3):
         media = library_upload(app.test_client(), editor)
         results: dict[str, int] = {}
