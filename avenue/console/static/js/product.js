@@ -199,7 +199,13 @@ async function remove(image) {
   if (!window.confirm(`Delete ${image.filename} from ${sku}? Its file and variants are removed from storage.`)) return;
   await inTurn(async () => {
     try {
+      const ids = stored().map((one) => one.id);
+      const at = ids.indexOf(image.id);
       product = await api('DELETE', `${base}/images/${image.id}`);
+      // The focus was on the photo's Delete button, gone with it: it goes on to the next photo
+      // (else the one before; the last one gone, to adding photos), not to the page's start.
+      const left = new Set(stored().map((one) => one.id));
+      const neighbour = [...ids.slice(at + 1), ...ids.slice(0, at).reverse()].find((id) => left.has(id));
       render();
       orderStatus.textContent = `${image.filename} deleted.`;
     } catch (error) {
@@ -221,6 +227,12 @@ async function addFiles(files) {
         async () => (await api('GET', `${base}/images/${added.id}/near-duplicates`)).near_duplicates);
     }
   });
+  // The new photos have no alt text yet: the list of those without is read again.
+  try {
+    await loadMissingAlt();
+  } catch (error) {
+    pageMessage(error.message);
+  }
 }
 
 picker.addEventListener('change', () => {
