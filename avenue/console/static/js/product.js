@@ -206,7 +206,8 @@ async function remove(image) {
       // (else the one before; the last one gone, to adding photos), not to the page's start.
       const left = new Set(stored().map((one) => one.id));
       const neighbour = [...ids.slice(at + 1), ...ids.slice(0, at).reverse()].find((id) => left.has(id));
-      render();
+      render(neighbour);
+      if (!neighbour) picker.focus();
       orderStatus.textContent = `${image.filename} deleted.`;
     } catch (error) {
       pageMessage(`${image.filename} was not deleted: ${error.message}`);
