@@ -108,14 +108,19 @@ function currentFilter() {
 // One bulk action on the selection (bulk-actions.js), then the list and the counts again.
 async function bulkAction(action, extra, verb) {
   const fromBar = bulkBar.contains(document.activeElement);
+  const stopId = grid.querySelector('[role="option"][tabindex="0"]')?.dataset.id;
   if (!(await runBulk(picks, {summary: bulkSummary, filter: currentFilter(), action, extra, verb}))) return;
   picks.clear();
   await load(true);
   loadFacets();
   // The bar hides with the selection, and the focus on its button with it: the focus goes to
-  // the grid's Tab stop (or, the grid emptied, to the trash's button), not to the page's start.
+  // the grid's tile it last left (else its first; the page not scrolled), or, the grid emptied,
+  // to the trash's button, not to the page's start.
   if (fromBar && (document.activeElement === document.body || bulkBar.contains(document.activeElement))) {
-    (grid.querySelector('[role="option"][tabindex="0"]') || trashButton).focus();
+    const tiles = picks.tiles();
+    const stop = tiles.find((node) => node.dataset.id === stopId) || tiles[0];
+    if (stop) picks.current(stop, {scroll: false});
+    else trashButton.focus();
   }
 }
 
