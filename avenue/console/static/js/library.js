@@ -108,19 +108,16 @@ function currentFilter() {
 // One bulk action on the selection (bulk-actions.js), then the list and the counts again.
 async function bulkAction(action, extra, verb) {
   const fromBar = bulkBar.contains(document.activeElement);
-  const stopId = grid.querySelector('[role="option"][tabindex="0"]')?.dataset.id;
   if (!(await runBulk(picks, {summary: bulkSummary, filter: currentFilter(), action, extra, verb}))) return;
   picks.clear();
   await load(true);
   loadFacets();
   // The bar hides with the selection, and the focus on its button with it: the focus goes to
-  // the grid's tile it last left (else its first; the page not scrolled), or, the grid emptied,
-  // to the trash's button, not to the page's start.
+  // the summary of what the action did, just above the grid (the page not scrolled: it stays
+  // on the tiles), not to the page's start; Tab from there reaches the grid.
   if (fromBar && (document.activeElement === document.body || bulkBar.contains(document.activeElement))) {
-    const tiles = picks.tiles();
-    const stop = tiles.find((node) => node.dataset.id === stopId) || tiles[0];
-    if (stop) picks.current(stop, {scroll: false});
-    else trashButton.focus();
+    bulkSummary.tabIndex = -1;
+    bulkSummary.focus({preventScroll: true});
   }
 }
 
