@@ -129,6 +129,8 @@ def test_a_product_is_made_given_photos_ordered_described_and_trimmed_by_keyboar
     assert alts[first] == "The lamp from the front, lit" and alts[second], alts
     # The form is gone with the last missing alt text: the focus on what says so, not lost.
     assert page.evaluate("document.activeElement.id") == "alt-none"
+    page.locator("#alt-none").scroll_into_view_if_needed()
+    shot(page, "keyboard-product-alt-saved", full_page=False)
 
     # Delete the second photo: the focus goes on to the photo left.
     tab_to(page, f"Delete {filename[second]}", back=True)
@@ -190,6 +192,7 @@ def test_an_upload_is_sent_opened_its_link_copied_and_deleted_by_keyboard(live, 
     page.get_by_text("kept.jpg deleted.").wait_for()
     assert page.request.get("/api/uploads").json()["items"] == []
     assert focused_name(page) == "No uploads yet."
+    shot(page, "keyboard-uploads-none", full_page=False)
 
 
 def test_an_upload_link_is_created_its_secret_shown_once_and_revoked_by_keyboard(live, open_as):
@@ -243,6 +246,7 @@ def test_a_deleted_image_is_restored_from_the_trash_by_keyboard(live, open_as):
     # The bar went with the selection: the focus on what the restore did, not lost; Tab goes on.
     assert page.evaluate("document.activeElement.id") == "bulk-summary"
     assert focused_name(page).startswith("Restored")
+    shot(page, "keyboard-trash-restored", full_page=False)
 
 
 def test_a_page_s_images_get_their_alt_text_by_keyboard(live, open_as):
