@@ -55,6 +55,12 @@ export function missingAlt({base, list, form, none, status, onSaved = () => {}, 
       const saved = answer.results.filter((result) => result.status === 'set').length;
       const left = await load();
       status.textContent = `Saved the alt text of ${saved} ${noun}(s); ${left} still without.`;
+      // The form hidden with the last of them took the focus from its button: it goes on to the
+      // line that says none is left, not to the page's start.
+      if (!left) {
+        none.tabIndex = -1;
+        none.focus();
+      }
       onSaved(answer.results);
     } catch (error) {
       status.textContent = `Nothing was saved: ${error.message}`;

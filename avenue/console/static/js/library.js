@@ -107,10 +107,18 @@ function currentFilter() {
 
 // One bulk action on the selection (bulk-actions.js), then the list and the counts again.
 async function bulkAction(action, extra, verb) {
+  const fromBar = bulkBar.contains(document.activeElement);
   if (!(await runBulk(picks, {summary: bulkSummary, filter: currentFilter(), action, extra, verb}))) return;
   picks.clear();
   await load(true);
   loadFacets();
+  // The bar hides with the selection, and the focus on its button with it: the focus goes to
+  // the summary of what the action did, just above the grid (the page not scrolled: it stays
+  // on the tiles), not to the page's start; Tab from there reaches the grid.
+  if (fromBar && (document.activeElement === document.body || bulkBar.contains(document.activeElement))) {
+    bulkSummary.tabIndex = -1;
+    bulkSummary.focus({preventScroll: true});
+  }
 }
 
 // The folder list and tag suggestions, with their counts (GET /api/builder/folders, /tags).

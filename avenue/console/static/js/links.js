@@ -31,6 +31,9 @@ function row(link) {
       try {
         const revoked = await api('DELETE', `/api/upload-links/${link.id}`);
         node.replaceWith(row(revoked));
+        // The row drawn anew has no Revoke button to keep the focus: it goes to the links'
+        // table (a Tab stop of its own), where it was, not to the page's start.
+        table.closest('.table-wrap').focus();
         show(status, `Link "${name}" revoked.`, 'ok');
       } catch (error) {
         show(status, error.message, 'error');

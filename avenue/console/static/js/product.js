@@ -199,8 +199,15 @@ async function remove(image) {
   if (!window.confirm(`Delete ${image.filename} from ${sku}? Its file and variants are removed from storage.`)) return;
   await inTurn(async () => {
     try {
+      const ids = stored().map((one) => one.id);
+      const at = ids.indexOf(image.id);
       product = await api('DELETE', `${base}/images/${image.id}`);
-      render();
+      // The focus was on the photo's Delete button, gone with it: it goes on to the next photo
+      // (else the one before; the last one gone, to adding photos), not to the page's start.
+      const left = new Set(stored().map((one) => one.id));
+      const neighbour = [...ids.slice(at + 1), ...ids.slice(0, at).reverse()].find((id) => left.has(id));
+      render(neighbour);
+      if (!neighbour) picker.focus();
       orderStatus.textContent = `${image.filename} deleted.`;
     } catch (error) {
       pageMessage(`${image.filename} was not deleted: ${error.message}`);
@@ -221,6 +228,12 @@ async function addFiles(files) {
         async () => (await api('GET', `${base}/images/${added.id}/near-duplicates`)).near_duplicates);
     }
   });
+  // The new photos have no alt text yet: the list of those without is read again.
+  try {
+    await loadMissingAlt();
+  } catch (error) {
+    pageMessage(error.message);
+  }
 }
 
 picker.addEventListener('change', () => {

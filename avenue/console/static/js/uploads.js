@@ -130,10 +130,17 @@ async function remove(file, node, status) {
   details.close({focus: false});
   node.remove();
   picks.forget(node);
-  if (nextOne) picks.current(nextOne);
   shown -= 1;
   total -= 1;
   describeCount();
+  // The focus goes on to the next tile; the last one gone, to the line saying there is none
+  // (not to the page's start, with the Delete button it was on).
+  if (nextOne) {
+    picks.current(nextOne);
+  } else {
+    listStatus.tabIndex = -1;
+    listStatus.focus();
+  }
   pageMessage(`${file.filename} deleted.`, 'ok');
 }
 
