@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import threading
 import time
+import types
 
 import pymongo
 import pytest
@@ -864,15 +865,24 @@ def test_a_render_whose_store_loses_is_answered_with_the_stored_file_not_its_own
 # --- the limit of unsigned cold renders ------------------------------------------------------
 
 
-def limited(app_factory, address="2/minute", instance="100/minute"):
+def limited(app_factory, monkeypatch, address="2/minute", instance="100/minute"):
+    """An app with these limits of unsigned cold renders, their clock held still at the middle of
+    this minute or the next (not behind the real one: the windows' documents expire by it). The
+    windows are aligned to the clock, and a loaded run's requests once straddled the turn of a
+    minute (the third of "2/minute" was admitted into the next window)."""
+    from avenue import ratelimit
+
+    now = time.time()
+    held = (now // 60) * 60 + 30.0 + (60.0 if now % 60 >= 30 else 0.0)
+    monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(time=lambda: held))
     return app_factory(RATELIMIT_ENABLED=True, AVENUE_RENDER_ADDRESS_LIMIT=address,
                        AVENUE_RENDER_INSTANCE_LIMIT=instance)
 
 
-def test_unsigned_cold_renders_past_the_address_limit_are_429_and_store_nothing(app_factory):
+def test_unsigned_cold_renders_past_the_address_limit_are_429_and_store_nothing(app_factory, monkeypatch):
     from avenue.db import get_db
 
-    app = limited(app_factory)
+    app = limited(app_factory, monkeypatch)
     client = app.test_client()
     doc = put(app)
     for options in ("w_160.webp", "w_320.webp"):
@@ -888,8 +898,8 @@ def test_unsigned_cold_renders_past_the_address_limit_are_429_and_store_nothing(
     assert client.get(path(doc, "w_480.webp"), environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 200
 
 
-def test_the_instance_limit_holds_over_every_address(app_factory):
-    app = limited(app_factory, address="100/minute", instance="2/minute")
+def test_the_instance_limit_holds_over_every_address(app_factory, monkeypatch):
+    app = limited(app_factory, monkeypatch, address="100/minute", instance="2/minute")
     client = app.test_client()
     doc = put(app)
     answers = [client.get(path(doc, f"w_{width}.webp"), environ_base={"REMOTE_ADDR": f"10.0.0.{index}"})
@@ -897,8 +907,8 @@ def test_the_instance_limit_holds_over_every_address(app_factory):
     assert [answer.status_code for answer in answers] == [200, 200, 429]
 
 
-def test_editors_and_signed_urls_are_not_counted_against_the_anonymous_limit(app_factory):
-    app = limited(app_factory, address="1/hour")
+def test_editors_and_signed_urls_are_not_counted_against_the_anonymous_limit(app_factory, monkeypatch):
+    app = limited(app_factory, monkeypatch, address="1/hour")
     client = app.test_client()
     doc = put(app)
     assert client.get(path(doc, "w_160.webp")).status_code == 200
@@ -917,8 +927,8 @@ def test_editors_and_signed_urls_are_not_counted_against_the_anonymous_limit(app
     assert client.get(path(doc, "w_800.webp"), headers=Auth(app).token("ops")).status_code == 429
 
 
-def test_an_editor_s_ended_or_replayed_session_is_counted_like_anyone(app_factory):
-    app = limited(app_factory, address="1/hour")
+def test_an_editor_s_ended_or_replayed_session_is_counted_like_anyone(app_factory, monkeypatch):
+    app = limited(app_factory, monkeypatch, address="1/hour")
     doc = put(app)
     session_client, csrf = Auth(app).login("admin")
     assert app.test_client().get(path(doc, "w_160.webp")).status_code == 200  # the address's one

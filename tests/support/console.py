@@ -46,7 +46,7 @@ def look_alikes_asked(page, request) -> list[str]:
 
 def seed_library(page, folder: str, names: list[str]) -> dict[str, str]:
     """Upload ``names`` (fixtures) into the library's ``folder`` by the API; id by filename."""
-    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    csrf = page.request.get("/api/auth/csrf", timeout=SETUP_MS).json()["csrf_token"]
     ids = {}
     for name in names:
         photo = {"name": name, "mimeType": mimetypes.guess_type(name)[0] or "image/png",

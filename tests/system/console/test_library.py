@@ -322,7 +322,7 @@ def seed_grid(page, folder: str, count: int, *, prefix: str = "grid",
               size: tuple[int, int] = (320, 240)) -> list[str]:
     """``count`` pictures of their own (``prefix``-00.jpg, ...) uploaded into the library's
     ``folder`` by the API: their file names, newest first (the grid's order)."""
-    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    csrf = page.request.get("/api/auth/csrf", timeout=SETUP_MS).json()["csrf_token"]
     names = []
     for n in range(count):
         name = f"{prefix}-{n:02d}.jpg"
