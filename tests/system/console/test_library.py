@@ -144,7 +144,9 @@ def test_the_library_names_an_upload_s_look_alikes_and_lists_the_groups(live, op
     smaller.save(copy, "JPEG", quality=65)
     page = open_as("editor")
     asked = look_alikes_asked(page, request)
-    page.goto("/console/library")
+    # Not until "load": that waits for every picture of the module's grown library, each a
+    # rendition made on request (a run with two busy loops on the cores waited 30 s in vain).
+    page.goto("/console/library", wait_until="domcontentloaded")
     for path in (first, copy):
         page.get_by_label("Image", exact=True).set_input_files(str(path))
         page.get_by_role("button", name="Upload", exact=True).click()
