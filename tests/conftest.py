@@ -257,8 +257,6 @@ def app_on_every_backend(request, databases):
     """A factory of one app per backend, each on a database of its own: for a test that sends the
     same generated input to every backend in one run, so it is generated once rather than once a
     backend (tests/api/test_fuzz_api.py). Closed after, the databases given back as ``db_name``'s are."""
-    from avenue.ops.rerender import wait_for_runs
-
     apps = []
 
     def factory(**overrides) -> dict:
@@ -272,9 +270,7 @@ def app_on_every_backend(request, databases):
         return built
 
     yield factory
-    wait_for_runs(60)
-    for built in apps:
-        built.extensions["avenue.mongo"].client.close()
+    close_apps(apps)
 
 
 @pytest.fixture(scope="session")
@@ -317,9 +313,15 @@ def app_factory(backend, db_name):
         return apps[-1]
 
     yield factory
+    close_apps(apps)
+
+
+def close_apps(apps) -> None:
+    """After a test: the re-render runs it started (POST /api/admin/rerender) ended on their
+    database, then every app's client closed."""
     from avenue.ops.rerender import wait_for_runs
 
-    wait_for_runs(60)  # a re-render run POST /api/admin/rerender started ends on its database
+    wait_for_runs(60)
     for built in apps:
         built.extensions["avenue.mongo"].client.close()
 

@@ -193,8 +193,10 @@ def library_forms_open(page) -> str:
     return "top"
 
 
-def library_messages(page) -> str:
-    page.goto("/console/library")
+def refused_upload(page, screen: str) -> None:
+    """``screen`` (the library's or the uploads') with a file its upload form refused, named in
+    its list (the form opened first where a phone folds it)."""
+    page.goto(screen)
     add = page.get_by_role("button", name="Add images…")
     if add.is_visible():
         add.click()
@@ -202,6 +204,10 @@ def library_messages(page) -> str:
         files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not a picture at all"}])
     page.get_by_role("button", name="Upload", exact=True).click()
     page.locator("#upload-list li.refused", has_text="notes.png").wait_for()
+
+
+def library_messages(page) -> str:
+    refused_upload(page, "/console/library")
     page.get_by_role("button", name="Upload", exact=True).click()  # nothing chosen now
     page.locator("#page-message", has_text="Choose images or a folder to upload.").wait_for()
     return "top"
@@ -400,14 +406,7 @@ def uploads_panel(page) -> str:
 
 
 def uploads_refused(page) -> str:
-    page.goto("/console/uploads")
-    add = page.get_by_role("button", name="Add images…")
-    if add.is_visible():
-        add.click()
-    page.get_by_label("Image", exact=True).set_input_files(
-        files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"not a picture at all"}])
-    page.get_by_role("button", name="Upload", exact=True).click()
-    page.locator("#upload-list li.refused", has_text="notes.png").wait_for()
+    refused_upload(page, "/console/uploads")
     return "top"
 
 
