@@ -6,9 +6,16 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast coverage lint bench clean chromium node check-vendor docs
 
+# The venv is filled by uv (Astral's installer, from PyPI; pinned here since it installs the
+# pins, not one of them): on a fresh clone it took 16 s against pip's 35 s for the same pins,
+# bytecode compiled (docs/contributing.md). Where uv cannot be had or fails, pip does it.
+UV_VERSION := 0.13.9
+
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	($(PY) -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) \
+		&& $(VENV)/bin/uv pip install --quiet --python $(PY) --compile-bytecode -r requirements-dev.txt) \
+		|| $(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
 ## Start the app on http://127.0.0.1:8000 (embedded SecantusDB unless MONGO_URI is set).
