@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image
 
 from avenue.media.ingest.focal import FocalPoint
@@ -52,6 +51,8 @@ def small(data: bytes, limits: Limits, side: int = SIDE) -> Image.Image:
 def heat_map(before: Image.Image, after: Image.Image) -> Difference:
     """How ``after`` differs from ``before`` (both RGB; ``after`` is resized to ``before``'s
     size when they differ)."""
+    import numpy as np  # on first use: a tenth of every process's start (ingest/variants.py)
+
     if after.size != before.size:
         after = after.resize(before.size, Image.Resampling.BILINEAR)
     a = np.asarray(before, dtype=np.int16)
