@@ -77,6 +77,7 @@ def test_authenticate_hashes_a_password_whether_or_not_the_email_exists(db, monk
     assert len(checked) == 2
     assert checked[0] == service._DUMMY_HASH
     assert checked[0].split("$")[0] == checked[1].split("$")[0]
+    assert real_check(service._DUMMY_HASH, "avenue-timing-equaliser")  # a whole hash, not a stub
 
 
 def test_authenticate_records_the_last_login_time(db):
