@@ -117,9 +117,21 @@ def _answer(model: type[Answer], description: str) -> Schema:
     return _json(schema_of(model, SHAPES), description)
 
 
-def _component(model: type[Answer]) -> None:
-    """``model``'s schema as ``#/components/schemas/<its name>``, for ``_ref``."""
-    SHAPES[model.__name__] = schema_of(model, SHAPES)
+def _component(model: type[Answer], name: str = "") -> None:
+    """``model``'s schema as ``#/components/schemas/<name>`` (its class's name by default), for ``_ref``."""
+    SHAPES[name or model.__name__] = schema_of(model, SHAPES)
+
+
+def _extension(model: type[Answer], base: type[Answer], name: str) -> Schema:
+    """The schema of ``model``, a subclass of ``base`` (the component ``name``): ``base``'s
+    reference and the fields ``model`` adds, so the document states the shared ones once."""
+    schema = schema_of(model, SHAPES)
+    own = [field for field in model.model_fields if field not in base.model_fields]
+    added: Schema = {"type": "object", "properties": {field: schema["properties"][field] for field in own}}
+    required = [field for field in schema.get("required", ()) if field in own]
+    if required:
+        added["required"] = required
+    return {"allOf": [_ref(name), added], **{key: schema[key] for key in ("description",) if key in schema}}
 
 
 def _shaped(model: type[Shape]) -> Schema:

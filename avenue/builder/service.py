@@ -981,14 +981,9 @@ def media_object(db: Database[Document], image: Image, signer: UrlSigner, *, wit
                  near: Sequence[Near] | None = None) -> dict[str, Any]:
     """A library entry as the API shows it (the image object, plus ``used_in`` when asked and
     ``near_duplicates`` when given)."""
-    obj = image_object(image, signer)
-    obj["folder"] = image.folder or ROOT_FOLDER
-    obj["tags"] = list(image.tags)
-    if with_used_in:
-        obj["used_in"] = used_in(db, image.id)
-    if near is not None:
-        obj["near_duplicates"] = near_objects(near, signer)
-    return obj
+    return image_object(image, signer, folder=image.folder or ROOT_FOLDER, tags=list(image.tags),
+                        used_in=used_in(db, image.id) if with_used_in else None,
+                        near_duplicates=near_objects(near, signer) if near is not None else None)
 
 
 # --- alt text --------------------------------------------------------------------------------

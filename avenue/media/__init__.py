@@ -44,7 +44,15 @@ from avenue.media.ingest.likeness import parse_colour
 from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, referrers, rewrite_lists
-from avenue.media.serve.objects import NearDuplicate, UrlSigner, image_object, near_objects, ref_object
+from avenue.media.serve.objects import (
+    ImageObject,
+    NearDuplicate,
+    UnusedImage,
+    UrlSigner,
+    image_object,
+    near_objects,
+    ref_object,
+)
 from avenue.media.store import deliveries, resumable
 from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
 from avenue.media.store.originals import Upload
@@ -56,7 +64,8 @@ __all__ = [
     # A bucket's originals (store/library.py) and the records they answer in (records.py).
     "Changed", "DeleteLease", "Document", "Image", "Library", "Limits", "Stored", "Upload",
     # The API's image object and its URLs (serve/objects.py), configured per app below.
-    "UrlSigner", "image_object", "limits_from_config", "ref_object", "signer_from_config",
+    "ImageObject", "UnusedImage", "UrlSigner", "image_object", "limits_from_config", "ref_object",
+    "signer_from_config",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
     "Near", "NearDuplicate", "near_objects", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
