@@ -187,7 +187,7 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})  # answered as they ar
 
 
 def _answers(value: Any) -> bool:
-    # A model's isinstance goes through ABCMeta: JSON's own containers are told apart first.
+    # A model's isinstance goes through ABCMeta: JSON's own values are told apart first.
     return type(value) not in _CONTAINERS and isinstance(value, Answer)
 
 
@@ -195,13 +195,14 @@ _CONTAINERS = frozenset({dict, list, *_SCALARS})
 
 
 def _plain(value: Any) -> Any:
-    if _answers(value):
-        return value.answer()
-    if isinstance(value, list) and value and _answers(value[0]):
-        return [item.answer() for item in value]
-    if isinstance(value, dict) and value and _answers(next(iter(value.values()))):
-        return {key: item.answer() for key, item in value.items()}
-    return value
+    kind = type(value)
+    if kind is dict or (kind is not list and isinstance(value, dict)):
+        if value and _answers(next(iter(value.values()))):
+            return {key: item.answer() for key, item in value.items()}
+        return value
+    if kind is list or isinstance(value, list):
+        return [item.answer() for item in value] if value and _answers(value[0]) else value
+    return value.answer() if isinstance(value, Answer) else value
 
 
 #: A field of an answer that is left out when None: ``Absent[list[str]] = None`` (the document
