@@ -112,10 +112,11 @@ class Shape(BaseModel):
     unknown_key: ClassVar[str] = "unknown_fields"
 
     @classmethod
-    def parse(cls: type[S], body: Any) -> S:
-        """``body`` (decoded JSON) as this shape, or the refusal its first fault names."""
+    def parse(cls: type[S], body: Any, context: Any = None) -> S:
+        """``body`` (decoded JSON) as this shape, or the refusal its first fault names;
+        ``context``: what its validators read beyond the body (the configuration's bounds)."""
         try:
-            return cls.model_validate(body)
+            return cls.model_validate(body, context=context)
         except ValidationError as error:
             raise refusal(cls, error) from None
 

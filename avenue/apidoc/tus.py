@@ -10,7 +10,6 @@ from avenue.apidoc.common import (
     ONE_FILE,
     Schema,
     _answer,
-    _body,
     _errors,
     _header,
     _json,
@@ -20,8 +19,9 @@ from avenue.apidoc.common import (
     _page_params,
     _path,
     _ref,
+    _shaped,
 )
-from avenue.links.service import LinkUploaded
+from avenue.links.service import LinkBody, LinkUploaded
 from avenue.shapes import OBJECT_ID
 from avenue.tus.service import TusUpload
 
@@ -77,16 +77,7 @@ LINK_HOLDER: list[Schema] = [{"uploadLink": []}]
 
 
 LINK_WHO = "whoever holds the link's secret (no account)"
-LINK_CREATE = _body({
-    "type": "object", "required": ["target"], "additionalProperties": False,
-    "properties": {
-        "target": _ref("LinkTarget"), "label": {"type": "string", "maxLength": 200},
-        "max_bytes": {"type": "integer", "minimum": 1,
-                      "description": "Per file; at most (and by default) AVENUE_MAX_UPLOAD_BYTES."},
-        "max_uses": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Files it takes (1)."},
-        "expires_in": {"type": "integer", "minimum": 60,
-                       "description": "Seconds (AVENUE_UPLOAD_LINK_DEFAULT_SECONDS; at most "
-                                      "AVENUE_UPLOAD_LINK_MAX_SECONDS)."}}})
+LINK_CREATE = _shaped(LinkBody)
 
 
 def _link_tus_op(summary: str, responses: dict[str, Schema], *statuses: int,
