@@ -15,6 +15,7 @@ from avenue.apidoc.common import (
     _ref,
 )
 from avenue.auth.service import User
+from avenue.errors import ErrorBody
 from avenue.links.store import UploadLink
 from avenue.media import ImageObject, NearDuplicate, UnusedImage
 from avenue.monitoring.alerts import Alert
@@ -25,19 +26,7 @@ from avenue.status.storage import StorageStatus
 from avenue.trash.service import TrashItem
 
 SCHEMAS: dict[str, Schema] = {
-    "Error": {
-        "type": "object", "required": ["error"], "additionalProperties": False,
-        "properties": {"error": {
-            "type": "object", "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string", "pattern": "^[a-z0-9_]+$"},
-                "message": {"type": "string"},
-                "request_id": {"type": "string", "description": "The X-Request-ID of this request."},
-                "file": {"type": "string", "description": "The refused file of an upload."},
-            },
-            "additionalProperties": True,  # details of some errors (retry_after, index, ...)
-        }},
-    },
+    "Error": schema_of(ErrorBody, SHAPES),
     "Page": {
         "type": "object", "required": ["slug", "title", "published", "blocks", "created_at", "updated_at"],
         "properties": {
