@@ -17,7 +17,8 @@ from avenue.apidoc.common import (
 from avenue.auth.service import User
 from avenue.errors import ErrorBody
 from avenue.links.store import UploadLink
-from avenue.media import ImageObject, NearDuplicate, UnusedImage
+from avenue.media import AltResult, NearDuplicate, UnusedImage
+from avenue.media.serve.objects import ImageObject
 from avenue.monitoring.alerts import Alert
 from avenue.shapes import schema_of
 from avenue.shop.service import LegacyImage, Product
@@ -76,6 +77,7 @@ SCHEMAS: dict[str, Schema] = {
 _component(ImageObject, "Image")
 SHAPES["UnusedImage"] = _extension(UnusedImage, ImageObject, "Image")
 _component(LegacyImage)
+_component(AltResult)
 _component(Product)
 _component(NearDuplicate)
 _component(TrashItem)

@@ -78,15 +78,8 @@ def _missing_alt_list(item: Schema) -> Schema:
     return {**listed, "properties": {**listed["properties"], "items": {"type": "array", "items": item}}}
 
 
-ALT_RESULTS: Schema = {
-    "type": "object", "required": ["results"], "properties": {"results": {"type": "array", "items": {
-        "type": "object", "required": ["id", "status"], "properties": {
-            "id": {"type": "string"},
-            "status": {"enum": ["set", "unchanged", "not_found", "no_suggestion"],
-                       "description": "set; unchanged (it had this text); not_found (not this product's "
-                                      "photo or this page's image: nothing changed); no_suggestion (the "
-                                      "image has no suggestion at that index: nothing changed)."},
-            "alt": {"type": ["string", "null"], "description": "set / unchanged: its alt text now."}}}}}}
+ALT_RESULTS: Schema = {"type": "object", "required": ["results"],
+                       "properties": {"results": {"type": "array", "items": _ref("AltResult")}}}
 
 
 def _zip_import(summary: str, tag: str, roles: str) -> Schema:

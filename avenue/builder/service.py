@@ -42,6 +42,7 @@ from avenue.media import (
     ROOT_FOLDER,
     AltChange,
     AltContext,
+    AltResult,
     Box,
     Changed,
     Comparison,
@@ -1049,7 +1050,7 @@ def missing_alt(db: Database[Document], slug: str, window: Window) -> Page:
     return Page(docs, len(lacking), True, None)
 
 
-def set_alt_texts(db: Database[Document], slug: str, changes: list[AltChange]) -> list[dict[str, Any]]:
+def set_alt_texts(db: Database[Document], slug: str, changes: list[AltChange]) -> list[AltResult]:
     """Set the alt text of many of the library images a page uses (as ``PATCH /media/<id>``
     does: on the image, for every page showing it), each the text given or the suggestion
     accepted; what happened to each (``set``, ``unchanged``, ``not_found``: not on this page
@@ -1057,20 +1058,20 @@ def set_alt_texts(db: Database[Document], slug: str, changes: list[AltChange]) -
     _, images = _page_media(db, slug)
     asked = [oid for oid in (parse_object_id(c.id) for c in changes) if oid in images]
     uses = _uses(db, asked) if asked else {}
-    results: list[dict[str, Any]] = []
+    results: list[AltResult] = []
     for change in changes:
         oid = parse_object_id(change.id)
         image = images.get(oid) if oid is not None else None
         if oid is None or image is None:
-            results.append({"id": change.id, "status": "not_found"})
+            results.append(AltResult(id=change.id, status="not_found"))
             continue
         alt = chosen_alt(change, alt_suggestions(image, uses[oid]) if change.alt is None else [])
         if alt is None:
-            results.append({"id": change.id, "status": "no_suggestion"})
+            results.append(AltResult(id=change.id, status="no_suggestion"))
         elif (image.alt or "") == alt:
-            results.append({"id": change.id, "status": "unchanged", "alt": alt or None})
+            results.append(AltResult(id=change.id, status="unchanged", alt=alt or None))
         elif library(db).set_metadata(oid, alt=alt or None) is None:
-            results.append({"id": change.id, "status": "not_found"})
+            results.append(AltResult(id=change.id, status="not_found"))
         else:
-            results.append({"id": change.id, "status": "set", "alt": alt or None})
+            results.append(AltResult(id=change.id, status="set", alt=alt or None))
     return results

@@ -306,8 +306,8 @@ def set_alt_texts(asked: AltChanges, slug: str) -> Response:
     suggestion accepted; what happened to each."""
     results = service.set_alt_texts(get_db(), slug, asked.images)
     audit.log("page_alt_text_set", slug=slug, bucket=BUILDER,
-              image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
-    return jsonify({"results": results})
+              image_ids=[result.id for result in results if result.status == "set"] or None)
+    return jsonify({"results": [result.answer() for result in results]})
 
 
 @bp.get("/pages/<slug>")

@@ -50,6 +50,7 @@ from avenue.media import (
     TEMP,
     AltChange,
     AltContext,
+    AltResult,
     Box,
     Changed,
     Comparison,
@@ -798,7 +799,7 @@ def missing_alt(db: Database[Document], sku: str, window: Window) -> Page:
     return Page(missing[start:start + window.per_page], len(missing), True, None)
 
 
-def set_alt_texts(db: Database[Document], sku: str, changes: list[AltChange]) -> list[dict[str, Any]]:
+def set_alt_texts(db: Database[Document], sku: str, changes: list[AltChange]) -> list[AltResult]:
     """Set the alt text of many of the product's photos, each the text given or the suggestion
     accepted; what happened to each (``set``, ``unchanged``, ``not_found``: not this product's
     photo, ``no_suggestion``). The alt text is the product's, on its reference: a photo shared
@@ -806,26 +807,26 @@ def set_alt_texts(db: Database[Document], sku: str, changes: list[AltChange]) ->
     still being on the product."""
     doc = get_product(db, sku)
     photos = {ref["id"]: (n, ref) for n, ref in _photos(doc)}
-    results: list[dict[str, Any]] = []
+    results: list[AltResult] = []
     for change in changes:
         oid = parse_object_id(change.id)
         found = photos.get(oid) if oid is not None else None
         if found is None:
-            results.append({"id": change.id, "status": "not_found"})
+            results.append(AltResult(id=change.id, status="not_found"))
             continue
         position, ref = found
         alt = chosen_alt(change, photo_suggestions(doc, ref, position))
         if alt is None:
-            results.append({"id": change.id, "status": "no_suggestion"})
+            results.append(AltResult(id=change.id, status="no_suggestion"))
             continue
         if (ref.get("alt") or "") == alt:
-            results.append({"id": change.id, "status": "unchanged", "alt": alt or None})
+            results.append(AltResult(id=change.id, status="unchanged", alt=alt or None))
             continue
         update = {"$set": {"images.$.alt": alt, "updated_at": now()}} if alt else \
             {"$unset": {"images.$.alt": ""}, "$set": {"updated_at": now()}}
         written = products(db).update_one({"sku": sku, "images.id": oid}, update)
         if written.matched_count:
-            results.append({"id": change.id, "status": "set", "alt": alt or None})
+            results.append(AltResult(id=change.id, status="set", alt=alt or None))
         else:  # taken off the product since it was read
-            results.append({"id": change.id, "status": "not_found"})
+            results.append(AltResult(id=change.id, status="not_found"))
     return results

@@ -308,8 +308,8 @@ def set_alt_texts(asked: AltChanges, sku: str) -> Response:
     accepted; what happened to each."""
     results = service.set_alt_texts(get_db(), sku, asked.images)
     audit.log("product_alt_text_set", sku=sku, bucket=PRODUCTS,
-              image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
-    return jsonify({"results": results})
+              image_ids=[result.id for result in results if result.status == "set"] or None)
+    return jsonify({"results": [result.answer() for result in results]})
 
 
 @bp.get("/debug/products-status")

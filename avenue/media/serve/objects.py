@@ -276,7 +276,9 @@ class ImageObject(Answer):
     visibility: IfSet[Literal["public", "private"]] = None
     uploaded_at: Annotated[str | None, _TIME]
     expires_at: IfSet[Annotated[str, _TIME]] = None
-    alt: IfSet[str | None] = None
+    alt: IfSet[Annotated[str, Field(description=(
+        "Its alt text; left out when it has none (never null: as a bulk alt-text answer says it).")
+    )]] = None
     name: IfSet[Annotated[str, Field(
         pattern="^[a-z0-9]+(-[a-z0-9]+)*$", max_length=MAX_NAME_LENGTH,
         description="Its readable name (PUT …/name), when it has one; public images only.")]] = None
