@@ -10,9 +10,9 @@ from avenue.apidoc.common import (
     SHAPES,
     TIME,
     Schema,
-    _component,
-    _extension,
-    _ref,
+    component,
+    extension,
+    ref,
 )
 from avenue.auth.service import User
 from avenue.errors import ErrorBody
@@ -69,22 +69,22 @@ SCHEMAS: dict[str, Schema] = {
         "description": "A status report: counts from counters kept with every write (`report`), the "
                        "lists behind them from the last background sweep (`sweep`).",
     },
-    "ProductsStatus": {"allOf": [_ref("Report"), schema_of(ProductsStatus, SHAPES)]},
-    "StorageStatus": {"allOf": [_ref("Report"), schema_of(StorageStatus, SHAPES)]},
+    "ProductsStatus": {"allOf": [ref("Report"), schema_of(ProductsStatus, SHAPES)]},
+    "StorageStatus": {"allOf": [ref("Report"), schema_of(StorageStatus, SHAPES)]},
 }
 
 
-_component(ImageObject, "Image")
-SHAPES["UnusedImage"] = _extension(UnusedImage, ImageObject, "Image")
-_component(LegacyImage)
-_component(AltResult)
-_component(Product)
-_component(NearDuplicate)
-_component(TrashItem)
-_component(AuditEntry)
-_component(DeliveredImage)
-_component(User)
-_component(Alert)
+component(ImageObject, "Image")
+SHAPES["UnusedImage"] = extension(UnusedImage, ImageObject, "Image")
+component(LegacyImage)
+component(AltResult)
+component(Product)
+component(NearDuplicate)
+component(TrashItem)
+component(AuditEntry)
+component(DeliveredImage)
+component(User)
+component(Alert)
 
 
-_component(UploadLink)
+component(UploadLink)
