@@ -15,6 +15,7 @@ from avenue.apidoc.common import (
     ref,
 )
 from avenue.auth.service import User
+from avenue.builder.service import ShownPage
 from avenue.errors import ErrorBody
 from avenue.links.store import UploadLink
 from avenue.media import AltResult, NearDuplicate, UnusedImage
@@ -28,17 +29,6 @@ from avenue.trash.service import TrashItem
 
 SCHEMAS: dict[str, Schema] = {
     "Error": schema_of(ErrorBody, SHAPES),
-    "Page": {
-        "type": "object", "required": ["slug", "title", "published", "blocks", "created_at", "updated_at"],
-        "properties": {
-            "slug": {"type": "string"}, "title": {"type": "string"}, "published": {"type": "boolean"},
-            "blocks": {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
-                "type": {"type": "string"}, "media_id": {"type": "string"},
-                "url": {"type": "string"}, "variants": {"type": "object"}, "missing": {"const": True}}}},
-            "media_ids": {"type": "array", "items": {"type": "string"}},
-            "created_at": TIME, "updated_at": TIME, "legacy": {"const": True},
-        },
-    },
     "Report": {
         "type": "object", "required": ["report"],
         "properties": {"report": {
@@ -77,6 +67,7 @@ SCHEMAS: dict[str, Schema] = {
 component(ImageObject, "Image")
 SHAPES["UnusedImage"] = extension(UnusedImage, ImageObject, "Image")
 component(LegacyImage)
+component(ShownPage, "Page")
 component(AltResult)
 component(Product)
 component(NearDuplicate)

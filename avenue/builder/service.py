@@ -71,6 +71,7 @@ from avenue.shapes import (
     QUERY,
     Absent,
     Answer,
+    IfSet,
     ObjectIdField,
     ObjectIdText,
     Omittable,
@@ -933,6 +934,47 @@ def get_page(db: Database[Document], slug: str, *, include_drafts: bool) -> dict
     return page
 
 
+_TIME = Field(json_schema_extra={"format": "date-time"})
+
+
+class ShownBlock(Answer):
+    """A block as a page's read answers it: as written (its editor's fields too, of any type),
+    and for a library image its URLs, sizes and alt text."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    media_id: IfSet[Annotated[str, Field(description="The library image it shows.")]] = None
+    url: IfSet[Annotated[str, Field(description="A media block's: its image's URL.")]] = None
+    variants: IfSet[Annotated[dict[str, Any], Field(
+        description="A media block's: its image's variants.")]] = None
+    # What a read adds to a media block (RESOLVED_KEYS): their types hold for media blocks only,
+    # since another block keeps whatever its editor wrote under these names.
+    variant_sizes: IfSet[Annotated[Any, Field(
+        description="A media block's: its image's variant sizes.")]] = None
+    width: IfSet[Annotated[Any, Field(description="A media block's: its image's width.")]] = None
+    height: IfSet[Annotated[Any, Field(description="A media block's: its image's height.")]] = None
+    content_type: IfSet[Annotated[Any, Field(description="A media block's: its image's type.")]] = None
+    alt: IfSet[Annotated[Any, Field(description="The block's own, as written; else its image's alt text, "
+                                                "when it has one.")]] = None
+    missing: IfSet[Annotated[Literal[True], Field(description="Its image is gone (deleted).")]] = None
+    legacy: IfSet[Annotated[Literal[True], Field(description=(
+        "An old builder's block (image: /uploads/...), as it is until import-legacy rewrites it."))]] = None
+
+
+class ShownPage(Answer):
+    """A page, its media blocks resolved."""
+
+    slug: str
+    title: str
+    published: bool
+    blocks: list[ShownBlock]
+    media_ids: IfSet[list[str]] = None
+    created_at: Annotated[str | None, _TIME]
+    updated_at: Annotated[str | None, _TIME]
+    legacy: IfSet[Annotated[Literal[True], Field(description="A block is an old builder's.")]] = None
+
+
 def render_page(db: Database[Document], page: dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
     """A page as clients get it: each media block carries its media's URLs, sizes and alt.
 
@@ -964,18 +1006,18 @@ def render_page(db: Database[Document], page: dict[str, Any], signer: UrlSigner)
         elif isinstance(block.get("image"), str):
             block[LEGACY_FLAG] = legacy = True
         rendered.append(block)
-    result = {
+    shown = {
         "slug": page["slug"],
         "title": page.get("title", ""),
         "published": page.get("published", True) is True,
-        "blocks": rendered,
+        "blocks": rendered,  # as read: plain values (ShownBlock declares them for the document)
         "media_ids": [str(o) for o in page.get("media_ids") or []],
         "created_at": isoformat(page.get("created_at")),
         "updated_at": isoformat(page.get("updated_at")),
     }
     if legacy:
-        result[LEGACY_FLAG] = True
-    return result
+        shown[LEGACY_FLAG] = True
+    return ShownPage.filled(shown).answer()
 
 
 def media_object(db: Database[Document], image: Image, signer: UrlSigner, *, with_used_in: bool = False,
