@@ -25,7 +25,6 @@ from avenue.apidoc.common import (
 )
 from avenue.apidoc.images import (
     ALT_RESULTS,
-    ALT_SUGGESTIONS,
     MEDIA_EDITS,
     MEDIA_FOCAL,
     MEDIA_REPLACE,
@@ -178,9 +177,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "get": op("The library images a page (drafts too) shows without alt text (neither their own nor on "
                   "every block showing them), in block order, each with alt texts suggested from the pages "
                   "using it and their block types, its file name, folder, tags and colour.",
-                  {"200": answer(missing_alt_list({
-                      "type": "object", "required": ["image", "suggestions"], "properties": {
-                          "image": ref("Image"), "suggestions": ALT_SUGGESTIONS}}), "A page of images."),
+                  {"200": answer(missing_alt_list(ref("MissingAlt")), "A page of images."),
                    **errors(403, 404)},
                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
                   parameters=page_params()),

@@ -18,11 +18,11 @@ from avenue.auth.service import User
 from avenue.builder.service import ShownPage
 from avenue.errors import ErrorBody
 from avenue.links.store import UploadLink
-from avenue.media import AltResult, NearDuplicate, UnusedImage
-from avenue.media.serve.objects import ImageObject
+from avenue.media import AltResult, MissingAlt, UnusedImage
+from avenue.media.serve.objects import ImageObject, NearDuplicate
 from avenue.monitoring.alerts import Alert
 from avenue.shapes import schema_of
-from avenue.shop.service import LegacyImage, Product
+from avenue.shop.service import LegacyImage, MissingPhotoAlt, Product
 from avenue.status.products import ProductsStatus
 from avenue.status.storage import StorageStatus
 from avenue.trash.service import TrashItem
@@ -69,6 +69,8 @@ SHAPES["UnusedImage"] = extension(UnusedImage, ImageObject, "Image")
 component(LegacyImage)
 component(ShownPage, "Page")
 component(AltResult)
+component(MissingAlt)
+component(MissingPhotoAlt)
 component(Product)
 component(NearDuplicate)
 component(TrashItem)

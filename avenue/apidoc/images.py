@@ -29,10 +29,6 @@ from avenue.media import CropBody, EditsBody, FocalBody
 
 # The document states the declared limits and registries as they are (the media-interface
 # contract lets it read the kernel modules named in pyproject.toml).
-from avenue.media.alttext import (
-    MAX_ALT_SUGGESTION,
-    MAX_SUGGESTIONS,
-)
 from avenue.paging import MAX_PER_PAGE
 from avenue.shapes import OBJECT_ID
 
@@ -64,12 +60,6 @@ def _replace_ops(what: str, keeps: str, shown: Schema, *, tag: str, roles: str) 
                {"200": answer(shown, what), **errors(404, 409)},
                security=LOGGED_IN_WRITE, tags=[tag], roles=roles, body=shaped(FocalBody))
     return replace, focal
-
-
-ALT_SUGGESTIONS: Schema = {"type": "array", "maxItems": MAX_SUGGESTIONS, "items": {
-    "type": "string", "minLength": 1, "maxLength": MAX_ALT_SUGGESTION},
-    "description": "Alt texts built without a model from what Avenue knows (docs/media.md, \"Alt text "
-                   "suggestions\"), best first."}
 
 
 def missing_alt_list(item: Schema) -> Schema:

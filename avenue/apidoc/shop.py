@@ -26,7 +26,6 @@ from avenue.apidoc.common import (
 )
 from avenue.apidoc.images import (
     ALT_RESULTS,
-    ALT_SUGGESTIONS,
     PRODUCT_PHOTO_EDITS,
     PRODUCT_PHOTO_FOCAL,
     PRODUCT_PHOTO_REPLACE,
@@ -161,11 +160,8 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "parameters": [in_path("sku", {"type": "string"})],
         "get": op("The product's photos without alt text, in order, each with alt texts suggested from its "
                   "name, SKU, the photo's place, file name and colour.",
-                  {"200": answer(missing_alt_list({
-                      "type": "object", "required": ["image", "position", "suggestions"], "properties": {
-                          "image": ref("Image"),
-                          "position": {"type": "integer", "minimum": 1, "description": "1: the main photo."},
-                          "suggestions": ALT_SUGGESTIONS}}), "A page of photos."), **errors(403, 404)},
+                  {"200": answer(missing_alt_list(ref("MissingPhotoAlt")), "A page of photos."),
+                   **errors(403, 404)},
                   security=LOGGED_IN_READ, tags=["shop"], roles="admin",
                   parameters=page_params()),
         "post": op("Set the alt text of many of its photos at once, each the text given or a suggestion "

@@ -29,6 +29,7 @@ from avenue.media import (
     CropBody,
     EditsBody,
     FocalBody,
+    MissingAlt,
     NameBody,
     UrlSigner,
     check_crop_name,
@@ -293,8 +294,8 @@ def list_missing_alt(slug: str) -> Response:
     window = page_args()
     page = service.missing_alt(get_db(), slug, window)
     signer = _signer()
-    items = [{"image": service.media_object(get_db(), d["image"], signer), "suggestions": d["suggestions"]}
-             for d in page.docs]
+    items = [MissingAlt.filled({"image": service.media_object(get_db(), d["image"], signer),
+                                "suggestions": d["suggestions"]}).answer() for d in page.docs]
     return jsonify(page.shape(items, window))
 
 

@@ -39,6 +39,7 @@ from avenue.media.alttext import (
     AltChanges,
     AltContext,
     AltResult,
+    MissingAlt,
     chosen_alt,
     clean_alt,
     suggest_alt,
@@ -53,7 +54,6 @@ from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, referrers, rewrite_lists
 from avenue.media.serve.objects import (
-    NearDuplicate,
     UnusedImage,
     UrlSigner,
     image_object,
@@ -74,7 +74,7 @@ __all__ = [
     "UnusedImage", "UrlSigner", "image_object", "limits_from_config", "ref_object",
     "signer_from_config",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
-    "Near", "NearDuplicate", "near_objects", "parse_colour",
+    "Near", "near_objects", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
     "Box", "CropBody", "Edits", "EditsBody", "FocalBody", "FocalPoint", "check_crop_name",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py), and an image's earlier
@@ -85,7 +85,8 @@ __all__ = [
     # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).
     "deliveries", "resumable",
     # Alt text suggested without a model (alttext.py): the shop and the builder give the context.
-    "AltChange", "AltChanges", "AltContext", "AltResult", "chosen_alt", "clean_alt", "suggest_alt",
+    "AltChange", "AltChanges", "AltContext", "AltResult", "MissingAlt", "chosen_alt", "clean_alt",
+    "suggest_alt",
     # Readable names in public URLs (names.py): the body's rule; Library.rename sets one.
     "NameBody",
 ]

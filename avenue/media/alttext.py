@@ -16,12 +16,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, model_validator
 
 from avenue.errors import BadRequest
-from avenue.shapes import Absent, Answer, Omittable, OneOf, Refuse, Shape, cleaned, refused
+from avenue.shapes import Absent, Answer, Omittable, OneOf, Refuse, Shape, cleaned, described_by, refused
 
 MAX_ALT_LENGTH = 500  # what an image's alt text may hold (the library's and a product photo's)
 MAX_ALT_SUGGESTION = 125  # what screen-reader guidance suggests an alt text stays under
@@ -279,3 +279,10 @@ class AltResult(Answer):
     alt: Absent[Annotated[str, Field(description=(
         "set / unchanged: its alt text now; left out when it has none (removed), and for not_found "
         "and no_suggestion."))]] = None
+
+
+class MissingAlt(Answer):
+    """An image shown without alt text, with alt texts suggested for it."""
+
+    image: Annotated[dict[str, Any], described_by("Image")]
+    suggestions: Suggestions

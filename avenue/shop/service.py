@@ -60,6 +60,7 @@ from avenue.media import (
     Image,
     Library,
     Limits,
+    MissingAlt,
     Near,
     Stored,
     Upload,
@@ -140,6 +141,12 @@ def added_entry(ref: dict[str, Any], near: dict[ObjectId, Sequence[Near] | None]
     found = near.get(ref["id"], ())
     return image_entry(ref, signer,
                        near_duplicates=near_objects(found, signer) if found is not None else None)
+
+
+class MissingPhotoAlt(MissingAlt):
+    """A product's photo without alt text, with alt texts suggested for it."""
+
+    position: Annotated[int, Field(ge=1, description="1: the main photo.")]
 
 
 class LegacyImage(Answer):

@@ -295,8 +295,9 @@ def list_missing_alt(sku: str) -> Response:
     window = page_args()
     page = service.missing_alt(get_db(), sku, window)
     signer = _signer()
-    items = [{"image": service.image_entry(d["ref"], signer), "position": d["position"],
-              "suggestions": d["suggestions"]} for d in page.docs]
+    items = [service.MissingPhotoAlt.filled({"image": service.image_entry(d["ref"], signer),
+                                              "position": d["position"],
+                                              "suggestions": d["suggestions"]}).answer() for d in page.docs]
     return jsonify(page.shape(items, window))
 
 
