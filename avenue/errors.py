@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Flask, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
 from werkzeug.exceptions import HTTPException
 
@@ -26,9 +28,7 @@ class AvenueError(Exception):
         self.details = details
 
     def to_dict(self) -> dict[str, Any]:
-        body = {"code": self.code, "message": self.message}
-        body.update(self.details)
-        return {"error": _with_request_id(body)}
+        return ErrorBody.of(self.code, self.message, self.details)
 
 
 class BadRequest(AvenueError):
@@ -98,6 +98,36 @@ class DatabaseUnavailable(AvenueError):
     status, code = 503, "database_unavailable"
 
 
+class ErrorDetail(BaseModel):
+    """What went wrong: a code to act on and a message to show; some errors add details of
+    their own (retry_after, index, field, minimum, maximum...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: Annotated[str, Field(pattern="^[a-z0-9_]+$")]
+    message: str
+    request_id: Annotated[str | SkipJsonSchema[None],
+                          Field(description="The X-Request-ID of this request.")] = None
+    file: Annotated[str | SkipJsonSchema[None], Field(description="The refused file of an upload.")] = None
+
+
+class ErrorBody(BaseModel):
+    """Every error's body: one object, ``error``."""
+
+    # The document's Error. A plain model, not an avenue.shapes.Answer: the shapes raise these
+    # errors, so this module cannot import them; the body is built by of(), beside its fields.
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
+
+    @staticmethod
+    def of(code: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+        """The body of an error: its details answered as they are, beside code and message."""
+        body = {"code": code, "message": message}
+        body.update(details)
+        return {"error": _with_request_id(body)}
+
+
 def _with_request_id(body: dict[str, Any]) -> dict[str, Any]:
     """``body`` plus the request's id (an extra field: the contract's fields are unchanged), so a
     client reporting an error hands us the id that finds its log lines."""
@@ -109,9 +139,7 @@ def _with_request_id(body: dict[str, Any]) -> dict[str, Any]:
 
 def error_response(status: int, code: str, message: str, **details: Any) -> Response:
     """The contract's JSON error body with ``status`` (and the request's ``request_id``)."""
-    body = {"code": code, "message": message}
-    body.update(details)
-    response = jsonify({"error": _with_request_id(body)})
+    response = jsonify(ErrorBody.of(code, message, details))
     response.status_code = status
     return response
 

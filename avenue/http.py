@@ -150,13 +150,16 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-def takes(model: type[S]) -> Callable[[Callable[Concatenate[S, P], R]], Callable[P, R]]:
+def takes(model: type[S], context: Callable[[], Any] | None = None,
+          ) -> Callable[[Callable[Concatenate[S, P], R]], Callable[P, R]]:
     """A view whose JSON body is ``model``: it receives the parsed body as its first argument
-    (before the URL's); the model is kept on the view (``body_shape``) for the document."""
+    (before the URL's); the model is kept on the view (``body_shape``) for the document.
+    ``context``: makes what the model's validators read beyond the body, per request (bounds
+    the configuration sets)."""
     def decorate(view: Callable[Concatenate[S, P], R]) -> Callable[P, R]:
         @functools.wraps(view)
         def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
-            return view(model.parse(json_body()), *args, **kwargs)
+            return view(model.parse(json_body(), context() if context else None), *args, **kwargs)
 
         parsed.body_shape = model  # type: ignore[attr-defined]
         return parsed

@@ -63,6 +63,7 @@ from avenue.ids import parse_object_id
 
 T = TypeVar("T")
 S = TypeVar("S", bound="Shape")
+A = TypeVar("A", bound="Answer")
 
 #: A MongoDB id as the API spells it (the document's pattern; the checks use ObjectId's own).
 OBJECT_ID: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{24}$",
@@ -111,10 +112,11 @@ class Shape(BaseModel):
     unknown_key: ClassVar[str] = "unknown_fields"
 
     @classmethod
-    def parse(cls: type[S], body: Any) -> S:
-        """``body`` (decoded JSON) as this shape, or the refusal its first fault names."""
+    def parse(cls: type[S], body: Any, context: Any = None) -> S:
+        """``body`` (decoded JSON) as this shape, or the refusal its first fault names;
+        ``context``: what its validators read beyond the body (the configuration's bounds)."""
         try:
-            return cls.model_validate(body)
+            return cls.model_validate(body, context=context)
         except ValidationError as error:
             raise refusal(cls, error) from None
 
@@ -136,9 +138,24 @@ def repeated(model: type[Shape]) -> set[str]:
 class Answer(BaseModel):
     """An answer's declared shape: the code that answers fills it, :meth:`answer` is the JSON
     body, and the document's response schema is the model's (:func:`schema_of`). A field that
-    may be absent is :data:`Absent`; the others are always there."""
+    may be absent is :data:`Absent` (left out when None) or :data:`IfSet` (there when the code
+    set it); the others are always there."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def filled(cls: type[A], values: dict[str, Any]) -> A:
+        """``cls`` holding ``values`` as they are (no validation, no defaults): an answer the code
+        builds from stored data it wrote, such as the image objects of a library page. What
+        ``model_construct`` does for fields named as they are, without its walk over every
+        field (aliases, defaults), which cost a hundred image objects about 0.6 ms: the fields
+        given are the fields set, one not given is left out of :meth:`answer`."""
+        made = cls.__new__(cls)
+        object.__setattr__(made, "__dict__", values)
+        object.__setattr__(made, "__pydantic_fields_set__", set(values))
+        object.__setattr__(made, "__pydantic_extra__", None)
+        object.__setattr__(made, "__pydantic_private__", None)
+        return made
 
     def answer(self) -> dict[str, Any]:
         """The JSON body: the fields as they are (an answer holds JSON's own types), nested
@@ -146,35 +163,61 @@ class Answer(BaseModel):
         Python keyword (``from``) is named ``from_`` with ``serialization_alias="from"``. (Not
         ``model_dump``: its walk through every nested value tripled a product's cost,
         bench/shapes.py.)"""
-        absent, keys = _absent_fields(type(self)), _keys(type(self))
-        return {keys.get(name, name): _plain(value) for name, value in self
-                if not (value is None and name in absent)}
+        absent, keys, if_set = _layout(type(self))
+        given = self.__pydantic_fields_set__
+        fields = self.__dict__.items()  # what iterating the model yields, without its generator
+        extra = self.__pydantic_extra__
+        # Only a None can be left out (an IfSet field not set holds its default, None).
+        body = {name: value if type(value) in _SCALARS else _plain(value)
+                for name, value in (fields if not extra else [*fields, *extra.items()])
+                if value is not None or not (name in absent or (name in if_set and name not in given))}
+        return {keys.get(name, name): value for name, value in body.items()} if keys else body
 
 
 @functools.cache
-def _absent_fields(model: type[Answer]) -> frozenset[str]:
-    return frozenset(name for name, info in model.model_fields.items() if info.exclude_if is not None)
+def _layout(model: type[Answer]) -> tuple[frozenset[str], dict[str, str], frozenset[str]]:
+    """``model``'s :data:`Absent` fields, the keys of its aliased ones, its :data:`IfSet` ones."""
+    fields = model.model_fields.items()
+    return (frozenset(name for name, info in fields if info.exclude_if is not None),
+            {name: info.serialization_alias for name, info in fields if info.serialization_alias},
+            frozenset(name for name, info in fields
+                      if isinstance(info.json_schema_extra, dict) and IF_SET in info.json_schema_extra))
 
 
-@functools.cache
-def _keys(model: type[Answer]) -> dict[str, str]:
-    return {name: info.serialization_alias for name, info in model.model_fields.items()
-            if info.serialization_alias}
+_SCALARS = frozenset({str, int, float, bool, type(None)})  # answered as they are, at once
+
+
+def _answers(value: Any) -> bool:
+    # A model's isinstance goes through ABCMeta: JSON's own values are told apart first.
+    return type(value) not in _CONTAINERS and isinstance(value, Answer)
+
+
+_CONTAINERS = frozenset({dict, list, *_SCALARS})
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, Answer):
-        return value.answer()
-    if isinstance(value, list) and value and isinstance(value[0], Answer):
-        return [item.answer() for item in value]
-    if isinstance(value, dict) and value and isinstance(next(iter(value.values())), Answer):
-        return {key: item.answer() for key, item in value.items()}
-    return value
+    kind = type(value)
+    if kind is dict or (kind is not list and isinstance(value, dict)):
+        if value and _answers(next(iter(value.values()))):
+            return {key: item.answer() for key, item in value.items()}
+        return value
+    if kind is list or isinstance(value, list):
+        return [item.answer() for item in value] if value and _answers(value[0]) else value
+    return value.answer() if isinstance(value, Answer) else value
 
 
 #: A field of an answer that is left out when None: ``Absent[list[str]] = None`` (the document
 #: shows only the type, not required).
 Absent = Annotated[T | SkipJsonSchema[None], Field(exclude_if=lambda value: value is None)]
+
+
+IF_SET = "x-if-set"  # marks an IfSet field; removed, with the field's default, when the schema is tidied
+
+#: A field of an answer that is there when the code sets it, as it is set (None is null), and
+#: left out otherwise: ``IfSet[str | None] = None``, for an answer built with
+#: ``model_construct`` from stored data (the fields it is given are the fields set). The
+#: document shows the type, not required, without the default.
+IfSet = Annotated[T | SkipJsonSchema[None], Field(json_schema_extra={IF_SET: True})]
 
 
 @dataclass(frozen=True)
@@ -349,7 +392,10 @@ def _tidy(schema: Any) -> Any:
     """``schema`` without pydantic's ``title`` keywords (the document names fields by their
     keys; a generated "Ids" beside ``ids`` says nothing), nor the ``default: null`` of a field
     that may be left out but not sent null (:data:`Omittable`); a value :func:`described_by`
-    components is their reference (with its field's description)."""
+    components is their reference (with its field's description), an :data:`IfSet` field
+    without its marker and default."""
+    if isinstance(schema, dict) and schema.get(IF_SET):
+        schema = {key: value for key, value in schema.items() if key not in (IF_SET, "default")}
     if isinstance(schema, dict) and COMPONENTS in schema:
         refs = [{"$ref": f"#/components/schemas/{name}"} for name in schema[COMPONENTS]]
         said = {key: value for key, value in schema.items() if key == "description"}

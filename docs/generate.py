@@ -55,12 +55,12 @@ def api_tables(document: dict[str, Any] | None = None) -> str:
     read, write = common.LOGGED_IN_READ, common.LOGGED_IN_WRITE
     upload_body = {"content": {common.MULTIPART: {}}}
     any_request = set(common.ANY_REQUEST)
-    login = common._common_errors(read, None) - any_request
-    csrf = common._common_errors(write, None) - any_request - login
-    upload = common._common_errors(read, upload_body) - any_request - login
+    login = common.common_errors(read, None) - any_request
+    csrf = common.common_errors(write, None) - any_request - login
+    upload = common.common_errors(read, upload_body) - any_request - login
     out = [
         "Each row lists what the operation answers on success and the errors of its own. Besides "
-        "those, every operation can answer the statuses of its kind (`_common_errors` in "
+        "those, every operation can answer the statuses of its kind (`common_errors` in "
         "`avenue/apidoc/common.py`):",
         "",
         f"- any request: {_statuses(any_request)};",
@@ -77,7 +77,7 @@ def api_tables(document: dict[str, Any] | None = None) -> str:
             if operation is None:
                 continue
             codes = {int(code) for code in operation["responses"]}
-            shared = common._common_errors(operation["security"], operation.get("requestBody"))
+            shared = common.common_errors(operation["security"], operation.get("requestBody"))
             success = {code for code in codes if code < 400}
             own = codes - success - shared
             statuses = _statuses(success) + (f"; {_statuses(own)}" if own else "")

@@ -14,7 +14,7 @@ from pymongo.database import Database
 
 from avenue import media
 from avenue.errors import BadRequest
-from avenue.media import BUILDER, Document, Library, UrlSigner, image_object, referrers
+from avenue.media import BUILDER, Document, Library, UnusedImage, UrlSigner, image_object, referrers
 from avenue.paging import Page, Window
 from avenue.shapes import Answer, ObjectIdText, OneOf
 
@@ -116,5 +116,5 @@ def unused(db: Database[Document], window: Window, days: int, clock: dt.datetime
             last = last.replace(tzinfo=dt.UTC)
         if image.id in used or (last is not None and last >= since):
             continue
-        items.append({**image_object(image, signer), "last_served": _iso(last)})
+        items.append(image_object(image, signer, shape=UnusedImage, last_served=_iso(last)))
     return items, page

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from avenue.apidoc import admin, builder, shop, tus, uploads
-from avenue.apidoc.common import ERROR_MEANINGS, SHAPES, _json, _query, _ref
+from avenue.apidoc.common import ERROR_MEANINGS, SHAPES, answer, in_query, ref
 from avenue.apidoc.components import SCHEMAS
 from avenue.paging import MAX_CURSOR_LENGTH, MAX_OFFSET, MAX_PER_PAGE
 
@@ -29,7 +29,7 @@ PATHS: dict[str, Any] = {**tus.PATHS, **admin.PATHS, **shop.PATHS, **builder.PAT
 
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (a new dict each call)."""
-    responses = {f"E{status}": _json(_ref("Error"), meaning) for status, meaning in ERROR_MEANINGS.items()}
+    responses = {f"E{status}": answer(ref("Error"), meaning) for status, meaning in ERROR_MEANINGS.items()}
     for status in (429, 503):
         responses[f"E{status}"]["headers"] = {"Retry-After": {"schema": {"type": "string"},
                                                               "description": "Seconds to wait."}}
@@ -49,13 +49,13 @@ def document() -> dict[str, Any]:
             "schemas": {**SCHEMAS, **SHAPES},
             "responses": responses,
             "parameters": {
-                "page": _query("page", {"type": "integer", "minimum": 1},
-                               f"Page number (from 1); numbered pages reach the first {MAX_OFFSET:,} items "
-                               "((page - 1) × per_page), deeper is 400 `invalid_pagination`: use `after`."),
-                "per_page": _query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
-                                   "Items per page."),
-                "after": _query("after", {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
-                                "The `next` of the previous page (instead of page)."),
+                "page": in_query("page", {"type": "integer", "minimum": 1},
+                                 f"Page number (from 1); numbered pages reach the first {MAX_OFFSET:,} items "
+                                 "((page - 1) × per_page), deeper is 400 `invalid_pagination`: use `after`."),
+                "per_page": in_query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
+                                     "Items per page."),
+                "after": in_query("after", {"type": "string", "maxLength": MAX_CURSOR_LENGTH},
+                                  "The `next` of the previous page (instead of page)."),
             },
             "securitySchemes": {
                 "bearerToken": {"type": "http", "scheme": "bearer",

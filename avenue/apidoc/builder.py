@@ -12,31 +12,30 @@ from avenue.apidoc.common import (
     ONE_FILE,
     URL_REFUSALS,
     Schema,
-    _answer,
-    _errors,
-    _json,
-    _list_of,
-    _multipart,
-    _op,
-    _page_params,
-    _path,
-    _ref,
-    _shaped,
+    answer,
+    answer_of,
+    errors,
+    in_path,
+    list_of,
+    multipart,
+    op,
+    page_params,
+    ref,
+    shaped,
 )
 from avenue.apidoc.images import (
     ALT_RESULTS,
-    ALT_SUGGESTIONS,
     MEDIA_EDITS,
     MEDIA_FOCAL,
     MEDIA_REPLACE,
     MEDIA_WITH_VERSION,
     RANGES_FROM,
     RANGES_TO,
-    _edit_paths,
-    _groups_page,
-    _missing_alt_list,
-    _version_paths,
-    _zip_import,
+    edit_paths,
+    groups_page,
+    missing_alt_list,
+    version_paths,
+    zip_import,
 )
 from avenue.builder.service import (
     MAX_BULK_IDS,
@@ -63,58 +62,58 @@ from avenue.media.names import NameBody
 from avenue.shapes import OBJECT_ID, parameters_of
 
 PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
-    "/api/builder/import-zip": {"post": _zip_import(
+    "/api/builder/import-zip": {"post": zip_import(
         "Import every image of a zip into the library, each in its folder from the archive.",
         "builder", "editor, admin")},
     "/api/builder/media": {
-        "post": _op("Add an image to the library (200 when the same image is already there). An SVG is "
-                    "taken here only: sanitised (docs/media.md, \"SVG logos\"), served under its own CSP, "
-                    "its variants and renditions drawn as rasters; 415 svg_doctype for one whose DOCTYPE "
-                    "declares entities, "
-                    "422 invalid_svg for one that is not well-formed, 413 svg_too_complex for a <use> bomb.",
-                    {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
-                     **_errors(409)},
-                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                    body=_multipart({"file": ONE_FILE,
-                                     "alt": {"type": "string", "maxLength": MAX_ALT_LENGTH},
-                                     "folder": FOLDER, "tags": {"type": "string", "description":
-                                                                "Comma-separated (or repeat the field)."}},
-                                    ["file"])),
-        "get": _op("The library, newest first.", {"200": _json(_list_of("Image"), "A page of media."),
-                                                  **_errors(403)},
-                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
-                   parameters=_page_params(*parameters_of(LibraryQuery))),
+        "post": op("Add an image to the library (200 when the same image is already there). An SVG is "
+                   "taken here only: sanitised (docs/media.md, \"SVG logos\"), served under its own CSP, "
+                   "its variants and renditions drawn as rasters; 415 svg_doctype for one whose DOCTYPE "
+                   "declares entities, "
+                   "422 invalid_svg for one that is not well-formed, 413 svg_too_complex for a <use> bomb.",
+                   {"201": answer(ref("Image"), "Stored."), "200": answer(ref("Image"), "Already there."),
+                    **errors(409)},
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                   body=multipart({"file": ONE_FILE,
+                                   "alt": {"type": "string", "maxLength": MAX_ALT_LENGTH},
+                                   "folder": FOLDER, "tags": {"type": "string", "description":
+                                                              "Comma-separated (or repeat the field)."}},
+                                  ["file"])),
+        "get": op("The library, newest first.", {"200": answer(list_of("Image"), "A page of media."),
+                                                 **errors(403)},
+                  security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+                  parameters=page_params(*parameters_of(LibraryQuery))),
     },
-    "/api/builder/media/import-url": {"post": _op(
+    "/api/builder/media/import-url": {"post": op(
         "Add the image at a URL to the library: the server fetches it through the SSRF guard and stores it "
         "as an upload with the same alt, folder and tags would be (200 when the same image is already "
         "there). Refusals: " + URL_CODES + ".",
-        {"201": _json(_ref("Image"), "Stored."), "200": _json(_ref("Image"), "Already there."),
-         **_errors(409, *URL_REFUSALS)},
+        {"201": answer(ref("Image"), "Stored."), "200": answer(ref("Image"), "Already there."),
+         **errors(409, *URL_REFUSALS)},
         security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-        body=_shaped(LibraryUrlImport))},
-    "/api/builder/media/bulk": {"post": _op(
+        body=shaped(LibraryUrlImport))},
+    "/api/builder/media/bulk": {"post": op(
         f"Move, tag, untag, delete or restore many library images in one call: up to {MAX_BULK_IDS} ids, "
         f"or every image a filter of the list selects, {MAX_BULK_IDS} a call (go on with after=next). "
         "Each image is done like the single operation (delete refuses one a page uses, unless force); "
         "a refusal of one is listed and the others go on.",
-        {"200": _answer(BulkResult, "What was done and what was refused, image by image."), **_errors(403)},
-        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_shaped(Bulk))},
-    "/api/builder/media/near-duplicates": {"get": _op(
+        {"200": answer_of(BulkResult, "What was done and what was refused, image by image."), **errors(403)},
+        security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=shaped(Bulk))},
+    "/api/builder/media/near-duplicates": {"get": op(
         "Groups of library images that look alike, by group; page on with after=<next>.",
-        {"200": _groups_page(), **_errors(403)},
+        {"200": groups_page(), **errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
         parameters=[{"$ref": "#/components/parameters/per_page"},
                     {"$ref": "#/components/parameters/after"}])},
-    "/api/builder/media/duplicates": {"get": _op(
+    "/api/builder/media/duplicates": {"get": op(
         "Groups of exact duplicates: the same file (kind bytes) or files that decode to the same pixels "
         "(kind pixels, e.g. re-saved with other metadata), by group; page on with after=<next>. "
         "Look-alikes are listed by near-duplicates, which leaves out a group that is exact.",
-        {"200": _groups_page(kind={"enum": ["bytes", "pixels"]}), **_errors(403)},
+        {"200": groups_page(kind={"enum": ["bytes", "pixels"]}), **errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
         parameters=[{"$ref": "#/components/parameters/per_page"},
                     {"$ref": "#/components/parameters/after"}])},
-    "/api/builder/media/merge": {"post": _op(
+    "/api/builder/media/merge": {"post": op(
         "Merge duplicates into one image: every page block showing one of `others` shows `keep` "
         "instead, then the others go to the trash, each naming `keep` (restoring one from the trash "
         "moves its blocks back). Every image is checked first (400 for a malformed body, the keeper "
@@ -122,83 +121,81 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "media_busy when one is being deleted, replaced or merged): a refusal changes nothing. A page that "
         "kept changing while re-pointed stops the merge at that image (409 page_busy, its pages put back; "
         "`merged` in the error names the images merged before it).",
-        {"200": _answer(Merged, "Merged, image by image."), **_errors(403, 404, 409)},
+        {"200": answer_of(Merged, "Merged, image by image."), **errors(403, 404, 409)},
         security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-        body=_shaped(Merge))},
+        body=shaped(Merge))},
     "/api/builder/media/{media_id}": {
-        "parameters": [_path("media_id", OBJECT_ID)],
-        "get": _op("One library image, with the pages using it.",
-                   {"200": _json({"allOf": [_ref("Image"), {"required": ["used_in"]}]}, "The media."),
-                    **_errors(403, 404)},
-                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin"),
-        "patch": _op("Change its alt text, folder and/or tags.",
-                     {"200": _json({"allOf": [_ref("Image"), {"required": ["used_in", "folder", "tags"]}]},
-                                   "The media."), **_errors(404, 409)},
-                     security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                     body=_shaped(MediaChange)),
-        "delete": _op("Delete it (409 while a page uses it, unless force).",
-                      {"204": NO_CONTENT, **_errors(404, 409)},
-                      security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),
+        "parameters": [in_path("media_id", OBJECT_ID)],
+        "get": op("One library image, with the pages using it.",
+                  {"200": answer({"allOf": [ref("Image"), {"required": ["used_in"]}]}, "The media."),
+                   **errors(403, 404)},
+                  security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin"),
+        "patch": op("Change its alt text, folder and/or tags.",
+                    {"200": answer({"allOf": [ref("Image"), {"required": ["used_in", "folder", "tags"]}]},
+                                   "The media."), **errors(404, 409)},
+                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                    body=shaped(MediaChange)),
+        "delete": op("Delete it (409 while a page uses it, unless force).",
+                     {"204": NO_CONTENT, **errors(404, 409)},
+                     security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),
         "put": MEDIA_REPLACE,
     },
     "/api/builder/media/{media_id}/deliveries": {
-        "parameters": [_path("media_id", OBJECT_ID)],
-        "get": _op("One library image's answers and bytes per day over a range (the last 30 days by default, "
-                   "at most 92), by file, and when it was last served: the library details panel's chart.",
-                   {"200": _answer(deliveries.DeliverySeries, "The series."),
-                    **_errors(400, 403, 404)},
-                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
-                   parameters=[RANGES_FROM, RANGES_TO])},
+        "parameters": [in_path("media_id", OBJECT_ID)],
+        "get": op("One library image's answers and bytes per day over a range (the last 30 days by default, "
+                  "at most 92), by file, and when it was last served: the library details panel's chart.",
+                  {"200": answer_of(deliveries.DeliverySeries, "The series."),
+                   **errors(400, 403, 404)},
+                  security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+                  parameters=[RANGES_FROM, RANGES_TO])},
     "/api/builder/media/{media_id}/name": {
-        "parameters": [_path("media_id", OBJECT_ID)],
-        "put": _op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "
-                   "to it. 400 invalid_name for a name that cannot be one.",
-                   {"200": _json(MEDIA_WITH_VERSION, "The media."), **_errors(404, 409)},
-                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=_shaped(NameBody)),
+        "parameters": [in_path("media_id", OBJECT_ID)],
+        "put": op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "
+                  "to it. 400 invalid_name for a name that cannot be one.",
+                  {"200": answer(MEDIA_WITH_VERSION, "The media."), **errors(404, 409)},
+                  security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=shaped(NameBody)),
     },
     "/api/builder/media/{media_id}/focal-point": {
-        "parameters": [_path("media_id", OBJECT_ID)],
+        "parameters": [in_path("media_id", OBJECT_ID)],
         "put": MEDIA_FOCAL,
     },
-    **_edit_paths("/api/builder/media/{media_id}", [_path("media_id", OBJECT_ID)], MEDIA_EDITS),
-    **_version_paths("/api/builder/media/{media_id}", [_path("media_id", OBJECT_ID)], MEDIA_WITH_VERSION,
-                     tag="builder", roles="editor, admin"),
-    "/api/builder/folders": {"get": _op(
+    **edit_paths("/api/builder/media/{media_id}", [in_path("media_id", OBJECT_ID)], MEDIA_EDITS),
+    **version_paths("/api/builder/media/{media_id}", [in_path("media_id", OBJECT_ID)], MEDIA_WITH_VERSION,
+                    tag="builder", roles="editor, admin"),
+    "/api/builder/folders": {"get": op(
         "Every folder of the library with its media count.",
-        {"200": _answer(Folders, "The folders."),
-         **_errors(403)},
+        {"200": answer_of(Folders, "The folders."),
+         **errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
-    "/api/builder/tags": {"get": _op(
+    "/api/builder/tags": {"get": op(
         "Every tag of the library with its media count.",
-        {"200": _answer(Tags, "The tags."),
-         **_errors(403)},
+        {"200": answer_of(Tags, "The tags."),
+         **errors(403)},
         security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin")},
     "/api/builder/pages/{slug}/alt-text": {
-        "parameters": [_path("slug", {"type": "string"})],
-        "get": _op("The library images a page (drafts too) shows without alt text (neither their own nor on "
-                   "every block showing them), in block order, each with alt texts suggested from the pages "
-                   "using it and their block types, its file name, folder, tags and colour.",
-                   {"200": _json(_missing_alt_list({
-                       "type": "object", "required": ["image", "suggestions"], "properties": {
-                           "image": _ref("Image"), "suggestions": ALT_SUGGESTIONS}}), "A page of images."),
-                    **_errors(403, 404)},
-                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
-                   parameters=_page_params()),
-        "post": _op("Set the alt text of many of the library images the page shows, each the text given or "
-                    "a suggestion accepted: on the image, as PATCH /api/builder/media/{id} does (every page "
-                    "showing it). What happened to each.",
-                    {"200": _json(ALT_RESULTS, "Image by image."), **_errors(404)},
-                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                    body=_shaped(AltChanges)),
+        "parameters": [in_path("slug", {"type": "string"})],
+        "get": op("The library images a page (drafts too) shows without alt text (neither their own nor on "
+                  "every block showing them), in block order, each with alt texts suggested from the pages "
+                  "using it and their block types, its file name, folder, tags and colour.",
+                  {"200": answer(missing_alt_list(ref("MissingAlt")), "A page of images."),
+                   **errors(403, 404)},
+                  security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
+                  parameters=page_params()),
+        "post": op("Set the alt text of many of the library images the page shows, each the text given or "
+                   "a suggestion accepted: on the image, as PATCH /api/builder/media/{id} does (every page "
+                   "showing it). What happened to each.",
+                   {"200": answer(ALT_RESULTS, "Image by image."), **errors(404)},
+                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                   body=shaped(AltChanges)),
     },
     "/api/builder/pages/{slug}": {
-        "parameters": [_path("slug", {"type": "string"})],
-        "get": _op("A page: anyone when published, editors also drafts.",
-                   {"200": _json(_ref("Page"), "The page, media blocks resolved."), **_errors(404)},
-                   security=ANYONE, tags=["builder"]),
-        "put": _op("Write a page; 422 if a block names media that does not exist.",
-                   {"200": _json(_ref("Page"), "Written."), **_errors(409, 422)},
-                   security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                   body=_shaped(PageWrite)),
+        "parameters": [in_path("slug", {"type": "string"})],
+        "get": op("A page: anyone when published, editors also drafts.",
+                  {"200": answer(ref("Page"), "The page, media blocks resolved."), **errors(404)},
+                  security=ANYONE, tags=["builder"]),
+        "put": op("Write a page; 422 if a block names media that does not exist.",
+                  {"200": answer(ref("Page"), "Written."), **errors(409, 422)},
+                  security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                  body=shaped(PageWrite)),
     },
 }

@@ -18,11 +18,13 @@ SKU = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
 SLUG = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$"}
 
 
-def _ref(name: str) -> Schema:
+def ref(name: str) -> Schema:
+    """A reference to the component schema ``name``."""
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: Schema, description: str) -> Schema:
+def answer(schema: Schema, description: str) -> Schema:
+    """A JSON response whose body is ``schema``."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
@@ -66,12 +68,12 @@ ANY_REQUEST = (400, 408, 413, 414, 417, 431, 501, 503)
 MULTIPART = "multipart/form-data"
 
 
-def _errors(*statuses: int) -> dict[str, Schema]:
+def errors(*statuses: int) -> dict[str, Schema]:
     """The error responses ``statuses``, each the contract's error shape."""
     return {str(status): {"$ref": f"#/components/responses/E{status}"} for status in sorted(set(statuses))}
 
 
-def _common_errors(security: list[Schema], body: Schema | None) -> set[int]:
+def common_errors(security: list[Schema], body: Schema | None) -> set[int]:
     """The errors an operation answers for what it is rather than what it does: any request's,
     401 when it needs a login, 403 when a session must send its CSRF token, and an upload's
     refusals (an unaccepted or unusable image; every upload view is rate limited per user)."""
@@ -85,20 +87,24 @@ def _common_errors(security: list[Schema], body: Schema | None) -> set[int]:
     return statuses
 
 
-def _page_params(*extra: Schema) -> list[Schema]:
+def page_params(*extra: Schema) -> list[Schema]:
+    """A list's parameters: the shared paging ones, then ``extra``."""
     return [{"$ref": "#/components/parameters/page"}, {"$ref": "#/components/parameters/per_page"},
             {"$ref": "#/components/parameters/after"}, *extra]
 
 
-def _query(name: str, schema: Schema, description: str) -> Schema:
+def in_query(name: str, schema: Schema, description: str) -> Schema:
+    """An optional query parameter."""
     return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-def _path(name: str, schema: Schema) -> Schema:
+def in_path(name: str, schema: Schema) -> Schema:
+    """A path parameter."""
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-def _multipart(properties: Schema, required: list[str]) -> Schema:
+def multipart(properties: Schema, required: list[str]) -> Schema:
+    """A required multipart/form-data request body (an upload's form)."""
     return {"required": True, "content": {MULTIPART: {"schema": {
         "type": "object", "properties": properties, "required": required}}}}
 
@@ -112,17 +118,29 @@ def _body(schema: Schema) -> Schema:
 SHAPES: dict[str, Schema] = {}
 
 
-def _answer(model: type[Answer], description: str) -> Schema:
+def answer_of(model: type[Answer], description: str) -> Schema:
     """An answer the code builds as ``model`` (avenue/shapes.py): its schema is the model's."""
-    return _json(schema_of(model, SHAPES), description)
+    return answer(schema_of(model, SHAPES), description)
 
 
-def _component(model: type[Answer]) -> None:
-    """``model``'s schema as ``#/components/schemas/<its name>``, for ``_ref``."""
-    SHAPES[model.__name__] = schema_of(model, SHAPES)
+def component(model: type[Answer], name: str = "") -> None:
+    """``model``'s schema as ``#/components/schemas/<name>`` (its class's name by default), for ``ref``."""
+    SHAPES[name or model.__name__] = schema_of(model, SHAPES)
 
 
-def _shaped(model: type[Shape]) -> Schema:
+def extension(model: type[Answer], base: type[Answer], name: str) -> Schema:
+    """The schema of ``model``, a subclass of ``base`` (the component ``name``): ``base``'s
+    reference and the fields ``model`` adds, so the document states the shared ones once."""
+    schema = schema_of(model, SHAPES)
+    own = [field for field in model.model_fields if field not in base.model_fields]
+    added: Schema = {"type": "object", "properties": {field: schema["properties"][field] for field in own}}
+    required = [field for field in schema.get("required", ()) if field in own]
+    if required:
+        added["required"] = required
+    return {"allOf": [ref(name), added], **{key: schema[key] for key in ("description",) if key in schema}}
+
+
+def shaped(model: type[Shape]) -> Schema:
     """The JSON body a view declares with ``@takes(model)`` (avenue/shapes.py): its schema is
     the model's, so the document says what the check does."""
     return _body(schema_of(model, SHAPES))
@@ -139,14 +157,14 @@ LOGGED_IN_READ: list[Schema] = [{"bearerToken": []}, {"sessionCookie": []}]
 LOGGED_IN_WRITE: list[Schema] = [{"bearerToken": []}, {"sessionCookie": [], "csrfToken": []}]
 
 
-def _op(summary: str, responses: dict[str, Schema], *, security: list[Schema], tags: list[str],
-        parameters: list[Schema] | None = None, body: Schema | None = None, roles: str = "") -> Schema:
+def op(summary: str, responses: dict[str, Schema], *, security: list[Schema], tags: list[str],
+       parameters: list[Schema] | None = None, body: Schema | None = None, roles: str = "") -> Schema:
     """An operation; ``responses`` are its answers and its own errors, those it shares with
-    every operation of its kind are added here (:func:`_common_errors`)."""
-    errors = {int(status) for status in responses if int(status) >= 400} | _common_errors(security, body)
-    answers = {status: answer for status, answer in responses.items() if int(status) < 400}
+    every operation of its kind are added here (:func:`common_errors`)."""
+    refused = {int(status) for status in responses if int(status) >= 400} | common_errors(security, body)
+    answers = {status: given for status, given in responses.items() if int(status) < 400}
     operation: Schema = {"summary": summary, "tags": tags, "security": security,
-                         "responses": {**answers, **_errors(*errors)}}
+                         "responses": {**answers, **errors(*refused)}}
     if roles:
         operation["description"] = f"Who: {roles}."
     if parameters:
@@ -156,9 +174,10 @@ def _op(summary: str, responses: dict[str, Schema], *, security: list[Schema], t
     return operation
 
 
-def _list_of(item: str) -> Schema:
+def list_of(item: str) -> Schema:
+    """A page of a list of the component ``item``, as every paged list answers it."""
     return {"type": "object", "required": ["items", "total", "page", "per_page"],
-            "properties": {"items": {"type": "array", "items": _ref(item)},
+            "properties": {"items": {"type": "array", "items": ref(item)},
                            "total": {"type": ["integer", "null"], "minimum": 0,
                                      "description": "The list's size where the service keeps it with every "
                                                     "write (products, a bucket's originals, one library "
@@ -178,21 +197,23 @@ IMAGE_FILES = {"type": "array", "items": {"type": "string", "format": "binary"},
 ONE_FILE = {"type": "string", "format": "binary"}
 FOLDER = {"type": "string", "maxLength": 600, "description": "/name/name…, at most 8 names."}
 TAG = {"type": "string", "minLength": 1, "maxLength": 40}
-FORCE = _query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},
-               "Delete even while pages use it (their blocks are marked missing).")
+FORCE = in_query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},
+                 "Delete even while pages use it (their blocks are marked missing).")
 
 
-REFRESH = _query("refresh", {"enum": ["1", "true", "yes", "0"]},
-                 "Ask for a status sweep now: it runs in the background (the answer comes at once, "
-                 "with sweep.requested); the counts are current anyway.")
+REFRESH = in_query("refresh", {"enum": ["1", "true", "yes", "0"]},
+                   "Ask for a status sweep now: it runs in the background (the answer comes at once, "
+                   "with sweep.requested); the counts are current anyway.")
 
 
-def _picture(mimetype: str, description: str) -> Schema:
+def picture(mimetype: str, description: str) -> Schema:
+    """A response whose body is a picture of type ``mimetype``."""
     return {"description": description,
             "content": {mimetype: {"schema": {"type": "string", "format": "binary"}}}}
 
 
-def _header(name: str, description: str, required: bool = False) -> Schema:
+def in_header(name: str, description: str, required: bool = False) -> Schema:
+    """A header parameter."""
     return {"name": name, "in": "header", "required": required, "schema": {"type": "string"},
             "description": description}
 

@@ -9,19 +9,19 @@ from avenue.apidoc.common import (
     NO_CONTENT,
     ONE_FILE,
     Schema,
-    _answer,
-    _body,
-    _errors,
-    _header,
-    _json,
-    _list_of,
-    _multipart,
-    _op,
-    _page_params,
-    _path,
-    _ref,
+    answer,
+    answer_of,
+    errors,
+    in_header,
+    in_path,
+    list_of,
+    multipart,
+    op,
+    page_params,
+    ref,
+    shaped,
 )
-from avenue.links.service import LinkUploaded
+from avenue.links.service import LinkBody, LinkUploaded
 from avenue.shapes import OBJECT_ID
 from avenue.tus.service import TusUpload
 
@@ -49,9 +49,9 @@ TUS_WHO = "any logged-in user; builder: editor; temp, product: admin; then the u
 
 def _tus_op(summary: str, responses: dict[str, Schema], *statuses: int, write: bool = True,
             headers: list[Schema] | None = None, body: Schema | None = None) -> Schema:
-    operation = _op(summary, {**responses, **_errors(412, *statuses)},
-                    security=LOGGED_IN_WRITE if write else LOGGED_IN_READ, tags=["tus"], roles=TUS_WHO,
-                    parameters=[TUS_RESUMABLE, *(headers or [])], body=body)
+    operation = op(summary, {**responses, **errors(412, *statuses)},
+                   security=LOGGED_IN_WRITE if write else LOGGED_IN_READ, tags=["tus"], roles=TUS_WHO,
+                   parameters=[TUS_RESUMABLE, *(headers or [])], body=body)
     return operation
 
 
@@ -61,9 +61,9 @@ TUS_PATCH = _tus_op(
     "refusal there (415, 413, 422) deletes the upload.",
     {"204": {"description": "Received (and, with the last byte, stored).", "headers": TUS_OFFSET_HEADERS}},
     400, 404, 409, 410, 413, 415, 422, 429, 460,
-    headers=[_header("Upload-Offset", "Where these bytes start: the upload's offset, else 409.", True),
-             _header("Upload-Checksum", "`sha1|sha256|md5 base64(digest)` of this request's bytes; 460 when "
-                                        "it does not match.")],
+    headers=[in_header("Upload-Offset", "Where these bytes start: the upload's offset, else 409.", True),
+             in_header("Upload-Checksum", "`sha1|sha256|md5 base64(digest)` of this request's bytes; "
+                                          "460 when it does not match.")],
     body={"required": True, "content": {"application/offset+octet-stream": {
         "schema": {"type": "string", "format": "binary"}}}})
 
@@ -77,22 +77,13 @@ LINK_HOLDER: list[Schema] = [{"uploadLink": []}]
 
 
 LINK_WHO = "whoever holds the link's secret (no account)"
-LINK_CREATE = _body({
-    "type": "object", "required": ["target"], "additionalProperties": False,
-    "properties": {
-        "target": _ref("LinkTarget"), "label": {"type": "string", "maxLength": 200},
-        "max_bytes": {"type": "integer", "minimum": 1,
-                      "description": "Per file; at most (and by default) AVENUE_MAX_UPLOAD_BYTES."},
-        "max_uses": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "Files it takes (1)."},
-        "expires_in": {"type": "integer", "minimum": 60,
-                       "description": "Seconds (AVENUE_UPLOAD_LINK_DEFAULT_SECONDS; at most "
-                                      "AVENUE_UPLOAD_LINK_MAX_SECONDS)."}}})
+LINK_CREATE = shaped(LinkBody)
 
 
 def _link_tus_op(summary: str, responses: dict[str, Schema], *statuses: int,
                  headers: list[Schema] | None = None, body: Schema | None = None) -> Schema:
-    return _op(summary, {**responses, **_errors(403, 410, 412, *statuses)}, security=LINK_HOLDER,
-               tags=["links"], roles=LINK_WHO, parameters=[TUS_RESUMABLE, *(headers or [])], body=body)
+    return op(summary, {**responses, **errors(403, 410, 412, *statuses)}, security=LINK_HOLDER,
+              tags=["links"], roles=LINK_WHO, parameters=[TUS_RESUMABLE, *(headers or [])], body=body)
 
 
 PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
@@ -104,21 +95,21 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                 "Location": {"schema": {"type": "string"}, "description": "The upload's URL."},
                 "Upload-Expires": TUS_OFFSET_HEADERS["Upload-Expires"]}}},
             400, 403, 404, 413, 422, 429,
-            headers=[_header("Upload-Length", "The file's size in bytes (at most Tus-Max-Size).", True),
-                     _header("Upload-Metadata", TUS_TARGET)]),
+            headers=[in_header("Upload-Length", "The file's size in bytes (at most Tus-Max-Size).", True),
+                     in_header("Upload-Metadata", TUS_TARGET)]),
         "options": {"summary": "What this tus server supports: Tus-Version, Tus-Extension (creation, "
                                "termination, expiration, checksum), Tus-Max-Size, Tus-Checksum-Algorithm.",
                     "tags": ["tus"], "security": [{}], "responses": {"204": NO_CONTENT}},
     },
     "/api/tus/{upload_id}": {
-        "parameters": [_path("upload_id", TUS_ID)],
+        "parameters": [in_path("upload_id", TUS_ID)],
         "head": _tus_op("How many bytes arrived: Upload-Offset and Upload-Length (tus 1.0.0 core).",
                         {"200": {"description": "The offset.", "headers": {
                             **TUS_OFFSET_HEADERS, "Upload-Length": {"schema": {"type": "string"}}}}},
                         404, 410, write=False),
-        "get": _op("The upload as JSON: offset, length, state, expiry and, once done, its image.",
-                   {"200": _answer(TusUpload, "The upload."), **_errors(404, 410)},
-                   security=LOGGED_IN_READ, tags=["tus"], roles=TUS_WHO),
+        "get": op("The upload as JSON: offset, length, state, expiry and, once done, its image.",
+                  {"200": answer_of(TusUpload, "The upload."), **errors(404, 410)},
+                  security=LOGGED_IN_READ, tags=["tus"], roles=TUS_WHO),
         "patch": TUS_PATCH,
         "delete": TUS_DELETE,
         "post": _tus_op("X-HTTP-Method-Override: PATCH, DELETE or HEAD, as a POST (for clients that cannot "
@@ -126,37 +117,38 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                         {**TUS_PATCH["responses"], "200": {"description": "As HEAD.",
                                                            "headers": TUS_OFFSET_HEADERS}},
                         400, 404, 409, 410, 413, 415, 422, 429, 460,
-                        headers=[_header("X-HTTP-Method-Override", "PATCH, DELETE or HEAD.", True)],
+                        headers=[in_header("X-HTTP-Method-Override", "PATCH, DELETE or HEAD.", True)],
                         body={"required": False, "content": {"application/offset+octet-stream": {
                             "schema": {"type": "string", "format": "binary"}}}}),
     },
     "/api/upload-links": {
-        "post": _op("Create a one-time upload link into one target; its secret is in this answer only.",
-                    {"201": _json({"type": "object", "required": ["link", "secret", "upload_url", "tus_url"],
-                                   "properties": {"link": _ref("UploadLink"), "secret": {"type": "string"},
+        "post": op("Create a one-time upload link into one target; its secret is in this answer only.",
+                   {"201": answer({"type": "object", "required": ["link", "secret", "upload_url", "tus_url"],
+                                   "properties": {"link": ref("UploadLink"), "secret": {"type": "string"},
                                                   "upload_url": {"type": "string"},
                                                   "tus_url": {"type": "string"}}}, "Created."),
-                     **_errors(404, 422)},
-                    security=LOGGED_IN_WRITE, tags=["links"],
-                    roles="editor, admin; a product link: admin", body=LINK_CREATE),
-        "get": _op("Upload links, newest first (editors: their own; admins: every link).",
-                   {"200": _json(_list_of("UploadLink"), "A page of links."), **_errors(403)},
-                   security=LOGGED_IN_READ, tags=["links"], roles="editor, admin", parameters=_page_params()),
+                    **errors(404, 422)},
+                   security=LOGGED_IN_WRITE, tags=["links"],
+                   roles="editor, admin; a product link: admin", body=LINK_CREATE),
+        "get": op("Upload links, newest first (editors: their own; admins: every link).",
+                  {"200": answer(list_of("UploadLink"), "A page of links."), **errors(403)},
+                  security=LOGGED_IN_READ, tags=["links"], roles="editor, admin", parameters=page_params()),
     },
     "/api/upload-links/{link_id}": {
-        "parameters": [_path("link_id", OBJECT_ID)],
-        "delete": _op("Revoke the link: it takes no more uploads (an upload it started stops too).",
-                      {"200": _json(_ref("UploadLink"), "Revoked."), **_errors(404)},
-                      security=LOGGED_IN_WRITE, tags=["links"], roles="its creator, admin"),
+        "parameters": [in_path("link_id", OBJECT_ID)],
+        "delete": op("Revoke the link: it takes no more uploads (an upload it started stops too).",
+                     {"200": answer(ref("UploadLink"), "Revoked."), **errors(404)},
+                     security=LOGGED_IN_WRITE, tags=["links"], roles="its creator, admin"),
     },
     "/api/upload-links/files": {
-        "post": _op("A link holder's file (multipart `file`; the secret in `Authorization: UploadLink "
-                    "<secret>` or the form field `link`) into the link's target: one use of the link, given "
-                    "back if the file is refused.",
-                    {"201": _answer(LinkUploaded, "Stored."), "200": _answer(LinkUploaded, "Already there."),
-                     **_errors(403, 404, 410, 413)},
-                    security=LINK_HOLDER, tags=["links"], roles=LINK_WHO,
-                    body=_multipart({"file": ONE_FILE, "link": {"type": "string"}}, ["file"])),
+        "post": op("A link holder's file (multipart `file`; the secret in `Authorization: UploadLink "
+                   "<secret>` or the form field `link`) into the link's target: one use of the link, given "
+                   "back if the file is refused.",
+                   {"201": answer_of(LinkUploaded, "Stored."),
+                    "200": answer_of(LinkUploaded, "Already there."),
+                    **errors(403, 404, 410, 413)},
+                   security=LINK_HOLDER, tags=["links"], roles=LINK_WHO,
+                   body=multipart({"file": ONE_FILE, "link": {"type": "string"}}, ["file"])),
     },
     "/api/upload-links/tus": {
         "post": _link_tus_op(
@@ -166,11 +158,11 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                 "Location": {"schema": {"type": "string"}, "description": "The upload's URL."},
                 "Upload-Expires": TUS_OFFSET_HEADERS["Upload-Expires"]}}},
             400, 413, 429,
-            headers=[_header("Upload-Length", "The file's size in bytes.", True),
-                     _header("Upload-Metadata", "`filename`, `filetype` (the target is the link's).")]),
+            headers=[in_header("Upload-Length", "The file's size in bytes.", True),
+                     in_header("Upload-Metadata", "`filename`, `filetype` (the target is the link's).")]),
     },
     "/api/upload-links/tus/{upload_id}": {
-        "parameters": [_path("upload_id", TUS_ID)],
+        "parameters": [in_path("upload_id", TUS_ID)],
         "head": _link_tus_op("How many bytes of the link's upload arrived (tus 1.0.0 core).",
                              {"200": {"description": "The offset.", "headers": {
                                  **TUS_OFFSET_HEADERS, "Upload-Length": {"schema": {"type": "string"}}}}},
@@ -179,8 +171,9 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
             "Bytes of the link's upload at Upload-Offset; the last one stores the file into the link's "
             "target (a refused file gives the link's use back).",
             TUS_PATCH["responses"], 400, 404, 409, 413, 415, 422, 429, 460,
-            headers=[_header("Upload-Offset", "Where these bytes start.", True),
-                     _header("Upload-Checksum", "`sha1|sha256|md5 base64(digest)` of this request's bytes.")],
+            headers=[in_header("Upload-Offset", "Where these bytes start.", True),
+                     in_header("Upload-Checksum",
+                               "`sha1|sha256|md5 base64(digest)` of this request's bytes.")],
             body=TUS_PATCH["requestBody"]),
     },
 }

@@ -42,6 +42,7 @@ from avenue.media import (
     ROOT_FOLDER,
     AltChange,
     AltContext,
+    AltResult,
     Box,
     Changed,
     Comparison,
@@ -70,6 +71,7 @@ from avenue.shapes import (
     QUERY,
     Absent,
     Answer,
+    IfSet,
     ObjectIdField,
     ObjectIdText,
     Omittable,
@@ -932,6 +934,47 @@ def get_page(db: Database[Document], slug: str, *, include_drafts: bool) -> dict
     return page
 
 
+_TIME = Field(json_schema_extra={"format": "date-time"})
+
+
+class ShownBlock(Answer):
+    """A block as a page's read answers it: as written (its editor's fields too, of any type),
+    and for a library image its URLs, sizes and alt text."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    media_id: IfSet[Annotated[str, Field(description="The library image it shows.")]] = None
+    url: IfSet[Annotated[str, Field(description="A media block's: its image's URL.")]] = None
+    variants: IfSet[Annotated[dict[str, Any], Field(
+        description="A media block's: its image's variants.")]] = None
+    # What a read adds to a media block (RESOLVED_KEYS): their types hold for media blocks only,
+    # since another block keeps whatever its editor wrote under these names.
+    variant_sizes: IfSet[Annotated[Any, Field(
+        description="A media block's: its image's variant sizes.")]] = None
+    width: IfSet[Annotated[Any, Field(description="A media block's: its image's width.")]] = None
+    height: IfSet[Annotated[Any, Field(description="A media block's: its image's height.")]] = None
+    content_type: IfSet[Annotated[Any, Field(description="A media block's: its image's type.")]] = None
+    alt: IfSet[Annotated[Any, Field(description="The block's own, as written; else its image's alt text, "
+                                                "when it has one.")]] = None
+    missing: IfSet[Annotated[Literal[True], Field(description="Its image is gone (deleted).")]] = None
+    legacy: IfSet[Annotated[Literal[True], Field(description=(
+        "An old builder's block (image: /uploads/...), as it is until import-legacy rewrites it."))]] = None
+
+
+class ShownPage(Answer):
+    """A page, its media blocks resolved."""
+
+    slug: str
+    title: str
+    published: bool
+    blocks: list[ShownBlock]
+    media_ids: IfSet[list[str]] = None
+    created_at: Annotated[str | None, _TIME]
+    updated_at: Annotated[str | None, _TIME]
+    legacy: IfSet[Annotated[Literal[True], Field(description="A block is an old builder's.")]] = None
+
+
 def render_page(db: Database[Document], page: dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
     """A page as clients get it: each media block carries its media's URLs, sizes and alt.
 
@@ -963,32 +1006,27 @@ def render_page(db: Database[Document], page: dict[str, Any], signer: UrlSigner)
         elif isinstance(block.get("image"), str):
             block[LEGACY_FLAG] = legacy = True
         rendered.append(block)
-    result = {
+    shown = {
         "slug": page["slug"],
         "title": page.get("title", ""),
         "published": page.get("published", True) is True,
-        "blocks": rendered,
+        "blocks": rendered,  # as read: plain values (ShownBlock declares them for the document)
         "media_ids": [str(o) for o in page.get("media_ids") or []],
         "created_at": isoformat(page.get("created_at")),
         "updated_at": isoformat(page.get("updated_at")),
     }
     if legacy:
-        result[LEGACY_FLAG] = True
-    return result
+        shown[LEGACY_FLAG] = True
+    return ShownPage.filled(shown).answer()
 
 
 def media_object(db: Database[Document], image: Image, signer: UrlSigner, *, with_used_in: bool = False,
                  near: Sequence[Near] | None = None) -> dict[str, Any]:
     """A library entry as the API shows it (the image object, plus ``used_in`` when asked and
     ``near_duplicates`` when given)."""
-    obj = image_object(image, signer)
-    obj["folder"] = image.folder or ROOT_FOLDER
-    obj["tags"] = list(image.tags)
-    if with_used_in:
-        obj["used_in"] = used_in(db, image.id)
-    if near is not None:
-        obj["near_duplicates"] = near_objects(near, signer)
-    return obj
+    return image_object(image, signer, folder=image.folder or ROOT_FOLDER, tags=list(image.tags),
+                        used_in=used_in(db, image.id) if with_used_in else None,
+                        near_duplicates=near_objects(near, signer) if near is not None else None)
 
 
 # --- alt text --------------------------------------------------------------------------------
@@ -1054,7 +1092,7 @@ def missing_alt(db: Database[Document], slug: str, window: Window) -> Page:
     return Page(docs, len(lacking), True, None)
 
 
-def set_alt_texts(db: Database[Document], slug: str, changes: list[AltChange]) -> list[dict[str, Any]]:
+def set_alt_texts(db: Database[Document], slug: str, changes: list[AltChange]) -> list[AltResult]:
     """Set the alt text of many of the library images a page uses (as ``PATCH /media/<id>``
     does: on the image, for every page showing it), each the text given or the suggestion
     accepted; what happened to each (``set``, ``unchanged``, ``not_found``: not on this page
@@ -1062,20 +1100,20 @@ def set_alt_texts(db: Database[Document], slug: str, changes: list[AltChange]) -
     _, images = _page_media(db, slug)
     asked = [oid for oid in (parse_object_id(c.id) for c in changes) if oid in images]
     uses = _uses(db, asked) if asked else {}
-    results: list[dict[str, Any]] = []
+    results: list[AltResult] = []
     for change in changes:
         oid = parse_object_id(change.id)
         image = images.get(oid) if oid is not None else None
         if oid is None or image is None:
-            results.append({"id": change.id, "status": "not_found"})
+            results.append(AltResult(id=change.id, status="not_found"))
             continue
         alt = chosen_alt(change, alt_suggestions(image, uses[oid]) if change.alt is None else [])
         if alt is None:
-            results.append({"id": change.id, "status": "no_suggestion"})
+            results.append(AltResult(id=change.id, status="no_suggestion"))
         elif (image.alt or "") == alt:
-            results.append({"id": change.id, "status": "unchanged", "alt": alt or None})
+            results.append(AltResult(id=change.id, status="unchanged", alt=alt or None))
         elif library(db).set_metadata(oid, alt=alt or None) is None:
-            results.append({"id": change.id, "status": "not_found"})
+            results.append(AltResult(id=change.id, status="not_found"))
         else:
-            results.append({"id": change.id, "status": "set", "alt": alt or None})
+            results.append(AltResult(id=change.id, status="set", alt=alt or None))
     return results

@@ -29,6 +29,7 @@ from avenue.media import (
     CropBody,
     EditsBody,
     FocalBody,
+    MissingAlt,
     NameBody,
     UrlSigner,
     check_crop_name,
@@ -293,8 +294,8 @@ def list_missing_alt(slug: str) -> Response:
     window = page_args()
     page = service.missing_alt(get_db(), slug, window)
     signer = _signer()
-    items = [{"image": service.media_object(get_db(), d["image"], signer), "suggestions": d["suggestions"]}
-             for d in page.docs]
+    items = [MissingAlt.filled({"image": service.media_object(get_db(), d["image"], signer),
+                                "suggestions": d["suggestions"]}).answer() for d in page.docs]
     return jsonify(page.shape(items, window))
 
 
@@ -306,8 +307,8 @@ def set_alt_texts(asked: AltChanges, slug: str) -> Response:
     suggestion accepted; what happened to each."""
     results = service.set_alt_texts(get_db(), slug, asked.images)
     audit.log("page_alt_text_set", slug=slug, bucket=BUILDER,
-              image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
-    return jsonify({"results": results})
+              image_ids=[result.id for result in results if result.status == "set"] or None)
+    return jsonify({"results": [result.answer() for result in results]})
 
 
 @bp.get("/pages/<slug>")

@@ -12,17 +12,18 @@ owner and the link's ``max_bytes`` as the size limit (never above the app's).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field, PlainValidator, ValidationInfo, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from pymongo.database import Database
 
 from avenue import targets
-from avenue.errors import BadRequest, Forbidden
+from avenue.errors import AvenueError, BadRequest, Forbidden
 from avenue.links import store
-from avenue.shapes import Answer, ObjectIdText
+from avenue.shapes import Answer, ObjectIdText, Shape, described_by, refused
 
-FIELDS = frozenset({"target", "label", "max_bytes", "max_uses", "expires_in"})
 MAX_USES = 1000
 MAX_LABEL = 200
 
@@ -37,22 +38,30 @@ class Rules:
 
 
 @dataclasses.dataclass(frozen=True)
-class Request:
-    """A checked create body."""
+class Checks:
+    """What checking a create body needs beyond the body (the validation's context): the
+    configured bounds, and the database and upload settings its target is checked with."""
 
-    target: targets.Target
-    label: str | None
-    max_bytes: int
-    max_uses: int
-    lifetime_seconds: int
+    db: Database[Any]
+    rules: Rules
+    settings: targets.Settings
 
 
-def _whole(body: dict[str, Any], name: str, default: int, low: int, high: int, why: str) -> int:
-    value = body.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise BadRequest(f"{name} is a whole number from {low:,} to {high:,} ({why}).",
-                         code=f"invalid_{name}", minimum=low, maximum=high)
-    return value
+def _checks(info: ValidationInfo) -> Checks:
+    if not isinstance(info.context, Checks):
+        raise TypeError("LinkBody is parsed with Checks as its context")
+    return info.context
+
+
+def _whole(name: str, why: str, low: int, high: Callable[[Rules], int]) -> BeforeValidator:
+    """A whole number from ``low`` to ``high`` (the configuration's, as the context has it)."""
+    def check(value: Any, info: ValidationInfo) -> Any:
+        top = high(_checks(info).rules)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= top:
+            raise refused(BadRequest(f"{name} is a whole number from {low:,} to {top:,} ({why}).",
+                                     code=f"invalid_{name}", minimum=low, maximum=top))
+        return value
+    return BeforeValidator(check)
 
 
 def _target_fields(raw: Any) -> dict[str, str]:
@@ -80,25 +89,76 @@ def _target_fields(raw: Any) -> dict[str, str]:
     return fields
 
 
-def check_request(db: Database[Any], body: dict[str, Any], rules: Rules,
-                  settings: targets.Settings) -> Request:
-    """A create body checked: 400 for a bad field, 404 / 422 for a product that does not exist
-    or is full (the target is checked as its upload route would check it)."""
-    unknown = set(body) - FIELDS
-    if unknown:
-        raise BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}.", code="unknown_field")
-    target = targets.parse(db, _target_fields(body.get("target")), settings)
-    label = body.get("label")
-    if label is not None and (not isinstance(label, str) or len(label) > MAX_LABEL):
-        raise BadRequest(f"label is text of at most {MAX_LABEL} characters.", code="invalid_label")
-    label = " ".join(label.split()) or None if isinstance(label, str) else None
-    return Request(
-        target=target, label=label,
-        max_bytes=_whole(body, "max_bytes", rules.max_upload_bytes, 1, rules.max_upload_bytes,
-                         "bytes per file, at most the upload limit"),
-        max_uses=_whole(body, "max_uses", 1, 1, MAX_USES, "files the link takes"),
-        lifetime_seconds=_whole(body, "expires_in", rules.default_seconds, 60, rules.max_seconds,
-                                "seconds the link lives"))
+def _target(raw: Any, info: ValidationInfo) -> targets.Target:
+    """The target checked as its upload route checks it: 400, or 404 / 422 for a product that
+    does not exist or is full."""
+    checks = _checks(info)
+    try:
+        return targets.parse(checks.db, _target_fields(raw), checks.settings)
+    except AvenueError as error:
+        raise refused(error) from None
+
+
+def _label(value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_LABEL):
+        raise refused(BadRequest(f"label is text of at most {MAX_LABEL} characters.", code="invalid_label"))
+    return " ".join(value.split()) or None if isinstance(value, str) else None
+
+
+class LinkBody(Shape):
+    """A new upload link: its target, a label, and its limits (left out: the configured ones)."""
+
+    # Parsed with Checks as its context (@takes(LinkBody, context=...)): the bounds of max_bytes
+    # and expires_in are the configuration's, and the target is checked as its upload route
+    # checks it. Each refusal is the domain's own, in this order: unknown fields, the target,
+    # the label, the numbers.
+
+    target: Annotated[targets.Target, PlainValidator(_target), described_by("LinkTarget")]
+    label: Annotated[Annotated[str, Field(max_length=MAX_LABEL)] | None, BeforeValidator(_label)] = None
+    # Left out: the configured default (null is refused as the number it is not).
+    max_bytes: Annotated[Annotated[int, Field(ge=1)] | SkipJsonSchema[None], Field(
+        description="Per file; at most (and by default) AVENUE_MAX_UPLOAD_BYTES."),
+        _whole("max_bytes", "bytes per file, at most the upload limit", 1,
+               lambda rules: rules.max_upload_bytes)] = None
+    max_uses: Annotated[Annotated[int, Field(ge=1, le=MAX_USES)] | SkipJsonSchema[None], Field(
+        description="Files it takes (1)."),
+        _whole("max_uses", "files the link takes", 1, lambda rules: MAX_USES)] = None
+    expires_in: Annotated[Annotated[int, Field(ge=60)] | SkipJsonSchema[None], Field(
+        description="Seconds (AVENUE_UPLOAD_LINK_DEFAULT_SECONDS; at most AVENUE_UPLOAD_LINK_MAX_SECONDS)."),
+        _whole("expires_in", "seconds the link lives", 60, lambda rules: rules.max_seconds)] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known(cls, body: Any) -> Any:
+        """Unknown fields first, then a missing target, as the domain words them."""
+        unknown = sorted(set(body) - set(cls.model_fields)) if isinstance(body, dict) else []
+        try:
+            if unknown:
+                raise BadRequest(f"Unknown field(s): {', '.join(unknown)}.", code="unknown_field")
+            if isinstance(body, dict) and "target" not in body:
+                _target_fields(None)  # refused as a target that is not an object is
+        except AvenueError as error:
+            raise refused(error) from None
+        return body
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """A checked create body, the configured defaults filled in."""
+
+    target: targets.Target
+    label: str | None
+    max_bytes: int
+    max_uses: int
+    lifetime_seconds: int
+
+
+def check_request(body: LinkBody, rules: Rules) -> Request:
+    """A parsed create body (:class:`LinkBody`) with the configured defaults of what it left out."""
+    return Request(target=body.target, label=body.label,
+                   max_bytes=rules.max_upload_bytes if body.max_bytes is None else body.max_bytes,
+                   max_uses=1 if body.max_uses is None else body.max_uses,
+                   lifetime_seconds=rules.default_seconds if body.expires_in is None else body.expires_in)
 
 
 def check_same_target(link: store.Link, sent: dict[str, Any]) -> None:

@@ -26,7 +26,7 @@ from avenue import audit, ratelimit, targets
 from avenue.auth import require, require_role
 from avenue.db import get_db
 from avenue.errors import AvenueError, Forbidden, ImageTooLarge, NotFound, Unauthorized
-from avenue.http import json_body, one_file, page_args, tus_chunk, uploaded_files
+from avenue.http import one_file, page_args, takes, tus_chunk, uploaded_files
 from avenue.links import service, store
 from avenue.media import resumable, signer_from_config
 from avenue.tus import protocol as tus
@@ -49,12 +49,17 @@ def _settings() -> targets.Settings:
     return targets.settings_from_config(current_app.config)
 
 
+def _checks() -> service.Checks:
+    return service.Checks(db=get_db(), rules=_rules(), settings=_settings())
+
+
 @bp.post("")
 @require_role("editor")
-def create_link() -> tuple[Response, int]:
+@takes(service.LinkBody, context=_checks)
+def create_link(body: service.LinkBody) -> tuple[Response, int]:
     """A new link; its secret is in this answer only."""
     user = require()
-    checked = service.check_request(get_db(), json_body(), _rules(), _settings())
+    checked = service.check_request(body, _rules())
     require(*checked.target.row.roles)
     link, secret = store.create(get_db(), target=checked.target.as_dict(), label=checked.label,
                                 max_bytes=checked.max_bytes, max_uses=checked.max_uses,

@@ -34,7 +34,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from avenue.media.alttext import AltChange, AltChanges, AltContext, chosen_alt, clean_alt, suggest_alt
+from avenue.media.alttext import (
+    AltChange,
+    AltChanges,
+    AltContext,
+    AltResult,
+    MissingAlt,
+    chosen_alt,
+    clean_alt,
+    suggest_alt,
+)
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.edits import Box, CropBody, Edits, EditsBody, check_crop_name
@@ -44,7 +53,13 @@ from avenue.media.ingest.likeness import parse_colour
 from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, referrers, rewrite_lists
-from avenue.media.serve.objects import NearDuplicate, UrlSigner, image_object, near_objects, ref_object
+from avenue.media.serve.objects import (
+    UnusedImage,
+    UrlSigner,
+    image_object,
+    near_objects,
+    ref_object,
+)
 from avenue.media.store import deliveries, resumable
 from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
 from avenue.media.store.originals import Upload
@@ -56,9 +71,10 @@ __all__ = [
     # A bucket's originals (store/library.py) and the records they answer in (records.py).
     "Changed", "DeleteLease", "Document", "Image", "Library", "Limits", "Stored", "Upload",
     # The API's image object and its URLs (serve/objects.py), configured per app below.
-    "UrlSigner", "image_object", "limits_from_config", "ref_object", "signer_from_config",
+    "UnusedImage", "UrlSigner", "image_object", "limits_from_config", "ref_object",
+    "signer_from_config",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
-    "Near", "NearDuplicate", "near_objects", "parse_colour",
+    "Near", "near_objects", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
     "Box", "CropBody", "Edits", "EditsBody", "FocalBody", "FocalPoint", "check_crop_name",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py), and an image's earlier
@@ -69,7 +85,8 @@ __all__ = [
     # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).
     "deliveries", "resumable",
     # Alt text suggested without a model (alttext.py): the shop and the builder give the context.
-    "AltChange", "AltChanges", "AltContext", "chosen_alt", "clean_alt", "suggest_alt",
+    "AltChange", "AltChanges", "AltContext", "AltResult", "MissingAlt", "chosen_alt", "clean_alt",
+    "suggest_alt",
     # Readable names in public URLs (names.py): the body's rule; Library.rename sets one.
     "NameBody",
 ]

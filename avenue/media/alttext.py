@@ -16,12 +16,12 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, model_validator
 
 from avenue.errors import BadRequest
-from avenue.shapes import Omittable, Refuse, Shape, cleaned, refused
+from avenue.shapes import Absent, Answer, Omittable, OneOf, Refuse, Shape, cleaned, described_by, refused
 
 MAX_ALT_LENGTH = 500  # what an image's alt text may hold (the library's and a product photo's)
 MAX_ALT_SUGGESTION = 125  # what screen-reader guidance suggests an alt text stays under
@@ -257,3 +257,32 @@ def chosen_alt(change: AltChange, suggestions: Sequence[str]) -> str | None:
         return change.alt
     assert change.suggestion is not None
     return suggestions[change.suggestion] if change.suggestion < len(suggestions) else None
+
+
+#: What a bulk alt-text request did to one image.
+ALT_STATUSES = ("set", "unchanged", "not_found", "no_suggestion")
+
+#: Suggested alt texts, as a list of images missing theirs answers them.
+Suggestions = Annotated[list[Annotated[str, Field(min_length=1, max_length=MAX_ALT_SUGGESTION)]], Field(
+    max_length=MAX_SUGGESTIONS, description="Alt texts built without a model from what Avenue knows "
+                                            "(docs/media.md, \"Alt text suggestions\"), best first.")]
+
+
+class AltResult(Answer):
+    """What happened to one image of a bulk alt-text request."""
+
+    id: str
+    status: Annotated[str, OneOf(ALT_STATUSES), Field(description=(
+        "set; unchanged (it had this text); not_found (not this product's photo or this page's image: "
+        "nothing changed); no_suggestion (the image has no suggestion at that index: nothing changed)."))]
+    # One way, as in the image object: an alt text is there or left out, never null.
+    alt: Absent[Annotated[str, Field(description=(
+        "set / unchanged: its alt text now; left out when it has none (removed), and for not_found "
+        "and no_suggestion."))]] = None
+
+
+class MissingAlt(Answer):
+    """An image shown without alt text, with alt texts suggested for it."""
+
+    image: Annotated[dict[str, Any], described_by("Image")]
+    suggestions: Suggestions

@@ -29,7 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from bson import ObjectId
 from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, model_validator
@@ -50,6 +50,7 @@ from avenue.media import (
     TEMP,
     AltChange,
     AltContext,
+    AltResult,
     Box,
     Changed,
     Comparison,
@@ -59,6 +60,7 @@ from avenue.media import (
     Image,
     Library,
     Limits,
+    MissingAlt,
     Near,
     Stored,
     Upload,
@@ -71,7 +73,7 @@ from avenue.media import (
     suggest_alt,
 )
 from avenue.paging import Page, Window, fetch
-from avenue.shapes import Answer, ObjectIdText, Omittable, Refuse, Shape, described_by
+from avenue.shapes import Answer, IfSet, ObjectIdText, Omittable, Refuse, Shape, described_by
 from avenue.shop.references import ProductReferences
 from avenue.status import product_counters, record_product_change
 
@@ -123,11 +125,12 @@ def legacy_source(entry: str) -> str:
     return "local_filesystem" if entry.startswith(LOCAL_PREFIX) else "external"
 
 
-def image_entry(entry: str | dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
-    """A product's image entry as the API shows it (legacy strings as they are, flagged)."""
+def image_entry(entry: str | dict[str, Any], signer: UrlSigner, **extra: Any) -> dict[str, Any]:
+    """A product's image entry as the API shows it (legacy strings as they are, flagged);
+    ``extra``: the image object's further fields (its ``near_duplicates``, ``also_on``)."""
     if isinstance(entry, str):
-        return {"legacy": True, "url": entry, "source": legacy_source(entry)}
-    return ref_object(entry, PRODUCTS, signer)
+        return LegacyImage(legacy=True, url=entry, source=legacy_source(entry)).answer()
+    return ref_object(entry, PRODUCTS, signer, **extra)
 
 
 def added_entry(ref: dict[str, Any], near: dict[ObjectId, Sequence[Near] | None],
@@ -136,10 +139,24 @@ def added_entry(ref: dict[str, Any], near: dict[ObjectId, Sequence[Near] | None]
     ``near_duplicates``, the product images that look like it (nearest first; as a library
     upload's answer names them; left out when the lookup did not answer in time)."""
     found = near.get(ref["id"], ())
-    entry = image_entry(ref, signer)
-    if found is not None:
-        entry["near_duplicates"] = near_objects(found, signer)
-    return entry
+    return image_entry(ref, signer,
+                       near_duplicates=near_objects(found, signer) if found is not None else None)
+
+
+class MissingPhotoAlt(MissingAlt):
+    """A product's photo without alt text, with alt texts suggested for it."""
+
+    position: Annotated[int, Field(ge=1, description="1: the main photo.")]
+
+
+class LegacyImage(Answer):
+    """An old /uploads/... reference not imported yet (see import-legacy)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    legacy: Literal[True]
+    url: str
+    source: IfSet[str | None] = None
 
 
 #: A product's image in its answer: an image object (avenue/media/serve/objects.py), or an old
@@ -163,11 +180,9 @@ def product_object(doc: dict[str, Any], signer: UrlSigner, *,
                    also_on: dict[ObjectId, set[str]] | None = None) -> dict[str, Any]:
     """The API's product: its images as image objects, the first one the primary; with
     ``also_on`` (:func:`photo_users`), each photo names the other products that use it."""
-    images = [image_entry(entry, signer) for entry in doc.get("images") or []]
-    if also_on is not None:
-        for entry, shown in zip(doc.get("images") or [], images, strict=True):
-            if isinstance(entry, dict) and "id" in entry:
-                shown["also_on"] = sorted(also_on.get(entry["id"], set()) - {doc["sku"]})
+    images = [image_entry(entry, signer, also_on=sorted(also_on.get(entry["id"], set()) - {doc["sku"]})
+                          if also_on is not None and isinstance(entry, dict) and "id" in entry else None)
+              for entry in doc.get("images") or []]
     name = doc.get("name")  # a document loaded behind the API's back may hold anything
     return Product(sku=doc["sku"], name=name if isinstance(name, str) else None,
                    price=_shown_price(doc.get("price")), images=images,
@@ -791,7 +806,7 @@ def missing_alt(db: Database[Document], sku: str, window: Window) -> Page:
     return Page(missing[start:start + window.per_page], len(missing), True, None)
 
 
-def set_alt_texts(db: Database[Document], sku: str, changes: list[AltChange]) -> list[dict[str, Any]]:
+def set_alt_texts(db: Database[Document], sku: str, changes: list[AltChange]) -> list[AltResult]:
     """Set the alt text of many of the product's photos, each the text given or the suggestion
     accepted; what happened to each (``set``, ``unchanged``, ``not_found``: not this product's
     photo, ``no_suggestion``). The alt text is the product's, on its reference: a photo shared
@@ -799,26 +814,26 @@ def set_alt_texts(db: Database[Document], sku: str, changes: list[AltChange]) ->
     still being on the product."""
     doc = get_product(db, sku)
     photos = {ref["id"]: (n, ref) for n, ref in _photos(doc)}
-    results: list[dict[str, Any]] = []
+    results: list[AltResult] = []
     for change in changes:
         oid = parse_object_id(change.id)
         found = photos.get(oid) if oid is not None else None
         if found is None:
-            results.append({"id": change.id, "status": "not_found"})
+            results.append(AltResult(id=change.id, status="not_found"))
             continue
         position, ref = found
         alt = chosen_alt(change, photo_suggestions(doc, ref, position))
         if alt is None:
-            results.append({"id": change.id, "status": "no_suggestion"})
+            results.append(AltResult(id=change.id, status="no_suggestion"))
             continue
         if (ref.get("alt") or "") == alt:
-            results.append({"id": change.id, "status": "unchanged", "alt": alt or None})
+            results.append(AltResult(id=change.id, status="unchanged", alt=alt or None))
             continue
         update = {"$set": {"images.$.alt": alt, "updated_at": now()}} if alt else \
             {"$unset": {"images.$.alt": ""}, "$set": {"updated_at": now()}}
         written = products(db).update_one({"sku": sku, "images.id": oid}, update)
         if written.matched_count:
-            results.append({"id": change.id, "status": "set", "alt": alt or None})
+            results.append(AltResult(id=change.id, status="set", alt=alt or None))
         else:  # taken off the product since it was read
-            results.append({"id": change.id, "status": "not_found"})
+            results.append(AltResult(id=change.id, status="not_found"))
     return results

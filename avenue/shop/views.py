@@ -295,8 +295,9 @@ def list_missing_alt(sku: str) -> Response:
     window = page_args()
     page = service.missing_alt(get_db(), sku, window)
     signer = _signer()
-    items = [{"image": service.image_entry(d["ref"], signer), "position": d["position"],
-              "suggestions": d["suggestions"]} for d in page.docs]
+    items = [service.MissingPhotoAlt.filled({"image": service.image_entry(d["ref"], signer),
+                                              "position": d["position"],
+                                              "suggestions": d["suggestions"]}).answer() for d in page.docs]
     return jsonify(page.shape(items, window))
 
 
@@ -308,8 +309,8 @@ def set_alt_texts(asked: AltChanges, sku: str) -> Response:
     accepted; what happened to each."""
     results = service.set_alt_texts(get_db(), sku, asked.images)
     audit.log("product_alt_text_set", sku=sku, bucket=PRODUCTS,
-              image_ids=[r["id"] for r in results if r["status"] == "set"] or None)
-    return jsonify({"results": results})
+              image_ids=[result.id for result in results if result.status == "set"] or None)
+    return jsonify({"results": [result.answer() for result in results]})
 
 
 @bp.get("/debug/products-status")

@@ -173,8 +173,5 @@ def near_duplicates(db: Database[Document], image: Image) -> list[Near]:
 def upload_object(image: Image, signer: UrlSigner, near: Sequence[Near] | None = None) -> dict[str, Any]:
     """The image object of an upload (signed, expiring URLs when private), with its owner, and
     its ``near_duplicates`` when given (the same owner's uploads only)."""
-    obj = image_object(image, signer)
-    obj["owner"] = image.owner
-    if near is not None:
-        obj["near_duplicates"] = near_objects(near, signer)
-    return obj
+    return image_object(image, signer, owner=image.owner,
+                        near_duplicates=near_objects(near, signer) if near is not None else None)

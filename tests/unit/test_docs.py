@@ -328,11 +328,12 @@ def test_the_storefront_recipe_renders_from_an_image_object_with_no_name_it_lack
 
 
 def test_the_recipes_name_only_fields_the_image_object_documents():
-    from avenue.apidoc.components import SCHEMAS
+    from avenue.apidoc import document
     from tests.support.recipe import recipe
 
-    image = SCHEMAS["Image"]["properties"]
-    renditions = image["renditions"]["properties"]
+    schemas = document()["components"]["schemas"]
+    image = schemas["Image"]["properties"]
+    renditions = schemas["Renditions"]["properties"]
     jinja = recipe()
     assert set(re.findall(r"\bimage\.(\w+)", jinja)) <= set(image)
     assert set(re.findall(r"\br\.(\w+)", jinja)) <= set(renditions)

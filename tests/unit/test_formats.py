@@ -8,7 +8,7 @@ import io
 import pytest
 from PIL import Image
 
-from avenue.apidoc.components import SCHEMAS
+from avenue.apidoc import document
 from avenue.errors import BadRequest
 from avenue.media import formats
 from avenue.media.formats import FORMATS, save_options
@@ -65,7 +65,7 @@ def test_a_rendition_url_takes_each_rendition_formats_extension_and_no_other():
 
 
 def test_the_openapi_document_lists_the_registrys_rendition_formats():
-    renditions = SCHEMAS["Image"]["properties"]["renditions"]["properties"]
+    renditions = document()["components"]["schemas"]["Renditions"]["properties"]
     assert set(renditions["srcset"]["properties"]) == {"jpg", "png", "webp", "avif"}  # no jxl: opt-in
     assert renditions["srcset"]["required"] == ["avif", "webp"]
     assert renditions["fallback"]["enum"] == ["jpg", "png"]

@@ -1,24 +1,33 @@
-"""The contract's image object (URLs, sizes, variants) for a stored image or a stored reference."""
+"""The contract's image object (URLs, sizes, variants) for a stored image or a stored reference.
+
+The object is a declared answer (:class:`ImageObject`, ``avenue/shapes.py``): the code fills it
+and answers its dump, the OpenAPI document's ``Image`` component is its schema. It is built
+with ``model_construct`` (no validation): every field comes from stored data the code wrote,
+and a library page answers a hundred of them. Its nested values are kept as the plain dicts
+they are built as (their models declare their shape for the document; constructing a model
+of each would double the cost of a page).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from avenue.clock import isoformat
-from avenue.media.formats import EXTENSIONS, OFFERED, fallback
-from avenue.media.ingest.likeness import NEAR
+from avenue.media.formats import EXTENSIONS, FALLBACKS, FORMATS, OFFERED, fallback
+from avenue.media.ingest.likeness import NEAR, PALETTE
 from avenue.media.ingest.variants import VARIANT_NAMES
+from avenue.media.names import MAX_NAME_LENGTH
 from avenue.media.paths import media_path, named_path
 from avenue.media.records import SOURCE, Image, Near
 from avenue.media.serve import signing
 from avenue.media.transform import Spec, ladder_for
-from avenue.shapes import Answer, ObjectIdText
+from avenue.shapes import Absent, Answer, IfSet, ObjectIdText, OneOf
 
 
 @dataclass(frozen=True)
@@ -147,13 +156,191 @@ def _renditions(ref: dict[str, Any], bucket: str, signer: UrlSigner, private: bo
             "src": urls[src_step][last]}
 
 
+class NearDuplicate(Answer):
+    """An image that looks like another: its id, URLs, file name and how far its hash is."""
+
+    id: ObjectIdText
+    url: str
+    thumb: str | None
+    filename: str | None
+    distance: Annotated[int, Field(ge=0, le=NEAR, description="Bits in which the two 64-bit perceptual "
+                                                              "hashes differ.")]
+
+
+class Open(Answer):
+    """A part of the image object the document leaves open to further fields."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class VariantSize(Open):
+    """A variant's rendered size."""
+
+    width: int
+    height: int
+
+
+_EXTENSION = {fmt.name: fmt.extension for fmt in FORMATS}
+_VECTOR = next(fmt for fmt in FORMATS if fmt.vector)
+_HEX = "^#[0-9a-f]{6}$"
+
+
+class Renditions(Answer):
+    """Renditions on request over the width ladder, for one ``<picture>``."""
+
+    widths: list[Annotated[int, Field(ge=1)]]
+    srcset: Annotated[dict[str, str], Field(json_schema_extra={
+        "required": [_EXTENSION[name] for name in OFFERED],
+        "properties": {_EXTENSION[name]: {"type": "string"} for name in (*OFFERED, *FALLBACKS)}})]
+    fallback: Annotated[str, OneOf(tuple(_EXTENSION[name] for name in FALLBACKS))]
+    src: str
+
+
+class ImageFocalPoint(Answer):
+    """Where the subject is: fractions of the width and height."""
+
+    x: Annotated[float, Field(ge=0, le=1)]
+    y: Annotated[float, Field(ge=0, le=1)]
+
+
+class ImageEdits(Open):
+    """The normalised non-destructive edits (avenue/media/ingest/edits.py)."""
+
+    rotate: Literal[0, 90, 180, 270]
+    flip_horizontal: bool
+    flip_vertical: bool
+    crop: dict[str, Any] | None
+
+
+class ImageSource(Open):
+    """The unedited original as oriented, and its URL."""
+
+    width: int | None
+    height: int | None
+    url: str | None
+
+
+class NamedCrop(Open):
+    """A named crop: fractions of the edited picture."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+
+
+class PaletteColour(Open):
+    """A dominant colour and its share of the visible pixels."""
+
+    color: Annotated[str, Field(pattern=_HEX)]
+    share: Annotated[float, Field(ge=0, le=1)]
+
+
+_TIME = Field(json_schema_extra={"format": "date-time"})
+
+
+class ImageObject(Answer):
+    """An image as every upload, library and product-photo endpoint answers it: its URLs, sizes,
+    variants and renditions."""
+
+    # The document's ``Image``: open to further fields, as an extension adds them (UnusedImage).
+    # The fields from ``owner`` on are its callers' (an upload's owner, a library image's folder).
+    model_config = ConfigDict(extra="ignore")
+
+    id: ObjectIdText
+    url: Annotated[str, Field(description="Signed and expiring for private uploads.")]
+    content_type: Annotated[str | None, Field(description=(
+        f"The original's: {', '.join(f.mime for f in FORMATS if f.stored)}. {_VECTOR.mime} only in the "
+        "builder's library: the original is the sanitised SVG, its variants and renditions are rasters "
+        "drawn from it."))]
+    width: Annotated[int | None, Field(description="An SVG's: the size it declares, scaled down to "
+                                                   "AVENUE_MAX_PIXELS when it declares more.")]
+    height: int | None
+    bytes: int | None
+    sha256: str | None
+    filename: str | None
+    variants: Annotated[dict[str, str], Field(json_schema_extra={
+        "properties": {name: {"type": "string"} for name in VARIANT_NAMES}})]
+    variant_urls: IfSet[dict[str, dict[str, str]]] = None
+    variant_sizes: IfSet[dict[str, VariantSize]] = None
+    srcset: IfSet[Annotated[dict[str, str], Field(description=(
+        f"Per format ({', '.join(f.extension for f in FORMATS if f.variant)}): the fitted variants "
+        "and widths."))]] = None
+    renditions: IfSet[Annotated[Renditions | None, Field(description=(
+        "Renditions on request over the width ladder, up to the image's own width (never upscaled), "
+        "for one <picture>: a srcset per format (avif, webp, and the fallback: jpg, or png for an "
+        "image with transparency), the widths they list, and an <img src> (the fallback at 800 px, or "
+        "narrower). Public URLs are unsigned (on the allow-list); a private image's are signed and "
+        "expire like its other URLs. Null when the width is unknown."))]] = None
+    frames: IfSet[Annotated[int, Field(ge=1)]] = None
+    visibility: IfSet[Literal["public", "private"]] = None
+    uploaded_at: Annotated[str | None, _TIME]
+    expires_at: IfSet[Annotated[str, _TIME]] = None
+    alt: IfSet[Annotated[str, Field(description=(
+        "Its alt text; left out when it has none (never null: as a bulk alt-text answer says it).")
+    )]] = None
+    name: IfSet[Annotated[str, Field(
+        pattern="^[a-z0-9]+(-[a-z0-9]+)*$", max_length=MAX_NAME_LENGTH,
+        description="Its readable name (PUT …/name), when it has one; public images only.")]] = None
+    named_url: IfSet[Annotated[str, Field(description=(
+        "The original under its readable name: /media/<alias>/<id>[~<version>]/name/<name>.<ext>; "
+        "other names of the id answer 301 to it (docs/media.md, \"Readable names\")."))]] = None
+    owner: IfSet[str | None] = None
+    used_in: Absent[list[Annotated[str, Field(pattern="^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")]]] = None
+    also_on: Absent[Annotated[list[str], Field(description=(
+        "One product's photo (GET /api/shop/products/{sku}): the other products that use the same "
+        "stored photo (deduplicated)."))]] = None
+    blurhash: IfSet[Annotated[str, Field(min_length=6, max_length=100, description=(
+        "A BlurHash (4x3 components) to draw while the image loads."))]] = None
+    color: IfSet[Annotated[Annotated[str, Field(pattern=_HEX)] | None, Field(
+        description="The dominant colour of the visible pixels.")]] = None
+    focal_point: IfSet[Annotated[ImageFocalPoint, Field(
+        description="Where the subject is, 0..1 of width and height; crops keep it.")]] = None
+    version: IfSet[Annotated[str, Field(pattern="^([0-9a-f]{8})?$", description=(
+        "Which bytes the URLs name: empty until the image is replaced in place (PUT), then a new value "
+        "per replace or focal point change; the id stays, and the URLs of earlier versions answer 308 "
+        "to these for AVENUE_REPLACED_REDIRECT_DAYS, then 404 (a private image's: 404 at once; its "
+        "signed URLs sign the version)."))]] = None
+    edits: IfSet[Annotated[ImageEdits | None, Field(
+        description="The non-destructive edits the picture was made with (null: none).")]] = None
+    source: IfSet[Annotated[ImageSource, Field(description=(
+        "The unedited original as oriented, and its URL: what an editor draws on. Edited: a URL "
+        "signed for AVENUE_SOURCE_URL_TTL_SECONDS, served private, given only to callers who may edit "
+        "the image (null for others). Not edited: the image's own URL."))]] = None
+    crops: IfSet[Annotated[dict[str, NamedCrop], Field(
+        description="Named crops (fractions of the edited picture): renditions' c_<name>.")]] = None
+    folder: IfSet[Annotated[str, Field(pattern="^/", description="Library media: its folder.")]] = None
+    tags: IfSet[Annotated[list[str], Field(description="Library media: its tags.")]] = None
+    palette: Absent[Annotated[list[PaletteColour], Field(max_length=PALETTE, description=(
+        "Its dominant colours, largest share first (images stored before palettes: absent until "
+        "`flask likeness` runs)."))]] = None
+    near_duplicates: Absent[Annotated[list[NearDuplicate], Field(description=(
+        "An upload's answer and one library image: the images of the same bucket that look like it "
+        "(re-encoded, resized, slightly cropped), nearest first; an upload's own only among uploads, "
+        "never a trashed one. Left out of an upload's answer when the lookup failed or was not over a "
+        "twentieth of the upload's time past its write, 5 ms to 1 s (the image is stored all the same; "
+        "the lookup links its group when it ends)."))]] = None
+
+
+class UnusedImage(ImageObject):
+    """A library image not served lately (the admins' list): the image object and when it was
+    last served."""
+
+    last_served: Annotated[str | None, Field(
+        json_schema_extra={"format": "date-time"},
+        description="null: never served since delivery numbers were kept.")]
+
+
 def image_ref(doc: dict[str, Any]) -> dict[str, Any]:
     """The reference a product stores for the original whose files document is ``doc``."""
     return Image.from_files_doc("", doc).ref()
 
 
-def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str, Any]:
-    """The API's image object for an image reference (see :func:`image_ref`)."""
+def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner, *,
+               shape: type[ImageObject] = ImageObject, **extra: Any) -> dict[str, Any]:
+    """The API's image object for an image reference (see :func:`image_ref`), as ``shape``
+    answers it; ``extra``: the fields its caller adds (an upload's owner, a library image's
+    folder...)."""
     private = ref.get("visibility") == "private"
     file_id = str(ref["id"])
     version = ref.get("version") or ""
@@ -221,26 +408,16 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner) -> dict[str,
         source_url = obj["url"]
     obj["source"] = {"width": source.get("width"), "height": source.get("height"), "url": source_url}
     obj["crops"] = {name: dict(box) for name, box in sorted((ref.get("crops") or {}).items())}
-    return obj
+    obj.update(extra)
+    return shape.filled(obj).answer()
 
 
-def image_object(image: Image, signer: UrlSigner) -> dict[str, Any]:
-    """The API's image object for a stored original."""
-    obj = ref_object(image.ref(), image.bucket, signer)
+def image_object(image: Image, signer: UrlSigner, *, shape: type[ImageObject] = ImageObject,
+                 **extra: Any) -> dict[str, Any]:
+    """The API's image object for a stored original (``shape`` and ``extra``: as :func:`ref_object`)."""
     if image.palette:  # its dominant colours and their shares (avenue/media/ingest/likeness.py)
-        obj["palette"] = [dict(colour) for colour in image.palette]
-    return obj
-
-
-class NearDuplicate(Answer):
-    """An image that looks like another: its id, URLs, file name and how far its hash is."""
-
-    id: ObjectIdText
-    url: str
-    thumb: str | None
-    filename: str | None
-    distance: Annotated[int, Field(ge=0, le=NEAR, description="Bits in which the two 64-bit perceptual "
-                                                              "hashes differ.")]
+        extra["palette"] = [dict(colour) for colour in image.palette]
+    return ref_object(image.ref(), image.bucket, signer, shape=shape, **extra)
 
 
 def near_objects(near: Sequence[Near], signer: UrlSigner) -> list[dict[str, Any]]:
