@@ -120,3 +120,16 @@ def test_an_answer_leaves_out_an_absent_field_and_its_schema_requires_the_others
     assert schema["required"] == ["done", "refused", "next"]
     assert definitions["Refused"]["required"] == ["id"]
     assert definitions["Refused"]["properties"]["pages"] == {"type": "array", "items": {"type": "string"}}
+
+
+def test_filled_is_model_construct_without_its_walk():
+    """``Answer.filled`` sets the attributes ``model_construct`` sets, by hand (pydantic's
+    internals): this fails when a pydantic upgrade makes the two differ."""
+    values = {"done": 2, "refused": [Refused(id="c")], "next": "n"}
+    filled, constructed = Done.filled(dict(values)), Done.model_construct(**values)
+    assert filled.answer() == constructed.answer() == {"done": 2, "refused": [{"id": "c"}], "next": "n"}
+    assert filled.__pydantic_fields_set__ == constructed.__pydantic_fields_set__
+    assert vars(filled) == vars(constructed)
+    assert filled.__pydantic_extra__ == constructed.__pydantic_extra__
+    assert filled.__pydantic_private__ == constructed.__pydantic_private__
+    assert filled == constructed
