@@ -145,6 +145,11 @@ RENDITION_TYPES: Mapping[str, str] = {fmt.name: fmt.mime for fmt in FORMATS if f
 RENDITION_BY_EXTENSION: Mapping[str, str] = {fmt.extension: fmt.name for fmt in FORMATS if fmt.rendition}
 #: What a ``<picture>`` offers before its fallback, best first (browsers that say they show them).
 OFFERED: tuple[str, ...] = ("avif", "webp")
+#: What a rendition whose URL names no format is answered in, best first, the first the client
+#: takes (its Accept names the type; ``*/*`` is sent by browsers that show none of these), an
+#: opt-in one only when it is on; else the fallback. By bytes at the same SSIMULACRA2 on real
+#: photos (bench/results/jpegxl-2026-11-25.md: AVIF about 0.75x WebP's, JPEG XL about 0.86x).
+NEGOTIATED: tuple[str, ...] = ("avif", "jxl", "webp")
 #: What a browser that shows none of them gets: JPEG, or PNG for an image with transparency.
 FALLBACKS: tuple[str, ...] = ("jpeg", "png")
 #: Each encoded format's default quality.

@@ -79,3 +79,24 @@ def test_jpeg_xl_is_encoded_by_libjxl_with_its_alpha():
     data = encode_image(Image.new("RGBA", (8, 8), (10, 20, 30, 128)), "jxl", None)
     decoded = imagecodecs.jpegxl_decode(data)
     assert decoded.shape == (8, 8, 4) and abs(int(decoded[0, 0, 3]) - 128) <= 2
+
+
+def test_negotiation_follows_the_registrys_order_and_its_opt_ins():
+    """A rendition without a format is answered in the first of ``NEGOTIATED`` the client
+    takes, an opt-in one only when on: the order is the registry's, not the route's."""
+    from types import SimpleNamespace
+
+    from avenue.media.serve.http import negotiate
+
+    assert all(formats.BY_NAME[name].rendition for name in formats.NEGOTIATED)
+    every = ", ".join(formats.BY_NAME[name].mime for name in reversed(formats.NEGOTIATED))
+    opaque, clear = SimpleNamespace(transparent=False), SimpleNamespace(transparent=True)
+    on = frozenset(fmt.name for fmt in FORMATS if fmt.opt_in)
+    assert negotiate(every, opaque, on) == formats.NEGOTIATED[0]
+    for index, name in enumerate(formats.NEGOTIATED):
+        later = ", ".join(formats.BY_NAME[other].mime for other in formats.NEGOTIATED[index:])
+        expected = name if not formats.BY_NAME[name].opt_in else (
+            formats.NEGOTIATED[index + 1] if index + 1 < len(formats.NEGOTIATED) else "jpeg")
+        assert negotiate(later, opaque, on) == name
+        assert negotiate(later, opaque, frozenset()) == expected
+    assert negotiate("*/*", opaque) == "jpeg" and negotiate("*/*", clear) == "png"

@@ -25,7 +25,15 @@ from werkzeug.http import http_date, is_resource_modified, parse_range_header
 
 from avenue.errors import BadRequest
 from avenue.ids import parse_object_id
-from avenue.media.formats import BY_NAME, EXTENSIONS, RENDITION_BY_EXTENSION, VARIANT_BY_EXTENSION, VECTOR
+from avenue.media.formats import (
+    BY_NAME,
+    EXTENSIONS,
+    NEGOTIATED,
+    RENDITION_BY_EXTENSION,
+    VARIANT_BY_EXTENSION,
+    VECTOR,
+    fallback,
+)
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.names import is_slug
 from avenue.media.paths import VERSION_MARK, media_path, named_path
@@ -258,18 +266,14 @@ def is_rendition(segment: str, allow: AllowList) -> bool:
 
 
 def negotiate(accept: str, doc: MediaDoc, opt_in: frozenset[str] = frozenset()) -> str:
-    """A rendition's format when the URL names none: AVIF if the client says it takes AVIF,
-    else JPEG XL if it is on (``opt_in``) and the client takes it, else WebP if it takes WebP
-    (explicitly: ``*/*`` is sent by browsers that show neither), else JPEG, or PNG for an image
-    with transparency. The order is by bytes at the same SSIMULACRA2 on real photos
-    (bench/results/jpegxl-2026-11-25.md: AVIF about 0.75x WebP's, JPEG XL about 0.86x)."""
-    if "image/avif" in accept:
-        return "avif"
-    if "jxl" in opt_in and "image/jxl" in accept:
-        return "jxl"
-    if "image/webp" in accept:
-        return "webp"
-    return "png" if doc.transparent else "jpeg"
+    """A rendition's format when the URL names none: the first of the registry's
+    :data:`~avenue.media.formats.NEGOTIATED` the client says it takes (AVIF, JPEG XL when it is
+    on, ``opt_in``, WebP), else the fallback: JPEG, or PNG for an image with transparency."""
+    for name in NEGOTIATED:
+        fmt = BY_NAME[name]
+        if (not fmt.opt_in or name in opt_in) and fmt.mime in accept:
+            return name
+    return fallback(doc.transparent)
 
 
 def _no_hints(name: str) -> str | None:
