@@ -106,7 +106,7 @@ FORMATS: tuple[Format, ...] = (
     Format("avif", "avif", "image/avif", "AVIF", "AVIF", alpha=True, animation=False, original=True,
            stored=True, variant=False, rendition=True, save=_avif, quality=64),
     Format("heic", "heic", "image/heic", "HEIF", "HEIC", alpha=True, animation=False, original=True,
-           stored=False, variant=False, rendition=False),
+           stored=False, variant=False, rendition=False, aliases=("heif",)),
     # Safari shows it; Chromium and Firefox do not by default: off unless a shop turns it on.
     Format("jxl", "jxl", "image/jxl", "", "JPEG XL", alpha=True, animation=False, original=False,
            stored=False, variant=False, rendition=True, save=_jpegxl, quality=JPEG_XL_QUALITY,
@@ -132,6 +132,10 @@ ACCEPTED: Mapping[str, str] = {name: fmt.mime for fmt in FORMATS if fmt.original
 ACCEPTED_LABEL = ", ".join(fmt.label for fmt in FORMATS if fmt.original and not fmt.vector)
 #: The accepted vector format (SVG), taken only where an upload's limits allow it.
 VECTOR: Format = next(fmt for fmt in FORMATS if fmt.vector)
+#: The file name extensions of every accepted upload format (a zip import's entries are told
+#: apart by them: avenue/bulk/archive.py), with their dots.
+UPLOAD_EXTENSIONS: frozenset[str] = frozenset(f".{ext}" for fmt in FORMATS if fmt.original
+                                               for ext in (fmt.extension, *fmt.aliases))
 #: Every accepted format as messages name them where vectors are taken too.
 ACCEPTED_WITH_VECTOR_LABEL = ", ".join(fmt.label for fmt in FORMATS if fmt.original)
 #: Eager variants' formats -> content type.

@@ -54,6 +54,11 @@ def test_the_tables_are_the_registrys():
     assert formats.VECTOR.mime == "image/svg+xml" and "" not in formats.ACCEPTED  # Pillow never opens SVG
     assert set(formats.OFFERED) <= set(formats.RENDITION_TYPES)
     assert {formats.fallback(False), formats.fallback(True)} <= set(formats.VARIANT_TYPES)
+    # The zip import's images are the registry's upload formats, by extension.
+    from avenue.bulk import archive
+
+    assert archive.IMAGE_EXTENSIONS is formats.UPLOAD_EXTENSIONS == {
+        ".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".heic", ".heif", ".svg"}
 
 
 def test_a_rendition_url_takes_each_rendition_formats_extension_and_no_other():
