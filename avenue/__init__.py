@@ -72,10 +72,10 @@ def register_extensions(app: Flask) -> None:
     from avenue.shop.references import ProductReferences
 
     cdn.init_app(app)  # before the indexes: a configured hook needs its outbox's
-    retention = app.config.get("AVENUE_AUDIT_RETENTION_DAYS", 365)
+    retention = app.config["AVENUE_AUDIT_RETENTION_DAYS"]
     monitoring.parse_thresholds(app.config["AVENUE_ALERT_THRESHOLDS"])  # a bad value fails here, at start
-    history_days = app.config.get("AVENUE_HISTORY_RETENTION_DAYS", 90)
-    delivery_days = app.config.get("AVENUE_DELIVERY_RETENTION_DAYS", 90)
+    history_days = app.config["AVENUE_HISTORY_RETENTION_DAYS"]
+    delivery_days = app.config["AVENUE_DELIVERY_RETENTION_DAYS"]
     db.init_app(app, index_setups=[media_indexes.ensure_indexes,
                                    lambda d: audit.ensure_retention(d, retention),
                                    lambda d: monitoring.ensure_indexes(d, history_days),
@@ -119,7 +119,7 @@ def register_middleware(app: Flask) -> None:
 
     # Cached public media and exact-ETag 304s answered before Flask (avenue/media/serve/frontdoor.py),
     # with an X-Request-ID, counted and logged as Flask's answers are (avenue/requestlog.py).
-    logged = app.config.get("AVENUE_ACCESS_LOG", "on") != "off"
+    logged = app.config["AVENUE_ACCESS_LOG"] != "off"
     # Also answered by gunicorn's event loop, without a thread, when plain (avenue/server.py).
     frontdoor.install_front_door(app, requestlog.log_front_door_answers if logged else None)
     if app.config.get("AVENUE_PROXY_COUNT"):

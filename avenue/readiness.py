@@ -67,8 +67,8 @@ def bootstrap_admin_once(app: Flask) -> None:
 
 def bootstrap_admin(app: Flask) -> dict[str, Any] | None:
     """Create ``AVENUE_ADMIN_EMAIL`` as admin if both variables are set and no admin exists."""
-    email = app.config.get("AVENUE_ADMIN_EMAIL", "")
-    password = app.config.get("AVENUE_ADMIN_PASSWORD", "")
+    email = app.config["AVENUE_ADMIN_EMAIL"]
+    password = app.config["AVENUE_ADMIN_PASSWORD"]
     if not email or not password:
         return None
     db = get_mongo(app).db

@@ -102,7 +102,7 @@ def configure_logging(app: Flask) -> None:
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(app.config.get("LOG_LEVEL", "INFO").upper())
+    root.setLevel(app.config["LOG_LEVEL"].upper())
     app.logger.removeHandler(default_handler)  # Flask's plain handler would print each line twice
 
 
@@ -133,7 +133,7 @@ def finish_request(response: Response) -> Response:
     # line keeps the method as sent, and the path.
     metrics.observe_request(rule, request.method, response.status_code, seconds, body_bytes)
     route = rule or UNMATCHED
-    if current_app.config.get("AVENUE_ACCESS_LOG", "on") != "off":
+    if current_app.config["AVENUE_ACCESS_LOG"] != "off":
         structlog.get_logger(ACCESS_LOGGER).info(
             "request", request_id=rid, user_id=_user_id(), method=request.method, route=route,
             path=request.path, status=response.status_code, duration_ms=round(seconds * 1000, 2),

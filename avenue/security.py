@@ -25,7 +25,7 @@ def _cors_origin() -> str | None:
     origin = request.headers.get("Origin")
     if not origin or not request.path.startswith("/api/"):
         return None
-    return origin if origin in current_app.config.get("AVENUE_CORS_ORIGINS", ()) else None
+    return origin if origin in current_app.config["AVENUE_CORS_ORIGINS"] else None
 
 
 def answer_cors_preflight() -> Response | None:

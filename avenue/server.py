@@ -181,7 +181,9 @@ class Limits:
 
     @classmethod
     def from_environment(cls) -> Limits:
-        proxies = os.environ.get("AVENUE_PROXY_COUNT", "").strip() or "0"
+        from avenue.config import DEFAULTS  # in the worker (init_process): the master never loads avenue
+
+        proxies = (os.environ.get("AVENUE_PROXY_COUNT") or "").strip() or str(DEFAULTS["AVENUE_PROXY_COUNT"])
         if not proxies.isdigit():
             raise RuntimeError(f"AVENUE_PROXY_COUNT must be a whole number, got {proxies!r}")
         return cls(
@@ -343,12 +345,13 @@ def count_server_answer(head: bytes, status: int, request_id: str, seconds: floa
     """Count and log an answer the server gave itself, as the front door's answers are counted
     and logged (the same metrics, the same access line: avenue/requestlog.py)."""
     from avenue import metrics, requestlog  # in the worker only, as above
+    from avenue.config import DEFAULTS
 
     method = _method(head)[:16]
     target = head.split(b" ", 2)[1][:200].decode("latin-1") if head.count(b" ") >= 2 else ""
     try:  # never the event loop's end: out of file descriptors, the metrics' files cannot open
         metrics.observe_request(SERVER_ROUTE, method, status, seconds, body_bytes)
-        if os.environ.get("AVENUE_ACCESS_LOG", "on") != "off":
+        if os.environ.get("AVENUE_ACCESS_LOG", DEFAULTS["AVENUE_ACCESS_LOG"]).strip().lower() != "off":
             requestlog.log_front_door_answers([metrics.FrontDoorAnswer(
                 request_id, method, SERVER_ROUTE, target, status, seconds, body_bytes, time.time())])
     except OSError:

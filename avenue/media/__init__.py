@@ -112,5 +112,5 @@ def signer_from_config(config: Mapping[str, Any], *, sources: bool = False) -> U
         key=config["SECRET_KEY"],
         ttl_seconds=config["AVENUE_SIGNED_URL_TTL_SECONDS"],
         sources=sources,
-        source_ttl_seconds=config.get("AVENUE_SOURCE_URL_TTL_SECONDS", 600),
+        source_ttl_seconds=config["AVENUE_SOURCE_URL_TTL_SECONDS"],
     )

@@ -143,7 +143,7 @@ def report(db: Database[Document], name: str, config: Mapping[str, Any], *,
     swept = (doc or {}).get("result")
     if refresh:
         sweep.request(db)
-    automatic = config.get("AVENUE_STATUS_WARM_UP", True)
+    automatic = config["AVENUE_STATUS_WARM_UP"]
     if refresh or (automatic and swept is None and sweep.due(doc, settings)):
         sweep.run_in_background(db, settings)
     body = products_status(db, swept) if name == "products-status" else storage_status(db, config, swept)
@@ -186,7 +186,7 @@ def warm_up_status_reports(app: Flask) -> threading.Thread | None:
     """Start this worker's sweep scheduler (the app server calls this as each worker starts;
     the lease lets one worker of many sweep at a time). Its thread ensures the indexes before
     it reads anything: nothing here may touch the database, which may be down at start."""
-    if not app.config.get("AVENUE_STATUS_WARM_UP", True):
+    if not app.config["AVENUE_STATUS_WARM_UP"]:
         return None
     mongo = get_mongo(app)
     return sweep.schedule(mongo.db, sweep.settings_from_config(app.config), prepare=mongo.ensure_indexes)

@@ -180,7 +180,7 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
     parked = Parked(**resumable.parked(db))
     in_trash = held[TRASH]
     trash = TrashHeld(files=in_trash["files"], originals=in_trash["originals"], bytes=in_trash["bytes"],
-                      chunks=in_trash["chunks"], days=config.get("AVENUE_TRASH_DAYS", 30))
+                      chunks=in_trash["chunks"], days=config["AVENUE_TRASH_DAYS"])
     if database.data_dir:
         used, source = database.data_dir.bytes_on_disk, "embedded data folder on disk"
     elif stats:

@@ -67,6 +67,7 @@ from pymongo.errors import PyMongoError
 
 from avenue import background
 from avenue.clock import as_utc, isoformat, now
+from avenue.config import DEFAULTS
 from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
@@ -113,11 +114,14 @@ class Settings:
 
 
 def settings_from_config(config: Any) -> Settings:
-    """The sweep settings an app is configured with."""
-    lease = float(config.get("AVENUE_STATUS_SWEEP_LEASE_SECONDS", 60))
-    return Settings(batch=max(1, int(config.get("AVENUE_STATUS_SWEEP_BATCH", 1000))),
+    """The sweep settings an app is configured with (a key it lacks: the declared default)."""
+    def setting(name: str) -> Any:
+        return config.get(name, DEFAULTS[name])
+
+    lease = float(setting("AVENUE_STATUS_SWEEP_LEASE_SECONDS"))
+    return Settings(batch=max(1, int(setting("AVENUE_STATUS_SWEEP_BATCH"))),
                     lease_seconds=lease, renew_seconds=lease / 4,
-                    interval_seconds=float(config.get("AVENUE_STATUS_SWEEP_SECONDS", 900)),
+                    interval_seconds=float(setting("AVENUE_STATUS_SWEEP_SECONDS")),
                     legacy_dir=config.get("AVENUE_LEGACY_UPLOADS_DIR") or "")
 
 

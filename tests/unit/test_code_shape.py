@@ -100,3 +100,23 @@ def test_no_hand_written_openapi_module_grows_past_its_bound():
     long = [f"{path.relative_to(AVENUE.parent)} ({len(written[path].splitlines())} lines)"
             for path in by_hand if len(written[path].splitlines()) > OPENAPI_LINES]
     assert long == []
+
+
+def test_no_setting_s_default_is_spelled_where_it_is_read():
+    """A setting's default is spelled once, in ``avenue/config.py`` SETTINGS: code reads the app's
+    configuration (which has every setting) by key, or falls back to ``DEFAULTS[name]``, never to
+    a literal of its own (``config.get("AVENUE_TRASH_DAYS", 30)`` disagreed with nothing only
+    until the declared default changed)."""
+    from avenue.config import SETTINGS
+
+    names = {setting.name for setting in SETTINGS}
+    spelled = []
+    for path in sorted(AVENUE.rglob("*.py")):
+        if path == AVENUE / "config.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
+                    and len(node.args) == 2 and isinstance(node.args[0], ast.Constant)
+                    and node.args[0].value in names and isinstance(node.args[1], (ast.Constant, ast.Tuple, ast.List))):
+                spelled.append(f"{path.relative_to(AVENUE.parent)}:{node.lineno} {node.args[0].value}")
+    assert spelled == []

@@ -96,16 +96,16 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     limit of unsigned cold renders (raises to refuse one); read the renditions' settings (a
     bad AVENUE_RENDITION_PRESETS stops the start)."""
     config = app.config
-    poll_ms = int(config.get("AVENUE_DELETIONS_POLL_MS", 1000))  # its default: avenue/config.py
+    poll_ms = int(config["AVENUE_DELETIONS_POLL_MS"])
     if poll_ms < MIN_POLL_MS:
         raise RuntimeError(f"AVENUE_DELETIONS_POLL_MS must be at least {MIN_POLL_MS}, got {poll_ms}")
     cache = MediaCache(config["AVENUE_MEDIA_CACHE_BYTES"], config["AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES"],
-                       poll_interval=poll_ms / 1000, stream=config.get("AVENUE_DELETIONS_STREAM", "auto"))
+                       poll_interval=poll_ms / 1000, stream=config["AVENUE_DELETIONS_STREAM"])
     try:
-        presets = parse_presets(config.get("AVENUE_RENDITION_PRESETS", ""), reserved=(*VARIANT_NAMES, SOURCE))
+        presets = parse_presets(config["AVENUE_RENDITION_PRESETS"], reserved=(*VARIANT_NAMES, SOURCE))
     except ValueError as error:
         raise RuntimeError(f"AVENUE_RENDITION_PRESETS: {error}") from None
-    concurrency = int(config.get("AVENUE_RENDER_CONCURRENCY", 2))
+    concurrency = int(config["AVENUE_RENDER_CONCURRENCY"])
     if concurrency < 1:
         raise RuntimeError("AVENUE_RENDER_CONCURRENCY must be at least 1")
     purge.name_presets({name: spec.key() for name, spec in presets.items()})
@@ -143,7 +143,7 @@ def _hand_over_pending(response: Response) -> Response:
     jobs: list[pending.Job] = g.pop(_PENDING_JOBS, [])
     if not jobs:
         return response
-    if current_app.config.get("AVENUE_VARIANTS_AFTER_ANSWER", True):
+    if current_app.config["AVENUE_VARIANTS_AFTER_ANSWER"]:
         response.call_on_close(lambda: start_after_answer(jobs))
     else:
         for job in jobs:
@@ -196,7 +196,7 @@ def _store_after_answer() -> Callable[[Callable[[], None]], None] | None:
     """How a rendition rendered by this request is stored: once it is answered (this
     request's list, started at its end by :func:`_start_left_over`) with
     ``AVENUE_VARIANTS_AFTER_ANSWER`` on, else before the answer (None)."""
-    if not has_request_context() or not current_app.config.get("AVENUE_VARIANTS_AFTER_ANSWER", True):
+    if not has_request_context() or not current_app.config["AVENUE_VARIANTS_AFTER_ANSWER"]:
         return None
     return lambda job: g.setdefault(_RENDITION_STORES, []).append(job)
 
@@ -286,7 +286,7 @@ def not_found() -> Response:
 
 def _signing_keys() -> list[str]:
     """The keys a media URL's signature may be made with: the current one and the fallbacks."""
-    return [current_app.config["SECRET_KEY"], *current_app.config.get("SECRET_KEY_FALLBACKS", [])]
+    return [current_app.config["SECRET_KEY"], *current_app.config["SECRET_KEY_FALLBACKS"]]
 
 
 def _verdict(bucket: str, doc: MediaDoc, variant: str) -> str:
