@@ -115,8 +115,11 @@ def test_no_setting_s_default_is_spelled_where_it_is_read():
         if path == AVENUE / "config.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get"
-                    and len(node.args) == 2 and isinstance(node.args[0], ast.Constant)
-                    and node.args[0].value in names and isinstance(node.args[1], (ast.Constant, ast.Tuple, ast.List))):
-                spelled.append(f"{path.relative_to(AVENUE.parent)}:{node.lineno} {node.args[0].value}")
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "get" and len(node.args) == 2):
+                continue
+            name, default = node.args
+            if (isinstance(name, ast.Constant) and name.value in names
+                    and isinstance(default, (ast.Constant, ast.Tuple, ast.List))):
+                spelled.append(f"{path.relative_to(AVENUE.parent)}:{node.lineno} {name.value}")
     assert spelled == []
