@@ -13,6 +13,7 @@ from avenue.builder import service
 from avenue.errors import AvenueError
 from avenue.media import BUILDER
 from avenue.media.store.library import DELETE_LEASE
+from avenue.servers import threads_safe
 from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, error_body, image_bytes
 from tests.support.client import media_upload as upload
 
@@ -270,6 +271,10 @@ def test_a_refused_delete_releases_its_lease_and_a_stale_lease_expires(client, e
 
 
 def test_where_used_stays_exact_under_concurrent_page_writes(app, editor, client, db):
+    if not threads_safe(db):
+        # A coverage run's mongomock mixed two writes' fields: it applies one update's $set a
+        # field at a time, with no lock, where a server writes a document's update at once.
+        pytest.skip("threads need a real server (mongomock is not thread-safe)")
     ids = [upload(client, editor, f"good/{n}").get_json()["id"]
            for n in ("alpha.png", "grayscale.jpg", "tiny_1x1.png")]
     errors = []
