@@ -109,20 +109,20 @@ CROP_NAME: Schema = {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,31}$"}
 def _edit_ops(what: str, shown: Schema, *, tag: str, roles: str) -> dict[str, Schema]:
     """The four editing operations of one owner: put and delete the edits, put and delete a
     named crop (each a new version with new URLs; unchanged when nothing changes)."""
-    ok = {"200": answer(shown, what)}
+    def write(summary: str, body: Schema | None = None) -> Schema:
+        """A write of one image (a new version): the image, or 404 / 409."""
+        return op(summary, {"200": answer(shown, what), **errors(404, 409)}, security=LOGGED_IN_WRITE,
+                  tags=[tag], roles=roles, body=body)
+
     return {
-        "edits_put": op("Rotate, flip and crop the original, non-destructively: a new version with new URLs "
-                        "(the same edits again: unchanged). 400 invalid_edits names the field.",
-                        {**ok, **errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles,
-                        body=shaped(EditsBody)),
-        "edits_delete": op("Back to the original: a new version without edits (none: unchanged).",
-                           {**ok, **errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles),
-        "crop_put": op("Set a named crop (fractions of the edited picture), asked for by renditions as "
-                       "c_<name>: a new version. 400 invalid_crop, 409 too_many_crops past 16.",
-                       {**ok, **errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles,
-                       body=shaped(CropBody)),
-        "crop_delete": op("Delete a named crop: a new version (404 crop_not_found).",
-                          {**ok, **errors(404, 409)}, security=LOGGED_IN_WRITE, tags=[tag], roles=roles),
+        "edits_put": write("Rotate, flip and crop the original, non-destructively: a new version with new "
+                           "URLs (the same edits again: unchanged). 400 invalid_edits names the field.",
+                           shaped(EditsBody)),
+        "edits_delete": write("Back to the original: a new version without edits (none: unchanged)."),
+        "crop_put": write("Set a named crop (fractions of the edited picture), asked for by renditions as "
+                          "c_<name>: a new version. 400 invalid_crop, 409 too_many_crops past 16.",
+                          shaped(CropBody)),
+        "crop_delete": write("Delete a named crop: a new version (404 crop_not_found)."),
     }
 
 
