@@ -17,8 +17,12 @@ say two things. A refusal is the contract's JSON error, raised as the domain's
 
 A query string is declared the same way (``@takes_query``, a model configured with
 :data:`QUERY`: lax, since its values are text); the document's parameters are its fields
-(:func:`parameters_of`). An answer may be declared too (:class:`Answer`): the code fills the
-model, its dump is the body, and the document's response schema is the model's.
+(:func:`parameters_of`). A yes/no parameter is a :data:`Flag`, a bounded whole number an
+``int`` read by :data:`WHOLE`; the model sits beside the domain function it feeds. Only
+paging (``http.page_args``, one window every list shares) and the image route's ``sig``
+and ``expires`` (the serving hot path) read the query by hand. An answer may be declared
+too (:class:`Answer`): the code fills the model, its dump is the body, and the document's
+response schema is the model's.
 
 Why pydantic v2, by measurement (``bench/shapes.py``, ``bench/results/shapes-2026-11-26.md``):
 its core is compiled (pydantic-core, Rust), so a model checks a product's body in about 1 µs

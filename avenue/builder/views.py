@@ -280,9 +280,8 @@ def list_tags() -> Response:
 @require_role("editor")
 @takes_query(service.DeleteQuery)
 def delete_media(query: service.DeleteQuery, media_id: ObjectId) -> tuple[str, int]:
-    force = query.force
-    pages = service.delete_media(get_db(), media_id, force=force)
-    audit.log("builder_media_deleted", bucket=BUILDER, image_id=str(media_id), force=force,
+    pages = service.delete_media(get_db(), media_id, force=query.force)
+    audit.log("builder_media_deleted", bucket=BUILDER, image_id=str(media_id), force=query.force,
               pages=pages or None)
     return "", 204
 
