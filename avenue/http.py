@@ -19,7 +19,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from avenue.errors import BadRequest
 from avenue.media import Upload
 from avenue.paging import MAX_OFFSET, MAX_PER_PAGE, Window
-from avenue.shapes import Answer, Shape, repeated
+from avenue.shapes import Answer, Shape, query_names, repeated
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -171,12 +171,12 @@ def takes_query(model: type[S]) -> Callable[[Callable[Concatenate[S, P], R]], Ca
     the parsed query as its first argument; the model is kept on the view (``query_shape``)
     for the document. Paging stays :func:`page_args`'s."""
     def decorate(view: Callable[Concatenate[S, P], R]) -> Callable[P, R]:
-        many = repeated(model)
+        many, names = repeated(model), query_names(model)
 
         @functools.wraps(view)
         def parsed(*args: P.args, **kwargs: P.kwargs) -> R:
             values = {name: request.args.getlist(name) if name in many else request.args[name]
-                      for name in request.args if name in model.model_fields}
+                      for name in request.args if name in names}
             return view(model.parse(values), *args, **kwargs)
 
         parsed.query_shape = model  # type: ignore[attr-defined]
@@ -195,6 +195,8 @@ class StrictJSONProvider(DefaultJSONProvider):
 
 def page_args(default_per_page: int = 20) -> Window:
     """Which part of a list to answer: ``page``/``per_page`` or ``after`` (avenue/paging.py)."""
+    # Read here rather than by a query model: one window every list shares, documented once
+    # (the components' page, per_page and after), with the one refusal invalid_pagination.
     try:
         page = int(request.args.get("page", 1))
         per_page = int(request.args.get("per_page", default_per_page))

@@ -17,8 +17,12 @@ say two things. A refusal is the contract's JSON error, raised as the domain's
 
 A query string is declared the same way (``@takes_query``, a model configured with
 :data:`QUERY`: lax, since its values are text); the document's parameters are its fields
-(:func:`parameters_of`). An answer may be declared too (:class:`Answer`): the code fills the
-model, its dump is the body, and the document's response schema is the model's.
+(:func:`parameters_of`). A yes/no parameter is a :data:`Flag`, a bounded whole number an
+``int`` read by :data:`WHOLE`; the model sits beside the domain function it feeds. Only
+paging (``http.page_args``, one window every list shares) and the image route's ``sig``
+and ``expires`` (the serving hot path) read the query by hand. An answer may be declared
+too (:class:`Answer`): the code fills the model, its dump is the body, and the document's
+response schema is the model's.
 
 Why pydantic v2, by measurement (``bench/shapes.py``, ``bench/results/shapes-2026-11-26.md``):
 its core is compiled (pydantic-core, Rust), so a model checks a product's body in about 1 µs
@@ -122,17 +126,58 @@ class Shape(BaseModel):
 
 
 #: A query string's models: its values are text, so numbers are read from it (lax, not
-#: strict); parameters a model does not name are left aside (paging's, a cache buster).
+#: strict); parameters a model does not name are left aside (paging's, a cache buster). A
+#: parameter spelled as a Python keyword (``from``) is a field ``from_`` with ``alias="from"``.
 QUERY = ConfigDict(strict=False, extra="ignore")
+
+#: What a query's flag takes for yes (any case); any other value, or none, is no.
+YES = frozenset({"1", "true", "yes"})
+
+
+def _flag(value: object) -> bool:
+    return isinstance(value, str) and value.lower() in YES
+
+
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # false is not one of the words the parameter is sent as
+
+
+#: A query's yes/no parameter (``?force=1``): "1", "true" or "yes" in any case is yes, anything
+#: else no (never a refusal); the document lists the words. Its field defaults to False.
+Flag = Annotated[bool, PlainValidator(_flag),
+                 WithJsonSchema({"enum": ["1", "true", "yes", "0", "false", "no"]}),
+                 Field(json_schema_extra=_no_default)]
+
+
+def _whole(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            raise PydanticCustomError("int_parsing", "not a whole number") from None
+    return value
+
+
+#: A query's whole number read as Python's ``int`` reads text (" 5", "+5", "1_0"; not "5.0",
+#: which pydantic's lax int would take): ``Annotated[int, Field(ge=1, le=100), WHOLE]``, after
+#: the bounds (so the document shows them as minimum and maximum), the refusal named by :class:`Refuse`.
+WHOLE = BeforeValidator(_whole)
 
 
 def _holds_list(annotation: Any) -> bool:
     return get_origin(annotation) is list or any(_holds_list(arg) for arg in get_args(annotation))
 
 
+def query_names(model: type[Shape]) -> dict[str, str]:
+    """The query parameters ``model`` reads, by the name they are sent as (a field's alias, else
+    its name): the field each fills."""
+    return {info.alias or name: name for name, info in model.model_fields.items()}
+
+
 def repeated(model: type[Shape]) -> set[str]:
     """The query parameters of ``model`` that may repeat (``?tag=a&tag=b``): those that take a list."""
-    return {name for name, info in model.model_fields.items() if _holds_list(info.annotation)}
+    return {sent for sent, name in query_names(model).items()
+            if _holds_list(model.model_fields[name].annotation)}
 
 
 class Answer(BaseModel):
@@ -298,7 +343,8 @@ def _declared(model: type[Shape], loc: tuple[int | str, ...], error_type: str) -
             if isinstance(step, int):
                 path.append(str(step))
             continue
-        info = current.model_fields.get(step)
+        info = current.model_fields.get(step) or next(
+            (info for info in current.model_fields.values() if info.alias == step), None)
         path.append(step)
         if info is None:  # an unknown field
             break

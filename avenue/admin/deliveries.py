@@ -13,15 +13,15 @@ from pydantic import Field
 from pymongo.database import Database
 
 from avenue import media
-from avenue.errors import BadRequest
 from avenue.media import BUILDER, Document, Library, UnusedImage, UrlSigner, image_object, referrers
 from avenue.paging import Page, Window
-from avenue.shapes import Answer, ObjectIdText, OneOf
+from avenue.shapes import QUERY, WHOLE, Answer, ObjectIdText, OneOf, Refuse, Shape
 
 MAX_UNUSED_DAYS = 3650
 
 
 parse_range = media.deliveries.parse_range
+DayRange = media.deliveries.DayRange
 
 
 def _bucket_alias(bucket: str) -> str:
@@ -50,6 +50,15 @@ class TopDelivered(Answer):
     by: Annotated[str, OneOf(ORDERS)]
     from_: Annotated[str, Field(serialization_alias="from", json_schema_extra={"format": "date"})]
     to: Annotated[str, Field(json_schema_extra={"format": "date"})]
+
+
+class TopQuery(DayRange):
+    """The query of ``GET /api/admin/deliveries/top`` (:func:`top`): the range, the order, how many."""
+
+    by: Annotated[str, OneOf(ORDERS), Field(description="Most served (default) or heaviest."),
+                  Refuse("invalid_by", "by is requests or bytes.")] = "requests"
+    limit: Annotated[int, Field(ge=1, le=100, description="How many (default 20)."), WHOLE,
+                     Refuse("invalid_limit", "limit is a whole number from 1 to 100.")] = 20
 
 
 def top(db: Database[Document], start: dt.datetime, end: dt.datetime, by: str, limit: int,
@@ -97,13 +106,22 @@ def never_served(db: Database[Document], window: Window,
     return [image_object(image, signer) for image in images if (BUILDER, image.id) not in served], page
 
 
+class CleanupQuery(Shape):
+    """The query of ``GET /api/admin/cleanup`` (:func:`unused`)."""
+
+    model_config = QUERY
+
+    days: Annotated[int, Field(ge=1, le=MAX_UNUSED_DAYS,
+                               description="Not served for this many days (default 90)."),
+                    WHOLE, Refuse("invalid_days", f"days is 1 to {MAX_UNUSED_DAYS}.")] = 90
+
+
 def unused(db: Database[Document], window: Window, days: int, clock: dt.datetime,
            signer: UrlSigner) -> tuple[list[dict[str, Any]], Page]:
     """The clean-up list: of one library page, the images no page or product uses (the
     registered References, as where-used asks) and not served for ``days`` days (never
-    served included), each with its last served date."""
-    if not 1 <= days <= MAX_UNUSED_DAYS:
-        raise BadRequest(f"days is 1 to {MAX_UNUSED_DAYS}.", code="invalid_days")
+    served included; 1 to :data:`MAX_UNUSED_DAYS`, as :class:`CleanupQuery` checks), each
+    with its last served date."""
     images, page = Library(db, BUILDER).page(window)
     ids = [image.id for image in images]
     used = referrers(db).referenced(BUILDER, ids)

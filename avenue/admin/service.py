@@ -14,7 +14,7 @@ from avenue.clock import isoformat
 from avenue.db import AUDIT_LIST, Document
 from avenue.errors import BadRequest
 from avenue.paging import Page, Window, fetch
-from avenue.shapes import Answer, ObjectIdText
+from avenue.shapes import QUERY, Answer, ObjectIdText, Shape
 
 MAX_ACTION_LENGTH = 64
 # Never echoed, even if a caller of audit.log passed one by mistake.
@@ -42,6 +42,15 @@ def audit_filter(db: Database[Document], user: str | None = None,
             raise BadRequest(f"action is at most {MAX_ACTION_LENGTH} characters.", code="invalid_filter")
         query["action"] = action
     return query
+
+
+class AuditQuery(Shape):
+    """The filters of ``GET /api/admin/audit`` (:func:`list_entries`)."""
+
+    model_config = QUERY
+
+    user: Annotated[str | None, Field(description="An email or user id.")] = None
+    action: Annotated[str | None, Field(description="One action, e.g. upload_created.")] = None
 
 
 def list_entries(db: Database[Document], window: Window, *, user: str | None = None,

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from bson import ObjectId
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 
 from avenue import audit, monitoring
 from avenue.admin import deliveries, service
 from avenue.auth import edits_images, require, require_role
 from avenue.clock import now
 from avenue.db import get_db
-from avenue.errors import BadRequest, NotFound
-from avenue.http import page_args
+from avenue.errors import NotFound
+from avenue.http import page_args, takes_query
 from avenue.media import BUCKETS, UrlSigner
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
@@ -20,28 +20,29 @@ ALERT_ID = '<oid("alert_not_found", "No alert with this id."):alert_id>'
 
 @bp.get("/audit")
 @require_role("admin")
-def audit_log() -> Response:
+@takes_query(service.AuditQuery)
+def audit_log(query: service.AuditQuery) -> Response:
     """Newest first, paginated; ``?user=<email or id>`` and ``?action=`` filter."""
     window = page_args()
-    items, page = service.list_entries(get_db(), window, user=request.args.get("user"),
-                                       action=request.args.get("action"))
+    items, page = service.list_entries(get_db(), window, user=query.user, action=query.action)
     return jsonify(page.shape(items, window))
 
 
 @bp.get("/history")
 @require_role("ops")
-def history() -> Response:
+@takes_query(monitoring.HistoryQuery)
+def history(query: monitoring.HistoryQuery) -> Response:
     """The storage history's series over ``?range=24h|7d|30d`` (default 7d), for charts."""
-    return jsonify(monitoring.history_series(get_db(), request.args.get("range")))
+    return jsonify(monitoring.history_series(get_db(), query.range))
 
 
 @bp.get("/alerts")
 @require_role("ops")
-def alerts() -> Response:
+@takes_query(monitoring.AlertsQuery)
+def alerts(query: monitoring.AlertsQuery) -> Response:
     """Recorded threshold crossings, newest first (``?open=1``: not acknowledged), and the
     quota thresholds in force, so a client colours usage by the same levels."""
-    open_only = request.args.get("open", "").lower() in {"1", "true", "yes"}
-    return jsonify(monitoring.alert_list(get_db(), current_app.config, open_only=open_only))
+    return jsonify(monitoring.alert_list(get_db(), current_app.config, open_only=query.open))
 
 
 @bp.post(f"/alerts/{ALERT_ID}/ack")
@@ -65,30 +66,23 @@ def _signer() -> UrlSigner:
 
 @bp.get("/deliveries/top")
 @require_role("ops")
-def deliveries_top() -> Response:
+@takes_query(deliveries.TopQuery)
+def deliveries_top(query: deliveries.TopQuery) -> Response:
     """The most served (``?by=requests``, default) or heaviest (``?by=bytes``) images over
     ``?from=&to=`` (UTC days, the last 30 by default), ``?limit=`` 1-100 (default 20)."""
-    start, end = deliveries.parse_range(request.args.get("from"), request.args.get("to"), now())
-    by = request.args.get("by", "requests")
-    if by not in ("requests", "bytes"):
-        raise BadRequest("by is requests or bytes.", code="invalid_by")
-    try:
-        limit = int(request.args.get("limit", 20))
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= 100:
-        raise BadRequest("limit is a whole number from 1 to 100.", code="invalid_limit")
-    return jsonify(deliveries.top(get_db(), start, end, by, limit, _signer()).answer())
+    start, end = query.days(now())
+    return jsonify(deliveries.top(get_db(), start, end, query.by, query.limit, _signer()).answer())
 
 
 @bp.get('/deliveries/images/<alias>/<oid("media_not_found", "No image with this id."):image_id>')
 @require_role("ops")
-def deliveries_series(alias: str, image_id: ObjectId) -> Response:
+@takes_query(deliveries.DayRange)
+def deliveries_series(query: deliveries.DayRange, alias: str, image_id: ObjectId) -> Response:
     """One image's requests and bytes per day over ``?from=&to=``, and when it was last served."""
     bucket = BUCKETS.get(alias)
     if bucket is None:
         raise NotFound("No such media bucket.", code="media_not_found")
-    start, end = deliveries.parse_range(request.args.get("from"), request.args.get("to"), now())
+    start, end = query.days(now())
     return jsonify(deliveries.series(get_db(), bucket, image_id, start, end))
 
 
@@ -103,12 +97,9 @@ def deliveries_never_served() -> Response:
 
 @bp.get("/cleanup")
 @require_role("ops")
-def cleanup() -> Response:
+@takes_query(deliveries.CleanupQuery)
+def cleanup(query: deliveries.CleanupQuery) -> Response:
     """Library images no page or product uses and not served for ``?days=`` (default 90)."""
     window = page_args()
-    try:
-        days = int(request.args.get("days", 90))
-    except ValueError:
-        days = 0
-    items, page = deliveries.unused(get_db(), window, days, now(), _signer())
-    return jsonify({**page.shape(items, window), "days": days})
+    items, page = deliveries.unused(get_db(), window, query.days, now(), _signer())
+    return jsonify({**page.shape(items, window), "days": query.days})

@@ -3,7 +3,8 @@ alerts, re-render) and this document's own path."""
 
 from __future__ import annotations
 
-from avenue.admin.deliveries import TopDelivered
+from avenue.admin.deliveries import CleanupQuery, TopDelivered, TopQuery
+from avenue.admin.service import AuditQuery
 from avenue.apidoc.common import (
     ANYONE,
     LOGGED_IN_READ,
@@ -14,23 +15,18 @@ from avenue.apidoc.common import (
     answer_of,
     errors,
     in_path,
-    in_query,
     list_of,
     op,
     page_params,
     ref,
     shaped,
 )
-from avenue.apidoc.images import (
-    RANGES_FROM,
-    RANGES_TO,
-)
 from avenue.auth.service import Caller, Credentials, CsrfToken, LoggedIn
 from avenue.media import deliveries
-from avenue.monitoring.alerts import AlertList
-from avenue.monitoring.history import History
-from avenue.ops.rerender import RerenderRun, RerenderStatus, RunProgress
-from avenue.shapes import OBJECT_ID
+from avenue.monitoring.alerts import AlertList, AlertsQuery
+from avenue.monitoring.history import History, HistoryQuery
+from avenue.ops.rerender import RerenderRun, RerenderStatus, RunProgress, StatusQuery
+from avenue.shapes import OBJECT_ID, parameters_of
 
 PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
     "/api/openapi.json": {"get": op(
@@ -53,23 +49,19 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "The audit log, newest first.", {"200": answer(list_of("AuditEntry"), "A page of entries."),
                                         **errors(403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin",
-        parameters=page_params(in_query("user", {"type": "string"}, "An email or user id."),
-                               in_query("action", {"type": "string"}, "One action, e.g. upload_created.")))},
+        parameters=page_params(*parameters_of(AuditQuery)))},
     "/api/admin/history": {"get": op(
         "The storage history over a range: points for charts and uploads per bar.",
         {"200": answer_of(History, "The series."),
          **errors(403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
-        parameters=[in_query("range", {"enum": ["24h", "7d", "30d"]}, "How far back (default 7d).")])},
+        parameters=parameters_of(HistoryQuery))},
     "/api/admin/deliveries/top": {"get": op(
         "The most served or heaviest images over a range of days (at most 92). Counted: answers that "
         "sent the bytes (a GET's 200 or 206; never a HEAD or a 304), of public images only.",
         {"200": answer_of(TopDelivered, "The images, most first."), **errors(400, 403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
-        parameters=[RANGES_FROM, RANGES_TO,
-                    in_query("by", {"enum": ["requests", "bytes"]}, "Most served (default) or heaviest."),
-                    in_query("limit", {"type": "integer", "minimum": 1, "maximum": 100},
-                             "How many (default 20).")])},
+        parameters=parameters_of(TopQuery))},
     "/api/admin/deliveries/images/{alias}/{image_id}": {
         "parameters": [in_path("alias", {"type": "string"}), in_path("image_id", OBJECT_ID)],
         "get": op("One image's answers and bytes per day over a range, by file, and when it was last "
@@ -77,7 +69,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                   {"200": answer_of(deliveries.DeliverySeries, "The series."),
                    **errors(400, 403, 404)},
                   security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
-                  parameters=[RANGES_FROM, RANGES_TO])},
+                  parameters=parameters_of(deliveries.DayRange))},
     "/api/admin/deliveries/never-served": {"get": op(
         "The library's images never served, one library page at a time (a page may hold fewer).",
         {"200": answer(list_of("Image"), "A page."), **errors(400, 403)},
@@ -87,23 +79,20 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "page at a time (delete each to move it to the trash, restorable).",
         {"200": answer(list_of("UnusedImage"), "A page."), **errors(400, 403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
-        parameters=page_params(in_query("days", {"type": "integer", "minimum": 1, "maximum": 3650},
-                                       "Not served for this many days (default 90).")))},
+        parameters=page_params(*parameters_of(CleanupQuery)))},
     "/api/admin/alerts": {"get": op(
         "Recorded threshold crossings, newest first, and the thresholds in force.",
         {"200": answer_of(AlertList, "The alerts."),
          **errors(403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
-        parameters=[in_query("open", {"enum": ["1", "true", "yes", "0", "false", "no"]},
-                             "Only those not acknowledged.")])},
+        parameters=parameters_of(AlertsQuery))},
     "/api/admin/rerender": {
         "get": op("The last re-render run started from the API and its progress; stale=1 also counts the "
                   "stale variants and renditions (a read of every files document).",
                   {"200": answer_of(RerenderStatus, "The last run."),
                    **errors(403)},
                   security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
-                  parameters=[in_query("stale", {"enum": ["1", "true", "yes", "0", "false", "no"]},
-                                       "Also count what is stale.")]),
+                  parameters=parameters_of(StatusQuery)),
         "post": op("Start one bounded re-render run in the background (resuming where the last one "
                    "stopped): stale variants rendered again from their originals, stale renditions removed "
                    "(docs/operations.md, rerender).",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from avenue.apidoc.common import (
     ANYONE,
     FOLDER,
-    FORCE,
     LOGGED_IN_READ,
     LOGGED_IN_WRITE,
     NO_CONTENT,
@@ -29,8 +28,6 @@ from avenue.apidoc.images import (
     MEDIA_FOCAL,
     MEDIA_REPLACE,
     MEDIA_WITH_VERSION,
-    RANGES_FROM,
-    RANGES_TO,
     edit_paths,
     groups_page,
     missing_alt_list,
@@ -41,6 +38,7 @@ from avenue.builder.service import (
     MAX_BULK_IDS,
     Bulk,
     BulkResult,
+    DeleteQuery,
     Folders,
     LibraryQuery,
     MediaChange,
@@ -137,7 +135,8 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     body=shaped(MediaChange)),
         "delete": op("Delete it (409 while a page uses it, unless force).",
                      {"204": NO_CONTENT, **errors(404, 409)},
-                     security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", parameters=[FORCE]),
+                     security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                     parameters=parameters_of(DeleteQuery)),
         "put": MEDIA_REPLACE,
     },
     "/api/builder/media/{media_id}/deliveries": {
@@ -147,7 +146,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                   {"200": answer_of(deliveries.DeliverySeries, "The series."),
                    **errors(400, 403, 404)},
                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
-                  parameters=[RANGES_FROM, RANGES_TO])},
+                  parameters=parameters_of(deliveries.DayRange))},
     "/api/builder/media/{media_id}/name": {
         "parameters": [in_path("media_id", OBJECT_ID)],
         "put": op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "

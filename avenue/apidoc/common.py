@@ -197,13 +197,6 @@ IMAGE_FILES = {"type": "array", "items": {"type": "string", "format": "binary"},
 ONE_FILE = {"type": "string", "format": "binary"}
 FOLDER = {"type": "string", "maxLength": 600, "description": "/name/name…, at most 8 names."}
 TAG = {"type": "string", "minLength": 1, "maxLength": 40}
-FORCE = in_query("force", {"enum": ["1", "true", "yes", "0", "false", "no"]},
-                 "Delete even while pages use it (their blocks are marked missing).")
-
-
-REFRESH = in_query("refresh", {"enum": ["1", "true", "yes", "0"]},
-                   "Ask for a status sweep now: it runs in the background (the answer comes at once, "
-                   "with sweep.requested); the counts are current anyway.")
 
 
 def picture(mimetype: str, description: str) -> Schema:

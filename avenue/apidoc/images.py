@@ -15,7 +15,6 @@ from avenue.apidoc.common import (
     answer_of,
     errors,
     in_path,
-    in_query,
     list_of,
     multipart,
     op,
@@ -173,12 +172,3 @@ def version_paths(prefix: str, params: list[Schema], shown: Schema, *, tag: str,
             "The heat map (PNG, at most 512 px) of what differs between two versions.",
             {"200": picture("image/png", "The heat map."), **errors(403, 404, 410)}, **read)},
     }
-
-
-RANGES_FROM = in_query("from", {"type": "string", "format": "date"},
-                       "First UTC day (default: 29 days before to).")
-
-
-RANGES_TO = in_query("to", {"type": "string", "format": "date"}, "Last UTC day, included (default today).")
-
-

@@ -10,7 +10,6 @@ from avenue.apidoc.common import (
     MULTIPART,
     NO_CONTENT,
     ONE_FILE,
-    REFRESH,
     URL_REFUSALS,
     Schema,
     answer,
@@ -42,8 +41,9 @@ from avenue.media.alttext import (
     AltChanges,
 )
 from avenue.media.names import NameBody
-from avenue.shapes import OBJECT_ID
+from avenue.shapes import OBJECT_ID, parameters_of
 from avenue.shop.service import ImageOrder, NewProduct, ProductChange
+from avenue.status import ReportQuery
 
 CSV_BODY: Schema = {"required": True, "content": {
     "text/csv": {"schema": {"type": "string"}},
@@ -173,9 +173,9 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
     "/api/shop/debug/products-status": {"get": op(
         "Is every product photo safe?",
         {"200": answer(ref("ProductsStatus"), "The report."), **errors(403)},
-        security=LOGGED_IN_READ, tags=["status"], roles="admin, ops", parameters=[REFRESH])},
+        security=LOGGED_IN_READ, tags=["status"], roles="admin, ops", parameters=parameters_of(ReportQuery))},
     "/api/shop/debug/storage-status": {"get": op(
         "Where the bytes are and whether they survive a restart.",
         {"200": answer(ref("StorageStatus"), "The report."), **errors(403)},
-        security=LOGGED_IN_READ, tags=["status"], roles="admin, ops", parameters=[REFRESH])},
+        security=LOGGED_IN_READ, tags=["status"], roles="admin, ops", parameters=parameters_of(ReportQuery))},
 }

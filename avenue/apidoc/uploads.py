@@ -12,7 +12,6 @@ from avenue.apidoc.common import (
     answer_of,
     errors,
     in_path,
-    in_query,
     list_of,
     multipart,
     op,
@@ -27,16 +26,16 @@ from avenue.apidoc.images import (
     edit_paths,
     version_paths,
 )
-from avenue.shapes import OBJECT_ID
-from avenue.trash.service import Restored
+from avenue.shapes import OBJECT_ID, parameters_of
+from avenue.trash.service import Restored, TrashQuery
+from avenue.uploads.service import UploadsQuery
 
 PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
     "/api/trash": {"get": op(
         "Deleted media, last deleted first (editors: the library's; admins: every bucket's).",
         {"200": answer(list_of("TrashItem"), "A page of the trash."), **errors(403)},
         security=LOGGED_IN_READ, tags=["trash"], roles="editor, admin",
-        parameters=page_params(in_query("from", {"enum": ["products", "builder", "uploads"]},
-                                       "Admins: only what was deleted from this bucket.")))},
+        parameters=page_params(*parameters_of(TrashQuery)))},
     "/api/trash/{image_id}": {
         "parameters": [in_path("image_id", OBJECT_ID)],
         "get": op("One trashed image.",
@@ -65,7 +64,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "get": op("Own uploads (admin: all), newest first.",
                   {"200": answer(list_of("Image"), "A page of uploads.")},
                   security=LOGGED_IN_READ, tags=["uploads"], roles="any logged-in user",
-                  parameters=page_params(in_query("owner", {"type": "string"}, "Admins: one owner's."))),
+                  parameters=page_params(*parameters_of(UploadsQuery))),
     },
     "/api/uploads/{upload_id}": {
         "parameters": [in_path("upload_id", OBJECT_ID)],

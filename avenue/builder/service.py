@@ -71,6 +71,7 @@ from avenue.shapes import (
     QUERY,
     Absent,
     Answer,
+    Flag,
     IfSet,
     ObjectIdField,
     ObjectIdText,
@@ -416,18 +417,29 @@ def get_media(db: Database[Document], media_id: ObjectId) -> Image:
     return image
 
 
-def media_deliveries(db: Database[Document], media_id: ObjectId, start: str | None,
-                     end: str | None) -> dict[str, Any]:
-    """A library image's answers and bytes per day over ``start``..``end`` (UTC days, the last
-    30 by default; 400 for a bad range), its totals and last served date: the card's chart."""
+DayRange = media.deliveries.DayRange  # the query of a library image's deliveries
+
+
+def media_deliveries(db: Database[Document], media_id: ObjectId, days: DayRange) -> dict[str, Any]:
+    """A library image's answers and bytes per day over ``days`` (UTC days, the last 30 by
+    default; 400 for a bad range), its totals and last served date: the card's chart."""
     image = get_media(db, media_id)
-    first, after = media.deliveries.parse_range(start, end, now())
+    first, after = days.days(now())
     return media.deliveries.daily(db, BUILDER, image.id, first, after)
 
 
 def used_in(db: Database[Document], media_id: ObjectId) -> list[str]:
     """The slugs of the pages whose blocks reference this media, sorted."""
     return sorted(p["slug"] for p in db[PAGES].find({"media_ids": media_id}, {"slug": 1}))
+
+
+class DeleteQuery(Shape):
+    """The query of ``DELETE /api/builder/media/{media_id}`` (:func:`delete_media`)."""
+
+    model_config = QUERY
+
+    force: Annotated[Flag, Field(
+        description="Delete even while pages use it (their blocks are marked missing).")] = False
 
 
 def delete_media(db: Database[Document], media_id: ObjectId, *, force: bool = False) -> list[str]:

@@ -124,10 +124,10 @@ def get_media(media_id: ObjectId) -> Response:
 
 @bp.get(f"/media/{MEDIA_ID}/deliveries")
 @require_role("editor")
-def get_media_deliveries(media_id: ObjectId) -> Response:
+@takes_query(service.DayRange)
+def get_media_deliveries(query: service.DayRange, media_id: ObjectId) -> Response:
     """A library image's answers and bytes per day over ``?from=&to=`` (the card's chart)."""
-    return jsonify(service.media_deliveries(get_db(), media_id, request.args.get("from"),
-                                            request.args.get("to")))
+    return jsonify(service.media_deliveries(get_db(), media_id, query))
 
 
 @bp.patch(f"/media/{MEDIA_ID}")
@@ -278,10 +278,10 @@ def list_tags() -> Response:
 
 @bp.delete(f"/media/{MEDIA_ID}")
 @require_role("editor")
-def delete_media(media_id: ObjectId) -> tuple[str, int]:
-    force = request.args.get("force", "").lower() in {"1", "true", "yes"}
-    pages = service.delete_media(get_db(), media_id, force=force)
-    audit.log("builder_media_deleted", bucket=BUILDER, image_id=str(media_id), force=force,
+@takes_query(service.DeleteQuery)
+def delete_media(query: service.DeleteQuery, media_id: ObjectId) -> tuple[str, int]:
+    pages = service.delete_media(get_db(), media_id, force=query.force)
+    audit.log("builder_media_deleted", bucket=BUILDER, image_id=str(media_id), force=query.force,
               pages=pages or None)
     return "", 204
 

@@ -18,13 +18,13 @@ from avenue import status
 from avenue.clock import now
 from avenue.db import get_mongo
 from avenue.monitoring import alerts, history
-from avenue.monitoring.alerts import acknowledge, list_alerts, parse_thresholds
-from avenue.monitoring.history import parse_range, series
+from avenue.monitoring.alerts import AlertsQuery, acknowledge, list_alerts, parse_thresholds
+from avenue.monitoring.history import HistoryQuery, parse_range, series
 from avenue.monitoring.sampler import Reports, Sampler, sample_once
 
-__all__ = ["Sampler", "acknowledge", "alert_list", "ensure_indexes", "history_series", "list_alerts",
-           "parse_range", "parse_thresholds", "sample_once", "series", "start_sampler",
-           "status_reports", "thresholds_object"]
+__all__ = ["AlertsQuery", "HistoryQuery", "Sampler", "acknowledge", "alert_list", "ensure_indexes",
+           "history_series", "list_alerts", "parse_range", "parse_thresholds", "sample_once", "series",
+           "start_sampler", "status_reports", "thresholds_object"]
 
 Document = dict[str, Any]
 

@@ -27,7 +27,7 @@ from avenue.errors import NotFound
 from avenue.indexes import create_missing
 from avenue.outbound import send, signed_headers
 from avenue.retention import ensure_retention
-from avenue.shapes import Answer, ObjectIdText, OneOf
+from avenue.shapes import QUERY, Answer, Flag, ObjectIdText, OneOf, Shape
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,14 @@ class Alert(Answer):
     acknowledged_at: Annotated[str | None, TIME]
     acknowledged_by: str | None
     notified: Notified | None
+
+
+class AlertsQuery(Shape):
+    """The query of ``GET /api/admin/alerts``."""
+
+    model_config = QUERY
+
+    open: Annotated[Flag, Field(description="Only those not acknowledged.")] = False
 
 
 class AlertList(Answer):

@@ -23,7 +23,7 @@ from avenue.errors import BadRequest
 from avenue.indexes import create_missing
 from avenue.media.effects.uploads import per_hour as uploads_per_hour
 from avenue.retention import ensure_retention
-from avenue.shapes import Answer, OneOf
+from avenue.shapes import QUERY, Answer, OneOf, Shape, cleaned
 
 Document = dict[str, Any]
 SAMPLES = "monitoring_samples"
@@ -100,6 +100,15 @@ def parse_range(name: str | None) -> str:
     if name not in RANGES:
         raise BadRequest(f"range must be one of {', '.join(RANGES)}.", code="invalid_range")
     return name
+
+
+class HistoryQuery(Shape):
+    """The query of ``GET /api/admin/history``."""
+
+    model_config = QUERY
+
+    range: Annotated[str, cleaned(parse_range), Field(description="How far back (default 7d).",
+                                                      json_schema_extra={"enum": list(RANGES)})] = "7d"
 
 
 def _floor(moment: dt.datetime, width: dt.timedelta) -> dt.datetime:

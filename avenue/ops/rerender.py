@@ -40,7 +40,7 @@ from avenue.media.store import renditions, scan
 from avenue.media.store.rerender import BeforeSwitch, rerender, stale_of
 from avenue.ops.backfill import ProgressFn
 from avenue.ops.lock import exclusive
-from avenue.shapes import Absent, Answer, Refuse, Shape
+from avenue.shapes import QUERY, Absent, Answer, Flag, Refuse, Shape
 
 log = logging.getLogger(__name__)
 
@@ -227,6 +227,14 @@ class RunProgress(Answer):
     counts: dict[str, int]
     stopped_at_limit: bool
     error: str | None
+
+
+class StatusQuery(Shape):
+    """The query of ``GET /api/admin/rerender``."""
+
+    model_config = QUERY
+
+    stale: Annotated[Flag, Field(description="Also count what is stale.")] = False
 
 
 class RerenderStatus(Answer):

@@ -8,12 +8,12 @@ the stale variants and renditions (a read of every files document, no bytes). ``
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from avenue import audit
 from avenue.auth import require_role
 from avenue.db import get_db
-from avenue.http import takes
+from avenue.http import takes, takes_query
 from avenue.ops import rerender
 
 bp = Blueprint("ops_api", __name__, url_prefix="/api/admin")
@@ -21,12 +21,12 @@ bp = Blueprint("ops_api", __name__, url_prefix="/api/admin")
 
 @bp.get("/rerender")
 @require_role("ops")
-def rerender_progress() -> Response:
+@takes_query(rerender.StatusQuery)
+def rerender_progress(query: rerender.StatusQuery) -> Response:
     """The last run's progress (``run``: null before any); ``?stale=1`` adds ``stale``."""
     db = get_db()
-    stale = request.args.get("stale", "").lower() in {"1", "true", "yes"}
     return jsonify(rerender.RerenderStatus(run=rerender.progress_of(db),
-                                           stale=rerender.stale_counts(db) if stale else None).answer())
+                                           stale=rerender.stale_counts(db) if query.stale else None).answer())
 
 
 @bp.post("/rerender")

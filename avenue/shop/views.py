@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, url_for
 
 from avenue import audit, status
 from avenue.auth import edits_images, require, require_role
@@ -18,6 +18,7 @@ from avenue.http import (
     private_picture,
     product_files,
     takes,
+    takes_query,
     uploaded_files,
     versions_answer,
 )
@@ -315,18 +316,15 @@ def set_alt_texts(asked: AltChanges, sku: str) -> Response:
 
 @bp.get("/debug/products-status")
 @require_role("admin", "ops")
-def products_status() -> Response:
+@takes_query(status.ReportQuery)
+def products_status(query: status.ReportQuery) -> Response:
     """Is every product photo safe? Counts and lists (avenue/status/products.py)."""
-    return jsonify(status.answer(current_app, get_db(), "products-status", refresh=_refresh()))
+    return jsonify(status.answer(current_app, get_db(), "products-status", refresh=query.refresh))
 
 
 @bp.get("/debug/storage-status")
 @require_role("admin", "ops")
-def storage_status() -> Response:
+@takes_query(status.ReportQuery)
+def storage_status(query: status.ReportQuery) -> Response:
     """Where the bytes are and whether they survive a restart (avenue/status/storage.py)."""
-    return jsonify(status.answer(current_app, get_db(), "storage-status", refresh=_refresh()))
-
-
-def _refresh() -> bool:
-    """``?refresh=1``: ask for a status sweep now (in the background; the counts are current anyway)."""
-    return request.args.get("refresh") in {"1", "true", "yes"}
+    return jsonify(status.answer(current_app, get_db(), "storage-status", refresh=query.refresh))

@@ -16,9 +16,10 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Flask
+from pydantic import Field
 from pymongo.database import Database
 
 from avenue import background
@@ -30,13 +31,15 @@ from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.facets import recount as recount_facets
 from avenue.media.store.scan import has_chunk_index
 from avenue.servers import threads_safe
+from avenue.shapes import QUERY, Flag, Shape
 from avenue.status import sweep
 from avenue.status.counters import product_counters, record_product_change, recount_products
 from avenue.status.products import products_status
 from avenue.status.storage import quota_level, storage_status
 
-__all__ = ["REPORTS", "answer", "product_counters", "quota_level", "reconcile", "record_product_change",
-           "refresh_all", "report", "sweep_now", "wait_for_sweeps", "warm_up_status_reports"]
+__all__ = ["REPORTS", "ReportQuery", "answer", "product_counters", "quota_level", "reconcile",
+           "record_product_change", "refresh_all", "report", "sweep_now", "wait_for_sweeps",
+           "warm_up_status_reports"]
 
 REPORTS = ("products-status", "storage-status")
 wait_for_sweeps = sweep.wait_for_sweeps
@@ -73,6 +76,16 @@ class _Held:
         with self.lock:
             self.reports[key] = (time.monotonic(), body)
         return body
+
+
+class ReportQuery(Shape):
+    """The query of a status call (``GET /api/debug/products-status``, ``.../storage-status``)."""
+
+    model_config = QUERY
+
+    refresh: Annotated[Flag, Field(description=(
+        "Ask for a status sweep now: it runs in the background (the answer comes at once, with "
+        "sweep.requested); the counts are current anyway."))] = False
 
 
 def answer(app: Flask, db: Database[Document], name: str, *, refresh: bool = False) -> dict[str, Any]:

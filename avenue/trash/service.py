@@ -27,7 +27,7 @@ from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
 from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, Library, Trash, Trashed, UrlSigner, image_object
 from avenue.paging import Page, Window
-from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, described_by
+from avenue.shapes import QUERY, Absent, Answer, ObjectIdText, OneOf, Shape, cleaned, described_by
 from avenue.shop import service as shop
 
 
@@ -38,11 +38,26 @@ class TrashItemNotFound(NotFound):
         super().__init__("No image with this id in the trash.")
 
 
+def clean_source(alias: str) -> str:
+    """A trash list's ``?from=``: a bucket's alias; 400 otherwise."""
+    if alias not in BUCKETS:
+        raise BadRequest(f"from must be one of {', '.join(sorted(ALIASES.values()))}.", code="invalid_from")
+    return alias
+
+
+class TrashQuery(Shape):
+    """The query of ``GET /api/trash`` (:func:`list_trash`)."""
+
+    model_config = QUERY
+
+    from_: Annotated[str | None, cleaned(clean_source), Field(
+        alias="from", description="Admins: only what was deleted from this bucket.",
+        json_schema_extra={"enum": list(ALIASES.values())})] = None
+
+
 def _source(role: str, alias: str | None) -> str | None:
     """The bucket whose trashed images ``role`` may see (``?from=``); None: every bucket."""
-    if alias is not None and alias not in BUCKETS:
-        raise BadRequest(f"from must be one of {', '.join(sorted(ALIASES.values()))}.", code="invalid_from")
-    wanted = BUCKETS[alias] if alias is not None else None
+    wanted = BUCKETS[clean_source(alias)] if alias is not None else None
     if role == "admin":
         return wanted
     return BUILDER  # editors: their library's only, whatever they ask

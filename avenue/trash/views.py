@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from bson import ObjectId
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify
 
 from avenue import audit
 from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
-from avenue.http import page_args
+from avenue.http import page_args, takes_query
 from avenue.media import signer_from_config
 from avenue.trash import service
 
@@ -19,9 +19,10 @@ ITEM_ID = '<oid("trash_item_not_found", "No image with this id in the trash."):i
 
 @bp.get("")
 @require_role("editor")
-def list_trash() -> Response:
+@takes_query(service.TrashQuery)
+def list_trash(query: service.TrashQuery) -> Response:
     window = page_args()
-    items, page = service.list_trash(get_db(), window, role=require().role, source=request.args.get("from"))
+    items, page = service.list_trash(get_db(), window, role=require().role, source=query.from_)
     return jsonify(page.shape([service.trash_object(item) for item in items], window))
 
 

@@ -9,9 +9,10 @@ gets the same 404 as for an id that does not exist.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from bson import ObjectId
+from pydantic import Field
 from pymongo.database import Database
 
 from avenue.db import Document
@@ -35,6 +36,7 @@ from avenue.media import (
     near_objects,
 )
 from avenue.paging import Page, Window
+from avenue.shapes import QUERY, Shape
 
 VISIBILITIES = ("public", "private")
 
@@ -59,6 +61,14 @@ def upload(db: Database[Document], file: Upload, *, owner: str, visibility: str,
     is returned instead of a copy (``add_only``: never one from the trash, which stays there)."""
     return library(db).store(file, owner=owner, limits=limits, kind="upload",
                              scope=f"{owner}:{visibility}", visibility=visibility, revive=not add_only)
+
+
+class UploadsQuery(Shape):
+    """The query of ``GET /api/uploads`` (:func:`list_uploads`)."""
+
+    model_config = QUERY
+
+    owner: Annotated[str | None, Field(description="Admins: one owner's.")] = None
 
 
 def list_uploads(db: Database[Document], window: Window, *, user_id: str, is_admin: bool,

@@ -16,6 +16,7 @@ from avenue.http import (
     page_args,
     private_picture,
     takes,
+    takes_query,
     uploaded_files,
     versions_answer,
 )
@@ -60,11 +61,12 @@ def create_upload() -> tuple[Response, int]:
 
 @bp.get("")
 @require_role()
-def list_uploads() -> Response:
+@takes_query(service.UploadsQuery)
+def list_uploads(query: service.UploadsQuery) -> Response:
     user = require()
     window = page_args()
     images, page = service.list_uploads(get_db(), window, user_id=user.id, is_admin=user.role == "admin",
-                                        owner=request.args.get("owner"))
+                                        owner=query.owner)
     return jsonify(page.shape([service.upload_object(i, _signer()) for i in images], window))
 
 

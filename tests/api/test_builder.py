@@ -171,6 +171,9 @@ def test_the_editor_flow_upload_use_refused_delete_unuse_delete(client, editor):
     assert refused.status_code == 409
     assert refused.get_json()["error"]["code"] == "media_in_use"
     assert refused.get_json()["error"]["pages"] == ["home"]
+    for no in ("0", "no", "false", "on", ""):  # force is 1, true or yes; any other word is no
+        kept = client.delete(f"/api/builder/media/{media['id']}?force={no}", headers=editor)
+        assert kept.status_code == 409, no
     assert client.get(media["url"]).status_code == 200
 
     assert put_page(client, editor, "home", [{"type": "text", "html": "<p>hi</p>"}]).status_code == 200

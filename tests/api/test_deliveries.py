@@ -251,11 +251,21 @@ def test_ops_read_the_most_served_and_heaviest_images_and_one_images_days(app, c
     ("from=2026-02-01&to=2026-01-01", "invalid_range"),
     ("from=2025-01-01&to=2026-01-01", "invalid_range"), ("by=weight", "invalid_by"),
     ("limit=0", "invalid_limit"),
-    ("limit=x", "invalid_limit"),
+    ("limit=x", "invalid_limit"), ("limit=5.0", "invalid_limit"), ("limit=101", "invalid_limit"),
+    ("limit=", "invalid_limit"),
 ])
 def test_a_bad_range_or_order_is_a_400_that_says_why(client, auth, query, code):
     answer = client.get(f"/api/admin/deliveries/top?{query}", headers=auth.token("ops"))
     assert answer.status_code == 400 and answer.get_json()["error"]["code"] == code
+    said = {"invalid_by": "by is requests or bytes.",
+            "invalid_limit": "limit is a whole number from 1 to 100."}
+    if code in said:
+        assert answer.get_json()["error"]["message"] == said[code]
+
+
+def test_the_top_lists_limit_is_read_as_a_whole_number(client, auth):
+    answer = client.get("/api/admin/deliveries/top?limit=+7&by=bytes", headers=auth.token("ops"))
+    assert answer.status_code == 200 and answer.get_json()["by"] == "bytes"
 
 
 def test_delivery_numbers_are_for_ops_and_admins_only(client, auth):
@@ -300,10 +310,16 @@ def test_the_clean_up_list_is_unused_images_not_served_lately_and_its_trash_move
     assert [item["id"] for item in again] == [str(never.id)]
 
 
-@pytest.mark.parametrize("days", ["0", "x", "100000"])
+@pytest.mark.parametrize("days", ["0", "x", "100000", "30.0", ""])
 def test_a_bad_clean_up_age_is_a_400(client, auth, days):
     answer = client.get(f"/api/admin/cleanup?days={days}", headers=auth.token("ops"))
     assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_days"
+    assert answer.get_json()["error"]["message"] == "days is 1 to 3650."
+
+
+def test_the_clean_up_age_defaults_to_90_days_and_is_read_as_a_whole_number(client, auth):
+    assert client.get("/api/admin/cleanup", headers=auth.token("ops")).get_json()["days"] == 90
+    assert client.get("/api/admin/cleanup?days=%2030%20", headers=auth.token("ops")).get_json()["days"] == 30
 
 
 def test_an_editor_reads_a_library_images_days_for_its_card_as_ops_read_them(app, db, client, auth):

@@ -279,6 +279,8 @@ def test_the_endpoints_serve_history_and_alerts_to_ops(app, auth, mdb):
     assert answer.status_code == 200 and len(answer.get_json()["points"]) == 1
     refused = client.get("/api/admin/history?range=forever")
     assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_range"
+    assert refused.get_json()["error"]["message"] == "range must be one of 24h, 7d, 30d."
+    assert client.get("/api/admin/history?range=%2024h%20").status_code == 200  # stripped, as before
     answer = client.get("/api/admin/alerts").get_json()
     assert answer["thresholds"] == {"warning": 70.0, "critical": 85.0, "emergency": 95.0}
     items = answer["items"]
@@ -287,6 +289,9 @@ def test_the_endpoints_serve_history_and_alerts_to_ops(app, auth, mdb):
     acked = client.post(f"/api/admin/alerts/{items[0]['id']}/ack", headers=csrf)
     assert acked.status_code == 200 and acked.get_json()["acknowledged_by"].startswith("ops-")
     assert client.get("/api/admin/alerts?open=1").get_json()["items"] == []
+    assert client.get("/api/admin/alerts?open=YES").get_json()["items"] == []  # any case
+    for no in ("0", "no", "on", ""):  # any other word is no: every alert, acknowledged or not
+        assert len(client.get(f"/api/admin/alerts?open={no}").get_json()["items"]) == 1, no
     missing = client.post("/api/admin/alerts/0123456789abcdef01234567/ack", headers=csrf)
     assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "alert_not_found"
 

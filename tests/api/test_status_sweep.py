@@ -306,6 +306,12 @@ def test_refresh_starts_a_sweep_in_the_background_and_answers_at_once(app, clien
     answer = client.get("/api/shop/debug/products-status?refresh=1", headers=ops).get_json()
     assert answer["sweep"]["requested"] is True
     sweep.wait_for_sweeps(30)
+    for no in ("0", "no", "on"):  # refresh is 1, true or yes (any case); any other word is no
+        assert client.get(f"/api/shop/debug/storage-status?refresh={no}", headers=ops).get_json()[
+            "sweep"]["requested"] is False, no
+    assert client.get("/api/shop/debug/storage-status?refresh=YES", headers=ops).get_json()[
+        "sweep"]["requested"] is True
+    sweep.wait_for_sweeps(30)
     later = client.get("/api/shop/debug/products-status", headers=ops).get_json()
     assert later["sweep"]["generated_at"] is not None and later["sweep"]["age_seconds"] >= 0
     assert later["safe"] is True and later["sweep"]["requested"] is False

@@ -228,7 +228,9 @@ def test_with_the_trash_off_deletes_are_final(app_factory, auth):
 
 
 def test_bad_requests_get_clear_errors(client, admin):
-    assert error_body(client.get("/api/trash?from=nowhere", headers=admin))["code"] == "invalid_from"
+    assert error_body(client.get("/api/trash?from=nowhere", headers=admin)) == {
+        "code": "invalid_from", "message": "from must be one of builder, products, temp, uploads."}
+    assert client.get("/api/trash?from=uploads", headers=admin).status_code == 200
     assert client.get("/api/trash/not-an-id", headers=admin).status_code == 404
     missing = client.post(f"/api/trash/{'0' * 24}/restore", headers=admin)
     assert missing.status_code == 404 and error_body(missing)["code"] == "trash_item_not_found"

@@ -123,3 +123,22 @@ def test_no_setting_s_default_is_spelled_where_it_is_read():
                     and isinstance(default, (ast.Constant, ast.Tuple, ast.List))):
                 spelled.append(f"{path.relative_to(AVENUE.parent)}:{node.lineno} {name.value}")
     assert spelled == []
+
+
+# Where a view may still read the query string by hand (issue 42: every query is a declared model,
+# @takes_query): the model decorator itself and the shared paging window (avenue/http.py), and the
+# image-serving hot path's sig/expires (avenue/media/serve/route.py), where a model would cost
+# every image request.
+QUERY_READERS = {"http.py", "media/serve/route.py"}
+
+
+def test_a_query_string_is_read_by_its_declared_model_not_by_hand():
+    """``request.args`` appears only where QUERY_READERS says; any other view declares a query
+    model (avenue/shapes.py), which checks it and writes its document parameters."""
+    readers = set()
+    for path in _modules(AVENUE):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Attribute) and node.attr == "args"
+                    and isinstance(node.value, ast.Name) and node.value.id == "request"):
+                readers.add(path.relative_to(AVENUE).as_posix())
+    assert readers == QUERY_READERS

@@ -9,7 +9,19 @@ import pytest
 from pydantic import Field
 
 from avenue.errors import BadRequest
-from avenue.shapes import Absent, Answer, Omittable, Refuse, Shape, cleaned, schema_of
+from avenue.shapes import (
+    QUERY,
+    WHOLE,
+    Absent,
+    Answer,
+    Flag,
+    Omittable,
+    Refuse,
+    Shape,
+    cleaned,
+    parameters_of,
+    schema_of,
+)
 
 
 def _even(value: int) -> int:
@@ -133,3 +145,48 @@ def test_filled_is_model_construct_without_its_walk():
     assert filled.__pydantic_extra__ == constructed.__pydantic_extra__
     assert filled.__pydantic_private__ == constructed.__pydantic_private__
     assert filled == constructed
+
+
+class Asked(Shape):
+    """A query model as the views declare them: a flag, a bounded whole number, a keyword's alias."""
+
+    model_config = QUERY
+
+    force: Flag = False
+    limit: Annotated[int, Field(ge=1, le=100, description="How many."), WHOLE,
+                     Refuse("invalid_limit", "limit is a whole number from 1 to 100.")] = 20
+    from_: Annotated[str | None, Field(alias="from", description="First day.")] = None
+
+
+@pytest.mark.parametrize("sent, meant", [
+    ("1", True), ("true", True), ("TRUE", True), ("Yes", True),
+    ("0", False), ("no", False), ("", False), ("on", False), ("2", False), (" 1", False),
+])
+def test_a_flag_is_yes_for_1_true_or_yes_in_any_case_and_no_for_anything_else(sent, meant):
+    assert Asked.parse({"force": sent}).force is meant
+    assert Asked.parse({}).force is False
+
+
+@pytest.mark.parametrize("sent, read", [("7", 7), (" 7 ", 7), ("+7", 7), ("1_0", 10), ("100", 100)])
+def test_a_whole_number_in_a_query_is_read_as_int_reads_text(sent, read):
+    assert Asked.parse({"limit": sent}).limit == read
+
+
+@pytest.mark.parametrize("sent", ["5.0", "x", "", "0", "101", "1e1", "0x5"])
+def test_a_whole_number_that_is_not_one_or_out_of_bounds_is_its_declared_refusal(sent):
+    with pytest.raises(BadRequest) as caught:
+        Asked.parse({"limit": sent})
+    refusal = caught.value
+    assert (refusal.code, refusal.message) == ("invalid_limit", "limit is a whole number from 1 to 100.")
+
+
+def test_a_query_models_parameters_are_named_as_sent_with_their_bounds_and_descriptions():
+    assert parameters_of(Asked) == [
+        {"name": "force", "in": "query", "required": False,
+         "schema": {"enum": ["1", "true", "yes", "0", "false", "no"]}},
+        {"name": "limit", "in": "query", "required": False, "description": "How many.",
+         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}},
+        {"name": "from", "in": "query", "required": False, "description": "First day.",
+         "schema": {"type": "string"}},
+    ]
+    assert Asked.parse({"from": "2026-01-01"}).from_ == "2026-01-01"

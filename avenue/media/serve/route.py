@@ -293,6 +293,7 @@ def _verdict(bucket: str, doc: MediaDoc, variant: str) -> str:
     """The request's ``expires`` and ``sig`` checked for ``variant`` of ``doc``
     (:func:`signing.verify`). The document's version is the URL's: a private image's other
     versions resolve to nothing."""
+    # Read by hand, not by a query model: the image-serving hot path, every request would pay it.
     return signing.verify(_signing_keys(), bucket, str(doc.file_id), variant, request.args.get("expires"),
                           request.args.get("sig"), version=doc.version)
 
@@ -407,7 +408,7 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
     # picture's width: w_1280 .. w_2560 of a 1000 px image are one file, w_1000).
     doc, key = found.doc, found.asked.key()
 
-    def signed() -> bool:
+    def signed() -> bool:  # sig read by hand, not by a query model: the hot path (see _verdict)
         return signing.verify_rendition(_signing_keys(), bucket, str(doc.file_id), doc.version, key,
                                         request.args.get("sig"))
 

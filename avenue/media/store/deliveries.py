@@ -49,7 +49,7 @@ from avenue.media.buckets import ALIASES
 from avenue.media.effects.served import Delivered
 from avenue.media.records import Document
 from avenue.retention import ensure_retention
-from avenue.shapes import Answer, ObjectIdText
+from avenue.shapes import QUERY, Answer, ObjectIdText, Shape
 
 COLLECTION = "media_deliveries"
 #: The longest range :func:`top` groups over (days).
@@ -181,6 +181,24 @@ def parse_range(start: str | None, end: str | None,
         raise BadRequest(f"A range is at most {MAX_RANGE_DAYS} days.", code="invalid_range",
                          max_days=MAX_RANGE_DAYS)
     return first, after
+
+
+class DayRange(Shape):
+    """A query's range of UTC days, ``?from=&to=``: the text as sent, read as days by
+    :meth:`days` (:func:`parse_range`, its refusals) once the route has found what it asks
+    about, so an unknown image is a 404 before its range is a 400."""
+
+    model_config = QUERY
+
+    from_: Annotated[str | None, Field(alias="from",
+                                       description="First UTC day (default: 29 days before to).",
+                                       json_schema_extra={"format": "date"})] = None
+    to: Annotated[str | None, Field(description="Last UTC day, included (default today).",
+                                    json_schema_extra={"format": "date"})] = None
+
+    def days(self, clock: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The range's first day and the day after its last (:func:`parse_range`)."""
+        return parse_range(self.from_, self.to, clock)
 
 
 class Served(Answer):
