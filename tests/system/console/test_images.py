@@ -301,18 +301,6 @@ def test_a_private_upload_is_turned_and_given_a_focal_point_by_keyboard(live, op
 
 
 @pytest.mark.parametrize("width", [1280, 360])
-def test_the_open_editor_passes_the_accessibility_audit(live, open_as, width):
-    page = open_as("editor", width=width, height=800, audit=True)
-    _, card = library_card(page, f"/edit-axe-{width}", "audit.jpg")
-    dialog = open_editor(page, card, "audit.jpg")
-    dialog.get_by_role("button", name="4:5").click()
-    violations = axe_violations(page)
-    assert violations == [], json.dumps(violations, indent=1)
-    assert page.evaluate("document.documentElement.scrollWidth") <= width
-    shot(page, f"editor-{width}", full_page=False)
-
-
-@pytest.mark.parametrize("width", [1280, 360])
 def test_an_editor_compares_two_versions_with_a_slider_and_a_heat_map_and_restores_one(live, open_as, width):
     page = open_as("editor", width=width, height=900, audit=True)
     media_id, card = library_card(page, f"/versions-{width}", "versions.jpg")

@@ -16,7 +16,8 @@ keeps this list and the table the same):
 - forbidden: a screen the role may not open (an editor on the ops dashboard), answered 403
 - products: the products list and the new product form
 - products-refused: the new product form saying why it did not create the product
-- product: one product: its photo, the upload box, the missing alt text form
+- product: one product: its photo (on another product too), the upload box, the missing alt
+  text form
 - product-refused: a file the product's upload refused, named in its list with the reason
 - library: the library's grid (on a phone the upload form and the filters folded)
 - library-forms-open: the upload form and the filters opened (on a phone; wider they always are)
@@ -29,7 +30,8 @@ keeps this list and the table the same):
 - library-duplicates: the exact duplicates listed (and the near-duplicates' answer)
 - library-look-alikes: an upload naming the images it looks like, and the near-duplicate groups
 - library-page-alt: a page's images without alt text, with suggestions
-- editor: the image editor's dialog open on a library image, Tab going round inside it
+- editor: the image editor's dialog open on a library image, a 4:5 crop box drawn, Tab going
+  round inside it
 - versions-compare: an image's versions, two of them compared (slider and heat map)
 - uploads: the user's uploads as a grid (the form folded on a phone) and the upload links
 - uploads-panel: an upload's details with its versions
@@ -167,11 +169,19 @@ def product(page) -> str:
     assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
                              data={"sku": sku, "name": "State", "price": 3}).ok
     photo = {"name": "state.jpg", "mimeType": "image/jpeg", "buffer": unlike_jpeg(640, 480)}
-    assert page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
-                             multipart={"images": photo}, timeout=SETUP_MS).ok
+    # The same photo on a second product too: one stored file, its "Also on" line shown.
+    shared = f"ST-{uuid.uuid4().hex[:6]}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": shared, "name": "Shared", "price": 3}).ok
+    for owner in (sku, shared):
+        assert page.request.post(f"/api/shop/products/{owner}/images", headers={"X-CSRF-Token": csrf},
+                                 multipart={"images": photo}, timeout=SETUP_MS).ok
     page.goto(f"/console/products/{sku}")
     page.locator("#photos .photo").first.wait_for()
     page.locator("#alt-list li").first.wait_for()
+    also = page.locator("#photos .photo .also-on")
+    also.wait_for()
+    assert also.inner_text().startswith("Also on ") and shared in also.inner_text()
     pictures_drawn(page, "#photos img")
     return "top"
 
@@ -349,7 +359,9 @@ def editor(page) -> str:
     library_folder(page, folder, 1)
     panel = open_panel(page, answer.json()["id"])
     panel.get_by_role("button", name="Edit edit.jpg").click()
-    page.get_by_role("dialog", name="Edit edit.jpg").locator(".editor-stage[data-drawn]").wait_for()
+    dialog = page.get_by_role("dialog", name="Edit edit.jpg")
+    dialog.locator(".editor-stage[data-drawn]").wait_for()
+    dialog.get_by_role("button", name="4:5").click()  # a crop box drawn on the picture
     return "dialog[open]"
 
 
