@@ -128,6 +128,19 @@ def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(clien
     assert groups(client, editor) == []
 
 
+def test_a_replaced_image_is_linked_by_its_new_picture_read_from_its_content_file(client, editor, db):
+    """Not by the old picture's full-resolution key, nor by the head's own (empty) bytes."""
+    first = media(client, editor, png(11), "first.png")
+    other = media(client, editor, png(12), "other.png")
+    media(client, editor, png(12, "saved again"), "other-again.png")  # the old picture's twin
+    assert len(groups(client, editor)) == 1  # other keeps its old picture's full key
+    replaced = client.put(f"{MEDIA}/{other['id']}", headers=editor,
+                          data={"file": (io.BytesIO(png(11, "saved again")), "r.png")})
+    assert replaced.status_code == 200, replaced.get_json()
+    [group] = groups(client, editor)
+    assert [image["id"] for image in group["images"]] == [first["id"], other["id"]]
+
+
 def test_the_same_bytes_stored_twice_are_a_bytes_group(app, client, editor, db):
     data = png(3)
     with app.app_context():

@@ -40,13 +40,15 @@ from avenue.errors import ImageTooLarge, ServerBusy
 from avenue.media.ingest import likeness
 from avenue.media.records import Document
 from avenue.media.store import storage
+from avenue.media.store.replace import bytes_doc
 
 GROUP_MEMBERS = 50  # the most images a group lists
 PIXELS = "metadata.pixels_sha256"
 FULL = "metadata.pixels_full_sha256"
-# What a candidate twin is read with: its group, its role, its full key, and how to read its bytes.
+# What a candidate twin is read with: its group, its role, its full key, and how to read its bytes
+# (its own, or its content file's once replaced or edited).
 CANDIDATE_FIELDS = {"metadata.exact_group": 1, "metadata.role": 1, FULL: 1, "metadata.source_sha256": 1,
-                    "length": 1, "chunkSize": 1}
+                    "metadata.content": 1, "length": 1, "chunkSize": 1}
 EXACT_GROUP = "metadata.exact_group"
 _NO_ID = ObjectId(b"\x00" * 12)
 
@@ -66,8 +68,8 @@ def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
     if isinstance(known, str) and known:
         return known
     try:
-        data = storage.read_all(db, bucket, doc)
-    except (KeyError, OSError):  # a document without its chunks (storage.read_range)
+        data = storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
+    except (KeyError, OSError):  # a document without its chunks (storage.read_range), or its content file
         return None
     try:
         key = likeness.full_pixels_sha256(data, hold)
