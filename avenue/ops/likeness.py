@@ -15,6 +15,10 @@ way, which clears the flag.
 Then the originals hashed before the exact-duplicate key existed (no
 ``metadata.pixels_sha256``, store/exact.py) get it from the same thumb, one ``$set`` each, and
 are put in their exact group (``Library.link_exact_duplicates``, which also only fills in).
+Then the originals that owe their exact link (``metadata.exact_pending``: an upload or a
+replace found candidates and left the full-resolution check for after its answer, and its
+worker died first, or the decode budget refused it) are linked the same way, which clears
+the flag (a refusal again leaves it for the next run).
 Groups linked before the full-resolution key existed are checked at full resolution: a member
 whose pixels differ leaves its group (``Library.recheck_exact_groups``, ``split``).
 
@@ -32,6 +36,7 @@ from pymongo.database import Database
 from avenue.db import Document
 from avenue.media import BUCKETS, Library
 from avenue.media.ingest.likeness import compute as compute_likeness
+from avenue.media.store.exact import PENDING_FIELD as EXACT_PENDING
 from avenue.media.store.nearby import PENDING_FIELD as NEAR_PENDING
 from avenue.media.store.scan import set_metadata as set_file_metadata
 from avenue.ops.backfill import ProgressFn, originals_flagged_ids, thumbs_lacking
@@ -44,21 +49,24 @@ class LikenessReport:
     computed: dict[str, int] = field(default_factory=dict)
     linked: int = 0
     pixels: dict[str, int] = field(default_factory=dict)  # images given their exact-duplicate key
-    exact: int = 0  # of those, the ones with an exact duplicate
+    exact: int = 0  # of those and of the owed ones, the ones with an exact duplicate
+    exact_owed: dict[str, int] = field(default_factory=dict)  # images whose exact link was owed
     split: int = 0  # members of groups linked on the thumb alone whose full pixels differ: unlinked
     owed: dict[str, int] = field(default_factory=dict)  # hashed images whose grouping was owed
     unreadable: list[dict[str, str]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {"computed": self.computed, "owed": self.owed, "linked": self.linked,
-                "pixels": self.pixels, "exact": self.exact, "split": self.split,
+                "pixels": self.pixels, "exact_owed": self.exact_owed, "exact": self.exact,
+                "split": self.split,
                 "unreadable": self.unreadable}
 
     def summary_line(self) -> str:
         total = sum(self.computed.values())
         return (f"likeness: {total} images given a hash and palette, {sum(self.owed.values())} grouped "
                 f"after a failed lookup, {self.linked} with near-duplicates, "
-                f"{sum(self.pixels.values())} given a pixel hash ({self.exact} with exact duplicates), "
+                f"{sum(self.pixels.values())} given a pixel hash and {sum(self.exact_owed.values())} "
+                f"linked after their upload ({self.exact} with exact duplicates), "
                 f"{self.split} out of an exact group their full-size pixels differ from, "
                 f"{len(self.unreadable)} without a readable thumb")
 
@@ -92,5 +100,9 @@ def backfill_likeness(db: Database[Document], *, progress: ProgressFn | None = N
             set_file_metadata(db, bucket, original["_id"], {"pixels_sha256": likeness.pixels})
             report.pixels[name] += 1
             report.exact += library.link_exact_duplicates(original["_id"])
+        report.exact_owed[name] = 0
+        for image_id in originals_flagged_ids(db, bucket, EXACT_PENDING):
+            report.exact_owed[name] += 1
+            report.exact += library.link_exact_duplicates(image_id)
         report.split += library.recheck_exact_groups()
     return report

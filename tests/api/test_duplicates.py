@@ -1,10 +1,12 @@
 """Exact duplicates of the builder's library (same bytes, same pixels) listed apart from
-near-duplicates, and merged into one image with every page re-pointed; undone from the trash
-(avenue/media/store/exact.py, avenue/builder/service.py ``merge_media``, ``unmerge``)."""
+near-duplicates, linked after the upload's answer (a worker that dies first leaves the link to
+``flask likeness``), and merged into one image with every page re-pointed; undone from the
+trash (avenue/media/store/exact.py, avenue/builder/service.py ``merge_media``, ``unmerge``)."""
 
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 from bson import ObjectId
@@ -13,11 +15,12 @@ from PIL import PngImagePlugin
 from avenue.db import PAGES
 from avenue.media import BUILDER, Library
 from avenue.media.store.originals import Upload
-from tests.support.client import MEDIA, uploaded
+from tests.support.client import MEDIA, upload, uploaded
 from tests.support.fixtures import scene
 
 DUPLICATES = f"{MEDIA}/duplicates"
 MERGE = f"{MEDIA}/merge"
+OWED = {"metadata.exact_pending": True}
 
 pytestmark = pytest.mark.usefixtures("answers_wait_for_lookups")
 
@@ -113,9 +116,11 @@ def test_pictures_alike_at_thumb_size_but_not_at_full_size_are_not_exact_duplica
     assert keys[first["id"]] == keys[again["id"]] != keys[other["id"]]
 
 
-def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(client, editor, db, monkeypatch):
+def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(client, editor, db, runner,
+                                                                           monkeypatch):
     """The full-resolution key never fails the upload that asked for it: a budget that refuses
-    the decode (too small, or full) leaves the twins unlinked, and the upload is a 201."""
+    the decode (too small, or full) leaves the twins unlinked, and the upload is a 201; the
+    link stays owed, and ``flask likeness`` makes it once the budget allows."""
     from avenue.errors import ServerBusy
     from avenue.media.store.library import Library as Lib
 
@@ -123,9 +128,143 @@ def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(clien
         raise ServerBusy("the decode budget is full")
 
     monkeypatch.setattr(Lib, "_hold", refused)
-    media(client, editor, png(4), "first.png")
-    media(client, editor, png(4, "saved again"), "second.png")  # uploaded() asserts the 201
+    first = media(client, editor, png(4), "first.png")
+    second = media(client, editor, png(4, "saved again"), "second.png")  # uploaded() asserts the 201
     assert groups(client, editor) == []
+    # Refused is not "no twin": it still owes its link, and the backfill makes it once it can.
+    assert [str(d["_id"]) for d in db[f"{BUILDER}.files"].find(OWED)] == [second["id"]]
+    monkeypatch.undo()
+    assert runner.invoke(args=["likeness"]).exit_code == 0
+    [group] = groups(client, editor)
+    assert [image["id"] for image in group["images"]] == [first["id"], second["id"]]
+    assert db[f"{BUILDER}.files"].count_documents(OWED) == 0
+
+
+# --- linked after the answer ------------------------------------------------------------------
+
+
+@pytest.fixture
+def after_answer(app, monkeypatch) -> list:
+    """The app as deployed (the work after an answer runs after it), that work kept here
+    instead of started: a test runs it when it chooses (never: the worker died first)."""
+    from avenue.media.serve import route
+
+    held: list = []
+    monkeypatch.setattr(route, "start_after_answer", held.extend)
+    monkeypatch.setitem(app.config, "AVENUE_VARIANTS_AFTER_ANSWER", True)
+    return held
+
+
+@pytest.fixture
+def full_decodes(monkeypatch) -> list:
+    """Every full-resolution decode for an exact-duplicate key."""
+    from avenue.media.ingest import likeness
+
+    seen: list = []
+    real = likeness.full_pixels_sha256
+
+    def counting(data, hold):
+        seen.append(len(data))
+        return real(data, hold)
+
+    monkeypatch.setattr(likeness, "full_pixels_sha256", counting)
+    return seen
+
+
+def answered(client, headers, data: bytes, name: str) -> dict:
+    """An upload to the library, answered and closed (what the server does once it is sent:
+    the work after the answer is handed over)."""
+    answer = upload(client, headers, data=data, filename=name, to=MEDIA)
+    assert answer.status_code == 201, answer.get_json()
+    body = answer.get_json()
+    answer.close()
+    return body
+
+
+def run(held: list) -> None:
+    jobs, held[:] = list(held), []
+    for job in jobs:
+        job()
+
+
+def test_a_twin_s_answer_waits_for_no_full_decode_and_the_link_follows_it(
+        client, editor, db, after_answer, full_decodes):
+    first = answered(client, editor, png(5), "first.png")
+    run(after_answer)
+    second = answered(client, editor, png(5, "saved again"), "second.png")
+    files = db[f"{BUILDER}.files"]
+    # Answered: a candidate found (one indexed query), the link owed, nothing decoded for it.
+    assert full_decodes == []
+    assert [str(d["_id"]) for d in files.find(OWED)] == [second["id"]]
+    assert all(d["metadata"].get("exact_group") is None for d in files.find({"metadata.role": "original"}))
+    assert groups(client, editor) == []
+    run(after_answer)
+    assert len(full_decodes) == 2  # itself and its candidate, each once, after the answer
+    [group] = groups(client, editor)
+    assert [image["id"] for image in group["images"]] == [first["id"], second["id"]]
+    assert files.count_documents(OWED) == 0
+
+
+def test_a_link_whose_worker_died_after_the_answer_is_made_by_the_backfill(
+        client, editor, db, runner, after_answer):
+    first = answered(client, editor, png(8), "first.png")
+    run(after_answer)
+    second = answered(client, editor, png(8, "saved again"), "second.png")
+    after_answer.clear()  # the worker died: its work after the answer never runs
+    files = db[f"{BUILDER}.files"]
+    assert [str(d["_id"]) for d in files.find(OWED)] == [second["id"]]
+    result = runner.invoke(args=["likeness", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["exact_owed"]["builder"] == 1 and report["exact"] == 1
+    [group] = groups(client, editor)
+    assert [image["id"] for image in group["images"]] == [first["id"], second["id"]]
+    assert files.count_documents(OWED) == 0
+    again = json.loads(runner.invoke(args=["likeness", "--json"]).output)  # only what is left: nothing
+    assert again["exact_owed"]["builder"] == 0 and again["exact"] == 0
+
+
+def test_an_upload_without_candidates_owes_no_link_and_decodes_nothing(
+        client, editor, db, after_answer, full_decodes):
+    answered(client, editor, png(9), "one.png")
+    answered(client, editor, png(10), "other.png")
+    assert db[f"{BUILDER}.files"].count_documents({"metadata.exact_pending": {"$exists": True}}) == 0
+    run(after_answer)
+    assert full_decodes == [] and groups(client, editor) == []
+
+
+def test_a_replace_with_a_twin_s_pixels_is_linked_after_its_answer(
+        client, editor, db, after_answer, full_decodes):
+    """Linked by its new picture, read from its content file, not by the old one's key."""
+    first = answered(client, editor, png(11), "first.png")
+    other = answered(client, editor, png(12), "other.png")
+    answered(client, editor, png(12, "saved again"), "other-again.png")  # the old picture's twin
+    run(after_answer)
+    assert len(groups(client, editor)) == 1
+    full_decodes.clear()
+    replaced = client.put(f"{MEDIA}/{other['id']}", headers=editor,
+                          data={"file": (io.BytesIO(png(11, "saved again")), "r.png")})
+    assert replaced.status_code == 200, replaced.get_json()
+    replaced.close()
+    files = db[f"{BUILDER}.files"]
+    assert full_decodes == [] and [str(d["_id"]) for d in files.find(OWED)] == [other["id"]]
+    run(after_answer)
+    [group] = groups(client, editor)
+    assert [image["id"] for image in group["images"]] == [first["id"], other["id"]]
+    assert files.count_documents(OWED) == 0
+
+
+def test_a_replaced_image_is_linked_by_its_new_picture_read_from_its_content_file(client, editor, db):
+    """Not by the old picture's full-resolution key, nor by the head's own (empty) bytes."""
+    first = media(client, editor, png(11), "first.png")
+    other = media(client, editor, png(12), "other.png")
+    media(client, editor, png(12, "saved again"), "other-again.png")  # the old picture's twin
+    assert len(groups(client, editor)) == 1  # other keeps its old picture's full key
+    replaced = client.put(f"{MEDIA}/{other['id']}", headers=editor,
+                          data={"file": (io.BytesIO(png(11, "saved again")), "r.png")})
+    assert replaced.status_code == 200, replaced.get_json()
+    [group] = groups(client, editor)
+    assert [image["id"] for image in group["images"]] == [first["id"], other["id"]]
 
 
 def test_the_same_bytes_stored_twice_are_a_bytes_group(app, client, editor, db):

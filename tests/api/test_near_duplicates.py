@@ -609,7 +609,7 @@ def test_a_store_whose_twins_query_fails_stops_its_lookup_and_links_nothing(clie
         assert looking.wait(60)
         raise ServerSelectionTimeoutError("the database went away after the writes")
 
-    monkeypatch.setattr(exact, "link", twins_down)
+    monkeypatch.setattr(exact, "candidates", twins_down)  # the query before the answer
     failed = client.post("/api/shop/products/FAIL-4/images", headers=admin, data={"images": [
         (io.BytesIO(near_copy(photo(38))), "b.jpg"), (io.BytesIO(jpeg(photo(39))), "c.jpg")]})
     assert failed.status_code == 503 and failed.get_json()["error"]["code"] == "database_unavailable"

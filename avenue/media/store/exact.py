@@ -13,12 +13,23 @@ candidate is linked only when its original's full-resolution pixels are the same
 decoded once, in the decode budget, and the key kept on its files document; an SVG's key is
 its bytes). Candidates are rare (re-saves), so an upload without one decodes nothing more.
 
-**Linking** (:func:`link`): after an upload's original is written, one query on the
-``pixels_sha256`` index finds the others with that key (at most :data:`GROUP_MEMBERS`); the
-upload takes the label (``metadata.exact_group``) of the first that has one, or the oldest id
-among them and itself (two uploads of the same pixels linking at once choose the same), and
-the label is written only where it is missing or null (as ``nearby.link`` does: a group,
-once labelled, is never relabelled; a replace clears it).
+**Linking** (:func:`link`): one query on the ``pixels_sha256`` index finds the others with
+the original's key (at most :data:`GROUP_MEMBERS`); it takes the label (``metadata.exact_group``)
+of the first twin that has one, or the oldest id among them and itself (two uploads of the
+same pixels linking at once choose the same), and the label is written only where it is
+missing or null (as ``nearby.link`` does: a group, once labelled, is never relabelled; a
+replace clears it).
+
+**After the answer** (:data:`PENDING`): no answer names an image's exact group, and the full
+decodes take far longer than the answer (a 12 MP JPEG's, hundreds of ms), so an upload (and
+a replace's or an edit's new picture) only asks the index, once its original is written,
+whether it has candidates (:func:`candidates`); with some, it marks the original
+``metadata.exact_pending`` (one update) and the link runs after the answer
+(``pending.later``, as the pending variants are rendered). The link, having run (twins or
+none), clears the flag (:func:`settled`); one the decode budget refused (:class:`Refused`),
+or whose worker died first, keeps it, and ``flask likeness`` links it later, as near-duplicates
+owe their grouping (``nearby.PENDING``). No index on the flag, as none on theirs: the command
+walks the originals by ``_id`` for each (``scan.originals_flagged``), a scan it makes anyway.
 
 **Groups** (:func:`groups`): the ``exact_group`` index walked a label at a time, as near
 groups are. A group is *bytes* when its members share ``source_sha256`` (the same file: the
@@ -40,15 +51,24 @@ from avenue.errors import ImageTooLarge, ServerBusy
 from avenue.media.ingest import likeness
 from avenue.media.records import Document
 from avenue.media.store import storage
+from avenue.media.store.replace import bytes_doc
 
 GROUP_MEMBERS = 50  # the most images a group lists
 PIXELS = "metadata.pixels_sha256"
 FULL = "metadata.pixels_full_sha256"
-# What a candidate twin is read with: its group, its role, its full key, and how to read its bytes.
+# What a candidate twin is read with: its group, its role, its full key, and how to read its bytes
+# (its own, or its content file's once replaced or edited).
 CANDIDATE_FIELDS = {"metadata.exact_group": 1, "metadata.role": 1, FULL: 1, "metadata.source_sha256": 1,
-                    "length": 1, "chunkSize": 1}
+                    "metadata.content": 1, "length": 1, "chunkSize": 1}
 EXACT_GROUP = "metadata.exact_group"
+PENDING_FIELD = "exact_pending"  # metadata field: True from a write with candidates until its link ran
+PENDING = f"metadata.{PENDING_FIELD}"
 _NO_ID = ObjectId(b"\x00" * 12)
+
+
+class Refused(Exception):
+    """The decode budget refused a full-resolution decode (too small for it, or full): the
+    key is unknown for now, which is not "no twin" (the link is still owed)."""
 
 
 def _pixels(doc: dict[str, Any]) -> str | None:
@@ -59,20 +79,20 @@ def _pixels(doc: dict[str, Any]) -> str | None:
 def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
              hold: Callable[[int, int], Any]) -> str | None:
     """The original ``doc``'s full-resolution pixel key (module docstring), computed once and
-    kept on its files document; None when it cannot be read or the decode budget refuses it
-    now (then it is linked to nothing: a key never fails the upload that asked for it)."""
+    kept on its files document; None when it cannot be read (then it is linked to nothing).
+    :class:`Refused` when the decode budget refuses it now."""
     meta = doc.get("metadata") or {}
     known = meta.get("pixels_full_sha256")
     if isinstance(known, str) and known:
         return known
     try:
-        data = storage.read_all(db, bucket, doc)
-    except (KeyError, OSError):  # a document without its chunks (storage.read_range)
+        data = storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
+    except (KeyError, OSError):  # a document without its chunks (storage.read_range), or its content file
         return None
     try:
         key = likeness.full_pixels_sha256(data, hold)
-    except (ImageTooLarge, ServerBusy):  # the budget, full or too small: not linked, not refused
-        return None
+    except (ImageTooLarge, ServerBusy) as error:  # the budget, full or too small: not now
+        raise Refused(f"{bucket} {doc['_id']}: {error}") from error
     if key is None:
         source = meta.get("source_sha256")
         key = f"bytes:{source}" if isinstance(source, str) and source else None
@@ -81,21 +101,40 @@ def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
     return key
 
 
+def candidates(db: Database[Document], bucket: str, doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The other originals of ``bucket`` with the thumb's pixel key of ``doc`` (one query on
+    the ``pixels_sha256`` index, at most :data:`GROUP_MEMBERS`), oldest first: its possible twins."""
+    key = _pixels(doc)
+    if key is None:
+        return []
+    found = db[f"{bucket}.files"].find({PIXELS: key}, CANDIDATE_FIELDS).sort("_id", 1).limit(GROUP_MEMBERS)
+    return [d for d in found
+            if d["_id"] != doc["_id"] and (d.get("metadata") or {}).get("role") == "original"]
+
+
+def owe(db: Database[Document], bucket: str, image_ids: list[Any]) -> None:
+    """Mark ``image_ids`` as owing their link (:data:`PENDING`), before it is left for later."""
+    if image_ids:
+        db[f"{bucket}.files"].update_many({"_id": {"$in": image_ids}}, {"$set": {PENDING: True}})
+
+
+def settled(db: Database[Document], bucket: str, image_id: Any) -> None:
+    """``image_id``'s link ran (twins or none): it owes none any more."""
+    db[f"{bucket}.files"].update_one({"_id": image_id, PENDING: True}, {"$unset": {PENDING: ""}})
+
+
 def link(db: Database[Document], bucket: str, doc: dict[str, Any],
          hold: Callable[[int, int], Any]) -> ObjectId | None:
     """Put the original ``doc`` in one exact group with the originals of ``bucket`` that have
     its pixels, at full resolution; the group's label, None when it has no twin. ``hold``
-    reserves a full-resolution decode in the decode budget (:func:`full_key`)."""
-    key = _pixels(doc)
-    if key is None:
+    reserves a full-resolution decode in the decode budget (:func:`full_key`; :class:`Refused`
+    when it refuses one: nothing was linked)."""
+    found = candidates(db, bucket, doc)
+    if not found:
         return None
     files = db[f"{bucket}.files"]
-    candidates = [d for d in files.find({PIXELS: key}, CANDIDATE_FIELDS).sort("_id", 1).limit(GROUP_MEMBERS)
-                  if d["_id"] != doc["_id"] and (d.get("metadata") or {}).get("role") == "original"]
-    if not candidates:
-        return None
     mine = full_key(db, bucket, doc, hold)
-    twins = [t for t in candidates if mine is not None and full_key(db, bucket, t, hold) == mine]
+    twins = [t for t in found if mine is not None and full_key(db, bucket, t, hold) == mine]
     if not twins:
         return None
     labelled = next((t["metadata"]["exact_group"] for t in twins
@@ -120,7 +159,10 @@ def recheck(db: Database[Document], bucket: str, hold: Callable[[int, int], Any]
                        .sort("_id", 1).limit(GROUP_MEMBERS))
         parts: dict[Any, list[ObjectId]] = {}
         for member in members:
-            key = full_key(db, bucket, member, hold)
+            try:
+                key = full_key(db, bucket, member, hold)
+            except Refused:
+                key = None  # not decoded now: split off as unreadable, as before Refused existed
             alone = ("unreadable", member["_id"])
             parts.setdefault(key if key is not None else alone, []).append(member["_id"])
         for ids in parts.values():

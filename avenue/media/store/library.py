@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from time import monotonic, sleep
@@ -58,12 +59,14 @@ from avenue.media.options import UploadOptions
 from avenue.media.records import Changed, Document, ExactGroup, Image, Near, NearGroup, Stored
 from avenue.media.settings import MediaSettings
 from avenue.media.settings import current as current_settings
-from avenue.media.store import exact, nearby, originals, trash, versions
+from avenue.media.store import exact, nearby, originals, pending, trash, versions
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
 from avenue.media.store.originals import Upload
 from avenue.media.store.versions import Comparison, Version
 from avenue.paging import Listed, Page, Window, decode_cursor, encode_cursor, fetch
+
+log = logging.getLogger(__name__)
 
 DELETE_LEASE = dt.timedelta(seconds=60)
 SET_ATTEMPTS = 5
@@ -328,9 +331,8 @@ class Library:
             lookup.stop()
             raise
         try:
-            for result in results:
-                if result.created:
-                    exact.link(self.db, self.bucket, result.doc, self._hold)  # one indexed query: its twins
+            # One indexed query each here; the full decodes and the link after the answer.
+            self._link_exact_later([result.doc for result in results if result.created])
         except BaseException:
             lookup.stop()  # the request fails: its images owe their grouping (nearby.PENDING)
             raise
@@ -384,8 +386,8 @@ class Library:
         if done is None:
             return None
         owed = done.changed and bool((done.doc.get("metadata") or {}).get(nearby.PENDING_FIELD))
-        if owed:
-            exact.link(self.db, self.bucket, done.doc, self._hold)
+        if owed:  # the answer names no exact group: linked after it, as an upload's
+            self._link_exact_later([done.doc])
         return Changed(self._image(done.doc), done.changed, self._link(done.doc) if owed else None)
 
     def near_groups(self, window: Window, *, owner: str | None = None) -> tuple[list[NearGroup], str | None]:
@@ -411,11 +413,41 @@ class Library:
                 encode_cursor([last]) if last is not None else None)
 
     def link_exact_duplicates(self, image_id: ObjectId) -> bool:
-        """Put the original ``image_id`` in its exact group (an upload does it; the backfill
-        for images hashed later): whether it has twins."""
+        """Put the original ``image_id`` in its exact group (after an upload's answer; ``flask
+        likeness`` for images hashed later or still owing it, ``metadata.exact_pending``):
+        whether it has twins. Once the link ran (twins or none) the image owes it no more; a
+        full-resolution decode the budget refuses leaves it owed (False: not linked now)."""
         doc = self._files.find_one({"_id": image_id})
-        return (doc is not None and _is_original(doc)
-                and exact.link(self.db, self.bucket, doc, self._hold) is not None)
+        if doc is None or not _is_original(doc):
+            return False
+        try:
+            label = exact.link(self.db, self.bucket, doc, self._hold)
+        except exact.Refused:
+            return False
+        if doc["metadata"].get(exact.PENDING_FIELD):
+            exact.settled(self.db, self.bucket, image_id)
+        return label is not None
+
+    def _link_exact_later(self, docs: list[dict[str, Any]]) -> None:
+        """Link the originals ``docs``, just written, to their exact twins after the answer (no
+        answer names an exact group: store/exact.py, "After the answer"). Here only whether each
+        has candidates (one indexed query); those that have are marked as owing the link (one
+        update, so a worker that dies before the link leaves it to ``flask likeness``), then
+        linked by a job handed to ``pending.later``: the full-resolution decodes, in this
+        library's decode budget, happen there. Those without candidates owe and decode nothing."""
+        owed = [doc["_id"] for doc in docs if exact.candidates(self.db, self.bucket, doc)]
+        if not owed:
+            return
+        exact.owe(self.db, self.bucket, owed)
+
+        def job() -> None:
+            for image_id in owed:
+                try:
+                    self.link_exact_duplicates(image_id)
+                except Exception:  # noqa: BLE001 - logged; it still owes the link: flask likeness
+                    log.exception("linking the exact twins of %s %s failed", self.bucket, image_id)
+
+        pending.later(job)
 
     def recheck_exact_groups(self) -> int:
         """Members of exact groups linked on the thumb's key alone whose full-resolution pixels

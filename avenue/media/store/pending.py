@@ -173,6 +173,14 @@ def complete_later(db: Database[Document], bucket: str, ids: list[Any]) -> bool:
             except Exception:  # noqa: BLE001 - logged; the first GET or fsck --repair renders it
                 log.exception("rendering the pending variants of %s %s failed", bucket, image_id)
 
+    return later(job)
+
+
+def later(job: Job) -> bool:
+    """Run ``job`` as the pending renders run: once the answer is out (the route's hook, with
+    ``AVENUE_VARIANTS_AFTER_ANSWER`` on; off, right before the answer), or at once outside a
+    request (then True). The one way the store leaves work for after its answer (an upload's
+    exact twins are linked this way too, store/library.py); ``job`` logs its own failures."""
     return (_defer or _now)(job)
 
 

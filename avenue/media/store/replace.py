@@ -637,6 +637,7 @@ def _head_update(meta: dict[str, Any], ingested: Ingested, *, version: str, key:
         update.update({f"metadata.{k}": v for k, v in ingested.likeness.as_metadata().items()})
         update["metadata.near_group"] = None  # the old picture's group; the next lookup links it again
         update["metadata.exact_group"] = None  # the old pixels' group (store/exact.py)
+        update["metadata.pixels_full_sha256"] = None  # the old pixels' key: computed again when asked
         update[nearby.PENDING] = True  # until that lookup has linked it (store/nearby.py)
     if name is not None:
         update["metadata.filename"] = name
