@@ -343,6 +343,36 @@ def test_the_backfill_splits_a_group_linked_on_the_thumb_alone(client, editor, d
     assert '"split": 0' in runner.invoke(args=["likeness", "--json"]).output
 
 
+
+def test_the_backfill_leaves_a_group_as_it_is_while_the_decode_budget_refuses_a_member(
+        client, editor, db, runner, monkeypatch):
+    """A member the budget cannot decode now is not unreadable: its group is not split (nor its
+    twins parted) until a run can decode every member, and that run splits it as above."""
+    from avenue.errors import ServerBusy
+    from avenue.media.store.library import Library as Lib
+
+    base, dotted = dotted_pair()
+    first = media(client, editor, encoded(base), "label.png")
+    other = media(client, editor, encoded(dotted), "label-dotted.png")
+    again = media(client, editor, encoded(base, "saved again"), "label-again.png")
+    files = db[f"{BUILDER}.files"]
+    ids = [ObjectId(i["id"]) for i in (first, other, again)]
+    files.update_many({"_id": {"$in": ids}}, {  # as linked before the full-resolution key
+        "$set": {"metadata.exact_group": ids[0]}, "$unset": {"metadata.pixels_full_sha256": ""}})
+
+    def refused(self, decoding, working):
+        raise ServerBusy("the decode budget is full")
+
+    monkeypatch.setattr(Lib, "_hold", refused)
+    result = runner.invoke(args=["likeness", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"split": 0' in result.output
+    assert [sorted(i["id"] for i in g["images"]) for g in groups(client, editor)] == \
+        [sorted(str(i) for i in ids)]
+    monkeypatch.undo()
+    assert '"split": 1' in runner.invoke(args=["likeness", "--json"]).output
+    assert [[i["id"] for i in g["images"]] for g in groups(client, editor)] == [[first["id"], again["id"]]]
+
 # --- merged and undone -----------------------------------------------------------------------
 
 

@@ -150,19 +150,21 @@ def recheck(db: Database[Document], bucket: str, hold: Callable[[int, int], Any]
     """Check the groups linked before the full-resolution key (members without it): the
     members are split by their full-resolution pixels; the first member's part keeps the
     label, another part of two or more takes its oldest id (as :func:`link` labels), and a
-    member alone (or unreadable) leaves, its label cleared. How many members changed group."""
+    member alone (or unreadable) leaves, its label cleared. A group with a member the decode
+    budget refuses now is left as it is (:class:`Refused` is not "unreadable"): that member
+    still lacks its key, so the next run checks the group again. How many members changed group."""
     files = db[f"{bucket}.files"]
     stale = {EXACT_GROUP: {"$ne": None}, FULL: {"$exists": False}, "metadata.role": "original"}
     changed = 0
     for label in files.distinct(EXACT_GROUP, stale):
         members = list(files.find({EXACT_GROUP: label, "metadata.role": "original"}, CANDIDATE_FIELDS)
                        .sort("_id", 1).limit(GROUP_MEMBERS))
+        try:
+            keys = [full_key(db, bucket, member, hold) for member in members]
+        except Refused:
+            continue
         parts: dict[Any, list[ObjectId]] = {}
-        for member in members:
-            try:
-                key = full_key(db, bucket, member, hold)
-            except Refused:
-                key = None  # not decoded now: split off as unreadable, as before Refused existed
+        for member, key in zip(members, keys, strict=True):
             alone = ("unreadable", member["_id"])
             parts.setdefault(key if key is not None else alone, []).append(member["_id"])
         for ids in parts.values():
