@@ -279,6 +279,24 @@ def test_the_same_bytes_stored_twice_are_a_bytes_group(app, client, editor, db):
     assert {image["id"] for image in group["images"]} == {str(one.image.id), str(two.image.id)}
 
 
+
+def test_an_image_brought_from_another_bucket_joins_its_twins_there(app, db):
+    """A temporary upload attached to a product is brought into the products' bucket (its exact
+    group left behind): it is linked to the twins it has there, as an upload there would be."""
+    from avenue.media import PRODUCTS, TEMP
+    from avenue.media.store import exact
+
+    with app.app_context():
+        products = Library(db, PRODUCTS)
+        there = products.store(Upload("a.png", png(12)), kind="product")
+        temporary = Library(db, TEMP).store(Upload("b.png", png(12, "saved again")), kind="temp")
+        brought = products.bring(temporary.image, kind="product")
+        assert brought.created
+        [group] = exact.groups(db, PRODUCTS, after=None, limit=10)[0]
+    assert group.kind == "pixels"
+    assert [doc["_id"] for doc in group.docs] == [there.image.id, brought.image.id]
+    assert db[f"{PRODUCTS}.files"].count_documents(OWED) == 0
+
 def test_an_exact_group_with_a_near_copy_still_lists_as_a_near_group(client, editor):
     first, second = twins(client, editor)
     smaller = io.BytesIO()

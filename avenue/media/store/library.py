@@ -541,8 +541,9 @@ class Library:
             raise OSError(f"{image.bucket} {image.id} does not exist")
         result = originals.transfer(self.db, image.bucket, self.bucket, doc, kind=kind, scope=scope,
                                     delete_source=not keep_source)
-        if result.created:  # its group is this bucket's (the source's label stayed behind)
+        if result.created:  # its groups are this bucket's (the source's labels stayed behind)
             self.link_near_duplicates(result.doc["_id"])
+            self._link_exact_later([result.doc])
         return Stored(self._image(result.doc), result.created)
 
     def replace(self, image_id: ObjectId, upload: Upload | None = None, *, focal: FocalPoint | None = None,
