@@ -116,11 +116,9 @@ def test_pictures_alike_at_thumb_size_but_not_at_full_size_are_not_exact_duplica
     assert keys[first["id"]] == keys[again["id"]] != keys[other["id"]]
 
 
-def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(client, editor, db, runner,
-                                                                           monkeypatch):
-    """The full-resolution key never fails the upload that asked for it: a budget that refuses
-    the decode (too small, or full) leaves the twins unlinked, and the upload is a 201; the
-    link stays owed, and ``flask likeness`` makes it once the budget allows."""
+def refuse_decodes(monkeypatch) -> None:
+    """The library's decode budget refuses every full-resolution decode (full), until
+    ``monkeypatch.undo()``."""
     from avenue.errors import ServerBusy
     from avenue.media.store.library import Library as Lib
 
@@ -128,6 +126,14 @@ def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(clien
         raise ServerBusy("the decode budget is full")
 
     monkeypatch.setattr(Lib, "_hold", refused)
+
+
+def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(client, editor, db, runner,
+                                                                           monkeypatch):
+    """The full-resolution key never fails the upload that asked for it: a budget that refuses
+    the decode (too small, or full) leaves the twins unlinked, and the upload is a 201; the
+    link stays owed, and ``flask likeness`` makes it once the budget allows."""
+    refuse_decodes(monkeypatch)
     first = media(client, editor, png(4), "first.png")
     second = media(client, editor, png(4, "saved again"), "second.png")  # uploaded() asserts the 201
     assert groups(client, editor) == []
@@ -340,17 +346,25 @@ def test_the_backfill_groups_images_stored_before_the_pixel_hash(client, editor,
         [sorted([first["id"], second["id"]])]
 
 
-def test_the_backfill_splits_a_group_linked_on_the_thumb_alone(client, editor, db, runner):
-    """A group linked before the full-resolution key (the thumb's alone) is checked: the
-    picture whose full-size pixels differ leaves it, the re-save stays; a rerun changes nothing."""
+def linked_on_the_thumb(client, editor, db) -> tuple[dict, dict, dict]:
+    """A picture, one differing from it in a dot, and a re-save of the first: one group as
+    linked before the full-resolution key (the thumb's alone)."""
     base, dotted = dotted_pair()
     first = media(client, editor, encoded(base), "label.png")
     other = media(client, editor, encoded(dotted), "label-dotted.png")
     again = media(client, editor, encoded(base, "saved again"), "label-again.png")
+    ids = [ObjectId(i["id"]) for i in (first, other, again)]
+    db[f"{BUILDER}.files"].update_many({"_id": {"$in": ids}}, {
+        "$set": {"metadata.exact_group": ids[0]}, "$unset": {"metadata.pixels_full_sha256": ""}})
+    return first, other, again
+
+
+def test_the_backfill_splits_a_group_linked_on_the_thumb_alone(client, editor, db, runner):
+    """A group linked before the full-resolution key (the thumb's alone) is checked: the
+    picture whose full-size pixels differ leaves it, the re-save stays; a rerun changes nothing."""
+    first, other, again = linked_on_the_thumb(client, editor, db)
     files = db[f"{BUILDER}.files"]
     ids = [ObjectId(i["id"]) for i in (first, other, again)]
-    files.update_many({"_id": {"$in": ids}}, {  # as linked before the full-resolution key
-        "$set": {"metadata.exact_group": ids[0]}, "$unset": {"metadata.pixels_full_sha256": ""}})
     assert [sorted(i["id"] for i in g["images"]) for g in groups(client, editor)] == \
         [sorted(str(i) for i in ids)]
     result = runner.invoke(args=["likeness", "--json"])
@@ -361,27 +375,13 @@ def test_the_backfill_splits_a_group_linked_on_the_thumb_alone(client, editor, d
     assert '"split": 0' in runner.invoke(args=["likeness", "--json"]).output
 
 
-
 def test_the_backfill_leaves_a_group_as_it_is_while_the_decode_budget_refuses_a_member(
         client, editor, db, runner, monkeypatch):
     """A member the budget cannot decode now is not unreadable: its group is not split (nor its
     twins parted) until a run can decode every member, and that run splits it as above."""
-    from avenue.errors import ServerBusy
-    from avenue.media.store.library import Library as Lib
-
-    base, dotted = dotted_pair()
-    first = media(client, editor, encoded(base), "label.png")
-    other = media(client, editor, encoded(dotted), "label-dotted.png")
-    again = media(client, editor, encoded(base, "saved again"), "label-again.png")
-    files = db[f"{BUILDER}.files"]
+    first, other, again = linked_on_the_thumb(client, editor, db)
     ids = [ObjectId(i["id"]) for i in (first, other, again)]
-    files.update_many({"_id": {"$in": ids}}, {  # as linked before the full-resolution key
-        "$set": {"metadata.exact_group": ids[0]}, "$unset": {"metadata.pixels_full_sha256": ""}})
-
-    def refused(self, decoding, working):
-        raise ServerBusy("the decode budget is full")
-
-    monkeypatch.setattr(Lib, "_hold", refused)
+    refuse_decodes(monkeypatch)
     result = runner.invoke(args=["likeness", "--json"])
     assert result.exit_code == 0, result.output
     assert '"split": 0' in result.output
@@ -390,6 +390,7 @@ def test_the_backfill_leaves_a_group_as_it_is_while_the_decode_budget_refuses_a_
     monkeypatch.undo()
     assert '"split": 1' in runner.invoke(args=["likeness", "--json"]).output
     assert [[i["id"] for i in g["images"]] for g in groups(client, editor)] == [[first["id"], again["id"]]]
+
 
 # --- merged and undone -----------------------------------------------------------------------
 
