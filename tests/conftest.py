@@ -209,9 +209,17 @@ def secantus(tmp_path_factory):
     #
     # Its data in memory where the machine has room (``data_folder``: its journal's syncs cost
     # nothing there); its log in pytest's temp folder, kept after the run.
+    #
+    # Killed by the kernel when this process dies (``die_with_parent``), as make run's: a test
+    # process killed before its teardown (SIGTERM, SIGKILL, pytest-timeout's thread method)
+    # left its server running with its data in /dev/shm, whose memory the next run's clean-up
+    # of the folder could not free while the server held it open. Safe here: xdist runs tests
+    # and fixtures on the worker's main thread (execnet's ``main_thread_only``), the thread
+    # the kernel watches, which lives as long as the process.
     folder = tmp_path_factory.mktemp("secantus")
     with data_folder(folder) as data:
-        server = EmbeddedServer(data / "db", cache_size="1G", log_path=folder / "server.log", standalone=True)
+        server = EmbeddedServer(data / "db", cache_size="1G", log_path=folder / "server.log", standalone=True,
+                                die_with_parent=True)
         server.start()
         THROWAWAY.add(server.uri)
         yield server
@@ -227,7 +235,8 @@ def secantus_replica_set(tmp_path_factory):
     """A SecantusDB that runs as a replica set, for the tests of what only one has (a change
     stream): started by the first test that asks, once per process; killed at the end."""
     folder = tmp_path_factory.mktemp("secantus-rs")
-    server = EmbeddedServer(folder / "db", cache_size="256M", log_path=folder / "server.log")
+    server = EmbeddedServer(folder / "db", cache_size="256M", log_path=folder / "server.log",
+                            die_with_parent=True)  # as ``secantus``'s
     server.start()
     THROWAWAY.add(server.uri)
     yield server
