@@ -4,9 +4,12 @@
 Three servers on this machine, one run, the same source photos and the same output: each photo
 fitted into 512x512 as a JPEG at quality 80.
 
-- **Avenue**: the Procfile's process (``gunicorn --config gunicorn.conf.py wsgi:app``, 2
-  workers, ``tests/support/launcher.py``'s :class:`Gunicorn`) on the embedded SecantusDB (run as
-  a process, as ``bench/renditions_load.py`` runs it); the photos uploaded as public images, the
+- **Avenue**: ``make run``'s entry point (``python -m avenue.devserver``,
+  ``tests/support/launcher.py``'s :class:`MakeRun`): the embedded default as a shop runs it, a
+  standalone SecantusDB under its supervisor reached through make run's one-connection relay,
+  and the Procfile's gunicorn with 2 workers (``--replica-set``: gunicorn on a replica-set
+  SecantusDB of its own, no relay, as ``bench/renditions_load.py`` runs it, and as this
+  script did before 2026-11-27); the photos uploaded as public images, the
   rendition asked by a preset (``AVENUE_RENDITION_PRESETS=fit512=w_512,h_512,q_80``, served
   unsigned): ``/media/<alias>/<id>/fit512.jpg``. The limits of unsigned cold renders are raised
   for the run (one client address asks for every cold rendition; they are checks, not work).
@@ -91,7 +94,7 @@ from avenue.embedded import EmbeddedServer  # noqa: E402
 from PIL import Image  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from tests.support import fixtures, tokens  # noqa: E402
-from tests.support.launcher import Gunicorn  # noqa: E402
+from tests.support.launcher import Gunicorn, MakeRun  # noqa: E402
 
 import data  # noqa: E402
 import profiles  # noqa: E402
@@ -269,12 +272,14 @@ class Check:
 
 
 class Group:
-    """A server's processes (a root and its descendants, plus any ``extra`` roots'): CPU
-    seconds used and RSS summed, read from /proc through psutil."""
+    """A server's processes (its roots and their descendants, and ``alone``: processes counted
+    without their children): CPU seconds used and RSS summed, read from /proc through psutil."""
 
-    def __init__(self, name: str, roots: Callable[[], list[int]]) -> None:
+    def __init__(self, name: str, roots: Callable[[], list[int]],
+                 alone: Callable[[], list[int]] | None = None) -> None:
         self.name = name
         self.roots = roots
+        self.alone = alone or (lambda: [])
         self._seen: dict[int, psutil.Process] = {}
         self._gone_cpu = 0.0
         self._last: dict[int, float] = {}
@@ -285,6 +290,11 @@ class Group:
             try:
                 root = self._seen.get(pid) or psutil.Process(pid)
                 found += [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+        for pid in self.alone():
+            try:
+                found.append(self._seen.get(pid) or psutil.Process(pid))
             except psutil.NoSuchProcess:
                 continue
         for proc in found:
@@ -490,19 +500,18 @@ class Server:
 class Avenue(Server):
     name, label = "avenue", "Avenue"
 
-    def __init__(self, folder: Path, code: Path = ROOT, name: str = "avenue") -> None:
-        self.folder, self.code, self.name = folder, code, name
+    def __init__(self, folder: Path, code: Path = ROOT, name: str = "avenue", *,
+                 replica_set: bool = False) -> None:
+        self.folder, self.code, self.name, self.replica_set = folder, code, name, replica_set
         self.database: EmbeddedServer | None = None
-        self.gunicorn: Gunicorn | None = None
+        self.server: Gunicorn | MakeRun | None = None
+        self.master: int | None = None
+        self.uri, self.db = "", DB
         self.headers: dict[str, str] = {}
         self._renders = 0.0
 
     def start(self) -> None:
-        self.database = EmbeddedServer(self.folder / self.name / "db",
-                                       log_path=WORK / f"secantusd-{self.name}.log").start()
-        log = WORK / f"gunicorn-{self.name}.log"
-        log.unlink(missing_ok=True)
-        self.gunicorn = Gunicorn(self.database.uri, DB, log, workers=2, root=self.code, extra_env={
+        env = {
             "AVENUE_METRICS_ALLOW": "127.0.0.1/32",
             "AVENUE_RENDITION_PRESETS": f"{PRESET}=w_{BOX},h_{BOX},q_{QUALITY}",
             # One client address asks for every cold rendition here: the limits stay on, with the
@@ -511,29 +520,68 @@ class Avenue(Server):
             "AVENUE_RENDER_ADDRESS_LIMIT": "100000/minute;1000000/hour",
             "AVENUE_RENDER_INSTANCE_LIMIT": "100000/minute",
             "AVENUE_UPLOAD_RATE_LIMIT": "100000/minute",
-        }).start()
-        self.port = self.gunicorn.port
-        self.headers = tokens.issue_on(self.database.uri, DB)
+        }
+        if self.replica_set:
+            self._start_on_a_replica_set(env)
+        else:
+            self._start_make_run(env)
+        assert self.server is not None
+        self.port = self.server.port
+        self.headers = tokens.issue_on(self.uri, self.db)
+
+    def _start_make_run(self, env: dict[str, str]) -> None:
+        """``make run``'s own entry point (``python -m avenue.devserver``): the embedded default
+        as a shop runs it, a standalone SecantusDB under its supervisor, every process reaching it
+        through make run's one-connection relay (avenue/relay.py), and gunicorn's 2 workers. The
+        database's group is the server and make run's process (the relay's threads), counted
+        without its children (gunicorn, the app's group)."""
+        log = WORK / f"make-run-{self.name}.log"
+        log.unlink(missing_ok=True)
+        run = self.server = MakeRun(self.folder / self.name / "data", log, root=self.code,
+                                    extra_env={**env, "WEB_CONCURRENCY": "2"}).start(timeout=180)
+        assert run.process is not None
+        devserver = psutil.Process(run.process.pid)
+        master = next(child.pid for child in devserver.children() if "gunicorn" in " ".join(child.cmdline()))
+        db_pid = run.database_pid()
+        self.master, self.uri, self.db = master, run.mongo_uri, run.db_name
+        self.groups = [Group(f"{self.name} app", lambda: [master]),
+                       Group(f"{self.name} db", lambda: [db_pid], alone=lambda: [devserver.pid])]
+
+    def _start_on_a_replica_set(self, env: dict[str, str]) -> None:
+        """``--replica-set``: gunicorn on a replica-set SecantusDB of its own, no relay, as the
+        other benchmarks start it (and this one did before 2026-11-27)."""
+        self.database = EmbeddedServer(self.folder / self.name / "db",
+                                       log_path=WORK / f"secantusd-{self.name}.log").start()
+        log = WORK / f"gunicorn-{self.name}.log"
+        log.unlink(missing_ok=True)
+        gunicorn = self.server = Gunicorn(self.database.uri, DB, log, workers=2, root=self.code,
+                                          extra_env=env).start()
         db_pid = self.database.pid
-        master = self.gunicorn.process
-        assert master is not None and db_pid is not None
-        self.groups = [Group(f"{self.name} app", lambda: [master.pid]),
+        assert gunicorn.process is not None and db_pid is not None
+        master = self.master = gunicorn.process.pid
+        self.uri = self.database.uri
+        self.groups = [Group(f"{self.name} app", lambda: [master]),
                        Group(f"{self.name} db", lambda: [db_pid])]
+
+    def workers(self) -> list[int]:
+        """gunicorn's worker processes."""
+        assert self.master is not None
+        return [child.pid for child in psutil.Process(self.master).children()]
 
     def paths(self, workload: str, files: list[Path]) -> list[str]:
         found = []
-        assert self.gunicorn is not None
+        assert self.server is not None
         for path in files:
             # A comment with the run's time: every run's uploads are new images (cold keys).
             body = data.with_comment(path.read_bytes(), f"peers {workload} {path.name} {time.time()}")
-            status, image = self.gunicorn.upload(self.headers, body, path.name, timeout=180)
+            status, image = self.server.upload(self.headers, body, path.name, timeout=180)
             if status != 201 or "url" not in image:
                 raise BenchError(f"upload of {path.name}: HTTP {status} {image}")
             found.append(image["url"].rsplit(".", 1)[0] + f"/{PRESET}.jpg")
             # Its variants are rendered after the answer, at low priority: a GET of one waits for
             # them (or renders them), so none is left to run beside the cold phase.
             variant = next(iter(image["variant_urls"]["card"].values()))
-            status, _ = self.gunicorn.request("GET", variant[variant.index("/media/"):], timeout=180)
+            status, _ = self.server.request("GET", variant[variant.index("/media/"):], timeout=180)
             if status != 200:
                 raise BenchError(f"{path.name}'s card variant: HTTP {status}")
         return found
@@ -556,11 +604,10 @@ class Avenue(Server):
         from avenue.media.store import renditions
         from bson import ObjectId
 
-        assert self.database is not None
-        with pymongo.MongoClient(self.database.uri) as client:
+        with pymongo.MongoClient(self.uri) as client:
             for path in paths:
                 alias, token = path.split("/")[2:4]
-                renditions.remove_for(client[DB], BUCKETS[alias], ObjectId(token.split("~")[0]))
+                renditions.remove_for(client[self.db], BUCKETS[alias], ObjectId(token.split("~")[0]))
         time.sleep(2.0)  # the workers poll the tombstones at least once a second
 
     def after_cold(self, paths: list[str]) -> str:
@@ -569,8 +616,10 @@ class Avenue(Server):
             "" if made == len(paths) else " (**not one each**)")
 
     def stop(self) -> None:
-        if self.gunicorn is not None:
-            self.gunicorn.stop(grace=15)
+        if isinstance(self.server, MakeRun):
+            self.server.stop()  # Ctrl-C: gunicorn, then the database
+        elif self.server is not None:
+            self.server.stop(grace=15)
         if self.database is not None:
             self.database.stop()
 
@@ -713,8 +762,7 @@ def measure(server: Server, workload: str, files: list[Path], warm_seconds: floa
     foreign = ForeignLoad()
     foreign.start()
     if profile is not None and isinstance(server, Avenue):
-        assert server.gunicorn is not None
-        with Profile(procs, server.gunicorn.workers(), f"{server.name.split()[0]}-{workload}", gil) as spy:
+        with Profile(procs, server.workers(), f"{server.name.split()[0]}-{workload}", gil) as spy:
             phase = cold(server.port, paths, server.groups, fitted(width, height), check)
         summary = profiles.summarize(busy_only(spy.raw), top=25)
         profile += [f"## {server.name}, {workload}: {len(paths)} cold renders, "
@@ -817,13 +865,14 @@ def report(results: list[Result], *, args: argparse.Namespace, started: str, pee
            loads: list[tuple[float, ...]], aborted: str | None,
            floors: dict[str, float] | None = None) -> str:
     command = "python bench/peers.py " + " ".join(sys.argv[1:])
+    database = "a replica-set SecantusDB" if args.replica_set else "make run's SecantusDB and relay"
     lines = [f"# Renditions on request against thumbor and ipx, {started[:10]}", "",
              f"`{command.strip()}`, started {started}, on {os.cpu_count()} cores; load average "
              f"{' / '.join(f'{x:.2f}' for x in loads[0])} at the start, "
              f"{' / '.join(f'{x:.2f}' for x in loads[-1])} at the end. {peers}. Each photo fitted into "
              f"{BOX}x{BOX} as JPEG q{QUALITY}; cold: every URL once, {CLIENTS} clients; warm: the same URLs "
              f"with wrk -t2 -c{WARM_CONNECTIONS}. CPU is ms per request of each server's processes "
-             "(Avenue: app + database); RSS the group's peak.", ""]
+             f"(Avenue: app + database, {database}); RSS the group's peak.", ""]
     if aborted:
         lines += [f"**Stopped early** ({aborted}): partial results.", ""]
     by = {(r.server, r.workload): r for r in results}
@@ -939,6 +988,9 @@ def main() -> int:
                              "this many rounds (Avenue's renditions removed between them)")
     parser.add_argument("--before", metavar="REF",
                         help="also measure Avenue at this git ref (a copy by git archive), first")
+    parser.add_argument("--replica-set", action="store_true",
+                        help="Avenue on a replica-set SecantusDB of its own without make run's relay, as the "
+                             "other benchmarks start it (default: make run's embedded database)")
     parser.add_argument("--out", action="store_true", help="write bench/results/peers-<date>[-N].md")
     args = parser.parse_args()
     only = [s for s in SERVERS if s in args.only.split(",")]
@@ -970,7 +1022,7 @@ def main() -> int:
             say(f"avenue {workload}: the image work alone {floor:.1f} ms CPU per photo")
         root = WORK / "images"
         photos("12mp", 0)  # ipx's readiness probe asks for this one
-        servers: dict[str, Server] = {"avenue": Avenue(folder),
+        servers: dict[str, Server] = {"avenue": Avenue(folder, replica_set=args.replica_set),
                                       "thumbor": Thumbor(procs, thumbor or Path(), root),
                                       "ipx": Ipx(procs, ipx or Path(), root)}
         if args.before:
@@ -980,7 +1032,8 @@ def main() -> int:
                                      check=True, timeout=120).stdout
             subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True, timeout=120)
             sha = run(["git", "rev-parse", "--short", args.before], timeout=30, cwd=ROOT).stdout.strip()
-            servers["before"] = Avenue(folder, code, name=f"before ({args.before} {sha})")
+            servers["before"] = Avenue(folder, code, name=f"before ({args.before} {sha})",
+                                       replica_set=args.replica_set)
             only.insert(0, "before")
         if args.rounds > 1:
             running = []
