@@ -92,6 +92,23 @@ def tab_to(page, name: str, *, back: bool = False, limit: int = 40) -> None:
     pytest.fail(f"Tab never reached {name!r} (last: {focused_name(page)!r})")
 
 
+def confirm(page, yes: str, *, by_keyboard: bool = False) -> str:
+    """Answer yes to the console's confirmation (js/confirm.js), once the click or key just
+    given opened it: its ``yes`` button pressed (``by_keyboard``: the focus checked on its safe
+    answer first, then Tab and Enter, as a keyboard user answers). Its question, returned."""
+    dialog = page.locator("#confirm-dialog[open]")
+    dialog.wait_for()
+    question = dialog.locator("#confirm-title").inner_text()
+    if by_keyboard:
+        assert focused_name(page) == "Cancel", focused_name(page)  # Enter alone never deletes
+        tab_to(page, yes, limit=3)
+        page.keyboard.press("Enter")
+    else:
+        dialog.get_by_role("button", name=yes, exact=True).click()
+    dialog.wait_for(state="hidden")
+    return question
+
+
 def fresh_jpeg(width: int = 1024, height: int = 768) -> bytes:
     """A JPEG no other test uploaded (identical bytes would be the same stored image): bands
     of colour from a random seed, so a crop or a turn changes what the picture shows."""

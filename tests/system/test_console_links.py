@@ -28,6 +28,7 @@ from tests.support.browser import (
     wait_until_asked,
 )
 from tests.support.client import multipart
+from tests.support.console import confirm
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app are module fixtures, started once rather than on every worker its tests reach.
@@ -96,8 +97,8 @@ def test_an_editor_creates_a_link_a_client_uploads_through_it_and_the_editor_rev
     row = page.locator("#links-table tbody tr", has_text="Acme photos")
     row.locator(".uses", has_text="1 of 2").wait_for()
     assert secret not in page.content()
-    page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Revoke link Acme photos").click()
+    assert confirm(page, "Revoke") == 'Revoke the link "Acme photos"?'
     page.get_by_text('Link "Acme photos" revoked.').wait_for()
     revoked = page.locator("#links-table tbody tr", has_text="Acme photos")
     revoked.locator(".badge", has_text="revoked").wait_for()

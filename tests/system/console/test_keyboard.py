@@ -2,8 +2,8 @@
 and out, a product's photos, an upload and its link, upload links, the trash, a page's alt text
 (issue 45). Tab and Shift+Tab (tab_to), Enter, Space, arrows, Escape and typing only, a file
 chooser opened with Space; the API seeds what a flow starts from and checks what it left. The
-browser's own confirm() (a delete, a revoke) is accepted as its Enter would: it is the browser's,
-not the page's, and Playwright answers it, keys cannot.
+console's confirmation (a delete, a revoke: its own dialog, js/confirm.js) is answered by keys
+too: the focus on its safe answer, Tab to yes, Enter.
 
 The library's grid, panel and bulk actions, the phone's upload, the editor and the ops dashboard
 have theirs in their own modules (test_library.py, test_images.py, test_products_and_ops.py)."""
@@ -17,7 +17,15 @@ import pytest
 
 from tests.helpers import Auth
 from tests.support.browser import new_context, shot
-from tests.support.console import PASSWORD, chooser_by_key, focused_name, fresh_jpeg, seed_library, tab_to
+from tests.support.console import (
+    PASSWORD,
+    chooser_by_key,
+    confirm,
+    focused_name,
+    fresh_jpeg,
+    seed_library,
+    tab_to,
+)
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app (tests/system/console/conftest.py) start once; the other console modules run beside it.
@@ -26,11 +34,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console_keyboard")]
 
 def csrf_of(page) -> str:
     return page.request.get("/api/auth/csrf").json()["csrf_token"]
-
-
-def accept_confirm(page) -> None:
-    """The next confirm() the page asks is answered yes (the browser's dialog: see the docstring)."""
-    page.once("dialog", lambda dialog: dialog.accept())
 
 
 def test_log_in_by_keyboard_skip_to_the_content_and_log_out(live, browser):
@@ -134,8 +137,8 @@ def test_a_product_is_made_given_photos_ordered_described_and_trimmed_by_keyboar
 
     # Delete the second photo: the focus goes on to the photo left.
     tab_to(page, f"Delete {filename[second]}", back=True)
-    accept_confirm(page)
     page.keyboard.press("Enter")
+    assert confirm(page, "Delete", by_keyboard=True) == f"Delete {filename[second]} from {sku}?"
     page.get_by_text(f"{filename[second]} deleted.").wait_for()
     assert photo_ids(page, sku) == [first]
     assert focused_name(page) == f"Photo 1 of 1: {filename[first]}"
@@ -177,8 +180,8 @@ def test_an_upload_is_sent_opened_its_link_copied_and_deleted_by_keyboard(live, 
     page.keyboard.press("Enter")
     panel.wait_for()
     tab_to(page, f"Delete {name}")
-    accept_confirm(page)
     page.keyboard.press("Enter")
+    confirm(page, "Delete", by_keyboard=True)
     page.get_by_text(f"{name} deleted.").wait_for()
     assert [item["filename"] for item in page.request.get("/api/uploads").json()["items"]] == ["kept.jpg"]
     assert focused_name(page).startswith("kept.jpg")  # the next tile: the focus not lost
@@ -187,8 +190,8 @@ def test_an_upload_is_sent_opened_its_link_copied_and_deleted_by_keyboard(live, 
     page.keyboard.press("Enter")
     page.get_by_role("complementary", name="kept.jpg").wait_for()
     tab_to(page, "Delete kept.jpg")
-    accept_confirm(page)
     page.keyboard.press("Enter")
+    confirm(page, "Delete", by_keyboard=True)
     page.get_by_text("kept.jpg deleted.").wait_for()
     assert page.request.get("/api/uploads").json()["items"] == []
     assert focused_name(page) == "No uploads yet."
@@ -213,8 +216,8 @@ def test_an_upload_link_is_created_its_secret_shown_once_and_revoked_by_keyboard
     assert shown not in page.request.get("/api/upload-links").text()  # the API never shows it again
     shot(page, "keyboard-link-created")
     tab_to(page, f"Revoke link {label}")
-    accept_confirm(page)
     page.keyboard.press("Enter")
+    confirm(page, "Revoke", by_keyboard=True)
     page.get_by_text(f'Link "{label}" revoked.').wait_for()
     assert [link["state"] for link in page.request.get("/api/upload-links").json()["items"]] == ["revoked"]
     # The button went with its row's state: the focus on the links' table, where it was.

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from tests.support.browser import SETUP_MS, axe_violations, shot
-from tests.support.console import unlike_jpeg
+from tests.support.console import confirm, unlike_jpeg
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app start once.
@@ -122,8 +122,8 @@ def test_the_uploads_are_a_grid_of_tiles_with_a_details_panel_as_the_library(liv
     page.keyboard.press("Enter")
     page.get_by_role("complementary", name=names[0]).wait_for()
     assert focused(page) == names[0]
-    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Delete {names[0]}").click()
+    confirm(page, "Delete")
     page.get_by_text(f"{names[0]} deleted.").wait_for()
     assert tiles.count() == 2 and page.request.get(f"/api/uploads/{ids[0]}").status == 404
 

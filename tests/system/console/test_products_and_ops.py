@@ -25,6 +25,7 @@ from tests.support.browser import (
 )
 from tests.support.console import (
     PASSWORD,
+    confirm,
     database,
     fresh_jpeg,
     loaded_pictures,
@@ -134,8 +135,8 @@ def test_an_admin_logs_in_and_manages_a_products_photos(live, browser):
 
         page.get_by_text("Variants").first.click()
         assert page.locator("#photos .photo").first.get_by_role("link", name="thumb").is_visible()
-        page.once("dialog", lambda dialog: dialog.accept())
         page.get_by_role("button", name=f"Delete {PHOTOS[2]}").click()
+        confirm(page, "Delete")
         page.get_by_text(f"{PHOTOS[2]} deleted.").wait_for(state="attached")
         assert order_on_page(page) == [PHOTOS[1], PHOTOS[0]]
         # Dropping a file on the drop zone uploads it like the picker does.
@@ -288,8 +289,8 @@ def test_anyone_logged_in_uploads_and_copies_a_signed_link(live, open_as):
     public.locator(".badge", has_text="public").wait_for()
     loaded_pictures(page, "#uploads img")  # rendered on their first request: the shot shows them
     shot(page, "uploads")
-    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Delete alpha.png").click()
+    confirm(page, "Delete")
     page.get_by_text("alpha.png deleted.").wait_for()
     assert page.request.get(link).status == 404
 
@@ -433,8 +434,8 @@ def test_an_upload_made_a_moment_ago_is_on_the_uploads_chart(live, open_as):
     tile = page.locator("#uploads .media-card", has_text="progressive.jpg")
     tile.wait_for()
     tile.click()  # its details, in the panel beside the grid
-    page.once("dialog", lambda dialog: dialog.accept())
     page.locator("#media-panel").get_by_role("button", name="Delete progressive.jpg").click()
+    confirm(page, "Delete")
     page.get_by_text("progressive.jpg deleted.").wait_for()  # a delete does not take it back
     page.goto("/console/ops")
     page.get_by_label("24 hours").check()
@@ -732,7 +733,6 @@ def test_a_late_answer_of_one_delete_does_not_bring_back_the_photo_deleted_after
     sku = product_with_photos(page, PHOTOS)
     page.goto(f"/console/products/{sku}")
     page.locator("#photos .photo").nth(2).wait_for()
-    page.on("dialog", lambda dialog: dialog.accept())
     answers: list = []
 
     def hold_the_first_answer(route) -> None:
@@ -743,8 +743,10 @@ def test_a_late_answer_of_one_delete_does_not_bring_back_the_photo_deleted_after
 
     page.route("**/images/*", hold_the_first_answer)
     page.get_by_role("button", name=f"Delete {PHOTOS[0]}").click()
+    confirm(page, "Delete")
     wait_until_asked(page, answers)
     page.get_by_role("button", name=f"Delete {PHOTOS[1]}").click()
+    confirm(page, "Delete")
     # Time for a second delete sent at once to be answered and drawn (what the screen did before);
     # not networkidle: the first answer is still held.
     page.wait_for_timeout(700)

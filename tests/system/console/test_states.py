@@ -35,6 +35,8 @@ keeps this list and the table the same):
 - versions-compare: an image's versions, two of them compared (slider and heat map)
 - uploads: the user's uploads as a grid (the form folded on a phone) and the upload links
 - uploads-panel: an upload's details with its versions
+- uploads-delete-confirm: an upload's Delete pressed: the console's confirmation asks, the
+  focus on its safe answer, Tab going round inside it
 - uploads-refused: a file the uploads screen refused (its form opened on a phone)
 - links-created: an upload link just made: its secret shown once, the links table
 - ops: the ops dashboard
@@ -417,6 +419,15 @@ def uploads_panel(page) -> str:
     return panel_walk(page)
 
 
+def uploads_delete_confirm(page) -> str:
+    uploads(page)
+    page.get_by_role("option", name="mine-1.jpg").click()
+    panel = page.get_by_role("complementary", name="mine-1.jpg")
+    panel.get_by_role("button", name="Delete mine-1.jpg").click()
+    page.get_by_role("dialog", name="Delete mine-1.jpg?").wait_for()
+    return "dialog[open]"
+
+
 def uploads_refused(page) -> str:
     refused_upload(page, "/console/uploads")
     return "top"
@@ -471,6 +482,7 @@ STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[..., str]]] = {
     "versions-compare": ("editor", ("library.html",), versions_compare),
     "uploads": ("editor", ("uploads.html", "links.html"), uploads),
     "uploads-panel": ("ops", ("uploads.html",), uploads_panel),
+    "uploads-delete-confirm": ("editor", ("uploads.html",), uploads_delete_confirm),
     "uploads-refused": ("ops", ("uploads.html",), uploads_refused),
     "links-created": ("admin", ("uploads.html", "links.html"), links_created),
     "ops": ("ops", ("ops.html",), ops),

@@ -19,6 +19,7 @@ import {DetailsPanel, lazySection, once} from './panel.js';
 import {wrapTab} from './focus.js';
 import {focalPicker} from './focal.js';
 import {runBulk} from './bulk-actions.js';
+import {confirmAction} from './confirm.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -497,9 +498,10 @@ document.getElementById('bulk-tag').addEventListener('submit', (event) => {
   const tags = event.target.tags.value.split(',').map((t) => t.trim()).filter(Boolean);
   bulkAction(action, {tags}, action === 'tag' ? `Tagged “${tags.join(', ')}”:` : `Untagged “${tags.join(', ')}”:`);
 });
-document.getElementById('bulk-delete').addEventListener('click', () => {
+document.getElementById('bulk-delete').addEventListener('click', async () => {
   const count = picks.allMatching ? countOf({total, total_exact: totalExact}) : picks.count();
-  if (!count || window.confirm(`Delete ${count} image(s)? Images pages use are kept and listed.`)) {
+  if (!count || await confirmAction({title: `Delete ${count} image(s)?`, yes: 'Delete',
+    text: 'They go to the trash, where they can be restored. Images pages use are kept and listed.'})) {
     bulkAction('delete', {}, 'Deleted');
   }
 });

@@ -1,6 +1,7 @@
 // One-time upload links (editors and admins), on the uploads screen: create one (its secret
 // shown once, with a copy button), list them with their uses, revoke one.
 import {api, el, formatBytes, formatDate, newest, show} from './api.js';
+import {confirmAction} from './confirm.js';
 
 const form = document.getElementById('link-form');
 const created = document.getElementById('link-created');
@@ -27,7 +28,8 @@ function row(link) {
   const name = link.label || describe(link.target);
   const revoke = link.state === 'live' || link.state === 'used_up'
     ? el('button', {type: 'button', class: 'danger', 'aria-label': `Revoke link ${name}`, onclick: async () => {
-      if (!window.confirm(`Revoke the link "${name}"? It stops taking uploads.`)) return;
+      if (!await confirmAction({title: `Revoke the link "${name}"?`, text: 'It stops taking uploads at once.',
+        yes: 'Revoke'})) return;
       try {
         const revoked = await api('DELETE', `/api/upload-links/${link.id}`);
         node.replaceWith(row(revoked));

@@ -1,6 +1,7 @@
 // One product (admin): upload photos with progress, reorder by drag or keyboard, delete one,
 // see its variants and any legacy entries still pointing outside storage.
 import {api, el, formatBytes, formatPrice, pageMessage, upload, uploadEach} from './api.js';
+import {confirmAction} from './confirm.js';
 import {gridSizes, picture} from './picture.js';
 import {warnNear} from './near.js';
 import {imageIn, openEditor} from './editor.js';
@@ -196,7 +197,8 @@ function move(id, step) {
 }
 
 async function remove(image) {
-  if (!window.confirm(`Delete ${image.filename} from ${sku}? Its file and variants are removed from storage.`)) return;
+  if (!await confirmAction({title: `Delete ${image.filename} from ${sku}?`, yes: 'Delete',
+    text: 'Its file and variants are removed from storage.'})) return;
   await inTurn(async () => {
     try {
       const ids = stored().map((one) => one.id);

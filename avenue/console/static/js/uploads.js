@@ -3,6 +3,7 @@
 // panel beside it (panel.js; the whole screen on a phone): the larger picture, a link to open or
 // copy, the editor, its versions, delete.
 import {api, countOf, el, formatBytes, formatDate, newest, pageMessage, sendForm, show} from './api.js';
+import {confirmAction} from './confirm.js';
 import {bulkPanel, dropTarget} from './bulk-upload.js';
 import {gridSizes, picture, showImage} from './picture.js';
 import {imageIn, openEditor} from './editor.js';
@@ -117,7 +118,7 @@ const details = new DetailsPanel({
 });
 
 async function remove(file, node, status) {
-  if (!window.confirm(`Delete ${file.filename}? Its links stop working.`)) return;
+  if (!await confirmAction({title: `Delete ${file.filename}?`, text: 'Its links stop working.', yes: 'Delete'})) return;
   try {
     await api('DELETE', `/api/uploads/${file.id}`);
   } catch (error) {
