@@ -468,11 +468,13 @@ searchForm.addEventListener('submit', (event) => {
 
 // A trashed image: no picture (nothing in the trash is served), its name and when it goes.
 function trashCard(item) {
-  return picks.tile(item.id, item.filename, [
+  const card = picks.tile(item.id, item.filename, [
     el('p', {class: 'filename'}, item.filename),
     el('p', {class: 'size'}, `${formatBytes(item.bytes)} · ${item.width}×${item.height}`),
     el('p', {class: 'size'}, `Deleted ${formatDate(item.deleted_at)}; kept until ${formatDate(item.purge_after)}.`),
   ], null);
+  card.classList.add('no-picture');  // the selection's tick goes beside the name, not over it (console.css)
+  return card;
 }
 
 const trashButton = document.getElementById('show-trash');
