@@ -125,6 +125,31 @@ def fresh_jpeg(width: int = 1024, height: int = 768) -> bytes:
     return out.getvalue()
 
 
+def seed_exact_twins(page, size: tuple[int, int]) -> tuple[int, list[str]]:
+    """Two library images of the same pixels in other bytes (a PNG, and the same PNG saved again
+    with a comment): an exact-duplicate group of two, posted through the page's API session. The
+    seed their names carry (``twin-<seed>-0.png``, ``-1``) and their ids."""
+    from PIL import PngImagePlugin
+
+    from tests.support.fixtures import scene
+
+    csrf = page.request.get("/api/auth/csrf", timeout=SETUP_MS).json()["csrf_token"]
+    seed = uuid.uuid4().int % 100_000
+    ids: list[str] = []
+    for note in ("", "saved again"):  # other bytes, the same pixels
+        info = PngImagePlugin.PngInfo()
+        if note:
+            info.add_text("Comment", note)
+        out = io.BytesIO()
+        scene(size, seed).save(out, "PNG", pnginfo=info)
+        file = {"name": f"twin-{seed}-{len(ids)}.png", "mimeType": "image/png", "buffer": out.getvalue()}
+        answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf},
+                                   multipart={"file": file}, timeout=SETUP_MS)
+        assert answer.ok, answer.text()
+        ids.append(answer.json()["id"])
+    return seed, ids
+
+
 def unlike_jpeg(width: int, height: int) -> bytes:
     """A JPEG of random blocks (8 x 6): bytes no other test stores, and a picture like no other
     (its perceptual hash is random). Most browser tests are not about look-alikes, and

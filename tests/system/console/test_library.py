@@ -4,7 +4,6 @@ exact duplicates, the grid with its details panel and its selection, bulk action
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import re
 import uuid
@@ -32,6 +31,7 @@ from tests.support.console import (
     look_alikes_asked,
     open_panel,
     percent,
+    seed_exact_twins,
     seed_library,
     tab_to,
     unlike_jpeg,
@@ -178,26 +178,9 @@ def test_the_library_names_an_upload_s_look_alikes_and_lists_the_groups(live, op
 
 
 def test_the_library_lists_exact_duplicates_apart_and_merges_them_into_one(live, open_as):
-    from PIL import PngImagePlugin
-
-    from tests.support.fixtures import scene
-
     page = open_as("editor", audit=True)
     csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
-    seed = uuid.uuid4().int % 100_000
-    ids = []
-    for note in ("", "saved again"):  # other bytes, the same pixels
-        info = PngImagePlugin.PngInfo()
-        if note:
-            info.add_text("Comment", note)
-        out = io.BytesIO()
-        scene((500, 400), seed).save(out, "PNG", pnginfo=info)
-        name = f"twin-{seed}-{len(ids)}.png"
-        file = {"name": name, "mimeType": "image/png", "buffer": out.getvalue()}
-        answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf},
-                                   multipart={"file": file})
-        assert answer.ok, answer.text()
-        ids.append(answer.json()["id"])
+    seed, ids = seed_exact_twins(page, (500, 400))
     assert page.request.put(f"/api/builder/pages/twins-{seed}", headers={"X-CSRF-Token": csrf},
                             data={"title": "Twins", "blocks": [{"type": "image", "media_id": ids[1]}]}).ok
     page.goto("/console/library")

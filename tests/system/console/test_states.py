@@ -59,7 +59,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import SETUP_MS, axe_violations, new_context, shot
-from tests.support.console import fresh_jpeg, open_panel, unlike_jpeg
+from tests.support.console import fresh_jpeg, open_panel, seed_exact_twins, unlike_jpeg
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app (tests/system/console/conftest.py) start once; the other console modules run beside it.
@@ -310,24 +310,7 @@ def library_trash(page) -> str:
 
 
 def library_duplicates(page) -> str:
-    from PIL import PngImagePlugin
-
-    from tests.support.fixtures import scene
-
-    csrf = csrf_of(page)
-    seed = uuid.uuid4().int % 100_000
-    ids = []
-    for note in ("", "saved again"):  # other bytes, the same pixels
-        info = PngImagePlugin.PngInfo()
-        if note:
-            info.add_text("Comment", note)
-        out = io.BytesIO()
-        scene((400, 300), seed).save(out, "PNG", pnginfo=info)
-        file = {"name": f"twin-{seed}-{len(ids)}.png", "mimeType": "image/png", "buffer": out.getvalue()}
-        answer = page.request.post("/api/builder/media", headers={"X-CSRF-Token": csrf},
-                                   multipart={"file": file}, timeout=SETUP_MS)
-        assert answer.ok, answer.text()
-        ids.append(answer.json()["id"])
+    _, ids = seed_exact_twins(page, (400, 300))
     page.goto("/console/library")
     page.get_by_role("button", name="Show near duplicates").click()
     page.locator("#near-status:not(:empty)").wait_for()
