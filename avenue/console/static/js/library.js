@@ -16,7 +16,6 @@ import {versionsPanel} from './versions.js';
 import {TileGrid} from './tilegrid.js';
 import {missingAlt} from './alttext.js';
 import {DetailsPanel, lazySection, once} from './panel.js';
-import {wrapTab} from './focus.js';
 import {focalPicker} from './focal.js';
 import {runBulk} from './bulk-actions.js';
 import {confirmAction} from './confirm.js';
@@ -27,8 +26,6 @@ const more = document.getElementById('more');
 const searchForm = document.getElementById('search-form');
 const uploadForm = document.getElementById('upload-form');
 const uploadList = document.getElementById('upload-list');
-const dialog = document.getElementById('force-dialog');
-dialog.addEventListener('keydown', (event) => wrapTab(dialog, event));  // Tab stays in it
 // A .media-grid cell's picture: about half the screen on a phone (two columns), at most about
 // 13rem on a wide one.
 const CELL = gridSizes('(max-width: 480px) calc(50vw - 2.5rem), 13rem');
@@ -147,12 +144,10 @@ function recount(change) {
 }
 
 function askForce(media, pages) {
-  document.getElementById('force-text').textContent =
-    `${media.filename} is used on ${pages.length} page(s): ${pages.join(', ')}. Deleting it removes its blocks from those pages.`;
-  return new Promise((resolve) => {
-    dialog.addEventListener('close', () => resolve(dialog.returnValue === 'force'), {once: true});
-    dialog.showModal();
-  });
+  return confirmAction({title: 'Delete an image that pages use?', no: 'Keep it',
+    yes: 'Delete and remove it from those pages',
+    text: `${media.filename} is used on ${pages.length} page(s): ${pages.join(', ')}. `
+      + 'Deleting it removes its blocks from those pages.'});
 }
 
 // "4000×3000 · 1.2 MB · date": what the details say about the picture (again after a replace).
