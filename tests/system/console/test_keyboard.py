@@ -181,6 +181,14 @@ def test_an_upload_is_sent_opened_its_link_copied_and_deleted_by_keyboard(live, 
     panel.wait_for()
     tab_to(page, f"Delete {name}")
     page.keyboard.press("Enter")
+    # Escape answers no: nothing deleted, the focus back on the button that asked; then yes.
+    asking = page.locator("#confirm-dialog[open]")
+    asking.wait_for()
+    page.keyboard.press("Escape")
+    asking.wait_for(state="hidden")
+    assert name in [item["filename"] for item in page.request.get("/api/uploads").json()["items"]]
+    assert focused_name(page) == f"Delete {name}"
+    page.keyboard.press("Enter")
     confirm(page, "Delete", by_keyboard=True)
     page.get_by_text(f"{name} deleted.").wait_for()
     assert [item["filename"] for item in page.request.get("/api/uploads").json()["items"]] == ["kept.jpg"]
