@@ -245,6 +245,12 @@ class SerialRelay:
                         await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, OSError, ProtocolError):
             pass  # the client left, or the server did: the client sees its connection closed
+        except asyncio.CancelledError:
+            # Only :meth:`_close` cancels a handler (the relay stops): it ends here, not cancelled.
+            # A cancelled handler made Python 3.11's StreamReaderProtocol callback call
+            # task.exception(), which raises, and the loop printed a traceback at every Ctrl-C
+            # of make run (CPython gh-113538, fixed in the Pythons after 3.11).
+            pass
         finally:
             self._writers.discard(writer)
             writer.close()

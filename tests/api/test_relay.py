@@ -163,3 +163,29 @@ def test_the_request_in_flight_is_named_while_the_server_holds_it():
         for conn in accepted:
             conn.close()
         listener.close()
+
+
+def test_stopping_with_requests_in_flight_ends_their_handlers_without_an_error(caplog):
+    """Ctrl-C on make run stops the relay while a client waits on the server: its handler is
+    cancelled, and on Python 3.11 asyncio's stream callback then logged the CancelledError it
+    raised ("Exception in callback StreamReaderProtocol...", a traceback after every Ctrl-C)."""
+    listener = socket.create_server(("127.0.0.1", 0))  # a server that reads and never answers
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    relay = SerialRelay("127.0.0.1", listener.getsockname()[1]).start()
+    try:
+        with socket.create_connection(("127.0.0.1", relay.port)) as raw:
+            raw.sendall(op_msg({"find": "things", "$db": "relay_stop"}))
+            deadline = time.monotonic() + 5
+            while not relay.current() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert relay.current()  # the request waits on the server
+            with caplog.at_level("DEBUG", logger="asyncio"):
+                relay.stop()
+            assert raw.recv(16) == b""  # the client sees its connection closed
+    finally:
+        relay.stop()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+    assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
