@@ -165,6 +165,15 @@ def on_exit(server):
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def when_ready(server):
+    """Name the address served. With ``reuse_port`` gunicorn binds no socket in the master (each
+    worker binds its own and the kernel spreads connections over them), so its own line reads
+    "Listening at:  (pid)", naming nothing."""
+    if not server.LISTENERS:
+        server.log.info("Listening at: %s (each worker binds it: reuse_port)",
+                        ", ".join(f"http://{address}" for address in server.cfg.bind))
+
+
 def post_worker_init(worker):
     """Start this worker's background work (avenue/__init__.py register_background: the
     indexes and the bootstrap admin, the status sweep scheduler, the history sampler, the CDN

@@ -401,7 +401,9 @@ def test_the_procfile_process_serves_kept_alive_and_pipelined_requests(start_gun
         # not be.
         assert 0.5 < time.monotonic() - started < 8.0
         assert sock.recv(65536) == b""  # closed
-    assert "Using worker: avenue.server.GuardedThreadWorker" in server.log_path.read_text()
+    log = server.log_path.read_text()
+    assert "Using worker: avenue.server.GuardedThreadWorker" in log
+    assert f"Listening at: http://{LOOPBACK}:{server.port} (each worker binds it" in log  # when_ready
 
 
 @pytest.mark.slow
