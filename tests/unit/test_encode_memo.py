@@ -55,3 +55,30 @@ def test_the_memo_hands_out_what_the_encoder_makes_and_tells_inputs_apart():
     assert variants.encode_image(first, "webp", None, 50) == real(first, "webp", None, 50)
     assert variants.encode_image(first, "webp", None, 50) != variants.encode_image(first, "webp", None)
     assert variants.encode_image(first, "png", None) == real(first, "png", None)
+
+
+def test_the_attention_centre_depends_only_on_the_samples_pixels_on_any_thread():
+    from avenue.media.ingest import focal
+
+    real = getattr(focal.attention, "__wrapped__", focal.attention)
+    with Image.open(IMAGES / "good" / "cmyk.jpg") as opened:
+        im, _ = to_display_mode(opened.copy(), opened.info.get("icc_profile"))
+    sample = im.convert("RGB")
+    sample.thumbnail((focal.SAMPLE, focal.SAMPLE))
+    with ThreadPoolExecutor(4) as pool:
+        assert len(set(pool.map(lambda _: real(sample.copy()), range(4)))) == 1
+
+
+def test_the_attention_memo_hands_out_what_libvips_finds_and_tells_samples_apart():
+    from avenue.media.ingest import focal
+
+    if not hasattr(focal.attention, "__wrapped__"):
+        pytest.skip("AVENUE_TEST_ENCODE_MEMO=off: no memo in this run")
+    real = focal.attention.__wrapped__
+    left = Image.new("RGB", (64, 48), (40, 40, 40))
+    left.paste((250, 30, 30), (4, 20, 14, 30))  # a red patch on the left
+    right = left.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    assert focal.attention(left) == real(left)
+    assert focal.attention(left.copy()) == real(left)  # from the memo
+    assert focal.attention(right) == real(right)
+    assert focal.attention(left).x < 0.5 < focal.attention(right).x

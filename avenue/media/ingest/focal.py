@@ -96,6 +96,13 @@ def estimate(im: Pixels) -> FocalPoint:
     width, height = sample.size
     if width < 2 or height < 2 or _flat(sample):
         return CENTRE
+    return attention(sample)
+
+
+def attention(sample: Image.Image) -> FocalPoint:
+    """libvips's attention centre of an RGB ``sample`` (at least 2x2), in 0..1, to 3 decimals:
+    the same pixels always give the same point."""
+    width, height = sample.size
     image = vips.Image.new_from_memory(sample.tobytes(), width, height, 3, "uchar")
     # smartcrop needs a crop size, and its attention centre depends on it (libvips blurs the
     # score in proportion to the crop before it takes the maximum): 1x1, the least blur, is the
