@@ -126,6 +126,7 @@ def test_an_unsatisfiable_range_is_416_with_the_length(client, image):
     response = client.get(image["obj"]["url"], headers={"Range": f"bytes={length}-"})
     assert response.status_code == 416
     assert response.headers["Content-Range"] == f"bytes */{length}"
+    assert response.mimetype == "text/plain" and response.data == b"Range not satisfiable\n"
 
 
 @pytest.mark.parametrize("range_header", ["bytes=0-10,20-30", "items=0-5", "bytes=abc", "bytes=9-2"])

@@ -597,7 +597,8 @@ def _send(rep: Representation, gone: Callable[[], Response] | None = None,
         response.make_conditional(environ, accept_ranges=True, complete_length=rep.length)
     except RequestedRangeNotSatisfiable:
         response.close()
-        return Response(status=416, headers={
+        # Plain text, as the route's 404 (an empty body went out labelled text/html).
+        return Response("Range not satisfiable\n", status=416, mimetype="text/plain", headers={
             "Content-Range": f"bytes */{rep.length}", "Accept-Ranges": "bytes",
             "X-Content-Type-Options": "nosniff", "ETag": rep.etag,
         })
