@@ -288,9 +288,12 @@ MAX_UNUSED_DAYS = 3650
 
 
 def _days(days: object) -> object:
-    """A query spells ``unused`` as text, and a bulk call's filter may too (``"30"``; ``""``: none)."""
+    """A query spells ``unused`` as text, and a bulk call's filter may too (``"30"``; ``""``: none).
+    ASCII digits only: ``str.isdigit`` also takes other scripts' digits (``"٣"``, which ``int``
+    reads as 3) and superscripts (``"²"``, which it refuses)."""
     if isinstance(days, str):
-        return int(days) if days.strip().isdigit() else None if days == "" else days
+        digits = days.strip()
+        return int(digits) if digits.isascii() and digits.isdigit() else None if days == "" else days
     return days
 
 
