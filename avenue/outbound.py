@@ -243,13 +243,15 @@ def read_capped(response: http.client.HTTPResponse, limit: int, piece: int = 64 
     server sending past what it declared: http.client stops at the declared length).
     IncompleteRead when the connection ends before the declared length (a cut answer)."""
     declared = response.getheader("Content-Length")
-    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+    if declared is not None and not (declared.strip().isascii() and declared.strip().isdigit()):
+        declared = None  # not a length ("²" passes str.isdigit and fails int): read as if unsaid
+    if declared is not None and int(declared) > limit:
         raise BodyTooLarge(limit)
     body = bytearray()
     while chunk := response.read(min(piece, limit + 1 - len(body))):
         body += chunk
         if len(body) > limit:
             raise BodyTooLarge(limit)
-    if declared is not None and declared.strip().isdigit() and len(body) < int(declared):
+    if declared is not None and len(body) < int(declared):
         raise http.client.IncompleteRead(bytes(body), int(declared) - len(body))  # cut short
     return bytes(body)

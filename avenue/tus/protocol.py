@@ -64,7 +64,9 @@ def http_date(value: datetime.datetime) -> str:
 
 def integer(name: str) -> int:
     raw = request.headers.get(name, "")
-    if not raw.isdigit() or len(raw) > 18:
+    # ASCII digits only: str.isdigit also takes "²" (a header's byte 0xB2 read as Latin-1),
+    # which int() refuses: an Upload-Length of it was a 500.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         code = "invalid_" + name.lower().replace("-", "_")
         raise BadRequest(f"{name} must be a non-negative integer.", code=code)
     return int(raw)

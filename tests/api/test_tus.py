@@ -82,7 +82,8 @@ def test_a_declared_length_over_the_limit_is_413_and_creates_nothing(client, use
 
 
 @pytest.mark.parametrize("headers", [{}, {"Upload-Length": "-1"}, {"Upload-Length": "ten"},
-                                     {"Upload-Defer-Length": "1"}, {"Upload-Length": "0"}])
+                                     {"Upload-Defer-Length": "1"}, {"Upload-Length": "0"},
+                                     {"Upload-Length": "\u00b2"}, {"Upload-Length": "\u0663"}])  # ², ٣
 def test_a_missing_or_bad_upload_length_is_400(client, user, db, headers):
     response = client.post(tus.TUS, headers={**tus.VERSION, **user, **headers})
     assert response.status_code == 400

@@ -242,6 +242,20 @@ def test_read_capped_refuses_a_body_cut_short_of_its_content_length(server):
             outbound.read_capped(response, len(PHOTO))
 
 
+def test_read_capped_reads_a_content_length_that_is_no_number_as_none(server):
+    """"\u00b2" (the byte 0xB2, read as Latin-1) passes str.isdigit and fails int(): it was a
+    ValueError out of read_capped; now the body is read, and capped, as if no length was sent."""
+    server.serve("/odd", body=PHOTO, content_length=-1, headers={"Content-Length": "\u00b2"})
+    for limit, refused in ((len(PHOTO), False), (len(PHOTO) - 1, True)):
+        with outbound.pinned("http", "x.invalid", server.port, "/odd", addresses=["127.0.0.1"],
+                             deadline=outbound.Deadline(30)) as response:
+            if refused:
+                with pytest.raises(outbound.BodyTooLarge):
+                    outbound.read_capped(response, limit)
+            else:
+                assert outbound.read_capped(response, limit) == PHOTO
+
+
 def test_fetch_image_refuses_loopback_without_trust_and_fetches_it_with(server):
     url = server.serve("/a.jpg", body=PHOTO, headers={"Content-Type": "image/jpeg"})
     with pytest.raises(FetchRefused) as refused:
