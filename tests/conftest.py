@@ -68,6 +68,39 @@ def _memoised_url_builders():
 _memoised_url_builders()
 
 
+def _pixels_key(im) -> tuple:
+    """What tells two Pillow images apart for the memos below: their pixels, mode and size."""
+    import hashlib
+
+    return hashlib.blake2b(im.tobytes(), digest_size=16).digest(), im.mode, im.size
+
+
+def _memo(function, key_of, size: int = 1024):
+    """``function`` answering each distinct ``key_of(arguments)`` once (the last ``size`` kept), from
+    any thread (uploads run on request threads and the variants' pool); ``__wrapped__`` is
+    ``function``. For deterministic work only: tests/unit/test_encode_memo.py checks each."""
+    import collections
+
+    made: collections.OrderedDict[tuple, object] = collections.OrderedDict()
+    lock = threading.Lock()
+
+    @functools.wraps(function)
+    def memoised(*args, **kwargs):
+        key = key_of(*args, **kwargs)
+        with lock:
+            if key in made:
+                made.move_to_end(key)
+                return made[key]
+        result = function(*args, **kwargs)
+        with lock:
+            made[key] = result
+            if len(made) > size:
+                made.popitem(last=False)
+        return result
+
+    return memoised
+
+
 def _memoised_variant_encodes():
     """An upload's variants are encoded (WebP method 4, JPEG optimised, PNG, AVIF) in every
     test that uploads, and the tests upload the same few corpus files thousands of times a
@@ -77,33 +110,14 @@ def _memoised_variant_encodes():
     kept) and its bytes handed out again. Only upload variants (``variants.encode_image``);
     renditions on request and edits encode every time. ``AVENUE_TEST_ENCODE_MEMO=off``
     encodes everything, for a run that wants to."""
-    import collections
-    import hashlib
-
     from avenue.media.ingest import variants
 
     if os.environ.get("AVENUE_TEST_ENCODE_MEMO") == "off":
         return
-    encode = variants.encode_image
-    made: collections.OrderedDict[tuple, bytes] = collections.OrderedDict()
-    lock = threading.Lock()  # the variants are encoded on a thread pool
+    def all_arguments(im, fmt, icc, quality=None, progressive=True):
+        return (*_pixels_key(im), repr(sorted(im.info.items())), fmt, icc, quality, progressive)
 
-    def memoised(im, fmt, icc, quality=None, progressive=True):
-        key = (hashlib.blake2b(im.tobytes(), digest_size=16).digest(), im.mode, im.size,
-               repr(sorted(im.info.items())), fmt, icc, quality, progressive)
-        with lock:
-            if key in made:
-                made.move_to_end(key)
-                return made[key]
-        data = encode(im, fmt, icc, quality, progressive)
-        with lock:
-            made[key] = data
-            if len(made) > 1024:
-                made.popitem(last=False)
-        return data
-
-    memoised.__wrapped__ = encode
-    variants.encode_image = memoised
+    variants.encode_image = _memo(variants.encode_image, all_arguments)
 
 
 _memoised_variant_encodes()
@@ -116,32 +130,11 @@ def _memoised_attention():
     run. The answer depends only on the sample's pixels (``tests/unit/test_encode_memo.py``
     checks it), so each distinct sample is scored once per process (the last 1,024 kept).
     ``AVENUE_TEST_ENCODE_MEMO=off`` scores every one, as it encodes every variant."""
-    import collections
-    import hashlib
-
     from avenue.media.ingest import focal
 
     if os.environ.get("AVENUE_TEST_ENCODE_MEMO") == "off":
         return
-    attention = focal.attention
-    made: collections.OrderedDict[tuple, focal.FocalPoint] = collections.OrderedDict()
-    lock = threading.Lock()  # uploads are ingested on the request threads and the variants' pool
-
-    def memoised(sample):
-        key = (hashlib.blake2b(sample.tobytes(), digest_size=16).digest(), sample.mode, sample.size)
-        with lock:
-            if key in made:
-                made.move_to_end(key)
-                return made[key]
-        point = attention(sample)
-        with lock:
-            made[key] = point
-            if len(made) > 1024:
-                made.popitem(last=False)
-        return point
-
-    memoised.__wrapped__ = attention
-    focal.attention = memoised
+    focal.attention = _memo(focal.attention, _pixels_key)
 
 
 _memoised_attention()
