@@ -149,6 +149,29 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path in {"/api", "/readyz", "/healthz"}
 
 
+#: The addresses of files (the media route, the legacy ``/uploads/`` redirects), fetched by
+#: browsers' <img>, CDNs and the mobile app rather than by API clients: their own refusals are
+#: plain text (docs/media.md), and so is an address under them that no route matches.
+FILE_PREFIXES = ("/media/", "/uploads/")
+
+
+def _is_file_address() -> bool:
+    return request.path.startswith(FILE_PREFIXES) or request.path in {"/media", "/uploads"}
+
+
+def plain_error(error: HTTPException) -> Response:
+    """``error`` as a file address answers it: its name in plain text, never cached (a CDN
+    must not keep a 404 for an address an upload may fill), nosniff, its Allow kept."""
+    name = error.name or "Error"
+    response = Response(name[:1] + name[1:].lower() + "\n", status=error.code or 500,
+                        mimetype="text/plain",
+                        headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+    allow = dict(error.get_headers()).get("Allow")
+    if allow:
+        response.headers["Allow"] = allow
+    return response
+
+
 #: MongoDB error codes of a server in trouble rather than a request at fault: an internal error
 #: (the embedded SecantusDB answers a full disk so: a 60-minute soak whose disk filled answered
 #: uploads 500 until this), a full disk, a shutdown, an interrupted operation, a host or a
@@ -182,6 +205,8 @@ def register_errorhandlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(error: HTTPException) -> HTTPException | Response:
+        if _is_file_address():
+            return plain_error(error)
         if not _wants_json():
             return error
         code = (error.name or "error").lower().replace(" ", "_").replace("'", "")

@@ -7,10 +7,12 @@ the target carries ``AVENUE_MEDIA_BASE_URL``, which a CDN change may move.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, redirect
+from flask import Blueprint, current_app, redirect
+from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from avenue.db import get_db
+from avenue.errors import plain_error
 from avenue.media import image_object, signer_from_config
 from avenue.ops.legacy import PREFIX, redirect_target
 
@@ -24,8 +26,7 @@ def legacy_upload(path: str) -> BaseResponse:
     """301 to the imported file's URL; 404 for a path that was never imported."""
     image = redirect_target(get_db(), PREFIX + path)
     if image is None:
-        return Response("Not found\n", status=404, mimetype="text/plain",
-                        headers={"Cache-Control": "no-store"})
+        return plain_error(NotFound())
     response = redirect(image_object(image, signer_from_config(current_app.config))["url"], 301)
     # A private file's URL is signed and expires: never let a cache keep it.
     response.headers["Cache-Control"] = "private, no-store" if image.private else REDIRECT_CACHE

@@ -218,11 +218,25 @@ def test_variants_follow_accept_and_say_so(client, image):
 @pytest.mark.parametrize("path", [
     "/media/products/not-an-id", "/media/products/0123456789abcdef01234567",
     "/media/nowhere/0123456789abcdef01234567", "/media/products/0123456789abcdef01234567/huge",
+    # No route matches these: the file addresses answer them the same way (avenue/errors.py).
+    "/media", "/media/", "/media/products", "/media/products/0123456789abcdef01234567/a/b/c", "/uploads/",
 ])
 def test_unknown_or_malformed_media_is_a_minimal_404(client, path):
     response = client.get(path)
     assert response.status_code == 404
-    assert response.mimetype == "text/plain" and len(response.data) < 64
+    assert response.mimetype == "text/plain" and response.data == b"Not found\n"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"  # a CDN keeps no 404 an upload may fill
+    assert response.headers["X-Request-ID"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+def test_a_method_a_media_address_does_not_take_is_a_plain_405_naming_the_ones_it_does(client, method):
+    response = client.open("/media/products/0123456789abcdef01234567", method=method, data=b"x")
+    assert response.status_code == 405
+    assert response.mimetype == "text/plain" and response.data == b"Method not allowed\n"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "HEAD"}
+    assert response.headers["X-Content-Type-Options"] == "nosniff" and response.headers["X-Request-ID"]
 
 
 def test_a_wrong_extension_is_404(client, image):

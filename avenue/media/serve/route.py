@@ -20,11 +20,11 @@ import pymongo
 from bson import ObjectId
 from flask import Blueprint, Flask, Response, current_app, g, has_app_context, has_request_context, request
 from pymongo.database import Database
-from werkzeug.exceptions import RequestedRangeNotSatisfiable
+from werkzeug.exceptions import NotFound, RequestedRangeNotSatisfiable
 
 from avenue import background
 from avenue.clock import now
-from avenue.errors import RenditionNotAllowed, ServerBusy, SourceNotAllowed
+from avenue.errors import RenditionNotAllowed, ServerBusy, SourceNotAllowed, plain_error
 from avenue.media import settings
 from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.effects import purge
@@ -280,8 +280,7 @@ def headers_for(app: Flask, rep: Representation) -> Headers:
 
 
 def not_found() -> Response:
-    return Response("Not found\n", status=404, mimetype="text/plain",
-                    headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+    return plain_error(NotFound())
 
 
 def _signing_keys() -> list[str]:
