@@ -242,16 +242,16 @@ def read_capped(response: http.client.HTTPResponse, limit: int, piece: int = 64 
     Content-Length says more, else as soon as more arrives (no Content-Length, chunked, or a
     server sending past what it declared: http.client stops at the declared length).
     IncompleteRead when the connection ends before the declared length (a cut answer)."""
-    declared = response.getheader("Content-Length")
-    if declared is not None and not (declared.strip().isascii() and declared.strip().isdigit()):
-        declared = None  # not a length ("²" passes str.isdigit and fails int): read as if unsaid
-    if declared is not None and int(declared) > limit:
+    said = (response.getheader("Content-Length") or "").strip()
+    # Not a length ("²" passes str.isdigit and fails int): read as if unsaid.
+    declared = int(said) if said.isascii() and said.isdigit() else None
+    if declared is not None and declared > limit:
         raise BodyTooLarge(limit)
     body = bytearray()
     while chunk := response.read(min(piece, limit + 1 - len(body))):
         body += chunk
         if len(body) > limit:
             raise BodyTooLarge(limit)
-    if declared is not None and len(body) < int(declared):
-        raise http.client.IncompleteRead(bytes(body), int(declared) - len(body))  # cut short
+    if declared is not None and len(body) < declared:
+        raise http.client.IncompleteRead(bytes(body), declared - len(body))  # cut short
     return bytes(body)
