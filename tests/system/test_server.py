@@ -10,6 +10,8 @@ from __future__ import annotations
 import select
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from http.client import HTTPConnection
@@ -34,7 +36,15 @@ from avenue.server import (
 )
 from tests.helpers import image_bytes
 from tests.support.fixtures import noise_jpeg
-from tests.support.launcher import ATTACKER, LARGE_SLOW_BODY, LOOPBACK, PROBE_BOUND, assert_prompt, healthz
+from tests.support.launcher import (
+    ATTACKER,
+    LARGE_SLOW_BODY,
+    LOOPBACK,
+    PROBE_BOUND,
+    Gunicorn,
+    assert_prompt,
+    healthz,
+)
 
 HOST = "Host: 127.0.0.1\r\n"
 SLOW_HEAD = f"GET /healthz HTTP/1.1\r\n{HOST}".encode()
@@ -404,6 +414,42 @@ def test_the_procfile_process_serves_kept_alive_and_pipelined_requests(start_gun
     log = server.log_path.read_text()
     assert "Using worker: avenue.server.GuardedThreadWorker" in log
     assert f"Listening at: http://{LOOPBACK}:{server.port} (each worker binds it" in log  # when_ready
+
+
+@pytest.mark.slow
+def test_the_app_is_built_once_in_the_master_and_the_workers_are_forked_with_it(start_gunicorn):
+    """gunicorn.conf.py's preload_app: create_app runs in the master, so what it logs is logged
+    once, not once a worker; each worker still numbers its own request ids."""
+    server = start_gunicorn(AVENUE_NOT_A_SETTING="1")
+    assert len(server.workers()) == 2
+    ids = {server_request_id(server) for _ in range(40)}
+    assert len({request_id[:16] for request_id in ids}) == 2  # each worker's own prefix answered
+    log = server.log_path.read_text()
+    assert log.count("AVENUE_NOT_A_SETTING is set but nothing reads it") == 1, log[-3000:]
+
+
+def server_request_id(server) -> str:
+    connection = HTTPConnection(LOOPBACK, server.port, timeout=10)  # a new connection: any worker
+    try:
+        connection.request("GET", "/healthz")
+        response = connection.getresponse()
+        response.read()
+        return response.headers["X-Request-ID"]
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_a_bad_configuration_stops_the_master_at_once_with_the_apps_message(tmp_path):
+    """Built in the master, the app's refusal of its configuration ends the server before any
+    worker starts: exit code 1 and the message, not workers failing to boot one after another."""
+    server = Gunicorn("mongodb://127.0.0.1:9/unused", "unused", tmp_path / "gunicorn.log",
+                      extra_env={"AVENUE_ALERT_THRESHOLDS": "garbage"})
+    run = subprocess.run([sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "wsgi:app"],
+                         cwd=server.root, env=server.env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "AVENUE_ALERT_THRESHOLDS must be three numbers, got 'garbage'" in run.stderr
+    assert "Booting worker" not in run.stderr
 
 
 @pytest.mark.slow
