@@ -74,6 +74,30 @@ def test_readyz_is_503_while_the_database_is_down_and_recovers_by_itself(tmp_pat
         app.extensions["avenue.mongo"].client.close()
 
 
+@pytest.mark.parametrize("path", ["/metrics", "/api/openapi.json", "/console/static/console.css",
+                                  "/console/login", "/healthz"])
+def test_what_needs_no_database_is_answered_by_a_worker_started_while_it_is_down(monkeypatch, path):
+    """The readiness hook (indexes, bootstrap admin) waits for the database before a request
+    that needs it; these need none, so they answer at once, /metrics without its database part.
+    They used to wait out two server selection timeouts (about 30 s) and answer 503."""
+    from avenue import readiness
+    from tests.helpers import make_app
+
+    app = make_app((pymongo.MongoClient, f"mongodb://127.0.0.1:{free_port()}/?directConnection=true"),
+                   "avenue", MONGO_TIMEOUT_MS=300, AVENUE_METRICS_ALLOW=["127.0.0.1/32"])
+    prepared = []
+    monkeypatch.setattr(readiness, "prepare", prepared.append)
+    client = app.test_client()
+    try:
+        with client.get(path) as answer:  # closed: a static file's answer holds the file open
+            assert answer.status_code == 200, answer.data[:300]
+        assert prepared == []
+        assert client.get("/api/auth/me", headers={"Authorization": "Bearer av_x"}) is not None
+        assert prepared == [app]  # the hook is there: an API request prepares first
+    finally:
+        app.extensions["avenue.mongo"].client.close()
+
+
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("get", "/api/nothing-here", 404),
     ("get", "/api", 404),  # the API's own root, without the slash
