@@ -49,7 +49,7 @@ reuse_port = True
 # background work starts in each worker (post_worker_init, below), request ids take a new
 # prefix in each forked worker (avenue/requestid.py), and prometheus_client's multiprocess
 # values follow the pid that writes them. Measured on the slower 2-core machine, 2 workers
-# (/healthz answered, then 1.5 s idle): the server's CPU to start 2.3-2.7 s against 4.0-4.3,
+# (/healthz answered, then 1.5 s idle): the server's CPU to start 1.7-2.7 s against 2.8-4.3 (5 starts each),
 # its memory (PSS of master and workers) 112 MB against 167, the modules' pages shared by
 # the workers; a worker that dies is replaced without building the app again. A bad
 # configuration stops the master at once with the app's message ("Error: MONGO_URI is not
