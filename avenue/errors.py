@@ -161,14 +161,24 @@ def _is_file_address() -> bool:
 
 def plain_error(error: HTTPException) -> Response:
     """``error`` as a file address answers it: its name in plain text, never cached (a CDN
-    must not keep a 404 for an address an upload may fill), nosniff, its Allow kept."""
+    must not keep a 404 for an address an upload may fill), nosniff, its headers kept."""
     name = error.name or "Error"
     response = Response(name[:1] + name[1:].lower() + "\n", status=error.code or 500,
                         mimetype="text/plain",
                         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
-    allow = dict(error.get_headers()).get("Allow")
-    if allow:
-        response.headers["Allow"] = allow
+    return _with_headers_of(error, response)
+
+
+def _with_headers_of(error: HTTPException, response: Response) -> Response:
+    """``response`` with what ``error``'s answer must say whatever its body: Allow, Retry-After,
+    and for a 413 ``Connection: close`` (the body was not read: the connection cannot carry
+    another request)."""
+    if error.code == 413:
+        response.headers["Connection"] = "close"
+    said = dict(error.get_headers())
+    for header in ("Allow", "Retry-After"):
+        if header in said:
+            response.headers[header] = said[header]
     return response
 
 
@@ -220,14 +230,7 @@ def register_errorhandlers(app: Flask) -> None:
             message = error.description  # raised with a message of ours
         if isinstance(error, MalformedId):  # the resource's own 404 (avenue/ids.py)
             code, message = error.error_code, error.description or message
-        response = error_response(error.code or 500, code, message)
-        if error.code == 413:
-            # The body was not read: the connection cannot carry another request.
-            response.headers["Connection"] = "close"
-        for header in ("Allow", "Retry-After"):
-            if error.get_headers() and header in dict(error.get_headers()):
-                response.headers[header] = dict(error.get_headers())[header]
-        return response
+        return _with_headers_of(error, error_response(error.code or 500, code, message))
 
     @app.errorhandler(ConnectionFailure)
     @app.errorhandler(ServerSelectionTimeoutError)

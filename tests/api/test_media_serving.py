@@ -239,6 +239,14 @@ def test_a_method_a_media_address_does_not_take_is_a_plain_405_naming_the_ones_i
     assert response.headers["X-Content-Type-Options"] == "nosniff" and response.headers["X-Request-ID"]
 
 
+@pytest.mark.parametrize("path", ["/media/products/0123456789abcdef01234567", "/uploads/a.jpg", "/media/x"])
+def test_a_body_past_the_limit_at_a_file_address_is_a_plain_413_that_closes_the_connection(client, path):
+    response = client.get(path, data=b"x", environ_overrides={"CONTENT_LENGTH": "10000000000"})
+    assert response.status_code == 413
+    assert response.mimetype == "text/plain" and response.data == b"Request entity too large\n"
+    assert response.headers["Connection"] == "close"  # its body was not read
+
+
 def test_a_wrong_extension_is_404(client, image):
     url = image["obj"]["url"].rsplit(".", 1)[0] + ".png"
     assert client.get(url).status_code == 404
