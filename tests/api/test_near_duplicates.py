@@ -43,7 +43,7 @@ def photo(seed: int) -> Image.Image:
     return _photo(seed).copy()  # each caller's own: a caller may draw on it
 
 
-@functools.cache  # drawn once a process: tests and backends draw the same seeds again (about 2 %)
+@functools.cache  # drawn once a process: tests and backends draw the same seeds again (about 4 %)
 def _photo(seed: int) -> Image.Image:
     return scene((1000, 750), seed)
 
