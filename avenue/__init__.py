@@ -143,9 +143,11 @@ def register_hooks(app: Flask) -> None:
 
 
 def register_errorhandlers(app: Flask) -> None:
+    from avenue import console
     from avenue.errors import register_errorhandlers as register
 
-    register(app)
+    # JSON at every address but the files' (plain text) and the console's pages (its own page).
+    register(app, pages={"/console/": console.error_page})
 
 
 def register_commands(app: Flask) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
 from flask import Flask, Response, jsonify, request
@@ -144,19 +145,26 @@ def error_response(status: int, code: str, message: str, **details: Any) -> Resp
     return response
 
 
-def _wants_json() -> bool:
-    # "/api" too: the API's root without its slash is still the API's address, not a page.
-    return request.path.startswith("/api/") or request.path in {"/api", "/readyz", "/healthz"}
+#: The addresses of files (the media route, the legacy ``/uploads/`` redirects, the app's and
+#: the console's static files), fetched by browsers' <img>, <link> and <script>, CDNs and the
+#: mobile app rather than by API clients: their own refusals are plain text (docs/media.md), and
+#: so is an address under them that no route matches.
+FILE_PREFIXES = ("/media/", "/uploads/", "/static/", "/console/static/")
 
-
-#: The addresses of files (the media route, the legacy ``/uploads/`` redirects), fetched by
-#: browsers' <img>, CDNs and the mobile app rather than by API clients: their own refusals are
-#: plain text (docs/media.md), and so is an address under them that no route matches.
-FILE_PREFIXES = ("/media/", "/uploads/")
+#: An HTML page's answer to an HTTP error (the console's, for a browser on its pages).
+ErrorPage = Callable[[HTTPException], Response]
 
 
 def _is_file_address() -> bool:
     return request.path.startswith(FILE_PREFIXES) or request.path in {"/media", "/uploads"}
+
+
+def _page_of(pages: Mapping[str, ErrorPage]) -> ErrorPage | None:
+    """The error page of the pages ``request.path`` is one of (a prefix, or it without its slash)."""
+    for prefix, page in pages.items():
+        if request.path.startswith(prefix) or request.path == prefix.rstrip("/"):
+            return page
+    return None
 
 
 def plain_error(error: HTTPException) -> Response:
@@ -202,8 +210,11 @@ SERVER_TROUBLE = frozenset({
 })
 
 
-def register_errorhandlers(app: Flask) -> None:
-    """Answer domain errors, HTTP errors under /api/ and database outages as JSON."""
+def register_errorhandlers(app: Flask, pages: Mapping[str, ErrorPage] | None = None) -> None:
+    """Answer domain errors, HTTP errors and database outages as JSON: at every address but
+    the files' (plain text) and ``pages``' (address prefix -> its own HTML error page: the
+    console's, whose users are people in a browser). No answer is Werkzeug's HTML error page."""
+    pages = dict(pages or {})
 
     @app.errorhandler(AvenueError)
     def handle_avenue_error(error: AvenueError) -> Response:
@@ -217,8 +228,9 @@ def register_errorhandlers(app: Flask) -> None:
     def handle_http_exception(error: HTTPException) -> HTTPException | Response:
         if _is_file_address():
             return plain_error(error)
-        if not _wants_json():
-            return error
+        page = _page_of(pages)
+        if page is not None:
+            return _with_headers_of(error, page(error))
         code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
         messages = {
             404: "Nothing is at this address.",
@@ -256,6 +268,6 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception) -> Response:
         app.logger.exception("unhandled error on %s %r", request.method, request.path)  # %r: no raw CR/LF
-        if _wants_json():
-            return error_response(500, "internal_error", "Something went wrong on our side.")
-        return Response("Internal server error\n", status=500, mimetype="text/plain")
+        if _is_file_address() or _page_of(pages) is not None:
+            return Response("Internal server error\n", status=500, mimetype="text/plain")
+        return error_response(500, "internal_error", "Something went wrong on our side.")

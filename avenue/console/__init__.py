@@ -1,5 +1,5 @@
 """The console: the browser UI for products, the media library, uploads and ops, at /console/."""
 
-from avenue.console.views import bp
+from avenue.console.views import bp, error_page
 
-__all__ = ["bp"]
+__all__ = ["bp", "error_page"]

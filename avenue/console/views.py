@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from werkzeug.exceptions import HTTPException
 
 bp = Blueprint("console", __name__, url_prefix="/console", template_folder="templates",
                static_folder="static", static_url_path="/static")
@@ -43,6 +44,24 @@ def _screen(screen: str, template: str, **context: object) -> ResponseReturnValu
         title = SCREENS[screen][0]
         return render_template("console/forbidden.html", title=title, screens=_menu()), 403
     return render_template(template, screen=screen, title=SCREENS[screen][0], screens=_menu(), **context)
+
+
+def error_page(error: HTTPException) -> Response:
+    """A console address's answer to an HTTP error (a mistyped or stale link, a method a page
+    does not take): a page of the console, not Werkzeug's bare one, under the error's status.
+    Drawn from the error alone: no user is loaded, so it answers while the database is away."""
+    messages = {404: "Nothing is at this address. The link may be mistyped or out of date.",
+                405: f"This page cannot be opened with {request.method}."}
+    title = error.name or "Error"
+    message = messages.get(error.code or 500, error.description or title)
+    # The template straight from Jinja's environment: render_template's context processors
+    # include flask-login's, which loads the user.
+    template = current_app.jinja_env.get_template("console/error.html")
+    page = template.render(title=title[:1] + title[1:].lower(), message=message)
+    response = Response(page, status=error.code or 500, mimetype="text/html")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Content-Security-Policy"] = CSP  # the blueprint's hook: not run for a routing error
+    return response
 
 
 def _menu() -> list[tuple[str, str]]:

@@ -102,12 +102,76 @@ def test_what_needs_no_database_is_answered_by_a_worker_started_while_it_is_down
     ("get", "/api/nothing-here", 404),
     ("get", "/api", 404),  # the API's own root, without the slash
     ("delete", "/api/auth/csrf", 405),
+    # Outside the API too: Werkzeug's HTML page answered these until the console's error page.
+    ("get", "/nothing", 404),
+    ("post", "/.env", 404),
+    ("get", "/shop/products", 404),  # the API's address without /api
+    ("get", "/%ff", 404),
+    ("post", "/healthz", 405),
+    ("put", "/metrics", 405),
 ])
-def test_api_errors_are_json(client, method, path, status):
+def test_errors_are_json_at_every_address_but_the_files_and_the_console(client, method, path, status):
     response = getattr(client, method)(path)
-    assert response.status_code == status
+    assert response.status_code == status and response.is_json
     body = response.get_json()
-    assert set(body["error"]) >= {"code", "message"}
+    assert set(body["error"]) >= {"code", "message", "request_id"} and body["error"]["message"]
+    assert body["error"]["request_id"] == response.headers["X-Request-ID"]
+    if status == 405:
+        assert "GET" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/static/nothing.css", "/console/static/nothing.js"])
+def test_a_static_address_refuses_in_plain_text_as_the_other_file_addresses(client, path):
+    missing = client.get(path)
+    assert missing.status_code == 404 and missing.mimetype == "text/plain"
+    assert missing.get_data(as_text=True) == "Not found\n"
+    assert missing.headers["Cache-Control"] == "no-store"
+    assert missing.headers["X-Content-Type-Options"] == "nosniff"
+    refused = client.post(path)
+    assert refused.status_code == 405 and refused.mimetype == "text/plain"
+    assert "GET" in refused.headers["Allow"]
+
+
+def test_a_console_address_answers_its_errors_with_a_console_page_drawn_without_the_user(app, auth,
+                                                                                       monkeypatch):
+    """A person in a browser: a mistyped console link gets the console's page (its name, a way
+    back to the console), not JSON nor Werkzeug's bare page; a method a page does not take too.
+    The page loads no user (the database may be why it is shown): a loader that fails is not called."""
+    browser, _ = auth.login("editor")
+
+    def no_database(user_id):
+        raise AssertionError("the error page loaded the user")
+
+    # The process's one LoginManager (every app's): set for this test only.
+    monkeypatch.setattr(app.login_manager, "_user_callback", no_database)
+    missing = browser.get("/console/produtcs")
+    assert missing.status_code == 404 and missing.mimetype == "text/html"
+    page = missing.get_data(as_text=True)
+    assert "<h1>Not found</h1>" in page and 'href="/console/"' in page and "console.css" in page
+    assert missing.headers["Cache-Control"] == "no-store"
+    assert missing.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    assert missing.headers["X-Request-ID"]
+    refused = browser.post("/console/login")
+    assert refused.status_code == 405 and refused.mimetype == "text/html"
+    assert "cannot be opened with POST" in refused.get_data(as_text=True)
+    assert "GET" in refused.headers["Allow"]
+
+
+def test_an_unexpected_error_is_json_at_every_address_but_the_files_and_the_console(app_factory):
+    app = app_factory()
+    app.testing = False  # answered by the handler, not raised into the test
+
+    def boom():
+        raise RuntimeError("boom")
+
+    for rule in ("/boom", "/console/boom", "/media/boom"):
+        app.add_url_rule(rule, endpoint=rule, view_func=boom)
+    client = app.test_client()
+    answer = client.get("/boom")
+    assert answer.status_code == 500 and answer.get_json()["error"]["code"] == "internal_error"
+    for path in ("/console/boom", "/media/boom"):
+        answer = client.get(path)
+        assert answer.status_code == 500 and answer.get_data(as_text=True) == "Internal server error\n"
 
 
 def test_an_oversized_request_is_a_json_413(app_factory):

@@ -14,6 +14,8 @@ keeps this list and the table the same):
 - login: the login form, nobody logged in
 - login-refused: the login form saying the email or password is wrong
 - forbidden: a screen the role may not open (an editor on the ops dashboard), answered 403
+- not-found: a console address nothing is at (a mistyped link), answered 404 with the
+  console's error page
 - products: the products list and the new product form
 - products-refused: the new product form saying why it did not create the product
 - product: one product: its photo (on another product too), the upload box, the missing alt
@@ -137,6 +139,12 @@ def login_refused(page) -> str:
 def forbidden(page) -> str:
     assert page.goto("/console/ops").status == 403
     page.get_by_text("cannot open Ops dashboard.").wait_for()
+    return "top"
+
+
+def not_found(page) -> str:
+    assert page.goto("/console/produtcs").status == 404
+    page.get_by_role("link", name="Open the console").wait_for()
     return "top"
 
 
@@ -487,6 +495,7 @@ STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[..., str]]] = {
     "login": (None, ("login.html",), login),
     "login-refused": (None, ("login.html",), login_refused),
     "forbidden": ("editor", ("forbidden.html",), forbidden),
+    "not-found": (None, ("error.html",), not_found),
     "products": ("admin", ("products.html",), products),
     "products-refused": ("admin", ("products.html",), products_refused),
     "product": ("admin", ("product.html",), product),
