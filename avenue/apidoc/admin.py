@@ -32,7 +32,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
     "/api/openapi.json": {"get": op(
         "This document.", {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {
             "schema": {"type": "object", "required": ["openapi", "paths"]}}}}},
-        security=[{}], tags=["meta"])},
+        security=[{}], tags=["meta"], database=False)},
     "/api/auth/login": {"post": op(
         "Log in: a session cookie and its CSRF token.",
         {"200": answer_of(LoggedIn, "Logged in."),

@@ -63,7 +63,8 @@ ERROR_MEANINGS = {
 # limit_request_line makes a long query string or path a 414; avenue/server.py's 408 for a
 # slow client); a body over its route's limit, which every route has, even one that reads
 # none (avenue/http.py, limit_request_body); and the database down, since every /api/ request
-# first makes sure the indexes exist (avenue/readiness.py).
+# first makes sure the indexes exist (avenue/readiness.py), but the document's own (``op``'s
+# ``database=False``).
 ANY_REQUEST = (400, 408, 413, 414, 417, 431, 501, 503)
 MULTIPART = "multipart/form-data"
 
@@ -158,10 +159,14 @@ LOGGED_IN_WRITE: list[Schema] = [{"bearerToken": []}, {"sessionCookie": [], "csr
 
 
 def op(summary: str, responses: dict[str, Schema], *, security: list[Schema], tags: list[str],
-       parameters: list[Schema] | None = None, body: Schema | None = None, roles: str = "") -> Schema:
+       parameters: list[Schema] | None = None, body: Schema | None = None, roles: str = "",
+       database: bool = True) -> Schema:
     """An operation; ``responses`` are its answers and its own errors, those it shares with
-    every operation of its kind are added here (:func:`common_errors`)."""
+    every operation of its kind are added here (:func:`common_errors`). ``database=False``: it
+    never waits for the database (avenue/readiness.py skips it), so never answers its 503."""
     refused = {int(status) for status in responses if int(status) >= 400} | common_errors(security, body)
+    if not database:
+        refused.discard(503)
     answers = {status: given for status, given in responses.items() if int(status) < 400}
     operation: Schema = {"summary": summary, "tags": tags, "security": security,
                          "responses": {**answers, **errors(*refused)}}

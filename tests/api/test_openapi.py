@@ -493,6 +493,10 @@ def test_every_status_a_probe_of_every_operation_gets_is_documented_and_json():
     assert answers.got(413) == everything
     # The document itself needs no database (avenue/readiness.py): it is served while it is down.
     assert answers.got(503) == everything - {("GET", "/api/openapi.json")}
+    # ... and says so: the operations that document a 503 are those that answered one.
+    paths = document()["paths"]
+    assert answers.got(503) == {(method, path) for path, method in documented_operations()
+                                if "503" in paths[path][method.lower()]["responses"]}
     logged_in = {(op.method, op.path) for op in operations if getattr(op.view, "required_roles", None)}
     assert len(logged_in) >= 35 and answers.got(401) >= logged_in
     # An upload link's file route is a holder's, not an account's: no probe holds a link.
