@@ -9,7 +9,7 @@ from flask import Flask, Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 from pymongo.errors import ConnectionFailure, PyMongoError, ServerSelectionTimeoutError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from avenue import requestid
 from avenue.ids import MalformedId
@@ -248,9 +248,10 @@ def register_errorhandlers(app: Flask, pages: Mapping[str, ErrorPage] | None = N
     @app.errorhandler(ServerSelectionTimeoutError)
     def handle_database_down(error: Exception) -> Response:
         app.logger.warning("database unavailable: %s", error)
-        response = error_response(
-            503, "database_unavailable", "The database is not answering; try again shortly."
-        )
+        message = "The database is not answering; try again shortly."
+        page = _page_of(pages)  # a console page (its user, or the first request's preparation)
+        response = page(ServiceUnavailable(message)) if page is not None else error_response(
+            503, "database_unavailable", message)
         response.headers["Retry-After"] = "5"
         return response
 

@@ -65,9 +65,16 @@ def test_readyz_is_503_while_the_database_is_down_and_recovers_by_itself(tmp_pat
         assert down.get_json()["error"]["code"] == "database_unavailable"
         api = client.get("/api/auth/me", headers={"Authorization": "Bearer av_x"})
         assert api.status_code == 503 and api.is_json
+        # A console page waits for it as any page that needs it does, then says so in a page
+        # of the console (not the API's JSON), as the browser's user reads it.
+        page = client.get("/console/products")
+        assert page.status_code == 503 and page.mimetype == "text/html"
+        assert "The database is not answering" in page.get_data(as_text=True)
+        assert page.headers["Retry-After"] == "5" and page.headers["Cache-Control"] == "no-store"
         server = EmbeddedServer(tmp_path / "db", port=port).start()
         try:
             assert client.get("/readyz").status_code == 200
+            assert client.get("/console/products").status_code == 302  # to the login: answered
         finally:
             server.stop()
     finally:
