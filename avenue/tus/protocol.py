@@ -173,6 +173,9 @@ def receive(find: Callable[[], resumable.Resumable], *, refused: Callable[[], No
     at = integer("Upload-Offset")
     checksum = _checksum()
     upload = find()
+    # The offset before the bytes' size: a wrong Upload-Offset is the protocol's 409 (the client
+    # asks HEAD and resumes) whatever the PATCH brings, not a 400 for a short chunk.
+    resumable.check_offset(upload, at)
     config = current_app.config  # the floor never above what one PATCH may carry
     floor = min(config["AVENUE_TUS_MIN_CHUNK_BYTES"], config["AVENUE_TUS_CHUNK_MAX_BYTES"])
     if request.content_length is not None:

@@ -195,6 +195,20 @@ def test_a_patch_at_the_wrong_offset_is_409_and_changes_nothing(client, user, ph
     assert uploads_held(db) == (1, 1)
 
 
+def test_a_patch_at_the_wrong_offset_is_409_whatever_the_size_of_its_chunk(client, user, photo, db):
+    # tus 1.0.0 answers a wrong Upload-Offset 409, and a client resumes from it by asking HEAD; a
+    # chunk short of the floor was refused 400 chunk_too_small first, which clients do not resume.
+    url = tus.created(client, user, len(photo))
+    assert tus.patch(client, user, url, 0, photo[:PIECE]).status_code == 204
+    for wrong, size in ((0, 10), (PIECE + 1, 10), (PIECE - 1, PIECE - 1), (PIECE + 1, 0)):
+        response = tus.patch(client, user, url, wrong, photo[wrong:wrong + size])
+        assert response.status_code == 409, (wrong, size, response.get_json())
+        error = response.get_json()["error"]
+        assert (error["code"], error["offset"]) == ("offset_mismatch", PIECE)
+    assert tus.head(client, user, url).headers["Upload-Offset"] == str(PIECE)
+    assert uploads_held(db) == (1, 1)
+
+
 def test_a_patch_while_another_request_holds_the_upload_is_409(client, user, photo, db):
     url = tus.created(client, user, len(photo))
     upload_id = url.rsplit("/", 1)[-1]

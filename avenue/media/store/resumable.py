@@ -331,6 +331,18 @@ def check_piece_size(upload: Resumable, offset: int, size: int, min_bytes: int) 
                             f"bytes; this one brings {size:,} (none were kept).", min_bytes=min_bytes)
 
 
+def check_offset(upload: Resumable, offset: int) -> None:
+    """409 when no bytes may go at ``offset``: the upload is done (``upload_finished``), or
+    ``offset`` is not its offset (``offset_mismatch``, naming the upload's). A PATCH checks it
+    before the size of its bytes (:func:`check_piece_size`): tus 1.0.0 answers a wrong offset
+    409 whatever it brings, and a client resumes from a 409 by asking the offset (HEAD)."""
+    if upload.state == DONE:
+        raise UploadFinished("This upload is complete; it takes no more bytes.")
+    if offset != upload.offset:
+        raise OffsetMismatch(f"Upload-Offset {offset} does not match the upload's offset {upload.offset}.",
+                             offset=upload.offset)
+
+
 def append(db: Database[Document], upload: Resumable, offset: int, body: Body, *,
            checksum: tuple[str, bytes] | None = None, min_bytes: int = 0) -> Resumable:
     """Write the bytes ``body`` yields at ``offset`` and move the offset past them.
@@ -342,11 +354,7 @@ def append(db: Database[Document], upload: Resumable, offset: int, body: Body, *
     completes comes back in state ``completing``, its lease still held: the caller stores it
     and calls :func:`finish` or :func:`discard`.
     """
-    if upload.state == DONE:
-        raise UploadFinished("This upload is complete; it takes no more bytes.")
-    if offset != upload.offset:
-        raise OffsetMismatch(f"Upload-Offset {offset} does not match the upload's offset {upload.offset}.",
-                             offset=upload.offset)
+    check_offset(upload, offset)
     token = secrets.token_hex(12)
     upload = _take_lease(db, upload, offset, token)
     try:
