@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import pymongo
 from bson import ObjectId
@@ -24,7 +24,7 @@ from werkzeug.exceptions import NotFound, RequestedRangeNotSatisfiable
 
 from avenue import background
 from avenue.clock import now
-from avenue.errors import RenditionNotAllowed, ServerBusy, SourceNotAllowed, plain_error
+from avenue.errors import AvenueError, RenditionNotAllowed, ServerBusy, SourceNotAllowed, plain_error
 from avenue.media import settings
 from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.effects import purge
@@ -318,20 +318,55 @@ def _check_source_signature(bucket: str, doc: MediaDoc) -> None:
                                "image (its source.url is signed for a few minutes).")
 
 
-def _load(bucket: str, file_id: ObjectId) -> MediaDoc | None:
+def _read(bucket: str, file_id: ObjectId) -> MediaDoc | None:
+    """The image's document as the database has it now, put in (or dropped from) the cache."""
     state = get_state()
-    db = state.database()
-    state.cache.sync(db)
-    doc = state.cache.get_doc(bucket, file_id)
-    if doc is None:
-        # By _id alone (the role is checked here): _id plus another field is a collection scan
-        # on SecantusDB's planner, and this runs on every cache miss.
-        files_doc = db[f"{bucket}.files"].find_one({"_id": file_id})
-        if files_doc is None or (files_doc.get("metadata") or {}).get("role") != "original":
-            return None
-        doc = MediaDoc.from_files_doc(bucket, files_doc)
-        state.cache.put_doc(bucket, doc)
+    # By _id alone (the role is checked here): _id plus another field is a collection scan
+    # on SecantusDB's planner, and this runs on every cache miss.
+    files_doc = state.database()[f"{bucket}.files"].find_one({"_id": file_id})
+    if files_doc is None or (files_doc.get("metadata") or {}).get("role") != "original":
+        state.cache.evict(bucket, [file_id])
+        return None
+    doc = MediaDoc.from_files_doc(bucket, files_doc)
+    state.cache.put_doc(bucket, doc)
     return doc
+
+
+Found = TypeVar("Found")
+Loader = Callable[[str, ObjectId], MediaDoc | None]
+
+
+def read_through(resolver: Callable[[Loader], Found], settled: Callable[[Found], bool]) -> Found:
+    """What ``resolver`` finds with this worker's cached document, unless that answer is not
+    ``settled`` (a 404, a redirect, a name or crop the document lacks) and came from the
+    cache: then what it finds with the document the database holds now. The cache learns of
+    another worker's change by its next tombstone poll (up to AVENUE_DELETIONS_POLL_MS), so a
+    URL the API just answered (a new version, a new name, a new crop) names what the cached
+    document does not know yet; a 404 or a 301 for it would break read-your-writes across
+    workers (docs/architecture.md, "Invariants"). Only the unsettled answers pay the read: the
+    served ones stay the cache's."""
+    cached: list[bool] = []
+
+    def load(bucket: str, file_id: ObjectId) -> MediaDoc | None:
+        state = get_state()
+        state.cache.sync(state.database())
+        doc = state.cache.get_doc(bucket, file_id)
+        cached.append(doc is not None)
+        return doc if doc is not None else _read(bucket, file_id)
+
+    try:
+        found = resolver(load)
+    except AvenueError:
+        if not any(cached):
+            raise
+    else:
+        if settled(found) or not any(cached):
+            return found
+    return resolver(_read)
+
+
+def _servable(found: object) -> bool:
+    return isinstance(found, Representation | Pending | RenditionTarget)
 
 
 @bp.route("/media/<alias>/<token>", methods=["GET"])
@@ -343,7 +378,8 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
         return not_found()
     if variant is not None and is_rendition(variant, get_state().allow):
         return _rendition(bucket, token, variant)
-    rep = resolve(bucket, token, variant, _load, request.headers.get("Accept", ""))
+    accept = request.headers.get("Accept", "")
+    rep = read_through(lambda load: resolve(bucket, token, variant, load, accept), _servable)
     if rep is None:
         return not_found()
     name = (variant or "").partition(".")[0]
@@ -370,7 +406,7 @@ def named_media(alias: str, token: str, named: str) -> Response:
     bucket = BUCKETS.get(alias)
     if bucket is None:
         return not_found()
-    rep = resolve_named(bucket, token, named, _load)
+    rep = read_through(lambda load: resolve_named(bucket, token, named, load), _servable)
     if rep is None:
         return not_found()
     if isinstance(rep, Moved):
@@ -384,10 +420,9 @@ def _rendered(bucket: str, token: str, variant: str | None, wanted: Pending) -> 
     from the original's new document (None: the image went meanwhile)."""
     state = get_state()
     pending.complete(state.database(), bucket, wanted.doc.file_id, want=(wanted.variant, wanted.format))
-    # This worker reloads it; another one whose cache still says pending comes here on its next
-    # GET of the variant and finds it listed at once.
-    state.cache.evict(bucket, [wanted.doc.file_id])
-    rep = resolve(bucket, token, variant, _load, request.headers.get("Accept", ""))
+    # Read again (and cached so); another worker whose cache still says pending comes here on
+    # its next GET of the variant and finds it listed at once.
+    rep = resolve(bucket, token, variant, _read, request.headers.get("Accept", ""))
     if isinstance(rep, Pending):  # defensive: complete() returns once it is listed
         raise ServerBusy("this image's variants are being rendered: try again shortly", retry_after=2)
     return rep
@@ -397,8 +432,14 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
     """A rendition on request: checked (allow-list or signature), then served from the
     renditions bucket, rendered first if this is its first request."""
     state = get_state()
-    found = resolve_rendition(bucket, token, segment, state.allow, _load, request.headers.get("Accept", ""),
-                              hint=request.headers.get)
+    accept = request.headers.get("Accept", "")
+
+    def settled(found: RenditionTarget | Moved | None) -> bool:  # a crop the cached image lacks
+        return isinstance(found, RenditionTarget) and (
+            found.doc.private or not found.asked.crop or found.asked.crop in found.doc.crops)
+
+    found = read_through(lambda load: resolve_rendition(bucket, token, segment, state.allow, load, accept,
+                                                        hint=request.headers.get), settled)
     if found is None:
         return not_found()
     if isinstance(found, Moved):

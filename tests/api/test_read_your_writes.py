@@ -1,0 +1,80 @@
+"""Read-your-writes on every worker (issue 61, item 1; docs/architecture.md, "Invariants"): a
+URL an answer just gave serves at once from a worker whose cache still holds the image's
+earlier document. Each test has two workers on one database (two apps, each its own media
+cache, the other's in-memory evictions not heard: as in two processes), the second one warmed
+on the image before the first one changes it. Each failed before the route read through its
+cache (``avenue/media/serve/route.py``'s ``read_through``): 404 for the new version, 301 for
+the new name."""
+
+from __future__ import annotations
+
+from hashlib import sha256
+
+from avenue.media.effects import invalidation
+from avenue.media.serve.route import get_cache
+from tests.helpers import Auth, form, library_upload
+
+
+def two_workers(app_factory):
+    """(the worker that writes, its editor's headers, a client of the other worker)."""
+    writer, other = app_factory(), app_factory()
+    invalidation.LOCAL_CACHES.discard(get_cache(other))  # another process's cache
+    return writer, Auth(writer).token("editor"), other.test_client()
+
+
+def warmed(reader, media: dict) -> None:
+    """The other worker has served the image, so its cache holds the image's document."""
+    assert reader.get(media["url"]).status_code == 200
+    assert reader.get(media["variants"]["thumb"]).status_code == 200
+
+
+def test_a_replaced_image_s_new_urls_serve_at_once_on_another_worker(app_factory):
+    writer, editor, reader = two_workers(app_factory)
+    client = writer.test_client()
+    media = library_upload(client, editor)
+    warmed(reader, media)
+    answer = client.put(f"/api/builder/media/{media['id']}", data=form("good/grayscale.jpg"), headers=editor)
+    assert answer.status_code == 200, answer.get_json()
+    new = answer.get_json()
+    served = reader.get(new["url"])
+    assert served.status_code == 200 and sha256(served.data).hexdigest() == new["sha256"]
+    assert reader.get(new["variants"]["thumb"]).status_code == 200
+    # The earlier version's URL redirects there, on this worker too, once it reads it again.
+    old = reader.get(media["url"].replace(".jpg", f"~{'0' * 8}.jpg"))
+    assert old.status_code == 404  # a version that never was
+
+
+def test_a_new_name_serves_at_once_on_another_worker(app_factory):
+    writer, editor, reader = two_workers(app_factory)
+    client = writer.test_client()
+    media = library_upload(client, editor)
+    warmed(reader, media)
+    named = client.put(f"/api/builder/media/{media['id']}/name", headers=editor, json={"name": "red boot"})
+    assert named.status_code == 200, named.get_json()
+    served = reader.get(named.get_json()["named_url"])
+    assert served.status_code == 200, served.headers.get("Location")
+
+
+def test_an_edit_s_url_serves_at_once_on_another_worker(app_factory):
+    writer, editor, reader = two_workers(app_factory)
+    client = writer.test_client()
+    media = library_upload(client, editor)
+    warmed(reader, media)
+    edited = client.put(f"/api/builder/media/{media['id']}/edits", json={"rotate": 90}, headers=editor)
+    assert edited.status_code == 200, edited.get_json()
+    body = edited.get_json()
+    assert reader.get(body["url"]).status_code == 200
+    assert reader.get(body["variants"]["card"]).status_code == 200
+
+
+def test_a_named_crop_s_rendition_serves_at_once_on_another_worker(app_factory):
+    writer, editor, reader = two_workers(app_factory)
+    client = writer.test_client()
+    media = library_upload(client, editor)
+    warmed(reader, media)
+    box = {"x": 0, "y": 0, "width": 0.5, "height": 0.5}
+    cropped = client.put(f"/api/builder/media/{media['id']}/crops/hero", json=box, headers=editor)
+    assert cropped.status_code == 200, cropped.get_json()
+    base = cropped.get_json()["url"].rsplit(".", 1)[0]
+    rendition = reader.get(f"{base}/c_hero,w_320.webp")
+    assert rendition.status_code == 200, rendition.get_json(silent=True)
