@@ -328,10 +328,28 @@ def variant_key(original_id: Any, name: str, fmt: str, version: str = "") -> str
 
 def own_sha256(doc: Mapping[str, Any]) -> str | None:
     """The SHA-256 recorded for a files document's *own* bytes, to check them against: none for
-    an original replaced in place (length 0; ``metadata.content``'s file holds its bytes, and
-    that file's own SHA-256 is checked as any other's)."""
+    an original replaced in place (no chunks of its own; ``metadata.content``'s file holds its
+    bytes, and that file's own SHA-256 is checked as any other's)."""
     meta = doc.get("metadata") or {}
     return None if meta.get("content") else meta.get("sha256")
+
+
+def own_length(doc: Mapping[str, Any]) -> int:
+    """How many bytes a files document's *own* chunks hold: its ``length``, but 0 for an
+    original replaced in place, whose ``length`` is its bytes' length while ``metadata.content``'s
+    file holds them (so that a stock GridFS read of the image's own file fails, ``CorruptGridFile``,
+    rather than read it as empty: store/replace.py). What counts, checks or copies chunks
+    goes by this, never by ``length``."""
+    if (doc.get("metadata") or {}).get("content"):
+        return 0
+    return int(doc.get("length") or 0)
+
+
+def content_length(doc: Mapping[str, Any]) -> int:
+    """The ``length`` an original's files document has: its bytes' length, wherever they are
+    (its own chunks, or ``metadata.content``'s file once replaced in place)."""
+    content = (doc.get("metadata") or {}).get("content") or {}
+    return int(content.get("length", doc.get("length") or 0))
 
 
 def variant_ids(doc: Mapping[str, Any]) -> list[Any]:

@@ -47,7 +47,7 @@ from avenue.db import Document, shard_key
 from avenue.errors import AvenueError, Conflict
 from avenue.media import BUCKETS, referrers
 from avenue.media.buckets import STORED, TRASH
-from avenue.media.records import own_sha256
+from avenue.media.records import own_length, own_sha256
 from avenue.media.store import scan
 from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.storage import CHUNK_SIZE, delete_file, read_range
@@ -113,17 +113,19 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 class _ChunkReader(io.RawIOBase):
-    """One stored file as exactly ``length`` bytes, read a few chunks at a time and hashed.
+    """One stored file as exactly its own chunks' bytes (``records.own_length``: none for an
+    original replaced in place, whose content file is saved as any file), read a few chunks at a
+    time and hashed.
 
     If the chunks end early (the file was deleted while the backup ran, or is damaged), the
     rest is zeros, so the archive stays well-formed, and ``error`` says so.
     """
 
     def __init__(self, db: Database[Document], bucket: str, doc: dict[str, Any]) -> None:
-        self._pieces = read_range(db, bucket, doc["_id"], doc["length"],
+        self._pieces = read_range(db, bucket, doc["_id"], own_length(doc),
                                           doc.get("chunkSize") or CHUNK_SIZE)
         self._current = memoryview(b"")
-        self._remaining: int = doc["length"]
+        self._remaining: int = own_length(doc)
         self.sha256 = sha256()
         self.error: str | None = None
 
@@ -227,7 +229,7 @@ def _backup_file(db: Database[Document], tar: tarfile.TarFile, bucket: str, doc:
                  report: BackupReport) -> None:
     name = _member_name(bucket, doc["_id"])
     info = tarfile.TarInfo(name + ".bin")
-    info.size = doc["length"]
+    info.size = own_length(doc)
     info.mtime = int(doc["uploadDate"].timestamp()) if isinstance(doc.get("uploadDate"), dt.datetime) else 0
     info.pax_headers = {"avenue.bucket": bucket, "avenue.id": _dumps(doc["_id"]),
                         "avenue.chunk_size": str(doc.get("chunkSize") or CHUNK_SIZE)}
@@ -241,7 +243,7 @@ def _backup_file(db: Database[Document], tar: tarfile.TarFile, bucket: str, doc:
         report.incomplete.append({"bucket": bucket, "id": str(doc["_id"]), "error": raw.error})
     else:
         report.files[bucket] += 1
-        report.bytes[bucket] += doc["length"]
+        report.bytes[bucket] += own_length(doc)
         recorded = own_sha256(doc)  # none for an original replaced in place (no bytes of its own)
         if recorded and recorded != digest:
             report.checksum_mismatches.append({"bucket": bucket, "id": str(doc["_id"]),
@@ -423,9 +425,9 @@ class _Restorer:
         problem = None
         if not entry.get("complete", False):
             problem = f"not backed up: {entry.get('error', 'unreadable')}"
-        elif pending.sha256 != entry["sha256"] or pending.length != doc["length"]:
+        elif pending.sha256 != entry["sha256"] or pending.length != own_length(doc):
             problem = (f"the bytes in the archive hash to {pending.sha256} ({pending.length} bytes), "
-                       f"the backup recorded {entry['sha256']} ({doc['length']} bytes)")
+                       f"the backup recorded {entry['sha256']} ({own_length(doc)} bytes)")
         if problem is not None:
             scan.delete_chunks(self.db, pending.bucket, pending.chunks_id)
             self.report.failures.append({"bucket": pending.bucket, "id": str(doc["_id"]), "error": problem})

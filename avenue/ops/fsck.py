@@ -15,6 +15,9 @@ removal) against a count of the bucket.
 
 ``--repair`` (``repair=True``), then checks everything again and reports what remains:
 - a file whose only fault is its ``length`` (chunks intact, sha256 matches): length corrected;
+- an original replaced in place whose ``length`` is not its bytes' (``metadata.content.length``;
+  stored before a head kept it, when it was 0, which a stock GridFS read took for an empty
+  file): length set to its bytes' (code ``head_length``);
 - a variant that is damaged, or listed by its original but missing: rendered again from the
   intact original (same id, so every URL handed out still works); pending variants (a worker
   that died between storing an upload and rendering them) are rendered under the claim a GET
@@ -53,7 +56,7 @@ from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import of as bucket_counters
 from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.invalidation import invalidate
-from avenue.media.records import own_sha256, variant_ids
+from avenue.media.records import content_length, own_length, own_sha256, variant_ids
 from avenue.media.references import Referrers
 from avenue.media.store import scan
 from avenue.media.store.indexes import ensure_indexes
@@ -140,8 +143,9 @@ class FsckReport:
 
 
 def _check_bytes(bucket: str, doc: dict[str, Any], chunks: Iterator[dict[str, Any]]) -> _Finding:
-    """Check one file against its chunks (``chunks``: its own, in ``n`` order, streamed)."""
-    length, size = doc.get("length", 0), doc.get("chunkSize") or CHUNK_SIZE
+    """Check one file against its chunks (``chunks``: its own, in ``n`` order, streamed): an
+    original replaced in place has none (records.own_length), its content file is checked."""
+    length, size = own_length(doc), doc.get("chunkSize") or CHUNK_SIZE
     finding = _Finding(bucket, doc, [])
     digest = sha256()
     total = 0
@@ -229,6 +233,11 @@ def _check_batch(db: Database[Document], bucket: str, docs: list[dict[str, Any]]
             if content.get("id") is not None and content["id"] not in present:
                 finding.problems.append({"code": "missing_content", "detail":
                                          f"the file holding its bytes ({content['id']}) does not exist"})
+            if content and finding.doc.get("length") != content_length(finding.doc):
+                finding.problems.append({"code": "head_length", "detail": (
+                    f"its files document says {finding.doc.get('length')} bytes, its bytes (in "
+                    f"{content.get('id')}) are {content_length(finding.doc)}: a stock GridFS read "
+                    "by its id would not fail, and could read an empty file")})
     return findings
 
 
@@ -313,7 +322,7 @@ def check(db: Database[Document], *, progress: Progress | None = None, since: dt
         try:
             for doc in cursor:
                 group.append(doc)
-                size += int(doc.get("length") or 0)
+                size += own_length(doc)
                 if len(group) >= BATCH or size >= GROUP_BYTES:
                     check_group(bucket, group)
                     group, size = [], 0
@@ -348,6 +357,12 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers) -> list
         key = (finding.bucket, finding.doc["_id"])
         codes = finding.codes
         reason = "; ".join(problem["detail"] for problem in finding.problems)
+        if "head_length" in codes:  # stored before heads kept their bytes' length (replace.py)
+            scan.set_length(db, finding.bucket, key[1], content_length(finding.doc))
+            act("length_corrected", finding, reason, old_length=finding.doc.get("length"),
+                new_length=content_length(finding.doc))
+            if codes == {"head_length"}:
+                continue
         if codes & DAMAGE and codes & DAMAGE <= {"length_mismatch"} and finding.sha_ok:
             scan.set_length(db, finding.bucket, key[1], finding.chunk_bytes)
             invalidate(db, finding.bucket, [key[1]])  # every worker reloads the document

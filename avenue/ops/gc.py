@@ -46,7 +46,7 @@ from avenue.clock import now as clock_now
 from avenue.db import Document
 from avenue.media import PRODUCTS, TEMP, referrers, resumable
 from avenue.media.buckets import RENDITIONS, STORED, TRASH
-from avenue.media.records import variant_ids
+from avenue.media.records import content_length, own_length, variant_ids
 from avenue.media.references import Referrers
 from avenue.media.store import scan
 from avenue.media.store.originals import delete_image
@@ -95,10 +95,10 @@ class GcReport:
 
 
 def _image_bytes(doc: dict[str, Any]) -> int:
-    """An original's length plus its variants' lengths."""
+    """An original's bytes (its own, or its content file's once replaced) plus its variants'."""
     variants = (doc.get("metadata") or {}).get("variants") or {}
-    total: int = doc.get("length", 0) + sum(info.get("length", 0) for formats in variants.values()
-                                            for info in formats.values())
+    total: int = content_length(doc) + sum(info.get("length", 0) for formats in variants.values()
+                                           for info in formats.values())
     return total
 
 
@@ -163,7 +163,7 @@ class _Collector:
             return
         self.gone.add((bucket, doc["_id"]))
         self.report.removed.append({"kind": kind, "bucket": bucket, "id": str(doc["_id"]),
-                                    "filename": doc.get("filename"), "bytes": doc.get("length", 0),
+                                    "filename": doc.get("filename"), "bytes": own_length(doc),
                                     "files": 1, "reason": reason})
         if not self.dry_run:
             delete_file(self.db, bucket, doc["_id"])
@@ -234,7 +234,9 @@ class _Collector:
         for batch in _batches(cursor, 200):
             stats = scan.chunk_stats(self.db, bucket, [doc["_id"] for doc in batch])
             for doc in batch:
-                expected = math.ceil(doc["length"] / doc["chunkSize"]) if doc["length"] else 0
+                # By its own chunks: an original replaced in place has none (records.own_length).
+                length = own_length(doc)
+                expected = math.ceil(length / doc["chunkSize"]) if length else 0
                 row = stats.get(doc["_id"], {"count": 0, "first": 0, "last": -1})
                 if (row["count"], row["first"], row["last"]) == (expected, 0, expected - 1) or expected == 0:
                     continue

@@ -6,14 +6,17 @@ import hashlib
 import json
 import os
 
+import pytest
 from bson import Binary, ObjectId
+from gridfs.errors import CorruptGridFile
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Upload
 from avenue.media.serve.objects import image_ref
 from avenue.media.store import storage
 from avenue.media.store.originals import store
 from avenue.ops.fsck import fsck
 from tests.helpers import image_bytes
+from tests.support.gridfs_read import current_bytes, own_file_bytes
 
 
 def raw_file(db, bucket: str = UPLOADS, chunks: float = 2.5) -> dict:
@@ -82,6 +85,26 @@ def test_repair_corrects_a_wrong_length_when_the_bytes_are_intact(db):
                                "filename": "data.bin", "reason": report.repairs[0]["reason"],
                                "old_length": 5, "new_length": doc["length"]}]
     assert db[f"{UPLOADS}.files"].find_one({"_id": doc["_id"]})["length"] == doc["length"]
+
+
+def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes_length(db):
+    # Until heads kept their bytes' length, a replace left the image's own document at 0, which
+    # stock GridFS read as an empty file (avenue/media/store/replace.py, "Read without the app").
+    doc = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
+    Library(db, PRODUCTS).replace(doc["_id"], Upload("new.jpg", image_bytes("good/grayscale.jpg")))
+    head = db[f"{PRODUCTS}.files"].find_one({"_id": doc["_id"]})
+    assert head["length"] == head["metadata"]["content"]["length"] > 0
+    db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 0}})
+    assert own_file_bytes(db, PRODUCTS, doc["_id"]) == b""  # the silent empty read
+    assert problems_of(fsck(db), head) == {"head_length"}
+    report = fsck(db, repair=True)
+    assert report.ok
+    assert [(r["action"], r["id"], r["old_length"], r["new_length"]) for r in report.repairs] == [
+        ("length_corrected", str(doc["_id"]), 0, head["length"])]
+    assert db[f"{PRODUCTS}.files"].find_one({"_id": doc["_id"]})["length"] == head["length"]
+    with pytest.raises(CorruptGridFile):
+        own_file_bytes(db, PRODUCTS, doc["_id"])
+    assert hashlib.sha256(current_bytes(db, PRODUCTS, doc["_id"])).hexdigest() == head["metadata"]["sha256"]
 
 
 def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_it(db):

@@ -26,6 +26,7 @@ from avenue.ops.fsck import check
 from avenue.ops.gc import collect_garbage
 from tests.helpers import error_body, form, image_bytes, library_upload
 from tests.support.client import uploaded
+from tests.support.gridfs_read import current_bytes
 
 PHOTO, OTHER, PNG = "good/progressive.jpg", "good/grayscale.jpg", "good/alpha.png"
 KEY = "test-secret-key-for-avenue"  # the key conftest's apps sign with
@@ -552,9 +553,11 @@ def test_a_replaced_image_is_backed_up_without_a_checksum_complaint_and_restored
         with archive.open("rb") as source:
             assert backup_module.restore(other, source).ok
         head = other[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
-        assert head["metadata"]["version"] == new["version"] and head["length"] == 0
+        assert head["metadata"]["version"] == new["version"] and head["length"] == new["bytes"]
         content = other[f"{BUILDER}.files"].find_one({"_id": head["metadata"]["content"]["id"]})
         assert content["metadata"]["sha256"] == new["sha256"]
+        # Read without the app, by docs/operations.md's rule.
+        assert sha256(current_bytes(other, BUILDER, head["_id"])).hexdigest() == new["sha256"]
         assert check(other).findings == []
     finally:
         db.client.drop_database(other.name)

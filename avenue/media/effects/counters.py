@@ -40,7 +40,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from avenue.clock import now
 from avenue.db import long_operations
 from avenue.media.buckets import STORED
-from avenue.media.records import Document
+from avenue.media.records import Document, own_length
 from avenue.paging import Sampler, date_windows, fence_id, fences, save_fences
 from avenue.servers import is_embedded
 
@@ -62,7 +62,7 @@ def figures(docs: Iterable[dict[str, Any]], chunks: int = 0) -> dict[str, Any]:
     for doc in docs:
         files += 1
         originals += _is_original(doc)
-        size += int(doc.get("length") or 0)
+        size += own_length(doc)  # an image replaced in place: its content file holds its bytes
         if isinstance(doc.get("uploadDate"), dt.datetime):
             dates.append(doc["uploadDate"])
     return {"files": files, "originals": originals, "bytes": size, "chunks": chunks,
@@ -130,7 +130,10 @@ READ_BATCH = 1000
 #: GridFS's default chunk size, for a files document that does not say its own.
 CHUNK_SIZE = 255 * 1024
 _GROUP = {"$group": {
-    "_id": None, "files": {"$sum": 1}, "bytes": {"$sum": "$length"},
+    # Bytes as records.own_length counts them: an original replaced in place holds none of its
+    # own (its ``length`` is its content file's, which is counted as that file).
+    "_id": None, "files": {"$sum": 1},
+    "bytes": {"$sum": {"$cond": [{"$ifNull": ["$metadata.content", False]}, 0, "$length"]}},
     "originals": {"$sum": {"$cond": [{"$eq": ["$metadata.role", "original"]}, 1, 0]}},
     "oldest": {"$min": "$uploadDate"}, "newest": {"$max": "$uploadDate"},
 }}
@@ -192,10 +195,11 @@ def _count_in_windows(db: Database[Document], bucket: str) -> dict[str, Any]:
     files = db[f"{bucket}.files"]
     for role in ROLES:
         sampler = Sampler()
-        for docs in walk_role(db, bucket, role, {"uploadDate": 1, "length": 1, "chunkSize": 1}):
+        for docs in walk_role(db, bucket, role, {"uploadDate": 1, "length": 1, "chunkSize": 1,
+                                                 "metadata.content": 1}):
             size = 0
             for doc in docs:
-                length = int(doc.get("length") or 0)
+                length = own_length(doc)
                 size += length
                 sums["chunks"] += math.ceil(length / int(doc.get("chunkSize") or CHUNK_SIZE))
                 sampler.add(doc.get("uploadDate"))

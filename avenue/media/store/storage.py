@@ -237,8 +237,10 @@ def remove_files(db: Database[Document], bucket: str, ids: list[Any]) -> tuple[i
     says so (``FileSet.removed``) and the counts become drift the reconciliation corrects.
     """
     files = db[f"{bucket}.files"]
+    # metadata.content: an image replaced in place holds none of its ``length`` itself
+    # (records.own_length), so its removal takes none of it from the counters.
     found = list(files.find({"_id": {"$in": ids}}, {"length": 1, "metadata.role": 1, "metadata.folder": 1,
-                                                     "metadata.tags": 1}))
+                                                     "metadata.tags": 1, "metadata.content": 1}))
     if len(ids) == 1:
         removed = files.delete_one({"_id": ids[0]}).deleted_count
         chunks = db[f"{bucket}.chunks"].delete_many({"files_id": ids[0]}).deleted_count

@@ -1,0 +1,72 @@
+"""An image's current bytes as stock GridFS reads them, by the rule docs/operations.md states.
+
+The rule ("Reading an image's bytes without the app"): the current bytes of image ``<id>`` are
+the file named by its files document's ``metadata.content.id`` when present, else the image's
+own file. An image replaced in place (new bytes, edits, a focal point... avenue/media/store/
+replace.py) keeps its id, but its own document has no chunks of its own; its ``length`` is its
+bytes' length all the same, so a stock read of the image's own file raises ``CorruptGridFile``
+rather than give an empty file.
+
+Only pymongo's ``gridfs`` reads here, never the app's code: what an ops person's script, a
+``mongofiles`` or another service would do. Other tests (a model-based one among them) import
+:func:`current_bytes` to check that the rule holds for every image after any sequence of changes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import gridfs
+import mongomock
+from mongomock.gridfs import _create_grid_out_cursor
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+_GRID_FILE = "gridfs.synchronous.grid_file"
+
+
+@contextlib.contextmanager
+def stock_gridfs(db: Any) -> Iterator[None]:
+    """Let pymongo's ``gridfs`` take ``db`` for the block: a pymongo database as it is; a
+    mongomock one by widening ``gridfs``' isinstance checks for the block only (as mongomock's
+    ``enable_gridfs_integration`` does, which never undoes it)."""
+    if not isinstance(db, mongomock.Database):
+        yield
+        return
+    with mock.patch(f"{_GRID_FILE}.Database", (Database, mongomock.Database)), \
+            mock.patch(f"{_GRID_FILE}.Collection", (Collection, mongomock.Collection)), \
+            mock.patch(f"{_GRID_FILE}.GridOutCursor", _create_grid_out_cursor):
+        yield
+
+
+def content_id(db: Any, bucket: str, image_id: Any) -> Any:
+    """The id of the file holding image ``image_id``'s current bytes, by the documented rule:
+    ``metadata.content.id`` when the image's files document has one, else ``image_id``.
+    ``gridfs.NoFile`` when ``bucket`` has no such image."""
+    with stock_gridfs(db):
+        found = next(iter(gridfs.GridFSBucket(db, bucket_name=bucket).find({"_id": image_id})), None)
+    if found is None:
+        raise gridfs.NoFile(f"no image {image_id!r} in {bucket}")
+    content = (found.metadata or {}).get("content") or {}
+    return content.get("id", image_id)
+
+
+def current_bytes(db: Any, bucket: str, image_id: Any) -> bytes:
+    """Image ``image_id``'s current bytes in ``bucket`` (``"builder_media"``, ``"product_images"``,
+    ...), read with stock ``gridfs.GridFSBucket`` alone by the documented rule: the file named by
+    ``metadata.content.id`` when present, else the image's own file. Raises what stock GridFS
+    raises (``NoFile``, ``CorruptGridFile``), never answers with bytes it did not find."""
+    with stock_gridfs(db):
+        return gridfs.GridFSBucket(db, bucket_name=bucket).open_download_stream(
+            content_id(db, bucket, image_id)).read()
+
+
+def own_file_bytes(db: Any, bucket: str, image_id: Any) -> bytes:
+    """What a stock read of the image's *own* file gives, ignoring the rule (the naive read an
+    ops person might try): the bytes, or the ``CorruptGridFile`` of an image whose bytes are
+    elsewhere."""
+    with stock_gridfs(db):
+        return gridfs.GridFSBucket(db, bucket_name=bucket).open_download_stream(image_id).read()
