@@ -315,18 +315,74 @@ def test_only_editors_see_compare_and_restore_library_versions(client, auth):
     assert versions(client, editor, media["id"])[0]["id"] == listed[0]["id"]  # nothing restored
 
 
-def test_a_version_whose_bytes_were_uploaded_again_as_an_image_of_their_own_is_410(client, editor):
-    """Uploading bytes that wait in the trash brings the trashed copy back as an image of its
-    own (trash.py's dedupe): the version no longer has them."""
+def test_uploading_a_versions_bytes_again_stores_a_new_image_and_the_version_stays(client, db, editor):
+    """The trash copy a replace kept belongs to the image's history: an upload of the same bytes
+    is an image of its own, never that copy brought back (trash.py's dedupe skips it)."""
+    media = library_upload(client, editor)
+    original = versions(client, editor, media["id"])[0]["id"]
+    second = replace(client, editor, media["id"])
+    again = client.post(MEDIA, data=form(PHOTO), headers=editor)
+    assert again.status_code == 201, again.get_json()
+    upload = again.get_json()
+    trashed = [str(d["_id"]) for d in db[f"{TRASH}.files"].find({"metadata.role": "original"})]
+    assert upload["id"] != media["id"] and upload["id"] not in trashed and len(trashed) == 1
+    assert upload["sha256"] == media["sha256"] and sha_of(client, upload["url"]) == media["sha256"]
+    assert [v["id"] for v in versions(client, editor, media["id"])] == [second["version"], original]
+    # Dedupe keeps one copy per bucket: while the new image holds the bytes, a restore says so.
+    busy = restore(client, editor, media["id"], original)
+    assert busy.status_code == 409 and error_body(busy)["code"] == "duplicate_image"
+    assert error_body(busy)["image_id"] == upload["id"]
+    assert client.delete(f"{MEDIA}/{upload['id']}", headers=editor).status_code == 204
+    done = restore(client, editor, media["id"], original)
+    assert done.status_code == 200, done.get_json()
+    back = done.get_json()
+    assert back["id"] == media["id"] and back["version"] == original
+    assert back["sha256"] == media["sha256"] and sha_of(client, back["url"]) == media["sha256"]
+    assert check(db).findings == []
+
+
+def test_a_trash_restore_that_reuses_an_image_leaves_a_versions_copy_to_its_image(client, db, editor):
+    """Restoring a version's copy from the trash while its bytes are an image again answers
+    that image (``reused``) and, the copy being the history's, leaves it in the trash."""
     media = library_upload(client, editor)
     original = versions(client, editor, media["id"])[0]["id"]
     replace(client, editor, media["id"])
-    again = client.post(MEDIA, data=form(PHOTO), headers=editor)
-    assert again.status_code == 200 and again.get_json()["id"] != media["id"]
-    answer = restore(client, editor, media["id"], original)
-    assert answer.status_code == 410 and error_body(answer)["code"] == "version_gone"
-    assert len(versions(client, editor, media["id"])) == 1
+    upload = client.post(MEDIA, data=form(PHOTO), headers=editor).get_json()
+    copy = db[f"{TRASH}.files"].find_one({"metadata.role": "original"})
+    answer = client.post(f"/api/trash/{copy['_id']}/restore", headers=editor)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["reused"] is True and answer.get_json()["image"]["id"] == upload["id"]
+    assert trash_module.get(db, copy["_id"]) is not None
+    assert [v["id"] for v in versions(client, editor, media["id"])][1:] == [original]
 
+
+def test_bytes_of_a_copy_no_history_lists_any_more_bring_it_back_as_before(client, db, editor):
+    """A copy whose version was dropped from the image's list is nobody's: dedupe revives it."""
+    media = library_upload(client, editor)
+    replace(client, editor, media["id"])
+    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.history": []}})
+    copy = db[f"{TRASH}.files"].find_one({"metadata.role": "original"})
+    again = client.post(MEDIA, data=form(PHOTO), headers=editor)
+    assert again.status_code == 200 and again.get_json()["id"] == str(copy["_id"])
+    assert trash_module.get(db, copy["_id"]) is None
+
+
+def test_a_product_photo_added_again_with_a_versions_bytes_is_a_new_photo(client, db, admin):
+    """Product photos dedupe across products, through the same trash lookup: a version's copy
+    stays the replaced photo's."""
+    assert client.post("/api/shop/products", json={"sku": "VR-3", "name": "x", "price": 1},
+                       headers=admin).status_code == 201
+    first = client.post("/api/shop/products/VR-3/images", headers=admin,
+                        data={"images": [form(PHOTO)["file"]]}).get_json()["product"]["images"][0]
+    base = f"/api/shop/products/VR-3/images/{first['id']}"
+    assert client.put(base, data=form(OTHER), headers=admin).status_code == 200
+    added = client.post("/api/shop/products/VR-3/images", headers=admin,
+                        data={"images": [form(PHOTO)["file"]]})
+    assert added.status_code == 201, added.get_json()
+    photos = added.get_json()["product"]["images"]
+    assert len(photos) == 2 and photos[1]["id"] != first["id"] and photos[1]["sha256"] == first["sha256"]
+    assert db[f"{TRASH}.files"].count_documents({"_id": ObjectId(photos[1]["id"])}) == 0
+    assert len(client.get(f"{base}/versions", headers=admin).get_json()["items"]) == 2
 
 
 def test_a_product_photo_is_restored_in_its_place_and_the_product_follows(client, db, admin, editor):

@@ -18,11 +18,20 @@ Order, so that a crash never loses an image and never serves a half-copied one:
 - *restore*: a compare-and-set lease on ``restoring_at`` (gc does not purge a leased item),
   copy the variants back, then the original with its own key, then delete from the trash.
   When the same bytes were stored again in that bucket meanwhile (same dedupe key), that
-  image is the restored one and the trashed copy is dropped: dedupe keeps one copy.
+  image is the restored one and the trashed copy is dropped: dedupe keeps one copy (unless
+  it is a version's copy, below: then it stays).
 - *dedupe*: uploading bytes that sit in the trash (same bucket, same key) restores the
   trashed image (its id, alt, folder and tags come back) instead of storing a second copy;
   except an upload link's file (``UploadOptions.revive`` False), stored as a new image while
   the trashed one stays (a later restore of it finds that image and keeps it: dedupe above).
+- *versions*: the copy a replace keeps of the version it switches away from
+  (:func:`keep_version`) is its image's while the image's history lists it
+  (:func:`listed_as_version`; the image served, or in the trash itself, history and all).
+  Such a copy is never what dedupe brings back (the upload is stored as a new image), and a
+  restore that finds its bytes stored again answers that image and leaves the copy where it
+  is: only its days, a purge, or a restore of it as an image of its own take it from the
+  history. A copy the history no longer lists (past its days, dropped from a full list:
+  store/history.py, or its image purged) is an ordinary trashed image.
 - *purge*: ``gc`` removes what is past ``purge_after`` and not being restored.
 
 ``AVENUE_TRASH_DAYS=0`` turns the trash off: deletes are final at once, as before.
@@ -161,9 +170,28 @@ def page(db: Database[Document], window: Window, *, source: str | None = None) -
     return fetch(db[f"{TRASH}.files"], query, NEWEST_FIRST, window, index=LISTED.index, total=total)
 
 
+def listed_as_version(db: Database[Document], doc: dict[str, Any]) -> bool:
+    """Whether the trashed original ``doc`` is a version's copy that its image's history still
+    lists, unexpired: that history owns it (module docstring). The image (``refs.replaced_in``)
+    is looked for where it is served and in the trash, whose copy keeps its history for a
+    restore; two lookups by id."""
+    info = (doc.get("metadata") or {}).get("trash") or {}
+    image_id = (info.get("refs") or {}).get("replaced_in")
+    if not isinstance(image_id, str) or not ObjectId.is_valid(image_id):
+        return False
+    listing = {"_id": ObjectId(image_id),
+               "metadata.history": {"$elemMatch": {"trash_id": doc["_id"], "keep_until": {"$gt": now()}}}}
+    return any(db[f"{bucket}.files"].find_one(listing, {"_id": 1}) is not None
+               for bucket in (info.get("from"), TRASH) if bucket)
+
+
 def find(db: Database[Document], bucket: str, key: str) -> dict[str, Any] | None:
-    """The trashed original that was stored in ``bucket`` under dedupe ``key``, if any."""
-    return db[f"{TRASH}.files"].find_one({"metadata.trash.from": bucket, "metadata.trash.key": key})
+    """The trashed original that was stored in ``bucket`` under dedupe ``key`` and that dedupe
+    may bring back, if any: a version's copy its image still lists is not (:func:`listed_as_version`)."""
+    for doc in db[f"{TRASH}.files"].find({"metadata.trash.from": bucket, "metadata.trash.key": key}):
+        if not listed_as_version(db, doc):
+            return doc
+    return None
 
 
 def _lease(db: Database[Document], doc: dict[str, Any]) -> bool:
@@ -178,7 +206,9 @@ def _lease(db: Database[Document], doc: dict[str, Any]) -> bool:
 
 def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
     """Bring a trashed original and its variants back to their bucket, same ids; None when
-    it is not in the trash (any more) or another restore of it is under way."""
+    it is not in the trash (any more) or another restore of it is under way. When its bytes
+    are stored there again, that image is answered (``reused``) and the copy dropped, unless
+    a history lists it as a version (:func:`listed_as_version`: it stays)."""
     doc = get(db, trashed_id)
     if doc is None or not _lease(db, doc):
         return None
@@ -203,10 +233,18 @@ def restore(db: Database[Document], trashed_id: Any) -> Restored | None:
         if live is None:
             raise OSError(f"{bucket} lost {doc['_id']} while it was being restored")
     except BaseException:
-        db[f"{TRASH}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.trash.restoring_at": ""}})
+        _unlease(db, doc)
         raise
-    storage.delete_file(db, TRASH, doc["_id"], with_ids=[v["_id"] for v in variants])
+    if existing is not None and listed_as_version(db, doc):
+        _unlease(db, doc)  # its bytes are served as that image; the copy stays its history's
+    else:
+        storage.delete_file(db, TRASH, doc["_id"], with_ids=[v["_id"] for v in variants])
     return Restored(bucket, live, trash.get("refs") or {}, reused=existing is not None)
+
+
+def _unlease(db: Database[Document], doc: dict[str, Any]) -> None:
+    """Give the restore lease back: the item stays in the trash."""
+    db[f"{TRASH}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.trash.restoring_at": ""}})
 
 
 def purge(db: Database[Document], trashed: dict[str, Any]) -> bool:
