@@ -21,7 +21,7 @@ from avenue.apidoc.common import (
     ref,
     shaped,
 )
-from avenue.links.service import LinkBody, LinkUploaded
+from avenue.links.service import HolderTusUpload, LinkBody, LinkUploaded
 from avenue.shapes import OBJECT_ID
 from avenue.tus.service import TusUpload
 
@@ -167,6 +167,10 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                              {"200": {"description": "The offset.", "headers": {
                                  **TUS_OFFSET_HEADERS, "Upload-Length": {"schema": {"type": "string"}}}}},
                              404),
+        "get": op("The link's upload as JSON, as GET /api/tus/{upload_id} shows it to its owner, with the "
+                  "target's kind alone and the image as the link's multipart upload answers it.",
+                  {"200": answer_of(HolderTusUpload, "The upload."), **errors(403, 404, 410, 429)},
+                  security=LINK_HOLDER, tags=["links"], roles=LINK_WHO),
         "patch": _link_tus_op(
             "Bytes of the link's upload at Upload-Offset; the last one stores the file into the link's "
             "target (a refused file gives the link's use back).",

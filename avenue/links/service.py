@@ -22,7 +22,9 @@ from pymongo.database import Database
 from avenue import targets
 from avenue.errors import AvenueError, BadRequest, Forbidden
 from avenue.links import store
+from avenue.media import resumable
 from avenue.shapes import Answer, ObjectIdText, Shape, described_by, refused
+from avenue.tus.service import TusProgress, TusTarget, progress_of
 
 MAX_USES = 1000
 MAX_LABEL = 200
@@ -227,3 +229,20 @@ class LinkUploaded(Answer):
 def holder_image(image: dict[str, Any]) -> HolderImage:
     """The image object cut to :class:`HolderImage`'s fields: what a link's answer shows."""
     return HolderImage(**{name: image[name] for name in HolderImage.model_fields if name in image})
+
+
+class HolderTusUpload(TusProgress):
+    """A link's tus upload as its holder's GET shows it: what its owner's GET shows
+    (:class:`avenue.tus.service.TusUpload`), but the target as its kind alone and the image as
+    :class:`HolderImage`: the link's folder, tags, alt text and sku are its creator's words, as
+    the image's labels are."""
+
+    image: Annotated[HolderImage | None, Field(
+        description="Once done: the image as a holder's multipart upload answers it.")]
+
+
+def holder_upload(upload: resumable.Resumable, image: HolderImage | None) -> HolderTusUpload:
+    """``upload`` as its holder sees it, with ``image``, what it became (None: not done, or
+    gone since)."""
+    kind = TusTarget(kind=targets.Target.from_dict(upload.target).kind)
+    return HolderTusUpload(**{**progress_of(upload), "target": kind}, image=image)

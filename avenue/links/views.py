@@ -28,7 +28,7 @@ from avenue.db import get_db
 from avenue.errors import AvenueError, Forbidden, ImageTooLarge, NotFound, Unauthorized
 from avenue.http import one_file, page_args, takes, tus_chunk, uploaded_files
 from avenue.links import service, store
-from avenue.media import resumable, signer_from_config
+from avenue.media import Image, resumable, signer_from_config
 from avenue.tus import protocol as tus
 from avenue.tus.service import parse_metadata
 
@@ -187,11 +187,17 @@ def upload_file() -> tuple[Response, int]:
         store.give_back(db, link)
         raise
     audit.log(targets.KIND[done.kind].audit_action, **_audited(link), **done.audit)
-    image = done.loaded(db)
-    shown = service.holder_image(targets.image_json(db, done.kind, image, signer_from_config(
-        current_app.config))) if image is not None else None
-    answer = service.LinkUploaded(image=shown, created=done.created, uses_left=link.remaining)
+    answer = service.LinkUploaded(image=_shown(done.kind, done.loaded(db)), created=done.created,
+                                  uses_left=link.remaining)
     return jsonify(answer.answer()), 201 if done.created else 200
+
+
+def _shown(kind: str, image: Image | None) -> service.HolderImage | None:
+    """What a holder's answer shows of the image its file became (None: none, or gone since)."""
+    if image is None:
+        return None
+    signer = signer_from_config(current_app.config)
+    return service.holder_image(targets.image_json(get_db(), kind, image, signer))
 
 
 @bp.after_request
@@ -240,12 +246,18 @@ def _live(link: store.Link) -> store.Link:
     return link
 
 
-@bp.route("/tus/<string(length=24):upload_id>", methods=["HEAD"])
+@bp.route("/tus/<string(length=24):upload_id>", methods=["GET", "HEAD"])
 def tus_upload(upload_id: str) -> Response:
-    """How many bytes of the link's upload arrived (tus HEAD)."""
+    """HEAD: how many bytes of the link's upload arrived (tus). GET: the upload as JSON, as its
+    owner's GET at /api/tus shows it but cut to what a holder sees (:class:`service.HolderTusUpload`)."""
     link = _live(_holder())
     tus.check_version()
-    return tus.head(_upload_of(link, upload_id))
+    upload = _upload_of(link, upload_id)
+    if request.method == "HEAD":
+        return tus.head(upload)
+    image = targets.image_of(get_db(), upload.result) if upload.result else None
+    kind = targets.Target.from_dict(upload.target).kind
+    return jsonify(service.holder_upload(upload, _shown(kind, image)).answer())
 
 
 @bp.patch("/tus/<string(length=24):upload_id>")

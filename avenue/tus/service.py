@@ -65,8 +65,9 @@ class TusTarget(Answer):
     kind: Annotated[str, WithJsonSchema({"enum": list(KIND)})]
 
 
-class TusUpload(Answer):
-    """A resumable upload as GET /api/tus/{id} shows it."""
+class TusProgress(Answer):
+    """What a resumable upload's GET shows besides the image it became: its owner's
+    (:class:`TusUpload`) and an upload link holder's (avenue/links/service.py)."""
 
     id: Annotated[str, Field(pattern="^[A-Za-z0-9_-]{24}$")]
     offset: Annotated[int, Field(ge=0)]
@@ -77,15 +78,25 @@ class TusUpload(Answer):
     expires_at: Annotated[str, Field(json_schema_extra={"format": "date-time"})]
     created: Annotated[bool | None, Field(
         description="Once done: false when the same image was already there (dedupe).")]
+
+
+class TusUpload(TusProgress):
+    """A resumable upload as GET /api/tus/{id} shows it."""
+
     image: Annotated[Annotated[dict[str, Any], described_by("Image")] | None, Field(
         description="Once done: the image object its target's multipart upload answers.")]
+
+
+def progress_of(upload: resumable.Resumable) -> dict[str, Any]:
+    """``upload``'s fields of :class:`TusProgress`, as its owner sees them."""
+    return {"id": upload.id, "offset": upload.offset, "length": upload.length,
+            "state": cast(State, upload.state),  # checked by the model
+            "target": TusTarget(**{key: value for key, value in upload.target.items() if value is not None}),
+            "filename": upload.filename, "expires_at": upload.expires_at.isoformat(),
+            "created": upload.result.get("created") if upload.result else None}
 
 
 def upload_answer(upload: resumable.Resumable, image: dict[str, Any] | None) -> TusUpload:
     """``upload`` as the API shows it, with ``image``, the image object it became (None: not
     done, or gone since)."""
-    target = TusTarget(**{key: value for key, value in upload.target.items() if value is not None})
-    return TusUpload(id=upload.id, offset=upload.offset, length=upload.length,
-                     state=cast(State, upload.state), target=target,  # checked by the model
-                     filename=upload.filename, expires_at=upload.expires_at.isoformat(),
-                     created=upload.result.get("created") if upload.result else None, image=image)
+    return TusUpload(**progress_of(upload), image=image)

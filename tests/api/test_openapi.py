@@ -268,6 +268,25 @@ def test_every_response_of_a_scenario_over_every_endpoint_matches_the_document(a
         200, 201, 204, 400, 401, 403, 404, 409, 415, 422}
 
 
+def test_a_link_holders_tus_upload_answers_as_the_document_says(app, checked):
+    # The scenario above holds no upload link: a holder's tus routes are checked here, each
+    # answer validated against the document (the GET's body is HolderTusUpload's).
+    client, validator = checked
+    editor = Auth(app).token("editor")
+    photo = image_bytes("good/progressive.jpg")
+    link = client.post("/api/upload-links", json={"target": {"kind": "builder"}}, headers=editor).get_json()
+    holder = {"Authorization": f"UploadLink {link['secret']}", "Tus-Resumable": "1.0.0"}
+    made = client.post("/api/upload-links/tus", headers={**holder, "Upload-Length": str(len(photo))})
+    url = "/api/upload-links/tus/" + made.headers["Location"].rsplit("/", 1)[-1]
+    assert client.get(url, headers=holder).status_code == 200
+    sent = {**holder, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+    assert client.patch(url, data=photo, headers=sent).status_code == 204
+    assert client.get(url, headers=holder).get_json()["image"] is not None
+    assert client.get(url, headers=editor).status_code == 403
+    assert client.get(url, headers={"Authorization": "UploadLink avl_wrong"}).status_code == 401
+    assert {status for method, _, status in validator.seen if method == "GET"} == {200, 401, 403}
+
+
 # --- schemathesis -------------------------------------------------------------------------
 
 SCHEMATHESIS_EXAMPLES = int(os.environ.get("AVENUE_SCHEMATHESIS_EXAMPLES", "12"))

@@ -399,6 +399,42 @@ def test_a_links_tus_upload_answers_only_that_link_and_stops_when_revoked(client
     assert image_count(db) == 0
 
 
+def test_a_holder_gets_the_links_tus_upload_as_its_owner_does_cut_to_what_a_holder_sees(client, editor):
+    photo = image_bytes(PHOTO)
+    answer = created(client, editor, target={"kind": "builder", "folder": "/suppliers", "tags": ["acme"],
+                                             "alt": "Supplier text"})
+    holder = holding(answer["secret"])
+    made = client.post(LINK_TUS, headers={**tus.VERSION, **holder, "Upload-Length": str(len(photo)),
+                                          "Upload-Metadata": tus.metadata(filename="holders-name.jpg")})
+    upload_id = made.headers["Location"].rsplit("/", 1)[-1]
+    url = f"{LINK_TUS}/{upload_id}"
+    before = client.get(url, headers=holder)  # a GET is not the protocol's: no Tus-Resumable needed
+    assert before.status_code == 200 and before.headers["Cache-Control"] == "no-store"
+    state = before.get_json()
+    assert state == {"id": upload_id, "offset": 0, "length": len(photo), "state": "open",
+                     "target": {"kind": "builder"}, "filename": "holders-name.jpg",
+                     "expires_at": state["expires_at"], "created": None, "image": None}
+    last = tus.patch(client, holder, url, 0, photo)
+    assert last.status_code == 204
+    done = client.get(url, headers=holder)
+    owners = client.get(f"{tus.TUS}/{upload_id}", headers=editor).get_json()
+    shown = done.get_json()
+    assert {key: shown[key] for key in shown if key not in ("target", "image")} == {
+        key: owners[key] for key in owners if key not in ("target", "image")}
+    assert (shown["state"], shown["created"], shown["offset"]) == ("done", True, len(photo))
+    assert shown["image"]["id"] == last.headers["Avenue-Image-Id"] == owners["image"]["id"]
+    assert set(shown["image"]) == set(link_service.HolderImage.model_fields)
+    assert owners["image"]["alt"] == "Supplier text"  # the owner's answer has it, the holder's does not
+    for private in ("Supplier text", "/suppliers", "acme", answer["link"]["id"]):
+        assert private not in done.get_data(as_text=True)
+    # The secret opens its own link's upload only, as HEAD and PATCH do.
+    assert client.get(url, headers=holding(created(client, editor)["secret"])).status_code == 404
+    wrong = client.get(url, headers=holding("avl_wrong"))
+    assert wrong.status_code == 401 and error_code(wrong) == "invalid_upload_link"
+    assert client.get(url).status_code == 401
+    assert client.get(url, headers=editor).status_code == 403  # an account is not a link
+
+
 def test_a_link_tus_request_without_the_protocol_version_is_412(client, editor):
     secret = created(client, editor)["secret"]
     response = client.post(LINK_TUS, headers={**holding(secret), "Upload-Length": "100"})

@@ -39,6 +39,10 @@ def test_a_tus_client_holding_only_a_link_uploads_into_the_links_folder_once(sta
     uploader.upload()
     assert uploader.offset == len(photo)
     image_id = uploader.request.response_headers["avenue-image-id"]
+    # The upload's URL answers the holder's GET with what it became, as /api/tus its owner's.
+    status, body = server.request("GET", uploader.url.split(f":{server.port}", 1)[1], headers=holder)
+    state = json.loads(body)
+    assert status == 200 and (state["state"], state["image"]["id"]) == ("done", image_id)
 
     status, body = server.request("GET", f"/api/builder/media/{image_id}", headers=editor)
     media = json.loads(body)
