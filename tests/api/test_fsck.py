@@ -11,9 +11,10 @@ from bson import Binary, ObjectId
 from gridfs.errors import CorruptGridFile
 
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Upload
+from avenue.media.ingest import pipeline
 from avenue.media.serve.objects import image_ref
 from avenue.media.store import storage
-from avenue.media.store.originals import store
+from avenue.media.store.originals import delete_image, store
 from avenue.ops.fsck import fsck
 from tests.helpers import image_bytes
 from tests.support.gridfs_read import current_bytes, own_file_bytes
@@ -137,6 +138,24 @@ def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db)
         variant = db[f"{BUILDER}.files"].find_one({"_id": info["id"]})
         served = storage.read_all(db, BUILDER, variant)
         assert hashlib.sha256(served).hexdigest() == variant["metadata"]["sha256"]
+
+
+def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(db, monkeypatch):
+    doc = store(db, BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder").doc
+    storage.delete_file(db, BUILDER, doc["metadata"]["variants"]["card"]["webp"]["id"])
+    real = pipeline.render_stored
+
+    def deleted_meanwhile(*args, **kwargs):  # the repair read the image; a delete lands now
+        rendered = list(real(*args, **kwargs))
+        delete_image(db, BUILDER, doc["_id"])
+        return rendered
+
+    monkeypatch.setattr(pipeline, "render_stored", deleted_meanwhile)
+    report = fsck(db, repair=True)
+    # The variant it rendered was never listed: removed again, not left as an orphan.
+    assert report.ok, report.summary()
+    assert db[f"{BUILDER}.files"].count_documents({}) == 0
+    assert db[f"{BUILDER}.chunks"].count_documents({}) == 0
 
 
 def test_repair_removes_a_variant_whose_original_is_gone(db):

@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from avenue.media import UPLOADS
+from avenue.media.buckets import TRASH
 from avenue.media.ingest import pipeline
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import front_door_of
@@ -135,6 +136,61 @@ def test_the_render_after_the_answer_of_an_image_deleted_meanwhile_writes_nothin
     for job in held:
         job()
     assert db[f"{UPLOADS}.files"].count_documents({"metadata.role": "variant"}) == 0
+
+
+def test_a_render_after_the_answer_that_lands_in_the_middle_of_a_delete_leaves_no_file_behind(
+        client, db, auth, held, runner, monkeypatch):
+    from avenue.media.store import storage
+
+    headers = auth.token("editor")
+    body = answered(client, headers, "good/grayscale.jpg", visibility="public")
+    image_id = original(db, body)["_id"]
+    real = storage.delete_file
+
+    def render_lands_first(*args, **kwargs):
+        # The delete has read the image (seven variants pending) and copied it to the trash;
+        # the render after the answer runs whole now, before the original goes.
+        while held:
+            held.pop()()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "delete_file", render_lands_first)
+    assert client.delete(f"/api/uploads/{body['id']}", headers=headers).status_code == 204
+    monkeypatch.setattr(storage, "delete_file", real)
+    # Its variants left with it (they were seven orphans, fsck's orphan_variant, exit 1).
+    assert db[f"{UPLOADS}.files"].count_documents({"metadata.original_id": image_id}) == 0
+    # The trash's copy keeps them pending.
+    assert len(pending.pending_of(db[f"{TRASH}.files"].find_one({"_id": image_id}))) == 7
+    checked = runner.invoke(args=["fsck"])
+    assert checked.exit_code == 0, checked.output
+    # Restored, its first GET renders them.
+    assert client.post(f"/api/trash/{body['id']}/restore", headers=auth.token("admin")).status_code == 200
+    served_image(client, body["variant_urls"]["og"]["jpg"])
+    assert pending.pending_of(original(db, body)) == []
+
+
+def test_a_lapsed_render_whose_files_the_next_listed_leaves_them_listed(client, db, auth, held, monkeypatch):
+    from avenue.media.store import storage
+
+    body = answered(client, auth.token("editor"), "good/grayscale.jpg", visibility="public")
+    first = original(db, body)
+    real = storage.put_files
+    nested = []
+
+    def taken_over(*args, **kwargs):
+        written = real(*args, **kwargs)
+        # Its claim lapsed here: the next renderer finds these files by their keys and lists them.
+        monkeypatch.setattr(storage, "put_files", real)
+        nested.append(pending._render(db, UPLOADS, original(db, body)))
+        return written
+
+    monkeypatch.setattr(storage, "put_files", taken_over)
+    pending._render(db, UPLOADS, first)  # its own listing misses: the entries are not pending now
+    doc = original(db, body)
+    assert nested[0] is not None and pending.pending_of(doc) == []
+    listed = [info["id"] for formats in doc["metadata"]["variants"].values() for info in formats.values()]
+    assert db[f"{UPLOADS}.files"].count_documents({"_id": {"$in": listed}}) == 8  # none removed under it
+    assert fsck(db).ok
 
 
 def test_the_front_door_leaves_a_pending_variant_to_the_route(app, client, auth, held):

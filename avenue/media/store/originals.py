@@ -21,7 +21,13 @@ the writes (avenue/media/store/nearby.py), with the id the original will be writ
 A delete removes the original first (readers see 404 at once), then its variants, then its
 renditions on request (:mod:`avenue.media.store.renditions`: never served once the original
 is gone, since every rendition URL resolves the original first); a crash before the last
-step leaves renditions of a missing image, which ``gc`` collects too.
+step leaves renditions of a missing image, which ``gc`` collects too. The variants are those
+the original lists as read and those naming it (``metadata.original_id``), looked up once
+more after the original is gone: a pending render (pending.py) lists its files by one
+update conditional on the original, so one that listed them after the caller read the
+original wrote them before the original went, and is found then; one that lists later finds
+no original and removes its own. Either way an image's variants leave with it (gc, a delete,
+a move to the trash alike).
 """
 
 from __future__ import annotations
@@ -297,6 +303,10 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
         v["_id"] for v in db[f"{bucket}.files"].find({"metadata.original_id": doc["_id"]}, {"_id": 1})
     ]
     deleted = storage.delete_file(db, bucket, doc["_id"], with_ids=ids)
+    # Written and listed by a pending render since ``doc`` was read (the module doc): gone too.
+    late = [v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})]
+    if late:
+        storage.delete_file(db, bucket, late[0], with_ids=late)
     renditions.remove_for(db, bucket, doc["_id"])  # whoever deleted it, a retry finishes the job
     if deleted:  # the CDN's copies (queued only with a hook configured)
         effects.apply(db, Changes(purged=[(bucket, doc)]))

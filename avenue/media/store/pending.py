@@ -22,8 +22,17 @@ variants an upload used to render before answering):
   never answer one: they fall through to the route) calls :func:`complete` and serves the
   bytes it stored: never a 404, never a stand-in;
 - **after a crash** (a worker gone between storing and rendering): the first GET renders
-  them, and ``fsck --repair`` does (fsck reports them as ``pending_variants``, not as lost;
-  gc counts them as listed, never as orphans).
+  them, and ``fsck --repair`` does (fsck reports them as the state ``pending_variant``, not
+  as a fault; gc counts them as listed, never as orphans).
+
+The variants share their original's lifetime. An image deleted (gc, a delete, a move to the
+trash) or replaced before its render lists them keeps no file of it: the render's listing
+(step 3) matches nothing, and it removes what it wrote; a delete that read the original before
+the listing looks for the files naming it again once the original is gone
+(``originals.delete_image``). An image moved to the trash before its render keeps its pending
+entries there, as they are: the trash is not served and nothing renders in it (fsck reports
+them as a state); restored, the image is back with them pending, and its first GET or
+``fsck --repair`` renders them.
 
 One render per image across workers and instances: the claim is a :class:`avenue.leases.Lease`
 in the renditions on request's claims (``media_rendition_claims``, key
@@ -42,9 +51,10 @@ Write order (see also originals.py):
    ``metadata.key``: a renderer that died between 2 and 3) is listed as it is; the others are
    rendered and written under fresh ids, chunks first and files documents last
    (``storage.put_files``; a duplicate key: someone else wrote them, and lists them);
-3. one update of the original lists them all, conditional on each still being pending (the
-   image may have been deleted or replaced meanwhile: then the files just written are
-   removed again, and were never served: nothing lists them);
+3. one update of the original lists them all, conditional on each still being pending under
+   the placeholder read (the image may have been deleted, moved to the trash or replaced
+   meanwhile: then the files written in 2, and those found there under its keys, are removed
+   again, but for any the image lists now; never served: nothing listed them);
 4. count the files, evict the original from this worker's cache (another worker's cached copy
    still says pending, so it sends that variant's GET to the route, which finds it listed
    here and reloads it), release the claim.
@@ -77,7 +87,7 @@ from avenue.media.ingest.edits import og_box
 from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import Planned, Rendition
 from avenue.media.ingest.variants import recipe as variant_recipe
-from avenue.media.records import Document, variant_key
+from avenue.media.records import Document, variant_ids, variant_key
 from avenue.media.store import claims, storage
 from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, WAIT_SECONDS
 
@@ -238,7 +248,6 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
                                                          found["metadata"])
     wanted = frozenset(pair for pair in todo.values() if pair not in entries)
     changes = Changes()
-    written: list[Any] = []
     if wanted:
         focal = FocalPoint.from_metadata(meta.get("focal_point")) or CENTRE
         new_files = []
@@ -255,7 +264,6 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
             # Another renderer (a lapsed claim taken over) stored them first; put_files took
             # back only this call's own files (fresh ids): the other one lists its own.
             return files.find_one({"_id": doc["_id"]})
-        written = [new.file_id for new in new_files]
     # Each entry as it was read (its placeholder id): a replace meanwhile lists pending entries
     # of its own version under the same names, which this render's files are not.
     placeholders = {(name, fmt): info["id"] for name, fmt, info in pending_of(doc)}
@@ -265,15 +273,24 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
         {"$set": {f"metadata.variants.{name}.{fmt}": entry for (name, fmt), entry in entries.items()}},
         return_document=ReturnDocument.AFTER)
     if listed is None:
-        # Deleted or replaced meanwhile: nothing lists these files, nothing served them.
-        if written:
-            storage.remove_files(db, bucket, written)  # never counted: ``changes`` is not applied
-        return files.find_one({"_id": doc["_id"]})
+        return _disown(db, bucket, doc["_id"], [entry["id"] for entry in entries.values()])
     # Counted; this worker's cache reloads the original. No tombstone for the others: a worker
     # whose cached document still says pending sends that GET to the route, whose
     # :func:`complete` finds it listed at once and reloads it (a read, not a write per upload).
     effects.apply(db, changes + Changes(evicted=[(bucket, [doc["_id"]])]))
     return listed
+
+
+def _disown(db: Database[Document], bucket: str, image_id: Any, ids: list[Any]) -> Document | None:
+    """Step 3 missed: the image was deleted, moved to the trash or replaced since it was read.
+    The files this render wrote or found under its keys (``ids``) belong to no image: removed,
+    never served (nothing listed them), never counted (their ``Changes`` were not applied);
+    except any the image lists now (a lapsed renderer listed what this one found)."""
+    now = db[f"{bucket}.files"].find_one({"_id": image_id})
+    kept = set(variant_ids(now)) if now is not None else set()
+    if stray := [file_id for file_id in ids if file_id not in kept]:
+        storage.remove_files(db, bucket, stray)
+    return now
 
 
 def _original_bytes(db: Database[Document], bucket: str, doc: Document) -> bytes:

@@ -3,6 +3,12 @@ or one still pending long after its upload).
 
 The files it writes have the layout :mod:`avenue.media.store.originals` gives variants (same metadata,
 same ``key``), keeping the variant's id when it had one so every URL handed out still works.
+
+Write order, as a pending render's (pending.py): each file written (chunks, then its files
+document), then listed by one update of the original conditional on it being the version read
+(the entry still naming that id, ``metadata.version`` unchanged); an image deleted, moved to
+the trash or replaced meanwhile matches nothing, and the file just written is removed again
+(never listed, never served): a variant never outlives its original.
 """
 
 from __future__ import annotations
@@ -58,9 +64,14 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
         key = variant_key(original["_id"], rendition.name, rendition.format, version)
         for stray in files.find({"metadata.key": key}, {"_id": 1}):
             storage.delete_file(db, bucket, stray["_id"])
+        path = f"metadata.variants.{rendition.name}.{rendition.format}"
+        # The version read: its own version and, for a listed variant, the entry still this id.
+        same = {"_id": original["_id"], "metadata.version": (original.get("metadata") or {}).get("version"),
+                **({f"{path}.id": file_id} if info else {})}
         _, info = write_variant(db, bucket, original["_id"], rendition, file_id=file_id, version=version)
-        files.update_one({"_id": original["_id"]}, {"$set": {
-            f"metadata.variants.{rendition.name}.{rendition.format}": info}})
+        if files.update_one(same, {"$set": {path: info}}).matched_count == 0:
+            storage.delete_file(db, bucket, file_id)  # its image is gone or another version now
+            break
         written.append({"variant": rendition.name, "format": rendition.format, "id": str(file_id)})
     written = completed + written
     if written:

@@ -15,6 +15,10 @@ Order, so that a crash never loses an image and never serves a half-copied one:
   unique whatever bucket it came from), then delete from the served bucket (tombstone first,
   caches told, the CDN purge queued). A crash before the delete leaves the image served *and*
   in the trash; deleting it again finds the copies already there (same ids) and finishes.
+  Variants its upload left pending (store/pending.py) stay pending in the copy: nothing
+  renders in the trash (fsck lists them as a state, not a fault), a render that lands during
+  the move leaves no file in the served bucket (originals.delete_image), and a restore brings
+  them back pending for the first GET to render.
 - *restore*: a compare-and-set lease on ``restoring_at`` (gc does not purge a leased item),
   copy the variants back, then the original with its own key, then delete from the trash.
   When the same bytes were stored again in that bucket meanwhile (same dedupe key), that
