@@ -256,7 +256,8 @@ def likeness(as_json: bool, quiet: bool) -> None:
 @quiet_option
 @with_appcontext
 def fsck(repair: bool, since: dt.datetime | None, resume: bool, as_json: bool, quiet: bool) -> None:
-    """Check every stored file against its chunks, length and sha256; exit 1 while problems remain."""
+    """Check every stored file against its chunks, length and sha256; exit 1 while problems
+    remain (states, such as variants still pending, are listed and exit 0)."""
     since = since.replace(tzinfo=dt.UTC) if since is not None else None
     started = now()
     try:
@@ -277,12 +278,19 @@ def fsck(repair: bool, since: dt.datetime | None, resume: bool, as_json: bool, q
         target = f" {action['bucket']} {action['id']}" if "id" in action else ""
         details = {k: v for k, v in action.items() if k not in ("action", "bucket", "id")}
         lines.append(f"repaired: {action['action']}{target} {json.dumps(details, default=str)}")
+    final = report.remaining if report.remaining is not None else report
+    if final.states:  # not problems: listed under their own heading, the exit code untouched
+        lines.append("states (not problems):")
+        lines += [f"  {finding.bucket} {finding.doc['_id']} ({finding.doc.get('filename')}): "
+                  f"{state['code']}: {state['detail']}"
+                  for finding in final.states for state in finding.states]
     _emit(report, as_json, quiet, lines)
     remaining = report.remaining.problem_count if report.remaining is not None else report.problem_count
     _record_run("fsck", started, ok=report.ok,
                 counts={"files_checked": report.files_checked, "bytes_checked": report.bytes_checked,
                         "problems": report.problem_count, "repairs": len(report.repairs),
-                        "problems_remaining": remaining})
+                        "problems_remaining": remaining,
+                        "pending_variants": final.state_counts.get("pending_variant", 0)})
     if report.repairs:
         _refresh_status_reports(quiet or as_json)
     if not report.ok:

@@ -4,14 +4,18 @@ Per file (checked in groups: three queries per hundred files): chunk numbers con
 with no duplicates, every chunk but the last exactly
 ``chunkSize`` bytes, the chunks adding up to ``length``, the sha256 of the bytes (streamed a
 few chunks at a time: constant memory) equal to ``metadata.sha256``, a variant's original
-present, an original's listed variants present (a variant listed *pending*, not rendered yet,
-is a ``pending_variant`` only once its original is older than :data:`PENDING_GRACE`: until
-then the render after its upload's answer is due; avenue/media/store/pending.py); the
-renditions on request's files
+present, an original's listed variants present; the renditions on request's files
 (``media_renditions``) too. Per bucket: the unique ``{files_id, n}`` chunk index and the
 unique ``metadata.key`` files index (the renditions bucket: its own unique index). The
 renditions' running total (what the byte budget evicts by, kept with every store and
 removal) against a count of the bucket.
+
+Faults (``problems``: the report is not ``ok``, the command exits 1) are apart from states
+(``states``: reported and counted, never a fault). The one state: ``pending_variant``, a
+variant its original lists *pending*, not rendered yet (avenue/media/store/pending.py): the
+normal state right after an upload's answer, until its render after the answer or its first
+GET; for good in the trash, whose copy of an image trashed before its render keeps them
+pending until it is restored.
 
 ``--repair`` (``repair=True``), then checks everything again and reports what remains:
 - a file whose only fault is its ``length`` (chunks intact, sha256 matches): length corrected;
@@ -19,9 +23,10 @@ removal) against a count of the bucket.
   stored before a head kept it, when it was 0, which a stock GridFS read took for an empty
   file): length set to its bytes' (code ``head_length``);
 - a variant that is damaged, or listed by its original but missing: rendered again from the
-  intact original (same id, so every URL handed out still works); pending variants (a worker
-  that died between storing an upload and rendering them) are rendered under the claim a GET
-  of one shares, so each is rendered once;
+  intact original (same id, so every URL handed out still works); the pending variants of
+  served images (a worker that died between storing an upload and rendering them, or a render
+  still due) are rendered under the claim a GET of one shares, so each is rendered once (the
+  trash's stay pending: rendered once restored);
 - any other damaged original: removed with its variants (documents that referenced it are
   listed, so their images can be uploaded again); a damaged file that is not an image of
   ours, a damaged rendition on request (rendered again on its next request), or a variant
@@ -47,11 +52,10 @@ from pymongo.errors import PyMongoError
 
 from avenue import audit
 from avenue import db as database
-from avenue.clock import as_utc
 from avenue.db import Document
 from avenue.errors import AvenueError
 from avenue.media import referrers
-from avenue.media.buckets import RENDITIONS, STORED
+from avenue.media.buckets import RENDITIONS, STORED, TRASH
 from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import of as bucket_counters
 from avenue.media.effects.counters import recount as recount_bucket
@@ -68,10 +72,6 @@ from avenue.media.store.storage import CHUNK_SIZE, delete_file
 
 Progress = Callable[[str, int, int], None]
 
-# A variant listed pending by an original uploaded this recently is not a problem: the render
-# after the upload's answer is due (avenue/media/store/pending.py).
-PENDING_GRACE = dt.timedelta(minutes=10)
-
 # Problems that mean the file's bytes are damaged (as opposed to a missing link).
 DAMAGE = {"missing_chunks", "duplicate_chunk", "short_chunk", "length_mismatch", "sha256_mismatch"}
 
@@ -81,6 +81,7 @@ class _Finding:
     bucket: str
     doc: dict[str, Any]
     problems: list[dict[str, Any]]
+    states: list[dict[str, Any]] = field(default_factory=list)  # reported, never a fault
     chunk_bytes: int = 0
     sha_ok: bool = False
 
@@ -92,9 +93,10 @@ class _Finding:
     def role(self) -> str | None:
         return (self.doc.get("metadata") or {}).get("role")
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, what: str = "problems") -> dict[str, Any]:
+        """The file and its ``problems`` (or its ``states``) as JSON-ready data."""
         return {"bucket": self.bucket, "id": str(self.doc["_id"]), "filename": self.doc.get("filename"),
-                "role": self.role, "problems": self.problems}
+                "role": self.role, what: self.problems if what == "problems" else self.states}
 
 
 @dataclass
@@ -104,7 +106,8 @@ class FsckReport:
     repair: bool
     files_checked: int = 0
     bytes_checked: int = 0
-    findings: list[_Finding] = field(default_factory=list)
+    findings: list[_Finding] = field(default_factory=list)  # files with problems
+    states: list[_Finding] = field(default_factory=list)  # files with states (a file may be in both)
     index_problems: list[dict[str, Any]] = field(default_factory=list)
     total_problems: list[dict[str, Any]] = field(default_factory=list)  # a running total that is wrong
     repairs: list[dict[str, Any]] = field(default_factory=list)
@@ -113,6 +116,15 @@ class FsckReport:
     @property
     def problem_count(self) -> int:
         return len(self.findings) + len(self.index_problems) + len(self.total_problems)
+
+    @property
+    def state_counts(self) -> dict[str, int]:
+        """How many of each state (``pending_variant``: one per pending variant)."""
+        counts: dict[str, int] = {}
+        for finding in self.states:
+            for state in finding.states:
+                counts[state["code"]] = counts.get(state["code"], 0) + 1
+        return counts
 
     @property
     def ok(self) -> bool:
@@ -125,11 +137,13 @@ class FsckReport:
         body = {"repair": self.repair, "ok": self.ok, "files_checked": self.files_checked,
                 "bytes_checked": self.bytes_checked, "problems": [f.to_dict() for f in self.findings],
                 "index_problems": self.index_problems, "total_problems": self.total_problems,
+                "state_counts": self.state_counts, "states": [f.to_dict("states") for f in self.states],
                 "repairs": self.repairs}
         if self.remaining is not None:
             left = self.remaining
             body["remaining"] = [*(f.to_dict() for f in left.findings), *left.index_problems,
                                  *left.total_problems]
+            body["remaining_state_counts"] = left.state_counts
         return body
 
     def summary_line(self) -> str:
@@ -137,6 +151,9 @@ class FsckReport:
                 f"{len(self.findings)} with problems, {len(self.index_problems)} index problems")
         if self.total_problems:
             line += f", {len(self.total_problems)} wrong totals"
+        final = self.remaining if self.remaining is not None else self
+        if pending := final.state_counts.get("pending_variant"):
+            line += f", {pending} variants pending (a state, not a problem)"
         if self.remaining is not None:
             line += f"; {len(self.repairs)} repairs, {self.remaining.problem_count} problems remain"
         return line
@@ -210,7 +227,6 @@ def _check_batch(db: Database[Document], bucket: str, docs: list[dict[str, Any]]
                  if (doc.get("metadata") or {}).get("role") == "original"}
     listed = [vid for f in findings if f.role == "original" for vid in variant_ids(f.doc)]
     present = set(scan.files_by_id(db, bucket, listed, {"_id": 1}))
-    recent = dt.datetime.now(dt.UTC) - PENDING_GRACE
     for finding in findings:
         meta = finding.doc.get("metadata") or {}
         if finding.role == "variant" and meta.get("original_id") not in originals:
@@ -222,10 +238,10 @@ def _check_batch(db: Database[Document], bucket: str, docs: list[dict[str, Any]]
                     if info["id"] in present:
                         continue
                     if info.get("pending"):
-                        if as_utc(finding.doc["uploadDate"]) < recent:
-                            finding.problems.append({"code": "pending_variant", "detail": (
-                                f"variant {name}.{fmt} ({info['id']}) is listed but was never rendered "
-                                "(its first request or --repair renders it)")})
+                        finding.states.append({"code": "pending_variant", "detail": (
+                            f"variant {name}.{fmt} ({info['id']}) is listed, not rendered yet " + (
+                                "(kept so in the trash: rendered once restored)" if bucket == TRASH else
+                                "(after its upload's answer, by its first request or by --repair)"))})
                     else:
                         finding.problems.append({"code": "missing_variant", "detail":
                                                  f"variant {name}.{fmt} ({info['id']}) does not exist"})
@@ -307,6 +323,8 @@ def check(db: Database[Document], *, progress: Progress | None = None, since: dt
             report.bytes_checked += finding.chunk_bytes
             if finding.problems:
                 report.findings.append(finding)
+            if finding.states:
+                report.states.append(finding)
         if report.files_checked - saved >= CHECKPOINT_EVERY:
             db[CHECKPOINTS].replace_one({"_id": "fsck"}, {"bucket": bucket, "last_id": docs[-1]["_id"],
                                                           "at": dt.datetime.now(dt.UTC)}, upsert=True)
@@ -340,6 +358,12 @@ def _users_of(refs: Referrers, file_id: ObjectId) -> dict[str, Any]:
     """The documents that reference an original (they need a new image once it is removed),
     by kind, as their owners name them."""
     return {owner.kind: sorted(owner.users([file_id]).get(file_id, ())) for owner in refs}
+
+
+def _renderable(report: FsckReport) -> list[tuple[str, ObjectId]]:
+    """The served originals with pending variants (``--repair`` renders them; the trash's stay
+    pending until a restore: nothing renders in the trash)."""
+    return [(f.bucket, f.doc["_id"]) for f in report.states if f.bucket != TRASH]
 
 
 def _repair(db: Database[Document], report: FsckReport, refs: Referrers) -> list[dict[str, Any]]:
@@ -390,6 +414,8 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers) -> list
                 delete_file(db, finding.bucket, key[1])
             removed.add(key)
             act("removed", finding, reason)
+    for key in _renderable(report):  # pending variants (a state): rendered now, as a GET would
+        regenerate.setdefault(key, set())
     for (bucket, original_id), replace in regenerate.items():
         original = scan.file(db, bucket, original_id)
         if original is None or (bucket, original_id) in removed:
@@ -428,7 +454,7 @@ def fsck(db: Database[Document], *, repair: bool = False, progress: Progress | N
     app's registered owners by default)."""
     report = check(db, progress=progress, since=since, resume=resume)
     report.repair = repair
-    if repair and report.problem_count:
+    if repair and (report.problem_count or _renderable(report)):
         report.repairs = _repair(db, report, refs or referrers(db))
         report.remaining = check(db, progress=progress, since=since)
         audit.record(db, "storage_repaired", actor={"via": "cli"}, repairs=len(report.repairs),

@@ -159,10 +159,11 @@ def test_a_render_after_the_answer_that_lands_in_the_middle_of_a_delete_leaves_n
     monkeypatch.setattr(storage, "delete_file", real)
     # Its variants left with it (they were seven orphans, fsck's orphan_variant, exit 1).
     assert db[f"{UPLOADS}.files"].count_documents({"metadata.original_id": image_id}) == 0
-    # The trash's copy keeps them pending.
+    # The trash's copy keeps them pending: a state fsck lists, not a fault.
     assert len(pending.pending_of(db[f"{TRASH}.files"].find_one({"_id": image_id}))) == 7
     checked = runner.invoke(args=["fsck"])
     assert checked.exit_code == 0, checked.output
+    assert "states (not problems):" in checked.output and f"{TRASH} {image_id}" in checked.output
     # Restored, its first GET renders them.
     assert client.post(f"/api/trash/{body['id']}/restore", headers=auth.token("admin")).status_code == 200
     served_image(client, body["variant_urls"]["og"]["jpg"])
@@ -210,17 +211,20 @@ def test_a_worker_that_died_before_rendering_leaves_variants_that_serve_and_fsck
     held.clear()  # the worker died: its render never runs
     files = db[f"{UPLOADS}.files"]
     doc = original(db, body)
-    # Fresh, the pending variants are the render that is due: not a problem yet.
-    assert [f for f in fsck(db).findings if f.doc["_id"] == doc["_id"]] == []
     files.update_one({"_id": doc["_id"]}, {"$set": {"uploadDate": doc["uploadDate"] - dt.timedelta(hours=1)}})
+    # Pending variants are a state, fresh or old: reported, never a fault (the render is due,
+    # or its worker died: the first GET or --repair renders them).
     report = fsck(db)
-    (finding,) = [f for f in report.findings if f.doc["_id"] == doc["_id"]]
-    assert finding.codes == {"pending_variant"} and len(finding.problems) == 7
+    assert report.ok and [f for f in report.findings if f.doc["_id"] == doc["_id"]] == []
+    (state,) = [f for f in report.states if f.doc["_id"] == doc["_id"]]
+    assert {s["code"] for s in state.states} == {"pending_variant"} and len(state.states) == 7
+    assert report.state_counts == {"pending_variant": 7}
     before = files.count_documents({})
     assert runner.invoke(args=["gc"]).exit_code == 0
     assert files.count_documents({}) == before  # gc neither removes nor misses anything
     repaired = fsck(db, repair=True)
-    assert repaired.ok, repaired.summary()
+    assert repaired.ok and repaired.remaining is not None, repaired.summary()
+    assert repaired.remaining.states == []  # --repair rendered them
     assert pending.pending_of(original(db, body)) == []
     for variant, ext, url in every_variant_url(body):
         assert client.get(url).status_code == 200, (variant, ext)
