@@ -4,7 +4,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast coverage lint bench clean chromium node check-vendor docs
+.PHONY: run test test-fast coverage lint bench clean chromium node check-vendor docs model
 
 # The venv is filled by uv (Astral's installer, from PyPI; pinned here since it installs the
 # pins, not one of them): on a fresh clone it took 16 s against pip's 35 s for the same pins,
@@ -36,6 +36,12 @@ test: lint chromium node
 ## The inner loop (docs/contributing.md): the tests not marked slow, on both backends, no lint.
 test-fast: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 4 --dist loadgroup -m "not slow"
+
+## The store model (tests/support/model/run.py) for MODEL_MINUTES (30) on 2 gunicorn servers of 2 workers
+## on a SecantusDB it starts; prints the steps, sequences, rules and invariants it covered.
+MODEL_MINUTES ?= 30
+model: $(STAMP)
+	$(PY) -m tests.support.model.run --minutes $(MODEL_MINUTES) $(MODEL_ARGS)
 
 ## make test's pytest run with line coverage of avenue/ (docs/contributing.md has the figure).
 coverage: $(STAMP)

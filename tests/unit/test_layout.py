@@ -9,7 +9,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-KINDS = ("unit", "api", "system")
+KINDS = ("unit", "api", "system", "model")
 # The fixtures that reach a database or the app on one (tests/conftest.py).
 DATABASE_FIXTURES = {"backend", "secantus", "app_factory", "app", "db", "client", "runner", "auth", "admin",
                      "editor"}
@@ -22,7 +22,8 @@ def python_files(folder: Path) -> list[Path]:
 def test_every_test_module_is_in_the_folder_of_its_kind():
     misplaced = [str(path.relative_to(ROOT)) for path in TESTS.rglob("test_*.py")
                  if path.relative_to(TESTS).parts[0] not in KINDS]
-    assert misplaced == [], "sort these into tests/unit, tests/api or tests/system (docs/contributing.md)"
+    assert misplaced == [], ("sort these into tests/unit, tests/api, tests/system or tests/model "
+                             "(docs/contributing.md)")
 
 
 def test_unit_tests_ask_for_no_database():
