@@ -21,12 +21,17 @@ import pymongo
 from avenue.media.serve.route import get_cache
 from tests.helpers import make_app
 from tests.support import tokens
+from tests.support.imageserver import ImageServer
 from tests.support.launcher import Gunicorn
 from tests.support.model.doors import FlaskDoor, HttpDoor
 from tests.support.model.machine import Harness
 
 #: The model's pictures are a few KB: a resumable upload cut in four sends pieces that small.
-CONFIG = {"AVENUE_TUS_MIN_CHUNK_BYTES": 1}
+# The URL imports' supplier runs on loopback: its network and any port allowed.
+CONFIG = {"AVENUE_TUS_MIN_CHUNK_BYTES": 1, "AVENUE_URL_IMPORT_ALLOW_NETWORKS": ["127.0.0.1/32"],
+          "AVENUE_URL_IMPORT_PORTS": ""}
+ENV = {"AVENUE_TUS_MIN_CHUNK_BYTES": "1", "AVENUE_URL_IMPORT_ALLOW_NETWORKS": "127.0.0.1/32",
+       "AVENUE_URL_IMPORT_PORTS": ""}
 #: What a reset keeps: who may call the API.
 KEPT = frozenset({"users", "api_tokens"})
 #: The earlier URLs' window on a real server: each worker polls its tombstones this often.
@@ -82,11 +87,13 @@ def in_process(backend: Any, db_name: str, workers: int = 2) -> Iterator[Harness
         invalidation.LOCAL_CACHES.discard(get_cache(fresh))
         return FlaskDoor(fresh)
 
+    supplier = ImageServer()
     try:
         yield Harness(doors=doors, editor=tokens.issue(db, "editor"), admin=tokens.issue(db, "admin"),
                       cli=lambda args: _cli(apps[0], args), db=db, settle=settle, restart=restart,
-                      reset=lambda: _reset(db))
+                      reset=lambda: _reset(db), supplier=supplier)
     finally:
+        supplier.close()
         close_apps(apps)
 
 
@@ -97,8 +104,7 @@ def on_servers(mongo_uri: str, folder: Path, servers: int = 2, workers: int = 2,
     the server at ``mongo_uri``; a URL is read ``reads`` times on each (fresh connections)."""
     db_name = f"avenue_model_{uuid.uuid4().hex[:10]}"
     env = {"AVENUE_DELETIONS_POLL_MS": str(POLL_MS), "AVENUE_UPLOAD_RATE_LIMIT": "100000/minute",
-           "AVENUE_RENDITION_RATE_LIMIT": "100000/minute", "RATELIMIT_ENABLED": "0",
-           **{k: str(v) for k, v in CONFIG.items()}}
+           "AVENUE_RENDITION_RATE_LIMIT": "100000/minute", "RATELIMIT_ENABLED": "0", **ENV}
     started = [Gunicorn(mongo_uri, db_name, folder / f"model-{i}.log", workers=workers,
                         extra_env=env).start(90) for i in range(servers)]
     client: pymongo.MongoClient[Any] = pymongo.MongoClient(mongo_uri)
@@ -113,12 +119,14 @@ def on_servers(mongo_uri: str, folder: Path, servers: int = 2, workers: int = 2,
         server.start(90)
         return HttpDoor(server.port, reads=reads, name=f"server-{index}")
 
+    supplier = ImageServer()
     try:
         yield Harness(doors=doors, editor=tokens.issue(db, "editor"), admin=tokens.issue(db, "admin"),
                       cli=lambda args: _cli(cli_app, args), db=db,
                       settle=lambda: time.sleep(3 * POLL_MS / 1000 + 0.2), restart=restart,
-                      reset=lambda: _reset(db))
+                      reset=lambda: _reset(db), supplier=supplier)
     finally:
+        supplier.close()
         for server in started:
             server.stop(grace=20)
         close_apps([cli_app])

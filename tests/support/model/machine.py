@@ -60,6 +60,7 @@ class Harness:
     settle: Callable[[], None]
     restart: Callable[[int], Any]
     reset: Callable[[], None]
+    supplier: Any = None  # tests/support/imageserver.py's ImageServer, which the apps may fetch from
 
 
 @dataclass
@@ -251,6 +252,112 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
             self.stored("upload", done["image"], source=n)
             COVERAGE["rule:tus_upload_interrupted"] += 1
 
+        def library_image(self, pick: int, image_id: str, source: int) -> None:
+            """An image a write put into the library (a zip, a link, an import): its object."""
+            got = self.call(pick, "GET", f"/api/builder/media/{image_id}", (200,), headers=self.h.editor)
+            self.stored("library", got.json(), source=source)
+
+        @rule(n=PICTURES, pick=PICK)
+        def upload_by_link(self, n: int, pick: int) -> None:
+            """A one-time upload link's holder (no account) sends a file into the library."""
+            link = self.call(pick, "POST", "/api/upload-links", (201,), headers=self.h.editor,
+                             json={"target": {"kind": "builder"}}).json()
+            body, content_type = multipart({}, "file", f"l{n}.jpg", picture(n))
+            answer = self.call(pick + 1, "POST", "/api/upload-links/files", (200, 201),
+                               headers={"Authorization": f"UploadLink {link['secret']}"}, body=body,
+                               content_type=content_type).json()
+            image = answer.get("image", answer)  # the holder's cut of the image object
+            self.library_image(pick, image["id"], n)
+            COVERAGE["rule:upload_by_link"] += 1
+
+        @rule(ns=st.lists(PICTURES, min_size=1, max_size=3, unique=True), pick=PICK)
+        def import_zip(self, ns: list[int], pick: int) -> None:
+            import zipfile
+
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w") as archive:
+                for n in ns:
+                    archive.writestr(f"z/{n}.jpg", picture(n))
+            report = self.call(pick, "POST", "/api/builder/import-zip", (200,), headers=self.h.editor,
+                               body=out.getvalue(), content_type="application/zip").json()
+            for n, entry in zip(ns, report["entries"], strict=True):
+                assert entry["outcome"] in ("imported", "already_there"), entry
+                self.library_image(pick, entry["id"], n)
+            COVERAGE["rule:import_zip"] += 1
+
+        @precondition(lambda self: self.h.supplier is not None)
+        @rule(n=PICTURES, pick=PICK)
+        def import_url(self, n: int, pick: int) -> None:
+            """A URL import from a supplier on loopback."""
+            self.h.supplier.serve(f"/p/{n}.jpg", body=picture(n), headers={"Content-Type": "image/jpeg"})
+            answer = self.call(pick, "POST", "/api/builder/media/import-url", (200, 201),
+                               headers=self.h.editor, json={"url": self.h.supplier.url(f"/p/{n}.jpg")}).json()
+            self.stored("library", answer, source=n)
+            COVERAGE["rule:import_url"] += 1
+
+        @precondition(lambda self: any(i.kind == "library" for i in self.live.values()))
+        @rule(pick=PICK, folder=st.sampled_from(["/a", "/b/c"]), tag=st.sampled_from(["red", "new"]))
+        def label(self, pick: int, folder: str, tag: str) -> None:
+            """Alt text, a move and a tag (PATCH): labels, not a version."""
+            image = self.chosen(pick, ("library",))
+            assert image is not None
+            answer = self.call(pick, "PATCH", image.base, (200,), headers=self.h.editor,
+                               json={"alt": f"alt {tag}", "folder": folder, "tags": [tag]}).json()
+            assert answer["version"] == image.version and answer["sha256"] == image.sha, answer
+            shown = self.call(pick + 1, "GET", image.base, (200,), headers=self.h.editor).json()
+            assert (shown["alt"], shown["folder"], shown["tags"]) == (f"alt {tag}", folder, [tag]), shown
+            COVERAGE["rule:label"] += 1
+
+        @precondition(lambda self: sum(1 for i in self.live.values() if i.kind == "library") >= 2)
+        @rule(pick=PICK, other=PICK)
+        def merge(self, pick: int, other: int) -> None:
+            """Merge one library image into another: pages re-pointed, the other to the trash
+            (restoring it from the trash undoes the merge: restore_from_trash)."""
+            library = [i for _, i in sorted(self.live.items()) if i.kind == "library"]
+            keep = library[pick % len(library)]
+            gone = library[(pick + 1 + other % (len(library) - 1)) % len(library)]
+            self.call(pick, "POST", "/api/builder/media/merge", (200,), headers=self.h.editor,
+                      json={"keep": keep.id, "others": [gone.id]})
+            self.trashed[gone.id] = self.live.pop(gone.id)
+            self.refresh_pages()
+            assert all(gone.id not in ids for ids in self.pages.values()), ("nothing_lost", self.pages)
+            self.dirty = True
+            COVERAGE["rule:merge"] += 1
+
+        @precondition(lambda self: any(len(ids) >= 2 for ids in self.products.values()))
+        @rule(pick=PICK)
+        def reorder_product(self, pick: int) -> None:
+            skus = [sku for sku, ids in sorted(self.products.items()) if len(ids) >= 2]
+            sku = skus[pick % len(skus)]
+            order = self.products[sku][1:] + self.products[sku][:1]
+            answer = self.call(pick, "PUT", f"/api/shop/products/{sku}/images/order", (200,),
+                               json={"image_ids": order}).json()
+            assert [image["id"] for image in answer["images"]] == order, answer
+            self.products[sku] = order
+            COVERAGE["rule:reorder_product"] += 1
+
+        @precondition(lambda self: self.products)
+        @rule(n=PICTURES, pick=PICK)
+        def add_to_product(self, n: int, pick: int) -> None:
+            sku = sorted(self.products)[pick % len(self.products)]
+            body, content_type = multipart({}, "images", f"a{n}.jpg", picture(n))
+            answer = self.call(pick, "POST", f"/api/shop/products/{sku}/images", (201, 200, 409),
+                               body=body, content_type=content_type)
+            if answer.status == 409:  # the product has it, or is full: nothing changed
+                COVERAGE["rule:add_to_product_refused"] += 1
+                return
+            for added in answer.json()["added"]:
+                if added["id"] not in self.products[sku]:
+                    self.products[sku].append(added["id"])
+                self.stored("product", added, sku, source=n)
+            COVERAGE["rule:add_to_product"] += 1
+
+        @rule()
+        def rerender(self) -> None:
+            assert self.h.cli(["rerender"]) == 0, "nothing_lost: rerender failed"
+            self.dirty = True
+            COVERAGE["rule:rerender"] += 1
+
         # --- changes in place ----------------------------------------------------------
         @precondition(lambda self: self.live)
         @rule(n=PICTURES, pick=PICK)
@@ -400,6 +507,7 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
                 image.skus = {image.trashed_from}
                 self.products[image.trashed_from].append(image_id)
             assert answer.json() is not None
+            self.refresh_pages()
             self.dirty = True
             COVERAGE["rule:restore_from_trash"] += 1
 
@@ -464,8 +572,31 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
             COVERAGE[f"invariant:{why}"] += 1
             COVERAGE["invariant:stock_gridfs"] += 1
             self.check_counts()
+            self.check_references()
             self.check_versions()
             self.check_earlier_urls()
+
+        def refresh_pages(self) -> None:
+            """The pages as the store has them now (a merge and its undo re-point blocks; which
+            ones is the builder's rule, and check_references holds them to served images)."""
+            for slug in self.pages:
+                got = self.h.doors[0].call("GET", f"/api/builder/pages/{slug}", headers=self.h.editor)
+                self.pages[slug] = [block["media_id"] for block in got.json()["blocks"]]
+
+        def check_references(self) -> None:
+            """nothing_lost: every reference resolves: a page's blocks name served library
+            images, a product lists the model's photos in the model's order."""
+            for slug in self.pages:
+                got = self.h.doors[0].call("GET", f"/api/builder/pages/{slug}", headers=self.h.editor)
+                assert got.status == 200, ("nothing_lost", slug, got.status)
+                for block in got.json()["blocks"]:
+                    media_id = block.get("media_id") or (block.get("media") or {}).get("id")
+                    assert media_id in self.live, ("nothing_lost", slug, block)
+            for sku, ids in self.products.items():
+                got = self.h.doors[0].call("GET", f"/api/shop/products/{sku}")
+                assert got.status == 200, ("nothing_lost", sku, got.status)
+                assert [image["id"] for image in got.json()["images"]] == ids, ("nothing_lost", sku)
+            COVERAGE["invariant:references"] += 1
 
         def check_counts(self) -> None:
             """counts: each bucket's counters (what storage-status shows) equal a recount, and
