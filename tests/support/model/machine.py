@@ -32,6 +32,8 @@ from PIL import Image as PILImage
 from avenue.media.buckets import BUILDER, PRODUCTS, UPLOADS
 from avenue.media.effects.counters import FIELDS, count_bucket
 from avenue.media.effects.counters import of as counters_of
+from avenue.status.counters import FIELDS as PRODUCT_FIELDS
+from avenue.status.counters import product_counters, product_figures
 from tests.support.client import multipart
 from tests.support.gridfs_read import current_bytes
 from tests.support.model.doors import Answer
@@ -446,8 +448,17 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
             image = restorable[pick % len(restorable)]
             version = sorted(image.history)[which % len(image.history)]
             wanted = image.history[version]
-            answer = self.call(pick, "POST", f"{image.base}/versions/{version}/restore", (200,)).json()
-            image.took(answer)
+            answer = self.call(pick, "POST", f"{image.base}/versions/{version}/restore", (200, 409))
+            if answer.status == 409:
+                # Its bytes are another image's now (docs/api.md: 409 duplicate_image naming it,
+                # until that one is deleted); the version stays listed (versions_kept).
+                error = answer.json()["error"]
+                holder = self.live.get(error.get("image_id", ""))
+                assert error["code"] == "duplicate_image", error
+                assert holder is not None and holder.kind == image.kind, ("versions_kept", error)
+                COVERAGE["rule:restore_version_refused"] += 1
+                return
+            image.took(answer.json())
             assert image.sha == wanted, ("versions_kept", version, image.sha, wanted)
             self.dirty = True
             COVERAGE["rule:restore_version"] += 1
@@ -599,7 +610,8 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
             COVERAGE["invariant:references"] += 1
 
         def check_counts(self) -> None:
-            """counts: each bucket's counters (what storage-status shows) equal a recount, and
+            """counts: each bucket's counters (what storage-status shows) and the product
+            counters (products-status) equal a recount, and
             its originals are the model's images of that kind: nothing stored that nobody
             acknowledged, nothing acknowledged missing. Waited for a little: an upload's
             variants may still be rendering after its answer on a real server."""
@@ -618,6 +630,16 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
                 return found
 
             assert wait_until(lambda: not drift(), 10.0), ("counts", drift())
+            # products-status: the product counters kept with every write equal a recount of
+            # the products' documents, and the model's products and photos.
+            held = {name: product_counters(self.h.db)[name] for name in PRODUCT_FIELDS}
+            counted = dict.fromkeys(PRODUCT_FIELDS, 0)
+            for product in self.h.db.shop_products.find({}):
+                for name, value in product_figures(product).items():
+                    counted[name] += value
+            assert held == counted, ("counts", "products", held, counted)
+            assert counted["products"] == len(self.products), ("counts", counted, self.products)
+            assert counted["stored"] == sum(len(ids) for ids in self.products.values()), ("counts", counted)
             COVERAGE["invariant:counts"] += 1
 
         def check_versions(self) -> None:
