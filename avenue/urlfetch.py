@@ -41,6 +41,7 @@ import ssl
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
@@ -54,12 +55,16 @@ MAX_URL_LENGTH = 2048
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "Avenue-media-url-import/1"
 
-# What each refusal answers (its code: the report's, and the error's).
+# What each refusal answers (its code: the report's, and the error's). What the supplier did
+# (no such name, no connection, an error status, endless redirects, too slow) is 422: the
+# request was understood and the URL it named is unusable. 502/504 would say this service is
+# at fault, and every 5xx alert (and Schemathesis) counts them as ours: a supplier's outage
+# paged the shop's ops (issue 62). 5xx stays for this service's own faults.
 BAD_URL, HOST_NOT_ALLOWED, FORBIDDEN_ADDRESS = "bad_url", "host_not_allowed", "forbidden_address"
 FETCH_FAILED, HTTP_ERROR, TOO_MANY_REDIRECTS = "fetch_failed", "http_error", "too_many_redirects"
 TIMEOUT, TOO_LARGE, NOT_AN_IMAGE = "timeout", "too_large", "not_an_image"
-STATUSES = {BAD_URL: 400, HOST_NOT_ALLOWED: 422, FORBIDDEN_ADDRESS: 422, FETCH_FAILED: 502, HTTP_ERROR: 502,
-            TOO_MANY_REDIRECTS: 502, TIMEOUT: 504, TOO_LARGE: 413, NOT_AN_IMAGE: 415}
+STATUSES = {BAD_URL: 400, HOST_NOT_ALLOWED: 422, FORBIDDEN_ADDRESS: 422, FETCH_FAILED: 422, HTTP_ERROR: 422,
+            TOO_MANY_REDIRECTS: 422, TIMEOUT: 422, TOO_LARGE: 413, NOT_AN_IMAGE: 415}
 
 CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
@@ -359,7 +364,7 @@ def fetch_image(url: object, policy: Policy) -> Fetched:
     """Fetch ``url`` under ``policy`` (the module's docstring), or FetchRefused."""
     deadline = Deadline(policy.seconds)
     headers = {"User-Agent": USER_AGENT, "Accept": "image/*", "Accept-Encoding": "identity"}
-    target = parse_url(url, policy)
+    target = first = parse_url(url, policy)
     try:
         for _hop in range(policy.max_redirects + 1):
             addresses = checked_addresses(target, policy, deadline)
@@ -369,12 +374,12 @@ def fetch_image(url: object, policy: Policy) -> Fetched:
                 if status in REDIRECTS:
                     location = response.getheader("Location")
                     if not location:
-                        raise FetchRefused(HTTP_ERROR, f"{target.url} answered {status} without a Location.",
+                        raise FetchRefused(HTTP_ERROR, f"{_answered(target, status)} without a Location.",
                                            upstream_status=status)
                     target = parse_url(urljoin(target.url, location.strip()), policy)
                     continue
                 if not 200 <= status < 300:
-                    raise FetchRefused(HTTP_ERROR, f"{target.url} answered {status}.", upstream_status=status)
+                    raise FetchRefused(HTTP_ERROR, f"{_answered(target, status)}.", upstream_status=status)
                 content_type = response.getheader("Content-Type") or ""
                 if _not_an_image(content_type):
                     raise FetchRefused(NOT_AN_IMAGE, f"{target.url} is {content_type.split(';')[0]}, not an "
@@ -383,7 +388,8 @@ def fetch_image(url: object, policy: Policy) -> Fetched:
                 deadline.left()  # the last read's end counts too
                 return Fetched(target.url, _filename(target), content_type, data)
     except TimeoutError:
-        raise FetchRefused(TIMEOUT, f"The image was not fetched within {policy.seconds:g} s.") from None
+        raise FetchRefused(TIMEOUT, f"{target.host} did not send the image within {policy.seconds:g} s "
+                                    "(waited that long, then gave up).") from None
     except BodyTooLarge:
         raise FetchRefused(TOO_LARGE, f"The image is larger than {policy.max_bytes} bytes.") from None
     except ssl.SSLError as error:
@@ -392,4 +398,14 @@ def fetch_image(url: object, policy: Policy) -> Fetched:
     except (OSError, http.client.HTTPException):
         raise FetchRefused(FETCH_FAILED, f"{target.host} could not be reached, or its answer was "
                                          "cut or malformed.") from None
-    raise FetchRefused(TOO_MANY_REDIRECTS, f"More than {policy.max_redirects} redirects.")
+    raise FetchRefused(TOO_MANY_REDIRECTS, f"{first.host} redirected more than {policy.max_redirects} times "
+                                           f"(the last time to {target.url}).")
+
+
+def _answered(target: Target, status: int) -> str:
+    """What the supplier answered, in words: its host, the status and its phrase, and the URL."""
+    try:
+        phrase = " " + HTTPStatus(status).phrase
+    except ValueError:  # a status no RFC names
+        phrase = ""
+    return f"{target.host} answered {status}{phrase} to {target.url}"

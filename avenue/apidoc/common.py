@@ -46,15 +46,15 @@ ERROR_MEANINGS = {
     415: "Unsupported type (not an accepted image format; an SVG anywhere but a new upload to the builder's "
          "library: svg_not_accepted; an SVG whose DOCTYPE declares entities: svg_doctype).",
     417: "An Expect header other than 100-continue (the app server's own answer).",
-    422: "Valid request, unusable content (corrupt image, too many images, bad order).",
+    422: "Valid request, unusable content (corrupt image, too many images, bad order; a URL import whose "
+         "supplier could not be looked up or reached, answered an error status, redirected too often or "
+         "was too slow: fetch_failed, http_error, too_many_redirects, timeout).",
     429: "Rate limited; Retry-After says when to try again.",
     431: "Header fields larger or more than the app server takes.",
     460: "A tus PATCH whose bytes do not match its Upload-Checksum (nothing of it was kept).",
     501: "A Transfer-Encoding other than chunked (the app server's own answer).",
-    502: "A URL import whose server could not be reached or answered an error, or redirected too often.",
     503: "Database down, not answering in time, or reporting trouble of its own (an internal error, a full "
          "disk, a shutdown: `database_unavailable`), or the server busy; Retry-After says when to try again.",
-    504: "A URL import whose fetch did not end within AVENUE_URL_IMPORT_SECONDS.",
 }
 
 
@@ -217,5 +217,6 @@ def in_header(name: str, description: str, required: bool = False) -> Schema:
 
 
 # Imports from a URL (avenue/bulk/urls.py, the guard avenue/urlfetch.py; docs/api.md "Imports
-# from a URL"): what a refused URL answers, besides the body's own 400s.
-URL_REFUSALS = (400, 403, 413, 415, 422, 429, 502, 504)
+# from a URL"): what a refused URL answers, besides the body's own 400s. A supplier's failure is
+# a 422, never a 5xx: those are this service's own faults (issue 62).
+URL_REFUSALS = (400, 403, 413, 415, 422, 429)

@@ -165,8 +165,8 @@ class Report:
 
 #: What a refused URL answers (docs/api.md, "Imports from a URL"), besides the body's own 400s.
 URL_CODES = ("bad_url (400), url_import_disabled (403), too_large (413), not_an_image (415; the upload's own "
-             "unsupported_type too), host_not_allowed and forbidden_address (422), rate_limited (429), "
-             "fetch_failed, http_error and too_many_redirects (502), timeout (504)")
+             "unsupported_type too), host_not_allowed, forbidden_address, and what the supplier did: "
+             "fetch_failed, http_error, too_many_redirects, timeout (422), rate_limited (429)")
 
 
 class UrlRow(Answer):

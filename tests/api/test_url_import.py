@@ -168,7 +168,8 @@ def test_a_redirect_to_another_scheme_is_bad_url_and_endless_redirects_stop(clie
     refused(client.post(LIBRARY, json={"url": server.url("/to-file")}, headers=editor), 400, "bad_url")
     server.serve("/loop", status=307, headers={"Location": "/loop"})
     looping = client.post(LIBRARY, json={"url": server.url("/loop")}, headers=editor)
-    refused(looping, 502, "too_many_redirects")
+    error = refused(looping, 422, "too_many_redirects")
+    assert "127.0.0.1 redirected more than 5 times" in error["message"]
     assert server.paths().count("/loop") == 6  # the URL and its 5 redirects
 
 
@@ -271,8 +272,8 @@ def test_html_instead_of_an_image_is_not_an_image_and_bytes_that_are_no_image_ar
 
 def test_an_error_status_is_http_error(client, editor, server):
     error = refused(client.post(LIBRARY, json={"url": server.url("/missing.jpg")}, headers=editor),
-                    502, "http_error")
-    assert error["upstream_status"] == 404
+                    422, "http_error")
+    assert error["upstream_status"] == 404 and "127.0.0.1 answered 404 Not Found" in error["message"]
 
 
 def test_a_body_past_the_upload_limit_is_too_large_however_its_length_is_told(app_factory, server, db):
@@ -299,7 +300,7 @@ def test_a_chunked_answer_within_the_limit_is_stored(client, editor, server):
 def test_a_body_shorter_than_its_content_length_is_fetch_failed(client, editor, server, db):
     url = server.serve("/cut.jpg", body=PHOTO[:1000], headers=JPEG, content_length=len(PHOTO))
     before = bucket_snapshot(db)
-    refused(client.post(LIBRARY, json={"url": url}, headers=editor), 502, "fetch_failed")
+    refused(client.post(LIBRARY, json={"url": url}, headers=editor), 422, "fetch_failed")
     assert bucket_snapshot(db) == before
 
 
@@ -310,7 +311,8 @@ def test_a_server_dripping_bytes_past_the_deadline_is_timeout(app_factory, serve
     url = server.serve("/slow.jpg", body=PHOTO, headers=JPEG, drip_seconds=1.0)
     before = bucket_snapshot(db)
     started = time.monotonic()
-    refused(client.post(LIBRARY, json={"url": url}, headers=editor), 504, "timeout")
+    error = refused(client.post(LIBRARY, json={"url": url}, headers=editor), 422, "timeout")
+    assert "127.0.0.1 did not send the image within 2 s" in error["message"]
     assert time.monotonic() - started < 30
     assert bucket_snapshot(db) == before
 
@@ -326,8 +328,45 @@ def test_a_refused_connection_is_fetch_failed_and_counted_as_a_refused_upload(cl
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     refused(client.post(LIBRARY, json={"url": f"http://127.0.0.1:{port}/a.jpg"}, headers=editor),
-            502, "fetch_failed")
+            422, "fetch_failed")
     assert counted() == before + 1
+
+
+def unresolvable(monkeypatch) -> str:
+    """A URL on a host whose name does not resolve (the lookup fails as a resolver's would)."""
+    real_lookup = socket.getaddrinfo
+
+    def lookup(host, port, *args, **kwargs):
+        if host == "gone.supplier.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_lookup(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    return "http://gone.supplier.example/a.jpg"
+
+
+@pytest.mark.parametrize(("failure", "code", "words"), [
+    ("no such host", "fetch_failed", "gone.supplier.example could not be looked up"),
+    ("an error status", "http_error", "answered 503 Service Unavailable"),
+    ("endless redirects", "too_many_redirects", "redirected more than 5 times"),
+    ("too slow", "timeout", "did not send the image within 1 s")])
+def test_a_suppliers_failure_is_422_never_a_server_error(app_factory, server, monkeypatch, failure, code,
+                                                         words):
+    """What the supplier did is no fault of this service's: a 5xx pages its ops (issue 62). Each
+    import answers 422 with the code, and a CSV row reports that status."""
+    app = app_factory(**{**TRUSTING, "AVENUE_URL_IMPORT_SECONDS": 1})
+    client, admin = app.test_client(), Auth(app).token("admin")
+    create_product(client, admin, "P-1")
+    supplier = {"no such host": lambda: unresolvable(monkeypatch),
+                "an error status": lambda: server.serve("/down.jpg", status=503),
+                "endless redirects": lambda: server.serve("/loop", status=302, headers={"Location": "/loop"}),
+                "too slow": lambda: server.serve("/slow.jpg", body=PHOTO, headers=JPEG, drip_seconds=1.0)}
+    url = supplier[failure]()
+    for path in (LIBRARY, product_url("P-1")):
+        error = refused(client.post(path, json={"url": url}, headers=admin), 422, code)
+        assert words in error["message"], error
+    row = client.post(CSV, data=f"P-1,{url}\n", content_type="text/csv", headers=admin).get_json()["rows"][0]
+    assert (row["outcome"], row["status"], row["code"]) == ("refused", 422, code) and words in row["message"]
 
 
 def test_the_bodys_other_fields_are_checked_before_any_fetch(client, editor, admin, server):
@@ -471,7 +510,7 @@ def test_every_answer_of_the_url_imports_matches_the_openapi_document(app, serve
         (LIBRARY, {"json": {"url": photo, "tags": "a,b"}}, 201), (LIBRARY, {"json": {"url": photo}}, 200),
         (LIBRARY, {"json": {"url": "ftp://x/"}}, 400), (LIBRARY, {"json": {"url": page}}, 415),
         (LIBRARY, {"json": {"url": "http://169.254.169.254/"}}, 422),
-        (LIBRARY, {"json": {"url": server.url("/missing")}}, 502),
+        (LIBRARY, {"json": {"url": server.url("/missing")}}, 422),
         (product_url("P-1"), {"json": {"url": photo}}, 201),
         (product_url("P-1"), {"json": {"url": photo}}, 200),
         (product_url("NOPE"), {"json": {"url": photo}}, 404),
