@@ -130,6 +130,15 @@ def _stop_gunicorn(gunicorn: subprocess.Popen[bytes]) -> None:
     gunicorn.wait()
 
 
+def _print_database_address(uri: str, db_name: str, state: Path) -> None:
+    """Where ops reach the embedded database while make run runs: the relay's address (every
+    connection through it takes its turn with the app's; docs/production.md, "The embedded
+    database"), never the database's own port, which a second direct connection once wedged."""
+    print(f"  database: {uri} (database {db_name!r}; also in {state})")
+    print(f"    connect through this address only: mongosh \"{uri}\", or from Python "
+          f"pymongo.MongoClient(\"{uri}\")[\"{db_name}\"]; CLI commands use it by themselves", flush=True)
+
+
 def main() -> int:
     envfile.load()  # .env first: its values are the defaults below's overrides
     data_dir = Path(os.environ.get("AVENUE_DATA_DIR", PROJECT_ROOT / "var"))
@@ -164,6 +173,7 @@ def main() -> int:
         _write_state(state, supervisor)
         env["MONGO_URI"] = supervisor.uri
         env["AVENUE_EMBEDDED_DATA_PATH"] = str(storage)
+        _print_database_address(supervisor.uri, env.get("MONGO_DB") or "avenue", state)
     gunicorn = None
     stopping = threading.Event()
 

@@ -7,16 +7,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
 
+import pymongo
 import pytest
+from bson import ObjectId
 
 from avenue.devserver import STOP_SECONDS, processes_with
 from avenue.embedded import executable, free_port
+from avenue.media.buckets import UPLOADS
 from tests.support.fixtures import photo
+from tests.support.gridfs_read import current_bytes
 from tests.support.launcher import MakeRun
 
 # make run's own SecantusDB, stalled and restarted on purpose. Its timing bounds (10 s, 45 s) are
@@ -164,3 +169,18 @@ def test_a_second_make_run_on_the_same_folder_refuses_and_leaves_the_first_alone
     assert first.ready()  # its database was not taken for a leftover
     assert first.state()[1] == str(first.database_pid())
     assert first.stop() < STOP_SECONDS
+
+
+def test_make_run_prints_the_database_address_where_stock_gridfs_reads_what_the_app_stored(make_run):
+    # Issue 64: the embedded database's address was in var/embedded.uri only, named nowhere.
+    run = make_run()
+    printed = re.search(r"database: (mongodb://\S+) \(database '(\w+)'", run.log_path.read_text())
+    assert printed is not None, run.log_path.read_text()[-2000:]
+    uri, db_name = printed.groups()
+    assert uri == run.mongo_uri  # the relay's, as the state file says
+    status, image = run.upload(run.token("editor"), photo(7, 300), "p.jpg")
+    assert status == 201, image
+    served = run.request("GET", image["url"])[1]
+    with pymongo.MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
+        stored = current_bytes(client[db_name], UPLOADS, ObjectId(image["id"]))
+    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(served).hexdigest() == image["sha256"]
