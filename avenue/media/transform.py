@@ -157,7 +157,13 @@ def parse(segment: str) -> Request:
 AUTO_DEFAULT_WIDTH = 800
 #: The client hints ``w_auto`` reads, as an answer's ``Vary`` names them.
 HINTS = ("Sec-CH-Width", "Sec-CH-Viewport-Width", "Sec-CH-DPR")
-_HINT_INT = re.compile(r"[1-9][0-9]{0,4}")
+#: A width hint: a positive whole number of any length. Five digits at most once made
+#: ``Sec-CH-Width: 1000000000`` a malformed hint (the 800 px default) while 99999 got the
+#: ladder's top (issue 62): a number, however large, is past the ladder.
+_HINT_INT = re.compile(r"[1-9][0-9]*")
+#: Digits past which a hint is past any ladder: it is read as this many digits' worth, never
+#: handed whole to int() (which refuses a string of more than 4300 digits).
+_HINT_DIGITS = 9
 _HINT_DPR = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,3})?")
 
 
@@ -165,20 +171,28 @@ def auto_width(width: str | None, viewport: str | None, dpr: str | None,
                ladder: tuple[int, ...] = LADDER) -> int:
     """The ladder width ``w_auto`` serves: the smallest that covers what the hints ask for
     (``Sec-CH-Width``: the slot's width in device pixels; else ``Sec-CH-Viewport-Width`` times
-    ``Sec-CH-DPR``: a full-width image's), the largest step when none does, and
-    :data:`AUTO_DEFAULT_WIDTH` when no hint is usable. A malformed hint counts as absent: a
+    ``Sec-CH-DPR``: a full-width image's), the largest step when none does (however large the
+    number), and :data:`AUTO_DEFAULT_WIDTH` when no hint is usable. A malformed hint counts as absent: a
     client's headers never make the request fail."""
     ratio = Fraction(1)
     if dpr is not None and _HINT_DPR.fullmatch(dpr.strip()):
         ratio = min(max(Fraction(dpr.strip()), Fraction(1, 10)), MAX_DPR)
     target: Fraction | None = None
-    if width is not None and _HINT_INT.fullmatch(width.strip()):
-        target = Fraction(int(width.strip()))
-    elif viewport is not None and _HINT_INT.fullmatch(viewport.strip()):
-        target = int(viewport.strip()) * ratio
+    if (pixels := _hint_pixels(width)) is not None:
+        target = Fraction(pixels)
+    elif (pixels := _hint_pixels(viewport)) is not None:
+        target = pixels * ratio
     if target is None:
         return AUTO_DEFAULT_WIDTH
     return next((step for step in ladder if step >= target), ladder[-1])
+
+
+def _hint_pixels(hint: str | None) -> int | None:
+    """A width hint's pixels (None: absent or malformed); one longer than :data:`_HINT_DIGITS`
+    digits is held to the largest number of that many, already past any ladder."""
+    if hint is None or not _HINT_INT.fullmatch(hint := hint.strip()):
+        return None
+    return int(hint) if len(hint) <= _HINT_DIGITS else 10 ** _HINT_DIGITS - 1
 
 
 def _split(options: str) -> dict[str, str]:

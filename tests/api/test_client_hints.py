@@ -71,6 +71,16 @@ def test_a_narrow_image_is_served_at_its_own_width(app, client):
     assert answer.status_code == 200 and width_of(answer.get_data()) == 1024
 
 
+def test_any_width_past_the_ladder_gets_its_largest_step_however_large(app, client):
+    """Sec-CH-Width: 1000000000 once answered the 800 px default while 99999 got 2560 (issue 62)."""
+    doc = put(app)  # 4000 px wide
+    url = f"/media/products/{doc['_id']}/w_auto.webp"
+    for hint in ("5000", "99999", "1000000000", "9" * 40):
+        answer = client.get(url, headers={"Sec-CH-Width": hint})
+        assert answer.status_code == 200 and width_of(answer.get_data()) == 2560, hint
+    assert width_of(client.get(url, headers={"Sec-CH-Width": "1e9"}).get_data()) == 800  # garbage: default
+
+
 def test_w_auto_is_refused_with_other_sizes_and_on_a_private_image(app, client, auth):
     doc = put(app)
     for segment in ("w_auto,h_300.webp", "w_auto,dpr_2.webp"):

@@ -225,7 +225,13 @@ def test_w_auto_is_parsed_with_a_crop_and_a_quality_and_nothing_else():
     (None, None, None, AUTO_DEFAULT_WIDTH),
     ("abc", None, None, AUTO_DEFAULT_WIDTH),  # malformed hints count as absent, never an error
     ("-5", "0", "x", AUTO_DEFAULT_WIDTH),
-    ("99999999", None, None, AUTO_DEFAULT_WIDTH),
+    ("99999", None, None, 2560),
+    ("1000000000", None, None, 2560),  # however large the number: once the default (issue 62)
+    ("9" * 5000, None, None, 2560),  # past int()'s 4300 digits too
+    (None, "1000000000", "2", 2560),
+    ("0", None, None, AUTO_DEFAULT_WIDTH),
+    ("1e9", None, None, AUTO_DEFAULT_WIDTH),
+    ("1000000000.5", None, None, AUTO_DEFAULT_WIDTH),
     (None, "400", "10", 1600),  # a pixel ratio is held to 4
 ])
 def test_w_auto_serves_the_smallest_ladder_width_that_covers_the_hints(width, viewport, dpr, served):
