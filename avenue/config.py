@@ -156,6 +156,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AVENUE_MAX_FRAMES", 100),
     Setting("AVENUE_MAX_TOTAL_PIXELS", 100_000_000),
     Setting("AVENUE_MAX_PRODUCT_IMAGES", 10),
+    # Upload formats turned off (avenue/media/formats.py names them: jpeg, png, webp, gif, avif,
+    # heic, svg): refused 415 format_disabled before their decoder reads a byte, and stored
+    # images of them get no new rendition (docs/security.md, "Turning a format off"). An
+    # unknown name stops the start.
+    Setting("AVENUE_DISABLED_FORMATS", []),
     # Decoded pixels held at once over all uploads, renders and edits (avenue/media/ingest/budget.py):
     # what bounds the memory whatever the uploads declare; under gunicorn, all its workers
     # together (AVENUE_DECODE_LEDGER_DIR, which the budget reads itself), else this process.

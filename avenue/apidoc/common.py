@@ -43,8 +43,9 @@ ERROR_MEANINGS = {
     412: "A tus request without Tus-Resumable: 1.0.0 (the answer names the version in Tus-Version).",
     413: "Too large (body, file, pixels).",
     414: "The request line (path and query string) is longer than the app server takes (4094 bytes).",
-    415: "Unsupported type (not an accepted image format; an SVG anywhere but a new upload to the builder's "
-         "library: svg_not_accepted; an SVG whose DOCTYPE declares entities: svg_doctype).",
+    415: "Unsupported type (not an accepted image format; a format turned off by AVENUE_DISABLED_FORMATS: "
+         "format_disabled, naming the format and the setting; an SVG anywhere but a new upload to the "
+         "builder's library: svg_not_accepted; an SVG whose DOCTYPE declares entities: svg_doctype).",
     417: "An Expect header other than 100-continue (the app server's own answer).",
     422: "Valid request, unusable content (corrupt image, too many images, bad order; a URL import whose "
          "supplier could not be looked up or reached, answered an error status, redirected too often or "

@@ -46,6 +46,7 @@ from avenue.media.alttext import (
 )
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.effects.facets import ROOT_FOLDER
+from avenue.media.formats import DISABLED_SETTING, disabled
 from avenue.media.ingest.edits import Box, CropBody, Edits, EditsBody, check_crop_name
 from avenue.media.ingest.focal import FocalBody, FocalPoint
 from avenue.media.ingest.images import Limits
@@ -101,6 +102,7 @@ def limits_from_config(config: Mapping[str, Any]) -> Limits:
         max_total_pixels=config["AVENUE_MAX_TOTAL_PIXELS"],
         decode_budget_bytes=config.get("AVENUE_DECODE_BUDGET_BYTES", Limits.decode_budget_bytes),
         decode_wait_seconds=config.get("AVENUE_DECODE_WAIT_SECONDS", Limits.decode_wait_seconds),
+        disabled=disabled(config.get(DISABLED_SETTING)),
     )
 
 

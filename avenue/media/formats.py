@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,6 +169,54 @@ def fallback(transparent: bool) -> str:
 def opt_ins(config: Mapping[str, Any]) -> frozenset[str]:
     """The opt-in formats ``config`` turns on."""
     return frozenset(fmt.name for fmt in FORMATS if fmt.opt_in and config.get(fmt.opt_in))
+
+
+#: The setting that turns upload formats off: a decoder with a known hole is out of reach the
+#: day its CVE is published, before its fix ships (docs/security.md, "Turning a format off").
+DISABLED_SETTING = "AVENUE_DISABLED_FORMATS"
+#: The formats that setting may name: every accepted upload format, by its name or a URL suffix.
+DISABLEABLE: Mapping[str, str] = {spelling: fmt.name for fmt in FORMATS if fmt.original
+                                  for spelling in (fmt.name, fmt.extension, *fmt.aliases)}
+
+
+def disabled(value: str | Iterable[str] | None) -> frozenset[str]:
+    """The upload formats :data:`DISABLED_SETTING`'s ``value`` turns off (a comma-separated
+    text or a list, names or URL suffixes, any case), by name; ValueError naming a word that
+    is no upload format."""
+    words = value.split(",") if isinstance(value, str) else list(value or ())
+    names = [word.strip().lower() for word in words if word.strip()]
+    unknown = [name for name in names if name not in DISABLEABLE]
+    if unknown:
+        raise ValueError(f"{DISABLED_SETTING} names no upload format {', '.join(map(repr, unknown))}: "
+                         f"name some of {', '.join(fmt.name for fmt in FORMATS if fmt.original)}")
+    return frozenset(DISABLEABLE[name] for name in names)
+
+
+# ISO-BMFF brands (the ``ftyp`` box) of AVIF and of HEIC/HEIF with HEVC pictures; ``mif1`` and
+# ``msf1`` name the container alone, so the compatible brands after them decide.
+_BRANDS = {b"avif": "avif", b"avis": "avif",
+           **dict.fromkeys((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"), "heic")}
+
+
+def sniff(data: bytes) -> Format | None:
+    """The raster upload format ``data`` is by its leading bytes alone (its signature; an
+    ISO-BMFF file's ``ftyp`` brands), read before any decoder sees it; None for anything else
+    (an SVG is told by ``ingest/svg.py``'s own sniff)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return BY_NAME["jpeg"]
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return BY_NAME["png"]
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return BY_NAME["gif"]
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return BY_NAME["webp"]
+    if data[4:8] != b"ftyp":
+        return None
+    end = min(int.from_bytes(data[:4], "big"), len(data), 4096)
+    # The major brand, then the compatible ones (after the 4-byte minor version).
+    brands = [data[8:12], *(data[at:at + 4] for at in range(16, end - 3, 4))]
+    name = next((_BRANDS[brand] for brand in brands if brand in _BRANDS), None)
+    return BY_NAME[name] if name else None
 
 
 #: Renditions on request are baseline JPEGs (Huffman-optimised), the fixed variants progressive:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from avenue.config import DEFAULTS
+from avenue.media.formats import DISABLED_SETTING, disabled
 
 # The settings' own defaults (avenue/config.py SETTINGS: each spelled once).
 DEFAULT_TRASH_DAYS = DEFAULTS["AVENUE_TRASH_DAYS"]
@@ -29,13 +30,15 @@ DEFAULT_DECODE_WAIT_SECONDS = float(DEFAULTS["AVENUE_DECODE_WAIT_SECONDS"])
 class MediaSettings:
     """How long deleted media stays restorable (``AVENUE_TRASH_DAYS``; 0: no trash), how
     long a replaced version's URLs redirect (``AVENUE_REPLACED_REDIRECT_DAYS``; 0: 404 at once),
-    and the decode budget renders of stored originals count against, as uploads do
-    (``AVENUE_DECODE_BUDGET_BYTES``, ``AVENUE_DECODE_WAIT_SECONDS``)."""
+    the decode budget renders of stored originals count against, as uploads do
+    (``AVENUE_DECODE_BUDGET_BYTES``, ``AVENUE_DECODE_WAIT_SECONDS``), and the formats turned
+    off (``AVENUE_DISABLED_FORMATS``), whose stored originals those renders refuse."""
 
     trash_days: float = DEFAULT_TRASH_DAYS
     redirect_days: float = DEFAULT_REDIRECT_DAYS
     decode_budget_bytes: int = DEFAULT_DECODE_BUDGET_BYTES
     decode_wait_seconds: float = DEFAULT_DECODE_WAIT_SECONDS
+    disabled_formats: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> MediaSettings:
@@ -45,7 +48,8 @@ class MediaSettings:
                    decode_budget_bytes=int(config.get("AVENUE_DECODE_BUDGET_BYTES",
                                                       DEFAULT_DECODE_BUDGET_BYTES)),
                    decode_wait_seconds=float(config.get("AVENUE_DECODE_WAIT_SECONDS",
-                                                        DEFAULT_DECODE_WAIT_SECONDS)))
+                                                        DEFAULT_DECODE_WAIT_SECONDS)),
+                   disabled_formats=disabled(config.get(DISABLED_SETTING)))
 
 
 _provider: Callable[[], MediaSettings] = MediaSettings  # outside any app: the defaults

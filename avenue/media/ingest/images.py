@@ -38,7 +38,17 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from avenue.config import DEFAULTS
 from avenue.errors import CorruptImage, EmptyFile, ImageTooLarge, ServerBusy, UnsupportedImage
-from avenue.media.formats import ACCEPTED, ACCEPTED_LABEL, ACCEPTED_WITH_VECTOR_LABEL, FORMATS, VECTOR
+from avenue.media.formats import (
+    ACCEPTED,
+    ACCEPTED_LABEL,
+    ACCEPTED_WITH_VECTOR_LABEL,
+    BY_NAME,
+    DISABLED_SETTING,
+    FORMATS,
+    VECTOR,
+    Format,
+    sniff,
+)
 from avenue.media.ingest import svg, vips
 from avenue.media.ingest.budget import Reservation, decode_budget
 from avenue.media.ingest.engine import LIBVIPS, PILLOW, Pixels
@@ -78,6 +88,9 @@ class Limits:
     # Whether an SVG is taken (sanitised, avenue/media/ingest/svg.py): the builder's library
     # only; everywhere else an SVG is a 415 that says so.
     vector: bool = False
+    # Formats turned off (AVENUE_DISABLED_FORMATS, by name): refused by their leading bytes
+    # before any decoder reads them, stored originals' renders too (docs/security.md).
+    disabled: frozenset[str] = frozenset()
 
     def with_vector(self) -> Limits:
         """These limits, SVG taken too."""
@@ -85,15 +98,25 @@ class Limits:
 
     @classmethod
     def for_stored(cls, size: int, decode_budget_bytes: int | None = None,
-                   decode_wait_seconds: float | None = None) -> Limits:
+                   decode_wait_seconds: float | None = None,
+                   disabled: frozenset[str] = frozenset()) -> Limits:
         """The limits to decode an original already stored with: it passed the limits of its
         day, and limits lowered since must not block re-rendering it (a repair, a new crop).
         Its decoded pixels still count against the app's decode budget (given; the default's
-        otherwise), the one its uploads share: renders are no exception to the process's bound."""
+        otherwise), the one its uploads share: renders are no exception to the process's bound.
+        A format turned off since (``disabled``) is refused all the same: its decoder is what
+        the setting keeps from running, whoever's bytes it would read."""
         return cls(max_bytes=max(size, 1), max_pixels=10**10, max_frames=10**5, max_total_pixels=10**12,
                    vector=True, decode_budget_bytes=decode_budget_bytes or cls.decode_budget_bytes,
                    decode_wait_seconds=cls.decode_wait_seconds if decode_wait_seconds is None
-                   else decode_wait_seconds)
+                   else decode_wait_seconds, disabled=disabled)
+
+    def accepted_label(self) -> str:
+        """The formats these limits take, as messages name them."""
+        if not self.disabled:
+            return ACCEPTED_WITH_VECTOR_LABEL if self.vector else ACCEPTED_LABEL
+        return ", ".join(fmt.label for fmt in FORMATS if fmt.original and fmt.name not in self.disabled
+                         and (self.vector or not fmt.vector))
 
 
 # Modes whose shrinking makes a full-size copy first: RGBA/LA are premultiplied for resampling,
@@ -199,10 +222,29 @@ def _looks_like_accepted(data: bytes) -> bool:
     }
 
 
+def _refuse_disabled(data: bytes, limits: Limits) -> None:
+    """Refuse ``data`` when its leading bytes name a format turned off (``limits.disabled``):
+    the first thing :func:`prepare` does, so that format's decoder never reads a byte."""
+    if not limits.disabled:
+        return
+    fmt: Format | None = sniff(data) or (VECTOR if svg.looks_like_svg(data) else None)
+    if fmt is None or fmt.name not in limits.disabled:
+        return
+    label = limits.accepted_label()
+    raise UnsupportedImage(
+        f"{fmt.label} images are turned off on this server ({DISABLED_SETTING}): this one is "
+        f"refused unread. Accepted formats: {label or 'none'}.",
+        code="format_disabled", format=fmt.name, setting=DISABLED_SETTING,
+        accepted=label.split(", ") if label else [])
+
+
 def _open(data: bytes, limits: Limits) -> Image.Image:
-    """Open with the accepted decoders only; classify every failure."""
+    """Open with the accepted decoders only (those of formats turned off are never tried,
+    even for a file whose bytes named none: :func:`_refuse_disabled`); classify every failure."""
+    off = {pillow for name in limits.disabled
+           for pillow in (BY_NAME[name].pillow, *BY_NAME[name].pillow_aliases)}
     try:
-        return Image.open(io.BytesIO(data), formats=_OPENERS)
+        return Image.open(io.BytesIO(data), formats=[name for name in _OPENERS if name not in off])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(
             f"The image declares far more pixels than the {limits.max_pixels / 1e6:g} "
@@ -214,12 +256,12 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
     if _looks_like_accepted(data):
         raise CorruptImage("The image is damaged or truncated and cannot be read.")
     other = None
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
+    try:  # every plugin Pillow has but those of the formats turned off
+        with Image.open(io.BytesIO(data), formats=[name for name in Image.ID if name not in off]) as probe:
             other = probe.format
     except Exception:  # not an image of any kind Pillow knows
         pass
-    label = ACCEPTED_WITH_VECTOR_LABEL if limits.vector else ACCEPTED_LABEL
+    label = limits.accepted_label()
     if other:
         raise UnsupportedImage(
             f"{other} images are not accepted. Accepted formats: {label}.",
@@ -327,6 +369,7 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
     hashed (the result's ``data`` is ``data`` as given, its ``source_sha256`` empty)."""
     if not data:
         raise EmptyFile("The file is empty.")
+    _refuse_disabled(data, limits)
     if len(data) > limits.max_bytes:
         raise ImageTooLarge(
             f"The file is larger than the {limits.max_bytes // (1024 * 1024)} MB limit.",
@@ -432,8 +475,8 @@ def _prepare_svg(data: bytes, limits: Limits, decode_scale: DecodeScale | None,
         raise UnsupportedImage(
             "SVG images are accepted only as new uploads to the builder's media library "
             "(POST /api/builder/media). "
-            f"Accepted formats here: {ACCEPTED_LABEL}.",
-            code="svg_not_accepted", accepted=ACCEPTED_LABEL.split(", "))
+            f"Accepted formats here: {limits.accepted_label()}.",
+            code="svg_not_accepted", accepted=limits.accepted_label().split(", "))
     clean = svg.sanitise(data)
     intrinsic = svg.intrinsic_size(clean)
     width, height = svg.shown_size(intrinsic, limits.max_pixels)

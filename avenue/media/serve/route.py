@@ -30,7 +30,7 @@ from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.effects import purge
 from avenue.media.effects.invalidation import LOCAL_CACHES
 from avenue.media.effects.served import FLUSH_SECONDS, Deliveries
-from avenue.media.formats import EXTENSIONS, opt_ins
+from avenue.media.formats import DISABLED_SETTING, EXTENSIONS, disabled, opt_ins
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.render import Rendered, render_spec
@@ -94,7 +94,8 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
              admit_unsigned_render: Callable[[], None] | None = None) -> None:
     """Give the media package its cache, its database, the app's baseline headers and its
     limit of unsigned cold renders (raises to refuse one); read the renditions' settings (a
-    bad AVENUE_RENDITION_PRESETS stops the start)."""
+    bad AVENUE_RENDITION_PRESETS stops the start) and the formats turned off (an unknown name
+    in AVENUE_DISABLED_FORMATS stops it too)."""
     config = app.config
     poll_ms = int(config["AVENUE_DELETIONS_POLL_MS"])
     if poll_ms < MIN_POLL_MS:
@@ -105,6 +106,10 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
         presets = parse_presets(config["AVENUE_RENDITION_PRESETS"], reserved=(*VARIANT_NAMES, SOURCE))
     except ValueError as error:
         raise RuntimeError(f"AVENUE_RENDITION_PRESETS: {error}") from None
+    try:
+        disabled(config.get(DISABLED_SETTING))
+    except ValueError as error:
+        raise RuntimeError(str(error)) from None
     concurrency = int(config["AVENUE_RENDER_CONCURRENCY"])
     if concurrency < 1:
         raise RuntimeError("AVENUE_RENDER_CONCURRENCY must be at least 1")
@@ -571,7 +576,8 @@ def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], R
 
     def render(data: bytes) -> Rendered:
         # Stored bytes passed validation when they were uploaded: limits by their size.
-        limits = Limits.for_stored(len(data), given.decode_budget_bytes, given.decode_wait_seconds)
+        limits = Limits.for_stored(len(data), given.decode_budget_bytes, given.decode_wait_seconds,
+                                   given.disabled_formats)
         with RenderSlot(state), timed_rendition(target.format):
             crop = target.doc.crops.get(target.spec.crop) if target.spec.crop else None
             return render_spec(data, limits, target.spec, target.format, FocalPoint(*target.doc.focal),
