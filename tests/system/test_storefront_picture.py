@@ -11,11 +11,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pymongo
 import pytest
 
 from tests.helpers import IMAGES
 from tests.support.browser import chromium
-from tests.support.recipe import render
+from tests.support.imageserver import ImageServer
+from tests.support.launcher import Gunicorn
+from tests.support.recipe import README, README_HEADING, recipe, render
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +31,11 @@ ACCEPT_WITHOUT = {("avif",): "image/webp,image/apng,image/svg+xml,image/*,*/*;q=
                   ("avif", "webp"): "image/apng,image/svg+xml,image/*,*/*;q=0.8"}
 
 
-def page_of(images: list[dict]) -> str:
-    """A storefront page: one recipe per image, each in a 400 px wide box."""
-    pictures = "\n".join(f'<figure style="width: 400px; margin: 0 0 1rem">{render(image, SIZES)}</figure>'
-                         for image in images)
+def page_of(images: list[dict], template: str | None = None) -> str:
+    """A storefront page: one recipe per image (docs/media.md's, or ``template``), each in a
+    400 px wide box."""
+    box = '<figure style="width: 400px; margin: 0 0 1rem">{}</figure>'
+    pictures = "\n".join(box.format(render(image, SIZES, template)) for image in images)
     return ("<!doctype html><html><head><meta charset=\"utf-8\"><title>Storefront</title>"
             "<style>img { width: 100%; height: auto; display: block }</style></head>"
             f"<body>{pictures}</body></html>")
@@ -124,3 +128,42 @@ def test_without_avif_the_webp_rendition_loads_and_without_webp_the_jpeg(shop, b
         shot(page, loads)
     finally:
         page.context.close()
+
+
+def test_the_readme_s_recipe_loads_from_another_origin_with_the_media_base_url(secantus, tmp_path, browser):
+    """The README's recipe, copied as written, on a storefront of another origin: with
+    ``AVENUE_MEDIA_BASE_URL`` set (as the README says), every URL is the app's, absolute, and
+    the picture loads, its focal point kept in view (object-fit: cover, a rounded percentage)."""
+    server = Gunicorn(secantus.uri, f"avenue_test_{tmp_path.name[-12:]}", tmp_path / "gunicorn.log",
+                      workers=1)
+    server.env["AVENUE_MEDIA_BASE_URL"] = f"http://127.0.0.1:{server.port}"
+    server.start(60)
+    try:
+        editor = server.token("editor")
+        image = server.uploaded((IMAGES / "good" / "progressive.jpg").read_bytes(), "lamp.jpg", editor)
+        assert image["renditions"]["src"].startswith(f"http://127.0.0.1:{server.port}/media/")
+        html = page_of([image], recipe(README, README_HEADING))
+        context = browser.new_context(viewport={"width": 1000, "height": 800})
+        context.set_default_timeout(60_000)
+        page = context.new_page()
+        # Another origin: a server of the test's on another port, serving the page (a real
+        # server, so that Chromium sees the page on loopback too: a page whose address it does
+        # not know may not load from loopback at all, its local network access rule).
+        shop = ImageServer()
+        try:
+            page.goto(shop.serve("/index.html", body=html.encode(), headers={"Content-Type": "text/html"}))
+            page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
+            src = page.eval_on_selector("img", "img => img.currentSrc")
+            assert src.startswith(f"http://127.0.0.1:{server.port}/media/"), src
+            assert src.endswith("w_480.avif"), src
+            style = page.eval_on_selector("img",
+                                          "i => [getComputedStyle(i).objectFit, i.style.objectPosition]")
+            assert style[0] == "cover" and re.fullmatch(r"\d+(\.\d)?% \d+(\.\d)?%", style[1]), style
+            shot(page, "readme-another-origin")
+        finally:
+            shop.close()
+            context.close()
+    finally:
+        server.stop(grace=10)
+        with pymongo.MongoClient(secantus.uri) as client:
+            client.drop_database(server.db_name)

@@ -337,11 +337,14 @@ def test_the_recipes_name_only_fields_the_image_object_documents():
     jinja = recipe()
     assert set(re.findall(r"\bimage\.(\w+)", jinja)) <= set(image)
     assert set(re.findall(r"\br\.(\w+)", jinja)) <= set(renditions)
-    # The README's short form: {field.sub...} placeholders.
-    readme = (ROOT / "README.md").read_text().split("## Images on a storefront", 1)[1].split("\n## ", 1)[0]
-    names = re.findall(r"\{(\w+)((?:\.\w+)*)", readme)
-    assert names and {name for name, _ in names} <= set(image)
-    assert {sub.split(".")[1] for name, sub in names if name == "renditions"} <= set(renditions)
+
+
+def test_the_readme_s_storefront_recipe_is_the_docs_one():
+    # It was a short form of its own that lacked object-fit: cover (so object-position did
+    # nothing) and printed the focal point unrounded (28.199999999999996%): issue 64.
+    from tests.support.recipe import README, README_HEADING, recipe
+
+    assert recipe(README, README_HEADING) == recipe()
 
 
 def test_every_make_target_the_docs_name_is_in_the_makefile():
