@@ -199,3 +199,63 @@ def test_the_budget_is_the_instances_when_gunicorn_names_a_ledger_folder(tmp_pat
     shared = decode_budget(1000 + 3)
     assert isinstance(shared, SharedDecodeBudget) and shared.ledger.parent == tmp_path
     assert decode_budget(1000 + 3) is shared
+
+
+def test_an_edits_variants_rendered_after_its_answer_hold_the_instances_budget_until_encoded(
+        tmp_path, monkeypatch, app_factory):
+    from avenue.media.ingest import variants
+    from avenue.media.serve import route
+    from avenue.media.store import pending
+    from tests.helpers import Auth
+    from tests.support.client import uploaded
+    from tests.support.fixtures import encoded, scene
+
+    # The edit's own work takes turns in the instance's ledger; the render it leaves for after
+    # its answer (the new version's variants, on a thread outside the request) does too, and
+    # holds its reservation through its resizes and encodes, not only through its decode.
+    monkeypatch.setenv("AVENUE_DECODE_LEDGER_DIR", str(tmp_path))
+    capacity = 128 * 2**20 + 29
+    app = app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True, AVENUE_DECODE_BUDGET_BYTES=capacity)
+    client, headers = app.test_client(), Auth(app).token("editor")
+    jobs: list = []
+    monkeypatch.setattr(route, "start_after_answer", jobs.extend)  # run below, when chosen
+    photo = encoded(scene((2400, 1800), 7), "JPEG", quality=85)
+    image = uploaded(client, headers, to="/api/builder/media", data=photo, filename="wide.jpg")
+    for job in jobs:
+        job()
+    jobs.clear()
+    answer = client.put(f"/api/builder/media/{image['id']}/edits", json={"rotate": 90}, headers=headers)
+    assert answer.status_code == 200, answer.get_json()
+    answer.close()  # sent: its render is handed over
+    assert len(jobs) == 1
+    instance = SharedDecodeBudget(capacity, tmp_path)  # what every worker of the instance reads
+    assert instance.in_use == 0
+
+    encoding, let_go = threading.Event(), threading.Event()
+    real = variants.encode_image
+
+    def first_held(*args, **kwargs):
+        if not encoding.is_set():
+            encoding.set()
+            let_go.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(variants, "encode_image", first_held)
+    after_answer = threading.Thread(target=jobs[0])
+    after_answer.start()
+    try:
+        assert encoding.wait(10)
+        held = instance.in_use
+    finally:
+        let_go.set()
+    after_answer.join(10)
+    # The edited picture (1800x2400, a JPEG decoded whole for a 1200x1600 gallery): its decode
+    # and every canvas its variants are cut and encoded from, in the ledger while it encodes.
+    decoded = (1800, 2400)
+    assert held == decoded[0] * decoded[1] * 4 + variants.canvases(decoded, decoded)
+    assert instance.in_use == 0
+    with app.app_context():
+        from avenue.db import get_db
+
+        doc = get_db()["builder_media.files"].find_one({"metadata.role": "original"})
+    assert pending.pending_of(doc) == []

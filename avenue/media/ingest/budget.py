@@ -29,9 +29,11 @@ class DecodeBudget:
 
     Work on the pixels after the decode counts too, in the same reservation
     (:func:`~avenue.media.ingest.images.prepare`'s ``working``): an edit's cropped and turned
-    canvases, a rendition's resized frame, held until the result is encoded
-    (``PreparedImage.release``), so edits take turns. A job whose decode fits but whose
-    working canvases would not takes the whole budget and runs alone.
+    canvases, a rendition's resized frame, the variants a new version renders after its
+    answer (``variants.canvases``: the resized canvases and the encoders' copies), held until
+    the result is encoded (``PreparedImage.release``), so edits and the work they leave for
+    after their answers take turns. A job whose decode fits but whose working canvases would
+    not takes the whole budget and runs alone.
 
     This class is one process's budget: what the tests, the CLI and any single process use.
     Under gunicorn every worker of the server shares one instead (:class:`SharedDecodeBudget`):

@@ -35,6 +35,7 @@ from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limi
 from avenue.media.ingest.likeness import Likeness
 from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import Box, Only, Planned, Rendition, plan, render
+from avenue.media.ingest.variants import canvases as variant_canvases
 from avenue.media.settings import MediaSettings
 from avenue.media.settings import current as current_settings
 from avenue.metrics import timed_render
@@ -110,8 +111,14 @@ def render_stored(data: bytes, focal: FocalPoint, only: Only = None,
     """Steps 2-6 for bytes already stored (pending variants after the answer, a lost variant
     rendered again by ``fsck --repair``): the limits lowered to what was accepted once, so a
     render is never refused, within the decode budget of ``settings`` (the app's at hand when
-    not given); ``only``: those (name, format) pairs; ``og_box``: as :func:`ingest`."""
-    return render(prepare(data, stored_limits(len(data), settings), stored=True), focal, only, og_box)
+    not given), held from the decode to the last encode (``variants.canvases``: the resized
+    canvases and the encoders' copies count, as a rendition on request's do); ``only``: those
+    (name, format) pairs; ``og_box``: as :func:`ingest`."""
+    prepared = prepare(data, stored_limits(len(data), settings), working=variant_canvases, stored=True)
+    try:
+        return render(prepared, focal, only, og_box)
+    finally:
+        prepared.release()  # the frame and the budget: every rendition is encoded
 
 
 def stored_limits(size: int, settings: MediaSettings | None = None) -> Limits:

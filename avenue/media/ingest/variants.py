@@ -227,6 +227,28 @@ def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only 
             if (name, fmt) in renditions]
 
 
+def canvases(decoded: tuple[int, int], _shown: tuple[int, int]) -> int:
+    """The bytes :func:`render` holds beside the decoded frame until its last encode, for a
+    frame decoded at ``decoded`` (at least the frame's size; the picture's shown size does not
+    change it): what :func:`~avenue.media.ingest.images.prepare` reserves as ``working`` with
+    the decode, so a render of stored variants holds the decode budget through its resizes
+    and encodes, as an edit's canvases and a rendition's resize do.
+
+    At 4 bytes a pixel: the frame once more (its display-mode copy, the og crop's source), the
+    gallery four times (itself, the Pillow copies its WebP and fallback encoders are handed,
+    the WebP encoder's own buffers), the card and the thumb three times (themselves and their
+    two copies) and the og picture twice (itself and its copy). Measured: the eight variants
+    of a 32 MP JPEG (frame 1200x1601) peaked 53 MB above idle in a process of their own, of
+    which the decode's reservation covered 8."""
+    gallery = _fit_size(*decoded, *VARIANTS["gallery"][:2])
+    card = _fit_size(*gallery, *VARIANTS["card"][:2])
+    thumb = _fit_size(*card, *VARIANTS["thumb"][:2])
+    og_w, og_h = VARIANTS["og"][:2]
+    pixels = (decoded[0] * decoded[1] + 4 * gallery[0] * gallery[1] + 3 * card[0] * card[1]
+              + 3 * thumb[0] * thumb[1] + 2 * og_w * og_h)
+    return pixels * 4
+
+
 def fallback_of(prepared: PreparedImage) -> str:
     """The format every browser reads that ``prepared``'s variants are stored in beside WebP:
     PNG when the frame has transparency, else JPEG (what :func:`render` chooses)."""
