@@ -65,13 +65,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pymongo
+from bson import ObjectId
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))  # the app, and tests/support's launcher
 
 from avenue.embedded import EmbeddedServer  # noqa: E402
-from avenue.media.buckets import RENDITIONS  # noqa: E402
+from avenue.media.buckets import RENDITIONS, UPLOADS  # noqa: E402
 from avenue.server import abort  # noqa: E402
 from tests.support import tokens  # noqa: E402
 from tests.support.fixtures import encoded, noise_jpeg, png_chunk, scene  # noqa: E402
@@ -985,8 +986,62 @@ def tus_parking(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> l
     return [row]
 
 
+class WorkerRss:
+    """Each worker's RSS and their sum every 0.1 s, with when each peaked (seconds from the
+    start): what :class:`RssPeak` gives, and which worker held it when."""
+
+    def __init__(self, master: subprocess.Popen) -> None:
+        self.master = master
+        self.pids = sorted(worker_pids(master))
+        self.idle = {pid: rss_mb([pid]) for pid in self.pids}
+        self.peak = {pid: (mb, 0.0) for pid, mb in self.idle.items()}  # pid -> (MB, at)
+        self.total = (sum(self.idle.values()), 0.0)
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            at = time.monotonic() - self._started
+            sizes = {pid: rss_mb([pid]) for pid in worker_pids(self.master)}
+            for pid, mb in sizes.items():
+                if mb > self.peak.get(pid, (0.0, 0.0))[0]:
+                    self.peak[pid] = (mb, at)
+            if sum(sizes.values()) > self.total[0]:
+                self.total = (sum(sizes.values()), at)
+
+    @property
+    def idle_total(self) -> float:
+        return sum(self.idle.values())
+
+    def __enter__(self) -> WorkerRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def workers(self) -> str:
+        """Each worker's peak, its extra over its idle figure and when."""
+        return ", ".join(f"{mb:,.0f} MB (+{mb - self.idle.get(pid, 0.0):,.0f}) at {at:.1f} s"
+                         for pid, (mb, at) in sorted(self.peak.items()))
+
+
+def pending_variants(db, bucket: str, ids: list[str]) -> int:
+    """How many variants the images ``ids`` of ``bucket`` still list as pending (not stored)."""
+    count = 0
+    wanted = {"_id": {"$in": [ObjectId(i) for i in ids]}}
+    for doc in db[f"{bucket}.files"].find(wanted, {"metadata.variants": 1}):
+        for formats in ((doc.get("metadata") or {}).get("variants") or {}).values():
+            count += sum(1 for info in formats.values() if isinstance(info, dict) and info.get("pending"))
+    return count
+
+
 def edits(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
-    """One editor's 4 edits at once (rotate 90 and crop), each of a 39.9 MP upload of theirs."""
+    """One editor's 4 edits at once (rotate 90 and crop), each of a 39.9 MP upload of theirs;
+    the workers' RSS sampled until every variant the edits left for after their answers is
+    stored (the image lists none pending), not just until the answers."""
     headers = server.token("editor")
     say(f"{setup}: edits: uploading 4 {EDIT_SIDE[0]}x{EDIT_SIDE[1]} photos")
     images = [upload_photo(server, headers, photo_jpeg(EDIT_SIDE, 60 + n, "edit"), f"edit{n}.jpg")
@@ -997,6 +1052,9 @@ def edits(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[He
     body = json.dumps({"rotate": 90, "crop": {"x": 0.05, "y": 0.05, "width": 0.9, "height": 0.9}}).encode()
     answers: list[tuple[int, float]] = []
     lock = threading.Lock()
+    ids = [image["id"] for image in images]
+    if pending_variants(db, UPLOADS, ids):
+        raise BenchError("the uploads' variants are still pending before the edits")
 
     def edit(image: dict) -> None:
         status, _, took = call(server.port, "PUT", f"/api/uploads/{image['id']}/edits", body=body,
@@ -1005,19 +1063,31 @@ def edits(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[He
             answers.append((status, took))
 
     say(f"{setup}: 4 edits at once")
-    with RssPeak(server.process) as rss:
+    with WorkerRss(server.process) as rss:
+        started = time.monotonic()
         threads = [threading.Thread(target=edit, args=(image,), daemon=True) for image in images]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(timeout=320)
-    peak = rss.peak - rss.idle
+        answered = time.monotonic() - started
+        answered_peak = rss.total[0]
+        deadline = time.monotonic() + 300  # the variants after the answers: polled until stored
+        while (left := pending_variants(db, UPLOADS, ids)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        stored = time.monotonic() - started
+        time.sleep(1)  # a last sample or so after the last listing
+    peak = rss.total[0] - rss.idle_total
     row = HeavyRow("4 edits at once", setup, "one editor, 4 uploads of 39.9 MP, rotate 90 + crop",
-                   codes(collections.Counter(status for status, _ in answers)), "",
-                   f"+{peak:,.0f} MB (idle {rss.idle:,.0f}; target < {EDITS_TARGET_MB}: "
-                   f"{'met' if peak < EDITS_TARGET_MB else '**missed**'})",
-                   "answered in " + ", ".join(f"{took:.1f}" for took in sorted(t for _, t in answers)) + " s")
-    say(f"  {row.answers}; {row.rss}; {row.other}")
+                   codes(collections.Counter(status for status, _ in answers)),
+                   f"every variant stored after {stored:.1f} s" if not left
+                   else f"**{left} variants still pending** after {stored:.1f} s",
+                   f"+{peak:,.0f} MB at {rss.total[1]:.1f} s (idle {rss.idle_total:,.0f}; target < "
+                   f"{EDITS_TARGET_MB}: {'met' if peak < EDITS_TARGET_MB else '**missed**'}); until the "
+                   f"answers +{answered_peak - rss.idle_total:,.0f} MB; each worker's peak: {rss.workers()}",
+                   "answered in " + ", ".join(f"{took:.1f}" for took in sorted(t for _, t in answers))
+                   + f" s (all by {answered:.1f} s)")
+    say(f"  {row.answers}; {row.stored}; {row.rss}; {row.other}")
     return [row]
 
 
