@@ -234,6 +234,8 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "media_rendition_claims": (None, "one short-lived claim per rendition or pending variants being "
                                      "rendered; lapses 15 s after its last renewal (a stored "
                                      "rendition's is left to lapse), then TTL"),
+    "media_undrawable": (None, "one small document per rendition or image version whose SVG draw ran "
+                               "past the deadline, kept a day (TTL)"),
     "media_tus_uploads": (None, "one document per resumable upload until it expires (gc removes it)"),
     "media_upload_links": (None, "one small document per upload link, removed 30 days after it "
                                  "expires (TTL)"),

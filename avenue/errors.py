@@ -73,6 +73,13 @@ class ImageTooLarge(AvenueError):
     status, code = 413, "too_large"
 
 
+class SvgTooComplex(ImageTooLarge):
+    """An SVG whose raster draw ran past ``AVENUE_SVG_DRAW_SECONDS`` (avenue/media/ingest/svgdraw.py):
+    an upload is refused with it."""
+
+    code = "svg_too_complex"
+
+
 class UnsupportedImage(AvenueError):
     status, code = 415, "unsupported_type"
 
@@ -83,6 +90,13 @@ class UnprocessableContent(AvenueError):
 
 class CorruptImage(UnprocessableContent):
     code = "corrupt_image"
+
+
+class NotDrawable(UnprocessableContent):
+    """A rendition or variant of a stored SVG whose draw ran past ``AVENUE_SVG_DRAW_SECONDS``,
+    remembered so that it is not drawn again (avenue/media/store/undrawable.py)."""
+
+    code = "svg_too_complex"
 
 
 class RateLimited(AvenueError):

@@ -68,7 +68,8 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                    "taken here only: sanitised (docs/media.md, \"SVG logos\"), served under its own CSP, "
                    "its variants and renditions drawn as rasters; 415 svg_doctype for one whose DOCTYPE "
                    "declares entities, "
-                   "422 invalid_svg for one that is not well-formed, 413 svg_too_complex for a <use> bomb.",
+                   "422 invalid_svg for one that is not well-formed, 413 svg_too_complex for a <use> bomb "
+                   "or one whose draw runs past AVENUE_SVG_DRAW_SECONDS.",
                    {"201": answer(ref("Image"), "Stored."), "200": answer(ref("Image"), "Already there."),
                     **errors(409)},
                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",

@@ -102,6 +102,7 @@ def limits_from_config(config: Mapping[str, Any]) -> Limits:
         max_total_pixels=config["AVENUE_MAX_TOTAL_PIXELS"],
         decode_budget_bytes=config.get("AVENUE_DECODE_BUDGET_BYTES", Limits.decode_budget_bytes),
         decode_wait_seconds=config.get("AVENUE_DECODE_WAIT_SECONDS", Limits.decode_wait_seconds),
+        svg_draw_seconds=config.get("AVENUE_SVG_DRAW_SECONDS", Limits.svg_draw_seconds),
         disabled=disabled(config.get(DISABLED_SETTING)),
     )
 

@@ -24,6 +24,7 @@ DEFAULT_TRASH_DAYS = DEFAULTS["AVENUE_TRASH_DAYS"]
 DEFAULT_REDIRECT_DAYS = DEFAULTS["AVENUE_REPLACED_REDIRECT_DAYS"]
 DEFAULT_DECODE_BUDGET_BYTES = DEFAULTS["AVENUE_DECODE_BUDGET_BYTES"]
 DEFAULT_DECODE_WAIT_SECONDS = float(DEFAULTS["AVENUE_DECODE_WAIT_SECONDS"])
+DEFAULT_SVG_DRAW_SECONDS = float(DEFAULTS["AVENUE_SVG_DRAW_SECONDS"])
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class MediaSettings:
     redirect_days: float = DEFAULT_REDIRECT_DAYS
     decode_budget_bytes: int = DEFAULT_DECODE_BUDGET_BYTES
     decode_wait_seconds: float = DEFAULT_DECODE_WAIT_SECONDS
+    # How long one raster draw of an SVG may take (AVENUE_SVG_DRAW_SECONDS).
+    svg_draw_seconds: float = DEFAULT_SVG_DRAW_SECONDS
     disabled_formats: frozenset[str] = frozenset()
 
     @classmethod
@@ -49,6 +52,7 @@ class MediaSettings:
                                                       DEFAULT_DECODE_BUDGET_BYTES)),
                    decode_wait_seconds=float(config.get("AVENUE_DECODE_WAIT_SECONDS",
                                                         DEFAULT_DECODE_WAIT_SECONDS)),
+                   svg_draw_seconds=float(config.get("AVENUE_SVG_DRAW_SECONDS", DEFAULT_SVG_DRAW_SECONDS)),
                    disabled_formats=disabled(config.get(DISABLED_SETTING)))
 
 

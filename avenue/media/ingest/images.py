@@ -88,6 +88,9 @@ class Limits:
     # Whether an SVG is taken (sanitised, avenue/media/ingest/svg.py): the builder's library
     # only; everywhere else an SVG is a 415 that says so.
     vector: bool = False
+    # How long one raster draw of an SVG may take (AVENUE_SVG_DRAW_SECONDS): past it, 413
+    # svg_too_complex (avenue/media/ingest/svgdraw.py).
+    svg_draw_seconds: float = float(DEFAULTS["AVENUE_SVG_DRAW_SECONDS"])
     # Formats turned off (AVENUE_DISABLED_FORMATS, by name): refused by their leading bytes
     # before any decoder reads them, stored originals' renders too (docs/security.md).
     disabled: frozenset[str] = frozenset()
@@ -99,17 +102,20 @@ class Limits:
     @classmethod
     def for_stored(cls, size: int, decode_budget_bytes: int | None = None,
                    decode_wait_seconds: float | None = None,
-                   disabled: frozenset[str] = frozenset()) -> Limits:
+                   disabled: frozenset[str] = frozenset(), *,
+                   svg_draw_seconds: float | None = None) -> Limits:
         """The limits to decode an original already stored with: it passed the limits of its
         day, and limits lowered since must not block re-rendering it (a repair, a new crop).
         Its decoded pixels still count against the app's decode budget (given; the default's
         otherwise), the one its uploads share: renders are no exception to the process's bound.
+        ``svg_draw_seconds``: the app's deadline of an SVG's draw (the default's otherwise).
         A format turned off since (``disabled``) is refused all the same: its decoder is what
         the setting keeps from running, whoever's bytes it would read."""
         return cls(max_bytes=max(size, 1), max_pixels=10**10, max_frames=10**5, max_total_pixels=10**12,
                    vector=True, decode_budget_bytes=decode_budget_bytes or cls.decode_budget_bytes,
                    decode_wait_seconds=cls.decode_wait_seconds if decode_wait_seconds is None
-                   else decode_wait_seconds, disabled=disabled)
+                   else decode_wait_seconds, disabled=disabled,
+                   svg_draw_seconds=cls.svg_draw_seconds if svg_draw_seconds is None else svg_draw_seconds)
 
     def accepted_label(self) -> str:
         """The formats these limits take, as messages name them."""
@@ -488,7 +494,7 @@ def _prepare_svg(data: bytes, limits: Limits, decode_scale: DecodeScale | None,
     held = _hold(limits, needed[0] * needed[1] * 4 * 2, working, needed, (width, height))
     kept = False
     try:
-        frame = svg.rasterise(clean, intrinsic, needed)
+        frame = svg.rasterise(clean, intrinsic, needed, limits.svg_draw_seconds)
         kept = working is not None
     finally:
         if not kept:

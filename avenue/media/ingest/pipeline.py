@@ -125,7 +125,8 @@ def stored_limits(size: int, settings: MediaSettings | None = None) -> Limits:
     """:meth:`Limits.for_stored` within the decode budget of ``settings`` (the app's at hand)."""
     given = settings or current_settings()
     return Limits.for_stored(size, given.decode_budget_bytes, given.decode_wait_seconds,
-                             given.disabled_formats)
+                             given.disabled_formats,
+                             svg_draw_seconds=given.svg_draw_seconds)
 
 
 def thumb_pixels(renditions: list[Rendition]) -> Image.Image | None:

@@ -22,7 +22,9 @@ so what is stored is never what was uploaded. Three passes, each strict on its o
 The sanitised SVG is what is stored and served (avenue/media/serve/http.py adds its CSP).
 librsvg (through libvips) reads its intrinsic size and rasterises it, at the size a caller
 asks for and never above it, so a file that declares 100000x100000 is never drawn at that
-size. Pure: bytes in, bytes or pixels out; no database, no Flask.
+size; every draw runs in a helper process that is killed past a deadline
+(:mod:`avenue.media.ingest.svgdraw`: librsvg cannot be stopped otherwise).
+Pure: bytes in, bytes or pixels out; no database, no Flask.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from xml.sax.saxutils import escape, quoteattr
 import py_svg_hush
 from PIL import Image
 
-from avenue.errors import CorruptImage, ImageTooLarge, UnsupportedImage
-from avenue.media.ingest import vips
+from avenue.errors import CorruptImage, ImageTooLarge, SvgTooComplex, UnsupportedImage
+from avenue.media.ingest import svgdraw, vips
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -318,21 +320,22 @@ def shown_size(intrinsic: tuple[int, int], max_pixels: int) -> tuple[int, int]:
     return max(1, int(width * scale)), max(1, int(height * scale))
 
 
-def rasterise(data: bytes, intrinsic: tuple[int, int], size: tuple[int, int]) -> Image.Image:
+def rasterise(data: bytes, intrinsic: tuple[int, int], size: tuple[int, int],
+              seconds: float) -> Image.Image:
     """The sanitised SVG ``data`` drawn at ``size`` (its aspect ratio kept: the scale is the
-    width's), as RGBA pixels; only that many pixels are ever allocated."""
+    width's), as RGBA pixels; only that many pixels are ever allocated. Drawn in a helper
+    process within ``seconds`` (AVENUE_SVG_DRAW_SECONDS, :mod:`avenue.media.ingest.svgdraw`):
+    past it the draw is stopped and :class:`~avenue.errors.SvgTooComplex` raised (413
+    ``svg_too_complex``)."""
     scale = size[0] / intrinsic[0]
     try:
-        drawn = vips.Image.svgload_buffer(data, scale=scale, unlimited=False)
-        if drawn.interpretation != "srgb":
-            drawn = drawn.colourspace("srgb")
-        if not drawn.hasalpha():
-            drawn = drawn.bandjoin(255)
-        drawn = drawn.cast("uchar")
-        pixels = drawn.write_to_memory()
-    except vips.Error as exc:
+        width, height, pixels = svgdraw.draw(data, scale, seconds)
+    except svgdraw.DrawTimedOut as exc:
+        raise SvgTooComplex(f"This SVG takes longer than {seconds:g} s to draw at {size[0]}x{size[1]} px.",
+                            seconds=seconds) from exc
+    except svgdraw.DrawFailed as exc:
         raise _invalid("librsvg could not draw it") from exc
-    image = Image.frombytes("RGBA", (drawn.width, drawn.height), pixels)
+    image = Image.frombytes("RGBA", (width, height), pixels)
     if image.size != size:  # librsvg rounds each side on its own
         image = image.resize(size, Image.Resampling.LANCZOS)
     return image

@@ -577,7 +577,8 @@ def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], R
     def render(data: bytes) -> Rendered:
         # Stored bytes passed validation when they were uploaded: limits by their size.
         limits = Limits.for_stored(len(data), given.decode_budget_bytes, given.decode_wait_seconds,
-                                   given.disabled_formats)
+                                   given.disabled_formats,
+                                   svg_draw_seconds=given.svg_draw_seconds)
         with RenderSlot(state), timed_rendition(target.format):
             crop = target.doc.crops.get(target.spec.crop) if target.spec.crop else None
             return render_spec(data, limits, target.spec, target.format, FocalPoint(*target.doc.focal),

@@ -16,7 +16,7 @@ from avenue.media.buckets import BUILDER, RENDITIONS, STORED, TRASH
 from avenue.media.effects import facets, purge, uploads
 from avenue.media.effects.invalidation import DELETIONS, DELETIONS_TTL_SECONDS
 from avenue.media.records import Document
-from avenue.media.store import renditions, resumable
+from avenue.media.store import renditions, resumable, undrawable
 
 #: "Mostly close to a colour", newest first: the library's colour list hints it (library.page).
 COLOUR_INDEX = "colour_cells_newest"
@@ -127,5 +127,7 @@ def ensure_indexes(db: Database[Document]) -> None:
     create_missing(db[f"{RENDITIONS}.files"], renditions.indexes())
     # Their claims: a stored rendition's is left to lapse (renditions.py, step 4), then removed.
     create_missing(db[renditions.CLAIMS], renditions.claims_indexes())
+    # SVG draws that ran past the deadline, remembered for a day (undrawable.py).
+    create_missing(db[undrawable.COLLECTION], undrawable.indexes())
     # Resumable uploads (tus): their state and the bytes received so far.
     resumable.ensure_indexes(db)

@@ -79,6 +79,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from avenue.errors import SvgTooComplex
 from avenue.leases import Lease
 from avenue.media import effects, settings
 from avenue.media.effects import Changes
@@ -88,7 +89,7 @@ from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import Planned, Rendition
 from avenue.media.ingest.variants import recipe as variant_recipe
 from avenue.media.records import Document, variant_ids, variant_key
-from avenue.media.store import claims, storage
+from avenue.media.store import claims, storage, undrawable
 from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, WAIT_SECONDS
 
 log = logging.getLogger(__name__)
@@ -208,11 +209,18 @@ def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[
     finishes). None when the image does not exist (any more). The render holds ``slot`` (the
     app's render slot by default; :class:`~avenue.errors.ServerBusy` when none frees in time),
     taken under the claim, never while waiting for another's: no one waits for a claim while
-    holding a slot. Decoded within the decode budget of ``budget`` (the app's at hand)."""
+    holding a slot. Decoded within the decode budget of ``budget`` (the app's at hand). An
+    SVG whose variants' draw ran past the deadline (:class:`~avenue.errors.SvgTooComplex`) is
+    remembered and answered :class:`~avenue.errors.NotDrawable` from then on, without drawing
+    (:mod:`avenue.media.store.undrawable`)."""
     files = db[f"{bucket}.files"]
     doc = files.find_one({"_id": image_id})
     if not _waiting(doc, want):
         return doc
+    assert doc is not None
+    # An SVG whose variants' draw ran past the deadline before: answered at once, not drawn again.
+    if undrawable.drawn(doc["metadata"].get("format") or ""):
+        undrawable.check(db, _undrawable_key(bucket, doc))
     claim = Lease(db[CLAIMS], f"variants/{bucket}/{image_id}", uuid.uuid4().hex, claim_seconds)
 
     def look() -> tuple[bool, Document | None]:
@@ -225,6 +233,10 @@ def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[
 
     return claims.once(claim, look, work, wait=wait, thread_name="avenue-variants-claim",
                        busy="this image's variants are being rendered by another request: try again shortly")
+
+
+def _undrawable_key(bucket: str, doc: Document) -> str:
+    return undrawable.variants_key(bucket, doc["_id"], (doc.get("metadata") or {}).get("version") or "")
 
 
 def _waiting(doc: Document | None, want: tuple[str, str] | None) -> bool:
@@ -251,8 +263,12 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
     if wanted:
         focal = FocalPoint.from_metadata(meta.get("focal_point")) or CENTRE
         new_files = []
-        for rendition in pipeline.render_stored(_original_bytes(db, bucket, doc), focal, only=wanted,
-                                                settings=budget, og_box=og_box(meta)):
+        try:
+            drawn = pipeline.render_stored(_original_bytes(db, bucket, doc), focal, only=wanted,
+                                           settings=budget, og_box=og_box(meta))
+        except SvgTooComplex as error:
+            raise undrawable.remember(db, _undrawable_key(bucket, doc), error) from error
+        for rendition in drawn:
             new, entries[(rendition.name, rendition.format)] = variant_file(doc["_id"], rendition,
                                                                             version=version)
             new_files.append(new)

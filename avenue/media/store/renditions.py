@@ -90,6 +90,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.clock import now
+from avenue.errors import SvgTooComplex
 from avenue.leases import Lease
 from avenue.media import effects, formats
 from avenue.media.buckets import RENDITIONS
@@ -97,7 +98,7 @@ from avenue.media.effects import Changes, counters
 from avenue.media.effects.served import Delivered
 from avenue.media.formats import RENDITION_TYPES
 from avenue.media.records import Document, MediaDoc
-from avenue.media.store import claims, storage
+from avenue.media.store import claims, storage, undrawable
 
 log = logging.getLogger(__name__)
 
@@ -326,18 +327,25 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
            lost: Callable[[Any], None] | None = None) -> Obtained:
     """The rendition: found stored (or being stored by this process), or rendered from
     ``original``'s bytes by ``render`` under the claim (see the module doc), or stored
-    meanwhile by whoever held it. ``admit`` is called once it is not stored, before anything
-    else (it raises to refuse: the limit of unsigned cold renders). ``store``: runs the write
-    of what this call rendered later (after the answer), still under the claim; without it the
-    write is done before this returns. ``lost(file_id)``: called when that later write did not
-    store this call's file (another's was stored first, or it failed). :class:`~avenue.errors.ServerBusy`
-    when another worker's render took longer than ``wait``."""
+    meanwhile by whoever held it. A rendition of an SVG whose draw ran past the deadline
+    (:class:`~avenue.errors.SvgTooComplex`) is remembered and answered
+    :class:`~avenue.errors.NotDrawable` from then on, without drawing
+    (:mod:`avenue.media.store.undrawable`). ``admit`` is called once it is not stored and not
+    remembered so, before anything else (it raises to refuse: the limit of unsigned cold
+    renders). ``store``: runs the write of what this call rendered later (after the answer),
+    still under the claim; without it the write is done before this returns.
+    ``lost(file_id)``: called when that later write did not store this call's file (another's
+    was stored first, or it failed). :class:`~avenue.errors.ServerBusy` when another worker's
+    render took longer than ``wait``."""
     held = storing(wanted)
     if held is not None:
         return held
     found = find(db, wanted)
     if found is not None:
         return Obtained(found)
+    # A stored SVG drawn past the deadline before: answered at once, not drawn again.
+    if undrawable.drawn(original.format):
+        undrawable.check(db, wanted.claim_id())
     if admit is not None:
         admit()
     claim = Lease(db.get_collection(CLAIMS, write_concern=CLAIM_WRITES), wanted.claim_id(), uuid.uuid4().hex,
@@ -354,7 +362,13 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
         return stored is not None, Obtained(stored) if stored is not None else None
 
     def work(_: Obtained | None) -> Obtained | claims.Later[Obtained | None]:
-        new = _new_file(wanted, render(_source(db, wanted, original)), private=original.private)
+        if undrawable.drawn(original.format):  # a waiter after a leader's draw that timed out
+            undrawable.check(db, wanted.claim_id())
+        try:
+            rendered = render(_source(db, wanted, original))
+        except SvgTooComplex as error:
+            raise undrawable.remember(db, wanted.claim_id(), error) from error
+        new = _new_file(wanted, rendered, private=original.private)
         if store is None:
             stored = _put(db, wanted, new)
             claim.leave()  # stored: the claim lapses (step 4)

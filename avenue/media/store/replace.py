@@ -350,7 +350,8 @@ def _rerender(db: Database[Document], bucket: str, doc: dict[str, Any], *, focal
         raw = storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
     given = limits or Limits()
     ingested = _ingest(raw, Limits.for_stored(len(raw), given.decode_budget_bytes, given.decode_wait_seconds,
-                                              settings.disabled_formats), focal, crops)
+                                              settings.disabled_formats,
+                                              svg_draw_seconds=given.svg_draw_seconds), focal, crops)
     source_sha256 = meta.get("source_sha256", "")
     return _apply(db, bucket, doc, _Plan(
         ingested, version_of(source_sha256, ingested.focal, edits, crops), meta.get("key"), source_sha256,
@@ -377,7 +378,8 @@ def restore(db: Database[Document], bucket: str, doc: dict[str, Any], item: dict
     raw = data if edits is None else editing.apply(data, edits, pipeline.stored_limits(len(data), settings))
     given = limits or Limits()
     ingested = _ingest(raw, Limits.for_stored(len(raw), given.decode_budget_bytes, given.decode_wait_seconds,
-                                              settings.disabled_formats), focal, crops)
+                                              settings.disabled_formats,
+                                              svg_draw_seconds=given.svg_draw_seconds), focal, crops)
     source_sha256 = str(item.get("source_sha256") or "")
     scope = (doc["metadata"].get("key") or "").rpartition(":")[0]
     return _apply(db, bucket, doc, _Plan(

@@ -1,0 +1,154 @@
+"""The deadline on every raster draw of an SVG (avenue/media/ingest/svgdraw.py): past
+AVENUE_SVG_DRAW_SECONDS the draw's process is killed and its render slot freed, an upload is
+refused, and a stored SVG's rendition or variants are remembered as not drawable
+(avenue/media/store/undrawable.py), in the database: every worker, and a restarted one,
+answers them at once."""
+
+from __future__ import annotations
+
+import io
+import random
+import time
+
+import pytest
+from PIL import Image
+
+from avenue.media.ingest import svgdraw
+from avenue.media.store import pending, undrawable
+from tests.helpers import bucket_snapshot, image_bytes
+from tests.support.client import MEDIA
+
+
+def slow_svg(segments: int = 30) -> bytes:
+    """A 1 KB SVG that librsvg draws for about 10 s at 1600 px (2 s with 10 segments): a
+    wide, finely dashed stroke along a path of curves that cross each other. One element, no
+    filter, marker, pattern or ``<use>``: nothing a budget counted on the tree would refuse."""
+    chance = random.Random(1)
+    curves = " ".join(f"Q{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f} "
+                      f"{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f}" for _ in range(segments))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="1600" height="1280" viewBox="0 0 100 80">'
+            f'<path d="M0 0 {curves}" fill="none" stroke="#0a7" stroke-width="3" '
+            f'stroke-dasharray="0.05" stroke-linecap="round"/></svg>').encode()
+
+
+LOGO = (b'<svg xmlns="http://www.w3.org/2000/svg" width="1600" height="800" viewBox="0 0 120 60">'
+        b'<rect width="120" height="60" fill="#0a7"/><circle cx="60" cy="30" r="20" fill="#fff"/></svg>')
+
+
+def upload(client, headers, data: bytes, name: str, content_type: str):
+    form = {"file": (io.BytesIO(data), name, content_type)}
+    return client.post(MEDIA, data=form, headers=headers, content_type="multipart/form-data")
+
+
+@pytest.fixture
+def draws(monkeypatch):
+    """The draws that reach a helper process, counted (the real draw, through its real pool)."""
+    made: list[float] = []
+    real = svgdraw.draw
+
+    def counted(data: bytes, scale: float, seconds: float):
+        made.append(seconds)
+        return real(data, scale, seconds)
+
+    monkeypatch.setattr(svgdraw, "draw", counted)
+    return made
+
+
+def blank(data: bytes, scale: float, seconds: float) -> tuple[int, int, bytes]:
+    """A stand-in for the draw of :func:`slow_svg`: transparent pixels, at once."""
+    width, height = round(100 * scale), round(80 * scale)
+    return width, height, bytes(width * height * 4)
+
+
+@pytest.fixture
+def stored_before(app, client, editor, monkeypatch):
+    """The slow SVG stored as before the deadline existed (its upload's draws stood in for by
+    blank pixels): what its URLs draw from now on is the real, slow thing."""
+    with monkeypatch.context() as patched:
+        patched.setattr(svgdraw, "draw", blank)
+        response = upload(client, editor, slow_svg(), "slow.svg", "image/svg+xml")
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def base(media: dict) -> str:
+    return media["url"].rsplit(".", 1)[0]
+
+
+@pytest.fixture
+def app(app_factory):
+    """One render slot: a draw that kept it would starve every other render of the worker."""
+    return app_factory(AVENUE_RENDER_CONCURRENCY=1)
+
+
+def test_an_upload_whose_draw_runs_past_the_deadline_is_refused_and_nothing_stored(app, client, editor, db):
+    app.config.update(AVENUE_SVG_DRAW_SECONDS=1)
+    before = bucket_snapshot(db)
+    started = time.monotonic()
+    response = upload(client, editor, slow_svg(), "slow.svg", "image/svg+xml")
+    assert response.status_code == 413, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "svg_too_complex" and "1 s" in error["message"] and error["file"] == "slow.svg"
+    assert time.monotonic() - started < 8  # stopped, not drawn to its end (about 10 s)
+    assert bucket_snapshot(db) == before
+
+
+def test_a_rendition_past_the_deadline_frees_its_slot_and_is_answered_at_once_after(
+        app, client, editor, db, stored_before, draws):
+    app.config.update(AVENUE_SVG_DRAW_SECONDS=1)
+    photo = upload(client, editor, image_bytes("good/grayscale.jpg"), "p.jpg", "image/jpeg").get_json()
+    url = f"{base(stored_before)}/w_1280.webp"
+
+    first = client.get(url)
+    assert first.status_code == 422, first.get_data()
+    assert first.get_json()["error"]["code"] == "svg_too_complex" and len(draws) == 1
+    assert client.get(f"{base(photo)}/w_320.webp").status_code == 200  # the one slot is free again
+    assert db[undrawable.COLLECTION].count_documents({}) == 1
+
+    again = client.get(url)
+    assert again.status_code == 422 and again.get_json()["error"]["code"] == "svg_too_complex"
+    assert len(draws) == 1  # answered from the memory, not drawn again
+
+
+def test_a_restarted_worker_answers_the_remembered_failure_without_drawing(
+        app, app_factory, client, editor, db, stored_before, draws):
+    app.config.update(AVENUE_SVG_DRAW_SECONDS=1)
+    url = f"{base(stored_before)}/w_1280.webp"
+    assert client.get(url).status_code == 422 and len(draws) == 1
+    restarted = app_factory()  # a new worker on the same database, with the default deadline
+    answer = restarted.test_client().get(url)
+    assert answer.status_code == 422 and answer.get_json()["error"]["code"] == "svg_too_complex"
+    assert len(draws) == 1
+
+
+def test_pending_variants_past_the_deadline_are_remembered_too(app, client, editor, monkeypatch, draws):
+    with monkeypatch.context() as patched:  # stored, its variants left pending (a worker that died)
+        patched.setattr(svgdraw, "draw", blank)
+        patched.setattr(pending, "later", lambda job: False)
+        media = upload(client, editor, slow_svg(), "slow.svg", "image/svg+xml").get_json()
+    app.config.update(AVENUE_SVG_DRAW_SECONDS=1)
+    url = media["variant_urls"]["gallery"]["webp"]
+    first = client.get(url, headers={"Accept": "image/webp"})
+    assert first.status_code == 422 and first.get_json()["error"]["code"] == "svg_too_complex"
+    assert client.get(url, headers={"Accept": "image/webp"}).status_code == 422
+    assert len(draws) == 1
+
+
+def test_an_ordinary_logo_still_draws_within_the_default_deadline(client, editor, draws):
+    response = upload(client, editor, LOGO, "logo.svg", "image/svg+xml")
+    assert response.status_code == 201, response.get_json()
+    media = response.get_json()
+    answer = client.get(f"{base(media)}/w_1600.png")
+    assert answer.status_code == 200
+    with Image.open(io.BytesIO(answer.get_data())) as im:
+        assert im.size == (1600, 800) and im.convert("RGB").getpixel((800, 400)) == (255, 255, 255)
+    assert draws and all(seconds == 5 for seconds in draws)
+
+
+def test_a_draw_past_its_deadline_kills_its_helper_and_the_next_draw_gets_a_fresh_one():
+    started = time.monotonic()
+    with pytest.raises(svgdraw.DrawTimedOut):
+        svgdraw.draw(slow_svg(), 1.0, 0.5)
+    assert time.monotonic() - started < 5
+    width, height, pixels = svgdraw.draw(LOGO, 0.1, 5)
+    assert (width, height, len(pixels)) == (160, 80, 160 * 80 * 4)
