@@ -215,6 +215,18 @@ def test_variants_follow_accept_and_say_so(client, image):
     assert explicit.headers["Content-Type"] == "image/jpeg" and "Vary" not in explicit.headers
 
 
+@pytest.mark.parametrize(("accept", "expected"), [
+    ("image/webp;q=0,*/*", "image/jpeg"),  # issue 62: q=0 is never (it got WebP)
+    ("image/avif,image/webp;q=0.5,image/jpeg", "image/jpeg"),  # the higher q wins
+    ("image/webp;q=0.9,*/*;q=0.9", "image/webp"),  # a tie: our order, WebP first
+    ("IMAGE/WEBP", "image/webp"),
+])
+def test_a_variants_format_follows_the_accept_q_values(client, image, accept, expected):
+    answer = client.get(image["obj"]["variants"]["card"], headers={"Accept": accept})
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == expected
+    assert "Accept" in answer.headers["Vary"]
+
+
 @pytest.mark.parametrize("path", [
     "/media/products/not-an-id", "/media/products/0123456789abcdef01234567",
     "/media/nowhere/0123456789abcdef01234567", "/media/products/0123456789abcdef01234567/huge",

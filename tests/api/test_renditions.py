@@ -143,6 +143,11 @@ def test_cover_crops_to_the_box(app, client):
     ("image/webp,*/*", "image/webp"),
     ("*/*", "image/jpeg"),
     ("", "image/jpeg"),
+    # q-values (issue 62: "image/avif;q=0" got AVIF): q=0 is never, the higher q wins.
+    ("image/avif;q=0,image/webp,*/*", "image/webp"),
+    ("image/avif;q=0,image/webp;q=0,*/*", "image/jpeg"),
+    ("image/avif;q=0.5,image/webp,*/*;q=0.8", "image/webp"),
+    ("image/avif;q=0.5,image/jpeg", "image/jpeg"),
 ])
 def test_without_an_extension_the_format_follows_accept_and_says_so(app, client, accept, expected):
     doc = put(app)
@@ -513,6 +518,22 @@ def test_the_front_door_answers_a_warm_rendition_exactly_as_the_route_does(app, 
     by_route = _call(app.wsgi_app.wsgi_app, url, headers)
     assert by_front == by_route
     assert by_front[0] in ("200 OK", "304 NOT MODIFIED")
+
+
+def test_the_front_door_never_answers_a_format_the_accept_refuses(app, client):
+    """The AVIF rendition cached by a browser's request is not what the front door answers to
+    "image/avif;q=0": the format is chosen before the cache is asked (its key holds it)."""
+    doc = put(app)
+    url = path(doc, "w_320")
+    assert client.get(url, headers={"Accept": "image/avif,image/webp,*/*"}).data  # AVIF, now cached
+    refusing = {"Accept": "image/avif;q=0,image/webp,*/*"}
+    assert passed_to_route(app, url, refusing) == [url]  # no WebP cached yet: the route renders it
+    answer = client.get(url, headers=refusing)
+    assert answer.headers["Content-Type"] == "image/webp" and answer.headers["Vary"] == "Accept"
+    assert passed_to_route(app, url, refusing) == []  # now the front door answers it, as WebP
+    by_front = Client(FrontDoor(app, lambda environ, start_response: pytest.fail("passed on"))).get(
+        url, headers=refusing)
+    assert by_front.headers["Content-Type"] == "image/webp"
 
 
 @pytest.mark.parametrize("case", ["not rendered yet", "signed", "malformed", "private", "deleted"])

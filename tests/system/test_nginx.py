@@ -265,10 +265,12 @@ def test_public_media_is_cached_and_private_media_and_the_api_never_are(front):
         assert [a["X-Cache-Status"] for a in answers] == ["MISS", "HIT"]
         assert {a["Content-Type"] for a in answers} == {content_type}
 
-    # A rendition on request too, in three classes: AVIF reaches only a client that asks for it.
+    # A rendition on request too, in three classes: AVIF reaches only a client that asks for it;
+    # an Accept with q-values on image types is keyed whole (q=0 is never: issue 62).
     rendition = card.rsplit("/", 1)[0] + "/w_320"
     for accept, content_type in (("image/avif,image/webp,*/*", "image/avif"),
-                                 ("image/webp,*/*", "image/webp"), ("*/*", "image/jpeg")):
+                                 ("image/webp,*/*", "image/webp"), ("*/*", "image/jpeg"),
+                                 ("image/avif;q=0,image/webp,*/*", "image/webp")):
         answers = [front.request("GET", rendition, headers={"Accept": accept})[1] for _ in range(2)]
         assert [a["X-Cache-Status"] for a in answers] == ["MISS", "HIT"]
         assert {a["Content-Type"] for a in answers} == {content_type}
@@ -285,8 +287,8 @@ def test_public_media_is_cached_and_private_media_and_the_api_never_are(front):
         assert status == 200 and headers["Cache-Control"] == "no-store"
         assert "X-Cache-Status" not in headers
     cache = front.app.log_path.parent / "nginx" / "cache"
-    # the original, two card answers and three answers of the rendition
-    assert len([p for p in cache.rglob("*") if p.is_file()]) == 6
+    # the original, two card answers and four answers of the rendition
+    assert len([p for p in cache.rglob("*") if p.is_file()]) == 7
 
 
 @pytest.mark.slow

@@ -42,6 +42,12 @@ def test_options_and_presets_are_renditions_and_fixed_names_are_not(segment, exp
 @pytest.mark.parametrize("accept,png,expected", [
     ("image/avif,image/webp,*/*", False, "avif"), ("image/webp,*/*", False, "webp"),
     ("*/*", False, "jpeg"), ("*/*", True, "png"), ("", True, "png"),
+    # q-values (issue 62): q=0 is never, the higher q wins, a tie goes to our order.
+    ("image/avif;q=0,image/webp,*/*", False, "webp"), ("image/avif;q=0, image/webp;q=0, */*", False, "jpeg"),
+    ("image/avif;q=0", True, "png"), ("image/webp, image/avif;q=0.9", False, "webp"),
+    ("image/avif;q=0.8, image/png, */*;q=0.5", True, "png"),
+    ("image/avif;q=0.8, image/png, */*;q=0.5", False, "avif"),
+    ("Image/AVIF;Q=1, image/*", False, "avif"), ("image/webp;q=0.5, image/*;q=0.5", False, "webp"),
 ])
 def test_the_format_follows_accept_then_transparency(accept, png, expected):
     assert negotiate(accept, doc(png=png)) == expected
