@@ -66,6 +66,9 @@ TIMEOUT, TOO_LARGE, NOT_AN_IMAGE = "timeout", "too_large", "not_an_image"
 STATUSES = {BAD_URL: 400, HOST_NOT_ALLOWED: 422, FORBIDDEN_ADDRESS: 422, FETCH_FAILED: 422, HTTP_ERROR: 422,
             TOO_MANY_REDIRECTS: 422, TIMEOUT: 422, TOO_LARGE: 413, NOT_AN_IMAGE: 415}
 
+PUBLIC_ONLY = ("Images are imported from public addresses only, unless an admin trusts the network "
+               "with AVENUE_URL_IMPORT_ALLOW_NETWORKS.")
+
 CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
@@ -253,7 +256,10 @@ def parse_url(url: object, policy: Policy) -> Target:
         raise _refuse_url("The URL's host is not a valid name.")
     if policy.ports and port not in policy.ports:
         ports = ", ".join(str(number) for number in sorted(policy.ports))
-        raise _refuse_url(f"Port {port} is not fetched (only {ports}).")
+        # The refusal a supplier on another port meets first: it names the setting an admin
+        # changes to allow one, so the message is the fix, not a search through the docs.
+        raise _refuse_url(f"Port {port} is not fetched (only {ports}); an admin allows others with "
+                          "AVENUE_URL_IMPORT_PORTS.")
     if not policy.host_allowed(host):
         raise FetchRefused(HOST_NOT_ALLOWED, f"{host} is not among the hosts images may be imported from.")
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
@@ -306,12 +312,13 @@ def checked_addresses(target: Target, policy: Policy, deadline: Deadline) -> lis
         reason = forbidden(address, policy.networks)
         if reason is None:
             continue
+        # Both name the setting that trusts a network (a supplier on the shop's own network).
         if _numeric(target.host):  # the caller wrote the address: say which it is
-            raise FetchRefused(FORBIDDEN_ADDRESS, f"{target.host} is {text}: {reason}. Images are imported "
-                                                  "from public addresses only.", address=text)
+            raise FetchRefused(FORBIDDEN_ADDRESS, f"{target.host} is {text}: {reason}. {PUBLIC_ONLY}",
+                               address=text)
         # A name: the address it has on this network is not told (no oracle of internal names).
-        raise FetchRefused(FORBIDDEN_ADDRESS, f"{target.host} has a non-public address ({reason}). Images "
-                                              "are imported from public addresses only.")
+        raise FetchRefused(FORBIDDEN_ADDRESS, f"{target.host} has a non-public address ({reason}). "
+                                              f"{PUBLIC_ONLY}")
     return addresses
 
 

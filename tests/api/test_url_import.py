@@ -128,8 +128,12 @@ def test_loopback_is_refused_without_the_trusted_network_and_nothing_is_fetched_
     before = bucket_snapshot(db)
     error = refused(client.post(LIBRARY, json={"url": url}, headers=editor), 422, "forbidden_address")
     assert "loopback" in error["message"] and error["address"] == "127.0.0.1"
+    # The refusal names the setting an admin changes to trust a supplier on the local network.
+    assert "AVENUE_URL_IMPORT_ALLOW_NETWORKS" in error["message"]
     create_product(client, admin, "P-1")
-    refused(client.post(product_url("P-1"), json={"url": url}, headers=admin), 422, "forbidden_address")
+    error = refused(client.post(product_url("P-1"), json={"url": url.replace("127.0.0.1", "localhost")},
+                                headers=admin), 422, "forbidden_address")
+    assert "AVENUE_URL_IMPORT_ALLOW_NETWORKS" in error["message"] and "address" not in error
     assert server.requests == [] and bucket_snapshot(db) == before
 
 
@@ -237,6 +241,7 @@ def test_a_port_outside_the_allowed_ones_is_bad_url(app_factory, server):
     url = server.serve("/a.jpg", body=PHOTO, headers=JPEG)
     error = refused(client.post(LIBRARY, json={"url": url}, headers=editor), 400, "bad_url")
     assert f"Port {server.port}" in error["message"] and server.requests == []
+    assert "AVENUE_URL_IMPORT_PORTS" in error["message"]  # the setting that would allow it
 
 
 def test_a_host_off_the_allow_list_is_refused_even_by_redirect(app_factory, server):
