@@ -674,7 +674,7 @@ def attack_setup(setup: Setup, uri: str, procs: Procs, running: list[Gunicorn], 
 # Expensive requests (the hardening after fb4b483): each scenario on a server of its own
 # setup, on a database of its own, so the rate limits' counters and the stored files are its.
 
-HEAVY = ("rendition-flood", "tus-parking", "edits", "zip-flat")  # run in this order: zip-flat last
+HEAVY = ("rendition-flood", "tus-parking", "edits", "svg-logos", "zip-flat")  # in this order: zip-flat last
 LADDER = (160, 320, 480, 640, 800, 960, 1280, 1600, 1920, 2560)
 FLOOD_SIDE = (6930, 5200)  # 36 MP
 EDIT_SIDE = (7300, 5470)  # 39.9 MP, under AVENUE_MAX_PIXELS (40,000,000)
@@ -1091,6 +1091,130 @@ def edits(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[He
     return [row]
 
 
+# --- costly SVG logos (issue 62) ------------------------------------------------------------
+
+
+def _path(vertices: int, seed: int, size: float = 10.0) -> str:
+    chance = random.Random(seed)
+    points = " ".join(f"L{chance.uniform(0, size):.1f} {chance.uniform(0, size):.1f}"
+                      for _ in range(vertices))
+    return f"M0 0 {points}"
+
+
+def marker_logo(levels: int = 4, vertices: int = 40) -> bytes:
+    """Nested markers: each vertex of each level's path draws the next level's (the attack's
+    2.4 KB logo: 4 levels of a 40-vertex path, 16.4 s to upload on f505b75)."""
+    markers = ['<marker id="m0" markerWidth="4" markerHeight="4" viewBox="0 0 10 10">'
+               '<circle cx="5" cy="5" r="3" fill="#a30"/></marker>']
+    for level in range(1, levels):
+        markers.append(f'<marker id="m{level}" markerWidth="4" markerHeight="4" viewBox="0 0 10 10">'
+                       f'<path d="{_path(vertices, level)}" fill="none" stroke="#0a7" stroke-width="0.2" '
+                       f'marker-mid="url(#m{level - 1})"/></marker>')
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="400" height="400" viewBox="0 0 10 10">'
+            f'<defs>{"".join(markers)}</defs><path d="{_path(vertices, 99)}" fill="none" stroke="#000" '
+            f'stroke-width="0.05" marker-mid="url(#m{levels - 1})"/></svg>').encode()
+
+
+def blur_logo(blurs: int = 2000) -> bytes:
+    """2,000 chained feGaussianBlur (over 60 s at 400 px on f505b75)."""
+    chain = "".join(f'<feGaussianBlur stdDeviation="4" result="b{n}"/>' for n in range(blurs))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="400" height="400">'
+            f'<filter id="f">{chain}</filter><rect width="400" height="400" fill="#0a7" filter="url(#f)"/>'
+            '</svg>').encode()
+
+
+def morphology_logo() -> bytes:
+    """feMorphology of radius 200 (9.2 s at 1600 px on f505b75)."""
+    return (b'<svg xmlns="http://www.w3.org/2000/svg" width="1600" height="1600">'
+            b'<filter id="f"><feMorphology operator="dilate" radius="200"/></filter>'
+            b'<circle cx="800" cy="800" r="300" fill="#0a7" filter="url(#f)"/></svg>')
+
+
+def dashed_logo(segments: int = 30) -> bytes:
+    """One finely dashed stroke along crossing curves: nothing a budget counted on the tree
+    refuses, about 10 s to draw at 1600 px (tests/api/test_svg_draw_deadline.py's slow_svg)."""
+    chance = random.Random(1)
+    curves = " ".join(f"Q{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f} "
+                      f"{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f}" for _ in range(segments))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="1600" height="1280" viewBox="0 0 100 80">'
+            f'<path d="M0 0 {curves}" fill="none" stroke="#0a7" stroke-width="3" '
+            'stroke-dasharray="0.05" stroke-linecap="round"/></svg>').encode()
+
+
+def upload_svg(port: int, headers: dict[str, str], svg: bytes, name: str) -> tuple[int, dict, float]:
+    """POST the logo to the library: (status, JSON body, seconds)."""
+    from tests.support.client import multipart
+
+    body, content_type = multipart({}, "file", name, svg)
+    status, answer, took = call(port, "POST", "/api/builder/media", body=body, timeout=300,
+                                headers={**headers, "Content-Type": content_type})
+    try:
+        parsed = json.loads(answer) if answer else {}
+    except ValueError:
+        parsed = {}
+    return status, parsed, took
+
+
+def svg_logos(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
+    """The costly logos uploaded (refused by the sanitiser's budget, or stored, and how long
+    that took), then the render slots under a costly logo's renditions: one stored as it was
+    before the budget and the deadline (through a second server on the same database whose
+    deadline is 10 minutes, so it stores what the first would refuse), its ladder asked for
+    by 4 connections while an editor asks for cold renditions of an ordinary 3 MP photo, one
+    at a time: their latency and answers beside the logo's."""
+    editor = server.token("editor")
+    rows = []
+    for name, svg in (("markers, 4 levels of 40 vertices", marker_logo()),
+                      ("2,000 chained blurs", blur_logo()),
+                      ("feMorphology radius 200 at 1600 px", morphology_logo())):
+        say(f"{setup}: svg logos: uploading {name} ({len(svg):,} bytes)")
+        status, answer, took = upload_svg(server.port, editor, svg, "logo.svg")
+        code = (answer.get("error") or {}).get("code", "")
+        rows.append(HeavyRow("costly SVG logos", setup, f"upload: {name} ({len(svg):,} bytes)",
+                             f"{status} {code}".strip(), other=f"answered in {took:.1f} s"))
+        say(f"  {rows[-1].answers} in {took:.1f} s")
+    # A costly logo stored as before the budget: through a server that waits 10 minutes a draw.
+    patient = Gunicorn(server.mongo_uri, server.db_name, WORK / f"svg-patient-{uuid.uuid4().hex[:6]}.log",
+                       workers=1, extra_env={"AVENUE_SVG_DRAW_SECONDS": "600"},
+                       root=server.root).start(90)
+    try:
+        status, logo, took = upload_svg(patient.port, editor, dashed_logo(), "dashed.svg")
+    finally:
+        patient.stop()
+    if status not in (200, 201):
+        raise BenchError(f"the dashed logo was not stored even with a 10-minute deadline: {status} {logo}")
+    say(f"{setup}: svg logos: the dashed logo stored in {took:.1f} s; its ladder asked for by 4 connections")
+    photos = [upload_photo(server, editor, photo_jpeg((2000, 1500), 71 + n, "cold"), f"cold{n}.jpg")
+              for n in range(4)]
+    # Each a cold render of its own: 4 photos x the ladder x 3 formats (120 distinct, unsigned).
+    colds = iter([f"{base_path(photo)}/w_{width}.{fmt}" for fmt in ("webp", "avif", "jpg")
+                  for width in LADDER for photo in photos])
+    logo_ladder = itertools.cycle([f"{base_path(logo)}/w_{width}.{fmt}" for width in LADDER
+                                   for fmt in ("webp", "avif")])
+    flood = Flood(server.port, lambda: next(logo_ladder), 4).start()
+    cold: list[tuple[int, float]] = []
+    try:
+        time.sleep(2)  # the logo's draws take the slots first
+        deadline = time.monotonic() + seconds
+        for path in colds:
+            if time.monotonic() > deadline:
+                break
+            status, _, took = call(server.port, "GET", path, timeout=60)
+            cold.append((status, took))
+    finally:
+        flood.stop()
+    took = sorted(t for _, t in cold)
+    rows.append(HeavyRow("costly SVG logos", setup,
+                         "a stored costly logo's 20 ladder renditions asked for by 4 connections, "
+                         f"{seconds:g} s; cold renditions of 3 MP photos meanwhile, one at a time",
+                         f"logo: {codes(flood.statuses)}",
+                         other=f"photos' cold renditions: {codes(collections.Counter(s for s, _ in cold))}; "
+                               f"median {took[len(took) // 2]:.2f} s, max {took[-1]:.2f} s "
+                               f"({len(took)} asked)"))
+    say(f"  {rows[-1].answers}; {rows[-1].other}")
+    return rows
+
+
 def _adler32_combine(first: int, second: int, second_length: int) -> int:
     """zlib's adler32_combine: the Adler-32 of A+B from those of A and B and B's length."""
     base = 65521
@@ -1182,7 +1306,7 @@ def zip_flat(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list
 
 
 SCENARIOS = {"rendition-flood": rendition_flood, "tus-parking": tus_parking, "edits": edits,
-             "zip-flat": zip_flat}
+             "svg-logos": svg_logos, "zip-flat": zip_flat}
 
 
 def heavy_setup(setup: Setup, uri: str, running: list[Gunicorn], names: list[str], seconds: float,
@@ -1231,7 +1355,8 @@ def render_heavy(rows: list[HeavyRow], seconds: float) -> list[str]:
     return lines + [""]
 
 
-HEAVY_ORDER = {"rendition flood": 0, "tus parking": 1, "zip of flat pixels": 2, "4 edits at once": 3}
+HEAVY_ORDER = {"rendition flood": 0, "tus parking": 1, "zip of flat pixels": 2, "4 edits at once": 3,
+               "costly SVG logos": 4}
 
 
 def render(rows: list[Row], ratios: dict, *, args: argparse.Namespace, started: str,
@@ -1369,7 +1494,8 @@ def main() -> int:
     limit = int(600 + setups_count * 5 * (args.seconds + 45) + 4 * args.wrk_seconds)
     limit += (1 + bool(args.before)) * (bool(heavy_names) * 120 + ("rendition-flood" in heavy_names) * 4 * (
         args.seconds + 90) + ("tus-parking" in heavy_names) * (args.seconds + 120)
-        + ("edits" in heavy_names) * 400 + ("zip-flat" in heavy_names) * (ZIP_CLIENT_SECONDS + 120))
+        + ("edits" in heavy_names) * 400 + ("zip-flat" in heavy_names) * (ZIP_CLIENT_SECONDS + 120)
+        + ("svg-logos" in heavy_names) * (args.seconds + 900))
 
     stop_after(int(limit))
 
