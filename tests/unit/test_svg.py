@@ -139,3 +139,100 @@ def test_shown_size_keeps_the_aspect_ratio_within_the_pixel_limit():
 def test_a_doctype_that_only_names_a_dtd_is_dropped_and_never_read(doctype):
     cleaned = svg.sanitise(b'<?xml version="1.0"?>\n' + doctype + b"\n" + LOGO)
     assert b"DOCTYPE" not in cleaned and b"passwd" not in cleaned and b'fill="#123456"' in cleaned
+
+
+def nested_markers(levels: int = 4, vertices: int = 40) -> bytes:
+    """A 2 KB logo whose every vertex of each level's polyline draws the level below."""
+    points = " ".join(f"{n % 7} {n // 7}" for n in range(vertices))
+    markers = "".join(f'<marker id="m{n}"><polyline points="{points}" marker-start="url(#m{n - 1})" '
+                      f'marker-mid="url(#m{n - 1})" marker-end="url(#m{n - 1})"/></marker>'
+                      for n in range(1, levels))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><defs>'
+            f'<marker id="m0"><rect width="1" height="1"/></marker>{markers}</defs>'
+            f'<polyline points="{points}" marker-mid="url(#m{levels - 1})"/></svg>').encode()
+
+
+def filtered(primitives: str, view_box: str = "0 0 100 100") -> bytes:
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="{view_box}">'
+            f'<filter id="f">{primitives}</filter>'
+            '<rect width="100" height="100" filter="url(#f)"/></svg>').encode()
+
+
+def nested_patterns(levels: int) -> bytes:
+    tile = 'width="10" height="10" patternUnits="userSpaceOnUse"'
+    patterns = "".join(f'<pattern id="p{n}" {tile}><rect width="5" height="5" fill="url(#p{n - 1})"/>'
+                       "</pattern>" for n in range(1, levels))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><defs>'
+            f'<pattern id="p0" {tile}><rect width=".5" height=".5"/></pattern>{patterns}</defs>'
+            f'<rect width="100" height="100" fill="url(#p{levels - 1})"/></svg>').encode()
+
+
+def percent_use_bomb(levels: int = 6, fan_out: int = 10) -> bytes:
+    """``fan_out ** levels`` rectangles in a browser, which decodes ``#%61N`` to ``#aN``."""
+    groups = "".join(f'<g id="a{n}">' + f'<use href="#%61{n - 1}"/>' * fan_out + "</g>"
+                     for n in range(1, levels + 1))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg"><defs><rect id="a0" width="1" height="1"/>{groups}'
+            f'</defs><use href="#a{levels}"/></svg>').encode()
+
+
+@pytest.mark.parametrize(("data", "counted"), [
+    (nested_markers(), "marker draws: 3,113,542 (at most 2,000)"),
+    (filtered('<feGaussianBlur stdDeviation="1"/>' * 2000),
+     "filter passes over the canvas: 2,000 (at most 8)"),
+    (filtered('<feMorphology radius="200"/>', "0 0 1600 1600"), "filter passes over the canvas: 20,101"),
+    (filtered('<feConvolveMatrix order="30" kernelMatrix="1"/>'), "filter passes over the canvas: 113"),
+    (nested_patterns(4), "patterns nested: 4 (at most 2)"),
+    (percent_use_bomb(), "elements drawn (through <use>, markers and patterns): 4,691,351"),
+    # markers put on by a group or a style sheet are counted as much as an attribute's
+    (nested_markers().rpartition(b"<polyline")[0]
+     + b'<g style="marker:url(#m3)"><polyline points="0 0 1 0 2 0 3 0 4 0 5 0 6 0"/></g></svg>',
+     "marker draws"),
+    (nested_markers().replace(b'marker-mid="url(#m3)"', b'class="c"').replace(
+        b"</defs>", b"</defs><style>.c{marker-mid:url(#m3)}</style>"), "marker draws"),
+])
+def test_what_costs_too_much_to_draw_is_refused_by_the_sanitiser_s_count_naming_it(monkeypatch, data,
+                                                                                    counted):
+    def must_not_draw(*args, **kwargs):
+        pytest.fail("librsvg was asked to read or draw it")
+
+    monkeypatch.setattr(svg, "intrinsic_size", must_not_draw)
+    monkeypatch.setattr(svg, "rasterise", must_not_draw)
+    with pytest.raises(ImageTooLarge) as refused:
+        prepare(data, Limits().with_vector())
+    assert refused.value.code == "svg_too_complex" and refused.value.status == 413
+    assert counted in refused.value.message, refused.value.message
+
+
+@pytest.mark.parametrize("inner", [
+    '<marker id="a" markerWidth="4" markerHeight="4"><circle cx="2" cy="2" r="2"/></marker>'
+    '<path d="M2 2 L20 10 L40 4 L46 20" stroke="#123456" marker-mid="url(#a)" marker-end="url(#a)"/>',
+    '<filter id="s"><feFlood flood-color="#000"/><feComposite in2="SourceAlpha" operator="in"/>'
+    '<feGaussianBlur stdDeviation="1"/><feOffset dx="1" dy="1" result="o"/>'
+    '<feMerge><feMergeNode in="o"/><feMergeNode in="SourceGraphic"/></feMerge></filter>'
+    '<circle cx="24" cy="12" r="6" fill="#123456" filter="url(#s)"/>',
+    '<pattern id="q" width="4" height="4" patternUnits="userSpaceOnUse"><rect width="2" height="2" '
+    'fill="#123456"/></pattern><pattern id="p" width="8" height="8" patternUnits="userSpaceOnUse">'
+    '<rect width="8" height="8" fill="url(#q)"/></pattern><rect width="48" height="24" fill="url(#p)"/>',
+])
+def test_a_logo_with_a_marker_a_shadow_or_a_pattern_is_kept_and_drawn(inner):
+    prepared = prepare(LOGO.replace(b"</svg>", inner.encode() + b"</svg>"), Limits().with_vector())
+    assert inner.split(" ", 1)[0].encode() in prepared.data
+    assert prepared.pixels.getpixel((24, 20))[:3] == (0x12, 0x34, 0x56)
+
+
+@pytest.mark.parametrize(("written", "stored"), [
+    ('<use href="#%61"/>', b'<use href="#a"/>'),
+    ('<use xlink:href=" #a\t"/>', b'<use href="#a"/>'),  # (svg-hush writes xlink:href as href)
+    ('<use href="# a"/>', b"<use/>"),  # svg-hush drops this one before our pass
+    ('<use href="#&#x61;"/>', b'<use href="#a"/>'),  # the parser decodes entities
+    ('<rect fill="url( \'#%61\' )" style="stroke:url(#%61)"/>',
+     b'<rect fill="url(#a)" style="stroke:url(#a)"/>'),
+    ('<style>rect{fill:url("#%61")}</style>', b"<style>rect{fill:url(#a)}</style>"),
+    ('<use href="#%2561"/>', b"<use/>"),  # decodes to "%61": no element can be named so
+    ('<use href="#a%20b"/>', b"<use/>"),
+    ('<rect fill="url(#%FF)"/>', b"<rect/>"),
+])
+def test_a_reference_is_stored_as_a_plain_name_or_dropped(written, stored):
+    logo = LOGO.replace(b"<svg ", b'<svg xmlns:xlink="http://www.w3.org/1999/xlink" ')
+    cleaned = svg.sanitise(logo.replace(b"</svg>", f'<rect id="a"/>{written}</svg>'.encode()))
+    assert stored in cleaned, cleaned

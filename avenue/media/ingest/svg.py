@@ -15,9 +15,11 @@ so what is stored is never what was uploaded. Three passes, each strict on its o
    link or a handler, no attribute with a ``javascript:``, ``vbscript:`` or ``data:`` URL,
    no reference that does not start with ``#`` (``href``, ``xlink:href``, ``src``, CSS
    ``url()`` in an attribute, ``style`` or ``<style>``; ``@import`` and legacy CSS code
-   hooks refused), and a cap on what ``<use>`` instantiates (nested ``<use>`` bombs). The
-   tree is then written out by :func:`_serialise` with nothing but elements, attributes and
-   text (no comments, processing instructions or doctype).
+   hooks refused), every reference written as ``#`` and a plain XML name (:func:`_reference`),
+   and a budget for what drawing it costs (avenue/media/ingest/svg_cost.py: ``<use>`` bombs,
+   nested markers, filters, nested patterns). The tree is then written out by
+   :func:`_serialise` with nothing but elements, attributes and text (no comments, processing
+   instructions or doctype).
 
 The sanitised SVG is what is stored and served (avenue/media/serve/http.py adds its CSP).
 librsvg (through libvips) reads its intrinsic size and rasterises it, at the size a caller
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 from xml.parsers import expat
 from xml.sax.saxutils import escape, quoteattr
 
@@ -38,15 +41,12 @@ import py_svg_hush
 from PIL import Image
 
 from avenue.errors import CorruptImage, ImageTooLarge, SvgTooComplex, UnsupportedImage
-from avenue.media.ingest import svgdraw, vips
+from avenue.media.ingest import svg_cost, svgdraw, vips
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 XML_NS = "http://www.w3.org/XML/1998/namespace"
 
-#: What ``<use>`` may instantiate in all (each element counted once per copy): a logo has a
-#: few hundred; a nested ``<use>`` bomb has billions.
-MAX_INSTANCES = 20_000
 #: How deep elements may nest (expat and our recursion stay far from Python's limit).
 MAX_DEPTH = 200
 #: How far into a file the sniffer looks for the ``<svg`` root (past an editor's comments).
@@ -68,6 +68,8 @@ _URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)", re.IGNORECASE | re.DOTALL)
 _CSS_HOOKS = re.compile(r"@import|@font-face|image-set|expression\s*\(|behavior\s*:|-moz-binding|\\",
                         re.IGNORECASE)
 _SPACE = re.compile(r"[\x00-\x20\x7f]+")
+# A plain XML name without a colon (an NCName, near enough): what a reference may name.
+_NAME = re.compile(r"[^\W\d][\w.\-\u00b7]*")
 _SNIFF = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?svg[\s/>]")
 
 
@@ -163,6 +165,33 @@ def _reference_ok(value: str) -> bool:
     return _SPACE.sub("", value).startswith("#")
 
 
+def _reference(value: str) -> str | None:
+    """The reference ``value`` (``#id``) written the one way every reader takes it: ``#`` and a
+    plain XML name, whitespace removed and percent-escapes decoded; None when it names no
+    element (dropped). Rewritten rather than refused, so a file an editor escaped still draws;
+    and so the budget (svg_cost.py) counts what a browser builds: Chromium decodes ``#%61N`` to
+    ``aN`` where librsvg and a literal counter find no such id. ``#`` alone (a link to the top)
+    stays. Entities (``&#x61;``) are already decoded by the parser."""
+    squeezed = _SPACE.sub("", value)
+    if not squeezed.startswith("#"):
+        return None
+    try:
+        name = unquote(squeezed[1:], errors="strict")
+    except UnicodeDecodeError:
+        return None
+    return f"#{name}" if not name or _NAME.fullmatch(name) else None
+
+
+def _references_rewritten(value: str) -> str | None:
+    """``value`` (an attribute or CSS text) with every ``url()`` written ``url(#name)``, or None
+    when one names no element of this document."""
+    targets = [_reference(target) for _, target in _URL.findall(value)]
+    if any(target is None or target == "#" for target in targets):
+        return None
+    rewritten = iter(targets)
+    return _URL.sub(lambda _: f"url({next(rewritten)})", value)
+
+
 def _value_ok(value: str) -> bool:
     """An attribute value (or CSS text) that names no active URL, nothing outside the document
     and no CSS hook."""
@@ -181,9 +210,10 @@ def _clean(node: _Node) -> None:
             continue
         if name.lower().startswith("on") or not _value_ok(value):
             continue
-        if name in _LINKS and not _reference_ok(value):
+        rewritten = _reference(value) if name in _LINKS else _references_rewritten(value)
+        if rewritten is None:
             continue
-        kept[(ns, name)] = value
+        kept[(ns, name)] = rewritten
     node.attrs = kept
     children: list[_Node | str] = []
     for child in node.children:
@@ -193,8 +223,10 @@ def _clean(node: _Node) -> None:
             _clean(child)
             children.append(child)
     node.children = children
-    if node.name == "style" and not _value_ok("".join(c for c in children if isinstance(c, str))):
-        node.children = []
+    if node.name == "style":
+        sheet = "".join(c for c in children if isinstance(c, str))
+        rewritten = _references_rewritten(sheet) if _value_ok(sheet) else None
+        node.children = [rewritten] if rewritten else []
 
 
 def _keeps(node: _Node) -> bool:
@@ -205,44 +237,6 @@ def _keeps(node: _Node) -> bool:
         target = node.attrs.get(("", "attributeName"), "").strip().rpartition(":")[2].lower()
         return bool(target) and target not in _LINKS and not target.startswith("on")
     return True
-
-
-def _check_instances(root: _Node) -> None:
-    """Refuse an SVG whose ``<use>`` elements instantiate more than :data:`MAX_INSTANCES`
-    elements in all, or one another in a cycle (librsvg would spend minutes drawing it)."""
-    ids: dict[str, _Node] = {}
-
-    def collect(node: _Node) -> None:
-        ids.setdefault(node.attrs.get(("", "id"), ""), node)
-        for child in node.children:
-            if isinstance(child, _Node):
-                collect(child)
-
-    collect(root)
-    sizes: dict[int, int] = {}
-    open_: set[int] = set()
-
-    def size(node: _Node) -> int:
-        key = id(node)
-        if key in sizes:
-            return sizes[key]
-        if key in open_:
-            raise ImageTooLarge("This SVG's <use> elements refer to one another in a cycle.",
-                                code="svg_too_complex")
-        open_.add(key)
-        total = 1 + sum(size(child) for child in node.children if isinstance(child, _Node))
-        if node.name == "use":
-            href = node.attrs.get(("", "href")) or node.attrs.get((XLINK_NS, "href")) or ""
-            target = ids.get(href.strip()[1:]) if href.strip().startswith("#") else None
-            total += size(target) if target is not None else 0
-        open_.discard(key)
-        if total > MAX_INSTANCES:
-            raise ImageTooLarge(f"This SVG draws more than {MAX_INSTANCES} elements (through <use>).",
-                                code="svg_too_complex")
-        sizes[key] = total
-        return total
-
-    size(root)
 
 
 def _qualified(ns: str, name: str) -> str:
@@ -283,8 +277,7 @@ def sanitise(data: bytes) -> bytes:
     """The SVG to store for the upload ``data``: parsed strictly, filtered by svg-hush, then
     by our own pass, written out anew (module docstring). 422 ``invalid_svg`` for a file that
     is not a well-formed UTF-8 SVG document, 415 ``svg_doctype`` for one whose DOCTYPE declares
-    anything, 413
-    ``svg_too_complex`` for a ``<use>`` bomb."""
+    anything, 413 ``svg_too_complex`` for one that costs too much to draw (:func:`svg_cost.check`)."""
     _parse(data)  # the upload itself, before any other parser sees it
     try:
         hushed = py_svg_hush.filter_svg(data)
@@ -292,7 +285,7 @@ def sanitise(data: bytes) -> bytes:
         raise _invalid(str(exc)) from exc
     root = _parse(hushed)
     _clean(root)
-    _check_instances(root)
+    svg_cost.check(root)
     return _serialise(root)
 
 
