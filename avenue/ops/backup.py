@@ -4,11 +4,12 @@ Layout (a stream: each file's bytes go from its chunks straight into the tar, an
 writes them back chunk by chunk, so memory stays constant whatever the sizes):
 
 - ``manifest.json``: format, version, created_at, database, buckets, collections, expected counts;
-- per stored file, ``files/<bucket>/<id>.bin`` (its bytes; PAX headers carry the id and chunk
-  size) followed by ``files/<bucket>/<id>.json`` (its files document as canonical extended
-  JSON, so ids, dates and number types survive, and the sha256 of exactly the bytes
-  written). Coming after the bytes, the entry can carry their hash without a second read;
-  restore writes the chunks first and the files document last, as uploads do;
+- per stored file, ``files/<bucket>/<id>.bin`` (its bytes; its PAX ``comment`` carries its
+  bucket, id and chunk size as JSON) followed by ``files/<bucket>/<id>.json`` (its files
+  document as canonical extended JSON, so ids, dates and number types survive, and the
+  sha256 of exactly the bytes written). Coming after the bytes, the entry can carry their
+  hash without a second read; restore writes the chunks first and the files document last,
+  as uploads do;
 - ``collections/<name>.jsonl`` for every collection the owners of referring documents keep
   (``shop_products``, ``page_content``: each owner names its own, avenue/media/references.py),
   then ``legacy_paths`` and ``users`` (extended JSON, one document a line);
@@ -53,7 +54,14 @@ from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.storage import CHUNK_SIZE, delete_file, read_range
 
 FORMAT = "avenue-backup"
-VERSION = 1
+# 2: a file's bucket, id and chunk size in its PAX header's ``comment`` (JSON). Version 1 put
+# them under keywords of their own (``avenue.bucket``...), which stock GNU tar warns about once
+# a file ("Ignoring unknown extended header keyword"): ``tar tf`` of a backup printed hundreds
+# of lines. POSIX says a reader ignores ``comment``, and GNU tar and bsdtar do so quietly.
+# Restore reads both; an earlier release refuses a version 2 archive by its version.
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+HEAD = "avenue"  # the key of a file's facts in its comment: {"avenue": {"bucket", "id", "chunk_size"}}
 # After the owners' collections (see collections()): the import's records and the accounts.
 OWN_COLLECTIONS = (database.LEGACY_PATHS, database.USERS)
 SECRET_USER_FIELDS = ("password_hash",)
@@ -231,8 +239,8 @@ def _backup_file(db: Database[Document], tar: tarfile.TarFile, bucket: str, doc:
     info = tarfile.TarInfo(name + ".bin")
     info.size = own_length(doc)
     info.mtime = int(doc["uploadDate"].timestamp()) if isinstance(doc.get("uploadDate"), dt.datetime) else 0
-    info.pax_headers = {"avenue.bucket": bucket, "avenue.id": _dumps(doc["_id"]),
-                        "avenue.chunk_size": str(doc.get("chunkSize") or CHUNK_SIZE)}
+    info.pax_headers = {"comment": json.dumps({HEAD: {
+        "bucket": bucket, "id": _dumps(doc["_id"]), "chunk_size": int(doc.get("chunkSize") or CHUNK_SIZE)}})}
     raw = _ChunkReader(db, bucket, doc)
     with io.BufferedReader(raw, buffer_size=CHUNK_SIZE) as stream:
         tar.addfile(info, stream)
@@ -367,18 +375,13 @@ class _Restorer:
 
     def _manifest(self, data: bytes) -> None:
         manifest = json.loads(data)
-        if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+        if manifest.get("format") != FORMAT or manifest.get("version") not in READABLE_VERSIONS:
             raise ArchiveError(f"Unknown archive format {manifest.get('format')!r} "
                                f"version {manifest.get('version')!r}.")
         self.expected_files = sum(manifest.get("expected", {}).get("files", {}).values())
 
     def _write_chunks(self, member: tarfile.TarInfo, stream: IO[bytes]) -> None:
-        headers = member.pax_headers
-        bucket = headers.get("avenue.bucket")
-        if bucket not in STORED:
-            raise ArchiveError(f"{member.name}: unknown bucket {bucket!r}.")
-        file_id = _loads(headers["avenue.id"])
-        chunk_size = int(headers["avenue.chunk_size"])
+        bucket, file_id, chunk_size = _file_head(member)
         chunks_id = file_id
         if scan.has_file(self.db, bucket, file_id):
             chunks_id = ObjectId()  # --force: keep the existing file until this one is verified
@@ -490,6 +493,24 @@ class _Restorer:
                 self.report.failures.append({
                     "bucket": bucket, "error": f"the archive holds {self.entries.get(bucket, 0)} of the "
                                                f"{count} files its counts list"})
+
+
+def _file_head(member: tarfile.TarInfo) -> tuple[str, Any, int]:
+    """A file entry's bucket, id and chunk size: from its PAX ``comment`` (version 2), else
+    from the ``avenue.*`` keywords a version 1 archive wrote."""
+    headers = member.pax_headers
+    try:
+        if "comment" in headers:
+            head = json.loads(headers["comment"])[HEAD]
+            bucket, file_id, chunk_size = head["bucket"], head["id"], head["chunk_size"]
+        else:
+            bucket = headers.get("avenue.bucket")
+            file_id, chunk_size = headers["avenue.id"], headers["avenue.chunk_size"]
+        if bucket not in STORED:
+            raise ArchiveError(f"{member.name}: unknown bucket {bucket!r}.")
+        return bucket, _loads(file_id), int(chunk_size)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ArchiveError(f"{member.name}: its bucket, id or chunk size is missing ({error}).") from None
 
 
 def restore(db: Database[Document], source: BinaryIO, *, force: bool = False,

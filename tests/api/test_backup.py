@@ -6,6 +6,8 @@ import hashlib
 import io
 import json
 import os
+import shutil
+import subprocess
 import tarfile
 import tracemalloc
 
@@ -202,6 +204,52 @@ def test_it_refuses_an_archive_whose_manifest_is_not_a_file(db, target, runner, 
         tar.addfile(info)
     result = invoke(target, "restore", str(bogus))
     assert result.exit_code == 1 and said in result.stderr
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="no tar binary")
+def test_stock_tar_lists_a_backup_quietly(db, auth, tmp_path):
+    """Version 1 wrote each file's bucket, id and chunk size under PAX keywords of its own
+    (avenue.*): GNU tar warned "Ignoring unknown extended header keyword" for each, three lines
+    a file. A backup is listed by any tar without a word on stderr."""
+    populate(db, auth)
+    archive = tmp_path / "a.tar"
+    with open(archive, "wb") as out:
+        backup_module.backup(db, out)
+    listed = subprocess.run(["tar", "tf", str(archive)], capture_output=True, text=True, check=False)
+    assert listed.returncode == 0 and listed.stderr == ""
+    names = listed.stdout.splitlines()
+    assert names[0] == "manifest.json" and sum(name.endswith(".bin") for name in names) == 37
+
+
+def as_version_1(archive: bytes) -> bytes:
+    """``archive`` as version 1 wrote it: each file's facts under avenue.* PAX keywords, the
+    manifest's version 1."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r") as old, \
+            tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as new:
+        for member in old:
+            data = old.extractfile(member).read()
+            if member.name == "manifest.json":
+                data = json.dumps({**json.loads(data), "version": 1}).encode()
+                member.size = len(data)
+            if "comment" in member.pax_headers:
+                head = json.loads(member.pax_headers["comment"])["avenue"]
+                member.pax_headers = {"avenue.bucket": head["bucket"], "avenue.id": head["id"],
+                                      "avenue.chunk_size": str(head["chunk_size"])}
+            new.addfile(member, io.BytesIO(data))
+    return out.getvalue()
+
+
+def test_an_archive_of_version_1_still_restores(db, auth, target):
+    populate(db, auth)
+    buffer = io.BytesIO()
+    backup_module.backup(db, buffer)
+    old = as_version_1(buffer.getvalue())
+    assert b"avenue.bucket" in old and b" comment=" not in old
+    other = target_db(target)
+    report = backup_module.restore(other, io.BytesIO(old))
+    assert report.ok and report.complete_archive
+    assert files_state(other) == files_state(db)
+
 
 def test_the_archive_is_streamed_in_constant_memory(db, target):
     size = 12 * 1024 * 1024
