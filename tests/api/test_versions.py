@@ -62,9 +62,10 @@ def test_every_kind_of_change_keeps_the_version_it_replaces_with_what_changed(cl
     changed(client, editor, "PUT", f"{base}/crops/square", {"x": 0, "y": 0, "width": 0.5, "height": 0.5})
     last = replace(client, editor, media["id"])
     listed = versions(client, editor, media["id"])
-    # New bytes drop the edits and find the subject again; crops are kept (replace.py).
+    # New bytes drop the edits and find the subject again; crops are kept (replace.py). The
+    # edit carried the focal point (the same spot of the turned picture): not a new one.
     assert [v["changed"] for v in listed] == [["bytes", "edits", "focal_point"], ["crops"],
-                                             ["edits", "focal_point"], ["focal_point"], ["upload"]]
+                                             ["edits"], ["focal_point"], ["upload"]]
     assert listed[0]["id"] == last["version"] and listed[0]["current"] and listed[0]["kept_until"] is None
     assert [v["current"] for v in listed[1:]] == [False] * 4
     assert listed[-1]["id"] == first[0]["id"] and listed[-1]["bytes"] == media["bytes"]
@@ -77,6 +78,24 @@ def test_every_kind_of_change_keeps_the_version_it_replaces_with_what_changed(cl
         assert preview.status_code == 200 and preview.mimetype == "image/webp"
         assert max(PILImage.open(io.BytesIO(preview.data)).size) <= 320
         assert "private" in preview.headers["Cache-Control"]
+
+
+def test_edits_and_their_undo_list_the_edits_alone_not_the_focal_point_they_carried(client, editor):
+    """The focal point's coordinates are the edited picture's: a turn moves them, the point stays
+    on the same spot. Compared as stored, the undo ("Back to original") was listed as edits and a
+    new focal point, which the console showed as "edits, focal point"."""
+    media = library_upload(client, editor)
+    base = f"{MEDIA}/{media['id']}"
+    changed(client, editor, "PUT", f"{base}/focal-point", {"x": 0.1, "y": 0.2})
+    changed(client, editor, "PUT", f"{base}/edits", {"rotate": 90, "flip_horizontal": True})
+    changed(client, editor, "DELETE", f"{base}/edits")
+    listed = versions(client, editor, media["id"])
+    # (The undone version is the focal point's again, so that one is current, not listed twice.)
+    assert [v["changed"] for v in listed] == [["edits"], ["edits"], ["upload"]]
+    # A point the crop cut off is clamped into it: that one did move, and says so.
+    corner = {"x": 0.5, "y": 0.5, "width": 0.5, "height": 0.5}
+    changed(client, editor, "PUT", f"{base}/edits", {"crop": corner})
+    assert versions(client, editor, media["id"])[0]["changed"] == ["edits", "focal_point"]
 
 
 def test_restoring_earlier_bytes_makes_them_a_new_current_version_and_keeps_the_replaced_one(client, db,

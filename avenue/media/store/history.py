@@ -30,6 +30,8 @@ import datetime as dt
 from typing import Any
 
 from avenue.clock import maybe_utc
+from avenue.media.ingest.edits import Edits, to_original
+from avenue.media.ingest.focal import FocalPoint
 
 #: Earlier versions an image lists at most (the oldest are dropped first).
 MAX_HISTORY = 50
@@ -40,9 +42,27 @@ CHANGES = ("bytes", "edits", "focal_point", "crops")
 def changed(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     """What differs between two versions' metadata (``source_sha256``, ``edits``,
     ``focal_point``, ``crops``)."""
-    fields = {"bytes": "source_sha256", "edits": "edits", "focal_point": "focal_point", "crops": "crops"}
-    return [name for name in CHANGES
-            if (before.get(fields[name]) or None) != (after.get(fields[name]) or None)]
+    fields = {"bytes": "source_sha256", "edits": "edits", "crops": "crops"}
+    found = {name for name, key in fields.items() if (before.get(key) or None) != (after.get(key) or None)}
+    if not _same_point(_spot(before), _spot(after)):
+        found.add("focal_point")
+    return [name for name in CHANGES if name in found]
+
+
+def _spot(meta: dict[str, Any]) -> FocalPoint | None:
+    """A version's focal point as a point of its unedited original. Its stored coordinates are
+    the edited picture's, so an edit or its undo moves them while the point stays on the same
+    spot of the picture (the switch carries it through): compared as stored, every edit and
+    every "back to the original" was listed as a new focal point too."""
+    point = FocalPoint.from_metadata(meta.get("focal_point"))
+    return None if point is None else to_original(point, Edits.from_metadata(meta.get("edits")))
+
+
+def _same_point(one: FocalPoint | None, other: FocalPoint | None) -> bool:
+    if one is None or other is None:
+        return one is other
+    # Each carry rounds to 4 decimals: a turn there and back is not a move.
+    return abs(one.x - other.x) <= 0.002 and abs(one.y - other.y) <= 0.002
 
 
 def made_by(meta: dict[str, Any]) -> list[str]:
