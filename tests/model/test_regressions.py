@@ -48,3 +48,17 @@ def test_uploading_a_replaced_version_s_bytes_again_keeps_the_version(backend, d
            lambda state: state.upload_to_library(n=0, pick=0),
            lambda state: state.replace(n=1, pick=0),
            lambda state: state.upload_to_library(n=0, pick=0))
+
+
+def test_a_trashed_image_whose_bytes_a_link_stored_again_restores_as_that_image(backend, db_name):
+    """Found by ``make model`` on two gunicorn servers (the model's mistake, not the store's):
+    an upload link stores a trashed image's bytes as a new image (it never revives one), and
+    the trashed image's restore then answers that image (``reused``) and drops the copy, as
+    docs/api.md says; the model had taken the restore to bring the trashed id back, and read
+    its URL (404). The model now follows ``reused``: the trashed URLs are gone, the link's
+    image serves."""
+    replay(backend, db_name,
+           lambda state: state.upload_to_library(n=0, pick=0),
+           lambda state: state.delete(pick=0),
+           lambda state: state.upload_by_link(n=0, pick=0),
+           lambda state: state.restore_from_trash(pick=0))

@@ -16,9 +16,10 @@ import argparse
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from avenue.embedded import EmbeddedServer
@@ -43,11 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--harness", choices=("servers", "process"), default="servers")
     parser.add_argument("--steps", type=int, default=25, help="steps per sequence")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per server")
+    parser.add_argument("--no-shrink", action="store_true",
+                        help="print a failing sequence as found (shrinking on servers can take long)")
     args = parser.parse_args(argv)
     started = time.monotonic()
     deadline = started + args.minutes * 60
+    phases = [Phase.explicit, Phase.generate] + ([] if args.no_shrink else [Phase.shrink])
     budget = settings(max_examples=5, stateful_step_count=args.steps, deadline=None, database=None,
-                      suppress_health_check=list(HealthCheck))
+                      suppress_health_check=list(HealthCheck), phases=phases)
     failed: BaseException | None = None
     with tempfile.TemporaryDirectory(prefix="avenue-model-") as folder:
         server = EmbeddedServer(Path(folder) / "db", cache_size="1G", log_path=Path(folder) / "db.log",
@@ -69,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.kill()
     print(report(started, failed))
-    if failed is not None:
-        print(f"\n{failed!r}", file=sys.stderr)
+    if failed is not None:  # with hypothesis' notes: the failing sequence, as code
+        traceback.print_exception(failed, file=sys.stderr)
         return 1
     return 0
 
