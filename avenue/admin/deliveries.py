@@ -32,15 +32,22 @@ ORDERS = ("requests", "bytes")  # what the top list orders by
 
 
 class DeliveredImage(Answer):
-    """An image's answers and bytes over a range, as this origin served them (a CDN's own
-    answers are not in them)."""
+    """One version of an image: its answers and bytes over a range, as this origin served them
+    (a CDN's own answers are not in them). A replaced or edited image has a row per version
+    served in the range: each counts the files of its own version."""
 
     bucket: str
     image: ObjectIdText
+    version: Annotated[str, Field(description="The version served (as in its URLs, <id>~<version>); "
+                                              "empty: the image as uploaded, before any replace or edit.")]
+    current: Annotated[bool, Field(description="Whether it is the image's version now (false: an "
+                                               "earlier one, or the image is deleted).")]
     requests: Annotated[int, Field(ge=0)]
     bytes: Annotated[int, Field(ge=0)]
-    filename: Annotated[str | None, Field(description="The image's file name (null: deleted since).")]
-    thumbnail: Annotated[str | None, Field(description="Its thumb variant's URL (null: deleted since).")]
+    filename: Annotated[str | None, Field(description="The image's file name when this version was "
+                                                      "served (null: not known, the image deleted since).")]
+    thumbnail: Annotated[str | None, Field(description="Its thumb variant's URL, for the current version "
+                                                       "only (null: an earlier version, or deleted since).")]
 
 
 class TopDelivered(Answer):
@@ -63,9 +70,10 @@ class TopQuery(DayRange):
 
 def top(db: Database[Document], start: dt.datetime, end: dt.datetime, by: str, limit: int,
         signer: UrlSigner) -> TopDelivered:
-    """The most served (or heaviest) images over ``[start, end)``, each named as ops know it:
-    its file name and its thumbnail's URL (one read per bucket of the list; both None for an
-    image gone since)."""
+    """The most served (or heaviest) image versions over ``[start, end)``, each named as ops
+    know it: the current version by the image's file name and thumbnail's URL, an earlier one
+    by the name it was served under, without a thumbnail (its files are gone); one read per
+    bucket of the list."""
     rows = media.deliveries.top(db, start, end, by=by, limit=limit)
     ids: dict[str, list[ObjectId]] = {}
     for row in rows:
@@ -75,10 +83,12 @@ def top(db: Database[Document], start: dt.datetime, end: dt.datetime, by: str, l
     items = []
     for row in rows:
         image = found.get((row["bucket"], row["image"]))
-        shown = image_object(image, signer) if image is not None else None
+        current = image is not None and image.version == row["version"]
+        shown = image_object(image, signer) if current and image is not None else None
+        filename = shown["filename"] if shown else (row["filename"] or None) if image is not None else None
         items.append(DeliveredImage(bucket=_bucket_alias(row["bucket"]), image=str(row["image"]),
-                                    requests=row["requests"], bytes=row["bytes"],
-                                    filename=shown["filename"] if shown else None,
+                                    version=row["version"], current=current,
+                                    requests=row["requests"], bytes=row["bytes"], filename=filename,
                                     thumbnail=shown["variants"].get("thumb") if shown else None))
     return TopDelivered(items=items, by=by, from_=start.date().isoformat(),
                         to=(end - dt.timedelta(days=1)).date().isoformat())

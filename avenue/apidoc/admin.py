@@ -57,8 +57,10 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
         parameters=parameters_of(HistoryQuery))},
     "/api/admin/deliveries/top": {"get": op(
-        "The most served or heaviest images over a range of days (at most 92). Counted: answers that "
-        "sent the bytes (a GET's 200 or 206; never a HEAD or a 304), of public images only.",
+        "The most served or heaviest images over a range of days (at most 92), one item per version "
+        "served (`version`, `current`: a replaced image's earlier version is its own item, named by the "
+        "file name it was served under). Counted: answers that sent the bytes (a GET's 200 or 206; never "
+        "a HEAD or a 304, nor the console's own loads, `via=console`), of public images only.",
         {"200": answer_of(TopDelivered, "The images, most first."), **errors(400, 403)},
         security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
         parameters=parameters_of(TopQuery))},

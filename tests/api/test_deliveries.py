@@ -17,6 +17,8 @@ from avenue.media.store.originals import delete_image, store
 from tests.helpers import expires_after, image_bytes
 
 N = 7
+#: What the console adds to the media URLs it loads itself (docs/operations.md).
+CONSOLE_MARKER = "via=console"
 
 
 def put(app, name="good/progressive.jpg", bucket=PRODUCTS) -> dict:
@@ -356,3 +358,80 @@ def test_a_library_card_chart_of_no_such_image_is_a_404_and_of_a_product_image_t
         answer = client.get(f"/api/builder/media/{image_id}/deliveries", headers=editor)
         assert answer.status_code == 404 and answer.get_json()["error"]["code"] == "media_not_found"
     assert client.get(f"/api/builder/media/{doc['_id']}/deliveries").status_code == 401
+
+
+# --- what a visitor fetched: versions apart, the console's own loads left out -------------
+
+
+def replace_with(app, db, doc, name: str) -> dict:
+    from avenue.media.settings import MediaSettings
+    from avenue.media.store.replace import replace_bytes
+
+    with app.app_context():
+        replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes(name), filename=name.split("/")[-1],
+                                 delete_lease=dt.timedelta(seconds=30), settings=MediaSettings())
+    assert replaced is not None and replaced.changed
+    return replaced.doc
+
+
+def test_after_a_replace_each_version_is_counted_apart_under_the_name_it_was_served_by(
+        app, client, db, auth):
+    """A large photo served N times, then replaced by a small PNG served once: the PNG's row is
+    its own bytes, not the photo's N answers' under the PNG's name (ops saw a 349 KB alpha.png
+    as 39 MB over 20 answers)."""
+    old = put(app)
+    for _ in range(N):
+        assert client.get(url(old)).status_code == 200
+    flush(app, db)
+    new = replace_with(app, db, old, "good/alpha.png")
+    sent = client.get(url(new))
+    assert sent.status_code == 200
+    flush(app, db)
+    ops = auth.token("ops")
+    rows = client.get("/api/admin/deliveries/top?by=bytes", headers=ops).get_json()["items"]
+    mine = {row["current"]: row for row in rows if row["image"] == str(old["_id"])}
+    assert set(mine) == {True, False}
+    assert (mine[True]["filename"], mine[True]["requests"], mine[True]["bytes"]) == (
+        "alpha.png", 1, len(sent.data))
+    assert mine[True]["version"] == new["metadata"]["version"] and mine[True]["thumbnail"]
+    assert (mine[False]["filename"], mine[False]["requests"], mine[False]["bytes"]) == (
+        "progressive.jpg", N, N * old["length"])
+    assert mine[False]["version"] == "" and mine[False]["thumbnail"] is None
+    # The image's days keep each version's files apart too; its totals are the image's.
+    days = client.get(f"/api/admin/deliveries/images/products/{old['_id']}", headers=ops).get_json()
+    assert days["days"][-1]["by_file"] == {
+        "original.jpeg": {"requests": N, "bytes": N * old["length"]},
+        f"~{new['metadata']['version']}/original.png": {"requests": 1, "bytes": len(sent.data)}}
+    assert (days["requests"], days["bytes"]) == (N + 1, N * old["length"] + len(sent.data))
+
+
+@pytest.mark.parametrize("target", ["", "thumb", "w_320.webp"])
+def test_the_consoles_own_loads_carry_the_marker_and_are_not_counted_on_the_route_nor_the_front_door(
+        app, client, db, target):
+    """The console adds ``via=console`` to every media URL it loads itself (avenue/console's
+    api.js, ``consoleMedia``): those answers are served as any other and counted nowhere; the
+    same URL without it is a visitor's, counted."""
+    doc = put(app)
+    marked = f"{url(doc, target)}?{CONSOLE_MARKER}"
+    for _ in range(N):  # the route, which puts the file in this worker's cache once read whole
+        answer = client.get(marked, headers={"Accept": "image/webp"})
+        assert answer.status_code == 200 and answer.data
+
+    def flask_must_not_run(environ, start_response):
+        pytest.fail("the front door passed the request on to Flask")
+
+    # A variant or a rendition is now in this worker's cache: the front door answers it (an
+    # original is not kept there: the route answers it).
+    front = Client(FrontDoor(app, flask_must_not_run)) if target else client
+    for _ in range(N):
+        assert front.get(f"{url(doc, target)}?sig=x&{CONSOLE_MARKER}",
+                         headers={"Accept": "image/webp"}).status_code == 200
+    flush(app, db)
+    assert day_docs(db, doc["_id"]) == {}
+    assert numbers.served_totals(db, PRODUCTS, doc["_id"]) is None
+    # The same URL without the marker (or with a look-alike) is a visitor's.
+    for query in ("", "?via=consoles", "?xvia=console"):
+        assert front.get(url(doc, target) + query, headers={"Accept": "image/webp"}).status_code == 200
+    flush(app, db)
+    (row,) = day_docs(db, doc["_id"]).values()
+    assert row["requests"] == 3

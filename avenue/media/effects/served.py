@@ -59,6 +59,19 @@ FOLD_AT = 256
 
 Key = tuple[str, Any]  # (bucket, file id)
 
+#: The query parameter the console adds to the media URLs it loads itself (thumbnails, grids,
+#: the details panel): such an answer is served as any other and noted nowhere, so an editor
+#: browsing the library neither counts as a visitor nor keeps an image off the clean-up list.
+#: Public on purpose (an ``<img>`` sends no header of ours): anyone may add it to hide their
+#: own fetches from the numbers, which hides counts and nothing else (docs/operations.md).
+CONSOLE_MARKER = "via=console"
+
+
+def from_console(query_string: str) -> bool:
+    """Whether a media request's query string (as sent, undecoded) carries
+    :data:`CONSOLE_MARKER` as one of its parameters: no parsing on the serving path."""
+    return bool(query_string) and CONSOLE_MARKER in query_string.split("&")
+
 
 @dataclass
 class Delivered:
@@ -73,13 +86,19 @@ class Delivered:
     # A private image's file (signed URLs only): its recency is kept, its numbers are not (the
     # per-image sink leaves it out, so its id and its renditions' names reach no ops list).
     private: bool = False
+    # The image's version the file is of ("" before its first replace or edit) and the image's
+    # file name then: the numbers count what was fetched, so a replace's new bytes are never
+    # added to the old ones under the new name.
+    version: str = ""
+    filename: str = ""
 
 
 Sink = Callable[[Database[Document], Mapping[Key, Delivered]], int]
 
 
-# What an answer appends: bucket, file id, image, bytes sent, name, format, private, when.
-_Answer = tuple[str, Any, Key, int, str, str, bool, float]
+# What an answer appends: bucket, file id, image, bytes sent, name, format, private, version,
+# file name, when.
+_Answer = tuple[str, Any, Key, int, str, str, bool, str, str, float]
 
 
 class Deliveries:
@@ -98,13 +117,17 @@ class Deliveries:
         self._lock = threading.Lock()  # folds take turns; answers never take it
 
     def served(self, bucket: str, file_id: Any, image: Key, length: int = 0, *,
-               name: str = "", format: str = "", private: bool = False) -> None:
+               name: str = "", format: str = "", private: bool = False, version: str = "",
+               filename: str = "") -> None:
         """Note that ``file_id`` of ``bucket`` (a file of ``image``: its ``name``, in
         ``format``, or its content type: a fold takes what follows the ``/``; ``private``: of a
-        private image) was sent, ``length`` bytes. The serving paths call it for answers that
-        carry the bytes only (a GET's 200 or 206), never for a HEAD or a 304."""
+        private image; of its ``version``, the image then named ``filename``) was sent,
+        ``length`` bytes. The serving paths call it for answers that carry the bytes only (a
+        GET's 200 or 206), never for a HEAD or a 304, nor for the console's own loads
+        (:func:`from_console`)."""
         answers = self._answers
-        answers.append((bucket, file_id, image, length, name, format, private, self.clock()))
+        answers.append((bucket, file_id, image, length, name, format, private, version, filename,
+                        self.clock()))
         if len(answers) >= self.fold_at and self._lock.acquire(blocking=False):
             try:  # a thread already folding takes these too: nobody waits for it
                 self._fold()
@@ -120,14 +143,15 @@ class Deliveries:
     def _fold(self) -> int:
         tally = self._tally
         answers = drain(self._answers)
-        for bucket, file_id, image, length, name, format, private, moment in answers:
+        for bucket, file_id, image, length, name, format, private, version, filename, moment in answers:
             found = tally.get((bucket, file_id))
             if found is None:
                 if len(tally) >= self.max_pending:
                     self.dropped += 1
                     continue
                 found = tally[(bucket, file_id)] = Delivered(
-                    image, moment, name=name, format=format.rpartition("/")[2], private=private)
+                    image, moment, name=name, format=format.rpartition("/")[2], private=private,
+                    version=version, filename=filename)
             elif moment > found.last:
                 found.last = moment
             found.requests += 1

@@ -151,7 +151,8 @@ class FrontDoor:
         if decided.with_body and data is None:
             return None
         if data is not None:  # a HEAD or a 304 is not a delivery (effects/served.py)
-            note_served(state, bucket, rep, len(data))  # one deque append, never a write here
+            # One deque append, never a write here (none for the console's own loads).
+            note_served(state, bucket, rep, len(data), environ.get("QUERY_STRING", ""))
         return status, decided.headers, [data] if data is not None else []
 
     def _rendition(self, bucket: str, token: str, segment: str, accept: str,

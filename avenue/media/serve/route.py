@@ -29,7 +29,7 @@ from avenue.media import settings
 from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.effects import purge
 from avenue.media.effects.invalidation import LOCAL_CACHES
-from avenue.media.effects.served import FLUSH_SECONDS, Deliveries
+from avenue.media.effects.served import FLUSH_SECONDS, Deliveries, from_console
 from avenue.media.formats import DISABLED_SETTING, EXTENSIONS, disabled, opt_ins
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
@@ -532,16 +532,21 @@ def _deliver(state: MediaState, bucket: str, rep: Representation,
 
     response = _send(rep, gone=fallback, data=data)
     if not instead and request.method == "GET" and response.status_code in (200, 206):
-        note_served(state, bucket, rep, response.content_length or 0)
+        note_served(state, bucket, rep, response.content_length or 0, request.environ.get("QUERY_STRING", ""))
     return response
 
 
-def note_served(state: MediaState, bucket: str, rep: Representation, sent: int) -> None:
+def note_served(state: MediaState, bucket: str, rep: Representation, sent: int, query: str = "") -> None:
     """One answer of ``rep`` (a file of an image of ``bucket``) that sent its bytes, ``sent``
-    of them: one deque append (every serving path calls this: the route and the front door;
-    never for a HEAD or a 304)."""
-    state.deliveries.served(rep.bucket, rep.file_id, (bucket, rep.doc.file_id), sent,
-                            name=rep.variant or "original", format=rep.content_type, private=rep.doc.private)
+    of them, asked with the query string ``query``: one deque append (every serving path calls
+    this: the route and the front door; never for a HEAD or a 304), none for the console's own
+    loads (:func:`~avenue.media.effects.served.from_console`)."""
+    if from_console(query):
+        return
+    doc = rep.doc
+    state.deliveries.served(rep.bucket, rep.file_id, (bucket, doc.file_id), sent,
+                            name=rep.variant or "original", format=rep.content_type, private=doc.private,
+                            version=doc.version, filename=doc.filename)
 
 
 class RenderSlot:

@@ -7,9 +7,12 @@ uploads, temp images) are left out, so no list names their ids or their renditio
 each worker's flush hands the batch to :func:`record`, which writes it with **one unordered
 ``bulk_write``** of upserts:
 
-- a *day document* per (bucket, image, UTC day, file name, format): ``$inc`` of ``requests``
-  and ``bytes``. ``_id`` is ``bucket/image/YYYY-MM-DD/name/format``, so the upsert finds it by
-  ``_id`` and two workers flushing the same day add into the same document;
+- a *day document* per (bucket, image, version, UTC day, file name, format): ``$inc`` of
+  ``requests`` and ``bytes``, and the image's file name when it was served. ``_id`` is
+  ``bucket/image[~version]/YYYY-MM-DD/name/format`` (:func:`day_id`; no version before the
+  image's first replace), so the upsert finds it by ``_id`` and two workers flushing the same
+  day add into the same document, and a replaced image's new files never add into its old
+  ones: the numbers count the file a visitor fetched;
 - a *summary document* per image (``_id`` ``bucket/image``, no ``day``): ``$max`` of
   ``last_served`` and ``$inc`` of the totals. At 10 M images that is at most 10 M small
   documents (~150 bytes each, ~1.5 GB with the ``_id`` index), written only for images that
@@ -62,20 +65,29 @@ def _day(moment: float) -> dt.datetime:
 
 
 def summary_id(bucket: str, image: Any) -> str:
+    """The ``_id`` of an image's summary document."""
     return f"{bucket}/{image}"
+
+
+def day_id(bucket: str, image: Any, version: str, day: dt.datetime, name: str, fmt: str) -> str:
+    """The ``_id`` of a day document: the image as its URLs name it (``<id>~<version>`` once
+    replaced), the day, the file."""
+    token = f"{image}~{version}" if version else str(image)
+    return f"{bucket}/{token}/{day:%Y-%m-%d}/{name}/{fmt}"
 
 
 def record(db: Database[Document], delivered: Mapping[tuple[str, Any], Delivered]) -> int:
     """The deliveries' sink for per-image numbers: one unordered ``bulk_write`` of upserts
     (module doc); how many writes were sent (1, or 0 for nothing to write)."""
-    days: dict[tuple[str, Any, dt.datetime, str, str], list[int]] = {}
+    days: dict[tuple[str, Any, str, dt.datetime, str, str], list[Any]] = {}
     images: dict[tuple[str, Any], list[Any]] = {}
     for seen in delivered.values():
         if seen.private:
             continue  # a private image's id and renditions' names stay out of ops' lists
         bucket, image = seen.image
         day = _day(seen.last)
-        counts = days.setdefault((bucket, image, day, seen.name, seen.format), [0, 0])
+        counts = days.setdefault((bucket, image, seen.version, day, seen.name, seen.format),
+                                 [0, 0, seen.filename])
         counts[0] += seen.requests
         counts[1] += seen.bytes
         total = images.setdefault((bucket, image), [0, 0, seen.last])
@@ -83,11 +95,14 @@ def record(db: Database[Document], delivered: Mapping[tuple[str, Any], Delivered
         total[1] += seen.bytes
         total[2] = max(total[2], seen.last)
     operations: list[UpdateOne] = []
-    for (bucket, image, day, name, fmt), (requests, sent) in days.items():
+    for (bucket, image, version, day, name, fmt), (requests, sent, filename) in days.items():
+        fields = {"bucket": bucket, "image": image, "day": day, "name": name, "format": fmt,
+                  "filename": filename}
+        if version:  # none before the image's first replace (and in the documents from before versions)
+            fields["version"] = version
         operations.append(UpdateOne(
-            {"_id": f"{bucket}/{image}/{day:%Y-%m-%d}/{name}/{fmt}"},
-            {"$inc": {"requests": requests, "bytes": sent},
-             "$setOnInsert": {"bucket": bucket, "image": image, "day": day, "name": name, "format": fmt}},
+            {"_id": day_id(bucket, image, version, day, name, fmt)},
+            {"$inc": {"requests": requests, "bytes": sent}, "$setOnInsert": fields},
             upsert=True))
     for (bucket, image), (requests, sent, last) in images.items():
         operations.append(UpdateOne(
@@ -118,24 +133,32 @@ def _range(start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
 
 def top(db: Database[Document], start: dt.datetime, end: dt.datetime, *, by: str = "requests",
         limit: int = 20) -> list[dict[str, Any]]:
-    """The ``limit`` images most served (``by`` "requests") or heaviest (``by`` "bytes") in
-    ``[start, end)``: bucket, image, requests, bytes."""
+    """The ``limit`` image versions most served (``by`` "requests") or heaviest (``by``
+    "bytes") in ``[start, end)``: bucket, image, version ("" before its first replace),
+    filename (the image's name when it was served; "" in documents from before it was kept),
+    requests, bytes. Each version of an image is its own row: what a visitor fetched is
+    counted by the file sent, never added to another version's under today's name."""
     pipeline: list[dict[str, Any]] = [
         {"$match": {"day": _range(start, end)}},
-        {"$group": {"_id": {"bucket": "$bucket", "image": "$image"},
-                    "requests": {"$sum": "$requests"}, "bytes": {"$sum": "$bytes"}}},
-        {"$sort": {by: DESCENDING, "_id.image": ASCENDING}},
+        {"$group": {"_id": {"bucket": "$bucket", "image": "$image", "version": "$version"},
+                    "requests": {"$sum": "$requests"}, "bytes": {"$sum": "$bytes"},
+                    "filename": {"$max": "$filename"}}},
+        {"$sort": {by: DESCENDING, "_id.image": ASCENDING, "_id.version": ASCENDING}},
         {"$limit": limit},
     ]
-    return [{"bucket": row["_id"]["bucket"], "image": row["_id"]["image"], "requests": row["requests"],
-             "bytes": row["bytes"]} for row in db[COLLECTION].aggregate(pipeline)]
+    return [{"bucket": row["_id"]["bucket"], "image": row["_id"]["image"],
+             "version": row["_id"].get("version") or "", "filename": row.get("filename") or "",
+             "requests": row["requests"], "bytes": row["bytes"]}
+            for row in db[COLLECTION].aggregate(pipeline)]
 
 
 def series(db: Database[Document], bucket: str, image: Any, start: dt.datetime,
            end: dt.datetime) -> list[dict[str, Any]]:
-    """One image's day documents in ``[start, end)``, by day: day, name, format, requests, bytes."""
+    """One image's day documents in ``[start, end)``, by day: day, name, format, version (absent
+    before its first replace), requests, bytes."""
     found = db[COLLECTION].find({"bucket": bucket, "image": image, "day": _range(start, end)},
-                                {"_id": 0, "day": 1, "name": 1, "format": 1, "requests": 1, "bytes": 1}
+                                {"_id": 0, "day": 1, "name": 1, "format": 1, "version": 1, "requests": 1,
+                                 "bytes": 1}
                                 ).sort([("bucket", ASCENDING), ("image", ASCENDING), ("day", ASCENDING)])
     return list(found)
 
@@ -212,7 +235,9 @@ class ServedDay(Served):
     """One day of an image's delivery numbers, and each file's."""
 
     day: Annotated[str, Field(json_schema_extra={"format": "date"})]
-    by_file: Annotated[dict[str, Served], Field(description="By file: <variant or rendition>.<format>.")]
+    by_file: Annotated[dict[str, Served], Field(
+        description="By file: <variant or rendition>.<format>, after ~<version>/ for a file of a "
+                    "version the image was replaced with or edited into (as its URLs name it).")]
 
 
 class DeliverySeries(Served):
@@ -222,6 +247,12 @@ class DeliverySeries(Served):
     bucket: str
     days: list[ServedDay]
     last_served: Annotated[str | None, Field(json_schema_extra={"format": "date-time"})]
+
+
+def file_key(name: str, fmt: str, version: str) -> str:
+    """A file's key in a day's ``by_file``: ``<name>.<format>``, after ``~<version>/`` once the
+    image was replaced (as its URLs name it), so two versions' files are never one entry."""
+    return f"~{version}/{name}.{fmt}" if version else f"{name}.{fmt}"
 
 
 def daily(db: Database[Document], bucket: str, image: Any, start: dt.datetime,
@@ -240,7 +271,7 @@ def daily(db: Database[Document], bucket: str, image: Any, start: dt.datetime,
             continue
         slot["requests"] += row["requests"]
         slot["bytes"] += row["bytes"]
-        file = f"{row['name']}.{row['format']}"
+        file = file_key(row["name"], row["format"], row.get("version") or "")
         slot["by_file"][file] = {"requests": row["requests"], "bytes": row["bytes"]}
     totals = served_totals(db, bucket, image) or {}
     last = totals.get("last_served")

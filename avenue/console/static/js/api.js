@@ -157,6 +157,26 @@ export function formatDate(iso) {
 
 // Build an element: el('a', {href: '/x', class: 'y'}, 'text', child...). Text is never parsed
 // as HTML, so names and filenames from the API cannot inject markup.
+// A media URL the console loads itself (a thumbnail, a grid's picture, a preview), with the
+// marker the media route recognises (via=console, docs/operations.md): served as any other,
+// counted in no delivery numbers, so browsing the console is not a visitor's fetch. Only on
+// what the page loads, never on a URL a user copies or follows.
+const CONSOLE_MARKER = 'via=console';
+
+export function consoleMedia(url) {
+  if (!url) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}${CONSOLE_MARKER}`;
+}
+
+// The same for each candidate of a srcset ("<url> 320w, <url> 640w"; a URL holds no space).
+export function consoleSrcset(srcset) {
+  if (!srcset) return srcset;
+  return srcset.split(', ').map((candidate) => {
+    const [url, ...descriptor] = candidate.trim().split(' ');
+    return [consoleMedia(url), ...descriptor].join(' ');
+  }).join(', ');
+}
+
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {

@@ -1,16 +1,18 @@
 // The ops dashboard's Delivery section: most served, heaviest, one image's days (uPlot, the
 // vendored chart library the history uses), never served, and the clean-up list.
-import {api, el, formatBytes, formatDate, newest, show} from './api.js';
+import {api, consoleMedia, el, formatBytes, formatDate, newest, show} from './api.js';
 
 const status = document.getElementById('delivery-status');
 let chart = null;
 
 // A row names its image as ops know it: its thumbnail and file name (an image deleted since:
-// its bucket and the end of its id). The button's accessible name holds its visible text
-// (axe-core's label-content-name-mismatch), the full path is its title.
+// its bucket and the end of its id; an earlier version of a replaced image: the name it was
+// served under, said to be earlier, no thumbnail). The button's accessible name holds its
+// visible text (axe-core's label-content-name-mismatch), the full path is its title.
 function row(item) {
   const name = `${item.bucket}/${item.image}`;
-  const shown = item.filename || `${item.bucket} …${item.image.slice(-8)}`;
+  const known = item.filename || `${item.bucket} …${item.image.slice(-8)}`;
+  const shown = item.filename && !item.current ? `${known} (earlier version)` : known;
   const pick = el('button', {type: 'button', class: 'delivery-pick', title: name, 'aria-label': `Chart ${shown}`,
                              onclick: () => drawImage(item.bucket, item.image, shown)},
                   item.thumbnail ? thumb(item.thumbnail) : null,
@@ -46,7 +48,7 @@ async function drawImage(bucket, image, label = `${bucket}/${image}`) {
 
 // A thumbnail beside an image's name (decorative: the name says which image it is).
 function thumb(src) {
-  return el('img', {src, alt: '', width: '40', height: '40', loading: 'lazy', decoding: 'async', class: 'delivery-thumb'});
+  return el('img', {src: consoleMedia(src), alt: '', width: '40', height: '40', loading: 'lazy', decoding: 'async', class: 'delivery-thumb'});
 }
 
 // A library image in a list: its thumbnail and file name (the file), its details' link.

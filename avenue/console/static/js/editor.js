@@ -7,7 +7,7 @@
 //
 // showModal() makes the rest of the page inert and closes on Esc; Tab and Shift+Tab go round
 // inside the dialog (focus.js).
-import {api, el, show} from './api.js';
+import {api, consoleMedia, el, show} from './api.js';
 import * as g from './editgeometry.js';
 import {wrapTab} from './focus.js';
 
@@ -396,7 +396,7 @@ export async function openEditor({image, base, onSaved}) {
   }
   picture.addEventListener('load', draw);
   picture.addEventListener('error', () => fail({message: 'The original picture could not be loaded.'}));
-  picture.src = source.url;
+  picture.src = consoleMedia(source.url);
   place();
   return dialog;
 }

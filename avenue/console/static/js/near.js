@@ -1,7 +1,7 @@
 // Near-duplicates in the media library: an image's look-alikes (re-saved, resized or cropped
 // copies, with the distance of their perceptual hashes), and the groups of them in the whole
 // library (GET /api/builder/media/near-duplicates, page by page).
-import {api, el, show} from './api.js';
+import {api, consoleMedia, el, show} from './api.js';
 
 // "Looks like: [thumb] name (3 bits)": the matches an upload or an image answer carries.
 export function nearList(matches) {
@@ -9,7 +9,7 @@ export function nearList(matches) {
   return el('div', {class: 'near-list'},
     el('p', {}, `Looks like ${matches.length} other image(s):`),
     el('ul', {class: 'near-matches'}, ...matches.map((match) => el('li', {dataset: {id: match.id}},
-      match.thumb ? el('img', {src: match.thumb, alt: '', width: '48', height: '48', loading: 'lazy'}) : null,
+      match.thumb ? el('img', {src: consoleMedia(match.thumb), alt: '', width: '48', height: '48', loading: 'lazy'}) : null,
       el('span', {}, `${match.filename || match.id} `),
       el('span', {class: 'muted'}, `(${match.distance} bit${match.distance === 1 ? '' : 's'} apart)`)))));
 }
@@ -40,7 +40,7 @@ export async function showGroups(container, status, after = null) {
     container.append(...answer.items.map((group) => el('li', {class: 'near-group', dataset: {id: group.id}},
       el('p', {}, `${group.images.length} look-alike images`),
       el('ul', {class: 'near-matches'}, ...group.images.map((image) => el('li', {dataset: {id: image.id}},
-        el('img', {src: image.variants.thumb, alt: image.alt || '', width: '96', height: '96', loading: 'lazy'}),
+        el('img', {src: consoleMedia(image.variants.thumb), alt: image.alt || '', width: '96', height: '96', loading: 'lazy'}),
         el('span', {}, image.filename)))))));
     const shown = container.children.length;
     status.textContent = shown ? `${shown} group(s) of near-duplicates.` : 'No near-duplicates in the library.';
@@ -82,7 +82,7 @@ function exactGroup(group, container, status) {
     el('p', {}, `${KINDS[group.kind] || group.kind}: ${group.images.length} images`));
   const result = el('p', {class: 'merge-result', role: 'status'});
   item.append(el('ul', {class: 'near-matches'}, ...group.images.map((image) => el('li', {dataset: {id: image.id}},
-    el('img', {src: image.variants.thumb, alt: image.alt || '', width: '96', height: '96', loading: 'lazy'}),
+    el('img', {src: consoleMedia(image.variants.thumb), alt: image.alt || '', width: '96', height: '96', loading: 'lazy'}),
     el('span', {}, image.filename),
     el('button', {type: 'button', class: 'secondary', 'aria-label': `Merge into this one: ${image.filename}`,
       onclick: () => merge(group, image, result, container, status)}, 'Merge into this one')))), result);

@@ -2,7 +2,7 @@
 // object's `renditions` (the width ladder, up to the image's own width), so a grid cell
 // fetches the rendition that fits it rather than a fixed variant: the storefront recipe of
 // docs/media.md, in the console.
-import {el} from './api.js';
+import {consoleMedia, consoleSrcset, el} from './api.js';
 
 const TYPES = {avif: 'image/avif', webp: 'image/webp'};
 
@@ -24,14 +24,14 @@ export function showImage(pictureNode, image) {
     // No width known (never for stored images, but an old reference may lack it): the thumbnail.
     img.removeAttribute('srcset');
     img.removeAttribute('sizes');
-    img.src = image.variants.thumb;
+    img.src = consoleMedia(image.variants.thumb);
   } else {
     for (const ext of ['avif', 'webp']) {
-      img.before(el('source', {type: TYPES[ext], srcset: renditions.srcset[ext], sizes}));
+      img.before(el('source', {type: TYPES[ext], srcset: consoleSrcset(renditions.srcset[ext]), sizes}));
     }
     img.sizes = sizes;
-    img.srcset = renditions.srcset[renditions.fallback];
-    img.src = renditions.src;
+    img.srcset = consoleSrcset(renditions.srcset[renditions.fallback]);
+    img.src = consoleMedia(renditions.src);
   }
   // The dominant colour shows while the picture loads (set through the CSSOM: the CSP allows
   // no inline style attributes).

@@ -2,7 +2,7 @@
 // its size and until when it is kept; restore one as the current version; compare one with the
 // current version side by side (a slider between before and after) with the heat map of what
 // changed and the share of pixels. `base` is the image's API path (…/media/{id}, …/images/{id}).
-import {api, el, formatBytes, formatDate, show} from './api.js';
+import {api, consoleMedia, el, formatBytes, formatDate, show} from './api.js';
 
 const CHANGES = {upload: 'uploaded', bytes: 'new file', edits: 'edits', focal_point: 'focal point',
   crops: 'named crops'};
@@ -16,7 +16,7 @@ function describe(version) {
 function compareView(base, name, before, after, compared) {
   const slider = el('input', {type: 'range', min: '0', max: '100', value: '50',
     id: `slider-${before.id}-${after.id}`, class: 'compare-slider'});
-  const afterImg = el('img', {src: after.preview_url, alt: `${name}, current version ${after.id}`,
+  const afterImg = el('img', {src: consoleMedia(after.preview_url), alt: `${name}, current version ${after.id}`,
     class: 'compare-after'});
   const clip = () => { afterImg.style.clipPath = `inset(0 0 0 ${slider.value}%)`; };
   slider.addEventListener('input', clip);
@@ -25,11 +25,11 @@ function compareView(base, name, before, after, compared) {
   return el('div', {class: 'compare'},
     el('p', {}, `${percent}% of the pixels changed from version ${before.id} to ${after.id}.`),
     el('div', {class: 'compare-pair'},
-      el('img', {src: before.preview_url, alt: `${name}, version ${before.id}`, class: 'compare-before'}),
+      el('img', {src: consoleMedia(before.preview_url), alt: `${name}, version ${before.id}`, class: 'compare-before'}),
       afterImg),
     el('label', {for: slider.id}, `Before (${before.id}) / after (${after.id})`), slider,
     el('figure', {class: 'heat-map'},
-      el('img', {src: compared.heat_map_url, alt: `Heat map of what changed: ${percent}% of the pixels`,
+      el('img', {src: consoleMedia(compared.heat_map_url), alt: `Heat map of what changed: ${percent}% of the pixels`,
         width: String(compared.width), height: String(compared.height)}),
       el('figcaption', {class: 'muted'}, 'Heat map: dark is unchanged, red to white changed most.')));
 }
@@ -46,7 +46,7 @@ export function versionsPanel({base, name, onRestored}) {
       const {items} = await api('GET', `${base}/versions`);
       const current = items[0];
       list.replaceChildren(...items.map((version) => el('li', {class: 'version', dataset: {version: version.id}},
-        el('img', {src: version.preview_url, alt: `${name}, version ${version.id}`, width: '80', height: '80',
+        el('img', {src: consoleMedia(version.preview_url), alt: `${name}, version ${version.id}`, width: '80', height: '80',
           loading: 'lazy'}),
         el('div', {},
           el('p', {class: 'filename'}, version.current ? `${version.id} · current` : version.id),
