@@ -21,8 +21,11 @@ keeps this list and the table the same):
 - product: one product: its photo (on another product too), the upload box, the missing alt
   text form
 - product-refused: a file the product's upload refused, named in its list with the reason
+- product-url-import: URLs imported onto a product: one added, one refused
 - library: the library's grid (on a phone the upload form and the filters folded)
-- library-forms-open: the upload form and the filters opened (on a phone; wider they always are)
+- library-forms-open: the upload form, the import from URLs and the filters opened (on a
+  phone; wider they always are)
+- library-url-import: URLs imported: one stored, one refused naming the setting to change
 - library-messages: an upload refused in the uploads-in-progress list, and the page's message
 - library-panel: an image's details, its four parts opened (where used, look-alikes,
   deliveries, versions); on a phone a page of its own, Tab going round inside it
@@ -62,6 +65,7 @@ import pytest
 
 from tests.support.browser import SETUP_MS, axe_violations, new_context, shot
 from tests.support.console import fresh_jpeg, open_panel, seed_exact_twins, unlike_jpeg
+from tests.support.imageserver import ImageServer
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app (tests/system/console/conftest.py) start once; the other console modules run beside it.
@@ -69,6 +73,38 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console_states")]
 
 WIDTHS = {1280: 900, 360: 740}
 TEMPLATES = Path(__file__).resolve().parents[3] / "avenue" / "console" / "templates" / "console"
+
+
+SUPPLIER: list[ImageServer] = []  # the URL imports' supplier (the fixture below)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def supplier(live):
+    """A supplier on loopback the app trusts (its network and its port only): the URL imports'
+    states fetch from it, and a URL on another port is refused naming the setting."""
+    server = ImageServer()
+    names = ("AVENUE_URL_IMPORT_ALLOW_NETWORKS", "AVENUE_URL_IMPORT_PORTS")
+    before = {name: live.config[name] for name in names}
+    live.config.update(AVENUE_URL_IMPORT_ALLOW_NETWORKS=["127.0.0.1/32"],
+                       AVENUE_URL_IMPORT_PORTS=f"80,443,{server.port}")
+    SUPPLIER.append(server)
+    yield server
+    SUPPLIER.remove(server)
+    live.config.update(before)
+    server.close()
+
+
+def import_urls(page, label: str) -> None:
+    """Two URLs pasted into the form ``label`` names and imported: a picture of its own from the
+    supplier, and one on a port the app does not fetch from; both rows drawn."""
+    server = SUPPLIER[0]
+    good = server.serve(f"/state-{uuid.uuid4().hex[:6]}.jpg", body=unlike_jpeg(320, 240),
+                        headers={"Content-Type": "image/jpeg"})
+    page.get_by_label(label).fill(f"{good}\nhttp://127.0.0.1:{server.port + 1}/state.jpg")
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.locator("#url-status", has_text="Done:").wait_for()
+    page.locator("#url-list li.refused", has_text="AVENUE_URL_IMPORT_PORTS").wait_for()
+    page.locator("#url-list li.ok").wait_for()
 
 
 def csrf_of(page) -> str:
@@ -175,6 +211,14 @@ def product_refused(page) -> str:
     return "top"
 
 
+def product_url_import(page) -> str:
+    product(page)
+    import_urls(page, "Or import photos from URLs, one a line")
+    page.locator("#photos .photo").nth(1).wait_for()
+    pictures_drawn(page, "#photos img")
+    return "top"
+
+
 def product(page) -> str:
     sku = f"ST-{uuid.uuid4().hex[:6]}"
     csrf = csrf_of(page)
@@ -207,11 +251,20 @@ def library(page) -> str:
 
 def library_forms_open(page) -> str:
     library(page)
-    for name in ("Add images…", "Filters…"):
+    for name in ("Add images…", "Import from URLs…", "Filters…"):
         button = page.get_by_role("button", name=name)
         if button.is_visible():
             button.click()
             page.locator(f"#{button.get_attribute('aria-controls')}").wait_for()
+    return "top"
+
+
+def library_url_import(page) -> str:
+    library(page)
+    fold = page.get_by_role("button", name="Import from URLs…")
+    if fold.is_visible():
+        fold.click()
+    import_urls(page, "Or import from URLs, one a line")
     return "top"
 
 
@@ -500,8 +553,10 @@ STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[..., str]]] = {
     "products-refused": ("admin", ("products.html",), products_refused),
     "product": ("admin", ("product.html",), product),
     "product-refused": ("admin", ("product.html",), product_refused),
+    "product-url-import": ("admin", ("product.html",), product_url_import),
     "library": ("admin", ("library.html",), library),
     "library-forms-open": ("admin", ("library.html",), library_forms_open),
+    "library-url-import": ("editor", ("library.html",), library_url_import),
     "library-messages": ("admin", ("library.html",), library_messages),
     "library-panel": ("admin", ("library.html",), library_panel),
     "library-delete-refused": ("admin", ("library.html",), library_delete_refused),

@@ -31,13 +31,18 @@ function row(item, prefix) {
 // Draw the list into `list` (`none` shown instead when it is empty); `status` says what was
 // saved; `onSaved(results)` after a save; `noun`: what the status calls them. `base`: the
 // product's or page's API path, or a function giving it (a page chosen on the screen).
-export function missingAlt({base, list, form, none, status, onSaved = () => {}, noun = 'photo'}) {
+// `nothing()`: what `none` says when there is nothing to describe at all (a product without
+// photos), else its own words ("Every photo has alt text."), which would be false there.
+export function missingAlt({base, list, form, none, status, onSaved = () => {}, noun = 'photo',
+  nothing = () => ''}) {
   const path = () => (typeof base === 'function' ? base() : base);
+  const allSet = none.textContent;
   async function load() {
     const page = await api('GET', `${path()}/alt-text?per_page=100`);
     list.replaceChildren(...page.items.map((item) => row(item, list.id || 'alt')));
     form.hidden = page.items.length === 0;
     none.hidden = page.items.length > 0;
+    none.textContent = nothing() || allSet;
     return page.items.length;
   }
 

@@ -57,6 +57,12 @@ export function newest() {
 }
 
 export async function api(method, path, body) {
+  return (await answer(method, path, body)).data;
+}
+
+// api() with the answer's status: {status, data}, where a 200 and a 201 say different things
+// (an import from a URL that found its image already there, or stored it).
+export async function answer(method, path, body) {
   const headers = {Accept: 'application/json'};
   if (method !== 'GET' && method !== 'HEAD') headers['X-CSRF-Token'] = await csrfToken();
   const init = {method, headers, credentials: 'same-origin'};
@@ -70,7 +76,7 @@ export async function api(method, path, body) {
   } catch {
     throw errorFrom(0, null);
   }
-  if (response.status === 204) return null;
+  if (response.status === 204) return {status: 204, data: null};
   let data = null;
   try {
     data = await response.json();
@@ -81,7 +87,7 @@ export async function api(method, path, body) {
     loginAgain(response.status);
     throw errorFrom(response.status, data);
   }
-  return data;
+  return {status: response.status, data};
 }
 
 // POST (or PUT: a replace) one multipart form by XMLHttpRequest, so the upload's progress can

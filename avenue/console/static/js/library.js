@@ -19,6 +19,7 @@ import {DetailsPanel, lazySection, once} from './panel.js';
 import {focalPicker} from './focal.js';
 import {runBulk} from './bulk-actions.js';
 import {confirmAction} from './confirm.js';
+import {urlImport} from './urlimport.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -555,6 +556,21 @@ uploadForm.addEventListener('submit', (event) => {
   uploadForm.reset();
 });
 dropTarget(document.getElementById('dropzone'), queueFiles);
+
+// Images from URLs (POST /api/builder/media/import-url): 201 stored, 200 the same image was
+// already in the library.
+urlImport({
+  form: document.getElementById('url-form'),
+  list: document.getElementById('url-list'),
+  status: document.getElementById('url-status'),
+  path: () => '/api/builder/media/import-url',
+  words: (code, media) => (code === 201 ? `stored as ${media.filename}` : `already there as ${media.filename}`),
+  onDone(stored) {
+    if (!stored) return;
+    load(true);
+    loadFacets();
+  },
+});
 
 const groups = document.getElementById('near-groups');
 const groupsStatus = document.getElementById('near-status');

@@ -7,6 +7,7 @@ import {warnNear} from './near.js';
 import {imageIn, openEditor} from './editor.js';
 import {versionsPanel} from './versions.js';
 import {missingAlt} from './alttext.js';
+import {urlImport} from './urlimport.js';
 
 const root = document.getElementById('product');
 const sku = root.dataset.sku;
@@ -256,12 +257,34 @@ dropzone.addEventListener('drop', (event) => {
   if (event.dataTransfer.files.length) addFiles([...event.dataTransfer.files]);
 });
 
+// Photos from URLs (POST …/images/import-url): 201 added, 200 the product already had it.
+urlImport({
+  form: document.getElementById('url-form'),
+  list: document.getElementById('url-list'),
+  status: document.getElementById('url-status'),
+  path: () => `${base}/images/import-url`,
+  words(code, answer) {
+    product = answer.product;
+    render();
+    return code === 201 ? 'added to the product' : 'already on this product';
+  },
+  async onDone(added) {
+    if (!added) return;
+    try {
+      await loadMissingAlt();  // the new photos have no alt text yet
+    } catch (error) {
+      pageMessage(error.message);
+    }
+  },
+});
+
 const loadMissingAlt = missingAlt({
   base,
   list: document.getElementById('alt-list'),
   form: document.getElementById('alt-form'),
   none: document.getElementById('alt-none'),
   status: document.getElementById('alt-status'),
+  nothing: () => (product && !stored().length ? 'This product has no photos yet.' : ''),
   onSaved: async () => {
     product = await api('GET', base);
     render();

@@ -1,0 +1,165 @@
+"""What a shop and its ops meet first in the console (issue 64), in a real browser: images
+imported from URLs into the library and onto a product (a row per URL in words, refusals
+naming the setting an admin would change), a product without photos, and the library's and
+the ops dashboard's first screen on a 360 px phone."""
+
+from __future__ import annotations
+
+import io
+import uuid
+
+import pytest
+
+from tests.support.browser import axe_violations, shot
+from tests.support.console import database, unlike_jpeg
+from tests.support.imageserver import ImageServer
+
+# One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
+# served app (tests/system/console/conftest.py) start once; the other console modules run beside it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console_first_screens")]
+
+JPEG = {"Content-Type": "image/jpeg"}
+
+
+@pytest.fixture
+def supplier(live, monkeypatch):
+    """A supplier on loopback the app trusts (its network and its port only, as an admin would
+    set them up for a supplier on the shop's network); its images are served as the test says."""
+    server = ImageServer()
+    monkeypatch.setitem(live.config, "AVENUE_URL_IMPORT_ALLOW_NETWORKS", ["127.0.0.1/32"])
+    monkeypatch.setitem(live.config, "AVENUE_URL_IMPORT_PORTS", f"80,443,{server.port}")
+    yield server
+    server.close()
+
+
+def rows(page, list_id: str) -> list[tuple[str, str]]:
+    return [(row.locator(".upload-name").inner_text(), row.locator(".upload-status").inner_text())
+            for row in page.locator(f"#{list_id} li").all()]
+
+
+def test_urls_pasted_into_the_library_each_say_what_became_of_them(live, open_as, supplier):
+    page = open_as("editor", audit=True)
+    good = supplier.serve(f"/lamp-{uuid.uuid4().hex[:6]}.jpg", body=unlike_jpeg(320, 240), headers=JPEG)
+    other_port = f"http://127.0.0.1:{supplier.port + 1 if supplier.port < 65535 else 1}/lamp.jpg"
+    page.goto("/console/library")
+    page.get_by_label("Or import from URLs, one a line").fill(f"{good}\n\n{other_port}\n{good}\n")
+    page.get_by_role("button", name="Import", exact=True).click()
+    status = page.locator("#url-status", has_text="Done:")
+    status.wait_for()
+    assert status.inner_text() == "Done: 1 of 2 imported, 1 refused (each says why)."
+    [(first, stored), (second, refused)] = rows(page, "url-list")  # the repeated line once
+    assert first == good and stored.startswith("stored as lamp-")
+    assert second == other_port and refused.startswith("Refused: Port ")
+    assert "AVENUE_URL_IMPORT_PORTS" in refused  # the setting an admin would change
+    assert page.locator("#url-list li.refused .upload-status").count() == 1
+    # The stored image leads the library's grid (newest first).
+    page.locator("#media-grid li[role='option']").first.locator(".filename", has_text="lamp-").wait_for()
+    assert axe_violations(page) == []
+    shot(page, "url-import-library", full_page=False)
+
+    # The same URL again: already there, nothing stored twice.
+    page.get_by_label("Or import from URLs, one a line").fill(good)
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.locator("#url-status", has_text="Done: 1 of 1 imported.").wait_for()
+    [(_, again)] = rows(page, "url-list")
+    assert again.startswith("already there as lamp-")
+
+
+def test_a_private_address_is_refused_naming_the_setting_that_trusts_a_network(live, open_as, monkeypatch):
+    monkeypatch.setitem(live.config, "AVENUE_URL_IMPORT_PORTS", "")  # any port: only the address refuses
+    page = open_as("editor")
+    page.goto("/console/library")
+    page.get_by_label("Or import from URLs, one a line").fill("http://10.0.0.7:8080/lamp.jpg")
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.locator("#url-status", has_text="Done: 0 of 1 imported, 1 refused").wait_for()
+    [(_, refused)] = rows(page, "url-list")
+    assert refused.startswith("Refused: 10.0.0.7 is 10.0.0.7: private")
+    assert "AVENUE_URL_IMPORT_ALLOW_NETWORKS" in refused
+
+
+def test_urls_pasted_on_a_product_add_its_photos(live, open_as, supplier):
+    page = open_as("admin")
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    sku = f"URL-{uuid.uuid4().hex[:6]}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "Imported", "price": 5}).ok
+    photo = supplier.serve("/front.jpg", body=unlike_jpeg(400, 300), headers=JPEG)
+    html = supplier.serve("/page.html", body=b"<html>not a photo</html>",
+                          headers={"Content-Type": "text/html"})
+    page.goto(f"/console/products/{sku}")
+    page.get_by_label("Or import photos from URLs, one a line").fill(f"{photo}\n{html}")
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.locator("#url-status", has_text="Done:").wait_for()
+    [(_, added), (_, refused)] = rows(page, "url-list")
+    assert added == "added to the product" and refused.startswith("Refused: ")
+    page.locator("#photos .photo").first.wait_for()
+    assert page.locator("#photos .photo").count() == 1
+    page.locator("#alt-list li").first.wait_for()  # the new photo has no alt text yet
+    page.get_by_label("Or import photos from URLs, one a line").fill(photo)
+    page.get_by_role("button", name="Import", exact=True).click()
+    page.locator("#url-status", has_text="Done: 1 of 1 imported.").wait_for()
+    assert rows(page, "url-list") == [(photo, "already on this product")]
+
+
+def test_a_product_without_photos_says_so_not_that_every_photo_has_alt_text(live, open_as):
+    page = open_as("admin")
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    sku = f"BARE-{uuid.uuid4().hex[:6]}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": "No photo yet", "price": 5}).ok
+    page.goto(f"/console/products/{sku}")
+    none = page.locator("#alt-none")
+    none.wait_for()
+    assert none.inner_text() == "This product has no photos yet."
+    page.locator("#files").set_input_files(files=[{"name": "first.jpg", "mimeType": "image/jpeg",
+                                                   "buffer": unlike_jpeg(320, 240)}])
+    page.locator("#alt-list li").first.wait_for()  # the new photo has none: it is listed
+    assert none.is_hidden()
+
+
+def test_a_long_file_name_on_the_ops_dashboard_wraps_on_a_phone(live, open_as):
+    from PIL import Image as PILImage
+
+    from avenue.media import BUILDER
+    from avenue.media.serve.route import flush_deliveries
+    from avenue.media.store.originals import store
+
+    out = io.BytesIO()
+    PILImage.new("RGB", (64, 48), tuple(uuid.uuid4().bytes[:3])).save(out, "PNG")
+    name = f"supplier-catalogue-2026-autumn-collection-front-view-{uuid.uuid4().hex}.png"
+    served = store(database(live), BUILDER, out.getvalue(), filename=name).doc
+    page = open_as("ops", width=360, height=740)
+    for _ in range(3):
+        assert page.request.get(f"/media/builder/{served['_id']}").ok
+    flush_deliveries(live)
+    page.goto("/console/ops")
+    row = page.locator("#delivery-top tbody tr", has=page.locator(f"button[title='builder/{served['_id']}']"))
+    row.wait_for()
+    assert row.bounding_box()["width"] <= 360 - 16, row.bounding_box()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    shot(page, "first-screens-ops-360", full_page=True)
+
+
+# Whether a file input shows its whole text: its width against the width it takes unbounded
+# (a copy of it, out of the flow, with nothing holding its width).
+CLIPPED = """(input) => { const copy = input.cloneNode();
+    copy.style.cssText = 'position:absolute; width:auto; min-width:0; max-width:none; visibility:hidden';
+    input.after(copy);  // beside it: the same rules draw it
+    const needs = copy.getBoundingClientRect().width;
+    copy.remove();
+    return {needs, has: input.getBoundingClientRect().width}; }"""
+
+
+def test_the_librarys_file_inputs_are_readable_on_a_phone(live, open_as):
+    page = open_as("editor", width=360, height=740)
+    page.goto("/console/library")
+    page.get_by_role("button", name="Add images…").click()
+    for label in ("Image", "Or a whole folder"):
+        box = page.get_by_label(label, exact=True)
+        box.wait_for()
+        widths = box.evaluate(CLIPPED)
+        assert widths["has"] + 0.5 >= widths["needs"], (label, widths)
+    page.get_by_role("button", name="Import from URLs…").click()
+    page.get_by_label("Or import from URLs, one a line").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    shot(page, "first-screens-library-360", full_page=False)
