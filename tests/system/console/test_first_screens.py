@@ -41,7 +41,10 @@ def test_urls_pasted_into_the_library_each_say_what_became_of_them(live, open_as
     page = open_as("editor", audit=True)
     good = supplier.serve(f"/lamp-{uuid.uuid4().hex[:6]}.jpg", body=unlike_jpeg(320, 240), headers=JPEG)
     other_port = f"http://127.0.0.1:{supplier.port + 1 if supplier.port < 65535 else 1}/lamp.jpg"
+    folder = f"/imported-{uuid.uuid4().hex[:6]}"
     page.goto("/console/library")
+    page.get_by_label("Folder (optional)").fill(folder)  # the upload form's labels go with the URLs
+    page.get_by_role("button", name="Import from URLs…").click()
     page.get_by_label("Or import from URLs, one a line").fill(f"{good}\n\n{other_port}\n{good}\n")
     page.get_by_role("button", name="Import", exact=True).click()
     status = page.locator("#url-status", has_text="Done:")
@@ -52,6 +55,8 @@ def test_urls_pasted_into_the_library_each_say_what_became_of_them(live, open_as
     assert second == other_port and refused.startswith("Refused: Port ")
     assert "AVENUE_URL_IMPORT_PORTS" in refused  # the setting an admin would change
     assert page.locator("#url-list li.refused .upload-status").count() == 1
+    listed = page.request.get(f"/api/builder/media?folder={folder}").json()
+    assert [item["filename"] for item in listed["items"]] == [good.rsplit("/", 1)[1]]
     # The stored image leads the library's grid (newest first).
     page.locator("#media-grid li[role='option']").first.locator(".filename", has_text="lamp-").wait_for()
     assert axe_violations(page) == []
@@ -69,6 +74,7 @@ def test_a_private_address_is_refused_naming_the_setting_that_trusts_a_network(l
     monkeypatch.setitem(live.config, "AVENUE_URL_IMPORT_PORTS", "")  # any port: only the address refuses
     page = open_as("editor")
     page.goto("/console/library")
+    page.get_by_role("button", name="Import from URLs…").click()
     page.get_by_label("Or import from URLs, one a line").fill("http://10.0.0.7:8080/lamp.jpg")
     page.get_by_role("button", name="Import", exact=True).click()
     page.locator("#url-status", has_text="Done: 0 of 1 imported, 1 refused").wait_for()

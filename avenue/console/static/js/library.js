@@ -19,7 +19,7 @@ import {DetailsPanel, lazySection, once} from './panel.js';
 import {focalPicker} from './focal.js';
 import {runBulk} from './bulk-actions.js';
 import {confirmAction} from './confirm.js';
-import {urlImport} from './urlimport.js';
+import {foldBehind, urlImport} from './urlimport.js';
 
 const grid = document.getElementById('media-grid');
 const listStatus = document.getElementById('list-status');
@@ -557,10 +557,16 @@ uploadForm.addEventListener('submit', (event) => {
 });
 dropTarget(document.getElementById('dropzone'), queueFiles);
 
-// Images from URLs (POST /api/builder/media/import-url): 201 stored, 200 the same image was
-// already in the library.
+// Images from URLs (POST /api/builder/media/import-url), with the form's alt text, folder and
+// tags: 201 stored, 200 the same image was already in the library.
+foldBehind(document.getElementById('url-toggle'), document.getElementById('url-form'));
 urlImport({
   form: document.getElementById('url-form'),
+  fields() {
+    const typed = {alt: uploadForm.alt.value.trim(), folder: uploadForm.folder.value.trim(),
+      tags: uploadForm.tags.value.trim()};
+    return Object.fromEntries(Object.entries(typed).filter(([, value]) => value));
+  },
   list: document.getElementById('url-list'),
   status: document.getElementById('url-status'),
   path: () => '/api/builder/media/import-url',

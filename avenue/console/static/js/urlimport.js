@@ -28,11 +28,22 @@ export function urlsOf(text) {
   return [...new Set(text.split(/\r?\n/).map((line) => line.trim()).filter(Boolean))];
 }
 
+// `button` (aria-expanded, aria-controls) shows and hides `form`, which starts hidden: the
+// focus stays on the button, as the console's other folds do (shell.js).
+export function foldBehind(button, form) {
+  button.addEventListener('click', () => {
+    const opening = button.getAttribute('aria-expanded') !== 'true';
+    button.setAttribute('aria-expanded', String(opening));
+    form.hidden = !opening;
+  });
+}
+
 // `form` holds a textarea (name "urls") and a submit button; `list` gets a row per URL; `status`
 // (a live region) says where the run is and how it ended. `path` is the import-url endpoint;
+// `fields()` what else each request sends (the library's alt text, folder and tags);
 // `words(status, data)` what a 2xx answer means ("stored", "already there"); `onDone(stored)`
 // after the last URL (to draw the page's list again).
-export function urlImport({form, list, status, path, words, onDone = () => {}}) {
+export function urlImport({form, list, status, path, words, fields = () => ({}), onDone = () => {}}) {
   const box = form.elements.urls;
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -43,6 +54,7 @@ export function urlImport({form, list, status, path, words, onDone = () => {}}) 
       return;
     }
     list.replaceChildren();
+    const extra = fields();  // as they were when the run began
     const counts = {done: 0, refused: 0};
     for (const [at, url] of urls.entries()) {
       status.textContent = `Importing ${at + 1} of ${urls.length}…`;
@@ -50,7 +62,7 @@ export function urlImport({form, list, status, path, words, onDone = () => {}}) 
       const row = el('li', {}, el('span', {class: 'upload-name'}, url), said);
       list.append(row);
       try {
-        const {status: code, data} = await answer('POST', path(), {url});
+        const {status: code, data} = await answer('POST', path(), {...extra, url});
         said.textContent = words(code, data);
         row.classList.add('ok');
         counts.done += 1;
