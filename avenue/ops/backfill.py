@@ -31,12 +31,15 @@ def _thumb(db: Database[Document], bucket: str, original: dict[str, Any]) -> byt
 
 
 def thumbs_lacking(db: Database[Document], bucket: str, field: str, *, phase: str,
-                   progress: ProgressFn | None = None) -> Iterator[tuple[dict[str, Any], bytes | None]]:
+                   progress: ProgressFn | None = None,
+                   reading: tuple[str, ...] = ()) -> Iterator[tuple[dict[str, Any], bytes | None]]:
     """Each original of ``bucket`` without ``metadata.<field>`` and its thumb's bytes (None when
-    the thumb is missing or unreadable), reporting ``progress`` after each batch."""
+    the thumb is missing or unreadable), reporting ``progress`` after each batch; the
+    original's ``metadata.<name>`` of each of ``reading`` comes with it."""
     after: Any = None
     done = 0
-    while batch := originals_lacking(db, bucket, field, after, BATCH, {"metadata.variants.thumb": 1}):
+    projection = {"metadata.variants.thumb": 1, **{f"metadata.{name}": 1 for name in reading}}
+    while batch := originals_lacking(db, bucket, field, after, BATCH, projection):
         after = batch[-1]["_id"]
         for original in batch:
             yield original, _thumb(db, bucket, original)

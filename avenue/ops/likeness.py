@@ -1,7 +1,13 @@
 """``flask --app avenue likeness``: give every image stored before near-duplicate detection its
 perceptual hash and palette, and link it to its near-duplicates.
 
-Originals without ``metadata.phash`` are walked as ``placeholders`` walks its own
+First the originals hashed before the colour shares existed (no ``metadata.colour_shares``:
+a near-duplicate must agree in colour too, ingest/likeness.py) get them from their thumb,
+in the same ``$set`` as a cleared group label and ``near_pending``: their group was made by
+the grey hash alone (a product's red, blue and green shots in one group), so each is grouped
+again by the owed step below, once every image of the bucket has its shares.
+
+Then the originals without ``metadata.phash`` are walked as ``placeholders`` walks its own
 (``thumbs_lacking``, avenue/ops/backfill.py: a keyset, one batch in memory, a rerun starts
 over cheaply). Each gets its hash and
 palette from its WebP thumb (read from GridFS; a few KB) in one single-document ``$set``, then
@@ -9,8 +15,8 @@ is linked to the near-duplicates already hashed (``Library.link_near_duplicates`
 group labels only ever fill in what is missing, so running it twice changes nothing).
 
 Then the originals that owe a grouping (``metadata.near_pending``: hashed at upload or
-replace, but their lookup failed, or their process stopped before it ran) are linked the same
-way, which clears the flag.
+replace, but their lookup failed, or their process stopped before it ran, or their colour
+shares came just now) are linked the same way, which clears the flag.
 
 Then the originals hashed before the exact-duplicate key existed (no
 ``metadata.pixels_sha256``, store/exact.py) get it from the same thumb, one ``$set`` each, and
@@ -37,6 +43,7 @@ from avenue.db import Document
 from avenue.media import BUCKETS, Library
 from avenue.media.ingest.likeness import compute as compute_likeness
 from avenue.media.store.exact import PENDING_FIELD as EXACT_PENDING
+from avenue.media.store.nearby import NEAR_GROUP
 from avenue.media.store.nearby import PENDING_FIELD as NEAR_PENDING
 from avenue.media.store.scan import set_metadata as set_file_metadata
 from avenue.ops.backfill import ProgressFn, originals_flagged_ids, thumbs_lacking
@@ -48,6 +55,7 @@ class LikenessReport:
 
     computed: dict[str, int] = field(default_factory=dict)
     linked: int = 0
+    colours: dict[str, int] = field(default_factory=dict)  # hashed images given their colour shares
     pixels: dict[str, int] = field(default_factory=dict)  # images given their exact-duplicate key
     exact: int = 0  # of those and of the owed ones, the ones with an exact duplicate
     exact_owed: dict[str, int] = field(default_factory=dict)  # images whose exact link was owed
@@ -56,15 +64,16 @@ class LikenessReport:
     unreadable: list[dict[str, str]] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {"computed": self.computed, "owed": self.owed, "linked": self.linked,
+        return {"computed": self.computed, "colours": self.colours, "owed": self.owed, "linked": self.linked,
                 "pixels": self.pixels, "exact_owed": self.exact_owed, "exact": self.exact,
                 "split": self.split,
                 "unreadable": self.unreadable}
 
     def summary_line(self) -> str:
         total = sum(self.computed.values())
-        return (f"likeness: {total} images given a hash and palette, {sum(self.owed.values())} grouped "
-                f"after a failed lookup, {self.linked} with near-duplicates, "
+        return (f"likeness: {total} images given a hash and palette, {sum(self.colours.values())} their "
+                f"colour shares, {sum(self.owed.values())} grouped "
+                f"after a failed lookup or again by colour, {self.linked} with near-duplicates, "
                 f"{sum(self.pixels.values())} given a pixel hash and {sum(self.exact_owed.values())} "
                 f"linked after their upload ({self.exact} with exact duplicates), "
                 f"{self.split} out of an exact group their full-size pixels differ from, "
@@ -76,6 +85,20 @@ def backfill_likeness(db: Database[Document], *, progress: ProgressFn | None = N
     each to its near-duplicates."""
     report = LikenessReport()
     for name, bucket in BUCKETS.items():
+        report.colours[name] = 0
+        # First: the hash pass below links its images at once, against images that must
+        # already have their shares (and no group made by the hash alone).
+        for original, thumb in thumbs_lacking(db, bucket, "colour_shares", phase=f"Colour shares ({name})",
+                                              progress=progress, reading=("phash",)):
+            if "phash" not in (original.get("metadata") or {}):
+                continue  # the hash pass gives it everything
+            likeness = compute_likeness(thumb) if thumb is not None else None
+            if likeness is None or not likeness.shares:
+                continue  # its thumb is lost: the hash decides alone (fsck --repair, then again)
+            set_file_metadata(db, bucket, original["_id"], {
+                "colour_shares": list(likeness.shares), NEAR_GROUP.removeprefix("metadata."): None,
+                NEAR_PENDING: True})
+            report.colours[name] += 1
         report.computed[name] = 0
         library = Library(db, bucket)
         for original, thumb in thumbs_lacking(db, bucket, "phash", phase=f"Likeness ({name})",

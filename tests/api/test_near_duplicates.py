@@ -22,6 +22,7 @@ from avenue.ops import backfill as walk
 from avenue.ops import likeness as backfill
 from tests.support.client import MEDIA, uploaded
 from tests.support.fixtures import scene
+from tests.support.shots import RED, VARIANTS, encoded, product_shot, resaves
 
 LIKENESS = ("phash", "phash_bands", "palette", "colour_cells", "near_group", "near_pending")
 OWED = {"metadata.near_pending": True}
@@ -198,6 +199,60 @@ def test_the_library_filters_images_mostly_close_to_a_colour(client, editor):
 def test_a_colour_that_is_not_rrggbb_is_a_400(client, editor, colour):
     answer = client.get(MEDIA, headers=editor, query_string={"color": colour})
     assert answer.status_code == 400 and answer.get_json()["error"]["code"] == "invalid_color"
+
+
+# --- colour variants: a look-alike agrees in colour too (issue 64, item 5) ---------------
+
+
+def shot(client, headers, colour: tuple[int, int, int], name: str) -> dict:
+    return media(client, headers, encoded(product_shot(colour), quality=90), f"{name}.jpg")
+
+
+def test_a_product_shot_in_three_colours_names_no_look_alike_and_forms_no_group(client, editor):
+    red = shot(client, editor, RED, "red")
+    green, blue = (shot(client, editor, colour, name) for name, colour in VARIANTS.items())
+    assert [red["near_duplicates"], green["near_duplicates"], blue["near_duplicates"]] == [[], [], []]
+    for image in (red, green, blue):  # the library's page of each asks again: none
+        assert client.get(f"{MEDIA}/{image['id']}", headers=editor).get_json()["near_duplicates"] == []
+    assert client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"] == []
+
+
+def test_a_product_shot_s_re_saves_are_still_named_and_grouped_apart_from_its_colour_variants(client, editor):
+    red = shot(client, editor, RED, "red")
+    variants = {shot(client, editor, colour, name)["id"] for name, colour in VARIANTS.items()}
+    copies = []
+    for what, data in resaves(product_shot(RED)).items():
+        copy = media(client, editor, data, "copy.png" if what == "PNG" else "copy.jpg")
+        named = {match["id"] for match in copy["near_duplicates"]}
+        assert red["id"] in named and not named & variants, what
+        copies.append(copy["id"])
+    [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
+    assert {image["id"] for image in group["images"]} == {red["id"], *copies}
+
+
+def test_images_stored_before_their_colour_shares_match_on_the_hash_until_the_backfill_parts_them(
+        client, editor, db, runner):
+    red = shot(client, editor, RED, "red")
+    copy = media(client, editor, resaves(product_shot(RED))["JPEG q70"], "copy.jpg")
+    blue = shot(client, editor, VARIANTS["blue"], "blue")
+    db[f"{BUILDER}.files"].update_many({"metadata.role": "original"},
+                                       {"$unset": {"metadata.colour_shares": ""}})
+    # Stored before the shares: the hash decides alone, as it did (and a group made so stays).
+    green = shot(client, editor, VARIANTS["green"], "green")
+    assert {match["id"] for match in green["near_duplicates"]} == {red["id"], copy["id"], blue["id"]}
+    [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
+    assert len(group["images"]) == 4
+
+    result = runner.invoke(args=["likeness", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["colours"]["builder"] == 3 and report["owed"]["builder"] == 3
+    [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
+    assert {image["id"] for image in group["images"]} == {red["id"], copy["id"]}
+    for image in (green, blue):
+        assert client.get(f"{MEDIA}/{image['id']}", headers=editor).get_json()["near_duplicates"] == []
+    again = json.loads(runner.invoke(args=["likeness", "--json"]).output)
+    assert again["colours"]["builder"] == 0 and again["owed"]["builder"] == 0
 
 
 def strip_likeness(db, bucket: str) -> None:

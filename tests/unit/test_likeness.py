@@ -13,6 +13,7 @@ from avenue.media.ingest.images import Limits
 from avenue.media.ingest.pipeline import ingest, likeness_of
 from tests.helpers import image_bytes
 from tests.support.fixtures import scene
+from tests.support.shots import RED, SHADES, VARIANTS, encoded, product_shot, resaves
 
 PHOTOS = ["good/photo_exif_rotated.jpg", "good/progressive.jpg", "good/cmyk.jpg", "good/grayscale.jpg"]
 
@@ -59,10 +60,12 @@ def test_the_hash_is_imagehash_s_phash_bit_for_bit():
 def test_re_encoded_resized_and_cropped_copies_are_near_and_found_by_the_index(seed):
     original = scene((1200, 900), seed)
     first = hashed(jpeg(original, 85)).phash
+    shares = hashed(jpeg(original, 85)).shares
     for what, data in copies(original).items():
-        other = hashed(data).phash
-        assert likeness.distance(first, other) <= likeness.NEAR, what
-        assert found_by_index(first, other), what
+        other = hashed(data)
+        assert likeness.distance(first, other.phash) <= likeness.NEAR, what
+        assert found_by_index(first, other.phash), what
+        assert likeness.same_colours(shares, other.shares), what
 
 
 def test_distinct_pictures_are_not_near():
@@ -172,3 +175,63 @@ def test_with_its_order_a_lookup_asks_for_52_keys_flipping_each_band_s_least_cer
 def test_a_hash_stored_without_its_order_is_looked_up_as_before():
     value = 0x0123456789ABCDEF
     assert likeness.probes(value, "") == likeness.probes(value) and len(likeness.probes(value)) == 68
+
+
+# --- colour: a look-alike agrees in colour too (issue 64, item 5) ---------------------------
+
+
+def test_a_product_shot_s_colour_variants_share_its_grey_hash_but_not_its_colours():
+    red = hashed(encoded(product_shot(RED), quality=90))
+    for name, colour in VARIANTS.items():
+        variant = hashed(encoded(product_shot(colour), quality=90))
+        # What flagged them before: the hash sees the grey picture only.
+        assert likeness.distance(red.phash, variant.phash) <= likeness.NEAR, name
+        assert not likeness.same_colours(red.shares, variant.shares), name
+    green, blue = (hashed(encoded(product_shot(c), quality=90)) for c in VARIANTS.values())
+    assert not likeness.same_colours(green.shares, blue.shares)
+
+
+def test_a_product_shot_s_re_saves_agree_in_colour_and_are_found():
+    red = hashed(encoded(product_shot(RED), quality=90))
+    for what, data in resaves(product_shot(RED)).items():
+        copy = hashed(data)
+        assert likeness.distance(red.phash, copy.phash) <= likeness.NEAR, what
+        assert found_by_index(red.phash, copy.phash), what
+        assert likeness.same_colours(red.shares, copy.shares), what
+
+
+def test_two_shades_of_one_colour_are_one_colour_to_a_look_alike():
+    """Decided (docs/media.md): red and a red 20 ΔE darker or bluer are within one step of the
+    shares' grid, as a colour-corrected re-save would be; a hue turned 30 degrees (orange) is not."""
+    red = hashed(encoded(product_shot(RED), quality=90))
+    for name, colour in SHADES.items():
+        shade = hashed(encoded(product_shot(colour), quality=90))
+        assert likeness.same_colours(red.shares, shade.shares), name
+    orange = hashed(encoded(product_shot((200, 116, 32)), quality=90))
+    assert not likeness.same_colours(red.shares, orange.shares)
+
+
+def test_the_colour_shares_are_the_sample_s_cells_with_their_thousandths():
+    im = Image.new("RGB", (200, 200), (255, 255, 255))
+    ImageDraw.Draw(im).rectangle((0, 0, 199, 139), fill=(200, 20, 30))  # 70 % red, 30 % white
+    shares = likeness.of_image(im).shares
+    assert sum(packed & 1023 for packed in shares) == pytest.approx(1000, abs=5)
+    largest = sorted(packed & 1023 for packed in shares)[-2:]
+    assert largest == [pytest.approx(300, abs=20), pytest.approx(700, abs=20)]
+    assert likeness.of_image(im).as_metadata()["colour_shares"] == list(shares)
+
+
+def test_shares_not_stored_leave_the_hash_to_decide_alone():
+    red = hashed(encoded(product_shot(RED), quality=90)).shares
+    assert likeness.same_colours(None, red) and likeness.same_colours(red, [])
+    assert likeness.same_colours(None, None)
+
+
+def test_a_colour_covering_less_than_its_floor_is_not_compared():
+    """A colour under COLOUR_MATTERS of both pictures (a small label, a reflection) does not
+    keep two otherwise equal pictures apart."""
+    plain = Image.new("RGB", (320, 320), (240, 240, 240))
+    ImageDraw.Draw(plain).rectangle((0, 0, 319, 159), fill=(40, 40, 40))
+    dotted = plain.copy()
+    ImageDraw.Draw(dotted).rectangle((10, 200, 50, 235), fill=(30, 200, 40))  # about 1.4 %
+    assert likeness.same_colours(likeness.of_image(plain).shares, likeness.of_image(dotted).shares)

@@ -29,6 +29,23 @@ placeholder's method) with their share of the opaque pixels. Each colour coverin
 (``metadata.colour_cells``, multikey): "mostly close to #rrggbb" asks for the target's cell
 and its 26 neighbours, one index bound per cell.
 
+**Colour shares** (what a near-duplicate must agree on besides the hash). The hash sees only
+the grey picture, so a product shot in red, blue and green is one hash. Every colour of the
+32 px sample drawn over white is put in a finer CIELAB cell (:data:`TONE_L_STEP` L by
+:data:`TONE_AB_STEP` a and b units), and each cell holding at least :data:`SHARE_FLOOR` of the
+sample is stored as ``cell << 10 | share in thousandths`` (``metadata.colour_shares``, not
+indexed: read only for the few candidates already within :data:`NEAR` bits). Two pictures
+agree in colour (:func:`same_colours`) when every cell covering :data:`COLOUR_MATTERS` of
+either has at least :data:`COLOUR_KEPT` of its share in the same cell or a neighbouring one in
+the other. Why this and not the palette: the median cut splits the largest population, so a
+product on a pale backdrop gets four near-identical whites and one muddy mix of the product,
+the table and its shadow (a red mug: ``#c58e86``), and an adaptive quantizer's colours (8,
+maximum coverage) moved by a median 37 ΔE between two saves of one generated scene; and not
+the layout of mean colours (a 4 x 4 grid): re-saves moved a cell by up to 26 ΔE, and a product
+covering 2 % of the picture in another hue by 17-26. Counted in fixed cells, a colour keeps its share through
+re-encoding, resizing and cropping: over 263 such copies (bench/near_colour.py) the least kept
+was 0.65 of a colour's share, a hue-rotated product 0.0. Measured figures: docs/media.md.
+
 Bytes in, a :class:`Likeness` out; no Flask, no database.
 """
 
@@ -58,6 +75,15 @@ OPAQUE = 128
 # CIELAB grid: L in steps of 20 (0..100), a and b in steps of 24 (-128..127).
 L_STEP = 20.0
 AB_STEP = 24.0
+# The colour shares' finer grid: colours within one step of each axis are one colour to a
+# look-alike (a re-save moves them 1-3 ΔE; red and a darker red 20 ΔE apart: one step on each
+# axis, the same colour; red and orange 37 ΔE apart: three steps of a, another).
+TONE_L_STEP = 10.0
+TONE_AB_STEP = 12.0
+SHARE_BITS = 10  # a stored colour share: cell << SHARE_BITS | thousandths
+SHARE_FLOOR = 0.005  # the least share of the sample a stored cell holds (a photo keeps 30-90 cells)
+COLOUR_MATTERS = 0.03  # a colour covering this share of either picture must be in the other ...
+COLOUR_KEPT = 0.5  # ... with at least this part of its share, within one step (measured: 0.65 and 0.0)
 
 # DCT-II basis rows for the LOW lowest frequencies over SIDE samples (scipy's unnormalised
 # type-II DCT, as imagehash uses, up to a constant factor that no comparison sees).
@@ -80,11 +106,12 @@ class Likeness:
     palette: tuple[Colour, ...]
     order: str = ""  # each band's bits, least certain first (:func:`phash_order`); "" unknown
     pixels: str = ""  # :func:`pixels_sha256` of the same picture; "" unknown
+    shares: tuple[int, ...] = ()  # :func:`colour_shares` of the same picture; () unknown
 
     def as_metadata(self) -> dict[str, Any]:
         """What the original's files document keeps: the hash as 16 hex digits (BSON has no
         unsigned 64-bit integer), its bands and their bits' order, the palette and its colour
-        cells."""
+        cells, and the colour shares a look-alike must agree on."""
         return {
             "phash": f"{self.phash:016x}",
             "phash_bands": bands(self.phash),
@@ -92,6 +119,7 @@ class Likeness:
             "palette": [{"color": c.hex, "share": round(c.share, 3)} for c in self.palette],
             "colour_cells": sorted({cell(c.hex) for c in self.palette if c.share >= MOSTLY}),
             **({"pixels_sha256": self.pixels} if self.pixels else {}),
+            **({"colour_shares": list(self.shares)} if self.shares else {}),
         }
 
 
@@ -279,6 +307,61 @@ def colour_distance(first: str, second: str) -> float:
     return math.dist(lab(first), lab(second))
 
 
+def _tone(red: int, green: int, blue: int) -> tuple[int, int, int]:
+    """The colour shares' cell of an sRGB colour: L, a and b steps from 0."""
+    light, a, b = _srgb_to_lab(red, green, blue)
+    return (min(10, max(0, int(light // TONE_L_STEP))), min(21, max(0, int((a + 128) // TONE_AB_STEP))),
+            min(21, max(0, int((b + 128) // TONE_AB_STEP))))
+
+
+def colour_shares(sample: Image.Image) -> tuple[int, ...]:
+    """Each colour cell holding at least :data:`SHARE_FLOOR` of ``sample`` (the palette's 32 px
+    sample, drawn over white as the hash sees it) as ``cell << 10 | thousandths``, ascending."""
+    rgb = sample.convert("RGB")
+    total = rgb.width * rgb.height
+    counts: dict[tuple[int, int, int], int] = {}
+    # At most 1,024 distinct colours (a photo has about 700): one CIELAB conversion each.
+    for count, colour in rgb.getcolors(total) or []:
+        red, green, blue = colour  # type: ignore[misc]  # an RGB image's colours are triples
+        tone = _tone(red, green, blue)
+        counts[tone] = counts.get(tone, 0) + count
+    return tuple(sorted(((light << 10 | a << 5 | b) << SHARE_BITS) | round(1000 * n / total)
+                        for (light, a, b), n in counts.items() if n >= SHARE_FLOOR * total))
+
+
+def _unpacked(shares: Shares) -> dict[tuple[int, int, int], float]:
+    cells: dict[tuple[int, int, int], float] = {}
+    for packed in shares:
+        key = packed >> SHARE_BITS
+        cells[(key >> 10, (key >> 5) & 31, key & 31)] = (packed & ((1 << SHARE_BITS) - 1)) / 1000
+    return cells
+
+
+def _kept(mine: dict[tuple[int, int, int], float], theirs: dict[tuple[int, int, int], float]) -> bool:
+    for (light, a, b), share in mine.items():
+        if share < COLOUR_MATTERS:
+            continue
+        around = sum(theirs.get((light + dl, a + da, b + db), 0.0)
+                     for dl in (-1, 0, 1) for da in (-1, 0, 1) for db in (-1, 0, 1))
+        if around < COLOUR_KEPT * share:
+            return False
+    return True
+
+
+Shares = list[int] | tuple[int, ...]
+
+
+def same_colours(first: Shares | None, second: Shares | None) -> bool:
+    """Whether two pictures' stored :func:`colour_shares` agree (the module docstring): every
+    colour covering :data:`COLOUR_MATTERS` of either keeps :data:`COLOUR_KEPT` of its share within
+    one step in the other. True when either is unknown (stored before the shares were: the hash
+    decides alone until ``flask likeness`` gives them)."""
+    if not first or not second:
+        return True
+    mine, theirs = _unpacked(first), _unpacked(second)
+    return _kept(mine, theirs) and _kept(theirs, mine)
+
+
 def _palette(frame: Image.Image) -> tuple[Colour, ...]:
     """Up to :data:`PALETTE` median-cut colours of the opaque pixels, with their shares,
     largest first."""
@@ -300,14 +383,16 @@ def _palette(frame: Image.Image) -> tuple[Colour, ...]:
 
 
 def of_image(image: Image.Image) -> Likeness:
-    """The hash and palette of a decoded picture (its first frame)."""
+    """The hash, palette and colour shares of a decoded picture (its first frame)."""
     frame = image.convert("RGBA")
     # The hash sees the picture as drawn over a white page (transparent pixels have any RGB).
     over_white = Image.alpha_composite(Image.new("RGBA", frame.size, (255, 255, 255, 255)), frame)
     sample = frame.copy()
     sample.thumbnail((SAMPLE, SAMPLE), Image.Resampling.BOX)
     value, order = phash_order(over_white)
-    return Likeness(value, _palette(sample), order, pixels_sha256(frame))
+    white = Image.new("RGBA", sample.size, (255, 255, 255, 255))
+    shares = colour_shares(Image.alpha_composite(white, sample))
+    return Likeness(value, _palette(sample), order, pixels_sha256(frame), shares)
 
 
 def compute(thumb: bytes) -> Likeness | None:

@@ -4,7 +4,11 @@
 (``likeness.probes``; 68 for a hash stored without the order) are one ``$in`` on the multikey
 ``phash_bands`` index of the bucket's files; at most
 :data:`CANDIDATES` candidates come back (their hash and owner only), and the exact Hamming
-distance keeps those within ``likeness.NEAR``. Only the bucket's own files collection is asked:
+distance keeps those within ``likeness.NEAR``. Those are read whole, nearest first, a page of
+``limit`` at a time, and kept only when their colours agree too (``likeness.same_colours`` on
+``metadata.colour_shares``: the hash is grey, so a product shot in red, blue and green is one
+hash; an image stored before the shares keeps the hash's word alone until ``flask likeness``
+gives it its shares). Only the bucket's own files collection is asked:
 trashed images live in the trash bucket and are never matched; another bucket's never either.
 
 **At upload** (:class:`Lookup`): an upload's lookup runs beside the write of its original
@@ -36,7 +40,9 @@ process died between its write and its lookup, keeps the flag, and ``flask liken
 it later: a hash alone does not mean the image was ever compared.
 
 **Colour** (:func:`colour_query`): the filter for the library list, one ``$in`` on the
-``colour_cells`` index (the target's CIELAB cell and its neighbours).
+``colour_cells`` index (the target's CIELAB cell and its neighbours). It is no part of a
+lookup: its cells hold only the palette's colours covering a quarter of the picture (a
+product on a backdrop rarely does) at a step twice the colour shares'.
 """
 
 from __future__ import annotations
@@ -104,10 +110,16 @@ def _hash_of(doc: dict[str, Any]) -> int | None:
     return likeness.parse_hash(text) if isinstance(text, str) else None
 
 
+def _shares_of(doc: dict[str, Any]) -> list[int] | None:
+    shares = (doc.get("metadata") or {}).get("colour_shares")
+    return shares if isinstance(shares, list) else None
+
+
 def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str | None = None,
          limit: int = LISTED) -> list[Match]:
-    """The originals of ``bucket`` within ``likeness.NEAR`` of ``doc``'s hash, nearest first
-    (only ``owner``'s when given; never ``doc`` itself); none when it has no hash."""
+    """The originals of ``bucket`` within ``likeness.NEAR`` of ``doc``'s hash whose colours
+    agree with its own, nearest first (only ``owner``'s when given; never ``doc`` itself); none
+    when it has no hash."""
     value = _hash_of(doc)
     if value is None:
         return []
@@ -128,11 +140,18 @@ def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str
         if other is not None and (gap := likeness.distance(value, other)) <= likeness.NEAR:
             close.append((gap, candidate["_id"]))
     close.sort(key=lambda pair: (pair[0], str(pair[1])))
-    nearest = close[:limit]
-    if not nearest:
-        return []
-    docs = {d["_id"]: d for d in files.find({"_id": {"$in": [i for _, i in nearest]}}).max_time_ms(QUERY_MS)}
-    return [Match(docs[i], gap) for gap, i in nearest if i in docs]
+    mine = _shares_of(doc)
+    matches: list[Match] = []
+    # A page of the nearest at a time: usually one query, as before; a few more only where
+    # colour variants of one shot fill the first page.
+    for start in range(0, len(close), limit):
+        page = close[start:start + limit]
+        docs = {d["_id"]: d for d in files.find({"_id": {"$in": [i for _, i in page]}}).max_time_ms(QUERY_MS)}
+        matches.extend(Match(docs[i], gap) for gap, i in page
+                       if i in docs and likeness.same_colours(mine, _shares_of(docs[i])))
+        if len(matches) >= limit:
+            break
+    return matches[:limit]
 
 
 def link(db: Database[Document], bucket: str, doc: dict[str, Any], matches: list[Match]) -> ObjectId | None:
