@@ -141,6 +141,7 @@ TABLE: list[tuple[str, str, frozenset]] = [
     ("DELETE", f"/api/upload-links/{ID}", EDITORS),
     ("POST", "/api/upload-links/files", LINK_HOLDERS),
     ("POST", "/api/upload-links/tus", LINK_HOLDERS),
+    ("GET", f"/api/upload-links/tus/{ID}", LINK_HOLDERS),
     ("PATCH", f"/api/upload-links/tus/{ID}", LINK_HOLDERS),
 ]
 

@@ -116,7 +116,7 @@ def test_a_product_without_photos_says_so_not_that_every_photo_has_alt_text(live
     page.goto(f"/console/products/{sku}")
     none = page.locator("#alt-none")
     none.wait_for()
-    assert none.inner_text() == "This product has no photos yet."
+    assert none.inner_text() == "Add a photo first: this product has none."
     page.locator("#files").set_input_files(files=[{"name": "first.jpg", "mimeType": "image/jpeg",
                                                    "buffer": unlike_jpeg(320, 240)}])
     page.locator("#alt-list li").first.wait_for()  # the new photo has none: it is listed

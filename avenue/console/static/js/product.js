@@ -284,7 +284,7 @@ const loadMissingAlt = missingAlt({
   form: document.getElementById('alt-form'),
   none: document.getElementById('alt-none'),
   status: document.getElementById('alt-status'),
-  nothing: () => (product && !stored().length ? 'This product has no photos yet.' : ''),
+  nothing: () => (product && !stored().length ? 'Add a photo first: this product has none.' : ''),
   onSaved: async () => {
     product = await api('GET', base);
     render();
