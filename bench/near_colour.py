@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import io
 import random
 import sys
 from itertools import combinations
@@ -77,7 +76,8 @@ def copy_of(im: Image.Image, rng: random.Random) -> bytes:
     left, top = rng.uniform(0, crop), rng.uniform(0, crop)
     cut = im.crop((int(width * left), int(height * top), width - int(width * (crop - left)),
                    height - int(height * (crop - top))))
-    cut = cut.resize((max(1, int(cut.width * scale)), max(1, int(cut.height * scale))), Image.Resampling.LANCZOS)
+    size = (max(1, int(cut.width * scale)), max(1, int(cut.height * scale)))
+    cut = cut.resize(size, Image.Resampling.LANCZOS)
     return encoded(cut, quality=quality)
 
 
@@ -85,21 +85,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=60, help="generated scenes copied (part 2)")
     parser.add_argument("--copies", type=int, default=4, help="copies of each picture (part 2)")
-    parser.add_argument("--distinct", type=int, default=300, help="generated scenes compared pairwise (part 3)")
+    parser.add_argument("--distinct", type=int, default=300,
+                        help="generated scenes compared pairwise (part 3)")
     parser.add_argument("--out", type=Path, help="also write the table as markdown here")
     args = parser.parse_args()
     rows: list[tuple[str, str, str]] = []
 
     shots = {"red": stored(encoded(product_shot(RED), quality=90))}
-    shots.update({name: stored(encoded(product_shot(colour), quality=90)) for name, colour in VARIANTS.items()})
+    shots.update({name: stored(encoded(product_shot(colour), quality=90))
+                  for name, colour in VARIANTS.items()})
     pairs = [flagged(shots[a], shots[b]) for a, b in combinations(shots, 2)]
     rows.append(("hue variants (red, green, blue: 3 pairs)", f"{sum(p[0] for p in pairs)} of 3 flagged",
                  f"{sum(p[1] for p in pairs)} of 3 flagged"))
     for name, colour in {**SHADES, "orange": (200, 116, 32)}.items():
         before, now = flagged(shots["red"], stored(encoded(product_shot(colour), quality=90)))
-        rows.append((f"red against {name}", "flagged" if before else "not flagged", "flagged" if now else "not flagged"))
+        rows.append((f"red against {name}", "flagged" if before else "not flagged",
+                     "flagged" if now else "not flagged"))
     found = [flagged(shots["red"], stored(data)) for data in resaves(product_shot(RED)).values()]
-    rows.append(("re-saves of the red shot (q70, half, crop 5 %, PNG)", f"{sum(f[0] for f in found)} of 4 found",
+    rows.append(("re-saves of the red shot (q70, half, crop 5 %, PNG)",
+                 f"{sum(f[0] for f in found)} of 4 found",
                  f"{sum(f[1] for f in found)} of 4 found"))
 
     rng = random.Random(31)
@@ -121,7 +125,8 @@ def main() -> int:
     rows.append((f"copies of {len(pictures)} pictures x {args.copies}", f"{before} of {total} found",
                  f"{now} of {total} found (least share kept {least:.2f}, needed {likeness.COLOUR_KEPT})"))
 
-    distinct = [stored(encoded(scene((480, 360), 10_000 + seed), quality=90)) for seed in range(args.distinct)]
+    distinct = [stored(encoded(scene((480, 360), 10_000 + seed), quality=90))
+                for seed in range(args.distinct)]
     pairs = [flagged(a, b) for a, b in combinations(distinct, 2)]
     rows.append((f"distinct scenes ({len(pairs):,} pairs)", f"{sum(p[0] for p in pairs)} flagged",
                  f"{sum(p[1] for p in pairs)} flagged"))
