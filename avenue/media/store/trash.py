@@ -197,7 +197,7 @@ def listed_as_version(db: Database[Document], doc: dict[str, Any]) -> bool:
     return False
 
 
-def _later(moment: Any, than: Any) -> bool:
+def _later(moment: dt.datetime | None, than: dt.datetime) -> bool:
     return moment is not None and as_utc(moment) > as_utc(than)
 
 

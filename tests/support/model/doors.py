@@ -13,6 +13,7 @@ through all of them, so a worker that answers from a stale cache is caught. Two 
 from __future__ import annotations
 
 import http.client
+import json as json_text
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,9 +27,7 @@ class Answer:
     body: bytes
 
     def json(self) -> Any:
-        import json
-
-        return json.loads(self.body) if self.body else None
+        return json_text.loads(self.body) if self.body else None
 
 
 class FlaskDoor:
@@ -62,11 +61,9 @@ class HttpDoor:
 
     def call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
              body: bytes | None = None, json: Any = None, content_type: str | None = None) -> Answer:
-        import json as json_module
-
         sent = dict(headers or {})
         if json is not None:
-            body = json_module.dumps(json).encode()
+            body = json_text.dumps(json).encode()
             content_type = "application/json"
         if content_type:
             sent["Content-Type"] = content_type
