@@ -17,8 +17,9 @@ same on mongod, SecantusDB and mongomock.
 
 The limits of unsigned cold renders (:func:`cold_render_gate`) count outside ``limits``'
 windows: :class:`WindowGroup` counts every window of a key (an address's minute and hour) in
-one document and one ``findAndModify`` on windows aligned to the clock, where ``limits`` took
-a command per window and three to open one; a cold rendition pays it before its render.
+one document on windows aligned to the clock, where ``limits`` took a command per window and
+three to open one; the address's and the instance's documents are counted in one ``update``
+command (:func:`hit_all`), which a cold rendition pays before its render.
 
 Durability: the counters are written with :data:`COUNTER_WRITES` (``w: 1``, no journal wait),
 not the app's ``w: majority, j: true`` (avenue/db.py ``durability``). A count a crash or a
@@ -44,10 +45,10 @@ from flask_limiter import Limiter
 from flask_login import current_user
 from limits import RateLimitItem, parse_many
 from limits.storage import Storage
-from pymongo import ReturnDocument, WriteConcern
+from pymongo import ReturnDocument, UpdateOne, WriteConcern
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from avenue.clock import as_utc
 from avenue.db import Document
@@ -59,6 +60,9 @@ STORAGE_URI = "avenue-mongodb://"
 #: How counters are written: acknowledged by the primary, not waiting for the journal or a
 #: majority (see the module doc).
 COUNTER_WRITES = WriteConcern(w=1, j=False)
+#: The server's code of a duplicate key (an upsert whose filter matched no document but whose
+#: ``_id`` is taken).
+DUPLICATE_KEY = 11000
 
 
 class MongoWindowStorage(Storage):
@@ -331,12 +335,13 @@ class WindowGroup:
     a window of a length that divides the longest one's (a minute in an hour) lies inside one
     of the longest's windows; one document per key and longest window holds a count per
     window (``w<seconds>_<index>``: at most 60 minutes' fields in an hour's document) and
-    expires with the longest window (the TTL index on ``expireAt``). A hit is one
-    ``findAndModify``: ``$inc`` on every window, filtered on each being under its limit, with
-    upsert (the first hit of a window opens the document in that same command). A hit past a
-    limit matches nothing and its upsert hits the ``_id``: refused, and counted nowhere (a
-    refused render costs nothing, so it does not use up a longer window either; with one
-    ``limits`` window per command it was counted in the windows before the refusing one).
+    expires with the longest window (the TTL index on ``expireAt``). A hit is one upserting
+    update (:meth:`update`; :func:`hit_all` sends several groups' in one command): ``$inc`` on
+    every window, filtered on each being under its limit, with upsert (the first hit of a
+    window opens the document in that same command). A hit past a limit matches nothing and
+    its upsert hits the ``_id``: refused, and counted nowhere (a refused render costs nothing,
+    so it does not use up a longer window either; with one ``limits`` window per command it
+    was counted in the windows before the refusing one).
     A window whose length does not divide the longest's gets a group of its own.
     """
 
@@ -356,32 +361,35 @@ class WindowGroup:
                 home.append(item)
         return [WindowGroup(scope, group) for group in groups]
 
+    def update(self, key: str, moment: float) -> UpdateOne:
+        """The one upserting update that counts a hit for ``key`` at UNIX time ``moment`` in
+        every window of the group, matching only while each is under its limit."""
+        fields = self.fields(moment)
+        under = {field: {"$not": {"$gte": item.amount}} for item, field in fields.items()}
+        longest = self.items[0].get_expiry()
+        ends = datetime.fromtimestamp((moment // longest + 1) * longest, UTC)
+        return UpdateOne({"_id": self.doc_id(key, moment), **under},
+                         {"$inc": dict.fromkeys(fields.values(), 1), "$setOnInsert": {"expireAt": ends}},
+                         upsert=True)
+
+    def fields(self, moment: float) -> dict[RateLimitItem, str]:
+        return {item: f"w{item.get_expiry()}_{int(moment // item.get_expiry())}" for item in self.items}
+
+    def doc_id(self, key: str, moment: float) -> str:
+        longest = self.items[0].get_expiry()
+        return f"{self.scope}/{key}/{longest}/{int(moment // longest)}"
+
+    def full(self, counters: Collection[Document], key: str, moment: float) -> RateLimitItem | None:
+        """The group's window that is used up for ``key`` at ``moment`` (read), else None."""
+        doc = counters.find_one({"_id": self.doc_id(key, moment)}) or {}
+        return next((item for item, field in self.fields(moment).items() if doc.get(field, 0) >= item.amount),
+                    None)
+
     def hit(self, counters: Collection[Document], key: str, moment: float) -> RateLimitItem | None:
         """Count one hit for ``key`` at UNIX time ``moment``; the window that refused it (not
-        counted), else None. Retries a race lost to the document's first insert."""
-        longest = self.items[0].get_expiry()
-        fields = {item: f"w{item.get_expiry()}_{int(moment // item.get_expiry())}" for item in self.items}
-        doc_id = f"{self.scope}/{key}/{longest}/{int(moment // longest)}"
-        under = {field: {"$not": {"$gte": item.amount}} for item, field in fields.items()}
-        ends = datetime.fromtimestamp((moment // longest + 1) * longest, UTC)
-        for _ in range(5):
-            try:
-                counters.find_one_and_update(
-                    {"_id": doc_id, **under},
-                    {"$inc": dict.fromkeys(fields.values(), 1), "$setOnInsert": {"expireAt": ends}},
-                    upsert=True, return_document=ReturnDocument.AFTER)
-                # Counted (SecantusDB may answer None for an upsert that raced the insert of
-                # the document: it was applied as an update, so its filter, every window under
-                # its limit, matched).
-                return None
-            except DuplicateKeyError:
-                doc = counters.find_one({"_id": doc_id}) or {}
-                full = next((item for item, field in fields.items() if doc.get(field, 0) >= item.amount),
-                            None)
-                if full is not None:
-                    return full
-                # Not full: the document was inserted by a racing first hit: count in it.
-        raise RuntimeError(f"could not count a hit of {doc_id!r}")
+        counted), else None (:func:`hit_all` of this group alone)."""
+        refused = hit_all(counters, [(self, key)], moment)
+        return None if refused is None else refused[1]
 
     def refusal(self, item: RateLimitItem, moment: float, message: str) -> RateLimited:
         """The 429 of a hit ``item``'s window refused at ``moment``: retry once it ends."""
@@ -389,6 +397,37 @@ class WindowGroup:
         retry_after = max(1, math.ceil((moment // seconds + 1) * seconds - moment))
         return RateLimited(f"{message} Try again in {retry_after} s.", retry_after=retry_after,
                            limit=str(item))
+
+
+def hit_all(counters: Collection[Document], hits: list[tuple[WindowGroup, str]],
+            moment: float) -> tuple[WindowGroup, RateLimitItem] | None:
+    """Count one hit at UNIX time ``moment`` for each ``(group, key)`` of ``hits``, in order,
+    in one ``update`` command (an ordered bulk write of the groups' upserting updates: a cold
+    render's address and instance limits used to cost one ``findAndModify`` each). The first
+    group whose window is used up stops the rest: it and the groups after it are not counted
+    (those before it are, as when each was a command of its own); answered as that group and
+    window, else None. A hit past a limit matches nothing and its upsert hits the ``_id``
+    (E11000): then the document is read to tell a used-up window from a race lost to the
+    document's first insert (not full: counted again from that group on)."""
+    left = list(hits)
+    for _ in range(5 * len(hits)):
+        if not left:
+            return None
+        try:
+            counters.bulk_write([group.update(key, moment) for group, key in left], ordered=True)
+            return None
+        except BulkWriteError as error:
+            failures = error.details.get("writeErrors") or []
+            first = failures[0] if failures else {}
+            if first.get("code") != DUPLICATE_KEY:
+                raise
+            index = int(first.get("index", 0))
+            group, key = left[index]
+            refused = group.full(counters, key, moment)
+            if refused is not None:
+                return group, refused
+            left = left[index:]  # the ones before it were counted; a racing insert: again
+    raise RuntimeError(f"could not count the hits {[group.doc_id(key, moment) for group, key in hits]!r}")
 
 
 def cold_render_gate(exempt: Callable[[], bool]) -> Callable[[], None]:
@@ -411,18 +450,23 @@ def cold_render_gate(exempt: Callable[[], bool]) -> Callable[[], None]:
         if not isinstance(storage, MongoWindowStorage):
             raise RuntimeError("the limits of cold renders count in MongoDB (Avenue's storage)")
         counters = storage.counters
-        for scope, setting, key, whose in (
+        moment = time.time()
+        hits: list[tuple[WindowGroup, str]] = []
+        whose: dict[str, tuple[str, str]] = {}
+        for scope, setting, key, who in (
                 ("render-address", "AVENUE_RENDER_ADDRESS_LIMIT", request.remote_addr or "unknown",
                  "from your address"),
                 ("render-instance", "AVENUE_RENDER_INSTANCE_LIMIT", INSTANCE, "on this server")):
             limit = config[setting]
             if (scope, limit) not in groups:
                 groups[(scope, limit)] = WindowGroup.of(scope, limit)
-            for group in groups[(scope, limit)]:
-                moment = time.time()
-                refused = group.hit(counters, key, moment)
-                if refused is not None:
-                    raise group.refusal(refused, moment, f"Too many new renditions {whose} (the limit is "
-                                                         f"{limit}): stored ones are still served; ask again "
-                                                         "later, or use a signed URL.")
+            hits += [(group, key) for group in groups[(scope, limit)]]
+            whose[scope] = (who, limit)
+        refused = hit_all(counters, hits, moment)
+        if refused is not None:
+            group, item = refused
+            who, limit = whose[group.scope]
+            raise group.refusal(item, moment, f"Too many new renditions {who} (the limit is {limit}): "
+                                              "stored ones are still served; ask again later, or use a "
+                                              "signed URL.")
     return admit
