@@ -1,0 +1,112 @@
+"""The database commands an upload and a cold rendition send, counted on the wire (issue 63:
+"fewer, never more"). Each ceiling is the count the code sends today: a change that adds a
+round trip to either path fails here and has to say why in the ceiling's comment.
+
+Counted with a pymongo command listener on the app's own client (``MONGO_CLIENT_CLASS``),
+the third of three of each, so that what only the first pays (the indexes, the limits'
+windows opened, the worker's first deletion poll) is not counted. Deletion polls are kept
+out by a long ``AVENUE_DELETIONS_POLL_MS``: they are the cache's, one per interval, not the
+request's. bench/cold_commands.py prints the same count by command and collection.
+"""
+
+from __future__ import annotations
+
+import collections
+
+import pymongo
+import pytest
+
+from tests.helpers import Auth, listening, make_app
+from tests.support.client import upload
+from tests.support.commands import Matching
+
+# Sent by the driver for itself (handshakes, sessions), not by the app.
+DRIVER = {"hello", "ismaster", "isMaster", "endSessions", "ping", "saslStart", "saslContinue"}
+
+#: A cold rendition on request, an unsigned preset counted against the limits of cold renders,
+#: on a worker that has never read the image: the rendition's files document (not stored),
+#: the limits' one update (address and instance), the claim, the original's files document and
+#: its chunks, the rendition's chunks and files document, the renditions' counters.
+COLD_RENDITION = 8
+#: One upload to /api/uploads of a JPEG unlike the others (no look-alike, no copy), before its
+#: answer (AVENUE_VARIANTS_AFTER_ANSWER on, as the Procfile's server runs): the token and its
+#: user, the upload limit's window, three finds of the bucket's files (the same bytes by key,
+#: the same pixels, the original after its write) and one of the trash (the same bytes
+#: deleted), the original's chunks and files document, the bucket's counters, the hour's
+#: upload count, the audit entry.
+UPLOAD_ANSWER = 12
+#: ... and in all, once its variants (a claim taken and left, the chunks read once, their
+#: chunks and files, the original's document pointed at them, the counters) and its look-alike
+#: and exact-copy checks are done after the answer.
+UPLOAD = 24
+#: Three photos unlike each other: the third is counted.
+PHOTOS = ("good/grayscale.jpg", "good/cmyk.jpg", "good/progressive.jpg")
+
+
+@pytest.fixture
+def counted(backend, db_name):
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs the wire protocol")
+    commands = Matching(lambda event: event.database_name == db_name and event.command_name not in DRIVER)
+    apps = []
+
+    def app():  # a worker of its own (its own client and cache), on the one database
+        apps.append(make_app((listening(commands), backend[1]), db_name, RATELIMIT_ENABLED=True,
+                             AVENUE_VARIANTS_AFTER_ANSWER=True,
+                             # One window for the whole test, opened by the first upload: a
+                             # minute's could end between two uploads under load (a window
+                             # opened again costs two more commands).
+                             AVENUE_UPLOAD_RATE_LIMIT="10000/hour",
+                             AVENUE_DELETIONS_POLL_MS=600_000,
+                             AVENUE_RENDITION_PRESETS="fit512=w_512,h_512,q_80"))
+        return apps[-1]
+    try:
+        yield app, commands
+    finally:
+        for made in apps:
+            client = made.extensions["avenue.mongo"].client
+            client.drop_database(db_name)
+            client.close()
+
+
+def listing(commands: list[dict]) -> collections.Counter[str]:
+    return collections.Counter(f"{name} {target}" for command in commands
+                               for name, target in [next(iter(command.items()))])
+
+
+def settled(commands: Matching) -> collections.Counter[str]:
+    """What was sent once the work after the answer is done (both lanes drained)."""
+    from avenue.media.serve import route
+
+    assert route.RENDITION_STORES.drain(60) and route.AFTER_ANSWER.drain(60)
+    return listing(commands.commands)
+
+
+def test_an_upload_and_a_cold_rendition_send_no_more_commands_than_they_did(counted):
+    new_app, commands = counted
+    app = new_app()
+    headers = Auth(app).token("editor")
+    client = app.test_client()
+    answered: list[collections.Counter[str]] = []
+    sent: list[collections.Counter[str]] = []
+    ids = []
+    for name in PHOTOS:
+        del commands.commands[:]
+        answer = upload(client, headers, name, visibility="public")
+        assert answer.status_code == 201, answer.get_json()
+        ids.append(answer.get_json()["id"])
+        answered.append(listing(commands.commands))
+        answer.close()  # the server's close: the variants are rendered now, after the answer
+        sent.append(settled(commands))
+    assert sum(answered[-1].values()) <= UPLOAD_ANSWER, answered[-1]
+    assert sum(sent[-1].values()) <= UPLOAD, sent[-1]
+
+    web = new_app().test_client()  # a worker that has never read these images
+    rendered: list[collections.Counter[str]] = []
+    for image_id in ids:
+        del commands.commands[:]
+        answer = web.get(f"/media/uploads/{image_id}/fit512.jpg")
+        assert answer.status_code == 200
+        answer.close()
+        rendered.append(settled(commands))
+    assert sum(rendered[-1].values()) <= COLD_RENDITION, rendered[-1]
