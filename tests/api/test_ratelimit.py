@@ -345,33 +345,6 @@ def test_a_cold_render_is_counted_in_one_command_per_key_and_a_refused_one_nowhe
     assert hits_of_the_gate(app, monkeypatch, hour + 70, 1, address="198.51.100.8") == [None]
 
 
-def test_a_cold_render_s_address_and_instance_limits_are_one_command(backend, db_name, monkeypatch):
-    """The gate sends one ``update`` for the address's and the instance's windows together (it
-    sent a findAndModify for each), and opens both documents in that command."""
-    if backend[0] is not pymongo.MongoClient:
-        pytest.skip("command monitoring needs the wire protocol")
-    from tests.helpers import listening, make_app
-    from tests.support.commands import Matching
-
-    counted = Matching(lambda event: event.database_name == db_name
-                       and event.command.get(event.command_name) == COLLECTION)
-    app = make_app((listening(counted), backend[1]), db_name, RATELIMIT_ENABLED=True,
-                   AVENUE_RENDER_ADDRESS_LIMIT="5/minute;50/hour", AVENUE_RENDER_INSTANCE_LIMIT="100/minute")
-    try:
-        hour = 3600 * 500_000
-        assert hits_of_the_gate(app, monkeypatch, hour + 10, 1) == [None]
-        assert [next(iter(command)) for command in counted.commands] == ["update"]
-        assert len(counted.commands[0]["updates"]) == 2
-        with app.app_context():
-            from avenue.db import get_db
-
-            assert get_db()[COLLECTION].count_documents({}) == 2
-    finally:
-        client = app.extensions["avenue.mongo"].client
-        client.drop_database(db_name)
-        client.close()
-
-
 def test_a_render_the_instance_refuses_is_counted_for_its_address_and_one_the_address_refuses_nowhere(
         app_factory, monkeypatch):
     """Ordered as before: the address's windows first, then the instance's. A render the

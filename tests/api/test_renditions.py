@@ -962,10 +962,12 @@ def test_an_editor_s_ended_or_replayed_session_is_counted_like_anyone(app_factor
     assert saved.get("/api/auth/me").status_code == 401
 
 
-def test_an_unsigned_cold_render_counts_against_its_limits_in_two_commands(backend, db_name):
-    """The limits of unsigned cold renders, each window counted: the address's minute and hour
-    in one findAndModify (it opens a new window too), the instance's minute in another (there
-    were three, each window's own, and a new window cost a delete and an insert more)."""
+def test_an_unsigned_cold_render_counts_against_its_limits_in_one_command(backend, db_name):
+    """The limits of unsigned cold renders, each window counted in one ``update`` command of
+    two upserting updates: the address's minute and hour (one document), the instance's
+    minute (another); a new window is opened by the same command. (There were three
+    commands, each window's own, a new window a delete and an insert more; then a
+    findAndModify per document.)"""
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("command monitoring needs the wire protocol")
     from avenue.ratelimit import COLLECTION
@@ -981,8 +983,22 @@ def test_an_unsigned_cold_render_counts_against_its_limits_in_two_commands(backe
             with seen.lock:
                 seen.commands.clear()
             assert app.test_client().get(path(doc, options)).status_code == 200
-            assert [next(iter(command)) for command in seen.commands] == ["findAndModify"] * 2
+            assert [next(iter(command)) for command in seen.commands] == ["update"]
+            assert len(seen.commands[0]["updates"]) == 2
     finally:
         client = app.extensions["avenue.mongo"].client
         client.drop_database(db_name)
         client.close()
+
+
+def test_a_cold_rendition_s_path_is_parsed_once_by_the_front_door_and_the_route(app, client, monkeypatch):
+    """The front door (which declines a rendition not rendered yet) and the route share one
+    parse of the path (MediaUrl.of keeps it in the request's environ)."""
+    from avenue.media.serve.http import MediaUrl
+
+    doc = put(app)
+    parses = []
+    real = MediaUrl.parse
+    monkeypatch.setattr(MediaUrl, "parse", staticmethod(lambda path: parses.append(path) or real(path)))
+    assert client.get(path(doc, "w_160.webp")).status_code == 200
+    assert parses == [path(doc, "w_160.webp")]

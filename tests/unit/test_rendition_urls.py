@@ -9,7 +9,14 @@ from bson import ObjectId
 
 from avenue.errors import BadRequest
 from avenue.media.records import MediaDoc
-from avenue.media.serve.http import Moved, RenditionTarget, is_rendition, negotiate, resolve_rendition
+from avenue.media.serve.http import (
+    MediaUrl,
+    Moved,
+    RenditionTarget,
+    is_rendition,
+    negotiate,
+    resolve_rendition,
+)
 from avenue.media.serve.objects import UrlSigner
 from avenue.media.serve.signing import sign_rendition, verify_rendition
 from avenue.media.transform import AllowList, parse, parse_presets
@@ -114,3 +121,45 @@ def test_a_public_url_on_the_allow_list_may_leave_its_signature_out():
     private = UrlSigner(key="k").rendition_url("product_images_data", ID, parse("w_320").spec, "webp",
                                                private=True, now=0, public_sig=False)
     assert "expires=" in private and "sig=" in private  # a private one is always signed
+
+
+# --- the one parse of a media path (MediaUrl), shared by the front door and the route -------
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/media/products/abc", MediaUrl("product_images_data", "abc")),
+    ("/media/products/abc/w_800.avif", MediaUrl("product_images_data", "abc", variant="w_800.avif")),
+    ("/media/uploads/abc/name/red-shoe.jpg", MediaUrl("uploads", "abc", named="red-shoe.jpg")),
+    ("/media/uploads/abc/name", MediaUrl("uploads", "abc", variant="name")),
+    ("/media/nope/abc", None),  # an unknown alias
+    ("/media/products/abc/", None),  # an empty segment
+    ("/media/products//abc", None),
+    ("/media/products", None),
+    ("/media/uploads/abc/other/red-shoe.jpg", None),  # four segments, not a name
+    ("/media/uploads/abc/name/x/y", None),
+    ("/api/uploads", None),
+])
+def test_a_media_path_is_parsed_into_what_it_names(path, expected):
+    assert MediaUrl.parse(path) == expected
+
+
+def test_a_media_url_names_the_route_rule_it_matches():
+    assert MediaUrl("uploads", "abc").route == "/media/<alias>/<token>"
+    assert MediaUrl("uploads", "abc", variant="thumb").route == "/media/<alias>/<token>/<variant>"
+    assert MediaUrl("uploads", "abc", named="a.jpg").route == "/media/<alias>/<token>/name/<named>"
+
+
+def test_a_request_s_media_path_is_parsed_once_whoever_reads_it(monkeypatch):
+    parses = []
+    real = MediaUrl.parse
+
+    def counted(path):
+        parses.append(path)
+        return real(path)
+
+    monkeypatch.setattr(MediaUrl, "parse", staticmethod(counted))
+    environ = {"PATH_INFO": "/media/products/abc/w_800"}
+    first, second = MediaUrl.of(environ), MediaUrl.of(environ)
+    assert first is second and first == MediaUrl("product_images_data", "abc", variant="w_800")
+    assert parses == ["/media/products/abc/w_800"]
+    assert MediaUrl.of({"PATH_INFO": "/media/nope/x"}) is None

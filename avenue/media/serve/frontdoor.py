@@ -34,10 +34,10 @@ from flask import Flask
 from werkzeug.http import HTTP_STATUS_CODES
 
 from avenue.errors import AvenueError
-from avenue.media.buckets import BUCKETS
-from avenue.media.names import NAME_SEGMENT
 from avenue.media.serve.http import (
+    ROUTE,
     Headers,
+    MediaUrl,
     Moved,
     Pending,
     RenditionTarget,
@@ -53,9 +53,6 @@ from avenue.metrics import FRONT_DOOR, AnswerLog
 from avenue.requestid import HEADER, from_environ
 
 log = logging.getLogger(__name__)
-# The labels of front-door answers in the metrics: the media route's own URL rules.
-ROUTE, VARIANT_ROUTE = "/media/<alias>/<token>", "/media/<alias>/<token>/<variant>"
-NAMED_ROUTE = "/media/<alias>/<token>/name/<named>"
 EXTENSION = "avenue.front_door"  # app.extensions key of the app's front door
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -110,8 +107,8 @@ class FrontDoor:
         # Counted and logged by a deque append (avenue/metrics.py FrontDoorTally: this path is
         # benchmarked); the thread folding them writes the access-log line.
         answered = time.perf_counter()
-        route = {4: VARIANT_ROUTE, 5: NAMED_ROUTE}.get(path.count("/"), ROUTE)
-        FRONT_DOOR.record(route, method, int(status[:3]),
+        url = MediaUrl.of(environ)
+        FRONT_DOOR.record(url.route if url is not None else ROUTE, method, int(status[:3]),
                           answered - started, len(body[0]) if body else 0, self.access_log, rid, path,
                           answered)
         return status, [*headers, (HEADER, rid)], body  # a new list: the cache keeps the 200's
@@ -122,23 +119,22 @@ class FrontDoor:
         ``sync`` first applies deletions made by any worker (a database read at most once a
         second, :meth:`~avenue.media.serve.cache.MediaCache.sync`); without it the caller has
         checked that the cache is current."""
-        parts = path[len("/media/"):].split("/")
-        bucket = BUCKETS.get(parts[0])
-        named = len(parts) == 4 and parts[2] == NAME_SEGMENT
-        if bucket is None or (len(parts) not in (2, 3) and not named) or not all(parts):
+        url = MediaUrl.of(environ)
+        if url is None:
             return None
+        bucket = url.bucket
         state = get_state(self.app)
         cache = state.cache
         if sync:
             cache.sync(state.database())
         accept = environ.get("HTTP_ACCEPT", "")
         rep: Representation | Pending | Moved | None
-        if named:
-            rep = resolve_named(bucket, parts[1], parts[3], cache.get_doc)
-        elif len(parts) == 3 and is_rendition(parts[2], state.allow):
-            rep = self._rendition(bucket, parts[1], parts[2], accept, environ)
+        if url.named is not None:
+            rep = resolve_named(bucket, url.token, url.named, cache.get_doc)
+        elif url.variant is not None and is_rendition(url.variant, state.allow):
+            rep = self._rendition(bucket, url.token, url.variant, accept, environ)
         else:
-            rep = resolve(bucket, parts[1], parts[2] if len(parts) == 3 else None, cache.get_doc, accept)
+            rep = resolve(bucket, url.token, url.variant, cache.get_doc, accept)
         if not isinstance(rep, Representation) or rep.signed_only:
             # A 404, a redirect or a variant still to render, or a signed file (a private one,
             # an unedited original): the route answers it.

@@ -27,6 +27,7 @@ from werkzeug.http import http_date, is_resource_modified, parse_accept_header, 
 
 from avenue.errors import BadRequest
 from avenue.ids import parse_object_id
+from avenue.media.buckets import BUCKETS
 from avenue.media.formats import (
     BY_NAME,
     EXTENSIONS,
@@ -37,7 +38,7 @@ from avenue.media.formats import (
     fallback,
 )
 from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.names import is_slug
+from avenue.media.names import NAME_SEGMENT, is_slug
 from avenue.media.paths import VERSION_MARK, media_path, named_path
 from avenue.media.records import SOURCE, MediaDoc
 from avenue.media.serve.cache import MediaCache
@@ -116,6 +117,59 @@ class Moved:
     location: str  # a path
     until: dt.datetime
     status: int = 308  # 301: a named URL's name is not the image's (resolve_named)
+
+
+#: Where :meth:`MediaUrl.of` keeps a request's parsed URL in its WSGI environ: parsed once,
+#: by whichever of the front door and the Flask route sees the request first.
+URL_KEY = "avenue.media.url"
+#: The media route's URL rules, also the labels of its answers in the metrics.
+ROUTE, VARIANT_ROUTE = "/media/<alias>/<token>", "/media/<alias>/<token>/<variant>"
+NAMED_ROUTE = "/media/<alias>/<token>/name/<named>"
+
+
+@dataclass(frozen=True)
+class MediaUrl:
+    """What a media path names: ``/media/<alias>/<token>[/<variant>]`` or
+    ``/media/<alias>/<token>/name/<named>``, the alias already the bucket it stands for. The
+    one parse of a media path the front door (which the event loop calls) and the route
+    share: :meth:`of` keeps it in the request's environ."""
+
+    bucket: str
+    token: str
+    variant: str | None = None
+    named: str | None = None
+
+    @property
+    def route(self) -> str:
+        """The URL rule it matches (the metrics' label)."""
+        return NAMED_ROUTE if self.named is not None else VARIANT_ROUTE if self.variant is not None else ROUTE
+
+    @staticmethod
+    def parse(path: str) -> MediaUrl | None:
+        """``path`` (a WSGI ``PATH_INFO``) parsed, or None: not a media path, an unknown
+        alias, an empty segment or too many of them (the route's 404)."""
+        if not path.startswith("/media/"):
+            return None
+        parts = path[len("/media/"):].split("/")
+        bucket = BUCKETS.get(parts[0])
+        if bucket is None or not all(parts):
+            return None
+        if len(parts) == 2:
+            return MediaUrl(bucket, parts[1])
+        if len(parts) == 3:
+            return MediaUrl(bucket, parts[1], variant=parts[2])
+        if len(parts) == 4 and parts[2] == NAME_SEGMENT:
+            return MediaUrl(bucket, parts[1], named=parts[3])
+        return None
+
+    @staticmethod
+    def of(environ: dict[str, Any]) -> MediaUrl | None:
+        """The request's media URL: parsed from its ``PATH_INFO`` the first time it is asked,
+        kept in ``environ`` for the next (the route after the front door declined)."""
+        if URL_KEY not in environ:
+            environ[URL_KEY] = MediaUrl.parse(environ.get("PATH_INFO", ""))
+        found: MediaUrl | None = environ[URL_KEY]
+        return found
 
 
 def parse_token(token: str) -> tuple[ObjectId | None, str, str]:

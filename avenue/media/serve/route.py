@@ -26,7 +26,7 @@ from avenue import background
 from avenue.clock import now
 from avenue.errors import AvenueError, RenditionNotAllowed, ServerBusy, SourceNotAllowed, plain_error
 from avenue.media import settings
-from avenue.media.buckets import BUCKETS, RENDITIONS
+from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import purge
 from avenue.media.effects.invalidation import LOCAL_CACHES
 from avenue.media.effects.served import FLUSH_SECONDS, Deliveries, from_console
@@ -39,7 +39,11 @@ from avenue.media.records import SOURCE, Document, MediaDoc
 from avenue.media.serve import signing
 from avenue.media.serve.cache import MediaCache
 from avenue.media.serve.http import (
+    NAMED_ROUTE,
+    ROUTE,
+    VARIANT_ROUTE,
     Headers,
+    MediaUrl,
     Moved,
     Pending,
     RenditionTarget,
@@ -374,13 +378,14 @@ def _servable(found: object) -> bool:
     return isinstance(found, Representation | Pending | RenditionTarget)
 
 
-@bp.route("/media/<alias>/<token>", methods=["GET"])
-@bp.route("/media/<alias>/<token>/<variant>", methods=["GET"])
+@bp.route(ROUTE, methods=["GET"])
+@bp.route(VARIANT_ROUTE, methods=["GET"])
 def media(alias: str, token: str, variant: str | None = None) -> Response:
     """Serve an original, or a variant (WebP when the client says it takes WebP, else JPEG or PNG)."""
-    bucket = BUCKETS.get(alias)
-    if bucket is None:
+    url = MediaUrl.of(request.environ)  # the front door's parse, when it saw the request first
+    if url is None:
         return not_found()
+    bucket, token, variant = url.bucket, url.token, url.variant
     if variant is not None and is_rendition(variant, get_state().allow):
         return _rendition(bucket, token, variant)
     accept = request.headers.get("Accept", "")
@@ -405,12 +410,13 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
     return _deliver(get_state(), bucket, rep)
 
 
-@bp.route("/media/<alias>/<token>/name/<named>", methods=["GET"])
+@bp.route(NAMED_ROUTE, methods=["GET"])
 def named_media(alias: str, token: str, named: str) -> Response:
     """Serve a public original under its readable name; 301 from any other name."""
-    bucket = BUCKETS.get(alias)
-    if bucket is None:
+    url = MediaUrl.of(request.environ)
+    if url is None or url.named is None:
         return not_found()
+    bucket, token, named = url.bucket, url.token, url.named
     rep = read_through(lambda load: resolve_named(bucket, token, named, load), _servable)
     if rep is None:
         return not_found()
