@@ -255,10 +255,9 @@ class MediaCache:
     def _watch(self, db: Database[Document]) -> None:
         """Receive tombstones as they are written, until the stream fails (then polling)."""
         try:
-            dialect = dialect_of(db)
-            if self.stream == "auto" and not dialect.deletions_stream:
+            if self.stream == "auto" and not dialect_of(db).deletions_stream:
                 self._polls_only = True
-                log.info("media deletions are polled on %s (AVENUE_DELETIONS_STREAM)", dialect.name)
+                log.info("media deletions are polled on %s (AVENUE_DELETIONS_STREAM)", dialect_of(db).name)
                 return
             with db[DELETIONS].watch([{"$match": {"operationType": "insert"}}],
                                      max_await_time_ms=1000) as stream:
