@@ -70,18 +70,20 @@ class Mongo:
         return self.client[self.db_name]
 
     def ensure_indexes(self) -> None:
-        """Create the indexes once per process; cheap to call on every request. First the
-        database's dialect is detected (avenue/dialect.py: what the app does differently on
-        this kind of server, the indexes included) and logged with its rules."""
+        """Create the indexes once per process; cheap to call on every request. Then log the
+        database's dialect (avenue/dialect.py: what the app does differently on this kind of
+        server) with its rules: the first index created detected it (``create_missing`` asks
+        its ``ttl_indexes``), so the line costs no command, and a database that does not
+        answer fails on the indexes, as it did before there was a dialect."""
         if self._indexes_ready:
             return
         with self._lock:
             if not self._indexes_ready:
+                for setup in self.index_setups:
+                    setup(self.db)
                 dialect = dialect_of(self.db)
                 log.info("database dialect: %s (%s)", dialect.name,
                          ", ".join(f"{rule}={value}" for rule, value in dialect.rules().items()))
-                for setup in self.index_setups:
-                    setup(self.db)
                 self._indexes_ready = True
 
 
