@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -14,10 +15,12 @@ from pymongo.database import Database
 from pymongo.errors import ConfigurationError, InvalidURI
 
 from avenue import metrics
+from avenue.dialect import dialect_of
 from avenue.indexes import create_missing
 from avenue.paging import Listed
 
 EXTENSION = "avenue.mongo"
+log = logging.getLogger(__name__)
 # Creates the indexes one part of the app relies on (idempotent); the app factory hands the
 # client every part's setup, so this module never has to know about the layers above it.
 # What every collection here holds: BSON documents as dicts (the driver's default type).
@@ -67,13 +70,20 @@ class Mongo:
         return self.client[self.db_name]
 
     def ensure_indexes(self) -> None:
-        """Create the indexes once per process; cheap to call on every request."""
+        """Create the indexes once per process; cheap to call on every request. Then log the
+        database's dialect (avenue/dialect.py: what the app does differently on this kind of
+        server) with its rules: the first index created detected it (``create_missing`` asks
+        its ``ttl_indexes``), so the line costs no command, and a database that does not
+        answer fails on the indexes, as it did before there was a dialect."""
         if self._indexes_ready:
             return
         with self._lock:
             if not self._indexes_ready:
                 for setup in self.index_setups:
                     setup(self.db)
+                dialect = dialect_of(self.db)
+                log.info("database dialect: %s (%s)", dialect.name,
+                         ", ".join(f"{rule}={value}" for rule, value in dialect.rules().items()))
                 self._indexes_ready = True
 
 

@@ -12,8 +12,8 @@ refuses it (``IndexOptionsConflict``/``IndexKeySpecsConflict``) exactly as befor
 definition still fails loudly at start instead of being silently kept. Indexes whose
 definition changes on purpose carry it in their name (``avenue/retention.py``).
 
-On the embedded SecantusDB a TTL index is made plain and the app expires its documents
-(avenue/expiry.py says why: the server's TTL sweeper wedged it).
+Where the dialect has no TTL indexes (the embedded SecantusDB: ``Dialect.ttl_indexes``) a
+TTL index is made plain and the app expires its documents (avenue/expiry.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from pymongo import IndexModel
 from pymongo.collection import Collection
 
-from avenue.servers import is_embedded
+from avenue.dialect import dialect_of
 
 # What index_information() reports that an IndexModel does not spell (the index version).
 _REPORTED_ONLY = {"v", "ns"}
@@ -44,17 +44,13 @@ def _same(present: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
     return all(reported.get(k) == v for k, v in options.items()) and set(reported) <= set(options)
 
 
-def _embedded(collection: Collection[Any]) -> bool:
-    return is_embedded(collection.database)
-
-
 def create_missing(collection: Collection[Any], models: Sequence[IndexModel]) -> MutableMapping[str, Any]:
     """Create the indexes of ``models`` that ``collection`` does not have as defined (one
     ``listIndexes``, then one ``createIndexes`` only when something is missing); the
     collection's indexes as they were before (``index_information()``), for callers that drop
     obsolete ones."""
     present = collection.index_information()
-    if _embedded(collection):
+    if not dialect_of(collection.database).ttl_indexes:
         from avenue.expiry import plain_indexes
 
         models = plain_indexes(collection, models, present)

@@ -3,8 +3,8 @@ name carries the period (``retention_<days>d``).
 
 A changed period drops the old index and creates the new one at the next start (no
 ``collMod``, which not every backend has); mongod refuses a second index on the same key, so
-the old one goes first. Removal runs on the server's TTL sweep, about once a minute (on the
-embedded database, the app's: avenue/expiry.py).
+the old one goes first. Removal runs on the server's TTL sweep, about once a minute (where
+the dialect has no TTL indexes, the app's: avenue/expiry.py).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
 
+from avenue.dialect import dialect_of
 from avenue.expiry import forget
 from avenue.indexes import create_missing
-from avenue.servers import is_embedded
 
 PREFIX = "retention_"
 
@@ -35,8 +35,8 @@ def ensure_retention(collection: Collection[Any], field: str, days: int, *,
     if wanted is None:
         return
     options: dict[str, Any] = {"expireAfterSeconds": days * 86400} if days > 0 else {}
-    if is_embedded(collection.database):
-        # Made plain there, and expired by the app (avenue/expiry.py says why); create_missing
+    if not dialect_of(collection.database).ttl_indexes:
+        # Made plain, and expired by the app (avenue/expiry.py); create_missing
         # remembers its rule in every process that ensures it.
         create_missing(collection, [IndexModel([(field, ASCENDING)], name=wanted, **options)])
     elif wanted not in names:

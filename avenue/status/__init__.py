@@ -25,12 +25,12 @@ from pymongo.database import Database
 from avenue import background
 from avenue.clock import isoformat, now
 from avenue.db import get_mongo
+from avenue.dialect import threads_safe
 from avenue.media import Document, referrers
 from avenue.media.buckets import RENDITIONS, STORED
 from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.facets import recount as recount_facets
 from avenue.media.store.scan import has_chunk_index
-from avenue.servers import threads_safe
 from avenue.shapes import QUERY, Flag, Shape
 from avenue.status import sweep
 from avenue.status.counters import product_counters, record_product_change, recount_products

@@ -22,12 +22,12 @@ from pymongo.errors import PyMongoError
 
 from avenue import opsruns
 from avenue.clock import isoformat
+from avenue.dialect import dialect_of, is_embedded_build, remembered, server_commands
 from avenue.media import ALIASES, BUCKETS, Document, resumable
 from avenue.media.buckets import TRASH
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store.renditions import total as rendition_total
 from avenue.media.store.scan import has_chunk_index
-from avenue.servers import is_embedded, is_mongomock, remembered
 from avenue.shapes import Answer
 
 LIST_LIMIT = 100
@@ -53,7 +53,7 @@ def _command(db: Database[Document], name: str, notes: list[str]) -> dict[str, A
 
 
 def _persistent(db: Database[Document], notes: list[str]) -> bool | None:
-    if is_mongomock(db):
+    if not server_commands(db):
         notes.append("mongomock: an in-memory test database, nothing survives the process.")
         return False
 
@@ -105,18 +105,19 @@ def _legacy(folder: str, swept: dict[str, Any] | None) -> LegacyUploads | None:
                          not_imported_items=(found.get("not_imported_items") or [])[:LIST_LIMIT])
 
 
-def _embedded_or_unknown(db: Database[Document], build: Mapping[str, Any] | None) -> bool:
-    """Whether dbStats must not be sent: the server is the embedded SecantusDB (as this
-    client knows it, asked once: not this call's buildInfo alone), or this call could not ask.
-    A 60-minute soak through make run had its one restart when a storage-status call's
-    buildInfo failed under load and its dbStats went out: SecantusDB held every request
-    behind it for 15 s (bench/results/embedded-2026-11-26-soak-fences-60.md)."""
-    if is_mongomock(db):
+def _stats_withheld(db: Database[Document], build: Mapping[str, Any] | None) -> bool:
+    """Whether dbStats must not be sent: the dialect's ``db_stats`` says not (the embedded
+    SecantusDB, as this client knows it, asked once: not this call's buildInfo alone, though
+    that one counts too), or this call could not ask. A 60-minute soak through make run had
+    its one restart when a storage-status call's buildInfo failed under load and its dbStats
+    went out: SecantusDB held every request behind it for 15 s
+    (bench/results/embedded-2026-11-26-soak-fences-60.md)."""
+    if not server_commands(db):
         return False  # it answers neither: the notes say so
-    if build is None or "secantusVersion" in build:
+    if build is None or is_embedded_build(build):
         return True
     try:
-        return is_embedded(db)
+        return not dialect_of(db).db_stats
     except PyMongoError:
         return True
 
@@ -130,12 +131,12 @@ def _unmeasured_because(db: Database[Document], build: Mapping[str, Any] | None,
             "size on disk cannot be measured here.")
     if stats:
         return None
-    if is_mongomock(db):
+    if not server_commands(db):
         return "mongomock keeps everything in this process's memory: there is no size on disk."
     if build is None:
         return ("The database did not answer buildInfo, so dbStats was not sent either (on the embedded "
                 "SecantusDB it would stall every request): the next call asks again.")
-    if _embedded_or_unknown(db, build):
+    if _stats_withheld(db, build):
         return ("This app did not start the embedded SecantusDB and AVENUE_EMBEDDED_DATA_PATH does not name "
                 "its data folder (its dbStats is never run: it would stall every request).")
     return ("The database refused dbStats: the app's MongoDB user needs the dbStats action "
@@ -203,11 +204,9 @@ def _database_size(db: Database[Document], build: Mapping[str, Any] | None, data
                    notes: list[str]) -> tuple[DatabaseSize, dict[str, Any] | None]:
     """The database's size (dbStats where it may be sent, the data folder when configured),
     and dbStats' answer."""
-    if _embedded_or_unknown(db, build):
-        # SecantusDB's dbStats reads every document of every collection while holding the
-        # lock all other operations need, stalling every request (media included) on a big
-        # store (3.4 s at 21,000 files documents, bench/scale.py). Its storageSize is dataSize
-        # anyway; the data folder on disk, measured below when configured, is the real figure.
+    if _stats_withheld(db, build):
+        # Dialect.db_stats says why (a scan of everything under the embedded database's one
+        # lock); the data folder on disk, measured below when configured, is the real figure.
         stats = None
         notes.append("dbStats skipped on the embedded SecantusDB, or on a server whose buildInfo did not "
                      "answer (it scans everything under a lock that stalls every other request); "

@@ -69,6 +69,7 @@ from avenue import background
 from avenue.clock import as_utc, isoformat, now
 from avenue.config import DEFAULTS
 from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST
+from avenue.dialect import dialect_of
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
 from avenue.media import LEGACY_PREFIX, PRODUCTS, Document, Image, referrers
@@ -79,8 +80,7 @@ from avenue.media.references import References, Referrers
 from avenue.media.store.library import LISTS
 from avenue.media.store.scan import VARIANT_PATHS, has_chunk_index, originals_newest_first
 from avenue.media.store.scan import existing_ids as existing_files
-from avenue.paging import MAX_JOINED, build_fences
-from avenue.servers import is_embedded
+from avenue.paging import build_fences
 from avenue.status import counters
 
 log = logging.getLogger(__name__)
@@ -456,9 +456,9 @@ def _build_fences(db: Database[Document], sweep: _Run, state: dict[str, Any]) ->
     keeps its previous fences: they are hints, so the failure is logged and reported, and the
     lists stay correct."""
     built: dict[str, Any] = {}
-    # A window a read on the embedded database (about 256 entries; 16 read 4,096, 0.7 s there,
-    # every request of make run waiting): the reads are the same, only smaller.
-    joined = 1 if is_embedded(db) else MAX_JOINED
+    # The dialect's windows a read (Dialect.windows_per_read: one on the embedded database):
+    # the reads are the same, only smaller.
+    joined = dialect_of(db).windows_per_read
     for listed in FENCED:
         started = time.perf_counter()
         try:

@@ -10,10 +10,10 @@ import pytest
 from bson import ObjectId
 
 from avenue.builder import service
+from avenue.dialect import threads_safe
 from avenue.errors import AvenueError
 from avenue.media import BUILDER
 from avenue.media.store.library import DELETE_LEASE
-from avenue.servers import threads_safe
 from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, error_body, image_bytes
 from tests.support.client import media_upload as upload
 

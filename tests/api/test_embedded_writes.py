@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from avenue.db import get_db
+from avenue.dialect import EMBEDDED, dialect_of
 from avenue.media.store import storage
-from avenue.servers import is_embedded
 from tests.helpers import listening, make_app
 from tests.support.commands import Matching
 
@@ -36,19 +36,13 @@ def test_a_file_s_chunks_go_a_few_at_a_time_on_the_embedded_database(secantus, d
     with app_seen_by(inserts, secantus.uri, db_name) as app, app.app_context():
         data = os.urandom(10 * storage.CHUNK_SIZE + 123)  # eleven chunks
         db = get_db()
-        assert is_embedded(db)
+        assert dialect_of(db) is EMBEDDED
         docs, _ = storage.put_files(db, "uploads", [storage.NewFile(data, "big.bin", {})])
         sizes = [len(command["documents"]) for command in inserts.commands]
-        assert sizes and max(sizes) <= 4  # storage.EMBEDDED_WRITE_BATCH
+        assert sizes and max(sizes) <= 4  # the dialect's write_batch
         assert sum(sizes) == 11
         chunks = db["uploads.chunks"].find({"files_id": docs[0]["_id"]}).sort("n", 1)
         assert b"".join(bytes(chunk["data"]) for chunk in chunks) == data
-
-
-def test_mongomock_is_not_the_embedded_database_and_is_never_asked():
-    import mongomock
-
-    assert not is_embedded(mongomock.MongoClient()["avenue"])
 
 
 def chunk_reads(event) -> bool:

@@ -11,8 +11,8 @@ from pymongo import ASCENDING, IndexModel
 
 from avenue import expiry
 from avenue.db import get_mongo
+from avenue.dialect import dialect_of
 from avenue.indexes import create_missing
-from avenue.servers import is_embedded
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 MODELS = [IndexModel([("at", ASCENDING)], name="ttl", expireAfterSeconds=3600),
@@ -41,7 +41,7 @@ def test_ttl_indexes_expire_as_mongod_would_on_either_side(db):
     seed(db.things)
     info = db.things.index_information()
     deleted = expiry.expire(db, NOW)
-    if is_embedded(db):
+    if not dialect_of(db).ttl_indexes:
         # Plain: SecantusDB's sweeper has nothing to walk; the app deleted what expired,
         # through the same index, the partial filter kept.
         assert "expireAfterSeconds" not in info["ttl"] and "expireAfterSeconds" not in info["gone_ttl"]
@@ -53,8 +53,8 @@ def test_ttl_indexes_expire_as_mongod_would_on_either_side(db):
 
 
 def test_an_index_that_still_expires_on_the_embedded_server_is_made_plain(db):
-    if not is_embedded(db):
-        pytest.skip("the embedded database's own change")
+    if dialect_of(db).ttl_indexes:
+        pytest.skip("the embedded database's own change (Dialect.ttl_indexes)")
     db.things.create_index([("at", ASCENDING)], name="ttl", expireAfterSeconds=3600)  # an older run's
     create_missing(db.things, MODELS[:1])
     assert "expireAfterSeconds" not in db.things.index_information()["ttl"]
@@ -64,8 +64,8 @@ def test_an_index_that_still_expires_on_the_embedded_server_is_made_plain(db):
 def test_two_workers_making_the_same_old_index_plain_both_start(db):
     """Two workers start on an older data folder at once: both saw the TTL index, one drops it
     first; the other's drop finds nothing, and it goes on (IndexNotFound is not a failure)."""
-    if not is_embedded(db):
-        pytest.skip("the embedded database's own change")
+    if dialect_of(db).ttl_indexes:
+        pytest.skip("the embedded database's own change (Dialect.ttl_indexes)")
     db.things.create_index([("at", ASCENDING)], name="ttl", expireAfterSeconds=3600)
     seen = db.things.index_information()  # what the second worker listed before the first dropped it
     db.things.drop_index("ttl")
@@ -78,8 +78,8 @@ def test_no_index_of_the_app_expires_on_the_embedded_server(app, db):
     """Every TTL index the app declares (rate limits, purge outbox, deletions, links, the
     retention of logs and numbers) is plain there, so SecantusDB's sweeper never walks a
     collection; each one's rule is the app's. Fails if one is created outside create_missing."""
-    if not is_embedded(db):
-        pytest.skip("the embedded database's own change")
+    if dialect_of(db).ttl_indexes:
+        pytest.skip("the embedded database's own change (Dialect.ttl_indexes)")
     with app.app_context():
         get_mongo().ensure_indexes()
     expiring = [(name, index["name"]) for name in db.list_collection_names()
@@ -90,8 +90,8 @@ def test_no_index_of_the_app_expires_on_the_embedded_server(app, db):
 
 
 def test_the_job_deletes_what_expired_once_a_tick(app, db):
-    if not is_embedded(db):
-        pytest.skip("a thread of its own needs a real server (mongomock is not thread-safe)")
+    if dialect_of(db).ttl_indexes:
+        pytest.skip("the app expires only where TTL indexes are plain (Dialect.ttl_indexes)")
     create_missing(db.things, MODELS)
     seed(db.things)
     job = expiry.start_expiry(get_mongo(app), every=0.1, clock=lambda: NOW)

@@ -183,3 +183,18 @@ def test_the_deletion_poll_interval_is_the_one_configured_and_a_too_small_one_re
     assert get_cache(app_factory(AVENUE_DELETIONS_POLL_MS=5000)).poll_interval == 5.0
     with pytest.raises(RuntimeError, match="AVENUE_DELETIONS_POLL_MS must be at least 100, got 99"):
         app_factory(AVENUE_DELETIONS_POLL_MS=99)
+
+
+def test_a_stream_asked_for_by_name_does_not_ask_the_dialect_first(secantus, db_name):
+    """``AVENUE_DELETIONS_STREAM=on`` opens the stream without asking which server it is: only
+    ``auto`` asks the dialect (``Dialect.deletions_stream``), so ``on`` sends no ``buildInfo``."""
+    from avenue.media.serve.cache import MediaCache
+
+    asked = Matching(lambda event: event.command_name == "buildInfo")
+    client = pymongo.MongoClient(secantus.uri, event_listeners=[asked])
+    try:
+        cache = MediaCache(1 << 20, 1 << 16, stream="on")
+        cache._watch(client[db_name])  # the session's standalone server refuses the stream: it ends
+        assert not cache._streaming and asked.count == 0
+    finally:
+        client.close()

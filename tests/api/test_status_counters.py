@@ -10,13 +10,13 @@ import pytest
 from pymongo.errors import OperationFailure
 
 from avenue import paging
+from avenue.dialect import dialect_of
 from avenue.media import PRODUCTS, UPLOADS
 from avenue.media.buckets import STORED, TRASH
 from avenue.media.effects import counters as bucket_counters
 from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store.originals import store
-from avenue.servers import is_embedded
 from avenue.status import counters as product_counters
 from avenue.status import reconcile
 from tests.helpers import Auth, image_bytes
@@ -157,8 +157,6 @@ def test_the_chunk_count_is_exact_and_on_the_embedded_database_decodes_no_chunk(
 
     from bson import ObjectId
 
-    from avenue.servers import is_embedded
-
     bucket, size = "chunk_count", 255 * 1024  # a bucket of its own, chunked as GridFS does
     for length in (0, size, 600 * 1024 + 1):  # 0, 1 and 3 chunks
         file_id = ObjectId()
@@ -183,7 +181,7 @@ def test_the_chunk_count_is_exact_and_on_the_embedded_database_decodes_no_chunk(
     assert counted["chunks"] == db[f"{bucket}.chunks"].count_documents({}) == 4
     assert counted["files"] == 3 and counted["bytes"] == size + 600 * 1024 + 1
     # On the embedded database: estimated_document_count, a count command with no filter.
-    assert counted_on == ([] if is_embedded(db) else [f"{bucket}.chunks"])
+    assert counted_on == ([] if not dialect_of(db).whole_collection_reads else [f"{bucket}.chunks"])
 
 
 def _spread(db, bucket: str) -> None:
@@ -230,7 +228,7 @@ def test_on_the_embedded_database_a_bucket_is_counted_between_fences_of_dates(db
     for figures in (first, counted):
         assert {k: figures[k] for k in whole} == whole  # the same figures, dates included
         assert figures["chunks"] == db[f"{UPLOADS}.chunks"].count_documents({})
-    if is_embedded(db):  # a read per fence of each role, each bounded by dates
+    if not dialect_of(db).whole_collection_reads:  # a read per fence of each role, each bounded by dates
         variants = [query for kind, query in reads if query.get("metadata.role") == "variant"]
         assert {kind for kind, _ in reads} == {"find"} and len(variants) > 5
         assert all("uploadDate" in query for query in variants)
@@ -247,4 +245,4 @@ def test_on_the_embedded_database_chunks_gone_behind_the_app_s_back_are_left_to_
     actual = db[f"{UPLOADS}.chunks"].count_documents({})
     # The embedded database counts what the files documents say they hold (a walk of every
     # chunk there holds make run's one connection for seconds); fsck reads the chunks.
-    assert counted == (actual + 1 if is_embedded(db) else actual)
+    assert counted == (actual + 1 if not dialect_of(db).whole_collection_reads else actual)

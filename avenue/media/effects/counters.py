@@ -39,10 +39,10 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
 from avenue.db import long_operations
+from avenue.dialect import dialect_of
 from avenue.media.buckets import STORED
 from avenue.media.records import Document, own_length
 from avenue.paging import Sampler, date_windows, fence_id, fences, save_fences
-from avenue.servers import is_embedded
 
 log = logging.getLogger(__name__)
 COUNTERS = "media_counters"
@@ -214,14 +214,15 @@ def count_bucket(db: Database[Document], bucket: str, *, chunk_index: bool) -> d
     the chunk count walks the chunk index when there is one, else counts the collection).
     Over every file: not bound by a request's operation timeout (``long_operations``).
 
-    On the embedded database, where make run reaches the server over one connection and every
-    request waits behind the operation in flight, a bucket is read a window of dates at a time
+    Where one operation may not read a whole collection (``Dialect.whole_collection_reads``:
+    the embedded database, where make run reaches the server over one connection and every
+    request waits behind the operation in flight), a bucket is read a window of dates at a time
     instead (:func:`_count_in_windows`): one ``$group`` over the 225,459 files documents of a
     products bucket held that connection 9.9 s (bench/results/
     scale-2026-11-26-status-during-sweep-relay.md), a count of its chunks 2.8 s."""
     chunks = db[f"{bucket}.chunks"]
     with long_operations():
-        if is_embedded(db):
+        if not dialect_of(db).whole_collection_reads:
             counted = _count_in_windows(db, bucket)
         else:
             counted = {**_group_whole(db, bucket),

@@ -34,10 +34,10 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
 from avenue.db import long_operations
+from avenue.dialect import dialect_of
 from avenue.media.buckets import BUILDER
 from avenue.media.effects.counters import walk_role
 from avenue.media.records import Document
-from avenue.servers import is_embedded
 
 log = logging.getLogger(__name__)
 FACETS = "media_facets"
@@ -147,7 +147,8 @@ def count_on_server(db: Database[Document], bucket: str) -> Counter[tuple[str, s
     """The true facets, counted on the server (two ``$group``s over the originals; over every
     file, so not bound by a request's operation timeout: ``long_operations``).
 
-    On the embedded database the originals are read a window of upload dates at a time
+    Where one operation may not read a whole collection (``Dialect.whole_collection_reads``:
+    the embedded database) the originals are read a window of upload dates at a time
     instead (``counters.walk_role``, between the fences the bucket's count sampled just
     before), their folders and tags counted here: the two ``$group``s over a builder library
     of 37,575 files took 1.3 s each there, every request of make run waiting behind them
@@ -156,7 +157,7 @@ def count_on_server(db: Database[Document], bucket: str) -> Counter[tuple[str, s
     files = db[f"{bucket}.files"]
     truth: Counter[tuple[str, str]] = Counter()
     with long_operations():
-        if is_embedded(db):
+        if not dialect_of(db).whole_collection_reads:
             for docs in walk_role(db, bucket, "original", {"uploadDate": 1, "metadata.folder": 1,
                                                            "metadata.tags": 1}):
                 for doc in docs:

@@ -11,10 +11,10 @@ reaches every worker one of two ways:
   with workers x instances. A tombstone written *before* its delete (``lasting_s``) is
   applied again on every request for that long, so a worker that reloaded the document in
   between drops it once the delete has landed.
-- **polling**, where the server has no change streams (mongomock), on the embedded
-  SecantusDB unless ``AVENUE_DELETIONS_STREAM`` is ``on`` (its change stream reads every oplog
-  entry, each upload's 255 KB chunks included, through the cache and under the lock every
-  other operation waits for: one of the two places its deadlock was caught, docs/production.md),
+- **polling**, where the server has no change streams (mongomock), where the dialect says
+  not to hold one (``Dialect.deletions_stream``: the embedded SecantusDB, whose change stream
+  reads every oplog entry under the lock every other operation waits for) unless
+  ``AVENUE_DELETIONS_STREAM`` is ``on``,
   with ``AVENUE_DELETIONS_STREAM=off``, or while the stream is down: before serving, at most
   once per ``poll_interval`` (``AVENUE_DELETIONS_POLL_MS``, 1 s), one indexed query for
   tombstones newer than the last poll (at most ``POLL_LIMIT`` a time); in an app server's
@@ -41,9 +41,9 @@ from pymongo.errors import PyMongoError
 
 from avenue import background
 from avenue.clock import as_utc
+from avenue.dialect import dialect_of
 from avenue.media.effects.invalidation import DELETIONS
 from avenue.media.records import Document, MediaDoc
-from avenue.servers import is_embedded
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,8 @@ class MediaCache:
 
     def __init__(self, max_bytes: int, max_object_bytes: int, poll_interval: float = 1.0,
                  max_docs: int = 50_000, stream: str = "auto") -> None:
-        """``stream``: ``auto`` (a change stream unless the server is SecantusDB), ``on``, ``off``."""
+        """``stream``: ``auto`` (a change stream where the dialect's ``deletions_stream`` says so),
+        ``on``, ``off``."""
         self.max_bytes = max_bytes
         self.max_object_bytes = min(max_object_bytes, max_bytes)
         self.poll_interval = poll_interval
@@ -254,9 +255,9 @@ class MediaCache:
     def _watch(self, db: Database[Document]) -> None:
         """Receive tombstones as they are written, until the stream fails (then polling)."""
         try:
-            if self.stream == "auto" and is_embedded(db):
+            if self.stream == "auto" and not dialect_of(db).deletions_stream:
                 self._polls_only = True
-                log.info("media deletions are polled on the embedded SecantusDB (AVENUE_DELETIONS_STREAM)")
+                log.info("media deletions are polled on %s (AVENUE_DELETIONS_STREAM)", dialect_of(db).name)
                 return
             with db[DELETIONS].watch([{"$match": {"operationType": "insert"}}],
                                      max_await_time_ms=1000) as stream:

@@ -60,10 +60,10 @@ from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
 from avenue import background
+from avenue.dialect import dialect_of, threads_safe
 from avenue.media.ingest import likeness
 from avenue.media.records import Document
 from avenue.metrics import count_near_lookup
-from avenue.servers import is_embedded, threads_safe
 
 log = logging.getLogger(__name__)
 
@@ -175,17 +175,18 @@ def settled(db: Database[Document], bucket: str, image_id: Any) -> None:
 
 
 def _threads_unsafe(db: Database[Document]) -> bool:
-    """Whether ``db`` is mongomock's, the tests' in-memory database, which is not thread-safe:
-    there a :class:`Lookup` runs on the caller's thread, before the writes. The one place the
-    store tells mongomock apart."""
+    """Whether ``db`` may not be used from two threads (``Dialect.threads_safe``: mongomock,
+    the tests' in-memory database): there a :class:`Lookup` runs on the caller's thread,
+    before the writes."""
     return not threads_safe(db)
 
 
 def _one_operation_at_a_time(db: Database[Document]) -> bool:
-    """Whether ``db`` is the embedded SecantusDB (one lock: no two operations overlap); not
-    known (the server cannot be asked): no, as the write that follows will fail anyway."""
+    """Whether no two operations overlap on ``db``'s server (``Dialect.concurrent_operations``:
+    the embedded SecantusDB, one lock); not known (the server cannot be asked): no, as the
+    write that follows will fail anyway."""
     try:
-        return is_embedded(db)
+        return not dialect_of(db).concurrent_operations
     except PyMongoError:
         return False
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from avenue.dialect import dialect_of
 from avenue.media.buckets import RENDITIONS, STORED, TEMP
 from avenue.media.effects import counters
 from avenue.media.formats import STORED_FORMATS, VARIANT_TYPES
@@ -23,7 +24,6 @@ from avenue.media.records import SOURCE, Document
 from avenue.media.references import IN_BATCH
 from avenue.media.store import storage
 from avenue.paging import after_ranges
-from avenue.servers import is_embedded
 
 CHUNK_INDEX = [("files_id", 1), ("n", 1)]
 # Exact paths of every variant id an original can list (a projection cannot use wildcards).
@@ -78,8 +78,9 @@ def originals_newest_first(db: Database[Document], bucket: str, after: list[Any]
                            batch: int) -> Iterator[Document]:
     """The bucket's originals newest first, after ``[uploadDate, _id]`` ``after`` (None: from
     the newest), through one cursor per range read ``batch`` at a time, closed however the
-    caller stops."""
-    if is_embedded(db):
+    caller stops (a window of upload dates at a time where one operation may not read a whole
+    collection: ``Dialect.whole_collection_reads``)."""
+    if not dialect_of(db).whole_collection_reads:
         yield from _originals_in_windows(db, bucket, after)
         return
     ranges: list[dict[str, Any]] = [{}] if after is None else after_ranges(NEWEST_FIRST, after)

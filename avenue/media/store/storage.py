@@ -33,10 +33,10 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
+from avenue.dialect import dialect_of
 from avenue.media import effects
 from avenue.media.effects import Changes, FileSet, Tombstone
 from avenue.media.records import Document
-from avenue.servers import is_embedded
 
 log = logging.getLogger(__name__)
 CHUNK_SIZE = 255 * 1024
@@ -44,30 +44,25 @@ CHUNK_SIZE = 255 * 1024
 # through a failover included (the client's server selection timeout is 15 s).
 DELETE_WINDOW = dt.timedelta(seconds=30)
 READ_BATCH = 4  # chunks per round trip when streaming: ~1 MB in memory, whatever the file
-# Chunks per insert command on the embedded SecantusDB (about 1 MB); elsewhere one command for
-# all of them (pymongo splits it under the 48 MB message limit). SecantusDB writes an insert's
-# documents and their oplog copies in one WiredTiger transaction per 4 MB, prunes the oplog
-# inside it, and holds its store's lock throughout; several such transactions at once drew
-# their threads into WiredTiger's eviction waiting for room only they could free, with every
-# other connection waiting on the lock: the deadlock of docs/production.md ("The embedded
-# database"). In its reproduction (bench/embedded_stall.py, an 80M cache to make it quick) it
-# wedged within 1-8 s in 10 of 10 runs with whole-file inserts, whatever the pool size, the
-# change stream or the oplog's bounds, and in 0 of 2 runs of 180 s with 4 chunks per insert
-# (1 of 2 at 64M: more room, not a guarantee; make run's server has no oplog at all).
-EMBEDDED_WRITE_BATCH = 4
+# Chunks per insert command: the dialect's (Dialect.write_batch, avenue/dialect.py, says why:
+# 4 on the embedded SecantusDB, about 1 MB); where it sets none, an upload's chunks go in one
+# command (pymongo splits it under the 48 MB message limit), and a copy's COPY_BATCH at a time
+# (16 chunks, about 4 MB a command) as it reads them.
+COPY_BATCH = 16
 
 
 def insert_chunk_docs(db: Database[Document], bucket: str, chunk_docs: list[dict[str, Any]]) -> list[Any]:
-    """Insert ``chunk_docs`` in order, in batches of :data:`EMBEDDED_WRITE_BATCH` on the embedded
-    database; their ids."""
+    """Insert ``chunk_docs`` in order, in batches of the dialect's ``write_batch`` where it sets
+    one (the embedded database); their ids."""
     chunks = db[f"{bucket}.chunks"]
     if not chunk_docs:
         return []
-    if not is_embedded(db):
+    per_insert = dialect_of(db).write_batch
+    if per_insert is None:
         return list(chunks.insert_many(chunk_docs, ordered=True).inserted_ids)
     ids: list[Any] = []
-    for start in range(0, len(chunk_docs), EMBEDDED_WRITE_BATCH):
-        batch = chunk_docs[start:start + EMBEDDED_WRITE_BATCH]
+    for start in range(0, len(chunk_docs), per_insert):
+        batch = chunk_docs[start:start + per_insert]
         ids.extend(chunks.insert_many(batch, ordered=True).inserted_ids)
     return ids
 
@@ -279,7 +274,7 @@ def copy_chunks_and_doc(db: Database[Document], source: str, target: str, doc: d
                 raise DuplicateKeyError(f"{target} already holds chunks of {doc['_id']}", 11000) from error
             raise
 
-    per_insert = EMBEDDED_WRITE_BATCH if is_embedded(db) else 16
+    per_insert = dialect_of(db).write_batch or COPY_BATCH
     try:
         batch: list[dict[str, Any]] = []
         from_id = doc["_id"] if source_id is None else source_id
