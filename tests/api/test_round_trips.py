@@ -12,9 +12,12 @@ request's. bench/cold_commands.py prints the same count by command and collectio
 from __future__ import annotations
 
 import collections
+import io
+import os
 
 import pymongo
 import pytest
+from PIL import Image
 
 from tests.helpers import Auth, listening, make_app
 from tests.support.client import upload
@@ -29,18 +32,26 @@ DRIVER = {"hello", "ismaster", "isMaster", "endSessions", "ping", "saslStart", "
 #: its chunks, the rendition's chunks and files document, the renditions' counters.
 COLD_RENDITION = 8
 #: One upload to /api/uploads of a JPEG unlike the others (no look-alike, no copy), before its
-#: answer (AVENUE_VARIANTS_AFTER_ANSWER on, as the Procfile's server runs): the token and its
-#: user, the upload limit's window, three finds of the bucket's files (the same bytes by key,
-#: the same pixels, the original after its write) and one of the trash (the same bytes
-#: deleted), the original's chunks and files document, the bucket's counters, the hour's
-#: upload count, the audit entry.
-UPLOAD_ANSWER = 12
+#: answer (AVENUE_VARIANTS_AFTER_ANSWER on, as the Procfile's server runs), its look-alike
+#: lookup left out (:func:`beside`): the token and its user, the upload limit's window, two
+#: finds of the bucket's files (the same bytes by key, the same pixels) and one of the trash
+#: (the same bytes deleted), the original's chunks and files document, the bucket's counters,
+#: the hour's upload count, the audit entry.
+UPLOAD_ANSWER = 11
 #: ... and in all, once its variants (a claim taken and left, the chunks read once, their
 #: chunks and files, the original's document pointed at them, the counters) and its look-alike
 #: and exact-copy checks are done after the answer.
 UPLOAD = 24
-#: Three photos unlike each other: the third is counted.
-PHOTOS = ("good/grayscale.jpg", "good/cmyk.jpg", "good/progressive.jpg")
+#: Three uploads (the third counted) of pictures made here from random bytes: no twin and no
+#: look-alike of anything on the database (a pooled one: another test's images may be there),
+#: whose checks would write more.
+PHOTOS = 3
+
+
+def unlike_anything() -> bytes:
+    out = io.BytesIO()
+    Image.frombytes("RGB", (96, 64), os.urandom(96 * 64 * 3)).save(out, "JPEG", quality=90)
+    return out.getvalue()
 
 
 @pytest.fixture
@@ -69,6 +80,14 @@ def counted(backend, db_name):
             client.close()
 
 
+def beside(command: dict) -> bool:
+    """One of the commands of an upload's look-alike lookup (its query on the hash's bands,
+    the unset of its grouping owed), which runs beside the request and ends before or after the
+    answer as it happens (avenue/media/store/nearby.py): counted in the upload's total only."""
+    text = str(command.get("filter") or command.get("updates") or "")
+    return "metadata.phash_bands" in text or "metadata.near_pending" in text
+
+
 def listing(commands: list[dict]) -> collections.Counter[str]:
     return collections.Counter(f"{name} {target}" for command in commands
                                for name, target in [next(iter(command.items()))])
@@ -90,12 +109,12 @@ def test_an_upload_and_a_cold_rendition_send_no_more_commands_than_they_did(coun
     answered: list[collections.Counter[str]] = []
     sent: list[collections.Counter[str]] = []
     ids = []
-    for name in PHOTOS:
+    for n in range(PHOTOS):
         del commands.commands[:]
-        answer = upload(client, headers, name, visibility="public")
+        answer = upload(client, headers, data=unlike_anything(), filename=f"p{n}.jpg", visibility="public")
         assert answer.status_code == 201, answer.get_json()
         ids.append(answer.get_json()["id"])
-        answered.append(listing(commands.commands))
+        answered.append(listing([command for command in commands.commands if not beside(command)]))
         answer.close()  # the server's close: the variants are rendered now, after the answer
         sent.append(settled(commands))
     assert sum(answered[-1].values()) <= UPLOAD_ANSWER, answered[-1]
