@@ -165,6 +165,34 @@ def test_long_names_wrap_on_every_console_page_on_a_phone(live, open_as):
         assert page.evaluate("document.documentElement.scrollWidth") <= 360, path
 
 
+def test_the_ops_dashboards_thumbnails_are_drawn_without_scrolling_on_a_phone(live, open_as):
+    """Every thumbnail of the Delivery section (most served, heaviest, never served, clean-up)
+    is drawn once the page is, on a phone where most of them are thousands of pixels below
+    the screen: none is left blank until scrolled to."""
+    from avenue.media import BUILDER
+    from avenue.media.serve.route import flush_deliveries
+    from avenue.media.store.originals import store
+
+    ids = [store(database(live), BUILDER, unlike_jpeg(64, 48), filename=f"shelf-{n}.jpg").doc["_id"]
+           for n in range(30)]
+    page = open_as("ops", width=360, height=740)
+    for image in ids[:3]:
+        assert page.request.get(f"/media/builder/{image}").ok
+    flush_deliveries(live)
+    page.goto("/console/ops")
+    page.locator("#delivery-top tbody tr").first.wait_for()
+    page.locator("#cleanup-list li").nth(len(ids) - 4).wait_for()
+    thumbs = page.locator("#delivery img.delivery-thumb")
+    furthest = thumbs.evaluate_all("imgs => Math.max(...imgs.map((i) => i.getBoundingClientRect().top))")
+    # Beyond the distance at which Chromium fetches a lazy picture ahead (1,250 to 3,000 px by
+    # the connection): a lazy thumbnail there would wait for a scroll.
+    assert furthest > 740 + 3000, furthest
+    page.wait_for_load_state("networkidle")  # every picture asked for has come
+    blank = thumbs.evaluate_all("imgs => imgs.filter((i) => !(i.complete && i.naturalWidth > 0)).length")
+    assert blank == 0, f"{blank} of {thumbs.count()} thumbnails not drawn"
+    assert page.evaluate("scrollY") == 0
+
+
 # Whether a file input shows its whole text: its width against the width it takes unbounded
 # (a copy of it, out of the flow, with nothing holding its width).
 CLIPPED = """(input) => { const copy = input.cloneNode();
