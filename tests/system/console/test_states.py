@@ -45,7 +45,8 @@ keeps this list and the table the same):
   focus on its safe answer, Tab going round inside it
 - uploads-refused: a file the uploads screen refused (its form opened on a phone)
 - links-created: an upload link just made: its secret shown once, the links table
-- ops: the ops dashboard
+- ops: the ops dashboard, its delivery numbers shown (a long file name, a replaced image's
+  earlier version, the never served and clean-up lists)
 - ops-rerender: a re-render of stale renditions started from it, its answer said
 
 Screenshots (``shot``) of each state at each width go to tests/artifacts/console/state-*.png.
@@ -76,6 +77,14 @@ TEMPLATES = Path(__file__).resolve().parents[3] / "avenue" / "console" / "templa
 
 
 SUPPLIER: list[ImageServer] = []  # the URL imports' supplier (the fixture below)
+SERVED: list = []  # the served app (the fixture below), for the states that write beside the API
+
+
+@pytest.fixture(scope="module", autouse=True)
+def served_app(live):
+    SERVED.append(live)
+    yield live
+    SERVED.remove(live)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -530,10 +539,43 @@ def links_created(page) -> str:
     return "here"
 
 
+def deliveries(page) -> str:
+    """Delivery numbers to show: a library image with a long file name served, replaced and
+    served again (a row for each version, the earlier one without a thumbnail) and one never
+    served (the never served and clean-up lists). The console's own loads are not counted."""
+    import datetime as dt
+
+    from avenue.media import BUILDER
+    from avenue.media.serve.route import flush_deliveries
+    from avenue.media.settings import MediaSettings
+    from avenue.media.store.originals import store
+    from avenue.media.store.replace import replace_bytes
+
+    live = SERVED[0]
+    db = live.extensions["avenue.mongo"].db
+    name = f"supplier-catalogue-autumn-front-view-{uuid.uuid4().hex}.jpg"
+    served = store(db, BUILDER, unlike_jpeg(320, 240), filename=name).doc["_id"]
+    store(db, BUILDER, unlike_jpeg(320, 240), filename=f"idle-{uuid.uuid4().hex[:6]}.jpg")
+    for _ in range(2):
+        assert page.request.get(f"/media/builder/{served}").ok
+    flush_deliveries(live)
+    with live.app_context():
+        assert replace_bytes(db, BUILDER, served, unlike_jpeg(320, 240), filename=name,
+                             delete_lease=dt.timedelta(seconds=30), settings=MediaSettings())
+    assert page.request.get(f"/media/builder/{served}").ok
+    flush_deliveries(live)
+    return str(served)
+
+
 def ops(page) -> str:
+    served = deliveries(page)
     page.goto("/console/ops")
     page.locator("#cards .card").first.wait_for()
+    page.locator("#delivery-top tbody tr", has_text="(earlier version)").first.wait_for()
+    page.locator("#delivery-top button[title$='" + served + "']").first.wait_for()
+    page.locator("#cleanup-list li").first.wait_for()
     page.wait_for_load_state("networkidle")
+    pictures_drawn(page, "#delivery img")
     return "top"
 
 
