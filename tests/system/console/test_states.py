@@ -20,6 +20,7 @@ keeps this list and the table the same):
 - products-refused: the new product form saying why it did not create the product
 - product: one product: its photo (on another product too), the upload box, the missing alt
   text form
+- product-empty: a product without photos, saying so where the missing alt text would be listed
 - product-refused: a file the product's upload refused, named in its list with the reason
 - product-url-import: URLs imported onto a product: one added, one refused
 - library: the library's grid (on a phone the upload form and the filters folded)
@@ -209,6 +210,15 @@ def products_refused(page) -> str:
     page.get_by_label("Price").fill("not a price")
     page.get_by_role("button", name="Create product").click()
     page.locator("#create-status:not([hidden])").wait_for()
+    return "top"
+
+
+def product_empty(page) -> str:
+    sku = f"ST-{uuid.uuid4().hex[:6]}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf_of(page)},
+                             data={"sku": sku, "name": "No photo yet", "price": 3}).ok
+    page.goto(f"/console/products/{sku}")
+    page.get_by_text("Add a photo first: this product has none.").wait_for()
     return "top"
 
 
@@ -595,6 +605,7 @@ STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[..., str]]] = {
     "products": ("admin", ("products.html",), products),
     "products-refused": ("admin", ("products.html",), products_refused),
     "product": ("admin", ("product.html",), product),
+    "product-empty": ("admin", ("product.html",), product_empty),
     "product-refused": ("admin", ("product.html",), product_refused),
     "product-url-import": ("admin", ("product.html",), product_url_import),
     "library": ("admin", ("library.html",), library),
