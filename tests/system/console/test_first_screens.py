@@ -1,11 +1,10 @@
 """What a shop and its ops meet first in the console (issue 64), in a real browser: images
 imported from URLs into the library and onto a product (a row per URL in words, refusals
-naming the setting an admin would change), a product without photos, and the library's and
-the ops dashboard's first screen on a 360 px phone."""
+naming the setting an admin would change), a product without photos, and every console page
+on a 360 px phone: long names wrap, the library's file inputs read whole."""
 
 from __future__ import annotations
 
-import io
 import uuid
 
 import pytest
@@ -123,27 +122,75 @@ def test_a_product_without_photos_says_so_not_that_every_photo_has_alt_text(live
     assert none.is_hidden()
 
 
-def test_a_long_file_name_on_the_ops_dashboard_wraps_on_a_phone(live, open_as):
-    from PIL import Image as PILImage
-
+def test_long_names_wrap_on_every_console_page_on_a_phone(live, open_as):
+    """File names, a product's name and its SKU have no spaces to break at: on a 360 px phone
+    each wraps, and no console page scrolls sideways (a served image's delivery row and the
+    chart's caption, a never served one in the lists below them, a product's title and facts)."""
     from avenue.media import BUILDER
     from avenue.media.serve.route import flush_deliveries
     from avenue.media.store.originals import store
 
-    out = io.BytesIO()
-    PILImage.new("RGB", (64, 48), tuple(uuid.uuid4().bytes[:3])).save(out, "PNG")
-    name = f"supplier-catalogue-2026-autumn-collection-front-view-{uuid.uuid4().hex}.png"
-    served = store(database(live), BUILDER, out.getvalue(), filename=name).doc
-    page = open_as("ops", width=360, height=740)
+    long = f"supplier-catalogue-2026-autumn-collection-front-view-{uuid.uuid4().hex}"
+    served = store(database(live), BUILDER, unlike_jpeg(64, 48), filename=f"{long}.png").doc
+    idle = store(database(live), BUILDER, unlike_jpeg(64, 48), filename=f"{long}-idle.png").doc
+    page = open_as("admin", width=360, height=740)
     for _ in range(3):
         assert page.request.get(f"/media/builder/{served['_id']}").ok
     flush_deliveries(live)
+    csrf = page.request.get("/api/auth/csrf").json()["csrf_token"]
+    sku = f"SKU-{uuid.uuid4().hex}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf},
+                             data={"sku": sku, "name": long, "price": 5}).ok
+    photo = {"name": f"{long}-photo.jpg", "mimeType": "image/jpeg", "buffer": unlike_jpeg(320, 240)}
+    assert page.request.post(f"/api/shop/products/{sku}/images", headers={"X-CSRF-Token": csrf},
+                             multipart={"images": photo}).ok
+    assert page.request.post("/api/uploads", headers={"X-CSRF-Token": csrf}, multipart={"file": photo}).ok
+
     page.goto("/console/ops")
     row = page.locator("#delivery-top tbody tr", has=page.locator(f"button[title='builder/{served['_id']}']"))
     row.wait_for()
     assert row.bounding_box()["width"] <= 360 - 16, row.bounding_box()
+    row.locator("button").click()
+    page.locator("#delivery-image", has_text=long).wait_for()
+    page.locator("#delivery-never li", has_text=f"{long}-idle.png").wait_for()
+    page.locator("#cleanup-list li", has_text=f"{long}-idle.png").wait_for()
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     shot(page, "first-screens-ops-360", full_page=True)
+    for path, drawn in ((f"/console/products/{sku}", "#p-name"),
+                        ("/console/products", "#products-table tbody tr"),
+                        (f"/console/library?open={idle['_id']}", "#media-panel .panel-title"),
+                        ("/console/uploads", "#uploads li[role='option']")):
+        page.goto(path)
+        page.locator(drawn, has_text=long).first.wait_for()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360, path
+
+
+def test_the_ops_dashboards_thumbnails_are_drawn_without_scrolling_on_a_phone(live, open_as):
+    """Every thumbnail of the Delivery section (most served, heaviest, never served, clean-up)
+    is drawn once the page is, on a phone where most of them are thousands of pixels below
+    the screen: none is left blank until scrolled to."""
+    from avenue.media import BUILDER
+    from avenue.media.serve.route import flush_deliveries
+    from avenue.media.store.originals import store
+
+    ids = [store(database(live), BUILDER, unlike_jpeg(64, 48), filename=f"shelf-{n}.jpg").doc["_id"]
+           for n in range(30)]
+    page = open_as("ops", width=360, height=740)
+    for image in ids[:3]:
+        assert page.request.get(f"/media/builder/{image}").ok
+    flush_deliveries(live)
+    page.goto("/console/ops")
+    page.locator("#delivery-top tbody tr").first.wait_for()
+    page.locator("#cleanup-list li").nth(len(ids) - 4).wait_for()
+    thumbs = page.locator("#delivery img.delivery-thumb")
+    furthest = thumbs.evaluate_all("imgs => Math.max(...imgs.map((i) => i.getBoundingClientRect().top))")
+    # Beyond the distance at which Chromium fetches a lazy picture ahead (1,250 to 3,000 px by
+    # the connection): a lazy thumbnail there would wait for a scroll.
+    assert furthest > 740 + 3000, furthest
+    page.wait_for_load_state("networkidle")  # every picture asked for has come
+    blank = thumbs.evaluate_all("imgs => imgs.filter((i) => !(i.complete && i.naturalWidth > 0)).length")
+    assert blank == 0, f"{blank} of {thumbs.count()} thumbnails not drawn"
+    assert page.evaluate("scrollY") == 0
 
 
 # Whether a file input shows its whole text: its width against the width it takes unbounded

@@ -20,6 +20,7 @@ keeps this list and the table the same):
 - products-refused: the new product form saying why it did not create the product
 - product: one product: its photo (on another product too), the upload box, the missing alt
   text form
+- product-empty: a product without photos, saying so where the missing alt text would be listed
 - product-refused: a file the product's upload refused, named in its list with the reason
 - product-url-import: URLs imported onto a product: one added, one refused
 - library: the library's grid (on a phone the upload form and the filters folded)
@@ -45,7 +46,8 @@ keeps this list and the table the same):
   focus on its safe answer, Tab going round inside it
 - uploads-refused: a file the uploads screen refused (its form opened on a phone)
 - links-created: an upload link just made: its secret shown once, the links table
-- ops: the ops dashboard
+- ops: the ops dashboard, its delivery numbers shown (a long file name, a replaced image's
+  earlier version, the never served and clean-up lists)
 - ops-rerender: a re-render of stale renditions started from it, its answer said
 
 Screenshots (``shot``) of each state at each width go to tests/artifacts/console/state-*.png.
@@ -76,6 +78,14 @@ TEMPLATES = Path(__file__).resolve().parents[3] / "avenue" / "console" / "templa
 
 
 SUPPLIER: list[ImageServer] = []  # the URL imports' supplier (the fixture below)
+SERVED: list = []  # the served app (the fixture below), for the states that write beside the API
+
+
+@pytest.fixture(scope="module", autouse=True)
+def served_app(live):
+    SERVED.append(live)
+    yield live
+    SERVED.remove(live)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -200,6 +210,15 @@ def products_refused(page) -> str:
     page.get_by_label("Price").fill("not a price")
     page.get_by_role("button", name="Create product").click()
     page.locator("#create-status:not([hidden])").wait_for()
+    return "top"
+
+
+def product_empty(page) -> str:
+    sku = f"ST-{uuid.uuid4().hex[:6]}"
+    assert page.request.post("/api/shop/products", headers={"X-CSRF-Token": csrf_of(page)},
+                             data={"sku": sku, "name": "No photo yet", "price": 3}).ok
+    page.goto(f"/console/products/{sku}")
+    page.get_by_text("Add a photo first: this product has none.").wait_for()
     return "top"
 
 
@@ -530,10 +549,43 @@ def links_created(page) -> str:
     return "here"
 
 
+def deliveries(page) -> str:
+    """Delivery numbers to show: a library image with a long file name served, replaced and
+    served again (a row for each version, the earlier one without a thumbnail) and one never
+    served (the never served and clean-up lists). The console's own loads are not counted."""
+    import datetime as dt
+
+    from avenue.media import BUILDER
+    from avenue.media.serve.route import flush_deliveries
+    from avenue.media.settings import MediaSettings
+    from avenue.media.store.originals import store
+    from avenue.media.store.replace import replace_bytes
+
+    live = SERVED[0]
+    db = live.extensions["avenue.mongo"].db
+    name = f"supplier-catalogue-autumn-front-view-{uuid.uuid4().hex}.jpg"
+    served = store(db, BUILDER, unlike_jpeg(320, 240), filename=name).doc["_id"]
+    store(db, BUILDER, unlike_jpeg(320, 240), filename=f"idle-{uuid.uuid4().hex[:6]}.jpg")
+    for _ in range(2):
+        assert page.request.get(f"/media/builder/{served}").ok
+    flush_deliveries(live)
+    with live.app_context():
+        assert replace_bytes(db, BUILDER, served, unlike_jpeg(320, 240), filename=name,
+                             delete_lease=dt.timedelta(seconds=30), settings=MediaSettings())
+    assert page.request.get(f"/media/builder/{served}").ok
+    flush_deliveries(live)
+    return str(served)
+
+
 def ops(page) -> str:
+    served = deliveries(page)
     page.goto("/console/ops")
     page.locator("#cards .card").first.wait_for()
+    page.locator("#delivery-top tbody tr", has_text="(earlier version)").first.wait_for()
+    page.locator("#delivery-top button[title$='" + served + "']").first.wait_for()
+    page.locator("#cleanup-list li").first.wait_for()
     page.wait_for_load_state("networkidle")
+    pictures_drawn(page, "#delivery img")
     return "top"
 
 
@@ -553,6 +605,7 @@ STATES: dict[str, tuple[str | None, tuple[str, ...], Callable[..., str]]] = {
     "products": ("admin", ("products.html",), products),
     "products-refused": ("admin", ("products.html",), products_refused),
     "product": ("admin", ("product.html",), product),
+    "product-empty": ("admin", ("product.html",), product_empty),
     "product-refused": ("admin", ("product.html",), product_refused),
     "product-url-import": ("admin", ("product.html",), product_url_import),
     "library": ("admin", ("library.html",), library),

@@ -46,9 +46,13 @@ async function drawImage(bucket, image, label = `${bucket}/${image}`) {
   target.dataset.days = String(x.length);
 }
 
-// A thumbnail beside an image's name (decorative: the name says which image it is).
+// A thumbnail beside an image's name (decorative: the name says which image it is). Loaded at
+// once, not lazily: the lists hold 90 at most, of a few KB each, far down the dashboard (on a
+// phone thousands of pixels), and a lazy one there stayed blank until scrolled near, or was
+// fetched at once when its list came before the cards above it had grown the page: which of
+// them was drawn depended on the order the answers came in.
 function thumb(src) {
-  return el('img', {src: consoleMedia(src), alt: '', width: '40', height: '40', loading: 'lazy', decoding: 'async', class: 'delivery-thumb'});
+  return el('img', {src: consoleMedia(src), alt: '', width: '40', height: '40', decoding: 'async', class: 'delivery-thumb'});
 }
 
 // A library image in a list: its thumbnail and file name (the file), its details' link.
