@@ -36,7 +36,7 @@ import mongomock  # noqa: E402
 from avenue.media import BUILDER, Library, Upload  # noqa: E402
 from avenue.media.ingest import difference  # noqa: E402
 from avenue.media.ingest.images import Limits  # noqa: E402
-from avenue.media.options import UploadOptions  # noqa: E402
+from avenue.media.store.options import UploadOptions  # noqa: E402
 from bson import ObjectId  # noqa: E402
 from PIL import Image, ImageEnhance  # noqa: E402
 

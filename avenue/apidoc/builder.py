@@ -52,7 +52,7 @@ from avenue.media import deliveries
 
 # The document states the declared limits and registries as they are (the media-interface
 # contract lets it read the kernel modules named in pyproject.toml).
-from avenue.media.alttext import (
+from avenue.media.ingest.alttext import (
     MAX_ALT_LENGTH,
     AltChanges,
 )

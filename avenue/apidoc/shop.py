@@ -37,7 +37,7 @@ from avenue.bulk.urls import URL_CODES, ProductUrlImport, UrlReport
 
 # The document states the declared limits and registries as they are (the media-interface
 # contract lets it read the kernel modules named in pyproject.toml).
-from avenue.media.alttext import (
+from avenue.media.ingest.alttext import (
     AltChanges,
 )
 from avenue.media.names import NameBody

@@ -1073,7 +1073,7 @@ def _uses(db: Database[Document], oids: list[ObjectId]) -> dict[ObjectId, list[t
 
 
 def alt_suggestions(image: Image, uses: list[tuple[str, str]]) -> list[str]:
-    """Alt texts suggested for a library image (avenue/media/alttext.py): its file name,
+    """Alt texts suggested for a library image (avenue/media/ingest/alttext.py): its file name,
     folder, tags and colour, and the pages using it."""
     return suggest_alt(AltContext(filename=image.filename, colour=_colour(image), pages=uses,
                                   folder=image.folder, tags=image.tags))

@@ -10,12 +10,13 @@ import-linter contract):
 - ``serve``: what a media URL names and the one HTTP decision (``http``), the Flask
   ``route``, the WSGI ``frontdoor``, every worker's ``cache``, the image ``objects``;
 - ``store``: GridFS files (``storage``), an upload's original and variants in a crash-safe
-  order (``originals``), the ``library``, the ``trash``, ``replace`` in place, ``scan``
+  order (``originals``) as its ``options`` say, the ``library``, the ``trash``, ``replace`` in
+  place, ``scan``
   (indexed reads and the few writes ops and status make to a bucket);
-- ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants) and
+- ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants, alt text
+  suggested without a model) and
   ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
-- the kernel here: ``buckets``, ``records``, ``alttext`` (alt text suggested without a
-  model), ``names`` (readable names in public URLs), ``options`` (what an upload is stored as),
+- the kernel here: ``buckets``, ``records``, ``names`` (readable names in public URLs),
   ``paths``, ``settings`` (the app's, handed in by ``init_app``: only ``serve.route``, the
   Flask side, reads ``current_app``), ``references`` (the interface the owners of documents
   that use images implement, and the registry the app factory fills).
@@ -34,7 +35,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from avenue.media.alttext import (
+from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
+from avenue.media.effects.facets import ROOT_FOLDER
+from avenue.media.formats import DISABLED_SETTING, disabled
+from avenue.media.ingest.alttext import (
     AltChange,
     AltChanges,
     AltContext,
@@ -44,9 +48,6 @@ from avenue.media.alttext import (
     clean_alt,
     suggest_alt,
 )
-from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
-from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.formats import DISABLED_SETTING, disabled
 from avenue.media.ingest.edits import Box, CropBody, Edits, EditsBody, check_crop_name
 from avenue.media.ingest.focal import FocalBody, FocalPoint
 from avenue.media.ingest.images import Limits
@@ -85,7 +86,7 @@ __all__ = [
     "IN_BATCH", "referrers", "rewrite_lists",
     # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).
     "deliveries", "resumable",
-    # Alt text suggested without a model (alttext.py): the shop and the builder give the context.
+    # Alt text suggested without a model (ingest/alttext.py): the shop and the builder give the context.
     "AltChange", "AltChanges", "AltContext", "AltResult", "MissingAlt", "chosen_alt", "clean_alt",
     "suggest_alt",
     # Readable names in public URLs (names.py): the body's rule; Library.rename sets one.

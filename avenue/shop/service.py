@@ -784,7 +784,7 @@ def _photo_context(doc: dict[str, Any], ref: dict[str, Any], position: int) -> A
 
 
 def photo_suggestions(doc: dict[str, Any], ref: dict[str, Any], position: int) -> list[str]:
-    """Alt texts suggested for a product photo (avenue/media/alttext.py)."""
+    """Alt texts suggested for a product photo (avenue/media/ingest/alttext.py)."""
     return suggest_alt(_photo_context(doc, ref, position))
 
 

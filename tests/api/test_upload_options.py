@@ -1,4 +1,4 @@
-"""What an upload is stored as travels as one record (avenue/media/options.py), from the
+"""What an upload is stored as travels as one record (avenue/media/store/options.py), from the
 library to the original's files document."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import io
 import pytest
 
 from avenue.media import BUILDER, Library, Upload
-from avenue.media.options import UploadOptions
+from avenue.media.store.options import UploadOptions
 from tests.helpers import image_bytes
 
 

@@ -1,4 +1,4 @@
-"""Alt text suggested without a model (avenue/media/alttext.py): colour names, file names,
+"""Alt text suggested without a model (avenue/media/ingest/alttext.py): colour names, file names,
 ranking, limits, and the bulk body's checks."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 
 from avenue.errors import BadRequest
 from avenue.media import AltChange, AltChanges, AltContext, chosen_alt, suggest_alt
-from avenue.media.alttext import (
+from avenue.media.ingest.alttext import (
     COLOUR_NAMES,
     MAX_ALT_BATCH,
     MAX_ALT_SUGGESTION,

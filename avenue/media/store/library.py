@@ -55,13 +55,13 @@ from avenue.media.ingest.edits import (
 )
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
-from avenue.media.options import UploadOptions
 from avenue.media.records import Changed, Document, ExactGroup, Image, Near, NearGroup, Stored
 from avenue.media.settings import MediaSettings
 from avenue.media.settings import current as current_settings
 from avenue.media.store import exact, nearby, originals, pending, trash, versions
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
+from avenue.media.store.options import UploadOptions
 from avenue.media.store.originals import Upload
 from avenue.media.store.versions import Comparison, Version
 from avenue.paging import Listed, Page, Window, decode_cursor, encode_cursor, fetch

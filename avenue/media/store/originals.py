@@ -52,9 +52,9 @@ from avenue.media.ingest.images import Limits, PreparedImage, sanitize_filename
 from avenue.media.ingest.likeness import Likeness
 from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import VARIANT_NAMES, Planned, Rendition
-from avenue.media.options import UploadOptions
 from avenue.media.records import Document, variant_ids
 from avenue.media.store import nearby, pending, renditions, storage, trash
+from avenue.media.store.options import UploadOptions
 from avenue.media.store.pending import variant_file
 from avenue.metrics import count_upload
 
