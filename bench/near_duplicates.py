@@ -311,13 +311,20 @@ ARMS = ("off", "serial", "beside")
 def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]], int, dict]:
     """``pictures`` uploaded, one per arm in turn: each arm's times (ms), how many "beside"
     answers came without their lookup, and the writes' and lookups' own times (ms)."""
-    from avenue.media.store import nearby, originals, pending
+    from avenue.media import Library, Media
+    from avenue.media.store import nearby, originals
     from avenue.media.store.originals import Upload
 
     # What a request leaves for after its answer (the pending variants) is run after the
     # clock stops, as the route does: the upload path is what the uploader waits for.
     after: list = []
-    pending.provide(lambda job: after.append(job) or False)
+
+    class AfterTheClock(Media):
+        def later(self, job):
+            after.append(job)
+            return False
+
+    library = Library(library.db, library.bucket, AfterTheClock())
     real = pipeline.likeness_of, nearby._threads_unsafe, originals.write_all, nearby.near
     real_beside, real_link_late = nearby.background.beside, nearby.Lookup._link_late
     parts: dict[str, list[float]] = {"write": [], "lookup": []}
@@ -376,12 +383,11 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
     finally:
         pipeline.likeness_of, nearby._threads_unsafe, originals.write_all, nearby.near = real
         nearby.background.beside, nearby.Lookup._link_late = real_beside, real_link_late
-        pending.provide(None)
     return arms, unanswered, parts
 
 
 def measure_upload(args, db, rows: list, notes: list, candidates: int) -> None:
-    from avenue.media.settings import MediaSettings
+    from avenue.media import Media
     from avenue.media.store.library import Library
 
     # Distinct 12 MP pictures, one per upload, drawn as the corpus's photo_12mp.jpg is (the
@@ -391,7 +397,7 @@ def measure_upload(args, db, rows: list, notes: list, candidates: int) -> None:
     # the run leaves it (a small library: a lookup reads next to nothing), then seeded with
     # as many band matches of each picture as a lookup read in step 3 (a library as dense
     # as ``--as-if``): each lookup then reads them, as it would there.
-    library = Library(db, "uploads", MediaSettings())
+    library = Library(db, "uploads", Media())
     for phase in ("small", "dense"):
         say(f"upload: {phase} library")
         offset = 100 if phase == "small" else 200

@@ -13,7 +13,16 @@ from pydantic import Field
 from pymongo.database import Database
 
 from avenue import media
-from avenue.media import BUILDER, Document, Library, UnusedImage, UrlSigner, image_object, referrers
+from avenue.media import (
+    BUILDER,
+    Document,
+    Library,
+    UnusedImage,
+    UrlSigner,
+    app_media,
+    image_object,
+    referrers,
+)
 from avenue.paging import Page, Window
 from avenue.shapes import QUERY, WHOLE, Answer, ObjectIdText, OneOf, Refuse, Shape
 
@@ -79,7 +88,7 @@ def top(db: Database[Document], start: dt.datetime, end: dt.datetime, by: str, l
     for row in rows:
         ids.setdefault(row["bucket"], []).append(row["image"])
     found = {(bucket, image_id): image for bucket, bucket_ids in ids.items()
-             for image_id, image in Library(db, bucket).get_many(bucket_ids).items()}
+             for image_id, image in Library(db, bucket, app_media()).get_many(bucket_ids).items()}
     items = []
     for row in rows:
         image = found.get((row["bucket"], row["image"]))
@@ -111,7 +120,7 @@ def never_served(db: Database[Document], window: Window,
                  signer: UrlSigner) -> tuple[list[dict[str, Any]], Page]:
     """One library page (newest first, the library's own paging) less the images ever served:
     a page may hold fewer than ``per_page`` items; ``next`` goes on through the library."""
-    images, page = Library(db, BUILDER).page(window)
+    images, page = Library(db, BUILDER, app_media()).page(window)
     served = media.deliveries.last_served(db, [(BUILDER, image.id) for image in images])
     return [image_object(image, signer) for image in images if (BUILDER, image.id) not in served], page
 
@@ -132,7 +141,7 @@ def unused(db: Database[Document], window: Window, days: int, clock: dt.datetime
     registered References, as where-used asks) and not served for ``days`` days (never
     served included; 1 to :data:`MAX_UNUSED_DAYS`, as :class:`CleanupQuery` checks), each
     with its last served date."""
-    images, page = Library(db, BUILDER).page(window)
+    images, page = Library(db, BUILDER, app_media()).page(window)
     ids = [image.id for image in images]
     used = referrers(db).referenced(BUILDER, ids)
     served = media.deliveries.last_served(db, [(BUILDER, image_id) for image_id in ids])

@@ -58,6 +58,7 @@ from avenue.media import (
     Upload,
     UrlSigner,
     Version,
+    app_media,
     chosen_alt,
     clean_alt,
     image_object,
@@ -104,7 +105,7 @@ LEGACY_FLAG = "legacy"
 
 def library(db: Database[Document]) -> Library:
     """The builder's media library bucket."""
-    return Library(db, BUILDER)
+    return Library(db, BUILDER, app_media())
 
 
 FOLDER_RULE = (f"folder is /name/name… with at most {MAX_FOLDER_DEPTH} names of 1 to 64 letters, digits, "

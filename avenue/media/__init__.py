@@ -17,9 +17,11 @@ import-linter contract):
   suggested without a model) and
   ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
 - the kernel here: ``buckets``, ``records``, ``names`` (readable names in public URLs),
-  ``paths``, ``settings`` (the app's, handed in by ``init_app``: only ``serve.route``, the
-  Flask side, reads ``current_app``), ``references`` (the interface the owners of documents
-  that use images implement, and the registry the app factory fills).
+  ``paths``, ``settings`` (the numbers the store needs), ``core`` (the app's :class:`Media`,
+  built once by ``serve.route``'s ``init_app``, kept in ``app.extensions`` and handed to what
+  needs it: only ``serve.route``, the Flask side, reads ``current_app``), ``references``
+  (the interface the owners of documents that use images implement, and the registry the app
+  factory fills).
 
 Nothing outside the package imports a wing's modules but what the ``media-interface``
 contract (pyproject.toml) names: the app factory, the app server and the CDN hook wire the
@@ -36,6 +38,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
+from avenue.media.core import Media
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.formats import DISABLED_SETTING, disabled
 from avenue.media.ingest.alttext import (
@@ -62,6 +65,7 @@ from avenue.media.serve.objects import (
     near_objects,
     ref_object,
 )
+from avenue.media.serve.route import app_media
 from avenue.media.store import deliveries, resumable
 from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
 from avenue.media.store.originals import Upload
@@ -72,6 +76,9 @@ __all__ = [
     "ALIASES", "BUCKETS", "BUILDER", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP", "UPLOADS",
     # A bucket's originals (store/library.py) and the records they answer in (records.py).
     "Changed", "DeleteLease", "Document", "Image", "Library", "Limits", "Stored", "Upload",
+    # The app's media core (core.py), built once by the route's init_app: every Library the
+    # app opens and every ops run is handed it.
+    "Media", "app_media",
     # The API's image object and its URLs (serve/objects.py), configured per app below.
     "UnusedImage", "UrlSigner", "image_object", "limits_from_config", "ref_object",
     "signer_from_config",

@@ -1,18 +1,15 @@
-"""The app's settings the store needs, as one typed record handed in by ``init_app``.
+"""The app's settings the store needs, as one typed record.
 
 The trash, replace in place and renders of stored originals need a few numbers of the app's
-configuration. They are given
-them as arguments (``keep_days``, ``redirect_days``), so the store runs and is tested
-without Flask; the :class:`~avenue.media.store.library.Library` a blueprint opens takes them
-from :func:`current`. What ``current`` answers is handed to the package once, by the route's
-``init_app`` (:func:`provide`): the settings of the app in whose context the call runs, read
-when asked (an app's config may be changed after start, as tests do), or the defaults
-outside any app.
+configuration. They are given them as arguments (``keep_days``, ``redirect_days``), so the
+store runs and is tested without Flask; the :class:`~avenue.media.store.library.Library` a
+blueprint opens takes them from the app's :class:`~avenue.media.core.Media`
+(``Media.settings``: read from the app's config when asked), and the defaults without an app.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,16 +52,3 @@ class MediaSettings:
                    svg_draw_seconds=float(config.get("AVENUE_SVG_DRAW_SECONDS", DEFAULT_SVG_DRAW_SECONDS)),
                    disabled_formats=disabled(config.get(DISABLED_SETTING)))
 
-
-_provider: Callable[[], MediaSettings] = MediaSettings  # outside any app: the defaults
-
-
-def provide(provider: Callable[[], MediaSettings]) -> None:
-    """Say where the settings come from (the route's ``init_app``, once per app)."""
-    global _provider
-    _provider = provider
-
-
-def current() -> MediaSettings:
-    """The settings of the app this call runs for (the defaults outside any app)."""
-    return _provider()

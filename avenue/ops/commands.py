@@ -27,7 +27,7 @@ from avenue import opsruns, status
 from avenue.clock import now
 from avenue.db import Document, get_db, get_mongo
 from avenue.errors import AvenueError
-from avenue.media import limits_from_config
+from avenue.media import app_media, limits_from_config
 from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.ops import backup as backup_module
 from avenue.ops.backfill import ProgressFn
@@ -262,7 +262,8 @@ def fsck(repair: bool, since: dt.datetime | None, resume: bool, as_json: bool, q
     started = now()
     try:
         with Progress(quiet or as_json) as progress, exclusive(get_db(), "fsck"):
-            report = run_fsck(get_db(), repair=repair, progress=progress, since=since, resume=resume)
+            report = run_fsck(get_db(), repair=repair, progress=progress, since=since, resume=resume,
+                              media=app_media())
     except Held as held:
         fail(held.message)
     except PyMongoError as error:
@@ -395,7 +396,7 @@ def rerender(dry_run: bool, buckets: tuple[str, ...], limit: int | None, cpu_sha
         with Progress(quiet or as_json) as progress:
             db = get_db() if dry_run else _prepare_database()
             report = run_rerender(db, dry_run=dry_run, buckets=list(buckets) or None, limit=limit,
-                                  cpu_share=cpu_share, resume=resume, progress=progress)
+                                  cpu_share=cpu_share, resume=resume, progress=progress, media=app_media())
     except Held as held:
         fail(held.message)
     except (PyMongoError, OSError) as error:

@@ -54,7 +54,7 @@ from avenue import audit
 from avenue import db as database
 from avenue.db import Document
 from avenue.errors import AvenueError
-from avenue.media import referrers
+from avenue.media import Media, referrers
 from avenue.media.buckets import RENDITIONS, STORED, TRASH
 from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import of as bucket_counters
@@ -366,7 +366,8 @@ def _renderable(report: FsckReport) -> list[tuple[str, ObjectId]]:
     return [(f.bucket, f.doc["_id"]) for f in report.states if f.bucket != TRASH]
 
 
-def _repair(db: Database[Document], report: FsckReport, refs: Referrers) -> list[dict[str, Any]]:
+def _repair(db: Database[Document], report: FsckReport, refs: Referrers,
+            media: Media) -> list[dict[str, Any]]:
     actions: list[dict[str, Any]] = []
     damaged = {(f.bucket, f.doc["_id"]) for f in report.findings if f.codes & DAMAGE}
     removed: set[tuple[str, ObjectId]] = set()
@@ -421,7 +422,7 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers) -> list
         if original is None or (bucket, original_id) in removed:
             continue
         try:
-            written = regenerate_variants(db, bucket, original, replace)
+            written = regenerate_variants(db, bucket, original, replace, media)
         except (AvenueError, OSError) as error:
             actions.append({"action": "regeneration_failed", "bucket": bucket, "id": str(original_id),
                             "reason": str(error)})
@@ -448,14 +449,15 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers) -> list
 
 def fsck(db: Database[Document], *, repair: bool = False, progress: Progress | None = None,
          since: dt.datetime | None = None, resume: bool = False,
-         refs: Referrers | None = None) -> FsckReport:
+         refs: Referrers | None = None, media: Media | None = None) -> FsckReport:
     """Check everything (or what ``since``/``resume`` select); with ``repair`` fix what can be
     fixed, then check those files again. ``refs`` names what used a removed original (the
-    app's registered owners by default)."""
+    app's registered owners by default); ``media``: the app's, within whose decode budget
+    lost variants are rendered again (none: the defaults)."""
     report = check(db, progress=progress, since=since, resume=resume)
     report.repair = repair
     if repair and (report.problem_count or _renderable(report)):
-        report.repairs = _repair(db, report, refs or referrers(db))
+        report.repairs = _repair(db, report, refs or referrers(db), media or Media())
         report.remaining = check(db, progress=progress, since=since)
         audit.record(db, "storage_repaired", actor={"via": "cli"}, repairs=len(report.repairs),
                      remaining=report.remaining.problem_count)

@@ -40,7 +40,7 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.db import Document
-from avenue.media import BUCKETS, Library
+from avenue.media import BUCKETS, Library, app_media
 from avenue.media.ingest.likeness import compute as compute_likeness
 from avenue.media.store.exact import PENDING_FIELD as EXACT_PENDING
 from avenue.media.store.nearby import NEAR_GROUP
@@ -100,7 +100,7 @@ def backfill_likeness(db: Database[Document], *, progress: ProgressFn | None = N
                 NEAR_PENDING: True})
             report.colours[name] += 1
         report.computed[name] = 0
-        library = Library(db, bucket)
+        library = Library(db, bucket, app_media())
         for original, thumb in thumbs_lacking(db, bucket, "phash", phase=f"Likeness ({name})",
                                               progress=progress):
             likeness = compute_likeness(thumb) if thumb is not None else None

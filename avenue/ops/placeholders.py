@@ -24,7 +24,7 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.db import Document
-from avenue.media import BUCKETS, Library, referrers
+from avenue.media import BUCKETS, Library, app_media, referrers
 from avenue.media.ingest.placeholders import compute as compute_placeholder
 from avenue.media.references import Referrers
 from avenue.media.store.scan import set_metadata as set_file_metadata
@@ -78,7 +78,7 @@ def _lagging(db: Database[Document], refs: Referrers) -> int:
     a batch at a time, one files lookup per reference)."""
     updated = 0
     for owner in refs:
-        library = Library(db, owner.bucket)
+        library = Library(db, owner.bucket, app_media())
         for image_id in owner.lacking_placeholders(BATCH):
             original = library.get(image_id)
             if original is not None and original.placeholder:

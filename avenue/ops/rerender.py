@@ -35,6 +35,7 @@ from pymongo.database import Database
 from avenue import background, opsruns
 from avenue.clock import isoformat, now
 from avenue.db import Document
+from avenue.media import Media
 from avenue.media.buckets import BUCKETS, RENDITIONS
 from avenue.media.store import renditions, scan
 from avenue.media.store.rerender import BeforeSwitch, rerender, stale_of
@@ -111,22 +112,25 @@ def run(db: Database[Document], *, dry_run: bool = False, buckets: list[str] | N
         limit: int | None = None, cpu_share: float = 1.0, resume: bool = False,
         progress: ProgressFn | None = None, clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep, before_switch: BeforeSwitch | None = None,
-        locked: bool = True) -> RerenderReport:
+        locked: bool = True, media: Media | None = None) -> RerenderReport:
     """One run (the module doc), under the ops lock unless ``locked`` is False (a caller that
-    holds it). ``buckets``: the originals' buckets to walk (default: all); the renditions'
+    holds it), rendering within the decode budget of ``media`` (the app's; none: the
+    defaults). ``buckets``: the originals' buckets to walk (default: all); the renditions'
     bucket is walked when it is named or by default. ``clock`` and ``sleep`` are the
     CPU share's (tests give their own)."""
     if not 0 < cpu_share <= 1:
         raise ValueError("cpu_share must be in (0, 1]")
     if not locked:
-        return _run(db, dry_run, buckets, limit, cpu_share, resume, progress, clock, sleep, before_switch)
+        return _run(db, dry_run, buckets, limit, cpu_share, resume, progress, clock, sleep, before_switch,
+                    media or Media())
     with exclusive(db, NAME):
-        return _run(db, dry_run, buckets, limit, cpu_share, resume, progress, clock, sleep, before_switch)
+        return _run(db, dry_run, buckets, limit, cpu_share, resume, progress, clock, sleep, before_switch,
+                    media or Media())
 
 
 def _run(db: Database[Document], dry_run: bool, buckets: list[str] | None, limit: int | None,
          cpu_share: float, resume: bool, progress: ProgressFn | None, clock: Callable[[], float],
-         sleep: Callable[[float], None], before_switch: BeforeSwitch | None) -> RerenderReport:
+         sleep: Callable[[float], None], before_switch: BeforeSwitch | None, media: Media) -> RerenderReport:
     progress = progress or (lambda phase, done, total: None)
     report = RerenderReport(dry_run=dry_run, cpu_share=cpu_share)
     started = clock()
@@ -176,7 +180,7 @@ def _run(db: Database[Document], dry_run: bool, buckets: list[str] | None, limit
             if dry_run:
                 continue
             began = clock()
-            done = rerender(db, bucket, doc, before_switch=before_switch)
+            done = rerender(db, bucket, doc, media, before_switch=before_switch)
             spent = max(0.0, clock() - began)
             report.variants_rerendered += len(done)
             report.render_seconds += spent
@@ -206,7 +210,7 @@ class StaleCounts(Answer):
 def stale_counts(db: Database[Document]) -> StaleCounts:
     """How many stale variants and renditions the store holds now (a full read of the files
     documents, no bytes: for the dashboard's card and the dry run)."""
-    report = _run(db, True, None, None, 1.0, False, None, time.monotonic, time.sleep, None)
+    report = _run(db, True, None, None, 1.0, False, None, time.monotonic, time.sleep, None, Media())
     variants = sum(1 for item in report.stale if item["kind"] == "variant")
     return StaleCounts(variants=variants, renditions=len(report.stale) - variants,
                        images=report.images_rerendered)
@@ -277,11 +281,11 @@ class RerenderRun(Shape):
                          Refuse("invalid_field", "cpu_share must be a number above 0, at most 1.")] = 0.5
 
 
-def start(db: Database[Document], *, limit: int | None = None, cpu_share: float = 0.5,
+def start(db: Database[Document], media: Media, *, limit: int | None = None, cpu_share: float = 0.5,
           resume: bool = True) -> tuple[RunProgress, threading.Thread]:
-    """Start one bounded run on a background thread (the API's): the ops lock is taken here,
-    before it starts (:class:`~avenue.ops.lock.Held` when another run has it), and given back
-    when the run ends. Its progress is written to :data:`PROGRESS` every
+    """Start one bounded run on a background thread (the API's, with the app's ``media``): the
+    ops lock is taken here, before it starts (:class:`~avenue.ops.lock.Held` when another run
+    has it), and given back when the run ends. Its progress is written to :data:`PROGRESS` every
     :data:`PROGRESS_EVERY` files and at its end; its outcome to ``ops_runs`` like the CLI's."""
     if not 0 < cpu_share <= 1:
         raise ValueError("cpu_share must be in (0, 1]")
@@ -302,7 +306,7 @@ def start(db: Database[Document], *, limit: int | None = None, cpu_share: float 
         ok = False
         try:
             report = _run(db, False, None, limit, cpu_share, resume, progress, time.monotonic, time.sleep,
-                          None)
+                          None, media)
             outcome = {"state": "finished", "counts": report.counts,
                        "stopped_at_limit": report.stopped_at_limit,
                        "done": report.images_checked + report.renditions_checked}

@@ -66,6 +66,7 @@ from avenue.media import (
     Upload,
     UrlSigner,
     Version,
+    app_media,
     chosen_alt,
     image_object,
     near_objects,
@@ -109,12 +110,12 @@ def products(db: Database[Document]) -> Collection[Document]:
 
 def product_images(db: Database[Document]) -> Library:
     """The bucket of the images products use."""
-    return Library(db, PRODUCTS)
+    return Library(db, PRODUCTS, app_media())
 
 
 def temp_images(db: Database[Document]) -> Library:
     """The bucket of photos uploaded before their product is saved."""
-    return Library(db, TEMP)
+    return Library(db, TEMP, app_media())
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -610,7 +611,7 @@ def replace_product_image(db: Database[Document], sku: str, image_id: ObjectId, 
     doc = get_product(db, sku)
     if image_id not in stored_ids(doc):
         raise _no_image(sku, image_id)
-    done = Library(db, PRODUCTS).replace(image_id, file, focal=focal, limits=limits, refs={"sku": sku})
+    done = product_images(db).replace(image_id, file, focal=focal, limits=limits, refs={"sku": sku})
     if done is None:
         raise _no_image(sku, image_id)
     if done.changed:
@@ -656,7 +657,7 @@ def edit_product_image(db: Database[Document], sku: str, image_id: ObjectId,
     """Apply ``edits`` (None: undo) to one of a product's photos as a new version; every
     product using it gets the new reference. Returns the photo's reference and whether it changed."""
     _product_photo(db, sku, image_id)
-    done = Library(db, PRODUCTS).edit(image_id, edits, refs={"sku": sku})
+    done = product_images(db).edit(image_id, edits, refs={"sku": sku})
     return _photo_changed(db, sku, image_id, done)
 
 
@@ -664,7 +665,7 @@ def set_product_image_crop(db: Database[Document], sku: str, image_id: ObjectId,
                            box: Box | None) -> tuple[dict[str, Any], bool]:
     """Set (``box``) or delete (None) the named crop ``name`` of one of a product's photos."""
     _product_photo(db, sku, image_id)
-    done = Library(db, PRODUCTS).set_crop(image_id, name, box, refs={"sku": sku})
+    done = product_images(db).set_crop(image_id, name, box, refs={"sku": sku})
     return _photo_changed(db, sku, image_id, done)
 
 
@@ -680,7 +681,7 @@ def _photo_changed(db: Database[Document], sku: str, image_id: ObjectId,
 def product_image_versions(db: Database[Document], sku: str, image_id: ObjectId) -> list[Version]:
     """A product photo's current version and its earlier ones still kept, newest first."""
     _product_photo(db, sku, image_id)
-    listed = Library(db, PRODUCTS).versions(image_id)
+    listed = product_images(db).versions(image_id)
     if listed is None:
         raise _no_image(sku, image_id)
     return listed
@@ -691,7 +692,7 @@ def restore_product_image_version(db: Database[Document], sku: str, image_id: Ob
     """Make an earlier version of a product photo current again, as a new version; every product
     using it gets the new reference. Returns the photo's reference and whether it changed."""
     _product_photo(db, sku, image_id)
-    done = Library(db, PRODUCTS).restore_version(image_id, version_id, limits=limits, refs={"sku": sku})
+    done = product_images(db).restore_version(image_id, version_id, limits=limits, refs={"sku": sku})
     return _photo_changed(db, sku, image_id, done)
 
 
@@ -699,7 +700,7 @@ def product_image_version_preview(db: Database[Document], sku: str, image_id: Ob
                                   version_id: str) -> bytes:
     """A small WebP of one version of a product photo."""
     _product_photo(db, sku, image_id)
-    data = Library(db, PRODUCTS).version_preview(image_id, version_id)
+    data = product_images(db).version_preview(image_id, version_id)
     if data is None:
         raise _no_image(sku, image_id)
     return data
@@ -709,7 +710,7 @@ def compare_product_image_versions(db: Database[Document], sku: str, image_id: O
                                    after: str) -> tuple[Comparison, bytes]:
     """The share of pixels changed between two versions of a product photo, and the heat map."""
     _product_photo(db, sku, image_id)
-    compared = Library(db, PRODUCTS).compare_versions(image_id, before, after)
+    compared = product_images(db).compare_versions(image_id, before, after)
     if compared is None:
         raise _no_image(sku, image_id)
     return compared
@@ -720,7 +721,7 @@ def rename_product_image(db: Database[Document], sku: str, image_id: ObjectId,
     """Give one of a product's photos a readable name for its public named URL (None: none):
     the image's, so every product using it gets the new reference."""
     _product_photo(db, sku, image_id)
-    done = Library(db, PRODUCTS).rename(image_id, name)
+    done = product_images(db).rename(image_id, name)
     return _photo_changed(db, sku, image_id, done)
 
 

@@ -25,7 +25,18 @@ from avenue.builder import service as builder
 from avenue.clock import isoformat
 from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
-from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, Library, Trash, Trashed, UrlSigner, image_object
+from avenue.media import (
+    ALIASES,
+    BUCKETS,
+    BUILDER,
+    PRODUCTS,
+    Library,
+    Trash,
+    Trashed,
+    UrlSigner,
+    app_media,
+    image_object,
+)
 from avenue.paging import Page, Window
 from avenue.shapes import QUERY, Absent, Answer, ObjectIdText, OneOf, Shape, cleaned, described_by
 from avenue.shop import service as shop
@@ -159,7 +170,7 @@ def restore(db: Database[Document], image_id: ObjectId, *, role: str, max_images
             shop.attach_image(db, sku, restored.image, max_images)
         except AvenueError:
             # The product went or filled up since the check: back into the trash, as it was.
-            Library(db, PRODUCTS).delete(restored.image, to_trash=restored.refs)
+            Library(db, PRODUCTS, app_media()).delete(restored.image, to_trash=restored.refs)
             raise
         product = sku
     repointed = None

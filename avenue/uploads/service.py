@@ -32,6 +32,7 @@ from avenue.media import (
     Upload,
     UrlSigner,
     Version,
+    app_media,
     image_object,
     near_objects,
 )
@@ -43,7 +44,7 @@ VISIBILITIES = ("public", "private")
 
 def library(db: Database[Document]) -> Library:
     """The uploads bucket."""
-    return Library(db, UPLOADS)
+    return Library(db, UPLOADS, app_media())
 
 
 def parse_visibility(value: str | None) -> str:

@@ -364,12 +364,12 @@ def test_a_library_card_chart_of_no_such_image_is_a_404_and_of_a_product_image_t
 
 
 def replace_with(app, db, doc, name: str) -> dict:
-    from avenue.media.settings import MediaSettings
+    from avenue.media import Media
     from avenue.media.store.replace import replace_bytes
 
     with app.app_context():
         replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes(name), filename=name.split("/")[-1],
-                                 delete_lease=dt.timedelta(seconds=30), settings=MediaSettings())
+                                 delete_lease=dt.timedelta(seconds=30), media=Media())
     assert replaced is not None and replaced.changed
     return replaced.doc
 

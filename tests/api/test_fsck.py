@@ -11,10 +11,10 @@ import pytest
 from bson import Binary, ObjectId
 from gridfs.errors import CorruptGridFile
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Upload
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Media, Upload
 from avenue.media.ingest import pipeline
 from avenue.media.serve.objects import image_ref
-from avenue.media.store import pending, storage
+from avenue.media.store import storage
 from avenue.media.store.originals import delete_image, store
 from avenue.ops.fsck import fsck
 from tests.helpers import image_bytes
@@ -159,11 +159,14 @@ def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(
     assert db[f"{BUILDER}.chunks"].count_documents({}) == 0
 
 
-def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runner, monkeypatch):
+def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runner):
     # Left for after an answer that never came (a worker gone, or an image trashed before
     # its render): pending an hour on.
-    monkeypatch.setattr(pending, "_defer", lambda job: False)
-    doc = store(db, UPLOADS, image_bytes("good/png16.png"), filename="a.png").doc
+    class Unanswered(Media):
+        def later(self, job):
+            return False  # kept for after an answer that never comes
+
+    doc = store(db, UPLOADS, image_bytes("good/png16.png"), filename="a.png", media=Unanswered()).doc
     db[f"{UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {
         "uploadDate": doc["uploadDate"] - dt.timedelta(hours=1)}})
     report = fsck(db)

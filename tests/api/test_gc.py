@@ -9,7 +9,7 @@ import os
 import pytest
 from bson import Binary, ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS
+from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, Media
 from avenue.media.ingest import pipeline
 from avenue.media.serve.objects import image_ref
 from avenue.media.store import pending, storage
@@ -111,7 +111,7 @@ def held(monkeypatch) -> list:
     request leaves them) and run when the test says: the store writes the image with seven
     variants pending."""
     jobs: list = []
-    monkeypatch.setattr(pending, "_defer", lambda job: jobs.append(job) or False)
+    monkeypatch.setattr(Media, "later", lambda self, job: jobs.append(job) or False)
     return jobs
 
 

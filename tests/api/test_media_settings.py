@@ -1,5 +1,6 @@
-"""The media package is handed the app's settings (avenue/media/settings.py): only the Flask
-route module reads ``current_app``; the store takes numbers."""
+"""The media package is handed the app's :class:`~avenue.media.Media` (avenue/media/core.py),
+built once per app and kept in ``app.extensions``: only the Flask route module reads
+``current_app``; the store takes what it is given."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import ast
 import io
 from pathlib import Path
 
-from avenue.media import BUILDER, Library, Upload
+from avenue.media import BUILDER, Library, Media, Upload, app_media
 from avenue.media.buckets import TRASH
-from avenue.media.settings import MediaSettings, current
+from avenue.media.settings import MediaSettings
 from tests.helpers import image_bytes
 
 MEDIA = Path(__file__).resolve().parents[2] / "avenue" / "media"
@@ -37,24 +38,41 @@ def test_the_settings_come_from_the_config_with_the_defaults_for_what_is_not_set
         MediaSettings(trash_days=0, redirect_days=7)
 
 
-def test_outside_an_app_a_library_has_the_defaults(db):
-    assert current() == MediaSettings()
+def test_a_library_given_no_media_has_the_defaults(db):
+    assert Media().settings == MediaSettings()
     assert Library(db, BUILDER).settings == MediaSettings()
+    assert app_media() == Media()  # outside any app
 
 
-def test_an_app_hands_its_own_settings_to_the_libraries_opened_in_its_context(app_factory):
+def test_an_app_builds_its_media_once_and_its_libraries_take_its_settings(app_factory):
     app = app_factory(AVENUE_TRASH_DAYS=0)
+    media = app.extensions["avenue.media"]
+    assert app_media(app) is media
     with app.app_context():
         from avenue.db import get_db
 
-        assert Library(get_db(), BUILDER).settings.trash_days == 0
+        assert app_media() is media
+        assert Library(get_db(), BUILDER, app_media()).settings.trash_days == 0
         app.config["AVENUE_TRASH_DAYS"] = 3  # read when asked, not once at start
-        assert Library(get_db(), BUILDER).settings.trash_days == 3
+        assert Library(get_db(), BUILDER, app_media()).settings.trash_days == 3
+
+
+def test_two_apps_of_one_process_keep_their_own_settings(app_factory):
+    # Once, the settings came from whichever app's context a call ran in, through a hook the
+    # last init_app set in a module; each app's Media is its own.
+    first, second = app_factory(AVENUE_TRASH_DAYS=0), app_factory(AVENUE_TRASH_DAYS=5)
+    assert app_media(first).settings.trash_days == 0
+    assert app_media(second).settings.trash_days == 5
+    with first.app_context():  # the context a call runs in decides nothing
+        from avenue.db import get_db
+
+        assert Library(get_db(), BUILDER, app_media(second)).settings.trash_days == 5
+        assert Library(get_db(), BUILDER, app_media()).settings.trash_days == 0
 
 
 def test_a_library_given_no_trash_deletes_for_good_without_any_app(db):
     for days, kept in [(0, 0), (30, 1)]:
-        library = Library(db, BUILDER, MediaSettings(trash_days=days))
+        library = Library(db, BUILDER, Media({"AVENUE_TRASH_DAYS": days}))
         stored = library.store(Upload("a.png", io.BytesIO(image_bytes("good/alpha.png"))), kind="builder")
         assert library.delete(stored.image, to_trash={})
         assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == kept

@@ -17,13 +17,12 @@ import pytest
 from werkzeug.test import Client
 
 from avenue import opsruns
-from avenue.media import PRODUCTS, UPLOADS
+from avenue.media import PRODUCTS, UPLOADS, Media
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import counters, purge
 from avenue.media.effects.served import Deliveries
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
-from avenue.media.settings import MediaSettings
 from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace_bytes
@@ -629,7 +628,7 @@ def test_replacing_an_image_purges_its_earlier_versions_renditions(hooked):
     db = get_mongo(hooked).db
     with hooked.app_context():
         replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
-                           delete_lease=_lease(), settings=MediaSettings())
+                           delete_lease=_lease(), media=Media())
     assert replaced is not None and replaced.changed
     assert {path(doc, "w_320.webp"), path(doc, "w_320")} <= set(outbox(db))
     assert path(replaced.doc, "w_320.webp") not in outbox(db)
@@ -647,7 +646,7 @@ def test_a_named_presets_own_urls_are_purged_with_its_image_on_delete_and_replac
         db = get_mongo(app).db
         with app.app_context():
             replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
-                               delete_lease=_lease(), settings=MediaSettings())
+                               delete_lease=_lease(), media=Media())
         assert replaced is not None and replaced.changed
         assert {path(doc, "banner"), path(doc, "banner.webp")} <= set(outbox(db))  # the earlier version's
         db[purge.OUTBOX].delete_many({})

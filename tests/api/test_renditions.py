@@ -13,12 +13,11 @@ from PIL import Image
 from werkzeug.test import Client
 
 from avenue.clock import as_utc
-from avenue.media import PRODUCTS, UPLOADS, UrlSigner, signer_from_config
+from avenue.media import PRODUCTS, UPLOADS, Media, UrlSigner, signer_from_config
 from avenue.media.buckets import RENDITIONS
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.serve.signing import sign_rendition
-from avenue.media.settings import MediaSettings
 from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace_bytes
@@ -268,7 +267,7 @@ def test_an_earlier_version_redirects_then_replace_removes_its_renditions(app, c
     with app.app_context():
         replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
                            delete_lease=_lease(),
-                           settings=MediaSettings())
+                           media=Media())
     assert replaced is not None and replaced.changed
     assert stored(db) == []
     moved = client.get(path(doc, "w_320.webp"))
@@ -284,7 +283,7 @@ def test_an_earlier_version_of_a_private_image_is_404(app, client, db):
     doc = put(app, bucket=UPLOADS, visibility="private", scope="owner")
     with app.app_context():
         replaced = replace_bytes(db, UPLOADS, doc["_id"], image_bytes("good/grayscale.jpg"),
-                           delete_lease=_lease(), settings=MediaSettings())
+                           delete_lease=_lease(), media=Media())
     assert replaced is not None
     signer = signer_from_config(app.config)
     url = signer.rendition_url(UPLOADS, doc["_id"], parse("w_320").spec, "webp", private=True)

@@ -648,8 +648,8 @@ def test_a_replace_that_loses_at_the_switch_answers_409_and_leaves_everything_as
     media = library_upload(client, editor)
     real = trash_module.keep_version
 
-    def then_lose(db_, bucket, doc, bytes_doc, *, refs):
-        trashed = real(db_, bucket, doc, bytes_doc, refs=refs)
+    def then_lose(db_, bucket, doc, bytes_doc, *, refs, keep_days):
+        trashed = real(db_, bucket, doc, bytes_doc, refs=refs, keep_days=keep_days)
         if race == "same_bytes_stored_elsewhere":
             assert client.post("/api/builder/media", data=form(OTHER), headers=editor).status_code == 201
         else:

@@ -140,8 +140,8 @@ def test_an_interrupted_run_resumes_where_it_stopped_and_does_each_variant_once(
     done: list = []
     real = job.rerender
 
-    def counted(db_, bucket, doc, **kwargs):
-        written = real(db_, bucket, doc, **kwargs)
+    def counted(db_, bucket, doc, media, **kwargs):
+        written = real(db_, bucket, doc, media, **kwargs)
         done.extend((doc["_id"], entry["variant"], entry["format"]) for entry in written)
         return written
 

@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from avenue.media.ingest import svgdraw
-from avenue.media.store import pending, undrawable
+from avenue.media.serve import route
+from avenue.media.store import undrawable
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support.client import MEDIA
 
@@ -124,7 +125,7 @@ def test_a_restarted_worker_answers_the_remembered_failure_without_drawing(
 def test_pending_variants_past_the_deadline_are_remembered_too(app, client, editor, monkeypatch, draws):
     with monkeypatch.context() as patched:  # stored, its variants left pending (a worker that died)
         patched.setattr(svgdraw, "draw", blank)
-        patched.setattr(pending, "later", lambda job: False)
+        patched.setattr(route.MediaState, "later", lambda self, job: False)
         media = upload(client, editor, slow_svg(), "slow.svg", "image/svg+xml").get_json()
     app.config.update(AVENUE_SVG_DRAW_SECONDS=1)
     url = media["variant_urls"]["gallery"]["webp"]

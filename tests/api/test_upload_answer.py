@@ -18,6 +18,7 @@ from avenue.media.buckets import TRASH
 from avenue.media.ingest import pipeline
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import front_door_of
+from avenue.media.settings import MediaSettings
 from avenue.media.store import pending
 from avenue.ops.fsck import fsck
 from tests.helpers import image_bytes
@@ -182,11 +183,11 @@ def test_a_lapsed_render_whose_files_the_next_listed_leaves_them_listed(client, 
         written = real(*args, **kwargs)
         # Its claim lapsed here: the next renderer finds these files by their keys and lists them.
         monkeypatch.setattr(storage, "put_files", real)
-        nested.append(pending._render(db, UPLOADS, original(db, body)))
+        nested.append(pending._render(db, UPLOADS, original(db, body), MediaSettings()))
         return written
 
     monkeypatch.setattr(storage, "put_files", taken_over)
-    pending._render(db, UPLOADS, first)  # its own listing misses: the entries are not pending now
+    pending._render(db, UPLOADS, first, MediaSettings())  # its own listing misses: none are pending now
     doc = original(db, body)
     assert nested[0] is not None and pending.pending_of(doc) == []
     listed = [info["id"] for formats in doc["metadata"]["variants"].values() for info in formats.values()]

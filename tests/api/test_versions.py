@@ -283,9 +283,9 @@ def test_a_delete_racing_a_restore_meets_its_lease_and_is_409(client, db, editor
     real = trash_module.keep_version
     deletes: list[int] = []
 
-    def delete_meanwhile(db_, bucket, doc, bytes_doc, *, refs):
+    def delete_meanwhile(db_, bucket, doc, bytes_doc, *, refs, keep_days):
         deletes.append(client.delete(f"{MEDIA}/{media['id']}", headers=editor).status_code)
-        return real(db_, bucket, doc, bytes_doc, refs=refs)
+        return real(db_, bucket, doc, bytes_doc, refs=refs, keep_days=keep_days)
 
     monkeypatch.setattr(trash_module, "keep_version", delete_meanwhile)
     answer = restore(client, editor, media["id"], original)
@@ -301,8 +301,8 @@ def test_a_restore_that_loses_its_lease_before_the_switch_is_409_and_leaves_no_h
     second = replace(client, editor, media["id"])
     real = trash_module.keep_version
 
-    def then_delete_leases(db_, bucket, doc, bytes_doc, *, refs):
-        trashed = real(db_, bucket, doc, bytes_doc, refs=refs)
+    def then_delete_leases(db_, bucket, doc, bytes_doc, *, refs, keep_days):
+        trashed = real(db_, bucket, doc, bytes_doc, refs=refs, keep_days=keep_days)
         db_[f"{bucket}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.replacing_at": now()}})
         return trashed
 

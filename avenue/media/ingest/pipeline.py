@@ -37,7 +37,6 @@ from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import Box, Only, Planned, Rendition, plan, render
 from avenue.media.ingest.variants import canvases as variant_canvases
 from avenue.media.settings import MediaSettings
-from avenue.media.settings import current as current_settings
 from avenue.metrics import timed_render
 
 
@@ -122,8 +121,9 @@ def render_stored(data: bytes, focal: FocalPoint, only: Only = None,
 
 
 def stored_limits(size: int, settings: MediaSettings | None = None) -> Limits:
-    """:meth:`Limits.for_stored` within the decode budget of ``settings`` (the app's at hand)."""
-    given = settings or current_settings()
+    """:meth:`Limits.for_stored` within the decode budget of ``settings`` (the app's
+    ``Media.settings``; None, no app: the defaults)."""
+    given = settings or MediaSettings()
     return Limits.for_stored(size, given.decode_budget_bytes, given.decode_wait_seconds,
                              given.disabled_formats,
                              svg_draw_seconds=given.svg_draw_seconds)

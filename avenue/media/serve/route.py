@@ -1,15 +1,18 @@
-"""The one Flask route every media URL points at, and the media state an app is given.
+"""The one Flask route every media URL points at, and the app's media core it is built with.
 
-``init_app`` hands the media package what it needs from the app (a way to reach the
-database, the headers every response carries) instead of the package importing the app
-layer. The route streams GridFS bytes (:class:`~avenue.media.serve.stream.ChunkStream`) with the
+``init_app`` builds the app's :class:`~avenue.media.core.Media` once (:class:`MediaState`: what
+the store is handed, with what serving needs: the cache, a way to reach the database, the
+headers every response carries) and keeps it in ``app.extensions["avenue.media"]``, instead
+of the package importing the app layer or keeping anything in a module. This module is the
+Flask edge of the package: the one that reads ``current_app`` (:func:`app_media`).
+
+The route streams GridFS bytes (:class:`~avenue.media.serve.stream.ChunkStream`) with the
 answers :func:`avenue.media.serve.http.decide` gives; what needs ranges or other validators goes
 through werkzeug's ``make_conditional``, after :func:`~avenue.media.serve.http.normalise_range`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,8 +28,8 @@ from werkzeug.exceptions import NotFound, RequestedRangeNotSatisfiable
 from avenue import background
 from avenue.clock import now
 from avenue.errors import AvenueError, RenditionNotAllowed, ServerBusy, SourceNotAllowed, plain_error
-from avenue.media import settings
 from avenue.media.buckets import RENDITIONS
+from avenue.media.core import Job, Media, Slot
 from avenue.media.effects import purge
 from avenue.media.effects.invalidation import LOCAL_CACHES
 from avenue.media.effects.served import FLUSH_SECONDS, Deliveries, from_console
@@ -57,7 +60,6 @@ from avenue.media.serve.http import (
     resolve_rendition,
 )
 from avenue.media.serve.stream import ChunkStream
-from avenue.media.settings import MediaSettings
 from avenue.media.store import deliveries as delivery_counts
 from avenue.media.store import pending, renditions
 from avenue.media.transform import AllowList, at_own_width, parse_presets
@@ -67,9 +69,11 @@ EXTENSION = "avenue.media"
 bp = Blueprint("media", __name__)
 
 
-@dataclass(frozen=True)
-class MediaState:
-    """What the media package was given by the app, and its cache."""
+@dataclass(frozen=True, kw_only=True)
+class MediaState(Media):
+    """The app's :class:`~avenue.media.core.Media` as ``init_app`` builds it: its config, its
+    work after the answer (after the request's answer, in a request) and its render slots,
+    with what serving needs besides: the cache, the database, the baseline headers."""
 
     cache: MediaCache
     database: Callable[[], Database[Document]]
@@ -84,6 +88,16 @@ class MediaState:
     # Called before an unsigned rendition is rendered (not before one that is stored, nor a
     # signed one's): the app's limit of cold renders (avenue/ratelimit.py), which raises 429.
     admit_unsigned: Callable[[], None] = lambda: None
+
+    def later(self, job: Job) -> bool:
+        """Once this request's answer is sent (:func:`_hand_over_pending`); outside a request
+        (a CLI command, a test calling the library), at once (then True)."""
+        return _after_answer(job)
+
+    def render_slot(self) -> Slot:
+        """One of the app's render slots (``AVENUE_RENDER_CONCURRENCY``), the ones renditions on
+        request hold: a burst of uploads' pending renders never takes more of the process."""
+        return RenderSlot(self)
 
 
 # How long a rendition request waits for one of the process's render slots before 503.
@@ -118,14 +132,13 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     if concurrency < 1:
         raise RuntimeError("AVENUE_RENDER_CONCURRENCY must be at least 1")
     purge.name_presets({name: spec.key() for name, spec in presets.items()})
-    state = MediaState(cache, database, baseline_headers, AllowList(presets=presets, opt_in=opt_ins(config)),
-                       threading.BoundedSemaphore(concurrency))
+    state = MediaState(config=config, cache=cache, database=database, baseline_headers=baseline_headers,
+                       allow=AllowList(presets=presets, opt_in=opt_ins(config)),
+                       renders=threading.BoundedSemaphore(concurrency))
     if admit_unsigned_render is not None:
         state = replace(state, admit_unsigned=admit_unsigned_render)
     app.extensions[EXTENSION] = state
     LOCAL_CACHES.add(cache)
-    settings.provide(_app_settings)
-    pending.provide(_after_answer, _pending_render_slot)
     app.after_request(_hand_over_pending)
     app.teardown_request(_start_left_over)
 
@@ -134,7 +147,7 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
 _PENDING_JOBS = "avenue_pending_variants"
 
 
-def _after_answer(job: pending.Job) -> bool:
+def _after_answer(job: Job) -> bool:
     """Run ``job`` (an upload's pending variants) once this request's answer is sent; outside
     a request (a CLI command, a test calling the library), at once (then True)."""
     if not has_request_context():
@@ -149,7 +162,7 @@ def _hand_over_pending(response: Response) -> Response:
     server has sent the answer and closed it (``call_on_close``: gunicorn calls it after the
     last byte), so they never compete with the answer; off, render them before answering (the
     answer lists the same URLs either way)."""
-    jobs: list[pending.Job] = g.pop(_PENDING_JOBS, [])
+    jobs: list[Job] = g.pop(_PENDING_JOBS, [])
     if not jobs:
         return response
     if current_app.config["AVENUE_VARIANTS_AFTER_ANSWER"]:
@@ -170,7 +183,7 @@ def _start_left_over(error: BaseException | None) -> None:
     stores: list[Callable[[], None]] = g.pop(_RENDITION_STORES, [])
     if stores:
         start_stores(stores)
-    jobs: list[pending.Job] = g.pop(_PENDING_JOBS, [])
+    jobs: list[Job] = g.pop(_PENDING_JOBS, [])
     if jobs:
         start_after_answer(jobs)
 
@@ -183,7 +196,7 @@ def _start_left_over(error: BaseException | None) -> None:
 AFTER_ANSWER = background.Lane("avenue-pending-variants")
 
 
-def start_after_answer(jobs: list[pending.Job]) -> None:
+def start_after_answer(jobs: list[Job]) -> None:
     """Queue the pending renders of one answered request on :data:`AFTER_ANSWER`. A worker
     that exits before they run (killed, or out of ``graceful_timeout``) leaves them pending:
     the first GET or ``fsck --repair`` renders them."""
@@ -226,14 +239,6 @@ def finish_after_answer(seconds: float) -> bool:
     return AFTER_ANSWER.drain(max(0.0, deadline - time.monotonic())) and stored
 
 
-def _app_settings() -> MediaSettings:
-    """The settings of the app in whose context a library is opened (the defaults outside
-    one). This module is the one in the package that reads ``current_app``: it is the Flask
-    side of the package (the route needs the request's app anyway); the store is handed
-    numbers. Read when asked, not once: an app's config may change after start."""
-    return MediaSettings.from_config(current_app.config) if has_app_context() else MediaSettings()
-
-
 def start_delivery_flush(app: Flask) -> background.PeriodicJob:
     """Write what this worker served every ``FLUSH_SECONDS`` from a background job (each app
     server worker runs one; :mod:`avenue.media.effects.served`)."""
@@ -273,8 +278,20 @@ def flush_deliveries(app: Flask, seconds: float = 2.0) -> dict[str, int]:
 
 
 def get_state(app: Flask | None = None) -> MediaState:
+    """The app's media core, with what serving needs (``app``: the current app by default)."""
     state: MediaState = (app or current_app).extensions[EXTENSION]
     return state
+
+
+def app_media(app: Flask | None = None) -> Media:
+    """The app's :class:`~avenue.media.core.Media` (``app``: the current app by default), to hand
+    to what it opens: ``Library(db, bucket, app_media())``, an ops run. Outside any app (a
+    service called with only a database, as tests do; a thread without an app context),
+    ``Media()``: the defaults, work done at once. The one place outside this module's own
+    views where the package reads ``current_app``."""
+    if app is None and not has_app_context():
+        return Media()
+    return get_state(app)
 
 
 def get_cache(app: Flask | None = None) -> MediaCache:
@@ -430,7 +447,8 @@ def _rendered(bucket: str, token: str, variant: str | None, wanted: Pending) -> 
     the render after the upload shares: avenue/media/store/pending.py), then resolved again
     from the original's new document (None: the image went meanwhile)."""
     state = get_state()
-    pending.complete(state.database(), bucket, wanted.doc.file_id, want=(wanted.variant, wanted.format))
+    pending.complete(state.database(), bucket, wanted.doc.file_id, state,
+                     want=(wanted.variant, wanted.format))
     # Read again (and cached so); another worker whose cache still says pending comes here on
     # its next GET of the variant and finds it listed at once.
     rep = resolve(bucket, token, variant, _read, request.headers.get("Accept", ""))
@@ -572,18 +590,11 @@ class RenderSlot:
         self.state.renders.release()
 
 
-def _pending_render_slot() -> contextlib.AbstractContextManager[Any]:
-    """Renders of pending variants take a render slot like renditions on request (the app's
-    at hand; none outside an app)."""
-    return RenderSlot(get_state()) if has_app_context() and EXTENSION in current_app.extensions \
-        else contextlib.nullcontext()
-
-
 def _renderer(state: MediaState, target: RenditionTarget) -> Callable[[bytes], Rendered]:
     """Render ``target`` from the original's bytes in one of the process's render slots
     (AVENUE_RENDER_CONCURRENCY): renders never take every thread from uploads and serving;
     decoded within the app's decode budget (AVENUE_DECODE_BUDGET_BYTES), the one uploads share."""
-    given = settings.current()  # read here, in the request: the render may run on another thread
+    given = state.settings  # read here, in the request: the render may run on another thread
 
     def render(data: bytes) -> Rendered:
         # Stored bytes passed validation when they were uploaded: limits by their size.

@@ -41,6 +41,7 @@ from avenue.clock import as_utc, maybe_utc, now
 from avenue.errors import BadRequest
 from avenue.leases import held, stamp, unstamp
 from avenue.media.buckets import BUILDER, UPLOADS
+from avenue.media.core import Media
 from avenue.media.effects import counters, facets, invalidation
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.budget import Reservation, decode_budget
@@ -57,8 +58,7 @@ from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.records import Changed, Document, ExactGroup, Image, Near, NearGroup, Stored
 from avenue.media.settings import MediaSettings
-from avenue.media.settings import current as current_settings
-from avenue.media.store import exact, nearby, originals, pending, trash, versions
+from avenue.media.store import exact, nearby, originals, trash, versions
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
 from avenue.media.store.options import UploadOptions
@@ -145,12 +145,14 @@ def _is_original(doc: dict[str, Any] | None) -> bool:
 class Library:
     """The originals of one GridFS bucket."""
 
-    def __init__(self, db: Database[Document], bucket: str, settings: MediaSettings | None = None) -> None:
-        """``settings``: the trash's and replace's (the app's, from :func:`avenue.media.settings.current`,
-        unless given)."""
+    def __init__(self, db: Database[Document], bucket: str, media: Media | None = None) -> None:
+        """``media``: the app's (``avenue.media.app_media``), whose settings the trash, replace
+        and renders of stored originals follow and which runs the work left for after the
+        answer; none, no app: the defaults, that work done at once."""
         self.db = db
         self.bucket = bucket
-        self.settings = settings or current_settings()
+        self.media = media or Media()
+        self.settings: MediaSettings = self.media.settings
 
     @property
     def _files(self) -> Collection[Document]:
@@ -326,7 +328,7 @@ class Library:
         lookup = nearby.Lookup(self.db, self.bucket, [(doc, self._near_owner(doc)) for doc in probes],
                                began=began)
         try:
-            results = originals.write_all(self.db, self.bucket, readies, options)
+            results = originals.write_all(self.db, self.bucket, readies, options, self.media)
         except BaseException:
             lookup.stop()
             raise
@@ -433,7 +435,7 @@ class Library:
         answer names an exact group: store/exact.py, "After the answer"). Here only whether each
         has candidates (one indexed query); those that have are marked as owing the link (one
         update, so a worker that dies before the link leaves it to ``flask likeness``), then
-        linked by a job handed to ``pending.later``: the full-resolution decodes, in this
+        linked by a job handed to the Media's ``later``: the full-resolution decodes, in this
         library's decode budget, happen there. Those without candidates owe and decode nothing."""
         owed = [doc["_id"] for doc in docs if exact.candidates(self.db, self.bucket, doc)]
         if not owed:
@@ -447,7 +449,7 @@ class Library:
                 except Exception:  # noqa: BLE001 - logged; it still owes the link: flask likeness
                     log.exception("linking the exact twins of %s %s failed", self.bucket, image_id)
 
-        pending.later(job)
+        self.media.later(job)
 
     def recheck_exact_groups(self) -> int:
         """Members of exact groups linked on the thumb's key alone whose full-resolution pixels
@@ -540,7 +542,7 @@ class Library:
         if doc is None:
             raise OSError(f"{image.bucket} {image.id} does not exist")
         result = originals.transfer(self.db, image.bucket, self.bucket, doc, kind=kind, scope=scope,
-                                    delete_source=not keep_source)
+                                    delete_source=not keep_source, media=self.media)
         if result.created:  # its groups are this bucket's (the source's labels stayed behind)
             self.link_near_duplicates(result.doc["_id"])
             self._link_exact_later([result.doc])
@@ -556,11 +558,11 @@ class Library:
         if upload is None:
             return self._changed(replacing.refocus(self.db, self.bucket, image_id, focal, limits=limits,
                                                    refs=refs, delete_lease=DELETE_LEASE,
-                                                   settings=self.settings))
+                                                   media=self.media))
         return self._changed(replacing.replace_bytes(self.db, self.bucket, image_id, upload.stream,
                                                      filename=upload.filename, focal=focal, limits=limits,
                                                      refs=refs, delete_lease=DELETE_LEASE,
-                                                     settings=self.settings))
+                                                     media=self.media))
 
     def edit(self, image_id: ObjectId, edits: Edits | None, *, refs: dict[str, Any] | None = None
              ) -> Changed | None:
@@ -568,7 +570,7 @@ class Library:
         new version (avenue/media/store/replace.py): the image, whether it changed and the
         edited picture's near-duplicates; None when it does not exist."""
         return self._changed(replacing.edit(self.db, self.bucket, image_id, edits, refs=refs,
-                                            delete_lease=DELETE_LEASE, settings=self.settings))
+                                            delete_lease=DELETE_LEASE, media=self.media))
 
     def set_crop(self, image_id: ObjectId, name: str, box: Box | None, *, refs: dict[str, Any] | None = None
                  ) -> Changed | None:
@@ -592,7 +594,7 @@ class Library:
                 raise TooManyCrops()
             crops[name] = box
         return self._changed(replacing.set_crops(self.db, self.bucket, image_id, crops, refs=refs,
-                                                 delete_lease=DELETE_LEASE, settings=self.settings))
+                                                 delete_lease=DELETE_LEASE, media=self.media))
 
     # --- versions (store/versions.py): listed, drawn small, compared, restored ---
 
@@ -614,7 +616,7 @@ class Library:
         if doc is None:
             return None
         return self._changed(versions.restore(self.db, self.bucket, doc, version_id, limits=limits, refs=refs,
-                                              delete_lease=DELETE_LEASE, settings=self.settings))
+                                              delete_lease=DELETE_LEASE, media=self.media))
 
     def version_preview(self, image_id: ObjectId, version_id: str) -> bytes | None:
         """A small WebP of version ``version_id`` of ``image_id`` (made once); None when the
@@ -622,7 +624,7 @@ class Library:
         doc = self._head(image_id)
         if doc is None:
             return None
-        return versions.read(self.db, versions.preview(self.db, self.bucket, doc, version_id, self.settings))
+        return versions.read(self.db, versions.preview(self.db, self.bucket, doc, version_id, self.media))
 
     def compare_versions(self, image_id: ObjectId, before: str, after: str
                          ) -> tuple[Comparison, bytes] | None:
@@ -631,7 +633,7 @@ class Library:
         doc = self._head(image_id)
         if doc is None:
             return None
-        compared = versions.compare(self.db, self.bucket, doc, before, after, self.settings)
+        compared = versions.compare(self.db, self.bucket, doc, before, after, self.media)
         return compared, versions.read(self.db, compared.file)
 
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:
@@ -744,7 +746,7 @@ class Library:
                 replaced[image.id] = fresh
         for source in sources:
             if isinstance(source, Image):
-                Library(self.db, source.bucket).delete(source)
+                Library(self.db, source.bucket, self.media).delete(source)
         return result, replaced
 
     def _again(self, source: Upload | Image, *, kind: str, owner: str | None,
@@ -752,7 +754,7 @@ class Library:
         """Store a source once more after its first copy here was deleted: rendered again
         from its bytes under a new id, so no URL of the deleted file ever names it."""
         if isinstance(source, Image):
-            data = Library(self.db, source.bucket).read(source)
+            data = Library(self.db, source.bucket, self.media).read(source)
             source = Upload(source.filename, io.BytesIO(data))
         stream = source.stream
         if hasattr(stream, "seek"):

@@ -44,6 +44,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError, Conflict
 from avenue.media import effects
+from avenue.media.core import Media
 from avenue.media.effects import Changes
 from avenue.media.effects import uploads as upload_counts
 from avenue.media.ingest import pipeline
@@ -236,22 +237,25 @@ def _from_trash(db: Database[Document], bucket: str, ready: Ready) -> dict[str, 
 def store(db: Database[Document], bucket: str, stream: BinaryIO | bytes, *, filename: str | None,
           owner: str | None = None,
           limits: Limits | None = None, kind: str = "upload", scope: str = "",
-          visibility: str = "public", extra: dict[str, Any] | None = None) -> StoreResult:
+          visibility: str = "public", extra: dict[str, Any] | None = None,
+          media: Media | None = None) -> StoreResult:
     """Validate one image by content and store it (deduplicated) with its variants; ``extra``:
-    its labels (:class:`UploadOptions`'s ``alt``, ``expires_at``, ``folder``, ``tags``)."""
+    its labels (:class:`UploadOptions`'s ``alt``, ``expires_at``, ``folder``, ``tags``);
+    ``media``: the app's, which renders its pending variants (:func:`write_all`)."""
     options = UploadOptions(owner=owner, kind=kind, scope=scope, visibility=visibility, **(extra or {}))
-    return store_all(db, bucket, [Upload(filename, stream)], options, limits=limits)[0]
+    return store_all(db, bucket, [Upload(filename, stream)], options, limits=limits, media=media)[0]
 
 
 def store_all(db: Database[Document], bucket: str, uploads: list[Upload],
-              options: UploadOptions | None = None, *, limits: Limits | None = None) -> list[StoreResult]:
+              options: UploadOptions | None = None, *, limits: Limits | None = None,
+              media: Media | None = None) -> list[StoreResult]:
     """Store every upload or none: all are validated before the first byte is written.
 
     If a write fails half way, the files this call created are removed again; files that
     already existed (deduplicated) are never touched.
     """
     options = options or UploadOptions()
-    return write_all(db, bucket, validate_all(db, bucket, uploads, options, limits=limits), options)
+    return write_all(db, bucket, validate_all(db, bucket, uploads, options, limits=limits), options, media)
 
 
 def validate_all(db: Database[Document], bucket: str, uploads: list[Upload], options: UploadOptions, *,
@@ -263,8 +267,10 @@ def validate_all(db: Database[Document], bucket: str, uploads: list[Upload], opt
 
 
 def write_all(db: Database[Document], bucket: str, readies: list[Ready],
-              options: UploadOptions) -> list[StoreResult]:
-    """:func:`store_all`'s second step: write what :func:`validate_all` gave, all or none."""
+              options: UploadOptions, media: Media | None = None) -> list[StoreResult]:
+    """:func:`store_all`'s second step: write what :func:`validate_all` gave, all or none; the
+    pending variants are rendered as ``media`` runs work left for after the answer (no app,
+    ``None``: at once)."""
     results: list[StoreResult] = []
     try:
         for ready in readies:
@@ -285,7 +291,7 @@ def write_all(db: Database[Document], bucket: str, readies: list[Ready],
     # Rendered after the answer (or by their first request): a duplicate or a restored image
     # still pending (its first upload's render not done yet) is handed on too; one claim each.
     waiting = [result.doc["_id"] for result in results if pending.pending_of(result.doc)]
-    if pending.complete_later(db, bucket, waiting):  # rendered at once (outside a request)
+    if pending.complete_later(db, bucket, waiting, media or Media()):  # rendered at once (outside a request)
         files = db[f"{bucket}.files"]
         results = [StoreResult(files.find_one({"_id": r.doc["_id"]}) or r.doc, r.created)
                    if r.doc["_id"] in waiting else r for r in results]
@@ -315,8 +321,9 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
 
 def transfer(db: Database[Document], source: str, target: str, doc: dict[str, Any], *, kind: str,
              scope: str = "", unset: tuple[str, ...] = ("expires_at", "near_group", "exact_group"),
-             delete_source: bool = True) -> StoreResult:
-    """Move an original and its variants to another bucket, keeping their ids.
+             delete_source: bool = True, media: Media | None = None) -> StoreResult:
+    """Move an original and its variants to another bucket, keeping their ids (its pending
+    variants rendered there as ``media`` runs work left for after the answer).
 
     If the target already holds the same image it is reused. Copies first, deletes the
     source last (unless ``delete_source`` is False: the caller deletes it once the copy is
@@ -343,7 +350,7 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
             existing = db[f"{target}.files"].find_one({"_id": doc["_id"]})
             created = True
             if pending.pending_of(existing):  # copied before its variants were: rendered there
-                pending.complete_later(db, target, [doc["_id"]])
+                pending.complete_later(db, target, [doc["_id"]], media or Media())
         except DuplicateKeyError:
             _delete_ids(db, target, copied)
             existing = db[f"{target}.files"].find_one({"metadata.key": key})

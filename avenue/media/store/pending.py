@@ -15,9 +15,10 @@ Then :func:`complete` renders them, from the stored original, around the stored 
 with the same code as at upload (``pipeline.render_stored`` with ``only``: byte for byte the
 variants an upload used to render before answering):
 
-- **after the answer**: the store hands :func:`complete_later` the images it wrote; the Flask
-  side of the package (``serve/route.py``) runs it once the answer is sent, on a thread of
-  ``avenue/background.py`` (outside a request, a CLI command, it runs at once);
+- **after the answer**: the store hands :func:`complete_later` the images it wrote and the app's
+  :class:`~avenue.media.core.Media`, whose Flask side (``serve/route.py``) runs it once the
+  answer is sent, on a thread of ``avenue/background.py`` (outside a request, a CLI command,
+  or with no app, ``Media()``, it runs at once);
 - **on the first request**: a GET of a pending variant (the front door and the event loop
   never answer one: they fall through to the route) calls :func:`complete` and serves the
   bytes it stored: never a 404, never a stand-in;
@@ -67,10 +68,8 @@ variant its original does not list once it is old, collects them and the next
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import uuid
-from collections.abc import Callable
 from hashlib import sha256
 from typing import Any
 
@@ -81,7 +80,8 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import SvgTooComplex
 from avenue.leases import Lease
-from avenue.media import effects, settings
+from avenue.media import effects
+from avenue.media.core import Media
 from avenue.media.effects import Changes
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.edits import og_box
@@ -89,33 +89,11 @@ from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import Planned, Rendition
 from avenue.media.ingest.variants import recipe as variant_recipe
 from avenue.media.records import Document, variant_ids, variant_key
+from avenue.media.settings import MediaSettings
 from avenue.media.store import claims, storage, undrawable
 from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, WAIT_SECONDS
 
 log = logging.getLogger(__name__)
-
-Job = Callable[[], None]
-# How the work after an upload is run: given by the Flask side (serve/route.py: after the
-# answer, on a background thread), True when it ran at once (outside a request); None (a
-# process without the route) runs it at once.
-_defer: Callable[[Job], bool] | None = None
-# A render slot (AVENUE_RENDER_CONCURRENCY) for the app at hand, held around each render of
-# pending variants as renditions on request hold one (serve/route.py): a burst of uploads'
-# renders never takes more of the process than those; None (no route): no bound.
-Slot = contextlib.AbstractContextManager[Any]
-_slot: Callable[[], Slot] | None = None
-
-
-def provide(defer: Callable[[Job], bool] | None, slot: Callable[[], Slot] | None = None) -> None:
-    """Set how :func:`complete_later` runs its work and what bounds how many renders run at
-    once (the route's ``init_app`` does)."""
-    global _defer, _slot
-    _defer, _slot = defer, slot
-
-
-def _render_slot() -> Slot:
-    return _slot() if _slot is not None else contextlib.nullcontext()
-
 
 def pending_entry(planned: Planned) -> dict[str, Any]:
     """What an original lists for a variant not rendered yet: a placeholder id (no file is
@@ -169,47 +147,34 @@ def _entry(file_id: Any, length: int, chunk_size: int, meta: dict[str, Any]) -> 
     return entry
 
 
-def complete_later(db: Database[Document], bucket: str, ids: list[Any]) -> bool:
-    """Have the pending variants of the originals ``ids`` rendered once the answer is out (see
-    the module doc); True when that was at once (no answer to wait for: they are done)."""
+def complete_later(db: Database[Document], bucket: str, ids: list[Any], media: Media) -> bool:
+    """Have the pending variants of the originals ``ids`` rendered once the answer is out, as
+    ``media`` runs what is left for then (:meth:`~avenue.media.core.Media.later`: the route's,
+    after the answer with ``AVENUE_VARIANTS_AFTER_ANSWER`` on, right before it off, at once
+    outside a request; see the module doc); True when that was at once (they are done)."""
     if not ids:
         return False
-    # The answering app's slot and decode budget, taken here: the job runs outside its context.
-    slot, budget = _render_slot(), settings.current()
 
     def job() -> None:
         for image_id in ids:
             try:
-                complete(db, bucket, image_id, wait=0, slot=slot, budget=budget)
+                complete(db, bucket, image_id, media, wait=0)
             except Exception:  # noqa: BLE001 - logged; the first GET or fsck --repair renders it
                 log.exception("rendering the pending variants of %s %s failed", bucket, image_id)
 
-    return later(job)
+    return media.later(job)
 
 
-def later(job: Job) -> bool:
-    """Run ``job`` as the pending renders run: once the answer is out (the route's hook, with
-    ``AVENUE_VARIANTS_AFTER_ANSWER`` on; off, right before the answer), or at once outside a
-    request (then True). The one way the store leaves work for after its answer (an upload's
-    exact twins are linked this way too, store/library.py); ``job`` logs its own failures."""
-    return (_defer or _now)(job)
-
-
-def _now(job: Job) -> bool:
-    job()
-    return True
-
-
-def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[str, str] | None = None,
-             wait: float = WAIT_SECONDS, claim_seconds: float = CLAIM_SECONDS, slot: Slot | None = None,
-             budget: settings.MediaSettings | None = None) -> Document | None:
+def complete(db: Database[Document], bucket: str, image_id: Any, media: Media, *,
+             want: tuple[str, str] | None = None, wait: float = WAIT_SECONDS,
+             claim_seconds: float = CLAIM_SECONDS) -> Document | None:
     """The original's files document once its pending variants (``want``: that one) are
     listed: rendered here under the claim, or by whoever holds it within ``wait`` seconds
     (:class:`~avenue.errors.ServerBusy` after that; ``wait=0``: return at once, the holder
-    finishes). None when the image does not exist (any more). The render holds ``slot`` (the
-    app's render slot by default; :class:`~avenue.errors.ServerBusy` when none frees in time),
+    finishes). None when the image does not exist (any more). The render holds a render slot of
+    ``media`` (:class:`~avenue.errors.ServerBusy` when none frees in time),
     taken under the claim, never while waiting for another's: no one waits for a claim while
-    holding a slot. Decoded within the decode budget of ``budget`` (the app's at hand). An
+    holding a slot. Decoded within the decode budget of ``media``'s settings. An
     SVG whose variants' draw ran past the deadline (:class:`~avenue.errors.SvgTooComplex`) is
     remembered and answered :class:`~avenue.errors.NotDrawable` from then on, without drawing
     (:mod:`avenue.media.store.undrawable`)."""
@@ -228,8 +193,8 @@ def complete(db: Database[Document], bucket: str, image_id: Any, *, want: tuple[
         return not _waiting(found, want), found
 
     def work(found: Document | None) -> Document | None:
-        with slot if slot is not None else _render_slot():
-            return _render(db, bucket, found, budget)
+        with media.render_slot():
+            return _render(db, bucket, found, media.settings)
 
     return claims.once(claim, look, work, wait=wait, thread_name="avenue-variants-claim",
                        busy="this image's variants are being rendered by another request: try again shortly")
@@ -246,7 +211,7 @@ def _waiting(doc: Document | None, want: tuple[str, str] | None) -> bool:
 
 
 def _render(db: Database[Document], bucket: str, doc: Document | None,
-            budget: settings.MediaSettings | None = None) -> Document | None:
+            budget: MediaSettings) -> Document | None:
     """Steps 2-4 of the module doc, under the claim."""
     assert doc is not None
     files = db[f"{bucket}.files"]

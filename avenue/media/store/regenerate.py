@@ -19,6 +19,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from avenue.media import effects
+from avenue.media.core import Media
 from avenue.media.effects import Changes, Tombstone
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.edits import og_box
@@ -31,8 +32,9 @@ from avenue.media.store.replace import read_original
 
 
 def regenerate_variants(db: Database[Document], bucket: str, original: Document,
-                        replace: set[Any]) -> list[dict[str, Any]]:
-    """Re-render ``original`` and rewrite every variant that is missing or whose id is in ``replace``.
+                        replace: set[Any], media: Media) -> list[dict[str, Any]]:
+    """Re-render ``original`` and rewrite every variant that is missing or whose id is in ``replace``,
+    within the decode budget and render slots of ``media`` (the app's).
 
     The original must be intact. Returns one ``{"variant", "format", "id"}`` per file written.
     Pending variants are rendered first, under the claim a GET of one shares (one render).
@@ -40,7 +42,7 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
     files = db[f"{bucket}.files"]
     waiting = pending.pending_of(original)
     if waiting:
-        original = pending.complete(db, bucket, original["_id"]) or original
+        original = pending.complete(db, bucket, original["_id"], media) or original
     completed = [{"variant": name, "format": fmt, "id": str(info["id"])} for name, fmt, info in waiting
                  if not any((n, f) == (name, fmt) for n, f, _ in pending.pending_of(original))]
     listed = (original.get("metadata") or {}).get("variants") or {}
@@ -53,7 +55,7 @@ def regenerate_variants(db: Database[Document], bucket: str, original: Document,
     focal = FocalPoint.from_metadata((original.get("metadata") or {}).get("focal_point")) or CENTRE
     version = (original.get("metadata") or {}).get("version") or ""
     written = []
-    for rendition in pipeline.render_stored(data, focal,  # within the app's decode budget
+    for rendition in pipeline.render_stored(data, focal, settings=media.settings,
                                             og_box=og_box(original.get("metadata") or {})):
         info = listed.get(rendition.name, {}).get(rendition.format)
         file_id = info["id"] if info else ObjectId()

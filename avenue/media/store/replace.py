@@ -89,6 +89,7 @@ from avenue.clock import maybe_utc, now
 from avenue.errors import Conflict
 from avenue.leases import held, stamp, unstamp
 from avenue.media import effects
+from avenue.media.core import Media
 from avenue.media.effects import Changes, Tombstone
 from avenue.media.ingest import edits as editing
 from avenue.media.ingest import pipeline
@@ -233,13 +234,13 @@ def _versions_after(meta: dict[str, Any], new_version: str, until: dt.datetime,
 def replace_bytes(db: Database[Document], bucket: str, image_id: ObjectId, data: bytes | BinaryIO, *,
                   filename: str | None = None, focal: FocalPoint | None = None, limits: Limits | None = None,
                   refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
-                  settings: MediaSettings) -> Replaced | None:
+                  media: Media) -> Replaced | None:
     """Give the original ``image_id`` new bytes (``data``, validated as an upload), cut around
     ``focal`` (else found again); its edits are dropped, its named crops kept. None when it does
     not exist; ``ImageBusy`` while a delete or another replace holds it; ``DuplicateImage``
     when the bytes are another image of the bucket; the upload's own error when they are not an
     image this app takes. ``refs``: what the old version keeps in the trash (e.g. the sku);
-    ``settings``: how long its URLs redirect."""
+    ``media``: the app's (how long its URLs redirect; it renders the new pending variants)."""
     doc = _head(db, bucket, image_id)
     if doc is None:
         return None
@@ -251,12 +252,12 @@ def replace_bytes(db: Database[Document], bucket: str, image_id: ObjectId, data:
     return _apply(db, bucket, doc, _Plan(
         ingested, version_of(source_sha256, ingested.focal, None, crops), dedupe_key(source_sha256, scope),
         source_sha256, edits=None, crops=crops, new_bytes=True, filename=filename),
-        refs=refs, delete_lease=delete_lease, settings=settings)
+        refs=refs, delete_lease=delete_lease, media=media)
 
 
 def refocus(db: Database[Document], bucket: str, image_id: ObjectId, focal: FocalPoint | None, *,
             limits: Limits | None = None, refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
-            settings: MediaSettings) -> Replaced | None:
+            media: Media) -> Replaced | None:
     """Cut the image's variants around a new ``focal`` point (None: the one it has), its bytes,
     edits and crops as they are. None when it does not exist; ``ImageBusy`` as above."""
     doc = _head(db, bucket, image_id)
@@ -265,12 +266,12 @@ def refocus(db: Database[Document], bucket: str, image_id: ObjectId, focal: Foca
     meta = doc["metadata"]
     return _rerender(db, bucket, doc, focal=focal, edits=Edits.from_metadata(meta.get("edits")),
                      crops=editing.stored_crops(meta.get("crops")), limits=limits, checked=False,
-                     refs=refs, delete_lease=delete_lease, settings=settings)
+                     refs=refs, delete_lease=delete_lease, media=media)
 
 
 def edit(db: Database[Document], bucket: str, image_id: ObjectId, edits: Edits | None, *,
          refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
-         settings: MediaSettings) -> Replaced | None:
+         media: Media) -> Replaced | None:
     """Apply ``edits`` to the image's unedited original (None, or no edit: back to it); its focal
     point follows the picture, its crops stay. ``InvalidEdits`` when they do not fit it."""
     doc = _head(db, bucket, image_id)
@@ -278,19 +279,19 @@ def edit(db: Database[Document], bucket: str, image_id: ObjectId, edits: Edits |
         return None
     return _rerender(db, bucket, doc, focal=None, edits=None if edits is None or edits.none else edits,
                      crops=editing.stored_crops(doc["metadata"].get("crops")), limits=None, checked=True,
-                     refs=refs, delete_lease=delete_lease, settings=settings)
+                     refs=refs, delete_lease=delete_lease, media=media)
 
 
 def set_crops(db: Database[Document], bucket: str, image_id: ObjectId, crops: dict[str, Box], *,
               refs: dict[str, Any] | None = None, delete_lease: dt.timedelta,
-              settings: MediaSettings) -> Replaced | None:
+              media: Media) -> Replaced | None:
     """Give the image these named ``crops`` (all of them: the og variant is cut inside ``og``)."""
     doc = _head(db, bucket, image_id)
     if doc is None:
         return None
     return _rerender(db, bucket, doc, focal=None, edits=Edits.from_metadata(doc["metadata"].get("edits")),
                      crops=crops, limits=None, checked=True, refs=refs, delete_lease=delete_lease,
-                     settings=settings)
+                     media=media)
 
 
 @dataclass(frozen=True)
@@ -327,7 +328,7 @@ def _ingest(raw: bytes, limits: Limits, focal: FocalPoint | None, crops: dict[st
 
 def _rerender(db: Database[Document], bucket: str, doc: dict[str, Any], *, focal: FocalPoint | None,
               edits: Edits | None, crops: dict[str, Box], limits: Limits | None, checked: bool,
-              refs: dict[str, Any] | None, delete_lease: dt.timedelta, settings: MediaSettings,
+              refs: dict[str, Any] | None, delete_lease: dt.timedelta, media: Media,
               restored_from: str | None = None) -> Replaced | None:
     """The stored bytes rendered again: around ``focal`` (None: the current point, carried
     through a change of edits), with ``edits`` applied to the unedited original, and ``crops``.
@@ -345,23 +346,23 @@ def _rerender(db: Database[Document], bucket: str, doc: dict[str, Any], *, focal
         source = source_doc(db, bucket, doc)
         original = storage.read_all(db, bucket, source)
         raw = original if edits is None else \
-            editing.apply(original, edits, pipeline.stored_limits(len(original), settings))
+            editing.apply(original, edits, pipeline.stored_limits(len(original), media.settings))
     else:
         raw = storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
     given = limits or Limits()
     ingested = _ingest(raw, Limits.for_stored(len(raw), given.decode_budget_bytes, given.decode_wait_seconds,
-                                              settings.disabled_formats,
+                                              media.settings.disabled_formats,
                                               svg_draw_seconds=given.svg_draw_seconds), focal, crops)
     source_sha256 = meta.get("source_sha256", "")
     return _apply(db, bucket, doc, _Plan(
         ingested, version_of(source_sha256, ingested.focal, edits, crops), meta.get("key"), source_sha256,
         edits=edits, crops=crops, new_bytes=False, source=source, original=original, checked=checked,
-        restored_from=restored_from), refs=refs, delete_lease=delete_lease, settings=settings)
+        restored_from=restored_from), refs=refs, delete_lease=delete_lease, media=media)
 
 
 def restore(db: Database[Document], bucket: str, doc: dict[str, Any], item: dict[str, Any], *,
             original: tuple[bytes, dict[str, Any]] | None, limits: Limits | None = None,
-            refs: dict[str, Any] | None = None, delete_lease: dt.timedelta, settings: MediaSettings
+            refs: dict[str, Any] | None = None, delete_lease: dt.timedelta, media: Media
             ) -> Replaced | None:
     """Make the earlier version ``item`` (an entry of ``metadata.history``, store/history.py)
     of the head ``doc`` current again, as a new switch like any change: its focal point, edits
@@ -373,12 +374,13 @@ def restore(db: Database[Document], bucket: str, doc: dict[str, Any], item: dict
     focal = FocalPoint.from_metadata(item.get("focal_point"))
     if original is None:
         return _rerender(db, bucket, doc, focal=focal, edits=edits, crops=crops, limits=limits, checked=True,
-                         refs=refs, delete_lease=delete_lease, settings=settings, restored_from=item["v"])
+                         refs=refs, delete_lease=delete_lease, media=media, restored_from=item["v"])
     data, source = original
-    raw = data if edits is None else editing.apply(data, edits, pipeline.stored_limits(len(data), settings))
+    raw = data if edits is None else \
+        editing.apply(data, edits, pipeline.stored_limits(len(data), media.settings))
     given = limits or Limits()
     ingested = _ingest(raw, Limits.for_stored(len(raw), given.decode_budget_bytes, given.decode_wait_seconds,
-                                              settings.disabled_formats,
+                                              media.settings.disabled_formats,
                                               svg_draw_seconds=given.svg_draw_seconds), focal, crops)
     source_sha256 = str(item.get("source_sha256") or "")
     scope = (doc["metadata"].get("key") or "").rpartition(":")[0]
@@ -386,7 +388,7 @@ def restore(db: Database[Document], bucket: str, doc: dict[str, Any], item: dict
         ingested, version_of(source_sha256, ingested.focal, edits, crops), dedupe_key(source_sha256, scope),
         source_sha256, edits=edits, crops=crops, new_bytes=True, filename=item.get("filename"),
         source=None if edits is None else source, original=None if edits is None else data, checked=True,
-        restored_from=item["v"]), refs=refs, delete_lease=delete_lease, settings=settings)
+        restored_from=item["v"]), refs=refs, delete_lease=delete_lease, media=media)
 
 
 # --- the version switch every change shares: steps 2 to 8 of the module's order ---
@@ -407,7 +409,7 @@ class _Staged:
 
 
 def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan, *,
-           refs: dict[str, Any] | None, delete_lease: dt.timedelta, settings: MediaSettings) -> Replaced:
+           refs: dict[str, Any] | None, delete_lease: dt.timedelta, media: Media) -> Replaced:
     """Switch the image to ``plan``'s version: nothing when it is the current one; else under
     the replace lease write its files, keep the old version in the trash, switch the head,
     and after the switch remove the old version's files."""
@@ -431,8 +433,9 @@ def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan
         new_ids = [f.file_id for f in staged.files]
         storage.write_files(db, bucket, staged.files)
         trashed_id = None if staged.same_bytes or staged.edit_change else trash.keep_version(
-            db, bucket, doc, old_bytes, refs={**(refs or {}), "replaced_in": str(image_id)})
-        _switch(db, bucket, doc, plan, staged, lease, settings, old_length=old_bytes["length"],
+            db, bucket, doc, old_bytes, refs={**(refs or {}), "replaced_in": str(image_id)},
+            keep_days=media.settings.trash_days)
+        _switch(db, bucket, doc, plan, staged, lease, media.settings, old_length=old_bytes["length"],
                 trashed_id=trashed_id)
     except BaseException:
         # Nothing switched: what this call wrote goes (new files, the copy in the trash).
@@ -442,7 +445,7 @@ def _apply(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Plan
             trash.purge(db, {"_id": trashed_id, "metadata": {}})
         _release(db, bucket, image_id, lease)
         raise
-    _after_switch(db, bucket, doc, old_bytes, plan, staged)
+    _after_switch(db, bucket, doc, old_bytes, plan, staged, media)
     return Replaced(files.find_one({"_id": image_id}) or doc, True)
 
 
@@ -547,7 +550,7 @@ def _switch(db: Database[Document], bucket: str, doc: dict[str, Any], plan: _Pla
 
 
 def _after_switch(db: Database[Document], bucket: str, doc: dict[str, Any], old_bytes: dict[str, Any],
-                  plan: _Plan, staged: _Staged) -> None:
+                  plan: _Plan, staged: _Staged, media: Media) -> None:
     """Steps 6-8: the old version's files go (they are in the trash, unless only the crops
     changed, and the original of an edited image stays), caches and the CDN are told, the
     other versions' renditions go, and the new version's pending variants are queued."""
@@ -569,7 +572,7 @@ def _after_switch(db: Database[Document], bucket: str, doc: dict[str, Any], old_
     effects.apply(db, after)
     renditions.remove_for(db, bucket, image_id, keep_version=plan.version)
     # The new version's pending variants: rendered after the answer, or at once outside a request.
-    pending.complete_later(db, bucket, [image_id])
+    pending.complete_later(db, bucket, [image_id], media)
 
 
 def _source_file(image_id: ObjectId, version: str, data: bytes, head: dict[str, Any]) -> storage.NewFile:

@@ -41,6 +41,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from avenue.media import effects
+from avenue.media.core import Media
 from avenue.media.effects import Changes, Tombstone
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.edits import og_box
@@ -83,10 +84,11 @@ def stale_of(doc: Document) -> list[Stale]:
     return found
 
 
-def rerender(db: Database[Document], bucket: str, doc: Document, *,
+def rerender(db: Database[Document], bucket: str, doc: Document, media: Media, *,
              before_switch: BeforeSwitch | None = None) -> list[dict[str, Any]]:
-    """Render the stale variants of the original ``doc`` again and switch to them (the module
-    doc's steps); one ``{"variant", "format", "id", "old_id"}`` per variant switched."""
+    """Render the stale variants of the original ``doc`` again (within the decode budget of
+    ``media``, the app's) and switch to them (the module doc's steps); one
+    ``{"variant", "format", "id", "old_id"}`` per variant switched."""
     stale = stale_of(doc)
     if not stale:
         return []
@@ -96,7 +98,7 @@ def rerender(db: Database[Document], bucket: str, doc: Document, *,
     focal = FocalPoint.from_metadata(meta.get("focal_point")) or CENTRE
     old = {(item.name, item.format): item for item in stale}
     rendered = pipeline.render_stored(read_original(db, bucket, doc), focal, only=frozenset(old),
-                                      og_box=og_box(meta))
+                                      settings=media.settings, og_box=og_box(meta))
     done: list[dict[str, Any]] = []
     for rendition in rendered:
         item = old[(rendition.name, rendition.format)]

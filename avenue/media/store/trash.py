@@ -58,7 +58,6 @@ from avenue.leases import held, stamp
 from avenue.media.buckets import TRASH
 from avenue.media.effects import counters
 from avenue.media.records import Document, variant_ids, variant_key
-from avenue.media.settings import current as current_settings
 from avenue.media.store import storage
 from avenue.paging import Listed, Page, Window, fetch
 
@@ -128,14 +127,12 @@ def _trashed(meta: dict[str, Any], trashed_id: Any, bucket: str, refs: dict[str,
 
 
 def keep_version(db: Database[Document], bucket: str, doc: dict[str, Any], bytes_doc: dict[str, Any], *,
-                 refs: dict[str, Any], keep_days: float | None = None) -> ObjectId | None:
+                 refs: dict[str, Any], keep_days: float) -> ObjectId | None:
     """Copy the version of ``doc`` that a replace in place is about to switch away from into
     the trash, under a new id (the image keeps its own): the bytes of ``bytes_doc`` as that
     id's, and the variants it lists (their ids kept, their keys and ``original_id`` moved to
-    the new id). Restored, it is an image of its own, purged after ``keep_days`` (None: the
-    app's, as handed to the package: :func:`avenue.media.settings.current`). None when the
-    trash is off (``keep_days`` 0)."""
-    keep_days = current_settings().trash_days if keep_days is None else keep_days
+    the new id). Restored, it is an image of its own, purged after ``keep_days`` (the app's
+    ``AVENUE_TRASH_DAYS``). None when the trash is off (``keep_days`` 0)."""
     if keep_days <= 0:
         return None
     trashed_id = ObjectId()

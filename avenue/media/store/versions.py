@@ -34,13 +34,13 @@ from pymongo.database import Database
 from avenue.clock import isoformat, maybe_utc, now
 from avenue.errors import AvenueError, BadRequest, NotFound
 from avenue.media.buckets import RENDITIONS, TRASH
+from avenue.media.core import Media
 from avenue.media.ingest import difference, pipeline
 from avenue.media.ingest import edits as editing
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.render import Rendered, render_spec
 from avenue.media.records import Document
-from avenue.media.settings import MediaSettings
 from avenue.media.store import history, renditions, replace, storage, trash
 from avenue.media.transform import Spec
 
@@ -178,7 +178,7 @@ def original_of(db: Database[Document], doc: dict[str, Any], item: dict[str, Any
 
 
 def picture(db: Database[Document], bucket: str, doc: dict[str, Any], version_id: str,
-            settings: MediaSettings) -> bytes:
+            media: Media) -> bytes:
     """The picture of version ``version_id`` (its edits applied), at full size."""
     item = find(doc["metadata"], version_id)
     if item is None:
@@ -187,19 +187,20 @@ def picture(db: Database[Document], bucket: str, doc: dict[str, Any], version_id
     data = original[0] if original is not None else \
         storage.read_all(db, bucket, replace.source_doc(db, bucket, doc))
     edits = editing.Edits.from_metadata(item.get("edits"))
-    return data if edits is None else editing.apply(data, edits, pipeline.stored_limits(len(data), settings))
+    return data if edits is None else \
+        editing.apply(data, edits, pipeline.stored_limits(len(data), media.settings))
 
 
 def restore(db: Database[Document], bucket: str, doc: dict[str, Any], version_id: str, *,
             limits: Limits | None, refs: dict[str, Any] | None, delete_lease: dt.timedelta,
-            settings: MediaSettings) -> replace.Replaced | None:
+            media: Media) -> replace.Replaced | None:
     """Make version ``version_id`` of the head ``doc`` the current one again, as a new version
     (the current one then listed among the earlier ones); the current one itself: no change."""
     item = find(doc["metadata"], version_id)
     if item is None:
         return replace.Replaced(doc, False)
     return replace.restore(db, bucket, doc, item, original=original_of(db, doc, item), limits=limits,
-                           refs=refs, delete_lease=delete_lease, settings=settings)
+                           refs=refs, delete_lease=delete_lease, media=media)
 
 
 def _wanted(bucket: str, doc: dict[str, Any], key: str, fmt: str) -> renditions.Wanted:
@@ -207,21 +208,21 @@ def _wanted(bucket: str, doc: dict[str, Any], key: str, fmt: str) -> renditions.
 
 
 def preview(db: Database[Document], bucket: str, doc: dict[str, Any], version_id: str,
-            settings: MediaSettings) -> dict[str, Any]:
+            media: Media) -> dict[str, Any]:
     """The stored preview of version ``version_id`` (WebP, at most 320 px), made once."""
     find(doc["metadata"], version_id)  # refused before anything is read
     wanted = _wanted(bucket, doc, f"version_{version_id}", "webp")
     stored = renditions.find(db, wanted)
     if stored is not None:
         return stored
-    data = picture(db, bucket, doc, version_id, settings)
-    rendered = render_spec(data, pipeline.stored_limits(len(data), settings),
+    data = picture(db, bucket, doc, version_id, media)
+    rendered = render_spec(data, pipeline.stored_limits(len(data), media.settings),
                            Spec(PREVIEW_SIDE, PREVIEW_SIDE), "webp", FocalPoint())
     return renditions.keep(db, wanted, rendered, private=True)
 
 
 def compare(db: Database[Document], bucket: str, doc: dict[str, Any], before: str, after: str,
-            settings: MediaSettings) -> Comparison:
+            media: Media) -> Comparison:
     """The heat map of version ``after`` against ``before``, stored once per pair."""
     if before == after:
         find(doc["metadata"], before)  # an unknown id is still a 404
@@ -233,8 +234,8 @@ def compare(db: Database[Document], bucket: str, doc: dict[str, Any], before: st
     if stored is None:
         pictures = []
         for version_id in (before, after):
-            data = picture(db, bucket, doc, version_id, settings)
-            pictures.append(difference.small(data, pipeline.stored_limits(len(data), settings)))
+            data = picture(db, bucket, doc, version_id, media)
+            pictures.append(difference.small(data, pipeline.stored_limits(len(data), media.settings)))
         made = difference.heat_map(pictures[0], pictures[1])
         stored = renditions.keep(db, wanted, Rendered(made.data, made.width, made.height, "png"),
                                  private=True, extra={"share": made.share})

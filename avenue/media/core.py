@@ -1,0 +1,54 @@
+"""The media core as one object: what an app gives the media package, built once per app.
+
+A :class:`Media` holds what a store call needs from the app it runs for: the app's settings
+(:class:`~avenue.media.settings.MediaSettings`, read from its config when asked), how work left
+for after the answer is run (an upload's pending variants, its exact twins' link) and what
+bounds the renders of stored originals (a render slot). The route's ``init_app`` builds the
+app's one (:class:`avenue.media.serve.route.MediaState`, which adds what serving needs: the
+cache, the database, the headers) and keeps it in ``app.extensions["avenue.media"]``, as Flask
+extensions keep theirs; a request, a CLI command and a test all build their app with
+``create_app`` and so reach the same one, and every :class:`~avenue.media.store.library.Library`
+the app opens is handed it. Nothing is kept in a module: two apps of one process never see
+each other's settings, and a call behaves by the Media it is given, not by which app ran
+``init_app`` last.
+
+It lives here, in the kernel beside ``settings``, because the store and the effects, which are
+handed it, sit below the serving wing that builds it (the ``media-wings`` contract): the one
+module every wing may import. ``Media()``, no app at all (a script, a test of the store alone):
+the defaults, work done at once, no bound on renders.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from avenue.media.settings import MediaSettings
+
+Job = Callable[[], None]
+Slot = contextlib.AbstractContextManager[Any]
+
+
+@dataclass(frozen=True)
+class Media:
+    """The media package as one app configured it (see the module doc)."""
+
+    # The app's config, read when asked: an app's config may be changed after start, as tests do.
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> MediaSettings:
+        """The settings the store needs (trash, redirects, decode budget, formats off)."""
+        return MediaSettings.from_config(self.config)
+
+    def later(self, job: Job) -> bool:
+        """Run ``job`` once the answer is out; True when that was at once (no answer to wait
+        for). Without an app, at once. ``job`` logs its own failures."""
+        job()
+        return True
+
+    def render_slot(self) -> Slot:
+        """What a render of a stored original holds while it runs (no bound without an app)."""
+        return contextlib.nullcontext()
