@@ -17,7 +17,7 @@ import-linter contract):
   suggested without a model) and
   ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
 - the kernel here: ``buckets``, ``records``, ``names`` (readable names in public URLs),
-  ``paths``, ``settings`` (the numbers the store needs), ``core`` (the app's :class:`Media`,
+  ``paths``, ``core`` (the app's :class:`Media` and the numbers the store needs,
   built once by ``serve.route``'s ``init_app``, kept in ``app.extensions`` and handed to what
   needs it: only ``serve.route``, the Flask side, reads ``current_app``), ``references``
   (the interface the owners of documents that use images implement, and the registry the app

@@ -1,7 +1,7 @@
 """The media core as one object: what an app gives the media package, built once per app.
 
 A :class:`Media` holds what a store call needs from the app it runs for: the app's settings
-(:class:`~avenue.media.settings.MediaSettings`, read from its config when asked), how work left
+(:class:`MediaSettings`, read from its config when asked), how work left
 for after the answer is run (an upload's pending variants, its exact twins' link) and what
 bounds the renders of stored originals (a render slot). The route's ``init_app`` builds the
 app's one (:class:`avenue.media.serve.route.MediaState`, which adds what serving needs: the
@@ -12,7 +12,12 @@ the app opens is handed it. Nothing is kept in a module: two apps of one process
 each other's settings, and a call behaves by the Media it is given, not by which app ran
 ``init_app`` last.
 
-It lives here, in the kernel beside ``settings``, because the store and the effects, which are
+The store is given the few numbers of the app's configuration it needs as arguments
+(``keep_days``, ``redirect_days``), so it runs and is tested without Flask; a
+:class:`~avenue.media.store.library.Library` a blueprint opens takes them from its Media's
+:class:`MediaSettings`.
+
+It lives here, in the kernel, because the store and the effects, which are
 handed it, sit below the serving wing that builds it (the ``media-wings`` contract): the one
 module every wing may import. ``Media()``, no app at all (a script, a test of the store alone):
 the defaults, work done at once, no bound on renders.
@@ -25,7 +30,45 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from avenue.media.settings import MediaSettings
+from avenue.config import DEFAULTS
+from avenue.media.formats import DISABLED_SETTING, disabled
+
+# The settings' own defaults (avenue/config.py SETTINGS: each spelled once).
+DEFAULT_TRASH_DAYS = DEFAULTS["AVENUE_TRASH_DAYS"]
+DEFAULT_REDIRECT_DAYS = DEFAULTS["AVENUE_REPLACED_REDIRECT_DAYS"]
+DEFAULT_DECODE_BUDGET_BYTES = DEFAULTS["AVENUE_DECODE_BUDGET_BYTES"]
+DEFAULT_DECODE_WAIT_SECONDS = float(DEFAULTS["AVENUE_DECODE_WAIT_SECONDS"])
+DEFAULT_SVG_DRAW_SECONDS = float(DEFAULTS["AVENUE_SVG_DRAW_SECONDS"])
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    """How long deleted media stays restorable (``AVENUE_TRASH_DAYS``; 0: no trash), how
+    long a replaced version's URLs redirect (``AVENUE_REPLACED_REDIRECT_DAYS``; 0: 404 at once),
+    the decode budget renders of stored originals count against, as uploads do
+    (``AVENUE_DECODE_BUDGET_BYTES``, ``AVENUE_DECODE_WAIT_SECONDS``), and the formats turned
+    off (``AVENUE_DISABLED_FORMATS``), whose stored originals those renders refuse."""
+
+    trash_days: float = DEFAULT_TRASH_DAYS
+    redirect_days: float = DEFAULT_REDIRECT_DAYS
+    decode_budget_bytes: int = DEFAULT_DECODE_BUDGET_BYTES
+    decode_wait_seconds: float = DEFAULT_DECODE_WAIT_SECONDS
+    # How long one raster draw of an SVG may take (AVENUE_SVG_DRAW_SECONDS).
+    svg_draw_seconds: float = DEFAULT_SVG_DRAW_SECONDS
+    disabled_formats: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> MediaSettings:
+        """The settings an app is configured with."""
+        return cls(trash_days=float(config.get("AVENUE_TRASH_DAYS", DEFAULT_TRASH_DAYS)),
+                   redirect_days=float(config.get("AVENUE_REPLACED_REDIRECT_DAYS", DEFAULT_REDIRECT_DAYS)),
+                   decode_budget_bytes=int(config.get("AVENUE_DECODE_BUDGET_BYTES",
+                                                      DEFAULT_DECODE_BUDGET_BYTES)),
+                   decode_wait_seconds=float(config.get("AVENUE_DECODE_WAIT_SECONDS",
+                                                        DEFAULT_DECODE_WAIT_SECONDS)),
+                   svg_draw_seconds=float(config.get("AVENUE_SVG_DRAW_SECONDS", DEFAULT_SVG_DRAW_SECONDS)),
+                   disabled_formats=disabled(config.get(DISABLED_SETTING)))
+
 
 Job = Callable[[], None]
 Slot = contextlib.AbstractContextManager[Any]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from avenue.media import BUILDER, Library, Media, Upload, app_media
 from avenue.media.buckets import TRASH
-from avenue.media.settings import MediaSettings
+from avenue.media.core import MediaSettings
 from tests.helpers import image_bytes
 
 MEDIA = Path(__file__).resolve().parents[2] / "avenue" / "media"

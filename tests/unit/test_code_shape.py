@@ -10,7 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 AVENUE = Path(__file__).resolve().parents[2] / "avenue"
-FACADE_NAMES = 50  # names the media facade may export to blueprints
+# Names the media facade may export to blueprints: 50, and the app's Media and app_media (issue
+# 63's object per app; its two doors are to narrow the facade again).
+FACADE_NAMES = 52
 FUNCTION_LINES = 80  # lines a function may span, decorators and docstring included
 ENGINE_CHOICES = 1  # isinstance on an engine's frame type: engine.engine_of only
 # Lines a module writing OpenAPI by hand may have (issue 42): the JSON bodies, the library's query

@@ -28,6 +28,7 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+from avenue.media.core import MediaSettings
 from avenue.media.ingest import likeness, placeholders
 from avenue.media.ingest.engine import engine_of
 from avenue.media.ingest.focal import FocalPoint, estimate
@@ -36,7 +37,6 @@ from avenue.media.ingest.likeness import Likeness
 from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import Box, Only, Planned, Rendition, plan, render
 from avenue.media.ingest.variants import canvases as variant_canvases
-from avenue.media.settings import MediaSettings
 from avenue.metrics import timed_render
 
 

@@ -41,7 +41,7 @@ from avenue.clock import as_utc, maybe_utc, now
 from avenue.errors import BadRequest
 from avenue.leases import held, stamp, unstamp
 from avenue.media.buckets import BUILDER, UPLOADS
-from avenue.media.core import Media
+from avenue.media.core import Media, MediaSettings
 from avenue.media.effects import counters, facets, invalidation
 from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.budget import Reservation, decode_budget
@@ -57,7 +57,6 @@ from avenue.media.ingest.edits import (
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.records import Changed, Document, ExactGroup, Image, Near, NearGroup, Stored
-from avenue.media.settings import MediaSettings
 from avenue.media.store import exact, nearby, originals, trash, versions
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX

@@ -81,7 +81,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from avenue.errors import SvgTooComplex
 from avenue.leases import Lease
 from avenue.media import effects
-from avenue.media.core import Media
+from avenue.media.core import Media, MediaSettings
 from avenue.media.effects import Changes
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.edits import og_box
@@ -89,7 +89,6 @@ from avenue.media.ingest.focal import CENTRE, FocalPoint
 from avenue.media.ingest.variants import Planned, Rendition
 from avenue.media.ingest.variants import recipe as variant_recipe
 from avenue.media.records import Document, variant_ids, variant_key
-from avenue.media.settings import MediaSettings
 from avenue.media.store import claims, storage, undrawable
 from avenue.media.store.renditions import CLAIM_SECONDS, CLAIMS, WAIT_SECONDS
 

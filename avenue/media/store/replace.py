@@ -89,7 +89,7 @@ from avenue.clock import maybe_utc, now
 from avenue.errors import Conflict
 from avenue.leases import held, stamp, unstamp
 from avenue.media import effects
-from avenue.media.core import Media
+from avenue.media.core import Media, MediaSettings
 from avenue.media.effects import Changes, Tombstone
 from avenue.media.ingest import edits as editing
 from avenue.media.ingest import pipeline
@@ -99,7 +99,6 @@ from avenue.media.ingest.images import Limits, sanitize_filename
 from avenue.media.ingest.pipeline import Ingested
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import SOURCE, Document, variant_ids, variant_key
-from avenue.media.settings import MediaSettings
 from avenue.media.store import history, nearby, pending, renditions, storage, trash
 from avenue.media.store.originals import dedupe_key, name_prefixes
 from avenue.media.store.pending import variant_file

@@ -556,8 +556,8 @@ def deliveries(page) -> str:
     import datetime as dt
 
     from avenue.media import BUILDER
+    from avenue.media.core import MediaSettings
     from avenue.media.serve.route import flush_deliveries
-    from avenue.media.settings import MediaSettings
     from avenue.media.store.originals import store
     from avenue.media.store.replace import replace_bytes
 
