@@ -60,7 +60,7 @@ def register_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from avenue import audit, cdn, links, media, monitoring, ratelimit, security
+    from avenue import audit, links, media, monitoring, ratelimit, security
     from avenue.auth import access
     from avenue.builder.references import PageReferences
 
@@ -71,7 +71,6 @@ def register_extensions(app: Flask) -> None:
     from avenue.media.store import indexes as media_indexes
     from avenue.shop.references import ProductReferences
 
-    cdn.init_app(app)  # before the indexes: a configured hook needs its outbox's
     retention = app.config["AVENUE_AUDIT_RETENTION_DAYS"]
     monitoring.parse_thresholds(app.config["AVENUE_ALERT_THRESHOLDS"])  # a bad value fails here, at start
     history_days = app.config["AVENUE_HISTORY_RETENTION_DAYS"]

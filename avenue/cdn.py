@@ -35,7 +35,6 @@ from avenue import audit, background
 from avenue.clock import now
 from avenue.db import Document
 from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
-from avenue.media.effects.purge import enable as enable_purges
 from avenue.outbound import send, signed_headers
 
 log = logging.getLogger(__name__)
@@ -91,13 +90,6 @@ def deliver_due(db: Database[Document], *, hook_url: str, key: str, base_url: st
             outbox.update_one({"_id": entry["_id"]},
                               {"$set": {"next_at": now() + wait, "attempts": attempts, "last_error": detail}})
     return delivered
-
-
-def init_app(app: Flask) -> None:
-    """Queue purges when a hook is configured (:func:`start_delivery` delivers them)."""
-    hook_url = app.config.get("AVENUE_CDN_PURGE_URL") or ""
-    if hook_url:
-        enable_purges(hook_url)
 
 
 def start_delivery(app: Flask) -> background.PeriodicJob | None:

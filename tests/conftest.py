@@ -224,22 +224,6 @@ def no_periodic_job_outlives_its_test(databases_handed_out):
             thread.stop(timeout=10)
 
 
-@pytest.fixture(autouse=True)
-def no_purge_hook_outlives_its_test():
-    """Forget the CDN purge hooks and rendition presets the test's apps noted process-wide
-    (avenue/media/effects/purge.py: one app per process in production). Left set, every later
-    test of the same worker queued purges as if it had a hook: a test of "no hook, nothing
-    queued" failed whenever xdist ran it after a hooked one."""
-    from avenue.media.effects import purge
-
-    enabled, presets = set(purge._enabled), {key: set(names) for key, names in purge._preset_names.items()}
-    yield
-    purge._enabled.clear()
-    purge._enabled.update(enabled)
-    purge._preset_names.clear()
-    purge._preset_names.update(presets)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """Fold the media front door's answers as each test ends: their access-log lines are

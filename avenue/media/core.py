@@ -32,6 +32,7 @@ from typing import Any
 
 from avenue.config import DEFAULTS
 from avenue.media.formats import DISABLED_SETTING, disabled
+from avenue.media.transform import parse_presets
 
 # The settings' own defaults (avenue/config.py SETTINGS: each spelled once).
 DEFAULT_TRASH_DAYS = DEFAULTS["AVENUE_TRASH_DAYS"]
@@ -70,6 +71,31 @@ class MediaSettings:
                    disabled_formats=disabled(config.get(DISABLED_SETTING)))
 
 
+@dataclass(frozen=True)
+class Purges:
+    """What a removal queues for a CDN (avenue/media/effects/purge.py): nothing without a purge
+    hook (``AVENUE_CDN_PURGE_URL``); with one, the paths of every public file removed, and a
+    rendition's under the name of each preset that renders it too (``preset_names``: the
+    canonical key of a preset's options -> its names; the stored rendition names its options,
+    not the preset it was asked for by)."""
+
+    enabled: bool = False
+    preset_names: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Purges:
+        if not config.get("AVENUE_CDN_PURGE_URL"):
+            return NO_PURGES
+        names: dict[str, set[str]] = {}
+        for name, spec in parse_presets(config.get("AVENUE_RENDITION_PRESETS") or "").items():
+            names.setdefault(spec.key(), set()).add(name)
+        return cls(True, {key: frozenset(found) for key, found in names.items()})
+
+
+#: No purge hook: a removal queues nothing (a script, a test of the store alone).
+NO_PURGES = Purges()
+
+
 Job = Callable[[], None]
 Slot = contextlib.AbstractContextManager[Any]
 
@@ -85,6 +111,11 @@ class Media:
     def settings(self) -> MediaSettings:
         """The settings the store needs (trash, redirects, decode budget, formats off)."""
         return MediaSettings.from_config(self.config)
+
+    @property
+    def purges(self) -> Purges:
+        """What a removal queues for the app's CDN (none without a purge hook)."""
+        return Purges.from_config(self.config)
 
     def later(self, job: Job) -> bool:
         """Run ``job`` once the answer is out; True when that was at once (no answer to wait

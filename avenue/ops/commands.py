@@ -197,7 +197,8 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
         with Progress(quiet or as_json) as progress:
             db = get_db() if dry_run else _prepare_database()
             with exclusive(db, "gc"):  # one gc at a time, on every instance (avenue/ops/lock.py)
-                report = collect_garbage(db, grace_seconds=grace_seconds, dry_run=dry_run, progress=progress)
+                report = collect_garbage(db, grace_seconds=grace_seconds, dry_run=dry_run, progress=progress,
+                                         media=app_media())
     except Held as held:
         fail(held.message)
     except PyMongoError as error:

@@ -399,7 +399,7 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers,
         original_id = (finding.doc.get("metadata") or {}).get("original_id")
         if finding.role == "original" and codes & DAMAGE:
             users = _users_of(refs, key[1])
-            delete_image(db, finding.bucket, finding.doc)
+            delete_image(db, finding.bucket, finding.doc, purges=media.purges)
             removed.update((finding.bucket, vid) for vid in [key[1], *variant_ids(finding.doc)])
             act("removed_with_variants", finding, reason, variants=len(variant_ids(finding.doc)),
                 referenced_by=users)

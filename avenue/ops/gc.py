@@ -44,7 +44,7 @@ from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
 from avenue.db import Document
-from avenue.media import PRODUCTS, TEMP, referrers, resumable
+from avenue.media import PRODUCTS, TEMP, Media, referrers, resumable
 from avenue.media.buckets import RENDITIONS, STORED, TRASH
 from avenue.media.records import content_length, own_length, variant_ids
 from avenue.media.references import Referrers
@@ -118,9 +118,10 @@ def _batches(cursor: Iterable[_T], size: int = BATCH) -> Iterator[list[_T]]:
 
 class _Collector:
     def __init__(self, db: Database[Document], now: dt.datetime, grace_seconds: int, dry_run: bool,
-                 progress: Progress | None, refs: Referrers) -> None:
+                 progress: Progress | None, refs: Referrers, media: Media) -> None:
         self.db = db
         self.refs = refs
+        self.media = media
         self.now = now
         self.cutoff = now - dt.timedelta(seconds=grace_seconds)
         self.dry_run = dry_run
@@ -156,7 +157,7 @@ class _Collector:
                                     "filename": doc.get("filename"), "bytes": _image_bytes(doc),
                                     "files": 1 + len(variant_ids(doc)), "reason": reason})
         if not self.dry_run:
-            delete_image(self.db, bucket, doc)
+            delete_image(self.db, bucket, doc, purges=self.media.purges)
 
     def _remove_file(self, kind: str, bucket: str, doc: dict[str, Any], reason: str) -> None:
         if (bucket, doc["_id"]) in self.gone:
@@ -317,10 +318,13 @@ class _Collector:
 
 def collect_garbage(db: Database[Document], *, grace_seconds: int = DEFAULT_GRACE_SECONDS,
                     dry_run: bool = False, now: dt.datetime | None = None, progress: Progress | None = None,
-                    refs: Referrers | None = None) -> GcReport:
+                    refs: Referrers | None = None, media: Media | None = None) -> GcReport:
     """Remove (or with ``dry_run`` only list) every kind of garbage described in the module doc;
-    ``refs`` says what is referenced (the app's registered owners by default)."""
-    report = _Collector(db, now or clock_now(), grace_seconds, dry_run, progress, refs or referrers(db)).run()
+    ``refs`` says what is referenced (the app's registered owners by default); ``media``: the
+    app's (``app_media()``), whose CDN a removed public image's purge is queued for (none
+    without)."""
+    report = _Collector(db, now or clock_now(), grace_seconds, dry_run, progress, refs or referrers(db),
+                        media or Media()).run()
     if not dry_run and report.removed:
         audit.record(db, "garbage_collected", actor={"via": "cli"}, items=len(report.removed),
                      bytes_freed=report.bytes_freed)

@@ -163,7 +163,7 @@ def _run(db: Database[Document], dry_run: bool, buckets: list[str] | None, limit
                     report.stale.append({"kind": "rendition", "bucket": RENDITIONS, "id": str(doc["_id"])})
                     batch.append(doc)
                 if len(batch) >= BATCH and not dry_run:
-                    report.renditions_removed += renditions.remove_stale(db, batch)
+                    report.renditions_removed += renditions.remove_stale(db, batch, purges=media.purges)
                     save(bucket, doc["_id"])
                     batch = []
                 continue
@@ -190,7 +190,7 @@ def _run(db: Database[Document], dry_run: bool, buckets: list[str] | None, limit
                 sleep(pause)
                 report.slept_seconds += pause
         if batch and not dry_run:
-            report.renditions_removed += renditions.remove_stale(db, batch)
+            report.renditions_removed += renditions.remove_stale(db, batch, purges=media.purges)
         if report.stopped_at_limit:
             break
     if not dry_run and not report.stopped_at_limit:

@@ -10,6 +10,7 @@ from werkzeug.test import Client
 
 from avenue.clock import now
 from avenue.media import BUILDER, PRODUCTS, Image
+from avenue.media.core import NO_PURGES
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.store import deliveries as numbers
@@ -222,7 +223,7 @@ def test_an_image_deleted_since_it_was_served_is_listed_without_a_name_or_thumbn
         client.get(url(doc))
     flush(app, db)
     with app.app_context():
-        delete_image(db, PRODUCTS, doc["_id"])
+        delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
     [item] = client.get("/api/admin/deliveries/top", headers=auth.token("ops")).get_json()["items"]
     assert item["image"] == str(doc["_id"]) and item["requests"] == 3
     assert item["filename"] is None and item["thumbnail"] is None

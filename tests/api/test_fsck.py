@@ -12,6 +12,7 @@ from bson import Binary, ObjectId
 from gridfs.errors import CorruptGridFile
 
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Media, Upload
+from avenue.media.core import NO_PURGES
 from avenue.media.ingest import pipeline
 from avenue.media.serve.objects import image_ref
 from avenue.media.store import storage
@@ -148,7 +149,7 @@ def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(
 
     def deleted_meanwhile(*args, **kwargs):  # the repair read the image; a delete lands now
         rendered = list(real(*args, **kwargs))
-        delete_image(db, BUILDER, doc["_id"])
+        delete_image(db, BUILDER, doc["_id"], purges=NO_PURGES)
         return rendered
 
     monkeypatch.setattr(pipeline, "render_stored", deleted_meanwhile)

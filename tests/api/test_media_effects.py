@@ -10,7 +10,8 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import BUILDER, UPLOADS
-from avenue.media.effects import Changes, FileSet, Tombstone, apply, facets, purge
+from avenue.media.core import Purges
+from avenue.media.effects import Changes, FileSet, Tombstone, apply, facets
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.effects.invalidation import DELETIONS, LOCAL_CACHES
 from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
@@ -102,11 +103,10 @@ def test_applying_tombstones_writes_them_and_evicts_this_process_caches_first(db
 
 
 @pytest.mark.parametrize("visibility, queued", [("public", 1), ("private", 0)])
-def test_applying_a_purge_queues_a_deleted_public_originals_paths(db, monkeypatch, visibility, queued):
-    monkeypatch.setattr(purge, "_enabled", {"https://purge.example/hook"})
+def test_applying_a_purge_queues_a_deleted_public_originals_paths(db, visibility, queued):
     doc = {"_id": ObjectId(), "metadata": {"role": "original", "visibility": visibility, "format": "jpeg",
                                            "variants": {"thumb": ["webp"]}}}
-    apply(db, Changes(purged=[(UPLOADS, doc)]))
+    apply(db, Changes(purged=[(UPLOADS, doc)]), Purges(enabled=True))
     outbox = list(db[PURGE_OUTBOX].find())
     assert len(outbox) == queued
     if queued:

@@ -14,6 +14,7 @@ from werkzeug.test import Client
 
 from avenue.media import PRODUCTS, UPLOADS, Library, image_object, signer_from_config
 from avenue.media import Image as MediaImage
+from avenue.media.core import NO_PURGES
 from avenue.media.effects import invalidation
 from avenue.media.serve.cache import MediaCache
 from avenue.media.serve.frontdoor import FrontDoor, front_door_of
@@ -269,7 +270,7 @@ def test_a_deleted_image_is_404_at_once_on_the_worker_that_deleted_it(app, clien
     with app.app_context():
         from avenue.db import get_db
 
-        delete_image(get_db(), PRODUCTS, image["doc"]["_id"])
+        delete_image(get_db(), PRODUCTS, image["doc"]["_id"], purges=NO_PURGES)
     assert client.get(image["obj"]["url"]).status_code == 404
     assert client.get(image["obj"]["variants"]["thumb"]).status_code == 404
 
@@ -286,7 +287,7 @@ def test_every_worker_honours_a_deletion(app_factory):
     with deleter.app_context():
         from avenue.db import get_db
 
-        delete_image(get_db(), PRODUCTS, stored["doc"]["_id"])
+        delete_image(get_db(), PRODUCTS, stored["doc"]["_id"], purges=NO_PURGES)
     # 10 s, not the promised 2: each request waits on the database, which can take a second on
     # a loaded machine. That a poll is due a second after the last one (so the promise holds)
     # is shown with an injected clock: test_the_cache_is_current_while_no_deletion_check_is_due.
@@ -600,7 +601,7 @@ def test_a_delete_cut_off_after_its_first_step_still_reaches_every_worker(app_fa
     with deleter.app_context():
         monkeypatch.setattr(Collection, "delete_many", cut_off)
         with pytest.raises(AutoReconnect):
-            delete_image(get_db(), PRODUCTS, stored["doc"]["_id"])
+            delete_image(get_db(), PRODUCTS, stored["doc"]["_id"], purges=NO_PURGES)
         monkeypatch.undo()
     assert _served_until_gone(other_client, stored["obj"]["url"]) == 404
 

@@ -12,6 +12,7 @@ from pymongo import monitoring
 
 from avenue.errors import CorruptImage, UnsupportedImage
 from avenue.media import BUCKETS, PRODUCTS, Limits, Upload
+from avenue.media.core import NO_PURGES
 from avenue.media.store import storage as storage_module
 from avenue.media.store.originals import delete_image, store, store_all, transfer
 from avenue.media.store.storage import read_all
@@ -139,7 +140,7 @@ def test_deleting_an_image_removes_its_variants_and_chunks(db):
     variant_ids = {info["id"] for formats in doc["metadata"]["variants"].values()
                    for info in formats.values()}
     assert len(variant_ids) == 8
-    assert delete_image(db, PRODUCTS, doc["_id"])
+    assert delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
     assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
     assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
     # One tombstone for the image, its original and every variant together, written before

@@ -17,7 +17,7 @@ import pytest
 from werkzeug.test import Client
 
 from avenue import opsruns
-from avenue.media import PRODUCTS, UPLOADS, Media
+from avenue.media import PRODUCTS, UPLOADS, app_media
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import counters, purge
 from avenue.media.effects.served import Deliveries
@@ -261,7 +261,7 @@ def test_a_flush_for_a_rendition_removed_meanwhile_writes_nothing_and_fails_noth
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
     with app.app_context():
-        delete_image(db, PRODUCTS, doc["_id"])
+        delete_image(db, PRODUCTS, doc["_id"], purges=app_media().purges)
         assert deliveries(app).flush(db)["renditions"] == 1
     assert stored(db) == []
 
@@ -382,7 +382,7 @@ def test_the_running_total_stays_right_across_store_remove_and_evict(app, client
     client.get(path(other, "w_320.webp"))
     assert held_bytes(db) == true_bytes(db) and counters.of(db, RENDITIONS)["files"] == 4
     with app.app_context():
-        delete_image(db, PRODUCTS, other["_id"])
+        delete_image(db, PRODUCTS, other["_id"], purges=app_media().purges)
     assert held_bytes(db) == true_bytes(db) and counters.of(db, RENDITIONS)["files"] == 3
     with app.app_context():
         renditions.evict(db, true_bytes(db) - 1, margin=0.0)
@@ -577,9 +577,7 @@ def test_metrics_export_the_renditions_bytes_budget_and_last_eviction(app_factor
 
 @pytest.fixture
 def hooked(app_factory):
-    app = app_factory(**HOOK)
-    yield app
-    purge._enabled.clear()
+    return app_factory(**HOOK)
 
 
 def outbox(db) -> list[str]:
@@ -596,7 +594,7 @@ def test_deleting_an_image_purges_its_renditions_urls_with_and_without_extension
     client.get(path(doc, "w_160"), headers={"Accept": "image/webp"})
     db = get_mongo(hooked).db
     with hooked.app_context():
-        delete_image(db, PRODUCTS, doc["_id"])
+        delete_image(db, PRODUCTS, doc["_id"], purges=app_media().purges)
     paths = outbox(db)
     base = f"/media/products/{doc['_id']}"
     assert {f"{base}/w_320", f"{base}/w_320.webp", f"{base}/w_320.avif", f"{base}/w_160",
@@ -628,7 +626,7 @@ def test_replacing_an_image_purges_its_earlier_versions_renditions(hooked):
     db = get_mongo(hooked).db
     with hooked.app_context():
         replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
-                           delete_lease=_lease(), media=Media())
+                           delete_lease=_lease(), media=app_media())
     assert replaced is not None and replaced.changed
     assert {path(doc, "w_320.webp"), path(doc, "w_320")} <= set(outbox(db))
     assert path(replaced.doc, "w_320.webp") not in outbox(db)
@@ -638,25 +636,22 @@ def test_a_named_presets_own_urls_are_purged_with_its_image_on_delete_and_replac
     from avenue.db import get_mongo
 
     app = app_factory(**HOOK, AVENUE_RENDITION_PRESETS="banner=w_480,h_240,fit_cover")
-    try:
-        doc = put(app)
-        client = app.test_client()
-        assert client.get(path(doc, "banner.webp")).status_code == 200
-        assert client.get(path(doc, "banner"), headers={"Accept": "image/webp"}).status_code == 200
-        db = get_mongo(app).db
-        with app.app_context():
-            replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
-                               delete_lease=_lease(), media=Media())
-        assert replaced is not None and replaced.changed
-        assert {path(doc, "banner"), path(doc, "banner.webp")} <= set(outbox(db))  # the earlier version's
-        db[purge.OUTBOX].delete_many({})
-        assert client.get(path(replaced.doc, "banner.jpg")).status_code == 200
-        with app.app_context():
-            delete_image(db, PRODUCTS, doc["_id"])
-        assert {path(replaced.doc, "banner"), path(replaced.doc, "banner.jpg")} <= set(outbox(db))
-        assert len(outbox(db)) == len(set(outbox(db)))
-    finally:
-        purge._enabled.clear()
+    doc = put(app)
+    client = app.test_client()
+    assert client.get(path(doc, "banner.webp")).status_code == 200
+    assert client.get(path(doc, "banner"), headers={"Accept": "image/webp"}).status_code == 200
+    db = get_mongo(app).db
+    with app.app_context():
+        replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
+                           delete_lease=_lease(), media=app_media())
+    assert replaced is not None and replaced.changed
+    assert {path(doc, "banner"), path(doc, "banner.webp")} <= set(outbox(db))  # the earlier version's
+    db[purge.OUTBOX].delete_many({})
+    assert client.get(path(replaced.doc, "banner.jpg")).status_code == 200
+    with app.app_context():
+        delete_image(db, PRODUCTS, doc["_id"], purges=app_media().purges)
+    assert {path(replaced.doc, "banner"), path(replaced.doc, "banner.jpg")} <= set(outbox(db))
+    assert len(outbox(db)) == len(set(outbox(db)))
 
 
 def test_a_private_images_renditions_and_evictions_are_never_purged(hooked):
@@ -676,7 +671,7 @@ def test_a_private_images_renditions_and_evictions_are_never_purged(hooked):
     with hooked.app_context():
         renditions.evict(db, 1, margin=0.0)  # an eviction: the URL stays valid, nothing to purge
         assert outbox(db) == []
-        delete_image(db, UPLOADS, doc["_id"])
+        delete_image(db, UPLOADS, doc["_id"], purges=app_media().purges)
     assert outbox(db) == []
 
 
@@ -684,7 +679,7 @@ def test_without_a_hook_removing_renditions_queues_nothing(app, client, db):
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
     with app.app_context():
-        delete_image(db, PRODUCTS, doc["_id"])
+        delete_image(db, PRODUCTS, doc["_id"], purges=app_media().purges)
     assert db[purge.OUTBOX].count_documents({}) == 0
 
 
@@ -746,3 +741,23 @@ def test_a_backup_leaves_renditions_out_and_a_restore_renders_them_again(app, cl
     again = target.test_client().get(path(doc, "w_320.webp"))
     assert again.status_code == 200 and again.data == first.data
     assert other[f"{RENDITIONS}.files"].count_documents({}) == 1
+
+
+def test_two_apps_of_one_process_each_purge_by_their_own_hook_and_presets(app_factory):
+    """Which app has a CDN hook and which presets it renders are its Media's, not the
+    process's: an app without a hook queues nothing after an app with one started, and a
+    preset's name is purged only for the app that has it (both were process-wide sets)."""
+    from avenue.db import get_mongo
+
+    hooked = app_factory(**HOOK, AVENUE_RENDITION_PRESETS="banner=w_480,h_240,fit_cover")
+    plain = app_factory(AVENUE_RENDITION_PRESETS="")
+    with plain.app_context():
+        assert not app_media().purges.enabled
+    doc = put(plain)
+    assert plain.test_client().get(path(doc, "w_320.webp")).status_code == 200
+    db = get_mongo(plain).db
+    with plain.app_context():
+        delete_image(db, PRODUCTS, doc["_id"], purges=app_media().purges)
+    assert outbox(db) == []
+    with hooked.app_context():
+        assert app_media().purges.preset_names == {"w_480,h_240,fit_cover": frozenset({"banner"})}

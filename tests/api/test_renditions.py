@@ -15,6 +15,7 @@ from werkzeug.test import Client
 from avenue.clock import as_utc
 from avenue.media import PRODUCTS, UPLOADS, Media, UrlSigner, signer_from_config
 from avenue.media.buckets import RENDITIONS
+from avenue.media.core import NO_PURGES
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.serve.signing import sign_rendition
@@ -296,7 +297,7 @@ def test_delete_removes_the_renditions(app, client, db):
     client.get(path(doc, "w_160.jpg"))
     assert len(stored(db)) == 2
     with app.app_context():
-        assert delete_image(db, PRODUCTS, doc["_id"])
+        assert delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
     assert stored(db) == [] and db[f"{RENDITIONS}.chunks"].count_documents({}) == 0
     assert client.get(path(doc, "w_320.webp")).status_code == 404
 
@@ -549,7 +550,7 @@ def test_the_front_door_leaves_other_renditions_to_the_route(app, client, db, ca
         assert client.get(url).status_code == 200
     if case == "deleted":
         with app.app_context():
-            delete_image(db, PRODUCTS, doc["_id"])
+            delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
     assert passed_to_route(app, url) == [url.split("?")[0]]
 
 
@@ -847,11 +848,11 @@ def test_a_rendition_removed_right_after_its_store_is_rendered_again_at_once(app
         renditions.obtain(db, wanted, original, render)
         assert db[renditions.CLAIMS].count_documents({}) == 1
         if removal == "image":
-            assert renditions.remove_for(db, PRODUCTS, original.file_id) == 1
+            assert renditions.remove_for(db, PRODUCTS, original.file_id, purges=NO_PURGES) == 1
         elif removal == "budget":
             assert renditions.evict(db, 1).files == 1
         else:
-            assert renditions.remove_stale(db, stored(db)) == 1
+            assert renditions.remove_stale(db, stored(db), purges=NO_PURGES) == 1
         assert stored(db) == [] and db[renditions.CLAIMS].count_documents({}) == 0
         renditions.obtain(db, wanted, original, render, wait=0.5)
     assert rendered == [1, 1] and len(stored(db)) == 1

@@ -483,8 +483,8 @@ def test_a_crash_after_writing_the_new_files_changes_nothing_and_a_retry_finishe
     assert check(db).findings == []
 
 
-def test_replacing_public_media_queues_a_cdn_purge_of_the_old_urls(client, db, editor, monkeypatch):
-    monkeypatch.setattr(purge_module, "_enabled", {"http://cdn.invalid/purge"})
+def test_replacing_public_media_queues_a_cdn_purge_of_the_old_urls(app, client, db, editor, monkeypatch):
+    monkeypatch.setitem(app.config, "AVENUE_CDN_PURGE_URL", "http://cdn.invalid/purge")
     media = library_upload(client, editor)
     replace_media(client, editor, media["id"])
     queued = list(db[purge_module.OUTBOX].find())

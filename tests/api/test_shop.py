@@ -14,6 +14,7 @@ from bson import ObjectId
 
 from avenue.errors import Conflict, UnprocessableContent
 from avenue.media import PRODUCTS, TEMP, Upload
+from avenue.media.core import NO_PURGES
 from avenue.media.serve.objects import image_ref
 from avenue.media.store import library as library_module
 from avenue.media.store.originals import delete_image, store
@@ -395,7 +396,7 @@ def test_a_file_deleted_by_another_product_meanwhile_is_stored_again(app, db, mo
 
     def deleter_finishes(seconds):
         waits.append(seconds)
-        delete_image(db, PRODUCTS, doc["_id"])
+        delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
 
     monkeypatch.setattr(library_module, "sleep", deleter_finishes)
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
@@ -411,7 +412,8 @@ def test_a_claimed_temp_image_merged_into_a_file_being_deleted_is_stored_again(a
                                        {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
     temp = service.store_temp_images(db, [upload], owner="admin", settings=settings(app))[0]
-    monkeypatch.setattr(library_module, "sleep", lambda seconds: delete_image(db, PRODUCTS, doc["_id"]))
+    monkeypatch.setattr(library_module, "sleep",
+                        lambda seconds: delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES))
     product = service.create_product(db, service.NewProduct.parse({"sku": "AV-3", "name": "x", "price": 1,
                                                                    "temp_image_ids": [str(temp.id)]}),
                                      owner="admin", settings=settings(app))

@@ -18,6 +18,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import BUCKETS, PRODUCTS, TEMP, UPLOADS
+from avenue.media.core import NO_PURGES
 from avenue.media.serve.objects import image_ref
 from avenue.media.store.originals import delete_image, store, variant_ids
 from avenue.status import quota_level, storage
@@ -59,7 +60,8 @@ def seeded(app, db) -> dict:
         {"sku": "NEW-2", "name": "Lost photo", "price": 1, "images": [image_ref(lost)],
          "created_at": at, "updated_at": at},
     ])
-    delete_image(db, PRODUCTS, lost)  # behind the product's back: the reference now points at nothing
+    # Behind the product's back: the reference now points at nothing.
+    delete_image(db, PRODUCTS, lost, purges=NO_PURGES)
     thumb = healthy[1]["metadata"]["variants"]["thumb"]["webp"]["id"]
     db[f"{PRODUCTS}.files"].delete_one({"_id": thumb})
     db[f"{PRODUCTS}.chunks"].delete_many({"files_id": thumb})

@@ -62,10 +62,6 @@ ALLOWED: dict[tuple[str, str], str] = {
 # (module, name): per-app configuration still kept in a module, each to move onto the app's
 # Media (issue 63): listed so that no other joins them, and each with what it waits for.
 NOT_MOVED_YET: dict[tuple[str, str], str] = {
-    ("avenue.media.effects.purge", "_enabled"): "whether an app has a CDN purge hook (cdn.init_app): "
-                                                "effects.apply and delete_image are not handed a Media yet",
-    ("avenue.media.effects.purge", "_preset_names"): "the presets a rendition's purge names too (the "
-                                                     "route's init_app): as _enabled",
     ("avenue.media.references", "_registered"): "the owners the last app registered, for code handed only "
                                                 "a database (the sweep's thread, ops called from tests)",
 }

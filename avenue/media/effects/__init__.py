@@ -27,6 +27,7 @@ from typing import Any
 
 from pymongo.database import Database
 
+from avenue.media.core import NO_PURGES, Purges
 from avenue.media.effects import counters, facets, invalidation, purge
 from avenue.media.records import Document
 
@@ -74,9 +75,10 @@ class Changes:
                        self.purged_renditions + other.purged_renditions)
 
 
-def apply(db: Database[Document], changes: Changes) -> None:
+def apply(db: Database[Document], changes: Changes, purges: Purges = NO_PURGES) -> None:
     """Apply what a write changed: tombstones, counters and facets, local evictions, purges
-    (in that order; see the module doc)."""
+    (in that order; see the module doc). ``purges``: what the app queues for its CDN (its
+    Media's); the removals that purge pass it, the other writes need not."""
     for stone in changes.tombstones:
         invalidation.invalidate(db, stone.bucket, stone.file_ids, lasting=stone.lasting)
     for written in changes.written:
@@ -89,9 +91,9 @@ def apply(db: Database[Document], changes: Changes) -> None:
     for bucket, file_ids in changes.evicted:
         invalidation.evict_here(bucket, file_ids)
     for bucket, doc in changes.purged:
-        purge.queue(db, bucket, doc)
+        purge.queue(db, bucket, doc, purges)
     for bucket, image_id, docs in changes.purged_renditions:
-        purge.queue_renditions(db, bucket, image_id, docs)
+        purge.queue_renditions(db, bucket, image_id, docs, purges)
 
 
 def _record_removed(db: Database[Document], gone: FileSet) -> None:

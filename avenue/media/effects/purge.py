@@ -1,8 +1,9 @@
 """The CDN purge outbox: deleting a public image queues the paths a CDN may have cached.
 
 A public image is served with a year-long ``Cache-Control``; once deleted, a CDN keeps serving
-its copy until told otherwise. When a purge hook is configured in this process
-(``AVENUE_CDN_PURGE_URL``, see :mod:`avenue.cdn`), deleting a public original writes one
+its copy until told otherwise. When the app has a purge hook
+(``AVENUE_CDN_PURGE_URL``, see :mod:`avenue.cdn`; what its :class:`~avenue.media.core.Media`'s
+``purges`` say, handed to every removal), deleting a public original writes one
 document to ``cdn_purges`` naming every path of it (the original and each variant, with and
 without an explicit format). Removing an image's renditions on request (with the image, or
 an earlier version's when it is replaced) writes one more naming each removed rendition's
@@ -26,6 +27,7 @@ from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.media.buckets import ALIASES
+from avenue.media.core import Purges
 from avenue.media.formats import EXTENSION_OF, EXTENSIONS
 from avenue.media.paths import media_path
 from avenue.media.records import Document
@@ -34,29 +36,6 @@ from avenue.media.transform import clamped_by
 OUTBOX = "cdn_purges"
 # Undelivered purges are dropped after this long (the CDN's copies expire on their own).
 OUTBOX_TTL = dt.timedelta(days=7)
-
-# Process-wide: whether an app of this process has a purge hook (set by avenue.cdn.init_app).
-_enabled: set[str] = set()
-# Process-wide: the named presets by the canonical key of what they render (set by the route's
-# init_app). The stored rendition names its options, not the preset it was asked for by, so
-# the names are looked up here. A preset of another app of the process adds a path that
-# nothing served, which a purge ignores.
-_preset_names: dict[str, set[str]] = {}
-
-
-def name_presets(presets: Mapping[str, str]) -> None:
-    """Note presets (name -> the canonical key of their spec) whose URLs a purge names too."""
-    for name, key in presets.items():
-        _preset_names.setdefault(key, set()).add(name)
-
-
-def enable(hook_url: str) -> None:
-    _enabled.add(hook_url)
-
-
-def enabled() -> bool:
-    return bool(_enabled)
-
 
 def outbox_indexes() -> list[IndexModel]:
     return [IndexModel([("next_at", ASCENDING)], name="due"),
@@ -77,7 +56,8 @@ def paths_of(bucket: str, doc: dict[str, Any]) -> list[str]:
     return paths
 
 
-def rendition_paths(bucket: str, image_id: Any, docs: list[dict[str, Any]]) -> list[str]:
+def rendition_paths(bucket: str, image_id: Any, docs: list[dict[str, Any]],
+                    preset_names: Mapping[str, frozenset[str]] | None = None) -> list[str]:
     """Every path under which a CDN may hold one of these renditions of image ``image_id``:
     ``<image path>/<spec>.<ext>`` and, once per spec, ``<image path>/<spec>`` (the format
     negotiated by ``Accept``: one URL, whatever format a CDN cached under it); the same with
@@ -92,7 +72,7 @@ def rendition_paths(bucket: str, image_id: Any, docs: list[dict[str, Any]]) -> l
         image = media_path(bucket, image_id, meta.get("version") or "")
         # Its own key, the presets that render it, and the ladder widths clamped into it
         # (transform.clamp: w_1280 .. w_2560 of a 1000 px image are stored as w_1000).
-        names = (meta["spec"], *sorted(_preset_names.get(meta["spec"], ())),
+        names = (meta["spec"], *sorted((preset_names or {}).get(meta["spec"], ())),
                  *(clamped_by(meta["spec"]) if meta.get("own_width") else ()))
         # And w_auto, which answers a width alone with this file for some client hints
         # (serve/http.py resolve_rendition): the CDN keys those copies on the hints, one path.
@@ -112,22 +92,23 @@ _WIDTH_ALONE = re.compile(r"(?:c_[a-z][a-z0-9_-]*,)?w_[0-9]+(?:,q_[0-9]+)?")
 _AUTO = re.compile(r"w_[0-9]+")
 
 
-def queue_renditions(db: Database[Document], bucket: str, image_id: Any, docs: list[dict[str, Any]]) -> None:
+def queue_renditions(db: Database[Document], bucket: str, image_id: Any, docs: list[dict[str, Any]],
+                     purges: Purges) -> None:
     """Queue a purge of removed renditions' paths (nothing without a hook, for the trash, or
     when none is of a public image)."""
-    if not _enabled or bucket not in ALIASES:
+    if not purges.enabled or bucket not in ALIASES:
         return
-    paths = rendition_paths(bucket, image_id, docs)
+    paths = rendition_paths(bucket, image_id, docs, purges.preset_names)
     if paths:
         moment = now()
         db[OUTBOX].insert_one({"bucket": bucket, "file_id": image_id, "paths": paths,
                                "queued_at": moment, "next_at": moment, "attempts": 0})
 
 
-def queue(db: Database[Document], bucket: str, doc: dict[str, Any]) -> None:
+def queue(db: Database[Document], bucket: str, doc: dict[str, Any], purges: Purges) -> None:
     """Queue a purge of a deleted public original's paths (nothing without a hook)."""
     meta = doc.get("metadata") or {}
-    if not _enabled or meta.get("role") != "original" or meta.get("visibility", "public") != "public":
+    if not purges.enabled or meta.get("role") != "original" or meta.get("visibility", "public") != "public":
         return
     if bucket not in ALIASES:
         return  # the trash: never served, so never at a CDN (its purge went out when it was deleted)

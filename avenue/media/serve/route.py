@@ -30,7 +30,6 @@ from avenue.clock import now
 from avenue.errors import AvenueError, RenditionNotAllowed, ServerBusy, SourceNotAllowed, plain_error
 from avenue.media.buckets import RENDITIONS
 from avenue.media.core import Job, Media, Slot
-from avenue.media.effects import purge
 from avenue.media.effects.invalidation import LOCAL_CACHES
 from avenue.media.effects.served import FLUSH_SECONDS, Deliveries, from_console
 from avenue.media.formats import DISABLED_SETTING, EXTENSIONS, disabled, opt_ins
@@ -131,7 +130,6 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     concurrency = int(config["AVENUE_RENDER_CONCURRENCY"])
     if concurrency < 1:
         raise RuntimeError("AVENUE_RENDER_CONCURRENCY must be at least 1")
-    purge.name_presets({name: spec.key() for name, spec in presets.items()})
     state = MediaState(config=config, cache=cache, database=database, baseline_headers=baseline_headers,
                        allow=AllowList(presets=presets, opt_in=opt_ins(config)),
                        renders=threading.BoundedSemaphore(concurrency))

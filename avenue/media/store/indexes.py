@@ -110,8 +110,9 @@ def ensure_indexes(db: Database[Document]) -> None:
         # gc asks whether a file was deleted lately (a temp image just claimed).
         IndexModel([("file_ids", ASCENDING)], name="file_ids"),
     ])
-    if purge.enabled():
-        create_missing(db[purge.OUTBOX], purge.outbox_indexes())
+    # The purge outbox's, with or without a hook: which app has one is its Media's to say
+    # (core.Purges), not this process's; on an empty collection they cost nothing.
+    create_missing(db[purge.OUTBOX], purge.outbox_indexes())
     create_missing(db[facets.FACETS], facets.indexes())
     uploads.start_counting(db)  # uploads per hour: from when an app that counts them first ran
     for bucket in STORED:

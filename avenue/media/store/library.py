@@ -646,7 +646,7 @@ class Library:
             return False
         if to_trash is not None:
             trash.keep(self.db, self.bucket, doc, refs=to_trash, keep_days=self.settings.trash_days)
-        return originals.delete_image(self.db, self.bucket, doc)
+        return originals.delete_image(self.db, self.bucket, doc, purges=self.media.purges)
 
     # --- delete leases -------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue.errors import AvenueError, Conflict
 from avenue.media import effects
-from avenue.media.core import Media
+from avenue.media.core import Media, Purges
 from avenue.media.effects import Changes
 from avenue.media.effects import uploads as upload_counts
 from avenue.media.ingest import pipeline
@@ -283,7 +283,7 @@ def write_all(db: Database[Document], bucket: str, readies: list[Ready],
     except BaseException:
         for result in results:
             if result.created:
-                delete_image(db, bucket, result.doc)
+                delete_image(db, bucket, result.doc, purges=(media or Media()).purges)
         raise
     created = [result.doc for result in results if result.created]
     if created:  # uploads per hour (the ops dashboard), once every write stood
@@ -298,8 +298,10 @@ def write_all(db: Database[Document], bucket: str, readies: list[Ready],
     return results
 
 
-def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | ObjectId) -> bool:
-    """Delete an original and all its variants (original first, so readers see 404 at once)."""
+def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | ObjectId, *,
+                 purges: Purges) -> bool:
+    """Delete an original and all its variants (original first, so readers see 404 at once);
+    ``purges``: what the app queues for its CDN (its Media's: ``media.purges``)."""
     files = db[f"{bucket}.files"]
     doc = doc_or_id if isinstance(doc_or_id, dict) else files.find_one({"_id": doc_or_id})
     if doc is None:
@@ -313,9 +315,9 @@ def delete_image(db: Database[Document], bucket: str, doc_or_id: Document | Obje
     late = [v["_id"] for v in files.find({"metadata.original_id": doc["_id"]}, {"_id": 1})]
     if late:
         storage.delete_file(db, bucket, late[0], with_ids=late)
-    renditions.remove_for(db, bucket, doc["_id"])  # whoever deleted it, a retry finishes the job
+    renditions.remove_for(db, bucket, doc["_id"], purges=purges)  # whoever deleted it, a retry finishes it
     if deleted:  # the CDN's copies (queued only with a hook configured)
-        effects.apply(db, Changes(purged=[(bucket, doc)]))
+        effects.apply(db, Changes(purged=[(bucket, doc)]), purges)
     return deleted
 
 
@@ -362,7 +364,7 @@ def transfer(db: Database[Document], source: str, target: str, doc: dict[str, An
     if existing is None:
         raise OSError(f"{target} lost {doc['_id']} while it was being copied there")
     if delete_source:
-        delete_image(db, source, doc)
+        delete_image(db, source, doc, purges=(media or Media()).purges)
     return StoreResult(existing, created)
 
 

@@ -94,6 +94,7 @@ from avenue.errors import SvgTooComplex
 from avenue.leases import Lease
 from avenue.media import effects, formats
 from avenue.media.buckets import RENDITIONS
+from avenue.media.core import Purges
 from avenue.media.effects import Changes, counters
 from avenue.media.effects.served import Delivered
 from avenue.media.formats import RENDITION_TYPES
@@ -229,7 +230,7 @@ def is_stale(doc: Mapping[str, Any]) -> bool:
         return True
 
 
-def remove_stale(db: Database[Document], docs: list[Document]) -> int:
+def remove_stale(db: Database[Document], docs: list[Document], *, purges: Purges) -> int:
     """Remove the stale renditions ``docs`` (their next request renders them again with the
     settings of now), as :func:`remove_for` removes: files documents, chunks, every worker's
     cache told, then a CDN purge of the public ones' URLs queued (their bytes change)."""
@@ -241,7 +242,7 @@ def remove_stale(db: Database[Document], docs: list[Document]) -> int:
         meta = doc.get("metadata") or {}
         by_image.setdefault((str(meta.get("source")), meta.get("image_id")), []).append(dict(doc))
     effects.apply(db, Changes(purged_renditions=[(bucket, image_id, gone)
-                                                 for (bucket, image_id), gone in by_image.items()]))
+                                                 for (bucket, image_id), gone in by_image.items()]), purges)
     return len(docs)
 
 
@@ -457,7 +458,8 @@ def _put(db: Database[Document], wanted: Wanted, new: storage.NewFile) -> dict[s
     return docs[0]
 
 
-def remove_for(db: Database[Document], bucket: str, image_id: Any, *, keep_version: str | None = None) -> int:
+def remove_for(db: Database[Document], bucket: str, image_id: Any, *, keep_version: str | None = None,
+               purges: Purges) -> int:
     """Delete the renditions of image ``image_id`` of ``bucket`` (``keep_version``: all but
     that version's); how many went. Files documents first, then chunks, every worker's cache
     told (``storage.delete_file``), then a CDN purge of the public ones' URLs queued (only
@@ -471,7 +473,7 @@ def remove_for(db: Database[Document], bucket: str, image_id: Any, *, keep_versi
     if not gone:
         return 0
     remove(db, gone)
-    effects.apply(db, Changes(purged_renditions=[(bucket, image_id, gone)]))
+    effects.apply(db, Changes(purged_renditions=[(bucket, image_id, gone)]), purges)
     return len(gone)
 
 

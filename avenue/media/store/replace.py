@@ -568,8 +568,8 @@ def _after_switch(db: Database[Document], bucket: str, doc: dict[str, Any], old_
     if old_ids:
         after += storage.remove_files(db, bucket, old_ids)[1]
     after.purged.append((bucket, doc))
-    effects.apply(db, after)
-    renditions.remove_for(db, bucket, image_id, keep_version=plan.version)
+    effects.apply(db, after, media.purges)
+    renditions.remove_for(db, bucket, image_id, keep_version=plan.version, purges=media.purges)
     # The new version's pending variants: rendered after the answer, or at once outside a request.
     pending.complete_later(db, bucket, [image_id], media)
 

@@ -124,7 +124,7 @@ def rerender(db: Database[Document], bucket: str, doc: Document, media: Media, *
             continue
         # 4. Counted; every worker reloads the original; the old file goes.
         effects.apply(db, changes + Changes(tombstones=[Tombstone(bucket, [doc["_id"]])],
-                                            purged=[(bucket, switched)]))
+                                            purged=[(bucket, switched)]), media.purges)
         storage.delete_file(db, bucket, item.id)
         done.append({"variant": rendition.name, "format": rendition.format, "id": str(new.file_id),
                      "old_id": str(item.id)})
