@@ -346,14 +346,21 @@ def save_fences(db: Database[Any], doc_id: str, sampler: Sampler) -> dict[str, A
 
 
 def walk_fenced(collection: Collection[Any], field: str, projection: dict[str, int], after: Any = None, *,
-                joined: int = 1) -> Iterator[dict[str, Any]]:
+                joined: int = 1, batch: int = 1000) -> Iterator[dict[str, Any]]:
     """Every document with a value of ``field``, ascending, after ``after`` (exclusive), read
     ``joined`` windows between the field's fences at a time (about 256 items a read): for a
     walk of a whole list on the embedded database, where one cursor reads every item into
-    its first batch. Without fences (none built yet) it is one read, as a cursor was."""
+    its first batch. Without fences (none built yet, or a list grown far past them) a window
+    is the whole list, so each is read through a cursor ``batch`` documents a fetch, never
+    into one list: a first sweep of 15,000 products written behind the app's back held them
+    all (28 KB each with five image references, 493 MB in a worker; issue 65)."""
     windows = _Windows(field, 1, fences(collection, field), after)
     while windows:
-        yield from list(collection.find(windows.take(joined), projection).sort(field, 1))
+        cursor = collection.find(windows.take(joined), projection).sort(field, 1).batch_size(batch)
+        try:
+            yield from cursor
+        finally:
+            cursor.close()
 
 
 def _windowable(query: dict[str, Any]) -> bool:

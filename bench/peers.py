@@ -601,13 +601,15 @@ class Avenue(Server):
         chunks, a tombstone every worker's cache polls), then wait for the workers' caches:
         the next round renders every one again (its render counter says so)."""
         from avenue.media.buckets import BUCKETS
+        from avenue.media.core import NO_PURGES
         from avenue.media.store import renditions
         from bson import ObjectId
 
         with pymongo.MongoClient(self.uri) as client:
             for path in paths:
                 alias, token = path.split("/")[2:4]
-                renditions.remove_for(client[self.db], BUCKETS[alias], ObjectId(token.split("~")[0]))
+                renditions.remove_for(client[self.db], BUCKETS[alias], ObjectId(token.split("~")[0]),
+                                      purges=NO_PURGES)  # the peers' runs have no CDN
         time.sleep(2.0)  # the workers poll the tombstones at least once a second
 
     def after_cold(self, paths: list[str]) -> str:

@@ -51,6 +51,7 @@ from PIL import Image  # noqa: E402
 DB = "avenue_scale"
 TARGET_MS = 300
 TARGET_RSS_MB = 300
+TARGET_PER_100K_S = 360  # gc and fsck: a million files an hour (issue 65)
 PRODUCTS = "shop_products"
 BUCKET = "product_images_data"
 SECRET = "scale-bench-secret-" + "x" * 40
@@ -418,6 +419,142 @@ def sweep_beside_status_calls(args, database, folder: Path, argv: list[str], env
         server.stop()
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident set now (VmRSS), in MB; 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class RssSampler:
+    """The RSS of named processes every ``every`` seconds, in a thread: first, peak, last."""
+
+    def __init__(self, processes: dict[str, int], every: float = 0.5) -> None:
+        self.processes, self.every = processes, every
+        self.samples: dict[str, list[float]] = {name: [] for name in processes}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            for name, pid in self.processes.items():
+                self.samples[name].append(rss_mb(pid))
+            self.stop.wait(self.every)
+
+    def __enter__(self) -> RssSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+    def rows(self, what: str) -> list[tuple[str, str, str, str]]:
+        rows = []
+        for name, values in self.samples.items():
+            if values:
+                grew = max(values) - values[0]
+                rows.append((f"{what}: RSS of {name} (first / peak / last; peak growth)",
+                             f"{values[0]:.0f} / {max(values):.0f} / {values[-1]:.0f} MB; +{grew:.0f} MB",
+                             f"< {TARGET_RSS_MB} MB", met(max(values) < TARGET_RSS_MB)))
+        return rows
+
+
+# What issue 65 measured on f505b75 (300,000 files, the web process on SecantusDB directly).
+LAST = {
+    "worker RSS over the sweep in a worker": "89 MB -> 582 MB (+493 MB)",
+    "products-status while it ran (p50 / p99 / max)": "9-12 / 1,697 / 5,967 ms",
+    "storage-status while it ran (p99)": "741 ms",
+    "report after 600 s": "uploads.files 75,009, the store 75,002",
+    "gc --dry-run": "153 s per 100,000 files, peak RSS 105 MB",
+    "fsck": "62 s per 100,000 small files",
+}
+
+
+def counts_after_sweep(server, db, ops: dict[str, str], rows: list) -> None:
+    """The reports' counts against a recount of the store, right after a sweep (issue 65, 3)."""
+    storage = json.loads(server.request("GET", "/api/shop/debug/storage-status", headers=ops)[1])
+    products = json.loads(server.request("GET", "/api/shop/debug/products-status", headers=ops)[1])
+    wrong = []
+    for name, held in storage["buckets"].items():
+        counted = db[f"{name}.files"].count_documents({})
+        if held["files"] != counted:
+            wrong.append(f"{name}.files {held['files']:,} (store {counted:,})")
+    total = db[PRODUCTS].count_documents({})
+    if products["products"]["total"] != total:
+        wrong.append(f"products {products['products']['total']:,} (store {total:,})")
+    rows.append(("report's counts after the sweep against a recount (every bucket's files, products)",
+                 "; ".join(wrong) or f"all equal ({len(storage['buckets'])} buckets, {total:,} products)",
+                 "equal", met(not wrong)))
+
+
+def sweep_in_worker(args, database, folder: Path, db, rows: list, notes: list) -> None:
+    """As issue 65 measured: the web process on the database directly, a ``?refresh=1`` that
+    starts the sweep (and its reconciliation) in a worker, status and list calls every quarter
+    of a second meanwhile, and the RSS of every process (the master, each worker, the
+    database) sampled every half second. The lists' fences are dropped first, as on a store
+    bulk-loaded behind the app's back (the sweep's first run builds them)."""
+    from tests.support.launcher import Gunicorn
+
+    db["list_fences"].delete_many({})
+    db["status_reports"].delete_many({})
+    server = Gunicorn(database.uri, DB, folder / "gunicorn-worker-sweep.log",
+                      extra_env={"AVENUE_STATUS_WARM_UP": "0",
+                                 "AVENUE_EMBEDDED_DATA_PATH": str(folder / "db")}).start()
+    try:
+        ops, editor = user(db, "ops")[1], user(db, "editor")[1]
+        who = {"/api/shop/debug/products-status": ops, "/api/shop/debug/storage-status": ops,
+               "/api/shop/products?per_page=50": editor, "/api/builder/media?per_page=48": editor}
+        for path in who:
+            timed(server, path, who[path], 2)  # warm both workers
+        processes = {"gunicorn master": server.process.pid,
+                     **{f"worker {n}": pid for n, pid in enumerate(server.workers(), 1)},
+                     "database": database.pid}
+        times: dict[str, list[float]] = {path: [] for path in who}
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                for path, headers in who.items():
+                    t0 = time.perf_counter()
+                    status, _ = server.request("GET", path, headers=headers, timeout=120)
+                    times[path].append((time.perf_counter() - t0) * 1000 if status == 200 else float("inf"))
+                stop.wait(0.25)
+
+        with RssSampler(processes) as sampler:
+            poller = threading.Thread(target=poll, daemon=True)
+            poller.start()
+            started = time.monotonic()
+            server.request("GET", "/api/shop/debug/products-status?refresh=1", headers=ops)
+            finished = False
+            while time.monotonic() - started < args.command_timeout:
+                doc = db["status_reports"].find_one({"_id": "sweep"}) or {}
+                if (doc.get("result") or {}).get("generated_at") and not doc.get("lease_owner"):
+                    finished = True
+                    break
+                time.sleep(1)
+            seconds = time.monotonic() - started
+            stop.set()
+            poller.join(150)
+        rows.append(("sweep in a worker after ?refresh=1: time",
+                     f"{seconds:.1f} s ({'finished' if finished else 'not finished'})", "-", "-"))
+        for path, measured in times.items():
+            if measured:
+                p50, p99 = percentile(measured, 50), percentile(measured, 99)
+                rows.append((f"GET {path.rsplit('/', 1)[-1]} while a worker sweeps "
+                             f"(p50 / p99 / max of {len(measured)})",
+                             f"{p50:.0f} / {p99:.0f} / {max(measured):.0f} ms", f"p99 < {TARGET_MS} ms",
+                             met(p99 < TARGET_MS)))
+        rows.extend(sampler.rows("sweep in a worker"))
+        counts_after_sweep(server, db, ops, rows)
+    finally:
+        server.stop()
+
+
 def load_average() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
@@ -451,6 +588,9 @@ def main() -> None:  # noqa: C901 - one straight script
                         help="measure only the HTTP calls (not the sweep, gc and fsck)")
     parser.add_argument("--sweep-only", action="store_true",
                         help="measure only the status calls while the sweep reconciles (and the sweep)")
+    parser.add_argument("--worker-sweep-only", action="store_true",
+                        help="measure only the sweep started in a worker by ?refresh=1 (issue 65's "
+                             "setting), its status calls, RSS and counts")
     parser.add_argument("--relay", action="store_true",
                         help="every client through make run's one connection (avenue/relay.py)")
     parser.add_argument("--slow-ms", type=float, default=1000.0,
@@ -523,8 +663,11 @@ def main() -> None:  # noqa: C901 - one straight script
                      + ", ".join(f"{b} {n:,}" for b, n in seeded["per_bucket"].items()))
         on_disk = sum(p.stat().st_size for p in (folder / "db").rglob("*") if p.is_file())
         notes.append(f"data folder after seeding: {on_disk / 2**20:,.0f} MB")
-        if not args.commands_only and not args.sweep_only:
+        if not args.commands_only and not args.sweep_only and not args.worker_sweep_only:
             measure_http(args, db, database, folder, seeded, rows, notes)
+        if not args.commands_only and not args.sweep_only and not args.http_only:
+            say(f"the sweep in a worker (at most {args.command_timeout:.0f} s)")
+            sweep_in_worker(args, database, folder, db, rows, notes)
 
         # The sweep, gc and fsck: subprocesses, peak RSS from wait4.
         env = {**os.environ, "MONGO_URI": database.uri, "MONGO_DB": DB, "SECRET_KEY": SECRET,
@@ -539,12 +682,13 @@ def main() -> None:  # noqa: C901 - one straight script
         ]
         if args.sweep_only:
             commands = commands[:1]
-        for label, argv in [] if args.http_only else commands:
+        for label, argv in [] if args.http_only or args.worker_sweep_only else commands:
             say(f"running {label} (at most {args.command_timeout:.0f} s)")
-            if label.startswith("status sweep") and not args.commands_only:
-                result = sweep_beside_status_calls(args, database, folder, argv, env, rows)
-            else:
-                result = run_measured(argv, env, args.command_timeout)
+            with RssSampler({"database": database.pid}) as sampler:
+                if label.startswith("status sweep") and not args.commands_only:
+                    result = sweep_beside_status_calls(args, database, folder, argv, env, rows)
+                else:
+                    result = run_measured(argv, env, args.command_timeout)
             if label.startswith("status sweep") and not result["finished"]:
                 doc = db["status_reports"].find_one({"_id": "sweep"}) or {}
                 progress = (doc.get("run") or {}).get("documents")
@@ -556,11 +700,20 @@ def main() -> None:  # noqa: C901 - one straight script
                          "-" if result["finished"] else "not shown"))
             rows.append((f"{label}: peak RSS", f"{result['peak_rss_mb']:.0f} MB", f"< {TARGET_RSS_MB} MB",
                          "met" if result["peak_rss_mb"] < TARGET_RSS_MB else "missed"))
+            rows.extend(sampler.rows(label))
+            if label in ("gc", "fsck") and result["finished"]:
+                per = result["seconds"] / seeded["files"] * 100_000
+                rows.append((f"{label}: seconds per 100,000 files ({seeded['files']:,} files)",
+                             f"{per:.0f} s ({3600 / per * 100_000:,.0f} files an hour)",
+                             f"<= {TARGET_PER_100K_S} s (1,000,000 files an hour)",
+                             met(per <= TARGET_PER_100K_S)))
             last = [line for line in result["output"].splitlines() if line.strip()][-1:] or [""]
             notes.append(f"{label} said: {last[0][:300]}")
         if args.relay:
             notes.append(slow_summary(slow_operations, f"{args.slow_ms / 1000:g} s"))
         notes.append(f"load average at end: {load_average()}")
+        notes.append("issue 65's figures on f505b75 (300,000 files): "
+                     + "; ".join(f"{what}: {figure}" for what, figure in LAST.items()))
     finally:
         if server is not None:
             server.stop()

@@ -47,7 +47,7 @@ from avenue.db import Document
 from avenue.media import PRODUCTS, TEMP, Media, referrers, resumable
 from avenue.media.buckets import RENDITIONS, STORED, TRASH
 from avenue.media.records import content_length, own_length, variant_ids
-from avenue.media.references import Referrers
+from avenue.media.references import IN_BATCH, Referrers
 from avenue.media.store import scan
 from avenue.media.store.originals import delete_image
 from avenue.media.store.renditions import orphans as rendition_orphans
@@ -185,9 +185,10 @@ class _Collector:
 
     def _referenced(self, ids: list[ObjectId]) -> set[ObjectId]:
         found = self.refs.referenced(PRODUCTS, ids)
-        mapped = self.db.legacy_paths.find({"bucket": PRODUCTS, "file_id": {"$in": ids}}, {"file_id": 1})
-        for record in mapped:
-            found.add(record["file_id"])
+        for start in range(0, len(ids), IN_BATCH):  # a batch is 500: SecantusDB's $in cost is quadratic
+            mapped = self.db.legacy_paths.find(
+                {"bucket": PRODUCTS, "file_id": {"$in": ids[start:start + IN_BATCH]}}, {"file_id": 1})
+            found.update(record["file_id"] for record in mapped)
         return found
 
     def _recently_transferred(self, file_id: ObjectId) -> bool:
@@ -233,7 +234,8 @@ class _Collector:
                                  projection={"length": 1, "chunkSize": 1, "filename": 1, "uploadDate": 1,
                                              "metadata": 1})
         for batch in _batches(cursor, 200):
-            stats = scan.chunk_stats(self.db, bucket, [doc["_id"] for doc in batch])
+            # The batch is every old file between its first and last id: one range of chunks.
+            stats = scan.chunk_stats(self.db, bucket, [doc["_id"] for doc in batch], contiguous=True)
             for doc in batch:
                 # By its own chunks: an original replaced in place has none (records.own_length).
                 length = own_length(doc)

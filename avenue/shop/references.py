@@ -149,7 +149,8 @@ class ProductReferences:
             # _id read all the products into its first batch on the embedded database (2.3 s for 12,525, every
             # request of make run waiting behind it; an _id range is a scan there, a sku range
             # an index range). Skus are validated strings (the API writes no other).
-            for product in walk_fenced(self._products, "sku", {"sku": 1, "images": 1}, after):
+            for product in walk_fenced(self._products, "sku", {"sku": 1, "images": 1}, after,
+                                       batch=batch):
                 yield {"_id": product["_id"], "name": product.get("sku"), "images": product.get("images"),
                        "position": product.get("sku")}
             return

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 
+import pymongo
 import pytest
 from bson import Binary, ObjectId
 from gridfs.errors import CorruptGridFile
@@ -19,6 +20,7 @@ from avenue.media.store import storage
 from avenue.media.store.originals import delete_image, store
 from avenue.ops.fsck import fsck
 from tests.helpers import image_bytes
+from tests.support.commands import Matching
 from tests.support.gridfs_read import current_bytes, own_file_bytes
 
 
@@ -217,3 +219,45 @@ def test_the_command_exits_1_while_problems_remain_and_0_after_a_repair(db, runn
     assert body["ok"] and body["remaining"] == []
     assert [(r["action"], r["id"]) for r in body["repairs"]] == [("removed_with_variants", str(doc["_id"]))]
     assert runner.invoke(args=["fsck", "--quiet"]).exit_code == 0
+
+
+def _small_files(db, n: int, bucket: str = UPLOADS) -> list[dict]:
+    """``n`` one-chunk files (a few bytes each), in ``_id`` order."""
+    docs = []
+    for _ in range(n):
+        data = os.urandom(16)
+        docs.append(storage.write_file(db, bucket, data, filename="s.bin", metadata={
+            "role": "original", "key": os.urandom(8).hex(), "sha256": hashlib.sha256(data).hexdigest()}))
+    return docs
+
+
+def test_a_groups_small_files_are_read_in_one_fetch_of_one_range_of_chunks(backend, db_name, app):
+    """A read of four chunks a round trip was a round trip per four small files (62 s per
+    100,000 on the embedded database), and an $in of a group's 100 ids costs there with the
+    square of its length: a group's chunks are one range of the chunk index, read in one
+    fetch when they are small."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs the wire protocol")
+    seen = Matching(lambda event: event.database_name == db_name and event.command_name in ("find", "getMore")
+                    and f"{UPLOADS}.chunks" in (event.command.get("find"), event.command.get("collection")))
+    client = pymongo.MongoClient(backend[1], event_listeners=[seen])
+    try:
+        db = client[db_name]
+        _small_files(db, 100)
+        seen.commands.clear()
+        report = fsck(db)
+        assert report.ok and report.files_checked == 100
+        finds = [c for c in seen.commands if "find" in c]
+        assert len(finds) == 1 and "$in" not in finds[0]["filter"]["files_id"]
+        assert len(seen.commands) == 1  # no getMore: the group's 100 chunks came in the first fetch
+    finally:
+        client.close()
+
+
+def test_orphan_chunks_among_a_groups_files_are_no_files_chunks(db):
+    # One range of chunks holds everything between a group's first and last id: chunks whose
+    # file is gone (gc's to collect) must not be taken for the next file's.
+    first, gone, last = _small_files(db, 3)
+    db[f"{UPLOADS}.files"].delete_one({"_id": gone["_id"]})
+    report = fsck(db)
+    assert report.ok and report.files_checked == 2, report.summary()

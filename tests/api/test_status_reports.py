@@ -521,3 +521,29 @@ def test_storage_status_never_sends_dbstats_to_the_embedded_database_even_when_b
         assert "did not answer buildInfo" in report["database_size"]["unmeasured_because"]
     else:  # mongomock: it is asked, and answers nothing
         assert "dbStats" in asked
+
+
+def test_after_a_sweep_the_reports_counts_equal_a_recount_of_what_was_written_behind_the_apps_back(
+        app, client, db, ops):
+    """Issue 65: after a refresh the counts must be the store's. Files and products copied in,
+    and one image deleted, with no counter moved (a restore, a bulk load, a hand edit): the
+    sweep's reconciliation brings every bucket's and the products' counts to a recount."""
+    kept = put(db, PRODUCTS, "good/alpha.png")
+    gone = store(db, UPLOADS, image_bytes("good/tiny_1x1.png"), filename="t.png", kind="upload",
+                 owner="o-1", scope="o-1:public").doc
+    files = db[f"{PRODUCTS}.files"]
+    copies = [{**doc, "_id": ObjectId(), "metadata": {**doc["metadata"], "key": os.urandom(8).hex()}}
+              for doc in files.find({"_id": {"$in": [kept["_id"], *variant_ids(kept)]}})]
+    files.insert_many(copies)
+    db[f"{PRODUCTS}.chunks"].insert_many([{"files_id": doc["_id"], "n": 0, "data": b"x"} for doc in copies])
+    db[f"{UPLOADS}.files"].delete_many({"_id": {"$in": [gone["_id"], *variant_ids(gone)]}})
+    db.shop_products.insert_many([{"sku": f"BULK-{n}", "images": [image_ref(kept)]} for n in range(3)])
+    swept(app)
+    storage_body = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
+    products_body = client.get("/api/shop/debug/products-status", headers=ops).get_json()
+    for bucket, held in storage_body["buckets"].items():
+        files = db[f"{bucket}.files"]
+        assert held["files"] == files.count_documents({}), bucket
+        assert held["originals"] == files.count_documents({"metadata.role": "original"}), bucket
+    assert storage_body["buckets"][PRODUCTS]["files"] == 18  # 9 stored, 9 copied in
+    assert products_body["products"]["total"] == db.shop_products.count_documents({}) == 3
