@@ -231,7 +231,7 @@ def _small_files(db, n: int, bucket: str = UPLOADS) -> list[dict]:
     return docs
 
 
-def test_a_groups_small_files_are_read_in_one_fetch_of_one_range_of_chunks(backend, db_name, app):
+def test_a_groups_small_files_are_read_in_one_fetch_of_one_range_of_chunks(backend, db_name, db):
     """A read of four chunks a round trip was a round trip per four small files (62 s per
     100,000 on the embedded database), and an $in of a group's 100 ids costs there with the
     square of its length: a group's chunks are one range of the chunk index, read in one
