@@ -12,7 +12,7 @@ import pymongo
 from flask import Flask, current_app
 from pymongo import ASCENDING, DESCENDING, IndexModel, uri_parser
 from pymongo.database import Database
-from pymongo.errors import ConfigurationError, InvalidURI
+from pymongo.errors import BulkWriteError, ConfigurationError, DuplicateKeyError, InvalidURI
 
 from avenue import metrics
 from avenue.dialect import dialect_of
@@ -26,6 +26,22 @@ log = logging.getLogger(__name__)
 # What every collection here holds: BSON documents as dicts (the driver's default type).
 Document = dict[str, Any]
 IndexSetup = Callable[[Database[Document]], None]
+
+#: The server's code for a write refused by a unique index (``E11000``).
+DUPLICATE_KEY = 11000
+
+
+def duplicate_key_write(error: Exception) -> dict[str, Any] | None:
+    """The first write error of ``error`` refused by a unique index (a ``DuplicateKeyError``'s
+    details, or the first ``writeErrors`` entry of a bulk write's with code 11000: its
+    ``index`` says which write), else None. The one place that knows the code, for the
+    writers that race each other to a unique key (the media package's stores, the limits'
+    counters)."""
+    if isinstance(error, DuplicateKeyError):
+        return dict(error.details or {}) or {"code": DUPLICATE_KEY}
+    details = error.details if isinstance(error, BulkWriteError) else None
+    return next((e for e in (details or {}).get("writeErrors", []) if e.get("code") == DUPLICATE_KEY), None)
+
 
 # The domain's collections (the GridFS buckets and the media cache's log are the media
 # package's own: ``avenue.media.store.indexes.ensure_indexes``).

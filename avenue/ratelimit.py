@@ -51,7 +51,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from avenue.clock import as_utc
-from avenue.db import Document
+from avenue.db import Document, duplicate_key_write
 from avenue.errors import RateLimited, Unauthorized
 
 EXTENSION = "avenue.limiter"
@@ -60,9 +60,6 @@ STORAGE_URI = "avenue-mongodb://"
 #: How counters are written: acknowledged by the primary, not waiting for the journal or a
 #: majority (see the module doc).
 COUNTER_WRITES = WriteConcern(w=1, j=False)
-#: The server's code of a duplicate key (an upsert whose filter matched no document but whose
-#: ``_id`` is taken).
-DUPLICATE_KEY = 11000
 
 
 class MongoWindowStorage(Storage):
@@ -417,11 +414,10 @@ def hit_all(counters: Collection[Document], hits: list[tuple[WindowGroup, str]],
             counters.bulk_write([group.update(key, moment) for group, key in left], ordered=True)
             return None
         except BulkWriteError as error:
-            failures = error.details.get("writeErrors") or []
-            first = failures[0] if failures else {}
-            if first.get("code") != DUPLICATE_KEY:
+            refused_write = duplicate_key_write(error)
+            if refused_write is None:
                 raise
-            index = int(first.get("index", 0))
+            index = int(refused_write.get("index", 0))
             group, key = left[index]
             refused = group.full(counters, key, moment)
             if refused is not None:

@@ -399,3 +399,36 @@ def test_simultaneous_first_cold_renders_are_admitted_exactly_up_to_the_limit(ap
 
         (doc,) = get_db()[COLLECTION].find()
     assert doc[f"w60_{int(moment // 60)}"] == 10 and doc[f"w3600_{int(moment // 3600)}"] == 10
+
+
+def test_a_race_lost_on_a_later_group_counts_each_group_once(app_factory):
+    """The second group's upsert loses a race to its document's first insert (E11000 at index
+    1 of the ordered bulk write, its window not used up): the hit is counted again from that
+    group on, so the first group, already counted, is not counted twice."""
+    app = limited_app(app_factory)
+    address, instance = (ratelimit.WindowGroup.of(scope, "10/minute")[0] for scope in ("address", "instance"))
+    moment = time.time()
+    with app.app_context():
+        counters = app.extensions[ratelimit.EXTENSION].limiter.storage.counters
+        writes: list[int] = []
+
+        class RacedOnce:
+            """The counters; the first bulk write runs its first update only, then fails as
+            the server does when a racing writer inserted the second's document first."""
+
+            def __getattr__(self, name):
+                return getattr(counters, name)
+
+            def bulk_write(self, requests, ordered=True):
+                writes.append(len(requests))
+                if len(writes) == 1:
+                    counters.bulk_write(requests[:1], ordered=ordered)
+                    raise pymongo.errors.BulkWriteError({
+                        "writeErrors": [{"index": 1, "code": 11000, "errmsg": "E11000 duplicate key"}],
+                        "nInserted": 0, "nUpserted": 1, "nMatched": 0, "nModified": 0})
+                return counters.bulk_write(requests, ordered=ordered)
+
+        assert ratelimit.hit_all(RacedOnce(), [(address, "one"), (instance, "all")], moment) is None
+        counts = {doc["_id"].split("/")[0]: doc[f"w60_{int(moment // 60)}"] for doc in counters.find()}
+    assert writes == [2, 1]
+    assert counts == {"address": 1, "instance": 1}

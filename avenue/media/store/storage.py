@@ -33,6 +33,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
+from avenue.db import DUPLICATE_KEY, duplicate_key_write
 from avenue.dialect import dialect_of
 from avenue.media import effects
 from avenue.media.effects import Changes, FileSet, Tombstone
@@ -270,8 +271,9 @@ def copy_chunks_and_doc(db: Database[Document], source: str, target: str, doc: d
             mine.extend(chunks.insert_many(batch).inserted_ids)
         except BulkWriteError as error:
             mine.extend(chunk["_id"] for chunk in batch[:error.details.get("nInserted", 0)])
-            if any(e.get("code") == 11000 for e in error.details.get("writeErrors", [])):
-                raise DuplicateKeyError(f"{target} already holds chunks of {doc['_id']}", 11000) from error
+            if duplicate_key_write(error) is not None:
+                raise DuplicateKeyError(f"{target} already holds chunks of {doc['_id']}",
+                                        DUPLICATE_KEY) from error
             raise
 
     per_insert = dialect_of(db).write_batch or COPY_BATCH
@@ -298,7 +300,4 @@ def copy_chunks_and_doc(db: Database[Document], source: str, target: str, doc: d
 def is_duplicate_key(error: Exception) -> bool:
     """Whether a write failed on a unique index (a ``DuplicateKeyError``, or a bulk write with
     an 11000 among its errors): a racing writer stored the same thing first."""
-    if isinstance(error, DuplicateKeyError):
-        return True
-    details = error.details if isinstance(error, BulkWriteError) else None
-    return any(e.get("code") == 11000 for e in (details or {}).get("writeErrors", []))
+    return duplicate_key_write(error) is not None
