@@ -44,7 +44,7 @@ from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.core import Media, MediaSettings
 from avenue.media.effects import counters, facets, invalidation
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.ingest.budget import Reservation, decode_budget
+from avenue.media.ingest.decode_budget import Reservation, decode_budget
 from avenue.media.ingest.edits import (
     MAX_CROPS,
     Box,
