@@ -100,7 +100,7 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
     else:
         _wanted = _fresh_folder("avenue-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _wanted
-    # The decode budget's ledger (avenue/media/ingest/budget.py): every worker of this server
+    # The decode budget's ledger (avenue/media/ingest/decode_budget.py): every worker of this server
     # reserves decoded pixels in one file there, so AVENUE_DECODE_BUDGET_BYTES bounds the
     # instance, not each worker. AVENUE_DECODE_LEDGER_DIR chooses it (nothing is removed: the
     # entries of processes that are gone drop out by themselves, and servers naming the same

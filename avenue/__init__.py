@@ -188,7 +188,7 @@ def register_background(app: Flask) -> None:
     may be down as a worker starts: each piece ensures the indexes on its own thread first."""
     from avenue import background, cdn, expiry, monitoring, status
     from avenue.media.serve import route as media_route
-    from avenue.ops import budget
+    from avenue.ops import rendition_budget
     from avenue.readiness import prepare_at_start
     from avenue.tus import collector
 
@@ -208,8 +208,8 @@ def register_background(app: Flask) -> None:
     # The media cache kept current (deletions polled or streamed) whether or not threads are free.
     background.register(app, "media-deletions-sync", lambda: media_route.start_deletion_sync(app))
     # The renditions' byte budget: every worker runs one, its lease lets one evict at a time.
-    budget.budget_from_config(app.config)  # a bad value stops the start, not the worker
-    background.register(app, "rendition-budget", lambda: budget.start_budget(app))
+    rendition_budget.budget_from_config(app.config)  # a bad value stops the start, not the worker
+    background.register(app, "rendition-budget", lambda: rendition_budget.start_budget(app))
     # Expiry on the embedded database, where its TTL indexes are plain (avenue/expiry.py says why).
     background.register(app, "embedded-expiry", lambda: expiry.start_expiry(db.get_mongo(app)))
     # Abandoned resumable uploads: every worker removes what expired, every 10 minutes.

@@ -161,7 +161,7 @@ SETTINGS: tuple[Setting, ...] = (
     # images of them get no new rendition (docs/security.md, "Turning a format off"). An
     # unknown name stops the start.
     Setting("AVENUE_DISABLED_FORMATS", []),
-    # Decoded pixels held at once over all uploads, renders and edits (avenue/media/ingest/budget.py):
+    # Decoded pixels held at once over all uploads, renders and edits (avenue/media/ingest/decode_budget.py):
     # what bounds the memory whatever the uploads declare; under gunicorn, all its workers
     # together (AVENUE_DECODE_LEDGER_DIR, which the budget reads itself), else this process.
     Setting("AVENUE_DECODE_BUDGET_BYTES", 192 * MIB),
@@ -305,7 +305,7 @@ DEFAULTS: Mapping[str, Any] = {setting.name: setting.default for setting in SETT
 KNOWN_VARIABLES = frozenset({
     *(setting.name for setting in SETTINGS if setting.name.startswith("AVENUE_")),
     "AVENUE_ENV", "AVENUE_DATA_DIR",  # from_environment
-    "AVENUE_DECODE_LEDGER_DIR",  # the decode budget's ledger (avenue/media/ingest/budget.py)
+    "AVENUE_DECODE_LEDGER_DIR",  # the decode budget's ledger (avenue/media/ingest/decode_budget.py)
     "AVENUE_EMBEDDED_CACHE_SIZE",  # embedded_cache_size below
     "AVENUE_METRICS_PREPARED_BY",  # set by gunicorn.conf.py itself
     # Test knobs (tests/): not in .env.example.

@@ -86,7 +86,7 @@ class Dialect:
     #: runs every operation under one lock: an upload's near-duplicate lookup begun beside its
     #: writes only made them queue behind it (writes of 22 ms answered after the whole 98 ms
     #: lookup, bench/results/near-duplicates-*.md), so there it begins once they are done and
-    #: the answer does not wait for it (avenue/media/store/nearby.py).
+    #: the answer does not wait for it (avenue/media/store/near_duplicates.py).
     concurrent_operations: bool
     #: Whether the database may be used from several threads at once. False on mongomock, which
     #: is not thread-safe: work that would run beside a request runs on its thread there.

@@ -15,7 +15,7 @@ from pymongo.database import Database
 from avenue.clock import now
 
 COLLECTION = "ops_runs"
-# The renditions' byte budget job (avenue/ops/budget.py) keeps its last eviction here too:
+# The renditions' byte budget job (avenue/ops/rendition_budget.py) keeps its last eviction here too:
 # storage-status reads it by this name.
 RENDITION_EVICTIONS = "evict-renditions"
 

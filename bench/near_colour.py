@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Colour variants against re-saves (issue 64, item 5): which pairs a lookup flags as
 near-duplicates by the grey hash alone (before) and by the hash and the colour shares (now,
-``likeness.same_colours``). One run, one table.
+``near_hash.same_colours``). One run, one table.
 
 1. **A product shot** (``tests/support/shots.py``: a mug on a table against a pale backdrop,
    about 15 % of the picture) in red, its hue turned to green and blue, two shades of its red
@@ -12,7 +12,7 @@ near-duplicates by the grey hash alone (before) and by the hash and the colour s
 2. **Copies of other pictures**, as bench/near_duplicates.py makes them (the corpus's JPEGs
    and generated scenes, each stored at q90, then re-encoded at 60-95, resized to 50-100 %,
    cropped by 0-5 %, from a fixed seed): of those the hash flags, how many the colours keep,
-   and the least share of a colour a copy kept (the margin over ``likeness.COLOUR_KEPT``).
+   and the least share of a colour a copy kept (the margin over ``near_hash.COLOUR_KEPT``).
 3. **Distinct pictures** flagged by the hash (generated scenes, every pair): how many the
    colours still flag.
 
@@ -31,39 +31,39 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from avenue.media.ingest import likeness, pipeline  # noqa: E402
+from avenue.media.ingest import near_hash, pipeline  # noqa: E402
 from avenue.media.ingest.images import Limits  # noqa: E402
 from PIL import Image  # noqa: E402
 from tests.support.fixtures import location, scene  # noqa: E402
 from tests.support.shots import RED, SHADES, VARIANTS, encoded, product_shot, resaves  # noqa: E402
 
 
-def stored(data: bytes) -> likeness.Likeness:
-    found = pipeline.ingest(data, Limits()).likeness
+def stored(data: bytes) -> near_hash.NearHash:
+    found = pipeline.ingest(data, Limits()).near_hash
     if found is None:
-        raise RuntimeError("no likeness for a good image")
+        raise RuntimeError("no near-duplicate hash for a good image")
     return found
 
 
-def by_hash(a: likeness.Likeness, b: likeness.Likeness) -> bool:
+def by_hash(a: near_hash.NearHash, b: near_hash.NearHash) -> bool:
     """What a lookup flagged before: within NEAR bits and sharing a probed band."""
-    return likeness.distance(a.phash, b.phash) <= likeness.NEAR and bool(
-        set(likeness.probes(b.phash, b.order)) & set(likeness.bands(a.phash)))
+    return near_hash.distance(a.phash, b.phash) <= near_hash.NEAR and bool(
+        set(near_hash.probes(b.phash, b.order)) & set(near_hash.bands(a.phash)))
 
 
-def flagged(a: likeness.Likeness, b: likeness.Likeness) -> tuple[bool, bool]:
+def flagged(a: near_hash.NearHash, b: near_hash.NearHash) -> tuple[bool, bool]:
     """(before, now)."""
     hashed = by_hash(a, b)
-    return hashed, hashed and likeness.same_colours(a.shares, b.shares)
+    return hashed, hashed and near_hash.same_colours(a.shares, b.shares)
 
 
-def kept(a: likeness.Likeness, b: likeness.Likeness) -> float:
+def kept(a: near_hash.NearHash, b: near_hash.NearHash) -> float:
     """The least part of a colour's share (>= COLOUR_MATTERS) found within one step in the other."""
-    mine, theirs = likeness._unpacked(a.shares), likeness._unpacked(b.shares)
+    mine, theirs = near_hash._unpacked(a.shares), near_hash._unpacked(b.shares)
     least = 9.0
     for first, second in ((mine, theirs), (theirs, mine)):
         for (light, aa, bb), share in first.items():
-            if share >= likeness.COLOUR_MATTERS:
+            if share >= near_hash.COLOUR_MATTERS:
                 around = sum(second.get((light + dl, aa + da, bb + db), 0.0)
                              for dl in (-1, 0, 1) for da in (-1, 0, 1) for db in (-1, 0, 1))
                 least = min(least, around / share)
@@ -123,7 +123,7 @@ def main() -> int:
             if hashed:
                 least = min(least, kept(first, other))
     rows.append((f"copies of {len(pictures)} pictures x {args.copies}", f"{before} of {total} found",
-                 f"{now} of {total} found (least share kept {least:.2f}, needed {likeness.COLOUR_KEPT})"))
+                 f"{now} of {total} found (least share kept {least:.2f}, needed {near_hash.COLOUR_KEPT})"))
 
     distinct = [stored(encoded(scene((480, 360), 10_000 + seed), quality=90))
                 for seed in range(args.distinct)]
@@ -132,10 +132,10 @@ def main() -> int:
                  f"{sum(p[1] for p in pairs)} flagged"))
 
     lines = [f"# Near-duplicates: colour variants and re-saves ({dt.date.today()})", "",
-             f"Hash within {likeness.NEAR} bits (before) and, now, colour shares agreeing too "
-             f"(a colour over {likeness.COLOUR_MATTERS:.0%} of either picture keeps "
-             f"{likeness.COLOUR_KEPT:.0%} of its share within one step: {likeness.TONE_L_STEP:g} L, "
-             f"{likeness.TONE_AB_STEP:g} a/b).", "",
+             f"Hash within {near_hash.NEAR} bits (before) and, now, colour shares agreeing too "
+             f"(a colour over {near_hash.COLOUR_MATTERS:.0%} of either picture keeps "
+             f"{near_hash.COLOUR_KEPT:.0%} of its share within one step: {near_hash.TONE_L_STEP:g} L, "
+             f"{near_hash.TONE_AB_STEP:g} a/b).", "",
              "| pairs | hash alone (before) | hash and colours (now) |", "| --- | --- | --- |"]
     lines += [f"| {what} | {was} | {is_now} |" for what, was, is_now in rows]
     lines += ["", f"Command: `python3 bench/near_colour.py --scenes {args.scenes} --copies {args.copies} "

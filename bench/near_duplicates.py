@@ -6,8 +6,8 @@ million images on the embedded database, and what hashing adds to an upload. One
    hash comes from the WebP thumb) and then ``--copies`` times more, each copy re-encoded at a
    JPEG quality drawn from 60-95, resized to 50-100 % and cropped by 0-5 % of each side's length
    (split at random between the two edges), all drawn from a fixed seed. A copy counts as
-   flagged when a lookup finds it: within ``likeness.NEAR`` bits *and* sharing a probed band
-   (what ``nearby.near`` asks the index for).
+   flagged when a lookup finds it: within ``near_hash.NEAR`` bits *and* sharing a probed band
+   (what ``near_duplicates.near`` asks the index for).
 2. **False positives** over every pair of distinct pictures: the real photos scikit-image ships
    (skimage/data, the only real photographs on this machine), the test corpus's photos, and
    the corpus generator's scenes (``tests/support/fixtures.scene``, one seed each: distinct
@@ -18,7 +18,7 @@ million images on the embedded database, and what hashing adds to an upload. One
    ``phash_bands``, in place: the bucket's other indexes serve no part of it), hashes
    uniformly random (real libraries are clumpier: more candidates per band). Each query is the
    hash of a stored image with 0-6 bits flipped and an order of its bits (as an upload has
-   it); ``nearby.near`` is timed end to end (the ``$in`` on 52 band keys, the candidates'
+   it); ``near_duplicates.near`` is timed end to end (the ``$in`` on 52 band keys, the candidates'
    hashes, the matches' documents).
 4. **Upload cost** on the same database, same run: distinct 12 MP pictures (drawn as the
    corpus's ``photo_12mp.jpg`` is, other seeds) stored through ``Library.store`` (validate,
@@ -26,9 +26,9 @@ million images on the embedded database, and what hashing adds to an upload. One
    as a request renders them after its answer) into a bucket with all the app's indexes:
    first a small one, then one seeded with as many band matches of each picture as a lookup
    read in step 3 (so each lookup costs what it would at ``--as-if``). Three arms in turn:
-   hashing off (``pipeline.likeness_of`` returning None: no hash, so no lookup), the lookup
+   hashing off (``pipeline.near_hash_of`` returning None: no hash, so no lookup), the lookup
    on the uploading thread before the write ("serial", how it ran before), and the lookup
-   as the app runs it (``nearby.Lookup``: beside the write on mongod, after the answer on the
+   as the app runs it (``near_duplicates.Lookup``: beside the write on mongod, after the answer on the
    embedded database). The target's rows are beside ÷ off, by the arms' medians and round by
    round (the median of each round's own ratio, free of the machine's drift).
 
@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))
 
 import pymongo  # noqa: E402
 from avenue.embedded import EmbeddedServer  # noqa: E402
-from avenue.media.ingest import likeness, pipeline  # noqa: E402
+from avenue.media.ingest import near_hash, pipeline  # noqa: E402
 from avenue.media.ingest.images import Limits  # noqa: E402
 from bson import ObjectId  # noqa: E402
 from PIL import Image  # noqa: E402
@@ -67,7 +67,7 @@ from tests.support.fixtures import location, scene  # noqa: E402
 DB = "avenue_near"
 BUCKET = "builder_media"
 LOOKUP_TARGET_MS = 50.0
-UPLOAD_TARGET = 0.10  # the lookup may make an upload's answer at most 1.1x (store/nearby.py)
+UPLOAD_TARGET = 0.10  # the lookup may make an upload's answer at most 1.1x (store/near_duplicates.py)
 RECALL_TARGET = 0.95
 FALSE_TARGET = 0.01
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
@@ -91,10 +91,10 @@ def jpeg(im: Image.Image, quality: int) -> bytes:
     return out.getvalue()
 
 
-def stored_hash(data: bytes) -> likeness.Likeness:
-    found = pipeline.ingest(data, Limits()).likeness
+def stored_hash(data: bytes) -> near_hash.NearHash:
+    found = pipeline.ingest(data, Limits()).near_hash
     if found is None:
-        raise RuntimeError("no likeness for a good image")
+        raise RuntimeError("no near-duplicate hash for a good image")
     return found
 
 
@@ -139,19 +139,19 @@ def measure_recall(args, rows: list, notes: list) -> None:
         for _ in range(args.copies):
             data, how = copy_of(im, rng)
             other = stored_hash(data)
-            gap = likeness.distance(first.phash, other.phash)
+            gap = near_hash.distance(first.phash, other.phash)
             # The copy's upload looks the stored picture up: the copy's probes (its hash and
             # its bits' order), the stored picture's bands.
-            found = gap <= likeness.NEAR and bool(
-                set(likeness.probes(other.phash, other.order)) & set(likeness.bands(first.phash)))
+            found = gap <= near_hash.NEAR and bool(
+                set(near_hash.probes(other.phash, other.order)) & set(near_hash.bands(first.phash)))
             flagged += found
-            near_only += gap <= likeness.NEAR
+            near_only += gap <= near_hash.NEAR
             total += 1
             if not found:
                 missed.append(f"{name} ({how}: {gap} bits)")
     recall = flagged / total
     rows.append(("recall: copies flagged by a lookup", f"{flagged} of {total} ({recall:.1%}); within "
-                 f"{likeness.NEAR} bits at all: {near_only / total:.1%}", f">= {RECALL_TARGET:.0%}",
+                 f"{near_hash.NEAR} bits at all: {near_only / total:.1%}", f">= {RECALL_TARGET:.0%}",
                  "met" if recall >= RECALL_TARGET else "missed"))
     notes.append(f"recall over {len(originals)} pictures ({len(real)} real photos from scikit-image, "
                  f"{len(corpus)} corpus JPEGs, {args.scenes_recall} generated scenes) x {args.copies} "
@@ -165,7 +165,7 @@ def small_hash(im: Image.Image) -> int:
     thumb.thumbnail((200, 200))
     out = io.BytesIO()
     thumb.convert("RGB").save(out, "WEBP", quality=80)
-    return likeness.phash(Image.open(io.BytesIO(out.getvalue())))
+    return near_hash.phash(Image.open(io.BytesIO(out.getvalue())))
 
 
 def false_rate(hashes: list[int]) -> tuple[int, int]:
@@ -173,7 +173,7 @@ def false_rate(hashes: list[int]) -> tuple[int, int]:
     for i, first in enumerate(hashes):
         for second in hashes[i + 1:]:
             pairs += 1
-            flagged += likeness.distance(first, second) <= likeness.NEAR
+            flagged += near_hash.distance(first, second) <= near_hash.NEAR
     return flagged, pairs
 
 
@@ -197,14 +197,14 @@ def measure_false_positives(args, rows: list, notes: list) -> None:
 
 
 def from_quadrants(quadrants: list[int]) -> int:
-    """The hash whose four 4x4 quadrants (``likeness.bands`` without the tag) are these."""
+    """The hash whose four 4x4 quadrants (``near_hash.bands`` without the tag) are these."""
     value = 0
     for index, band in enumerate(quadrants):
         top, left = (index // 2) * 4, (index % 2) * 4
         for position in range(16):
             if band >> (15 - position) & 1:
                 u, v = top + position // 4, left + position % 4
-                value |= 1 << (63 - (u * likeness.LOW + v))
+                value |= 1 << (63 - (u * near_hash.LOW + v))
     return value
 
 
@@ -225,7 +225,7 @@ def seed_hashes(db, count: int, batch: int, budget: float, as_if: int) -> list[i
             oid = ObjectId()
             docs.append({"_id": oid, "metadata": {
                 "role": "original", "owner": "seed", "key": str(oid), "phash": f"{value:016x}",
-                "phash_bands": likeness.bands(value)}})
+                "phash_bands": near_hash.bands(value)}})
         files.insert_many(docs, ordered=False)
         if (start // batch) % 50 == 0:
             say(f"seeded {start + len(docs):,} in {time.perf_counter() - started:.0f} s")
@@ -237,7 +237,7 @@ def seed_hashes(db, count: int, batch: int, budget: float, as_if: int) -> list[i
 
 def measure_lookup(args, db, rows: list, notes: list) -> int:
     """The lookup's p50 and p99 at ``args.images``; returns how many documents a lookup read."""
-    from avenue.media.store import nearby
+    from avenue.media.store import near_duplicates
     from avenue.media.store.indexes import files_indexes
 
     # Only the index the lookup reads (the app's own definition): on the embedded database
@@ -263,9 +263,9 @@ def measure_lookup(args, db, rows: list, notes: list) -> int:
                                                  "phash_order": order}}
         if n < 20:  # how many documents the $in reads (counted apart, not timed)
             candidates.append(db[f"{BUCKET}.files"].count_documents(
-                {"metadata.phash_bands": {"$in": likeness.probes(value, order)}}))
+                {"metadata.phash_bands": {"$in": near_hash.probes(value, order)}}))
         t0 = time.perf_counter()
-        matches = nearby.near(db, BUCKET, query)
+        matches = near_duplicates.near(db, BUCKET, query)
         timings.append((time.perf_counter() - t0) * 1000)
         found += bool(matches)
     p99 = percentile(timings, 99)
@@ -276,7 +276,7 @@ def measure_lookup(args, db, rows: list, notes: list) -> int:
                  "per lookup, over the first 20)", f"p99 < {LOOKUP_TARGET_MS:.0f} ms",
                  "met" if p99 < LOOKUP_TARGET_MS else "missed"))
     explained = db.command("explain", {"find": f"{BUCKET}.files", "filter": {
-        "metadata.phash_bands": {"$in": likeness.probes(kept[0])}}}, verbosity="queryPlanner")
+        "metadata.phash_bands": {"$in": near_hash.probes(kept[0])}}}, verbosity="queryPlanner")
     plan = str(explained.get("queryPlanner", {}).get("winningPlan", {}))
     notes.append(f"the lookup's plan: {'IXSCAN on phash_bands' if 'phash_bands' in plan else plan[:200]}")
     return round(sum(candidates) / len(candidates))
@@ -287,15 +287,15 @@ def seed_candidates(db, bucket: str, value: int, order: str, count: int, seed: i
     ``value``'s probed band keys each, spread over the keys: what a lookup of ``value`` reads
     in a library as dense as the lookup's step measured, without seeding a million."""
     rng = random.Random(seed)
-    keys = likeness.probes(value, order)
+    keys = near_hash.probes(value, order)
     docs = []
     for n in range(count):
         other = rng.getrandbits(64)
-        while likeness.distance(other, value) <= 2 * likeness.NEAR:
+        while near_hash.distance(other, value) <= 2 * near_hash.NEAR:
             other = rng.getrandbits(64)
-        own = likeness.bands(other)
+        own = near_hash.bands(other)
         key = keys[n % len(keys)]
-        own[key >> likeness.BAND_BITS] = key  # that band's value shared, the others its own
+        own[key >> near_hash.BAND_BITS] = key  # that band's value shared, the others its own
         oid = ObjectId()
         docs.append({"_id": oid, "filename": f"seed-{n}.jpg", "metadata": {
             "role": "original", "owner": "bench", "key": str(oid), "phash": f"{other:016x}",
@@ -312,7 +312,7 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
     """``pictures`` uploaded, one per arm in turn: each arm's times (ms), how many "beside"
     answers came without their lookup, and the writes' and lookups' own times (ms)."""
     from avenue.media import Library, Media
-    from avenue.media.store import nearby, originals
+    from avenue.media.store import near_duplicates, originals
     from avenue.media.store.originals import Upload
 
     # What a request leaves for after its answer (the pending variants) is run after the
@@ -325,8 +325,8 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
             return False
 
     library = Library(library.db, library.bucket, AfterTheClock())
-    real = pipeline.likeness_of, nearby._threads_unsafe, originals.write_all, nearby.near
-    real_beside, real_link_late = nearby.background.beside, nearby.Lookup._link_late
+    real = pipeline.near_hash_of, near_duplicates._threads_unsafe, originals.write_all, near_duplicates.near
+    real_beside, real_link_late = near_duplicates.background.beside, near_duplicates.Lookup._link_late
     parts: dict[str, list[float]] = {"write": [], "lookup": []}
     # A lookup the answer did not wait for goes on after it, and links its group: both are
     # waited for after the clock stops, so the next upload (of any arm) does not share the
@@ -345,7 +345,7 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
         finally:
             linked.release()
 
-    def no_likeness(renditions, pixels=None):
+    def no_near_hash(renditions, pixels=None):
         return None
 
     def timed(name, function):
@@ -357,17 +357,17 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
                 parts[name].append((time.perf_counter() - t0) * 1000)
         return run
 
-    originals.write_all, nearby.near = timed("write", real[2]), timed("lookup", real[3])
-    nearby.background.beside, nearby.Lookup._link_late = beside, link_late
+    originals.write_all, near_duplicates.near = timed("write", real[2]), timed("lookup", real[3])
+    near_duplicates.background.beside, near_duplicates.Lookup._link_late = beside, link_late
     arms: dict[str, list[float]] = {arm: [] for arm in ARMS}
     unanswered = 0
     try:
         for n, picture in enumerate(pictures):
             arm = ARMS[n % len(ARMS)]
-            pipeline.likeness_of = real[0] if arm != "off" else no_likeness
+            pipeline.near_hash_of = real[0] if arm != "off" else no_near_hash
             # "serial": the lookup on the uploading thread, as before it ran beside the write
             # (the seam mongomock uses: before the writes; the same work as after them).
-            nearby._threads_unsafe = (lambda db: True) if arm == "serial" else real[1]
+            near_duplicates._threads_unsafe = (lambda db: True) if arm == "serial" else real[1]
             t0 = time.perf_counter()
             stored = library.store(Upload(f"u{n}.jpg", io.BytesIO(picture)), owner="bench", kind="upload")
             arms[arm].append((time.perf_counter() - t0) * 1000)
@@ -381,8 +381,9 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
                 job()
             after.clear()
     finally:
-        pipeline.likeness_of, nearby._threads_unsafe, originals.write_all, nearby.near = real
-        nearby.background.beside, nearby.Lookup._link_late = real_beside, real_link_late
+        (pipeline.near_hash_of, near_duplicates._threads_unsafe, originals.write_all,
+         near_duplicates.near) = real
+        near_duplicates.background.beside, near_duplicates.Lookup._link_late = real_beside, real_link_late
     return arms, unanswered, parts
 
 
@@ -406,7 +407,7 @@ def measure_upload(args, db, rows: list, notes: list, candidates: int) -> None:
         if phase == "dense":
             read = []
             for n, picture in enumerate(pictures):
-                hashed = pipeline.ingest_for_answer(picture, Limits()).likeness
+                hashed = pipeline.ingest_for_answer(picture, Limits()).near_hash
                 if ARMS[n % len(ARMS)] != "off" and hashed is not None:
                     read.append(seed_candidates(db, "uploads", hashed.phash, hashed.order, candidates, n))
             library_note = (f"{sum(read) / len(read):.0f} band matches read per lookup, as at "
@@ -436,7 +437,7 @@ def measure_upload(args, db, rows: list, notes: list, candidates: int) -> None:
     thumb = next(r for r in renditions if r.name == "thumb" and r.format == "webp")
     for _ in range(30):
         t0 = time.perf_counter()
-        likeness.compute(thumb.data)
+        near_hash.compute(thumb.data)
         hash_ms.append((time.perf_counter() - t0) * 1000)
     notes.append("hash + palette alone from the 12 MP photo's thumb: median "
                  f"{percentile(hash_ms, 50):.2f} ms")

@@ -241,11 +241,11 @@ def answers_wait_for_lookups(monkeypatch):
     """An upload's answer waits for its near-duplicate lookup, up to a minute: the tests that
     read an answer's ``near_duplicates`` on a loaded test machine must not find the lookup late
     (a lookup took over the production cap of one second under the full suite). The share and
-    the cap it waits in production (avenue/media/store/nearby.py) have tests of their own."""
-    from avenue.media.store import nearby
-    monkeypatch.setattr(nearby, "WAIT_SECONDS", 60.0)
-    monkeypatch.setattr(nearby, "WAIT_FLOOR_SECONDS", 60.0)
-    monkeypatch.setattr(nearby, "EMBEDDED_WAIT_SECONDS", 60.0)
+    the cap it waits in production (avenue/media/store/near_duplicates.py) have tests of their own."""
+    from avenue.media.store import near_duplicates
+    monkeypatch.setattr(near_duplicates, "WAIT_SECONDS", 60.0)
+    monkeypatch.setattr(near_duplicates, "WAIT_FLOOR_SECONDS", 60.0)
+    monkeypatch.setattr(near_duplicates, "EMBEDDED_WAIT_SECONDS", 60.0)
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,7 @@ from avenue.media.ingest.alttext import (
 from avenue.media.ingest.edits import Box, CropBody, Edits, EditsBody, check_crop_name
 from avenue.media.ingest.focal import FocalBody, FocalPoint
 from avenue.media.ingest.images import Limits
-from avenue.media.ingest.likeness import parse_colour
+from avenue.media.ingest.near_hash import parse_colour
 from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, referrers, rewrite_lists
@@ -82,7 +82,7 @@ __all__ = [
     # The API's image object and its URLs (serve/objects.py), configured per app below.
     "UnusedImage", "UrlSigner", "image_object", "limits_from_config", "ref_object",
     "signer_from_config",
-    # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
+    # Near-duplicates and colours (ingest/near_hash.py, store/near_duplicates.py).
     "Near", "near_objects", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
     "Box", "CropBody", "Edits", "EditsBody", "FocalBody", "FocalPoint", "check_crop_name",

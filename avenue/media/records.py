@@ -160,8 +160,8 @@ class Image:
     tags: tuple[str, ...] = ()  # builder library: labels to find images by
     version: str = ""  # "" until replaced in place; then in every URL (media/store/replace.py)
     content_id: ObjectId | None = None  # the file holding the bytes, once replaced
-    palette: tuple[dict[str, Any], ...] = ()  # [{"color", "share"}] (media/ingest/likeness.py)
-    phash: str | None = None  # 16 hex digits (media/ingest/likeness.py)
+    palette: tuple[dict[str, Any], ...] = ()  # [{"color", "share"}] (media/ingest/near_hash.py)
+    phash: str | None = None  # 16 hex digits (media/ingest/near_hash.py)
     # Non-destructive edits (media/ingest/edits.py): the normalised edits (None: none) and the
     # named crops, {name: {"x", "y", "width", "height"}} in 0..1 of the edited picture.
     edits: dict[str, Any] | None = None
@@ -277,7 +277,7 @@ class Stored:
 
     image: Image
     created: bool
-    # Its near-duplicates in the bucket, nearest first (store/nearby.py); None: not known (the
+    # Its near-duplicates in the bucket, nearest first (store/near_duplicates.py); None: not known (the
     # lookup failed or did not answer in time: an answer then names none, rather than "none").
     near: tuple[Near, ...] | None = ()
 

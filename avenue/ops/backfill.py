@@ -1,4 +1,4 @@
-"""The walk shared by the backfill commands (``placeholders``, ``likeness``): every original of
+"""The walk shared by the backfill commands (``placeholders``, ``near-duplicates``): every original of
 a bucket lacking a metadata field, with the bytes of its WebP thumb.
 
 Originals are read in batches in ``_id`` order (a keyset: memory is one batch whatever the

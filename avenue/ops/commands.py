@@ -1,5 +1,5 @@
 """The operations commands: ``flask --app avenue <command>``: import-legacy, gc, fsck, backup,
-restore, placeholders, likeness, rerender.
+restore, placeholders, near-duplicates (``likeness``, its deprecated old name), rerender.
 
 Thin: parse options, call one domain function with the app's database, print its report.
 Progress goes to stderr (hidden with ``--quiet``; without a terminal, one line per phase),
@@ -34,8 +34,8 @@ from avenue.ops.backfill import ProgressFn
 from avenue.ops.fsck import fsck as run_fsck
 from avenue.ops.gc import DEFAULT_GRACE_SECONDS, collect_garbage
 from avenue.ops.legacy import import_legacy as run_import
-from avenue.ops.likeness import backfill_likeness
 from avenue.ops.lock import Held, exclusive
+from avenue.ops.near_duplicates import backfill_near_duplicates
 from avenue.ops.placeholders import backfill_placeholders
 from avenue.ops.rerender import run as run_rerender
 from avenue.terminal import fail
@@ -240,13 +240,24 @@ def placeholders(as_json: bool, quiet: bool) -> None:
     _backfill("placeholders", backfill_placeholders, as_json, quiet)
 
 
-@click.command("likeness")
+@click.command("near-duplicates")
 @json_option
 @quiet_option
 @with_appcontext
-def likeness(as_json: bool, quiet: bool) -> None:
+def near_duplicates(as_json: bool, quiet: bool) -> None:
     """Give every image stored before near-duplicate detection its perceptual hash and palette."""
-    _backfill("likeness", backfill_likeness, as_json, quiet)
+    _backfill("near-duplicates", backfill_near_duplicates, as_json, quiet)
+
+
+# The command's name until issue 63 gave the feature one name: kept for the scripts and cron
+# lines that call it, as the same run under the same lock, with a one-line notice on stderr.
+@click.command("likeness", deprecated="Run `flask near-duplicates`: the same run, the same report.")
+@json_option
+@quiet_option
+@with_appcontext
+def near_duplicates_old_name(as_json: bool, quiet: bool) -> None:
+    """The old name of ``near-duplicates``."""
+    _backfill("near-duplicates", backfill_near_duplicates, as_json, quiet)
 
 
 @click.command("fsck")
@@ -414,4 +425,5 @@ def rerender(dry_run: bool, buckets: tuple[str, ...], limit: int | None, cpu_sha
         _record_run("rerender", started, ok=True, counts=report.counts)
 
 
-COMMANDS = (import_legacy, gc, fsck, backup, restore, placeholders, likeness, rerender)
+COMMANDS = (import_legacy, gc, fsck, backup, restore, placeholders, near_duplicates, near_duplicates_old_name,
+            rerender)

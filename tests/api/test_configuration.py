@@ -96,7 +96,7 @@ def test_gunicorn_prepares_the_metrics_folder_removing_only_old_metric_files(tmp
 
 def test_gunicorn_hands_its_workers_one_folder_for_the_decode_budgets_ledger(tmp_path):
     # The workers inherit the master's environment: all of them reserve in the same ledger
-    # (avenue/media/ingest/budget.py), so the decode budget is the instance's, not a worker's.
+    # (avenue/media/ingest/decode_budget.py), so the decode budget is the instance's, not a worker's.
     chosen = tmp_path / "decode" / "ledger"
     settings = gunicorn_settings(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
                                  AVENUE_DECODE_LEDGER_DIR=str(chosen))

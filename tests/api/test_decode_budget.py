@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from avenue.errors import ImageTooLarge, ServerBusy
-from avenue.media.ingest.budget import DecodeBudget
+from avenue.media.ingest.decode_budget import DecodeBudget
 from avenue.media.ingest.images import Limits, decode_budget, prepare
 from tests.helpers import bucket_snapshot
 from tests.support.client import upload

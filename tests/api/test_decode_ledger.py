@@ -1,5 +1,5 @@
 """The instance's decode budget: every worker of one server shares one ledger
-(avenue/media/ingest/budget.py, ``AVENUE_DECODE_LEDGER_DIR``), so an edit that takes the whole
+(avenue/media/ingest/decode_budget.py, ``AVENUE_DECODE_LEDGER_DIR``), so an edit that takes the whole
 budget runs alone on the instance, and a worker killed mid-edit leaks nothing."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from avenue.errors import ImageTooLarge, ServerBusy
-from avenue.media.ingest.budget import DecodeBudget, SharedDecodeBudget, decode_budget
+from avenue.media.ingest.decode_budget import DecodeBudget, SharedDecodeBudget, decode_budget
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HOLDER = """
 import sys
 from pathlib import Path
-from avenue.media.ingest.budget import SharedDecodeBudget
+from avenue.media.ingest.decode_budget import SharedDecodeBudget
 budget = SharedDecodeBudget(int(sys.argv[2]), Path(sys.argv[1]))
 budget.reserve(int(sys.argv[3]), 10)
 print("held", flush=True)
@@ -38,7 +38,7 @@ print("released", flush=True)
 TAKER = """
 import sys, time
 from pathlib import Path
-from avenue.media.ingest.budget import SharedDecodeBudget
+from avenue.media.ingest.decode_budget import SharedDecodeBudget
 budget = SharedDecodeBudget(int(sys.argv[2]), Path(sys.argv[1]))
 for _ in range(int(sys.argv[3])):
     budget.reserve(int(sys.argv[4]), 30)

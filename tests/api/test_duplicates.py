@@ -1,6 +1,6 @@
 """Exact duplicates of the builder's library (same bytes, same pixels) listed apart from
 near-duplicates, linked after the upload's answer (a worker that dies first leaves the link to
-``flask likeness``), and merged into one image with every page re-pointed; undone from the
+``flask near-duplicates``), and merged into one image with every page re-pointed; undone from the
 trash (avenue/media/store/exact.py, avenue/builder/service.py ``merge_media``, ``unmerge``)."""
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(clien
                                                                            monkeypatch):
     """The full-resolution key never fails the upload that asked for it: a budget that refuses
     the decode (too small, or full) leaves the twins unlinked, and the upload is a 201; the
-    link stays owed, and ``flask likeness`` makes it once the budget allows."""
+    link stays owed, and ``flask near-duplicates`` makes it once the budget allows."""
     refuse_decodes(monkeypatch)
     first = media(client, editor, png(4), "first.png")
     second = media(client, editor, png(4, "saved again"), "second.png")  # uploaded() asserts the 201
@@ -142,7 +142,7 @@ def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(clien
     # Refused is not "no twin": it still owes its link, and the backfill makes it once it can.
     assert [str(d["_id"]) for d in db[f"{BUILDER}.files"].find(OWED)] == [second["id"]]
     monkeypatch.undo()
-    assert runner.invoke(args=["likeness"]).exit_code == 0
+    assert runner.invoke(args=["near-duplicates"]).exit_code == 0
     [group] = groups(client, editor)
     assert [image["id"] for image in group["images"]] == [first["id"], second["id"]]
     assert db[f"{BUILDER}.files"].count_documents(OWED) == 0
@@ -166,16 +166,16 @@ def after_answer(app, monkeypatch) -> list:
 @pytest.fixture
 def full_decodes(monkeypatch) -> list:
     """Every full-resolution decode for an exact-duplicate key."""
-    from avenue.media.ingest import likeness
+    from avenue.media.ingest import near_hash
 
     seen: list = []
-    real = likeness.full_pixels_sha256
+    real = near_hash.full_pixels_sha256
 
     def counting(data, hold):
         seen.append(len(data))
         return real(data, hold)
 
-    monkeypatch.setattr(likeness, "full_pixels_sha256", counting)
+    monkeypatch.setattr(near_hash, "full_pixels_sha256", counting)
     return seen
 
 
@@ -221,14 +221,14 @@ def test_a_link_whose_worker_died_after_the_answer_is_made_by_the_backfill(
     after_answer.clear()  # the worker died: its work after the answer never runs
     files = db[f"{BUILDER}.files"]
     assert [str(d["_id"]) for d in files.find(OWED)] == [second["id"]]
-    result = runner.invoke(args=["likeness", "--json"])
+    result = runner.invoke(args=["near-duplicates", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["exact_owed"]["builder"] == 1 and report["exact"] == 1
     [group] = groups(client, editor)
     assert [image["id"] for image in group["images"]] == [first["id"], second["id"]]
     assert files.count_documents(OWED) == 0
-    again = json.loads(runner.invoke(args=["likeness", "--json"]).output)  # only what is left: nothing
+    again = json.loads(runner.invoke(args=["near-duplicates", "--json"]).output)  # only what is left: nothing
     assert again["exact_owed"]["builder"] == 0 and again["exact"] == 0
 
 
@@ -342,7 +342,7 @@ def test_the_backfill_groups_images_stored_before_the_pixel_hash(client, editor,
     db[f"{BUILDER}.files"].update_many({}, {"$unset": {"metadata.pixels_sha256": "",
                                                         "metadata.exact_group": ""}})
     assert groups(client, editor) == []
-    result = runner.invoke(args=["likeness"])
+    result = runner.invoke(args=["near-duplicates"])
     assert result.exit_code == 0, result.output
     assert [sorted(i["id"] for i in g["images"]) for g in groups(client, editor)] == \
         [sorted([first["id"], second["id"]])]
@@ -369,12 +369,12 @@ def test_the_backfill_splits_a_group_linked_on_the_thumb_alone(client, editor, d
     ids = [ObjectId(i["id"]) for i in (first, other, again)]
     assert [sorted(i["id"] for i in g["images"]) for g in groups(client, editor)] == \
         [sorted(str(i) for i in ids)]
-    result = runner.invoke(args=["likeness", "--json"])
+    result = runner.invoke(args=["near-duplicates", "--json"])
     assert result.exit_code == 0, result.output
     assert '"split": 1' in result.output
     assert [[i["id"] for i in g["images"]] for g in groups(client, editor)] == [[first["id"], again["id"]]]
     assert files.find_one({"_id": ids[1]})["metadata"]["exact_group"] is None
-    assert '"split": 0' in runner.invoke(args=["likeness", "--json"]).output
+    assert '"split": 0' in runner.invoke(args=["near-duplicates", "--json"]).output
 
 
 def test_the_backfill_leaves_a_group_as_it_is_while_the_decode_budget_refuses_a_member(
@@ -384,13 +384,13 @@ def test_the_backfill_leaves_a_group_as_it_is_while_the_decode_budget_refuses_a_
     first, other, again = linked_on_the_thumb(client, editor, db)
     ids = [ObjectId(i["id"]) for i in (first, other, again)]
     refuse_decodes(monkeypatch)
-    result = runner.invoke(args=["likeness", "--json"])
+    result = runner.invoke(args=["near-duplicates", "--json"])
     assert result.exit_code == 0, result.output
     assert '"split": 0' in result.output
     assert [sorted(i["id"] for i in g["images"]) for g in groups(client, editor)] == \
         [sorted(str(i) for i in ids)]
     monkeypatch.undo()
-    assert '"split": 1' in runner.invoke(args=["likeness", "--json"]).output
+    assert '"split": 1' in runner.invoke(args=["near-duplicates", "--json"]).output
     assert [[i["id"] for i in g["images"]] for g in groups(client, editor)] == [[first["id"], again["id"]]]
 
 

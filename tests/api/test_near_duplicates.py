@@ -1,5 +1,5 @@
 """Near-duplicates at upload, their groups, the colour filter and the backfill command
-(avenue/media/ingest/likeness.py, avenue/media/store/nearby.py, avenue/ops/likeness.py)."""
+(avenue/media/ingest/near_hash.py, avenue/media/store/near_duplicates.py, avenue/ops/near_duplicates.py)."""
 
 from __future__ import annotations
 
@@ -17,22 +17,23 @@ from pymongo.errors import ServerSelectionTimeoutError
 
 from avenue.media import BUILDER, PRODUCTS, UPLOADS
 from avenue.media.buckets import TRASH
-from avenue.media.store import exact, nearby, originals
+from avenue.media.store import exact, near_duplicates, originals
 from avenue.ops import backfill as walk
-from avenue.ops import likeness as backfill
+from avenue.ops import near_duplicates as backfill
+from avenue.ops.lock import exclusive
 from tests.support.client import MEDIA, uploaded
 from tests.support.fixtures import scene
 from tests.support.shots import RED, VARIANTS, encoded, product_shot, resaves
 
-LIKENESS = ("phash", "phash_bands", "palette", "colour_cells", "near_group", "near_pending")
+NEAR_HASH_FIELDS = ("phash", "phash_bands", "palette", "colour_cells", "near_group", "near_pending")
 OWED = {"metadata.near_pending": True}
 
 
 # The answers these tests read name their near-duplicates whatever the machine's load: the
 # lookup is waited for up to its second. What a production answer waits has its own tests below.
 pytestmark = pytest.mark.usefixtures("answers_wait_for_lookups")
-PRODUCTION_FLOOR = nearby.WAIT_FLOOR_SECONDS
-PRODUCTION_CAP = nearby.WAIT_SECONDS
+PRODUCTION_FLOOR = near_duplicates.WAIT_FLOOR_SECONDS
+PRODUCTION_CAP = near_duplicates.WAIT_SECONDS
 
 def jpeg(im: Image.Image, quality: int = 85) -> bytes:
     out = io.BytesIO()
@@ -243,7 +244,7 @@ def test_images_stored_before_their_colour_shares_match_on_the_hash_until_the_ba
     [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
     assert len(group["images"]) == 4
 
-    result = runner.invoke(args=["likeness", "--json"])
+    result = runner.invoke(args=["near-duplicates", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["colours"]["builder"] == 3 and report["owed"]["builder"] == 3
@@ -251,13 +252,13 @@ def test_images_stored_before_their_colour_shares_match_on_the_hash_until_the_ba
     assert {image["id"] for image in group["images"]} == {red["id"], copy["id"]}
     for image in (green, blue):
         assert client.get(f"{MEDIA}/{image['id']}", headers=editor).get_json()["near_duplicates"] == []
-    again = json.loads(runner.invoke(args=["likeness", "--json"]).output)
+    again = json.loads(runner.invoke(args=["near-duplicates", "--json"]).output)
     assert again["colours"]["builder"] == 0 and again["owed"]["builder"] == 0
 
 
-def strip_likeness(db, bucket: str) -> None:
+def strip_near_hashes(db, bucket: str) -> None:
     db[f"{bucket}.files"].update_many({"metadata.role": "original"},
-                                      {"$unset": {f"metadata.{name}": "" for name in LIKENESS}})
+                                      {"$unset": {f"metadata.{name}": "" for name in NEAR_HASH_FIELDS}})
 
 
 def test_the_backfill_gives_old_images_their_hash_and_groups_and_resumes_where_it_stopped(
@@ -265,7 +266,7 @@ def test_the_backfill_gives_old_images_their_hash_and_groups_and_resumes_where_i
     a = media(client, editor, jpeg(photo(13)), "a.jpg")
     a2 = media(client, editor, near_copy(photo(13)), "a2.jpg")
     media(client, editor, jpeg(photo(14)), "b.jpg")
-    strip_likeness(db, BUILDER)
+    strip_near_hashes(db, BUILDER)
     assert client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"] == []
 
     # A run cut off after its first image (a batch of one): that image is done, the rest not.
@@ -275,10 +276,10 @@ def test_the_backfill_gives_old_images_their_hash_and_groups_and_resumes_where_i
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        backfill.backfill_likeness(db, progress=stop)
+        backfill.backfill_near_duplicates(db, progress=stop)
     assert db[f"{BUILDER}.files"].count_documents({"metadata.phash": {"$exists": True}}) == 1
 
-    result = runner.invoke(args=["likeness", "--json"])
+    result = runner.invoke(args=["near-duplicates", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["computed"]["builder"] == 2 and report["unreadable"] == []
@@ -286,16 +287,41 @@ def test_the_backfill_gives_old_images_their_hash_and_groups_and_resumes_where_i
     [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
     assert {image["id"] for image in group["images"]} == {a["id"], a2["id"]}
 
-    again = json.loads(runner.invoke(args=["likeness", "--json"]).output)
+    again = json.loads(runner.invoke(args=["near-duplicates", "--json"]).output)
     assert sum(again["computed"].values()) == 0 and again["linked"] == 0
+
+
+def test_the_old_command_name_runs_the_same_backfill_under_the_same_lock_with_a_notice(
+        client, editor, db, runner):
+    """``flask likeness``, the command's name until issue 63, is a deprecated alias of
+    ``flask near-duplicates``: the same report on stdout, one line on stderr naming the new
+    name, and the same lock (a run under either name holds back the other)."""
+    media(client, editor, jpeg(photo(16)), "a.jpg")
+    media(client, editor, near_copy(photo(16)), "a2.jpg")
+    strip_near_hashes(db, BUILDER)
+
+    old = runner.invoke(args=["likeness", "--json"])
+    assert old.exit_code == 0, old.output
+    report = json.loads(old.stdout)
+    assert report["computed"]["builder"] == 2 and report["linked"] == 1
+    [notice] = old.stderr.splitlines()
+    assert "deprecated" in notice and "flask near-duplicates" in notice
+
+    new = runner.invoke(args=["near-duplicates", "--json"])
+    assert new.exit_code == 0 and new.stderr == ""
+    assert sum(json.loads(new.stdout)["computed"].values()) == 0  # the old name's run did it all
+
+    with exclusive(db, "near-duplicates"):
+        held = runner.invoke(args=["likeness", "--quiet"])
+    assert held.exit_code == 1 and "Another near-duplicates run holds the lock" in held.output
 
 
 def test_an_image_whose_thumb_is_lost_is_reported_by_the_backfill(client, editor, db, runner):
     image = media(client, editor, jpeg(photo(15)))
-    strip_likeness(db, BUILDER)
+    strip_near_hashes(db, BUILDER)
     doc = db[f"{BUILDER}.files"].find_one({"metadata.role": "original"})
     db[f"{BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.variants.thumb": ""}})
-    report = json.loads(runner.invoke(args=["likeness", "--json"]).output)
+    report = json.loads(runner.invoke(args=["near-duplicates", "--json"]).output)
     assert report["unreadable"] == [{"bucket": BUILDER, "id": image["id"]}]
 
 
@@ -384,7 +410,7 @@ def test_a_refused_product_upload_stores_nothing_and_names_nothing(client, auth,
     assert db["product_images_data.files"].count_documents({}) == before
 
 
-# --- the lookup beside the write (avenue/media/store/nearby.py: Lookup) ---------------------
+# --- the lookup beside the write (avenue/media/store/near_duplicates.py: Lookup) ---------------------
 
 
 def lookups(client, auth) -> dict[str, float]:
@@ -402,10 +428,10 @@ def threads_only(backend) -> None:
 def test_the_lookup_runs_while_the_original_is_written(client, editor, backend, monkeypatch):
     threads_only(backend)
     # As on mongod, which runs the two side by side (the embedded database does not: next test).
-    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: False)
+    monkeypatch.setattr(near_duplicates, "_one_operation_at_a_time", lambda db: False)
     first = media(client, editor, jpeg(photo(31)), "first.jpg")
     looking = threading.Event()
-    real_near, real_write = nearby.near, originals._write
+    real_near, real_write = near_duplicates.near, originals._write
 
     def near(*args, **kwargs):
         looking.set()
@@ -416,7 +442,7 @@ def test_the_lookup_runs_while_the_original_is_written(client, editor, backend, 
         assert looking.wait(30), "the lookup had not begun while the original was being written"
         return real_write(*args, **kwargs)
 
-    monkeypatch.setattr(nearby, "near", near)
+    monkeypatch.setattr(near_duplicates, "near", near)
     monkeypatch.setattr(originals, "_write", write)
     copy = media(client, editor, near_copy(photo(31)), "copy.jpg")
     assert [match["id"] for match in copy["near_duplicates"]] == [first["id"]]
@@ -427,7 +453,7 @@ def test_on_the_embedded_database_the_lookup_begins_once_the_original_is_written
     threads_only(backend)  # the wire-protocol backend is the embedded SecantusDB
     first = media(client, editor, jpeg(photo(35)), "first.jpg")
     written = threading.Event()
-    real_near, real_write = nearby.near, originals._write
+    real_near, real_write = near_duplicates.near, originals._write
 
     def near(*args, **kwargs):
         assert written.is_set(), "the lookup began before the original was written"
@@ -439,7 +465,7 @@ def test_on_the_embedded_database_the_lookup_begins_once_the_original_is_written
         finally:
             written.set()
 
-    monkeypatch.setattr(nearby, "near", near)
+    monkeypatch.setattr(near_duplicates, "near", near)
     monkeypatch.setattr(originals, "_write", write)
     copy = media(client, editor, near_copy(photo(35)), "copy.jpg")
     assert [match["id"] for match in copy["near_duplicates"]] == [first["id"]]
@@ -449,7 +475,7 @@ def held_lookups(monkeypatch, hold: float) -> tuple[threading.Event, threading.E
     waited for its lookup would hang there), and the second set once a late lookup linked its
     group."""
     answered, linked = threading.Event(), threading.Event()
-    real_near, real_link_late = nearby.near, nearby.Lookup._link_late
+    real_near, real_link_late = near_duplicates.near, near_duplicates.Lookup._link_late
 
     def held_up(*args, **kwargs):
         answered.wait(hold)
@@ -461,17 +487,17 @@ def held_lookups(monkeypatch, hold: float) -> tuple[threading.Event, threading.E
         finally:
             linked.set()
 
-    monkeypatch.setattr(nearby, "near", held_up)
-    monkeypatch.setattr(nearby.Lookup, "_link_late", link_late)
+    monkeypatch.setattr(near_duplicates, "near", held_up)
+    monkeypatch.setattr(near_duplicates.Lookup, "_link_late", link_late)
     return answered, linked
 
 
 def test_on_the_embedded_database_the_answer_does_not_wait_for_the_lookup_and_its_group_is_linked_after(
         client, editor, auth, backend, monkeypatch):
     threads_only(backend)
-    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: True)  # as on SecantusDB
+    monkeypatch.setattr(near_duplicates, "_one_operation_at_a_time", lambda db: True)  # as on SecantusDB
     first = media(client, editor, jpeg(photo(36)), "first.jpg")
-    monkeypatch.setattr(nearby, "EMBEDDED_WAIT_SECONDS", 0.0)  # production's (the fixture waits)
+    monkeypatch.setattr(near_duplicates, "EMBEDDED_WAIT_SECONDS", 0.0)  # production's (the fixture waits)
     before = lookups(client, auth)
     answered, linked = held_lookups(monkeypatch, 30)
     began = time.monotonic()
@@ -497,7 +523,7 @@ def test_a_lookup_that_fails_leaves_the_upload_stored_and_names_nothing(client, 
     def broken(*args, **kwargs):
         raise ServerSelectionTimeoutError("the lookup's server went away")
 
-    monkeypatch.setattr(nearby, "near", broken)
+    monkeypatch.setattr(near_duplicates, "near", broken)
     copy = media(client, editor, near_copy(photo(32)), "copy.jpg")
     # Stored and answered, without a list it could not make ("none" would be false).
     assert "near_duplicates" not in copy
@@ -514,7 +540,7 @@ def test_an_image_whose_lookup_failed_owes_its_grouping_and_the_backfill_links_i
     def broken(*args, **kwargs):
         raise ServerSelectionTimeoutError("the lookup's server went away")
 
-    monkeypatch.setattr(nearby, "near", broken)
+    monkeypatch.setattr(near_duplicates, "near", broken)
     copy = media(client, editor, near_copy(photo(35)), "copy.jpg")
     monkeypatch.undo()
     # Hashed (so the hash walk passes it by) but never compared: it says so.
@@ -522,21 +548,21 @@ def test_an_image_whose_lookup_failed_owes_its_grouping_and_the_backfill_links_i
     assert str(owed["_id"]) == copy["id"] and owed["metadata"]["phash"]
     assert client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"] == []
 
-    result = runner.invoke(args=["likeness", "--json"])
+    result = runner.invoke(args=["near-duplicates", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["owed"]["builder"] == 1 and report["linked"] == 1 and sum(report["computed"].values()) == 0
     [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
     assert {image["id"] for image in group["images"]} == {first["id"], copy["id"]}
     assert db[f"{BUILDER}.files"].count_documents(OWED) == 0
-    again = json.loads(runner.invoke(args=["likeness", "--json"]).output)
+    again = json.loads(runner.invoke(args=["near-duplicates", "--json"]).output)
     assert again["owed"]["builder"] == 0 and again["linked"] == 0
 
 
 def test_a_worker_that_died_before_its_lookup_leaves_the_grouping_owed(client, editor, db, monkeypatch):
     """The flag is written with the original, so an upload whose process stopped after its
     write (here: a lookup that never runs) is found by the backfill all the same."""
-    monkeypatch.setattr(nearby.Lookup, "finish", lambda self, created: [None for _ in created])
+    monkeypatch.setattr(near_duplicates.Lookup, "finish", lambda self, created: [None for _ in created])
     image = media(client, editor, jpeg(photo(36)), "lost.jpg")
     assert [str(d["_id"]) for d in db[f"{BUILDER}.files"].find(OWED)] == [image["id"]]
 
@@ -562,12 +588,12 @@ def test_a_lookup_past_its_wait_does_not_hold_the_answer_and_links_its_group_lat
     threads_only(backend)
     # The wait of a server that runs the lookup beside the writes, as mongod does (on the
     # embedded database the answer does not wait at all: the test before the next one).
-    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: False)
+    monkeypatch.setattr(near_duplicates, "_one_operation_at_a_time", lambda db: False)
     seed = 33 if bound == "cap" else 34
     first = media(client, editor, jpeg(photo(seed)), "first.jpg")
     before = lookups(client, auth)
     for name, value in patches.items():
-        monkeypatch.setattr(nearby, name, value)
+        monkeypatch.setattr(near_duplicates, name, value)
     answered, linked = held_lookups(monkeypatch, hold)
     copy = media(client, editor, near_copy(photo(seed)), "copy.jpg")
     answered.set()
@@ -582,9 +608,9 @@ def test_a_lookup_past_its_wait_does_not_hold_the_answer_and_links_its_group_lat
     (0.0, 0.005), (0.05, 0.005), (0.1, 0.005), (0.14, 0.007), (4.0, 0.2), (18.0, 0.9), (30.0, 1.0)])
 def test_an_answer_waits_for_its_lookup_a_twentieth_of_its_store_between_the_floor_and_the_cap(
         writes_took, waited, monkeypatch):
-    monkeypatch.setattr(nearby, "WAIT_FLOOR_SECONDS", PRODUCTION_FLOOR)
-    monkeypatch.setattr(nearby, "WAIT_SECONDS", PRODUCTION_CAP)
-    assert nearby.wait_past_writes(writes_took) == pytest.approx(waited)
+    monkeypatch.setattr(near_duplicates, "WAIT_FLOOR_SECONDS", PRODUCTION_FLOOR)
+    monkeypatch.setattr(near_duplicates, "WAIT_SECONDS", PRODUCTION_CAP)
+    assert near_duplicates.wait_past_writes(writes_took) == pytest.approx(waited)
 
 
 def test_a_store_that_fails_links_nothing_and_stores_nothing(client, auth, db, monkeypatch):
@@ -609,7 +635,8 @@ def stoppable_lookups(monkeypatch) -> tuple[list[object], threading.Event, threa
     the lookup's job ends."""
     looking, stopped, ran = threading.Event(), threading.Event(), threading.Event()
     looked: list[object] = []
-    real_near, real_stop, real_run = nearby.near, nearby.Lookup.stop, nearby.Lookup._run
+    real_near, real_stop = near_duplicates.near, near_duplicates.Lookup.stop
+    real_run = near_duplicates.Lookup._run
 
     def near(*args, **kwargs):
         looked.append(args[2]["_id"])
@@ -627,16 +654,16 @@ def stoppable_lookups(monkeypatch) -> tuple[list[object], threading.Event, threa
         finally:
             ran.set()
 
-    monkeypatch.setattr(nearby, "near", near)
-    monkeypatch.setattr(nearby.Lookup, "stop", stop)
-    monkeypatch.setattr(nearby.Lookup, "_run", run)
+    monkeypatch.setattr(near_duplicates, "near", near)
+    monkeypatch.setattr(near_duplicates.Lookup, "stop", stop)
+    monkeypatch.setattr(near_duplicates.Lookup, "_run", run)
     return looked, looking, ran
 
 
 def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, auth, db, backend, monkeypatch):
     threads_only(backend)
     # The lookup beside the writes, as on mongod (on the embedded database it begins after them).
-    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: False)
+    monkeypatch.setattr(near_duplicates, "_one_operation_at_a_time", lambda db: False)
     admin = auth.token("admin")
     assert product_with(client, admin, "FAIL-2", [(jpeg(photo(35)), "a.jpg")]).status_code == 201
     looked, looking, ran = stoppable_lookups(monkeypatch)
@@ -659,9 +686,9 @@ def test_a_store_whose_twins_query_fails_stops_its_lookup_and_links_nothing(clie
     """The originals are written, then the exact twins' query fails (the database went away):
     the lookup begun beside the writes stops (Library.store_with), so the second upload is
     never looked up and no group is linked; the answer is 503 and the written originals owe
-    their grouping (``near_pending``) to ``flask likeness``."""
+    their grouping (``near_pending``) to ``flask near-duplicates``."""
     threads_only(backend)
-    monkeypatch.setattr(nearby, "_one_operation_at_a_time", lambda db: False)  # beside, as on mongod
+    monkeypatch.setattr(near_duplicates, "_one_operation_at_a_time", lambda db: False)  # beside, as on mongod
     admin = auth.token("admin")
     assert product_with(client, admin, "FAIL-4", [(jpeg(photo(38)), "a.jpg")]).status_code == 201
     looked, looking, ran = stoppable_lookups(monkeypatch)
@@ -677,7 +704,7 @@ def test_a_store_whose_twins_query_fails_stops_its_lookup_and_links_nothing(clie
     assert ran.wait(60)
     assert len(looked) == 1  # stopped: the second upload was never looked up
     assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
-    assert db[f"{PRODUCTS}.files"].count_documents({nearby.PENDING: True}) == 2  # owed, not lost
+    assert db[f"{PRODUCTS}.files"].count_documents({near_duplicates.PENDING: True}) == 2  # owed, not lost
 
 
 def test_on_the_embedded_database_a_store_that_fails_looks_nothing_up(client, auth, db, backend, monkeypatch):
@@ -704,13 +731,13 @@ def test_on_the_embedded_database_a_store_that_fails_looks_nothing_up(client, au
 def counting_lookups(monkeypatch) -> list[str]:
     """Each near-duplicate lookup from now on, by the id of the image looked up."""
     calls: list[str] = []
-    real = nearby.near
+    real = near_duplicates.near
 
     def near(db, bucket, doc, **options):
         calls.append(str(doc["_id"]))
         return real(db, bucket, doc, **options)
 
-    monkeypatch.setattr(nearby, "near", near)
+    monkeypatch.setattr(near_duplicates, "near", near)
     return calls
 
 

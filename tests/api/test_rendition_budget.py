@@ -27,7 +27,7 @@ from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace_bytes
 from avenue.ops import backup as backup_module
-from avenue.ops import budget as budget_module
+from avenue.ops import rendition_budget
 from avenue.ops.fsck import fsck
 from tests.helpers import Auth, image_bytes
 
@@ -456,7 +456,7 @@ def test_the_budget_job_evicts_counts_audits_and_keeps_its_last_eviction(app, cl
     keep = by_spec(db)["w_320"]["length"]
     before = (RENDITIONS_EVICTED._value.get(), RENDITION_BYTES_EVICTED._value.get())
     with app.app_context():
-        evicted = budget_module.enforce(db, room_for(keep))
+        evicted = rendition_budget.enforce(db, room_for(keep))
     assert set(by_spec(db)) == {"w_320"} and evicted.files == 1
     assert RENDITIONS_EVICTED._value.get() - before[0] == 1
     assert RENDITION_BYTES_EVICTED._value.get() - before[1] == evicted.bytes
@@ -470,7 +470,7 @@ def test_a_budget_tick_that_evicts_nothing_leaves_no_trace(app, client, db):
     doc = put(app)
     client.get(path(doc, "w_160.webp"))
     with app.app_context():
-        assert budget_module.enforce(db, 10**9).files == 0
+        assert rendition_budget.enforce(db, 10**9).files == 0
     assert db.audit_logs.count_documents({"action": "renditions_evicted"}) == 0
     assert opsruns.last_run(db, opsruns.RENDITION_EVICTIONS) is None
 
@@ -479,9 +479,9 @@ def test_one_instance_evicts_at_a_time(app, client, db):
     doc = put(app)
     client.get(path(doc, "w_160.webp"))
     app.config["AVENUE_RENDITION_BUDGET_BYTES"] = 1
-    holder = budget_module.lease(db)
+    holder = rendition_budget.lease(db)
     assert holder.take()  # another instance's tick
-    job = budget_module.start_budget(app)
+    job = rendition_budget.start_budget(app)
     try:
         job.stop()
         job.run_once()
@@ -506,13 +506,14 @@ def test_the_job_and_storage_status_use_the_configurations_one_default(monkeypat
 
     monkeypatch.delenv("AVENUE_RENDITION_BUDGET_BYTES", raising=False)
     config = from_environment()
-    assert budget_module.budget_from_config(config) == config["AVENUE_RENDITION_BUDGET_BYTES"] == 10 * 1024**3
+    assert (rendition_budget.budget_from_config(config) == config["AVENUE_RENDITION_BUDGET_BYTES"]
+            == 10 * 1024**3)
     with pytest.raises(KeyError):
-        budget_module.budget_from_config({})  # no silent default of its own
+        rendition_budget.budget_from_config({})  # no silent default of its own
 
 
 def test_without_a_budget_no_job_starts(app_factory):
-    assert budget_module.start_budget(app_factory(AVENUE_RENDITION_BUDGET_BYTES=0)) is None
+    assert rendition_budget.start_budget(app_factory(AVENUE_RENDITION_BUDGET_BYTES=0)) is None
 
 
 # --- storage-status ------------------------------------------------------------------------
@@ -536,7 +537,7 @@ def test_storage_status_shows_the_renditions_against_their_budget(app_factory):
     assert shown["percent"] == round(100 * true_bytes(db) / 1_000_000, 2)
     assert shown["last_eviction"] is None
     with app.app_context():
-        evicted = budget_module.enforce(db, room_for(by_spec(db)["w_320"]["length"]))
+        evicted = rendition_budget.enforce(db, room_for(by_spec(db)["w_320"]["length"]))
     shown = client.get("/api/shop/debug/storage-status", headers=ops).get_json()["renditions"]
     assert shown["files"] == 1 and shown["last_eviction"]["renditions"] == 1
     assert shown["last_eviction"]["bytes"] == evicted.bytes and shown["last_eviction"]["at"]
@@ -562,7 +563,7 @@ def test_metrics_export_the_renditions_bytes_budget_and_last_eviction(app_factor
     db = get_mongo(app).db
     used_at(db, "w_160", T0)
     with app.app_context():
-        budget_module.enforce(db, room_for(by_spec(db)["w_320"]["length"]))
+        rendition_budget.enforce(db, room_for(by_spec(db)["w_320"]["length"]))
     answer = client.get("/metrics", headers=Auth(app).token("ops"))
     samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
                for family in text_string_to_metric_families(answer.get_data(as_text=True))

@@ -83,7 +83,7 @@ def counted(backend, db_name):
 def beside(command: dict) -> bool:
     """One of the commands of an upload's look-alike lookup (its query on the hash's bands,
     the unset of its grouping owed), which runs beside the request and ends before or after the
-    answer as it happens (avenue/media/store/nearby.py): counted in the upload's total only."""
+    answer as it happens (avenue/media/store/near_duplicates.py): counted in the upload's total only."""
     text = str(command.get("filter") or command.get("updates") or "")
     return "metadata.phash_bands" in text or "metadata.near_pending" in text
 

@@ -1,5 +1,5 @@
 """A product shot in several colours and its re-saves: what the near-duplicate tests and
-bench/near_colour.py compare (a look-alike must agree in colour, avenue/media/ingest/likeness.py)."""
+bench/near_colour.py compare (a look-alike must agree in colour, avenue/media/ingest/near_hash.py)."""
 
 from __future__ import annotations
 

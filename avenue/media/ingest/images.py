@@ -50,7 +50,7 @@ from avenue.media.formats import (
     sniff,
 )
 from avenue.media.ingest import svg, vips
-from avenue.media.ingest.budget import Reservation, decode_budget
+from avenue.media.ingest.decode_budget import Reservation, decode_budget
 from avenue.media.ingest.engine import LIBVIPS, PILLOW, Pixels
 
 try:  # HEIC as iPhones send it.

@@ -13,7 +13,7 @@
    answer or on their first request (``render_stored`` with ``only``;
    avenue/media/store/pending.py). A replace renders every variant first (:func:`ingest`);
 7. **placeholder**: blurhash and dominant colour from the WebP thumb (``placeholders.py``);
-8. **likeness**: perceptual hash and palette from the same thumb (``likeness.py``).
+8. **near-duplicate hash**: perceptual hash and palette from the same thumb (``near_hash.py``).
 
 Steps 2-4 are one call because they share one opened image (``images.prepare``); the steps'
 own modules say how each is done. Pure: bytes in, an :class:`Ingested` out; no database,
@@ -29,11 +29,11 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from avenue.media.core import MediaSettings
-from avenue.media.ingest import likeness, placeholders
+from avenue.media.ingest import near_hash, placeholders
 from avenue.media.ingest.engine import engine_of
 from avenue.media.ingest.focal import FocalPoint, estimate
 from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limited
-from avenue.media.ingest.likeness import Likeness
+from avenue.media.ingest.near_hash import NearHash
 from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import Box, Only, Planned, Rendition, plan, render
 from avenue.media.ingest.variants import canvases as variant_canvases
@@ -49,7 +49,7 @@ class Ingested:
     renditions: list[Rendition]
     focal: FocalPoint | None
     placeholder: Placeholder | None
-    likeness: Likeness | None = None  # perceptual hash and palette (step 8)
+    near_hash: NearHash | None = None  # perceptual hash and palette (step 8)
     # Variants listed but not rendered yet (:func:`ingest_for_answer`): rendered after the answer.
     pending: list[Planned] = field(default_factory=list)
 
@@ -71,7 +71,7 @@ def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None,
     found = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), focal)
     pixels = thumb_pixels(renditions)  # decoded once for steps 7 and 8
     return Ingested(prepared, renditions, found, placeholder_of(renditions, pixels),  # 7
-                    likeness_of(renditions, pixels))  # 8
+                    near_hash_of(renditions, pixels))  # 8
 
 
 #: What an upload renders before it answers: the WebP thumb, which the placeholder is made of.
@@ -82,7 +82,7 @@ def ingest_for_answer(data: bytes, limits: Limits, focal: FocalPoint | None = No
                       og_box: Box | None = None) -> Ingested:
     """Steps 2-8 as an upload runs them before it answers: validated, stripped, decoded, the
     focal point (``focal``, or estimated), the WebP thumb rendered and its placeholder and
-    likeness, every
+    near-duplicate hash, every
     other variant planned (``Ingested.pending``: sizes and formats, nothing encoded).
 
     Why not everything: the eight renditions of a 12 MP photo are about 500 ms of CPU, and the
@@ -95,7 +95,7 @@ def ingest_for_answer(data: bytes, limits: Limits, focal: FocalPoint | None = No
     prepared.first_frame = None  # release the decoded pixels
     pixels = thumb_pixels(renditions)  # decoded once for steps 7 and 8
     return Ingested(prepared, renditions, point, placeholder_of(renditions, pixels),  # 7
-                    likeness_of(renditions, pixels), planned)  # 8
+                    near_hash_of(renditions, pixels), planned)  # 8
 
 
 def estimate_focal(prepared: PreparedImage) -> FocalPoint:
@@ -149,8 +149,8 @@ def placeholder_of(renditions: list[Rendition], pixels: Image.Image | None = Non
     return placeholders.of_image(pixels) if pixels is not None else None
 
 
-def likeness_of(renditions: list[Rendition], pixels: Image.Image | None = None) -> Likeness | None:
+def near_hash_of(renditions: list[Rendition], pixels: Image.Image | None = None) -> NearHash | None:
     """Step 8: the perceptual hash and palette, from the WebP thumb like the placeholder (its
     pixels decoded once for both: ``pixels``)."""
     pixels = pixels if pixels is not None else thumb_pixels(renditions)
-    return likeness.of_image(pixels) if pixels is not None else None
+    return near_hash.of_image(pixels) if pixels is not None else None

@@ -92,7 +92,7 @@ def compute(thumb: bytes) -> Placeholder | None:
 
 def of_image(image: Image.Image) -> Placeholder:
     """The placeholder of decoded pixels (an upload's thumb, decoded once for the placeholder
-    and the likeness)."""
+    and the near-duplicate hash)."""
     frame = image.convert("RGBA")
     frame.thumbnail((SAMPLE, SAMPLE), Image.Resampling.BOX)
     return _of_frame(frame)

@@ -20,7 +20,7 @@ from pydantic import ConfigDict, Field
 
 from avenue.clock import isoformat
 from avenue.media.formats import EXTENSIONS, FALLBACKS, FORMATS, OFFERED, fallback
-from avenue.media.ingest.likeness import NEAR, PALETTE
+from avenue.media.ingest.near_hash import NEAR, PALETTE
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.names import MAX_NAME_LENGTH
 from avenue.media.paths import media_path, named_path
@@ -313,7 +313,7 @@ class ImageObject(Answer):
     tags: IfSet[Annotated[list[str], Field(description="Library media: its tags.")]] = None
     palette: Absent[Annotated[list[PaletteColour], Field(max_length=PALETTE, description=(
         "Its dominant colours, largest share first (images stored before palettes: absent until "
-        "`flask likeness` runs)."))]] = None
+        "`flask near-duplicates` runs)."))]] = None
     near_duplicates: Absent[Annotated[list[NearDuplicate], Field(description=(
         "An upload's answer and one library image: the images of the same bucket that look like it "
         "(re-encoded, resized, slightly cropped), nearest first; an upload's own only among uploads, "
@@ -415,7 +415,7 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner, *,
 def image_object(image: Image, signer: UrlSigner, *, shape: type[ImageObject] = ImageObject,
                  **extra: Any) -> dict[str, Any]:
     """The API's image object for a stored original (``shape`` and ``extra``: as :func:`ref_object`)."""
-    if image.palette:  # its dominant colours and their shares (avenue/media/ingest/likeness.py)
+    if image.palette:  # its dominant colours and their shares (avenue/media/ingest/near_hash.py)
         extra["palette"] = [dict(colour) for colour in image.palette]
     return ref_object(image.ref(), image.bucket, signer, shape=shape, **extra)
 

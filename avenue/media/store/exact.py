@@ -1,15 +1,15 @@
 """Exact duplicates of a bucket's originals: the same bytes, or the same pixels, found by index.
 
-**The key.** Every upload's likeness (``ingest/likeness.py``) carries ``metadata.pixels_sha256``,
+**The key.** Every upload's near-duplicate hash (``ingest/near_hash.py``) carries ``metadata.pixels_sha256``,
 the SHA-256 of the size and RGBA pixels of its WebP thumb (the picture drawn at most 200 px,
 the same way for the same pixels): two files that decode to the same pixels share it (a
 re-save with other metadata, another container), whatever their bytes. Images stored before
-it existed get it from ``flask likeness --pixels`` (``avenue/ops/backfill.py``).
+it existed get it from ``flask near-duplicates`` (``avenue/ops/backfill.py``).
 
 **Same pixels at full resolution.** The thumb's key only finds the candidates: two pictures
 that differ in a detail a 200 px thumb cannot show (a dot, a price on a label) share it. So a
 candidate is linked only when its original's full-resolution pixels are the same too
-(``metadata.pixels_full_sha256``, :func:`ingest.likeness.full_pixels_sha256`: each original
+(``metadata.pixels_full_sha256``, :func:`ingest.near_hash.full_pixels_sha256`: each original
 decoded once, in the decode budget, and the key kept on its files document; an SVG's key is
 its bytes). Candidates are rare (re-saves), so an upload without one decodes nothing more.
 
@@ -17,7 +17,7 @@ its bytes). Candidates are rare (re-saves), so an upload without one decodes not
 the original's key (at most :data:`GROUP_MEMBERS`); it takes the label (``metadata.exact_group``)
 of the first twin that has one, or the oldest id among them and itself (two uploads of the
 same pixels linking at once choose the same), and the label is written only where it is
-missing or null (as ``nearby.link`` does: a group, once labelled, is never relabelled; a
+missing or null (as ``near_duplicates.link`` does: a group, once labelled, is never relabelled; a
 replace clears it).
 
 **After the answer** (:data:`PENDING`): no answer names an image's exact group, and the full
@@ -27,15 +27,15 @@ whether it has candidates (:func:`candidates`); with some, it marks the original
 ``metadata.exact_pending`` (one update) and the link runs after the answer
 (``pending.later``, as the pending variants are rendered). The link, having run (twins or
 none), clears the flag (:func:`settled`); one the decode budget refused (:class:`Refused`),
-or whose worker died first, keeps it, and ``flask likeness`` links it later, as near-duplicates
-owe their grouping (``nearby.PENDING``). No index on the flag, as none on theirs: the command
+or whose worker died first, keeps it, and ``flask near-duplicates`` links it later, as near-duplicates
+owe their grouping (``near_duplicates.PENDING``). No index on the flag, as none on theirs: the command
 walks the originals by ``_id`` for each (``scan.originals_flagged``), a scan it makes anyway.
 
 **Groups** (:func:`groups`): the ``exact_group`` index walked a label at a time, as near
 groups are. A group is *bytes* when its members share ``source_sha256`` (the same file: the
 library dedupes by content per scope, so it happens across scopes or buckets brought in),
 *pixels* otherwise. The near-duplicate list leaves out a group whose members are all one
-exact group (``nearby.groups``).
+exact group (``near_duplicates.groups``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from avenue.errors import ImageTooLarge, ServerBusy
-from avenue.media.ingest import likeness
+from avenue.media.ingest import near_hash
 from avenue.media.records import Document
 from avenue.media.store import storage
 from avenue.media.store.replace import bytes_doc
@@ -90,7 +90,7 @@ def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
     except (KeyError, OSError):  # a document without its chunks (storage.read_range), or its content file
         return None
     try:
-        key = likeness.full_pixels_sha256(data, hold)
+        key = near_hash.full_pixels_sha256(data, hold)
     except (ImageTooLarge, ServerBusy) as error:  # the budget, full or too small: not now
         raise Refused(f"{bucket} {doc['_id']}: {error}") from error
     if key is None:

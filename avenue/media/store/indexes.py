@@ -45,7 +45,7 @@ def files_indexes() -> list[IndexModel]:
         IndexModel([("metadata.name_prefixes", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
                    name="name_prefixes_newest"),
         IndexModel([("metadata.original_id", ASCENDING)], name="variant_of"),
-        # Near-duplicates and colours (avenue/media/store/nearby.py): a lookup is one $in on
+        # Near-duplicates and colours (avenue/media/store/near_duplicates.py): a lookup is one $in on
         # the hash's bands; groups are walked by label; "mostly close to a colour" is one $in
         # on CIELAB cells, newest first like the other lists.
         IndexModel([("metadata.phash_bands", ASCENDING)], name="phash_bands"),

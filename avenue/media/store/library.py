@@ -44,7 +44,7 @@ from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.core import Media, MediaSettings
 from avenue.media.effects import counters, facets, invalidation
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.ingest.budget import Reservation, decode_budget
+from avenue.media.ingest.decode_budget import Reservation, decode_budget
 from avenue.media.ingest.edits import (
     MAX_CROPS,
     Box,
@@ -57,7 +57,7 @@ from avenue.media.ingest.edits import (
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.records import Changed, Document, ExactGroup, Image, Near, NearGroup, Stored
-from avenue.media.store import exact, nearby, originals, trash, versions
+from avenue.media.store import exact, near_duplicates, originals, trash, versions
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
 from avenue.media.store.options import UploadOptions
@@ -208,7 +208,7 @@ class Library:
         query: dict[str, Any] = dict(ORIGINAL)
         if colour is not None:
             # Only originals carry colour cells: the cells alone select, on their own index.
-            query = nearby.colour_query(colour)
+            query = near_duplicates.colour_query(colour)
         if owner is not None:
             query["metadata.owner"] = owner
         words = originals.name_words(search)
@@ -321,11 +321,11 @@ class Library:
         record)."""
         began = monotonic()  # the lookup may add a tenth of the whole store to its answer
         readies = originals.validate_all(self.db, self.bucket, list(uploads), options, limits=limits)
-        # The near-duplicates are looked up while the originals are written (nearby.Lookup):
+        # The near-duplicates are looked up while the originals are written (near_duplicates.Lookup):
         # the hash is known once validated, and the write is the slow part.
         probes = [ready.probe(options.owner) for ready in readies]
-        lookup = nearby.Lookup(self.db, self.bucket, [(doc, self._near_owner(doc)) for doc in probes],
-                               began=began)
+        lookup = near_duplicates.Lookup(self.db, self.bucket,
+                                        [(doc, self._near_owner(doc)) for doc in probes], began=began)
         try:
             results = originals.write_all(self.db, self.bucket, readies, options, self.media)
         except BaseException:
@@ -335,7 +335,7 @@ class Library:
             # One indexed query each here; the full decodes and the link after the answer.
             self._link_exact_later([result.doc for result in results if result.created])
         except BaseException:
-            lookup.stop()  # the request fails: its images owe their grouping (nearby.PENDING)
+            lookup.stop()  # the request fails: its images owe their grouping (near_duplicates.PENDING)
             raise
         # After the twins' query: on the embedded database the lookup begins here, and a query
         # sent after it waited for it whole (1.28x at a million images' density, where the
@@ -349,7 +349,7 @@ class Library:
             stored.append(Stored(self._image(result.doc), result.created, near))
         return stored
 
-    # --- near-duplicates (avenue/media/store/nearby.py) ----------------------------------
+    # --- near-duplicates (avenue/media/store/near_duplicates.py) ----------------------------------
 
     def _near_owner(self, doc: dict[str, Any]) -> str | None:
         """Whose images may match ``doc``: in the uploads bucket each user's own only (one
@@ -358,16 +358,16 @@ class Library:
 
     def near_duplicates(self, image: Image) -> list[Near]:
         """The originals of this bucket that look like ``image`` (within
-        ``likeness.NEAR``), nearest first; never itself, never a trashed one."""
+        ``near_hash.NEAR``), nearest first; never itself, never a trashed one."""
         doc = self._files.find_one({"_id": image.id})
         if doc is None or not _is_original(doc):
             return []
         return [Near(self._image(m.doc), m.distance)
-                for m in nearby.near(self.db, self.bucket, doc, owner=self._near_owner(doc))]
+                for m in near_duplicates.near(self.db, self.bucket, doc, owner=self._near_owner(doc))]
 
     def link_near_duplicates(self, image_id: ObjectId) -> int:
         """Put the original ``image_id`` in a group with its near-duplicates (what an upload
-        does; for images hashed later or whose upload's lookup failed, ``flask likeness``):
+        does; for images hashed later or whose upload's lookup failed, ``flask near-duplicates``):
         how many it has."""
         doc = self._files.find_one({"_id": image_id})
         return 0 if doc is None or not _is_original(doc) else len(self._link(doc))
@@ -375,9 +375,9 @@ class Library:
     def _link(self, doc: dict[str, Any]) -> tuple[Near, ...]:
         """Look up the original ``doc``'s near-duplicates, group it with them and clear what it
         owed: the matches, nearest first (an answer names them as they are)."""
-        matches = nearby.near(self.db, self.bucket, doc, owner=self._near_owner(doc))
-        nearby.link(self.db, self.bucket, doc, matches)
-        nearby.settled(self.db, self.bucket, doc["_id"])
+        matches = near_duplicates.near(self.db, self.bucket, doc, owner=self._near_owner(doc))
+        near_duplicates.link(self.db, self.bucket, doc, matches)
+        near_duplicates.settled(self.db, self.bucket, doc["_id"])
         return tuple(Near(self._image(m.doc), m.distance) for m in matches)
 
     def _changed(self, done: replacing.Replaced | None) -> Changed | None:
@@ -386,7 +386,7 @@ class Library:
         handed on for the answer. A focal point or a crop keeps the picture and its group."""
         if done is None:
             return None
-        owed = done.changed and bool((done.doc.get("metadata") or {}).get(nearby.PENDING_FIELD))
+        owed = done.changed and bool((done.doc.get("metadata") or {}).get(near_duplicates.PENDING_FIELD))
         if owed:  # the answer names no exact group: linked after it, as an upload's
             self._link_exact_later([done.doc])
         return Changed(self._image(done.doc), done.changed, self._link(done.doc) if owed else None)
@@ -401,7 +401,8 @@ class Library:
         after = decode_cursor(window.after, 1)[0] if window.after is not None else None
         if after is not None and not isinstance(after, ObjectId):
             raise BadRequest("This cursor was not handed out by this list.", code="invalid_cursor")
-        found, last = nearby.groups(self.db, self.bucket, after=after, limit=window.per_page, owner=owner)
+        found, last = near_duplicates.groups(self.db, self.bucket, after=after, limit=window.per_page,
+                                             owner=owner)
         return ([NearGroup(g.label, [self._image(d) for d in g.docs]) for g in found],
                 encode_cursor([last]) if last is not None else None)
 
@@ -415,7 +416,7 @@ class Library:
 
     def link_exact_duplicates(self, image_id: ObjectId) -> bool:
         """Put the original ``image_id`` in its exact group (after an upload's answer; ``flask
-        likeness`` for images hashed later or still owing it, ``metadata.exact_pending``):
+        near-duplicates`` for images hashed later or still owing it, ``metadata.exact_pending``):
         whether it has twins. Once the link ran (twins or none) the image owes it no more; a
         full-resolution decode the budget refuses leaves it owed (False: not linked now)."""
         doc = self._files.find_one({"_id": image_id})
@@ -433,7 +434,7 @@ class Library:
         """Link the originals ``docs``, just written, to their exact twins after the answer (no
         answer names an exact group: store/exact.py, "After the answer"). Here only whether each
         has candidates (one indexed query); those that have are marked as owing the link (one
-        update, so a worker that dies before the link leaves it to ``flask likeness``), then
+        update, so a worker that dies before the link leaves it to ``flask near-duplicates``), then
         linked by a job handed to the Media's ``later``: the full-resolution decodes, in this
         library's decode budget, happen there. Those without candidates owe and decode nothing."""
         owed = [doc["_id"] for doc in docs if exact.candidates(self.db, self.bucket, doc)]
@@ -445,7 +446,7 @@ class Library:
             for image_id in owed:
                 try:
                     self.link_exact_duplicates(image_id)
-                except Exception:  # noqa: BLE001 - logged; it still owes the link: flask likeness
+                except Exception:  # noqa: BLE001 - logged; it still owes the link: flask near-duplicates
                     log.exception("linking the exact twins of %s %s failed", self.bucket, image_id)
 
         self.media.later(job)

@@ -15,7 +15,7 @@ what it created, and the pending render of a removed image finds nothing to do).
 
 ``store_all`` is two steps a caller may also take apart (:func:`validate_all`, then
 :func:`write_all`): the library looks an upload's near-duplicates up between them, beside
-the writes (avenue/media/store/nearby.py), with the id the original will be written under
+the writes (avenue/media/store/near_duplicates.py), with the id the original will be written under
 (:attr:`Ready.original_id`, drawn at validation) and the hash validation computed.
 
 A delete removes the original first (readers see 404 at once), then its variants, then its
@@ -50,11 +50,11 @@ from avenue.media.effects import uploads as upload_counts
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits, PreparedImage, sanitize_filename
-from avenue.media.ingest.likeness import Likeness
+from avenue.media.ingest.near_hash import NearHash
 from avenue.media.ingest.placeholders import Placeholder
 from avenue.media.ingest.variants import VARIANT_NAMES, Planned, Rendition
 from avenue.media.records import Document, variant_ids
-from avenue.media.store import nearby, pending, renditions, storage, trash
+from avenue.media.store import near_duplicates, pending, renditions, storage, trash
 from avenue.media.store.options import UploadOptions
 from avenue.media.store.pending import variant_file
 from avenue.metrics import count_upload
@@ -87,17 +87,17 @@ class Ready:
     trashed: dict[str, Any] | None = None  # the same bytes sit in the trash: restored, not stored
     placeholder: Placeholder | None = None
     focal: FocalPoint | None = None
-    likeness: Likeness | None = None
+    near_hash: NearHash | None = None
     original_id: ObjectId = field(default_factory=ObjectId)  # the id a new original is written under
 
     def probe(self, owner: str | None) -> dict[str, Any]:
-        """What a lookup by likeness needs of the original this upload is or will be (its
+        """What a near-duplicate lookup needs of the original this upload is or will be (its
         files document when stored already; otherwise its id, role, ``owner`` and hash)."""
         stored = self.existing if self.existing is not None else self.trashed
         if stored is not None:
             return stored
         return {"_id": self.original_id, "metadata": {
-            "role": "original", "owner": owner, **(self.likeness.as_metadata() if self.likeness else {})}}
+            "role": "original", "owner": owner, **(self.near_hash.as_metadata() if self.near_hash else {})}}
 
 
 MAX_NAME_WORDS = 16
@@ -148,7 +148,7 @@ def _validate(db: Database[Document], bucket: str, upload: Upload, limits: Limit
         raise
     count_upload("accepted", ingested.prepared.format)  # validated; stored all-or-nothing
     return Ready(filename, key, ingested.prepared, ingested.renditions, ingested.pending,
-                  placeholder=ingested.placeholder, focal=ingested.focal, likeness=ingested.likeness)
+                  placeholder=ingested.placeholder, focal=ingested.focal, near_hash=ingested.near_hash)
 
 
 def _write(db: Database[Document], bucket: str, ready: Ready, options: UploadOptions) -> StoreResult:
@@ -183,9 +183,9 @@ def _write(db: Database[Document], bucket: str, ready: Ready, options: UploadOpt
         "variants": variants,
         **({"placeholder": ready.placeholder.as_metadata()} if ready.placeholder else {}),
         **({"focal_point": ready.focal.as_metadata()} if ready.focal else {}),
-        **(ready.likeness.as_metadata() if ready.likeness else {}),  # phash, bands, palette
-        # Compared with no other image yet: the lookup's link unsets it (store/nearby.py).
-        **({nearby.PENDING_FIELD: True} if ready.likeness else {}),
+        **(ready.near_hash.as_metadata() if ready.near_hash else {}),  # phash, bands, palette
+        # Compared with no other image yet: the lookup's link unsets it (store/near_duplicates.py).
+        **({near_duplicates.PENDING_FIELD: True} if ready.near_hash else {}),
         **options.labels(),
     }
     # The original's files document goes last: readers never see it without its rendered

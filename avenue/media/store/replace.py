@@ -99,7 +99,7 @@ from avenue.media.ingest.images import Limits, sanitize_filename
 from avenue.media.ingest.pipeline import Ingested
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import SOURCE, Document, variant_ids, variant_key
-from avenue.media.store import history, nearby, pending, renditions, storage, trash
+from avenue.media.store import history, near_duplicates, pending, renditions, storage, trash
 from avenue.media.store.originals import dedupe_key, name_prefixes
 from avenue.media.store.pending import variant_file
 
@@ -656,12 +656,12 @@ def _head_update(meta: dict[str, Any], ingested: Ingested, *, version: str, key:
         update["metadata.focal_point"] = ingested.focal.as_metadata()
     if ingested.placeholder is not None:
         update["metadata.placeholder"] = ingested.placeholder.as_metadata()
-    if content_id is not None and ingested.likeness is not None:  # new pixels: a new hash and palette
-        update.update({f"metadata.{k}": v for k, v in ingested.likeness.as_metadata().items()})
+    if content_id is not None and ingested.near_hash is not None:  # new pixels: a new hash and palette
+        update.update({f"metadata.{k}": v for k, v in ingested.near_hash.as_metadata().items()})
         update["metadata.near_group"] = None  # the old picture's group; the next lookup links it again
         update["metadata.exact_group"] = None  # the old pixels' group (store/exact.py)
         update["metadata.pixels_full_sha256"] = None  # the old pixels' key: computed again when asked
-        update[nearby.PENDING] = True  # until that lookup has linked it (store/nearby.py)
+        update[near_duplicates.PENDING] = True  # until that lookup has linked it (store/near_duplicates.py)
     if name is not None:
         update["metadata.filename"] = name
         update["metadata.name_prefixes"] = name_prefixes(name)

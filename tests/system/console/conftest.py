@@ -48,14 +48,14 @@ def open_as(live, browser):
 def late_lookups(monkeypatch):
     """Every near-duplicate lookup takes 0.3 s more and no answer waits for one: each upload's
     answer leaves ``near_duplicates`` out, as on a loaded embedded database (docs/api.md)."""
-    from avenue.media.store import nearby
+    from avenue.media.store import near_duplicates
 
-    real_near = nearby.near
+    real_near = near_duplicates.near
 
     def slow(*args, **kwargs):
         time.sleep(0.3)
         return real_near(*args, **kwargs)
 
-    monkeypatch.setattr(nearby, "near", slow)
-    monkeypatch.setattr(nearby, "WAIT_FLOOR_SECONDS", 0.0)
-    monkeypatch.setattr(nearby, "WAIT_SECONDS", 0.0)
+    monkeypatch.setattr(near_duplicates, "near", slow)
+    monkeypatch.setattr(near_duplicates, "WAIT_FLOOR_SECONDS", 0.0)
+    monkeypatch.setattr(near_duplicates, "WAIT_SECONDS", 0.0)

@@ -426,7 +426,7 @@ def library_look_alikes(page) -> str:
             ".upload-status", has_text="uploaded").wait_for()
     page.locator("#upload-list .near-upload", has_text=f"{files[1]['name']}:").wait_for()
     # The upload's answer names its look-alike at once; the group is labelled after the answer
-    # (the likeness work's later step), and the groups view reads the list once: wait for the
+    # (the near-duplicate work's later step), and the groups view reads the list once: wait for the
     # group before asking for it (a loaded full run once asked first and never saw it).
     def grouped() -> bool:
         groups = page.request.get("/api/builder/media/near-duplicates?per_page=50").json()["items"]

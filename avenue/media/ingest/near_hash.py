@@ -1,4 +1,4 @@
-"""What makes two images look alike: a perceptual hash for near-duplicates, a palette for colour.
+"""What makes two images near-duplicates: a perceptual hash (and colour shares), a palette for colour.
 
 Computed once per original at upload, like the placeholder, from its WebP ``thumb`` (at most
 200 px, already rendered: no second decode of the original; the thumb's pixels are decoded
@@ -10,7 +10,7 @@ Lanczos, 2-D DCT-II, the 8x8 lowest frequencies against their median), written h
 Pillow and plain Python because ``imagehash`` needs numpy, scipy and PyWavelets at run time
 (about 220 MB installed, for one 32x32 transform) and its pHash calls ``scipy.fftpack``; the
 8 rows of the DCT that are kept cost about 10,000 multiplications, under a millisecond
-(``tests/unit/test_likeness.py`` checks the bits against ``imagehash`` itself, a test-only
+(``tests/unit/test_near_hash.py`` checks the bits against ``imagehash`` itself, a test-only
 dependency). dHash was measured too and rejected: over 335 distinct pictures (55,945 pairs,
 the bench's photos and scenes) it put 200 pairs within 8 bits and 647 within 10, pHash none
 and one.
@@ -46,7 +46,7 @@ covering 2 % of the picture in another hue by 17-26. Counted in fixed cells, a c
 re-encoding, resizing and cropping: over 263 such copies (bench/near_colour.py) the least kept
 was 0.65 of a colour's share, a hue-rotated product 0.0. Measured figures: docs/media.md.
 
-Bytes in, a :class:`Likeness` out; no Flask, no database.
+Bytes in, a :class:`NearHash` out; no Flask, no database.
 """
 
 from __future__ import annotations
@@ -99,8 +99,11 @@ class Colour:
 
 
 @dataclass(frozen=True)
-class Likeness:
-    """An image's perceptual hash and palette."""
+class NearHash:
+    """An image's perceptual hash and palette: what near-duplicates are found by (the hash, its
+    bands and colour shares), with the colours the colour filter reads and the exact-duplicate
+    key, all from the one decoded thumb. Called "likeness" until issue 63 gave the feature one
+    name."""
 
     phash: int
     palette: tuple[Colour, ...]
@@ -355,7 +358,7 @@ def same_colours(first: Shares | None, second: Shares | None) -> bool:
     """Whether two pictures' stored :func:`colour_shares` agree (the module docstring): every
     colour covering :data:`COLOUR_MATTERS` of either keeps :data:`COLOUR_KEPT` of its share within
     one step in the other. True when either is unknown (stored before the shares were: the hash
-    decides alone until ``flask likeness`` gives them)."""
+    decides alone until ``flask near-duplicates`` gives them)."""
     if not first or not second:
         return True
     mine, theirs = _unpacked(first), _unpacked(second)
@@ -382,7 +385,7 @@ def _palette(frame: Image.Image) -> tuple[Colour, ...]:
                  for i in ranked)
 
 
-def of_image(image: Image.Image) -> Likeness:
+def of_image(image: Image.Image) -> NearHash:
     """The hash, palette and colour shares of a decoded picture (its first frame)."""
     frame = image.convert("RGBA")
     # The hash sees the picture as drawn over a white page (transparent pixels have any RGB).
@@ -392,11 +395,11 @@ def of_image(image: Image.Image) -> Likeness:
     value, order = phash_order(over_white)
     white = Image.new("RGBA", sample.size, (255, 255, 255, 255))
     shares = colour_shares(Image.alpha_composite(white, sample))
-    return Likeness(value, _palette(sample), order, pixels_sha256(frame), shares)
+    return NearHash(value, _palette(sample), order, pixels_sha256(frame), shares)
 
 
-def compute(thumb: bytes) -> Likeness | None:
-    """The likeness of an image whose ``thumb`` rendition is ``thumb`` (None when those bytes
+def compute(thumb: bytes) -> NearHash | None:
+    """The near-duplicate hash of an image whose ``thumb`` rendition is ``thumb`` (None when those bytes
     cannot be read: a hash is never a reason to refuse an upload)."""
     try:
         with Image.open(io.BytesIO(thumb)) as im:

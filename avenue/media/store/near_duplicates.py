@@ -1,13 +1,13 @@
 """Near-duplicates and colours of a bucket's originals, found by index (never a scan).
 
 **Lookup** (:func:`near`): the 52 band keys of an image's hash and its bits' order
-(``likeness.probes``; 68 for a hash stored without the order) are one ``$in`` on the multikey
+(``near_hash.probes``; 68 for a hash stored without the order) are one ``$in`` on the multikey
 ``phash_bands`` index of the bucket's files; at most
 :data:`CANDIDATES` candidates come back (their hash and owner only), and the exact Hamming
-distance keeps those within ``likeness.NEAR``. Those are read whole, nearest first, a page of
-``limit`` at a time, and kept only when their colours agree too (``likeness.same_colours`` on
+distance keeps those within ``near_hash.NEAR``. Those are read whole, nearest first, a page of
+``limit`` at a time, and kept only when their colours agree too (``near_hash.same_colours`` on
 ``metadata.colour_shares``: the hash is grey, so a product shot in red, blue and green is one
-hash; an image stored before the shares keeps the hash's word alone until ``flask likeness``
+hash; an image stored before the shares keeps the hash's word alone until ``flask near-duplicates``
 gives it its shares). Only the bucket's own files collection is asked:
 trashed images live in the trash bucket and are never matched; another bucket's never either.
 
@@ -36,7 +36,7 @@ costs two index seeks per group, whatever the bucket's size.
 **Grouping owed** (:data:`PENDING`): every write of a new hash (an upload's original, a
 replace's new picture) also sets ``metadata.near_pending``, and only a lookup that answered
 and linked its groups unsets it (:func:`settled`). An image whose lookup failed, or whose
-process died between its write and its lookup, keeps the flag, and ``flask likeness`` links
+process died between its write and its lookup, keeps the flag, and ``flask near-duplicates`` links
 it later: a hash alone does not mean the image was ever compared.
 
 **Colour** (:func:`colour_query`): the filter for the library list, one ``$in`` on the
@@ -61,7 +61,7 @@ from pymongo.errors import PyMongoError
 
 from avenue import background
 from avenue.dialect import dialect_of, threads_safe
-from avenue.media.ingest import likeness
+from avenue.media.ingest import near_hash
 from avenue.media.records import Document
 from avenue.metrics import count_near_lookup
 
@@ -107,7 +107,7 @@ class Match:
 
 def _hash_of(doc: dict[str, Any]) -> int | None:
     text = (doc.get("metadata") or {}).get("phash")
-    return likeness.parse_hash(text) if isinstance(text, str) else None
+    return near_hash.parse_hash(text) if isinstance(text, str) else None
 
 
 def _shares_of(doc: dict[str, Any]) -> list[int] | None:
@@ -117,7 +117,7 @@ def _shares_of(doc: dict[str, Any]) -> list[int] | None:
 
 def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str | None = None,
          limit: int = LISTED) -> list[Match]:
-    """The originals of ``bucket`` within ``likeness.NEAR`` of ``doc``'s hash whose colours
+    """The originals of ``bucket`` within ``near_hash.NEAR`` of ``doc``'s hash whose colours
     agree with its own, nearest first (only ``owner``'s when given; never ``doc`` itself); none
     when it has no hash."""
     value = _hash_of(doc)
@@ -125,7 +125,7 @@ def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str
         return []
     files = db[f"{bucket}.files"]
     order = (doc.get("metadata") or {}).get("phash_order")
-    keys = likeness.probes(value, order if isinstance(order, str) else "")
+    keys = near_hash.probes(value, order if isinstance(order, str) else "")
     found = files.find({"metadata.phash_bands": {"$in": keys}},
                        {"metadata.phash": 1, "metadata.owner": 1, "metadata.role": 1}
                        ).limit(CANDIDATES).max_time_ms(QUERY_MS)
@@ -137,7 +137,7 @@ def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str
         if owner is not None and meta.get("owner") != owner:
             continue
         other = _hash_of(candidate)
-        if other is not None and (gap := likeness.distance(value, other)) <= likeness.NEAR:
+        if other is not None and (gap := near_hash.distance(value, other)) <= near_hash.NEAR:
             close.append((gap, candidate["_id"]))
     close.sort(key=lambda pair: (pair[0], str(pair[1])))
     mine = _shares_of(doc)
@@ -148,7 +148,7 @@ def near(db: Database[Document], bucket: str, doc: dict[str, Any], *, owner: str
         page = close[start:start + limit]
         docs = {d["_id"]: d for d in files.find({"_id": {"$in": [i for _, i in page]}}).max_time_ms(QUERY_MS)}
         matches.extend(Match(docs[i], gap) for gap, i in page
-                       if i in docs and likeness.same_colours(mine, _shares_of(docs[i])))
+                       if i in docs and near_hash.same_colours(mine, _shares_of(docs[i])))
         if len(matches) >= limit:
             break
     return matches[:limit]
@@ -289,7 +289,7 @@ class Lookup:
             try:
                 link(self.db, self.bucket, doc, matches)
                 settled(self.db, self.bucket, doc["_id"])
-            except Exception:  # noqa: BLE001 - the upload stands; its group waits for `flask likeness`
+            except Exception:  # noqa: BLE001 - the upload stands; its group waits for `flask near-duplicates`
                 log.exception("linking the near-duplicates of %s in %s failed", doc["_id"], self.bucket)
 
     def _link_late(self, done: Future[list[list[Match]]], created: list[dict[str, Any] | None]) -> None:
@@ -342,5 +342,5 @@ def groups(db: Database[Document], bucket: str, *, after: ObjectId | None, limit
 
 def colour_query(hex_colour: str) -> dict[str, Any]:
     """The filter "mostly close to ``hex_colour``" (a colour covering at least
-    ``likeness.MOSTLY`` of the picture in its CIELAB cell or a neighbouring one)."""
-    return {"metadata.colour_cells": {"$in": likeness.cells_near(hex_colour)}}
+    ``near_hash.MOSTLY`` of the picture in its CIELAB cell or a neighbouring one)."""
+    return {"metadata.colour_cells": {"$in": near_hash.cells_near(hex_colour)}}

@@ -1,8 +1,8 @@
-"""``flask --app avenue likeness``: give every image stored before near-duplicate detection its
+"""``flask --app avenue near-duplicates``: give every image stored before near-duplicate detection its
 perceptual hash and palette, and link it to its near-duplicates.
 
 First the originals hashed before the colour shares existed (no ``metadata.colour_shares``:
-a near-duplicate must agree in colour too, ingest/likeness.py) get them from their thumb,
+a near-duplicate must agree in colour too, ingest/near_hash.py) get them from their thumb,
 in the same ``$set`` as a cleared group label and ``near_pending``: their group was made by
 the grey hash alone (a product's red, blue and green shots in one group), so each is grouped
 again by the owed step below, once every image of the bucket has its shares.
@@ -41,16 +41,16 @@ from pymongo.database import Database
 
 from avenue.db import Document
 from avenue.media import BUCKETS, Library, app_media
-from avenue.media.ingest.likeness import compute as compute_likeness
+from avenue.media.ingest.near_hash import compute as compute_near_hash
 from avenue.media.store.exact import PENDING_FIELD as EXACT_PENDING
-from avenue.media.store.nearby import NEAR_GROUP
-from avenue.media.store.nearby import PENDING_FIELD as NEAR_PENDING
+from avenue.media.store.near_duplicates import NEAR_GROUP
+from avenue.media.store.near_duplicates import PENDING_FIELD as NEAR_PENDING
 from avenue.media.store.scan import set_metadata as set_file_metadata
 from avenue.ops.backfill import ProgressFn, originals_flagged_ids, thumbs_lacking
 
 
 @dataclass
-class LikenessReport:
+class NearDuplicatesReport:
     """What a run did, per bucket."""
 
     computed: dict[str, int] = field(default_factory=dict)
@@ -71,8 +71,8 @@ class LikenessReport:
 
     def summary_line(self) -> str:
         total = sum(self.computed.values())
-        return (f"likeness: {total} images given a hash and palette, {sum(self.colours.values())} their "
-                f"colour shares, {sum(self.owed.values())} grouped "
+        return (f"near-duplicates: {total} images given a hash and palette, "
+                f"{sum(self.colours.values())} their colour shares, {sum(self.owed.values())} grouped "
                 f"after a failed lookup or again by colour, {self.linked} with near-duplicates, "
                 f"{sum(self.pixels.values())} given a pixel hash and {sum(self.exact_owed.values())} "
                 f"linked after their upload ({self.exact} with exact duplicates), "
@@ -80,10 +80,11 @@ class LikenessReport:
                 f"{len(self.unreadable)} without a readable thumb")
 
 
-def backfill_likeness(db: Database[Document], *, progress: ProgressFn | None = None) -> LikenessReport:
+def backfill_near_duplicates(db: Database[Document], *,
+                             progress: ProgressFn | None = None) -> NearDuplicatesReport:
     """Compute the hash and palette of every original that has none, in every bucket, and link
     each to its near-duplicates."""
-    report = LikenessReport()
+    report = NearDuplicatesReport()
     for name, bucket in BUCKETS.items():
         report.colours[name] = 0
         # First: the hash pass below links its images at once, against images that must
@@ -92,22 +93,22 @@ def backfill_likeness(db: Database[Document], *, progress: ProgressFn | None = N
                                               progress=progress, reading=("phash",)):
             if "phash" not in (original.get("metadata") or {}):
                 continue  # the hash pass gives it everything
-            likeness = compute_likeness(thumb) if thumb is not None else None
-            if likeness is None or not likeness.shares:
+            hashed = compute_near_hash(thumb) if thumb is not None else None
+            if hashed is None or not hashed.shares:
                 continue  # its thumb is lost: the hash decides alone (fsck --repair, then again)
             set_file_metadata(db, bucket, original["_id"], {
-                "colour_shares": list(likeness.shares), NEAR_GROUP.removeprefix("metadata."): None,
+                "colour_shares": list(hashed.shares), NEAR_GROUP.removeprefix("metadata."): None,
                 NEAR_PENDING: True})
             report.colours[name] += 1
         report.computed[name] = 0
         library = Library(db, bucket, app_media())
-        for original, thumb in thumbs_lacking(db, bucket, "phash", phase=f"Likeness ({name})",
+        for original, thumb in thumbs_lacking(db, bucket, "phash", phase=f"Near-duplicate hashes ({name})",
                                               progress=progress):
-            likeness = compute_likeness(thumb) if thumb is not None else None
-            if likeness is None:
+            hashed = compute_near_hash(thumb) if thumb is not None else None
+            if hashed is None:
                 report.unreadable.append({"bucket": bucket, "id": str(original["_id"])})
                 continue
-            set_file_metadata(db, bucket, original["_id"], likeness.as_metadata())
+            set_file_metadata(db, bucket, original["_id"], hashed.as_metadata())
             report.computed[name] += 1
             report.linked += library.link_near_duplicates(original["_id"]) > 0
         report.owed[name] = 0
@@ -117,10 +118,10 @@ def backfill_likeness(db: Database[Document], *, progress: ProgressFn | None = N
         report.pixels[name] = 0
         for original, thumb in thumbs_lacking(db, bucket, "pixels_sha256", phase=f"Pixel hashes ({name})",
                                               progress=progress):
-            likeness = compute_likeness(thumb) if thumb is not None else None
-            if likeness is None or not likeness.pixels:
+            hashed = compute_near_hash(thumb) if thumb is not None else None
+            if hashed is None or not hashed.pixels:
                 continue  # counted unreadable above when it had no hash either
-            set_file_metadata(db, bucket, original["_id"], {"pixels_sha256": likeness.pixels})
+            set_file_metadata(db, bucket, original["_id"], {"pixels_sha256": hashed.pixels})
             report.pixels[name] += 1
             report.exact += library.link_exact_duplicates(original["_id"])
         report.exact_owed[name] = 0
