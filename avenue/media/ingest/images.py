@@ -177,6 +177,11 @@ class PreparedImage:
     # The decode budget still held for the pixels (``prepare(..., working=...)``): given back
     # by :meth:`release` once the caller's canvases are encoded.
     reservation: Reservation | None = field(default=None, repr=False)
+    # With ``prepare(..., preview=...)``: the size (as displayed) of the frame the fixed
+    # variants are cut from, larger than the frame decoded here (an upload's answer decodes only
+    # what its thumb and focal point need); the variants' sizes are planned from it. None: the
+    # frame decoded is that frame.
+    variants_frame: tuple[int, int] | None = None
 
     def release(self) -> None:
         """Drop the decoded pixels and give back what the decode budget holds for them."""
@@ -348,6 +353,26 @@ def _draft_size(width: int, height: int, orientation: int) -> tuple[int, int]:
     return max(1, int(width * scale + 0.999)), max(1, int(height * scale + 0.999))
 
 
+#: The shorter side, in px, below which a preview decode is not made: the fit variants' sizes
+#: are rounded at each step of their chain (gallery, card, thumb), so a thumb cut from a
+#: frame this thin could be a pixel taller than it.
+PREVIEW_MIN_SIDE = 64
+
+
+def _preview(width: int, height: int, needed: tuple[int, int], preview: int,
+             *, turned: bool) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """What ``prepare(..., preview=...)`` decodes a ``width`` x ``height`` picture (as stored)
+    to, and the displayed size of the frame the fixed variants are cut from (``needed``, what
+    it decodes without a preview; ``turned``: shown on its side); ``needed`` and None when the
+    preview is not smaller, or too thin to cut a thumb from whatever its rounding (a
+    panorama narrower than :data:`PREVIEW_MIN_SIDE` at the preview's scale)."""
+    scale = min(1.0, preview / max(width, height, 1))
+    small = max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))
+    if small[0] >= needed[0] or small[1] >= needed[1] or min(small) < PREVIEW_MIN_SIDE:
+        return needed, None
+    return small, ((needed[1], needed[0]) if turned else needed)
+
+
 DecodeScale = Callable[[int, int], float]
 # The bytes of the canvases a caller makes from a frame decoded at (width, height), of an image
 # displayed at (width, height): (decoded, shown) -> bytes.
@@ -359,7 +384,7 @@ ExactSize = Callable[[int, int], tuple[int, int] | None]
 
 def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None,
             working: Working | None = None, *, exact: ExactSize | None = None,
-            stored: bool = False) -> PreparedImage:
+            stored: bool = False, preview: int | None = None) -> PreparedImage:
     """Validate ``data`` by content and return what to store; raise a typed error otherwise.
 
     The first frame is decoded at the size the fixed variants need (``_draft_size``), or,
@@ -372,7 +397,10 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
     :meth:`PreparedImage.release` (which it must call); without it the reservation ends with
     the decode. ``stored``: ``data`` is an original already stored (validated and stripped at
     its upload): only the pixels are wanted, so the bytes to serve are neither made again nor
-    hashed (the result's ``data`` is ``data`` as given, its ``source_sha256`` empty)."""
+    hashed (the result's ``data`` is ``data`` as given, its ``source_sha256`` empty).
+    ``preview``: a raster picture larger than the fixed variants need is decoded only to this
+    many px on its longer side (an upload's answer), and ``variants_frame`` says the size of
+    the frame the variants are cut from (an SVG is drawn as without it)."""
     if not data:
         raise EmptyFile("The file is empty.")
     _refuse_disabled(data, limits)
@@ -388,7 +416,7 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         im = _open(data, limits)
         try:
-            return _prepare_opened(im, data, limits, decode_scale, working, exact, stored)
+            return _prepare_opened(im, data, limits, decode_scale, working, exact, stored, preview)
         except (ImageTooLarge, UnsupportedImage, CorruptImage, ServerBusy):
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -403,7 +431,8 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
 
 def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
                     decode_scale: DecodeScale | None = None, working: Working | None = None,
-                    exact: ExactSize | None = None, stored: bool = False) -> PreparedImage:
+                    exact: ExactSize | None = None, stored: bool = False,
+                    preview: int | None = None) -> PreparedImage:
     pil_format = im.format or ""  # identified by _open: never empty here
     frames = _check_size(im, limits)
     width, height = im.size
@@ -424,8 +453,14 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
             stored_size = (size[1], size[0]) if turned else size
             if 0 < stored_size[0] <= width and 0 < stored_size[1] <= height:  # never enlarged here
                 needed = stored_size
+    variants_frame = None
+    if preview is not None and decode_scale is None and exact is None:
+        needed, variants_frame = _preview(width, height, needed, preview,
+                                          turned=orientation >= 5 and pil_format != "HEIF")
     if _libvips_decodes(im, pil_format, frames):
-        return _prepare_with_libvips(data, im, limits, needed, orientation, icc, working, scans, stored)
+        prepared = _prepare_with_libvips(data, im, limits, needed, orientation, icc, working, scans, stored)
+        prepared.variants_frame = variants_frame
+        return prepared
 
     draft = None
     if pil_format in {"JPEG", "MPO"}:
@@ -468,6 +503,7 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
         first_frame=frame,
         icc_profile=icc,
         reservation=held if kept else None,
+        variants_frame=variants_frame,
     )
 
 

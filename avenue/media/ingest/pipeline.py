@@ -31,7 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from avenue.media.core import MediaSettings
 from avenue.media.ingest import near_hash, placeholders
 from avenue.media.ingest.engine import engine_of
-from avenue.media.ingest.focal import FocalPoint, estimate
+from avenue.media.ingest.focal import SAMPLE, FocalPoint, estimate
 from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limited
 from avenue.media.ingest.near_hash import NearHash
 from avenue.media.ingest.placeholders import Placeholder
@@ -76,6 +76,16 @@ def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None,
 
 #: What an upload renders before it answers: the WebP thumb, which the placeholder is made of.
 ANSWERED: frozenset[tuple[str, str]] = frozenset({("thumb", "webp")})
+#: The longer side, in px, an upload decodes its picture to before it answers (``prepare``'s
+#: ``preview``): what the answer needs of the pixels is its WebP thumb (at most 200 px) and the
+#: focal point's estimate (a 256 px sample, ``focal.SAMPLE``), and twice the sample keeps both
+#: drawn from more pixels than they show. The other variants (up to 1600 px) are rendered
+#: after the answer from the stored original, decoded again at their own size
+#: (``render_stored``), so decoding at their size before the answer was work the answer never
+#: used: a 12 MP JPEG is decoded at 1/4 instead of 1/2 (libjpeg's shrink-on-load), and the
+#: focal point's estimate and the thumb's resize start from a quarter of the pixels
+#: (bench/results/upload-answer-2026-11-27.md).
+ANSWER_DECODE_PX = 2 * SAMPLE
 
 
 def ingest_for_answer(data: bytes, limits: Limits, focal: FocalPoint | None = None,
@@ -87,7 +97,7 @@ def ingest_for_answer(data: bytes, limits: Limits, focal: FocalPoint | None = No
 
     Why not everything: the eight renditions of a 12 MP photo are about 500 ms of CPU, and the
     answer needs none of their bytes (bench/results/upload-answer-2026-11-24.md)."""
-    prepared = prepare(data, limits)  # 2-4: sniff and validate, strip, decode
+    prepared = prepare(data, limits, preview=ANSWER_DECODE_PX)  # 2-4: sniff and validate, strip, decode
     with timed_render():
         point = focal if focal is not None else estimate_focal(prepared)  # 5
         renditions = render(prepared, point, only=ANSWERED)  # 6

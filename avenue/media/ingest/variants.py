@@ -175,7 +175,11 @@ def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only 
     The frame's engine (avenue/media/ingest/engine.py) resizes; Pillow encodes, because the
     libwebp and libjpeg-turbo built into Pillow's wheel encode these sizes up to twice as fast
     as the ones in the pyvips-binary wheel (measured, same output bytes for WebP:
-    bench/results/perf-2026-11-23.md)."""
+    bench/results/perf-2026-11-23.md). A picture decoded smaller than its variants' frame (an
+    upload's answer: ``prepare``'s ``preview``) has only its fit variants made, by
+    :func:`_from_preview`."""
+    if prepared.variants_frame is not None:
+        return _from_preview(prepared, only)
     pixels = prepared.pixels
     engine = engine_of(pixels)
     base, icc = engine.display(pixels, prepared.icc_profile)
@@ -256,17 +260,47 @@ def fallback_of(prepared: PreparedImage) -> str:
     return "png" if engine_of(pixels).has_alpha(pixels) else "jpeg"
 
 
+def _fit_chain(width: int, height: int) -> dict[str, tuple[int, int]]:
+    """The fit variants' sizes cut from a ``width`` x ``height`` frame: gallery, card, thumb,
+    each fitted from the one before it, as :func:`render` resizes them."""
+    sizes: dict[str, tuple[int, int]] = {}
+    for name in ("gallery", "card", "thumb"):
+        width, height = _fit_size(width, height, *VARIANTS[name][:2])
+        sizes[name] = (width, height)
+    return sizes
+
+
+def _from_preview(prepared: PreparedImage, only: Only) -> list[Rendition]:
+    """The fit variants ``only`` names, of a picture decoded smaller than its variants' frame
+    (``prepare(..., preview=...)``: an upload's answer, which needs its thumb): each resized
+    straight from the decoded frame to the size planned from the variants' frame
+    (:func:`plan`), so it is the size the answer lists; its pixels from a frame at least that
+    large. The ``og`` crop and a variant larger than the frame are refused (ValueError): they
+    are rendered from the original decoded at their size."""
+    assert prepared.variants_frame is not None
+    engine = engine_of(prepared.pixels)
+    base, icc = engine.display(prepared.pixels, prepared.icc_profile)
+    fallback = "png" if engine.has_alpha(base) else "jpeg"
+    sizes, frame = _fit_chain(*prepared.variants_frame), engine.size(base)
+    wanted = [(name, fmt) for name in VARIANT_NAMES for fmt in ("webp", fallback)
+              if only is None or (name, fmt) in only]
+    out = []
+    for name, fmt in wanted:
+        size = sizes.get(name)
+        if size is None or size[0] > frame[0] or size[1] > frame[1]:
+            raise ValueError(f"a preview decode of {frame} cannot feed the {name} variant")
+        image = engine.pillow(engine.resize(base, size))
+        out.append(Rendition(name, fmt, encode_image(image, fmt, icc), image.width, image.height))
+    return out
+
+
 def plan(prepared: PreparedImage, focal: FocalPoint, og_box: Box | None = None) -> list[Planned]:
     """Every variant :func:`render` makes of ``prepared`` around ``focal`` (the ``og`` one inside
     ``og_box`` when given), its size computed the way the render computes it (the fit chain
     gallery, card, thumb; the ``og`` crop box), without resizing or encoding anything: what an
     upload or an edit lists before the variants exist."""
-    width, height = prepared.pixels.size
-    sizes: dict[str, tuple[int, int]] = {}
-    fit_w, fit_h = width, height
-    for name in ("gallery", "card", "thumb"):
-        fit_w, fit_h = _fit_size(fit_w, fit_h, *VARIANTS[name][:2])
-        sizes[name] = (fit_w, fit_h)
+    width, height = prepared.variants_frame or prepared.pixels.size
+    sizes = _fit_chain(width, height)
     target_w, target_h = VARIANTS["og"][:2]
     if og_box is not None:  # as render cuts it: inside the image's crop named og
         (left, top, right, bottom), focal = _region(width, height, og_box, focal)
