@@ -40,8 +40,9 @@ from typing import Any
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.core import Media
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.formats import DISABLED_SETTING, disabled
+from avenue.media.formats import DISABLED_SETTING, UPLOAD_EXTENSIONS, disabled
 from avenue.media.ingest.alttext import (
+    MAX_ALT_LENGTH,
     AltChange,
     AltChanges,
     AltContext,
@@ -59,6 +60,8 @@ from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, referrers, rewrite_lists
 from avenue.media.serve.objects import (
+    ImageObject,
+    NearDuplicate,
     UnusedImage,
     UrlSigner,
     image_object,
@@ -66,9 +69,10 @@ from avenue.media.serve.objects import (
     ref_object,
 )
 from avenue.media.serve.route import app_media
-from avenue.media.store import deliveries, resumable
+from avenue.media.store.deliveries import DayRange, Deliveries, DeliverySeries
 from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
 from avenue.media.store.originals import Upload
+from avenue.media.store.resumable import Caps, Expired, Resumable, Resumables, UploadBusy, UploadNotFound
 from avenue.media.store.versions import Comparison, Version
 
 __all__ = [
@@ -79,9 +83,10 @@ __all__ = [
     # The app's media core (core.py), built once by the route's init_app: every Library the
     # app opens and every ops run is handed it.
     "Media", "app_media",
-    # The API's image object and its URLs (serve/objects.py), configured per app below.
-    "UnusedImage", "UrlSigner", "image_object", "limits_from_config", "ref_object",
-    "signer_from_config",
+    # The API's image object, its models (for the OpenAPI document) and its URLs
+    # (serve/objects.py), configured per app below; the upload extensions (formats.py).
+    "ImageObject", "NearDuplicate", "UPLOAD_EXTENSIONS", "UnusedImage", "UrlSigner", "image_object",
+    "limits_from_config", "ref_object", "signer_from_config",
     # Near-duplicates and colours (ingest/likeness.py, store/nearby.py).
     "Near", "near_objects", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
@@ -91,11 +96,15 @@ __all__ = [
     "Comparison", "Trash", "Trashed", "Version",
     # Who refers to an image: the registry the app factory fills (references.py).
     "IN_BATCH", "referrers", "rewrite_lists",
-    # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).
-    "deliveries", "resumable",
+    # Resumable uploads' bytes (store/resumable.py: Resumables, bound to a database, and what
+    # it answers and refuses) and delivery numbers (store/deliveries.py: Deliveries, and the
+    # query and answer of one image's series).
+    "Caps", "Expired", "Resumable", "Resumables", "UploadBusy", "UploadNotFound",
+    "DayRange", "Deliveries", "DeliverySeries",
     # Alt text suggested without a model (ingest/alttext.py): the shop and the builder give the context.
-    "AltChange", "AltChanges", "AltContext", "AltResult", "MissingAlt", "chosen_alt", "clean_alt",
-    "suggest_alt",
+    # MAX_ALT_LENGTH: the declared limit the OpenAPI document states.
+    "MAX_ALT_LENGTH", "AltChange", "AltChanges", "AltContext", "AltResult", "MissingAlt", "chosen_alt",
+    "clean_alt", "suggest_alt",
     # Readable names in public URLs (names.py): the body's rule; Library.rename sets one.
     "NameBody",
 ]

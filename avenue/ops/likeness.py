@@ -41,11 +41,8 @@ from pymongo.database import Database
 
 from avenue.db import Document
 from avenue.media import BUCKETS, Library, app_media
-from avenue.media.ingest.likeness import compute as compute_likeness
-from avenue.media.store.exact import PENDING_FIELD as EXACT_PENDING
-from avenue.media.store.nearby import NEAR_GROUP
-from avenue.media.store.nearby import PENDING_FIELD as NEAR_PENDING
-from avenue.media.store.scan import set_metadata as set_file_metadata
+from avenue.media.maintenance import EXACT_PENDING, NEAR_GROUP, NEAR_PENDING, compute_likeness
+from avenue.media.maintenance import set_metadata as set_file_metadata
 from avenue.ops.backfill import ProgressFn, originals_flagged_ids, thumbs_lacking
 
 
