@@ -1,8 +1,21 @@
-"""The media core: every image the app keeps, in GridFS, behind one small interface.
+"""The media core: every image the app keeps, in GridFS, behind two doors.
 
-Blueprints use only what this package exports: a :class:`Library` per bucket (fetch, page,
-store, bring from another bucket, delete, delete leases, claim) answering in :class:`Image`
-records, the API's image object, and the limits and URL signer an app is configured with.
+This module is the first door, the library of a bucket: what the shop, the builder, uploads,
+tus, upload links, the zip and URL imports and the trash use to upload, replace, edit, version,
+name, delete, restore, list and serve. A :class:`Library` per bucket (store/library/: reading,
+labels, storing, editing, grouping and deleting, one class each) answers in :class:`Image`
+records; :class:`Trash` holds deleted originals; :class:`Resumables` and :class:`Deliveries`,
+bound to a database, are resumable uploads' bytes and the delivery numbers; beside them the
+API's image object and its models, the request bodies of edits, crops, focal points and names,
+alt text's rules, and the limits and URL signer an app is configured with. Every name is a
+class, a function or a constant, never a module (a module brings all its names).
+
+The second door, ``avenue.media.maintenance``, is what ops and status use beneath the library
+(scan, gc, fsck, backup, rerender, counters); ``avenue.media.wiring`` is the app factory's
+plugs (the route, the front door, the indexes, the referrers' registry, the purge outbox).
+Nothing outside the package imports anything else in it (the ``media-interface``,
+``media-maintenance`` and ``media-wiring`` contracts in pyproject.toml, with no
+``ignore_imports``), and nothing else reads ``*.files`` or ``*.chunks``.
 
 Inside, the code is in wings, each importing only the ones below it (the ``media-wings``
 import-linter contract):
@@ -11,25 +24,17 @@ import-linter contract):
   ``route``, the WSGI ``frontdoor``, every worker's ``cache``, the image ``objects``;
 - ``store``: GridFS files (``storage``), an upload's original and variants in a crash-safe
   order (``originals``) as its ``options`` say, the ``library``, the ``trash``, ``replace`` in
-  place, ``scan``
-  (indexed reads and the few writes ops and status make to a bucket);
+  place, ``scan`` (indexed reads and the few writes ops and status make to a bucket);
 - ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants, alt text
-  suggested without a model) and
-  ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
+  suggested without a model) and ``effects`` (what follows a write: counters, facets, cache
+  invalidation, CDN purges);
 - the kernel here: ``buckets``, ``records``, ``names`` (readable names in public URLs),
-  ``paths``, ``core`` (the app's :class:`Media` and the numbers the store needs,
-  built once by ``serve.route``'s ``init_app``, kept in ``app.extensions`` and handed to what
-  needs it: only ``serve.route``, the Flask side, reads ``current_app``), ``references``
-  (the interface the owners of documents that use images implement, and the registry the app
-  factory fills).
+  ``paths``, ``core`` (the app's :class:`Media` and the numbers the store needs, built once by
+  ``serve.route``'s ``init_app``, kept in ``app.extensions`` and handed to what needs it: only
+  ``serve.route``, the Flask side, reads ``current_app``), ``references`` (the interface the
+  owners of documents that use images implement, and the registry the app factory fills).
 
-Nothing outside the package imports a wing's modules but what the ``media-interface``
-contract (pyproject.toml) names: the app factory, the app server and the CDN hook wire the
-route, the front door, the indexes, the referrers' registry and the purge outbox in; ops and
-status, which work beneath the library (gc, fsck, backup, the sweep, the reports), import
-the submodules they use by their own names (``store.scan``: the indexed reads and writes of
-a bucket's files and chunks; ``effects.counters``; ``store.renditions``; ...). Nothing else
-reads ``*.files`` or ``*.chunks``.
+What the store does differently on each database is asked of ``avenue/dialect.py``'s policy.
 """
 
 from __future__ import annotations
