@@ -83,7 +83,7 @@ from avenue.media.store.versions import Comparison, Version
 __all__ = [
     # The buckets, by their names in the code (buckets.py), and the library's root folder.
     "ALIASES", "BUCKETS", "BUILDER", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP", "UPLOADS",
-    # A bucket's originals (store/library.py) and the records they answer in (records.py).
+    # A bucket's originals (store/library/) and the records they answer in (records.py).
     "Changed", "DeleteLease", "Document", "Image", "Library", "Limits", "Stored", "Upload",
     # The app's media core (core.py), built once by the route's init_app: every Library the
     # app opens and every ops run is handed it.
