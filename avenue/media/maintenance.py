@@ -13,8 +13,9 @@ In the manner of Warehouse's ``IFileStorage`` (warehouse/packaging/interfaces.py
 is a list of names and nothing past it: ops and status import from here or from
 ``avenue.media`` only (the ``media-interface`` contract in pyproject.toml protects every
 other module of the package). Each name keeps the name it has where it is defined, except
-where that name only means something inside its module (``counters.of``, ``renditions.remove``,
-``likeness.compute``): there the door gives it its full name once, and every caller uses that.
+where that name only means something inside its module (``counters.of``, ``scan.file``,
+``renditions.remove``, ``likeness.compute``): there the door gives it its full name once, and
+every caller uses that.
 
 Grouped by the job, as ``__all__`` below lists them:
 
@@ -75,7 +76,6 @@ from avenue.media.store.scan import (
     delete_orphan_chunks,
     existing_ids,
     expired_originals,
-    file,
     files_by_id,
     gridfs_collections,
     has_chunk_index,
@@ -93,6 +93,7 @@ from avenue.media.store.scan import (
     temp_image_counts,
     walk_files,
 )
+from avenue.media.store.scan import file as file_doc
 from avenue.media.store.storage import CHUNK_SIZE, delete_file, read_all, read_range
 from avenue.media.store.trash import expired as trash_expired
 
@@ -104,7 +105,7 @@ __all__ = [
     # store/storage.py): gc, fsck, backup and the sweep.
     "CHUNK_SIZE", "ORIGINALS", "VARIANT_PATHS", "chunk_owners", "chunk_stats", "chunk_totals",
     "chunks_of", "count_files", "delete_chunks", "delete_file", "delete_orphan_chunks",
-    "existing_ids", "expired_originals", "file", "files_by_id", "gridfs_collections",
+    "existing_ids", "expired_originals", "file_doc", "files_by_id", "gridfs_collections",
     "has_chunk_index", "has_file", "insert_chunks", "insert_file", "missing_indexes",
     "originals_flagged", "originals_lacking", "originals_newest_first", "originals_without_expiry",
     "read_all", "read_range", "rename_chunks", "set_length", "set_metadata", "temp_image_counts",

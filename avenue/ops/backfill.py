@@ -14,8 +14,7 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.db import Document
-from avenue.media.maintenance import file as file_doc
-from avenue.media.maintenance import originals_flagged, originals_lacking, read_all
+from avenue.media.maintenance import file_doc, originals_flagged, originals_lacking, read_all
 
 BATCH = 200
 ProgressFn = Callable[[str, int, int], None]

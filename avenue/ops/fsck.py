@@ -69,7 +69,7 @@ from avenue.media.maintenance import (
     delete_file,
     delete_image,
     ensure_indexes,
-    file,
+    file_doc,
     files_by_id,
     has_chunk_index,
     invalidate,
@@ -448,7 +448,7 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers,
     for key in _renderable(report):  # pending variants (a state): rendered now, as a GET would
         regenerate.setdefault(key, set())
     for (bucket, original_id), replace in regenerate.items():
-        original = file(db, bucket, original_id)
+        original = file_doc(db, bucket, original_id)
         if original is None or (bucket, original_id) in removed:
             continue
         try:
