@@ -60,35 +60,29 @@ def register_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from avenue import audit, links, media, monitoring, ratelimit, security
+    from avenue import audit, links, monitoring, ratelimit, security
     from avenue.auth import access
     from avenue.builder.references import PageReferences
-
-    # The media package's wiring, named by the media-interface contract: its route, its
-    # indexes and the registry of who refers to images.
-    from avenue.media import references as media_references
-    from avenue.media.serve import route as media_route
-    from avenue.media.store import indexes as media_indexes
+    from avenue.media import wiring as media_wiring  # the factory's plugs (avenue/media/wiring.py)
     from avenue.shop.references import ProductReferences
 
     retention = app.config["AVENUE_AUDIT_RETENTION_DAYS"]
     monitoring.parse_thresholds(app.config["AVENUE_ALERT_THRESHOLDS"])  # a bad value fails here, at start
     history_days = app.config["AVENUE_HISTORY_RETENTION_DAYS"]
     delivery_days = app.config["AVENUE_DELIVERY_RETENTION_DAYS"]
-    db.init_app(app, index_setups=[media_indexes.ensure_indexes,
+    db.init_app(app, index_setups=[*media_wiring.index_setups(delivery_days),
                                    lambda d: audit.ensure_retention(d, retention),
                                    lambda d: monitoring.ensure_indexes(d, history_days),
-                                   lambda d: media.deliveries.ensure_indexes(d, delivery_days),
                                    links.ensure_indexes])
     access.init_app(app)
     ratelimit.init_app(app)
     # Unsigned renders of renditions not stored yet are limited per address and instance;
-    # logged-in editors are never counted (avenue/ratelimit.py cold_render_gate).
-    media_route.init_app(app, database=lambda: db.get_mongo(app).db,
-                         baseline_headers=security.baseline_headers,
-                         admit_unsigned_render=ratelimit.cold_render_gate(access.is_media_editor))
-    # Who refers to an image: products (the shop's) and pages (the builder's).
-    media_references.init_app(app, [ProductReferences, PageReferences])
+    # logged-in editors are never counted (avenue/ratelimit.py cold_render_gate). Who refers
+    # to an image: products (the shop's) and pages (the builder's).
+    media_wiring.init_app(app, database=lambda: db.get_mongo(app).db,
+                          baseline_headers=security.baseline_headers,
+                          admit_unsigned_render=ratelimit.cold_render_gate(access.is_media_editor),
+                          owners=[ProductReferences, PageReferences])
 
 
 def register_converters(app: Flask) -> None:
@@ -101,11 +95,11 @@ def register_blueprints(app: Flask) -> None:
     from avenue import admin, apidoc, auth, builder, console, health, scrape, shop, trash, tus, uploads
     from avenue.bulk import bp as zip_import
     from avenue.links import bp as upload_links
-    from avenue.media.serve import route as media_route
+    from avenue.media import wiring as media_wiring
     from avenue.ops import redirects
     from avenue.ops import views as ops_views
 
-    for blueprint in (media_route.bp, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp,
+    for blueprint in (media_wiring.blueprint, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp,
                       uploads.bp, zip_import, tus.bp, upload_links, trash.bp, redirects.bp, ops_views.bp,
                       console.bp, apidoc.bp):
         app.register_blueprint(blueprint)
@@ -114,13 +108,13 @@ def register_blueprints(app: Flask) -> None:
 def register_middleware(app: Flask) -> None:
     """WSGI layers around the Flask app, innermost first."""
     from avenue import requestlog
-    from avenue.media.serve import frontdoor
+    from avenue.media import wiring as media_wiring
 
     # Cached public media and exact-ETag 304s answered before Flask (avenue/media/serve/frontdoor.py),
     # with an X-Request-ID, counted and logged as Flask's answers are (avenue/requestlog.py).
     logged = app.config["AVENUE_ACCESS_LOG"] != "off"
     # Also answered by gunicorn's event loop, without a thread, when plain (avenue/server.py).
-    frontdoor.install_front_door(app, requestlog.log_front_door_answers if logged else None)
+    media_wiring.install_front_door(app, requestlog.log_front_door_answers if logged else None)
     if app.config.get("AVENUE_PROXY_COUNT"):
         # Outermost: everything inside sees the client address the trusted proxies report.
         count = int(app.config["AVENUE_PROXY_COUNT"])
@@ -187,7 +181,7 @@ def register_background(app: Flask) -> None:
     ``flask`` command or a test starts none of it. Nothing here may touch the database, which
     may be down as a worker starts: each piece ensures the indexes on its own thread first."""
     from avenue import background, cdn, expiry, monitoring, status
-    from avenue.media.serve import route as media_route
+    from avenue.media import wiring as media_wiring
     from avenue.ops import rendition_budget
     from avenue.readiness import prepare_at_start
     from avenue.tus import collector
@@ -204,9 +198,9 @@ def register_background(app: Flask) -> None:
     # The CDN purge outbox: every worker delivers, each entry claimed by one.
     background.register(app, "cdn-purge", lambda: cdn.start_delivery(app))
     # What each worker served (the renditions' recency), written in batches every 30 s.
-    background.register(app, "media-deliveries", lambda: media_route.start_delivery_flush(app))
+    background.register(app, "media-deliveries", lambda: media_wiring.start_delivery_flush(app))
     # The media cache kept current (deletions polled or streamed) whether or not threads are free.
-    background.register(app, "media-deletions-sync", lambda: media_route.start_deletion_sync(app))
+    background.register(app, "media-deletions-sync", lambda: media_wiring.start_deletion_sync(app))
     # The renditions' byte budget: every worker runs one, its lease lets one evict at a time.
     rendition_budget.budget_from_config(app.config)  # a bad value stops the start, not the worker
     background.register(app, "rendition-budget", lambda: rendition_budget.start_budget(app))

@@ -34,7 +34,7 @@ from pymongo.errors import PyMongoError
 from avenue import audit, background
 from avenue.clock import now
 from avenue.db import Document
-from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
+from avenue.media.wiring import PURGE_OUTBOX
 from avenue.outbound import send, signed_headers
 
 log = logging.getLogger(__name__)

@@ -660,7 +660,7 @@ class GuardedThreadWorker(ThreadWorker):
         # gunicorn's access log and request hooks see only what threads handle, so with the
         # access log on every request goes to a thread, as with GUNICORN_LOOP_MEDIA=0.
         if self.guarded and not self.cfg.accesslog and os.environ.get("GUNICORN_LOOP_MEDIA", "1") != "0":
-            from avenue.media.serve.frontdoor import front_door_of
+            from avenue.media.wiring import front_door_of
 
             front = front_door_of(self.wsgi)
             if front is not None:

@@ -122,7 +122,7 @@ class Completed:
     image: Image | None = None
 
     def result(self) -> dict[str, Any]:
-        """What a resumable upload's record keeps (avenue.media.resumable.finish)."""
+        """What a resumable upload's record keeps (avenue.media.Resumables.finish)."""
         return {"bucket": KIND[self.kind].bucket, "image_id": self.image_id, "created": self.created}
 
     def loaded(self, db: Database[Document]) -> Image | None:

@@ -15,6 +15,8 @@ from pymongo.database import Database
 from avenue import media
 from avenue.media import (
     BUILDER,
+    DayRange,
+    Deliveries,
     Document,
     Library,
     UnusedImage,
@@ -27,10 +29,6 @@ from avenue.paging import Page, Window
 from avenue.shapes import QUERY, WHOLE, Answer, ObjectIdText, OneOf, Refuse, Shape
 
 MAX_UNUSED_DAYS = 3650
-
-
-parse_range = media.deliveries.parse_range
-DayRange = media.deliveries.DayRange
 
 
 def _bucket_alias(bucket: str) -> str:
@@ -83,7 +81,7 @@ def top(db: Database[Document], start: dt.datetime, end: dt.datetime, by: str, l
     know it: the current version by the image's file name and thumbnail's URL, an earlier one
     by the name it was served under, without a thumbnail (its files are gone); one read per
     bucket of the list."""
-    rows = media.deliveries.top(db, start, end, by=by, limit=limit)
+    rows = Deliveries(db).top(start, end, by=by, limit=limit)
     ids: dict[str, list[ObjectId]] = {}
     for row in rows:
         ids.setdefault(row["bucket"], []).append(row["image"])
@@ -107,7 +105,7 @@ def series(db: Database[Document], bucket: str, image_id: ObjectId, start: dt.da
            end: dt.datetime) -> dict[str, Any]:
     """One image's requests and bytes per day (every day of the range, zeros included), by
     file, and its totals and last served date."""
-    return media.deliveries.daily(db, bucket, image_id, start, end)
+    return Deliveries(db).daily(bucket, image_id, start, end)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -121,7 +119,7 @@ def never_served(db: Database[Document], window: Window,
     """One library page (newest first, the library's own paging) less the images ever served:
     a page may hold fewer than ``per_page`` items; ``next`` goes on through the library."""
     images, page = Library(db, BUILDER, app_media()).page(window)
-    served = media.deliveries.last_served(db, [(BUILDER, image.id) for image in images])
+    served = Deliveries(db).last_served([(BUILDER, image.id) for image in images])
     return [image_object(image, signer) for image in images if (BUILDER, image.id) not in served], page
 
 
@@ -144,7 +142,7 @@ def unused(db: Database[Document], window: Window, days: int, clock: dt.datetime
     images, page = Library(db, BUILDER, app_media()).page(window)
     ids = [image.id for image in images]
     used = referrers(db).referenced(BUILDER, ids)
-    served = media.deliveries.last_served(db, [(BUILDER, image_id) for image_id in ids])
+    served = Deliveries(db).last_served([(BUILDER, image_id) for image_id in ids])
     since = clock - dt.timedelta(days=days)
     items = []
     for image in images:

@@ -48,15 +48,7 @@ from avenue.builder.service import (
     Tags,
 )
 from avenue.bulk.urls import URL_CODES, LibraryUrlImport
-from avenue.media import deliveries
-
-# The document states the declared limits and registries as they are (the media-interface
-# contract lets it read the kernel modules named in pyproject.toml).
-from avenue.media.ingest.alttext import (
-    MAX_ALT_LENGTH,
-    AltChanges,
-)
-from avenue.media.names import NameBody
+from avenue.media import MAX_ALT_LENGTH, AltChanges, DayRange, DeliverySeries, NameBody
 from avenue.shapes import OBJECT_ID, parameters_of
 
 PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
@@ -146,10 +138,10 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "parameters": [in_path("media_id", OBJECT_ID)],
         "get": op("One library image's answers and bytes per day over a range (the last 30 days by default, "
                   "at most 92), by file, and when it was last served: the library details panel's chart.",
-                  {"200": answer_of(deliveries.DeliverySeries, "The series."),
+                  {"200": answer_of(DeliverySeries, "The series."),
                    **errors(400, 403, 404)},
                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
-                  parameters=parameters_of(deliveries.DayRange))},
+                  parameters=parameters_of(DayRange))},
     "/api/builder/media/{media_id}/name": {
         "parameters": [in_path("media_id", OBJECT_ID)],
         "put": op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "

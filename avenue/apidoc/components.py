@@ -18,8 +18,7 @@ from avenue.auth.service import User
 from avenue.builder.service import ShownPage
 from avenue.errors import ErrorBody
 from avenue.links.store import UploadLink
-from avenue.media import AltResult, MissingAlt, UnusedImage
-from avenue.media.serve.objects import ImageObject, NearDuplicate
+from avenue.media import AltResult, ImageObject, MissingAlt, NearDuplicate, UnusedImage
 from avenue.monitoring.alerts import Alert
 from avenue.shapes import schema_of
 from avenue.shop.service import LegacyImage, MissingPhotoAlt, Product

@@ -34,13 +34,7 @@ from avenue.apidoc.images import (
     zip_import,
 )
 from avenue.bulk.urls import URL_CODES, ProductUrlImport, UrlReport
-
-# The document states the declared limits and registries as they are (the media-interface
-# contract lets it read the kernel modules named in pyproject.toml).
-from avenue.media.ingest.alttext import (
-    AltChanges,
-)
-from avenue.media.names import NameBody
+from avenue.media import AltChanges, NameBody
 from avenue.shapes import OBJECT_ID, parameters_of
 from avenue.shop.service import ImageOrder, NewProduct, ProductChange
 from avenue.status import ReportQuery

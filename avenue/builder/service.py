@@ -421,7 +421,7 @@ def get_media(db: Database[Document], media_id: ObjectId) -> Image:
     return image
 
 
-DayRange = media.deliveries.DayRange  # the query of a library image's deliveries
+DayRange = media.DayRange  # the query of a library image's deliveries
 
 
 def media_deliveries(db: Database[Document], media_id: ObjectId, days: DayRange) -> dict[str, Any]:
@@ -429,7 +429,7 @@ def media_deliveries(db: Database[Document], media_id: ObjectId, days: DayRange)
     default; 400 for a bad range), its totals and last served date: the card's chart."""
     image = get_media(db, media_id)
     first, after = days.days(now())
-    return media.deliveries.daily(db, BUILDER, image.id, first, after)
+    return media.Deliveries(db).daily(BUILDER, image.id, first, after)
 
 
 def used_in(db: Database[Document], media_id: ObjectId) -> list[str]:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from avenue.errors import BadRequest, ImageTooLarge, UnprocessableContent
-from avenue.media.formats import UPLOAD_EXTENSIONS
+from avenue.media import UPLOAD_EXTENSIONS
 
 # The registry's upload formats (.svg too: the library takes SVG logos, sanitised; onto a
 # product one is refused like its upload).

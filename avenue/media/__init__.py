@@ -1,8 +1,21 @@
-"""The media core: every image the app keeps, in GridFS, behind one small interface.
+"""The media core: every image the app keeps, in GridFS, behind two doors.
 
-Blueprints use only what this package exports: a :class:`Library` per bucket (fetch, page,
-store, bring from another bucket, delete, delete leases, claim) answering in :class:`Image`
-records, the API's image object, and the limits and URL signer an app is configured with.
+This module is the first door, the library of a bucket: what the shop, the builder, uploads,
+tus, upload links, the zip and URL imports and the trash use to upload, replace, edit, version,
+name, delete, restore, list and serve. A :class:`Library` per bucket (store/library/: reading,
+labels, storing, editing, grouping and deleting, one class each) answers in :class:`Image`
+records; :class:`Trash` holds deleted originals; :class:`Resumables` and :class:`Deliveries`,
+bound to a database, are resumable uploads' bytes and the delivery numbers; beside them the
+API's image object and its models, the request bodies of edits, crops, focal points and names,
+alt text's rules, and the limits and URL signer an app is configured with. Every name is a
+class, a function or a constant, never a module (a module brings all its names).
+
+The second door, ``avenue.media.maintenance``, is what ops and status use beneath the library
+(scan, gc, fsck, backup, rerender, counters); ``avenue.media.wiring`` is the app factory's
+plugs (the route, the front door, the indexes, the referrers' registry, the purge outbox).
+Nothing outside the package imports anything else in it (the ``media-interface``,
+``media-maintenance`` and ``media-wiring`` contracts in pyproject.toml, with no
+``ignore_imports``), and nothing else reads ``*.files`` or ``*.chunks``.
 
 Inside, the code is in wings, each importing only the ones below it (the ``media-wings``
 import-linter contract):
@@ -11,25 +24,17 @@ import-linter contract):
   ``route``, the WSGI ``frontdoor``, every worker's ``cache``, the image ``objects``;
 - ``store``: GridFS files (``storage``), an upload's original and variants in a crash-safe
   order (``originals``) as its ``options`` say, the ``library``, the ``trash``, ``replace`` in
-  place, ``scan``
-  (indexed reads and the few writes ops and status make to a bucket);
+  place, ``scan`` (indexed reads and the few writes ops and status make to a bucket);
 - ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants, alt text
-  suggested without a model) and
-  ``effects`` (what follows a write: counters, facets, cache invalidation, CDN purges);
+  suggested without a model) and ``effects`` (what follows a write: counters, facets, cache
+  invalidation, CDN purges);
 - the kernel here: ``buckets``, ``records``, ``names`` (readable names in public URLs),
-  ``paths``, ``core`` (the app's :class:`Media` and the numbers the store needs,
-  built once by ``serve.route``'s ``init_app``, kept in ``app.extensions`` and handed to what
-  needs it: only ``serve.route``, the Flask side, reads ``current_app``), ``references``
-  (the interface the owners of documents that use images implement, and the registry the app
-  factory fills).
+  ``paths``, ``core`` (the app's :class:`Media` and the numbers the store needs, built once by
+  ``serve.route``'s ``init_app``, kept in ``app.extensions`` and handed to what needs it: only
+  ``serve.route``, the Flask side, reads ``current_app``), ``references`` (the interface the
+  owners of documents that use images implement, and the registry the app factory fills).
 
-Nothing outside the package imports a wing's modules but what the ``media-interface``
-contract (pyproject.toml) names: the app factory, the app server and the CDN hook wire the
-route, the front door, the indexes, the referrers' registry and the purge outbox in; ops and
-status, which work beneath the library (gc, fsck, backup, the sweep, the reports), import
-the submodules they use by their own names (``store.scan``: the indexed reads and writes of
-a bucket's files and chunks; ``effects.counters``; ``store.renditions``; ...). Nothing else
-reads ``*.files`` or ``*.chunks``.
+What the store does differently on each database is asked of ``avenue/dialect.py``'s policy.
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ from typing import Any
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.core import Media
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.formats import DISABLED_SETTING, disabled
+from avenue.media.formats import DISABLED_SETTING, UPLOAD_EXTENSIONS, disabled
 from avenue.media.ingest.alttext import (
+    MAX_ALT_LENGTH,
     AltChange,
     AltChanges,
     AltContext,
@@ -59,6 +65,8 @@ from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, referrers, rewrite_lists
 from avenue.media.serve.objects import (
+    ImageObject,
+    NearDuplicate,
     UnusedImage,
     UrlSigner,
     image_object,
@@ -66,22 +74,24 @@ from avenue.media.serve.objects import (
     ref_object,
 )
 from avenue.media.serve.route import app_media
-from avenue.media.store import deliveries, resumable
+from avenue.media.store.deliveries import DayRange, Deliveries, DeliverySeries
 from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
 from avenue.media.store.originals import Upload
+from avenue.media.store.resumable import Caps, Expired, Resumable, Resumables, UploadBusy, UploadNotFound
 from avenue.media.store.versions import Comparison, Version
 
 __all__ = [
     # The buckets, by their names in the code (buckets.py), and the library's root folder.
     "ALIASES", "BUCKETS", "BUILDER", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP", "UPLOADS",
-    # A bucket's originals (store/library.py) and the records they answer in (records.py).
+    # A bucket's originals (store/library/) and the records they answer in (records.py).
     "Changed", "DeleteLease", "Document", "Image", "Library", "Limits", "Stored", "Upload",
     # The app's media core (core.py), built once by the route's init_app: every Library the
     # app opens and every ops run is handed it.
     "Media", "app_media",
-    # The API's image object and its URLs (serve/objects.py), configured per app below.
-    "UnusedImage", "UrlSigner", "image_object", "limits_from_config", "ref_object",
-    "signer_from_config",
+    # The API's image object, its models (for the OpenAPI document) and its URLs
+    # (serve/objects.py), configured per app below; the upload extensions (formats.py).
+    "ImageObject", "NearDuplicate", "UPLOAD_EXTENSIONS", "UnusedImage", "UrlSigner", "image_object",
+    "limits_from_config", "ref_object", "signer_from_config",
     # Near-duplicates and colours (ingest/near_hash.py, store/near_duplicates.py).
     "Near", "near_objects", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
@@ -91,11 +101,15 @@ __all__ = [
     "Comparison", "Trash", "Trashed", "Version",
     # Who refers to an image: the registry the app factory fills (references.py).
     "IN_BATCH", "referrers", "rewrite_lists",
-    # Resumable uploads' bytes (store/resumable.py) and delivery numbers (store/deliveries.py).
-    "deliveries", "resumable",
+    # Resumable uploads' bytes (store/resumable.py: Resumables, bound to a database, and what
+    # it answers and refuses) and delivery numbers (store/deliveries.py: Deliveries, and the
+    # query and answer of one image's series).
+    "Caps", "Expired", "Resumable", "Resumables", "UploadBusy", "UploadNotFound",
+    "DayRange", "Deliveries", "DeliverySeries",
     # Alt text suggested without a model (ingest/alttext.py): the shop and the builder give the context.
-    "AltChange", "AltChanges", "AltContext", "AltResult", "MissingAlt", "chosen_alt", "clean_alt",
-    "suggest_alt",
+    # MAX_ALT_LENGTH: the declared limit the OpenAPI document states.
+    "MAX_ALT_LENGTH", "AltChange", "AltChanges", "AltContext", "AltResult", "MissingAlt", "chosen_alt",
+    "clean_alt", "suggest_alt",
     # Readable names in public URLs (names.py): the body's rule; Library.rename sets one.
     "NameBody",
 ]

@@ -21,7 +21,7 @@ from pymongo.database import Database
 from avenue.clock import as_utc, isoformat
 from avenue.errors import BadRequest
 from avenue.indexes import create_missing
-from avenue.media.effects.uploads import per_hour as uploads_per_hour
+from avenue.media.maintenance import uploads_per_hour
 from avenue.retention import ensure_retention
 from avenue.shapes import QUERY, Answer, OneOf, Shape, cleaned
 

@@ -14,9 +14,7 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.db import Document
-from avenue.media.store.scan import file as file_doc
-from avenue.media.store.scan import originals_flagged, originals_lacking
-from avenue.media.store.storage import read_all
+from avenue.media.maintenance import file_doc, originals_flagged, originals_lacking, read_all
 
 BATCH = 200
 ProgressFn = Callable[[str, int, int], None]

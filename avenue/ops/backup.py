@@ -47,11 +47,24 @@ from avenue.clock import now
 from avenue.db import Document, shard_key
 from avenue.errors import AvenueError, Conflict
 from avenue.media import BUCKETS, referrers
-from avenue.media.buckets import STORED, TRASH
-from avenue.media.records import own_length, own_sha256
-from avenue.media.store import scan
-from avenue.media.store.indexes import ensure_indexes
-from avenue.media.store.storage import CHUNK_SIZE, delete_file, read_range
+from avenue.media.maintenance import (
+    CHUNK_SIZE,
+    STORED,
+    TRASH,
+    count_files,
+    delete_chunks,
+    delete_file,
+    ensure_indexes,
+    gridfs_collections,
+    has_file,
+    insert_chunks,
+    insert_file,
+    own_length,
+    own_sha256,
+    read_range,
+    rename_chunks,
+    walk_files,
+)
 
 FORMAT = "avenue-backup"
 # 2: a file's bucket, id and chunk size in its PAX header's ``comment`` (JSON). Version 1 put
@@ -201,7 +214,7 @@ def backup(db: Database[Document], out: BinaryIO, *, include_password_hashes: bo
     """Write the archive (see the module doc) to the binary stream ``out``."""
     progress = progress or (lambda phase, done, total: None)
     report = BackupReport(db.name)
-    expected_files = {bucket: scan.count_files(db, bucket) for bucket in STORED}
+    expected_files = {bucket: count_files(db, bucket) for bucket in STORED}
     saved = collections(db)
     expected_docs = {name: db[name].count_documents({}) for name in saved}
     manifest = {
@@ -221,7 +234,7 @@ def backup(db: Database[Document], out: BinaryIO, *, include_password_hashes: bo
         for bucket in STORED:  # the trash too: what is restorable now stays restorable
             report.files[bucket] = report.bytes[bucket] = 0
             # Small batches: the cursor must not sit idle (and time out) while big files stream.
-            for doc in scan.walk_files(db, bucket, batch=16):
+            for doc in walk_files(db, bucket, batch=16):
                 _backup_file(db, tar, bucket, doc, report)
                 done += 1
                 progress("Backing up files", done, max(total, done))
@@ -311,7 +324,7 @@ class RestoreReport:
 
 def occupied(db: Database[Document]) -> dict[str, int]:
     """The collections a restore would write to that already hold documents."""
-    names = [name for bucket in STORED for name in scan.gridfs_collections(bucket)]
+    names = [name for bucket in STORED for name in gridfs_collections(bucket)]
     counts = {name: db[name].estimated_document_count() for name in [*names, *collections(db)]}
     return {name: count for name, count in counts.items() if count}
 
@@ -383,9 +396,9 @@ class _Restorer:
     def _write_chunks(self, member: tarfile.TarInfo, stream: IO[bytes]) -> None:
         bucket, file_id, chunk_size = _file_head(member)
         chunks_id = file_id
-        if scan.has_file(self.db, bucket, file_id):
+        if has_file(self.db, bucket, file_id):
             chunks_id = ObjectId()  # --force: keep the existing file until this one is verified
-        scan.delete_chunks(self.db, bucket, chunks_id)  # leftovers of an earlier, interrupted restore
+        delete_chunks(self.db, bucket, chunks_id)  # leftovers of an earlier, interrupted restore
         # Pending from the first chunk on, so a damaged or truncated archive leaves no chunks behind.
         self.pending = _Pending(bucket, file_id, chunks_id, 0, "")
         digest = sha256()
@@ -401,16 +414,16 @@ class _Restorer:
             batch.append({"files_id": chunks_id, "n": n, "data": data})
             n += 1
             if len(batch) == INSERT_BATCH:
-                scan.insert_chunks(self.db, bucket, batch)
+                insert_chunks(self.db, bucket, batch)
                 batch = []
         if batch:
-            scan.insert_chunks(self.db, bucket, batch)
+            insert_chunks(self.db, bucket, batch)
         self.pending.length, self.pending.sha256 = length, digest.hexdigest()
 
     def _abandon_pending(self, reason: str) -> None:
         if self.pending is not None:
             pending, self.pending = self.pending, None
-            scan.delete_chunks(self.db, pending.bucket, pending.chunks_id)
+            delete_chunks(self.db, pending.bucket, pending.chunks_id)
             self.report.failures.append({"bucket": pending.bucket, "id": str(pending.file_id),
                                          "error": reason})
 
@@ -432,18 +445,18 @@ class _Restorer:
             problem = (f"the bytes in the archive hash to {pending.sha256} ({pending.length} bytes), "
                        f"the backup recorded {entry['sha256']} ({own_length(doc)} bytes)")
         if problem is not None:
-            scan.delete_chunks(self.db, pending.bucket, pending.chunks_id)
+            delete_chunks(self.db, pending.bucket, pending.chunks_id)
             self.report.failures.append({"bucket": pending.bucket, "id": str(doc["_id"]), "error": problem})
             self._step()
             return
         if pending.chunks_id != pending.file_id:
             delete_file(self.db, pending.bucket, pending.file_id)
-            scan.rename_chunks(self.db, pending.bucket, pending.chunks_id, pending.file_id)
+            rename_chunks(self.db, pending.bucket, pending.chunks_id, pending.file_id)
         try:
             # Last, as uploads do: a reader never sees a half file.
-            scan.insert_file(self.db, pending.bucket, doc)
+            insert_file(self.db, pending.bucket, doc)
         except DuplicateKeyError as error:
-            scan.delete_chunks(self.db, pending.bucket, pending.file_id)
+            delete_chunks(self.db, pending.bucket, pending.file_id)
             self.report.conflicts.append({
                 "bucket": pending.bucket, "id": str(doc["_id"]),
                 "error": f"another file holds the same unique key: {error.details}"})

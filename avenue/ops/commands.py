@@ -27,8 +27,8 @@ from avenue import opsruns, status
 from avenue.clock import now
 from avenue.db import Document, get_db, get_mongo
 from avenue.errors import AvenueError
-from avenue.media import app_media, limits_from_config
-from avenue.media.buckets import BUCKETS, RENDITIONS
+from avenue.media import BUCKETS, app_media, limits_from_config
+from avenue.media.maintenance import RENDITIONS
 from avenue.ops import backup as backup_module
 from avenue.ops.backfill import ProgressFn
 from avenue.ops.fsck import fsck as run_fsck

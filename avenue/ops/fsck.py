@@ -55,20 +55,34 @@ from avenue import db as database
 from avenue.db import Document
 from avenue.errors import AvenueError
 from avenue.media import Media, referrers
-from avenue.media.buckets import RENDITIONS, STORED, TRASH
-from avenue.media.effects.counters import count_bucket
-from avenue.media.effects.counters import of as bucket_counters
-from avenue.media.effects.counters import recount as recount_bucket
-from avenue.media.effects.invalidation import invalidate
-from avenue.media.records import content_length, own_length, own_sha256, variant_ids
-from avenue.media.references import Referrers
-from avenue.media.store import scan
-from avenue.media.store.indexes import ensure_indexes
-from avenue.media.store.originals import delete_image
-from avenue.media.store.regenerate import regenerate_variants
-from avenue.media.store.renditions import remove as remove_renditions
-from avenue.media.store.scan import has_chunk_index
-from avenue.media.store.storage import CHUNK_SIZE, delete_file
+from avenue.media.maintenance import (
+    CHUNK_SIZE,
+    RENDITIONS,
+    STORED,
+    TRASH,
+    Referrers,
+    bucket_counters,
+    chunks_of,
+    content_length,
+    count_bucket,
+    count_files,
+    delete_file,
+    delete_image,
+    ensure_indexes,
+    file_doc,
+    files_by_id,
+    has_chunk_index,
+    invalidate,
+    missing_indexes,
+    own_length,
+    own_sha256,
+    recount_bucket,
+    regenerate_variants,
+    remove_renditions,
+    set_length,
+    variant_ids,
+    walk_files,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -218,7 +232,7 @@ def _check_batch(db: Database[Document], bucket: str, docs: list[dict[str, Any]]
     network, worse.)"""
     # Sorted like the batch ({files_id, n} index): each file's chunks follow the previous
     # file's, so the stream is consumed in step, at most FETCH_BYTES of chunks in memory.
-    stream = scan.chunks_of(db, bucket, [doc["_id"] for doc in docs], contiguous=contiguous,
+    stream = chunks_of(db, bucket, [doc["_id"] for doc in docs], contiguous=contiguous,
                             fetch=_fetch(docs))
     findings: list[_Finding] = []
     try:
@@ -235,10 +249,10 @@ def _check_batch(db: Database[Document], bucket: str, docs: list[dict[str, Any]]
     finally:
         stream.close()
     named = {(f.doc.get("metadata") or {}).get("original_id") for f in findings if f.role == "variant"}
-    originals = {file_id for file_id, doc in scan.files_by_id(db, bucket, named, {"metadata.role": 1}).items()
+    originals = {file_id for file_id, doc in files_by_id(db, bucket, named, {"metadata.role": 1}).items()
                  if (doc.get("metadata") or {}).get("role") == "original"}
     listed = [vid for f in findings if f.role == "original" for vid in variant_ids(f.doc)]
-    present = set(scan.files_by_id(db, bucket, listed, {"_id": 1}))
+    present = set(files_by_id(db, bucket, listed, {"_id": 1}))
     for finding in findings:
         meta = finding.doc.get("metadata") or {}
         if finding.role == "variant" and meta.get("original_id") not in originals:
@@ -270,7 +284,7 @@ def _check_batch(db: Database[Document], bucket: str, docs: list[dict[str, Any]]
 
 
 def _check_indexes(db: Database[Document]) -> list[dict[str, Any]]:
-    return scan.missing_indexes(db)
+    return missing_indexes(db)
 
 
 def _check_rendition_total(db: Database[Document]) -> list[dict[str, Any]]:
@@ -325,7 +339,7 @@ def check(db: Database[Document], *, progress: Progress | None = None, since: dt
     # The trash's files too (restoring them must give intact images), and the renditions on
     # request (a damaged one is removed: its next request renders it again).
     buckets = [*STORED, RENDITIONS]
-    total = sum(scan.count_files(db, bucket, estimated=True) for bucket in buckets)
+    total = sum(count_files(db, bucket, estimated=True) for bucket in buckets)
     if start is not None and start.get("bucket") in buckets:
         buckets = buckets[buckets.index(start["bucket"]):]
     saved = 0
@@ -352,7 +366,7 @@ def check(db: Database[Document], *, progress: Progress | None = None, since: dt
         query = {"uploadDate": {"$gte": since}} if since is not None else {}
         group: list[dict[str, Any]] = []
         size = 0
-        cursor = scan.walk_files(db, bucket, query, after=after, batch=BATCH)
+        cursor = walk_files(db, bucket, query, after=after, batch=BATCH)
         try:
             for doc in cursor:
                 group.append(doc)
@@ -399,13 +413,13 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers,
         codes = finding.codes
         reason = "; ".join(problem["detail"] for problem in finding.problems)
         if "head_length" in codes:  # stored before heads kept their bytes' length (replace.py)
-            scan.set_length(db, finding.bucket, key[1], content_length(finding.doc))
+            set_length(db, finding.bucket, key[1], content_length(finding.doc))
             act("length_corrected", finding, reason, old_length=finding.doc.get("length"),
                 new_length=content_length(finding.doc))
             if codes == {"head_length"}:
                 continue
         if codes & DAMAGE and codes & DAMAGE <= {"length_mismatch"} and finding.sha_ok:
-            scan.set_length(db, finding.bucket, key[1], finding.chunk_bytes)
+            set_length(db, finding.bucket, key[1], finding.chunk_bytes)
             invalidate(db, finding.bucket, [key[1]])  # every worker reloads the document
             act("length_corrected", finding, reason, old_length=finding.doc["length"],
                 new_length=finding.chunk_bytes)
@@ -434,7 +448,7 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers,
     for key in _renderable(report):  # pending variants (a state): rendered now, as a GET would
         regenerate.setdefault(key, set())
     for (bucket, original_id), replace in regenerate.items():
-        original = scan.file(db, bucket, original_id)
+        original = file_doc(db, bucket, original_id)
         if original is None or (bucket, original_id) in removed:
             continue
         try:

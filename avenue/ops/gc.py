@@ -44,15 +44,32 @@ from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
 from avenue.db import Document
-from avenue.media import PRODUCTS, TEMP, Media, referrers, resumable
-from avenue.media.buckets import RENDITIONS, STORED, TRASH
-from avenue.media.records import content_length, own_length, variant_ids
-from avenue.media.references import IN_BATCH, Referrers
-from avenue.media.store import scan
-from avenue.media.store.originals import delete_image
-from avenue.media.store.renditions import orphans as rendition_orphans
-from avenue.media.store.storage import delete_file
-from avenue.media.store.trash import expired as trash_expired
+from avenue.media import IN_BATCH, PRODUCTS, TEMP, Media, referrers
+from avenue.media.maintenance import (
+    ORIGINALS,
+    RENDITIONS,
+    STORED,
+    TRASH,
+    Referrers,
+    chunk_owners,
+    chunk_stats,
+    chunk_totals,
+    collect_expired,
+    content_length,
+    delete_file,
+    delete_image,
+    delete_orphan_chunks,
+    existing_ids,
+    expired_originals,
+    files_by_id,
+    has_file,
+    originals_without_expiry,
+    own_length,
+    rendition_orphans,
+    trash_expired,
+    variant_ids,
+    walk_files,
+)
 
 DEFAULT_GRACE_SECONDS = 3600
 BATCH = 500
@@ -172,12 +189,12 @@ class _Collector:
     # --- temp images ----------------------------------------------------------------------
 
     def _expired_temp_images(self) -> None:
-        for doc in scan.expired_originals(self.db, TEMP, self.now):
+        for doc in expired_originals(self.db, TEMP, self.now):
             self._remove_image("expired_temp_image", TEMP, doc,
                                f"expired at {as_utc(doc['metadata']['expires_at']).isoformat()}")
 
     def _temp_images_without_expiry(self) -> None:
-        for doc in scan.originals_without_expiry(self.db, TEMP):
+        for doc in originals_without_expiry(self.db, TEMP):
             if self._old(doc):
                 self._remove_image("temp_image_without_expiry", TEMP, doc, "a temp image with no expiry")
 
@@ -193,7 +210,7 @@ class _Collector:
 
     def _recently_transferred(self, file_id: ObjectId) -> bool:
         """A temp image claimed by a product right now: still in temp, or just deleted from it."""
-        if scan.has_file(self.db, TEMP, file_id):
+        if has_file(self.db, TEMP, file_id):
             return True
         # Tombstones name their files in ``file_ids`` (``file_id`` before they were batched).
         for named in ({"file_ids": file_id}, {"file_id": file_id}):
@@ -203,7 +220,7 @@ class _Collector:
         return False
 
     def _unreferenced_product_images(self) -> None:
-        for batch in _batches(scan.walk_files(self.db, PRODUCTS, scan.ORIGINALS)):
+        for batch in _batches(walk_files(self.db, PRODUCTS, ORIGINALS)):
             referenced = self._referenced([doc["_id"] for doc in batch])
             for doc in batch:
                 if doc["_id"] in referenced or not self._old(doc):
@@ -227,15 +244,15 @@ class _Collector:
     # --- structure ------------------------------------------------------------------------
 
     def _exists_elsewhere(self, file_id: ObjectId, bucket: str) -> bool:
-        return any(scan.has_file(self.db, other, file_id) for other in STORED if other != bucket)
+        return any(has_file(self.db, other, file_id) for other in STORED if other != bucket)
 
     def _incomplete_files(self, bucket: str) -> None:
-        cursor = scan.walk_files(self.db, bucket, {"uploadDate": {"$lt": self.cutoff}},
+        cursor = walk_files(self.db, bucket, {"uploadDate": {"$lt": self.cutoff}},
                                  projection={"length": 1, "chunkSize": 1, "filename": 1, "uploadDate": 1,
                                              "metadata": 1})
         for batch in _batches(cursor, 200):
             # The batch is every old file between its first and last id: one range of chunks.
-            stats = scan.chunk_stats(self.db, bucket, [doc["_id"] for doc in batch], contiguous=True)
+            stats = chunk_stats(self.db, bucket, [doc["_id"] for doc in batch], contiguous=True)
             for doc in batch:
                 # By its own chunks: an original replaced in place has none (records.own_length).
                 length = own_length(doc)
@@ -250,14 +267,14 @@ class _Collector:
                     self._remove_file("incomplete_file", bucket, doc, reason)
 
     def _orphan_variants(self, bucket: str) -> None:
-        cursor = scan.walk_files(self.db, bucket, {"metadata.role": "variant"},
+        cursor = walk_files(self.db, bucket, {"metadata.role": "variant"},
                                  projection={"length": 1, "filename": 1, "uploadDate": 1,
                                              "metadata.original_id": 1})
         for batch in _batches(cursor):
             originals = {doc["metadata"].get("original_id") for doc in batch}
             # What each present original lists: a file it does not list (a replace or a
             # re-render cut off before the original pointed at it) is garbage too, once old.
-            found = scan.files_by_id(self.db, bucket, originals,
+            found = files_by_id(self.db, bucket, originals,
                                      {"metadata.variants": 1, "metadata.content": 1})
             listed = {file_id: set(variant_ids(doc)) for file_id, doc in found.items()}
             for doc in batch:
@@ -284,7 +301,7 @@ class _Collector:
                               f"at version {meta.get('version') or '(first)'!r}")
 
     def _expired_resumable_uploads(self) -> None:
-        expired = resumable.collect_expired(self.db, self.now, dry_run=self.dry_run)
+        expired = collect_expired(self.db, self.now, dry_run=self.dry_run)
         for upload in expired.uploads:
             self.report.removed.append({"kind": "expired_resumable_upload", "bucket": None,
                                         "id": upload["id"], "filename": None, "bytes": 0, "files": 0,
@@ -297,8 +314,8 @@ class _Collector:
                                         "reason": "bytes of resumable uploads past their expiry"})
 
     def _orphan_chunks(self, bucket: str) -> None:
-        for batch in _batches(scan.chunk_owners(self.db, bucket)):
-            present = scan.existing_ids(self.db, bucket, batch)
+        for batch in _batches(chunk_owners(self.db, bucket)):
+            present = existing_ids(self.db, bucket, batch)
             for file_id in batch:
                 if file_id in present:
                     continue
@@ -309,13 +326,13 @@ class _Collector:
                 if self._exists_elsewhere(file_id, bucket):
                     self.report.kept_in_grace += 1
                     continue
-                size, count = scan.chunk_totals(self.db, bucket, file_id)
+                size, count = chunk_totals(self.db, bucket, file_id)
                 self.report.removed.append({"kind": "orphan_chunks", "bucket": bucket, "id": str(file_id),
                                             "filename": None, "bytes": size, "files": 0, "chunks": count,
                                             "reason": "chunks with no files document (interrupted upload)"})
                 if not self.dry_run:
                     # Re-checked there: never delete the chunks of a file that has just been completed.
-                    scan.delete_orphan_chunks(self.db, bucket, file_id)
+                    delete_orphan_chunks(self.db, bucket, file_id)
 
 
 def collect_garbage(db: Database[Document], *, grace_seconds: int = DEFAULT_GRACE_SECONDS,

@@ -33,9 +33,7 @@ from avenue.clock import now
 from avenue.db import Document
 from avenue.errors import AvenueError, UnsupportedImage
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, Image, Library, Limits, Upload, referrers
-from avenue.media.ingest.images import prepare, read_limited, sanitize_filename
-from avenue.media.references import References
-from avenue.media.store.originals import dedupe_key
+from avenue.media.maintenance import References, dedupe_key, prepare, read_limited, sanitize_filename
 
 PREFIX = "/uploads/"
 # General uploads are deduplicated per owner and visibility; the old ones have no owner.

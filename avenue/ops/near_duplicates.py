@@ -41,11 +41,8 @@ from pymongo.database import Database
 
 from avenue.db import Document
 from avenue.media import BUCKETS, Library, app_media
-from avenue.media.ingest.near_hash import compute as compute_near_hash
-from avenue.media.store.exact import PENDING_FIELD as EXACT_PENDING
-from avenue.media.store.near_duplicates import NEAR_GROUP
-from avenue.media.store.near_duplicates import PENDING_FIELD as NEAR_PENDING
-from avenue.media.store.scan import set_metadata as set_file_metadata
+from avenue.media.maintenance import EXACT_PENDING, NEAR_GROUP, NEAR_PENDING, compute_near_hash
+from avenue.media.maintenance import set_metadata as set_file_metadata
 from avenue.ops.backfill import ProgressFn, originals_flagged_ids, thumbs_lacking
 
 

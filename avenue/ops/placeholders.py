@@ -25,9 +25,8 @@ from pymongo.database import Database
 
 from avenue.db import Document
 from avenue.media import BUCKETS, Library, app_media, referrers
-from avenue.media.ingest.placeholders import compute as compute_placeholder
-from avenue.media.references import Referrers
-from avenue.media.store.scan import set_metadata as set_file_metadata
+from avenue.media.maintenance import Referrers, compute_placeholder
+from avenue.media.maintenance import set_metadata as set_file_metadata
 from avenue.ops.backfill import BATCH, ProgressFn, thumbs_lacking
 
 

@@ -30,8 +30,7 @@ from avenue import audit, background, metrics, opsruns
 from avenue.clock import now
 from avenue.db import Document
 from avenue.leases import Lease
-from avenue.media.store.renditions import Evicted
-from avenue.media.store.renditions import evict as evict_renditions
+from avenue.media.maintenance import Evicted, evict_renditions
 from avenue.ops.lock import COLLECTION
 
 log = logging.getLogger(__name__)

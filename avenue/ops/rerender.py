@@ -35,10 +35,17 @@ from pymongo.database import Database
 from avenue import background, opsruns
 from avenue.clock import isoformat, now
 from avenue.db import Document
-from avenue.media import Media
-from avenue.media.buckets import BUCKETS, RENDITIONS
-from avenue.media.store import renditions, scan
-from avenue.media.store.rerender import BeforeSwitch, rerender, stale_of
+from avenue.media import BUCKETS, Media
+from avenue.media.maintenance import (
+    RENDITIONS,
+    BeforeSwitch,
+    count_files,
+    is_stale,
+    remove_stale,
+    rerender,
+    stale_of,
+    walk_files,
+)
 from avenue.ops.backfill import ProgressFn
 from avenue.ops.lock import exclusive
 from avenue.shapes import QUERY, Absent, Answer, Flag, Refuse, Shape
@@ -139,7 +146,7 @@ def _run(db: Database[Document], dry_run: bool, buckets: list[str] | None, limit
     start = checkpoint(db) if resume else None
     if start is not None and start.get("bucket") in order:
         order = order[order.index(start["bucket"]):]
-    total = sum(scan.count_files(db, bucket, estimated=True) for bucket in order)
+    total = sum(count_files(db, bucket, estimated=True) for bucket in order)
     seen = 0
 
     def save(bucket: str, last_id: Any) -> None:
@@ -154,16 +161,16 @@ def _run(db: Database[Document], dry_run: bool, buckets: list[str] | None, limit
         else:
             query = {"metadata.role": "original"}
         batch: list[Document] = []
-        for doc in scan.walk_files(db, bucket, query, after=after, batch=BATCH):
+        for doc in walk_files(db, bucket, query, after=after, batch=BATCH):
             seen += 1
             progress("Re-rendering", seen, max(total, seen))
             if bucket == RENDITIONS:
                 report.renditions_checked += 1
-                if renditions.is_stale(doc):
+                if is_stale(doc):
                     report.stale.append({"kind": "rendition", "bucket": RENDITIONS, "id": str(doc["_id"])})
                     batch.append(doc)
                 if len(batch) >= BATCH and not dry_run:
-                    report.renditions_removed += renditions.remove_stale(db, batch, purges=media.purges)
+                    report.renditions_removed += remove_stale(db, batch, purges=media.purges)
                     save(bucket, doc["_id"])
                     batch = []
                 continue
@@ -190,7 +197,7 @@ def _run(db: Database[Document], dry_run: bool, buckets: list[str] | None, limit
                 sleep(pause)
                 report.slept_seconds += pause
         if batch and not dry_run:
-            report.renditions_removed += renditions.remove_stale(db, batch, purges=media.purges)
+            report.renditions_removed += remove_stale(db, batch, purges=media.purges)
         if report.stopped_at_limit:
             break
     if not dry_run and not report.stopped_at_limit:

@@ -13,7 +13,7 @@ Consistency without transactions (GridFS cannot take part in one):
   bytes go only when no product references it. Deleting takes the media library's delete
   lease *before* counting references; adding goes through ``Library.claim``, which writes
   the reference *before* checking the file, waits for a lease to resolve and stores the
-  bytes again if the file went (see avenue/media/store/library.py). Temp images stay in their
+  bytes again if the file went (see avenue/media/store/library/). Temp images stay in their
   bucket until the product that claims them is saved, so there is always a source to store
   again from.
 - Every product write that succeeded is counted once, right after it, with the product as it

@@ -27,10 +27,7 @@ from avenue.clock import isoformat, now
 from avenue.db import get_mongo
 from avenue.dialect import threads_safe
 from avenue.media import Document, referrers
-from avenue.media.buckets import RENDITIONS, STORED
-from avenue.media.effects.counters import recount as recount_bucket
-from avenue.media.effects.facets import recount as recount_facets
-from avenue.media.store.scan import has_chunk_index
+from avenue.media.maintenance import RENDITIONS, STORED, has_chunk_index, recount_bucket, recount_facets
 from avenue.shapes import QUERY, Flag, Shape
 from avenue.status import sweep
 from avenue.status.counters import product_counters, record_product_change, recount_products

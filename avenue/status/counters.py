@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
 from avenue.media import LEGACY_PREFIX, Document
-from avenue.media.references import References
+from avenue.media.maintenance import References
 
 log = logging.getLogger(__name__)
 COLLECTION = "status_counters"

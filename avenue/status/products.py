@@ -18,8 +18,8 @@ from pymongo.database import Database
 
 from avenue.clock import isoformat, now
 from avenue.media import PRODUCTS, Document
-from avenue.media.effects.counters import counters as media_counters
-from avenue.media.store.scan import temp_image_counts
+from avenue.media.maintenance import counters as media_counters
+from avenue.media.maintenance import temp_image_counts
 from avenue.shapes import Answer
 from avenue.status import counters
 

@@ -23,11 +23,9 @@ from pymongo.errors import PyMongoError
 from avenue import opsruns
 from avenue.clock import isoformat
 from avenue.dialect import dialect_of, is_embedded_build, remembered, server_commands
-from avenue.media import ALIASES, BUCKETS, Document, resumable
-from avenue.media.buckets import TRASH
-from avenue.media.effects.counters import counters as media_counters
-from avenue.media.store.renditions import total as rendition_total
-from avenue.media.store.scan import has_chunk_index
+from avenue.media import ALIASES, BUCKETS, Document
+from avenue.media.maintenance import TRASH, has_chunk_index, parked_uploads, rendition_total
+from avenue.media.maintenance import counters as media_counters
 from avenue.shapes import Answer
 
 LIST_LIMIT = 100
@@ -178,7 +176,7 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
     database, stats = _database_size(db, build, config.get("AVENUE_EMBEDDED_DATA_PATH") or "", notes)
     gridfs_bytes = sum(b.bytes for b in buckets.values())
     renditions = _renditions(db, config)
-    parked = Parked(**resumable.parked(db))
+    parked = Parked(**parked_uploads(db))
     in_trash = held[TRASH]
     trash = TrashHeld(files=in_trash["files"], originals=in_trash["originals"], bytes=in_trash["bytes"],
                       chunks=in_trash["chunks"], days=config["AVENUE_TRASH_DAYS"])

@@ -73,13 +73,19 @@ from avenue.dialect import dialect_of
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
 from avenue.media import LEGACY_PREFIX, PRODUCTS, Document, Image, referrers
-from avenue.media.buckets import RENDITIONS, STORED
-from avenue.media.effects.counters import recount as recount_bucket
-from avenue.media.effects.facets import recount as recount_facets
-from avenue.media.references import References, Referrers
-from avenue.media.store.library import LISTS
-from avenue.media.store.scan import VARIANT_PATHS, has_chunk_index, originals_newest_first
-from avenue.media.store.scan import existing_ids as existing_files
+from avenue.media.maintenance import (
+    LISTS,
+    RENDITIONS,
+    STORED,
+    VARIANT_PATHS,
+    References,
+    Referrers,
+    has_chunk_index,
+    originals_newest_first,
+    recount_bucket,
+    recount_facets,
+)
+from avenue.media.maintenance import existing_ids as existing_files
 from avenue.paging import build_fences
 from avenue.status import counters
 

@@ -1,7 +1,7 @@
 """Abandoned resumable uploads removed by the app itself, not only by ``gc``.
 
 Every app server worker runs one :class:`avenue.background.PeriodicJob` that removes expired
-uploads and every expired piece (:func:`avenue.media.resumable.collect_expired`) every
+uploads and every expired piece (:meth:`avenue.media.Resumables.collect_expired`) every
 :data:`COLLECT_SECONDS`: the bytes an upload parked are gone within that of its expiry. The
 deletes are idempotent, so workers need no lease to share the work (two that run at once
 delete the same documents once).
@@ -17,15 +17,15 @@ from pymongo.database import Database
 from avenue import background
 from avenue.clock import now
 from avenue.db import Document
-from avenue.media import resumable
+from avenue.media import Expired, Resumables
 
 log = logging.getLogger(__name__)
 COLLECT_SECONDS = 600
 
 
-def collect(db: Database[Document]) -> resumable.Expired:
+def collect(db: Database[Document]) -> Expired:
     """Remove what expired by now (one tick)."""
-    removed = resumable.collect_expired(db, now())
+    removed = Resumables(db).collect_expired(now())
     if removed.uploads or removed.pieces:
         log.info("tus: removed %d expired uploads and %d pieces (%d bytes)", len(removed.uploads),
                  removed.pieces, removed.bytes)

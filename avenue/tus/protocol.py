@@ -20,7 +20,7 @@ from werkzeug.exceptions import ClientDisconnected
 from avenue import audit, targets
 from avenue.db import get_db
 from avenue.errors import AvenueError, BadRequest, EmptyFile, ImageTooLarge, UnsupportedImage
-from avenue.media import resumable
+from avenue.media import Caps, Resumable, Resumables, UploadBusy
 from avenue.tus import service
 
 TUS_VERSION = "1.0.0"
@@ -96,10 +96,10 @@ def _size(limit: int) -> str:
     return f"{limit // mib} MB" if limit >= mib and limit % mib == 0 else f"{limit:,} bytes"
 
 
-def caps() -> resumable.Caps:
+def caps() -> Caps:
     """What one user, or one upload link, may have unfinished at once."""
     config = current_app.config
-    return resumable.Caps(uploads=config["AVENUE_TUS_MAX_OPEN_UPLOADS"],
+    return Caps(uploads=config["AVENUE_TUS_MAX_OPEN_UPLOADS"],
                           bytes=config["AVENUE_TUS_MAX_OPEN_BYTES"])
 
 
@@ -108,7 +108,7 @@ def start(*, owner: str, length: int, target: targets.Target, metadata: dict[str
     """Create the upload and answer the creation request; its URL is ``endpoint``'s (the
     route the same caller continues it on: /api/tus, or an upload link's). ``holder``: whom
     it counts against (:func:`caps`; the owner unless an upload link's)."""
-    upload = resumable.create(get_db(), owner=owner, length=length, target=target.as_dict(),
+    upload = Resumables(get_db()).create(owner=owner, length=length, target=target.as_dict(),
                               filename=service.filename_of(metadata), filetype=service.filetype_of(metadata),
                               lifetime_seconds=current_app.config["AVENUE_TUS_EXPIRY_SECONDS"],
                               holder=holder, caps=caps())
@@ -119,7 +119,7 @@ def start(*, owner: str, length: int, target: targets.Target, metadata: dict[str
     return response
 
 
-def offset_headers(response: Response, upload: resumable.Resumable) -> Response:
+def offset_headers(response: Response, upload: Resumable) -> Response:
     response.headers["Upload-Offset"] = str(upload.offset)
     response.headers["Upload-Expires"] = http_date(upload.expires_at)
     if upload.result and upload.result.get("image_id") is not None:
@@ -127,7 +127,7 @@ def offset_headers(response: Response, upload: resumable.Resumable) -> Response:
     return response
 
 
-def head(upload: resumable.Resumable) -> Response:
+def head(upload: Resumable) -> Response:
     """How many bytes arrived (Upload-Offset) of how many (Upload-Length)."""
     response = offset_headers(Response(status=200), upload)
     response.headers["Upload-Length"] = str(upload.length)
@@ -153,8 +153,9 @@ def _checksum() -> tuple[str, bytes] | None:
     if header is None:
         return None
     algorithm, _, encoded = header.strip().partition(" ")
-    if algorithm not in resumable.CHECKSUM_ALGORITHMS:
-        raise BadRequest(f"Upload-Checksum's algorithm is one of {', '.join(resumable.CHECKSUM_ALGORITHMS)}.",
+    known = Resumables.CHECKSUM_ALGORITHMS
+    if algorithm not in known:
+        raise BadRequest(f"Upload-Checksum's algorithm is one of {', '.join(known)}.",
                          code="unsupported_checksum_algorithm")
     try:
         return algorithm, b64decode(encoded, validate=True)
@@ -162,7 +163,7 @@ def _checksum() -> tuple[str, bytes] | None:
         raise BadRequest("Upload-Checksum is 'algorithm base64digest'.", code="invalid_checksum") from None
 
 
-def receive(find: Callable[[], resumable.Resumable], *, refused: Callable[[], None] | None = None,
+def receive(find: Callable[[], Resumable], *, refused: Callable[[], None] | None = None,
             **audited: Any) -> Response:
     """A PATCH: the bytes at Upload-Offset into the upload ``find`` gives (after the request's
     own checks); the request that brings the last byte stores the image (:func:`_complete`,
@@ -175,36 +176,37 @@ def receive(find: Callable[[], resumable.Resumable], *, refused: Callable[[], No
     upload = find()
     # The offset before the bytes' size: a wrong Upload-Offset is the protocol's 409 (the client
     # asks HEAD and resumes) whatever the PATCH brings, not a 400 for a short chunk.
-    resumable.check_offset(upload, at)
+    Resumables.check_offset(upload, at)
     config = current_app.config  # the floor never above what one PATCH may carry
     floor = min(config["AVENUE_TUS_MIN_CHUNK_BYTES"], config["AVENUE_TUS_CHUNK_MAX_BYTES"])
     if request.content_length is not None:
         # Refused before a byte is read; a body that stops short is checked again as it is stored.
-        resumable.check_piece_size(upload, at, request.content_length, floor)
+        Resumables.check_piece_size(upload, at, request.content_length, floor)
     db = get_db()
-    upload = resumable.append(db, upload, at, _Body(request.stream), checksum=checksum, min_bytes=floor)
-    if upload.state == resumable.COMPLETING:
+    upload = Resumables(db).append(upload, at, _Body(request.stream), checksum=checksum, min_bytes=floor)
+    if upload.state == Resumables.COMPLETING:
         upload = _complete(upload, refused=refused, **audited)
     return offset_headers(Response(status=204), upload)
 
 
-def _complete(upload: resumable.Resumable, *, refused: Callable[[], None] | None = None,
-              **audited: Any) -> resumable.Resumable:
+def _complete(upload: Resumable, *, refused: Callable[[], None] | None = None,
+              **audited: Any) -> Resumable:
     """Store a finished upload as its target's multipart route would, audited the same way
     (``via: "tus"`` unless ``audited`` says otherwise); a refusal (not an image, too many
     pixels, a full product) removes the upload, then calls ``refused``."""
     db = get_db()
+    uploads = Resumables(db)
     try:
-        with resumable.completing(db, upload):
-            data = resumable.read_all(db, upload)
+        with uploads.completing(upload):
+            data = uploads.read_all(upload)
             done = targets.store(db, targets.Target.from_dict(upload.target), upload.filename, data,
                                  owner=upload.owner, settings=upload_settings())
     except AvenueError as error:
-        if not isinstance(error, resumable.UploadBusy):
-            resumable.discard(db, upload.id)
+        if not isinstance(error, UploadBusy):
+            uploads.discard(upload.id)
             if refused is not None:
                 refused()
         raise
     audit.log(targets.KIND[done.kind].audit_action, **{"via": "tus", **audited}, tus_upload=upload.id,
               **done.audit)
-    return resumable.finish(db, upload, done.result())
+    return uploads.finish(upload, done.result())

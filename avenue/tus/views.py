@@ -24,7 +24,7 @@ from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.errors import BadRequest
 from avenue.http import tus_chunk
-from avenue.media import resumable, signer_from_config
+from avenue.media import Resumable, Resumables, signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.tus import protocol, service
 
@@ -42,7 +42,7 @@ def discover() -> Response:
     response.headers["Tus-Version"] = protocol.TUS_VERSION
     response.headers["Tus-Extension"] = protocol.EXTENSIONS
     response.headers["Tus-Max-Size"] = str(current_app.config["AVENUE_MAX_UPLOAD_BYTES"])
-    response.headers["Tus-Checksum-Algorithm"] = ",".join(resumable.CHECKSUM_ALGORITHMS)
+    response.headers["Tus-Checksum-Algorithm"] = ",".join(Resumables.CHECKSUM_ALGORITHMS)
     return response
 
 
@@ -61,11 +61,11 @@ def create() -> Response:
                           endpoint="tus.status")
 
 
-def _own(upload_id: str) -> resumable.Resumable:
+def _own(upload_id: str) -> Resumable:
     """The caller's upload, still allowed by their role: 404 (not theirs, none), 410 (expired)."""
     protocol.check_version()
     user = require()
-    upload = resumable.find(get_db(), upload_id, owner=user.id)
+    upload = Resumables(get_db()).find(upload_id, owner=user.id)
     require(*targets.Target.from_dict(upload.target).row.roles)
     return upload
 
@@ -99,7 +99,7 @@ def append(upload_id: str) -> Response:
 def terminate(upload_id: str) -> Response:
     """Stop an upload: its bytes are deleted (an image it already became stays)."""
     upload = _own(upload_id)
-    freed = resumable.discard(get_db(), upload.id)
+    freed = Resumables(get_db()).discard(upload.id)
     audit.log("tus_upload_terminated", tus_upload=upload.id, offset=upload.offset, length=upload.length,
               bytes_freed=freed)
     return Response(status=204)

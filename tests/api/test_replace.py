@@ -397,28 +397,28 @@ def test_a_replace_that_takes_its_lease_between_a_deletes_read_and_its_set_makes
     """The race the concurrent test below found on SecantusDB: the delete read the image with no
     lease, a replace leased it, the delete's compare-and-set missed, and the delete answered 404
     for an image that exists. It reads again and answers 409 ``image_busy``."""
-    from avenue.media.store import library as library_module
+    from avenue.media.store.library import deleting as library_deleting
 
     media = library_upload(client, editor)
     files = db[f"{BUILDER}.files"]
-    real_stamp = library_module.stamp
+    real_stamp = library_deleting.stamp
 
     def replace_leases_first(collection, image_id, field, expected, moment):
         files.update_one({"_id": image_id}, {"$set": {"metadata.replacing_at": now()}})
-        monkeypatch.setattr(library_module, "stamp", real_stamp)
+        monkeypatch.setattr(library_deleting, "stamp", real_stamp)
         return real_stamp(collection, image_id, field, expected, moment)
 
-    monkeypatch.setattr(library_module, "stamp", replace_leases_first)
+    monkeypatch.setattr(library_deleting, "stamp", replace_leases_first)
     deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
     assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
     assert files.find_one({"_id": ObjectId(media["id"])}) is not None
 
 
 def test_a_delete_whose_lease_keeps_changing_under_it_is_409_not_404(client, db, editor, monkeypatch):
-    from avenue.media.store import library as library_module
+    from avenue.media.store.library import deleting as library_deleting
 
     media = library_upload(client, editor)
-    monkeypatch.setattr(library_module, "stamp", lambda *args: False)  # every set misses
+    monkeypatch.setattr(library_deleting, "stamp", lambda *args: False)  # every set misses
     deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
     assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
     assert db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])}) is not None

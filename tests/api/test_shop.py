@@ -13,10 +13,10 @@ import pytest
 from bson import ObjectId
 
 from avenue.errors import Conflict, UnprocessableContent
-from avenue.media import PRODUCTS, TEMP, Upload
+from avenue.media import PRODUCTS, TEMP, Library, Upload
 from avenue.media.core import NO_PURGES
 from avenue.media.serve.objects import image_ref
-from avenue.media.store import library as library_module
+from avenue.media.store.library import deleting as library_deleting
 from avenue.media.store.originals import delete_image, store
 from avenue.shop import service
 from tests.helpers import FIXTURES, REFUSED, bucket_snapshot, image_bytes
@@ -398,7 +398,7 @@ def test_a_file_deleted_by_another_product_meanwhile_is_stored_again(app, db, mo
         waits.append(seconds)
         delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
 
-    monkeypatch.setattr(library_module, "sleep", deleter_finishes)
+    monkeypatch.setattr(library_deleting, "sleep", deleter_finishes)
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
     product, added = service.add_images(db, "AV-2", [upload], owner="admin", settings=settings(app))
     assert waits and added[0]["id"] != doc["_id"]
@@ -412,7 +412,7 @@ def test_a_claimed_temp_image_merged_into_a_file_being_deleted_is_stored_again(a
                                        {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
     temp = service.store_temp_images(db, [upload], owner="admin", settings=settings(app))[0]
-    monkeypatch.setattr(library_module, "sleep",
+    monkeypatch.setattr(library_deleting, "sleep",
                         lambda seconds: delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES))
     product = service.create_product(db, service.NewProduct.parse({"sku": "AV-3", "name": "x", "price": 1,
                                                                    "temp_image_ids": [str(temp.id)]}),
@@ -435,7 +435,7 @@ def test_a_delete_that_sees_the_new_reference_keeps_the_file(app, db, monkeypatc
         assert db.shop_products.count_documents({"images.id": doc["_id"]}) == 1
         db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.deleting_at": ""}})
 
-    monkeypatch.setattr(library_module, "sleep", deleter_backs_off)
+    monkeypatch.setattr(library_deleting, "sleep", deleter_backs_off)
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
     _, added = service.add_images(db, "AV-2", [upload], owner="admin", settings=settings(app))
     assert added[0]["id"] == doc["_id"]
@@ -584,7 +584,7 @@ def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhi
     app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 2
     first = store(db, PRODUCTS, image_bytes(SMALL[0]), filename="a.png", kind="product").doc
     db.shop_products.insert_one({"sku": "AV-1", "name": "x", "price": 1, "images": [image_ref(first)]})
-    real_store_all = library_module.Library.store_many
+    real_store_all = Library.store_many
 
     def store_then_someone_fills_the_product(*args, **kwargs):
         results = real_store_all(*args, **kwargs)
@@ -592,7 +592,7 @@ def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhi
         db.shop_products.update_one({"sku": "AV-1"}, {"$push": {"images": image_ref(other)}})
         return results
 
-    monkeypatch.setattr(library_module.Library, "store_many", store_then_someone_fills_the_product)
+    monkeypatch.setattr(Library, "store_many", store_then_someone_fills_the_product)
     with pytest.raises(UnprocessableContent) as refused:
         service.add_images(db, "AV-1", [Upload("c.jpg", io.BytesIO(image_bytes(SMALL[2])))],
                            owner="admin", settings=settings(app))
@@ -605,14 +605,14 @@ def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhi
 def _add_at_once(app, client_headers: list[dict], names: list[tuple[str, ...]], monkeypatch):
     """Both requests store their files, meet at a barrier, then update the product together."""
     barrier = threading.Barrier(len(client_headers), timeout=30)
-    real_store_all = library_module.Library.store_many
+    real_store_all = Library.store_many
 
     def store_then_wait(*args, **kwargs):
         results = real_store_all(*args, **kwargs)
         barrier.wait()
         return results
 
-    monkeypatch.setattr(library_module.Library, "store_many", store_then_wait)
+    monkeypatch.setattr(Library, "store_many", store_then_wait)
     responses: list = [None] * len(client_headers)
 
     def run(index):

@@ -13,7 +13,7 @@ from base64 import b64encode
 import pytest
 
 from avenue.clock import as_utc, now
-from avenue.media import resumable
+from avenue.media.store import resumable
 from avenue.ops.gc import collect_garbage
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support import tus

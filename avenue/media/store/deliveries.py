@@ -280,3 +280,25 @@ def daily(db: Database[Document], bucket: str, image: Any, start: dt.datetime,
                           days=[ServedDay(**day) for day in days.values()],
                           requests=int(totals.get("requests") or 0), bytes=int(totals.get("bytes") or 0),
                           last_served=served).answer()
+
+
+class Deliveries:
+    """The delivery numbers as the admin's and the builder's reports read them: the library
+    door's (``avenue.media``) interface to this module, bound to a database (the route records
+    them, :func:`record`; the factory ensures their indexes, ``avenue.media.wiring``)."""
+
+    def __init__(self, db: Database[Document]) -> None:
+        self.db = db
+
+    def top(self, start: dt.datetime, end: dt.datetime, *, by: str = "requests",
+            limit: int = 20) -> list[dict[str, Any]]:
+        """The image versions most served or heaviest in ``[start, end)`` (:func:`top`)."""
+        return top(self.db, start, end, by=by, limit=limit)
+
+    def daily(self, bucket: str, image: Any, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        """One image's requests and bytes per day, by file, and its totals (:func:`daily`)."""
+        return daily(self.db, bucket, image, start, end)
+
+    def last_served(self, keys: Iterable[tuple[str, Any]]) -> dict[tuple[str, Any], dt.datetime]:
+        """When each of ``keys`` (bucket, image) was last served (:func:`last_served`)."""
+        return last_served(self.db, keys)

@@ -495,3 +495,54 @@ def collect_expired(db: Database[Document], at: dt.datetime, *, dry_run: bool = 
         db[UPLOADS].delete_many({"expires_at": {"$lte": at}})
         db[CHUNKS].delete_many({"expires_at": {"$lte": at}})
     return Expired(uploads, pieces, held)
+
+
+class Resumables:
+    """The resumable uploads of a database, as tus and the upload links use them: the library
+    door's (``avenue.media``) interface to this module, each call the module function of its
+    name on the database it is bound to (gc and the storage report use the maintenance door's
+    :func:`collect_expired` and :func:`parked`)."""
+
+    CHECKSUM_ALGORITHMS = CHECKSUM_ALGORITHMS
+    COMPLETING = COMPLETING
+    check_offset = staticmethod(check_offset)
+    check_piece_size = staticmethod(check_piece_size)
+
+    def __init__(self, db: Database[Document]) -> None:
+        self.db = db
+
+    def create(self, *, owner: str, length: int, target: dict[str, Any], filename: str | None,
+               filetype: str | None, lifetime_seconds: int, holder: str | None = None,
+               caps: Caps | None = None, at: dt.datetime | None = None) -> Resumable:
+        """A new upload (:func:`create`)."""
+        return create(self.db, owner=owner, length=length, target=target, filename=filename,
+                      filetype=filetype, lifetime_seconds=lifetime_seconds, holder=holder, caps=caps, at=at)
+
+    def find(self, upload_id: str, *, owner: str | None, at: dt.datetime | None = None) -> Resumable:
+        """The upload ``owner`` may use (:func:`find`: 404, or 410 once expired)."""
+        return find(self.db, upload_id, owner=owner, at=at)
+
+    def append(self, upload: Resumable, offset: int, body: Body, *,
+               checksum: tuple[str, bytes] | None = None, min_bytes: int = 0) -> Resumable:
+        """Write ``body``'s bytes at ``offset`` (:func:`append`)."""
+        return append(self.db, upload, offset, body, checksum=checksum, min_bytes=min_bytes)
+
+    def completing(self, upload: Resumable) -> contextlib.AbstractContextManager[None]:
+        """Keep a completing upload's lease while it is stored (:func:`completing`)."""
+        return completing(self.db, upload)
+
+    def read_all(self, upload: Resumable) -> bytes:
+        """The whole upload's bytes (:func:`read_all`)."""
+        return read_all(self.db, upload)
+
+    def finish(self, upload: Resumable, result: dict[str, Any]) -> Resumable:
+        """Mark a completing upload done with ``result`` (:func:`finish`)."""
+        return finish(self.db, upload, result)
+
+    def discard(self, upload_id: str) -> int:
+        """Delete an upload and its pieces: the bytes they held (:func:`discard`)."""
+        return discard(self.db, upload_id)
+
+    def collect_expired(self, at: dt.datetime, *, dry_run: bool = False) -> Expired:
+        """Expired uploads and pieces, removed unless ``dry_run`` (:func:`collect_expired`)."""
+        return collect_expired(self.db, at, dry_run=dry_run)

@@ -1,0 +1,47 @@
+"""What every part of a :class:`~avenue.media.store.library.Library` stands on: one GridFS
+bucket's files collection, the app's :class:`Media`, and the originals read as
+:class:`Image` records.
+
+The library is split by concern (reading, labels, storing, editing and versions, grouping
+look-alikes, deleting and its leases), one class each, all on this shelf; ``Library`` is the
+sum of them. The delete lease's length is here because editing (the replace lease's checks)
+and storing (the claim's wait) both honour it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pymongo.collection import Collection
+from pymongo.database import Database
+
+from avenue.media.core import Media, MediaSettings
+from avenue.media.records import Document, Image
+
+DELETE_LEASE = dt.timedelta(seconds=60)
+ORIGINAL = {"metadata.role": "original"}
+
+
+def is_original(doc: dict[str, Any] | None) -> bool:
+    """Whether ``doc`` is an original's files document (not a variant's, nor missing)."""
+    return doc is not None and (doc.get("metadata") or {}).get("role") == "original"
+
+
+class Shelf:
+    """The originals of one GridFS bucket: what each concern of the library reads and writes."""
+
+    def __init__(self, db: Database[Document], bucket: str, media: Media | None = None) -> None:
+        """``media``: the app's (``avenue.media.app_media``), whose settings the trash, replace
+        and renders of stored originals follow and which runs the work left for after the
+        answer; none, no app: the defaults, that work done at once."""
+        self.db = db
+        self.bucket = bucket
+        self.media = media or Media()
+        self.settings: MediaSettings = self.media.settings
+
+    @property
+    def _files(self) -> Collection[Document]:
+        return self.db[f"{self.bucket}.files"]
+
+    def _image(self, doc: dict[str, Any]) -> Image:
+        return Image.from_files_doc(self.bucket, doc)
