@@ -156,8 +156,8 @@ def import_legacy(uploads_dir: Path | None, dry_run: bool, as_json: bool, quiet:
     try:
         db = get_db() if dry_run else _prepare_database()
         with Progress(quiet or as_json) as progress:
-            report = run_import(db, root, limits=limits_from_config(current_app.config), dry_run=dry_run,
-                                progress=progress)
+            report = run_import(db, root, media=app_media(), limits=limits_from_config(current_app.config),
+                                dry_run=dry_run, progress=progress)
     except (PyMongoError, OSError, RuntimeError) as error:
         fail(f"import-legacy stopped: {error}; run it again to resume")
     prefix = "would " if dry_run else ""

@@ -32,7 +32,7 @@ from avenue import audit
 from avenue.clock import now
 from avenue.db import Document
 from avenue.errors import AvenueError, UnsupportedImage
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, Image, Library, Limits, Upload, referrers
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, Image, Library, Limits, Media, Upload, referrers
 from avenue.media.maintenance import References, dedupe_key, prepare, read_limited, sanitize_filename
 
 PREFIX = "/uploads/"
@@ -106,12 +106,12 @@ def scan(root: Path) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
     return sorted(found), sorted(outside)
 
 
-def redirect_target(db: Database[Document], path: str) -> Image | None:
-    """The stored original an old URL path was imported as, or None."""
+def redirect_target(db: Database[Document], path: str, media: Media) -> Image | None:
+    """The stored original an old URL path was imported as, or None (``media``: the app's)."""
     recorded = db.legacy_paths.find_one({"path": path})
     if recorded is None:
         return None
-    return Library(db, recorded["bucket"]).get(recorded["file_id"])
+    return Library(db, recorded["bucket"], media).get(recorded["file_id"])
 
 
 @dataclass
@@ -210,8 +210,9 @@ class _Plan:
 
 class _Importer:
     def __init__(self, db: Database[Document], root: Path, limits: Limits, dry_run: bool,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, media: Media) -> None:
         self.db = db
+        self.media = media
         self.root = root
         self.limits = limits
         self.dry_run = dry_run
@@ -243,7 +244,7 @@ class _Importer:
         dest = destination(path[len(PREFIX):])
         recorded = self.db.legacy_paths.find_one({"path": path})
         if recorded is not None:
-            image = Library(self.db, recorded["bucket"]).get(recorded["file_id"])
+            image = Library(self.db, recorded["bucket"], self.media).get(recorded["file_id"])
             self.targets[path] = _Target(recorded["bucket"], str(recorded["file_id"]), image, file)
             self._file(path, "already_imported", recorded["bucket"], str(recorded["file_id"]))
             return
@@ -267,8 +268,8 @@ class _Importer:
 
     def _store(self, path: str, dest: Destination, file: Path) -> tuple[_Target, bool]:
         with file.open("rb") as stream:
-            result = Library(self.db, dest.bucket).store(Upload(file.name, stream), limits=self.limits,
-                                                         kind=dest.kind, scope=dest.scope)
+            result = Library(self.db, dest.bucket, self.media).store(
+                Upload(file.name, stream), limits=self.limits, kind=dest.kind, scope=dest.scope)
         image = result.image
         # Recorded only once the file is stored: a path in legacy_paths always has its file.
         self.db.legacy_paths.update_one(
@@ -286,7 +287,7 @@ class _Importer:
                 data = read_limited(stream, self.limits.max_bytes)
             digest = sha256(data).hexdigest()
             key = dedupe_key(digest, dest.scope)
-            existing = Library(self.db, dest.bucket).find_by_content(digest, scope=dest.scope)
+            existing = Library(self.db, dest.bucket, self.media).find_by_content(digest, scope=dest.scope)
             if existing is not None:
                 return _Target(dest.bucket, str(existing.id), existing, file), False
             if (dest.bucket, key) in self.planned:
@@ -309,7 +310,7 @@ class _Importer:
             recorded = self.db.legacy_paths.find_one({"path": path})
             if recorded is None:
                 return "missing_on_disk"
-            image = Library(self.db, recorded["bucket"]).get(recorded["file_id"])
+            image = Library(self.db, recorded["bucket"], self.media).get(recorded["file_id"])
             target = self.targets[path] = _Target(recorded["bucket"], str(recorded["file_id"]), image)
         if target.image is None and not target.planned:
             return "deleted_since_import"
@@ -329,10 +330,10 @@ class _Importer:
             if target.source is not None and target.source.is_file():
                 data = target.source.read_bytes()
             else:  # a target that is not planned has its image (see _resolve)
-                data = Library(self.db, target.bucket).read(target.image) if target.image else b""
+                data = Library(self.db, target.bucket, self.media).read(target.image) if target.image else b""
             name = (target.image.filename if target.image else None) or Path(path).name
-            result = Library(self.db, bucket).store(Upload(name, io.BytesIO(data)), limits=self.limits,
-                                                    kind=KINDS[bucket])
+            result = Library(self.db, bucket, self.media).store(Upload(name, io.BytesIO(data)),
+                                                                limits=self.limits, kind=KINDS[bucket])
             copy = _Target(bucket, str(result.image.id), result.image, target.source)
             self.report.copies.append({"path": path, "bucket": bucket, "id": copy.identity})
         self.copied[cache_key] = copy
@@ -425,13 +426,14 @@ class _Importer:
                     self.report.missing_references.append(entry)
 
 
-def import_legacy(db: Database[Document], root: str | Path, *, limits: Limits | None = None,
+def import_legacy(db: Database[Document], root: str | Path, *, media: Media, limits: Limits | None = None,
                   dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
-    """Import the old uploads folder at ``root`` and rewrite references to it (see module doc)."""
+    """Import the old uploads folder at ``root`` and rewrite references to it (see module doc);
+    ``media``: the app's (``app_media()``), or ``Media()`` outside an app."""
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder")
-    report = _Importer(db, root, limits or Limits(), dry_run, progress).run()
+    report = _Importer(db, root, limits or Limits(), dry_run, progress, media).run()
     counts = report.counts
     changed = counts["imported"] or counts["rewritten_documents"] or counts["copied_between_buckets"]
     if not dry_run and changed:

@@ -14,7 +14,7 @@ from bson import ObjectId
 from PIL import PngImagePlugin
 
 from avenue.db import PAGES
-from avenue.media import BUILDER, Library
+from avenue.media import BUILDER, Library, Media
 from avenue.media.store.originals import Upload
 from tests.support.client import MEDIA, upload, uploaded
 from tests.support.fixtures import scene
@@ -278,7 +278,7 @@ def test_a_replaced_image_is_linked_by_its_new_picture_read_from_its_content_fil
 def test_the_same_bytes_stored_twice_are_a_bytes_group(app, client, editor, db):
     data = png(3)
     with app.app_context():
-        library = Library(db, BUILDER)
+        library = Library(db, BUILDER, Media())
         one = library.store(Upload("a.png", data), scope="one")
         two = library.store(Upload("a.png", data), scope="two")
     assert one.created and two.created and one.image.id != two.image.id
@@ -295,9 +295,9 @@ def test_an_image_brought_from_another_bucket_joins_its_twins_there(app, db):
     from avenue.media.store import exact
 
     with app.app_context():
-        products = Library(db, PRODUCTS)
+        products = Library(db, PRODUCTS, Media())
         there = products.store(Upload("a.png", png(12)), kind="product")
-        temporary = Library(db, TEMP).store(Upload("b.png", png(12, "saved again")), kind="temp")
+        temporary = Library(db, TEMP, Media()).store(Upload("b.png", png(12, "saved again")), kind="temp")
         brought = products.bring(temporary.image, kind="product")
         assert brought.created
         [group] = exact.groups(db, PRODUCTS, after=None, limit=10)[0]
@@ -326,7 +326,7 @@ def test_twins_linking_in_either_order_choose_the_same_label(client, editor, db)
     for linking in (first, second):  # as two uploads that both found the other unlabelled
         files.update_many({}, {"$unset": {"metadata.exact_group": ""}})
         assert exact.link(db, BUILDER, files.find_one({"_id": ObjectId(linking["id"])}),
-                          Library(db, BUILDER)._hold) is not None
+                          Library(db, BUILDER, Media())._hold) is not None
         labels.append({d["metadata"]["exact_group"] for d in files.find({"metadata.role": "original"})})
     assert labels == [{ObjectId(first["id"])}, {ObjectId(first["id"])}]
 
@@ -504,7 +504,7 @@ def test_a_merge_racing_a_delete_is_a_409_and_nothing_is_merged(app, client, edi
     put_page(client, editor, "home", [other["id"]])
     before = page_ids(db, "home")
     with app.app_context():
-        library = Library(db, BUILDER)
+        library = Library(db, BUILDER, Media())
         lease = library.take_delete_lease(ObjectId(keep["id"] if held == "keep" else other["id"]))
         assert lease is not None  # a delete of it is under way
         answer = merge(client, editor, keep["id"], [other["id"]])

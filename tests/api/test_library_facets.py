@@ -9,7 +9,7 @@ import threading
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER
+from avenue.media import BUILDER, Media
 from avenue.media.effects import facets as facets_module
 from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.facets import recount as recount_facets
@@ -163,7 +163,7 @@ def test_a_move_that_loses_every_compare_and_set_is_409_and_moves_no_count(clien
             return getattr(db, name)
 
     with pytest.raises(ImageBusy):
-        Library(RacingDb(), BUILDER).set_metadata(ObjectId(media["id"]), folder="/elsewhere")
+        Library(RacingDb(), BUILDER, Media()).set_metadata(ObjectId(media["id"]), folder="/elsewhere")
     assert racing.moves == 5
     assert db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})["metadata"]["folder"] == "/start"
     assert folders(client, editor) == {"/start": 1}

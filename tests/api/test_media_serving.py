@@ -12,7 +12,7 @@ from gunicorn.config import Config
 from PIL import Image
 from werkzeug.test import Client
 
-from avenue.media import PRODUCTS, UPLOADS, Library, image_object, signer_from_config
+from avenue.media import PRODUCTS, UPLOADS, Library, Media, image_object, signer_from_config
 from avenue.media import Image as MediaImage
 from avenue.media.core import NO_PURGES
 from avenue.media.effects import invalidation
@@ -35,7 +35,7 @@ def put(app, name="good/progressive.jpg", bucket=PRODUCTS, readable=None, **kwar
         get_mongo().ensure_indexes()
         doc = store(get_db(), bucket, image_bytes(name), filename=name.split("/")[-1], **kwargs).doc
         if readable is not None:
-            Library(get_db(), bucket).rename(doc["_id"], readable)
+            Library(get_db(), bucket, Media()).rename(doc["_id"], readable)
             doc = get_db()[f"{bucket}.files"].find_one({"_id": doc["_id"]})
         obj = image_object(MediaImage.from_files_doc(bucket, doc), signer_from_config(app.config))
         return {"doc": doc, "obj": obj,

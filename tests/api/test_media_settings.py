@@ -40,7 +40,7 @@ def test_the_settings_come_from_the_config_with_the_defaults_for_what_is_not_set
 
 def test_a_library_given_no_media_has_the_defaults(db):
     assert Media().settings == MediaSettings()
-    assert Library(db, BUILDER).settings == MediaSettings()
+    assert Library(db, BUILDER, Media()).settings == MediaSettings()
     assert app_media() == Media()  # outside any app
 
 

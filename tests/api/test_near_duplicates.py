@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo.errors import ServerSelectionTimeoutError
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, Media
 from avenue.media.buckets import TRASH
 from avenue.media.store import exact, near_duplicates, originals
 from avenue.ops import backfill as walk
@@ -335,7 +335,7 @@ def test_product_photos_brought_from_temp_images_are_grouped_in_the_products_buc
     ids = [image["id"] for image in temp.get_json()["images"]]
     assert client.post("/api/shop/products", headers=admin, json={
         "sku": "ND-1", "name": "Shoe", "price": 1, "temp_image_ids": ids}).status_code == 201
-    groups, _ = Library(db, PRODUCTS).near_groups(Window())
+    groups, _ = Library(db, PRODUCTS, Media()).near_groups(Window())
     assert [{str(image.id) for image in group.images} for group in groups] == [set(ids)]
     assert str(groups[0].label) in ids  # this bucket's label, not the temp bucket's
 

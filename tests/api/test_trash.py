@@ -10,7 +10,7 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect, DuplicateKeyError
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, UPLOADS
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, Media
 from avenue.media.buckets import TRASH
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store import trash as trash_module
@@ -326,7 +326,7 @@ def test_a_delete_racing_another_delete_of_the_same_upload_answers_404(client, d
     upload = client.post("/api/uploads", data=form(PHOTO), headers=admin).get_json()
     from avenue.media import Library
 
-    assert Library(db, UPLOADS).take_delete_lease(ObjectId(upload["id"])) is not None  # the other delete
+    assert Library(db, UPLOADS, Media()).take_delete_lease(ObjectId(upload["id"])) is not None  # another
     raced = client.delete(f"/api/uploads/{upload['id']}", headers=admin)
     assert raced.status_code == 404 and error_body(raced)["code"] == "upload_not_found"
     assert files(db, TRASH, upload["id"]) == 0 and files(db, UPLOADS, upload["id"]) == 9

@@ -30,13 +30,14 @@ def is_original(doc: dict[str, Any] | None) -> bool:
 class Shelf:
     """The originals of one GridFS bucket: what each concern of the library reads and writes."""
 
-    def __init__(self, db: Database[Document], bucket: str, media: Media | None = None) -> None:
+    def __init__(self, db: Database[Document], bucket: str, media: Media) -> None:
         """``media``: the app's (``avenue.media.app_media``), whose settings the trash, replace
         and renders of stored originals follow and which runs the work left for after the
-        answer; none, no app: the defaults, that work done at once."""
+        answer; outside an app, ``Media()``: the defaults, that work done at once. Required:
+        a library opened without it followed the defaults silently (the legacy import did)."""
         self.db = db
         self.bucket = bucket
-        self.media = media or Media()
+        self.media = media
         self.settings: MediaSettings = self.media.settings
 
     @property
