@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from avenue.paging import FIRST_GROWTH, FIRST_READ, Sampler, date_windows, first_date_windows
+from avenue.paging import FIRST_APPROACH, FIRST_GROWTH, FIRST_READ, Sampler, date_windows, first_date_windows
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -137,3 +137,20 @@ def test_a_first_walks_reads_hold_about_a_fence_s_worth_where_the_counters_say_t
     assert sum(sizes) == len(dates)
     assert max(sizes) <= FIRST_GROWTH * FIRST_READ  # a read held the whole walk before (27,000)
     assert len(held) < 2 * len(dates) / FIRST_READ + 60  # and empty reads stay few (gaps of years)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_files_past_a_long_gap_are_read_an_eighth_at_most(descending):
+    # A bulk load of last year's files, and today's few uploads: the counters' dates span the
+    # year; walking down from today, the windows grow over the empty months but never reach
+    # more than an eighth of what is left to the oldest date (a window grown over the gap
+    # held all 27,000 files at once).
+    dense = [T0 + dt.timedelta(seconds=n) for n in range(3000) for _ in range(9)]
+    today = T0 + dt.timedelta(days=365)
+    dates = sorted([*dense, *[today] * 9])
+    held = _first_walk(dates, descending=descending, oldest=dates[0], newest=dates[-1], size=len(dates),
+                       moment=today)
+    sizes = [len(window) for window in held]
+    assert sum(sizes) == len(dates)
+    assert max(sizes) <= len(dense) // FIRST_APPROACH + FIRST_READ
+    assert sum(1 for size in sizes if not size) < 250  # the empty months: a couple of hundred reads
