@@ -304,3 +304,22 @@ def test_a_first_count_of_a_bulk_loaded_bucket_equals_a_recount(db, monkeypatch)
     counted = count_bucket(db, bucket, chunk_index=False)
     assert counted["files"] == db[f"{bucket}.files"].count_documents({}) == 451
     assert counted["originals"] == 50 and counted["bytes"] == 4503
+
+
+def test_a_first_build_of_a_library_list_s_fences_reads_it_in_windows(db, monkeypatch):
+    from avenue.media.store.library import listed
+
+    bucket = "first_walk"
+    docs = _seeded_behind_the_back(db, bucket, 400)
+    monkeypatch.setattr(paging, "FIRST_READ", 40)
+    reads = _reads(monkeypatch, db, bucket)
+    built = paging.build_fences(db, listed(bucket), every=25)
+    monkeypatch.undo()
+    originals = sorted((doc for doc in docs if doc["metadata"]["role"] == "original"),
+                       key=lambda doc: (doc["uploadDate"], doc["_id"]), reverse=True)
+    assert built["items"] == 400
+    # The same fences as one read of the whole list samples: every 25th date, newest first.
+    fences = [doc["uploadDate"] for doc in originals[24::25]]
+    assert sorted(paging.fences(db[f"{bucket}.files"], "uploadDate")) == sorted(fences)
+    asked = [sum(1 for doc in originals if _within(doc["uploadDate"], query)) for kind, query in reads]
+    assert max(asked) <= paging.FIRST_GROWTH * 40, asked  # before: one read of all 400

@@ -63,7 +63,7 @@ from avenue.media.store.indexes import COLOUR_INDEX
 from avenue.media.store.options import UploadOptions
 from avenue.media.store.originals import Upload
 from avenue.media.store.versions import Comparison, Version
-from avenue.paging import Listed, Page, Window, decode_cursor, encode_cursor, fetch
+from avenue.paging import DateHints, Listed, Page, Window, decode_cursor, encode_cursor, fetch
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +92,16 @@ class BadOrder(BadRequest):
     code = "invalid_sort"
 
 
+def upload_dates(db: Database[Document], collection: str) -> DateHints:
+    """Where a bucket's upload dates lie, and how many files it holds (its counters): the
+    hints a first build of its list's fences reads in windows by (paging.build_fences)."""
+    figures = counters.of(db, collection.removesuffix(".files"))
+    return DateHints(figures["oldest"], figures["newest"], figures["files"])
+
+
 def listed(bucket: str) -> Listed:
     """The list of a bucket's originals, newest first (what :meth:`Library.page` pages)."""
-    return Listed(f"{bucket}.files", ORIGINAL, NEWEST_FIRST, "role_newest")
+    return Listed(f"{bucket}.files", ORIGINAL, NEWEST_FIRST, "role_newest", hints=upload_dates)
 
 
 #: The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
