@@ -720,11 +720,14 @@ def build_fences(db: Database[Any], listed: Listed, every: int = FENCE_EVERY, *,
         return save_fences(db, fence_id(collection, field), sampler)
     windows = _Windows(field, direction, previous, None)
     while windows:
-        filter_ = _and(listed.query, windows.take(joined))
-        found = collection.find(filter_, {field: 1, "_id": 1}).sort(order).batch_size(1000)
-        # Hinted only with no filter at all (SecantusDB would sort the collection itself): a
-        # hint makes it walk the whole index, every role of a bucket (12,600 files documents
-        # for a list of 1,401 originals: 1.3 s against 0.6 s without).
-        for doc in (found.hint(listed.index) if not filter_ else found):
+        # The whole list with no fences and no filter: asked as "the field exists", which no
+        # index serves on SecantusDB, so it decodes and sorts the documents after it releases
+        # its lock (an index walk decodes them under it): small reads beside the read of
+        # 4,200 skus waited at most 93-168 ms instead of 553-653 ms, the read as long. On
+        # mongod the sort's index serves it. Never hinted with a filter: a hint makes
+        # SecantusDB walk the whole index, every role of a bucket (12,600 files documents for
+        # a list of 1,401 originals: 1.3 s against 0.6 s without).
+        filter_ = _and(listed.query, windows.take(joined)) or {field: {"$exists": True}}
+        for doc in collection.find(filter_, {field: 1, "_id": 1}).sort(order).batch_size(1000):
             sampler.add(_value(doc, field))
     return save_fences(db, fence_id(collection, field), sampler)
