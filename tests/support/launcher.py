@@ -117,6 +117,16 @@ class Gunicorn:
                 children.append(int(status.parent.name))
         return children
 
+    def wait_for_workers(self, count: int, timeout: float = 30.0) -> list[int]:
+        """The worker pids once ``count`` are running. /healthz answers as soon as the first
+        worker has bound the port (reuse_port: each binds its own), which can be before the
+        master has forked the next one: a test that counts workers waits for them, not for
+        the first answer."""
+        deadline = time.monotonic() + timeout
+        while len(workers := self.workers()) < count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return workers
+
     def signal(self, sig: int) -> None:
         assert self.process is not None
         self.process.send_signal(sig)
