@@ -9,7 +9,7 @@ longer match, and the ones left unreadable are passed by the keyset, not read ag
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from pymongo.database import Database
 
@@ -18,6 +18,7 @@ from avenue.media.maintenance import file_doc, originals_flagged, originals_lack
 
 BATCH = 200
 ProgressFn = Callable[[str, int, int], None]
+Computed = TypeVar("Computed")
 
 
 def _thumb(db: Database[Document], bucket: str, original: dict[str, Any]) -> bytes | None:
@@ -44,6 +45,22 @@ def thumbs_lacking(db: Database[Document], bucket: str, field: str, *, phase: st
         done += len(batch)
         if progress:
             progress(phase, done, done + (BATCH if len(batch) == BATCH else 0))
+
+
+def computed_for_lacking(db: Database[Document], bucket: str, field: str,
+                         compute: Callable[[bytes], Computed | None], unreadable: list[dict[str, str]], *,
+                         phase: str, progress: ProgressFn | None = None
+                         ) -> Iterator[tuple[dict[str, Any], Computed]]:
+    """Each original of ``bucket`` without ``metadata.<field>`` with what ``compute`` made of
+    its thumb; the ones whose thumb is missing or unreadable (``compute`` gave None) are listed
+    in ``unreadable`` instead, for the command's report (the one loop of the placeholder and
+    near-duplicate backfills, which differ only in what they compute and write)."""
+    for original, thumb in thumbs_lacking(db, bucket, field, phase=phase, progress=progress):
+        value = compute(thumb) if thumb is not None else None
+        if value is None:
+            unreadable.append({"bucket": bucket, "id": str(original["_id"])})
+            continue
+        yield original, value
 
 
 def originals_flagged_ids(db: Database[Document], bucket: str, field: str) -> Iterator[Any]:

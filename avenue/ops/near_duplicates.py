@@ -43,7 +43,7 @@ from avenue.db import Document
 from avenue.media import BUCKETS, Library, app_media
 from avenue.media.maintenance import EXACT_PENDING, NEAR_GROUP, NEAR_PENDING, compute_near_hash
 from avenue.media.maintenance import set_metadata as set_file_metadata
-from avenue.ops.backfill import ProgressFn, originals_flagged_ids, thumbs_lacking
+from avenue.ops.backfill import ProgressFn, computed_for_lacking, originals_flagged_ids, thumbs_lacking
 
 
 @dataclass
@@ -99,12 +99,9 @@ def backfill_near_duplicates(db: Database[Document], *,
             report.colours[name] += 1
         report.computed[name] = 0
         library = Library(db, bucket, app_media())
-        for original, thumb in thumbs_lacking(db, bucket, "phash", phase=f"Near-duplicate hashes ({name})",
-                                              progress=progress):
-            hashed = compute_near_hash(thumb) if thumb is not None else None
-            if hashed is None:
-                report.unreadable.append({"bucket": bucket, "id": str(original["_id"])})
-                continue
+        hashes = computed_for_lacking(db, bucket, "phash", compute_near_hash, report.unreadable,
+                                      phase=f"Near-duplicate hashes ({name})", progress=progress)
+        for original, hashed in hashes:
             set_file_metadata(db, bucket, original["_id"], hashed.as_metadata())
             report.computed[name] += 1
             report.linked += library.link_near_duplicates(original["_id"]) > 0

@@ -27,7 +27,7 @@ from avenue.db import Document
 from avenue.media import BUCKETS, Library, app_media, referrers
 from avenue.media.maintenance import Referrers, compute_placeholder
 from avenue.media.maintenance import set_metadata as set_file_metadata
-from avenue.ops.backfill import BATCH, ProgressFn, thumbs_lacking
+from avenue.ops.backfill import BATCH, ProgressFn, computed_for_lacking
 
 
 @dataclass
@@ -56,12 +56,9 @@ def backfill_placeholders(db: Database[Document], *, progress: ProgressFn | None
     report = PlaceholderReport()
     for name, bucket in BUCKETS.items():
         report.computed[name] = 0
-        for original, thumb in thumbs_lacking(db, bucket, "placeholder", phase=f"Placeholders ({name})",
-                                              progress=progress):
-            placeholder = compute_placeholder(thumb) if thumb is not None else None
-            if placeholder is None:
-                report.unreadable.append({"bucket": bucket, "id": str(original["_id"])})
-                continue
+        for original, placeholder in computed_for_lacking(db, bucket, "placeholder", compute_placeholder,
+                                                          report.unreadable, phase=f"Placeholders ({name})",
+                                                          progress=progress):
             meta = placeholder.as_metadata()
             set_file_metadata(db, bucket, original["_id"], {"placeholder": meta})
             report.computed[name] += 1
