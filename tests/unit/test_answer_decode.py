@@ -43,7 +43,7 @@ def test_a_preview_plans_the_variants_the_full_decode_makes(name):
     assert (thumb.width, thumb.height) == (planned.width, planned.height)
 
 
-def test_a_12_mp_photo_s_answer_decodes_a_quarter_of_the_pixels_at_most(monkeypatch):
+def test_a_12_mp_photo_s_answer_decodes_a_preview_not_the_gallerys_size(monkeypatch):
     """Before: the answer decoded the picture at the size of its largest variant (1600 px)."""
     seen = []
     real = pipeline.prepare

@@ -179,7 +179,7 @@ def render(prepared: PreparedImage, focal: FocalPoint | None = None, only: Only 
     upload's answer: ``prepare``'s ``preview``) has only its fit variants made, by
     :func:`_from_preview`."""
     if prepared.variants_frame is not None:
-        return _from_preview(prepared, only)
+        return _from_preview(prepared, prepared.variants_frame, only)
     pixels = prepared.pixels
     engine = engine_of(pixels)
     base, icc = engine.display(pixels, prepared.icc_profile)
@@ -270,18 +270,18 @@ def _fit_chain(width: int, height: int) -> dict[str, tuple[int, int]]:
     return sizes
 
 
-def _from_preview(prepared: PreparedImage, only: Only) -> list[Rendition]:
+def _from_preview(prepared: PreparedImage, variants_frame: tuple[int, int], only: Only) -> list[Rendition]:
     """The fit variants ``only`` names, of a picture decoded smaller than its variants' frame
     (``prepare(..., preview=...)``: an upload's answer, which needs its thumb): each resized
     straight from the decoded frame to the size planned from the variants' frame
-    (:func:`plan`), so it is the size the answer lists; its pixels from a frame at least that
-    large. The ``og`` crop and a variant larger than the frame are refused (ValueError): they
-    are rendered from the original decoded at their size."""
-    assert prepared.variants_frame is not None
+    (:func:`plan`, from ``variants_frame``: the full decode's size), so it is the size the
+    answer lists; its pixels from a frame at least that large. The ``og`` crop and a variant
+    larger than the frame are refused (ValueError): they are rendered from the original decoded
+    at their size."""
     engine = engine_of(prepared.pixels)
     base, icc = engine.display(prepared.pixels, prepared.icc_profile)
     fallback = "png" if engine.has_alpha(base) else "jpeg"
-    sizes, frame = _fit_chain(*prepared.variants_frame), engine.size(base)
+    sizes, frame = _fit_chain(*variants_frame), engine.size(base)
     wanted = [(name, fmt) for name in VARIANT_NAMES for fmt in ("webp", fallback)
               if only is None or (name, fmt) in only]
     out = []
