@@ -327,9 +327,10 @@ FIRST_READ = FENCE_EVERY
 #: the density it expected can hold at most: ``FIRST_GROWTH * FIRST_READ``).
 FIRST_GROWTH = 4
 #: Across an empty stretch a first walk's window covers at most this part of what is left to
-#: the far edge of the hints (the counters' oldest or newest date): files that begin right
-#: after a gap are read at most an eighth of their span at once (an empty read costs 1.5-4 ms
-#: on SecantusDB; a year's gap about a hundred of them).
+#: the far edge of the hints (the counters' oldest or newest date) while many documents are
+#: left: files that begin right after a gap are read at most an eighth of their span at once
+#: (an empty read costs 1.5-4 ms on SecantusDB; a year's gap before 33,000 dense files
+#: about sixty of them).
 FIRST_APPROACH = 8
 #: A first walk's first window from each edge: a second (or less, when the hints say the
 #: files are denser), widened by what each read holds.
@@ -352,20 +353,30 @@ def _half_open(low: int | None, high: int | None) -> dict[str, Any]:
     return condition
 
 
-def _next_span(span: int, held: int | None, target: int, left: int | None) -> int:
+def _next_span(span: int, held: int | None, target: int, left: int | None, unread: int | None) -> int:
     """The next window's width: scaled to hold ``target`` at the density the last one showed,
     at most :data:`FIRST_GROWTH` times wider; after an empty one (or none said) that much
-    wider, but at most a :data:`FIRST_APPROACH` th of the ``left`` milliseconds to the hints'
-    far edge (None: outside them)."""
-    if not held or held <= 0:
-        grown = span * FIRST_GROWTH
-        return max(1, grown if left is None else min(grown, left // FIRST_APPROACH))
-    return max(1, min(span * FIRST_GROWTH, span * target // held))
+    wider, but inside the hints (``left``: the milliseconds to their far edge; None: outside
+    them) at most a :data:`FIRST_APPROACH` th of ``left``, or the part of it that would hold
+    ``FIRST_GROWTH * target`` were the documents the hints leave (``unread``: their size less
+    what the walk has read; None: not known) spread evenly over it, if more: all of ``left``
+    once they fit one read."""
+    if held is not None and held > 0:
+        return max(1, min(span * FIRST_GROWTH, span * target // held))
+    grown = span * FIRST_GROWTH
+    if left is None:
+        return grown
+    share = left // FIRST_APPROACH
+    if unread is not None and unread >= 0:  # hints that counted fewer than were read say nothing
+        share = max(share, left * FIRST_GROWTH * target // max(1, unread))
+        if share >= left:
+            return max(1, left)
+    return max(1, min(grown, share))
 
 
 def first_date_windows(*, descending: bool = False, start: dt.datetime | None = None,
                        oldest: dt.datetime | None = None, newest: dt.datetime | None = None,
-                       size: int = 0, target: int | None = None, moment: dt.datetime | None = None
+                       size: int | None = None, target: int | None = None, moment: dt.datetime | None = None
                        ) -> Generator[dict[str, Any], int | None, None]:
     """The windows of a walk over a date field that has no fences yet (the first walk after a
     bulk load, or ever), as conditions on the field in walk order: send how many documents
@@ -384,17 +395,29 @@ def first_date_windows(*, descending: bool = False, start: dt.datetime | None = 
     scan of the collection), so an ``_id`` range per read would need a new ``{role, _id}``
     index on every bucket and would lose the walk's date order, which its checkpoints and the
     fences it samples are in. Nor is there a cheap count to size a window before reading it
-    (a count, ``$sample`` and ``distinct`` decode every match there too).
+    (a count, ``$sample`` and ``distinct`` decode every match there too), nor a cheap look
+    past an empty window at the next date: a sorted find with limit 1 is one index seek on
+    mongod, but on SecantusDB it decodes every document after the window first.
 
-    ``oldest``, ``newest`` and ``size`` hint where the dates lie and how many there are (a
-    bucket's counters). Windows never cross the hints' edges, nor 1970 and a day from
-    ``moment``; from each edge the first window is :data:`FIRST_SPAN_MS` wide (less when the
-    hints say the files are denser). Empty windows widen :data:`FIRST_GROWTH` times a read
-    but, inside the hints, cover at most a :data:`FIRST_APPROACH` th of what is left to their
-    far edge, so a gap of a year costs a hundred or so empty reads and the files just past it
-    are read an eighth at most. What is not bounded: a burst far denser than what was read just
-    before it, away from any edge (a bulk load's dates all in one millisecond in the middle
-    of the others: one read for them all, as before).
+    ``oldest``, ``newest`` and ``size`` hint where the dates lie and how many documents
+    there are at most (a bucket's counters). Windows never cross the hints' edges, nor 1970
+    and a day from ``moment``. From the side the walk comes from, the stretch up to the
+    hints is one window (windows grown towards them, from 1970 or from tomorrow, held nearly
+    what one holds, in up to 16 more reads); inside them and past them the first window from
+    each edge is :data:`FIRST_SPAN_MS` wide (less when the hints say the files are denser).
+    Empty windows widen :data:`FIRST_GROWTH` times a read, but inside the hints cover at
+    most a :data:`FIRST_APPROACH` th of what is left to their far edge, so the files just
+    past a gap are read an eighth at most; more when few documents are left unread (the
+    part that would hold ``FIRST_GROWTH * target`` were they spread evenly), and all of it
+    once they fit one read. A year's gap before the few newest files cost 130-220 empty
+    reads a walk when only the eighth bounded them (every walk of bench/scale.py's seed,
+    tests/unit/test_date_windows.py), and a role with no files as many; doubling alone
+    would be as few, but a window grown over a year's gap held every file after it. Hints
+    that counted fewer documents than the walk has read no longer say what is left. What is
+    not bounded: a burst far denser than what was read just before it, away from any edge
+    (a bulk load's dates all in one millisecond in the middle of the others: one read for
+    them all, as before), and files loaded behind the app's back just past a gap the walk
+    meets before it has read more than the counters hold (one read for the rest).
     """
     moment, target = moment or now(), target or FIRST_READ
     marks = {0, _ms(moment) + 86_400_000}  # 1970, and a day from now: open windows beyond both
@@ -402,20 +425,23 @@ def first_date_windows(*, descending: bool = False, start: dt.datetime | None = 
     if oldest is not None and newest is not None and oldest <= newest:
         hinted = (_ms(oldest), _ms(newest) + 1)
         marks |= set(hinted)
-        if size > 0:
+        if size:
             first = max(1, min(first, (hinted[1] - hinted[0]) * target // size))
     # Inside the hints a gap may end anywhere (approach the far edge); outside them nothing is
     # expected, and a window stops at the edge where the files begin anyway.
-    far = None if hinted is None else hinted[0] if descending else hinted[1]
+    entry, far = (None, None) if hinted is None else (hinted[::-1] if descending else hinted)
+    read = 0
     if not descending:
         position = None if start is None else _ms(start) + 1
         for mark in sorted(marks):
             span = first
             while position is None or position < mark:
-                high = mark if position is None else min(position + span, mark)
+                high = mark if position is None or mark == entry else min(position + span, mark)
                 held = yield _half_open(position, high)
+                read += held or 0
                 if position is not None:
-                    span = _next_span(span, held, target, mark - high if mark == far else None)
+                    span = _next_span(span, held, target, mark - high if mark == far else None,
+                                      None if size is None else size - read)
                 position = high
         yield _half_open(position, None)
         return
@@ -423,10 +449,12 @@ def first_date_windows(*, descending: bool = False, start: dt.datetime | None = 
     for mark in sorted(marks, reverse=True):
         span = first
         while position is None or position > mark:
-            low = mark if position is None else max(position - span, mark)
+            low = mark if position is None or mark == entry else max(position - span, mark)
             held = yield _half_open(low, position)
+            read += held or 0
             if position is not None:
-                span = _next_span(span, held, target, low - mark if mark == far else None)
+                span = _next_span(span, held, target, low - mark if mark == far else None,
+                                  None if size is None else size - read)
             position = low
     yield _half_open(None, position)
 
@@ -664,8 +692,8 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
 
 @dataclass(frozen=True)
 class DateHints:
-    """Where a list's dates lie and how many items it has (a bucket's counters): what a first
-    walk of a list on a date sizes its windows by (:func:`first_date_windows`)."""
+    """Where a list's dates lie and how many items it has at most (a bucket's counters): what
+    a first walk of a list on a date sizes its windows by (:func:`first_date_windows`)."""
 
     oldest: dt.datetime | None
     newest: dt.datetime | None

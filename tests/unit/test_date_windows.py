@@ -153,4 +153,58 @@ def test_files_past_a_long_gap_are_read_an_eighth_at_most(descending):
     sizes = [len(window) for window in held]
     assert sum(sizes) == len(dates)
     assert max(sizes) <= len(dense) // FIRST_APPROACH + FIRST_READ
-    assert sum(1 for size in sizes if not size) < 250  # the empty months: a couple of hundred reads
+    # The empty months: an eighth of what is left at a time towards the files (fifty-odd
+    # reads); away from them, once the 9 left fit one read, one read.
+    assert sum(1 for size in sizes if not size) < (110 if descending else 20)
+
+
+YEAR_AGO = T0 - dt.timedelta(days=365)
+
+
+def _empty_reads(dates: list[dt.datetime], descending: bool, size: int, bucket: list[dt.datetime]) -> int:
+    """The empty reads of a first walk of ``dates`` (of ``size`` at most) whose hints are the
+    dates of the whole ``bucket``, as a role's walk has them from its bucket's counters."""
+    held = _first_walk(dates, descending=descending, oldest=min(bucket), newest=max(bucket), size=size,
+                       moment=T0)
+    assert sorted(date for window in held for date in window) == dates
+    return sum(1 for window in held if not window)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_a_year_without_uploads_costs_a_walk_a_few_empty_reads(descending):
+    # As bench/scale.py seeds (tests/api/test_scale_bench.py): 8 images a second apart from a
+    # year ago, 9 files each, and its templates' 27 files today. Before, each window across
+    # the year covered an eighth of what was left to today: 152-216 empty reads a walk, an
+    # empty role's walk too (the seed test's first count: 2,592 reads, 9 s on SecantusDB).
+    images = [YEAR_AGO + dt.timedelta(seconds=n) for n in range(8)] + [T0] * 3
+    bucket = [date for date in images for _ in range(9)]
+    assert _empty_reads(images, descending, len(images), bucket) <= 22  # the originals
+    assert _empty_reads([], descending, 0, bucket) <= 22  # a role with no files
+    # 33,000 images: the walk that meets today's files first still crosses the year by eighths
+    # towards the others (tested above); the other way, one read past the last of them.
+    images = [YEAR_AGO + dt.timedelta(seconds=n) for n in range(33_000)] + [T0] * 3
+    assert _empty_reads(images, descending, len(images), images) <= (90 if descending else 22)
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_a_store_of_bursts_and_gaps_costs_a_walk_a_few_empty_reads(descending):
+    # Five bursts a season apart, and today's upload: the files left fit a read after the
+    # first burst (before: 35-39 empty reads, 213 with bursts of 3,000); with bursts of 3,000
+    # windows cover what would hold 4 reads were the rest even (an eighth at least).
+    for burst, most in ((100, 22), (3000, 70)):
+        dates = [YEAR_AGO + dt.timedelta(days=73 * k, seconds=n) for k in range(5) for n in range(burst)]
+        dates.append(T0)
+        assert _empty_reads(dates, descending, len(dates), dates) <= most
+
+
+def test_counters_that_missed_a_bulk_load_never_let_a_window_reach_past_it():
+    # The counters hold 50 files; 27,000 more were loaded behind the app's back a year ago
+    # and 27,000 just before today. Once the walk has read more than the counters say, what
+    # they leave is unknown: the windows still approach today by eighths.
+    early = [YEAR_AGO + dt.timedelta(seconds=n) for n in range(3000) for _ in range(9)]
+    late = [T0 - dt.timedelta(seconds=n) for n in range(1, 3001) for _ in range(9)]
+    dates = sorted([*early, *late, T0])
+    held = _first_walk(dates, oldest=YEAR_AGO, newest=T0, size=50, moment=T0)
+    sizes = [len(window) for window in held]
+    assert sum(sizes) == len(dates)
+    assert max(sizes) <= len(late) // FIRST_APPROACH + FIRST_READ
