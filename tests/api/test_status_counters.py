@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+from collections import Counter
 
 import pytest
 from bson import ObjectId
@@ -293,6 +294,37 @@ def test_a_first_walk_of_a_role_asks_no_query_for_much_more_than_a_fence_s_worth
              for kind, query in reads if kind == "find" and query.get("metadata.role") == "variant"]
     assert max(asked) <= paging.FIRST_GROWTH * 40, asked  # before: one query of all 960
     assert len(asked) < 2 * len(variants) / 40 + 60
+
+
+def test_a_first_count_across_a_year_without_uploads_reads_each_role_in_a_few_windows(db, monkeypatch):
+    """As bench/scale.py seeds: images a second apart from a year ago, then today's upload.
+    Each window across the year covered an eighth of what was left to today: 150-220 reads a
+    walk, a role with no files as many (the seed test's first count: 2,592 reads, 9 s)."""
+    bucket = "first_walk"
+    year_ago = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=365)
+    docs = [{"_id": ObjectId(), "length": 10, "chunkSize": 255 * 1024, "filename": f"s{n}.jpg",
+             "uploadDate": year_ago + dt.timedelta(seconds=n) if n < 8 else dt.datetime.now(dt.UTC),
+             "metadata": {"role": "original" if k == 0 else "variant"}} for n in range(9) for k in range(9)]
+    db[f"{bucket}.files"].insert_many(docs)
+    bucket_counters.record(db, bucket, bucket_counters.figures(docs))
+    # Reads of 4: the bucket's 81 files are many, a role's few (none of two): the counters'
+    # originals, the rest less what the walks before counted.
+    monkeypatch.setattr(paging, "FIRST_READ", 4)
+    reads = _reads(monkeypatch, db, bucket)
+    counted = bucket_counters._count_in_windows(db, bucket)
+    newest_first = [doc["_id"] for docs in bucket_counters.walk_role(db, bucket, "original", {"_id": 1},
+                                                                     descending=True) for doc in docs]
+    monkeypatch.undo()
+    assert counted["files"] == 81 and counted["originals"] == 9 and len(newest_first) == 9
+    per_role = Counter(query.get("metadata.role", "?") for _kind, query in reads)
+    # A walk: the undated files, a read beyond each end, one up to the counters' dates, a few
+    # inside them, the day past them (9); newest first, the 56 years before them (16).
+    assert per_role.keys() == {"original", "variant", "rendition", None}
+    assert per_role["original"] <= 45, per_role  # walked twice: up, then down
+    assert per_role["variant"] <= 30 and per_role["rendition"] <= 16 and per_role[None] <= 16, per_role
+    asked = [sum(1 for doc in docs if doc["metadata"]["role"] == query.get("metadata.role")
+                 and _within(doc["uploadDate"], query)) for kind, query in reads]
+    assert max(asked) <= paging.FIRST_GROWTH * 4, asked  # and no read holds more than 4 reads' worth
 
 
 def test_a_first_count_of_a_bulk_loaded_bucket_equals_a_recount(db, monkeypatch):

@@ -45,10 +45,11 @@ class BadOrder(BadRequest):
 
 
 def upload_dates(db: Database[Document], collection: str) -> DateHints:
-    """Where a bucket's upload dates lie, and how many files it holds (its counters): the
-    hints a first build of its list's fences reads in windows by (paging.build_fences)."""
+    """Where a bucket's upload dates lie, and how many originals it holds (its counters): the
+    hints a first build of its list of originals' fences reads in windows by
+    (paging.build_fences)."""
     figures = counters.of(db, collection.removesuffix(".files"))
-    return DateHints(figures["oldest"], figures["newest"], figures["files"])
+    return DateHints(figures["oldest"], figures["newest"], figures["originals"])
 
 
 def listed(bucket: str) -> Listed:
