@@ -394,30 +394,27 @@ def first_date_windows(*, descending: bool = False, start: dt.datetime | None = 
     Not by ``_id``: SecantusDB's ``_id`` index is virtual (no entries: an ``_id`` range is a
     scan of the collection), so an ``_id`` range per read would need a new ``{role, _id}``
     index on every bucket and would lose the walk's date order, which its checkpoints and the
-    fences it samples are in. Nor is there a cheap count to size a window before reading it
-    (a count, ``$sample`` and ``distinct`` decode every match there too), nor a cheap look
-    past an empty window at the next date: a sorted find with limit 1 is one index seek on
-    mongod, but on SecantusDB it decodes every document after the window first.
+    fences it samples are in. Nor can a count size a window first, nor a sorted find with
+    limit 1 find the date past an empty one cheaply: SecantusDB decodes every match of
+    either (and of ``$sample``, ``distinct``) first; on mongod the find is one index seek.
 
     ``oldest``, ``newest`` and ``size`` hint where the dates lie and how many documents
     there are at most (a bucket's counters). Windows never cross the hints' edges, nor 1970
-    and a day from ``moment``. From the side the walk comes from, the stretch up to the
-    hints is one window (windows grown towards them, from 1970 or from tomorrow, held nearly
-    what one holds, in up to 16 more reads); inside them and past them the first window from
-    each edge is :data:`FIRST_SPAN_MS` wide (less when the hints say the files are denser).
+    and a day from ``moment``. The stretch up to the hints is one window (windows grown
+    towards them held nearly what one holds, in up to 16 more reads); inside and past them
+    the first window from each edge is :data:`FIRST_SPAN_MS` wide (less when denser).
     Empty windows widen :data:`FIRST_GROWTH` times a read, but inside the hints cover at
     most a :data:`FIRST_APPROACH` th of what is left to their far edge, so the files just
     past a gap are read an eighth at most; more when few documents are left unread (the
     part that would hold ``FIRST_GROWTH * target`` were they spread evenly), and all of it
-    once they fit one read. A year's gap before the few newest files cost 130-220 empty
-    reads a walk when only the eighth bounded them (every walk of bench/scale.py's seed,
-    tests/unit/test_date_windows.py), and a role with no files as many; doubling alone
-    would be as few, but a window grown over a year's gap held every file after it. Hints
-    that counted fewer documents than the walk has read no longer say what is left. What is
-    not bounded: a burst far denser than what was read just before it, away from any edge
-    (a bulk load's dates all in one millisecond in the middle of the others: one read for
-    them all, as before), and files loaded behind the app's back just past a gap the walk
-    meets before it has read more than the counters hold (one read for the rest).
+    once they fit one read (a year's gap before the few newest files, or a role with no
+    files, cost 130-220 empty reads a walk when only the eighth bounded them; doubling alone
+    would be as few, but a window grown over a year's gap held every file after it). Hints
+    that counted fewer documents than the walk has read no longer say what is left. Not
+    bounded: a burst far denser than what was read just before it, away from any edge (a
+    bulk load's dates all in one millisecond amid the others: one read for them all), and
+    files the counters leave out just past a gap the walk meets before it has read more
+    than they hold (one read for the rest).
     """
     moment, target = moment or now(), target or FIRST_READ
     marks = {0, _ms(moment) + 86_400_000}  # 1970, and a day from now: open windows beyond both
