@@ -18,8 +18,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import now
+from avenue.db import PRODUCT_LIST, Document
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
-from avenue.db import Document
 from avenue.dialect import dialect_of
 from avenue.ids import parse_object_id
 from avenue.media import PRODUCTS, Image, rewrite_lists
@@ -150,7 +150,7 @@ class ProductReferences:
             # request of make run waiting behind it; an _id range is a scan there, a sku range
             # an index range). Skus are validated strings (the API writes no other).
             for product in walk_fenced(self._products, "sku", {"sku": 1, "images": 1}, after,
-                                       batch=batch):
+                                       batch=batch, listed=PRODUCT_LIST):
                 yield {"_id": product["_id"], "name": product.get("sku"), "images": product.get("images"),
                        "position": product.get("sku")}
             return

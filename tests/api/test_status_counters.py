@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+from collections import Counter
 
 import pytest
+from bson import ObjectId
 from pymongo.errors import OperationFailure
 
 from avenue import paging
@@ -246,3 +248,110 @@ def test_on_the_embedded_database_chunks_gone_behind_the_app_s_back_are_left_to_
     # The embedded database counts what the files documents say they hold (a walk of every
     # chunk there holds make run's one connection for seconds); fsck reads the chunks.
     assert counted == (actual + 1 if not dialect_of(db).whole_collection_reads else actual)
+
+
+def _seeded_behind_the_back(db, bucket: str, images: int) -> list[dict]:
+    """``images`` images of 9 files documents each (an original and 8 variants under one upload
+    date, an image a second), inserted as a bulk load does, the counters moved as the app
+    moves them (bench/scale.py seeds so); no fences."""
+    base = dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+    docs = [{"_id": ObjectId(), "length": 10, "chunkSize": 255 * 1024, "filename": f"s{n}.jpg",
+             "uploadDate": base + dt.timedelta(seconds=n),
+             "metadata": {"role": "original" if k == 0 else "variant"}}
+            for n in range(images) for k in range(9)]
+    db[f"{bucket}.files"].insert_many(docs)
+    bucket_counters.record(db, bucket, bucket_counters.figures(docs))
+    return docs
+
+
+def _within(date: dt.datetime, query: dict) -> bool:
+    """Whether a walk's query holds a file uploaded at ``date`` (no condition: any date)."""
+    if "uploadDate" not in query:
+        return True
+    condition = query["uploadDate"]
+    if not isinstance(condition, dict):  # an equality: the undated files' read (None)
+        return condition == date
+    checks = {"$gt": date.__gt__, "$gte": date.__ge__, "$lt": date.__lt__, "$lte": date.__le__}
+    return all(checks[op](bound) for op, bound in condition.items())
+
+
+@pytest.mark.parametrize("descending", [False, True])
+def test_a_first_walk_of_a_role_asks_no_query_for_much_more_than_a_fence_s_worth(db, monkeypatch, descending):
+    """SecantusDB reads every document a query's bounds hold before it returns one, under its
+    one lock: a walk without fences (the first sweep after a bulk load) was one query of the
+    whole role (67,200 variants of a products bucket: 8.7 s, every status call waiting)."""
+    bucket = "first_walk"
+    docs = _seeded_behind_the_back(db, bucket, 120)  # 960 variants
+    monkeypatch.setattr(paging, "FIRST_READ", 40)
+    reads = _reads(monkeypatch, db, bucket)
+    walked = [doc["_id"] for docs in bucket_counters.walk_role(db, bucket, "variant", {"_id": 1},
+                                                               descending=descending) for doc in docs]
+    monkeypatch.undo()
+    variants = [doc for doc in docs if doc["metadata"]["role"] == "variant"]
+    order = sorted(variants, key=lambda doc: (doc["uploadDate"], doc["_id"]), reverse=descending)
+    assert walked == [doc["_id"] for doc in order]  # each once, in walk order
+    asked = [sum(1 for doc in variants if _within(doc["uploadDate"], query))
+             for kind, query in reads if kind == "find" and query.get("metadata.role") == "variant"]
+    assert max(asked) <= paging.FIRST_GROWTH * 40, asked  # before: one query of all 960
+    assert len(asked) < 2 * len(variants) / 40 + 60
+
+
+def test_a_first_count_across_a_year_without_uploads_reads_each_role_in_a_few_windows(db, monkeypatch):
+    """As bench/scale.py seeds: images a second apart from a year ago, then today's upload.
+    Each window across the year covered an eighth of what was left to today: 150-220 reads a
+    walk, a role with no files as many (the seed test's first count: 2,592 reads, 9 s)."""
+    bucket = "first_walk"
+    year_ago = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=365)
+    docs = [{"_id": ObjectId(), "length": 10, "chunkSize": 255 * 1024, "filename": f"s{n}.jpg",
+             "uploadDate": year_ago + dt.timedelta(seconds=n) if n < 8 else dt.datetime.now(dt.UTC),
+             "metadata": {"role": "original" if k == 0 else "variant"}} for n in range(9) for k in range(9)]
+    db[f"{bucket}.files"].insert_many(docs)
+    bucket_counters.record(db, bucket, bucket_counters.figures(docs))
+    # Reads of 4: the bucket's 81 files are many, a role's few (none of two): the counters'
+    # originals, the rest less what the walks before counted.
+    monkeypatch.setattr(paging, "FIRST_READ", 4)
+    reads = _reads(monkeypatch, db, bucket)
+    counted = bucket_counters._count_in_windows(db, bucket)
+    newest_first = [doc["_id"] for docs in bucket_counters.walk_role(db, bucket, "original", {"_id": 1},
+                                                                     descending=True) for doc in docs]
+    monkeypatch.undo()
+    assert counted["files"] == 81 and counted["originals"] == 9 and len(newest_first) == 9
+    per_role = Counter(query.get("metadata.role", "?") for _kind, query in reads)
+    # A walk: the undated files, a read beyond each end, one up to the counters' dates, a few
+    # inside them, the day past them (9); newest first, the 56 years before them (16).
+    assert per_role.keys() == {"original", "variant", "rendition", None}
+    assert per_role["original"] <= 45, per_role  # walked twice: up, then down
+    assert per_role["variant"] <= 30 and per_role["rendition"] <= 16 and per_role[None] <= 16, per_role
+    asked = [sum(1 for doc in docs if doc["metadata"]["role"] == query.get("metadata.role")
+                 and _within(doc["uploadDate"], query)) for kind, query in reads]
+    assert max(asked) <= paging.FIRST_GROWTH * 4, asked  # and no read holds more than 4 reads' worth
+
+
+def test_a_first_count_of_a_bulk_loaded_bucket_equals_a_recount(db, monkeypatch):
+    bucket = "first_walk"
+    _seeded_behind_the_back(db, bucket, 50)
+    db[f"{bucket}.files"].insert_one({"_id": ObjectId(), "length": 3, "filename": "undated",
+                                      "metadata": {"role": "variant"}})  # no upload date at all
+    monkeypatch.setattr(paging, "FIRST_READ", 20)
+    counted = count_bucket(db, bucket, chunk_index=False)
+    assert counted["files"] == db[f"{bucket}.files"].count_documents({}) == 451
+    assert counted["originals"] == 50 and counted["bytes"] == 4503
+
+
+def test_a_first_build_of_a_library_list_s_fences_reads_it_in_windows(db, monkeypatch):
+    from avenue.media.store.library import listed
+
+    bucket = "first_walk"
+    docs = _seeded_behind_the_back(db, bucket, 400)
+    monkeypatch.setattr(paging, "FIRST_READ", 40)
+    reads = _reads(monkeypatch, db, bucket)
+    built = paging.build_fences(db, listed(bucket), every=25)
+    monkeypatch.undo()
+    originals = sorted((doc for doc in docs if doc["metadata"]["role"] == "original"),
+                       key=lambda doc: (doc["uploadDate"], doc["_id"]), reverse=True)
+    assert built["items"] == 400
+    # The same fences as one read of the whole list samples: every 25th date, newest first.
+    fences = [doc["uploadDate"] for doc in originals[24::25]]
+    assert sorted(paging.fences(db[f"{bucket}.files"], "uploadDate")) == sorted(fences)
+    asked = [sum(1 for doc in originals if _within(doc["uploadDate"], query)) for kind, query in reads]
+    assert max(asked) <= paging.FIRST_GROWTH * 40, asked  # before: one read of all 400

@@ -116,6 +116,35 @@ def test_a_sweeps_peak_memory_does_not_grow_with_the_store(db):
     assert large - small < 4 * 2**20, megabytes
 
 
+def test_a_first_sweep_reads_its_products_a_fence_s_worth_at_a_time(db, monkeypatch):
+    """On the embedded database every document a query's bounds hold is decoded under its one
+    lock before one comes back: the products phase without fences (a first sweep after a
+    bulk load) was one query of every product (4,200 products: 2.7 s, every call waiting)."""
+    if dialect_of(db).whole_collection_reads:
+        pytest.skip("a server that streams a cursor walks the products by _id, one cursor")
+    db.shop_products.insert_many([{"sku": f"F-{i:04}", "name": "x", "price": 1, "images": []}
+                                  for i in range(700)])
+    db[paging.FENCES].delete_many({})  # as a store bulk-loaded since the last sweep
+    paging.forget_fences()
+    asked: list[tuple[dict, dict]] = []
+    kind = type(db.shop_products)
+    real_find = kind.find
+
+    def find(self, *args, **kwargs):
+        if self.name == "shop_products":
+            asked.append((args[0] if args else kwargs.get("filter") or {}, args[1] if len(args) > 1 else {}))
+        return real_find(self, *args, **kwargs)
+
+    monkeypatch.setattr(kind, "find", find)
+    sweep.run(db, sweep.Settings(batch=100))
+    monkeypatch.undo()
+    reads = [db.shop_products.count_documents(query) for query, projection in asked if "images" in projection]
+    assert sum(reads) >= 700 and max(reads) <= 2 * paging.FENCE_EVERY, reads  # before: one read of 700
+    # What is read whole is the skus alone, once: the product list's fences, built first.
+    whole = [projection for query, projection in asked if not query or query.get("sku") == {"$exists": True}]
+    assert whole == [{"sku": 1, "_id": 1}]
+
+
 def test_an_interrupted_sweep_resumes_from_its_checkpoint(db, store_with_problems, monkeypatch):
     whole = sweep.run(db, FAST)
     seen = []

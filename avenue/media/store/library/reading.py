@@ -9,18 +9,19 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING
+from pymongo.database import Database
 
 from avenue.clock import as_utc
 from avenue.errors import BadRequest
 from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.effects import counters, facets
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.records import Image
+from avenue.media.records import Document, Image
 from avenue.media.store import near_duplicates, originals, trash
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
 from avenue.media.store.library.shelf import ORIGINAL, Shelf, is_original
-from avenue.paging import Listed, Page, Window, decode_cursor, encode_cursor, fetch
+from avenue.paging import DateHints, Listed, Page, Window, decode_cursor, encode_cursor, fetch
 
 # Lists of originals: the role (and owner) indexes end in these keys (avenue/media/store/indexes.py).
 NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
@@ -43,9 +44,17 @@ class BadOrder(BadRequest):
     code = "invalid_sort"
 
 
+def upload_dates(db: Database[Document], collection: str) -> DateHints:
+    """Where a bucket's upload dates lie, and how many originals it holds (its counters): the
+    hints a first build of its list of originals' fences reads in windows by
+    (paging.build_fences)."""
+    figures = counters.of(db, collection.removesuffix(".files"))
+    return DateHints(figures["oldest"], figures["newest"], figures["originals"])
+
+
 def listed(bucket: str) -> Listed:
     """The list of a bucket's originals, newest first (what :meth:`Library.page` pages)."""
-    return Listed(f"{bucket}.files", ORIGINAL, NEWEST_FIRST, "role_newest")
+    return Listed(f"{bucket}.files", ORIGINAL, NEWEST_FIRST, "role_newest", hints=upload_dates)
 
 
 #: The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
