@@ -27,9 +27,12 @@ Write order:
    see 4, a claim whose rendition was stored outlives the store, so none means nobody
    stored it since our first look (short of a pause of :data:`CLAIM_SECONDS` and the TTL
    sweep between that look and the claim: then a second render, harmless because of 3);
-3. render, then write chunks first and the files document last (``storage.put_files``): a
-   crash leaves chunks ``gc`` collects; a second writer's files document hits the unique
-   index, its own chunks are removed and the first one's file is served;
+3. render, then write chunks first and the files document last (``storage.put_files``), and
+   the renditions' counters after it, the three in one command where the dialect takes
+   several collections' writes in one (``Dialect.cross_collection_writes``; executed in
+   order, stopping at the first that fails): a crash leaves chunks ``gc`` collects; a
+   second writer's files document hits the unique index, its own chunks are removed, its
+   counters' update is never made, and the first one's file is served;
 4. once the rendition is stored, the claim is left to lapse (:meth:`avenue.leases.Lease.leave`;
    the claims' TTL index removes it), not deleted: one command fewer, and 2's look is saved
    too; whoever comes meanwhile finds the stored file first, or fails to take the claim and
@@ -444,9 +447,11 @@ def _new_file(wanted: Wanted, rendered: Encoded, *, private: bool,
 
 def _put(db: Database[Document], wanted: Wanted, new: storage.NewFile) -> dict[str, Any]:
     """Store ``new`` as the rendition ``wanted`` unless it is stored already (then that one's
-    files document): chunks first, files document last under the unique index, counters after."""
+    files document): chunks first, files document last under the unique index, counters after
+    (in the same command where the dialect allows: ``put_files``'s ``counted``; a files
+    document the unique index refuses stops it before the counters)."""
     try:
-        docs, changes = storage.put_files(db, RENDITIONS, [new])
+        docs, changes = storage.put_files(db, RENDITIONS, [new], counted=True)
     except (DuplicateKeyError, BulkWriteError) as error:
         # Another renderer (a lapsed claim taken over) stored it first; put_files took back
         # this one's chunks.
