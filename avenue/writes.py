@@ -7,8 +7,8 @@ embedded database a round trip. MongoDB 8.0's ``bulkWrite`` command (pymongo's
 order and stopping at the first that fails, as an ordered bulk write of one collection does.
 Where the dialect has it (``Dialect.cross_collection_writes``: mongod 8.0 and later,
 SecantusDB), :func:`write_together` sends them so; elsewhere (an older mongod, mongomock) it
-sends one command per run of inserts into one collection and one per update, in the same
-order, stopping at the same failure. Either way a failed write raises one
+sends one command per run of inserts into one collection and one per run of updates of
+one, in the same order, stopping at the same failure. Either way a failed write raises one
 :class:`~pymongo.errors.BulkWriteError` whose ``writeErrors`` entry has the ``index`` of the
 write in the caller's list: the writes before it were made, it and those after it were not,
 so the callers handle both paths with one piece of code (``avenue.db.duplicate_key_write``
@@ -63,7 +63,7 @@ def write_together(db: Database[Document], writes: Sequence[Write], *,
     """Make ``writes`` in order, stopping at the first that fails (a :class:`BulkWriteError`
     naming its ``index`` in ``writes``): one command where the dialect takes several
     collections' writes in one, else one per run of inserts into one collection and one per
-    update. ``write_concern``: the writes' (default: ``db``'s); inserted documents get their
+    run of updates of one. ``write_concern``: the writes' (default: ``db``'s); inserted documents get their
     ``_id`` set, as pymongo's inserts do."""
     if not writes:
         return
@@ -89,28 +89,33 @@ def _in_one_command(db: Database[Document], writes: Sequence[Write], concern: Wr
 
 
 def _one_by_one(db: Database[Document], writes: Sequence[Write], concern: WriteConcern | None) -> None:
+    """One command per run of inserts into one collection (``insert_many``) and per run of
+    updates of one (one update alone, several as one ordered ``bulk_write``)."""
     start = 0
     while start < len(writes):
         write = writes[start]
+        inserting = write.document is not None
+        end = start + 1
+        while (end < len(writes) and writes[end].collection == write.collection
+               and (writes[end].document is not None) == inserting):
+            end += 1
         collection = db[write.collection] if concern is None else \
             db.get_collection(write.collection, write_concern=concern)
-        if write.document is None:
-            try:
-                collection.update_one(write.filter or {}, write.update or {}, upsert=write.upsert)
-            except WriteError as error:
-                raise _at(start, dict(error.details or {"code": error.code, "errmsg": str(error)})) from error
-            start += 1
-            continue
-        run = [write.document]
-        while (start + len(run) < len(writes) and writes[start + len(run)].document is not None
-               and writes[start + len(run)].collection == write.collection):
-            run.append(writes[start + len(run)].document)  # type: ignore[arg-type]
         try:
-            collection.insert_many(run, ordered=True)
+            if inserting:
+                collection.insert_many([w.document for w in writes[start:end] if w.document is not None],
+                                       ordered=True)
+            elif end - start == 1:
+                collection.update_one(write.filter or {}, write.update or {}, upsert=write.upsert)
+            else:
+                collection.bulk_write([UpdateOne(w.filter or {}, w.update or {}, upsert=w.upsert)
+                                       for w in writes[start:end]], ordered=True)
         except BulkWriteError as error:
             entries = (error.details or {}).get("writeErrors") or [{}]
             raise _at(start + int(entries[0].get("index", 0)), dict(entries[0])) from error
-        start += len(run)
+        except WriteError as error:
+            raise _at(start, dict(error.details or {"code": error.code, "errmsg": str(error)})) from error
+        start = end
 
 
 def _at(index: int, entry: Document) -> BulkWriteError:
