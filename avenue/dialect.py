@@ -101,6 +101,15 @@ class Dialect:
     #: bench/results/embedded-2026-11-26-soak-fences-60.md), and its ``storageSize`` is its
     #: ``dataSize`` anyway: its data folder on disk is the real figure.
     db_stats: bool
+    #: Whether writes to several collections go to the server in one command (MongoDB 8.0's
+    #: ``bulkWrite``, in order, stopping at the first that fails: avenue/writes.py). A cold
+    #: rendition's store is its chunks, its files document and its bucket's counters: three
+    #: commands otherwise; its claim goes with the hits on the limits of cold renders (a cold
+    #: rendition sends 5 commands, 8 without). Measured on SecantusDB (which answers it, wire version 27): 200
+    #: such stores took 2.4-3.0 ms of the client's CPU and 15-18 ms each as three commands,
+    #: 1.2-1.4 ms and 9 ms as one. mongod has it from 8.0 (:func:`choose` turns it off for an
+    #: older server); mongomock has no such command.
+    cross_collection_writes: bool
 
     def rules(self) -> dict[str, Any]:
         """The rules by name (the start's log line; the docs' table)."""
@@ -110,7 +119,7 @@ class Dialect:
 #: mongod standalone: every rule as MongoDB documents it.
 MONGOD = Dialect(name="mongod", ttl_indexes=True, write_batch=None, deletions_stream=True,
                  whole_collection_reads=True, windows_per_read=MAX_JOINED, concurrent_operations=True,
-                 threads_safe=True, server_commands=True, db_stats=True)
+                 threads_safe=True, server_commands=True, db_stats=True, cross_collection_writes=True)
 #: A replica set (Atlas's clusters included): mongod's rules, change streams available.
 REPLICA_SET = replace(MONGOD, name="mongod replica set")
 #: A sharded cluster through mongos: mongod's rules.
@@ -119,13 +128,14 @@ SHARDED = replace(MONGOD, name="mongod sharded cluster (mongos)")
 #: relay), measured in docs/production.md "The embedded database".
 EMBEDDED = Dialect(name="SecantusDB", ttl_indexes=False, write_batch=4, deletions_stream=False,
                    whole_collection_reads=False, windows_per_read=1, concurrent_operations=False,
-                   threads_safe=True, server_commands=True, db_stats=False)
-#: mongomock, the tests' in-memory database: not thread-safe, no server commands. Its reads
+                   threads_safe=True, server_commands=True, db_stats=False, cross_collection_writes=True)
+#: mongomock, the tests' in-memory database: not thread-safe, no server commands, no
+#: ``bulkWrite`` of several collections (each collection's writes are sent alone). Its reads
 #: and writes are mongod's (it stands in for mongod in the tests); it has no change stream,
 #: so the cache's stream is refused and it polls, as on a standalone mongod; and dbStats is
 #: sent, answered by nothing (storage-status notes it).
 MONGOMOCK = replace(MONGOD, name="mongomock", concurrent_operations=False, threads_safe=False,
-                    server_commands=False)
+                    server_commands=False, cross_collection_writes=False)
 DIALECTS = (MONGOD, REPLICA_SET, SHARDED, EMBEDDED, MONGOMOCK)
 
 
@@ -140,12 +150,29 @@ def choose(build: Mapping[str, Any], topology: str, servers: list[str]) -> Diale
     ``servers`` (each ``ServerDescription.server_type_name``)."""
     if is_embedded_build(build):
         return EMBEDDED
+    kind = MONGOD
     # LoadBalanced: mongos routers behind a load balancer (pymongo's load-balanced mode).
     if topology in ("Sharded", "LoadBalanced") or "Mongos" in servers:
-        return SHARDED
-    if topology.startswith("ReplicaSet") or any(kind.startswith("RS") for kind in servers):
-        return REPLICA_SET
-    return MONGOD
+        kind = SHARDED
+    elif topology.startswith("ReplicaSet") or any(server.startswith("RS") for server in servers):
+        kind = REPLICA_SET
+    if _major(build) < BULK_WRITE_SINCE:
+        return replace(kind, name=f"{kind.name} before {BULK_WRITE_SINCE}.0", cross_collection_writes=False)
+    return kind
+
+
+#: The first major version of mongod with the ``bulkWrite`` command (several collections'
+#: writes in one command: ``Dialect.cross_collection_writes``).
+BULK_WRITE_SINCE = 8
+
+
+def _major(build: Mapping[str, Any]) -> int:
+    """The major version a ``buildInfo`` answer reports (0 when it says none)."""
+    array = build.get("versionArray")
+    if isinstance(array, list | tuple) and array and isinstance(array[0], int):
+        return array[0]
+    head = str(build.get("version") or "0").split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 def dialect_of(db: Database[Document]) -> Dialect:

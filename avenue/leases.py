@@ -30,7 +30,7 @@ import contextlib
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from pymongo.collection import Collection
@@ -63,13 +63,18 @@ class Lease:
     fields written with the owner when it is taken (who holds it, for the message of one who
     cannot); when it holds the owner field's parent (``holder`` for ``holder.run``), the owner
     is written through it. ``keep_document``: release unsets the lease's fields (the document
-    holds more: the sweep's result) rather than deleting the document.
+    holds more: the sweep's result) rather than deleting the document. ``insert``: how
+    :meth:`take` inserts the lease document (an ``insert_one`` by default), raising
+    ``DuplicateKeyError`` when it exists: a caller may send it in one command with writes of
+    its own (a rendition's claim with the limits of cold renders, ``avenue.media.store.renditions``).
     """
 
     def __init__(self, collection: Collection[Document], key: Any, owner: str, seconds: float, *,
                  owner_field: str = "owner", until_field: str = "until",
-                 record: Mapping[str, Any] | None = None, keep_document: bool = False) -> None:
+                 record: Mapping[str, Any] | None = None, keep_document: bool = False,
+                 insert: Callable[[Document], None] | None = None) -> None:
         self.collection, self.key, self.owner, self.seconds = collection, key, owner, seconds
+        self.insert = insert
         self.owner_field, self.until_field = owner_field, until_field
         self.record = dict(record or {})
         self.keep_document = keep_document
@@ -114,7 +119,7 @@ class Lease:
         try:
             if self.keep_document and taken_over():
                 return True
-            self.collection.insert_one({"_id": self.key, **_nested(claim)})
+            (self.insert or self.collection.insert_one)({"_id": self.key, **_nested(claim)})
             self.inserted = True
             return True
         except DuplicateKeyError:

@@ -19,7 +19,9 @@ The limits of unsigned cold renders (:func:`cold_render_gate`) count outside ``l
 windows: :class:`WindowGroup` counts every window of a key (an address's minute and hour) in
 one document on windows aligned to the clock, where ``limits`` took a command per window and
 three to open one; the address's and the instance's documents are counted in one ``update``
-command (:func:`hit_all`), which a cold rendition pays before its render.
+command (:func:`hit_all`), which a cold rendition pays before its render; where the dialect
+takes several collections' writes in one command, the render's claim goes in that same
+command, after the hits (:func:`cold_render_gate`).
 
 Durability: the counters are written with :data:`COUNTER_WRITES` (``w: 1``, no journal wait),
 not the app's ``w: majority, j: true`` (avenue/db.py ``durability``). A count a crash or a
@@ -50,9 +52,12 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from avenue import writes
 from avenue.clock import as_utc
-from avenue.db import Document, duplicate_key_write
+from avenue.db import DUPLICATE_KEY, Document, duplicate_key_write
+from avenue.dialect import dialect_of
 from avenue.errors import RateLimited, Unauthorized
+from avenue.writes import Write, write_together
 
 EXTENSION = "avenue.limiter"
 COLLECTION = "rate_limits"
@@ -361,13 +366,18 @@ class WindowGroup:
     def update(self, key: str, moment: float) -> UpdateOne:
         """The one upserting update that counts a hit for ``key`` at UNIX time ``moment`` in
         every window of the group, matching only while each is under its limit."""
+        hit = self.counting(key, moment)
+        return UpdateOne(hit.filter or {}, hit.update or {}, upsert=True)
+
+    def counting(self, key: str, moment: float) -> Write:
+        """:meth:`update` as a write of the counters' collection (``avenue.writes``), to send
+        with another collection's."""
         fields = self.fields(moment)
         under = {field: {"$not": {"$gte": item.amount}} for item, field in fields.items()}
         longest = self.items[0].get_expiry()
         ends = datetime.fromtimestamp((moment // longest + 1) * longest, UTC)
-        return UpdateOne({"_id": self.doc_id(key, moment), **under},
-                         {"$inc": dict.fromkeys(fields.values(), 1), "$setOnInsert": {"expireAt": ends}},
-                         upsert=True)
+        counted = {"$inc": dict.fromkeys(fields.values(), 1), "$setOnInsert": {"expireAt": ends}}
+        return writes.update_one(COLLECTION, {"_id": self.doc_id(key, moment), **under}, counted, upsert=True)
 
     def fields(self, moment: float) -> dict[RateLimitItem, str]:
         return {item: f"w{item.get_expiry()}_{int(moment // item.get_expiry())}" for item in self.items}
@@ -397,7 +407,7 @@ class WindowGroup:
 
 
 def hit_all(counters: Collection[Document], hits: list[tuple[WindowGroup, str]],
-            moment: float) -> tuple[WindowGroup, RateLimitItem] | None:
+            moment: float, then: Write | None = None) -> tuple[WindowGroup, RateLimitItem] | None:
     """Count one hit at UNIX time ``moment`` for each ``(group, key)`` of ``hits``, in order,
     in one ``update`` command (an ordered bulk write of the groups' upserting updates: a cold
     render's address and instance limits used to cost one ``findAndModify`` each). The first
@@ -405,19 +415,33 @@ def hit_all(counters: Collection[Document], hits: list[tuple[WindowGroup, str]],
     (those before it are, as when each was a command of its own); answered as that group and
     window, else None. A hit past a limit matches nothing and its upsert hits the ``_id``
     (E11000): then the document is read to tell a used-up window from a race lost to the
-    document's first insert (not full: counted again from that group on)."""
+    document's first insert (not full: counted again from that group on).
+
+    ``then``: a write of another collection sent after the hits in the same command
+    (``avenue.writes``; a rendition's claim), made only if none is refused: written when this
+    returns None; its own refusal by a unique index raises ``DuplicateKeyError`` (the hits
+    counted). The caller sends it so only where the dialect takes several collections'
+    writes in one command (:func:`carries`)."""
     left = list(hits)
     for _ in range(5 * len(hits)):
         if not left:
             return None
         try:
-            counters.bulk_write([group.update(key, moment) for group, key in left], ordered=True)
+            if then is None:
+                counters.bulk_write([group.update(key, moment) for group, key in left], ordered=True)
+            else:
+                write_together(counters.database,
+                               [*(group.counting(key, moment) for group, key in left), then],
+                               write_concern=counters.write_concern)
             return None
         except BulkWriteError as error:
             refused_write = duplicate_key_write(error)
             if refused_write is None:
                 raise
             index = int(refused_write.get("index", 0))
+            if index == len(left):  # ``then``'s own: the hits were counted
+                raise DuplicateKeyError(str(refused_write.get("errmsg")), DUPLICATE_KEY,
+                                        refused_write) from error
             group, key = left[index]
             refused = group.full(counters, key, moment)
             if refused is not None:
@@ -426,21 +450,34 @@ def hit_all(counters: Collection[Document], hits: list[tuple[WindowGroup, str]],
     raise RuntimeError(f"could not count the hits {[group.doc_id(key, moment) for group, key in hits]!r}")
 
 
-def cold_render_gate(exempt: Callable[[], bool]) -> Callable[[], None]:
+def carries(counters: Collection[Document]) -> bool:
+    """Whether the hits on ``counters`` take another collection's write along in their one
+    command (``Dialect.cross_collection_writes``)."""
+    return dialect_of(counters.database).cross_collection_writes
+
+
+def cold_render_gate(exempt: Callable[[], bool]) -> Callable[[Write | None], bool]:
     """What the media route calls before an unsigned rendition on request is rendered (one not
     stored yet: a cold render costs a decode and an encode, a stored one a read): counted per
     client address (``AVENUE_RENDER_ADDRESS_LIMIT``) and per instance over every address
     (``AVENUE_RENDER_INSTANCE_LIMIT``), 429 ``rate_limited`` with Retry-After past either, so
     one visitor, or many, cannot take the render slots from everyone else. ``exempt``: whether
-    this request is a logged-in editor's, never counted (signed URLs never come here)."""
+    this request is a logged-in editor's, never counted (signed URLs never come here).
+
+    The gate is called with the write the render starts with (its claim's insert) or None,
+    and answers whether it made that write: where the dialect takes several collections'
+    writes in one command (:func:`carries`), it goes after the hits in their command, made
+    only if they are admitted (a refused render writes nothing); its refusal by a unique index
+    (a claim held) raises ``DuplicateKeyError``, the hits counted. Otherwise (or with nothing
+    to count) False: the caller makes it."""
 
     # Parsed once per limit string (parse_many's regex on every cold render was measurable).
     groups: dict[tuple[str, str], list[WindowGroup]] = {}
 
-    def admit() -> None:
+    def admit(then: Write | None = None) -> bool:
         limiter = _limiter()
         if limiter is None or exempt():  # limits off: not even the editor check's read
-            return
+            return False
         config = current_app.config
         storage = limiter.limiter.storage
         if not isinstance(storage, MongoWindowStorage):
@@ -458,11 +495,13 @@ def cold_render_gate(exempt: Callable[[], bool]) -> Callable[[], None]:
                 groups[(scope, limit)] = WindowGroup.of(scope, limit)
             hits += [(group, key) for group in groups[(scope, limit)]]
             whose[scope] = (who, limit)
-        refused = hit_all(counters, hits, moment)
+        carried = then if then is not None and carries(counters) else None
+        refused = hit_all(counters, hits, moment, then=carried)
         if refused is not None:
             group, item = refused
             who, limit = whose[group.scope]
             raise group.refusal(item, moment, f"Too many new renditions {who} (the limit is {limit}): "
                                               "stored ones are still served; ask again later, or use a "
                                               "signed URL.")
+        return carried is not None
     return admit

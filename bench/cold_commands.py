@@ -46,6 +46,8 @@ def count(code: Path) -> tuple[list[int], collections.Counter[str]]:
             if event.command_name in IGNORED:
                 return
             target = event.command.get(event.command_name)
+            if event.command_name == "bulkWrite":  # several collections' writes: name them all
+                target = "+".join(ns["ns"].split(".", 1)[1] for ns in event.command.get("nsInfo", []))
             self.seen.append(f"{event.command_name} {target if isinstance(target, str) else ''}".strip())
 
         def succeeded(self, event) -> None:  # type: ignore[no-untyped-def]

@@ -25,7 +25,7 @@ from avenue.media.serve.frontdoor import front_door_of, install_front_door
 from avenue.media.serve.http import Headers
 from avenue.media.serve.route import bp as blueprint
 from avenue.media.serve.route import start_deletion_sync, start_delivery_flush
-from avenue.media.store import deliveries, indexes
+from avenue.media.store import deliveries, indexes, renditions
 
 __all__ = [
     # The factory's: the media core on the app, the indexes, the blueprint, the WSGI front door.
@@ -39,7 +39,7 @@ __all__ = [
 
 def init_app(app: Flask, *, database: Callable[[], Database[Document]],
              baseline_headers: Callable[[Mapping[str, Any]], Headers],
-             admit_unsigned_render: Callable[[], None] | None, owners: Iterable[Owner]) -> None:
+             admit_unsigned_render: renditions.Admit | None, owners: Iterable[Owner]) -> None:
     """Give the app its media core (serve/route.py's ``init_app``: its cache, database, headers
     and limit of unsigned cold renders) and register the owners of documents that refer to
     images (references.py)."""

@@ -75,6 +75,24 @@ def test_a_free_lease_deleted_on_release_is_taken_in_one_command(db):
     assert db[LEASES].find_one({"_id": "job"})["owner"] == "b"
 
 
+def test_a_lease_s_document_may_be_inserted_by_the_caller_s_own_write(db):
+    """``insert``: the caller inserts the document (a rendition's claim goes in the command
+    that counts the render); its DuplicateKeyError is a lease that exists: taken over if
+    lapsed, refused if live."""
+    inserted = []
+
+    def insert(doc):
+        inserted.append(doc["_id"])
+        db[LEASES].insert_one(doc)
+
+    assert Lease(db[LEASES], "job", "a", 30.0, insert=insert).take()
+    assert inserted == ["job"] and db[LEASES].find_one({"_id": "job"})["owner"] == "a"
+    held = Lease(db[LEASES], "job", "b", 30.0, insert=insert)
+    assert not held.take() and not held.inserted
+    db[LEASES].update_one({"_id": "job"}, {"$set": {"until": now() - dt.timedelta(seconds=1)}})
+    assert held.take() and not held.inserted and inserted == ["job", "job", "job"]
+
+
 def test_a_kept_document_s_lease_is_taken_by_its_update(db):
     db[LEASES].insert_one({"_id": "job", "result": 42})
     counted = Counted(db[LEASES])

@@ -16,6 +16,7 @@ from avenue.clock import as_utc
 from avenue.media import PRODUCTS, UPLOADS, Media, UrlSigner, signer_from_config
 from avenue.media.buckets import RENDITIONS
 from avenue.media.core import NO_PURGES
+from avenue.media.effects.counters import of as counters_of
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.serve.signing import sign_rendition
@@ -24,7 +25,7 @@ from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace_bytes
 from avenue.media.transform import parse
 from tests.helpers import Auth, expires_after, image_bytes, listening, make_app, passed_to_route
-from tests.support.commands import Matching, Recorder
+from tests.support.commands import Matching, Recorder, namespaces, on_database
 
 KEY = "test-secret-key-for-avenue"
 
@@ -742,34 +743,66 @@ def test_a_waiter_on_another_process_s_claim_backs_off(recorded):
 @pytest.fixture
 def every_command(backend, db_name):
     """An app whose database commands (on its database) are all seen, and the listener."""
-    yield from _listened(backend, db_name, Matching(lambda event: event.database_name == db_name))
+    yield from _listened(backend, db_name, Matching(lambda event: on_database(event, db_name)))
 
 
-def test_a_cold_render_looks_claims_reads_and_stores_in_six_commands(every_command):
+def test_a_cold_render_looks_claims_reads_and_stores_in_four_commands(every_command):
     """The commands of one cold render, store included: a look, the claim (an insert; no
     second look, since no claim document means nothing was stored since the first), the
-    original's chunks, the chunks, the files document and the counters. The claim is left to
-    lapse, not deleted (there were eight: a second look, and the delete)."""
+    original's chunks, and the store: its chunks, its files document and the counters in one
+    command (a bulkWrite, in that order: three commands before). The claim is left to lapse,
+    not deleted (there were eight: a second look, and the delete)."""
     app, seen = every_command
     original = _original(app)
     from avenue.db import get_db
+    from avenue.dialect import dialect_of
 
     with app.app_context():
         db = get_db()
+    assert dialect_of(db).cross_collection_writes  # SecantusDB
     wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
     with seen.lock:
         seen.commands.clear()
     with app.app_context():
         renditions.obtain(db, wanted, original, lambda data: Fake())
-    sent = [f"{name} {command[name]}" for command in seen.commands
+    sent = [f"{name} {'+'.join(namespaces(command)) if name == 'bulkWrite' else command[name]}"
+            for command in seen.commands
             for name in [next(iter(command))] if name not in {"hello", "ismaster", "endSessions"}]
     assert sorted(sent) == sorted([
         f"find {RENDITIONS}.files", f"insert {renditions.CLAIMS}", f"find {PRODUCTS}.chunks",
-        f"insert {RENDITIONS}.chunks", f"insert {RENDITIONS}.files", "update media_counters"]), sent
+        f"bulkWrite {RENDITIONS}.chunks+{RENDITIONS}.files+media_counters"]), sent
     # The claim is coordination, not data: acknowledged by the primary, no journal wait.
     (claim,) = [command for command in seen.commands if command.get("insert") == renditions.CLAIMS]
     assert claim["writeConcern"] == {"w": 1, "j": False}
     assert_left_to_lapse(db)
+    assert counters_of(db, RENDITIONS)["files"] == 1
+
+
+def test_a_store_that_loses_to_another_s_files_document_counts_nothing(app, db):
+    """The files document the unique index refuses stops the store's command before the
+    counters' update (and its chunks are taken back): the counters count the one stored."""
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    first = renditions.keep(db, wanted, Fake(b"first"), private=False)
+    again = renditions.keep(db, wanted, Fake(b"second, longer"), private=False)
+    assert again["_id"] == first["_id"]
+    held = counters_of(db, RENDITIONS)
+    assert (held["files"], held["bytes"], held["chunks"]) == (1, len(b"first"), 1)
+    assert db[f"{RENDITIONS}.chunks"].count_documents({}) == 1
+
+
+def test_a_counters_update_that_fails_leaves_the_stored_rendition_and_is_logged(app, db, backend, caplog):
+    """The store's counters' update (last in its command) refused by the server: the
+    rendition stays stored and served, the drift is logged for the reconciliation."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("mongomock raises a TypeError for an $inc of a string, not the server's write error")
+    db["media_counters"].insert_one({"_id": RENDITIONS, "files": "not a number"})
+    original = _original(app)
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    kept = renditions.keep(db, wanted, Fake(b"kept"), private=False)
+    assert renditions.find(db, wanted)["_id"] == kept["_id"]
+    assert db[f"{RENDITIONS}.chunks"].count_documents({"files_id": kept["_id"]}) == 1
+    assert "media counters of media_renditions not updated" in caplog.text
 
 
 def test_a_claim_taken_over_looks_again_and_serves_what_was_stored_meanwhile(app, db, monkeypatch):
@@ -963,32 +996,134 @@ def test_an_editor_s_ended_or_replayed_session_is_counted_like_anyone(app_factor
 
 
 def test_an_unsigned_cold_render_counts_against_its_limits_in_one_command(backend, db_name):
-    """The limits of unsigned cold renders, each window counted in one ``update`` command of
-    two upserting updates: the address's minute and hour (one document), the instance's
-    minute (another); a new window is opened by the same command. (There were three
-    commands, each window's own, a new window a delete and an insert more; then a
-    findAndModify per document.)"""
+    """The limits of unsigned cold renders, each window counted in one command of two
+    upserting updates: the address's minute and hour (one document), the instance's minute
+    (another); a new window is opened by the same command, and the render's claim is inserted
+    in it too, after them (a bulkWrite, where the dialect takes several collections' writes
+    in one; an ``update`` and an ``insert`` elsewhere). (There were three commands, each
+    window's own, a new window a delete and an insert more; then a findAndModify per
+    document; then the update and the claim's insert.)"""
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("command monitoring needs the wire protocol")
+    from avenue.dialect import dialect_of
     from avenue.ratelimit import COLLECTION
 
-    seen = Matching(lambda event: event.database_name == db_name
-                    and next(iter(event.command.values()), None) == COLLECTION)
+    seen = Matching(lambda event: on_database(event, db_name) and (
+        COLLECTION in {next(iter(event.command.values()), None), *namespaces(event.command)}))
     app = make_app((listening(seen), backend[1]), db_name, RATELIMIT_ENABLED=True,
                    AVENUE_RENDER_ADDRESS_LIMIT="60/minute;600/hour",
                    AVENUE_RENDER_INSTANCE_LIMIT="600/minute")
     try:
         doc = put(app)
+        from avenue.db import get_db
+
+        with app.app_context():
+            assert dialect_of(get_db()).cross_collection_writes  # SecantusDB
         for options in ("w_160.webp", "w_320.webp"):  # the first opens the windows
             with seen.lock:
                 seen.commands.clear()
             assert app.test_client().get(path(doc, options)).status_code == 200
-            assert [next(iter(command)) for command in seen.commands] == ["update"]
-            assert len(seen.commands[0]["updates"]) == 2
+            assert [next(iter(command)) for command in seen.commands] == ["bulkWrite"]
+            assert namespaces(seen.commands[0]) == [COLLECTION, COLLECTION, renditions.CLAIMS]
+            # Both coordination, not data: acknowledged by the primary, no journal wait.
+            assert seen.commands[0]["writeConcern"] == {"w": 1, "j": False}
+        with app.app_context():
+            (claim,) = get_db()[renditions.CLAIMS].find({"_id": {"$regex": "w_320"}})
+        assert claim["owner"]
     finally:
         client = app.extensions["avenue.mongo"].client
         client.drop_database(db_name)
         client.close()
+
+
+def test_a_refused_cold_render_writes_no_claim(app_factory, monkeypatch):
+    """The hits go before the claim in their command: a render the limits refuse inserts no
+    claim (nothing holds the next request back), on every backend."""
+    from avenue.db import get_db
+
+    app = limited(app_factory, monkeypatch, address="1/minute")
+    client = app.test_client()
+    doc = put(app)
+    assert client.get(path(doc, "w_160.webp")).status_code == 200
+    assert client.get(path(doc, "w_320.webp")).status_code == 429
+    with app.app_context():
+        claimed = [claim["_id"].rsplit("/", 1)[1] for claim in get_db()[renditions.CLAIMS].find()]
+    assert claimed == ["w_160.webp"]
+
+
+def test_a_cold_render_whose_claim_is_held_elsewhere_is_counted_and_waits(app_factory, monkeypatch):
+    """A claim another process holds: the claim's insert, after the hits in their command,
+    is refused by its _id; the render is counted all the same (as when the hits were a
+    command of their own) and waits for that claim (503 busy here: nobody stores it)."""
+    import datetime as dt
+
+    from avenue import ratelimit
+    from avenue.db import get_db
+    from avenue.errors import ServerBusy
+    from avenue.media.records import MediaDoc
+
+    app = limited(app_factory, monkeypatch, address="5/minute")
+    original = MediaDoc.from_files_doc(PRODUCTS, put(app))
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_160", "webp")
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "198.51.100.7"}):
+        db = get_db()
+        db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "elsewhere",
+                                          "until": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=60)})
+        with pytest.raises(ServerBusy):
+            renditions.answer(db, wanted, original, lambda data: Fake(), wait=0.3,
+                              admit=ratelimit.cold_render_gate(lambda: False))
+        (counted,) = db[ratelimit.COLLECTION].find({"_id": {"$regex": "^render-address/198.51.100.7/"}})
+        assert sum(value for name, value in counted.items() if name.startswith("w60_")) == 1
+        assert db[renditions.CLAIMS].find_one({"_id": wanted.claim_id()})["owner"] == "elsewhere"
+
+
+def test_each_request_for_a_cold_rendition_is_counted_once_whoever_renders_it(app_factory, backend,
+                                                                              monkeypatch):
+    """Four requests for one cold rendition on one worker: the one that renders is counted
+    with its claim's insert, the three that wait for it in memory each alone before waiting
+    (as every request that found it not stored was): four hits, one render, one claim."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("threads need a real server (mongomock is not thread-safe)")
+    from avenue import ratelimit
+    from avenue.db import get_db
+    from avenue.media.records import MediaDoc
+
+    app = limited(app_factory, monkeypatch, address="100/minute")
+    original = MediaDoc.from_files_doc(PRODUCTS, put(app))
+    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    admit = ratelimit.cold_render_gate(lambda: False)
+    requests = 4
+    start, rendering = threading.Barrier(requests), threading.Event()
+    rendered, found, errors = [], [], []
+
+    def slow_render(data):
+        rendered.append(1)
+        rendering.set()
+        time.sleep(0.5)
+        return Fake()
+
+    def ask(first: bool):
+        try:
+            with app.test_request_context(environ_base={"REMOTE_ADDR": "198.51.100.7"}):
+                db = get_db()
+                start.wait()
+                if not first:
+                    rendering.wait(10)
+                found.append(renditions.obtain(db, wanted, original, slow_render, admit=admit)["_id"])
+        except BaseException as error:  # noqa: BLE001 - every failure is the finding
+            errors.append(error)
+
+    threads = [threading.Thread(target=ask, args=(n == 0,)) for n in range(requests)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and rendered == [1] and len(set(found)) == 1 and len(found) == requests
+    with app.app_context():
+        db = get_db()
+        (counted,) = db[ratelimit.COLLECTION].find({"_id": {"$regex": "^render-address/198.51.100.7/"}})
+        assert sum(value for name, value in counted.items() if name.startswith("w60_")) == requests
+        assert db[renditions.CLAIMS].count_documents({}) == 1
 
 
 def test_a_cold_rendition_s_path_is_parsed_once_by_the_front_door_and_the_route(app, client, monkeypatch):

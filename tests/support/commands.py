@@ -13,6 +13,23 @@ SESSION_FIELDS = {"lsid", "$db", "$clusterTime", "txnNumber", "readConcern", "wr
                   "$readPreference", "startTransaction", "autocommit", "ordered", "cursor"}
 
 
+def on_database(event, name: str) -> bool:
+    """Whether a started command writes or reads database ``name``: one sent to it, or a
+    ``bulkWrite`` (several collections' writes in one command, avenue/writes.py), which is
+    sent to ``admin`` and names its collections in ``nsInfo``."""
+    if event.command_name == "bulkWrite":
+        return any(str(ns.get("ns", "")).startswith(f"{name}.") for ns in event.command.get("nsInfo", []))
+    return event.database_name == name
+
+
+def namespaces(command: dict) -> list[str]:
+    """The collections a ``bulkWrite`` command writes, in the order of its writes (``ops``:
+    ``insert``/``update``/``delete`` name an index into ``nsInfo``)."""
+    spaces = [ns["ns"].split(".", 1)[1] for ns in command.get("nsInfo", [])]
+    return [spaces[next(value for key, value in op.items() if key in ("insert", "update", "delete"))]
+            for op in command.get("ops", [])]
+
+
 class Recorder(monitoring.CommandListener):
     def __init__(self, database: str) -> None:
         self.database = database

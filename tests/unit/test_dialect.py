@@ -54,6 +54,18 @@ def test_secantusdb_is_known_by_its_build_whatever_its_topology(topology, server
     assert choose(EMBEDDED_BUILD, topology, servers) is EMBEDDED
 
 
+@pytest.mark.parametrize(("topology", "servers", "kind"), [
+    ("Single", ["Standalone"], MONGOD), ("ReplicaSetWithPrimary", ["RSPrimary"], REPLICA_SET),
+    ("Sharded", ["Mongos"], SHARDED)])
+def test_a_mongod_before_8_writes_each_collection_in_a_command_of_its_own(topology, servers, kind):
+    # MongoDB 8.0 brought the bulkWrite command (several collections' writes in one).
+    for build in ({"version": "7.0.14", "ok": 1.0}, {"versionArray": [6, 0, 3, 0], "version": "6.0.3"}):
+        older = choose(build, topology, servers)
+        assert not older.cross_collection_writes and older.name == f"{kind.name} before 8.0"
+        assert {**older.rules(), "cross_collection_writes": True} == kind.rules()
+    assert choose({"version": "8.2.1", "ok": 1.0}, topology, servers).cross_collection_writes
+
+
 def test_mongomock_s_dialect_is_known_without_a_command():
     db = mongomock.MongoClient()["avenue"]
     assert dialect_of(db) is MONGOMOCK
@@ -97,19 +109,20 @@ def test_every_mongod_topology_has_mongod_s_rules():
     assert MONGOD == Dialect(name="mongod", ttl_indexes=True, write_batch=None, deletions_stream=True,
                              whole_collection_reads=True, windows_per_read=MAX_JOINED,
                              concurrent_operations=True, threads_safe=True, server_commands=True,
-                             db_stats=True)
+                             db_stats=True, cross_collection_writes=True)
 
 
 def test_the_embedded_database_s_rules():
     assert EMBEDDED.rules() == {"ttl_indexes": False, "write_batch": 4, "deletions_stream": False,
                                 "whole_collection_reads": False, "windows_per_read": 1,
                                 "concurrent_operations": False, "threads_safe": True,
-                                "server_commands": True, "db_stats": False}
+                                "server_commands": True, "db_stats": False,
+                                "cross_collection_writes": True}
 
 
 def test_mongomock_differs_from_mongod_only_in_what_an_in_process_database_cannot_do():
     differ = {rule for rule, value in MONGOMOCK.rules().items() if MONGOD.rules()[rule] != value}
-    assert differ == {"threads_safe", "server_commands", "concurrent_operations"}
+    assert differ == {"threads_safe", "server_commands", "concurrent_operations", "cross_collection_writes"}
 
 
 def test_every_rule_is_documented_where_it_is_declared():

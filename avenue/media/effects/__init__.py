@@ -10,7 +10,10 @@ order:
    between evicts it again once the delete has landed;
 2. **counters** then **facets** of each file set written or removed, in the order the store
    listed them (:mod:`.counters`, :mod:`.facets`), always after the write succeeded, never
-   before: a crash in between is drift the status sweep's reconciliation corrects;
+   before: a crash in between is drift the status sweep's reconciliation corrects. A write
+   may carry its counters' update in its own command, after its files (``FileSet.counted``:
+   a rendition's store, where the dialect takes several collections' writes in one); then
+   the server makes it after the files or not at all, and it is not made again here;
 3. **local evictions** of what was just removed (no database write);
 4. **CDN purges** of deleted public originals and of removed renditions of public images
    (:mod:`.purge`, only with a hook configured).
@@ -42,6 +45,9 @@ class FileSet:
     docs: list[dict[str, Any]]
     chunks: int
     removed: int | None = None
+    # Written: its counters were updated by the write itself, in its own command after the
+    # files (``storage.put_files``'s ``counted``), so :func:`apply` does not count it again.
+    counted: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,8 @@ def apply(db: Database[Document], changes: Changes, purges: Purges = NO_PURGES) 
     for stone in changes.tombstones:
         invalidation.invalidate(db, stone.bucket, stone.file_ids, lasting=stone.lasting)
     for written in changes.written:
-        counters.record(db, written.bucket, counters.figures(written.docs, chunks=written.chunks))
+        if not written.counted:
+            counters.record(db, written.bucket, counters.figures(written.docs, chunks=written.chunks))
         facets.record(db, written.bucket, written.docs)
     for bucket, change in changes.uncounted:
         counters.record(db, bucket, change, sign=-1)

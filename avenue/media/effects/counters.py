@@ -76,18 +76,28 @@ def record(db: Database[Document], bucket: str, change: dict[str, Any], sign: in
     ``$max``; a delete leaves them, and the reconciliation recomputes them). A failure here is
     logged, never raised: the write stands, and the difference is drift that :func:`recount`
     corrects."""
-    inc = {name: sign * change[name] for name in FIELDS if change.get(name)}
-    if not inc:
+    update = update_of(change, sign)
+    if update is None:
         return
-    update: dict[str, Any] = {"$inc": {**inc, "version": 1}}
-    if sign > 0 and change.get("oldest") is not None:
-        update["$min"] = {"oldest": change["oldest"]}
-        update["$max"] = {"newest": change["newest"]}
     try:
         db[COUNTERS].update_one({"_id": bucket}, update, upsert=True)
     except PyMongoError as error:
         log.warning("media counters of %s not updated (%s): the next reconciliation corrects them",
                     bucket, error)
+
+
+def update_of(change: dict[str, Any], sign: int = 1) -> dict[str, Any] | None:
+    """The update of a bucket's counters document (``_id`` the bucket, upserted) that
+    :func:`record` sends for ``change`` (None: nothing to add); a write that sends it in its
+    own command, after the files it counts (``storage.put_files``'s ``counted``), sends this."""
+    inc = {name: sign * change[name] for name in FIELDS if change.get(name)}
+    if not inc:
+        return None
+    update: dict[str, Any] = {"$inc": {**inc, "version": 1}}
+    if sign > 0 and change.get("oldest") is not None:
+        update["$min"] = {"oldest": change["oldest"]}
+        update["$max"] = {"newest": change["newest"]}
+    return update
 
 
 def counters(db: Database[Document]) -> dict[str, dict[str, Any]]:

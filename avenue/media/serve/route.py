@@ -63,6 +63,7 @@ from avenue.media.store import deliveries as delivery_counts
 from avenue.media.store import pending, renditions
 from avenue.media.transform import AllowList, at_own_width, parse_presets
 from avenue.metrics import count_cache, timed_rendition
+from avenue.writes import Write
 
 EXTENSION = "avenue.media"
 bp = Blueprint("media", __name__)
@@ -85,8 +86,9 @@ class MediaState(Media):
     deliveries: Deliveries = field(default_factory=lambda: Deliveries({"renditions": renditions.record_used,
                                                                        "images": delivery_counts.record}))
     # Called before an unsigned rendition is rendered (not before one that is stored, nor a
-    # signed one's): the app's limit of cold renders (avenue/ratelimit.py), which raises 429.
-    admit_unsigned: Callable[[], None] = lambda: None
+    # signed one's): the app's limit of cold renders (avenue/ratelimit.py), which raises 429;
+    # given the render's claim insert, it answers whether it sent it with its hits (renditions.Admit).
+    admit_unsigned: renditions.Admit = field(default=lambda then: False)
 
     def later(self, job: Job) -> bool:
         """Once this request's answer is sent (:func:`_hand_over_pending`); outside a request
@@ -108,7 +110,7 @@ MIN_POLL_MS = 100
 
 def init_app(app: Flask, *, database: Callable[[], Database[Document]],
              baseline_headers: Callable[[Mapping[str, Any]], Headers],
-             admit_unsigned_render: Callable[[], None] | None = None) -> None:
+             admit_unsigned_render: renditions.Admit | None = None) -> None:
     """Give the media package its cache, its database, the app's baseline headers and its
     limit of unsigned cold renders (raises to refuse one); read the renditions' settings (a
     bad AVENUE_RENDITION_PRESETS stops the start) and the formats turned off (an unknown name
@@ -479,7 +481,7 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
         return signing.verify_rendition(_signing_keys(), bucket, str(doc.file_id), doc.version, key,
                                         request.args.get("sig"))
 
-    admit: Callable[[], None] | None = None
+    admit: renditions.Admit | None = None
     if doc.private:
         # A private rendition's signature covers its format: the extension the URL names (or
         # none: the one negotiated by Accept), so a link for one format opens no other.
@@ -491,9 +493,8 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
         # On the allow-list: rendered for anyone, so a cold render is counted against the
         # limits of unsigned renders, unless the URL carries a valid signature anyway. Called
         # only once the rendition is found not stored: a stored one costs no signature check.
-        def count_unless_signed() -> None:
-            if not signed():
-                state.admit_unsigned()
+        def count_unless_signed(then: Write | None = None) -> bool:
+            return not signed() and state.admit_unsigned(then)
 
         admit = count_unless_signed
     elif not signed():
@@ -511,7 +512,7 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
 
 
 def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bool = True,
-            admit: Callable[[], None] | None = None) -> Response:
+            admit: renditions.Admit | None = None) -> Response:
     """The stored rendition (rendered and stored first if it is not, once ``admit`` let it:
     the limit of unsigned cold renders), sent; ``again``: once more if it is evicted between
     finding it and reading it."""

@@ -63,12 +63,14 @@ _leaders: dict[tuple[str, str], threading.Event] = {}
 
 
 def once(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T | Later[T]], *, wait: float,
-         busy: str, thread_name: str) -> T:
+         busy: str, thread_name: str, waiting: Callable[[], None] | None = None) -> T:
     """``work``'s result under ``claim``, or what ``look`` finds done meanwhile (it answers
     ``(done, value)``; ``work`` gets the value ``look`` found just after the claim was taken;
     it may return :class:`Later` to finish after the answer, still under the claim).
     Waits at most ``wait`` seconds for another's work (then :class:`ServerBusy` with ``busy``);
-    ``wait <= 0``: one attempt, then the value ``look`` finds (whoever holds the claim finishes)."""
+    ``wait <= 0``: one attempt, then the value ``look`` finds (whoever holds the claim finishes).
+    ``waiting``: called before this thread first waits on another thread of this process (it
+    may raise: then nothing is waited for); the one that leads takes the claim instead."""
     deadline = time.monotonic() + wait
     key = (claim.collection.full_name, str(claim.key))
     while True:
@@ -83,6 +85,9 @@ def once(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T
                 with _lock:
                     del _leaders[key]
                 mine.set()
+        if waiting is not None:
+            waiting()
+            waiting = None
         leader.wait(max(0.0, deadline - time.monotonic()))
         done, value = look()
         if done or wait <= 0:

@@ -21,15 +21,21 @@ another process by polling with backoff, one thread per process (:mod:`avenue.me
 Write order:
 
 1. take the claim (a lapsed one may be taken over: two renders of one rendition are then
-   possible, and harmless, because of 3);
+   possible, and harmless, because of 3); an unsigned render's insert goes after the hits on
+   the limits of cold renders in their command where the dialect allows (:data:`Admit`): a
+   refused render writes no claim, and a claim refused by its ``_id`` was counted all the
+   same, as when they were two commands;
 2. look once more for the stored rendition (stored between our first look and the claim),
    unless the claim was taken on no claim document at all (:attr:`avenue.leases.Lease.inserted`):
    see 4, a claim whose rendition was stored outlives the store, so none means nobody
    stored it since our first look (short of a pause of :data:`CLAIM_SECONDS` and the TTL
    sweep between that look and the claim: then a second render, harmless because of 3);
-3. render, then write chunks first and the files document last (``storage.put_files``): a
-   crash leaves chunks ``gc`` collects; a second writer's files document hits the unique
-   index, its own chunks are removed and the first one's file is served;
+3. render, then write chunks first and the files document last (``storage.put_files``), and
+   the renditions' counters after it, the three in one command where the dialect takes
+   several collections' writes in one (``Dialect.cross_collection_writes``; executed in
+   order, stopping at the first that fails): a crash leaves chunks ``gc`` collects; a
+   second writer's files document hits the unique index, its own chunks are removed, its
+   counters' update is never made, and the first one's file is served;
 4. once the rendition is stored, the claim is left to lapse (:meth:`avenue.leases.Lease.leave`;
    the claims' TTL index removes it), not deleted: one command fewer, and 2's look is saved
    too; whoever comes meanwhile finds the stored file first, or fails to take the claim and
@@ -86,9 +92,11 @@ from typing import Any, Protocol
 
 from bson import ObjectId
 from pymongo import ASCENDING, IndexModel, WriteConcern
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from avenue import writes
 from avenue.clock import now
 from avenue.errors import SvgTooComplex
 from avenue.leases import Lease
@@ -100,6 +108,7 @@ from avenue.media.effects.served import Delivered
 from avenue.media.formats import RENDITION_TYPES
 from avenue.media.records import Document, MediaDoc
 from avenue.media.store import claims, storage, undrawable
+from avenue.writes import Write
 
 log = logging.getLogger(__name__)
 
@@ -292,6 +301,34 @@ def record_used(db: Database[Document], delivered: Mapping[tuple[str, Any], Deli
     return writes
 
 
+#: The limits of unsigned cold renders (the app's, ``avenue.ratelimit.cold_render_gate``),
+#: asked once a rendition is found not stored: raises to refuse the render; given the write
+#: the render starts with (its claim's insert), answers whether it made it, in the command
+#: that counted the render (then a claim already held raises ``DuplicateKeyError``); False:
+#: the caller makes it.
+Admit = Callable[[Write | None], bool]
+
+
+class _Admission:
+    """One request's pass through :data:`Admit`, made once: with the claim's first insert
+    (the hits first, in one command where the dialect allows: a refused render writes no
+    claim), or alone before this thread waits on another of this process rendering it."""
+
+    def __init__(self, admit: Admit, claims: Collection[Document]) -> None:
+        self.admit, self.claims, self.done = admit, claims, False
+
+    def alone(self) -> None:
+        if not self.done:
+            self.done = True
+            self.admit(None)
+
+    def insert(self, claim: Document) -> None:
+        """The claim's insert (:class:`~avenue.leases.Lease`'s), the first with the admission."""
+        first, self.done = not self.done, True
+        if not (first and self.admit(writes.insert(CLAIMS, claim))):
+            self.claims.insert_one(claim)
+
+
 @dataclass(frozen=True)
 class Obtained:
     """A rendition's files document, and its bytes when this process has them at hand (it
@@ -316,14 +353,14 @@ def storing(wanted: Wanted) -> Obtained | None:
 def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
            render: Callable[[bytes], Encoded], *, wait: float = WAIT_SECONDS,
            claim_seconds: float = CLAIM_SECONDS,
-           admit: Callable[[], None] | None = None) -> dict[str, Any]:
+           admit: Admit | None = None) -> dict[str, Any]:
     """The stored rendition's files document (:func:`answer`, stored before it returns)."""
     return answer(db, wanted, original, render, wait=wait, claim_seconds=claim_seconds, admit=admit).doc
 
 
 def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
            render: Callable[[bytes], Encoded], *, wait: float = WAIT_SECONDS,
-           claim_seconds: float = CLAIM_SECONDS, admit: Callable[[], None] | None = None,
+           claim_seconds: float = CLAIM_SECONDS, admit: Admit | None = None,
            store: Callable[[Callable[[], None]], None] | None = None,
            lost: Callable[[Any], None] | None = None) -> Obtained:
     """The rendition: found stored (or being stored by this process), or rendered from
@@ -333,8 +370,10 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
     :class:`~avenue.errors.NotDrawable` from then on, without drawing
     (:mod:`avenue.media.store.undrawable`). ``admit`` is called once it is not stored and not
     remembered so, before anything else (it raises to refuse: the limit of unsigned cold
-    renders). ``store``: runs the write of what this call rendered later (after the answer),
-    still under the claim; without it the write is done before this returns.
+    renders): with the claim's insert, in one command where the dialect allows, or before
+    this thread waits for another of this process rendering it. ``store``: runs the write of
+    what this call rendered later (after the answer), still under the claim; without it the
+    write is done before this returns.
     ``lost(file_id)``: called when that later write did not store this call's file (another's
     was stored first, or it failed). :class:`~avenue.errors.ServerBusy` when another worker's
     render took longer than ``wait``."""
@@ -347,10 +386,10 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
     # A stored SVG drawn past the deadline before: answered at once, not drawn again.
     if undrawable.drawn(original.format):
         undrawable.check(db, wanted.claim_id())
-    if admit is not None:
-        admit()
-    claim = Lease(db.get_collection(CLAIMS, write_concern=CLAIM_WRITES), wanted.claim_id(), uuid.uuid4().hex,
-                  claim_seconds)
+    held_claims = db.get_collection(CLAIMS, write_concern=CLAIM_WRITES)
+    admission = _Admission(admit, held_claims) if admit is not None else None
+    claim = Lease(held_claims, wanted.claim_id(), uuid.uuid4().hex, claim_seconds,
+                  insert=admission.insert if admission is not None else None)
 
     def look() -> tuple[bool, Obtained | None]:
         held = storing(wanted)
@@ -382,7 +421,8 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
 
     obtained = claims.once(claim, look, work, wait=wait,
                            busy="this rendition is being rendered by another request: try again shortly",
-                           thread_name="avenue-render-claim")
+                           thread_name="avenue-render-claim",
+                           waiting=admission.alone if admission is not None else None)
     assert obtained is not None
     return obtained
 
@@ -444,9 +484,11 @@ def _new_file(wanted: Wanted, rendered: Encoded, *, private: bool,
 
 def _put(db: Database[Document], wanted: Wanted, new: storage.NewFile) -> dict[str, Any]:
     """Store ``new`` as the rendition ``wanted`` unless it is stored already (then that one's
-    files document): chunks first, files document last under the unique index, counters after."""
+    files document): chunks first, files document last under the unique index, counters after
+    (in the same command where the dialect allows: ``put_files``'s ``counted``; a files
+    document the unique index refuses stops it before the counters)."""
     try:
-        docs, changes = storage.put_files(db, RENDITIONS, [new])
+        docs, changes = storage.put_files(db, RENDITIONS, [new], counted=True)
     except (DuplicateKeyError, BulkWriteError) as error:
         # Another renderer (a lapsed claim taken over) stored it first; put_files took back
         # this one's chunks.

@@ -18,6 +18,8 @@ touch nothing but the bucket and return what they changed as a
 ``delete_file``, ``delete_counted``, ``copy_file``) hand that record to
 :func:`avenue.media.effects.apply` once the write succeeded, never before (a crash in between
 is drift the status sweep's reconciliation corrects): counters, facets, every worker's cache.
+A rendition's store sends its counters' update in the write's own command, after the files
+document (``put_files``'s ``counted``), where the dialect allows.
 """
 
 from __future__ import annotations
@@ -25,18 +27,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bson import Binary, ObjectId
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from avenue import writes
 from avenue.clock import now
 from avenue.db import DUPLICATE_KEY, duplicate_key_write
 from avenue.dialect import dialect_of
 from avenue.media import effects
-from avenue.media.effects import Changes, FileSet, Tombstone
+from avenue.media.effects import Changes, FileSet, Tombstone, counters
 from avenue.media.records import Document
 
 log = logging.getLogger(__name__)
@@ -87,7 +90,8 @@ def write_files(db: Database[Document], bucket: str, files: list[NewFile],
 
 
 def put_files(db: Database[Document], bucket: str, files: list[NewFile],
-              upload_date: dt.datetime | None = None) -> tuple[list[dict[str, Any]], Changes]:
+              upload_date: dt.datetime | None = None, *,
+              counted: bool = False) -> tuple[list[dict[str, Any]], Changes]:
     """Store several GridFS files in two commands: every chunk, then every files document;
     return their files documents and what was written.
 
@@ -96,21 +100,59 @@ def put_files(db: Database[Document], bucket: str, files: list[NewFile],
     the store grows, while the bytes written do not. On any failure (including a duplicate
     key on a files document) everything this call wrote is removed before the exception
     propagates.
+
+    ``counted``: the bucket's counters are updated in the same command too, after the files
+    documents (so only once they are written, as :func:`avenue.media.effects.apply` would
+    after this returns), where the dialect takes several collections' writes in one
+    (``Dialect.cross_collection_writes``): a cold rendition's store is one command instead
+    of three. The chunks go in that command when they fit one of the dialect's write batches
+    (a rendition: almost always one chunk), else before it as without ``counted``. The
+    record returned says so (``FileSet.counted``); a counters' update that fails after the
+    files were written is logged, the drift the reconciliation corrects (as ``record``'s).
     """
     upload_date = upload_date or now()
     ids = [f.file_id for f in files]
     docs = [files_doc(f, upload_date) for f in files]
+    chunk_docs = [
+        {"files_id": f.file_id, "n": n, "data": Binary(f.data[offset : offset + CHUNK_SIZE])}
+        for f in files for n, offset in enumerate(range(0, len(f.data), CHUNK_SIZE))
+    ]
+    written = FileSet(bucket, docs, len(chunk_docs))
+    together = counted and dialect_of(db).cross_collection_writes
     try:
-        chunk_docs = [
-            {"files_id": f.file_id, "n": n, "data": Binary(f.data[offset : offset + CHUNK_SIZE])}
-            for f in files for n, offset in enumerate(range(0, len(f.data), CHUNK_SIZE))
-        ]
-        insert_chunk_docs(db, bucket, chunk_docs)
-        db[f"{bucket}.files"].insert_many(docs, ordered=True)
+        if together:
+            _put_counted(db, written, chunk_docs)
+        else:
+            insert_chunk_docs(db, bucket, chunk_docs)
+            db[f"{bucket}.files"].insert_many(docs, ordered=True)
     except BaseException:
         _remove_partial(db, bucket, ids)
         raise
-    return docs, Changes(written=[FileSet(bucket, docs, len(chunk_docs))])
+    return docs, Changes(written=[replace(written, counted=together)])
+
+
+def _put_counted(db: Database[Document], written: FileSet, chunk_docs: list[dict[str, Any]]) -> None:
+    """:func:`put_files`'s writes with the counters' update last, in one command (the chunks
+    too when they fit one write batch); raises as the files' insert would, not for the
+    counters' update (logged)."""
+    bucket = written.bucket
+    batch = dialect_of(db).write_batch
+    if batch is not None and len(chunk_docs) > batch:
+        insert_chunk_docs(db, bucket, chunk_docs)
+        chunk_docs = []
+    update = counters.update_of(counters.figures(written.docs, chunks=written.chunks))
+    together = [*(writes.insert(f"{bucket}.chunks", chunk) for chunk in chunk_docs),
+                *(writes.insert(f"{bucket}.files", doc) for doc in written.docs)]
+    if update is not None:
+        together.append(writes.update_one(counters.COUNTERS, {"_id": bucket}, update, upsert=True))
+    try:
+        writes.write_together(db, together)
+    except BulkWriteError as error:
+        entries = (error.details or {}).get("writeErrors") or [{}]
+        if update is None or int(entries[0].get("index", -1)) != len(together) - 1:
+            raise
+        log.warning("media counters of %s not updated (%s): the next reconciliation corrects them",
+                    bucket, entries[0].get("errmsg"))
 
 
 def files_doc(new: NewFile, upload_date: dt.datetime) -> dict[str, Any]:
