@@ -540,11 +540,11 @@ Hint = Callable[[dict[str, Any]], str | None]
 
 def _gather(collection: Collection[Any], queries: list[dict[str, Any]], sort: SortSpec, start: Any,
             wanted: int, fence_values: list[Any], hint: Hint,
-            projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+            projection: dict[str, int] | None = None, first: DateHints | None = None) -> list[dict[str, Any]]:
     """:func:`_walk` over the union of ``queries``: each walked alone, merged in list order."""
     if len(queries) == 1:
-        return _walk(collection, queries[0], sort, start, wanted, fence_values, hint, projection)
-    return _merged([_walk(collection, query, sort, start, wanted, fence_values, hint, projection)
+        return _walk(collection, queries[0], sort, start, wanted, fence_values, hint, projection, first)
+    return _merged([_walk(collection, query, sort, start, wanted, fence_values, hint, projection, first)
                     for query in queries], sort)[:wanted]
 
 
@@ -556,7 +556,9 @@ def _merged(parts: list[list[dict[str, Any]]], sort: SortSpec) -> list[dict[str,
     for part in parts:
         for doc in part:
             found.setdefault(doc["_id"], doc)
-    return sorted(found.values(), key=lambda doc: tuple(_comparable(_value(doc, f)) for f, _ in sort),
+    # A missing value (null) sorts before every other, as the server sorts it.
+    return sorted(found.values(), key=lambda doc: tuple((v is not None, v) for f, _ in sort
+                                                        for v in [_comparable(_value(doc, f))]),
                   reverse=sort[0][1] < 0)
 
 
@@ -586,15 +588,58 @@ def _probes(query: dict[str, Any], sort: SortSpec, start: Any, fence_values: lis
 
 def _walk(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, start: Any,
           wanted: int, fence_values: list[Any], hint: Hint,
-          projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+          projection: dict[str, int] | None = None, first: DateHints | None = None) -> list[dict[str, Any]]:
     """Up to ``wanted`` documents of ``query`` after ``start`` on the leading sort key, in
-    ``sort`` order, asked for window by window."""
+    ``sort`` order, asked for window by window (between fences; with none and ``first``, a
+    list on a date, in windows :func:`first_date_windows` sizes as it goes)."""
+    if first is not None and not fence_values and (start is None or isinstance(start, dt.datetime)):
+        return _first_walk(collection, query, sort, start, wanted, first, hint, projection)
     docs: list[dict[str, Any]] = []
     probes = _probes(query, sort, start, fence_values, wanted)
     filter_ = next(probes, None)
     while filter_ is not None:
         docs += _find(collection, filter_, hint, projection).sort(list(sort)).limit(wanted - len(docs))
         filter_ = _send(probes, wanted - len(docs))
+    return docs
+
+
+#: A list without fences is read in first windows (:func:`_first_walk`) only when its hints
+#: say it holds more than this: a list under it has no fences at all once swept (fewer
+#: items than a fence's worth get none) and is one read of at most a few thousand small
+#: documents, where windows would cost it a dozen empty reads on the way to 1970.
+FIRST_WALK_FROM = FIRST_GROWTH * FIRST_READ
+
+
+def _first_walk(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, start: dt.datetime | None,
+                wanted: int, first: DateHints, hint: Hint,
+                projection: dict[str, int] | None = None) -> list[dict[str, Any]]:
+    """:func:`_walk` of a list on a date that has no fences yet (a store loaded behind the
+    app's back, before the sweep that samples them): windows of dates from the list's edge,
+    sized by what the last held (:func:`first_date_windows`, the first sweep's walk), until
+    ``wanted`` came. One read of the whole list sorted and limited is one index walk on
+    mongod, but the embedded database decodes every document its bounds hold before the
+    first comes back: a library's page 1 of 37,575 builder files held its one lock 1.2-1.8 s
+    a call while a first sweep ran (bench/results/scale-2026-11-28-300k-relay.md). Items
+    without the date, which no window holds, come where a sort puts them: before every date."""
+    field, direction = sort[0]
+    descending = direction < 0
+    undated = _and(query, {field: None})
+    docs: list[dict[str, Any]] = []
+
+    def read(filter_: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(_find(collection, filter_, hint, projection).sort(list(sort)).limit(wanted - len(docs)))
+
+    if not descending and start is None:
+        docs += read(undated)
+    probes = first_date_windows(descending=descending, start=start, oldest=first.oldest, newest=first.newest,
+                                size=first.size)
+    condition = next(probes, None)
+    while condition is not None and len(docs) < wanted:
+        held = read(_and(query, {field: condition}))
+        docs += held
+        condition = _send(probes, len(held)) if len(docs) < wanted else None
+    if descending and len(docs) < wanted:
+        docs += read(undated)
     return docs
 
 
@@ -628,20 +673,22 @@ def _send(probes: Generator[dict[str, Any], int, None], wanted: int) -> dict[str
 
 
 def _numbered_page(collection: Collection[Any], queries: list[dict[str, Any]], sort: SortSpec, window: Window,
-                   fence_values: list[Any], hint: Hint) -> tuple[list[dict[str, Any]], bool]:
+                   fence_values: list[Any], hint: Hint, first: DateHints | None = None
+                   ) -> tuple[list[dict[str, Any]], bool]:
     """Page ``window.page`` (> 1) and whether more follow. The items before it only count:
     their sort keys are walked (no document comes over the wire), then the page's own
     documents are read by ``_id``; an item deleted between the two reads is left out."""
     offset = (window.page - 1) * window.per_page
     keys = _gather(collection, queries, sort, None, offset + window.per_page + 1, fence_values, hint,
-                   projection={name: 1 for name, _ in sort})[offset:]
+                   projection={name: 1 for name, _ in sort}, first=first)[offset:]
     ids = [key["_id"] for key in keys[: window.per_page]]
     found = {doc["_id"]: doc for doc in collection.find({"_id": {"$in": ids}})} if ids else {}
     return [found[i] for i in ids if i in found], len(keys) > window.per_page
 
 
 def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, window: Window,
-          *, index: str | None = None, index_serves_filter: bool = False, total: int | None = None) -> Page:
+          *, index: str | None = None, index_serves_filter: bool = False, total: int | None = None,
+          hints: Callable[[], DateHints] | None = None) -> Page:
     """One page of ``query`` in ``sort`` order, by cursor or by (bounded) offset, asked for in
     windows between the list's fences.
 
@@ -651,7 +698,10 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
     filter too: SecantusDB's planner scanned a colour list's ``$in`` on its multikey index
     beside a date range on some libraries (tests/api/test_index_usage.py). ``total`` is the
     list's exact size when the caller keeps it (counters); without it the matches are counted
-    up to ``COUNT_LIMIT``.
+    up to ``COUNT_LIMIT``. ``hints``: where a list on a date lies (its bucket's counters),
+    asked only while the list has no fences, whose pages are then read in windows sized as
+    they go (:func:`_first_walk`); the caller passes it where one read of the whole list
+    costs (``Dialect.whole_collection_reads`` false).
     """
     def hint(filter_: dict[str, Any]) -> str | None:
         return index if index_serves_filter or not filter_ else None
@@ -659,9 +709,12 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
     field = sort[0][0]
     branches = _branches(query, sort)
     fence_values = fences(collection, field) if branches is not None else []
-    queries = branches if branches is not None and fence_values else [query]
+    first = hints() if hints is not None and branches is not None and not fence_values else None
+    if first is not None and first.size <= FIRST_WALK_FROM:
+        first = None  # small enough to read at once (and a small list has no fences ever)
+    queries = branches if branches is not None and (fence_values or first is not None) else [query]
     if window.after is None and window.page > 1:
-        docs, more = _numbered_page(collection, queries, sort, window, fence_values, hint)
+        docs, more = _numbered_page(collection, queries, sort, window, fence_values, hint, first)
     else:
         found: list[dict[str, Any]] = []
         start = None
@@ -675,7 +728,7 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
                                            .limit(wanted)) for each in queries], sort)[:wanted]
         if len(found) <= window.per_page:
             found += _gather(collection, queries, sort, start, window.per_page + 1 - len(found),
-                             fence_values, hint)
+                             fence_values, hint, first=first)
         docs, more = found[: window.per_page], len(found) > window.per_page
     if total is not None:
         exact = True

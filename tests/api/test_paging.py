@@ -312,3 +312,69 @@ def test_a_numbered_page_leaves_out_an_item_deleted_between_its_two_reads(db):
     page = fetch(DeletingFirst(db.entries), {}, NEWEST, Window(page=2, per_page=5), total=30)
     assert [doc["_id"] for doc in page.docs] == expected[6:10]
     assert page.next is not None
+
+
+def first_walk(db, sort, per_page: int, hints) -> tuple[list, Recording]:
+    """Every id of the unfenced list, page after page, each page read with ``hints``."""
+    spy = Recording(db.entries)
+    seen: list = []
+    window = Window(per_page=per_page)
+    while True:
+        page = fetch(spy, {}, sort, window, total=0, hints=lambda: hints)
+        seen += [doc["_id"] for doc in page.docs]
+        if page.next is None:
+            return seen, spy
+        window = Window(per_page=per_page, after=page.next)
+
+
+@pytest.mark.parametrize("sort", [NEWEST, [("at", 1), ("_id", 1)]], ids=["newest", "oldest"])
+def test_a_list_without_fences_is_read_in_date_windows_and_misses_nothing(db, sort):
+    """Before the first sweep samples a list's fences (a store loaded behind the app's back),
+    its pages on the embedded database were one read of the whole list, sorted and limited,
+    which it decodes whole under its one lock (a library's page 1 of 37,575 builder files:
+    1.2-1.8 s a call): with the counters' hints, windows of dates sized as they go, each about
+    a read's worth, and undated items where a sort puts them."""
+    count = 3 * 4 * paging.FIRST_READ
+    db.entries.create_index(list(NEWEST), name="newest")  # as a list's index is (no scans)
+    expected = seed_entries(db, count)
+    undated = db.entries.insert_many([{"n": -1}, {"at": None, "n": -2}]).inserted_ids
+    everything = [doc["_id"] for doc in db.entries.find({}, {"_id": 1}).sort(sort)]
+    assert set(everything) == set(expected) | set(undated)
+    dates = [doc["at"] for doc in db.entries.find({"at": {"$ne": None}}, {"at": 1})]
+    hints = paging.DateHints(min(dates), max(dates), count)
+    assert not paging.fences(db.entries, "at")
+    seen, spy = first_walk(db, sort, per_page=400, hints=hints)
+    assert seen == everything  # every item once, in the list's order, the undated ones too
+    reads = [db.entries.count_documents(f) for f in spy.filters]
+    # Before: page 1 alone asked for the whole list (its range held all 3,074).
+    assert max(reads) <= paging.FIRST_GROWTH * paging.FIRST_READ < count, reads
+    # Page 1 reads a few windows from the list's edge, not the whole list.
+    spy = Recording(db.entries)
+    page = fetch(spy, {}, sort, Window(per_page=20), total=0, hints=lambda: hints)
+    assert [doc["_id"] for doc in page.docs] == everything[:20]
+    assert len(spy.filters) <= 8 and sum(db.entries.count_documents(f) for f in spy.filters) < count // 4
+    # A numbered page too.
+    numbered = fetch(db.entries, {}, sort, Window(page=3, per_page=20), total=0, hints=lambda: hints)
+    assert [doc["_id"] for doc in numbered.docs] == everything[40:60]
+    # An $in of a few values (the library's root folder: '/' or none) is walked per value.
+    spy = Recording(db.entries)
+    root = fetch(spy, {"folder": {"$in": ["/", None]}}, sort, Window(per_page=20), total=0,
+                 hints=lambda: hints)
+    assert [doc["_id"] for doc in root.docs] == everything[:20]
+    assert spy.filters and all("$in" not in str(f) for f in spy.filters)
+    # A list the hints say is small is one read, as before (a swept small list has no fences).
+    spy = Recording(db.entries)
+    small = paging.DateHints(hints.oldest, hints.newest, paging.FIRST_WALK_FROM)
+    fetch(spy, {}, sort, Window(per_page=20), total=0, hints=lambda: small)
+    assert len(spy.filters) == 1
+
+
+def test_a_list_with_fences_asks_no_hints(db):
+    seed_entries(db, 40)
+    build(db, every=5)
+
+    def hints():
+        raise AssertionError("hints are for a list without fences")
+
+    page = fetch(db.entries, {}, NEWEST, Window(per_page=10), total=40, hints=hints)
+    assert len(page.docs) == 10

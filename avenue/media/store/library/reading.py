@@ -12,6 +12,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from avenue.clock import as_utc
+from avenue.dialect import dialect_of
 from avenue.errors import BadRequest
 from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.effects import counters, facets
@@ -139,8 +140,12 @@ class Reading(Shelf):
         sort, index = ORDERS[order]
         if colour is not None and not words:  # the colour list walks its own index, hinted
             index = COLOUR_INDEX
+        # A list by date with no fences yet (before the first sweep samples them) is read in
+        # windows of dates sized as they go where one read of it all holds the database
+        # (paging._first_walk); mongod walks its index for one read.
+        dated = sort[0][0] == "uploadDate" and not dialect_of(self.db).whole_collection_reads
         page = fetch(self._files, query, sort, window, index=index, index_serves_filter=index == COLOUR_INDEX,
-                     total=total)
+                     total=total, hints=(lambda: upload_dates(self.db, self._files.name)) if dated else None)
         return [self._image(doc) for doc in page.docs], page
 
     @staticmethod
