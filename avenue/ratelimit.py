@@ -423,9 +423,9 @@ def hit_all(counters: Collection[Document], hits: list[tuple[WindowGroup, str]],
     counted). The caller sends it so only where the dialect takes several collections'
     writes in one command (:func:`carries`)."""
     left = list(hits)
-    for _ in range(5 * len(hits)):
-        if not left:
-            return None
+    for _ in range(5 * len(hits) + 1):
+        if not left and then is None:
+            return None  # nothing to count and nothing to carry (with ``then``: it alone)
         try:
             if then is None:
                 counters.bulk_write([group.update(key, moment) for group, key in left], ordered=True)

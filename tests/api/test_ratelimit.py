@@ -433,3 +433,18 @@ def test_a_race_lost_on_a_later_group_counts_each_group_once(app_factory):
         counts = {doc["_id"].split("/")[0]: doc[f"w60_{int(moment // 60)}"] for doc in counters.find()}
     assert writes == [2, 1]
     assert counts == {"address": 1, "instance": 1}
+
+
+def test_a_write_carried_with_no_hits_is_still_made_once(db):
+    """hit_all's ``then`` is written with the hits, or alone when there are none to count:
+    the gate answers that it made the write (a claim), so it must never be skipped."""
+    from pymongo.errors import DuplicateKeyError
+
+    from avenue import writes
+
+    claim = writes.insert("carried_claims", {"_id": "rendition-1"})
+    assert ratelimit.hit_all(db[COLLECTION], [], time.time(), then=claim) is None
+    assert db.carried_claims.count_documents({"_id": "rendition-1"}) == 1
+    with pytest.raises(DuplicateKeyError):  # held: refused by its _id, as with hits
+        ratelimit.hit_all(db[COLLECTION], [], time.time(), then=writes.insert("carried_claims",
+                                                                               {"_id": "rendition-1"}))
