@@ -637,7 +637,7 @@ def _first_walk(collection: Collection[Any], query: dict[str, Any], sort: SortSp
     while condition is not None and len(docs) < wanted:
         held = read(_and(query, {field: condition}))
         docs += held
-        condition = _send(probes, len(held)) if len(docs) < wanted else None
+        condition = _send(probes, len(held))
     if descending and len(docs) < wanted:
         docs += read(undated)
     return docs
