@@ -120,3 +120,27 @@ def test_changes_add_up_in_order():
     both = a + b
     assert [w.bucket for w in both.written] == [UPLOADS, BUILDER]
     assert both.purged == a.purged and both.uncounted == b.uncounted
+
+
+@pytest.mark.parametrize("chunks", [1, 6])
+def test_a_counted_put_counts_once_whether_its_chunks_fit_its_command_or_not(db, chunks):
+    """``put_files(counted=True)`` (a rendition's store): its counters go with its files in
+    one command where the dialect allows; a file of more chunks than one write batch holds
+    (6 against SecantusDB's 4) has its chunks sent first, its files and counters after. Either
+    way every chunk is stored and the counters count it once, after ``apply`` too."""
+    from avenue.dialect import dialect_of
+    from avenue.media.buckets import RENDITIONS
+
+    data = bytes(range(256)) * (storage.CHUNK_SIZE * chunks // 256)
+    new = NewFile(data, "r.jpg", {"role": "rendition", "key": str(ObjectId())})
+    docs, changes = storage.put_files(db, RENDITIONS, [new], counted=True)
+    carried = dialect_of(db).cross_collection_writes
+    assert [written.counted for written in changes.written] == [carried]
+    assert db[f"{RENDITIONS}.chunks"].count_documents({"files_id": new.file_id}) == chunks
+    assert storage.read_all(db, RENDITIONS, docs[0]) == data
+    apply(db, changes)
+    from avenue.media.effects.counters import COUNTERS
+
+    held = db[COUNTERS].find_one({"_id": RENDITIONS}) or {}
+    assert {name: held.get(name, 0) for name in ("files", "bytes", "chunks")} == \
+        {"files": 1, "bytes": len(data), "chunks": chunks}
