@@ -22,7 +22,16 @@ from avenue.media.store import near_duplicates, originals, trash
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
 from avenue.media.store.library.shelf import ORIGINAL, Shelf, is_original
-from avenue.paging import DateHints, Listed, Page, Window, decode_cursor, encode_cursor, fetch
+from avenue.paging import (
+    FIRST_WALK_FROM,
+    DateHints,
+    Listed,
+    Page,
+    Window,
+    decode_cursor,
+    encode_cursor,
+    fetch,
+)
 
 # Lists of originals: the role (and owner) indexes end in these keys (avenue/media/store/indexes.py).
 NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
@@ -143,7 +152,9 @@ class Reading(Shelf):
         # A list by date with no fences yet (before the first sweep samples them) is read in
         # windows of dates sized as they go where one read of it all holds the database
         # (paging._first_walk); mongod walks its index for one read.
-        dated = sort[0][0] == "uploadDate" and not dialect_of(self.db).whole_collection_reads
+        # A list whose kept size says it is small is one read: its hints are not asked for.
+        dated = (sort[0][0] == "uploadDate" and not dialect_of(self.db).whole_collection_reads
+                 and (total is None or total > FIRST_WALK_FROM))
         page = fetch(self._files, query, sort, window, index=index, index_serves_filter=index == COLOUR_INDEX,
                      total=total, hints=(lambda: upload_dates(self.db, self._files.name)) if dated else None)
         return [self._image(doc) for doc in page.docs], page
