@@ -13,9 +13,9 @@ from avenue.clock import now
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, Media
 from avenue.media.buckets import TRASH
 from avenue.media.effects.counters import counters as media_counters
+from avenue.media.maintenance import collect_garbage
 from avenue.media.store import trash as trash_module
-from avenue.ops.fsck import check
-from avenue.ops.gc import collect_garbage
+from avenue.media.upkeep.fsck import check
 from tests.helpers import error_body, form, library_upload
 
 PHOTO, OTHER = "good/progressive.jpg", "good/grayscale.jpg"
@@ -305,7 +305,7 @@ def test_fsck_checks_the_trashed_files_too(app, client, db, editor):
 def test_uploads_trash_is_in_a_backup_and_comes_back_with_a_restore(app, client, db, admin, tmp_path):
     upload = client.post("/api/uploads", data=form(PHOTO), headers=admin).get_json()
     client.delete(f"/api/uploads/{upload['id']}", headers=admin)
-    from avenue.ops import backup as backup_module
+    from avenue.media.upkeep import backup as backup_module
 
     archive = tmp_path / "backup.tar"
     with archive.open("wb") as out:

@@ -41,30 +41,25 @@ from bson.json_util import CANONICAL_JSON_OPTIONS, JSONOptions
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from avenue import audit
 from avenue import db as database
 from avenue.clock import now
 from avenue.db import Document, shard_key
 from avenue.errors import AvenueError, Conflict
-from avenue.media import BUCKETS, referrers
-from avenue.media.maintenance import (
-    CHUNK_SIZE,
-    STORED,
-    TRASH,
+from avenue.media.buckets import BUCKETS, STORED, TRASH
+from avenue.media.records import own_length, own_sha256
+from avenue.media.references import referrers
+from avenue.media.store.indexes import ensure_indexes
+from avenue.media.store.scan import (
     count_files,
     delete_chunks,
-    delete_file,
-    ensure_indexes,
     gridfs_collections,
     has_file,
     insert_chunks,
     insert_file,
-    own_length,
-    own_sha256,
-    read_range,
     rename_chunks,
     walk_files,
 )
+from avenue.media.store.storage import CHUNK_SIZE, delete_file, read_range
 
 FORMAT = "avenue-backup"
 # 2: a file's bucket, id and chunk size in its PAX header's ``comment`` (JSON). Version 1 put
@@ -528,7 +523,8 @@ def _file_head(member: tarfile.TarInfo) -> tuple[str, Any, int]:
 
 def restore(db: Database[Document], source: BinaryIO, *, force: bool = False,
             progress: Progress | None = None) -> RestoreReport:
-    """Restore an archive from the binary stream ``source``; refuses a non-empty database unless ``force``."""
+    """Restore an archive from the binary stream ``source``; refuses a non-empty database unless
+    ``force``. The command (avenue/ops/commands.py) audits the restore."""
     if not force:
         found = occupied(db)
         if found:
@@ -537,7 +533,4 @@ def restore(db: Database[Document], source: BinaryIO, *, force: bool = False,
                            "database, or --force to restore over what is there.", code="database_not_empty")
     database.ensure_indexes(db)
     ensure_indexes(db)
-    report = _Restorer(db, force, progress).run(source)
-    audit.record(db, "backup_restored", actor={"via": "cli"}, files=sum(report.files.values()),
-                 documents=sum(report.documents.values()), ok=report.ok)
-    return report
+    return _Restorer(db, force, progress).run(source)
