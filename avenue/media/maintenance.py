@@ -16,8 +16,8 @@ gives it its full name once, and every caller uses that.
 Grouped as ``__all__`` below lists them:
 
 - **the jobs** (``upkeep/``): gc (``upkeep/gc.py``), fsck and its repair (``upkeep/fsck.py``),
-  backup and restore (``upkeep/backup.py``), the re-render of what is stale
-  (``upkeep/stale.py``), the backfills of placeholders and near-duplicates
+  backup and restore (``upkeep/backup.py``; ops hands it the accounts to carry), the re-render
+  of what is stale (``upkeep/stale.py``), the backfills of placeholders and near-duplicates
   (``upkeep/backfill*.py``), the legacy import and the redirects it leaves
   (``upkeep/legacy.py``), and the rendition budget's eviction (``store/renditions.py``). Each
   takes the database and the app's :class:`~avenue.media.Media` and answers a report
@@ -52,7 +52,7 @@ from avenue.media.store.scan import (
 )
 from avenue.media.upkeep.backfill_near_duplicates import backfill_near_duplicates
 from avenue.media.upkeep.backfill_placeholders import backfill_placeholders
-from avenue.media.upkeep.backup import backup, restore
+from avenue.media.upkeep.backup import BackupReport, RestoreReport, backup, restore
 from avenue.media.upkeep.fsck import fsck
 from avenue.media.upkeep.gc import DEFAULT_GRACE_SECONDS, collect_garbage
 from avenue.media.upkeep.legacy import import_legacy, redirect_target
@@ -61,12 +61,13 @@ from avenue.media.upkeep.stale import RerenderReport, rerender_stale
 
 __all__ = [
     # The jobs (upkeep/, and the budget's eviction in store/renditions.py): gc, fsck, backup and
-    # restore, the re-render of what is stale (the report: ops' run under its lock answers it),
-    # the backfills, the legacy import and its redirects, the rendition budget. RENDITIONS: the
+    # restore (their reports: ops' own backup and restore, which add the accounts, answer them),
+    # the re-render of what is stale (its report: ops' run under its lock answers it), the
+    # backfills, the legacy import and its redirects, the rendition budget. RENDITIONS: the
     # renditions' bucket, which rerender's --bucket may name beside the library's buckets.
-    "DEFAULT_GRACE_SECONDS", "collect_garbage", "fsck", "backup", "restore", "RerenderReport",
-    "rerender_stale", "backfill_near_duplicates", "backfill_placeholders", "import_legacy",
-    "redirect_target", "Evicted", "evict_renditions", "RENDITIONS",
+    "DEFAULT_GRACE_SECONDS", "collect_garbage", "fsck", "BackupReport", "RestoreReport", "backup",
+    "restore", "RerenderReport", "rerender_stale", "backfill_near_duplicates", "backfill_placeholders",
+    "import_legacy", "redirect_target", "Evicted", "evict_renditions", "RENDITIONS",
     # What status and monitoring read: the counters (effects/counters.py) and every total
     # recounted (upkeep/recount.py), the trash's bucket among them, the renditions' total, parked
     # uploads, temp images, uploads per hour, a bucket's chunk index.

@@ -2,8 +2,8 @@
 restore, placeholders, near-duplicates (``likeness``, its deprecated old name), rerender.
 
 Thin: parse options, call one job with the app's database (the media package's, through its
-maintenance door, but for rerender's run under its lock, avenue/ops/rerender.py), audit what it
-changed, print its report.
+maintenance door; backup and restore through avenue/ops/backup.py, which adds the accounts, and
+rerender's run under its lock, avenue/ops/rerender.py), audit what it changed, print its report.
 Progress goes to stderr (hidden with ``--quiet``; without a terminal, one line per phase),
 the summary line last. Exit status: 0 done, 1 failed (or problems remain), 2 (import-legacy)
 done but something needs a look (invalid images, references to missing files).
@@ -38,6 +38,7 @@ from avenue.media.maintenance import (
     backfill_placeholders,
     collect_garbage,
 )
+from avenue.ops import backup as backup_module
 from avenue.ops.lock import Held, exclusive
 from avenue.ops.rerender import run as run_rerender
 from avenue.terminal import fail
@@ -355,11 +356,11 @@ def backup(file: str, include_password_hashes: bool, as_json: bool, quiet: bool)
     try:
         with Progress(quiet or as_json) as progress:
             if to_stdout:
-                report = maintenance.backup(get_db(), sys.stdout.buffer, progress=progress,
+                report = backup_module.backup(get_db(), sys.stdout.buffer, progress=progress,
                                               include_password_hashes=include_password_hashes)
             else:
                 with _private_file(partial) as out:
-                    report = maintenance.backup(get_db(), out, progress=progress,
+                    report = backup_module.backup(get_db(), out, progress=progress,
                                                   include_password_hashes=include_password_hashes)
                     out.flush()
                     os.fsync(out.fileno())
@@ -389,10 +390,10 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
     try:
         with Progress(quiet or as_json) as progress:
             if file == "-":
-                report = maintenance.restore(get_db(), sys.stdin.buffer, force=force, progress=progress)
+                report = backup_module.restore(get_db(), sys.stdin.buffer, force=force, progress=progress)
             else:
                 with open(file, "rb") as source:
-                    report = maintenance.restore(get_db(), source, force=force, progress=progress)
+                    report = backup_module.restore(get_db(), source, force=force, progress=progress)
             audit.record(get_db(), "backup_restored", actor={"via": "cli"}, files=sum(report.files.values()),
                          documents=sum(report.documents.values()), ok=report.ok)
     except AvenueError as error:

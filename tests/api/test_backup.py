@@ -18,7 +18,7 @@ from avenue.media import BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS
 from avenue.media.serve.objects import image_ref
 from avenue.media.store import storage
 from avenue.media.store.originals import store
-from avenue.media.upkeep import backup as backup_module
+from avenue.ops import backup as backup_module
 from tests.helpers import image_bytes
 
 

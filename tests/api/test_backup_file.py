@@ -7,8 +7,9 @@ import stat
 
 import pytest
 
-from avenue.media import UPLOADS, maintenance
+from avenue.media import UPLOADS
 from avenue.media.store.originals import store
+from avenue.ops import backup as backup_module
 from tests.helpers import image_bytes
 
 
@@ -34,13 +35,13 @@ def mode(path) -> int:
 def test_the_archive_is_0600_from_its_first_byte_to_its_final_name(private_upload, runner, tmp_path,
                                                                    loose_umask, monkeypatch):
     seen_while_writing = []
-    real_backup = maintenance.backup
+    real_backup = backup_module.backup
 
     def watched(db, out, **kwargs):
         seen_while_writing.append(stat.S_IMODE(os.fstat(out.fileno()).st_mode))
         return real_backup(db, out, **kwargs)
 
-    monkeypatch.setattr(maintenance, "backup", watched)  # what the command calls
+    monkeypatch.setattr(backup_module, "backup", watched)
     archive = tmp_path / "avenue.tar"
     result = runner.invoke(args=["backup", str(archive), "--quiet"])
     assert result.exit_code == 0, result.output

@@ -27,7 +27,7 @@ from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace_bytes
-from avenue.media.upkeep import backup as backup_module
+from avenue.ops import backup as backup_module
 from avenue.ops import rendition_budget
 from tests.helpers import Auth, image_bytes
 

@@ -542,7 +542,7 @@ def test_a_replaced_image_is_backed_up_without_a_checksum_complaint_and_restored
                                                                                       tmp_path):
     media = library_upload(client, editor)
     new = replace_media(client, editor, media["id"]).get_json()
-    from avenue.media.upkeep import backup as backup_module
+    from avenue.ops import backup as backup_module
 
     archive = tmp_path / "backup.tar"
     with archive.open("wb") as out:

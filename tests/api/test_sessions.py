@@ -137,7 +137,7 @@ def test_a_session_from_before_epochs_is_not_honoured(app, auth):
 
 @pytest.mark.parametrize("with_hashes", [False, True])
 def test_a_backup_never_carries_the_session_epoch(app, auth, with_hashes):
-    from avenue.media.maintenance import backup
+    from avenue.ops.backup import backup
 
     email, _ = auth.user("admin")
     buffer = io.BytesIO()

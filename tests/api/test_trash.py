@@ -305,7 +305,7 @@ def test_fsck_checks_the_trashed_files_too(app, client, db, editor):
 def test_uploads_trash_is_in_a_backup_and_comes_back_with_a_restore(app, client, db, admin, tmp_path):
     upload = client.post("/api/uploads", data=form(PHOTO), headers=admin).get_json()
     client.delete(f"/api/uploads/{upload['id']}", headers=admin)
-    from avenue.media.upkeep import backup as backup_module
+    from avenue.ops import backup as backup_module
 
     archive = tmp_path / "backup.tar"
     with archive.open("wb") as out:

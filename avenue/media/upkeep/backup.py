@@ -12,16 +12,18 @@ writes them back chunk by chunk, so memory stays constant whatever the sizes):
   as uploads do;
 - ``collections/<name>.jsonl`` for every collection the owners of referring documents keep
   (``shop_products``, ``page_content``: each owner names its own, avenue/media/references.py),
-  then ``legacy_paths`` and ``users`` (extended JSON, one document a line);
+  then ``legacy_paths``, then the collections the caller has the archive carry (``carried``: the
+  accounts, ``users``, which ops names with their rules, avenue/ops/backup.py), extended JSON,
+  one document a line;
 - ``counts.json``: what was written. Restore refuses an archive without it (truncated).
 
-Users are saved without their password hash unless asked (``include_password_hashes``) and
-API tokens are never saved: an archive often travels further than the database. A user
-restored without a hash cannot log in until given a new password. Audit logs, rate-limit
-counters and cache tombstones are not part of a backup. Neither are renditions on request
-(``media_renditions``), on purpose: they are derived from the originals and rendered again
-on their first request after a restore (the manifest says so), so an archive carries no bytes
-a restore would only have to evict under the byte budget.
+A carried collection says what of each of its documents is saved and what a restore writes
+back (the accounts: no password hash unless asked, no session epoch); the manifest's ``notes``
+say so in words. Audit logs, rate-limit counters and cache tombstones are not part of a
+backup. Neither are renditions on request (``media_renditions``), on purpose: they are derived
+from the originals and rendered again on their first request after a restore (the manifest
+says so), so an archive carries no bytes a restore would only have to evict under the byte
+budget.
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ import io
 import json
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol
 
 from bson import ObjectId, json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS, JSONOptions
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -70,12 +73,8 @@ FORMAT = "avenue-backup"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
 HEAD = "avenue"  # the key of a file's facts in its comment: {"avenue": {"bucket", "id", "chunk_size"}}
-# After the owners' collections (see collections()): the import's records and the accounts.
-OWN_COLLECTIONS = (database.LEGACY_PATHS, database.USERS)
-SECRET_USER_FIELDS = ("password_hash",)
-# Never saved: a restored user gets a fresh epoch, so no session from before the restore
-# (one that was ended after the backup was taken, say) comes back to life.
-SESSION_USER_FIELDS = ("session_epoch",)
+# After the owners' collections (see collections()): the legacy import's records.
+OWN_COLLECTIONS = (database.LEGACY_PATHS,)
 LOAD_OPTIONS = JSONOptions(json_mode=CANONICAL_JSON_OPTIONS.json_mode, tz_aware=True, tzinfo=dt.UTC)
 SPOOL_BYTES = 8 * 1024 * 1024  # collection files are spooled to disk beyond this
 INSERT_BATCH = 32  # chunks per insert while restoring (~8 MB)
@@ -83,10 +82,27 @@ INSERT_BATCH = 32  # chunks per insert while restoring (~8 MB)
 Progress = Callable[[str, int, int], None]
 
 
-def collections(db: Database[Document]) -> tuple[str, ...]:
+class Carried(Protocol):
+    """A collection the archive carries beside the media's (ops' accounts, avenue/ops/backup.py):
+    what of each document a backup saves, and what a restore writes back."""
+
+    @property
+    def name(self) -> str: ...
+
+    def saved(self, doc: Document) -> Document:
+        """The document as the archive keeps it."""
+        ...
+
+    def restored(self, collection: Collection[Document], doc: Document) -> Document:
+        """The document a restore writes, from the archive's and what ``collection`` holds."""
+        ...
+
+
+def collections(db: Database[Document], carried: Sequence[Carried] = ()) -> tuple[str, ...]:
     """The collections a backup saves and a restore writes, in order: those the registered
-    owners of referring documents keep (products, pages), then :data:`OWN_COLLECTIONS`."""
-    return (*referrers(db).collections(), *OWN_COLLECTIONS)
+    owners of referring documents keep (products, pages), then :data:`OWN_COLLECTIONS`, then
+    the ``carried`` ones."""
+    return (*referrers(db).collections(), *OWN_COLLECTIONS, *(kept.name for kept in carried))
 
 
 class ArchiveError(AvenueError):
@@ -204,20 +220,21 @@ class BackupReport:
                 f"{len(self.checksum_mismatches)} differ from their recorded sha256")
 
 
-def backup(db: Database[Document], out: BinaryIO, *, include_password_hashes: bool = False,
-           progress: Progress | None = None) -> BackupReport:
-    """Write the archive (see the module doc) to the binary stream ``out``."""
+def backup(db: Database[Document], out: BinaryIO, *, progress: Progress | None = None,
+           carried: Sequence[Carried] = (), notes: Mapping[str, str] | None = None) -> BackupReport:
+    """Write the archive (see the module doc) to the binary stream ``out``, with the ``carried``
+    collections; ``notes``: what the manifest says of them."""
     progress = progress or (lambda phase, done, total: None)
     report = BackupReport(db.name)
     expected_files = {bucket: count_files(db, bucket) for bucket in STORED}
-    saved = collections(db)
+    saved = collections(db, carried)
+    saving = {kept.name: kept.saved for kept in carried}
     expected_docs = {name: db[name].count_documents({}) for name in saved}
     manifest = {
         "format": FORMAT, "version": VERSION, "created_at": now().isoformat(),
         "database": db.name, "buckets": {**BUCKETS, "trash": TRASH}, "collections": list(saved),
         "expected": {"files": expected_files, "documents": expected_docs},
-        "users": "with password hashes" if include_password_hashes else "without password hashes",
-        "api_tokens": "not included",
+        **(notes or {}),
         "renditions": "not included: rendered again on their first request",
     }
     total = sum(expected_files.values())
@@ -234,7 +251,7 @@ def backup(db: Database[Document], out: BinaryIO, *, include_password_hashes: bo
                 done += 1
                 progress("Backing up files", done, max(total, done))
         for name in saved:
-            report.documents[name] = _backup_collection(db, tar, name, include_password_hashes)
+            report.documents[name] = _backup_collection(db, tar, name, saving.get(name))
         counts = {"files": report.files, "bytes": report.bytes, "documents": report.documents,
                   "incomplete": report.incomplete}
         _add_bytes(tar, "counts.json", json.dumps(counts, indent=2).encode())
@@ -268,13 +285,12 @@ def _backup_file(db: Database[Document], tar: tarfile.TarFile, bucket: str, doc:
 
 
 def _backup_collection(db: Database[Document], tar: tarfile.TarFile, name: str,
-                       include_password_hashes: bool) -> int:
+                       saved: Callable[[Document], Document] | None) -> int:
     count = 0
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         for doc in db[name].find().sort("_id", 1):
-            if name == "users":
-                left_out = SESSION_USER_FIELDS + (() if include_password_hashes else SECRET_USER_FIELDS)
-                doc = {key: value for key, value in doc.items() if key not in left_out}
+            if saved is not None:
+                doc = saved(doc)
             spool.write(_dumps(doc).encode() + b"\n")
             count += 1
         info = tarfile.TarInfo(f"collections/{name}.jsonl")
@@ -317,10 +333,10 @@ class RestoreReport:
         return line if self.complete_archive else line + "; the archive is incomplete"
 
 
-def occupied(db: Database[Document]) -> dict[str, int]:
+def occupied(db: Database[Document], carried: Sequence[Carried] = ()) -> dict[str, int]:
     """The collections a restore would write to that already hold documents."""
     names = [name for bucket in STORED for name in gridfs_collections(bucket)]
-    counts = {name: db[name].estimated_document_count() for name in [*names, *collections(db)]}
+    counts = {name: db[name].estimated_document_count() for name in [*names, *collections(db, carried)]}
     return {name: count for name, count in counts.items() if count}
 
 
@@ -336,9 +352,11 @@ class _Pending:
 
 
 class _Restorer:
-    def __init__(self, db: Database[Document], force: bool, progress: Progress | None) -> None:
+    def __init__(self, db: Database[Document], force: bool, progress: Progress | None,
+                 carried: Sequence[Carried]) -> None:
         self.db = db
         self.force = force
+        self.carried = carried
         self.progress = progress or (lambda phase, done, total: None)
         self.report = RestoreReport(db.name)
         self.expected_files = 0
@@ -465,20 +483,18 @@ class _Restorer:
         self.progress("Restoring files", self.done, max(self.expected_files, self.done))
 
     def _restore_collection(self, name: str, stream: IO[bytes]) -> None:
-        if name not in collections(self.db):
+        if name not in collections(self.db, self.carried):
             self.report.failures.append({"collection": name, "error": "not a collection restore writes"})
             return
         collection = self.db[name]
+        restored = next((kept.restored for kept in self.carried if kept.name == name), None)
         count = 0
         for line in stream:
             if not line.strip():
                 continue
             doc = _loads(line)
-            if name == "users" and "password_hash" not in doc:
-                # Saved without its hash: keep the one this database has for the user, if any;
-                # otherwise no password opens the account until a new one is set.
-                existing = collection.find_one({"_id": doc["_id"]}, {"password_hash": 1}) or {}
-                doc["password_hash"] = existing.get("password_hash", "")
+            if restored is not None:
+                doc = restored(collection, doc)
             try:
                 # The shard key in the filter too: a sharded cluster refuses an upsert without it.
                 selector = {"_id": doc["_id"], **{field: doc.get(field) for field in (shard_key(name) or ())}}
@@ -522,15 +538,17 @@ def _file_head(member: tarfile.TarInfo) -> tuple[str, Any, int]:
 
 
 def restore(db: Database[Document], source: BinaryIO, *, force: bool = False,
-            progress: Progress | None = None) -> RestoreReport:
-    """Restore an archive from the binary stream ``source``; refuses a non-empty database unless
-    ``force``. The command (avenue/ops/commands.py) audits the restore."""
+            progress: Progress | None = None, carried: Sequence[Carried] = ()) -> RestoreReport:
+    """Restore an archive from the binary stream ``source``, with the ``carried`` collections
+    (another collection's entry is a failure, as it was not saved by their rules); refuses a
+    non-empty database unless ``force``. The command (avenue/ops/commands.py) audits the
+    restore."""
     if not force:
-        found = occupied(db)
+        found = occupied(db, carried)
         if found:
             listed = ", ".join(f"{name}: {count}" for name, count in sorted(found.items()))
             raise Conflict(f"The database {db.name!r} is not empty ({listed}); restore needs an empty "
                            "database, or --force to restore over what is there.", code="database_not_empty")
     database.ensure_indexes(db)
     ensure_indexes(db)
-    return _Restorer(db, force, progress).run(source)
+    return _Restorer(db, force, progress, carried).run(source)
