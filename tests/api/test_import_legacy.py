@@ -32,6 +32,11 @@ def run(runner, *args):
     return result, (json.loads(result.stdout) if "--json" in args else None)
 
 
+def audited(db) -> list[dict]:
+    """What the import-legacy runs wrote to the audit log (the command writes it, not the job)."""
+    return [entry["target"] for entry in db.audit_logs.find({"action": "legacy_imported"})]
+
+
 def snapshot(db) -> dict:
     """Every document of every collection: what "changes nothing" compares."""
     return {name: sorted(db[name].find(), key=lambda doc: str(doc["_id"]))
@@ -229,6 +234,15 @@ def test_a_dry_run_prints_each_action_it_would_take(legacy_db, runner):
     assert "would reuse the identical stored file for /uploads/ffee7fbde40e6918.png -> uploads" in lines
     assert any(line.startswith("would skip /uploads/notes.txt") for line in lines)
     assert lines[-1].startswith("import-legacy: 5 files: would import 3, 1 duplicates")
+    assert audited(legacy_db) == []  # a dry run changes nothing, and audits nothing
+
+
+def test_the_command_audits_a_run_that_changed_the_store_and_not_one_that_did_not(legacy_db, runner):
+    folder = str(LEGACY_UPLOADS / "general")
+    assert run(runner, folder, "--quiet")[0].exit_code == 2  # notes.txt is skipped: a look is needed
+    assert run(runner, folder, "--quiet")[0].exit_code == 2  # the same, all else already imported
+    [entry] = audited(legacy_db)
+    assert entry["source"] == folder and entry["imported"] == 3
 
 
 def test_invalid_images_are_skipped_and_listed_and_their_references_left_alone(db, runner, tmp_path):
