@@ -10,7 +10,7 @@ locks that make a job one at a time on every instance, the audit records and the
 ``/metrics``, the API's background run. Ops and status import from here or from
 ``avenue.media`` only (the ``media-interface`` contract in pyproject.toml protects every other
 module of the package). A name keeps the name it has where it is defined, but where that name
-only means something inside its module (``counters.of``, ``renditions.evict``): there the door
+only means something inside its module (``renditions.evict``, ``resumable.parked``): there the door
 gives it its full name once, and every caller uses that.
 
 Grouped as ``__all__`` below lists them:
@@ -20,8 +20,9 @@ Grouped as ``__all__`` below lists them:
   of what is stale (``upkeep/stale.py``), the backfills of placeholders and near-duplicates
   (``upkeep/backfill*.py``), the legacy import and the redirects it leaves
   (``upkeep/legacy.py``), and the rendition budget's eviction (``store/renditions.py``). Each
-  takes the database and the app's :class:`~avenue.media.Media` and answers a report
-  (``summary()``, ``summary_line()``); ops prints it;
+  takes the database (and the app's :class:`~avenue.media.Media` where it renders, deletes or
+  opens a library) and answers a report (``summary()``, ``summary_line()``; the eviction an
+  ``Evicted``); ops prints it;
 - **the figures status and monitoring read** (``effects/``, ``store/``, ``upkeep/recount.py``):
   the counters and their recount, the renditions' total, parked uploads, temp images, uploads
   per hour, whether a bucket has its chunk index;
