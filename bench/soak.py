@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 import pymongo  # noqa: E402
 from avenue.builder.references import PageReferences  # noqa: E402
 from avenue.embedded import EmbeddedServer  # noqa: E402
+from avenue.media.maintenance import collect_garbage  # noqa: E402
 from avenue.media.references import Referrers  # noqa: E402
-from avenue.ops.gc import collect_garbage  # noqa: E402
 from avenue.shop.references import ProductReferences  # noqa: E402
 from tests.support import tokens  # noqa: E402
 from tests.support.fixtures import photo  # noqa: E402

@@ -10,8 +10,9 @@ API's image object and its models, the request bodies of edits, crops, focal poi
 alt text's rules, and the limits and URL signer an app is configured with. Every name is a
 class, a function or a constant, never a module (a module brings all its names).
 
-The second door, ``avenue.media.maintenance``, is what ops and status use beneath the library
-(scan, gc, fsck, backup, rerender, counters); ``avenue.media.wiring`` is the app factory's
+The second door, ``avenue.media.maintenance``, is what ops and status use beside the library:
+the jobs over every file (gc, fsck, backup and restore, rerender, the backfills, the legacy
+import, the rendition budget) and the figures status reads; ``avenue.media.wiring`` is the app factory's
 plugs (the route, the front door, the indexes, the referrers' registry, the purge outbox).
 Nothing outside the package imports anything else in it (the ``media-interface``,
 ``media-maintenance`` and ``media-wiring`` contracts in pyproject.toml, with no
@@ -22,9 +23,12 @@ import-linter contract):
 
 - ``serve``: what a media URL names and the one HTTP decision (``http``), the Flask
   ``route``, the WSGI ``frontdoor``, every worker's ``cache``, the image ``objects``;
+- ``upkeep`` (beside ``serve``, never importing it): the jobs over every file of a bucket, gc,
+  fsck, backup and restore, the re-render of what is stale, the backfills, the legacy import,
+  every total recounted; ops runs them under its locks;
 - ``store``: GridFS files (``storage``), an upload's original and variants in a crash-safe
   order (``originals``) as its ``options`` say, the ``library``, the ``trash``, ``replace`` in
-  place, ``scan`` (indexed reads and the few writes ops and status make to a bucket);
+  place, ``scan`` (indexed reads and the few writes the upkeep jobs and status make to a bucket);
 - ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants, alt text
   suggested without a model) and ``effects`` (what follows a write: counters, facets, cache
   invalidation, CDN purges);

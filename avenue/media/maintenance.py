@@ -1,133 +1,81 @@
-"""The media core's second door: maintenance, what ops and status use beneath the library.
+"""The media core's second door: maintenance, the jobs ops runs and the figures status reads.
 
 The library (``avenue.media``: a :class:`~avenue.media.Library` per bucket, answering in
-:class:`~avenue.media.Image` records) is the door of the blueprints. This is the other one,
-for the jobs that look at every file of a bucket rather than one image: ``flask gc``, ``fsck``
-and ``backup`` (avenue/ops/), the re-render of stale renditions, the backfills
-(placeholders, near-duplicates), the legacy import, the rendition budget, and the status sweep and
-reports (avenue/status/, avenue/monitoring/). They read and write GridFS files and chunks
-directly, so this door names the files documents' fields, the buckets' raw collections and
-the counters' recounts; nothing else in the app does.
+:class:`~avenue.media.Image` records) is the door of the blueprints. This is the other one, in
+the manner of Warehouse's ``IFileStorage`` (warehouse/packaging/interfaces.py): a short list of
+jobs and the reads status needs, and nothing past it. The jobs' storage work, what they do with
+files and chunks, is the package's own wing (``upkeep/``, beside ``serve/``: it uses the store,
+never the Flask side); ops (avenue/ops/) keeps what is not the store's: the click commands, the
+locks that make a job one at a time on every instance, the audit records and the runs kept for
+``/metrics``, the API's background run. Ops and status import from here or from
+``avenue.media`` only (the ``media-interface`` contract in pyproject.toml protects every other
+module of the package). A name keeps the name it has where it is defined, but where that name
+only means something inside its module (``renditions.evict``, ``resumable.parked``): there the door
+gives it its full name once, and every caller uses that.
 
-In the manner of Warehouse's ``IFileStorage`` (warehouse/packaging/interfaces.py), the door
-is a list of names and nothing past it: ops and status import from here or from
-``avenue.media`` only (the ``media-interface`` contract in pyproject.toml protects every
-other module of the package). Each name keeps the name it has where it is defined, except
-where that name only means something inside its module (``counters.of``, ``scan.file``,
-``renditions.remove``, ``near_hash.compute``): there the door gives it its full name once, and
-every caller uses that.
+Grouped as ``__all__`` below lists them:
 
-Grouped by the job, as ``__all__`` below lists them:
-
-- **the bucket's files and chunks** (``store/scan.py``, ``store/storage.py``): the indexed reads
-  and the few writes gc, fsck, backup and the sweep make;
-- **what a file is** (``records.py``): its own length and hash, its variants' ids;
-- **removing** (``store/originals.py``, ``store/renditions.py``, ``store/trash.py``,
-  ``store/resumable.py``): an image with its variants, renditions, the trash's expired, resumable
-  uploads' expired pieces;
-- **repairing** (``store/regenerate.py``, ``store/rerender.py``, ``effects/invalidation.py``,
-  ``store/indexes.py``): variants rendered again, stale renditions re-rendered, caches told;
-- **counting** (``effects/counters.py``, ``effects/facets.py``, ``effects/uploads.py``):
-  the figures every write keeps, recounted from the files;
-- **backfills** (``ingest/``, ``store/exact.py``, ``store/near_duplicates.py``): what an image computed
-  later owes and the fields that say so;
+- **the jobs** (``upkeep/``): gc (``upkeep/gc.py``), fsck and its repair (``upkeep/fsck.py``),
+  backup and restore (``upkeep/backup.py``; ops hands it the accounts to carry), the re-render
+  of what is stale (``upkeep/stale.py``), the backfills of placeholders and near-duplicates
+  (``upkeep/backfill*.py``), the legacy import and the redirects it leaves
+  (``upkeep/legacy.py``), and the rendition budget's eviction (``store/renditions.py``). Each
+  takes the database (and the app's :class:`~avenue.media.Media` where it renders, deletes or
+  opens a library) and answers a report (``summary()``, ``summary_line()``; the eviction an
+  ``Evicted``); ops prints it;
+- **the figures status and monitoring read** (``effects/``, ``store/``, ``upkeep/recount.py``):
+  the counters and their recount, the renditions' total, parked uploads, temp images, uploads
+  per hour, whether a bucket has its chunk index;
+- **the sweep's reads** (``store/scan.py``, ``store/library/``): the products bucket's
+  originals newest first, which files exist, the variants an original lists, the lists whose
+  fences it builds;
 - **who refers to images** (``references.py``): the referrers' interface, which the sweep and
-  gc ask.
+  the product counters ask.
 """
 
 from __future__ import annotations
 
-from avenue.media.buckets import RENDITIONS, STORED, TRASH
-from avenue.media.effects.counters import count_bucket, counters
-from avenue.media.effects.counters import of as bucket_counters
-from avenue.media.effects.counters import recount as recount_bucket
-from avenue.media.effects.facets import recount as recount_facets
-from avenue.media.effects.invalidation import invalidate
+from avenue.media.buckets import RENDITIONS, TRASH
+from avenue.media.effects.counters import counters
 from avenue.media.effects.uploads import per_hour as uploads_per_hour
-from avenue.media.ingest.images import prepare, read_limited, sanitize_filename
-from avenue.media.ingest.near_hash import compute as compute_near_hash
-from avenue.media.ingest.placeholders import compute as compute_placeholder
-from avenue.media.records import content_length, own_length, own_sha256, variant_ids
 from avenue.media.references import References, Referrers
-from avenue.media.store.exact import PENDING_FIELD as EXACT_PENDING
-from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.library import LISTS
-from avenue.media.store.near_duplicates import NEAR_GROUP
-from avenue.media.store.near_duplicates import PENDING_FIELD as NEAR_PENDING
-from avenue.media.store.originals import dedupe_key, delete_image
-from avenue.media.store.regenerate import regenerate_variants
-from avenue.media.store.renditions import Evicted, is_stale, remove_stale
+from avenue.media.store.renditions import Evicted
 from avenue.media.store.renditions import evict as evict_renditions
-from avenue.media.store.renditions import orphans as rendition_orphans
-from avenue.media.store.renditions import remove as remove_renditions
 from avenue.media.store.renditions import total as rendition_total
-from avenue.media.store.rerender import BeforeSwitch, rerender, stale_of
-from avenue.media.store.resumable import collect_expired
 from avenue.media.store.resumable import parked as parked_uploads
 from avenue.media.store.scan import (
-    ORIGINALS,
     VARIANT_PATHS,
-    chunk_owners,
-    chunk_stats,
-    chunk_totals,
-    chunks_of,
-    count_files,
-    delete_chunks,
-    delete_orphan_chunks,
     existing_ids,
-    expired_originals,
-    files_by_id,
-    gridfs_collections,
     has_chunk_index,
-    has_file,
-    insert_chunks,
-    insert_file,
-    missing_indexes,
-    originals_flagged,
-    originals_lacking,
     originals_newest_first,
-    originals_without_expiry,
-    rename_chunks,
-    set_length,
-    set_metadata,
     temp_image_counts,
-    walk_files,
 )
-from avenue.media.store.scan import file as file_doc
-from avenue.media.store.storage import CHUNK_SIZE, delete_file, read_all, read_range
-from avenue.media.store.trash import expired as trash_expired
+from avenue.media.upkeep.backfill_near_duplicates import backfill_near_duplicates
+from avenue.media.upkeep.backfill_placeholders import backfill_placeholders
+from avenue.media.upkeep.backup import BackupReport, RestoreReport, backup, restore
+from avenue.media.upkeep.fsck import fsck
+from avenue.media.upkeep.gc import DEFAULT_GRACE_SECONDS, collect_garbage
+from avenue.media.upkeep.legacy import import_legacy, redirect_target
+from avenue.media.upkeep.recount import recount_media
+from avenue.media.upkeep.stale import RerenderReport, rerender_stale
 
 __all__ = [
-    # The stored buckets, the renditions' bucket and the trash (buckets.py; the library's
-    # buckets are avenue.media's), and the lists whose fences the sweep builds.
-    "LISTS", "RENDITIONS", "STORED", "TRASH",
-    # A bucket's files and chunks, read and written beneath the library (store/scan.py,
-    # store/storage.py): gc, fsck, backup and the sweep.
-    "CHUNK_SIZE", "ORIGINALS", "VARIANT_PATHS", "chunk_owners", "chunk_stats", "chunk_totals",
-    "chunks_of", "count_files", "delete_chunks", "delete_file", "delete_orphan_chunks",
-    "existing_ids", "expired_originals", "file_doc", "files_by_id", "gridfs_collections",
-    "has_chunk_index", "has_file", "insert_chunks", "insert_file", "missing_indexes",
-    "originals_flagged", "originals_lacking", "originals_newest_first", "originals_without_expiry",
-    "read_all", "read_range", "rename_chunks", "set_length", "set_metadata", "temp_image_counts",
-    "walk_files",
-    # What a files document says of itself (records.py).
-    "content_length", "own_length", "own_sha256", "variant_ids",
-    # Removing: an image and its variants, renditions, the trash's expired, resumable uploads'
-    # expired pieces and what they park (store/originals.py, renditions.py, trash.py, resumable.py).
-    "Evicted", "collect_expired", "delete_image", "evict_renditions", "parked_uploads", "remove_renditions",
-    "rendition_orphans", "rendition_total", "trash_expired",
-    # Repairing: variants rendered again, stale renditions re-rendered, every worker's cache
-    # told, the indexes (store/regenerate.py, rerender.py, effects/invalidation.py, store/indexes.py).
-    "BeforeSwitch", "ensure_indexes", "invalidate", "is_stale", "regenerate_variants",
-    "remove_stale", "rerender", "stale_of",
-    # Counting: the figures every write keeps, recounted from the files (effects/counters.py,
-    # effects/facets.py), and uploads per hour (effects/uploads.py).
-    "bucket_counters", "count_bucket", "counters", "recount_bucket", "recount_facets",
-    "uploads_per_hour",
-    # Backfills and the legacy import: what an image computed later owes, and the fields that
-    # say so (ingest/, store/exact.py, store/near_duplicates.py, store/originals.py).
-    "EXACT_PENDING", "NEAR_GROUP", "NEAR_PENDING", "compute_near_hash", "compute_placeholder",
-    "dedupe_key", "prepare", "read_limited", "sanitize_filename",
-    # Who refers to images (references.py): the interface the sweep and gc ask.
+    # The jobs (upkeep/, and the budget's eviction in store/renditions.py): gc, fsck, backup and
+    # restore (their reports: ops' own backup and restore, which add the accounts, answer them),
+    # the re-render of what is stale (its report: ops' run under its lock answers it), the
+    # backfills, the legacy import and its redirects, the rendition budget. RENDITIONS: the
+    # renditions' bucket, which rerender's --bucket may name beside the library's buckets.
+    "DEFAULT_GRACE_SECONDS", "collect_garbage", "fsck", "BackupReport", "RestoreReport", "backup",
+    "restore", "RerenderReport", "rerender_stale", "backfill_near_duplicates", "backfill_placeholders",
+    "import_legacy", "redirect_target", "Evicted", "evict_renditions", "RENDITIONS",
+    # What status and monitoring read: the counters (effects/counters.py) and every total
+    # recounted (upkeep/recount.py), the trash's bucket among them, the renditions' total, parked
+    # uploads, temp images, uploads per hour, a bucket's chunk index.
+    "TRASH", "counters", "recount_media", "rendition_total", "parked_uploads", "temp_image_counts",
+    "uploads_per_hour", "has_chunk_index",
+    # The sweep's reads (store/scan.py) and the lists whose fences it builds (store/library/).
+    "LISTS", "VARIANT_PATHS", "existing_ids", "originals_newest_first",
+    # Who refers to images (references.py): the interface the sweep and the product counters ask.
     "References", "Referrers",
 ]

@@ -1,7 +1,9 @@
 """The operations commands: ``flask --app avenue <command>``: import-legacy, gc, fsck, backup,
 restore, placeholders, near-duplicates (``likeness``, its deprecated old name), rerender.
 
-Thin: parse options, call one domain function with the app's database, print its report.
+Thin: parse options, call one job with the app's database (the media package's, through its
+maintenance door; backup and restore through avenue/ops/backup.py, which adds the accounts, and
+rerender's run under its lock, avenue/ops/rerender.py), audit what it changed, print its report.
 Progress goes to stderr (hidden with ``--quiet``; without a terminal, one line per phase),
 the summary line last. Exit status: 0 done, 1 failed (or problems remain), 2 (import-legacy)
 done but something needs a look (invalid images, references to missing files).
@@ -14,6 +16,7 @@ import io
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -23,20 +26,20 @@ from flask.cli import with_appcontext
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from avenue import opsruns, status
+from avenue import audit, opsruns, status
 from avenue.clock import now
 from avenue.db import Document, get_db, get_mongo
 from avenue.errors import AvenueError
-from avenue.media import BUCKETS, app_media, limits_from_config
-from avenue.media.maintenance import RENDITIONS
+from avenue.media import BUCKETS, Media, app_media, limits_from_config, maintenance
+from avenue.media.maintenance import (
+    DEFAULT_GRACE_SECONDS,
+    RENDITIONS,
+    backfill_near_duplicates,
+    backfill_placeholders,
+    collect_garbage,
+)
 from avenue.ops import backup as backup_module
-from avenue.ops.backfill import ProgressFn
-from avenue.ops.fsck import fsck as run_fsck
-from avenue.ops.gc import DEFAULT_GRACE_SECONDS, collect_garbage
-from avenue.ops.legacy import import_legacy as run_import
 from avenue.ops.lock import Held, exclusive
-from avenue.ops.near_duplicates import backfill_near_duplicates
-from avenue.ops.placeholders import backfill_placeholders
 from avenue.ops.rerender import run as run_rerender
 from avenue.terminal import fail
 
@@ -92,8 +95,12 @@ class _BackfillReport(_Report, Protocol):
     unreadable: list[dict[str, str]]
 
 
+ProgressFn = Callable[[str, int, int], None]  # progress(phase, done, total): what Progress is
+
+
 class _Backfill(Protocol):
-    def __call__(self, db: Database[Document], *, progress: ProgressFn | None = None) -> _BackfillReport: ...
+    def __call__(self, db: Database[Document], *, media: Media | None = None,
+                 progress: ProgressFn | None = None) -> _BackfillReport: ...
 
 
 def _emit(report: _Report, as_json: bool, quiet: bool, lines: list[str]) -> None:
@@ -156,8 +163,14 @@ def import_legacy(uploads_dir: Path | None, dry_run: bool, as_json: bool, quiet:
     try:
         db = get_db() if dry_run else _prepare_database()
         with Progress(quiet or as_json) as progress:
-            report = run_import(db, root, media=app_media(), limits=limits_from_config(current_app.config),
-                                dry_run=dry_run, progress=progress)
+            report = maintenance.import_legacy(db, root, media=app_media(),
+                                                limits=limits_from_config(current_app.config),
+                                                dry_run=dry_run, progress=progress)
+        counts = report.counts
+        if not dry_run and any(counts[key] for key in ("imported", "rewritten_documents",
+                                                        "copied_between_buckets")):
+            audit.record(db, "legacy_imported", actor={"via": "cli"}, source=str(root),
+                         imported=counts["imported"], rewritten_documents=counts["rewritten_documents"])
     except (PyMongoError, OSError, RuntimeError) as error:
         fail(f"import-legacy stopped: {error}; run it again to resume")
     prefix = "would " if dry_run else ""
@@ -175,7 +188,6 @@ def import_legacy(uploads_dir: Path | None, dry_run: bool, as_json: bool, quiet:
         where = " ".join(filter(None, [entry["collection"], entry.get("sku") or entry.get("slug")]))
         lines.append(f"left untouched: {where} {entry['path']} ({entry['reason']})")
     _emit(report, as_json, quiet, lines)
-    counts = report.counts
     if not dry_run and any(counts[key] for key in ("imported", "duplicates", "rewritten_documents",
                                                     "copied_between_buckets")):
         _refresh_status_reports(quiet or as_json)
@@ -199,6 +211,9 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
             with exclusive(db, "gc"):  # one gc at a time, on every instance (avenue/ops/lock.py)
                 report = collect_garbage(db, grace_seconds=grace_seconds, dry_run=dry_run, progress=progress,
                                          media=app_media())
+                if not dry_run and report.removed:
+                    audit.record(db, "garbage_collected", actor={"via": "cli"}, items=len(report.removed),
+                                 bytes_freed=report.bytes_freed)
     except Held as held:
         fail(held.message)
     except PyMongoError as error:
@@ -222,7 +237,7 @@ def _backfill(name: str, run: _Backfill, as_json: bool, quiet: bool) -> None:
         with Progress(quiet or as_json) as progress:
             db = _prepare_database()
             with exclusive(db, name):
-                report = run(db, progress=progress)
+                report = run(db, progress=progress, media=app_media())
     except Held as held:
         fail(held.message)
     except PyMongoError as error:
@@ -274,8 +289,11 @@ def fsck(repair: bool, since: dt.datetime | None, resume: bool, as_json: bool, q
     started = now()
     try:
         with Progress(quiet or as_json) as progress, exclusive(get_db(), "fsck"):
-            report = run_fsck(get_db(), repair=repair, progress=progress, since=since, resume=resume,
-                              media=app_media())
+            report = maintenance.fsck(get_db(), repair=repair, progress=progress, since=since, resume=resume,
+                                      media=app_media())
+            if report.remaining is not None:  # repaired, then checked again
+                audit.record(get_db(), "storage_repaired", actor={"via": "cli"}, repairs=len(report.repairs),
+                             remaining=report.remaining.problem_count)
     except Held as held:
         fail(held.message)
     except PyMongoError as error:
@@ -376,6 +394,8 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
             else:
                 with open(file, "rb") as source:
                     report = backup_module.restore(get_db(), source, force=force, progress=progress)
+            audit.record(get_db(), "backup_restored", actor={"via": "cli"}, files=sum(report.files.values()),
+                         documents=sum(report.documents.values()), ok=report.ok)
     except AvenueError as error:
         fail(error.message)
     except (PyMongoError, OSError) as error:

@@ -13,8 +13,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from avenue.db import get_db
 from avenue.errors import plain_error
-from avenue.media import app_media, image_object, signer_from_config
-from avenue.ops.legacy import PREFIX, redirect_target
+from avenue.media import LEGACY_PREFIX, app_media, image_object, signer_from_config
+from avenue.media.maintenance import redirect_target
 
 bp = Blueprint("legacy_redirects", __name__)
 
@@ -24,7 +24,7 @@ REDIRECT_CACHE = "public, max-age=2592000"  # 30 days
 @bp.route("/uploads/<path:path>", methods=["GET"])
 def legacy_upload(path: str) -> BaseResponse:
     """301 to the imported file's URL; 404 for a path that was never imported."""
-    image = redirect_target(get_db(), PREFIX + path, app_media())
+    image = redirect_target(get_db(), LEGACY_PREFIX + path, app_media())
     if image is None:
         return plain_error(NotFound())
     response = redirect(image_object(image, signer_from_config(current_app.config))["url"], 301)

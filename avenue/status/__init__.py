@@ -27,7 +27,7 @@ from avenue.clock import isoformat, now
 from avenue.db import get_mongo
 from avenue.dialect import threads_safe
 from avenue.media import Document, referrers
-from avenue.media.maintenance import RENDITIONS, STORED, has_chunk_index, recount_bucket, recount_facets
+from avenue.media.maintenance import recount_media
 from avenue.shapes import QUERY, Flag, Shape
 from avenue.status import sweep
 from avenue.status.counters import product_counters, record_product_change, recount_products
@@ -171,11 +171,9 @@ def reconcile(db: Database[Document], config: Mapping[str, Any]) -> dict[str, An
     """Recount every counter now (products in batches, buckets on the server) and replace
     those no write moved meanwhile; what was corrected, per counter."""
     settings = sweep.settings_from_config(config)
-    result = {"products": recount_products(db, referrers(db).of("products"), settings.batch)}
-    for bucket in (*STORED, RENDITIONS):  # the renditions' total: the byte budget evicts by it
-        result[bucket] = recount_bucket(db, bucket, chunk_index=has_chunk_index(db, bucket))
-    result["library_facets"] = recount_facets(db)
-    return result
+    # The buckets' counters, the renditions' total (the byte budget evicts by it), the facets.
+    products = recount_products(db, referrers(db).of("products"), settings.batch)
+    return {"products": products, **recount_media(db)}
 
 
 def refresh_all(db: Database[Document], config: Mapping[str, Any]) -> dict[str, Any]:

@@ -75,15 +75,11 @@ from avenue.leases import Lease
 from avenue.media import LEGACY_PREFIX, PRODUCTS, Document, Image, referrers
 from avenue.media.maintenance import (
     LISTS,
-    RENDITIONS,
-    STORED,
     VARIANT_PATHS,
     References,
     Referrers,
-    has_chunk_index,
     originals_newest_first,
-    recount_bucket,
-    recount_facets,
+    recount_media,
 )
 from avenue.media.maintenance import existing_ids as existing_files
 from avenue.paging import build_fences
@@ -385,12 +381,6 @@ def batch_done(state: dict[str, Any]) -> None:
     """Called after each checkpoint (tests hook in here to interrupt or slow a sweep)."""
 
 
-def _reconcile_buckets(db: Database[Document]) -> dict[str, Any]:
-    # The renditions' running total too: the byte budget evicts by it.
-    return {**{bucket: recount_bucket(db, bucket, chunk_index=has_chunk_index(db, bucket))
-               for bucket in (*STORED, RENDITIONS)}, "library_facets": recount_facets(db)}
-
-
 def run(db: Database[Document], settings: Settings, *, owner: str | None = None,
         refs: Referrers | None = None) -> dict[str, Any] | None:
     """Run (or resume) a sweep if its lease is free; returns the result saved, or None when
@@ -481,7 +471,7 @@ def _build_fences(db: Database[Document], sweep: _Run, state: dict[str, Any]) ->
 def _finish(db: Database[Document], settings: Settings, sweep: _Run, state: dict[str, Any],
             seconds: float) -> dict[str, Any]:
     products = counters.replace_products(db, state["product_sums"], state["products_version"])
-    buckets = _reconcile_buckets(db)
+    buckets = recount_media(db)  # the renditions' running total too: the byte budget evicts by it
     moment = now()
     result = {
         "generated_at": moment, "started_at": state["started_at"],

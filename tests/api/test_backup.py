@@ -148,6 +148,8 @@ def test_force_restores_over_what_is_there(db, auth, runner, tmp_path):
     result = runner.invoke(args=["restore", str(archive), "--force", "--quiet"])
     assert result.exit_code == 0, result.output
     assert files_state(db) == before
+    audited = db.audit_logs.find_one({"action": "backup_restored"})  # by the command
+    assert audited["actor"] == {"via": "cli"} and audited["target"]["ok"] is True
     assert db.shop_products.find_one({"sku": "AV-1"})["name"] == "Uno"
 
 

@@ -16,9 +16,9 @@ from PIL import Image as PILImage
 
 from avenue.media import BUILDER, UrlSigner
 from avenue.media.buckets import RENDITIONS, TRASH
+from avenue.media.maintenance import collect_garbage
 from avenue.media.transform import parse
-from avenue.ops.fsck import check
-from avenue.ops.gc import collect_garbage
+from avenue.media.upkeep.fsck import check
 from tests.helpers import Auth, error_body, passed_to_route
 from tests.support.client import uploaded
 

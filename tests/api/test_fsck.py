@@ -15,10 +15,10 @@ from gridfs.errors import CorruptGridFile
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Media, Upload
 from avenue.media.core import NO_PURGES
 from avenue.media.ingest import pipeline
+from avenue.media.maintenance import fsck
 from avenue.media.serve.objects import image_ref
 from avenue.media.store import storage
 from avenue.media.store.originals import delete_image, store
-from avenue.ops.fsck import fsck
 from tests.helpers import image_bytes
 from tests.support.commands import Matching
 from tests.support.gridfs_read import current_bytes, own_file_bytes
@@ -219,6 +219,9 @@ def test_the_command_exits_1_while_problems_remain_and_0_after_a_repair(db, runn
     assert body["ok"] and body["remaining"] == []
     assert [(r["action"], r["id"]) for r in body["repairs"]] == [("removed_with_variants", str(doc["_id"]))]
     assert runner.invoke(args=["fsck", "--quiet"]).exit_code == 0
+    # The repair is audited by the command, once; the checks that repaired nothing are not.
+    assert [entry["target"] for entry in db.audit_logs.find({"action": "storage_repaired"})] == [
+        {"repairs": 1, "remaining": 0}]
 
 
 def _small_files(db, n: int, bucket: str = UPLOADS) -> list[dict]:

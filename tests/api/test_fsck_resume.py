@@ -8,8 +8,8 @@ import pytest
 
 from avenue.media import BUILDER, UPLOADS
 from avenue.media.store.originals import store
-from avenue.ops import fsck as fsck_module
-from avenue.ops.fsck import checkpoint, fsck
+from avenue.media.upkeep import fsck as fsck_module
+from avenue.media.upkeep.fsck import checkpoint, fsck
 from tests.helpers import image_bytes
 
 

@@ -11,10 +11,10 @@ from bson import Binary, ObjectId
 
 from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, Media
 from avenue.media.ingest import pipeline
+from avenue.media.maintenance import collect_garbage
 from avenue.media.serve.objects import image_ref
 from avenue.media.store import pending, storage
 from avenue.media.store.originals import store, transfer
-from avenue.ops.gc import collect_garbage
 from tests.helpers import bucket_snapshot, image_bytes
 
 LATER = dt.timedelta(hours=2)  # past the default one-hour grace period
@@ -213,6 +213,16 @@ def test_the_command_prints_what_it_removed_and_the_bytes_freed(db, runner):
     assert lines[0].startswith(f"removed orphan_chunks {BUILDER} {killed} ({freed} bytes)")
     assert lines[-1].startswith(f"gc: removed 1 items (1 orphan chunks), {freed} bytes freed")
     assert result.stderr.splitlines() == ["Collecting garbage", "Refreshing status reports"]
+    audited = db.audit_logs.find_one({"action": "garbage_collected"})  # by the command, not the job
+    assert audited["actor"] == {"via": "cli"} and audited["target"] == {"items": 1, "bytes_freed": freed}
+
+
+def test_the_command_audits_nothing_when_it_removed_nothing_or_only_looked(db, runner):
+    killed_upload(db, BUILDER, old_id())
+    assert runner.invoke(args=["gc", "--dry-run"]).exit_code == 0
+    assert runner.invoke(args=["gc"]).exit_code == 0
+    assert runner.invoke(args=["gc"]).exit_code == 0  # nothing left to collect
+    assert db.audit_logs.count_documents({"action": "garbage_collected"}) == 1
 
 
 def test_the_command_answers_json_and_honours_dry_run_and_grace(db, runner):

@@ -10,11 +10,11 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, Media
+from avenue.media.maintenance import import_legacy
 from avenue.media.serve.objects import image_ref
 from avenue.media.store import storage
 from avenue.media.store.originals import store
-from avenue.ops import legacy
-from avenue.ops.legacy import import_legacy
+from avenue.media.upkeep import legacy
 from tests.helpers import FIXTURES, image_bytes
 from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db
 
@@ -30,6 +30,11 @@ def legacy_db(db):
 def run(runner, *args):
     result = runner.invoke(args=["import-legacy", *args])
     return result, (json.loads(result.stdout) if "--json" in args else None)
+
+
+def audited(db) -> list[dict]:
+    """What the import-legacy runs wrote to the audit log (the command writes it, not the job)."""
+    return [entry["target"] for entry in db.audit_logs.find({"action": "legacy_imported"})]
 
 
 def snapshot(db) -> dict:
@@ -229,6 +234,15 @@ def test_a_dry_run_prints_each_action_it_would_take(legacy_db, runner):
     assert "would reuse the identical stored file for /uploads/ffee7fbde40e6918.png -> uploads" in lines
     assert any(line.startswith("would skip /uploads/notes.txt") for line in lines)
     assert lines[-1].startswith("import-legacy: 5 files: would import 3, 1 duplicates")
+    assert audited(legacy_db) == []  # a dry run changes nothing, and audits nothing
+
+
+def test_the_command_audits_a_run_that_changed_the_store_and_not_one_that_did_not(legacy_db, runner):
+    folder = str(LEGACY_UPLOADS / "general")
+    assert run(runner, folder, "--quiet")[0].exit_code == 2  # notes.txt is skipped: a look is needed
+    assert run(runner, folder, "--quiet")[0].exit_code == 2  # the same, all else already imported
+    [entry] = audited(legacy_db)
+    assert entry["source"] == folder and entry["imported"] == 3
 
 
 def test_invalid_images_are_skipped_and_listed_and_their_references_left_alone(db, runner, tmp_path):

@@ -9,9 +9,9 @@ import pytest
 
 from avenue.media import PRODUCTS, Media
 from avenue.media.core import NO_PURGES
+from avenue.media.maintenance import import_legacy
 from avenue.media.store import storage
 from avenue.media.store.originals import delete_image
-from avenue.ops.legacy import import_legacy
 from tests.helpers import FIXTURES
 from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db
 

@@ -1,5 +1,6 @@
 """Near-duplicates at upload, their groups, the colour filter and the backfill command
-(avenue/media/ingest/near_hash.py, avenue/media/store/near_duplicates.py, avenue/ops/near_duplicates.py)."""
+(avenue/media/ingest/near_hash.py, avenue/media/store/near_duplicates.py,
+avenue/media/upkeep/backfill_near_duplicates.py)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from pymongo.errors import ServerSelectionTimeoutError
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, Media
 from avenue.media.buckets import TRASH
 from avenue.media.store import exact, near_duplicates, originals
-from avenue.ops import backfill as walk
-from avenue.ops import near_duplicates as backfill
+from avenue.media.upkeep import backfill as walk
+from avenue.media.upkeep import backfill_near_duplicates as backfill
 from avenue.ops.lock import exclusive
 from tests.support.client import MEDIA, uploaded
 from tests.support.fixtures import scene

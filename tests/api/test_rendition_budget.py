@@ -21,6 +21,7 @@ from avenue.media import PRODUCTS, UPLOADS, app_media
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import counters, purge
 from avenue.media.effects.served import Deliveries
+from avenue.media.maintenance import fsck
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.store import renditions
@@ -28,7 +29,6 @@ from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace_bytes
 from avenue.ops import backup as backup_module
 from avenue.ops import rendition_budget
-from avenue.ops.fsck import fsck
 from tests.helpers import Auth, image_bytes
 
 HOOK = {"AVENUE_CDN_PURGE_URL": "https://purge.example/hook", "AVENUE_CDN_PURGE_KEY": "k" * 32,
@@ -408,7 +408,7 @@ def test_fsck_finds_a_wrong_total_and_repair_counts_it_again(app, client, db):
 
 
 def test_fsck_does_not_call_a_total_wrong_that_a_store_moved_while_it_counted(app, client, db, monkeypatch):
-    from avenue.ops import fsck as fsck_module
+    from avenue.media.upkeep import fsck as fsck_module
 
     doc = put(app)
     client.get(path(doc, "w_320.webp"))

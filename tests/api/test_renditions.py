@@ -556,7 +556,7 @@ def test_the_front_door_leaves_other_renditions_to_the_route(app, client, db, ca
 
 
 def test_fsck_checks_the_renditions_and_repair_removes_a_damaged_one(app, client, db):
-    from avenue.ops.fsck import fsck
+    from avenue.media.maintenance import fsck
 
     doc = put(app)
     assert client.get(path(doc, "w_320.webp")).status_code == 200

@@ -21,9 +21,9 @@ from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Media, Upload, Url
 from avenue.media.buckets import TRASH
 from avenue.media.effects import purge as purge_module
 from avenue.media.effects.counters import recount as recount_bucket
+from avenue.media.maintenance import collect_garbage
 from avenue.media.store import trash as trash_module
-from avenue.ops.fsck import check
-from avenue.ops.gc import collect_garbage
+from avenue.media.upkeep.fsck import check
 from tests.helpers import error_body, form, image_bytes, library_upload
 from tests.support.client import uploaded
 from tests.support.gridfs_read import current_bytes

@@ -17,6 +17,7 @@ from avenue.media.ingest import variants
 from avenue.media.store import renditions, storage
 from avenue.media.store.originals import store
 from avenue.media.store.rerender import stale_of
+from avenue.media.upkeep import stale
 from avenue.ops import rerender as job
 from avenue.ops.lock import Held, exclusive
 from tests.helpers import image_bytes, library_upload
@@ -138,14 +139,14 @@ def test_an_interrupted_run_resumes_where_it_stopped_and_does_each_variant_once(
     hashes = original_hashes(db)
     smaller_thumb(monkeypatch)
     done: list = []
-    real = job.rerender
+    real = stale.rerender
 
     def counted(db_, bucket, doc, media, **kwargs):
         written = real(db_, bucket, doc, media, **kwargs)
         done.extend((doc["_id"], entry["variant"], entry["format"]) for entry in written)
         return written
 
-    monkeypatch.setattr(job, "rerender", counted)
+    monkeypatch.setattr(stale, "rerender", counted)
     calls = {"n": 0}
 
     def crash_on_the_third_image(name: str, fmt: str) -> None:
@@ -156,7 +157,7 @@ def test_an_interrupted_run_resumes_where_it_stopped_and_does_each_variant_once(
     with pytest.raises(RuntimeError):
         job.run(db, before_switch=crash_on_the_third_image)
     ids = [doc["_id"] for doc in originals(db)]
-    assert job.checkpoint(db)["last_id"] == ids[1]
+    assert stale.checkpoint(db)["last_id"] == ids[1]
     assert {entry[0] for entry in done} == set(ids[:2])
 
     report = job.run(db, resume=True)
@@ -164,7 +165,7 @@ def test_an_interrupted_run_resumes_where_it_stopped_and_does_each_variant_once(
     assert report.images_checked == len(PICTURES) - 2  # after the checkpoint only
     assert len(done) == len(set(done)) == 2 * len(PICTURES)  # each thumb once
     assert {entry[0] for entry in done} == set(ids)
-    assert job.checkpoint(db) is None
+    assert stale.checkpoint(db) is None
     assert original_hashes(db) == hashes
     files = db[f"{UPLOADS}.files"]
     for doc in originals(db):
@@ -189,20 +190,20 @@ def test_a_dry_run_lists_what_is_stale_and_changes_nothing(db, monkeypatch, runn
     assert result.output.count("would re-render uploads") == 2 * len(PICTURES)
     assert f"would re-render {2 * len(PICTURES)} stale variants" in result.output
     assert everything(db) == before
-    assert job.checkpoint(db) is None
+    assert stale.checkpoint(db) is None
 
 
 def test_the_cpu_share_sleeps_in_proportion_to_each_render(db, monkeypatch):
     upload_all(db)
     smaller_thumb(monkeypatch)
     now = {"t": 0.0}
-    real = job.rerender
+    real = stale.rerender
 
     def two_seconds(*args, **kwargs):
         now["t"] += 2.0  # each image's render takes two seconds of the injected clock
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(job, "rerender", two_seconds)
+    monkeypatch.setattr(stale, "rerender", two_seconds)
     slept: list[float] = []
 
     def sleep(seconds: float) -> None:

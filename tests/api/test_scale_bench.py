@@ -26,7 +26,7 @@ from avenue.db import get_db, get_mongo
 from avenue.media import BUILDER, PRODUCTS, UPLOADS
 from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import counters as media_counters
-from avenue.ops.fsck import check
+from avenue.media.upkeep.fsck import check
 from avenue.status import reconcile
 from tests.helpers import make_app
 

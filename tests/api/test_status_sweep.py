@@ -587,7 +587,7 @@ def test_a_step_longer_than_the_lease_keeps_it(db, store_with_problems, monkeypa
     """The buckets' recounts have no checkpoint inside (one server-side count each): the
     heartbeat renews the lease meanwhile, so another worker cannot take the sweep over."""
     settings = sweep.Settings(batch=10, lease_seconds=0.4, renew_seconds=0.02)  # a beat every 0.1 s
-    real = sweep._reconcile_buckets
+    real = sweep.recount_media
     taken_meanwhile = []
 
     def slow(db):
@@ -599,7 +599,7 @@ def test_a_step_longer_than_the_lease_keeps_it(db, store_with_problems, monkeypa
         taken_meanwhile.append(sweep.take_lease(db, "another-worker", settings))
         return real(db)
 
-    monkeypatch.setattr(sweep, "_reconcile_buckets", slow)
+    monkeypatch.setattr(sweep, "recount_media", slow)
     result = sweep.run(db, settings, owner="this-worker")
     assert taken_meanwhile == [False]
     assert result is not None and result["missing_files"]["count"] == 1

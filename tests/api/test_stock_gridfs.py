@@ -16,8 +16,8 @@ from avenue.clock import now
 from avenue.media import BUILDER
 from avenue.media.buckets import STORED
 from avenue.media.effects.counters import recount as recount_bucket
-from avenue.ops.fsck import check
-from avenue.ops.gc import collect_garbage
+from avenue.media.maintenance import collect_garbage
+from avenue.media.upkeep.fsck import check
 from tests.helpers import form, library_upload
 from tests.support.gridfs_read import current_bytes, own_file_bytes, stock_gridfs
 

@@ -13,9 +13,9 @@ from avenue.clock import now
 from avenue.media import BUILDER, PRODUCTS, UPLOADS, Media
 from avenue.media.buckets import TRASH
 from avenue.media.effects.counters import counters as media_counters
+from avenue.media.maintenance import collect_garbage
 from avenue.media.store import trash as trash_module
-from avenue.ops.fsck import check
-from avenue.ops.gc import collect_garbage
+from avenue.media.upkeep.fsck import check
 from tests.helpers import error_body, form, library_upload
 
 PHOTO, OTHER = "good/progressive.jpg", "good/grayscale.jpg"

@@ -13,8 +13,8 @@ from base64 import b64encode
 import pytest
 
 from avenue.clock import as_utc, now
+from avenue.media.maintenance import collect_garbage
 from avenue.media.store import resumable
-from avenue.ops.gc import collect_garbage
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support import tus
 

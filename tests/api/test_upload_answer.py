@@ -17,10 +17,10 @@ from avenue.media import UPLOADS
 from avenue.media.buckets import TRASH
 from avenue.media.core import MediaSettings
 from avenue.media.ingest import pipeline
+from avenue.media.maintenance import fsck
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import front_door_of
 from avenue.media.store import pending
-from avenue.ops.fsck import fsck
 from tests.helpers import image_bytes
 from tests.support.client import upload
 

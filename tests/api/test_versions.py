@@ -17,7 +17,7 @@ from avenue.clock import now
 from avenue.media import BUILDER
 from avenue.media.buckets import RENDITIONS, TRASH
 from avenue.media.store import trash as trash_module
-from avenue.ops.fsck import check
+from avenue.media.upkeep.fsck import check
 from tests.helpers import error_body, form, library_upload
 
 PHOTO, OTHER = "good/progressive.jpg", "good/grayscale.jpg"

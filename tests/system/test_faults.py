@@ -20,9 +20,8 @@ import pymongo
 import pytest
 
 from avenue.builder.references import PageReferences
+from avenue.media.maintenance import collect_garbage, fsck
 from avenue.media.references import Referrers
-from avenue.ops.fsck import fsck
-from avenue.ops.gc import collect_garbage
 from avenue.shop.references import ProductReferences
 from tests.support import tokens
 from tests.support.fixtures import photo

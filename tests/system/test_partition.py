@@ -11,9 +11,8 @@ import pytest
 
 from avenue.db import get_db
 from avenue.media import UPLOADS
+from avenue.media.maintenance import collect_garbage, fsck
 from avenue.media.store import storage
-from avenue.ops.fsck import fsck
-from avenue.ops.gc import collect_garbage
 from tests.helpers import Auth, make_app
 from tests.support.client import upload
 from tests.support.fixtures import photo

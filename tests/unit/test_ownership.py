@@ -2,9 +2,9 @@
 
 The shop is the only module that reads ``shop_products``, the builder the only one that reads
 ``page_content``; everyone else asks their owners (avenue/media/references.py). Only the media
-package spells a bucket's ``.files`` / ``.chunks``; ops and status go through its scan
-interface (avenue/media/store/scan.py). import-linter checks imports, not names, so these read the
-syntax tree of every module.
+package spells a bucket's ``.files`` / ``.chunks``; ops and status ask its maintenance door,
+whose jobs (avenue/media/upkeep/) read through its scan interface (avenue/media/store/scan.py).
+import-linter checks imports, not names, so these read the syntax tree of every module.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def test_only_the_media_package_spells_a_buckets_gridfs_collections():
     spellings = Counter({name: len(lines) for name, tree in modules()
                          if not name.startswith("avenue/media/") and name != DECLARED_IN
                          and (lines := gridfs_spellings(tree))})
-    assert dict(spellings) == {}, "ask avenue/media/store/scan.py (avenue.media.store.scan) instead"
+    assert dict(spellings) == {}, "ask the media package (avenue.media.maintenance) instead"
 
 
 def test_the_gridfs_check_finds_the_media_packages_own_spellings():

@@ -4,7 +4,7 @@
 the SHA-256 of the size and RGBA pixels of its WebP thumb (the picture drawn at most 200 px,
 the same way for the same pixels): two files that decode to the same pixels share it (a
 re-save with other metadata, another container), whatever their bytes. Images stored before
-it existed get it from ``flask near-duplicates`` (``avenue/ops/backfill.py``).
+it existed get it from ``flask near-duplicates`` (``avenue/media/upkeep/backfill_near_duplicates.py``).
 
 **Same pixels at full resolution.** The thumb's key only finds the candidates: two pictures
 that differ in a detail a 200 px thumb cannot show (a dot, a price on a label) share it. So a

@@ -300,7 +300,7 @@ def delete_orphan_chunks(db: Database[Document], bucket: str, file_id: Any) -> b
     return True
 
 
-# --- a restore's writes (avenue/ops/backup.py), in the upload's order ---------------------
+# --- a restore's writes (avenue/media/upkeep/backup.py), in the upload's order ------------
 
 
 def insert_chunks(db: Database[Document], bucket: str, chunks: list[Document]) -> None:

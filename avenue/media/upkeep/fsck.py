@@ -50,39 +50,32 @@ from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
 
-from avenue import audit
 from avenue import db as database
 from avenue.db import Document
 from avenue.errors import AvenueError
-from avenue.media import Media, referrers
-from avenue.media.maintenance import (
-    CHUNK_SIZE,
-    RENDITIONS,
-    STORED,
-    TRASH,
-    Referrers,
-    bucket_counters,
+from avenue.media.buckets import RENDITIONS, STORED, TRASH
+from avenue.media.core import Media
+from avenue.media.effects.counters import count_bucket
+from avenue.media.effects.counters import of as bucket_counters
+from avenue.media.effects.counters import recount as recount_bucket
+from avenue.media.effects.invalidation import invalidate
+from avenue.media.records import content_length, own_length, own_sha256, variant_ids
+from avenue.media.references import Referrers, referrers
+from avenue.media.store.indexes import ensure_indexes
+from avenue.media.store.originals import delete_image
+from avenue.media.store.regenerate import regenerate_variants
+from avenue.media.store.renditions import remove as remove_renditions
+from avenue.media.store.scan import (
     chunks_of,
-    content_length,
-    count_bucket,
     count_files,
-    delete_file,
-    delete_image,
-    ensure_indexes,
-    file_doc,
     files_by_id,
     has_chunk_index,
-    invalidate,
     missing_indexes,
-    own_length,
-    own_sha256,
-    recount_bucket,
-    regenerate_variants,
-    remove_renditions,
     set_length,
-    variant_ids,
     walk_files,
 )
+from avenue.media.store.scan import file as file_doc
+from avenue.media.store.storage import CHUNK_SIZE, delete_file
 
 Progress = Callable[[str, int, int], None]
 
@@ -483,12 +476,11 @@ def fsck(db: Database[Document], *, repair: bool = False, progress: Progress | N
     """Check everything (or what ``since``/``resume`` select); with ``repair`` fix what can be
     fixed, then check those files again. ``refs`` names what used a removed original (the
     app's registered owners by default); ``media``: the app's, within whose decode budget
-    lost variants are rendered again (none: the defaults)."""
+    lost variants are rendered again (none: the defaults). The command
+    (avenue/ops/commands.py) audits a repair."""
     report = check(db, progress=progress, since=since, resume=resume)
     report.repair = repair
     if repair and (report.problem_count or _renderable(report)):
         report.repairs = _repair(db, report, refs or referrers(db), media or Media())
         report.remaining = check(db, progress=progress, since=since)
-        audit.record(db, "storage_repaired", actor={"via": "cli"}, repairs=len(report.repairs),
-                     remaining=report.remaining.problem_count)
     return report

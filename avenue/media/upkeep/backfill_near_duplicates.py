@@ -8,7 +8,7 @@ the grey hash alone (a product's red, blue and green shots in one group), so eac
 again by the owed step below, once every image of the bucket has its shares.
 
 Then the originals without ``metadata.phash`` are walked as ``placeholders`` walks its own
-(``thumbs_lacking``, avenue/ops/backfill.py: a keyset, one batch in memory, a rerun starts
+(``thumbs_lacking``, avenue/media/upkeep/backfill.py: a keyset, one batch in memory, a rerun starts
 over cheaply). Each gets its hash and
 palette from its WebP thumb (read from GridFS; a few KB) in one single-document ``$set``, then
 is linked to the near-duplicates already hashed (``Library.link_near_duplicates``: the
@@ -40,10 +40,20 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.db import Document
-from avenue.media import BUCKETS, Library, app_media
-from avenue.media.maintenance import EXACT_PENDING, NEAR_GROUP, NEAR_PENDING, compute_near_hash
-from avenue.media.maintenance import set_metadata as set_file_metadata
-from avenue.ops.backfill import ProgressFn, computed_for_lacking, originals_flagged_ids, thumbs_lacking
+from avenue.media.buckets import BUCKETS
+from avenue.media.core import Media
+from avenue.media.ingest.near_hash import compute as compute_near_hash
+from avenue.media.store.exact import PENDING_FIELD as EXACT_PENDING
+from avenue.media.store.library import Library
+from avenue.media.store.near_duplicates import NEAR_GROUP
+from avenue.media.store.near_duplicates import PENDING_FIELD as NEAR_PENDING
+from avenue.media.store.scan import set_metadata as set_file_metadata
+from avenue.media.upkeep.backfill import (
+    ProgressFn,
+    computed_for_lacking,
+    originals_flagged_ids,
+    thumbs_lacking,
+)
 
 
 @dataclass
@@ -77,10 +87,12 @@ class NearDuplicatesReport:
                 f"{len(self.unreadable)} without a readable thumb")
 
 
-def backfill_near_duplicates(db: Database[Document], *,
+def backfill_near_duplicates(db: Database[Document], *, media: Media | None = None,
                              progress: ProgressFn | None = None) -> NearDuplicatesReport:
     """Compute the hash and palette of every original that has none, in every bucket, and link
-    each to its near-duplicates."""
+    each to its near-duplicates (``media``: the app's, ``app_media()``, whose libraries link
+    them; none: the defaults)."""
+    media = media or Media()
     report = NearDuplicatesReport()
     for name, bucket in BUCKETS.items():
         report.colours[name] = 0
@@ -98,7 +110,7 @@ def backfill_near_duplicates(db: Database[Document], *,
                 NEAR_PENDING: True})
             report.colours[name] += 1
         report.computed[name] = 0
-        library = Library(db, bucket, app_media())
+        library = Library(db, bucket, media)
         hashes = computed_for_lacking(db, bucket, "phash", compute_near_hash, report.unreadable,
                                       phase=f"Near-duplicate hashes ({name})", progress=progress)
         for original, hashed in hashes:

@@ -2,7 +2,7 @@
 blurhash and dominant colour.
 
 Originals without ``metadata.placeholder`` are read in batches in ``_id`` order
-(``thumbs_lacking``, avenue/ops/backfill.py: a keyset, so memory is one batch whatever the
+(``thumbs_lacking``, avenue/media/upkeep/backfill.py: a keyset, so memory is one batch whatever the
 store's size and a rerun starts over cheaply: done images no longer match). Each gets its
 placeholder from its WebP thumb (read from GridFS; a few KB) and a single-document ``$set``;
 then the documents that reference it and keep a copy of its description (products: their
@@ -24,10 +24,13 @@ from typing import Any
 from pymongo.database import Database
 
 from avenue.db import Document
-from avenue.media import BUCKETS, Library, app_media, referrers
-from avenue.media.maintenance import Referrers, compute_placeholder
-from avenue.media.maintenance import set_metadata as set_file_metadata
-from avenue.ops.backfill import BATCH, ProgressFn, computed_for_lacking
+from avenue.media.buckets import BUCKETS
+from avenue.media.core import Media
+from avenue.media.ingest.placeholders import compute as compute_placeholder
+from avenue.media.references import Referrers, referrers
+from avenue.media.store.library import Library
+from avenue.media.store.scan import set_metadata as set_file_metadata
+from avenue.media.upkeep.backfill import BATCH, ProgressFn, computed_for_lacking
 
 
 @dataclass
@@ -48,11 +51,14 @@ class PlaceholderReport:
                 f"updated, {len(self.unreadable)} without a readable thumb")
 
 
-def backfill_placeholders(db: Database[Document], *, progress: ProgressFn | None = None,
+def backfill_placeholders(db: Database[Document], *, media: Media | None = None,
+                          progress: ProgressFn | None = None,
                           refs: Referrers | None = None) -> PlaceholderReport:
     """Compute the placeholder of every original that has none, in every bucket (``refs``: the
-    owners of the documents that copy it, the app's registered ones by default)."""
+    owners of the documents that copy it, the app's registered ones by default; ``media``: the
+    app's, ``app_media()``, whose libraries read the originals; none: the defaults)."""
     refs = refs or referrers(db)
+    media = media or Media()
     report = PlaceholderReport()
     for name, bucket in BUCKETS.items():
         report.computed[name] = 0
@@ -65,16 +71,16 @@ def backfill_placeholders(db: Database[Document], *, progress: ProgressFn | None
             for owner in refs.of_bucket(bucket):
                 report.products_updated += owner.fill_placeholder(original["_id"], meta)
     # References that missed it (a run cut off between the two writes).
-    report.products_updated += _lagging(db, refs)
+    report.products_updated += _lagging(db, refs, media)
     return report
 
 
-def _lagging(db: Database[Document], refs: Referrers) -> int:
+def _lagging(db: Database[Document], refs: Referrers, media: Media) -> int:
     """References without a placeholder whose original has one (bounded: each owner's cursor
     a batch at a time, one files lookup per reference)."""
     updated = 0
     for owner in refs:
-        library = Library(db, owner.bucket, app_media())
+        library = Library(db, owner.bucket, media)
         for image_id in owner.lacking_placeholders(BATCH):
             original = library.get(image_id)
             if original is not None and original.placeholder:

@@ -28,14 +28,18 @@ from urllib.parse import unquote
 
 from pymongo.database import Database
 
-from avenue import audit
 from avenue.clock import now
 from avenue.db import Document
 from avenue.errors import AvenueError, UnsupportedImage
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, Image, Library, Limits, Media, Upload, referrers
-from avenue.media.maintenance import References, dedupe_key, prepare, read_limited, sanitize_filename
+from avenue.media.buckets import BUILDER, LEGACY_PREFIX, PRODUCTS, UPLOADS
+from avenue.media.core import Media
+from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
+from avenue.media.records import Image
+from avenue.media.references import References, referrers
+from avenue.media.store.library import Library
+from avenue.media.store.originals import Upload, dedupe_key
 
-PREFIX = "/uploads/"
+PREFIX = LEGACY_PREFIX  # the old app's URL path of a stored file: /uploads/<relative path>
 # General uploads are deduplicated per owner and visibility; the old ones have no owner.
 GENERAL_SCOPE = "legacy:public"
 KINDS = {PRODUCTS: "product", BUILDER: "builder", UPLOADS: "upload"}
@@ -429,14 +433,9 @@ class _Importer:
 def import_legacy(db: Database[Document], root: str | Path, *, media: Media, limits: Limits | None = None,
                   dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
     """Import the old uploads folder at ``root`` and rewrite references to it (see module doc);
-    ``media``: the app's (``app_media()``), or ``Media()`` outside an app."""
+    ``media``: the app's (``app_media()``), or ``Media()`` outside an app. The command
+    (avenue/ops/commands.py) audits a run that changed anything."""
     root = Path(root)
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder")
-    report = _Importer(db, root, limits or Limits(), dry_run, progress, media).run()
-    counts = report.counts
-    changed = counts["imported"] or counts["rewritten_documents"] or counts["copied_between_buckets"]
-    if not dry_run and changed:
-        audit.record(db, "legacy_imported", actor={"via": "cli"}, source=str(root),
-                     imported=counts["imported"], rewritten_documents=counts["rewritten_documents"])
-    return report
+    return _Importer(db, root, limits or Limits(), dry_run, progress, media).run()

@@ -40,36 +40,31 @@ from typing import Any, TypeVar
 from bson import ObjectId
 from pymongo.database import Database
 
-from avenue import audit
 from avenue.clock import as_utc
 from avenue.clock import now as clock_now
 from avenue.db import Document
-from avenue.media import IN_BATCH, PRODUCTS, TEMP, Media, referrers
-from avenue.media.maintenance import (
+from avenue.media.buckets import PRODUCTS, RENDITIONS, STORED, TEMP, TRASH
+from avenue.media.core import Media
+from avenue.media.records import content_length, own_length, variant_ids
+from avenue.media.references import IN_BATCH, Referrers, referrers
+from avenue.media.store.originals import delete_image
+from avenue.media.store.renditions import orphans as rendition_orphans
+from avenue.media.store.resumable import collect_expired
+from avenue.media.store.scan import (
     ORIGINALS,
-    RENDITIONS,
-    STORED,
-    TRASH,
-    Referrers,
     chunk_owners,
     chunk_stats,
     chunk_totals,
-    collect_expired,
-    content_length,
-    delete_file,
-    delete_image,
     delete_orphan_chunks,
     existing_ids,
     expired_originals,
     files_by_id,
     has_file,
     originals_without_expiry,
-    own_length,
-    rendition_orphans,
-    trash_expired,
-    variant_ids,
     walk_files,
 )
+from avenue.media.store.storage import delete_file
+from avenue.media.store.trash import expired as trash_expired
 
 DEFAULT_GRACE_SECONDS = 3600
 BATCH = 500
@@ -341,10 +336,6 @@ def collect_garbage(db: Database[Document], *, grace_seconds: int = DEFAULT_GRAC
     """Remove (or with ``dry_run`` only list) every kind of garbage described in the module doc;
     ``refs`` says what is referenced (the app's registered owners by default); ``media``: the
     app's (``app_media()``), whose CDN a removed public image's purge is queued for (none
-    without)."""
-    report = _Collector(db, now or clock_now(), grace_seconds, dry_run, progress, refs or referrers(db),
-                        media or Media()).run()
-    if not dry_run and report.removed:
-        audit.record(db, "garbage_collected", actor={"via": "cli"}, items=len(report.removed),
-                     bytes_freed=report.bytes_freed)
-    return report
+    without). The command (avenue/ops/commands.py) audits what a real run removed."""
+    return _Collector(db, now or clock_now(), grace_seconds, dry_run, progress, refs or referrers(db),
+                      media or Media()).run()

@@ -1,5 +1,6 @@
-"""The walk shared by the backfill commands (``placeholders``, ``near-duplicates``): every original of
-a bucket lacking a metadata field, with the bytes of its WebP thumb.
+"""The walk shared by the backfills (``backfill_placeholders.py``, ``backfill_near_duplicates.py``;
+the commands ``placeholders`` and ``near-duplicates``): every original of a bucket lacking a
+metadata field, with the bytes of its WebP thumb.
 
 Originals are read in batches in ``_id`` order (a keyset: memory is one batch whatever the
 store's size, and a rerun, or a run after one cut off, starts over cheaply: done images no
@@ -14,7 +15,9 @@ from typing import Any, TypeVar
 from pymongo.database import Database
 
 from avenue.db import Document
-from avenue.media.maintenance import file_doc, originals_flagged, originals_lacking, read_all
+from avenue.media.store.scan import file as file_doc
+from avenue.media.store.scan import originals_flagged, originals_lacking
+from avenue.media.store.storage import read_all
 
 BATCH = 200
 ProgressFn = Callable[[str, int, int], None]
