@@ -29,6 +29,7 @@ from avenue import metrics, opsruns, status
 from avenue.auth import require
 from avenue.clock import as_utc
 from avenue.db import Document, get_db
+from avenue.media import Media, app_media
 
 bp = Blueprint("scrape", __name__)
 QUOTA_LEVELS = ("ok", "warning", "critical", "emergency")
@@ -48,9 +49,10 @@ def _allowed_address(networks: list[str], address: str | None) -> bool:
 class DeploymentCollector:
     """Gauges read at scrape time from the database: status snapshots and the last ops runs."""
 
-    def __init__(self, db: Database[Document], config: Mapping[str, Any]) -> None:
+    def __init__(self, db: Database[Document], config: Mapping[str, Any], media: Media) -> None:
         self.db = db
         self.config = config
+        self.media = media  # the app's: its owners of referring documents, for a sweep a report starts
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("avenue_deployment_read_ok",
@@ -69,7 +71,8 @@ class DeploymentCollector:
     def _status(self) -> Iterator[Metric]:
         age = GaugeMetricFamily("avenue_status_report_age_seconds",
                                 "Age of the status report snapshot metrics are read from.", labels=["report"])
-        reports = {name: status.report(self.db, name, self.config) for name in status.REPORTS}
+        refs = self.media.referrers(self.db)
+        reports = {name: status.report(self.db, name, self.config, refs=refs) for name in status.REPORTS}
         for name, body in reports.items():
             age.add_metric([name], body["report"]["age_seconds"])
         yield age
@@ -134,5 +137,5 @@ def scrape() -> Response:
     """The Prometheus text exposition of every worker's metrics and the deployment's state."""
     if not _allowed_address(current_app.config.get("AVENUE_METRICS_ALLOW") or [], request.remote_addr):
         require("ops")
-    body = metrics.exposition(DeploymentCollector(get_db(), current_app.config))
+    body = metrics.exposition(DeploymentCollector(get_db(), current_app.config, app_media()))
     return Response(body, content_type=metrics.CONTENT_TYPE, headers={"Cache-Control": "no-store"})

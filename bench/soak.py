@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 import pymongo  # noqa: E402
 from avenue.builder.references import PageReferences  # noqa: E402
 from avenue.embedded import EmbeddedServer  # noqa: E402
+from avenue.media import Media  # noqa: E402
 from avenue.media.maintenance import collect_garbage  # noqa: E402
-from avenue.media.references import Referrers  # noqa: E402
 from avenue.shop.references import ProductReferences  # noqa: E402
 from tests.support import tokens  # noqa: E402
 from tests.support.fixtures import photo  # noqa: E402
@@ -147,15 +147,15 @@ def soak(seconds: float, *, clients: int = 4, folder: str | None = None,
 
         def collector() -> None:
             client = pymongo.MongoClient(database.uri)
-            # No app is built in this process, so gc is handed the owners the app factory
-            # registers (who refers to an image: products and pages).
-            refs = Referrers([ProductReferences(client[DB]), PageReferences(client[DB])])
+            # No app is built in this process, so gc is handed a Media with the owners the app
+            # factory gives its own (who refers to an image: products and pages).
+            media = Media(owners=(ProductReferences, PageReferences))
             try:
                 while time.monotonic() < deadline:
                     time.sleep(min(10.0, max(1.0, seconds / 6)))
                     started = time.perf_counter()
                     try:
-                        collect_garbage(client[DB], grace_seconds=60, refs=refs)
+                        collect_garbage(client[DB], media=media, grace_seconds=60)
                         tally.note("gc", started, 200)
                     except Exception as error:  # noqa: BLE001 (any failure is an error of the run, not a dead thread)
                         tally.note("gc", started, -1, repr(error))

@@ -415,6 +415,23 @@ def db(app):
 
 
 @pytest.fixture
+def media_core(app):
+    """The app's media core (``app_media(app)``: its settings, and the owners of the documents
+    that refer to images), to hand to the jobs a test calls with a database: gc, fsck --repair,
+    backup and restore, the backfills, the legacy import."""
+    from avenue.media import app_media
+
+    return app_media(app)
+
+
+@pytest.fixture
+def referrers(media_core, db):
+    """The app's owners of referring documents on the test's database (``Media.referrers``),
+    to hand to the status sweep and the reports a test runs."""
+    return media_core.referrers(db)
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

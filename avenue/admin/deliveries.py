@@ -23,7 +23,6 @@ from avenue.media import (
     UrlSigner,
     app_media,
     image_object,
-    referrers,
 )
 from avenue.paging import Page, Window
 from avenue.shapes import QUERY, WHOLE, Answer, ObjectIdText, OneOf, Refuse, Shape
@@ -136,12 +135,13 @@ class CleanupQuery(Shape):
 def unused(db: Database[Document], window: Window, days: int, clock: dt.datetime,
            signer: UrlSigner) -> tuple[list[dict[str, Any]], Page]:
     """The clean-up list: of one library page, the images no page or product uses (the
-    registered References, as where-used asks) and not served for ``days`` days (never
+    app's owners of referring documents, as where-used asks) and not served for ``days`` days (never
     served included; 1 to :data:`MAX_UNUSED_DAYS`, as :class:`CleanupQuery` checks), each
     with its last served date."""
-    images, page = Library(db, BUILDER, app_media()).page(window)
+    core = app_media()
+    images, page = Library(db, BUILDER, core).page(window)
     ids = [image.id for image in images]
-    used = referrers(db).referenced(BUILDER, ids)
+    used = core.referrers(db).referenced(BUILDER, ids)
     served = Deliveries(db).last_served([(BUILDER, image_id) for image_id in ids])
     since = clock - dt.timedelta(days=days)
     items = []

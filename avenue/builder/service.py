@@ -64,7 +64,6 @@ from avenue.media import (
     image_object,
     near_objects,
     parse_colour,
-    referrers,
     suggest_alt,
 )
 from avenue.paging import Page, Window
@@ -354,7 +353,7 @@ def list_media(db: Database[Document], window: Window, chosen: LibraryFilter, so
                                     colour=chosen.color, older_than=older_than, order=sort)
     if days is None or not images:
         return images, page
-    used = referrers(db).referenced(BUILDER, [image.id for image in images])
+    used = app_media().referrers(db).referenced(BUILDER, [image.id for image in images])
     return [image for image in images if image.id not in used], \
         Page(page.docs, page.total, False, page.next)
 

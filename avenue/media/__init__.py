@@ -13,7 +13,7 @@ class, a function or a constant, never a module (a module brings all its names).
 The second door, ``avenue.media.maintenance``, is what ops and status use beside the library:
 the jobs over every file (gc, fsck, backup and restore, rerender, the backfills, the legacy
 import, the rendition budget) and the figures status reads; ``avenue.media.wiring`` is the app factory's
-plugs (the route, the front door, the indexes, the referrers' registry, the purge outbox).
+plugs (the route and the app's media core, the front door, the indexes, the purge outbox).
 Nothing outside the package imports anything else in it (the ``media-interface``,
 ``media-maintenance`` and ``media-wiring`` contracts in pyproject.toml, with no
 ``ignore_imports``), and nothing else reads ``*.files`` or ``*.chunks``.
@@ -35,8 +35,8 @@ import-linter contract):
 - the kernel here: ``buckets``, ``records``, ``names`` (readable names in public URLs),
   ``paths``, ``core`` (the app's :class:`Media` and the numbers the store needs, built once by
   ``serve.route``'s ``init_app``, kept in ``app.extensions`` and handed to what needs it: only
-  ``serve.route``, the Flask side, reads ``current_app``), ``references`` (the interface the
-  owners of documents that use images implement, and the registry the app factory fills).
+  ``serve.route``, the Flask side, reads ``current_app``; the app factory hands it the owners
+  of referring documents), ``references`` (the interface those owners implement).
 
 What the store does differently on each database is asked of ``avenue/dialect.py``'s policy.
 """
@@ -67,7 +67,7 @@ from avenue.media.ingest.images import Limits
 from avenue.media.ingest.near_hash import parse_colour
 from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
-from avenue.media.references import IN_BATCH, referrers, rewrite_lists
+from avenue.media.references import IN_BATCH, rewrite_lists
 from avenue.media.serve.objects import (
     ImageObject,
     NearDuplicate,
@@ -90,7 +90,7 @@ __all__ = [
     # A bucket's originals (store/library/) and the records they answer in (records.py).
     "Changed", "DeleteLease", "Document", "Image", "Library", "Limits", "Stored", "Upload",
     # The app's media core (core.py), built once by the route's init_app: every Library the
-    # app opens and every ops run is handed it.
+    # app opens and every ops run is handed it, and who refers to images is asked of it.
     "Media", "app_media",
     # The API's image object, its models (for the OpenAPI document) and its URLs
     # (serve/objects.py), configured per app below; the upload extensions (formats.py).
@@ -103,8 +103,9 @@ __all__ = [
     # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py), and an image's earlier
     # versions, listed, compared and restored (store/versions.py).
     "Comparison", "Trash", "Trashed", "Version",
-    # Who refers to an image: the registry the app factory fills (references.py).
-    "IN_BATCH", "referrers", "rewrite_lists",
+    # Who refers to an image (references.py): asked of the app's Media (Media.referrers); the
+    # owners' batch of ids and their rewrite of a list of references.
+    "IN_BATCH", "rewrite_lists",
     # Resumable uploads' bytes (store/resumable.py: Resumables, bound to a database, and what
     # it answers and refuses) and delivery numbers (store/deliveries.py: Deliveries, and the
     # query and answer of one image's series).

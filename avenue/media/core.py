@@ -1,16 +1,17 @@
 """The media core as one object: what an app gives the media package, built once per app.
 
 A :class:`Media` holds what a store call needs from the app it runs for: the app's settings
-(:class:`MediaSettings`, read from its config when asked), how work left
-for after the answer is run (an upload's pending variants, its exact twins' link) and what
-bounds the renders of stored originals (a render slot). The route's ``init_app`` builds the
-app's one (:class:`avenue.media.serve.route.MediaState`, which adds what serving needs: the
-cache, the database, the headers) and keeps it in ``app.extensions["avenue.media"]``, as Flask
+(:class:`MediaSettings`, read from its config when asked), how work left for after the answer
+is run (an upload's pending variants, its exact twins' link), what bounds the renders of
+stored originals (a render slot), and who refers to images (the owners of referring documents
+the app factory hands in: :meth:`Media.referrers`). The route's ``init_app`` builds the app's
+one (:class:`avenue.media.serve.route.MediaState`, which adds what serving needs: the cache,
+the database, the headers) and keeps it in ``app.extensions["avenue.media"]``, as Flask
 extensions keep theirs; a request, a CLI command and a test all build their app with
-``create_app`` and so reach the same one, and every :class:`~avenue.media.store.library.Library`
-the app opens is handed it. Nothing is kept in a module: two apps of one process never see
-each other's settings, and a call behaves by the Media it is given, not by which app ran
-``init_app`` last.
+``create_app`` and so reach the same one, and every
+:class:`~avenue.media.store.library.Library` the app opens is handed it. Nothing is kept in a
+module: two apps of one process never see each other's settings, and a call behaves by the
+Media it is given, not by which app ran ``init_app`` last.
 
 The store is given the few numbers of the app's configuration it needs as arguments
 (``keep_days``, ``redirect_days``), so it runs and is tested without Flask; a
@@ -20,7 +21,8 @@ The store is given the few numbers of the app's configuration it needs as argume
 It lives here, in the kernel, because the store and the effects, which are
 handed it, sit below the serving wing that builds it (the ``media-wings`` contract): the one
 module every wing may import. ``Media()``, no app at all (a script, a test of the store alone):
-the defaults, work done at once, no bound on renders.
+the defaults, work done at once, no bound on renders, and no owners of referring documents
+(asking it who refers to an image raises: the jobs that decide by it are handed the app's).
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pymongo.database import Database
+
 from avenue.config import DEFAULTS
 from avenue.media.formats import DISABLED_SETTING, disabled
+from avenue.media.records import Document
+from avenue.media.references import Owner, Referrers
 from avenue.media.transform import parse_presets
 
 # The settings' own defaults (avenue/config.py SETTINGS: each spelled once).
@@ -106,6 +112,10 @@ class Media:
 
     # The app's config, read when asked: an app's config may be changed after start, as tests do.
     config: Mapping[str, Any] = field(default_factory=dict)
+    # The owners of the documents that refer to images (references.py: products, pages), each
+    # built on a database when asked, as the app factory hands them in. None, no app: who
+    # refers to an image is not known here, and asking raises (an empty tuple: nothing does).
+    owners: tuple[Owner, ...] | None = None
 
     @property
     def settings(self) -> MediaSettings:
@@ -116,6 +126,16 @@ class Media:
     def purges(self) -> Purges:
         """What a removal queues for the app's CDN (none without a purge hook)."""
         return Purges.from_config(self.config)
+
+    def referrers(self, db: Database[Document]) -> Referrers:
+        """The app's owners of referring documents on ``db``, as one :class:`Referrers` (what gc,
+        fsck, backup, the backfills, the legacy import and the status sweep ask). Without
+        owners (``Media()``, no app) a RuntimeError: a job that took no answer for "nothing
+        refers to it" would delete every referenced image."""
+        if self.owners is None:
+            raise RuntimeError("this Media has no owners of referring documents (Media(), outside an app): "
+                               "hand the job the app's (avenue.media.app_media(app)), or Media(owners=...)")
+        return Referrers(owner(db) for owner in self.owners)
 
     def later(self, job: Job) -> bool:
         """Run ``job`` once the answer is out; True when that was at once (no answer to wait

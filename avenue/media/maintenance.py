@@ -20,9 +20,10 @@ Grouped as ``__all__`` below lists them:
   of what is stale (``upkeep/stale.py``), the backfills of placeholders and near-duplicates
   (``upkeep/backfill*.py``), the legacy import and the redirects it leaves
   (``upkeep/legacy.py``), and the rendition budget's eviction (``store/renditions.py``). Each
-  takes the database (and the app's :class:`~avenue.media.Media` where it renders, deletes or
-  opens a library) and answers a report (``summary()``, ``summary_line()``; the eviction an
-  ``Evicted``); ops prints it;
+  takes the database (and the app's :class:`~avenue.media.Media` where it renders, deletes,
+  opens a library or asks who refers to images: ``Media.referrers``, which a ``Media()``
+  without an app cannot answer) and answers a report (``summary()``, ``summary_line()``; the
+  eviction an ``Evicted``); ops prints it;
 - **the figures status and monitoring read** (``effects/``, ``store/``, ``upkeep/recount.py``):
   the counters and their recount, the renditions' total, parked uploads, temp images, uploads
   per hour, whether a bucket has its chunk index;
@@ -30,7 +31,7 @@ Grouped as ``__all__`` below lists them:
   originals newest first, which files exist, the variants an original lists, the lists whose
   fences it builds;
 - **who refers to images** (``references.py``): the referrers' interface, which the sweep and
-  the product counters ask.
+  the product counters ask (status hands them the app's, ``Media.referrers``).
 """
 
 from __future__ import annotations

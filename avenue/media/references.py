@@ -2,10 +2,11 @@
 
 Images are stored here; the documents that use them are not. Products belong to the shop
 (``avenue/shop/references.py``), pages to the builder (``avenue/builder/references.py``):
-each owner implements :class:`References` for its documents, the app factory registers them
-(``app.extensions``), and :func:`referrers` gives them, on a database, as one
-:class:`Referrers`. The status sweep and the ops commands (gc, fsck, placeholders, backup)
-ask it; none of them reads another package's documents or spells its collection's name.
+each owner implements :class:`References` for its documents, the app factory hands them (each
+an :data:`Owner`, built on a database when asked) to the app's media core, and
+:meth:`avenue.media.core.Media.referrers` gives them, on a database, as one :class:`Referrers`.
+The status sweep and the ops jobs (gc, fsck, placeholders, backup, the legacy import) are
+handed them; none of them reads another package's documents or spells its collection's name.
 
 Every lookup by image id is one indexed query, and callers pass short lists (at most
 :data:`IN_BATCH` ids): an ``$in`` of thousands costs time quadratic in its length on the
@@ -19,14 +20,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from bson import ObjectId
-from flask import Flask
 from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.media.records import Document, Image
 
-EXTENSION = "avenue.references"
 IN_BATCH = 50  # ids per lookup (SecantusDB: 1,000 ids cost 4 s in one $in, 0.4 s in 50s)
 REWRITE_ATTEMPTS = 5
 
@@ -143,7 +142,8 @@ def _rewrite_one(collection: Collection[Document], doc: Document, array: str, na
 
 
 class Referrers:
-    """Every owner of documents that refer to images, as registered by the app factory."""
+    """Every owner of documents that refer to images, on one database (the app's, from its
+    :meth:`~avenue.media.core.Media.referrers`)."""
 
     def __init__(self, owners: Iterable[References] = ()) -> None:
         self._owners: dict[str, References] = {}
@@ -180,29 +180,7 @@ class Referrers:
                 found.update(owner.users(ids[start:start + IN_BATCH]))
         return found
 
+
+# An owner of referring documents as the app factory names it: built on a database when asked
+# (ops and tests hand the app's other databases too: a restore's, a legacy import's).
 Owner = Callable[[Database[Document]], References]
-# The owners the last app built in this process registered: every app registers the same
-# ones (the factory's list), so code handed only a database (a background sweep, an ops
-# command, an ops function called from a test) finds them here, and the media package never
-# reads ``current_app`` for them (settings and registries are handed in, like ``init_app``).
-_registered: list[tuple[Owner, ...]] = []
-
-
-def init_app(app: Flask, owners: Iterable[Owner]) -> None:
-    """Register the app's owners of referring documents, each built on a database when asked
-    (the factory calls this once; ops and tests hand functions other databases too)."""
-    app.extensions[EXTENSION] = tuple(owners)
-    _registered[:] = [app.extensions[EXTENSION]]
-
-
-def referrers(db: Database[Document], app: Flask | None = None) -> Referrers:
-    """The owners ``app`` registered (when given; else those the last app built in this
-    process registered), on ``db``."""
-    if app is not None:
-        owners: tuple[Owner, ...] = app.extensions[EXTENSION]
-    elif _registered:
-        owners = _registered[0]
-    else:
-        raise RuntimeError("no app has registered the owners of referring documents: build the app "
-                           "(avenue.create_app) first, or pass them")
-    return Referrers(owner(db) for owner in owners)

@@ -2,10 +2,10 @@
 
 The app factory (``avenue/__init__.py``), the gunicorn worker (``avenue/server.py``) and the
 CDN hook (``avenue/cdn.py``) are the only importers (the ``media-wiring`` import-linter
-contract): they install the media route and its front door, ensure the indexes, register who
-refers to images, start the route's background jobs and drain the purge outbox. Blueprints
-use the library door (``avenue.media``); ops and status the maintenance door
-(``avenue.media.maintenance``).
+contract): they install the media route and its front door (with the app's media core, who
+refers to images included), ensure the indexes, start the route's background jobs and drain
+the purge outbox. Blueprints use the library door (``avenue.media``); ops and status the
+maintenance door (``avenue.media.maintenance``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pymongo.database import Database
 from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.records import Document
 from avenue.media.references import Owner
-from avenue.media.references import init_app as register_owners
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import front_door_of, install_front_door
 from avenue.media.serve.http import Headers
@@ -40,12 +39,11 @@ __all__ = [
 def init_app(app: Flask, *, database: Callable[[], Database[Document]],
              baseline_headers: Callable[[Mapping[str, Any]], Headers],
              admit_unsigned_render: renditions.Admit | None, owners: Iterable[Owner]) -> None:
-    """Give the app its media core (serve/route.py's ``init_app``: its cache, database, headers
-    and limit of unsigned cold renders) and register the owners of documents that refer to
-    images (references.py)."""
-    route.init_app(app, database=database, baseline_headers=baseline_headers,
+    """Give the app its media core (serve/route.py's ``init_app``: its cache, database, headers,
+    limit of unsigned cold renders, and the owners of documents that refer to images,
+    references.py, which every job asks through it: ``Media.referrers``)."""
+    route.init_app(app, database=database, baseline_headers=baseline_headers, owners=owners,
                    admit_unsigned_render=admit_unsigned_render)
-    register_owners(app, owners)
 
 
 def index_setups(delivery_days: int) -> list[Callable[[Database[Document]], None]]:

@@ -17,6 +17,8 @@ from pymongo.database import Database
 from avenue import status
 from avenue.clock import now
 from avenue.db import get_mongo
+from avenue.media import app_media
+from avenue.media.maintenance import Referrers
 from avenue.monitoring import alerts, history
 from avenue.monitoring.alerts import AlertsQuery, acknowledge, list_alerts, parse_thresholds
 from avenue.monitoring.history import HistoryQuery, parse_range, series
@@ -47,14 +49,16 @@ def alert_list(db: Database[Document], config: Mapping[str, Any], *, open_only: 
                             thresholds=thresholds_object(config)).answer()
 
 
-def status_reports(db: Database[Document], config: Mapping[str, Any]) -> Reports:
+def status_reports(db: Database[Document], config: Mapping[str, Any], refs: Referrers) -> Reports:
     """A function giving (storage-status, products-status) as of now, for the sampler: the
     counts come from the counters (as fresh as the last write), the lists from the last
     sweep. It never asks for a sweep: on a large store a sweep per sample would keep one
-    running all the time (the scheduler runs them at their own interval)."""
+    running all the time (the scheduler runs them at their own interval). ``refs``: the app's
+    owners of referring documents, for the sweep a report starts when none ever finished
+    (the sampler's thread has no app)."""
     def read() -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-        return (status.report(db, "storage-status", config),
-                status.report(db, "products-status", config))
+        return (status.report(db, "storage-status", config, refs=refs),
+                status.report(db, "products-status", config, refs=refs))
     return read
 
 
@@ -69,7 +73,7 @@ def start_sampler(app: Flask) -> Sampler | None:
     if not app.config.get("AVENUE_HISTORY_INTERVAL_SECONDS"):
         return None
     mongo = get_mongo(app)
+    reports = status_reports(mongo.db, app.config, app_media(app).referrers(mongo.db))  # reads nothing
     # Indexes from the thread: a worker must start (and answer /readyz with 503) while the
     # database is down, so nothing here may touch it.
-    return Sampler(mongo.db, status_reports(mongo.db, app.config), app.config,
-                   prepare=mongo.ensure_indexes).start()
+    return Sampler(mongo.db, reports, app.config, prepare=mongo.ensure_indexes).start()

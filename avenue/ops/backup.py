@@ -21,7 +21,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.db import USERS, Document
-from avenue.media import maintenance
+from avenue.media import Media, maintenance
 
 SECRET_USER_FIELDS = ("password_hash",)
 SESSION_USER_FIELDS = ("session_epoch",)  # never saved (the module doc)
@@ -49,17 +49,19 @@ class Accounts:
         return doc
 
 
-def backup(db: Database[Document], out: BinaryIO, *, include_password_hashes: bool = False,
+def backup(db: Database[Document], out: BinaryIO, *, media: Media, include_password_hashes: bool = False,
            progress: Progress | None = None) -> maintenance.BackupReport:
-    """Write the archive, with the users, to the binary stream ``out``."""
+    """Write the archive, with the users, to the binary stream ``out`` (``media``: the app's,
+    whose owners of referring documents name the collections saved beside the files)."""
     notes = {"users": "with password hashes" if include_password_hashes else "without password hashes",
              "api_tokens": "not included"}
-    return maintenance.backup(db, out, progress=progress, carried=[Accounts(include_password_hashes)],
-                              notes=notes)
+    return maintenance.backup(db, out, media=media, progress=progress,
+                              carried=[Accounts(include_password_hashes)], notes=notes)
 
 
-def restore(db: Database[Document], source: BinaryIO, *, force: bool = False,
+def restore(db: Database[Document], source: BinaryIO, *, media: Media, force: bool = False,
             progress: Progress | None = None) -> maintenance.RestoreReport:
-    """Restore an archive, with its users, from the binary stream ``source``; refuses a
+    """Restore an archive, with its users, from the binary stream ``source`` (``media``: the
+    app's, whose owners of referring documents name the collections restored); refuses a
     non-empty database unless ``force``."""
-    return maintenance.restore(db, source, force=force, progress=progress, carried=[Accounts()])
+    return maintenance.restore(db, source, media=media, force=force, progress=progress, carried=[Accounts()])

@@ -99,7 +99,7 @@ ProgressFn = Callable[[str, int, int], None]  # progress(phase, done, total): wh
 
 
 class _Backfill(Protocol):
-    def __call__(self, db: Database[Document], *, media: Media | None = None,
+    def __call__(self, db: Database[Document], *, media: Media,
                  progress: ProgressFn | None = None) -> _BackfillReport: ...
 
 
@@ -137,7 +137,7 @@ def _refresh_status_reports(hidden: bool) -> None:
     try:
         with Progress(hidden) as progress:
             progress(phase, 0, 1)
-            status.refresh_all(db, current_app.config)
+            status.refresh_all(db, current_app.config, app_media().referrers(db))
             progress(phase, 1, 1)
     except PyMongoError as error:  # the command itself succeeded; the next sweep reconciles
         click.echo(f"status reports not refreshed: {error}", err=True)
@@ -356,11 +356,12 @@ def backup(file: str, include_password_hashes: bool, as_json: bool, quiet: bool)
     try:
         with Progress(quiet or as_json) as progress:
             if to_stdout:
-                report = backup_module.backup(get_db(), sys.stdout.buffer, progress=progress,
+                report = backup_module.backup(get_db(), sys.stdout.buffer, media=app_media(),
+                                              progress=progress,
                                               include_password_hashes=include_password_hashes)
             else:
                 with _private_file(partial) as out:
-                    report = backup_module.backup(get_db(), out, progress=progress,
+                    report = backup_module.backup(get_db(), out, media=app_media(), progress=progress,
                                                   include_password_hashes=include_password_hashes)
                     out.flush()
                     os.fsync(out.fileno())
@@ -390,10 +391,12 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
     try:
         with Progress(quiet or as_json) as progress:
             if file == "-":
-                report = backup_module.restore(get_db(), sys.stdin.buffer, force=force, progress=progress)
+                report = backup_module.restore(get_db(), sys.stdin.buffer, media=app_media(), force=force,
+                                               progress=progress)
             else:
                 with open(file, "rb") as source:
-                    report = backup_module.restore(get_db(), source, force=force, progress=progress)
+                    report = backup_module.restore(get_db(), source, media=app_media(), force=force,
+                                                   progress=progress)
             audit.record(get_db(), "backup_restored", actor={"via": "cli"}, files=sum(report.files.values()),
                          documents=sum(report.documents.values()), ok=report.ok)
     except AvenueError as error:

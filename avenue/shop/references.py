@@ -2,9 +2,10 @@
 
 The shop owns ``shop_products``; nothing outside this package reads it. Everyone else who
 needs a product's references (the library's claim, the status sweep, gc, fsck, placeholders,
-backup) asks :class:`ProductReferences` through the registry the app factory fills
-(:mod:`avenue.media.references`). Every write here that changes a product's images is counted
-right after it (``record_product_change``), as the service's own writes are.
+backup) asks :class:`ProductReferences` through the owners the app factory hands the app's
+media core (``Media.referrers``, :mod:`avenue.media.references`). Every write here that
+changes a product's images is counted right after it (``record_product_change``), as the
+service's own writes are.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ from avenue import background
 from avenue.clock import isoformat, now
 from avenue.db import get_mongo
 from avenue.dialect import threads_safe
-from avenue.media import Document, referrers
-from avenue.media.maintenance import recount_media
+from avenue.media import Document, app_media
+from avenue.media.maintenance import Referrers, recount_media
 from avenue.shapes import QUERY, Flag, Shape
 from avenue.status import sweep
 from avenue.status.counters import product_counters, record_product_change, recount_products
@@ -94,8 +94,9 @@ def answer(app: Flask, db: Database[Document], name: str, *, refresh: bool = Fal
     if held is None:
         held = app.extensions.setdefault(HELD, _Held())  # setdefault: two first calls, one _Held
     key = (db.name, name)
+    refs = app_media(app).referrers(db)  # what a sweep this report starts asks
     if refresh or not threads_safe(db):
-        return held.keep(key, report(db, name, app.config, refresh=refresh))
+        return held.keep(key, report(db, name, app.config, refs=refs, refresh=refresh))
     with held.lock:
         newest = held.running.get(key)
         if newest is None or newest[0].begun:
@@ -105,7 +106,7 @@ def answer(app: Flask, db: Database[Document], name: str, *, refresh: bool = Fal
             # it ends, and the calls that come meanwhile share this one.
             run = _Run(after=newest[1] if newest is not None else None)
             newest = held.running[key] = (run, background.beside(_compute_and_keep, held, key, run, db,
-                                                                 name, app.config))
+                                                                 name, app.config, refs))
         last = held.reports.get(key)
         running = newest[1]
     bound = app.config["AVENUE_STATUS_ANSWER_MS"] / 1000  # its default: avenue/config.py
@@ -116,13 +117,13 @@ def answer(app: Flask, db: Database[Document], name: str, *, refresh: bool = Fal
 
 
 def _compute_and_keep(held: _Held, key: tuple[str, str], run: _Run, db: Database[Document], name: str,
-                      config: Mapping[str, Any]) -> dict[str, Any]:
+                      config: Mapping[str, Any], refs: Referrers) -> dict[str, Any]:
     if run.after is not None:
         wait([run.after])  # its outcome is its own callers'; this one reads afresh either way
     with held.lock:
         run.begun, run.after = True, None
     try:
-        return held.keep(key, report(db, name, config))
+        return held.keep(key, report(db, name, config, refs=refs))
     finally:
         with held.lock:
             newest = held.running.get(key)
@@ -140,13 +141,14 @@ def _stale(last: tuple[float, dict[str, Any]], bound: float) -> dict[str, Any]:
     return {**body, "report": block}
 
 
-def report(db: Database[Document], name: str, config: Mapping[str, Any], *,
+def report(db: Database[Document], name: str, config: Mapping[str, Any], *, refs: Referrers,
            refresh: bool = False) -> dict[str, Any]:
     """The report ``name``: counts read now, lists from the last sweep, with a ``report``
     block (the counts' time) and a ``sweep`` block (the lists' age). ``refresh`` asks for a
     sweep now and starts it in the background here when no other worker runs one; so does
     a request that finds no sweep ever finished (unless ``AVENUE_STATUS_WARM_UP`` is off:
-    then sweeps run only when asked). The request itself never sweeps."""
+    then sweeps run only when asked). The request itself never sweeps; a sweep it starts is
+    handed ``refs``, the app's owners of referring documents (``app_media(app).referrers(db)``)."""
     settings = sweep.settings_from_config(config)
     started = time.perf_counter()
     doc = sweep.read(db)
@@ -155,7 +157,7 @@ def report(db: Database[Document], name: str, config: Mapping[str, Any], *,
         sweep.request(db)
     automatic = config["AVENUE_STATUS_WARM_UP"]
     if refresh or (automatic and swept is None and sweep.due(doc, settings)):
-        sweep.run_in_background(db, settings)
+        sweep.run_in_background(db, settings, refs)
     body = products_status(db, swept) if name == "products-status" else storage_status(db, config, swept)
     moment = now()
     meta = sweep.meta(sweep.read(db) if refresh else doc, settings, moment)
@@ -167,27 +169,29 @@ def report(db: Database[Document], name: str, config: Mapping[str, Any], *,
             "sweep": meta}
 
 
-def reconcile(db: Database[Document], config: Mapping[str, Any]) -> dict[str, Any]:
-    """Recount every counter now (products in batches, buckets on the server) and replace
-    those no write moved meanwhile; what was corrected, per counter."""
+def reconcile(db: Database[Document], config: Mapping[str, Any], refs: Referrers) -> dict[str, Any]:
+    """Recount every counter now (products in batches, as ``refs``' owner of products walks
+    them; buckets on the server) and replace those no write moved meanwhile; what was
+    corrected, per counter."""
     settings = sweep.settings_from_config(config)
     # The buckets' counters, the renditions' total (the byte budget evicts by it), the facets.
-    products = recount_products(db, referrers(db).of("products"), settings.batch)
+    products = recount_products(db, refs.of("products"), settings.batch)
     return {"products": products, **recount_media(db)}
 
 
-def refresh_all(db: Database[Document], config: Mapping[str, Any]) -> dict[str, Any]:
+def refresh_all(db: Database[Document], config: Mapping[str, Any], refs: Referrers) -> dict[str, Any]:
     """After an operation that changed a lot behind the counters (import-legacy, gc, fsck
     --repair, restore): reconcile the counters now and ask for a sweep (any worker's scheduler
     starts it). Returns what the reconciliation corrected."""
-    corrected = reconcile(db, config)
+    corrected = reconcile(db, config, refs)
     sweep.request(db)
     return corrected
 
 
-def sweep_now(db: Database[Document], config: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Run (or resume) a sweep here and now, if no other worker holds its lease (CLI, tests)."""
-    return sweep.run(db, sweep.settings_from_config(config))
+def sweep_now(db: Database[Document], config: Mapping[str, Any], refs: Referrers) -> dict[str, Any] | None:
+    """Run (or resume) a sweep here and now, if no other worker holds its lease (CLI, tests),
+    asking ``refs`` (the app's owners of referring documents) who refers to images."""
+    return sweep.run(db, sweep.settings_from_config(config), refs=refs)
 
 
 def warm_up_status_reports(app: Flask) -> threading.Thread | None:
@@ -197,4 +201,8 @@ def warm_up_status_reports(app: Flask) -> threading.Thread | None:
     if not app.config["AVENUE_STATUS_WARM_UP"]:
         return None
     mongo = get_mongo(app)
-    return sweep.schedule(mongo.db, sweep.settings_from_config(app.config), prepare=mongo.ensure_indexes)
+    # The app's owners of referring documents, handed to the scheduler's thread as it starts
+    # (building them reads nothing).
+    refs = app_media(app).referrers(mongo.db)
+    settings = sweep.settings_from_config(app.config)
+    return sweep.schedule(mongo.db, settings, refs, prepare=mongo.ensure_indexes)

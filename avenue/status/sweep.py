@@ -72,7 +72,7 @@ from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST
 from avenue.dialect import dialect_of
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
-from avenue.media import LEGACY_PREFIX, PRODUCTS, Document, Image, referrers
+from avenue.media import LEGACY_PREFIX, PRODUCTS, Document, Image
 from avenue.media.maintenance import (
     LISTS,
     VARIANT_PATHS,
@@ -176,10 +176,11 @@ def _products(refs: Referrers) -> References:
 
 
 def documents(db: Database[Document], settings: Settings, phase: str, after: Any,
-              refs: Referrers | None = None) -> Iterator[dict[str, Any]]:
+              refs: Referrers) -> Iterator[dict[str, Any]]:
     """Everything ``phase`` reads after ``after``, in order, through one cursor (per range):
 
-    - ``products``: every product by ``_id``, as its owner walks them (``name``: the sku);
+    - ``products``: every product by ``_id``, as its owner in ``refs`` walks them (``name``:
+      the sku);
     - ``files``: only the products bucket's originals, newest first, after the last one's
       ``[uploadDate, _id]`` (their 8 variants each, nine tenths of the files documents, are
       checked through the original's list, never read one by one);
@@ -191,7 +192,7 @@ def documents(db: Database[Document], settings: Settings, phase: str, after: Any
     million files). A resumed sweep opens a new cursor after its checkpoint.
     """
     if phase == "products":
-        yield from _products(refs or referrers(db)).walk(after, settings.batch)
+        yield from _products(refs).walk(after, settings.batch)
     elif phase == "files":
         yield from originals_newest_first(db, PRODUCTS, after, settings.batch)
     else:
@@ -381,18 +382,19 @@ def batch_done(state: dict[str, Any]) -> None:
     """Called after each checkpoint (tests hook in here to interrupt or slow a sweep)."""
 
 
-def run(db: Database[Document], settings: Settings, *, owner: str | None = None,
-        refs: Referrers | None = None) -> dict[str, Any] | None:
+def run(db: Database[Document], settings: Settings, *, refs: Referrers,
+        owner: str | None = None) -> dict[str, Any] | None:
     """Run (or resume) a sweep if its lease is free; returns the result saved, or None when
-    another worker holds the lease. ``refs``: who refers to images (the registered owners by
-    default)."""
+    another worker holds the lease. ``refs``: who refers to images (the app's owners of
+    referring documents, ``app_media(app).referrers(db)``: the sweep is handed them, as its
+    thread has no app)."""
     lease = _lease(db, owner or _owner(), settings)
     if not lease.take():
         return None
     sweep = _Run(db, lease, settings)
     try:
         with sweep.heartbeat():
-            return _sweep(db, settings, sweep, refs or referrers(db))
+            return _sweep(db, settings, sweep, refs)
     except LeaseLost:
         log.warning("status sweep stopped: another worker took its lease over")
         return None
@@ -522,11 +524,11 @@ def due(doc: dict[str, Any] | None, settings: Settings, moment: dt.datetime | No
             or (requested is not None and as_utc(requested) >= generated))
 
 
-def run_in_background(db: Database[Document], settings: Settings) -> threading.Thread:
-    """:func:`run` in a daemon thread (a request never sweeps itself)."""
+def run_in_background(db: Database[Document], settings: Settings, refs: Referrers) -> threading.Thread:
+    """:func:`run` in a daemon thread (a request never sweeps itself), handed ``refs``."""
     def target() -> None:
         try:
-            run(db, settings)
+            run(db, settings, refs=refs)
         except Exception:  # the checkpoint stays; the next due check resumes it
             log.exception("the status sweep failed")
 
@@ -540,12 +542,13 @@ class Scheduler(background.PeriodicJob):
     """A daemon thread that looks every ``tick_seconds`` whether a sweep is due and runs it
     here if this worker gets the lease (the app server starts one per worker)."""
 
-    def __init__(self, db: Database[Document], settings: Settings, tick_seconds: float = 5.0,
+    def __init__(self, db: Database[Document], settings: Settings, refs: Referrers, tick_seconds: float = 5.0,
                  prepare: Callable[[], None] | None = None) -> None:
         # A database outage fails the tick: logged, the next tick tries again.
         super().__init__("status-sweep-scheduler", self._tick, every=tick_seconds,
                          failure="the status sweep scheduler's tick failed")
         self.db, self.settings, self.tick_seconds = db, settings, tick_seconds
+        self.refs = refs  # who refers to images: the app's owners, handed in as it starts
         # Ensuring the indexes, before each tick (a no-op once done): a sweep on a fresh
         # database must not run before them (its fences hint indexes by name), and a worker
         # that started while the database was down has none yet either.
@@ -555,13 +558,14 @@ class Scheduler(background.PeriodicJob):
         if self.prepare is not None:
             self.prepare()
         if due(read(self.db), self.settings):
-            run(self.db, self.settings)
+            run(self.db, self.settings, refs=self.refs)
 
 
-def schedule(db: Database[Document], settings: Settings, tick_seconds: float = 5.0,
+def schedule(db: Database[Document], settings: Settings, refs: Referrers, tick_seconds: float = 5.0,
              prepare: Callable[[], None] | None = None) -> Scheduler:
-    """Start a :class:`Scheduler` for this worker (``prepare`` runs before each tick)."""
-    scheduler = Scheduler(db, settings, tick_seconds, prepare)
+    """Start a :class:`Scheduler` for this worker, its sweeps handed ``refs`` (``prepare``
+    runs before each tick)."""
+    scheduler = Scheduler(db, settings, refs, tick_seconds, prepare)
     scheduler.start()
     return scheduler
 

@@ -106,14 +106,14 @@ def test_a_backup_restores_the_same_ids_bytes_metadata_and_documents(db, auth, r
     assert other.api_tokens.count_documents({}) == 0
 
 
-def test_restored_media_is_served_like_the_original(db, auth, client, target, tmp_path):
+def test_restored_media_is_served_like_the_original(db, auth, client, target, tmp_path, media_core):
     populate(db, auth)
     archive = tmp_path / "a.tar"
     with open(archive, "wb") as out:
-        backup_module.backup(db, out)
+        backup_module.backup(db, out, media=media_core)
     other = target_db(target)
     with open(archive, "rb") as source:
-        assert backup_module.restore(other, source).ok
+        assert backup_module.restore(other, source, media=media_core).ok
     product = other.shop_products.find_one({"sku": "AV-1"})
     url = f"/media/products/{product['images'][0]['id']}.png"
     assert target.test_client().get(url).data == client.get(url).data
@@ -153,16 +153,16 @@ def test_force_restores_over_what_is_there(db, auth, runner, tmp_path):
     assert db.shop_products.find_one({"sku": "AV-1"})["name"] == "Uno"
 
 
-def test_a_damaged_file_in_the_archive_is_refused_and_the_rest_restored(db, target, tmp_path):
+def test_a_damaged_file_in_the_archive_is_refused_and_the_rest_restored(db, target, tmp_path, media_core):
     good = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="a.png").doc
     raw = storage.write_file(db, UPLOADS, b"0123456789" * 100, filename="x.bin", metadata={"key": "x"})
     buffer = io.BytesIO()
-    backup_module.backup(db, buffer)
+    backup_module.backup(db, buffer, media=media_core)
     data = buffer.getvalue()
     damaged = data.replace(b"0123456789" * 3, b"0123456789" * 2 + b"XXXXXXXXXX", 1)
     assert damaged != data
     other = target_db(target)
-    report = backup_module.restore(other, io.BytesIO(damaged))
+    report = backup_module.restore(other, io.BytesIO(damaged), media=media_core)
     assert not report.ok
     assert [f["id"] for f in report.failures] == [str(raw["_id"])]
     assert other[f"{UPLOADS}.files"].find_one({"_id": raw["_id"]}) is None
@@ -170,13 +170,14 @@ def test_a_damaged_file_in_the_archive_is_refused_and_the_rest_restored(db, targ
     assert other[f"{PRODUCTS}.files"].find_one({"_id": good["_id"]}) is not None
 
 
-def test_a_truncated_archive_is_reported_and_leaves_no_half_file(db, target, tmp_path):
+def test_a_truncated_archive_is_reported_and_leaves_no_half_file(db, target, tmp_path, media_core):
     storage.write_file(db, UPLOADS, os.urandom(storage.CHUNK_SIZE * 3), filename="big.bin",
                        metadata={"key": "b"})
     buffer = io.BytesIO()
-    backup_module.backup(db, buffer)
+    backup_module.backup(db, buffer, media=media_core)
     other = target_db(target)
-    report = backup_module.restore(other, io.BytesIO(buffer.getvalue()[: storage.CHUNK_SIZE * 2]))
+    report = backup_module.restore(other, io.BytesIO(buffer.getvalue()[: storage.CHUNK_SIZE * 2]),
+                                   media=media_core)
     assert not report.ok and not report.complete_archive
     assert other[f"{UPLOADS}.files"].count_documents({}) == 0
     assert other[f"{UPLOADS}.chunks"].count_documents({}) == 0
@@ -208,14 +209,14 @@ def test_it_refuses_an_archive_whose_manifest_is_not_a_file(db, target, runner, 
     assert result.exit_code == 1 and said in result.stderr
 
 @pytest.mark.skipif(shutil.which("tar") is None, reason="no tar binary")
-def test_stock_tar_lists_a_backup_quietly(db, auth, tmp_path):
+def test_stock_tar_lists_a_backup_quietly(db, auth, tmp_path, media_core):
     """Version 1 wrote each file's bucket, id and chunk size under PAX keywords of its own
     (avenue.*): GNU tar warned "Ignoring unknown extended header keyword" for each, three lines
     a file. A backup is listed by any tar without a word on stderr."""
     populate(db, auth)
     archive = tmp_path / "a.tar"
     with open(archive, "wb") as out:
-        backup_module.backup(db, out)
+        backup_module.backup(db, out, media=media_core)
     listed = subprocess.run(["tar", "tf", str(archive)], capture_output=True, text=True, check=False)
     assert listed.returncode == 0 and listed.stderr == ""
     names = listed.stdout.splitlines()
@@ -241,19 +242,19 @@ def as_version_1(archive: bytes) -> bytes:
     return out.getvalue()
 
 
-def test_an_archive_of_version_1_still_restores(db, auth, target):
+def test_an_archive_of_version_1_still_restores(db, auth, target, media_core):
     populate(db, auth)
     buffer = io.BytesIO()
-    backup_module.backup(db, buffer)
+    backup_module.backup(db, buffer, media=media_core)
     old = as_version_1(buffer.getvalue())
     assert b"avenue.bucket" in old and b" comment=" not in old
     other = target_db(target)
-    report = backup_module.restore(other, io.BytesIO(old))
+    report = backup_module.restore(other, io.BytesIO(old), media=media_core)
     assert report.ok and report.complete_archive
     assert files_state(other) == files_state(db)
 
 
-def test_the_archive_is_streamed_in_constant_memory(db, target):
+def test_the_archive_is_streamed_in_constant_memory(db, target, media_core):
     size = 12 * 1024 * 1024
     block = os.urandom(storage.CHUNK_SIZE)
     file_id = ObjectId()
@@ -279,7 +280,7 @@ def test_the_archive_is_streamed_in_constant_memory(db, target):
     tracemalloc.start()
     try:
         sink = Sink()
-        backup_module.backup(db, sink)
+        backup_module.backup(db, sink, media=media_core)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -294,17 +294,17 @@ def test_product_photos_are_edited_for_every_product_using_them(client, auth, db
     assert actions == ["product_image_edited", "product_image_edits_undone"]
 
 
-def test_gc_and_fsck_are_clean_after_edit_undo_and_delete(client, editor, db):
+def test_gc_and_fsck_are_clean_after_edit_undo_and_delete(client, editor, db, media_core):
     item = media(client, editor)
     other = media(client, editor, cornered(320, 240))
     edit(client, editor, item["id"], {"rotate": 90})
     edit(client, editor, item["id"], {"crop": {"x": 0, "y": 0, "width": 0.5, "height": 0.5}})
     edit(client, editor, other["id"], {"flip_horizontal": True})
-    assert collect_garbage(db, dry_run=True).removed == []
+    assert collect_garbage(db, dry_run=True, media=media_core).removed == []
     assert check(db).findings == []
     client.delete(f"/api/builder/media/{item['id']}/edits", headers=editor)
     assert client.delete(f"/api/builder/media/{other['id']}", headers=editor).status_code == 204
-    assert collect_garbage(db, dry_run=True).removed == []
+    assert collect_garbage(db, dry_run=True, media=media_core).removed == []
     assert check(db).findings == []
     # The deleted one went to the trash whole: its original with it.
     assert db[f"{TRASH}.files"].count_documents({"metadata.variant": "source"}) == 1
@@ -529,7 +529,8 @@ def test_the_og_variant_is_cut_inside_the_image_s_og_crop(client, editor):
     assert all(is_red(picture(client, framed["variants"]["og"]).getpixel(xy)) for xy in ((0, 0), (5, 5)))
 
 
-def test_a_new_file_drops_the_edits_and_the_edited_version_goes_to_the_trash_whole(client, editor, db):
+def test_a_new_file_drops_the_edits_and_the_edited_version_goes_to_the_trash_whole(client, editor, db,
+        media_core):
     item = media(client, editor)
     edit(client, editor, item["id"], {"rotate": 90})
     replaced = client.put(f"/api/builder/media/{item['id']}", headers=editor,
@@ -540,7 +541,7 @@ def test_a_new_file_drops_the_edits_and_the_edited_version_goes_to_the_trash_who
     assert new["source"] == {"width": 300, "height": 300, "url": new["url"]}
     assert db[f"{BUILDER}.files"].count_documents({"metadata.variant": "source"}) == 0
     assert db[f"{TRASH}.files"].count_documents({"metadata.variant": "source"}) == 1
-    assert collect_garbage(db, dry_run=True).removed == []
+    assert collect_garbage(db, dry_run=True, media=media_core).removed == []
     assert check(db).findings == []
 
 
@@ -549,7 +550,8 @@ def test_no_rendition_preset_may_take_the_source_s_name(app_factory):
         app_factory(AVENUE_RENDITION_PRESETS="source=w_100")
 
 
-def test_the_original_file_sent_again_undoes_the_edits_with_nothing_left_behind(client, editor, db):
+def test_the_original_file_sent_again_undoes_the_edits_with_nothing_left_behind(client, editor, db,
+        media_core):
     item = media(client, editor)
     edit(client, editor, item["id"], {"rotate": 90})
     replaced = client.put(f"/api/builder/media/{item['id']}", headers=editor,
@@ -559,7 +561,7 @@ def test_the_original_file_sent_again_undoes_the_edits_with_nothing_left_behind(
     assert new["edits"] is None and (new["width"], new["height"]) == (WIDTH, HEIGHT)
     assert red_corner(picture(client, new["url"])) == "tl"
     assert red_corner(picture(client, new["variants"]["card"])) == "tl"
-    assert collect_garbage(db, dry_run=True).removed == []
+    assert collect_garbage(db, dry_run=True, media=media_core).removed == []
     assert check(db).findings == []
 
 

@@ -81,10 +81,10 @@ def test_it_reports_a_short_chunk_in_the_middle(db):
     assert {"short_chunk", "sha256_mismatch"} <= problems_of(fsck(db), doc)
 
 
-def test_repair_corrects_a_wrong_length_when_the_bytes_are_intact(db):
+def test_repair_corrects_a_wrong_length_when_the_bytes_are_intact(db, media_core):
     doc = raw_file(db)
     db[f"{UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 5}})
-    report = fsck(db, repair=True)
+    report = fsck(db, repair=True, media=media_core)
     assert report.ok
     assert report.repairs == [{"action": "length_corrected", "bucket": UPLOADS, "id": str(doc["_id"]),
                                "filename": "data.bin", "reason": report.repairs[0]["reason"],
@@ -92,7 +92,7 @@ def test_repair_corrects_a_wrong_length_when_the_bytes_are_intact(db):
     assert db[f"{UPLOADS}.files"].find_one({"_id": doc["_id"]})["length"] == doc["length"]
 
 
-def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes_length(db):
+def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes_length(db, media_core):
     # Until heads kept their bytes' length, a replace left the image's own document at 0, which
     # stock GridFS read as an empty file (avenue/media/store/replace.py, "Read without the app").
     doc = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
@@ -102,7 +102,7 @@ def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes
     db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 0}})
     assert own_file_bytes(db, PRODUCTS, doc["_id"]) == b""  # the silent empty read
     assert problems_of(fsck(db), head) == {"head_length"}
-    report = fsck(db, repair=True)
+    report = fsck(db, repair=True, media=media_core)
     assert report.ok
     assert [(r["action"], r["id"], r["old_length"], r["new_length"]) for r in report.repairs] == [
         ("length_corrected", str(doc["_id"]), 0, head["length"])]
@@ -112,11 +112,11 @@ def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes
     assert hashlib.sha256(current_bytes(db, PRODUCTS, doc["_id"])).hexdigest() == head["metadata"]["sha256"]
 
 
-def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_it(db):
+def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_it(db, media_core):
     doc = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
     db.shop_products.insert_one({"sku": "S1", "name": "n", "price": 1, "images": [image_ref(doc)]})
     db[f"{PRODUCTS}.chunks"].delete_many({"files_id": doc["_id"]})
-    report = fsck(db, repair=True)
+    report = fsck(db, repair=True, media=media_core)
     assert report.ok and report.remaining.problem_count == 0
     removal = [r for r in report.repairs if r["id"] == str(doc["_id"])]
     assert removal[0]["action"] == "removed_with_variants" and removal[0]["variants"] == 8
@@ -125,7 +125,7 @@ def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_
     assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
 
 
-def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db):
+def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db, media_core):
     doc = store(db, BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder").doc
     card = doc["metadata"]["variants"]["card"]["webp"]
     thumb = doc["metadata"]["variants"]["thumb"]["webp"]
@@ -135,7 +135,7 @@ def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db)
     assert problems_of(found, {"_id": card["id"]}) >= {"sha256_mismatch"}
     assert problems_of(found, doc) == {"missing_variant"}
 
-    report = fsck(db, repair=True)
+    report = fsck(db, repair=True, media=media_core)
     assert report.ok, report.summary()
     assert [r["action"] for r in report.repairs] == ["variants_rendered_again"]
     for info in (card, thumb):
@@ -144,7 +144,7 @@ def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db)
         assert hashlib.sha256(served).hexdigest() == variant["metadata"]["sha256"]
 
 
-def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(db, monkeypatch):
+def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(db, monkeypatch, media_core):
     doc = store(db, BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder").doc
     storage.delete_file(db, BUILDER, doc["metadata"]["variants"]["card"]["webp"]["id"])
     real = pipeline.render_stored
@@ -155,7 +155,7 @@ def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(
         return rendered
 
     monkeypatch.setattr(pipeline, "render_stored", deleted_meanwhile)
-    report = fsck(db, repair=True)
+    report = fsck(db, repair=True, media=media_core)
     # The variant it rendered was never listed: removed again, not left as an orphan.
     assert report.ok, report.summary()
     assert db[f"{BUILDER}.files"].count_documents({}) == 0
@@ -188,21 +188,21 @@ def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runne
     assert runner.invoke(args=["fsck"]).exit_code == 1
 
 
-def test_repair_removes_a_variant_whose_original_is_gone(db):
+def test_repair_removes_a_variant_whose_original_is_gone(db, media_core):
     stray = storage.write_file(db, PRODUCTS, b"v" * 50, filename="og.webp", metadata={
         "role": "variant", "key": f"{ObjectId()}/og.webp", "original_id": ObjectId(), "sha256": "0" * 64})
     assert problems_of(fsck(db), stray) == {"orphan_variant", "sha256_mismatch"}
-    report = fsck(db, repair=True)
+    report = fsck(db, repair=True, media=media_core)
     assert report.ok and [r["action"] for r in report.repairs] == ["removed"]
     assert db[f"{PRODUCTS}.files"].find_one({"_id": stray["_id"]}) is None
 
 
-def test_it_reports_and_recreates_a_missing_index(db):
+def test_it_reports_and_recreates_a_missing_index(db, media_core):
     db[f"{PRODUCTS}.chunks"].drop_index("files_id_1_n_1")
     report = fsck(db)
     assert report.index_problems == [
         {"collection": f"{PRODUCTS}.chunks", "index": "{files_id: 1, n: 1} unique", "detail": "missing"}]
-    repaired = fsck(db, repair=True)
+    repaired = fsck(db, repair=True, media=media_core)
     assert repaired.ok and repaired.repairs[0]["action"] == "indexes_created"
     assert fsck(db).index_problems == []
 

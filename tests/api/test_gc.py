@@ -38,13 +38,13 @@ def ids_removed(report) -> set[str]:
     return {entry["id"] for entry in report.removed}
 
 
-def test_it_removes_expired_temp_images_with_their_variants_and_keeps_live_ones(db):
+def test_it_removes_expired_temp_images_with_their_variants_and_keeps_live_ones(db, media_core):
     now = storage.now()
     expired = store(db, TEMP, image_bytes("good/png16.png"), filename="old.png",
                     extra={"expires_at": now - dt.timedelta(minutes=1)}).doc
     live = store(db, TEMP, image_bytes("good/tiny_1x1.png"), filename="new.png",
                  extra={"expires_at": now + dt.timedelta(hours=1)}).doc
-    report = collect_garbage(db)
+    report = collect_garbage(db, media=media_core)
     assert ids_removed(report) == {str(expired["_id"])}
     assert report.removed[0]["kind"] == "expired_temp_image"
     assert db[f"{TEMP}.files"].count_documents({"metadata.original_id": expired["_id"]}) == 0
@@ -53,37 +53,52 @@ def test_it_removes_expired_temp_images_with_their_variants_and_keeps_live_ones(
         info["length"] for formats in expired["metadata"]["variants"].values() for info in formats.values())
 
 
-def test_a_temp_image_with_no_expiry_is_removed_after_the_grace_period(db):
+def test_a_temp_image_with_no_expiry_is_removed_after_the_grace_period(db, media_core):
     doc = store(db, TEMP, image_bytes("good/png16.png"), filename="a.png").doc
-    assert collect_garbage(db).removed == []
-    report = collect_garbage(db, now=storage.now() + LATER)
+    assert collect_garbage(db, media=media_core).removed == []
+    report = collect_garbage(db, now=storage.now() + LATER, media=media_core)
     assert [(e["kind"], e["id"]) for e in report.removed] == [("temp_image_without_expiry", str(doc["_id"]))]
 
 
-def test_it_removes_product_images_no_product_references_once_past_the_grace_period(db):
+def test_it_removes_product_images_no_product_references_once_past_the_grace_period(db, media_core):
     used = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="used.png", kind="product").doc
     orphan = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="orphan.png", kind="product").doc
     db.shop_products.insert_one({"sku": "S1", "name": "n", "price": 1, "images": [image_ref(used)]})
 
-    fresh = collect_garbage(db)
+    fresh = collect_garbage(db, media=media_core)
     assert fresh.removed == [] and fresh.kept_in_grace >= 1  # an upload a product has not claimed yet
 
-    report = collect_garbage(db, now=storage.now() + LATER)
+    report = collect_garbage(db, now=storage.now() + LATER, media=media_core)
     assert [(e["kind"], e["id"]) for e in report.removed] == [
         ("unreferenced_product_image", str(orphan["_id"]))]
     assert db[f"{PRODUCTS}.files"].find_one({"_id": orphan["_id"]}) is None
     assert db[f"{PRODUCTS}.files"].find_one({"_id": used["_id"]}) is not None
 
 
-def test_a_product_image_an_old_url_redirects_to_is_not_garbage(db):
+def test_gc_handed_a_media_without_owners_refuses_before_removing_anything(db, media_core):
+    """Who refers to an image is the app's Media's to say (issue 63): ``Media()``, no app, cannot
+    say it, so gc raises rather than take every product image for unreferenced. (It used to
+    ask the owners whichever app the process built last had registered.)"""
+    used = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="used.png", kind="product").doc
+    orphan = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="orphan.png", kind="product").doc
+    db.shop_products.insert_one({"sku": "S1", "name": "n", "price": 1, "images": [image_ref(used)]})
+    before = bucket_snapshot(db)
+    with pytest.raises(RuntimeError, match="no owners of referring documents"):
+        collect_garbage(db, now=storage.now() + LATER, media=Media())
+    assert bucket_snapshot(db) == before
+    report = collect_garbage(db, now=storage.now() + LATER, media=media_core)
+    assert ids_removed(report) == {str(orphan["_id"])}
+
+
+def test_a_product_image_an_old_url_redirects_to_is_not_garbage(db, media_core):
     doc = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
     db.legacy_paths.insert_one({"path": "/uploads/products/X/a.png", "bucket": PRODUCTS,
                                 "file_id": doc["_id"], "sha256": doc["metadata"]["source_sha256"],
                                 "imported_at": storage.now()})
-    assert collect_garbage(db, now=storage.now() + LATER).removed == []
+    assert collect_garbage(db, now=storage.now() + LATER, media=media_core).removed == []
 
 
-def test_a_temp_image_just_claimed_by_a_product_is_not_garbage(db):
+def test_a_temp_image_just_claimed_by_a_product_is_not_garbage(db, media_core):
     # transfer keeps the temp image's id and upload date; the product's reference comes next.
     temp = store(db, TEMP, image_bytes("good/png16.png"), filename="a.png",
                  extra={"expires_at": storage.now() + dt.timedelta(hours=3)}).doc
@@ -92,16 +107,16 @@ def test_a_temp_image_just_claimed_by_a_product_is_not_garbage(db):
     moved = transfer(db, TEMP, PRODUCTS, temp, kind="product").doc
     hour_ago = storage.now() - dt.timedelta(hours=1)
     assert moved["uploadDate"].replace(tzinfo=None) < hour_ago.replace(tzinfo=None)
-    report = collect_garbage(db)
+    report = collect_garbage(db, media=media_core)
     assert report.removed == [] and report.kept_in_grace == 1
 
 
-def test_builder_media_and_general_uploads_are_records_not_garbage(db):
+def test_builder_media_and_general_uploads_are_records_not_garbage(db, media_core):
     store(db, BUILDER, image_bytes("good/png16.png"), filename="b.png", kind="builder")
     store(db, UPLOADS, image_bytes("good/png16.png"), filename="u.png", owner="u1", scope="u1:private",
           visibility="private")
     before = bucket_snapshot(db)
-    assert collect_garbage(db, now=storage.now() + dt.timedelta(days=365)).removed == []
+    assert collect_garbage(db, now=storage.now() + dt.timedelta(days=365), media=media_core).removed == []
     assert bucket_snapshot(db) == before
 
 
@@ -118,7 +133,7 @@ def held(monkeypatch) -> list:
 @pytest.mark.parametrize("lands", ["before gc", "between gc's read and its delete", "while it renders",
                                    "after gc"])
 def test_an_expired_temp_image_goes_with_its_variants_wherever_their_render_lands(
-        db, runner, held, monkeypatch, lands):
+        db, runner, held, monkeypatch, lands, media_core):
     doc = store(db, TEMP, image_bytes("good/png16.png"), filename="old.png",
                 extra={"expires_at": storage.now() - dt.timedelta(minutes=1)}).doc
     assert len(pending.pending_of(doc)) == 7 and len(held) == 1
@@ -131,7 +146,7 @@ def test_an_expired_temp_image_goes_with_its_variants_wherever_their_render_land
 
     def gc_while_rendering(*args, **kwargs):  # the render read the image; gc removes it, then it lists
         rendered = list(real_render(*args, **kwargs))
-        collect_garbage(db)
+        collect_garbage(db, media=media_core)
         return rendered
 
     if lands == "before gc":
@@ -141,7 +156,7 @@ def test_an_expired_temp_image_goes_with_its_variants_wherever_their_render_land
     elif lands == "while it renders":
         monkeypatch.setattr(pipeline, "render_stored", gc_while_rendering)
         held.pop()()
-    collect_garbage(db)
+    collect_garbage(db, media=media_core)
     while held:  # after gc: its render finds no image
         held.pop()()
     monkeypatch.undo()
@@ -151,37 +166,38 @@ def test_an_expired_temp_image_goes_with_its_variants_wherever_their_render_land
     assert checked.exit_code == 0, checked.output  # was 7 orphan_variant between gc's read and delete
 
 
-def test_it_removes_variants_whose_original_is_missing(db):
+def test_it_removes_variants_whose_original_is_missing(db, media_core):
     stray = storage.write_file(db, BUILDER, b"x" * 100, filename="card.webp", metadata={
         "role": "variant", "key": f"{ObjectId()}/card.webp", "original_id": ObjectId(), "variant": "card"})
-    assert collect_garbage(db).removed == []  # an upload writes its variants before its original
-    report = collect_garbage(db, now=storage.now() + LATER)
+    # An upload writes its variants before its original.
+    assert collect_garbage(db, media=media_core).removed == []
+    report = collect_garbage(db, now=storage.now() + LATER, media=media_core)
     assert [(e["kind"], e["id"], e["bytes"]) for e in report.removed] == [
         ("orphan_variant", str(stray["_id"]), 100)]
     assert db[f"{BUILDER}.chunks"].count_documents({"files_id": stray["_id"]}) == 0
 
 
-def test_it_removes_chunks_left_by_an_interrupted_upload_but_not_one_in_flight(db):
+def test_it_removes_chunks_left_by_an_interrupted_upload_but_not_one_in_flight(db, media_core):
     killed = old_id()
     freed = killed_upload(db, PRODUCTS, killed, chunks=3)
     in_flight = ObjectId()
     killed_upload(db, PRODUCTS, in_flight)
-    report = collect_garbage(db)
+    report = collect_garbage(db, media=media_core)
     assert [(e["kind"], e["id"], e["bytes"], e["chunks"]) for e in report.removed] == [
         ("orphan_chunks", str(killed), freed, 3)]
     assert db[f"{PRODUCTS}.chunks"].count_documents({"files_id": killed}) == 0
     assert db[f"{PRODUCTS}.chunks"].count_documents({"files_id": in_flight}) == 2
 
 
-def test_it_removes_files_whose_chunks_are_incomplete(db):
+def test_it_removes_files_whose_chunks_are_incomplete(db, media_core):
     data = os.urandom(storage.CHUNK_SIZE * 2 + 10)
     broken = storage.write_file(db, UPLOADS, data, filename="big.bin",
                                 metadata={"role": "original", "key": "k1", "visibility": "public"})
     db[f"{UPLOADS}.chunks"].delete_one({"files_id": broken["_id"], "n": 1})
     whole = storage.write_file(db, UPLOADS, data, filename="ok.bin",
                                metadata={"role": "original", "key": "k2"})
-    assert collect_garbage(db).removed == []
-    report = collect_garbage(db, now=storage.now() + LATER)
+    assert collect_garbage(db, media=media_core).removed == []
+    report = collect_garbage(db, now=storage.now() + LATER, media=media_core)
     assert [(e["kind"], e["id"], e["bytes"]) for e in report.removed] == [
         ("incomplete_file", str(broken["_id"]), len(data))]
     assert report.removed[0]["reason"] == "2 of 3 chunks"
@@ -189,19 +205,19 @@ def test_it_removes_files_whose_chunks_are_incomplete(db):
     assert db[f"{UPLOADS}.files"].find_one({"_id": whole["_id"]}) is not None
 
 
-def test_a_dry_run_removes_nothing_and_reports_what_a_real_run_removes(db):
+def test_a_dry_run_removes_nothing_and_reports_what_a_real_run_removes(db, media_core):
     killed_upload(db, TEMP, old_id())
     store(db, TEMP, image_bytes("good/png16.png"), filename="old.png",
           extra={"expires_at": storage.now() - dt.timedelta(minutes=1)})
     store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="orphan.png", kind="product")
     before = bucket_snapshot(db)
     later = storage.now() + LATER
-    dry = collect_garbage(db, dry_run=True, now=later)
+    dry = collect_garbage(db, dry_run=True, now=later, media=media_core)
     assert bucket_snapshot(db) == before
-    real = collect_garbage(db, now=later)
+    real = collect_garbage(db, now=later, media=media_core)
     assert dry.summary()["removed"] == real.summary()["removed"]
     assert dry.bytes_freed == real.bytes_freed > 0
-    assert collect_garbage(db, now=later).removed == []
+    assert collect_garbage(db, now=later, media=media_core).removed == []
 
 
 def test_the_command_prints_what_it_removed_and_the_bytes_freed(db, runner):

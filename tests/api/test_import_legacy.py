@@ -9,7 +9,7 @@ import shutil
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, Media
+from avenue.media import BUILDER, PRODUCTS, UPLOADS
 from avenue.media.maintenance import import_legacy
 from avenue.media.serve.objects import image_ref
 from avenue.media.store import storage
@@ -167,7 +167,7 @@ def test_a_second_run_imports_nothing_and_changes_nothing(legacy_db, runner):
 
 
 def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
-        legacy_db, app_factory, db_name, monkeypatch):
+        legacy_db, app_factory, db_name, monkeypatch, media_core):
     class Killed(BaseException):
         pass
 
@@ -178,7 +178,7 @@ def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
         return progress
 
     with pytest.raises(Killed):
-        import_legacy(legacy_db, LEGACY_UPLOADS, media=Media(), progress=kill_after(7))
+        import_legacy(legacy_db, LEGACY_UPLOADS, media=media_core, progress=kill_after(7))
     # Killed again, this time while writing a file (its original and variants).
     real_write = storage.write_files
     calls = {"n": 0}
@@ -191,9 +191,9 @@ def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
 
     monkeypatch.setattr(storage, "write_files", dying_write)
     with pytest.raises(Killed):
-        import_legacy(legacy_db, LEGACY_UPLOADS, media=Media())
+        import_legacy(legacy_db, LEGACY_UPLOADS, media=media_core)
     monkeypatch.setattr(storage, "write_files", real_write)
-    resumed = import_legacy(legacy_db, LEGACY_UPLOADS, media=Media())
+    resumed = import_legacy(legacy_db, LEGACY_UPLOADS, media=media_core)
     counts = resumed.counts
     assert counts["imported"] + counts["duplicates"] + counts["already_imported"] == 18
 
@@ -205,7 +205,7 @@ def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
         fresh = get_db()
         try:
             load_legacy_db(fresh)
-            import_legacy(fresh, LEGACY_UPLOADS, media=Media())
+            import_legacy(fresh, LEGACY_UPLOADS, media=media_core)
             assert normalized_state(legacy_db) == normalized_state(fresh)
         finally:
             fresh.client.drop_database(fresh.name)
@@ -289,12 +289,12 @@ def test_it_refuses_a_folder_that_does_not_exist(db, runner, tmp_path):
     assert "is not a folder" in result.stderr
 
 
-def test_a_page_image_from_another_folder_is_copied_into_builder_media(db, tmp_path):
+def test_a_page_image_from_another_folder_is_copied_into_builder_media(db, tmp_path, media_core):
     (tmp_path / "general").mkdir()
     shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "general/banner.png")
     db.page_content.insert_one({"slug": "p", "title": "P", "published": True,
                                 "blocks": [{"type": "image", "image": "/uploads/general/banner.png"}]})
-    report = import_legacy(db, tmp_path, media=Media())
+    report = import_legacy(db, tmp_path, media=media_core)
     page = db.page_content.find_one({"slug": "p"})
     media = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(page["blocks"][0]["media_id"])})
     assert media["metadata"]["role"] == "original" and media["metadata"]["kind"] == "builder"
@@ -304,24 +304,24 @@ def test_a_page_image_from_another_folder_is_copied_into_builder_media(db, tmp_p
     assert db.legacy_paths.find_one({"path": "/uploads/general/banner.png"})["bucket"] == UPLOADS
 
 
-def test_two_old_paths_of_the_same_bytes_in_one_product_become_one_image(db, tmp_path):
+def test_two_old_paths_of_the_same_bytes_in_one_product_become_one_image(db, tmp_path, media_core):
     (tmp_path / "products" / "AV-7").mkdir(parents=True)
     for name in ("a.png", "b.png"):
         shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "products/AV-7" / name)
     db.shop_products.insert_one({"sku": "AV-7", "name": "n", "price": 1,
                                  "images": ["/uploads/products/AV-7/a.png", "/uploads/products/AV-7/b.png"]})
-    import_legacy(db, tmp_path, media=Media())
+    import_legacy(db, tmp_path, media=media_core)
     images = db.shop_products.find_one({"sku": "AV-7"})["images"]
     assert len(images) == 1 and isinstance(images[0], dict)
 
 
-def test_a_product_mixing_new_images_and_old_paths_keeps_both_in_order(db, tmp_path):
+def test_a_product_mixing_new_images_and_old_paths_keeps_both_in_order(db, tmp_path, media_core):
     (tmp_path / "products" / "AV-8").mkdir(parents=True)
     shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "products/AV-8/old.png")
     new = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="new.png", kind="product").doc
     db.shop_products.insert_one({"sku": "AV-8", "name": "n", "price": 1,
                                  "images": [image_ref(new), "/uploads/products/AV-8/old.png"]})
-    report = import_legacy(db, tmp_path, media=Media())
+    report = import_legacy(db, tmp_path, media=media_core)
     assert report.counts["rewritten_references"] == 1
     images = db.shop_products.find_one({"sku": "AV-8"})["images"]
     old = db.legacy_paths.find_one({"path": "/uploads/products/AV-8/old.png"})["file_id"]

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from avenue.media import PRODUCTS, Media
+from avenue.media import PRODUCTS
 from avenue.media.core import NO_PURGES
 from avenue.media.maintenance import import_legacy
 from avenue.media.store import storage
@@ -22,9 +22,9 @@ def legacy_db(db):
     return db
 
 
-def test_old_paths_answer_301_to_urls_that_serve_the_same_bytes(legacy_db, client):
+def test_old_paths_answer_301_to_urls_that_serve_the_same_bytes(legacy_db, client, media_core):
     db = legacy_db
-    import_legacy(db, LEGACY_UPLOADS, media=Media(), limits=None)
+    import_legacy(db, LEGACY_UPLOADS, media=media_core, limits=None)
     paths = [record["path"] for record in db.legacy_paths.find()] + [
         record["path"] for record in db.uploads.find()]
     assert len(paths) == 18 + 3
@@ -43,38 +43,38 @@ def test_old_paths_answer_301_to_urls_that_serve_the_same_bytes(legacy_db, clien
         assert client.head(path).status_code == 301
 
 
-def test_old_paths_that_were_never_imported_answer_404(legacy_db, client):
-    import_legacy(legacy_db, LEGACY_UPLOADS / "general", media=Media())
+def test_old_paths_that_were_never_imported_answer_404(legacy_db, client, media_core):
+    import_legacy(legacy_db, LEGACY_UPLOADS / "general", media=media_core)
     for path in ("/uploads/products/AV-1002/missing-on-disk.jpg", "/uploads/notes.txt", "/uploads/x/../y"):
         response = client.get(path)
         assert response.status_code == 404
         assert len(response.data) < 20 and response.mimetype == "text/plain"
 
 
-def test_redirects_point_at_the_configured_media_base_url(app_factory, db, tmp_path):
+def test_redirects_point_at_the_configured_media_base_url(app_factory, db, tmp_path, media_core):
     (tmp_path / "general").mkdir()
     shutil.copy(FIXTURES / "images/good/tiny_1x1.png", tmp_path / "general/dot.png")
-    import_legacy(db, tmp_path, media=Media())
+    import_legacy(db, tmp_path, media=media_core)
     cdn = app_factory(AVENUE_MEDIA_BASE_URL="https://cdn.example.com")
     response = cdn.test_client().get("/uploads/general/dot.png")
     assert response.status_code == 301
     assert response.headers["Location"].startswith("https://cdn.example.com/media/uploads/")
 
 
-def test_an_old_path_whose_image_was_deleted_since_answers_404(db, client, tmp_path):
+def test_an_old_path_whose_image_was_deleted_since_answers_404(db, client, tmp_path, media_core):
     (tmp_path / "products" / "AV-1").mkdir(parents=True)
     shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "products/AV-1/a.png")
-    import_legacy(db, tmp_path, media=Media())
+    import_legacy(db, tmp_path, media=media_core)
     path = "/uploads/products/AV-1/a.png"
     assert client.get(path).status_code == 301
     delete_image(db, PRODUCTS, db.legacy_paths.find_one({"path": path})["file_id"], purges=NO_PURGES)
     assert client.get(path).status_code == 404
 
 
-def test_a_redirect_sets_no_cookie(db, client, tmp_path):
+def test_a_redirect_sets_no_cookie(db, client, tmp_path, media_core):
     (tmp_path / "general").mkdir()
     shutil.copy(FIXTURES / "images/good/tiny_1x1.png", tmp_path / "general/dot.png")
-    import_legacy(db, tmp_path, media=Media())
+    import_legacy(db, tmp_path, media=media_core)
     response = client.get("/uploads/general/dot.png")
     assert response.status_code == 301
     assert "Set-Cookie" not in response.headers

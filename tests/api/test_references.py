@@ -9,7 +9,7 @@ from avenue.builder.references import PageReferences
 from avenue.clock import now
 from avenue.db import PRODUCT_LIST
 from avenue.dialect import dialect_of
-from avenue.media import BUILDER, PRODUCTS, Image, referrers
+from avenue.media import BUILDER, PRODUCTS, Image, Media, app_media
 from avenue.media.references import Referrers
 from avenue.media.store.originals import store
 from avenue.paging import build_fences, forget_fences
@@ -37,12 +37,23 @@ def page(db, slug: str, *media: ObjectId) -> None:
                                 "media_ids": list(media)})
 
 
-def test_the_app_factory_registers_products_and_pages(app, db):
-    registry = referrers(db, app)
+def test_the_app_factory_hands_its_media_core_products_and_pages(app, db):
+    registry = app_media(app).referrers(db)
     assert [owner.kind for owner in registry] == ["products", "pages"]
     assert registry.collections() == ("shop_products", "page_content")
     assert [owner.kind for owner in registry.of_bucket(PRODUCTS)] == ["products"]
     assert [owner.kind for owner in registry.of_bucket(BUILDER)] == ["pages"]
+    assert [owner.db for owner in registry] == [db, db]  # built on the database asked about
+
+
+def test_a_media_core_without_an_app_knows_no_owners_and_says_so(db):
+    """``Media()`` (a script, a test of the store alone) cannot say who refers to an image:
+    asking raises (a job that took its silence for "nobody" would delete what is used); a
+    Media given no owners at all (``()``) answers that nobody does."""
+    with pytest.raises(RuntimeError, match="no owners of referring documents"):
+        Media().referrers(db)
+    assert list(Media(owners=()).referrers(db)) == []
+    assert [owner.kind for owner in Media(owners=(PageReferences,)).referrers(db)] == ["pages"]
 
 
 def test_an_owner_is_registered_once(db):

@@ -392,7 +392,7 @@ def test_the_running_total_stays_right_across_store_remove_and_evict(app, client
         assert renditions.total(db) == {"files": len(stored(db)), "bytes": true_bytes(db)}
 
 
-def test_fsck_finds_a_wrong_total_and_repair_counts_it_again(app, client, db):
+def test_fsck_finds_a_wrong_total_and_repair_counts_it_again(app, client, db, media_core):
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
     counters.record(db, RENDITIONS, {"bytes": 5000, "files": 2})
@@ -402,7 +402,7 @@ def test_fsck_finds_a_wrong_total_and_repair_counts_it_again(app, client, db):
     assert problem["code"] == "rendition_total" and problem["figures"]["files"] == {"held": 3, "counted": 1}
     assert not report.ok
     with app.app_context():
-        repaired = fsck(db, repair=True)
+        repaired = fsck(db, repair=True, media=media_core)
     assert [a["action"] for a in repaired.repairs] == ["total_recounted"]
     assert repaired.ok and held_bytes(db) == true_bytes(db)
 
@@ -432,14 +432,14 @@ def test_a_right_total_is_no_fsck_problem(app, client, db, runner):
     assert json.loads(result.stdout)["total_problems"] == []
 
 
-def test_the_status_reconciliation_recounts_the_renditions_total(app, client, db):
+def test_the_status_reconciliation_recounts_the_renditions_total(app, client, db, referrers):
     from avenue.status import reconcile
 
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
     counters.record(db, RENDITIONS, {"bytes": 77})
     with app.app_context():
-        result = reconcile(db, app.config)
+        result = reconcile(db, app.config, referrers)
     assert result[RENDITIONS]["drift"]["bytes"] == -77 and held_bytes(db) == true_bytes(db)
 
 
@@ -718,7 +718,8 @@ def target(app_factory, db_name):
     other.extensions["avenue.mongo"].client.drop_database(f"{db_name}_restore")
 
 
-def test_a_backup_leaves_renditions_out_and_a_restore_renders_them_again(app, client, db, target, tmp_path):
+def test_a_backup_leaves_renditions_out_and_a_restore_renders_them_again(app, client, db, target, tmp_path,
+        media_core):
     from avenue.db import get_mongo
 
     doc = put(app)
@@ -726,7 +727,7 @@ def test_a_backup_leaves_renditions_out_and_a_restore_renders_them_again(app, cl
     assert first.status_code == 200 and len(stored(db)) == 1
     archive = tmp_path / "a.tar"
     with app.app_context(), open(archive, "wb") as out:
-        report = backup_module.backup(db, out)
+        report = backup_module.backup(db, out, media=media_core)
     assert sum(report.files.values()) >= 1
     import tarfile
 
@@ -737,7 +738,7 @@ def test_a_backup_leaves_renditions_out_and_a_restore_renders_them_again(app, cl
     assert manifest["renditions"].startswith("not included")
     other = get_mongo(target).db
     with target.app_context(), open(archive, "rb") as source:
-        assert backup_module.restore(other, source).ok
+        assert backup_module.restore(other, source, media=media_core).ok
     assert list(other[f"{RENDITIONS}.files"].find()) == []
     again = target.test_client().get(path(doc, "w_320.webp"))
     assert again.status_code == 200 and again.data == first.data

@@ -555,7 +555,7 @@ def test_the_front_door_leaves_other_renditions_to_the_route(app, client, db, ca
     assert passed_to_route(app, url) == [url.split("?")[0]]
 
 
-def test_fsck_checks_the_renditions_and_repair_removes_a_damaged_one(app, client, db):
+def test_fsck_checks_the_renditions_and_repair_removes_a_damaged_one(app, client, db, media_core):
     from avenue.media.maintenance import fsck
 
     doc = put(app)
@@ -566,7 +566,7 @@ def test_fsck_checks_the_renditions_and_repair_removes_a_damaged_one(app, client
         db[f"{RENDITIONS}.chunks"].delete_many({"files_id": rendition["_id"]})
         report = fsck(db)
         assert [f.doc["_id"] for f in report.findings] == [rendition["_id"]]
-        assert fsck(db, repair=True).ok
+        assert fsck(db, repair=True, media=media_core).ok
     assert stored(db) == []
     # Its claim went with it, as every removal's does (renditions.forget_claims): left to
     # lapse, it held the next request back for up to CLAIM_SECONDS (15 s) before rendering.

@@ -494,10 +494,10 @@ def test_replacing_public_media_queues_a_cdn_purge_of_the_old_urls(app, client, 
     assert any(path.endswith("/thumb") and "~" not in path for path in paths)
 
 
-def test_gc_and_fsck_know_a_replaced_image(client, db, editor):
+def test_gc_and_fsck_know_a_replaced_image(client, db, editor, media_core):
     media = library_upload(client, editor)
     replace_media(client, editor, media["id"])
-    collect_garbage(db)
+    collect_garbage(db, media=media_core)
     assert client.get(client.get(f"/api/builder/media/{media['id']}", headers=editor).get_json()["url"]
                       ).status_code == 200
     assert check(db).findings == []
@@ -517,7 +517,8 @@ def test_replacing_an_upload_deletes_none_of_the_other_buckets(client, db, auth)
     assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
 
 
-def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_ones(client, db, editor):
+def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_ones(client, db, editor,
+        media_core):
     """A worker killed after writing a replace's new files (before the switch) leaves files that
     point at an existing original that does not list them: gc removes them once past its grace
     period, and never a file the original lists."""
@@ -529,9 +530,9 @@ def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_
     stray = Rendition("thumb", "webp", image_bytes("good/tiny_1x1.png"), 1, 1)
     new, _ = originals.variant_file(image_id, stray, version="deadbeef")
     storage.write_files(db, BUILDER, [new])
-    fresh = collect_garbage(db)
+    fresh = collect_garbage(db, media=media_core)
     assert fresh.removed == [] and db[f"{BUILDER}.files"].find_one({"_id": new.file_id}) is not None
-    later = collect_garbage(db, now=now() + dt.timedelta(hours=2))
+    later = collect_garbage(db, now=now() + dt.timedelta(hours=2), media=media_core)
     assert [(r["kind"], r["id"]) for r in later.removed] == [("orphan_variant", str(new.file_id))]
     assert db[f"{BUILDER}.files"].count_documents({"metadata.original_id": image_id}) == 8
     assert client.get(media["variants"]["thumb"]).status_code == 200
@@ -539,19 +540,19 @@ def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_
 
 
 def test_a_replaced_image_is_backed_up_without_a_checksum_complaint_and_restored_whole(client, db, editor,
-                                                                                      tmp_path):
+                                                                                      tmp_path, media_core):
     media = library_upload(client, editor)
     new = replace_media(client, editor, media["id"]).get_json()
     from avenue.ops import backup as backup_module
 
     archive = tmp_path / "backup.tar"
     with archive.open("wb") as out:
-        report = backup_module.backup(db, out)
+        report = backup_module.backup(db, out, media=media_core)
     assert report.checksum_mismatches == [] and report.incomplete == []
     other = db.client[f"{db.name}_restored"]
     try:
         with archive.open("rb") as source:
-            assert backup_module.restore(other, source).ok
+            assert backup_module.restore(other, source, media=media_core).ok
         head = other[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
         assert head["metadata"]["version"] == new["version"] and head["length"] == new["bytes"]
         content = other[f"{BUILDER}.files"].find_one({"_id": head["metadata"]["content"]["id"]})

@@ -136,14 +136,14 @@ def test_a_session_from_before_epochs_is_not_honoured(app, auth):
 
 
 @pytest.mark.parametrize("with_hashes", [False, True])
-def test_a_backup_never_carries_the_session_epoch(app, auth, with_hashes):
+def test_a_backup_never_carries_the_session_epoch(app, auth, with_hashes, media_core):
     from avenue.ops.backup import backup
 
     email, _ = auth.user("admin")
     buffer = io.BytesIO()
     with database(app) as db:
         assert db.users.find_one({"email": email})["session_epoch"]
-        backup(db, buffer, include_password_hashes=with_hashes)
+        backup(db, buffer, include_password_hashes=with_hashes, media=media_core)
     buffer.seek(0)
     with tarfile.open(fileobj=buffer) as tar:
         users = [json.loads(line) for line in tar.extractfile("collections/users.jsonl")]

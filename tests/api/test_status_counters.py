@@ -42,7 +42,7 @@ def held_and_counted(db) -> tuple[dict, dict]:
     return held, counted
 
 
-def test_counters_match_a_recount_after_a_mix_of_writes(app, client, db):
+def test_counters_match_a_recount_after_a_mix_of_writes(app, client, db, referrers):
     auth = Auth(app)
     admin = auth.token("admin")
     for sku in ("MIX-1", "MIX-2", "MIX-3"):
@@ -72,12 +72,12 @@ def test_counters_match_a_recount_after_a_mix_of_writes(app, client, db):
     assert counted["products"]["products"] == 3 and counted[PRODUCTS]["originals"] == 2
     # Deleted, kept restorable: the photo no product uses any more and the library image.
     assert counted[TRASH]["originals"] == 2
-    for result in reconcile(db, app.config).values():
+    for result in reconcile(db, app.config, referrers).values():
         # Buckets and products list every figure (all 0); the facets list only what differs.
         assert result["applied"] and all(value == 0 for value in result["drift"].values())
 
 
-def test_a_lost_increment_is_drift_the_reconciliation_corrects(app, client, db, monkeypatch):
+def test_a_lost_increment_is_drift_the_reconciliation_corrects(app, client, db, monkeypatch, referrers):
     admin = Auth(app).token("admin")
     ops = Auth(app).token("ops")
     real = bucket_counters.record
@@ -87,7 +87,7 @@ def test_a_lost_increment_is_drift_the_reconciliation_corrects(app, client, db, 
     db.shop_products.insert_one({"sku": "BEHIND", "images": ["/uploads/x.jpg"]})  # a hand edit
     storage = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
     assert storage["buckets"][UPLOADS]["files"] == 0
-    result = reconcile(db, app.config)
+    result = reconcile(db, app.config, referrers)
     assert result[UPLOADS]["applied"] and result[UPLOADS]["drift"]["files"] == 9
     assert result["products"]["drift"]["local_filesystem"] == 1
     held, counted = held_and_counted(db)

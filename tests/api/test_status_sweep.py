@@ -47,9 +47,9 @@ def _lists(result: dict) -> dict:
     return {key: result[key] for key in keys}
 
 
-def test_the_sweep_finds_the_same_problems_in_small_batches_as_in_one(db, store_with_problems):
-    small = sweep.run(db, FAST)
-    large = sweep.run(db, sweep.Settings(batch=10_000))
+def test_the_sweep_finds_the_same_problems_in_small_batches_as_in_one(db, store_with_problems, referrers):
+    small = sweep.run(db, FAST, refs=referrers)
+    large = sweep.run(db, sweep.Settings(batch=10_000), refs=referrers)
     assert small["batches"] > 4 and large["batches"] == 3
     assert _lists(small) == _lists(large)
     assert small["missing_files"]["items"] == [
@@ -60,7 +60,7 @@ def test_the_sweep_finds_the_same_problems_in_small_batches_as_in_one(db, store_
     assert small["local_filesystem"]["count"] == 5
 
 
-def test_what_a_sweep_holds_is_bounded_by_its_batch_not_by_the_store(db, monkeypatch):
+def test_what_a_sweep_holds_is_bounded_by_its_batch_not_by_the_store(db, monkeypatch, referrers):
     """Structural: every read returns at most one batch, every $in lookup at most IN_BATCH
     ids, every kept list at most LIST_LIMIT entries, whatever the number of documents."""
     monkeypatch.setattr(sweep, "IN_BATCH", 3)
@@ -72,7 +72,7 @@ def test_what_a_sweep_holds_is_bounded_by_its_batch_not_by_the_store(db, monkeyp
     monkeypatch.setattr(sweep, "next_batch", lambda *a, **k: reads.append(real_next(*a, **k)) or reads[-1])
     monkeypatch.setattr(sweep, "_in_batches",
                         lambda values: [lookups.append(part) or part for part in real_in(values)])
-    result = sweep.run(db, sweep.Settings(batch=2))
+    result = sweep.run(db, sweep.Settings(batch=2), refs=referrers)
     assert reads and max(len(batch) for batch in reads) == 2
     assert lookups and max(len(ids) for ids in lookups) <= 3
     assert result["local_filesystem"]["count"] == 9 and len(result["local_filesystem"]["items"]) == 4
@@ -83,7 +83,7 @@ def test_what_a_sweep_holds_is_bounded_by_its_batch_not_by_the_store(db, monkeyp
     assert sum(len(batch) for batch in reads) == 9 + 1
 
 
-def _sweep_peak(db, products: int, ref: dict) -> int:
+def _sweep_peak(db, referrers, products: int, ref: dict) -> int:
     """Bring the store to ``products`` products of five references each (written behind the
     app's back: no list fences yet), sweep it in batches of 50 and return the sweep's peak of
     traced memory in bytes."""
@@ -95,13 +95,13 @@ def _sweep_peak(db, products: int, ref: dict) -> int:
     paging.forget_fences()
     tracemalloc.start()
     try:
-        sweep.run(db, sweep.Settings(batch=50))
+        sweep.run(db, sweep.Settings(batch=50), refs=referrers)
         return tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
 
 
-def test_a_sweeps_peak_memory_does_not_grow_with_the_store(db):
+def test_a_sweeps_peak_memory_does_not_grow_with_the_store(db, referrers):
     """Measured, not structural: the peak over a sweep of 2,000 products is within a small
     constant of the peak over 400. A first sweep on the embedded database read every product
     into one list (28 KB a product with five references: +493 MB in a worker at 15,000)."""
@@ -109,14 +109,14 @@ def test_a_sweeps_peak_memory_does_not_grow_with_the_store(db):
         pytest.skip("mongomock copies every document a sorted query matches before the first one is "
                     "read: in this process, what a server holds in its own")
     ref = image_ref(store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc)
-    small = _sweep_peak(db, 400, ref)
-    large = _sweep_peak(db, 2000, ref)
+    small = _sweep_peak(db, referrers, 400, ref)
+    large = _sweep_peak(db, referrers, 2000, ref)
     # 1,600 more products held at once would be about 40 MB more; a batch of 50, about 1.5 MB.
     megabytes = f"{small / 2**20:.1f} MB at 400 products, {large / 2**20:.1f} MB at 2,000"
     assert large - small < 4 * 2**20, megabytes
 
 
-def test_a_first_sweep_reads_its_products_a_fence_s_worth_at_a_time(db, monkeypatch):
+def test_a_first_sweep_reads_its_products_a_fence_s_worth_at_a_time(db, monkeypatch, referrers):
     """On the embedded database every document a query's bounds hold is decoded under its one
     lock before one comes back: the products phase without fences (a first sweep after a
     bulk load) was one query of every product (4,200 products: 2.7 s, every call waiting)."""
@@ -136,7 +136,7 @@ def test_a_first_sweep_reads_its_products_a_fence_s_worth_at_a_time(db, monkeypa
         return real_find(self, *args, **kwargs)
 
     monkeypatch.setattr(kind, "find", find)
-    sweep.run(db, sweep.Settings(batch=100))
+    sweep.run(db, sweep.Settings(batch=100), refs=referrers)
     monkeypatch.undo()
     reads = [db.shop_products.count_documents(query) for query, projection in asked if "images" in projection]
     assert sum(reads) >= 700 and max(reads) <= 2 * paging.FENCE_EVERY, reads  # before: one read of 700
@@ -145,8 +145,8 @@ def test_a_first_sweep_reads_its_products_a_fence_s_worth_at_a_time(db, monkeypa
     assert whole == [{"sku": 1, "_id": 1}]
 
 
-def test_an_interrupted_sweep_resumes_from_its_checkpoint(db, store_with_problems, monkeypatch):
-    whole = sweep.run(db, FAST)
+def test_an_interrupted_sweep_resumes_from_its_checkpoint(db, store_with_problems, monkeypatch, referrers):
+    whole = sweep.run(db, FAST, refs=referrers)
     seen = []
 
     def interrupt(state):
@@ -156,18 +156,19 @@ def test_an_interrupted_sweep_resumes_from_its_checkpoint(db, store_with_problem
 
     monkeypatch.setattr(sweep, "batch_done", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        sweep.run(db, FAST)
+        sweep.run(db, FAST, refs=referrers)
     saved = sweep.read(db)
     assert saved["run"]["documents"] == seen[-1] > 0 and "lease_owner" not in saved
     monkeypatch.setattr(sweep, "batch_done", lambda state: None)
-    resumed = sweep.run(db, FAST)
+    resumed = sweep.run(db, FAST, refs=referrers)
     assert resumed["resumed"] == 1
     assert resumed["documents"] == whole["documents"]  # the first part is not read again
     assert _lists(resumed) == _lists(whole)
     assert "run" not in sweep.read(db)
 
 
-def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_resume(db, monkeypatch):
+def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_resume(db, monkeypatch,
+        referrers):
     # The files phase walks originals newest first after the last one's (date, id): ties on
     # the date are ordered by id, so a resume between them neither skips nor repeats one.
     ids = [store(db, PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
@@ -184,14 +185,15 @@ def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_r
 
     monkeypatch.setattr(sweep, "batch_done", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        sweep.run(db, FAST)
+        sweep.run(db, FAST, refs=referrers)
     monkeypatch.setattr(sweep, "batch_done", lambda state: None)
-    resumed = sweep.run(db, FAST)
+    resumed = sweep.run(db, FAST, refs=referrers)
     assert resumed["resumed"] == 1 and resumed["stored_images"] == 5
     assert sorted(item["id"] for item in resumed["orphans"]["items"]) == sorted(str(i) for i in ids)
 
 
-def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and_resumed(db, monkeypatch):
+def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and_resumed(db, monkeypatch,
+        referrers):
     # One cursor over every original read them all into its first batch there (3.3 s for
     # 25,000, make run's every request waiting): windows of dates keep each read small.
     ids = [store(db, PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
@@ -204,7 +206,7 @@ def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and
     db.media_counters.update_one({"_id": PRODUCTS},
                                  {"$set": {"oldest": base, "newest": base + dt.timedelta(days=28)}})
     monkeypatch.setattr(paging, "FENCE_EVERY", 1)
-    sweep.run(db, FAST)  # the first sweep's count samples the fences of the originals' dates
+    sweep.run(db, FAST, refs=referrers)  # the first sweep's count samples the fences of the originals' dates
     db[sweep.COLLECTION].update_one({"_id": sweep.SWEEP_ID}, {"$unset": {"result": ""}})
     reads = []
     kind = type(db[f"{PRODUCTS}.files"])
@@ -226,9 +228,9 @@ def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and
 
     monkeypatch.setattr(sweep, "batch_done", interrupt)
     with pytest.raises(KeyboardInterrupt):
-        sweep.run(db, FAST)
+        sweep.run(db, FAST, refs=referrers)
     monkeypatch.setattr(sweep, "batch_done", lambda state: None)
-    resumed = sweep.run(db, FAST)
+    resumed = sweep.run(db, FAST, refs=referrers)
 
     assert resumed["resumed"] == 1 and resumed["stored_images"] == 6
     assert sorted(item["id"] for item in resumed["orphans"]["items"]) == sorted(str(i) for i in ids)
@@ -239,13 +241,13 @@ def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and
 
 
 def test_a_sweep_whose_holder_died_is_taken_over_once_its_lease_lapses(db, store_with_problems,
-                                                                       lease_clock):
+                                                                       lease_clock, referrers):
     settings = sweep.Settings(batch=2, lease_seconds=0.2)
     assert sweep.take_lease(db, "dead-worker", settings)
     lease_clock.advance(0.19)
-    assert sweep.run(db, settings) is None  # held
+    assert sweep.run(db, settings, refs=referrers) is None  # held
     lease_clock.advance(0.02)
-    assert sweep.run(db, settings)["missing_files"]["count"] == 1
+    assert sweep.run(db, settings, refs=referrers)["missing_files"]["count"] == 1
 
 
 def _lease_renewed_past(db, lease_clock) -> dt.datetime:
@@ -259,7 +261,8 @@ def _lease_renewed_past(db, lease_clock) -> dt.datetime:
     return until
 
 
-def test_the_lease_is_renewed_while_a_long_sweep_runs(db, store_with_problems, monkeypatch, lease_clock):
+def test_the_lease_is_renewed_while_a_long_sweep_runs(db, store_with_problems, monkeypatch, lease_clock,
+        referrers):
     # 12 batches, each longer than the lease on the leases' clock (stepped past it): the lease
     # survives a batch only because the heartbeat renewed it from the stepped clock, and the
     # other worker tries after that renewal, however slow the machine is. (In real time,
@@ -278,7 +281,7 @@ def test_the_lease_is_renewed_while_a_long_sweep_runs(db, store_with_problems, m
 
     monkeypatch.setattr(sweep, "batch_done", slow_batch)
     started = lease_clock()
-    result = sweep.run(db, settings)
+    result = sweep.run(db, settings, refs=referrers)
     assert result is not None, "the lease was held by another sweep"
     assert lease_clock() - started > dt.timedelta(seconds=3 * settings.lease_seconds)  # three leases long
     assert result["lease_renewals"] >= len(leases) >= 3  # a renewal in every batch
@@ -286,16 +289,17 @@ def test_the_lease_is_renewed_while_a_long_sweep_runs(db, store_with_problems, m
     assert not any(others)  # nobody could take it over while it ran
 
 
-def test_a_sweep_that_lost_its_lease_stops_without_saving(db, store_with_problems, monkeypatch):
+def test_a_sweep_that_lost_its_lease_stops_without_saving(db, store_with_problems, monkeypatch, referrers):
     def taken_over(state):
         db[sweep.COLLECTION].update_one({"_id": sweep.SWEEP_ID}, {"$set": {"lease_owner": "other"}})
 
     monkeypatch.setattr(sweep, "batch_done", taken_over)
-    assert sweep.run(db, FAST) is None
+    assert sweep.run(db, FAST, refs=referrers) is None
     assert "result" not in sweep.read(db)
 
 
-def test_a_failed_sweep_frees_its_lease_and_keeps_its_checkpoint(db, store_with_problems, monkeypatch):
+def test_a_failed_sweep_frees_its_lease_and_keeps_its_checkpoint(db, store_with_problems, monkeypatch,
+        referrers):
     calls = []
 
     def broken(state):
@@ -305,16 +309,16 @@ def test_a_failed_sweep_frees_its_lease_and_keeps_its_checkpoint(db, store_with_
 
     monkeypatch.setattr(sweep, "batch_done", broken)
     with pytest.raises(RuntimeError):
-        sweep.run(db, FAST)
+        sweep.run(db, FAST, refs=referrers)
     saved = sweep.read(db)
     assert "lease_owner" not in saved and saved["run"]["batches"] == 2
     assert sweep.due(saved, FAST)
 
 
-def test_a_sweep_is_due_first_then_after_its_interval_or_when_asked(db):
+def test_a_sweep_is_due_first_then_after_its_interval_or_when_asked(db, referrers):
     settings = sweep.Settings(interval_seconds=60)
     assert sweep.due(sweep.read(db), settings)
-    sweep.run(db, settings)
+    sweep.run(db, settings, refs=referrers)
     assert not sweep.due(sweep.read(db), settings)
     later = sweep.now() + dt.timedelta(seconds=61)
     assert sweep.due(sweep.read(db), settings, later)
@@ -324,7 +328,7 @@ def test_a_sweep_is_due_first_then_after_its_interval_or_when_asked(db):
     assert not sweep.due(sweep.read(db), settings)  # one is running
 
 
-def test_the_legacy_folder_is_swept_in_batches_and_resumed(db, tmp_path, monkeypatch):
+def test_the_legacy_folder_is_swept_in_batches_and_resumed(db, tmp_path, monkeypatch, referrers):
     for name in ("a/1.jpg", "a/2.jpg", "b/c/3.jpg", "d.jpg", "e.jpg"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x" * 10)
@@ -334,7 +338,7 @@ def test_the_legacy_folder_is_swept_in_batches_and_resumed(db, tmp_path, monkeyp
     settings = sweep.Settings(batch=2, legacy_dir=str(tmp_path))
     calls = []
     monkeypatch.setattr(sweep, "batch_done", lambda state: calls.append(state["phase"]) and None)
-    legacy = sweep.run(db, settings)["legacy"]
+    legacy = sweep.run(db, settings, refs=referrers)["legacy"]
     assert (legacy["files"], legacy["imported"], legacy["not_imported"], legacy["bytes"]) == (5, 1, 4, 50)
     assert "/uploads/b/c/3.jpg" not in legacy["not_imported_items"]
     assert calls.count("legacy") >= 2
@@ -392,14 +396,14 @@ def test_a_request_that_finds_no_sweep_starts_one_unless_sweeps_are_off(app_fact
         assert sweep.read(get_db())["result"]["generated_at"]
 
 
-def test_a_history_sample_reads_the_reports_without_asking_for_a_sweep(app, db):
+def test_a_history_sample_reads_the_reports_without_asking_for_a_sweep(app, db, referrers):
     # The sampler used to read the reports with refresh=1: every sample started a sweep, so on
     # a store of a million files one was always running beside the requests.
     from avenue.monitoring import status_reports
 
-    sweep.run(db, FAST)
+    sweep.run(db, FAST, refs=referrers)
     before = sweep.read(db)
-    storage, products = status_reports(db, app.config)()
+    storage, products = status_reports(db, app.config, referrers)()
     sweep.wait_for_sweeps(30)
     after = sweep.read(db)
     assert storage["buckets"] and products["products"]["total"] == 0
@@ -517,7 +521,7 @@ def test_gc_that_removed_garbage_reconciles_the_counters_a_gc_that_did_not_leave
     assert products_total() == 2  # the sweep's reconciliation finds it
 
 
-def test_a_failing_scheduler_tick_is_logged_and_the_next_tick_tries_again(db, monkeypatch, caplog):
+def test_a_failing_scheduler_tick_is_logged_and_the_next_tick_tries_again(db, monkeypatch, caplog, referrers):
     calls = []
 
     def broken(*args, **kwargs):
@@ -526,7 +530,7 @@ def test_a_failing_scheduler_tick_is_logged_and_the_next_tick_tries_again(db, mo
 
     monkeypatch.setattr(sweep, "run", broken)
     with caplog.at_level("ERROR"):
-        scheduler = sweep.schedule(db, sweep.Settings(), tick_seconds=0.01)
+        scheduler = sweep.schedule(db, sweep.Settings(), tick_seconds=0.01, refs=referrers)
         deadline = time.monotonic() + 10
         while len(calls) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -536,23 +540,23 @@ def test_a_failing_scheduler_tick_is_logged_and_the_next_tick_tries_again(db, mo
 
 
 def test_a_background_sweep_that_fails_is_logged_and_leaves_its_checkpoint(db, store_with_problems,
-                                                                           monkeypatch, caplog):
+                                                                           monkeypatch, caplog, referrers):
     def broken(state):
         raise RuntimeError("database went away")
 
     monkeypatch.setattr(sweep, "batch_done", broken)
     with caplog.at_level("ERROR"):
-        sweep.run_in_background(db, FAST).join(30)
+        sweep.run_in_background(db, FAST, referrers).join(30)
     assert any("sweep failed" in record.getMessage() for record in caplog.records)
     assert sweep.read(db)["run"]["batches"] == 1
 
 
-def test_the_sweep_ends_by_building_every_lists_fences(db, store_with_problems, monkeypatch):
+def test_the_sweep_ends_by_building_every_lists_fences(db, store_with_problems, monkeypatch, referrers):
     from avenue import paging
 
     monkeypatch.setattr(sweep, "build_fences",
                         lambda db, listed, **kwargs: paging.build_fences(db, listed, every=2, **kwargs))
-    result = sweep.run(db, FAST)
+    result = sweep.run(db, FAST, refs=referrers)
     assert set(result["fences"]) == {"shop_products", "audit_logs", "uploads.files", "builder_media.files",
                                      "media_trash.files"}
     assert (result["fences"]["shop_products"]["items"], result["fences"]["shop_products"]["fences"]) == (7, 3)
@@ -561,7 +565,7 @@ def test_the_sweep_ends_by_building_every_lists_fences(db, store_with_problems, 
 
 
 def test_a_list_whose_fences_fail_to_build_keeps_the_old_ones_and_the_sweep_finishes(db, store_with_problems,
-                                                                                      monkeypatch):
+                                                                                      monkeypatch, referrers):
     from pymongo.errors import OperationFailure
 
     from avenue import paging
@@ -576,14 +580,14 @@ def test_a_list_whose_fences_fail_to_build_keeps_the_old_ones_and_the_sweep_fini
         return real(db, listed, **kwargs)
 
     monkeypatch.setattr(sweep, "build_fences", failing)
-    result = sweep.run(db, FAST)
+    result = sweep.run(db, FAST, refs=referrers)
     assert "interrupted at shutdown" in result["fences"]["shop_products"]["error"]
     assert result["fences"]["uploads.files"]["items"] == 0  # the others were built
     assert db[paging.FENCES].find_one({"_id": "shop_products|sku"}) == before
     assert result["missing_files"]["count"] == 1  # and the sweep's own lists are whole
 
 
-def test_a_step_longer_than_the_lease_keeps_it(db, store_with_problems, monkeypatch, lease_clock):
+def test_a_step_longer_than_the_lease_keeps_it(db, store_with_problems, monkeypatch, lease_clock, referrers):
     """The buckets' recounts have no checkpoint inside (one server-side count each): the
     heartbeat renews the lease meanwhile, so another worker cannot take the sweep over."""
     settings = sweep.Settings(batch=10, lease_seconds=0.4, renew_seconds=0.02)  # a beat every 0.1 s
@@ -600,7 +604,7 @@ def test_a_step_longer_than_the_lease_keeps_it(db, store_with_problems, monkeypa
         return real(db)
 
     monkeypatch.setattr(sweep, "recount_media", slow)
-    result = sweep.run(db, settings, owner="this-worker")
+    result = sweep.run(db, settings, owner="this-worker", refs=referrers)
     assert taken_meanwhile == [False]
     assert result is not None and result["missing_files"]["count"] == 1
     assert result["lease_renewals"] >= 3

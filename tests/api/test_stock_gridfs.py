@@ -89,10 +89,11 @@ def test_a_naive_read_of_a_changed_images_own_file_fails_instead_of_reading_empt
             own_file_bytes(db, BUILDER, image_id)
 
 
-def test_the_changed_images_stay_whole_through_gc_and_fsck_and_the_counters(client, db, editor):
+def test_the_changed_images_stay_whole_through_gc_and_fsck_and_the_counters(client, db, editor, media_core):
     made = every_kind_of_image(client, editor)
     # A document whose length its own chunks do not hold is not an incomplete file to gc.
-    assert collect_garbage(db, grace_seconds=0, now=now() + dt.timedelta(hours=2)).removed == []
+    assert collect_garbage(db, media=media_core, grace_seconds=0,
+                           now=now() + dt.timedelta(hours=2)).removed == []
     assert check(db).findings == []
     for bucket in STORED:
         assert recount_bucket(db, bucket)["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}

@@ -177,29 +177,29 @@ def test_restoring_when_the_same_bytes_were_stored_again_reuses_that_image(app, 
     assert files(db, TRASH, media["id"]) == 0 and files(db, BUILDER, media["id"]) == 0  # one copy kept
 
 
-def test_gc_purges_what_is_past_its_window_and_nothing_younger(app, db, client, editor):
+def test_gc_purges_what_is_past_its_window_and_nothing_younger(app, db, client, editor, media_core):
     old, young = library_upload(client, editor, PHOTO), library_upload(client, editor, OTHER)
     for media in (old, young):
         assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
     db[f"{TRASH}.files"].update_one({"_id": ObjectId(old["id"])},
                                     {"$set": {"metadata.trash.purge_after": now() - dt.timedelta(seconds=1)}})
     with app.app_context():
-        listed = collect_garbage(db, dry_run=True)
+        listed = collect_garbage(db, dry_run=True, media=media_core)
         assert [(r["kind"], r["id"]) for r in listed.removed] == [("trash_expired", old["id"])]
         assert files(db, TRASH, old["id"]) == 9  # a dry run removes nothing
-        collect_garbage(db)
+        collect_garbage(db, media=media_core)
     assert files(db, TRASH, old["id"]) == 0 and files(db, TRASH, young["id"]) == 9
     assert trash_ids(client, editor) == [young["id"]]
     assert media_counters(db)[TRASH]["originals"] == 1
 
 
-def test_gc_leaves_an_item_that_is_being_restored(app, db, client, editor):
+def test_gc_leaves_an_item_that_is_being_restored(app, db, client, editor, media_core):
     media = library_upload(client, editor)
     client.delete(f"/api/builder/media/{media['id']}", headers=editor)
     db[f"{TRASH}.files"].update_one({"_id": ObjectId(media["id"])}, {"$set": {
         "metadata.trash.purge_after": now() - dt.timedelta(days=1), "metadata.trash.restoring_at": now()}})
     with app.app_context():
-        assert collect_garbage(db).removed == []
+        assert collect_garbage(db, media=media_core).removed == []
     refused = client.post(f"/api/trash/{media['id']}/restore", headers=editor)
     assert refused.status_code == 409 and error_body(refused)["code"] == "restore_in_progress"
 
@@ -302,19 +302,20 @@ def test_fsck_checks_the_trashed_files_too(app, client, db, editor):
     assert [(f.bucket, str(f.doc["_id"])) for f in findings] == [(TRASH, media["id"])]
 
 
-def test_uploads_trash_is_in_a_backup_and_comes_back_with_a_restore(app, client, db, admin, tmp_path):
+def test_uploads_trash_is_in_a_backup_and_comes_back_with_a_restore(app, client, db, admin, tmp_path,
+        media_core):
     upload = client.post("/api/uploads", data=form(PHOTO), headers=admin).get_json()
     client.delete(f"/api/uploads/{upload['id']}", headers=admin)
     from avenue.ops import backup as backup_module
 
     archive = tmp_path / "backup.tar"
     with archive.open("wb") as out:
-        report = backup_module.backup(db, out)
+        report = backup_module.backup(db, out, media=media_core)
     assert report.files[TRASH] == 9 and report.files[UPLOADS] == 0
     other = db.client[f"{db.name}_restored"]
     try:
         with archive.open("rb") as source:
-            assert backup_module.restore(other, source).ok
+            assert backup_module.restore(other, source, media=media_core).ok
         assert files(other, TRASH, upload["id"]) == 9 and files(other, UPLOADS, upload["id"]) == 0
     finally:
         db.client.drop_database(other.name)

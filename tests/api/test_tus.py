@@ -379,7 +379,7 @@ def test_termination_deletes_the_upload_and_its_bytes(client, user, photo, db):
     assert db.audit_logs.find_one({"action": "tus_upload_terminated"})["target"]["offset"] == 1_000_000
 
 
-def test_an_expired_upload_is_410_and_gc_removes_it_and_its_bytes(client, user, photo, db):
+def test_an_expired_upload_is_410_and_gc_removes_it_and_its_bytes(client, user, photo, db, media_core):
     # Two pieces parked (1 MiB and the rest of 1.1 MB), whatever the corpus photo's size: the
     # made corpus's is 1.04 MB, which the first PATCH would complete.
     body = (photo * 3)[:2_000_000]
@@ -391,20 +391,20 @@ def test_an_expired_upload_is_410_and_gc_removes_it_and_its_bytes(client, user, 
     assert tus.head(client, user, url).status_code == 410
     response = tus.patch(client, user, url, 1_100_000, body[1_100_000:])
     assert response.status_code == 410 and response.get_json()["error"]["code"] == "upload_expired"
-    dry = collect_garbage(db, dry_run=True)
+    dry = collect_garbage(db, dry_run=True, media=media_core)
     assert dry.counts == {"expired_resumable_upload": 1, "expired_resumable_bytes": 1}
     assert uploads_held(db) == (1, 2)
-    report = collect_garbage(db)
+    report = collect_garbage(db, media=media_core)
     assert report.counts == {"expired_resumable_upload": 1, "expired_resumable_bytes": 1}
     assert report.bytes_freed == 1_100_000
     assert uploads_held(db) == (0, 0)
     assert tus.head(client, user, url).status_code == 404
 
 
-def test_gc_keeps_an_upload_that_has_not_expired(client, user, photo, db):
+def test_gc_keeps_an_upload_that_has_not_expired(client, user, photo, db, media_core):
     url = tus.created(client, user, len(photo))
     assert tus.patch(client, user, url, 0, photo[:PIECE]).status_code == 204
-    assert collect_garbage(db).counts == {}
+    assert collect_garbage(db, media=media_core).counts == {}
     assert uploads_held(db) == (1, 1)
 
 

@@ -207,7 +207,7 @@ def test_the_front_door_leaves_a_pending_variant_to_the_route(app, client, auth,
 
 
 def test_a_worker_that_died_before_rendering_leaves_variants_that_serve_and_fsck_repairs(
-        app, client, db, auth, held, runner):
+        app, client, db, auth, held, runner, media_core):
     body = answered(client, auth.token("editor"), "good/alpha.png", visibility="public")
     held.clear()  # the worker died: its render never runs
     files = db[f"{UPLOADS}.files"]
@@ -223,7 +223,7 @@ def test_a_worker_that_died_before_rendering_leaves_variants_that_serve_and_fsck
     before = files.count_documents({})
     assert runner.invoke(args=["gc"]).exit_code == 0
     assert files.count_documents({}) == before  # gc neither removes nor misses anything
-    repaired = fsck(db, repair=True)
+    repaired = fsck(db, repair=True, media=media_core)
     assert repaired.ok and repaired.remaining is not None, repaired.summary()
     assert repaired.remaining.states == []  # --repair rendered them
     assert pending.pending_of(original(db, body)) == []

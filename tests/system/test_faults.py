@@ -20,8 +20,8 @@ import pymongo
 import pytest
 
 from avenue.builder.references import PageReferences
+from avenue.media import Media
 from avenue.media.maintenance import collect_garbage, fsck
-from avenue.media.references import Referrers
 from avenue.shop.references import ProductReferences
 from tests.support import tokens
 from tests.support.fixtures import photo
@@ -100,10 +100,9 @@ def _assert_acknowledged_are_safe(server: Gunicorn, mongo_uri: str,
     client = pymongo.MongoClient(mongo_uri)
     try:
         db = client[DB]
-        # No app in this process: the owners the app factory would register, by hand.
-        refs = Referrers([ProductReferences(db), PageReferences(db)])
-        collect_garbage(db, grace_seconds=0, refs=refs)
-        report = fsck(db, refs=refs)
+        # No app in this process: gc is handed the owners the app factory gives its Media, by hand.
+        collect_garbage(db, media=Media(owners=(ProductReferences, PageReferences)), grace_seconds=0)
+        report = fsck(db)
         assert report.ok, report.summary()
         assert report.files_checked >= 9 * len(acknowledged)  # originals and their 8 variants
     finally:

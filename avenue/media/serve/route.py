@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
@@ -38,6 +38,7 @@ from avenue.media.ingest.images import Limits
 from avenue.media.ingest.render import Rendered, render_spec
 from avenue.media.ingest.variants import VARIANT_NAMES
 from avenue.media.records import SOURCE, Document, MediaDoc
+from avenue.media.references import Owner
 from avenue.media.serve import signing
 from avenue.media.serve.cache import MediaCache
 from avenue.media.serve.http import (
@@ -72,8 +73,9 @@ bp = Blueprint("media", __name__)
 @dataclass(frozen=True, kw_only=True)
 class MediaState(Media):
     """The app's :class:`~avenue.media.core.Media` as ``init_app`` builds it: its config, its
-    work after the answer (after the request's answer, in a request) and its render slots,
-    with what serving needs besides: the cache, the database, the baseline headers."""
+    owners of referring documents, its work after the answer (after the request's answer, in a
+    request) and its render slots, with what serving needs besides: the cache, the database,
+    the baseline headers."""
 
     cache: MediaCache
     database: Callable[[], Database[Document]]
@@ -109,12 +111,13 @@ MIN_POLL_MS = 100
 
 
 def init_app(app: Flask, *, database: Callable[[], Database[Document]],
-             baseline_headers: Callable[[Mapping[str, Any]], Headers],
+             baseline_headers: Callable[[Mapping[str, Any]], Headers], owners: Iterable[Owner],
              admit_unsigned_render: renditions.Admit | None = None) -> None:
-    """Give the media package its cache, its database, the app's baseline headers and its
-    limit of unsigned cold renders (raises to refuse one); read the renditions' settings (a
-    bad AVENUE_RENDITION_PRESETS stops the start) and the formats turned off (an unknown name
-    in AVENUE_DISABLED_FORMATS stops it too)."""
+    """Give the media package its cache, its database, the app's baseline headers, the owners
+    of the documents that refer to images (references.py) and its limit of unsigned cold
+    renders (raises to refuse one); read the renditions' settings (a bad
+    AVENUE_RENDITION_PRESETS stops the start) and the formats turned off (an unknown name in
+    AVENUE_DISABLED_FORMATS stops it too)."""
     config = app.config
     poll_ms = int(config["AVENUE_DELETIONS_POLL_MS"])
     if poll_ms < MIN_POLL_MS:
@@ -132,7 +135,8 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     concurrency = int(config["AVENUE_RENDER_CONCURRENCY"])
     if concurrency < 1:
         raise RuntimeError("AVENUE_RENDER_CONCURRENCY must be at least 1")
-    state = MediaState(config=config, cache=cache, database=database, baseline_headers=baseline_headers,
+    state = MediaState(config=config, owners=tuple(owners), cache=cache, database=database,
+                       baseline_headers=baseline_headers,
                        allow=AllowList(presets=presets, opt_in=opt_ins(config)),
                        renders=threading.BoundedSemaphore(concurrency))
     if admit_unsigned_render is not None:
@@ -287,8 +291,9 @@ def app_media(app: Flask | None = None) -> Media:
     """The app's :class:`~avenue.media.core.Media` (``app``: the current app by default), to hand
     to what it opens: ``Library(db, bucket, app_media())``, an ops run. Outside any app (a
     service called with only a database, as tests do; a thread without an app context),
-    ``Media()``: the defaults, work done at once. The one place outside this module's own
-    views where the package reads ``current_app``."""
+    ``Media()``: the defaults, work done at once, and no owners of referring documents (what
+    asks who refers to an image raises there: give it ``app``). The one place outside this
+    module's own views where the package reads ``current_app``."""
     if app is None and not has_app_context():
         return Media()
     return get_state(app)

@@ -27,7 +27,7 @@ from avenue.db import Document
 from avenue.media.buckets import BUCKETS
 from avenue.media.core import Media
 from avenue.media.ingest.placeholders import compute as compute_placeholder
-from avenue.media.references import Referrers, referrers
+from avenue.media.references import Referrers
 from avenue.media.store.library import Library
 from avenue.media.store.scan import set_metadata as set_file_metadata
 from avenue.media.upkeep.backfill import BATCH, ProgressFn, computed_for_lacking
@@ -51,14 +51,12 @@ class PlaceholderReport:
                 f"updated, {len(self.unreadable)} without a readable thumb")
 
 
-def backfill_placeholders(db: Database[Document], *, media: Media | None = None,
-                          progress: ProgressFn | None = None,
-                          refs: Referrers | None = None) -> PlaceholderReport:
-    """Compute the placeholder of every original that has none, in every bucket (``refs``: the
-    owners of the documents that copy it, the app's registered ones by default; ``media``: the
-    app's, ``app_media()``, whose libraries read the originals; none: the defaults)."""
-    refs = refs or referrers(db)
-    media = media or Media()
+def backfill_placeholders(db: Database[Document], *, media: Media,
+                          progress: ProgressFn | None = None) -> PlaceholderReport:
+    """Compute the placeholder of every original that has none, in every bucket (``media``: the
+    app's, ``app_media()``, whose owners of referring documents copy it and whose libraries
+    read the originals; a ``Media()`` without owners raises before anything is written)."""
+    refs = media.referrers(db)
     report = PlaceholderReport()
     for name, bucket in BUCKETS.items():
         report.computed[name] = 0

@@ -10,8 +10,9 @@ writes them back chunk by chunk, so memory stays constant whatever the sizes):
   sha256 of exactly the bytes written). Coming after the bytes, the entry can carry their
   hash without a second read; restore writes the chunks first and the files document last,
   as uploads do;
-- ``collections/<name>.jsonl`` for every collection the owners of referring documents keep
-  (``shop_products``, ``page_content``: each owner names its own, avenue/media/references.py),
+- ``collections/<name>.jsonl`` for every collection the app's owners of referring documents
+  keep (``shop_products``, ``page_content``: each owner names its own,
+  avenue/media/references.py; backup and restore are handed the app's Media, which has them),
   then ``legacy_paths``, then the collections the caller has the archive carry (``carried``: the
   accounts, ``users``, which ops names with their rules, avenue/ops/backup.py), extended JSON,
   one document a line;
@@ -49,8 +50,9 @@ from avenue.clock import now
 from avenue.db import Document, shard_key
 from avenue.errors import AvenueError, Conflict
 from avenue.media.buckets import BUCKETS, STORED, TRASH
+from avenue.media.core import Media
 from avenue.media.records import own_length, own_sha256
-from avenue.media.references import referrers
+from avenue.media.references import Referrers
 from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.scan import (
     count_files,
@@ -98,11 +100,11 @@ class Carried(Protocol):
         ...
 
 
-def collections(db: Database[Document], carried: Sequence[Carried] = ()) -> tuple[str, ...]:
-    """The collections a backup saves and a restore writes, in order: those the registered
-    owners of referring documents keep (products, pages), then :data:`OWN_COLLECTIONS`, then
-    the ``carried`` ones."""
-    return (*referrers(db).collections(), *OWN_COLLECTIONS, *(kept.name for kept in carried))
+def collections(refs: Referrers, carried: Sequence[Carried] = ()) -> tuple[str, ...]:
+    """The collections a backup saves and a restore writes, in order: those the owners of
+    referring documents keep (``refs``: the app's; products, pages), then
+    :data:`OWN_COLLECTIONS`, then the ``carried`` ones."""
+    return (*refs.collections(), *OWN_COLLECTIONS, *(kept.name for kept in carried))
 
 
 class ArchiveError(AvenueError):
@@ -220,14 +222,16 @@ class BackupReport:
                 f"{len(self.checksum_mismatches)} differ from their recorded sha256")
 
 
-def backup(db: Database[Document], out: BinaryIO, *, progress: Progress | None = None,
+def backup(db: Database[Document], out: BinaryIO, *, media: Media, progress: Progress | None = None,
            carried: Sequence[Carried] = (), notes: Mapping[str, str] | None = None) -> BackupReport:
-    """Write the archive (see the module doc) to the binary stream ``out``, with the ``carried``
-    collections; ``notes``: what the manifest says of them."""
+    """Write the archive (see the module doc) to the binary stream ``out``, with the collections
+    of ``media``'s owners of referring documents (the app's; a ``Media()`` without owners
+    raises before anything is written) and the ``carried`` ones; ``notes``: what the manifest
+    says of those."""
+    saved = collections(media.referrers(db), carried)
     progress = progress or (lambda phase, done, total: None)
     report = BackupReport(db.name)
     expected_files = {bucket: count_files(db, bucket) for bucket in STORED}
-    saved = collections(db, carried)
     saving = {kept.name: kept.saved for kept in carried}
     expected_docs = {name: db[name].count_documents({}) for name in saved}
     manifest = {
@@ -333,10 +337,11 @@ class RestoreReport:
         return line if self.complete_archive else line + "; the archive is incomplete"
 
 
-def occupied(db: Database[Document], carried: Sequence[Carried] = ()) -> dict[str, int]:
-    """The collections a restore would write to that already hold documents."""
+def occupied(db: Database[Document], written: Sequence[str]) -> dict[str, int]:
+    """The collections a restore would write to (the buckets', and ``written``) that already
+    hold documents."""
     names = [name for bucket in STORED for name in gridfs_collections(bucket)]
-    counts = {name: db[name].estimated_document_count() for name in [*names, *collections(db, carried)]}
+    counts = {name: db[name].estimated_document_count() for name in [*names, *written]}
     return {name: count for name, count in counts.items() if count}
 
 
@@ -353,9 +358,10 @@ class _Pending:
 
 class _Restorer:
     def __init__(self, db: Database[Document], force: bool, progress: Progress | None,
-                 carried: Sequence[Carried]) -> None:
+                 written: Sequence[str], carried: Sequence[Carried]) -> None:
         self.db = db
         self.force = force
+        self.written = written  # the collections a restore writes (collections())
         self.carried = carried
         self.progress = progress or (lambda phase, done, total: None)
         self.report = RestoreReport(db.name)
@@ -483,7 +489,7 @@ class _Restorer:
         self.progress("Restoring files", self.done, max(self.expected_files, self.done))
 
     def _restore_collection(self, name: str, stream: IO[bytes]) -> None:
-        if name not in collections(self.db, self.carried):
+        if name not in self.written:
             self.report.failures.append({"collection": name, "error": "not a collection restore writes"})
             return
         collection = self.db[name]
@@ -537,18 +543,20 @@ def _file_head(member: tarfile.TarInfo) -> tuple[str, Any, int]:
         raise ArchiveError(f"{member.name}: its bucket, id or chunk size is missing ({error}).") from None
 
 
-def restore(db: Database[Document], source: BinaryIO, *, force: bool = False,
+def restore(db: Database[Document], source: BinaryIO, *, media: Media, force: bool = False,
             progress: Progress | None = None, carried: Sequence[Carried] = ()) -> RestoreReport:
-    """Restore an archive from the binary stream ``source``, with the ``carried`` collections
-    (another collection's entry is a failure, as it was not saved by their rules); refuses a
-    non-empty database unless ``force``. The command (avenue/ops/commands.py) audits the
-    restore."""
+    """Restore an archive from the binary stream ``source``: the collections of ``media``'s
+    owners of referring documents (the app's; a ``Media()`` without owners raises before
+    anything is written) and the ``carried`` ones (another collection's entry is a failure, as
+    it was not saved by their rules); refuses a non-empty database unless ``force``. The
+    command (avenue/ops/commands.py) audits the restore."""
+    written = collections(media.referrers(db), carried)
     if not force:
-        found = occupied(db, carried)
+        found = occupied(db, written)
         if found:
             listed = ", ".join(f"{name}: {count}" for name, count in sorted(found.items()))
             raise Conflict(f"The database {db.name!r} is not empty ({listed}); restore needs an empty "
                            "database, or --force to restore over what is there.", code="database_not_empty")
     database.ensure_indexes(db)
     ensure_indexes(db)
-    return _Restorer(db, force, progress, carried).run(source)
+    return _Restorer(db, force, progress, written, carried).run(source)

@@ -60,7 +60,7 @@ from avenue.media.effects.counters import of as bucket_counters
 from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.invalidation import invalidate
 from avenue.media.records import content_length, own_length, own_sha256, variant_ids
-from avenue.media.references import Referrers, referrers
+from avenue.media.references import Referrers
 from avenue.media.store.indexes import ensure_indexes
 from avenue.media.store.originals import delete_image
 from avenue.media.store.regenerate import regenerate_variants
@@ -471,16 +471,20 @@ def _repair(db: Database[Document], report: FsckReport, refs: Referrers,
 
 
 def fsck(db: Database[Document], *, repair: bool = False, progress: Progress | None = None,
-         since: dt.datetime | None = None, resume: bool = False,
-         refs: Referrers | None = None, media: Media | None = None) -> FsckReport:
+         since: dt.datetime | None = None, resume: bool = False, media: Media | None = None) -> FsckReport:
     """Check everything (or what ``since``/``resume`` select); with ``repair`` fix what can be
-    fixed, then check those files again. ``refs`` names what used a removed original (the
-    app's registered owners by default); ``media``: the app's, within whose decode budget
-    lost variants are rendered again (none: the defaults). The command
+    fixed, then check those files again. ``media``: the app's, whose owners of referring
+    documents name what used a removed original and within whose decode budget lost variants
+    are rendered again; a repair needs it (a check alone does not): without it, or with a
+    ``Media()`` that has no owners, a repair raises before it checks. The command
     (avenue/ops/commands.py) audits a repair."""
+    if repair and media is None:
+        raise TypeError("fsck(repair=True) needs the app's Media (media=app_media(app))")
+    # Asked before the check: a Media without owners raises before anything is read or changed.
+    repairing = (media.referrers(db), media) if repair and media is not None else None
     report = check(db, progress=progress, since=since, resume=resume)
     report.repair = repair
-    if repair and (report.problem_count or _renderable(report)):
-        report.repairs = _repair(db, report, refs or referrers(db), media or Media())
+    if repairing is not None and (report.problem_count or _renderable(report)):
+        report.repairs = _repair(db, report, *repairing)
         report.remaining = check(db, progress=progress, since=since)
     return report

@@ -2,9 +2,9 @@
 
 Garbage, per bucket:
 - expired temp images (``metadata.expires_at`` passed), and temp originals with no expiry;
-- product originals no document refers to (the owners registered for the products bucket
-  answer, avenue/media/references.py), and no ``legacy_paths`` entry, whose redirect still
-  points at them;
+- product originals no document refers to (the app's owners of the documents referring to
+  the products bucket answer, asked of its Media: avenue/media/references.py), and no
+  ``legacy_paths`` entry, whose redirect still points at them;
 - variants whose original does not exist;
 - files whose chunks are incomplete (an interrupted upload by another writer, or damage);
 - chunks whose files document does not exist (a killed upload: chunks are written first);
@@ -46,7 +46,7 @@ from avenue.db import Document
 from avenue.media.buckets import PRODUCTS, RENDITIONS, STORED, TEMP, TRASH
 from avenue.media.core import Media
 from avenue.media.records import content_length, own_length, variant_ids
-from avenue.media.references import IN_BATCH, Referrers, referrers
+from avenue.media.references import IN_BATCH, Referrers
 from avenue.media.store.originals import delete_image
 from avenue.media.store.renditions import orphans as rendition_orphans
 from avenue.media.store.resumable import collect_expired
@@ -330,12 +330,13 @@ class _Collector:
                     delete_orphan_chunks(self.db, bucket, file_id)
 
 
-def collect_garbage(db: Database[Document], *, grace_seconds: int = DEFAULT_GRACE_SECONDS,
-                    dry_run: bool = False, now: dt.datetime | None = None, progress: Progress | None = None,
-                    refs: Referrers | None = None, media: Media | None = None) -> GcReport:
+def collect_garbage(db: Database[Document], *, media: Media, grace_seconds: int = DEFAULT_GRACE_SECONDS,
+                    dry_run: bool = False, now: dt.datetime | None = None,
+                    progress: Progress | None = None) -> GcReport:
     """Remove (or with ``dry_run`` only list) every kind of garbage described in the module doc;
-    ``refs`` says what is referenced (the app's registered owners by default); ``media``: the
-    app's (``app_media()``), whose CDN a removed public image's purge is queued for (none
-    without). The command (avenue/ops/commands.py) audits what a real run removed."""
-    return _Collector(db, now or clock_now(), grace_seconds, dry_run, progress, refs or referrers(db),
-                      media or Media()).run()
+    ``media``: the app's (``app_media()``), whose owners of referring documents say what is
+    referenced (required: a ``Media()`` without owners raises before anything is removed) and
+    whose CDN a removed public image's purge is queued for. The command
+    (avenue/ops/commands.py) audits what a real run removed."""
+    return _Collector(db, now or clock_now(), grace_seconds, dry_run, progress, media.referrers(db),
+                      media).run()

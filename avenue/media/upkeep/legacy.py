@@ -35,7 +35,7 @@ from avenue.media.buckets import BUILDER, LEGACY_PREFIX, PRODUCTS, UPLOADS
 from avenue.media.core import Media
 from avenue.media.ingest.images import Limits, prepare, read_limited, sanitize_filename
 from avenue.media.records import Image
-from avenue.media.references import References, referrers
+from avenue.media.references import References
 from avenue.media.store.library import Library
 from avenue.media.store.originals import Upload, dedupe_key
 
@@ -217,6 +217,8 @@ class _Importer:
                  progress: Progress | None, media: Media) -> None:
         self.db = db
         self.media = media
+        # Asked before any file is imported: a Media without owners raises here, not after.
+        self.referrers = media.referrers(db)
         self.root = root
         self.limits = limits
         self.dry_run = dry_run
@@ -237,7 +239,7 @@ class _Importer:
             self._import_file(path, file)
             self.progress("Importing files", index, len(files))
         plans = {"products": self._plan_product, "pages": self._plan_page}
-        for owner in referrers(self.db):
+        for owner in self.referrers:
             self._rewrite_all(owner, plans[owner.kind])
         self._check_upload_records()
         return self.report
@@ -433,7 +435,8 @@ class _Importer:
 def import_legacy(db: Database[Document], root: str | Path, *, media: Media, limits: Limits | None = None,
                   dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
     """Import the old uploads folder at ``root`` and rewrite references to it (see module doc);
-    ``media``: the app's (``app_media()``), or ``Media()`` outside an app. The command
+    ``media``: the app's (``app_media()``), whose owners of referring documents rewrite their
+    references (a ``Media()`` without owners raises before anything is imported). The command
     (avenue/ops/commands.py) audits a run that changed anything."""
     root = Path(root)
     if not root.is_dir():
