@@ -336,6 +336,9 @@ FIRST_APPROACH = 8
 #: files are denser), widened by what each read holds.
 FIRST_SPAN_MS = 1000
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+# Before any date a BSON date can hold that Python's datetime can: a bound that any date passes (an
+# empty condition would match none) and no null does.
+_FIRST_DATE = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
 
 
 def _ms(value: dt.datetime) -> int:
@@ -399,10 +402,12 @@ def first_date_windows(*, descending: bool = False, start: dt.datetime | None = 
     either (and of ``$sample``, ``distinct``) first; on mongod the find is one index seek.
 
     ``oldest``, ``newest`` and ``size`` hint where the dates lie and how many documents
-    there are at most (a bucket's counters). Windows never cross the hints' edges, nor 1970
-    and a day from ``moment``. The stretch up to the hints is one window (windows grown
-    towards them held nearly what one holds, in up to 16 more reads); inside and past them
-    the first window from each edge is :data:`FIRST_SPAN_MS` wide (less when denser).
+    there are at most (a bucket's counters). Windows never cross the hints' edges; without
+    hints, nor 1970 and a day from ``moment``. Each side of the hints is one window: nothing
+    is expected there (windows grown towards them held nearly what one holds, in up to 16
+    more reads; grown from past the far edge, 9 empty reads to a day from now and 16 to 1970,
+    which made every walk of a small role 14-22 reads). Inside them the first window from
+    each edge is :data:`FIRST_SPAN_MS` wide (less when denser).
     Empty windows widen :data:`FIRST_GROWTH` times a read, but inside the hints cover at
     most a :data:`FIRST_APPROACH` th of what is left to their far edge, so the files just
     past a gap are read an eighth at most; more when few documents are left unread (the
@@ -414,20 +419,30 @@ def first_date_windows(*, descending: bool = False, start: dt.datetime | None = 
     bounded: a burst far denser than what was read just before it, away from any edge (a
     bulk load's dates all in one millisecond amid the others: one read for them all), and
     files the counters leave out just past a gap the walk meets before it has read more
-    than they hold (one read for the rest).
+    than they hold (one read for the rest), or outside their dates (one read each side).
     """
     moment, target = moment or now(), target or FIRST_READ
-    marks = {0, _ms(moment) + 86_400_000}  # 1970, and a day from now: open windows beyond both
     first, hinted = FIRST_SPAN_MS, None
+    # Without hints: 1970, and a day from now, open windows beyond both. With them, only their
+    # edges: nothing is expected outside, so each side of them is one window (as the stretch up
+    # to the near edge always was), where windows growing from a second took 9 empty reads to
+    # reach a day from now and 16 to reach 1970 (every role of every bucket, every first walk).
+    marks = {0, _ms(moment) + 86_400_000}
     if oldest is not None and newest is not None and oldest <= newest:
         hinted = (_ms(oldest), _ms(newest) + 1)
-        marks |= set(hinted)
+        marks = set(hinted)
         if size:
             first = max(1, min(first, (hinted[1] - hinted[0]) * target // size))
     # Inside the hints a gap may end anywhere (approach the far edge); outside them nothing is
     # expected, and a window stops at the edge where the files begin anyway.
     entry, far = (None, None) if hinted is None else (hinted[::-1] if descending else hinted)
     read = 0
+    if not descending and hinted is None:
+        # Up from 1970 with nothing to say where the dates lie, windows grown from a second
+        # reach today's files decades wide: they bound nothing, and cost an empty bucket's
+        # role 17 empty reads. One read of everything after ``start`` instead.
+        yield _half_open(_ms(_FIRST_DATE) if start is None else _ms(start) + 1, None)
+        return
     if not descending:
         position = None if start is None else _ms(start) + 1
         for mark in sorted(marks):
