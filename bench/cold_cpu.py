@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Where the app's CPU per cold rendition goes, by thread, beside the image work alone (issue 63,
+item 5): what is not the image work is what the target against ipx leaves to cut.
+
+The app in this process (Flask's test client: no gunicorn) on a fresh embedded SecantusDB in
+its own process (the database's CPU is not counted here: it is another process), the
+rendition presets and the lifted limits of ``bench/peers.py`` (``fit512``: the photo fitted
+into 512x512 as JPEG q80). ``--photos`` of the peers' photo-like 2040x1356 JPEGs are stored
+``--rounds`` times over (a comment makes each copy new bytes, so every request is a cold render),
+then each is asked for once, one request at a time:
+
+- the process's CPU per cold render, and each thread's share of it (``/proc/self/task``): the
+  request thread, libvips's workers (the decode and the resize), the thread that stores the
+  rendition after its answer, the rest (pymongo's monitors, the app's own threads);
+- the image work alone on the same photos in the same process (``render_spec``: the decode at
+  the scale needed, the resize, the encode), the floor under any cold render;
+- the database commands per cold render (a pymongo command listener) and what one command
+  costs this client at least (a ``find_one`` by ``_id`` of a small document, this client's
+  thread CPU): the part of the overhead the commands explain.
+
+Rounds alternate with the image work alone, so a noisy moment falls on both.
+
+    .venv/bin/python bench/cold_cpu.py                 # 30 photos x 4 rounds
+    .venv/bin/python bench/cold_cpu.py --photos 60 --rounds 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+import pymongo  # noqa: E402
+from pymongo import monitoring  # noqa: E402
+
+import data  # noqa: E402
+import peers  # noqa: E402
+
+IGNORED = {"hello", "ismaster", "isMaster", "endSessions", "ping"}
+
+
+class Commands(monitoring.CommandListener):
+    """Counts the commands the app sends (the handshakes and monitors' pings left out)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name not in IGNORED:
+            self.count += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def thread_ticks() -> dict[int, tuple[str, int]]:
+    """Each thread of this process: (name, CPU ticks so far)."""
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    found = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+            comm = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+        except OSError:
+            continue  # ended meanwhile
+        fields = stat.rpartition(")")[2].split()
+        found[int(tid)] = (names.get(int(tid), comm), int(fields[11]) + int(fields[12]))
+    return found
+
+
+def kind(name: str) -> str:
+    if name == "MainThread":
+        return "request thread"
+    if "libvips" in name or name.startswith("vips"):
+        return "libvips workers"
+    if "rendition-stores" in name:
+        return "rendition store after the answer"
+    return "other threads"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=4)
+    args = parser.parse_args()
+
+    from avenue import create_app
+    from avenue.db import get_db, get_mongo
+    from avenue.embedded import EmbeddedServer
+    from avenue.media import PRODUCTS
+    from avenue.media.ingest.focal import CENTRE
+    from avenue.media.ingest.images import Limits
+    from avenue.media.ingest.render import render_spec
+    from avenue.media.store.originals import store
+    from avenue.media.transform import Spec
+
+    listener = Commands()
+
+    def client(*a, **kw):  # type: ignore[no-untyped-def]
+        listeners = [*kw.get("event_listeners", []), listener]
+        return pymongo.MongoClient(*a, **{**kw, "event_listeners": listeners})
+
+    files = peers.photos("2040", args.photos + 1)
+    bodies = [path.read_bytes() for path in files]
+    spec = Spec(width=peers.BOX, height=peers.BOX, quality=peers.QUALITY)
+    server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="avenue-cold-cpu-")) / "db").start()
+    try:
+        app = create_app({"MONGO_URI": server.uri, "MONGO_DB": "cold", "MONGO_CLIENT_CLASS": client,
+                          "SECRET_KEY": os.urandom(32).hex(), "AVENUE_STATUS_WARM_UP": False,
+                          "AVENUE_ACCESS_LOG": "off", "AVENUE_VARIANTS_AFTER_ANSWER": True,
+                          "RATELIMIT_ENABLED": True,
+                          "AVENUE_RENDITION_PRESETS": f"fit512=w_{peers.BOX},h_{peers.BOX},q_{peers.QUALITY}",
+                          "AVENUE_RENDER_ADDRESS_LIMIT": "100000/minute;1000000/hour",
+                          "AVENUE_RENDER_INSTANCE_LIMIT": "100000/minute"})
+        with app.app_context():
+            get_mongo().ensure_indexes()
+            rounds = [[store(get_db(), PRODUCTS, data.with_comment(body, f"cold-cpu {r} {n} {time.time()}"),
+                             filename=f"p{n}.jpg").doc for n, body in enumerate(bodies)]
+                      for r in range(args.rounds + 1)]
+            probe = get_db()["cold_cpu_probe"]
+            probe.insert_one({"_id": 1, "name": "probe"})
+        web = app.test_client()
+
+        def cold(docs: list[dict]) -> tuple[float, dict[str, float], float]:
+            before, commands = thread_ticks(), listener.count
+            started = time.process_time()
+            for doc in docs:
+                answer = web.get(f"/media/products/{doc['_id']}/fit512.jpg")
+                if answer.status_code != 200:
+                    raise SystemExit(f"HTTP {answer.status_code}: {answer.get_data()[:200]!r}")
+                answer.close()
+            from avenue.media.serve import route
+            stores = getattr(route, "RENDITION_STORES", None)
+            if stores is not None:
+                stores.drain(30)
+            spent = (time.process_time() - started) * 1000 / len(docs)
+            after, hz = thread_ticks(), os.sysconf("SC_CLK_TCK")
+            shares: dict[str, float] = collections.Counter()
+            for tid, (name, ticks) in after.items():
+                shares[kind(name)] += (ticks - before.get(tid, (name, 0))[1]) * 1000 / hz / len(docs)
+            return spent, dict(shares), (listener.count - commands) / len(docs)
+
+        def alone() -> float:
+            started = time.process_time()
+            for body in bodies[1:]:
+                render_spec(body, Limits.for_stored(len(body)), spec, "jpeg", CENTRE)
+            return (time.process_time() - started) * 1000 / (len(bodies) - 1)
+
+        def one_command() -> float:
+            with app.app_context():
+                started = time.thread_time()
+                for _ in range(200):
+                    probe.find_one({"_id": 1})
+                return (time.thread_time() - started) * 1e6 / 200
+
+        cold(rounds[0][:5])  # the first requests pay for imports, indexes, the caches' first polls
+        alone()
+        results = []
+        for docs in rounds[1:]:
+            results.append((*cold(docs), alone(), one_command()))
+        med = statistics.median
+        process = med(r[0] for r in results)
+        floor = med(r[3] for r in results)
+        command_us = med(r[4] for r in results)
+        commands = med(r[2] for r in results)
+        stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        print(f"# Where a cold rendition's app CPU goes, {stamp}\n")
+        load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"`python bench/cold_cpu.py --photos {args.photos} --rounds {args.rounds}`; load average "
+              f"{load} at the end; medians of {len(results)} rounds of {args.photos} cold renders "
+              "(2040x1356 photo-like JPEGs fitted into 512x512, JPEG q80).\n")
+        print("| | CPU ms per cold render |\n| --- | ---: |")
+        print(f"| the app's process (in process, no gunicorn; the database is another process) "
+              f"| **{process:.2f}** |")
+        threads = ("request thread", "libvips workers", "rendition store after the answer", "other threads")
+        for name in threads:
+            print(f"| - {name} | {med(r[1].get(name, 0.0) for r in results):.2f} |")
+        print(f"| the image work alone (render_spec, same photos, same process) | **{floor:.2f}** |")
+        print(f"| beyond the image work | **{process - floor:.2f}** |")
+        print(f"| - of which the database commands at least ({commands:.1f} a render x "
+              f"{command_us:.0f} us, one small find_one's client CPU) | {commands * command_us / 1000:.2f} |")
+        print("\nRounds (process / image work alone, ms): "
+              + ", ".join(f"{r[0]:.1f} / {r[3]:.1f}" for r in results))
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
