@@ -422,25 +422,12 @@ def first_date_windows(*, descending: bool = False, start: dt.datetime | None = 
     than they hold (one read for the rest), or outside their dates (one read each side).
     """
     moment, target = moment or now(), target or FIRST_READ
-    first, hinted = FIRST_SPAN_MS, None
-    # Without hints: 1970, and a day from now, open windows beyond both. With them, only their
-    # edges: nothing is expected outside, so each side of them is one window (as the stretch up
-    # to the near edge always was), where windows growing from a second took 9 empty reads to
-    # reach a day from now and 16 to reach 1970 (every role of every bucket, every first walk).
-    marks = {0, _ms(moment) + 86_400_000}
-    if oldest is not None and newest is not None and oldest <= newest:
-        hinted = (_ms(oldest), _ms(newest) + 1)
-        marks = set(hinted)
-        if size:
-            first = max(1, min(first, (hinted[1] - hinted[0]) * target // size))
+    marks, first, hinted = _first_marks(oldest, newest, size, target, moment)
     # Inside the hints a gap may end anywhere (approach the far edge); outside them nothing is
     # expected, and a window stops at the edge where the files begin anyway.
     entry, far = (None, None) if hinted is None else (hinted[::-1] if descending else hinted)
     read = 0
-    if not descending and hinted is None:
-        # Up from 1970 with nothing to say where the dates lie, windows grown from a second
-        # reach today's files decades wide: they bound nothing, and cost an empty bucket's
-        # role 17 empty reads. One read of everything after ``start`` instead.
+    if not descending and hinted is None:  # see _first_marks: one read up from 1970
         yield _half_open(_ms(_FIRST_DATE) if start is None else _ms(start) + 1, None)
         return
     if not descending:
@@ -469,6 +456,24 @@ def first_date_windows(*, descending: bool = False, start: dt.datetime | None = 
                                   None if size is None else size - read)
             position = low
     yield _half_open(None, position)
+
+
+def _first_marks(oldest: dt.datetime | None, newest: dt.datetime | None, size: int | None, target: int,
+                 moment: dt.datetime) -> tuple[set[int], int, tuple[int, int] | None]:
+    """A first walk's marks (milliseconds no window crosses), its first window's width from an
+    edge, and the hints' edges (None: no hints). Without hints: 1970, and a day from now, open
+    windows beyond both; but up from 1970 windows grown from a second reach today's files
+    decades wide, so they bound nothing (an empty bucket's role paid 17 empty reads a walk):
+    that walk is one read. With hints, only their edges: nothing is expected outside them, so
+    each side is one window (as the stretch up to the near edge always was), where windows
+    growing from a second took 9 empty reads to a day from now and 16 down to 1970."""
+    if oldest is None or newest is None or oldest > newest:
+        return {0, _ms(moment) + 86_400_000}, FIRST_SPAN_MS, None
+    hinted = (_ms(oldest), _ms(newest) + 1)
+    first = FIRST_SPAN_MS
+    if size:
+        first = max(1, min(first, (hinted[1] - hinted[0]) * target // size))
+    return set(hinted), first, hinted
 
 
 class Sampler:

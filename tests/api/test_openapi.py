@@ -321,8 +321,8 @@ def test_schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
     # with a 500 from mongomock).
     in_background = sweep.run_in_background
 
-    def to_its_end(db, settings):
-        thread = in_background(db, settings)
+    def to_its_end(db, settings, refs):
+        thread = in_background(db, settings, refs)
         thread.join(30)
         return thread
 
