@@ -143,10 +143,36 @@ def test_an_operation_over_the_slow_bound_is_logged_with_what_it_was(secantus, m
     assert ("insert relay_slow.things", pytest.approx(0, abs=5)) in relay.slow
 
 
-def test_the_request_in_flight_is_named_while_the_server_holds_it():
-    listener = socket.create_server(("127.0.0.1", 0))  # a server that reads and never answers
+def _silent_server() -> tuple[socket.socket, list[socket.socket], threading.Thread]:
+    """A server that accepts one connection, reads nothing and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
     accepted: list[socket.socket] = []
-    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+
+    def accept() -> None:
+        try:
+            accepted.append(listener.accept()[0])
+        except OSError:
+            pass  # nobody came (the test failed before the relay connected)
+
+    accepting = threading.Thread(target=accept, daemon=True)
+    accepting.start()
+    return listener, accepted, accepting
+
+
+def _close_silent_server(listener: socket.socket, accepted: list[socket.socket],
+                         accepting: threading.Thread) -> None:
+    """Wait for the accepting thread before closing what it accepted: under load it can return
+    from accept() after the test has ended, and the socket it appends was left for the garbage
+    collector, whose ResourceWarning then failed another test's setup (CI, stop 69)."""
+    accepting.join(timeout=15)
+    for conn in accepted:
+        conn.close()
+    listener.close()
+
+
+def test_the_request_in_flight_is_named_while_the_server_holds_it():
+    listener, accepted, accepting = _silent_server()
     relay = SerialRelay("127.0.0.1", listener.getsockname()[1]).start()
     answered = relay.answered_at
     try:
@@ -160,18 +186,14 @@ def test_the_request_in_flight_is_named_while_the_server_holds_it():
             assert relay.answered_at == answered  # nothing came back
     finally:
         relay.stop()
-        for conn in accepted:
-            conn.close()
-        listener.close()
+        _close_silent_server(listener, accepted, accepting)
 
 
 def test_stopping_with_requests_in_flight_ends_their_handlers_without_an_error(caplog):
     """Ctrl-C on make run stops the relay while a client waits on the server: its handler is
     cancelled, and on Python 3.11 asyncio's stream callback then logged the CancelledError it
     raised ("Exception in callback StreamReaderProtocol...", a traceback after every Ctrl-C)."""
-    listener = socket.create_server(("127.0.0.1", 0))  # a server that reads and never answers
-    accepted: list[socket.socket] = []
-    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    listener, accepted, accepting = _silent_server()
     relay = SerialRelay("127.0.0.1", listener.getsockname()[1]).start()
     try:
         with socket.create_connection(("127.0.0.1", relay.port)) as raw:
@@ -185,7 +207,5 @@ def test_stopping_with_requests_in_flight_ends_their_handlers_without_an_error(c
             assert raw.recv(16) == b""  # the client sees its connection closed
     finally:
         relay.stop()
-        for conn in accepted:
-            conn.close()
-        listener.close()
+        _close_silent_server(listener, accepted, accepting)
     assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
