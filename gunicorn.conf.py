@@ -123,14 +123,28 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
 # time on the instance, what each worker kept of the last ones still came on top, and four
 # such edits peaked +463-527 MB above idle, against +279-293 MB with this (the same edits'
 # answers in the same seconds; bench/results/attacks-2026-11-25-edits-instance-budget.md).
-# Set here in the master, before it forks: its workers inherit it. glibc's own
-# MALLOC_MMAP_THRESHOLD_ wins when set; without glibc's mallopt nothing is done.
+#
+# Fixing the mmap threshold also stops glibc adjusting its trim threshold (mallopt(3)), which
+# then stays at its 128 KiB default: every request's freed heap top above that went back to
+# the kernel and was faulted in again by the next one. A cold rendition (a 2040 px photo
+# fitted into 512 px) took about 600 page faults and 2 ms of kernel CPU that way, a tenth of
+# its whole cost and more than its four database commands (bench/results/peers-*.md, the
+# round of issue 63); at 8 MiB it takes 5-6 faults. Freed buffers from 1 MiB up are still
+# unmapped at once (the threshold above), so what an arena keeps is at most 8 MiB of small
+# ones at its top.
+#
+# Set here in the master, before it forks: its workers inherit both. glibc's own
+# MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ win when set; without glibc's mallopt
+# nothing is done.
 MMAP_THRESHOLD_BYTES = 1024 * 1024
-if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-    try:
-        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD_BYTES)  # -3: M_MMAP_THRESHOLD (malloc.h)
-    except (OSError, AttributeError):  # not glibc (musl's mallopt does nothing either)
-        pass
+TRIM_THRESHOLD_BYTES = 8 * 1024 * 1024
+for _variable, _option, _bytes in (("MALLOC_MMAP_THRESHOLD_", -3, MMAP_THRESHOLD_BYTES),   # M_MMAP_THRESHOLD
+                                   ("MALLOC_TRIM_THRESHOLD_", -1, TRIM_THRESHOLD_BYTES)):  # M_TRIM_THRESHOLD
+    if _variable not in os.environ:
+        try:
+            ctypes.CDLL(None).mallopt(_option, _bytes)  # malloc.h's option numbers
+        except (OSError, AttributeError):  # not glibc (musl's mallopt does nothing either)
+            pass
 
 
 # What worker_exit keeps of graceful_timeout for itself after the renders below (the

@@ -36,6 +36,7 @@ READ_BUT_NOT_SETTINGS = {
     "AVENUE_METRICS_PREPARED_BY": "gunicorn.conf.py's own marker, set and read by it",
     "VIPS_CONCURRENCY": "libvips's own variable: avenue/media/ingest/vips.py only defers to it",
     "MALLOC_MMAP_THRESHOLD_": "glibc's own variable: gunicorn.conf.py only defers to it",
+    "MALLOC_TRIM_THRESHOLD_": "glibc's own variable: gunicorn.conf.py only defers to it",
 }
 # Repository paths the docs name that are not in the repository, and why.
 NOT_IN_THE_REPOSITORY = {"deploy/certs": "the operator's certificates, which compose.yaml mounts"}
