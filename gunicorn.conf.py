@@ -128,16 +128,17 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
 # then stays at its 128 KiB default: every request's freed heap top above that went back to
 # the kernel and was faulted in again by the next one. A cold rendition (a 2040 px photo
 # fitted into 512 px) took about 600 page faults and 2 ms of kernel CPU that way, a tenth of
-# its whole cost and more than its four database commands (bench/results/peers-*.md, the
-# round of issue 63); at 8 MiB it takes 5-6 faults. Freed buffers from 1 MiB up are still
-# unmapped at once (the threshold above), so what an arena keeps is at most 8 MiB of small
-# ones at its top.
+# its whole cost and more than its four database commands; at 4 MiB it takes about 17 (at
+# 8 MiB 5, for 20 MB more RSS on 2 workers and no less CPU measured). Freed buffers from
+# 1 MiB up are still unmapped at once (the threshold above), so what an arena keeps is at
+# most 4 MiB of smaller ones at its top (bench/results/peers-2026-11-28-3.md: the app's CPU
+# per cold render 0.87x fe8cda3's).
 #
 # Set here in the master, before it forks: its workers inherit both. glibc's own
 # MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ win when set; without glibc's mallopt
 # nothing is done.
 MMAP_THRESHOLD_BYTES = 1024 * 1024
-TRIM_THRESHOLD_BYTES = 8 * 1024 * 1024
+TRIM_THRESHOLD_BYTES = 4 * 1024 * 1024
 for _variable, _option, _bytes in (("MALLOC_MMAP_THRESHOLD_", -3, MMAP_THRESHOLD_BYTES),   # M_MMAP_THRESHOLD
                                    ("MALLOC_TRIM_THRESHOLD_", -1, TRIM_THRESHOLD_BYTES)):  # M_TRIM_THRESHOLD
     if _variable not in os.environ:

@@ -127,9 +127,12 @@ def install_thumbor() -> Path:
     venv = WORK / "thumbor-venv"
     script = venv / "bin" / "thumbor"
     if script.exists():
-        done = run([str(script), "--version"], timeout=60, check=False)
-        if THUMBOR in done.stdout + done.stderr:
-            return script
+        try:
+            done = run([str(script), "--version"], timeout=60, check=False)
+            if THUMBOR in done.stdout + done.stderr:
+                return script
+        except OSError:  # its interpreter is gone (a venv copied from another machine): again
+            pass
     say(f"installing thumbor {THUMBOR} into {venv.relative_to(ROOT)}")
     base = getattr(sys, "_base_executable", sys.executable)
     run([base, "-m", "venv", "--clear", str(venv)], timeout=120)

@@ -158,7 +158,7 @@ def test_gunicorn_has_freed_large_buffers_go_back_to_the_kernel(tmp_path):
 def test_gunicorn_keeps_a_requests_small_buffers_in_the_heap_between_requests(tmp_path):
     # Fixing the mmap threshold also fixed glibc's trim threshold at 128 KiB: a cold render's
     # half-MiB buffers, freed at its end, went back to the kernel and were faulted in again by
-    # the next one (about 600 page faults a render). gunicorn.conf.py raises it to 8 MiB.
+    # the next one (about 600 page faults a render). gunicorn.conf.py raises it to 4 MiB.
     code = ("import ctypes, resource, runpy, sys\n"
             "if sys.argv[1] == 'config': runpy.run_path('gunicorn.conf.py')\n"
             "else: ctypes.CDLL(None).mallopt(-3, 1 << 20)  # the mmap threshold alone, as before\n"
