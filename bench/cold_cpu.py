@@ -18,17 +18,26 @@ then each is asked for once, one request at a time:
   costs this client at least (a ``find_one`` by ``_id`` of a small document, this client's
   thread CPU): the part of the overhead the commands explain.
 
-Rounds alternate with the image work alone, so a noisy moment falls on both.
+Rounds alternate with the image work alone, so a noisy moment falls on both. glibc's malloc
+is set as gunicorn.conf.py sets it in the server (its mmap and trim thresholds; ``--glibc-default``
+leaves glibc's own), and the kernel's share of the process's CPU and its page faults per render
+are reported: with the mmap threshold fixed and the trim threshold left at 128 KiB, a render's
+freed buffers were faulted in again by the next one (about 600 faults, 2 ms of kernel CPU a
+render in the server), which this script, run with glibc's defaults, did not show.
 
     .venv/bin/python bench/cold_cpu.py                 # 30 photos x 4 rounds
     .venv/bin/python bench/cold_cpu.py --photos 60 --rounds 6
+    .venv/bin/python bench/cold_cpu.py --glibc-default    # malloc as glibc sets it, not the server
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import collections
+import ctypes
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -82,6 +91,26 @@ def thread_ticks() -> dict[int, tuple[str, int]]:
     return found
 
 
+def malloc_as_the_server() -> str:
+    """glibc's mmap and trim thresholds as gunicorn.conf.py sets them in the server (its
+    constants read from the file, not run: it prepares folders for gunicorn); what was set."""
+    tree = ast.parse((ROOT / "gunicorn.conf.py").read_text())
+    values = {}
+    for node in tree.body:  # NAME = <arithmetic of numbers>, such as 4 * 1024 * 1024
+        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+                and node.targets[0].id in {"MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES"}
+                and all(isinstance(part, ast.BinOp | ast.Constant | ast.operator) for part in ast.walk(node.value))):
+            values[node.targets[0].id] = eval(compile(ast.Expression(node.value), "gunicorn.conf.py", "eval"),
+                                              {"__builtins__": {}})
+    libc = ctypes.CDLL(None)
+    done = []
+    for name, option in (("MMAP_THRESHOLD_BYTES", -3), ("TRIM_THRESHOLD_BYTES", -1)):
+        if name in values:
+            libc.mallopt(option, values[name])
+            done.append(f"{name.split('_')[0].lower()} threshold {values[name] // 1024} KiB")
+    return ", ".join(done)
+
+
 def kind(name: str) -> str:
     if name == "MainThread":
         return "request thread"
@@ -96,7 +125,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--glibc-default", action="store_true",
+                        help="leave glibc's malloc thresholds as they are (not as the server sets them)")
     args = parser.parse_args()
+    malloc = "glibc's defaults" if args.glibc_default else f"as the server ({malloc_as_the_server()})"
 
     from avenue import create_app
     from avenue.db import get_db, get_mongo
@@ -135,8 +167,9 @@ def main() -> int:
             probe.insert_one({"_id": 1, "name": "probe"})
         web = app.test_client()
 
-        def cold(docs: list[dict]) -> tuple[float, dict[str, float], float]:
+        def cold(docs: list[dict]) -> tuple[float, dict[str, float], float, float, float]:
             before, commands = thread_ticks(), listener.count
+            usage = resource.getrusage(resource.RUSAGE_SELF)
             started = time.process_time()
             for doc in docs:
                 answer = web.get(f"/media/products/{doc['_id']}/fit512.jpg")
@@ -148,11 +181,14 @@ def main() -> int:
             if stores is not None:
                 stores.drain(30)
             spent = (time.process_time() - started) * 1000 / len(docs)
+            used = resource.getrusage(resource.RUSAGE_SELF)
+            kernel = (used.ru_stime - usage.ru_stime) * 1000 / len(docs)
+            faults = (used.ru_minflt - usage.ru_minflt) / len(docs)
             after, hz = thread_ticks(), os.sysconf("SC_CLK_TCK")
             shares: dict[str, float] = collections.Counter()
             for tid, (name, ticks) in after.items():
                 shares[kind(name)] += (ticks - before.get(tid, (name, 0))[1]) * 1000 / hz / len(docs)
-            return spent, dict(shares), (listener.count - commands) / len(docs)
+            return spent, dict(shares), (listener.count - commands) / len(docs), kernel, faults
 
         def alone() -> float:
             started = time.process_time()
@@ -174,27 +210,29 @@ def main() -> int:
             results.append((*cold(docs), alone(), one_command()))
         med = statistics.median
         process = med(r[0] for r in results)
-        floor = med(r[3] for r in results)
-        command_us = med(r[4] for r in results)
+        floor = med(r[5] for r in results)
+        command_us = med(r[6] for r in results)
         commands = med(r[2] for r in results)
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         print(f"# Where a cold rendition's app CPU goes, {stamp}\n")
         load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"`python bench/cold_cpu.py --photos {args.photos} --rounds {args.rounds}`; load average "
               f"{load} at the end; medians of {len(results)} rounds of {args.photos} cold renders "
-              "(2040x1356 photo-like JPEGs fitted into 512x512, JPEG q80).\n")
+              f"(2040x1356 photo-like JPEGs fitted into 512x512, JPEG q80); glibc's malloc {malloc}.\n")
         print("| | CPU ms per cold render |\n| --- | ---: |")
         print(f"| the app's process (in process, no gunicorn; the database is another process) "
               f"| **{process:.2f}** |")
         threads = ("request thread", "libvips workers", "rendition store after the answer", "other threads")
         for name in threads:
             print(f"| - {name} | {med(r[1].get(name, 0.0) for r in results):.2f} |")
+        print(f"| - of it in the kernel ({med(r[4] for r in results):.0f} page faults a render) "
+              f"| {med(r[3] for r in results):.2f} |")
         print(f"| the image work alone (render_spec, same photos, same process) | **{floor:.2f}** |")
         print(f"| beyond the image work | **{process - floor:.2f}** |")
         print(f"| - of which the database commands at least ({commands:.1f} a render x "
               f"{command_us:.0f} us, one small find_one's client CPU) | {commands * command_us / 1000:.2f} |")
         print("\nRounds (process / image work alone, ms): "
-              + ", ".join(f"{r[0]:.1f} / {r[3]:.1f}" for r in results))
+              + ", ".join(f"{r[0]:.1f} / {r[5]:.1f}" for r in results))
     finally:
         server.stop()
     return 0
