@@ -131,8 +131,8 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
 # its whole cost and more than its four database commands; at 4 MiB it takes about 17 (at
 # 8 MiB 5, for 20 MB more RSS on 2 workers and no less CPU measured). Freed buffers from
 # 1 MiB up are still unmapped at once (the threshold above), so what an arena keeps is at
-# most 4 MiB of smaller ones at its top (bench/results/peers-2026-11-28-3.md: the app's CPU
-# per cold render 0.87x fe8cda3's).
+# most 4 MiB of smaller ones at its top (bench/results/peers-2026-11-28-3.md and -4.md: the
+# app's CPU per cold render 0.94x and 0.93x fe8cda3's in the same runs).
 #
 # Set here in the master, before it forks: its workers inherit both. glibc's own
 # MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ win when set; without glibc's mallopt
