@@ -94,14 +94,17 @@ def thread_ticks() -> dict[int, tuple[str, int]]:
 def malloc_as_the_server() -> str:
     """glibc's mmap and trim thresholds as gunicorn.conf.py sets them in the server (its
     constants read from the file, not run: it prepares folders for gunicorn); what was set."""
+    def number(node: ast.expr) -> int:  # 4 * 1024 * 1024: constants and products only
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+            return number(node.left) * number(node.right)
+        raise ValueError(f"gunicorn.conf.py: not a product of numbers: {ast.unparse(node)}")
+
     tree = ast.parse((ROOT / "gunicorn.conf.py").read_text())
-    values = {}
-    for node in tree.body:  # NAME = <arithmetic of numbers>, such as 4 * 1024 * 1024
-        if (isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
-                and node.targets[0].id in {"MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES"}
-                and all(isinstance(part, ast.BinOp | ast.Constant | ast.operator) for part in ast.walk(node.value))):
-            values[node.targets[0].id] = eval(compile(ast.Expression(node.value), "gunicorn.conf.py", "eval"),
-                                              {"__builtins__": {}})
+    values = {node.targets[0].id: number(node.value) for node in tree.body
+              if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+              and node.targets[0].id in {"MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES"}}
     libc = ctypes.CDLL(None)
     done = []
     for name, option in (("MMAP_THRESHOLD_BYTES", -3), ("TRIM_THRESHOLD_BYTES", -1)):
