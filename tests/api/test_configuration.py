@@ -127,6 +127,17 @@ def test_gunicorn_removes_the_ledger_folder_it_made_and_keeps_a_chosen_one(tmp_p
     assert exited(AVENUE_DECODE_LEDGER_DIR=str(chosen)) == chosen and chosen.is_dir()
 
 
+def _malloc_probe(tmp_path: Path, code: str, how: str) -> int:
+    """The last number ``code`` prints, run in a fresh Python with ``how`` as its argument (it
+    runs gunicorn.conf.py when that is "config"), glibc's malloc variables unset."""
+    unset = {"AVENUE_METRICS_PREPARED_BY", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env |= {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "AVENUE_DECODE_LEDGER_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code, how], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=60, check=True)
+    return int(out.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
 def test_gunicorn_has_freed_large_buffers_go_back_to_the_kernel(tmp_path):
     # glibc's default keeps a large buffer freed after another in the process's RSS (its
@@ -141,17 +152,8 @@ def test_gunicorn_has_freed_large_buffers_go_back_to_the_kernel(tmp_path):
             "    kept = [bytearray(24 << 20), bytes(100)]\n"
             "    del kept[0]\n"
             "print((rss() - before) // 1024)\n")
-    unset = {"AVENUE_METRICS_PREPARED_BY", "MALLOC_MMAP_THRESHOLD_"}
-    env = {k: v for k, v in os.environ.items() if k not in unset}
-    env |= {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "AVENUE_DECODE_LEDGER_DIR": str(tmp_path)}
-
-    def kept_mb(how: str) -> int:
-        out = subprocess.run([sys.executable, "-c", code, how], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=60, check=True)
-        return int(out.stdout.strip().splitlines()[-1])
-
-    assert kept_mb("plain") >= 20  # glibc's default: the 24 MiB stay
-    assert kept_mb("config") < 4
+    assert _malloc_probe(tmp_path, code, "plain") >= 20  # glibc's default: the 24 MiB stay (MB)
+    assert _malloc_probe(tmp_path, code, "config") < 4
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
@@ -170,17 +172,9 @@ def test_gunicorn_keeps_a_requests_small_buffers_in_the_heap_between_requests(tm
             "for _ in range(50):\n"
             "    request()\n"
             "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n")
-    unset = {"AVENUE_METRICS_PREPARED_BY", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}
-    env = {k: v for k, v in os.environ.items() if k not in unset}
-    env |= {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "AVENUE_DECODE_LEDGER_DIR": str(tmp_path)}
+    assert _malloc_probe(tmp_path, code, "mmap-only") > 50 * 400  # 2.4 MiB faulted in again by each
+    assert _malloc_probe(tmp_path, code, "config") < 200
 
-    def faults(how: str) -> int:
-        out = subprocess.run([sys.executable, "-c", code, how], cwd=ROOT, env=env, capture_output=True,
-                             text=True, timeout=60, check=True)
-        return int(out.stdout.strip().splitlines()[-1])
-
-    assert faults("mmap-only") > 50 * 400  # 2.4 MiB faulted in again by each of the 50
-    assert faults("config") < 200
 
 def test_pyproject_declares_the_package_its_requirements_and_the_avenue_command():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
