@@ -35,7 +35,9 @@ from PIL import Image as PILImage
 # Threads per libvips operation. A worker runs several request threads (GUNICORN_THREADS) and
 # the renditions of one upload already run side by side on the variants pool, so each
 # operation gets at most 2: more only oversubscribes the cores (measured: 4 threads were
-# slower than 2 on this 2-core machine). libvips's own VIPS_CONCURRENCY still wins if set.
+# slower than 2 on this 2-core machine; 1 cost less CPU in one process but not in the server,
+# 2 workers rendering side by side: docs/performance.md, 2026-11-28). libvips's own
+# VIPS_CONCURRENCY still wins if set.
 if "VIPS_CONCURRENCY" not in os.environ:
     pyvips.concurrency_set(2)
 # No operation cache: every upload is different bytes, so cached operations would never be
