@@ -23,44 +23,69 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import pymongo
+from pymongo import monitoring
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 IGNORED = {"hello", "ismaster", "isMaster", "endSessions", "ping", "saslStart", "saslContinue"}
 
 
+class Listener(monitoring.CommandListener):
+    """The commands the app sends, by name and collection (the handshakes, the monitors' pings
+    and authentication left out); bench/cold_cpu.py counts with it too."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in IGNORED:
+            return
+        target = event.command.get(event.command_name)
+        if event.command_name == "bulkWrite":  # several collections' writes: name them all
+            target = "+".join(ns["ns"].split(".", 1)[1] for ns in event.command.get("nsInfo", []))
+        self.seen.append(f"{event.command_name} {target if isinstance(target, str) else ''}".strip())
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def client_class(self) -> Any:
+        """A ``MONGO_CLIENT_CLASS`` whose clients report to this listener."""
+
+        def client(*args: Any, **kwargs: Any) -> pymongo.MongoClient[Any]:
+            listeners = [self, *kwargs.get("event_listeners", [])]
+            return pymongo.MongoClient(*args, **{**kwargs, "event_listeners": listeners})
+        return client
+
+
+def ask_cold(web: Any, paths: list[str], route: Any) -> None:
+    """GET each of ``paths`` (renditions not stored yet) through Flask's test client ``web``,
+    200 or exit, then wait for their stores after the answers (``route.RENDITION_STORES``:
+    an older checkout without it stored them before answering)."""
+    for path in paths:
+        answer = web.get(path)
+        if answer.status_code != 200:
+            raise SystemExit(f"HTTP {answer.status_code}: {answer.get_data()[:200]!r}")
+        answer.close()
+    stores = getattr(route, "RENDITION_STORES", None)
+    if stores is not None:
+        stores.drain(30)
+
+
 def count(code: Path) -> tuple[list[int], collections.Counter[str]]:
     sys.path.insert(0, str(code))
-    import pymongo
     from avenue import create_app
     from avenue.embedded import EmbeddedServer
     from avenue.media import PRODUCTS
     from avenue.media.store.originals import store
-    from pymongo import monitoring
-
-    class Listener(monitoring.CommandListener):
-        def __init__(self) -> None:
-            self.seen: list[str] = []
-
-        def started(self, event) -> None:  # type: ignore[no-untyped-def]
-            if event.command_name in IGNORED:
-                return
-            target = event.command.get(event.command_name)
-            if event.command_name == "bulkWrite":  # several collections' writes: name them all
-                target = "+".join(ns["ns"].split(".", 1)[1] for ns in event.command.get("nsInfo", []))
-            self.seen.append(f"{event.command_name} {target if isinstance(target, str) else ''}".strip())
-
-        def succeeded(self, event) -> None:  # type: ignore[no-untyped-def]
-            pass
-
-        def failed(self, event) -> None:  # type: ignore[no-untyped-def]
-            pass
 
     listener = Listener()
-
-    def client(*args, **kwargs):  # type: ignore[no-untyped-def]
-        listeners = [listener, *kwargs.get("event_listeners", [])]
-        return pymongo.MongoClient(*args, **{**kwargs, "event_listeners": listeners})
+    client = listener.client_class()
 
     photo = (ROOT.parent / "shared" / "fixtures" / "images" / "good" / "photo_12mp.jpg")
     if not photo.exists():
@@ -85,13 +110,7 @@ def count(code: Path) -> tuple[list[int], collections.Counter[str]]:
         totals = []
         for doc in docs:
             listener.seen.clear()
-            answer = web.get(f"/media/products/{doc['_id']}/fit512.jpg")
-            if answer.status_code != 200:
-                raise SystemExit(f"HTTP {answer.status_code}: {answer.get_data()[:200]!r}")
-            answer.close()
-            stores = getattr(route, "RENDITION_STORES", None)
-            if stores is not None:
-                stores.drain(30)
+            ask_cold(web, [f"/media/products/{doc['_id']}/fit512.jpg"], route)
             time.sleep(0.3)
             totals.append(len(listener.seen))
         return totals, collections.Counter(listener.seen)

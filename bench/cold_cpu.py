@@ -50,30 +50,10 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(BENCH))
 
-import pymongo  # noqa: E402
-from pymongo import monitoring  # noqa: E402
+from cold_commands import Listener, ask_cold  # noqa: E402
 
 import data  # noqa: E402
 import peers  # noqa: E402
-
-IGNORED = {"hello", "ismaster", "isMaster", "endSessions", "ping"}
-
-
-class Commands(monitoring.CommandListener):
-    """Counts the commands the app sends (the handshakes and monitors' pings left out)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name not in IGNORED:
-            self.count += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 def thread_ticks() -> dict[int, tuple[str, int]]:
@@ -140,21 +120,19 @@ def main() -> int:
     from avenue.media.ingest.focal import CENTRE
     from avenue.media.ingest.images import Limits
     from avenue.media.ingest.render import render_spec
+    from avenue.media.serve import route
     from avenue.media.store.originals import store
     from avenue.media.transform import Spec
 
-    listener = Commands()
-
-    def client(*a, **kw):  # type: ignore[no-untyped-def]
-        listeners = [*kw.get("event_listeners", []), listener]
-        return pymongo.MongoClient(*a, **{**kw, "event_listeners": listeners})
+    listener = Listener()
 
     files = peers.photos("2040", args.photos + 1)
     bodies = [path.read_bytes() for path in files]
     spec = Spec(width=peers.BOX, height=peers.BOX, quality=peers.QUALITY)
     server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="avenue-cold-cpu-")) / "db").start()
     try:
-        app = create_app({"MONGO_URI": server.uri, "MONGO_DB": "cold", "MONGO_CLIENT_CLASS": client,
+        app = create_app({"MONGO_URI": server.uri, "MONGO_DB": "cold",
+                          "MONGO_CLIENT_CLASS": listener.client_class(),
                           "SECRET_KEY": os.urandom(32).hex(), "AVENUE_STATUS_WARM_UP": False,
                           "AVENUE_ACCESS_LOG": "off", "AVENUE_VARIANTS_AFTER_ANSWER": True,
                           "RATELIMIT_ENABLED": True,
@@ -171,18 +149,10 @@ def main() -> int:
         web = app.test_client()
 
         def cold(docs: list[dict]) -> tuple[float, dict[str, float], float, float, float]:
-            before, commands = thread_ticks(), listener.count
+            before, commands = thread_ticks(), len(listener.seen)
             usage = resource.getrusage(resource.RUSAGE_SELF)
             started = time.process_time()
-            for doc in docs:
-                answer = web.get(f"/media/products/{doc['_id']}/fit512.jpg")
-                if answer.status_code != 200:
-                    raise SystemExit(f"HTTP {answer.status_code}: {answer.get_data()[:200]!r}")
-                answer.close()
-            from avenue.media.serve import route
-            stores = getattr(route, "RENDITION_STORES", None)
-            if stores is not None:
-                stores.drain(30)
+            ask_cold(web, [f"/media/products/{doc['_id']}/fit512.jpg" for doc in docs], route)
             spent = (time.process_time() - started) * 1000 / len(docs)
             used = resource.getrusage(resource.RUSAGE_SELF)
             kernel = (used.ru_stime - usage.ru_stime) * 1000 / len(docs)
@@ -191,7 +161,7 @@ def main() -> int:
             shares: dict[str, float] = collections.Counter()
             for tid, (name, ticks) in after.items():
                 shares[kind(name)] += (ticks - before.get(tid, (name, 0))[1]) * 1000 / hz / len(docs)
-            return spent, dict(shares), (listener.count - commands) / len(docs), kernel, faults
+            return spent, dict(shares), (len(listener.seen) - commands) / len(docs), kernel, faults
 
         def alone() -> float:
             started = time.process_time()
