@@ -19,15 +19,16 @@ then each is asked for once, one request at a time:
   thread CPU): the part of the overhead the commands explain.
 
 Rounds alternate with the image work alone, so a noisy moment falls on both. glibc's malloc
-is set as gunicorn.conf.py sets it in the server (its mmap and trim thresholds; ``--glibc-default``
-leaves glibc's own), and the kernel's share of the process's CPU and its page faults per render
+is set as gunicorn.conf.py sets it in the server (its mmap and trim thresholds; ``--malloc
+mmap-only``: its mmap threshold alone, as it was before 2026-11-28; ``--malloc glibc``: glibc's
+own), and the kernel's share of the process's CPU and its page faults per render
 are reported: with the mmap threshold fixed and the trim threshold left at 128 KiB, a render's
 freed buffers were faulted in again by the next one (about 600 faults, 2 ms of kernel CPU a
 render in the server), which this script, run with glibc's defaults, did not show.
 
     .venv/bin/python bench/cold_cpu.py                 # 30 photos x 4 rounds
     .venv/bin/python bench/cold_cpu.py --photos 60 --rounds 6
-    .venv/bin/python bench/cold_cpu.py --glibc-default    # malloc as glibc sets it, not the server
+    .venv/bin/python bench/cold_cpu.py --malloc mmap-only   # the server's malloc before 2026-11-28
 """
 
 from __future__ import annotations
@@ -71,9 +72,10 @@ def thread_ticks() -> dict[int, tuple[str, int]]:
     return found
 
 
-def malloc_as_the_server() -> str:
+def malloc_as_the_server(trim: bool = True) -> str:
     """glibc's mmap and trim thresholds as gunicorn.conf.py sets them in the server (its
-    constants read from the file, not run: it prepares folders for gunicorn); what was set."""
+    constants read from the file, not run: it prepares folders for gunicorn and loads .env);
+    ``trim`` False: the mmap threshold alone. What was set."""
     def number(node: ast.expr) -> int:  # 4 * 1024 * 1024: constants and products only
         if isinstance(node, ast.Constant) and isinstance(node.value, int):
             return node.value
@@ -88,7 +90,7 @@ def malloc_as_the_server() -> str:
     libc = ctypes.CDLL(None)
     done = []
     for name, option in (("MMAP_THRESHOLD_BYTES", -3), ("TRIM_THRESHOLD_BYTES", -1)):
-        if name in values:
+        if name in values and (trim or option != -1):
             libc.mallopt(option, values[name])
             done.append(f"{name.split('_')[0].lower()} threshold {values[name] // 1024} KiB")
     return ", ".join(done)
@@ -108,10 +110,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--glibc-default", action="store_true",
-                        help="leave glibc's malloc thresholds as they are (not as the server sets them)")
+    parser.add_argument("--malloc", choices=("server", "mmap-only", "glibc"), default="server",
+                        help="glibc's malloc thresholds: as gunicorn.conf.py sets them (default), its "
+                             "mmap threshold alone (the server before 2026-11-28), or glibc's own")
     args = parser.parse_args()
-    malloc = "glibc's defaults" if args.glibc_default else f"as the server ({malloc_as_the_server()})"
+    malloc = ("glibc's defaults" if args.malloc == "glibc" else
+              f"{'as the server' if args.malloc == 'server' else 'the mmap threshold alone'} "
+              f"({malloc_as_the_server(trim=args.malloc == 'server')})")
 
     from avenue import create_app
     from avenue.db import get_db, get_mongo
@@ -189,8 +194,9 @@ def main() -> int:
         stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         print(f"# Where a cold rendition's app CPU goes, {stamp}\n")
         load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"`python bench/cold_cpu.py --photos {args.photos} --rounds {args.rounds}`; load average "
-              f"{load} at the end; medians of {len(results)} rounds of {args.photos} cold renders "
+        print(f"`python bench/cold_cpu.py --photos {args.photos} --rounds {args.rounds} "
+              f"--malloc {args.malloc}`; load average {load} at the end; medians of {len(results)} "
+              f"rounds of {args.photos} cold renders "
               f"(2040x1356 photo-like JPEGs fitted into 512x512, JPEG q80); glibc's malloc {malloc}.\n")
         print("| | CPU ms per cold render |\n| --- | ---: |")
         print(f"| the app's process (in process, no gunicorn; the database is another process) "
