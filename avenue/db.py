@@ -77,13 +77,20 @@ class Mongo:
             event_listeners=[metrics.CommandMetrics()],
         )
         self.db_name = config["MONGO_DB"]
+        # One Database object per client: pymongo's are immutable and thread-safe, and building
+        # one (its codec options, read and write concerns) on every access cost a cold
+        # rendition's request seven of them (a profile of bench/cold_cpu.py's app, 2026-11-28).
+        self._db: Database[Document] = self.client[self.db_name]
         self.index_setups = tuple(index_setups)
         self._indexes_ready = False
         self._lock = threading.Lock()
 
     @property
     def db(self) -> Database[Document]:
-        return self.client[self.db_name]
+        """The app's database (built again only if ``client`` was replaced, as a test does)."""
+        if self._db.client is not self.client:
+            self._db = self.client[self.db_name]
+        return self._db
 
     def ensure_indexes(self) -> None:
         """Create the indexes once per process; cheap to call on every request. Then log the
