@@ -32,14 +32,19 @@ from typing import Any
 import pyvips  # type: ignore[import-untyped]  # no type information in the wheel
 from PIL import Image as PILImage
 
-# Threads per libvips operation. A worker runs several request threads (GUNICORN_THREADS) and
-# the renditions of one upload already run side by side on the variants pool, so each
-# operation gets at most 2: more only oversubscribes the cores (measured: 4 threads were
-# slower than 2 on this 2-core machine; 1 cost less CPU in one process but not in the server,
-# 2 workers rendering side by side: docs/performance.md, 2026-11-28). libvips's own
-# VIPS_CONCURRENCY still wins if set.
+# Threads per libvips operation: one. A worker runs several request threads (GUNICORN_THREADS),
+# the renditions of one upload already run side by side on the variants pool, and what
+# libvips does most here is a JPEG decode, which libjpeg makes top to bottom on one thread: a
+# second thread mostly waits for its strips, and the hand-overs cost CPU. Measured on this
+# 2-core machine (docs/performance.md, 2026-11-28): a cold rendition's app CPU in process
+# (bench/cold_cpu.py, two pairs run alternately) 15.9-16.5 ms at 1 thread against 17.0-17.6 at
+# 2, the kernel's share 0.7-1.0 ms against 1.4-1.8. In the server the difference is within
+# the runs' noise (bench/peers.py beside 2 threads: 17.6 against 18.1 ms at 1.03x the cold
+# req/s, and in an earlier run 19.8 against 19.2 at 0.96x); an upload's answer
+# (bench/upload_answer.py) is unchanged within its noise. 4 threads were slower than 2.
+# libvips's own VIPS_CONCURRENCY still wins if set.
 if "VIPS_CONCURRENCY" not in os.environ:
-    pyvips.concurrency_set(2)
+    pyvips.concurrency_set(1)
 # No operation cache: every upload is different bytes, so cached operations would never be
 # hit and would only keep their decoded pixels alive (libvips's default keeps 100 of them,
 # up to 100 MB) after the request ended.
