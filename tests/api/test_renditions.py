@@ -475,6 +475,46 @@ def test_a_store_after_the_answer_that_loses_leaves_the_stored_one_to_be_served(
     assert renders == ["w_320"]
 
 
+
+def test_past_the_waiting_stores_a_rendition_is_stored_before_its_answer(app_factory, renders, monkeypatch):
+    """A database that writes slower than the workers render must not grow the stores waiting
+    after their answers (each holds its bytes and its claim's heartbeat) without end: with
+    ``STORES_WAITING_MAX`` waiting, a request stores its rendition itself, before its answer,
+    and queues nothing; once they are written, stores go after the answer again."""
+    from avenue import background
+    from avenue.db import get_db
+
+    lane = background.Lane("test-rendition-stores", nice=0)
+    monkeypatch.setattr(route, "RENDITION_STORES", lane)
+    monkeypatch.setattr(route, "STORES_WAITING_MAX", 2)
+    app = app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True)
+    doc = put(app)
+    with app.app_context():
+        db = get_db()
+    slow = threading.Event()
+    try:
+        for _ in range(2):  # a store being written (its lane's thread blocked) and one queued
+            lane.submit(lambda: slow.wait(30))
+        assert lane.pending() == 2
+        answer = app.test_client().get(path(doc, "w_320.webp"))
+        assert answer.status_code == 200
+        answer.close()
+        assert lane.pending() == 2  # nothing queued by the request...
+        (file,) = stored(db)  # ...whose rendition was written before its answer
+        assert f'"{file["metadata"]["sha256"]}"' == answer.headers["ETag"]
+    finally:
+        slow.set()
+    assert lane.drain(10)
+    queued: list = []
+    monkeypatch.setattr(route, "start_stores", queued.extend)
+    again = app.test_client().get(path(doc, "w_320.jpg"))
+    assert again.status_code == 200
+    again.close()
+    assert len(queued) == 1 and len(stored(db)) == 1  # after the answer again: not yet written
+    for job in queued:
+        job()
+    assert len(stored(db)) == 2 and renders == ["w_320", "w_320"]
+
 def test_a_request_that_cannot_get_a_render_slot_is_503_busy(app, client, monkeypatch):
     doc = put(app)
     monkeypatch.setattr(route, "RENDER_SLOT_WAIT_SECONDS", 0.01)

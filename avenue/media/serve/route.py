@@ -216,13 +216,23 @@ def start_after_answer(jobs: list[Job]) -> None:
 # is written (other workers wait on it), so none waits behind an upload's pending renders.
 RENDITION_STORES = background.Lane("avenue-rendition-stores", nice=0)
 _RENDITION_STORES = "avenue_rendition_stores"
+# At most this many of this process's renditions wait on RENDITION_STORES (queued or being
+# written); past it a request stores its rendition before its answer. Each one waiting holds
+# its bytes in memory and its claim's heartbeat thread until it is written, so a database
+# that writes slower than the workers render (a replica set whose majority waits on a lagging
+# secondary) would otherwise grow the backlog, the memory and the threads without end; so
+# the renders slow to the writes' pace instead (at most this many plus the render slots).
+STORES_WAITING_MAX = 32
 
 
 def _store_after_answer() -> Callable[[Callable[[], None]], None] | None:
     """How a rendition rendered by this request is stored: once it is answered (this
     request's list, started at its end by :func:`_start_left_over`) with
-    ``AVENUE_VARIANTS_AFTER_ANSWER`` on, else before the answer (None)."""
+    ``AVENUE_VARIANTS_AFTER_ANSWER`` on, unless :data:`STORES_WAITING_MAX` are waiting
+    already; else before the answer (None)."""
     if not has_request_context() or not current_app.config["AVENUE_VARIANTS_AFTER_ANSWER"]:
+        return None
+    if RENDITION_STORES.pending() >= STORES_WAITING_MAX:
         return None
     return lambda job: g.setdefault(_RENDITION_STORES, []).append(job)
 
