@@ -480,7 +480,10 @@ def test_past_the_waiting_stores_a_rendition_is_stored_before_its_answer(app_fac
     """A database that writes slower than the workers render must not grow the stores waiting
     after their answers (each holds its bytes and its claim's heartbeat) without end: with
     ``STORES_WAITING_MAX`` waiting, a request stores its rendition itself, before its answer,
-    and queues nothing; once they are written, stores go after the answer again."""
+    and queues nothing (counted for /metrics); once they are written, stores go after the answer
+    again."""
+    from prometheus_client import REGISTRY
+
     from avenue import background
     from avenue.db import get_db
 
@@ -492,6 +495,11 @@ def test_past_the_waiting_stores_a_rendition_is_stored_before_its_answer(app_fac
     with app.app_context():
         db = get_db()
     slow = threading.Event()
+
+    def counted() -> float:
+        return REGISTRY.get_sample_value("avenue_rendition_stores_before_answer_total") or 0.0
+
+    before = counted()
     try:
         for _ in range(2):  # a store being written (its lane's thread blocked) and one queued
             lane.submit(lambda: slow.wait(30))
@@ -502,6 +510,9 @@ def test_past_the_waiting_stores_a_rendition_is_stored_before_its_answer(app_fac
         assert lane.pending() == 2  # nothing queued by the request...
         (file,) = stored(db)  # ...whose rendition was written before its answer
         assert f'"{file["metadata"]["sha256"]}"' == answer.headers["ETag"]
+        assert counted() == before + 1
+        assert app.test_client().get(path(doc, "w_320.webp")).status_code == 200
+        assert counted() == before + 1  # served stored: no store, none counted
     finally:
         slow.set()
     assert lane.drain(10)

@@ -13,6 +13,7 @@ through werkzeug's ``make_conditional``, after :func:`~avenue.media.serve.http.n
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -63,9 +64,10 @@ from avenue.media.serve.stream import ChunkStream
 from avenue.media.store import deliveries as delivery_counts
 from avenue.media.store import pending, renditions
 from avenue.media.transform import AllowList, at_own_width, parse_presets
-from avenue.metrics import count_cache, timed_rendition
+from avenue.metrics import count_cache, count_store_before_answer, timed_rendition
 from avenue.writes import Write
 
+log = logging.getLogger(__name__)
 EXTENSION = "avenue.media"
 bp = Blueprint("media", __name__)
 
@@ -229,12 +231,23 @@ def _store_after_answer() -> Callable[[Callable[[], None]], None] | None:
     """How a rendition rendered by this request is stored: once it is answered (this
     request's list, started at its end by :func:`_start_left_over`) with
     ``AVENUE_VARIANTS_AFTER_ANSWER`` on, unless :data:`STORES_WAITING_MAX` are waiting
-    already; else before the answer (None)."""
+    already (then :func:`_store_now`); else before the answer (None)."""
     if not has_request_context() or not current_app.config["AVENUE_VARIANTS_AFTER_ANSWER"]:
         return None
     if RENDITION_STORES.pending() >= STORES_WAITING_MAX:
-        return None
+        return _store_now
     return lambda job: g.setdefault(_RENDITION_STORES, []).append(job)
+
+
+def _store_now(job: Callable[[], None]) -> None:
+    """A rendition's store run at once, before its answer, because :data:`STORES_WAITING_MAX`
+    are waiting (counted: ``avenue_rendition_stores_before_answer``); a failure is logged, as
+    the lane logs one (the claim lapses and the next request renders it again)."""
+    count_store_before_answer()
+    try:
+        job()
+    except Exception:  # noqa: BLE001 - logged, as RENDITION_STORES logs its jobs' failures
+        log.exception("a rendition's store before its answer failed")
 
 
 def start_stores(jobs: list[Callable[[], None]]) -> None:
