@@ -355,3 +355,36 @@ def test_every_make_target_the_docs_name_is_in_the_makefile():
         for target in sorted(set(re.findall(r"`make ([a-z][a-z-]*)", text)) - targets):
             yield f"`make {target}` is not a target of the Makefile"
     assert each_page(check) == []
+
+
+def _metric_names() -> set[str]:
+    """Every metric the app exposes, as /metrics names it: the collectors' (avenue/metrics.py)
+    and the scrape's gauges (avenue/scrape.py); a counter's name ends in ``_total``."""
+    names = set()
+    for path in (ROOT / "avenue").rglob("*.py"):
+        for kind, name in re.findall(r"\b(Counter|Histogram|Gauge|Summary|GaugeMetricFamily|"
+                                     r"CounterMetricFamily)\(\s*\"(avenue_[a-z_]+)\"", path.read_text()):
+            names.add(f"{name}_total" if kind in {"Counter", "CounterMetricFamily"} else name)
+    return names
+
+
+def test_docs_operations_lists_exactly_the_metrics_the_app_exposes():
+    """docs/operations.md's metrics table names every metric, and only metrics that exist (a
+    cell's ``_suffix`` shorthand names the first metric's family with that suffix)."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    exposed = _metric_names()
+    documented = set()
+    for row in re.findall(r"^\| (`avenue_[^|]*)\|", text, re.M):
+        first, *rest = re.findall(r"`(avenue_[a-z_]+|_[a-z_]+)`", row)
+        documented.add(first)
+        for suffix in rest:
+            if suffix.startswith("avenue_"):
+                documented.add(suffix)
+                continue
+            parts = first.split("_")
+            stems = ["_".join(parts[:n]) for n in range(len(parts) - 1, 1, -1)]
+            named = (stem + suffix for stem in stems if stem + suffix in exposed)
+            documented.add(next(named, first + suffix))
+    assert len(exposed) >= 20
+    assert sorted(exposed - documented) == [], "metrics docs/operations.md does not list"
+    assert sorted(documented - exposed) == [], "metrics docs/operations.md lists that the app does not expose"
