@@ -65,7 +65,7 @@ class Mongo:
         client_class = config.get("MONGO_CLIENT_CLASS") or pymongo.MongoClient
         # connect=False: no sockets or monitor threads exist until the first operation, so a
         # client built before gunicorn forks its workers is never shared across processes.
-        self.client = client_class(
+        client = client_class(
             config["MONGO_URI"],
             connect=False,
             serverSelectionTimeoutMS=config["MONGO_TIMEOUT_MS"],
@@ -77,20 +77,19 @@ class Mongo:
             event_listeners=[metrics.CommandMetrics()],
         )
         self.db_name = config["MONGO_DB"]
-        # One Database object per client: pymongo's are immutable and thread-safe, and building
-        # one (its codec options, read and write concerns) on every access cost a cold
-        # rendition's request seven of them (a profile of bench/cold_cpu.py's app, 2026-11-28).
-        self._db: Database[Document] = self.client[self.db_name]
+        # The app's database, built once: pymongo's Database objects are immutable and
+        # thread-safe, and building one (its codec options, read and write concerns) on every
+        # get_db() cost a cold rendition's request seven (a profile of bench/cold_cpu.py's app,
+        # 2026-11-28). The client is the database's own (:attr:`client`), not held apart.
+        self.db: Database[Document] = client[self.db_name]
         self.index_setups = tuple(index_setups)
         self._indexes_ready = False
         self._lock = threading.Lock()
 
     @property
-    def db(self) -> Database[Document]:
-        """The app's database (built again only if ``client`` was replaced, as a test does)."""
-        if self._db.client is not self.client:
-            self._db = self.client[self.db_name]
-        return self._db
+    def client(self) -> pymongo.MongoClient[Document]:
+        """The app's client: the database's."""
+        return self.db.client
 
     def ensure_indexes(self) -> None:
         """Create the indexes once per process; cheap to call on every request. Then log the

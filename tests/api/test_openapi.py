@@ -499,7 +499,7 @@ def test_every_status_a_probe_of_every_operation_gets_is_documented_and_json():
         answers.add(login, "failed logins", client.post(login.url, json={"email": "nobody@example.com",
                                                                          "password": "wrong"}))
     # The database goes down after start (the indexes are ready); a worker starts without it.
-    app.extensions["avenue.mongo"].client = Unreachable()
+    app.extensions["avenue.mongo"].db = Unreachable()
     cold = probe_app(lambda *args, **kwargs: Unreachable()).test_client()
     for operation in operations:
         for probe, caller in (("the database down", client), ("the database down at start", cold)):

@@ -1,6 +1,6 @@
-"""The app's pymongo ``Database`` object (``avenue.db.Mongo.db``): built once per client, not on
-every ``get_db()`` (a cold rendition's request built seven), and built again when the client
-is replaced (tests/api/test_openapi.py takes the database down so)."""
+"""The app's pymongo ``Database`` object (``avenue.db.Mongo.db``): built once, not on every
+``get_db()`` (a cold rendition's request built seven), and the one place the app's client is
+held (tests/api/test_openapi.py takes the database down by replacing it)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ def test_every_call_in_the_app_gets_the_same_database_object():
     assert first.name == "avenue_db_once" and first.client is mongo.client
 
 
-def test_a_replaced_client_gets_a_database_of_its_own():
+def test_a_replaced_database_brings_its_client_with_it():
     app = make_app((mongomock.MongoClient, "mongodb://localhost"), "avenue_db_replaced")
     mongo = app.extensions["avenue.mongo"]
-    before = mongo.db
-    mongo.client = mongomock.MongoClient()
-    after = mongo.db
-    assert after is not before and after.client is mongo.client and after.name == "avenue_db_replaced"
-    assert mongo.db is after
+    replacement = mongomock.MongoClient()["avenue_db_replaced"]
+    mongo.db = replacement
+    with app.app_context():
+        assert get_db() is replacement
+    assert mongo.client is replacement.client
