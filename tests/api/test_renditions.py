@@ -475,7 +475,6 @@ def test_a_store_after_the_answer_that_loses_leaves_the_stored_one_to_be_served(
     assert renders == ["w_320"]
 
 
-
 def test_past_the_waiting_stores_a_rendition_is_stored_before_its_answer(app_factory, renders, monkeypatch):
     """A database that writes slower than the workers render must not grow the stores waiting
     after their answers (each holds its bytes and its claim's heartbeat) without end: with
@@ -525,6 +524,33 @@ def test_past_the_waiting_stores_a_rendition_is_stored_before_its_answer(app_fac
     for job in queued:
         job()
     assert len(stored(db)) == 2 and renders == ["w_320", "w_320"]
+
+
+def test_a_store_before_the_answer_that_raises_is_logged_once_and_the_answer_stands(
+        app_factory, renders, monkeypatch, caplog):
+    """Past the waiting stores' bound, a store that raises (here after its write, where nothing
+    is expected to) is logged, as the lane logs one, and run once: the answer (from the
+    rendered bytes) stands, and is not turned into a 500 by the store being run again."""
+    from avenue.db import get_db
+
+    monkeypatch.setattr(route, "STORES_WAITING_MAX", 0)
+    real, tried = renditions._store_later, []
+
+    def raising(*args, **kwargs):
+        tried.append(args)
+        real(*args, **kwargs)
+        raise RuntimeError("after the store")
+
+    monkeypatch.setattr(renditions, "_store_later", raising)
+    app = app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True)
+    doc = put(app)
+    with app.app_context():
+        db = get_db()
+    answer = app.test_client().get(path(doc, "w_320.webp"))
+    assert answer.status_code == 200 and Image.open(io.BytesIO(answer.get_data())).width == 320
+    assert len(tried) == 1 and len(stored(db)) == 1 and renders == ["w_320"]
+    assert "a rendition's store before its answer failed" in caplog.text
+
 
 def test_a_request_that_cannot_get_a_render_slot_is_503_busy(app, client, monkeypatch):
     doc = put(app)
