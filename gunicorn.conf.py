@@ -127,10 +127,10 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
 # Fixing the mmap threshold also stops glibc adjusting its trim threshold (mallopt(3)), which
 # then stays at its 128 KiB default: every request's freed heap top above that went back to
 # the kernel and was faulted in again by the next one. A cold rendition (a 2040 px photo
-# fitted into 512 px) took 300-600 page faults and 2-4 ms of kernel CPU that way, more than
-# its four database commands; at 4 MiB it takes about 17 and 1.3 ms (bench/results/
-# cold-cpu-2026-11-28-malloc.md; at 8 MiB, in one server run not kept, 5, for 20 MB more RSS
-# on 2 workers and no less CPU). Freed buffers from 1 MiB up are still unmapped at once (the
+# fitted into 512 px) took 322 page faults and 2.0 ms of kernel CPU that way, more than its
+# four database commands; at 4 MiB it takes 18 and 1.3 ms (bench/results/
+# cold-cpu-2026-11-28-malloc.md; an earlier probe and one server run at 8 MiB, not kept, are
+# in docs/performance.md). Freed buffers from 1 MiB up are still unmapped at once (the
 # threshold above), so what an arena keeps is at most 4 MiB of smaller ones at its top
 # (bench/results/peers-2026-11-28-3.md and -4.md: the app's CPU per cold render 0.94x and
 # 0.93x fe8cda3's in the same runs).

@@ -36,13 +36,12 @@ from PIL import Image as PILImage
 # the renditions of one upload already run side by side on the variants pool, and what
 # libvips does most here is a JPEG decode, which libjpeg makes top to bottom on one thread: a
 # second thread mostly waits for its strips, and the hand-overs cost CPU. Measured on this
-# 2-core machine (docs/performance.md, 2026-11-28): a cold rendition's app CPU in process
-# (bench/cold_cpu.py, two pairs run alternately) 15.9-16.5 ms at 1 thread against 17.0-17.6 at
-# 2, the kernel's share 0.7-1.0 ms against 1.4-1.8. In the server the difference is within
-# the runs' noise (bench/peers.py beside 2 threads: 17.6 against 18.1 ms at 1.03x the cold
-# req/s, and in an earlier run 19.8 against 19.2 at 0.96x); an upload's answer
-# (bench/upload_answer.py) is unchanged within its noise. 4 threads were slower than 2.
-# libvips's own VIPS_CONCURRENCY still wins if set.
+# 2-core machine, 2026-11-28: a cold rendition's app CPU in process 19.5-19.9 ms at 1 thread
+# against 21.6-21.8 at 2, the kernel's share 0.9-1.0 ms against 1.4
+# (bench/results/cold-cpu-2026-11-28-threads.md); through the server, beside 2 threads, within
+# the runs' noise (19.4 against 21.1 ms and 21.1 against 21.4: peers-2026-11-28-6.md, -7.md);
+# an upload's answer 0.20-0.21x bare Pillow's at either setting
+# (upload-answer-2026-11-28-threads.md). libvips's own VIPS_CONCURRENCY still wins if set.
 if "VIPS_CONCURRENCY" not in os.environ:
     pyvips.concurrency_set(1)
 # No operation cache: every upload is different bytes, so cached operations would never be
