@@ -23,8 +23,9 @@ is set as gunicorn.conf.py sets it in the server (its mmap and trim thresholds; 
 mmap-only``: its mmap threshold alone, as it was before 2026-11-28; ``--malloc glibc``: glibc's
 own), and the kernel's share of the process's CPU and its page faults per render
 are reported: with the mmap threshold fixed and the trim threshold left at 128 KiB, a render's
-freed buffers were faulted in again by the next one (about 600 faults, 2 ms of kernel CPU a
-render in the server), which this script, run with glibc's defaults, did not show.
+freed buffers were faulted in again by the next one (322 faults and 2.0 ms of kernel CPU a
+render here: bench/results/cold-cpu-2026-11-28-malloc.md), which this script, run with glibc's
+defaults, did not show.
 
     .venv/bin/python bench/cold_cpu.py                 # 30 photos x 4 rounds
     .venv/bin/python bench/cold_cpu.py --photos 60 --rounds 6
