@@ -746,6 +746,7 @@ class Result:
     check: Check
     note: str = ""
     rounds: list[float] = field(default_factory=list)  # cold req/s of each round
+    round_cpu: list[dict[str, float]] = field(default_factory=list)  # each round's CPU ms a request, by group
 
 
 def measure(server: Server, workload: str, files: list[Path], warm_seconds: float,
@@ -836,7 +837,7 @@ def interleaved(servers: list[Server], workload: str, files: list[Path], rounds:
         mine = phases[server.name]
         note = "; ".join(f"round {i + 1}: {text}" for i, text in enumerate(notes[server.name]) if text)
         results.append(Result(server.name, workload, merged(mine), hot, checks[server.name], note,
-                              [p.rps for p in mine]))
+                              [p.rps for p in mine], [p.cpu_ms for p in mine]))
     return results
 
 
@@ -859,6 +860,19 @@ def image_work(files: list[Path]) -> float:
     return (time.process_time() - started) * 1000 / max(1, len(bodies) - 1)
 
 
+def round_ratios(avenue: Result, ipx: Result) -> list[float]:
+    """Avenue's app CPU per cold render over ipx's whole request's, round by round (empty
+    when either ran one round only, or Avenue's app group is not told apart)."""
+    pairs = zip(avenue.round_cpu, ipx.round_cpu, strict=False) if len(avenue.round_cpu) > 1 else ()
+    ratios = []
+    for mine, theirs in pairs:
+        app = next((v for k, v in mine.items() if k.endswith(" app")), None)
+        total = sum(theirs.values())
+        if app is not None and total > 0:
+            ratios.append(app / total)
+    return ratios
+
+
 def cpu_cell(phase: Phase) -> str:
     total = sum(phase.cpu_ms.values())
     if len(phase.cpu_ms) > 1:
@@ -874,7 +888,8 @@ def report(results: list[Result], *, args: argparse.Namespace, started: str, pee
     lines = [f"# Renditions on request against thumbor and ipx, {started[:10]}", "",
              f"`{command.strip()}`, started {started}, on {os.cpu_count()} cores; load average "
              f"{' / '.join(f'{x:.2f}' for x in loads[0])} at the start, "
-             f"{' / '.join(f'{x:.2f}' for x in loads[-1])} at the end. {peers}. Each photo fitted into "
+             f"{' / '.join(f'{x:.2f}' for x in loads[-1])} at the end. {peers + '. ' if peers else ''}"
+             "Each photo fitted into "
              f"{BOX}x{BOX} as JPEG q{QUALITY}; cold: every URL once, {CLIENTS} clients; warm: the same URLs "
              f"with wrk -t2 -c{WARM_CONNECTIONS}. CPU is ms per request of each server's processes "
              f"(Avenue: app + database, {database}); RSS the group's peak.", ""]
@@ -895,12 +910,12 @@ def report(results: list[Result], *, args: argparse.Namespace, started: str, pee
         for r in rows:
             w = r.warm
             peak_cold = sum(r.cold.peak_mb.values())
-            peak_warm = sum(w.peak_mb.values()) if w else 0.0
+            peak_warm = f"{sum(w.peak_mb.values()):,.0f}" if w else "—"
             warm_cells = "— | — | —"
             if w is not None and w.p50 is not None and w.p99 is not None:
                 warm_cells = f"{w.rps:,.1f} | {w.p50:.1f} / {w.p99:.1f} | {cpu_cell(w)}"
             lines.append(f"| {r.server} | {r.cold.rps:.1f} | {r.cold.p50:.0f} / {r.cold.p99:.0f} | "
-                         f"{cpu_cell(r.cold)} | {warm_cells} | {peak_cold:,.0f}, {peak_warm:,.0f} | "
+                         f"{cpu_cell(r.cold)} | {warm_cells} | {peak_cold:,.0f}, {peak_warm} | "
                          f"{r.check.summary()}{'; ' + r.note if r.note else ''} |")
         lines.append("")
         before = next((r for r in rows if r.server.startswith("before")), None)
@@ -945,6 +960,13 @@ def report(results: list[Result], *, args: argparse.Namespace, started: str, pee
                 # same commands is not measured here; docs/performance.md reasons about it).
                 verdicts.append(f"CPU per cold render, Avenue's app alone (no database) ÷ ipx: "
                                 f"**{app / theirs:.2f}x** ({app:.1f} against {theirs:.1f} ms)")
+                paired = round_ratios(avenue, ipx)
+                if paired:
+                    # Rounds pair Avenue's cold phase with ipx's taken minutes apart, so what the
+                    # machine does then falls on both: the spread says what one run's ratio is worth.
+                    spread = f"median {statistics.median(paired):.2f}x, {min(paired):.2f}-{max(paired):.2f}x"
+                    verdicts.append("Avenue's app alone ÷ ipx, CPU per cold render by round: "
+                                    f"{', '.join(f'{x:.2f}x' for x in paired)} ({spread})")
         floor = (floors or {}).get(workload)
         if floor is not None:
             cores = os.cpu_count() or 1
@@ -1016,7 +1038,7 @@ def main() -> int:
     try:
         thumbor = install_thumbor() if "thumbor" in only else None
         ipx = install_ipx() if "ipx" in only else None
-        if thumbor and ipx:
+        if ipx:
             peers = versions(ipx)
         sets = {}
         for workload in workloads:
