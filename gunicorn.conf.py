@@ -1,6 +1,7 @@
 """gunicorn settings for streaming media: threaded workers, each request on its own thread."""
 
 import ctypes
+import logging
 import os
 import shutil
 import tempfile
@@ -196,10 +197,25 @@ def on_exit(server):
             shutil.rmtree(folder, ignore_errors=True)
 
 
+class _NoEmptyListeningLine(logging.Filter):
+    """Drops gunicorn's "Listening at:  (pid)" when the master binds nothing (``reuse_port``):
+    :func:`when_ready` names the address instead."""
+
+    def filter(self, record):
+        return not (record.msg == "Listening at: %s (%s)" and isinstance(record.args, tuple)
+                    and record.args[:1] == ("",))
+
+
+def on_starting(server):
+    """Before the master binds: a filter on gunicorn's own log (the arbiter logs its listeners
+    after this hook, and with ``reuse_port`` it has none to name)."""
+    server.log.error_log.addFilter(_NoEmptyListeningLine())
+
+
 def when_ready(server):
     """Name the address served. With ``reuse_port`` gunicorn binds no socket in the master (each
-    worker binds its own and the kernel spreads connections over them), so its own line reads
-    "Listening at:  (pid)", naming nothing."""
+    worker binds its own and the kernel spreads connections over them), so its own line would
+    read "Listening at:  (pid)", naming nothing (:func:`on_starting` drops that one)."""
     if not server.LISTENERS:
         server.log.info("Listening at: %s (each worker binds it: reuse_port)",
                         ", ".join(f"http://{address}" for address in server.cfg.bind))

@@ -414,6 +414,7 @@ def test_the_procfile_process_serves_kept_alive_and_pipelined_requests(start_gun
     log = server.log_path.read_text()
     assert "Using worker: avenue.server.GuardedThreadWorker" in log
     assert f"Listening at: http://{LOOPBACK}:{server.port} (each worker binds it" in log  # when_ready
+    assert "Listening at:  (" not in log  # gunicorn's own line, naming nothing, dropped (on_starting)
 
 
 @pytest.mark.slow
