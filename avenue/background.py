@@ -12,7 +12,8 @@ Three things, from small to large:
   it runs and given back after (one of all instances runs it; :mod:`avenue.leases`).
 - :class:`Lane`: work handed over one piece at a time (the renders an upload leaves for
   after its answer), run in order on one daemon thread of lower scheduling priority, with
-  :meth:`~Lane.drain` to wait for what is queued (a stopping worker finishes it).
+  :meth:`~Lane.drain` to wait for what is queued (a stopping worker finishes it); with
+  ``most``, a job handed over while that many wait runs on the caller's thread instead.
 - :func:`beside`: a short piece of a request's own work run beside the rest of it (an
   upload's near-duplicate lookup while its original is written), on one small pool per
   process, so the request waits for whichever of the two takes longer, not for their sum.
@@ -123,22 +124,32 @@ class Lane:
     busy machine, the kernel runs the threads that answer first (the encoders' own pool
     threads, shared with uploads, keep their priority). A job that raises is logged and the
     next one runs; the thread ends after ``idle_seconds`` without a job.
+
+    ``most``: at most that many jobs pending (queued or running); one submitted past it runs
+    on the submitting thread, which waits for it, so a producer faster than the lane slows to
+    its pace instead of growing the queue, and what its jobs hold, without end.
     """
 
-    def __init__(self, name: str, *, nice: int = 10, idle_seconds: float = 60.0) -> None:
-        self.name, self.nice, self.idle_seconds = name, nice, idle_seconds
+    def __init__(self, name: str, *, nice: int = 10, idle_seconds: float = 60.0,
+                 most: int | None = None) -> None:
+        self.name, self.nice, self.idle_seconds, self.most = name, nice, idle_seconds, most
         self._jobs: collections.deque[Callable[[], Any]] = collections.deque()
         self._lock = threading.Condition()
         self._running = False  # a job is being run (taken off the queue, not finished)
         self._thread: threading.Thread | None = None
 
-    def submit(self, job: Callable[[], Any]) -> None:
-        """Queue ``job``; it runs after every job queued before it."""
+    def submit(self, job: Callable[[], Any]) -> bool:
+        """Queue ``job``: it runs after every job queued before it (True). With ``most``
+        pending already, run it here instead, a failure logged as the lane logs one (False)."""
         with self._lock:
-            self._jobs.append(job)
-            if self._thread is None:
-                self._thread = spawn(self.name, self._run)
-            self._lock.notify_all()
+            if self.most is None or len(self._jobs) + self._running < self.most:
+                self._jobs.append(job)
+                if self._thread is None:
+                    self._thread = spawn(self.name, self._run)
+                self._lock.notify_all()
+                return True
+        self._call(job)
+        return False
 
     def pending(self) -> int:
         """Jobs queued or running."""
@@ -162,13 +173,17 @@ class Lane:
                 job = self._jobs.popleft()
                 self._running = True
             try:
-                job()
-            except Exception:  # noqa: BLE001 - logged; the next job runs
-                log.exception("a job of %s failed", self.name)
+                self._call(job)
             finally:
                 with self._lock:
                     self._running = False
                     self._lock.notify_all()
+
+    def _call(self, job: Callable[[], Any]) -> None:
+        try:
+            job()
+        except Exception:  # noqa: BLE001 - logged; the next job runs
+            log.exception("a job of %s failed", self.name)
 
 
 # A request's work beside its own: at most this many at once per process (more wait their

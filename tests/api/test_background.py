@@ -198,6 +198,22 @@ def test_a_lane_job_that_raises_is_logged_and_the_next_one_runs(caplog):
     assert "a job of test-lane failed" in caplog.text
 
 
+def test_a_job_past_a_lanes_most_runs_on_the_submitting_thread_and_a_failure_there_is_logged(caplog):
+    lane = background.Lane("test-lane-most", idle_seconds=0.1, most=1)
+    release = threading.Event()
+    ran: list[str] = []
+    assert lane.submit(lambda: (release.wait(10), ran.append(threading.current_thread().name)))
+    assert lane.submit(lambda: ran.append(threading.current_thread().name)) is False  # one pending
+    assert ran == [threading.current_thread().name] and lane.pending() == 1
+    assert lane.submit(lambda: 1 / 0) is False  # raises here: logged, not raised
+    assert "a job of test-lane-most failed" in caplog.text
+    release.set()
+    assert lane.drain(10)
+    assert ran[-1] == "test-lane-most"
+    assert lane.submit(lambda: ran.append("queued again")) and lane.drain(10)  # room again
+    assert ran[-1] == "queued again"
+
+
 def test_a_lane_runs_below_the_process_priority_where_the_system_allows():
     lane = background.Lane("test-lane", nice=5, idle_seconds=0.1)
     seen: list[int] = []

@@ -13,7 +13,6 @@ through werkzeug's ``make_conditional``, after :func:`~avenue.media.serve.http.n
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -67,7 +66,6 @@ from avenue.media.transform import AllowList, at_own_width, parse_presets
 from avenue.metrics import count_cache, count_store_before_answer, timed_rendition
 from avenue.writes import Write
 
-log = logging.getLogger(__name__)
 EXTENSION = "avenue.media"
 bp = Blueprint("media", __name__)
 
@@ -213,49 +211,38 @@ def start_after_answer(jobs: list[Job]) -> None:
     AFTER_ANSWER.submit(run)
 
 
+# At most this many of this process's renditions wait on RENDITION_STORES (queued or being
+# written); past it a request writes its rendition itself, before its answer is sent. Each one
+# waiting holds its bytes in memory and its claim's heartbeat thread until it is written, so a
+# database that writes slower than the workers render (a replica set whose majority waits on a
+# lagging secondary) would otherwise grow the backlog, the memory and the threads without end;
+# so the renders slow to the writes' pace instead (at most this many plus the render slots).
+STORES_WAITING_MAX = 32
 # The stores of renditions answered from their rendered bytes (store/renditions.py ``answer``),
 # on a lane of their own at the answers' priority: each holds its rendition's claim until it
 # is written (other workers wait on it), so none waits behind an upload's pending renders.
-RENDITION_STORES = background.Lane("avenue-rendition-stores", nice=0)
+RENDITION_STORES = background.Lane("avenue-rendition-stores", nice=0, most=STORES_WAITING_MAX)
 _RENDITION_STORES = "avenue_rendition_stores"
-# At most this many of this process's renditions wait on RENDITION_STORES (queued or being
-# written); past it a request stores its rendition before its answer. Each one waiting holds
-# its bytes in memory and its claim's heartbeat thread until it is written, so a database
-# that writes slower than the workers render (a replica set whose majority waits on a lagging
-# secondary) would otherwise grow the backlog, the memory and the threads without end; so
-# the renders slow to the writes' pace instead (at most this many plus the render slots).
-STORES_WAITING_MAX = 32
 
 
 def _store_after_answer() -> Callable[[Callable[[], None]], None] | None:
     """How a rendition rendered by this request is stored: once it is answered (this
     request's list, started at its end by :func:`_start_left_over`) with
-    ``AVENUE_VARIANTS_AFTER_ANSWER`` on, unless :data:`STORES_WAITING_MAX` are waiting
-    already (then :func:`_store_now`); else before the answer (None)."""
+    ``AVENUE_VARIANTS_AFTER_ANSWER`` on, else before the answer (None)."""
     if not has_request_context() or not current_app.config["AVENUE_VARIANTS_AFTER_ANSWER"]:
         return None
-    if RENDITION_STORES.pending() >= STORES_WAITING_MAX:
-        return _store_now
     return lambda job: g.setdefault(_RENDITION_STORES, []).append(job)
-
-
-def _store_now(job: Callable[[], None]) -> None:
-    """A rendition's store run at once, before its answer, because :data:`STORES_WAITING_MAX`
-    are waiting (counted: ``avenue_rendition_stores_before_answer``); a failure is logged, as
-    the lane logs one (the claim lapses and the next request renders it again)."""
-    count_store_before_answer()
-    try:
-        job()
-    except Exception:  # noqa: BLE001 - logged, as RENDITION_STORES logs its jobs' failures
-        log.exception("a rendition's store before its answer failed")
 
 
 def start_stores(jobs: list[Callable[[], None]]) -> None:
     """Queue the stores of one answered request's renditions on :data:`RENDITION_STORES`. A
     worker that exits before they run leaves their renditions unstored (and their claims to
-    lapse): the next request renders them again."""
+    lapse): the next request renders them again. With :data:`STORES_WAITING_MAX` waiting, the
+    lane runs one on this thread instead (this is the request's teardown, before the server
+    sends the answer's bytes), counted: ``avenue_rendition_stores_before_answer``."""
     for job in jobs:
-        RENDITION_STORES.submit(job)
+        if not RENDITION_STORES.submit(job):
+            count_store_before_answer()
 
 
 def finish_after_answer(seconds: float) -> bool:
