@@ -860,17 +860,19 @@ def image_work(files: list[Path]) -> float:
     return (time.process_time() - started) * 1000 / max(1, len(bodies) - 1)
 
 
+def app_cpu(cpu_ms: dict[str, float]) -> float | None:
+    """Avenue's app group's share of a phase's CPU ms per request (its database's left out)."""
+    return next((v for k, v in cpu_ms.items() if k.endswith(" app")), None)
+
+
 def round_ratios(avenue: Result, ipx: Result) -> list[float]:
     """Avenue's app CPU per cold render over ipx's whole request's, round by round (empty
-    when either ran one round only, or Avenue's app group is not told apart)."""
-    pairs = zip(avenue.round_cpu, ipx.round_cpu, strict=False) if len(avenue.round_cpu) > 1 else ()
-    ratios = []
-    for mine, theirs in pairs:
-        app = next((v for k, v in mine.items() if k.endswith(" app")), None)
-        total = sum(theirs.values())
-        if app is not None and total > 0:
-            ratios.append(app / total)
-    return ratios
+    for a run of one round)."""
+    if len(avenue.round_cpu) < 2:
+        return []
+    pairs = ((app_cpu(mine), sum(theirs.values())) for mine, theirs in zip(avenue.round_cpu, ipx.round_cpu,
+                                                                           strict=True))
+    return [app / total for app, total in pairs if app is not None and total > 0]
 
 
 def cpu_cell(phase: Phase) -> str:
@@ -949,7 +951,7 @@ def report(results: list[Result], *, args: argparse.Namespace, started: str, pee
             verdicts.append(f"warm Avenue ÷ the best peer's cold: **{ratio:.1f}x** "
                             f"(target at least 10x: {met})")
         ipx = by.get(("ipx", workload))
-        app = next((v for k, v in avenue.cold.cpu_ms.items() if k.endswith(" app")), None)
+        app = app_cpu(avenue.cold.cpu_ms)
         if ipx is not None:
             mine, theirs = sum(avenue.cold.cpu_ms.values()), sum(ipx.cold.cpu_ms.values())
             met = "met" if mine <= theirs else "**missed**"
