@@ -62,3 +62,17 @@ def test_a_trashed_image_whose_bytes_a_link_stored_again_restores_as_that_image(
            lambda state: state.delete(pick=0),
            lambda state: state.upload_by_link(n=0, pick=0),
            lambda state: state.restore_from_trash(pick=0))
+
+
+def test_a_restored_version_s_bytes_are_its_image_s_again_for_a_replace_elsewhere(backend, db_name):
+    """Found by ``make model`` (the model's mistake, not the store's), 2026-11-28 on a684894:
+    a version restore makes the image's bytes that version's picture again, and a replace of
+    another image with that picture is then refused (409 duplicate_image, docs/api.md); the
+    model still took the image to hold the picture it was replaced with, and expected 200. The
+    model now keeps each earlier version's picture beside its SHA-256 and restores it too."""
+    replay(backend, db_name,
+           lambda state: state.create_product(n=0, pick=0),
+           lambda state: state.create_product(n=2, pick=0),
+           lambda state: state.replace(n=1, pick=0),
+           lambda state: state.restore_version(pick=0, which=0),
+           lambda state: state.replace(n=0, pick=1))

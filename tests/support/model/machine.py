@@ -81,6 +81,7 @@ class Img:
     trashed_from: str | None = None  # a product photo in the trash: the product it goes back to
     first: str = ""  # the first version's id as the versions list names it (its URLs have none)
     history: dict[str, str] = field(default_factory=dict)  # earlier version -> its original's SHA-256
+    sources: dict[str, int | None] = field(default_factory=dict)  # earlier version -> its picture()
     earlier: dict[str, list[str]] = field(default_factory=dict)  # earlier version -> its URLs
 
     @property
@@ -104,8 +105,10 @@ class Img:
         if version != self.version:
             listed = self.version or self.first
             self.history[listed] = self.sha
+            self.sources[listed] = self.source
             self.earlier[listed] = [self.url, self.thumb]
         self.history.pop(version or self.first, None)
+        self.sources.pop(version or self.first, None)
         self.earlier.pop(version or self.first, None)
         self.sha, self.url, self.thumb, self.version = (answer["sha256"], answer["url"],
                                                         answer["variants"]["thumb"], version)
@@ -447,7 +450,7 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
             restorable = [i for _, i in sorted(self.live.items()) if i.history and i.kind != "upload"]
             image = restorable[pick % len(restorable)]
             version = sorted(image.history)[which % len(image.history)]
-            wanted = image.history[version]
+            wanted, source = image.history[version], image.sources.get(version)
             answer = self.call(pick, "POST", f"{image.base}/versions/{version}/restore", (200, 409))
             if answer.status == 409:
                 # Its bytes are another image's now (docs/api.md: 409 duplicate_image naming it,
@@ -459,6 +462,7 @@ def machine(harness: Harness) -> type[RuleBasedStateMachine]:
                 COVERAGE["rule:restore_version_refused"] += 1
                 return
             image.took(answer.json())
+            image.source = source  # its bytes are that version's picture again (replace's "taken")
             assert image.sha == wanted, ("versions_kept", version, image.sha, wanted)
             self.dirty = True
             COVERAGE["rule:restore_version"] += 1
