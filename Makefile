@@ -22,10 +22,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 run: $(STAMP)
 	$(PY) -m avenue.devserver
 
-## Lint, check the layers and the core's types, then run every test on mongomock and on
-## SecantusDB (and AVENUE_TEST_MONGO_URI if set) on 4 processes (pytest-xdist; each starts its
-## own SecantusDB; --dist loadgroup keeps each console browser module on one process, its
-## Chromium started once). Bytecode is written even where the environment says not to
+## Lint, check the layers and the core's types, then run every test on mongomock, those whose
+## subject is the database (tests/support/subjects.py) on SecantusDB too (and
+## AVENUE_TEST_MONGO_URI if set), on 4 processes (pytest-xdist; each starts its own SecantusDB;
+## --dist loadgroup keeps each console browser module on one process, its Chromium started once). Bytecode is written even where the environment says not to
 ## (PYTHONDONTWRITEBYTECODE, set on the project's machines): otherwise each of the run's
 ## processes (the 4 workers, every gunicorn worker, CLI command and make run a test starts)
 ## compiles avenue/ and rewrites the test modules again (7 of a worker's 10 s of collection).
@@ -33,7 +33,7 @@ test: lint chromium node
 	PYTHONDONTWRITEBYTECODE= $(PY) -m compileall -q avenue tests/support
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 4 --dist loadgroup
 
-## The inner loop (docs/contributing.md): the tests not marked slow, on both backends, no lint.
+## The inner loop (docs/contributing.md): the tests not marked slow, no lint.
 test-fast: $(STAMP)
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 4 --dist loadgroup -m "not slow"
 

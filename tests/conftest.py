@@ -8,6 +8,7 @@ import os
 import threading
 import types
 import uuid
+from pathlib import Path
 
 import mongomock
 import pymongo
@@ -17,7 +18,9 @@ from avenue.auth import service as auth_service
 from avenue.embedded import EmbeddedServer
 from tests.helpers import FIXTURES, Auth, make_app
 from tests.support.databases import THROWAWAY, DatabasePool, data_folder, memoise_index_creation
+from tests.support.subjects import DATABASE_SUBJECTS
 
+ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["tests.support.leaseclock"]  # the lease_clock fixture
 
 # pymongo 4.20 reads client.options.timeout, which mongomock's client lacks (EMBEDDED_DB.md).
@@ -318,9 +321,20 @@ def backend_named(request, name: str):
     return pymongo.MongoClient, os.environ["AVENUE_TEST_MONGO_URI"]
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_generate_tests(metafunc):
+    """Every backend for a test whose subject is the database (its module is in
+    tests/support/subjects.py, or the test is marked ``database``), mongomock alone for any
+    other test that asks for ``backend``."""
+    if "backend" in metafunc.fixturenames:
+        module = metafunc.definition.path.relative_to(ROOT).as_posix()
+        every = module in DATABASE_SUBJECTS or metafunc.definition.get_closest_marker("database") is not None
+        metafunc.parametrize("backend", BACKENDS if every else ["mongomock"], indirect=True)
+
+
+@pytest.fixture
 def backend(request):
-    """(client class, URI) for each backend; each test uses a database of its own."""
+    """(client class, URI) of the backend the test is parametrised with; each test uses a
+    database of its own."""
     return backend_named(request, request.param)
 
 

@@ -71,6 +71,7 @@ def test_a_tick_that_raises_is_logged_and_the_job_goes_on(caplog):
     assert any(r.getMessage() == "the test job's tick failed" and r.exc_info for r in caplog.records)
 
 
+@pytest.mark.database
 def test_jobs_under_one_lease_never_tick_at_once_and_give_it_back(db, backend):
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("threads need a real server (mongomock is not thread-safe)")

@@ -273,6 +273,7 @@ def test_a_refused_delete_releases_its_lease_and_a_stale_lease_expires(client, e
     assert put_page(client, editor, "fourth", [media_block(media)]).status_code == 422
 
 
+@pytest.mark.database
 def test_where_used_stays_exact_under_concurrent_page_writes(app, editor, client, db):
     if not threads_safe(db):
         # A coverage run's mongomock mixed two writes' fields: it applies one update's $set a

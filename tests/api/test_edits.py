@@ -324,6 +324,7 @@ def test_a_restore_from_the_trash_keeps_the_edits(client, editor):
     assert sha256(client.get(back["source"]["url"]).data).hexdigest() == item["sha256"]
 
 
+@pytest.mark.database
 def test_concurrent_edits_from_two_apps_leave_one_consistent_version(app_factory, backend):
     if backend[0] is not pymongo.MongoClient:
         # A full run's mongomock answered 500 ("dictionary changed size during iteration").

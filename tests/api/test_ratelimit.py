@@ -133,6 +133,7 @@ def test_a_window_reopens_when_it_ends(app_factory):
     assert attempt(client, "a@example.com").status_code == 401
 
 
+@pytest.mark.database
 def test_the_limit_holds_across_two_app_instances_sharing_one_database(app_factory, backend):
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("mongomock is one in-process object both apps share: it cannot show that "
@@ -270,6 +271,7 @@ def test_a_real_upload_endpoint_answers_429_once_the_users_uploads_are_used_up(a
         assert bucket_snapshot(get_db()) == before  # the refused upload stored nothing
 
 
+@pytest.mark.database
 def test_counters_are_written_without_waiting_for_the_journal_or_a_majority(backend, db_name):
     """A hit is acknowledged by the primary alone (w: 1, no journal wait: a log sync per hit,
     and a cold rendition pays three), while the app's other writes keep their durability."""
@@ -367,6 +369,7 @@ def test_a_render_the_instance_refuses_is_counted_for_its_address_and_one_the_ad
     assert counts == {"198.51.100.7": 1, ratelimit.INSTANCE: 2, "198.51.100.9": 1, "198.51.100.10": 1}
 
 
+@pytest.mark.database
 def test_simultaneous_first_cold_renders_are_admitted_exactly_up_to_the_limit(app_factory, backend):
     """Twenty threads open one address's window at the same instant, the limit ten: ten are
     admitted and counted, ten refused (the upserts that race the document's first insert)."""

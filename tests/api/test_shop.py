@@ -628,6 +628,7 @@ def _add_at_once(app, client_headers: list[dict], names: list[tuple[str, ...]], 
     return responses
 
 
+@pytest.mark.database
 def test_two_admins_adding_at_the_same_moment_lose_nothing(app, client, db, auth, backend, monkeypatch):
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("threads need a real server (mongomock is not thread-safe)")
@@ -640,6 +641,7 @@ def test_two_admins_adding_at_the_same_moment_lose_nothing(app, client, db, auth
     assert len(product["images"]) == 4 and added <= set(ids_of(product))
 
 
+@pytest.mark.database
 def test_two_admins_adding_at_the_same_moment_never_pass_the_limit(app, client, db, auth, backend,
                                                                    monkeypatch):
     if backend[0] is not pymongo.MongoClient:

@@ -240,6 +240,7 @@ def test_a_variant_of_a_worker_that_died_serves_on_its_first_get(client, db, aut
     assert pending.pending_of(original(db, body)) == []  # the GET rendered them all, once
 
 
+@pytest.mark.database
 def test_many_gets_of_one_pending_variant_at_once_render_it_once(app_factory, backend, auth, held, renders):
     if backend[0].__name__ == "<lambda>":
         pytest.skip("threads against one database: the wire-protocol server's test")

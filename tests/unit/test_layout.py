@@ -7,12 +7,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.support.subjects import DATABASE_FIXTURES
+
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 KINDS = ("unit", "api", "system", "model")
-# The fixtures that reach a database or the app on one (tests/conftest.py).
-DATABASE_FIXTURES = {"backend", "secantus", "app_factory", "app", "db", "client", "runner", "auth", "admin",
-                     "editor"}
 
 
 def python_files(folder: Path) -> list[Path]:

@@ -1,0 +1,66 @@
+"""The test modules whose subject is the database: they run on every backend (mongomock,
+SecantusDB over the wire, and ``AVENUE_TEST_MONGO_URI`` when set). Every other module that
+asks for ``backend`` (through ``app``, ``client``, ...) runs once, on mongomock: its subject
+(the access table, URL import, auth, alt text, SVG, ...) is the same code on any server, and
+running it twice doubled the suite's time without testing anything more.
+
+tests/unit/test_backend_subjects.py keeps this list true (every name a module that asks for a
+database). A module belongs here when what it checks is what the server does: storing,
+reading back, queries and their indexes, leases and claims, TTL, counters, the effects of a
+write, consistency between workers, and the store model."""
+
+from __future__ import annotations
+
+# The fixtures that reach a database or the app on one (tests/conftest.py).
+DATABASE_FIXTURES = frozenset({"backend", "secantus", "app_factory", "app", "db", "client", "runner", "auth",
+                               "admin", "editor"})
+
+DATABASE_SUBJECTS = frozenset({
+    # storage and serving: GridFS files and chunks, ranges, streaming, the stock reader
+    "tests/api/test_media_storage.py",
+    "tests/api/test_media_serving.py",
+    "tests/api/test_stock_gridfs.py",
+    "tests/api/test_duplicates.py",
+    "tests/api/test_tus.py",
+    # renditions: claims across workers, stored renditions, their budget
+    "tests/api/test_renditions.py",
+    "tests/api/test_rendition_budget.py",
+    # replace, versions, trash: writes in an order that must survive a crash
+    "tests/api/test_replace.py",
+    "tests/api/test_versions.py",
+    "tests/api/test_trash.py",
+    # queries: paging, facets, indexes the queries use
+    "tests/api/test_paging.py",
+    "tests/api/test_library_facets.py",
+    "tests/api/test_index_creation.py",
+    "tests/api/test_index_usage.py",
+    "tests/api/test_near_duplicates.py",
+    # leases, locks, TTL and the dialect's rules
+    "tests/api/test_leases.py",
+    "tests/api/test_ops_lock.py",
+    "tests/api/test_expiry.py",
+    "tests/api/test_retention.py",
+    "tests/api/test_dialect.py",
+    "tests/api/test_writes.py",
+    "tests/api/test_sharding.py",
+    "tests/api/test_round_trips.py",
+    "tests/api/test_database_pool.py",
+    # what one write changes elsewhere, seen by every worker
+    "tests/api/test_media_effects.py",
+    "tests/api/test_media_invalidation.py",
+    "tests/api/test_read_your_writes.py",
+    "tests/api/test_deliveries.py",
+    "tests/api/test_status_counters.py",
+    "tests/api/test_status_reports.py",
+    "tests/api/test_status_sweep.py",
+    # upkeep over the whole store
+    "tests/api/test_gc.py",
+    "tests/api/test_fsck.py",
+    "tests/api/test_fsck_resume.py",
+    "tests/api/test_backup.py",
+    "tests/api/test_backup_file.py",
+    "tests/api/test_scale_bench.py",
+    # the store model
+    "tests/model/test_regressions.py",
+    "tests/model/test_store_model.py",
+})
