@@ -15,8 +15,17 @@ import socket
 import time
 
 import pytest
+from gunicorn.config import Config
 
-from avenue.server import Limits, PacedWriter, SendTimedOut, client_of, refusal
+from avenue.server import (
+    GuardedConn,
+    GuardedThreadWorker,
+    Limits,
+    PacedWriter,
+    SendTimedOut,
+    client_of,
+    refusal,
+)
 from tests.helpers import image_bytes
 from tests.support.client import multipart
 from tests.support.fixtures import noise_jpeg
@@ -107,6 +116,30 @@ def test_the_servers_own_refusals_are_the_apis_json_errors():
     assert b"\r\nConnection: close\r\n" in head and b"\r\nX-Request-ID: abc123\r\n" in head
     assert b"\r\nContent-Length: %d\r\n" % len(body) in head
     assert json.loads(body) == {"error": {"code": "uri_too_long", "message": "The request line is too long."}}
+
+
+def test_a_refused_body_held_in_memory_is_discarded_in_one_read_and_the_next_request_kept():
+    """gunicorn's finish_body discarded it 1 KiB at a time, each read copying all that was left
+    (2,048 reads for 2 MiB; past the 10 s body deadline at about 12 MiB: the connection closed)."""
+    body = b"{" + b" " * (2 * 2**20 - 1)
+    request = (b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               b"Content-Length: %d\r\n\r\n" % len(body)) + body + b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        conn = GuardedConn(Config(), ours, ("127.0.0.1", 1), ("127.0.0.1", 2))
+        conn.init()
+        conn.parser.unreader.unread(request)  # as the event loop hands over what it read
+        refused = next(conn.parser)
+        assert refused.path == "/api/auth/login"  # refused (a 413) with not a byte of its body read
+        reads = []
+        read = conn.parser.unreader.read
+        conn.parser.unreader.read = lambda *args, **kwargs: reads.append(args) or read(*args, **kwargs)
+        worker = GuardedThreadWorker.__new__(GuardedThreadWorker)  # only what the decision reads
+        worker.limits = Limits()
+        assert worker._keepalive_after(conn, True) is True
+        assert len(reads) <= 2, len(reads)  # the rest in one read (and the end of the body seen)
+        following = next(conn.parser)  # the next request, whole, from what was left behind the body
+        assert (following.method, following.path) == ("GET", "/healthz")
 
 
 # --- the Procfile's process --------------------------------------------------------------------
@@ -240,6 +273,52 @@ def test_a_kept_alive_connection_stays_usable_after_a_refusal_given_before_the_b
                 answers += chunk
             assert answers.startswith(b"HTTP/1.1 401") and b"HTTP/1.1 200 OK" in answers, answers
             assert b"Connection: close" not in answers
+        # Refused by size (413) once read whole into memory, then the client's next request on the
+        # same connection: it waited for a discard 1 KiB at a time (7 s after 2.5 MiB), or the
+        # connection closed after 10 s and the request was lost (3.5 MiB and more, issue 73).
+        editor = server.token("editor")["Authorization"]
+        # (the refused request, the next one, the next one's status: an empty upload is a 400)
+        cases = [(upload_request(editor, b"\xff" * 12_700_000), upload_request(editor, b""), b"400")]
+        for mib in (2.5, 3.5, 5):
+            json_body = b'{"email": "' + b"x" * int(mib * 2**20) + b'"}'
+            cases.append((b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: %d\r\n\r\n" % len(json_body) + json_body,
+                          b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"200"))
+        sock.settimeout(30)
+        for refused_request, next_request, status in cases:
+            sock.sendall(refused_request)
+            head, body = one_answer(sock)
+            assert head.startswith(b"HTTP/1.1 413 ") and b"\r\nConnection: keep-alive\r\n" in head, head
+            assert json.loads(body)["error"]["code"] == "request_entity_too_large"
+            started = time.monotonic()
+            sock.sendall(next_request)
+            head, body = one_answer(sock)  # not the end of the connection
+            assert time.monotonic() - started < PROBE_BOUND  # a generous bound against a hang
+            assert head.startswith(b"HTTP/1.1 %s " % status), head
+
+
+def upload_request(authorization: str, data: bytes) -> bytes:
+    """``POST /api/uploads`` of ``data`` as a public image, whole."""
+    body, content_type = multipart({"visibility": "public"}, "file", "big.jpg", data)
+    return (f"POST /api/uploads HTTP/1.1\r\nHost: x\r\nAuthorization: {authorization}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def one_answer(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The head and body of the next answer on ``sock`` (framed by its Content-Length)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection after {data[:200]!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(re.search(rb"\r\nContent-Length: (\d+)\r\n", head)[1])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"the server closed the connection in the answer to {head[:200]!r}"
+        body += chunk
+    assert len(body) == length, head  # nothing unasked for behind it
+    return head, body
 
 
 @pytest.mark.slow
