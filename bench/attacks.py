@@ -674,7 +674,8 @@ def attack_setup(setup: Setup, uri: str, procs: Procs, running: list[Gunicorn], 
 # Expensive requests (the hardening after fb4b483): each scenario on a server of its own
 # setup, on a database of its own, so the rate limits' counters and the stored files are its.
 
-HEAVY = ("rendition-flood", "tus-parking", "edits", "svg-logos", "zip-flat")  # in this order: zip-flat last
+HEAVY = ("rendition-flood", "tus-parking", "edits", "svg-logos", "refused-then-next",
+         "zip-flat")  # in this order: zip-flat last
 LADDER = (160, 320, 480, 640, 800, 960, 1280, 1600, 1920, 2560)
 FLOOD_SIDE = (6930, 5200)  # 36 MP
 EDIT_SIDE = (7300, 5470)  # 39.9 MP, under AVENUE_MAX_PIXELS (40,000,000)
@@ -1305,8 +1306,117 @@ def zip_flat(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list
     return [row]
 
 
+# --------------------------------------------------------------------------------------
+# A refusal, then the next request on its connection (issue 73, item 4)
+
+REFUSED_ROUNDS = 3
+
+
+def _workers_cpu(master: subprocess.Popen) -> float:
+    """The workers' CPU seconds (user + system) so far."""
+    import psutil
+
+    total = 0.0
+    for pid in worker_pids(master):
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _next_answer(sock: socket.socket) -> bytes:
+    """The head of the next answer on ``sock``, its body read (Content-Length); b"" if the
+    server closed the connection (or sent nothing for the socket's timeout) first."""
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return b""
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = _CONTENT_LENGTH.search(head)
+        left = (int(length[1]) if length else 0) - len(body)
+        while left > 0:
+            chunk = sock.recv(min(left, 65536))
+            if not chunk:
+                return b""
+            left -= len(chunk)
+        return head
+    except OSError:
+        return b""
+
+
+def refused_then_next(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
+    """A body refused by its size (413) after the event loop read it whole into memory, then
+    the client's next request on the same connection, as a client retrying after a refusal
+    sends it: how long that next request waits for its answer (or for the connection to
+    close), and the workers' CPU meanwhile. ``REFUSED_ROUNDS`` fresh connections per case."""
+    editor = server.token("editor")["Authorization"]
+    photo = b"\xff\xd8\xff\xe0" + os.urandom(12_700_000 - 4)  # 12.7 MB, refused on its length alone
+    form, form_type = _multipart_upload(photo, "big.jpg")
+    empty, empty_type = _multipart_upload(b"", "empty.jpg")
+
+    def upload(body: bytes, content_type: str) -> bytes:
+        return (f"POST /api/uploads HTTP/1.1\r\n{HOST}Authorization: {editor}\r\n"
+                f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+    def login(mib: float) -> bytes:
+        body = b'{"email": "' + b"x" * int(mib * 2**20) + b'"}'
+        return (f"POST /api/auth/login HTTP/1.1\r\n{HOST}Content-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+    healthz_request = f"GET /healthz HTTP/1.1\r\n{HOST}\r\n".encode()
+    cases = [("12.7 MB JPEG to /api/uploads, then an empty upload", upload(form, form_type),
+              upload(empty, empty_type))]
+    cases += [(f"{mib:g} MiB JSON to /api/auth/login, then GET /healthz", login(mib), healthz_request)
+              for mib in (2.5, 3.5, 5, 15)]
+    settle(server.port)
+    say(f"{setup}: a refusal, then the next request on its connection, {REFUSED_ROUNDS} rounds a case")
+    rows = []
+    for title, refused, following in cases:
+        refusals, waits, cpus, nexts = [], [], [], collections.Counter()
+        with RssPeak(server.process) as rss:
+            for _ in range(REFUSED_ROUNDS):
+                with socket.create_connection((LOOPBACK, server.port), timeout=30) as sock:
+                    started = time.monotonic()
+                    sock.sendall(refused)
+                    head = _next_answer(sock)
+                    refusals.append((head.split(b" ", 2)[1].decode() if head else "closed",
+                                     "close" if _CLOSE.search(head) else "keep-alive",
+                                     time.monotonic() - started))
+                    cpu = _workers_cpu(server.process)
+                    started = time.monotonic()
+                    try:
+                        sock.sendall(following)
+                        head = _next_answer(sock)
+                    except OSError:
+                        head = b""
+                    waits.append(time.monotonic() - started)
+                    cpus.append(_workers_cpu(server.process) - cpu)
+                    nexts[head.split(b" ", 2)[1].decode() if head else "no answer, closed"] += 1
+        first = collections.Counter(f"{status} ({connection})" for status, connection, _ in refusals)
+        rows.append(HeavyRow(
+            "413, then the next request on its connection", setup, title,
+            f"{codes(first)} in {', '.join(f'{t:.2f}' for _, _, t in refusals)} s; "
+            f"the next: {codes(nexts)} after {', '.join(f'{t:.2f}' for t in waits)} s",
+            "", f"+{rss.peak - rss.idle:,.0f} MB (idle {rss.idle:,.0f})",
+            f"workers' CPU from the 413 to the next answer: {', '.join(f'{c:.2f}' for c in cpus)} s"))
+        say(f"  {title}: {rows[-1].answers}; {rows[-1].other}")
+    return rows
+
+
+def _multipart_upload(data: bytes, filename: str) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
 SCENARIOS = {"rendition-flood": rendition_flood, "tus-parking": tus_parking, "edits": edits,
-             "svg-logos": svg_logos, "zip-flat": zip_flat}
+             "svg-logos": svg_logos, "zip-flat": zip_flat, "refused-then-next": refused_then_next}
 
 
 def heavy_setup(setup: Setup, uri: str, running: list[Gunicorn], names: list[str], seconds: float,
@@ -1356,7 +1466,7 @@ def render_heavy(rows: list[HeavyRow], seconds: float) -> list[str]:
 
 
 HEAVY_ORDER = {"rendition flood": 0, "tus parking": 1, "zip of flat pixels": 2, "4 edits at once": 3,
-               "costly SVG logos": 4}
+               "costly SVG logos": 4, "413, then the next request on its connection": 5}
 
 
 def render(rows: list[Row], ratios: dict, *, args: argparse.Namespace, started: str,
@@ -1495,7 +1605,8 @@ def main() -> int:
     limit += (1 + bool(args.before)) * (bool(heavy_names) * 120 + ("rendition-flood" in heavy_names) * 4 * (
         args.seconds + 90) + ("tus-parking" in heavy_names) * (args.seconds + 120)
         + ("edits" in heavy_names) * 400 + ("zip-flat" in heavy_names) * (ZIP_CLIENT_SECONDS + 120)
-        + ("svg-logos" in heavy_names) * (args.seconds + 900))
+        + ("svg-logos" in heavy_names) * (args.seconds + 900)
+        + ("refused-then-next" in heavy_names) * 5 * REFUSED_ROUNDS * 40)
 
     stop_after(int(limit))
 
