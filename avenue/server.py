@@ -42,7 +42,7 @@ that thread for as long as it likes, and a few dozen such clients stop ``/health
   alive, or open without a byte sent) are closed oldest first, so sockets that send nothing
   cannot keep anyone out.
 - **An answer given before the body was read keeps the connection usable**: a body the
-  event loop buffered is drained from memory whatever its size; any other unread body
+  event loop buffered is dropped from memory in one read whatever its size; any other unread body
   (chunked, too large to buffer) closes the connection, and the answer says so
   (``Connection: close``): the client's next request is never lost (gunicorn issues 3334, 840:
   gthread drained at most 64 KiB and then closed a connection it had announced as kept alive).
