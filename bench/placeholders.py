@@ -45,12 +45,12 @@ def main() -> int:
         prepared = prepare(data, Limits())
         renditions = render(prepared)
         thumb = next(r for r in renditions if r.name == "thumb" and r.format == "webp").data
-        compute(thumb)  # warm: first-call imports and allocations
+        compute(thumb, frozenset())  # warm: first-call imports and allocations
         runs = max(3, args.repeat // 10)
         upload_ms = median_ms(lambda data=data: render(prepare(data, Limits())), runs, warm=False)
         # The same with the point given: what estimating it in the og crop's task adds to the wait.
         given_ms = median_ms(lambda data=data: render(prepare(data, Limits()), CENTRE), runs, warm=False)
-        placeholder_ms = median_ms(lambda thumb=thumb: compute(thumb), args.repeat, warm=False)
+        placeholder_ms = median_ms(lambda thumb=thumb: compute(thumb, frozenset()), args.repeat, warm=False)
         focal_ms = median_ms(lambda pixels=prepared.pixels: estimate(pixels), args.repeat, warm=False)
         rows.append((path.name, len(data), upload_ms, placeholder_ms, focal_ms, upload_ms / given_ms))
     worst = max(row[3] for row in rows)

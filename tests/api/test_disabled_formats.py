@@ -8,11 +8,12 @@ from __future__ import annotations
 import io
 
 import pytest
+from bson import ObjectId
 from PIL import Image
 
 from tests.helpers import Auth, bucket_snapshot, image_bytes
 from tests.support import tus
-from tests.support.client import MEDIA, upload
+from tests.support.client import MEDIA, upload, uploaded
 from tests.support.imageserver import ImageServer
 from tests.support.zips import make_zip
 
@@ -156,3 +157,92 @@ def test_the_setting_is_read_from_the_environment_in_any_case_and_by_suffix(monk
 
     monkeypatch.setenv(SETTING, " HEIF, jpg ")
     assert limits_from_config(from_environment()).disabled == {"heic", "jpeg"}
+
+
+# --- every decode, not only the upload's: the exact and near-duplicate keys, the backfills ----
+
+
+def webp_and_png_twin(seed: int) -> tuple[bytes, bytes]:
+    """A lossy WebP and a PNG of the very pixels it decodes to (exact twins by pixels)."""
+    from tests.support.fixtures import scene
+
+    webp = io.BytesIO()
+    scene((600, 400), seed).save(webp, "WEBP", quality=80)
+    png = io.BytesIO()
+    with Image.open(io.BytesIO(webp.getvalue())) as decoded:
+        decoded.convert("RGB").save(png, "PNG")
+    return webp.getvalue(), png.getvalue()
+
+
+def to_library(app, data: bytes, filename: str, expect: tuple[int, ...] = (201,)) -> dict:
+    """``data`` uploaded to the builder's library of ``app`` by an editor; the answer's JSON."""
+    return uploaded(app.test_client(), Auth(app).token("editor"), data=data, filename=filename, to=MEDIA,
+                    expect=expect)
+
+
+def originals(db) -> dict[str, dict]:
+    from avenue.media import BUILDER
+
+    return {str(d["_id"]): d["metadata"] for d in db[f"{BUILDER}.files"].find({"metadata.role": "original"})}
+
+
+def test_a_png_of_a_stored_webp_s_pixels_never_has_that_webp_decoded_while_webp_is_off(
+        app_factory, db, forbid, monkeypatch):
+    webp, png = webp_and_png_twin(11)
+    before = app_factory()
+    stored = to_library(before, webp, "a.webp")
+
+    after = app_factory(**{SETTING: "webp"})
+    calls = forbid("WEBP")
+    twin = to_library(after, png, "a.png")
+    assert calls == []  # neither the stored WebP nor the upload's own WebP thumb was decoded
+    kept = originals(db)
+    assert "pixels_full_sha256" not in kept[stored["id"]]
+    assert kept[stored["id"]].get("exact_group") is None and kept[twin["id"]].get("exact_group") is None
+    # Its thumb was not decoded: no placeholder, no near-duplicate hash (the backfills give them).
+    assert "placeholder" not in kept[twin["id"]] and "phash" not in kept[twin["id"]]
+
+    monkeypatch.undo()  # the decoder fixed
+    again = app_factory()  # WebP on again: the backfills give what was left
+    runner = again.test_cli_runner()
+    assert runner.invoke(args=["placeholders"]).exit_code == 0
+    assert runner.invoke(args=["near-duplicates"]).exit_code == 0
+    kept = originals(db)
+    assert "placeholder" in kept[twin["id"]] and "phash" in kept[twin["id"]]
+    assert kept[stored["id"]]["exact_group"] == kept[twin["id"]]["exact_group"] == ObjectId(stored["id"])
+
+
+def test_the_near_duplicates_backfill_leaves_a_stored_webp_undecoded_and_its_link_owed_while_webp_is_off(
+        app_factory, db, forbid, monkeypatch):
+    from avenue.errors import ServerBusy
+    from avenue.media.store.library import Library
+
+    webp, png = webp_and_png_twin(12)
+    before = app_factory()
+
+    def full(self, decoding, working):
+        raise ServerBusy("the decode budget is full")
+
+    with monkeypatch.context() as busy:  # the full decodes refused: the twin owes its link
+        busy.setattr(Library, "_hold", full)
+        stored = to_library(before, webp, "a.webp")
+        twin = to_library(before, png, "a.png")
+    assert originals(db)[twin["id"]]["exact_pending"] is True
+
+    after = app_factory(**{SETTING: "webp"})
+    calls = forbid("WEBP")
+    result = after.test_cli_runner().invoke(args=["near-duplicates", "--json"])
+    assert result.exit_code == 0, result.output
+    assert calls == []
+    kept = originals(db)
+    assert "pixels_full_sha256" not in kept[stored["id"]]  # its decoder never ran: no key written
+    assert kept[stored["id"]].get("exact_group") is None and kept[twin["id"]].get("exact_group") is None
+    assert kept[twin["id"]]["exact_pending"] is True  # still owed, not "no twin"
+
+    monkeypatch.undo()
+    again = app_factory()
+    assert again.test_cli_runner().invoke(args=["near-duplicates"]).exit_code == 0
+    kept = originals(db)
+    assert kept[stored["id"]]["exact_group"] == kept[twin["id"]]["exact_group"] == ObjectId(stored["id"])
+    assert "exact_pending" not in kept[twin["id"]]
+

@@ -171,9 +171,9 @@ def full_decodes(monkeypatch) -> list:
     seen: list = []
     real = near_hash.full_pixels_sha256
 
-    def counting(data, hold):
+    def counting(data, hold, disabled):
         seen.append(len(data))
-        return real(data, hold)
+        return real(data, hold, disabled)
 
     monkeypatch.setattr(near_hash, "full_pixels_sha256", counting)
     return seen
@@ -326,7 +326,7 @@ def test_twins_linking_in_either_order_choose_the_same_label(client, editor, db)
     for linking in (first, second):  # as two uploads that both found the other unlabelled
         files.update_many({}, {"$unset": {"metadata.exact_group": ""}})
         assert exact.link(db, BUILDER, files.find_one({"_id": ObjectId(linking["id"])}),
-                          Library(db, BUILDER, Media())._hold) is not None
+                          Library(db, BUILDER, Media())._hold, disabled=frozenset()) is not None
         labels.append({d["metadata"]["exact_group"] for d in files.find({"metadata.role": "original"})})
     assert labels == [{ObjectId(first["id"])}, {ObjectId(first["id"])}]
 

@@ -127,8 +127,8 @@ def test_a_colour_is_parsed_as_rrggbb(text, parsed):
 
 
 def test_bytes_that_are_not_an_image_give_no_near_hash():
-    assert near_hash.compute(b"not an image") is None
-    assert near_hash_of([]) is None
+    assert near_hash.compute(b"not an image", frozenset()) is None
+    assert near_hash_of([], frozenset()) is None
 
 
 def test_an_upload_decodes_its_thumb_once_for_the_placeholder_and_the_near_hash(monkeypatch):
@@ -146,8 +146,8 @@ def test_an_upload_decodes_its_thumb_once_for_the_placeholder_and_the_near_hash(
     found = ingest(image_bytes("good/progressive.jpg"), Limits())
     thumb = next(r for r in found.renditions if r.name == "thumb" and r.format == "webp")
     opened.clear()
-    assert near_hash_of(found.renditions) == found.near_hash  # the same as from the thumb's bytes
-    assert placeholders.compute(thumb.data) == found.placeholder
+    assert near_hash_of(found.renditions, frozenset()) == found.near_hash  # as from the thumb's bytes
+    assert placeholders.compute(thumb.data, frozenset()) == found.placeholder
     assert len(opened) == 2  # each on its own: one decode each
     opened.clear()
     ingest(image_bytes("good/progressive.jpg"), Limits())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from avenue.media.ingest import decoders
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.render import render_spec
@@ -41,7 +42,7 @@ class Difference:
 def small(data: bytes, limits: Limits, side: int = SIDE) -> Image.Image:
     """``data`` (an image this app stores) drawn at most ``side`` px on each side, as RGB on white."""
     rendered = render_spec(data, limits, Spec(side, side), "png", FocalPoint())
-    with Image.open(io.BytesIO(rendered.data)) as opened:
+    with decoders.open_image(rendered.data, limits.disabled) as opened:
         picture = opened.convert("RGBA")
     flat = Image.new("RGB", picture.size, (255, 255, 255))
     flat.paste(picture, mask=picture.getchannel("A"))

@@ -42,26 +42,14 @@ from avenue.media.formats import (
     ACCEPTED,
     ACCEPTED_LABEL,
     ACCEPTED_WITH_VECTOR_LABEL,
-    BY_NAME,
-    DISABLED_SETTING,
     FORMATS,
     VECTOR,
-    Format,
-    sniff,
 )
-from avenue.media.ingest import svg, vips
+from avenue.media.ingest import decoders, svg, vips
 from avenue.media.ingest.decode_budget import Reservation, decode_budget
 from avenue.media.ingest.engine import LIBVIPS, PILLOW, Pixels
 
-try:  # HEIC as iPhones send it.
-    import pillow_heif
-
-    pillow_heif.register_heif_opener()
-except ImportError:  # pragma: no cover - pillow-heif is in requirements.txt
-    pillow_heif = None  # type: ignore[assignment]  # HEIC is then refused as unsupported
-
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-Image.init()  # load every plugin now, so open(formats=...) knows AVIF
 
 # Decoders tried on uploads: the accepted formats' own (MPO comes out of the JPEG opener).
 _OPENERS = [fmt.pillow for fmt in FORMATS if fmt.original and not fmt.vector]
@@ -233,29 +221,12 @@ def _looks_like_accepted(data: bytes) -> bool:
     }
 
 
-def _refuse_disabled(data: bytes, limits: Limits) -> None:
-    """Refuse ``data`` when its leading bytes name a format turned off (``limits.disabled``):
-    the first thing :func:`prepare` does, so that format's decoder never reads a byte."""
-    if not limits.disabled:
-        return
-    fmt: Format | None = sniff(data) or (VECTOR if svg.looks_like_svg(data) else None)
-    if fmt is None or fmt.name not in limits.disabled:
-        return
-    label = limits.accepted_label()
-    raise UnsupportedImage(
-        f"{fmt.label} images are turned off on this server ({DISABLED_SETTING}): this one is "
-        f"refused unread. Accepted formats: {label or 'none'}.",
-        code="format_disabled", format=fmt.name, setting=DISABLED_SETTING,
-        accepted=label.split(", ") if label else [])
-
-
 def _open(data: bytes, limits: Limits) -> Image.Image:
     """Open with the accepted decoders only (those of formats turned off are never tried,
-    even for a file whose bytes named none: :func:`_refuse_disabled`); classify every failure."""
-    off = {pillow for name in limits.disabled
-           for pillow in (BY_NAME[name].pillow, *BY_NAME[name].pillow_aliases)}
+    even for a file whose bytes named none: ``decoders.open_image``); classify every failure."""
     try:
-        return Image.open(io.BytesIO(data), formats=[name for name in _OPENERS if name not in off])
+        return decoders.open_image(data, limits.disabled, among=_OPENERS,
+                                   accepted_label=limits.accepted_label())
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageTooLarge(
             f"The image declares far more pixels than the {limits.max_pixels / 1e6:g} "
@@ -268,7 +239,7 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
         raise CorruptImage("The image is damaged or truncated and cannot be read.")
     other = None
     try:  # every plugin Pillow has but those of the formats turned off
-        with Image.open(io.BytesIO(data), formats=[name for name in Image.ID if name not in off]) as probe:
+        with decoders.open_image(data, limits.disabled, accepted_label=limits.accepted_label()) as probe:
             other = probe.format
     except Exception:  # not an image of any kind Pillow knows
         pass
@@ -403,7 +374,7 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
     the frame the variants are cut from (an SVG is drawn as without it)."""
     if not data:
         raise EmptyFile("The file is empty.")
-    _refuse_disabled(data, limits)
+    decoders.refuse_disabled(data, limits.disabled, limits.accepted_label())
     if len(data) > limits.max_bytes:
         raise ImageTooLarge(
             f"The file is larger than the {limits.max_bytes // (1024 * 1024)} MB limit.",

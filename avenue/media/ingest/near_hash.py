@@ -51,7 +51,6 @@ Bytes in, a :class:`NearHash` out; no Flask, no database.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,6 +59,9 @@ from operator import mul
 from typing import Any
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from avenue.errors import UnsupportedImage
+from avenue.media.ingest import decoders
 
 SIDE = 32  # px: the DCT's input, as imagehash.phash
 LOW = 8  # the LOW x LOW lowest frequencies make the 64 bits
@@ -137,15 +139,17 @@ def pixels_sha256(image: Image.Image) -> str:
     return digest.hexdigest()
 
 
-def full_pixels_sha256(data: bytes, hold: Callable[[int, int], Any]) -> str | None:
+def full_pixels_sha256(data: bytes, hold: Callable[[int, int], Any], disabled: frozenset[str]) -> str | None:
     """The exact-duplicate key at full resolution: :func:`pixels_sha256` of the upright first
     frame of the stored original ``data`` (the thumb's key only finds the candidates: two
     pictures that differ in a detail the 200 px thumb cannot show share it). ``hold(decoding,
     working)`` reserves the decoded frame and its two copies in the decode budget (as a
     decode does: over the budget it runs alone) and gives back what ``.release()`` frees. None when
-    the bytes do not decode as a raster (an SVG: its bytes are its key, store/exact.py)."""
+    the bytes do not decode as a raster (an SVG: its bytes are its key, store/exact.py).
+    ``disabled``: the formats turned off, whose bytes are refused unread (415
+    ``format_disabled``, ``decoders.open_image``): the key is unknown for now, not "none"."""
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with decoders.open_image(data, disabled) as im:
             width, height = im.size
             held = hold(width * height * 4, width * height * 8)  # the frame; its upright and RGBA copies
             try:
@@ -398,12 +402,12 @@ def of_image(image: Image.Image) -> NearHash:
     return NearHash(value, _palette(sample), order, pixels_sha256(frame), shares)
 
 
-def compute(thumb: bytes) -> NearHash | None:
+def compute(thumb: bytes, disabled: frozenset[str]) -> NearHash | None:
     """The near-duplicate hash of an image whose ``thumb`` rendition is ``thumb`` (None when those bytes
-    cannot be read: a hash is never a reason to refuse an upload)."""
+    cannot be read, or are of a format in ``disabled``: a hash is never a reason to refuse an upload)."""
     try:
-        with Image.open(io.BytesIO(thumb)) as im:
+        with decoders.open_image(thumb, disabled) as im:
             im.load()
             return of_image(im)
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, UnsupportedImage, OSError, ValueError):
         return None

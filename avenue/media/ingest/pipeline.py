@@ -22,14 +22,14 @@ no Flask.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
+from avenue.errors import UnsupportedImage
 from avenue.media.core import MediaSettings
-from avenue.media.ingest import near_hash, placeholders
+from avenue.media.ingest import decoders, near_hash, placeholders
 from avenue.media.ingest.engine import engine_of
 from avenue.media.ingest.focal import SAMPLE, FocalPoint, estimate
 from avenue.media.ingest.images import Limits, PreparedImage, prepare, read_limited
@@ -69,9 +69,9 @@ def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None,
         renditions = render(prepared, focal, og_box=og_box)  # 5-6: og estimates the focal point
     prepared.first_frame = None  # release the decoded pixels; the renditions are encoded
     found = next((r.focal for r in renditions if r.name == "og" and r.focal is not None), focal)
-    pixels = thumb_pixels(renditions)  # decoded once for steps 7 and 8
-    return Ingested(prepared, renditions, found, placeholder_of(renditions, pixels),  # 7
-                    near_hash_of(renditions, pixels))  # 8
+    pixels = thumb_pixels(renditions, limits.disabled)  # decoded once for steps 7 and 8
+    return Ingested(prepared, renditions, found, placeholder_of(renditions, limits.disabled, pixels),  # 7
+                    near_hash_of(renditions, limits.disabled, pixels))  # 8
 
 
 #: What an upload renders before it answers: the WebP thumb, which the placeholder is made of.
@@ -103,9 +103,9 @@ def ingest_for_answer(data: bytes, limits: Limits, focal: FocalPoint | None = No
         renditions = render(prepared, point, only=ANSWERED)  # 6
         planned = [p for p in plan(prepared, point, og_box) if (p.name, p.format) not in ANSWERED]
     prepared.first_frame = None  # release the decoded pixels
-    pixels = thumb_pixels(renditions)  # decoded once for steps 7 and 8
-    return Ingested(prepared, renditions, point, placeholder_of(renditions, pixels),  # 7
-                    near_hash_of(renditions, pixels), planned)  # 8
+    pixels = thumb_pixels(renditions, limits.disabled)  # decoded once for steps 7 and 8
+    return Ingested(prepared, renditions, point, placeholder_of(renditions, limits.disabled, pixels),  # 7
+                    near_hash_of(renditions, limits.disabled, pixels), planned)  # 8
 
 
 def estimate_focal(prepared: PreparedImage) -> FocalPoint:
@@ -139,28 +139,33 @@ def stored_limits(size: int, settings: MediaSettings | None = None) -> Limits:
                              svg_draw_seconds=given.svg_draw_seconds)
 
 
-def thumb_pixels(renditions: list[Rendition]) -> Image.Image | None:
+def thumb_pixels(renditions: list[Rendition], disabled: frozenset[str]) -> Image.Image | None:
     """The WebP thumb's pixels (RGBA, at most 200 px), decoded once for steps 7 and 8; None
-    without a thumb or when its bytes cannot be read (neither step refuses an upload)."""
+    without a thumb or when its bytes cannot be read (neither step refuses an upload), and
+    with WebP in ``disabled``: the thumb is not decoded then (docs/security.md, "Turning a
+    format off"), so the image has neither until ``flask placeholders`` and ``flask
+    near-duplicates`` run with WebP on again."""
     thumb = next((r for r in renditions if r.name == "thumb" and r.format == "webp"), None)
     if thumb is None:
         return None
     try:
-        with Image.open(io.BytesIO(thumb.data)) as im:
+        with decoders.open_image(thumb.data, disabled) as im:
             return im.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError):
+    except (UnidentifiedImageError, UnsupportedImage, OSError, ValueError):
         return None
 
 
-def placeholder_of(renditions: list[Rendition], pixels: Image.Image | None = None) -> Placeholder | None:
+def placeholder_of(renditions: list[Rendition], disabled: frozenset[str],
+                   pixels: Image.Image | None = None) -> Placeholder | None:
     """Step 7: the blurhash and dominant colour, from the smallest rendition (the WebP thumb;
-    ``pixels``: its pixels already decoded)."""
-    pixels = pixels if pixels is not None else thumb_pixels(renditions)
+    ``pixels``: its pixels already decoded; ``disabled``: :func:`thumb_pixels`)."""
+    pixels = pixels if pixels is not None else thumb_pixels(renditions, disabled)
     return placeholders.of_image(pixels) if pixels is not None else None
 
 
-def near_hash_of(renditions: list[Rendition], pixels: Image.Image | None = None) -> NearHash | None:
+def near_hash_of(renditions: list[Rendition], disabled: frozenset[str],
+                 pixels: Image.Image | None = None) -> NearHash | None:
     """Step 8: the perceptual hash and palette, from the WebP thumb like the placeholder (its
-    pixels decoded once for both: ``pixels``)."""
-    pixels = pixels if pixels is not None else thumb_pixels(renditions)
+    pixels decoded once for both: ``pixels``; ``disabled``: :func:`thumb_pixels`)."""
+    pixels = pixels if pixels is not None else thumb_pixels(renditions, disabled)
     return near_hash.of_image(pixels) if pixels is not None else None

@@ -14,7 +14,6 @@ gives the same strings (a re-upload of the same bytes is deduplicated anyway).
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 # blurhash-python ships no type hints. Its encode() reads pixels with Image.getdata (deprecated
@@ -23,6 +22,9 @@ from dataclasses import dataclass
 # two names fails the tests, not production silently).
 from blurhash import _ffi, _lib  # type: ignore[import-untyped]
 from PIL import Image, UnidentifiedImageError
+
+from avenue.errors import UnsupportedImage
+from avenue.media.ingest import decoders
 
 SAMPLE = 32  # px on the longer side: blurhash's components need no more
 COMPONENTS = (4, 3)  # x, y: the usual choice for a landscape-or-square preview (28 characters)
@@ -42,9 +44,10 @@ class Placeholder:
         return {"blurhash": self.blurhash, "color": self.color}
 
 
-def _frame(thumb: bytes) -> Image.Image:
-    """The thumb's first frame, at most :data:`SAMPLE` px, as RGBA."""
-    with Image.open(io.BytesIO(thumb)) as im:
+def _frame(thumb: bytes, disabled: frozenset[str]) -> Image.Image:
+    """The thumb's first frame, at most :data:`SAMPLE` px, as RGBA (``disabled``: the formats
+    turned off, refused unread)."""
+    with decoders.open_image(thumb, disabled) as im:
         im.draft("RGB", (SAMPLE, SAMPLE))  # JPEG thumbs: decode at a fraction of the size
         frame = im.convert("RGBA")
     frame.thumbnail((SAMPLE, SAMPLE), Image.Resampling.BOX)
@@ -80,12 +83,13 @@ def _dominant(rgb: Image.Image, alpha: Image.Image | None) -> str:
     return f"#{red:02x}{green:02x}{blue:02x}"
 
 
-def compute(thumb: bytes) -> Placeholder | None:
+def compute(thumb: bytes, disabled: frozenset[str]) -> Placeholder | None:
     """The placeholder of an image whose ``thumb`` rendition is ``thumb`` (None when those
-    bytes cannot be read: a placeholder is never a reason to refuse an upload)."""
+    bytes cannot be read, or are of a format in ``disabled``: a placeholder is never a reason
+    to refuse an upload)."""
     try:
-        frame = _frame(thumb)
-    except (UnidentifiedImageError, OSError, ValueError):
+        frame = _frame(thumb, disabled)
+    except (UnidentifiedImageError, UnsupportedImage, OSError, ValueError):
         return None
     return _of_frame(frame)
 

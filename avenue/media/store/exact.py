@@ -27,9 +27,11 @@ whether it has candidates (:func:`candidates`); with some, it marks the original
 ``metadata.exact_pending`` (one update) and the link runs after the answer
 (``pending.later``, as the pending variants are rendered). The link, having run (twins or
 none), clears the flag (:func:`settled`); one the decode budget refused (:class:`Refused`),
-or whose worker died first, keeps it, and ``flask near-duplicates`` links it later, as near-duplicates
-owe their grouping (``near_duplicates.PENDING``). No index on the flag, as none on theirs: the command
-walks the originals by ``_id`` for each (``scan.originals_flagged``), a scan it makes anyway.
+or that met an original of a format turned off (``AVENUE_DISABLED_FORMATS``: its decoder
+never runs, so that key stays unwritten), or whose worker died first, keeps it, and ``flask
+near-duplicates`` links it later, as near-duplicates owe their grouping
+(``near_duplicates.PENDING``). No index on the flag, as none on theirs: the command walks
+the originals by ``_id`` for each (``scan.originals_flagged``), a scan it makes anyway.
 
 **Groups** (:func:`groups`): the ``exact_group`` index walked a label at a time, as near
 groups are. A group is *bytes* when its members share ``source_sha256`` (the same file: the
@@ -47,7 +49,7 @@ from typing import Any
 from bson import ObjectId
 from pymongo.database import Database
 
-from avenue.errors import ImageTooLarge, ServerBusy
+from avenue.errors import ImageTooLarge, ServerBusy, UnsupportedImage
 from avenue.media.ingest import near_hash
 from avenue.media.records import Document
 from avenue.media.store import storage
@@ -67,8 +69,9 @@ _NO_ID = ObjectId(b"\x00" * 12)
 
 
 class Refused(Exception):
-    """The decode budget refused a full-resolution decode (too small for it, or full): the
-    key is unknown for now, which is not "no twin" (the link is still owed)."""
+    """The decode budget refused a full-resolution decode (too small for it, or full), or the
+    original's format is turned off (``AVENUE_DISABLED_FORMATS``: its decoder must not run):
+    the key is unknown for now, which is not "no twin" (the link is still owed)."""
 
 
 def _pixels(doc: dict[str, Any]) -> str | None:
@@ -77,10 +80,11 @@ def _pixels(doc: dict[str, Any]) -> str | None:
 
 
 def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
-             hold: Callable[[int, int], Any]) -> str | None:
+             hold: Callable[[int, int], Any], *, disabled: frozenset[str]) -> str | None:
     """The original ``doc``'s full-resolution pixel key (module docstring), computed once and
     kept on its files document; None when it cannot be read (then it is linked to nothing).
-    :class:`Refused` when the decode budget refuses it now."""
+    :class:`Refused` when the decode budget refuses it now, or its format is in ``disabled``
+    (the formats turned off: nothing is written, the key is computed once it is on again)."""
     meta = doc.get("metadata") or {}
     known = meta.get("pixels_full_sha256")
     if isinstance(known, str) and known:
@@ -90,8 +94,8 @@ def full_key(db: Database[Document], bucket: str, doc: dict[str, Any],
     except (KeyError, OSError):  # a document without its chunks (storage.read_range), or its content file
         return None
     try:
-        key = near_hash.full_pixels_sha256(data, hold)
-    except (ImageTooLarge, ServerBusy) as error:  # the budget, full or too small: not now
+        key = near_hash.full_pixels_sha256(data, hold, disabled)
+    except (ImageTooLarge, ServerBusy, UnsupportedImage) as error:  # the budget, or a format off: not now
         raise Refused(f"{bucket} {doc['_id']}: {error}") from error
     if key is None:
         source = meta.get("source_sha256")
@@ -124,17 +128,18 @@ def settled(db: Database[Document], bucket: str, image_id: Any) -> None:
 
 
 def link(db: Database[Document], bucket: str, doc: dict[str, Any],
-         hold: Callable[[int, int], Any]) -> ObjectId | None:
+         hold: Callable[[int, int], Any], *, disabled: frozenset[str]) -> ObjectId | None:
     """Put the original ``doc`` in one exact group with the originals of ``bucket`` that have
     its pixels, at full resolution; the group's label, None when it has no twin. ``hold``
     reserves a full-resolution decode in the decode budget (:func:`full_key`; :class:`Refused`
-    when it refuses one: nothing was linked)."""
+    when it refuses one, or a format in ``disabled`` is met: nothing was linked)."""
     found = candidates(db, bucket, doc)
     if not found:
         return None
     files = db[f"{bucket}.files"]
-    mine = full_key(db, bucket, doc, hold)
-    twins = [t for t in found if mine is not None and full_key(db, bucket, t, hold) == mine]
+    mine = full_key(db, bucket, doc, hold, disabled=disabled)
+    twins = [t for t in found
+             if mine is not None and full_key(db, bucket, t, hold, disabled=disabled) == mine]
     if not twins:
         return None
     labelled = next((t["metadata"]["exact_group"] for t in twins
@@ -146,7 +151,8 @@ def link(db: Database[Document], bucket: str, doc: dict[str, Any],
     return label if isinstance(label, ObjectId) else None
 
 
-def recheck(db: Database[Document], bucket: str, hold: Callable[[int, int], Any]) -> int:
+def recheck(db: Database[Document], bucket: str, hold: Callable[[int, int], Any], *,
+            disabled: frozenset[str]) -> int:
     """Check the groups linked before the full-resolution key (members without it): the
     members are split by their full-resolution pixels; the first member's part keeps the
     label, another part of two or more takes its oldest id (as :func:`link` labels), and a
@@ -160,7 +166,7 @@ def recheck(db: Database[Document], bucket: str, hold: Callable[[int, int], Any]
         members = list(files.find({EXACT_GROUP: label, "metadata.role": "original"}, CANDIDATE_FIELDS)
                        .sort("_id", 1).limit(GROUP_MEMBERS))
         try:
-            keys = [full_key(db, bucket, member, hold) for member in members]
+            keys = [full_key(db, bucket, member, hold, disabled=disabled) for member in members]
         except Refused:
             continue
         parts: dict[Any, list[ObjectId]] = {}

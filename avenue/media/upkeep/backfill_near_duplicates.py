@@ -12,7 +12,8 @@ Then the originals without ``metadata.phash`` are walked as ``placeholders`` wal
 over cheaply). Each gets its hash and
 palette from its WebP thumb (read from GridFS; a few KB) in one single-document ``$set``, then
 is linked to the near-duplicates already hashed (``Library.link_near_duplicates``: the
-group labels only ever fill in what is missing, so running it twice changes nothing).
+group labels only ever fill in what is missing, so running it twice changes nothing), and,
+its exact-duplicate key coming in the same ``$set``, to its exact twins.
 
 Then the originals that owe a grouping (``metadata.near_pending``: hashed at upload or
 replace, but their lookup failed, or their process stopped before it ran, or their colour
@@ -30,6 +31,10 @@ whose pixels differ leaves its group (``Library.recheck_exact_groups``, ``split`
 
 Originals whose thumb is missing or unreadable are counted and left (``fsck --repair``
 renders lost variants again; run this afterwards).
+
+A format turned off (``AVENUE_DISABLED_FORMATS``) is never decoded here either: with WebP off no
+thumb is read, and an original of a format off is not decoded for its exact key, so its link
+stays owed (``exact.Refused``); run this again once the format is on.
 """
 
 from __future__ import annotations
@@ -93,16 +98,17 @@ def backfill_near_duplicates(db: Database[Document], *, media: Media | None = No
     each to its near-duplicates (``media``: the app's, ``app_media()``, whose libraries link
     them; none: the defaults)."""
     media = media or Media()
+    disabled = media.settings.disabled_formats  # with WebP off no thumb is read (backfill.py)
     report = NearDuplicatesReport()
     for name, bucket in BUCKETS.items():
         report.colours[name] = 0
         # First: the hash pass below links its images at once, against images that must
         # already have their shares (and no group made by the hash alone).
         for original, thumb in thumbs_lacking(db, bucket, "colour_shares", phase=f"Colour shares ({name})",
-                                              progress=progress, reading=("phash",)):
+                                              disabled=disabled, progress=progress, reading=("phash",)):
             if "phash" not in (original.get("metadata") or {}):
                 continue  # the hash pass gives it everything
-            hashed = compute_near_hash(thumb) if thumb is not None else None
+            hashed = compute_near_hash(thumb, disabled) if thumb is not None else None
             if hashed is None or not hashed.shares:
                 continue  # its thumb is lost: the hash decides alone (fsck --repair, then again)
             set_file_metadata(db, bucket, original["_id"], {
@@ -112,19 +118,22 @@ def backfill_near_duplicates(db: Database[Document], *, media: Media | None = No
         report.computed[name] = 0
         library = Library(db, bucket, media)
         hashes = computed_for_lacking(db, bucket, "phash", compute_near_hash, report.unreadable,
-                                      phase=f"Near-duplicate hashes ({name})", progress=progress)
+                                      phase=f"Near-duplicate hashes ({name})", disabled=disabled,
+                                      progress=progress)
         for original, hashed in hashes:
             set_file_metadata(db, bucket, original["_id"], hashed.as_metadata())
             report.computed[name] += 1
             report.linked += library.link_near_duplicates(original["_id"]) > 0
+            if hashed.pixels:  # its exact key came with the hash: the pass below will not see it
+                report.exact += library.link_exact_duplicates(original["_id"])
         report.owed[name] = 0
         for image_id in originals_flagged_ids(db, bucket, NEAR_PENDING):
             report.owed[name] += 1
             report.linked += library.link_near_duplicates(image_id) > 0
         report.pixels[name] = 0
         for original, thumb in thumbs_lacking(db, bucket, "pixels_sha256", phase=f"Pixel hashes ({name})",
-                                              progress=progress):
-            hashed = compute_near_hash(thumb) if thumb is not None else None
+                                              disabled=disabled, progress=progress):
+            hashed = compute_near_hash(thumb, disabled) if thumb is not None else None
             if hashed is None or not hashed.pixels:
                 continue  # counted unreadable above when it had no hash either
             set_file_metadata(db, bucket, original["_id"], {"pixels_sha256": hashed.pixels})

@@ -62,6 +62,7 @@ def backfill_placeholders(db: Database[Document], *, media: Media,
         report.computed[name] = 0
         for original, placeholder in computed_for_lacking(db, bucket, "placeholder", compute_placeholder,
                                                           report.unreadable, phase=f"Placeholders ({name})",
+                                                          disabled=media.settings.disabled_formats,
                                                           progress=progress):
             meta = placeholder.as_metadata()
             set_file_metadata(db, bucket, original["_id"], {"placeholder": meta})

@@ -83,7 +83,7 @@ class Grouping(Shelf):
         if doc is None or not is_original(doc):
             return False
         try:
-            label = exact.link(self.db, self.bucket, doc, self._hold)
+            label = exact.link(self.db, self.bucket, doc, self._hold, disabled=self.settings.disabled_formats)
         except exact.Refused:
             return False
         if doc["metadata"].get(exact.PENDING_FIELD):
@@ -114,7 +114,7 @@ class Grouping(Shelf):
     def recheck_exact_groups(self) -> int:
         """Members of exact groups linked on the thumb's key alone whose full-resolution pixels
         differ leave their group (store/exact.py ``recheck``); how many."""
-        return exact.recheck(self.db, self.bucket, self._hold)
+        return exact.recheck(self.db, self.bucket, self._hold, disabled=self.settings.disabled_formats)
 
     def _hold(self, decoding: int, working: int) -> Reservation:
         """Bytes of the decode budget, as renders of stored originals take them."""
