@@ -246,3 +246,20 @@ def test_the_near_duplicates_backfill_leaves_a_stored_webp_undecoded_and_its_lin
     assert kept[stored["id"]]["exact_group"] == kept[twin["id"]]["exact_group"] == ObjectId(stored["id"])
     assert "exact_pending" not in kept[twin["id"]]
 
+
+def test_the_exact_bytes_of_a_stored_image_of_a_format_turned_off_are_refused_as_any_other(
+        app_factory, db, forbid):
+    webp, _ = webp_and_png_twin(13)
+    other, _ = webp_and_png_twin(14)
+    before = app_factory()
+    stored = to_library(before, webp, "a.webp")
+
+    after = app_factory(**{SETTING: "webp"})
+    client, editor = after.test_client(), Auth(after).token("editor")
+    calls = forbid("WEBP")
+    snapshot = bucket_snapshot(db)
+    # The same answer whether or not the bytes were stored before: the format is refused first.
+    refused(upload(client, editor, data=webp, filename="a.webp", to=MEDIA), "webp", "WebP")
+    refused(upload(client, editor, data=other, filename="b.webp", to=MEDIA), "webp", "WebP")
+    assert calls == [] and bucket_snapshot(db) == snapshot
+    assert client.get(stored["url"]).data  # what is stored still serves

@@ -55,8 +55,12 @@ class Ingested:
 
 
 def read(stream: BinaryIO | bytes, limits: Limits) -> bytes:
-    """Step 1: the upload's bytes, at most ``limits.max_bytes`` of them (413 past it)."""
-    return read_limited(stream, limits.max_bytes)
+    """Step 1: the upload's bytes, at most ``limits.max_bytes`` of them (413 past it); a format
+    turned off is refused here by its leading bytes (415 ``format_disabled``), before the store
+    looks for the same bytes stored: the same answer whether or not they were stored before."""
+    data = read_limited(stream, limits.max_bytes)
+    decoders.refuse_disabled(data, limits.disabled, limits.accepted_label())
+    return data
 
 
 def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None,
