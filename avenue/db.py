@@ -9,13 +9,14 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 import pymongo
+import structlog
 from flask import Flask, current_app
 from pymongo import ASCENDING, DESCENDING, IndexModel, uri_parser
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConfigurationError, DuplicateKeyError, InvalidURI
 
 from avenue import metrics
-from avenue.dialect import dialect_of
+from avenue.dialect import below_minimum, detected_build, dialect_of
 from avenue.indexes import create_missing
 from avenue.paging import Listed
 
@@ -96,7 +97,9 @@ class Mongo:
         database's dialect (avenue/dialect.py: what the app does differently on this kind of
         server) with its rules: the first index created detected it (``create_missing`` asks
         its ``ttl_indexes``), so the line costs no command, and a database that does not
-        answer fails on the indexes, as it did before there was a dialect."""
+        answer fails on the indexes, as it did before there was a dialect. A mongod below
+        what production runs on (avenue/dialect.py's ``below_minimum``) adds a warning line
+        with its version and why, from the same answer."""
         if self._indexes_ready:
             return
         with self._lock:
@@ -106,6 +109,13 @@ class Mongo:
                 dialect = dialect_of(self.db)
                 log.info("database dialect: %s (%s)", dialect.name,
                          ", ".join(f"{rule}={value}" for rule, value in dialect.rules().items()))
+                below = below_minimum(detected_build(self.db))
+                if below is not None:
+                    # structlog's fields (JSON in production: avenue/requestlog.py), so an alert
+                    # can match the event and read the version without parsing a sentence.
+                    structlog.get_logger(__name__).warning(
+                        "database server below production's minimum", server_version=below.version,
+                        minimum=below.minimum, reasons=list(below.reasons))
                 self._indexes_ready = True
 
 

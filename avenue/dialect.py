@@ -19,6 +19,7 @@ that avenue.indexes can ask it as avenue.db does.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -164,15 +165,82 @@ def choose(build: Mapping[str, Any], topology: str, servers: list[str]) -> Diale
 #: The first major version of mongod with the ``bulkWrite`` command (several collections'
 #: writes in one command: ``Dialect.cross_collection_writes``).
 BULK_WRITE_SINCE = 8
+#: The oldest mongod production runs on (docs/production.md "MongoDB"): the first 8.0 (the
+#: first with bulkWrite, :data:`BULK_WRITE_SINCE`) with the fix of CVE-2025-14847.
+MINIMUM_SERVER = (8, 0, 17)
+#: The first release of each branch with the fix of CVE-2025-14847 ("MongoBleed"): before it,
+#: a mongod with zlib network compression enabled (its default compressors include zlib)
+#: answers a malformed compressed message with uninitialised heap memory, to any client that
+#: can connect, before authentication. A branch without an entry is unfixed when older than
+#: the newest here (4.2, 8.1), fixed when newer (released after the fix).
+FIXED_SINCE = {(4, 4): (4, 4, 30), (5, 0): (5, 0, 32), (6, 0): (6, 0, 27), (7, 0): (7, 0, 28),
+               (8, 0): MINIMUM_SERVER, (8, 2): (8, 2, 3)}
+
+
+def _version(build: Mapping[str, Any]) -> tuple[int, int, int]:
+    """The (major, minor, patch) a ``buildInfo`` answer reports (zeros where it says none)."""
+    array = build.get("versionArray")
+    if isinstance(array, list | tuple) and len(array) >= 3 and all(isinstance(n, int) for n in array[:3]):
+        return array[0], array[1], array[2]
+    spelled = re.match(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?", str(build.get("version") or ""))  # "8.0.0-rc3"
+    major, minor, patch = (int(part or 0) for part in spelled.groups()) if spelled else (0, 0, 0)
+    return major, minor, patch
 
 
 def _major(build: Mapping[str, Any]) -> int:
     """The major version a ``buildInfo`` answer reports (0 when it says none)."""
-    array = build.get("versionArray")
-    if isinstance(array, list | tuple) and array and isinstance(array[0], int):
-        return array[0]
-    head = str(build.get("version") or "0").split(".", 1)[0]
-    return int(head) if head.isdigit() else 0
+    return _version(build)[0]
+
+
+@dataclass(frozen=True)
+class BelowMinimum:
+    """A server below what production runs on (:data:`MINIMUM_SERVER`), and why that matters."""
+
+    version: str
+    minimum: str
+    reasons: tuple[str, ...]
+
+    def sentence(self) -> str:
+        """The warning as one sentence (storage-status's ``server_warning``)."""
+        later = "".join(f", {_dotted(fixed)} or later on {_dotted(branch)}"
+                        for branch, fixed in FIXED_SINCE.items() if branch > MINIMUM_SERVER[:2])
+        return (f"MongoDB {self.version} is below what production runs on ({self.minimum} or later{later}: "
+                "docs/production.md): " + "; ".join(self.reasons) + ".")
+
+
+def below_minimum(build: Mapping[str, Any] | None) -> BelowMinimum | None:
+    """Whether a server that answered ``build`` (its ``buildInfo``) is below what production
+    runs on, and why (None: it is not, or it names no version). Never the embedded
+    SecantusDB: the version it reports is the MongoDB it imitates, not mongod's code (the CVE
+    is in mongod's C++ message compression), and it is the development database
+    (docs/production.md "The embedded database"); nor mongomock, which answers no buildInfo."""
+    version = _version(build or {})
+    if build is None or is_embedded_build(build) or version == (0, 0, 0):
+        return None
+    reasons = []
+    if _leaks(version):
+        fixed = FIXED_SINCE.get(version[:2])
+        reasons.append("it leaks uninitialised memory to unauthenticated clients through zlib network "
+                       "compression (CVE-2025-14847, " + (f"fixed in {_dotted(fixed)}" if fixed else
+                                                          f"no {_dotted(version[:2])} release has the fix")
+                       + "): until it is upgraded, take zlib out of the server's net.compression.compressors")
+    if version[0] < BULK_WRITE_SINCE:
+        reasons.append(f"before {BULK_WRITE_SINCE}.0 it has no bulkWrite command: writes to several "
+                       "collections go as one command each")
+    if not reasons:  # every release before MINIMUM_SERVER has one of these
+        return None
+    spelled = str(build.get("version") or _dotted(version))
+    return BelowMinimum(spelled, _dotted(MINIMUM_SERVER), tuple(reasons))
+
+
+def _leaks(version: tuple[int, int, int]) -> bool:
+    """Whether mongod ``version`` has CVE-2025-14847 (:data:`FIXED_SINCE`)."""
+    fixed = FIXED_SINCE.get(version[:2])
+    return version < fixed if fixed is not None else version[:2] < max(FIXED_SINCE)
+
+
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
 
 
 def dialect_of(db: Database[Document]) -> Dialect:
@@ -187,8 +255,16 @@ def dialect_of(db: Database[Document]) -> Dialect:
         description = client.topology_description
         known = choose(build, description.topology_type_name,
                        [server.server_type_name for server in description.server_descriptions().values()])
+        client._avenue_build = dict(build)  # type: ignore[attr-defined]  # detected_build's
         client._avenue_dialect = known  # type: ignore[attr-defined]
     return known
+
+
+def detected_build(db: Database[Document]) -> Mapping[str, Any] | None:
+    """The ``buildInfo`` answer :func:`dialect_of` detected ``db``'s dialect by, without a
+    command (None: not detected yet on this client, or mongomock, which has none)."""
+    build: Mapping[str, Any] | None = vars(db.client).get("_avenue_build")  # see _known
+    return build
 
 
 def _known(db: Database[Document]) -> Dialect | None:

@@ -22,7 +22,7 @@ from pymongo.errors import PyMongoError
 
 from avenue import opsruns
 from avenue.clock import isoformat
-from avenue.dialect import dialect_of, is_embedded_build, remembered, server_commands
+from avenue.dialect import below_minimum, dialect_of, is_embedded_build, remembered, server_commands
 from avenue.media import ALIASES, BUCKETS, Document
 from avenue.media.maintenance import TRASH, has_chunk_index, parked_uploads, rendition_total
 from avenue.media.maintenance import counters as media_counters
@@ -189,6 +189,7 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
         used, source = gridfs_bytes + trash.bytes + renditions.bytes + parked.bytes, "GridFS file lengths"
     return StorageStatus(
         backend="mongodb-gridfs", database=db.name, server_version=(build or {}).get("version"),
+        server_warning=below.sentence() if (below := below_minimum(build)) else None,
         persistent=persistent, buckets=buckets, gridfs_bytes=gridfs_bytes,
         trash=trash, renditions=renditions, resumable=parked, database_size=database,
         chunk_indexes=ChunkIndexes(ok=not missing_indexes, missing=missing_indexes,
@@ -360,6 +361,10 @@ class StorageStatus(Answer):
     database: Annotated[str, Field(description="The database's name (MONGO_DB).")]
     server_version: Annotated[str | None, Field(
         description="The server's version from buildInfo (null: not available).")]
+    server_warning: Annotated[str | None, Field(
+        description="Why the server is below what production runs on (MongoDB 8.0.17 or later: "
+                    "docs/production.md), as a sentence; null: it is not, or it is the embedded "
+                    "SecantusDB or mongomock.")]
     persistent: bool | None
     buckets: dict[str, BucketHeld]
     gridfs_bytes: Annotated[Bytes, Field(

@@ -1,15 +1,18 @@
 """The database's dialect on the real servers (avenue/dialect.py): SecantusDB detected by one
-``buildInfo`` per client, and every process logging its dialect as it prepares the database."""
+``buildInfo`` per client, every process logging its dialect as it prepares the database, and a
+mongod below what production runs on warned of there and in storage-status."""
 
 from __future__ import annotations
 
 import logging
 
 import pymongo
+import pytest
 
 from avenue.db import get_mongo
 from avenue.dialect import EMBEDDED, dialect_of
-from tests.helpers import listening, make_app
+from avenue.status import storage
+from tests.helpers import Auth, listening, make_app
 from tests.support.commands import Matching
 
 
@@ -54,6 +57,53 @@ def test_the_embedded_rules_reach_an_app_on_secantusdb(secantus, db_name):
         # database that does not answer fails on the indexes, as before the dialect.
         assert names.count("buildInfo") == 1
         assert names[0] == "listIndexes"
+    finally:
+        client = app.extensions["avenue.mongo"].client
+        client.drop_database(db_name)
+        client.close()
+
+
+def reporting(monkeypatch, version: str) -> None:
+    """The server answers ``buildInfo`` as a mongod of ``version`` would: its own answer with
+    that version and without SecantusDB's mark (what the dialect and storage-status read)."""
+    command = pymongo.database.Database.command
+
+    def answered(self, spec, *args, **kwargs):
+        answer = command(self, spec, *args, **kwargs)
+        if spec == "buildInfo":
+            answer.pop("secantusVersion", None)
+            answer.update(version=version, versionArray=[*map(int, version.split(".")), 0])
+        return answer
+
+    monkeypatch.setattr(pymongo.database.Database, "command", answered)
+
+
+@pytest.mark.parametrize(("version", "warned"), [("7.0.14", True), ("8.0.16", True), ("8.0.17", False),
+                                                 ("8.2.3", False)])
+def test_a_mongod_below_production_s_minimum_is_warned_of_at_start_and_in_storage_status(
+        secantus, db_name, monkeypatch, caplog, version, warned):
+    monkeypatch.setattr(storage, "KNOWN_SECONDS", 0.0)  # this call's buildInfo, not another test's
+    reporting(monkeypatch, version)
+    app = make_app((pymongo.MongoClient, secantus.uri), db_name)
+    try:
+        with caplog.at_level(logging.INFO, logger="avenue.db"), app.app_context():
+            get_mongo().ensure_indexes()
+        lines = [record.msg for record in caplog.records
+                 if record.name == "avenue.db" and record.levelno == logging.WARNING]
+        ops = Auth(app).token("ops")
+        report = app.test_client().get("/api/shop/debug/storage-status", headers=ops).get_json()
+        assert report["server_version"] == version
+        if not warned:
+            assert lines == [] and report["server_warning"] is None
+            return
+        # One structured line as the process prepares the database: fields, not a sentence.
+        [line] = lines
+        assert line["event"] == "database server below production's minimum"
+        assert (line["server_version"], line["minimum"]) == (version, "8.0.17")
+        assert any("CVE-2025-14847" in reason for reason in line["reasons"])
+        assert any("bulkWrite" in reason for reason in line["reasons"]) is version.startswith("7.")
+        assert report["server_warning"].startswith(f"MongoDB {version} is below what production runs on")
+        assert "CVE-2025-14847" in report["server_warning"] and "zlib" in report["server_warning"]
     finally:
         client = app.extensions["avenue.mongo"].client
         client.drop_database(db_name)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from avenue.dialect import FIXED_SINCE, MINIMUM_SERVER
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -75,6 +77,18 @@ def test_compose_runs_the_app_a_one_node_replica_set_and_the_shipped_nginx_front
     assert (app["environment"]["HOST"], app["environment"]["PORT"]) == upstream.groups()
     certs = re.search(r"ssl_certificate\s+(/\S+)/fullchain\.pem;", site)
     assert certs and certs.group(1) in mounts.values()
+
+
+def test_compose_runs_a_mongod_production_supports_without_zlib_compression():
+    mongo = compose()["services"]["mongo"]
+    name, tag = mongo["image"].split(":")
+    branch = tuple(int(part) for part in tag.split(".")[:2])
+    # A branch tag follows its patch releases: one at or past the minimum's, with the CVE's fix.
+    assert name == "mongo" and len(tag.split(".")) == 2 and branch >= MINIMUM_SERVER[:2]
+    assert branch in FIXED_SINCE or branch > max(FIXED_SINCE)
+    # and no zlib (CVE-2025-14847) even on a cached image pulled before that fix
+    command = mongo["command"]
+    assert "zlib" not in command[command.index("--networkMessageCompressors") + 1].split(",")
 
 
 def test_the_apps_environment_uses_only_env_example_names():

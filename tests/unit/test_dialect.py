@@ -22,6 +22,7 @@ from avenue.dialect import (
     REPLICA_SET,
     SHARDED,
     Dialect,
+    below_minimum,
     choose,
     dialect_of,
     server_commands,
@@ -64,6 +65,28 @@ def test_a_mongod_before_8_writes_each_collection_in_a_command_of_its_own(topolo
         assert not older.cross_collection_writes and older.name == f"{kind.name} before 8.0"
         assert {**older.rules(), "cross_collection_writes": True} == kind.rules()
     assert choose({"version": "8.2.1", "ok": 1.0}, topology, servers).cross_collection_writes
+
+
+@pytest.mark.parametrize(("version", "leaks", "no_bulk_write"), [
+    ("4.2.25", True, True), ("6.0.26", True, True), ("7.0.14", True, True), ("7.0.28", False, True),
+    ("8.0.0-rc3", True, False), ("8.0.16", True, False), ("8.1.2", True, False), ("8.2.2", True, False)])
+def test_a_mongod_below_production_s_minimum_says_why(version, leaks, no_bulk_write):
+    below = below_minimum({"version": version, "ok": 1.0})
+    assert below is not None and (below.version, below.minimum) == (version, "8.0.17")
+    assert any("CVE-2025-14847" in reason for reason in below.reasons) is leaks
+    assert any("bulkWrite" in reason for reason in below.reasons) is no_bulk_write
+    assert below.sentence().startswith(f"MongoDB {version} is below what production runs on "
+                                       "(8.0.17 or later, 8.2.3 or later on 8.2: docs/production.md): ")
+
+
+@pytest.mark.parametrize("build", [
+    {"version": "8.0.17"}, {"version": "8.0.23"}, {"version": "8.2.3"}, {"version": "8.3.1"},
+    {"versionArray": [9, 0, 0, 0], "version": "9.0.0"},
+    # SecantusDB reports the MongoDB it imitates (8.2.0 < 8.2.3): not mongod's code, nor production's.
+    {**EMBEDDED_BUILD, "version": "8.2.0"},
+    {"ok": 1.0}, None])  # no version said, or no buildInfo at all (mongomock)
+def test_a_current_mongod_the_embedded_database_or_no_version_is_not_warned_of(build):
+    assert below_minimum(build) is None
 
 
 def test_mongomock_s_dialect_is_known_without_a_command():
