@@ -402,3 +402,11 @@ def test_the_docs_quote_the_bound_on_stores_waiting_after_their_answers():
         "docs/operations.md": f"because {STORES_WAITING_MAX} of the worker's were waiting",
     }
     assert [page for page, phrase in quoted.items() if phrase not in (ROOT / page).read_text()] == []
+
+
+def test_every_file_the_requirements_comments_name_exists():
+    # Each pin's comment says what uses it; a module renamed or removed left it naming a ghost
+    # (avenue/dotenv.py, after .env loading moved to avenue/envfile.py).
+    comments = [line for line in (ROOT / "requirements.txt").read_text().splitlines() if line.startswith("#")]
+    named = {path for line in comments for path in re.findall(r"\b[\w.-]+(?:/[\w.-]+)+\.\w+\b", line)}
+    assert named and sorted(path for path in named if not (ROOT / path).exists()) == []
