@@ -13,8 +13,10 @@ Which dialect is detected once per client and remembered on it (:func:`dialect_o
 by its client's class, without a command; a server by its ``buildInfo``, SecantusDB's carrying
 ``secantusVersion``, and the topology pymongo found in answering it). Each process detects it
 as it prepares the database (``avenue.db.Mongo.ensure_indexes``, as a worker starts) and logs
-it there. A foundation module (no Flask, no other avenue module but the paging's bound), so
-that avenue.indexes can ask it as avenue.db does.
+it there. The same ``buildInfo`` says whether a mongod is below what production runs on
+(:func:`below_minimum`: the start's warning line, storage-status's ``server_warning``). A
+foundation module (no Flask, no other avenue module but the paging's bound), so that
+avenue.indexes can ask it as avenue.db does.
 """
 
 from __future__ import annotations

@@ -490,6 +490,41 @@ def test_the_ops_dashboard_passes_the_accessibility_audit_and_works_by_keyboard(
     shot(page, f"ops-audit-{width}")
 
 
+def test_the_ops_dashboard_says_when_mongodb_is_below_what_production_runs_on(live, open_as, monkeypatch):
+    import pymongo
+
+    from avenue.status import storage
+
+    page = open_as("ops")
+    page.goto("/console/ops")
+    page.locator("#cards .card").nth(1).wait_for()
+    assert page.locator("#cards .server-warning").count() == 0  # SecantusDB: never warned of
+    # The server answers buildInfo as a mongod 7.0.14 would (storage-status asks it again at once).
+    command = pymongo.database.Database.command
+
+    def answered(self, spec, *args, **kwargs):
+        answer = command(self, spec, *args, **kwargs)
+        if spec == "buildInfo":
+            answer.pop("secantusVersion", None)
+            answer.update(version="7.0.14", versionArray=[7, 0, 14, 0])
+        return answer
+
+    monkeypatch.setattr(pymongo.database.Database, "command", answered)
+    monkeypatch.setattr(storage, "KNOWN_SECONDS", 0.0)
+    try:
+        page.reload()
+        warning = page.locator("#cards .server-warning")
+        warning.wait_for()
+        assert warning.locator(".badge").inner_text() == "Upgrade MongoDB"
+        assert "MongoDB 7.0.14 is below what production runs on" in warning.inner_text()
+        assert "CVE-2025-14847" in warning.inner_text()
+        shot(page, "ops-server-warning", full_page=False)
+    finally:
+        # The app remembers the last buildInfo a minute: the real one again, for the next tests.
+        monkeypatch.setattr(pymongo.database.Database, "command", command)
+        assert page.request.get("/api/shop/debug/storage-status").json()["server_warning"] is None
+
+
 def test_the_ops_dashboard_shows_the_renditions_against_their_budget(live, open_as):
     page = open_as("ops")
     status = "/api/shop/debug/storage-status"

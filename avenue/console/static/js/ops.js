@@ -60,6 +60,9 @@ function renderStorage(storage, thresholds) {
     quota.bytes && db.bytes !== null ? bar(db.bytes / quota.bytes, level, `Database: ${db.big} of the quota`) : null,
     ...db.lines.map((line) => el('p', {class: 'muted'}, line)),
     el('p', {class: 'muted'}, `${storage.database || ''} · ${storage.backend || ''}${storage.server_version ? ` ${storage.server_version}` : ''}`),
+    // A mongod below what production runs on (docs/production.md "MongoDB"), in the report's words.
+    storage.server_warning ? el('p', {class: 'server-warning'},
+      el('span', {class: 'badge level-critical'}, 'Upgrade MongoDB'), ' ', storage.server_warning) : null,
     el('p', {}, el('span', {class: `badge level-${db.chunksOk ? 'ok' : 'critical'}`}, db.chunkLine)),
     el('p', {}, storage.persistent === false
       ? el('span', {class: 'badge level-emergency'}, 'Not persistent: nothing survives a restart')
