@@ -254,6 +254,37 @@ def test_an_svg_declaring_100000_px_a_side_is_drawn_within_the_pixel_limit(clien
         assert im.size == (640, 640) and im.convert("RGB").getpixel((320, 320))[0] > 200
 
 
+def test_a_stored_svg_s_renditions_neither_sanitise_nor_measure_it_again(client, editor, monkeypatch):
+    media = post(client, editor, MEDIA, doc(""), "logo.svg", "image/svg+xml").get_json()
+    import pyvips
+
+    def must_not_run(*args, **kwargs):
+        pytest.fail("a rendition sanitised, counted or measured the stored SVG in the worker")
+
+    monkeypatch.setattr(svg, "sanitise", must_not_run)
+    monkeypatch.setattr(svg.svg_cost, "check", must_not_run)
+    monkeypatch.setattr(pyvips.Image, "svgload_buffer", must_not_run)  # the worker's; the helper draws
+    status, _, rendition = served(client, f"{media['url'].rsplit('.', 1)[0]}/w_640.png")
+    assert status == 200
+    with Image.open(io.BytesIO(rendition)) as im:
+        assert im.size == (64, 64) and im.convert("RGB").getpixel((32, 16)) == (0, 0xaa, 0x77)
+
+
+def test_an_svg_past_the_parse_bounds_is_refused_413_before_anything_else_reads_it(client, editor,
+                                                                                   monkeypatch):
+    def must_not_run(*args, **kwargs):
+        pytest.fail("svg-hush or the count read an SVG the parse should have refused")
+
+    monkeypatch.setattr(svg.py_svg_hush, "filter_svg", must_not_run)
+    monkeypatch.setattr(svg.svg_cost, "check", must_not_run)
+    sheet = "".join(f".c{n}{{fill:url(#a)}}" for n in range(2_000))
+    response = post(client, editor, MEDIA, doc(f"<style>{sheet}</style>" + "<g/>" * 4_000), "sheet.svg",
+                    "image/svg+xml")
+    assert response.status_code == 413, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "svg_too_complex" and "1,000 rules" in error["message"]
+
+
 def test_the_front_door_answers_an_svg_exactly_as_the_route_does(app, client, editor):
     media = post(client, editor, MEDIA, doc(""), "logo.svg", "image/svg+xml").get_json()
     warm = client.get(media["url"])  # caches the document, headers and bytes (once read whole)

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from avenue.errors import CorruptImage, ImageTooLarge, UnsupportedImage
-from avenue.media.ingest import svg
+from avenue.media.ingest import svg, svg_cost
 from avenue.media.ingest.images import Limits, prepare
 from tests.helpers import image_bytes
 
@@ -182,7 +182,8 @@ def percent_use_bomb(levels: int = 6, fan_out: int = 10) -> bytes:
     (filtered('<feMorphology radius="200"/>', "0 0 1600 1600"), "filter passes over the canvas: 20,101"),
     (filtered('<feConvolveMatrix order="30" kernelMatrix="1"/>'), "filter passes over the canvas: 113"),
     (nested_patterns(4), "patterns nested: 4 (at most 2)"),
-    (percent_use_bomb(), "elements drawn (through <use>, markers and patterns): 4,691,351"),
+    (percent_use_bomb(), "elements drawn (through <use>, markers, patterns, masks and clip paths): "
+                         "4,691,351"),
     # markers put on by a group or a style sheet are counted as much as an attribute's
     (nested_markers().rpartition(b"<polyline")[0]
      + b'<g style="marker:url(#m3)"><polyline points="0 0 1 0 2 0 3 0 4 0 5 0 6 0"/></g></svg>',
@@ -236,3 +237,209 @@ def test_a_reference_is_stored_as_a_plain_name_or_dropped(written, stored):
     logo = LOGO.replace(b"<svg ", b'<svg xmlns:xlink="http://www.w3.org/1999/xlink" ')
     cleaned = svg.sanitise(logo.replace(b"</svg>", f'<rect id="a"/>{written}</svg>'.encode()))
     assert stored in cleaned, cleaned
+
+
+# --- every SVG's work bounded (issue 73) ----------------------------------------------------
+
+
+def sheet_svg(groups: int = 4_000, rules: int = 2_000) -> bytes:
+    """4,000 empty groups and 2,000 style rules naming a gradient: 55 KB, counted as elements x
+    rules (8 million selector matches) before the parse bounded the rules."""
+    sheet = "".join(f".c{n}{{fill:url(#a)}}" for n in range(rules))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><defs><linearGradient id="a"/>'
+            f'</defs><style>{sheet}</style>{"<g/>" * groups}</svg>').encode()
+
+
+def use_contexts(uses: int = 1_000, elements: int = 1_000) -> bytes:
+    """``uses`` copies of a group of ``elements`` rectangles, each with a fill pattern of its own
+    (so each copy is a context of its own for the count): 1,000 x 1,000 in under 100 KB."""
+    patterns = "".join(f'<pattern id="p{n}" width="1" height="1"><rect width="1" height="1"/></pattern>'
+                       for n in range(uses))
+    copies = "".join(f'<use href="#g" fill="url(#p{n})"/>' for n in range(uses))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><defs>{patterns}'
+            f'<g id="g">{"<rect/>" * elements}</g></defs>{copies}</svg>').encode()
+
+
+def sizeless_text(chars: int = 36_000) -> bytes:
+    """A text run and no width, height or viewBox: librsvg lays all of it out to find a size."""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg"><text x="0" y="20">{"a b " * (chars // 4)}</text>'
+            "</svg>").encode()
+
+
+@pytest.mark.parametrize(("data", "said"), [
+    (sheet_svg(), "more than 1,000 rules"),
+    (sizeless_text(), "longer than 4,000 characters"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg">' + b"<g/>" * 20_001 + b"</svg>", "more than 20,000 elements"),
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><rect id="r"/>' + b'<use href="#r"/>' * 2_001 + b"</svg>",
+     "more than 2,000 <use>"),
+])
+def test_input_past_its_bounds_is_refused_while_it_is_parsed(monkeypatch, data, said):
+    def must_not_run(*args, **kwargs):
+        pytest.fail("svg-hush or the cost count ran: the upload was not refused at its parse")
+
+    monkeypatch.setattr(svg.py_svg_hush, "filter_svg", must_not_run)
+    monkeypatch.setattr(svg.svg_cost, "check", must_not_run)
+    with pytest.raises(ImageTooLarge) as refused:
+        prepare(data, Limits().with_vector())
+    assert refused.value.code == "svg_too_complex" and refused.value.status == 413
+    assert said in refused.value.message, refused.value.message
+
+
+def test_the_count_stops_as_soon_as_its_walk_passes_the_budget(monkeypatch):
+    steps = []
+    real = svg_cost._Counter.cost
+
+    def counted(self, node, inherited):
+        steps.append(1)
+        if len(steps) > 10 * svg_cost.MAX_INSTANCES:
+            pytest.fail("the count walked on far past the budget")
+        return real(self, node, inherited)
+
+    monkeypatch.setattr(svg_cost._Counter, "cost", counted)
+    with pytest.raises(ImageTooLarge, match="elements drawn") as refused:
+        svg.sanitise(use_contexts())
+    assert refused.value.code == "svg_too_complex"
+    assert len(steps) <= svg_cost.MAX_INSTANCES + 1
+
+
+def test_style_rules_apply_by_their_selector_once_looked_up():
+    """A sheet's marker on one class, tag or id is counted on those elements only."""
+    marker = '<marker id="m"><rect width="1" height="1"/></marker>'
+    points = " ".join(f"{n} 0" for n in range(2_100))
+    for selector, attrs, refused in ((".c", 'class="c"', True), (".c", 'class="d"', False),
+                                     ("polyline", "", True), ("rect", "", False), ("#p", 'id="p"', True),
+                                     ("polyline.c", 'class="c"', True), ("rect.c", 'class="c"', False),
+                                     ("g > polyline", "", True)):
+        data = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><defs>{marker}</defs>'
+                f'<style>{selector}{{marker-mid:url(#m)}}</style><polyline {attrs} points="{points}"/></svg>')
+        if refused:
+            with pytest.raises(ImageTooLarge, match="marker draws"):
+                svg.sanitise(data.encode())
+        else:
+            svg.sanitise(data.encode())
+
+
+ROOTS = ['width="100" height="50"', 'width="10.5" height="7.4"', 'width="10cm" height="5mm"',
+         'width="1in" height="72pt"', 'width="2pc" height="3px"', 'viewBox="0 0 33.3 20.6"',
+         'width="100%" height="100%" viewBox="0 0 40 30"', 'width="100" viewBox="0 0 40 30"',
+         'height="100" viewBox="0 0 40 30"', 'width="100" height="50%" viewBox="0 0 40 30"',
+         'width="100" height="50" viewBox="0 0 7 9"', 'width=" 100 " height="50"', 'width="1e2" height="5E1"',
+         'viewBox="0,0,40,30"', 'width="100.5" height="50.5"', 'width="100PX" height="2IN"',
+         'viewBox=" 1 , 2 3e1 4.5e1 "', 'viewBox="0 0 10 10" width="auto" height="auto"']
+
+
+@pytest.mark.parametrize("root", ROOTS)
+def test_the_size_declared_by_the_root_is_the_one_librsvg_reads(root):
+    import pyvips
+
+    data = svg.sanitise(f'<svg xmlns="http://www.w3.org/2000/svg" {root}><rect width="3" height="4"/></svg>'
+                        .encode())
+    read = pyvips.Image.svgload_buffer(data, unlimited=False)
+    assert svg.declared_size(data) == (read.width, read.height)
+
+
+@pytest.mark.parametrize("root", ['', 'width="10"', 'width="2em" height="3ex"', 'width="50%"',
+                                  'width="0" height="10"', 'viewBox="0 0 10"'])
+def test_a_root_without_a_size_of_its_own_is_measured_by_librsvg_in_a_helper(monkeypatch, root):
+    measured = []
+    real = svg.svgdraw.measure
+
+    def counted(data: bytes, seconds: float):
+        measured.append(seconds)
+        return real(data, seconds)
+
+    monkeypatch.setattr(svg.svgdraw, "measure", counted)
+    data = svg.sanitise(f'<svg xmlns="http://www.w3.org/2000/svg" {root}><rect x="3" width="20" height="10"/>'
+                        "</svg>".encode())
+    assert svg.declared_size(data) is None
+    try:
+        svg.intrinsic_size(data, 5.0)
+    except CorruptImage:
+        pass  # width 0: librsvg refuses it, in the helper
+    assert measured == [5.0]
+
+
+def test_no_librsvg_runs_in_the_worker_to_read_an_svg_s_size(monkeypatch):
+    import pyvips
+
+    def must_not_load(*args, **kwargs):
+        pytest.fail("librsvg read the SVG in the worker, outside the helper's deadline")
+
+    monkeypatch.setattr(pyvips.Image, "svgload_buffer", must_not_load)
+    prepared = prepare(LOGO, Limits().with_vector())
+    assert (prepared.width, prepared.height) == (48, 24)
+
+
+def test_a_stored_svg_is_not_sanitised_or_counted_again(monkeypatch):
+    stored = prepare(LOGO, Limits().with_vector()).data
+
+    def must_not_run(*args, **kwargs):
+        pytest.fail("the stored SVG was sanitised or counted again")
+
+    monkeypatch.setattr(svg, "sanitise", must_not_run)
+    monkeypatch.setattr(svg.svg_cost, "check", must_not_run)
+    again = prepare(stored, Limits().with_vector(), decode_scale=lambda width, height: 0.5, stored=True)
+    assert again.pixels.size == (24, 12) and again.data == stored
+
+
+def blurred(functions: str, where: str = "attribute") -> bytes:
+    """A rectangle filtered by CSS filter functions, written in an attribute, a style or a sheet."""
+    put = {"attribute": f'filter="{functions}"', "style": f'style="filter:{functions}"', "sheet": 'class="b"'}
+    sheet = f"<style>.b{{filter:{functions}}}</style>" if where == "sheet" else ""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="1600" height="1600">{sheet}'
+            f'<rect width="1600" height="1600" fill="#0a7" {put[where]}/></svg>').encode()
+
+
+def shared_mask(uses: int = 8) -> bytes:
+    """``uses`` rectangles masked by one blurred mask: the mask is drawn for each of them."""
+    rects = "".join(f'<rect x="{n}" width="90" height="90" mask="url(#m)"/>' for n in range(uses))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><defs>'
+            '<filter id="f"><feGaussianBlur stdDeviation="5"/></filter><mask id="m">'
+            '<rect width="100" height="100" fill="#fff" filter="url(#f)"/></mask>'
+            f"</defs>{rects}</svg>").encode()
+
+
+def shared_clip(uses: int = 200, shapes: int = 200) -> bytes:
+    rects = "".join(f'<rect x="{n % 10}" width="90" height="90" style="clip-path:url(#c)"/>'
+                    for n in range(uses))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100"><defs><clipPath id="c">'
+            + '<circle cx="50" cy="50" r="40"/>' * shapes + f"</clipPath></defs>{rects}</svg>").encode()
+
+
+@pytest.mark.parametrize(("data", "counted"), [
+    (blurred(" ".join(["blur(20px)"] * 10)), "filter passes over the canvas: 10 (at most 8)"),
+    (blurred(" ".join(["blur(20px)"] * 10), "style"), "filter passes over the canvas: 10 (at most 8)"),
+    (blurred(" ".join(["blur(20px)"] * 10), "sheet"), "filter passes over the canvas: 10 (at most 8)"),
+    (blurred("drop-shadow(2px 2px 4px #000) " * 3), "filter passes over the canvas: 9 (at most 8)"),
+    (shared_mask(), "filter passes over the canvas: 9 (at most 8)"),
+    (shared_clip(), "elements drawn (through <use>, markers, patterns, masks and clip paths): 40,"),
+])
+def test_filter_functions_masks_and_clip_paths_are_counted_as_what_they_draw(monkeypatch, data, counted):
+    def must_not_draw(*args, **kwargs):
+        pytest.fail("librsvg was asked to read or draw it")
+
+    monkeypatch.setattr(svg, "intrinsic_size", must_not_draw)
+    monkeypatch.setattr(svg, "rasterise", must_not_draw)
+    with pytest.raises(ImageTooLarge) as refused:
+        prepare(data, Limits().with_vector())
+    assert refused.value.code == "svg_too_complex"
+    assert counted in refused.value.message, refused.value.message
+
+
+def test_a_logo_with_a_blur_a_mask_and_a_clip_path_is_kept():
+    inner = ('<mask id="m"><rect width="48" height="24" fill="#fff"/></mask><clipPath id="c">'
+             '<circle cx="24" cy="12" r="12"/></clipPath>'
+             '<rect width="48" height="24" fill="#123456" mask="url(#m)" clip-path="url(#c)" '
+             'style="filter:blur(0.5px) drop-shadow(1px 1px 1px #000)"/>')
+    prepared = prepare(LOGO.replace(b"</svg>", inner.encode() + b"</svg>"), Limits().with_vector())
+    assert b"clip-path" in prepared.data and b"blur(" in prepared.data
+
+
+def test_a_long_chain_of_references_is_refused_not_recursed_into():
+    """Each ``<use>`` names the next one, first to last: the count would recurse 600 deep."""
+    chain = "".join(f'<use id="u{n}" href="#u{n + 1}"/>' for n in range(600))
+    data = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><defs>{chain}'
+            '<rect id="u600" width="1" height="1"/></defs></svg>').encode()
+    with pytest.raises(ImageTooLarge, match="nests more than 200 deep") as refused:
+        svg.sanitise(data)
+    assert refused.value.code == "svg_too_complex"

@@ -381,7 +381,7 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
             code="file_too_large",
         )
     if svg.looks_like_svg(data):
-        return _prepare_svg(data, limits, decode_scale, working)
+        return _prepare_svg(data, limits, decode_scale, working, stored)
     with warnings.catch_warnings():
         # Our own limits are checked from the header below; Pillow's bomb warning is an error.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -479,19 +479,21 @@ def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
 
 
 def _prepare_svg(data: bytes, limits: Limits, decode_scale: DecodeScale | None,
-                 working: Working | None) -> PreparedImage:
+                 working: Working | None, stored: bool = False) -> PreparedImage:
     """An SVG upload (sniffed by content): refused unless ``limits.vector``; otherwise
-    sanitised (what is stored and served), its size read by librsvg and scaled down to
-    ``limits.max_pixels`` if it declares more (what the image says it is), and drawn at the
-    size the variants need (or ``decode_scale``'s), under the decode budget like any decode."""
+    sanitised (what is stored and served; ``stored``: it is that already, and is not sanitised
+    again), its size read (:func:`svg.intrinsic_size`: from its root, or by librsvg in a draw
+    helper under the deadline) and scaled down to ``limits.max_pixels`` if it declares more
+    (what the image says it is), and drawn at the size the variants need (or
+    ``decode_scale``'s), under the decode budget like any decode."""
     if not limits.vector:
         raise UnsupportedImage(
             "SVG images are accepted only as new uploads to the builder's media library "
             "(POST /api/builder/media). "
             f"Accepted formats here: {limits.accepted_label()}.",
             code="svg_not_accepted", accepted=limits.accepted_label().split(", "))
-    clean = svg.sanitise(data)
-    intrinsic = svg.intrinsic_size(clean)
+    clean = data if stored else svg.sanitise(data)
+    intrinsic = svg.intrinsic_size(clean, limits.svg_draw_seconds)
     width, height = svg.shown_size(intrinsic, limits.max_pixels)
     needed = _draft_size(width, height, 1)
     if decode_scale is not None:
@@ -507,7 +509,7 @@ def _prepare_svg(data: bytes, limits: Limits, decode_scale: DecodeScale | None,
         if not kept:
             held.release()
     return PreparedImage(
-        source_sha256=sha256(data).hexdigest(),
+        source_sha256="" if stored else sha256(data).hexdigest(),
         data=clean,
         format=VECTOR.name.upper(),
         content_type=VECTOR.mime,

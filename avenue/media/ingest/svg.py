@@ -6,7 +6,9 @@ so what is stored is never what was uploaded. Three passes, each strict on its o
 1. **a strict parse** of the upload (expat, with a DOCTYPE's internal subset, every entity
    declaration and external entity refused and external DTDs never read: no billion laughs,
    no XXE; the bytes must be UTF-8 and well formed, the root an ``<svg>`` in the SVG
-   namespace);
+   namespace), which bounds the input as it reads it (:data:`MAX_ELEMENTS`, :data:`MAX_USES`,
+   :data:`MAX_STYLE_RULES`, :data:`MAX_TEXT_CHARS`, :data:`MAX_DEPTH`: 413 ``svg_too_complex``
+   before any other pass runs);
 2. **svg-hush** (``py-svg-hush``, the binding of Cloudflare's filter that Cloudflare Images
    runs): an allow-list of SVG elements and attributes, scripts, event handlers,
    ``<foreignObject>`` and non-SVG namespaces removed, URLs to other documents cut down;
@@ -21,16 +23,19 @@ so what is stored is never what was uploaded. Three passes, each strict on its o
    :func:`_serialise` with nothing but elements, attributes and text (no comments, processing
    instructions or doctype).
 
-The sanitised SVG is what is stored and served (avenue/media/serve/http.py adds its CSP).
-librsvg (through libvips) reads its intrinsic size and rasterises it, at the size a caller
-asks for and never above it, so a file that declares 100000x100000 is never drawn at that
-size; every draw runs in a helper process that is killed past a deadline
+The sanitised SVG is what is stored and served (avenue/media/serve/http.py adds its CSP);
+a stored one is not sanitised again. Its intrinsic size is the one its root declares
+(:func:`declared_size`, worked out as libvips does); librsvg (through libvips) reads it only
+for a root that declares none, and rasterises it, at the size a caller asks for and never
+above it, so a file that declares 100000x100000 is never drawn at that size. Every librsvg
+call runs in a helper process that is killed past a deadline
 (:mod:`avenue.media.ingest.svgdraw`: librsvg cannot be stopped otherwise).
 Pure: bytes in, bytes or pixels out; no database, no Flask.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote
@@ -41,7 +46,7 @@ import py_svg_hush
 from PIL import Image
 
 from avenue.errors import CorruptImage, ImageTooLarge, SvgTooComplex, UnsupportedImage
-from avenue.media.ingest import svg_cost, svgdraw, vips
+from avenue.media.ingest import svg_cost, svgdraw
 
 SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
@@ -49,6 +54,17 @@ XML_NS = "http://www.w3.org/XML/1998/namespace"
 
 #: How deep elements may nest (expat and our recursion stay far from Python's limit).
 MAX_DEPTH = 200
+#: How many elements a file may have: each is drawn at least once, so a file with more could
+#: never pass the draw budget (svg_cost.MAX_INSTANCES); refused while it is parsed.
+MAX_ELEMENTS = svg_cost.MAX_INSTANCES
+#: How many ``<use>`` elements a file may have: an icon sheet uses a few hundred.
+MAX_USES = 2_000
+#: How many rules its ``<style>`` sheets may have (each ``{...}`` block): an editor's export
+#: has one per distinct style, a few hundred at most.
+MAX_STYLE_RULES = 1_000
+#: How many characters its ``<text>`` elements may hold in all: librsvg lays a text run out in
+#: time worse than quadratic in its length (a 36 KB run: 68 s); a logo or a label has tens.
+MAX_TEXT_CHARS = 4_000
 #: How far into a file the sniffer looks for the ``<svg`` root (past an editor's comments).
 SNIFF_BYTES = 65536
 
@@ -70,6 +86,10 @@ _CSS_HOOKS = re.compile(r"@import|@font-face|image-set|expression\s*\(|behavior\
 _SPACE = re.compile(r"[\x00-\x20\x7f]+")
 # A plain XML name without a colon (an NCName, near enough): what a reference may name.
 _NAME = re.compile(r"[^\W\d][\w.\-\u00b7]*")
+_LENGTH = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(px|in|cm|mm|pt|pc)?\s*", re.IGNORECASE)
+# Pixels per unit, at the 72 dpi libvips gives librsvg.
+_UNITS = {"px": 1.0, "in": 72.0, "cm": 72 / 2.54, "mm": 72 / 25.4, "pt": 1.0, "pc": 12.0}
+_BOX_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _SNIFF = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?svg[\s/>]")
 
 
@@ -96,6 +116,10 @@ def looks_like_svg(data: bytes) -> bool:
 
 def _invalid(message: str) -> CorruptImage:
     return CorruptImage(f"This SVG cannot be read: {message}.", code="invalid_svg")
+
+
+def _too_complex(message: str) -> ImageTooLarge:
+    return ImageTooLarge(f"This SVG is too complex to draw: {message}.", code="svg_too_complex")
 
 
 def _refuse_dtd(*_: object) -> int:
@@ -127,6 +151,8 @@ def _parse(data: bytes) -> _Node:
     parser.ExternalEntityRefHandler = _refuse_dtd
     root: list[_Node] = []
     stack: list[_Node] = []
+    counts = {"elements": 0, "use": 0, "rules": 0, "text": 0}
+    in_text = [0]  # how many <text> elements the current one is inside (or is)
 
     def split(qualified: str) -> tuple[str, str]:
         ns, _, name = qualified.rpartition(" ")
@@ -137,15 +163,30 @@ def _parse(data: bytes) -> _Node:
             raise ImageTooLarge(f"This SVG nests elements more than {MAX_DEPTH} deep.",
                                 code="svg_too_complex")
         node = _Node(*split(qualified), {split(key): value for key, value in attrs.items()})
+        counts["elements"] += 1
+        counts["use"] += node.name == "use"
+        in_text[0] += in_text[0] > 0 or node.name == "text"
+        if counts["elements"] > MAX_ELEMENTS:
+            raise _too_complex(f"it has more than {MAX_ELEMENTS:,} elements")
+        if counts["use"] > MAX_USES:
+            raise _too_complex(f"it has more than {MAX_USES:,} <use>")
         (stack[-1].children if stack else root).append(node)
         stack.append(node)
 
     def end(_: str) -> None:
-        stack.pop()
+        node = stack.pop()
+        in_text[0] -= in_text[0] > 0
+        if node.name == "style":
+            counts["rules"] += sum(child.count("{") for child in node.children if isinstance(child, str))
+            if counts["rules"] > MAX_STYLE_RULES:
+                raise _too_complex(f"its style sheets have more than {MAX_STYLE_RULES:,} rules")
 
     def text(chars: str) -> None:
         if stack:
             stack[-1].children.append(chars)
+            counts["text"] += len(chars) if in_text[0] else 0
+            if counts["text"] > MAX_TEXT_CHARS:
+                raise _too_complex(f"its text is longer than {MAX_TEXT_CHARS:,} characters")
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
@@ -289,17 +330,77 @@ def sanitise(data: bytes) -> bytes:
     return _serialise(root)
 
 
-def intrinsic_size(data: bytes) -> tuple[int, int]:
-    """The size librsvg draws the sanitised SVG ``data`` at (its width and height, else its
-    viewBox, else its content's box), read from the header: no pixel is drawn."""
+class _Root(Exception):  # noqa: N818 (not an error: how the root's attributes leave expat)
+    def __init__(self, attrs: dict[str, str]) -> None:
+        self.attrs = attrs
+
+
+def declared_size(data: bytes) -> tuple[int, int] | None:
+    """The size librsvg (through libvips, at its 72 dpi) draws the sanitised SVG ``data`` at,
+    worked out from its root's ``width``, ``height`` and ``viewBox`` as libvips does: both
+    sides as absolute lengths; one side and the viewBox's aspect ratio; the viewBox's size;
+    each rounded half up. None when the root declares no size so read (no viewBox and a side
+    missing, in percent or in font units): librsvg would lay the content out to find it.
+    Only the root element is parsed."""
+    parser = expat.ParserCreate(encoding="utf-8")
+
+    def start(_: str, attrs: dict[str, str]) -> None:
+        raise _Root(attrs)
+
+    parser.StartElementHandler = start
     try:
-        image = vips.Image.svgload_buffer(data, unlimited=False)
-        width, height = int(image.width), int(image.height)
-    except vips.Error as exc:
-        raise _invalid("it has no drawable size") from exc
-    if width < 1 or height < 1:
+        parser.Parse(data, True)
+    except _Root as root:
+        attrs = root.attrs
+    except expat.ExpatError:
+        return None
+    else:
+        return None
+    width, height = _length(attrs.get("width")), _length(attrs.get("height"))
+    box = [float(number) for number in _BOX_NUMBER.findall(attrs.get("viewBox", ""))]
+    box_size = box[2:] if len(box) == 4 and box[2] > 0 and box[3] > 0 else None
+    if any(side is not None and not 0 < side < math.inf for side in (width, height, *(box_size or ()))):
+        return None  # a side of 0 or overflowing: libvips's own answer (its refusal) is the one
+    if width is not None and height is not None:
+        size = (width, height)
+    elif box_size is None:
+        return None
+    elif width is not None:
+        size = (width, width * box_size[1] / box_size[0])
+    elif height is not None:
+        size = (height * box_size[0] / box_size[1], height)
+    else:
+        size = (box_size[0], box_size[1])
+    if not all(0 < side < 1e9 for side in size):
+        return None
+    return math.floor(size[0] + 0.5), math.floor(size[1] + 0.5)
+
+
+def _length(value: str | None) -> float | None:
+    """An absolute length in libvips's pixels (72 dpi); None for none, a percentage, font
+    units or anything else librsvg takes as relative (or refuses)."""
+    found = _LENGTH.fullmatch(value or "")
+    return float(found[1]) * _UNITS[(found[2] or "px").lower()] if found else None
+
+
+def intrinsic_size(data: bytes, seconds: float) -> tuple[int, int]:
+    """The size librsvg draws the sanitised SVG ``data`` at (its width and height, else its
+    viewBox, else its content's box): :func:`declared_size` when the root declares it, read by
+    no librsvg; otherwise read by librsvg in a draw helper within ``seconds``, as a draw
+    (:func:`avenue.media.ingest.svgdraw.measure`: past them 413 ``svg_too_complex``)."""
+    size = declared_size(data)
+    if size is None:
+        try:
+            size = svgdraw.measure(data, seconds)
+        except svgdraw.DrawTimedOut as exc:
+            raise SvgTooComplex(f"This SVG declares no size, and librsvg takes longer than {seconds:g} s to "
+                                "lay its content out to find one; give its root a width and a height or "
+                                "a viewBox.", seconds=seconds) from exc
+        except svgdraw.DrawFailed as exc:
+            raise _invalid("it has no drawable size") from exc
+    if size[0] < 1 or size[1] < 1:
         raise _invalid("it has no drawable size")
-    return width, height
+    return size
 
 
 def shown_size(intrinsic: tuple[int, int], max_pixels: int) -> tuple[int, int]:

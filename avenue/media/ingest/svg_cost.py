@@ -13,8 +13,11 @@ numbers, what the whole document draws:
   ``<style>`` sheet, inherited from a group), multiplied through nesting: a marker whose
   content has markers or ``<use>`` draws all of that at every vertex;
 - **filter passes**: each filter primitive applied, weighted by what it costs per pixel
-  (a morphology's or a convolution's kernel, a turbulence's octaves), as passes over the whole
-  canvas at the variants' largest side, :data:`DRAW_SIDE`;
+  (a morphology's or a convolution's kernel, a turbulence's octaves), and each CSS filter
+  function of a ``filter`` property (``blur()``, ``drop-shadow()``: in an attribute, ``style``
+  or a sheet) as the primitive it is, as passes over the whole canvas at the variants' largest
+  side, :data:`DRAW_SIDE`; a mask's or a clip path's content is drawn for every element that
+  names it, and counted so (its elements, and the passes of its filters);
 - **pattern nesting**: a pattern painted with a pattern painted with a pattern...
 
 Past a limit the upload is refused, 413 ``svg_too_complex``, with a message naming what was
@@ -25,15 +28,23 @@ XML name (avenue/media/ingest/svg.py rewrites every other spelling a browser wou
 so what is counted is what a browser builds.
 
 A ``<style>`` sheet's rules are not matched against the tree: a marker, a filter or a pattern
-a sheet names is counted as if put on every element it could apply to (an upper bound). A
-transform's scale is taken as the largest anywhere in the document, for every filter radius.
+a sheet names is counted as if put on every element its selector's tag, class or id could
+apply it to (a complex selector: every element; an upper bound). A transform's scale is taken
+as the largest anywhere in the document, for every filter radius.
+
+The count is linear in the document: each element's own references (and its sheet rules,
+looked up by its tag, classes and id) are read once; each element is costed once per context
+it is drawn in, and the walk counts its steps and stops, refused, past :data:`MAX_INSTANCES`
+(every step adds an element drawn); a reference chain deeper than :data:`MAX_DRAW_DEPTH` is
+refused rather than recursed into. The parse before it (avenue/media/ingest/svg.py) bounds
+the input: elements, ``<use>``, style rules and text.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -59,6 +70,10 @@ MAX_FILTER_PASSES = 8
 #: How deep patterns may paint with patterns: one inside another drew in 42 ms at 1600 px, a
 #: third level in 1.2 s and a fourth made librsvg give up.
 MAX_PATTERN_NESTING = 2
+#: How deep drawing one element may nest: elements inside elements and the references
+#: followed from them (a ``<use>`` of a ``<use>``..., a marker drawing a marker); the count
+#: walks them recursively, and a logo nests a few tens deep.
+MAX_DRAW_DEPTH = 200
 #: The side, in pixels, filters are counted at: the variants' frame is drawn at most 1600 px a
 #: side (a rendition on request at up to 2560 px costs (2560/1600)^2 = 2.56 times as much).
 DRAW_SIDE = 1600
@@ -82,6 +97,17 @@ _PAINT_SERVERS = frozenset({"pattern", "linearGradient", "radialGradient"})
 # Elements that draw nothing where they stand (their content is drawn where it is used).
 _NOT_DRAWN = frozenset({"defs", "marker", "pattern", "symbol", "clipPath", "mask", "filter", "style",
                         "linearGradient", "radialGradient"})
+# The properties whose references draw something, and what each may name.
+_TARGETS = {"fill": "pattern", "stroke": "pattern", "marker-start": "marker", "marker-mid": "marker",
+            "marker-end": "marker", "mask": "mask", "clip-path": "clipPath", "filter": "filter"}
+_DRAWING = frozenset({*_TARGETS, "marker"})
+# Properties an element does not pass to its children.
+_NOT_INHERITED = frozenset({"filter", "mask", "clip-path"})
+# CSS filter functions (in a ``filter`` property) and their passes over the canvas: each is
+# one filter primitive (drop-shadow() an feDropShadow: a blur, an offset and a merge).
+_FUNCTION = re.compile(r"\b(blur|brightness|contrast|drop-shadow|grayscale|hue-rotate|invert|opacity|"
+                       r"saturate|sepia)\s*\(", re.IGNORECASE)
+_FUNCTION_PASSES = {"drop-shadow": 3}
 _FREE = frozenset({"feMergeNode", "feFuncR", "feFuncG", "feFuncB", "feFuncA", "feDistantLight",
                    "fePointLight", "feSpotLight"})
 
@@ -133,15 +159,25 @@ def _properties(node: _Node) -> Iterator[tuple[str, str]]:
         yield name.lower(), value
 
 
-def _references(properties: Iterator[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The (property, id) pairs of the ``url(#id)`` references among ``properties`` that draw
-    something: markers (``marker`` standing for all three), filters, fills and strokes."""
-    found: set[tuple[str, str]] = set()
+def _references(properties: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (property, target) pairs among ``properties`` that draw something: ``url(#id)``
+    markers (``marker`` standing for all three), fills, strokes, masks and clip paths, and the
+    whole value of a ``filter`` (its ``url(#id)`` and its CSS filter functions, :func:`_filter_passes`).
+    A property set twice counts as its last value (as CSS takes it)."""
+    last: dict[str, str] = {}
     for name, value in properties:
-        for target in (f"#{name}" for name in _REF.findall(value)):
+        if name in _DRAWING:
+            last[name] = value
+    found: set[tuple[str, str]] = set()
+    for name, value in last.items():
+        if name == "filter":
+            if _REF.search(value) or _FUNCTION.search(value):
+                found.add((name, " ".join(value.split())))
+            continue
+        for target in (f"#{ref}" for ref in _REF.findall(value)):
             if name == "marker":
                 found.update((position, target) for position in _POSITIONS)
-            elif name in {*_POSITIONS, "filter", "fill", "stroke"}:
+            else:
                 found.add((name, target))
     return found
 
@@ -150,37 +186,43 @@ _RULE = re.compile(r"([^{}]*)\{([^{}]*)\}")
 _SIMPLE = re.compile(r"^([\w-]*)(?:([.#])([\w-]+))?$")
 
 
-def _sheet_references(root: _Node) -> list[tuple[str, set[tuple[str, str]]]]:
-    """What the ``<style>`` sheets refer to, by selector: a simple one (``tag``, ``.class``,
-    ``#id``, ``tag.class``) kept to be matched, any other one as ``*`` (every element)."""
-    found: list[tuple[str, set[tuple[str, str]]]] = []
+class _Sheet:
+    """What the ``<style>`` sheets refer to, indexed by the simple selector (``tag``,
+    ``.class``, ``#id``, ``tag.class``, ``tag#id``) that applies it; any other selector's
+    references are taken as applying to every element. An element's are found by looking up
+    its own tag, classes and id: one look-up per class, whatever the number of rules."""
 
-    def walk(node: _Node) -> None:
-        if node.name == "style":
+    def __init__(self, root: _Node) -> None:
+        self.everywhere: set[tuple[str, str]] = set()
+        self.keyed: dict[tuple[str, str, str], set[tuple[str, str]]] = {}
+        for node in [root, *_descendants(root)]:
+            if node.name != "style":
+                continue
             text = "".join(child for child in node.children if isinstance(child, str))
             for selectors, body in _RULE.findall(text):
                 references = _references((name.lower(), value) for name, value in _DECLARATION.findall(body))
-                found.extend((selector.strip() if _SIMPLE.match(selector.strip()) else "*", references)
-                             for selector in selectors.split(",") if references)
-        for child in node.children:
-            if not isinstance(child, str):
-                walk(child)
+                for selector in selectors.split(",") if references else ():
+                    simple = _SIMPLE.match(selector.strip())
+                    if simple is None or simple.groups() == ("", None, None):
+                        self.everywhere |= references
+                    else:
+                        tag, kind, name = simple.groups()
+                        self.keyed.setdefault((tag, kind or "", name or ""), set()).update(references)
 
-    walk(root)
-    return found
-
-
-def _matches(selector: str, node: _Node) -> bool:
-    """Whether a simple selector (or ``*``) may match ``node``."""
-    simple = _SIMPLE.match(selector)
-    if selector == "*" or simple is None:
-        return True
-    tag, kind, name = simple.groups()
-    if tag and tag != node.name:
-        return False
-    if kind == "#":
-        return node.attrs.get(("", "id"), "").strip() == name
-    return not kind or name in node.attrs.get(("", "class"), "").split()
+    def references(self, node: _Node) -> set[tuple[str, str]]:
+        """The references of the rules that may apply to ``node``."""
+        found = set(self.everywhere)
+        if not self.keyed:
+            return found
+        keys = [(node.name, "", "")]
+        ident = node.attrs.get(("", "id"), "").strip()
+        if ident:
+            keys += [("", "#", ident), (node.name, "#", ident)]
+        for name in set(node.attrs.get(("", "class"), "").split()):
+            keys += [("", ".", name), (node.name, ".", name)]
+        for key in keys:
+            found |= self.keyed.get(key, set())
+        return found
 
 
 def _vertices(node: _Node) -> int:
@@ -249,29 +291,40 @@ def _primitive_passes(primitive: _Node, scale: float) -> int:
 
 
 class _Counter:
-    """The cost of each element through its references, memoised per inherited context."""
+    """The cost of each element through its references, memoised per inherited context. The
+    walk counts its own steps: every step adds at least one element to what the document draws,
+    so it stops, refused, as soon as it has taken more than :data:`MAX_INSTANCES`, however
+    many contexts (``<use>`` each with its own fill, say) the document makes."""
 
     def __init__(self, root: _Node) -> None:
         self.ids: dict[str, _Node] = {}
-        self.sheet = _sheet_references(root)
+        for node in [root, *_descendants(root)]:
+            self.ids.setdefault(node.attrs.get(("", "id"), "").strip(), node)
+        self.sheet = _Sheet(root)
         self.scale = _scale(root)
+        self.owns: dict[int, frozenset[tuple[str, str]]] = {}
+        self.vertex_counts: dict[int, int] = {}
+        self.filter_passes: dict[str, int] = {}
+        self.primitive_passes: dict[int, int] = {}
         # What each element inherits where it stands in the tree (a marker's or a pattern's
         # content inherits from the marker's or the pattern's ancestors, not from its user).
         self.placed: dict[int, _Context] = {}
         self.costs: dict[tuple[int, _Context], _Cost] = {}
         self.open: set[tuple[int, _Context]] = set()
+        self.steps = 0
         self._index(root, frozenset())
 
-    def _own(self, node: _Node) -> set[tuple[str, str]]:
-        """The references ``node`` makes itself: its properties and the sheets' rules for it."""
-        own = _references(_properties(node))
-        for selector, references in self.sheet:
-            if _matches(selector, node):
-                own |= references
-        return own
+    def _own(self, node: _Node) -> frozenset[tuple[str, str]]:
+        """The references ``node`` makes itself (its properties and the sheets' rules for it)
+        that name something drawn: a gradient or a missing id is left out."""
+        key = id(node)
+        if key not in self.owns:
+            made = _references(_properties(node)) | self.sheet.references(node)
+            self.owns[key] = frozenset((prop, target) for prop, target in made
+                                       if prop == "filter" or self.target(target, _TARGETS[prop]) is not None)
+        return self.owns[key]
 
     def _index(self, node: _Node, inherited: _Context) -> None:
-        self.ids.setdefault(node.attrs.get(("", "id"), "").strip(), node)
         self.placed[id(node)] = inherited
         passed = _inheritable(inherited, self._own(node))
         for child in node.children:
@@ -289,12 +342,18 @@ class _Counter:
 
     def cost(self, node: _Node, inherited: _Context) -> _Cost:
         """What ``node`` draws, with the references its ancestors (or a ``<use>``) pass on."""
+        self.steps += 1
+        if self.steps > MAX_INSTANCES:
+            raise _refused(f"{_ELEMENTS}: more than {MAX_INSTANCES:,} (at most {MAX_INSTANCES:,})")
         key = (id(node), inherited)
         if key in self.costs:
             return self.costs[key]
         if key in self.open:
-            raise _refused("its elements refer to one another in a cycle (through <use>, markers or "
-                           "patterns)")
+            raise _refused("its elements refer to one another in a cycle (through <use>, markers, "
+                           "patterns, masks or clip paths)")
+        if len(self.open) >= MAX_DRAW_DEPTH:  # the keys open are the walk's stack
+            raise _refused(f"its drawing nests more than {MAX_DRAW_DEPTH} deep (elements inside elements "
+                           "and references followed: a chain of <use>, markers or patterns)")
         self.open.add(key)
         own = self._own(node)
         passed = _inheritable(inherited, own)
@@ -307,9 +366,9 @@ class _Counter:
         self.costs[key] = total
         return total
 
-    def _referred(self, node: _Node, passed: _Context, own: set[tuple[str, str]]) -> _Cost:
+    def _referred(self, node: _Node, passed: _Context, own: frozenset[tuple[str, str]]) -> _Cost:
         """What ``node`` draws through references: its ``<use>`` target or template, and the
-        markers, filters and patterns it is drawn with (inherited or its own)."""
+        markers, filters, patterns, masks and clip paths it is drawn with (inherited or its own)."""
         total = _Cost()
         href = node.attrs.get(("", "href")) or node.attrs.get((_XLINK, "href")) or ""
         if node.name == "use" and (instance := self.target(href)) is not None:
@@ -321,32 +380,61 @@ class _Counter:
         if node.name in _NOT_DRAWN:
             return total
         for prop, reference in passed | own:
-            if prop == "filter" and (filter_ := self.target(reference, "filter")) is not None:
+            if prop == "filter":
                 if (prop, reference) in own:  # a filter is not inherited
-                    total += _Cost(passes=sum(_primitive_passes(primitive, self.scale)
-                                              for primitive in _descendants(filter_)))
+                    total += _Cost(passes=self._filter_passes(reference))
+            elif prop in {"mask", "clip-path"}:
+                # Drawn (with its filters) for each element that names it; not inherited.
+                content = self.target(reference, _TARGETS[prop])
+                if (prop, reference) in own and content is not None:
+                    total += self.placed_cost(content)
             elif prop in {"fill", "stroke"} and node.name in _PAINTED and (
                     pattern := self.target(reference, "pattern")) is not None:
                 inside = self.placed_cost(pattern)
                 total += _Cost(inside.elements, inside.markers, inside.passes, inside.nesting + 1)
             elif prop in _POSITIONS and node.name in _SHAPES and (
                     marker := self.target(reference, "marker")) is not None:
-                draws = _vertices(node) if prop == "marker-mid" else 1
-                total += (self.placed_cost(marker) + _Cost(markers=1)).times(draws)
+                draws = self._vertices(node) if prop == "marker-mid" else 1
+                if draws:
+                    total += (self.placed_cost(marker) + _Cost(markers=1)).times(draws)
         return total
 
+    def _vertices(self, node: _Node) -> int:
+        if id(node) not in self.vertex_counts:
+            self.vertex_counts[id(node)] = _vertices(node)
+        return self.vertex_counts[id(node)]
 
-def _inheritable(inherited: _Context, own: set[tuple[str, str]]) -> _Context:
+    def _filter_passes(self, value: str) -> int:
+        """The passes over the canvas of a ``filter`` value: its ``url(#id)`` filters'
+        primitives and its CSS filter functions (``blur(4px) drop-shadow(...)``)."""
+        if value not in self.filter_passes:
+            passes = sum(_FUNCTION_PASSES.get(name.lower(), 1) for name in _FUNCTION.findall(value))
+            for reference in _REF.findall(value):
+                filter_ = self.target(f"#{reference}", "filter")
+                if filter_ is not None and id(filter_) not in self.primitive_passes:
+                    self.primitive_passes[id(filter_)] = sum(_primitive_passes(primitive, self.scale)
+                                                             for primitive in _descendants(filter_))
+                passes += self.primitive_passes.get(id(filter_), 0)
+            self.filter_passes[value] = passes
+        return self.filter_passes[value]
+
+
+def _inheritable(inherited: _Context, own: frozenset[tuple[str, str]]) -> _Context:
     """What an element passes to its children: what it inherits and its own references but
-    its filter (the one property among them that is not inherited)."""
-    return frozenset(inherited | {ref for ref in own if ref[0] != "filter"})
+    its filter, mask and clip path (the properties among them that are not inherited)."""
+    return frozenset(inherited | {ref for ref in own if ref[0] not in _NOT_INHERITED})
 
 
 def _descendants(node: _Node) -> Iterator[_Node]:
-    for child in node.children:
-        if not isinstance(child, str):
-            yield child
-            yield from _descendants(child)
+    """Every element below ``node``, in document order (a stack: no generator per level)."""
+    stack = [child for child in reversed(node.children) if not isinstance(child, str)]
+    while stack:
+        child = stack.pop()
+        yield child
+        stack.extend(grandchild for grandchild in reversed(child.children) if not isinstance(grandchild, str))
+
+
+_ELEMENTS = "elements drawn (through <use>, markers, patterns, masks and clip paths)"
 
 
 def check(root: _Node) -> None:
@@ -358,7 +446,6 @@ def check(root: _Node) -> None:
     for label, count, limit in (("marker draws", cost.markers, MAX_MARKER_DRAWS),
                                 ("filter passes over the canvas", cost.passes, MAX_FILTER_PASSES),
                                 ("patterns nested", cost.nesting, MAX_PATTERN_NESTING),
-                                ("elements drawn (through <use>, markers and patterns)", cost.elements,
-                                 MAX_INSTANCES)):
+                                (_ELEMENTS, cost.elements, MAX_INSTANCES)):
         if count > limit:
             raise _refused(f"{label}: {count:,} (at most {limit:,})")

@@ -74,6 +74,14 @@ def draw(data: bytes, scale: float, seconds: float) -> tuple[int, int, bytes]:
     return width, height, answer[1]
 
 
+def measure(data: bytes, seconds: float) -> tuple[int, int]:
+    """The size librsvg draws the sanitised SVG ``data`` at, read by a helper as a draw is
+    (within ``seconds``, the same errors): its header only, no pixel drawn. For a document
+    that declares no size, whose content librsvg lays out to find one."""
+    width, height, _ = draw(data, 0.0, seconds)
+    return width, height
+
+
 class _Helper:
     """One helper process and its pipes."""
 
@@ -176,7 +184,9 @@ def _frame_out(stream: BinaryIO, data: bytes) -> None:
 
 def _draw_here(pyvips: Any, data: bytes, scale: float) -> tuple[int, int, bytes]:
     """What avenue/media/ingest/svg.py's rasterise drew in the worker before: RGBA, 8 bits."""
-    drawn = pyvips.Image.svgload_buffer(data, scale=scale, unlimited=False)
+    drawn = pyvips.Image.svgload_buffer(data, scale=scale or 1.0, unlimited=False)
+    if not scale:  # measure(): the size only
+        return int(drawn.width), int(drawn.height), b""
     if drawn.interpretation != "srgb":
         drawn = drawn.colourspace("srgb")
     if not drawn.hasalpha():
