@@ -61,7 +61,8 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                    "its variants and renditions drawn as rasters; 415 svg_doctype for one whose DOCTYPE "
                    "declares entities, "
                    "422 invalid_svg for one that is not well-formed, 413 svg_too_complex for one too "
-                   "costly to draw (a <use> bomb, nested markers, filters or "
+                   "costly to draw (too many elements, <use>, style rules or characters of text, "
+                   "a <use> bomb, nested markers, filters, masks or "
                    "patterns past the limits its message names) "
                    "or one whose draw runs past AVENUE_SVG_DRAW_SECONDS.",
                    {"201": answer(ref("Image"), "Stored."), "200": answer(ref("Image"), "Already there."),

@@ -18,8 +18,9 @@ own draw :data:`OWN_MARGIN_SECONDS` after the deadline (``SIGALRM``), so no draw
 worker killed while it waited.
 
 The exchange, one job at a time, in frames of a 4-byte big-endian length then the bytes:
-the caller sends the scale (as text) and the SVG; the helper answers ``ok`` with the width,
-height and RGBA pixels (8 bits, sRGB, alpha), or ``error`` and libvips's message.
+the caller sends the scale (as text; 0 for the size only, :func:`measure`) and the SVG; the
+helper answers ``ok`` with the width, height and RGBA pixels (8 bits, sRGB, alpha; none for
+the size only), or ``error`` and libvips's message.
 
 Pure: bytes in, pixels out; no database, no Flask. (Run as a script, this module imports
 nothing but the standard library and pyvips: keep it so.)
