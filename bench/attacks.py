@@ -674,7 +674,7 @@ def attack_setup(setup: Setup, uri: str, procs: Procs, running: list[Gunicorn], 
 # Expensive requests (the hardening after fb4b483): each scenario on a server of its own
 # setup, on a database of its own, so the rate limits' counters and the stored files are its.
 
-HEAVY = ("rendition-flood", "tus-parking", "edits", "svg-logos", "refused-then-next",
+HEAVY = ("rendition-flood", "tus-parking", "edits", "svg-logos", "svg-parse", "refused-then-next",
          "zip-flat")  # in this order: zip-flat last
 LADDER = (160, 320, 480, 640, 800, 960, 1280, 1600, 1920, 2560)
 FLOOD_SIDE = (6930, 5200)  # 36 MP
@@ -1216,6 +1216,51 @@ def svg_logos(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> lis
     return rows
 
 
+# --- SVG work before the draw (issue 73, svgparse) ---------------------------------------------
+
+
+def sheet_svg(groups: int = 4_000, rules: int = 2_000) -> bytes:
+    """4,000 empty groups and 2,000 ``.cK{fill:url(#a)}`` rules (55 KB): the count matched every
+    element against every rule."""
+    sheet = "".join(f".c{n}{{fill:url(#a)}}" for n in range(rules))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><defs><linearGradient id="a"/>'
+            f'</defs><style>{sheet}</style>{"<g/>" * groups}</svg>').encode()
+
+
+def use_context_svg(uses: int = 1_000, elements: int = 1_000) -> bytes:
+    """1,000 ``<use>`` of a 1,000-element group, each with a ``url()`` fill of its own (38 KB):
+    the count costed the group once per paint context."""
+    copies = "".join(f'<use href="#g" fill="url(#a{n})"/>' for n in range(uses))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><defs>'
+            f'<g id="g">{"<g/>" * elements}</g></defs>{copies}</svg>').encode()
+
+
+def sizeless_text_svg(chars: int = 36_000) -> bytes:
+    """A 36 KB text run in an SVG with no width, height or viewBox: librsvg lays it all out to
+    find the size."""
+    return (f'<svg xmlns="http://www.w3.org/2000/svg"><text x="0" y="20">{"a b " * (chars // 4)}</text>'
+            "</svg>").encode()
+
+
+def svg_parse(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
+    """Each costly SVG uploaded once, one at a time: the answer, how long it took and the
+    workers' RSS growth over the upload (the draw helpers, children of a worker, not counted)."""
+    editor = server.token("editor")
+    rows = []
+    for name, svg in (("sheet: 4,000 <g/> + 2,000 rules", sheet_svg()),
+                      ("<use> contexts: 1,000 x 1,000 elements", use_context_svg()),
+                      ("36 KB text run, no size", sizeless_text_svg())):
+        say(f"{setup}: svg parse: uploading {name} ({len(svg):,} bytes)")
+        with RssPeak(server.process) as rss:
+            status, answer, took = upload_svg(server.port, editor, svg, "costly.svg")
+        code = (answer.get("error") or {}).get("code", "")
+        rows.append(HeavyRow("SVG work before the draw", setup, f"upload: {name} ({len(svg):,} bytes)",
+                             f"{status} {code}".strip(), other=f"answered in {took:.1f} s",
+                             rss=f"+{rss.peak - rss.idle:,.0f} MB (idle {rss.idle:,.0f})"))
+        say(f"  {rows[-1].answers} in {took:.1f} s; {rows[-1].rss}")
+    return rows
+
+
 def _adler32_combine(first: int, second: int, second_length: int) -> int:
     """zlib's adler32_combine: the Adler-32 of A+B from those of A and B and B's length."""
     base = 65521
@@ -1416,7 +1461,8 @@ def _multipart_upload(data: bytes, filename: str) -> tuple[bytes, str]:
 
 
 SCENARIOS = {"rendition-flood": rendition_flood, "tus-parking": tus_parking, "edits": edits,
-             "svg-logos": svg_logos, "zip-flat": zip_flat, "refused-then-next": refused_then_next}
+             "svg-logos": svg_logos, "svg-parse": svg_parse, "zip-flat": zip_flat,
+             "refused-then-next": refused_then_next}
 
 
 def heavy_setup(setup: Setup, uri: str, running: list[Gunicorn], names: list[str], seconds: float,
@@ -1578,7 +1624,7 @@ def main() -> int:
                         help="also attack the app alone under gunicorn's gevent worker "
                              "(bench/requirements.txt)")
     parser.add_argument("--only", help="a comma-separated subset of the attacks: " + ", ".join(
-        [a.key for a in attacks(1, 1, "/")] + list(HEAVY)) + " (the last four on the app alone only, "
+        [a.key for a in attacks(1, 1, "/")] + list(HEAVY)) + " (the last five on the app alone only, "
         "and --before's; with none of the others, neither the front nor the hot-media ratio runs)")
     parser.add_argument("--quick", action="store_true",
                         help="5 s per attack and 300 idle sockets (development)")
@@ -1605,7 +1651,7 @@ def main() -> int:
     limit += (1 + bool(args.before)) * (bool(heavy_names) * 120 + ("rendition-flood" in heavy_names) * 4 * (
         args.seconds + 90) + ("tus-parking" in heavy_names) * (args.seconds + 120)
         + ("edits" in heavy_names) * 400 + ("zip-flat" in heavy_names) * (ZIP_CLIENT_SECONDS + 120)
-        + ("svg-logos" in heavy_names) * (args.seconds + 900)
+        + ("svg-logos" in heavy_names) * (args.seconds + 900) + ("svg-parse" in heavy_names) * 300
         + ("refused-then-next" in heavy_names) * 5 * REFUSED_ROUNDS * 40)
 
     stop_after(int(limit))
