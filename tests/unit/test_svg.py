@@ -443,3 +443,14 @@ def test_a_long_chain_of_references_is_refused_not_recursed_into():
     with pytest.raises(ImageTooLarge, match="nests more than 200 deep") as refused:
         svg.sanitise(data)
     assert refused.value.code == "svg_too_complex"
+
+
+def test_sheet_rules_naming_a_filter_each_for_every_element_are_refused_by_the_count_s_look_ups():
+    """1,000 rules (at the parse's bound), each another filter for every rect: a million
+    references to look up, bounded by MAX_COUNT_WORK rather than counted through."""
+    rules = "".join(f"g > rect.x, rect{{filter:blur({n}px)}}" for n in range(1_000))
+    data = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><style>{rules}</style>'
+            f'{"<rect/>" * 5_000}</svg>').encode()
+    with pytest.raises(ImageTooLarge, match="500,000 look-ups") as refused:
+        svg.sanitise(data)
+    assert refused.value.code == "svg_too_complex"

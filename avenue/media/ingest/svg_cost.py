@@ -35,9 +35,10 @@ as the largest anywhere in the document, for every filter radius.
 The count is linear in the document: each element's own references (and its sheet rules,
 looked up by its tag, classes and id) are read once; each element is costed once per context
 it is drawn in, and the walk counts its steps and stops, refused, past :data:`MAX_INSTANCES`
-(every step adds an element drawn); a reference chain deeper than :data:`MAX_DRAW_DEPTH` is
-refused rather than recursed into. The parse before it (avenue/media/ingest/svg.py) bounds
-the input: elements, ``<use>``, style rules and text.
+(every step adds an element drawn), or past :data:`MAX_COUNT_WORK` look-ups of references
+(sheet rules that give every element many of them); a reference chain deeper than
+:data:`MAX_DRAW_DEPTH` is refused rather than recursed into. The parse before it
+(avenue/media/ingest/svg.py) bounds the input: elements, ``<use>``, style rules and text.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ MAX_PATTERN_NESTING = 2
 #: followed from them (a ``<use>`` of a ``<use>``..., a marker drawing a marker); the count
 #: walks them recursively, and a logo nests a few tens deep.
 MAX_DRAW_DEPTH = 200
+#: How many look-ups the count may make in all: each element's references (its own and its
+#: sheet rules') and, at each step, those it inherits. A logo makes a few per element; a sheet
+#: of rules that each name another filter or marker for every element makes thousands each.
+MAX_COUNT_WORK = 500_000
 #: The side, in pixels, filters are counted at: the variants' frame is drawn at most 1600 px a
 #: side (a rendition on request at up to 2560 px costs (2560/1600)^2 = 2.56 times as much).
 DRAW_SIDE = 1600
@@ -209,9 +214,9 @@ class _Sheet:
                         tag, kind, name = simple.groups()
                         self.keyed.setdefault((tag, kind or "", name or ""), set()).update(references)
 
-    def references(self, node: _Node) -> set[tuple[str, str]]:
-        """The references of the rules that may apply to ``node``."""
-        found = set(self.everywhere)
+    def references(self, node: _Node) -> list[set[tuple[str, str]]]:
+        """The references of the rules that may apply to ``node``, a set per selector matched."""
+        found = [self.everywhere]
         if not self.keyed:
             return found
         keys = [(node.name, "", "")]
@@ -220,9 +225,7 @@ class _Sheet:
             keys += [("", "#", ident), (node.name, "#", ident)]
         for name in set(node.attrs.get(("", "class"), "").split()):
             keys += [("", ".", name), (node.name, ".", name)]
-        for key in keys:
-            found |= self.keyed.get(key, set())
-        return found
+        return found + [self.keyed[key] for key in keys if key in self.keyed]
 
 
 def _vertices(node: _Node) -> int:
@@ -312,6 +315,7 @@ class _Counter:
         self.costs: dict[tuple[int, _Context], _Cost] = {}
         self.open: set[tuple[int, _Context]] = set()
         self.steps = 0
+        self.work = 0
         self._index(root, frozenset())
 
     def _own(self, node: _Node) -> frozenset[tuple[str, str]]:
@@ -319,7 +323,9 @@ class _Counter:
         that name something drawn: a gradient or a missing id is left out."""
         key = id(node)
         if key not in self.owns:
-            made = _references(_properties(node)) | self.sheet.references(node)
+            sheet = self.sheet.references(node)
+            self._work(sum(len(references) for references in sheet))  # before the union is made
+            made = _references(_properties(node)).union(*sheet)
             self.owns[key] = frozenset((prop, target) for prop, target in made
                                        if prop == "filter" or self.target(target, _TARGETS[prop]) is not None)
         return self.owns[key]
@@ -327,6 +333,7 @@ class _Counter:
     def _index(self, node: _Node, inherited: _Context) -> None:
         self.placed[id(node)] = inherited
         passed = _inheritable(inherited, self._own(node))
+        self._work(len(passed))
         for child in node.children:
             if not isinstance(child, str):
                 self._index(child, passed)
@@ -357,6 +364,7 @@ class _Counter:
         self.open.add(key)
         own = self._own(node)
         passed = _inheritable(inherited, own)
+        self._work(len(passed) + len(own))
         total = _Cost(elements=1)
         for child in node.children:
             if not isinstance(child, str):
@@ -398,6 +406,13 @@ class _Counter:
                 if draws:
                     total += (self.placed_cost(marker) + _Cost(markers=1)).times(draws)
         return total
+
+    def _work(self, lookups: int) -> None:
+        """Count ``lookups`` more; refused past :data:`MAX_COUNT_WORK`."""
+        self.work += lookups
+        if self.work > MAX_COUNT_WORK:
+            raise _refused(f"counting it takes more than {MAX_COUNT_WORK:,} look-ups of references (style "
+                           "rules that give many elements many markers, filters or patterns each)")
 
     def _vertices(self, node: _Node) -> int:
         if id(node) not in self.vertex_counts:
