@@ -18,10 +18,10 @@ from tests.helpers import image_bytes
 ROOT = Path(__file__).resolve().parents[2] / "avenue"
 DOOR = "avenue/media/ingest/decoders.py"
 # The loaders of libvips (and librsvg through it) that read a file's bytes, and the only
-# modules that call them: vips.decode_jpeg and svg's size and draw, which images.prepare
+# modules that call them: vips.decode_jpeg and the SVG draw helper (its size and draw), which images.prepare
 # calls after decoders.refuse_disabled (JPEG and SVG can be turned off too).
 FOREIGN = {"jpegload_buffer": {"avenue/media/ingest/vips.py"},
-           "svgload_buffer": {"avenue/media/ingest/svg.py", "avenue/media/ingest/svgdraw.py"}}
+           "svgload_buffer": {"avenue/media/ingest/svgdraw.py"}}
 # What names a decode on libvips's ``Image`` (its ``*load*`` operations, ``new_from_*``,
 # ``thumbnail_*``) and in imagecodecs (``*_decode``, ``imread``).
 VIPS_DECODES = ("load", "load_buffer", "load_source", "new_from_buffer", "new_from_file", "new_from_source",
