@@ -38,6 +38,9 @@ class MediaDoc:
     content_id: object = None
     version: str = ""
     versions: dict[str, dt.datetime] = field(default_factory=dict)
+    # The earlier versions its history keeps (media/store/history.py): a restore or an undo can
+    # make one current again, so the route never refuses their URLs ahead (MediaCache.refuse).
+    history: frozenset[str] = frozenset()
     # Where the subject is, (x, y) in 0..1: what renditions on request crop around.
     focal: tuple[float, float] = (0.5, 0.5)
     # Named crops (media/ingest/edits.py): name -> (x, y, width, height) in 0..1.
@@ -87,6 +90,8 @@ class MediaDoc:
             version=meta.get("version") or "",
             versions={entry["v"]: as_utc(entry["until"]) for entry in meta.get("versions") or []
                       if isinstance(entry, dict) and "until" in entry},
+            history=frozenset(str(item["v"]) for item in meta.get("history") or []
+                              if isinstance(item, dict) and item.get("v")),
             focal=_focal(meta.get("focal_point")),
             crops=_crops(meta.get("crops")),
             width=_size(meta.get("width")),

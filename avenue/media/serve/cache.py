@@ -55,6 +55,9 @@ POLL_LIMIT = 1000
 # After a change stream fails, polling serves alone this long before the stream is retried.
 STREAM_RETRY_SECONDS = 60.0
 Key = tuple[str, Any]  # (bucket, file id)
+# At most this many refused URLs are kept (MediaCache.refuse), the least recently refused
+# dropped first: a few hundred bytes each, so a flood of distinct URLs holds a few MiB at most.
+MAX_REFUSALS = 10_000
 
 
 def _ids(stone: dict[str, Any]) -> list[Any]:
@@ -66,7 +69,7 @@ class MediaCache:
     """LRU caches of documents (by original) and bytes (by file), bounded in bytes."""
 
     def __init__(self, max_bytes: int, max_object_bytes: int, poll_interval: float = 1.0,
-                 max_docs: int = 50_000, stream: str = "auto") -> None:
+                 max_docs: int = 50_000, stream: str = "auto", max_refusals: int = MAX_REFUSALS) -> None:
         """``stream``: ``auto`` (a change stream where the dialect's ``deletions_stream`` says so),
         ``on``, ``off``."""
         self.max_bytes = max_bytes
@@ -81,6 +84,11 @@ class MediaCache:
         # their representation (and by file id, so a deleted rendition's tombstone drops it).
         self._renditions: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._rendition_keys: dict[Any, tuple[Any, ...]] = {}
+        # URLs of cached images that the database's document refused too (a version it does
+        # not know, an extension or variant it lacks), by (bucket, image id, the URL's key):
+        # (until when, the document that refused), so a flood of them reads nothing (refuse).
+        self.max_refusals = max_refusals
+        self._refusals: OrderedDict[tuple[str, Any, Any], tuple[float, MediaDoc]] = OrderedDict()
         self._blob_bytes = 0
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
@@ -134,6 +142,36 @@ class MediaCache:
             if len(self._renditions) > self.max_docs:
                 self._renditions.popitem(last=False)
 
+    # --- refused URLs (negative entries) ---------------------------------------------------
+    def refuse(self, bucket: str, doc: MediaDoc, url: Any,
+               clock: Callable[[], float] = time.monotonic) -> None:
+        """Keep for one ``poll_interval`` that the database's ``doc`` (the one now cached)
+        answers 404 for ``url``: until then the route answers it 404 from the cache, without a
+        read, while ``doc`` stays the cached one. A write that makes ``url`` a file writes
+        a tombstone, and this worker's next poll (at most ``poll_interval`` later) drops ``doc``
+        and so the refusal with it; so a refusal hides only a URL asked here before the write
+        that made it (a version guessed before it was made), and for one poll interval at
+        most. The caller keeps out the versions the image had (http.refusable)."""
+        with self._lock:
+            self._refusals[(bucket, doc.file_id, url)] = (clock() + self.poll_interval, doc)
+            self._refusals.move_to_end((bucket, doc.file_id, url))
+            if len(self._refusals) > self.max_refusals:
+                self._refusals.popitem(last=False)
+
+    def refused(self, bucket: str, doc: MediaDoc, url: Any,
+                clock: Callable[[], float] = time.monotonic) -> bool:
+        """Whether ``url`` was refused less than a poll interval ago by a document equal to
+        ``doc`` (the image's cached one: read again since and changed, it refuses nothing)."""
+        key = (bucket, doc.file_id, url)
+        with self._lock:
+            entry = self._refusals.get(key)
+            if entry is None:
+                return False
+            if entry[0] <= clock() or entry[1] != doc:
+                del self._refusals[key]
+                return False
+            return True
+
     # --- bytes ---------------------------------------------------------------------------
     def get_blob(self, bucket: str, file_id: Any) -> bytes | None:
         with self._lock:
@@ -177,6 +215,7 @@ class MediaCache:
             self._headers.clear()
             self._renditions.clear()
             self._rendition_keys.clear()
+            self._refusals.clear()
             self._blobs.clear()
             self._blob_bytes = 0
 

@@ -52,6 +52,8 @@ CSP = "default-src 'none'; sandbox"
 #: An SVG's: nothing fetched, no script, its own inline styles drawn (docs/security.md).
 SVG_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
 _VERSION = re.compile(r"[0-9a-f]{8}")  # what replace.version_of gives
+# The extensions an original's URLs carry (one per stored format).
+_ORIGINAL_EXTENSIONS = frozenset(EXTENSIONS.values())
 # The request headers that make a GET conditional or partial (WSGI environ names).
 CONDITIONAL = ("HTTP_RANGE", "HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_RANGE",
                "HTTP_IF_MATCH", "HTTP_IF_UNMODIFIED_SINCE")
@@ -250,6 +252,34 @@ def resolve(bucket: str, token: str, variant: str | None,
     return Representation(bucket, doc, name, info["id"], info["length"], info.get("chunk_size", CHUNK_SIZE),
                           info["sha256"], info["content_type"], f"{stem}-{name}.{EXTENSIONS.get(fmt, fmt)}",
                           vary=not ext)
+
+
+def lasting_miss(doc: MediaDoc, url: MediaUrl) -> bool:
+    """Whether ``doc``'s 404 for ``url`` is one no answer's URL can turn into a file before
+    this worker's poll brings the change: its extension is none an answer's URLs carry, or it
+    names ``doc``'s own version's original in an extension not that one's (a version is one
+    picture, so one format: ``replace.version_of``). A write can make such a URL at most a 308
+    (the image replaced: an earlier version's URL redirects whatever its extension), which
+    reaches this worker with its poll, as any earlier version's does ("earlier_urls")."""
+    _, version, ext = parse_token(url.token)
+    if url.variant is not None:
+        ext = url.variant.partition(".")[2].lower()
+        return bool(ext) and ext not in VARIANT_BY_EXTENSION
+    if url.named is not None:
+        ext = url.named.partition(".")[2].lower()
+    elif not ext:
+        return False
+    own = EXTENSIONS.get(doc.format, "")
+    return ext not in _ORIGINAL_EXTENSIONS or (version == doc.version and ext != own)
+
+
+def refusable(doc: MediaDoc, url: MediaUrl) -> bool:
+    """Whether the 404 the database's ``doc`` gives for ``url`` may be kept for a poll interval
+    (:meth:`MediaCache.refuse`): not when the URL names a version the image had (still
+    redirecting, or kept in its history), which a restore or an undo makes current again in
+    one write whose answer gives this very URL."""
+    _, version, _ = parse_token(url.token)
+    return version not in doc.versions and version not in doc.history
 
 
 # How long a named URL's 301 may be cached (a name can change again).

@@ -53,7 +53,9 @@ from avenue.media.serve.http import (
     Representation,
     decide,
     is_rendition,
+    lasting_miss,
     normalise_range,
+    refusable,
     representation_headers,
     resolve,
     resolve_named,
@@ -377,7 +379,8 @@ Found = TypeVar("Found")
 Loader = Callable[[str, ObjectId], MediaDoc | None]
 
 
-def read_through(resolver: Callable[[Loader], Found], settled: Callable[[Found], bool]) -> Found:
+def read_through(resolver: Callable[[Loader], Found], settled: Callable[[Found], bool],
+                 url: MediaUrl | None = None) -> Found:
     """What ``resolver`` finds with this worker's cached document, unless that answer is not
     ``settled`` (a 404, a redirect, a name or crop the document lacks) and came from the
     cache: then what it finds with the document the database holds now. The cache learns of
@@ -385,25 +388,47 @@ def read_through(resolver: Callable[[Loader], Found], settled: Callable[[Found],
     URL the API just answered (a new version, a new name, a new crop) names what the cached
     document does not know yet; a 404 or a 301 for it would break read-your-writes across
     workers (docs/architecture.md, "Invariants"). Only the unsettled answers pay the read: the
-    served ones stay the cache's."""
-    cached: list[bool] = []
+    served ones stay the cache's.
+
+    With ``url`` (the plain and named routes), a 404 pays no read when no write could make it
+    a file (:func:`~avenue.media.serve.http.lasting_miss`: the cached version's original in a
+    wrong extension), nor when the database's document refused this URL less than a poll
+    interval ago (:meth:`MediaCache.refuse`, kept only for versions the image never had:
+    :func:`~avenue.media.serve.http.refusable`): a flood of wrong URLs of a cached image
+    reads at most once per URL and poll interval, where it read once per request."""
+    cached: list[MediaDoc] = []
+    cache = get_state().cache
 
     def load(bucket: str, file_id: ObjectId) -> MediaDoc | None:
         state = get_state()
         state.cache.sync(state.database())
         doc = state.cache.get_doc(bucket, file_id)
-        cached.append(doc is not None)
+        if doc is not None:
+            cached.append(doc)
         return doc if doc is not None else _read(bucket, file_id)
 
     try:
         found = resolver(load)
     except AvenueError:
-        if not any(cached):
+        if not cached:
             raise
     else:
-        if settled(found) or not any(cached):
+        if settled(found) or not cached:
             return found
-    return resolver(_read)
+        if found is None and url is not None and (
+                lasting_miss(cached[0], url) or cache.refused(url.bucket, cached[0], url)):
+            return found
+    read: list[MediaDoc | None] = []
+
+    def reread(bucket: str, file_id: ObjectId) -> MediaDoc | None:
+        read.append(_read(bucket, file_id))
+        return read[-1]
+
+    found = resolver(reread)
+    fresh = read[0] if read else None
+    if found is None and url is not None and fresh is not None and refusable(fresh, url):
+        cache.refuse(url.bucket, fresh, url)
+    return found
 
 
 def _servable(found: object) -> bool:
@@ -421,7 +446,7 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
     if variant is not None and is_rendition(variant, get_state().allow):
         return _rendition(bucket, token, variant)
     accept = request.headers.get("Accept", "")
-    rep = read_through(lambda load: resolve(bucket, token, variant, load, accept), _servable)
+    rep = read_through(lambda load: resolve(bucket, token, variant, load, accept), _servable, url)
     if rep is None:
         return not_found()
     name = (variant or "").partition(".")[0]
@@ -449,7 +474,7 @@ def named_media(alias: str, token: str, named: str) -> Response:
     if url is None or url.named is None:
         return not_found()
     bucket, token, named = url.bucket, url.token, url.named
-    rep = read_through(lambda load: resolve_named(bucket, token, named, load), _servable)
+    rep = read_through(lambda load: resolve_named(bucket, token, named, load), _servable, url)
     if rep is None:
         return not_found()
     if isinstance(rep, Moved):
