@@ -675,7 +675,7 @@ def attack_setup(setup: Setup, uri: str, procs: Procs, running: list[Gunicorn], 
 # setup, on a database of its own, so the rate limits' counters and the stored files are its.
 
 HEAVY = ("rendition-flood", "tus-parking", "edits", "svg-logos", "svg-parse", "refused-then-next",
-         "zip-flat")  # in this order: zip-flat last
+         "wrong-urls", "zip-flat")  # in this order: zip-flat last
 LADDER = (160, 320, 480, 640, 800, 960, 1280, 1600, 1920, 2560)
 FLOOD_SIDE = (6930, 5200)  # 36 MP
 EDIT_SIDE = (7300, 5470)  # 39.9 MP, under AVENUE_MAX_PIXELS (40,000,000)
@@ -1460,9 +1460,100 @@ def _multipart_upload(data: bytes, filename: str) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+# --- wrong URLs of a cached image (issue 73, item 7) -----------------------------------------
+WRONG_CONNECTIONS = 16
+
+
+def query_ops(db) -> int:
+    """The database's count of queries so far (``serverStatus``' ``opcounters.query``)."""
+    return int(db.client.admin.command("serverStatus")["opcounters"]["query"])
+
+
+class ListProbe:
+    """An editor's list of uploads (``GET /api/uploads?limit=20``) and ``/readyz``, one after
+    the other from 127.0.0.1, as long as it runs: each one's times."""
+
+    def __init__(self, port: int, headers: dict[str, str]) -> None:
+        self.port, self.headers = port, headers
+        self.times: dict[str, list[float]] = {"list": [], "readyz": []}
+        self.failed: collections.Counter = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for kind, path, headers in (("list", "/api/uploads?limit=20", self.headers),
+                                        ("readyz", "/readyz", {})):
+                status, _, took = call(self.port, "GET", path, headers=headers, timeout=30)
+                if status == 200:
+                    self.times[kind].append(took)
+                else:
+                    self.failed[f"{kind} {status}"] += 1
+
+    def start(self) -> ListProbe:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=65)
+
+    def summary(self) -> str:
+        parts = []
+        for kind, label in (("list", "editors' list"), ("readyz", "/readyz")):
+            ordered = sorted(self.times[kind])
+            parts.append(f"{label} p50 {ordered[len(ordered) // 2] * 1000:,.0f} ms ({len(ordered)})"
+                         if ordered else f"{label}: none answered 200")
+        if self.failed:
+            parts.append(f"not 200: {codes(self.failed)}")
+        return ", ".join(parts)
+
+
+def wrong_urls(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
+    """16 connections asking for wrong URLs of one public image both workers have cached: 8
+    wrong URLs again and again (other extensions, versions it never had, a variant format it
+    lacks), then a new invented version each time; beside them, an editor's list of uploads and
+    ``/readyz``, one after the other. The database's queries counted (``opcounters.query``),
+    the workers' tombstone polls (two a second each) and the probes' own reads among them."""
+    headers = server.token("editor")
+    say(f"{setup}: wrong URLs: uploading 12 public 800x600 photos")
+    images = [upload_photo(server, headers, photo_jpeg((800, 600), 80 + n, "wrong"), f"wrong{n}.jpg")
+              for n in range(12)]
+    image = images[0]
+    base, ext = image["url"].rsplit(".", 1)
+    card = next(iter(image["variant_urls"]["card"].values()))
+    for _ in range(8):  # both workers cache it (and its variants are rendered)
+        call(server.port, "GET", image["url"])
+        call(server.port, "GET", card)
+    again = itertools.cycle([f"{base}.gif", f"{base}.png", f"{base}~00000000.{ext}", f"{base}~0123abcd.{ext}",
+                             f"{base}~89abcdef.{ext}", f"{base}~0123abcd/thumb", f"{base}/thumb.png",
+                             f"{base}/card.gif"])
+    rows = []
+    for load, paths in (("none (the probes alone)", None),
+                        (f"{WRONG_CONNECTIONS} connections: 8 wrong URLs again and again",
+                         lambda: next(again)),
+                        (f"{WRONG_CONNECTIONS} connections: a new invented version each",
+                         lambda: f"{base}~{random.getrandbits(32):08x}.{ext}")):
+        settle(server.port)
+        probe = ListProbe(server.port, headers).start()
+        flood = Flood(server.port, paths, WRONG_CONNECTIONS).start() if paths is not None else None
+        before, started = query_ops(db), time.monotonic()
+        time.sleep(seconds)
+        reads = (query_ops(db) - before) / (time.monotonic() - started)
+        if flood is not None:
+            flood.stop()
+        probe.stop()
+        answers = "" if flood is None else \
+            f"{sum(flood.statuses.values()) / seconds:,.0f}/s: {codes(flood.statuses)}"
+        rows.append(HeavyRow("wrong URLs of a cached image", setup, load, answers, "", "",
+                             f"database queries {reads:,.0f}/s; {probe.summary()}"))
+        say(f"  {load}: {answers or 'no flood'}; {rows[-1].other}")
+    return rows
+
+
 SCENARIOS = {"rendition-flood": rendition_flood, "tus-parking": tus_parking, "edits": edits,
              "svg-logos": svg_logos, "svg-parse": svg_parse, "zip-flat": zip_flat,
-             "refused-then-next": refused_then_next}
+             "refused-then-next": refused_then_next, "wrong-urls": wrong_urls}
 
 
 def heavy_setup(setup: Setup, uri: str, running: list[Gunicorn], names: list[str], seconds: float,
@@ -1512,7 +1603,8 @@ def render_heavy(rows: list[HeavyRow], seconds: float) -> list[str]:
 
 
 HEAVY_ORDER = {"rendition flood": 0, "tus parking": 1, "zip of flat pixels": 2, "4 edits at once": 3,
-               "costly SVG logos": 4, "413, then the next request on its connection": 5}
+               "costly SVG logos": 4, "413, then the next request on its connection": 5,
+               "wrong URLs of a cached image": 6}
 
 
 def render(rows: list[Row], ratios: dict, *, args: argparse.Namespace, started: str,
@@ -1652,7 +1744,8 @@ def main() -> int:
         args.seconds + 90) + ("tus-parking" in heavy_names) * (args.seconds + 120)
         + ("edits" in heavy_names) * 400 + ("zip-flat" in heavy_names) * (ZIP_CLIENT_SECONDS + 120)
         + ("svg-logos" in heavy_names) * (args.seconds + 900) + ("svg-parse" in heavy_names) * 300
-        + ("refused-then-next" in heavy_names) * 5 * REFUSED_ROUNDS * 40)
+        + ("refused-then-next" in heavy_names) * 5 * REFUSED_ROUNDS * 40
+        + ("wrong-urls" in heavy_names) * (3 * args.seconds + 180))
 
     stop_after(int(limit))
 

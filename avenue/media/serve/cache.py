@@ -56,7 +56,7 @@ POLL_LIMIT = 1000
 STREAM_RETRY_SECONDS = 60.0
 Key = tuple[str, Any]  # (bucket, file id)
 # At most this many refused URLs are kept (MediaCache.refuse), the least recently refused
-# dropped first: a few hundred bytes each, so a flood of distinct URLs holds a few MiB at most.
+# dropped first: about 400 bytes each beside the document they name, 4 MB in all.
 MAX_REFUSALS = 10_000
 
 
