@@ -395,7 +395,8 @@ def read_through(resolver: Callable[[Loader], Found], settled: Callable[[Found],
     wrong extension), nor when the database's document refused this URL less than a poll
     interval ago (:meth:`MediaCache.refuse`, kept only for versions the image never had:
     :func:`~avenue.media.serve.http.refusable`): a flood of wrong URLs of a cached image
-    reads at most once per URL and poll interval, where it read once per request."""
+    reads once per URL and poll interval (and once per request that meets its lapse at the
+    same moment), where it read once per request."""
     cached: list[MediaDoc] = []
     cache = get_state().cache
 
