@@ -391,9 +391,10 @@ def read_through(resolver: Callable[[Loader], Found], settled: Callable[[Found],
     served ones stay the cache's.
 
     With ``url`` (the plain and named routes), a 404 pays no read when no write could make it
-    a file (:func:`~avenue.media.serve.http.lasting_miss`: the cached version's original in a
-    wrong extension), nor when the database's document refused this URL less than a poll
-    interval ago (:meth:`MediaCache.refuse`, kept only for versions the image never had:
+    a file (:func:`~avenue.media.serve.http.lasting_miss`: an extension no answer's URL
+    carries, or the cached version's original in another format's), nor when the database's
+    document refused this URL less than a poll interval ago (:meth:`MediaCache.refuse`, kept
+    only for versions the image never had:
     :func:`~avenue.media.serve.http.refusable`): a flood of wrong URLs of a cached image
     reads once per URL and poll interval (and once per request that meets its lapse at the
     same moment), where it read once per request."""
