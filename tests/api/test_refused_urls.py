@@ -65,9 +65,36 @@ def test_a_flood_of_wrong_urls_of_a_cached_image_reads_once_per_url(backend, db_
         assert reads.count - before == 4
         assert client.get(media["url"]).status_code == 200  # the image itself still served
     finally:
-        client_ = app.extensions["avenue.mongo"].client
-        client_.drop_database(db_name)
-        client_.close()
+        mongo = app.extensions["avenue.mongo"].client
+        mongo.drop_database(db_name)
+        mongo.close()
+
+
+def test_a_flood_of_wrong_extensions_of_a_readable_name_reads_nothing(backend, db_name):
+    """A public image's named URL in another format's extension, or in none a format has: no
+    write can make it a file (a name is the current version's original), so no read. Before:
+    a read each."""
+    if backend[0] is not pymongo.MongoClient:
+        pytest.skip("command monitoring needs the wire protocol")
+    reads = Matching(document_reads(db_name))
+    app = make_app((listening(reads), backend[1]), db_name, AVENUE_DELETIONS_POLL_MS=60_000)
+    try:
+        client, editor = app.test_client(), Auth(app).token("editor")
+        media = library_upload(client, editor)
+        named = client.put(f"{MEDIA}/{media['id']}/name", headers=editor, json={"name": "red boot"})
+        assert named.status_code == 200, named.get_json()
+        url = named.get_json()["named_url"]
+        assert client.get(url).status_code == 200  # cached
+        stem = url[url.index("/media/"):].rsplit(".", 1)[0]
+        before = reads.count
+        for _ in range(10):
+            for wrong in (f"{stem}.png", f"{stem}.xyz"):
+                assert client.get(wrong).status_code == 404, wrong
+        assert reads.count == before
+    finally:
+        mongo = app.extensions["avenue.mongo"].client
+        mongo.drop_database(db_name)
+        mongo.close()
 
 
 def two_workers(app_factory, **config):
