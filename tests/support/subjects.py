@@ -19,6 +19,7 @@ DATABASE_SUBJECTS = frozenset({
     # storage and serving: GridFS files and chunks, ranges, streaming, the stock reader
     "tests/api/test_media_storage.py",
     "tests/api/test_media_serving.py",
+    "tests/api/test_refused_urls.py",
     "tests/api/test_stock_gridfs.py",
     "tests/api/test_duplicates.py",
     "tests/api/test_tus.py",
