@@ -234,3 +234,32 @@ def test_a_rendition_holds_the_budget_through_its_resize_and_encode(monkeypatch)
         let_go.set()
     first.join()
     assert len(done) == 1 and decode_budget(capacity).in_use == 0
+
+
+def test_an_edit_and_the_answer_it_decodes_reserve_in_the_apps_budget(app_factory, auth, monkeypatch):
+    # An edit's new picture is decoded once more before the answer (its thumb, focal point and
+    # placeholder): in the budget the app is configured with, the one the edit itself and the
+    # variants after the answer take turns in. A budget of another size is another ledger
+    # (under gunicorn, another file): the answer's decode of a 40 MP picture in the default
+    # budget ran beside another worker's edit holding the app's.
+    from avenue.media.ingest import images
+
+    capacity = 24 * 2**20 + 23
+    app = app_factory(AVENUE_DECODE_BUDGET_BYTES=capacity)
+    headers = type(auth)(app).token("editor")
+    client = app.test_client()
+    created = upload(client, headers, data=png(600), filename="turn.png")
+    assert created.status_code == 201
+    asked: list[int] = []
+    real = images.decode_budget
+
+    def recorded(size: int):
+        asked.append(size)
+        return real(size)
+
+    monkeypatch.setattr(images, "decode_budget", recorded)
+    response = client.put(f"/api/uploads/{created.get_json()['id']}/edits", json={"rotate": 90},
+                          headers=headers)
+    assert response.status_code == 200, response.get_json()
+    assert len(asked) >= 2  # the edit's canvases, then its answer's decode
+    assert set(asked) == {capacity}

@@ -325,6 +325,18 @@ def _ingest(raw: bytes, limits: Limits, focal: FocalPoint | None, crops: dict[st
     return pipeline.ingest_for_answer(raw, limits, focal, box)
 
 
+def _stored_limits(size: int, limits: Limits | None, media: Media) -> Limits:
+    """What a new version made of stored bytes (``size`` of them) is decoded with before the
+    answer: as stored, within the decode budget of ``limits`` when given, else the app's
+    (``media.settings``), the one its edit and its variants after the answer reserve in. A
+    budget of another size is another ledger: with ``Limits()``'s default there, an edit's
+    answer decoded its 40 MP picture beside another worker's edit holding the app's budget."""
+    if limits is None:
+        return pipeline.stored_limits(size, media.settings)
+    return Limits.for_stored(size, limits.decode_budget_bytes, limits.decode_wait_seconds,
+                             media.settings.disabled_formats, svg_draw_seconds=limits.svg_draw_seconds)
+
+
 def _rerender(db: Database[Document], bucket: str, doc: dict[str, Any], *, focal: FocalPoint | None,
               edits: Edits | None, crops: dict[str, Box], limits: Limits | None, checked: bool,
               refs: dict[str, Any] | None, delete_lease: dt.timedelta, media: Media,
@@ -348,10 +360,7 @@ def _rerender(db: Database[Document], bucket: str, doc: dict[str, Any], *, focal
             editing.apply(original, edits, pipeline.stored_limits(len(original), media.settings))
     else:
         raw = storage.read_all(db, bucket, bytes_doc(db, bucket, doc))
-    given = limits or Limits()
-    ingested = _ingest(raw, Limits.for_stored(len(raw), given.decode_budget_bytes, given.decode_wait_seconds,
-                                              media.settings.disabled_formats,
-                                              svg_draw_seconds=given.svg_draw_seconds), focal, crops)
+    ingested = _ingest(raw, _stored_limits(len(raw), limits, media), focal, crops)
     source_sha256 = meta.get("source_sha256", "")
     return _apply(db, bucket, doc, _Plan(
         ingested, version_of(source_sha256, ingested.focal, edits, crops), meta.get("key"), source_sha256,
@@ -377,10 +386,7 @@ def restore(db: Database[Document], bucket: str, doc: dict[str, Any], item: dict
     data, source = original
     raw = data if edits is None else \
         editing.apply(data, edits, pipeline.stored_limits(len(data), media.settings))
-    given = limits or Limits()
-    ingested = _ingest(raw, Limits.for_stored(len(raw), given.decode_budget_bytes, given.decode_wait_seconds,
-                                              media.settings.disabled_formats,
-                                              svg_draw_seconds=given.svg_draw_seconds), focal, crops)
+    ingested = _ingest(raw, _stored_limits(len(raw), limits, media), focal, crops)
     source_sha256 = str(item.get("source_sha256") or "")
     scope = (doc["metadata"].get("key") or "").rpartition(":")[0]
     return _apply(db, bucket, doc, _Plan(
