@@ -679,6 +679,7 @@ HEAVY = ("rendition-flood", "tus-parking", "edits", "svg-logos", "svg-parse", "r
 LADDER = (160, 320, 480, 640, 800, 960, 1280, 1600, 1920, 2560)
 FLOOD_SIDE = (6930, 5200)  # 36 MP
 EDIT_SIDE = (7300, 5470)  # 39.9 MP, under AVENUE_MAX_PIXELS (40,000,000)
+EDIT_PNG_SIDE = (6300, 6300)  # 39.7 MP
 FLAT_SIDE = (7300, 5470)
 EDITS_TARGET_MB = 600
 ZIP_CLIENT_SECONDS = 100.0  # the client's wait for the import's answer (the deadline is 60 s)
@@ -718,8 +719,9 @@ def call(port: int, method: str, path: str, *, body: bytes | None = None,
         conn.close()
 
 
-def upload_photo(server: Gunicorn, headers: dict[str, str], body: bytes, name: str) -> dict:
-    status, image = server.upload(headers, body, name, timeout=180)
+def upload_photo(server: Gunicorn, headers: dict[str, str], body: bytes, name: str,
+                 visibility: str = "public") -> dict:
+    status, image = server.upload(headers, body, name, timeout=180, visibility=visibility)
     if status not in (200, 201) or "url" not in image:
         raise BenchError(f"upload of {name}: HTTP {status} {str(image)[:300]}")
     return image
@@ -988,11 +990,12 @@ def tus_parking(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> l
 
 
 class WorkerRss:
-    """Each worker's RSS and their sum every 0.1 s, with when each peaked (seconds from the
-    start): what :class:`RssPeak` gives, and which worker held it when."""
+    """Each worker's RSS and their sum every ``every`` seconds, with when each peaked (seconds
+    from the start): what :class:`RssPeak` gives, and which worker held it when."""
 
-    def __init__(self, master: subprocess.Popen) -> None:
+    def __init__(self, master: subprocess.Popen, every: float = 0.1) -> None:
         self.master = master
+        self.every = every
         self.pids = sorted(worker_pids(master))
         self.idle = {pid: rss_mb([pid]) for pid in self.pids}
         self.peak = {pid: (mb, 0.0) for pid, mb in self.idle.items()}  # pid -> (MB, at)
@@ -1002,7 +1005,7 @@ class WorkerRss:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.wait(0.1):
+        while not self._stop.wait(self.every):
             at = time.monotonic() - self._started
             sizes = {pid: rss_mb([pid]) for pid in worker_pids(self.master)}
             for pid, mb in sizes.items():
@@ -1039,23 +1042,60 @@ def pending_variants(db, bucket: str, ids: list[str]) -> int:
     return count
 
 
+def edit_png(size: tuple[int, int], seed: int) -> bytes:
+    """A PNG of ``size`` that compresses to a few hundred KB (a gradient and shapes, no grain,
+    distinct by ``seed``): the 40 MP picture a small upload may declare."""
+    from PIL import Image, ImageDraw
+
+    chance = random.Random(seed)
+    image = Image.linear_gradient("L").rotate(chance.choice((0, 90, 180, 270))).resize(size).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x, y = chance.randrange(size[0]), chance.randrange(size[1])
+        w, h = chance.randrange(1, size[0] // 3), chance.randrange(1, size[1] // 3)
+        colour = tuple(chance.randrange(256) for _ in range(3))
+        (draw.ellipse if chance.random() < 0.5 else draw.rectangle)((x, y, x + w, y + h), fill=colour)
+    return encoded(image, "PNG")
+
+
 def edits(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
-    """One editor's 4 edits at once (rotate 90 and crop), each of a 39.9 MP upload of theirs;
-    the workers' RSS sampled until every variant the edits left for after their answers is
-    stored (the image lists none pending), not just until the answers."""
+    """One editor's 4 edits at once, twice: of 39.9 MP photos of theirs (JPEG, rotate 90 and
+    crop), then of 6300x6300 private PNGs (rotate 90 and flip: a client's attack). The workers'
+    summed RSS sampled every 50 ms until every variant the edits left for after their answers
+    is stored (the images list none pending), not just until the answers."""
     headers = server.token("editor")
     say(f"{setup}: edits: uploading 4 {EDIT_SIDE[0]}x{EDIT_SIDE[1]} photos")
-    images = [upload_photo(server, headers, photo_jpeg(EDIT_SIDE, 60 + n, "edit"), f"edit{n}.jpg")
+    photos = [upload_photo(server, headers, photo_jpeg(EDIT_SIDE, 60 + n, "edit"), f"edit{n}.jpg")
               for n in range(4)]
-    for image in images:
-        call(server.port, "GET", next(iter(image["variant_urls"]["card"].values())), timeout=120)
-    settle(server.port)
-    body = json.dumps({"rotate": 90, "crop": {"x": 0.05, "y": 0.05, "width": 0.9, "height": 0.9}}).encode()
-    answers: list[tuple[int, float]] = []
-    lock = threading.Lock()
+    rows = [_edits_at_once(server, db, setup, say, headers, photos,
+                           "one editor, 4 uploads of 39.9 MP, rotate 90 + crop",
+                           {"rotate": 90, "crop": {"x": 0.05, "y": 0.05, "width": 0.9, "height": 0.9}})]
+    say(f"{setup}: edits: uploading 4 private {EDIT_PNG_SIDE[0]}x{EDIT_PNG_SIDE[1]} PNGs")
+    pngs = [upload_photo(server, headers, edit_png(EDIT_PNG_SIDE, 80 + n), f"edit{n}.png",
+                         visibility="private") for n in range(4)]
+    rows.append(_edits_at_once(server, db, setup, say, headers, pngs,
+                               "one editor, 4 private PNGs of 39.7 MP, rotate 90 + flip",
+                               {"rotate": 90, "flip_horizontal": True}))
+    return rows
+
+
+def _edits_at_once(server: Gunicorn, db, setup: str, say: Say, headers: dict[str, str], images: list[dict],
+                   load: str, edits: dict) -> HeavyRow:
+    """``edits`` of the four ``images`` at once by their uploader (``headers``), once their
+    uploads' variants are stored."""
     ids = [image["id"] for image in images]
+    for image in images:  # a first GET renders what the render after the answer left (it gave up: busy)
+        call(server.port, "GET", next(iter(image["variant_urls"]["card"].values())), headers=headers,
+             timeout=120)
+    deadline = time.monotonic() + 300
+    while pending_variants(db, UPLOADS, ids) and time.monotonic() < deadline:
+        time.sleep(0.2)  # the uploads' variants, rendered after their answers
     if pending_variants(db, UPLOADS, ids):
         raise BenchError("the uploads' variants are still pending before the edits")
+    settle(server.port)
+    body = json.dumps(edits).encode()
+    answers: list[tuple[int, float]] = []
+    lock = threading.Lock()
 
     def edit(image: dict) -> None:
         status, _, took = call(server.port, "PUT", f"/api/uploads/{image['id']}/edits", body=body,
@@ -1063,8 +1103,8 @@ def edits(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[He
         with lock:
             answers.append((status, took))
 
-    say(f"{setup}: 4 edits at once")
-    with WorkerRss(server.process) as rss:
+    say(f"{setup}: 4 edits at once: {load}")
+    with WorkerRss(server.process, every=0.05) as rss:
         started = time.monotonic()
         threads = [threading.Thread(target=edit, args=(image,), daemon=True) for image in images]
         for thread in threads:
@@ -1075,11 +1115,11 @@ def edits(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[He
         answered_peak = rss.total[0]
         deadline = time.monotonic() + 300  # the variants after the answers: polled until stored
         while (left := pending_variants(db, UPLOADS, ids)) and time.monotonic() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.05)
         stored = time.monotonic() - started
         time.sleep(1)  # a last sample or so after the last listing
     peak = rss.total[0] - rss.idle_total
-    row = HeavyRow("4 edits at once", setup, "one editor, 4 uploads of 39.9 MP, rotate 90 + crop",
+    row = HeavyRow("4 edits at once", setup, load,
                    codes(collections.Counter(status for status, _ in answers)),
                    f"every variant stored after {stored:.1f} s" if not left
                    else f"**{left} variants still pending** after {stored:.1f} s",
@@ -1089,7 +1129,7 @@ def edits(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[He
                    "answered in " + ", ".join(f"{took:.1f}" for took in sorted(t for _, t in answers))
                    + f" s (all by {answered:.1f} s)")
     say(f"  {row.answers}; {row.stored}; {row.rss}; {row.other}")
-    return [row]
+    return row
 
 
 # --- costly SVG logos (issue 62) ------------------------------------------------------------
@@ -1742,7 +1782,7 @@ def main() -> int:
     limit = int(600 + setups_count * 5 * (args.seconds + 45) + 4 * args.wrk_seconds)
     limit += (1 + bool(args.before)) * (bool(heavy_names) * 120 + ("rendition-flood" in heavy_names) * 4 * (
         args.seconds + 90) + ("tus-parking" in heavy_names) * (args.seconds + 120)
-        + ("edits" in heavy_names) * 400 + ("zip-flat" in heavy_names) * (ZIP_CLIENT_SECONDS + 120)
+        + ("edits" in heavy_names) * 800 + ("zip-flat" in heavy_names) * (ZIP_CLIENT_SECONDS + 120)
         + ("svg-logos" in heavy_names) * (args.seconds + 900) + ("svg-parse" in heavy_names) * 300
         + ("refused-then-next" in heavy_names) * 5 * REFUSED_ROUNDS * 40
         + ("wrong-urls" in heavy_names) * (3 * args.seconds + 180))
