@@ -166,11 +166,12 @@ SETTINGS: tuple[Setting, ...] = (
     # together (AVENUE_DECODE_LEDGER_DIR, which the budget reads itself), else this process.
     Setting("AVENUE_DECODE_BUDGET_BYTES", 192 * MIB),
     Setting("AVENUE_DECODE_WAIT_SECONDS", 20),
-    # How long one raster draw of an SVG may take (avenue/media/ingest/svgdraw.py): past it the
-    # draw is killed, its render slot freed, an upload refused (413 svg_too_complex) and a
-    # stored SVG's rendition or variants remembered as not drawable (422, for a day). An
-    # ordinary logo draws at 2560 px in about 0.1 s (a helper's first draw 0.3-0.6 s, its
-    # start): 5 s is some 50 times that, and half the 10 s a render waits for a slot.
+    # How long one raster draw of an SVG may take, in its helper's own CPU time, which a loaded
+    # machine does not stretch (avenue/media/ingest/svgdraw.py): past it the draw is killed,
+    # its render slot freed, an upload refused (413 svg_too_complex) and a stored SVG's
+    # rendition or variants remembered as not drawable (422, for a day). An ordinary logo
+    # draws at 2560 px in about 0.1 s (a helper's first draw 0.3-0.6 s, its start): 5 s is
+    # some 50 times that, and half the 10 s a render waits for a slot.
     Setting("AVENUE_SVG_DRAW_SECONDS", 5, minimum=1),
     # Zip imports (avenue/bulk/): the archive a request may send (held in the worker's memory,
     # one import at a time per worker), its entries, its images' declared total size, and

@@ -74,8 +74,8 @@ class ImageTooLarge(AvenueError):
 
 
 class SvgTooComplex(ImageTooLarge):
-    """An SVG whose raster draw ran past ``AVENUE_SVG_DRAW_SECONDS`` (avenue/media/ingest/svgdraw.py):
-    an upload is refused with it."""
+    """An SVG whose raster draw ran past ``AVENUE_SVG_DRAW_SECONDS`` of its helper's CPU time, or
+    past its memory allowance (avenue/media/ingest/svgdraw.py): an upload is refused with it."""
 
     code = "svg_too_complex"
 

@@ -64,7 +64,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                    "costly to draw (too many elements, <use>, style rules or characters of text, "
                    "a <use> bomb, nested markers, filters, masks or "
                    "patterns past the limits its message names) "
-                   "or one whose draw runs past AVENUE_SVG_DRAW_SECONDS.",
+                   "or one whose draw runs past AVENUE_SVG_DRAW_SECONDS of CPU time or its memory allowance.",
                    {"201": answer(ref("Image"), "Stored."), "200": answer(ref("Image"), "Already there."),
                     **errors(409)},
                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",

@@ -6,24 +6,39 @@ answers them at once."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import random
+import signal
+import threading
 import time
 
 import pytest
 from PIL import Image
 
-from avenue.media.ingest import svgdraw
+from avenue.media.ingest import svg, svgdraw
 from avenue.media.serve import route
 from avenue.media.store import undrawable
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support.client import MEDIA
 
 
-def slow_svg(segments: int = 30) -> bytes:
-    """A 1 KB SVG that librsvg draws for about 10 s at 1600 px (2 s with 10 segments): a
-    wide, finely dashed stroke along a path of curves that cross each other. One element, no
-    filter, marker, pattern or ``<use>``: nothing a budget counted on the tree would refuse."""
+def slow_svg(segments: int = 1000) -> bytes:
+    """A 20 KB SVG that librsvg draws for about 6 s at 1600 px on little memory: one path of
+    curves that cross each other, filled even-odd and stroked. One element, no filter, marker,
+    pattern or ``<use>``: nothing a budget counted on the tree would refuse."""
+    chance = random.Random(1)
+    curves = " ".join(f"Q{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f} "
+                      f"{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f}" for _ in range(segments))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="1600" height="1280" viewBox="0 0 100 80">'
+            f'<path d="M0 0 {curves}" fill="#0a7" fill-rule="evenodd" stroke="#000" '
+            f'stroke-width="0.3"/></svg>').encode()
+
+
+def dashed_svg(segments: int = 30) -> bytes:
+    """A 1 KB SVG whose draw at 1600 px takes some 200 MB in librsvg (cairo's dashes of a wide
+    stroke along curves that cross each other) and a few seconds."""
     chance = random.Random(1)
     curves = " ".join(f"Q{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f} "
                       f"{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f}" for _ in range(segments))
@@ -47,15 +62,15 @@ def draws(monkeypatch):
     made: list[float] = []
     real = svgdraw.draw
 
-    def counted(data: bytes, scale: float, seconds: float):
+    def counted(data: bytes, scale: float, seconds: float, allowed: int):
         made.append(seconds)
-        return real(data, scale, seconds)
+        return real(data, scale, seconds, allowed)
 
     monkeypatch.setattr(svgdraw, "draw", counted)
     return made
 
 
-def blank(data: bytes, scale: float, seconds: float) -> tuple[int, int, bytes]:
+def blank(data: bytes, scale: float, seconds: float, allowed: int) -> tuple[int, int, bytes]:
     """A stand-in for the draw of :func:`slow_svg`: transparent pixels, at once."""
     width, height = round(100 * scale), round(80 * scale)
     return width, height, bytes(width * height * 4)
@@ -76,6 +91,13 @@ def base(media: dict) -> str:
     return media["url"].rsplit(".", 1)[0]
 
 
+@pytest.fixture(autouse=True)
+def patient(monkeypatch):
+    """The wall clock's bound far away (the machine running the tests may be loaded): these
+    tests are about the verdict on the helper's CPU time; the bound's own test sets it back."""
+    monkeypatch.setattr(svgdraw, "STARVED_FACTOR", 30)
+
+
 @pytest.fixture
 def app(app_factory):
     """One render slot: a draw that kept it would starve every other render of the worker."""
@@ -90,7 +112,7 @@ def test_an_upload_whose_draw_runs_past_the_deadline_is_refused_and_nothing_stor
     assert response.status_code == 413, response.get_json()
     error = response.get_json()["error"]
     assert error["code"] == "svg_too_complex" and "1 s" in error["message"] and error["file"] == "slow.svg"
-    assert time.monotonic() - started < 8  # stopped, not drawn to its end (about 10 s)
+    assert time.monotonic() - started < 8  # stopped, not drawn to its end (about 6 s idle)
     assert bucket_snapshot(db) == before
 
 
@@ -149,7 +171,136 @@ def test_an_ordinary_logo_still_draws_within_the_default_deadline(client, editor
 def test_a_draw_past_its_deadline_kills_its_helper_and_the_next_draw_gets_a_fresh_one():
     started = time.monotonic()
     with pytest.raises(svgdraw.DrawTimedOut):
-        svgdraw.draw(slow_svg(), 1.0, 0.5)
+        svgdraw.draw(slow_svg(), 1.0, 0.5, svgdraw.footprint(1600, 1280))
     assert time.monotonic() - started < 5
-    width, height, pixels = svgdraw.draw(LOGO, 0.1, 5)
+    width, height, pixels = svgdraw.draw(LOGO, 0.1, 5, svgdraw.footprint(160, 80))
     assert (width, height, len(pixels)) == (160, 80, 160 * 80 * 4)
+
+
+# --- a verdict load cannot fake: the deadline is the helper's own CPU time ----------------
+
+
+@pytest.fixture
+def stopped(monkeypatch):
+    """Each helper stopped (SIGSTOP) as soon as it has its job, for ``stopped.seconds``
+    (None: until it is killed): a helper slow on the wall clock that uses no CPU, as one
+    starved by a loaded machine. ``stopped.helpers``: every helper started; ``stopped.jobs``:
+    the helper of each job sent."""
+    real_send = svgdraw._Helper.send
+    real_init = svgdraw._Helper.__init__
+
+    class Stops:
+        seconds: float | None = 1.5
+        helpers: list[svgdraw._Helper] = []
+        jobs: list[svgdraw._Helper] = []
+        timers: list[threading.Timer] = []
+
+    def init(self):
+        real_init(self)
+        Stops.helpers.append(self)
+
+    def send(self, parts, deadline):
+        real_send(self, parts, deadline)
+        Stops.jobs.append(self)
+        os.kill(self.process.pid, signal.SIGSTOP)
+        if Stops.seconds is not None:
+            timer = threading.Timer(Stops.seconds, lambda: _resume(self))
+            Stops.timers.append(timer)
+            timer.start()
+
+    monkeypatch.setattr(svgdraw._Helper, "__init__", init)
+    monkeypatch.setattr(svgdraw._Helper, "send", send)
+    yield Stops
+    for timer in Stops.timers:
+        timer.join()
+    for helper in {*Stops.helpers, *Stops.jobs}:
+        _resume(helper)
+
+
+def _resume(helper: svgdraw._Helper) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(helper.process.pid, signal.SIGCONT)
+
+
+def test_a_helper_slow_on_the_wall_clock_but_not_on_its_cpu_is_not_judged_too_complex(stopped):
+    drawn = svg.rasterise(LOGO, (1600, 800), (160, 80), 1)  # its helper stopped 1.5 s
+    assert drawn.size == (160, 80)
+
+
+def test_a_logo_asked_for_while_the_machine_starves_its_draw_is_not_poisoned(app, client, editor, db,
+                                                                             stopped):
+    with stopped_off(stopped):
+        media = upload(client, editor, LOGO, "logo.svg", "image/svg+xml").get_json()
+    app.config.update(AVENUE_SVG_DRAW_SECONDS=1)
+    answer = client.get(f"{base(media)}/w_1600.png")  # its helper stopped 1.5 s
+    assert answer.status_code == 200, answer.get_data()
+    assert db[undrawable.COLLECTION].count_documents({}) == 0
+
+
+def test_a_draw_starved_past_its_wall_clock_bound_is_busy_and_not_remembered(app, client, editor, db,
+                                                                             stopped, monkeypatch):
+    with stopped_off(stopped):
+        media = upload(client, editor, LOGO, "logo.svg", "image/svg+xml").get_json()
+    app.config.update(AVENUE_SVG_DRAW_SECONDS=1)
+    monkeypatch.setattr(svgdraw, "STARVED_FACTOR", 2)
+    stopped.seconds = None  # never resumed: killed at 2 s on the wall clock
+    answer = client.get(f"{base(media)}/w_1600.png")
+    assert answer.status_code == 503 and answer.get_json()["error"]["code"] == "busy"
+    assert db[undrawable.COLLECTION].count_documents({}) == 0
+    with stopped_off(stopped):
+        assert client.get(f"{base(media)}/w_1600.png").status_code == 200  # drawn once it can be
+
+
+@contextlib.contextmanager
+def stopped_off(stopped):
+    """Helpers not stopped while in the ``with``."""
+    with pytest.MonkeyPatch.context() as patched:
+        patched.setattr(svgdraw._Helper, "send", _unstopped_send)
+        yield
+
+
+_unstopped_send = svgdraw._Helper.send
+
+
+# --- the helpers' bound: one pool for uploads and renditions, each draw's memory capped ---
+
+
+def test_a_draw_past_the_pools_bound_waits_for_a_helper(app_factory, stopped):
+    app_factory(AVENUE_RENDER_CONCURRENCY=2)  # two helpers at most, uploads' and renditions' alike
+    stopped.seconds = None  # until resumed below
+    answers: list[int] = []
+
+    def one() -> None:
+        answers.append(svg.rasterise(LOGO, (1600, 800), (160, 80), 5).width)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    waited = time.monotonic() + 20
+    while len(stopped.jobs) < 2 and time.monotonic() < waited:
+        time.sleep(0.05)
+    time.sleep(0.5)  # two draws are on their stopped helpers; the third waits for one of them
+    assert len(stopped.jobs) == 2 and answers == []
+    stopped.seconds = 0.1
+    for helper in list(stopped.jobs):
+        _resume(helper)
+    for thread in threads:
+        thread.join(30)
+    assert answers == [160, 160, 160] and len(stopped.jobs) == 3
+    assert len({helper.process.pid for helper in stopped.jobs}) == 2  # the third on one given back
+
+
+def test_the_apps_render_concurrency_bounds_the_helpers(app_factory):
+    app_factory(AVENUE_RENDER_CONCURRENCY=3)
+    assert svgdraw._POOL.most == 3
+    app_factory(AVENUE_RENDER_CONCURRENCY=1)
+    assert svgdraw._POOL.most == 1
+
+
+def test_an_upload_whose_draw_needs_more_memory_than_its_allowance_is_refused(client, editor, db):
+    before = bucket_snapshot(db)
+    response = upload(client, editor, dashed_svg(), "dashed.svg", "image/svg+xml")
+    assert response.status_code == 413, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "svg_too_complex" and "MB of memory" in error["message"]
+    assert bucket_snapshot(db) == before

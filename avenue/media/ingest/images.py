@@ -499,8 +499,9 @@ def _prepare_svg(data: bytes, limits: Limits, decode_scale: DecodeScale | None,
     if decode_scale is not None:
         scale = min(max(decode_scale(width, height), 0.0), 1.0)
         needed = max(1, min(width, math.ceil(width * scale))), max(1, min(height, math.ceil(height * scale)))
-    # libvips's drawn canvas and Pillow's copy of it, 4 bytes a pixel each.
-    held = _hold(limits, needed[0] * needed[1] * 4 * 2, working, needed, (width, height))
+    # The helper's draw (svg.draw_bytes), then the drawn pixels and Pillow's copy of them here.
+    cost = svg.draw_bytes(needed) + needed[0] * needed[1] * 4 * 2
+    held = _hold(limits, cost, working, needed, (width, height))
     kept = False
     try:
         frame = svg.rasterise(clean, intrinsic, needed, limits.svg_draw_seconds)

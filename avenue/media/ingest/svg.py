@@ -28,8 +28,8 @@ a stored one is not sanitised again. Its intrinsic size is the one its root decl
 (:func:`declared_size`, worked out as libvips does); librsvg (through libvips) reads it only
 for a root that declares none, and rasterises it, at the size a caller asks for and never
 above it, so a file that declares 100000x100000 is never drawn at that size. Every librsvg
-call runs in a helper process that is killed past a deadline
-(:mod:`avenue.media.ingest.svgdraw`: librsvg cannot be stopped otherwise).
+call runs in a helper process, killed past a deadline of its own CPU time and held to a
+memory allowance (:mod:`avenue.media.ingest.svgdraw`: librsvg cannot be stopped otherwise).
 Pure: bytes in, bytes or pixels out; no database, no Flask.
 """
 
@@ -45,7 +45,7 @@ from xml.sax.saxutils import escape, quoteattr
 import py_svg_hush
 from PIL import Image
 
-from avenue.errors import CorruptImage, ImageTooLarge, SvgTooComplex, UnsupportedImage
+from avenue.errors import CorruptImage, ImageTooLarge, ServerBusy, SvgTooComplex, UnsupportedImage
 from avenue.media.ingest import svg_cost, svgdraw
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -396,6 +396,14 @@ def intrinsic_size(data: bytes, seconds: float) -> tuple[int, int]:
             raise SvgTooComplex(f"This SVG declares no size, and librsvg takes longer than {seconds:g} s to "
                                 "lay its content out to find one; give its root a width and a height or "
                                 "a viewBox.", seconds=seconds) from exc
+        except svgdraw.DrawTooLarge as exc:
+            raise SvgTooComplex(f"This SVG declares no size, and librsvg needs more than "
+                                f"{svgdraw.footprint(0, 0) / 2**20:.0f} MB of memory to lay its content out "
+                                "to find one; give its root a width and a height or a viewBox.",
+                                seconds=seconds) from exc
+        except svgdraw.DrawBusy as exc:
+            raise ServerBusy("The server is drawing other SVGs; try again in a few seconds.",
+                             retry_after=5) from exc
         except svgdraw.DrawFailed as exc:
             raise _invalid("it has no drawable size") from exc
     if size[0] < 1 or size[1] < 1:
@@ -414,19 +422,33 @@ def shown_size(intrinsic: tuple[int, int], max_pixels: int) -> tuple[int, int]:
     return max(1, int(width * scale)), max(1, int(height * scale))
 
 
+def draw_bytes(size: tuple[int, int]) -> int:
+    """The memory a draw at ``size`` takes in its helper process, at most: what the caller
+    reserves in the decode budget for it beside its own copies (:func:`svgdraw.footprint`)."""
+    return svgdraw.footprint(*size)
+
+
 def rasterise(data: bytes, intrinsic: tuple[int, int], size: tuple[int, int],
               seconds: float) -> Image.Image:
     """The sanitised SVG ``data`` drawn at ``size`` (its aspect ratio kept: the scale is the
-    width's), as RGBA pixels; only that many pixels are ever allocated. Drawn in a helper
-    process within ``seconds`` (AVENUE_SVG_DRAW_SECONDS, :mod:`avenue.media.ingest.svgdraw`):
-    past it the draw is stopped and :class:`~avenue.errors.SvgTooComplex` raised (413
-    ``svg_too_complex``)."""
+    width's), as RGBA pixels; only that many pixels are ever allocated. Drawn by one of the
+    process's helpers (:mod:`avenue.media.ingest.svgdraw`) within ``seconds`` of its CPU time
+    (AVENUE_SVG_DRAW_SECONDS) and :func:`draw_bytes` of memory: past either the draw is
+    stopped and :class:`~avenue.errors.SvgTooComplex` raised (413 ``svg_too_complex``); a
+    machine too busy to draw it now is :class:`~avenue.errors.ServerBusy` (503), no verdict."""
     scale = size[0] / intrinsic[0]
+    allowed = draw_bytes(size)
     try:
-        width, height, pixels = svgdraw.draw(data, scale, seconds)
+        width, height, pixels = svgdraw.draw(data, scale, seconds, allowed)
     except svgdraw.DrawTimedOut as exc:
         raise SvgTooComplex(f"This SVG takes longer than {seconds:g} s to draw at {size[0]}x{size[1]} px.",
                             seconds=seconds) from exc
+    except svgdraw.DrawTooLarge as exc:
+        raise SvgTooComplex(f"This SVG needs more than {allowed / 2**20:.0f} MB of memory to draw at "
+                            f"{size[0]}x{size[1]} px.", seconds=seconds, limit_bytes=allowed) from exc
+    except svgdraw.DrawBusy as exc:
+        raise ServerBusy("The server is drawing other SVGs; try again in a few seconds.",
+                         retry_after=5) from exc
     except svgdraw.DrawFailed as exc:
         raise _invalid("librsvg could not draw it") from exc
     image = Image.frombytes("RGBA", (width, height), pixels)

@@ -33,6 +33,7 @@ from avenue.media.core import Job, Media, Slot
 from avenue.media.effects.invalidation import LOCAL_CACHES
 from avenue.media.effects.served import FLUSH_SECONDS, Deliveries, from_console
 from avenue.media.formats import DISABLED_SETTING, EXTENSIONS, disabled, opt_ins
+from avenue.media.ingest import svgdraw
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.render import Rendered, render_spec
@@ -137,6 +138,8 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
     concurrency = int(config["AVENUE_RENDER_CONCURRENCY"])
     if concurrency < 1:
         raise RuntimeError("AVENUE_RENDER_CONCURRENCY must be at least 1")
+    # The SVG draws' helpers, uploads' and renditions' alike: as many as render slots.
+    svgdraw.bound(concurrency)
     state = MediaState(config=config, owners=tuple(owners), cache=cache, database=database,
                        baseline_headers=baseline_headers,
                        allow=AllowList(presets=presets, opt_in=opt_ins(config)),

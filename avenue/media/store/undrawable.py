@@ -9,11 +9,13 @@ database, one document per rendition (its claim id: bucket, image, version, spec
 or per image version's pending variants, and every worker answers the next request for it
 422 ``svg_too_complex`` without drawing (:class:`~avenue.errors.NotDrawable`).
 
-A document names the deadline it failed under and lasts :data:`REMEMBERED_SECONDS` (a TTL
-index removes it; the read checks ``until`` too, for a database without TTL sweeps): a draw
-that failed on a machine briefly overloaded, or under a deadline raised since, is tried
-again then (or at once, its documents deleted: docs/operations.md), and the document of an
-image deleted meanwhile goes by itself. Coordination, not data: written as a rendition's
+Only a verdict on the SVG itself is remembered: the deadline is the draw's own CPU time and
+its memory allowance (svgdraw.py), which no load on the machine changes; a draw starved on
+the wall clock is answered 503 and never written here. A document names the deadline it
+failed under and lasts :data:`REMEMBERED_SECONDS` (a TTL index removes it; the read checks
+``until`` too, for a database without TTL sweeps): a draw that failed under a deadline raised
+since is tried again then (or at once, its documents deleted: docs/operations.md), and the
+document of an image deleted meanwhile goes by itself. Coordination, not data: written as a rendition's
 claim is (:data:`WRITES`), never backed up or counted; its loss costs one more draw of at
 most the deadline.
 """
@@ -73,8 +75,9 @@ def remember(db: Database[Document], key: str, error: SvgTooComplex) -> NotDrawa
 
 
 def _refusal(seconds: float) -> NotDrawable:
-    return NotDrawable(f"This SVG cannot be drawn at this size within {seconds:g} s; it is not drawn again "
-                       "for a while. Ask for a smaller rendition, or upload a simpler SVG.",
+    return NotDrawable(f"This SVG cannot be drawn at this size within {seconds:g} s of CPU time and the "
+                       "memory a draw may take; it is not drawn again for a while. Ask for a smaller "
+                       "rendition, or upload a simpler SVG.",
                        seconds=seconds)
 
 
