@@ -19,9 +19,14 @@ Write order, and why concurrent holders are safe without transactions:
    with ``uses``, in the same update.
 2. **A refused file gives its use back** (:func:`give_back`): the upload path takes the use
    before it stores anything (so the race above is decided first) and, when the file is then
-   refused (not an image, over the size, a full product), ``$inc {remaining: 1, uses: -1}``
-   conditional on ``uses > 0``. A bad file never burns a single-use link. A worker that dies
-   between the two keeps the use taken (the safe side: never more files than allowed).
+   refused (not an image, over the size, a full product), ``$inc {remaining: 1, uses: -1,
+   refused: 1}`` conditional on ``uses > 0``. A bad file never burns a single-use link. A
+   worker that dies between the two keeps the use taken (the safe side: never more files than
+   allowed). The refused files count toward a bound of their own, :data:`MAX_REFUSED`: step
+   1's filter also wants ``refused`` below it, so a link through which that many files were
+   refused takes no more (410 ``upload_link_refused_out``): each refused file cost the server
+   its checks (an SVG's draws among them), and a given-back use would otherwise let one
+   single-use link carry any number of them.
 3. **Revoking** sets ``revoked_at`` once (conditional on it being null); a use taken before it
    finishes its upload, later ones are refused by step 1's filter.
 4. **Expiry** is ``expires_at``: step 1's filter refuses an expired link at once, whatever
@@ -58,6 +63,9 @@ SECRET_PREFIX = "avl_"
 # How long an expired, revoked or used-up link stays listed before the TTL index removes it.
 KEPT_DAYS = 30
 NEWEST = [("created_at", DESCENDING), ("_id", DESCENDING)]
+#: Files a link may have refused (each gives its use back) before it takes no more: enough for
+#: a holder's few wrong files, not for a stream of costly ones through one single-use link.
+MAX_REFUSED = 10
 
 
 class LinkGone(AvenueError):
@@ -99,6 +107,8 @@ class UploadLink(Answer):
     max_uses: Annotated[int, Field(ge=1)]
     uses: Annotated[int, Field(ge=0, description="Files stored through it (a refused file gives its use "
                                                  "back).")]
+    refused: Annotated[int, Field(ge=0, description=f"Files refused through it: at {MAX_REFUSED} the link "
+                                                    "takes no more (state used_up).")]
     state: State
     created_by: LinkCreator
     created_at: Annotated[str | None, TIME]
@@ -122,6 +132,7 @@ class Link:
     expires_at: dt.datetime
     revoked_at: dt.datetime | None
     expiry_noted: bool
+    refused: int = 0  # files refused through it (a link made before the count: none counted)
 
     def state(self, at: dt.datetime | None = None) -> State:
         """``revoked``, ``expired``, ``used_up`` or ``live``."""
@@ -129,7 +140,7 @@ class Link:
             return "revoked"
         if self.expires_at <= (at or now()):
             return "expired"
-        return "used_up" if self.remaining <= 0 else "live"
+        return "used_up" if self.remaining <= 0 or self.refused >= MAX_REFUSED else "live"
 
     def shown(self) -> UploadLink:
         """The link as the API shows it."""
@@ -137,7 +148,7 @@ class Link:
                           target=LinkTarget(**{key: value for key, value in self.target.items()
                                                if value is not None}),
                           max_bytes=self.max_bytes, max_uses=self.max_uses, uses=self.uses,
-                          state=self.state(), created_by=LinkCreator(**self.created_by),
+                          refused=self.refused, state=self.state(), created_by=LinkCreator(**self.created_by),
                           created_at=isoformat(self.created_at), expires_at=isoformat(self.expires_at),
                           revoked_at=isoformat(self.revoked_at))
 
@@ -150,6 +161,7 @@ def _record(doc: dict[str, Any]) -> Link:
     revoked = doc.get("revoked_at")
     return Link(id=doc["_id"], target=dict(doc["target"]), label=doc.get("label"), max_bytes=doc["max_bytes"],
                 max_uses=doc["max_uses"], uses=doc["uses"], remaining=doc["remaining"],
+                refused=doc.get("refused", 0),
                 created_by=dict(doc.get("created_by") or {}), created_at=as_utc(doc["created_at"]),
                 expires_at=as_utc(doc["expires_at"]), revoked_at=as_utc(revoked) if revoked else None,
                 expiry_noted=bool(doc.get("expiry_noted")))
@@ -181,7 +193,8 @@ def create(db: Database[Any], *, target: dict[str, Any], label: str | None, max_
     expires = created + dt.timedelta(seconds=lifetime_seconds)
     doc: dict[str, Any] = {"_id": ObjectId(), "secret_hash": secret_hash(secret), "target": target,
                            "label": label, "max_bytes": max_bytes, "max_uses": max_uses, "uses": 0,
-                           "remaining": max_uses, "created_by": created_by, "created_at": created,
+                           "remaining": max_uses, "refused": 0, "created_by": created_by,
+                           "created_at": created,
                            "expires_at": expires, "revoked_at": None, "expiry_noted": False,
                            "purge_at": expires + dt.timedelta(days=KEPT_DAYS)}
     db[COLLECTION].insert_one(doc)
@@ -216,6 +229,10 @@ def refusal(link: Link, at: dt.datetime | None = None) -> LinkGone | None:
     if state == "expired":
         return LinkGone("This upload link expired.", code="upload_link_expired",
                         expired_at=isoformat(link.expires_at))
+    if state == "used_up" and link.refused >= MAX_REFUSED:
+        return LinkGone(f"{link.refused} files sent through this upload link were refused, all it allows; "
+                        "ask its creator for a new one.", code="upload_link_refused_out",
+                        max_refused=MAX_REFUSED)
     if state == "used_up":
         return LinkGone(f"This upload link was used {link.max_uses} time(s), all it allows.",
                         code="upload_link_used_up")
@@ -226,7 +243,8 @@ def take_use(db: Database[Any], link: Link, at: dt.datetime | None = None) -> Li
     """One use of the link, taken atomically (write order 1); :class:`LinkGone` when none is left."""
     moment = at or now()
     doc = db[COLLECTION].find_one_and_update(
-        {"_id": link.id, "revoked_at": None, "expires_at": {"$gt": moment}, "remaining": {"$gt": 0}},
+        {"_id": link.id, "revoked_at": None, "expires_at": {"$gt": moment}, "remaining": {"$gt": 0},
+         "refused": {"$not": {"$gte": MAX_REFUSED}}},  # $not: a link made before the count has none
         {"$inc": {"remaining": -1, "uses": 1}}, return_document=ReturnDocument.AFTER)
     if doc is not None:
         return _record(doc)
@@ -235,8 +253,9 @@ def take_use(db: Database[Any], link: Link, at: dt.datetime | None = None) -> Li
 
 
 def give_back(db: Database[Any], link: Link) -> None:
-    """Return a use a refused file took (write order 2)."""
-    db[COLLECTION].update_one({"_id": link.id, "uses": {"$gt": 0}}, {"$inc": {"remaining": 1, "uses": -1}})
+    """Return a use a refused file took, the refusal counted (write order 2)."""
+    db[COLLECTION].update_one({"_id": link.id, "uses": {"$gt": 0}},
+                              {"$inc": {"remaining": 1, "uses": -1, "refused": 1}})
 
 
 def revoke(db: Database[Any], link_id: ObjectId, at: dt.datetime | None = None) -> tuple[Link, bool]:

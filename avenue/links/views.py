@@ -240,7 +240,7 @@ def _upload_of(link: store.Link, upload_id: str) -> Resumable:
 def _live(link: store.Link) -> store.Link:
     """A link whose upload may go on: not revoked, not expired (its use was taken at creation)."""
     refused = store.refusal(link)
-    if refused is not None and refused.code != "upload_link_used_up":
+    if refused is not None and refused.code not in ("upload_link_used_up", "upload_link_refused_out"):
         _note_expiry(link)
         raise refused
     return link

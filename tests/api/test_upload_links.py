@@ -287,6 +287,22 @@ def test_a_file_that_is_not_an_image_is_refused_without_burning_a_single_use_lin
     assert stored_link(db, answer["link"]["id"])["uses"] == 1
 
 
+def test_a_single_use_link_refuses_further_files_once_its_refusals_reach_their_bound(client, editor, db):
+    answer = created(client, editor)
+    for _ in range(store.MAX_REFUSED):
+        refused = send(client, answer["secret"], "bad/document.pdf")
+        assert refused.status_code == 415, refused.get_json()
+    assert stored_link(db, answer["link"]["id"])["uses"] == 0  # each gave its use back
+    stopped = send(client, answer["secret"])  # a good photo, past the bound
+    assert stopped.status_code == 410 and error_code(stopped) == "upload_link_refused_out"
+    assert image_count(db) == 0
+    shown = client.get(LINKS, headers=editor).get_json()["items"][0]
+    assert shown["state"] == "used_up" and shown["refused"] == store.MAX_REFUSED and shown["uses"] == 0
+    declared = client.post(LINK_TUS, headers={**tus.VERSION, **holding(answer["secret"]),
+                                              "Upload-Length": "10"})
+    assert declared.status_code == 410 and error_code(declared) == "upload_link_refused_out"
+
+
 def test_of_two_uploads_racing_for_a_single_use_link_exactly_one_is_stored(client, app, editor, db,
                                                                             monkeypatch):
     """Both read the link live; the first to take the use wins, the other is 410 (store.py,
