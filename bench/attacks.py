@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import errno
 import heapq
 import http.client
@@ -674,8 +675,8 @@ def attack_setup(setup: Setup, uri: str, procs: Procs, running: list[Gunicorn], 
 # Expensive requests (the hardening after fb4b483): each scenario on a server of its own
 # setup, on a database of its own, so the rate limits' counters and the stored files are its.
 
-HEAVY = ("rendition-flood", "tus-parking", "edits", "svg-logos", "svg-parse", "refused-then-next",
-         "wrong-urls", "zip-flat")  # in this order: zip-flat last
+HEAVY = ("rendition-flood", "tus-parking", "edits", "svg-logos", "svg-parse", "svg-poisoning", "svg-helpers",
+         "refused-then-next", "wrong-urls", "zip-flat")  # in this order: zip-flat last
 LADDER = (160, 320, 480, 640, 800, 960, 1280, 1600, 1920, 2560)
 FLOOD_SIDE = (6930, 5200)  # 36 MP
 EDIT_SIDE = (7300, 5470)  # 39.9 MP, under AVENUE_MAX_PIXELS (40,000,000)
@@ -1391,6 +1392,158 @@ def zip_flat(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list
     return [row]
 
 
+# --- SVG draws under load (issue 73, items 2 and 5): the verdict and the helpers' bound -------
+
+def curves_logo(segments: int, seed: int = 1) -> bytes:
+    """An SVG the sanitiser's budget lets through whose draw costs CPU, little memory: one path
+    of ``segments`` crossing curves, filled even-odd and stroked (1000: ~6 s at 1600 px idle,
+    tests/api/test_svg_draw_deadline.py's slow_svg; 300: ~1 s)."""
+    chance = random.Random(seed)
+    curves = " ".join(f"Q{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f} "
+                      f"{chance.uniform(0, 100):.1f} {chance.uniform(0, 80):.1f}" for _ in range(segments))
+    return ('<svg xmlns="http://www.w3.org/2000/svg" width="1600" height="1280" viewBox="0 0 100 80">'
+            f'<path d="M0 0 {curves}" fill="#0a7" fill-rule="evenodd" stroke="#000" '
+            'stroke-width="0.3"/></svg>').encode()
+
+
+def costly_svg(seed: int) -> bytes:
+    """The costly upload: 1500 crossing curves, some 9 s of CPU at 1600 px, refused at 5 s."""
+    return curves_logo(1500, seed)
+
+
+class UploadLoop:
+    """``count`` editors uploading costly SVGs to the library again and again until stopped,
+    each a new file (``svg(seed)``; the same bytes again would be found stored, not drawn):
+    each a draw of up to the deadline, refused or stored."""
+
+    def __init__(self, port: int, headers: dict[str, str], svg: Callable[[int], bytes], count: int) -> None:
+        self.port, self.headers, self.svg = port, headers, svg
+        self.statuses: collections.Counter = collections.Counter()
+        self._stop = threading.Event()
+        self._seeds = itertools.count(1000)
+        self._threads = [threading.Thread(target=self._run, args=(n,), daemon=True) for n in range(count)]
+
+    def _run(self, n: int) -> None:
+        while not self._stop.is_set():
+            svg = self.svg(next(self._seeds))
+            status, answer, _ = upload_svg(self.port, self.headers, svg, f"costly{n}.svg")
+            self.statuses[f"{status} {(answer.get('error') or {}).get('code', '')}".strip()] += 1
+
+    def start(self) -> UploadLoop:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(120)
+
+
+def helpers_of(server: Gunicorn) -> list[int]:
+    """The SVG draw helpers of the server's workers (their children running svgdraw.py)."""
+    workers = {str(pid) for pid in server.workers()}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        parent = re.search(r"PPid:\s+(\d+)", status)
+        if parent and parent.group(1) in workers and b"svgdraw.py" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def helpers_rss(pids: list[int]) -> int:
+    """The helpers' summed RSS (VmRSS), in bytes."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+            total += int(found.group(1)) * 1024 if found else 0
+    return total
+
+
+def svg_poisoning(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
+    """The poisoning under upload load: a logo that draws at 1600 px in about 1 s idle, its 20
+    ladder renditions asked for (cold, one at a time) while 8 editors upload a costly SVG
+    (~9 s a draw idle: refused at the 5 s deadline) for ``seconds``, with cold renditions of a
+    3 MP photo between them; then the logo's renditions asked for again once idle: a verdict
+    that load faked answers them 422 for a day."""
+    editor = server.token("editor")
+    status, logo, _ = upload_svg(server.port, editor, curves_logo(300, seed=3), "logo.svg")
+    if status not in (200, 201):
+        raise BenchError(f"the logo was not stored: {status} {logo}")
+    photo = upload_photo(server, editor, photo_jpeg((2000, 1500), 91, "cold"), "cold.jpg")
+    logo_paths = [f"{base_path(logo)}/w_{width}.{fmt}" for width in LADDER for fmt in ("png", "webp")]
+    photo_paths = iter([f"{base_path(photo)}/w_{width}.{fmt}" for fmt in ("webp", "avif", "jpg")
+                        for width in LADDER])
+    say(f"{setup}: svg poisoning: 8 editors upload the costly SVG for {seconds:g} s; the logo asked for")
+    uploads = UploadLoop(server.port, editor, costly_svg, 8).start()
+    during: collections.Counter = collections.Counter()
+    cold: list[tuple[int, float]] = []
+    asked: list[str] = []
+    try:
+        time.sleep(2)  # the uploads' draws are running
+        deadline = time.monotonic() + seconds
+        for n, path in enumerate(logo_paths):
+            if time.monotonic() > deadline:
+                break
+            # Each from an address of its own: the per-address limit of cold renders is not measured here.
+            status, _, _ = call(server.port, "GET", path, timeout=120, source=f"127.0.1.{n + 1}")
+            during[status] += 1
+            asked.append(path)
+            photo_path = next(photo_paths, None)
+            if photo_path is not None:
+                status, _, took = call(server.port, "GET", photo_path, timeout=120, source=f"127.0.2.{n + 1}")
+                cold.append((status, took))
+    finally:
+        uploads.stop()
+    time.sleep(2)
+    after = collections.Counter(call(server.port, "GET", path, timeout=120, source=f"127.0.3.{n + 1}")[0]
+                                for n, path in enumerate(asked))
+    remembered = db["media_undrawable"].count_documents({})
+    variants = db["media_undrawable"].count_documents({"_id": {"$regex": "^variants/"}})
+    took = sorted(t for _, t in cold) or [0.0]
+    row = HeavyRow("SVG draws under load", setup,
+                   f"8 editors uploading costly SVGs (~9 s a draw) for {seconds:g} s; a ~1 s logo's "
+                   f"cold renditions asked for meanwhile, one at a time ({len(asked)})",
+                   f"logo during: {codes(during)}; again once idle: {codes(after)}",
+                   other=f"uploads: {codes(uploads.statuses)}; remembered undrawable: {remembered} "
+                         f"({variants} an image's variants); "
+                         f"photo's cold renditions between: {codes(collections.Counter(s for s, _ in cold))},"
+                         f" median {took[len(took) // 2]:.2f} s, max {took[-1]:.2f} s")
+    say(f"  {row.answers}; {row.other}")
+    return [row]
+
+
+def svg_helpers(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> list[HeavyRow]:
+    """The helper pool's memory: 8 editors uploading the costly SVG at once for ``seconds``,
+    the helpers of the server's workers (how many, their summed RSS) sampled every 0.1 s."""
+    editor = server.token("editor")
+    say(f"{setup}: svg helpers: 8 concurrent uploads of the costly SVG for {seconds:g} s")
+    uploads = UploadLoop(server.port, editor, costly_svg, 8).start()
+    most, peak = 0, 0
+    try:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            pids = helpers_of(server)
+            most, peak = max(most, len(pids)), max(peak, helpers_rss(pids))
+            time.sleep(0.1)
+    finally:
+        uploads.stop()
+    row = HeavyRow("SVG draws under load", setup, f"8 concurrent uploads of a costly SVG, {seconds:g} s",
+                   f"uploads: {codes(uploads.statuses)}",
+                   rss=f"helpers' peak RSS {peak / 2**20:,.0f} MB together",
+                   other=f"at most {most} helpers at once (2 workers)")
+    say(f"  {row.answers}; {row.rss}; {row.other}")
+    return [row]
+
+
 # --------------------------------------------------------------------------------------
 # A refusal, then the next request on its connection (issue 73, item 4)
 
@@ -1593,7 +1746,8 @@ def wrong_urls(server: Gunicorn, db, setup: str, seconds: float, say: Say) -> li
 
 SCENARIOS = {"rendition-flood": rendition_flood, "tus-parking": tus_parking, "edits": edits,
              "svg-logos": svg_logos, "svg-parse": svg_parse, "zip-flat": zip_flat,
-             "refused-then-next": refused_then_next, "wrong-urls": wrong_urls}
+             "refused-then-next": refused_then_next, "wrong-urls": wrong_urls,
+             "svg-poisoning": svg_poisoning, "svg-helpers": svg_helpers}
 
 
 def heavy_setup(setup: Setup, uri: str, running: list[Gunicorn], names: list[str], seconds: float,
@@ -1785,7 +1939,9 @@ def main() -> int:
         + ("edits" in heavy_names) * 800 + ("zip-flat" in heavy_names) * (ZIP_CLIENT_SECONDS + 120)
         + ("svg-logos" in heavy_names) * (args.seconds + 900) + ("svg-parse" in heavy_names) * 300
         + ("refused-then-next" in heavy_names) * 5 * REFUSED_ROUNDS * 40
-        + ("wrong-urls" in heavy_names) * (3 * args.seconds + 180))
+        + ("wrong-urls" in heavy_names) * (3 * args.seconds + 180)
+        + ("svg-poisoning" in heavy_names) * (args.seconds + 600) + ("svg-helpers" in heavy_names) * (
+            args.seconds + 300))
 
     stop_after(int(limit))
 
