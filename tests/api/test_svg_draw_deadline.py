@@ -200,9 +200,9 @@ def stopped(monkeypatch):
         Stops.helpers.append(self)
 
     def send(self, parts, deadline):
-        real_send(self, parts, deadline)
+        os.kill(self.process.pid, signal.SIGSTOP)  # before its job: a small one is drawn at once
+        real_send(self, parts, deadline)  # a few KB: the pipe takes them from a stopped reader
         Stops.jobs.append(self)
-        os.kill(self.process.pid, signal.SIGSTOP)
         if Stops.seconds is not None:
             timer = threading.Timer(Stops.seconds, lambda: _resume(self))
             Stops.timers.append(timer)

@@ -301,8 +301,11 @@ def _limit_data(allowed: int | None) -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_DATA)
     soft = hard
     if allowed is not None:
-        with open("/proc/self/status") as status:  # VmData: what RLIMIT_DATA counts
-            held = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmData:"))
+        try:
+            with open("/proc/self/status") as status:  # VmData: what RLIMIT_DATA counts (Linux)
+                held = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmData:"))
+        except (OSError, StopIteration):
+            return  # no /proc (not Linux): the decode budget's reservation alone
         soft = held + allowed if hard == resource.RLIM_INFINITY else min(hard, held + allowed)
     resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
@@ -340,8 +343,9 @@ def _serve() -> None:
             _frame_out(stdout, b"memory")
         except pyvips.Error as error:
             message = str(error)
-            # librsvg's allocations failing under the limit: cairo's "out of memory", or the
-            # rendering error libvips reports when its surface could not be made.
+            # librsvg's allocations failing under the limit: libvips then reports "unable to
+            # write to memory" (its generic words for a failed draw: the sanitised SVG's size
+            # was read before, so a failure here is the draw's, taken for the limit's).
             if "memory" in message.lower():
                 _frame_out(stdout, b"memory")
             else:
