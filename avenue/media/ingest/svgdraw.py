@@ -121,6 +121,8 @@ def draw(data: bytes, scale: float, seconds: float, allowed: int) -> tuple[int, 
         _POOL.lost()
         if isinstance(error, DrawFailed) and ended == -signal.SIGPROF:  # its CPU timer ran out
             raise DrawTimedOut() from error
+        if isinstance(error, DrawFailed) and ended == -signal.SIGALRM:  # its own wall clock: starved
+            raise DrawBusy() from error
         raise
     _POOL.give_back(helper)
     if status == b"memory":
