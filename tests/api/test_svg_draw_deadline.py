@@ -304,3 +304,42 @@ def test_an_upload_whose_draw_needs_more_memory_than_its_allowance_is_refused(cl
     error = response.get_json()["error"]
     assert error["code"] == "svg_too_complex" and "MB of memory" in error["message"]
     assert bucket_snapshot(db) == before
+
+
+@pytest.fixture
+def refusing(monkeypatch):
+    """Every draw that reaches the pool refused by librsvg (a stored SVG it cannot draw), counted."""
+    made: list[float] = []
+
+    def refuse(data: bytes, scale: float, seconds: float, allowed: int):
+        made.append(seconds)
+        raise svgdraw.DrawFailed("svgload: librsvg could not render it")
+
+    monkeypatch.setattr(svgdraw, "draw", refuse)
+    return made
+
+
+def test_a_rendition_librsvg_refuses_is_remembered_as_a_timeout_is(app, app_factory, client, db,
+                                                                     stored_before, refusing):
+    url = f"{base(stored_before)}/w_1280.webp"
+    first = client.get(url)
+    assert first.status_code == 422 and first.get_json()["error"]["code"] == "invalid_svg"
+    assert db[undrawable.COLLECTION].count_documents({}) == 1
+    # Every worker, a new one too, answers it the same way without drawing it again.
+    said = first.get_json()["error"]["message"]
+    for answer in (client.get(url), app_factory().test_client().get(url)):
+        error = answer.get_json()["error"]
+        assert answer.status_code == 422 and (error["code"], error["message"]) == ("invalid_svg", said)
+    assert len(refusing) == 1
+
+
+def test_pending_variants_librsvg_refuses_are_remembered_too(app, client, editor, monkeypatch, refusing):
+    with monkeypatch.context() as patched:  # stored, its variants left pending (a worker that died)
+        patched.setattr(svgdraw, "draw", blank)
+        patched.setattr(route.MediaState, "later", lambda self, job: False)
+        media = upload(client, editor, slow_svg(), "slow.svg", "image/svg+xml").get_json()
+    url = media["variant_urls"]["gallery"]["webp"]
+    for _ in range(2):
+        answer = client.get(url, headers={"Accept": "image/webp"})
+        assert answer.status_code == 422 and answer.get_json()["error"]["code"] == "invalid_svg"
+    assert len(refusing) == 1

@@ -78,7 +78,6 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from avenue.errors import SvgTooComplex
 from avenue.leases import Lease
 from avenue.media import effects
 from avenue.media.core import Media, MediaSettings
@@ -230,7 +229,7 @@ def _render(db: Database[Document], bucket: str, doc: Document | None,
         try:
             drawn = pipeline.render_stored(_original_bytes(db, bucket, doc), focal, only=wanted,
                                            settings=budget, og_box=og_box(meta))
-        except SvgTooComplex as error:
+        except undrawable.FAILURES as error:
             raise undrawable.remember(db, _undrawable_key(bucket, doc), error) from error
         for rendition in drawn:
             new, entries[(rendition.name, rendition.format)] = variant_file(doc["_id"], rendition,

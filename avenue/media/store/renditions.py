@@ -98,7 +98,6 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from avenue import writes
 from avenue.clock import now
-from avenue.errors import SvgTooComplex
 from avenue.leases import Lease
 from avenue.media import effects, formats
 from avenue.media.buckets import RENDITIONS
@@ -406,7 +405,7 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
             undrawable.check(db, wanted.claim_id())
         try:
             rendered = render(_source(db, wanted, original))
-        except SvgTooComplex as error:
+        except undrawable.FAILURES as error:
             raise undrawable.remember(db, wanted.claim_id(), error) from error
         new = _new_file(wanted, rendered, private=original.private)
         if store is None:

@@ -1,5 +1,6 @@
-"""Renditions and variants of stored SVGs that could not be drawn within the deadline:
-remembered, so that their next request is answered at once instead of drawn again.
+"""Renditions and variants of stored SVGs that could not be drawn (past the deadline, past
+the memory allowance, or refused by librsvg): remembered, so that their next request is
+answered at once instead of drawn again.
 
 A raster draw of an SVG is stopped after ``AVENUE_SVG_DRAW_SECONDS``
 (:mod:`avenue.media.ingest.svgdraw`), which frees its render slot; but a draw that never
@@ -7,7 +8,9 @@ finishes is never stored, so without a memory the same URL would take a slot for
 on every request, in every worker, after every restart. So the failure is written to the
 database, one document per rendition (its claim id: bucket, image, version, spec and format)
 or per image version's pending variants, and every worker answers the next request for it
-422 ``svg_too_complex`` without drawing (:class:`~avenue.errors.NotDrawable`).
+422 ``svg_too_complex`` without drawing (:class:`~avenue.errors.NotDrawable`). A draw that
+librsvg refused (or died under) is remembered the same way, answered 422 ``invalid_svg``: it
+fails the same way every time, and each try took a helper and a render slot.
 
 Only a verdict on the SVG itself is remembered: the deadline is the draw's own CPU time and
 its memory allowance (svgdraw.py), which no load on the machine changes; a draw starved on
@@ -29,7 +32,7 @@ from pymongo import ASCENDING, IndexModel, WriteConcern
 from pymongo.database import Database
 
 from avenue.clock import now
-from avenue.errors import NotDrawable, SvgTooComplex
+from avenue.errors import CorruptImage, NotDrawable, SvgTooComplex, UnprocessableContent
 from avenue.media.formats import VECTOR
 from avenue.media.records import Document
 
@@ -54,27 +57,37 @@ def variants_key(bucket: str, image_id: Any, version: str) -> str:
     return f"variants/{bucket}/{image_id}~{version}"
 
 
+#: The failures of a draw that are the SVG's own, and so remembered: too costly (time or
+#: memory), or refused by librsvg. Not :class:`~avenue.errors.ServerBusy` (the machine's).
+FAILURES = (SvgTooComplex, CorruptImage)
+
+
 def check(db: Database[Document], key: str) -> None:
-    """Raise :class:`~avenue.errors.NotDrawable` when ``key``'s draw is remembered to have run
-    past the deadline (one read by ``_id``)."""
+    """Raise the remembered failure when ``key``'s draw is remembered to have failed
+    (one read by ``_id``)."""
     found = db[COLLECTION].find_one({"_id": key, "until": {"$gt": now()}})
     if found is not None:
-        raise _refusal(float(found.get("seconds") or 0))
+        raise _refusal(found)
 
 
-def remember(db: Database[Document], key: str, error: SvgTooComplex) -> NotDrawable:
-    """Write down that ``key``'s draw ran past the deadline ``error`` names; the error to
-    answer with (raise it)."""
-    seconds = float(error.details.get("seconds") or 0)
+def remember(db: Database[Document], key: str, error: SvgTooComplex | CorruptImage) -> UnprocessableContent:
+    """Write down that ``key``'s draw failed as ``error`` says (one of :data:`FAILURES`); the
+    error to answer with (raise it)."""
     at = now()
-    db.get_collection(COLLECTION, write_concern=WRITES).update_one(
-        {"_id": key},
-        {"$set": {"seconds": seconds, "at": at, "until": at + dt.timedelta(seconds=REMEMBERED_SECONDS)}},
-        upsert=True)
-    return _refusal(seconds)
+    failure: dict[str, Any] = {"seconds": float(error.details.get("seconds") or 0), "at": at,
+                               "until": at + dt.timedelta(seconds=REMEMBERED_SECONDS)}
+    if isinstance(error, CorruptImage):
+        failure.update(code=error.code, message=error.message[:500])
+    db.get_collection(COLLECTION, write_concern=WRITES).update_one({"_id": key}, {"$set": failure},
+                                                                   upsert=True)
+    return _refusal(failure)
 
 
-def _refusal(seconds: float) -> NotDrawable:
+def _refusal(failure: Document) -> UnprocessableContent:
+    if failure.get("code"):  # refused by librsvg: the same answer as its first draw
+        message = str(failure.get("message") or "This SVG cannot be read.")
+        return CorruptImage(message, code=str(failure["code"]))
+    seconds = float(failure.get("seconds") or 0)
     return NotDrawable(f"This SVG cannot be drawn at this size within {seconds:g} s of CPU time and the "
                        "memory a draw may take; it is not drawn again for a while. Ask for a smaller "
                        "rendition, or upload a simpler SVG.",
