@@ -21,8 +21,6 @@ DATABASE_SUBJECTS = frozenset({
     "tests/api/test_media_serving.py",
     "tests/api/test_refused_urls.py",
     "tests/api/test_stock_gridfs.py",
-    "tests/api/test_duplicates.py",
-    "tests/api/test_tus.py",
     # renditions: claims across workers, stored renditions, their budget
     "tests/api/test_renditions.py",
     "tests/api/test_rendition_budget.py",
@@ -30,12 +28,10 @@ DATABASE_SUBJECTS = frozenset({
     "tests/api/test_replace.py",
     "tests/api/test_versions.py",
     "tests/api/test_trash.py",
-    # queries: paging, facets, indexes the queries use
+    # queries: paging and the indexes the queries use
     "tests/api/test_paging.py",
-    "tests/api/test_library_facets.py",
     "tests/api/test_index_creation.py",
     "tests/api/test_index_usage.py",
-    "tests/api/test_near_duplicates.py",
     # leases, locks, TTL and the dialect's rules
     "tests/api/test_leases.py",
     "tests/api/test_ops_lock.py",
