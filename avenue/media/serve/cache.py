@@ -60,6 +60,75 @@ Key = tuple[str, Any]  # (bucket, file id)
 MAX_REFUSALS = 10_000
 
 
+class _Flight:
+    """One read of a document, numbered in the order reads begin."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.done = False
+        self.failed = False
+        self.result: Any = None
+
+
+class SharedReads:
+    """Reads of one document by concurrent requests, shared when that changes nothing they
+    see: a request takes the answer of a read that *began after it asked* (so it sees every
+    write acknowledged before it asked: read-your-writes across workers holds), and at most
+    one read of a key is in flight in this process. A flood of URLs that only the database
+    can judge (a version nobody can tell from one just written) costs this worker one read
+    at a time per image, not one per request; each request waits for at most two reads.
+    (Go's singleflight shares any read in flight; that would hand out answers older than
+    the request, so here only a newer one is shared.) A key's last read is kept only while
+    requests for it are waiting."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._flights: dict[Key, _Flight] = {}  # the last read of each key someone waits on
+        self._asking: dict[Key, int] = {}  # requests inside read() per key
+        self._begun = 0  # reads begun so far
+
+    def read(self, key: Key, load: Callable[[], Any]) -> Any:
+        """``load()``'s answer for ``key``, from a read begun after this call (this one's, or
+        another request's that began after it; the others wait for it)."""
+        with self._changed:
+            asked = self._begun
+            self._asking[key] = self._asking.get(key, 0) + 1
+            try:
+                while True:
+                    flight = self._flights.get(key)
+                    if flight is None or (flight.done and (flight.number <= asked or flight.failed)):
+                        self._begun += 1  # none fresh enough: this request reads, the others share it
+                        flight = self._flights[key] = _Flight(self._begun)
+                        break
+                    if flight.done:  # begun after this request asked
+                        self._leave(key)
+                        return flight.result
+                    self._changed.wait()
+            except BaseException:
+                self._leave(key)
+                raise
+        try:
+            flight.result = load()
+        except BaseException:
+            flight.failed = True
+            raise
+        finally:
+            with self._changed:
+                flight.done = True
+                self._changed.notify_all()
+                self._leave(key)
+        return flight.result
+
+    def _leave(self, key: Key) -> None:
+        """A request for ``key`` is done with it (held: ``_changed``)."""
+        self._asking[key] -= 1
+        if not self._asking[key]:
+            del self._asking[key]
+            flight = self._flights.get(key)
+            if flight is not None and flight.done:
+                del self._flights[key]
+
+
 def _ids(stone: dict[str, Any]) -> list[Any]:
     """A tombstone's file ids (``file_id`` in tombstones written before they were batched)."""
     return list(stone.get("file_ids") or ([stone["file_id"]] if "file_id" in stone else []))
@@ -90,6 +159,8 @@ class MediaCache:
         self.max_refusals = max_refusals
         self._refusals: OrderedDict[tuple[str, Any, Any], tuple[float, MediaDoc]] = OrderedDict()
         self._blob_bytes = 0
+        # Reads of a document past the cache (route.read_through), shared by concurrent requests.
+        self.reads = SharedReads()
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._checked = float("-inf")  # monotonic time of the last poll

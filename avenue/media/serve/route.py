@@ -365,17 +365,24 @@ def _check_source_signature(bucket: str, doc: MediaDoc) -> None:
 
 
 def _read(bucket: str, file_id: ObjectId) -> MediaDoc | None:
-    """The image's document as the database has it now, put in (or dropped from) the cache."""
+    """The image's document as the database has it now (read after this call began, shared
+    with concurrent requests for it: :class:`~avenue.media.serve.cache.SharedReads`), put in
+    (or dropped from) the cache."""
     state = get_state()
-    # By _id alone (the role is checked here): _id plus another field is a collection scan
-    # on SecantusDB's planner, and this runs on every cache miss.
-    files_doc = state.database()[f"{bucket}.files"].find_one({"_id": file_id})
-    if files_doc is None or (files_doc.get("metadata") or {}).get("role") != "original":
-        state.cache.evict(bucket, [file_id])
-        return None
-    doc = MediaDoc.from_files_doc(bucket, files_doc)
-    state.cache.put_doc(bucket, doc)
-    return doc
+
+    def load() -> MediaDoc | None:
+        # By _id alone (the role is checked here): _id plus another field is a collection scan
+        # on SecantusDB's planner, and this runs on every cache miss.
+        files_doc = state.database()[f"{bucket}.files"].find_one({"_id": file_id})
+        if files_doc is None or (files_doc.get("metadata") or {}).get("role") != "original":
+            state.cache.evict(bucket, [file_id])
+            return None
+        doc = MediaDoc.from_files_doc(bucket, files_doc)
+        state.cache.put_doc(bucket, doc)
+        return doc
+
+    found: MediaDoc | None = state.cache.reads.read((bucket, file_id), load)
+    return found
 
 
 Found = TypeVar("Found")
