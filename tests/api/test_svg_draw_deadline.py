@@ -87,6 +87,15 @@ def stored_before(app, client, editor, monkeypatch):
     return response.get_json()
 
 
+def stored_pending(client, editor, monkeypatch) -> dict:
+    """The slow SVG stored with its variants left pending (as by a worker that died before it
+    drew them; its upload's draws stood in for by blank pixels)."""
+    with monkeypatch.context() as patched:
+        patched.setattr(svgdraw, "draw", blank)
+        patched.setattr(route.MediaState, "later", lambda self, job: False)
+        return upload(client, editor, slow_svg(), "slow.svg", "image/svg+xml").get_json()
+
+
 def base(media: dict) -> str:
     return media["url"].rsplit(".", 1)[0]
 
@@ -145,10 +154,7 @@ def test_a_restarted_worker_answers_the_remembered_failure_without_drawing(
 
 
 def test_pending_variants_past_the_deadline_are_remembered_too(app, client, editor, monkeypatch, draws):
-    with monkeypatch.context() as patched:  # stored, its variants left pending (a worker that died)
-        patched.setattr(svgdraw, "draw", blank)
-        patched.setattr(route.MediaState, "later", lambda self, job: False)
-        media = upload(client, editor, slow_svg(), "slow.svg", "image/svg+xml").get_json()
+    media = stored_pending(client, editor, monkeypatch)
     app.config.update(AVENUE_SVG_DRAW_SECONDS=1)
     url = media["variant_urls"]["gallery"]["webp"]
     first = client.get(url, headers={"Accept": "image/webp"})
@@ -334,10 +340,7 @@ def test_a_rendition_librsvg_refuses_is_remembered_as_a_timeout_is(app, app_fact
 
 
 def test_pending_variants_librsvg_refuses_are_remembered_too(app, client, editor, monkeypatch, refusing):
-    with monkeypatch.context() as patched:  # stored, its variants left pending (a worker that died)
-        patched.setattr(svgdraw, "draw", blank)
-        patched.setattr(route.MediaState, "later", lambda self, job: False)
-        media = upload(client, editor, slow_svg(), "slow.svg", "image/svg+xml").get_json()
+    media = stored_pending(client, editor, monkeypatch)
     url = media["variant_urls"]["gallery"]["webp"]
     for _ in range(2):
         answer = client.get(url, headers={"Accept": "image/webp"})
