@@ -175,6 +175,18 @@ def percent_use_bomb(levels: int = 6, fan_out: int = 10) -> bytes:
             f'</defs><use href="#a{levels}"/></svg>').encode()
 
 
+def refused_by_the_count(monkeypatch, data: bytes) -> ImageTooLarge:
+    """The sanitiser's refusal of ``data``, librsvg never asked to read or draw it."""
+    def must_not_draw(*args, **kwargs):
+        pytest.fail("librsvg was asked to read or draw it")
+
+    monkeypatch.setattr(svg, "intrinsic_size", must_not_draw)
+    monkeypatch.setattr(svg, "rasterise", must_not_draw)
+    with pytest.raises(ImageTooLarge) as refused:
+        prepare(data, Limits().with_vector())
+    return refused.value
+
+
 @pytest.mark.parametrize(("data", "counted"), [
     (nested_markers(), "marker draws: 3,113,542 (at most 2,000)"),
     (filtered('<feGaussianBlur stdDeviation="1"/>' * 2000),
@@ -193,15 +205,9 @@ def percent_use_bomb(levels: int = 6, fan_out: int = 10) -> bytes:
 ])
 def test_what_costs_too_much_to_draw_is_refused_by_the_sanitiser_s_count_naming_it(monkeypatch, data,
                                                                                     counted):
-    def must_not_draw(*args, **kwargs):
-        pytest.fail("librsvg was asked to read or draw it")
-
-    monkeypatch.setattr(svg, "intrinsic_size", must_not_draw)
-    monkeypatch.setattr(svg, "rasterise", must_not_draw)
-    with pytest.raises(ImageTooLarge) as refused:
-        prepare(data, Limits().with_vector())
-    assert refused.value.code == "svg_too_complex" and refused.value.status == 413
-    assert counted in refused.value.message, refused.value.message
+    refused = refused_by_the_count(monkeypatch, data)
+    assert refused.code == "svg_too_complex" and refused.status == 413
+    assert counted in refused.message, refused.message
 
 
 @pytest.mark.parametrize("inner", [
@@ -415,15 +421,9 @@ def shared_clip(uses: int = 200, shapes: int = 200) -> bytes:
     (shared_clip(), "elements drawn (through <use>, markers, patterns, masks and clip paths): 40,"),
 ])
 def test_filter_functions_masks_and_clip_paths_are_counted_as_what_they_draw(monkeypatch, data, counted):
-    def must_not_draw(*args, **kwargs):
-        pytest.fail("librsvg was asked to read or draw it")
-
-    monkeypatch.setattr(svg, "intrinsic_size", must_not_draw)
-    monkeypatch.setattr(svg, "rasterise", must_not_draw)
-    with pytest.raises(ImageTooLarge) as refused:
-        prepare(data, Limits().with_vector())
-    assert refused.value.code == "svg_too_complex"
-    assert counted in refused.value.message, refused.value.message
+    refused = refused_by_the_count(monkeypatch, data)
+    assert refused.code == "svg_too_complex"
+    assert counted in refused.message, refused.message
 
 
 def test_a_logo_with_a_blur_a_mask_and_a_clip_path_is_kept():
