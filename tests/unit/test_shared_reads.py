@@ -64,3 +64,37 @@ def test_another_key_is_read_on_its_own_and_a_failed_read_is_not_shared():
     assert reads.read(("media", 2), lambda: 8) == 8
     assert calls == ["failed"]
     assert reads._flights == {} and reads._asking == {}
+
+
+def test_requests_waiting_on_a_read_that_fails_share_the_next_one():
+    reads, release, loads = SharedReads(), threading.Event(), []
+
+    def load() -> int:
+        loads.append(len(loads) + 1)
+        if len(loads) == 1:
+            release.wait(30)
+            raise RuntimeError("the database went away")
+        return loads[-1]
+
+    answers: dict[str, object] = {}
+
+    def ask(name: str) -> None:
+        try:
+            answers[name] = reads.read(("media", 1), load)
+        except RuntimeError as error:
+            answers[name] = error
+
+    first = threading.Thread(target=ask, args=("first",))
+    first.start()
+    while not loads:
+        time.sleep(0.005)
+    later = [threading.Thread(target=ask, args=(f"later{n}",)) for n in range(3)]
+    for thread in later:
+        thread.start()
+    waiting(reads, 3)
+    release.set()
+    for thread in [first, *later]:
+        thread.join(30)
+    assert isinstance(answers.pop("first"), RuntimeError)  # only the request that read it fails
+    assert answers == {f"later{n}": 2 for n in range(3)} and loads == [1, 2]
+    assert reads._flights == {} and reads._asking == {}
