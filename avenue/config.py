@@ -216,7 +216,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AVENUE_REPLACED_REDIRECT_DAYS", 30, minimum=0),
     Setting("AVENUE_SIGNED_URL_TTL_SECONDS", HOUR),
     # An image's unedited original (.../source) is served only by a signed URL handed to its
-    # editors, valid this long (avenue/media/serve/objects.py UrlSigner.source_url).
+    # editors, valid this long (avenue/media/serve/urls.py UrlSigner.source_url).
     Setting("AVENUE_SOURCE_URL_TTL_SECONDS", 600, minimum=60),
     # Renditions on request (docs/media.md): named presets served unsigned at 1x-3x
     # (name=options;...; checked when the app starts), JPEG XL (avenue/media/formats.py), and

@@ -56,7 +56,7 @@ class RenditionNotAllowed(Forbidden):
 
 class SourceNotAllowed(Forbidden):
     """An image's unedited original (``.../source``) without a valid short-lived signature:
-    it is for the image's editors (avenue/media/serve/objects.py hands them its URL)."""
+    it is for the image's editors (avenue/presentation/objects.py hands them its URL)."""
 
     code = "source_not_allowed"
 

@@ -46,9 +46,9 @@ from avenue.media import (
     Upload,
     UrlSigner,
     clean_alt,
-    image_object,
     limits_from_config,
 )
+from avenue.presentation.objects import image_object
 from avenue.shop import service as shop
 from avenue.uploads import service as uploads
 

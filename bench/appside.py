@@ -31,7 +31,7 @@ def missing_reason(root: Path, python: str) -> str | None:
     if not (root / "wsgi.py").exists():
         return "wsgi.py does not exist"
     probe = ("from avenue import create_app\n"
-             "from avenue.media import Library, Limits, image_object\n")
+             "from avenue.media import Library, Limits\n")
     try:
         result = run([python, "-c", probe], timeout=60, cwd=root, check=False,
                      env=app_env(root, "mongodb://127.0.0.1:9/x", "x"))
@@ -206,10 +206,14 @@ def media_core(root: Path) -> MediaCore:
         originals = importlib.import_module("avenue.media.store.originals")
         store = originals.store
         limits = media.Limits
-        image_ref = importlib.import_module("avenue.media.serve.objects").image_ref
+        try:
+            objects = importlib.import_module("avenue.presentation.objects")
+        except ImportError:  # a checkout before issue 74 kept the image object in the media package
+            objects = importlib.import_module("avenue.media.serve.objects")
+        image_ref = objects.image_ref
 
         def image_object(doc, bucket, signer):
-            return media.image_object(media.Image.from_files_doc(bucket, doc), signer)
+            return objects.image_object(media.Image.from_files_doc(bucket, doc), signer)
     except Exception as exc:  # noqa: BLE001 - any import problem means "not yet"
         raise AppUnavailable(f"avenue.media: {type(exc).__name__}: {exc}") from exc
     ensure = None

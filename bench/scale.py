@@ -132,7 +132,7 @@ def seed(db, seconds: float, min_files: int, batch_images: int, owner: str, say)
     and products (two images each) in batches until ``seconds`` have passed and at least
     ``min_files`` files documents are in; keep the counters as the app does."""
     from avenue.media.effects import counters as media_counters
-    from avenue.media.serve.objects import image_ref
+    from avenue.presentation.objects import image_ref
     from avenue.status import counters as product_counters
 
     shapes = {

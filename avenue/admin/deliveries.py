@@ -13,18 +13,9 @@ from pydantic import Field
 from pymongo.database import Database
 
 from avenue import media
-from avenue.media import (
-    BUILDER,
-    DayRange,
-    Deliveries,
-    Document,
-    Library,
-    UnusedImage,
-    UrlSigner,
-    app_media,
-    image_object,
-)
+from avenue.media import BUILDER, DayRange, Deliveries, Document, Library, UrlSigner, app_media
 from avenue.paging import Page, Window
+from avenue.presentation.objects import UnusedImage, image_object
 from avenue.shapes import QUERY, WHOLE, Answer, ObjectIdText, OneOf, Refuse, Shape
 
 MAX_UNUSED_DAYS = 3650

@@ -59,7 +59,7 @@ def acknowledge_alert(alert_id: ObjectId) -> Response:
 
 
 def _signer() -> UrlSigner:
-    from avenue.media import signer_from_config
+    from avenue.presentation.objects import signer_from_config
 
     return signer_from_config(current_app.config, sources=edits_images())
 

@@ -18,8 +18,9 @@ from avenue.auth.service import User
 from avenue.builder.service import ShownPage
 from avenue.errors import ErrorBody
 from avenue.links.store import UploadLink
-from avenue.media import AltResult, ImageObject, MissingAlt, NearDuplicate, UnusedImage
+from avenue.media import AltResult, MissingAlt
 from avenue.monitoring.alerts import Alert
+from avenue.presentation.objects import ImageObject, NearDuplicate, UnusedImage
 from avenue.shapes import schema_of
 from avenue.shop.service import LegacyImage, MissingPhotoAlt, Product
 from avenue.status.products import ProductsStatus

@@ -61,12 +61,11 @@ from avenue.media import (
     app_media,
     chosen_alt,
     clean_alt,
-    image_object,
-    near_objects,
     parse_colour,
     suggest_alt,
 )
 from avenue.paging import Page, Window
+from avenue.presentation.objects import image_object, near_objects
 from avenue.shapes import (
     QUERY,
     Absent,

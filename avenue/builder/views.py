@@ -34,8 +34,8 @@ from avenue.media import (
     UrlSigner,
     check_crop_name,
     limits_from_config,
-    signer_from_config,
 )
+from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
 
 bp = Blueprint("builder", __name__, url_prefix="/api/builder")

@@ -24,7 +24,8 @@ from avenue.bulk.archive import Archive, ZipLimits
 from avenue.db import get_db
 from avenue.errors import BadRequest, Forbidden, ServerBusy, UnsupportedImage
 from avenue.http import takes, zip_archive
-from avenue.media import BUILDER, PRODUCTS, Near, UrlSigner, limits_from_config, signer_from_config
+from avenue.media import BUILDER, PRODUCTS, Near, UrlSigner, limits_from_config
+from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import hit, limit_uploads
 from avenue.shop import service as shop
 from avenue.urlfetch import Fetched, Policy, fetch_image, parse_hosts, parse_networks, parse_ports

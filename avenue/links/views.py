@@ -28,7 +28,8 @@ from avenue.db import get_db
 from avenue.errors import AvenueError, Forbidden, ImageTooLarge, NotFound, Unauthorized
 from avenue.http import one_file, page_args, takes, tus_chunk, uploaded_files
 from avenue.links import service, store
-from avenue.media import Image, Resumable, Resumables, UploadNotFound, signer_from_config
+from avenue.media import Image, Resumable, Resumables, UploadNotFound
+from avenue.presentation.objects import signer_from_config
 from avenue.tus import protocol as tus
 from avenue.tus.service import parse_metadata
 

@@ -5,10 +5,11 @@ tus, upload links, the zip and URL imports and the trash use to upload, replace,
 name, delete, restore, list and serve. A :class:`Library` per bucket (store/library/: reading,
 labels, storing, editing, grouping and deleting, one class each) answers in :class:`Image`
 records; :class:`Trash` holds deleted originals; :class:`Resumables` and :class:`Deliveries`,
-bound to a database, are resumable uploads' bytes and the delivery numbers; beside them the
-API's image object and its models, the request bodies of edits, crops, focal points and names,
-alt text's rules, and the limits and URL signer an app is configured with. Every name is a
-class, a function or a constant, never a module (a module brings all its names).
+bound to a database, are resumable uploads' bytes and the delivery numbers; beside them media
+URLs and the facts the API's image object (avenue/presentation/) states, the request bodies of
+edits, crops, focal points and names, alt text's rules, and the limits an app is configured
+with. Every name is a class, a function or a constant, never a module (a module brings all its
+names).
 
 The second door, ``avenue.media.maintenance``, is what ops and status use beside the library:
 the jobs over every file (gc, fsck, backup and restore, rerender, the backfills, the legacy
@@ -22,7 +23,8 @@ Inside, the code is in wings, each importing only the ones below it (the ``media
 import-linter contract):
 
 - ``serve``: what a media URL names and the one HTTP decision (``http``), the Flask
-  ``route``, the WSGI ``frontdoor``, every worker's ``cache``, the image ``objects``;
+  ``route``, the WSGI ``frontdoor``, every worker's ``cache``, media ``urls`` and their
+  ``signing``;
 - ``upkeep`` (beside ``serve``, never importing it): the jobs over every file of a bucket, gc,
   fsck, backup and restore, the re-render of what is stale, the backfills, the legacy import,
   every total recounted; ops runs them under its locks;
@@ -68,16 +70,9 @@ from avenue.media.ingest.near_hash import parse_colour
 from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, rewrite_lists
-from avenue.media.serve.objects import (
-    ImageObject,
-    NearDuplicate,
-    UnusedImage,
-    UrlSigner,
-    image_object,
-    near_objects,
-    ref_object,
-)
+from avenue.media.serve.facts import IMAGE_FACTS
 from avenue.media.serve.route import app_media
+from avenue.media.serve.urls import UrlSigner
 from avenue.media.store.deliveries import DayRange, Deliveries, DeliverySeries
 from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
 from avenue.media.store.originals import Upload
@@ -92,12 +87,12 @@ __all__ = [
     # The app's media core (core.py), built once by the route's init_app: every Library the
     # app opens and every ops run is handed it, and who refers to images is asked of it.
     "Media", "app_media",
-    # The API's image object, its models (for the OpenAPI document) and its URLs
-    # (serve/objects.py), configured per app below; the upload extensions (formats.py).
-    "ImageObject", "NearDuplicate", "UPLOAD_EXTENSIONS", "UnusedImage", "UrlSigner", "image_object",
-    "limits_from_config", "ref_object", "signer_from_config",
+    # Media URLs, built and signed where the route reads them (serve/urls.py), and what the API's
+    # image object (avenue/presentation/) states of images (serve/facts.py); the upload limits
+    # and extensions (formats.py).
+    "IMAGE_FACTS", "UPLOAD_EXTENSIONS", "UrlSigner", "limits_from_config",
     # Near-duplicates and colours (ingest/near_hash.py, store/near_duplicates.py).
-    "Near", "near_objects", "parse_colour",
+    "Near", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
     "Box", "CropBody", "Edits", "EditsBody", "FocalBody", "FocalPoint", "check_crop_name",
     # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py), and an image's earlier
@@ -131,16 +126,4 @@ def limits_from_config(config: Mapping[str, Any]) -> Limits:
         decode_wait_seconds=config.get("AVENUE_DECODE_WAIT_SECONDS", Limits.decode_wait_seconds),
         svg_draw_seconds=config.get("AVENUE_SVG_DRAW_SECONDS", Limits.svg_draw_seconds),
         disabled=disabled(config.get(DISABLED_SETTING)),
-    )
-
-
-def signer_from_config(config: Mapping[str, Any], *, sources: bool = False) -> UrlSigner:
-    """How an app builds media URLs (CDN base URL, signing key and lifetime); ``sources``:
-    the caller may edit the images, and gets their unedited originals' signed URLs."""
-    return UrlSigner(
-        base_url=config["AVENUE_MEDIA_BASE_URL"],
-        key=config["SECRET_KEY"],
-        ttl_seconds=config["AVENUE_SIGNED_URL_TTL_SECONDS"],
-        sources=sources,
-        source_ttl_seconds=config["AVENUE_SOURCE_URL_TTL_SECONDS"],
     )

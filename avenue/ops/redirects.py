@@ -13,8 +13,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from avenue.db import get_db
 from avenue.errors import plain_error
-from avenue.media import LEGACY_PREFIX, app_media, image_object, signer_from_config
+from avenue.media import LEGACY_PREFIX, app_media
 from avenue.media.maintenance import redirect_target
+from avenue.presentation.objects import image_object, signer_from_config
 
 bp = Blueprint("legacy_redirects", __name__)
 

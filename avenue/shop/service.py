@@ -68,12 +68,10 @@ from avenue.media import (
     Version,
     app_media,
     chosen_alt,
-    image_object,
-    near_objects,
-    ref_object,
     suggest_alt,
 )
 from avenue.paging import Page, Window, fetch
+from avenue.presentation.objects import image_object, near_objects, ref_object
 from avenue.shapes import Answer, IfSet, ObjectIdText, Omittable, Refuse, Shape, described_by
 from avenue.shop.references import ProductReferences
 from avenue.status import product_counters, record_product_change
@@ -160,7 +158,7 @@ class LegacyImage(Answer):
     source: IfSet[str | None] = None
 
 
-#: A product's image in its answer: an image object (avenue/media/serve/objects.py), or an old
+#: A product's image in its answer: an image object (avenue/presentation/objects.py), or an old
 #: /uploads/... reference not imported yet; both described in the document's components.
 ProductImage = Annotated[dict[str, Any], described_by("Image", "LegacyImage")]
 

@@ -34,9 +34,8 @@ from avenue.media import (
     UrlSigner,
     check_crop_name,
     limits_from_config,
-    near_objects,
-    signer_from_config,
 )
+from avenue.presentation.objects import near_objects, signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.shop import service
 

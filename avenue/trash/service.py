@@ -25,19 +25,9 @@ from avenue.builder import service as builder
 from avenue.clock import isoformat
 from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
-from avenue.media import (
-    ALIASES,
-    BUCKETS,
-    BUILDER,
-    PRODUCTS,
-    Library,
-    Trash,
-    Trashed,
-    UrlSigner,
-    app_media,
-    image_object,
-)
+from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, Library, Trash, Trashed, UrlSigner, app_media
 from avenue.paging import Page, Window
+from avenue.presentation.objects import image_object
 from avenue.shapes import QUERY, Absent, Answer, ObjectIdText, OneOf, Shape, cleaned, described_by
 from avenue.shop import service as shop
 

@@ -9,7 +9,7 @@ from avenue import audit
 from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.http import page_args, takes_query
-from avenue.media import signer_from_config
+from avenue.presentation.objects import signer_from_config
 from avenue.trash import service
 
 bp = Blueprint("trash", __name__, url_prefix="/api/trash")

@@ -24,7 +24,8 @@ from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.errors import BadRequest
 from avenue.http import tus_chunk
-from avenue.media import Resumable, Resumables, signer_from_config
+from avenue.media import Resumable, Resumables
+from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.tus import protocol, service
 

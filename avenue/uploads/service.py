@@ -33,10 +33,9 @@ from avenue.media import (
     UrlSigner,
     Version,
     app_media,
-    image_object,
-    near_objects,
 )
 from avenue.paging import Page, Window
+from avenue.presentation.objects import image_object, near_objects
 from avenue.shapes import QUERY, Shape
 
 VISIBILITIES = ("public", "private")

@@ -29,8 +29,8 @@ from avenue.media import (
     UrlSigner,
     check_crop_name,
     limits_from_config,
-    signer_from_config,
 )
+from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.uploads import service
 

@@ -15,10 +15,10 @@ import pytest
 from bson import ObjectId
 
 from avenue.media import BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS
-from avenue.media.serve.objects import image_ref
 from avenue.media.store import storage
 from avenue.media.store.originals import store
 from avenue.ops import backup as backup_module
+from avenue.presentation.objects import image_ref
 from tests.helpers import image_bytes
 
 

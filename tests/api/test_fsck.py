@@ -16,9 +16,9 @@ from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Media, Upload
 from avenue.media.core import NO_PURGES
 from avenue.media.ingest import pipeline
 from avenue.media.maintenance import fsck
-from avenue.media.serve.objects import image_ref
 from avenue.media.store import storage
 from avenue.media.store.originals import delete_image, store
+from avenue.presentation.objects import image_ref
 from tests.helpers import image_bytes
 from tests.support.commands import Matching
 from tests.support.gridfs_read import current_bytes, own_file_bytes

@@ -12,9 +12,9 @@ from bson import Binary, ObjectId
 from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, Media
 from avenue.media.ingest import pipeline
 from avenue.media.maintenance import collect_garbage
-from avenue.media.serve.objects import image_ref
 from avenue.media.store import pending, storage
 from avenue.media.store.originals import store, transfer
+from avenue.presentation.objects import image_ref
 from tests.helpers import bucket_snapshot, image_bytes
 
 LATER = dt.timedelta(hours=2)  # past the default one-hour grace period

@@ -11,10 +11,10 @@ from bson import ObjectId
 
 from avenue.media import BUILDER, PRODUCTS, UPLOADS
 from avenue.media.maintenance import import_legacy
-from avenue.media.serve.objects import image_ref
 from avenue.media.store import storage
 from avenue.media.store.originals import store
 from avenue.media.upkeep import legacy
+from avenue.presentation.objects import image_ref
 from tests.helpers import FIXTURES, image_bytes
 from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db
 

@@ -12,7 +12,7 @@ from gunicorn.config import Config
 from PIL import Image
 from werkzeug.test import Client
 
-from avenue.media import PRODUCTS, UPLOADS, Library, Media, image_object, signer_from_config
+from avenue.media import PRODUCTS, UPLOADS, Library, Media
 from avenue.media import Image as MediaImage
 from avenue.media.core import NO_PURGES
 from avenue.media.effects import invalidation
@@ -22,6 +22,7 @@ from avenue.media.serve.route import get_cache
 from avenue.media.store import storage as storage_module
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.storage import read_all
+from avenue.presentation.objects import image_object, signer_from_config
 from avenue.server import loop_environ
 from tests.helpers import GOOD_NAMES, image_bytes, make_app, passed_to_route
 

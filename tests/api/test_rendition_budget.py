@@ -657,8 +657,8 @@ def test_a_named_presets_own_urls_are_purged_with_its_image_on_delete_and_replac
 
 def test_a_private_images_renditions_and_evictions_are_never_purged(hooked):
     from avenue.db import get_mongo
-    from avenue.media import signer_from_config
     from avenue.media.transform import parse
+    from avenue.presentation.objects import signer_from_config
 
     doc = put(hooked, bucket=UPLOADS, visibility="private", scope="owner")
     signer = signer_from_config(hooked.config)

@@ -13,7 +13,7 @@ from PIL import Image
 from werkzeug.test import Client
 
 from avenue.clock import as_utc
-from avenue.media import PRODUCTS, UPLOADS, Media, UrlSigner, signer_from_config
+from avenue.media import PRODUCTS, UPLOADS, Media, UrlSigner
 from avenue.media.buckets import RENDITIONS
 from avenue.media.core import NO_PURGES
 from avenue.media.effects.counters import of as counters_of
@@ -24,6 +24,7 @@ from avenue.media.store import renditions
 from avenue.media.store.originals import delete_image, store
 from avenue.media.store.replace import replace_bytes
 from avenue.media.transform import parse
+from avenue.presentation.objects import signer_from_config
 from tests.helpers import Auth, expires_after, image_bytes, listening, make_app, passed_to_route
 from tests.support.commands import Matching, Recorder, namespaces, on_database
 

@@ -15,9 +15,9 @@ from bson import ObjectId
 from avenue.errors import Conflict, UnprocessableContent
 from avenue.media import PRODUCTS, TEMP, Library, Upload
 from avenue.media.core import NO_PURGES
-from avenue.media.serve.objects import image_ref
 from avenue.media.store.library import deleting as library_deleting
 from avenue.media.store.originals import delete_image, store
+from avenue.presentation.objects import image_ref
 from avenue.shop import service
 from tests.helpers import FIXTURES, REFUSED, bucket_snapshot, image_bytes
 

@@ -19,8 +19,8 @@ from bson import ObjectId
 
 from avenue.media import BUCKETS, PRODUCTS, TEMP, UPLOADS
 from avenue.media.core import NO_PURGES
-from avenue.media.serve.objects import image_ref
 from avenue.media.store.originals import delete_image, store, variant_ids
+from avenue.presentation.objects import image_ref
 from avenue.status import quota_level, storage
 from tests.helpers import FIXTURES, image_bytes, swept
 from tests.support.commands import Matching

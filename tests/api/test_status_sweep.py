@@ -13,8 +13,8 @@ from avenue import paging
 from avenue.clock import as_utc
 from avenue.dialect import dialect_of
 from avenue.media import BUILDER, PRODUCTS
-from avenue.media.serve.objects import image_ref
 from avenue.media.store.originals import store
+from avenue.presentation.objects import image_ref
 from avenue.status import sweep, warm_up_status_reports
 from tests.helpers import Auth, image_bytes, swept, worker_start_hook
 

@@ -133,7 +133,7 @@ def test_private_urls_live_at_least_the_configured_lifetime_and_at_most_a_window
 
 
 def test_the_same_private_url_is_handed_out_within_a_window_so_browsers_can_cache_it():
-    from avenue.media.serve.objects import UrlSigner
+    from avenue.media import UrlSigner
 
     signer = UrlSigner(key="k" * 32, ttl_seconds=3600)
     start = 1_800_000_000 - 1_800_000_000 % 900  # the start of a 15-minute window

@@ -301,8 +301,9 @@ def storefront_image(**ref: object) -> dict:
     """An image object as the API answers it (a 1024 x 768 photo with a placeholder)."""
     from bson import ObjectId
 
+    from avenue.media import UrlSigner
     from avenue.media.buckets import PRODUCTS
-    from avenue.media.serve.objects import UrlSigner, image_ref, ref_object
+    from avenue.presentation.objects import image_ref, ref_object
 
     thumb = {"width": 200, "height": 150}
     meta = {"role": "original", "format": "jpeg", "content_type": "image/jpeg", "width": 1024, "height": 768,

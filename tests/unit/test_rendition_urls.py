@@ -8,6 +8,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.errors import BadRequest
+from avenue.media import UrlSigner
 from avenue.media.records import MediaDoc
 from avenue.media.serve.http import (
     MediaUrl,
@@ -17,7 +18,6 @@ from avenue.media.serve.http import (
     negotiate,
     resolve_rendition,
 )
-from avenue.media.serve.objects import UrlSigner
 from avenue.media.serve.signing import sign_rendition, verify_rendition
 from avenue.media.transform import AllowList, parse, parse_presets
 

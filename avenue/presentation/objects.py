@@ -1,4 +1,6 @@
-"""The contract's image object (URLs, sizes, variants) for a stored image or a stored reference.
+"""The contract's image object (URLs, sizes, variants) for a stored image or a stored reference,
+shaped from the media core's records (:class:`Image`, :class:`Near`, a product's reference) with
+the URLs its :class:`UrlSigner` builds.
 
 The object is a declared answer (:class:`ImageObject`, ``avenue/shapes.py``): the code fills it
 and answers its dump, the OpenAPI document's ``Image`` component is its schema. It is built
@@ -10,104 +12,19 @@ of each would double the cost of a page).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
 from pydantic import ConfigDict, Field
 
 from avenue.clock import isoformat
-from avenue.media.formats import EXTENSIONS, FALLBACKS, FORMATS, OFFERED, fallback
-from avenue.media.ingest.near_hash import NEAR, PALETTE
-from avenue.media.ingest.variants import VARIANT_NAMES
-from avenue.media.names import MAX_NAME_LENGTH
-from avenue.media.paths import media_path, named_path
-from avenue.media.records import SOURCE, Image, Near
-from avenue.media.serve import signing
-from avenue.media.transform import Spec, ladder_for
+from avenue.media import IMAGE_FACTS, Image, Near, UrlSigner
 from avenue.shapes import Absent, Answer, IfSet, ObjectIdText, OneOf
 
-
-@dataclass(frozen=True)
-class UrlSigner:
-    """What building media URLs needs: a public base URL, and keys/lifetime for private ones;
-    ``sources``: whether the caller may edit the images (and so gets their unedited
-    originals' URLs, signed for ``source_ttl_seconds``)."""
-
-    base_url: str = ""
-    key: str = ""
-    ttl_seconds: int = 3600
-    sources: bool = False
-    source_ttl_seconds: int = 600
-
-    def media_url(self, bucket: str, file_id: Any, variant: str = "", ext: str = "",
-                  private: bool = False, now: float | None = None, version: str = "") -> str:
-        path = media_path(bucket, file_id, version)
-        if variant:
-            path += f"/{variant}"
-        if ext:
-            path += f".{ext}"
-        url = f"{self.base_url}{path}"
-        if private:
-            expires = self.expiry(time.time() if now is None else now)
-            sig = signing.sign(self.key, bucket, str(file_id), variant, expires, version)
-            url += "?" + urlencode({"expires": expires, "sig": sig})
-        return url
-
-    def rendition_url(self, bucket: str, file_id: Any, spec: Spec, fmt: str = "", *, version: str = "",
-                      private: bool = False, now: float | None = None, public_sig: bool = True) -> str:
-        """The URL of a rendition of an image version (``fmt``: ``webp``, ``avif``, ``jpeg``,
-        ``png``; empty: chosen by ``Accept``). A private image's is signed like its other URLs
-        (expiring, over the spec's key); a public image's carries ``sig`` (no expiry), which
-        any rendition off the allow-list needs and one on it ignores (``public_sig=False``
-        leaves it out, for a spec the caller knows is on the allow-list: a shorter URL, the
-        same for every key)."""
-        return self.rendition_urls(bucket, file_id, spec, (fmt,), version=version, private=private, now=now,
-                                   public_sig=public_sig)[fmt]
-
-    def rendition_urls(self, bucket: str, file_id: Any, spec: Spec, formats: Iterable[str], *,
-                       version: str = "", private: bool = False, now: float | None = None,
-                       public_sig: bool = True) -> dict[str, str]:
-        """:meth:`rendition_url` for several formats of one spec. A public image's signature
-        covers the image version and the spec (any format); a private image's covers the
-        format too (``<key>.<ext>``, or the key alone for the URL negotiated by ``Accept``), so
-        a link handed out for one format opens no other."""
-        key = spec.key()
-        image = f"{self.base_url}{media_path(bucket, file_id, version)}"
-        urls = {}
-        expires = self.expiry(time.time() if now is None else now)
-        public = signing.sign_rendition(self.key, bucket, str(file_id), version, key) if public_sig else ""
-        for fmt in formats:
-            named = f"{key}.{EXTENSIONS.get(fmt, fmt)}" if fmt else key
-            query = ""
-            if private:
-                sig = signing.sign(self.key, bucket, str(file_id), named, expires, version)
-                query = "?" + urlencode({"expires": expires, "sig": sig})
-            elif public:
-                query = "?" + urlencode({"sig": public})
-            urls[fmt] = f"{image}/{named}{query}"
-        return urls
-
-    def source_url(self, bucket: str, file_id: Any, version: str = "", now: float | None = None) -> str:
-        """The URL of an image's unedited original (``.../source``), for its editors: signed
-        like a private URL whatever the image's visibility, valid for ``source_ttl_seconds``
-        (a quarter more at most), served ``private`` (never at a CDN)."""
-        path = f"{self.base_url}{media_path(bucket, file_id, version)}/{SOURCE}"
-        expires = self.expiry(time.time() if now is None else now, self.source_ttl_seconds)
-        sig = signing.sign(self.key, bucket, str(file_id), SOURCE, expires, version)
-        return f"{path}?" + urlencode({"expires": expires, "sig": sig})
-
-    def expiry(self, now: float, ttl: int | None = None) -> int:
-        """When a private URL handed out at ``now`` expires: the end of the window holding
-        ``now + ttl`` (the signer's ``ttl_seconds`` by default). Windows are a quarter of the
-        lifetime (at least a minute), so every answer within one window hands out the same
-        URL, which browsers and the CDN can cache, and each URL stays valid for at least the
-        configured lifetime."""
-        ttl = self.ttl_seconds if ttl is None else ttl
-        window = max(60, ttl // 4)
-        return (int(now + ttl) // window + 1) * window
+# What the media core states of its images (formats, variants, bounds), as the object uses it.
+EXTENSIONS: Mapping[str, str] = IMAGE_FACTS.extensions  # a stored format's URL suffix
+VARIANT_NAMES = IMAGE_FACTS.variant_names
+FORMATS = IMAGE_FACTS.formats
 
 
 def _formats(ref: dict[str, Any], name: str) -> list[str]:
@@ -141,19 +58,17 @@ def _renditions(ref: dict[str, Any], bucket: str, signer: UrlSigner, private: bo
     file_id, version = str(ref["id"]), ref.get("version") or ""
     # Transparency shows in the variants' fallback format (as MediaDoc.transparent reads it).
     transparent = any("png" in formats for formats in (ref.get("variant_formats") or {}).values())
-    # A rendition ``srcset`` offers OFFERED, best first, then the fallback for browsers that show
-    # none of them (PNG instead of JPEG for an image with transparency, as its variants).
-    last = fallback(transparent)
-    formats = (*OFFERED, last)
-    steps = ladder_for(width)
-    now = time.time()
-    urls = {step: signer.rendition_urls(bucket, file_id, Spec(width=step), formats, version=version,
-                                        private=private, now=now, public_sig=False) for step, _ in steps}
-    srcset = {EXTENSIONS[fmt]: ", ".join(f"{urls[step][fmt]} {shown}w" for step, shown in steps)
+    # A rendition ``srcset`` offers the offered formats, best first, then the fallback for browsers
+    # that show none of them (PNG instead of JPEG for an image with transparency, as its variants).
+    last = IMAGE_FACTS.fallback(transparent)
+    formats = (*IMAGE_FACTS.offered, last)
+    steps = signer.ladder_urls(bucket, file_id, width, formats, version=version, private=private)
+    srcset = {EXTENSIONS[fmt]: ", ".join(f"{urls[fmt]} {shown}w" for _, shown, urls in steps)
               for fmt in formats}
-    src_step = max((step for step, _ in steps if step <= FALLBACK_SRC_WIDTH), default=steps[0][0])
-    return {"widths": [shown for _, shown in steps], "srcset": srcset, "fallback": EXTENSIONS[last],
-            "src": urls[src_step][last]}
+    fitting = [urls for step, _, urls in steps if step <= FALLBACK_SRC_WIDTH]
+    src = (fitting or [steps[0][2]])[-1]  # the widest step up to it (steps ascend), else the narrowest
+    return {"widths": [shown for _, shown, _ in steps], "srcset": srcset, "fallback": EXTENSIONS[last],
+            "src": src[last]}
 
 
 class NearDuplicate(Answer):
@@ -163,8 +78,8 @@ class NearDuplicate(Answer):
     url: str
     thumb: str | None
     filename: str | None
-    distance: Annotated[int, Field(ge=0, le=NEAR, description="Bits in which the two 64-bit perceptual "
-                                                              "hashes differ.")]
+    distance: Annotated[int, Field(ge=0, le=IMAGE_FACTS.near_distance,
+                                   description="Bits in which the two 64-bit perceptual hashes differ.")]
 
 
 class Open(Answer):
@@ -190,9 +105,10 @@ class Renditions(Answer):
 
     widths: list[Annotated[int, Field(ge=1)]]
     srcset: Annotated[dict[str, str], Field(json_schema_extra={
-        "required": [_EXTENSION[name] for name in OFFERED],
-        "properties": {_EXTENSION[name]: {"type": "string"} for name in (*OFFERED, *FALLBACKS)}})]
-    fallback: Annotated[str, OneOf(tuple(_EXTENSION[name] for name in FALLBACKS))]
+        "required": [_EXTENSION[name] for name in IMAGE_FACTS.offered],
+        "properties": {_EXTENSION[name]: {"type": "string"}
+                       for name in (*IMAGE_FACTS.offered, *IMAGE_FACTS.fallbacks)}})]
+    fallback: Annotated[str, OneOf(tuple(_EXTENSION[name] for name in IMAGE_FACTS.fallbacks))]
     src: str
 
 
@@ -280,7 +196,7 @@ class ImageObject(Answer):
         "Its alt text; left out when it has none (never null: as a bulk alt-text answer says it).")
     )]] = None
     name: IfSet[Annotated[str, Field(
-        pattern="^[a-z0-9]+(-[a-z0-9]+)*$", max_length=MAX_NAME_LENGTH,
+        pattern="^[a-z0-9]+(-[a-z0-9]+)*$", max_length=IMAGE_FACTS.max_name_length,
         description="Its readable name (PUT …/name), when it has one; public images only.")]] = None
     named_url: IfSet[Annotated[str, Field(description=(
         "The original under its readable name: /media/<alias>/<id>[~<version>]/name/<name>.<ext>; "
@@ -311,7 +227,7 @@ class ImageObject(Answer):
         description="Named crops (fractions of the edited picture): renditions' c_<name>.")]] = None
     folder: IfSet[Annotated[str, Field(pattern="^/", description="Library media: its folder.")]] = None
     tags: IfSet[Annotated[list[str], Field(description="Library media: its tags.")]] = None
-    palette: Absent[Annotated[list[PaletteColour], Field(max_length=PALETTE, description=(
+    palette: Absent[Annotated[list[PaletteColour], Field(max_length=IMAGE_FACTS.palette_colours, description=(
         "Its dominant colours, largest share first (images stored before palettes: absent until "
         "`flask near-duplicates` runs)."))]] = None
     near_duplicates: Absent[Annotated[list[NearDuplicate], Field(description=(
@@ -384,7 +300,7 @@ def ref_object(ref: dict[str, Any], bucket: str, signer: UrlSigner, *,
     if ref.get("name") and not private and ext:
         # Its readable name (avenue/media/names.py) and the original's URL under it.
         obj["name"] = ref["name"]
-        obj["named_url"] = f"{signer.base_url}{named_path(bucket, file_id, version, ref['name'], ext)}"
+        obj["named_url"] = signer.named_url(bucket, file_id, version, ref["name"], ext)
     placeholder = ref.get("placeholder") or {}
     if placeholder.get("blurhash"):
         # What to draw while the image loads: a blurhash and the dominant colour (#rrggbb).
@@ -428,3 +344,15 @@ def near_objects(near: Sequence[Near], signer: UrlSigner) -> list[dict[str, Any]
         listed.append(NearDuplicate(id=obj["id"], url=obj["url"], thumb=obj["variants"].get("thumb"),
                                     filename=obj["filename"], distance=match.distance).answer())
     return listed
+
+
+def signer_from_config(config: Mapping[str, Any], *, sources: bool = False) -> UrlSigner:
+    """How an app builds media URLs (CDN base URL, signing key and lifetime); ``sources``:
+    the caller may edit the images, and gets their unedited originals' signed URLs."""
+    return UrlSigner(
+        base_url=config["AVENUE_MEDIA_BASE_URL"],
+        key=config["SECRET_KEY"],
+        ttl_seconds=config["AVENUE_SIGNED_URL_TTL_SECONDS"],
+        sources=sources,
+        source_ttl_seconds=config["AVENUE_SOURCE_URL_TTL_SECONDS"],
+    )
