@@ -123,6 +123,24 @@ def test_a_public_url_on_the_allow_list_may_leave_its_signature_out():
     assert "expires=" in private and "sig=" in private  # a private one is always signed
 
 
+def test_the_ladder_s_urls_stop_at_the_image_s_own_width():
+    signer = UrlSigner(key="k", ttl_seconds=3600)
+    steps = signer.ladder_urls("product_images_data", ID, 700, ("webp", "jpeg"), version="v1")
+    assert [(step, shown) for step, shown, _ in steps] == [(160, 160), (320, 320), (480, 480), (640, 640),
+                                                           (800, 700)]
+    assert steps[-1][2] == {"webp": f"/media/products/{ID}~v1/w_800.webp",  # on the allow-list: unsigned
+                            "jpeg": f"/media/products/{ID}~v1/w_800.jpg"}
+    private = signer.ladder_urls("product_images_data", ID, 700, ("webp",), private=True, now=1_800_000_000)
+    expires = f"expires={signer.expiry(1_800_000_000)}&sig="
+    assert all(expires in urls["webp"] for _, _, urls in private)
+
+
+def test_a_readable_name_s_url_is_the_original_under_its_name():
+    url = UrlSigner(base_url="https://cdn.example").named_url("product_images_data", ID, "v1", "red-shoe",
+                                                               "jpg")
+    assert url == f"https://cdn.example/media/products/{ID}~v1/name/red-shoe.jpg"
+
+
 # --- the one parse of a media path (MediaUrl), shared by the front door and the route -------
 
 
