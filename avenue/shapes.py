@@ -24,13 +24,9 @@ and ``expires`` (the serving hot path) read the query by hand. An answer may be 
 too (:class:`Answer`): the code fills the model, its dump is the body, and the document's
 response schema is the model's.
 
-Why pydantic v2, by measurement (``bench/shapes.py``, ``bench/results/shapes-2026-11-26.md``):
-its core is compiled (pydantic-core, Rust), so a model checks a product's body in about 1 µs
-(the hand parser: 0.6-1 µs) and the library's bulk call of 100 ids in about 36 µs (the hand
-parser, making the ObjectIds: about 100 µs): the same order as the hand-written parsers it
-replaces, below the strict JSON decoding every body pays first (5-40 µs), and about a
-thousandth of a whole request in process (0.7 ms for a product change on mongomock). It
-writes JSON Schema 2020-12 itself, the dialect OpenAPI 3.1 uses, so the document needs no
+Why pydantic v2: its compiled core checks a body as fast as the hand-written parsers it
+replaces (bench/results/shapes-2026-11-26.md; docs/performance.md); it writes JSON Schema
+2020-12 itself, the dialect OpenAPI 3.1 uses, so the document needs no
 plug-in; and it was installed already (schemathesis depends on it). marshmallow was not
 measured: it is not installed, and its OpenAPI schemas come from a further package (apispec).
 Bodies are decoded by ``parse_json`` (Avenue's strict JSON: no NaN, no 1e400, 64 levels),

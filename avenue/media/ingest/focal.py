@@ -6,10 +6,8 @@ variant (``og``, 1200x630) keeps in view, so a product shot off-centre keeps its
 The automatic estimate is libvips's *attention* strategy (``smartcrop``, the one imgproxy and
 sharp use): it scores each part of a small sample for edges, skin tones and saturation and
 reports the centre of the most interesting region. It is measured on a sample of at most
-:data:`SAMPLE` px, so its cost does not depend on the upload's size: about 12 ms of CPU on a
-slow 2-core machine (1.6 ms the sample, 11 ms ``smartcrop``, whose score is a chain of a dozen
-libvips operations, each with a fixed start-up cost: 11-13 ms on a 64 px sample as on a 512 px
-one, 2026-11-27).
+:data:`SAMPLE` px, so its cost does not depend on the upload's size (about 12 ms of CPU,
+docs/performance.md, "Measurements behind the code").
 Faces would be better still for portraits, but every face detector on PyPI brings a model
 (OpenCV's cascades, dlib, mediapipe) and hundreds of MB for a shop whose photos are products;
 attention finds a face by its skin tones anyway.

@@ -11,17 +11,16 @@ Pillow and plain Python because ``imagehash`` needs numpy, scipy and PyWavelets 
 (about 220 MB installed, for one 32x32 transform) and its pHash calls ``scipy.fftpack``; the
 8 rows of the DCT that are kept cost about 10,000 multiplications, under a millisecond
 (``tests/unit/test_near_hash.py`` checks the bits against ``imagehash`` itself, a test-only
-dependency). dHash was measured too and rejected: over 335 distinct pictures (55,945 pairs,
-the bench's photos and scenes) it put 200 pairs within 8 bits and 647 within 10, pHash none
-and one.
+dependency). dHash was measured too and rejected (docs/performance.md, "Measurements behind
+the code").
 
 **Bands** (the index). The hash is cut into its four 4x4 quadrants of DCT coefficients, 16
 bits each; the low-frequency quadrant changes least under re-encoding, resizing and crops.
 Each band is stored as ``band << 16 | value`` in one array (``metadata.phash_bands``, a
 multikey index), and a lookup asks for every value within one bit of the image's own in each
 band (4 x 17 = 68 index keys): by the pigeonhole principle every hash within a distance of 7
-shares a band within one bit, and the recall measured at :data:`NEAR` (12) over re-encoded,
-resized and cropped photos is what bench/results/near-duplicates-2026-11-24.md gives.
+shares a band within one bit; the recall at :data:`NEAR` (12) is in
+bench/results/near-duplicates-2026-11-24.md.
 
 **Palette.** Up to :data:`PALETTE` colours (median cut over the 32 px sample, the
 placeholder's method) with their share of the opaque pixels. Each colour covering at least
@@ -228,12 +227,8 @@ def probes(value: int, order: str = "") -> list[int]:
     flipped, and those with two of its :data:`WEAK_PAIRS` least certain flipped: 52 keys.
     Without (a hash stored before the order was): each band's own and those one bit away, 68.
 
-    Why: a copy's bits flip where the coefficient was near the median. Measured over the
-    bench's 376 copies (bench/results/near-duplicates-2026-11-24.md): one bit away in every
-    band finds 94.1 % (68 keys); adding two bits away in the lowest band 96.3 % (188 keys,
-    2.8x the candidates); five bands of 13 bits 96.5 % but ~10x the candidates; the least
-    certain bits as here 96.3 % with 52 keys, fewer candidates than before. Of those within
-    :data:`NEAR` at all (96.8 %), it misses two."""
+    Why: a copy's bits flip where the coefficient was near the median, so the least certain
+    bits find more copies with fewer keys (bench/results/near-duplicates-2026-11-24.md)."""
     keys = []
     for index, band in enumerate(_quadrants(value)):
         tag = index << BAND_BITS

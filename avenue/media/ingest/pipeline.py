@@ -81,13 +81,9 @@ def ingest(data: bytes, limits: Limits, focal: FocalPoint | None = None,
 #: What an upload renders before it answers: the WebP thumb, which the placeholder is made of.
 ANSWERED: frozenset[tuple[str, str]] = frozenset({("thumb", "webp")})
 #: The longer side, in px, an upload decodes its picture to before it answers (``prepare``'s
-#: ``preview``): what the answer needs of the pixels is its WebP thumb (at most 200 px) and the
-#: focal point's estimate (a 256 px sample, ``focal.SAMPLE``), and twice the sample keeps both
-#: drawn from more pixels than they show. The other variants (up to 1600 px) are rendered
-#: after the answer from the stored original, decoded again at their own size
-#: (``render_stored``), so decoding at their size before the answer was work the answer never
-#: used: a 12 MP JPEG is decoded at 1/4 instead of 1/2 (libjpeg's shrink-on-load), and the
-#: focal point's estimate and the thumb's resize start from a quarter of the pixels
+#: ``preview``): the answer needs only its WebP thumb (at most 200 px) and the focal point's
+#: 256 px sample (``focal.SAMPLE``); the other variants are decoded again at their own size
+#: after the answer (``render_stored``). A 12 MP JPEG is decoded at 1/4 instead of 1/2
 #: (bench/results/upload-answer-2026-11-27.md).
 ANSWER_DECODE_PX = 2 * SAMPLE
 

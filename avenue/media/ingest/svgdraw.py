@@ -2,11 +2,11 @@
 
 librsvg (through libvips's ``svgload``) cannot be stopped from the outside: libvips checks
 its kill flag (``Image.set_kill``, set from an ``eval`` progress callback) only between the
-tiles it asks librsvg for, and librsvg draws a whole tile of an SVG at once. Measured on a
-sanitised SVG of 50 blurred rectangles (100x80, drawn at 1600 px: 9.4 s), a kill set 0.5 s
-in stopped the draw after 24.8 s. There is no cancellation of librsvg's own either. So the
-draw runs in a process of its own, and a draw past its deadline is stopped by killing that
-process: its CPU, its memory and the caller's render slot are free at once.
+tiles it asks librsvg for, and librsvg draws a whole tile of an SVG at once (a kill set 0.5 s
+into a 9.4 s draw stopped it after 24.8 s: docs/performance.md, "Measurements behind the
+code"). There is no cancellation of librsvg's own either. So the draw runs in a process of
+its own, and a draw past its deadline is stopped by killing that process: its CPU, its memory
+and the caller's render slot are free at once.
 
 The deadline is the helper's own CPU time, not the wall clock: a verdict that the SVG is too
 costly (remembered for a day, avenue/media/store/undrawable.py) must not depend on how busy

@@ -241,9 +241,8 @@ def canvases(decoded: tuple[int, int], _shown: tuple[int, int]) -> int:
     At 4 bytes a pixel: the frame once more (its display-mode copy, the og crop's source), the
     gallery four times (itself, the Pillow copies its WebP and fallback encoders are handed,
     the WebP encoder's own buffers), the card and the thumb three times (themselves and their
-    two copies) and the og picture twice (itself and its copy). Measured: the eight variants
-    of a 32 MP JPEG (frame 1200x1601) peaked 53 MB above idle in a process of their own, of
-    which the decode's reservation covered 8."""
+    two copies) and the og picture twice (itself and its copy): what the decode's reservation
+    alone left uncovered (docs/performance.md, "Measurements behind the code")."""
     gallery = _fit_size(*decoded, *VARIANTS["gallery"][:2])
     card = _fit_size(*gallery, *VARIANTS["card"][:2])
     thumb = _fit_size(*card, *VARIANTS["thumb"][:2])

@@ -74,24 +74,15 @@ NEAR_GROUP = "metadata.near_group"
 PENDING_FIELD = "near_pending"  # metadata field: True from a new hash's write until its groups are linked
 PENDING = f"metadata.{PENDING_FIELD}"
 # What an upload's answer waits, past its own writes, for its lookup: WAIT_SHARE of the time
-# the store took so far, validation and writes, at least WAIT_FLOOR_SECONDS and at most
-# WAIT_SECONDS. The lookup is optional work: it may make an answer at most 10 % slower, and
-# the hash, the palette and the lookup's thread take about half of that (measured: a 0.1
-# share made a 12 MP upload 1.21x at a million images' density, answered without it). On
-# mongod a lookup takes milliseconds and is over before the original is written. On the
-# embedded database at a million images' density it takes 98-339 ms against a 22-79 ms
-# write (bench/results/near-duplicates-*.md): there the answer goes without it and the
-# lookup links the groups when it ends, as renditions are rendered after the answer.
+# the store took so far, at least WAIT_FLOOR_SECONDS and at most WAIT_SECONDS. The lookup is
+# optional work: it may make an answer at most 10 % slower (measured: docs/performance.md,
+# "Measurements behind the code"; bench/results/near-duplicates-2026-11-25-after-writes.md).
 WAIT_SHARE = 0.05
 WAIT_FLOOR_SECONDS = 0.005
 WAIT_SECONDS = 1.0
-# On the embedded database the answer does not wait for its lookup at all: the lookup begins
-# once the writes are done (it cannot run beside them there), so any wait is added whole to the
-# answer. Waiting a twentieth of the store measured 1.07-1.27x in a small library, where the
-# lookup fits in the wait and its links were written before the answer; answered without it,
-# 1.0x (bench/results/near-duplicates-2026-11-26-embedded-after.md). The console asks the
-# image's near-duplicates when an answer leaves them out (near.js), so a newcomer on
-# `make run` still sees the warning.
+# On the embedded database the lookup cannot run beside the writes, so any wait is added
+# whole to the answer: it does not wait (bench/results/near-duplicates-2026-11-26-embedded-after.md).
+# The console asks the image's near-duplicates when an answer leaves them out (near.js).
 EMBEDDED_WAIT_SECONDS = 0.0
 QUERY_MS = 5000  # each lookup query's maxTimeMS: the server abandons a runaway one
 _NO_ID = ObjectId(b"\x00" * 12)  # below every label: the first page's bound (null labels are not ObjectIds)
@@ -222,11 +213,9 @@ class Lookup:
             except Exception:  # noqa: BLE001 - logged; the answer names no matches
                 log.exception("the near-duplicate lookup of an upload to %s failed", bucket)
         elif _one_operation_at_a_time(db):
-            # The embedded database runs one operation at a time under one lock: beside the
-            # writes, the lookup's query only made them queue behind it (writes of 22 ms
-            # answered after the whole 98 ms lookup, bench/results/near-duplicates-*.md).
-            # There it begins once the writes are done, after the answer
-            # (EMBEDDED_WAIT_SECONDS), and links its group when it ends.
+            # The embedded database runs one operation at a time: beside the writes the
+            # lookup only made them queue behind it. It begins once they are done, after the
+            # answer (EMBEDDED_WAIT_SECONDS), and links its group when it ends.
             self._after_writes = True
         else:
             self._future = background.beside(self._run)

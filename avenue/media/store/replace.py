@@ -26,10 +26,8 @@ Why not keep the head's own chunks the current bytes, so that a stock read by id
 (1) it rewrites the chunks a reader may be streaming (the first replace of an image serves the
 head's own chunks until the switch), the very mix of two versions this layout exists to
 prevent; (2) it writes every new version's bytes twice and keeps them twice (an undo of edits
-too, which now writes no bytes at all). Measured on the embedded database (this 2-core machine,
-medians of 7): the head's chunks removed and the same bytes inserted again under its id took
-41 ms for 2 MiB, 89 ms for 5 MiB, 350 ms for 12 MiB, as much again as writing the content file
-(43, 129, 274 ms), on a replace of a 12 MP photo of about 750 ms (docs/media.md).
+too, which now writes no bytes at all): about half again a replace's time on the embedded
+database (docs/performance.md, "Measurements behind the code").
 
 Order, so that a crash never leaves a half-replaced image (readers see the old version or the
 new one, whole):
