@@ -2,10 +2,9 @@
 
 Every start (each gunicorn worker, each CLI command) ensures every index of about 30
 collections. ``createIndexes`` on an index that already exists is a no-op on mongod, but it is
-still a command per collection that takes the collection's lock for a moment; on the embedded
-SecantusDB it is one of its slowest commands (14 ms against 2.6 ms for ``listIndexes``,
-measured with 32 of them per start: about 0.45 s of every start and of every test's fresh
-database). So each collection's indexes are listed first and only the missing ones are sent.
+still a command per collection that takes the collection's lock for a moment, and on the
+embedded SecantusDB one of its slowest (docs/performance.md, "Measurements behind the
+code"). So each collection's indexes are listed first and only the missing ones are sent.
 
 An index that exists under the same name with another definition is sent too, so the server
 refuses it (``IndexOptionsConflict``/``IndexKeySpecsConflict``) exactly as before: a changed

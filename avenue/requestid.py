@@ -10,9 +10,9 @@ Every answer gets one, the media front door's cached answers included (answered 
 gunicorn's event loop), so a new id is cheap: this process's random 64-bit prefix and a
 counter, 32 hex digits like a UUID's. Unique without a lock (``next`` on an
 ``itertools.count`` is one atomic call under the GIL) and across processes (a worker forked
-from gunicorn's master draws its own prefix). Measured with timeit on the 2-core dev box:
-0.50 µs per id, against 0.94 µs for ``os.urandom(16).hex()`` and 4.4 µs for
-``uuid.uuid4().hex``. Ids are labels, not secrets: a client may send any id it likes.
+from gunicorn's master draws its own prefix); half the cost of ``os.urandom(16).hex()``
+(docs/performance.md, "Measurements behind the code"). Ids are labels, not secrets: a client
+may send any id it likes.
 """
 
 from __future__ import annotations

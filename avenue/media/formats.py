@@ -220,10 +220,8 @@ def sniff(data: bytes) -> Format | None:
 
 
 #: Renditions on request are baseline JPEGs (Huffman-optimised), the fixed variants progressive:
-#: the same quantisation, so the same pixels (checked), for +1.9-4.0 % bytes at 0.40-0.44x the
-#: encode time from 320 to 1600 px at q80 and q85 (bench/jpeg_progressive.py,
-#: bench/results/jpeg-progressive-2026-11-26.md): a 512 px q80 rendition's encode went from 2.9
-#: to 1.2 ms, about a tenth of its cold render.
+#: the same pixels (checked), a few % more bytes at under half the encode time
+#: (bench/results/jpeg-progressive-2026-11-26.md).
 RENDITION_PROGRESSIVE = False
 
 

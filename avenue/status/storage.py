@@ -31,11 +31,9 @@ from avenue.shapes import Answer
 LIST_LIMIT = 100
 # How long a process trusts what the server said of itself (its build, whether its engine
 # persists) and a chunk index it found: those change only with an upgrade, a restart or an
-# operator's hand. Asked every call, they were six of storage-status's ten commands, and on
-# the embedded database each command can wait behind one of the status sweep's reads (p99
-# 318 ms during a 300,000-file reconciliation, bench/results/scale-2026-11-26-*.md). A
-# missing index is asked again at every call, so one created shows at once; one dropped
-# shows within this bound.
+# operator's hand, and asked every call they were six of storage-status's ten commands
+# (bench/results/scale-2026-11-26-storage-status-remembered.md). A missing index is asked
+# again at every call, so one created shows at once; one dropped shows within this bound.
 KNOWN_SECONDS = 60.0
 Level = Literal["ok", "warning", "critical", "emergency"]
 LEVELS: tuple[tuple[int, Level], ...] = ((95, "emergency"), (85, "critical"), (70, "warning"))
@@ -106,10 +104,8 @@ def _legacy(folder: str, swept: dict[str, Any] | None) -> LegacyUploads | None:
 def _stats_withheld(db: Database[Document], build: Mapping[str, Any] | None) -> bool:
     """Whether dbStats must not be sent: the dialect's ``db_stats`` says not (the embedded
     SecantusDB, as this client knows it, asked once: not this call's buildInfo alone, though
-    that one counts too), or this call could not ask. A 60-minute soak through make run had
-    its one restart when a storage-status call's buildInfo failed under load and its dbStats
-    went out: SecantusDB held every request behind it for 15 s
-    (bench/results/embedded-2026-11-26-soak-fences-60.md)."""
+    that one counts too), or this call could not ask: one dbStats sent so held every request
+    15 s (bench/results/embedded-2026-11-26-soak-fences-60.md)."""
     if not server_commands(db):
         return False  # it answers neither: the notes say so
     if build is None or is_embedded_build(build):

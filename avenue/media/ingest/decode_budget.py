@@ -36,15 +36,11 @@ class DecodeBudget:
     not takes the whole budget and runs alone.
 
     This class is one process's budget: what the tests, the CLI and any single process use.
-    Under gunicorn every worker of the server shares one instead (:class:`SharedDecodeBudget`):
-    with a budget per worker, an edit that took the whole budget ran alone only in its worker,
-    and four 40 MP rotate-and-crops on 2 workers added +799 MB above idle (two at once, ~400 MB
-    each; bench/results/attacks-2026-11-25.md). Shared, with the edit's crop cut before its
-    turn (~270 MB each), a progressive JPEG's coefficients reserved and freed canvases unmapped
-    (gunicorn.conf.py), they added +279-293 MB, one at a time on the instance; the last answer
-    came after 9.1 s against 6.0 s per worker (bench/results/
-    attacks-2026-11-25-edits-instance-budget.md, "4 edits at once"). A job that takes the
-    whole budget may hold more than it (a 40 MP edit ~270 MB against 192): it runs alone.
+    Under gunicorn every worker of the server shares one instead (:class:`SharedDecodeBudget`),
+    so an edit that takes the whole budget runs alone on the instance, not only in its worker
+    (bench/results/attacks-2026-11-25-edits-instance-budget.md; docs/performance.md). A job
+    that takes the whole budget may hold more than it (a 40 MP edit ~270 MB against 192): it
+    runs alone.
     """
 
     # How long a waiter sleeps before it looks again without being woken (None: until woken).
