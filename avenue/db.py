@@ -79,9 +79,8 @@ class Mongo:
         )
         self.db_name = config["MONGO_DB"]
         # The app's database, built once: pymongo's Database objects are immutable and
-        # thread-safe, and building one (its codec options, read and write concerns) on every
-        # get_db() cost a cold rendition's request seven (a profile of bench/cold_cpu.py's app,
-        # 2026-11-28). The client is the database's own (:attr:`client`), not held apart.
+        # thread-safe, and a cold rendition's request called get_db() seven times. The client
+        # is the database's own (:attr:`client`), not held apart.
         self.db: Database[Document] = client[self.db_name]
         self.index_setups = tuple(index_setups)
         self._indexes_ready = False

@@ -7,8 +7,7 @@ bytes it sent, for each answer that sends the bytes (a GET's 200 or 206: a ``HEA
 304 costs a client nothing to repeat and would let anyone push an image up ops' lists,
 thousands of times a second; a 304 also means the client kept bytes already counted).
 That costs one tuple appended to a deque, no lock and never a database write: a media
-answer from the cache takes ~12 µs and must stay that cheap (``bench/deliveries.py``: 0.57 µs
-per answer, folding included; a lock and a dict update per answer cost 0.83 µs). It
+answer from the cache takes ~12 µs and must stay that cheap (bench/results/deliveries-2026-11-24.md). It
 is the front door metrics' mechanism (:func:`avenue.metrics.drain`): ``deque.append`` and
 ``popleft`` are atomic in CPython, so request threads never wait for each other or the flush.
 

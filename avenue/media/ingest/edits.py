@@ -39,9 +39,8 @@ ROTATIONS = (0, 90, 180, 270)
 # What the edited picture is stored as: PNG (lossless) for transparency and for originals that
 # were lossless (PNG, GIF), else a JPEG at a quality well above the variants' (it is the
 # source of every rendition). A baseline JPEG, not progressive: the server decodes it again for
-# every rendition, and libjpeg decodes a progressive one only after holding all of its
-# coefficients at full size, whatever the shrink-on-load scale: a 39.9 MP edit took 0.5 s and
-# +100 MB to decode progressive, 0.15 s and +0-11 MB baseline (issue 40's edits bench).
+# every rendition, and libjpeg holds all of a progressive one's coefficients at full size
+# whatever the shrink-on-load scale (docs/performance.md, "Measurements behind the code").
 EDITED_JPEG_QUALITY = 95
 LOSSLESS = {"PNG", "GIF"}
 
