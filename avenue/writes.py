@@ -1,8 +1,8 @@
 """Writes to several collections, in order, in one command where the database's dialect allows.
 
 A cold rendition's store writes its chunks, its files document and its bucket's counters:
-three collections, three commands, each costing the app 0.5-0.8 ms of pymongo's CPU and the
-embedded database a round trip. MongoDB 8.0's ``bulkWrite`` command (pymongo's
+three collections, three commands, each a round trip and the client's CPU (what one command
+instead saves: bench/results/mechanisms-2026-11-28-writes.md). MongoDB 8.0's ``bulkWrite`` command (pymongo's
 ``MongoClient.bulk_write``) takes writes to several collections in one command, executed in
 order and stopping at the first that fails, as an ordered bulk write of one collection does.
 Where the dialect has it (``Dialect.cross_collection_writes``: mongod 8.0 and later,

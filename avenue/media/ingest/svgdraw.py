@@ -316,7 +316,7 @@ def _serve() -> None:
     """Draw the jobs read from stdin until it closes (see the module doc for the frames)."""
     import pyvips  # type: ignore[import-untyped]  # only the helper loads it here
 
-    # As avenue/media/ingest/vips.py: at most 2 threads, no operation cache.
+    # No operation cache, as in avenue/media/ingest/vips.py; 2 threads (a helper draws one job at a time).
     if "VIPS_CONCURRENCY" not in os.environ:
         pyvips.concurrency_set(2)
     pyvips.cache_set_max(0)

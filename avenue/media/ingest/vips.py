@@ -1,6 +1,6 @@
 """libvips (pyvips with the pyvips-binary wheel): the fast path for JPEG photos.
 
-Which library does what, and why (docs/media.md; the figures are in bench/results/perf-2026-11-23.md):
+Which library does what, and why (docs/media.md; the figures: bench/results/perf-2026-11-23.md):
 
 - **Pillow** still opens every upload: it reads the header only (format, size, frames, EXIF
   orientation, ICC) to classify and refuse files, check the limits and reserve the decode
@@ -32,16 +32,10 @@ from typing import Any
 import pyvips  # type: ignore[import-untyped]  # no type information in the wheel
 from PIL import Image as PILImage
 
-# Threads per libvips operation: one. A worker runs several request threads (GUNICORN_THREADS),
-# the renditions of one upload already run side by side on the variants pool, and what
-# libvips does most here is a JPEG decode, which libjpeg makes top to bottom on one thread: a
-# second thread mostly waits for its strips, and the hand-overs cost CPU. Measured on this
-# 2-core machine, 2026-11-28: a cold rendition's app CPU in process 19.5-19.9 ms at 1 thread
-# against 21.6-21.8 at 2, the kernel's share 0.9-1.0 ms against 1.4
-# (bench/results/cold-cpu-2026-11-28-threads.md); through the server, beside 2 threads, within
-# the runs' noise (19.4 against 21.1 ms and 21.1 against 21.4: peers-2026-11-28-6.md, -7.md);
-# an upload's answer 0.20-0.21x bare Pillow's at either setting
-# (upload-answer-2026-11-28-threads.md). libvips's own VIPS_CONCURRENCY still wins if set.
+# Threads per libvips operation: one. A worker already runs several request threads and the
+# variants' pool, and the JPEG decode that is most of libvips's work here runs on one thread:
+# a second one saves a lone render some wall time and costs 4-10 % more CPU a cold render
+# (bench/results/mechanisms-2026-11-28-vips.md). libvips's own VIPS_CONCURRENCY wins if set.
 if "VIPS_CONCURRENCY" not in os.environ:
     pyvips.concurrency_set(1)
 # No operation cache: every upload is different bytes, so cached operations would never be

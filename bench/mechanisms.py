@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""Each tuning mechanism on and off, side by side in one run (issue 74, item 4): a ratio.
+
+The app in this process (Flask's test client, no gunicorn) on a fresh embedded SecantusDB, the
+cold renders of ``bench/cold_cpu.py`` (2040x1356 photo-like JPEGs fitted into 512x512, JPEG
+q80, each request a cold render). Rounds alternate on and off, so a noisy moment of a loaded
+machine falls on both; medians of the rounds.
+
+- ``writes``: several collections' writes in one ``bulkWrite`` (``avenue/writes.py``) against
+  one command per collection (the dialect's ``cross_collection_writes`` turned off on the
+  client, as on a mongod before 8.0);
+- ``lane``: a rendition stored after its answer on ``route.RENDITION_STORES`` against stored
+  before it (``AVENUE_VARIANTS_AFTER_ANSWER`` off);
+- ``vips``: libvips at one thread per operation against its default (one per core);
+- ``malloc``: gunicorn.conf.py's glibc thresholds against glibc's own, each side in a fresh
+  process (mallopt cannot be undone), alternating: the cold renders, then the RSS a process
+  reaches and keeps over four edits of a 12 MP photo;
+- ``ledger``: a decode reservation taken and given back through the instance's ledger under
+  ``flock`` against the process's own budget (what the ledger costs; what it bounds is the
+  instance's memory, bench/results/attacks-2026-11-25-edits-instance-budget.md).
+
+    .venv/bin/python bench/mechanisms.py writes lane vips malloc ledger
+    .venv/bin/python bench/mechanisms.py writes --photos 20 --rounds 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import dataclasses
+import gc
+import io
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+from cold_commands import Listener  # noqa: E402
+
+import data  # noqa: E402
+import peers  # noqa: E402
+
+MALLOC = {"server": ((-3, 1024 * 1024), (-1, 4 * 1024 * 1024)), "glibc": ()}  # gunicorn.conf.py's
+
+
+class Rig:
+    """The app on a fresh SecantusDB with ``rounds`` sets of ``photos`` cold photos stored."""
+
+    def __init__(self, photos: int, rounds: int) -> None:
+        from avenue import create_app
+        from avenue.db import get_db, get_mongo
+        from avenue.embedded import EmbeddedServer
+        from avenue.media import PRODUCTS
+        from avenue.media.serve import route
+        from avenue.media.store.originals import store
+
+        self.route = route
+        self.listener = Listener()
+        bodies = [path.read_bytes() for path in peers.photos("2040", photos)[:photos]]
+        preset = f"fit512=w_{peers.BOX},h_{peers.BOX},q_{peers.QUALITY}"
+        self.server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="avenue-mechanisms-")) / "db").start()
+        self.app = create_app({"MONGO_URI": self.server.uri, "MONGO_DB": "mechanisms",
+                               "MONGO_CLIENT_CLASS": self.listener.client_class(),
+                               "SECRET_KEY": os.urandom(32).hex(), "AVENUE_STATUS_WARM_UP": False,
+                               "AVENUE_ACCESS_LOG": "off", "AVENUE_VARIANTS_AFTER_ANSWER": True,
+                               "RATELIMIT_ENABLED": True,
+                               "AVENUE_RENDITION_PRESETS": preset,
+                               "AVENUE_RENDER_ADDRESS_LIMIT": "100000/minute;1000000/hour",
+                               "AVENUE_RENDER_INSTANCE_LIMIT": "100000/minute"})
+        with self.app.app_context():
+            get_mongo().ensure_indexes()
+            self.db = get_db()
+            self.rounds = [[store(self.db, PRODUCTS, data.with_comment(body, f"m {r} {n} {time.time()}"),
+                                  filename=f"p{n}.jpg").doc["_id"] for n, body in enumerate(bodies)]
+                           for r in range(rounds + 1)]
+        self.web = self.app.test_client()
+
+    def cold(self, ids: list[Any]) -> dict[str, float]:
+        """GET each id's rendition (not stored yet), then wait for the stores after the answers:
+        the answer's wall time (median), the process's CPU, kernel CPU and page faults, and the
+        database commands, per render."""
+        answers = []
+        commands = len(self.listener.seen)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        started = time.process_time()
+        wall = time.perf_counter()
+        for oid in ids:
+            began = time.perf_counter()
+            answer = self.web.get(f"/media/products/{oid}/fit512.jpg")
+            answers.append((time.perf_counter() - began) * 1000)
+            if answer.status_code != 200:
+                raise SystemExit(f"HTTP {answer.status_code}: {answer.get_data()[:200]!r}")
+            answer.close()
+        self.route.RENDITION_STORES.drain(60)
+        n = len(ids)
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        return {"answer ms": statistics.median(answers),
+                "wall ms": (time.perf_counter() - wall) * 1000 / n,
+                "CPU ms": (time.process_time() - started) * 1000 / n,
+                "kernel ms": (used.ru_stime - usage.ru_stime) * 1000 / n,
+                "faults": (used.ru_minflt - usage.ru_minflt) / n,
+                "commands": (len(self.listener.seen) - commands) / n}
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def alternate(rig: Rig, sides: dict[str, Callable[[], None]]) -> dict[str, list[dict[str, float]]]:
+    """The rig's rounds, each side in turn (the first round warms up and is dropped)."""
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in sides}
+    names = list(sides)
+    for number, ids in enumerate(rig.rounds):
+        name = names[number % len(names)]
+        sides[name]()
+        figures = rig.cold(ids)
+        if number > 0:
+            results[name].append(figures)
+    return results
+
+
+def writes_sides(rig: Rig) -> dict[str, Callable[[], None]]:
+    from avenue.dialect import dialect_of
+
+    client = rig.db.client
+    with rig.app.app_context():
+        together = dialect_of(rig.db)
+    apart = dataclasses.replace(together, cross_collection_writes=False)
+
+    def use(dialect: Any) -> Callable[[], None]:
+        return lambda: setattr(client, "_avenue_dialect", dialect)
+
+    return {"one bulkWrite (on)": use(together), "a command per collection (off)": use(apart)}
+
+
+def lane_sides(rig: Rig) -> dict[str, Callable[[], None]]:
+    def after(on: bool) -> Callable[[], None]:
+        return lambda: rig.app.config.__setitem__("AVENUE_VARIANTS_AFTER_ANSWER", on)
+
+    return {"stored after the answer (on)": after(True), "stored before the answer (off)": after(False)}
+
+
+def vips_sides(rig: Rig) -> dict[str, Callable[[], None]]:
+    import pyvips  # type: ignore[import-untyped]
+
+    cores = os.cpu_count() or 1
+    return {"1 thread (on)": lambda: pyvips.concurrency_set(1),
+            f"{cores} threads, libvips's default (off)": lambda: pyvips.concurrency_set(cores)}
+
+
+def rss_kb() -> int:
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS"))
+
+
+def malloc_child(how: str, photos: int, rounds: int) -> dict[str, float]:
+    """One side of ``malloc`` in this (fresh) process: the cold renders' medians, then four
+    edits of a 12 MP photo as an edit's work goes (the whole picture decoded, turned 90, cut,
+    encoded as JPEG q95, a small allocation kept after each, as a request leaves some): the
+    RSS they reached and kept above what the process held before them."""
+    libc = ctypes.CDLL(None)
+    for option, value in MALLOC[how]:
+        libc.mallopt(option, value)
+    from PIL import Image
+
+    rig = Rig(photos, rounds)
+    try:
+        rig.cold(rig.rounds[0])
+        figures = [rig.cold(ids) for ids in rig.rounds[1:]]
+        result = {key: statistics.median(f[key] for f in figures) for key in figures[0]}
+    finally:
+        rig.stop()
+    big = data.photo_12mp(ROOT, BENCH / "work" / "data").read_bytes()
+    gc.collect()
+    before, peak, leftovers = rss_kb(), 0, []
+    for _ in range(4):
+        with Image.open(io.BytesIO(big)) as image:
+            turned = image.convert("RGB").rotate(90, expand=True)
+            cut = turned.crop((100, 100, turned.width - 100, turned.height - 100))
+            del turned
+            cut.save(io.BytesIO(), "JPEG", quality=95)
+            del cut
+        leftovers.append(bytes(200))
+        peak = max(peak, rss_kb() - before)
+    gc.collect()
+    result["edits' peak RSS MB"] = peak / 1024
+    result["edits' RSS kept MB"] = (rss_kb() - before) / 1024
+    return result
+
+
+def malloc_run(photos: int, rounds: int, pairs: int) -> dict[str, list[dict[str, float]]]:
+    results: dict[str, list[dict[str, float]]] = {"gunicorn.conf.py's thresholds (on)": [],
+                                                  "glibc's own (off)": []}
+    unset = {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    for _ in range(pairs):
+        for how, name in (("server", "gunicorn.conf.py's thresholds (on)"), ("glibc", "glibc's own (off)")):
+            out = subprocess.run([sys.executable, __file__, "--malloc-child", how, "--photos", str(photos),
+                                  "--rounds", str(rounds)], env=env, capture_output=True, text=True,
+                                 check=True, timeout=900)
+            results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return results
+
+
+def ledger_run(holds: int, threads: int) -> dict[str, list[dict[str, float]]]:
+    """µs per reservation taken and given back, ``threads`` threads at once, each side in turn."""
+    from avenue.media.ingest.decode_budget import DecodeBudget, SharedDecodeBudget
+
+    folder = Path(tempfile.mkdtemp(prefix="avenue-mechanisms-ledger-"))
+    budgets = {"the instance's ledger under flock (on)": SharedDecodeBudget(1 << 30, folder),
+               "the process's own budget (off)": DecodeBudget(1 << 30)}
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in budgets}
+
+    def work(budget: DecodeBudget) -> None:
+        for _ in range(holds):
+            budget.hold(1 << 20, 1 << 20, 5.0).release()
+
+    for _ in range(4):
+        for name, budget in budgets.items():
+            workers = [threading.Thread(target=work, args=(budget,)) for _ in range(threads)]
+            started, cpu = time.perf_counter(), time.process_time()
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+            n = holds * threads
+            results[name].append({"wall us": (time.perf_counter() - started) * 1e6 / n,
+                                  "CPU us": (time.process_time() - cpu) * 1e6 / n})
+    return results
+
+
+def table(title: str, results: dict[str, list[dict[str, float]]]) -> str:
+    names = list(results)
+    keys = list(results[names[0]][0])
+    lines = [f"### {title}", "", "| | " + " | ".join(names) + " | on ÷ off |",
+             "| --- |" + " ---: |" * (len(names) + 1)]
+    for key in keys:
+        medians = [statistics.median(r[key] for r in results[name]) for name in names]
+        ratio = f"{medians[0] / medians[1]:.2f}x" if medians[1] else "-"
+        lines.append(f"| {key} | " + " | ".join(f"{m:.2f}" for m in medians) + f" | {ratio} |")
+    lines.append("")
+    def listed(name: str) -> str:
+        return ", ".join("/".join(f"{v:.1f}" for v in r.values()) for r in results[name])
+
+    rounds = "; ".join(f"{name}: {listed(name)}" for name in names)
+    lines.append(f"Rounds ({'/'.join(keys)}): {rounds}")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mechanisms", nargs="*", default=["writes", "lane", "vips", "malloc", "ledger"])
+    parser.add_argument("--photos", type=int, default=15, help="cold renders per round")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds, alternating the sides")
+    parser.add_argument("--pairs", type=int, default=2, help="malloc: fresh processes per side")
+    parser.add_argument("--malloc-child", choices=tuple(MALLOC), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.malloc_child:
+        print(json.dumps(malloc_child(args.malloc_child, args.photos, args.rounds)))
+        return 0
+    out = [f"## Mechanisms on and off, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
+           f"`python bench/mechanisms.py {' '.join(args.mechanisms)} --photos {args.photos} "
+           f"--rounds {args.rounds}`"
+           f"; load average at the start {' / '.join(f'{x:.2f}' for x in os.getloadavg())}; SecantusDB "
+           f"(embedded), in process; {os.cpu_count()} cores. Per cold render; medians of the rounds.", ""]
+    print("\n".join(out), flush=True)
+    in_process = {"writes": ("Combined writes", writes_sides),
+                  "lane": ("Rendition stores after the answer", lane_sides),
+                  "vips": ("libvips threads per operation", vips_sides)}
+    wanted = [m for m in args.mechanisms if m in in_process]
+    if wanted:
+        rig = Rig(args.photos, args.rounds * len(wanted))
+        try:
+            rig.cold(rig.rounds[0])
+            for number, mechanism in enumerate(wanted):
+                title, sides = in_process[mechanism]
+                chunk = rig.rounds[number * args.rounds + 1:(number + 1) * args.rounds + 1]
+                results = alternate(_Rounds(rig, [rig.rounds[0], *chunk]), sides(rig))
+                for restore in sides(rig).values():
+                    restore()
+                    break  # every side's first is "on": leave the rig as it runs
+                print(table(title, results), flush=True)
+        finally:
+            rig.stop()
+    if "malloc" in args.mechanisms:
+        print(table("glibc's malloc thresholds (each side a fresh process)",
+                    malloc_run(args.photos, max(2, args.rounds // 4), args.pairs)), flush=True)
+    if "ledger" in args.mechanisms:
+        print(table("Decode reservations (2 threads, 2,000 holds each)", ledger_run(2000, 2)), flush=True)
+    print(f"Load average at the end {' / '.join(f'{x:.2f}' for x in os.getloadavg())}.")
+    return 0
+
+
+class _Rounds:
+    """``rig`` with ``rounds`` in place of its own (a slice of its stored photos)."""
+
+    def __init__(self, rig: Rig, rounds: list[list[Any]]) -> None:
+        self.rig, self.rounds = rig, rounds
+
+    def cold(self, ids: list[Any]) -> dict[str, float]:
+        return self.rig.cold(ids)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
