@@ -116,29 +116,15 @@ if os.environ.get("AVENUE_METRICS_PREPARED_BY") != str(os.getpid()):
     os.environ["AVENUE_METRICS_PREPARED_BY"] = str(os.getpid())
 
 
-# Large buffers go back to the kernel when freed (glibc's malloc): from 1 MiB up each one is
-# mapped on its own and unmapped by free. By default glibc raises that threshold up to 32 MiB
-# as large buffers come and go, after which decoded canvases (Pillow's 16 MiB blocks,
-# libvips's and the encoders' buffers, encoded bytes) are cut out of its arenas and freeing
-# them leaves them in the worker's RSS: with the decode budget letting one 40 MP edit run at a
-# time on the instance, what each worker kept of the last ones still came on top, and four
-# such edits peaked +463-527 MB above idle, against +279-293 MB with this (the same edits'
-# answers in the same seconds; bench/results/attacks-2026-11-25-edits-instance-budget.md).
-#
-# Fixing the mmap threshold also stops glibc adjusting its trim threshold (mallopt(3)), which
-# then stays at its 128 KiB default: every request's freed heap top above that went back to
-# the kernel and was faulted in again by the next one. A cold rendition (a 2040 px photo
-# fitted into 512 px) took 322 page faults and 2.0 ms of kernel CPU that way, more than its
-# four database commands; at 4 MiB it takes 18 and 1.3 ms (bench/results/
-# cold-cpu-2026-11-28-malloc.md; an earlier probe and one server run at 8 MiB, not kept, are
-# in docs/performance.md). Freed buffers from 1 MiB up are still unmapped at once (the
-# threshold above), so what an arena keeps is at most 4 MiB of smaller ones at its top
-# (bench/results/peers-2026-11-28-3.md and -4.md: the app's CPU per cold render 0.94x and
-# 0.93x fe8cda3's in the same runs).
-#
-# Set here in the master, before it forks: its workers inherit both. glibc's own
-# MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ win when set; without glibc's mallopt
-# nothing is done.
+# glibc's malloc, set here in the master before it forks (its workers inherit both; glibc's own
+# MALLOC_MMAP_THRESHOLD_ and MALLOC_TRIM_THRESHOLD_ win when set; without glibc, nothing):
+# - buffers from 1 MiB up are mapped on their own and unmapped by free, so a worker does not
+#   keep its last edit's decoded canvases (glibc raises this threshold up to 32 MiB as large
+#   buffers come and go, and what is cut from its arenas stays in the RSS);
+# - fixing that also fixes the trim threshold at 128 KiB, so it is raised to 4 MiB: a
+#   request's freed heap top is not given back only to be faulted in again by the next one.
+# Measured on and off: bench/results/mechanisms-2026-11-28-malloc.md (the story:
+# docs/performance.md, "Tuning mechanisms on and off").
 MMAP_THRESHOLD_BYTES = 1024 * 1024
 TRIM_THRESHOLD_BYTES = 4 * 1024 * 1024
 for _variable, _option, _bytes in (("MALLOC_MMAP_THRESHOLD_", -3, MMAP_THRESHOLD_BYTES),   # M_MMAP_THRESHOLD

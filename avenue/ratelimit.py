@@ -409,8 +409,7 @@ class WindowGroup:
 def hit_all(counters: Collection[Document], hits: list[tuple[WindowGroup, str]],
             moment: float, then: Write | None = None) -> tuple[WindowGroup, RateLimitItem] | None:
     """Count one hit at UNIX time ``moment`` for each ``(group, key)`` of ``hits``, in order,
-    in one ``update`` command (an ordered bulk write of the groups' upserting updates: a cold
-    render's address and instance limits used to cost one ``findAndModify`` each). The first
+    in one ``update`` command (an ordered bulk write of the groups' upserting updates). The first
     group whose window is used up stops the rest: it and the groups after it are not counted
     (those before it are, as when each was a command of its own); answered as that group and
     window, else None. A hit past a limit matches nothing and its upsert hits the ``_id``

@@ -1,10 +1,8 @@
 """How many library images each folder and each tag holds, kept with every write (``media_facets``).
 
-``GET /api/builder/folders`` and ``/tags`` used to group every original of the library on
-each call: a scan that grows with the library (about 2 s for 14,000 images on the embedded
-database, and every document of a million-image library on any server). They now read one
-small document per folder or tag, in order, on the ``facets`` index: a cost that depends on
-how many folders and tags there are, never on how many images.
+``GET /api/builder/folders`` and ``/tags`` read one small document per folder or tag, in
+order, on the ``facets`` index: a cost that depends on how many folders and tags there are,
+never on how many images (grouping every original on each call does).
 
 Kept like the bucket counters (:mod:`avenue.media.effects.counters`), in the same code paths:
 

@@ -2,9 +2,8 @@
 an upload's pending variants (:mod:`avenue.media.store.renditions`, :mod:`~avenue.media.store.pending`).
 
 A claim (:class:`avenue.leases.Lease` in ``media_rendition_claims``) makes one renderer of
-a key across workers and instances. Waiting for it used to mean asking the database every
-50 ms (a claim attempt and a read): eight requests for one cold URL made about 300 database
-operations a second until the render was done. Now:
+a key across workers and instances. The others wait for it without asking the database
+every few milliseconds:
 
 - **in one process**, one thread per key (the first to come, :func:`once`) deals with the
   claim; the others wait on its :class:`threading.Event`, set when it returns or raises, and
