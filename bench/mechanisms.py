@@ -14,13 +14,15 @@ machine falls on both; medians of the rounds.
 - ``vips``: libvips at one thread per operation against its default (one per core);
 - ``malloc``: gunicorn.conf.py's glibc thresholds against glibc's own, each side in a fresh
   process (mallopt cannot be undone), alternating: the cold renders, then the RSS a process
-  reaches and keeps over four edits of a 12 MP photo;
+  reaches and keeps over four edits of a 12 MP photo on request-like threads; ``malloc-edits``:
+  the edits alone, no database;
 - ``ledger``: a decode reservation taken and given back through the instance's ledger under
   ``flock`` against the process's own budget (what the ledger costs; what it bounds is the
   instance's memory, bench/results/attacks-2026-11-25-edits-instance-budget.md).
 
     .venv/bin/python bench/mechanisms.py writes lane vips malloc ledger
     .venv/bin/python bench/mechanisms.py writes --photos 20 --rounds 6
+    .venv/bin/python bench/mechanisms.py malloc-edits --pairs 3
 """
 
 from __future__ import annotations
@@ -296,9 +298,7 @@ def main() -> int:
                 title, sides = in_process[mechanism]
                 chunk = rig.rounds[number * args.rounds + 1:(number + 1) * args.rounds + 1]
                 results = alternate(_Rounds(rig, [rig.rounds[0], *chunk]), sides(rig))
-                for restore in sides(rig).values():
-                    restore()
-                    break  # every side's first is "on": leave the rig as it runs
+                next(iter(sides(rig).values()))()  # each mechanism's first side is "on": as the app runs
                 print(table(title, results), flush=True)
         finally:
             rig.stop()
