@@ -285,3 +285,23 @@ def test_rendering_is_deterministic_although_renditions_run_in_parallel(name):
     first = [(r.name, r.format, r.data) for r in prepared_runs[0]]
     for run in prepared_runs[1:]:
         assert [(r.name, r.format, r.data) for r in run] == first
+
+
+def test_the_decode_reservation_is_kept_only_with_working_and_given_back_on_failure():
+    from avenue.media.ingest.images import _reserved, decode_budget
+
+    limits = Limits(decode_budget_bytes=10_000_019)  # a budget of its own
+    budget = decode_budget(limits.decode_budget_bytes)
+    with _reserved(limits, 1000, None, (10, 10), (10, 10)) as kept:
+        assert budget.in_use == 1000
+    assert kept is None and budget.in_use == 0
+
+    with _reserved(limits, 1000, lambda decoded, shown: 400, (10, 10), (10, 10)) as kept:
+        pass
+    assert kept is not None and budget.in_use == 1400  # held for the caller's canvases
+    kept.release()
+    assert budget.in_use == 0
+
+    with pytest.raises(CorruptImage), _reserved(limits, 1000, lambda d, s: 400, (10, 10), (10, 10)):
+        raise CorruptImage("broken")
+    assert budget.in_use == 0

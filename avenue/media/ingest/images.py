@@ -29,7 +29,8 @@ import math
 import struct
 import unicodedata
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from hashlib import sha256
 from typing import Any, BinaryIO
@@ -353,6 +354,41 @@ Working = Callable[[tuple[int, int], tuple[int, int]], int]
 ExactSize = Callable[[int, int], tuple[int, int] | None]
 
 
+@dataclass(frozen=True)
+class _Request:
+    """What :func:`prepare`'s caller asks of one decode (its docstring says what each means)."""
+
+    decode_scale: DecodeScale | None = None
+    working: Working | None = None
+    exact: ExactSize | None = None
+    stored: bool = False
+    preview: int | None = None
+
+
+@dataclass(frozen=True)
+class _Header:
+    """What an opened raster picture's header says, read once before anything is decoded."""
+
+    format: str
+    frames: int
+    width: int
+    height: int
+    scans: int
+    orientation: int
+    icc: bytes | None
+
+    @property
+    def turned(self) -> bool:
+        """Shown on its side. pillow-heif has turned HEIF frames already (their EXIF
+        orientation is informational)."""
+        return self.orientation >= 5 and self.format != "HEIF"
+
+    @property
+    def shown(self) -> tuple[int, int]:
+        """The displayed (width, height)."""
+        return (self.height, self.width) if self.turned else (self.width, self.height)
+
+
 def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None,
             working: Working | None = None, *, exact: ExactSize | None = None,
             stored: bool = False, preview: int | None = None) -> PreparedImage:
@@ -380,14 +416,15 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
             f"The file is larger than the {limits.max_bytes // (1024 * 1024)} MB limit.",
             code="file_too_large",
         )
+    ask = _Request(decode_scale, working, exact, stored, preview)
     if svg.looks_like_svg(data):
-        return _prepare_svg(data, limits, decode_scale, working, stored)
+        return _prepare_svg(data, limits, ask)
     with warnings.catch_warnings():
         # Our own limits are checked from the header below; Pillow's bomb warning is an error.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         im = _open(data, limits)
         try:
-            return _prepare_opened(im, data, limits, decode_scale, working, exact, stored, preview)
+            return _prepare_opened(im, data, limits, ask)
         except (ImageTooLarge, UnsupportedImage, CorruptImage, ServerBusy):
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -400,86 +437,83 @@ def prepare(data: bytes, limits: Limits, decode_scale: DecodeScale | None = None
             im.close()
 
 
-def _prepare_opened(im: Image.Image, data: bytes, limits: Limits,
-                    decode_scale: DecodeScale | None = None, working: Working | None = None,
-                    exact: ExactSize | None = None, stored: bool = False,
-                    preview: int | None = None) -> PreparedImage:
-    pil_format = im.format or ""  # identified by _open: never empty here
-    frames = _check_size(im, limits)
+def _prepare_opened(im: Image.Image, data: bytes, limits: Limits, ask: _Request) -> PreparedImage:
+    head = _read_header(im, data, limits)
+    needed, variants_frame = _decode_size(head, ask)
+    if _libvips_decodes(im, head.format, head.frames):
+        prepared = _prepare_with_libvips(data, im, limits, head, needed, ask)
+    else:
+        prepared = _prepare_with_pillow(data, im, limits, head, needed, ask)
+    prepared.variants_frame = variants_frame
+    return prepared
+
+
+def _read_header(im: Image.Image, data: bytes, limits: Limits) -> _Header:
+    frames = _check_size(im, limits)  # refused here before anything else is read
     width, height = im.size
     scans = scan_buffer(im)
-    orientation = _orientation(im, data)
-    icc = im.info.get("icc_profile") or None
-    needed = _draft_size(width, height, orientation)
-    if decode_scale is not None:
-        # pillow-heif has turned HEIF frames already (their EXIF orientation is informational).
-        turned = orientation >= 5 and pil_format != "HEIF"
-        upright_size = (height, width) if turned else (width, height)
-        scale = min(max(decode_scale(*upright_size), 0.0), 1.0)
+    return _Header(format=im.format or "",  # identified by _open: never empty here
+                   frames=frames, width=width, height=height, scans=scans,
+                   orientation=_orientation(im, data), icc=im.info.get("icc_profile") or None)
+
+
+def _decode_size(head: _Header, ask: _Request) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """The stored size to decode the first frame to (see :func:`prepare`), and the displayed
+    size of the frame the variants are cut from when it is a preview (else None)."""
+    width, height = head.width, head.height
+    needed = _draft_size(width, height, head.orientation)
+    if ask.decode_scale is not None:
+        scale = min(max(ask.decode_scale(*head.shown), 0.0), 1.0)
         needed = max(1, min(width, math.ceil(width * scale))), max(1, min(height, math.ceil(height * scale)))
-    if exact is not None:
-        turned = orientation >= 5 and pil_format != "HEIF"
-        size = exact(*((height, width) if turned else (width, height)))
+    if ask.exact is not None:
+        size = ask.exact(*head.shown)
         if size is not None:
-            stored_size = (size[1], size[0]) if turned else size
+            stored_size = (size[1], size[0]) if head.turned else size
             if 0 < stored_size[0] <= width and 0 < stored_size[1] <= height:  # never enlarged here
                 needed = stored_size
-    variants_frame = None
-    if preview is not None and decode_scale is None and exact is None:
-        needed, variants_frame = _preview(width, height, needed, preview,
-                                          turned=orientation >= 5 and pil_format != "HEIF")
-    if _libvips_decodes(im, pil_format, frames):
-        prepared = _prepare_with_libvips(data, im, limits, needed, orientation, icc, working, scans, stored)
-        prepared.variants_frame = variants_frame
-        return prepared
+    if ask.preview is not None and ask.decode_scale is None and ask.exact is None:
+        return _preview(width, height, needed, ask.preview, turned=head.turned)
+    return needed, None
 
+
+def _prepare_with_pillow(data: bytes, im: Image.Image, limits: Limits, head: _Header,
+                         needed: tuple[int, int], ask: _Request) -> PreparedImage:
+    """Decode every frame with Pillow (the validation), keep the first at ``needed``."""
     draft = None
-    if pil_format in {"JPEG", "MPO"}:
+    if head.format in {"JPEG", "MPO"}:
         im.draft(None, needed)
         draft = im.size  # the scale the decoder will produce (at least ``needed``)
-    cost = decode_cost(im, frames, draft, rotate_copy=orientation != 1 and pil_format not in {"JPEG", "MPO"})
-    turns = orientation >= 5 and pil_format != "HEIF"
-    shown = (height, width) if turns else (width, height)
-    held = _hold(limits, cost, working, draft or im.size, shown, scans)
-    kept = False
-    try:
+    cost = decode_cost(im, head.frames, draft,
+                       rotate_copy=head.orientation != 1 and head.format not in {"JPEG", "MPO"})
+    with _reserved(limits, cost, ask.working, draft or im.size, head.shown, head.scans) as kept:
         # Decoding every frame once is the validation: truncated or corrupt data fails here.
         im.seek(0)
         im.load()
         # The variants need no more than ``needed``: keep that, not a second full canvas.
         first = _shrunk(im, needed)
-        for index in range(1, frames):
+        for index in range(1, head.frames):
             im.seek(index)
             im.load()
         im.seek(0)
-        served_format = "JPEG" if pil_format in {"MPO", "HEIF"} else pil_format
-        served = data if stored else _sanitized(data, im, pil_format, orientation, icc)
-        if pil_format == "HEIF":
-            # pillow-heif already applied the HEIF transforms; its EXIF orientation is informational.
-            orientation = 1
-        frame = PILLOW.orient(first, orientation)  # a turned copy: counted in the cost (rotate_copy)
-        kept = working is not None
-    finally:
-        if not kept:
-            held.release()
-    display_w, display_h = (height, width) if orientation >= 5 else (width, height)
+        served = data if ask.stored else _sanitized(data, im, head.format, head.orientation, head.icc)
+        # A turned copy (counted in the cost: rotate_copy); HEIF frames come upright already.
+        frame = PILLOW.orient(first, 1 if head.format == "HEIF" else head.orientation)
+    served_format = "JPEG" if head.format in {"MPO", "HEIF"} else head.format
     return PreparedImage(
-        source_sha256="" if stored else sha256(data).hexdigest(),
+        source_sha256="" if ask.stored else sha256(data).hexdigest(),
         data=served,
         format=served_format,
         content_type=ACCEPTED[served_format],
-        width=display_w,
-        height=display_h,
-        frames=frames,
+        width=head.shown[0],
+        height=head.shown[1],
+        frames=head.frames,
         first_frame=frame,
-        icc_profile=icc,
-        reservation=held if kept else None,
-        variants_frame=variants_frame,
+        icc_profile=head.icc,
+        reservation=kept,
     )
 
 
-def _prepare_svg(data: bytes, limits: Limits, decode_scale: DecodeScale | None,
-                 working: Working | None, stored: bool = False) -> PreparedImage:
+def _prepare_svg(data: bytes, limits: Limits, ask: _Request) -> PreparedImage:
     """An SVG upload (sniffed by content): refused unless ``limits.vector``; otherwise
     sanitised (what is stored and served; ``stored``: it is that already, and is not sanitised
     again), its size read (:func:`svg.intrinsic_size`: from its root, or by librsvg in a draw
@@ -492,25 +526,19 @@ def _prepare_svg(data: bytes, limits: Limits, decode_scale: DecodeScale | None,
             "(POST /api/builder/media). "
             f"Accepted formats here: {limits.accepted_label()}.",
             code="svg_not_accepted", accepted=limits.accepted_label().split(", "))
-    clean = data if stored else svg.sanitise(data)
+    clean = data if ask.stored else svg.sanitise(data)
     intrinsic = svg.intrinsic_size(clean, limits.svg_draw_seconds)
     width, height = svg.shown_size(intrinsic, limits.max_pixels)
     needed = _draft_size(width, height, 1)
-    if decode_scale is not None:
-        scale = min(max(decode_scale(width, height), 0.0), 1.0)
+    if ask.decode_scale is not None:
+        scale = min(max(ask.decode_scale(width, height), 0.0), 1.0)
         needed = max(1, min(width, math.ceil(width * scale))), max(1, min(height, math.ceil(height * scale)))
     # The helper's draw (svg.draw_bytes), then the drawn pixels and Pillow's copy of them here.
     cost = svg.draw_bytes(needed) + needed[0] * needed[1] * 4 * 2
-    held = _hold(limits, cost, working, needed, (width, height))
-    kept = False
-    try:
+    with _reserved(limits, cost, ask.working, needed, (width, height)) as kept:
         frame = svg.rasterise(clean, intrinsic, needed, limits.svg_draw_seconds)
-        kept = working is not None
-    finally:
-        if not kept:
-            held.release()
     return PreparedImage(
-        source_sha256="" if stored else sha256(data).hexdigest(),
+        source_sha256="" if ask.stored else sha256(data).hexdigest(),
         data=clean,
         format=VECTOR.name.upper(),
         content_type=VECTOR.mime,
@@ -518,18 +546,29 @@ def _prepare_svg(data: bytes, limits: Limits, decode_scale: DecodeScale | None,
         height=height,
         frames=1,
         first_frame=frame,
-        reservation=held if kept else None,
+        reservation=kept,
     )
 
 
-def _hold(limits: Limits, cost: int, working: Working | None, decoded: tuple[int, int],
-          shown: tuple[int, int], scans: int = 0) -> Reservation:
-    """The decode budget's reservation for a decode of ``cost`` and the caller's canvases.
-    A progressive JPEG's coefficients (``scans``, :func:`scan_buffer`) count with the
-    canvases, not with ``cost``: with them a decode that needs more than the budget takes all
-    of it and runs alone, it is not refused (413 stays for canvases that do not fit)."""
+@contextmanager
+def _reserved(limits: Limits, cost: int, working: Working | None, decoded: tuple[int, int],
+              shown: tuple[int, int], scans: int = 0) -> Iterator[Reservation | None]:
+    """The decode budget held while the block decodes ``cost`` bytes: given back when it
+    ends, or, with ``working`` (the caller's canvases, reserved with it), yielded for the
+    caller to keep until its :meth:`PreparedImage.release` (None without it). Given back
+    whatever the block raises. A progressive JPEG's coefficients (``scans``,
+    :func:`scan_buffer`) count with the canvases, not with ``cost``: with them a decode that
+    needs more than the budget takes all of it and runs alone, it is not refused (413 stays
+    for canvases that do not fit)."""
     extra = (working(decoded, shown) if working is not None else 0) + scans
-    return decode_budget(limits.decode_budget_bytes).hold(cost, extra, limits.decode_wait_seconds)
+    held = decode_budget(limits.decode_budget_bytes).hold(cost, extra, limits.decode_wait_seconds)
+    kept = False
+    try:
+        yield held if working is not None else None
+        kept = working is not None
+    finally:
+        if not kept:
+            held.release()
 
 
 def _libvips_decodes(im: Image.Image, fmt: str, frames: int) -> bool:
@@ -541,44 +580,33 @@ def _libvips_decodes(im: Image.Image, fmt: str, frames: int) -> bool:
     return fmt in {"JPEG", "MPO"} and frames == 1 and im.mode in {"RGB", "L"}
 
 
-def _prepare_with_libvips(data: bytes, im: Image.Image, limits: Limits, needed: tuple[int, int],
-                          orientation: int, icc: bytes | None,
-                          working: Working | None = None, scans: int = 0,
-                          stored: bool = False) -> PreparedImage:
+def _prepare_with_libvips(data: bytes, im: Image.Image, limits: Limits, head: _Header,
+                          needed: tuple[int, int], ask: _Request) -> PreparedImage:
     """Decode a JPEG photo with libvips's shrink-on-load (the validation), strip its metadata
     (unless it is ``stored`` already)."""
-    width, height = im.size
-    shrink, decoded = vips.shrink_on_load(width, height, needed)
+    shrink, decoded = vips.shrink_on_load(head.width, head.height, needed)
     # Reserved as if the whole shrink-on-load canvas were held at 4 bytes a pixel, like a
     # Pillow draft decode. libvips holds less: it decodes sequentially in strips and keeps
     # only the resized frame (at most the canvas's pixels, 1 or 3 bytes each), so the 4th
     # byte per canvas pixel more than covers the strips in flight.
     cost = decode_cost(im, 1, decoded, rotate_copy=False)
-    held = _hold(limits, cost, working, decoded, (height, width) if orientation >= 5 else (width, height),
-                 scans)
-    kept = False
-    try:
+    with _reserved(limits, cost, ask.working, decoded, head.shown, head.scans) as kept:
         try:
-            frame = LIBVIPS.orient(vips.Frame(vips.decode_jpeg(data, shrink, needed)), orientation)
+            frame = LIBVIPS.orient(vips.Frame(vips.decode_jpeg(data, shrink, needed)), head.orientation)
         except vips.Error as exc:
             raise CorruptImage("The image is damaged or truncated and cannot be read.") from exc
-        served = data if stored else strip_jpeg(data, orientation)
-        kept = working is not None
-    finally:
-        if not kept:
-            held.release()
-    display_w, display_h = (height, width) if orientation >= 5 else (width, height)
+        served = data if ask.stored else strip_jpeg(data, head.orientation)
     return PreparedImage(
-        source_sha256="" if stored else sha256(data).hexdigest(),
+        source_sha256="" if ask.stored else sha256(data).hexdigest(),
         data=served,
         format="JPEG",
         content_type=ACCEPTED["JPEG"],
-        width=display_w,
-        height=display_h,
+        width=head.shown[0],
+        height=head.shown[1],
         frames=1,
         first_frame=frame,
-        icc_profile=icc,
-        reservation=held if kept else None,
+        icc_profile=head.icc,
+        reservation=kept,
     )
 
 
