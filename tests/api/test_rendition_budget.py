@@ -185,6 +185,21 @@ def test_a_worker_that_still_knows_an_evicted_rendition_renders_it_again_instead
     assert list(noted) == [served] and noted[served].requests == 1
 
 
+def test_a_rendition_whose_bytes_keep_going_is_found_twice_more_then_404(app, client, db, monkeypatch):
+    doc = put(app)
+    assert client.get(path(doc, "w_320.webp")).status_code == 200
+    cache = route.get_state(app).cache
+    cache._blobs.clear()  # the bytes are read from GridFS, where they are gone each time
+    cache._blob_bytes = 0
+    deliveries(app).take()
+    primed = []
+    monkeypatch.setattr(route.ChunkStream, "prime", lambda stream: primed.append(stream._args[2]) or False)
+    assert client.get(path(doc, "w_320.webp")).status_code == 404
+    # The representation this worker knew, then the stored rendition found again twice.
+    assert len(primed) == 3 and len(set(primed)) == 1
+    assert not deliveries(app).take()  # nothing was sent
+
+
 # --- recency: noted in memory, written in batches -----------------------------------------
 
 

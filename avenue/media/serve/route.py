@@ -476,7 +476,7 @@ def media(alias: str, token: str, variant: str | None = None) -> Response:
         if isinstance(done, Moved):
             return _redirect(done)
         rep = done
-    return _deliver(get_state(), bucket, rep)
+    return _deliver(get_state(), bucket, rep) or not_found()
 
 
 @bp.route(NAMED_ROUTE, methods=["GET"])
@@ -491,7 +491,7 @@ def named_media(alias: str, token: str, named: str) -> Response:
         return not_found()
     if isinstance(rep, Moved):
         return _redirect(rep)
-    return _deliver(get_state(), bucket, rep)
+    return _deliver(get_state(), bucket, rep) or not_found()
 
 
 def _rendered(bucket: str, token: str, variant: str | None, wanted: Pending) -> Representation | Moved | None:
@@ -557,17 +557,34 @@ def _rendition(bucket: str, token: str, segment: str) -> Response:
             "for a signed URL (its sig covers this image version and the options)")
     known = state.cache.get_rendition(found.cache_key(bucket))
     if known is not None:
+        sent = _deliver(state, bucket, replace(known, vary=found.vary, hints=found.hints))
+        if sent is not None:
+            return sent
         # Evicted by the byte budget (or removed) since this worker cached it: rendered again.
-        return _deliver(state, bucket, replace(known, vary=found.vary, hints=found.hints),
-                        gone=lambda: _obtain(state, bucket, found, admit=admit))
-    return _obtain(state, bucket, found, admit=admit)
+    return _obtain(state, bucket, found, admit)
 
 
-def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bool = True,
-            admit: renditions.Admit | None = None) -> Response:
+#: How many times a rendition is found (or rendered) and sent when its bytes are deleted
+#: between finding it and reading them: once more, then 404.
+OBTAIN_ATTEMPTS = 2
+
+
+def _obtain(state: MediaState, bucket: str, found: RenditionTarget,
+            admit: renditions.Admit | None) -> Response:
     """The stored rendition (rendered and stored first if it is not, once ``admit`` let it:
-    the limit of unsigned cold renders), sent; ``again``: once more if it is evicted between
-    finding it and reading it."""
+    the limit of unsigned cold renders), sent; found again when it is deleted between finding
+    it and reading it, up to :data:`OBTAIN_ATTEMPTS` times."""
+    for _ in range(OBTAIN_ATTEMPTS):
+        sent = _deliver(state, bucket, *_stored_rendition(state, bucket, found, admit))
+        if sent is not None:
+            return sent
+    return not_found()
+
+
+def _stored_rendition(state: MediaState, bucket: str, found: RenditionTarget,
+                      admit: renditions.Admit | None) -> tuple[Representation, bytes | None]:
+    """The stored rendition (rendered and stored first if it is not), cached as known, and
+    its bytes when this worker rendered them."""
     doc, key = found.doc, found.spec.key()
     size = (doc.width, doc.height) if doc.width and doc.height else None
     own = at_own_width(found.spec, size, doc.crops.get(found.spec.crop) if found.spec.crop else None)
@@ -586,27 +603,16 @@ def _obtain(state: MediaState, bucket: str, found: RenditionTarget, *, again: bo
     state.cache.put_rendition(found.cache_key(bucket), rep.file_id, rep)
     if obtained.data is not None:
         state.cache.put_blob(RENDITIONS, rep.file_id, obtained.data)
-        return _deliver(state, bucket, rep, data=obtained.data)
-    if again:
-        return _deliver(state, bucket, rep,
-                        gone=lambda: _obtain(state, bucket, found, again=False, admit=admit))
-    return _deliver(state, bucket, rep)
+    return rep, obtained.data
 
 
 def _deliver(state: MediaState, bucket: str, rep: Representation,
-             gone: Callable[[], Response] | None = None, data: bytes | None = None) -> Response:
+             data: bytes | None = None) -> Response | None:
     """Send an original, a variant or a rendition and note its delivery (in memory:
-    :mod:`avenue.media.effects.served`); ``gone``: the answer when it was evicted meanwhile
-    (which notes its own delivery); ``data``: its bytes, at hand (a rendition just rendered,
-    perhaps not stored yet)."""
-    instead: list[Response] = []
-
-    def fallback() -> Response:
-        instead.append(gone() if gone is not None else not_found())
-        return instead[0]
-
-    response = _send(rep, gone=fallback, data=data)
-    if not instead and request.method == "GET" and response.status_code in (200, 206):
+    :mod:`avenue.media.effects.served`); ``data``: its bytes, at hand (a rendition just
+    rendered, perhaps not stored yet). None: its bytes were deleted meanwhile."""
+    response = _send(rep, data)
+    if response is not None and request.method == "GET" and response.status_code in (200, 206):
         note_served(state, bucket, rep, response.content_length or 0, request.environ.get("QUERY_STRING", ""))
     return response
 
@@ -694,10 +700,9 @@ def _body(rep: Representation, data: bytes | None = None) -> list[bytes] | Chunk
     return ChunkStream(state.database(), rep.bucket, rep.file_id, rep.length, rep.chunk_size, on_complete)
 
 
-def _send(rep: Representation, gone: Callable[[], Response] | None = None,
-          data: bytes | None = None) -> Response:
-    """``rep`` answered (from ``data`` when given, else from the cache or GridFS); ``gone``:
-    the answer when its bytes were deleted meanwhile (a 404)."""
+def _send(rep: Representation, data: bytes | None = None) -> Response | None:
+    """``rep`` answered (from ``data`` when given, else from the cache or GridFS); None when
+    its bytes were deleted meanwhile."""
     headers = headers_for(current_app, rep)
     environ = request.environ
     answer = decide(environ, rep, headers)
@@ -707,7 +712,7 @@ def _send(rep: Representation, gone: Callable[[], Response] | None = None,
             # Deleted by another worker since this one cached the document: 404, not a
             # 200 whose body breaks off.
             get_cache().evict(rep.bucket, [rep.doc.file_id, rep.file_id])
-            return not_found() if gone is None else gone()
+            return None
         return Response(body, headers=answer.headers, direct_passthrough=True)
     if answer is not None:
         return Response(status=answer.status, headers=answer.headers)
