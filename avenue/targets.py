@@ -222,8 +222,8 @@ def _store_temp(db: Database[Document], incoming: Incoming) -> Completed:
 
 def _store_product(db: Database[Document], incoming: Incoming) -> Completed:
     sku = incoming.target.params["sku"]
-    _, added = shop.add_images(db, sku, [incoming.file], owner=incoming.owner,
-                               settings=incoming.settings.shop(), add_only=incoming.add_only)
+    added = shop.add_images(db, sku, [incoming.file], owner=incoming.owner,
+                            settings=incoming.settings.shop(), add_only=incoming.add_only).refs
     if added:
         image_id = added[0]["id"]
     else:  # the product already had these bytes: the image they are

@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from bson import ObjectId
 from pydantic import Field
 from pymongo.database import Database
 
@@ -33,7 +32,7 @@ from avenue.builder import service as builder
 from avenue.bulk.service import product_known
 from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, RateLimited
-from avenue.media import Limits, Near, Stored, Upload
+from avenue.media import Limits, Stored, Upload
 from avenue.metrics import count_upload
 from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, Refuse, Shape, counts_of, described_by
 from avenue.shop import service as shop
@@ -86,15 +85,13 @@ def into_library(db: Database[Document], url: object, *, fetch: Fetch, admit: Ad
 
 
 def onto_product(db: Database[Document], sku: str, url: object, *, fetch: Fetch, admit: Admit, owner: str,
-                 settings: shop.Settings, near: dict[ObjectId, Sequence[Near] | None] | None = None,
-                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Fetch ``url`` and add it to the product (404 before any fetch when there is none): the
-    product and the references added (none: it already had this image)."""
+                 settings: shop.Settings) -> shop.AddedImages:
+    """Fetch ``url`` and add it to the product (404 before any fetch when there is none):
+    what was added (no reference: it already had this image)."""
     shop.get_product(db, sku)
     admit()
     fetched = _fetch(fetch, url)
-    return shop.add_images(db, sku, [Upload(fetched.filename, fetched.data)], owner=owner, settings=settings,
-                           near=near)
+    return shop.add_images(db, sku, [Upload(fetched.filename, fetched.data)], owner=owner, settings=settings)
 
 
 # --- a CSV of sku,url rows -------------------------------------------------------------------
@@ -224,8 +221,8 @@ def import_rows(db: Database[Document], rows: Sequence[Row], *, fetch: Fetch, ad
             report.refused(row, error)
             continue
         try:
-            _, added = shop.add_images(db, row.sku, [Upload(*_fetched(fetch, row.url))], owner=owner,
-                                       settings=settings)
+            added = shop.add_images(db, row.sku, [Upload(*_fetched(fetch, row.url))], owner=owner,
+                                    settings=settings).refs
         except AvenueError as error:
             report.refused(row, error)
             continue

@@ -9,10 +9,9 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from bson import ObjectId
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.sansio.blueprints import BlueprintSetupState
 
@@ -24,7 +23,7 @@ from avenue.bulk.archive import Archive, ZipLimits
 from avenue.db import get_db
 from avenue.errors import BadRequest, Forbidden, ServerBusy, UnsupportedImage
 from avenue.http import takes, zip_archive
-from avenue.media import BUILDER, PRODUCTS, Near, UrlSigner, limits_from_config
+from avenue.media import BUILDER, PRODUCTS, UrlSigner, limits_from_config
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import hit, limit_uploads
 from avenue.shop import service as shop
@@ -180,14 +179,13 @@ def import_url_onto_product(body: urls.ProductUrlImport, sku: str) -> tuple[Resp
     """The image at ``url``, fetched by the server, added to the product: 201 when added, 200
     when the product already had it (``added`` empty)."""
     fetch = _fetcher()
-    near: dict[ObjectId, Sequence[Near] | None] = {}
-    doc, added = urls.onto_product(get_db(), sku, body.url, fetch=fetch, admit=_admit,
-                                   owner=require().id, settings=_shop_settings(), near=near)
+    added = urls.onto_product(get_db(), sku, body.url, fetch=fetch, admit=_admit,
+                              owner=require().id, settings=_shop_settings())
     audit.log("product_image_imported_from_url", sku=sku, bucket=PRODUCTS, url=_audited(body.url),
-              image_ids=[str(ref["id"]) for ref in added])
+              image_ids=[str(ref["id"]) for ref in added.refs])
     signer = _signer()
-    return jsonify({"product": shop.product_object(doc, signer),
-                    "added": [shop.added_entry(ref, near, signer) for ref in added]}), 201 if added else 200
+    return jsonify({"product": shop.product_object(added.product, signer),
+                    "added": added.entries(signer)}), 201 if added.refs else 200
 
 
 @bp.post("/shop/import-urls")

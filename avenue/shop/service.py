@@ -132,14 +132,27 @@ def image_entry(entry: str | dict[str, Any], signer: UrlSigner, **extra: Any) ->
     return ref_object(entry, PRODUCTS, signer, **extra)
 
 
-def added_entry(ref: dict[str, Any], near: dict[ObjectId, Sequence[Near] | None],
-                signer: UrlSigner) -> dict[str, Any]:
-    """An image just added to a product as the answer shows it: its entry and
-    ``near_duplicates``, the product images that look like it (nearest first; as a library
-    upload's answer names them; left out when the lookup did not answer in time)."""
-    found = near.get(ref["id"], ())
-    return image_entry(ref, signer,
-                       near_duplicates=near_objects(found, signer) if found is not None else None)
+@dataclass(frozen=True)
+class AddedImages:
+    """What :func:`add_images` did: the product as updated, the references added (images
+    the product already had are not added twice), and each stored image's look-alikes among
+    the product images (found by the store, as for a library upload; None: the lookup did
+    not answer in time), by image id."""
+
+    product: dict[str, Any]
+    refs: list[dict[str, Any]]
+    near: dict[ObjectId, Sequence[Near] | None]
+
+    def entries(self, signer: UrlSigner) -> list[dict[str, Any]]:
+        """The images added as the answer shows them: each one's entry and
+        ``near_duplicates``, the product images that look like it (nearest first; as a
+        library upload's answer names them; left out when the lookup did not answer in time)."""
+        answered = []
+        for ref in self.refs:
+            found = self.near.get(ref["id"], ())
+            answered.append(image_entry(ref, signer, near_duplicates=near_objects(found, signer)
+                                        if found is not None else None))
+        return answered
 
 
 class MissingPhotoAlt(MissingAlt):
@@ -462,14 +475,9 @@ def _too_many(sku: str, have: int, adding: int, limit: int) -> UnprocessableCont
 
 
 def add_images(db: Database[Document], sku: str, uploads: list[Upload], *, owner: str,
-               settings: Settings,
-               near: dict[ObjectId, Sequence[Near] | None] | None = None,
-               add_only: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+               settings: Settings, add_only: bool = False) -> AddedImages:
     """Store uploads (all or nothing) and append them to the product within its limit.
 
-    Returns the updated product and the references added (images the product already had
-    are not added twice). ``near``, when given, receives each stored image's look-alikes
-    among the product images (found by the store, as for a library upload), by image id.
     ``add_only`` (an upload link's files): bytes that sit in the trash are stored as a new
     image; the trashed one stays there.
     """
@@ -478,10 +486,10 @@ def add_images(db: Database[Document], sku: str, uploads: list[Upload], *, owner
     have = len(doc.get("images") or [])
     if have + len(uploads) > limit:
         raise _too_many(sku, have, len(uploads), limit)
+    near: dict[ObjectId, Sequence[Near] | None] = {}
 
     def push(stored: list[Stored]) -> tuple[tuple[dict[str, Any], list[dict[str, Any]]], list[Image]]:
-        if near is not None:
-            near.update((item.image.id, item.near) for item in stored)
+        near.update((item.image.id, item.near) for item in stored)
         images = _unique([item.image for item in stored])
         updated, added = _push_refs(db, sku, [image.ref() for image in images], limit)
         added_ids = {ref["id"] for ref in added}
@@ -493,7 +501,7 @@ def add_images(db: Database[Document], sku: str, uploads: list[Upload], *, owner
     if replaced:
         updated = get_product(db, sku)
         added = [replaced[ref["id"]].ref() if ref["id"] in replaced else ref for ref in added]
-    return updated, added
+    return AddedImages(updated, added, near)
 
 
 def check_room(db: Database[Document], sku: str, adding: int, limit: int) -> dict[str, Any]:

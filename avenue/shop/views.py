@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from bson import ObjectId
@@ -30,7 +29,6 @@ from avenue.media import (
     EditsBody,
     FocalBody,
     NameBody,
-    Near,
     UrlSigner,
     check_crop_name,
     limits_from_config,
@@ -125,13 +123,12 @@ def upload_temp_images() -> tuple[Response, int]:
 def add_images(sku: str) -> tuple[Response, int]:
     """Add images to a product (all or nothing, within its limit)."""
     user = require()
-    near: dict[ObjectId, Sequence[Near] | None] = {}
-    doc, added = service.add_images(get_db(), sku, uploaded_files("images"), owner=user.id,
-                                    settings=_settings(), near=near)
-    audit.log("product_images_added", sku=sku, bucket=PRODUCTS, image_ids=[str(r["id"]) for r in added])
+    added = service.add_images(get_db(), sku, uploaded_files("images"), owner=user.id,
+                               settings=_settings())
+    audit.log("product_images_added", sku=sku, bucket=PRODUCTS, image_ids=[str(r["id"]) for r in added.refs])
     signer = _signer()
-    return jsonify({"product": service.product_object(doc, signer),
-                    "added": [service.added_entry(ref, near, signer) for ref in added]}), 201
+    return jsonify({"product": service.product_object(added.product, signer),
+                    "added": added.entries(signer)}), 201
 
 
 @bp.delete(f"/products/<sku>/images/{IMAGE_ID}")

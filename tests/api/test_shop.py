@@ -400,7 +400,8 @@ def test_a_file_deleted_by_another_product_meanwhile_is_stored_again(app, db, mo
 
     monkeypatch.setattr(library_deleting, "sleep", deleter_finishes)
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
-    product, added = service.add_images(db, "AV-2", [upload], owner="admin", settings=settings(app))
+    done = service.add_images(db, "AV-2", [upload], owner="admin", settings=settings(app))
+    product, added = done.product, done.refs
     assert waits and added[0]["id"] != doc["_id"]
     assert product["images"][0]["id"] == added[0]["id"]
     assert db[f"{PRODUCTS}.files"].count_documents({"_id": added[0]["id"]}) == 1
@@ -437,7 +438,7 @@ def test_a_delete_that_sees_the_new_reference_keeps_the_file(app, db, monkeypatc
 
     monkeypatch.setattr(library_deleting, "sleep", deleter_backs_off)
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
-    _, added = service.add_images(db, "AV-2", [upload], owner="admin", settings=settings(app))
+    added = service.add_images(db, "AV-2", [upload], owner="admin", settings=settings(app)).refs
     assert added[0]["id"] == doc["_id"]
     assert service.delete_unreferenced(db, doc["_id"]) is False
     assert db[f"{PRODUCTS}.files"].count_documents({"_id": doc["_id"]}) == 1

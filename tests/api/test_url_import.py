@@ -99,6 +99,7 @@ def test_an_image_at_a_url_goes_onto_a_product(client, admin, server):
     body = response.get_json()
     assert len(body["added"]) == 1 and [image["id"] for image in body["product"]["images"]] == \
         [body["added"][0]["id"]]
+    assert body["added"][0]["near_duplicates"] == []  # looked up, as for an upload: none
     again = client.post(product_url("LAMP-1"), json={"url": url}, headers=admin)
     assert again.status_code == 200 and again.get_json()["added"] == []
     assert len(client.get("/api/shop/products/LAMP-1").get_json()["images"]) == 1
