@@ -324,7 +324,7 @@ def upload_round(library, pictures: list[bytes]) -> tuple[dict[str, list[float]]
             after.append(job)
             return False
 
-    library = Library(library.db, library.bucket, AfterTheClock())
+    library = Library(library.shelf.db, library.shelf.bucket, AfterTheClock())
     real = pipeline.near_hash_of, near_duplicates._threads_unsafe, originals.write_all, near_duplicates.near
     real_beside, real_link_late = near_duplicates.background.beside, near_duplicates.Lookup._link_late
     parts: dict[str, list[float]] = {"write": [], "lookup": []}

@@ -65,7 +65,7 @@ def run(photo: bytes, rounds: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"first": [], "stored": [], "pictures": []}
     library = Library(db, BUILDER, Media())
     for n in range(rounds):
-        stored = library.store_with([Upload("photo.jpg", with_comment(photo, f"round {n}"))],
+        stored = library.storing.store_with([Upload("photo.jpg", with_comment(photo, f"round {n}"))],
                                     UploadOptions(owner="bench", kind="builder"))
         image_id: ObjectId = stored[0].image.id
         before = library.versions(image_id)

@@ -215,7 +215,7 @@ def test_a_png_of_a_stored_webp_s_pixels_never_has_that_webp_decoded_while_webp_
 def test_the_near_duplicates_backfill_leaves_a_stored_webp_undecoded_and_its_link_owed_while_webp_is_off(
         app_factory, db, forbid, monkeypatch):
     from avenue.errors import ServerBusy
-    from avenue.media.store.library import Library
+    from avenue.media.store.library import Grouping
 
     webp, png = webp_and_png_twin(12)
     before = app_factory()
@@ -224,7 +224,7 @@ def test_the_near_duplicates_backfill_leaves_a_stored_webp_undecoded_and_its_lin
         raise ServerBusy("the decode budget is full")
 
     with monkeypatch.context() as busy:  # the full decodes refused: the twin owes its link
-        busy.setattr(Library, "_hold", full)
+        busy.setattr(Grouping, "_hold", full)
         stored = to_library(before, webp, "a.webp")
         twin = to_library(before, png, "a.png")
     assert originals(db)[twin["id"]]["exact_pending"] is True

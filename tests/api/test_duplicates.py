@@ -122,12 +122,12 @@ def refuse_decodes(monkeypatch) -> None:
     """The library's decode budget refuses every full-resolution decode (full), until
     ``monkeypatch.undo()``."""
     from avenue.errors import ServerBusy
-    from avenue.media.store.library import Library as Lib
+    from avenue.media.store.library import Grouping
 
     def refused(self, decoding, working):
         raise ServerBusy("the decode budget is full")
 
-    monkeypatch.setattr(Lib, "_hold", refused)
+    monkeypatch.setattr(Grouping, "_hold", refused)
 
 
 def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(client, editor, db, runner,
@@ -298,7 +298,7 @@ def test_an_image_brought_from_another_bucket_joins_its_twins_there(app, db):
         products = Library(db, PRODUCTS, Media())
         there = products.store(Upload("a.png", png(12)), kind="product")
         temporary = Library(db, TEMP, Media()).store(Upload("b.png", png(12, "saved again")), kind="temp")
-        brought = products.bring(temporary.image, kind="product")
+        brought = products.storing.bring(temporary.image, kind="product")
         assert brought.created
         [group] = exact.groups(db, PRODUCTS, after=None, limit=10)[0]
     assert group.kind == "pixels"
@@ -326,7 +326,7 @@ def test_twins_linking_in_either_order_choose_the_same_label(client, editor, db)
     for linking in (first, second):  # as two uploads that both found the other unlabelled
         files.update_many({}, {"$unset": {"metadata.exact_group": ""}})
         assert exact.link(db, BUILDER, files.find_one({"_id": ObjectId(linking["id"])}),
-                          Library(db, BUILDER, Media())._hold, disabled=frozenset()) is not None
+                          Library(db, BUILDER, Media()).grouping._hold, disabled=frozenset()) is not None
         labels.append({d["metadata"]["exact_group"] for d in files.find({"metadata.role": "original"})})
     assert labels == [{ObjectId(first["id"])}, {ObjectId(first["id"])}]
 

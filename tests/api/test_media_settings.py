@@ -40,7 +40,7 @@ def test_the_settings_come_from_the_config_with_the_defaults_for_what_is_not_set
 
 def test_a_library_given_no_media_has_the_defaults(db):
     assert Media().settings == MediaSettings()
-    assert Library(db, BUILDER, Media()).settings == MediaSettings()
+    assert Library(db, BUILDER, Media()).shelf.settings == MediaSettings()
     assert app_media() == Media()  # outside any app
 
 
@@ -52,9 +52,9 @@ def test_an_app_builds_its_media_once_and_its_libraries_take_its_settings(app_fa
         from avenue.db import get_db
 
         assert app_media() is media
-        assert Library(get_db(), BUILDER, app_media()).settings.trash_days == 0
+        assert Library(get_db(), BUILDER, app_media()).shelf.settings.trash_days == 0
         app.config["AVENUE_TRASH_DAYS"] = 3  # read when asked, not once at start
-        assert Library(get_db(), BUILDER, app_media()).settings.trash_days == 3
+        assert Library(get_db(), BUILDER, app_media()).shelf.settings.trash_days == 3
 
 
 def test_two_apps_of_one_process_keep_their_own_settings(app_factory):
@@ -66,8 +66,8 @@ def test_two_apps_of_one_process_keep_their_own_settings(app_factory):
     with first.app_context():  # the context a call runs in decides nothing
         from avenue.db import get_db
 
-        assert Library(get_db(), BUILDER, app_media(second)).settings.trash_days == 5
-        assert Library(get_db(), BUILDER, app_media()).settings.trash_days == 0
+        assert Library(get_db(), BUILDER, app_media(second)).shelf.settings.trash_days == 5
+        assert Library(get_db(), BUILDER, app_media()).shelf.settings.trash_days == 0
 
 
 def test_a_library_given_no_trash_deletes_for_good_without_any_app(db):

@@ -13,8 +13,9 @@ import pytest
 from bson import ObjectId
 
 from avenue.errors import Conflict, UnprocessableContent
-from avenue.media import PRODUCTS, TEMP, Library, Upload
+from avenue.media import PRODUCTS, TEMP, Upload
 from avenue.media.core import NO_PURGES
+from avenue.media.store.library import Storing
 from avenue.media.store.library import deleting as library_deleting
 from avenue.media.store.originals import delete_image, store
 from avenue.presentation.objects import image_ref
@@ -585,7 +586,7 @@ def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhi
     app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 2
     first = store(db, PRODUCTS, image_bytes(SMALL[0]), filename="a.png", kind="product").doc
     db.shop_products.insert_one({"sku": "AV-1", "name": "x", "price": 1, "images": [image_ref(first)]})
-    real_store_all = Library.store_many
+    real_store_all = Storing.store_many
 
     def store_then_someone_fills_the_product(*args, **kwargs):
         results = real_store_all(*args, **kwargs)
@@ -593,7 +594,7 @@ def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhi
         db.shop_products.update_one({"sku": "AV-1"}, {"$push": {"images": image_ref(other)}})
         return results
 
-    monkeypatch.setattr(Library, "store_many", store_then_someone_fills_the_product)
+    monkeypatch.setattr(Storing, "store_many", store_then_someone_fills_the_product)
     with pytest.raises(UnprocessableContent) as refused:
         service.add_images(db, "AV-1", [Upload("c.jpg", io.BytesIO(image_bytes(SMALL[2])))],
                            owner="admin", settings=settings(app))
@@ -606,14 +607,14 @@ def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhi
 def _add_at_once(app, client_headers: list[dict], names: list[tuple[str, ...]], monkeypatch):
     """Both requests store their files, meet at a barrier, then update the product together."""
     barrier = threading.Barrier(len(client_headers), timeout=30)
-    real_store_all = Library.store_many
+    real_store_all = Storing.store_many
 
     def store_then_wait(*args, **kwargs):
         results = real_store_all(*args, **kwargs)
         barrier.wait()
         return results
 
-    monkeypatch.setattr(Library, "store_many", store_then_wait)
+    monkeypatch.setattr(Storing, "store_many", store_then_wait)
     responses: list = [None] * len(client_headers)
 
     def run(index):

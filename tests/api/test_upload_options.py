@@ -31,7 +31,7 @@ def test_the_library_stores_an_upload_as_its_options_say(db):
     options = UploadOptions(owner="u1", kind="builder", scope="u1", visibility="private", alt="a lamp",
                             folder="/lamps", tags=("red",))
     upload = Upload("lamp.png", io.BytesIO(image_bytes("good/alpha.png")))
-    [stored] = Library(db, BUILDER, Media()).store_with([upload], options)
+    [stored] = Library(db, BUILDER, Media()).storing.store_with([upload], options)
     meta = db[f"{BUILDER}.files"].find_one({"_id": stored.image.id})["metadata"]
     assert stored.created
     assert {k: meta[k] for k in ("owner", "kind", "visibility", "alt", "folder", "tags")} == \
@@ -45,5 +45,5 @@ def test_the_keywords_of_store_are_the_same_record(db):
     by_keywords = library.store(Upload("a.png", io.BytesIO(image_bytes("good/alpha.png"))), owner="u2",
                                 kind="builder", scope="u2", folder="/f", tags=["t"])
     options = UploadOptions(owner="u2", kind="builder", scope="u2", folder="/f", tags=("t",))
-    again = library.store_with([Upload("b.png", io.BytesIO(image_bytes("good/alpha.png")))], options)
+    again = library.storing.store_with([Upload("b.png", io.BytesIO(image_bytes("good/alpha.png")))], options)
     assert not again[0].created and again[0].image.id == by_keywords.image.id  # same scope, same bytes

@@ -123,13 +123,13 @@ def backfill_near_duplicates(db: Database[Document], *, media: Media | None = No
         for original, hashed in hashes:
             set_file_metadata(db, bucket, original["_id"], hashed.as_metadata())
             report.computed[name] += 1
-            report.linked += library.link_near_duplicates(original["_id"]) > 0
+            report.linked += library.grouping.link_near_duplicates(original["_id"]) > 0
             if hashed.pixels:  # its exact key came with the hash: the pass below will not see it
-                report.exact += library.link_exact_duplicates(original["_id"])
+                report.exact += library.grouping.link_exact_duplicates(original["_id"])
         report.owed[name] = 0
         for image_id in originals_flagged_ids(db, bucket, NEAR_PENDING):
             report.owed[name] += 1
-            report.linked += library.link_near_duplicates(image_id) > 0
+            report.linked += library.grouping.link_near_duplicates(image_id) > 0
         report.pixels[name] = 0
         for original, thumb in thumbs_lacking(db, bucket, "pixels_sha256", phase=f"Pixel hashes ({name})",
                                               disabled=disabled, progress=progress):
@@ -138,10 +138,10 @@ def backfill_near_duplicates(db: Database[Document], *, media: Media | None = No
                 continue  # counted unreadable above when it had no hash either
             set_file_metadata(db, bucket, original["_id"], {"pixels_sha256": hashed.pixels})
             report.pixels[name] += 1
-            report.exact += library.link_exact_duplicates(original["_id"])
+            report.exact += library.grouping.link_exact_duplicates(original["_id"])
         report.exact_owed[name] = 0
         for image_id in originals_flagged_ids(db, bucket, EXACT_PENDING):
             report.exact_owed[name] += 1
-            report.exact += library.link_exact_duplicates(image_id)
-        report.split += library.recheck_exact_groups()
+            report.exact += library.grouping.link_exact_duplicates(image_id)
+        report.split += library.grouping.recheck_exact_groups()
     return report

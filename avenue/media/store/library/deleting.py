@@ -35,9 +35,12 @@ class DeleteLease:
     at: dt.datetime
 
 
-class Deleting(Shelf):
+class Deleting:
     """Delete (to the trash or for good), take and give back delete leases, and which images
     are usable (exist and are not being deleted)."""
+
+    def __init__(self, shelf: Shelf) -> None:
+        self.shelf = shelf
 
     def delete(self, image: Image | ObjectId, *, to_trash: dict[str, Any] | None = None) -> bool:
         """Delete an original and all its variants (original first: readers see 404 at once).
@@ -45,12 +48,13 @@ class Deleting(Shelf):
         ``to_trash`` (what referenced it, e.g. ``{"sku": ...}``; may be empty) keeps it in the
         trash first, restorable for ``AVENUE_TRASH_DAYS`` (avenue/media/store/trash.py); without
         it, or with the trash off, the delete is final."""
-        doc = self._files.find_one({"_id": image.id if isinstance(image, Image) else image})
+        doc = self.shelf.files.find_one({"_id": image.id if isinstance(image, Image) else image})
         if doc is None:
             return False
         if to_trash is not None:
-            trash.keep(self.db, self.bucket, doc, refs=to_trash, keep_days=self.settings.trash_days)
-        return originals.delete_image(self.db, self.bucket, doc, purges=self.media.purges)
+            trash.keep(self.shelf.db, self.shelf.bucket, doc, refs=to_trash,
+                       keep_days=self.shelf.settings.trash_days)
+        return originals.delete_image(self.shelf.db, self.shelf.bucket, doc, purges=self.shelf.media.purges)
 
     def take_delete_lease(self, image_id: ObjectId) -> DeleteLease | None:
         """Lease the original for deletion; None when it is gone or another delete holds it;
@@ -62,7 +66,7 @@ class Deleting(Shelf):
         that took its lease between the read and the set is answered as busy, not as gone (and
         so is one whose leases changed under three reads in a row)."""
         for _ in range(3):
-            doc = self._files.find_one({"_id": image_id})
+            doc = self.shelf.files.find_one({"_id": image_id})
             if doc is None or not is_original(doc):
                 return None
             seen = doc["metadata"].get("deleting_at")
@@ -73,15 +77,15 @@ class Deleting(Shelf):
             if held(replacing_at, replacing.REPLACE_LEASE, moment):
                 raise replacing.ImageBusy()  # being replaced: it exists, so not a 404
             # Conditional on both leases as read: a replace taking its lease meanwhile wins.
-            if stamp(self._files, image_id, "metadata.deleting_at",
+            if stamp(self.shelf.files, image_id, "metadata.deleting_at",
                      {"metadata.deleting_at": seen, "metadata.replacing_at": replacing_at}, moment):
                 doc["metadata"]["deleting_at"] = moment
-                return DeleteLease(self._image(doc), moment)
+                return DeleteLease(self.shelf.image(doc), moment)
         raise replacing.ImageBusy()  # the leases kept changing under it: it exists, others are at it
 
     def release_delete_lease(self, lease: DeleteLease) -> None:
         """Give the lease back (the image stays), unless it lapsed and someone else took it."""
-        unstamp(self._files, lease.image.id, "metadata.deleting_at", lease.at)
+        unstamp(self.shelf.files, lease.image.id, "metadata.deleting_at", lease.at)
 
     def usable(self, image_ids: Iterable[ObjectId]) -> dict[ObjectId, Image]:
         """The originals among ``image_ids`` that exist and are not being deleted."""
@@ -89,17 +93,17 @@ class Deleting(Shelf):
         if not ids:
             return {}
         cutoff = now() - DELETE_LEASE
-        docs = [doc for doc in self._files.find({"_id": {"$in": ids}}) if is_original(doc)]
-        return {doc["_id"]: self._image(doc) for doc in docs
+        docs = [doc for doc in self.shelf.files.find({"_id": {"$in": ids}}) if is_original(doc)]
+        return {doc["_id"]: self.shelf.image(doc) for doc in docs
                 if (maybe_utc(doc["metadata"].get("deleting_at")) or cutoff) <= cutoff}
 
-    def _present_after_leases(self, image_ids: list[ObjectId]) -> set[ObjectId]:
+    def present_after_leases(self, image_ids: list[ObjectId]) -> set[ObjectId]:
         """Which of ``image_ids`` still exist once the delete leases on them are resolved
         (waited for at most :data:`LEASE_WAIT_SECONDS`)."""
         deadline = monotonic() + LEASE_WAIT_SECONDS
         while True:
             live = now() - DELETE_LEASE
-            found = self._files.find({"_id": {"$in": image_ids}}, {"metadata.deleting_at": 1})
+            found = self.shelf.files.find({"_id": {"$in": image_ids}}, {"metadata.deleting_at": 1})
             docs = {d["_id"]: d for d in found}
             leased = [d for d in docs.values()
                       if (maybe_utc((d.get("metadata") or {}).get("deleting_at")) or live) > live]

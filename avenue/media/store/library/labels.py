@@ -13,7 +13,7 @@ from avenue.media.effects import facets, invalidation
 from avenue.media.records import Changed, Image
 from avenue.media.store import replace as replacing
 from avenue.media.store.library.reading import Reading
-from avenue.media.store.library.shelf import is_original
+from avenue.media.store.library.shelf import Shelf, is_original
 
 SET_ATTEMPTS = 5
 # The metadata an API may change on a stored original (everything else describes the bytes).
@@ -26,8 +26,12 @@ class TooManyTags(BadRequest):
     code = "too_many_tags"
 
 
-class Labels(Reading):
-    """Set metadata, rename (the public named URL), move to a folder and tag."""
+class Labels:
+    """Set metadata, rename (the public named URL), move to a folder and tag (a rename and a
+    set read the image back through ``reading``)."""
+
+    def __init__(self, shelf: Shelf, reading: Reading) -> None:
+        self.shelf, self.reading = shelf, reading
 
     def set_metadata(self, image_id: ObjectId, **fields: Any) -> Image | None:
         """Change what the API may change about an original (alt text, expiry); None if gone."""
@@ -41,7 +45,7 @@ class Labels(Reading):
         avenue/media/names.py; None: none) for its public named URL; None if gone. Every
         worker's cache forgets the image (the URL of the name it had answers 301 from now on,
         within a sync interval on other workers)."""
-        before = self.get(image_id)
+        before = self.reading.get(image_id)
         if before is None:
             return None
         if before.name == name:
@@ -49,7 +53,7 @@ class Labels(Reading):
         after = self.set_metadata(image_id, name=name)
         if after is None:
             return None
-        invalidation.invalidate(self.db, self.bucket, [image_id])
+        invalidation.invalidate(self.shelf.db, self.shelf.bucket, [image_id])
         return Changed(after, True)
 
     def relabel(self, image_id: ObjectId, *, folder: str | None = None, add_tags: Sequence[str] = (),
@@ -75,21 +79,21 @@ class Labels(Reading):
                   plan: Callable[[dict[str, Any]], dict[str, Any]]) -> Image | None:
         """Set what ``plan(metadata as read)`` gives, by compare-and-set on the labels read."""
         for _ in range(SET_ATTEMPTS):
-            doc = self._files.find_one({"_id": image_id})
+            doc = self.shelf.files.find_one({"_id": image_id})
             if doc is None or not is_original(doc):
                 return None
             meta = doc["metadata"]
             fields = plan(meta)
             change = {f"metadata.{k}": v for k, v in fields.items()}
             if not change:
-                return self._image(doc)
+                return self.shelf.image(doc)
             # Compare-and-set on the folder and tags read, so the facet counts move from
             # exactly the values replaced (two editors moving one image never count it twice).
             # update_one, then a read: findAndModify scans the collection on SecantusDB.
-            done = self._files.update_one({"_id": image_id, "metadata.folder": meta.get("folder"),
+            done = self.shelf.files.update_one({"_id": image_id, "metadata.folder": meta.get("folder"),
                                            "metadata.tags": meta.get("tags")}, {"$set": change})
             if done.matched_count == 1:
                 after = {**doc, "metadata": {**meta, **fields}}
-                facets.moved(self.db, self.bucket, doc, after)
-                return self.get(image_id)
+                facets.moved(self.shelf.db, self.shelf.bucket, doc, after)
+                return self.reading.get(image_id)
         raise replacing.ImageBusy()  # changed under us every time: a 409, try again

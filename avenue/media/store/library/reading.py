@@ -71,27 +71,30 @@ def listed(bucket: str) -> Listed:
 LISTS = (listed(UPLOADS), listed(BUILDER), trash.LISTED)
 
 
-class Reading(Shelf):
+class Reading:
     """Fetch by id, page through originals, find by content, the folder and tag counts."""
+
+    def __init__(self, shelf: Shelf) -> None:
+        self.shelf = shelf
 
     # Lookups ask by ``_id`` alone and check the rest here: a filter of ``_id`` plus other
     # fields is a collection scan on SecantusDB's planner (tests/api/test_index_usage.py).
 
     def get(self, image_id: ObjectId, *, owner: str | None = None) -> Image | None:
         """The original ``image_id`` (only if ``owner`` uploaded it, when given), or None."""
-        doc = self._files.find_one({"_id": image_id})
+        doc = self.shelf.files.find_one({"_id": image_id})
         if doc is None or not is_original(doc):
             return None
         if owner is not None and doc["metadata"].get("owner") != owner:
             return None
-        return self._image(doc)
+        return self.shelf.image(doc)
 
     def get_many(self, image_ids: Iterable[ObjectId]) -> dict[ObjectId, Image]:
         """The originals among ``image_ids`` that exist, by id (one query)."""
         ids = list(dict.fromkeys(image_ids))
         if not ids:
             return {}
-        return {doc["_id"]: self._image(doc) for doc in self._files.find({"_id": {"$in": ids}})
+        return {doc["_id"]: self.shelf.image(doc) for doc in self.shelf.files.find({"_id": {"$in": ids}})
                 if is_original(doc)}
 
     def existing_ids(self, image_ids: Iterable[ObjectId]) -> set[ObjectId]:
@@ -99,7 +102,7 @@ class Reading(Shelf):
         ids = list(dict.fromkeys(image_ids))
         if not ids:
             return set()
-        return {doc["_id"] for doc in self._files.find({"_id": {"$in": ids}}, {"_id": 1})}
+        return {doc["_id"] for doc in self.shelf.files.find({"_id": {"$in": ids}}, {"_id": 1})}
 
     def page(self, window: Window, *, owner: str | None = None, search: str = "",
              folder: str | None = None, tags: Sequence[str] = (),
@@ -114,7 +117,7 @@ class Reading(Shelf):
         if order not in ORDERS:
             raise BadOrder(f"sort is one of {', '.join(ORDERS)}.")
         if order != "newest" and (search.strip() or colour is not None or owner is not None
-                                  or (order in ("name", "size") and self.bucket != BUILDER)):
+                                  or (order in ("name", "size") and self.shelf.bucket != BUILDER)):
             raise BadOrder("A search by file name or by colour lists newest first; sort by date, name or "
                            "size with the folder, tag and unused filters.")
         query: dict[str, Any] = dict(ORIGINAL)
@@ -153,11 +156,12 @@ class Reading(Shelf):
         # windows of dates sized as they go where one read of it all holds the database
         # (paging._first_walk); mongod walks its index for one read.
         # A list whose kept size says it is small is one read: its hints are not asked for.
-        dated = (sort[0][0] == "uploadDate" and not dialect_of(self.db).whole_collection_reads
+        dated = (sort[0][0] == "uploadDate" and not dialect_of(self.shelf.db).whole_collection_reads
                  and (total is None or total > FIRST_WALK_FROM))
-        page = fetch(self._files, query, sort, window, index=index, index_serves_filter=index == COLOUR_INDEX,
-                     total=total, hints=(lambda: upload_dates(self.db, self._files.name)) if dated else None)
-        return [self._image(doc) for doc in page.docs], page
+        files = self.shelf.files
+        page = fetch(files, query, sort, window, index=index, index_serves_filter=index == COLOUR_INDEX,
+                     total=total, hints=(lambda: upload_dates(self.shelf.db, files.name)) if dated else None)
+        return [self.shelf.image(doc) for doc in page.docs], page
 
     @staticmethod
     def _older_than(window: Window, older_than: dt.datetime, order: str) -> Window:
@@ -183,29 +187,29 @@ class Reading(Shelf):
         if owner is not None or words or (folder is not None and tags) or len(tags) > 1:
             return None
         if folder is not None:
-            return facets.count(self.db, self.bucket, "folder", folder)
+            return facets.count(self.shelf.db, self.shelf.bucket, "folder", folder)
         if tags:
-            return facets.count(self.db, self.bucket, "tag", tags[0])
-        return counters.originals(self.db, self.bucket)
+            return facets.count(self.shelf.db, self.shelf.bucket, "tag", tags[0])
+        return counters.originals(self.shelf.db, self.shelf.bucket)
 
     def folder_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
         """(folder, originals in it) for every folder in use, by folder, at most ``limit``: the
         counts kept with every write (avenue/media/effects/facets.py), not a scan of the library."""
-        return facets.counts(self.db, self.bucket, "folder", limit)
+        return facets.counts(self.shelf.db, self.shelf.bucket, "folder", limit)
 
     def tag_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
         """(tag, originals carrying it) for every tag in use, by tag, at most ``limit`` (kept
         with every write, like the folders)."""
-        return facets.counts(self.db, self.bucket, "tag", limit)
+        return facets.counts(self.shelf.db, self.shelf.bucket, "tag", limit)
 
     def find_by_content(self, source_sha256: str, *, scope: str = "") -> Image | None:
         """The original stored from these bytes (their SHA-256) within ``scope``, if any."""
-        doc = self._files.find_one({"metadata.key": originals.dedupe_key(source_sha256, scope)})
-        return None if doc is None else self._image(doc)
+        doc = self.shelf.files.find_one({"metadata.key": originals.dedupe_key(source_sha256, scope)})
+        return None if doc is None else self.shelf.image(doc)
 
     def read(self, image: Image) -> bytes:
         """The original's bytes (for repairs and re-rendering; requests stream instead)."""
-        doc = self._files.find_one({"_id": image.id})
+        doc = self.shelf.files.find_one({"_id": image.id})
         if doc is None:
-            raise OSError(f"{self.bucket} {image.id} does not exist")
-        return replacing.read_original(self.db, self.bucket, doc)
+            raise OSError(f"{self.shelf.bucket} {image.id} does not exist")
+        return replacing.read_original(self.shelf.db, self.shelf.bucket, doc)

@@ -3,8 +3,8 @@ bucket's files collection, the app's :class:`Media`, and the originals read as
 :class:`Image` records.
 
 The library is split by concern (reading, labels, storing, editing and versions, grouping
-look-alikes, deleting and its leases), one class each, all on this shelf; ``Library`` is the
-sum of them. The delete lease's length is here because editing (the replace lease's checks)
+look-alikes, deleting and its leases), one class each, all handed one shelf; ``Library``
+composes them. The delete lease's length is here because editing (the replace lease's checks)
 and storing (the claim's wait) both honour it."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def is_original(doc: dict[str, Any] | None) -> bool:
 
 
 class Shelf:
-    """The originals of one GridFS bucket: what each concern of the library reads and writes."""
+    """The originals of one GridFS bucket: what each collaborator of the library reads and writes."""
 
     def __init__(self, db: Database[Document], bucket: str, media: Media) -> None:
         """``media``: the app's (``avenue.media.app_media``), whose settings the trash, replace
@@ -41,8 +41,10 @@ class Shelf:
         self.settings: MediaSettings = self.media.settings
 
     @property
-    def _files(self) -> Collection[Document]:
+    def files(self) -> Collection[Document]:
+        """The bucket's files collection."""
         return self.db[f"{self.bucket}.files"]
 
-    def _image(self, doc: dict[str, Any]) -> Image:
+    def image(self, doc: dict[str, Any]) -> Image:
+        """The record of the original ``doc``."""
         return Image.from_files_doc(self.bucket, doc)

@@ -17,6 +17,7 @@ from avenue.media.store import near_duplicates, originals
 from avenue.media.store.library.deleting import Deleting
 from avenue.media.store.library.grouping import Grouping
 from avenue.media.store.library.reading import Reading
+from avenue.media.store.library.shelf import Shelf
 from avenue.media.store.options import UploadOptions
 from avenue.media.store.originals import Upload
 
@@ -39,8 +40,12 @@ class Claimant(Protocol[T_co]):
         """Point the references this claim wrote to ``old`` (deleted meanwhile) at ``new``."""
 
 
-class Storing(Grouping, Reading, Deleting):
-    """Store one, many or all-or-none; bring from another bucket; claim for a referrer."""
+class Storing:
+    """Store one, many or all-or-none; bring from another bucket; claim for a referrer (an
+    upload is grouped through ``grouping``; a claim waits on ``deleting``'s leases)."""
+
+    def __init__(self, shelf: Shelf, grouping: Grouping, deleting: Deleting) -> None:
+        self.shelf, self.grouping, self.deleting = shelf, grouping, deleting
 
     def store(self, upload: Upload, *, owner: str | None = None, limits: Limits | None = None,
               kind: str = "upload", scope: str = "", visibility: str = "public",
@@ -68,20 +73,21 @@ class Storing(Grouping, Reading, Deleting):
         """Store every upload or none, as ``options`` says (the keywords of ``store`` as one
         record)."""
         began = monotonic()  # the lookup may add a tenth of the whole store to its answer
-        readies = originals.validate_all(self.db, self.bucket, list(uploads), options, limits=limits)
+        db, bucket = self.shelf.db, self.shelf.bucket
+        readies = originals.validate_all(db, bucket, list(uploads), options, limits=limits)
         # The near-duplicates are looked up while the originals are written (near_duplicates.Lookup):
         # the hash is known once validated, and the write is the slow part.
         probes = [ready.probe(options.owner) for ready in readies]
-        lookup = near_duplicates.Lookup(self.db, self.bucket,
-                                        [(doc, self._near_owner(doc)) for doc in probes], began=began)
+        lookup = near_duplicates.Lookup(db, bucket, [(doc, self.grouping.near_owner(doc)) for doc in probes],
+                                        began=began)
         try:
-            results = originals.write_all(self.db, self.bucket, readies, options, self.media)
+            results = originals.write_all(db, bucket, readies, options, self.shelf.media)
         except BaseException:
             lookup.stop()
             raise
         try:
             # One indexed query each here; the full decodes and the link after the answer.
-            self._link_exact_later([result.doc for result in results if result.created])
+            self.grouping.link_exact_later([result.doc for result in results if result.created])
         except BaseException:
             lookup.stop()  # the request fails: its images owe their grouping (near_duplicates.PENDING)
             raise
@@ -89,26 +95,26 @@ class Storing(Grouping, Reading, Deleting):
         # sent after it waited for it whole (1.28x at a million images' density, where the
         # answer does not wait for the lookup itself: bench/results/near-duplicates-*.md).
         found = lookup.finish([result.doc if result.created else None for result in results])
-        stored = []
+        stored, image = [], self.shelf.image
         for result, matches in zip(results, found, strict=True):
             # Never the image itself (another upload of the same bytes may have won the write).
             near = None if matches is None else tuple(
-                Near(self._image(m.doc), m.distance) for m in matches if m.doc["_id"] != result.doc["_id"])
-            stored.append(Stored(self._image(result.doc), result.created, near))
+                Near(image(m.doc), m.distance) for m in matches if m.doc["_id"] != result.doc["_id"])
+            stored.append(Stored(image(result.doc), result.created, near))
         return stored
 
     def bring(self, image: Image, *, kind: str, scope: str = "", keep_source: bool = False) -> Stored:
         """Move ``image`` (of another bucket) here with its variants, keeping its id; identical
         bytes already here are reused. The source goes last, unless ``keep_source``."""
-        doc = self.db[f"{image.bucket}.files"].find_one({"_id": image.id})
+        doc = self.shelf.db[f"{image.bucket}.files"].find_one({"_id": image.id})
         if doc is None:
             raise OSError(f"{image.bucket} {image.id} does not exist")
-        result = originals.transfer(self.db, image.bucket, self.bucket, doc, kind=kind, scope=scope,
-                                    delete_source=not keep_source, media=self.media)
+        result = originals.transfer(self.shelf.db, image.bucket, self.shelf.bucket, doc, kind=kind,
+                                    scope=scope, delete_source=not keep_source, media=self.shelf.media)
         if result.created:  # its groups are this bucket's (the source's labels stayed behind)
-            self.link_near_duplicates(result.doc["_id"])
-            self._link_exact_later([result.doc])
-        return Stored(self._image(result.doc), result.created)
+            self.grouping.link_near_duplicates(result.doc["_id"])
+            self.grouping.link_exact_later([result.doc])
+        return Stored(self.shelf.image(result.doc), result.created)
 
     def claim(self, sources: Sequence[Upload | Image], claimant: Claimant[T], *, kind: str,
               owner: str | None = None, limits: Limits | None = None,
@@ -139,7 +145,7 @@ class Storing(Grouping, Reading, Deleting):
         source_of = {item.image.id: source for item, source in zip(stored, sources, strict=True)}
         replaced: dict[ObjectId, Image] = {}
         if attached:
-            present = self._present_after_leases([image.id for image in attached])
+            present = self.deleting.present_after_leases([image.id for image in attached])
             for image in attached:
                 if image.id in present:
                     continue
@@ -148,7 +154,7 @@ class Storing(Grouping, Reading, Deleting):
                 replaced[image.id] = fresh
         for source in sources:
             if isinstance(source, Image):
-                type(self)(self.db, source.bucket, self.media).delete(source)
+                Deleting(Shelf(self.shelf.db, source.bucket, self.shelf.media)).delete(source)
         return result, replaced
 
     def _again(self, source: Upload | Image, *, kind: str, owner: str | None,
@@ -156,7 +162,7 @@ class Storing(Grouping, Reading, Deleting):
         """Store a source once more after its first copy here was deleted: rendered again
         from its bytes under a new id, so no URL of the deleted file ever names it."""
         if isinstance(source, Image):
-            data = type(self)(self.db, source.bucket, self.media).read(source)
+            data = Reading(Shelf(self.shelf.db, source.bucket, self.shelf.media)).read(source)
             source = Upload(source.filename, io.BytesIO(data))
         stream = source.stream
         if hasattr(stream, "seek"):
