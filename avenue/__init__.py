@@ -180,7 +180,8 @@ def register_background(app: Flask) -> None:
     ``background.start_all(app)`` starts it (gunicorn.conf.py's ``post_worker_init``), so a
     ``flask`` command or a test starts none of it. Nothing here may touch the database, which
     may be down as a worker starts: each piece ensures the indexes on its own thread first."""
-    from avenue import background, cdn, expiry, monitoring, status
+    from avenue import background, cdn, monitoring, status
+    from avenue.embedded import expiry
     from avenue.media import wiring as media_wiring
     from avenue.ops import rendition_budget
     from avenue.readiness import prepare_at_start
@@ -204,7 +205,7 @@ def register_background(app: Flask) -> None:
     # The renditions' byte budget: every worker runs one, its lease lets one evict at a time.
     rendition_budget.budget_from_config(app.config)  # a bad value stops the start, not the worker
     background.register(app, "rendition-budget", lambda: rendition_budget.start_budget(app))
-    # Expiry on the embedded database, where its TTL indexes are plain (avenue/expiry.py says why).
+    # Expiry on the embedded database, where its TTL indexes are plain (avenue/embedded/expiry.py says why).
     background.register(app, "embedded-expiry", lambda: expiry.start_expiry(db.get_mongo(app)))
     # Abandoned resumable uploads: every worker removes what expired, every 10 minutes.
     background.register(app, "tus-collector", lambda: collector.start_collector(app))

@@ -84,7 +84,7 @@ def embedded_cache_size() -> str:
 
 def embedded_uri(data_dir: Path) -> str | None:
     """The URI of the embedded database started by ``make run``, if it is running (the state
-    file holds ``<uri> <database pid> [<make run's pid>]``, avenue/devserver.py)."""
+    file holds ``<uri> <database pid> [<make run's pid>]``, avenue/embedded/devserver.py)."""
     state = data_dir / "embedded.uri"
     try:
         uri, pid, *_ = state.read_text().split()

@@ -51,7 +51,7 @@ class Dialect:
     #: WiredTiger session of its own, walks every document of each collection with a TTL
     #: index under the store's one lock every 60 s and parked its session between sweeps in
     #: the wedges py-spy caught (bench/results/embedded-2026-11-25-wedge-pyspy.txt); there the
-    #: indexes are plain and the app deletes what expired, once a minute (avenue/expiry.py).
+    #: indexes are plain and the app deletes what expired, once a minute (avenue/embedded/expiry.py).
     ttl_indexes: bool
     #: Chunks per insert command (None: all of an upload's chunks in one command, which pymongo
     #: splits under the 48 MB message limit; avenue/media/store/storage.py). 4 on SecantusDB

@@ -12,7 +12,7 @@ definition still fails loudly at start instead of being silently kept. Indexes w
 definition changes on purpose carry it in their name (``avenue/retention.py``).
 
 Where the dialect has no TTL indexes (the embedded SecantusDB: ``Dialect.ttl_indexes``) a
-TTL index is made plain and the app expires its documents (avenue/expiry.py).
+TTL index is made plain and the app expires its documents (avenue/embedded/expiry.py).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def create_missing(collection: Collection[Any], models: Sequence[IndexModel]) ->
     obsolete ones."""
     present = collection.index_information()
     if not dialect_of(collection.database).ttl_indexes:
-        from avenue.expiry import plain_indexes
+        from avenue.embedded.expiry import plain_indexes
 
         models = plain_indexes(collection, models, present)
     missing = [model for model in models if not _same(present.get(model.document["name"]), model.document)]

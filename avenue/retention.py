@@ -4,7 +4,7 @@ name carries the period (``retention_<days>d``).
 A changed period drops the old index and creates the new one at the next start (no
 ``collMod``, which not every backend has); mongod refuses a second index on the same key, so
 the old one goes first. Removal runs on the server's TTL sweep, about once a minute (where
-the dialect has no TTL indexes, the app's: avenue/expiry.py).
+the dialect has no TTL indexes, the app's: avenue/embedded/expiry.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.collection import Collection
 
 from avenue.dialect import dialect_of
-from avenue.expiry import forget
+from avenue.embedded.expiry import forget
 from avenue.indexes import create_missing
 
 PREFIX = "retention_"
@@ -36,7 +36,7 @@ def ensure_retention(collection: Collection[Any], field: str, days: int, *,
         return
     options: dict[str, Any] = {"expireAfterSeconds": days * 86400} if days > 0 else {}
     if not dialect_of(collection.database).ttl_indexes:
-        # Made plain, and expired by the app (avenue/expiry.py); create_missing
+        # Made plain, and expired by the app (avenue/embedded/expiry.py); create_missing
         # remembers its rule in every process that ensures it.
         create_missing(collection, [IndexModel([(field, ASCENDING)], name=wanted, **options)])
     elif wanted not in names:

@@ -70,7 +70,7 @@ ap.add_argument("--duration", type=float, default=240)
 ap.add_argument("--stall", type=float, default=30)
 ap.add_argument("--outdir", default=str(Path(__file__).resolve().parent / "work" / "embedded-stall" / "runs"))
 ap.add_argument("--wt-config", default="", help="WIREDTIGER_CONFIG env for the server (e.g. statistics)")
-ap.add_argument("--relay", action="store_true", help="every client through avenue.relay's one connection (make run's)")
+ap.add_argument("--relay", action="store_true", help="every client through avenue.embedded.relay's one connection (make run's)")
 ap.add_argument("--ttl-sweep", type=float, default=None, help="the server's TTL sweeper interval (0: no sweeper thread; make run's)")
 ap.add_argument("--ttl-index", type=int, default=0, help="documents in a collection with a TTL index (the app has five; 0 = none)")
 ap.add_argument("--writer-sleep", type=float, default=0.0)
@@ -111,7 +111,7 @@ server = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
 URI = f"mongodb://127.0.0.1:{port}/?directConnection=true"
 if args.relay:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from avenue.relay import SerialRelay
+    from avenue.embedded.relay import SerialRelay
 
     URI = SerialRelay("127.0.0.1", port).start().uri
 

@@ -535,7 +535,7 @@ class Avenue(Server):
     def _start_make_run(self, env: dict[str, str]) -> None:
         """``make run``'s own entry point (``python -m avenue.devserver``): the embedded default
         as a shop runs it, a standalone SecantusDB under its supervisor, every process reaching it
-        through make run's one-connection relay (avenue/relay.py), and gunicorn's 2 workers. The
+        through make run's one-connection relay (avenue/embedded/relay.py), and gunicorn's 2 workers. The
         database's group is the server and make run's process (the relay's threads), counted
         without its children (gunicorn, the app's group)."""
         log = WORK / f"make-run-{self.name}.log"

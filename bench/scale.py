@@ -608,7 +608,7 @@ def main() -> None:  # noqa: C901 - one straight script
                         help="measure only the sweep started in a worker by ?refresh=1 (issue 65's "
                              "setting), its status calls, RSS and counts")
     parser.add_argument("--relay", action="store_true",
-                        help="every client through make run's one connection (avenue/relay.py)")
+                        help="every client through make run's one connection (avenue/embedded/relay.py)")
     parser.add_argument("--slow-ms", type=float, default=1000.0,
                         help="with --relay, report every operation that held its connection this long")
     parser.add_argument("--calls", type=int, default=40, help="calls per status endpoint")
@@ -638,8 +638,8 @@ def main() -> None:  # noqa: C901 - one straight script
     database = EmbeddedServer(folder / "db", log_path=folder / "db.log").start(timeout=600)
     slow_operations: list[str] = []  # the relay's lines: each operation that held it over a second
     if args.relay:  # as make run: every process below reaches the server through one connection
-        from avenue import relay as relay_module
-        from avenue.relay import SerialRelay
+        from avenue.embedded import relay as relay_module
+        from avenue.embedded.relay import SerialRelay
 
         relay_module.SLOW_SECONDS = args.slow_ms / 1000
 

@@ -265,7 +265,7 @@ def secantus(tmp_path_factory):
     # heaviest writer, tests/system/test_tus.py, has a server of its own, and the app's
     # socket timeout (MONGO_SOCKET_TIMEOUT_MS) and pytest-timeout turn a wedge into failures.
     #
-    # Standalone (no replica set), as make run's (avenue/embedded.py): on a replica set pymongo
+    # Standalone (no replica set), as make run's (avenue/embedded/supervisor.py): on a replica set pymongo
     # makes every write retryable, and SecantusDB records each one's reply for 30 minutes, up
     # to 10,000, pruning that record on every write by scanning it and, once full, sorting it
     # (secantus/transactions.py, ``_prune_retryable_locked``): each worker's server passes

@@ -250,8 +250,8 @@ def trickling_server(pause: float = 0.2, status: int = 200, *, certificate: tupl
 def expires_after(collection, name: str) -> float | None:
     """The seconds after which index ``name`` of ``collection`` expires its documents: its
     ``expireAfterSeconds`` on MongoDB and mongomock; on the embedded SecantusDB, where the
-    index is plain, the rule the app expires by (avenue/expiry.py). None: it expires nothing."""
-    from avenue import expiry
+    index is plain, the rule the app expires by (avenue/embedded/expiry.py). None: it expires nothing."""
+    from avenue.embedded import expiry
 
     info = collection.index_information()[name]
     if "expireAfterSeconds" in info:

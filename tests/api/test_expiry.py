@@ -1,4 +1,4 @@
-"""Expiry on the embedded SecantusDB (avenue/expiry.py): its TTL indexes are plain and the app
+"""Expiry on the embedded SecantusDB (avenue/embedded/expiry.py): its TTL indexes are plain and the app
 deletes what expired; on mongomock (and MongoDB) the TTL index stays as declared."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import time
 import pytest
 from pymongo import ASCENDING, IndexModel
 
-from avenue import expiry
 from avenue.db import get_mongo
 from avenue.dialect import dialect_of
+from avenue.embedded import expiry
 from avenue.indexes import create_missing
 
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)

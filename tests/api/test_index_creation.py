@@ -64,7 +64,7 @@ def test_a_changed_definition_is_still_sent(db):
         create_missing(recorded, changed)
     except pymongo.errors.OperationFailure:
         pass  # the server refuses a second definition under a name, as before
-    if not dialect_of(db).ttl_indexes:  # plain there: its new period is the app's rule (avenue/expiry.py)
+    if not dialect_of(db).ttl_indexes:  # plain there: the app keeps its period (avenue/embedded/expiry.py)
         assert recorded.created == [["sku_unique", "newest"]]
         assert expires_after(db.things, "ttl") == 60
     else:

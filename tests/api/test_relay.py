@@ -1,4 +1,4 @@
-"""make run's one connection to the embedded SecantusDB (avenue/relay.py): what every client
+"""make run's one connection to the embedded SecantusDB (avenue/embedded/relay.py): what every client
 does reaches the server one request at a time over one connection, with the same answers,
 and the relay heals with the server."""
 
@@ -17,9 +17,9 @@ import gridfs
 import pymongo
 import pytest
 
-from avenue import relay as relay_module
 from avenue.embedded import EmbeddedServer, Supervisor
-from avenue.relay import OP_MSG, SerialRelay, command_name, describe, own_connection
+from avenue.embedded import relay as relay_module
+from avenue.embedded.relay import OP_MSG, SerialRelay, command_name, describe, own_connection
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from pathlib import Path
 import pymongo
 
 from avenue.embedded import EmbeddedServer, free_port
-from avenue.relay import SerialRelay
+from avenue.embedded.relay import SerialRelay
 from tests.support import client, tokens
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -240,8 +240,8 @@ class MakeRun:
 
 
 class MakeRunDatabase:
-    """An embedded SecantusDB as ``make run`` starts it (avenue/devserver.py): standalone, every
-    client reaching it through the one-connection relay (avenue/relay.py). The fault tests'
+    """An embedded SecantusDB as ``make run`` starts it (avenue/embedded/devserver.py): standalone, every
+    client reaching it through the one-connection relay (avenue/embedded/relay.py). The fault tests'
     databases are these: the replica-set server they had reached over many connections wedged
     once at a test's start beside the other test processes (docs/production.md says why), and
     this is the embedded configuration the service runs on. ``uri`` is the relay's; ``process``

@@ -17,8 +17,8 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from avenue.devserver import STOP_SECONDS, processes_with
 from avenue.embedded import executable, free_port
+from avenue.embedded.devserver import STOP_SECONDS, processes_with
 from avenue.media.buckets import UPLOADS
 from tests.support.fixtures import photo
 from tests.support.gridfs_read import current_bytes

@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from avenue.embedded import PORTS, free_port
+from avenue.embedded.supervisor import PORTS, free_port
 
 
 def test_a_picked_port_is_free_and_below_the_ephemeral_range():
@@ -23,7 +23,7 @@ def test_a_port_in_use_is_not_picked(monkeypatch):
     held.bind(("127.0.0.1", 0))
     held.listen()
     taken = held.getsockname()[1]
-    monkeypatch.setattr("avenue.embedded.PORTS", range(taken, taken + 1))
+    monkeypatch.setattr("avenue.embedded.supervisor.PORTS", range(taken, taken + 1))
     try:
         assert free_port() != taken  # the one port of the range is busy: the kernel's pick instead
     finally:

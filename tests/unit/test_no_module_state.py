@@ -54,7 +54,7 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("avenue.status.sweep", "_threads"): "sweep threads this process started (tests join them)",
     ("avenue.paging", "_cache"): "fences read from a database, keyed by client and database: what "
                                  "the database holds, not an app's settings",
-    ("avenue.expiry", "_RULES"): "the TTL rules of each database's indexes, keyed by database: what "
+    ("avenue.embedded.expiry", "_RULES"): "the TTL rules of each database's indexes, keyed by database: what "
                                  "the database holds, not an app's settings",
     ("avenue.apidoc.common", "SHAPES"): "the OpenAPI components the declared models add, filled as "
                                         "the apidoc modules are imported: the same for every app",

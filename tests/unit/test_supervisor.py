@@ -162,7 +162,7 @@ def test_scheduled_seconds_counts_this_process_s_threads_time():
     import os
     import time
 
-    from avenue.embedded import scheduled_seconds
+    from avenue.embedded.supervisor import scheduled_seconds
 
     # Spin until 0.1 s accrued, not for a fixed 0.2 s of wall time: what a loaded machine
     # gives the thread meanwhile does not matter. A count that does not grow with the time

@@ -314,7 +314,7 @@ def _insert_piece(db: Database[Document], upload: Resumable, offset: int, data: 
         if db[CHUNKS].find_one(mine, {"_id": 1}) is not None:
             # Our own insert landed before its connection was cut, and the driver's retry (a
             # retryable write) met it: a database restarted in between forgets the retry's
-            # session (the embedded database's supervisor restarts it, avenue/embedded.py).
+            # session (the embedded database's supervisor restarts it, avenue/embedded/supervisor.py).
             return
         # We hold the lease: a piece here is a lapsed writer's, never committed. Ours wins.
         db[CHUNKS].delete_one({"upload_id": upload.id, "offset": offset, "writer": {"$ne": token}})

@@ -5,7 +5,7 @@ Why (docs/production.md, "The embedded database"): SecantusDB's TTL sweeper is a
 its own, with a WiredTiger session of its own, that every 60 s walks every document of every
 collection with a TTL index under the store's one lock (``Storage.prune_ttl``: a full scan,
 each document decoded). The wedges py-spy caught needed two sessions at once; make run's relay
-(avenue/relay.py) leaves the connections one, and this removes the other one's work and its
+(avenue/embedded/relay.py) leaves the connections one, and this removes the other one's work and its
 minute-long scans. That the sweeper alone wedges the server is not shown (the reproduction
 with a TTL index did not wedge in 120 s). It cannot be switched off from the command line
 (``secantusd-py`` does not pass ``ttl_sweep_seconds`` on), and it does nothing for a

@@ -33,7 +33,7 @@ from avenue.config import (
     EMBEDDED_OPLOG_RETENTION_SECONDS,
     embedded_cache_size,
 )
-from avenue.relay import SerialRelay
+from avenue.embedded.relay import SerialRelay
 
 #: Where :func:`free_port` looks: below Linux's usual ephemeral range (32768-60999,
 #: ``/proc/sys/net/ipv4/ip_local_port_range``) and above the well-known services'.
@@ -269,7 +269,7 @@ class Supervisor:
                  clock: Callable[[], float] = time.monotonic,
                  scheduled: Callable[[int | None], float | None] = scheduled_seconds) -> None:
         self.server = server
-        # make run's one connection to the server (avenue/relay.py): the probe goes through it
+        # make run's one connection to the server (avenue/embedded/relay.py): the probe goes through it
         # too, so it adds no second connection thread, and it is cut when the server restarts.
         self.relay = relay
         self.interval = interval
