@@ -260,7 +260,7 @@ SHARD_KEYS: dict[str, tuple[tuple[str, ...] | None, str]] = {
     "ops_checkpoints": (None, "where an unfinished fsck stopped"),
     "status_reports": (None, "the status sweep's result and checkpoint: one document"),
     "status_counters": (None, "the product counters: one document"),
-    "list_fences": (None, "one document per fenced list (avenue/paging.py), rebuilt by the status sweep"),
+    "list_fences": (None, "one document per fenced list (avenue/embedded/fences.py), rebuilt by the sweep"),
     "ops_runs": (None, "the last run of each maintenance command: one document per command"),
     "ops_progress": (None, "the progress of the re-render run started from the API: one document"),
     "media_counters": (None, "the per-bucket counters: one document per bucket"),

@@ -14,9 +14,10 @@ by its client's class, without a command; a server by its ``buildInfo``, Secantu
 ``secantusVersion``, and the topology pymongo found in answering it). Each process detects it
 as it prepares the database (``avenue.db.Mongo.ensure_indexes``, as a worker starts) and logs
 it there. The same ``buildInfo`` says whether a mongod is below what production runs on
-(:func:`below_minimum`: the start's warning line, storage-status's ``server_warning``). A
-foundation module (no Flask, no other avenue module but the paging's bound), so that
-avenue.indexes can ask it as avenue.db does.
+(:func:`below_minimum`: the start's warning line, storage-status's ``server_warning``). What
+only the embedded database needs lives in its wing (avenue/embedded/), chosen here
+(:func:`lister`). A foundation module (no Flask), so that avenue.indexes can ask it as
+avenue.db does.
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from typing import Any, TypeVar
 import pymongo
 from pymongo.database import Database
 
-from avenue.paging import MAX_JOINED
+from avenue import paging
+from avenue.embedded import listing
+from avenue.embedded.fences import MAX_JOINED
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -75,14 +78,14 @@ class Dialect:
     #: Whether one operation may read a whole collection (a ``$group`` over a bucket's files,
     #: one cursor over every original or product). False on SecantusDB, where make run reaches
     #: the server over one connection and every request waits behind the operation in
-    #: flight: there such reads go a window between the fences at a time (avenue/paging.py).
+    #: flight: there such reads go a window between the fences at a time (:func:`lister`).
     #: Measured there: a ``$group`` over a products bucket's 225,459 files held that connection
     #: 9.9 s, the facets' two ``$group``s over 37,575 files 1.3 s each, one cursor over 25,000
     #: originals 3.3 s, over 12,525 products 2.3 s
     #: (bench/results/scale-2026-11-26-status-during-sweep-relay.md).
     whole_collection_reads: bool
     #: How many fence windows the status sweep joins into one read as it samples the next
-    #: fences (``paging.build_fences``). 1 on SecantusDB (about 256 entries): 16 read 4,096,
+    #: fences (``avenue.embedded.fences.build_fences``). 1 on SecantusDB (about 256 entries): 16 read 4,096,
     #: 0.7 s there, every request of make run waiting (avenue/status/sweep.py).
     windows_per_read: int
     #: Whether two operations of the app run on the server at once. False on SecantusDB, which
@@ -291,6 +294,13 @@ def server_commands(db: Database[Document]) -> bool:
     """``Dialect.server_commands`` without a command (mongomock implements none; every server
     answers its own), as :func:`threads_safe`."""
     return (_known(db) or MONGOD).server_commands
+
+
+def lister(db: Database[Document]) -> paging.Lister:
+    """How ``db``'s lists are paged: one cursor a page (``avenue.paging.fetch``) where one
+    operation may read a whole collection, else window by window between fences
+    (``avenue.embedded.listing.fetch``: ``Dialect.whole_collection_reads``)."""
+    return paging.fetch if dialect_of(db).whole_collection_reads else listing.fetch
 
 
 def remembered(db: Database[Document], key: str, seconds: float, ask: Callable[[], T | None]) -> T | None:

@@ -272,7 +272,7 @@ def measure_http(args, db, database, folder: Path, seeded: dict, rows: list, not
         env_app = {"AVENUE_STATUS_WARM_UP": "0", "AVENUE_EMBEDDED_DATA_PATH": str(folder / "db")}
         # The lists' fences, as the status sweep's last step builds them (avenue/paging.py),
         # before the server starts: each list is then asked for in windows.
-        from avenue.paging import build_fences
+        from avenue.embedded.fences import build_fences
         from avenue.status.sweep import FENCED
 
         for listed in FENCED:

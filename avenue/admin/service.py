@@ -12,8 +12,9 @@ from pymongo.database import Database
 from avenue.auth.service import normalize_email
 from avenue.clock import isoformat
 from avenue.db import AUDIT_LIST, Document
+from avenue.dialect import lister
 from avenue.errors import BadRequest
-from avenue.paging import Page, Window, fetch
+from avenue.paging import Page, Window
 from avenue.shapes import QUERY, Answer, ObjectIdText, Shape
 
 MAX_ACTION_LENGTH = 64
@@ -56,7 +57,7 @@ class AuditQuery(Shape):
 def list_entries(db: Database[Document], window: Window, *, user: str | None = None,
                  action: str | None = None) -> tuple[list[dict[str, Any]], Page]:
     """One page of matching entries, newest first (each filter has an index ending in the order)."""
-    page = fetch(db.audit_logs, audit_filter(db, user, action), AUDIT_LIST.sort, window,
+    page = lister(db)(db.audit_logs, audit_filter(db, user, action), AUDIT_LIST.sort, window,
                  index=AUDIT_LIST.index)
     return [public_entry(doc) for doc in page.docs], page
 

@@ -52,9 +52,10 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.database import Database
 
 from avenue.clock import as_utc, isoformat, now
+from avenue.dialect import lister
 from avenue.errors import AvenueError, NotFound
 from avenue.indexes import create_missing
-from avenue.paging import Page, Window, fetch
+from avenue.paging import Page, Window
 from avenue.shapes import Absent, Answer, ObjectIdText
 from avenue.targets import LINKABLE
 
@@ -281,5 +282,5 @@ def page(db: Database[Any], window: Window, *, creator: str | None) -> tuple[lis
     """Links newest first: every link (``creator`` None) or one creator's."""
     query: dict[str, Any] = {} if creator is None else {"created_by.id": creator}
     index = "newest" if creator is None else "creator_newest"
-    found = fetch(db[COLLECTION], query, NEWEST, window, index=index)
+    found = lister(db)(db[COLLECTION], query, NEWEST, window, index=index)
     return [_record(doc) for doc in found.docs], found

@@ -22,9 +22,9 @@ from avenue.clock import now
 from avenue.db import PRODUCT_LIST, Document
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.dialect import dialect_of
+from avenue.embedded.fences import walk_fenced
 from avenue.ids import parse_object_id
 from avenue.media import PRODUCTS, Image, rewrite_lists
-from avenue.paging import walk_fenced
 from avenue.status import record_product_change
 
 ID_INDEX = [("_id", 1)]

@@ -41,6 +41,7 @@ from pymongo.errors import DuplicateKeyError
 from avenue.clock import isoformat, now
 from avenue.db import PRODUCT_LIST, Document
 from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
+from avenue.dialect import lister
 from avenue.errors import BadRequest, Conflict, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
 from avenue.media import (
@@ -70,7 +71,7 @@ from avenue.media import (
     chosen_alt,
     suggest_alt,
 )
-from avenue.paging import Page, Window, fetch
+from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects, ref_object
 from avenue.shapes import Answer, IfSet, ObjectIdText, Omittable, Refuse, Shape, described_by
 from avenue.shop.references import ProductReferences
@@ -290,8 +291,8 @@ def list_products(db: Database[Document], window: Window) -> Page:
     # before the counters, or loaded behind the app's back, are only in them from then on).
     counters = product_counters(db)
     total = counters["products"] if counters["reconciled_at"] is not None else None
-    return fetch(products(db), PRODUCT_LIST.query, PRODUCT_LIST.sort, window, index=PRODUCT_LIST.index,
-                 total=total)
+    return lister(db)(products(db), PRODUCT_LIST.query, PRODUCT_LIST.sort, window, index=PRODUCT_LIST.index,
+                      total=total)
 
 
 def update_product(db: Database[Document], sku: str, change: ProductChange) -> dict[str, Any]:

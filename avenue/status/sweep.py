@@ -70,6 +70,7 @@ from avenue.clock import as_utc, isoformat, now
 from avenue.config import DEFAULTS
 from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST
 from avenue.dialect import dialect_of
+from avenue.embedded.fences import build_fences
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
 from avenue.media import LEGACY_PREFIX, PRODUCTS, Document, Image
@@ -82,7 +83,6 @@ from avenue.media.maintenance import (
     recount_media,
 )
 from avenue.media.maintenance import existing_ids as existing_files
-from avenue.paging import build_fences
 from avenue.status import counters
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ PHASES = ("products", "files", "legacy")
 # What a checkpoint's position is (the products' owner's ``position``: a sku on the embedded
 # database since 2; an ``_id`` before): a checkpoint of another kind starts the sweep over.
 POSITIONS = 2
-# The lists the API pages through, whose fences the sweep's last step builds (avenue/paging.py).
+# The lists the API pages through, whose fences the sweep's last step builds on the embedded database.
 FENCED = (PRODUCT_LIST, AUDIT_LIST, *LISTS)
 _threads: list[threading.Thread] = []  # sweeps started in the background here (tests join them)
 
@@ -449,14 +449,18 @@ def _sweep(db: Database[Document], settings: Settings, sweep: _Run, refs: Referr
 
 
 def _build_fences(db: Database[Document], sweep: _Run, state: dict[str, Any]) -> dict[str, Any]:
-    """Sample the fences of every list the API pages through (avenue/paging.py), with a
-    checkpoint after each (the heartbeat keeps the lease meanwhile). A list whose build fails
-    keeps its previous fences: they are hints, so the failure is logged and reported, and the
-    lists stay correct."""
+    """Sample the fences of every list the API pages through (avenue/embedded/fences.py), with
+    a checkpoint after each (the heartbeat keeps the lease meanwhile), where the dialect reads
+    lists between fences (``Dialect.whole_collection_reads`` false; elsewhere one cursor reads
+    a page and nothing is built). A list whose build fails keeps its previous fences: they are
+    hints, so the failure is logged and reported, and the lists stay correct."""
     built: dict[str, Any] = {}
-    # The dialect's windows a read (Dialect.windows_per_read: one on the embedded database):
-    # the reads are the same, only smaller.
-    joined = dialect_of(db).windows_per_read
+    dialect = dialect_of(db)
+    if dialect.whole_collection_reads:
+        return built
+    # The dialect's windows a read (one on the embedded database): the reads are the same,
+    # only smaller.
+    joined = dialect.windows_per_read
     for listed in FENCED:
         started = time.perf_counter()
         try:

@@ -108,3 +108,73 @@ def test_a_mongod_below_production_s_minimum_is_warned_of_at_start_and_in_storag
         client = app.extensions["avenue.mongo"].client
         client.drop_database(db_name)
         client.close()
+
+
+#: The keys the API's lists are sorted on first: a range bounded on both sides on one of them
+#: is a window between fences (a cursor's ``after`` is a range open on one side).
+LEADING_KEYS = ("uploadDate", "sku", "at", "metadata.trash.deleted_at")
+
+
+def fenced_or_windowed(command: dict) -> bool:
+    """Whether a command reads or writes the fences, or asks for a window of a list."""
+    if "list_fences" in (str(value) for value in command.values()):
+        return True
+    filters = [command.get("filter"), command.get("query"),
+               *(stage.get("$match") for stage in command.get("pipeline") or [] if isinstance(stage, dict))]
+
+    def windows(condition) -> bool:
+        if isinstance(condition, dict):
+            for key, value in condition.items():
+                bounds = set(value) if key in LEADING_KEYS and isinstance(value, dict) else set()
+                if bounds & {"$gt", "$gte"} and bounds & {"$lt", "$lte"}:
+                    return True
+                if windows(value):
+                    return True
+        if isinstance(condition, list):
+            return any(windows(item) for item in condition)
+        return False
+
+    return any(windows(found) for found in filters)
+
+
+def test_on_the_mongod_dialect_a_list_page_a_status_call_and_a_sweep_send_no_fence_or_window(
+        secantus, db_name, monkeypatch):
+    """Fences and windows are the embedded database's (avenue/embedded/): a server that reports
+    itself as mongod gets one cursor a page and a sweep that builds no fences."""
+    from avenue.dialect import MONGOD
+    from tests.helpers import form, swept
+
+    reporting(monkeypatch, "8.0.17")
+    sent = Matching(lambda event: event.database_name == db_name)
+    app = make_app((listening(sent), secantus.uri), db_name)
+    try:
+        with app.app_context():
+            get_mongo().ensure_indexes()
+            assert dialect_of(get_mongo().db) == MONGOD
+        auth = Auth(app)
+        admin, ops, client = auth.token("admin"), auth.token("ops"), app.test_client()
+        for n, name in enumerate(["alpha.png", "grayscale.jpg", "cmyk.jpg"]):
+            assert client.post("/api/shop/products", headers=admin,
+                               json={"sku": f"P-{n}", "name": "x", "price": 1}).status_code == 201
+            uploaded = client.post("/api/builder/media", headers=admin, data=form(f"good/{name}"))
+            assert uploaded.status_code == 201
+        sent.commands.clear()
+        first = client.get("/api/shop/products", query_string={"per_page": 2}).get_json()
+        following = client.get("/api/shop/products", query_string={"per_page": 2, "after": first["next"]})
+        assert [item["sku"] for item in following.get_json()["items"]] == ["P-2"]
+        media = client.get("/api/builder/media", headers=admin, query_string={"per_page": 2, "page": 2})
+        assert len(media.get_json()["items"]) == 1
+        listing = list(sent.commands)
+        sent.commands.clear()
+        assert client.get("/api/shop/debug/storage-status", headers=ops).status_code == 200
+        status = list(sent.commands)
+        sent.commands.clear()
+        assert "fences" in swept(app)
+        sweeping = list(sent.commands)
+        assert listing and status and sweeping
+        for phase, commands in (("list page", listing), ("status call", status), ("sweep", sweeping)):
+            assert [command for command in commands if fenced_or_windowed(command)] == [], phase
+    finally:
+        client = app.extensions["avenue.mongo"].client
+        client.drop_database(db_name)
+        client.close()

@@ -22,7 +22,7 @@ import pymongo
 import pytest
 from PIL import Image
 
-from avenue import paging
+from avenue.embedded import fences as fenced
 from avenue.status.sweep import FENCED
 from tests.helpers import image_bytes, listening, make_app
 from tests.support.commands import Recorder
@@ -233,15 +233,15 @@ def run_scenario(app, recorder: Recorder, db_name: str) -> None:
         # The dashboard's history: samples by time, the upload counts by hour (their _id).
         ("/api/admin/history", admin, {"range": "30d"}),
     ]
-    for fenced in (False, True):
-        if fenced:
+    for with_fences in (False, True):
+        if with_fences:
             # The same requests again with fences every item apart (what the status sweep
             # builds every FENCE_EVERY items): each page is then asked for in windows.
             recorder.active = False
             with app.app_context():
                 for listed in FENCED:
-                    paging.build_fences(get_mongo().db, listed, every=1)
-            paging.forget_fences()
+                    fenced.build_fences(get_mongo().db, listed, every=1)
+            fenced.forget_fences()
             recorder.active = True
         for path, headers, query in requests:
             first = client.get(path, headers=headers, query_string={**query, "per_page": 1})

@@ -1,16 +1,20 @@
-"""Lists at any depth: keyset cursors, bounded numbered pages, capped counts (avenue/paging.py)."""
+"""Lists at any depth: keyset cursors, bounded numbered pages, capped counts, by the plain lister
+(avenue/paging.py) and the fenced one (avenue/embedded/listing.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import sys
 
 import pytest
 from bson import ObjectId
 
 from avenue import paging
+from avenue.embedded import fences, listing
+from avenue.embedded.listing import fetch
 from avenue.errors import BadRequest
-from avenue.paging import Listed, Window, decode_cursor, encode_cursor, fetch
+from avenue.paging import Listed, Window, decode_cursor, encode_cursor
 from tests.helpers import image_bytes
 
 NEWEST = [("at", -1), ("_id", -1)]
@@ -24,27 +28,46 @@ def seed_entries(db, count: int, *, same_time: bool = False) -> list[ObjectId]:
     return [doc["_id"] for doc in sorted(docs, key=lambda d: (d["at"], d["_id"]), reverse=True)]
 
 
-def walk(db, query: dict, per_page: int) -> list[ObjectId]:
+LISTERS = pytest.mark.parametrize("lister", [paging.fetch, listing.fetch], ids=["plain", "fenced"])
+
+
+def walk(db, query: dict, per_page: int, lister=fetch) -> list[ObjectId]:
     """Every id, following ``next`` from the first page to the last."""
     seen: list[ObjectId] = []
     window = Window(per_page=per_page)
     while True:
-        page = fetch(db.entries, query, NEWEST, window)
+        page = lister(db.entries, query, NEWEST, window)
         seen += [doc["_id"] for doc in page.docs]
         if page.next is None:
             return seen
         window = Window(per_page=per_page, after=page.next)
 
 
+@LISTERS
 @pytest.mark.parametrize("same_time", [False, True])
-def test_following_next_visits_every_item_once_in_order(db, same_time):
+def test_following_next_visits_every_item_once_in_order(db, same_time, lister):
     expected = seed_entries(db, 23, same_time=same_time)
-    assert walk(db, {}, per_page=5) == expected
-    assert walk(db, {"n": {"$gte": 10}}, per_page=4) == [i for i in expected
-                                                         if db.entries.find_one(i)["n"] >= 10]
+    assert walk(db, {}, per_page=5, lister=lister) == expected
+    assert walk(db, {"n": {"$gte": 10}}, per_page=4, lister=lister) == [
+        i for i in expected if db.entries.find_one(i)["n"] >= 10]
 
 
-def test_items_added_or_removed_between_pages_are_never_repeated_or_skipped(db):
+@LISTERS
+def test_numbered_pages_and_their_next_follow_the_list(db, lister):
+    expected = seed_entries(db, 30)
+    for page in (1, 2, 5):
+        got = lister(db.entries, {}, NEWEST, Window(page=page, per_page=6))
+        assert [doc["_id"] for doc in got.docs] == expected[(page - 1) * 6: page * 6]
+        assert (got.total, got.total_exact) == (30, True)
+        following = lister(db.entries, {}, NEWEST, Window(per_page=6, after=got.next)) if got.next else None
+        assert (following is None) == (page == 5)
+        if following is not None:
+            assert [doc["_id"] for doc in following.docs] == expected[page * 6: (page + 1) * 6]
+
+
+@LISTERS
+def test_items_added_or_removed_between_pages_are_never_repeated_or_skipped(db, lister):
+    fetch = lister
     expected = seed_entries(db, 10)
     first = fetch(db.entries, {}, NEWEST, Window(per_page=4))
     # A newer entry arrives and an already-seen one goes before the client asks for more.
@@ -55,12 +78,14 @@ def test_items_added_or_removed_between_pages_are_never_repeated_or_skipped(db):
     assert rest.next is None
 
 
+@LISTERS
 @pytest.mark.parametrize("fenced", [False, True])
-def test_the_count_is_capped_and_says_so(db, monkeypatch, fenced):
+def test_the_count_is_capped_and_says_so(db, monkeypatch, fenced, lister):
+    fetch = lister
     seed_entries(db, 12)
     if fenced:
         build(db, every=3)
-    monkeypatch.setattr(paging, "COUNT_LIMIT", 10)
+    monkeypatch.setattr(sys.modules[lister.__module__], "COUNT_LIMIT", 10)
     page = fetch(db.entries, {"n": {"$gte": 0}}, NEWEST, Window(per_page=3))
     assert (page.total, page.total_exact) == (10, False)
     assert (fetch(db.entries, {}, NEWEST, Window(per_page=3)).total_exact) is False
@@ -78,7 +103,7 @@ ENTRIES = Listed("entries", {}, NEWEST, "newest")
 
 def build(db, every: int, listed: Listed = ENTRIES) -> dict:
     db[listed.collection].create_index(list(listed.sort), name=listed.index)
-    return paging.build_fences(db, listed, every=every)
+    return fences.build_fences(db, listed, every=every)
 
 
 class Recording:
@@ -116,7 +141,7 @@ def walk_recorded(db, query: dict, per_page: int, sort=NEWEST, name: str = "entr
 def test_with_fences_every_query_is_bounded_and_every_item_comes_once_in_order(db):
     expected = seed_entries(db, 60)
     assert build(db, every=5) == {"fences": 12, "items": 60}
-    stored = db[paging.FENCES].find_one({"_id": "entries|at"})
+    stored = db[fences.FENCES].find_one({"_id": "entries|at"})
     assert len(stored["keys"]) == 12 and stored["every"] == 5
     seen, spy = walk_recorded(db, {}, per_page=4)
     assert seen == expected
@@ -134,7 +159,7 @@ def test_a_sparse_filter_joins_windows_and_still_misses_nothing(db):
     # 40 windows, one match in two: windows make far fewer queries than windows...
     assert len(spy.filters) < 40
     # ...and none spans more than MAX_JOINED windows.
-    assert max(db.entries.count_documents(f) for f in spy.filters) <= 5 * paging.MAX_JOINED
+    assert max(db.entries.count_documents(f) for f in spy.filters) <= 5 * fences.MAX_JOINED
 
 
 def test_stale_fences_change_the_cost_never_the_items(db):
@@ -154,7 +179,7 @@ def test_stale_fences_change_the_cost_never_the_items(db):
 def test_ties_on_the_date_are_walked_by_id_across_fences(db):
     expected = seed_entries(db, 30, same_time=True)
     build(db, every=4)  # every fence the same date: one fence
-    assert paging.fences(db.entries, "at") == [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]
+    assert fences.fences(db.entries, "at") == [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)]
     assert walk_recorded(db, {}, per_page=7)[0] == expected
 
 
@@ -184,8 +209,8 @@ def test_numbered_pages_walk_windows_to_their_offset(db):
 
 def test_fences_of_more_than_one_type_are_not_used(db):
     expected = seed_entries(db, 12)
-    db[paging.FENCES].insert_one({"_id": "entries|at", "keys": ["x", dt.datetime(2026, 1, 1, 0, 0, 5)]})
-    assert paging.fences(db.entries, "at") == []
+    db[fences.FENCES].insert_one({"_id": "entries|at", "keys": ["x", dt.datetime(2026, 1, 1, 0, 0, 5)]})
+    assert fences.fences(db.entries, "at") == []
     assert walk_recorded(db, {}, per_page=5)[0] == expected
 
 
@@ -200,10 +225,11 @@ def test_a_field_of_mixed_types_gets_no_fences(db):
     "W3siZCI6MWUzMDB9LDFd",  # [{"d": 1e300}, 1]
     "W3sieCI6MX0sMV0",  # [{"x": 1}, 1]
 ])
-def test_a_cursor_this_list_did_not_hand_out_is_a_400(db, token):
+@LISTERS
+def test_a_cursor_this_list_did_not_hand_out_is_a_400(db, token, lister):
     seed_entries(db, 3)
     with pytest.raises(BadRequest) as refused:
-        fetch(db.entries, {}, NEWEST, Window(after=token))
+        lister(db.entries, {}, NEWEST, Window(after=token))
     assert refused.value.code == "invalid_cursor"
 
 
@@ -287,7 +313,7 @@ def test_an_in_of_a_few_values_is_walked_per_value_in_windows_and_merged(db):
     seen, spy = walk_recorded(db, root, per_page=7)
     assert seen == wanted
     assert spy.filters and all("$in" not in str(f) for f in spy.filters)
-    assert max(db.entries.count_documents(f) for f in spy.filters) <= 5 * paging.MAX_JOINED
+    assert max(db.entries.count_documents(f) for f in spy.filters) <= 5 * fences.MAX_JOINED
     numbered = fetch(db.entries, root, NEWEST, Window(page=3, per_page=7))
     assert [doc["_id"] for doc in numbered.docs] == wanted[14:21]
     assert (numbered.total, numbered.total_exact) == (60, True)
@@ -314,13 +340,17 @@ def test_a_numbered_page_leaves_out_an_item_deleted_between_its_two_reads(db):
     assert page.next is not None
 
 
+# A kept size (counted nothing: pages only) that says a list is large enough for first windows.
+LARGE = 10**6
+
+
 def first_walk(db, sort, per_page: int, hints) -> tuple[list, Recording]:
     """Every id of the unfenced list, page after page, each page read with ``hints``."""
     spy = Recording(db.entries)
     seen: list = []
     window = Window(per_page=per_page)
     while True:
-        page = fetch(spy, {}, sort, window, total=0, hints=lambda: hints)
+        page = fetch(spy, {}, sort, window, total=LARGE, hints=lambda: hints)
         seen += [doc["_id"] for doc in page.docs]
         if page.next is None:
             return seen, spy
@@ -334,7 +364,7 @@ def test_a_list_without_fences_is_read_in_date_windows_and_misses_nothing(db, so
     which it decodes whole under its one lock (a library's page 1 of 37,575 builder files:
     1.2-1.8 s a call): with the counters' hints, windows of dates sized as they go, each about
     a read's worth, and undated items where a sort puts them."""
-    count = 3 * 4 * paging.FIRST_READ
+    count = 3 * 4 * fences.FIRST_READ
     db.entries.create_index(list(NEWEST), name="newest")  # as a list's index is (no scans)
     expected = seed_entries(db, count)
     undated = db.entries.insert_many([{"n": -1}, {"at": None, "n": -2}]).inserted_ids
@@ -342,30 +372,30 @@ def test_a_list_without_fences_is_read_in_date_windows_and_misses_nothing(db, so
     assert set(everything) == set(expected) | set(undated)
     dates = [doc["at"] for doc in db.entries.find({"at": {"$ne": None}}, {"at": 1})]
     hints = paging.DateHints(min(dates), max(dates), count)
-    assert not paging.fences(db.entries, "at")
+    assert not fences.fences(db.entries, "at")
     seen, spy = first_walk(db, sort, per_page=400, hints=hints)
     assert seen == everything  # every item once, in the list's order, the undated ones too
     reads = [db.entries.count_documents(f) for f in spy.filters]
     # Before: page 1 alone asked for the whole list (its range held all 3,074).
-    assert max(reads) <= paging.FIRST_GROWTH * paging.FIRST_READ < count, reads
+    assert max(reads) <= fences.FIRST_GROWTH * fences.FIRST_READ < count, reads
     # Page 1 reads a few windows from the list's edge, not the whole list.
     spy = Recording(db.entries)
-    page = fetch(spy, {}, sort, Window(per_page=20), total=0, hints=lambda: hints)
+    page = fetch(spy, {}, sort, Window(per_page=20), total=LARGE, hints=lambda: hints)
     assert [doc["_id"] for doc in page.docs] == everything[:20]
     assert len(spy.filters) <= 8 and sum(db.entries.count_documents(f) for f in spy.filters) < count // 4
     # A numbered page too.
-    numbered = fetch(db.entries, {}, sort, Window(page=3, per_page=20), total=0, hints=lambda: hints)
+    numbered = fetch(db.entries, {}, sort, Window(page=3, per_page=20), total=LARGE, hints=lambda: hints)
     assert [doc["_id"] for doc in numbered.docs] == everything[40:60]
     # An $in of a few values (the library's root folder: '/' or none) is walked per value.
     spy = Recording(db.entries)
-    root = fetch(spy, {"folder": {"$in": ["/", None]}}, sort, Window(per_page=20), total=0,
+    root = fetch(spy, {"folder": {"$in": ["/", None]}}, sort, Window(per_page=20), total=LARGE,
                  hints=lambda: hints)
     assert [doc["_id"] for doc in root.docs] == everything[:20]
     assert spy.filters and all("$in" not in str(f) for f in spy.filters)
     # A list the hints say is small is one read, as before (a swept small list has no fences).
     spy = Recording(db.entries)
-    small = paging.DateHints(hints.oldest, hints.newest, paging.FIRST_WALK_FROM)
-    fetch(spy, {}, sort, Window(per_page=20), total=0, hints=lambda: small)
+    small = paging.DateHints(hints.oldest, hints.newest, listing.FIRST_WALK_FROM)
+    fetch(spy, {}, sort, Window(per_page=20), total=LARGE, hints=lambda: small)
     assert len(spy.filters) == 1
 
 
@@ -384,12 +414,11 @@ def test_a_library_whose_kept_size_is_small_asks_no_hints_for_its_page(db, monke
     """Where whole reads cost (the embedded database), a library list without fences reads
     its dates' hints for its first windows; one whose kept size (its counters' originals)
     says it is small is one read, and asks for none (one read of the counters less a page)."""
-    from types import SimpleNamespace
 
     from avenue.media import BUILDER, Library, Media
     from avenue.media.store.library import reading
 
-    monkeypatch.setattr(reading, "dialect_of", lambda _db: SimpleNamespace(whole_collection_reads=False))
+    monkeypatch.setattr(reading, "lister", lambda _db: listing.fetch)
     asked: list[str] = []
     monkeypatch.setattr(reading, "upload_dates", lambda *args: asked.append("hints") or
                         paging.DateHints(None, None, 0))
@@ -397,6 +426,6 @@ def test_a_library_whose_kept_size_is_small_asks_no_hints_for_its_page(db, monke
     monkeypatch.setattr(reading.counters, "originals", lambda *_: 3)
     library.page(Window(per_page=20))
     assert asked == []  # small by its kept size: not asked
-    monkeypatch.setattr(reading.counters, "originals", lambda *_: paging.FIRST_WALK_FROM + 1)
+    monkeypatch.setattr(reading.counters, "originals", lambda *_: listing.FIRST_WALK_FROM + 1)
     library.page(Window(per_page=20))
     assert asked == ["hints"]  # large, no fences: asked

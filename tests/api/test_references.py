@@ -9,10 +9,10 @@ from avenue.builder.references import PageReferences
 from avenue.clock import now
 from avenue.db import PRODUCT_LIST
 from avenue.dialect import dialect_of
+from avenue.embedded.fences import build_fences, forget_fences
 from avenue.media import BUILDER, PRODUCTS, Image, Media, app_media
 from avenue.media.references import Referrers
 from avenue.media.store.originals import store
-from avenue.paging import build_fences, forget_fences
 from avenue.shop.references import ProductReferences
 from avenue.status import product_counters
 from tests.helpers import image_bytes

@@ -11,8 +11,8 @@ import pytest
 from bson import ObjectId
 from pymongo.errors import OperationFailure
 
-from avenue import paging
 from avenue.dialect import dialect_of
+from avenue.embedded import fences as fenced
 from avenue.media import PRODUCTS, UPLOADS
 from avenue.media.buckets import STORED, TRASH
 from avenue.media.effects import counters as bucket_counters
@@ -223,7 +223,7 @@ def test_on_the_embedded_database_a_bucket_is_counted_between_fences_of_dates(db
         store(db, UPLOADS, image_bytes(name), filename=name.split("/")[-1])  # 27 files, 3 originals
     _spread(db, UPLOADS)
     whole = bucket_counters._group_whole(db, UPLOADS)
-    monkeypatch.setattr(paging, "FENCE_EVERY", 3)
+    monkeypatch.setattr(fenced, "FENCE_EVERY", 3)
     first = count_bucket(db, UPLOADS, chunk_index=True)  # no fences yet: it samples them
     reads = _reads(monkeypatch, db, UPLOADS)
     counted = count_bucket(db, UPLOADS, chunk_index=True)
@@ -282,7 +282,7 @@ def test_a_first_walk_of_a_role_asks_no_query_for_much_more_than_a_fence_s_worth
     whole role (67,200 variants of a products bucket: 8.7 s, every status call waiting)."""
     bucket = "first_walk"
     docs = _seeded_behind_the_back(db, bucket, 120)  # 960 variants
-    monkeypatch.setattr(paging, "FIRST_READ", 40)
+    monkeypatch.setattr(fenced, "FIRST_READ", 40)
     reads = _reads(monkeypatch, db, bucket)
     walked = [doc["_id"] for docs in bucket_counters.walk_role(db, bucket, "variant", {"_id": 1},
                                                                descending=descending) for doc in docs]
@@ -292,7 +292,7 @@ def test_a_first_walk_of_a_role_asks_no_query_for_much_more_than_a_fence_s_worth
     assert walked == [doc["_id"] for doc in order]  # each once, in walk order
     asked = [sum(1 for doc in variants if _within(doc["uploadDate"], query))
              for kind, query in reads if kind == "find" and query.get("metadata.role") == "variant"]
-    assert max(asked) <= paging.FIRST_GROWTH * 40, asked  # before: one query of all 960
+    assert max(asked) <= fenced.FIRST_GROWTH * 40, asked  # before: one query of all 960
     assert len(asked) < 2 * len(variants) / 40 + 60
 
 
@@ -309,7 +309,7 @@ def test_a_first_count_across_a_year_without_uploads_reads_each_role_in_a_few_wi
     bucket_counters.record(db, bucket, bucket_counters.figures(docs))
     # Reads of 4: the bucket's 81 files are many, a role's few (none of two): the counters'
     # originals, the rest less what the walks before counted.
-    monkeypatch.setattr(paging, "FIRST_READ", 4)
+    monkeypatch.setattr(fenced, "FIRST_READ", 4)
     reads = _reads(monkeypatch, db, bucket)
     counted = bucket_counters._count_in_windows(db, bucket)
     newest_first = [doc["_id"] for docs in bucket_counters.walk_role(db, bucket, "original", {"_id": 1},
@@ -324,7 +324,7 @@ def test_a_first_count_across_a_year_without_uploads_reads_each_role_in_a_few_wi
     assert per_role["variant"] <= 30 and per_role["rendition"] <= 16 and per_role[None] <= 16, per_role
     asked = [sum(1 for doc in docs if doc["metadata"]["role"] == query.get("metadata.role")
                  and _within(doc["uploadDate"], query)) for kind, query in reads]
-    assert max(asked) <= paging.FIRST_GROWTH * 4, asked  # and no read holds more than 4 reads' worth
+    assert max(asked) <= fenced.FIRST_GROWTH * 4, asked  # and no read holds more than 4 reads' worth
 
 
 def test_a_first_count_of_a_bulk_loaded_bucket_equals_a_recount(db, monkeypatch):
@@ -332,7 +332,7 @@ def test_a_first_count_of_a_bulk_loaded_bucket_equals_a_recount(db, monkeypatch)
     _seeded_behind_the_back(db, bucket, 50)
     db[f"{bucket}.files"].insert_one({"_id": ObjectId(), "length": 3, "filename": "undated",
                                       "metadata": {"role": "variant"}})  # no upload date at all
-    monkeypatch.setattr(paging, "FIRST_READ", 20)
+    monkeypatch.setattr(fenced, "FIRST_READ", 20)
     counted = count_bucket(db, bucket, chunk_index=False)
     assert counted["files"] == db[f"{bucket}.files"].count_documents({}) == 451
     assert counted["originals"] == 50 and counted["bytes"] == 4503
@@ -343,15 +343,15 @@ def test_a_first_build_of_a_library_list_s_fences_reads_it_in_windows(db, monkey
 
     bucket = "first_walk"
     docs = _seeded_behind_the_back(db, bucket, 400)
-    monkeypatch.setattr(paging, "FIRST_READ", 40)
+    monkeypatch.setattr(fenced, "FIRST_READ", 40)
     reads = _reads(monkeypatch, db, bucket)
-    built = paging.build_fences(db, listed(bucket), every=25)
+    built = fenced.build_fences(db, listed(bucket), every=25)
     monkeypatch.undo()
     originals = sorted((doc for doc in docs if doc["metadata"]["role"] == "original"),
                        key=lambda doc: (doc["uploadDate"], doc["_id"]), reverse=True)
     assert built["items"] == 400
     # The same fences as one read of the whole list samples: every 25th date, newest first.
     fences = [doc["uploadDate"] for doc in originals[24::25]]
-    assert sorted(paging.fences(db[f"{bucket}.files"], "uploadDate")) == sorted(fences)
+    assert sorted(fenced.fences(db[f"{bucket}.files"], "uploadDate")) == sorted(fences)
     asked = [sum(1 for doc in originals if _within(doc["uploadDate"], query)) for kind, query in reads]
-    assert max(asked) <= paging.FIRST_GROWTH * 40, asked  # before: one read of all 400
+    assert max(asked) <= fenced.FIRST_GROWTH * 40, asked  # before: one read of all 400

@@ -1,4 +1,4 @@
-"""date_windows and Sampler (avenue/paging.py): windows of dates between fences that hold every
+"""date_windows and Sampler (avenue/embedded/fences.py): windows of dates between fences that hold every
 date once whatever the fences are, and fences sampled from a walk."""
 
 from __future__ import annotations
@@ -9,7 +9,14 @@ import random
 
 import pytest
 
-from avenue.paging import FIRST_APPROACH, FIRST_GROWTH, FIRST_READ, Sampler, date_windows, first_date_windows
+from avenue.embedded.fences import (
+    FIRST_APPROACH,
+    FIRST_GROWTH,
+    FIRST_READ,
+    Sampler,
+    date_windows,
+    first_date_windows,
+)
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 

@@ -28,7 +28,7 @@ from avenue.dialect import (
     server_commands,
     threads_safe,
 )
-from avenue.paging import MAX_JOINED
+from avenue.embedded.fences import MAX_JOINED
 
 ROOT = Path(__file__).resolve().parents[2]
 MONGOD_BUILD = {"version": "8.0.4", "ok": 1.0}

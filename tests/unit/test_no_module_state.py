@@ -52,7 +52,7 @@ ALLOWED: dict[tuple[str, str], str] = {
                                                   "evicts each at once; other processes read tombstones",
     ("avenue.ops.rerender", "_runs"): "re-render threads this process started (tests join them)",
     ("avenue.status.sweep", "_threads"): "sweep threads this process started (tests join them)",
-    ("avenue.paging", "_cache"): "fences read from a database, keyed by client and database: what "
+    ("avenue.embedded.fences", "_cache"): "fences read from a database, keyed by client and database: what "
                                  "the database holds, not an app's settings",
     ("avenue.embedded.expiry", "_RULES"): "the TTL rules of each database's indexes, keyed by database: what "
                                  "the database holds, not an app's settings",

@@ -41,9 +41,9 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from avenue.clock import now
 from avenue.db import long_operations
 from avenue.dialect import dialect_of
+from avenue.embedded.fences import Sampler, date_windows, fence_id, fences, first_date_windows, save_fences
 from avenue.media.buckets import STORED
 from avenue.media.records import Document, own_length
-from avenue.paging import Sampler, date_windows, fence_id, fences, first_date_windows, save_fences
 
 log = logging.getLogger(__name__)
 COUNTERS = "media_counters"
@@ -151,7 +151,7 @@ _GROUP = {"$group": {
 
 
 def role_walk(role: str | None) -> str:
-    """The name of the fences a bucket's files of ``role`` are walked between (paging.fence_id)."""
+    """The name of the fences a bucket's files of ``role`` are walked between (avenue/embedded/fences.py)."""
     return f"role:{role}"
 
 
@@ -179,9 +179,9 @@ def walk_role(db: Database[Document], bucket: str, role: str | None, projection:
               ) -> Iterator[list[Document]]:
     """The bucket's files of ``role`` a window of upload dates at a time (sorted by date, then
     ``_id``, in walk order), each window a bounded range of the ``role_newest`` index: between
-    the fences the last count sampled (paging.date_windows: about 256 files a read), or, with
+    the fences the last count sampled (``date_windows``: about 256 files a read), or, with
     none yet, windows sized by what the last one held, from the bucket's counters' dates
-    (paging.first_date_windows: about as many) and how many files of the role there are at
+    (``first_date_windows``: about as many) and how many files of the role there are at
     most (``at_most``; None: the counters' originals, or the rest of their files for another
     role).
     Files without a date come where a sort puts them (before every date), in one read of
@@ -245,7 +245,7 @@ def _count_in_windows(db: Database[Document], bucket: str) -> dict[str, Any]:
         sampler = Sampler()
         # The other roles' files at most: what the counters hold less the originals and what
         # the walks before counted (a role with none is then a few reads, not a crawl to the
-        # far edge: paging.first_date_windows).
+        # far edge: ``first_date_windows``).
         most = held["originals"] if role == "original" else held["files"] - held["originals"] - (
             sums["files"] - sums["originals"])
         for docs in walk_role(db, bucket, role, {"uploadDate": 1, "length": 1, "chunkSize": 1,

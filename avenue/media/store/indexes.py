@@ -41,7 +41,7 @@ def files_indexes() -> list[IndexModel]:
         IndexModel([("metadata.owner", ASCENDING), ("metadata.role", ASCENDING), ("uploadDate", DESCENDING),
                     ("_id", DESCENDING)], name="owner_role_newest"),
         # Filename search: word starts (originals.name_prefixes), newest first: a word and a
-        # window of dates are one index bound (avenue/paging.py).
+        # window of dates are one index bound (avenue/embedded/fences.py).
         IndexModel([("metadata.name_prefixes", ASCENDING), ("uploadDate", DESCENDING), ("_id", DESCENDING)],
                    name="name_prefixes_newest"),
         IndexModel([("metadata.original_id", ASCENDING)], name="variant_of"),

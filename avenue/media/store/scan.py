@@ -233,7 +233,7 @@ def _owned_by(file_ids: list[Any], contiguous: bool) -> dict[str, Any]:
     batch: 0.3 s), a range's with the chunks it holds."""
     if contiguous and file_ids and all(isinstance(file_id, ObjectId) for file_id in file_ids):
         # Exclusive bounds a step outside the ids: SecantusDB 0.7.0b3 leaves out documents
-        # equal to an inclusive bound at an end of a compound index's range (avenue/paging.py,
+        # equal to an inclusive bound at an end of a compound index's range (avenue/embedded/fences.py,
         # date_windows), and this index has ``n`` after ``files_id``.
         low, high = (int.from_bytes(file_id.binary, "big") for file_id in (min(file_ids), max(file_ids)))
         if low > 0 and high < 2 ** 96 - 1:

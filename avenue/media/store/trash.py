@@ -54,12 +54,13 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from avenue.clock import as_utc, maybe_utc, now
+from avenue.dialect import lister
 from avenue.leases import held, stamp
 from avenue.media.buckets import TRASH
 from avenue.media.effects import counters
 from avenue.media.records import Document, variant_ids, variant_key
 from avenue.media.store import storage
-from avenue.paging import Listed, Page, Window, fetch
+from avenue.paging import Listed, Page, Window
 
 # A restore holds the item this long at most (a crashed restore frees it after this).
 RESTORE_LEASE = dt.timedelta(minutes=10)
@@ -168,7 +169,7 @@ def page(db: Database[Document], window: Window, *, source: str | None = None) -
         query = {"metadata.trash.from": source, **query}
     else:
         total = counters.originals(db, TRASH)  # kept with every write, as for every bucket
-    return fetch(db[f"{TRASH}.files"], query, NEWEST_FIRST, window, index=LISTED.index, total=total)
+    return lister(db)(db[f"{TRASH}.files"], query, NEWEST_FIRST, window, index=LISTED.index, total=total)
 
 
 def listed_as_version(db: Database[Document], doc: dict[str, Any]) -> bool:

@@ -12,7 +12,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 
 from avenue.clock import as_utc
-from avenue.dialect import dialect_of
+from avenue.dialect import lister
 from avenue.errors import BadRequest
 from avenue.media.buckets import BUILDER, UPLOADS
 from avenue.media.effects import counters, facets
@@ -22,16 +22,7 @@ from avenue.media.store import near_duplicates, originals, trash
 from avenue.media.store import replace as replacing
 from avenue.media.store.indexes import COLOUR_INDEX
 from avenue.media.store.library.shelf import ORIGINAL, Shelf, is_original
-from avenue.paging import (
-    FIRST_WALK_FROM,
-    DateHints,
-    Listed,
-    Page,
-    Window,
-    decode_cursor,
-    encode_cursor,
-    fetch,
-)
+from avenue.paging import DateHints, Listed, Page, Window, decode_cursor, encode_cursor
 
 # Lists of originals: the role (and owner) indexes end in these keys (avenue/media/store/indexes.py).
 NEWEST_FIRST = [("uploadDate", DESCENDING), ("_id", DESCENDING)]
@@ -56,8 +47,8 @@ class BadOrder(BadRequest):
 
 def upload_dates(db: Database[Document], collection: str) -> DateHints:
     """Where a bucket's upload dates lie, and how many originals it holds (its counters): the
-    hints a first build of its list of originals' fences reads in windows by
-    (paging.build_fences)."""
+    hints a first build of its list of originals' fences reads in windows by (on the embedded
+    database: avenue/embedded/fences.py)."""
     figures = counters.of(db, collection.removesuffix(".files"))
     return DateHints(figures["oldest"], figures["newest"], figures["originals"])
 
@@ -67,7 +58,7 @@ def listed(bucket: str) -> Listed:
     return Listed(f"{bucket}.files", ORIGINAL, NEWEST_FIRST, "role_newest", hints=upload_dates)
 
 
-#: The lists the API pages through, whose fences the status sweep builds (avenue/paging.py).
+#: The lists the API pages through, whose fences the status sweep builds on the embedded database.
 LISTS = (listed(UPLOADS), listed(BUILDER), trash.LISTED)
 
 
@@ -152,15 +143,12 @@ class Reading:
         sort, index = ORDERS[order]
         if colour is not None and not words:  # the colour list walks its own index, hinted
             index = COLOUR_INDEX
-        # A list by date with no fences yet (before the first sweep samples them) is read in
-        # windows of dates sized as they go where one read of it all holds the database
-        # (paging._first_walk); mongod walks its index for one read.
-        # A list whose kept size says it is small is one read: its hints are not asked for.
-        dated = (sort[0][0] == "uploadDate" and not dialect_of(self.shelf.db).whole_collection_reads
-                 and (total is None or total > FIRST_WALK_FROM))
+        # A list by date: where its dates lie, for the fenced lister's first windows (asked only
+        # there, and only while the list has no fences and its kept size says it is large).
         files = self.shelf.files
-        page = fetch(files, query, sort, window, index=index, index_serves_filter=index == COLOUR_INDEX,
-                     total=total, hints=(lambda: upload_dates(self.shelf.db, files.name)) if dated else None)
+        hints = (lambda: upload_dates(self.shelf.db, files.name)) if sort[0][0] == "uploadDate" else None
+        page = lister(self.shelf.db)(files, query, sort, window, index=index,
+                                     index_serves_filter=index == COLOUR_INDEX, total=total, hints=hints)
         return [self.shelf.image(doc) for doc in page.docs], page
 
     @staticmethod
