@@ -57,7 +57,7 @@ def _list(name: str) -> list[str]:
 
 
 # The embedded database's WiredTiger cache (``make run``): small, so the app fits a small
-# machine. A larger one does not keep SecantusDB from deadlocking under many large uploads at
+# machine. A larger one does not keep the embedded database from deadlocking under many large uploads at
 # once (a thread drafted into WiredTiger's eviction holds the store's lock that the threads
 # pinning the cache wait for): it did with 256M in the tests and with 1G under make run
 # (docs/production.md, "The embedded database"); the app answers 503 then instead of hanging
@@ -65,12 +65,12 @@ def _list(name: str) -> list[str]:
 EMBEDDED_CACHE_SIZE = "256M"
 
 
-# The oplog bounds of an embedded SecantusDB that runs as a replica set (the benchmarks', the
+# The oplog bounds of an embedded database that runs as a replica set (the benchmarks', the
 # tests' change-stream server; make run's and the tests' others are standalone and have none):
-# SecantusDB's ``--oplog-max-entries`` and ``--oplog-retention-seconds``, whose defaults are
+# the embedded database's ``--oplog-max-entries`` and ``--oplog-retention-seconds``, whose defaults are
 # 100,000 entries and an hour. The app reads the oplog only through the media deletions' change
 # stream, which is current to within a second;
-# SecantusDB keeps a full copy of every written document there (every 255 KB chunk of every
+# the embedded database keeps a full copy of every written document there (every 255 KB chunk of every
 # upload), so its defaults held 5.5 GB of oplog for 3.75 GB uploaded in 30 minutes
 # (docs/production.md, "The embedded database").
 EMBEDDED_OPLOG_MAX_ENTRIES = 2000
@@ -239,7 +239,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("AVENUE_MEDIA_CACHE_BYTES", 128 * MIB),
     Setting("AVENUE_MEDIA_CACHE_MAX_OBJECT_BYTES", 4 * MIB),
     # How deletions reach every worker's media cache (avenue/media/serve/cache.py): `auto`, a
-    # change stream except on the embedded SecantusDB (polling there); `on`; `off` (polling).
+    # change stream except on the embedded database (polling there); `on`; `off` (polling).
     Setting("AVENUE_DELETIONS_STREAM", "auto", choices=("auto", "on", "off")),
     # Where deletions are polled: how often, and so how long the event loop answers from
     # the cache after a poll (at least 100 ms; avenue/media/serve/route.py checks).

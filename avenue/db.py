@@ -131,7 +131,7 @@ def operation_timeout(config: Mapping[str, Any]) -> dict[str, Any]:
     command, unless ``MONGO_URI`` spells its own (``MONGO_SOCKET_TIMEOUT_MS``; 0 for none).
 
     Without it a request thread waits forever on a server that accepts connections but stops
-    answering: the embedded SecantusDB did, deadlocked in WiredTiger's eviction
+    answering: the embedded database did, deadlocked in WiredTiger's eviction
     (docs/production.md, "The embedded database"), and a mongod whose disk hangs does the
     same. Past it pymongo raises ``NetworkTimeout`` (retried once, for a retryable read or
     write) and the request answers 503 ``database_unavailable`` (avenue/errors.py). A socket
@@ -169,7 +169,7 @@ def durability(config: Mapping[str, Any]) -> dict[str, Any]:
 
     Writes wait for a majority of the replica set and for the journal (``w: majority,
     j: true`` by default): an acknowledged upload can then not be rolled back by a failover,
-    and the embedded SecantusDB, which does not sync its log on commit by default, keeps it
+    and the embedded database, which does not sync its log on commit by default, keeps it
     through a SIGKILL (a test kills it right after a 201). Reads use the ``majority`` read
     concern, so a dedupe check, a reference count, fsck or a backup never acts on data a
     failover could still roll back. ``bench/durability.py`` measures what each choice costs.

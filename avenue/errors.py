@@ -205,7 +205,7 @@ def _with_headers_of(error: HTTPException, response: Response) -> Response:
 
 
 #: MongoDB error codes of a server in trouble rather than a request at fault: an internal error
-#: (the embedded SecantusDB answers a full disk so: a 60-minute soak whose disk filled answered
+#: (the embedded database answers a full disk so: a 60-minute soak whose disk filled answered
 #: uploads 500 until this), a full disk, a shutdown, an interrupted operation, a host or a
 #: network unreachable, a lock not taken in time. Answered as the database unavailable (503,
 #: Retry-After), as a timeout is. (Not-primary errors are pymongo's own NotPrimaryError, a

@@ -29,7 +29,7 @@ def database_answers() -> None:
     :data:`READY_TIMEOUT_SECONDS`: a ``find`` by ``_id``, through the storage engine as every
     request goes (one index seek on a small collection on mongod).
 
-    Not a ``ping``: the embedded SecantusDB answers ``ping`` on its connection thread without
+    Not a ``ping``: the embedded database answers ``ping`` on its connection thread without
     the store's lock, so it kept answering while every read and write waited on a thread stuck
     in WiredTiger's eviction (docs/production.md, "The embedded database"). The read answers
     for everything a ping would."""

@@ -3,7 +3,7 @@
 Every start (each gunicorn worker, each CLI command) ensures every index of about 30
 collections. ``createIndexes`` on an index that already exists is a no-op on mongod, but it is
 still a command per collection that takes the collection's lock for a moment, and on the
-embedded SecantusDB one of its slowest (docs/performance.md, "Measurements behind the
+embedded database one of its slowest (docs/performance.md, "Measurements behind the
 code"). So each collection's indexes are listed first and only the missing ones are sent.
 
 An index that exists under the same name with another definition is sent too, so the server
@@ -11,7 +11,7 @@ refuses it (``IndexOptionsConflict``/``IndexKeySpecsConflict``) exactly as befor
 definition still fails loudly at start instead of being silently kept. Indexes whose
 definition changes on purpose carry it in their name (``avenue/retention.py``).
 
-Where the dialect has no TTL indexes (the embedded SecantusDB: ``Dialect.ttl_indexes``) a
+Where the dialect has no TTL indexes (the embedded database: ``Dialect.ttl_indexes``) a
 TTL index is made plain and the app expires its documents (avenue/embedded/expiry.py).
 """
 

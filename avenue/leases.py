@@ -2,7 +2,7 @@
 
 Three shapes, each a compare-and-set (an ``update_one`` whose filter holds what was read or
 expected), never a read-then-write and never a findAndModify (that scans the whole
-collection on SecantusDB):
+collection on the embedded database):
 
 - :class:`Lease`: a lease document (or the lease fields of one) with an owner and an expiry.
   :meth:`~Lease.take` matches only a free, lapsed or already-ours lease (else inserts the

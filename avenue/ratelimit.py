@@ -5,15 +5,15 @@ Flask-Limiter owns the configuration (``RATELIMIT_ENABLED``, strategy, storage) 
 after parsing the login body, the user after authentication), so there are no route-wide
 limits and no per-request cost for routes without one.
 
-Storage: ``limits``' own MongoDB storage was tried against SecantusDB 0.7.0b3 first. Its
+Storage: ``limits``' own MongoDB storage was tried against the embedded database first. Its
 fixed-window counter resets through an aggregation-pipeline update comparing ``$expireAt``
-with ``$$NOW``, which SecantusDB evaluates as false, so a used-up window never reopened until
+with ``$$NOW``, which the embedded database evaluates as false, so a used-up window never reopened until
 the TTL sweep deleted it; its sliding-window counter fails with InternalError; its moving
 window works there but not on mongomock, and it opens a second client per worker. So
 :class:`MongoWindowStorage` below keeps fixed windows on the app's own client with plain
 query operators only (an atomic ``$inc`` on the open window, else ``delete_one`` of a finished
 one and an ``insert_one`` that exactly one racing hit wins) plus a TTL index, which behaves the
-same on mongod, SecantusDB and mongomock.
+same on mongod, the embedded database and mongomock.
 
 The limits of unsigned cold renders (:func:`cold_render_gate`) count outside ``limits``'
 windows: :class:`WindowGroup` counts every window of a key (an address's minute and hour) in
@@ -90,7 +90,7 @@ class MongoWindowStorage(Storage):
 
         Exact under concurrency: the count comes back from an atomic ``$inc`` on an existing
         window, or from the one insert that opened it. (An upserting update was used before:
-        SecantusDB can answer an upsert that raced another with no document, and reading the
+        the embedded database can answer an upsert that raced another with no document, and reading the
         window back then returned a count two hits shared.)
         """
         for _ in range(5):

@@ -6,7 +6,7 @@ instead saves: bench/results/mechanisms-2026-11-28-writes.md). MongoDB 8.0's ``b
 ``MongoClient.bulk_write``) takes writes to several collections in one command, executed in
 order and stopping at the first that fails, as an ordered bulk write of one collection does.
 Where the dialect has it (``Dialect.cross_collection_writes``: mongod 8.0 and later,
-SecantusDB), :func:`write_together` sends them so; elsewhere (an older mongod, mongomock) it
+the embedded database), :func:`write_together` sends them so; elsewhere (an older mongod, mongomock) it
 sends one command per run of inserts into one collection and one per run of updates of
 one, in the same order, stopping at the same failure. Either way a failed write raises one
 :class:`~pymongo.errors.BulkWriteError` whose ``writeErrors`` entry has the ``index`` of the

@@ -62,7 +62,7 @@ class PageReferences:
         changed = 0
         for page in list(self._pages.find(query, {"_id": 1})):
             for _ in range(REPOINT_ATTEMPTS):
-                # By _id alone: a filter of _id plus another field scans on SecantusDB.
+                # By _id alone: a filter of _id plus another field scans on the embedded database.
                 seen = self._pages.find_one({"_id": page["_id"]}, fields)
                 if seen is None or old not in (seen.get("media_ids") or []):
                     break  # changed meanwhile: it no longer uses ``old``

@@ -928,7 +928,7 @@ def _upsert(db: Database[Document], slug: str, update: dict[str, Any]) -> dict[s
         except DuplicateKeyError:
             # Two first writes of the same slug raced on the unique index: the loser updates.
             page = write()
-        # mongod always returns the document; the embedded SecantusDB, under concurrent writes
+        # mongod always returns the document; the embedded database, under concurrent writes
         # of one page, sometimes returns none (test_where_used_stays_exact_under_concurrent_page_writes
         # caught it once mypy's assert stood here). The write sets the same fields: done again.
         if page is not None:

@@ -1,4 +1,4 @@
-"""The embedded database's wing: what only make run's SecantusDB needs, chosen by its dialect.
+"""The embedded database's wing: what only make run's embedded database needs, chosen by its dialect.
 
 - ``supervisor``: the server as a separate process (it is GPL-2.0: run, never imported) and
   the supervisor that restarts it when it stalls;

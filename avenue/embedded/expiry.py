@@ -1,14 +1,14 @@
-"""Expiry on the embedded SecantusDB: its TTL indexes are plain indexes, and the app deletes
+"""Expiry on the embedded database: its TTL indexes are plain indexes, and the app deletes
 what has expired, through the index, once a minute.
 
-Why (docs/production.md, "The embedded database"): SecantusDB's TTL sweeper is a thread of
+Why (docs/production.md, "The embedded database"): the embedded database's TTL sweeper is a thread of
 its own, with a WiredTiger session of its own, that every 60 s walks every document of every
 collection with a TTL index under the store's one lock (``Storage.prune_ttl``: a full scan,
 each document decoded). The wedges py-spy caught needed two sessions at once; make run's relay
 (avenue/embedded/relay.py) leaves the connections one, and this removes the other one's work and its
 minute-long scans. That the sweeper alone wedges the server is not shown (the reproduction
 with a TTL index did not wedge in 120 s). It cannot be switched off from the command line
-(``secantusd-py`` does not pass ``ttl_sweep_seconds`` on), and it does nothing for a
+(its command does not pass ``ttl_sweep_seconds`` on), and it does nothing for a
 collection without a TTL index. So on the embedded database :func:`plain_indexes` creates the
 TTL indexes the app declares without ``expireAfterSeconds`` (an index already made with it is
 dropped and made again), remembers each one's rule, and :func:`start_expiry` deletes

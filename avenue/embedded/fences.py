@@ -145,7 +145,7 @@ def date_windows(fence_values: Sequence[Any], *, descending: bool = False,
     every entry inside a query's bounds before it groups, sorts or limits.
 
     "At or after d" is asked as "after d less a millisecond" (BSON dates hold milliseconds, so
-    it is the same set on every server): SecantusDB 0.7.0b3 skips the documents equal to an
+    it is the same set on every server): the embedded database skips the documents equal to an
     inclusive bound that falls at the top of a compound index's range (a descending date's
     ``$gte``) when the index has keys after the date, as ``role_newest`` has its ``_id``
     (measured: ``{role, uploadDate: {$gte: d, $lt: e}}`` left out the document at ``d``;
@@ -181,7 +181,7 @@ FIRST_GROWTH = 4
 #: Across an empty stretch a first walk's window covers at most this part of what is left to
 #: the far edge of the hints (the counters' oldest or newest date) while many documents are
 #: left: files that begin right after a gap are read at most an eighth of their span at once
-#: (an empty read costs 1.5-4 ms on SecantusDB; a year's gap before 33,000 dense files
+#: (an empty read costs 1.5-4 ms on the embedded database; a year's gap before 33,000 dense files
 #: about sixty of them).
 FIRST_APPROACH = 8
 #: A first walk's first window from each edge: a second (or less, when the hints say the
@@ -239,18 +239,18 @@ def first_date_windows(*, descending: bool = False, start: dt.datetime | None = 
     (:func:`_next_span`; ``target``: :data:`FIRST_READ`). Together they hold every date
     after ``start`` (exclusive) once, whatever the hints are.
 
-    Why: SecantusDB reads every index entry inside a query's bounds, and decodes each
+    Why: the embedded database reads every index entry inside a query's bounds, and decodes each
     document, under its one lock before it sorts, limits or returns anything, so a limit
     never bounds a read there, and a walk without fences was one read of the whole range (a
     products bucket's 67,200 variants: 11.2 s, every other connection waiting). A window of
     dates is a bounded range of the ``role_newest`` index on any server; on mongod one cursor
     walks the same index a batch at a time anyway (``Dialect.whole_collection_reads``), and
     these windows would be as cheap there: each an index-served range, no sort of its own.
-    Not by ``_id``: SecantusDB's ``_id`` index is virtual (no entries: an ``_id`` range is a
+    Not by ``_id``: the embedded database's ``_id`` index is virtual (no entries: an ``_id`` range is a
     scan of the collection), so an ``_id`` range per read would need a new ``{role, _id}``
     index on every bucket and would lose the walk's date order, which its checkpoints and the
     fences it samples are in. Nor can a count size a window first, nor a sorted find with
-    limit 1 find the date past an empty one cheaply: SecantusDB decodes every match of
+    limit 1 find the date past an empty one cheaply: the embedded database decodes every match of
     either (and of ``$sample``, ``distinct``) first; on mongod the find is one index seek.
 
     ``oldest``, ``newest`` and ``size`` hint where the dates lie and how many documents
@@ -365,7 +365,7 @@ def walk_fenced(collection: Collection[Any], field: str, projection: dict[str, i
 
     With no fences at all and ``listed`` given (the list sorted on ``field`` whose fences
     these are), they are built first (:func:`build_fences`: one read of the sort key alone),
-    then the documents are read between them: a first sweep's product walk held SecantusDB's
+    then the documents are read between them: a first sweep's product walk held the embedded database's
     one lock 2.7 s for its first batch of 4,200 products, the fences' read 0.7 s (a string
     key has no span to size windows by, as :func:`first_date_windows` sizes dates)."""
     if listed is not None and not fences(collection, field):
@@ -388,7 +388,7 @@ def build_fences(db: Database[Any], listed: Listed, every: int = FENCE_EVERY, *,
     read holds make run's one connection), so the database never holds more than a few
     thousand entries of it at once. With none yet, a list on a date with ``hints`` is read in
     windows :func:`first_date_windows` sizes as it goes (a first sweep's one read of a
-    library's 1,401 originals held SecantusDB's lock 0.4 s; undated items, which no window
+    library's 1,401 originals held the embedded database's lock 0.4 s; undated items, which no window
     holds, are left out of the sample: fences are hints); any other list in one read. Returns
     what it saved (``fences``, ``items``)."""
     collection = db[listed.collection]
@@ -412,11 +412,11 @@ def build_fences(db: Database[Any], listed: Listed, every: int = FENCE_EVERY, *,
     windows = Windows(field, direction, previous, None)
     while windows:
         # The whole list with no fences and no filter: asked as "the field exists", which no
-        # index serves on SecantusDB, so it decodes and sorts the documents after it releases
+        # index serves on the embedded database, so it decodes and sorts the documents after it releases
         # its lock (an index walk decodes them under it): small reads beside the read of
         # 4,200 skus waited at most 93-168 ms instead of 553-653 ms, the read as long. On
         # mongod the sort's index serves it. Never hinted with a filter: a hint makes
-        # SecantusDB walk the whole index, every role of a bucket (12,600 files documents for
+        # the embedded database walk the whole index, every role of a bucket (12,600 files documents for
         # a list of 1,401 originals: 1.3 s against 0.6 s without).
         filter_ = and_(listed.query, windows.take(joined)) or {field: {"$exists": True}}
         for doc in collection.find(filter_, {field: 1, "_id": 1}).sort(order).batch_size(1000):

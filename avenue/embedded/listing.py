@@ -54,7 +54,7 @@ def _windowable(query: dict[str, Any]) -> bool:
 def _branches(query: dict[str, Any], sort: SortSpec) -> list[dict[str, Any]] | None:
     """``query`` as equality-only queries whose union it is, or None when it has another shape.
 
-    SecantusDB plans an ``$in`` followed by a range as a collection scan, so one ``$in`` of
+    The embedded database plans an ``$in`` followed by a range as a collection scan, so one ``$in`` of
     up to :data:`MAX_BRANCHES` plain values (the library's root folder: ``/`` or none) becomes
     one query per value, each walked in windows and merged in list order. Other operators
     (``$all`` of several tags or words) are asked for in one query, as before the fences."""
@@ -220,9 +220,9 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
     windows between the list's fences.
 
     ``index`` names the index that holds ``sort``: it is hinted when a window has no filter
-    at all, since a planner that only picks indexes by filter (SecantusDB) would otherwise
+    at all, since a planner that only picks indexes by filter (the embedded database) would otherwise
     scan; with ``index_serves_filter`` (the index leads with the filter's own keys), with a
-    filter too: SecantusDB's planner scanned a colour list's ``$in`` on its multikey index
+    filter too: the embedded database's planner scanned a colour list's ``$in`` on its multikey index
     beside a date range on some libraries (tests/api/test_index_usage.py). ``total`` is the
     list's exact size when the caller keeps it (counters); without it the matches are counted
     up to ``COUNT_LIMIT``. ``hints``: where a list on a date lies (its bucket's counters),

@@ -1,7 +1,7 @@
-"""One connection to the embedded SecantusDB: every client's operations reach it over one connection,
+"""One connection to the embedded database: every client's operations reach it over one connection,
 one at a time.
 
-Why (docs/production.md, "The embedded database"): SecantusDB runs each operation under one
+Why (docs/production.md, "The embedded database"): the embedded database runs each operation under one
 store lock, and each connection's thread ends every operation by releasing its WiredTiger read
 snapshot, which takes that lock too (``Storage.release_thread_snapshot``). When the lock holder
 is drafted into WiredTiger's cache eviction, the room it waits for can be pinned by the
@@ -21,7 +21,7 @@ never take the store's lock, so they go on a connection of the client's own inst
 handshake and monitoring commands (``hello``, ``isMaster``, ``ping``, ``buildInfo``: pymongo's
 monitor streams ``hello`` replies with ``moreToCome`` on its own socket) and legacy ``OP_QUERY``
 (pymongo's first handshake). Cursors and sessions live on the server, not on a connection
-(MongoDB's own rule, which SecantusDB keeps), so a ``getMore`` on the shared connection finds
+(MongoDB's own rule, which the embedded database keeps), so a ``getMore`` on the shared connection finds
 its cursor. A request whose client hung up while it waited for its turn is dropped, not sent
 (its work would be thrown away). When the server goes (the supervisor's restart), the shared
 connection is closed, every client waiting on it is cut (pymongo answers a network error,
@@ -53,7 +53,7 @@ OP_QUERY = 2004
 OP_MSG = 2013
 MORE_TO_COME = 1 << 1  # OP_MSG flagBits: no reply follows (a request) / another reply follows (a reply)
 EXHAUST_ALLOWED = 1 << 16
-#: Commands SecantusDB answers without its store lock (and so without a read snapshot).
+#: Commands the embedded database answers without its store lock (and so without a read snapshot).
 LOCK_FREE = frozenset({"hello", "ismaster", "ping", "buildinfo"})
 #: A message larger than the protocol allows (48 MB) is not a MongoDB client's.
 MAX_MESSAGE = 48 * 1024 * 1024 + 16 * 1024

@@ -10,7 +10,7 @@ handed them; none of them reads another package's documents or spells its collec
 
 Every lookup by image id is one indexed query, and callers pass short lists (at most
 :data:`IN_BATCH` ids): an ``$in`` of thousands costs time quadratic in its length on the
-embedded SecantusDB. Walks over every document go by ``_id`` through one cursor, a batch at a
+the embedded database. Walks over every document go by ``_id`` through one cursor, a batch at a
 time, never holding a set of every id.
 """
 
@@ -26,7 +26,7 @@ from pymongo.database import Database
 from avenue.clock import now
 from avenue.media.records import Document, Image
 
-IN_BATCH = 50  # ids per lookup (SecantusDB: 1,000 ids cost 4 s in one $in, 0.4 s in 50s)
+IN_BATCH = 50  # ids per lookup (the embedded database: 1,000 ids cost 4 s in one $in, 0.4 s in 50s)
 REWRITE_ATTEMPTS = 5
 
 

@@ -155,7 +155,7 @@ class ProductReferences:
                 yield {"_id": product["_id"], "name": product.get("sku"), "images": product.get("images"),
                        "position": product.get("sku")}
             return
-        # The hint: SecantusDB's planner otherwise sorts the collection itself.
+        # The hint: the embedded database's planner otherwise sorts the collection itself.
         query = {} if after is None else {"_id": {"$gt": after}}
         cursor = self._products.find(query, {"sku": 1, "images": 1}).sort("_id", 1).hint(ID_INDEX)
         try:

@@ -43,7 +43,7 @@ wait_for_sweeps = sweep.wait_for_sweeps
 
 
 # A status call answers within AVENUE_STATUS_ANSWER_MS (:func:`answer`): when its reads take longer
-# (the embedded SecantusDB runs one operation at a time, and a sweep's recount holds it for
+# (the embedded database runs one operation at a time, and a sweep's recount holds it for
 # seconds: bench/results/scale-2026-11-25-status-during-sweep.md), it answers the last report this
 # worker computed, marked stale with its age, and the reads it began refresh that report
 # when they end. On mongod reads do not wait for each other and the fresh report is in time.

@@ -17,7 +17,7 @@ How it stays bounded at any size:
   batch, against indexes: the batch's referenced file ids with an ``$in`` on the files'
   ``_id``, the batch's originals with an ``$in`` on the products' ``images.id`` index and the
   legacy paths' ``{bucket, file_id}`` index, the batch's listed variant ids on ``_id`` (each
-  ``$in`` at most :data:`IN_BATCH` ids: SecantusDB's cost grows with the square of an
+  ``$in`` at most :data:`IN_BATCH` ids: the embedded database's cost grows with the square of an
   ``$in``'s length). No set of every id exists.
 - What it keeps between batches is counts and lists cut at :data:`LIST_LIMIT` entries.
 
@@ -90,7 +90,7 @@ log = logging.getLogger(__name__)
 COLLECTION = "status_reports"
 SWEEP_ID = "sweep"
 LIST_LIMIT = 100  # entries per list; counts are always complete
-IN_BATCH = 50  # ids per $in lookup (measured on SecantusDB: 1,000 ids cost 4 s in one $in, 0.4 s in 50s)
+IN_BATCH = 50  # ids per $in lookup (the embedded database: 1,000 ids cost 4 s in one $in, 0.4 s in 50s)
 PHASES = ("products", "files", "legacy")
 # What a checkpoint's position is (the products' owner's ``position``: a sku on the embedded
 # database since 2; an ``_id`` before): a checkpoint of another kind starts the sweep over.

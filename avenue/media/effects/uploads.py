@@ -62,7 +62,7 @@ def per_hour(db: Database[Document], start: dt.datetime,
              end: dt.datetime) -> tuple[dict[dt.datetime, int], dt.datetime | None]:
     """Uploads counted in each hour from ``start``'s hour to ``end``'s (hours without a document
     are left out), and since when counting runs (None: not yet)."""
-    # The _id index named: SecantusDB's planner would otherwise scan for a range on _id.
+    # The _id index named: the embedded database's planner would otherwise scan for a range on _id.
     found = db[UPLOADS].find({"_id": {"$gte": hour_key(start), "$lte": hour_key(end)}},
                              {"total": 1}).hint([("_id", 1)])
     counts = {dt.datetime.strptime(doc["_id"], HOUR_FORMAT).replace(tzinfo=dt.UTC): int(doc.get("total") or 0)

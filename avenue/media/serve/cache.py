@@ -12,7 +12,7 @@ reaches every worker one of two ways:
   applied again on every request for that long, so a worker that reloaded the document in
   between drops it once the delete has landed.
 - **polling**, where the server has no change streams (mongomock), where the dialect says
-  not to hold one (``Dialect.deletions_stream``: the embedded SecantusDB, whose change stream
+  not to hold one (``Dialect.deletions_stream``: the embedded database, whose change stream
   reads every oplog entry under the lock every other operation waits for) unless
   ``AVENUE_DELETIONS_STREAM`` is ``on``,
   with ``AVENUE_DELETIONS_STREAM=off``, or while the stream is down: before serving, at most

@@ -372,7 +372,7 @@ def _read(bucket: str, file_id: ObjectId) -> MediaDoc | None:
 
     def load() -> MediaDoc | None:
         # By _id alone (the role is checked here): _id plus another field is a collection scan
-        # on SecantusDB's planner, and this runs on every cache miss.
+        # on the embedded database's planner, and this runs on every cache miss.
         files_doc = state.database()[f"{bucket}.files"].find_one({"_id": file_id})
         if files_doc is None or (files_doc.get("metadata") or {}).get("role") != "original":
             state.cache.evict(bucket, [file_id])

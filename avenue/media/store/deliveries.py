@@ -24,7 +24,7 @@ the summary documents carry no ``day`` and are never expired. Not a time-series 
 its documents take no upsert with ``$inc`` (MongoDB 5-7 update time-series measurements only
 by their metaField), and a per-day pre-aggregated document is already the compact form a
 time-series bucket would store; a plain collection with a TTL index works the same on
-mongod, mongomock and SecantusDB.
+mongod, mongomock and the embedded database.
 
 Reads: :func:`top` (most served or heaviest over a range) groups the day documents of the
 range, found by the ``day`` index; a range is at most :data:`MAX_RANGE_DAYS`. Its cost is the

@@ -14,7 +14,7 @@ trashed images live in the trash bucket and are never matched; another bucket's 
 **At upload** (:class:`Lookup`): an upload's lookup runs beside the write of its original
 (``background.beside``), from the hash validation computed and the id the original is
 written under, so an upload waits for the longer of the two rather than their sum; on the
-embedded SecantusDB, which runs one operation at a time, it begins once the writes are done
+the embedded database, which runs one operation at a time, it begins once the writes are done
 (beside them it only queued them behind its query). The
 answer waits for it past its writes at most a twentieth of the time the store took so far
 (:func:`wait_past_writes`: the lookup may make an answer at most 10 % slower, hashing included;
@@ -174,7 +174,7 @@ def _threads_unsafe(db: Database[Document]) -> bool:
 
 def _one_operation_at_a_time(db: Database[Document]) -> bool:
     """Whether no two operations overlap on ``db``'s server (``Dialect.concurrent_operations``:
-    the embedded SecantusDB, one lock); not known (the server cannot be asked): no, as the
+    the embedded database, one lock); not known (the server cannot be asked): no, as the
     write that follows will fail anyway."""
     try:
         return not dialect_of(db).concurrent_operations

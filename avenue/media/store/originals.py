@@ -117,7 +117,7 @@ def name_prefixes(filename: str) -> list[str]:
     """Every start of every word of a filename (``lamp`` → ``l``, ``la``, ``lam``, ``lamp``),
     stored in ``metadata.name_prefixes`` under a multikey index: a search for a word start is
     one index equality on every server. (A regex or range on the words is a collection scan
-    on SecantusDB's planner, and a range on an array needs ``$elemMatch`` to be exact.)"""
+    on the embedded database's planner, and a range on an array needs ``$elemMatch`` to be exact.)"""
     return list(dict.fromkeys(word[:n] for word in name_words(filename) for n in range(1, len(word) + 1)))
 
 

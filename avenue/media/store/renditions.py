@@ -506,7 +506,7 @@ def remove_for(db: Database[Document], bucket: str, image_id: Any, *, keep_versi
     told (``storage.delete_file``), then a CDN purge of the public ones' URLs queued (only
     with a purge hook configured)."""
     # By image alone (the index's equality keys), the version compared here: a ``$ne`` in the
-    # filter is a scan on SecantusDB's planner.
+    # filter is a scan on the embedded database's planner.
     found = db[f"{RENDITIONS}.files"].find({"metadata.source": bucket, "metadata.image_id": image_id},
                                            {"metadata": 1})
     gone = [doc for doc in found

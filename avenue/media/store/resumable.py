@@ -212,7 +212,7 @@ def ensure_indexes(db: Database[Document]) -> None:
 
 def unfinished(db: Database[Document], holder: str, at: dt.datetime) -> list[Document]:
     """The holder's uploads not finished and not expired (their lengths and expiries)."""
-    # Hinted: SecantusDB's planner scans the collection for this filter (its ``$ne``) although
+    # Hinted: the embedded database's planner scans the collection for this filter (its ``$ne``) although
     # ``holder_expires_at`` serves it; mongod picks the index by itself.
     return list(db[UPLOADS].find({"holder": holder, "expires_at": {"$gt": at}, "state": {"$ne": DONE}},
                                  {"length": 1, "expires_at": 1}).hint("holder_expires_at"))

@@ -4,7 +4,7 @@ make to files documents: the only way code outside the media package reaches ``*
 Nothing here reads a whole bucket: the totals are counters kept with every write
 (:mod:`avenue.media.effects.counters`), and the status sweep (``avenue/status/sweep.py``) reads in
 batches by ``_id``. An ``$in`` of thousands of ids costs time quadratic in its length on the
-embedded SecantusDB, so callers keep theirs short.
+the embedded database, so callers keep theirs short.
 """
 
 from __future__ import annotations
@@ -229,10 +229,10 @@ def _owned_by(file_ids: list[Any], contiguous: bool) -> dict[str, Any]:
     of ObjectIds (every file of the bucket between its first and last id, as a walk by
     ``_id`` reads them) one range of the chunk index, else an ``$in``. The range also holds
     chunks of no file of the batch (orphans, files the walk's query left out): callers skip
-    them. SecantusDB's cost of an ``$in`` grows with the square of its length (200 ids, a gc
+    them. The embedded database's cost of an ``$in`` grows with the square of its length (200 ids, a gc
     batch: 0.3 s), a range's with the chunks it holds."""
     if contiguous and file_ids and all(isinstance(file_id, ObjectId) for file_id in file_ids):
-        # Exclusive bounds a step outside the ids: SecantusDB 0.7.0b3 leaves out documents
+        # Exclusive bounds a step outside the ids: the embedded database leaves out documents
         # equal to an inclusive bound at an end of a compound index's range (avenue/embedded/fences.py,
         # date_windows), and this index has ``n`` after ``files_id``.
         low, high = (int.from_bytes(file_id.binary, "big") for file_id in (min(file_ids), max(file_ids)))

@@ -2,7 +2,7 @@
 
 pymongo's ``GridIn`` runs an unfiltered ``find_one`` on the files and chunks collections
 before every upload to decide whether the bucket needs indexes. On servers where that is a
-full scan (the embedded SecantusDB) uploads slow down as the store grows. This module writes
+full scan (the embedded database) uploads slow down as the store grows. This module writes
 the same documents (``<bucket>.chunks`` with ``files_id``/``n``/``data`` and a
 ``<bucket>.files`` document inserted *last*) and relies on :func:`avenue.media.store.indexes.ensure_indexes`,
 run once per process, for the index guarantees. Any stock GridFS reader can read what it
@@ -49,7 +49,7 @@ CHUNK_SIZE = 255 * 1024
 DELETE_WINDOW = dt.timedelta(seconds=30)
 READ_BATCH = 4  # chunks per round trip when streaming: ~1 MB in memory, whatever the file
 # Chunks per insert command: the dialect's (Dialect.write_batch, avenue/dialect.py, says why:
-# 4 on the embedded SecantusDB, about 1 MB); where it sets none, an upload's chunks go in one
+# 4 on the embedded database, about 1 MB); where it sets none, an upload's chunks go in one
 # command (pymongo splits it under the 48 MB message limit), and a copy's COPY_BATCH at a time
 # (16 chunks, about 4 MB a command) as it reads them.
 COPY_BATCH = 16

@@ -186,7 +186,7 @@ def listed_as_version(db: Database[Document], doc: dict[str, Any]) -> bool:
         if not bucket:
             continue
         # By _id alone, the history read here: _id with another condition is a collection scan
-        # on SecantusDB's planner (serve/route.py's _read says the same).
+        # on the embedded database's planner (serve/route.py's _read says the same).
         image = db[f"{bucket}.files"].find_one({"_id": ObjectId(image_id)}, {"metadata.history": 1})
         history = ((image or {}).get("metadata") or {}).get("history") or []
         if any(entry.get("trash_id") == doc["_id"] and _later(entry.get("keep_until"), moment)

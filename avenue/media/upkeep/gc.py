@@ -197,7 +197,8 @@ class _Collector:
 
     def _referenced(self, ids: list[ObjectId]) -> set[ObjectId]:
         found = self.refs.referenced(PRODUCTS, ids)
-        for start in range(0, len(ids), IN_BATCH):  # a batch is 500: SecantusDB's $in cost is quadratic
+        # A batch is 500: on the embedded database an $in costs the square of its length.
+        for start in range(0, len(ids), IN_BATCH):
             mapped = self.db.legacy_paths.find(
                 {"bucket": PRODUCTS, "file_id": {"$in": ids[start:start + IN_BATCH]}}, {"file_id": 1})
             found.update(record["file_id"] for record in mapped)

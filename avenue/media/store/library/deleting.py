@@ -62,7 +62,7 @@ class Deleting:
 
         Read, then a compare-and-set on the lease values read: of two deleters racing, one
         update matches and the other's finds the value changed. (Not one findAndModify: that
-        scans the whole collection on SecantusDB.) A set that misses reads again, so a replace
+        scans the whole collection on the embedded database.) A set that misses reads again, so a replace
         that took its lease between the read and the set is answered as busy, not as gone (and
         so is one whose leases changed under three reads in a row)."""
         for _ in range(3):

@@ -89,7 +89,7 @@ class Labels:
                 return self.shelf.image(doc)
             # Compare-and-set on the folder and tags read, so the facet counts move from
             # exactly the values replaced (two editors moving one image never count it twice).
-            # update_one, then a read: findAndModify scans the collection on SecantusDB.
+            # update_one, then a read: findAndModify scans the collection on the embedded database.
             done = self.shelf.files.update_one({"_id": image_id, "metadata.folder": meta.get("folder"),
                                            "metadata.tags": meta.get("tags")}, {"$set": change})
             if done.matched_count == 1:

@@ -69,7 +69,7 @@ class Reading:
         self.shelf = shelf
 
     # Lookups ask by ``_id`` alone and check the rest here: a filter of ``_id`` plus other
-    # fields is a collection scan on SecantusDB's planner (tests/api/test_index_usage.py).
+    # fields is a collection scan on the embedded database's planner (tests/api/test_index_usage.py).
 
     def get(self, image_id: ObjectId, *, owner: str | None = None) -> Image | None:
         """The original ``image_id`` (only if ``owner`` uploaded it, when given), or None."""
@@ -123,9 +123,9 @@ class Reading:
         if words:
             # Only originals carry name_prefixes: the words alone select, on their own index.
             # One word is an index equality everywhere; several are an $all (mongod bounds
-            # the index by one of them, SecantusDB scans).
+            # the index by one of them, the embedded database scans).
             first = sorted(words, key=len, reverse=True)
-            # With a colour too: mongod bounds one of the two multikey indexes, SecantusDB scans
+            # With a colour too: mongod bounds one of the two multikey indexes, the embedded database scans
             # (like several words).
             query = {**({} if colour is None else query),
                      "metadata.name_prefixes": first[0] if len(words) == 1 else {"$all": first}}
@@ -155,7 +155,7 @@ class Reading:
     def _older_than(window: Window, older_than: dt.datetime, order: str) -> Window:
         """``window`` started at ``older_than`` in the newest-first list: a cursor just past
         that date, so the age is the start of the same index walk (a range on the date beside
-        a cursor's range is a collection scan on SecantusDB's planner)."""
+        a cursor's range is a collection scan on the embedded database's planner)."""
         if order != "newest":
             raise BadOrder("The unused filter lists newest first.")
         if window.page != 1:
