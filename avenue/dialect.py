@@ -34,7 +34,6 @@ from pymongo.database import Database
 
 from avenue import paging
 from avenue.embedded import listing
-from avenue.embedded.fences import MAX_JOINED
 
 Document = dict[str, Any]
 T = TypeVar("T")
@@ -84,10 +83,6 @@ class Dialect:
     #: originals 3.3 s, over 12,525 products 2.3 s
     #: (bench/results/scale-2026-11-26-status-during-sweep-relay.md).
     whole_collection_reads: bool
-    #: How many fence windows the status sweep joins into one read as it samples the next
-    #: fences (``avenue.embedded.fences.build_fences``). 1 on SecantusDB (about 256 entries): 16 read 4,096,
-    #: 0.7 s there, every request of make run waiting (avenue/status/sweep.py).
-    windows_per_read: int
     #: Whether two operations of the app run on the server at once. False on SecantusDB, which
     #: runs every operation under one lock: an upload's near-duplicate lookup begun beside its
     #: writes only made them queue behind it (writes of 22 ms answered after the whole 98 ms
@@ -124,7 +119,7 @@ class Dialect:
 
 #: mongod standalone: every rule as MongoDB documents it.
 MONGOD = Dialect(name="mongod", ttl_indexes=True, write_batch=None, deletions_stream=True,
-                 whole_collection_reads=True, windows_per_read=MAX_JOINED, concurrent_operations=True,
+                 whole_collection_reads=True, concurrent_operations=True,
                  threads_safe=True, server_commands=True, db_stats=True, cross_collection_writes=True)
 #: A replica set (Atlas's clusters included): mongod's rules, change streams available.
 REPLICA_SET = replace(MONGOD, name="mongod replica set")
@@ -133,7 +128,7 @@ SHARDED = replace(MONGOD, name="mongod sharded cluster (mongos)")
 #: The embedded SecantusDB (make run's): one Python lock over its store, one connection (the
 #: relay), measured in docs/production.md "The embedded database".
 EMBEDDED = Dialect(name="SecantusDB", ttl_indexes=False, write_batch=4, deletions_stream=False,
-                   whole_collection_reads=False, windows_per_read=1, concurrent_operations=False,
+                   whole_collection_reads=False, concurrent_operations=False,
                    threads_safe=True, server_commands=True, db_stats=False, cross_collection_writes=True)
 #: mongomock, the tests' in-memory database: not thread-safe, no server commands, no
 #: ``bulkWrite`` of several collections (each collection's writes are sent alone). Its reads

@@ -28,7 +28,6 @@ from avenue.dialect import (
     server_commands,
     threads_safe,
 )
-from avenue.embedded.fences import MAX_JOINED
 
 ROOT = Path(__file__).resolve().parents[2]
 MONGOD_BUILD = {"version": "8.0.4", "ok": 1.0}
@@ -130,14 +129,14 @@ def test_the_dialect_is_detected_once_per_client_and_remembered_on_it():
 def test_every_mongod_topology_has_mongod_s_rules():
     assert REPLICA_SET.rules() == MONGOD.rules() == SHARDED.rules()
     assert MONGOD == Dialect(name="mongod", ttl_indexes=True, write_batch=None, deletions_stream=True,
-                             whole_collection_reads=True, windows_per_read=MAX_JOINED,
+                             whole_collection_reads=True,
                              concurrent_operations=True, threads_safe=True, server_commands=True,
                              db_stats=True, cross_collection_writes=True)
 
 
 def test_the_embedded_database_s_rules():
     assert EMBEDDED.rules() == {"ttl_indexes": False, "write_batch": 4, "deletions_stream": False,
-                                "whole_collection_reads": False, "windows_per_read": 1,
+                                "whole_collection_reads": False,
                                 "concurrent_operations": False, "threads_safe": True,
                                 "server_commands": True, "db_stats": False,
                                 "cross_collection_writes": True}
