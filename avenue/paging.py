@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from bson import ObjectId
 from bson.errors import InvalidId
 from pymongo.collection import Collection
+from pymongo.cursor import Cursor
 from pymongo.database import Database
 
 from avenue.clock import as_utc
@@ -202,8 +203,8 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
         docs = []
         for branch in after_ranges(sort, decode_cursor(window.after, len(sort))):
             if len(docs) < wanted:
-                cursor = _find(collection, and_(query, branch), hint).sort(list(sort))
-                docs += cursor.limit(wanted - len(docs))
+                later = _find(collection, and_(query, branch), hint).sort(list(sort))
+                docs += later.limit(wanted - len(docs))
     more, docs = len(docs) > window.per_page, docs[: window.per_page]
     if total is not None:
         exact = True
@@ -214,11 +215,11 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
         total = collection.count_documents(query, **options)
         exact = total <= COUNT_LIMIT
         total = min(total, COUNT_LIMIT)
-    cursor = encode_cursor([value_at(docs[-1], field) for field, _ in sort]) if more and docs else None
-    return Page(docs, total, exact, cursor)
+    token = encode_cursor([value_at(docs[-1], field) for field, _ in sort]) if more and docs else None
+    return Page(docs, total, exact, token)
 
 
-def _find(collection: Collection[Any], filter_: dict[str, Any], hint: Hint) -> Any:
+def _find(collection: Collection[Any], filter_: dict[str, Any], hint: Hint) -> Cursor[Any]:
     cursor = collection.find(filter_)
     index = hint(filter_)
     return cursor.hint(index) if index else cursor

@@ -226,9 +226,8 @@ def fetch(collection: Collection[Any], query: dict[str, Any], sort: SortSpec, wi
     beside a date range on some libraries (tests/api/test_index_usage.py). ``total`` is the
     list's exact size when the caller keeps it (counters); without it the matches are counted
     up to ``COUNT_LIMIT``. ``hints``: where a list on a date lies (its bucket's counters),
-    asked only while the list has no fences, whose pages are then read in windows sized as
-    they go (:func:`_first_walk`); the caller passes it where one read of the whole list
-    costs (``Dialect.whole_collection_reads`` false).
+    asked only while the list has no fences and no kept ``total`` says it is small; its pages
+    are then read in windows sized as they go (:func:`_first_walk`).
     """
     def hint(filter_: dict[str, Any]) -> str | None:
         return index if index_serves_filter or not filter_ else None
