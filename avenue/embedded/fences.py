@@ -18,14 +18,14 @@ import datetime as dt
 import itertools
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.clock import as_utc, now
-from avenue.paging import Listed, and_, comparable, value_at
+from avenue.paging import DateHints, Listed, and_, comparable, value_at
 
 # A fence every 256 items: a window holds ~256 items when the fences are fresh, 30-75 ms on
 # the embedded database (0.12-0.3 ms an item, bench/results/scale-2026-11-23.md).
@@ -430,3 +430,49 @@ def send(probes: Generator[dict[str, Any], Any, None], value: Any) -> dict[str, 
         return probes.send(value)
     except StopIteration:
         return None
+
+
+def walk_dates(collection: Collection[Any], query: dict[str, Any], field: str, walk: str,
+               projection: dict[str, int] | None, hints: Callable[[], DateHints], *, descending: bool = False,
+               start: dt.datetime | None = None, batch: int = 1000, sample: bool = False
+               ) -> Iterator[list[dict[str, Any]]]:
+    """The documents of ``query`` a window of dates of ``field`` at a time, sorted by it, then
+    ``_id``, in walk order, each window a bounded index range: between the walk's fences
+    (``walk``: :func:`fence_id`'s key; :func:`date_windows`, about 256 documents a read), or,
+    with none yet, windows sized by what the last one held from ``hints()`` (asked then only:
+    :func:`first_date_windows`). Documents without the date come where a sort puts them
+    (before every date), in one read. Lists of at most ``batch`` documents; with ``sample``,
+    the walk's fences are saved once it ends, for the next walk."""
+    order = [(field, -1 if descending else 1), ("_id", -1 if descending else 1)]
+    walked = [date for date in fences(collection, field, walk) if isinstance(date, dt.datetime)]
+    if walked:
+        windows = date_windows(walked, descending=descending, start=start)
+    else:
+        where = hints()
+        windows = first_date_windows(descending=descending, start=start, oldest=where.oldest,
+                                     newest=where.newest, size=where.size if where.size >= 0 else None)
+    sampler = Sampler()
+
+    def read(condition: Any) -> Iterator[list[dict[str, Any]]]:
+        cursor = collection.find({**query, field: condition}, projection).sort(order).batch_size(batch)
+        try:
+            while docs := list(itertools.islice(cursor, batch)):
+                for doc in docs:
+                    sampler.add(value_at(doc, field))
+                yield docs
+        finally:
+            cursor.close()
+
+    if not descending and start is None:
+        yield from read(None)
+    condition = next(windows, None)
+    while condition is not None:
+        held = 0
+        for docs in read(condition):
+            held += len(docs)
+            yield docs
+        condition = send(windows, held)
+    if descending:
+        yield from read(None)
+    if sample:
+        save_fences(collection.database, fence_id(collection, field, walk), sampler)

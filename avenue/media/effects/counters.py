@@ -28,22 +28,21 @@ Write order, and why drift is bounded and corrected:
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 import math
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
 from avenue.db import long_operations
 from avenue.dialect import dialect_of
-from avenue.embedded.fences import Sampler, date_windows, fence_id, fences, first_date_windows, save_fences
+from avenue.embedded.fences import walk_dates
 from avenue.media.buckets import STORED
 from avenue.media.records import Document, own_length
+from avenue.paging import DateHints
 
 log = logging.getLogger(__name__)
 COUNTERS = "media_counters"
@@ -175,59 +174,24 @@ def _group_whole(db: Database[Document], bucket: str) -> dict[str, Any]:
 
 
 def walk_role(db: Database[Document], bucket: str, role: str | None, projection: dict[str, int] | None, *,
-              descending: bool = False, start: dt.datetime | None = None, at_most: int | None = None
-              ) -> Iterator[list[Document]]:
-    """The bucket's files of ``role`` a window of upload dates at a time (sorted by date, then
-    ``_id``, in walk order), each window a bounded range of the ``role_newest`` index: between
-    the fences the last count sampled (``date_windows``: about 256 files a read), or, with
-    none yet, windows sized by what the last one held, from the bucket's counters' dates
-    (``first_date_windows``: about as many) and how many files of the role there are at
-    most (``at_most``; None: the counters' originals, or the rest of their files for another
-    role).
-    Files without a date come where a sort puts them (before every date), in one read of
-    ``{role, uploadDate: null}``."""
-    files = db[f"{bucket}.files"]
-    order = [("uploadDate", -1 if descending else 1), ("_id", -1 if descending else 1)]
-    walked = [date for date in fences(files, "uploadDate", role_walk(role)) if isinstance(date, dt.datetime)]
-    if walked:
-        windows: Generator[dict[str, Any], int | None, None] = date_windows(
-            walked, descending=descending, start=start)
-    else:
+              descending: bool = False, start: dt.datetime | None = None, at_most: int | None = None,
+              sample: bool = False) -> Iterator[list[Document]]:
+    """The bucket's files of ``role`` a window of upload dates at a time, sorted by date, then
+    ``_id``, in walk order (``walk_dates`` in avenue/embedded/fences.py: between the fences the
+    last count sampled, or with none yet sized from the bucket's counters' dates and how many
+    files of the role there are at most, ``at_most``; None: the counters' originals, or the
+    rest of their files for another role). ``sample``: save the fences the next walk reads
+    between. Files without a date come where a sort puts them (before every date)."""
+    def hints() -> DateHints:
         held = of(db, bucket)
-        if at_most is None:
-            at_most = held["originals"] if role == "original" else held["files"] - held["originals"]
-        windows = first_date_windows(descending=descending, start=start, oldest=held["oldest"],
-                                     newest=held["newest"], size=at_most if at_most >= 0 else None)
-    undated = {"metadata.role": role, "uploadDate": None}
-    if not descending and start is None:
-        yield from _read(files, undated, projection, order)
-    condition = next(windows, None)
-    while condition is not None:
-        held_now = 0
-        for docs in _read(files, {"metadata.role": role, "uploadDate": condition}, projection, order):
-            held_now += len(docs)
-            yield docs
-        condition = _send(windows, held_now)
-    if descending:
-        yield from _read(files, undated, projection, order)
+        most = at_most
+        if most is None:
+            most = held["originals"] if role == "original" else held["files"] - held["originals"]
+        return DateHints(held["oldest"], held["newest"], most)
 
-
-def _send(windows: Generator[dict[str, Any], int | None, None], held: int) -> dict[str, Any] | None:
-    try:
-        return windows.send(held)
-    except StopIteration:
-        return None
-
-
-def _read(files: Collection[Document], query: dict[str, Any], projection: dict[str, int] | None,
-          order: list[tuple[str, int]]) -> Iterator[list[Document]]:
-    """What one window holds, a list of at most :data:`READ_BATCH` at a time."""
-    cursor = files.find(query, projection).sort(order).batch_size(READ_BATCH)
-    try:
-        while docs := list(itertools.islice(cursor, READ_BATCH)):
-            yield docs
-    finally:
-        cursor.close()
+    files = db[f"{bucket}.files"]
+    return walk_dates(files, {"metadata.role": role}, "uploadDate", role_walk(role), projection, hints,
+                      descending=descending, start=start, batch=READ_BATCH, sample=sample)
 
 
 def _count_in_windows(db: Database[Document], bucket: str) -> dict[str, Any]:
@@ -239,26 +203,22 @@ def _count_in_windows(db: Database[Document], bucket: str) -> dict[str, Any]:
     chunks gone behind the app's back are found by ``fsck``, which reads every file's chunks."""
     sums: dict[str, Any] = {"files": 0, "bytes": 0, "originals": 0, "chunks": 0, "oldest": None,
                             "newest": None}
-    files = db[f"{bucket}.files"]
     held = of(db, bucket)
     for role in ROLES:
-        sampler = Sampler()
         # The other roles' files at most: what the counters hold less the originals and what
         # the walks before counted (a role with none is then a few reads, not a crawl to the
         # far edge: ``first_date_windows``).
         most = held["originals"] if role == "original" else held["files"] - held["originals"] - (
             sums["files"] - sums["originals"])
         for docs in walk_role(db, bucket, role, {"uploadDate": 1, "length": 1, "chunkSize": 1,
-                                                 "metadata.content": 1}, at_most=most):
+                                                 "metadata.content": 1}, at_most=most, sample=True):
             size = 0
             for doc in docs:
                 length = own_length(doc)
                 size += length
                 sums["chunks"] += math.ceil(length / int(doc.get("chunkSize") or CHUNK_SIZE))
-                sampler.add(doc.get("uploadDate"))
             _add(sums, len(docs), size, len(docs) if role == "original" else 0,
                  [docs[0].get("uploadDate"), docs[-1].get("uploadDate")] if docs else [])
-        save_fences(db, fence_id(files, "uploadDate", role_walk(role)), sampler)
     return sums
 
 
