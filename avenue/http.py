@@ -17,7 +17,7 @@ from pydantic import Field
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from avenue.errors import BadRequest
-from avenue.media import Upload
+from avenue.media import AppMedia, Upload
 from avenue.paging import MAX_OFFSET, MAX_PER_PAGE, Window
 from avenue.shapes import Answer, Shape, query_names, repeated
 
@@ -148,6 +148,12 @@ def json_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("Send a JSON object with Content-Type: application/json.", code="invalid_json")
     return body
+
+
+def app_media() -> AppMedia:
+    """The app's media (avenue/media/app.py), which a view or a command hands to its service:
+    the Flask side reads the app, nothing below it does."""
+    return AppMedia.of(current_app)
 
 
 def takes(model: type[S], context: Callable[[], Any] | None = None,

@@ -29,7 +29,7 @@ from avenue import metrics, opsruns, status
 from avenue.auth import require
 from avenue.clock import as_utc
 from avenue.db import Document, get_db
-from avenue.media import Media, app_media
+from avenue.media import AppMedia, Media
 
 bp = Blueprint("scrape", __name__)
 QUOTA_LEVELS = ("ok", "warning", "critical", "emergency")
@@ -137,5 +137,6 @@ def scrape() -> Response:
     """The Prometheus text exposition of every worker's metrics and the deployment's state."""
     if not _allowed_address(current_app.config.get("AVENUE_METRICS_ALLOW") or [], request.remote_addr):
         require("ops")
-    body = metrics.exposition(DeploymentCollector(get_db(), current_app.config, app_media()))
+    core = AppMedia.of(current_app).core
+    body = metrics.exposition(DeploymentCollector(get_db(), current_app.config, core))
     return Response(body, content_type=metrics.CONTENT_TYPE, headers={"Cache-Control": "no-store"})

@@ -40,6 +40,7 @@ from avenue.media import (
     PRODUCTS,
     TEMP,
     UPLOADS,
+    AppMedia,
     Image,
     Library,
     Limits,
@@ -125,10 +126,10 @@ class Completed:
         """What a resumable upload's record keeps (avenue.media.Resumables.finish)."""
         return {"bucket": KIND[self.kind].bucket, "image_id": self.image_id, "created": self.created}
 
-    def loaded(self, db: Database[Document]) -> Image | None:
+    def loaded(self, media: AppMedia) -> Image | None:
         """The image, read from its library when the service call did not return it."""
         if self.image is None and self.image_id is not None:
-            self.image = KIND[self.kind].library(db).get(self.image_id)
+            self.image = KIND[self.kind].library(media).get(self.image_id)
         return self.image
 
 
@@ -151,19 +152,19 @@ class Incoming:
         return bool(self.target.link)
 
 
-def store(db: Database[Document], target: Target, filename: str | None, data: bytes, *, owner: str,
+def store(media: AppMedia, target: Target, filename: str | None, data: bytes, *, owner: str,
           settings: Settings) -> Completed:
     """Store one file's bytes exactly as ``target``'s multipart route does (its own service call)."""
-    return KIND[target.kind].store(db, Incoming(target, filename, data, owner, settings))
+    return KIND[target.kind].store(media, Incoming(target, filename, data, owner, settings))
 
 
-def image_of(db: Database[Document], result: Mapping[str, Any]) -> Image | None:
+def image_of(media: AppMedia, result: Mapping[str, Any]) -> Image | None:
     """The image a finished resumable upload became (None: gone since, or not known)."""
     image_id = result.get("image_id")
     if not isinstance(image_id, ObjectId):
         return None
     row = next((row for row in KIND.values() if row.bucket == result.get("bucket")), None)
-    return row.library(db).get(image_id) if row is not None else None
+    return row.library(media).get(image_id) if row is not None else None
 
 
 def image_json(db: Database[Document], kind: str, image: Image, signer: UrlSigner) -> dict[str, Any]:
@@ -194,18 +195,18 @@ def _no_fields(db: Database[Document], fields: Mapping[str, str], settings: Sett
     return {}
 
 
-def _store_upload(db: Database[Document], incoming: Incoming) -> Completed:
+def _store_upload(media: AppMedia, incoming: Incoming) -> Completed:
     visibility = incoming.target.params["visibility"]
-    stored = uploads.upload(db, incoming.file, owner=incoming.owner, visibility=visibility,
+    stored = uploads.upload(media, incoming.file, owner=incoming.owner, visibility=visibility,
                             limits=incoming.settings.limits, add_only=incoming.add_only)
     return Completed("uploads", stored.image.id, stored.created,
                      {"bucket": UPLOADS, "image_id": str(stored.image.id), "visibility": visibility,
                       "filename": stored.image.filename, "created": stored.created}, stored.image)
 
 
-def _store_builder(db: Database[Document], incoming: Incoming) -> Completed:
+def _store_builder(media: AppMedia, incoming: Incoming) -> Completed:
     params = incoming.target.params
-    stored = builder.upload_media(db, incoming.file, owner=incoming.owner, alt=params.get("alt"),
+    stored = builder.upload_media(media, incoming.file, owner=incoming.owner, alt=params.get("alt"),
                                   limits=incoming.settings.limits, folder=params.get("folder"),
                                   tags=params.get("tags"), add_only=incoming.add_only)
     return Completed("builder", stored.image.id, stored.created,
@@ -213,21 +214,21 @@ def _store_builder(db: Database[Document], incoming: Incoming) -> Completed:
                       "filename": stored.image.filename, "created": stored.created}, stored.image)
 
 
-def _store_temp(db: Database[Document], incoming: Incoming) -> Completed:
-    images = shop.store_temp_images(db, [incoming.file], owner=incoming.owner,
+def _store_temp(media: AppMedia, incoming: Incoming) -> Completed:
+    images = shop.store_temp_images(media, [incoming.file], owner=incoming.owner,
                                     settings=incoming.settings.shop())
     image = images[0]
     return Completed("temp", image.id, True, {"bucket": TEMP, "image_ids": [str(image.id)]}, image)
 
 
-def _store_product(db: Database[Document], incoming: Incoming) -> Completed:
+def _store_product(media: AppMedia, incoming: Incoming) -> Completed:
     sku = incoming.target.params["sku"]
-    added = shop.add_images(db, sku, [incoming.file], owner=incoming.owner,
+    added = shop.add_images(media, sku, [incoming.file], owner=incoming.owner,
                             settings=incoming.settings.shop(), add_only=incoming.add_only).refs
     if added:
         image_id = added[0]["id"]
     else:  # the product already had these bytes: the image they are
-        found = shop.product_images(db).find_by_content(hashlib.sha256(incoming.data).hexdigest())
+        found = shop.product_images(media).find_by_content(hashlib.sha256(incoming.data).hexdigest())
         image_id = found.id if found is not None else None
     return Completed("product", image_id, bool(added),
                      {"sku": sku, "bucket": PRODUCTS, "image_ids": [str(ref["id"]) for ref in added]})
@@ -252,8 +253,8 @@ class Kind:
     linkable: bool
     uploader_edits: bool
     parse: Callable[[Database[Document], Mapping[str, str], Settings], dict[str, Any]]
-    store: Callable[[Database[Document], Incoming], Completed]
-    library: Callable[[Database[Document]], Library]
+    store: Callable[[AppMedia, Incoming], Completed]
+    library: Callable[[AppMedia], Library]
     answer: Callable[[Database[Document], Image, UrlSigner], dict[str, Any]]
 
 

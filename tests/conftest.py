@@ -430,12 +430,12 @@ def db(app):
 
 @pytest.fixture
 def media_core(app):
-    """The app's media core (``app_media(app)``: its settings, and the owners of the documents
+    """The app's media core (``AppMedia.of(app).core``: its settings, and the owners of the documents
     that refer to images), to hand to the jobs a test calls with a database: gc, fsck --repair,
     backup and restore, the backfills, the legacy import."""
-    from avenue.media import app_media
+    from avenue.media import AppMedia
 
-    return app_media(app)
+    return AppMedia.of(app).core
 
 
 @pytest.fixture

@@ -158,9 +158,9 @@ def swept(app) -> dict:
     status.wait_for_sweeps(30)  # a sweep a ?refresh=1 started must not hold the lease
     with app.app_context():
         from avenue.db import get_db
-        from avenue.media import app_media
+        from avenue.media import AppMedia
 
-        result = status.sweep_now(get_db(), app.config, app_media(app).referrers(get_db()))
+        result = status.sweep_now(get_db(), app.config, AppMedia.of(app).core.referrers(get_db()))
     assert result is not None, "another sweep held the lease"
     return result
 

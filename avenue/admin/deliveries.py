@@ -13,7 +13,7 @@ from pydantic import Field
 from pymongo.database import Database
 
 from avenue import media
-from avenue.media import BUILDER, DayRange, Deliveries, Document, Library, UrlSigner, app_media
+from avenue.media import BUILDER, AppMedia, DayRange, Deliveries, Document, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import UnusedImage, image_object
 from avenue.shapes import QUERY, WHOLE, Answer, ObjectIdText, OneOf, Refuse, Shape
@@ -65,18 +65,19 @@ class TopQuery(DayRange):
                      Refuse("invalid_limit", "limit is a whole number from 1 to 100.")] = 20
 
 
-def top(db: Database[Document], start: dt.datetime, end: dt.datetime, by: str, limit: int,
+def top(media: AppMedia, start: dt.datetime, end: dt.datetime, by: str, limit: int,
         signer: UrlSigner) -> TopDelivered:
     """The most served (or heaviest) image versions over ``[start, end)``, each named as ops
     know it: the current version by the image's file name and thumbnail's URL, an earlier one
     by the name it was served under, without a thumbnail (its files are gone); one read per
     bucket of the list."""
+    db = media.db
     rows = Deliveries(db).top(start, end, by=by, limit=limit)
     ids: dict[str, list[ObjectId]] = {}
     for row in rows:
         ids.setdefault(row["bucket"], []).append(row["image"])
     found = {(bucket, image_id): image for bucket, bucket_ids in ids.items()
-             for image_id, image in Library(db, bucket, app_media()).get_many(bucket_ids).items()}
+             for image_id, image in media.library(bucket).get_many(bucket_ids).items()}
     items = []
     for row in rows:
         image = found.get((row["bucket"], row["image"]))
@@ -104,11 +105,12 @@ def _iso(moment: dt.datetime | None) -> str | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).isoformat()
 
 
-def never_served(db: Database[Document], window: Window,
+def never_served(media: AppMedia, window: Window,
                  signer: UrlSigner) -> tuple[list[dict[str, Any]], Page]:
     """One library page (newest first, the library's own paging) less the images ever served:
     a page may hold fewer than ``per_page`` items; ``next`` goes on through the library."""
-    images, page = Library(db, BUILDER, app_media()).page(window)
+    db = media.db
+    images, page = media.library(BUILDER).page(window)
     served = Deliveries(db).last_served([(BUILDER, image.id) for image in images])
     return [image_object(image, signer) for image in images if (BUILDER, image.id) not in served], page
 
@@ -123,16 +125,16 @@ class CleanupQuery(Shape):
                     WHOLE, Refuse("invalid_days", f"days is 1 to {MAX_UNUSED_DAYS}.")] = 90
 
 
-def unused(db: Database[Document], window: Window, days: int, clock: dt.datetime,
+def unused(media: AppMedia, window: Window, days: int, clock: dt.datetime,
            signer: UrlSigner) -> tuple[list[dict[str, Any]], Page]:
     """The clean-up list: of one library page, the images no page or product uses (the
     app's owners of referring documents, as where-used asks) and not served for ``days`` days (never
     served included; 1 to :data:`MAX_UNUSED_DAYS`, as :class:`CleanupQuery` checks), each
     with its last served date."""
-    core = app_media()
-    images, page = Library(db, BUILDER, core).page(window)
+    db = media.db
+    images, page = media.library(BUILDER).page(window)
     ids = [image.id for image in images]
-    used = core.referrers(db).referenced(BUILDER, ids)
+    used = media.referrers().referenced(BUILDER, ids)
     served = Deliveries(db).last_served([(BUILDER, image_id) for image_id in ids])
     since = clock - dt.timedelta(days=days)
     items = []

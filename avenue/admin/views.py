@@ -11,7 +11,7 @@ from avenue.auth import edits_images, require, require_role
 from avenue.clock import now
 from avenue.db import get_db
 from avenue.errors import NotFound
-from avenue.http import page_args, takes_query
+from avenue.http import app_media, page_args, takes_query
 from avenue.media import BUCKETS, DayRange, UrlSigner
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
@@ -71,7 +71,7 @@ def deliveries_top(query: deliveries.TopQuery) -> Response:
     """The most served (``?by=requests``, default) or heaviest (``?by=bytes``) images over
     ``?from=&to=`` (UTC days, the last 30 by default), ``?limit=`` 1-100 (default 20)."""
     start, end = query.days(now())
-    return jsonify(deliveries.top(get_db(), start, end, query.by, query.limit, _signer()).answer())
+    return jsonify(deliveries.top(app_media(), start, end, query.by, query.limit, _signer()).answer())
 
 
 @bp.get('/deliveries/images/<alias>/<oid("media_not_found", "No image with this id."):image_id>')
@@ -91,7 +91,7 @@ def deliveries_series(query: DayRange, alias: str, image_id: ObjectId) -> Respon
 def deliveries_never_served() -> Response:
     """The library's images never served, one library page at a time."""
     window = page_args()
-    items, page = deliveries.never_served(get_db(), window, _signer())
+    items, page = deliveries.never_served(app_media(), window, _signer())
     return jsonify(page.shape(items, window))
 
 
@@ -101,5 +101,5 @@ def deliveries_never_served() -> Response:
 def cleanup(query: deliveries.CleanupQuery) -> Response:
     """Library images no page or product uses and not served for ``?days=`` (default 90)."""
     window = page_args()
-    items, page = deliveries.unused(get_db(), window, query.days, now(), _signer())
+    items, page = deliveries.unused(app_media(), window, query.days, now(), _signer())
     return jsonify({**page.shape(items, window), "days": query.days})

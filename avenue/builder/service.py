@@ -32,7 +32,6 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from avenue import media
 from avenue.clock import isoformat, now
 from avenue.db import PAGES, Document
 from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
@@ -43,10 +42,13 @@ from avenue.media import (
     AltChange,
     AltContext,
     AltResult,
+    AppMedia,
     Box,
     Changed,
     Comparison,
+    DayRange,
     DeleteLease,
+    Deliveries,
     Edits,
     FocalPoint,
     Image,
@@ -58,7 +60,6 @@ from avenue.media import (
     Upload,
     UrlSigner,
     Version,
-    app_media,
     chosen_alt,
     clean_alt,
     parse_colour,
@@ -101,9 +102,9 @@ LEGACY_FLAG = "legacy"
 # --- media library ---------------------------------------------------------------------------
 
 
-def library(db: Database[Document]) -> Library:
+def library(media: AppMedia) -> Library:
     """The builder's media library bucket."""
-    return Library(db, BUILDER, app_media())
+    return media.library(BUILDER)
 
 
 FOLDER_RULE = (f"folder is /name/name… with at most {MAX_FOLDER_DEPTH} names of 1 to 64 letters, digits, "
@@ -141,7 +142,7 @@ def clean_tags(tags: list[str] | str | None) -> list[str] | None:
     return cleaned
 
 
-def upload_media(db: Database[Document], file: Upload, *, owner: str, alt: str | None, limits: Limits,
+def upload_media(media: AppMedia, file: Upload, *, owner: str, alt: str | None, limits: Limits,
                  folder: str | None = None, tags: list[str] | str | None = None,
                  add_only: bool = False) -> Stored:
     """Store one image in the library (an SVG too); an identical file returns the existing media.
@@ -155,7 +156,7 @@ def upload_media(db: Database[Document], file: Upload, *, owner: str, alt: str |
     """
     alt, folder, cleaned_tags = clean_alt(alt), clean_folder(folder), clean_tags(tags)
     # The library is the one place SVG logos and icons go (sanitised: avenue/media/ingest/svg.py).
-    result = library(db).store(file, owner=owner, limits=limits.with_vector(), kind="builder",
+    result = library(media).store(file, owner=owner, limits=limits.with_vector(), kind="builder",
                                alt=alt or None, folder=folder or ROOT_FOLDER, tags=cleaned_tags,
                                revive=not add_only)
     if not result.created and not add_only:
@@ -163,7 +164,7 @@ def upload_media(db: Database[Document], file: Upload, *, owner: str, alt: str |
             ("alt", alt or None, result.image.alt), ("folder", folder, result.image.folder),
             ("tags", cleaned_tags, list(result.image.tags))) if value is not None and value != current}
         if changes:
-            image = library(db).set_metadata(result.image.id, **changes)
+            image = library(media).set_metadata(result.image.id, **changes)
             result = Stored(image or result.image, False, result.near)
     return result
 
@@ -190,7 +191,7 @@ class MediaChange(Shape):
         return self
 
 
-def update_media(db: Database[Document], media_id: ObjectId, change: MediaChange) -> Image:
+def update_media(media: AppMedia, media_id: ObjectId, change: MediaChange) -> Image:
     """Change a library image's ``alt``, ``folder`` and/or ``tags`` (404 when gone)."""
     sent = change.model_fields_set
     changes: dict[str, Any] = {}
@@ -200,44 +201,44 @@ def update_media(db: Database[Document], media_id: ObjectId, change: MediaChange
         changes["folder"] = change.folder or ROOT_FOLDER
     if "tags" in sent:
         changes["tags"] = change.tags or []
-    image = library(db).set_metadata(media_id, **changes)
+    image = library(media).set_metadata(media_id, **changes)
     if image is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return image
 
 
-def rename_media(db: Database[Document], media_id: ObjectId, name: str | None) -> Changed:
+def rename_media(media: AppMedia, media_id: ObjectId, name: str | None) -> Changed:
     """Give a library image a readable name for its public named URL (None: none); 404 when gone."""
-    done = library(db).rename(media_id, name)
+    done = library(media).rename(media_id, name)
     if done is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return done
 
 
-def replace_media(db: Database[Document], media_id: ObjectId, *, file: Upload | None = None,
+def replace_media(media: AppMedia, media_id: ObjectId, *, file: Upload | None = None,
                   focal: FocalPoint | None = None, limits: Limits) -> Changed:
     """New bytes (``file``) or a new focal point for library media, keeping its id, so every
     page that uses it shows the new image (avenue/media/store/replace.py); 404 when it is gone.
     Returns the media, whether anything changed and its new picture's near-duplicates."""
-    done = library(db).replace(media_id, file, focal=focal, limits=limits)
+    done = library(media).replace(media_id, file, focal=focal, limits=limits)
     if done is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return done
 
 
-def edit_media(db: Database[Document], media_id: ObjectId, edits: Edits | None) -> Changed:
+def edit_media(media: AppMedia, media_id: ObjectId, edits: Edits | None) -> Changed:
     """Apply ``edits`` (None: undo) to library media as a new version; every page using it
     shows the edited picture. 404 when it is gone. Returns the media, whether it changed and
     the edited picture's near-duplicates."""
-    done = library(db).edit(media_id, edits)
+    done = library(media).edit(media_id, edits)
     if done is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return done
 
 
-def set_media_crop(db: Database[Document], media_id: ObjectId, name: str, box: Box | None) -> Changed:
+def set_media_crop(media: AppMedia, media_id: ObjectId, name: str, box: Box | None) -> Changed:
     """Set (``box``) or delete (None) the named crop ``name`` of library media, as a new version."""
-    done = library(db).set_crop(media_id, name, box)
+    done = library(media).set_crop(media_id, name, box)
     if done is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return done
@@ -249,28 +250,28 @@ def _found(result: _T | None) -> _T:
     return result
 
 
-def media_versions(db: Database[Document], media_id: ObjectId) -> list[Version]:
+def media_versions(media: AppMedia, media_id: ObjectId) -> list[Version]:
     """Library media's current version and its earlier ones still kept (newest first); 404 when
     it is gone."""
-    return _found(library(db).versions(media_id))
+    return _found(library(media).versions(media_id))
 
 
-def restore_media_version(db: Database[Document], media_id: ObjectId, version_id: str, *,
+def restore_media_version(media: AppMedia, media_id: ObjectId, version_id: str, *,
                           limits: Limits) -> Changed:
     """Make an earlier version of library media current again, as a new version (pages keep the
     media, its URLs change as after a replace); 404 when it is gone."""
-    return _found(library(db).restore_version(media_id, version_id, limits=limits))
+    return _found(library(media).restore_version(media_id, version_id, limits=limits))
 
 
-def media_version_preview(db: Database[Document], media_id: ObjectId, version_id: str) -> bytes:
+def media_version_preview(media: AppMedia, media_id: ObjectId, version_id: str) -> bytes:
     """A small WebP of one version of library media."""
-    return _found(library(db).version_preview(media_id, version_id))
+    return _found(library(media).version_preview(media_id, version_id))
 
 
-def compare_media_versions(db: Database[Document], media_id: ObjectId, before: str, after: str
+def compare_media_versions(media: AppMedia, media_id: ObjectId, before: str, after: str
                            ) -> tuple[Comparison, bytes]:
     """The share of pixels changed between two versions of library media, and the heat map."""
-    return _found(library(db).compare_versions(media_id, before, after))
+    return _found(library(media).compare_versions(media_id, before, after))
 
 
 def clean_colour(colour: str | None) -> str | None:
@@ -332,7 +333,7 @@ class LibraryQuery(LibraryFilter):
                                            "with q or color, newest only (400 invalid_sort).")] = "newest"
 
 
-def list_media(db: Database[Document], window: Window, chosen: LibraryFilter, sort: str = "newest"
+def list_media(media: AppMedia, window: Window, chosen: LibraryFilter, sort: str = "newest"
                ) -> tuple[list[Image], Page]:
     """Library originals, newest first, that ``chosen`` selects: ``q`` finds filenames with words
     starting with its words, ``folder`` those in that folder (not its subfolders), ``tags`` those
@@ -348,34 +349,36 @@ def list_media(db: Database[Document], window: Window, chosen: LibraryFilter, so
     """
     days = chosen.unused
     older_than = None if days is None else now() - dt.timedelta(days=days)
-    images, page = library(db).page(window, search=chosen.q, folder=chosen.folder, tags=chosen.tags,
+    images, page = library(media).page(window, search=chosen.q, folder=chosen.folder, tags=chosen.tags,
                                     colour=chosen.color, older_than=older_than, order=sort)
     if days is None or not images:
         return images, page
-    used = app_media().referrers(db).referenced(BUILDER, [image.id for image in images])
+    used = media.referrers().referenced(BUILDER, [image.id for image in images])
     return [image for image in images if image.id not in used], \
         Page(page.docs, page.total, False, page.next)
 
 
-def near_groups(db: Database[Document], window: Window, signer: UrlSigner) -> dict[str, Any]:
+def near_groups(media: AppMedia, window: Window, signer: UrlSigner) -> dict[str, Any]:
     """The library's groups of near-duplicates (``after`` paging), each with its images."""
-    groups, next_cursor = library(db).near_groups(window)
+    db = media.db
+    groups, next_cursor = library(media).near_groups(window)
     items = [{"id": str(group.label), "images": [media_object(db, image, signer) for image in group.images]}
              for group in groups]
     return {"items": items, "per_page": window.per_page, "next": next_cursor}
 
 
-def exact_groups(db: Database[Document], window: Window, signer: UrlSigner) -> dict[str, Any]:
+def exact_groups(media: AppMedia, window: Window, signer: UrlSigner) -> dict[str, Any]:
     """The library's groups of exact duplicates (same bytes, or same pixels), ``after`` paging."""
-    groups, next_cursor = library(db).exact_groups(window)
+    db = media.db
+    groups, next_cursor = library(media).exact_groups(window)
     items = [{"id": str(group.label), "kind": group.kind,
               "images": [media_object(db, image, signer) for image in group.images]} for group in groups]
     return {"items": items, "per_page": window.per_page, "next": next_cursor}
 
 
-def near_duplicates(db: Database[Document], image: Image) -> list[Near]:
+def near_duplicates(media: AppMedia, image: Image) -> list[Near]:
     """The library images that look like ``image``, nearest first."""
-    return library(db).near_duplicates(image)
+    return library(media).near_duplicates(image)
 
 
 class FolderCount(Answer):
@@ -400,34 +403,34 @@ class Tags(Answer):
     tags: list[TagCount]
 
 
-def folders(db: Database[Document]) -> Folders:
+def folders(media: AppMedia) -> Folders:
     """Every folder in use with how many images it holds."""
     return Folders(folders=[FolderCount(folder=folder, count=count)
-                            for folder, count in library(db).folder_counts()])
+                            for folder, count in library(media).folder_counts()])
 
 
-def tags_in_use(db: Database[Document]) -> Tags:
+def tags_in_use(media: AppMedia) -> Tags:
     """Every tag in use with how many images carry it."""
-    return Tags(tags=[TagCount(tag=tag, count=count) for tag, count in library(db).tag_counts()])
+    return Tags(tags=[TagCount(tag=tag, count=count) for tag, count in library(media).tag_counts()])
 
 
-def get_media(db: Database[Document], media_id: ObjectId) -> Image:
+def get_media(media: AppMedia, media_id: ObjectId) -> Image:
     """One library original, or 404."""
-    image = library(db).get(media_id)
+    image = library(media).get(media_id)
     if image is None:
         raise NotFound("No builder media with this id.", code="media_not_found")
     return image
 
 
-DayRange = media.DayRange  # the query of a library image's deliveries
 
 
-def media_deliveries(db: Database[Document], media_id: ObjectId, days: DayRange) -> dict[str, Any]:
+def media_deliveries(media: AppMedia, media_id: ObjectId, days: DayRange) -> dict[str, Any]:
     """A library image's answers and bytes per day over ``days`` (UTC days, the last 30 by
     default; 400 for a bad range), its totals and last served date: the card's chart."""
-    image = get_media(db, media_id)
+    db = media.db
+    image = get_media(media, media_id)
     first, after = days.days(now())
-    return media.Deliveries(db).daily(BUILDER, image.id, first, after)
+    return Deliveries(db).daily(BUILDER, image.id, first, after)
 
 
 def used_in(db: Database[Document], media_id: ObjectId) -> list[str]:
@@ -444,14 +447,15 @@ class DeleteQuery(Shape):
         description="Delete even while pages use it (their blocks are marked missing).")] = False
 
 
-def delete_media(db: Database[Document], media_id: ObjectId, *, force: bool = False) -> list[str]:
+def delete_media(media: AppMedia, media_id: ObjectId, *, force: bool = False) -> list[str]:
     """Delete library media; 409 naming the pages that use it unless ``force``.
 
     With ``force`` the blocks referencing it are removed from those pages (and the id from
     their ``media_ids``) before the files go. Returns the slugs of the pages changed.
     """
-    media = library(db)
-    lease = media.take_delete_lease(media_id)
+    db = media.db
+    images = library(media)
+    lease = images.take_delete_lease(media_id)
     if lease is None:  # gone, or another delete of it is under way
         raise NotFound("No builder media with this id.", code="media_not_found")
     try:
@@ -462,9 +466,9 @@ def delete_media(db: Database[Document], media_id: ObjectId, *, force: bool = Fa
                            code="media_in_use", pages=pages)
         if pages:
             _pull_media(db, {"media_ids": media_id}, [media_id])
-        media.delete(lease.image, to_trash={"pages": pages})  # restored, the pages stay as they are
+        images.delete(lease.image, to_trash={"pages": pages})  # restored, the pages stay as they are
     except BaseException:
-        media.release_delete_lease(lease)
+        images.release_delete_lease(lease)
         raise
     return pages
 
@@ -561,7 +565,7 @@ class BulkResult(Answer):
         description="With filter: more images matched; send as after. Null: all done.")]
 
 
-def bulk_media(db: Database[Document], bulk: Bulk) -> BulkResult:
+def bulk_media(media: AppMedia, bulk: Bulk) -> BulkResult:
     """Do ``bulk`` to each image it names, one at a time through the same functions the single
     operations use (so counts, facets, leases, the trash and the in-use protection are theirs):
     a refusal of one image (gone, in use, busy, too many tags) is noted and the next goes on."""
@@ -569,14 +573,14 @@ def bulk_media(db: Database[Document], bulk: Bulk) -> BulkResult:
     if bulk.ids is not None:
         ids = [ObjectId(i) for i in bulk.ids]
         for start in range(0, len(ids), BULK_PAGE):
-            _bulk_batch(db, bulk, ids[start:start + BULK_PAGE], result)
+            _bulk_batch(media, bulk, ids[start:start + BULK_PAGE], result)
         return result
     chosen = bulk.filter or BulkFilter()
     after, seen = bulk.after, 0
     while seen < MAX_BULK_IDS:
         window = Window(per_page=min(BULK_PAGE, MAX_BULK_IDS - seen), after=after)
-        images, page = list_media(db, window, chosen)
-        _bulk_batch(db, bulk, [image.id for image in images], result)
+        images, page = list_media(media, window, chosen)
+        _bulk_batch(media, bulk, [image.id for image in images], result)
         seen += len(page.docs)
         after = page.next
         if after is None:
@@ -585,10 +589,10 @@ def bulk_media(db: Database[Document], bulk: Bulk) -> BulkResult:
     return result
 
 
-def _bulk_batch(db: Database[Document], bulk: Bulk, ids: list[ObjectId], result: BulkResult) -> None:
+def _bulk_batch(media: AppMedia, bulk: Bulk, ids: list[ObjectId], result: BulkResult) -> None:
     for media_id in ids:
         try:
-            _bulk_one(db, bulk, media_id)
+            _bulk_one(media, bulk, media_id)
         except AvenueError as error:
             result.refused.append(BulkRefusal(id=str(media_id), code=error.code, message=error.message,
                                               pages=error.details.get("pages")))
@@ -596,13 +600,14 @@ def _bulk_batch(db: Database[Document], bulk: Bulk, ids: list[ObjectId], result:
             result.done += 1
 
 
-def _bulk_one(db: Database[Document], bulk: Bulk, media_id: ObjectId) -> None:
+def _bulk_one(media: AppMedia, bulk: Bulk, media_id: ObjectId) -> None:
+    db = media.db
     if bulk.action == "delete":
-        delete_media(db, media_id, force=bulk.force)
+        delete_media(media, media_id, force=bulk.force)
     elif bulk.action == "restore":
         restore_media(db, media_id)
     else:
-        image = library(db).relabel(media_id, folder=bulk.folder,
+        image = library(media).relabel(media_id, folder=bulk.folder,
                                     add_tags=bulk.tags or () if bulk.action == "tag" else (),
                                     remove_tags=bulk.tags or () if bulk.action == "untag" else (),
                                     max_tags=MAX_TAGS)
@@ -680,19 +685,20 @@ class Merged(Answer):
     merged: list[MergedImage]
 
 
-def merge_media(db: Database[Document], merge: Merge) -> list[MergedImage]:
+def merge_media(media: AppMedia, merge: Merge) -> list[MergedImage]:
     """Merge ``merge.others`` into ``merge.keep`` (see above): per other image, the pages whose
     blocks now show the keeper. 404 when one is not in the library, 409 when one is being
     deleted, replaced or merged: then nothing has changed. A page that kept changing while it
     was re-pointed (``page_busy``, 409) stops the merge at that image, its pages put back; the
     images merged before it stay merged (``merged`` in the error names them)."""
-    media = library(db)
+    db = media.db
+    images = library(media)
     leases: dict[ObjectId, DeleteLease] = {}
     try:
         for media_id in sorted([merge.keep, *merge.others]):
-            lease = media.take_delete_lease(media_id)
+            lease = images.take_delete_lease(media_id)
             if lease is None:
-                if media.get(media_id) is not None:
+                if images.get(media_id) is not None:
                     raise Conflict(f"Media {media_id} is being deleted or merged; nothing was merged.",
                                    code="media_busy", id=str(media_id))
                 raise NotFound(f"No builder media with id {media_id}; nothing was merged.",
@@ -707,7 +713,7 @@ def merge_media(db: Database[Document], merge: Merge) -> list[MergedImage]:
                 busy.message += f" Merged before it: {len(done)} image(s); {other} and the rest were not."
                 busy.details["merged"] = [item.id for item in done]
                 raise
-            media.delete(leases[other].image, to_trash={
+            images.delete(leases[other].image, to_trash={
                 "pages": [], "merged_into": str(keeper.id),
                 "merged": [{"slug": slug, "blocks": blocks} for slug, blocks in moved.items()]})
             del leases[other]  # deleted: its lease went with it
@@ -715,7 +721,7 @@ def merge_media(db: Database[Document], merge: Merge) -> list[MergedImage]:
         return done
     finally:
         for lease in leases.values():  # the keeper's; the others' only if something failed
-            media.release_delete_lease(lease)
+            images.release_delete_lease(lease)
 
 
 def _set_blocks(db: Database[Document], slug: str, change: BlockChange) -> list[int]:
@@ -785,9 +791,9 @@ def _pull_media(db: Database[Document], query: dict[str, Any], oids: list[Object
     })
 
 
-def usable_media(db: Database[Document], oids: list[ObjectId]) -> dict[ObjectId, Image]:
+def usable_media(media: AppMedia, oids: list[ObjectId]) -> dict[ObjectId, Image]:
     """The library media among ``oids`` a page may reference: existing, not being deleted."""
-    return library(db).usable(oids)
+    return library(media).usable(oids)
 
 
 # --- pages -----------------------------------------------------------------------------------
@@ -882,16 +888,17 @@ def block_media_ids(blocks: list[dict[str, Any]]) -> tuple[list[ObjectId], list[
     return list(valid), list(dict.fromkeys(malformed))
 
 
-def put_page(db: Database[Document], slug: str, fields: dict[str, Any]) -> dict[str, Any]:
+def put_page(media: AppMedia, slug: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Create or replace a page's title and blocks (upsert by slug) in one update.
 
     Every referenced media must exist in the library (422 naming the unknown ids). Blocks and
     ``media_ids`` are written together; ``published`` is kept when not sent (new pages start
     as drafts).
     """
+    db = media.db
     check_slug(slug)
     oids, malformed = block_media_ids(fields["blocks"])
-    found = usable_media(db, oids)
+    found = usable_media(media, oids)
     unknown = malformed + [str(o) for o in oids if o not in found]
     if unknown:
         raise UnprocessableContent(f"Unknown builder media: {', '.join(unknown)}.", code="unknown_media",
@@ -908,7 +915,7 @@ def put_page(db: Database[Document], slug: str, fields: dict[str, Any]) -> dict[
         update["$set"]["published"] = fields["published"]
     page = _upsert(db, slug, update)
     # The media may have gone into deletion between the check above and the write.
-    vanished = [o for o in oids if o not in usable_media(db, oids)]
+    vanished = [o for o in oids if o not in usable_media(media, oids)]
     if vanished:
         _pull_media(db, {"_id": page["_id"]}, vanished)
         ids = [str(o) for o in vanished]
@@ -989,7 +996,7 @@ class ShownPage(Answer):
     legacy: IfSet[Annotated[Literal[True], Field(description="A block is an old builder's.")]] = None
 
 
-def render_page(db: Database[Document], page: dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
+def render_page(media: AppMedia, page: dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
     """A page as clients get it: each media block carries its media's URLs, sizes and alt.
 
     All the page's media are read with one query. A block whose media is gone is marked
@@ -998,7 +1005,7 @@ def render_page(db: Database[Document], page: dict[str, Any], signer: UrlSigner)
     """
     blocks = page.get("blocks") or []
     oids, _ = block_media_ids([b for b in blocks if isinstance(b, dict)])
-    media = library(db).get_many(oids)
+    found = library(media).get_many(oids)
     rendered = []
     legacy = False
     for block in blocks:
@@ -1008,7 +1015,7 @@ def render_page(db: Database[Document], page: dict[str, Any], signer: UrlSigner)
         block = dict(block)
         if "media_id" in block:
             oid = parse_object_id(block["media_id"])
-            image = media.get(oid) if oid is not None else None  # an unparsable id: missing
+            image = found.get(oid) if oid is not None else None  # an unparsable id: missing
             if image is None:
                 block["missing"] = True
             else:
@@ -1078,21 +1085,23 @@ def alt_suggestions(image: Image, uses: list[tuple[str, str]]) -> list[str]:
                                   folder=image.folder, tags=image.tags))
 
 
-def _page_media(db: Database[Document], slug: str) -> tuple[dict[str, Any], dict[ObjectId, Image]]:
+def _page_media(media: AppMedia, slug: str) -> tuple[dict[str, Any], dict[ObjectId, Image]]:
     """A page (drafts included) and the library images its blocks use, in block order."""
+    db = media.db
     page = get_page(db, check_slug(slug), include_drafts=True)
     oids, _ = block_media_ids([b for b in page.get("blocks") or [] if isinstance(b, dict)])
-    images = library(db).get_many(oids)
+    images = library(media).get_many(oids)
     return page, {oid: images[oid] for oid in oids if oid in images}
 
 
-def missing_alt(db: Database[Document], slug: str, window: Window) -> Page:
+def missing_alt(media: AppMedia, slug: str, window: Window) -> Page:
     """The library images a page uses that have no alt text (neither their own nor on each of
     the page's blocks showing them), in block order, numbered pages: each ``{"image",
     "suggestions"}``."""
+    db = media.db
     if window.after is not None:
         raise BadRequest("This list has numbered pages (page, per_page).", code="invalid_pagination")
-    page, images = _page_media(db, slug)
+    page, images = _page_media(media, slug)
     covered = {oid: True for oid in images}
     for block in page.get("blocks") or []:
         oid = parse_object_id(block.get("media_id")) if isinstance(block, dict) else None
@@ -1106,12 +1115,13 @@ def missing_alt(db: Database[Document], slug: str, window: Window) -> Page:
     return Page(docs, len(lacking), True, None)
 
 
-def set_alt_texts(db: Database[Document], slug: str, changes: list[AltChange]) -> list[AltResult]:
+def set_alt_texts(media: AppMedia, slug: str, changes: list[AltChange]) -> list[AltResult]:
     """Set the alt text of many of the library images a page uses (as ``PATCH /media/<id>``
     does: on the image, for every page showing it), each the text given or the suggestion
     accepted; what happened to each (``set``, ``unchanged``, ``not_found``: not on this page
     or gone, ``no_suggestion``)."""
-    _, images = _page_media(db, slug)
+    db = media.db
+    _, images = _page_media(media, slug)
     asked = [oid for oid in (parse_object_id(c.id) for c in changes) if oid in images]
     uses = _uses(db, asked) if asked else {}
     results: list[AltResult] = []
@@ -1126,7 +1136,7 @@ def set_alt_texts(db: Database[Document], slug: str, changes: list[AltChange]) -
             results.append(AltResult(id=change.id, status="no_suggestion"))
         elif (image.alt or "") == alt:
             results.append(AltResult(id=change.id, status="unchanged", alt=alt or None))
-        elif library(db).set_metadata(oid, alt=alt or None) is None:
+        elif library(media).set_metadata(oid, alt=alt or None) is None:
             results.append(AltResult(id=change.id, status="not_found"))
         else:
             results.append(AltResult(id=change.id, status="set", alt=alt or None))

@@ -39,7 +39,7 @@ from avenue.bulk.archive import Archive, Entry, EntryTooLarge, EntryUnreadable
 from avenue.bulk.naming import SKU, library_folder, product_slot
 from avenue.db import Document
 from avenue.errors import AvenueError
-from avenue.media import Limits
+from avenue.media import AppMedia, Limits
 from avenue.metrics import count_upload
 from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, counts_of
 from avenue.shop import service as shop
@@ -140,7 +140,7 @@ class _Deadline:
         return self.until is not None and clock() >= self.until
 
 
-def import_archive(db: Database[Document], archive: Archive, *, target: str, owner: str, limits: Limits,
+def import_archive(media: AppMedia, archive: Archive, *, target: str, owner: str, limits: Limits,
                    max_product_images: int = 10, progress: Progress | None = None,
                    max_seconds: float | None = None) -> Report:
     """Store every image of ``archive`` into ``target`` (``library`` or ``products``), one at a
@@ -159,19 +159,19 @@ def import_archive(db: Database[Document], archive: Archive, *, target: str, own
     for done, planned in enumerate(plan, 1):
         if deadline.passed():
             report.add(planned.entry.name, NOT_IMPORTED, reason="deadline", **planned.target.params)
-        elif rule.admit(db, planned, report, known):
-            _import_entry(db, archive, planned, rule, report, owner=owner, settings=settings)
+        elif rule.admit(media.db, planned, report, known):
+            _import_entry(media, archive, planned, rule, report, owner=owner, settings=settings)
         tick("Importing", done, len(plan))
     return report
 
 
-def _import_entry(db: Database[Document], archive: Archive, planned: Planned, rule: Rule, report: Report, *,
+def _import_entry(media: AppMedia, archive: Archive, planned: Planned, rule: Rule, report: Report, *,
                   owner: str, settings: targets.Settings) -> None:
     """One entry read and stored into its target (reported refused when either is refused)."""
     entry = planned.entry
     try:
         data = archive.read(entry)
-        done = targets.store(db, planned.target, entry.basename, data, owner=owner, settings=settings)
+        done = targets.store(media, planned.target, entry.basename, data, owner=owner, settings=settings)
     except AvenueError as error:
         if isinstance(error, EntryTooLarge | EntryUnreadable):
             count_upload(error.code, None)  # refused before the store saw it (it counts its own)

@@ -26,13 +26,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from pydantic import Field
-from pymongo.database import Database
 
 from avenue.builder import service as builder
 from avenue.bulk.service import product_known
-from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, RateLimited
-from avenue.media import Limits, Stored, Upload
+from avenue.media import AppMedia, Limits, Stored, Upload
 from avenue.metrics import count_upload
 from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, Refuse, Shape, counts_of, described_by
 from avenue.shop import service as shop
@@ -74,24 +72,25 @@ class LibraryUrlImport(ProductUrlImport):
                     Field(description="A list, or comma-separated.")] = None
 
 
-def into_library(db: Database[Document], url: object, *, fetch: Fetch, admit: Admit, owner: str,
+def into_library(media: AppMedia, url: object, *, fetch: Fetch, admit: Admit, owner: str,
                  limits: Limits, alt: str | None = None, folder: str | None = None,
                  tags: list[str] | str | None = None) -> Stored:
     """Fetch ``url`` and store it in the library as an upload with these labels would be."""
     admit()
     fetched = _fetch(fetch, url)
-    return builder.upload_media(db, Upload(fetched.filename, fetched.data), owner=owner, alt=alt,
+    return builder.upload_media(media, Upload(fetched.filename, fetched.data), owner=owner, alt=alt,
                                 limits=limits, folder=folder, tags=tags)
 
 
-def onto_product(db: Database[Document], sku: str, url: object, *, fetch: Fetch, admit: Admit, owner: str,
+def onto_product(media: AppMedia, sku: str, url: object, *, fetch: Fetch, admit: Admit, owner: str,
                  settings: shop.Settings) -> shop.AddedImages:
     """Fetch ``url`` and add it to the product (404 before any fetch when there is none):
     what was added (no reference: it already had this image)."""
-    shop.get_product(db, sku)
+    shop.get_product(media.db, sku)
     admit()
     fetched = _fetch(fetch, url)
-    return shop.add_images(db, sku, [Upload(fetched.filename, fetched.data)], owner=owner, settings=settings)
+    return shop.add_images(media, sku, [Upload(fetched.filename, fetched.data)], owner=owner,
+                           settings=settings)
 
 
 # --- a CSV of sku,url rows -------------------------------------------------------------------
@@ -194,10 +193,11 @@ class UrlReport(Answer):
     rows: list[UrlRow]
 
 
-def import_rows(db: Database[Document], rows: Sequence[Row], *, fetch: Fetch, admit: Admit, owner: str,
+def import_rows(media: AppMedia, rows: Sequence[Row], *, fetch: Fetch, admit: Admit, owner: str,
                 settings: shop.Settings, describe: Describe, deadline_passed: Callable[[], bool]) -> Report:
     """Each row's URL onto its product, one at a time, as :func:`onto_product` would; the
     report says what became of every row."""
+    db = media.db
     report = Report()
     known: dict[str, bool] = {}
     limited: RateLimited | None = None
@@ -221,7 +221,7 @@ def import_rows(db: Database[Document], rows: Sequence[Row], *, fetch: Fetch, ad
             report.refused(row, error)
             continue
         try:
-            added = shop.add_images(db, row.sku, [Upload(*_fetched(fetch, row.url))], owner=owner,
+            added = shop.add_images(media, row.sku, [Upload(*_fetched(fetch, row.url))], owner=owner,
                                     settings=settings).refs
         except AvenueError as error:
             report.refused(row, error)

@@ -22,7 +22,7 @@ from avenue.bulk import service, urls
 from avenue.bulk.archive import Archive, ZipLimits
 from avenue.db import get_db
 from avenue.errors import BadRequest, Forbidden, ServerBusy, UnsupportedImage
-from avenue.http import takes, zip_archive
+from avenue.http import app_media, takes, zip_archive
 from avenue.media import BUILDER, PRODUCTS, UrlSigner, limits_from_config
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import hit, limit_uploads
@@ -81,7 +81,7 @@ def _import(target: str) -> tuple[Response, int]:
         body = _read_body()
         config = current_app.config
         with Archive.open(body, zip_limits(config)) as archive:
-            report = service.import_archive(get_db(), archive, target=target, owner=require().id,
+            report = service.import_archive(app_media(), archive, target=target, owner=require().id,
                                             limits=limits_from_config(config),
                                             max_product_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
                                             max_seconds=config["AVENUE_ZIP_MAX_SECONDS"])
@@ -161,7 +161,7 @@ def import_url_into_library(body: urls.LibraryUrlImport) -> tuple[Response, int]
     """The image at ``url``, fetched by the server, into the library (as an upload with the same
     ``alt``, ``folder`` and ``tags`` would be): 201 when stored, 200 when already there."""
     fetch = _fetcher()
-    result = urls.into_library(get_db(), body.url, fetch=fetch, admit=_admit, owner=require().id,
+    result = urls.into_library(app_media(), body.url, fetch=fetch, admit=_admit, owner=require().id,
                                limits=limits_from_config(current_app.config), alt=body.alt,
                                folder=body.folder, tags=body.tags)
     image = result.image
@@ -179,7 +179,7 @@ def import_url_onto_product(body: urls.ProductUrlImport, sku: str) -> tuple[Resp
     """The image at ``url``, fetched by the server, added to the product: 201 when added, 200
     when the product already had it (``added`` empty)."""
     fetch = _fetcher()
-    added = urls.onto_product(get_db(), sku, body.url, fetch=fetch, admit=_admit,
+    added = urls.onto_product(app_media(), sku, body.url, fetch=fetch, admit=_admit,
                               owner=require().id, settings=_shop_settings())
     audit.log("product_image_imported_from_url", sku=sku, bucket=PRODUCTS, url=_audited(body.url),
               image_ids=[str(ref["id"]) for ref in added.refs])
@@ -199,7 +199,7 @@ def import_urls_onto_products() -> tuple[Response, int]:
     rows = urls.parse_csv(_csv_bytes(), config["AVENUE_URL_IMPORT_MAX_ROWS"])
     until = clock() + config["AVENUE_URL_IMPORT_MAX_SECONDS"]
     signer = _signer()
-    report = urls.import_rows(get_db(), rows, fetch=fetch, admit=_admit, owner=require().id,
+    report = urls.import_rows(app_media(), rows, fetch=fetch, admit=_admit, owner=require().id,
                               settings=_shop_settings(), describe=lambda ref: shop.image_entry(ref, signer),
                               deadline_passed=lambda: clock() >= until)
     summary = report.summary()

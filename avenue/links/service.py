@@ -22,7 +22,7 @@ from pymongo.database import Database
 from avenue import targets
 from avenue.errors import AvenueError, BadRequest, Forbidden
 from avenue.links import store
-from avenue.media import Resumable
+from avenue.media import AppMedia, Resumable
 from avenue.shapes import Answer, ObjectIdText, Shape, described_by, refused
 from avenue.tus.service import TusProgress, TusTarget, progress_of
 
@@ -193,12 +193,12 @@ def target_of(link: store.Link) -> targets.Target:
     return dataclasses.replace(targets.Target.from_dict(link.target), link=str(link.id))
 
 
-def store_file(db: Database[Any], link: store.Link, filename: str | None, data: bytes,
+def store_file(media: AppMedia, link: store.Link, filename: str | None, data: bytes,
                settings: targets.Settings) -> targets.Completed:
     """A holder's file stored into the link's target by that target's own service call: it
     only adds (an image already there keeps its folder, tags and alt text, an image in the
     trash stays there)."""
-    return targets.store(db, target_of(link), filename, data, owner=owner_of(link),
+    return targets.store(media, target_of(link), filename, data, owner=owner_of(link),
                          settings=settings_for(link, settings))
 
 

@@ -26,7 +26,7 @@ from avenue import audit, ratelimit, targets
 from avenue.auth import require, require_role
 from avenue.db import get_db
 from avenue.errors import AvenueError, Forbidden, ImageTooLarge, NotFound, Unauthorized
-from avenue.http import one_file, page_args, takes, tus_chunk, uploaded_files
+from avenue.http import app_media, one_file, page_args, takes, tus_chunk, uploaded_files
 from avenue.links import service, store
 from avenue.media import Image, Resumable, Resumables, UploadNotFound
 from avenue.presentation.objects import signer_from_config
@@ -181,14 +181,14 @@ def upload_file() -> tuple[Response, int]:
     settings = _settings()
     try:
         data = _read(file.stream, service.settings_for(link, settings).limits.max_bytes)
-        done = service.store_file(db, link, file.filename, data, settings)
+        done = service.store_file(app_media(), link, file.filename, data, settings)
     except AvenueError:
         # The file was refused (too big, not an image, a full product): nothing was stored, so
         # the use goes back and the holder may try another file (store.py, write order 2).
         store.give_back(db, link)
         raise
     audit.log(targets.KIND[done.kind].audit_action, **_audited(link), **done.audit)
-    answer = service.LinkUploaded(image=_shown(done.kind, done.loaded(db)), created=done.created,
+    answer = service.LinkUploaded(image=_shown(done.kind, done.loaded(app_media())), created=done.created,
                                   uses_left=link.remaining)
     return jsonify(answer.answer()), 201 if done.created else 200
 
@@ -256,7 +256,7 @@ def tus_upload(upload_id: str) -> Response:
     upload = _upload_of(link, upload_id)
     if request.method == "HEAD":
         return tus.head(upload)
-    image = targets.image_of(get_db(), upload.result) if upload.result else None
+    image = targets.image_of(app_media(), upload.result) if upload.result else None
     kind = targets.Target.from_dict(upload.target).kind
     return jsonify(service.holder_upload(upload, _shown(kind, image)).answer())
 

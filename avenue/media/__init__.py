@@ -34,6 +34,9 @@ import-linter contract):
 - ``ingest`` (bytes in, what to write out: validation, stripping, decoding, variants, alt text
   suggested without a model) and ``effects`` (what follows a write: counters, facets, cache
   invalidation, CDN purges);
+- ``app`` above them all: :class:`AppMedia`, the app's media that views hand to services (the
+  database and its dialect, a library per bucket, the ops jobs), built once by the plugs'
+  ``init_app``; so no service reads ``current_app``;
 - the kernel here: ``buckets``, ``records``, ``names`` (readable names in public URLs),
   ``paths``, ``core`` (the app's :class:`Media` and the numbers the store needs, built once by
   ``serve.route``'s ``init_app``, kept in ``app.extensions`` and handed to what needs it: only
@@ -48,6 +51,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from avenue.media.app import AppMedia
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.core import Media
 from avenue.media.effects.facets import ROOT_FOLDER
@@ -71,7 +75,6 @@ from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, rewrite_lists
 from avenue.media.serve.facts import IMAGE_FACTS
-from avenue.media.serve.route import app_media
 from avenue.media.serve.urls import UrlSigner
 from avenue.media.store.deliveries import DayRange, Deliveries, DeliverySeries
 from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
@@ -84,9 +87,10 @@ __all__ = [
     "ALIASES", "BUCKETS", "BUILDER", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP", "UPLOADS",
     # A bucket's originals (store/library/) and the records they answer in (records.py).
     "Changed", "DeleteLease", "Document", "Image", "Library", "Limits", "Stored", "Upload",
-    # The app's media core (core.py), built once by the route's init_app: every Library the
-    # app opens and every ops run is handed it, and who refers to images is asked of it.
-    "Media", "app_media",
+    # The app's media (app.py), built once by the plugs' init_app: views hand it to services,
+    # which open a bucket's Library and run the jobs through it; beneath it the kernel's Media
+    # (core.py), which the store is handed and who refers to images is asked of.
+    "AppMedia", "Media",
     # Media URLs, built and signed where the route reads them (serve/urls.py), and what the API's
     # image object (avenue/presentation/) states of images (serve/facts.py); the upload limits
     # and extensions (formats.py).

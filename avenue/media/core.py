@@ -134,7 +134,7 @@ class Media:
         refers to it" would delete every referenced image."""
         if self.owners is None:
             raise RuntimeError("this Media has no owners of referring documents (Media(), outside an app): "
-                               "hand the job the app's (avenue.media.app_media(app)), or Media(owners=...)")
+                               "hand the job the app's (AppMedia.of(app).core), or Media(owners=...)")
         return Referrers(owner(db) for owner in self.owners)
 
     def later(self, job: Job) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 from flask import Flask
 from pymongo.database import Database
 
+from avenue.media.app import EXTENSION, AppMedia
 from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.records import Document
 from avenue.media.references import Owner
@@ -41,9 +42,11 @@ def init_app(app: Flask, *, database: Callable[[], Database[Document]],
              admit_unsigned_render: renditions.Admit | None, owners: Iterable[Owner]) -> None:
     """Give the app its media core (serve/route.py's ``init_app``: its cache, database, headers,
     limit of unsigned cold renders, and the owners of documents that refer to images,
-    references.py, which every job asks through it: ``Media.referrers``)."""
+    references.py, which every job asks through it: ``Media.referrers``), and the
+    :class:`~avenue.media.AppMedia` on it that views hand to services (app.py)."""
     route.init_app(app, database=database, baseline_headers=baseline_headers, owners=owners,
                    admit_unsigned_render=admit_unsigned_render)
+    app.extensions[EXTENSION] = AppMedia(route.get_state(app), database)
 
 
 def index_setups(delivery_days: int) -> list[Callable[[Database[Document]], None]]:

@@ -17,7 +17,7 @@ from pymongo.database import Database
 from avenue import status
 from avenue.clock import now
 from avenue.db import get_mongo
-from avenue.media import app_media
+from avenue.media import AppMedia
 from avenue.media.maintenance import Referrers
 from avenue.monitoring import alerts, history
 from avenue.monitoring.alerts import AlertsQuery, acknowledge, list_alerts, parse_thresholds
@@ -73,7 +73,7 @@ def start_sampler(app: Flask) -> Sampler | None:
     if not app.config.get("AVENUE_HISTORY_INTERVAL_SECONDS"):
         return None
     mongo = get_mongo(app)
-    reports = status_reports(mongo.db, app.config, app_media(app).referrers(mongo.db))  # reads nothing
+    reports = status_reports(mongo.db, app.config, AppMedia.of(app).core.referrers(mongo.db))  # reads nothing
     # Indexes from the thread: a worker must start (and answer /readyz with 503) while the
     # database is down, so nothing here may touch it.
     return Sampler(mongo.db, reports, app.config, prepare=mongo.ensure_indexes).start()

@@ -30,7 +30,7 @@ from avenue import audit, opsruns, status
 from avenue.clock import now
 from avenue.db import Document, get_db, get_mongo
 from avenue.errors import AvenueError
-from avenue.media import BUCKETS, Media, app_media, limits_from_config, maintenance
+from avenue.media import BUCKETS, AppMedia, Media, limits_from_config, maintenance
 from avenue.media.maintenance import (
     DEFAULT_GRACE_SECONDS,
     RENDITIONS,
@@ -119,6 +119,11 @@ def _prepare_database() -> Database[Document]:
     return get_db()
 
 
+def _core() -> Media:
+    """The app's media core, which every job is handed (avenue.media.AppMedia: the CLI side reads the app)."""
+    return AppMedia.of(current_app).core
+
+
 def _record_run(command: str, started: dt.datetime, *, ok: bool, counts: dict[str, int]) -> None:
     """Keep this run's outcome for /metrics (avenue/opsruns.py); never fails the command."""
     try:
@@ -137,7 +142,7 @@ def _refresh_status_reports(hidden: bool) -> None:
     try:
         with Progress(hidden) as progress:
             progress(phase, 0, 1)
-            status.refresh_all(db, current_app.config, app_media().referrers(db))
+            status.refresh_all(db, current_app.config, AppMedia.of(current_app).referrers())
             progress(phase, 1, 1)
     except PyMongoError as error:  # the command itself succeeded; the next sweep reconciles
         click.echo(f"status reports not refreshed: {error}", err=True)
@@ -163,7 +168,7 @@ def import_legacy(uploads_dir: Path | None, dry_run: bool, as_json: bool, quiet:
     try:
         db = get_db() if dry_run else _prepare_database()
         with Progress(quiet or as_json) as progress:
-            report = maintenance.import_legacy(db, root, media=app_media(),
+            report = maintenance.import_legacy(db, root, media=_core(),
                                                 limits=limits_from_config(current_app.config),
                                                 dry_run=dry_run, progress=progress)
         counts = report.counts
@@ -210,7 +215,7 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
             db = get_db() if dry_run else _prepare_database()
             with exclusive(db, "gc"):  # one gc at a time, on every instance (avenue/ops/lock.py)
                 report = collect_garbage(db, grace_seconds=grace_seconds, dry_run=dry_run, progress=progress,
-                                         media=app_media())
+                                         media=_core())
                 if not dry_run and report.removed:
                     audit.record(db, "garbage_collected", actor={"via": "cli"}, items=len(report.removed),
                                  bytes_freed=report.bytes_freed)
@@ -237,7 +242,7 @@ def _backfill(name: str, run: _Backfill, as_json: bool, quiet: bool) -> None:
         with Progress(quiet or as_json) as progress:
             db = _prepare_database()
             with exclusive(db, name):
-                report = run(db, progress=progress, media=app_media())
+                report = run(db, progress=progress, media=_core())
     except Held as held:
         fail(held.message)
     except PyMongoError as error:
@@ -290,7 +295,7 @@ def fsck(repair: bool, since: dt.datetime | None, resume: bool, as_json: bool, q
     try:
         with Progress(quiet or as_json) as progress, exclusive(get_db(), "fsck"):
             report = maintenance.fsck(get_db(), repair=repair, progress=progress, since=since, resume=resume,
-                                      media=app_media())
+                                      media=_core())
             if report.remaining is not None:  # repaired, then checked again
                 audit.record(get_db(), "storage_repaired", actor={"via": "cli"}, repairs=len(report.repairs),
                              remaining=report.remaining.problem_count)
@@ -356,12 +361,12 @@ def backup(file: str, include_password_hashes: bool, as_json: bool, quiet: bool)
     try:
         with Progress(quiet or as_json) as progress:
             if to_stdout:
-                report = backup_module.backup(get_db(), sys.stdout.buffer, media=app_media(),
+                report = backup_module.backup(get_db(), sys.stdout.buffer, media=_core(),
                                               progress=progress,
                                               include_password_hashes=include_password_hashes)
             else:
                 with _private_file(partial) as out:
-                    report = backup_module.backup(get_db(), out, media=app_media(), progress=progress,
+                    report = backup_module.backup(get_db(), out, media=_core(), progress=progress,
                                                   include_password_hashes=include_password_hashes)
                     out.flush()
                     os.fsync(out.fileno())
@@ -391,11 +396,11 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
     try:
         with Progress(quiet or as_json) as progress:
             if file == "-":
-                report = backup_module.restore(get_db(), sys.stdin.buffer, media=app_media(), force=force,
+                report = backup_module.restore(get_db(), sys.stdin.buffer, media=_core(), force=force,
                                                progress=progress)
             else:
                 with open(file, "rb") as source:
-                    report = backup_module.restore(get_db(), source, media=app_media(), force=force,
+                    report = backup_module.restore(get_db(), source, media=_core(), force=force,
                                                    progress=progress)
             audit.record(get_db(), "backup_restored", actor={"via": "cli"}, files=sum(report.files.values()),
                          documents=sum(report.documents.values()), ok=report.ok)
@@ -431,7 +436,7 @@ def rerender(dry_run: bool, buckets: tuple[str, ...], limit: int | None, cpu_sha
         with Progress(quiet or as_json) as progress:
             db = get_db() if dry_run else _prepare_database()
             report = run_rerender(db, dry_run=dry_run, buckets=list(buckets) or None, limit=limit,
-                                  cpu_share=cpu_share, resume=resume, progress=progress, media=app_media())
+                                  cpu_share=cpu_share, resume=resume, progress=progress, media=_core())
     except Held as held:
         fail(held.message)
     except (PyMongoError, OSError) as error:

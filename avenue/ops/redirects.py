@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from avenue.db import get_db
 from avenue.errors import plain_error
-from avenue.media import LEGACY_PREFIX, app_media
+from avenue.media import LEGACY_PREFIX, AppMedia
 from avenue.media.maintenance import redirect_target
 from avenue.presentation.objects import image_object, signer_from_config
 
@@ -25,7 +25,7 @@ REDIRECT_CACHE = "public, max-age=2592000"  # 30 days
 @bp.route("/uploads/<path:path>", methods=["GET"])
 def legacy_upload(path: str) -> BaseResponse:
     """301 to the imported file's URL; 404 for a path that was never imported."""
-    image = redirect_target(get_db(), LEGACY_PREFIX + path, app_media())
+    image = redirect_target(get_db(), LEGACY_PREFIX + path, AppMedia.of(current_app).core)
     if image is None:
         return plain_error(NotFound())
     response = redirect(image_object(image, signer_from_config(current_app.config))["url"], 301)

@@ -13,8 +13,7 @@ from flask import Blueprint, Response, jsonify
 from avenue import audit
 from avenue.auth import require_role
 from avenue.db import get_db
-from avenue.http import takes, takes_query
-from avenue.media import app_media
+from avenue.http import app_media, takes, takes_query
 from avenue.ops import rerender
 
 bp = Blueprint("ops_api", __name__, url_prefix="/api/admin")
@@ -35,6 +34,6 @@ def rerender_progress(query: rerender.StatusQuery) -> Response:
 @takes(rerender.RerenderRun)
 def start_rerender(asked: rerender.RerenderRun) -> tuple[Response, int]:
     """Start a run: ``{"limit": N, "cpu_share": 0.5}`` (both optional: ``{}``)."""
-    run, _ = rerender.start(get_db(), app_media(), limit=asked.limit, cpu_share=asked.cpu_share)
+    run, _ = rerender.start(get_db(), app_media().core, limit=asked.limit, cpu_share=asked.cpu_share)
     audit.log("rerender_started", run=run.id, limit=asked.limit, cpu_share=asked.cpu_share)
     return jsonify(run.answer()), 202

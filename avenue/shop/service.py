@@ -52,6 +52,7 @@ from avenue.media import (
     AltChange,
     AltContext,
     AltResult,
+    AppMedia,
     Box,
     Changed,
     Comparison,
@@ -67,7 +68,6 @@ from avenue.media import (
     Upload,
     UrlSigner,
     Version,
-    app_media,
     chosen_alt,
     suggest_alt,
 )
@@ -107,14 +107,14 @@ def products(db: Database[Document]) -> Collection[Document]:
     return db[PRODUCTS_COLLECTION]
 
 
-def product_images(db: Database[Document]) -> Library:
+def product_images(media: AppMedia) -> Library:
     """The bucket of the images products use."""
-    return Library(db, PRODUCTS, app_media())
+    return media.library(PRODUCTS)
 
 
-def temp_images(db: Database[Document]) -> Library:
+def temp_images(media: AppMedia) -> Library:
     """The bucket of photos uploaded before their product is saved."""
-    return Library(db, TEMP, app_media())
+    return media.library(TEMP)
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -305,15 +305,15 @@ def update_product(db: Database[Document], sku: str, change: ProductChange) -> d
     return doc
 
 
-def _claimable(db: Database[Document], raw_ids: list[str], owner: str, max_images: int) -> list[Image]:
+def _claimable(media: AppMedia, raw_ids: list[str], owner: str, max_images: int) -> list[Image]:
     """The temp images ``raw_ids`` names, in order, or a 422 naming every unusable id."""
     if len(raw_ids) > max_images:
         raise UnprocessableContent(f"A product holds at most {max_images} images; {len(raw_ids)} "
                                    "temp images were given.", code="too_many_images", limit=max_images)
     duplicated = sorted(i for i, n in Counter(raw_ids).items() if n > 1)
     ids = [parse_object_id(i) for i in raw_ids]
-    found = temp_images(db).get_many(i for i in ids if i)
-    claimed = product_images(db).existing_ids(i for i in ids if i and i not in found)
+    found = temp_images(media).get_many(i for i in ids if i)
+    claimed = product_images(media).existing_ids(i for i in ids if i and i not in found)
     moment = now()
     unknown, expired, taken = [], [], []
     for raw, oid in zip(raw_ids, ids, strict=True):
@@ -341,7 +341,7 @@ class _ProductClaim(Generic[T]):
     image created for a write that failed goes if nothing refers to it; an image deleted
     under the claim is replaced on this product alone."""
 
-    db: Database[Document]
+    media: AppMedia
     sku: str
     write: Callable[[list[Stored]], tuple[T, list[Image]]]
 
@@ -349,13 +349,13 @@ class _ProductClaim(Generic[T]):
         return self.write(stored)
 
     def release(self, image: Image) -> object:
-        return delete_unreferenced(self.db, image.id)
+        return delete_unreferenced(self.media, image.id)
 
     def repoint(self, old: Image, new: Image) -> None:
-        ProductReferences(self.db).repoint(old.id, new, within=self.sku)
+        ProductReferences(self.media.db).repoint(old.id, new, within=self.sku)
 
 
-def create_product(db: Database[Document], new: NewProduct, *, owner: str,
+def create_product(media: AppMedia, new: NewProduct, *, owner: str,
                    settings: Settings) -> dict[str, Any]:
     """Create a product; its temp images (in the given order) become its first images.
 
@@ -363,8 +363,9 @@ def create_product(db: Database[Document], new: NewProduct, *, owner: str,
     the product inserted last, with its references, so a crash in between leaves only
     unreferenced product files (orphans ``gc`` collects) and the temp images, which expire.
     """
+    db = media.db
     sku, name, price = new.sku, new.name, new.price
-    temps = _claimable(db, new.temp_image_ids or [], owner, settings.max_images)
+    temps = _claimable(media, new.temp_image_ids or [], owner, settings.max_images)
     if products(db).find_one({"sku": sku}, {"_id": 1}) is not None:
         raise Conflict(f"A product with sku {sku!r} already exists.", code="sku_taken")
 
@@ -381,37 +382,38 @@ def create_product(db: Database[Document], new: NewProduct, *, owner: str,
         record_product_change(db, None, doc)
         return doc, images
 
-    doc, replaced = product_images(db).claim(temps, _ProductClaim(db, sku, insert), kind="product",
+    doc, replaced = product_images(media).claim(temps, _ProductClaim(media, sku, insert), kind="product",
                                              owner=owner, limits=settings.limits)
     return get_product(db, sku) if replaced else doc
 
 
-def delete_product(db: Database[Document], sku: str) -> dict[str, Any]:
+def delete_product(media: AppMedia, sku: str) -> dict[str, Any]:
     """Delete a product, then every image file no other product uses.
 
     The images' delete leases are taken first: an image being replaced answers 409 before
     anything changes (deleting the product and then finding that out left its files
     unreferenced and out of the trash)."""
+    db = media.db
     doc = get_product(db, sku)
-    leases = _take_delete_leases(db, stored_ids(doc))
+    leases = _take_delete_leases(media, stored_ids(doc))
     try:
         deleted = products(db).find_one_and_delete({"sku": sku})
     except BaseException:
-        _release_delete_leases(db, leases)
+        _release_delete_leases(media, leases)
         raise
     if deleted is None:
-        _release_delete_leases(db, leases)
+        _release_delete_leases(media, leases)
         raise ProductNotFound(sku)
     record_product_change(db, deleted, None)
     for lease in leases:
-        _delete_if_unreferenced(db, lease, trashed_from=sku)
+        _delete_if_unreferenced(media, lease, trashed_from=sku)
     return deleted
 
 
-def _take_delete_leases(db: Database[Document], image_ids: list[ObjectId]) -> list[DeleteLease]:
+def _take_delete_leases(media: AppMedia, image_ids: list[ObjectId]) -> list[DeleteLease]:
     """The delete lease of each of ``image_ids`` that exists and no other delete holds; all
     given back, and :class:`ImageBusy` (409) raised, when one of them is being replaced."""
-    library = product_images(db)
+    library = product_images(media)
     leases: list[DeleteLease] = []
     try:
         for image_id in dict.fromkeys(image_ids):
@@ -419,13 +421,13 @@ def _take_delete_leases(db: Database[Document], image_ids: list[ObjectId]) -> li
             if lease is not None:
                 leases.append(lease)
     except BaseException:
-        _release_delete_leases(db, leases)
+        _release_delete_leases(media, leases)
         raise
     return leases
 
 
-def _release_delete_leases(db: Database[Document], leases: list[DeleteLease]) -> None:
-    library = product_images(db)
+def _release_delete_leases(media: AppMedia, leases: list[DeleteLease]) -> None:
+    library = product_images(media)
     for lease in leases:
         library.release_delete_lease(lease)
 
@@ -433,7 +435,7 @@ def _release_delete_leases(db: Database[Document], leases: list[DeleteLease]) ->
 # --- temp images -----------------------------------------------------------------------
 
 
-def store_temp_images(db: Database[Document], uploads: list[Upload], *, owner: str,
+def store_temp_images(media: AppMedia, uploads: list[Upload], *, owner: str,
                       settings: Settings) -> list[Image]:
     """Store uploads in ``temp_images`` (all or nothing) with an expiry.
 
@@ -445,7 +447,7 @@ def store_temp_images(db: Database[Document], uploads: list[Upload], *, owner: s
                                    f"{len(uploads)} were sent.", code="too_many_images",
                                    limit=settings.max_images)
     expires_at = now() + dt.timedelta(seconds=settings.temp_ttl_seconds)
-    library = temp_images(db)
+    library = temp_images(media)
     results = library.store_many(uploads, owner=owner, kind="temp", scope=owner, limits=settings.limits,
                                  expires_at=expires_at)
     return [result.image if result.created
@@ -475,13 +477,14 @@ def _too_many(sku: str, have: int, adding: int, limit: int) -> UnprocessableCont
         "Nothing was stored.", code="too_many_images", limit=limit, current=have, sent=adding)
 
 
-def add_images(db: Database[Document], sku: str, uploads: list[Upload], *, owner: str,
+def add_images(media: AppMedia, sku: str, uploads: list[Upload], *, owner: str,
                settings: Settings, add_only: bool = False) -> AddedImages:
     """Store uploads (all or nothing) and append them to the product within its limit.
 
     ``add_only`` (an upload link's files): bytes that sit in the trash are stored as a new
     image; the trashed one stays there.
     """
+    db = media.db
     limit = settings.max_images
     doc = get_product(db, sku)
     have = len(doc.get("images") or [])
@@ -496,8 +499,8 @@ def add_images(db: Database[Document], sku: str, uploads: list[Upload], *, owner
         added_ids = {ref["id"] for ref in added}
         return (updated, added), [image for image in images if image.id in added_ids]
 
-    (updated, added), replaced = product_images(db).claim(
-        uploads, _ProductClaim(db, sku, push), kind="product", owner=owner, limits=settings.limits,
+    (updated, added), replaced = product_images(media).claim(
+        uploads, _ProductClaim(media, sku, push), kind="product", owner=owner, limits=settings.limits,
         revive=not add_only)
     if replaced:
         updated = get_product(db, sku)
@@ -549,7 +552,7 @@ def _push_refs(db: Database[Document], sku: str, refs: list[dict[str, Any]],
     raise Conflict(f"Product {sku}'s images keep changing; try again.", code="concurrent_change")
 
 
-def delete_unreferenced(db: Database[Document], file_id: ObjectId, *,
+def delete_unreferenced(media: AppMedia, file_id: ObjectId, *,
                         trashed_from: str | None = None) -> bool:
     """Delete a product file (and its variants) if no product references it any more; into
     the trash when it was taken off product ``trashed_from`` (restorable back onto it).
@@ -557,16 +560,17 @@ def delete_unreferenced(db: Database[Document], file_id: ObjectId, *,
     Takes the delete lease before counting references, so a concurrent add that reuses the
     same bytes either is counted here or sees the lease (see ``Library.claim``).
     """
-    lease = product_images(db).take_delete_lease(file_id)
+    lease = product_images(media).take_delete_lease(file_id)
     if lease is None:
         return False  # gone already, or someone else is deleting it
-    return _delete_if_unreferenced(db, lease, trashed_from=trashed_from)
+    return _delete_if_unreferenced(media, lease, trashed_from=trashed_from)
 
 
-def _delete_if_unreferenced(db: Database[Document], lease: DeleteLease, *, trashed_from: str | None) -> bool:
+def _delete_if_unreferenced(media: AppMedia, lease: DeleteLease, *, trashed_from: str | None) -> bool:
     """With ``lease`` held: delete the file when no product references it, else give the
     lease back."""
-    library = product_images(db)
+    db = media.db
+    library = product_images(media)
     if products(db).find_one({"images.id": lease.image.id}, {"_id": 1}) is not None:
         library.release_delete_lease(lease)
         return False
@@ -578,8 +582,9 @@ def _no_image(sku: str, image_id: object, hint: str = "") -> NotFound:
     """The 404 of an image that is not the product's (``hint``: what to do instead)."""
     return NotFound(f"Product {sku} has no image {image_id}.{hint}", code="image_not_found")
 
-def delete_product_image(db: Database[Document], sku: str, image_id: ObjectId) -> dict[str, Any]:
+def delete_product_image(media: AppMedia, sku: str, image_id: ObjectId) -> dict[str, Any]:
     """Take one image off a product; its file goes when no other product uses it."""
+    db = media.db
     doc = get_product(db, sku)
     oid = image_id
     if oid not in stored_ids(doc):
@@ -588,17 +593,17 @@ def delete_product_image(db: Database[Document], sku: str, image_id: ObjectId) -
         raise _no_image(sku, image_id, hint)
     # The delete lease first: an image being replaced answers 409 before the reference is
     # taken off (taken off first, the file was left unreferenced and out of the trash).
-    leases = _take_delete_leases(db, [oid])
+    leases = _take_delete_leases(media, [oid])
     moment = now()
     try:
         before = products(db).find_one_and_update(
             {"sku": sku}, {"$pull": {"images": {"id": oid}}, "$set": {"updated_at": moment}},
             return_document=ReturnDocument.BEFORE)
     except BaseException:
-        _release_delete_leases(db, leases)
+        _release_delete_leases(media, leases)
         raise
     if before is None:
-        _release_delete_leases(db, leases)
+        _release_delete_leases(media, leases)
         raise ProductNotFound(sku)
     # The document after the $pull, built from the one before it (exact: the update is atomic).
     updated = {**before, "updated_at": moment,
@@ -606,19 +611,20 @@ def delete_product_image(db: Database[Document], sku: str, image_id: ObjectId) -
                           if not (isinstance(entry, dict) and entry.get("id") == oid)]}
     record_product_change(db, before, updated)
     for lease in leases:
-        _delete_if_unreferenced(db, lease, trashed_from=sku)
+        _delete_if_unreferenced(media, lease, trashed_from=sku)
     return updated
 
 
-def replace_product_image(db: Database[Document], sku: str, image_id: ObjectId, *, file: Upload | None = None,
+def replace_product_image(media: AppMedia, sku: str, image_id: ObjectId, *, file: Upload | None = None,
                           focal: FocalPoint | None = None, limits: Limits) -> dict[str, Any]:
     """New bytes (``file``) or a new focal point for one of a product's images, keeping its id
     and its place (avenue/media/store/replace.py); every product using it gets the new reference.
     Returns the product."""
+    db = media.db
     doc = get_product(db, sku)
     if image_id not in stored_ids(doc):
         raise _no_image(sku, image_id)
-    done = product_images(db).replace(image_id, file, focal=focal, limits=limits, refs={"sku": sku})
+    done = product_images(media).replace(image_id, file, focal=focal, limits=limits, refs={"sku": sku})
     if done is None:
         raise _no_image(sku, image_id)
     if done.changed:
@@ -647,32 +653,35 @@ def _product_photo(db: Database[Document], sku: str, image_id: ObjectId) -> None
         raise _no_image(sku, image_id)
 
 
-def product_image_near_duplicates(db: Database[Document], sku: str, image_id: ObjectId) -> list[Near]:
+def product_image_near_duplicates(media: AppMedia, sku: str, image_id: ObjectId) -> list[Near]:
     """The product photos (of any product) that look like the photo ``image_id`` of ``sku``,
     nearest first: what its upload's answer names, asked again when that answer's lookup was
     late and left them out (the console does). 404 unless the product has the photo."""
+    db = media.db
     _product_photo(db, sku, image_id)
-    library = product_images(db)
+    library = product_images(media)
     image = library.get(image_id)
     if image is None:  # deleted between the two reads
         raise _no_image(sku, image_id)
     return library.near_duplicates(image)
 
 
-def edit_product_image(db: Database[Document], sku: str, image_id: ObjectId,
+def edit_product_image(media: AppMedia, sku: str, image_id: ObjectId,
                        edits: Edits | None) -> tuple[dict[str, Any], bool]:
     """Apply ``edits`` (None: undo) to one of a product's photos as a new version; every
     product using it gets the new reference. Returns the photo's reference and whether it changed."""
+    db = media.db
     _product_photo(db, sku, image_id)
-    done = product_images(db).edit(image_id, edits, refs={"sku": sku})
+    done = product_images(media).edit(image_id, edits, refs={"sku": sku})
     return _photo_changed(db, sku, image_id, done)
 
 
-def set_product_image_crop(db: Database[Document], sku: str, image_id: ObjectId, name: str,
+def set_product_image_crop(media: AppMedia, sku: str, image_id: ObjectId, name: str,
                            box: Box | None) -> tuple[dict[str, Any], bool]:
     """Set (``box``) or delete (None) the named crop ``name`` of one of a product's photos."""
+    db = media.db
     _product_photo(db, sku, image_id)
-    done = product_images(db).set_crop(image_id, name, box, refs={"sku": sku})
+    done = product_images(media).set_crop(image_id, name, box, refs={"sku": sku})
     return _photo_changed(db, sku, image_id, done)
 
 
@@ -685,50 +694,55 @@ def _photo_changed(db: Database[Document], sku: str, image_id: ObjectId,
     return done.image.ref(), done.changed
 
 
-def product_image_versions(db: Database[Document], sku: str, image_id: ObjectId) -> list[Version]:
+def product_image_versions(media: AppMedia, sku: str, image_id: ObjectId) -> list[Version]:
     """A product photo's current version and its earlier ones still kept, newest first."""
+    db = media.db
     _product_photo(db, sku, image_id)
-    listed = product_images(db).versions(image_id)
+    listed = product_images(media).versions(image_id)
     if listed is None:
         raise _no_image(sku, image_id)
     return listed
 
 
-def restore_product_image_version(db: Database[Document], sku: str, image_id: ObjectId, version_id: str, *,
+def restore_product_image_version(media: AppMedia, sku: str, image_id: ObjectId, version_id: str, *,
                                   limits: Limits) -> tuple[dict[str, Any], bool]:
     """Make an earlier version of a product photo current again, as a new version; every product
     using it gets the new reference. Returns the photo's reference and whether it changed."""
+    db = media.db
     _product_photo(db, sku, image_id)
-    done = product_images(db).restore_version(image_id, version_id, limits=limits, refs={"sku": sku})
+    done = product_images(media).restore_version(image_id, version_id, limits=limits, refs={"sku": sku})
     return _photo_changed(db, sku, image_id, done)
 
 
-def product_image_version_preview(db: Database[Document], sku: str, image_id: ObjectId,
+def product_image_version_preview(media: AppMedia, sku: str, image_id: ObjectId,
                                   version_id: str) -> bytes:
     """A small WebP of one version of a product photo."""
+    db = media.db
     _product_photo(db, sku, image_id)
-    data = product_images(db).version_preview(image_id, version_id)
+    data = product_images(media).version_preview(image_id, version_id)
     if data is None:
         raise _no_image(sku, image_id)
     return data
 
 
-def compare_product_image_versions(db: Database[Document], sku: str, image_id: ObjectId, before: str,
+def compare_product_image_versions(media: AppMedia, sku: str, image_id: ObjectId, before: str,
                                    after: str) -> tuple[Comparison, bytes]:
     """The share of pixels changed between two versions of a product photo, and the heat map."""
+    db = media.db
     _product_photo(db, sku, image_id)
-    compared = product_images(db).compare_versions(image_id, before, after)
+    compared = product_images(media).compare_versions(image_id, before, after)
     if compared is None:
         raise _no_image(sku, image_id)
     return compared
 
 
-def rename_product_image(db: Database[Document], sku: str, image_id: ObjectId,
+def rename_product_image(media: AppMedia, sku: str, image_id: ObjectId,
                          name: str | None) -> tuple[dict[str, Any], bool]:
     """Give one of a product's photos a readable name for its public named URL (None: none):
     the image's, so every product using it gets the new reference."""
+    db = media.db
     _product_photo(db, sku, image_id)
-    done = product_images(db).rename(image_id, name)
+    done = product_images(media).rename(image_id, name)
     return _photo_changed(db, sku, image_id, done)
 
 

@@ -11,6 +11,7 @@ from avenue import audit, status
 from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.http import (
+    app_media,
     comparison_answer,
     one_file,
     page_args,
@@ -70,7 +71,7 @@ def list_products() -> Response:
 def create_product(new: service.NewProduct) -> tuple[Response, int]:
     """Create a product; ``temp_image_ids`` become its images in the given order."""
     user = require()
-    doc = service.create_product(get_db(), new, owner=user.id, settings=_settings())
+    doc = service.create_product(app_media(), new, owner=user.id, settings=_settings())
     audit.log("product_created", sku=doc["sku"], bucket=PRODUCTS,
               image_ids=[str(i) for i in service.stored_ids(doc)] or None)
     return _product(doc), 201
@@ -97,7 +98,7 @@ def update_product(change: service.ProductChange, sku: str) -> Response:
 @require_role("admin")
 def delete_product(sku: str) -> tuple[str, int]:
     """Delete a product and every image file no other product uses."""
-    doc = service.delete_product(get_db(), sku)
+    doc = service.delete_product(app_media(), sku)
     audit.log("product_deleted", sku=sku, bucket=PRODUCTS,
               image_ids=[str(i) for i in service.stored_ids(doc)] or None)
     return "", 204
@@ -110,7 +111,7 @@ def delete_product(sku: str) -> tuple[str, int]:
 def upload_temp_images() -> tuple[Response, int]:
     """Photos uploaded before their product is saved; unclaimed ones expire."""
     user = require()
-    images = service.store_temp_images(get_db(), uploaded_files("images"), owner=user.id,
+    images = service.store_temp_images(app_media(), uploaded_files("images"), owner=user.id,
                                        settings=_settings())
     audit.log("temp_images_uploaded", bucket=TEMP, image_ids=[str(i.id) for i in images])
     return jsonify({"images": [service.temp_object(i, _signer()) for i in images]}), 201
@@ -123,7 +124,7 @@ def upload_temp_images() -> tuple[Response, int]:
 def add_images(sku: str) -> tuple[Response, int]:
     """Add images to a product (all or nothing, within its limit)."""
     user = require()
-    added = service.add_images(get_db(), sku, uploaded_files("images"), owner=user.id,
+    added = service.add_images(app_media(), sku, uploaded_files("images"), owner=user.id,
                                settings=_settings())
     audit.log("product_images_added", sku=sku, bucket=PRODUCTS, image_ids=[str(r["id"]) for r in added.refs])
     signer = _signer()
@@ -135,7 +136,7 @@ def add_images(sku: str) -> tuple[Response, int]:
 @require_role("admin")
 def delete_image(sku: str, image_id: ObjectId) -> Response:
     """Take an image off a product; the file goes unless another product uses it."""
-    doc = service.delete_product_image(get_db(), sku, image_id)
+    doc = service.delete_product_image(app_media(), sku, image_id)
     audit.log("product_image_deleted", sku=sku, bucket=PRODUCTS, image_id=str(image_id))
     return _product(doc)
 
@@ -145,7 +146,7 @@ def delete_image(sku: str, image_id: ObjectId) -> Response:
 def image_near_duplicates(sku: str, image_id: ObjectId) -> Response:
     """The product photos that look like this one (an upload's answer leaves them out when its
     lookup was late: the console asks here then)."""
-    near = service.product_image_near_duplicates(get_db(), sku, image_id)
+    near = service.product_image_near_duplicates(app_media(), sku, image_id)
     return jsonify({"near_duplicates": near_objects(near, _signer())})
 
 
@@ -173,7 +174,7 @@ def set_image_focal_point(body: FocalBody, sku: str, image_id: ObjectId) -> Resp
 def rename_image(named: NameBody, sku: str, image_id: ObjectId) -> Response:
     """Give the photo a readable name in its public URL (null: none); the URLs of other names 301 to it."""
     name = named.name
-    done = service.rename_product_image(get_db(), sku, image_id, name)
+    done = service.rename_product_image(app_media(), sku, image_id, name)
     return _photo(sku, image_id, "product_image_renamed", *done, name=name)
 
 
@@ -182,7 +183,7 @@ def rename_image(named: NameBody, sku: str, image_id: ObjectId) -> Response:
 @takes(EditsBody)
 def edit_image(body: EditsBody, sku: str, image_id: ObjectId) -> Response:
     """Rotate, flip and crop the photo's original (non-destructive): a new version, new URLs."""
-    done = service.edit_product_image(get_db(), sku, image_id, body.edits)
+    done = service.edit_product_image(app_media(), sku, image_id, body.edits)
     return _photo(sku, image_id, "product_image_edited", *done)
 
 
@@ -190,7 +191,7 @@ def edit_image(body: EditsBody, sku: str, image_id: ObjectId) -> Response:
 @require_role("admin")
 def undo_image_edits(sku: str, image_id: ObjectId) -> Response:
     """Back to the photo's original: a new version without edits."""
-    done = service.edit_product_image(get_db(), sku, image_id, None)
+    done = service.edit_product_image(app_media(), sku, image_id, None)
     return _photo(sku, image_id, "product_image_edits_undone", *done)
 
 
@@ -199,7 +200,7 @@ def undo_image_edits(sku: str, image_id: ObjectId) -> Response:
 @takes(CropBody)
 def set_image_crop(body: CropBody, sku: str, image_id: ObjectId, name: str) -> Response:
     """Set the photo's named crop ``name`` (fractions of the edited picture): a new version."""
-    done = service.set_product_image_crop(get_db(), sku, image_id, name, body.named(name))
+    done = service.set_product_image_crop(app_media(), sku, image_id, name, body.named(name))
     return _photo(sku, image_id, "product_image_crop_set", *done, crop=name)
 
 
@@ -207,7 +208,7 @@ def set_image_crop(body: CropBody, sku: str, image_id: ObjectId, name: str) -> R
 @require_role("admin")
 def delete_image_crop(sku: str, image_id: ObjectId, name: str) -> Response:
     """Delete the photo's named crop ``name``: a new version."""
-    done = service.set_product_image_crop(get_db(), sku, image_id, check_crop_name(name), None)
+    done = service.set_product_image_crop(app_media(), sku, image_id, check_crop_name(name), None)
     return _photo(sku, image_id, "product_image_crop_deleted", *done, crop=name)
 
 
@@ -218,7 +219,7 @@ VERSION = "<version_id>"
 @require_role("admin")
 def list_image_versions(sku: str, image_id: ObjectId) -> Response:
     """The photo's current version and its earlier ones still kept (AVENUE_TRASH_DAYS), newest first."""
-    listed = service.product_image_versions(get_db(), sku, image_id)
+    listed = service.product_image_versions(app_media(), sku, image_id)
     return jsonify(versions_answer(listed, lambda v: url_for(
         "shop.image_version_preview", sku=sku, image_id=image_id, version_id=v)))
 
@@ -227,7 +228,7 @@ def list_image_versions(sku: str, image_id: ObjectId) -> Response:
 @require_role("admin")
 def restore_image_version(sku: str, image_id: ObjectId, version_id: str) -> Response:
     """An earlier version made current again, as a new version: the photo keeps its place."""
-    done = service.restore_product_image_version(get_db(), sku, image_id, version_id,
+    done = service.restore_product_image_version(app_media(), sku, image_id, version_id,
                                                  limits=limits_from_config(current_app.config))
     return _photo(sku, image_id, "product_image_version_restored", *done, restored=version_id)
 
@@ -236,7 +237,7 @@ def restore_image_version(sku: str, image_id: ObjectId, version_id: str) -> Resp
 @require_role("admin")
 def image_version_preview(sku: str, image_id: ObjectId, version_id: str) -> Response:
     """A small WebP of one version."""
-    return private_picture(service.product_image_version_preview(get_db(), sku, image_id, version_id),
+    return private_picture(service.product_image_version_preview(app_media(), sku, image_id, version_id),
                            "image/webp")
 
 
@@ -244,7 +245,7 @@ def image_version_preview(sku: str, image_id: ObjectId, version_id: str) -> Resp
 @require_role("admin")
 def compare_image_versions(sku: str, image_id: ObjectId, version_id: str, after: str) -> Response:
     """The share of pixels that differ from one version to another, and the heat map's URL."""
-    compared, _ = service.compare_product_image_versions(get_db(), sku, image_id, version_id, after)
+    compared, _ = service.compare_product_image_versions(app_media(), sku, image_id, version_id, after)
     heat_map = url_for("shop.image_versions_heat_map", sku=sku, image_id=image_id, version_id=version_id,
                        after=after)
     return jsonify(comparison_answer(compared, heat_map))
@@ -254,7 +255,7 @@ def compare_image_versions(sku: str, image_id: ObjectId, version_id: str, after:
 @require_role("admin")
 def image_versions_heat_map(sku: str, image_id: ObjectId, version_id: str, after: str) -> Response:
     """The heat map of what differs between two versions (PNG)."""
-    _, data = service.compare_product_image_versions(get_db(), sku, image_id, version_id, after)
+    _, data = service.compare_product_image_versions(app_media(), sku, image_id, version_id, after)
     return private_picture(data, "image/png")
 
 
@@ -269,7 +270,7 @@ def _photo(sku: str, image_id: ObjectId, action: str, ref: dict[str, Any], chang
 def _replace(sku: str, image_id: ObjectId, action: str, **change: Any) -> Response:
     """New bytes or a new focal point (``change``) for one of the product's photos; audited."""
     limits = limits_from_config(current_app.config)
-    doc = service.replace_product_image(get_db(), sku, image_id, limits=limits, **change)
+    doc = service.replace_product_image(app_media(), sku, image_id, limits=limits, **change)
     audit.log(action, sku=sku, bucket=PRODUCTS, image_id=str(image_id))
     return _product(doc)
 

@@ -26,7 +26,7 @@ from avenue import background
 from avenue.clock import isoformat, now
 from avenue.db import get_mongo
 from avenue.dialect import threads_safe
-from avenue.media import Document, app_media
+from avenue.media import AppMedia, Document
 from avenue.media.maintenance import Referrers, recount_media
 from avenue.shapes import QUERY, Flag, Shape
 from avenue.status import sweep
@@ -93,7 +93,7 @@ def answer(app: Flask, db: Database[Document], name: str, *, refresh: bool = Fal
     if held is None:
         held = app.extensions.setdefault(HELD, _Held())  # setdefault: two first calls, one _Held
     key = (db.name, name)
-    refs = app_media(app).referrers(db)  # what a sweep this report starts asks
+    refs = AppMedia.of(app).core.referrers(db)  # what a sweep this report starts asks
     if refresh or not threads_safe(db):
         return held.keep(key, report(db, name, app.config, refs=refs, refresh=refresh))
     with held.lock:
@@ -147,7 +147,7 @@ def report(db: Database[Document], name: str, config: Mapping[str, Any], *, refs
     sweep now and starts it in the background here when no other worker runs one; so does
     a request that finds no sweep ever finished (unless ``AVENUE_STATUS_WARM_UP`` is off:
     then sweeps run only when asked). The request itself never sweeps; a sweep it starts is
-    handed ``refs``, the app's owners of referring documents (``app_media(app).referrers(db)``)."""
+    handed ``refs``, the app's owners of referring documents (``AppMedia.of(app).core.referrers(db)``)."""
     settings = sweep.settings_from_config(config)
     started = time.perf_counter()
     doc = sweep.read(db)
@@ -202,6 +202,6 @@ def warm_up_status_reports(app: Flask) -> threading.Thread | None:
     mongo = get_mongo(app)
     # The app's owners of referring documents, handed to the scheduler's thread as it starts
     # (building them reads nothing).
-    refs = app_media(app).referrers(mongo.db)
+    refs = AppMedia.of(app).core.referrers(mongo.db)
     settings = sweep.settings_from_config(app.config)
     return sweep.schedule(mongo.db, settings, refs, prepare=mongo.ensure_indexes)

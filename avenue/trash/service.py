@@ -25,7 +25,7 @@ from avenue.builder import service as builder
 from avenue.clock import isoformat
 from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
-from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, Library, Trash, Trashed, UrlSigner, app_media
+from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, AppMedia, Trash, Trashed, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object
 from avenue.shapes import QUERY, Absent, Answer, ObjectIdText, OneOf, Shape, cleaned, described_by
@@ -143,9 +143,10 @@ def get_item(db: Database[Document], image_id: ObjectId, *, role: str) -> Trashe
     return item
 
 
-def restore(db: Database[Document], image_id: ObjectId, *, role: str, max_images: int,
+def restore(media: AppMedia, image_id: ObjectId, *, role: str, max_images: int,
             signer: UrlSigner) -> dict[str, Any]:
     """Put a trashed image back (see the module doc); what came back and where it went."""
+    db = media.db
     item = get_item(db, image_id, role=role)
     sku = item.refs.get("sku") if item.image.bucket == PRODUCTS else None
     if sku is not None:
@@ -160,7 +161,7 @@ def restore(db: Database[Document], image_id: ObjectId, *, role: str, max_images
             shop.attach_image(db, sku, restored.image, max_images)
         except AvenueError:
             # The product went or filled up since the check: back into the trash, as it was.
-            Library(db, PRODUCTS, app_media()).delete(restored.image, to_trash=restored.refs)
+            media.library(PRODUCTS).delete(restored.image, to_trash=restored.refs)
             raise
         product = sku
     repointed = None

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from avenue import audit
 from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
-from avenue.http import page_args, takes_query
+from avenue.http import app_media, page_args, takes_query
 from avenue.presentation.objects import signer_from_config
 from avenue.trash import service
 
@@ -35,7 +35,7 @@ def get_item(image_id: ObjectId) -> Response:
 @bp.post(f"/{ITEM_ID}/restore")
 @require_role("editor")
 def restore(image_id: ObjectId) -> Response:
-    answer = service.restore(get_db(), image_id, role=require().role,
+    answer = service.restore(app_media(), image_id, role=require().role,
                              max_images=current_app.config["AVENUE_MAX_PRODUCT_IMAGES"],
                              signer=signer_from_config(current_app.config, sources=edits_images()))
     audit.log("trash_restored", image_id=str(image_id), source=answer["from"], product=answer.get("product"),

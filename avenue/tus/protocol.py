@@ -20,7 +20,7 @@ from werkzeug.exceptions import ClientDisconnected
 from avenue import audit, targets
 from avenue.db import get_db
 from avenue.errors import AvenueError, BadRequest, EmptyFile, ImageTooLarge, UnsupportedImage
-from avenue.media import Caps, Resumable, Resumables, UploadBusy
+from avenue.media import AppMedia, Caps, Resumable, Resumables, UploadBusy
 from avenue.tus import service
 
 TUS_VERSION = "1.0.0"
@@ -199,7 +199,8 @@ def _complete(upload: Resumable, *, refused: Callable[[], None] | None = None,
     try:
         with uploads.completing(upload):
             data = uploads.read_all(upload)
-            done = targets.store(db, targets.Target.from_dict(upload.target), upload.filename, data,
+            done = targets.store(AppMedia.of(current_app), targets.Target.from_dict(upload.target),
+                                 upload.filename, data,
                                  owner=upload.owner, settings=upload_settings())
     except AvenueError as error:
         if not isinstance(error, UploadBusy):

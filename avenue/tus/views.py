@@ -23,7 +23,7 @@ from avenue import audit, targets
 from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.errors import BadRequest
-from avenue.http import tus_chunk
+from avenue.http import app_media, tus_chunk
 from avenue.media import Resumable, Resumables
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
@@ -79,7 +79,7 @@ def status(upload_id: str) -> Response:
     upload = _own(upload_id)
     if request.method == "HEAD":
         return protocol.head(upload)
-    image = targets.image_of(get_db(), upload.result) if upload.result else None
+    image = targets.image_of(app_media(), upload.result) if upload.result else None
     kind = targets.Target.from_dict(upload.target).row
     signer = signer_from_config(current_app.config, sources=edits_images() or kind.uploader_edits)
     shown = targets.image_json(get_db(), kind.name, image, signer) if image is not None else None

@@ -13,12 +13,11 @@ from typing import Annotated, Any, TypeVar
 
 from bson import ObjectId
 from pydantic import Field
-from pymongo.database import Database
 
-from avenue.db import Document
 from avenue.errors import BadRequest, NotFound
 from avenue.media import (
     UPLOADS,
+    AppMedia,
     Box,
     Changed,
     Comparison,
@@ -32,7 +31,6 @@ from avenue.media import (
     Upload,
     UrlSigner,
     Version,
-    app_media,
 )
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects
@@ -41,9 +39,9 @@ from avenue.shapes import QUERY, Shape
 VISIBILITIES = ("public", "private")
 
 
-def library(db: Database[Document]) -> Library:
+def library(media: AppMedia) -> Library:
     """The uploads bucket."""
-    return Library(db, UPLOADS, app_media())
+    return media.library(UPLOADS)
 
 
 def parse_visibility(value: str | None) -> str:
@@ -55,11 +53,11 @@ def parse_visibility(value: str | None) -> str:
     return value
 
 
-def upload(db: Database[Document], file: Upload, *, owner: str, visibility: str, limits: Limits,
+def upload(media: AppMedia, file: Upload, *, owner: str, visibility: str, limits: Limits,
            add_only: bool = False) -> Stored:
     """Store one image for ``owner``; an identical earlier upload (same owner and visibility)
     is returned instead of a copy (``add_only``: never one from the trash, which stays there)."""
-    return library(db).store(file, owner=owner, limits=limits, kind="upload",
+    return library(media).store(file, owner=owner, limits=limits, kind="upload",
                              scope=f"{owner}:{visibility}", visibility=visibility, revive=not add_only)
 
 
@@ -71,67 +69,67 @@ class UploadsQuery(Shape):
     owner: Annotated[str | None, Field(description="Admins: one owner's.")] = None
 
 
-def list_uploads(db: Database[Document], window: Window, *, user_id: str, is_admin: bool,
+def list_uploads(media: AppMedia, window: Window, *, user_id: str, is_admin: bool,
                  owner: str | None = None) -> tuple[list[Image], Page]:
     """A user's own uploads, newest first; admins see everyone's, optionally one ``owner``'s."""
     scope = (owner or None) if is_admin else user_id
-    return library(db).page(window, owner=scope)
+    return library(media).page(window, owner=scope)
 
 
-def get_upload(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool) -> Image:
+def get_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool) -> Image:
     """An upload the user may see; 404 otherwise (no existence leak)."""
-    image = library(db).get(upload_id, owner=None if is_admin else user_id)
+    image = library(media).get(upload_id, owner=None if is_admin else user_id)
     if image is None:
         raise NotFound("No upload with this id.", code="upload_not_found")
     return image
 
 
-def delete_upload(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool) -> Image:
+def delete_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool) -> Image:
     """Delete an upload the user may see (with its variants); returns what was deleted."""
-    image = get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
-    media = library(db)
+    image = get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
+    images = library(media)
     # The delete lease: of two deletes of one upload at once, one moves it to the trash and
     # the other answers 404, as if it came second (found by bench/soak.py: both copying it
     # into the trash collided).
-    lease = media.take_delete_lease(upload_id)
+    lease = images.take_delete_lease(upload_id)
     if lease is None:
         raise NotFound("No upload with this id.", code="upload_not_found")
     try:
-        media.delete(lease.image, to_trash={})
+        images.delete(lease.image, to_trash={})
     except BaseException:
-        media.release_delete_lease(lease)
+        images.release_delete_lease(lease)
         raise
     return image
 
 
-def replace_upload(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool,
+def replace_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool,
                    file: Upload | None = None, focal: FocalPoint | None = None,
                    limits: Limits) -> Changed:
     """New bytes (``file``) or a new focal point for an upload the user may see, keeping its
     id (avenue/media/store/replace.py): the upload, whether anything changed and its new
     picture's near-duplicates."""
-    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
-    done = library(db).replace(upload_id, file, focal=focal, limits=limits)
+    get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
+    done = library(media).replace(upload_id, file, focal=focal, limits=limits)
     if done is None:
         raise NotFound("No upload with this id.", code="upload_not_found")
     return done
 
 
-def edit_upload(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool,
+def edit_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool,
                 edits: Edits | None) -> Changed:
     """Apply ``edits`` (None: undo) to an upload the user may see, as a new version."""
-    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
-    done = library(db).edit(upload_id, edits)
+    get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
+    done = library(media).edit(upload_id, edits)
     if done is None:
         raise NotFound("No upload with this id.", code="upload_not_found")
     return done
 
 
-def set_upload_crop(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool, name: str,
+def set_upload_crop(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool, name: str,
                     box: Box | None) -> Changed:
     """Set (``box``) or delete (None) the named crop ``name`` of an upload the user may see."""
-    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
-    done = library(db).set_crop(upload_id, name, box)
+    get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
+    done = library(media).set_crop(upload_id, name, box)
     if done is None:
         raise NotFound("No upload with this id.", code="upload_not_found")
     return done
@@ -146,38 +144,38 @@ def _found(result: _T | None) -> _T:
     return result
 
 
-def upload_versions(db: Database[Document], upload_id: ObjectId, *, user_id: str, is_admin: bool
+def upload_versions(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool
                     ) -> list[Version]:
     """An upload's current version and its earlier ones still kept, newest first."""
-    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
-    return _found(library(db).versions(upload_id))
+    get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
+    return _found(library(media).versions(upload_id))
 
 
-def restore_upload_version(db: Database[Document], upload_id: ObjectId, version_id: str, *, user_id: str,
+def restore_upload_version(media: AppMedia, upload_id: ObjectId, version_id: str, *, user_id: str,
                            is_admin: bool, limits: Limits) -> Changed:
     """Make an earlier version of an upload the user may see current again, as a new version."""
-    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
-    return _found(library(db).restore_version(upload_id, version_id, limits=limits))
+    get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
+    return _found(library(media).restore_version(upload_id, version_id, limits=limits))
 
 
-def upload_version_preview(db: Database[Document], upload_id: ObjectId, version_id: str, *, user_id: str,
+def upload_version_preview(media: AppMedia, upload_id: ObjectId, version_id: str, *, user_id: str,
                            is_admin: bool) -> bytes:
     """A small WebP of one version of an upload the user may see."""
-    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
-    return _found(library(db).version_preview(upload_id, version_id))
+    get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
+    return _found(library(media).version_preview(upload_id, version_id))
 
 
-def compare_upload_versions(db: Database[Document], upload_id: ObjectId, before: str, after: str, *,
+def compare_upload_versions(media: AppMedia, upload_id: ObjectId, before: str, after: str, *,
                             user_id: str, is_admin: bool) -> tuple[Comparison, bytes]:
     """The share of pixels changed between two versions of an upload, and the heat map."""
-    get_upload(db, upload_id, user_id=user_id, is_admin=is_admin)
-    return _found(library(db).compare_versions(upload_id, before, after))
+    get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
+    return _found(library(media).compare_versions(upload_id, before, after))
 
 
-def near_duplicates(db: Database[Document], image: Image) -> list[Near]:
+def near_duplicates(media: AppMedia, image: Image) -> list[Near]:
     """The uploads of ``image``'s owner that look like it, nearest first: never itself, nor
     its own earlier versions (a replaced version's bytes are in the trash, never matched)."""
-    return library(db).near_duplicates(image)
+    return library(media).near_duplicates(image)
 
 
 def upload_object(image: Image, signer: UrlSigner, near: Sequence[Near] | None = None) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from avenue import audit
 from avenue.auth import require, require_role
-from avenue.db import get_db
 from avenue.http import (
+    app_media,
     comparison_answer,
     one_file,
     page_args,
@@ -51,7 +51,7 @@ def create_upload() -> tuple[Response, int]:
     """Store an image: 201 when stored, 200 when this user already uploaded the same one."""
     user = require()
     visibility = service.parse_visibility(request.form.get("visibility"))
-    result = service.upload(get_db(), uploaded_files("file", single=True)[0], owner=user.id,
+    result = service.upload(app_media(), uploaded_files("file", single=True)[0], owner=user.id,
                             visibility=visibility, limits=limits_from_config(current_app.config))
     image = result.image
     audit.log("upload_created", bucket=UPLOADS, image_id=str(image.id), visibility=visibility,
@@ -65,7 +65,7 @@ def create_upload() -> tuple[Response, int]:
 def list_uploads(query: service.UploadsQuery) -> Response:
     user = require()
     window = page_args()
-    images, page = service.list_uploads(get_db(), window, user_id=user.id, is_admin=user.role == "admin",
+    images, page = service.list_uploads(app_media(), window, user_id=user.id, is_admin=user.role == "admin",
                                         owner=query.owner)
     return jsonify(page.shape([service.upload_object(i, _signer()) for i in images], window))
 
@@ -74,7 +74,7 @@ def list_uploads(query: service.UploadsQuery) -> Response:
 @require_role()
 def get_upload(upload_id: ObjectId) -> Response:
     user = require()
-    image = service.get_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
+    image = service.get_upload(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin")
     return jsonify(service.upload_object(image, _signer()))
 
 
@@ -103,7 +103,7 @@ def edit_upload(body: EditsBody, upload_id: ObjectId) -> Response:
     """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
     edits = body.edits
     user = require()
-    done = service.edit_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
+    done = service.edit_upload(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                edits=edits)
     return _changed(upload_id, "upload_edited", done)
 
@@ -113,7 +113,7 @@ def edit_upload(body: EditsBody, upload_id: ObjectId) -> Response:
 def undo_upload_edits(upload_id: ObjectId) -> Response:
     """Back to the original: a new version without edits."""
     user = require()
-    done = service.edit_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
+    done = service.edit_upload(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                edits=None)
     return _changed(upload_id, "upload_edits_undone", done)
 
@@ -125,7 +125,7 @@ def set_upload_crop(body: CropBody, upload_id: ObjectId, name: str) -> Response:
     """Set the named crop ``name`` (fractions of the edited picture): a new version."""
     box = body.named(name)
     user = require()
-    done = service.set_upload_crop(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
+    done = service.set_upload_crop(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                    name=name, box=box)
     return _changed(upload_id, "upload_crop_set", done, crop=name)
 
@@ -135,7 +135,7 @@ def set_upload_crop(body: CropBody, upload_id: ObjectId, name: str) -> Response:
 def delete_upload_crop(upload_id: ObjectId, name: str) -> Response:
     """Delete the named crop ``name``: a new version."""
     user = require()
-    done = service.set_upload_crop(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
+    done = service.set_upload_crop(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                    name=check_crop_name(name), box=None)
     return _changed(upload_id, "upload_crop_deleted", done, crop=name)
 
@@ -148,7 +148,7 @@ VERSION = "<version_id>"
 def list_upload_versions(upload_id: ObjectId) -> Response:
     """The upload's current version and its earlier ones still kept (AVENUE_TRASH_DAYS), newest first."""
     user = require()
-    listed = service.upload_versions(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
+    listed = service.upload_versions(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin")
     return jsonify(versions_answer(listed, lambda v: url_for(
         "uploads.upload_version_preview", upload_id=upload_id, version_id=v)))
 
@@ -158,7 +158,7 @@ def list_upload_versions(upload_id: ObjectId) -> Response:
 def restore_upload_version(upload_id: ObjectId, version_id: str) -> Response:
     """An earlier version made current again, as a new version: the upload keeps its id."""
     user = require()
-    done = service.restore_upload_version(get_db(), upload_id, version_id, user_id=user.id,
+    done = service.restore_upload_version(app_media(), upload_id, version_id, user_id=user.id,
                                           is_admin=user.role == "admin",
                                           limits=limits_from_config(current_app.config))
     return _changed(upload_id, "upload_version_restored", done, name_near=True, restored=version_id)
@@ -169,7 +169,7 @@ def restore_upload_version(upload_id: ObjectId, version_id: str) -> Response:
 def upload_version_preview(upload_id: ObjectId, version_id: str) -> Response:
     """A small WebP of one version."""
     user = require()
-    return private_picture(service.upload_version_preview(get_db(), upload_id, version_id, user_id=user.id,
+    return private_picture(service.upload_version_preview(app_media(), upload_id, version_id, user_id=user.id,
                                                           is_admin=user.role == "admin"), "image/webp")
 
 
@@ -178,7 +178,7 @@ def upload_version_preview(upload_id: ObjectId, version_id: str) -> Response:
 def compare_upload_versions(upload_id: ObjectId, version_id: str, after: str) -> Response:
     """The share of pixels that differ from one version to another, and the heat map's URL."""
     user = require()
-    compared, _ = service.compare_upload_versions(get_db(), upload_id, version_id, after, user_id=user.id,
+    compared, _ = service.compare_upload_versions(app_media(), upload_id, version_id, after, user_id=user.id,
                                                   is_admin=user.role == "admin")
     heat_map = url_for("uploads.upload_versions_heat_map", upload_id=upload_id, version_id=version_id,
                        after=after)
@@ -190,7 +190,7 @@ def compare_upload_versions(upload_id: ObjectId, version_id: str, after: str) ->
 def upload_versions_heat_map(upload_id: ObjectId, version_id: str, after: str) -> Response:
     """The heat map of what differs between two versions (PNG)."""
     user = require()
-    _, data = service.compare_upload_versions(get_db(), upload_id, version_id, after, user_id=user.id,
+    _, data = service.compare_upload_versions(app_media(), upload_id, version_id, after, user_id=user.id,
                                               is_admin=user.role == "admin")
     return private_picture(data, "image/png")
 
@@ -204,7 +204,7 @@ def _changed(upload_id: ObjectId, action: str, done: Changed, *, name_near: bool
               changed=done.changed, **details)
     near = None
     if name_near:
-        near = service.near_duplicates(get_db(), done.image) if done.near is None else done.near
+        near = service.near_duplicates(app_media(), done.image) if done.near is None else done.near
     return jsonify(service.upload_object(done.image, _signer(), near))
 
 
@@ -212,7 +212,7 @@ def _replace(upload_id: ObjectId, action: str, **change: Any) -> Response:
     """New bytes or a new focal point (``change``) for an upload the user may see; audited."""
     user = require()
     limits = limits_from_config(current_app.config)
-    done = service.replace_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin",
+    done = service.replace_upload(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                   limits=limits, **change)
     return _changed(upload_id, action, done, name_near=True)
 
@@ -221,6 +221,6 @@ def _replace(upload_id: ObjectId, action: str, **change: Any) -> Response:
 @require_role()
 def delete_upload(upload_id: ObjectId) -> tuple[str, int]:
     user = require()
-    image = service.delete_upload(get_db(), upload_id, user_id=user.id, is_admin=user.role == "admin")
+    image = service.delete_upload(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin")
     audit.log("upload_deleted", bucket=UPLOADS, image_id=str(upload_id), owner=image.owner)
     return "", 204

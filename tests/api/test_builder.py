@@ -8,11 +8,12 @@ import threading
 
 import pytest
 from bson import ObjectId
+from flask import current_app
 
 from avenue.builder import service
 from avenue.dialect import threads_safe
 from avenue.errors import AvenueError
-from avenue.media import BUILDER
+from avenue.media import BUILDER, AppMedia
 from avenue.media.store.library import DELETE_LEASE
 from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, error_body, image_bytes
 from tests.support.client import media_upload as upload
@@ -248,12 +249,12 @@ def test_a_page_write_while_the_media_is_being_deleted_is_refused(client, editor
     def write_during_delete(db_, oid):
         fields = service.page_fields(service.PageWrite.parse({"title": "T", "blocks": [media_block(media)]}))
         with pytest.raises(AvenueError) as refused:
-            service.put_page(db_, "home", fields)
+            service.put_page(AppMedia.on(db_), "home", fields)
         answers.append(refused.value)
         return lookup(db_, oid)
 
     monkeypatch.setattr(service, "used_in", write_during_delete)
-    service.delete_media(db, ObjectId(media))
+    service.delete_media(AppMedia.of(client.application), ObjectId(media))
     assert answers[0].status == 422 and answers[0].details["unknown_media_ids"] == [media]
     assert db.page_content.find_one({"slug": "home"}) is None
 
@@ -286,13 +287,12 @@ def test_where_used_stays_exact_under_concurrent_page_writes(app, editor, client
     def writer(seed: int) -> None:
         try:
             with app.app_context():
-                from avenue.db import get_db
 
                 for round_ in range(6):
                     chosen = [ids[(seed + round_ + k) % 3] for k in range((seed + round_) % 3 + 1)]
                     fields = service.page_fields(service.PageWrite.parse(
                         {"title": "T", "blocks": [media_block(m) for m in chosen]}))
-                    service.put_page(get_db(), "shared", fields)
+                    service.put_page(AppMedia.of(current_app), "shared", fields)
         except Exception as exc:  # surfaced by the assertion below
             errors.append(exc)
 
@@ -355,7 +355,8 @@ def test_a_page_resolves_all_its_media_with_one_query(client, editor, app, monke
             return original_find(self, *args, **kwargs)
 
         monkeypatch.setattr(type(files), "find", counting_find)
-        page = service.render_page(db, db.page_content.find_one({"slug": "home"}), service.UrlSigner())
+        home = db.page_content.find_one({"slug": "home"})
+        page = service.render_page(AppMedia.on(db), home, service.UrlSigner())
     assert len(finds) == 1 and all(b.get("url") for b in page["blocks"])
 
 

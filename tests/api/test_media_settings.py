@@ -1,6 +1,7 @@
 """The media package is handed the app's :class:`~avenue.media.Media` (avenue/media/core.py),
-built once per app and kept in ``app.extensions``: only the Flask route module reads
-``current_app``; the store takes what it is given."""
+built once per app and kept in ``app.extensions`` with the :class:`~avenue.media.AppMedia` over
+it (avenue/media/app.py) that views hand to services: only the Flask route module reads
+``current_app``, no service does; the store takes what it is given."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import ast
 import io
 from pathlib import Path
 
-from avenue.media import BUILDER, Library, Media, Upload, app_media
+from avenue.media import BUILDER, AppMedia, Library, Media, Upload
 from avenue.media.buckets import TRASH
 from avenue.media.core import MediaSettings
 from tests.helpers import image_bytes
 
-MEDIA = Path(__file__).resolve().parents[2] / "avenue" / "media"
+AVENUE = Path(__file__).resolve().parents[2] / "avenue"
+MEDIA = AVENUE / "media"
 
 
 def reads_current_app(path: Path) -> bool:
@@ -32,6 +34,17 @@ def test_no_module_of_the_media_package_but_the_route_reads_current_app():
     assert readers == ["serve/route.py"]
 
 
+# Modules below the views: handed the app's media (AppMedia) by their view or command.
+SERVICES = ["shop/service.py", "builder/service.py", "uploads/service.py", "trash/service.py",
+            "bulk/service.py", "bulk/urls.py", "links/service.py", "admin/deliveries.py", "targets.py"]
+
+
+def test_no_service_reads_the_app():
+    readers = [name for name in SERVICES if reads_current_app(AVENUE / name)]
+    callers = [name for name in SERVICES if "app_media(" in (AVENUE / name).read_text()]
+    assert readers == [] and callers == []
+
+
 def test_the_settings_come_from_the_config_with_the_defaults_for_what_is_not_set():
     assert MediaSettings.from_config({}) == MediaSettings(trash_days=30, redirect_days=30)
     assert MediaSettings.from_config({"AVENUE_TRASH_DAYS": 0, "AVENUE_REPLACED_REDIRECT_DAYS": 7}) == \
@@ -41,33 +54,29 @@ def test_the_settings_come_from_the_config_with_the_defaults_for_what_is_not_set
 def test_a_library_given_no_media_has_the_defaults(db):
     assert Media().settings == MediaSettings()
     assert Library(db, BUILDER, Media()).shelf.settings == MediaSettings()
-    assert app_media() == Media()  # outside any app
+    assert AppMedia.on(db).library(BUILDER).shelf.settings == MediaSettings()
 
 
 def test_an_app_builds_its_media_once_and_its_libraries_take_its_settings(app_factory):
     app = app_factory(AVENUE_TRASH_DAYS=0)
-    media = app.extensions["avenue.media"]
-    assert app_media(app) is media
+    media = AppMedia.of(app)
+    assert AppMedia.of(app) is media and media.core is app.extensions["avenue.media"]
     with app.app_context():
         from avenue.db import get_db
 
-        assert app_media() is media
-        assert Library(get_db(), BUILDER, app_media()).shelf.settings.trash_days == 0
-        app.config["AVENUE_TRASH_DAYS"] = 3  # read when asked, not once at start
-        assert Library(get_db(), BUILDER, app_media()).shelf.settings.trash_days == 3
+        assert media.db is get_db() and media.dialect.name == "mongomock"
+    assert media.library(BUILDER).shelf.settings.trash_days == 0
+    app.config["AVENUE_TRASH_DAYS"] = 3  # read when asked, not once at start
+    assert media.library(BUILDER).shelf.settings.trash_days == 3
 
 
 def test_two_apps_of_one_process_keep_their_own_settings(app_factory):
     # Once, the settings came from whichever app's context a call ran in, through a hook the
     # last init_app set in a module; each app's Media is its own.
     first, second = app_factory(AVENUE_TRASH_DAYS=0), app_factory(AVENUE_TRASH_DAYS=5)
-    assert app_media(first).settings.trash_days == 0
-    assert app_media(second).settings.trash_days == 5
+    assert AppMedia.of(first).library(BUILDER).settings.trash_days == 0
     with first.app_context():  # the context a call runs in decides nothing
-        from avenue.db import get_db
-
-        assert Library(get_db(), BUILDER, app_media(second)).shelf.settings.trash_days == 5
-        assert Library(get_db(), BUILDER, app_media()).shelf.settings.trash_days == 0
+        assert AppMedia.of(second).library(BUILDER).shelf.settings.trash_days == 5
 
 
 def test_a_library_given_no_trash_deletes_for_good_without_any_app(db):

@@ -10,7 +10,7 @@ from avenue.clock import now
 from avenue.db import PRODUCT_LIST
 from avenue.dialect import dialect_of
 from avenue.embedded.fences import build_fences, forget_fences
-from avenue.media import BUILDER, PRODUCTS, Image, Media, app_media
+from avenue.media import BUILDER, PRODUCTS, AppMedia, Image, Media
 from avenue.media.references import Referrers
 from avenue.media.store.originals import store
 from avenue.shop.references import ProductReferences
@@ -38,7 +38,7 @@ def page(db, slug: str, *media: ObjectId) -> None:
 
 
 def test_the_app_factory_hands_its_media_core_products_and_pages(app, db):
-    registry = app_media(app).referrers(db)
+    registry = AppMedia.of(app).core.referrers(db)
     assert [owner.kind for owner in registry] == ["products", "pages"]
     assert registry.collections() == ("shop_products", "page_content")
     assert [owner.kind for owner in registry.of_bucket(PRODUCTS)] == ["products"]

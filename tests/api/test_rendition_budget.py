@@ -14,10 +14,11 @@ import types
 from pathlib import Path
 
 import pytest
+from flask import current_app
 from werkzeug.test import Client
 
 from avenue import opsruns
-from avenue.media import PRODUCTS, UPLOADS, app_media
+from avenue.media import PRODUCTS, UPLOADS, AppMedia
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import counters, purge
 from avenue.media.effects.served import Deliveries
@@ -276,7 +277,7 @@ def test_a_flush_for_a_rendition_removed_meanwhile_writes_nothing_and_fails_noth
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
     with app.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=app_media().purges)
+        delete_image(db, PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
         assert deliveries(app).flush(db)["renditions"] == 1
     assert stored(db) == []
 
@@ -397,7 +398,7 @@ def test_the_running_total_stays_right_across_store_remove_and_evict(app, client
     client.get(path(other, "w_320.webp"))
     assert held_bytes(db) == true_bytes(db) and counters.of(db, RENDITIONS)["files"] == 4
     with app.app_context():
-        delete_image(db, PRODUCTS, other["_id"], purges=app_media().purges)
+        delete_image(db, PRODUCTS, other["_id"], purges=AppMedia.of(current_app).core.purges)
     assert held_bytes(db) == true_bytes(db) and counters.of(db, RENDITIONS)["files"] == 3
     with app.app_context():
         renditions.evict(db, true_bytes(db) - 1, margin=0.0)
@@ -610,7 +611,7 @@ def test_deleting_an_image_purges_its_renditions_urls_with_and_without_extension
     client.get(path(doc, "w_160"), headers={"Accept": "image/webp"})
     db = get_mongo(hooked).db
     with hooked.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=app_media().purges)
+        delete_image(db, PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
     paths = outbox(db)
     base = f"/media/products/{doc['_id']}"
     assert {f"{base}/w_320", f"{base}/w_320.webp", f"{base}/w_320.avif", f"{base}/w_160",
@@ -642,7 +643,7 @@ def test_replacing_an_image_purges_its_earlier_versions_renditions(hooked):
     db = get_mongo(hooked).db
     with hooked.app_context():
         replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
-                           delete_lease=_lease(), media=app_media())
+                           delete_lease=_lease(), media=AppMedia.of(current_app).core)
     assert replaced is not None and replaced.changed
     assert {path(doc, "w_320.webp"), path(doc, "w_320")} <= set(outbox(db))
     assert path(replaced.doc, "w_320.webp") not in outbox(db)
@@ -659,13 +660,13 @@ def test_a_named_presets_own_urls_are_purged_with_its_image_on_delete_and_replac
     db = get_mongo(app).db
     with app.app_context():
         replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
-                           delete_lease=_lease(), media=app_media())
+                           delete_lease=_lease(), media=AppMedia.of(current_app).core)
     assert replaced is not None and replaced.changed
     assert {path(doc, "banner"), path(doc, "banner.webp")} <= set(outbox(db))  # the earlier version's
     db[purge.OUTBOX].delete_many({})
     assert client.get(path(replaced.doc, "banner.jpg")).status_code == 200
     with app.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=app_media().purges)
+        delete_image(db, PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
     assert {path(replaced.doc, "banner"), path(replaced.doc, "banner.jpg")} <= set(outbox(db))
     assert len(outbox(db)) == len(set(outbox(db)))
 
@@ -687,7 +688,7 @@ def test_a_private_images_renditions_and_evictions_are_never_purged(hooked):
     with hooked.app_context():
         renditions.evict(db, 1, margin=0.0)  # an eviction: the URL stays valid, nothing to purge
         assert outbox(db) == []
-        delete_image(db, UPLOADS, doc["_id"], purges=app_media().purges)
+        delete_image(db, UPLOADS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
     assert outbox(db) == []
 
 
@@ -695,7 +696,7 @@ def test_without_a_hook_removing_renditions_queues_nothing(app, client, db):
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
     with app.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=app_media().purges)
+        delete_image(db, PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
     assert db[purge.OUTBOX].count_documents({}) == 0
 
 
@@ -769,12 +770,13 @@ def test_two_apps_of_one_process_each_purge_by_their_own_hook_and_presets(app_fa
     hooked = app_factory(**HOOK, AVENUE_RENDITION_PRESETS="banner=w_480,h_240,fit_cover")
     plain = app_factory(AVENUE_RENDITION_PRESETS="")
     with plain.app_context():
-        assert not app_media().purges.enabled
+        assert not AppMedia.of(current_app).core.purges.enabled
     doc = put(plain)
     assert plain.test_client().get(path(doc, "w_320.webp")).status_code == 200
     db = get_mongo(plain).db
     with plain.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=app_media().purges)
+        delete_image(db, PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
     assert outbox(db) == []
     with hooked.app_context():
-        assert app_media().purges.preset_names == {"w_480,h_240,fit_cover": frozenset({"banner"})}
+        purges = AppMedia.of(current_app).core.purges
+        assert purges.preset_names == {"w_480,h_240,fit_cover": frozenset({"banner"})}

@@ -23,7 +23,7 @@ sys.path.insert(0, "bench")
 import mongomock, pymongo
 import scale
 from avenue.db import get_db, get_mongo
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, app_media
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia
 from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.upkeep.fsck import check
@@ -46,7 +46,7 @@ with app.app_context():
     counters = {bucket: [{k: media_counters(db)[bucket][k] for k in fields},
                          {k: count_bucket(db, bucket, chunk_index=True)[k] for k in fields}]
                 for bucket in (PRODUCTS, UPLOADS, BUILDER)}
-    drift = reconcile(db, app.config, app_media(app).referrers(db))["products"]["drift"]
+    drift = reconcile(db, app.config, AppMedia.of(app).core.referrers(db))["products"]["drift"]
     report = check(db)
     seeded_original = {"metadata.role": "original", "filename": {"$ne": "template.jpg"}}
     upload = db[f"{UPLOADS}.files"].find_one(seeded_original)["metadata"]

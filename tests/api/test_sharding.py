@@ -61,9 +61,9 @@ def exercise(app) -> None:
     with app.app_context():
         from avenue import status
         from avenue.db import get_db
-        from avenue.media import app_media
+        from avenue.media import AppMedia
 
-        assert status.sweep_now(get_db(), app.config, app_media(app).referrers(get_db())) is not None
+        assert status.sweep_now(get_db(), app.config, AppMedia.of(app).core.referrers(get_db())) is not None
     ran = app.test_cli_runner().invoke(args=["gc", "--quiet"])
     assert ran.exit_code == 0, ran.output
 

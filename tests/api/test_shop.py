@@ -13,7 +13,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.errors import Conflict, UnprocessableContent
-from avenue.media import PRODUCTS, TEMP, Upload
+from avenue.media import PRODUCTS, TEMP, AppMedia, Upload
 from avenue.media.core import NO_PURGES
 from avenue.media.store.library import Storing
 from avenue.media.store.library import deleting as library_deleting
@@ -401,7 +401,7 @@ def test_a_file_deleted_by_another_product_meanwhile_is_stored_again(app, db, mo
 
     monkeypatch.setattr(library_deleting, "sleep", deleter_finishes)
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
-    done = service.add_images(db, "AV-2", [upload], owner="admin", settings=settings(app))
+    done = service.add_images(AppMedia.of(app), "AV-2", [upload], owner="admin", settings=settings(app))
     product, added = done.product, done.refs
     assert waits and added[0]["id"] != doc["_id"]
     assert product["images"][0]["id"] == added[0]["id"]
@@ -413,12 +413,11 @@ def test_a_claimed_temp_image_merged_into_a_file_being_deleted_is_stored_again(a
     db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]},
                                        {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
-    temp = service.store_temp_images(db, [upload], owner="admin", settings=settings(app))[0]
+    temp = service.store_temp_images(AppMedia.of(app), [upload], owner="admin", settings=settings(app))[0]
     monkeypatch.setattr(library_deleting, "sleep",
                         lambda seconds: delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES))
-    product = service.create_product(db, service.NewProduct.parse({"sku": "AV-3", "name": "x", "price": 1,
-                                                                   "temp_image_ids": [str(temp.id)]}),
-                                     owner="admin", settings=settings(app))
+    new = service.NewProduct.parse({"sku": "AV-3", "name": "x", "price": 1, "temp_image_ids": [str(temp.id)]})
+    product = service.create_product(AppMedia.of(app), new, owner="admin", settings=settings(app))
     [image_id] = service.stored_ids(product)
     assert image_id not in (doc["_id"], temp.id)
     stored = db[f"{PRODUCTS}.files"].find_one({"_id": image_id})
@@ -439,9 +438,9 @@ def test_a_delete_that_sees_the_new_reference_keeps_the_file(app, db, monkeypatc
 
     monkeypatch.setattr(library_deleting, "sleep", deleter_backs_off)
     upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
-    added = service.add_images(db, "AV-2", [upload], owner="admin", settings=settings(app)).refs
+    added = service.add_images(AppMedia.of(app), "AV-2", [upload], owner="admin", settings=settings(app)).refs
     assert added[0]["id"] == doc["_id"]
-    assert service.delete_unreferenced(db, doc["_id"]) is False
+    assert service.delete_unreferenced(AppMedia.of(app), doc["_id"]) is False
     assert db[f"{PRODUCTS}.files"].count_documents({"_id": doc["_id"]}) == 1
 
 
@@ -596,7 +595,7 @@ def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhi
 
     monkeypatch.setattr(Storing, "store_many", store_then_someone_fills_the_product)
     with pytest.raises(UnprocessableContent) as refused:
-        service.add_images(db, "AV-1", [Upload("c.jpg", io.BytesIO(image_bytes(SMALL[2])))],
+        service.add_images(AppMedia.of(app), "AV-1", [Upload("c.jpg", io.BytesIO(image_bytes(SMALL[2])))],
                            owner="admin", settings=settings(app))
     assert refused.value.code == "too_many_images"
     product = db.shop_products.find_one({"sku": "AV-1"})

@@ -10,7 +10,7 @@ import pymongo
 import pytest
 
 from avenue.db import get_db
-from avenue.media import UPLOADS, app_media
+from avenue.media import UPLOADS, AppMedia
 from avenue.media.maintenance import collect_garbage, fsck
 from avenue.media.store import storage
 from tests.helpers import Auth, make_app
@@ -102,7 +102,7 @@ def test_a_cut_between_the_chunks_and_the_files_documents_leaves_only_garbage_gc
         db = direct.avenue_partition
         assert db[f"{UPLOADS}.files"].count_documents({}) == 0  # nobody can see a half file
         assert db[f"{UPLOADS}.chunks"].count_documents({}) > 0  # its chunks are garbage...
-        collect_garbage(db, media=app_media(app), grace_seconds=0)
+        collect_garbage(db, media=AppMedia.of(app).core, grace_seconds=0)
         assert db[f"{UPLOADS}.chunks"].count_documents({}) == 0  # ...that gc removes
         assert fsck(db).ok
     finally:

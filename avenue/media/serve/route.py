@@ -3,8 +3,9 @@
 ``init_app`` builds the app's :class:`~avenue.media.core.Media` once (:class:`MediaState`: what
 the store is handed, with what serving needs: the cache, a way to reach the database, the
 headers every response carries) and keeps it in ``app.extensions["avenue.media"]``, instead
-of the package importing the app layer or keeping anything in a module. This module is the
-Flask edge of the package: the one that reads ``current_app`` (:func:`app_media`).
+of the package importing the app layer or keeping anything in a module (the
+:class:`~avenue.media.AppMedia` views hand to services stands over it: avenue/media/app.py).
+This module is the Flask edge of the package: the one that reads ``current_app``.
 
 The route streams GridFS bytes (:class:`~avenue.media.serve.stream.ChunkStream`) with the
 answers :func:`avenue.media.serve.http.decide` gives; what needs ranges or other validators goes
@@ -21,7 +22,7 @@ from typing import Any, TypeVar
 
 import pymongo
 from bson import ObjectId
-from flask import Blueprint, Flask, Response, current_app, g, has_app_context, has_request_context, request
+from flask import Blueprint, Flask, Response, current_app, g, has_request_context, request
 from pymongo.database import Database
 from werkzeug.exceptions import NotFound, RequestedRangeNotSatisfiable
 
@@ -300,18 +301,6 @@ def get_state(app: Flask | None = None) -> MediaState:
     """The app's media core, with what serving needs (``app``: the current app by default)."""
     state: MediaState = (app or current_app).extensions[EXTENSION]
     return state
-
-
-def app_media(app: Flask | None = None) -> Media:
-    """The app's :class:`~avenue.media.core.Media` (``app``: the current app by default), to hand
-    to what it opens: ``Library(db, bucket, app_media())``, an ops run. Outside any app (a
-    service called with only a database, as tests do; a thread without an app context),
-    ``Media()``: the defaults, work done at once, and no owners of referring documents (what
-    asks who refers to an image raises there: give it ``app``). The one place outside this
-    module's own views where the package reads ``current_app``."""
-    if app is None and not has_app_context():
-        return Media()
-    return get_state(app)
 
 
 def get_cache(app: Flask | None = None) -> MediaCache:

@@ -95,7 +95,7 @@ class NearDuplicatesReport:
 def backfill_near_duplicates(db: Database[Document], *, media: Media | None = None,
                              progress: ProgressFn | None = None) -> NearDuplicatesReport:
     """Compute the hash and palette of every original that has none, in every bucket, and link
-    each to its near-duplicates (``media``: the app's, ``app_media()``, whose libraries link
+    each to its near-duplicates (``media``: the app's, ``AppMedia.core``, whose libraries link
     them; none: the defaults)."""
     media = media or Media()
     disabled = media.settings.disabled_formats  # with WebP off no thumb is read (backfill.py)

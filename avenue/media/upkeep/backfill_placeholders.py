@@ -54,7 +54,7 @@ class PlaceholderReport:
 def backfill_placeholders(db: Database[Document], *, media: Media,
                           progress: ProgressFn | None = None) -> PlaceholderReport:
     """Compute the placeholder of every original that has none, in every bucket (``media``: the
-    app's, ``app_media()``, whose owners of referring documents copy it and whose libraries
+    app's, ``AppMedia.core``, whose owners of referring documents copy it and whose libraries
     read the originals; a ``Media()`` without owners raises before anything is written)."""
     refs = media.referrers(db)
     report = PlaceholderReport()

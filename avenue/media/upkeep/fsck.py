@@ -479,7 +479,7 @@ def fsck(db: Database[Document], *, repair: bool = False, progress: Progress | N
     ``Media()`` that has no owners, a repair raises before it checks. The command
     (avenue/ops/commands.py) audits a repair."""
     if repair and media is None:
-        raise TypeError("fsck(repair=True) needs the app's Media (media=app_media(app))")
+        raise TypeError("fsck(repair=True) needs the app's Media (media=AppMedia.of(app).core)")
     # Asked before the check: a Media without owners raises before anything is read or changed.
     repairing = (media.referrers(db), media) if repair and media is not None else None
     report = check(db, progress=progress, since=since, resume=resume)

@@ -335,7 +335,7 @@ def collect_garbage(db: Database[Document], *, media: Media, grace_seconds: int 
                     dry_run: bool = False, now: dt.datetime | None = None,
                     progress: Progress | None = None) -> GcReport:
     """Remove (or with ``dry_run`` only list) every kind of garbage described in the module doc;
-    ``media``: the app's (``app_media()``), whose owners of referring documents say what is
+    ``media``: the app's (``AppMedia.core``), whose owners of referring documents say what is
     referenced (required: a ``Media()`` without owners raises before anything is removed) and
     whose CDN a removed public image's purge is queued for. The command
     (avenue/ops/commands.py) audits what a real run removed."""

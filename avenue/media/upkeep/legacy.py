@@ -435,7 +435,7 @@ class _Importer:
 def import_legacy(db: Database[Document], root: str | Path, *, media: Media, limits: Limits | None = None,
                   dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
     """Import the old uploads folder at ``root`` and rewrite references to it (see module doc);
-    ``media``: the app's (``app_media()``), whose owners of referring documents rewrite their
+    ``media``: the app's (``AppMedia.core``), whose owners of referring documents rewrite their
     references (a ``Media()`` without owners raises before anything is imported). The command
     (avenue/ops/commands.py) audits a run that changed anything."""
     root = Path(root)

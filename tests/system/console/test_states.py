@@ -555,7 +555,9 @@ def deliveries(page) -> str:
     served (the never served and clean-up lists). The console's own loads are not counted."""
     import datetime as dt
 
-    from avenue.media import BUILDER, app_media
+    from flask import current_app
+
+    from avenue.media import BUILDER, AppMedia
     from avenue.media.serve.route import flush_deliveries
     from avenue.media.store.originals import store
     from avenue.media.store.replace import replace_bytes
@@ -570,7 +572,7 @@ def deliveries(page) -> str:
     flush_deliveries(live)
     with live.app_context():
         assert replace_bytes(db, BUILDER, served, unlike_jpeg(320, 240), filename=name,
-                             delete_lease=dt.timedelta(seconds=30), media=app_media())
+                             delete_lease=dt.timedelta(seconds=30), media=AppMedia.of(current_app).core)
     assert page.request.get(f"/media/builder/{served}").ok
     flush_deliveries(live)
     return str(served)

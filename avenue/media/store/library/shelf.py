@@ -31,7 +31,7 @@ class Shelf:
     """The originals of one GridFS bucket: what each collaborator of the library reads and writes."""
 
     def __init__(self, db: Database[Document], bucket: str, media: Media) -> None:
-        """``media``: the app's (``avenue.media.app_media``), whose settings the trash, replace
+        """``media``: the app's (``AppMedia.core``), whose settings the trash, replace
         and renders of stored originals follow and which runs the work left for after the
         answer; outside an app, ``Media()``: the defaults, that work done at once. Required:
         a library opened without it followed the defaults silently (the legacy import did)."""

@@ -1,0 +1,128 @@
+"""The app's media: the one object views hand to services and ops to its jobs.
+
+:class:`AppMedia` is built once per app by ``avenue.media.wiring.init_app`` and kept in
+``app.extensions``; a view or a CLI command asks for it (:meth:`AppMedia.of`) and hands it on,
+as Warehouse's views hand on what ``request.find_service`` gives them, so nothing below a
+view reads ``current_app``. It owns the app's database and its dialect, opens a bucket's
+:class:`~avenue.media.store.library.Library` (:meth:`AppMedia.library`) and runs the ops jobs
+(:attr:`AppMedia.maintenance`). Underneath is the kernel's :class:`~avenue.media.core.Media`
+(the settings, the work after the answer, the render slots, the owners of referring
+documents), which the store is handed; this module sits above the store and the upkeep jobs
+(the ``media-wings`` contract), which is why it is not the kernel's class itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from pymongo.database import Database
+
+from avenue.dialect import Dialect, dialect_of
+from avenue.media.core import Media
+from avenue.media.ingest.images import Limits
+from avenue.media.records import Document, Image
+from avenue.media.references import Referrers
+from avenue.media.store.library import Library
+from avenue.media.upkeep import backfill_near_duplicates as near
+from avenue.media.upkeep import backfill_placeholders as placeholders
+from avenue.media.upkeep import backup as archive
+from avenue.media.upkeep import fsck as check
+from avenue.media.upkeep import gc, legacy, stale
+
+#: Where ``init_app`` keeps the app's :class:`AppMedia` in ``app.extensions``.
+EXTENSION = "avenue.media.app"
+
+
+class HasExtensions(Protocol):
+    """A Flask app, as far as :meth:`AppMedia.of` reads it (the media package stays Flask-free)."""
+
+    extensions: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AppMedia:
+    """The app's media: its database, the dialect of that database, a library per bucket, the
+    ops jobs. ``AppMedia.on(db)``: one on a bare database (a script, a test of a service),
+    with the kernel's defaults and no owners of referring documents."""
+
+    core: Media
+    database: Callable[[], Database[Document]]
+    maintenance: Maintenance = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "maintenance", Maintenance(self))
+
+    @classmethod
+    def on(cls, db: Database[Document], core: Media | None = None) -> AppMedia:
+        """The media of ``db`` (``core``: the kernel's defaults unless given)."""
+        return cls(core or Media(), lambda: db)
+
+    @staticmethod
+    def of(app: HasExtensions) -> AppMedia:
+        """The app's, as ``init_app`` built it (a view passes ``current_app``)."""
+        media: AppMedia = app.extensions[EXTENSION]
+        return media
+
+    @property
+    def db(self) -> Database[Document]:
+        """The app's database (built once by avenue/db.py; the client connects on first use)."""
+        return self.database()
+
+    @property
+    def dialect(self) -> Dialect:
+        """What the store does differently on this database (avenue/dialect.py), detected with
+        the first command and remembered on the client."""
+        return dialect_of(self.db)
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The app's configuration."""
+        return self.core.config
+
+    def library(self, bucket: str) -> Library:
+        """The originals of ``bucket`` (buckets.py), under the app's settings."""
+        return Library(self.db, bucket, self.core)
+
+    def referrers(self) -> Referrers:
+        """Who refers to images (references.py): the app's owners of referring documents."""
+        return self.core.referrers(self.db)
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """The ops jobs on the app's media (upkeep/), each given its database and its Media; every
+    keyword is the job's own (see each job's docstring), and each answers its report."""
+
+    media: AppMedia
+
+    def collect_garbage(self, **options: Any) -> gc.GcReport:
+        return gc.collect_garbage(self.media.db, media=self.media.core, **options)
+
+    def fsck(self, **options: Any) -> check.FsckReport:
+        return check.fsck(self.media.db, media=self.media.core, **options)
+
+    def backup(self, out: BinaryIO, **options: Any) -> archive.BackupReport:
+        return archive.backup(self.media.db, out, media=self.media.core, **options)
+
+    def restore(self, source: BinaryIO, **options: Any) -> archive.RestoreReport:
+        return archive.restore(self.media.db, source, media=self.media.core, **options)
+
+    def rerender_stale(self, **options: Any) -> stale.RerenderReport:
+        return stale.rerender_stale(self.media.db, media=self.media.core, **options)
+
+    def backfill_placeholders(self, **options: Any) -> placeholders.PlaceholderReport:
+        return placeholders.backfill_placeholders(self.media.db, media=self.media.core, **options)
+
+    def backfill_near_duplicates(self, **options: Any) -> near.NearDuplicatesReport:
+        return near.backfill_near_duplicates(self.media.db, media=self.media.core, **options)
+
+    def import_legacy(self, root: str | Path, *, limits: Limits | None = None,
+                      **options: Any) -> legacy.ImportReport:
+        return legacy.import_legacy(self.media.db, root, media=self.media.core, limits=limits, **options)
+
+    def redirect_target(self, path: str) -> Image | None:
+        """The image a legacy upload path now is (the import's redirects)."""
+        return legacy.redirect_target(self.media.db, path, self.media.core)
