@@ -37,8 +37,7 @@ sys.path.insert(0, str(ROOT))
 import pymongo  # noqa: E402
 from avenue.builder.references import PageReferences  # noqa: E402
 from avenue.embedded import EmbeddedServer  # noqa: E402
-from avenue.media import Media  # noqa: E402
-from avenue.media.maintenance import collect_garbage  # noqa: E402
+from avenue.media import AppMedia, Media  # noqa: E402
 from avenue.shop.references import ProductReferences  # noqa: E402
 from tests.support import tokens  # noqa: E402
 from tests.support.fixtures import photo  # noqa: E402
@@ -155,7 +154,7 @@ def soak(seconds: float, *, clients: int = 4, folder: str | None = None,
                     time.sleep(min(10.0, max(1.0, seconds / 6)))
                     started = time.perf_counter()
                     try:
-                        collect_garbage(client[DB], media=media, grace_seconds=60)
+                        AppMedia.on(client[DB], media).maintenance.collect_garbage(grace_seconds=60)
                         tally.note("gc", started, 200)
                     except Exception as error:  # noqa: BLE001 (any failure is an error of the run, not a dead thread)
                         tally.note("gc", started, -1, repr(error))

@@ -15,15 +15,13 @@ gives it its full name once, and every caller uses that.
 
 Grouped as ``__all__`` below lists them:
 
-- **the jobs** (``upkeep/``): gc (``upkeep/gc.py``), fsck and its repair (``upkeep/fsck.py``),
-  backup and restore (``upkeep/backup.py``; ops hands it the accounts to carry), the re-render
-  of what is stale (``upkeep/stale.py``), the backfills of placeholders and near-duplicates
-  (``upkeep/backfill*.py``), the legacy import and the redirects it leaves
-  (``upkeep/legacy.py``), and the rendition budget's eviction (``store/renditions.py``). Each
-  takes the database (and the app's :class:`~avenue.media.Media` where it renders, deletes,
-  opens a library or asks who refers to images: ``Media.referrers``, which a ``Media()``
-  without an app cannot answer) and answers a report (``summary()``, ``summary_line()``; the
-  eviction an ``Evicted``); ops prints it;
+- **the jobs' reports**: the jobs are methods of the app's media
+  (:attr:`avenue.media.AppMedia.maintenance`: gc, fsck and its repair, backup and restore, ops
+  handing them the accounts to carry, the re-render of what is stale, the backfills of
+  placeholders and near-duplicates, the legacy import and the redirects it leaves), each
+  run on the app's database with its Media and answering a report (``summary()``,
+  ``summary_line()``); ops prints it. Here are the reports ops annotates, gc's default grace
+  and the rendition budget's eviction (``store/renditions.py``, answering an ``Evicted``);
 - **the figures status and monitoring read** (``effects/``, ``store/``, ``upkeep/recount.py``):
   the counters and their recount, the renditions' total, parked uploads, temp images, uploads
   per hour, whether a bucket has its chunk index;
@@ -52,24 +50,20 @@ from avenue.media.store.scan import (
     originals_newest_first,
     temp_image_counts,
 )
-from avenue.media.upkeep.backfill_near_duplicates import backfill_near_duplicates
-from avenue.media.upkeep.backfill_placeholders import backfill_placeholders
-from avenue.media.upkeep.backup import BackupReport, RestoreReport, backup, restore
-from avenue.media.upkeep.fsck import fsck
-from avenue.media.upkeep.gc import DEFAULT_GRACE_SECONDS, collect_garbage
-from avenue.media.upkeep.legacy import import_legacy, redirect_target
+from avenue.media.upkeep.backup import BackupReport, RestoreReport
+from avenue.media.upkeep.gc import DEFAULT_GRACE_SECONDS
 from avenue.media.upkeep.recount import recount_media
-from avenue.media.upkeep.stale import RerenderReport, rerender_stale
+from avenue.media.upkeep.stale import RerenderReport
 
 __all__ = [
-    # The jobs (upkeep/, and the budget's eviction in store/renditions.py): gc, fsck, backup and
-    # restore (their reports: ops' own backup and restore, which add the accounts, answer them),
-    # the re-render of what is stale (its report: ops' run under its lock answers it), the
-    # backfills, the legacy import and its redirects, the rendition budget. RENDITIONS: the
-    # renditions' bucket, which rerender's --bucket may name beside the library's buckets.
-    "DEFAULT_GRACE_SECONDS", "collect_garbage", "fsck", "BackupReport", "RestoreReport", "backup",
-    "restore", "RerenderReport", "rerender_stale", "backfill_near_duplicates", "backfill_placeholders",
-    "import_legacy", "redirect_target", "Evicted", "evict_renditions", "RENDITIONS",
+    # The jobs themselves are the app's media's (AppMedia.maintenance: gc, fsck, backup and
+    # restore, the re-render of what is stale, the backfills, the legacy import and its
+    # redirects); here the reports ops annotates (ops' own backup and restore, which add the
+    # accounts, and its re-render under its lock answer them), gc's default grace, and the
+    # rendition budget's eviction. RENDITIONS: the renditions' bucket, which rerender's
+    # --bucket may name beside the library's buckets.
+    "DEFAULT_GRACE_SECONDS", "BackupReport", "RestoreReport", "RerenderReport", "Evicted",
+    "evict_renditions", "RENDITIONS",
     # What status and monitoring read: the counters (effects/counters.py) and every total
     # recounted (upkeep/recount.py), the trash's bucket among them, the renditions' total, parked
     # uploads, temp images, uploads per hour, a bucket's chunk index.

@@ -21,7 +21,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.db import USERS, Document
-from avenue.media import Media, maintenance
+from avenue.media import AppMedia, Media, maintenance
 
 SECRET_USER_FIELDS = ("password_hash",)
 SESSION_USER_FIELDS = ("session_epoch",)  # never saved (the module doc)
@@ -55,8 +55,8 @@ def backup(db: Database[Document], out: BinaryIO, *, media: Media, include_passw
     whose owners of referring documents name the collections saved beside the files)."""
     notes = {"users": "with password hashes" if include_password_hashes else "without password hashes",
              "api_tokens": "not included"}
-    return maintenance.backup(db, out, media=media, progress=progress,
-                              carried=[Accounts(include_password_hashes)], notes=notes)
+    return AppMedia.on(db, media).maintenance.backup(out, progress=progress,
+                                                     carried=[Accounts(include_password_hashes)], notes=notes)
 
 
 def restore(db: Database[Document], source: BinaryIO, *, media: Media, force: bool = False,
@@ -64,4 +64,5 @@ def restore(db: Database[Document], source: BinaryIO, *, media: Media, force: bo
     """Restore an archive, with its users, from the binary stream ``source`` (``media``: the
     app's, whose owners of referring documents name the collections restored); refuses a
     non-empty database unless ``force``."""
-    return maintenance.restore(db, source, media=media, force=force, progress=progress, carried=[Accounts()])
+    return AppMedia.on(db, media).maintenance.restore(source, force=force, progress=progress,
+                                                      carried=[Accounts()])

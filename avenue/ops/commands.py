@@ -30,14 +30,8 @@ from avenue import audit, opsruns, status
 from avenue.clock import now
 from avenue.db import Document, get_db, get_mongo
 from avenue.errors import AvenueError
-from avenue.media import BUCKETS, AppMedia, Media, limits_from_config, maintenance
-from avenue.media.maintenance import (
-    DEFAULT_GRACE_SECONDS,
-    RENDITIONS,
-    backfill_near_duplicates,
-    backfill_placeholders,
-    collect_garbage,
-)
+from avenue.media import BUCKETS, AppMedia, Media, limits_from_config
+from avenue.media.maintenance import DEFAULT_GRACE_SECONDS, RENDITIONS
 from avenue.ops import backup as backup_module
 from avenue.ops.lock import Held, exclusive
 from avenue.ops.rerender import run as run_rerender
@@ -99,8 +93,7 @@ ProgressFn = Callable[[str, int, int], None]  # progress(phase, done, total): wh
 
 
 class _Backfill(Protocol):
-    def __call__(self, db: Database[Document], *, media: Media,
-                 progress: ProgressFn | None = None) -> _BackfillReport: ...
+    def __call__(self, *, progress: ProgressFn | None = None) -> _BackfillReport: ...
 
 
 def _emit(report: _Report, as_json: bool, quiet: bool, lines: list[str]) -> None:
@@ -119,9 +112,14 @@ def _prepare_database() -> Database[Document]:
     return get_db()
 
 
+def _media() -> AppMedia:
+    """The app's media, whose jobs the commands run (the CLI side reads the app, nothing below)."""
+    return AppMedia.of(current_app)
+
+
 def _core() -> Media:
-    """The app's media core, which every job is handed (avenue.media.AppMedia: the CLI side reads the app)."""
-    return AppMedia.of(current_app).core
+    """The app's media core, which ops' own backup, restore and re-render are handed."""
+    return _media().core
 
 
 def _record_run(command: str, started: dt.datetime, *, ok: bool, counts: dict[str, int]) -> None:
@@ -168,9 +166,8 @@ def import_legacy(uploads_dir: Path | None, dry_run: bool, as_json: bool, quiet:
     try:
         db = get_db() if dry_run else _prepare_database()
         with Progress(quiet or as_json) as progress:
-            report = maintenance.import_legacy(db, root, media=_core(),
-                                                limits=limits_from_config(current_app.config),
-                                                dry_run=dry_run, progress=progress)
+            report = _media().maintenance.import_legacy(root, limits=limits_from_config(current_app.config),
+                                                        dry_run=dry_run, progress=progress)
         counts = report.counts
         if not dry_run and any(counts[key] for key in ("imported", "rewritten_documents",
                                                         "copied_between_buckets")):
@@ -214,8 +211,8 @@ def gc(dry_run: bool, grace_seconds: int, as_json: bool, quiet: bool) -> None:
         with Progress(quiet or as_json) as progress:
             db = get_db() if dry_run else _prepare_database()
             with exclusive(db, "gc"):  # one gc at a time, on every instance (avenue/ops/lock.py)
-                report = collect_garbage(db, grace_seconds=grace_seconds, dry_run=dry_run, progress=progress,
-                                         media=_core())
+                report = _media().maintenance.collect_garbage(grace_seconds=grace_seconds, dry_run=dry_run,
+                                                              progress=progress)
                 if not dry_run and report.removed:
                     audit.record(db, "garbage_collected", actor={"via": "cli"}, items=len(report.removed),
                                  bytes_freed=report.bytes_freed)
@@ -242,7 +239,7 @@ def _backfill(name: str, run: _Backfill, as_json: bool, quiet: bool) -> None:
         with Progress(quiet or as_json) as progress:
             db = _prepare_database()
             with exclusive(db, name):
-                report = run(db, progress=progress, media=_core())
+                report = run(progress=progress)
     except Held as held:
         fail(held.message)
     except PyMongoError as error:
@@ -257,7 +254,7 @@ def _backfill(name: str, run: _Backfill, as_json: bool, quiet: bool) -> None:
 @with_appcontext
 def placeholders(as_json: bool, quiet: bool) -> None:
     """Give every image stored before placeholders existed its blurhash and dominant colour."""
-    _backfill("placeholders", backfill_placeholders, as_json, quiet)
+    _backfill("placeholders", _media().maintenance.backfill_placeholders, as_json, quiet)
 
 
 @click.command("near-duplicates")
@@ -266,7 +263,7 @@ def placeholders(as_json: bool, quiet: bool) -> None:
 @with_appcontext
 def near_duplicates(as_json: bool, quiet: bool) -> None:
     """Give every image stored before near-duplicate detection its perceptual hash and palette."""
-    _backfill("near-duplicates", backfill_near_duplicates, as_json, quiet)
+    _backfill("near-duplicates", _media().maintenance.backfill_near_duplicates, as_json, quiet)
 
 
 # The command's name until issue 63 gave the feature one name: kept for the scripts and cron
@@ -277,7 +274,7 @@ def near_duplicates(as_json: bool, quiet: bool) -> None:
 @with_appcontext
 def near_duplicates_old_name(as_json: bool, quiet: bool) -> None:
     """The old name of ``near-duplicates``."""
-    _backfill("near-duplicates", backfill_near_duplicates, as_json, quiet)
+    _backfill("near-duplicates", _media().maintenance.backfill_near_duplicates, as_json, quiet)
 
 
 @click.command("fsck")
@@ -294,8 +291,7 @@ def fsck(repair: bool, since: dt.datetime | None, resume: bool, as_json: bool, q
     started = now()
     try:
         with Progress(quiet or as_json) as progress, exclusive(get_db(), "fsck"):
-            report = maintenance.fsck(get_db(), repair=repair, progress=progress, since=since, resume=resume,
-                                      media=_core())
+            report = _media().maintenance.fsck(repair=repair, progress=progress, since=since, resume=resume)
             if report.remaining is not None:  # repaired, then checked again
                 audit.record(get_db(), "storage_repaired", actor={"via": "cli"}, repairs=len(report.repairs),
                              remaining=report.remaining.problem_count)

@@ -11,10 +11,8 @@ from flask import Blueprint, current_app, redirect
 from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
-from avenue.db import get_db
 from avenue.errors import plain_error
 from avenue.media import LEGACY_PREFIX, AppMedia
-from avenue.media.maintenance import redirect_target
 from avenue.presentation.objects import image_object, signer_from_config
 
 bp = Blueprint("legacy_redirects", __name__)
@@ -25,7 +23,7 @@ REDIRECT_CACHE = "public, max-age=2592000"  # 30 days
 @bp.route("/uploads/<path:path>", methods=["GET"])
 def legacy_upload(path: str) -> BaseResponse:
     """301 to the imported file's URL; 404 for a path that was never imported."""
-    image = redirect_target(get_db(), LEGACY_PREFIX + path, AppMedia.of(current_app).core)
+    image = AppMedia.of(current_app).maintenance.redirect_target(LEGACY_PREFIX + path)
     if image is None:
         return plain_error(NotFound())
     response = redirect(image_object(image, signer_from_config(current_app.config))["url"], 301)

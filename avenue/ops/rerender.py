@@ -24,8 +24,8 @@ from pymongo.database import Database
 from avenue import background, opsruns
 from avenue.clock import isoformat, now
 from avenue.db import Document
-from avenue.media import Media
-from avenue.media.maintenance import RerenderReport, rerender_stale
+from avenue.media import AppMedia, Media
+from avenue.media.maintenance import RerenderReport
 from avenue.ops.lock import exclusive
 from avenue.shapes import QUERY, Absent, Answer, Flag, Refuse, Shape
 
@@ -52,9 +52,9 @@ def run(db: Database[Document], *, dry_run: bool = False, buckets: list[str] | N
     CPU share's (tests give their own)."""
     if not 0 < cpu_share <= 1:
         raise ValueError("cpu_share must be in (0, 1]")
-    walk = partial(rerender_stale, db, dry_run=dry_run, buckets=buckets, limit=limit, cpu_share=cpu_share,
-                   resume=resume, progress=progress, clock=clock, sleep=sleep, before_switch=before_switch,
-                   media=media)
+    walk = partial(AppMedia.on(db, media).maintenance.rerender_stale, dry_run=dry_run, buckets=buckets,
+                   limit=limit, cpu_share=cpu_share, resume=resume, progress=progress, clock=clock,
+                   sleep=sleep, before_switch=before_switch)
     if not locked:
         return walk()
     with exclusive(db, NAME):
@@ -72,7 +72,7 @@ class StaleCounts(Answer):
 def stale_counts(db: Database[Document]) -> StaleCounts:
     """How many stale variants and renditions the store holds now (a full read of the files
     documents, no bytes: for the dashboard's card and the dry run)."""
-    report = rerender_stale(db, dry_run=True)
+    report = AppMedia.on(db).maintenance.rerender_stale(dry_run=True)
     variants = sum(1 for item in report.stale if item["kind"] == "variant")
     return StaleCounts(variants=variants, renditions=len(report.stale) - variants,
                        images=report.images_rerendered)
@@ -167,8 +167,8 @@ def start(db: Database[Document], media: Media, *, limit: int | None = None, cpu
         outcome: dict[str, Any]
         ok = False
         try:
-            report = rerender_stale(db, limit=limit, cpu_share=cpu_share, resume=resume, progress=progress,
-                                    media=media)
+            report = AppMedia.on(db, media).maintenance.rerender_stale(limit=limit, cpu_share=cpu_share,
+                                                                       resume=resume, progress=progress)
             outcome = {"state": "finished", "counts": report.counts,
                        "stopped_at_limit": report.stopped_at_limit,
                        "done": report.images_checked + report.renditions_checked}

@@ -14,9 +14,8 @@ import pymongo
 import pytest
 from PIL import Image as PILImage
 
-from avenue.media import BUILDER, UrlSigner
+from avenue.media import BUILDER, AppMedia, UrlSigner
 from avenue.media.buckets import RENDITIONS, TRASH
-from avenue.media.maintenance import collect_garbage
 from avenue.media.transform import parse
 from avenue.media.upkeep.fsck import check
 from tests.helpers import Auth, error_body, passed_to_route
@@ -300,11 +299,11 @@ def test_gc_and_fsck_are_clean_after_edit_undo_and_delete(client, editor, db, me
     edit(client, editor, item["id"], {"rotate": 90})
     edit(client, editor, item["id"], {"crop": {"x": 0, "y": 0, "width": 0.5, "height": 0.5}})
     edit(client, editor, other["id"], {"flip_horizontal": True})
-    assert collect_garbage(db, dry_run=True, media=media_core).removed == []
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True).removed == []
     assert check(db).findings == []
     client.delete(f"/api/builder/media/{item['id']}/edits", headers=editor)
     assert client.delete(f"/api/builder/media/{other['id']}", headers=editor).status_code == 204
-    assert collect_garbage(db, dry_run=True, media=media_core).removed == []
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True).removed == []
     assert check(db).findings == []
     # The deleted one went to the trash whole: its original with it.
     assert db[f"{TRASH}.files"].count_documents({"metadata.variant": "source"}) == 1
@@ -542,7 +541,7 @@ def test_a_new_file_drops_the_edits_and_the_edited_version_goes_to_the_trash_who
     assert new["source"] == {"width": 300, "height": 300, "url": new["url"]}
     assert db[f"{BUILDER}.files"].count_documents({"metadata.variant": "source"}) == 0
     assert db[f"{TRASH}.files"].count_documents({"metadata.variant": "source"}) == 1
-    assert collect_garbage(db, dry_run=True, media=media_core).removed == []
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True).removed == []
     assert check(db).findings == []
 
 
@@ -562,7 +561,7 @@ def test_the_original_file_sent_again_undoes_the_edits_with_nothing_left_behind(
     assert new["edits"] is None and (new["width"], new["height"]) == (WIDTH, HEIGHT)
     assert red_corner(picture(client, new["url"])) == "tl"
     assert red_corner(picture(client, new["variants"]["card"])) == "tl"
-    assert collect_garbage(db, dry_run=True, media=media_core).removed == []
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True).removed == []
     assert check(db).findings == []
 
 

@@ -12,10 +12,9 @@ import pytest
 from bson import Binary, ObjectId
 from gridfs.errors import CorruptGridFile
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Media, Upload
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia, Library, Media, Upload
 from avenue.media.core import NO_PURGES
 from avenue.media.ingest import pipeline
-from avenue.media.maintenance import fsck
 from avenue.media.store import storage
 from avenue.media.store.originals import delete_image, store
 from avenue.presentation.objects import image_ref
@@ -41,7 +40,7 @@ def problems_of(report, doc) -> set[str]:
 def test_a_healthy_store_passes(db, runner):
     store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png")
     raw_file(db)
-    report = fsck(db)
+    report = AppMedia.on(db).maintenance.fsck()
     assert report.ok and report.findings == [] and report.index_problems == []
     assert report.files_checked == 1 + 8 + 1
     result = runner.invoke(args=["fsck"])
@@ -52,7 +51,7 @@ def test_a_healthy_store_passes(db, runner):
 def test_it_reports_a_deleted_chunk(db):
     doc = raw_file(db)
     db[f"{UPLOADS}.chunks"].delete_one({"files_id": doc["_id"], "n": 1})
-    report = fsck(db)
+    report = AppMedia.on(db).maintenance.fsck()
     assert not report.ok
     assert problems_of(report, doc) == {"missing_chunks", "length_mismatch", "sha256_mismatch"}
     finding = report.findings[0]
@@ -65,26 +64,26 @@ def test_it_reports_a_corrupted_chunk(db):
     damaged = bytearray(chunk["data"])
     damaged[10] ^= 0xFF
     db[f"{UPLOADS}.chunks"].update_one({"_id": chunk["_id"]}, {"$set": {"data": Binary(bytes(damaged))}})
-    assert problems_of(fsck(db), doc) == {"sha256_mismatch"}
+    assert problems_of(AppMedia.on(db).maintenance.fsck(), doc) == {"sha256_mismatch"}
 
 
 def test_it_reports_a_wrong_length(db):
     doc = raw_file(db)
     db[f"{UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": doc["length"] + 7}})
-    assert problems_of(fsck(db), doc) == {"length_mismatch"}
+    assert problems_of(AppMedia.on(db).maintenance.fsck(), doc) == {"length_mismatch"}
 
 
 def test_it_reports_a_short_chunk_in_the_middle(db):
     doc = raw_file(db)
     chunk = db[f"{UPLOADS}.chunks"].find_one({"files_id": doc["_id"], "n": 0})
     db[f"{UPLOADS}.chunks"].update_one({"_id": chunk["_id"]}, {"$set": {"data": Binary(chunk["data"][:100])}})
-    assert {"short_chunk", "sha256_mismatch"} <= problems_of(fsck(db), doc)
+    assert {"short_chunk", "sha256_mismatch"} <= problems_of(AppMedia.on(db).maintenance.fsck(), doc)
 
 
 def test_repair_corrects_a_wrong_length_when_the_bytes_are_intact(db, media_core):
     doc = raw_file(db)
     db[f"{UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 5}})
-    report = fsck(db, repair=True, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert report.ok
     assert report.repairs == [{"action": "length_corrected", "bucket": UPLOADS, "id": str(doc["_id"]),
                                "filename": "data.bin", "reason": report.repairs[0]["reason"],
@@ -101,8 +100,8 @@ def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes
     assert head["length"] == head["metadata"]["content"]["length"] > 0
     db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 0}})
     assert own_file_bytes(db, PRODUCTS, doc["_id"]) == b""  # the silent empty read
-    assert problems_of(fsck(db), head) == {"head_length"}
-    report = fsck(db, repair=True, media=media_core)
+    assert problems_of(AppMedia.on(db).maintenance.fsck(), head) == {"head_length"}
+    report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert report.ok
     assert [(r["action"], r["id"], r["old_length"], r["new_length"]) for r in report.repairs] == [
         ("length_corrected", str(doc["_id"]), 0, head["length"])]
@@ -116,7 +115,7 @@ def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_
     doc = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
     db.shop_products.insert_one({"sku": "S1", "name": "n", "price": 1, "images": [image_ref(doc)]})
     db[f"{PRODUCTS}.chunks"].delete_many({"files_id": doc["_id"]})
-    report = fsck(db, repair=True, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert report.ok and report.remaining.problem_count == 0
     removal = [r for r in report.repairs if r["id"] == str(doc["_id"])]
     assert removal[0]["action"] == "removed_with_variants" and removal[0]["variants"] == 8
@@ -131,11 +130,11 @@ def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db,
     thumb = doc["metadata"]["variants"]["thumb"]["webp"]
     db[f"{BUILDER}.chunks"].update_one({"files_id": card["id"]}, {"$set": {"data": Binary(b"garbage")}})
     storage.delete_file(db, BUILDER, thumb["id"])
-    found = fsck(db)
+    found = AppMedia.on(db).maintenance.fsck()
     assert problems_of(found, {"_id": card["id"]}) >= {"sha256_mismatch"}
     assert problems_of(found, doc) == {"missing_variant"}
 
-    report = fsck(db, repair=True, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert report.ok, report.summary()
     assert [r["action"] for r in report.repairs] == ["variants_rendered_again"]
     for info in (card, thumb):
@@ -155,7 +154,7 @@ def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(
         return rendered
 
     monkeypatch.setattr(pipeline, "render_stored", deleted_meanwhile)
-    report = fsck(db, repair=True, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     # The variant it rendered was never listed: removed again, not left as an orphan.
     assert report.ok, report.summary()
     assert db[f"{BUILDER}.files"].count_documents({}) == 0
@@ -172,7 +171,7 @@ def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runne
     doc = store(db, UPLOADS, image_bytes("good/png16.png"), filename="a.png", media=Unanswered()).doc
     db[f"{UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {
         "uploadDate": doc["uploadDate"] - dt.timedelta(hours=1)}})
-    report = fsck(db)
+    report = AppMedia.on(db).maintenance.fsck()
     assert report.ok and report.findings == [] and report.state_counts == {"pending_variant": 7}
     assert [(f.doc["_id"], len(f.states)) for f in report.states] == [(doc["_id"], 7)]
     checked = runner.invoke(args=["fsck"])
@@ -191,20 +190,20 @@ def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runne
 def test_repair_removes_a_variant_whose_original_is_gone(db, media_core):
     stray = storage.write_file(db, PRODUCTS, b"v" * 50, filename="og.webp", metadata={
         "role": "variant", "key": f"{ObjectId()}/og.webp", "original_id": ObjectId(), "sha256": "0" * 64})
-    assert problems_of(fsck(db), stray) == {"orphan_variant", "sha256_mismatch"}
-    report = fsck(db, repair=True, media=media_core)
+    assert problems_of(AppMedia.on(db).maintenance.fsck(), stray) == {"orphan_variant", "sha256_mismatch"}
+    report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert report.ok and [r["action"] for r in report.repairs] == ["removed"]
     assert db[f"{PRODUCTS}.files"].find_one({"_id": stray["_id"]}) is None
 
 
 def test_it_reports_and_recreates_a_missing_index(db, media_core):
     db[f"{PRODUCTS}.chunks"].drop_index("files_id_1_n_1")
-    report = fsck(db)
+    report = AppMedia.on(db).maintenance.fsck()
     assert report.index_problems == [
         {"collection": f"{PRODUCTS}.chunks", "index": "{files_id: 1, n: 1} unique", "detail": "missing"}]
-    repaired = fsck(db, repair=True, media=media_core)
+    repaired = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert repaired.ok and repaired.repairs[0]["action"] == "indexes_created"
-    assert fsck(db).index_problems == []
+    assert AppMedia.on(db).maintenance.fsck().index_problems == []
 
 
 def test_the_command_exits_1_while_problems_remain_and_0_after_a_repair(db, runner):
@@ -248,7 +247,7 @@ def test_a_groups_small_files_are_read_in_one_fetch_of_one_range_of_chunks(backe
         db = client[db_name]
         _small_files(db, 100)
         seen.commands.clear()
-        report = fsck(db)
+        report = AppMedia.on(db).maintenance.fsck()
         assert report.ok and report.files_checked == 100
         finds = [c for c in seen.commands if "find" in c]
         assert len(finds) == 1 and "$in" not in finds[0]["filter"]["files_id"]
@@ -262,5 +261,5 @@ def test_orphan_chunks_among_a_groups_files_are_no_files_chunks(db):
     # file is gone (gc's to collect) must not be taken for the next file's.
     first, gone, last = _small_files(db, 3)
     db[f"{UPLOADS}.files"].delete_one({"_id": gone["_id"]})
-    report = fsck(db)
+    report = AppMedia.on(db).maintenance.fsck()
     assert report.ok and report.files_checked == 2, report.summary()

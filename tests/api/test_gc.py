@@ -9,9 +9,8 @@ import os
 import pytest
 from bson import Binary, ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, Media
+from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, AppMedia, Media
 from avenue.media.ingest import pipeline
-from avenue.media.maintenance import collect_garbage
 from avenue.media.store import pending, storage
 from avenue.media.store.originals import store, transfer
 from avenue.presentation.objects import image_ref
@@ -44,7 +43,7 @@ def test_it_removes_expired_temp_images_with_their_variants_and_keeps_live_ones(
                     extra={"expires_at": now - dt.timedelta(minutes=1)}).doc
     live = store(db, TEMP, image_bytes("good/tiny_1x1.png"), filename="new.png",
                  extra={"expires_at": now + dt.timedelta(hours=1)}).doc
-    report = collect_garbage(db, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.collect_garbage()
     assert ids_removed(report) == {str(expired["_id"])}
     assert report.removed[0]["kind"] == "expired_temp_image"
     assert db[f"{TEMP}.files"].count_documents({"metadata.original_id": expired["_id"]}) == 0
@@ -55,8 +54,8 @@ def test_it_removes_expired_temp_images_with_their_variants_and_keeps_live_ones(
 
 def test_a_temp_image_with_no_expiry_is_removed_after_the_grace_period(db, media_core):
     doc = store(db, TEMP, image_bytes("good/png16.png"), filename="a.png").doc
-    assert collect_garbage(db, media=media_core).removed == []
-    report = collect_garbage(db, now=storage.now() + LATER, media=media_core)
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage().removed == []
+    report = AppMedia.on(db, media_core).maintenance.collect_garbage(now=storage.now() + LATER)
     assert [(e["kind"], e["id"]) for e in report.removed] == [("temp_image_without_expiry", str(doc["_id"]))]
 
 
@@ -65,10 +64,10 @@ def test_it_removes_product_images_no_product_references_once_past_the_grace_per
     orphan = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="orphan.png", kind="product").doc
     db.shop_products.insert_one({"sku": "S1", "name": "n", "price": 1, "images": [image_ref(used)]})
 
-    fresh = collect_garbage(db, media=media_core)
+    fresh = AppMedia.on(db, media_core).maintenance.collect_garbage()
     assert fresh.removed == [] and fresh.kept_in_grace >= 1  # an upload a product has not claimed yet
 
-    report = collect_garbage(db, now=storage.now() + LATER, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.collect_garbage(now=storage.now() + LATER)
     assert [(e["kind"], e["id"]) for e in report.removed] == [
         ("unreferenced_product_image", str(orphan["_id"]))]
     assert db[f"{PRODUCTS}.files"].find_one({"_id": orphan["_id"]}) is None
@@ -84,9 +83,9 @@ def test_gc_handed_a_media_without_owners_refuses_before_removing_anything(db, m
     db.shop_products.insert_one({"sku": "S1", "name": "n", "price": 1, "images": [image_ref(used)]})
     before = bucket_snapshot(db)
     with pytest.raises(RuntimeError, match="no owners of referring documents"):
-        collect_garbage(db, now=storage.now() + LATER, media=Media())
+        AppMedia.on(db, Media()).maintenance.collect_garbage(now=storage.now() + LATER)
     assert bucket_snapshot(db) == before
-    report = collect_garbage(db, now=storage.now() + LATER, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.collect_garbage(now=storage.now() + LATER)
     assert ids_removed(report) == {str(orphan["_id"])}
 
 
@@ -95,7 +94,7 @@ def test_a_product_image_an_old_url_redirects_to_is_not_garbage(db, media_core):
     db.legacy_paths.insert_one({"path": "/uploads/products/X/a.png", "bucket": PRODUCTS,
                                 "file_id": doc["_id"], "sha256": doc["metadata"]["source_sha256"],
                                 "imported_at": storage.now()})
-    assert collect_garbage(db, now=storage.now() + LATER, media=media_core).removed == []
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage(now=storage.now() + LATER).removed == []
 
 
 def test_a_temp_image_just_claimed_by_a_product_is_not_garbage(db, media_core):
@@ -107,7 +106,7 @@ def test_a_temp_image_just_claimed_by_a_product_is_not_garbage(db, media_core):
     moved = transfer(db, TEMP, PRODUCTS, temp, kind="product").doc
     hour_ago = storage.now() - dt.timedelta(hours=1)
     assert moved["uploadDate"].replace(tzinfo=None) < hour_ago.replace(tzinfo=None)
-    report = collect_garbage(db, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.collect_garbage()
     assert report.removed == [] and report.kept_in_grace == 1
 
 
@@ -116,7 +115,8 @@ def test_builder_media_and_general_uploads_are_records_not_garbage(db, media_cor
     store(db, UPLOADS, image_bytes("good/png16.png"), filename="u.png", owner="u1", scope="u1:private",
           visibility="private")
     before = bucket_snapshot(db)
-    assert collect_garbage(db, now=storage.now() + dt.timedelta(days=365), media=media_core).removed == []
+    later = storage.now() + dt.timedelta(days=365)
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage(now=later).removed == []
     assert bucket_snapshot(db) == before
 
 
@@ -146,7 +146,7 @@ def test_an_expired_temp_image_goes_with_its_variants_wherever_their_render_land
 
     def gc_while_rendering(*args, **kwargs):  # the render read the image; gc removes it, then it lists
         rendered = list(real_render(*args, **kwargs))
-        collect_garbage(db, media=media_core)
+        AppMedia.on(db, media_core).maintenance.collect_garbage()
         return rendered
 
     if lands == "before gc":
@@ -156,7 +156,7 @@ def test_an_expired_temp_image_goes_with_its_variants_wherever_their_render_land
     elif lands == "while it renders":
         monkeypatch.setattr(pipeline, "render_stored", gc_while_rendering)
         held.pop()()
-    collect_garbage(db, media=media_core)
+    AppMedia.on(db, media_core).maintenance.collect_garbage()
     while held:  # after gc: its render finds no image
         held.pop()()
     monkeypatch.undo()
@@ -170,8 +170,8 @@ def test_it_removes_variants_whose_original_is_missing(db, media_core):
     stray = storage.write_file(db, BUILDER, b"x" * 100, filename="card.webp", metadata={
         "role": "variant", "key": f"{ObjectId()}/card.webp", "original_id": ObjectId(), "variant": "card"})
     # An upload writes its variants before its original.
-    assert collect_garbage(db, media=media_core).removed == []
-    report = collect_garbage(db, now=storage.now() + LATER, media=media_core)
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage().removed == []
+    report = AppMedia.on(db, media_core).maintenance.collect_garbage(now=storage.now() + LATER)
     assert [(e["kind"], e["id"], e["bytes"]) for e in report.removed] == [
         ("orphan_variant", str(stray["_id"]), 100)]
     assert db[f"{BUILDER}.chunks"].count_documents({"files_id": stray["_id"]}) == 0
@@ -182,7 +182,7 @@ def test_it_removes_chunks_left_by_an_interrupted_upload_but_not_one_in_flight(d
     freed = killed_upload(db, PRODUCTS, killed, chunks=3)
     in_flight = ObjectId()
     killed_upload(db, PRODUCTS, in_flight)
-    report = collect_garbage(db, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.collect_garbage()
     assert [(e["kind"], e["id"], e["bytes"], e["chunks"]) for e in report.removed] == [
         ("orphan_chunks", str(killed), freed, 3)]
     assert db[f"{PRODUCTS}.chunks"].count_documents({"files_id": killed}) == 0
@@ -196,8 +196,8 @@ def test_it_removes_files_whose_chunks_are_incomplete(db, media_core):
     db[f"{UPLOADS}.chunks"].delete_one({"files_id": broken["_id"], "n": 1})
     whole = storage.write_file(db, UPLOADS, data, filename="ok.bin",
                                metadata={"role": "original", "key": "k2"})
-    assert collect_garbage(db, media=media_core).removed == []
-    report = collect_garbage(db, now=storage.now() + LATER, media=media_core)
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage().removed == []
+    report = AppMedia.on(db, media_core).maintenance.collect_garbage(now=storage.now() + LATER)
     assert [(e["kind"], e["id"], e["bytes"]) for e in report.removed] == [
         ("incomplete_file", str(broken["_id"]), len(data))]
     assert report.removed[0]["reason"] == "2 of 3 chunks"
@@ -212,12 +212,12 @@ def test_a_dry_run_removes_nothing_and_reports_what_a_real_run_removes(db, media
     store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="orphan.png", kind="product")
     before = bucket_snapshot(db)
     later = storage.now() + LATER
-    dry = collect_garbage(db, dry_run=True, now=later, media=media_core)
+    dry = AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True, now=later)
     assert bucket_snapshot(db) == before
-    real = collect_garbage(db, now=later, media=media_core)
+    real = AppMedia.on(db, media_core).maintenance.collect_garbage(now=later)
     assert dry.summary()["removed"] == real.summary()["removed"]
     assert dry.bytes_freed == real.bytes_freed > 0
-    assert collect_garbage(db, now=later, media=media_core).removed == []
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage(now=later).removed == []
 
 
 def test_the_command_prints_what_it_removed_and_the_bytes_freed(db, runner):

@@ -9,8 +9,7 @@ import shutil
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS
-from avenue.media.maintenance import import_legacy
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia
 from avenue.media.store import storage
 from avenue.media.store.originals import store
 from avenue.media.upkeep import legacy
@@ -178,7 +177,7 @@ def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
         return progress
 
     with pytest.raises(Killed):
-        import_legacy(legacy_db, LEGACY_UPLOADS, media=media_core, progress=kill_after(7))
+        AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS, progress=kill_after(7))
     # Killed again, this time while writing a file (its original and variants).
     real_write = storage.write_files
     calls = {"n": 0}
@@ -191,9 +190,9 @@ def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
 
     monkeypatch.setattr(storage, "write_files", dying_write)
     with pytest.raises(Killed):
-        import_legacy(legacy_db, LEGACY_UPLOADS, media=media_core)
+        AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS)
     monkeypatch.setattr(storage, "write_files", real_write)
-    resumed = import_legacy(legacy_db, LEGACY_UPLOADS, media=media_core)
+    resumed = AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS)
     counts = resumed.counts
     assert counts["imported"] + counts["duplicates"] + counts["already_imported"] == 18
 
@@ -205,7 +204,7 @@ def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
         fresh = get_db()
         try:
             load_legacy_db(fresh)
-            import_legacy(fresh, LEGACY_UPLOADS, media=media_core)
+            AppMedia.on(fresh, media_core).maintenance.import_legacy(LEGACY_UPLOADS)
             assert normalized_state(legacy_db) == normalized_state(fresh)
         finally:
             fresh.client.drop_database(fresh.name)
@@ -294,7 +293,7 @@ def test_a_page_image_from_another_folder_is_copied_into_builder_media(db, tmp_p
     shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "general/banner.png")
     db.page_content.insert_one({"slug": "p", "title": "P", "published": True,
                                 "blocks": [{"type": "image", "image": "/uploads/general/banner.png"}]})
-    report = import_legacy(db, tmp_path, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
     page = db.page_content.find_one({"slug": "p"})
     media = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(page["blocks"][0]["media_id"])})
     assert media["metadata"]["role"] == "original" and media["metadata"]["kind"] == "builder"
@@ -310,7 +309,7 @@ def test_two_old_paths_of_the_same_bytes_in_one_product_become_one_image(db, tmp
         shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "products/AV-7" / name)
     db.shop_products.insert_one({"sku": "AV-7", "name": "n", "price": 1,
                                  "images": ["/uploads/products/AV-7/a.png", "/uploads/products/AV-7/b.png"]})
-    import_legacy(db, tmp_path, media=media_core)
+    AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
     images = db.shop_products.find_one({"sku": "AV-7"})["images"]
     assert len(images) == 1 and isinstance(images[0], dict)
 
@@ -321,7 +320,7 @@ def test_a_product_mixing_new_images_and_old_paths_keeps_both_in_order(db, tmp_p
     new = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="new.png", kind="product").doc
     db.shop_products.insert_one({"sku": "AV-8", "name": "n", "price": 1,
                                  "images": [image_ref(new), "/uploads/products/AV-8/old.png"]})
-    report = import_legacy(db, tmp_path, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
     assert report.counts["rewritten_references"] == 1
     images = db.shop_products.find_one({"sku": "AV-8"})["images"]
     old = db.legacy_paths.find_one({"path": "/uploads/products/AV-8/old.png"})["file_id"]

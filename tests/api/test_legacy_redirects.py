@@ -7,9 +7,8 @@ import shutil
 
 import pytest
 
-from avenue.media import PRODUCTS
+from avenue.media import PRODUCTS, AppMedia
 from avenue.media.core import NO_PURGES
-from avenue.media.maintenance import import_legacy
 from avenue.media.store import storage
 from avenue.media.store.originals import delete_image
 from tests.helpers import FIXTURES
@@ -24,7 +23,7 @@ def legacy_db(db):
 
 def test_old_paths_answer_301_to_urls_that_serve_the_same_bytes(legacy_db, client, media_core):
     db = legacy_db
-    import_legacy(db, LEGACY_UPLOADS, media=media_core, limits=None)
+    AppMedia.on(db, media_core).maintenance.import_legacy(LEGACY_UPLOADS, limits=None)
     paths = [record["path"] for record in db.legacy_paths.find()] + [
         record["path"] for record in db.uploads.find()]
     assert len(paths) == 18 + 3
@@ -44,7 +43,7 @@ def test_old_paths_answer_301_to_urls_that_serve_the_same_bytes(legacy_db, clien
 
 
 def test_old_paths_that_were_never_imported_answer_404(legacy_db, client, media_core):
-    import_legacy(legacy_db, LEGACY_UPLOADS / "general", media=media_core)
+    AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS / "general")
     for path in ("/uploads/products/AV-1002/missing-on-disk.jpg", "/uploads/notes.txt", "/uploads/x/../y"):
         response = client.get(path)
         assert response.status_code == 404
@@ -54,7 +53,7 @@ def test_old_paths_that_were_never_imported_answer_404(legacy_db, client, media_
 def test_redirects_point_at_the_configured_media_base_url(app_factory, db, tmp_path, media_core):
     (tmp_path / "general").mkdir()
     shutil.copy(FIXTURES / "images/good/tiny_1x1.png", tmp_path / "general/dot.png")
-    import_legacy(db, tmp_path, media=media_core)
+    AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
     cdn = app_factory(AVENUE_MEDIA_BASE_URL="https://cdn.example.com")
     response = cdn.test_client().get("/uploads/general/dot.png")
     assert response.status_code == 301
@@ -64,7 +63,7 @@ def test_redirects_point_at_the_configured_media_base_url(app_factory, db, tmp_p
 def test_an_old_path_whose_image_was_deleted_since_answers_404(db, client, tmp_path, media_core):
     (tmp_path / "products" / "AV-1").mkdir(parents=True)
     shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "products/AV-1/a.png")
-    import_legacy(db, tmp_path, media=media_core)
+    AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
     path = "/uploads/products/AV-1/a.png"
     assert client.get(path).status_code == 301
     delete_image(db, PRODUCTS, db.legacy_paths.find_one({"path": path})["file_id"], purges=NO_PURGES)
@@ -74,7 +73,7 @@ def test_an_old_path_whose_image_was_deleted_since_answers_404(db, client, tmp_p
 def test_a_redirect_sets_no_cookie(db, client, tmp_path, media_core):
     (tmp_path / "general").mkdir()
     shutil.copy(FIXTURES / "images/good/tiny_1x1.png", tmp_path / "general/dot.png")
-    import_legacy(db, tmp_path, media=media_core)
+    AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
     response = client.get("/uploads/general/dot.png")
     assert response.status_code == 301
     assert "Set-Cookie" not in response.headers

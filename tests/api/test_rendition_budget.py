@@ -22,7 +22,6 @@ from avenue.media import PRODUCTS, UPLOADS, AppMedia
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import counters, purge
 from avenue.media.effects.served import Deliveries
-from avenue.media.maintenance import fsck
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
 from avenue.media.store import renditions
@@ -413,12 +412,12 @@ def test_fsck_finds_a_wrong_total_and_repair_counts_it_again(app, client, db, me
     client.get(path(doc, "w_320.webp"))
     counters.record(db, RENDITIONS, {"bytes": 5000, "files": 2})
     with app.app_context():
-        report = fsck(db)
+        report = AppMedia.on(db).maintenance.fsck()
     (problem,) = report.total_problems
     assert problem["code"] == "rendition_total" and problem["figures"]["files"] == {"held": 3, "counted": 1}
     assert not report.ok
     with app.app_context():
-        repaired = fsck(db, repair=True, media=media_core)
+        repaired = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert [a["action"] for a in repaired.repairs] == ["total_recounted"]
     assert repaired.ok and held_bytes(db) == true_bytes(db)
 

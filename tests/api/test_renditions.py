@@ -13,7 +13,7 @@ from PIL import Image
 from werkzeug.test import Client
 
 from avenue.clock import as_utc
-from avenue.media import PRODUCTS, UPLOADS, Media, UrlSigner
+from avenue.media import PRODUCTS, UPLOADS, AppMedia, Media, UrlSigner
 from avenue.media.buckets import RENDITIONS
 from avenue.media.core import NO_PURGES
 from avenue.media.effects.counters import of as counters_of
@@ -634,17 +634,16 @@ def test_the_front_door_leaves_other_renditions_to_the_route(app, client, db, ca
 
 
 def test_fsck_checks_the_renditions_and_repair_removes_a_damaged_one(app, client, db, media_core):
-    from avenue.media.maintenance import fsck
 
     doc = put(app)
     assert client.get(path(doc, "w_320.webp")).status_code == 200
     with app.app_context():
-        assert fsck(db).ok
+        assert AppMedia.on(db).maintenance.fsck().ok
         rendition = stored(db)[0]
         db[f"{RENDITIONS}.chunks"].delete_many({"files_id": rendition["_id"]})
-        report = fsck(db)
+        report = AppMedia.on(db).maintenance.fsck()
         assert [f.doc["_id"] for f in report.findings] == [rendition["_id"]]
-        assert fsck(db, repair=True, media=media_core).ok
+        assert AppMedia.on(db, media_core).maintenance.fsck(repair=True).ok
     assert stored(db) == []
     # Its claim went with it, as every removal's does (renditions.forget_claims): left to
     # lapse, it held the next request back for up to CLAIM_SECONDS (15 s) before rendering.

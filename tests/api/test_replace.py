@@ -17,11 +17,10 @@ from bson import ObjectId
 from PIL import Image as PILImage
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, Library, Media, Upload, UrlSigner
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia, Library, Media, Upload, UrlSigner
 from avenue.media.buckets import TRASH
 from avenue.media.effects import purge as purge_module
 from avenue.media.effects.counters import recount as recount_bucket
-from avenue.media.maintenance import collect_garbage
 from avenue.media.store import trash as trash_module
 from avenue.media.upkeep.fsck import check
 from tests.helpers import error_body, form, image_bytes, library_upload
@@ -497,7 +496,7 @@ def test_replacing_public_media_queues_a_cdn_purge_of_the_old_urls(app, client, 
 def test_gc_and_fsck_know_a_replaced_image(client, db, editor, media_core):
     media = library_upload(client, editor)
     replace_media(client, editor, media["id"])
-    collect_garbage(db, media=media_core)
+    AppMedia.on(db, media_core).maintenance.collect_garbage()
     assert client.get(client.get(f"/api/builder/media/{media['id']}", headers=editor).get_json()["url"]
                       ).status_code == 200
     assert check(db).findings == []
@@ -530,9 +529,9 @@ def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_
     stray = Rendition("thumb", "webp", image_bytes("good/tiny_1x1.png"), 1, 1)
     new, _ = originals.variant_file(image_id, stray, version="deadbeef")
     storage.write_files(db, BUILDER, [new])
-    fresh = collect_garbage(db, media=media_core)
+    fresh = AppMedia.on(db, media_core).maintenance.collect_garbage()
     assert fresh.removed == [] and db[f"{BUILDER}.files"].find_one({"_id": new.file_id}) is not None
-    later = collect_garbage(db, now=now() + dt.timedelta(hours=2), media=media_core)
+    later = AppMedia.on(db, media_core).maintenance.collect_garbage(now=now() + dt.timedelta(hours=2))
     assert [(r["kind"], r["id"]) for r in later.removed] == [("orphan_variant", str(new.file_id))]
     assert db[f"{BUILDER}.files"].count_documents({"metadata.original_id": image_id}) == 8
     assert client.get(media["variants"]["thumb"]).status_code == 200

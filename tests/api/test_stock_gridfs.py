@@ -13,10 +13,9 @@ import pytest
 from bson import ObjectId
 
 from avenue.clock import now
-from avenue.media import BUILDER
+from avenue.media import BUILDER, AppMedia
 from avenue.media.buckets import STORED
 from avenue.media.effects.counters import recount as recount_bucket
-from avenue.media.maintenance import collect_garbage
 from avenue.media.upkeep.fsck import check
 from tests.helpers import form, library_upload
 from tests.support.gridfs_read import current_bytes, own_file_bytes, stock_gridfs
@@ -92,8 +91,8 @@ def test_a_naive_read_of_a_changed_images_own_file_fails_instead_of_reading_empt
 def test_the_changed_images_stay_whole_through_gc_and_fsck_and_the_counters(client, db, editor, media_core):
     made = every_kind_of_image(client, editor)
     # A document whose length its own chunks do not hold is not an incomplete file to gc.
-    assert collect_garbage(db, media=media_core, grace_seconds=0,
-                           now=now() + dt.timedelta(hours=2)).removed == []
+    later = now() + dt.timedelta(hours=2)
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage(grace_seconds=0, now=later).removed == []
     assert check(db).findings == []
     for bucket in STORED:
         assert recount_bucket(db, bucket)["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}

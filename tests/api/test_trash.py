@@ -10,10 +10,9 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect, DuplicateKeyError
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, Media
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia, Media
 from avenue.media.buckets import TRASH
 from avenue.media.effects.counters import counters as media_counters
-from avenue.media.maintenance import collect_garbage
 from avenue.media.store import trash as trash_module
 from avenue.media.upkeep.fsck import check
 from tests.helpers import error_body, form, library_upload
@@ -184,10 +183,10 @@ def test_gc_purges_what_is_past_its_window_and_nothing_younger(app, db, client, 
     db[f"{TRASH}.files"].update_one({"_id": ObjectId(old["id"])},
                                     {"$set": {"metadata.trash.purge_after": now() - dt.timedelta(seconds=1)}})
     with app.app_context():
-        listed = collect_garbage(db, dry_run=True, media=media_core)
+        listed = AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True)
         assert [(r["kind"], r["id"]) for r in listed.removed] == [("trash_expired", old["id"])]
         assert files(db, TRASH, old["id"]) == 9  # a dry run removes nothing
-        collect_garbage(db, media=media_core)
+        AppMedia.on(db, media_core).maintenance.collect_garbage()
     assert files(db, TRASH, old["id"]) == 0 and files(db, TRASH, young["id"]) == 9
     assert trash_ids(client, editor) == [young["id"]]
     assert media_counters(db)[TRASH]["originals"] == 1
@@ -199,7 +198,7 @@ def test_gc_leaves_an_item_that_is_being_restored(app, db, client, editor, media
     db[f"{TRASH}.files"].update_one({"_id": ObjectId(media["id"])}, {"$set": {
         "metadata.trash.purge_after": now() - dt.timedelta(days=1), "metadata.trash.restoring_at": now()}})
     with app.app_context():
-        assert collect_garbage(db, media=media_core).removed == []
+        assert AppMedia.on(db, media_core).maintenance.collect_garbage().removed == []
     refused = client.post(f"/api/trash/{media['id']}/restore", headers=editor)
     assert refused.status_code == 409 and error_body(refused)["code"] == "restore_in_progress"
 

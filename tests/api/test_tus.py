@@ -13,7 +13,7 @@ from base64 import b64encode
 import pytest
 
 from avenue.clock import as_utc, now
-from avenue.media.maintenance import collect_garbage
+from avenue.media import AppMedia
 from avenue.media.store import resumable
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support import tus
@@ -391,10 +391,10 @@ def test_an_expired_upload_is_410_and_gc_removes_it_and_its_bytes(client, user, 
     assert tus.head(client, user, url).status_code == 410
     response = tus.patch(client, user, url, 1_100_000, body[1_100_000:])
     assert response.status_code == 410 and response.get_json()["error"]["code"] == "upload_expired"
-    dry = collect_garbage(db, dry_run=True, media=media_core)
+    dry = AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True)
     assert dry.counts == {"expired_resumable_upload": 1, "expired_resumable_bytes": 1}
     assert uploads_held(db) == (1, 2)
-    report = collect_garbage(db, media=media_core)
+    report = AppMedia.on(db, media_core).maintenance.collect_garbage()
     assert report.counts == {"expired_resumable_upload": 1, "expired_resumable_bytes": 1}
     assert report.bytes_freed == 1_100_000
     assert uploads_held(db) == (0, 0)
@@ -404,7 +404,7 @@ def test_an_expired_upload_is_410_and_gc_removes_it_and_its_bytes(client, user, 
 def test_gc_keeps_an_upload_that_has_not_expired(client, user, photo, db, media_core):
     url = tus.created(client, user, len(photo))
     assert tus.patch(client, user, url, 0, photo[:PIECE]).status_code == 204
-    assert collect_garbage(db, media=media_core).counts == {}
+    assert AppMedia.on(db, media_core).maintenance.collect_garbage().counts == {}
     assert uploads_held(db) == (1, 1)
 
 

@@ -13,11 +13,10 @@ import threading
 import pytest
 from PIL import Image
 
-from avenue.media import UPLOADS
+from avenue.media import UPLOADS, AppMedia
 from avenue.media.buckets import TRASH
 from avenue.media.core import MediaSettings
 from avenue.media.ingest import pipeline
-from avenue.media.maintenance import fsck
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import front_door_of
 from avenue.media.store import pending
@@ -192,7 +191,7 @@ def test_a_lapsed_render_whose_files_the_next_listed_leaves_them_listed(client, 
     assert nested[0] is not None and pending.pending_of(doc) == []
     listed = [info["id"] for formats in doc["metadata"]["variants"].values() for info in formats.values()]
     assert db[f"{UPLOADS}.files"].count_documents({"_id": {"$in": listed}}) == 8  # none removed under it
-    assert fsck(db).ok
+    assert AppMedia.on(db).maintenance.fsck().ok
 
 
 def test_the_front_door_leaves_a_pending_variant_to_the_route(app, client, auth, held):
@@ -215,7 +214,7 @@ def test_a_worker_that_died_before_rendering_leaves_variants_that_serve_and_fsck
     files.update_one({"_id": doc["_id"]}, {"$set": {"uploadDate": doc["uploadDate"] - dt.timedelta(hours=1)}})
     # Pending variants are a state, fresh or old: reported, never a fault (the render is due,
     # or its worker died: the first GET or --repair renders them).
-    report = fsck(db)
+    report = AppMedia.on(db).maintenance.fsck()
     assert report.ok and [f for f in report.findings if f.doc["_id"] == doc["_id"]] == []
     (state,) = [f for f in report.states if f.doc["_id"] == doc["_id"]]
     assert {s["code"] for s in state.states} == {"pending_variant"} and len(state.states) == 7
@@ -223,7 +222,7 @@ def test_a_worker_that_died_before_rendering_leaves_variants_that_serve_and_fsck
     before = files.count_documents({})
     assert runner.invoke(args=["gc"]).exit_code == 0
     assert files.count_documents({}) == before  # gc neither removes nor misses anything
-    repaired = fsck(db, repair=True, media=media_core)
+    repaired = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert repaired.ok and repaired.remaining is not None, repaired.summary()
     assert repaired.remaining.states == []  # --repair rendered them
     assert pending.pending_of(original(db, body)) == []

@@ -20,8 +20,7 @@ import pymongo
 import pytest
 
 from avenue.builder.references import PageReferences
-from avenue.media import Media
-from avenue.media.maintenance import collect_garbage, fsck
+from avenue.media import AppMedia, Media
 from avenue.shop.references import ProductReferences
 from tests.support import tokens
 from tests.support.fixtures import photo
@@ -101,8 +100,9 @@ def _assert_acknowledged_are_safe(server: Gunicorn, mongo_uri: str,
     try:
         db = client[DB]
         # No app in this process: gc is handed the owners the app factory gives its Media, by hand.
-        collect_garbage(db, media=Media(owners=(ProductReferences, PageReferences)), grace_seconds=0)
-        report = fsck(db)
+        owned = Media(owners=(ProductReferences, PageReferences))
+        AppMedia.on(db, owned).maintenance.collect_garbage(grace_seconds=0)
+        report = AppMedia.on(db).maintenance.fsck()
         assert report.ok, report.summary()
         assert report.files_checked >= 9 * len(acknowledged)  # originals and their 8 variants
     finally:

@@ -11,7 +11,6 @@ import pytest
 
 from avenue.db import get_db
 from avenue.media import UPLOADS, AppMedia
-from avenue.media.maintenance import collect_garbage, fsck
 from avenue.media.store import storage
 from tests.helpers import Auth, make_app
 from tests.support.client import upload
@@ -102,16 +101,16 @@ def test_a_cut_between_the_chunks_and_the_files_documents_leaves_only_garbage_gc
         db = direct.avenue_partition
         assert db[f"{UPLOADS}.files"].count_documents({}) == 0  # nobody can see a half file
         assert db[f"{UPLOADS}.chunks"].count_documents({}) > 0  # its chunks are garbage...
-        collect_garbage(db, media=AppMedia.of(app).core, grace_seconds=0)
+        AppMedia.on(db, AppMedia.of(app).core).maintenance.collect_garbage(grace_seconds=0)
         assert db[f"{UPLOADS}.chunks"].count_documents({}) == 0  # ...that gc removes
-        assert fsck(db).ok
+        assert AppMedia.on(db).maintenance.fsck().ok
     finally:
         direct.close()
     # The client retries: stored whole.
     again = upload(client, headers, data=data, filename="cut.jpg", visibility="public")
     assert again.status_code == 201
     with app.app_context():
-        assert fsck(get_db()).ok
+        assert AppMedia.on(get_db()).maintenance.fsck().ok
 
 
 def answer_within(seconds: float, call):
