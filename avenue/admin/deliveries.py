@@ -10,10 +10,9 @@ from typing import Annotated, Any
 
 from bson import ObjectId
 from pydantic import Field
-from pymongo.database import Database
 
 from avenue import media
-from avenue.media import BUILDER, AppMedia, DayRange, Deliveries, Document, UrlSigner
+from avenue.media import BUILDER, AppMedia, DayRange, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import UnusedImage, image_object
 from avenue.shapes import QUERY, WHOLE, Answer, ObjectIdText, OneOf, Refuse, Shape
@@ -71,8 +70,7 @@ def top(media: AppMedia, start: dt.datetime, end: dt.datetime, by: str, limit: i
     know it: the current version by the image's file name and thumbnail's URL, an earlier one
     by the name it was served under, without a thumbnail (its files are gone); one read per
     bucket of the list."""
-    db = media.db
-    rows = Deliveries(db).top(start, end, by=by, limit=limit)
+    rows = media.deliveries.top(start, end, by=by, limit=limit)
     ids: dict[str, list[ObjectId]] = {}
     for row in rows:
         ids.setdefault(row["bucket"], []).append(row["image"])
@@ -92,11 +90,11 @@ def top(media: AppMedia, start: dt.datetime, end: dt.datetime, by: str, limit: i
                         to=(end - dt.timedelta(days=1)).date().isoformat())
 
 
-def series(db: Database[Document], bucket: str, image_id: ObjectId, start: dt.datetime,
+def series(media: AppMedia, bucket: str, image_id: ObjectId, start: dt.datetime,
            end: dt.datetime) -> dict[str, Any]:
     """One image's requests and bytes per day (every day of the range, zeros included), by
     file, and its totals and last served date."""
-    return Deliveries(db).daily(bucket, image_id, start, end)
+    return media.deliveries.daily(bucket, image_id, start, end)
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -109,9 +107,8 @@ def never_served(media: AppMedia, window: Window,
                  signer: UrlSigner) -> tuple[list[dict[str, Any]], Page]:
     """One library page (newest first, the library's own paging) less the images ever served:
     a page may hold fewer than ``per_page`` items; ``next`` goes on through the library."""
-    db = media.db
     images, page = media.library(BUILDER).page(window)
-    served = Deliveries(db).last_served([(BUILDER, image.id) for image in images])
+    served = media.deliveries.last_served([(BUILDER, image.id) for image in images])
     return [image_object(image, signer) for image in images if (BUILDER, image.id) not in served], page
 
 
@@ -131,11 +128,10 @@ def unused(media: AppMedia, window: Window, days: int, clock: dt.datetime,
     app's owners of referring documents, as where-used asks) and not served for ``days`` days (never
     served included; 1 to :data:`MAX_UNUSED_DAYS`, as :class:`CleanupQuery` checks), each
     with its last served date."""
-    db = media.db
     images, page = media.library(BUILDER).page(window)
     ids = [image.id for image in images]
     used = media.referrers().referenced(BUILDER, ids)
-    served = Deliveries(db).last_served([(BUILDER, image_id) for image_id in ids])
+    served = media.deliveries.last_served([(BUILDER, image_id) for image_id in ids])
     since = clock - dt.timedelta(days=days)
     items = []
     for image in images:

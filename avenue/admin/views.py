@@ -83,7 +83,7 @@ def deliveries_series(query: DayRange, alias: str, image_id: ObjectId) -> Respon
     if bucket is None:
         raise NotFound("No such media bucket.", code="media_not_found")
     start, end = query.days(now())
-    return jsonify(deliveries.series(get_db(), bucket, image_id, start, end))
+    return jsonify(deliveries.series(app_media(), bucket, image_id, start, end))
 
 
 @bp.get("/deliveries/never-served")

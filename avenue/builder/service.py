@@ -48,7 +48,6 @@ from avenue.media import (
     Comparison,
     DayRange,
     DeleteLease,
-    Deliveries,
     Edits,
     FocalPoint,
     Image,
@@ -56,7 +55,6 @@ from avenue.media import (
     Limits,
     Near,
     Stored,
-    Trash,
     Upload,
     UrlSigner,
     Version,
@@ -427,10 +425,9 @@ def get_media(media: AppMedia, media_id: ObjectId) -> Image:
 def media_deliveries(media: AppMedia, media_id: ObjectId, days: DayRange) -> dict[str, Any]:
     """A library image's answers and bytes per day over ``days`` (UTC days, the last 30 by
     default; 400 for a bad range), its totals and last served date: the card's chart."""
-    db = media.db
     image = get_media(media, media_id)
     first, after = days.days(now())
-    return Deliveries(db).daily(BUILDER, image.id, first, after)
+    return media.deliveries.daily(BUILDER, image.id, first, after)
 
 
 def used_in(db: Database[Document], media_id: ObjectId) -> list[str]:
@@ -601,11 +598,10 @@ def _bulk_batch(media: AppMedia, bulk: Bulk, ids: list[ObjectId], result: BulkRe
 
 
 def _bulk_one(media: AppMedia, bulk: Bulk, media_id: ObjectId) -> None:
-    db = media.db
     if bulk.action == "delete":
         delete_media(media, media_id, force=bulk.force)
     elif bulk.action == "restore":
-        restore_media(db, media_id)
+        restore_media(media, media_id)
     else:
         image = library(media).relabel(media_id, folder=bulk.folder,
                                     add_tags=bulk.tags or () if bulk.action == "tag" else (),
@@ -615,17 +611,17 @@ def _bulk_one(media: AppMedia, bulk: Bulk, media_id: ObjectId) -> None:
             raise NotFound("No builder media with this id.", code="media_not_found")
 
 
-def restore_media(db: Database[Document], media_id: ObjectId) -> Image:
+def restore_media(media: AppMedia, media_id: ObjectId) -> Image:
     """Library media back from the trash with its id (pages a forced delete cleaned stay as they
     are); 404 when the trash holds no library media with this id."""
-    item = Trash(db).get(media_id)
+    item = media.trash.get(media_id)
     if item is None or item.image.bucket != BUILDER:
         raise NotFound("No library media with this id in the trash.", code="trash_item_not_found")
-    restored = Trash(db).restore(media_id)
+    restored = media.trash.restore(media_id)
     if restored is None:
         raise Conflict("This image is being restored right now (or was just purged).",
                        code="restore_in_progress")
-    unmerge(db, restored.image, restored.refs)
+    unmerge(media.db, restored.image, restored.refs)
     return restored.image
 
 

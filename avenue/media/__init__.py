@@ -4,12 +4,12 @@ This module is the first door, the library of a bucket: what the shop, the build
 tus, upload links, the zip and URL imports and the trash use to upload, replace, edit, version,
 name, delete, restore, list and serve. A :class:`Library` per bucket (store/library/: reading,
 labels, storing, editing, grouping and deleting, one class each) answers in :class:`Image`
-records; :class:`Trash` holds deleted originals; :class:`Resumables` and :class:`Deliveries`,
-bound to a database, are resumable uploads' bytes and the delivery numbers; beside them media
-URLs and the facts the API's image object (avenue/presentation/) states, the request bodies of
-edits, crops, focal points and names, alt text's rules, and the limits an app is configured
-with. Every name is a class, a function or a constant, never a module (a module brings all its
-names).
+records; the app's media (:class:`AppMedia`) opens those libraries and holds the trash of
+deleted originals and the delivery numbers; :class:`Resumables`, bound to a database, are
+resumable uploads' bytes; beside them media URLs and the facts the API's image object
+(avenue/presentation/) states, the request bodies of edits, crops, focal points and names,
+alt text's rules, and the limits an app is configured with. Every name is a class, a function
+or a constant, never a module (a module brings all its names).
 
 The second door, ``avenue.media.maintenance``, is what ops and status use beside the library:
 the jobs over every file (gc, fsck, backup and restore, rerender, the backfills, the legacy
@@ -76,8 +76,8 @@ from avenue.media.records import Changed, Document, Image, Near, Stored
 from avenue.media.references import IN_BATCH, rewrite_lists
 from avenue.media.serve.facts import IMAGE_FACTS
 from avenue.media.serve.urls import UrlSigner
-from avenue.media.store.deliveries import DayRange, Deliveries, DeliverySeries
-from avenue.media.store.library import DeleteLease, Library, Trash, Trashed
+from avenue.media.store.deliveries import DayRange, DeliverySeries
+from avenue.media.store.library import DeleteLease, Library, Trashed
 from avenue.media.store.originals import Upload
 from avenue.media.store.resumable import Caps, Expired, Resumable, Resumables, UploadBusy, UploadNotFound
 from avenue.media.store.versions import Comparison, Version
@@ -99,17 +99,17 @@ __all__ = [
     "Near", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
     "Box", "CropBody", "Edits", "EditsBody", "FocalBody", "FocalPoint", "check_crop_name",
-    # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py), and an image's earlier
-    # versions, listed, compared and restored (store/versions.py).
-    "Comparison", "Trash", "Trashed", "Version",
+    # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py: AppMedia.trash), and an
+    # image's earlier versions, listed, compared and restored (store/versions.py).
+    "Comparison", "Trashed", "Version",
     # Who refers to an image (references.py): asked of the app's Media (Media.referrers); the
     # owners' batch of ids and their rewrite of a list of references.
     "IN_BATCH", "rewrite_lists",
     # Resumable uploads' bytes (store/resumable.py: Resumables, bound to a database, and what
-    # it answers and refuses) and delivery numbers (store/deliveries.py: Deliveries, and the
-    # query and answer of one image's series).
+    # it answers and refuses) and delivery numbers (store/deliveries.py: AppMedia.deliveries,
+    # and the query and answer of one image's series).
     "Caps", "Expired", "Resumable", "Resumables", "UploadBusy", "UploadNotFound",
-    "DayRange", "Deliveries", "DeliverySeries",
+    "DayRange", "DeliverySeries",
     # Alt text suggested without a model (ingest/alttext.py): the shop and the builder give the context.
     # MAX_ALT_LENGTH: the declared limit the OpenAPI document states.
     "MAX_ALT_LENGTH", "AltChange", "AltChanges", "AltContext", "AltResult", "MissingAlt", "chosen_alt",

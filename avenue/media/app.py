@@ -4,11 +4,12 @@
 ``app.extensions``; a view or a CLI command asks for it (:meth:`AppMedia.of`) and hands it on,
 as Warehouse's views hand on what ``request.find_service`` gives them, so nothing below a
 view reads ``current_app``. It owns the app's database and its dialect, opens a bucket's
-:class:`~avenue.media.store.library.Library` (:meth:`AppMedia.library`) and runs the ops jobs
-(:attr:`AppMedia.maintenance`). Underneath is the kernel's :class:`~avenue.media.core.Media`
-(the settings, the work after the answer, the render slots, the owners of referring
-documents), which the store is handed; this module sits above the store and the upkeep jobs
-(the ``media-wings`` contract), which is why it is not the kernel's class itself.
+:class:`~avenue.media.store.library.Library` (:meth:`AppMedia.library`), the trash and the
+delivery numbers, and runs the ops jobs (:attr:`AppMedia.maintenance`). Underneath is the
+kernel's :class:`~avenue.media.core.Media` (the settings, the work after the answer, the render
+slots, the owners of referring documents), which the store is handed; this module sits above
+the store and the upkeep jobs (the ``media-wings`` contract), which is why it is not the
+kernel's class itself.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from avenue.media.core import Media
 from avenue.media.ingest.images import Limits
 from avenue.media.records import Document, Image
 from avenue.media.references import Referrers
-from avenue.media.store.library import Library
+from avenue.media.store.deliveries import Deliveries
+from avenue.media.store.library import Library, Trash
 from avenue.media.upkeep import backfill_near_duplicates as near
 from avenue.media.upkeep import backfill_placeholders as placeholders
 from avenue.media.upkeep import backup as archive
@@ -85,6 +87,16 @@ class AppMedia:
     def library(self, bucket: str) -> Library:
         """The originals of ``bucket`` (buckets.py), under the app's settings."""
         return Library(self.db, bucket, self.core)
+
+    @property
+    def trash(self) -> Trash:
+        """Deleted originals, restorable for ``AVENUE_TRASH_DAYS`` (store/trash.py)."""
+        return Trash(self.db)
+
+    @property
+    def deliveries(self) -> Deliveries:
+        """The delivery numbers (store/deliveries.py), for the admin's and the builder's reports."""
+        return Deliveries(self.db)
 
     def referrers(self) -> Referrers:
         """Who refers to images (references.py): the app's owners of referring documents."""

@@ -25,7 +25,7 @@ from avenue.builder import service as builder
 from avenue.clock import isoformat
 from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
-from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, AppMedia, Trash, Trashed, UrlSigner
+from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, AppMedia, Trashed, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object
 from avenue.shapes import QUERY, Absent, Answer, ObjectIdText, OneOf, Shape, cleaned, described_by
@@ -129,15 +129,15 @@ def trash_object(item: Trashed) -> dict[str, Any]:
     ).answer()
 
 
-def list_trash(db: Database[Document], window: Window, *, role: str,
+def list_trash(media: AppMedia, window: Window, *, role: str,
                source: str | None = None) -> tuple[list[Trashed], Page]:
     """Trashed images the user may see, last deleted first."""
-    return Trash(db).page(window, source=_source(role, source))
+    return media.trash.page(window, source=_source(role, source))
 
 
-def get_item(db: Database[Document], image_id: ObjectId, *, role: str) -> Trashed:
+def get_item(media: AppMedia, image_id: ObjectId, *, role: str) -> Trashed:
     """One trashed image the user may see; 404 otherwise (no existence leak)."""
-    item = Trash(db).get(image_id)
+    item = media.trash.get(image_id)
     if item is None or (role != "admin" and item.image.bucket != BUILDER):
         raise TrashItemNotFound()
     return item
@@ -147,11 +147,11 @@ def restore(media: AppMedia, image_id: ObjectId, *, role: str, max_images: int,
             signer: UrlSigner) -> dict[str, Any]:
     """Put a trashed image back (see the module doc); what came back and where it went."""
     db = media.db
-    item = get_item(db, image_id, role=role)
+    item = get_item(media, image_id, role=role)
     sku = item.refs.get("sku") if item.image.bucket == PRODUCTS else None
     if sku is not None:
         _room_on(db, sku, max_images)  # checked first: a restore that cannot attach does not start
-    restored = Trash(db).restore(image_id)
+    restored = media.trash.restore(image_id)
     if restored is None:
         raise Conflict("This image is being restored right now (or was just purged).",
                        code="restore_in_progress")
@@ -180,9 +180,9 @@ def _room_on(db: Database[Document], sku: str, max_images: int) -> None:
                        sku=sku) from None
 
 
-def purge(db: Database[Document], image_id: ObjectId, *, role: str) -> Trashed:
+def purge(media: AppMedia, image_id: ObjectId, *, role: str) -> Trashed:
     """Remove a trashed image for good now."""
-    item = get_item(db, image_id, role=role)
-    if not Trash(db).purge(image_id):
+    item = get_item(media, image_id, role=role)
+    if not media.trash.purge(image_id):
         raise TrashItemNotFound()
     return item

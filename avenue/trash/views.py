@@ -7,7 +7,6 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from avenue import audit
 from avenue.auth import edits_images, require, require_role
-from avenue.db import get_db
 from avenue.http import app_media, page_args, takes_query
 from avenue.presentation.objects import signer_from_config
 from avenue.trash import service
@@ -22,14 +21,14 @@ ITEM_ID = '<oid("trash_item_not_found", "No image with this id in the trash."):i
 @takes_query(service.TrashQuery)
 def list_trash(query: service.TrashQuery) -> Response:
     window = page_args()
-    items, page = service.list_trash(get_db(), window, role=require().role, source=query.from_)
+    items, page = service.list_trash(app_media(), window, role=require().role, source=query.from_)
     return jsonify(page.shape([service.trash_object(item) for item in items], window))
 
 
 @bp.get(f"/{ITEM_ID}")
 @require_role("editor")
 def get_item(image_id: ObjectId) -> Response:
-    return jsonify(service.trash_object(service.get_item(get_db(), image_id, role=require().role)))
+    return jsonify(service.trash_object(service.get_item(app_media(), image_id, role=require().role)))
 
 
 @bp.post(f"/{ITEM_ID}/restore")
@@ -46,6 +45,6 @@ def restore(image_id: ObjectId) -> Response:
 @bp.delete(f"/{ITEM_ID}")
 @require_role("editor")
 def purge(image_id: ObjectId) -> tuple[str, int]:
-    item = service.purge(get_db(), image_id, role=require().role)
+    item = service.purge(app_media(), image_id, role=require().role)
     audit.log("trash_purged", image_id=str(image_id), source=item.image.bucket)
     return "", 204
