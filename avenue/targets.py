@@ -47,7 +47,6 @@ from avenue.media import (
     Upload,
     UrlSigner,
     clean_alt,
-    limits_from_config,
 )
 from avenue.presentation.objects import image_object
 from avenue.shop import service as shop
@@ -71,7 +70,7 @@ class Settings:
 
 def settings_from_config(config: Mapping[str, Any]) -> Settings:
     """The upload settings the app is configured with."""
-    return Settings(limits=limits_from_config(config), max_product_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
+    return Settings(limits=Limits.from_config(config), max_product_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
                     temp_ttl_seconds=config["AVENUE_TEMP_IMAGE_TTL_SECONDS"])
 
 

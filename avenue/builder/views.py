@@ -31,11 +31,11 @@ from avenue.media import (
     DayRange,
     EditsBody,
     FocalBody,
+    Limits,
     MissingAlt,
     NameBody,
     UrlSigner,
     check_crop_name,
-    limits_from_config,
 )
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
@@ -58,7 +58,7 @@ def upload_media() -> tuple[Response, int]:
     """Add an image to the library: 201 when stored, 200 when the same image was already there."""
     tags = request.form.getlist("tags")
     result = service.upload_media(app_media(), uploaded_files("file", single=True)[0], owner=require().id,
-                                  alt=request.form.get("alt"), limits=limits_from_config(current_app.config),
+                                  alt=request.form.get("alt"), limits=Limits.from_config(current_app.config),
                                   folder=request.form.get("folder"),
                                   tags=",".join(tags) if tags else None)
     image = result.image
@@ -215,7 +215,7 @@ def _changed(media_id: ObjectId, action: str, done: Changed, **details: Any) -> 
 
 def _replace(media_id: ObjectId, action: str, **change: Any) -> Response:
     """New bytes or a new focal point (``change``) for library media; audited."""
-    limits = limits_from_config(current_app.config)
+    limits = Limits.from_config(current_app.config)
     done = service.replace_media(app_media(), media_id, limits=limits, **change)
     return _changed(media_id, action, done)
 
@@ -237,7 +237,7 @@ def list_media_versions(media_id: ObjectId) -> Response:
 def restore_media_version(media_id: ObjectId, version_id: str) -> Response:
     """An earlier version made current again, as a new version: pages keep the media."""
     done = service.restore_media_version(app_media(), media_id, version_id,
-                                         limits=limits_from_config(current_app.config))
+                                         limits=Limits.from_config(current_app.config))
     return _changed(media_id, "builder_media_version_restored", done, restored=version_id)
 
 

@@ -23,7 +23,7 @@ from avenue.bulk.archive import Archive
 from avenue.bulk.views import zip_limits
 from avenue.db import get_db, get_mongo
 from avenue.errors import AvenueError
-from avenue.media import AppMedia, limits_from_config
+from avenue.media import AppMedia, Limits
 from avenue.ops.commands import Progress, json_option, quiet_option
 from avenue.terminal import fail
 
@@ -45,7 +45,7 @@ def import_zip(archive: Path, target: str, as_json: bool, quiet: bool) -> None:
         get_mongo().ensure_indexes()
         with Archive.open(str(archive), zip_limits(config)) as opened, Progress(quiet or as_json) as progress:
             report = service.import_archive(AppMedia.of(current_app), opened, target=target, owner=CLI_OWNER,
-                                            limits=limits_from_config(config),
+                                            limits=Limits.from_config(config),
                                             max_product_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
                                             progress=progress)
     except AvenueError as error:

@@ -23,7 +23,7 @@ from avenue.bulk.archive import Archive, ZipLimits
 from avenue.db import get_db
 from avenue.errors import BadRequest, Forbidden, ServerBusy, UnsupportedImage
 from avenue.http import app_media, takes, zip_archive
-from avenue.media import BUILDER, PRODUCTS, UrlSigner, limits_from_config
+from avenue.media import BUILDER, PRODUCTS, Limits, UrlSigner
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import hit, limit_uploads
 from avenue.shop import service as shop
@@ -82,7 +82,7 @@ def _import(target: str) -> tuple[Response, int]:
         config = current_app.config
         with Archive.open(body, zip_limits(config)) as archive:
             report = service.import_archive(app_media(), archive, target=target, owner=require().id,
-                                            limits=limits_from_config(config),
+                                            limits=Limits.from_config(config),
                                             max_product_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
                                             max_seconds=config["AVENUE_ZIP_MAX_SECONDS"])
     finally:
@@ -162,7 +162,7 @@ def import_url_into_library(body: urls.LibraryUrlImport) -> tuple[Response, int]
     ``alt``, ``folder`` and ``tags`` would be): 201 when stored, 200 when already there."""
     fetch = _fetcher()
     result = urls.into_library(app_media(), body.url, fetch=fetch, admit=_admit, owner=require().id,
-                               limits=limits_from_config(current_app.config), alt=body.alt,
+                               limits=Limits.from_config(current_app.config), alt=body.alt,
                                folder=body.folder, tags=body.tags)
     image = result.image
     audit.log("builder_media_imported_from_url", bucket=BUILDER, image_id=str(image.id),
@@ -217,7 +217,7 @@ def _shop_settings() -> shop.Settings:
     config = current_app.config
     return shop.Settings(max_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
                          temp_ttl_seconds=config["AVENUE_TEMP_IMAGE_TTL_SECONDS"],
-                         limits=limits_from_config(config))
+                         limits=Limits.from_config(config))
 
 
 def _csv_bytes() -> bytes:

@@ -48,14 +48,11 @@ What the store does differently on each database is asked of ``avenue/dialect.py
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 from avenue.media.app import AppMedia
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.core import Media
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.formats import DISABLED_SETTING, UPLOAD_EXTENSIONS, disabled
+from avenue.media.formats import UPLOAD_EXTENSIONS
 from avenue.media.ingest.alttext import (
     MAX_ALT_LENGTH,
     AltChange,
@@ -92,9 +89,9 @@ __all__ = [
     # (core.py), which the store is handed and who refers to images is asked of.
     "AppMedia", "Media",
     # Media URLs, built and signed where the route reads them (serve/urls.py), and what the API's
-    # image object (avenue/presentation/) states of images (serve/facts.py); the upload limits
-    # and extensions (formats.py).
-    "IMAGE_FACTS", "UPLOAD_EXTENSIONS", "UrlSigner", "limits_from_config",
+    # image object (avenue/presentation/) states of images (serve/facts.py); the upload
+    # extensions (formats.py).
+    "IMAGE_FACTS", "UPLOAD_EXTENSIONS", "UrlSigner",
     # Near-duplicates and colours (ingest/near_hash.py, store/near_duplicates.py).
     "Near", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
@@ -118,16 +115,3 @@ __all__ = [
     "NameBody",
 ]
 
-
-def limits_from_config(config: Mapping[str, Any]) -> Limits:
-    """The upload limits an app is configured with."""
-    return Limits(
-        max_bytes=config["AVENUE_MAX_UPLOAD_BYTES"],
-        max_pixels=config["AVENUE_MAX_PIXELS"],
-        max_frames=config["AVENUE_MAX_FRAMES"],
-        max_total_pixels=config["AVENUE_MAX_TOTAL_PIXELS"],
-        decode_budget_bytes=config.get("AVENUE_DECODE_BUDGET_BYTES", Limits.decode_budget_bytes),
-        decode_wait_seconds=config.get("AVENUE_DECODE_WAIT_SECONDS", Limits.decode_wait_seconds),
-        svg_draw_seconds=config.get("AVENUE_SVG_DRAW_SECONDS", Limits.svg_draw_seconds),
-        disabled=disabled(config.get(DISABLED_SETTING)),
-    )

@@ -30,7 +30,7 @@ from avenue import audit, opsruns, status
 from avenue.clock import now
 from avenue.db import Document, get_db, get_mongo
 from avenue.errors import AvenueError
-from avenue.media import BUCKETS, AppMedia, Media, limits_from_config
+from avenue.media import BUCKETS, AppMedia, Limits, Media
 from avenue.media.maintenance import DEFAULT_GRACE_SECONDS, RENDITIONS
 from avenue.ops import backup as backup_module
 from avenue.ops.lock import Held, exclusive
@@ -166,7 +166,7 @@ def import_legacy(uploads_dir: Path | None, dry_run: bool, as_json: bool, quiet:
     try:
         db = get_db() if dry_run else _prepare_database()
         with Progress(quiet or as_json) as progress:
-            report = _media().maintenance.import_legacy(root, limits=limits_from_config(current_app.config),
+            report = _media().maintenance.import_legacy(root, limits=Limits.from_config(current_app.config),
                                                         dry_run=dry_run, progress=progress)
         counts = report.counts
         if not dry_run and any(counts[key] for key in ("imported", "rewritten_documents",

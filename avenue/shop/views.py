@@ -29,10 +29,10 @@ from avenue.media import (
     CropBody,
     EditsBody,
     FocalBody,
+    Limits,
     NameBody,
     UrlSigner,
     check_crop_name,
-    limits_from_config,
 )
 from avenue.presentation.objects import near_objects, signer_from_config
 from avenue.ratelimit import limit_uploads
@@ -50,7 +50,7 @@ def _settings() -> service.Settings:
     config = current_app.config
     return service.Settings(max_images=config["AVENUE_MAX_PRODUCT_IMAGES"],
                             temp_ttl_seconds=config["AVENUE_TEMP_IMAGE_TTL_SECONDS"],
-                            limits=limits_from_config(config))
+                            limits=Limits.from_config(config))
 
 
 def _product(doc: dict[str, Any]) -> Response:
@@ -229,7 +229,7 @@ def list_image_versions(sku: str, image_id: ObjectId) -> Response:
 def restore_image_version(sku: str, image_id: ObjectId, version_id: str) -> Response:
     """An earlier version made current again, as a new version: the photo keeps its place."""
     done = service.restore_product_image_version(app_media(), sku, image_id, version_id,
-                                                 limits=limits_from_config(current_app.config))
+                                                 limits=Limits.from_config(current_app.config))
     return _photo(sku, image_id, "product_image_version_restored", *done, restored=version_id)
 
 
@@ -269,7 +269,7 @@ def _photo(sku: str, image_id: ObjectId, action: str, ref: dict[str, Any], chang
 
 def _replace(sku: str, image_id: ObjectId, action: str, **change: Any) -> Response:
     """New bytes or a new focal point (``change``) for one of the product's photos; audited."""
-    limits = limits_from_config(current_app.config)
+    limits = Limits.from_config(current_app.config)
     doc = service.replace_product_image(app_media(), sku, image_id, limits=limits, **change)
     audit.log(action, sku=sku, bucket=PRODUCTS, image_id=str(image_id))
     return _product(doc)

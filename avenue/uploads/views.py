@@ -26,9 +26,9 @@ from avenue.media import (
     CropBody,
     EditsBody,
     FocalBody,
+    Limits,
     UrlSigner,
     check_crop_name,
-    limits_from_config,
 )
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
@@ -52,7 +52,7 @@ def create_upload() -> tuple[Response, int]:
     user = require()
     visibility = service.parse_visibility(request.form.get("visibility"))
     result = service.upload(app_media(), uploaded_files("file", single=True)[0], owner=user.id,
-                            visibility=visibility, limits=limits_from_config(current_app.config))
+                            visibility=visibility, limits=Limits.from_config(current_app.config))
     image = result.image
     audit.log("upload_created", bucket=UPLOADS, image_id=str(image.id), visibility=visibility,
               filename=image.filename, created=result.created)
@@ -160,7 +160,7 @@ def restore_upload_version(upload_id: ObjectId, version_id: str) -> Response:
     user = require()
     done = service.restore_upload_version(app_media(), upload_id, version_id, user_id=user.id,
                                           is_admin=user.role == "admin",
-                                          limits=limits_from_config(current_app.config))
+                                          limits=Limits.from_config(current_app.config))
     return _changed(upload_id, "upload_version_restored", done, name_near=True, restored=version_id)
 
 
@@ -211,7 +211,7 @@ def _changed(upload_id: ObjectId, action: str, done: Changed, *, name_near: bool
 def _replace(upload_id: ObjectId, action: str, **change: Any) -> Response:
     """New bytes or a new focal point (``change``) for an upload the user may see; audited."""
     user = require()
-    limits = limits_from_config(current_app.config)
+    limits = Limits.from_config(current_app.config)
     done = service.replace_upload(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin",
                                   limits=limits, **change)
     return _changed(upload_id, action, done, name_near=True)

@@ -153,10 +153,10 @@ def test_a_name_that_is_no_upload_format_stops_the_start(app_factory, value):
 
 def test_the_setting_is_read_from_the_environment_in_any_case_and_by_suffix(monkeypatch):
     from avenue.config import from_environment
-    from avenue.media import limits_from_config
+    from avenue.media import Limits
 
     monkeypatch.setenv(SETTING, " HEIF, jpg ")
-    assert limits_from_config(from_environment()).disabled == {"heic", "jpeg"}
+    assert Limits.from_config(from_environment()).disabled == {"heic", "jpeg"}
 
 
 # --- every decode, not only the upload's: the exact and near-duplicate keys, the backfills ----

@@ -52,11 +52,11 @@ def ids_of(product: dict) -> list[str]:
 
 
 def settings(app) -> service.Settings:
-    from avenue.media import limits_from_config
+    from avenue.media import Limits
 
     return service.Settings(max_images=app.config["AVENUE_MAX_PRODUCT_IMAGES"],
                             temp_ttl_seconds=app.config["AVENUE_TEMP_IMAGE_TTL_SECONDS"],
-                            limits=limits_from_config(app.config))
+                            limits=Limits.from_config(app.config))
 
 
 def load_legacy(db) -> list[dict]:

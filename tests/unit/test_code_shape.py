@@ -20,11 +20,12 @@ AVENUE = Path(__file__).resolve().parents[2] / "avenue"
 # rendition budget) and what status and monitoring read; at 74 it listed once the names the
 # ignore_imports lines had imported, the scan and storage primitives the jobs were written
 # from in avenue/ops/, which now live in the media package's upkeep wing (issue 63 item 2).
-# Since issue 74 the library door has 54 (the trash and the delivery numbers are the app's
-# media's: AppMedia.trash, AppMedia.deliveries; the API's image object is the presentation
-# layer's) and the maintenance door 21 (the jobs are AppMedia.maintenance's methods; the door
-# keeps their reports). The wiring (the app factory, the gunicorn worker, the CDN hook): 8.
-FACADE_NAMES = 54
+# Since issue 74 the library door has 53 (the trash and the delivery numbers are the app's
+# media's: AppMedia.trash, AppMedia.deliveries; the limits are Limits.from_config(config); the
+# API's image object is the presentation layer's) and the maintenance door 21 (the jobs are
+# AppMedia.maintenance's methods; the door keeps their reports). The wiring (the app factory,
+# the gunicorn worker, the CDN hook): 8.
+FACADE_NAMES = 53
 MAINTENANCE_NAMES = 21
 WIRING_NAMES = 8
 DOORS = {"__init__.py": FACADE_NAMES, "maintenance.py": MAINTENANCE_NAMES, "wiring.py": WIRING_NAMES}

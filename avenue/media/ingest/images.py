@@ -29,7 +29,7 @@ import math
 import struct
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from hashlib import sha256
@@ -43,8 +43,10 @@ from avenue.media.formats import (
     ACCEPTED,
     ACCEPTED_LABEL,
     ACCEPTED_WITH_VECTOR_LABEL,
+    DISABLED_SETTING,
     FORMATS,
     VECTOR,
+    disabled,
 )
 from avenue.media.ingest import decoders, svg, vips
 from avenue.media.ingest.decode_budget import Reservation, decode_budget
@@ -83,6 +85,16 @@ class Limits:
     # Formats turned off (AVENUE_DISABLED_FORMATS, by name): refused by their leading bytes
     # before any decoder reads them, stored originals' renders too (docs/security.md).
     disabled: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Limits:
+        """The upload limits an app is configured with."""
+        return cls(max_bytes=config["AVENUE_MAX_UPLOAD_BYTES"], max_pixels=config["AVENUE_MAX_PIXELS"],
+                   max_frames=config["AVENUE_MAX_FRAMES"], max_total_pixels=config["AVENUE_MAX_TOTAL_PIXELS"],
+                   decode_budget_bytes=config.get("AVENUE_DECODE_BUDGET_BYTES", cls.decode_budget_bytes),
+                   decode_wait_seconds=config.get("AVENUE_DECODE_WAIT_SECONDS", cls.decode_wait_seconds),
+                   svg_draw_seconds=config.get("AVENUE_SVG_DRAW_SECONDS", cls.svg_draw_seconds),
+                   disabled=disabled(config.get(DISABLED_SETTING)))
 
     def with_vector(self) -> Limits:
         """These limits, SVG taken too."""
