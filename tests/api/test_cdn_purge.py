@@ -12,7 +12,7 @@ import pytest
 
 from avenue import cdn
 from avenue.clock import as_utc, now
-from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
+from avenue.media.wiring import PURGE_OUTBOX
 from tests.helpers import Auth, trickling_server
 from tests.support.client import uploaded
 

@@ -10,8 +10,7 @@ import io
 from pathlib import Path
 
 from avenue.media import BUILDER, AppMedia, Library, Media, Upload
-from avenue.media.buckets import TRASH
-from avenue.media.core import MediaSettings
+from avenue.media.maintenance import TRASH
 from tests.helpers import image_bytes
 
 AVENUE = Path(__file__).resolve().parents[2] / "avenue"
@@ -46,15 +45,16 @@ def test_no_service_reads_the_app():
 
 
 def test_the_settings_come_from_the_config_with_the_defaults_for_what_is_not_set():
-    assert MediaSettings.from_config({}) == MediaSettings(trash_days=30, redirect_days=30)
-    assert MediaSettings.from_config({"AVENUE_TRASH_DAYS": 0, "AVENUE_REPLACED_REDIRECT_DAYS": 7}) == \
-        MediaSettings(trash_days=0, redirect_days=7)
+    default = Media({}).settings
+    assert (default.trash_days, default.redirect_days) == (30, 30)
+    configured = Media({"AVENUE_TRASH_DAYS": 0, "AVENUE_REPLACED_REDIRECT_DAYS": 7}).settings
+    assert (configured.trash_days, configured.redirect_days) == (0, 7)
+    assert configured.decode_budget_bytes == default.decode_budget_bytes
 
 
 def test_a_library_given_no_media_has_the_defaults(db):
-    assert Media().settings == MediaSettings()
-    assert Library(db, BUILDER, Media()).shelf.settings == MediaSettings()
-    assert AppMedia.on(db).library(BUILDER).shelf.settings == MediaSettings()
+    assert Library(db, BUILDER, Media()).shelf.settings == Media().settings
+    assert AppMedia.on(db).library(BUILDER).shelf.settings == Media().settings
 
 
 def test_an_app_builds_its_media_once_and_its_libraries_take_its_settings(app_factory):

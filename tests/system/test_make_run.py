@@ -19,7 +19,7 @@ from bson import ObjectId
 
 from avenue.embedded import executable, free_port
 from avenue.embedded.devserver import STOP_SECONDS, processes_with
-from avenue.media.buckets import UPLOADS
+from avenue.media import UPLOADS
 from tests.support.fixtures import photo
 from tests.support.gridfs_read import current_bytes
 from tests.support.launcher import MakeRun
