@@ -155,8 +155,8 @@ def upload_media(media: AppMedia, file: Upload, *, owner: str, alt: str | None, 
     alt, folder, cleaned_tags = clean_alt(alt), clean_folder(folder), clean_tags(tags)
     # The library is the one place SVG logos and icons go (sanitised: avenue/media/ingest/svg.py).
     result = library(media).store(file, owner=owner, limits=limits.with_vector(), kind="builder",
-                               alt=alt or None, folder=folder or ROOT_FOLDER, tags=cleaned_tags,
-                               revive=not add_only)
+                                  alt=alt or None, folder=folder or ROOT_FOLDER, tags=cleaned_tags,
+                                  revive=not add_only)
     if not result.created and not add_only:
         changes = {key: value for key, value, current in (
             ("alt", alt or None, result.image.alt), ("folder", folder, result.image.folder),
@@ -348,7 +348,7 @@ def list_media(media: AppMedia, window: Window, chosen: LibraryFilter, sort: str
     days = chosen.unused
     older_than = None if days is None else now() - dt.timedelta(days=days)
     images, page = library(media).page(window, search=chosen.q, folder=chosen.folder, tags=chosen.tags,
-                                    colour=chosen.color, older_than=older_than, order=sort)
+                                       colour=chosen.color, older_than=older_than, order=sort)
     if days is None or not images:
         return images, page
     used = media.referrers().referenced(BUILDER, [image.id for image in images])
@@ -604,9 +604,9 @@ def _bulk_one(media: AppMedia, bulk: Bulk, media_id: ObjectId) -> None:
         restore_media(media, media_id)
     else:
         image = library(media).relabel(media_id, folder=bulk.folder,
-                                    add_tags=bulk.tags or () if bulk.action == "tag" else (),
-                                    remove_tags=bulk.tags or () if bulk.action == "untag" else (),
-                                    max_tags=MAX_TAGS)
+                                       add_tags=bulk.tags or () if bulk.action == "tag" else (),
+                                       remove_tags=bulk.tags or () if bulk.action == "untag" else (),
+                                       max_tags=MAX_TAGS)
         if image is None:
             raise NotFound("No builder media with this id.", code="media_not_found")
 

@@ -383,7 +383,7 @@ def create_product(media: AppMedia, new: NewProduct, *, owner: str,
         return doc, images
 
     doc, replaced = product_images(media).claim(temps, _ProductClaim(media, sku, insert), kind="product",
-                                             owner=owner, limits=settings.limits)
+                                                owner=owner, limits=settings.limits)
     return get_product(db, sku) if replaced else doc
 
 

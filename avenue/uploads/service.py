@@ -58,7 +58,7 @@ def upload(media: AppMedia, file: Upload, *, owner: str, visibility: str, limits
     """Store one image for ``owner``; an identical earlier upload (same owner and visibility)
     is returned instead of a copy (``add_only``: never one from the trash, which stays there)."""
     return library(media).store(file, owner=owner, limits=limits, kind="upload",
-                             scope=f"{owner}:{visibility}", visibility=visibility, revive=not add_only)
+                                scope=f"{owner}:{visibility}", visibility=visibility, revive=not add_only)
 
 
 class UploadsQuery(Shape):
