@@ -224,10 +224,10 @@ def sweep_child(uri: str, db_name: str, batch: int) -> None:
                       "MONGO_DB": db_name, "AVENUE_STATUS_SWEEP_BATCH": batch})
     with app.app_context():
         from avenue.db import get_db, get_mongo
-        from avenue.media import app_media
+        from avenue.media import AppMedia
 
         get_mongo().ensure_indexes()
-        result = status.sweep_now(get_db(), app.config, app_media(app).referrers(get_db()))
+        result = status.sweep_now(get_db(), app.config, AppMedia.of(app).core.referrers(get_db()))
     summary = {k: result[k] for k in ("documents", "batches", "resumed", "run_seconds")} if result else None
     if result:
         summary["reconciled"] = {k: v["applied"] for k, v in result["reconciled"].items()}
