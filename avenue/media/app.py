@@ -15,7 +15,7 @@ kernel's class itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -52,10 +52,6 @@ class AppMedia:
 
     core: Media
     database: Callable[[], Database[Document]]
-    maintenance: Maintenance = field(init=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "maintenance", Maintenance(self))
 
     @classmethod
     def on(cls, db: Database[Document], core: Media | None = None) -> AppMedia:
@@ -83,6 +79,11 @@ class AppMedia:
     def config(self) -> Mapping[str, Any]:
         """The app's configuration."""
         return self.core.config
+
+    @property
+    def maintenance(self) -> Maintenance:
+        """The ops jobs, run on this media (a small object each time: it holds only this one)."""
+        return Maintenance(self)
 
     def library(self, bucket: str) -> Library:
         """The originals of ``bucket`` (buckets.py), under the app's settings."""
