@@ -10,6 +10,7 @@ import types
 import uuid
 from pathlib import Path
 
+import flask
 import mongomock
 import pymongo
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from avenue.auth import service as auth_service
 from avenue.embedded import EmbeddedServer
 from tests.helpers import FIXTURES, Auth, make_app
+from tests.support import routing
 from tests.support.databases import THROWAWAY, DatabasePool, data_folder, memoise_index_creation
 from tests.support.subjects import DATABASE_SUBJECTS
 
@@ -41,78 +43,16 @@ auth_service.generate_password_hash = functools.lru_cache(maxsize=None)(auth_ser
 auth_service.check_password_hash = functools.lru_cache(maxsize=1024)(auth_service.check_password_hash)
 
 
-def _memoised_url_builders():
-    """Werkzeug compiles each route's URL builder from an ast on every app (``Rule.compile``):
-    about 80 % of ``create_app``'s 40 ms, and the tests build an app or more per test, 3,000
-    a run. The builder's code depends only on the rule's parsed parts and defaults, so each
-    distinct one is compiled once per process and the same function handed to every app
-    (each binds it to its own rule, as werkzeug does). Routing itself is unchanged."""
-    from werkzeug.routing.rules import Rule
-
-    compile_builder = Rule._compile_builder
-    made: dict[tuple, object] = {}
-
-    def memoised(self, append_unknown=True):
-        try:
-            key = (self.rule, tuple(self._trace), tuple(sorted((self.defaults or {}).items())),
-                   tuple(sorted((name, type(converter), repr({k: v for k, v in vars(converter).items()
-                                                                   if k != "map"}))
-                                for name, converter in self._converters.items())), append_unknown)
-            hash(key)
-        except TypeError:  # an unhashable default: compile it as werkzeug does
-            return compile_builder(self, append_unknown)
-        if key not in made:
-            made[key] = compile_builder(self, append_unknown)
-        return made[key]
-
-    Rule._compile_builder = memoised
+def _one_routing_per_process() -> None:
+    """Every app the tests build shares the process's URL map (tests/support/routing.py): its
+    rules compiled once, by the app built here, instead of in each of the run's ~3,000 apps."""
+    flask.Flask.url_map_class = staticmethod(routing.shared_map)  # type: ignore[assignment]
+    shared = mongomock.MongoClient()
+    routing.ROUTES.fill(lambda: make_app(((lambda *args, **kwargs: shared), "mongodb://mongomock.invalid:27017"),
+                                         "avenue_routes"))
 
 
-_memoised_url_builders()
-
-
-def _memoised_rule_parsing():
-    """What is left of ``create_app``'s time after the builders is mostly werkzeug parsing each
-    rule's string again (``Rule._parse_rule``: its regex parts, weights and trace; about half of
-    an app's 20 ms, 122 rules). The parse depends only on the string and the map's converter
-    classes, so each distinct one is parsed once per process; an app's rule still gets its own
-    converters (bound to its own map, as werkzeug makes them) and its own trace and arguments.
-    Routing is unchanged: the same parts, in the same order, reach the same matcher."""
-    from werkzeug.routing.rules import Rule
-
-    parse = Rule._parse_rule
-    made: dict[tuple, tuple] = {}
-
-    def memoised(self, rule):
-        key = (rule, tuple(sorted(self.map.converters.items())))
-        if key not in made:
-            asked = []
-            get_converter = self.get_converter
-
-            def recording(variable, name, args, kwargs):
-                asked.append((variable, name, args, dict(kwargs)))
-                return get_converter(variable, name, args, kwargs)
-
-            self.get_converter = recording
-            try:
-                start = len(self._trace)
-                parts = list(parse(self, rule))
-            finally:
-                del self.get_converter
-            made[key] = (parts, self._trace[start:], asked)
-            return iter(parts)
-        parts, trace, asked = made[key]
-        for variable, name, args, kwargs in asked:
-            self._converters[variable] = self.get_converter(variable, name, args, kwargs)
-            self.arguments.add(variable)
-        self._trace.extend(trace)
-        return iter(parts)
-
-    memoised.__wrapped__ = parse  # werkzeug's own, for tests/unit/test_route_memo.py
-    Rule._parse_rule = memoised
-
-
-_memoised_rule_parsing()
+_one_routing_per_process()
 
 
 def _pixels_key(im) -> tuple:
@@ -410,6 +350,16 @@ def close_apps(apps) -> None:
     wait_for_runs(60)
     for built in apps:
         built.extensions["avenue.mongo"].client.close()
+
+
+@pytest.fixture
+def own_routes(monkeypatch):
+    """Apps with a URL map of their own (werkzeug's, compiled for each app), for a test that adds
+    routes to its app: on the process's shared map (tests/support/routing.py) they would reach
+    every later test's app, so it refuses them."""
+    from werkzeug.routing import Map
+
+    monkeypatch.setattr(flask.Flask, "url_map_class", Map)
 
 
 @pytest.fixture

@@ -164,7 +164,7 @@ def test_a_console_address_answers_its_errors_with_a_console_page_drawn_without_
     assert "GET" in refused.headers["Allow"]
 
 
-def test_an_unexpected_error_is_json_at_every_address_but_the_files_and_the_console(app_factory):
+def test_an_unexpected_error_is_json_at_every_address_but_the_files_and_the_console(app_factory, own_routes):
     app = app_factory()
     app.testing = False  # answered by the handler, not raised into the test
 

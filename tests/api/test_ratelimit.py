@@ -230,7 +230,7 @@ def app_with_probe_upload_view(app_factory, limit: str = "2/minute"):
     return app
 
 
-def test_uploads_are_limited_per_user(app_factory):
+def test_uploads_are_limited_per_user(app_factory, own_routes):
     app = app_with_probe_upload_view(app_factory)
     from tests.helpers import Auth
 
@@ -242,7 +242,7 @@ def test_uploads_are_limited_per_user(app_factory):
     assert client.post("/api/probe-upload", headers=bob).status_code == 201
 
 
-def test_anonymous_uploads_are_refused_before_they_are_counted(app_factory):
+def test_anonymous_uploads_are_refused_before_they_are_counted(app_factory, own_routes):
     app = app_with_probe_upload_view(app_factory, limit="1/minute")
     client = app.test_client()
     assert {client.post("/api/probe-upload").status_code for _ in range(3)} == {401}

@@ -81,7 +81,7 @@ def test_the_user_id_of_a_logged_in_request_is_logged(app_factory, capsys):
     assert [line["user_id"] for line in lines] == [me["user"]["id"]]
 
 
-def test_an_unhandled_error_is_logged_once_with_its_request_id_and_traceback(app_factory, capsys):
+def test_an_unhandled_error_is_logged_once_with_its_request_id_and_traceback(app_factory, capsys, own_routes):
     app = app_factory(AVENUE_LOG_FORMAT="json")
 
     @app.get("/api/explode-test")

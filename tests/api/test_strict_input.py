@@ -70,7 +70,8 @@ def test_every_variable_in_env_example_is_read_by_the_code():
     assert names and unread == []
 
 
-def test_avenue_proxy_count_from_the_environment_trusts_that_many_proxies(backend, db_name, monkeypatch):
+def test_avenue_proxy_count_from_the_environment_trusts_that_many_proxies(backend, db_name, monkeypatch,
+                                                                         own_routes):
     monkeypatch.setenv("AVENUE_PROXY_COUNT", "1")
     app = make_app(backend, db_name)
     try:

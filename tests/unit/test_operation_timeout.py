@@ -57,7 +57,8 @@ def test_every_registered_command_runs_under_the_long_deadline():
         leaf.name for leaf in commands if not getattr(leaf.callback, "long_operations", False)]
 
 
-def test_an_operation_past_its_time_or_a_server_in_trouble_answers_503_and_any_other_database_error_500():
+def test_an_operation_past_its_time_or_a_server_in_trouble_answers_503_and_any_other_database_error_500(
+        own_routes):
     app = make_app((mongomock.MongoClient, "mongodb://localhost"), "avenue_timeouts")
     errors = {"timed-out": ExecutionTimeout("operation exceeded time limit", 50),
               "failed": OperationFailure("something else", 2),
