@@ -33,9 +33,10 @@ test: lint chromium node
 	PYTHONDONTWRITEBYTECODE= $(PY) -m compileall -q avenue tests/support
 	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 4 --dist loadgroup
 
-## The inner loop (docs/contributing.md): the tests not marked slow, no lint.
+## The inner loop (docs/contributing.md): every test on mongomock but the slow ones (servers,
+## browsers, fuzzers), no SecantusDB twins (marked real_server), no lint.
 test-fast: $(STAMP)
-	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 4 --dist loadgroup -m "not slow"
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n 4 --dist loadgroup -m "not slow and not real_server"
 
 ## The store model (tests/support/model/run.py) for MODEL_MINUTES (30) on 2 gunicorn servers of 2 workers
 ## on a SecantusDB it starts; prints the steps, sequences, rules and invariants it covered.

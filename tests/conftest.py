@@ -268,7 +268,11 @@ def pytest_generate_tests(metafunc):
     if "backend" in metafunc.fixturenames:
         module = metafunc.definition.path.relative_to(ROOT).as_posix()
         every = module in DATABASE_SUBJECTS or metafunc.definition.get_closest_marker("database") is not None
-        metafunc.parametrize("backend", BACKENDS if every else ["mongomock"], indirect=True)
+        # The real servers' halves are marked ``real_server``: make test-fast leaves them out.
+        names = BACKENDS if every else ["mongomock"]
+        real = pytest.mark.real_server
+        metafunc.parametrize("backend", [pytest.param(name, marks=() if name == "mongomock" else real)
+                                         for name in names], indirect=True)
 
 
 @pytest.fixture

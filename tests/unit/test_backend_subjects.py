@@ -39,6 +39,21 @@ def test_a_database_subject_runs_on_every_backend_and_any_other_module_once():
     assert backends_of == {subject: {"mongomock", "secantus"}, other: {"mongomock"}}
 
 
+def test_make_test_fast_leaves_out_the_real_servers_half_alone():
+    subject = "tests/api/test_gc.py"  # a database subject with no slow test
+
+    def collected(*marks: str) -> list[str]:
+        listed = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *marks,
+             subject],
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=True).stdout.splitlines()
+        return [line for line in listed if "::" in line]
+
+    every, fast = collected(), collected("-m", "not slow and not real_server")
+    on_mongomock = [line for line in every if "mongomock" in line]
+    assert fast == on_mongomock and len(on_mongomock) < len(every)
+
+
 def skips_on_mongomock(test: ast.FunctionDef) -> bool:
     """Whether the test skips itself unless it is on a real server (``backend[0] is not
     pymongo.MongoClient`` or ``not threads_safe(db)``, the two checks the tests use)."""
