@@ -12,3 +12,13 @@ def start_gunicorn(secantus, tmp_path):
     """Start gunicorn servers (the Procfile's worker) with extra environment; all stopped after."""
     with gunicorns(secantus.uri, tmp_path) as start:
         yield start
+
+
+@pytest.fixture(scope="session")
+def gunicorn_server(secantus, tmp_path_factory):
+    """The Procfile's gunicorn as it ships (two workers, no extra environment), one per test
+    process, started by the first test that asks: for the tests that only need a real server.
+    Each makes what it reads (a user of its own, its uploads) and asserts on that alone; a test
+    that configures, starves, signals or stops a server starts its own (``start_gunicorn``)."""
+    with gunicorns(secantus.uri, tmp_path_factory.mktemp("gunicorn-server")) as start:
+        yield start()

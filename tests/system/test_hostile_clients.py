@@ -257,8 +257,8 @@ def _open(sock: socket.socket) -> bool:
 
 @pytest.mark.slow
 def test_a_kept_alive_connection_stays_usable_after_a_refusal_given_before_the_body_was_read(
-        start_gunicorn):
-    server = start_gunicorn()
+        gunicorn_server):
+    server = gunicorn_server
     body, content_type = multipart({"visibility": "public"}, "file", "big.jpg", b"\xff" * 300_000)
     refused = (f"POST /api/uploads HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body  # no credentials: 401 unread
@@ -322,8 +322,8 @@ def one_answer(sock: socket.socket) -> tuple[bytes, bytes]:
 
 
 @pytest.mark.slow
-def test_a_refusal_before_a_body_the_loop_did_not_read_says_it_closes(start_gunicorn):
-    server = start_gunicorn()
+def test_a_refusal_before_a_body_the_loop_did_not_read_says_it_closes(gunicorn_server):
+    server = gunicorn_server
     with attacker(server.port, source=LOOPBACK) as sock:
         sock.sendall(b"POST /api/uploads HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                      b"Content-Type: multipart/form-data; boundary=b\r\n\r\n1000\r\n" + b"x" * 100)
@@ -369,8 +369,8 @@ def test_the_servers_own_refusals_are_json_traced_and_counted(start_gunicorn):
 
 
 @pytest.mark.slow
-def test_an_upload_that_expects_100_continue_is_answered_continue_once_and_stored(start_gunicorn):
-    server = start_gunicorn()
+def test_an_upload_that_expects_100_continue_is_answered_continue_once_and_stored(gunicorn_server):
+    server = gunicorn_server
     body, content_type = multipart({"visibility": "public"}, "file", "c.jpg",
                                    image_bytes("good/progressive.jpg"))
     with attacker(server.port, source=LOOPBACK) as sock:

@@ -597,8 +597,8 @@ def without_date(answer: bytes) -> bytes:
 
 
 @pytest.mark.slow
-def test_cached_media_is_answered_by_the_event_loop_as_a_thread_answers_it(start_gunicorn):
-    server = start_gunicorn()
+def test_cached_media_is_answered_by_the_event_loop_as_a_thread_answers_it(gunicorn_server):
+    server = gunicorn_server
     obj = upload(server)
     url, card = obj["url"], obj["variants"]["card"]
     with socket.create_connection((LOOPBACK, server.port), timeout=10) as sock:
@@ -627,8 +627,8 @@ def test_cached_media_is_answered_by_the_event_loop_as_a_thread_answers_it(start
 
 
 @pytest.mark.slow
-def test_a_warm_rendition_on_request_is_answered_by_the_event_loop_as_a_thread_answers_it(start_gunicorn):
-    server = start_gunicorn()
+def test_a_warm_rendition_on_request_is_answered_by_the_event_loop_as_a_thread_answers_it(gunicorn_server):
+    server = gunicorn_server
     obj = upload(server)
     rendition = obj["url"].rsplit(".", 1)[0] + "/w_320"
     with socket.create_connection((LOOPBACK, server.port), timeout=30) as sock:
@@ -755,12 +755,12 @@ def test_event_loop_answers_to_slow_stalled_and_vanishing_readers(start_gunicorn
 
 
 @pytest.mark.slow
-def test_a_deleted_image_stops_being_answered_by_every_event_loop_within_a_few_polls(start_gunicorn):
+def test_a_deleted_image_stops_being_answered_by_every_event_loop_within_a_few_polls(gunicorn_server):
     # A poll a second (AVENUE_DELETIONS_POLL_MS): about two seconds on a responsive database,
     # shown with a stepped clock by tests/api/test_media_invalidation.py. Here, gunicorn's
     # event loops on a loaded test machine, where one poll of SecantusDB can take a second
     # and one that times out waits for the next: five seconds, still far from "served on".
-    server = start_gunicorn()  # two workers: the delete reaches the other one by its tombstone
+    server = gunicorn_server  # two workers: the delete reaches the other one by its tombstone
     token = server.token()
     obj = upload(server, headers=token)
     readers = [socket.create_connection((LOOPBACK, server.port), timeout=10) for _ in range(6)]

@@ -19,8 +19,8 @@ CHUNK = 256 * 1024
 
 
 @pytest.mark.slow
-def test_a_tus_client_holding_only_a_link_uploads_into_the_links_folder_once(start_gunicorn):
-    server = start_gunicorn()  # two workers, as the Procfile runs
+def test_a_tus_client_holding_only_a_link_uploads_into_the_links_folder_once(gunicorn_server):
+    server = gunicorn_server  # two workers, as the Procfile runs
     editor = server.token("editor")
     folder = f"/links-{uuid.uuid4().hex[:6]}"
     wanted = {"target": {"kind": "builder", "folder": folder}, "label": "tuspy"}

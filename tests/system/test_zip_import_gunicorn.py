@@ -13,6 +13,7 @@ import zipfile
 import pymongo
 import pytest
 
+from avenue.media import BUCKETS
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support.zips import make_zip
 
@@ -33,17 +34,35 @@ def imported(server, headers, archive: bytes) -> tuple[int, dict, str]:
 
 
 def pending_variants(db) -> list[str]:
-    """The variants the library's originals list as not rendered yet (rendered after the answer)."""
-    return [f"{doc['_id']}/{name}.{fmt}"
-            for doc in db["builder_media.files"].find({"metadata.role": "original"}, {"metadata.variants": 1})
+    """The variants the originals of every bucket list as not rendered yet (rendered after the answer)."""
+    return [f"{bucket}/{doc['_id']}/{name}.{fmt}"
+            for bucket in BUCKETS.values()
+            for doc in db[f"{bucket}.files"].find({"metadata.role": "original"}, {"metadata.variants": 1})
             for name, formats in ((doc.get("metadata") or {}).get("variants") or {}).items()
             if isinstance(formats, dict)
             for fmt, entry in formats.items() if isinstance(entry, dict) and entry.get("pending")]
 
 
-def test_an_archive_is_imported_with_a_report_and_a_re_run_adds_nothing(start_gunicorn, secantus):
-    server = start_gunicorn()
+def settled_snapshot(db) -> dict:
+    """The buckets' snapshot once the server's renders after an answer are done: no original
+    lists a variant still pending and two readings a second apart agree, or a late render counts
+    as what the test does next (equal readings alone were not enough under a load of 15 on two
+    cores: 4 builder files, then 11). The server is shared: an earlier test's uploads count too."""
+    before, deadline = bucket_snapshot(db), time.monotonic() + 60
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = bucket_snapshot(db)
+        if now == before and not pending_variants(db):
+            break
+        before = now
+    return before
+
+
+def test_an_archive_is_imported_with_a_report_and_a_re_run_adds_nothing(gunicorn_server, secantus):
+    server = gunicorn_server
     editor = server.token("editor")
+    with pymongo.MongoClient(secantus.uri) as client:
+        imports_before = client[server.db_name].audit_logs.count_documents({"action": "zip_imported"})
     archive = make_zip([("summer/beach/a.jpg", image_bytes("good/progressive.jpg")),
                         ("b.png", image_bytes("good/alpha.png")),
                         ("broken.jpg", image_bytes("bad/truncated.jpg")),
@@ -67,34 +86,24 @@ def test_an_archive_is_imported_with_a_report_and_a_re_run_adds_nothing(start_gu
 
     with pymongo.MongoClient(secantus.uri) as client:
         db = client[server.db_name]
-        # The first import's variants are rendered after its answer: the snapshot is taken once
-        # no original lists a variant still pending and two readings a second apart agree, or
-        # a late one counts as the re-run's (equal readings alone were not enough under a load
-        # of 15 on two cores: 4 builder files, then 11).
-        before, deadline = bucket_snapshot(db), time.monotonic() + 60
-        while time.monotonic() < deadline:
-            time.sleep(1)
-            now = bucket_snapshot(db)
-            if now == before and not pending_variants(db):
-                break
-            before = now
+        before = settled_snapshot(db)  # the first import's variants are rendered after its answer
         status, again, _ = imported(server, editor, archive)
         assert status == 200, again
         assert {entry["name"]: entry["outcome"] for entry in again["entries"]} == {
             "summer/beach/a.jpg": "already_there", "b.png": "already_there", "broken.jpg": "refused",
             "notes.txt": "skipped"}
         assert bucket_snapshot(db) == before
-        assert db.audit_logs.count_documents({"action": "zip_imported"}) == 2
+        assert db.audit_logs.count_documents({"action": "zip_imported"}) == imports_before + 2
 
 
-def test_a_zip_bomb_is_refused_whole_and_stores_nothing(start_gunicorn, secantus):
-    server = start_gunicorn()
+def test_a_zip_bomb_is_refused_whole_and_stores_nothing(gunicorn_server, secantus):
+    server = gunicorn_server
     editor = server.token("editor")
     bomb = make_zip([("a.jpg", image_bytes("good/progressive.jpg")), ("zeros.png", bytes(50 * 1024 * 1024))],
                     compression=zipfile.ZIP_DEFLATED)
     with pymongo.MongoClient(secantus.uri) as client:
         db = client[server.db_name]
-        before = bucket_snapshot(db)
+        before = settled_snapshot(db)
         status, answer, request_id = imported(server, editor, bomb)
         assert (status, answer["error"]["code"]) == (413, "zip_ratio_too_high") and request_id, answer
         assert bucket_snapshot(db) == before
