@@ -17,10 +17,11 @@ import pytest
 from tests.helpers import IMAGES
 from tests.support.browser import chromium
 from tests.support.imageserver import ImageServer
-from tests.support.launcher import Gunicorn
+from tests.support.launcher import Gunicorn, gunicorns
 from tests.support.recipe import README, README_HEADING, recipe, render
 
-pytestmark = pytest.mark.slow
+# One xdist group: its one Chromium and its one server are made once, not once a process.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("storefront_picture")]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "storefront"
 # The slot each picture fills on the page below: 400 CSS px on a wide screen.
@@ -41,22 +42,25 @@ def page_of(images: list[dict], template: str | None = None) -> str:
             f"<body>{pictures}</body></html>")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium for the module: each test opens a context of its own (no shared cache)."""
     with chromium() as launched:
         yield launched
 
 
-@pytest.fixture
-def shop(start_gunicorn):
-    """The app under gunicorn, a public photo and a private one uploaded; (server, their image objects)."""
-    server = start_gunicorn(WEB_CONCURRENCY="1")
-    editor = server.token("editor")
-    public = server.uploaded((IMAGES / "good" / "progressive.jpg").read_bytes(), "lamp.jpg", editor)
-    status, private = server.upload(editor, (IMAGES / "good" / "grayscale.jpg").read_bytes(), "chair.jpg",
-                                    visibility="private")
-    assert status == 201, private
-    return server, [public, private]
+@pytest.fixture(scope="module")
+def shop(secantus, tmp_path_factory):
+    """The app under gunicorn, a public photo and a private one uploaded; (server, their image
+    objects). One for the module: its tests only read them, each in a fresh browser context."""
+    with gunicorns(secantus.uri, tmp_path_factory.mktemp("storefront")) as start:
+        server = start(WEB_CONCURRENCY="1")
+        editor = server.token("editor")
+        public = server.uploaded((IMAGES / "good" / "progressive.jpg").read_bytes(), "lamp.jpg", editor)
+        status, private = server.upload(editor, (IMAGES / "good" / "grayscale.jpg").read_bytes(), "chair.jpg",
+                                        visibility="private")
+        assert status == 201, private
+        yield server, [public, private]
 
 
 def open_storefront(browser, server, html: str, *, without: tuple[str, ...] = ()):
