@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.browser import chromium
 from tests.support.launcher import gunicorns
 
 
@@ -22,3 +23,13 @@ def gunicorn_server(secantus, tmp_path_factory):
     that configures, starves, signals or stops a server starts its own (``start_gunicorn``)."""
     with gunicorns(secantus.uri, tmp_path_factory.mktemp("gunicorn-server")) as start:
         yield start()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium per test process, started by the first browser test: each test opens
+    contexts (profiles) of its own. Session-scoped, not a module's: xdist 3.8's loadgroup does
+    not group on pytest 9.2 (pytest-dev/pytest-xdist#1386), so a module's tests are dealt over
+    the processes, and a module-scoped Chromium was started again at each switch."""
+    with chromium() as launched:
+        yield launched

@@ -21,7 +21,7 @@ import pytest
 
 from avenue.embedded import free_port
 from tests.helpers import IMAGES, make_app
-from tests.support.browser import axe_violations, chromium, shot, user_pages
+from tests.support.browser import axe_violations, shot, user_pages
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app are module fixtures, started once rather than on every worker its tests reach.
@@ -106,12 +106,6 @@ def live(secantus):
     client = app.extensions["avenue.mongo"].client
     client.drop_database(db_name)
     client.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import pytest
 from tests.helpers import IMAGES, make_app
 from tests.support.browser import (
     axe_violations,
-    chromium,
     hold_first,
     let_go,
     served,
@@ -45,9 +44,9 @@ def live(secantus):
 
 
 @pytest.fixture
-def page_as(live):
+def page_as(live, browser):
     """``page_as(role, width)``: a page logged in as a new user with ``role``."""
-    with chromium() as browser, user_pages(browser, live, PASSWORD) as opened:
+    with user_pages(browser, live, PASSWORD) as opened:
         yield functools.partial(opened, audit=True)
 
 

@@ -1,9 +1,10 @@
 """The console in a real browser: headless Chromium (Debian's, `make chromium`) driven by
 Playwright against the app served on loopback over the session's SecantusDB.
 
-Each module here gets its own Chromium and its own served app on a database of its own (the
-fixtures are module-scoped), and is one xdist group (its ``pytestmark``): make test's
-``--dist loadgroup`` runs each module on one process, the modules side by side. Screenshots of
+Each module here gets its own served app on a database of its own (``live``, module-scoped),
+and is one xdist group (its ``pytestmark``): make test's ``--dist loadgroup`` runs each module
+on one process, the modules side by side. Chromium is one per test process (``browser``,
+tests/system/conftest.py). Screenshots of
 every screen go to tests/artifacts/console/ (git-ignored); those docs/users.md shows come from
 there (docs/console/).
 """
@@ -17,7 +18,7 @@ import pymongo
 import pytest
 
 from tests.helpers import make_app
-from tests.support.browser import chromium, served, user_pages
+from tests.support.browser import served, user_pages
 from tests.support.console import PASSWORD
 
 
@@ -29,12 +30,6 @@ def live(secantus):
                    AVENUE_STORAGE_QUOTA_BYTES=40 * 1024 * 1024)
     with served(app):
         yield app
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as launched:
-        yield launched
 
 
 @pytest.fixture
