@@ -74,7 +74,7 @@ def test_two_apps_of_one_process_keep_their_own_settings(app_factory):
     # Once, the settings came from whichever app's context a call ran in, through a hook the
     # last init_app set in a module; each app's Media is its own.
     first, second = app_factory(AVENUE_TRASH_DAYS=0), app_factory(AVENUE_TRASH_DAYS=5)
-    assert AppMedia.of(first).library(BUILDER).settings.trash_days == 0
+    assert AppMedia.of(first).library(BUILDER).shelf.settings.trash_days == 0
     with first.app_context():  # the context a call runs in decides nothing
         assert AppMedia.of(second).library(BUILDER).shelf.settings.trash_days == 5
 
