@@ -257,6 +257,22 @@ def test_a_draw_starved_past_its_wall_clock_bound_is_busy_and_not_remembered(app
         assert client.get(f"{base(media)}/w_1600.png").status_code == 200  # drawn once it can be
 
 
+def test_a_helper_is_told_the_callers_wall_clock_bound_and_keeps_to_it(monkeypatch):
+    """The helper's own alarm follows the bound its caller waits (STARVED_FACTOR read once, by
+    the caller): a caller that waits longer is not cut short by the helper's default."""
+    sent = []
+    real = svgdraw._Helper.send
+
+    def recording(helper, job, deadline):
+        sent.append(list(job))
+        return real(helper, job, deadline)
+
+    monkeypatch.setattr(svgdraw._Helper, "send", recording)
+    monkeypatch.setattr(svgdraw, "STARVED_FACTOR", 30)  # the module's `patient` does too
+    svgdraw.draw(LOGO, 0.1, 2.0, svgdraw.footprint(160, 80))
+    assert float(sent[0][2]) == 60.0
+
+
 @contextlib.contextmanager
 def stopped_off(stopped):
     """Helpers not stopped while in the ``with``."""

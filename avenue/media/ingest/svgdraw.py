@@ -31,10 +31,11 @@ whose parent is gone ends when its input closes, and ends its own draw
 outlives a worker killed while it waited.
 
 The exchange, one job at a time, in frames of a 4-byte big-endian length then the bytes:
-the caller sends the scale (0 for the size only, :func:`measure`), the CPU seconds, the bytes
-the draw may allocate (each as text) and the SVG; the helper answers ``ok`` with the width,
-height and RGBA pixels (8 bits, sRGB, alpha; none for the size only), ``memory`` when the draw
-ran out of its allowance, or ``error`` and libvips's message.
+the caller sends the scale (0 for the size only, :func:`measure`), the CPU seconds, the wall
+clock's seconds it waits, the bytes the draw may allocate (each as text) and the SVG; the
+helper answers ``ok`` with the width, height and RGBA pixels (8 bits, sRGB, alpha; none for
+the size only), ``memory`` when the draw ran out of its allowance, or ``error`` and libvips's
+message.
 
 Pure: bytes in, pixels out; no database, no Flask. (Run as a script, this module imports
 nothing but the standard library and pyvips: keep it so.)
@@ -111,8 +112,11 @@ def draw(data: bytes, scale: float, seconds: float, allowed: int) -> tuple[int, 
     is free within :data:`HELPER_WAIT_SECONDS` or the draw is starved on the wall clock,
     :class:`DrawFailed` when librsvg refuses it."""
     helper = _POOL.take()
-    deadline = time.monotonic() + seconds * STARVED_FACTOR
-    job = [repr(scale).encode(), repr(float(seconds)).encode(), str(allowed).encode(), data]
+    wall = seconds * STARVED_FACTOR
+    deadline = time.monotonic() + wall
+    # The helper's own alarm follows the caller's bound, read here (one constant for both).
+    job = [repr(scale).encode(), repr(float(seconds)).encode(), repr(float(wall)).encode(),
+           str(allowed).encode(), data]
     try:
         helper.send(job, deadline)
         status, *answer = helper.receive(3, deadline)
@@ -322,16 +326,16 @@ def _serve() -> None:
     pyvips.cache_set_max(0)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     while True:
-        job = [_frame_in(stdin) for _ in range(4)]
+        job = [_frame_in(stdin) for _ in range(5)]
         if None in job:
             return
-        scale, seconds, allowed, data = (part or b"" for part in job)
+        scale, seconds, wall, allowed, data = (part or b"" for part in job)
         cpu = float(seconds)
         # The default actions of SIGPROF and SIGALRM end the process, even inside librsvg.
         # ITIMER_PROF counts this process's CPU time, all its threads' (the verdict, which no
         # load can fake: the kernel's own count, where psutil is not installed and os.wait4's
         # rusage comes only after the end); SIGALRM the wall clock, for a caller that died.
-        signal.alarm(int(cpu * STARVED_FACTOR) + 1 + OWN_MARGIN_SECONDS)
+        signal.alarm(int(float(wall)) + 1 + OWN_MARGIN_SECONDS)
         signal.setitimer(signal.ITIMER_PROF, cpu)
         try:
             _limit_data(int(allowed))
