@@ -22,7 +22,7 @@ from pymongo.database import Database
 from avenue import targets
 from avenue.errors import AvenueError, BadRequest, Forbidden
 from avenue.links import store
-from avenue.media import AppMedia, Resumable
+from avenue.media import AppMedia, Resumables
 from avenue.shapes import Answer, ObjectIdText, Shape, described_by, refused
 from avenue.tus.service import TusProgress, TusTarget, progress_of
 
@@ -241,7 +241,7 @@ class HolderTusUpload(TusProgress):
         description="Once done: the image as a holder's multipart upload answers it.")]
 
 
-def holder_upload(upload: Resumable, image: HolderImage | None) -> HolderTusUpload:
+def holder_upload(upload: Resumables.Resumable, image: HolderImage | None) -> HolderTusUpload:
     """``upload`` as its holder sees it, with ``image``, what it became (None: not done, or
     gone since)."""
     kind = TusTarget(kind=targets.Target.from_dict(upload.target).kind)

@@ -28,7 +28,7 @@ from avenue.db import get_db
 from avenue.errors import AvenueError, Forbidden, ImageTooLarge, NotFound, Unauthorized
 from avenue.http import app_media, one_file, page_args, takes, tus_chunk, uploaded_files
 from avenue.links import service, store
-from avenue.media import Image, Resumable, Resumables, UploadNotFound
+from avenue.media import Image, Resumables
 from avenue.presentation.objects import signer_from_config
 from avenue.tus import protocol as tus
 from avenue.tus.service import parse_metadata
@@ -230,11 +230,11 @@ def tus_create() -> Response:
         raise
 
 
-def _upload_of(link: store.Link, upload_id: str) -> Resumable:
+def _upload_of(link: store.Link, upload_id: str) -> Resumables.Resumable:
     """The link's own tus upload (404 for any other: a link reaches nothing else)."""
     upload = Resumables(get_db()).find(upload_id, owner=None)
     if upload.target.get("link") != str(link.id):
-        raise UploadNotFound()
+        raise Resumables.NotFound()
     return upload
 
 

@@ -76,7 +76,7 @@ from avenue.media.serve.urls import UrlSigner
 from avenue.media.store.deliveries import DayRange, DeliverySeries
 from avenue.media.store.library import DeleteLease, Library, Trashed
 from avenue.media.store.originals import Upload
-from avenue.media.store.resumable import Caps, Expired, Resumable, Resumables, UploadBusy, UploadNotFound
+from avenue.media.store.resumable import Resumables
 from avenue.media.store.versions import Comparison, Version
 
 __all__ = [
@@ -102,10 +102,10 @@ __all__ = [
     # Who refers to an image (references.py): asked of the app's Media (Media.referrers); the
     # owners' batch of ids and their rewrite of a list of references.
     "IN_BATCH", "rewrite_lists",
-    # Resumable uploads' bytes (store/resumable.py: Resumables, bound to a database, and what
-    # it answers and refuses) and delivery numbers (store/deliveries.py: AppMedia.deliveries,
-    # and the query and answer of one image's series).
-    "Caps", "Expired", "Resumable", "Resumables", "UploadBusy", "UploadNotFound",
+    # Resumable uploads' bytes (store/resumable.py: Resumables, bound to a database; what it
+    # answers and refuses are its attributes) and delivery numbers (store/deliveries.py:
+    # AppMedia.deliveries, and the query and answer of one image's series).
+    "Resumables",
     "DayRange", "DeliverySeries",
     # Alt text suggested without a model (ingest/alttext.py): the shop and the builder give the context.
     # MAX_ALT_LENGTH: the declared limit the OpenAPI document states.

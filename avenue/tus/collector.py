@@ -17,13 +17,13 @@ from pymongo.database import Database
 from avenue import background
 from avenue.clock import now
 from avenue.db import Document
-from avenue.media import Expired, Resumables
+from avenue.media import Resumables
 
 log = logging.getLogger(__name__)
 COLLECT_SECONDS = 600
 
 
-def collect(db: Database[Document]) -> Expired:
+def collect(db: Database[Document]) -> Resumables.Expired:
     """Remove what expired by now (one tick)."""
     removed = Resumables(db).collect_expired(now())
     if removed.uploads or removed.pieces:

@@ -20,7 +20,7 @@ from werkzeug.exceptions import ClientDisconnected
 from avenue import audit, targets
 from avenue.db import get_db
 from avenue.errors import AvenueError, BadRequest, EmptyFile, ImageTooLarge, UnsupportedImage
-from avenue.media import AppMedia, Caps, Resumable, Resumables, UploadBusy
+from avenue.media import AppMedia, Resumables
 from avenue.tus import service
 
 TUS_VERSION = "1.0.0"
@@ -96,11 +96,11 @@ def _size(limit: int) -> str:
     return f"{limit // mib} MB" if limit >= mib and limit % mib == 0 else f"{limit:,} bytes"
 
 
-def caps() -> Caps:
+def caps() -> Resumables.Caps:
     """What one user, or one upload link, may have unfinished at once."""
     config = current_app.config
-    return Caps(uploads=config["AVENUE_TUS_MAX_OPEN_UPLOADS"],
-                          bytes=config["AVENUE_TUS_MAX_OPEN_BYTES"])
+    return Resumables.Caps(uploads=config["AVENUE_TUS_MAX_OPEN_UPLOADS"],
+                           bytes=config["AVENUE_TUS_MAX_OPEN_BYTES"])
 
 
 def start(*, owner: str, length: int, target: targets.Target, metadata: dict[str, str],
@@ -119,7 +119,7 @@ def start(*, owner: str, length: int, target: targets.Target, metadata: dict[str
     return response
 
 
-def offset_headers(response: Response, upload: Resumable) -> Response:
+def offset_headers(response: Response, upload: Resumables.Resumable) -> Response:
     response.headers["Upload-Offset"] = str(upload.offset)
     response.headers["Upload-Expires"] = http_date(upload.expires_at)
     if upload.result and upload.result.get("image_id") is not None:
@@ -127,7 +127,7 @@ def offset_headers(response: Response, upload: Resumable) -> Response:
     return response
 
 
-def head(upload: Resumable) -> Response:
+def head(upload: Resumables.Resumable) -> Response:
     """How many bytes arrived (Upload-Offset) of how many (Upload-Length)."""
     response = offset_headers(Response(status=200), upload)
     response.headers["Upload-Length"] = str(upload.length)
@@ -163,7 +163,7 @@ def _checksum() -> tuple[str, bytes] | None:
         raise BadRequest("Upload-Checksum is 'algorithm base64digest'.", code="invalid_checksum") from None
 
 
-def receive(find: Callable[[], Resumable], *, refused: Callable[[], None] | None = None,
+def receive(find: Callable[[], Resumables.Resumable], *, refused: Callable[[], None] | None = None,
             **audited: Any) -> Response:
     """A PATCH: the bytes at Upload-Offset into the upload ``find`` gives (after the request's
     own checks); the request that brings the last byte stores the image (:func:`_complete`,
@@ -189,8 +189,8 @@ def receive(find: Callable[[], Resumable], *, refused: Callable[[], None] | None
     return offset_headers(Response(status=204), upload)
 
 
-def _complete(upload: Resumable, *, refused: Callable[[], None] | None = None,
-              **audited: Any) -> Resumable:
+def _complete(upload: Resumables.Resumable, *, refused: Callable[[], None] | None = None,
+              **audited: Any) -> Resumables.Resumable:
     """Store a finished upload as its target's multipart route would, audited the same way
     (``via: "tus"`` unless ``audited`` says otherwise); a refusal (not an image, too many
     pixels, a full product) removes the upload, then calls ``refused``."""
@@ -203,7 +203,7 @@ def _complete(upload: Resumable, *, refused: Callable[[], None] | None = None,
                                  upload.filename, data,
                                  owner=upload.owner, settings=upload_settings())
     except AvenueError as error:
-        if not isinstance(error, UploadBusy):
+        if not isinstance(error, Resumables.Busy):
             uploads.discard(upload.id)
             if refused is not None:
                 refused()

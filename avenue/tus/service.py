@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, cast
 from pydantic import ConfigDict, Field, WithJsonSchema
 
 from avenue.errors import BadRequest
-from avenue.media import Resumable
+from avenue.media import Resumables
 from avenue.shapes import Answer, described_by
 from avenue.targets import KIND
 
@@ -87,7 +87,7 @@ class TusUpload(TusProgress):
         description="Once done: the image object its target's multipart upload answers.")]
 
 
-def progress_of(upload: Resumable) -> dict[str, Any]:
+def progress_of(upload: Resumables.Resumable) -> dict[str, Any]:
     """``upload``'s fields of :class:`TusProgress`, as its owner sees them."""
     return {"id": upload.id, "offset": upload.offset, "length": upload.length,
             "state": cast(State, upload.state),  # checked by the model
@@ -96,7 +96,7 @@ def progress_of(upload: Resumable) -> dict[str, Any]:
             "created": upload.result.get("created") if upload.result else None}
 
 
-def upload_answer(upload: Resumable, image: dict[str, Any] | None) -> TusUpload:
+def upload_answer(upload: Resumables.Resumable, image: dict[str, Any] | None) -> TusUpload:
     """``upload`` as the API shows it, with ``image``, the image object it became (None: not
     done, or gone since)."""
     return TusUpload(**progress_of(upload), image=image)

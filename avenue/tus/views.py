@@ -24,7 +24,7 @@ from avenue.auth import edits_images, require, require_role
 from avenue.db import get_db
 from avenue.errors import BadRequest
 from avenue.http import app_media, tus_chunk
-from avenue.media import Resumable, Resumables
+from avenue.media import Resumables
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.tus import protocol, service
@@ -62,7 +62,7 @@ def create() -> Response:
                           endpoint="tus.status")
 
 
-def _own(upload_id: str) -> Resumable:
+def _own(upload_id: str) -> Resumables.Resumable:
     """The caller's upload, still allowed by their role: 404 (not theirs, none), 410 (expired)."""
     protocol.check_version()
     user = require()

@@ -54,7 +54,7 @@ import hashlib
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeAlias
 
 from bson import Binary
 from pymongo import ASCENDING, IndexModel, ReturnDocument
@@ -503,6 +503,12 @@ class Resumables:
     name on the database it is bound to (gc and the storage report use the maintenance door's
     :func:`collect_expired` and :func:`parked`)."""
 
+    # What its calls answer and refuse, reached through the class (one name through the door).
+    Resumable: TypeAlias = Resumable
+    Caps: TypeAlias = Caps
+    Expired: TypeAlias = Expired
+    Busy: TypeAlias = UploadBusy
+    NotFound: TypeAlias = UploadNotFound
     CHECKSUM_ALGORITHMS = CHECKSUM_ALGORITHMS
     COMPLETING = COMPLETING
     check_offset = staticmethod(check_offset)
