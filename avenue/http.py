@@ -17,7 +17,7 @@ from pydantic import Field
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from avenue.errors import BadRequest
-from avenue.media import AppMedia, Upload
+from avenue.media import AppMedia, Library
 from avenue.paging import MAX_OFFSET, MAX_PER_PAGE, Window
 from avenue.shapes import Answer, Shape, query_names, repeated
 
@@ -220,7 +220,7 @@ def page_args(default_per_page: int = 20) -> Window:
     return Window(page=page, per_page=per_page, after=after)
 
 
-def uploaded_files(field: str, *, single: bool = False) -> list[Upload]:
+def uploaded_files(field: str, *, single: bool = False) -> list[Library.Upload]:
     """The multipart files sent under ``field`` (400 when there are none)."""
     files = [f for f in request.files.getlist(field) if f and (f.filename or f.content_length)]
     if not files:
@@ -228,7 +228,7 @@ def uploaded_files(field: str, *, single: bool = False) -> list[Upload]:
     if single and len(files) > 1:
         raise BadRequest(f"Send one file in '{field}'.", code="too_many_files")
     # Werkzeug types a file's stream as IO[bytes]; it is a binary file (BytesIO or a temporary file).
-    return [Upload(f.filename, cast(BinaryIO, f.stream)) for f in files]
+    return [Library.Upload(f.filename, cast(BinaryIO, f.stream)) for f in files]
 
 
 def private_picture(data: bytes, mimetype: str) -> flask.Response:

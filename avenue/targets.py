@@ -44,7 +44,6 @@ from avenue.media import (
     Image,
     Library,
     Limits,
-    Upload,
     UrlSigner,
     clean_alt,
 )
@@ -143,8 +142,8 @@ class Incoming:
     settings: Settings
 
     @property
-    def file(self) -> Upload:
-        return Upload(self.filename, self.data)
+    def file(self) -> Library.Upload:
+        return Library.Upload(self.filename, self.data)
 
     @property
     def add_only(self) -> bool:

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import mongomock  # noqa: E402
-from avenue.media import BUILDER, Library, Media, Upload  # noqa: E402
+from avenue.media import BUILDER, Library, Media  # noqa: E402
 from avenue.media.ingest import difference  # noqa: E402
 from avenue.media.ingest.images import Limits  # noqa: E402
 from avenue.media.store.options import UploadOptions  # noqa: E402
@@ -65,12 +65,12 @@ def run(photo: bytes, rounds: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"first": [], "stored": [], "pictures": []}
     library = Library(db, BUILDER, Media())
     for n in range(rounds):
-        stored = library.storing.store_with([Upload("photo.jpg", with_comment(photo, f"round {n}"))],
+        stored = library.storing.store_with([Library.Upload("photo.jpg", with_comment(photo, f"round {n}"))],
                                     UploadOptions(owner="bench", kind="builder"))
         image_id: ObjectId = stored[0].image.id
         before = library.versions(image_id)
         assert before is not None
-        library.replace(image_id, Upload("photo.jpg", with_comment(other, f"round {n}")))
+        library.replace(image_id, Library.Upload("photo.jpg", with_comment(other, f"round {n}")))
         listed = library.versions(image_id)
         assert listed is not None and len(listed) == 2
         a, b = listed[1].id, listed[0].id

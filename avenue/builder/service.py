@@ -38,29 +38,20 @@ from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotF
 from avenue.ids import parse_object_id
 from avenue.media import (
     BUILDER,
-    ROOT_FOLDER,
     AltChange,
     AltContext,
     AltResult,
     AppMedia,
     Box,
-    Changed,
-    Comparison,
     DayRange,
-    DeleteLease,
     Edits,
     FocalPoint,
     Image,
     Library,
     Limits,
-    Near,
-    Stored,
-    Upload,
     UrlSigner,
-    Version,
     chosen_alt,
     clean_alt,
-    parse_colour,
     suggest_alt,
 )
 from avenue.paging import Page, Window
@@ -140,9 +131,9 @@ def clean_tags(tags: list[str] | str | None) -> list[str] | None:
     return cleaned
 
 
-def upload_media(media: AppMedia, file: Upload, *, owner: str, alt: str | None, limits: Limits,
+def upload_media(media: AppMedia, file: Library.Upload, *, owner: str, alt: str | None, limits: Limits,
                  folder: str | None = None, tags: list[str] | str | None = None,
-                 add_only: bool = False) -> Stored:
+                 add_only: bool = False) -> Library.Stored:
     """Store one image in the library (an SVG too); an identical file returns the existing media.
 
     Re-uploading an image that is already there creates nothing (``created`` is False); an
@@ -155,7 +146,7 @@ def upload_media(media: AppMedia, file: Upload, *, owner: str, alt: str | None, 
     alt, folder, cleaned_tags = clean_alt(alt), clean_folder(folder), clean_tags(tags)
     # The library is the one place SVG logos and icons go (sanitised: avenue/media/ingest/svg.py).
     result = library(media).store(file, owner=owner, limits=limits.with_vector(), kind="builder",
-                                  alt=alt or None, folder=folder or ROOT_FOLDER, tags=cleaned_tags,
+                                  alt=alt or None, folder=folder or Library.ROOT_FOLDER, tags=cleaned_tags,
                                   revive=not add_only)
     if not result.created and not add_only:
         changes = {key: value for key, value, current in (
@@ -163,7 +154,7 @@ def upload_media(media: AppMedia, file: Upload, *, owner: str, alt: str | None, 
             ("tags", cleaned_tags, list(result.image.tags))) if value is not None and value != current}
         if changes:
             image = library(media).set_metadata(result.image.id, **changes)
-            result = Stored(image or result.image, False, result.near)
+            result = Library.Stored(image or result.image, False, result.near)
     return result
 
 
@@ -196,7 +187,7 @@ def update_media(media: AppMedia, media_id: ObjectId, change: MediaChange) -> Im
     if "alt" in sent:
         changes["alt"] = change.alt or None
     if "folder" in sent:
-        changes["folder"] = change.folder or ROOT_FOLDER
+        changes["folder"] = change.folder or Library.ROOT_FOLDER
     if "tags" in sent:
         changes["tags"] = change.tags or []
     image = library(media).set_metadata(media_id, **changes)
@@ -205,7 +196,7 @@ def update_media(media: AppMedia, media_id: ObjectId, change: MediaChange) -> Im
     return image
 
 
-def rename_media(media: AppMedia, media_id: ObjectId, name: str | None) -> Changed:
+def rename_media(media: AppMedia, media_id: ObjectId, name: str | None) -> Library.Changed:
     """Give a library image a readable name for its public named URL (None: none); 404 when gone."""
     done = library(media).rename(media_id, name)
     if done is None:
@@ -213,8 +204,8 @@ def rename_media(media: AppMedia, media_id: ObjectId, name: str | None) -> Chang
     return done
 
 
-def replace_media(media: AppMedia, media_id: ObjectId, *, file: Upload | None = None,
-                  focal: FocalPoint | None = None, limits: Limits) -> Changed:
+def replace_media(media: AppMedia, media_id: ObjectId, *, file: Library.Upload | None = None,
+                  focal: FocalPoint | None = None, limits: Limits) -> Library.Changed:
     """New bytes (``file``) or a new focal point for library media, keeping its id, so every
     page that uses it shows the new image (avenue/media/store/replace.py); 404 when it is gone.
     Returns the media, whether anything changed and its new picture's near-duplicates."""
@@ -224,7 +215,7 @@ def replace_media(media: AppMedia, media_id: ObjectId, *, file: Upload | None = 
     return done
 
 
-def edit_media(media: AppMedia, media_id: ObjectId, edits: Edits | None) -> Changed:
+def edit_media(media: AppMedia, media_id: ObjectId, edits: Edits | None) -> Library.Changed:
     """Apply ``edits`` (None: undo) to library media as a new version; every page using it
     shows the edited picture. 404 when it is gone. Returns the media, whether it changed and
     the edited picture's near-duplicates."""
@@ -234,7 +225,7 @@ def edit_media(media: AppMedia, media_id: ObjectId, edits: Edits | None) -> Chan
     return done
 
 
-def set_media_crop(media: AppMedia, media_id: ObjectId, name: str, box: Box | None) -> Changed:
+def set_media_crop(media: AppMedia, media_id: ObjectId, name: str, box: Box | None) -> Library.Changed:
     """Set (``box``) or delete (None) the named crop ``name`` of library media, as a new version."""
     done = library(media).set_crop(media_id, name, box)
     if done is None:
@@ -248,14 +239,14 @@ def _found(result: _T | None) -> _T:
     return result
 
 
-def media_versions(media: AppMedia, media_id: ObjectId) -> list[Version]:
+def media_versions(media: AppMedia, media_id: ObjectId) -> list[Library.Version]:
     """Library media's current version and its earlier ones still kept (newest first); 404 when
     it is gone."""
     return _found(library(media).versions(media_id))
 
 
 def restore_media_version(media: AppMedia, media_id: ObjectId, version_id: str, *,
-                          limits: Limits) -> Changed:
+                          limits: Limits) -> Library.Changed:
     """Make an earlier version of library media current again, as a new version (pages keep the
     media, its URLs change as after a replace); 404 when it is gone."""
     return _found(library(media).restore_version(media_id, version_id, limits=limits))
@@ -267,7 +258,7 @@ def media_version_preview(media: AppMedia, media_id: ObjectId, version_id: str) 
 
 
 def compare_media_versions(media: AppMedia, media_id: ObjectId, before: str, after: str
-                           ) -> tuple[Comparison, bytes]:
+                           ) -> tuple[Library.Comparison, bytes]:
     """The share of pixels changed between two versions of library media, and the heat map."""
     return _found(library(media).compare_versions(media_id, before, after))
 
@@ -276,7 +267,7 @@ def clean_colour(colour: str | None) -> str | None:
     """A colour filter as ``#rrggbb`` (None: not sent); 400 for anything else."""
     if colour is None:
         return None
-    parsed = parse_colour(colour)
+    parsed = Library.parse_colour(colour)
     if parsed is None:
         raise BadRequest("color is a colour as #rrggbb (e.g. #c0392b).", code="invalid_color")
     return parsed
@@ -374,7 +365,7 @@ def exact_groups(media: AppMedia, window: Window, signer: UrlSigner) -> dict[str
     return {"items": items, "per_page": window.per_page, "next": next_cursor}
 
 
-def near_duplicates(media: AppMedia, image: Image) -> list[Near]:
+def near_duplicates(media: AppMedia, image: Image) -> list[Library.Near]:
     """The library images that look like ``image``, nearest first."""
     return library(media).near_duplicates(image)
 
@@ -689,7 +680,7 @@ def merge_media(media: AppMedia, merge: Merge) -> list[MergedImage]:
     images merged before it stay merged (``merged`` in the error names them)."""
     db = media.db
     images = library(media)
-    leases: dict[ObjectId, DeleteLease] = {}
+    leases: dict[ObjectId, Library.DeleteLease] = {}
     try:
         for media_id in sorted([merge.keep, *merge.others]):
             lease = images.take_delete_lease(media_id)
@@ -1038,10 +1029,10 @@ def render_page(media: AppMedia, page: dict[str, Any], signer: UrlSigner) -> dic
 
 
 def media_object(db: Database[Document], image: Image, signer: UrlSigner, *, with_used_in: bool = False,
-                 near: Sequence[Near] | None = None) -> dict[str, Any]:
+                 near: Sequence[Library.Near] | None = None) -> dict[str, Any]:
     """A library entry as the API shows it (the image object, plus ``used_in`` when asked and
     ``near_duplicates`` when given)."""
-    return image_object(image, signer, folder=image.folder or ROOT_FOLDER, tags=list(image.tags),
+    return image_object(image, signer, folder=image.folder or Library.ROOT_FOLDER, tags=list(image.tags),
                         used_in=used_in(db, image.id) if with_used_in else None,
                         near_duplicates=near_objects(near, signer) if near is not None else None)
 

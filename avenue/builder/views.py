@@ -26,11 +26,11 @@ from avenue.http import (
 from avenue.media import (
     BUILDER,
     AltChanges,
-    Changed,
     CropBody,
     DayRange,
     EditsBody,
     FocalBody,
+    Library,
     Limits,
     MissingAlt,
     NameBody,
@@ -204,7 +204,7 @@ def delete_media_crop(media_id: ObjectId, name: str) -> Response:
     return _changed(media_id, "builder_media_crop_deleted", done, crop=name)
 
 
-def _changed(media_id: ObjectId, action: str, done: Changed, **details: Any) -> Response:
+def _changed(media_id: ObjectId, action: str, done: Library.Changed, **details: Any) -> Response:
     """Audit a change of library media and answer its object, with its near-duplicates: those
     a new picture was just grouped with, else looked up (the picture is the same)."""
     audit.log(action, bucket=BUILDER, image_id=str(media_id), version=done.image.version,

@@ -30,7 +30,7 @@ from pydantic import Field
 from avenue.builder import service as builder
 from avenue.bulk.service import product_known
 from avenue.errors import AvenueError, BadRequest, RateLimited
-from avenue.media import AppMedia, Limits, Stored, Upload
+from avenue.media import AppMedia, Library, Limits
 from avenue.metrics import count_upload
 from avenue.shapes import Absent, Answer, ObjectIdText, OneOf, Refuse, Shape, counts_of, described_by
 from avenue.shop import service as shop
@@ -74,11 +74,11 @@ class LibraryUrlImport(ProductUrlImport):
 
 def into_library(media: AppMedia, url: object, *, fetch: Fetch, admit: Admit, owner: str,
                  limits: Limits, alt: str | None = None, folder: str | None = None,
-                 tags: list[str] | str | None = None) -> Stored:
+                 tags: list[str] | str | None = None) -> Library.Stored:
     """Fetch ``url`` and store it in the library as an upload with these labels would be."""
     admit()
     fetched = _fetch(fetch, url)
-    return builder.upload_media(media, Upload(fetched.filename, fetched.data), owner=owner, alt=alt,
+    return builder.upload_media(media, Library.Upload(fetched.filename, fetched.data), owner=owner, alt=alt,
                                 limits=limits, folder=folder, tags=tags)
 
 
@@ -89,7 +89,7 @@ def onto_product(media: AppMedia, sku: str, url: object, *, fetch: Fetch, admit:
     shop.get_product(media.db, sku)
     admit()
     fetched = _fetch(fetch, url)
-    return shop.add_images(media, sku, [Upload(fetched.filename, fetched.data)], owner=owner,
+    return shop.add_images(media, sku, [Library.Upload(fetched.filename, fetched.data)], owner=owner,
                            settings=settings)
 
 
@@ -221,7 +221,7 @@ def import_rows(media: AppMedia, rows: Sequence[Row], *, fetch: Fetch, admit: Ad
             report.refused(row, error)
             continue
         try:
-            added = shop.add_images(media, row.sku, [Upload(*_fetched(fetch, row.url))], owner=owner,
+            added = shop.add_images(media, row.sku, [Library.Upload(*_fetched(fetch, row.url))], owner=owner,
                                     settings=settings).refs
         except AvenueError as error:
             report.refused(row, error)

@@ -51,7 +51,6 @@ from __future__ import annotations
 from avenue.media.app import AppMedia
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.core import Media
-from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.formats import UPLOAD_EXTENSIONS
 from avenue.media.ingest.alttext import (
     MAX_ALT_LENGTH,
@@ -67,23 +66,21 @@ from avenue.media.ingest.alttext import (
 from avenue.media.ingest.edits import Box, CropBody, Edits, EditsBody, check_crop_name
 from avenue.media.ingest.focal import FocalBody, FocalPoint
 from avenue.media.ingest.images import Limits
-from avenue.media.ingest.near_hash import parse_colour
 from avenue.media.names import NameBody
-from avenue.media.records import Changed, Document, Image, Near, Stored
+from avenue.media.records import Document, Image
 from avenue.media.references import IN_BATCH, rewrite_lists
 from avenue.media.serve.facts import IMAGE_FACTS
 from avenue.media.serve.urls import UrlSigner
 from avenue.media.store.deliveries import DayRange, DeliverySeries
-from avenue.media.store.library import DeleteLease, Library, Trashed
-from avenue.media.store.originals import Upload
+from avenue.media.store.library import Library
 from avenue.media.store.resumable import Resumables
-from avenue.media.store.versions import Comparison, Version
 
 __all__ = [
-    # The buckets, by their names in the code (buckets.py), and the library's root folder.
-    "ALIASES", "BUCKETS", "BUILDER", "LEGACY_PREFIX", "PRODUCTS", "ROOT_FOLDER", "TEMP", "UPLOADS",
-    # A bucket's originals (store/library/) and the records they answer in (records.py).
-    "Changed", "DeleteLease", "Document", "Image", "Library", "Limits", "Stored", "Upload",
+    # The buckets, by their names in the code (buckets.py).
+    "ALIASES", "BUCKETS", "BUILDER", "LEGACY_PREFIX", "PRODUCTS", "TEMP", "UPLOADS",
+    # A bucket's originals (store/library/: what its methods take and answer in, records.py's
+    # among them, are its attributes, Library.Stored, Library.Upload...) and the image record.
+    "Document", "Image", "Library", "Limits",
     # The app's media (app.py), built once by the plugs' init_app: views hand it to services,
     # which open a bucket's Library and run the jobs through it; beneath it the kernel's Media
     # (core.py), which the store is handed and who refers to images is asked of.
@@ -92,13 +89,8 @@ __all__ = [
     # image object (avenue/presentation/) states of images (serve/facts.py); the upload
     # extensions (formats.py).
     "IMAGE_FACTS", "UPLOAD_EXTENSIONS", "UrlSigner",
-    # Near-duplicates and colours (ingest/near_hash.py, store/near_duplicates.py).
-    "Near", "parse_colour",
     # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
     "Box", "CropBody", "Edits", "EditsBody", "FocalBody", "FocalPoint", "check_crop_name",
-    # Deleted media, restorable for AVENUE_TRASH_DAYS (store/trash.py: AppMedia.trash), and an
-    # image's earlier versions, listed, compared and restored (store/versions.py).
-    "Comparison", "Trashed", "Version",
     # Who refers to an image (references.py): asked of the app's Media (Media.referrers); the
     # owners' batch of ids and their rewrite of a list of references.
     "IN_BATCH", "rewrite_lists",

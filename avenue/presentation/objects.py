@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field
 
 from avenue.clock import isoformat
-from avenue.media import IMAGE_FACTS, Image, Near, UrlSigner
+from avenue.media import IMAGE_FACTS, Image, Library, UrlSigner
 from avenue.shapes import Absent, Answer, IfSet, ObjectIdText, OneOf
 
 # What the media core states of its images (formats, variants, bounds), as the object uses it.
@@ -336,7 +336,7 @@ def image_object(image: Image, signer: UrlSigner, *, shape: type[ImageObject] = 
     return ref_object(image.ref(), image.bucket, signer, shape=shape, **extra)
 
 
-def near_objects(near: Sequence[Near], signer: UrlSigner) -> list[dict[str, Any]]:
+def near_objects(near: Sequence[Library.Near], signer: UrlSigner) -> list[dict[str, Any]]:
     """An answer's ``near_duplicates``: each close match's id, URLs and Hamming distance."""
     listed = []
     for match in near:

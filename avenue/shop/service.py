@@ -54,20 +54,13 @@ from avenue.media import (
     AltResult,
     AppMedia,
     Box,
-    Changed,
-    Comparison,
-    DeleteLease,
     Edits,
     FocalPoint,
     Image,
     Library,
     Limits,
     MissingAlt,
-    Near,
-    Stored,
-    Upload,
     UrlSigner,
-    Version,
     chosen_alt,
     suggest_alt,
 )
@@ -142,7 +135,7 @@ class AddedImages:
 
     product: dict[str, Any]
     refs: list[dict[str, Any]]
-    near: dict[ObjectId, Sequence[Near] | None]
+    near: dict[ObjectId, Sequence[Library.Near] | None]
 
     def entries(self, signer: UrlSigner) -> list[dict[str, Any]]:
         """The images added as the answer shows them: each one's entry and
@@ -343,9 +336,9 @@ class _ProductClaim(Generic[T]):
 
     media: AppMedia
     sku: str
-    write: Callable[[list[Stored]], tuple[T, list[Image]]]
+    write: Callable[[list[Library.Stored]], tuple[T, list[Image]]]
 
-    def attach(self, stored: list[Stored]) -> tuple[T, list[Image]]:
+    def attach(self, stored: list[Library.Stored]) -> tuple[T, list[Image]]:
         return self.write(stored)
 
     def release(self, image: Image) -> object:
@@ -369,7 +362,7 @@ def create_product(media: AppMedia, new: NewProduct, *, owner: str,
     if products(db).find_one({"sku": sku}, {"_id": 1}) is not None:
         raise Conflict(f"A product with sku {sku!r} already exists.", code="sku_taken")
 
-    def insert(stored: list[Stored]) -> tuple[dict[str, Any], list[Image]]:
+    def insert(stored: list[Library.Stored]) -> tuple[dict[str, Any], list[Image]]:
         images = _unique([item.image for item in stored])
         moment = now()
         doc = {"sku": sku, "name": name, "price": price, "images": [image.ref() for image in images],
@@ -410,11 +403,11 @@ def delete_product(media: AppMedia, sku: str) -> dict[str, Any]:
     return deleted
 
 
-def _take_delete_leases(media: AppMedia, image_ids: list[ObjectId]) -> list[DeleteLease]:
+def _take_delete_leases(media: AppMedia, image_ids: list[ObjectId]) -> list[Library.DeleteLease]:
     """The delete lease of each of ``image_ids`` that exists and no other delete holds; all
     given back, and :class:`ImageBusy` (409) raised, when one of them is being replaced."""
     library = product_images(media)
-    leases: list[DeleteLease] = []
+    leases: list[Library.DeleteLease] = []
     try:
         for image_id in dict.fromkeys(image_ids):
             lease = library.take_delete_lease(image_id)
@@ -426,7 +419,7 @@ def _take_delete_leases(media: AppMedia, image_ids: list[ObjectId]) -> list[Dele
     return leases
 
 
-def _release_delete_leases(media: AppMedia, leases: list[DeleteLease]) -> None:
+def _release_delete_leases(media: AppMedia, leases: list[Library.DeleteLease]) -> None:
     library = product_images(media)
     for lease in leases:
         library.release_delete_lease(lease)
@@ -435,7 +428,7 @@ def _release_delete_leases(media: AppMedia, leases: list[DeleteLease]) -> None:
 # --- temp images -----------------------------------------------------------------------
 
 
-def store_temp_images(media: AppMedia, uploads: list[Upload], *, owner: str,
+def store_temp_images(media: AppMedia, uploads: list[Library.Upload], *, owner: str,
                       settings: Settings) -> list[Image]:
     """Store uploads in ``temp_images`` (all or nothing) with an expiry.
 
@@ -477,7 +470,7 @@ def _too_many(sku: str, have: int, adding: int, limit: int) -> UnprocessableCont
         "Nothing was stored.", code="too_many_images", limit=limit, current=have, sent=adding)
 
 
-def add_images(media: AppMedia, sku: str, uploads: list[Upload], *, owner: str,
+def add_images(media: AppMedia, sku: str, uploads: list[Library.Upload], *, owner: str,
                settings: Settings, add_only: bool = False) -> AddedImages:
     """Store uploads (all or nothing) and append them to the product within its limit.
 
@@ -490,9 +483,9 @@ def add_images(media: AppMedia, sku: str, uploads: list[Upload], *, owner: str,
     have = len(doc.get("images") or [])
     if have + len(uploads) > limit:
         raise _too_many(sku, have, len(uploads), limit)
-    near: dict[ObjectId, Sequence[Near] | None] = {}
+    near: dict[ObjectId, Sequence[Library.Near] | None] = {}
 
-    def push(stored: list[Stored]) -> tuple[tuple[dict[str, Any], list[dict[str, Any]]], list[Image]]:
+    def push(stored: list[Library.Stored]) -> tuple[tuple[dict[str, Any], list[dict[str, Any]]], list[Image]]:
         near.update((item.image.id, item.near) for item in stored)
         images = _unique([item.image for item in stored])
         updated, added = _push_refs(db, sku, [image.ref() for image in images], limit)
@@ -566,7 +559,7 @@ def delete_unreferenced(media: AppMedia, file_id: ObjectId, *,
     return _delete_if_unreferenced(media, lease, trashed_from=trashed_from)
 
 
-def _delete_if_unreferenced(media: AppMedia, lease: DeleteLease, *, trashed_from: str | None) -> bool:
+def _delete_if_unreferenced(media: AppMedia, lease: Library.DeleteLease, *, trashed_from: str | None) -> bool:
     """With ``lease`` held: delete the file when no product references it, else give the
     lease back."""
     db = media.db
@@ -615,8 +608,9 @@ def delete_product_image(media: AppMedia, sku: str, image_id: ObjectId) -> dict[
     return updated
 
 
-def replace_product_image(media: AppMedia, sku: str, image_id: ObjectId, *, file: Upload | None = None,
-                          focal: FocalPoint | None = None, limits: Limits) -> dict[str, Any]:
+def replace_product_image(media: AppMedia, sku: str, image_id: ObjectId, *,
+                          file: Library.Upload | None = None, focal: FocalPoint | None = None,
+                          limits: Limits) -> dict[str, Any]:
     """New bytes (``file``) or a new focal point for one of a product's images, keeping its id
     and its place (avenue/media/store/replace.py); every product using it gets the new reference.
     Returns the product."""
@@ -653,7 +647,7 @@ def _product_photo(db: Database[Document], sku: str, image_id: ObjectId) -> None
         raise _no_image(sku, image_id)
 
 
-def product_image_near_duplicates(media: AppMedia, sku: str, image_id: ObjectId) -> list[Near]:
+def product_image_near_duplicates(media: AppMedia, sku: str, image_id: ObjectId) -> list[Library.Near]:
     """The product photos (of any product) that look like the photo ``image_id`` of ``sku``,
     nearest first: what its upload's answer names, asked again when that answer's lookup was
     late and left them out (the console does). 404 unless the product has the photo."""
@@ -686,7 +680,7 @@ def set_product_image_crop(media: AppMedia, sku: str, image_id: ObjectId, name: 
 
 
 def _photo_changed(db: Database[Document], sku: str, image_id: ObjectId,
-                   done: Changed | None) -> tuple[dict[str, Any], bool]:
+                   done: Library.Changed | None) -> tuple[dict[str, Any], bool]:
     if done is None:
         raise _no_image(sku, image_id)
     if done.changed:
@@ -694,7 +688,7 @@ def _photo_changed(db: Database[Document], sku: str, image_id: ObjectId,
     return done.image.ref(), done.changed
 
 
-def product_image_versions(media: AppMedia, sku: str, image_id: ObjectId) -> list[Version]:
+def product_image_versions(media: AppMedia, sku: str, image_id: ObjectId) -> list[Library.Version]:
     """A product photo's current version and its earlier ones still kept, newest first."""
     db = media.db
     _product_photo(db, sku, image_id)
@@ -726,7 +720,7 @@ def product_image_version_preview(media: AppMedia, sku: str, image_id: ObjectId,
 
 
 def compare_product_image_versions(media: AppMedia, sku: str, image_id: ObjectId, before: str,
-                                   after: str) -> tuple[Comparison, bytes]:
+                                   after: str) -> tuple[Library.Comparison, bytes]:
     """The share of pixels changed between two versions of a product photo, and the heat map."""
     db = media.db
     _product_photo(db, sku, image_id)

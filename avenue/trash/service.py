@@ -25,7 +25,7 @@ from avenue.builder import service as builder
 from avenue.clock import isoformat
 from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
-from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, AppMedia, Trashed, UrlSigner
+from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, AppMedia, Library, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object
 from avenue.shapes import QUERY, Absent, Answer, ObjectIdText, OneOf, Shape, cleaned, described_by
@@ -114,7 +114,7 @@ class Restored(Answer):
                     "moved and nobody changed since).")] = None
 
 
-def trash_object(item: Trashed) -> dict[str, Any]:
+def trash_object(item: Library.Trashed) -> dict[str, Any]:
     """The API's trash item: the image as it was (no URLs: nothing in the trash is served),
     when it goes for good, and what referenced it."""
     image = item.image
@@ -130,12 +130,12 @@ def trash_object(item: Trashed) -> dict[str, Any]:
 
 
 def list_trash(media: AppMedia, window: Window, *, role: str,
-               source: str | None = None) -> tuple[list[Trashed], Page]:
+               source: str | None = None) -> tuple[list[Library.Trashed], Page]:
     """Trashed images the user may see, last deleted first."""
     return media.trash.page(window, source=_source(role, source))
 
 
-def get_item(media: AppMedia, image_id: ObjectId, *, role: str) -> Trashed:
+def get_item(media: AppMedia, image_id: ObjectId, *, role: str) -> Library.Trashed:
     """One trashed image the user may see; 404 otherwise (no existence leak)."""
     item = media.trash.get(image_id)
     if item is None or (role != "admin" and item.image.bucket != BUILDER):
@@ -180,7 +180,7 @@ def _room_on(db: Database[Document], sku: str, max_images: int) -> None:
                        sku=sku) from None
 
 
-def purge(media: AppMedia, image_id: ObjectId, *, role: str) -> Trashed:
+def purge(media: AppMedia, image_id: ObjectId, *, role: str) -> Library.Trashed:
     """Remove a trashed image for good now."""
     item = get_item(media, image_id, role=role)
     if not media.trash.purge(image_id):

@@ -15,23 +15,7 @@ from bson import ObjectId
 from pydantic import Field
 
 from avenue.errors import BadRequest, NotFound
-from avenue.media import (
-    UPLOADS,
-    AppMedia,
-    Box,
-    Changed,
-    Comparison,
-    Edits,
-    FocalPoint,
-    Image,
-    Library,
-    Limits,
-    Near,
-    Stored,
-    Upload,
-    UrlSigner,
-    Version,
-)
+from avenue.media import UPLOADS, AppMedia, Box, Edits, FocalPoint, Image, Library, Limits, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects
 from avenue.shapes import QUERY, Shape
@@ -53,8 +37,8 @@ def parse_visibility(value: str | None) -> str:
     return value
 
 
-def upload(media: AppMedia, file: Upload, *, owner: str, visibility: str, limits: Limits,
-           add_only: bool = False) -> Stored:
+def upload(media: AppMedia, file: Library.Upload, *, owner: str, visibility: str, limits: Limits,
+           add_only: bool = False) -> Library.Stored:
     """Store one image for ``owner``; an identical earlier upload (same owner and visibility)
     is returned instead of a copy (``add_only``: never one from the trash, which stays there)."""
     return library(media).store(file, owner=owner, limits=limits, kind="upload",
@@ -103,8 +87,8 @@ def delete_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admi
 
 
 def replace_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool,
-                   file: Upload | None = None, focal: FocalPoint | None = None,
-                   limits: Limits) -> Changed:
+                   file: Library.Upload | None = None, focal: FocalPoint | None = None,
+                   limits: Limits) -> Library.Changed:
     """New bytes (``file``) or a new focal point for an upload the user may see, keeping its
     id (avenue/media/store/replace.py): the upload, whether anything changed and its new
     picture's near-duplicates."""
@@ -116,7 +100,7 @@ def replace_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_adm
 
 
 def edit_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool,
-                edits: Edits | None) -> Changed:
+                edits: Edits | None) -> Library.Changed:
     """Apply ``edits`` (None: undo) to an upload the user may see, as a new version."""
     get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
     done = library(media).edit(upload_id, edits)
@@ -126,7 +110,7 @@ def edit_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin:
 
 
 def set_upload_crop(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool, name: str,
-                    box: Box | None) -> Changed:
+                    box: Box | None) -> Library.Changed:
     """Set (``box``) or delete (None) the named crop ``name`` of an upload the user may see."""
     get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
     done = library(media).set_crop(upload_id, name, box)
@@ -145,14 +129,14 @@ def _found(result: _T | None) -> _T:
 
 
 def upload_versions(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool
-                    ) -> list[Version]:
+                    ) -> list[Library.Version]:
     """An upload's current version and its earlier ones still kept, newest first."""
     get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
     return _found(library(media).versions(upload_id))
 
 
 def restore_upload_version(media: AppMedia, upload_id: ObjectId, version_id: str, *, user_id: str,
-                           is_admin: bool, limits: Limits) -> Changed:
+                           is_admin: bool, limits: Limits) -> Library.Changed:
     """Make an earlier version of an upload the user may see current again, as a new version."""
     get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
     return _found(library(media).restore_version(upload_id, version_id, limits=limits))
@@ -166,19 +150,20 @@ def upload_version_preview(media: AppMedia, upload_id: ObjectId, version_id: str
 
 
 def compare_upload_versions(media: AppMedia, upload_id: ObjectId, before: str, after: str, *,
-                            user_id: str, is_admin: bool) -> tuple[Comparison, bytes]:
+                            user_id: str, is_admin: bool) -> tuple[Library.Comparison, bytes]:
     """The share of pixels changed between two versions of an upload, and the heat map."""
     get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
     return _found(library(media).compare_versions(upload_id, before, after))
 
 
-def near_duplicates(media: AppMedia, image: Image) -> list[Near]:
+def near_duplicates(media: AppMedia, image: Image) -> list[Library.Near]:
     """The uploads of ``image``'s owner that look like it, nearest first: never itself, nor
     its own earlier versions (a replaced version's bytes are in the trash, never matched)."""
     return library(media).near_duplicates(image)
 
 
-def upload_object(image: Image, signer: UrlSigner, near: Sequence[Near] | None = None) -> dict[str, Any]:
+def upload_object(image: Image, signer: UrlSigner,
+                  near: Sequence[Library.Near] | None = None) -> dict[str, Any]:
     """The image object of an upload (signed, expiring URLs when private), with its owner, and
     its ``near_duplicates`` when given (the same owner's uploads only)."""
     return image_object(image, signer, owner=image.owner,

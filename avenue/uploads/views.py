@@ -20,16 +20,7 @@ from avenue.http import (
     uploaded_files,
     versions_answer,
 )
-from avenue.media import (
-    UPLOADS,
-    Changed,
-    CropBody,
-    EditsBody,
-    FocalBody,
-    Limits,
-    UrlSigner,
-    check_crop_name,
-)
+from avenue.media import UPLOADS, CropBody, EditsBody, FocalBody, Library, Limits, UrlSigner, check_crop_name
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.uploads import service
@@ -195,7 +186,7 @@ def upload_versions_heat_map(upload_id: ObjectId, version_id: str, after: str) -
     return private_picture(data, "image/png")
 
 
-def _changed(upload_id: ObjectId, action: str, done: Changed, *, name_near: bool = False,
+def _changed(upload_id: ObjectId, action: str, done: Library.Changed, *, name_near: bool = False,
              **details: Any) -> Response:
     """Audit a change of an upload and answer its object; ``name_near`` (a replace): with its
     near-duplicates, as an upload's answer names them: those its new picture was just grouped

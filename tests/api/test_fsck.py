@@ -12,7 +12,7 @@ import pytest
 from bson import Binary, ObjectId
 from gridfs.errors import CorruptGridFile
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia, Library, Media, Upload
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia, Library, Media
 from avenue.media.core import NO_PURGES
 from avenue.media.ingest import pipeline
 from avenue.media.store import storage
@@ -95,7 +95,8 @@ def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes
     # Until heads kept their bytes' length, a replace left the image's own document at 0, which
     # stock GridFS read as an empty file (avenue/media/store/replace.py, "Read without the app").
     doc = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
-    Library(db, PRODUCTS, Media()).replace(doc["_id"], Upload("new.jpg", image_bytes("good/grayscale.jpg")))
+    Library(db, PRODUCTS, Media()).replace(doc["_id"],
+                                           Library.Upload("new.jpg", image_bytes("good/grayscale.jpg")))
     head = db[f"{PRODUCTS}.files"].find_one({"_id": doc["_id"]})
     assert head["length"] == head["metadata"]["content"]["length"] > 0
     db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 0}})

@@ -9,7 +9,7 @@ import ast
 import io
 from pathlib import Path
 
-from avenue.media import BUILDER, AppMedia, Library, Media, Upload
+from avenue.media import BUILDER, AppMedia, Library, Media
 from avenue.media.maintenance import TRASH
 from tests.helpers import image_bytes
 
@@ -82,6 +82,7 @@ def test_two_apps_of_one_process_keep_their_own_settings(app_factory):
 def test_a_library_given_no_trash_deletes_for_good_without_any_app(db):
     for days, kept in [(0, 0), (30, 1)]:
         library = Library(db, BUILDER, Media({"AVENUE_TRASH_DAYS": days}))
-        stored = library.store(Upload("a.png", io.BytesIO(image_bytes("good/alpha.png"))), kind="builder")
+        upload = Library.Upload("a.png", io.BytesIO(image_bytes("good/alpha.png")))
+        stored = library.store(upload, kind="builder")
         assert library.delete(stored.image, to_trash={})
         assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == kept

@@ -11,7 +11,7 @@ import pytest
 from pymongo import monitoring
 
 from avenue.errors import CorruptImage, UnsupportedImage
-from avenue.media import BUCKETS, PRODUCTS, Limits, Upload
+from avenue.media import BUCKETS, PRODUCTS, Library, Limits
 from avenue.media.core import NO_PURGES
 from avenue.media.store import storage as storage_module
 from avenue.media.store.originals import delete_image, store, store_all, transfer
@@ -67,8 +67,8 @@ def test_every_good_fixture_is_stored(db, good):
 
 def test_an_upload_is_all_or_nothing(db):
     before = bucket_snapshot(db)
-    uploads = [Upload("ok.jpg", image_bytes("good/grayscale.jpg")),
-               Upload("evil.png", image_bytes("bad/elf_named.png"))]
+    uploads = [Library.Upload("ok.jpg", image_bytes("good/grayscale.jpg")),
+               Library.Upload("evil.png", image_bytes("bad/elf_named.png"))]
     with pytest.raises(UnsupportedImage) as refused:
         store_all(db, PRODUCTS, uploads)
     assert refused.value.details["file"] == "evil.png"
@@ -88,8 +88,8 @@ def test_a_failure_while_writing_leaves_nothing_behind(db, monkeypatch):
         return real(db_, bucket, files, *args, **kwargs)
 
     monkeypatch.setattr(storage_module, "write_files", failing)
-    uploads = [Upload("a.jpg", image_bytes("good/grayscale.jpg")),
-               Upload("b.jpg", image_bytes("good/progressive.jpg"))]
+    uploads = [Library.Upload("a.jpg", image_bytes("good/grayscale.jpg")),
+               Library.Upload("b.jpg", image_bytes("good/progressive.jpg"))]
     with pytest.raises(pymongo.errors.AutoReconnect):
         store_all(db, PRODUCTS, uploads)
     assert calls["n"] == 2

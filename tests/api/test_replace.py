@@ -17,7 +17,7 @@ from bson import ObjectId
 from PIL import Image as PILImage
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia, Library, Media, Upload, UrlSigner
+from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia, Library, Media, UrlSigner
 from avenue.media.buckets import TRASH
 from avenue.media.effects import purge as purge_module
 from avenue.media.effects.counters import recount as recount_bucket
@@ -472,7 +472,8 @@ def test_a_crash_after_writing_the_new_files_changes_nothing_and_a_retry_finishe
 
     monkeypatch.setattr(trash_module, "keep_version", crash)
     with pytest.raises(RuntimeError):
-        Library(db, BUILDER, Media()).replace(ObjectId(media["id"]), Upload("other.jpg", image_bytes(OTHER)))
+        Library(db, BUILDER, Media()).replace(ObjectId(media["id"]),
+                                              Library.Upload("other.jpg", image_bytes(OTHER)))
     monkeypatch.undo()
     head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert "replacing_at" not in head["metadata"] and "version" not in head["metadata"]
@@ -575,7 +576,8 @@ def test_the_sweep_repairs_a_product_left_on_an_earlier_version_by_a_replace_cut
                         data={"images": [form(PHOTO)["file"]]})
     photo = added.get_json()["product"]["images"][0]
     # The switch happened, the product update did not (the worker died in between).
-    Library(db, PRODUCTS, Media()).replace(ObjectId(photo["id"]), Upload("new.jpg", image_bytes(OTHER)))
+    Library(db, PRODUCTS, Media()).replace(ObjectId(photo["id"]),
+                                           Library.Upload("new.jpg", image_bytes(OTHER)))
     stale = client.get("/api/shop/products/RP-9").get_json()["images"][0]
     assert stale["version"] == "" and client.get(stale["url"]).status_code == 308
     result = swept(app)

@@ -13,7 +13,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.errors import Conflict, UnprocessableContent
-from avenue.media import PRODUCTS, TEMP, AppMedia, Upload
+from avenue.media import PRODUCTS, TEMP, AppMedia, Library
 from avenue.media.core import NO_PURGES
 from avenue.media.store.library import Storing
 from avenue.media.store.library import deleting as library_deleting
@@ -400,7 +400,7 @@ def test_a_file_deleted_by_another_product_meanwhile_is_stored_again(app, db, mo
         delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
 
     monkeypatch.setattr(library_deleting, "sleep", deleter_finishes)
-    upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
+    upload = Library.Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
     done = service.add_images(AppMedia.of(app), "AV-2", [upload], owner="admin", settings=settings(app))
     product, added = done.product, done.refs
     assert waits and added[0]["id"] != doc["_id"]
@@ -412,7 +412,7 @@ def test_a_claimed_temp_image_merged_into_a_file_being_deleted_is_stored_again(a
     doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
     db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]},
                                        {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
-    upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
+    upload = Library.Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
     temp = service.store_temp_images(AppMedia.of(app), [upload], owner="admin", settings=settings(app))[0]
     monkeypatch.setattr(library_deleting, "sleep",
                         lambda seconds: delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES))
@@ -437,7 +437,7 @@ def test_a_delete_that_sees_the_new_reference_keeps_the_file(app, db, monkeypatc
         db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.deleting_at": ""}})
 
     monkeypatch.setattr(library_deleting, "sleep", deleter_backs_off)
-    upload = Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
+    upload = Library.Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
     added = service.add_images(AppMedia.of(app), "AV-2", [upload], owner="admin", settings=settings(app)).refs
     assert added[0]["id"] == doc["_id"]
     assert service.delete_unreferenced(AppMedia.of(app), doc["_id"]) is False
@@ -595,7 +595,8 @@ def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhi
 
     monkeypatch.setattr(Storing, "store_many", store_then_someone_fills_the_product)
     with pytest.raises(UnprocessableContent) as refused:
-        service.add_images(AppMedia.of(app), "AV-1", [Upload("c.jpg", io.BytesIO(image_bytes(SMALL[2])))],
+        service.add_images(AppMedia.of(app), "AV-1",
+                           [Library.Upload("c.jpg", io.BytesIO(image_bytes(SMALL[2])))],
                            owner="admin", settings=settings(app))
     assert refused.value.code == "too_many_images"
     product = db.shop_products.find_one({"sku": "AV-1"})

@@ -9,7 +9,7 @@ import io
 
 import pytest
 
-from avenue.media import BUILDER, Library, Media, Upload
+from avenue.media import BUILDER, Library, Media
 from avenue.media.store.options import UploadOptions
 from tests.helpers import image_bytes
 
@@ -30,7 +30,7 @@ def test_the_record_cannot_be_changed_on_its_way():
 def test_the_library_stores_an_upload_as_its_options_say(db):
     options = UploadOptions(owner="u1", kind="builder", scope="u1", visibility="private", alt="a lamp",
                             folder="/lamps", tags=("red",))
-    upload = Upload("lamp.png", io.BytesIO(image_bytes("good/alpha.png")))
+    upload = Library.Upload("lamp.png", io.BytesIO(image_bytes("good/alpha.png")))
     [stored] = Library(db, BUILDER, Media()).storing.store_with([upload], options)
     meta = db[f"{BUILDER}.files"].find_one({"_id": stored.image.id})["metadata"]
     assert stored.created
@@ -42,8 +42,9 @@ def test_the_library_stores_an_upload_as_its_options_say(db):
 
 def test_the_keywords_of_store_are_the_same_record(db):
     library = Library(db, BUILDER, Media())
-    by_keywords = library.store(Upload("a.png", io.BytesIO(image_bytes("good/alpha.png"))), owner="u2",
-                                kind="builder", scope="u2", folder="/f", tags=["t"])
+    by_keywords = library.store(Library.Upload("a.png", io.BytesIO(image_bytes("good/alpha.png"))),
+                                owner="u2", kind="builder", scope="u2", folder="/f", tags=["t"])
     options = UploadOptions(owner="u2", kind="builder", scope="u2", folder="/f", tags=("t",))
-    again = library.storing.store_with([Upload("b.png", io.BytesIO(image_bytes("good/alpha.png")))], options)
+    upload = Library.Upload("b.png", io.BytesIO(image_bytes("good/alpha.png")))
+    again = library.storing.store_with([upload], options)
     assert not again[0].created and again[0].image.id == by_keywords.image.id  # same scope, same bytes

@@ -45,15 +45,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeAlias, TypeVar
 
 from bson import ObjectId
 from pymongo.database import Database
 
 from avenue.media.core import Media
+from avenue.media.effects.facets import ROOT_FOLDER
 from avenue.media.ingest.edits import Box, Edits
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.ingest.images import Limits
+from avenue.media.ingest.near_hash import parse_colour
 from avenue.media.records import Changed, Document, ExactGroup, Image, Near, NearGroup, Stored
 from avenue.media.store.library.deleting import (
     LEASE_WAIT_SECONDS,
@@ -147,6 +149,21 @@ class Originals(Protocol):
 class Library:
     """The originals of one GridFS bucket: six collaborators on one shelf, publishing
     :class:`Originals` (each method bound to the collaborator that implements it)."""
+
+    # What its methods take and answer in, reached through the class so that the library door
+    # (avenue/media/__init__.py) lists one name for them: records.py's, an upload, a delete
+    # lease, a trashed image (AppMedia.trash), a version and a comparison of two, the root
+    # folder, and a colour filter's parse (page's ``colour``).
+    Stored: TypeAlias = Stored
+    Changed: TypeAlias = Changed
+    Near: TypeAlias = Near
+    Upload: TypeAlias = Upload
+    DeleteLease: TypeAlias = DeleteLease
+    Trashed: TypeAlias = Trashed
+    Version: TypeAlias = Version
+    Comparison: TypeAlias = Comparison
+    ROOT_FOLDER = ROOT_FOLDER
+    parse_colour = staticmethod(parse_colour)
 
     def __init__(self, db: Database[Document], bucket: str, media: Media) -> None:
         self.shelf = shelf = Shelf(db, bucket, media)
