@@ -35,18 +35,7 @@ from pymongo.database import Database
 from avenue.builder import service as builder
 from avenue.db import Document
 from avenue.errors import BadRequest
-from avenue.media import (
-    BUILDER,
-    PRODUCTS,
-    TEMP,
-    UPLOADS,
-    AppMedia,
-    Image,
-    Library,
-    Limits,
-    UrlSigner,
-    clean_alt,
-)
+from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, Alt, AppMedia, Image, Library, Limits, UrlSigner
 from avenue.presentation.objects import image_object
 from avenue.shop import service as shop
 from avenue.uploads import service as uploads
@@ -177,7 +166,7 @@ def _uploads_fields(db: Database[Document], fields: Mapping[str, str], settings:
 
 
 def _builder_fields(db: Database[Document], fields: Mapping[str, str], settings: Settings) -> dict[str, Any]:
-    return {"alt": clean_alt(fields.get("alt")), "folder": builder.clean_folder(fields.get("folder")),
+    return {"alt": Alt.clean(fields.get("alt")), "folder": builder.clean_folder(fields.get("folder")),
             "tags": builder.clean_tags(fields.get("tags"))}
 
 

@@ -48,7 +48,7 @@ from avenue.builder.service import (
     Tags,
 )
 from avenue.bulk.urls import URL_CODES, LibraryUrlImport
-from avenue.media import MAX_ALT_LENGTH, AltChanges, DayRange, DeliverySeries, NameBody
+from avenue.media import Alt, DayRange, DeliverySeries, NameBody
 from avenue.shapes import OBJECT_ID, parameters_of
 
 PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
@@ -69,7 +69,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                     **errors(409)},
                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
                    body=multipart({"file": ONE_FILE,
-                                   "alt": {"type": "string", "maxLength": MAX_ALT_LENGTH},
+                                   "alt": {"type": "string", "maxLength": Alt.MAX_LENGTH},
                                    "folder": FOLDER, "tags": {"type": "string", "description":
                                                               "Comma-separated (or repeat the field)."}},
                                   ["file"])),
@@ -181,7 +181,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                    "showing it). What happened to each.",
                    {"200": answer(ALT_RESULTS, "Image by image."), **errors(404)},
                    security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
-                   body=shaped(AltChanges)),
+                   body=shaped(Alt.Changes)),
     },
     "/api/builder/pages/{slug}": {
         "parameters": [in_path("slug", {"type": "string"})],

@@ -18,7 +18,7 @@ from avenue.auth.service import User
 from avenue.builder.service import ShownPage
 from avenue.errors import ErrorBody
 from avenue.links.store import UploadLink
-from avenue.media import AltResult, MissingAlt
+from avenue.media import Alt
 from avenue.monitoring.alerts import Alert
 from avenue.presentation.objects import ImageObject, NearDuplicate, UnusedImage
 from avenue.shapes import schema_of
@@ -68,8 +68,8 @@ component(ImageObject, "Image")
 SHAPES["UnusedImage"] = extension(UnusedImage, ImageObject, "Image")
 component(LegacyImage)
 component(ShownPage, "Page")
-component(AltResult)
-component(MissingAlt)
+component(Alt.Result)
+component(Alt.Missing)
 component(MissingPhotoAlt)
 component(Product)
 component(NearDuplicate)

@@ -34,7 +34,7 @@ from avenue.apidoc.images import (
     zip_import,
 )
 from avenue.bulk.urls import URL_CODES, ProductUrlImport, UrlReport
-from avenue.media import AltChanges, NameBody
+from avenue.media import Alt, NameBody
 from avenue.shapes import OBJECT_ID, parameters_of
 from avenue.shop.service import ImageOrder, NewProduct, ProductChange
 from avenue.status import ReportQuery
@@ -162,7 +162,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                    "accepted: the product's own, on its photo (a photo shared with another product keeps "
                    "that product's). What happened to each.",
                    {"200": answer(ALT_RESULTS, "Image by image."), **errors(404)},
-                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=shaped(AltChanges)),
+                   security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=shaped(Alt.Changes)),
     },
     "/api/shop/debug/products-status": {"get": op(
         "Is every product photo safe?",

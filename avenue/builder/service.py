@@ -38,9 +38,7 @@ from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotF
 from avenue.ids import parse_object_id
 from avenue.media import (
     BUILDER,
-    AltChange,
-    AltContext,
-    AltResult,
+    Alt,
     AppMedia,
     Box,
     DayRange,
@@ -50,9 +48,6 @@ from avenue.media import (
     Library,
     Limits,
     UrlSigner,
-    chosen_alt,
-    clean_alt,
-    suggest_alt,
 )
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects
@@ -143,7 +138,7 @@ def upload_media(media: AppMedia, file: Library.Upload, *, owner: str, alt: str 
     image already there, and stores bytes that sit in the trash as new media instead of
     bringing the trashed image back.
     """
-    alt, folder, cleaned_tags = clean_alt(alt), clean_folder(folder), clean_tags(tags)
+    alt, folder, cleaned_tags = Alt.clean(alt), clean_folder(folder), clean_tags(tags)
     # The library is the one place SVG logos and icons go (sanitised: avenue/media/ingest/svg.py).
     result = library(media).store(file, owner=owner, limits=limits.with_vector(), kind="builder",
                                   alt=alt or None, folder=folder or Library.ROOT_FOLDER, tags=cleaned_tags,
@@ -165,7 +160,7 @@ class MediaChange(Shape):
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
     refusal = Refuse("invalid_media_update", "Send one or more of alt, folder, tags.")
 
-    alt: Annotated[str | None, cleaned(clean_alt), Refuse("invalid_alt", "alt is a string."), Field(
+    alt: Annotated[str | None, cleaned(Alt.clean), Refuse("invalid_alt", "alt is a string."), Field(
         description="Stored with its whitespace collapsed; too long or a control character: invalid_alt.")
         ] = None
     folder: Annotated[str | None, cleaned(clean_folder), Refuse("invalid_folder", FOLDER_RULE)] = None
@@ -1068,8 +1063,8 @@ def _uses(db: Database[Document], oids: list[ObjectId]) -> dict[ObjectId, list[t
 def alt_suggestions(image: Image, uses: list[tuple[str, str]]) -> list[str]:
     """Alt texts suggested for a library image (avenue/media/ingest/alttext.py): its file name,
     folder, tags and colour, and the pages using it."""
-    return suggest_alt(AltContext(filename=image.filename, colour=_colour(image), pages=uses,
-                                  folder=image.folder, tags=image.tags))
+    return Alt.suggest(Alt.Context(filename=image.filename, colour=_colour(image), pages=uses,
+                                   folder=image.folder, tags=image.tags))
 
 
 def _page_media(media: AppMedia, slug: str) -> tuple[dict[str, Any], dict[ObjectId, Image]]:
@@ -1102,7 +1097,7 @@ def missing_alt(media: AppMedia, slug: str, window: Window) -> Page:
     return Page(docs, len(lacking), True, None)
 
 
-def set_alt_texts(media: AppMedia, slug: str, changes: list[AltChange]) -> list[AltResult]:
+def set_alt_texts(media: AppMedia, slug: str, changes: list[Alt.Change]) -> list[Alt.Result]:
     """Set the alt text of many of the library images a page uses (as ``PATCH /media/<id>``
     does: on the image, for every page showing it), each the text given or the suggestion
     accepted; what happened to each (``set``, ``unchanged``, ``not_found``: not on this page
@@ -1111,20 +1106,20 @@ def set_alt_texts(media: AppMedia, slug: str, changes: list[AltChange]) -> list[
     _, images = _page_media(media, slug)
     asked = [oid for oid in (parse_object_id(c.id) for c in changes) if oid in images]
     uses = _uses(db, asked) if asked else {}
-    results: list[AltResult] = []
+    results: list[Alt.Result] = []
     for change in changes:
         oid = parse_object_id(change.id)
         image = images.get(oid) if oid is not None else None
         if oid is None or image is None:
-            results.append(AltResult(id=change.id, status="not_found"))
+            results.append(Alt.Result(id=change.id, status="not_found"))
             continue
-        alt = chosen_alt(change, alt_suggestions(image, uses[oid]) if change.alt is None else [])
+        alt = Alt.chosen(change, alt_suggestions(image, uses[oid]) if change.alt is None else [])
         if alt is None:
-            results.append(AltResult(id=change.id, status="no_suggestion"))
+            results.append(Alt.Result(id=change.id, status="no_suggestion"))
         elif (image.alt or "") == alt:
-            results.append(AltResult(id=change.id, status="unchanged", alt=alt or None))
+            results.append(Alt.Result(id=change.id, status="unchanged", alt=alt or None))
         elif library(media).set_metadata(oid, alt=alt or None) is None:
-            results.append(AltResult(id=change.id, status="not_found"))
+            results.append(Alt.Result(id=change.id, status="not_found"))
         else:
-            results.append(AltResult(id=change.id, status="set", alt=alt or None))
+            results.append(Alt.Result(id=change.id, status="set", alt=alt or None))
     return results

@@ -25,14 +25,13 @@ from avenue.http import (
 )
 from avenue.media import (
     BUILDER,
-    AltChanges,
+    Alt,
     CropBody,
     DayRange,
     EditsBody,
     FocalBody,
     Library,
     Limits,
-    MissingAlt,
     NameBody,
     UrlSigner,
     check_crop_name,
@@ -297,15 +296,15 @@ def list_missing_alt(slug: str) -> Response:
     window = page_args()
     page = service.missing_alt(app_media(), slug, window)
     signer = _signer()
-    items = [MissingAlt.filled({"image": service.media_object(get_db(), d["image"], signer),
-                                "suggestions": d["suggestions"]}).answer() for d in page.docs]
+    items = [Alt.Missing.filled({"image": service.media_object(get_db(), d["image"], signer),
+                                 "suggestions": d["suggestions"]}).answer() for d in page.docs]
     return jsonify(page.shape(items, window))
 
 
 @bp.post("/pages/<slug>/alt-text")
 @require_role("editor")
-@takes(AltChanges)
-def set_alt_texts(asked: AltChanges, slug: str) -> Response:
+@takes(Alt.Changes)
+def set_alt_texts(asked: Alt.Changes, slug: str) -> Response:
     """Set the alt text of many of the library images a page shows: each the text given or a
     suggestion accepted; what happened to each."""
     results = service.set_alt_texts(app_media(), slug, asked.images)

@@ -52,17 +52,7 @@ from avenue.media.app import AppMedia
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.core import Media
 from avenue.media.formats import UPLOAD_EXTENSIONS
-from avenue.media.ingest.alttext import (
-    MAX_ALT_LENGTH,
-    AltChange,
-    AltChanges,
-    AltContext,
-    AltResult,
-    MissingAlt,
-    chosen_alt,
-    clean_alt,
-    suggest_alt,
-)
+from avenue.media.ingest.alttext import Alt
 from avenue.media.ingest.edits import Box, CropBody, Edits, EditsBody, check_crop_name
 from avenue.media.ingest.focal import FocalBody, FocalPoint
 from avenue.media.ingest.images import Limits
@@ -99,10 +89,9 @@ __all__ = [
     # AppMedia.deliveries, and the query and answer of one image's series).
     "Resumables",
     "DayRange", "DeliverySeries",
-    # Alt text suggested without a model (ingest/alttext.py): the shop and the builder give the context.
-    # MAX_ALT_LENGTH: the declared limit the OpenAPI document states.
-    "MAX_ALT_LENGTH", "AltChange", "AltChanges", "AltContext", "AltResult", "MissingAlt", "chosen_alt",
-    "clean_alt", "suggest_alt",
+    # Alt text's rules (ingest/alttext.py): its bound, suggestions without a model from the context
+    # the shop and the builder give, a bulk request's changes and results (Alt.suggest, Alt.Changes...).
+    "Alt",
     # Readable names in public URLs (names.py): the body's rule; Library.rename sets one.
     "NameBody",
 ]

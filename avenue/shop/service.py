@@ -49,9 +49,7 @@ from avenue.media import (
     LEGACY_PREFIX,
     PRODUCTS,
     TEMP,
-    AltChange,
-    AltContext,
-    AltResult,
+    Alt,
     AppMedia,
     Box,
     Edits,
@@ -59,10 +57,7 @@ from avenue.media import (
     Image,
     Library,
     Limits,
-    MissingAlt,
     UrlSigner,
-    chosen_alt,
-    suggest_alt,
 )
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects, ref_object
@@ -149,7 +144,7 @@ class AddedImages:
         return answered
 
 
-class MissingPhotoAlt(MissingAlt):
+class MissingPhotoAlt(Alt.Missing):
     """A product's photo without alt text, with alt texts suggested for it."""
 
     position: Annotated[int, Field(ge=1, description="1: the main photo.")]
@@ -791,17 +786,17 @@ def reorder_images(db: Database[Document], sku: str, order: ImageOrder,
 # --- alt text ----------------------------------------------------------------------------
 
 
-def _photo_context(doc: dict[str, Any], ref: dict[str, Any], position: int) -> AltContext:
+def _photo_context(doc: dict[str, Any], ref: dict[str, Any], position: int) -> Alt.Context:
     """What the product knows about its photo at ``position`` (1 = the main photo)."""
     placeholder = ref.get("placeholder") or {}
-    return AltContext(filename=str(ref.get("filename") or ""), colour=placeholder.get("color"),
-                      title=doc.get("name") if isinstance(doc.get("name"), str) else None,
-                      sku=doc["sku"], position=position)
+    return Alt.Context(filename=str(ref.get("filename") or ""), colour=placeholder.get("color"),
+                       title=doc.get("name") if isinstance(doc.get("name"), str) else None,
+                       sku=doc["sku"], position=position)
 
 
 def photo_suggestions(doc: dict[str, Any], ref: dict[str, Any], position: int) -> list[str]:
     """Alt texts suggested for a product photo (avenue/media/ingest/alttext.py)."""
-    return suggest_alt(_photo_context(doc, ref, position))
+    return Alt.suggest(_photo_context(doc, ref, position))
 
 
 def _photos(doc: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
@@ -822,7 +817,7 @@ def missing_alt(db: Database[Document], sku: str, window: Window) -> Page:
     return Page(missing[start:start + window.per_page], len(missing), True, None)
 
 
-def set_alt_texts(db: Database[Document], sku: str, changes: list[AltChange]) -> list[AltResult]:
+def set_alt_texts(db: Database[Document], sku: str, changes: list[Alt.Change]) -> list[Alt.Result]:
     """Set the alt text of many of the product's photos, each the text given or the suggestion
     accepted; what happened to each (``set``, ``unchanged``, ``not_found``: not this product's
     photo, ``no_suggestion``). The alt text is the product's, on its reference: a photo shared
@@ -830,26 +825,26 @@ def set_alt_texts(db: Database[Document], sku: str, changes: list[AltChange]) ->
     still being on the product."""
     doc = get_product(db, sku)
     photos = {ref["id"]: (n, ref) for n, ref in _photos(doc)}
-    results: list[AltResult] = []
+    results: list[Alt.Result] = []
     for change in changes:
         oid = parse_object_id(change.id)
         found = photos.get(oid) if oid is not None else None
         if found is None:
-            results.append(AltResult(id=change.id, status="not_found"))
+            results.append(Alt.Result(id=change.id, status="not_found"))
             continue
         position, ref = found
-        alt = chosen_alt(change, photo_suggestions(doc, ref, position))
+        alt = Alt.chosen(change, photo_suggestions(doc, ref, position))
         if alt is None:
-            results.append(AltResult(id=change.id, status="no_suggestion"))
+            results.append(Alt.Result(id=change.id, status="no_suggestion"))
             continue
         if (ref.get("alt") or "") == alt:
-            results.append(AltResult(id=change.id, status="unchanged", alt=alt or None))
+            results.append(Alt.Result(id=change.id, status="unchanged", alt=alt or None))
             continue
         update = {"$set": {"images.$.alt": alt, "updated_at": now()}} if alt else \
             {"$unset": {"images.$.alt": ""}, "$set": {"updated_at": now()}}
         written = products(db).update_one({"sku": sku, "images.id": oid}, update)
         if written.matched_count:
-            results.append(AltResult(id=change.id, status="set", alt=alt or None))
+            results.append(Alt.Result(id=change.id, status="set", alt=alt or None))
         else:  # taken off the product since it was read
-            results.append(AltResult(id=change.id, status="not_found"))
+            results.append(Alt.Result(id=change.id, status="not_found"))
     return results

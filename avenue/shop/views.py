@@ -25,7 +25,7 @@ from avenue.http import (
 from avenue.media import (
     PRODUCTS,
     TEMP,
-    AltChanges,
+    Alt,
     CropBody,
     EditsBody,
     FocalBody,
@@ -301,8 +301,8 @@ def list_missing_alt(sku: str) -> Response:
 
 @bp.post("/products/<sku>/alt-text")
 @require_role("admin")
-@takes(AltChanges)
-def set_alt_texts(asked: AltChanges, sku: str) -> Response:
+@takes(Alt.Changes)
+def set_alt_texts(asked: Alt.Changes, sku: str) -> Response:
     """Set the alt text of many of the product's photos: each the text given or a suggestion
     accepted; what happened to each."""
     results = service.set_alt_texts(get_db(), sku, asked.images)

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from avenue.errors import BadRequest
-from avenue.media import AltChange, AltChanges, AltContext, chosen_alt, suggest_alt
+from avenue.media import Alt
 from avenue.media.ingest.alttext import (
     COLOUR_NAMES,
     MAX_ALT_BATCH,
@@ -54,9 +54,9 @@ def test_a_file_name_gives_the_words_a_person_chose(filename, words):
 
 
 def test_a_product_photo_is_described_by_its_product_place_file_name_and_colour():
-    context = AltContext(filename="red-leather-boot_side.jpg", colour="#1e5bd6", title="Chelsea boot",
-                         sku="AV-1", position=1)
-    assert suggest_alt(context) == [
+    context = Alt.Context(filename="red-leather-boot_side.jpg", colour="#1e5bd6", title="Chelsea boot",
+                          sku="AV-1", position=1)
+    assert Alt.suggest(context) == [
         "Chelsea boot: red leather boot side in blue",
         "Chelsea boot in blue",
         "Chelsea boot, main photo",
@@ -66,36 +66,37 @@ def test_a_product_photo_is_described_by_its_product_place_file_name_and_colour(
 
 
 def test_a_gallery_photo_with_a_camera_name_is_described_by_its_product():
-    context = AltContext(filename="IMG_2043.jpg", colour="#d32f2f", title="Wool scarf", sku="S-9", position=3)
-    assert suggest_alt(context) == ["Wool scarf in red", "Wool scarf, gallery photo 3", "Wool scarf (S-9)"]
+    context = Alt.Context(filename="IMG_2043.jpg", colour="#d32f2f", title="Wool scarf", sku="S-9",
+                          position=3)
+    assert Alt.suggest(context) == ["Wool scarf in red", "Wool scarf, gallery photo 3", "Wool scarf (S-9)"]
 
 
 def test_a_colour_the_text_already_names_is_not_added_again():
-    context = AltContext(filename="IMG_1.jpg", colour="#800000", title="Red dress", position=1)
-    assert suggest_alt(context)[0] == "Red dress"
+    context = Alt.Context(filename="IMG_1.jpg", colour="#800000", title="Red dress", position=1)
+    assert Alt.suggest(context)[0] == "Red dress"
 
 
 def test_a_library_image_is_described_by_its_tags_folder_and_the_pages_using_it():
-    context = AltContext(filename="IMG_2043.jpg", colour="#ffd700", pages=[("Summer sale", "hero")],
-                         folder="/campaigns/summer", tags=("beach", "sun hat"))
-    assert suggest_alt(context) == [
+    context = Alt.Context(filename="IMG_2043.jpg", colour="#ffd700", pages=[("Summer sale", "hero")],
+                          folder="/campaigns/summer", tags=("beach", "sun hat"))
+    assert Alt.suggest(context) == [
         "Beach, sun hat in yellow", "Beach, sun hat on Summer sale", "Campaigns summer in yellow"]
 
 
 def test_a_library_image_known_only_by_its_page_is_named_by_the_page_and_block_type():
-    context = AltContext(filename="IMG_2043.jpg", pages=[("Summer sale", "hero"), ("Home", "gallery_item")])
-    assert suggest_alt(context) == ["Summer sale: hero image", "Home: gallery item image"]
+    context = Alt.Context(filename="IMG_2043.jpg", pages=[("Summer sale", "hero"), ("Home", "gallery_item")])
+    assert Alt.suggest(context) == ["Summer sale: hero image", "Home: gallery item image"]
 
 
 def test_an_image_nothing_is_known_about_gets_no_suggestion_rather_than_a_bad_one():
-    assert suggest_alt(AltContext(filename="IMG_2043.jpg", colour="#ff0000")) == []
+    assert Alt.suggest(Alt.Context(filename="IMG_2043.jpg", colour="#ff0000")) == []
 
 
 def test_suggestions_are_distinct_ignoring_case_limited_in_number_and_length():
     title = "Boot " * 60
-    context = AltContext(filename="boot.jpg", title=title, sku="x" * 200, position=2,
-                         pages=[("Boot", "image")] * 10, tags=("boot",), folder="/BOOT")
-    found = suggest_alt(context)
+    context = Alt.Context(filename="boot.jpg", title=title, sku="x" * 200, position=2,
+                          pages=[("Boot", "image")] * 10, tags=("boot",), folder="/BOOT")
+    found = Alt.suggest(context)
     assert 0 < len(found) <= MAX_SUGGESTIONS
     assert all(0 < len(text) <= MAX_ALT_SUGGESTION for text in found)
     assert len({text.casefold() for text in found}) == len(found)
@@ -103,25 +104,25 @@ def test_suggestions_are_distinct_ignoring_case_limited_in_number_and_length():
 
 
 def test_suggestions_are_deterministic_and_cheap():
-    context = AltContext(filename="red-leather-boot_side.jpg", colour="#a02020", title="Chelsea boot",
-                         sku="AV-1", position=2, pages=[("Boots", "gallery")], tags=("leather",))
-    first = suggest_alt(context)
+    context = Alt.Context(filename="red-leather-boot_side.jpg", colour="#a02020", title="Chelsea boot",
+                          sku="AV-1", position=2, pages=[("Boots", "gallery")], tags=("leather",))
+    first = Alt.suggest(context)
     started = time.perf_counter()
     for _ in range(200):
-        assert suggest_alt(context) == first
+        assert Alt.suggest(context) == first
     # Generous: about 30 µs each on the development machine; a model would take milliseconds.
     assert (time.perf_counter() - started) / 200 < 0.005
 
 
 def test_a_bulk_body_gives_each_image_its_text_or_its_suggestion():
-    changes = AltChanges.parse({"images": [{"id": "a", "alt": "  A  red boot "},
-                                           {"id": "b", "suggestion": 1}, {"id": "c", "alt": None}]}).images
+    changes = Alt.Changes.parse({"images": [{"id": "a", "alt": "  A  red boot "},
+                                            {"id": "b", "suggestion": 1}, {"id": "c", "alt": None}]}).images
     assert [(change.id, change.alt, change.suggestion) for change in changes] == [
         ("a", "A red boot", None), ("b", None, 1), ("c", "", None)]
-    assert all(isinstance(change, AltChange) for change in changes)
-    assert chosen_alt(changes[1], ["first", "second"]) == "second"
-    assert chosen_alt(changes[1], ["only one"]) is None
-    assert chosen_alt(changes[0], []) == "A red boot"
+    assert all(isinstance(change, Alt.Change) for change in changes)
+    assert Alt.chosen(changes[1], ["first", "second"]) == "second"
+    assert Alt.chosen(changes[1], ["only one"]) is None
+    assert Alt.chosen(changes[0], []) == "A red boot"
 
 
 @pytest.mark.parametrize(("body", "code"), [
@@ -151,14 +152,14 @@ def test_a_bulk_body_gives_each_image_its_text_or_its_suggestion():
 ])
 def test_a_bad_bulk_body_is_refused_whole(body, code):
     with pytest.raises(BadRequest) as refused:
-        AltChanges.parse(body)
+        Alt.Changes.parse(body)
     assert refused.value.code == code
 
 
 def test_a_bad_entry_is_named_by_its_index():
     with pytest.raises(BadRequest) as refused:
-        AltChanges.parse({"images": [{"id": "a", "alt": "x"}, {"id": "b", "alt": 7}]})
+        Alt.Changes.parse({"images": [{"id": "a", "alt": "x"}, {"id": "b", "alt": 7}]})
     assert (refused.value.code, refused.value.details["index"]) == ("invalid_alt", 1)
     with pytest.raises(BadRequest) as twice:
-        AltChanges.parse({"images": [{"id": "a", "alt": "x"}, {"id": "a", "suggestion": 0}]})
+        Alt.Changes.parse({"images": [{"id": "a", "alt": "x"}, {"id": "a", "suggestion": 0}]})
     assert (twice.value.code, twice.value.details["index"]) == ("invalid_alt_changes", 1)

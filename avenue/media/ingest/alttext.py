@@ -16,7 +16,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -286,3 +286,19 @@ class MissingAlt(Answer):
 
     image: Annotated[dict[str, Any], described_by("Image")]
     suggestions: Suggestions
+
+
+class Alt:
+    """Alt text's rules as the shop and the builder use them, one name through the library door:
+    the bound (``MAX_LENGTH``), the context of a suggestion, a bulk request's changes and
+    results, a missing-alt list's item, and the three rules (clean, suggest, chosen)."""
+
+    MAX_LENGTH = MAX_ALT_LENGTH
+    Context: TypeAlias = AltContext
+    Change: TypeAlias = AltChange
+    Changes: TypeAlias = AltChanges
+    Result: TypeAlias = AltResult
+    Missing: TypeAlias = MissingAlt
+    clean = staticmethod(clean_alt)
+    suggest = staticmethod(suggest_alt)
+    chosen = staticmethod(chosen_alt)
