@@ -48,7 +48,7 @@ from avenue.builder.service import (
     Tags,
 )
 from avenue.bulk.urls import URL_CODES, LibraryUrlImport
-from avenue.media import Alt, DayRange, DeliverySeries, NameBody
+from avenue.media import Alt, DayRange, DeliverySeries, Library
 from avenue.shapes import OBJECT_ID, parameters_of
 
 PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
@@ -148,7 +148,8 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "put": op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "
                   "to it. 400 invalid_name for a name that cannot be one.",
                   {"200": answer(MEDIA_WITH_VERSION, "The media."), **errors(404, 409)},
-                  security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin", body=shaped(NameBody)),
+                  security=LOGGED_IN_WRITE, tags=["builder"], roles="editor, admin",
+                  body=shaped(Library.NameBody)),
     },
     "/api/builder/media/{media_id}/focal-point": {
         "parameters": [in_path("media_id", OBJECT_ID)],

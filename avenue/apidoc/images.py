@@ -24,7 +24,7 @@ from avenue.apidoc.common import (
 )
 from avenue.bulk.service import ZipReport
 from avenue.http import ComparisonAnswer, Versions
-from avenue.media import CropBody, EditsBody, FocalBody
+from avenue.media import Library
 
 # The document states the declared limits and registries as they are (the media-interface
 # contract lets it read the kernel modules named in pyproject.toml).
@@ -57,7 +57,7 @@ def _replace_ops(what: str, keeps: str, shown: Schema, *, tag: str, roles: str) 
                  body=multipart({"file": ONE_FILE}, ["file"]))
     focal = op("Set where the subject is: the crops are cut again around it and the URLs change.",
                {"200": answer(shown, what), **errors(404, 409)},
-               security=LOGGED_IN_WRITE, tags=[tag], roles=roles, body=shaped(FocalBody))
+               security=LOGGED_IN_WRITE, tags=[tag], roles=roles, body=shaped(Library.FocalBody))
     return replace, focal
 
 
@@ -116,11 +116,11 @@ def _edit_ops(what: str, shown: Schema, *, tag: str, roles: str) -> dict[str, Sc
     return {
         "edits_put": write("Rotate, flip and crop the original, non-destructively: a new version with new "
                            "URLs (the same edits again: unchanged). 400 invalid_edits names the field.",
-                           shaped(EditsBody)),
+                           shaped(Library.EditsBody)),
         "edits_delete": write("Back to the original: a new version without edits (none: unchanged)."),
         "crop_put": write("Set a named crop (fractions of the edited picture), asked for by renditions as "
                           "c_<name>: a new version. 400 invalid_crop, 409 too_many_crops past 16.",
-                          shaped(CropBody)),
+                          shaped(Library.CropBody)),
         "crop_delete": write("Delete a named crop: a new version (404 crop_not_found)."),
     }
 

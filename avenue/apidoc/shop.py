@@ -34,7 +34,7 @@ from avenue.apidoc.images import (
     zip_import,
 )
 from avenue.bulk.urls import URL_CODES, ProductUrlImport, UrlReport
-from avenue.media import Alt, NameBody
+from avenue.media import Alt, Library
 from avenue.shapes import OBJECT_ID, parameters_of
 from avenue.shop.service import ImageOrder, NewProduct, ProductChange
 from avenue.status import ReportQuery
@@ -132,7 +132,7 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
                   "shows its named_url; the URL of any other name 301s to it. 400 invalid_name for a name "
                   "that cannot be one.",
                   {"200": answer(ref("Image"), "The photo."), **errors(404, 409)},
-                  security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=shaped(NameBody)),
+                  security=LOGGED_IN_WRITE, tags=["shop"], roles="admin", body=shaped(Library.NameBody)),
     },
     "/api/shop/products/{sku}/images/{image_id}/focal-point": {
         "parameters": [in_path("sku", {"type": "string"}), in_path("image_id", OBJECT_ID)],

@@ -36,19 +36,7 @@ from avenue.clock import isoformat, now
 from avenue.db import PAGES, Document
 from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
-from avenue.media import (
-    BUILDER,
-    Alt,
-    AppMedia,
-    Box,
-    DayRange,
-    Edits,
-    FocalPoint,
-    Image,
-    Library,
-    Limits,
-    UrlSigner,
-)
+from avenue.media import BUILDER, Alt, AppMedia, DayRange, Image, Library, Limits, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects
 from avenue.shapes import (
@@ -200,7 +188,7 @@ def rename_media(media: AppMedia, media_id: ObjectId, name: str | None) -> Libra
 
 
 def replace_media(media: AppMedia, media_id: ObjectId, *, file: Library.Upload | None = None,
-                  focal: FocalPoint | None = None, limits: Limits) -> Library.Changed:
+                  focal: Library.FocalPoint | None = None, limits: Limits) -> Library.Changed:
     """New bytes (``file``) or a new focal point for library media, keeping its id, so every
     page that uses it shows the new image (avenue/media/store/replace.py); 404 when it is gone.
     Returns the media, whether anything changed and its new picture's near-duplicates."""
@@ -210,7 +198,7 @@ def replace_media(media: AppMedia, media_id: ObjectId, *, file: Library.Upload |
     return done
 
 
-def edit_media(media: AppMedia, media_id: ObjectId, edits: Edits | None) -> Library.Changed:
+def edit_media(media: AppMedia, media_id: ObjectId, edits: Library.Edits | None) -> Library.Changed:
     """Apply ``edits`` (None: undo) to library media as a new version; every page using it
     shows the edited picture. 404 when it is gone. Returns the media, whether it changed and
     the edited picture's near-duplicates."""
@@ -220,7 +208,8 @@ def edit_media(media: AppMedia, media_id: ObjectId, edits: Edits | None) -> Libr
     return done
 
 
-def set_media_crop(media: AppMedia, media_id: ObjectId, name: str, box: Box | None) -> Library.Changed:
+def set_media_crop(media: AppMedia, media_id: ObjectId, name: str,
+                   box: Library.Box | None) -> Library.Changed:
     """Set (``box``) or delete (None) the named crop ``name`` of library media, as a new version."""
     done = library(media).set_crop(media_id, name, box)
     if done is None:

@@ -23,19 +23,7 @@ from avenue.http import (
     uploaded_files,
     versions_answer,
 )
-from avenue.media import (
-    BUILDER,
-    Alt,
-    CropBody,
-    DayRange,
-    EditsBody,
-    FocalBody,
-    Library,
-    Limits,
-    NameBody,
-    UrlSigner,
-    check_crop_name,
-)
+from avenue.media import BUILDER, Alt, DayRange, Library, Limits, UrlSigner
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
 
@@ -154,16 +142,16 @@ def replace_media(media_id: ObjectId) -> Response:
 
 @bp.put(f"/media/{MEDIA_ID}/focal-point")
 @require_role("editor")
-@takes(FocalBody)
-def set_media_focal_point(body: FocalBody, media_id: ObjectId) -> Response:
+@takes(Library.FocalBody)
+def set_media_focal_point(body: Library.FocalBody, media_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(media_id, "builder_media_focal_point_set", focal=body.point)
 
 
 @bp.put(f"/media/{MEDIA_ID}/name")
 @require_role("editor")
-@takes(NameBody)
-def rename_media(named: NameBody, media_id: ObjectId) -> Response:
+@takes(Library.NameBody)
+def rename_media(named: Library.NameBody, media_id: ObjectId) -> Response:
     """Give it a readable name in its public URL (null: none); the URLs of other names 301 to it."""
     done = service.rename_media(app_media(), media_id, named.name)
     return _changed(media_id, "builder_media_renamed", done, name=done.image.name)
@@ -171,8 +159,8 @@ def rename_media(named: NameBody, media_id: ObjectId) -> Response:
 
 @bp.put(f"/media/{MEDIA_ID}/edits")
 @require_role("editor")
-@takes(EditsBody)
-def edit_media(body: EditsBody, media_id: ObjectId) -> Response:
+@takes(Library.EditsBody)
+def edit_media(body: Library.EditsBody, media_id: ObjectId) -> Response:
     """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
     done = service.edit_media(app_media(), media_id, body.edits)
     return _changed(media_id, "builder_media_edited", done)
@@ -188,8 +176,8 @@ def undo_media_edits(media_id: ObjectId) -> Response:
 
 @bp.put(f"/media/{MEDIA_ID}/crops/<name>")
 @require_role("editor")
-@takes(CropBody)
-def set_media_crop(body: CropBody, media_id: ObjectId, name: str) -> Response:
+@takes(Library.CropBody)
+def set_media_crop(body: Library.CropBody, media_id: ObjectId, name: str) -> Response:
     """Set the named crop ``name`` (fractions of the edited picture): a new version."""
     done = service.set_media_crop(app_media(), media_id, name, body.named(name))
     return _changed(media_id, "builder_media_crop_set", done, crop=name)
@@ -199,7 +187,7 @@ def set_media_crop(body: CropBody, media_id: ObjectId, name: str) -> Response:
 @require_role("editor")
 def delete_media_crop(media_id: ObjectId, name: str) -> Response:
     """Delete the named crop ``name``: a new version."""
-    done = service.set_media_crop(app_media(), media_id, check_crop_name(name), None)
+    done = service.set_media_crop(app_media(), media_id, Library.CropBody.check_name(name), None)
     return _changed(media_id, "builder_media_crop_deleted", done, crop=name)
 
 

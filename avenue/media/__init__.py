@@ -53,10 +53,7 @@ from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODU
 from avenue.media.core import Media
 from avenue.media.formats import UPLOAD_EXTENSIONS
 from avenue.media.ingest.alttext import Alt
-from avenue.media.ingest.edits import Box, CropBody, Edits, EditsBody, check_crop_name
-from avenue.media.ingest.focal import FocalBody, FocalPoint
 from avenue.media.ingest.images import Limits
-from avenue.media.names import NameBody
 from avenue.media.records import Document, Image
 from avenue.media.references import IN_BATCH, rewrite_lists
 from avenue.media.serve.facts import IMAGE_FACTS
@@ -79,8 +76,6 @@ __all__ = [
     # image object (avenue/presentation/) states of images (serve/facts.py); the upload
     # extensions (formats.py).
     "IMAGE_FACTS", "UPLOAD_EXTENSIONS", "UrlSigner",
-    # Focal points, non-destructive edits and named crops (ingest/focal.py, ingest/edits.py).
-    "Box", "CropBody", "Edits", "EditsBody", "FocalBody", "FocalPoint", "check_crop_name",
     # Who refers to an image (references.py): asked of the app's Media (Media.referrers); the
     # owners' batch of ids and their rewrite of a list of references.
     "IN_BATCH", "rewrite_lists",
@@ -92,7 +87,5 @@ __all__ = [
     # Alt text's rules (ingest/alttext.py): its bound, suggestions without a model from the context
     # the shop and the builder give, a bulk request's changes and results (Alt.suggest, Alt.Changes...).
     "Alt",
-    # Readable names in public URLs (names.py): the body's rule; Library.rename sets one.
-    "NameBody",
 ]
 

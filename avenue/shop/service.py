@@ -51,9 +51,6 @@ from avenue.media import (
     TEMP,
     Alt,
     AppMedia,
-    Box,
-    Edits,
-    FocalPoint,
     Image,
     Library,
     Limits,
@@ -604,7 +601,7 @@ def delete_product_image(media: AppMedia, sku: str, image_id: ObjectId) -> dict[
 
 
 def replace_product_image(media: AppMedia, sku: str, image_id: ObjectId, *,
-                          file: Library.Upload | None = None, focal: FocalPoint | None = None,
+                          file: Library.Upload | None = None, focal: Library.FocalPoint | None = None,
                           limits: Limits) -> dict[str, Any]:
     """New bytes (``file``) or a new focal point for one of a product's images, keeping its id
     and its place (avenue/media/store/replace.py); every product using it gets the new reference.
@@ -656,7 +653,7 @@ def product_image_near_duplicates(media: AppMedia, sku: str, image_id: ObjectId)
 
 
 def edit_product_image(media: AppMedia, sku: str, image_id: ObjectId,
-                       edits: Edits | None) -> tuple[dict[str, Any], bool]:
+                       edits: Library.Edits | None) -> tuple[dict[str, Any], bool]:
     """Apply ``edits`` (None: undo) to one of a product's photos as a new version; every
     product using it gets the new reference. Returns the photo's reference and whether it changed."""
     db = media.db
@@ -666,7 +663,7 @@ def edit_product_image(media: AppMedia, sku: str, image_id: ObjectId,
 
 
 def set_product_image_crop(media: AppMedia, sku: str, image_id: ObjectId, name: str,
-                           box: Box | None) -> tuple[dict[str, Any], bool]:
+                           box: Library.Box | None) -> tuple[dict[str, Any], bool]:
     """Set (``box``) or delete (None) the named crop ``name`` of one of a product's photos."""
     db = media.db
     _product_photo(db, sku, image_id)

@@ -22,18 +22,7 @@ from avenue.http import (
     uploaded_files,
     versions_answer,
 )
-from avenue.media import (
-    PRODUCTS,
-    TEMP,
-    Alt,
-    CropBody,
-    EditsBody,
-    FocalBody,
-    Limits,
-    NameBody,
-    UrlSigner,
-    check_crop_name,
-)
+from avenue.media import PRODUCTS, TEMP, Alt, Library, Limits, UrlSigner
 from avenue.presentation.objects import near_objects, signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.shop import service
@@ -162,16 +151,16 @@ def replace_image(sku: str, image_id: ObjectId) -> Response:
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/focal-point")
 @require_role("admin")
-@takes(FocalBody)
-def set_image_focal_point(body: FocalBody, sku: str, image_id: ObjectId) -> Response:
+@takes(Library.FocalBody)
+def set_image_focal_point(body: Library.FocalBody, sku: str, image_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(sku, image_id, "product_image_focal_point_set", focal=body.point)
 
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/name")
 @require_role("admin")
-@takes(NameBody)
-def rename_image(named: NameBody, sku: str, image_id: ObjectId) -> Response:
+@takes(Library.NameBody)
+def rename_image(named: Library.NameBody, sku: str, image_id: ObjectId) -> Response:
     """Give the photo a readable name in its public URL (null: none); the URLs of other names 301 to it."""
     name = named.name
     done = service.rename_product_image(app_media(), sku, image_id, name)
@@ -180,8 +169,8 @@ def rename_image(named: NameBody, sku: str, image_id: ObjectId) -> Response:
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/edits")
 @require_role("admin")
-@takes(EditsBody)
-def edit_image(body: EditsBody, sku: str, image_id: ObjectId) -> Response:
+@takes(Library.EditsBody)
+def edit_image(body: Library.EditsBody, sku: str, image_id: ObjectId) -> Response:
     """Rotate, flip and crop the photo's original (non-destructive): a new version, new URLs."""
     done = service.edit_product_image(app_media(), sku, image_id, body.edits)
     return _photo(sku, image_id, "product_image_edited", *done)
@@ -197,8 +186,8 @@ def undo_image_edits(sku: str, image_id: ObjectId) -> Response:
 
 @bp.put(f"/products/<sku>/images/{IMAGE_ID}/crops/<name>")
 @require_role("admin")
-@takes(CropBody)
-def set_image_crop(body: CropBody, sku: str, image_id: ObjectId, name: str) -> Response:
+@takes(Library.CropBody)
+def set_image_crop(body: Library.CropBody, sku: str, image_id: ObjectId, name: str) -> Response:
     """Set the photo's named crop ``name`` (fractions of the edited picture): a new version."""
     done = service.set_product_image_crop(app_media(), sku, image_id, name, body.named(name))
     return _photo(sku, image_id, "product_image_crop_set", *done, crop=name)
@@ -208,7 +197,7 @@ def set_image_crop(body: CropBody, sku: str, image_id: ObjectId, name: str) -> R
 @require_role("admin")
 def delete_image_crop(sku: str, image_id: ObjectId, name: str) -> Response:
     """Delete the photo's named crop ``name``: a new version."""
-    done = service.set_product_image_crop(app_media(), sku, image_id, check_crop_name(name), None)
+    done = service.set_product_image_crop(app_media(), sku, image_id, Library.CropBody.check_name(name), None)
     return _photo(sku, image_id, "product_image_crop_deleted", *done, crop=name)
 
 

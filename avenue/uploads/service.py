@@ -15,7 +15,7 @@ from bson import ObjectId
 from pydantic import Field
 
 from avenue.errors import BadRequest, NotFound
-from avenue.media import UPLOADS, AppMedia, Box, Edits, FocalPoint, Image, Library, Limits, UrlSigner
+from avenue.media import UPLOADS, AppMedia, Image, Library, Limits, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects
 from avenue.shapes import QUERY, Shape
@@ -87,7 +87,7 @@ def delete_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admi
 
 
 def replace_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool,
-                   file: Library.Upload | None = None, focal: FocalPoint | None = None,
+                   file: Library.Upload | None = None, focal: Library.FocalPoint | None = None,
                    limits: Limits) -> Library.Changed:
     """New bytes (``file``) or a new focal point for an upload the user may see, keeping its
     id (avenue/media/store/replace.py): the upload, whether anything changed and its new
@@ -100,7 +100,7 @@ def replace_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_adm
 
 
 def edit_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool,
-                edits: Edits | None) -> Library.Changed:
+                edits: Library.Edits | None) -> Library.Changed:
     """Apply ``edits`` (None: undo) to an upload the user may see, as a new version."""
     get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
     done = library(media).edit(upload_id, edits)
@@ -110,7 +110,7 @@ def edit_upload(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin:
 
 
 def set_upload_crop(media: AppMedia, upload_id: ObjectId, *, user_id: str, is_admin: bool, name: str,
-                    box: Box | None) -> Library.Changed:
+                    box: Library.Box | None) -> Library.Changed:
     """Set (``box``) or delete (None) the named crop ``name`` of an upload the user may see."""
     get_upload(media, upload_id, user_id=user_id, is_admin=is_admin)
     done = library(media).set_crop(upload_id, name, box)

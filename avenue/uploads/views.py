@@ -20,7 +20,7 @@ from avenue.http import (
     uploaded_files,
     versions_answer,
 )
-from avenue.media import UPLOADS, CropBody, EditsBody, FocalBody, Library, Limits, UrlSigner, check_crop_name
+from avenue.media import UPLOADS, Library, Limits, UrlSigner
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.uploads import service
@@ -81,16 +81,16 @@ def replace_upload(upload_id: ObjectId) -> Response:
 
 @bp.put(f"/{UPLOAD_ID}/focal-point")
 @require_role()
-@takes(FocalBody)
-def set_upload_focal_point(body: FocalBody, upload_id: ObjectId) -> Response:
+@takes(Library.FocalBody)
+def set_upload_focal_point(body: Library.FocalBody, upload_id: ObjectId) -> Response:
     """Where the subject is: the crops are cut again around it, and the URLs change."""
     return _replace(upload_id, "upload_focal_point_set", focal=body.point)
 
 
 @bp.put(f"/{UPLOAD_ID}/edits")
 @require_role()
-@takes(EditsBody)
-def edit_upload(body: EditsBody, upload_id: ObjectId) -> Response:
+@takes(Library.EditsBody)
+def edit_upload(body: Library.EditsBody, upload_id: ObjectId) -> Response:
     """Rotate, flip and crop the original (non-destructive): a new version with new URLs."""
     edits = body.edits
     user = require()
@@ -111,8 +111,8 @@ def undo_upload_edits(upload_id: ObjectId) -> Response:
 
 @bp.put(f"/{UPLOAD_ID}/crops/<name>")
 @require_role()
-@takes(CropBody)
-def set_upload_crop(body: CropBody, upload_id: ObjectId, name: str) -> Response:
+@takes(Library.CropBody)
+def set_upload_crop(body: Library.CropBody, upload_id: ObjectId, name: str) -> Response:
     """Set the named crop ``name`` (fractions of the edited picture): a new version."""
     box = body.named(name)
     user = require()
@@ -127,7 +127,7 @@ def delete_upload_crop(upload_id: ObjectId, name: str) -> Response:
     """Delete the named crop ``name``: a new version."""
     user = require()
     done = service.set_upload_crop(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin",
-                                   name=check_crop_name(name), box=None)
+                                   name=Library.CropBody.check_name(name), box=None)
     return _changed(upload_id, "upload_crop_deleted", done, crop=name)
 
 

@@ -228,9 +228,17 @@ class CropBody(BoxBody):
     refusal = Refuse("invalid_crop", f"A crop is {BOX_RULE}.")
     outside = InvalidCrop
 
+    @staticmethod
+    def check_name(name: str) -> str:
+        """A named crop's name, ``[a-z][a-z0-9_-]{0,31}``; InvalidCrop otherwise."""
+        if not CROP_NAME.fullmatch(name):
+            raise InvalidCrop("A crop's name is a lower-case letter, then up to 31 letters, digits, "
+                              "'_' or '-'.", field="name")
+        return name
+
     def named(self, name: str) -> Box:
         """The box, once ``name`` is a crop's name (400 ``invalid_crop`` otherwise)."""
-        check_crop_name(name)
+        self.check_name(name)
         return self.box
 
 
@@ -271,14 +279,6 @@ def parse_edits(body: object) -> Edits:
     """``body`` (a request's, or what a files document keeps) as :class:`Edits`; 400
     ``invalid_edits`` naming the field otherwise."""
     return EditsBody.parse(body).edits
-
-
-def check_crop_name(name: str) -> str:
-    """A named crop's name, ``[a-z][a-z0-9_-]{0,31}``; InvalidCrop otherwise."""
-    if not CROP_NAME.fullmatch(name):
-        raise InvalidCrop("A crop's name is a lower-case letter, then up to 31 letters, digits, '_' or '-'.",
-                          field="name")
-    return name
 
 
 def parse_crop(name: str, body: object) -> Box:

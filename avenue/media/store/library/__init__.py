@@ -52,10 +52,11 @@ from pymongo.database import Database
 
 from avenue.media.core import Media
 from avenue.media.effects.facets import ROOT_FOLDER
-from avenue.media.ingest.edits import Box, Edits
-from avenue.media.ingest.focal import FocalPoint
+from avenue.media.ingest.edits import Box, CropBody, Edits, EditsBody
+from avenue.media.ingest.focal import FocalBody, FocalPoint
 from avenue.media.ingest.images import Limits
 from avenue.media.ingest.near_hash import parse_colour
+from avenue.media.names import NameBody
 from avenue.media.records import Changed, Document, ExactGroup, Image, Near, NearGroup, Stored
 from avenue.media.store.library.deleting import (
     LEASE_WAIT_SECONDS,
@@ -164,6 +165,15 @@ class Library:
     Comparison: TypeAlias = Comparison
     ROOT_FOLDER = ROOT_FOLDER
     parse_colour = staticmethod(parse_colour)
+    # What an image's changes are (replace's focal point, edit's edits, set_crop's box) and the
+    # request bodies they and rename's name are read from.
+    FocalPoint: TypeAlias = FocalPoint
+    Edits: TypeAlias = Edits
+    Box: TypeAlias = Box
+    FocalBody: TypeAlias = FocalBody
+    EditsBody: TypeAlias = EditsBody
+    CropBody: TypeAlias = CropBody
+    NameBody: TypeAlias = NameBody
 
     def __init__(self, db: Database[Document], bucket: str, media: Media) -> None:
         self.shelf = shelf = Shelf(db, bucket, media)
