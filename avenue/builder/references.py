@@ -17,7 +17,7 @@ from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.db import PAGES, Document
-from avenue.media import BUILDER, Image, rewrite_lists
+from avenue.media import BUILDER, Image, Media
 
 ID_INDEX = [("_id", 1)]
 REPOINT_ATTEMPTS = 5
@@ -108,8 +108,8 @@ class PageReferences:
 
     def rewrite(self, plan: Callable[[list[Any]], Any], *, dry_run: bool,
                 progress: Callable[[int, int], None]) -> Iterator[tuple[dict[str, Any], Any]]:
-        yield from rewrite_lists(self._pages, "blocks", "slug", plan, _media_ids, dry_run=dry_run,
-                                 progress=progress)
+        yield from Media.rewrite_lists(self._pages, "blocks", "slug", plan, _media_ids, dry_run=dry_run,
+                                       progress=progress)
 
 
 def _media_ids(blocks: list[Any]) -> dict[str, Any]:

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from avenue.errors import BadRequest, ImageTooLarge, UnprocessableContent
-from avenue.media import UPLOAD_EXTENSIONS
+from avenue.media import IMAGE_FACTS
 
 # The registry's upload formats (.svg too: the library takes SVG logos, sanitised; onto a
 # product one is refused like its upload).
-IMAGE_EXTENSIONS = UPLOAD_EXTENSIONS
+IMAGE_EXTENSIONS = IMAGE_FACTS.upload_extensions
 ARCHIVE_EXTENSIONS = frozenset({".zip", ".jar", ".7z", ".rar", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".zst"})
 # Entries smaller than this are not held to the ratio: a small flat file compresses well and
 # harms nobody; a bomb needs size.

@@ -51,11 +51,9 @@ from __future__ import annotations
 from avenue.media.app import AppMedia
 from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
 from avenue.media.core import Media
-from avenue.media.formats import UPLOAD_EXTENSIONS
 from avenue.media.ingest.alttext import Alt
 from avenue.media.ingest.images import Limits
-from avenue.media.records import Document, Image
-from avenue.media.references import IN_BATCH, rewrite_lists
+from avenue.media.records import Image
 from avenue.media.serve.facts import IMAGE_FACTS
 from avenue.media.serve.urls import UrlSigner
 from avenue.media.store.deliveries import DayRange, DeliverySeries
@@ -67,7 +65,7 @@ __all__ = [
     "ALIASES", "BUCKETS", "BUILDER", "LEGACY_PREFIX", "PRODUCTS", "TEMP", "UPLOADS",
     # A bucket's originals (store/library/: what its methods take and answer in, records.py's
     # among them, are its attributes, Library.Stored, Library.Upload...) and the image record.
-    "Document", "Image", "Library", "Limits",
+    "Image", "Library", "Limits",
     # The app's media (app.py), built once by the plugs' init_app: views hand it to services,
     # which open a bucket's Library and run the jobs through it; beneath it the kernel's Media
     # (core.py), which the store is handed and who refers to images is asked of.
@@ -75,10 +73,7 @@ __all__ = [
     # Media URLs, built and signed where the route reads them (serve/urls.py), and what the API's
     # image object (avenue/presentation/) states of images (serve/facts.py); the upload
     # extensions (formats.py).
-    "IMAGE_FACTS", "UPLOAD_EXTENSIONS", "UrlSigner",
-    # Who refers to an image (references.py): asked of the app's Media (Media.referrers); the
-    # owners' batch of ids and their rewrite of a list of references.
-    "IN_BATCH", "rewrite_lists",
+    "IMAGE_FACTS", "UrlSigner",
     # Resumable uploads' bytes (store/resumable.py: Resumables, bound to a database; what it
     # answers and refuses are its attributes) and delivery numbers (store/deliveries.py:
     # AppMedia.deliveries, and the query and answer of one image's series).

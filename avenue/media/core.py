@@ -37,7 +37,7 @@ from pymongo.database import Database
 from avenue.config import DEFAULTS
 from avenue.media.formats import DISABLED_SETTING, disabled
 from avenue.media.records import Document
-from avenue.media.references import Owner, Referrers
+from avenue.media.references import IN_BATCH, Owner, Referrers, rewrite_lists
 from avenue.media.transform import parse_presets
 
 # The settings' own defaults (avenue/config.py SETTINGS: each spelled once).
@@ -116,6 +116,10 @@ class Media:
     # built on a database when asked, as the app factory hands them in. None, no app: who
     # refers to an image is not known here, and asking raises (an empty tuple: nothing does).
     owners: tuple[Owner, ...] | None = None
+    # What the owners use in answering (references.py): lookups of at most IN_BATCH ids, and
+    # their rewrite of a list of references in place.
+    IN_BATCH = IN_BATCH
+    rewrite_lists = staticmethod(rewrite_lists)
 
     @property
     def settings(self) -> MediaSettings:

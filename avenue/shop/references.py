@@ -24,7 +24,7 @@ from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.dialect import dialect_of
 from avenue.embedded.fences import walk_fenced
 from avenue.ids import parse_object_id
-from avenue.media import PRODUCTS, Image, rewrite_lists
+from avenue.media import PRODUCTS, Image, Media
 from avenue.status import record_product_change
 
 ID_INDEX = [("_id", 1)]
@@ -167,5 +167,5 @@ class ProductReferences:
 
     def rewrite(self, plan: Callable[[list[Any]], Any], *, dry_run: bool,
                 progress: Callable[[int, int], None]) -> Iterator[tuple[dict[str, Any], Any]]:
-        yield from rewrite_lists(self._products, "images", "sku", plan, lambda images: {},
-                                 dry_run=dry_run, progress=progress)
+        yield from Media.rewrite_lists(self._products, "images", "sku", plan, lambda images: {},
+                                       dry_run=dry_run, progress=progress)

@@ -45,7 +45,6 @@ from avenue.dialect import lister
 from avenue.errors import BadRequest, Conflict, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
 from avenue.media import (
-    IN_BATCH,
     LEGACY_PREFIX,
     PRODUCTS,
     TEMP,
@@ -54,6 +53,7 @@ from avenue.media import (
     Image,
     Library,
     Limits,
+    Media,
     UrlSigner,
 )
 from avenue.paging import Page, Window
@@ -194,8 +194,8 @@ def photo_users(db: Database[Document], doc: dict[str, Any]) -> dict[ObjectId, s
     products' own answer, :class:`ProductReferences`, one indexed query per 50 photos."""
     ids = [entry["id"] for entry in doc.get("images") or [] if isinstance(entry, dict) and "id" in entry]
     found: dict[ObjectId, set[str]] = {}
-    for start in range(0, len(ids), IN_BATCH):
-        found.update(ProductReferences(db).users(ids[start:start + IN_BATCH]))
+    for start in range(0, len(ids), Media.IN_BATCH):
+        found.update(ProductReferences(db).users(ids[start:start + Media.IN_BATCH]))
     return found
 
 

@@ -24,9 +24,9 @@ from pymongo.database import Database
 
 from avenue import background
 from avenue.clock import isoformat, now
-from avenue.db import get_mongo
+from avenue.db import Document, get_mongo
 from avenue.dialect import threads_safe
-from avenue.media import AppMedia, Document
+from avenue.media import AppMedia
 from avenue.media.maintenance import Referrers, recount_media
 from avenue.shapes import QUERY, Flag, Shape
 from avenue.status import sweep

@@ -29,7 +29,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
-from avenue.media import LEGACY_PREFIX, Document
+from avenue.db import Document
+from avenue.media import LEGACY_PREFIX
 from avenue.media.maintenance import References
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,8 @@ from pydantic import ConfigDict, Field
 from pymongo.database import Database
 
 from avenue.clock import isoformat, now
-from avenue.media import PRODUCTS, Document
+from avenue.db import Document
+from avenue.media import PRODUCTS
 from avenue.media.maintenance import counters as media_counters
 from avenue.media.maintenance import temp_image_counts
 from avenue.shapes import Answer

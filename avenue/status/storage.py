@@ -22,8 +22,9 @@ from pymongo.errors import PyMongoError
 
 from avenue import opsruns
 from avenue.clock import isoformat
+from avenue.db import Document
 from avenue.dialect import below_minimum, dialect_of, is_embedded_build, remembered, server_commands
-from avenue.media import ALIASES, BUCKETS, Document
+from avenue.media import ALIASES, BUCKETS
 from avenue.media.maintenance import TRASH, has_chunk_index, parked_uploads, rendition_total
 from avenue.media.maintenance import counters as media_counters
 from avenue.shapes import Answer

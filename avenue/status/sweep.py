@@ -68,12 +68,12 @@ from pymongo.errors import PyMongoError
 from avenue import background
 from avenue.clock import as_utc, isoformat, now
 from avenue.config import DEFAULTS
-from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST
+from avenue.db import AUDIT_LIST, LEGACY_PATHS, PRODUCT_LIST, Document
 from avenue.dialect import dialect_of
 from avenue.embedded.fences import build_fences
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
-from avenue.media import LEGACY_PREFIX, PRODUCTS, Document, Image
+from avenue.media import LEGACY_PREFIX, PRODUCTS, Image
 from avenue.media.maintenance import (
     LISTS,
     VARIANT_PATHS,
