@@ -12,7 +12,7 @@ from bson import ObjectId
 from pydantic import Field
 
 from avenue import media
-from avenue.media import BUILDER, AppMedia, DayRange, UrlSigner
+from avenue.media import BUILDER, AppMedia, Deliveries, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import UnusedImage, image_object
 from avenue.shapes import QUERY, WHOLE, Answer, ObjectIdText, OneOf, Refuse, Shape
@@ -55,7 +55,7 @@ class TopDelivered(Answer):
     to: Annotated[str, Field(json_schema_extra={"format": "date"})]
 
 
-class TopQuery(DayRange):
+class TopQuery(Deliveries.DayRange):
     """The query of ``GET /api/admin/deliveries/top`` (:func:`top`): the range, the order, how many."""
 
     by: Annotated[str, OneOf(ORDERS), Field(description="Most served (default) or heaviest."),

@@ -12,7 +12,7 @@ from avenue.clock import now
 from avenue.db import get_db
 from avenue.errors import NotFound
 from avenue.http import app_media, page_args, takes_query
-from avenue.media import BUCKETS, DayRange, UrlSigner
+from avenue.media import BUCKETS, Deliveries, UrlSigner
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 ALERT_ID = '<oid("alert_not_found", "No alert with this id."):alert_id>'
@@ -76,8 +76,8 @@ def deliveries_top(query: deliveries.TopQuery) -> Response:
 
 @bp.get('/deliveries/images/<alias>/<oid("media_not_found", "No image with this id."):image_id>')
 @require_role("ops")
-@takes_query(DayRange)
-def deliveries_series(query: DayRange, alias: str, image_id: ObjectId) -> Response:
+@takes_query(Deliveries.DayRange)
+def deliveries_series(query: Deliveries.DayRange, alias: str, image_id: ObjectId) -> Response:
     """One image's requests and bytes per day over ``?from=&to=``, and when it was last served."""
     bucket = BUCKETS.get(alias)
     if bucket is None:

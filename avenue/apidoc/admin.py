@@ -22,7 +22,7 @@ from avenue.apidoc.common import (
     shaped,
 )
 from avenue.auth.service import Caller, Credentials, CsrfToken, LoggedIn
-from avenue.media import DayRange, DeliverySeries
+from avenue.media import Deliveries
 from avenue.monitoring.alerts import AlertList, AlertsQuery
 from avenue.monitoring.history import History, HistoryQuery
 from avenue.ops.rerender import RerenderRun, RerenderStatus, RunProgress, StatusQuery
@@ -68,10 +68,10 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "parameters": [in_path("alias", {"type": "string"}), in_path("image_id", OBJECT_ID)],
         "get": op("One image's answers and bytes per day over a range, by file, and when it was last "
                   "served (answers that sent the bytes; a private image's are not kept: all zeros).",
-                  {"200": answer_of(DeliverySeries, "The series."),
+                  {"200": answer_of(Deliveries.Series, "The series."),
                    **errors(400, 403, 404)},
                   security=LOGGED_IN_READ, tags=["admin"], roles="admin, ops",
-                  parameters=parameters_of(DayRange))},
+                  parameters=parameters_of(Deliveries.DayRange))},
     "/api/admin/deliveries/never-served": {"get": op(
         "The library's images never served, one library page at a time (a page may hold fewer).",
         {"200": answer(list_of("Image"), "A page."), **errors(400, 403)},

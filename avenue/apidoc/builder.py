@@ -48,7 +48,7 @@ from avenue.builder.service import (
     Tags,
 )
 from avenue.bulk.urls import URL_CODES, LibraryUrlImport
-from avenue.media import Alt, DayRange, DeliverySeries, Library
+from avenue.media import Alt, Deliveries, Library
 from avenue.shapes import OBJECT_ID, parameters_of
 
 PATHS: dict[str, Schema] = {  # path items: operations by method, and shared parameters
@@ -139,10 +139,10 @@ PATHS: dict[str, Schema] = {  # path items: operations by method, and shared par
         "parameters": [in_path("media_id", OBJECT_ID)],
         "get": op("One library image's answers and bytes per day over a range (the last 30 days by default, "
                   "at most 92), by file, and when it was last served: the library details panel's chart.",
-                  {"200": answer_of(DeliverySeries, "The series."),
+                  {"200": answer_of(Deliveries.Series, "The series."),
                    **errors(400, 403, 404)},
                   security=LOGGED_IN_READ, tags=["builder"], roles="editor, admin",
-                  parameters=parameters_of(DayRange))},
+                  parameters=parameters_of(Deliveries.DayRange))},
     "/api/builder/media/{media_id}/name": {
         "parameters": [in_path("media_id", OBJECT_ID)],
         "put": op("Give it a readable name in its public URL (null: none); the URL of any other name 301s "

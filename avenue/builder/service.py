@@ -36,7 +36,7 @@ from avenue.clock import isoformat, now
 from avenue.db import PAGES, Document
 from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
-from avenue.media import BUILDER, Alt, AppMedia, DayRange, Image, Library, Limits, UrlSigner
+from avenue.media import BUILDER, Alt, AppMedia, Deliveries, Image, Library, Limits, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects
 from avenue.shapes import (
@@ -397,7 +397,7 @@ def get_media(media: AppMedia, media_id: ObjectId) -> Image:
 
 
 
-def media_deliveries(media: AppMedia, media_id: ObjectId, days: DayRange) -> dict[str, Any]:
+def media_deliveries(media: AppMedia, media_id: ObjectId, days: Deliveries.DayRange) -> dict[str, Any]:
     """A library image's answers and bytes per day over ``days`` (UTC days, the last 30 by
     default; 400 for a bad range), its totals and last served date: the card's chart."""
     image = get_media(media, media_id)

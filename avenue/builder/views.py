@@ -23,7 +23,7 @@ from avenue.http import (
     uploaded_files,
     versions_answer,
 )
-from avenue.media import BUILDER, Alt, DayRange, Library, Limits, UrlSigner
+from avenue.media import BUILDER, Alt, Deliveries, Library, Limits, UrlSigner
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
 
@@ -113,8 +113,8 @@ def get_media(media_id: ObjectId) -> Response:
 
 @bp.get(f"/media/{MEDIA_ID}/deliveries")
 @require_role("editor")
-@takes_query(DayRange)
-def get_media_deliveries(query: DayRange, media_id: ObjectId) -> Response:
+@takes_query(Deliveries.DayRange)
+def get_media_deliveries(query: Deliveries.DayRange, media_id: ObjectId) -> Response:
     """A library image's answers and bytes per day over ``?from=&to=`` (the card's chart)."""
     return jsonify(service.media_deliveries(app_media(), media_id, query))
 

@@ -56,7 +56,7 @@ from avenue.media.ingest.images import Limits
 from avenue.media.records import Image
 from avenue.media.serve.facts import IMAGE_FACTS
 from avenue.media.serve.urls import UrlSigner
-from avenue.media.store.deliveries import DayRange, DeliverySeries
+from avenue.media.store.deliveries import Deliveries
 from avenue.media.store.library import Library
 from avenue.media.store.resumable import Resumables
 
@@ -76,9 +76,8 @@ __all__ = [
     "IMAGE_FACTS", "UrlSigner",
     # Resumable uploads' bytes (store/resumable.py: Resumables, bound to a database; what it
     # answers and refuses are its attributes) and delivery numbers (store/deliveries.py:
-    # AppMedia.deliveries, and the query and answer of one image's series).
-    "Resumables",
-    "DayRange", "DeliverySeries",
+    # AppMedia.deliveries is one; Deliveries.DayRange and .Series, one image's query and answer).
+    "Deliveries", "Resumables",
     # Alt text's rules (ingest/alttext.py): its bound, suggestions without a model from the context
     # the shop and the builder give, a bulk request's changes and results (Alt.suggest, Alt.Changes...).
     "Alt",

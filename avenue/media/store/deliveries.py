@@ -40,7 +40,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 from pydantic import Field
 from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
@@ -286,6 +286,11 @@ class Deliveries:
     """The delivery numbers as the admin's and the builder's reports read them: the library
     door's (``avenue.media``) interface to this module, bound to a database (the route records
     them, :func:`record`; the factory ensures their indexes, ``avenue.media.wiring``)."""
+
+    # A report's query of days and one image's series, reached through the class (one name
+    # through the door; AppMedia.deliveries is one).
+    DayRange: TypeAlias = DayRange
+    Series: TypeAlias = DeliverySeries
 
     def __init__(self, db: Database[Document]) -> None:
         self.db = db
