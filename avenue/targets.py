@@ -35,7 +35,7 @@ from pymongo.database import Database
 from avenue.builder import service as builder
 from avenue.db import Document
 from avenue.errors import BadRequest
-from avenue.media import BUILDER, PRODUCTS, TEMP, UPLOADS, Alt, AppMedia, Image, Library, Limits, UrlSigner
+from avenue.media import Alt, AppMedia, Buckets, Image, Library, Limits, UrlSigner
 from avenue.presentation.objects import image_object
 from avenue.shop import service as shop
 from avenue.uploads import service as uploads
@@ -187,7 +187,7 @@ def _store_upload(media: AppMedia, incoming: Incoming) -> Completed:
     stored = uploads.upload(media, incoming.file, owner=incoming.owner, visibility=visibility,
                             limits=incoming.settings.limits, add_only=incoming.add_only)
     return Completed("uploads", stored.image.id, stored.created,
-                     {"bucket": UPLOADS, "image_id": str(stored.image.id), "visibility": visibility,
+                     {"bucket": Buckets.UPLOADS, "image_id": str(stored.image.id), "visibility": visibility,
                       "filename": stored.image.filename, "created": stored.created}, stored.image)
 
 
@@ -197,7 +197,7 @@ def _store_builder(media: AppMedia, incoming: Incoming) -> Completed:
                                   limits=incoming.settings.limits, folder=params.get("folder"),
                                   tags=params.get("tags"), add_only=incoming.add_only)
     return Completed("builder", stored.image.id, stored.created,
-                     {"bucket": BUILDER, "image_id": str(stored.image.id),
+                     {"bucket": Buckets.BUILDER, "image_id": str(stored.image.id),
                       "filename": stored.image.filename, "created": stored.created}, stored.image)
 
 
@@ -205,7 +205,7 @@ def _store_temp(media: AppMedia, incoming: Incoming) -> Completed:
     images = shop.store_temp_images(media, [incoming.file], owner=incoming.owner,
                                     settings=incoming.settings.shop())
     image = images[0]
-    return Completed("temp", image.id, True, {"bucket": TEMP, "image_ids": [str(image.id)]}, image)
+    return Completed("temp", image.id, True, {"bucket": Buckets.TEMP, "image_ids": [str(image.id)]}, image)
 
 
 def _store_product(media: AppMedia, incoming: Incoming) -> Completed:
@@ -218,7 +218,7 @@ def _store_product(media: AppMedia, incoming: Incoming) -> Completed:
         found = shop.product_images(media).find_by_content(hashlib.sha256(incoming.data).hexdigest())
         image_id = found.id if found is not None else None
     return Completed("product", image_id, bool(added),
-                     {"sku": sku, "bucket": PRODUCTS, "image_ids": [str(ref["id"]) for ref in added]})
+                     {"sku": sku, "bucket": Buckets.PRODUCTS, "image_ids": [str(ref["id"]) for ref in added]})
 
 
 @dataclass(frozen=True)
@@ -246,13 +246,14 @@ class Kind:
 
 
 KIND: dict[str, Kind] = {kind.name: kind for kind in (
-    Kind("uploads", UPLOADS, (), "upload_created", ("visibility",), True, True, _uploads_fields,
+    Kind("uploads", Buckets.UPLOADS, (), "upload_created", ("visibility",), True, True, _uploads_fields,
          _store_upload, uploads.library, lambda db, image, signer: uploads.upload_object(image, signer)),
-    Kind("builder", BUILDER, ("editor",), "builder_media_uploaded", ("folder", "tags", "alt"), True, False,
-         _builder_fields, _store_builder, builder.library, builder.media_object),
-    Kind("temp", TEMP, ("admin",), "temp_images_uploaded", (), False, False, _no_fields, _store_temp,
+    Kind("builder", Buckets.BUILDER, ("editor",), "builder_media_uploaded", ("folder", "tags", "alt"),
+         True, False, _builder_fields, _store_builder, builder.library, builder.media_object),
+    Kind("temp", Buckets.TEMP, ("admin",), "temp_images_uploaded", (), False, False, _no_fields, _store_temp,
          shop.temp_images, lambda db, image, signer: image_object(image, signer)),
-    Kind("product", PRODUCTS, ("admin",), "product_images_added", ("sku",), True, False, _product_fields,
-         _store_product, shop.product_images, lambda db, image, signer: image_object(image, signer)),
+    Kind("product", Buckets.PRODUCTS, ("admin",), "product_images_added", ("sku",), True, False,
+         _product_fields, _store_product, shop.product_images,
+         lambda db, image, signer: image_object(image, signer)),
 )}
 LINKABLE = tuple(name for name, kind in KIND.items() if kind.linkable)

@@ -81,7 +81,7 @@ def count(code: Path) -> tuple[list[int], collections.Counter[str]]:
     sys.path.insert(0, str(code))
     from avenue import create_app
     from avenue.embedded import EmbeddedServer
-    from avenue.media import PRODUCTS
+    from avenue.media import Buckets
     from avenue.media.store.originals import store
 
     listener = Listener()
@@ -104,7 +104,8 @@ def count(code: Path) -> tuple[list[int], collections.Counter[str]]:
 
         with app.app_context():
             get_mongo().ensure_indexes()
-            docs = [store(get_db(), PRODUCTS, photo.read_bytes() + bytes([n]), filename=f"p{n}.jpg").doc
+            docs = [store(get_db(), Buckets.PRODUCTS, photo.read_bytes() + bytes([n]),
+                          filename=f"p{n}.jpg").doc
                     for n in range(3)]
         web = app.test_client()
         totals = []

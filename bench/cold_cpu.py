@@ -122,7 +122,7 @@ def main() -> int:
     from avenue import create_app
     from avenue.db import get_db, get_mongo
     from avenue.embedded import EmbeddedServer
-    from avenue.media import PRODUCTS
+    from avenue.media import Buckets
     from avenue.media.ingest.focal import CENTRE
     from avenue.media.ingest.images import Limits
     from avenue.media.ingest.render import render_spec
@@ -147,7 +147,8 @@ def main() -> int:
                           "AVENUE_RENDER_INSTANCE_LIMIT": "100000/minute"})
         with app.app_context():
             get_mongo().ensure_indexes()
-            rounds = [[store(get_db(), PRODUCTS, data.with_comment(body, f"cold-cpu {r} {n} {time.time()}"),
+            rounds = [[store(get_db(), Buckets.PRODUCTS,
+                             data.with_comment(body, f"cold-cpu {r} {n} {time.time()}"),
                              filename=f"p{n}.jpg").doc for n, body in enumerate(bodies)]
                       for r in range(args.rounds + 1)]
             probe = get_db()["cold_cpu_probe"]

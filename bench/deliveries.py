@@ -72,7 +72,7 @@ def main() -> int:
 
     from avenue import create_app
     from avenue.db import get_db, get_mongo
-    from avenue.media import PRODUCTS
+    from avenue.media import Buckets
     from avenue.media.serve import route
     from avenue.media.serve.frontdoor import FrontDoor
     from avenue.media.store import deliveries as numbers
@@ -93,7 +93,7 @@ def main() -> int:
     )
     with app.app_context():
         get_mongo().ensure_indexes()
-        doc = store(get_db(), PRODUCTS, photo(), filename="hot.jpg").doc
+        doc = store(get_db(), Buckets.PRODUCTS, photo(), filename="hot.jpg").doc
     path = (
         f"/media/products/{doc['_id']}~{doc['metadata']['version']}"
         if doc["metadata"].get("version")
@@ -138,12 +138,12 @@ def main() -> int:
     # steadier figure than the difference of two noisy rates.
     from avenue.media.serve.http import resolve
 
-    rep = resolve(PRODUCTS, path.rsplit("/", 1)[1], None, state.cache.get_doc, "")
+    rep = resolve(Buckets.PRODUCTS, path.rsplit("/", 1)[1], None, state.cache.get_doc, "")
     alone = []
     for _ in range(rounds):
         started = time.process_time()
         for _ in range(calls * 5):
-            route.note_served(state, PRODUCTS, rep, len(body))
+            route.note_served(state, Buckets.PRODUCTS, rep, len(body))
         alone.append((time.process_time() - started) / (calls * 5) * 1e6)
     note_us = statistics.median(alone)
     writes: list[int] = []

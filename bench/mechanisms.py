@@ -65,7 +65,7 @@ class Rig:
         from avenue import create_app
         from avenue.db import get_db, get_mongo
         from avenue.embedded import EmbeddedServer
-        from avenue.media import PRODUCTS
+        from avenue.media import Buckets
         from avenue.media.serve import route
         from avenue.media.store.originals import store
 
@@ -85,7 +85,8 @@ class Rig:
         with self.app.app_context():
             get_mongo().ensure_indexes()
             self.db = get_db()
-            self.rounds = [[store(self.db, PRODUCTS, data.with_comment(body, f"m {r} {n} {time.time()}"),
+            self.rounds = [[store(self.db, Buckets.PRODUCTS,
+                                  data.with_comment(body, f"m {r} {n} {time.time()}"),
                                   filename=f"p{n}.jpg").doc["_id"] for n, body in enumerate(bodies)]
                            for r in range(rounds + 1)]
         self.web = self.app.test_client()

@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import mongomock  # noqa: E402
 from avenue import create_app  # noqa: E402
-from avenue.media import UPLOADS  # noqa: E402
+from avenue.media import Buckets  # noqa: E402
 from avenue.media.serve import route  # noqa: E402
 from bson import ObjectId  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
@@ -167,7 +167,7 @@ class App:
                     with self.app.app_context():
                         from avenue.db import get_db
 
-                        doc = get_db()[f"{UPLOADS}.files"].find_one({"_id": ObjectId(body["id"])})
+                        doc = get_db()[f"{Buckets.UPLOADS}.files"].find_one({"_id": ObjectId(body["id"])})
                     listed = doc["metadata"]["variants"][name][formats[str(image.format)]]
                     if hashlib.sha256(response.data).hexdigest() != listed.get("sha256"):
                         problems.append(f"{url}: not the bytes the original lists")

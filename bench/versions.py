@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import mongomock  # noqa: E402
-from avenue.media import BUILDER, Library, Media  # noqa: E402
+from avenue.media import Buckets, Library, Media  # noqa: E402
 from avenue.media.ingest import difference  # noqa: E402
 from avenue.media.ingest.images import Limits  # noqa: E402
 from avenue.media.store.options import UploadOptions  # noqa: E402
@@ -63,7 +63,7 @@ def run(photo: bytes, rounds: int) -> dict[str, list[float]]:
     db = mongomock.MongoClient()["bench_versions"]
     other = brightened(photo)
     times: dict[str, list[float]] = {"first": [], "stored": [], "pictures": []}
-    library = Library(db, BUILDER, Media())
+    library = Library(db, Buckets.BUILDER, Media())
     for n in range(rounds):
         stored = library.storing.store_with([Library.Upload("photo.jpg", with_comment(photo, f"round {n}"))],
                                     UploadOptions(owner="bench", kind="builder"))

@@ -11,8 +11,7 @@ from typing import Annotated, Any
 from bson import ObjectId
 from pydantic import Field
 
-from avenue import media
-from avenue.media import BUILDER, AppMedia, Deliveries, UrlSigner
+from avenue.media import AppMedia, Buckets, Deliveries, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import UnusedImage, image_object
 from avenue.shapes import QUERY, WHOLE, Answer, ObjectIdText, OneOf, Refuse, Shape
@@ -21,7 +20,7 @@ MAX_UNUSED_DAYS = 3650
 
 
 def _bucket_alias(bucket: str) -> str:
-    return next((alias for alias, name in media.BUCKETS.items() if name == bucket), bucket)
+    return Buckets.ALIASES.get(bucket, bucket)
 
 
 ORDERS = ("requests", "bytes")  # what the top list orders by
@@ -107,9 +106,10 @@ def never_served(media: AppMedia, window: Window,
                  signer: UrlSigner) -> tuple[list[dict[str, Any]], Page]:
     """One library page (newest first, the library's own paging) less the images ever served:
     a page may hold fewer than ``per_page`` items; ``next`` goes on through the library."""
-    images, page = media.library(BUILDER).page(window)
-    served = media.deliveries.last_served([(BUILDER, image.id) for image in images])
-    return [image_object(image, signer) for image in images if (BUILDER, image.id) not in served], page
+    images, page = media.library(Buckets.BUILDER).page(window)
+    served = media.deliveries.last_served([(Buckets.BUILDER, image.id) for image in images])
+    return [image_object(image, signer) for image in images
+            if (Buckets.BUILDER, image.id) not in served], page
 
 
 class CleanupQuery(Shape):
@@ -128,14 +128,14 @@ def unused(media: AppMedia, window: Window, days: int, clock: dt.datetime,
     app's owners of referring documents, as where-used asks) and not served for ``days`` days (never
     served included; 1 to :data:`MAX_UNUSED_DAYS`, as :class:`CleanupQuery` checks), each
     with its last served date."""
-    images, page = media.library(BUILDER).page(window)
+    images, page = media.library(Buckets.BUILDER).page(window)
     ids = [image.id for image in images]
-    used = media.referrers().referenced(BUILDER, ids)
-    served = media.deliveries.last_served([(BUILDER, image_id) for image_id in ids])
+    used = media.referrers().referenced(Buckets.BUILDER, ids)
+    served = media.deliveries.last_served([(Buckets.BUILDER, image_id) for image_id in ids])
     since = clock - dt.timedelta(days=days)
     items = []
     for image in images:
-        last = served.get((BUILDER, image.id))
+        last = served.get((Buckets.BUILDER, image.id))
         if last is not None and last.tzinfo is None:
             last = last.replace(tzinfo=dt.UTC)
         if image.id in used or (last is not None and last >= since):

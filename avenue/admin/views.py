@@ -12,7 +12,7 @@ from avenue.clock import now
 from avenue.db import get_db
 from avenue.errors import NotFound
 from avenue.http import app_media, page_args, takes_query
-from avenue.media import BUCKETS, Deliveries, UrlSigner
+from avenue.media import Buckets, Deliveries, UrlSigner
 
 bp = Blueprint("admin", __name__, url_prefix="/api/admin")
 ALERT_ID = '<oid("alert_not_found", "No alert with this id."):alert_id>'
@@ -79,7 +79,7 @@ def deliveries_top(query: deliveries.TopQuery) -> Response:
 @takes_query(Deliveries.DayRange)
 def deliveries_series(query: Deliveries.DayRange, alias: str, image_id: ObjectId) -> Response:
     """One image's requests and bytes per day over ``?from=&to=``, and when it was last served."""
-    bucket = BUCKETS.get(alias)
+    bucket = Buckets.BY_ALIAS.get(alias)
     if bucket is None:
         raise NotFound("No such media bucket.", code="media_not_found")
     start, end = query.days(now())

@@ -17,7 +17,7 @@ from pymongo.database import Database
 
 from avenue.clock import now
 from avenue.db import PAGES, Document
-from avenue.media import BUILDER, Image, Media
+from avenue.media import Buckets, Image, Media
 
 ID_INDEX = [("_id", 1)]
 REPOINT_ATTEMPTS = 5
@@ -35,7 +35,7 @@ class PageReferences:
     """The builder media pages refer to (``media_ids``, and each block's ``media_id``)."""
 
     kind = "pages"
-    bucket = BUILDER
+    bucket = Buckets.BUILDER
     collections = (PAGES,)
 
     def __init__(self, db: Database[Document]) -> None:

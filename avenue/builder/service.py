@@ -36,7 +36,7 @@ from avenue.clock import isoformat, now
 from avenue.db import PAGES, Document
 from avenue.errors import AvenueError, BadRequest, Conflict, ImageTooLarge, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
-from avenue.media import BUILDER, Alt, AppMedia, Deliveries, Image, Library, Limits, UrlSigner
+from avenue.media import Alt, AppMedia, Buckets, Deliveries, Image, Library, Limits, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects
 from avenue.shapes import (
@@ -76,7 +76,7 @@ LEGACY_FLAG = "legacy"
 
 def library(media: AppMedia) -> Library:
     """The builder's media library bucket."""
-    return media.library(BUILDER)
+    return media.library(Buckets.BUILDER)
 
 
 FOLDER_RULE = (f"folder is /name/name… with at most {MAX_FOLDER_DEPTH} names of 1 to 64 letters, digits, "
@@ -326,7 +326,7 @@ def list_media(media: AppMedia, window: Window, chosen: LibraryFilter, sort: str
                                        colour=chosen.color, older_than=older_than, order=sort)
     if days is None or not images:
         return images, page
-    used = media.referrers().referenced(BUILDER, [image.id for image in images])
+    used = media.referrers().referenced(Buckets.BUILDER, [image.id for image in images])
     return [image for image in images if image.id not in used], \
         Page(page.docs, page.total, False, page.next)
 
@@ -402,7 +402,7 @@ def media_deliveries(media: AppMedia, media_id: ObjectId, days: Deliveries.DayRa
     default; 400 for a bad range), its totals and last served date: the card's chart."""
     image = get_media(media, media_id)
     first, after = days.days(now())
-    return media.deliveries.daily(BUILDER, image.id, first, after)
+    return media.deliveries.daily(Buckets.BUILDER, image.id, first, after)
 
 
 def used_in(db: Database[Document], media_id: ObjectId) -> list[str]:
@@ -590,7 +590,7 @@ def restore_media(media: AppMedia, media_id: ObjectId) -> Image:
     """Library media back from the trash with its id (pages a forced delete cleaned stay as they
     are); 404 when the trash holds no library media with this id."""
     item = media.trash.get(media_id)
-    if item is None or item.image.bucket != BUILDER:
+    if item is None or item.image.bucket != Buckets.BUILDER:
         raise NotFound("No library media with this id in the trash.", code="trash_item_not_found")
     restored = media.trash.restore(media_id)
     if restored is None:

@@ -23,7 +23,7 @@ from avenue.http import (
     uploaded_files,
     versions_answer,
 )
-from avenue.media import BUILDER, Alt, Deliveries, Library, Limits, UrlSigner
+from avenue.media import Alt, Buckets, Deliveries, Library, Limits, UrlSigner
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
 
@@ -49,8 +49,8 @@ def upload_media() -> tuple[Response, int]:
                                   folder=request.form.get("folder"),
                                   tags=",".join(tags) if tags else None)
     image = result.image
-    audit.log("builder_media_uploaded", bucket=BUILDER, image_id=str(image.id), filename=image.filename,
-              created=result.created)
+    audit.log("builder_media_uploaded", bucket=Buckets.BUILDER, image_id=str(image.id),
+              filename=image.filename, created=result.created)
     return jsonify(service.media_object(get_db(), image, _signer(), near=result.near)), \
         201 if result.created else 200
 
@@ -72,7 +72,7 @@ def bulk_media(bulk: service.Bulk) -> Response:
     """Move, tag, untag, delete or restore many library images at once (ids, or a filter's
     images 500 at a time): what was done and each refusal with its reason."""
     result = service.bulk_media(app_media(), bulk)
-    audit.log("builder_media_bulk", bucket=BUILDER, operation=bulk.action, done=result.done,
+    audit.log("builder_media_bulk", bucket=Buckets.BUILDER, operation=bulk.action, done=result.done,
               refused=len(result.refused), by_filter=bulk.ids is None, folder=bulk.folder,
               tags=bulk.tags or None, force=bulk.force or None)
     return jsonify(result.answer())
@@ -98,7 +98,7 @@ def list_duplicates() -> Response:
 def merge_media(merge: service.Merge) -> Response:
     """Merge duplicates into one: pages re-pointed to ``keep``, the others to the trash."""
     merged = service.merge_media(app_media(), merge)
-    audit.log("builder_media_merged", bucket=BUILDER, image_id=str(merge.keep),
+    audit.log("builder_media_merged", bucket=Buckets.BUILDER, image_id=str(merge.keep),
               merged=[item.id for item in merged])
     return jsonify(service.Merged(keep=str(merge.keep), merged=merged).answer())
 
@@ -125,7 +125,7 @@ def get_media_deliveries(query: Deliveries.DayRange, media_id: ObjectId) -> Resp
 def update_media(change: service.MediaChange, media_id: ObjectId) -> Response:
     """Change alt text, folder or tags of a library image."""
     image = service.update_media(app_media(), media_id, change)
-    audit.log("builder_media_updated", bucket=BUILDER, image_id=str(media_id),
+    audit.log("builder_media_updated", bucket=Buckets.BUILDER, image_id=str(media_id),
               fields=sorted(change.model_fields_set))
     return jsonify(service.media_object(get_db(), image, _signer(), with_used_in=True))
 
@@ -194,7 +194,7 @@ def delete_media_crop(media_id: ObjectId, name: str) -> Response:
 def _changed(media_id: ObjectId, action: str, done: Library.Changed, **details: Any) -> Response:
     """Audit a change of library media and answer its object, with its near-duplicates: those
     a new picture was just grouped with, else looked up (the picture is the same)."""
-    audit.log(action, bucket=BUILDER, image_id=str(media_id), version=done.image.version,
+    audit.log(action, bucket=Buckets.BUILDER, image_id=str(media_id), version=done.image.version,
               changed=done.changed, **details)
     near = service.near_duplicates(app_media(), done.image) if done.near is None else done.near
     return jsonify(service.media_object(get_db(), done.image, _signer(), with_used_in=True, near=near))
@@ -271,7 +271,7 @@ def list_tags() -> Response:
 @takes_query(service.DeleteQuery)
 def delete_media(query: service.DeleteQuery, media_id: ObjectId) -> tuple[str, int]:
     pages = service.delete_media(app_media(), media_id, force=query.force)
-    audit.log("builder_media_deleted", bucket=BUILDER, image_id=str(media_id), force=query.force,
+    audit.log("builder_media_deleted", bucket=Buckets.BUILDER, image_id=str(media_id), force=query.force,
               pages=pages or None)
     return "", 204
 
@@ -296,7 +296,7 @@ def set_alt_texts(asked: Alt.Changes, slug: str) -> Response:
     """Set the alt text of many of the library images a page shows: each the text given or a
     suggestion accepted; what happened to each."""
     results = service.set_alt_texts(app_media(), slug, asked.images)
-    audit.log("page_alt_text_set", slug=slug, bucket=BUILDER,
+    audit.log("page_alt_text_set", slug=slug, bucket=Buckets.BUILDER,
               image_ids=[result.id for result in results if result.status == "set"] or None)
     return jsonify({"results": [result.answer() for result in results]})
 

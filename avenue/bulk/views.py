@@ -23,7 +23,7 @@ from avenue.bulk.archive import Archive, ZipLimits
 from avenue.db import get_db
 from avenue.errors import BadRequest, Forbidden, ServerBusy, UnsupportedImage
 from avenue.http import app_media, takes, zip_archive
-from avenue.media import BUILDER, PRODUCTS, Limits, UrlSigner
+from avenue.media import Buckets, Limits, UrlSigner
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import hit, limit_uploads
 from avenue.shop import service as shop
@@ -165,7 +165,7 @@ def import_url_into_library(body: urls.LibraryUrlImport) -> tuple[Response, int]
                                limits=Limits.from_config(current_app.config), alt=body.alt,
                                folder=body.folder, tags=body.tags)
     image = result.image
-    audit.log("builder_media_imported_from_url", bucket=BUILDER, image_id=str(image.id),
+    audit.log("builder_media_imported_from_url", bucket=Buckets.BUILDER, image_id=str(image.id),
               url=_audited(body.url), created=result.created)
     return jsonify(builder.media_object(get_db(), image, _signer(), near=result.near)), \
         201 if result.created else 200
@@ -181,7 +181,7 @@ def import_url_onto_product(body: urls.ProductUrlImport, sku: str) -> tuple[Resp
     fetch = _fetcher()
     added = urls.onto_product(app_media(), sku, body.url, fetch=fetch, admit=_admit,
                               owner=require().id, settings=_shop_settings())
-    audit.log("product_image_imported_from_url", sku=sku, bucket=PRODUCTS, url=_audited(body.url),
+    audit.log("product_image_imported_from_url", sku=sku, bucket=Buckets.PRODUCTS, url=_audited(body.url),
               image_ids=[str(ref["id"]) for ref in added.refs])
     signer = _signer()
     return jsonify({"product": shop.product_object(added.product, signer),
@@ -203,7 +203,8 @@ def import_urls_onto_products() -> tuple[Response, int]:
                               settings=_shop_settings(), describe=lambda ref: shop.image_entry(ref, signer),
                               deadline_passed=lambda: clock() >= until)
     summary = report.summary()
-    audit.log("product_images_imported_from_urls", bucket=PRODUCTS, rows=len(rows), **summary["counts"])
+    audit.log("product_images_imported_from_urls", bucket=Buckets.PRODUCTS, rows=len(rows),
+              **summary["counts"])
     return jsonify(summary), 200
 
 

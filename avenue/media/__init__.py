@@ -49,7 +49,7 @@ What the store does differently on each database is asked of ``avenue/dialect.py
 from __future__ import annotations
 
 from avenue.media.app import AppMedia
-from avenue.media.buckets import ALIASES, BUCKETS, BUILDER, LEGACY_PREFIX, PRODUCTS, TEMP, UPLOADS
+from avenue.media.buckets import Buckets
 from avenue.media.core import Media
 from avenue.media.ingest.alttext import Alt
 from avenue.media.ingest.images import Limits
@@ -61,8 +61,8 @@ from avenue.media.store.library import Library
 from avenue.media.store.resumable import Resumables
 
 __all__ = [
-    # The buckets, by their names in the code (buckets.py).
-    "ALIASES", "BUCKETS", "BUILDER", "LEGACY_PREFIX", "PRODUCTS", "TEMP", "UPLOADS",
+    # The buckets, by their names in the code and their aliases (buckets.py: Buckets.PRODUCTS...).
+    "Buckets",
     # A bucket's originals (store/library/: what its methods take and answer in, records.py's
     # among them, are its attributes, Library.Stored, Library.Upload...) and the image record.
     "Image", "Library", "Limits",

@@ -35,3 +35,17 @@ STORED = (*BUCKETS.values(), TRASH)
 # served through their image's URLs, never by an alias of their own; not in STORED (they
 # are derived, never backed up or listed), so gc, fsck and the indexes name it themselves.
 RENDITIONS = "media_renditions"
+
+
+class Buckets:
+    """What the library door (``avenue.media``) lends of this module, under one name: the
+    buckets by their names in the code (``Buckets.PRODUCTS``), alias to bucket (``BY_ALIAS``)
+    and back (``ALIASES``), and where the old app kept uploads (``LEGACY_PREFIX``)."""
+
+    PRODUCTS = PRODUCTS
+    TEMP = TEMP
+    BUILDER = BUILDER
+    UPLOADS = UPLOADS
+    BY_ALIAS = BUCKETS
+    ALIASES = ALIASES
+    LEGACY_PREFIX = LEGACY_PREFIX

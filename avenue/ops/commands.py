@@ -30,7 +30,7 @@ from avenue import audit, opsruns, status
 from avenue.clock import now
 from avenue.db import Document, get_db, get_mongo
 from avenue.errors import AvenueError
-from avenue.media import BUCKETS, AppMedia, Limits, Media
+from avenue.media import AppMedia, Buckets, Limits, Media
 from avenue.media.maintenance import DEFAULT_GRACE_SECONDS, RENDITIONS
 from avenue.ops import backup as backup_module
 from avenue.ops.lock import Held, exclusive
@@ -414,7 +414,8 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
 
 @click.command("rerender")
 @click.option("--dry-run", is_flag=True, help="Change nothing; list what would be re-rendered or removed.")
-@click.option("--bucket", "buckets", multiple=True, type=click.Choice([*BUCKETS.values(), RENDITIONS]),
+@click.option("--bucket", "buckets", multiple=True,
+              type=click.Choice([*Buckets.BY_ALIAS.values(), RENDITIONS]),
               help="Only this bucket (repeatable; default: every bucket and the renditions on request).")
 @click.option("--limit", type=click.IntRange(min=1), help="Re-render at most this many images, then stop.")
 @click.option("--cpu-share", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0,

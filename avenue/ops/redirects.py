@@ -12,7 +12,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from avenue.errors import plain_error
-from avenue.media import LEGACY_PREFIX, AppMedia
+from avenue.media import AppMedia, Buckets
 from avenue.presentation.objects import image_object, signer_from_config
 
 bp = Blueprint("legacy_redirects", __name__)
@@ -23,7 +23,7 @@ REDIRECT_CACHE = "public, max-age=2592000"  # 30 days
 @bp.route("/uploads/<path:path>", methods=["GET"])
 def legacy_upload(path: str) -> BaseResponse:
     """301 to the imported file's URL; 404 for a path that was never imported."""
-    image = AppMedia.of(current_app).maintenance.redirect_target(LEGACY_PREFIX + path)
+    image = AppMedia.of(current_app).maintenance.redirect_target(Buckets.LEGACY_PREFIX + path)
     if image is None:
         return plain_error(NotFound())
     response = redirect(image_object(image, signer_from_config(current_app.config))["url"], 301)

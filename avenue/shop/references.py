@@ -24,7 +24,7 @@ from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.dialect import dialect_of
 from avenue.embedded.fences import walk_fenced
 from avenue.ids import parse_object_id
-from avenue.media import PRODUCTS, Image, Media
+from avenue.media import Buckets, Image, Media
 from avenue.status import record_product_change
 
 ID_INDEX = [("_id", 1)]
@@ -49,7 +49,7 @@ class ProductReferences:
     """The images of the products bucket that products refer to (``images[].id``)."""
 
     kind = "products"
-    bucket = PRODUCTS
+    bucket = Buckets.PRODUCTS
     collections = (PRODUCTS_COLLECTION,)
 
     def __init__(self, db: Database[Document]) -> None:

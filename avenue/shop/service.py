@@ -44,18 +44,7 @@ from avenue.db import PRODUCTS as PRODUCTS_COLLECTION
 from avenue.dialect import lister
 from avenue.errors import BadRequest, Conflict, NotFound, UnprocessableContent
 from avenue.ids import parse_object_id
-from avenue.media import (
-    LEGACY_PREFIX,
-    PRODUCTS,
-    TEMP,
-    Alt,
-    AppMedia,
-    Image,
-    Library,
-    Limits,
-    Media,
-    UrlSigner,
-)
+from avenue.media import Alt, AppMedia, Buckets, Image, Library, Limits, Media, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects, ref_object
 from avenue.shapes import Answer, IfSet, ObjectIdText, Omittable, Refuse, Shape, described_by
@@ -64,7 +53,7 @@ from avenue.status import product_counters, record_product_change
 
 SKU_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MAX_NAME_LENGTH = 200
-LOCAL_PREFIX = LEGACY_PREFIX
+LOCAL_PREFIX = Buckets.LEGACY_PREFIX
 T = TypeVar("T")
 RUN_IMPORT = "run `flask --app avenue import-legacy UPLOADS_DIR` first to move them into storage"
 
@@ -94,12 +83,12 @@ def products(db: Database[Document]) -> Collection[Document]:
 
 def product_images(media: AppMedia) -> Library:
     """The bucket of the images products use."""
-    return media.library(PRODUCTS)
+    return media.library(Buckets.PRODUCTS)
 
 
 def temp_images(media: AppMedia) -> Library:
     """The bucket of photos uploaded before their product is saved."""
-    return media.library(TEMP)
+    return media.library(Buckets.TEMP)
 
 
 # --- rendering -------------------------------------------------------------------------
@@ -115,7 +104,7 @@ def image_entry(entry: str | dict[str, Any], signer: UrlSigner, **extra: Any) ->
     ``extra``: the image object's further fields (its ``near_duplicates``, ``also_on``)."""
     if isinstance(entry, str):
         return LegacyImage(legacy=True, url=entry, source=legacy_source(entry)).answer()
-    return ref_object(entry, PRODUCTS, signer, **extra)
+    return ref_object(entry, Buckets.PRODUCTS, signer, **extra)
 
 
 @dataclass(frozen=True)

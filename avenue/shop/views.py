@@ -22,7 +22,7 @@ from avenue.http import (
     uploaded_files,
     versions_answer,
 )
-from avenue.media import PRODUCTS, TEMP, Alt, Library, Limits, UrlSigner
+from avenue.media import Alt, Buckets, Library, Limits, UrlSigner
 from avenue.presentation.objects import near_objects, signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.shop import service
@@ -61,7 +61,7 @@ def create_product(new: service.NewProduct) -> tuple[Response, int]:
     """Create a product; ``temp_image_ids`` become its images in the given order."""
     user = require()
     doc = service.create_product(app_media(), new, owner=user.id, settings=_settings())
-    audit.log("product_created", sku=doc["sku"], bucket=PRODUCTS,
+    audit.log("product_created", sku=doc["sku"], bucket=Buckets.PRODUCTS,
               image_ids=[str(i) for i in service.stored_ids(doc)] or None)
     return _product(doc), 201
 
@@ -88,7 +88,7 @@ def update_product(change: service.ProductChange, sku: str) -> Response:
 def delete_product(sku: str) -> tuple[str, int]:
     """Delete a product and every image file no other product uses."""
     doc = service.delete_product(app_media(), sku)
-    audit.log("product_deleted", sku=sku, bucket=PRODUCTS,
+    audit.log("product_deleted", sku=sku, bucket=Buckets.PRODUCTS,
               image_ids=[str(i) for i in service.stored_ids(doc)] or None)
     return "", 204
 
@@ -102,7 +102,7 @@ def upload_temp_images() -> tuple[Response, int]:
     user = require()
     images = service.store_temp_images(app_media(), uploaded_files("images"), owner=user.id,
                                        settings=_settings())
-    audit.log("temp_images_uploaded", bucket=TEMP, image_ids=[str(i.id) for i in images])
+    audit.log("temp_images_uploaded", bucket=Buckets.TEMP, image_ids=[str(i.id) for i in images])
     return jsonify({"images": [service.temp_object(i, _signer()) for i in images]}), 201
 
 
@@ -115,7 +115,8 @@ def add_images(sku: str) -> tuple[Response, int]:
     user = require()
     added = service.add_images(app_media(), sku, uploaded_files("images"), owner=user.id,
                                settings=_settings())
-    audit.log("product_images_added", sku=sku, bucket=PRODUCTS, image_ids=[str(r["id"]) for r in added.refs])
+    audit.log("product_images_added", sku=sku, bucket=Buckets.PRODUCTS,
+              image_ids=[str(r["id"]) for r in added.refs])
     signer = _signer()
     return jsonify({"product": service.product_object(added.product, signer),
                     "added": added.entries(signer)}), 201
@@ -126,7 +127,7 @@ def add_images(sku: str) -> tuple[Response, int]:
 def delete_image(sku: str, image_id: ObjectId) -> Response:
     """Take an image off a product; the file goes unless another product uses it."""
     doc = service.delete_product_image(app_media(), sku, image_id)
-    audit.log("product_image_deleted", sku=sku, bucket=PRODUCTS, image_id=str(image_id))
+    audit.log("product_image_deleted", sku=sku, bucket=Buckets.PRODUCTS, image_id=str(image_id))
     return _product(doc)
 
 
@@ -251,8 +252,8 @@ def image_versions_heat_map(sku: str, image_id: ObjectId, version_id: str, after
 def _photo(sku: str, image_id: ObjectId, action: str, ref: dict[str, Any], changed: bool,
            **details: Any) -> Response:
     """Audit a change of a product's photo and answer its image object."""
-    audit.log(action, sku=sku, bucket=PRODUCTS, image_id=str(image_id), version=ref.get("version", ""),
-              changed=changed, **details)
+    audit.log(action, sku=sku, bucket=Buckets.PRODUCTS, image_id=str(image_id),
+              version=ref.get("version", ""), changed=changed, **details)
     return jsonify(service.image_entry(ref, _signer()))
 
 
@@ -260,7 +261,7 @@ def _replace(sku: str, image_id: ObjectId, action: str, **change: Any) -> Respon
     """New bytes or a new focal point (``change``) for one of the product's photos; audited."""
     limits = Limits.from_config(current_app.config)
     doc = service.replace_product_image(app_media(), sku, image_id, limits=limits, **change)
-    audit.log(action, sku=sku, bucket=PRODUCTS, image_id=str(image_id))
+    audit.log(action, sku=sku, bucket=Buckets.PRODUCTS, image_id=str(image_id))
     return _product(doc)
 
 
@@ -295,7 +296,7 @@ def set_alt_texts(asked: Alt.Changes, sku: str) -> Response:
     """Set the alt text of many of the product's photos: each the text given or a suggestion
     accepted; what happened to each."""
     results = service.set_alt_texts(get_db(), sku, asked.images)
-    audit.log("product_alt_text_set", sku=sku, bucket=PRODUCTS,
+    audit.log("product_alt_text_set", sku=sku, bucket=Buckets.PRODUCTS,
               image_ids=[result.id for result in results if result.status == "set"] or None)
     return jsonify({"results": [result.answer() for result in results]})
 

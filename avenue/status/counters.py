@@ -30,7 +30,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from avenue.clock import now
 from avenue.db import Document
-from avenue.media import LEGACY_PREFIX
+from avenue.media import Buckets
 from avenue.media.maintenance import References
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def product_figures(product: Mapping[str, Any] | None) -> dict[str, int]:
         return dict.fromkeys(FIELDS, 0)
     images = product.get("images")
     images = images if isinstance(images, list) else []
-    local = sum(1 for entry in images if isinstance(entry, str) and entry.startswith(LEGACY_PREFIX))
+    local = sum(1 for entry in images if isinstance(entry, str) and entry.startswith(Buckets.LEGACY_PREFIX))
     external = sum(1 for entry in images if isinstance(entry, str)) - local
     stored = sum(1 for entry in images if isinstance(entry, dict) and "id" in entry)
     return {"products": 1, "with_images": int(bool(images)), "references": len(images),

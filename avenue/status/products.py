@@ -18,7 +18,7 @@ from pymongo.database import Database
 
 from avenue.clock import isoformat, now
 from avenue.db import Document
-from avenue.media import PRODUCTS
+from avenue.media import Buckets
 from avenue.media.maintenance import counters as media_counters
 from avenue.media.maintenance import temp_image_counts
 from avenue.shapes import Answer
@@ -167,7 +167,7 @@ def products_status(db: Database[Document], swept: dict[str, Any] | None,
     result, None before the first one finished)."""
     moment = moment or now()
     figures = counters.product_counters(db)
-    bucket = media_counters(db)[PRODUCTS]
+    bucket = media_counters(db)[Buckets.PRODUCTS]
     swept = swept or {}
     missing = _listing(MissingFiles, swept.get("missing_files"))
     missing_variants = _listing(MissingVariantsList, swept.get("missing_variants"))

@@ -24,7 +24,7 @@ from avenue import opsruns
 from avenue.clock import isoformat
 from avenue.db import Document
 from avenue.dialect import below_minimum, dialect_of, is_embedded_build, remembered, server_commands
-from avenue.media import ALIASES, BUCKETS
+from avenue.media import Buckets
 from avenue.media.maintenance import TRASH, has_chunk_index, parked_uploads, rendition_total
 from avenue.media.maintenance import counters as media_counters
 from avenue.shapes import Answer
@@ -69,7 +69,7 @@ def _chunk_index(db: Database[Document], bucket: str) -> bool:
 
 def _bucket(bucket: str, indexed: bool, held: dict[str, Any]) -> BucketHeld:
     oldest, newest = (held["oldest"], held["newest"]) if held["files"] else (None, None)
-    return BucketHeld(alias=ALIASES[bucket], files=held["files"], originals=held["originals"],
+    return BucketHeld(alias=Buckets.ALIASES[bucket], files=held["files"], originals=held["originals"],
                       bytes=held["bytes"], chunks=held["chunks"], chunks_exact=indexed,
                       oldest_upload=isoformat(oldest), newest_upload=isoformat(newest), chunk_index=indexed)
 
@@ -168,7 +168,8 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
     build = remembered(db, "buildInfo", KNOWN_SECONDS, lambda: _command(db, "buildInfo", notes))
     persistent = _persistent(db, notes)
     held = media_counters(db)
-    buckets = {bucket: _bucket(bucket, _chunk_index(db, bucket), held[bucket]) for bucket in BUCKETS.values()}
+    buckets = {bucket: _bucket(bucket, _chunk_index(db, bucket), held[bucket])
+               for bucket in Buckets.BY_ALIAS.values()}
     missing_indexes = [bucket for bucket, found in buckets.items() if not found.chunk_index]
     database, stats = _database_size(db, build, config.get("AVENUE_EMBEDDED_DATA_PATH") or "", notes)
     gridfs_bytes = sum(b.bytes for b in buckets.values())

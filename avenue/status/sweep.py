@@ -73,7 +73,7 @@ from avenue.dialect import dialect_of
 from avenue.embedded.fences import build_fences
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
-from avenue.media import LEGACY_PREFIX, PRODUCTS, Image
+from avenue.media import Buckets, Image
 from avenue.media.maintenance import (
     LISTS,
     VARIANT_PATHS,
@@ -170,7 +170,7 @@ def _in_batches(values: list[Any]) -> Iterator[list[Any]]:
 
 def _existing(db: Database[Document], ids: list[Any]) -> set[Any]:
     """Which of ``ids`` name a files document of the products bucket (``$in`` on ``_id``)."""
-    return existing_files(db, PRODUCTS, ids)
+    return existing_files(db, Buckets.PRODUCTS, ids)
 
 
 def _products(refs: Referrers) -> References:
@@ -197,7 +197,7 @@ def documents(db: Database[Document], settings: Settings, phase: str, after: Any
     if phase == "products":
         yield from _products(refs).walk(after, settings.batch)
     elif phase == "files":
-        yield from originals_newest_first(db, PRODUCTS, after, settings.batch)
+        yield from originals_newest_first(db, Buckets.PRODUCTS, after, settings.batch)
     else:
         root = Path(settings.legacy_dir) if settings.legacy_dir else None
         if root is not None and root.is_dir():
@@ -218,7 +218,7 @@ def _products_batch(db: Database[Document], state: dict[str, Any], docs: list[di
         images = product.get("images")
         for entry in images if isinstance(images, list) else []:
             if isinstance(entry, str):
-                kind = "local_filesystem" if entry.startswith(LEGACY_PREFIX) else "external"
+                kind = "local_filesystem" if entry.startswith(Buckets.LEGACY_PREFIX) else "external"
                 _add(state[kind], {"sku": product.get("name"), "reference": entry})
             elif isinstance(entry, dict) and "id" in entry:
                 refs.append((_as_oid(entry["id"]), product.get("name"), entry.get("filename")))
@@ -257,7 +257,7 @@ def _referencing(refs: Referrers, originals: dict[Any, dict[str, Any]]) -> tuple
         found = owner.users(part, text_ids=True)
         for oid, names in found.items():
             users.setdefault(oid, set()).update(names)
-        repaired += owner.refresh([Image.from_files_doc(PRODUCTS, originals[oid]) for oid in part
+        repaired += owner.refresh([Image.from_files_doc(Buckets.PRODUCTS, originals[oid]) for oid in part
                                    if oid in found])
     return users, repaired
 
@@ -274,7 +274,7 @@ def _files_batch(db: Database[Document], refs: Referrers, state: dict[str, Any],
     redirected: set[Any] = set()
     for part in _in_batches([doc["_id"] for doc in orphans]):
         redirected.update(doc.get("file_id") for doc in db[LEGACY_PATHS].find(
-            {"bucket": PRODUCTS, "file_id": {"$in": part}}, {"_id": 0, "file_id": 1}))
+            {"bucket": Buckets.PRODUCTS, "file_id": {"$in": part}}, {"_id": 0, "file_id": 1}))
     for doc in orphans:
         state["orphans"]["bytes"] += int(doc.get("length") or 0)
         state["orphans"]["legacy_redirects"] += doc["_id"] in redirected
@@ -313,7 +313,7 @@ def legacy_files(root: Path, after: list[str] | None = None) -> Iterator[tuple[l
 
 
 def _legacy_batch(db: Database[Document], state: dict[str, Any], files: list[tuple[list[str], int]]) -> None:
-    paths = [LEGACY_PREFIX + "/".join(parts) for parts, _ in files]
+    paths = [Buckets.LEGACY_PREFIX + "/".join(parts) for parts, _ in files]
     recorded: set[Any] = set()
     for part in _in_batches(paths):
         recorded.update(doc.get("path") for doc in db[LEGACY_PATHS].find({"path": {"$in": part}},

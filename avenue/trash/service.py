@@ -25,7 +25,7 @@ from avenue.builder import service as builder
 from avenue.clock import isoformat
 from avenue.db import Document
 from avenue.errors import AvenueError, BadRequest, Conflict, NotFound
-from avenue.media import ALIASES, BUCKETS, BUILDER, PRODUCTS, AppMedia, Library, UrlSigner
+from avenue.media import AppMedia, Buckets, Library, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object
 from avenue.shapes import QUERY, Absent, Answer, ObjectIdText, OneOf, Shape, cleaned, described_by
@@ -41,8 +41,9 @@ class TrashItemNotFound(NotFound):
 
 def clean_source(alias: str) -> str:
     """A trash list's ``?from=``: a bucket's alias; 400 otherwise."""
-    if alias not in BUCKETS:
-        raise BadRequest(f"from must be one of {', '.join(sorted(ALIASES.values()))}.", code="invalid_from")
+    if alias not in Buckets.BY_ALIAS:
+        raise BadRequest(f"from must be one of {', '.join(sorted(Buckets.ALIASES.values()))}.",
+                         code="invalid_from")
     return alias
 
 
@@ -53,15 +54,15 @@ class TrashQuery(Shape):
 
     from_: Annotated[str | None, cleaned(clean_source), Field(
         alias="from", description="Admins: only what was deleted from this bucket.",
-        json_schema_extra={"enum": list(ALIASES.values())})] = None
+        json_schema_extra={"enum": list(Buckets.ALIASES.values())})] = None
 
 
 def _source(role: str, alias: str | None) -> str | None:
     """The bucket whose trashed images ``role`` may see (``?from=``); None: every bucket."""
-    wanted = BUCKETS[clean_source(alias)] if alias is not None else None
+    wanted = Buckets.BY_ALIAS[clean_source(alias)] if alias is not None else None
     if role == "admin":
         return wanted
-    return BUILDER  # editors: their library's only, whatever they ask
+    return Buckets.BUILDER  # editors: their library's only, whatever they ask
 
 
 TIME = Field(json_schema_extra={"format": "date-time"})
@@ -87,7 +88,7 @@ class TrashItem(Answer):
     """Deleted media, restorable until purge_after (AVENUE_TRASH_DAYS); never served."""
 
     id: ObjectIdText
-    from_: Annotated[str, OneOf(tuple(ALIASES.values())), FROM]
+    from_: Annotated[str, OneOf(tuple(Buckets.ALIASES.values())), FROM]
     filename: str | None
     content_type: str | None
     format: str | None
@@ -106,7 +107,7 @@ class Restored(Answer):
     """A trashed image put back: the image, where it went, and what else came back with it."""
 
     image: Annotated[dict[str, Any], described_by("Image")]
-    from_: Annotated[str, OneOf(tuple(ALIASES.values())), FROM]
+    from_: Annotated[str, OneOf(tuple(Buckets.ALIASES.values())), FROM]
     reused: Annotated[bool, Field(description="The same bytes were stored again meanwhile: that image.")]
     product: Annotated[Absent[str], Field(description="The product it went back onto.")] = None
     repointed: Annotated[Absent[list[Annotated[str, SLUG]]], Field(
@@ -119,7 +120,7 @@ def trash_object(item: Library.Trashed) -> dict[str, Any]:
     when it goes for good, and what referenced it."""
     image = item.image
     return TrashItem(
-        id=str(image.id), from_=ALIASES[image.bucket], filename=image.filename,
+        id=str(image.id), from_=Buckets.ALIASES[image.bucket], filename=image.filename,
         content_type=image.content_type, format=image.format, width=image.width,
         height=image.height, bytes=image.bytes, owner=image.owner, alt=image.alt,
         placeholder=image.placeholder, deleted_at=isoformat(item.deleted_at),
@@ -138,7 +139,7 @@ def list_trash(media: AppMedia, window: Window, *, role: str,
 def get_item(media: AppMedia, image_id: ObjectId, *, role: str) -> Library.Trashed:
     """One trashed image the user may see; 404 otherwise (no existence leak)."""
     item = media.trash.get(image_id)
-    if item is None or (role != "admin" and item.image.bucket != BUILDER):
+    if item is None or (role != "admin" and item.image.bucket != Buckets.BUILDER):
         raise TrashItemNotFound()
     return item
 
@@ -148,7 +149,7 @@ def restore(media: AppMedia, image_id: ObjectId, *, role: str, max_images: int,
     """Put a trashed image back (see the module doc); what came back and where it went."""
     db = media.db
     item = get_item(media, image_id, role=role)
-    sku = item.refs.get("sku") if item.image.bucket == PRODUCTS else None
+    sku = item.refs.get("sku") if item.image.bucket == Buckets.PRODUCTS else None
     if sku is not None:
         _room_on(db, sku, max_images)  # checked first: a restore that cannot attach does not start
     restored = media.trash.restore(image_id)
@@ -161,13 +162,13 @@ def restore(media: AppMedia, image_id: ObjectId, *, role: str, max_images: int,
             shop.attach_image(db, sku, restored.image, max_images)
         except AvenueError:
             # The product went or filled up since the check: back into the trash, as it was.
-            media.library(PRODUCTS).delete(restored.image, to_trash=restored.refs)
+            media.library(Buckets.PRODUCTS).delete(restored.image, to_trash=restored.refs)
             raise
         product = sku
     repointed = None
-    if restored.image.bucket == BUILDER and "merged_into" in restored.refs:
+    if restored.image.bucket == Buckets.BUILDER and "merged_into" in restored.refs:
         repointed = builder.unmerge(db, restored.image, restored.refs)  # undo of a merge
-    return Restored(image=image_object(restored.image, signer), from_=ALIASES[restored.image.bucket],
+    return Restored(image=image_object(restored.image, signer), from_=Buckets.ALIASES[restored.image.bucket],
                     reused=restored.reused, product=product, repointed=repointed).answer()
 
 

@@ -15,7 +15,7 @@ from bson import ObjectId
 from pydantic import Field
 
 from avenue.errors import BadRequest, NotFound
-from avenue.media import UPLOADS, AppMedia, Image, Library, Limits, UrlSigner
+from avenue.media import AppMedia, Buckets, Image, Library, Limits, UrlSigner
 from avenue.paging import Page, Window
 from avenue.presentation.objects import image_object, near_objects
 from avenue.shapes import QUERY, Shape
@@ -25,7 +25,7 @@ VISIBILITIES = ("public", "private")
 
 def library(media: AppMedia) -> Library:
     """The uploads bucket."""
-    return media.library(UPLOADS)
+    return media.library(Buckets.UPLOADS)
 
 
 def parse_visibility(value: str | None) -> str:

@@ -20,7 +20,7 @@ from avenue.http import (
     uploaded_files,
     versions_answer,
 )
-from avenue.media import UPLOADS, Library, Limits, UrlSigner
+from avenue.media import Buckets, Library, Limits, UrlSigner
 from avenue.presentation.objects import signer_from_config
 from avenue.ratelimit import limit_uploads
 from avenue.uploads import service
@@ -45,7 +45,7 @@ def create_upload() -> tuple[Response, int]:
     result = service.upload(app_media(), uploaded_files("file", single=True)[0], owner=user.id,
                             visibility=visibility, limits=Limits.from_config(current_app.config))
     image = result.image
-    audit.log("upload_created", bucket=UPLOADS, image_id=str(image.id), visibility=visibility,
+    audit.log("upload_created", bucket=Buckets.UPLOADS, image_id=str(image.id), visibility=visibility,
               filename=image.filename, created=result.created)
     return jsonify(service.upload_object(image, _signer(), result.near)), 201 if result.created else 200
 
@@ -191,7 +191,7 @@ def _changed(upload_id: ObjectId, action: str, done: Library.Changed, *, name_ne
     """Audit a change of an upload and answer its object; ``name_near`` (a replace): with its
     near-duplicates, as an upload's answer names them: those its new picture was just grouped
     with, else (a new focal point: the same picture) looked up."""
-    audit.log(action, bucket=UPLOADS, image_id=str(upload_id), version=done.image.version,
+    audit.log(action, bucket=Buckets.UPLOADS, image_id=str(upload_id), version=done.image.version,
               changed=done.changed, **details)
     near = None
     if name_near:
@@ -213,5 +213,5 @@ def _replace(upload_id: ObjectId, action: str, **change: Any) -> Response:
 def delete_upload(upload_id: ObjectId) -> tuple[str, int]:
     user = require()
     image = service.delete_upload(app_media(), upload_id, user_id=user.id, is_admin=user.role == "admin")
-    audit.log("upload_deleted", bucket=UPLOADS, image_id=str(upload_id), owner=image.owner)
+    audit.log("upload_deleted", bucket=Buckets.UPLOADS, image_id=str(upload_id), owner=image.owner)
     return "", 204

@@ -14,7 +14,7 @@ import tracemalloc
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUCKETS, BUILDER, PRODUCTS, TEMP, UPLOADS
+from avenue.media import Buckets
 from avenue.media.store import storage
 from avenue.media.store.originals import store
 from avenue.ops import backup as backup_module
@@ -24,14 +24,15 @@ from tests.helpers import image_bytes
 
 def populate(db, auth) -> None:
     """A little of everything: each bucket, products, a page, a legacy path, users and a token."""
-    product = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="p.png", kind="product").doc
-    media = store(db, BUILDER, image_bytes("good/tiny_1x1.png"), filename="b.png", kind="builder",
+    product = store(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="p.png", kind="product").doc
+    media = store(db, Buckets.BUILDER, image_bytes("good/tiny_1x1.png"), filename="b.png", kind="builder",
                   extra={"alt": "a dot"}).doc
-    store(db, UPLOADS, image_bytes("good/png16.png"), filename="u.png", owner="u1", scope="u1:private",
+    store(db, Buckets.UPLOADS, image_bytes("good/png16.png"), filename="u.png", owner="u1",
+          scope="u1:private",
           visibility="private")
-    store(db, TEMP, image_bytes("good/tiny_1x1.png"), filename="t.png",
+    store(db, Buckets.TEMP, image_bytes("good/tiny_1x1.png"), filename="t.png",
           extra={"expires_at": storage.now()})
-    storage.write_file(db, UPLOADS, os.urandom(storage.CHUNK_SIZE + 5), filename="two-chunks.bin",
+    storage.write_file(db, Buckets.UPLOADS, os.urandom(storage.CHUNK_SIZE + 5), filename="two-chunks.bin",
                        metadata={"role": "original", "key": "raw", "sha256": None})
     now = storage.now()
     db.shop_products.insert_one({"sku": "AV-1", "name": "Uno", "price": 1000, "images": [image_ref(product)],
@@ -39,7 +40,7 @@ def populate(db, auth) -> None:
     db.page_content.insert_one({"slug": "home", "title": "Home", "published": True,
                                 "blocks": [{"type": "image", "media_id": str(media["_id"])}],
                                 "media_ids": [media["_id"]], "created_at": now, "updated_at": now})
-    db.legacy_paths.insert_one({"path": "/uploads/products/AV-1/p.png", "bucket": PRODUCTS,
+    db.legacy_paths.insert_one({"path": "/uploads/products/AV-1/p.png", "bucket": Buckets.PRODUCTS,
                                 "file_id": product["_id"], "sha256": "ab" * 32, "imported_at": now})
     auth.token("editor")
 
@@ -47,7 +48,7 @@ def populate(db, auth) -> None:
 def files_state(db) -> dict:
     """Every files document and the sha256 of its bytes, per bucket."""
     state = {}
-    for bucket in BUCKETS.values():
+    for bucket in Buckets.BY_ALIAS.values():
         for doc in db[f"{bucket}.files"].find():
             data = storage.read_all(db, bucket, doc)
             state[(bucket, doc["_id"])] = (doc, hashlib.sha256(data).hexdigest(), len(data))
@@ -154,8 +155,9 @@ def test_force_restores_over_what_is_there(db, auth, runner, tmp_path):
 
 
 def test_a_damaged_file_in_the_archive_is_refused_and_the_rest_restored(db, target, tmp_path, media_core):
-    good = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="a.png").doc
-    raw = storage.write_file(db, UPLOADS, b"0123456789" * 100, filename="x.bin", metadata={"key": "x"})
+    good = store(db, Buckets.PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="a.png").doc
+    raw = storage.write_file(db, Buckets.UPLOADS, b"0123456789" * 100, filename="x.bin",
+                             metadata={"key": "x"})
     buffer = io.BytesIO()
     backup_module.backup(db, buffer, media=media_core)
     data = buffer.getvalue()
@@ -165,13 +167,13 @@ def test_a_damaged_file_in_the_archive_is_refused_and_the_rest_restored(db, targ
     report = backup_module.restore(other, io.BytesIO(damaged), media=media_core)
     assert not report.ok
     assert [f["id"] for f in report.failures] == [str(raw["_id"])]
-    assert other[f"{UPLOADS}.files"].find_one({"_id": raw["_id"]}) is None
-    assert other[f"{UPLOADS}.chunks"].count_documents({"files_id": raw["_id"]}) == 0
-    assert other[f"{PRODUCTS}.files"].find_one({"_id": good["_id"]}) is not None
+    assert other[f"{Buckets.UPLOADS}.files"].find_one({"_id": raw["_id"]}) is None
+    assert other[f"{Buckets.UPLOADS}.chunks"].count_documents({"files_id": raw["_id"]}) == 0
+    assert other[f"{Buckets.PRODUCTS}.files"].find_one({"_id": good["_id"]}) is not None
 
 
 def test_a_truncated_archive_is_reported_and_leaves_no_half_file(db, target, tmp_path, media_core):
-    storage.write_file(db, UPLOADS, os.urandom(storage.CHUNK_SIZE * 3), filename="big.bin",
+    storage.write_file(db, Buckets.UPLOADS, os.urandom(storage.CHUNK_SIZE * 3), filename="big.bin",
                        metadata={"key": "b"})
     buffer = io.BytesIO()
     backup_module.backup(db, buffer, media=media_core)
@@ -179,8 +181,8 @@ def test_a_truncated_archive_is_reported_and_leaves_no_half_file(db, target, tmp
     report = backup_module.restore(other, io.BytesIO(buffer.getvalue()[: storage.CHUNK_SIZE * 2]),
                                    media=media_core)
     assert not report.ok and not report.complete_archive
-    assert other[f"{UPLOADS}.files"].count_documents({}) == 0
-    assert other[f"{UPLOADS}.chunks"].count_documents({}) == 0
+    assert other[f"{Buckets.UPLOADS}.files"].count_documents({}) == 0
+    assert other[f"{Buckets.UPLOADS}.chunks"].count_documents({}) == 0
 
 
 def test_it_refuses_a_file_that_is_not_a_backup(db, target, runner, tmp_path):
@@ -259,10 +261,11 @@ def test_the_archive_is_streamed_in_constant_memory(db, target, media_core):
     block = os.urandom(storage.CHUNK_SIZE)
     file_id = ObjectId()
     chunks = (size + storage.CHUNK_SIZE - 1) // storage.CHUNK_SIZE
-    db[f"{UPLOADS}.chunks"].insert_many([{"files_id": file_id, "n": n, "data": block} for n in range(chunks)])
-    db[f"{UPLOADS}.files"].insert_one({"_id": file_id, "length": chunks * storage.CHUNK_SIZE,
-                                       "chunkSize": storage.CHUNK_SIZE, "uploadDate": storage.now(),
-                                       "filename": "big.bin", "metadata": {"key": "big"}})
+    db[f"{Buckets.UPLOADS}.chunks"].insert_many([{"files_id": file_id, "n": n, "data": block}
+                                                 for n in range(chunks)])
+    db[f"{Buckets.UPLOADS}.files"].insert_one({"_id": file_id, "length": chunks * storage.CHUNK_SIZE,
+                                               "chunkSize": storage.CHUNK_SIZE, "uploadDate": storage.now(),
+                                               "filename": "big.bin", "metadata": {"key": "big"}})
 
     class Sink(io.RawIOBase):
         """Counts what it is given and keeps none of it."""

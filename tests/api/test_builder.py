@@ -13,7 +13,7 @@ from flask import current_app
 from avenue.builder import service
 from avenue.dialect import threads_safe
 from avenue.errors import AvenueError
-from avenue.media import BUILDER, AppMedia
+from avenue.media import AppMedia, Buckets
 from avenue.media.store.library import DELETE_LEASE
 from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, error_body, image_bytes
 from tests.support.client import media_upload as upload
@@ -62,8 +62,9 @@ def test_an_identical_reupload_returns_the_existing_media_with_200_and_takes_the
     assert again.get_json()["alt"] == "old words"
     renamed = upload(client, editor, alt="new words")
     assert renamed.status_code == 200 and renamed.get_json()["alt"] == "new words"
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.role": "original"}) == 1
-    assert db[f"{BUILDER}.files"].find_one({"_id": ObjectId(first["id"])})["metadata"]["alt"] == "new words"
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.role": "original"}) == 1
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(first["id"])})
+    assert head["metadata"]["alt"] == "new words"
 
 
 def test_an_alt_longer_than_500_characters_is_refused_and_nothing_stored(client, editor, db):
@@ -142,7 +143,7 @@ def test_hostile_filenames_are_stored_sanitized_and_never_reflected_raw(client, 
         response = upload(client, editor, data=data, filename=name)
         assert response.status_code == 201, response.get_json()
         raw = response.get_data(as_text=True).rstrip("\n")  # jsonify ends with one newline
-        stored = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(response.get_json()["id"])})
+        stored = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(response.get_json()["id"])})
         filename = stored["metadata"]["filename"]
         assert "/" not in filename and "\\" not in filename and len(filename) <= 120
         assert not any(ord(ch) < 32 or ch == "\u202e" for ch in filename)
@@ -213,7 +214,7 @@ def test_force_delete_removes_the_referencing_blocks_from_every_page(client, edi
     assert home["media_ids"] == [ObjectId(kept)] and home["updated_at"] >= before
     about = db.page_content.find_one({"slug": "about"})
     assert about["blocks"] == [] and about["media_ids"] == []
-    assert db[f"{BUILDER}.files"].count_documents({"$or": [
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"$or": [
         {"_id": ObjectId(gone)}, {"metadata.original_id": ObjectId(gone)}]}) == 0
     assert used_in(client, editor, kept) == ["home"]
     entry = db.audit_logs.find_one({"action": "builder_media_deleted"})
@@ -263,14 +264,16 @@ def test_a_refused_delete_releases_its_lease_and_a_stale_lease_expires(client, e
     media = upload(client, editor, "good/alpha.png").get_json()["id"]
     put_page(client, editor, "home", [media_block(media)])
     assert client.delete(f"/api/builder/media/{media}", headers=editor).status_code == 409
-    assert "deleting_at" not in db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media)})["metadata"]
+    assert "deleting_at" not in db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media)})["metadata"]
     assert put_page(client, editor, "about", [media_block(media)]).status_code == 200
 
     stale = dt.datetime.now(dt.UTC) - DELETE_LEASE - dt.timedelta(seconds=5)
-    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media)}, {"$set": {"metadata.deleting_at": stale}})
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media)},
+                                              {"$set": {"metadata.deleting_at": stale}})
     assert put_page(client, editor, "other", [media_block(media)]).status_code == 200
     fresh = dt.datetime.now(dt.UTC)
-    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media)}, {"$set": {"metadata.deleting_at": fresh}})
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media)},
+                                              {"$set": {"metadata.deleting_at": fresh}})
     assert put_page(client, editor, "fourth", [media_block(media)]).status_code == 422
 
 
@@ -346,7 +349,7 @@ def test_a_page_resolves_all_its_media_with_one_query(client, editor, app, monke
         from avenue.db import get_db
 
         db = get_db()
-        files = db[f"{BUILDER}.files"]
+        files = db[f"{Buckets.BUILDER}.files"]
         original_find = type(files).find
 
         def counting_find(self, *args, **kwargs):

@@ -9,7 +9,7 @@ import io
 from gunicorn.config import Config
 from PIL import Image
 
-from avenue.media import PRODUCTS, UPLOADS
+from avenue.media import Buckets
 from avenue.media.buckets import RENDITIONS
 from avenue.media.serve.frontdoor import front_door_of
 from avenue.media.store.originals import store
@@ -19,7 +19,7 @@ from tests.helpers import image_bytes
 VARY = "Sec-CH-Width, Sec-CH-Viewport-Width, Sec-CH-DPR"
 
 
-def put(app, bucket=PRODUCTS, **kwargs) -> dict:
+def put(app, bucket=Buckets.PRODUCTS, **kwargs) -> dict:
     from avenue.db import get_db, get_mongo
 
     with app.app_context():
@@ -66,7 +66,8 @@ def test_a_narrow_image_is_served_at_its_own_width(app, client):
 
     with app.app_context():
         get_mongo().ensure_indexes()
-        doc = store(get_db(), PRODUCTS, image_bytes("good/progressive.jpg"), filename="p.jpg").doc  # 1024 px
+        doc = store(get_db(), Buckets.PRODUCTS, image_bytes("good/progressive.jpg"),
+                    filename="p.jpg").doc  # 1024 px
     answer = client.get(f"/media/products/{doc['_id']}/w_auto.webp", headers={"Sec-CH-Width": "2000"})
     assert answer.status_code == 200 and width_of(answer.get_data()) == 1024
 
@@ -86,7 +87,7 @@ def test_w_auto_is_refused_with_other_sizes_and_on_a_private_image(app, client, 
     for segment in ("w_auto,h_300.webp", "w_auto,dpr_2.webp"):
         refused = client.get(f"/media/products/{doc['_id']}/{segment}")
         assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "bad_rendition"
-    private = put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    private = put(app, bucket=Buckets.UPLOADS, visibility="private", scope="owner")
     refused = client.get(f"/media/uploads/{private['_id']}/w_auto.webp")
     assert refused.status_code == 400
     assert "public images" in refused.get_json()["error"]["message"]

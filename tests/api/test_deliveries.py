@@ -9,7 +9,7 @@ from bson import ObjectId
 from werkzeug.test import Client
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, Image
+from avenue.media import Buckets, Image
 from avenue.media.core import NO_PURGES
 from avenue.media.serve import route
 from avenue.media.serve.frontdoor import FrontDoor
@@ -22,7 +22,7 @@ N = 7
 CONSOLE_MARKER = "via=console"
 
 
-def put(app, name="good/progressive.jpg", bucket=PRODUCTS) -> dict:
+def put(app, name="good/progressive.jpg", bucket=Buckets.PRODUCTS) -> dict:
     from avenue.db import get_db, get_mongo
 
     with app.app_context():
@@ -75,7 +75,7 @@ def test_an_original_a_variant_and_a_rendition_served_n_times_are_counted_n_time
     assert {key: row["requests"] for key, row in found.items()} == {
         "original.jpeg": N, "thumb.webp": N, "w_320.webp": N}
     assert all(row["bytes"] > 0 and row["bytes"] % N == 0 for row in found.values())
-    summary = numbers.served_totals(db, PRODUCTS, doc["_id"])
+    summary = numbers.served_totals(db, Buckets.PRODUCTS, doc["_id"])
     assert summary["requests"] == 3 * N and summary["last_served"] is not None
 
 
@@ -130,7 +130,7 @@ def test_heads_and_304s_are_not_deliveries_on_the_route_nor_the_front_door(app, 
     found = day_docs(db, doc["_id"])
     assert {key: (row["requests"], row["bytes"]) for key, row in found.items()} == {
         "thumb.webp": (1, len(sent.data))}
-    assert numbers.served_totals(db, PRODUCTS, doc["_id"])["requests"] == 1
+    assert numbers.served_totals(db, Buckets.PRODUCTS, doc["_id"])["requests"] == 1
 
 
 def test_a_private_image_s_id_and_renditions_reach_no_ops_list_but_its_recency_is_kept(
@@ -199,7 +199,7 @@ def test_top_served_and_heaviest_over_a_range_and_each_images_series(app, client
     heaviest = numbers.top(db, start, end, by="bytes")
     assert heaviest[0]["bytes"] >= heaviest[-1]["bytes"]
     assert numbers.top(db, end, end + dt.timedelta(days=1)) == []
-    (day,) = numbers.series(db, PRODUCTS, small["_id"], start, end)
+    (day,) = numbers.series(db, Buckets.PRODUCTS, small["_id"], start, end)
     assert day["requests"] == 3 and day["name"] == "thumb"
 
 
@@ -207,8 +207,8 @@ def test_top_served_and_heaviest_over_a_range_and_each_images_series(app, client
 
 
 def library_image(db, name: str) -> Image:
-    doc = store(db, BUILDER, image_bytes(name), filename=name.split("/")[-1]).doc
-    return Image.from_files_doc(BUILDER, doc)
+    doc = store(db, Buckets.BUILDER, image_bytes(name), filename=name.split("/")[-1]).doc
+    return Image.from_files_doc(Buckets.BUILDER, doc)
 
 
 def page_using(db, slug: str, image_id) -> None:
@@ -223,7 +223,7 @@ def test_an_image_deleted_since_it_was_served_is_listed_without_a_name_or_thumbn
         client.get(url(doc))
     flush(app, db)
     with app.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
+        delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=NO_PURGES)
     [item] = client.get("/api/admin/deliveries/top", headers=auth.token("ops")).get_json()["items"]
     assert item["image"] == str(doc["_id"]) and item["requests"] == 3
     assert item["filename"] is None and item["thumbnail"] is None
@@ -290,14 +290,14 @@ def test_the_clean_up_list_is_unused_images_not_served_lately_and_its_trash_move
     served_lately = library_image(db, "good/alpha.png")
     never = library_image(db, "good/grayscale.jpg")
     served_long_ago = library_image(db, "good/tiny_1x1.png")
-    in_product = Image.from_files_doc(PRODUCTS, put(app, "good/progressive.jpg"))
+    in_product = Image.from_files_doc(Buckets.PRODUCTS, put(app, "good/progressive.jpg"))
     page_using(db, "home", on_page.id)
     assert client.get(f"/media/builder/{served_lately.id}").status_code == 200
     flush(app, db)
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=40)
-    db[numbers.COLLECTION].insert_one({"_id": numbers.summary_id(BUILDER, served_long_ago.id),
-                                       "bucket": BUILDER, "image": served_long_ago.id, "last_served": old,
-                                       "requests": 1, "bytes": 1})
+    db[numbers.COLLECTION].insert_one({"_id": numbers.summary_id(Buckets.BUILDER, served_long_ago.id),
+                                       "bucket": Buckets.BUILDER, "image": served_long_ago.id,
+                                       "last_served": old, "requests": 1, "bytes": 1})
     ops = auth.token("ops")
     listed = client.get("/api/admin/cleanup?days=30", headers=ops).get_json()
     ids = {item["id"] for item in listed["items"]}
@@ -369,7 +369,8 @@ def replace_with(app, db, doc, name: str) -> dict:
     from avenue.media.store.replace import replace_bytes
 
     with app.app_context():
-        replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes(name), filename=name.split("/")[-1],
+        replaced = replace_bytes(db, Buckets.PRODUCTS, doc["_id"], image_bytes(name),
+                                 filename=name.split("/")[-1],
                                  delete_lease=dt.timedelta(seconds=30), media=Media())
     assert replaced is not None and replaced.changed
     return replaced.doc
@@ -429,7 +430,7 @@ def test_the_consoles_own_loads_carry_the_marker_and_are_not_counted_on_the_rout
                          headers={"Accept": "image/webp"}).status_code == 200
     flush(app, db)
     assert day_docs(db, doc["_id"]) == {}
-    assert numbers.served_totals(db, PRODUCTS, doc["_id"]) is None
+    assert numbers.served_totals(db, Buckets.PRODUCTS, doc["_id"]) is None
     # The same URL without the marker (or with a look-alike) is a visitor's.
     for query in ("", "?via=consoles", "?xvia=console"):
         assert front.get(url(doc, target) + query, headers={"Accept": "image/webp"}).status_code == 200

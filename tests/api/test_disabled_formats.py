@@ -181,9 +181,10 @@ def to_library(app, data: bytes, filename: str, expect: tuple[int, ...] = (201,)
 
 
 def originals(db) -> dict[str, dict]:
-    from avenue.media import BUILDER
+    from avenue.media import Buckets
 
-    return {str(d["_id"]): d["metadata"] for d in db[f"{BUILDER}.files"].find({"metadata.role": "original"})}
+    originals = db[f"{Buckets.BUILDER}.files"].find({"metadata.role": "original"})
+    return {str(d["_id"]): d["metadata"] for d in originals}
 
 
 def test_a_png_of_a_stored_webp_s_pixels_never_has_that_webp_decoded_while_webp_is_off(

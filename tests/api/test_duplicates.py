@@ -14,7 +14,7 @@ from bson import ObjectId
 from PIL import PngImagePlugin
 
 from avenue.db import PAGES
-from avenue.media import BUILDER, Library, Media
+from avenue.media import Buckets, Library, Media
 from avenue.media.store.originals import Upload
 from tests.support.client import MEDIA, upload, uploaded
 from tests.support.fixtures import scene
@@ -105,7 +105,7 @@ def test_pictures_alike_at_thumb_size_but_not_at_full_size_are_not_exact_duplica
     base, dotted = dotted_pair()
     first = media(client, editor, encoded(base), "label.png")
     other = media(client, editor, encoded(dotted), "label-dotted.png")
-    files = db[f"{BUILDER}.files"]
+    files = db[f"{Buckets.BUILDER}.files"]
     thumb_key = [files.find_one({"_id": ObjectId(i)})["metadata"]["pixels_sha256"]
                  for i in (first["id"], other["id"])]
     assert thumb_key[0] == thumb_key[1]  # the candidates the thumb finds
@@ -140,12 +140,12 @@ def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(clien
     second = media(client, editor, png(4, "saved again"), "second.png")  # uploaded() asserts the 201
     assert groups(client, editor) == []
     # Refused is not "no twin": it still owes its link, and the backfill makes it once it can.
-    assert [str(d["_id"]) for d in db[f"{BUILDER}.files"].find(OWED)] == [second["id"]]
+    assert [str(d["_id"]) for d in db[f"{Buckets.BUILDER}.files"].find(OWED)] == [second["id"]]
     monkeypatch.undo()
     assert runner.invoke(args=["near-duplicates"]).exit_code == 0
     [group] = groups(client, editor)
     assert [image["id"] for image in group["images"]] == [first["id"], second["id"]]
-    assert db[f"{BUILDER}.files"].count_documents(OWED) == 0
+    assert db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0
 
 
 # --- linked after the answer ------------------------------------------------------------------
@@ -200,7 +200,7 @@ def test_a_twin_s_answer_waits_for_no_full_decode_and_the_link_follows_it(
     first = answered(client, editor, png(5), "first.png")
     run(after_answer)
     second = answered(client, editor, png(5, "saved again"), "second.png")
-    files = db[f"{BUILDER}.files"]
+    files = db[f"{Buckets.BUILDER}.files"]
     # Answered: a candidate found (one indexed query), the link owed, nothing decoded for it.
     assert full_decodes == []
     assert [str(d["_id"]) for d in files.find(OWED)] == [second["id"]]
@@ -219,7 +219,7 @@ def test_a_link_whose_worker_died_after_the_answer_is_made_by_the_backfill(
     run(after_answer)
     second = answered(client, editor, png(8, "saved again"), "second.png")
     after_answer.clear()  # the worker died: its work after the answer never runs
-    files = db[f"{BUILDER}.files"]
+    files = db[f"{Buckets.BUILDER}.files"]
     assert [str(d["_id"]) for d in files.find(OWED)] == [second["id"]]
     result = runner.invoke(args=["near-duplicates", "--json"])
     assert result.exit_code == 0, result.output
@@ -236,7 +236,7 @@ def test_an_upload_without_candidates_owes_no_link_and_decodes_nothing(
         client, editor, db, after_answer, full_decodes):
     answered(client, editor, png(9), "one.png")
     answered(client, editor, png(10), "other.png")
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.exact_pending": {"$exists": True}}) == 0
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.exact_pending": {"$exists": True}}) == 0
     run(after_answer)
     assert full_decodes == [] and groups(client, editor) == []
 
@@ -254,7 +254,7 @@ def test_a_replace_with_a_twin_s_pixels_is_linked_after_its_answer(
                           data={"file": (io.BytesIO(png(11, "saved again")), "r.png")})
     assert replaced.status_code == 200, replaced.get_json()
     replaced.close()
-    files = db[f"{BUILDER}.files"]
+    files = db[f"{Buckets.BUILDER}.files"]
     assert full_decodes == [] and [str(d["_id"]) for d in files.find(OWED)] == [other["id"]]
     run(after_answer)
     [group] = groups(client, editor)
@@ -278,7 +278,7 @@ def test_a_replaced_image_is_linked_by_its_new_picture_read_from_its_content_fil
 def test_the_same_bytes_stored_twice_are_a_bytes_group(app, client, editor, db):
     data = png(3)
     with app.app_context():
-        library = Library(db, BUILDER, Media())
+        library = Library(db, Buckets.BUILDER, Media())
         one = library.store(Upload("a.png", data), scope="one")
         two = library.store(Upload("a.png", data), scope="two")
     assert one.created and two.created and one.image.id != two.image.id
@@ -291,19 +291,20 @@ def test_the_same_bytes_stored_twice_are_a_bytes_group(app, client, editor, db):
 def test_an_image_brought_from_another_bucket_joins_its_twins_there(app, db):
     """A temporary upload attached to a product is brought into the products' bucket (its exact
     group left behind): it is linked to the twins it has there, as an upload there would be."""
-    from avenue.media import PRODUCTS, TEMP
+    from avenue.media import Buckets
     from avenue.media.store import exact
 
     with app.app_context():
-        products = Library(db, PRODUCTS, Media())
+        products = Library(db, Buckets.PRODUCTS, Media())
         there = products.store(Upload("a.png", png(12)), kind="product")
-        temporary = Library(db, TEMP, Media()).store(Upload("b.png", png(12, "saved again")), kind="temp")
+        temporary = Library(db, Buckets.TEMP, Media()).store(Upload("b.png", png(12, "saved again")),
+                                                             kind="temp")
         brought = products.storing.bring(temporary.image, kind="product")
         assert brought.created
-        [group] = exact.groups(db, PRODUCTS, after=None, limit=10)[0]
+        [group] = exact.groups(db, Buckets.PRODUCTS, after=None, limit=10)[0]
     assert group.kind == "pixels"
     assert [doc["_id"] for doc in group.docs] == [there.image.id, brought.image.id]
-    assert db[f"{PRODUCTS}.files"].count_documents(OWED) == 0
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents(OWED) == 0
 
 def test_an_exact_group_with_a_near_copy_still_lists_as_a_near_group(client, editor):
     first, second = twins(client, editor)
@@ -321,12 +322,13 @@ def test_twins_linking_in_either_order_choose_the_same_label(client, editor, db)
     from avenue.media.store import exact
 
     first, second = twins(client, editor)
-    files = db[f"{BUILDER}.files"]
+    files = db[f"{Buckets.BUILDER}.files"]
     labels = []
     for linking in (first, second):  # as two uploads that both found the other unlabelled
         files.update_many({}, {"$unset": {"metadata.exact_group": ""}})
-        assert exact.link(db, BUILDER, files.find_one({"_id": ObjectId(linking["id"])}),
-                          Library(db, BUILDER, Media()).grouping._hold, disabled=frozenset()) is not None
+        assert exact.link(db, Buckets.BUILDER, files.find_one({"_id": ObjectId(linking["id"])}),
+                          Library(db, Buckets.BUILDER, Media()).grouping._hold,
+                          disabled=frozenset()) is not None
         labels.append({d["metadata"]["exact_group"] for d in files.find({"metadata.role": "original"})})
     assert labels == [{ObjectId(first["id"])}, {ObjectId(first["id"])}]
 
@@ -339,7 +341,7 @@ def test_duplicates_paging_refuses_numbered_pages_and_foreign_cursors(client, ed
 
 def test_the_backfill_groups_images_stored_before_the_pixel_hash(client, editor, db, runner):
     first, second = twins(client, editor)
-    db[f"{BUILDER}.files"].update_many({}, {"$unset": {"metadata.pixels_sha256": "",
+    db[f"{Buckets.BUILDER}.files"].update_many({}, {"$unset": {"metadata.pixels_sha256": "",
                                                         "metadata.exact_group": ""}})
     assert groups(client, editor) == []
     result = runner.invoke(args=["near-duplicates"])
@@ -356,7 +358,7 @@ def linked_on_the_thumb(client, editor, db) -> tuple[dict, dict, dict]:
     other = media(client, editor, encoded(dotted), "label-dotted.png")
     again = media(client, editor, encoded(base, "saved again"), "label-again.png")
     ids = [ObjectId(i["id"]) for i in (first, other, again)]
-    db[f"{BUILDER}.files"].update_many({"_id": {"$in": ids}}, {
+    db[f"{Buckets.BUILDER}.files"].update_many({"_id": {"$in": ids}}, {
         "$set": {"metadata.exact_group": ids[0]}, "$unset": {"metadata.pixels_full_sha256": ""}})
     return first, other, again
 
@@ -365,7 +367,7 @@ def test_the_backfill_splits_a_group_linked_on_the_thumb_alone(client, editor, d
     """A group linked before the full-resolution key (the thumb's alone) is checked: the
     picture whose full-size pixels differ leaves it, the re-save stays; a rerun changes nothing."""
     first, other, again = linked_on_the_thumb(client, editor, db)
-    files = db[f"{BUILDER}.files"]
+    files = db[f"{Buckets.BUILDER}.files"]
     ids = [ObjectId(i["id"]) for i in (first, other, again)]
     assert [sorted(i["id"] for i in g["images"]) for g in groups(client, editor)] == \
         [sorted(str(i) for i in ids)]
@@ -504,7 +506,7 @@ def test_a_merge_racing_a_delete_is_a_409_and_nothing_is_merged(app, client, edi
     put_page(client, editor, "home", [other["id"]])
     before = page_ids(db, "home")
     with app.app_context():
-        library = Library(db, BUILDER, Media())
+        library = Library(db, Buckets.BUILDER, Media())
         lease = library.take_delete_lease(ObjectId(keep["id"] if held == "keep" else other["id"]))
         assert lease is not None  # a delete of it is under way
         answer = merge(client, editor, keep["id"], [other["id"]])

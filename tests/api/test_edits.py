@@ -14,7 +14,7 @@ import pymongo
 import pytest
 from PIL import Image as PILImage
 
-from avenue.media import BUILDER, AppMedia, UrlSigner
+from avenue.media import AppMedia, Buckets, UrlSigner
 from avenue.media.buckets import RENDITIONS, TRASH
 from avenue.media.transform import parse
 from avenue.media.upkeep.fsck import check
@@ -97,7 +97,8 @@ def test_an_edited_image_s_source_is_served_only_by_its_short_lived_signed_url(a
         refused = client.get(wrong)
         assert refused.status_code == 403, wrong
         assert refused.get_json()["error"]["code"] == "source_not_allowed"
-    expired = UrlSigner(key=KEY, source_ttl_seconds=60).source_url(BUILDER, item["id"], edited["version"],
+    expired = UrlSigner(key=KEY, source_ttl_seconds=60).source_url(Buckets.BUILDER, item["id"],
+                                                                   edited["version"],
                                                                   now=time.time() - 3600)
     assert client.get(expired).status_code == 403
     # Neither the front door nor the event loop answer it from the worker's cache.
@@ -216,7 +217,7 @@ def test_every_bad_body_is_a_400_naming_its_field_and_changes_nothing(client, ed
     assert error["code"] == "invalid_edits" and error["field"] == field
     assert field.split(".")[0] in error["message"]
     assert client.get(f"/api/builder/media/{item['id']}", headers=editor).get_json() == before
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.variant": "source"}) == 0
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.variant": "source"}) == 0
 
 
 @pytest.mark.parametrize("data, content_type", [
@@ -307,7 +308,7 @@ def test_gc_and_fsck_are_clean_after_edit_undo_and_delete(client, editor, db, me
     assert check(db).findings == []
     # The deleted one went to the trash whole: its original with it.
     assert db[f"{TRASH}.files"].count_documents({"metadata.variant": "source"}) == 1
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.original_id": other["id"]}) == 0
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.original_id": other["id"]}) == 0
 
 
 def test_a_restore_from_the_trash_keeps_the_edits(client, editor):
@@ -468,12 +469,12 @@ def test_without_that_crop_a_signed_rendition_falls_back_to_the_focal_point(clie
     client.put(f"/api/builder/media/{item['id']}/focal-point", json={"x": 0.0, "y": 0.0}, headers=editor)
     item = client.get(f"/api/builder/media/{item['id']}", headers=editor).get_json()
     signer = UrlSigner(key=KEY, ttl_seconds=3600)
-    signed = signer.rendition_url(BUILDER, item["id"], parse("c_hero,w_160").spec, "webp",
+    signed = signer.rendition_url(Buckets.BUILDER, item["id"], parse("c_hero,w_160").spec, "webp",
                                   version=item["version"])
     whole = picture(client, signed)  # no box: the whole picture
     assert whole.size == (160, 80) and red_corner(whole) == "tl"
     spec = parse("c_hero,w_50,h_50").spec
-    url = signer.rendition_url(BUILDER, item["id"], spec, "png", version=item["version"])
+    url = signer.rendition_url(Buckets.BUILDER, item["id"], spec, "png", version=item["version"])
     covered = picture(client, url)  # a box: cover around the focal point (the red corner)
     assert covered.size == (50, 50) and is_red(covered.getpixel((5, 5)))
     assert not is_red(covered.getpixel((45, 45)))
@@ -539,7 +540,7 @@ def test_a_new_file_drops_the_edits_and_the_edited_version_goes_to_the_trash_who
     new = replaced.get_json()
     assert new["edits"] is None and (new["width"], new["height"]) == (300, 300)
     assert new["source"] == {"width": 300, "height": 300, "url": new["url"]}
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.variant": "source"}) == 0
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.variant": "source"}) == 0
     assert db[f"{TRASH}.files"].count_documents({"metadata.variant": "source"}) == 1
     assert AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True).removed == []
     assert check(db).findings == []

@@ -8,7 +8,7 @@ import random
 import pytest
 from PIL import Image, ImageDraw
 
-from avenue.media import PRODUCTS
+from avenue.media import Buckets
 from avenue.media.ingest.focal import CENTRE, FocalPoint, crop_box, estimate
 from avenue.media.ingest.images import Limits, prepare
 from avenue.media.ingest.variants import render
@@ -102,7 +102,7 @@ def test_the_same_upload_renders_the_same_og_bytes_again():
 
 
 def test_a_stored_image_keeps_its_focal_point_and_the_api_shows_it(db, client, auth):
-    doc = store(db, PRODUCTS, product_shot(), filename="lamp.jpg").doc
+    doc = store(db, Buckets.PRODUCTS, product_shot(), filename="lamp.jpg").doc
     point = doc["metadata"]["focal_point"]
     assert point["x"] > 0.7 and point["y"] > 0.7
     admin = auth.token("admin")

@@ -12,7 +12,7 @@ import pytest
 from bson import Binary, ObjectId
 from gridfs.errors import CorruptGridFile
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia, Library, Media
+from avenue.media import AppMedia, Buckets, Library, Media
 from avenue.media.core import NO_PURGES
 from avenue.media.ingest import pipeline
 from avenue.media.store import storage
@@ -23,7 +23,7 @@ from tests.support.commands import Matching
 from tests.support.gridfs_read import current_bytes, own_file_bytes
 
 
-def raw_file(db, bucket: str = UPLOADS, chunks: float = 2.5) -> dict:
+def raw_file(db, bucket: str = Buckets.UPLOADS, chunks: float = 2.5) -> dict:
     """A stored file of a few chunks with its sha256 recorded, as every file of ours has."""
     data = os.urandom(int(storage.CHUNK_SIZE * chunks))
     return storage.write_file(db, bucket, data, filename="data.bin", metadata={
@@ -38,7 +38,7 @@ def problems_of(report, doc) -> set[str]:
 
 
 def test_a_healthy_store_passes(db, runner):
-    store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png")
+    store(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="a.png")
     raw_file(db)
     report = AppMedia.on(db).maintenance.fsck()
     assert report.ok and report.findings == [] and report.index_problems == []
@@ -50,7 +50,7 @@ def test_a_healthy_store_passes(db, runner):
 
 def test_it_reports_a_deleted_chunk(db):
     doc = raw_file(db)
-    db[f"{UPLOADS}.chunks"].delete_one({"files_id": doc["_id"], "n": 1})
+    db[f"{Buckets.UPLOADS}.chunks"].delete_one({"files_id": doc["_id"], "n": 1})
     report = AppMedia.on(db).maintenance.fsck()
     assert not report.ok
     assert problems_of(report, doc) == {"missing_chunks", "length_mismatch", "sha256_mismatch"}
@@ -60,77 +60,81 @@ def test_it_reports_a_deleted_chunk(db):
 
 def test_it_reports_a_corrupted_chunk(db):
     doc = raw_file(db)
-    chunk = db[f"{UPLOADS}.chunks"].find_one({"files_id": doc["_id"], "n": 2})
+    chunk = db[f"{Buckets.UPLOADS}.chunks"].find_one({"files_id": doc["_id"], "n": 2})
     damaged = bytearray(chunk["data"])
     damaged[10] ^= 0xFF
-    db[f"{UPLOADS}.chunks"].update_one({"_id": chunk["_id"]}, {"$set": {"data": Binary(bytes(damaged))}})
+    db[f"{Buckets.UPLOADS}.chunks"].update_one({"_id": chunk["_id"]},
+                                               {"$set": {"data": Binary(bytes(damaged))}})
     assert problems_of(AppMedia.on(db).maintenance.fsck(), doc) == {"sha256_mismatch"}
 
 
 def test_it_reports_a_wrong_length(db):
     doc = raw_file(db)
-    db[f"{UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": doc["length"] + 7}})
+    db[f"{Buckets.UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": doc["length"] + 7}})
     assert problems_of(AppMedia.on(db).maintenance.fsck(), doc) == {"length_mismatch"}
 
 
 def test_it_reports_a_short_chunk_in_the_middle(db):
     doc = raw_file(db)
-    chunk = db[f"{UPLOADS}.chunks"].find_one({"files_id": doc["_id"], "n": 0})
-    db[f"{UPLOADS}.chunks"].update_one({"_id": chunk["_id"]}, {"$set": {"data": Binary(chunk["data"][:100])}})
+    chunk = db[f"{Buckets.UPLOADS}.chunks"].find_one({"files_id": doc["_id"], "n": 0})
+    db[f"{Buckets.UPLOADS}.chunks"].update_one({"_id": chunk["_id"]},
+                                               {"$set": {"data": Binary(chunk["data"][:100])}})
     assert {"short_chunk", "sha256_mismatch"} <= problems_of(AppMedia.on(db).maintenance.fsck(), doc)
 
 
 def test_repair_corrects_a_wrong_length_when_the_bytes_are_intact(db, media_core):
     doc = raw_file(db)
-    db[f"{UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 5}})
+    db[f"{Buckets.UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 5}})
     report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert report.ok
-    assert report.repairs == [{"action": "length_corrected", "bucket": UPLOADS, "id": str(doc["_id"]),
+    assert report.repairs == [{"action": "length_corrected", "bucket": Buckets.UPLOADS, "id": str(doc["_id"]),
                                "filename": "data.bin", "reason": report.repairs[0]["reason"],
                                "old_length": 5, "new_length": doc["length"]}]
-    assert db[f"{UPLOADS}.files"].find_one({"_id": doc["_id"]})["length"] == doc["length"]
+    assert db[f"{Buckets.UPLOADS}.files"].find_one({"_id": doc["_id"]})["length"] == doc["length"]
 
 
 def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes_length(db, media_core):
     # Until heads kept their bytes' length, a replace left the image's own document at 0, which
     # stock GridFS read as an empty file (avenue/media/store/replace.py, "Read without the app").
-    doc = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
-    Library(db, PRODUCTS, Media()).replace(doc["_id"],
-                                           Library.Upload("new.jpg", image_bytes("good/grayscale.jpg")))
-    head = db[f"{PRODUCTS}.files"].find_one({"_id": doc["_id"]})
+    doc = store(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
+    upload = Library.Upload("new.jpg", image_bytes("good/grayscale.jpg"))
+    Library(db, Buckets.PRODUCTS, Media()).replace(doc["_id"], upload)
+    head = db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": doc["_id"]})
     assert head["length"] == head["metadata"]["content"]["length"] > 0
-    db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 0}})
-    assert own_file_bytes(db, PRODUCTS, doc["_id"]) == b""  # the silent empty read
+    db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"length": 0}})
+    assert own_file_bytes(db, Buckets.PRODUCTS, doc["_id"]) == b""  # the silent empty read
     assert problems_of(AppMedia.on(db).maintenance.fsck(), head) == {"head_length"}
     report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert report.ok
     assert [(r["action"], r["id"], r["old_length"], r["new_length"]) for r in report.repairs] == [
         ("length_corrected", str(doc["_id"]), 0, head["length"])]
-    assert db[f"{PRODUCTS}.files"].find_one({"_id": doc["_id"]})["length"] == head["length"]
+    assert db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": doc["_id"]})["length"] == head["length"]
     with pytest.raises(CorruptGridFile):
-        own_file_bytes(db, PRODUCTS, doc["_id"])
-    assert hashlib.sha256(current_bytes(db, PRODUCTS, doc["_id"])).hexdigest() == head["metadata"]["sha256"]
+        own_file_bytes(db, Buckets.PRODUCTS, doc["_id"])
+    current = current_bytes(db, Buckets.PRODUCTS, doc["_id"])
+    assert hashlib.sha256(current).hexdigest() == head["metadata"]["sha256"]
 
 
 def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_it(db, media_core):
-    doc = store(db, PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
+    doc = store(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
     db.shop_products.insert_one({"sku": "S1", "name": "n", "price": 1, "images": [image_ref(doc)]})
-    db[f"{PRODUCTS}.chunks"].delete_many({"files_id": doc["_id"]})
+    db[f"{Buckets.PRODUCTS}.chunks"].delete_many({"files_id": doc["_id"]})
     report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert report.ok and report.remaining.problem_count == 0
     removal = [r for r in report.repairs if r["id"] == str(doc["_id"])]
     assert removal[0]["action"] == "removed_with_variants" and removal[0]["variants"] == 8
     assert removal[0]["referenced_by"] == {"products": ["S1"], "pages": []}
-    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
-    assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.PRODUCTS}.chunks"].count_documents({}) == 0
 
 
 def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db, media_core):
-    doc = store(db, BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder").doc
+    doc = store(db, Buckets.BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder").doc
     card = doc["metadata"]["variants"]["card"]["webp"]
     thumb = doc["metadata"]["variants"]["thumb"]["webp"]
-    db[f"{BUILDER}.chunks"].update_one({"files_id": card["id"]}, {"$set": {"data": Binary(b"garbage")}})
-    storage.delete_file(db, BUILDER, thumb["id"])
+    db[f"{Buckets.BUILDER}.chunks"].update_one({"files_id": card["id"]},
+                                               {"$set": {"data": Binary(b"garbage")}})
+    storage.delete_file(db, Buckets.BUILDER, thumb["id"])
     found = AppMedia.on(db).maintenance.fsck()
     assert problems_of(found, {"_id": card["id"]}) >= {"sha256_mismatch"}
     assert problems_of(found, doc) == {"missing_variant"}
@@ -139,27 +143,27 @@ def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db,
     assert report.ok, report.summary()
     assert [r["action"] for r in report.repairs] == ["variants_rendered_again"]
     for info in (card, thumb):
-        variant = db[f"{BUILDER}.files"].find_one({"_id": info["id"]})
-        served = storage.read_all(db, BUILDER, variant)
+        variant = db[f"{Buckets.BUILDER}.files"].find_one({"_id": info["id"]})
+        served = storage.read_all(db, Buckets.BUILDER, variant)
         assert hashlib.sha256(served).hexdigest() == variant["metadata"]["sha256"]
 
 
 def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(db, monkeypatch, media_core):
-    doc = store(db, BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder").doc
-    storage.delete_file(db, BUILDER, doc["metadata"]["variants"]["card"]["webp"]["id"])
+    doc = store(db, Buckets.BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder").doc
+    storage.delete_file(db, Buckets.BUILDER, doc["metadata"]["variants"]["card"]["webp"]["id"])
     real = pipeline.render_stored
 
     def deleted_meanwhile(*args, **kwargs):  # the repair read the image; a delete lands now
         rendered = list(real(*args, **kwargs))
-        delete_image(db, BUILDER, doc["_id"], purges=NO_PURGES)
+        delete_image(db, Buckets.BUILDER, doc["_id"], purges=NO_PURGES)
         return rendered
 
     monkeypatch.setattr(pipeline, "render_stored", deleted_meanwhile)
     report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     # The variant it rendered was never listed: removed again, not left as an orphan.
     assert report.ok, report.summary()
-    assert db[f"{BUILDER}.files"].count_documents({}) == 0
-    assert db[f"{BUILDER}.chunks"].count_documents({}) == 0
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.BUILDER}.chunks"].count_documents({}) == 0
 
 
 def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runner):
@@ -169,39 +173,40 @@ def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runne
         def later(self, job):
             return False  # kept for after an answer that never comes
 
-    doc = store(db, UPLOADS, image_bytes("good/png16.png"), filename="a.png", media=Unanswered()).doc
-    db[f"{UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {
+    doc = store(db, Buckets.UPLOADS, image_bytes("good/png16.png"), filename="a.png", media=Unanswered()).doc
+    db[f"{Buckets.UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {
         "uploadDate": doc["uploadDate"] - dt.timedelta(hours=1)}})
     report = AppMedia.on(db).maintenance.fsck()
     assert report.ok and report.findings == [] and report.state_counts == {"pending_variant": 7}
     assert [(f.doc["_id"], len(f.states)) for f in report.states] == [(doc["_id"], 7)]
     checked = runner.invoke(args=["fsck"])
     assert checked.exit_code == 0, checked.output  # was 1: seven pending_variant problems
-    assert checked.output.count(f"{UPLOADS} {doc['_id']} (a.png): pending_variant: ") == 7
+    assert checked.output.count(f"{Buckets.UPLOADS} {doc['_id']} (a.png): pending_variant: ") == 7
     assert "states (not problems):" in checked.output and "7 variants pending" in checked.output
     answer = json.loads(runner.invoke(args=["fsck", "--json"]).output)
     assert answer["ok"] and answer["problems"] == [] and answer["state_counts"] == {"pending_variant": 7}
     assert [len(item["states"]) for item in answer["states"]] == [7]
     # A fault beside them is one still.
     broken = raw_file(db)
-    db[f"{UPLOADS}.chunks"].delete_one({"files_id": broken["_id"], "n": 0})
+    db[f"{Buckets.UPLOADS}.chunks"].delete_one({"files_id": broken["_id"], "n": 0})
     assert runner.invoke(args=["fsck"]).exit_code == 1
 
 
 def test_repair_removes_a_variant_whose_original_is_gone(db, media_core):
-    stray = storage.write_file(db, PRODUCTS, b"v" * 50, filename="og.webp", metadata={
+    stray = storage.write_file(db, Buckets.PRODUCTS, b"v" * 50, filename="og.webp", metadata={
         "role": "variant", "key": f"{ObjectId()}/og.webp", "original_id": ObjectId(), "sha256": "0" * 64})
     assert problems_of(AppMedia.on(db).maintenance.fsck(), stray) == {"orphan_variant", "sha256_mismatch"}
     report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert report.ok and [r["action"] for r in report.repairs] == ["removed"]
-    assert db[f"{PRODUCTS}.files"].find_one({"_id": stray["_id"]}) is None
+    assert db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": stray["_id"]}) is None
 
 
 def test_it_reports_and_recreates_a_missing_index(db, media_core):
-    db[f"{PRODUCTS}.chunks"].drop_index("files_id_1_n_1")
+    db[f"{Buckets.PRODUCTS}.chunks"].drop_index("files_id_1_n_1")
     report = AppMedia.on(db).maintenance.fsck()
     assert report.index_problems == [
-        {"collection": f"{PRODUCTS}.chunks", "index": "{files_id: 1, n: 1} unique", "detail": "missing"}]
+        {"collection": f"{Buckets.PRODUCTS}.chunks", "index": "{files_id: 1, n: 1} unique",
+         "detail": "missing"}]
     repaired = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
     assert repaired.ok and repaired.repairs[0]["action"] == "indexes_created"
     assert AppMedia.on(db).maintenance.fsck().index_problems == []
@@ -209,10 +214,11 @@ def test_it_reports_and_recreates_a_missing_index(db, media_core):
 
 def test_the_command_exits_1_while_problems_remain_and_0_after_a_repair(db, runner):
     doc = raw_file(db)
-    db[f"{UPLOADS}.chunks"].delete_one({"files_id": doc["_id"], "n": 0})
+    db[f"{Buckets.UPLOADS}.chunks"].delete_one({"files_id": doc["_id"], "n": 0})
     result = runner.invoke(args=["fsck"])
     assert result.exit_code == 1
-    assert f"{UPLOADS} {doc['_id']} (data.bin): missing_chunks: chunks 0 to 0 are missing" in result.stdout
+    missing = f"{Buckets.UPLOADS} {doc['_id']} (data.bin): missing_chunks: chunks 0 to 0 are missing"
+    assert missing in result.stdout
     repaired = runner.invoke(args=["fsck", "--repair", "--json"])
     assert repaired.exit_code == 0, repaired.output
     body = json.loads(repaired.stdout)
@@ -224,7 +230,7 @@ def test_the_command_exits_1_while_problems_remain_and_0_after_a_repair(db, runn
         {"repairs": 1, "remaining": 0}]
 
 
-def _small_files(db, n: int, bucket: str = UPLOADS) -> list[dict]:
+def _small_files(db, n: int, bucket: str = Buckets.UPLOADS) -> list[dict]:
     """``n`` one-chunk files (a few bytes each), in ``_id`` order."""
     docs = []
     for _ in range(n):
@@ -242,7 +248,8 @@ def test_a_groups_small_files_are_read_in_one_fetch_of_one_range_of_chunks(backe
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("command monitoring needs the wire protocol")
     seen = Matching(lambda event: event.database_name == db_name and event.command_name in ("find", "getMore")
-                    and f"{UPLOADS}.chunks" in (event.command.get("find"), event.command.get("collection")))
+                    and f"{Buckets.UPLOADS}.chunks" in (event.command.get("find"),
+                                                        event.command.get("collection")))
     client = pymongo.MongoClient(backend[1], event_listeners=[seen])
     try:
         db = client[db_name]
@@ -261,6 +268,6 @@ def test_orphan_chunks_among_a_groups_files_are_no_files_chunks(db):
     # One range of chunks holds everything between a group's first and last id: chunks whose
     # file is gone (gc's to collect) must not be taken for the next file's.
     first, gone, last = _small_files(db, 3)
-    db[f"{UPLOADS}.files"].delete_one({"_id": gone["_id"]})
+    db[f"{Buckets.UPLOADS}.files"].delete_one({"_id": gone["_id"]})
     report = AppMedia.on(db).maintenance.fsck()
     assert report.ok and report.files_checked == 2, report.summary()

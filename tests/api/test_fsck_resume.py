@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from avenue.media import BUILDER, UPLOADS
+from avenue.media import Buckets
 from avenue.media.store.originals import store
 from avenue.media.upkeep import fsck as fsck_module
 from avenue.media.upkeep.fsck import checkpoint, fsck
@@ -15,7 +15,8 @@ from tests.helpers import image_bytes
 
 def seed(db, count: int) -> None:
     for n in range(count):
-        store(db, BUILDER if n % 2 else UPLOADS, image_bytes("good/tiny_1x1.png") + bytes([n]) * 0,
+        store(db, Buckets.BUILDER if n % 2 else Buckets.UPLOADS,
+              image_bytes("good/tiny_1x1.png") + bytes([n]) * 0,
               filename=f"f{n}.png", owner="o", scope=f"s{n}", kind="builder" if n % 2 else "upload")
 
 
@@ -45,10 +46,10 @@ def test_an_interrupted_check_resumes_after_its_last_checkpoint(db, monkeypatch)
 
 def test_since_checks_only_files_uploaded_since_then(db):
     seed(db, 2)
-    for bucket in (BUILDER, UPLOADS):
+    for bucket in (Buckets.BUILDER, Buckets.UPLOADS):
         old = {"$set": {"uploadDate": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)}}
         db[f"{bucket}.files"].update_many({}, old)
-    store(db, UPLOADS, image_bytes("good/png16.png"), filename="new.png", owner="o", scope="new")
+    store(db, Buckets.UPLOADS, image_bytes("good/png16.png"), filename="new.png", owner="o", scope="new")
     recent = fsck(db, since=dt.datetime(2025, 1, 1, tzinfo=dt.UTC))
     assert 0 < recent.files_checked < fsck(db).files_checked
 

@@ -8,7 +8,7 @@ import io
 import pytest
 from bson import ObjectId
 
-from avenue.media import UPLOADS, Library, Media
+from avenue.media import Buckets, Library, Media
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support.client import media_upload, uploaded
 
@@ -85,7 +85,7 @@ def test_a_wrong_extension_an_unknown_id_or_a_malformed_url_is_a_404(client, edi
 def test_a_private_image_has_no_named_url_and_keeps_its_signed_ones(app, client, editor, db):
     stored = uploaded(client, editor, visibility="private")
     with app.app_context():
-        Library(db, UPLOADS, Media()).rename(ObjectId(stored["id"]), "secret-plan")
+        Library(db, Buckets.UPLOADS, Media()).rename(ObjectId(stored["id"]), "secret-plan")
     shown = client.get(f"/api/uploads/{stored['id']}", headers=editor).get_json()
     assert "named_url" not in shown and "sig=" in shown["url"]
     token = shown["url"].split("?")[0].rsplit("/", 1)[1].split(".")[0]

@@ -9,7 +9,7 @@ import shutil
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia
+from avenue.media import AppMedia, Buckets
 from avenue.media.store import storage
 from avenue.media.store.originals import store
 from avenue.media.upkeep import legacy
@@ -45,7 +45,7 @@ def snapshot(db) -> dict:
 def normalized_state(db) -> dict:
     """The database with ids and dates replaced by what they stand for, to compare two databases."""
     names: dict = {}
-    buckets = (PRODUCTS, BUILDER, UPLOADS)
+    buckets = (Buckets.PRODUCTS, Buckets.BUILDER, Buckets.UPLOADS)
     for bucket in buckets:
         for doc in db[f"{bucket}.files"].find({"metadata.role": "original"}):
             names[doc["_id"]] = f"{bucket}:{doc['metadata']['key']}"
@@ -108,7 +108,7 @@ def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(le
         "collection": "shop_products", "sku": "AV-3000", "url": "https://images.example.com/ext/AV-3000.jpg"}]
 
     # Every image on disk is in GridFS, in its bucket; the byte-identical duplicate once.
-    originals = {PRODUCTS: 12, BUILDER: 2, UPLOADS: 3}
+    originals = {Buckets.PRODUCTS: 12, Buckets.BUILDER: 2, Buckets.UPLOADS: 3}
     for bucket, count in originals.items():
         assert db[f"{bucket}.files"].count_documents({"metadata.role": "original"}) == count
     for file in DISK_IMAGES:
@@ -130,7 +130,7 @@ def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(le
     old = json.loads((FIXTURES / "legacy_db.json").read_text())["shop_products"][1]["images"]
     for ref, path in zip(av1002["images"][:3], old[:3], strict=True):
         record = db.legacy_paths.find_one({"path": path})
-        assert ref == image_ref(db[f"{PRODUCTS}.files"].find_one({"_id": record["file_id"]}))
+        assert ref == image_ref(db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": record["file_id"]}))
     assert av1002["images"][3] == "/uploads/products/AV-1002/missing-on-disk.jpg"
     assert db.shop_products.find_one({"sku": "AV-3000"})["images"] == ["https://images.example.com/ext/AV-3000.jpg"]
     untouched = db.shop_products.find_one({"sku": "AV-2000"})
@@ -146,7 +146,7 @@ def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(le
         {"type": "text", "html": "<p>Bienvenidos</p>"},
     ]
     assert home["media_ids"] == [hero, logo]
-    assert db[f"{BUILDER}.files"].find_one({"_id": hero})["metadata"]["kind"] == "builder"
+    assert db[f"{Buckets.BUILDER}.files"].find_one({"_id": hero})["metadata"]["kind"] == "builder"
 
     # The source folder is only read.
     assert sorted(p for p in LEGACY_UPLOADS.rglob("*") if p.is_file())[0].exists()
@@ -259,7 +259,7 @@ def test_invalid_images_are_skipped_and_listed_and_their_references_left_alone(d
         "reason": "invalid"}]
     images = db.shop_products.find_one({"sku": "AV-9"})["images"]
     assert images[0] == "/uploads/products/AV-9/broken.jpg" and isinstance(images[1], dict)
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
 
 
 def test_a_clean_import_exits_0_and_quiet_prints_only_the_summary(db, runner, tmp_path):
@@ -295,12 +295,12 @@ def test_a_page_image_from_another_folder_is_copied_into_builder_media(db, tmp_p
                                 "blocks": [{"type": "image", "image": "/uploads/general/banner.png"}]})
     report = AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
     page = db.page_content.find_one({"slug": "p"})
-    media = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(page["blocks"][0]["media_id"])})
+    media = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(page["blocks"][0]["media_id"])})
     assert media["metadata"]["role"] == "original" and media["metadata"]["kind"] == "builder"
     assert page["media_ids"] == [media["_id"]]
     assert report.counts["copied_between_buckets"] == 1
     # The old path itself still redirects to the general upload it was imported as.
-    assert db.legacy_paths.find_one({"path": "/uploads/general/banner.png"})["bucket"] == UPLOADS
+    assert db.legacy_paths.find_one({"path": "/uploads/general/banner.png"})["bucket"] == Buckets.UPLOADS
 
 
 def test_two_old_paths_of_the_same_bytes_in_one_product_become_one_image(db, tmp_path, media_core):
@@ -317,7 +317,8 @@ def test_two_old_paths_of_the_same_bytes_in_one_product_become_one_image(db, tmp
 def test_a_product_mixing_new_images_and_old_paths_keeps_both_in_order(db, tmp_path, media_core):
     (tmp_path / "products" / "AV-8").mkdir(parents=True)
     shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "products/AV-8/old.png")
-    new = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="new.png", kind="product").doc
+    new = store(db, Buckets.PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="new.png",
+                kind="product").doc
     db.shop_products.insert_one({"sku": "AV-8", "name": "n", "price": 1,
                                  "images": [image_ref(new), "/uploads/products/AV-8/old.png"]})
     report = AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)

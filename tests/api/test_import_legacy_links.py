@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from avenue.media import PRODUCTS, UPLOADS
+from avenue.media import Buckets
 from tests.helpers import IMAGES
 
 
@@ -45,7 +45,7 @@ def test_a_link_to_a_file_outside_is_reported_and_never_published(db, runner, fo
     assert db.legacy_paths.find_one({"path": "/uploads/general/secret.png"}) is None
     assert sorted(d["path"] for d in db.legacy_paths.find()) == [
         "/uploads/general/dot.png", "/uploads/general/same-dot.png"]
-    assert originals(db, UPLOADS) == 1  # the dot, once; never the outside file
+    assert originals(db, Buckets.UPLOADS) == 1  # the dot, once; never the outside file
 
 
 def test_a_link_to_a_folder_outside_is_reported_and_never_walked(db, runner, folders):
@@ -58,7 +58,7 @@ def test_a_link_to_a_folder_outside_is_reported_and_never_walked(db, runner, fol
     assert [(e["path"], e["code"]) for e in report["invalid"]] == [
         ("/uploads/products/AV-7", "link_outside_folder")]
     assert "a folder outside the import folder" in report["invalid"][0]["reason"]
-    assert originals(db, PRODUCTS) == 0
+    assert originals(db, Buckets.PRODUCTS) == 0
     assert db.shop_products.find_one({"sku": "AV-7"})["images"] == ["/uploads/products/AV-7/secret.png"]
 
 

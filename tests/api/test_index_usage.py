@@ -299,7 +299,7 @@ def test_the_rendition_budget_and_recency_use_indexes(backend, db_name):
     index (never a scan and a sort of ten million renditions), the deliveries' flush writes by
     ``_id``, the running total is one read by ``_id``."""
     from avenue.db import get_mongo
-    from avenue.media import PRODUCTS
+    from avenue.media import Buckets
     from avenue.media.serve import route
     from avenue.media.store import renditions
     from avenue.media.store.originals import store
@@ -309,7 +309,7 @@ def test_the_rendition_budget_and_recency_use_indexes(backend, db_name):
         with app.app_context():
             get_mongo().ensure_indexes()
             db = get_mongo().db
-            doc = store(db, PRODUCTS, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
+            doc = store(db, Buckets.PRODUCTS, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
         urls = [f"/media/products/{doc['_id']}/w_{width}.webp" for width in (160, 320, 480, 640, 800)]
         for url in urls:
             assert client.get(url).status_code == 200
@@ -331,7 +331,7 @@ def test_the_delivery_numbers_are_written_and_read_by_indexes(backend, db_name):
     image's days by ``image_day``, last served by ``_id``: never a scan of ten million images'
     days."""
     from avenue.db import get_mongo
-    from avenue.media import BUILDER
+    from avenue.media import Buckets
     from avenue.media.serve import route
     from avenue.media.store.originals import store
     from tests.helpers import Auth
@@ -341,7 +341,7 @@ def test_the_delivery_numbers_are_written_and_read_by_indexes(backend, db_name):
         with app.app_context():
             get_mongo().ensure_indexes()
             db = get_mongo().db
-            doc = store(db, BUILDER, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
+            doc = store(db, Buckets.BUILDER, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
         ops = Auth(app).token("ops")
         assert client.get(f"/media/builder/{doc['_id']}").status_code == 200
         recorder.active = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from avenue.errors import ImageTooLarge
-from avenue.media import PRODUCTS, Limits
+from avenue.media import Buckets, Limits
 from avenue.media.ingest import pipeline
 from avenue.media.ingest.focal import FocalPoint
 from avenue.media.store.originals import store
@@ -80,11 +80,11 @@ def test_a_stored_image_is_rendered_again_without_a_placeholder(monkeypatch):
 
 def test_the_store_ingests_through_the_pipeline_once_and_not_for_a_duplicate(db, monkeypatch):
     calls = recording(monkeypatch)
-    first = store(db, PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg")
+    first = store(db, Buckets.PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg")
     # What the answer needs (the thumb, the placeholder), then, outside a request at once, the
     # pending variants from the stored original (avenue/media/store/pending.py).
     assert first.created and calls == ["read_limited", "prepare", "render", "thumb_pixels", "of_image",
                                   "prepare", "render"]
     calls.clear()
-    again = store(db, PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg")
+    again = store(db, Buckets.PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg")
     assert not again.created and calls == ["read_limited"]  # answered by its hash, nothing decoded

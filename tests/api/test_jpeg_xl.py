@@ -12,7 +12,7 @@ import pytest
 import pyvips
 from PIL import Image, ImageCms
 
-from avenue.media import PRODUCTS
+from avenue.media import Buckets
 from avenue.media.buckets import RENDITIONS
 from avenue.media.store.originals import store
 from tests.helpers import image_bytes
@@ -25,7 +25,7 @@ def put(app, data: bytes, name: str) -> dict:
 
     with app.app_context():
         get_mongo().ensure_indexes()
-        return store(get_db(), PRODUCTS, data, filename=name).doc
+        return store(get_db(), Buckets.PRODUCTS, data, filename=name).doc
 
 
 def url(doc: dict, options: str) -> str:

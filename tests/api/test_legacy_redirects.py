@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from avenue.media import PRODUCTS, AppMedia
+from avenue.media import AppMedia, Buckets
 from avenue.media.core import NO_PURGES
 from avenue.media.store import storage
 from avenue.media.store.originals import delete_image
@@ -66,7 +66,7 @@ def test_an_old_path_whose_image_was_deleted_since_answers_404(db, client, tmp_p
     AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
     path = "/uploads/products/AV-1/a.png"
     assert client.get(path).status_code == 301
-    delete_image(db, PRODUCTS, db.legacy_paths.find_one({"path": path})["file_id"], purges=NO_PURGES)
+    delete_image(db, Buckets.PRODUCTS, db.legacy_paths.find_one({"path": path})["file_id"], purges=NO_PURGES)
     assert client.get(path).status_code == 404
 
 

@@ -9,7 +9,7 @@ import threading
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER, Media
+from avenue.media import Buckets, Media
 from avenue.media.effects import facets as facets_module
 from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.effects.facets import recount as recount_facets
@@ -73,8 +73,9 @@ def test_the_reconciliation_corrects_drift_and_a_store_from_before_is_counted_on
     uploaded(client, editor, PHOTOS[0], to=MEDIA, folder="/shop", tags="red")
     uploaded(client, editor, PHOTOS[1], to=MEDIA, folder="/blog")
     assert folders(client, editor) == {"/blog": 1, "/shop": 1}  # the first list counted the store
-    db[facets_module.FACETS].update_one({"_id": f"{BUILDER}|folder|/shop"}, {"$inc": {"count": 5}})
-    db[facets_module.FACETS].insert_one({"_id": f"{BUILDER}|tag|ghost", "bucket": BUILDER, "kind": "tag",
+    db[facets_module.FACETS].update_one({"_id": f"{Buckets.BUILDER}|folder|/shop"}, {"$inc": {"count": 5}})
+    db[facets_module.FACETS].insert_one({"_id": f"{Buckets.BUILDER}|tag|ghost", "bucket": Buckets.BUILDER,
+                                         "kind": "tag",
                                          "value": "ghost", "count": 3})
     assert folders(client, editor)["/shop"] == 6
     result = recount_facets(db)
@@ -102,7 +103,7 @@ def test_a_recount_that_a_write_raced_is_not_applied(db, client, editor, monkeyp
         return truth
 
     monkeypatch.setattr(facets_module, "count_on_server", count_then_write)
-    db[facets_module.FACETS].update_one({"_id": f"{BUILDER}|folder|/shop"}, {"$inc": {"count": 1}})
+    db[facets_module.FACETS].update_one({"_id": f"{Buckets.BUILDER}|folder|/shop"}, {"$inc": {"count": 1}})
     assert recount_facets(db)["applied"] is False
     monkeypatch.undo()
     assert recount_facets(db)["applied"] is True
@@ -125,7 +126,7 @@ def test_two_editors_moving_one_image_at_once_count_it_once(app, db, editor):
         thread.join()
     assert set(answers) <= {200, 409} and 200 in answers
     held = folders(app.test_client(), editor)
-    doc = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    doc = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert held == {doc["metadata"]["folder"]: 1}
     assert recount_facets(db)["drift"] == {}
 
@@ -138,7 +139,7 @@ def test_a_move_that_loses_every_compare_and_set_is_409_and_moves_no_count(clien
 
     media = uploaded(client, editor, PHOTOS[0], to=MEDIA, folder="/start")
     assert folders(client, editor) == {"/start": 1}
-    real = db[f"{BUILDER}.files"]
+    real = db[f"{Buckets.BUILDER}.files"]
 
     class Racing:  # the files collection, with another editor's write after every read
         def __init__(self):
@@ -157,15 +158,16 @@ def test_a_move_that_loses_every_compare_and_set_is_409_and_moves_no_count(clien
 
     class RacingDb:
         def __getitem__(self, name):
-            return racing if name == f"{BUILDER}.files" else db[name]
+            return racing if name == f"{Buckets.BUILDER}.files" else db[name]
 
         def __getattr__(self, name):
             return getattr(db, name)
 
     with pytest.raises(ImageBusy):
-        Library(RacingDb(), BUILDER, Media()).set_metadata(ObjectId(media["id"]), folder="/elsewhere")
+        Library(RacingDb(), Buckets.BUILDER, Media()).set_metadata(ObjectId(media["id"]), folder="/elsewhere")
     assert racing.moves == 5
-    assert db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})["metadata"]["folder"] == "/start"
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    assert head["metadata"]["folder"] == "/start"
     assert folders(client, editor) == {"/start": 1}
 
 
@@ -173,7 +175,7 @@ def test_a_pages_total_is_the_kept_count_where_there_is_one_and_a_count_otherwis
     uploaded(client, editor, PHOTOS[0], to=MEDIA, folder="/shop", tags="red, sale")
     uploaded(client, editor, PHOTOS[1], to=MEDIA, folder="/shop", tags="red")
     uploaded(client, editor, PHOTOS[2], to=MEDIA)
-    recount_bucket(db, BUILDER)  # the bucket's counters count once a reconciliation did
+    recount_bucket(db, Buckets.BUILDER)  # the bucket's counters count once a reconciliation did
 
     def total(**query) -> tuple[int, bool]:
         answer = client.get("/api/builder/media", headers=editor, query_string={"per_page": 1, **query})
@@ -185,8 +187,8 @@ def test_a_pages_total_is_the_kept_count_where_there_is_one_and_a_count_otherwis
         (3, True), (2, True), (1, True), (2, True), (1, True), (1, True), (1, True), (1, True)]
     # The kept figures answer, not a count: drift (a document written behind the app's back)
     # shows in the kept totals until the reconciliation, and in the counted ones at once.
-    doc = db[f"{BUILDER}.files"].find_one({"metadata.role": "original", "metadata.folder": "/shop"})
-    db[f"{BUILDER}.files"].insert_one({**doc, "_id": ObjectId(), "metadata": {
+    doc = db[f"{Buckets.BUILDER}.files"].find_one({"metadata.role": "original", "metadata.folder": "/shop"})
+    db[f"{Buckets.BUILDER}.files"].insert_one({**doc, "_id": ObjectId(), "metadata": {
         **doc["metadata"], "key": "drift", "name_prefixes": ["drift"]}})
     assert [total(), total(folder="/shop"), total(folder="/shop", tag="red")] == [
         (3, True), (2, True), (3, True)]

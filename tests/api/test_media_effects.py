@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER, UPLOADS
+from avenue.media import Buckets
 from avenue.media.core import Purges
 from avenue.media.effects import Changes, FileSet, Tombstone, apply, facets
 from avenue.media.effects.counters import counters as media_counters
@@ -35,50 +35,51 @@ def original(folder: str = "/shoes", tags: tuple[str, ...] = ("red",)) -> NewFil
 
 
 def test_storage_puts_files_and_returns_what_it_wrote_without_counting_it(db):
-    docs, changes = storage.put_files(db, BUILDER, [variant(),
+    docs, changes = storage.put_files(db, Buckets.BUILDER, [variant(),
                                                      original()])
     assert [d["filename"] for d in docs] == ["thumb.webp", "a.jpg"]
-    assert db[f"{BUILDER}.files"].count_documents({}) == 2
-    assert changes.written == [FileSet(BUILDER, docs, 2)]
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({}) == 2
+    assert changes.written == [FileSet(Buckets.BUILDER, docs, 2)]
     assert not (changes.removed or changes.tombstones or changes.purged)
-    assert counted(db, BUILDER) == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}  # not applied yet
+    assert counted(db, Buckets.BUILDER) == {"files": 0, "originals": 0, "bytes": 0,
+                                            "chunks": 0}  # not applied yet
 
 
 def test_storage_removes_files_and_returns_what_it_removed(db):
-    docs, _ = storage.put_files(db, UPLOADS, [original()])
-    removed, changes = storage.remove_files(db, UPLOADS, [docs[0]["_id"], ObjectId()])
+    docs, _ = storage.put_files(db, Buckets.UPLOADS, [original()])
+    removed, changes = storage.remove_files(db, Buckets.UPLOADS, [docs[0]["_id"], ObjectId()])
     assert removed == 1
-    assert db[f"{UPLOADS}.files"].count_documents({}) == 0
-    assert db[f"{UPLOADS}.chunks"].count_documents({}) == 0
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.UPLOADS}.chunks"].count_documents({}) == 0
     [gone] = changes.removed
     assert (gone.bucket, [d["_id"] for d in gone.docs], gone.chunks, gone.removed) == \
-        (UPLOADS, [docs[0]["_id"]], 1, 1)
+        (Buckets.UPLOADS, [docs[0]["_id"]], 1, 1)
 
 
 def test_applying_a_write_adds_to_the_counters_and_the_facets(db):
-    docs, changes = storage.put_files(db, BUILDER, [variant(),
+    docs, changes = storage.put_files(db, Buckets.BUILDER, [variant(),
                                                      original()])
     apply(db, changes)
-    assert counted(db, BUILDER) == {"files": 2, "originals": 1, "bytes": 310, "chunks": 2}
-    assert facets.count(db, BUILDER, "folder", "/shoes") == 1
-    assert facets.count(db, BUILDER, "tag", "red") == 1
+    assert counted(db, Buckets.BUILDER) == {"files": 2, "originals": 1, "bytes": 310, "chunks": 2}
+    assert facets.count(db, Buckets.BUILDER, "folder", "/shoes") == 1
+    assert facets.count(db, Buckets.BUILDER, "tag", "red") == 1
 
 
 def test_applying_a_delete_takes_it_off_again(db):
-    docs, changes = storage.put_files(db, BUILDER, [original()])
+    docs, changes = storage.put_files(db, Buckets.BUILDER, [original()])
     apply(db, changes)
-    apply(db, storage.remove_files(db, BUILDER, [docs[0]["_id"]])[1])
-    assert counted(db, BUILDER) == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
-    assert facets.count(db, BUILDER, "folder", "/shoes") in (0, None)
+    apply(db, storage.remove_files(db, Buckets.BUILDER, [docs[0]["_id"]])[1])
+    assert counted(db, Buckets.BUILDER) == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
+    assert facets.count(db, Buckets.BUILDER, "folder", "/shoes") in (0, None)
 
 
 def test_a_delete_that_raced_another_leaves_the_facets_to_the_reconciliation(db):
-    docs, changes = storage.put_files(db, BUILDER, [original(), original(folder="/hats")])
+    docs, changes = storage.put_files(db, Buckets.BUILDER, [original(), original(folder="/hats")])
     apply(db, changes)
     # Read two, removed one (the other went in a concurrent delete): counts exact, bytes a share.
-    apply(db, Changes(removed=[FileSet(BUILDER, docs, chunks=1, removed=1)]))
-    assert counted(db, BUILDER) == {"files": 1, "originals": 1, "bytes": 300, "chunks": 1}
-    assert facets.count(db, BUILDER, "folder", "/shoes") == 1  # untouched
+    apply(db, Changes(removed=[FileSet(Buckets.BUILDER, docs, chunks=1, removed=1)]))
+    assert counted(db, Buckets.BUILDER) == {"files": 1, "originals": 1, "bytes": 300, "chunks": 1}
+    assert facets.count(db, Buckets.BUILDER, "folder", "/shoes") == 1  # untouched
 
 
 def test_applying_tombstones_writes_them_and_evicts_this_process_caches_first(db):
@@ -93,20 +94,21 @@ def test_applying_tombstones_writes_them_and_evicts_this_process_caches_first(db
     LOCAL_CACHES.add(cache)
     try:
         ids = [ObjectId(), ObjectId()]
-        apply(db, Changes(tombstones=[Tombstone(UPLOADS, ids, dt.timedelta(seconds=30))],
-                          evicted=[(UPLOADS, ids[:1])]))
+        apply(db, Changes(tombstones=[Tombstone(Buckets.UPLOADS, ids, dt.timedelta(seconds=30))],
+                          evicted=[(Buckets.UPLOADS, ids[:1])]))
     finally:
         LOCAL_CACHES.discard(cache)
     [stone] = db[DELETIONS].find()
     assert stone["file_ids"] == ids and stone["lasting_s"] == 30
-    assert cache.evicted == [(UPLOADS, ids), (UPLOADS, ids[:1])]  # the tombstone's, then the removal's
+    assert cache.evicted == [(Buckets.UPLOADS, ids),
+                             (Buckets.UPLOADS, ids[:1])]  # the tombstone's, then the removal's
 
 
 @pytest.mark.parametrize("visibility, queued", [("public", 1), ("private", 0)])
 def test_applying_a_purge_queues_a_deleted_public_originals_paths(db, visibility, queued):
     doc = {"_id": ObjectId(), "metadata": {"role": "original", "visibility": visibility, "format": "jpeg",
                                            "variants": {"thumb": ["webp"]}}}
-    apply(db, Changes(purged=[(UPLOADS, doc)]), Purges(enabled=True))
+    apply(db, Changes(purged=[(Buckets.UPLOADS, doc)]), Purges(enabled=True))
     outbox = list(db[PURGE_OUTBOX].find())
     assert len(outbox) == queued
     if queued:
@@ -115,10 +117,10 @@ def test_applying_a_purge_queues_a_deleted_public_originals_paths(db, visibility
 
 
 def test_changes_add_up_in_order():
-    a = Changes(written=[FileSet(UPLOADS, [], 0)], purged=[(UPLOADS, {"_id": 1})])
-    b = Changes(written=[FileSet(BUILDER, [], 0)], uncounted=[(UPLOADS, {"bytes": 1})])
+    a = Changes(written=[FileSet(Buckets.UPLOADS, [], 0)], purged=[(Buckets.UPLOADS, {"_id": 1})])
+    b = Changes(written=[FileSet(Buckets.BUILDER, [], 0)], uncounted=[(Buckets.UPLOADS, {"bytes": 1})])
     both = a + b
-    assert [w.bucket for w in both.written] == [UPLOADS, BUILDER]
+    assert [w.bucket for w in both.written] == [Buckets.UPLOADS, Buckets.BUILDER]
     assert both.purged == a.purged and both.uncounted == b.uncounted
 
 

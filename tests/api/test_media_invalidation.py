@@ -9,7 +9,7 @@ import uuid
 import pymongo
 import pytest
 
-from avenue.media import UPLOADS
+from avenue.media import Buckets
 from avenue.media.effects import invalidation
 from avenue.media.effects.invalidation import DELETIONS
 from avenue.media.serve.route import get_cache
@@ -36,11 +36,11 @@ def test_deleting_an_image_writes_one_tombstone_for_its_files_not_one_per_file(a
 
 def test_a_tombstone_from_before_batching_is_still_honoured(app, db):
     cache = get_cache(app)
-    cache.put_blob(UPLOADS, "old-id", b"x")
+    cache.put_blob(Buckets.UPLOADS, "old-id", b"x")
     cache.sync(db, clock=lambda: 0.0)  # first poll: starts the clock
-    db[DELETIONS].insert_one({"bucket": UPLOADS, "file_id": "old-id", "at": invalidation.now()})
+    db[DELETIONS].insert_one({"bucket": Buckets.UPLOADS, "file_id": "old-id", "at": invalidation.now()})
     cache._poll(db, force=True)
-    assert cache.get_blob(UPLOADS, "old-id") is None
+    assert cache.get_blob(Buckets.UPLOADS, "old-id") is None
 
 
 def test_a_worker_s_background_sync_keeps_its_cache_current_and_evicts_without_a_request(app, db):
@@ -49,15 +49,16 @@ def test_a_worker_s_background_sync_keeps_its_cache_current_and_evicts_without_a
     from avenue.media.serve.route import start_deletion_sync
 
     cache = get_cache(app)
-    cache.put_blob(UPLOADS, "gone-id", b"x")
+    cache.put_blob(Buckets.UPLOADS, "gone-id", b"x")
     cache.sync(db)  # the first poll, as a first request makes it
     job = start_deletion_sync(app)
     try:
-        db[DELETIONS].insert_one({"bucket": UPLOADS, "file_ids": ["gone-id"], "at": invalidation.now()})
+        db[DELETIONS].insert_one({"bucket": Buckets.UPLOADS, "file_ids": ["gone-id"],
+                                  "at": invalidation.now()})
         deadline = time.monotonic() + 10
-        while cache.get_blob(UPLOADS, "gone-id") is not None and time.monotonic() < deadline:
+        while cache.get_blob(Buckets.UPLOADS, "gone-id") is not None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert cache.get_blob(UPLOADS, "gone-id") is None  # evicted, no request made
+        assert cache.get_blob(Buckets.UPLOADS, "gone-id") is None  # evicted, no request made
         # The job polls again by itself: the cache's last check moves on with no request made
         # (waited for, not slept: one poll on the embedded database may take a second under
         # load). Taken under the sync lock, the evicting poll has recorded its own check.

@@ -12,7 +12,7 @@ from gunicorn.config import Config
 from PIL import Image
 from werkzeug.test import Client
 
-from avenue.media import PRODUCTS, UPLOADS, Library, Media
+from avenue.media import Buckets, Library, Media
 from avenue.media import Image as MediaImage
 from avenue.media.core import NO_PURGES
 from avenue.media.effects import invalidation
@@ -27,7 +27,7 @@ from avenue.server import loop_environ
 from tests.helpers import GOOD_NAMES, image_bytes, make_app, passed_to_route
 
 
-def put(app, name="good/progressive.jpg", bucket=PRODUCTS, readable=None, **kwargs) -> dict:
+def put(app, name="good/progressive.jpg", bucket=Buckets.PRODUCTS, readable=None, **kwargs) -> dict:
     """Store a fixture through the media core (``readable``: then give it that readable name);
     return (files doc, image object)."""
     from avenue.db import get_db, get_mongo
@@ -271,7 +271,7 @@ def test_a_deleted_image_is_404_at_once_on_the_worker_that_deleted_it(app, clien
     with app.app_context():
         from avenue.db import get_db
 
-        delete_image(get_db(), PRODUCTS, image["doc"]["_id"], purges=NO_PURGES)
+        delete_image(get_db(), Buckets.PRODUCTS, image["doc"]["_id"], purges=NO_PURGES)
     assert client.get(image["obj"]["url"]).status_code == 404
     assert client.get(image["obj"]["variants"]["thumb"]).status_code == 404
 
@@ -282,13 +282,13 @@ def test_every_worker_honours_a_deletion(app_factory):
     stored = put(deleter)
     other_client = other.test_client()
     assert other_client.get(stored["obj"]["url"]).data == stored["bytes"]
-    assert get_cache(other).get_blob(PRODUCTS, stored["doc"]["_id"]) is not None
+    assert get_cache(other).get_blob(Buckets.PRODUCTS, stored["doc"]["_id"]) is not None
     # Another process's cache would not hear this process's in-memory eviction.
     invalidation.LOCAL_CACHES.discard(get_cache(other))
     with deleter.app_context():
         from avenue.db import get_db
 
-        delete_image(get_db(), PRODUCTS, stored["doc"]["_id"], purges=NO_PURGES)
+        delete_image(get_db(), Buckets.PRODUCTS, stored["doc"]["_id"], purges=NO_PURGES)
     # 10 s, not the promised 2: each request waits on the database, which can take a second on
     # a loaded machine. That a poll is due a second after the last one (so the promise holds)
     # is shown with an injected clock: test_the_cache_is_current_while_no_deletion_check_is_due.
@@ -309,7 +309,7 @@ def test_a_file_deleted_behind_a_stale_cache_entry_is_a_clean_404(app_factory):
     assert other_client.head(stored["obj"]["url"]).status_code == 200  # document cached, bytes not
     invalidation.LOCAL_CACHES.discard(get_cache(other))  # as if in another process
     with deleter.app_context():
-        get_db()[f"{PRODUCTS}.chunks"].delete_many({"files_id": stored["doc"]["_id"]})
+        get_db()[f"{Buckets.PRODUCTS}.chunks"].delete_many({"files_id": stored["doc"]["_id"]})
     response = other_client.get(stored["obj"]["url"])
     assert response.status_code == 404
 
@@ -331,7 +331,7 @@ def test_streaming_a_50_mb_file_holds_about_one_batch_of_chunks(app, client, bac
 
     data = bytes(range(256)) * (50 * 4096)  # 50 MiB
     with app.app_context():
-        doc = storage_module.write_file(get_db(), PRODUCTS, data, filename="big.bin", metadata={
+        doc = storage_module.write_file(get_db(), Buckets.PRODUCTS, data, filename="big.bin", metadata={
             "role": "original", "key": "big", "sha256": hashlib.sha256(data).hexdigest(),
             "content_type": "application/octet-stream", "visibility": "public"})
     del data
@@ -350,7 +350,7 @@ def test_streaming_a_50_mb_file_holds_about_one_batch_of_chunks(app, client, bac
 
 
 def test_a_private_image_needs_a_valid_signature(app, client):
-    stored = put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    stored = put(app, bucket=Buckets.UPLOADS, visibility="private", scope="owner")
     url = stored["obj"]["url"]
     assert "sig=" in url
     ok = client.get(url)
@@ -446,7 +446,8 @@ def test_the_front_door_answers_cached_media_exactly_as_the_route_does(app_facto
     ("another name", {}),
 ])
 def test_the_front_door_leaves_everything_else_to_the_route(app, case, headers):
-    stored = put(app, bucket=UPLOADS, visibility="private", scope="owner") if case == "a private image" \
+    private = case == "a private image"
+    stored = put(app, bucket=Buckets.UPLOADS, visibility="private", scope="owner") if private \
         else put(app, readable="red-leather-boot")
     url = stored["obj"]["url"].split("?")[0]
     if case == "an unknown id":
@@ -519,7 +520,7 @@ def test_an_answer_at_once_is_the_front_doors_own_and_reads_no_database(app, met
 
 def test_an_answer_at_once_is_given_only_by_a_current_cache_and_only_for_public_cached_media(
         app, client, monkeypatch, caplog):
-    public, private = put(app), put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    public, private = put(app), put(app, bucket=Buckets.UPLOADS, visibility="private", scope="owner")
     front = front_door_of(app)
     assert front is app.wsgi_app
     url = public["obj"]["url"]
@@ -560,7 +561,7 @@ def test_the_cache_is_current_while_no_deletion_check_is_due():
     assert not cache.current(lambda: 161.2)  # ... the change stream is due to be retried
     cache._streaming = True  # a live stream delivers deletions as they are written
     assert cache.current(lambda: 500.0)
-    cache._repeat["stone"] = (600.0, PRODUCTS, ["id"])  # a tombstone written before its delete
+    cache._repeat["stone"] = (600.0, Buckets.PRODUCTS, ["id"])  # a tombstone written before its delete
     cache._repeated = 499.5
     assert cache.current(lambda: 500.0)
     assert not cache.current(lambda: 500.6)  # ... due to be applied again
@@ -591,7 +592,7 @@ def test_a_delete_cut_off_after_its_first_step_still_reaches_every_worker(app_fa
     assert other_client.get(stored["obj"]["url"]).data == stored["bytes"]
     invalidation.LOCAL_CACHES.discard(get_cache(other))  # as if in another process
     with deleter.app_context():
-        Collection = type(get_db()[f"{PRODUCTS}.chunks"])  # pymongo's, or mongomock's
+        Collection = type(get_db()[f"{Buckets.PRODUCTS}.chunks"])  # pymongo's, or mongomock's
     real_delete_many = Collection.delete_many
 
     def cut_off(self, query, *args, **kwargs):
@@ -602,7 +603,7 @@ def test_a_delete_cut_off_after_its_first_step_still_reaches_every_worker(app_fa
     with deleter.app_context():
         monkeypatch.setattr(Collection, "delete_many", cut_off)
         with pytest.raises(AutoReconnect):
-            delete_image(get_db(), PRODUCTS, stored["doc"]["_id"], purges=NO_PURGES)
+            delete_image(get_db(), Buckets.PRODUCTS, stored["doc"]["_id"], purges=NO_PURGES)
         monkeypatch.undo()
     assert _served_until_gone(other_client, stored["obj"]["url"]) == 404
 
@@ -616,8 +617,8 @@ def test_a_worker_that_reloads_between_the_tombstone_and_the_delete_evicts_again
     other_client = other.test_client()
     invalidation.LOCAL_CACHES.discard(get_cache(other))
     with deleter.app_context():
-        invalidation.invalidate(get_db(), PRODUCTS, [file_id], lasting=storage_module.DELETE_WINDOW)
+        invalidation.invalidate(get_db(), Buckets.PRODUCTS, [file_id], lasting=storage_module.DELETE_WINDOW)
         time.sleep(1.1)  # the other worker polls and evicts...
         assert other_client.get(url).data == stored["bytes"]  # ...then reloads and caches it again
-        get_db()[f"{PRODUCTS}.files"].delete_one({"_id": file_id})  # the delete lands after
+        get_db()[f"{Buckets.PRODUCTS}.files"].delete_one({"_id": file_id})  # the delete lands after
     assert _served_until_gone(other_client, url) == 404

@@ -9,7 +9,7 @@ import ast
 import io
 from pathlib import Path
 
-from avenue.media import BUILDER, AppMedia, Library, Media
+from avenue.media import AppMedia, Buckets, Library, Media
 from avenue.media.maintenance import TRASH
 from tests.helpers import image_bytes
 
@@ -53,8 +53,8 @@ def test_the_settings_come_from_the_config_with_the_defaults_for_what_is_not_set
 
 
 def test_a_library_given_no_media_has_the_defaults(db):
-    assert Library(db, BUILDER, Media()).shelf.settings == Media().settings
-    assert AppMedia.on(db).library(BUILDER).shelf.settings == Media().settings
+    assert Library(db, Buckets.BUILDER, Media()).shelf.settings == Media().settings
+    assert AppMedia.on(db).library(Buckets.BUILDER).shelf.settings == Media().settings
 
 
 def test_an_app_builds_its_media_once_and_its_libraries_take_its_settings(app_factory):
@@ -65,23 +65,23 @@ def test_an_app_builds_its_media_once_and_its_libraries_take_its_settings(app_fa
         from avenue.db import get_db
 
         assert media.db is get_db() and media.dialect.name == "mongomock"
-    assert media.library(BUILDER).shelf.settings.trash_days == 0
+    assert media.library(Buckets.BUILDER).shelf.settings.trash_days == 0
     app.config["AVENUE_TRASH_DAYS"] = 3  # read when asked, not once at start
-    assert media.library(BUILDER).shelf.settings.trash_days == 3
+    assert media.library(Buckets.BUILDER).shelf.settings.trash_days == 3
 
 
 def test_two_apps_of_one_process_keep_their_own_settings(app_factory):
     # Once, the settings came from whichever app's context a call ran in, through a hook the
     # last init_app set in a module; each app's Media is its own.
     first, second = app_factory(AVENUE_TRASH_DAYS=0), app_factory(AVENUE_TRASH_DAYS=5)
-    assert AppMedia.of(first).library(BUILDER).shelf.settings.trash_days == 0
+    assert AppMedia.of(first).library(Buckets.BUILDER).shelf.settings.trash_days == 0
     with first.app_context():  # the context a call runs in decides nothing
-        assert AppMedia.of(second).library(BUILDER).shelf.settings.trash_days == 5
+        assert AppMedia.of(second).library(Buckets.BUILDER).shelf.settings.trash_days == 5
 
 
 def test_a_library_given_no_trash_deletes_for_good_without_any_app(db):
     for days, kept in [(0, 0), (30, 1)]:
-        library = Library(db, BUILDER, Media({"AVENUE_TRASH_DAYS": days}))
+        library = Library(db, Buckets.BUILDER, Media({"AVENUE_TRASH_DAYS": days}))
         upload = Library.Upload("a.png", io.BytesIO(image_bytes("good/alpha.png")))
         stored = library.store(upload, kind="builder")
         assert library.delete(stored.image, to_trash={})

@@ -11,7 +11,7 @@ import pytest
 from pymongo import monitoring
 
 from avenue.errors import CorruptImage, UnsupportedImage
-from avenue.media import BUCKETS, PRODUCTS, Library, Limits
+from avenue.media import Buckets, Library, Limits
 from avenue.media.core import NO_PURGES
 from avenue.media.store import storage as storage_module
 from avenue.media.store.originals import delete_image, store, store_all, transfer
@@ -20,11 +20,11 @@ from tests.helpers import GOOD_NAMES, bucket_snapshot, image_bytes
 
 
 def test_a_stored_image_has_its_served_bytes_and_hash_and_all_variants(db):
-    result = store(db, PRODUCTS, image_bytes("good/photo_exif_rotated.jpg"), filename="photo.jpg",
+    result = store(db, Buckets.PRODUCTS, image_bytes("good/photo_exif_rotated.jpg"), filename="photo.jpg",
                    owner="u1", kind="product")
     doc = result.doc
     meta = doc["metadata"]
-    served = read_all(db, PRODUCTS, doc)
+    served = read_all(db, Buckets.PRODUCTS, doc)
     assert result.created
     assert hashlib.sha256(served).hexdigest() == meta["sha256"]
     assert len(served) == doc["length"]
@@ -33,35 +33,37 @@ def test_a_stored_image_has_its_served_bytes_and_hash_and_all_variants(db):
     assert set(meta["variants"]) == {"thumb", "card", "gallery", "og"}
     for formats in meta["variants"].values():
         for info in formats.values():
-            variant = db[f"{PRODUCTS}.files"].find_one({"_id": info["id"]})
+            variant = db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": info["id"]})
             assert variant["metadata"]["original_id"] == doc["_id"]
-            assert hashlib.sha256(read_all(db, PRODUCTS, variant)).hexdigest() == info["sha256"]
+            assert hashlib.sha256(read_all(db, Buckets.PRODUCTS, variant)).hexdigest() == info["sha256"]
 
 
 def test_files_are_readable_by_stock_gridfs(db, backend):
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("stock GridFS reads need a real server")
-    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png").doc
-    bucket = gridfs.GridFSBucket(db, bucket_name=PRODUCTS)
-    assert bucket.open_download_stream(doc["_id"]).read() == read_all(db, PRODUCTS, doc)
+    doc = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="a.png").doc
+    bucket = gridfs.GridFSBucket(db, bucket_name=Buckets.PRODUCTS)
+    assert bucket.open_download_stream(doc["_id"]).read() == read_all(db, Buckets.PRODUCTS, doc)
 
 
 def test_identical_uploads_are_stored_once(db):
-    first = store(db, PRODUCTS, image_bytes("good/grayscale.jpg"), filename="a.jpg")
-    second = store(db, PRODUCTS, image_bytes("good/grayscale.jpg"), filename="b.jpg")
+    first = store(db, Buckets.PRODUCTS, image_bytes("good/grayscale.jpg"), filename="a.jpg")
+    second = store(db, Buckets.PRODUCTS, image_bytes("good/grayscale.jpg"), filename="b.jpg")
     assert not second.created and second.doc["_id"] == first.doc["_id"]
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
 
 
 def test_a_dedupe_scope_keeps_owners_apart(db):
-    a = store(db, BUCKETS["uploads"], image_bytes("good/grayscale.jpg"), filename="a.jpg", scope="alice")
-    b = store(db, BUCKETS["uploads"], image_bytes("good/grayscale.jpg"), filename="b.jpg", scope="bob")
+    a = store(db, Buckets.BY_ALIAS["uploads"], image_bytes("good/grayscale.jpg"), filename="a.jpg",
+              scope="alice")
+    b = store(db, Buckets.BY_ALIAS["uploads"], image_bytes("good/grayscale.jpg"), filename="b.jpg",
+              scope="bob")
     assert a.doc["_id"] != b.doc["_id"]
 
 
 @pytest.mark.parametrize("good", GOOD_NAMES)
 def test_every_good_fixture_is_stored(db, good):
-    doc = store(db, PRODUCTS, image_bytes(f"good/{good}"), filename=good).doc
+    doc = store(db, Buckets.PRODUCTS, image_bytes(f"good/{good}"), filename=good).doc
     assert doc["length"] > 0 and doc["metadata"]["variants"]
 
 
@@ -70,7 +72,7 @@ def test_an_upload_is_all_or_nothing(db):
     uploads = [Library.Upload("ok.jpg", image_bytes("good/grayscale.jpg")),
                Library.Upload("evil.png", image_bytes("bad/elf_named.png"))]
     with pytest.raises(UnsupportedImage) as refused:
-        store_all(db, PRODUCTS, uploads)
+        store_all(db, Buckets.PRODUCTS, uploads)
     assert refused.value.details["file"] == "evil.png"
     assert "evil.png" in refused.value.message
     assert bucket_snapshot(db) == before
@@ -91,7 +93,7 @@ def test_a_failure_while_writing_leaves_nothing_behind(db, monkeypatch):
     uploads = [Library.Upload("a.jpg", image_bytes("good/grayscale.jpg")),
                Library.Upload("b.jpg", image_bytes("good/progressive.jpg"))]
     with pytest.raises(pymongo.errors.AutoReconnect):
-        store_all(db, PRODUCTS, uploads)
+        store_all(db, Buckets.PRODUCTS, uploads)
     assert calls["n"] == 2
     assert bucket_snapshot(db) == before
 
@@ -108,12 +110,12 @@ def test_one_upload_is_written_in_two_commands(db, monkeypatch):
         return real(db_, bucket, files, *args, **kwargs)
 
     monkeypatch.setattr(storage_module, "write_files", recording)
-    store(db, PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg")
+    store(db, Buckets.PRODUCTS, image_bytes("good/grayscale.jpg"), filename="g.jpg")
     assert seen == [["variant", "original"]]
 
 
 def test_chunks_of_a_failed_file_write_are_removed(db, monkeypatch):
-    collection_class = type(db[f"{PRODUCTS}.files"])
+    collection_class = type(db[f"{Buckets.PRODUCTS}.files"])
     real = collection_class.insert_many
 
     def refuse_files(self, docs, *args, **kwargs):
@@ -123,26 +125,26 @@ def test_chunks_of_a_failed_file_write_are_removed(db, monkeypatch):
 
     monkeypatch.setattr(collection_class, "insert_many", refuse_files)
     with pytest.raises(pymongo.errors.AutoReconnect):
-        storage_module.write_file(db, PRODUCTS, b"x" * 600_000, filename="x", metadata={"key": "x"})
-    assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
+        storage_module.write_file(db, Buckets.PRODUCTS, b"x" * 600_000, filename="x", metadata={"key": "x"})
+    assert db[f"{Buckets.PRODUCTS}.chunks"].count_documents({}) == 0
 
 
 def test_refused_bad_files_leave_the_buckets_unchanged(db):
     before = bucket_snapshot(db)
     for name in ("truncated.jpg", "corrupt_chunk.png"):
         with pytest.raises(CorruptImage):
-            store(db, PRODUCTS, image_bytes(f"bad/{name}"), filename=name)
+            store(db, Buckets.PRODUCTS, image_bytes(f"bad/{name}"), filename=name)
     assert bucket_snapshot(db) == before
 
 
 def test_deleting_an_image_removes_its_variants_and_chunks(db):
-    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png").doc
+    doc = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="a.png").doc
     variant_ids = {info["id"] for formats in doc["metadata"]["variants"].values()
                    for info in formats.values()}
     assert len(variant_ids) == 8
-    assert delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
-    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
-    assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
+    assert delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=NO_PURGES)
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.PRODUCTS}.chunks"].count_documents({}) == 0
     # One tombstone for the image, its original and every variant together, written before
     # the delete and dated ahead (a delete cut off halfway still evicts every file).
     (stone,) = db.media_deletions.find({})
@@ -151,16 +153,16 @@ def test_deleting_an_image_removes_its_variants_and_chunks(db):
 
 
 def test_transfer_moves_an_image_between_buckets_keeping_its_id(db):
-    temp = store(db, BUCKETS["temp"], image_bytes("good/grayscale.jpg"), filename="g.jpg",
+    temp = store(db, Buckets.BY_ALIAS["temp"], image_bytes("good/grayscale.jpg"), filename="g.jpg",
                  kind="temp", extra={"expires_at": storage_module.now()}).doc
-    served = read_all(db, BUCKETS["temp"], temp)
-    moved = transfer(db, BUCKETS["temp"], PRODUCTS, temp, kind="product")
+    served = read_all(db, Buckets.BY_ALIAS["temp"], temp)
+    moved = transfer(db, Buckets.BY_ALIAS["temp"], Buckets.PRODUCTS, temp, kind="product")
     assert moved.doc["_id"] == temp["_id"]
     assert "expires_at" not in moved.doc["metadata"]
-    assert db[f"{BUCKETS['temp']}.files"].count_documents({}) == 0
-    assert read_all(db, PRODUCTS, moved.doc) == served
+    assert db[f"{Buckets.BY_ALIAS['temp']}.files"].count_documents({}) == 0
+    assert read_all(db, Buckets.PRODUCTS, moved.doc) == served
     variant_id = moved.doc["metadata"]["variants"]["thumb"]["webp"]["id"]
-    assert db[f"{PRODUCTS}.files"].find_one({"_id": variant_id}) is not None
+    assert db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": variant_id}) is not None
 
 
 def test_concurrent_identical_uploads_store_one_file(db, backend):
@@ -171,7 +173,7 @@ def test_concurrent_identical_uploads_store_one_file(db, backend):
 
     def upload():
         try:
-            results.append(store(db, PRODUCTS, data, filename="p.jpg"))
+            results.append(store(db, Buckets.PRODUCTS, data, filename="p.jpg"))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -182,9 +184,9 @@ def test_concurrent_identical_uploads_store_one_file(db, backend):
         thread.join()
     assert not errors
     assert len({r.doc["_id"] for r in results}) == 1
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
     # The losers' variants were removed again: exactly one set of 8.
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.role": "variant"}) == 8
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "variant"}) == 8
 
 
 class _Commands(monitoring.CommandListener):
@@ -211,7 +213,7 @@ def test_uploads_never_probe_a_bucket_with_an_unfiltered_query(backend, db_name)
     try:
         db = client[db_name]
         for name in ("grayscale.jpg", "alpha.png", "progressive.jpg"):
-            store(db, PRODUCTS, image_bytes(f"good/{name}"), filename=name, limits=Limits())
+            store(db, Buckets.PRODUCTS, image_bytes(f"good/{name}"), filename=name, limits=Limits())
         assert listener.finds, "expected the dedupe lookups"
         assert all(flt for _, flt in listener.finds), listener.finds
     finally:

@@ -15,7 +15,7 @@ import pytest
 
 from avenue.clock import as_utc
 from avenue.embedded import free_port
-from avenue.media import UPLOADS
+from avenue.media import Buckets
 from avenue.media.effects import uploads as upload_counts
 from avenue.monitoring import alerts, history, sampler
 from tests.helpers import expires_after, trickling_server
@@ -142,7 +142,7 @@ def test_series_draws_points_and_uploads_per_bar_from_the_upload_counts(mdb):
     mdb[upload_counts.UPLOADS].delete_many({})  # counting began before T0 here, not at the app's start
     upload_counts.start_counting(mdb, T0 - dt.timedelta(days=2))
     for hour, count in [(1, 3), (3, 4), (5, 5)]:
-        upload_counts.record(mdb, UPLOADS, count, T0 + dt.timedelta(hours=hour, minutes=20))
+        upload_counts.record(mdb, Buckets.UPLOADS, count, T0 + dt.timedelta(hours=hour, minutes=20))
     moment = T0 + dt.timedelta(hours=5, minutes=30)  # the current hour's uploads count already
     day = history.series(mdb, "24h", moment)
     assert [p["gridfs_bytes"] for p in day["points"]] == [10 * c for c in range(2, 8)]

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 from prometheus_client.parser import text_string_to_metric_families
 from pymongo.errors import ServerSelectionTimeoutError
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, Media
+from avenue.media import Buckets, Media
 from avenue.media.buckets import TRASH
 from avenue.media.store import exact, near_duplicates, originals
 from avenue.media.upkeep import backfill as walk
@@ -148,7 +148,7 @@ def test_a_replaced_upload_never_names_itself_or_its_own_earlier_versions(client
                        data={"file": (io.BytesIO(jpeg(photo(43), 70)), "third.jpg")})
     assert twice.status_code == 200 and twice.get_json()["near_duplicates"] == []
     # They are kept (in the trash), just never named.
-    assert db[f"{TRASH}.files"].count_documents({"metadata.trash.from": UPLOADS}) == 2
+    assert db[f"{TRASH}.files"].count_documents({"metadata.trash.from": Buckets.UPLOADS}) == 2
 
 
 def test_groups_list_each_set_of_near_copies_once_page_by_page(client, editor):
@@ -237,8 +237,8 @@ def test_images_stored_before_their_colour_shares_match_on_the_hash_until_the_ba
     red = shot(client, editor, RED, "red")
     copy = media(client, editor, resaves(product_shot(RED))["JPEG q70"], "copy.jpg")
     blue = shot(client, editor, VARIANTS["blue"], "blue")
-    db[f"{BUILDER}.files"].update_many({"metadata.role": "original"},
-                                       {"$unset": {"metadata.colour_shares": ""}})
+    db[f"{Buckets.BUILDER}.files"].update_many({"metadata.role": "original"},
+                                               {"$unset": {"metadata.colour_shares": ""}})
     # Stored before the shares: the hash decides alone, as it did (and a group made so stays).
     green = shot(client, editor, VARIANTS["green"], "green")
     assert {match["id"] for match in green["near_duplicates"]} == {red["id"], copy["id"], blue["id"]}
@@ -267,7 +267,7 @@ def test_the_backfill_gives_old_images_their_hash_and_groups_and_resumes_where_i
     a = media(client, editor, jpeg(photo(13)), "a.jpg")
     a2 = media(client, editor, near_copy(photo(13)), "a2.jpg")
     media(client, editor, jpeg(photo(14)), "b.jpg")
-    strip_near_hashes(db, BUILDER)
+    strip_near_hashes(db, Buckets.BUILDER)
     assert client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"] == []
 
     # A run cut off after its first image (a batch of one): that image is done, the rest not.
@@ -278,7 +278,7 @@ def test_the_backfill_gives_old_images_their_hash_and_groups_and_resumes_where_i
 
     with pytest.raises(KeyboardInterrupt):
         backfill.backfill_near_duplicates(db, progress=stop)
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.phash": {"$exists": True}}) == 1
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.phash": {"$exists": True}}) == 1
 
     result = runner.invoke(args=["near-duplicates", "--json"])
     assert result.exit_code == 0, result.output
@@ -299,7 +299,7 @@ def test_the_old_command_name_runs_the_same_backfill_under_the_same_lock_with_a_
     name, and the same lock (a run under either name holds back the other)."""
     media(client, editor, jpeg(photo(16)), "a.jpg")
     media(client, editor, near_copy(photo(16)), "a2.jpg")
-    strip_near_hashes(db, BUILDER)
+    strip_near_hashes(db, Buckets.BUILDER)
 
     old = runner.invoke(args=["likeness", "--json"])
     assert old.exit_code == 0, old.output
@@ -319,15 +319,16 @@ def test_the_old_command_name_runs_the_same_backfill_under_the_same_lock_with_a_
 
 def test_an_image_whose_thumb_is_lost_is_reported_by_the_backfill(client, editor, db, runner):
     image = media(client, editor, jpeg(photo(15)))
-    strip_near_hashes(db, BUILDER)
-    doc = db[f"{BUILDER}.files"].find_one({"metadata.role": "original"})
-    db[f"{BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.variants.thumb": ""}})
+    strip_near_hashes(db, Buckets.BUILDER)
+    doc = db[f"{Buckets.BUILDER}.files"].find_one({"metadata.role": "original"})
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": doc["_id"]},
+                                              {"$unset": {"metadata.variants.thumb": ""}})
     report = json.loads(runner.invoke(args=["near-duplicates", "--json"]).output)
-    assert report["unreadable"] == [{"bucket": BUILDER, "id": image["id"]}]
+    assert report["unreadable"] == [{"bucket": Buckets.BUILDER, "id": image["id"]}]
 
 
 def test_product_photos_brought_from_temp_images_are_grouped_in_the_products_bucket(client, admin, db):
-    from avenue.media import PRODUCTS, Library
+    from avenue.media import Buckets, Library
     from avenue.paging import Window
 
     temp = client.post("/api/shop/temp-images", headers=admin, data={"images": [
@@ -336,7 +337,7 @@ def test_product_photos_brought_from_temp_images_are_grouped_in_the_products_buc
     ids = [image["id"] for image in temp.get_json()["images"]]
     assert client.post("/api/shop/products", headers=admin, json={
         "sku": "ND-1", "name": "Shoe", "price": 1, "temp_image_ids": ids}).status_code == 201
-    groups, _ = Library(db, PRODUCTS, Media()).near_groups(Window())
+    groups, _ = Library(db, Buckets.PRODUCTS, Media()).near_groups(Window())
     assert [{str(image.id) for image in group.images} for group in groups] == [set(ids)]
     assert str(groups[0].label) in ids  # this bucket's label, not the temp bucket's
 
@@ -536,7 +537,7 @@ def test_a_lookup_that_fails_leaves_the_upload_stored_and_names_nothing(client, 
 def test_an_image_whose_lookup_failed_owes_its_grouping_and_the_backfill_links_it(
         client, editor, db, runner, monkeypatch):
     first = media(client, editor, jpeg(photo(35)), "first.jpg")
-    assert db[f"{BUILDER}.files"].count_documents(OWED) == 0  # its lookup answered: nothing owed
+    assert db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0  # its lookup answered: nothing owed
 
     def broken(*args, **kwargs):
         raise ServerSelectionTimeoutError("the lookup's server went away")
@@ -545,7 +546,7 @@ def test_an_image_whose_lookup_failed_owes_its_grouping_and_the_backfill_links_i
     copy = media(client, editor, near_copy(photo(35)), "copy.jpg")
     monkeypatch.undo()
     # Hashed (so the hash walk passes it by) but never compared: it says so.
-    [owed] = db[f"{BUILDER}.files"].find(OWED)
+    [owed] = db[f"{Buckets.BUILDER}.files"].find(OWED)
     assert str(owed["_id"]) == copy["id"] and owed["metadata"]["phash"]
     assert client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"] == []
 
@@ -555,7 +556,7 @@ def test_an_image_whose_lookup_failed_owes_its_grouping_and_the_backfill_links_i
     assert report["owed"]["builder"] == 1 and report["linked"] == 1 and sum(report["computed"].values()) == 0
     [group] = client.get(f"{MEDIA}/near-duplicates", headers=editor).get_json()["items"]
     assert {image["id"] for image in group["images"]} == {first["id"], copy["id"]}
-    assert db[f"{BUILDER}.files"].count_documents(OWED) == 0
+    assert db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0
     again = json.loads(runner.invoke(args=["near-duplicates", "--json"]).output)
     assert again["owed"]["builder"] == 0 and again["linked"] == 0
 
@@ -565,7 +566,7 @@ def test_a_worker_that_died_before_its_lookup_leaves_the_grouping_owed(client, e
     write (here: a lookup that never runs) is found by the backfill all the same."""
     monkeypatch.setattr(near_duplicates.Lookup, "finish", lambda self, created: [None for _ in created])
     image = media(client, editor, jpeg(photo(36)), "lost.jpg")
-    assert [str(d["_id"]) for d in db[f"{BUILDER}.files"].find(OWED)] == [image["id"]]
+    assert [str(d["_id"]) for d in db[f"{Buckets.BUILDER}.files"].find(OWED)] == [image["id"]]
 
 
 def test_a_replaced_picture_owes_no_grouping_once_its_lookup_linked_it(client, editor, db):
@@ -574,7 +575,7 @@ def test_a_replaced_picture_owes_no_grouping_once_its_lookup_linked_it(client, e
     replaced = client.put(f"{MEDIA}/{other['id']}", headers=editor,
                           data={"file": (io.BytesIO(near_copy(photo(37))), "r.jpg")})
     assert [m["id"] for m in replaced.get_json()["near_duplicates"]] == [first["id"]]
-    assert db[f"{BUILDER}.files"].count_documents(OWED) == 0
+    assert db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0
 
 
 @pytest.mark.parametrize(("bound", "patches", "hold"), [
@@ -617,7 +618,7 @@ def test_an_answer_waits_for_its_lookup_a_twentieth_of_its_store_between_the_flo
 def test_a_store_that_fails_links_nothing_and_stores_nothing(client, auth, db, monkeypatch):
     admin = auth.token("admin")
     assert product_with(client, admin, "FAIL-1", [(jpeg(photo(34)), "a.jpg")]).status_code == 201
-    before = db[f"{PRODUCTS}.files"].count_documents({})
+    before = db[f"{Buckets.PRODUCTS}.files"].count_documents({})
 
     def down(*args, **kwargs):
         raise ServerSelectionTimeoutError("the database went away mid-upload")
@@ -626,8 +627,8 @@ def test_a_store_that_fails_links_nothing_and_stores_nothing(client, auth, db, m
     failed = client.post("/api/shop/products/FAIL-1/images", headers=admin,
                          data={"images": [(io.BytesIO(near_copy(photo(34))), "b.jpg")]})
     assert failed.status_code == 503 and failed.get_json()["error"]["code"] == "database_unavailable"
-    assert db[f"{PRODUCTS}.files"].count_documents({}) == before
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == before
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
 
 
 def stoppable_lookups(monkeypatch) -> tuple[list[object], threading.Event, threading.Event]:
@@ -679,7 +680,7 @@ def test_a_store_that_fails_stops_its_lookup_before_the_next_upload_s(client, au
     assert failed.status_code == 503
     assert ran.wait(60)
     assert len(looked) == 1  # the second upload was never looked up
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
 
 
 def test_a_store_whose_twins_query_fails_stops_its_lookup_and_links_nothing(client, auth, db, backend,
@@ -704,8 +705,9 @@ def test_a_store_whose_twins_query_fails_stops_its_lookup_and_links_nothing(clie
     assert failed.status_code == 503 and failed.get_json()["error"]["code"] == "database_unavailable"
     assert ran.wait(60)
     assert len(looked) == 1  # stopped: the second upload was never looked up
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
-    assert db[f"{PRODUCTS}.files"].count_documents({near_duplicates.PENDING: True}) == 2  # owed, not lost
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+    owed = db[f"{Buckets.PRODUCTS}.files"].count_documents({near_duplicates.PENDING: True})
+    assert owed == 2  # owed, not lost
 
 
 def test_on_the_embedded_database_a_store_that_fails_looks_nothing_up(client, auth, db, backend, monkeypatch):
@@ -727,7 +729,7 @@ def test_on_the_embedded_database_a_store_that_fails_looks_nothing_up(client, au
                          data={"images": [(io.BytesIO(near_copy(photo(37))), "b.jpg")]})
     assert failed.status_code == 503
     assert looked == []
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.near_group": {"$ne": None}}) == 0
 
 def counting_lookups(monkeypatch) -> list[str]:
     """Each near-duplicate lookup from now on, by the id of the image looked up."""
@@ -765,7 +767,7 @@ def test_an_edit_looks_the_edited_picture_s_near_duplicates_up_once(client, edit
     assert edited.status_code == 200, edited.get_json()
     # Flipped back: the first image's picture, grouped with it, named once looked up once.
     assert [m["id"] for m in edited.get_json()["near_duplicates"]] == [first["id"]]
-    assert calls == [other["id"]] and db[f"{BUILDER}.files"].count_documents(OWED) == 0
+    assert calls == [other["id"]] and db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0
 
 
 def test_a_new_focal_point_keeps_the_picture_s_group_and_names_its_near_duplicates(

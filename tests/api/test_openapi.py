@@ -551,7 +551,7 @@ def test_the_conflicts_a_state_causes_are_documented(app, db, auth):
     from bson import ObjectId
 
     from avenue.clock import now
-    from avenue.media import BUILDER, PRODUCTS, UPLOADS
+    from avenue.media import Buckets
 
     client, admin = app.test_client(), auth.token("admin")
     photos = []
@@ -563,8 +563,9 @@ def test_the_conflicts_a_state_causes_are_documented(app, db, auth):
     media = client.post("/api/builder/media", data=form("file"), headers=admin).get_json()["id"]
     upload = client.post("/api/uploads", data=form("file"), headers=admin).get_json()["id"]
     being_replaced = {"$set": {"metadata.replacing_at": now()}}
-    for bucket, image_id in ((PRODUCTS, photos[0]), (PRODUCTS, photos[1]), (BUILDER, media),
-                             (UPLOADS, upload)):
+    for bucket, image_id in ((Buckets.PRODUCTS, photos[0]), (Buckets.PRODUCTS, photos[1]),
+                             (Buckets.BUILDER, media),
+                             (Buckets.UPLOADS, upload)):
         db[f"{bucket}.files"].update_one({"_id": ObjectId(image_id)}, being_replaced)
     db.shop_products.insert_one({"sku": "C-OLD", "name": "x", "price": 1, "images": ["/uploads/a.jpg"]})
     answers = Answers()

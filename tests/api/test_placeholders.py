@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image, ImageDraw
 
-from avenue.media import BUILDER, PRODUCTS
+from avenue.media import Buckets
 from avenue.media.ingest.placeholders import compute
 from avenue.media.store.originals import store, variant_ids
 from tests.helpers import GOOD_NAMES, image_bytes
@@ -85,7 +85,7 @@ def test_a_product_photo_carries_its_placeholder_from_the_stored_reference(clien
 
 def strip_placeholders(db) -> None:
     """Make the store look as it did before placeholders existed."""
-    for bucket in (PRODUCTS, BUILDER):
+    for bucket in (Buckets.PRODUCTS, Buckets.BUILDER):
         db[f"{bucket}.files"].update_many({}, {"$unset": {"metadata.placeholder": ""}})
     for product in db.shop_products.find({}, {"images": 1}):
         images = [{k: v for k, v in entry.items() if k != "placeholder"} for entry in product["images"]]
@@ -100,7 +100,7 @@ def test_the_backfill_gives_old_images_and_their_product_references_a_placeholde
     assert client.post("/api/shop/products/PH-2/images", headers=admin, data={"images": [
         (io.BytesIO(image_bytes("good/grayscale.jpg")), "g.jpg"),
         (io.BytesIO(image_bytes("good/cmyk.jpg")), "c.jpg")]}).status_code == 201
-    media = store(db, BUILDER, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
+    media = store(db, Buckets.BUILDER, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
     before = {entry["id"]: entry["placeholder"]
               for entry in db.shop_products.find_one({"sku": "PH-2"})["images"]}
     strip_placeholders(db)
@@ -114,7 +114,7 @@ def test_the_backfill_gives_old_images_and_their_product_references_a_placeholde
     after = {entry["id"]: entry["placeholder"]
              for entry in db.shop_products.find_one({"sku": "PH-2"})["images"]}
     assert after == before  # the same as at upload: computed from the same thumb
-    assert db[f"{BUILDER}.files"].find_one({"_id": media["_id"]})["metadata"]["placeholder"]
+    assert db[f"{Buckets.BUILDER}.files"].find_one({"_id": media["_id"]})["metadata"]["placeholder"]
     images = client.get("/api/shop/products/PH-2").get_json()["images"]
     assert all(BLURHASH.match(image["blurhash"]) for image in images)
 
@@ -136,24 +136,24 @@ def test_a_backfill_cut_off_between_its_two_writes_is_finished_by_the_next_run(c
 
 
 def test_an_image_whose_thumb_is_lost_is_reported_and_left(db, runner):
-    doc = store(db, BUILDER, image_bytes("good/grayscale.jpg"), filename="g.jpg").doc
-    db[f"{BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
+    doc = store(db, Buckets.BUILDER, image_bytes("good/grayscale.jpg"), filename="g.jpg").doc
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
     thumb_id = doc["metadata"]["variants"]["thumb"]["webp"]["id"]
     assert thumb_id in variant_ids(doc)
-    db[f"{BUILDER}.files"].delete_one({"_id": thumb_id})
+    db[f"{Buckets.BUILDER}.files"].delete_one({"_id": thumb_id})
     result = runner.invoke(args=["placeholders", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert report["unreadable"] == [{"bucket": BUILDER, "id": str(doc["_id"])}]
-    assert "placeholder" not in db[f"{BUILDER}.files"].find_one({"_id": doc["_id"]})["metadata"]
+    assert report["unreadable"] == [{"bucket": Buckets.BUILDER, "id": str(doc["_id"])}]
+    assert "placeholder" not in db[f"{Buckets.BUILDER}.files"].find_one({"_id": doc["_id"]})["metadata"]
 
 
 def test_a_second_backfill_while_one_runs_stops_at_once_and_changes_nothing(db, runner):
     from avenue.ops.lock import exclusive
 
-    doc = store(db, BUILDER, image_bytes("good/grayscale.jpg"), filename="g.jpg").doc
-    db[f"{BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
+    doc = store(db, Buckets.BUILDER, image_bytes("good/grayscale.jpg"), filename="g.jpg").doc
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
     with exclusive(db, "placeholders"):
         result = runner.invoke(args=["placeholders"])
     assert result.exit_code == 1 and "Another placeholders run holds the lock" in result.output
-    assert "placeholder" not in db[f"{BUILDER}.files"].find_one({"_id": doc["_id"]})["metadata"]
+    assert "placeholder" not in db[f"{Buckets.BUILDER}.files"].find_one({"_id": doc["_id"]})["metadata"]

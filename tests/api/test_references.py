@@ -10,7 +10,7 @@ from avenue.clock import now
 from avenue.db import PRODUCT_LIST
 from avenue.dialect import dialect_of
 from avenue.embedded.fences import build_fences, forget_fences
-from avenue.media import BUILDER, PRODUCTS, AppMedia, Image, Media
+from avenue.media import AppMedia, Buckets, Image, Media
 from avenue.media.references import Referrers
 from avenue.media.store.originals import store
 from avenue.shop.references import ProductReferences
@@ -18,7 +18,7 @@ from avenue.status import product_counters
 from tests.helpers import image_bytes
 
 
-def stored(db, bucket: str = PRODUCTS, name: str = "good/png16.png") -> Image:
+def stored(db, bucket: str = Buckets.PRODUCTS, name: str = "good/png16.png") -> Image:
     return Image.from_files_doc(bucket, store(db, bucket, image_bytes(name), filename="a.png").doc)
 
 
@@ -41,8 +41,8 @@ def test_the_app_factory_hands_its_media_core_products_and_pages(app, db):
     registry = AppMedia.of(app).core.referrers(db)
     assert [owner.kind for owner in registry] == ["products", "pages"]
     assert registry.collections() == ("shop_products", "page_content")
-    assert [owner.kind for owner in registry.of_bucket(PRODUCTS)] == ["products"]
-    assert [owner.kind for owner in registry.of_bucket(BUILDER)] == ["pages"]
+    assert [owner.kind for owner in registry.of_bucket(Buckets.PRODUCTS)] == ["products"]
+    assert [owner.kind for owner in registry.of_bucket(Buckets.BUILDER)] == ["pages"]
     assert [owner.db for owner in registry] == [db, db]  # built on the database asked about
 
 
@@ -204,7 +204,7 @@ def test_pages_name_the_slugs_using_each_media_asked_about(db):
 
 def test_a_page_repoint_rewrites_its_blocks_and_media_ids_together(db):
     old, kept = ObjectId(), ObjectId()
-    new = stored(db, BUILDER)
+    new = stored(db, Buckets.BUILDER)
     page(db, "home", old, kept, old)
     assert PageReferences(db).repoint(old, new) == 1
     doc = db.page_content.find_one({"slug": "home"})
@@ -224,7 +224,7 @@ def test_dropping_media_removes_its_blocks_from_every_page(db):
 
 
 def test_pages_keep_no_copy_of_an_image_to_refresh(db):
-    media = stored(db, BUILDER)
+    media = stored(db, Buckets.BUILDER)
     page(db, "home", media.id)
     refs = PageReferences(db)
     assert refs.refresh([media]) == 0
@@ -238,8 +238,8 @@ def test_the_registry_answers_which_images_any_owner_refers_to_in_short_batches(
     product(db, "many", *({"id": i} for i in ids[::2]))
     page(db, "home", ids[1])
     registry = Referrers([ProductReferences(db), PageReferences(db)])
-    assert registry.referenced(PRODUCTS, ids) == set(ids[::2])
-    assert registry.referenced(BUILDER, ids) == {ids[1]}
+    assert registry.referenced(Buckets.PRODUCTS, ids) == set(ids[::2])
+    assert registry.referenced(Buckets.BUILDER, ids) == {ids[1]}
 
 
 class Planned:

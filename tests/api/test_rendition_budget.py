@@ -18,7 +18,7 @@ from flask import current_app
 from werkzeug.test import Client
 
 from avenue import opsruns
-from avenue.media import PRODUCTS, UPLOADS, AppMedia
+from avenue.media import AppMedia, Buckets
 from avenue.media.buckets import RENDITIONS
 from avenue.media.effects import counters, purge
 from avenue.media.effects.served import Deliveries
@@ -35,7 +35,7 @@ HOOK = {"AVENUE_CDN_PURGE_URL": "https://purge.example/hook", "AVENUE_CDN_PURGE_
         "AVENUE_MEDIA_BASE_URL": "https://cdn.example"}
 
 
-def put(app, name="good/progressive.jpg", bucket=PRODUCTS, **kwargs) -> dict:
+def put(app, name="good/progressive.jpg", bucket=Buckets.PRODUCTS, **kwargs) -> dict:
     """Store a fixture through the media core; its files document."""
     from avenue.db import get_db, get_mongo
 
@@ -252,7 +252,7 @@ def test_the_front_door_notes_the_renditions_it_answers_too(app, client, db):
     assert front.get(url, headers={"If-None-Match": etag}).status_code == 304
     noted = deliveries(app).take()
     (key, seen), = noted.items()
-    assert key == (RENDITIONS, stored(db)[0]["_id"]) and seen.image == (PRODUCTS, doc["_id"])
+    assert key == (RENDITIONS, stored(db)[0]["_id"]) and seen.image == (Buckets.PRODUCTS, doc["_id"])
     assert seen.requests == 6  # five from the front door, one from the route (a 304 is none)
     deliveries(app).served(*key, seen.image)  # put back, then written
     with app.app_context():
@@ -276,7 +276,7 @@ def test_a_flush_for_a_rendition_removed_meanwhile_writes_nothing_and_fails_noth
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
     with app.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
+        delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
         assert deliveries(app).flush(db)["renditions"] == 1
     assert stored(db) == []
 
@@ -292,7 +292,7 @@ def test_a_failing_sink_loses_its_batch_alone_and_says_so(db, caplog):
         return 1
 
     tally = Deliveries({"broken": broken, "kept": kept})
-    tally.served(RENDITIONS, "a", (PRODUCTS, "img"), 10)
+    tally.served(RENDITIONS, "a", (Buckets.PRODUCTS, "img"), 10)
     with caplog.at_level(logging.ERROR):
         assert tally.flush(db) == {"broken": 0, "kept": 1}
     assert "delivery sink broken failed" in caplog.text
@@ -302,18 +302,18 @@ def test_a_failing_sink_loses_its_batch_alone_and_says_so(db, caplog):
 def test_a_tally_nobody_flushes_stops_growing_at_its_bound():
     tally = Deliveries(max_pending=2)
     for name in ("a", "b", "c"):
-        tally.served(RENDITIONS, name, (PRODUCTS, "img"))
-    tally.served(RENDITIONS, "a", (PRODUCTS, "img"), 5)  # a file already noted is still counted
+        tally.served(RENDITIONS, name, (Buckets.PRODUCTS, "img"))
+    tally.served(RENDITIONS, "a", (Buckets.PRODUCTS, "img"), 5)  # a file already noted is still counted
     assert tally.pending() == 2 and tally.dropped == 1
     assert tally.take()[(RENDITIONS, "a")].requests == 2
 
 
 def test_answers_wait_in_a_deque_until_a_fold_and_a_long_wait_folds_itself():
     tally = Deliveries(fold_at=3)
-    tally.served(RENDITIONS, "a", (PRODUCTS, "img"), 5)
-    tally.served(RENDITIONS, "a", (PRODUCTS, "img"), 5)
+    tally.served(RENDITIONS, "a", (Buckets.PRODUCTS, "img"), 5)
+    tally.served(RENDITIONS, "a", (Buckets.PRODUCTS, "img"), 5)
     assert len(tally._answers) == 2 and tally._tally == {}  # no lock, no dict update per answer
-    tally.served(RENDITIONS, "b", (PRODUCTS, "img"), 1)  # the third answer folds all three
+    tally.served(RENDITIONS, "b", (Buckets.PRODUCTS, "img"), 1)  # the third answer folds all three
     assert len(tally._answers) == 0
     taken = tally.take()
     assert (taken[(RENDITIONS, "a")].requests, taken[(RENDITIONS, "a")].bytes) == (2, 10)
@@ -333,7 +333,7 @@ def test_threads_answering_while_flushes_run_are_each_counted_exactly_once():
 
     def answer(n):
         for _ in range(per_thread):
-            tally.served(RENDITIONS, n % 2, (PRODUCTS, "img"), 3)
+            tally.served(RENDITIONS, n % 2, (Buckets.PRODUCTS, "img"), 3)
 
     folding = threading.Thread(target=flusher)
     folding.start()
@@ -397,7 +397,7 @@ def test_the_running_total_stays_right_across_store_remove_and_evict(app, client
     client.get(path(other, "w_320.webp"))
     assert held_bytes(db) == true_bytes(db) and counters.of(db, RENDITIONS)["files"] == 4
     with app.app_context():
-        delete_image(db, PRODUCTS, other["_id"], purges=AppMedia.of(current_app).core.purges)
+        delete_image(db, Buckets.PRODUCTS, other["_id"], purges=AppMedia.of(current_app).core.purges)
     assert held_bytes(db) == true_bytes(db) and counters.of(db, RENDITIONS)["files"] == 3
     with app.app_context():
         renditions.evict(db, true_bytes(db) - 1, margin=0.0)
@@ -610,7 +610,7 @@ def test_deleting_an_image_purges_its_renditions_urls_with_and_without_extension
     client.get(path(doc, "w_160"), headers={"Accept": "image/webp"})
     db = get_mongo(hooked).db
     with hooked.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
+        delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
     paths = outbox(db)
     base = f"/media/products/{doc['_id']}"
     assert {f"{base}/w_320", f"{base}/w_320.webp", f"{base}/w_320.avif", f"{base}/w_160",
@@ -641,7 +641,7 @@ def test_replacing_an_image_purges_its_earlier_versions_renditions(hooked):
     client.get(path(doc, "w_320.webp"))
     db = get_mongo(hooked).db
     with hooked.app_context():
-        replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
+        replaced = replace_bytes(db, Buckets.PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
                            delete_lease=_lease(), media=AppMedia.of(current_app).core)
     assert replaced is not None and replaced.changed
     assert {path(doc, "w_320.webp"), path(doc, "w_320")} <= set(outbox(db))
@@ -658,14 +658,14 @@ def test_a_named_presets_own_urls_are_purged_with_its_image_on_delete_and_replac
     assert client.get(path(doc, "banner"), headers={"Accept": "image/webp"}).status_code == 200
     db = get_mongo(app).db
     with app.app_context():
-        replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
+        replaced = replace_bytes(db, Buckets.PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
                            delete_lease=_lease(), media=AppMedia.of(current_app).core)
     assert replaced is not None and replaced.changed
     assert {path(doc, "banner"), path(doc, "banner.webp")} <= set(outbox(db))  # the earlier version's
     db[purge.OUTBOX].delete_many({})
     assert client.get(path(replaced.doc, "banner.jpg")).status_code == 200
     with app.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
+        delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
     assert {path(replaced.doc, "banner"), path(replaced.doc, "banner.jpg")} <= set(outbox(db))
     assert len(outbox(db)) == len(set(outbox(db)))
 
@@ -675,10 +675,10 @@ def test_a_private_images_renditions_and_evictions_are_never_purged(hooked):
     from avenue.media.transform import parse
     from avenue.presentation.objects import signer_from_config
 
-    doc = put(hooked, bucket=UPLOADS, visibility="private", scope="owner")
+    doc = put(hooked, bucket=Buckets.UPLOADS, visibility="private", scope="owner")
     signer = signer_from_config(hooked.config)
     client = hooked.test_client()
-    assert client.get(signer.rendition_url(UPLOADS, doc["_id"], parse("w_320").spec, "webp",
+    assert client.get(signer.rendition_url(Buckets.UPLOADS, doc["_id"], parse("w_320").spec, "webp",
                                            private=True)).status_code == 200
     db = get_mongo(hooked).db
     assert stored(db)[0]["metadata"]["visibility"] == "private"
@@ -687,7 +687,7 @@ def test_a_private_images_renditions_and_evictions_are_never_purged(hooked):
     with hooked.app_context():
         renditions.evict(db, 1, margin=0.0)  # an eviction: the URL stays valid, nothing to purge
         assert outbox(db) == []
-        delete_image(db, UPLOADS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
+        delete_image(db, Buckets.UPLOADS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
     assert outbox(db) == []
 
 
@@ -695,13 +695,13 @@ def test_without_a_hook_removing_renditions_queues_nothing(app, client, db):
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
     with app.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
+        delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
     assert db[purge.OUTBOX].count_documents({}) == 0
 
 
 def test_rendition_paths_skip_documents_that_name_no_spec():
     docs = [{"metadata": {}}, {"metadata": {"spec": "w_1", "format": "x"}}]
-    assert purge.rendition_paths(PRODUCTS, "abc", docs) == ["/media/products/abc/w_1",
+    assert purge.rendition_paths(Buckets.PRODUCTS, "abc", docs) == ["/media/products/abc/w_1",
                                                              "/media/products/abc/w_auto"]
 
 
@@ -709,7 +709,7 @@ def test_a_width_alone_is_purged_under_w_auto_too_and_other_specs_are_not():
     # w_auto answers with a ladder step's own file, which a CDN keys under the w_auto path.
     docs = [{"metadata": {"spec": "c_hero,w_640,q_70", "format": "avif"}},
             {"metadata": {"spec": "w_320,h_320", "format": "webp"}}]
-    paths = purge.rendition_paths(PRODUCTS, "abc", docs)
+    paths = purge.rendition_paths(Buckets.PRODUCTS, "abc", docs)
     assert "/media/products/abc/c_hero,w_auto,q_70" in paths
     assert "/media/products/abc/c_hero,w_auto,q_70.avif" in paths
     assert not any("w_auto" in p and "h_320" in p for p in paths)
@@ -717,7 +717,7 @@ def test_a_width_alone_is_purged_under_w_auto_too_and_other_specs_are_not():
 
 def test_a_rendition_at_its_image_s_own_width_is_purged_under_the_wider_ladder_widths_too():
     docs = [{"metadata": {"spec": "c_hero,w_1000", "format": "webp", "own_width": True}}]
-    paths = purge.rendition_paths(PRODUCTS, "abc", docs)
+    paths = purge.rendition_paths(Buckets.PRODUCTS, "abc", docs)
     for key in ("c_hero,w_1000", "c_hero,w_1280", "c_hero,w_2560"):
         assert f"/media/products/abc/{key}" in paths and f"/media/products/abc/{key}.webp" in paths
     assert "/media/products/abc/c_hero,w_960" not in paths
@@ -774,7 +774,7 @@ def test_two_apps_of_one_process_each_purge_by_their_own_hook_and_presets(app_fa
     assert plain.test_client().get(path(doc, "w_320.webp")).status_code == 200
     db = get_mongo(plain).db
     with plain.app_context():
-        delete_image(db, PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
+        delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=AppMedia.of(current_app).core.purges)
     assert outbox(db) == []
     with hooked.app_context():
         purges = AppMedia.of(current_app).core.purges

@@ -13,7 +13,7 @@ from PIL import Image
 from werkzeug.test import Client
 
 from avenue.clock import as_utc
-from avenue.media import PRODUCTS, UPLOADS, AppMedia, Media, UrlSigner
+from avenue.media import AppMedia, Buckets, Media, UrlSigner
 from avenue.media.buckets import RENDITIONS
 from avenue.media.core import NO_PURGES
 from avenue.media.effects.counters import of as counters_of
@@ -31,7 +31,7 @@ from tests.support.commands import Matching, Recorder, namespaces, on_database
 KEY = "test-secret-key-for-avenue"
 
 
-def put(app, name="good/progressive.jpg", bucket=PRODUCTS, **kwargs) -> dict:
+def put(app, name="good/progressive.jpg", bucket=Buckets.PRODUCTS, **kwargs) -> dict:
     """Store a fixture through the media core; its files document."""
     from avenue.db import get_db, get_mongo
 
@@ -80,7 +80,7 @@ def test_the_first_get_renders_and_stores_and_the_second_is_served_from_storage(
     assert len(files) == 1
     meta = files[0]["metadata"]
     assert (meta["source"], meta["image_id"], meta["version"], meta["spec"], meta["format"]) == \
-        (PRODUCTS, doc["_id"], "", "w_320", "webp")
+        (Buckets.PRODUCTS, doc["_id"], "", "w_320", "webp")
     with Image.open(io.BytesIO(first.get_data())) as im:
         assert (im.format, im.size) == ("WEBP", (320, 240))
 
@@ -89,7 +89,7 @@ def test_a_jpeg_rendition_records_the_baseline_recipe_it_was_made_with(app, clie
     from avenue.media import formats
 
     doc = put(app)
-    sig = sign_rendition(KEY, PRODUCTS, str(doc["_id"]), "", "w_320,q_80")
+    sig = sign_rendition(KEY, Buckets.PRODUCTS, str(doc["_id"]), "", "w_320,q_80")
     made = client.get(path(doc, "w_320,q_80.jpg") + f"?sig={sig}")
     assert made.status_code == 200, made.get_data()
     assert "progressive" not in Image.open(io.BytesIO(made.get_data())).info
@@ -134,7 +134,8 @@ def test_ladder_widths_above_the_image_s_own_are_one_stored_file_at_its_width(ap
 def test_cover_crops_to_the_box(app, client):
     doc = put(app)
     response = client.get(path(doc, "w_400,h_400,fit_cover.jpg") + "?sig="
-                          + sign_rendition(KEY, PRODUCTS, str(doc["_id"]), "", "w_400,h_400,fit_cover"))
+                          + sign_rendition(KEY, Buckets.PRODUCTS, str(doc["_id"]), "",
+                                           "w_400,h_400,fit_cover"))
     assert response.status_code == 200, response.get_data()
     with Image.open(io.BytesIO(response.get_data())) as im:
         assert (im.format, im.size) == ("JPEG", (400, 400))
@@ -179,7 +180,8 @@ def test_an_unsigned_rendition_off_the_ladder_is_403_saying_what_to_do(app, clie
     assert response.status_code == 403
     error = response.get_json()["error"]
     assert error["code"] == "rendition_not_allowed" and "signed" in error["message"]
-    for bad in ("nonsense", sign_rendition("another-key-entirely-0123456789", PRODUCTS, str(doc["_id"]), "",
+    for bad in ("nonsense",
+                sign_rendition("another-key-entirely-0123456789", Buckets.PRODUCTS, str(doc["_id"]), "",
                                            "w_333")):
         assert client.get(path(doc, "w_333.webp") + f"?sig={bad}").status_code == 403
     assert stored(db) == []
@@ -188,7 +190,7 @@ def test_an_unsigned_rendition_off_the_ladder_is_403_saying_what_to_do(app, clie
 def test_a_signed_rendition_renders_and_its_signature_covers_every_spelling(app, client):
     doc = put(app)
     signer = signer_from_config(app.config)
-    url = signer.rendition_url(PRODUCTS, doc["_id"], parse("w_333").spec, "webp")
+    url = signer.rendition_url(Buckets.PRODUCTS, doc["_id"], parse("w_333").spec, "webp")
     assert client.get(url).status_code == 200
     sig = url.split("sig=")[1]
     # dpr_1 is the same spec: the same canonical key, the same signature.
@@ -201,10 +203,10 @@ def test_a_rotated_key_still_verifies_and_a_retired_one_does_not(app_factory):
     old = "the-old-secret-key-of-avenue-0001"
     app = app_factory(SECRET_KEY="the-new-secret-key-of-avenue-002", SECRET_KEY_FALLBACKS=[old])
     doc = put(app)
-    url = UrlSigner(key=old).rendition_url(PRODUCTS, doc["_id"], parse("w_333").spec, "webp")
+    url = UrlSigner(key=old).rendition_url(Buckets.PRODUCTS, doc["_id"], parse("w_333").spec, "webp")
     assert app.test_client().get(url).status_code == 200
     retired = UrlSigner(key="a-key-nobody-holds-any-more-0003").rendition_url(
-        PRODUCTS, doc["_id"], parse("w_334").spec, "webp")
+        Buckets.PRODUCTS, doc["_id"], parse("w_334").spec, "webp")
     assert app.test_client().get(retired).status_code == 403
 
 
@@ -239,23 +241,24 @@ def test_a_bad_preset_setting_stops_the_start(app_factory, presets):
 
 
 def test_a_private_image_needs_its_signed_url(app, client):
-    doc = put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    doc = put(app, bucket=Buckets.UPLOADS, visibility="private", scope="owner")
     signer = signer_from_config(app.config)
-    url = signer.rendition_url(UPLOADS, doc["_id"], parse("w_320").spec, "webp", private=True)
+    url = signer.rendition_url(Buckets.UPLOADS, doc["_id"], parse("w_320").spec, "webp", private=True)
     ok = client.get(url)
     assert ok.status_code == 200 and ok.headers["Cache-Control"].startswith("private")
     bare = url.split("?")[0]
     assert client.get(bare).status_code == 404  # as every private URL without its signature
     assert client.get(url.replace("sig=", "sig=x")).status_code == 403
     # A signature for another spec does not open this one.
-    other = signer.rendition_url(UPLOADS, doc["_id"], parse("w_480").spec, "webp", private=True)
+    other = signer.rendition_url(Buckets.UPLOADS, doc["_id"], parse("w_480").spec, "webp", private=True)
     assert client.get(bare + "?" + other.split("?")[1]).status_code == 403
 
 
 def test_a_private_rendition_s_signature_covers_its_format(app, client):
-    doc = put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    doc = put(app, bucket=Buckets.UPLOADS, visibility="private", scope="owner")
     signer = signer_from_config(app.config)
-    urls = signer.rendition_urls(UPLOADS, doc["_id"], parse("w_320").spec, ("webp", "jpeg", ""), private=True)
+    urls = signer.rendition_urls(Buckets.UPLOADS, doc["_id"], parse("w_320").spec, ("webp", "jpeg", ""),
+                                 private=True)
     assert [client.get(url).status_code for url in urls.values()] == [200, 200, 200]
     webp_path, webp_query = urls["webp"].split("?")
     for other in (webp_path.replace(".webp", ".avif"), webp_path.replace(".webp", ".jpg"),
@@ -268,7 +271,7 @@ def test_an_earlier_version_redirects_then_replace_removes_its_renditions(app, c
     doc = put(app)
     assert client.get(path(doc, "w_320.webp")).status_code == 200
     with app.app_context():
-        replaced = replace_bytes(db, PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
+        replaced = replace_bytes(db, Buckets.PRODUCTS, doc["_id"], image_bytes("good/grayscale.jpg"),
                            delete_lease=_lease(),
                            media=Media())
     assert replaced is not None and replaced.changed
@@ -283,13 +286,13 @@ def test_an_earlier_version_redirects_then_replace_removes_its_renditions(app, c
 
 
 def test_an_earlier_version_of_a_private_image_is_404(app, client, db):
-    doc = put(app, bucket=UPLOADS, visibility="private", scope="owner")
+    doc = put(app, bucket=Buckets.UPLOADS, visibility="private", scope="owner")
     with app.app_context():
-        replaced = replace_bytes(db, UPLOADS, doc["_id"], image_bytes("good/grayscale.jpg"),
+        replaced = replace_bytes(db, Buckets.UPLOADS, doc["_id"], image_bytes("good/grayscale.jpg"),
                            delete_lease=_lease(), media=Media())
     assert replaced is not None
     signer = signer_from_config(app.config)
-    url = signer.rendition_url(UPLOADS, doc["_id"], parse("w_320").spec, "webp", private=True)
+    url = signer.rendition_url(Buckets.UPLOADS, doc["_id"], parse("w_320").spec, "webp", private=True)
     assert client.get(url).status_code == 404
 
 
@@ -299,7 +302,7 @@ def test_delete_removes_the_renditions(app, client, db):
     client.get(path(doc, "w_160.jpg"))
     assert len(stored(db)) == 2
     with app.app_context():
-        assert delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
+        assert delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=NO_PURGES)
     assert stored(db) == [] and db[f"{RENDITIONS}.chunks"].count_documents({}) == 0
     assert client.get(path(doc, "w_320.webp")).status_code == 404
 
@@ -320,7 +323,7 @@ def test_gc_removes_an_orphan(app, client, db, runner):
     doc = put(app)
     client.get(path(doc, "w_320.webp"))
     # A crash between the original's delete and its renditions': the original goes alone.
-    db[f"{PRODUCTS}.files"].delete_one({"_id": doc["_id"]})
+    db[f"{Buckets.PRODUCTS}.files"].delete_one({"_id": doc["_id"]})
     with app.app_context():
         assert [o["_id"] for o in renditions.orphans(db)] == [stored(db)[0]["_id"]]
     result = runner.invoke(args=["gc"])
@@ -466,7 +469,7 @@ def test_a_store_after_the_answer_that_loses_leaves_the_stored_one_to_be_served(
 
     with app.app_context():
         db = get_db()
-        wanted = renditions.Wanted(PRODUCTS, doc["_id"], "", "w_320", "webp")
+        wanted = renditions.Wanted(Buckets.PRODUCTS, doc["_id"], "", "w_320", "webp")
         other = renditions.keep(db, wanted, Fake(b"stored-by-another"), private=False)
     for job in later:
         job()
@@ -617,19 +620,21 @@ def test_the_front_door_never_answers_a_format_the_accept_refuses(app, client):
 
 @pytest.mark.parametrize("case", ["not rendered yet", "signed", "malformed", "private", "deleted"])
 def test_the_front_door_leaves_other_renditions_to_the_route(app, client, db, case):
-    doc = put(app, bucket=UPLOADS, visibility="private", scope="owner") if case == "private" else put(app)
+    doc = (put(app, bucket=Buckets.UPLOADS, visibility="private", scope="owner") if case == "private"
+           else put(app))
     alias = "uploads" if case == "private" else "products"
     url = path(doc, {"signed": "w_333.webp", "malformed": "w_08"}.get(case, "w_320.webp"), alias)
     if case == "signed":
-        url += "?sig=" + sign_rendition(KEY, PRODUCTS, str(doc["_id"]), "", "w_333")
+        url += "?sig=" + sign_rendition(KEY, Buckets.PRODUCTS, str(doc["_id"]), "", "w_333")
     if case == "private":
-        url = signer_from_config(app.config).rendition_url(UPLOADS, doc["_id"], parse("w_320").spec, "webp",
+        url = signer_from_config(app.config).rendition_url(Buckets.UPLOADS, doc["_id"], parse("w_320").spec,
+                                                           "webp",
                                                            private=True)
     if case != "not rendered yet" and case != "malformed":
         assert client.get(url).status_code == 200
     if case == "deleted":
         with app.app_context():
-            delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
+            delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=NO_PURGES)
     assert passed_to_route(app, url) == [url.split("?")[0]]
 
 
@@ -661,12 +666,12 @@ class Fake:
 def _original(app):
     from avenue.media.records import MediaDoc
 
-    return MediaDoc.from_files_doc(PRODUCTS, put(app))
+    return MediaDoc.from_files_doc(Buckets.PRODUCTS, put(app))
 
 
 def test_a_lapsed_claim_is_taken_over(app, db):
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     # A renderer that died holding the claim: its claim has lapsed.
     import datetime as dt
 
@@ -688,7 +693,7 @@ def test_a_render_longer_than_the_claim_keeps_it_and_nobody_takes_it_over(app, d
     if backend[0] is not pymongo.MongoClient:
         pytest.skip("threads need a real server (mongomock is not thread-safe)")
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     rendering = threading.Event()
     taken_over = []
 
@@ -715,7 +720,7 @@ def test_a_live_claim_that_stores_nothing_ends_in_503_busy(app, db):
     from avenue.errors import ServerBusy
 
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     import datetime as dt
 
     db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "busy elsewhere",
@@ -728,7 +733,7 @@ def test_a_live_claim_that_stores_nothing_ends_in_503_busy(app, db):
 
 def test_a_waiter_serves_what_the_claimant_stored(app, db):
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     import datetime as dt
 
     db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "elsewhere",
@@ -760,7 +765,7 @@ def test_waiters_in_the_renderer_s_process_ask_the_database_nothing_while_it_ren
 
     with app.app_context():
         db = get_db()
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     waiters = 8
     start = threading.Barrier(waiters)
     rendered, found = [], []
@@ -799,7 +804,7 @@ def test_a_waiter_on_another_process_s_claim_backs_off(recorded):
 
     with app.app_context():
         db = get_db()
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     import datetime as dt
 
     db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "busy elsewhere",
@@ -837,7 +842,7 @@ def test_a_cold_render_looks_claims_reads_and_stores_in_four_commands(every_comm
     with app.app_context():
         db = get_db()
     assert dialect_of(db).cross_collection_writes  # SecantusDB
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     with seen.lock:
         seen.commands.clear()
     with app.app_context():
@@ -846,7 +851,7 @@ def test_a_cold_render_looks_claims_reads_and_stores_in_four_commands(every_comm
             for command in seen.commands
             for name in [next(iter(command))] if name not in {"hello", "ismaster", "endSessions"}]
     assert sorted(sent) == sorted([
-        f"find {RENDITIONS}.files", f"insert {renditions.CLAIMS}", f"find {PRODUCTS}.chunks",
+        f"find {RENDITIONS}.files", f"insert {renditions.CLAIMS}", f"find {Buckets.PRODUCTS}.chunks",
         f"bulkWrite {RENDITIONS}.chunks+{RENDITIONS}.files+media_counters"]), sent
     # The claim is coordination, not data: acknowledged by the primary, no journal wait.
     (claim,) = [command for command in seen.commands if command.get("insert") == renditions.CLAIMS]
@@ -859,7 +864,7 @@ def test_a_store_that_loses_to_another_s_files_document_counts_nothing(app, db):
     """The files document the unique index refuses stops the store's command before the
     counters' update (and its chunks are taken back): the counters count the one stored."""
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     first = renditions.keep(db, wanted, Fake(b"first"), private=False)
     again = renditions.keep(db, wanted, Fake(b"second, longer"), private=False)
     assert again["_id"] == first["_id"]
@@ -875,7 +880,7 @@ def test_a_counters_update_that_fails_leaves_the_stored_rendition_and_is_logged(
         pytest.skip("mongomock raises a TypeError for an $inc of a string, not the server's write error")
     db["media_counters"].insert_one({"_id": RENDITIONS, "files": "not a number"})
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     kept = renditions.keep(db, wanted, Fake(b"kept"), private=False)
     assert renditions.find(db, wanted)["_id"] == kept["_id"]
     assert db[f"{RENDITIONS}.chunks"].count_documents({"files_id": kept["_id"]}) == 1
@@ -889,7 +894,7 @@ def test_a_claim_taken_over_looks_again_and_serves_what_was_stored_meanwhile(app
     import datetime as dt
 
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     with app.app_context():
         first = renditions.keep(db, wanted, Fake(b"first"), private=False)
     # Lapsed but not swept yet (mongomock's TTL index removes a lapsed claim at once).
@@ -918,7 +923,7 @@ def test_a_store_that_fails_deletes_its_claim_so_the_next_request_renders_at_onc
     from avenue.media.store import storage
 
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     real = storage.put_files
 
     def failing(*args, **kwargs):
@@ -947,7 +952,7 @@ def test_a_rendition_removed_right_after_its_store_is_rendered_again_at_once(app
     """A stored rendition's claim is left to lapse, so every removal deletes the claims of
     what it removed: the next request renders at once, not after the claim's 15 s."""
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     rendered = []
 
     def render(data):
@@ -958,7 +963,7 @@ def test_a_rendition_removed_right_after_its_store_is_rendered_again_at_once(app
         renditions.obtain(db, wanted, original, render)
         assert db[renditions.CLAIMS].count_documents({}) == 1
         if removal == "image":
-            assert renditions.remove_for(db, PRODUCTS, original.file_id, purges=NO_PURGES) == 1
+            assert renditions.remove_for(db, Buckets.PRODUCTS, original.file_id, purges=NO_PURGES) == 1
         elif removal == "budget":
             assert renditions.evict(db, 1).files == 1
         else:
@@ -970,7 +975,7 @@ def test_a_rendition_removed_right_after_its_store_is_rendered_again_at_once(app
 
 def test_a_second_store_of_one_rendition_keeps_the_first(app, db):
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     with app.app_context():
         first = renditions._render_and_store(db, wanted, original, lambda data: Fake(b"first"))
         second = renditions._render_and_store(db, wanted, original, lambda data: Fake(b"second"))
@@ -982,7 +987,7 @@ def test_a_render_whose_store_loses_is_answered_with_the_stored_file_not_its_own
     """Its bytes may differ from the stored file's (another instance on other code): the
     answer is the stored file, whose ETag and length its body must match."""
     original = _original(app)
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     with app.app_context():
         def render(data):
             # Another renderer (a lapsed claim taken over) stores first.
@@ -1049,9 +1054,11 @@ def test_editors_and_signed_urls_are_not_counted_against_the_anonymous_limit(app
     session_client, _ = Auth(app).login("admin")
     answer = session_client.get(path(doc, "w_480.webp"))
     assert answer.status_code == 200 and "Set-Cookie" not in answer.headers and "Vary" not in answer.headers
-    signed = signer_from_config(app.config).rendition_url(PRODUCTS, doc["_id"], parse("w_640").spec, "webp")
+    signed = signer_from_config(app.config).rendition_url(Buckets.PRODUCTS, doc["_id"], parse("w_640").spec,
+                                                          "webp")
     assert client.get(signed).status_code == 200
-    signed_off_list = signer_from_config(app.config).rendition_url(PRODUCTS, doc["_id"], parse("w_333").spec,
+    signed_off_list = signer_from_config(app.config).rendition_url(Buckets.PRODUCTS, doc["_id"],
+                                                                   parse("w_333").spec,
                                                                    "webp")
     assert client.get(signed_off_list).status_code == 200
     # A viewer's token is no editor's: counted like anyone.
@@ -1140,8 +1147,8 @@ def test_a_cold_render_whose_claim_is_held_elsewhere_is_counted_and_waits(app_fa
     from avenue.media.records import MediaDoc
 
     app = limited(app_factory, monkeypatch, address="5/minute")
-    original = MediaDoc.from_files_doc(PRODUCTS, put(app))
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_160", "webp")
+    original = MediaDoc.from_files_doc(Buckets.PRODUCTS, put(app))
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_160", "webp")
     with app.test_request_context(environ_base={"REMOTE_ADDR": "198.51.100.7"}):
         db = get_db()
         db[renditions.CLAIMS].insert_one({"_id": wanted.claim_id(), "owner": "elsewhere",
@@ -1166,8 +1173,8 @@ def test_each_request_for_a_cold_rendition_is_counted_once_whoever_renders_it(ap
     from avenue.media.records import MediaDoc
 
     app = limited(app_factory, monkeypatch, address="100/minute")
-    original = MediaDoc.from_files_doc(PRODUCTS, put(app))
-    wanted = renditions.Wanted(PRODUCTS, original.file_id, "", "w_320", "webp")
+    original = MediaDoc.from_files_doc(Buckets.PRODUCTS, put(app))
+    wanted = renditions.Wanted(Buckets.PRODUCTS, original.file_id, "", "w_320", "webp")
     admit = ratelimit.cold_render_gate(lambda: False)
     requests = 4
     start, rendering = threading.Barrier(requests), threading.Event()

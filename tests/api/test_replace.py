@@ -17,7 +17,7 @@ from bson import ObjectId
 from PIL import Image as PILImage
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia, Library, Media, UrlSigner
+from avenue.media import AppMedia, Buckets, Library, Media, UrlSigner
 from avenue.media.buckets import TRASH
 from avenue.media.effects import purge as purge_module
 from avenue.media.effects.counters import recount as recount_bucket
@@ -84,7 +84,8 @@ def test_the_old_version_waits_in_the_trash_under_its_own_id_and_comes_back_alon
     trashed = ObjectId(items[0]["id"])
     of_trashed = {"$or": [{"_id": trashed}, {"metadata.original_id": trashed}]}
     assert db[f"{TRASH}.files"].count_documents(of_trashed) == 9
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.original_id": ObjectId(media["id"])}) == 9
+    assert db[f"{Buckets.BUILDER}.files"].count_documents(
+        {"metadata.original_id": ObjectId(media["id"])}) == 9
     restored = client.post(f"/api/trash/{items[0]['id']}/restore", headers=editor)
     assert restored.status_code == 200, restored.get_json()
     back = restored.get_json()["image"]
@@ -100,10 +101,10 @@ def test_old_urls_answer_404_once_the_redirect_window_is_over(client, app, db, e
     new = replace_media(client, editor, media["id"]).get_json()
     assert client.get(media["url"]).status_code == 308
     lapsed = now() - dt.timedelta(seconds=1)
-    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                      {"$set": {"metadata.versions.0.until": lapsed}})
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
+                                              {"$set": {"metadata.versions.0.until": lapsed}})
     from avenue.media.serve.route import get_cache
-    get_cache(app).evict(BUILDER, [ObjectId(media["id"])])
+    get_cache(app).evict(Buckets.BUILDER, [ObjectId(media["id"])])
     assert client.get(media["url"]).status_code == 404
     assert client.get(media["variants"]["thumb"]).status_code == 404
     assert client.get(new["url"]).status_code == 200
@@ -144,16 +145,17 @@ def test_replacing_twice_redirects_both_earlier_versions_to_the_latest(client, d
     assert fourth["sha256"] == media["sha256"] and fourth["version"] not in ("", second["version"])
     assert sha256(body_of(client, fourth["url"])).hexdigest() == media["sha256"]
     # A new focal point on a replaced image: its content file stays, the crops are new.
-    content = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})["metadata"]["content"]
+    content = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})["metadata"]["content"]
     fifth = client.put(f"/api/builder/media/{media['id']}/focal-point", json={"x": 0.9, "y": 0.1},
                        headers=editor).get_json()
     assert fifth["version"] != fourth["version"] and client.get(fourth["url"]).status_code == 308
-    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert head["metadata"]["content"] == content
     assert sha256(body_of(client, fifth["url"])).hexdigest() == media["sha256"]
     assert check(db).findings == []
     # Counters match a recount: nothing counted twice or lost by the moves.
-    assert recount_bucket(db, BUILDER)["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
+    assert recount_bucket(db, Buckets.BUILDER)["drift"] == {"files": 0, "originals": 0, "bytes": 0,
+                                                            "chunks": 0}
     assert recount_bucket(db, TRASH)["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
 
 
@@ -170,12 +172,14 @@ def test_a_focal_point_set_recuts_the_crops_and_changes_the_urls(client, db, edi
     assert body_of(client, new["variant_urls"]["og"]["webp"]) != old_og
     assert client.get(media["variant_urls"]["og"]["webp"]).status_code == 308
     # The bytes did not change: they stay where they were, and nothing went to the trash.
-    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert "content" not in head["metadata"] and head["length"] == media["bytes"]
     assert sha256(body_of(client, new["url"])).hexdigest() == media["sha256"]
     assert client.get("/api/trash", headers=editor).get_json()["items"] == []
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.original_id": ObjectId(media["id"])}) == 8
-    assert recount_bucket(db, BUILDER)["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
+    assert db[f"{Buckets.BUILDER}.files"].count_documents(
+        {"metadata.original_id": ObjectId(media["id"])}) == 8
+    assert recount_bucket(db, Buckets.BUILDER)["drift"] == {"files": 0, "originals": 0, "bytes": 0,
+                                                            "chunks": 0}
     assert check(db).findings == []
     # The same point again: nothing to do.
     again = client.put(f"/api/builder/media/{media['id']}/focal-point", json={"x": 0.1, "y": 0.9},
@@ -195,14 +199,14 @@ def test_a_bad_focal_point_is_400_and_changes_nothing(client, editor, body):
 
 def test_replacing_with_a_file_that_is_not_an_image_is_refused_and_changes_nothing(client, db, editor):
     media = library_upload(client, editor)
-    before = db[f"{BUILDER}.files"].count_documents({})
+    before = db[f"{Buckets.BUILDER}.files"].count_documents({})
     bad = client.put(f"/api/builder/media/{media['id']}", headers=editor,
                      data={"file": (io.BytesIO(b"not an image at all"), "x.jpg")})
     assert bad.status_code in (415, 422), bad.get_json()
     assert error_body(bad)["code"]
     missing = client.put(f"/api/builder/media/{media['id']}", headers=editor, data={})
     assert missing.status_code == 400
-    assert db[f"{BUILDER}.files"].count_documents({}) == before
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({}) == before
     assert sha256(body_of(client, media["url"])).hexdigest() == media["sha256"]
     assert client.get("/api/trash", headers=editor).get_json()["items"] == []
 
@@ -308,7 +312,7 @@ def test_a_signature_opens_only_the_version_it_was_signed_for(client, auth):
         assert client.get(current_path.replace(f"~{new['version']}", ""),
                           query_string=current_query).status_code == 404
     # A signature over no version at all (how URLs were signed before they named one).
-    unversioned = UrlSigner(key=KEY).media_url(UPLOADS, upload["id"], ext="jpg", private=True)
+    unversioned = UrlSigner(key=KEY).media_url(Buckets.UPLOADS, upload["id"], ext="jpg", private=True)
     assert client.get(path_and_query(new["url"])[0],
                       query_string=path_and_query(unversioned)[1]).status_code == 403
     assert body_of(client, new["url"])
@@ -322,7 +326,7 @@ def test_a_current_versions_signed_url_works_until_it_expires_with_every_key(cli
     ext = new["url"].split("?")[0].rsplit(".", 1)[1]
 
     def signed(issued_at: float, variant: str = "") -> str:
-        return signer.media_url(UPLOADS, upload["id"], variant, "" if variant else ext, private=True,
+        return signer.media_url(Buckets.UPLOADS, upload["id"], variant, "" if variant else ext, private=True,
                                 now=issued_at, version=new["version"])
 
     # Handed out half an hour ago: still good; two hours ago: expired.
@@ -378,7 +382,7 @@ def test_replacing_a_product_photo_keeps_its_place_and_updates_the_product(clien
 
 def test_a_delete_while_a_replace_holds_the_image_is_409_and_the_other_way_round(client, db, editor):
     media = library_upload(client, editor)
-    files = db[f"{BUILDER}.files"]
+    files = db[f"{Buckets.BUILDER}.files"]
     files.update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.replacing_at": now()}})
     deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
     assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
@@ -399,7 +403,7 @@ def test_a_replace_that_takes_its_lease_between_a_deletes_read_and_its_set_makes
     from avenue.media.store.library import deleting as library_deleting
 
     media = library_upload(client, editor)
-    files = db[f"{BUILDER}.files"]
+    files = db[f"{Buckets.BUILDER}.files"]
     real_stamp = library_deleting.stamp
 
     def replace_leases_first(collection, image_id, field, expected, moment):
@@ -420,7 +424,7 @@ def test_a_delete_whose_lease_keeps_changing_under_it_is_409_not_404(client, db,
     monkeypatch.setattr(library_deleting, "stamp", lambda *args: False)  # every set misses
     deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
     assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
-    assert db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])}) is not None
+    assert db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])}) is not None
 
 
 def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db, editor, backend):
@@ -446,7 +450,7 @@ def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db
             thread.start()
         for thread in threads:
             thread.join()
-        head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+        head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
         trashed = db[f"{TRASH}.files"].count_documents({"metadata.role": "original"})
         if results["delete"] == 204:
             # The delete won, or came after the replace finished: gone, every version in the trash.
@@ -457,8 +461,8 @@ def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db
             assert results["delete"] == 409 and results["replace"] == 200
             assert head is not None and head["metadata"]["version"] and trashed == 1
         assert check(db).findings == []
-        db[f"{BUILDER}.files"].delete_many({})
-        db[f"{BUILDER}.chunks"].delete_many({})
+        db[f"{Buckets.BUILDER}.files"].delete_many({})
+        db[f"{Buckets.BUILDER}.chunks"].delete_many({})
         db[f"{TRASH}.files"].delete_many({})
         db[f"{TRASH}.chunks"].delete_many({})
 
@@ -472,12 +476,13 @@ def test_a_crash_after_writing_the_new_files_changes_nothing_and_a_retry_finishe
 
     monkeypatch.setattr(trash_module, "keep_version", crash)
     with pytest.raises(RuntimeError):
-        Library(db, BUILDER, Media()).replace(ObjectId(media["id"]),
-                                              Library.Upload("other.jpg", image_bytes(OTHER)))
+        Library(db, Buckets.BUILDER, Media()).replace(ObjectId(media["id"]),
+                                                      Library.Upload("other.jpg", image_bytes(OTHER)))
     monkeypatch.undo()
-    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert "replacing_at" not in head["metadata"] and "version" not in head["metadata"]
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.original_id": ObjectId(media["id"])}) == 8
+    assert db[f"{Buckets.BUILDER}.files"].count_documents(
+        {"metadata.original_id": ObjectId(media["id"])}) == 8
     assert client.get(media["url"]).status_code == 200
     assert replace_media(client, editor, media["id"]).status_code == 200
     assert check(db).findings == []
@@ -502,8 +507,8 @@ def test_gc_and_fsck_know_a_replaced_image(client, db, editor, media_core):
                       ).status_code == 200
     assert check(db).findings == []
     # Losing the file that holds its bytes is reported.
-    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
-    db[f"{BUILDER}.files"].delete_one({"_id": head["metadata"]["content"]["id"]})
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    db[f"{Buckets.BUILDER}.files"].delete_one({"_id": head["metadata"]["content"]["id"]})
     codes = {code for finding in check(db).findings for code in finding.codes}
     assert "missing_content" in codes
 
@@ -513,8 +518,8 @@ def test_replacing_an_upload_deletes_none_of_the_other_buckets(client, db, auth)
     upload = client.post("/api/uploads", data=form(PHOTO), headers=owner).get_json()
     answer = client.put(f"/api/uploads/{upload['id']}", data=form(OTHER), headers=owner)
     assert answer.status_code == 200
-    assert db[f"{UPLOADS}.files"].count_documents({"metadata.role": "original"}) == 1
-    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.role": "original"}) == 1
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
 
 
 def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_ones(client, db, editor,
@@ -529,12 +534,12 @@ def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_
 
     stray = Rendition("thumb", "webp", image_bytes("good/tiny_1x1.png"), 1, 1)
     new, _ = originals.variant_file(image_id, stray, version="deadbeef")
-    storage.write_files(db, BUILDER, [new])
+    storage.write_files(db, Buckets.BUILDER, [new])
     fresh = AppMedia.on(db, media_core).maintenance.collect_garbage()
-    assert fresh.removed == [] and db[f"{BUILDER}.files"].find_one({"_id": new.file_id}) is not None
+    assert fresh.removed == [] and db[f"{Buckets.BUILDER}.files"].find_one({"_id": new.file_id}) is not None
     later = AppMedia.on(db, media_core).maintenance.collect_garbage(now=now() + dt.timedelta(hours=2))
     assert [(r["kind"], r["id"]) for r in later.removed] == [("orphan_variant", str(new.file_id))]
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.original_id": image_id}) == 8
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.original_id": image_id}) == 8
     assert client.get(media["variants"]["thumb"]).status_code == 200
     assert check(db).findings == []
 
@@ -553,12 +558,12 @@ def test_a_replaced_image_is_backed_up_without_a_checksum_complaint_and_restored
     try:
         with archive.open("rb") as source:
             assert backup_module.restore(other, source, media=media_core).ok
-        head = other[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+        head = other[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
         assert head["metadata"]["version"] == new["version"] and head["length"] == new["bytes"]
-        content = other[f"{BUILDER}.files"].find_one({"_id": head["metadata"]["content"]["id"]})
+        content = other[f"{Buckets.BUILDER}.files"].find_one({"_id": head["metadata"]["content"]["id"]})
         assert content["metadata"]["sha256"] == new["sha256"]
         # Read without the app, by docs/operations.md's rule.
-        assert sha256(current_bytes(other, BUILDER, head["_id"])).hexdigest() == new["sha256"]
+        assert sha256(current_bytes(other, Buckets.BUILDER, head["_id"])).hexdigest() == new["sha256"]
         assert check(other).findings == []
     finally:
         db.client.drop_database(other.name)
@@ -576,14 +581,14 @@ def test_the_sweep_repairs_a_product_left_on_an_earlier_version_by_a_replace_cut
                         data={"images": [form(PHOTO)["file"]]})
     photo = added.get_json()["product"]["images"][0]
     # The switch happened, the product update did not (the worker died in between).
-    Library(db, PRODUCTS, Media()).replace(ObjectId(photo["id"]),
-                                           Library.Upload("new.jpg", image_bytes(OTHER)))
+    Library(db, Buckets.PRODUCTS, Media()).replace(ObjectId(photo["id"]),
+                                                   Library.Upload("new.jpg", image_bytes(OTHER)))
     stale = client.get("/api/shop/products/RP-9").get_json()["images"][0]
     assert stale["version"] == "" and client.get(stale["url"]).status_code == 308
     result = swept(app)
     assert result["references_repaired"] == 1
     fresh = client.get("/api/shop/products/RP-9").get_json()["images"][0]
-    head = Library(db, PRODUCTS, Media()).get(ObjectId(photo["id"]))
+    head = Library(db, Buckets.PRODUCTS, Media()).get(ObjectId(photo["id"]))
     assert fresh["version"] == head.version and fresh["sha256"] == sha256(image_bytes(OTHER)).hexdigest()
     assert sha256(body_of(client, fresh["url"])).hexdigest() == fresh["sha256"]
     assert swept(app)["references_repaired"] == 0  # nothing left to repair
@@ -595,12 +600,12 @@ def test_a_focal_point_on_an_upload_whose_metadata_was_stripped_keeps_its_identi
     this image), and two images whose stripped bytes match are not confused."""
     rotated = "good/photo_exif_rotated.jpg"
     media = library_upload(client, editor, name=rotated)
-    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert head["metadata"]["source_sha256"] != head["metadata"]["sha256"]  # the EXIF was stripped
     answer = client.put(f"/api/builder/media/{media['id']}/focal-point", json={"x": 0.2, "y": 0.2},
                         headers=editor)
     assert answer.status_code == 200, answer.get_json()
-    after = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    after = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     for field in ("key", "source_sha256", "sha256", "width", "height"):
         assert after["metadata"][field] == head["metadata"][field], field
     again = client.post("/api/builder/media", data=form(rotated), headers=editor)
@@ -613,12 +618,12 @@ def test_a_focal_point_on_an_upload_whose_metadata_was_stripped_keeps_its_identi
                                   "bad/script.svg", "bad/html_polyglot.gif", "bad/document.pdf"])
 def test_a_hostile_file_put_in_place_is_refused_and_changes_nothing(client, db, editor, name):
     media = library_upload(client, editor)
-    before = db[f"{BUILDER}.files"].count_documents({})
+    before = db[f"{Buckets.BUILDER}.files"].count_documents({})
     answer = client.put(f"/api/builder/media/{media['id']}", headers=editor, data=form(name))
     assert 400 <= answer.status_code < 500 and answer.status_code != 404, answer.status_code
     assert error_body(answer)["code"]
-    assert db[f"{BUILDER}.files"].count_documents({}) == before
-    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({}) == before
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert "replacing_at" not in head["metadata"] and "version" not in head["metadata"]
     assert sha256(body_of(client, media["url"])).hexdigest() == media["sha256"]
     assert client.get("/api/trash", headers=editor).get_json()["items"] == []
@@ -663,9 +668,10 @@ def test_a_replace_that_loses_at_the_switch_answers_409_and_leaves_everything_as
     assert answer.status_code == 409
     assert error_body(answer)["code"] == ("duplicate_image" if race == "same_bytes_stored_elsewhere"
                                           else "image_busy")
-    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert "version" not in head["metadata"] and head["length"] == media["bytes"]
-    assert db[f"{BUILDER}.files"].count_documents({"metadata.original_id": ObjectId(media["id"])}) == 8
+    assert db[f"{Buckets.BUILDER}.files"].count_documents(
+        {"metadata.original_id": ObjectId(media["id"])}) == 8
     assert db[f"{TRASH}.files"].count_documents({}) == 0
     assert sha256(body_of(client, media["url"])).hexdigest() == media["sha256"]
     if race == "same_bytes_stored_elsewhere":

@@ -11,7 +11,7 @@ import json
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUILDER, UPLOADS, formats
+from avenue.media import Buckets, formats
 from avenue.media.buckets import RENDITIONS
 from avenue.media.ingest import variants
 from avenue.media.store import renditions, storage
@@ -25,7 +25,7 @@ from tests.helpers import image_bytes, library_upload
 PICTURES = ("good/progressive.jpg", "good/png16.png", "good/alpha.png", "good/grayscale.jpg")
 
 
-def originals(db, bucket: str = UPLOADS) -> list[dict]:
+def originals(db, bucket: str = Buckets.UPLOADS) -> list[dict]:
     return list(db[f"{bucket}.files"].find({"metadata.role": "original"}).sort("_id", 1))
 
 
@@ -34,12 +34,12 @@ def listed(doc: dict) -> dict[tuple[str, str], dict]:
             for fmt, info in formats_.items()}
 
 
-def original_hashes(db, bucket: str = UPLOADS) -> dict:
+def original_hashes(db, bucket: str = Buckets.UPLOADS) -> dict:
     return {doc["_id"]: hashlib.sha256(storage.read_all(db, bucket, doc)).hexdigest()
             for doc in originals(db, bucket)}
 
 
-def upload_all(db, bucket: str = UPLOADS) -> list[dict]:
+def upload_all(db, bucket: str = Buckets.UPLOADS) -> list[dict]:
     return [store(db, bucket, image_bytes(name), filename=name.split("/")[-1]).doc for name in PICTURES]
 
 
@@ -47,7 +47,7 @@ def smaller_thumb(monkeypatch) -> None:
     monkeypatch.setitem(variants.VARIANTS, "thumb", (150, 150, "fit"))
 
 
-def everything(db, bucket: str = UPLOADS) -> list[dict]:
+def everything(db, bucket: str = Buckets.UPLOADS) -> list[dict]:
     """Every files document of ``bucket``, as JSON (what "nothing changed" compares)."""
     return [json.loads(json.dumps(doc, default=str)) for doc in db[f"{bucket}.files"].find({}).sort("_id", 1)]
 
@@ -60,7 +60,7 @@ def test_uploads_record_their_recipe_and_nothing_is_stale(db):
                                for (name, fmt), info in entries.items())
         assert stale_of(doc) == []
         for info in entries.values():
-            stored = db[f"{UPLOADS}.files"].find_one({"_id": info["id"]})
+            stored = db[f"{Buckets.UPLOADS}.files"].find_one({"_id": info["id"]})
             assert stored["metadata"]["recipe"] == info["recipe"]
     report = job.run(db)
     assert report.variants_rerendered == 0 and report.images_checked == len(PICTURES)
@@ -77,7 +77,7 @@ def test_a_smaller_thumb_rerenders_exactly_the_thumbs_and_keeps_the_originals_by
     assert report.images_rerendered == len(PICTURES)
     assert report.variants_rerendered == 2 * len(PICTURES)  # the thumb in WebP and in its fallback
     assert original_hashes(db) == hashes
-    files = db[f"{UPLOADS}.files"]
+    files = db[f"{Buckets.UPLOADS}.files"]
     for doc in originals(db):
         after, old = listed(doc), before[doc["_id"]]
         assert set(after) == set(old)
@@ -124,14 +124,14 @@ def test_the_variant_url_serves_the_old_bytes_until_the_switch_then_the_new_ones
         seen.append((name, fmt, during.status_code, during.data == old.data))
 
     with app.app_context():
-        report = job.run(db, buckets=[BUILDER], before_switch=pause)
+        report = job.run(db, buckets=[Buckets.BUILDER], before_switch=pause)
     assert report.variants_rerendered == 2
     assert ("thumb", "webp", 200, True) in seen
     after = client.get(url)
     assert after.status_code == 200 and after.data != old.data
-    doc = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
-    new = db[f"{BUILDER}.files"].find_one({"_id": listed(doc)[("thumb", "webp")]["id"]})
-    assert after.data == storage.read_all(db, BUILDER, new)
+    doc = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    new = db[f"{Buckets.BUILDER}.files"].find_one({"_id": listed(doc)[("thumb", "webp")]["id"]})
+    assert after.data == storage.read_all(db, Buckets.BUILDER, new)
 
 
 def test_an_interrupted_run_resumes_where_it_stopped_and_does_each_variant_once(db, monkeypatch):
@@ -167,7 +167,7 @@ def test_an_interrupted_run_resumes_where_it_stopped_and_does_each_variant_once(
     assert {entry[0] for entry in done} == set(ids)
     assert stale.checkpoint(db) is None
     assert original_hashes(db) == hashes
-    files = db[f"{UPLOADS}.files"]
+    files = db[f"{Buckets.UPLOADS}.files"]
     for doc in originals(db):
         assert stale_of(doc) == []
         ids_listed = {info["id"] for info in listed(doc).values()}
@@ -250,7 +250,7 @@ class Encoded:
 
 
 def keep(db, key: str, fmt: str) -> dict:
-    wanted = renditions.Wanted(UPLOADS, ObjectId(), "", key, fmt)
+    wanted = renditions.Wanted(Buckets.UPLOADS, ObjectId(), "", key, fmt)
     return renditions.keep(db, wanted, Encoded(fmt), private=False)
 
 

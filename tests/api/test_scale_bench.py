@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from avenue.media import BUILDER, PRODUCTS, UPLOADS
+from avenue.media import Buckets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +23,7 @@ sys.path.insert(0, "bench")
 import mongomock, pymongo
 import scale
 from avenue.db import get_db, get_mongo
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia
+from avenue.media import AppMedia, Buckets
 from avenue.media.effects.counters import count_bucket
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.upkeep.fsck import check
@@ -45,12 +45,12 @@ with app.app_context():
     fields = ("files", "originals", "bytes", "chunks")
     counters = {bucket: [{k: media_counters(db)[bucket][k] for k in fields},
                          {k: count_bucket(db, bucket, chunk_index=True)[k] for k in fields}]
-                for bucket in (PRODUCTS, UPLOADS, BUILDER)}
+                for bucket in (Buckets.PRODUCTS, Buckets.UPLOADS, Buckets.BUILDER)}
     drift = reconcile(db, app.config, AppMedia.of(app).core.referrers(db))["products"]["drift"]
     report = check(db)
     seeded_original = {"metadata.role": "original", "filename": {"$ne": "template.jpg"}}
-    upload = db[f"{UPLOADS}.files"].find_one(seeded_original)["metadata"]
-    media = db[f"{BUILDER}.files"].find_one(seeded_original)["metadata"]
+    upload = db[f"{Buckets.UPLOADS}.files"].find_one(seeded_original)["metadata"]
+    media = db[f"{Buckets.BUILDER}.files"].find_one(seeded_original)["metadata"]
 print(json.dumps({"seeded": seeded, "counters": counters, "drift": sorted(set(drift.values())),
                   "checked": report.files_checked, "findings": [str(f) for f in report.findings],
                   "summary": report.summary_line(), "upload": upload, "media": media,
@@ -72,8 +72,8 @@ def test_the_seed_keeps_the_counters_as_the_app_does_and_passes_fsck(app, backen
     # One batch of 8 images: 6 product photos (3 products), 1 upload, 1 library image; and
     # the three templates the seed copies.
     assert (seeded["images"], seeded["products"], seeded["files"]) == (8, 3, 8 * 9 + 27)
-    assert seeded["per_bucket"] == {PRODUCTS: 6 * 9, UPLOADS: 9, BUILDER: 9}
-    for bucket in (PRODUCTS, UPLOADS, BUILDER):
+    assert seeded["per_bucket"] == {Buckets.PRODUCTS: 6 * 9, Buckets.UPLOADS: 9, Buckets.BUILDER: 9}
+    for bucket in (Buckets.PRODUCTS, Buckets.UPLOADS, Buckets.BUILDER):
         held, counted = found["counters"][bucket]
         assert held == counted
     assert found["drift"] == [0]

@@ -13,7 +13,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.errors import Conflict, UnprocessableContent
-from avenue.media import PRODUCTS, TEMP, AppMedia, Library
+from avenue.media import AppMedia, Buckets, Library
 from avenue.media.core import NO_PURGES
 from avenue.media.store.library import Storing
 from avenue.media.store.library import deleting as library_deleting
@@ -79,7 +79,7 @@ def test_the_full_admin_flow_from_temp_upload_to_deleting_the_product(client, db
     # Claimed in the given order: the second upload becomes the primary image.
     product = make_product(client, admin, "AV-5000", temp_ids=[second, first])
     assert ids_of(product) == [second, first]
-    assert db[f"{TEMP}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.TEMP}.files"].count_documents({}) == 0
     primary = product["images"][0]
     assert primary["url"].startswith("/media/products/") and "expires_at" not in primary
     assert set(primary["variants"]) == {"thumb", "card", "gallery", "og"}
@@ -101,12 +101,12 @@ def test_the_full_admin_flow_from_temp_upload_to_deleting_the_product(client, db
     response = client.delete(f"/api/shop/products/AV-5000/images/{first}", headers=admin)
     assert response.status_code == 200 and ids_of(response.get_json()) == [third, second]
     assert client.get(product["images"][1]["url"]).status_code == 404
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.original_id": ObjectId(first)}) == 0
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.original_id": ObjectId(first)}) == 0
 
     assert client.delete("/api/shop/products/AV-5000", headers=admin).status_code == 204
     assert client.get("/api/shop/products/AV-5000").status_code == 404
-    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
-    assert db[f"{PRODUCTS}.chunks"].count_documents({}) == 0
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.PRODUCTS}.chunks"].count_documents({}) == 0
     actions = [entry["action"] for entry in db.audit_logs.find({}).sort("at", 1)]
     for action in ("temp_images_uploaded", "product_created", "product_images_added",
                    "product_images_reordered", "product_image_deleted", "product_deleted"):
@@ -186,8 +186,8 @@ def test_a_duplicate_sku_is_a_conflict_and_keeps_the_temp_images(client, db, adm
     response = client.post("/api/shop/products", headers=admin,
                            json={"sku": "AV-1", "name": "Again", "price": 1, "temp_image_ids": [temp["id"]]})
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "sku_taken"
-    assert db[f"{TEMP}.files"].count_documents({"_id": ObjectId(temp["id"])}) == 1
-    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.TEMP}.files"].count_documents({"_id": ObjectId(temp["id"])}) == 1
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
 
 
 # --- temp images -------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def test_a_temp_image_is_served_to_its_uploader_by_signed_url_only_and_privately
 
 def test_a_temp_image_stored_public_before_is_private_all_the_same(app, client, db):
     with app.app_context():
-        doc = store(db, TEMP, image_bytes("good/alpha.png"), filename="alpha.png", kind="temp",
+        doc = store(db, Buckets.TEMP, image_bytes("good/alpha.png"), filename="alpha.png", kind="temp",
                     extra={"expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)}).doc
     assert doc["metadata"]["visibility"] == "public"
     assert client.get(f"/media/temp/{doc['_id']}").status_code == 404
@@ -230,7 +230,7 @@ def test_claiming_unknown_expired_or_claimed_temp_images_is_refused_naming_them(
     temps = send(client, "/api/shop/temp-images", admin, "good/alpha.png", "good/grayscale.jpg",
                  "good/progressive.jpg").get_json()["images"]
     fresh, old, taken = (t["id"] for t in temps)
-    db[f"{TEMP}.files"].update_one({"_id": ObjectId(old)}, {"$set": {
+    db[f"{Buckets.TEMP}.files"].update_one({"_id": ObjectId(old)}, {"$set": {
         "metadata.expires_at": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)}})
     make_product(client, admin, "AV-1", temp_ids=[taken])
     unknown = str(ObjectId())
@@ -268,11 +268,12 @@ def test_uploading_the_same_temp_image_again_refreshes_its_expiry(client, db, ad
     first = send(client, "/api/shop/temp-images", admin, "good/alpha.png").get_json()["images"][0]
     # Still live when the second upload comes, however slow the machine (5 s ahead was not).
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5)
-    db[f"{TEMP}.files"].update_one({"_id": ObjectId(first["id"])}, {"$set": {"metadata.expires_at": soon}})
+    db[f"{Buckets.TEMP}.files"].update_one({"_id": ObjectId(first["id"])},
+                                           {"$set": {"metadata.expires_at": soon}})
     again = send(client, "/api/shop/temp-images", admin, "good/alpha.png").get_json()["images"][0]
     assert again["id"] == first["id"]
     assert again["expires_at"] == first["expires_at"] or again["expires_at"] > first["expires_at"]
-    stored = db[f"{TEMP}.files"].find_one({"_id": ObjectId(first["id"])})["metadata"]["expires_at"]
+    stored = db[f"{Buckets.TEMP}.files"].find_one({"_id": ObjectId(first["id"])})["metadata"]["expires_at"]
     assert stored.replace(tzinfo=dt.UTC) > soon + dt.timedelta(hours=23)
 
 
@@ -282,7 +283,7 @@ def test_two_admins_identical_temp_uploads_are_independent(client, db, auth, adm
     theirs = send(client, "/api/shop/temp-images", other, "good/alpha.png").get_json()["images"][0]
     assert mine["id"] != theirs["id"]
     make_product(client, admin, "AV-1", temp_ids=[mine["id"]])
-    assert db[f"{TEMP}.files"].count_documents({"_id": ObjectId(theirs["id"])}) == 1
+    assert db[f"{Buckets.TEMP}.files"].count_documents({"_id": ObjectId(theirs["id"])}) == 1
 
 
 def test_the_temp_expiry_follows_the_configured_ttl(app, client, db, admin):
@@ -368,14 +369,14 @@ def test_the_same_photo_on_two_products_is_stored_once_and_outlives_one_of_them(
     make_product(client, admin, "AV-2")
     two = send(client, "/api/shop/products/AV-2/images", admin, "good/alpha.png").get_json()["product"]
     assert ids_of(one) == ids_of(two)
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.role": "original"}) == 1
 
     shared = ids_of(one)[0]
     client.delete(f"/api/shop/products/AV-1/images/{shared}", headers=admin)
     assert client.get(two["images"][0]["url"]).status_code == 200
     assert client.delete("/api/shop/products/AV-2", headers=admin).status_code == 204
     assert client.get(two["images"][0]["url"]).status_code == 404
-    assert db[f"{PRODUCTS}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
 
 
 def test_deleting_a_product_keeps_the_images_another_product_uses(client, db, admin):
@@ -383,21 +384,21 @@ def test_deleting_a_product_keeps_the_images_another_product_uses(client, db, ad
     make_product(client, admin, "AV-2")
     two = send(client, "/api/shop/products/AV-2/images", admin, "good/grayscale.jpg").get_json()["product"]
     assert client.delete("/api/shop/products/AV-1", headers=admin).status_code == 204
-    originals = [str(d["_id"]) for d in db[f"{PRODUCTS}.files"].find({"metadata.role": "original"})]
+    originals = [str(d["_id"]) for d in db[f"{Buckets.PRODUCTS}.files"].find({"metadata.role": "original"})]
     assert originals == ids_of(two)
 
 
 def test_a_file_deleted_by_another_product_meanwhile_is_stored_again(app, db, monkeypatch):
     """The add reuses a file whose delete already decided to go: it waits, then re-stores."""
-    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
+    doc = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
     db.shop_products.insert_one({"sku": "AV-2", "name": "x", "price": 1, "images": []})
-    db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]},
-                                       {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
+    db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": doc["_id"]},
+                                               {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
     waits = []
 
     def deleter_finishes(seconds):
         waits.append(seconds)
-        delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES)
+        delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=NO_PURGES)
 
     monkeypatch.setattr(library_deleting, "sleep", deleter_finishes)
     upload = Library.Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
@@ -405,43 +406,44 @@ def test_a_file_deleted_by_another_product_meanwhile_is_stored_again(app, db, mo
     product, added = done.product, done.refs
     assert waits and added[0]["id"] != doc["_id"]
     assert product["images"][0]["id"] == added[0]["id"]
-    assert db[f"{PRODUCTS}.files"].count_documents({"_id": added[0]["id"]}) == 1
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"_id": added[0]["id"]}) == 1
 
 
 def test_a_claimed_temp_image_merged_into_a_file_being_deleted_is_stored_again(app, db, monkeypatch):
-    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
-    db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]},
-                                       {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
+    doc = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
+    db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": doc["_id"]},
+                                               {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
     upload = Library.Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
     temp = service.store_temp_images(AppMedia.of(app), [upload], owner="admin", settings=settings(app))[0]
     monkeypatch.setattr(library_deleting, "sleep",
-                        lambda seconds: delete_image(db, PRODUCTS, doc["_id"], purges=NO_PURGES))
+                        lambda seconds: delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=NO_PURGES))
     new = service.NewProduct.parse({"sku": "AV-3", "name": "x", "price": 1, "temp_image_ids": [str(temp.id)]})
     product = service.create_product(AppMedia.of(app), new, owner="admin", settings=settings(app))
     [image_id] = service.stored_ids(product)
     assert image_id not in (doc["_id"], temp.id)
-    stored = db[f"{PRODUCTS}.files"].find_one({"_id": image_id})
+    stored = db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": image_id})
     assert stored["metadata"]["sha256"] == doc["metadata"]["sha256"]
-    assert db[f"{TEMP}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.TEMP}.files"].count_documents({}) == 0
 
 
 def test_a_delete_that_sees_the_new_reference_keeps_the_file(app, db, monkeypatch):
-    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
+    doc = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
     db.shop_products.insert_one({"sku": "AV-2", "name": "x", "price": 1, "images": []})
     lease = dt.datetime.now(dt.UTC)
-    db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.deleting_at": lease}})
+    db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.deleting_at": lease}})
 
     def deleter_backs_off(seconds):
         # The deleter counts references after its lease: it finds AV-2's and releases the file.
         assert db.shop_products.count_documents({"images.id": doc["_id"]}) == 1
-        db[f"{PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.deleting_at": ""}})
+        db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": doc["_id"]},
+                                                   {"$unset": {"metadata.deleting_at": ""}})
 
     monkeypatch.setattr(library_deleting, "sleep", deleter_backs_off)
     upload = Library.Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
     added = service.add_images(AppMedia.of(app), "AV-2", [upload], owner="admin", settings=settings(app)).refs
     assert added[0]["id"] == doc["_id"]
     assert service.delete_unreferenced(AppMedia.of(app), doc["_id"]) is False
-    assert db[f"{PRODUCTS}.files"].count_documents({"_id": doc["_id"]}) == 1
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"_id": doc["_id"]}) == 1
 
 
 # --- ordering and deleting ---------------------------------------------------------------
@@ -475,7 +477,7 @@ def test_reorder_never_undoes_a_concurrent_change(app, client, db, admin):
     def stale_read(database, sku):
         doc = service.get_product(database, sku)
         # Another admin adds an image between this read and the write.
-        extra = store(database, PRODUCTS, image_bytes(SMALL[2]), filename="x.jpg", kind="product").doc
+        extra = store(database, Buckets.PRODUCTS, image_bytes(SMALL[2]), filename="x.jpg", kind="product").doc
         database.shop_products.update_one({"sku": sku}, {"$push": {"images": image_ref(extra)}})
         return doc
 
@@ -583,13 +585,13 @@ def test_a_logged_in_admin_needs_the_csrf_token(app, db, auth):
 
 def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhile(app, db, monkeypatch):
     app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 2
-    first = store(db, PRODUCTS, image_bytes(SMALL[0]), filename="a.png", kind="product").doc
+    first = store(db, Buckets.PRODUCTS, image_bytes(SMALL[0]), filename="a.png", kind="product").doc
     db.shop_products.insert_one({"sku": "AV-1", "name": "x", "price": 1, "images": [image_ref(first)]})
     real_store_all = Storing.store_many
 
     def store_then_someone_fills_the_product(*args, **kwargs):
         results = real_store_all(*args, **kwargs)
-        other = store(db, PRODUCTS, image_bytes(SMALL[1]), filename="b.jpg", kind="product").doc
+        other = store(db, Buckets.PRODUCTS, image_bytes(SMALL[1]), filename="b.jpg", kind="product").doc
         db.shop_products.update_one({"sku": "AV-1"}, {"$push": {"images": image_ref(other)}})
         return results
 
@@ -600,7 +602,7 @@ def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhi
                            owner="admin", settings=settings(app))
     assert refused.value.code == "too_many_images"
     product = db.shop_products.find_one({"sku": "AV-1"})
-    originals = {d["_id"] for d in db[f"{PRODUCTS}.files"].find({"metadata.role": "original"})}
+    originals = {d["_id"] for d in db[f"{Buckets.PRODUCTS}.files"].find({"metadata.role": "original"})}
     assert originals == set(service.stored_ids(product)) and len(originals) == 2
 
 
@@ -657,7 +659,7 @@ def test_two_admins_adding_at_the_same_moment_never_pass_the_limit(app, client, 
     product = client.get("/api/shop/products/AV-1").get_json()
     assert len(product["images"]) == 3 and ids_of(product) == ids_of(winner["product"])
     # The loser's files are gone again: nothing unreferenced is left behind.
-    originals = {str(d["_id"]) for d in db[f"{PRODUCTS}.files"].find({"metadata.role": "original"})}
+    originals = {str(d["_id"]) for d in db[f"{Buckets.PRODUCTS}.files"].find({"metadata.role": "original"})}
     assert originals == set(ids_of(product))
 
 
@@ -670,12 +672,13 @@ def test_a_delete_refused_because_an_image_is_being_replaced_changes_nothing(cli
 
     product = make_product(client, admin, "AV-BUSY", *SMALL[:2])
     busy, other = ids_of(product)
-    db[f"{PRODUCTS}.files"].update_one({"_id": ObjectId(busy)}, {"$set": {"metadata.replacing_at": now()}})
+    db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": ObjectId(busy)},
+                                               {"$set": {"metadata.replacing_at": now()}})
     files = bucket_snapshot(db)
     url = f"/api/shop/products/AV-BUSY/images/{busy}" if target == "image" else "/api/shop/products/AV-BUSY"
     response = client.delete(url, headers=admin)
     assert response.status_code == 409 and response.get_json()["error"]["code"] == "image_busy"
     assert ids_of(client.get("/api/shop/products/AV-BUSY").get_json()) == [busy, other]
     assert bucket_snapshot(db) == files
-    assert db[f"{PRODUCTS}.files"].count_documents({"metadata.deleting_at": {"$ne": None}}) == 0
+    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"metadata.deleting_at": {"$ne": None}}) == 0
     assert client.get("/api/trash", headers=admin).get_json()["total"] == 0

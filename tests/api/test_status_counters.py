@@ -13,7 +13,7 @@ from pymongo.errors import OperationFailure
 
 from avenue.dialect import dialect_of
 from avenue.embedded import fences as fenced
-from avenue.media import PRODUCTS, UPLOADS
+from avenue.media import Buckets
 from avenue.media.buckets import STORED, TRASH
 from avenue.media.effects import counters as bucket_counters
 from avenue.media.effects.counters import count_bucket
@@ -69,7 +69,7 @@ def test_counters_match_a_recount_after_a_mix_of_writes(app, client, db, referre
     client.post("/api/uploads", headers=admin, data={"file": photo("good/alpha.png")})
     held, counted = held_and_counted(db)
     assert held == counted
-    assert counted["products"]["products"] == 3 and counted[PRODUCTS]["originals"] == 2
+    assert counted["products"]["products"] == 3 and counted[Buckets.PRODUCTS]["originals"] == 2
     # Deleted, kept restorable: the photo no product uses any more and the library image.
     assert counted[TRASH]["originals"] == 2
     for result in reconcile(db, app.config, referrers).values():
@@ -86,9 +86,9 @@ def test_a_lost_increment_is_drift_the_reconciliation_corrects(app, client, db, 
     monkeypatch.setattr(bucket_counters, "record", real)
     db.shop_products.insert_one({"sku": "BEHIND", "images": ["/uploads/x.jpg"]})  # a hand edit
     storage = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
-    assert storage["buckets"][UPLOADS]["files"] == 0
+    assert storage["buckets"][Buckets.UPLOADS]["files"] == 0
     result = reconcile(db, app.config, referrers)
-    assert result[UPLOADS]["applied"] and result[UPLOADS]["drift"]["files"] == 9
+    assert result[Buckets.UPLOADS]["applied"] and result[Buckets.UPLOADS]["drift"]["files"] == 9
     assert result["products"]["drift"]["local_filesystem"] == 1
     held, counted = held_and_counted(db)
     assert held == counted
@@ -97,20 +97,22 @@ def test_a_lost_increment_is_drift_the_reconciliation_corrects(app, client, db, 
 
 
 def test_a_recount_that_a_write_raced_is_not_applied(db, monkeypatch):
-    store(db, UPLOADS, image_bytes("good/alpha.png"), filename="a.png")
-    db[f"{UPLOADS}.files"].delete_many({"metadata.role": "variant"})  # drift: 8 files gone behind its back
+    store(db, Buckets.UPLOADS, image_bytes("good/alpha.png"), filename="a.png")
+    # Drift: 8 files gone behind its back.
+    db[f"{Buckets.UPLOADS}.files"].delete_many({"metadata.role": "variant"})
     real = bucket_counters.count_bucket
 
     def raced(*args, **kwargs):
         counted = real(*args, **kwargs)
-        store(db, UPLOADS, image_bytes("good/grayscale.jpg"), filename="b.jpg")  # lands meanwhile
+        store(db, Buckets.UPLOADS, image_bytes("good/grayscale.jpg"), filename="b.jpg")  # lands meanwhile
         return counted
 
     monkeypatch.setattr(bucket_counters, "count_bucket", raced)
-    assert bucket_counters.recount(db, UPLOADS)["applied"] is False
+    assert bucket_counters.recount(db, Buckets.UPLOADS)["applied"] is False
     monkeypatch.setattr(bucket_counters, "count_bucket", real)
-    assert bucket_counters.recount(db, UPLOADS)["applied"] is True
-    assert media_counters(db)[UPLOADS]["files"] == db[f"{UPLOADS}.files"].count_documents({}) == 10
+    assert bucket_counters.recount(db, Buckets.UPLOADS)["applied"] is True
+    files = db[f"{Buckets.UPLOADS}.files"].count_documents({})
+    assert media_counters(db)[Buckets.UPLOADS]["files"] == files == 10
 
 
 def test_a_product_recount_that_a_product_write_raced_is_not_applied(db):
@@ -133,7 +135,7 @@ class Unwritable:
 
 def test_a_failed_increment_is_logged_and_the_write_stands(caplog):
     with caplog.at_level(logging.WARNING):
-        bucket_counters.record(Unwritable(), UPLOADS, {"files": 1})
+        bucket_counters.record(Unwritable(), Buckets.UPLOADS, {"files": 1})
         product_counters.record_product_change(Unwritable(), None, {"images": []})
     assert sum("reconciliation corrects" in record.getMessage() for record in caplog.records) == 2
 
@@ -220,16 +222,16 @@ def _reads(monkeypatch, db, bucket: str) -> list:
 
 def test_on_the_embedded_database_a_bucket_is_counted_between_fences_of_dates(db, monkeypatch):
     for name in ("good/alpha.png", "good/grayscale.jpg", "good/cmyk.jpg"):
-        store(db, UPLOADS, image_bytes(name), filename=name.split("/")[-1])  # 27 files, 3 originals
-    _spread(db, UPLOADS)
-    whole = bucket_counters._group_whole(db, UPLOADS)
+        store(db, Buckets.UPLOADS, image_bytes(name), filename=name.split("/")[-1])  # 27 files, 3 originals
+    _spread(db, Buckets.UPLOADS)
+    whole = bucket_counters._group_whole(db, Buckets.UPLOADS)
     monkeypatch.setattr(fenced, "FENCE_EVERY", 3)
-    first = count_bucket(db, UPLOADS, chunk_index=True)  # no fences yet: it samples them
-    reads = _reads(monkeypatch, db, UPLOADS)
-    counted = count_bucket(db, UPLOADS, chunk_index=True)
+    first = count_bucket(db, Buckets.UPLOADS, chunk_index=True)  # no fences yet: it samples them
+    reads = _reads(monkeypatch, db, Buckets.UPLOADS)
+    counted = count_bucket(db, Buckets.UPLOADS, chunk_index=True)
     for figures in (first, counted):
         assert {k: figures[k] for k in whole} == whole  # the same figures, dates included
-        assert figures["chunks"] == db[f"{UPLOADS}.chunks"].count_documents({})
+        assert figures["chunks"] == db[f"{Buckets.UPLOADS}.chunks"].count_documents({})
     if not dialect_of(db).whole_collection_reads:  # a read per fence of each role, each bounded by dates
         variants = [query for kind, query in reads if query.get("metadata.role") == "variant"]
         assert {kind for kind, _ in reads} == {"find"} and len(variants) > 5
@@ -240,11 +242,11 @@ def test_on_the_embedded_database_a_bucket_is_counted_between_fences_of_dates(db
 
 
 def test_on_the_embedded_database_chunks_gone_behind_the_app_s_back_are_left_to_fsck(db):
-    doc = store(db, UPLOADS, image_bytes("good/photo_12mp.jpg"), filename="big.jpg").doc
-    assert db[f"{UPLOADS}.chunks"].count_documents({"files_id": doc["_id"]}) > 1
-    db[f"{UPLOADS}.chunks"].delete_one({"files_id": doc["_id"], "n": 1})
-    counted = count_bucket(db, UPLOADS, chunk_index=True)["chunks"]
-    actual = db[f"{UPLOADS}.chunks"].count_documents({})
+    doc = store(db, Buckets.UPLOADS, image_bytes("good/photo_12mp.jpg"), filename="big.jpg").doc
+    assert db[f"{Buckets.UPLOADS}.chunks"].count_documents({"files_id": doc["_id"]}) > 1
+    db[f"{Buckets.UPLOADS}.chunks"].delete_one({"files_id": doc["_id"], "n": 1})
+    counted = count_bucket(db, Buckets.UPLOADS, chunk_index=True)["chunks"]
+    actual = db[f"{Buckets.UPLOADS}.chunks"].count_documents({})
     # The embedded database counts what the files documents say they hold (a walk of every
     # chunk there holds make run's one connection for seconds); fsck reads the chunks.
     assert counted == (actual + 1 if not dialect_of(db).whole_collection_reads else actual)

@@ -17,7 +17,7 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from avenue.media import BUCKETS, PRODUCTS, TEMP, UPLOADS
+from avenue.media import Buckets
 from avenue.media.core import NO_PURGES
 from avenue.media.store.originals import delete_image, store, variant_ids
 from avenue.presentation.objects import image_ref
@@ -50,9 +50,9 @@ def seeded(app, db) -> dict:
     """Every situation: legacy documents, a healthy product, a reference to a missing file,
     an orphan, a missing variant, a pending and an expired temp image."""
     db.shop_products.insert_many(json.loads((FIXTURES / "legacy_db.json").read_text())["shop_products"])
-    healthy = [put(db, PRODUCTS, "good/alpha.png"), put(db, PRODUCTS, "good/grayscale.jpg")]
-    lost = put(db, PRODUCTS, "good/progressive.jpg")
-    orphan = put(db, PRODUCTS, "good/tiny_1x1.png")
+    healthy = [put(db, Buckets.PRODUCTS, "good/alpha.png"), put(db, Buckets.PRODUCTS, "good/grayscale.jpg")]
+    lost = put(db, Buckets.PRODUCTS, "good/progressive.jpg")
+    orphan = put(db, Buckets.PRODUCTS, "good/tiny_1x1.png")
     at = dt.datetime.now(dt.UTC)
     db.shop_products.insert_many([
         {"sku": "NEW-1", "name": "Healthy", "price": 1, "images": [image_ref(d) for d in healthy],
@@ -61,13 +61,13 @@ def seeded(app, db) -> dict:
          "created_at": at, "updated_at": at},
     ])
     # Behind the product's back: the reference now points at nothing.
-    delete_image(db, PRODUCTS, lost, purges=NO_PURGES)
+    delete_image(db, Buckets.PRODUCTS, lost, purges=NO_PURGES)
     thumb = healthy[1]["metadata"]["variants"]["thumb"]["webp"]["id"]
-    db[f"{PRODUCTS}.files"].delete_one({"_id": thumb})
-    db[f"{PRODUCTS}.chunks"].delete_many({"files_id": thumb})
+    db[f"{Buckets.PRODUCTS}.files"].delete_one({"_id": thumb})
+    db[f"{Buckets.PRODUCTS}.chunks"].delete_many({"files_id": thumb})
     hour = dt.timedelta(hours=1)
-    put(db, TEMP, "good/palette_transparent.png", scope="someone", extra={"expires_at": at + hour})
-    put(db, TEMP, "good/cmyk.jpg", scope="someone", extra={"expires_at": at - hour})
+    put(db, Buckets.TEMP, "good/palette_transparent.png", scope="someone", extra={"expires_at": at + hour})
+    put(db, Buckets.TEMP, "good/cmyk.jpg", scope="someone", extra={"expires_at": at - hour})
     swept(app)
     return {"healthy": healthy, "lost": lost, "orphan": orphan}
 
@@ -98,7 +98,7 @@ def test_products_status_reports_every_situation_with_exact_numbers(client, seed
 
 
 def test_a_store_where_everything_is_in_mongodb_is_safe(app, client, db, ops):
-    doc = put(db, PRODUCTS, "good/alpha.png")
+    doc = put(db, Buckets.PRODUCTS, "good/alpha.png")
     db.shop_products.insert_one({"sku": "OK-1", "name": "x", "price": 1, "images": [image_ref(doc)]})
     swept(app)
     report = client.get("/api/shop/debug/products-status", headers=ops).get_json()
@@ -127,8 +127,8 @@ def test_long_lists_are_cut_but_counts_stay_complete(app, client, db, ops, monke
 
 
 def test_an_orphan_an_old_path_still_redirects_to_is_marked(app, client, db, ops):
-    doc = put(db, PRODUCTS, "good/alpha.png")
-    db.legacy_paths.insert_one({"path": "/uploads/products/X/a.png", "bucket": PRODUCTS,
+    doc = put(db, Buckets.PRODUCTS, "good/alpha.png")
+    db.legacy_paths.insert_one({"path": "/uploads/products/X/a.png", "bucket": Buckets.PRODUCTS,
                                 "file_id": doc["_id"]})
     swept(app)
     orphans = client.get("/api/shop/debug/products-status", headers=ops).get_json()["orphans"]
@@ -137,7 +137,7 @@ def test_an_orphan_an_old_path_still_redirects_to_is_marked(app, client, db, ops
 
 
 def test_references_stored_with_string_ids_are_matched_to_their_files(app, client, db, ops):
-    doc = put(db, PRODUCTS, "good/alpha.png")
+    doc = put(db, Buckets.PRODUCTS, "good/alpha.png")
     db.shop_products.insert_one({"sku": "S-1", "name": "x", "price": 1,
                                  "images": [{**image_ref(doc), "id": str(doc["_id"])}]})
     swept(app)
@@ -169,13 +169,14 @@ def test_storage_status_reports_each_bucket_and_the_database(client, seeded, db,
         assert report["persistent"] is db.command("serverStatus")["storageEngine"]["persistent"]
     else:
         assert report["persistent"] is False  # mongomock keeps everything in memory
-    for bucket in (PRODUCTS, TEMP):
+    for bucket in (Buckets.PRODUCTS, Buckets.TEMP):
         expected = _expected_bucket(db, bucket)
         got = report["buckets"][bucket]
         assert {k: got[k] for k in expected} == expected
         assert got["oldest_upload"] <= got["newest_upload"]
-    assert report["buckets"][PRODUCTS]["originals"] == 3 and report["buckets"][TEMP]["originals"] == 2
-    assert report["buckets"][UPLOADS] == {
+    held = report["buckets"]
+    assert held[Buckets.PRODUCTS]["originals"] == 3 and held[Buckets.TEMP]["originals"] == 2
+    assert report["buckets"][Buckets.UPLOADS] == {
         "alias": "uploads", "files": 0, "originals": 0, "bytes": 0, "chunks": 0, "chunks_exact": True,
         "oldest_upload": None, "newest_upload": None, "chunk_index": True}
     assert report["gridfs_bytes"] == sum(b["bytes"] for b in report["buckets"].values())
@@ -199,28 +200,28 @@ def test_storage_status_reports_each_bucket_and_the_database(client, seeded, db,
 
 
 def test_a_missing_chunk_index_is_flagged(client, db, ops):
-    put(db, UPLOADS, "good/alpha.png")
-    db[f"{UPLOADS}.chunks"].drop_index("files_id_1_n_1")
+    put(db, Buckets.UPLOADS, "good/alpha.png")
+    db[f"{Buckets.UPLOADS}.chunks"].drop_index("files_id_1_n_1")
     report = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
-    assert report["chunk_indexes"]["ok"] is False and report["chunk_indexes"]["missing"] == [UPLOADS]
-    bucket = report["buckets"][UPLOADS]
+    assert report["chunk_indexes"]["ok"] is False and report["chunk_indexes"]["missing"] == [Buckets.UPLOADS]
+    bucket = report["buckets"][Buckets.UPLOADS]
     assert bucket["chunk_index"] is False and bucket["chunks_exact"] is False
-    assert bucket["chunks"] == db[f"{UPLOADS}.chunks"].count_documents({})
+    assert bucket["chunks"] == db[f"{Buckets.UPLOADS}.chunks"].count_documents({})
 
 
 def test_a_dropped_chunk_index_shows_once_its_remembered_presence_lapses_and_a_new_one_at_once(
         client, db, ops, monkeypatch):
     monkeypatch.setattr(storage, "KNOWN_SECONDS", 60.0)  # production's
-    put(db, UPLOADS, "good/alpha.png")
+    put(db, Buckets.UPLOADS, "good/alpha.png")
     status = "/api/shop/debug/storage-status"
     assert client.get(status, headers=ops).get_json()["chunk_indexes"]["ok"] is True
-    db[f"{UPLOADS}.chunks"].drop_index("files_id_1_n_1")
+    db[f"{Buckets.UPLOADS}.chunks"].drop_index("files_id_1_n_1")
     # A found index is trusted KNOWN_SECONDS (a minute); past that the drop shows.
     monkeypatch.setattr(storage, "KNOWN_SECONDS", 0.0)
-    assert client.get(status, headers=ops).get_json()["chunk_indexes"]["missing"] == [UPLOADS]
+    assert client.get(status, headers=ops).get_json()["chunk_indexes"]["missing"] == [Buckets.UPLOADS]
     # A missing one is never remembered: created again, it shows at the next call.
     monkeypatch.setattr(storage, "KNOWN_SECONDS", 60.0)
-    db[f"{UPLOADS}.chunks"].create_index([("files_id", 1), ("n", 1)], unique=True)
+    db[f"{Buckets.UPLOADS}.chunks"].create_index([("files_id", 1), ("n", 1)], unique=True)
     assert client.get(status, headers=ops).get_json()["chunk_indexes"] == {
         "ok": True, "missing": [], "expected": {"files_id": 1, "n": 1}}
 
@@ -242,7 +243,7 @@ def test_storage_status_asks_the_server_about_itself_and_its_chunk_indexes_once_
         monkeypatch.setattr(storage, "KNOWN_SECONDS", 60.0)  # production's
         first = storage.storage_status(db, app.config)
         asked = sorted(command_name(c) for c in seen.commands)
-        assert asked == ["buildInfo", *["listIndexes"] * len(BUCKETS), "serverStatus"]
+        assert asked == ["buildInfo", *["listIndexes"] * len(Buckets.BY_ALIAS), "serverStatus"]
         seen.commands.clear()
         again = storage.storage_status(db, app.config)
         assert seen.commands == []  # on the embedded database each could wait behind the sweep
@@ -264,8 +265,9 @@ def test_the_legacy_folder_shows_what_is_not_imported_yet(app, client, db, ops):
     app.config["AVENUE_LEGACY_UPLOADS_DIR"] = str(LEGACY_DIR)
     on_disk = sorted(p for p in LEGACY_DIR.rglob("*") if p.is_file())
     imported = ["/uploads/products/AV-1001/1d3d5fbdfe261bd3.jpg", "/uploads/general/notes.txt"]
-    db.legacy_paths.insert_many([{"path": p, "bucket": PRODUCTS, "file_id": ObjectId()} for p in imported])
-    gone = {"path": "/uploads/products/gone.jpg", "bucket": PRODUCTS, "file_id": ObjectId()}
+    db.legacy_paths.insert_many([{"path": p, "bucket": Buckets.PRODUCTS, "file_id": ObjectId()}
+                                 for p in imported])
+    gone = {"path": "/uploads/products/gone.jpg", "bucket": Buckets.PRODUCTS, "file_id": ObjectId()}
     db.legacy_paths.insert_one(gone)
     swept(app)
     legacy = client.get("/api/shop/debug/storage-status", headers=ops).get_json()["legacy_uploads"]
@@ -351,15 +353,15 @@ def test_quota_levels_switch_at_70_85_and_95_percent(percent, level):
 
 def test_variant_ids_of_a_seeded_image_all_exist(db):
     """Guard for the seed above: a fresh image lists 8 variant files that all exist."""
-    doc = put(db, PRODUCTS, "good/alpha.png")
+    doc = put(db, Buckets.PRODUCTS, "good/alpha.png")
     ids = variant_ids(doc)
-    assert len(ids) == 8 and db[f"{PRODUCTS}.files"].count_documents({"_id": {"$in": ids}}) == 8
+    assert len(ids) == 8 and db[f"{Buckets.PRODUCTS}.files"].count_documents({"_id": {"$in": ids}}) == 8
 
 
 def test_both_reports_count_the_products_bucket_alike(client, seeded, ops):
     products = client.get("/api/shop/debug/products-status", headers=ops).get_json()
     storage = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
-    assert products["stored_images"] == storage["buckets"][PRODUCTS]["originals"] == 3
+    assert products["stored_images"] == storage["buckets"][Buckets.PRODUCTS]["originals"] == 3
     assert products["sweep"]["generated_at"] == storage["sweep"]["generated_at"] is not None
 
 
@@ -530,15 +532,16 @@ def test_after_a_sweep_the_reports_counts_equal_a_recount_of_what_was_written_be
     """Issue 65: after a refresh the counts must be the store's. Files and products copied in,
     and one image deleted, with no counter moved (a restore, a bulk load, a hand edit): the
     sweep's reconciliation brings every bucket's and the products' counts to a recount."""
-    kept = put(db, PRODUCTS, "good/alpha.png")
-    gone = store(db, UPLOADS, image_bytes("good/tiny_1x1.png"), filename="t.png", kind="upload",
+    kept = put(db, Buckets.PRODUCTS, "good/alpha.png")
+    gone = store(db, Buckets.UPLOADS, image_bytes("good/tiny_1x1.png"), filename="t.png", kind="upload",
                  owner="o-1", scope="o-1:public").doc
-    files = db[f"{PRODUCTS}.files"]
+    files = db[f"{Buckets.PRODUCTS}.files"]
     copies = [{**doc, "_id": ObjectId(), "metadata": {**doc["metadata"], "key": os.urandom(8).hex()}}
               for doc in files.find({"_id": {"$in": [kept["_id"], *variant_ids(kept)]}})]
     files.insert_many(copies)
-    db[f"{PRODUCTS}.chunks"].insert_many([{"files_id": doc["_id"], "n": 0, "data": b"x"} for doc in copies])
-    db[f"{UPLOADS}.files"].delete_many({"_id": {"$in": [gone["_id"], *variant_ids(gone)]}})
+    db[f"{Buckets.PRODUCTS}.chunks"].insert_many([{"files_id": doc["_id"], "n": 0, "data": b"x"}
+                                                  for doc in copies])
+    db[f"{Buckets.UPLOADS}.files"].delete_many({"_id": {"$in": [gone["_id"], *variant_ids(gone)]}})
     db.shop_products.insert_many([{"sku": f"BULK-{n}", "images": [image_ref(kept)]} for n in range(3)])
     swept(app)
     storage_body = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
@@ -547,5 +550,5 @@ def test_after_a_sweep_the_reports_counts_equal_a_recount_of_what_was_written_be
         files = db[f"{bucket}.files"]
         assert held["files"] == files.count_documents({}), bucket
         assert held["originals"] == files.count_documents({"metadata.role": "original"}), bucket
-    assert storage_body["buckets"][PRODUCTS]["files"] == 18  # 9 stored, 9 copied in
+    assert storage_body["buckets"][Buckets.PRODUCTS]["files"] == 18  # 9 stored, 9 copied in
     assert products_body["products"]["total"] == db.shop_products.count_documents({}) == 3

@@ -12,7 +12,7 @@ from bson import ObjectId
 from avenue.clock import as_utc
 from avenue.dialect import dialect_of
 from avenue.embedded import fences as fenced
-from avenue.media import BUILDER, PRODUCTS
+from avenue.media import Buckets
 from avenue.media.store.originals import store
 from avenue.paging import Listed
 from avenue.presentation.objects import image_ref
@@ -30,8 +30,9 @@ def _products(db, n: int, *, images=None) -> None:
 @pytest.fixture
 def store_with_problems(db) -> dict:
     """Products over several batches, a reference to a missing file, an orphan, a missing variant."""
-    good = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc
-    orphan = store(db, PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="o.png", kind="product").doc
+    good = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc
+    orphan = store(db, Buckets.PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="o.png",
+                   kind="product").doc
     _products(db, 5)
     gone = ObjectId()
     db.shop_products.insert_many([
@@ -39,7 +40,7 @@ def store_with_problems(db) -> dict:
         {"sku": "LOST", "images": [{**image_ref(good), "id": gone, "filename": "lost.jpg"}]},
     ])
     thumb = good["metadata"]["variants"]["thumb"]["webp"]["id"]
-    db[f"{PRODUCTS}.files"].delete_one({"_id": thumb})
+    db[f"{Buckets.PRODUCTS}.files"].delete_one({"_id": thumb})
     return {"good": good, "orphan": orphan, "gone": gone}
 
 
@@ -66,7 +67,7 @@ def test_what_a_sweep_holds_is_bounded_by_its_batch_not_by_the_store(db, monkeyp
     ids, every kept list at most LIST_LIMIT entries, whatever the number of documents."""
     monkeypatch.setattr(sweep, "IN_BATCH", 3)
     monkeypatch.setattr(sweep, "LIST_LIMIT", 4)
-    doc = store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc
+    doc = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc
     _products(db, 9, images=[image_ref(doc), "/uploads/x.jpg", {**image_ref(doc), "id": ObjectId()}])
     reads, lookups = [], []
     real_next, real_in = sweep.next_batch, sweep._in_batches
@@ -109,7 +110,8 @@ def test_a_sweeps_peak_memory_does_not_grow_with_the_store(db, referrers):
     if dialect_of(db).name == "mongomock":
         pytest.skip("mongomock copies every document a sorted query matches before the first one is "
                     "read: in this process, what a server holds in its own")
-    ref = image_ref(store(db, PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc)
+    ref = image_ref(store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="a.png",
+                          kind="product").doc)
     small = _sweep_peak(db, referrers, 400, ref)
     large = _sweep_peak(db, referrers, 2000, ref)
     # 1,600 more products held at once would be about 40 MB more; a batch of 50, about 1.5 MB.
@@ -172,11 +174,11 @@ def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_r
         referrers):
     # The files phase walks originals newest first after the last one's (date, id): ties on
     # the date are ordered by id, so a resume between them neither skips nor repeats one.
-    ids = [store(db, PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
+    ids = [store(db, Buckets.PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
            for n, name in enumerate(("good/alpha.png", "good/tiny_1x1.png", "good/png16.png",
                                      "good/grayscale.jpg", "good/palette_transparent.png"))]
     same = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    db[f"{PRODUCTS}.files"].update_many({"_id": {"$in": ids}}, {"$set": {"uploadDate": same}})
+    db[f"{Buckets.PRODUCTS}.files"].update_many({"_id": {"$in": ids}}, {"$set": {"uploadDate": same}})
     calls = []
 
     def interrupt(state):
@@ -197,25 +199,25 @@ def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and
         referrers):
     # One cursor over every original read them all into its first batch there (3.3 s for
     # 25,000, make run's every request waiting): windows of dates keep each read small.
-    ids = [store(db, PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
+    ids = [store(db, Buckets.PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
            for n, name in enumerate(("good/alpha.png", "good/tiny_1x1.png", "good/png16.png",
                                      "good/grayscale.jpg", "good/palette_transparent.png", "good/cmyk.jpg"))]
     base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     for n, file_id in enumerate(ids):  # a week apart; the two last in the same instant
-        db[f"{PRODUCTS}.files"].update_one({"_id": file_id},
-                                           {"$set": {"uploadDate": base + dt.timedelta(days=7 * min(n, 4))}})
-    db.media_counters.update_one({"_id": PRODUCTS},
+        uploaded = base + dt.timedelta(days=7 * min(n, 4))
+        db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": file_id}, {"$set": {"uploadDate": uploaded}})
+    db.media_counters.update_one({"_id": Buckets.PRODUCTS},
                                  {"$set": {"oldest": base, "newest": base + dt.timedelta(days=28)}})
     monkeypatch.setattr(fenced, "FENCE_EVERY", 1)
     sweep.run(db, FAST, refs=referrers)  # the first sweep's count samples the fences of the originals' dates
     db[sweep.COLLECTION].update_one({"_id": sweep.SWEEP_ID}, {"$unset": {"result": ""}})
     reads = []
-    kind = type(db[f"{PRODUCTS}.files"])
+    kind = type(db[f"{Buckets.PRODUCTS}.files"])
     real_find = kind.find
 
     def find(self, *args, **kwargs):
         query = args[0] if args else kwargs.get("filter") or {}
-        if self.name == f"{PRODUCTS}.files" and query.get("metadata.role") == "original":
+        if self.name == f"{Buckets.PRODUCTS}.files" and query.get("metadata.role") == "original":
             reads.append(query)
         return real_find(self, *args, **kwargs)
 
@@ -333,7 +335,8 @@ def test_the_legacy_folder_is_swept_in_batches_and_resumed(db, tmp_path, monkeyp
     for name in ("a/1.jpg", "a/2.jpg", "b/c/3.jpg", "d.jpg", "e.jpg"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x" * 10)
-    db.legacy_paths.insert_one({"path": "/uploads/b/c/3.jpg", "bucket": PRODUCTS, "file_id": ObjectId()})
+    db.legacy_paths.insert_one({"path": "/uploads/b/c/3.jpg", "bucket": Buckets.PRODUCTS,
+                                "file_id": ObjectId()})
     assert [parts for parts, _ in sweep.legacy_files(tmp_path, ["a", "2.jpg"])] == [
         ["b", "c", "3.jpg"], ["d.jpg"], ["e.jpg"]]
     settings = sweep.Settings(batch=2, legacy_dir=str(tmp_path))
@@ -364,7 +367,8 @@ def test_status_is_fresh_right_after_a_write(app, client):
     now_products = client.get("/api/shop/debug/products-status", headers=ops).get_json()
     storage = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
     assert now_products["products"]["with_images"] == 1 and now_products["references"]["stored"] == 1
-    assert storage["buckets"][PRODUCTS]["originals"] == 1 and storage["buckets"][PRODUCTS]["files"] == 9
+    products = storage["buckets"][Buckets.PRODUCTS]
+    assert products["originals"] == 1 and products["files"] == 9
     assert now_products["sweep"]["generated_at"] is None  # no sweep yet: the lists are not known
     assert now_products["safe"] is None
 
@@ -503,7 +507,7 @@ def test_gc_that_removed_garbage_reconciles_the_counters_a_gc_that_did_not_leave
             db.shop_products.insert_one({"sku": sku, "name": "x", "price": 1, "images": []})
             # Chunks of an upload killed a day ago: garbage gc removes.
             killed = ObjectId.from_datetime(sweep.now() - dt.timedelta(days=1))
-            db[f"{BUILDER}.chunks"].insert_one({"files_id": killed, "n": 0, "data": b"x"})
+            db[f"{Buckets.BUILDER}.chunks"].insert_one({"files_id": killed, "n": 0, "data": b"x"})
 
     assert products_total() == 0
     add_product_and_garbage("GC-1")  # behind the counters' back

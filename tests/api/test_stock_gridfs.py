@@ -13,7 +13,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.clock import now
-from avenue.media import BUILDER, AppMedia
+from avenue.media import AppMedia, Buckets
 from avenue.media.buckets import STORED
 from avenue.media.effects.counters import recount as recount_bucket
 from avenue.media.upkeep.fsck import check
@@ -62,7 +62,7 @@ def test_stock_gridfs_reads_every_images_current_bytes_by_the_documented_rule(cl
     for how, media in made.items():
         body = served(client, media)
         assert sha256(body).hexdigest() == media["sha256"], how
-        assert current_bytes(db, BUILDER, ObjectId(media["id"])) == body, how
+        assert current_bytes(db, Buckets.BUILDER, ObjectId(media["id"])) == body, how
     # Every original of every bucket, the trash's copies of earlier versions included: the rule
     # gives the bytes its document records.
     for bucket in STORED:
@@ -79,13 +79,13 @@ def test_a_naive_read_of_a_changed_images_own_file_fails_instead_of_reading_empt
     for how, media in made.items():
         image_id, body = ObjectId(media["id"]), served(client, media)
         with stock_gridfs(db):
-            listed = next(iter(gridfs.GridFSBucket(db, bucket_name=BUILDER).find({"_id": image_id})))
+            listed = next(iter(gridfs.GridFSBucket(db, bucket_name=Buckets.BUILDER).find({"_id": image_id})))
         assert listed.length == len(body) == media["bytes"], how  # what a listing shows is the truth
         if how in own:
-            assert own_file_bytes(db, BUILDER, image_id) == body, how
+            assert own_file_bytes(db, Buckets.BUILDER, image_id) == body, how
             continue
         with pytest.raises(gridfs.errors.CorruptGridFile):
-            own_file_bytes(db, BUILDER, image_id)
+            own_file_bytes(db, Buckets.BUILDER, image_id)
 
 
 def test_the_changed_images_stay_whole_through_gc_and_fsck_and_the_counters(client, db, editor, media_core):
@@ -97,4 +97,4 @@ def test_the_changed_images_stay_whole_through_gc_and_fsck_and_the_counters(clie
     for bucket in STORED:
         assert recount_bucket(db, bucket)["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
     for how, media in made.items():
-        assert current_bytes(db, BUILDER, ObjectId(media["id"])) == served(client, media), how
+        assert current_bytes(db, Buckets.BUILDER, ObjectId(media["id"])) == served(client, media), how

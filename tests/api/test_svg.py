@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from werkzeug.test import Client
 
-from avenue.media import BUILDER
+from avenue.media import Buckets
 from avenue.media.ingest import svg
 from avenue.media.serve.frontdoor import FrontDoor
 from tests.helpers import bucket_snapshot, image_bytes
@@ -185,7 +185,7 @@ def test_an_svg_sent_as_a_png_is_stored_as_the_svg_it_is(client, editor, db):
     assert response.status_code == 201, response.get_json()
     media = response.get_json()
     assert media["content_type"] == "image/svg+xml" and media["url"].endswith(".svg")
-    stored = db[f"{BUILDER}.files"].find_one({"metadata.role": "original"})
+    stored = db[f"{Buckets.BUILDER}.files"].find_one({"metadata.role": "original"})
     assert stored["metadata"]["format"] == "svg" and stored["metadata"]["content_type"] == "image/svg+xml"
     assert client.get(media["url"].rsplit(".", 1)[0] + ".png").status_code == 404
 
@@ -226,7 +226,7 @@ def test_a_clean_logo_keeps_its_drawing_and_gets_rasters_placeholder_and_hash(cl
     media = response.get_json()
     assert (media["width"], media["height"]) == (120, 60)
     assert media["blurhash"] and re.fullmatch(r"#[0-9a-f]{6}", media["color"])
-    meta = db[f"{BUILDER}.files"].find_one({"metadata.role": "original"})["metadata"]
+    meta = db[f"{Buckets.BUILDER}.files"].find_one({"metadata.role": "original"})["metadata"]
     assert meta["phash"] and meta["format"] == "svg"
     original = served(client, media["url"])[2]
     assert b'fill="url(#g)"' in original and b"Avenue</text>" in original and b"font-size:20px" in original

@@ -10,7 +10,7 @@ from bson import ObjectId
 from pymongo.errors import AutoReconnect, DuplicateKeyError
 
 from avenue.clock import now
-from avenue.media import BUILDER, PRODUCTS, UPLOADS, AppMedia, Media
+from avenue.media import AppMedia, Buckets, Media
 from avenue.media.buckets import TRASH
 from avenue.media.effects.counters import counters as media_counters
 from avenue.media.store import trash as trash_module
@@ -49,7 +49,7 @@ def test_deleted_library_media_is_not_served_and_waits_in_the_trash(client, db, 
     assert client.get(media["variants"]["thumb"]).status_code == 404
     listed = client.get("/api/builder/media", headers=editor).get_json()["items"]
     assert media["id"] not in [m["id"] for m in listed]
-    assert files(db, BUILDER, media["id"]) == 0 and files(db, TRASH, media["id"]) == 9
+    assert files(db, Buckets.BUILDER, media["id"]) == 0 and files(db, TRASH, media["id"]) == 9
     item = client.get(f"/api/trash/{media['id']}", headers=editor).get_json()
     assert item["from"] == "builder" and item["filename"] == "progressive.jpg"
     assert item["references"] == {"pages": []}
@@ -59,7 +59,8 @@ def test_deleted_library_media_is_not_served_and_waits_in_the_trash(client, db, 
     assert trash_ids(client, editor) == [media["id"]]
     # Not live: the library's counters dropped it, the trash's hold it.
     held = media_counters(db)
-    assert held[BUILDER]["originals"] == 0 and held[TRASH]["originals"] == 1 and held[TRASH]["files"] == 9
+    assert held[Buckets.BUILDER]["originals"] == 0
+    assert held[TRASH]["originals"] == 1 and held[TRASH]["files"] == 9
 
 
 def test_storage_status_shows_the_trash_apart_from_the_live_buckets(client, editor, auth):
@@ -68,9 +69,10 @@ def test_storage_status_shows_the_trash_apart_from_the_live_buckets(client, edit
     before = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
     assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
     report = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
-    assert report["buckets"][BUILDER]["originals"] == 0 and report["buckets"][BUILDER]["files"] == 0
+    library = report["buckets"][Buckets.BUILDER]
+    assert library["originals"] == 0 and library["files"] == 0
     assert (report["trash"]["originals"], report["trash"]["files"], report["trash"]["days"]) == (1, 9, 30)
-    assert report["trash"]["bytes"] == before["buckets"][BUILDER]["bytes"]
+    assert report["trash"]["bytes"] == before["buckets"][Buckets.BUILDER]["bytes"]
     assert report["gridfs_bytes"] == before["gridfs_bytes"] - report["trash"]["bytes"]
 
 
@@ -88,12 +90,12 @@ def test_a_restored_library_image_keeps_its_id_and_urls_and_pages_stay_as_they_a
     assert client.get(media["url"]).status_code == 200
     assert client.get(media["variants"]["og"]).status_code == 200
     assert client.get(f"/api/builder/media/{media['id']}", headers=editor).status_code == 200
-    assert files(db, BUILDER, media["id"]) == 9 and files(db, TRASH, media["id"]) == 0
+    assert files(db, Buckets.BUILDER, media["id"]) == 9 and files(db, TRASH, media["id"]) == 0
     assert trash_ids(client, editor) == []
     blocks = client.get("/api/builder/pages/home", headers=editor).get_json()["blocks"]
     assert [b["type"] for b in blocks] == ["text"]  # the forced delete's cleaning stands
     held = media_counters(db)
-    assert held[BUILDER]["originals"] == 1 and held[TRASH]["files"] == 0
+    assert held[Buckets.BUILDER]["originals"] == 1 and held[TRASH]["files"] == 0
 
 
 def test_a_product_photo_goes_back_onto_its_product_at_the_end(client, db, admin, auth):
@@ -120,7 +122,8 @@ def test_a_photo_of_a_deleted_product_waits_until_the_product_exists_again(clien
     assert set(trash_ids(client, admin, **{"from": "products"})) == {photo["id"], _["id"]}
     refused = client.post(f"/api/trash/{photo['id']}/restore", headers=admin)
     assert refused.status_code == 409 and error_body(refused)["code"] == "product_gone"
-    assert files(db, TRASH, photo["id"]) == 9 and files(db, PRODUCTS, photo["id"]) == 0  # nothing moved
+    # Nothing moved.
+    assert files(db, TRASH, photo["id"]) == 9 and files(db, Buckets.PRODUCTS, photo["id"]) == 0
     assert client.post("/api/shop/products", json={"sku": "TR-1", "name": "again", "price": 1},
                        headers=admin).status_code == 201
     assert client.post(f"/api/trash/{photo['id']}/restore", headers=admin).status_code == 200
@@ -135,7 +138,7 @@ def test_a_full_product_refuses_the_restore_and_the_photo_stays_in_the_trash(app
                        data={"images": [form("good/cmyk.jpg")["file"]]}).status_code == 201
     refused = client.post(f"/api/trash/{first['id']}/restore", headers=admin)
     assert refused.status_code == 422, refused.get_json()
-    assert trash_ids(client, admin) == [first["id"]] and files(db, PRODUCTS, first["id"]) == 0
+    assert trash_ids(client, admin) == [first["id"]] and files(db, Buckets.PRODUCTS, first["id"]) == 0
 
 
 def test_an_upload_comes_back_to_its_owner(client, db, admin, auth):
@@ -156,7 +159,7 @@ def test_uploading_bytes_that_sit_in_the_trash_brings_that_image_back(client, db
     assert again.status_code == 200  # not stored again: the trashed one is back
     body = again.get_json()
     assert body["id"] == media["id"] and body["alt"] == "a lamp" and body["tags"] == ["red"]
-    assert trash_ids(client, editor) == [] and files(db, BUILDER, media["id"]) == 9
+    assert trash_ids(client, editor) == [] and files(db, Buckets.BUILDER, media["id"]) == 9
 
 
 def test_restoring_when_the_same_bytes_were_stored_again_reuses_that_image(app, client, db, editor):
@@ -173,7 +176,8 @@ def test_restoring_when_the_same_bytes_were_stored_again_reuses_that_image(app, 
     assert again["id"] != media["id"]
     body = client.post(f"/api/trash/{media['id']}/restore", headers=editor).get_json()
     assert body["reused"] is True and body["image"]["id"] == again["id"]
-    assert files(db, TRASH, media["id"]) == 0 and files(db, BUILDER, media["id"]) == 0  # one copy kept
+    # One copy kept.
+    assert files(db, TRASH, media["id"]) == 0 and files(db, Buckets.BUILDER, media["id"]) == 0
 
 
 def test_gc_purges_what_is_past_its_window_and_nothing_younger(app, db, client, editor, media_core):
@@ -223,7 +227,7 @@ def test_with_the_trash_off_deletes_are_final(app_factory, auth):
     with app.app_context():
         from avenue.db import get_db
 
-        assert files(get_db(), TRASH, media["id"]) == 0 and files(get_db(), BUILDER, media["id"]) == 0
+        assert files(get_db(), TRASH, media["id"]) == 0 and files(get_db(), Buckets.BUILDER, media["id"]) == 0
 
 
 def test_bad_requests_get_clear_errors(client, admin):
@@ -259,10 +263,10 @@ def test_a_delete_cut_off_after_the_copy_finishes_when_asked_again(app, client, 
     # Copied, not yet deleted: still served, and already in the trash; nothing lost.
     assert client.get(media["url"]).status_code == 200 and files(db, TRASH, media["id"]) == 9
     monkeypatch.setattr(originals, "delete_image", real)
-    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                      {"$unset": {"metadata.deleting_at": ""}})  # the lease lapsed
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
+                                              {"$unset": {"metadata.deleting_at": ""}})  # the lease lapsed
     assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
-    assert files(db, TRASH, media["id"]) == 9 and files(db, BUILDER, media["id"]) == 0
+    assert files(db, TRASH, media["id"]) == 9 and files(db, Buckets.BUILDER, media["id"]) == 0
     assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 200
     assert client.get(media["url"]).status_code == 200
 
@@ -286,7 +290,7 @@ def test_a_restore_cut_off_half_way_frees_its_lease_and_a_retry_completes(app, c
     assert client.get(media["url"]).status_code == 404  # the original was not back: nothing served half
     monkeypatch.setattr(storage, "copy_file", real)
     assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 200
-    assert files(db, BUILDER, media["id"]) == 9 and files(db, TRASH, media["id"]) == 0
+    assert files(db, Buckets.BUILDER, media["id"]) == 9 and files(db, TRASH, media["id"]) == 0
     with app.app_context():
         assert check(db).findings == []
 
@@ -310,12 +314,12 @@ def test_uploads_trash_is_in_a_backup_and_comes_back_with_a_restore(app, client,
     archive = tmp_path / "backup.tar"
     with archive.open("wb") as out:
         report = backup_module.backup(db, out, media=media_core)
-    assert report.files[TRASH] == 9 and report.files[UPLOADS] == 0
+    assert report.files[TRASH] == 9 and report.files[Buckets.UPLOADS] == 0
     other = db.client[f"{db.name}_restored"]
     try:
         with archive.open("rb") as source:
             assert backup_module.restore(other, source, media=media_core).ok
-        assert files(other, TRASH, upload["id"]) == 9 and files(other, UPLOADS, upload["id"]) == 0
+        assert files(other, TRASH, upload["id"]) == 9 and files(other, Buckets.UPLOADS, upload["id"]) == 0
     finally:
         db.client.drop_database(other.name)
 
@@ -326,20 +330,21 @@ def test_a_delete_racing_another_delete_of_the_same_upload_answers_404(client, d
     upload = client.post("/api/uploads", data=form(PHOTO), headers=admin).get_json()
     from avenue.media import Library
 
-    assert Library(db, UPLOADS, Media()).take_delete_lease(ObjectId(upload["id"])) is not None  # another
+    taken = Library(db, Buckets.UPLOADS, Media()).take_delete_lease(ObjectId(upload["id"]))
+    assert taken is not None  # by another delete
     raced = client.delete(f"/api/uploads/{upload['id']}", headers=admin)
     assert raced.status_code == 404 and error_body(raced)["code"] == "upload_not_found"
-    assert files(db, TRASH, upload["id"]) == 0 and files(db, UPLOADS, upload["id"]) == 9
+    assert files(db, TRASH, upload["id"]) == 0 and files(db, Buckets.UPLOADS, upload["id"]) == 9
 
 
 def test_a_copy_that_collides_removes_only_its_own_chunks(app, client, db, editor):
     from avenue.media.store import storage
 
     media = library_upload(client, editor)
-    doc = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    doc = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     theirs = {"_id": ObjectId(), "files_id": doc["_id"], "n": 0, "data": b"someone else's copy"}
     db[f"{TRASH}.chunks"].insert_one(theirs)
     with pytest.raises(DuplicateKeyError):
-        storage.copy_file(db, BUILDER, TRASH, doc)
+        storage.copy_file(db, Buckets.BUILDER, TRASH, doc)
     assert db[f"{TRASH}.chunks"].find_one({"_id": theirs["_id"]}) is not None
     assert db[f"{TRASH}.files"].find_one({"_id": doc["_id"]}) is None

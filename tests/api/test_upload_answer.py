@@ -13,7 +13,7 @@ import threading
 import pytest
 from PIL import Image
 
-from avenue.media import UPLOADS, AppMedia
+from avenue.media import AppMedia, Buckets
 from avenue.media.buckets import TRASH
 from avenue.media.core import MediaSettings
 from avenue.media.ingest import pipeline
@@ -68,7 +68,7 @@ def answered(client, headers, name="good/progressive.jpg", **fields) -> dict:
 def original(db, body: dict) -> dict:
     from bson import ObjectId
 
-    return db[f"{UPLOADS}.files"].find_one({"_id": ObjectId(body["id"])})
+    return db[f"{Buckets.UPLOADS}.files"].find_one({"_id": ObjectId(body["id"])})
 
 
 def every_variant_url(body: dict) -> list[tuple[str, str, str]]:
@@ -120,7 +120,7 @@ def test_the_render_after_the_answer_completes_every_pending_variant_once(client
     assert pending.pending_of(doc) == []
     listed = [info for formats in doc["metadata"]["variants"].values() for info in formats.values()]
     assert len(listed) == 8
-    assert db[f"{UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"]}) == 8
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"]}) == 8
     assert len(renders) == 1 and len(renders[0]) == 7  # one decode for the seven
     for job in held:
         job()  # again (a retry): nothing left to render
@@ -135,7 +135,7 @@ def test_the_render_after_the_answer_of_an_image_deleted_meanwhile_writes_nothin
     assert client.delete(f"/api/uploads/{body['id']}", headers=headers).status_code in (200, 204)
     for job in held:
         job()
-    assert db[f"{UPLOADS}.files"].count_documents({"metadata.role": "variant"}) == 0
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.role": "variant"}) == 0
 
 
 def test_a_render_after_the_answer_that_lands_in_the_middle_of_a_delete_leaves_no_file_behind(
@@ -158,7 +158,7 @@ def test_a_render_after_the_answer_that_lands_in_the_middle_of_a_delete_leaves_n
     assert client.delete(f"/api/uploads/{body['id']}", headers=headers).status_code == 204
     monkeypatch.setattr(storage, "delete_file", real)
     # Its variants left with it (they were seven orphans, fsck's orphan_variant, exit 1).
-    assert db[f"{UPLOADS}.files"].count_documents({"metadata.original_id": image_id}) == 0
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.original_id": image_id}) == 0
     # The trash's copy keeps them pending: a state fsck lists, not a fault.
     assert len(pending.pending_of(db[f"{TRASH}.files"].find_one({"_id": image_id}))) == 7
     checked = runner.invoke(args=["fsck"])
@@ -182,15 +182,17 @@ def test_a_lapsed_render_whose_files_the_next_listed_leaves_them_listed(client, 
         written = real(*args, **kwargs)
         # Its claim lapsed here: the next renderer finds these files by their keys and lists them.
         monkeypatch.setattr(storage, "put_files", real)
-        nested.append(pending._render(db, UPLOADS, original(db, body), MediaSettings()))
+        nested.append(pending._render(db, Buckets.UPLOADS, original(db, body), MediaSettings()))
         return written
 
     monkeypatch.setattr(storage, "put_files", taken_over)
-    pending._render(db, UPLOADS, first, MediaSettings())  # its own listing misses: none are pending now
+    # Its own listing misses: none are pending now.
+    pending._render(db, Buckets.UPLOADS, first, MediaSettings())
     doc = original(db, body)
     assert nested[0] is not None and pending.pending_of(doc) == []
     listed = [info["id"] for formats in doc["metadata"]["variants"].values() for info in formats.values()]
-    assert db[f"{UPLOADS}.files"].count_documents({"_id": {"$in": listed}}) == 8  # none removed under it
+    # None removed under it.
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"_id": {"$in": listed}}) == 8
     assert AppMedia.on(db).maintenance.fsck().ok
 
 
@@ -209,7 +211,7 @@ def test_a_worker_that_died_before_rendering_leaves_variants_that_serve_and_fsck
         app, client, db, auth, held, runner, media_core):
     body = answered(client, auth.token("editor"), "good/alpha.png", visibility="public")
     held.clear()  # the worker died: its render never runs
-    files = db[f"{UPLOADS}.files"]
+    files = db[f"{Buckets.UPLOADS}.files"]
     doc = original(db, body)
     files.update_one({"_id": doc["_id"]}, {"$set": {"uploadDate": doc["uploadDate"] - dt.timedelta(hours=1)}})
     # Pending variants are a state, fresh or old: reported, never a fault (the render is due,
@@ -296,7 +298,7 @@ def test_a_render_that_died_after_writing_its_files_is_finished_by_the_next_with
     assert image.format == "JPEG"
     doc = original(db, body)
     assert pending.pending_of(doc) == [] and len(renders) == 1  # listed by their keys, not rendered again
-    assert db[f"{UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"]}) == 8
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"]}) == 8
 
 
 def test_a_render_after_the_answer_cut_across_by_a_replace_leaves_only_the_new_version(
@@ -323,8 +325,8 @@ def test_a_render_after_the_answer_cut_across_by_a_replace_leaves_only_the_new_v
     # version's render, cut across, listed none of its files under them.
     doc = original(db, body)
     assert len(pending.pending_of(doc)) == 7
-    assert db[f"{UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"],
-                                                   "metadata.variant": {"$ne": "original"}}) == 1
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.original_id": doc["_id"],
+                                                           "metadata.variant": {"$ne": "original"}}) == 1
     monkeypatch.setattr(pipeline, "render_stored", real)
     replaced[0].close()  # the replace's answer is sent: its own render is handed over
     for job in held:
@@ -332,7 +334,7 @@ def test_a_render_after_the_answer_cut_across_by_a_replace_leaves_only_the_new_v
     doc = original(db, body)
     assert pending.pending_of(doc) == []
     listed = {info["id"] for formats in doc["metadata"]["variants"].values() for info in formats.values()}
-    variants = {v["_id"] for v in db[f"{UPLOADS}.files"].find({"metadata.role": "variant",
+    variants = {v["_id"] for v in db[f"{Buckets.UPLOADS}.files"].find({"metadata.role": "variant",
                                                                 "metadata.variant": {"$ne": "original"}})}
     assert variants == listed  # the new version's eight: the cut-off render took its files back
     for variant, ext, url in every_variant_url(replaced[0].get_json()):
@@ -417,7 +419,7 @@ def test_a_replace_in_place_answers_before_its_variants_and_every_url_serves_the
     doc = original(db, replaced)
     assert pending.pending_of(doc) == [] and len(renders) == 1
     listed = {info["id"] for formats in doc["metadata"]["variants"].values() for info in formats.values()}
-    files = {v["_id"] for v in db[f"{UPLOADS}.files"].find({"metadata.original_id": doc["_id"],
+    files = {v["_id"] for v in db[f"{Buckets.UPLOADS}.files"].find({"metadata.original_id": doc["_id"],
                                                              "metadata.variant": {"$ne": "original"}})}
     assert files == listed  # the first version's variants gone, the new version's eight
 

@@ -9,7 +9,7 @@ import io
 
 import pytest
 
-from avenue.media import BUILDER, Library, Media
+from avenue.media import Buckets, Library, Media
 from avenue.media.store.options import UploadOptions
 from tests.helpers import image_bytes
 
@@ -31,8 +31,8 @@ def test_the_library_stores_an_upload_as_its_options_say(db):
     options = UploadOptions(owner="u1", kind="builder", scope="u1", visibility="private", alt="a lamp",
                             folder="/lamps", tags=("red",))
     upload = Library.Upload("lamp.png", io.BytesIO(image_bytes("good/alpha.png")))
-    [stored] = Library(db, BUILDER, Media()).storing.store_with([upload], options)
-    meta = db[f"{BUILDER}.files"].find_one({"_id": stored.image.id})["metadata"]
+    [stored] = Library(db, Buckets.BUILDER, Media()).storing.store_with([upload], options)
+    meta = db[f"{Buckets.BUILDER}.files"].find_one({"_id": stored.image.id})["metadata"]
     assert stored.created
     assert {k: meta[k] for k in ("owner", "kind", "visibility", "alt", "folder", "tags")} == \
         {"owner": "u1", "kind": "builder", "visibility": "private", "alt": "a lamp", "folder": "/lamps",
@@ -41,7 +41,7 @@ def test_the_library_stores_an_upload_as_its_options_say(db):
 
 
 def test_the_keywords_of_store_are_the_same_record(db):
-    library = Library(db, BUILDER, Media())
+    library = Library(db, Buckets.BUILDER, Media())
     by_keywords = library.store(Library.Upload("a.png", io.BytesIO(image_bytes("good/alpha.png"))),
                                 owner="u2", kind="builder", scope="u2", folder="/f", tags=["t"])
     options = UploadOptions(owner="u2", kind="builder", scope="u2", folder="/f", tags=("t",))

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from bson import ObjectId
 
-from avenue.media import UPLOADS, UrlSigner
+from avenue.media import Buckets, UrlSigner
 from tests.helpers import HOSTILE_NAMES, REFUSED, bucket_snapshot, error_body, image_bytes
 from tests.support.client import upload
 
@@ -92,7 +92,7 @@ def test_dedupe_is_per_owner_and_visibility(client, auth, db):
     assert len({first.get_json()["id"], public["id"], bobs["id"]}) == 3
     assert client.delete(f"/api/uploads/{bobs['id']}", headers=bob).status_code == 204
     assert client.get(first.get_json()["url"]).status_code == 200
-    assert db[f"{UPLOADS}.files"].count_documents({"metadata.role": "original"}) == 2
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.role": "original"}) == 2
 
 
 def test_every_bad_and_unsupported_file_is_refused_and_nothing_is_stored(client, user, db):
@@ -112,7 +112,7 @@ def test_hostile_filenames_are_stored_sanitized_and_never_reflected_raw(client, 
         assert response.status_code == 201
         raw = response.get_data(as_text=True).rstrip("\n")  # jsonify ends with one newline
         assert not any(ord(ch) < 32 or ch == "\u202e" for ch in raw)
-        filename = db[f"{UPLOADS}.files"].find_one({"_id": ObjectId(response.get_json()["id"])})[
+        filename = db[f"{Buckets.UPLOADS}.files"].find_one({"_id": ObjectId(response.get_json()["id"])})[
             "metadata"]["filename"]
         assert response.get_json()["filename"] == filename and len(filename) <= 120
         assert "/" not in filename and not any(ord(ch) < 32 or ch == "\u202e" for ch in filename)
@@ -160,9 +160,10 @@ def test_a_signature_covers_its_version_and_an_unreplaced_images_is_the_one_sign
 
 def test_an_expired_signature_is_403(client, private):
     signer = UrlSigner(key=OLD_KEY, ttl_seconds=3600)
-    expired = signer.media_url(UPLOADS, private["id"], ext="jpg", private=True, now=time.time() - 7200)
+    expired = signer.media_url(Buckets.UPLOADS, private["id"], ext="jpg", private=True,
+                               now=time.time() - 7200)
     assert client.get(expired).status_code == 403
-    fresh = signer.media_url(UPLOADS, private["id"], ext="jpg", private=True)
+    fresh = signer.media_url(Buckets.UPLOADS, private["id"], ext="jpg", private=True)
     assert client.get(fresh).status_code == 200
 
 
@@ -174,7 +175,8 @@ def test_forged_or_tampered_signatures_are_403_and_no_signature_is_404(client, p
     assert client.get(path, query_string=forged).status_code == 403
     later = {**params, "expires": str(int(params["expires"]) + 86400)}
     assert client.get(path, query_string=later).status_code == 403
-    other_key = UrlSigner(key="someone-elses-key-entirely").media_url(UPLOADS, private["id"], ext="jpg",
+    other_key = UrlSigner(key="someone-elses-key-entirely").media_url(Buckets.UPLOADS, private["id"],
+                                                                      ext="jpg",
                                                                      private=True)
     assert client.get(other_key).status_code == 403
     # A thumb's signature does not open the gallery variant.
@@ -250,8 +252,8 @@ def test_the_owner_deletes_an_upload_with_its_variants(client, user, private, db
     assert client.get(f"/api/uploads/{private['id']}", headers=user).status_code == 404
     assert client.get(private["url"]).status_code == 404
     assert client.get(private["variants"]["thumb"]).status_code == 404
-    assert db[f"{UPLOADS}.files"].count_documents({}) == 0
-    assert db[f"{UPLOADS}.chunks"].count_documents({}) == 0
+    assert db[f"{Buckets.UPLOADS}.files"].count_documents({}) == 0
+    assert db[f"{Buckets.UPLOADS}.chunks"].count_documents({}) == 0
 
 
 def test_uploads_are_audited(client, user, private, db):

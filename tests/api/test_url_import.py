@@ -15,7 +15,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.bulk import views
-from avenue.media import BUILDER
+from avenue.media import Buckets
 from tests.helpers import Auth, bucket_snapshot, image_bytes
 from tests.support.imageserver import ImageServer
 
@@ -493,7 +493,7 @@ def test_a_csv_import_past_its_deadline_reports_the_rows_not_started(client, adm
 def test_library_import_lands_in_the_builder_bucket(client, editor, server, db):
     url = server.serve("/x.jpg", body=PHOTO, headers=JPEG)
     media_id = client.post(LIBRARY, json={"url": url}, headers=editor).get_json()["id"]
-    assert db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media_id)}) is not None
+    assert db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media_id)}) is not None
 
 
 def test_every_answer_of_the_url_imports_matches_the_openapi_document(app, server):

@@ -14,7 +14,7 @@ from bson import ObjectId
 from PIL import Image as PILImage
 
 from avenue.clock import now
-from avenue.media import BUILDER
+from avenue.media import Buckets
 from avenue.media.buckets import RENDITIONS, TRASH
 from avenue.media.store import trash as trash_module
 from avenue.media.upkeep.fsck import check
@@ -233,8 +233,8 @@ def test_a_version_past_the_trash_days_is_410_and_no_longer_listed(client, db, e
     original = versions(client, editor, media["id"])[0]["id"]
     second = replace(client, editor, media["id"])
     lapsed = now() - dt.timedelta(seconds=1)
-    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                      {"$set": {"metadata.history.0.keep_until": lapsed}})
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
+                                              {"$set": {"metadata.history.0.keep_until": lapsed}})
     assert [v["id"] for v in versions(client, editor, media["id"])] == [second["version"]]
     answer = restore(client, editor, media["id"], original)
     assert answer.status_code == 410 and error_body(answer)["code"] == "version_gone"
@@ -265,11 +265,11 @@ def test_a_restore_while_a_delete_holds_the_image_is_409_and_changes_nothing(cli
     media = library_upload(client, editor)
     original = versions(client, editor, media["id"])[0]["id"]
     second = replace(client, editor, media["id"])
-    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                      {"$set": {"metadata.deleting_at": now()}})
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
+                                              {"$set": {"metadata.deleting_at": now()}})
     answer = restore(client, editor, media["id"], original)
     assert answer.status_code == 409 and error_body(answer)["code"] == "image_busy"
-    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert head["metadata"]["version"] == second["version"] and "replacing_at" not in head["metadata"]
     assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == 1
 
@@ -309,7 +309,7 @@ def test_a_restore_that_loses_its_lease_before_the_switch_is_409_and_leaves_no_h
     monkeypatch.setattr(trash_module, "keep_version", then_delete_leases)
     answer = restore(client, editor, media["id"], original)
     assert answer.status_code == 409 and error_body(answer)["code"] == "image_busy"
-    head = db[f"{BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
+    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert head["metadata"]["version"] == second["version"]
     assert len(head["metadata"]["history"]) == 1
     assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == 1  # its copy went
@@ -379,7 +379,8 @@ def test_bytes_of_a_copy_no_history_lists_any_more_bring_it_back_as_before(clien
     """A copy whose version was dropped from the image's list is nobody's: dedupe revives it."""
     media = library_upload(client, editor)
     replace(client, editor, media["id"])
-    db[f"{BUILDER}.files"].update_one({"_id": ObjectId(media["id"])}, {"$set": {"metadata.history": []}})
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
+                                              {"$set": {"metadata.history": []}})
     copy = db[f"{TRASH}.files"].find_one({"metadata.role": "original"})
     again = client.post(MEDIA, data=form(PHOTO), headers=editor)
     assert again.status_code == 200 and again.get_json()["id"] == str(copy["_id"])

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from avenue.media import BUILDER, PRODUCTS
+from avenue.media import Buckets
 from tests.helpers import Auth, bucket_snapshot, image_bytes
 from tests.support.zips import make_zip, symlink_info, with_entry
 
@@ -43,7 +43,7 @@ def test_an_archive_goes_into_the_library_with_its_folders_and_a_report(client, 
     response = send(client, LIBRARY_URL, archive, editor)
     assert response.status_code == 200, response.get_json()
     report = response.get_json()
-    assert report["target"] == "library" and report["bucket"] == BUILDER
+    assert report["target"] == "library" and report["bucket"] == Buckets.BUILDER
     assert outcomes(report) == {"summer/beach/a.jpg": "imported", "b.png": "imported", "notes.txt": "skipped"}
     assert report["counts"] == {"imported": 2, "already_there": 0, "skipped": 1, "unknown_sku": 0,
                                 "unmatched_name": 0, "refused": 0, "not_imported": 0}
@@ -98,7 +98,7 @@ def test_images_go_onto_the_products_their_names_name_in_order(client, admin):
     response = send(client, PRODUCTS_URL, archive, admin)
     assert response.status_code == 200, response.get_json()
     report = response.get_json()
-    assert report["bucket"] == PRODUCTS
+    assert report["bucket"] == Buckets.PRODUCTS
     assert outcomes(report) == {"LAMP-1_1.jpg": "imported", "LAMP-1_2.jpg": "imported",
                                 "VASE/front.jpg": "imported", "GHOST_1.jpg": "unknown_sku",
                                 "deep/er/x.jpg": "unmatched_name", "readme.md": "skipped"}
@@ -259,7 +259,7 @@ def test_entries_not_reached_by_the_deadline_are_listed_and_a_re_run_imports_the
     if target == "products":
         assert len(product_image_ids(client, "LAMP")) == 3
     else:
-        assert db[f"{BUILDER}.files"].count_documents({"metadata.role": "original"}) == 3
+        assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.role": "original"}) == 3
 
 
 def test_the_deadline_runs_on_the_real_clock(app_factory, monkeypatch):

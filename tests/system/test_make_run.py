@@ -19,7 +19,7 @@ from bson import ObjectId
 
 from avenue.embedded import executable, free_port
 from avenue.embedded.devserver import STOP_SECONDS, processes_with
-from avenue.media import UPLOADS
+from avenue.media import Buckets
 from tests.support.fixtures import photo
 from tests.support.gridfs_read import current_bytes
 from tests.support.launcher import MakeRun
@@ -182,5 +182,5 @@ def test_make_run_prints_the_database_address_where_stock_gridfs_reads_what_the_
     assert status == 201, image
     served = run.request("GET", image["url"])[1]
     with pymongo.MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
-        stored = current_bytes(client[db_name], UPLOADS, ObjectId(image["id"]))
+        stored = current_bytes(client[db_name], Buckets.UPLOADS, ObjectId(image["id"]))
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(served).hexdigest() == image["sha256"]

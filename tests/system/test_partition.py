@@ -10,7 +10,7 @@ import pymongo
 import pytest
 
 from avenue.db import get_db
-from avenue.media import UPLOADS, AppMedia
+from avenue.media import AppMedia, Buckets
 from avenue.media.store import storage
 from tests.helpers import Auth, make_app
 from tests.support.client import upload
@@ -99,10 +99,10 @@ def test_a_cut_between_the_chunks_and_the_files_documents_leaves_only_garbage_gc
     direct = pymongo.MongoClient(server.uri)
     try:
         db = direct.avenue_partition
-        assert db[f"{UPLOADS}.files"].count_documents({}) == 0  # nobody can see a half file
-        assert db[f"{UPLOADS}.chunks"].count_documents({}) > 0  # its chunks are garbage...
+        assert db[f"{Buckets.UPLOADS}.files"].count_documents({}) == 0  # nobody can see a half file
+        assert db[f"{Buckets.UPLOADS}.chunks"].count_documents({}) > 0  # its chunks are garbage...
         AppMedia.on(db, AppMedia.of(app).core).maintenance.collect_garbage(grace_seconds=0)
-        assert db[f"{UPLOADS}.chunks"].count_documents({}) == 0  # ...that gc removes
+        assert db[f"{Buckets.UPLOADS}.chunks"].count_documents({}) == 0  # ...that gc removes
         assert AppMedia.on(db).maintenance.fsck().ok
     finally:
         direct.close()

@@ -13,7 +13,7 @@ import zipfile
 import pymongo
 import pytest
 
-from avenue.media import BUCKETS
+from avenue.media import Buckets
 from tests.helpers import bucket_snapshot, image_bytes
 from tests.support.zips import make_zip
 
@@ -36,7 +36,7 @@ def imported(server, headers, archive: bytes) -> tuple[int, dict, str]:
 def pending_variants(db) -> list[str]:
     """The variants the originals of every bucket list as not rendered yet (rendered after the answer)."""
     return [f"{bucket}/{doc['_id']}/{name}.{fmt}"
-            for bucket in BUCKETS.values()
+            for bucket in Buckets.BY_ALIAS.values()
             for doc in db[f"{bucket}.files"].find({"metadata.role": "original"}, {"metadata.variants": 1})
             for name, formats in ((doc.get("metadata") or {}).get("variants") or {}).items()
             if isinstance(formats, dict)

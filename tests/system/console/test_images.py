@@ -515,7 +515,7 @@ def test_an_admin_goes_from_a_delivery_row_to_the_image_s_details_in_the_library
 
     from PIL import Image as PILImage
 
-    from avenue.media import BUILDER
+    from avenue.media import Buckets
     from avenue.media.serve.route import flush_deliveries
     from avenue.media.store.originals import store
 
@@ -525,9 +525,9 @@ def test_an_admin_goes_from_a_delivery_row_to_the_image_s_details_in_the_library
         return out.getvalue()
 
     name = f"linked-{uuid.uuid4().hex[:6]}.png"
-    served = store(database(live), BUILDER, unique_png(), filename=name).doc
+    served = store(database(live), Buckets.BUILDER, unique_png(), filename=name).doc
     idle = f"idle-{uuid.uuid4().hex[:6]}.png"
-    store(database(live), BUILDER, unique_png(), filename=idle)
+    store(database(live), Buckets.BUILDER, unique_png(), filename=idle)
     page = open_as("admin", audit=True)
     for _ in range(80):  # more than any other image of this module: on the most-served list
         assert page.request.get(f"/media/builder/{served['_id']}").ok
@@ -558,14 +558,14 @@ def test_a_library_card_charts_its_images_answers_per_day_with_the_numbers_as_te
 
     from PIL import Image as PILImage
 
-    from avenue.media import BUILDER
+    from avenue.media import Buckets
     from avenue.media.serve.route import flush_deliveries
     from avenue.media.store.originals import store
 
     out = io.BytesIO()  # bytes of its own: a fixture's would dedupe to an image other tests served
     PILImage.new("RGB", (64, 48), tuple(uuid.uuid4().bytes[:3])).save(out, "PNG")
     name = f"charted-{uuid.uuid4().hex[:6]}.png"
-    doc = store(database(live), BUILDER, out.getvalue(), filename=name).doc
+    doc = store(database(live), Buckets.BUILDER, out.getvalue(), filename=name).doc
     page = open_as("editor")
     for _ in range(7):
         assert page.request.get(f"/media/builder/{doc['_id']}").ok

@@ -299,7 +299,7 @@ def seed_history(live) -> None:
     """Thirty days of 6-hourly samples (two more images each) and two alerts, as the sampler
     records them."""
     from avenue import monitoring
-    from avenue.media import PRODUCTS
+    from avenue.media import Buckets
     from avenue.media.effects import uploads as upload_counts
     from avenue.monitoring import alerts, history
 
@@ -317,7 +317,7 @@ def seed_history(live) -> None:
                                      "bytes": used - 300_000}},
                    "quota": {"bytes": quota, "used_bytes": used, "percent": round(100 * used / quota, 2)}}
         history.record(db, history.build_sample(storage, {"safe": True}, at, at))
-        upload_counts.record(db, PRODUCTS, 2, at)  # as the uploads that grew the store were counted
+        upload_counts.record(db, Buckets.PRODUCTS, 2, at)  # as the uploads that grew the store were counted
     db[upload_counts.UPLOADS].delete_many({"_id": upload_counts.SINCE_ID})
     upload_counts.start_counting(db, moment - dt.timedelta(days=31))
     crossings = [alerts.Crossing("quota", "warning", "Storage is at 72.0 % of its quota.", 72.0, 70.0),
@@ -382,11 +382,11 @@ def test_a_one_sample_range_a_one_byte_quota_and_an_unmeasured_database_read_rig
     storage = {"gridfs_bytes": 3_000_000, "database_size": {"storage_bytes": 3_000_000},
                "buckets": {}, "quota": {"bytes": 1, "used_bytes": 3_000_000, "percent": 300_000_000.0}}
     history.record(db, history.build_sample(storage, {"safe": True}, moment, moment))
-    from avenue.media import BUILDER
+    from avenue.media import Buckets
     from avenue.media.store.originals import store
 
     # Something stored whatever the earlier tests left: a used byte count over 9 is over 999 %.
-    store(db, BUILDER, (IMAGES / "good" / "png16.png").read_bytes(), filename="quota.png")
+    store(db, Buckets.BUILDER, (IMAGES / "good" / "png16.png").read_bytes(), filename="quota.png")
     live.config["AVENUE_STORAGE_QUOTA_BYTES"] = 1
     try:
         for width, name in ((1280, "ops-one-sample"), (360, "ops-one-sample-360")):
@@ -638,7 +638,7 @@ def test_the_ops_dashboard_shows_delivery_numbers_a_chart_and_the_clean_up_list(
 
     from PIL import Image as PILImage
 
-    from avenue.media import BUILDER
+    from avenue.media import Buckets
     from avenue.media.serve.route import flush_deliveries
     from avenue.media.store.originals import store
 
@@ -647,8 +647,8 @@ def test_the_ops_dashboard_shows_delivery_numbers_a_chart_and_the_clean_up_list(
         PILImage.new("RGB", (64, 48), tuple(uuid.uuid4().bytes[:3])).save(out, "PNG")
         return out.getvalue()
 
-    served = store(database(live), BUILDER, unique_png(), filename="served.png").doc
-    store(database(live), BUILDER, unique_png(), filename="idle.png")
+    served = store(database(live), Buckets.BUILDER, unique_png(), filename="served.png").doc
+    store(database(live), Buckets.BUILDER, unique_png(), filename="idle.png")
     page = open_as("ops")
     # More answers than any other image of this module gets (the grids load many, a few times
     # each), so it is on the most-served list whichever tests ran before.

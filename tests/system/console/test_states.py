@@ -557,7 +557,7 @@ def deliveries(page) -> str:
 
     from flask import current_app
 
-    from avenue.media import BUILDER, AppMedia
+    from avenue.media import AppMedia, Buckets
     from avenue.media.serve.route import flush_deliveries
     from avenue.media.store.originals import store
     from avenue.media.store.replace import replace_bytes
@@ -565,13 +565,13 @@ def deliveries(page) -> str:
     live = SERVED[0]
     db = live.extensions["avenue.mongo"].db
     name = f"supplier-catalogue-autumn-front-view-{uuid.uuid4().hex}.jpg"
-    served = store(db, BUILDER, unlike_jpeg(320, 240), filename=name).doc["_id"]
-    store(db, BUILDER, unlike_jpeg(320, 240), filename=f"idle-{uuid.uuid4().hex[:6]}.jpg")
+    served = store(db, Buckets.BUILDER, unlike_jpeg(320, 240), filename=name).doc["_id"]
+    store(db, Buckets.BUILDER, unlike_jpeg(320, 240), filename=f"idle-{uuid.uuid4().hex[:6]}.jpg")
     for _ in range(2):
         assert page.request.get(f"/media/builder/{served}").ok
     flush_deliveries(live)
     with live.app_context():
-        assert replace_bytes(db, BUILDER, served, unlike_jpeg(320, 240), filename=name,
+        assert replace_bytes(db, Buckets.BUILDER, served, unlike_jpeg(320, 240), filename=name,
                              delete_lease=dt.timedelta(seconds=30), media=AppMedia.of(current_app).core)
     assert page.request.get(f"/media/builder/{served}").ok
     flush_deliveries(live)
