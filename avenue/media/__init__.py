@@ -5,11 +5,13 @@ tus, upload links, the zip and URL imports and the trash use to upload, replace,
 name, delete, restore, list and serve. A :class:`Library` per bucket (store/library/: reading,
 labels, storing, editing, grouping and deleting, one class each) answers in :class:`Image`
 records; the app's media (:class:`AppMedia`) opens those libraries and holds the trash of
-deleted originals and the delivery numbers; :class:`Resumables`, bound to a database, are
-resumable uploads' bytes; beside them media URLs and the facts the API's image object
-(avenue/presentation/) states, the request bodies of edits, crops, focal points and names,
-alt text's rules, and the limits an app is configured with. Every name is a class, a function
-or a constant, never a module (a module brings all its names).
+deleted originals and the delivery numbers (:class:`Deliveries`); :class:`Resumables`, bound to
+a database, are resumable uploads' bytes; beside them the :class:`Buckets`, media URLs and the
+facts the API's image object (avenue/presentation/) states, alt text's rules (:class:`Alt`) and
+the limits an app is configured with. Every name is a class or a constant, never a module (a
+module brings all its names); what a class takes and answers in is its attribute, not a name
+of its own here (``Library.Stored``, ``Library.EditsBody``, ``Resumables.Busy``,
+``Deliveries.DayRange``, ``Alt.Result``, ``Buckets.PRODUCTS``).
 
 The second door, ``avenue.media.maintenance``, is what ops and status use beside the library:
 the jobs over every file (gc, fsck, backup and restore, rerender, the backfills, the legacy
@@ -63,16 +65,18 @@ from avenue.media.store.resumable import Resumables
 __all__ = [
     # The buckets, by their names in the code and their aliases (buckets.py: Buckets.PRODUCTS...).
     "Buckets",
-    # A bucket's originals (store/library/: what its methods take and answer in, records.py's
-    # among them, are its attributes, Library.Stored, Library.Upload...) and the image record.
+    # A bucket's originals (store/library/; what its methods take and answer in are its
+    # attributes: Library.Stored, Library.Upload, Library.Edits, Library.EditsBody...), the image
+    # record, and the limits an upload is checked against (Limits.from_config).
     "Image", "Library", "Limits",
     # The app's media (app.py), built once by the plugs' init_app: views hand it to services,
     # which open a bucket's Library and run the jobs through it; beneath it the kernel's Media
-    # (core.py), which the store is handed and who refers to images is asked of.
+    # (core.py), which the store is handed and who refers to images is asked of (the owners
+    # answering it use Media.IN_BATCH and Media.rewrite_lists).
     "AppMedia", "Media",
     # Media URLs, built and signed where the route reads them (serve/urls.py), and what the API's
-    # image object (avenue/presentation/) states of images (serve/facts.py); the upload
-    # extensions (formats.py).
+    # image object (avenue/presentation/) states of images and the upload formats' file name
+    # endings (serve/facts.py).
     "IMAGE_FACTS", "UrlSigner",
     # Resumable uploads' bytes (store/resumable.py: Resumables, bound to a database; what it
     # answers and refuses are its attributes) and delivery numbers (store/deliveries.py:
