@@ -10,7 +10,10 @@ machine falls on both; medians of the rounds.
   one command per collection (the dialect's ``cross_collection_writes`` turned off on the
   client, as on a mongod before 8.0);
 - ``lane``: a rendition stored after its answer on ``route.RENDITION_STORES`` against stored
-  before it (``AVENUE_VARIANTS_AFTER_ANSWER`` off);
+  before it (``AVENUE_VARIANTS_AFTER_ANSWER`` off); with ``--majority-ms N`` the app reaches
+  the database through ``bench/majority_delay.py``, which holds each majority write's reply
+  N ms (a replica set's ``w: majority``: that module says why), and ``--concurrent N`` sends
+  N requests at a time;
 - ``vips``: libvips at one thread per operation against its default (one per core);
 - ``malloc``: gunicorn.conf.py's glibc thresholds against glibc's own, each side in a fresh
   process (mallopt cannot be undone), alternating: the cold renders, then the RSS a process
@@ -23,6 +26,7 @@ machine falls on both; medians of the rounds.
     .venv/bin/python bench/mechanisms.py writes lane vips malloc ledger
     .venv/bin/python bench/mechanisms.py writes --photos 20 --rounds 6
     .venv/bin/python bench/mechanisms.py malloc-edits --pairs 3
+    .venv/bin/python bench/mechanisms.py lane --majority-ms 10 --concurrent 4
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -58,10 +63,45 @@ import peers  # noqa: E402
 MALLOC = {"server": ((-3, 1024 * 1024), (-1, 4 * 1024 * 1024)), "glibc": ()}  # gunicorn.conf.py's
 
 
-class Rig:
-    """The app on a fresh SecantusDB with ``rounds`` sets of ``photos`` cold photos stored."""
+class Counting(Listener):
+    """The commands, and the majority writes a request's own thread sent (its answer waited for
+    them; a store after the answer runs on the lane's thread)."""
 
-    def __init__(self, photos: int, rounds: int) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.answering = threading.local()
+        self.answer_majority = 0
+
+    def started(self, event: Any) -> None:
+        super().started(event)
+        w = (event.command.get("writeConcern") or {}).get("w")
+        if getattr(self.answering, "on", False) and (w == "majority" or (isinstance(w, int) and w > 1)):
+            self.answer_majority += 1
+
+
+class Delay:
+    """bench/majority_delay.py in a process of its own in front of ``upstream`` (host:port)."""
+
+    def __init__(self, upstream: str, ms: float) -> None:
+        command = [sys.executable, str(BENCH / "majority_delay.py"), "--upstream", upstream, "--ms", str(ms)]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        self.port = int(self.process.stdout.readline().split()[1])
+
+    def stop(self) -> str:
+        """Stop it: how many replies it held."""
+        self.process.terminate()
+        out, _ = self.process.communicate(timeout=10)
+        return out.split()[-1] if out.strip() else "?"
+
+
+class Rig:
+    """The app on a fresh SecantusDB with ``rounds`` sets of ``photos`` cold photos stored;
+    with ``majority_ms``, through :class:`Delay` holding each majority write's reply that long;
+    ``concurrent`` requests at a time."""
+
+    def __init__(self, photos: int, rounds: int, majority_ms: float | None = None,
+                 concurrent: int = 1) -> None:
         from avenue import create_app
         from avenue.db import get_db, get_mongo
         from avenue.embedded import EmbeddedServer
@@ -70,11 +110,15 @@ class Rig:
         from avenue.media.store.originals import store
 
         self.route = route
-        self.listener = Listener()
+        self.listener = Counting()
+        self.concurrent = concurrent
         bodies = [path.read_bytes() for path in peers.photos("2040", photos)[:photos]]
         preset = f"fit512=w_{peers.BOX},h_{peers.BOX},q_{peers.QUALITY}"
         self.server = EmbeddedServer(Path(tempfile.mkdtemp(prefix="avenue-mechanisms-")) / "db").start()
-        self.app = create_app({"MONGO_URI": self.server.uri, "MONGO_DB": "mechanisms",
+        self.delay = Delay(f"127.0.0.1:{self.server.port}", majority_ms) if majority_ms is not None else None
+        uri = (f"mongodb://127.0.0.1:{self.delay.port}/?directConnection=true" if self.delay
+               else self.server.uri)
+        self.app = create_app({"MONGO_URI": uri, "MONGO_DB": "mechanisms",
                                "MONGO_CLIENT_CLASS": self.listener.client_class(),
                                "SECRET_KEY": os.urandom(32).hex(), "AVENUE_STATUS_WARM_UP": False,
                                "AVENUE_ACCESS_LOG": "off", "AVENUE_VARIANTS_AFTER_ANSWER": True,
@@ -89,24 +133,39 @@ class Rig:
                                   data.with_comment(body, f"m {r} {n} {time.time()}"),
                                   filename=f"p{n}.jpg").doc["_id"] for n, body in enumerate(bodies)]
                            for r in range(rounds + 1)]
-        self.web = self.app.test_client()
+        self.webs = threading.local()
+
+    def get(self, oid: Any) -> float:
+        """GET one id's rendition on this thread's test client, 200 or exit: its milliseconds."""
+        web = getattr(self.webs, "client", None)
+        if web is None:
+            web = self.webs.client = self.app.test_client()
+        began = time.perf_counter()
+        self.listener.answering.on = True
+        try:
+            answer = web.get(f"/media/products/{oid}/fit512.jpg")
+        finally:
+            self.listener.answering.on = False
+        took = (time.perf_counter() - began) * 1000
+        if answer.status_code != 200:
+            raise SystemExit(f"HTTP {answer.status_code}: {answer.get_data()[:200]!r}")
+        answer.close()
+        return took
 
     def cold(self, ids: list[Any]) -> dict[str, float]:
-        """GET each id's rendition (not stored yet), then wait for the stores after the answers:
-        the answer's wall time (median), the process's CPU, kernel CPU and page faults, and the
-        database commands, per render."""
-        answers = []
-        commands = len(self.listener.seen)
+        """GET each id's rendition (not stored yet), ``concurrent`` at a time, then wait for the
+        stores after the answers: the answer's wall time (median), the process's CPU, kernel
+        CPU and page faults, the database commands and the majority writes the answers waited
+        for, per render."""
+        commands, majority = len(self.listener.seen), self.listener.answer_majority
         usage = resource.getrusage(resource.RUSAGE_SELF)
         started = time.process_time()
         wall = time.perf_counter()
-        for oid in ids:
-            began = time.perf_counter()
-            answer = self.web.get(f"/media/products/{oid}/fit512.jpg")
-            answers.append((time.perf_counter() - began) * 1000)
-            if answer.status_code != 200:
-                raise SystemExit(f"HTTP {answer.status_code}: {answer.get_data()[:200]!r}")
-            answer.close()
+        if self.concurrent == 1:
+            answers = [self.get(oid) for oid in ids]
+        else:
+            with ThreadPoolExecutor(self.concurrent) as pool:
+                answers = list(pool.map(self.get, ids))
         self.route.RENDITION_STORES.drain(60)
         n = len(ids)
         used = resource.getrusage(resource.RUSAGE_SELF)
@@ -115,10 +174,14 @@ class Rig:
                 "CPU ms": (time.process_time() - started) * 1000 / n,
                 "kernel ms": (used.ru_stime - usage.ru_stime) * 1000 / n,
                 "faults": (used.ru_minflt - usage.ru_minflt) / n,
-                "commands": (len(self.listener.seen) - commands) / n}
+                "commands": (len(self.listener.seen) - commands) / n,
+                "majority writes in the answer": (self.listener.answer_majority - majority) / n}
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """Stop the database (and the proxy: what it says it held)."""
+        held = self.delay.stop() if self.delay else ""
         self.server.stop()
+        return held
 
 
 def alternate(rig: Rig, sides: dict[str, Callable[[], None]]) -> dict[str, list[dict[str, float]]]:
@@ -267,6 +330,12 @@ def table(title: str, results: dict[str, list[dict[str, float]]]) -> str:
 
     rounds = "; ".join(f"{name}: {listed(name)}" for name in names)
     lines.append(f"Rounds ({'/'.join(keys)}): {rounds}")
+    # Rounds run in turn, so the n-th of each side ran side by side: their difference.
+    pairs = [a[keys[0]] - b[keys[0]] for a, b in zip(results[names[0]], results[names[1]], strict=False)]
+    if len(names) == 2 and pairs:
+        below = sum(d < 0 for d in pairs)
+        lines.append(f"\nPaired rounds, {keys[0]} on − off: median {statistics.median(pairs):+.1f} "
+                     f"({min(pairs):+.1f} to {max(pairs):+.1f}, {below} of {len(pairs)} below 0)")
     return "\n".join(lines) + "\n"
 
 
@@ -276,23 +345,31 @@ def main() -> int:
     parser.add_argument("--photos", type=int, default=15, help="cold renders per round")
     parser.add_argument("--rounds", type=int, default=8, help="rounds, alternating the sides")
     parser.add_argument("--pairs", type=int, default=2, help="malloc: fresh processes per side")
+    parser.add_argument("--majority-ms", type=float, help="through bench/majority_delay.py: each majority "
+                        "write's reply held this long (writes, lane, vips)")
+    parser.add_argument("--concurrent", type=int, default=1, help="requests at a time (writes, lane, vips)")
     parser.add_argument("--malloc-child", choices=tuple(MALLOC), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.malloc_child:
         print(json.dumps(malloc_child(args.malloc_child, args.photos, args.rounds)))
         return 0
+    options = (f" --majority-ms {args.majority_ms:g}" if args.majority_ms is not None else "") + (
+        f" --concurrent {args.concurrent}" if args.concurrent != 1 else "")
+    through = (f", each majority write's reply held {args.majority_ms:g} ms (bench/majority_delay.py)"
+               if args.majority_ms is not None else "")
     out = [f"## Mechanisms on and off, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", "",
            f"`python bench/mechanisms.py {' '.join(args.mechanisms)} --photos {args.photos} "
-           f"--rounds {args.rounds}`"
+           f"--rounds {args.rounds}{options}`"
            f"; load average at the start {' / '.join(f'{x:.2f}' for x in os.getloadavg())}; SecantusDB "
-           f"(embedded), in process; {os.cpu_count()} cores. Per cold render; medians of the rounds.", ""]
+           f"(embedded){through}, in process; {args.concurrent} request(s) at a time; "
+           f"{os.cpu_count()} cores. Per cold render; medians of the rounds.", ""]
     print("\n".join(out), flush=True)
     in_process = {"writes": ("Combined writes", writes_sides),
                   "lane": ("Rendition stores after the answer", lane_sides),
                   "vips": ("libvips threads per operation", vips_sides)}
     wanted = [m for m in args.mechanisms if m in in_process]
     if wanted:
-        rig = Rig(args.photos, args.rounds * len(wanted))
+        rig = Rig(args.photos, args.rounds * len(wanted), args.majority_ms, args.concurrent)
         try:
             rig.cold(rig.rounds[0])
             for number, mechanism in enumerate(wanted):
@@ -302,7 +379,9 @@ def main() -> int:
                 next(iter(sides(rig).values()))()  # each mechanism's first side is "on": as the app runs
                 print(table(title, results), flush=True)
         finally:
-            rig.stop()
+            held = rig.stop()
+        if held:
+            print(f"The proxy: {held} replies held.", flush=True)
     if "malloc-edits" in args.mechanisms:
         print(table("glibc's malloc thresholds, four 12 MP edits alone (each side a fresh process)",
                     malloc_run(0, 0, args.pairs)), flush=True)
