@@ -110,6 +110,8 @@ class Rig:
         from avenue.media.store.originals import store
 
         self.route = route
+        self.stores: list[float] = []
+        self.time_stores()
         self.listener = Counting()
         self.concurrent = concurrent
         bodies = [path.read_bytes() for path in peers.photos("2040", photos)[:photos]]
@@ -135,6 +137,22 @@ class Rig:
                            for r in range(rounds + 1)]
         self.webs = threading.local()
 
+    def time_stores(self) -> None:
+        """Note how long each rendition's store takes (its chunks, files document and counters:
+        ``renditions._put``), before the answer or after it."""
+        from avenue.media.store import renditions
+
+        put = renditions._put
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return put(*args, **kwargs)
+            finally:
+                self.stores.append((time.perf_counter() - began) * 1000)
+
+        renditions._put = timed
+
     def get(self, oid: Any) -> float:
         """GET one id's rendition on this thread's test client, 200 or exit: its milliseconds."""
         web = getattr(self.webs, "client", None)
@@ -154,10 +172,11 @@ class Rig:
 
     def cold(self, ids: list[Any]) -> dict[str, float]:
         """GET each id's rendition (not stored yet), ``concurrent`` at a time, then wait for the
-        stores after the answers: the answer's wall time (median), the process's CPU, kernel
-        CPU and page faults, the database commands and the majority writes the answers waited
-        for, per render."""
+        stores after the answers: the answer's wall time and a store's (medians), the process's
+        CPU, kernel CPU and page faults, the database commands and the majority writes the
+        answers waited for, per render."""
         commands, majority = len(self.listener.seen), self.listener.answer_majority
+        del self.stores[:]
         usage = resource.getrusage(resource.RUSAGE_SELF)
         started = time.process_time()
         wall = time.perf_counter()
@@ -170,6 +189,7 @@ class Rig:
         n = len(ids)
         used = resource.getrusage(resource.RUSAGE_SELF)
         return {"answer ms": statistics.median(answers),
+                "store ms": statistics.median(self.stores) if self.stores else 0.0,
                 "wall ms": (time.perf_counter() - wall) * 1000 / n,
                 "CPU ms": (time.process_time() - started) * 1000 / n,
                 "kernel ms": (used.ru_stime - usage.ru_stime) * 1000 / n,
