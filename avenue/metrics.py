@@ -82,9 +82,6 @@ RENDITIONS_EVICTED = Counter("avenue_renditions_evicted",
                              "(AVENUE_RENDITION_BUDGET_BYTES).")
 RENDITION_BYTES_EVICTED = Counter("avenue_rendition_evicted_bytes",
                                   "Bytes of renditions on request evicted by the byte budget.")
-STORES_BEFORE_ANSWER = Counter("avenue_rendition_stores_before_answer",
-                               "Renditions on request written before their answer, because as many of "
-                               "the worker's as may wait were waiting to be written after theirs.")
 DB_FAILURES = Counter("avenue_db_command_failures", "Database commands that failed, by command and "
                       "error (the server's codeName, or the exception type of a network error).",
                       ["command", "error"])
@@ -111,12 +108,6 @@ def count_evictions(files: int, size: int) -> None:
     """Renditions the byte budget evicted, and their bytes."""
     RENDITIONS_EVICTED.inc(files)
     RENDITION_BYTES_EVICTED.inc(size)
-
-
-def count_store_before_answer() -> None:
-    """One rendition on request written before its answer: the worker's stores waiting after
-    their answers were at their bound (the database writes slower than the workers render)."""
-    STORES_BEFORE_ANSWER.inc()
 
 
 def count_cache(hit: bool) -> None:

@@ -65,8 +65,9 @@ class Listener(monitoring.CommandListener):
 
 def ask_cold(web: Any, paths: list[str], route: Any) -> None:
     """GET each of ``paths`` (renditions not stored yet) through Flask's test client ``web``,
-    200 or exit, then wait for their stores after the answers (``route.RENDITION_STORES``:
-    an older checkout without it stored them before answering)."""
+    200 or exit, then wait for their stores after the answers where the checkout has them
+    (``route.RENDITION_STORES``, from 98c07a1 until the lane was removed; before and after,
+    a rendition is stored before its answer)."""
     for path in paths:
         answer = web.get(path)
         if answer.status_code != 200:

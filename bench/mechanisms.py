@@ -9,11 +9,11 @@ machine falls on both; medians of the rounds.
 - ``writes``: several collections' writes in one ``bulkWrite`` (``avenue/writes.py``) against
   one command per collection (the dialect's ``cross_collection_writes`` turned off on the
   client, as on a mongod before 8.0);
-- ``lane``: a rendition stored after its answer on ``route.RENDITION_STORES`` against stored
-  before it (``AVENUE_VARIANTS_AFTER_ANSWER`` off); with ``--majority-ms N`` the app reaches
-  the database through ``bench/majority_delay.py``, which holds each majority write's reply
-  N ms (a replica set's ``w: majority``: that module says why), and ``--concurrent N`` sends
-  N requests at a time;
+- (``lane``, a rendition stored after its answer against before it, went with the lane:
+  bench/results/mechanisms-2026-11-28-lane-latency.md; its code is ``203d51c``'s);
+- with ``--majority-ms N`` the app reaches the database through ``bench/majority_delay.py``,
+  which holds each majority write's reply N ms (a replica set's ``w: majority``: that module
+  says why), and ``--concurrent N`` sends N requests at a time;
 - ``vips``: libvips at one thread per operation against its default (one per core);
 - ``malloc``: gunicorn.conf.py's glibc thresholds against glibc's own, each side in a fresh
   process (mallopt cannot be undone), alternating: the cold renders, then the RSS a process
@@ -23,10 +23,10 @@ machine falls on both; medians of the rounds.
   ``flock`` against the process's own budget (what the ledger costs; what it bounds is the
   instance's memory, bench/results/attacks-2026-11-25-edits-instance-budget.md).
 
-    .venv/bin/python bench/mechanisms.py writes lane vips malloc ledger
+    .venv/bin/python bench/mechanisms.py writes vips malloc ledger
     .venv/bin/python bench/mechanisms.py writes --photos 20 --rounds 6
     .venv/bin/python bench/mechanisms.py malloc-edits --pairs 3
-    .venv/bin/python bench/mechanisms.py lane --majority-ms 10 --concurrent 4
+    .venv/bin/python bench/mechanisms.py writes --majority-ms 2 --concurrent 4
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ MALLOC = {"server": ((-3, 1024 * 1024), (-1, 4 * 1024 * 1024)), "glibc": ()}  # 
 
 
 class Counting(Listener):
-    """The commands, and the majority writes a request's own thread sent (its answer waited for
-    them; a store after the answer runs on the lane's thread)."""
+    """The commands, and the majority writes a request's own thread sent: its answer waited
+    for them (work after the answer runs on a thread of its own)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -106,10 +106,8 @@ class Rig:
         from avenue.db import get_db, get_mongo
         from avenue.embedded import EmbeddedServer
         from avenue.media import Buckets
-        from avenue.media.serve import route
         from avenue.media.store.originals import store
 
-        self.route = route
         self.stores: list[float] = []
         self.time_stores()
         self.listener = Counting()
@@ -171,10 +169,9 @@ class Rig:
         return took
 
     def cold(self, ids: list[Any]) -> dict[str, float]:
-        """GET each id's rendition (not stored yet), ``concurrent`` at a time, then wait for the
-        stores after the answers: the answer's wall time and a store's (medians), the process's
-        CPU, kernel CPU and page faults, the database commands and the majority writes the
-        answers waited for, per render."""
+        """GET each id's rendition (not stored yet), ``concurrent`` at a time: the answer's wall
+        time and a store's (medians), the process's CPU, kernel CPU and page faults, the
+        database commands and the majority writes the answers waited for, per render."""
         commands, majority = len(self.listener.seen), self.listener.answer_majority
         del self.stores[:]
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -185,7 +182,7 @@ class Rig:
         else:
             with ThreadPoolExecutor(self.concurrent) as pool:
                 answers = list(pool.map(self.get, ids))
-        self.route.RENDITION_STORES.drain(60)
+
         n = len(ids)
         used = resource.getrusage(resource.RUSAGE_SELF)
         return {"answer ms": statistics.median(answers),
@@ -229,13 +226,6 @@ def writes_sides(rig: Rig) -> dict[str, Callable[[], None]]:
         return lambda: setattr(client, "_avenue_dialect", dialect)
 
     return {"one bulkWrite (on)": use(together), "a command per collection (off)": use(apart)}
-
-
-def lane_sides(rig: Rig) -> dict[str, Callable[[], None]]:
-    def after(on: bool) -> Callable[[], None]:
-        return lambda: rig.app.config.__setitem__("AVENUE_VARIANTS_AFTER_ANSWER", on)
-
-    return {"stored after the answer (on)": after(True), "stored before the answer (off)": after(False)}
 
 
 def vips_sides(rig: Rig) -> dict[str, Callable[[], None]]:
@@ -361,13 +351,13 @@ def table(title: str, results: dict[str, list[dict[str, float]]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("mechanisms", nargs="*", default=["writes", "lane", "vips", "malloc", "ledger"])
+    parser.add_argument("mechanisms", nargs="*", default=["writes", "vips", "malloc", "ledger"])
     parser.add_argument("--photos", type=int, default=15, help="cold renders per round")
     parser.add_argument("--rounds", type=int, default=8, help="rounds, alternating the sides")
     parser.add_argument("--pairs", type=int, default=2, help="malloc: fresh processes per side")
     parser.add_argument("--majority-ms", type=float, help="through bench/majority_delay.py: each majority "
-                        "write's reply held this long (writes, lane, vips)")
-    parser.add_argument("--concurrent", type=int, default=1, help="requests at a time (writes, lane, vips)")
+                        "write's reply held this long (writes, vips)")
+    parser.add_argument("--concurrent", type=int, default=1, help="requests at a time (writes, vips)")
     parser.add_argument("--malloc-child", choices=tuple(MALLOC), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.malloc_child:
@@ -385,7 +375,6 @@ def main() -> int:
            f"{os.cpu_count()} cores. Per cold render; medians of the rounds.", ""]
     print("\n".join(out), flush=True)
     in_process = {"writes": ("Combined writes", writes_sides),
-                  "lane": ("Rendition stores after the answer", lane_sides),
                   "vips": ("libvips threads per operation", vips_sides)}
     wanted = [m for m in args.mechanisms if m in in_process]
     if wanted:

@@ -409,151 +409,44 @@ def assert_left_to_lapse(db) -> None:
     assert expires_after(db[renditions.CLAIMS], "ttl") == 0
 
 
-@pytest.fixture
-def later(monkeypatch) -> list:
-    """The renditions' stores after the answer, kept here instead of started: a test runs
-    them when it chooses."""
-    jobs: list = []
-    monkeypatch.setattr(route, "start_stores", jobs.extend)
-    return jobs
-
-
-def test_a_rendition_is_answered_before_it_is_stored_and_its_claim_is_held_until_then(
-        app_factory, backend, renders, later, monkeypatch):
-    """As deployed (work after the answer): the rendering request's answer goes before the
-    store; until the store is done the claim stays held, this worker answers from memory and
-    another worker (process) waits and then serves the stored file: one render."""
-    if backend[0] is not pymongo.MongoClient:
-        pytest.skip("threads need a real server (mongomock is not thread-safe)")
-    apps = [app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True), app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True)]
-    doc = put(apps[0])
-    url = path(doc, "w_320.webp")
-    first = apps[0].test_client().get(url)
-    assert first.status_code == 200
-    body = first.get_data()
-    first.close()  # the request is over: its store was handed over at its end
-    assert len(later) == 1
+def test_as_deployed_a_rendition_is_stored_before_its_answer(app_factory, renders):
+    """With the work after uploads' answers on (as deployed), a rendition on request is still
+    stored before its answer: the answer's ETag is the stored file's, and its claim is left to
+    lapse (bench/results/mechanisms-2026-11-28-lane-latency.md: storing it after the answer
+    did not pay)."""
     from avenue.db import get_db
 
-    with apps[0].app_context():
-        db = get_db()
-    assert stored(db) == [] and db[renditions.CLAIMS].count_documents({}) == 1
-    again = apps[0].test_client().get(url)
-    assert again.status_code == 200 and again.get_data() == body
-    # Another process does not see this one's memory: it waits on the claim, then reads the store.
-    monkeypatch.setattr(renditions, "storing", lambda wanted: None)
-    timer = threading.Timer(0.3, lambda: [job() for job in later])
-    timer.start()
-    other = apps[1].test_client().get(url)
-    timer.join()
-    assert other.status_code == 200 and other.get_data() == body
-    assert other.headers["ETag"] == first.headers["ETag"]
-    assert renders == ["w_320"]
-    files = stored(db)
-    assert len(files) == 1 and f'"{files[0]["metadata"]["sha256"]}"' == first.headers["ETag"]
-    assert_left_to_lapse(db)
-
-
-def test_a_store_after_the_answer_that_loses_leaves_the_stored_one_to_be_served(app_factory, renders, later):
-    """A store after the answer that finds the rendition stored by another (a lapsed claim
-    taken over) keeps that one, and this worker forgets its own: its next answer is the stored
-    file's."""
-    app = app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True)
-    doc = put(app)
-    url = path(doc, "w_320.webp")
-    client = app.test_client()
-    first = client.get(url)
-    assert first.status_code == 200
-    first.close()
-    from avenue.db import get_db
-
-    with app.app_context():
-        db = get_db()
-        wanted = renditions.Wanted(Buckets.PRODUCTS, doc["_id"], "", "w_320", "webp")
-        other = renditions.keep(db, wanted, Fake(b"stored-by-another"), private=False)
-    for job in later:
-        job()
-    assert [f["_id"] for f in stored(db)] == [other["_id"]]
-    assert_left_to_lapse(db)  # stored, if by another
-    assert client.get(url).get_data() == b"stored-by-another"
-    assert renders == ["w_320"]
-
-
-def test_past_the_waiting_stores_a_rendition_is_stored_before_its_answer(app_factory, renders, monkeypatch):
-    """A database that writes slower than the workers render must not grow the stores waiting
-    after their answers (each holds its bytes and its claim's heartbeat) without end: with
-    ``STORES_WAITING_MAX`` waiting, a request stores its rendition itself, before its answer,
-    and queues nothing (counted for /metrics); once they are written, stores go after the answer
-    again."""
-    from prometheus_client import REGISTRY
-
-    from avenue import background
-    from avenue.db import get_db
-
-    lane = background.Lane("test-rendition-stores", nice=0, most=2)  # route's: STORES_WAITING_MAX
-    monkeypatch.setattr(route, "RENDITION_STORES", lane)
-    app = app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True)
-    doc = put(app)
-    with app.app_context():
-        db = get_db()
-    slow = threading.Event()
-
-    def counted() -> float:
-        return REGISTRY.get_sample_value("avenue_rendition_stores_before_answer_total") or 0.0
-
-    before = counted()
-    try:
-        for _ in range(2):  # a store being written (its lane's thread blocked) and one queued
-            lane.submit(lambda: slow.wait(30))
-        assert lane.pending() == 2
-        answer = app.test_client().get(path(doc, "w_320.webp"))
-        assert answer.status_code == 200
-        answer.close()
-        assert lane.pending() == 2  # nothing queued by the request...
-        (file,) = stored(db)  # ...whose rendition was written before its answer
-        assert f'"{file["metadata"]["sha256"]}"' == answer.headers["ETag"]
-        assert counted() == before + 1
-        assert app.test_client().get(path(doc, "w_320.webp")).status_code == 200
-        assert counted() == before + 1  # served stored: no store, none counted
-    finally:
-        slow.set()
-    assert lane.drain(10)
-    queued: list = []
-    monkeypatch.setattr(route, "start_stores", queued.extend)
-    again = app.test_client().get(path(doc, "w_320.jpg"))
-    assert again.status_code == 200
-    again.close()
-    assert len(queued) == 1 and len(stored(db)) == 1  # after the answer again: not yet written
-    for job in queued:
-        job()
-    assert len(stored(db)) == 2 and renders == ["w_320", "w_320"]
-
-
-def test_a_store_before_the_answer_that_raises_is_logged_once_and_the_answer_stands(
-        app_factory, renders, monkeypatch, caplog):
-    """Past the waiting stores' bound, a store that raises (here after its write, where nothing
-    is expected to) on the request's own thread is logged, as the lane logs its jobs' failures,
-    and run once: the answer (from the rendered bytes) stands, not a 500."""
-    from avenue import background
-    from avenue.db import get_db
-
-    monkeypatch.setattr(route, "RENDITION_STORES", background.Lane("test-rendition-stores", nice=0, most=0))
-    real, tried = renditions._store_later, []
-
-    def raising(*args, **kwargs):
-        tried.append(args)
-        real(*args, **kwargs)
-        raise RuntimeError("after the store")
-
-    monkeypatch.setattr(renditions, "_store_later", raising)
     app = app_factory(AVENUE_VARIANTS_AFTER_ANSWER=True)
     doc = put(app)
     with app.app_context():
         db = get_db()
     answer = app.test_client().get(path(doc, "w_320.webp"))
-    assert answer.status_code == 200 and Image.open(io.BytesIO(answer.get_data())).width == 320
-    assert len(tried) == 1 and len(stored(db)) == 1 and renders == ["w_320"]
-    assert caplog.text.count("a job of test-rendition-stores failed") == 1
+    assert answer.status_code == 200
+    (file,) = stored(db)  # written before the answer came back, not after its close
+    assert f'"{file["metadata"]["sha256"]}"' == answer.headers["ETag"]
+    assert file["length"] == len(answer.get_data())
+    answer.close()
+    assert_left_to_lapse(db)
+    assert renders == ["w_320"]
+
+
+def test_a_render_whose_store_loses_to_another_s_answers_with_the_stored_one(app, db, renders, monkeypatch):
+    """A render whose store finds the rendition stored by another (a lapsed claim taken over)
+    keeps that one and answers with it, not with its own bytes."""
+    real = renditions._put
+
+    def another_first(db_, wanted, new):
+        real(db_, wanted, renditions._new_file(wanted, Fake(b"stored-by-another"), private=False))
+        return real(db_, wanted, new)
+
+    monkeypatch.setattr(renditions, "_put", another_first)
+    doc = put(app)
+    answer = app.test_client().get(path(doc, "w_320.webp"))
+    assert answer.status_code == 200 and answer.get_data() == b"stored-by-another"
+    (file,) = stored(db)
+    assert answer.headers["ETag"] == f'"{file["metadata"]["sha256"]}"'
+    assert_left_to_lapse(db)  # stored, if by another
+    assert renders == ["w_320"]
 
 
 def test_a_request_that_cannot_get_a_render_slot_is_503_busy(app, client, monkeypatch):
@@ -915,9 +808,9 @@ def test_a_claim_taken_over_looks_again_and_serves_what_was_stored_meanwhile(app
 
 
 def test_a_store_that_fails_deletes_its_claim_so_the_next_request_renders_at_once(app, db, monkeypatch):
-    """Only a stored rendition's claim is left to lapse: a store that fails (before the answer
-    or after it) gives the claim back, and the next request renders at once instead of
-    waiting up to a claim's length for it."""
+    """Only a stored rendition's claim is left to lapse: a store that fails gives the claim
+    back, and the next request renders at once instead of waiting up to a claim's length for
+    it."""
     from pymongo.errors import AutoReconnect
 
     from avenue.media.store import storage
@@ -933,14 +826,6 @@ def test_a_store_that_fails_deletes_its_claim_so_the_next_request_renders_at_onc
     with app.app_context(), pytest.raises(AutoReconnect):
         renditions.obtain(db, wanted, original, lambda data: Fake())
     assert db[renditions.CLAIMS].count_documents({}) == 0
-    jobs, lost = [], []
-    with app.app_context():
-        answered = renditions.answer(db, wanted, original, lambda data: Fake(), store=jobs.append,
-                                     lost=lost.append)
-    assert answered.data == b"fake-webp-bytes" and db[renditions.CLAIMS].count_documents({}) == 1
-    for job in jobs:
-        job()
-    assert lost == [answered.doc["_id"]] and db[renditions.CLAIMS].count_documents({}) == 0
     monkeypatch.setattr(storage, "put_files", real)
     with app.app_context():
         found = renditions.obtain(db, wanted, original, lambda data: Fake(), wait=0)

@@ -391,20 +391,6 @@ def test_docs_operations_lists_exactly_the_metrics_the_app_exposes():
     assert sorted(documented - exposed) == [], "metrics docs/operations.md lists that the app does not expose"
 
 
-def test_the_docs_quote_the_bound_on_stores_waiting_after_their_answers():
-    """The number of a worker's renditions that may wait to be written after their answers is
-    the code's (``STORES_WAITING_MAX``) wherever the docs give it."""
-    from avenue.media.serve.route import STORES_WAITING_MAX
-
-    quoted = {
-        ".env.example": f"before it when {STORES_WAITING_MAX} of the worker's are waiting",
-        "docs/media.md": f"At most {STORES_WAITING_MAX} renditions of a worker wait to be written",
-        "docs/security.md": f"at most {STORES_WAITING_MAX} of a worker's renditions wait to",
-        "docs/operations.md": f"because {STORES_WAITING_MAX} of the worker's were waiting",
-    }
-    assert [page for page, phrase in quoted.items() if phrase not in (ROOT / page).read_text()] == []
-
-
 def test_every_file_the_requirements_comments_name_exists():
     # Each pin's comment says what uses it; a module renamed or removed left it naming a ghost
     # (avenue/dotenv.py, after .env loading moved to avenue/envfile.py).

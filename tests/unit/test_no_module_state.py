@@ -45,7 +45,6 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("avenue.requestid", "_prefix"): "this process's request-id prefix, drawn again in a forked worker",
     ("avenue.requestid", "_counter"): "this process's request-id counter, restarted in a forked worker",
     ("avenue.media.store.claims", "_leaders"): "claims this process's threads hold now (in-flight de-dup)",
-    ("avenue.media.store.renditions", "_storing"): "renditions this process stores now (in-flight de-dup)",
     ("avenue.media.ingest.decode_budget", "_BUDGETS"): "the process's decode memory, one budget per size, "
                                                        "shared by every app of the process by design",
     ("avenue.media.serve.route", "LOCAL_CACHES"): "every media cache of the process, weakly: a write here "

@@ -15,7 +15,6 @@ through werkzeug's ``make_conditional``, after :func:`~avenue.media.serve.http.n
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
@@ -67,7 +66,7 @@ from avenue.media.serve.stream import ChunkStream
 from avenue.media.store import deliveries as delivery_counts
 from avenue.media.store import pending, renditions
 from avenue.media.transform import AllowList, at_own_width, parse_presets
-from avenue.metrics import count_cache, count_store_before_answer, timed_rendition
+from avenue.metrics import count_cache, timed_rendition
 from avenue.writes import Write
 
 EXTENSION = "avenue.media"
@@ -184,15 +183,8 @@ def _hand_over_pending(response: Response) -> Response:
 
 
 def _start_left_over(error: BaseException | None) -> None:
-    """At the request's end: the stores of the renditions it answered from their rendered
-    bytes, started (they run beside the sending of those bytes, which are in memory: started
-    here, not on the answer's close, because a body the server is handed as it is, a
-    rendition's, is never closed through Flask's response, and a HEAD's is not sent at all);
-    and the pending renders of a request whose answer never reached ``after_request`` (an
-    exception after the images were stored)."""
-    stores: list[Callable[[], None]] = g.pop(_RENDITION_STORES, [])
-    if stores:
-        start_stores(stores)
+    """At the request's end: the pending renders of a request whose answer never reached
+    ``after_request`` (an exception after the images were stored)."""
     jobs: list[Job] = g.pop(_PENDING_JOBS, [])
     if jobs:
         start_after_answer(jobs)
@@ -217,46 +209,10 @@ def start_after_answer(jobs: list[Job]) -> None:
     AFTER_ANSWER.submit(run)
 
 
-# At most this many of this process's renditions wait on RENDITION_STORES (queued or being
-# written); past it a request writes its rendition itself, before its answer is sent. Each one
-# waiting holds its bytes in memory and its claim's heartbeat thread until it is written, so a
-# database that writes slower than the workers render (a replica set whose majority waits on a
-# lagging secondary) would otherwise grow the backlog, the memory and the threads without end;
-# so the renders slow to the writes' pace instead (at most this many plus the render slots).
-STORES_WAITING_MAX = 32
-# The stores of renditions answered from their rendered bytes (store/renditions.py ``answer``),
-# on a lane of their own at the answers' priority: each holds its rendition's claim until it
-# is written (other workers wait on it), so none waits behind an upload's pending renders.
-RENDITION_STORES = background.Lane("avenue-rendition-stores", nice=0, most=STORES_WAITING_MAX)
-_RENDITION_STORES = "avenue_rendition_stores"
-
-
-def _store_after_answer() -> Callable[[Callable[[], None]], None] | None:
-    """How a rendition rendered by this request is stored: once it is answered (this
-    request's list, started at its end by :func:`_start_left_over`) with
-    ``AVENUE_VARIANTS_AFTER_ANSWER`` on, else before the answer (None)."""
-    if not has_request_context() or not current_app.config["AVENUE_VARIANTS_AFTER_ANSWER"]:
-        return None
-    return lambda job: g.setdefault(_RENDITION_STORES, []).append(job)
-
-
-def start_stores(jobs: list[Callable[[], None]]) -> None:
-    """Queue the stores of one answered request's renditions on :data:`RENDITION_STORES`. A
-    worker that exits before they run leaves their renditions unstored (and their claims to
-    lapse): the next request renders them again. With :data:`STORES_WAITING_MAX` waiting, the
-    lane runs one on this thread instead (this is the request's teardown, before the server
-    sends the answer's bytes), counted: ``avenue_rendition_stores_before_answer``."""
-    for job in jobs:
-        if not RENDITION_STORES.submit(job):
-            count_store_before_answer()
-
-
 def finish_after_answer(seconds: float) -> bool:
-    """Wait up to ``seconds`` for this process's queued work after answers, renditions' stores
-    first, then pending renders (a stopping worker); True when none is left."""
-    deadline = time.monotonic() + seconds
-    stored = RENDITION_STORES.drain(seconds)
-    return AFTER_ANSWER.drain(max(0.0, deadline - time.monotonic())) and stored
+    """Wait up to ``seconds`` for this process's pending renders queued after answers (a
+    stopping worker); True when none is left."""
+    return AFTER_ANSWER.drain(seconds)
 
 
 def start_delivery_flush(app: Flask) -> background.PeriodicJob:
@@ -578,9 +534,7 @@ def _stored_rendition(state: MediaState, bucket: str, found: RenditionTarget,
     size = (doc.width, doc.height) if doc.width and doc.height else None
     own = at_own_width(found.spec, size, doc.crops.get(found.spec.crop) if found.spec.crop else None)
     wanted = renditions.Wanted(bucket, doc.file_id, doc.version, key, found.format, own_width=own)
-    obtained = renditions.answer(state.database(), wanted, doc, _renderer(state, found), admit=admit,
-                                 store=_store_after_answer(),
-                                 lost=lambda file_id: state.cache.evict(RENDITIONS, [file_id]))
+    obtained = renditions.answer(state.database(), wanted, doc, _renderer(state, found), admit=admit)
     stored = obtained.doc
     meta = stored["metadata"]
     stem = doc.filename.rsplit(".", 1)[0]

@@ -18,11 +18,6 @@ every few milliseconds:
 Whoever gets no result by its own deadline answers :class:`~avenue.errors.ServerBusy` (503
 ``busy``); a waiter woken by a leader that gave up or failed looks once and, with time left,
 deals with the claim itself (a failed render is tried again, as before).
-
-The work may finish after its answer (:class:`Later`): a rendition on request is answered
-from the bytes just rendered and stored after the answer. The claim is then kept (renewed)
-and released only once the rest is done, so another process never renders what is being
-stored; this process's waiters find the result in memory meanwhile (``look`` says where).
 """
 
 from __future__ import annotations
@@ -31,8 +26,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from avenue.errors import ServerBusy
 from avenue.leases import Lease
@@ -45,27 +39,15 @@ FIRST_POLL_SECONDS = 0.05
 MAX_POLL_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class Later(Generic[T]):
-    """What ``work`` returns when the rest of it is done after the answer: ``value`` now, and
-    ``finish`` handed to ``defer`` (which runs it later, or at once), the claim held and
-    renewed until ``finish`` returns or raises, then released."""
-
-    value: T
-    finish: Callable[[], None]
-    defer: Callable[[Callable[[], None]], None]
-
-
 _lock = threading.Lock()
 # Per (claims collection, key): set once the thread dealing with the claim is done.
 _leaders: dict[tuple[str, str], threading.Event] = {}
 
 
-def once(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T | Later[T]], *, wait: float,
+def once(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T], *, wait: float,
          busy: str, thread_name: str, waiting: Callable[[], None] | None = None) -> T:
     """``work``'s result under ``claim``, or what ``look`` finds done meanwhile (it answers
-    ``(done, value)``; ``work`` gets the value ``look`` found just after the claim was taken;
-    it may return :class:`Later` to finish after the answer, still under the claim).
+    ``(done, value)``; ``work`` gets the value ``look`` found just after the claim was taken).
     Waits at most ``wait`` seconds for another's work (then :class:`ServerBusy` with ``busy``);
     ``wait <= 0``: one attempt, then the value ``look`` finds (whoever holds the claim finishes).
     ``waiting``: called before this thread first waits on another thread of this process (it
@@ -95,7 +77,7 @@ def once(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T
             raise ServerBusy(busy, retry_after=2)
 
 
-def _lead(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T | Later[T]],
+def _lead(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], T],
           deadline: float, wait: float, busy: str, thread_name: str) -> T:
     """This process's one thread for the claim: take it and work, or poll it with backoff."""
     pause = FIRST_POLL_SECONDS
@@ -107,20 +89,7 @@ def _lead(claim: Lease, look: Callable[[], tuple[bool, T]], work: Callable[[T], 
                 done, value = look()
                 if done:
                     return value
-                result = work(value)
-                if not isinstance(result, Later):
-                    return result
-                kept = held.pop_all()  # the claim outlives this call: released by the rest
-
-                def rest(later: Later[T] = result, kept: contextlib.ExitStack = kept) -> None:
-                    with kept:
-                        later.finish()
-
-                try:
-                    result.defer(rest)
-                except Exception:  # noqa: BLE001 - it could not be deferred: done now instead
-                    rest()
-                return result.value
+                return work(value)
         done, value = look()
         if done or wait <= 0:
             return value

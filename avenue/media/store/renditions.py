@@ -42,16 +42,9 @@ Write order:
    looks. A render or store that failed releases (deletes) it: the next request renders at
    once. Counters through :func:`avenue.media.effects.apply`, after the write.
 
-The request that rendered is answered from the rendered bytes (:func:`answer`: its files
-document is made before it is written, so the answer's ETag and length are the stored
-file's), never read back from GridFS. With a ``store`` given (the route's: after the answer,
-as an upload's variants are), 3 and 4 run after the answer: the claim stays held and renewed
-until the files document is written, so no other process renders it meanwhile, and this
-process's requests for it are answered from memory (:data:`_storing`) until then. A crash
-before the write leaves nothing stored: the claim lapses and the next request renders it.
-A write that loses to another's (a lapsed claim taken over) or fails is logged, and the
-rendition is dropped from this worker's cache (``lost``): its next request serves the
-stored one, or renders again.
+The request that rendered is answered from the rendered bytes once they are stored
+(:func:`answer`), never read back from GridFS. Stored before the answer, not after it:
+bench/results/mechanisms-2026-11-28-lane-latency.md.
 
 Removal: :func:`remove_for` takes an image's renditions away when the image is deleted (to
 the trash or for good) and, with ``keep_version``, those of earlier versions when it is
@@ -83,8 +76,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -108,8 +99,6 @@ from avenue.media.formats import RENDITION_TYPES
 from avenue.media.records import Document, MediaDoc
 from avenue.media.store import claims, storage, undrawable
 from avenue.writes import Write
-
-log = logging.getLogger(__name__)
 
 #: The claims: one document per rendition being rendered.
 CLAIMS = "media_rendition_claims"
@@ -331,22 +320,10 @@ class _Admission:
 @dataclass(frozen=True)
 class Obtained:
     """A rendition's files document, and its bytes when this process has them at hand (it
-    rendered them, or is storing them): answered from those, not read back from GridFS."""
+    rendered them): answered from those, not read back from GridFS."""
 
     doc: dict[str, Any]
     data: bytes | None = None
-
-
-#: The renditions this process rendered and is storing after their answer, by claim id: what
-#: its requests for them are answered with until the files document is written.
-_storing: dict[str, Obtained] = {}
-_storing_lock = threading.Lock()
-
-
-def storing(wanted: Wanted) -> Obtained | None:
-    """The rendition ``wanted`` if this process is storing it now (its bytes in memory)."""
-    with _storing_lock:
-        return _storing.get(wanted.claim_id())
 
 
 def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
@@ -359,26 +336,17 @@ def obtain(db: Database[Document], wanted: Wanted, original: MediaDoc,
 
 def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
            render: Callable[[bytes], Encoded], *, wait: float = WAIT_SECONDS,
-           claim_seconds: float = CLAIM_SECONDS, admit: Admit | None = None,
-           store: Callable[[Callable[[], None]], None] | None = None,
-           lost: Callable[[Any], None] | None = None) -> Obtained:
-    """The rendition: found stored (or being stored by this process), or rendered from
-    ``original``'s bytes by ``render`` under the claim (see the module doc), or stored
-    meanwhile by whoever held it. A rendition of an SVG whose draw ran past the deadline
+           claim_seconds: float = CLAIM_SECONDS, admit: Admit | None = None) -> Obtained:
+    """The rendition: found stored, or rendered from ``original``'s bytes by ``render`` and
+    stored under the claim (see the module doc), or stored meanwhile by whoever held it. A
+    rendition of an SVG whose draw ran past the deadline
     (:class:`~avenue.errors.SvgTooComplex`) is remembered and answered
     :class:`~avenue.errors.NotDrawable` from then on, without drawing
     (:mod:`avenue.media.store.undrawable`). ``admit`` is called once it is not stored and not
     remembered so, before anything else (it raises to refuse: the limit of unsigned cold
     renders): with the claim's insert, in one command where the dialect allows, or before
-    this thread waits for another of this process rendering it. ``store``: runs the write of
-    what this call rendered later (after the answer), still under the claim; without it the
-    write is done before this returns.
-    ``lost(file_id)``: called when that later write did not store this call's file (another's
-    was stored first, or it failed). :class:`~avenue.errors.ServerBusy` when another worker's
-    render took longer than ``wait``."""
-    held = storing(wanted)
-    if held is not None:
-        return held
+    this thread waits for another of this process rendering it.
+    :class:`~avenue.errors.ServerBusy` when another worker's render took longer than ``wait``."""
     found = find(db, wanted)
     if found is not None:
         return Obtained(found)
@@ -391,16 +359,13 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
                   insert=admission.insert if admission is not None else None)
 
     def look() -> tuple[bool, Obtained | None]:
-        held = storing(wanted)
-        if held is not None:
-            return True, held
         if claim.inserted:
             # Just taken on no claim document: nobody stored it since find() above (step 2).
             return False, None
         stored = find(db, wanted)
         return stored is not None, Obtained(stored) if stored is not None else None
 
-    def work(_: Obtained | None) -> Obtained | claims.Later[Obtained | None]:
+    def work(_: Obtained | None) -> Obtained:
         if undrawable.drawn(original.format):  # a waiter after a leader's draw that timed out
             undrawable.check(db, wanted.claim_id())
         try:
@@ -408,15 +373,10 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
         except undrawable.FAILURES as error:
             raise undrawable.remember(db, wanted.claim_id(), error) from error
         new = _new_file(wanted, rendered, private=original.private)
-        if store is None:
-            stored = _put(db, wanted, new)
-            claim.leave()  # stored: the claim lapses (step 4)
-            # Another's file stored first (a lapsed claim taken over): that one is the answer.
-            return Obtained(stored, new.data if stored["_id"] == new.file_id else None)
-        made = Obtained(storage.files_doc(new, now()), new.data)
-        with _storing_lock:
-            _storing[wanted.claim_id()] = made
-        return claims.Later(made, lambda: _store_later(db, wanted, new, lost, claim), store)
+        stored = _put(db, wanted, new)
+        claim.leave()  # stored: the claim lapses (step 4)
+        # Another's file stored first (a lapsed claim taken over): that one is the answer.
+        return Obtained(stored, new.data if stored["_id"] == new.file_id else None)
 
     obtained = claims.once(claim, look, work, wait=wait,
                            busy="this rendition is being rendered by another request: try again shortly",
@@ -429,24 +389,6 @@ def answer(db: Database[Document], wanted: Wanted, original: MediaDoc,
 def _source(db: Database[Document], wanted: Wanted, original: MediaDoc) -> bytes:
     """The original's bytes, in one round trip (:func:`storage.read_whole`)."""
     return storage.read_whole(db, wanted.bucket, original.bytes_id, original.length, original.chunk_size)
-
-
-def _store_later(db: Database[Document], wanted: Wanted, new: storage.NewFile,
-                 lost: Callable[[Any], None] | None, claim: Lease) -> None:
-    """Write what :func:`answer` answered with (the claim is still held), then forget it here;
-    once it is stored (ours or another's), the claim is left to lapse."""
-    try:
-        stored = _put(db, wanted, new)
-        claim.leave()
-        kept_ours = stored["_id"] == new.file_id
-    except Exception:  # noqa: BLE001 - logged: its next request renders it again
-        log.exception("storing the rendition %s failed", wanted.claim_id())
-        kept_ours = False
-    finally:
-        with _storing_lock:
-            _storing.pop(wanted.claim_id(), None)
-    if not kept_ours and lost is not None:
-        lost(new.file_id)
 
 
 def _render_and_store(db: Database[Document], wanted: Wanted, original: MediaDoc,
