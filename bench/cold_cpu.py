@@ -10,8 +10,8 @@ into 512x512 as JPEG q80). ``--photos`` of the peers' photo-like 2040x1356 JPEGs
 then each is asked for once, one request at a time:
 
 - the process's CPU per cold render, and each thread's share of it (``/proc/self/task``): the
-  request thread, libvips's workers (the decode and the resize), the thread that stores the
-  rendition after its answer, the rest (pymongo's monitors, the app's own threads);
+  request thread (the store included), libvips's workers (the decode and the resize), the
+  rest (pymongo's monitors, the app's own threads);
 - the image work alone on the same photos in the same process (``render_spec``: the decode at
   the scale needed, the resize, the encode), the floor under any cold render;
 - the database commands per cold render (a pymongo command listener) and what one command
@@ -102,8 +102,6 @@ def kind(name: str) -> str:
         return "request thread"
     if "libvips" in name or name.startswith("vips"):
         return "libvips workers"
-    if "rendition-stores" in name:
-        return "rendition store after the answer"
     return "other threads"
 
 
@@ -203,7 +201,7 @@ def main() -> int:
         print("| | CPU ms per cold render |\n| --- | ---: |")
         print(f"| the app's process (in process, no gunicorn; the database is another process) "
               f"| **{process:.2f}** |")
-        threads = ("request thread", "libvips workers", "rendition store after the answer", "other threads")
+        threads = ("request thread", "libvips workers", "other threads")
         for name in threads:
             print(f"| - {name} | {med(r[1].get(name, 0.0) for r in results):.2f} |")
         print(f"| - of it in the kernel ({med(r[4] for r in results):.0f} page faults a render) "
