@@ -5,7 +5,8 @@
 as Warehouse's views hand on what ``request.find_service`` gives them, so nothing below a
 view reads ``current_app``. It owns the app's database and its dialect, opens a bucket's
 :class:`~avenue.media.store.library.Library` (:meth:`AppMedia.library`), the trash and the
-delivery numbers, and runs the ops jobs (:attr:`AppMedia.maintenance`). Underneath is the
+delivery numbers, runs the ops jobs (:attr:`AppMedia.maintenance`) and reads the figures status
+and monitoring show (:attr:`AppMedia.figures`). Underneath is the
 kernel's :class:`~avenue.media.core.Media` (the settings, the work after the answer, the render
 slots, the owners of referring documents), which the store is handed; this module sits above
 the store and the upkeep jobs (the ``media-wings`` contract), which is why it is not the
@@ -14,25 +15,31 @@ kernel's class itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import datetime as dt
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, ClassVar, Protocol, TypeAlias
 
 from pymongo.database import Database
 
 from avenue.dialect import Dialect, dialect_of
+from avenue.media import buckets
 from avenue.media.core import Media
+from avenue.media.effects import counters as media_counters
+from avenue.media.effects import uploads
 from avenue.media.ingest.images import Limits
 from avenue.media.records import Document, Image
 from avenue.media.references import Referrers
+from avenue.media.store import library, renditions, resumable, scan
 from avenue.media.store.deliveries import Deliveries
 from avenue.media.store.library import Library, Trash
 from avenue.media.upkeep import backfill_near_duplicates as near
 from avenue.media.upkeep import backfill_placeholders as placeholders
 from avenue.media.upkeep import backup as archive
 from avenue.media.upkeep import fsck as check
-from avenue.media.upkeep import gc, legacy, stale
+from avenue.media.upkeep import gc, legacy, recount, stale
+from avenue.paging import Listed
 
 #: Where ``init_app`` keeps the app's :class:`AppMedia` in ``app.extensions``.
 EXTENSION = "avenue.media.app"
@@ -85,6 +92,11 @@ class AppMedia:
         """The ops jobs, run on this media (a small object each time: it holds only this one)."""
         return Maintenance(self)
 
+    @property
+    def figures(self) -> Figures:
+        """What status and monitoring read of this media's store."""
+        return Figures(self.db)
+
     def library(self, bucket: str) -> Library:
         """The originals of ``bucket`` (buckets.py), under the app's settings."""
         return Library(self.db, bucket, self.core)
@@ -104,12 +116,23 @@ class AppMedia:
         return self.core.referrers(self.db)
 
 
-@dataclass(frozen=True)
 class Maintenance:
     """The ops jobs on the app's media (upkeep/), each given its database and its Media; every
-    keyword is the job's own (see each job's docstring), and each answers its report."""
+    keyword is the job's own (see each job's docstring), and each answers its report. The
+    reports ops annotates, gc's default grace and the buckets a re-render may name are the
+    class's, so ops reaches them where it reaches the jobs."""
 
-    media: AppMedia
+    BackupReport: TypeAlias = archive.BackupReport
+    RestoreReport: TypeAlias = archive.RestoreReport
+    RerenderReport: TypeAlias = stale.RerenderReport
+    Evicted: TypeAlias = renditions.Evicted
+    DEFAULT_GRACE_SECONDS: ClassVar[int] = gc.DEFAULT_GRACE_SECONDS
+    RERENDER_BUCKETS: ClassVar[tuple[str, ...]] = stale.RERENDER_BUCKETS
+
+    __slots__ = ("media",)
+
+    def __init__(self, media: AppMedia) -> None:
+        self.media = media
 
     def collect_garbage(self, **options: Any) -> gc.GcReport:
         return gc.collect_garbage(self.media.db, media=self.media.core, **options)
@@ -139,3 +162,62 @@ class Maintenance:
     def redirect_target(self, path: str) -> Image | None:
         """The image a legacy upload path now is (the import's redirects)."""
         return legacy.redirect_target(self.media.db, path, self.media.core)
+
+    def evict_renditions(self, budget: int) -> renditions.Evicted:
+        """The renditions' byte budget kept: the least recently used evicted down to ``budget``
+        less the margin, if they hold more (store/renditions.py)."""
+        return renditions.evict(self.media.db, budget)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What status and monitoring read of the store, on ``db``: the running totals kept with
+    every write and their recount, and the status sweep's reads of the products' bucket.
+    Each read answers from an index or a counter (store/scan.py), never a whole bucket."""
+
+    # The trash's bucket, a key of counters() beside BUCKETS' (buckets.py).
+    TRASH: ClassVar[str] = buckets.TRASH
+    # The lists whose fences the sweep builds (store/library/), and the exact paths of every
+    # variant id an original can list (store/scan.py).
+    LISTS: ClassVar[tuple[Listed, ...]] = library.LISTS
+    VARIANT_PATHS: ClassVar[list[tuple[str, str]]] = scan.VARIANT_PATHS
+
+    db: Database[Document]
+
+    def counters(self) -> dict[str, dict[str, Any]]:
+        """Every bucket's counters, the trash's included (effects/counters.py), one read."""
+        return media_counters.counters(self.db)
+
+    def recount_media(self) -> dict[str, Any]:
+        """Every running total recounted (upkeep/recount.py): what each recount corrected."""
+        return recount.recount_media(self.db)
+
+    def rendition_total(self) -> dict[str, int]:
+        """The renditions' files and bytes, as kept with every store and removal."""
+        return renditions.total(self.db)
+
+    def parked_uploads(self) -> dict[str, int]:
+        """What unfinished resumable uploads hold now: the uploads and their bytes."""
+        return resumable.parked(self.db)
+
+    def temp_image_counts(self, moment: dt.datetime) -> dict[str, int]:
+        """Temp images in all, still pending, and expired (not collected yet) at ``moment``."""
+        return scan.temp_image_counts(self.db, moment)
+
+    def uploads_per_hour(self, start: dt.datetime,
+                         end: dt.datetime) -> tuple[dict[dt.datetime, int], dt.datetime | None]:
+        """Uploads counted per hour from ``start`` to ``end``, and since when counting runs."""
+        return uploads.per_hour(self.db, start, end)
+
+    def has_chunk_index(self, bucket: str) -> bool:
+        """Whether ``bucket``'s chunks have the index GridFS readers need."""
+        return scan.has_chunk_index(self.db, bucket)
+
+    def existing_ids(self, bucket: str, ids: Iterable[Any]) -> set[Any]:
+        """Which of ``ids`` name a files document of ``bucket``."""
+        return scan.existing_ids(self.db, bucket, ids)
+
+    def originals_newest_first(self, bucket: str, after: list[Any] | None, batch: int) -> Iterator[Document]:
+        """``bucket``'s originals newest first, after ``[uploadDate, _id]`` ``after``, ``batch``
+        at a time."""
+        return scan.originals_newest_first(self.db, bucket, after, batch)

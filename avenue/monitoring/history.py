@@ -21,7 +21,7 @@ from pymongo.database import Database
 from avenue.clock import as_utc, isoformat
 from avenue.errors import BadRequest
 from avenue.indexes import create_missing
-from avenue.media.maintenance import uploads_per_hour
+from avenue.media.maintenance import Figures
 from avenue.retention import ensure_retention
 from avenue.shapes import QUERY, Answer, OneOf, Shape, cleaned
 
@@ -162,7 +162,7 @@ def series(db: Database[Document], range_name: str, moment: dt.datetime) -> Docu
         "files": sum(row.get("files", 0) for row in (doc.get("buckets") or {}).values()),
     } for doc in docs]
     first = _floor(start, width)  # the first bar may be partly before ``start``
-    hours, since = uploads_per_hour(db, first, moment)
+    hours, since = Figures(db).uploads_per_hour(first, moment)
     bars: dict[dt.datetime, int | None] = {}
     slot = first
     while slot <= moment:

@@ -21,7 +21,8 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 
 from avenue.db import USERS, Document
-from avenue.media import AppMedia, Media, maintenance
+from avenue.media import AppMedia, Media
+from avenue.media.maintenance import Maintenance
 
 SECRET_USER_FIELDS = ("password_hash",)
 SESSION_USER_FIELDS = ("session_epoch",)  # never saved (the module doc)
@@ -50,7 +51,7 @@ class Accounts:
 
 
 def backup(db: Database[Document], out: BinaryIO, *, media: Media, include_password_hashes: bool = False,
-           progress: Progress | None = None) -> maintenance.BackupReport:
+           progress: Progress | None = None) -> Maintenance.BackupReport:
     """Write the archive, with the users, to the binary stream ``out`` (``media``: the app's,
     whose owners of referring documents name the collections saved beside the files)."""
     notes = {"users": "with password hashes" if include_password_hashes else "without password hashes",
@@ -60,7 +61,7 @@ def backup(db: Database[Document], out: BinaryIO, *, media: Media, include_passw
 
 
 def restore(db: Database[Document], source: BinaryIO, *, media: Media, force: bool = False,
-            progress: Progress | None = None) -> maintenance.RestoreReport:
+            progress: Progress | None = None) -> Maintenance.RestoreReport:
     """Restore an archive, with its users, from the binary stream ``source`` (``media``: the
     app's, whose owners of referring documents name the collections restored); refuses a
     non-empty database unless ``force``."""

@@ -30,8 +30,8 @@ from avenue import audit, opsruns, status
 from avenue.clock import now
 from avenue.db import Document, get_db, get_mongo
 from avenue.errors import AvenueError
-from avenue.media import AppMedia, Buckets, Limits, Media
-from avenue.media.maintenance import DEFAULT_GRACE_SECONDS, RENDITIONS
+from avenue.media import AppMedia, Limits, Media
+from avenue.media.maintenance import Maintenance
 from avenue.ops import backup as backup_module
 from avenue.ops.lock import Held, exclusive
 from avenue.ops.rerender import run as run_rerender
@@ -199,7 +199,8 @@ def import_legacy(uploads_dir: Path | None, dry_run: bool, as_json: bool, quiet:
 
 @click.command("gc")
 @click.option("--dry-run", is_flag=True, help="Remove nothing; print what would be removed.")
-@click.option("--grace-seconds", type=click.IntRange(min=0), default=DEFAULT_GRACE_SECONDS, show_default=True,
+@click.option("--grace-seconds", type=click.IntRange(min=0), default=Maintenance.DEFAULT_GRACE_SECONDS,
+              show_default=True,
               help="Never collect anything younger than this (uploads in flight).")
 @json_option
 @quiet_option
@@ -414,8 +415,7 @@ def restore(file: str, force: bool, as_json: bool, quiet: bool) -> None:
 
 @click.command("rerender")
 @click.option("--dry-run", is_flag=True, help="Change nothing; list what would be re-rendered or removed.")
-@click.option("--bucket", "buckets", multiple=True,
-              type=click.Choice([*Buckets.BY_ALIAS.values(), RENDITIONS]),
+@click.option("--bucket", "buckets", multiple=True, type=click.Choice(Maintenance.RERENDER_BUCKETS),
               help="Only this bucket (repeatable; default: every bucket and the renditions on request).")
 @click.option("--limit", type=click.IntRange(min=1), help="Re-render at most this many images, then stop.")
 @click.option("--cpu-share", type=click.FloatRange(min=0, max=1, min_open=True), default=1.0,

@@ -30,7 +30,8 @@ from avenue import audit, background, metrics, opsruns
 from avenue.clock import now
 from avenue.db import Document
 from avenue.leases import Lease
-from avenue.media.maintenance import Evicted, evict_renditions
+from avenue.media import AppMedia
+from avenue.media.maintenance import Maintenance
 from avenue.ops.lock import COLLECTION
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,11 @@ def budget_from_config(config: Mapping[str, Any]) -> int:
     return budget
 
 
-def enforce(db: Database[Document], budget: int) -> Evicted:
+def enforce(db: Database[Document], budget: int) -> Maintenance.Evicted:
     """Evict down to the budget if the renditions are over it; count, audit, log and keep
     what an eviction did."""
     started = now()
-    evicted = evict_renditions(db, budget)
+    evicted = AppMedia.on(db).maintenance.evict_renditions(budget)
     if evicted.files:
         metrics.count_evictions(evicted.files, evicted.bytes)
         audit.record(db, "renditions_evicted", actor={"system": "rendition-budget"}, renditions=evicted.files,

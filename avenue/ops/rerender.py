@@ -25,7 +25,7 @@ from avenue import background, opsruns
 from avenue.clock import isoformat, now
 from avenue.db import Document
 from avenue.media import AppMedia, Media
-from avenue.media.maintenance import RerenderReport
+from avenue.media.maintenance import Maintenance
 from avenue.ops.lock import exclusive
 from avenue.shapes import QUERY, Absent, Answer, Flag, Refuse, Shape
 
@@ -44,7 +44,7 @@ def run(db: Database[Document], *, dry_run: bool = False, buckets: list[str] | N
         limit: int | None = None, cpu_share: float = 1.0, resume: bool = False,
         progress: ProgressFn | None = None, clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep, before_switch: Callable[[str, str], None] | None = None,
-        locked: bool = True, media: Media | None = None) -> RerenderReport:
+        locked: bool = True, media: Media | None = None) -> Maintenance.RerenderReport:
     """One run (the module doc), under the ops lock unless ``locked`` is False (a caller that
     holds it), rendering within the decode budget of ``media`` (the app's; none: the
     defaults). ``buckets``: the originals' buckets to walk (default: all); the renditions'

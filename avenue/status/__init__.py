@@ -27,7 +27,7 @@ from avenue.clock import isoformat, now
 from avenue.db import Document, get_mongo
 from avenue.dialect import threads_safe
 from avenue.media import AppMedia
-from avenue.media.maintenance import Referrers, recount_media
+from avenue.media.maintenance import Figures, Referrers
 from avenue.shapes import QUERY, Flag, Shape
 from avenue.status import sweep
 from avenue.status.counters import product_counters, record_product_change, recount_products
@@ -175,7 +175,7 @@ def reconcile(db: Database[Document], config: Mapping[str, Any], refs: Referrers
     settings = sweep.settings_from_config(config)
     # The buckets' counters, the renditions' total (the byte budget evicts by it), the facets.
     products = recount_products(db, refs.of("products"), settings.batch)
-    return {"products": products, **recount_media(db)}
+    return {"products": products, **Figures(db).recount_media()}
 
 
 def refresh_all(db: Database[Document], config: Mapping[str, Any], refs: Referrers) -> dict[str, Any]:

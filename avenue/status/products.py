@@ -19,8 +19,7 @@ from pymongo.database import Database
 from avenue.clock import isoformat, now
 from avenue.db import Document
 from avenue.media import Buckets
-from avenue.media.maintenance import counters as media_counters
-from avenue.media.maintenance import temp_image_counts
+from avenue.media.maintenance import Figures
 from avenue.shapes import Answer
 from avenue.status import counters
 
@@ -167,7 +166,7 @@ def products_status(db: Database[Document], swept: dict[str, Any] | None,
     result, None before the first one finished)."""
     moment = moment or now()
     figures = counters.product_counters(db)
-    bucket = media_counters(db)[Buckets.PRODUCTS]
+    bucket = Figures(db).counters()[Buckets.PRODUCTS]
     swept = swept or {}
     missing = _listing(MissingFiles, swept.get("missing_files"))
     missing_variants = _listing(MissingVariantsList, swept.get("missing_variants"))
@@ -188,7 +187,7 @@ def products_status(db: Database[Document], swept: dict[str, Any] | None,
         missing_files=missing,
         local_filesystem=_listing(References, swept.get("local_filesystem"), figures["local_filesystem"]),
         external=_listing(References, swept.get("external"), figures["external"]),
-        temp_images=TempCounts(**temp_image_counts(db, moment)),
+        temp_images=TempCounts(**Figures(db).temp_image_counts(moment)),
         orphans=_listing(Orphans, swept.get("orphans") or {"count": 0, "items": [], "bytes": 0,
                                                            "legacy_redirects": 0}),
         missing_variants=missing_variants,

@@ -25,8 +25,7 @@ from avenue.clock import isoformat
 from avenue.db import Document
 from avenue.dialect import below_minimum, dialect_of, is_embedded_build, remembered, server_commands
 from avenue.media import Buckets
-from avenue.media.maintenance import TRASH, has_chunk_index, parked_uploads, rendition_total
-from avenue.media.maintenance import counters as media_counters
+from avenue.media.maintenance import Figures
 from avenue.shapes import Answer
 
 LIST_LIMIT = 100
@@ -64,7 +63,7 @@ def _persistent(db: Database[Document], notes: list[str]) -> bool | None:
 def _chunk_index(db: Database[Document], bucket: str) -> bool:
     """Whether ``bucket`` has its chunk index (one found is trusted :data:`KNOWN_SECONDS`)."""
     return bool(remembered(db, f"chunk_index {db.name}.{bucket}", KNOWN_SECONDS,
-                           lambda: has_chunk_index(db, bucket) or None))
+                           lambda: Figures(db).has_chunk_index(bucket) or None))
 
 
 def _bucket(bucket: str, indexed: bool, held: dict[str, Any]) -> BucketHeld:
@@ -139,7 +138,7 @@ def _unmeasured_because(db: Database[Document], build: Mapping[str, Any] | None,
 def _renditions(db: Database[Document], config: Mapping[str, Any]) -> RenditionsHeld:
     """The renditions stored (their running total) against their budget, and the budget
     job's last eviction."""
-    held = rendition_total(db)
+    held = Figures(db).rendition_total()
     budget = int(config["AVENUE_RENDITION_BUDGET_BYTES"])  # avenue/config.py's default
     run = opsruns.last_run(db, opsruns.RENDITION_EVICTIONS)
     counts = (run or {}).get("counts") or {}
@@ -167,15 +166,16 @@ def storage_status(db: Database[Document], config: Mapping[str, Any],
     notes: list[str] = []
     build = remembered(db, "buildInfo", KNOWN_SECONDS, lambda: _command(db, "buildInfo", notes))
     persistent = _persistent(db, notes)
-    held = media_counters(db)
+    figures = Figures(db)
+    held = figures.counters()
     buckets = {bucket: _bucket(bucket, _chunk_index(db, bucket), held[bucket])
                for bucket in Buckets.BY_ALIAS.values()}
     missing_indexes = [bucket for bucket, found in buckets.items() if not found.chunk_index]
     database, stats = _database_size(db, build, config.get("AVENUE_EMBEDDED_DATA_PATH") or "", notes)
     gridfs_bytes = sum(b.bytes for b in buckets.values())
     renditions = _renditions(db, config)
-    parked = Parked(**parked_uploads(db))
-    in_trash = held[TRASH]
+    parked = Parked(**figures.parked_uploads())
+    in_trash = held[Figures.TRASH]
     trash = TrashHeld(files=in_trash["files"], originals=in_trash["originals"], bytes=in_trash["bytes"],
                       chunks=in_trash["chunks"], days=config["AVENUE_TRASH_DAYS"])
     if database.data_dir:

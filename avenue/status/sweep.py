@@ -74,15 +74,7 @@ from avenue.embedded.fences import build_fences
 from avenue.ids import parse_object_id
 from avenue.leases import Lease
 from avenue.media import Buckets, Image
-from avenue.media.maintenance import (
-    LISTS,
-    VARIANT_PATHS,
-    References,
-    Referrers,
-    originals_newest_first,
-    recount_media,
-)
-from avenue.media.maintenance import existing_ids as existing_files
+from avenue.media.maintenance import Figures, References, Referrers
 from avenue.status import counters
 
 log = logging.getLogger(__name__)
@@ -96,7 +88,7 @@ PHASES = ("products", "files", "legacy")
 # database since 2; an ``_id`` before): a checkpoint of another kind starts the sweep over.
 POSITIONS = 2
 # The lists the API pages through, whose fences the sweep's last step builds on the embedded database.
-FENCED = (PRODUCT_LIST, AUDIT_LIST, *LISTS)
+FENCED = (PRODUCT_LIST, AUDIT_LIST, *Figures.LISTS)
 # Fence windows a read as the sweep samples the next fences (about 256 entries): 16 read
 # 4,096 in 0.7 s on the embedded database, every request of make run waiting.
 SWEEP_WINDOWS = 1
@@ -170,7 +162,7 @@ def _in_batches(values: list[Any]) -> Iterator[list[Any]]:
 
 def _existing(db: Database[Document], ids: list[Any]) -> set[Any]:
     """Which of ``ids`` name a files document of the products bucket (``$in`` on ``_id``)."""
-    return existing_files(db, Buckets.PRODUCTS, ids)
+    return Figures(db).existing_ids(Buckets.PRODUCTS, ids)
 
 
 def _products(refs: Referrers) -> References:
@@ -197,7 +189,7 @@ def documents(db: Database[Document], settings: Settings, phase: str, after: Any
     if phase == "products":
         yield from _products(refs).walk(after, settings.batch)
     elif phase == "files":
-        yield from originals_newest_first(db, Buckets.PRODUCTS, after, settings.batch)
+        yield from Figures(db).originals_newest_first(Buckets.PRODUCTS, after, settings.batch)
     else:
         root = Path(settings.legacy_dir) if settings.legacy_dir else None
         if root is not None and root.is_dir():
@@ -230,7 +222,7 @@ def _products_batch(db: Database[Document], state: dict[str, Any], docs: list[di
 
 def _listed_variants(doc: dict[str, Any]) -> list[tuple[str, Any]]:
     listed = (doc.get("metadata") or {}).get("variants") or {}
-    return [(f"{name}.{fmt}", _as_oid(listed[name][fmt]["id"])) for name, fmt in VARIANT_PATHS
+    return [(f"{name}.{fmt}", _as_oid(listed[name][fmt]["id"])) for name, fmt in Figures.VARIANT_PATHS
             if isinstance(listed.get(name), dict) and isinstance(listed[name].get(fmt), dict)
             and "id" in listed[name][fmt]
             # Pending: listed before it is rendered (after the upload's answer), not missing.
@@ -476,7 +468,7 @@ def _build_fences(db: Database[Document], sweep: _Run, state: dict[str, Any]) ->
 def _finish(db: Database[Document], settings: Settings, sweep: _Run, state: dict[str, Any],
             seconds: float) -> dict[str, Any]:
     products = counters.replace_products(db, state["product_sums"], state["products_version"])
-    buckets = recount_media(db)  # the renditions' running total too: the byte budget evicts by it
+    buckets = Figures(db).recount_media()  # the renditions' running total too: the byte budget evicts by it
     moment = now()
     result = {
         "generated_at": moment, "started_at": state["started_at"],

@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 
 from avenue.media import AppMedia, Buckets, Library, Media
-from avenue.media.maintenance import TRASH
+from avenue.media.maintenance import Figures
 from tests.helpers import image_bytes
 
 AVENUE = Path(__file__).resolve().parents[2] / "avenue"
@@ -85,4 +85,4 @@ def test_a_library_given_no_trash_deletes_for_good_without_any_app(db):
         upload = Library.Upload("a.png", io.BytesIO(image_bytes("good/alpha.png")))
         stored = library.store(upload, kind="builder")
         assert library.delete(stored.image, to_trash={})
-        assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == kept
+        assert db[f"{Figures.TRASH}.files"].count_documents({"metadata.role": "original"}) == kept

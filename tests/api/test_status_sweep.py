@@ -13,6 +13,7 @@ from avenue.clock import as_utc
 from avenue.dialect import dialect_of
 from avenue.embedded import fences as fenced
 from avenue.media import Buckets
+from avenue.media.maintenance import Figures
 from avenue.media.store.originals import store
 from avenue.paging import Listed
 from avenue.presentation.objects import image_ref
@@ -600,19 +601,19 @@ def test_a_step_longer_than_the_lease_keeps_it(db, store_with_problems, monkeypa
     """The buckets' recounts have no checkpoint inside (one server-side count each): the
     heartbeat renews the lease meanwhile, so another worker cannot take the sweep over."""
     settings = sweep.Settings(batch=10, lease_seconds=0.4, renew_seconds=0.02)  # a beat every 0.1 s
-    real = sweep.recount_media
+    real = Figures.recount_media
     taken_meanwhile = []
 
-    def slow(db):
+    def slow(figures):
         # Three leases long on the leases' clock, stepped a lease and a bit at a time: each
         # step is survived only by a renewal from the heartbeat (waited for, in real time).
         for _ in range(3):
             lease_clock.advance(1.1 * settings.lease_seconds)
             assert _lease_renewed_past(db, lease_clock) > lease_clock(), "the heartbeat did not renew it"
         taken_meanwhile.append(sweep.take_lease(db, "another-worker", settings))
-        return real(db)
+        return real(figures)
 
-    monkeypatch.setattr(sweep, "recount_media", slow)
+    monkeypatch.setattr(Figures, "recount_media", slow)
     result = sweep.run(db, settings, owner="this-worker", refs=referrers)
     assert taken_meanwhile == [False]
     assert result is not None and result["missing_files"]["count"] == 1

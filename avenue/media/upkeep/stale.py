@@ -40,6 +40,8 @@ from avenue.media.upkeep.backfill import ProgressFn
 NAME = "rerender"  # the checkpoint's _id (and the ops lock's name, avenue/ops/rerender.py)
 CHECKPOINTS = "ops_checkpoints"
 BATCH = 100  # files documents read per cursor fetch; renditions removed per removal
+# The buckets a walk may name, in the order it walks them: the originals' and the renditions'.
+RERENDER_BUCKETS = (*BUCKETS.values(), RENDITIONS)
 
 
 @dataclass
@@ -110,8 +112,8 @@ def rerender_stale(db: Database[Document], *, dry_run: bool = False, buckets: li
     progress = progress or (lambda phase, done, total: None)
     report = RerenderReport(dry_run=dry_run, cpu_share=cpu_share)
     started = clock()
-    wanted = buckets or [*BUCKETS.values(), RENDITIONS]
-    order = [bucket for bucket in [*BUCKETS.values(), RENDITIONS] if bucket in wanted]
+    wanted = buckets or RERENDER_BUCKETS
+    order = [bucket for bucket in RERENDER_BUCKETS if bucket in wanted]
     start = checkpoint(db) if resume else None
     if start is not None and start.get("bucket") in order:
         order = order[order.index(start["bucket"]):]
