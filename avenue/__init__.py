@@ -99,9 +99,9 @@ def register_blueprints(app: Flask) -> None:
     from avenue.ops import redirects
     from avenue.ops import views as ops_views
 
-    for blueprint in (media_wiring.blueprint, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp, builder.bp,
-                      uploads.bp, zip_import, tus.bp, upload_links, trash.bp, redirects.bp, ops_views.bp,
-                      console.bp, apidoc.bp):
+    for blueprint in (media_wiring.Route.blueprint, health.bp, scrape.bp, auth.bp, admin.bp, shop.bp,
+                      builder.bp, uploads.bp, zip_import, tus.bp, upload_links, trash.bp, redirects.bp,
+                      ops_views.bp, console.bp, apidoc.bp):
         app.register_blueprint(blueprint)
 
 
@@ -114,7 +114,7 @@ def register_middleware(app: Flask) -> None:
     # with an X-Request-ID, counted and logged as Flask's answers are (avenue/requestlog.py).
     logged = app.config["AVENUE_ACCESS_LOG"] != "off"
     # Also answered by gunicorn's event loop, without a thread, when plain (avenue/server.py).
-    media_wiring.install_front_door(app, requestlog.log_front_door_answers if logged else None)
+    media_wiring.Route.install_front_door(app, requestlog.log_front_door_answers if logged else None)
     if app.config.get("AVENUE_PROXY_COUNT"):
         # Outermost: everything inside sees the client address the trusted proxies report.
         count = int(app.config["AVENUE_PROXY_COUNT"])
@@ -199,9 +199,9 @@ def register_background(app: Flask) -> None:
     # The CDN purge outbox: every worker delivers, each entry claimed by one.
     background.register(app, "cdn-purge", lambda: cdn.start_delivery(app))
     # What each worker served (the renditions' recency), written in batches every 30 s.
-    background.register(app, "media-deliveries", lambda: media_wiring.start_delivery_flush(app))
+    background.register(app, "media-deliveries", lambda: media_wiring.Route.start_delivery_flush(app))
     # The media cache kept current (deletions polled or streamed) whether or not threads are free.
-    background.register(app, "media-deletions-sync", lambda: media_wiring.start_deletion_sync(app))
+    background.register(app, "media-deletions-sync", lambda: media_wiring.Route.start_deletion_sync(app))
     # The renditions' byte budget: every worker runs one, its lease lets one evict at a time.
     rendition_budget.budget_from_config(app.config)  # a bad value stops the start, not the worker
     background.register(app, "rendition-budget", lambda: rendition_budget.start_budget(app))

@@ -660,9 +660,9 @@ class GuardedThreadWorker(ThreadWorker):
         # gunicorn's access log and request hooks see only what threads handle, so with the
         # access log on every request goes to a thread, as with GUNICORN_LOOP_MEDIA=0.
         if self.guarded and not self.cfg.accesslog and os.environ.get("GUNICORN_LOOP_MEDIA", "1") != "0":
-            from avenue.media.wiring import front_door_of
+            from avenue.media.wiring import Route
 
-            front = front_door_of(self.wsgi)
+            front = Route.front_door_of(self.wsgi)
             if front is not None:
                 self.answer_at_once = front.answer_at_once
 

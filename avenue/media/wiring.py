@@ -2,36 +2,35 @@
 
 The app factory (``avenue/__init__.py``), the gunicorn worker (``avenue/server.py``) and the
 CDN hook (``avenue/cdn.py``) are the only importers (the ``media-wiring`` import-linter
-contract): they install the media route and its front door (with the app's media core, who
-refers to images included), ensure the indexes, start the route's background jobs and drain
-the purge outbox. Blueprints use the library door (``avenue.media``); ops and status the
-maintenance door (``avenue.media.maintenance``).
+contract): they give the app its media core (who refers to images included) and its indexes,
+install the media route with its front door and background jobs, and drain the purge outbox.
+Blueprints use the library door (``avenue.media``); ops and status the maintenance door
+(``avenue.media.maintenance``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
-from flask import Flask
+from flask import Blueprint, Flask
 from pymongo.database import Database
 
+from avenue import background
 from avenue.media.app import EXTENSION, AppMedia
 from avenue.media.effects.purge import OUTBOX as PURGE_OUTBOX
 from avenue.media.records import Document
 from avenue.media.references import Owner
-from avenue.media.serve import route
-from avenue.media.serve.frontdoor import front_door_of, install_front_door
+from avenue.media.serve import frontdoor, route
 from avenue.media.serve.http import Headers
-from avenue.media.serve.route import bp as blueprint
-from avenue.media.serve.route import start_deletion_sync, start_delivery_flush
 from avenue.media.store import deliveries, indexes, renditions
+from avenue.metrics import AnswerLog
 
 __all__ = [
-    # The factory's: the media core on the app, the indexes, the blueprint, the WSGI front door.
-    "blueprint", "index_setups", "init_app", "install_front_door",
-    # The gunicorn worker's: the front door the event loop answers with, the route's jobs.
-    "front_door_of", "start_deletion_sync", "start_delivery_flush",
+    # The factory's: the media core on the app, and the indexes.
+    "init_app", "index_setups",
+    # The media route: the factory's blueprint, front door and jobs; the worker's front door.
+    "Route",
     # The CDN hook's: the collection of purges owed (effects/purge.py).
     "PURGE_OUTBOX",
 ]
@@ -53,3 +52,33 @@ def index_setups(delivery_days: int) -> list[Callable[[Database[Document]], None
     """The media core's index setups, for ``db.init_app``: the buckets' and the collections'
     (store/indexes.py), and the delivery numbers' kept ``delivery_days`` (store/deliveries.py)."""
     return [indexes.ensure_indexes, lambda db: deliveries.ensure_indexes(db, delivery_days)]
+
+
+class Route:
+    """The media route (serve/route.py) as the app plugs it in: its blueprint, the WSGI front
+    door before it (serve/frontdoor.py: installed by the factory, found by the gunicorn
+    worker's event loop, which answers with it) and its background jobs, which every app
+    server worker runs (the factory registers them)."""
+
+    blueprint: ClassVar[Blueprint] = route.bp
+
+    @staticmethod
+    def install_front_door(app: Flask, access_log: AnswerLog | None) -> frontdoor.FrontDoor:
+        """Put the front door before ``app``'s WSGI callable; ``access_log`` writes each
+        answer's line (None: not logged)."""
+        return frontdoor.install_front_door(app, access_log)
+
+    @staticmethod
+    def front_door_of(app: Any) -> frontdoor.FrontDoor | None:
+        """The front door installed in ``app`` (a Flask app, or any WSGI app: None), if any."""
+        return frontdoor.front_door_of(app)
+
+    @staticmethod
+    def start_delivery_flush(app: Flask) -> background.PeriodicJob:
+        """Write what this worker served, every 30 s (the renditions' recency)."""
+        return route.start_delivery_flush(app)
+
+    @staticmethod
+    def start_deletion_sync(app: Flask) -> background.PeriodicJob:
+        """Keep this worker's media cache current (deletions polled or streamed)."""
+        return route.start_deletion_sync(app)
