@@ -75,7 +75,7 @@ class Route:
 
     @staticmethod
     def start_delivery_flush(app: Flask) -> background.PeriodicJob:
-        """Write what this worker served, every 30 s (the renditions' recency)."""
+        """Write what this worker served in batches (effects/served.py: the renditions' recency)."""
         return route.start_delivery_flush(app)
 
     @staticmethod
