@@ -23,7 +23,8 @@ from tests.support.databases import THROWAWAY, DatabasePool, data_folder, memois
 from tests.support.subjects import DATABASE_SUBJECTS
 
 ROOT = Path(__file__).resolve().parents[1]
-pytest_plugins = ["tests.support.leaseclock"]  # the lease_clock fixture
+# the lease_clock fixture; loadgroup's groups kept on one worker (pytest-xdist#1386)
+pytest_plugins = ["tests.support.leaseclock", "tests.support.xdist_groups"]
 
 # pymongo 4.20 reads client.options.timeout, which mongomock's client lacks (EMBEDDED_DB.md).
 mongomock.MongoClient.options = types.SimpleNamespace(timeout=None)
