@@ -12,6 +12,7 @@ from pathlib import Path
 from avenue.media import AppMedia, Buckets, Library, Media
 from avenue.media.maintenance import Figures
 from tests.helpers import image_bytes
+from tests.support import source
 
 AVENUE = Path(__file__).resolve().parents[2] / "avenue"
 MEDIA = AVENUE / "media"
@@ -19,7 +20,7 @@ MEDIA = AVENUE / "media"
 
 def reads_current_app(path: Path) -> bool:
     """Whether the module's code (not its docs) imports or names ``current_app``."""
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in source.nodes(path):
         if isinstance(node, ast.alias) and node.name.split(".")[-1] == "current_app":
             return True
         if isinstance(node, ast.Name | ast.Attribute) and "current_app" in (

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import source
 from tests.support.subjects import DATABASE_FIXTURES, DATABASE_SUBJECTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def asked_fixtures(path: Path) -> set[str]:
     """Every argument name of the module's functions (tests and fixtures alike)."""
-    return {arg.arg for node in ast.walk(ast.parse(path.read_text()))
+    return {arg.arg for node in source.nodes(path)
             if isinstance(node, ast.FunctionDef) for arg in node.args.args}
 
 
@@ -79,7 +80,7 @@ def test_a_test_that_only_a_real_server_runs_is_on_every_backend():
     for path in sorted((ROOT / "tests").rglob("test_*.py")):
         if path.relative_to(ROOT).as_posix() in DATABASE_SUBJECTS:
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in source.nodes(path):
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_") \
                     and skips_on_mongomock(node) and not marked_database(node):
                 lost.append(f"{path.relative_to(ROOT)}::{node.name}")

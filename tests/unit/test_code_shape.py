@@ -9,6 +9,8 @@ import ast
 from collections import Counter
 from pathlib import Path
 
+from tests.support import source
+
 AVENUE = Path(__file__).resolve().parents[2] / "avenue"
 # Names each door of the media core may export (docs/architecture.md "The media package"; issue
 # 74 caps the three doors at 25 together). The library (avenue/media/__init__.py): 11 classes
@@ -36,7 +38,7 @@ def _modules(folder: Path) -> list[Path]:
 
 def facade_names(door: str = "__init__.py") -> list[str]:
     """The names a door of the media core (a module of avenue/media/) declares in ``__all__``."""
-    tree = ast.parse((AVENUE / "media" / door).read_text())
+    tree = source.tree(AVENUE / "media" / door)
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets):
             return list(ast.literal_eval(node.value))
@@ -46,7 +48,7 @@ def facade_names(door: str = "__init__.py") -> list[str]:
 def test_the_media_facade_exports_at_most_its_bound_and_no_renamed_alias():
     names = facade_names()
     assert len(names) <= FACADE_NAMES, f"{len(names)} names: {names}"
-    tree = ast.parse((AVENUE / "media" / "__init__.py").read_text())
+    tree = source.tree(AVENUE / "media" / "__init__.py")
     imports = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     renamed = [f"{alias.name} as {alias.asname}" for node in imports
                for alias in node.names if alias.asname and alias.asname in names]
@@ -95,7 +97,7 @@ def test_nothing_outside_the_media_package_reaches_past_its_doors():
 def test_no_function_spans_more_than_eighty_lines():
     long = []
     for path in _modules(AVENUE):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in source.nodes(path):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
                 lines = (node.end_lineno or node.lineno) - first + 1
@@ -126,7 +128,7 @@ def engine_choices(folder: Path) -> list[str]:
     """Every ``isinstance(x, <an engine's frame type>)`` under ``folder``, as path:line."""
     found = []
     for path in _modules(folder):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in source.nodes(path):
             if (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance"
                     and len(node.args) == 2 and _frame_type(node.args[1])):
                 found.append(f"{path.relative_to(folder.parent)}:{node.lineno}")
@@ -166,7 +168,7 @@ def test_no_setting_s_default_is_spelled_where_it_is_read():
     for path in sorted(AVENUE.rglob("*.py")):
         if path == AVENUE / "config.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in source.nodes(path):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "get" and len(node.args) == 2):
                 continue
@@ -189,7 +191,7 @@ def test_a_query_string_is_read_by_its_declared_model_not_by_hand():
     model (avenue/shapes.py), which checks it and writes its document parameters."""
     readers = set()
     for path in _modules(AVENUE):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in source.nodes(path):
             if (isinstance(node, ast.Attribute) and node.attr == "args"
                     and isinstance(node.value, ast.Name) and node.value.id == "request"):
                 readers.add(path.relative_to(AVENUE).as_posix())

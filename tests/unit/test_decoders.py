@@ -14,6 +14,7 @@ from PIL import Image
 from avenue.errors import UnsupportedImage
 from avenue.media.ingest import decoders
 from tests.helpers import image_bytes
+from tests.support import source
 
 ROOT = Path(__file__).resolve().parents[2] / "avenue"
 DOOR = "avenue/media/ingest/decoders.py"
@@ -38,14 +39,14 @@ def decodes(node: ast.Attribute) -> bool:
 
 
 def modules() -> list[tuple[str, ast.Module]]:
-    return [(str(path.relative_to(ROOT.parent)), ast.parse(path.read_text(), str(path)))
+    return [(str(path.relative_to(ROOT.parent)), source.tree(path))
             for path in sorted(ROOT.rglob("*.py"))]
 
 
 def pillow_image_names(tree: ast.Module) -> set[str]:
     """The names ``PIL.Image`` is bound to in a module (``from PIL import Image as PILImage``)."""
     names = set()
-    for node in ast.walk(tree):
+    for node in source.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module == "PIL":
             names |= {alias.asname or alias.name for alias in node.names if alias.name == "Image"}
         elif isinstance(node, ast.Import):
@@ -58,7 +59,7 @@ def pillow_opens(tree: ast.Module) -> list[int]:
     importing ``open`` from ``PIL.Image``."""
     names = pillow_image_names(tree)
     lines = []
-    for node in ast.walk(tree):
+    for node in source.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr == "open":
             owner = node.value
             if (isinstance(owner, ast.Name) and owner.id in names) or ast.unparse(owner) == "PIL.Image":
@@ -77,7 +78,7 @@ def test_pillow_opens_image_bytes_in_the_decoders_module_alone():
 def test_the_other_decoders_are_called_only_where_prepare_reaches_them_after_its_refusal():
     called: dict[str, set[str]] = {}
     for path, tree in modules():
-        for node in ast.walk(tree):
+        for node in source.walk(tree):
             if isinstance(node, ast.Attribute) and decodes(node):
                 called.setdefault(node.attr, set()).add(path)
     assert called == FOREIGN

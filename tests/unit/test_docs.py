@@ -24,6 +24,7 @@ import pytest
 
 from avenue.server import Limits
 from tests.helpers import make_app
+from tests.support import source
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -269,7 +270,7 @@ def literal_defaults() -> dict[str, set[str]]:
 
     found: dict[str, set[str]] = {}
     for path in app_sources():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in source.nodes(path):
             if not (isinstance(node, ast.Call) and len(node.args) == 2
                     and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)
                     and READ.search(ast.unparse(node))):

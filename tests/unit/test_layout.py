@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from tests.support import source
 from tests.support.subjects import DATABASE_FIXTURES
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -28,7 +29,7 @@ def test_every_test_module_is_in_the_folder_of_its_kind():
 def test_unit_tests_ask_for_no_database():
     asking = []
     for path in python_files(TESTS / "unit"):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in source.nodes(path):
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
                 wanted = {arg.arg for arg in node.args.args} & DATABASE_FIXTURES
                 if wanted:
@@ -40,7 +41,7 @@ def test_nothing_under_tests_imports_or_loads_bench():
     bench_modules = {path.stem for path in (ROOT / "bench").glob("*.py")}
     found = []
     for path in python_files(TESTS):
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in source.nodes(path):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -61,7 +62,7 @@ def test_nothing_under_tests_imports_or_loads_bench():
 def imports(path: Path) -> list[tuple[int, str]]:
     """(line, module) of every absolute import in the file at ``path``."""
     found = []
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in source.nodes(path):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
         elif isinstance(node, ast.Import):
@@ -119,7 +120,7 @@ PAST_THE_DOORS = {
 
 
 def _reaches_past_the_media_doors(path: Path) -> bool:
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in source.nodes(path):
         names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
                  [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
         if any(name.startswith("avenue.media.") and name not in MEDIA_DOORS for name in names):

@@ -17,6 +17,8 @@ import functools
 import re
 from pathlib import Path
 
+from tests.support import source
+
 ROOT = Path(__file__).resolve().parents[2]
 AVENUE = ROOT / "avenue"
 RETIRED = re.compile(r"likeness|nearby", re.IGNORECASE)
@@ -69,7 +71,7 @@ def names_in(tree: ast.Module) -> list[tuple[int, str]]:
 @functools.cache
 def spelled_under_avenue() -> dict[str, list[tuple[int, str]]]:
     """Each module under avenue/ (its path from the checkout's root) and the names it spells."""
-    return {str(path.relative_to(ROOT)): names_in(ast.parse(path.read_text())) for path in _python_modules()}
+    return {str(path.relative_to(ROOT)): names_in(source.tree(path)) for path in _python_modules()}
 
 
 def retired_names() -> list[str]:

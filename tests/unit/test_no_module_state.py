@@ -28,6 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+from tests.support import source
+
 PACKAGE = Path(__file__).resolve().parents[2] / "avenue"
 
 # Methods that change the container they are called on.
@@ -64,7 +66,7 @@ def modules() -> Iterator[tuple[str, ast.Module]]:
         if "__pycache__" in path.parts:
             continue
         name = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__")
-        yield name, ast.parse(path.read_text(), str(path))
+        yield name, source.tree(path)
 
 
 def _bound(node: ast.AST) -> set[str]:

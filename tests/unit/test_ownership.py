@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import source
+
 ROOT = Path(__file__).resolve().parents[2] / "avenue"
 # avenue/db.py declares every collection with its indexes and shard keys (the foundation
 # every layer sits on, the buckets' collections by suffix).
@@ -27,7 +29,7 @@ OWNED = {
 
 
 def modules() -> list[tuple[str, ast.Module]]:
-    return [(str(path.relative_to(ROOT.parent)), ast.parse(path.read_text(), str(path)))
+    return [(str(path.relative_to(ROOT.parent)), source.tree(path))
             for path in sorted(ROOT.rglob("*.py"))]
 
 
@@ -35,7 +37,7 @@ def reads_of(tree: ast.Module, collection: str, constant: str) -> list[int]:
     """Lines naming ``collection``: as a string, as ``db.<collection>``, or by importing its
     constant from avenue.db."""
     lines = []
-    for node in ast.walk(tree):
+    for node in source.walk(tree):
         if isinstance(node, ast.Constant) and node.value == collection:
             lines.append(node.lineno)
         elif isinstance(node, ast.Attribute) and node.attr == collection:
@@ -50,7 +52,7 @@ def gridfs_spellings(tree: ast.Module) -> list[int]:
     """Lines spelling ``<bucket>.files`` / ``<bucket>.chunks`` (a literal or an f-string), or
     building them from the parts ``"files"`` / ``"chunks"``."""
     lines = []
-    for node in ast.walk(tree):
+    for node in source.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) \
                 and node.value.endswith((".files", ".chunks")):
             lines.append(node.lineno)

@@ -11,6 +11,7 @@ import pytest
 from avenue import targets
 from avenue.bulk import service as zip_import
 from avenue.errors import BadRequest
+from tests.support import source
 
 AVENUE = Path(__file__).resolve().parents[2] / "avenue"
 
@@ -40,7 +41,7 @@ def dispatches(root: Path = AVENUE) -> list[str]:
     for path in sorted(root.rglob("*.py")):
         if path.relative_to(root).parts[0] in OWN:
             continue
-        tree = ast.parse(path.read_text())
+        tree = source.tree(path)
         aliases = {alias.asname or alias.name: f"{node.module}.{alias.name}" for node in tree.body
                    if isinstance(node, ast.ImportFrom) for alias in node.names
                    if f"{node.module}.{alias.name}" in SERVICES}
