@@ -28,8 +28,7 @@ def gunicorn_server(secantus, tmp_path_factory):
 @pytest.fixture(scope="session")
 def browser():
     """One Chromium per test process, started by the first browser test: each test opens
-    contexts (profiles) of its own. Session-scoped, not a module's: xdist 3.8's loadgroup does
-    not group on pytest 9.2 (pytest-dev/pytest-xdist#1386), so a module's tests are dealt over
-    the processes, and a module-scoped Chromium was started again at each switch."""
+    contexts (profiles) of its own. Session-scoped, not a module's: a process runs several
+    browser modules (each one xdist group, tests/support/xdist_groups.py), one Chromium for all."""
     with chromium() as launched:
         yield launched

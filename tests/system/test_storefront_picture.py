@@ -19,7 +19,7 @@ from tests.support.imageserver import ImageServer
 from tests.support.launcher import Gunicorn, gunicorns
 from tests.support.recipe import README, README_HEADING, recipe, render
 
-# One xdist group, so that its server is started on one process (when loadgroup groups).
+# One xdist group (tests/support/xdist_groups.py), so that its server is started on one process.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("storefront_picture")]
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "storefront"
@@ -41,10 +41,7 @@ def page_of(images: list[dict], template: str | None = None) -> str:
             f"<body>{pictures}</body></html>")
 
 
-# Session-scoped, not module-scoped: xdist 3.8's loadgroup does not group on pytest 9.2
-# (tests/system/conftest.py's ``browser`` says more), so another module's test may run between
-# two of these, and a module-scoped server was then started again.
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def shop(secantus, tmp_path_factory):
     """The app under gunicorn, a public photo and a private one uploaded; (server, their image
     objects). One for the module: its tests only read them, each in a fresh browser context."""
