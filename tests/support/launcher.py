@@ -284,10 +284,10 @@ class MakeRunDatabase:
 
 
 @contextmanager
-def gunicorns(mongo_uri: str, folder: Path) -> Iterator:
+def gunicorns(mongo_uri: str, folder: Path, grace: float = 10) -> Iterator:
     """``start(open_files=None, **env)`` starts the Procfile's process with these extra
-    variables on a database of its own; every one started is stopped, and its database
-    dropped, on the way out."""
+    variables on a database of its own; every one started is stopped (SIGTERM, SIGKILL after
+    ``grace`` s), and its database dropped, on the way out."""
     started: list[Gunicorn] = []
 
     def start(open_files: int | None = None, **env: str) -> Gunicorn:
@@ -300,7 +300,7 @@ def gunicorns(mongo_uri: str, folder: Path) -> Iterator:
         yield start
     finally:
         for server in started:
-            server.stop(grace=10)
+            server.stop(grace=grace)
         with pymongo.MongoClient(mongo_uri) as database:
             for server in started:
                 database.drop_database(server.db_name)

@@ -20,8 +20,10 @@ def gunicorn_server(secantus, tmp_path_factory):
     """The Procfile's gunicorn as it ships (two workers, no extra environment), one per test
     process, started by the first test that asks: for the tests that only need a real server.
     Each makes what it reads (a user of its own, its uploads) and asserts on that alone; a test
-    that configures, starves, signals or stops a server starts its own (``start_gunicorn``)."""
-    with gunicorns(secantus.uri, tmp_path_factory.mktemp("gunicorn-server")) as start:
+    that configures, starves, signals or stops a server starts its own (``start_gunicorn``).
+    Killed at the end, not stopped gracefully (3-10 s at the end of each process): its database
+    is dropped after it, and the graceful stop is tested on servers of their own."""
+    with gunicorns(secantus.uri, tmp_path_factory.mktemp("gunicorn-server"), grace=0) as start:
         yield start()
 
 
