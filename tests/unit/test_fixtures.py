@@ -12,6 +12,10 @@ from PIL import Image
 
 from tests.support import fixtures
 
+# One xdist group: one process makes the corpus (12 s on a fresh clone) and runs these tests,
+# rather than every process waiting on its lock (tests/support/fixtures.py's ``made``).
+pytestmark = pytest.mark.xdist_group("made_corpus")
+
 # name: (format, (width, height), mode, frames), as the shared README describes them.
 GOOD = {
     "photo_exif_rotated.jpg": ("JPEG", (1200, 800), "RGB", 1),
