@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import uuid
 
+import mongomock
 import pytest
 from bson import ObjectId
 
@@ -14,7 +16,7 @@ from avenue.media.store import storage
 from avenue.media.store.originals import store
 from avenue.media.upkeep import legacy
 from avenue.presentation.objects import image_ref
-from tests.helpers import FIXTURES, image_bytes
+from tests.helpers import FIXTURES, image_bytes, make_app
 from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db
 
 DISK_IMAGES = sorted(p for p in LEGACY_UPLOADS.rglob("*") if p.is_file() and p.suffix != ".txt")
@@ -24,6 +26,27 @@ DISK_IMAGES = sorted(p for p in LEGACY_UPLOADS.rglob("*") if p.is_file() and p.s
 def legacy_db(db):
     load_legacy_db(db)
     return db
+
+
+@pytest.fixture(scope="module")
+def imported():
+    """One uninterrupted ``import-legacy --json`` of the whole legacy folder, on a mongomock
+    database of the module's own: (its app, database, result, report). The tests that read a
+    finished import, run it again or compare against one share it (each full import is 17
+    images stored with their variants); none changes it (a second run changes nothing, which
+    its test checks)."""
+    from avenue.db import get_db, get_mongo
+
+    shared = mongomock.MongoClient()
+    app = make_app(((lambda *args, **kwargs: shared), "mongodb://mongomock.invalid:27017"),
+                   f"avenue_test_{uuid.uuid4().hex[:12]}")
+    with app.app_context():
+        get_mongo().ensure_indexes()
+        db = get_db()
+    load_legacy_db(db)
+    result, report = run(app.test_cli_runner(), str(LEGACY_UPLOADS), "--json")
+    yield app, db, result, report
+    shared.close()
 
 
 def run(runner, *args):
@@ -89,9 +112,8 @@ def normalized_state(db) -> dict:
     }
 
 
-def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(legacy_db, runner):
-    db = legacy_db
-    result, report = run(runner, str(LEGACY_UPLOADS), "--json")
+def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(imported):
+    _, db, result, report = imported
 
     # A reference to a file missing on disk remains: done, but exit 2 says "look at this".
     assert result.exit_code == 2, result.output
@@ -152,11 +174,11 @@ def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(le
     assert sorted(p for p in LEGACY_UPLOADS.rglob("*") if p.is_file())[0].exists()
 
 
-def test_a_second_run_imports_nothing_and_changes_nothing(legacy_db, runner):
-    run(runner, str(LEGACY_UPLOADS), "--quiet")
-    before = snapshot(legacy_db)
-    result, report = run(runner, str(LEGACY_UPLOADS), "--json")
-    assert snapshot(legacy_db) == before
+def test_a_second_run_imports_nothing_and_changes_nothing(imported):
+    app, db, _, _ = imported
+    before = snapshot(db)
+    result, report = run(app.test_cli_runner(), str(LEGACY_UPLOADS), "--json")
+    assert snapshot(db) == before
     counts = report["counts"]
     assert counts["imported"] == 0 and counts["duplicates"] == 0 and counts["already_imported"] == 18
     assert counts["rewritten_documents"] == 0
@@ -166,7 +188,7 @@ def test_a_second_run_imports_nothing_and_changes_nothing(legacy_db, runner):
 
 
 def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
-        legacy_db, app_factory, db_name, monkeypatch, media_core):
+        legacy_db, imported, monkeypatch, media_core):
     class Killed(BaseException):
         pass
 
@@ -195,26 +217,15 @@ def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
     resumed = AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS)
     counts = resumed.counts
     assert counts["imported"] + counts["duplicates"] + counts["already_imported"] == 18
-
-    fresh_app = app_factory(MONGO_DB=f"{db_name}_fresh")
-    with fresh_app.app_context():
-        from avenue.db import get_db, get_mongo
-
-        get_mongo().ensure_indexes()
-        fresh = get_db()
-        try:
-            load_legacy_db(fresh)
-            AppMedia.on(fresh, media_core).maintenance.import_legacy(LEGACY_UPLOADS)
-            assert normalized_state(legacy_db) == normalized_state(fresh)
-        finally:
-            fresh.client.drop_database(fresh.name)
+    _, uninterrupted, _, _ = imported
+    assert normalized_state(legacy_db) == normalized_state(uninterrupted)
 
 
-def test_a_dry_run_writes_nothing_and_reports_what_a_real_run_does(legacy_db, runner):
+def test_a_dry_run_writes_nothing_and_reports_what_a_real_run_does(legacy_db, runner, imported):
     before = snapshot(legacy_db)
     dry, planned = run(runner, str(LEGACY_UPLOADS), "--dry-run", "--json")
     assert snapshot(legacy_db) == before
-    real, done = run(runner, str(LEGACY_UPLOADS), "--json")
+    _, _, real, done = imported  # the real run, on the same documents and folder
     assert dry.exit_code == real.exit_code == 2
     assert planned["dry_run"] is True and done["dry_run"] is False
     assert planned["counts"] == done["counts"]
