@@ -7,8 +7,7 @@ import stat
 
 import pytest
 
-from avenue.media import Buckets
-from avenue.media.store.originals import store
+from avenue.media import AppMedia, Buckets, Library
 from avenue.ops import backup as backup_module
 from tests.helpers import image_bytes
 
@@ -23,8 +22,8 @@ def loose_umask():
 
 @pytest.fixture
 def private_upload(db, auth):
-    store(db, Buckets.UPLOADS, image_bytes("good/png16.png"), filename="scan.png", owner="u1",
-          scope="u1:private", visibility="private")
+    AppMedia.on(db).library(Buckets.UPLOADS).store(Library.Upload("scan.png", image_bytes("good/png16.png")),
+                                                   owner="u1", scope="u1:private", visibility="private")
     auth.user("editor")
 
 

@@ -10,16 +10,15 @@ from avenue.clock import now
 from avenue.db import PRODUCT_LIST
 from avenue.dialect import dialect_of
 from avenue.embedded.fences import build_fences, forget_fences
-from avenue.media import AppMedia, Buckets, Image, Media
-from avenue.media.references import Referrers
-from avenue.media.store.originals import store
+from avenue.media import AppMedia, Buckets, Image, Library, Media
+from avenue.media.maintenance import Referrers
 from avenue.shop.references import ProductReferences
 from avenue.status import product_counters
 from tests.helpers import image_bytes
 
 
 def stored(db, bucket: str = Buckets.PRODUCTS, name: str = "good/png16.png") -> Image:
-    return Image.from_files_doc(bucket, store(db, bucket, image_bytes(name), filename="a.png").doc)
+    return AppMedia.on(db).library(bucket).store(Library.Upload("a.png", image_bytes(name))).image
 
 
 def product(db, sku: str, *entries) -> None:

@@ -126,20 +126,19 @@ def test_every_answer_is_given_an_id_counted_and_logged_whichever_path_answers_i
     tests/system/test_metrics_gunicorn.py): N more in the request counter, N distinct ids, N lines."""
     from prometheus_client import REGISTRY
 
-    from avenue.media.serve.frontdoor import front_door_of
-    from avenue.media.serve.route import get_cache
+    from avenue.media.wiring import Route
     from avenue.metrics import FRONT_DOOR
     from tests.helpers import Auth, form
 
-    app = app_factory(AVENUE_LOG_FORMAT="json")
+    # No deletion check due once the first GET below has made one: the event loop's path answers.
+    app = app_factory(AVENUE_LOG_FORMAT="json", AVENUE_DELETIONS_POLL_MS=3_600_000)
     client = app.test_client()
     created = client.post("/api/uploads", data=form("good/progressive.jpg") | {"visibility": "public"},
                           headers=Auth(app).token("editor"))
     assert created.status_code == 201, created.get_json()
     url = created.get_json()["url"]
     image = client.get(url).data  # read whole: cached from now on
-    get_cache(app).poll_interval = 3600  # no deletion check due: the event loop's path answers
-    front = front_door_of(app)
+    front = Route.front_door_of(app)
     n = 6
 
     def by_flask(index: int, sent: dict) -> dict:

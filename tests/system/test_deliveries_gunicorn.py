@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 
 import pymongo
 import pytest
 from bson import ObjectId
 
-from avenue.media.store.deliveries import COLLECTION
+from avenue.media import Buckets, Deliveries
 from tests.helpers import image_bytes
 from tests.support.launcher import LOOPBACK
 
@@ -36,8 +37,9 @@ def test_n_answers_spread_over_two_workers_are_n_counted_once_they_exit(start_gu
     for n in range(N):
         assert fetch(server.port, paths[n % 2]) == 200
     server.stop(grace=20)  # SIGTERM: each worker's worker_exit writes what it noted
+    now = dt.datetime.now(dt.UTC)  # the days around now: a run across midnight counts on two
     with pymongo.MongoClient(secantus.uri) as client:
-        rows = list(client[server.db_name][COLLECTION].find({"image": ObjectId(image["id"]),
-                                                              "day": {"$exists": True}}))
-    assert sum(row["requests"] for row in rows) == N
-    assert {row["name"] for row in rows} == {"original", "card"}
+        numbers = Deliveries(client[server.db_name]).daily(
+            Buckets.UPLOADS, ObjectId(image["id"]), now - dt.timedelta(days=1), now + dt.timedelta(days=1))
+    assert sum(day["requests"] for day in numbers["days"]) == N
+    assert {file.split(".")[0] for day in numbers["days"] for file in day["by_file"]} == {"original", "card"}
