@@ -7,10 +7,7 @@ import shutil
 
 import pytest
 
-from avenue.media import AppMedia, Buckets
-from avenue.media.core import NO_PURGES
-from avenue.media.store import storage
-from avenue.media.store.originals import delete_image
+from avenue.media import AppMedia, Buckets, Image
 from tests.helpers import FIXTURES
 from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db
 
@@ -23,7 +20,8 @@ def legacy_db(db):
 
 def test_old_paths_answer_301_to_urls_that_serve_the_same_bytes(legacy_db, client, media_core):
     db = legacy_db
-    AppMedia.on(db, media_core).maintenance.import_legacy(LEGACY_UPLOADS, limits=None)
+    media = AppMedia.on(db, media_core)
+    media.maintenance.import_legacy(LEGACY_UPLOADS, limits=None)
     paths = [record["path"] for record in db.legacy_paths.find()] + [
         record["path"] for record in db.uploads.find()]
     assert len(paths) == 18 + 3
@@ -37,7 +35,8 @@ def test_old_paths_answer_301_to_urls_that_serve_the_same_bytes(legacy_db, clien
         record = db.legacy_paths.find_one({"path": path})
         stored = db[f"{record['bucket']}.files"].find_one({"_id": record["file_id"]})
         assert served.status_code == 200
-        assert served.data == storage.read_all(db, record["bucket"], stored)
+        bucket = record["bucket"]
+        assert served.data == media.library(bucket).read(Image.from_files_doc(bucket, stored))
         assert hashlib.sha256(served.data).hexdigest() == stored["metadata"]["sha256"]
         assert client.head(path).status_code == 301
 
@@ -66,7 +65,8 @@ def test_an_old_path_whose_image_was_deleted_since_answers_404(db, client, tmp_p
     AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
     path = "/uploads/products/AV-1/a.png"
     assert client.get(path).status_code == 301
-    delete_image(db, Buckets.PRODUCTS, db.legacy_paths.find_one({"path": path})["file_id"], purges=NO_PURGES)
+    imported = db.legacy_paths.find_one({"path": path})["file_id"]
+    AppMedia.on(db, media_core).library(Buckets.PRODUCTS).delete(imported)
     assert client.get(path).status_code == 404
 
 
