@@ -12,9 +12,8 @@ from bson import ObjectId
 from avenue.clock import as_utc
 from avenue.dialect import dialect_of
 from avenue.embedded import fences as fenced
-from avenue.media import Buckets
+from avenue.media import AppMedia, Buckets, Library
 from avenue.media.maintenance import Figures
-from avenue.media.store.originals import store
 from avenue.paging import Listed
 from avenue.presentation.objects import image_ref
 from avenue.status import sweep, warm_up_status_reports
@@ -28,12 +27,18 @@ def _products(db, n: int, *, images=None) -> None:
                                    "images": list(images or [f"/uploads/p/{i}.jpg"])} for i in range(n)])
 
 
+def _stored(db, name: str, filename: str) -> dict:
+    """A product image stored through the library, as its files document (the sweep's reads)."""
+    image = AppMedia.on(db).library(Buckets.PRODUCTS).store(Library.Upload(filename, image_bytes(name)),
+                                                            kind="product").image
+    return db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": image.id})
+
+
 @pytest.fixture
 def store_with_problems(db) -> dict:
     """Products over several batches, a reference to a missing file, an orphan, a missing variant."""
-    good = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc
-    orphan = store(db, Buckets.PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="o.png",
-                   kind="product").doc
+    good = _stored(db, "good/alpha.png", "a.png")
+    orphan = _stored(db, "good/tiny_1x1.png", "o.png")
     _products(db, 5)
     gone = ObjectId()
     db.shop_products.insert_many([
@@ -68,7 +73,7 @@ def test_what_a_sweep_holds_is_bounded_by_its_batch_not_by_the_store(db, monkeyp
     ids, every kept list at most LIST_LIMIT entries, whatever the number of documents."""
     monkeypatch.setattr(sweep, "IN_BATCH", 3)
     monkeypatch.setattr(sweep, "LIST_LIMIT", 4)
-    doc = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="a.png", kind="product").doc
+    doc = _stored(db, "good/alpha.png", "a.png")
     _products(db, 9, images=[image_ref(doc), "/uploads/x.jpg", {**image_ref(doc), "id": ObjectId()}])
     reads, lookups = [], []
     real_next, real_in = sweep.next_batch, sweep._in_batches
@@ -111,8 +116,7 @@ def test_a_sweeps_peak_memory_does_not_grow_with_the_store(db, referrers):
     if dialect_of(db).name == "mongomock":
         pytest.skip("mongomock copies every document a sorted query matches before the first one is "
                     "read: in this process, what a server holds in its own")
-    ref = image_ref(store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="a.png",
-                          kind="product").doc)
+    ref = image_ref(_stored(db, "good/alpha.png", "a.png"))
     small = _sweep_peak(db, referrers, 400, ref)
     large = _sweep_peak(db, referrers, 2000, ref)
     # 1,600 more products held at once would be about 40 MB more; a batch of 50, about 1.5 MB.
@@ -175,7 +179,7 @@ def test_originals_uploaded_in_the_same_instant_are_each_checked_once_across_a_r
         referrers):
     # The files phase walks originals newest first after the last one's (date, id): ties on
     # the date are ordered by id, so a resume between them neither skips nor repeats one.
-    ids = [store(db, Buckets.PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
+    ids = [_stored(db, name, f"{n}.png")["_id"]
            for n, name in enumerate(("good/alpha.png", "good/tiny_1x1.png", "good/png16.png",
                                      "good/grayscale.jpg", "good/palette_transparent.png"))]
     same = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -200,7 +204,7 @@ def test_on_the_embedded_database_originals_are_read_between_fences_of_dates_and
         referrers):
     # One cursor over every original read them all into its first batch there (3.3 s for
     # 25,000, make run's every request waiting): windows of dates keep each read small.
-    ids = [store(db, Buckets.PRODUCTS, image_bytes(name), filename=f"{n}.png", kind="product").doc["_id"]
+    ids = [_stored(db, name, f"{n}.png")["_id"]
            for n, name in enumerate(("good/alpha.png", "good/tiny_1x1.png", "good/png16.png",
                                      "good/grayscale.jpg", "good/palette_transparent.png", "good/cmyk.jpg"))]
     base = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
