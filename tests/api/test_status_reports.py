@@ -17,9 +17,7 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from avenue.media import Buckets
-from avenue.media.core import NO_PURGES
-from avenue.media.store.originals import delete_image, store, variant_ids
+from avenue.media import AppMedia, Buckets, Image, Library
 from avenue.presentation.objects import image_ref
 from avenue.status import quota_level, storage
 from tests.helpers import FIXTURES, image_bytes, swept
@@ -41,8 +39,16 @@ def ops(auth):
     return auth.token("ops")
 
 
-def put(db, bucket: str, name: str, **kwargs) -> dict:
-    return store(db, bucket, image_bytes(name), filename=name.split("/")[-1], kind="product", **kwargs).doc
+def put(db, bucket: str, name: str, *, filename: str | None = None, kind: str = "product", **labels) -> dict:
+    """The image ``name`` stored through ``bucket``'s library, as its files document."""
+    upload = Library.Upload(filename or name.split("/")[-1], image_bytes(name))
+    image = AppMedia.on(db).library(bucket).store(upload, kind=kind, **labels).image
+    return db[f"{bucket}.files"].find_one({"_id": image.id})
+
+
+def files_of(bucket: str, doc: dict) -> list:
+    """The ids of an original's files: its own and its variants'."""
+    return [doc["_id"], *Image.from_files_doc(bucket, doc).variant_ids]
 
 
 @pytest.fixture
@@ -61,13 +67,13 @@ def seeded(app, db) -> dict:
          "created_at": at, "updated_at": at},
     ])
     # Behind the product's back: the reference now points at nothing.
-    delete_image(db, Buckets.PRODUCTS, lost, purges=NO_PURGES)
+    assert AppMedia.on(db).library(Buckets.PRODUCTS).delete(lost["_id"])
     thumb = healthy[1]["metadata"]["variants"]["thumb"]["webp"]["id"]
     db[f"{Buckets.PRODUCTS}.files"].delete_one({"_id": thumb})
     db[f"{Buckets.PRODUCTS}.chunks"].delete_many({"files_id": thumb})
     hour = dt.timedelta(hours=1)
-    put(db, Buckets.TEMP, "good/palette_transparent.png", scope="someone", extra={"expires_at": at + hour})
-    put(db, Buckets.TEMP, "good/cmyk.jpg", scope="someone", extra={"expires_at": at - hour})
+    put(db, Buckets.TEMP, "good/palette_transparent.png", scope="someone", expires_at=at + hour)
+    put(db, Buckets.TEMP, "good/cmyk.jpg", scope="someone", expires_at=at - hour)
     swept(app)
     return {"healthy": healthy, "lost": lost, "orphan": orphan}
 
@@ -354,7 +360,7 @@ def test_quota_levels_switch_at_70_85_and_95_percent(percent, level):
 def test_variant_ids_of_a_seeded_image_all_exist(db):
     """Guard for the seed above: a fresh image lists 8 variant files that all exist."""
     doc = put(db, Buckets.PRODUCTS, "good/alpha.png")
-    ids = variant_ids(doc)
+    ids = Image.from_files_doc(Buckets.PRODUCTS, doc).variant_ids
     assert len(ids) == 8 and db[f"{Buckets.PRODUCTS}.files"].count_documents({"_id": {"$in": ids}}) == 8
 
 
@@ -533,15 +539,15 @@ def test_after_a_sweep_the_reports_counts_equal_a_recount_of_what_was_written_be
     and one image deleted, with no counter moved (a restore, a bulk load, a hand edit): the
     sweep's reconciliation brings every bucket's and the products' counts to a recount."""
     kept = put(db, Buckets.PRODUCTS, "good/alpha.png")
-    gone = store(db, Buckets.UPLOADS, image_bytes("good/tiny_1x1.png"), filename="t.png", kind="upload",
-                 owner="o-1", scope="o-1:public").doc
+    gone = put(db, Buckets.UPLOADS, "good/tiny_1x1.png", filename="t.png", kind="upload", owner="o-1",
+               scope="o-1:public")
     files = db[f"{Buckets.PRODUCTS}.files"]
     copies = [{**doc, "_id": ObjectId(), "metadata": {**doc["metadata"], "key": os.urandom(8).hex()}}
-              for doc in files.find({"_id": {"$in": [kept["_id"], *variant_ids(kept)]}})]
+              for doc in files.find({"_id": {"$in": files_of(Buckets.PRODUCTS, kept)}})]
     files.insert_many(copies)
     db[f"{Buckets.PRODUCTS}.chunks"].insert_many([{"files_id": doc["_id"], "n": 0, "data": b"x"}
                                                   for doc in copies])
-    db[f"{Buckets.UPLOADS}.files"].delete_many({"_id": {"$in": [gone["_id"], *variant_ids(gone)]}})
+    db[f"{Buckets.UPLOADS}.files"].delete_many({"_id": {"$in": files_of(Buckets.UPLOADS, gone)}})
     db.shop_products.insert_many([{"sku": f"BULK-{n}", "images": [image_ref(kept)]} for n in range(3)])
     swept(app)
     storage_body = client.get("/api/shop/debug/storage-status", headers=ops).get_json()
