@@ -12,7 +12,7 @@ from tests.support.subjects import DATABASE_FIXTURES
 
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
-KINDS = ("unit", "api", "system", "model")
+KINDS = ("unit", "api", "system", "model", "media")
 
 
 def python_files(folder: Path) -> list[Path]:
@@ -22,8 +22,21 @@ def python_files(folder: Path) -> list[Path]:
 def test_every_test_module_is_in_the_folder_of_its_kind():
     misplaced = [str(path.relative_to(ROOT)) for path in TESTS.rglob("test_*.py")
                  if path.relative_to(TESTS).parts[0] not in KINDS]
-    assert misplaced == [], ("sort these into tests/unit, tests/api, tests/system or tests/model "
-                             "(docs/contributing.md)")
+    assert misplaced == [], ("sort these into tests/unit, tests/api, tests/system, tests/model or "
+                             "tests/media (docs/contributing.md)")
+
+
+def test_media_tests_sit_beside_what_they_test():
+    """tests/media/ mirrors avenue/media/: tests/media/store/test_originals.py tests
+    avenue/media/store/originals.py (or the package avenue/media/store/originals/)."""
+    core = ROOT / "avenue" / "media"
+    astray = []
+    for path in sorted((TESTS / "media").rglob("test_*.py")):
+        inside = path.relative_to(TESTS / "media")
+        subject = core / inside.parent / inside.name.removeprefix("test_").removesuffix(".py")
+        if not (subject.with_suffix(".py").is_file() or (subject / "__init__.py").is_file()):
+            astray.append(str(inside))
+    assert astray == [], "name each tests/media module after the avenue/media/ module it tests, in its folder"
 
 
 def test_unit_tests_ask_for_no_database():
@@ -91,17 +104,12 @@ def test_no_test_module_imports_another():
 # own modules may import of it (the media-interface contract in pyproject.toml).
 MEDIA_DOORS = {"avenue.media", "avenue.media.maintenance", "avenue.media.wiring"}
 # Issue 74: tests/api and tests/system reach the media core through its doors only, so a
-# rename inside avenue/media/ breaks no test named after a feature; unit tests may import the
-# inside they test. These modules still reach past the doors (63 at issue 74, 53 now): a new one never
-# joins them; a module moved to the doors may be struck off (not enforced, so that helpers
-# converting modules at once do not collide on this list). What keeps them here is nothing the
-# doors offer, most modules for more than one reason: an internal module monkeypatched to inject
-# a fault or shrink a limit (27 modules); writes and reads below the library (store.originals'
-# store and delete_image with NO_PURGES, storage's raw files and chunks, replace_bytes,
-# pending_of, DELETE_LEASE: 33); an inner unit tested by its own names (ingest, transform,
-# upkeep.fsck's check, signing, UploadOptions, the counters: 25); collections Buckets does not
-# name (RENDITIONS, TRASH, STORED, the resumable uploads', upload counts', deletions', purge
-# outbox's: 19); the route's insides (its cache, flush_deliveries, AFTER_ANSWER, FrontDoor: 18).
+# rename inside avenue/media/ breaks no test named after a feature; tests/unit and tests/media
+# (which mirrors avenue/media/) may import the inside they test. A test whose subject is an
+# inner module moves to tests/media beside it; a feature test that only seeded or faulted
+# through the insides goes through the doors. These modules still reach past them (63 at
+# issue 74): a new one never joins them; a module moved may be struck off (not enforced, so
+# that helpers converting modules at once do not collide on this list).
 PAST_THE_DOORS = {
     "api/test_backup.py", "api/test_builder.py", "api/test_client_hints.py", "api/test_decode_budget.py",
     "api/test_decode_ledger.py", "api/test_deliveries.py", "api/test_disabled_formats.py",
@@ -116,7 +124,7 @@ PAST_THE_DOORS = {
     "api/test_replace.py", "api/test_rerender.py", "api/test_round_trips.py", "api/test_shop.py",
     "api/test_status_counters.py", "api/test_stock_gridfs.py", "api/test_svg.py",
     "api/test_svg_draw_deadline.py", "api/test_trash.py", "api/test_tus.py", "api/test_upload_answer.py",
-    "api/test_upload_options.py", "api/test_uploads.py", "api/test_versions.py",
+    "api/test_uploads.py", "api/test_versions.py",
     "system/console/conftest.py", "system/console/test_first_screens.py",
     "system/console/test_images.py", "system/console/test_products_and_ops.py",
     "system/console/test_states.py", "system/test_partition.py", "system/test_server_stop.py",
