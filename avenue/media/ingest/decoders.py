@@ -8,7 +8,7 @@ Uploads and renders (``images.prepare``), the exact-duplicate key of a stored or
 (``near_hash.full_pixels_sha256``), the thumbs behind placeholders and near-duplicate hashes
 (at upload and in the backfills) and the versions' heat maps all open their bytes here. The
 decoders Pillow does not own (libvips's JPEG load, librsvg) are reached only through
-``images.prepare``, after its :func:`refuse_disabled`. tests/unit/test_decoders.py keeps
+``images.prepare``, after its :func:`refuse_disabled`. tests/media/ingest/test_decoders.py keeps
 ``Image.open`` in this module alone.
 """
 

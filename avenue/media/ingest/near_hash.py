@@ -10,7 +10,7 @@ Lanczos, 2-D DCT-II, the 8x8 lowest frequencies against their median), written h
 Pillow and plain Python because ``imagehash`` needs numpy, scipy and PyWavelets at run time
 (about 220 MB installed, for one 32x32 transform) and its pHash calls ``scipy.fftpack``; the
 8 rows of the DCT that are kept cost about 10,000 multiplications, under a millisecond
-(``tests/unit/test_near_hash.py`` checks the bits against ``imagehash`` itself, a test-only
+(``tests/media/ingest/test_near_hash.py`` checks the bits against ``imagehash`` itself, a test-only
 dependency). dHash was measured too and rejected (docs/performance.md, "Measurements behind
 the code").
 

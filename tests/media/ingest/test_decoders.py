@@ -16,7 +16,7 @@ from avenue.media.ingest import decoders
 from tests.helpers import image_bytes
 from tests.support import source
 
-ROOT = Path(__file__).resolve().parents[2] / "avenue"
+ROOT = Path(__file__).resolve().parents[3] / "avenue"
 DOOR = "avenue/media/ingest/decoders.py"
 # The loaders of libvips (and librsvg through it) that read a file's bytes, and the only
 # modules that call them: vips.decode_jpeg and the SVG draw helper (its size and draw), which images.prepare
