@@ -1,4 +1,6 @@
-"""What a rendition URL names (serve/http.py) and its signature (serve/signing.py): pure, no database."""
+"""What a media URL names (avenue/media/serve/http.py): renditions and their format, the one
+parse of a media path; pure, no database (the signature: test_signing.py; the signer's URLs:
+test_urls.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ import pytest
 from bson import ObjectId
 
 from avenue.errors import BadRequest
-from avenue.media import UrlSigner
 from avenue.media.records import MediaDoc
 from avenue.media.serve.http import (
     MediaUrl,
@@ -18,8 +19,7 @@ from avenue.media.serve.http import (
     negotiate,
     resolve_rendition,
 )
-from avenue.media.serve.signing import sign_rendition, verify_rendition
-from avenue.media.transform import AllowList, parse, parse_presets
+from avenue.media.transform import AllowList, parse_presets
 
 ID = ObjectId("6b0000000000000000000001")
 NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
@@ -96,49 +96,6 @@ def test_an_earlier_version_redirects_within_its_window_then_is_404():
                              now=NOW + dt.timedelta(days=2)) is None
     private = doc(version="bbbbbbbb", private=True, versions={"aaaaaaaa": NOW + dt.timedelta(days=1)})
     assert resolve_rendition("b", f"{ID}~aaaaaaaa", "w_320", ALLOW, load(private), "", now=NOW) is None
-
-
-def test_a_rendition_signature_covers_bucket_id_version_and_options_and_every_key_verifies():
-    sig = sign_rendition("old-key", "b", str(ID), "v1", "w_333")
-    assert verify_rendition(["new-key", "old-key"], "b", str(ID), "v1", "w_333", sig)
-    assert not verify_rendition(["new-key"], "b", str(ID), "v1", "w_333", sig)
-    for other in (("c", str(ID), "v1", "w_333"), ("b", str(ObjectId()), "v1", "w_333"),
-                  ("b", str(ID), "v2", "w_333"), ("b", str(ID), "v1", "w_334")):
-        assert not verify_rendition(["old-key"], *other, sig)
-    assert not verify_rendition(["old-key"], "b", str(ID), "v1", "w_333", None)
-
-
-def test_the_signer_makes_canonical_urls():
-    url = UrlSigner(base_url="https://cdn.example", key="k").rendition_url(
-        "product_images_data", ID, parse("w_400,dpr_2").spec, "avif", version="0123abcd")
-    assert url.startswith(f"https://cdn.example/media/products/{ID}~0123abcd/w_800.avif?sig=")
-
-
-def test_a_public_url_on_the_allow_list_may_leave_its_signature_out():
-    url = UrlSigner(key="k").rendition_url("product_images_data", ID, parse("w_320").spec, "webp",
-                                           public_sig=False)
-    assert url == f"/media/products/{ID}/w_320.webp"
-    private = UrlSigner(key="k").rendition_url("product_images_data", ID, parse("w_320").spec, "webp",
-                                               private=True, now=0, public_sig=False)
-    assert "expires=" in private and "sig=" in private  # a private one is always signed
-
-
-def test_the_ladder_s_urls_stop_at_the_image_s_own_width():
-    signer = UrlSigner(key="k", ttl_seconds=3600)
-    steps = signer.ladder_urls("product_images_data", ID, 700, ("webp", "jpeg"), version="v1")
-    assert [(step, shown) for step, shown, _ in steps] == [(160, 160), (320, 320), (480, 480), (640, 640),
-                                                           (800, 700)]
-    assert steps[-1][2] == {"webp": f"/media/products/{ID}~v1/w_800.webp",  # on the allow-list: unsigned
-                            "jpeg": f"/media/products/{ID}~v1/w_800.jpg"}
-    private = signer.ladder_urls("product_images_data", ID, 700, ("webp",), private=True, now=1_800_000_000)
-    expires = f"expires={signer.expiry(1_800_000_000)}&sig="
-    assert all(expires in urls["webp"] for _, _, urls in private)
-
-
-def test_a_readable_name_s_url_is_the_original_under_its_name():
-    url = UrlSigner(base_url="https://cdn.example").named_url("product_images_data", ID, "v1", "red-shoe",
-                                                               "jpg")
-    assert url == f"https://cdn.example/media/products/{ID}~v1/name/red-shoe.jpg"
 
 
 # --- the one parse of a media path (MediaUrl), shared by the front door and the route -------

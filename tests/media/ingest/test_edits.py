@@ -1,6 +1,6 @@
 """Edits and named crops without HTTP or a database (avenue/media/ingest/edits.py): the one
-validation of every body, the points that follow the edits, the pixels, and the rendition
-grammar's ``c_<name>`` (avenue/media/transform.py)."""
+validation of every body, the points that follow the edits, and the pixels. The rendition
+grammar's ``c_<name>`` is tests/media/test_transform.py's."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from avenue.errors import BadRequest
 from avenue.media.ingest import edits as editing
 from avenue.media.ingest.edits import Box, Edits, InvalidCrop, InvalidEdits, parse_crop, parse_edits
 from avenue.media.ingest.focal import FocalPoint
-from avenue.media.transform import AllowList, Spec, parse, plan
 
 RED = (220, 20, 30)
 
@@ -124,52 +123,6 @@ def test_an_animated_image_cannot_be_edited():
     frames[0].save(out, "GIF", save_all=True, append_images=frames[1:])
     with pytest.raises(InvalidEdits, match="animated"):
         editing.apply(out.getvalue(), Edits(90))
-
-
-# --- c_<name> in the rendition grammar --------------------------------------------------------
-
-
-def test_a_crop_name_is_part_of_the_spec_and_its_key():
-    request = parse("w_800,c_hero-2.webp")
-    assert request.spec == Spec(width=800, crop="hero-2") and request.format == "webp"
-    assert request.spec.key() == "c_hero-2,w_800"
-    assert parse("c_hero").spec == Spec(crop="hero")
-    for bad in ("c_Hero,w_800", "c_,w_800", "c_hero,c_card,w_800", "c_he.ro,w_8"):
-        with pytest.raises(BadRequest):
-            parse(bad)
-
-
-def test_crop_renditions_are_unsigned_only_at_ladder_widths():
-    allow = AllowList(presets={"og": Spec(1200, 630, "cover")})
-    assert allow.allows(Spec(width=800, crop="hero"), crops={"hero"})
-    assert not allow.allows(Spec(width=801, crop="hero"), crops={"hero"})
-    assert not allow.allows(Spec(crop="hero"), crops={"hero"})
-    assert not allow.allows(Spec(width=800, height=800, fit="cover", crop="hero"), crops={"hero"})
-    assert allow.allows(Spec(1200, 630, "cover", crop="og"))  # the preset with its own crop
-    assert not allow.allows(Spec(1200, 630, "cover", crop="hero"), crops={"hero"})
-
-
-def test_a_crop_name_the_image_does_not_have_is_unsigned_only_for_a_preset_s_name():
-    allow = AllowList(presets={"og": Spec(1200, 630, "cover")})
-    assert not allow.allows(Spec(width=800, crop="hero"))
-    assert not allow.allows(Spec(width=800, crop="hero"), crops={"card"})
-    assert allow.allows(Spec(width=800, crop="og"))  # a preset's name: bounded by the presets
-
-
-def test_the_plan_cuts_the_named_crop_then_fits_it():
-    crop = (0.5, 0.5, 0.5, 0.5)  # the bottom-right quarter of 400x200: 200x100 at (200, 100)
-    assert plan(Spec(width=100, crop="x"), (400, 200), crop=crop).box == (200, 100, 200, 100)
-    assert plan(Spec(width=100, crop="x"), (400, 200), crop=crop).size == (100, 50)
-    assert plan(Spec(crop="x"), (400, 200), crop=crop).size == (200, 100)
-    covered = plan(Spec(50, 50, "cover", crop="x"), (400, 200), (1.0, 1.0), crop=crop)
-    assert covered.box == (300, 100, 100, 100) and covered.size == (50, 50)
-
-
-def test_without_the_crop_the_plan_falls_back_to_the_focal_point():
-    assert plan(Spec(width=100, crop="x"), (400, 200)).box == (0, 0, 400, 200)
-    assert plan(Spec(crop="x"), (400, 200)).size == (400, 200)
-    covered = plan(Spec(50, 50, crop="x"), (400, 200), (0.0, 0.0))  # a box: cover around the point
-    assert covered.box == (0, 0, 200, 200) and covered.size == (50, 50)
 
 
 # --- the crop is cut before the turn ------------------------------------------------------------
