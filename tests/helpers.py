@@ -6,6 +6,7 @@ Fixtures live in ``conftest.py``; everything a test module imports by name lives
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,6 +48,9 @@ HOSTILE_NAMES = [
     "<script>alert(1)</script>.png",
     "a" * 1000 + ".png",
 ]
+# An image's placeholder as the API states it: a 4x3-component blurhash and its dominant colour.
+BLURHASH = re.compile(r"^[0-9A-Za-z#$%*+,\-.:;=?@\[\]^_{|}~]{28}$")
+COLOR = re.compile(r"^#[0-9a-f]{6}$")
 
 
 def listening(listener):

@@ -1,64 +1,19 @@
-"""Placeholders: a blurhash and the dominant colour for every image, at upload and backfilled."""
+"""Placeholders: a blurhash and the dominant colour for every image, at upload and backfilled
+(what they are computed from: tests/media/ingest/test_placeholders.py)."""
 
 from __future__ import annotations
 
 import io
 import json
-import re
 
-import pytest
-from PIL import Image, ImageDraw
-
-from avenue.media import Buckets
-from avenue.media.ingest.placeholders import compute
-from avenue.media.store.originals import store, variant_ids
-from tests.helpers import GOOD_NAMES, image_bytes
-
-BLURHASH = re.compile(r"^[0-9A-Za-z#$%*+,\-.:;=?@\[\]^_{|}~]{28}$")  # 4x3 components
-COLOR = re.compile(r"^#[0-9a-f]{6}$")
-NONE_OFF: frozenset[str] = frozenset()  # no format turned off (AVENUE_DISABLED_FORMATS)
+from avenue.media import AppMedia, Buckets, Image, Library
+from tests.helpers import BLURHASH, COLOR, image_bytes
 
 
-def encoded(im: Image.Image, fmt: str = "WEBP") -> bytes:
-    out = io.BytesIO()
-    im.save(out, fmt, lossless=True) if fmt == "WEBP" else im.save(out, fmt)
-    return out.getvalue()
-
-
-@pytest.mark.parametrize("name", GOOD_NAMES)
-def test_every_good_fixture_gets_a_blurhash_and_a_colour_and_the_same_ones_again(name):
-    from avenue.media.ingest.images import Limits, prepare
-    from avenue.media.ingest.variants import render
-
-    prepared = prepare(image_bytes(f"good/{name}"), Limits())
-    thumb = next(r for r in render(prepared) if r.name == "thumb" and r.format == "webp")
-    first, again = compute(thumb.data, NONE_OFF), compute(thumb.data, NONE_OFF)
-    assert first is not None and first == again
-    assert BLURHASH.match(first.blurhash) and COLOR.match(first.color)
-
-
-def test_the_colour_is_the_most_frequent_one_not_the_average():
-    im = Image.new("RGB", (200, 200), (255, 255, 255))
-    ImageDraw.Draw(im).rectangle((0, 0, 199, 139), fill=(200, 20, 30))  # 70 % red, 30 % white
-    placeholder = compute(encoded(im), NONE_OFF)
-    assert placeholder is not None
-    red, green, blue = (int(placeholder.color[i:i + 2], 16) for i in (1, 3, 5))
-    assert red > 180 and green < 50 and blue < 60  # the average would be pink (~217, 90, 97)
-
-
-def test_transparent_pixels_do_not_count_for_the_colour():
-    # A blue disc on transparency whose hidden pixels are black (what many encoders leave).
-    im = Image.new("RGBA", (200, 200), (0, 0, 0, 0))
-    ImageDraw.Draw(im).ellipse((60, 60, 140, 140), fill=(20, 60, 220, 255))
-    placeholder = compute(encoded(im), NONE_OFF)
-    assert placeholder is not None and placeholder.color != "#000000"
-    red, green, blue = (int(placeholder.color[i:i + 2], 16) for i in (1, 3, 5))
-    assert blue > 180 and red < 60
-
-
-def test_bytes_that_are_not_an_image_give_no_placeholder():
-    assert compute(b"not an image", NONE_OFF) is None
-    assert compute(b"", NONE_OFF) is None
+def stored(db, name: str, filename: str) -> dict:
+    """``name`` stored in the builder's library, as its files document (what the backfill reads)."""
+    image = AppMedia.on(db).library(Buckets.BUILDER).store(Library.Upload(filename, image_bytes(name))).image
+    return db[f"{Buckets.BUILDER}.files"].find_one({"_id": image.id})
 
 
 def test_an_uploaded_image_object_carries_its_placeholder(client, auth):
@@ -100,7 +55,7 @@ def test_the_backfill_gives_old_images_and_their_product_references_a_placeholde
     assert client.post("/api/shop/products/PH-2/images", headers=admin, data={"images": [
         (io.BytesIO(image_bytes("good/grayscale.jpg")), "g.jpg"),
         (io.BytesIO(image_bytes("good/cmyk.jpg")), "c.jpg")]}).status_code == 201
-    media = store(db, Buckets.BUILDER, image_bytes("good/progressive.jpg"), filename="p.jpg").doc
+    media = stored(db, "good/progressive.jpg", "p.jpg")
     before = {entry["id"]: entry["placeholder"]
               for entry in db.shop_products.find_one({"sku": "PH-2"})["images"]}
     strip_placeholders(db)
@@ -136,10 +91,10 @@ def test_a_backfill_cut_off_between_its_two_writes_is_finished_by_the_next_run(c
 
 
 def test_an_image_whose_thumb_is_lost_is_reported_and_left(db, runner):
-    doc = store(db, Buckets.BUILDER, image_bytes("good/grayscale.jpg"), filename="g.jpg").doc
+    doc = stored(db, "good/grayscale.jpg", "g.jpg")
     db[f"{Buckets.BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
     thumb_id = doc["metadata"]["variants"]["thumb"]["webp"]["id"]
-    assert thumb_id in variant_ids(doc)
+    assert thumb_id in Image.from_files_doc(Buckets.BUILDER, doc).variant_ids
     db[f"{Buckets.BUILDER}.files"].delete_one({"_id": thumb_id})
     result = runner.invoke(args=["placeholders", "--json"])
     assert result.exit_code == 0, result.output
@@ -151,7 +106,7 @@ def test_an_image_whose_thumb_is_lost_is_reported_and_left(db, runner):
 def test_a_second_backfill_while_one_runs_stops_at_once_and_changes_nothing(db, runner):
     from avenue.ops.lock import exclusive
 
-    doc = store(db, Buckets.BUILDER, image_bytes("good/grayscale.jpg"), filename="g.jpg").doc
+    doc = stored(db, "good/grayscale.jpg", "g.jpg")
     db[f"{Buckets.BUILDER}.files"].update_one({"_id": doc["_id"]}, {"$unset": {"metadata.placeholder": ""}})
     with exclusive(db, "placeholders"):
         result = runner.invoke(args=["placeholders"])

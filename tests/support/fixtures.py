@@ -14,7 +14,7 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def photo(index: int, side: int = 1100) -> bytes:
@@ -85,6 +85,30 @@ def encoded(image: Image.Image, format: str, **options) -> bytes:
     out = io.BytesIO()
     image.save(out, format, **options)
     return out.getvalue()
+
+
+SUBJECT = (200, 30, 40)
+
+
+def product_shot(size=(1200, 1200), corner=(940, 940, 1160, 1160)) -> bytes:
+    """A plain light background with a detailed red product in one corner."""
+    im = Image.new("RGB", size, (236, 236, 232))
+    draw = ImageDraw.Draw(im)
+    rng = random.Random(7)
+    left, top, right, bottom = corner
+    draw.rectangle(corner, fill=SUBJECT)
+    for _ in range(400):  # texture: edges and saturation are what attention looks for
+        x, y = rng.randint(left, right - 8), rng.randint(top, bottom - 8)
+        colour = (rng.randint(150, 255), rng.randint(0, 60), rng.randint(0, 80))
+        draw.ellipse((x, y, x + 8, y + 8), fill=colour)
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=92)
+    return out.getvalue()
+
+
+def solid_png(side: int) -> bytes:
+    """A ``side`` x ``side`` RGBA PNG of one colour: a few KB stored, ``side``² x 4 bytes decoded."""
+    return encoded(Image.new("RGBA", (side, side), (10, 20, 30, 255)), "PNG", compress_level=9)
 
 
 def exif_rotated() -> bytes:
