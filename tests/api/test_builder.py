@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 
@@ -14,23 +13,14 @@ from avenue.builder import service
 from avenue.dialect import threads_safe
 from avenue.errors import AvenueError
 from avenue.media import AppMedia, Buckets
-from avenue.media.store.library import DELETE_LEASE
 from tests.helpers import FIXTURES, HOSTILE_NAMES, IMAGES, REFUSED, bucket_snapshot, error_body, image_bytes
+from tests.support.builder import media_block, put_page
 from tests.support.client import media_upload as upload
 
 
 def test_the_refused_table_covers_every_bad_and_unsupported_fixture():
     on_disk = {f"{d}/{p.name}" for d in ("bad", "unsupported") for p in (IMAGES / d).iterdir()}
     assert on_disk == set(REFUSED)
-
-
-def put_page(client, headers, slug, blocks, title="A page", **extra):
-    return client.put(f"/api/builder/pages/{slug}", json={"title": title, "blocks": blocks, **extra},
-                      headers=headers)
-
-
-def media_block(media_id, **extra):
-    return {"type": "image", "media_id": media_id, **extra}
 
 
 def used_in(client, headers, media_id):
@@ -258,23 +248,6 @@ def test_a_page_write_while_the_media_is_being_deleted_is_refused(client, editor
     service.delete_media(AppMedia.of(client.application), ObjectId(media))
     assert answers[0].status == 422 and answers[0].details["unknown_media_ids"] == [media]
     assert db.page_content.find_one({"slug": "home"}) is None
-
-
-def test_a_refused_delete_releases_its_lease_and_a_stale_lease_expires(client, editor, db):
-    media = upload(client, editor, "good/alpha.png").get_json()["id"]
-    put_page(client, editor, "home", [media_block(media)])
-    assert client.delete(f"/api/builder/media/{media}", headers=editor).status_code == 409
-    assert "deleting_at" not in db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media)})["metadata"]
-    assert put_page(client, editor, "about", [media_block(media)]).status_code == 200
-
-    stale = dt.datetime.now(dt.UTC) - DELETE_LEASE - dt.timedelta(seconds=5)
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media)},
-                                              {"$set": {"metadata.deleting_at": stale}})
-    assert put_page(client, editor, "other", [media_block(media)]).status_code == 200
-    fresh = dt.datetime.now(dt.UTC)
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media)},
-                                              {"$set": {"metadata.deleting_at": fresh}})
-    assert put_page(client, editor, "fourth", [media_block(media)]).status_code == 422
 
 
 @pytest.mark.database

@@ -9,36 +9,21 @@ import io
 
 import pytest
 from bson import ObjectId
-from PIL import Image
 
 from tests.helpers import Auth, bucket_snapshot, image_bytes
 from tests.support import tus
-from tests.support.client import MEDIA, upload, uploaded
+from tests.support.client import MEDIA, upload
+from tests.support.formats import SETTING, forbid_decoders, originals, to_library, webp_and_png_twin
 from tests.support.imageserver import ImageServer
 from tests.support.zips import make_zip
 
-SETTING = "AVENUE_DISABLED_FORMATS"
 HEIC, AVIF, PHOTO = (image_bytes(f"good/{name}") for name in ("phone.heic", "photo.avif", "progressive.jpg"))
 
 
 @pytest.fixture
 def forbid(monkeypatch):
-    """``forbid("HEIF", ...)``: from then on, Pillow's opener of each named plugin (where its
-    C library first reads the file: pillow-heif's libheif, Pillow's libavif) records the call
-    and raises; the list of those calls is returned, so a test that finds it empty proves the
-    decoder never ran."""
-    calls: list[str] = []
-
-    def install(*plugins: str) -> list[str]:
-        for plugin in plugins:
-            def opened(self, plugin=plugin):
-                calls.append(plugin)
-                raise AssertionError(f"the {plugin} decoder read the file")
-
-            monkeypatch.setattr(Image.OPEN[plugin][0], "_open", opened)
-        return calls
-
-    return install
+    """``forbid("HEIF", ...)``: the named decoders raise if they read a file (tests/support/formats.py)."""
+    return forbid_decoders(monkeypatch)
 
 
 def refused(response, fmt: str, label: str) -> dict:
@@ -162,31 +147,6 @@ def test_the_setting_is_read_from_the_environment_in_any_case_and_by_suffix(monk
 # --- every decode, not only the upload's: the exact and near-duplicate keys, the backfills ----
 
 
-def webp_and_png_twin(seed: int) -> tuple[bytes, bytes]:
-    """A lossy WebP and a PNG of the very pixels it decodes to (exact twins by pixels)."""
-    from tests.support.fixtures import scene
-
-    webp = io.BytesIO()
-    scene((600, 400), seed).save(webp, "WEBP", quality=80)
-    png = io.BytesIO()
-    with Image.open(io.BytesIO(webp.getvalue())) as decoded:
-        decoded.convert("RGB").save(png, "PNG")
-    return webp.getvalue(), png.getvalue()
-
-
-def to_library(app, data: bytes, filename: str, expect: tuple[int, ...] = (201,)) -> dict:
-    """``data`` uploaded to the builder's library of ``app`` by an editor; the answer's JSON."""
-    return uploaded(app.test_client(), Auth(app).token("editor"), data=data, filename=filename, to=MEDIA,
-                    expect=expect)
-
-
-def originals(db) -> dict[str, dict]:
-    from avenue.media import Buckets
-
-    originals = db[f"{Buckets.BUILDER}.files"].find({"metadata.role": "original"})
-    return {str(d["_id"]): d["metadata"] for d in originals}
-
-
 def test_a_png_of_a_stored_webp_s_pixels_never_has_that_webp_decoded_while_webp_is_off(
         app_factory, db, forbid, monkeypatch):
     webp, png = webp_and_png_twin(11)
@@ -211,41 +171,6 @@ def test_a_png_of_a_stored_webp_s_pixels_never_has_that_webp_decoded_while_webp_
     kept = originals(db)
     assert "placeholder" in kept[twin["id"]] and "phash" in kept[twin["id"]]
     assert kept[stored["id"]]["exact_group"] == kept[twin["id"]]["exact_group"] == ObjectId(stored["id"])
-
-
-def test_the_near_duplicates_backfill_leaves_a_stored_webp_undecoded_and_its_link_owed_while_webp_is_off(
-        app_factory, db, forbid, monkeypatch):
-    from avenue.errors import ServerBusy
-    from avenue.media.store.library import Grouping
-
-    webp, png = webp_and_png_twin(12)
-    before = app_factory()
-
-    def full(self, decoding, working):
-        raise ServerBusy("the decode budget is full")
-
-    with monkeypatch.context() as busy:  # the full decodes refused: the twin owes its link
-        busy.setattr(Grouping, "_hold", full)
-        stored = to_library(before, webp, "a.webp")
-        twin = to_library(before, png, "a.png")
-    assert originals(db)[twin["id"]]["exact_pending"] is True
-
-    after = app_factory(**{SETTING: "webp"})
-    calls = forbid("WEBP")
-    result = after.test_cli_runner().invoke(args=["near-duplicates", "--json"])
-    assert result.exit_code == 0, result.output
-    assert calls == []
-    kept = originals(db)
-    assert "pixels_full_sha256" not in kept[stored["id"]]  # its decoder never ran: no key written
-    assert kept[stored["id"]].get("exact_group") is None and kept[twin["id"]].get("exact_group") is None
-    assert kept[twin["id"]]["exact_pending"] is True  # still owed, not "no twin"
-
-    monkeypatch.undo()
-    again = app_factory()
-    assert again.test_cli_runner().invoke(args=["near-duplicates"]).exit_code == 0
-    kept = originals(db)
-    assert kept[stored["id"]]["exact_group"] == kept[twin["id"]]["exact_group"] == ObjectId(stored["id"])
-    assert "exact_pending" not in kept[twin["id"]]
 
 
 def test_the_exact_bytes_of_a_stored_image_of_a_format_turned_off_are_refused_as_any_other(

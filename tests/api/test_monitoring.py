@@ -15,35 +15,10 @@ import pytest
 
 from avenue.clock import as_utc
 from avenue.embedded import free_port
-from avenue.media import Buckets
-from avenue.media.effects import uploads as upload_counts
 from avenue.monitoring import alerts, history, sampler
 from tests.helpers import expires_after, trickling_server
 from tests.support.client import uploaded
-
-T0 = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.UTC)
-THRESHOLDS = (70.0, 85.0, 95.0)
-
-
-def reports(percent: float | None = None, *, originals: int = 0, safe: bool = True, missing: int = 0):
-    """A (storage-status, products-status) pair shaped like the real reports."""
-    quota_bytes = 1000 if percent is not None else 0
-    storage = {
-        "gridfs_bytes": 10 * originals,
-        "buckets": {"product_images_data": {"alias": "products", "files": 5 * originals,
-                                            "originals": originals, "bytes": 10 * originals}},
-        "database_size": {"data_bytes": 500, "storage_bytes": 600, "data_dir": None},
-        "quota": {"bytes": quota_bytes, "used_bytes": int((percent or 0) * 10),
-                  "percent": percent, "level": "ok"},
-    }
-    products = {"safe": safe, "missing_files": {"count": missing, "items": []},
-                "orphans": {"count": 0 if safe else 2, "items": []}}
-    return storage, products
-
-
-def take(db, moment, percent=None, owner="a", **kwargs):
-    return sampler.sample_once(db, lambda: reports(percent, **kwargs), interval=3600,
-                               thresholds=THRESHOLDS, moment=moment, owner=owner)
+from tests.support.monitoring import T0, THRESHOLDS, reports, take
 
 
 @pytest.fixture
@@ -134,38 +109,6 @@ def test_acknowledging_keeps_the_first_acknowledgement(mdb):
     assert alerts.list_alerts(mdb, open_only=True) == []
     with pytest.raises(alerts.NotFound):
         alerts.acknowledge(mdb, ObjectId(), "x", T0)
-
-
-def test_series_draws_points_and_uploads_per_bar_from_the_upload_counts(mdb):
-    for hour in range(6):
-        take(mdb, T0 + dt.timedelta(hours=hour), 10.0 + hour, originals=2 + hour)
-    mdb[upload_counts.UPLOADS].delete_many({})  # counting began before T0 here, not at the app's start
-    upload_counts.start_counting(mdb, T0 - dt.timedelta(days=2))
-    for hour, count in [(1, 3), (3, 4), (5, 5)]:
-        upload_counts.record(mdb, Buckets.UPLOADS, count, T0 + dt.timedelta(hours=hour, minutes=20))
-    moment = T0 + dt.timedelta(hours=5, minutes=30)  # the current hour's uploads count already
-    day = history.series(mdb, "24h", moment)
-    assert [p["gridfs_bytes"] for p in day["points"]] == [10 * c for c in range(2, 8)]
-    assert day["bar_seconds"] == 3600 and len(day["uploads"]) == 25
-    by_start = {bar["start"]: bar["count"] for bar in day["uploads"]}
-    assert by_start["2026-11-01T13:00:00Z"] == 3 and by_start["2026-11-01T15:00:00Z"] == 4
-    assert by_start["2026-11-01T14:00:00Z"] == 0 and by_start["2026-11-01T17:00:00Z"] == 5
-    assert day["uploads"][-1] == {"start": "2026-11-01T17:00:00Z", "count": 5}
-    assert sum(by_start.values()) == 12
-    week = history.series(mdb, "7d", moment)
-    assert week["bar_seconds"] == 86400 and [b["count"] for b in week["uploads"]][-1] == 12
-    later = history.series(mdb, "24h", moment + dt.timedelta(days=2))
-    assert later["points"] == [] and sum(b["count"] for b in later["uploads"]) == 0
-
-
-def test_days_before_counting_began_are_not_counted_rather_than_zero(mdb):
-    mdb[upload_counts.UPLOADS].delete_many({})
-    upload_counts.start_counting(mdb, T0 - dt.timedelta(days=2, hours=1))
-    upload_counts.start_counting(mdb, T0)  # a later start changes nothing
-    week = history.series(mdb, "7d", T0)
-    assert week["uploads_counted_since"] == "2026-10-30T11:00:00Z"
-    counts = [bar["count"] for bar in week["uploads"]]
-    assert counts == [None, None, None, None, None, 0, 0, 0]  # Oct 25-29 before it; Oct 30 on
 
 
 def test_a_bad_range_is_refused():

@@ -143,21 +143,6 @@ def test_the_same_private_url_is_handed_out_within_a_window_so_browsers_can_cach
     assert signer.media_url("uploads", "0" * 24, private=True, now=start + 900) not in urls
 
 
-def test_a_signature_covers_its_version_and_an_unreplaced_images_is_the_one_signed_before():
-    from avenue.media.serve import signing
-
-    key, expires = "k" * 32, 1_800_000_000
-    # Pinned: what URLs were signed with before signatures named a version; the links of
-    # images never replaced, handed out before, stay valid.
-    assert signing.sign(key, "uploads", "0" * 24, "thumb", expires) == "fojgSIRV8NPvgt02p925WS7l1Cg"
-    sig = signing.sign(key, "uploads", "0" * 24, "thumb", expires, version="0123abcd")
-    assert signing.verify([key], "uploads", "0" * 24, "thumb", str(expires), sig, now=expires - 1,
-                          version="0123abcd") == "ok"
-    for other in ("", "4151072e"):
-        assert signing.verify([key], "uploads", "0" * 24, "thumb", str(expires), sig, now=expires - 1,
-                              version=other) == "invalid"
-
-
 def test_an_expired_signature_is_403(client, private):
     signer = UrlSigner(key=OLD_KEY, ttl_seconds=3600)
     expired = signer.media_url(Buckets.UPLOADS, private["id"], ext="jpg", private=True,
