@@ -4,59 +4,23 @@ dedupe across products and the concurrent cases."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
-import threading
 
-import pymongo
 import pytest
 from bson import ObjectId
 
-from avenue.errors import Conflict, UnprocessableContent
+from avenue.errors import Conflict
 from avenue.media import AppMedia, Buckets, Library
-from avenue.media.core import NO_PURGES
-from avenue.media.store.library import Storing
-from avenue.media.store.library import deleting as library_deleting
-from avenue.media.store.originals import delete_image, store
 from avenue.presentation.objects import image_ref
 from avenue.shop import service
 from tests.helpers import FIXTURES, REFUSED, bucket_snapshot, image_bytes
-
-SMALL = ("good/alpha.png", "good/grayscale.jpg", "good/progressive.jpg", "good/tiny_1x1.png",
-         "good/palette_transparent.png")
+from tests.support.shop import SMALL, ids_of, make_product, send
 
 
-def form(*names: str) -> dict:
-    return {"images": [(io.BytesIO(image_bytes(name)), name.split("/")[-1]) for name in names]}
-
-
-def send(client, url: str, headers: dict, *names: str):
-    return client.post(url, data=form(*names), headers=headers, content_type="multipart/form-data")
-
-
-def make_product(client, admin, sku="AV-5000", *names, temp_ids=None):
-    """Create a product; ``names`` are uploaded as temp images first and claimed."""
-    ids = list(temp_ids or [])
-    if names:
-        response = send(client, "/api/shop/temp-images", admin, *names)
-        assert response.status_code == 201, response.get_json()
-        ids += [image["id"] for image in response.get_json()["images"]]
-    response = client.post("/api/shop/products", headers=admin,
-                           json={"sku": sku, "name": f"Product {sku}", "price": 1200, "temp_image_ids": ids})
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def ids_of(product: dict) -> list[str]:
-    return [image["id"] for image in product["images"]]
-
-
-def settings(app) -> service.Settings:
-    from avenue.media import Limits
-
-    return service.Settings(max_images=app.config["AVENUE_MAX_PRODUCT_IMAGES"],
-                            temp_ttl_seconds=app.config["AVENUE_TEMP_IMAGE_TTL_SECONDS"],
-                            limits=Limits.from_config(app.config))
+def stored(db, bucket: str, name: str, filename: str, **labels) -> dict:
+    """``name`` stored in ``bucket`` through its library, as its files document."""
+    image = AppMedia.on(db).library(bucket).store(Library.Upload(filename, image_bytes(name)), **labels).image
+    return db[f"{bucket}.files"].find_one({"_id": image.id})
 
 
 def load_legacy(db) -> list[dict]:
@@ -211,8 +175,8 @@ def test_a_temp_image_is_served_to_its_uploader_by_signed_url_only_and_privately
 
 def test_a_temp_image_stored_public_before_is_private_all_the_same(app, client, db):
     with app.app_context():
-        doc = store(db, Buckets.TEMP, image_bytes("good/alpha.png"), filename="alpha.png", kind="temp",
-                    extra={"expires_at": dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)}).doc
+        doc = stored(db, Buckets.TEMP, "good/alpha.png", "alpha.png", kind="temp",
+                     expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
     assert doc["metadata"]["visibility"] == "public"
     assert client.get(f"/media/temp/{doc['_id']}").status_code == 404
     assert client.get(f"/media/temp/{doc['_id']}/thumb").status_code == 404
@@ -388,64 +352,6 @@ def test_deleting_a_product_keeps_the_images_another_product_uses(client, db, ad
     assert originals == ids_of(two)
 
 
-def test_a_file_deleted_by_another_product_meanwhile_is_stored_again(app, db, monkeypatch):
-    """The add reuses a file whose delete already decided to go: it waits, then re-stores."""
-    doc = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
-    db.shop_products.insert_one({"sku": "AV-2", "name": "x", "price": 1, "images": []})
-    db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": doc["_id"]},
-                                               {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
-    waits = []
-
-    def deleter_finishes(seconds):
-        waits.append(seconds)
-        delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=NO_PURGES)
-
-    monkeypatch.setattr(library_deleting, "sleep", deleter_finishes)
-    upload = Library.Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
-    done = service.add_images(AppMedia.of(app), "AV-2", [upload], owner="admin", settings=settings(app))
-    product, added = done.product, done.refs
-    assert waits and added[0]["id"] != doc["_id"]
-    assert product["images"][0]["id"] == added[0]["id"]
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"_id": added[0]["id"]}) == 1
-
-
-def test_a_claimed_temp_image_merged_into_a_file_being_deleted_is_stored_again(app, db, monkeypatch):
-    doc = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
-    db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": doc["_id"]},
-                                               {"$set": {"metadata.deleting_at": dt.datetime.now(dt.UTC)}})
-    upload = Library.Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
-    temp = service.store_temp_images(AppMedia.of(app), [upload], owner="admin", settings=settings(app))[0]
-    monkeypatch.setattr(library_deleting, "sleep",
-                        lambda seconds: delete_image(db, Buckets.PRODUCTS, doc["_id"], purges=NO_PURGES))
-    new = service.NewProduct.parse({"sku": "AV-3", "name": "x", "price": 1, "temp_image_ids": [str(temp.id)]})
-    product = service.create_product(AppMedia.of(app), new, owner="admin", settings=settings(app))
-    [image_id] = service.stored_ids(product)
-    assert image_id not in (doc["_id"], temp.id)
-    stored = db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": image_id})
-    assert stored["metadata"]["sha256"] == doc["metadata"]["sha256"]
-    assert db[f"{Buckets.TEMP}.files"].count_documents({}) == 0
-
-
-def test_a_delete_that_sees_the_new_reference_keeps_the_file(app, db, monkeypatch):
-    doc = store(db, Buckets.PRODUCTS, image_bytes("good/alpha.png"), filename="alpha.png", kind="product").doc
-    db.shop_products.insert_one({"sku": "AV-2", "name": "x", "price": 1, "images": []})
-    lease = dt.datetime.now(dt.UTC)
-    db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.deleting_at": lease}})
-
-    def deleter_backs_off(seconds):
-        # The deleter counts references after its lease: it finds AV-2's and releases the file.
-        assert db.shop_products.count_documents({"images.id": doc["_id"]}) == 1
-        db[f"{Buckets.PRODUCTS}.files"].update_one({"_id": doc["_id"]},
-                                                   {"$unset": {"metadata.deleting_at": ""}})
-
-    monkeypatch.setattr(library_deleting, "sleep", deleter_backs_off)
-    upload = Library.Upload("alpha.png", io.BytesIO(image_bytes("good/alpha.png")))
-    added = service.add_images(AppMedia.of(app), "AV-2", [upload], owner="admin", settings=settings(app)).refs
-    assert added[0]["id"] == doc["_id"]
-    assert service.delete_unreferenced(AppMedia.of(app), doc["_id"]) is False
-    assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"_id": doc["_id"]}) == 1
-
-
 # --- ordering and deleting ---------------------------------------------------------------
 
 
@@ -477,7 +383,7 @@ def test_reorder_never_undoes_a_concurrent_change(app, client, db, admin):
     def stale_read(database, sku):
         doc = service.get_product(database, sku)
         # Another admin adds an image between this read and the write.
-        extra = store(database, Buckets.PRODUCTS, image_bytes(SMALL[2]), filename="x.jpg", kind="product").doc
+        extra = stored(database, Buckets.PRODUCTS, SMALL[2], "x.jpg", kind="product")
         database.shop_products.update_one({"sku": sku}, {"$push": {"images": image_ref(extra)}})
         return doc
 
@@ -581,86 +487,6 @@ def test_a_logged_in_admin_needs_the_csrf_token(app, db, auth):
 
 
 # --- consistency under concurrency -------------------------------------------------------
-
-
-def test_a_refused_add_removes_the_files_it_stored_when_the_limit_filled_meanwhile(app, db, monkeypatch):
-    app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 2
-    first = store(db, Buckets.PRODUCTS, image_bytes(SMALL[0]), filename="a.png", kind="product").doc
-    db.shop_products.insert_one({"sku": "AV-1", "name": "x", "price": 1, "images": [image_ref(first)]})
-    real_store_all = Storing.store_many
-
-    def store_then_someone_fills_the_product(*args, **kwargs):
-        results = real_store_all(*args, **kwargs)
-        other = store(db, Buckets.PRODUCTS, image_bytes(SMALL[1]), filename="b.jpg", kind="product").doc
-        db.shop_products.update_one({"sku": "AV-1"}, {"$push": {"images": image_ref(other)}})
-        return results
-
-    monkeypatch.setattr(Storing, "store_many", store_then_someone_fills_the_product)
-    with pytest.raises(UnprocessableContent) as refused:
-        service.add_images(AppMedia.of(app), "AV-1",
-                           [Library.Upload("c.jpg", io.BytesIO(image_bytes(SMALL[2])))],
-                           owner="admin", settings=settings(app))
-    assert refused.value.code == "too_many_images"
-    product = db.shop_products.find_one({"sku": "AV-1"})
-    originals = {d["_id"] for d in db[f"{Buckets.PRODUCTS}.files"].find({"metadata.role": "original"})}
-    assert originals == set(service.stored_ids(product)) and len(originals) == 2
-
-
-def _add_at_once(app, client_headers: list[dict], names: list[tuple[str, ...]], monkeypatch):
-    """Both requests store their files, meet at a barrier, then update the product together."""
-    barrier = threading.Barrier(len(client_headers), timeout=30)
-    real_store_all = Storing.store_many
-
-    def store_then_wait(*args, **kwargs):
-        results = real_store_all(*args, **kwargs)
-        barrier.wait()
-        return results
-
-    monkeypatch.setattr(Storing, "store_many", store_then_wait)
-    responses: list = [None] * len(client_headers)
-
-    def run(index):
-        client = app.test_client()
-        response = send(client, "/api/shop/products/AV-1/images", client_headers[index], *names[index])
-        responses[index] = (response.status_code, response.get_json())
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(client_headers))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return responses
-
-
-@pytest.mark.database
-def test_two_admins_adding_at_the_same_moment_lose_nothing(app, client, db, auth, backend, monkeypatch):
-    if backend[0] is not pymongo.MongoClient:
-        pytest.skip("threads need a real server (mongomock is not thread-safe)")
-    admins = [auth.token("admin"), auth.token("admin")]
-    make_product(client, admins[0], "AV-1", SMALL[0])
-    responses = _add_at_once(app, admins, [(SMALL[1],), (SMALL[2], SMALL[3])], monkeypatch)
-    assert [status for status, _ in responses] == [201, 201]
-    added = {image["id"] for _, body in responses for image in body["added"]}
-    product = client.get("/api/shop/products/AV-1").get_json()
-    assert len(product["images"]) == 4 and added <= set(ids_of(product))
-
-
-@pytest.mark.database
-def test_two_admins_adding_at_the_same_moment_never_pass_the_limit(app, client, db, auth, backend,
-                                                                   monkeypatch):
-    if backend[0] is not pymongo.MongoClient:
-        pytest.skip("threads need a real server (mongomock is not thread-safe)")
-    app.config["AVENUE_MAX_PRODUCT_IMAGES"] = 3
-    admins = [auth.token("admin"), auth.token("admin")]
-    make_product(client, admins[0], "AV-1", SMALL[0])
-    responses = _add_at_once(app, admins, [(SMALL[1], SMALL[2]), (SMALL[3], SMALL[4])], monkeypatch)
-    assert sorted(status for status, _ in responses) == [201, 422]
-    winner = next(body for status, body in responses if status == 201)
-    product = client.get("/api/shop/products/AV-1").get_json()
-    assert len(product["images"]) == 3 and ids_of(product) == ids_of(winner["product"])
-    # The loser's files are gone again: nothing unreferenced is left behind.
-    originals = {str(d["_id"]) for d in db[f"{Buckets.PRODUCTS}.files"].find({"metadata.role": "original"})}
-    assert originals == set(ids_of(product))
 
 
 @pytest.mark.parametrize("target", ["image", "product"])
