@@ -79,7 +79,7 @@ def make_app(backend, db_name: str, **overrides):
         "AVENUE_STATUS_WARM_UP": False,
         # An upload's pending variants are rendered before the test client gets the answer (the
         # client never closes a response, so "after the answer" would never come): what a test
-        # reads of GridFS is whole. tests/api/test_upload_answer.py tests the render after it.
+        # reads of GridFS is whole. tests/media/store/test_pending.py tests the render after it.
         "AVENUE_VARIANTS_AFTER_ANSWER": False,
         # A status call waits for fresh counts however loaded the test machine: the tests read
         # what a write just changed. The stale answer has its own tests (test_status_reports.py).
