@@ -1,12 +1,15 @@
-"""A library's grouping (avenue/media/store/library/grouping.py): an exact twin whose full decode
-was refused owes its link, which the near-duplicates backfill leaves owed while the stored
-image's format is turned off."""
+"""A library's grouping (avenue/media/store/library/grouping.py) when the decode budget refuses
+its full-resolution decodes: a candidate is stored and owes its link, a group linked on the
+thumb is left as it is, and the backfill leaves a link owed while the stored image's format is
+turned off."""
 
 from __future__ import annotations
 
 import pytest
 from bson import ObjectId
 
+from avenue.media import Buckets
+from tests.support.duplicates import OWED, groups, linked_on_the_thumb, media, png
 from tests.support.formats import SETTING, forbid_decoders, originals, to_library, webp_and_png_twin
 
 
@@ -49,3 +52,54 @@ def test_the_near_duplicates_backfill_leaves_a_stored_webp_undecoded_and_its_lin
     kept = originals(db)
     assert kept[stored["id"]]["exact_group"] == kept[twin["id"]]["exact_group"] == ObjectId(stored["id"])
     assert "exact_pending" not in kept[twin["id"]]
+
+
+def refuse_decodes(monkeypatch) -> None:
+    """The library's decode budget refuses every full-resolution decode (full), until
+    ``monkeypatch.undo()``."""
+    from avenue.errors import ServerBusy
+    from avenue.media.store.library import Grouping
+
+    def refused(self, decoding, working):
+        raise ServerBusy("the decode budget is full")
+
+    monkeypatch.setattr(Grouping, "_hold", refused)
+
+
+# As in the builder's duplicates: answers wait for their near-duplicate lookups (tests/conftest.py).
+@pytest.mark.usefixtures("answers_wait_for_lookups")
+def test_a_candidate_the_decode_budget_refuses_is_stored_and_left_unlinked(client, editor, db, runner,
+                                                                           monkeypatch):
+    """The full-resolution key never fails the upload that asked for it: a budget that refuses
+    the decode (too small, or full) leaves the twins unlinked, and the upload is a 201; the
+    link stays owed, and ``flask near-duplicates`` makes it once the budget allows."""
+    refuse_decodes(monkeypatch)
+    first = media(client, editor, png(4), "first.png")
+    second = media(client, editor, png(4, "saved again"), "second.png")  # uploaded() asserts the 201
+    assert groups(client, editor) == []
+    # Refused is not "no twin": it still owes its link, and the backfill makes it once it can.
+    assert [str(d["_id"]) for d in db[f"{Buckets.BUILDER}.files"].find(OWED)] == [second["id"]]
+    monkeypatch.undo()
+    assert runner.invoke(args=["near-duplicates"]).exit_code == 0
+    [group] = groups(client, editor)
+    assert [image["id"] for image in group["images"]] == [first["id"], second["id"]]
+    assert db[f"{Buckets.BUILDER}.files"].count_documents(OWED) == 0
+
+
+# As in the builder's duplicates: answers wait for their near-duplicate lookups (tests/conftest.py).
+@pytest.mark.usefixtures("answers_wait_for_lookups")
+def test_the_backfill_leaves_a_group_as_it_is_while_the_decode_budget_refuses_a_member(
+        client, editor, db, runner, monkeypatch):
+    """A member the budget cannot decode now is not unreadable: its group is not split (nor its
+    twins parted) until a run can decode every member, and that run splits it as above."""
+    first, other, again = linked_on_the_thumb(client, editor, db)
+    ids = [ObjectId(i["id"]) for i in (first, other, again)]
+    refuse_decodes(monkeypatch)
+    result = runner.invoke(args=["near-duplicates", "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"split": 0' in result.output
+    assert [sorted(i["id"] for i in g["images"]) for g in groups(client, editor)] == \
+        [sorted(str(i) for i in ids)]
+    monkeypatch.undo()
+    assert '"split": 1' in runner.invoke(args=["near-duplicates", "--json"]).output
+    assert [[i["id"] for i in g["images"]] for g in groups(client, editor)] == [[first["id"], again["id"]]]
