@@ -76,7 +76,7 @@ def test_pictures_alike_at_thumb_size_but_not_at_full_size_are_not_exact_duplica
     assert keys[first["id"]] == keys[again["id"]] != keys[other["id"]]
 
 
-# --- linked after the answer ------------------------------------------------------------------
+# --- linked and grouped -----------------------------------------------------------------------
 
 
 def test_a_replaced_image_is_linked_by_its_new_picture_read_from_its_content_file(client, editor, db):

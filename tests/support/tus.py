@@ -10,6 +10,10 @@ from tests.support.client import UPLOADS, multipart
 TUS = "/api/tus"
 VERSION = {"Tus-Resumable": "1.0.0"}
 OFFSET_TYPE = "application/offset+octet-stream"
+# The photo the tus tests send, and the fewest bytes a PATCH short of the end brings
+# (AVENUE_TUS_MIN_CHUNK_BYTES's default).
+PHOTO = "good/photo_12mp.jpg"
+PIECE = 256 * 1024
 
 
 def metadata(**fields: str) -> str:
