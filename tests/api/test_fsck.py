@@ -13,20 +13,18 @@ from bson import Binary, ObjectId
 from gridfs.errors import CorruptGridFile
 
 from avenue.media import AppMedia, Buckets, Library, Media
-from avenue.media.core import NO_PURGES
-from avenue.media.ingest import pipeline
-from avenue.media.store import storage
-from avenue.media.store.originals import delete_image, store
 from avenue.presentation.objects import image_ref
 from tests.helpers import image_bytes
 from tests.support.commands import Matching
+from tests.support.gridfs_files import CHUNK_SIZE, file_bytes, put_file, remove_file
 from tests.support.gridfs_read import current_bytes, own_file_bytes
+from tests.support.stored import stored
 
 
 def raw_file(db, bucket: str = Buckets.UPLOADS, chunks: float = 2.5) -> dict:
     """A stored file of a few chunks with its sha256 recorded, as every file of ours has."""
-    data = os.urandom(int(storage.CHUNK_SIZE * chunks))
-    return storage.write_file(db, bucket, data, filename="data.bin", metadata={
+    data = os.urandom(int(CHUNK_SIZE * chunks))
+    return put_file(db, bucket, data, filename="data.bin", metadata={
         "role": "original", "key": os.urandom(8).hex(), "sha256": hashlib.sha256(data).hexdigest()})
 
 
@@ -38,7 +36,7 @@ def problems_of(report, doc) -> set[str]:
 
 
 def test_a_healthy_store_passes(db, runner):
-    store(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="a.png")
+    stored(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="a.png")
     raw_file(db)
     report = AppMedia.on(db).maintenance.fsck()
     assert report.ok and report.findings == [] and report.index_problems == []
@@ -96,7 +94,7 @@ def test_repair_corrects_a_wrong_length_when_the_bytes_are_intact(db, media_core
 def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes_length(db, media_core):
     # Until heads kept their bytes' length, a replace left the image's own document at 0, which
     # stock GridFS read as an empty file (avenue/media/store/replace.py, "Read without the app").
-    doc = store(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
+    doc = stored(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product")
     upload = Library.Upload("new.jpg", image_bytes("good/grayscale.jpg"))
     Library(db, Buckets.PRODUCTS, Media()).replace(doc["_id"], upload)
     head = db[f"{Buckets.PRODUCTS}.files"].find_one({"_id": doc["_id"]})
@@ -116,7 +114,7 @@ def test_repair_gives_an_image_replaced_before_heads_kept_their_length_its_bytes
 
 
 def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_it(db, media_core):
-    doc = store(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product").doc
+    doc = stored(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="a.png", kind="product")
     db.shop_products.insert_one({"sku": "S1", "name": "n", "price": 1, "images": [image_ref(doc)]})
     db[f"{Buckets.PRODUCTS}.chunks"].delete_many({"files_id": doc["_id"]})
     report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
@@ -129,12 +127,12 @@ def test_repair_removes_a_damaged_original_with_its_variants_and_names_who_used_
 
 
 def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db, media_core):
-    doc = store(db, Buckets.BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder").doc
+    doc = stored(db, Buckets.BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder")
     card = doc["metadata"]["variants"]["card"]["webp"]
     thumb = doc["metadata"]["variants"]["thumb"]["webp"]
     db[f"{Buckets.BUILDER}.chunks"].update_one({"files_id": card["id"]},
                                                {"$set": {"data": Binary(b"garbage")}})
-    storage.delete_file(db, Buckets.BUILDER, thumb["id"])
+    remove_file(db, Buckets.BUILDER, thumb["id"])
     found = AppMedia.on(db).maintenance.fsck()
     assert problems_of(found, {"_id": card["id"]}) >= {"sha256_mismatch"}
     assert problems_of(found, doc) == {"missing_variant"}
@@ -144,26 +142,8 @@ def test_repair_renders_a_damaged_or_missing_variant_again_under_the_same_id(db,
     assert [r["action"] for r in report.repairs] == ["variants_rendered_again"]
     for info in (card, thumb):
         variant = db[f"{Buckets.BUILDER}.files"].find_one({"_id": info["id"]})
-        served = storage.read_all(db, Buckets.BUILDER, variant)
+        served = file_bytes(db, Buckets.BUILDER, variant)
         assert hashlib.sha256(served).hexdigest() == variant["metadata"]["sha256"]
-
-
-def test_a_repair_of_an_image_deleted_while_it_renders_leaves_no_variant_behind(db, monkeypatch, media_core):
-    doc = store(db, Buckets.BUILDER, image_bytes("good/png16.png"), filename="a.png", kind="builder").doc
-    storage.delete_file(db, Buckets.BUILDER, doc["metadata"]["variants"]["card"]["webp"]["id"])
-    real = pipeline.render_stored
-
-    def deleted_meanwhile(*args, **kwargs):  # the repair read the image; a delete lands now
-        rendered = list(real(*args, **kwargs))
-        delete_image(db, Buckets.BUILDER, doc["_id"], purges=NO_PURGES)
-        return rendered
-
-    monkeypatch.setattr(pipeline, "render_stored", deleted_meanwhile)
-    report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
-    # The variant it rendered was never listed: removed again, not left as an orphan.
-    assert report.ok, report.summary()
-    assert db[f"{Buckets.BUILDER}.files"].count_documents({}) == 0
-    assert db[f"{Buckets.BUILDER}.chunks"].count_documents({}) == 0
 
 
 def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runner):
@@ -173,7 +153,7 @@ def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runne
         def later(self, job):
             return False  # kept for after an answer that never comes
 
-    doc = store(db, Buckets.UPLOADS, image_bytes("good/png16.png"), filename="a.png", media=Unanswered()).doc
+    doc = stored(db, Buckets.UPLOADS, image_bytes("good/png16.png"), filename="a.png", media=Unanswered())
     db[f"{Buckets.UPLOADS}.files"].update_one({"_id": doc["_id"]}, {"$set": {
         "uploadDate": doc["uploadDate"] - dt.timedelta(hours=1)}})
     report = AppMedia.on(db).maintenance.fsck()
@@ -193,7 +173,7 @@ def test_pending_variants_are_a_state_it_lists_and_the_command_exits_0(db, runne
 
 
 def test_repair_removes_a_variant_whose_original_is_gone(db, media_core):
-    stray = storage.write_file(db, Buckets.PRODUCTS, b"v" * 50, filename="og.webp", metadata={
+    stray = put_file(db, Buckets.PRODUCTS, b"v" * 50, filename="og.webp", metadata={
         "role": "variant", "key": f"{ObjectId()}/og.webp", "original_id": ObjectId(), "sha256": "0" * 64})
     assert problems_of(AppMedia.on(db).maintenance.fsck(), stray) == {"orphan_variant", "sha256_mismatch"}
     report = AppMedia.on(db, media_core).maintenance.fsck(repair=True)
@@ -235,7 +215,7 @@ def _small_files(db, n: int, bucket: str = Buckets.UPLOADS) -> list[dict]:
     docs = []
     for _ in range(n):
         data = os.urandom(16)
-        docs.append(storage.write_file(db, bucket, data, filename="s.bin", metadata={
+        docs.append(put_file(db, bucket, data, filename="s.bin", metadata={
             "role": "original", "key": os.urandom(8).hex(), "sha256": hashlib.sha256(data).hexdigest()}))
     return docs
 
