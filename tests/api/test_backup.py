@@ -14,27 +14,28 @@ import tracemalloc
 import pytest
 from bson import ObjectId
 
+from avenue.clock import now as clock_now
 from avenue.media import Buckets
-from avenue.media.store import storage
-from avenue.media.store.originals import store
 from avenue.ops import backup as backup_module
 from avenue.presentation.objects import image_ref
 from tests.helpers import image_bytes
+from tests.support.gridfs_files import CHUNK_SIZE, file_bytes, put_file
+from tests.support.stored import stored
 
 
 def populate(db, auth) -> None:
     """A little of everything: each bucket, products, a page, a legacy path, users and a token."""
-    product = store(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="p.png", kind="product").doc
-    media = store(db, Buckets.BUILDER, image_bytes("good/tiny_1x1.png"), filename="b.png", kind="builder",
-                  extra={"alt": "a dot"}).doc
-    store(db, Buckets.UPLOADS, image_bytes("good/png16.png"), filename="u.png", owner="u1",
-          scope="u1:private",
-          visibility="private")
-    store(db, Buckets.TEMP, image_bytes("good/tiny_1x1.png"), filename="t.png",
-          extra={"expires_at": storage.now()})
-    storage.write_file(db, Buckets.UPLOADS, os.urandom(storage.CHUNK_SIZE + 5), filename="two-chunks.bin",
-                       metadata={"role": "original", "key": "raw", "sha256": None})
-    now = storage.now()
+    product = stored(db, Buckets.PRODUCTS, image_bytes("good/png16.png"), filename="p.png", kind="product")
+    media = stored(db, Buckets.BUILDER, image_bytes("good/tiny_1x1.png"), filename="b.png", kind="builder",
+                   alt="a dot")
+    stored(db, Buckets.UPLOADS, image_bytes("good/png16.png"), filename="u.png", owner="u1",
+           scope="u1:private",
+           visibility="private")
+    stored(db, Buckets.TEMP, image_bytes("good/tiny_1x1.png"), filename="t.png",
+           expires_at=clock_now())
+    put_file(db, Buckets.UPLOADS, os.urandom(CHUNK_SIZE + 5), filename="two-chunks.bin",
+             metadata={"role": "original", "key": "raw", "sha256": None})
+    now = clock_now()
     db.shop_products.insert_one({"sku": "AV-1", "name": "Uno", "price": 1000, "images": [image_ref(product)],
                                  "created_at": now, "updated_at": now})
     db.page_content.insert_one({"slug": "home", "title": "Home", "published": True,
@@ -50,7 +51,7 @@ def files_state(db) -> dict:
     state = {}
     for bucket in Buckets.BY_ALIAS.values():
         for doc in db[f"{bucket}.files"].find():
-            data = storage.read_all(db, bucket, doc)
+            data = file_bytes(db, bucket, doc)
             state[(bucket, doc["_id"])] = (doc, hashlib.sha256(data).hexdigest(), len(data))
     return state
 
@@ -155,9 +156,8 @@ def test_force_restores_over_what_is_there(db, auth, runner, tmp_path):
 
 
 def test_a_damaged_file_in_the_archive_is_refused_and_the_rest_restored(db, target, tmp_path, media_core):
-    good = store(db, Buckets.PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="a.png").doc
-    raw = storage.write_file(db, Buckets.UPLOADS, b"0123456789" * 100, filename="x.bin",
-                             metadata={"key": "x"})
+    good = stored(db, Buckets.PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="a.png")
+    raw = put_file(db, Buckets.UPLOADS, b"0123456789" * 100, filename="x.bin", metadata={"key": "x"})
     buffer = io.BytesIO()
     backup_module.backup(db, buffer, media=media_core)
     data = buffer.getvalue()
@@ -173,12 +173,11 @@ def test_a_damaged_file_in_the_archive_is_refused_and_the_rest_restored(db, targ
 
 
 def test_a_truncated_archive_is_reported_and_leaves_no_half_file(db, target, tmp_path, media_core):
-    storage.write_file(db, Buckets.UPLOADS, os.urandom(storage.CHUNK_SIZE * 3), filename="big.bin",
-                       metadata={"key": "b"})
+    put_file(db, Buckets.UPLOADS, os.urandom(CHUNK_SIZE * 3), filename="big.bin", metadata={"key": "b"})
     buffer = io.BytesIO()
     backup_module.backup(db, buffer, media=media_core)
     other = target_db(target)
-    report = backup_module.restore(other, io.BytesIO(buffer.getvalue()[: storage.CHUNK_SIZE * 2]),
+    report = backup_module.restore(other, io.BytesIO(buffer.getvalue()[: CHUNK_SIZE * 2]),
                                    media=media_core)
     assert not report.ok and not report.complete_archive
     assert other[f"{Buckets.UPLOADS}.files"].count_documents({}) == 0
@@ -258,13 +257,13 @@ def test_an_archive_of_version_1_still_restores(db, auth, target, media_core):
 
 def test_the_archive_is_streamed_in_constant_memory(db, target, media_core):
     size = 12 * 1024 * 1024
-    block = os.urandom(storage.CHUNK_SIZE)
+    block = os.urandom(CHUNK_SIZE)
     file_id = ObjectId()
-    chunks = (size + storage.CHUNK_SIZE - 1) // storage.CHUNK_SIZE
+    chunks = (size + CHUNK_SIZE - 1) // CHUNK_SIZE
     db[f"{Buckets.UPLOADS}.chunks"].insert_many([{"files_id": file_id, "n": n, "data": block}
                                                  for n in range(chunks)])
-    db[f"{Buckets.UPLOADS}.files"].insert_one({"_id": file_id, "length": chunks * storage.CHUNK_SIZE,
-                                               "chunkSize": storage.CHUNK_SIZE, "uploadDate": storage.now(),
+    db[f"{Buckets.UPLOADS}.files"].insert_one({"_id": file_id, "length": chunks * CHUNK_SIZE,
+                                               "chunkSize": CHUNK_SIZE, "uploadDate": clock_now(),
                                                "filename": "big.bin", "metadata": {"key": "big"}})
 
     class Sink(io.RawIOBase):
