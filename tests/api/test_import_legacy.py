@@ -5,19 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import uuid
 
-import mongomock
 import pytest
 from bson import ObjectId
 
 from avenue.media import AppMedia, Buckets
-from avenue.media.store import storage
-from avenue.media.store.originals import store
-from avenue.media.upkeep import legacy
 from avenue.presentation.objects import image_ref
-from tests.helpers import FIXTURES, image_bytes, make_app
-from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db
+from tests.helpers import FIXTURES, image_bytes
+from tests.support.legacy import LEGACY_UPLOADS, load_legacy_db, run, uninterrupted_import
+from tests.support.stored import stored
+
+# Where each top folder of the old uploads goes (anything else: the general uploads).
+FOLDER_BUCKETS = {"products": Buckets.PRODUCTS, "website_builder": Buckets.BUILDER}
 
 DISK_IMAGES = sorted(p for p in LEGACY_UPLOADS.rglob("*") if p.is_file() and p.suffix != ".txt")
 
@@ -30,28 +29,11 @@ def legacy_db(db):
 
 @pytest.fixture(scope="module")
 def imported():
-    """One uninterrupted ``import-legacy --json`` of the whole legacy folder, on a mongomock
-    database of the module's own: (its app, database, result, report). The tests that read a
-    finished import, run it again or compare against one share it (each full import is 17
-    images stored with their variants); none changes it (a second run changes nothing, which
-    its test checks)."""
-    from avenue.db import get_db, get_mongo
-
-    shared = mongomock.MongoClient()
-    app = make_app(((lambda *args, **kwargs: shared), "mongodb://mongomock.invalid:27017"),
-                   f"avenue_test_{uuid.uuid4().hex[:12]}")
-    with app.app_context():
-        get_mongo().ensure_indexes()
-        db = get_db()
-    load_legacy_db(db)
-    result, report = run(app.test_cli_runner(), str(LEGACY_UPLOADS), "--json")
-    yield app, db, result, report
-    shared.close()
-
-
-def run(runner, *args):
-    result = runner.invoke(args=["import-legacy", *args])
-    return result, (json.loads(result.stdout) if "--json" in args else None)
+    """One uninterrupted ``import-legacy --json`` of the whole legacy folder (tests/support/
+    legacy.py): the tests that read a finished import, run it again or compare against one
+    share it; none changes it (a second run changes nothing, which its test checks)."""
+    with uninterrupted_import() as done:
+        yield done
 
 
 def audited(db) -> list[dict]:
@@ -63,53 +45,6 @@ def snapshot(db) -> dict:
     """Every document of every collection: what "changes nothing" compares."""
     return {name: sorted(db[name].find(), key=lambda doc: str(doc["_id"]))
             for name in sorted(db.list_collection_names())}
-
-
-def normalized_state(db) -> dict:
-    """The database with ids and dates replaced by what they stand for, to compare two databases."""
-    names: dict = {}
-    buckets = (Buckets.PRODUCTS, Buckets.BUILDER, Buckets.UPLOADS)
-    for bucket in buckets:
-        for doc in db[f"{bucket}.files"].find({"metadata.role": "original"}):
-            names[doc["_id"]] = f"{bucket}:{doc['metadata']['key']}"
-    for bucket in buckets:
-        for doc in db[f"{bucket}.files"].find({"metadata.role": "variant"}):
-            meta = doc["metadata"]
-            names[doc["_id"]] = f"{names.get(meta['original_id'], '?')}/{meta['variant']}.{meta['format']}"
-
-    def clean(value):
-        if isinstance(value, dict):
-            if value.get("role") == "variant" or "chunk_size" in value:
-                # A variant's encoded bytes are the media core's business (and may differ by a few
-                # bytes between renders); which variants exist, where, and their sizes are ours.
-                value = {k: v for k, v in value.items() if k not in ("length", "sha256")}
-            return {k: clean(v) for k, v in value.items()
-                    if k not in ("_id", "uploaded_at", "uploadDate", "updated_at", "imported_at")}
-        if isinstance(value, list):
-            return [clean(v) for v in value]
-        if isinstance(value, ObjectId):
-            return names.get(value, "unknown-id")
-        if isinstance(value, str):
-            # An id, or a variant key "<original id>/<variant>.<format>".
-            head, slash, tail = value.partition("/")
-            if ObjectId.is_valid(head) and ObjectId(head) in names:
-                return names[ObjectId(head)] + slash + tail
-        return value
-
-    def file_entry(doc: dict) -> tuple:
-        if doc["metadata"]["role"] == "variant":
-            doc = {k: v for k, v in doc.items() if k != "length"}
-        return names[doc["_id"]], json.dumps(clean(doc), sort_keys=True, default=str)
-
-    return {
-        "files": {bucket: sorted(file_entry(d) for d in db[f"{bucket}.files"].find()) for bucket in buckets},
-        "original_chunks": {bucket: sorted(
-            (names[d["_id"]], db[f"{bucket}.chunks"].count_documents({"files_id": d["_id"]}))
-            for d in db[f"{bucket}.files"].find({"metadata.role": "original"})) for bucket in buckets},
-        "legacy_paths": sorted(json.dumps(clean(d), sort_keys=True) for d in db.legacy_paths.find()),
-        "shop_products": {d["sku"]: clean(d) for d in db.shop_products.find()},
-        "page_content": {d["slug"]: clean(d) for d in db.page_content.find()},
-    }
 
 
 def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(imported):
@@ -139,7 +74,7 @@ def test_it_moves_every_legacy_image_into_gridfs_and_rewrites_every_reference(im
         stored = db[f"{record['bucket']}.files"].find_one({"_id": record["file_id"]})
         assert stored["metadata"]["source_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
         assert record["sha256"] == stored["metadata"]["source_sha256"]
-        assert record["bucket"] == legacy.destination(path[len("/uploads/"):]).bucket
+        assert record["bucket"] == FOLDER_BUCKETS.get(path.split("/")[2], Buckets.UPLOADS)
     first = db.legacy_paths.find_one({"path": "/uploads/general/ffee7fbde40e6918.png"})
     duplicate = db.legacy_paths.find_one({"path": "/uploads/general/dup-of-first.png"})
     assert first["file_id"] == duplicate["file_id"]
@@ -185,40 +120,6 @@ def test_a_second_run_imports_nothing_and_changes_nothing(imported):
     # What still needs a look is still reported.
     assert counts["missing_references"] == 1 and counts["skipped_non_images"] == 1
     assert result.exit_code == 2
-
-
-def test_a_run_killed_halfway_resumes_to_the_same_state_as_an_uninterrupted_one(
-        legacy_db, imported, monkeypatch, media_core):
-    class Killed(BaseException):
-        pass
-
-    def kill_after(files: int):
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase == "Importing files" and done == files:
-                raise Killed
-        return progress
-
-    with pytest.raises(Killed):
-        AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS, progress=kill_after(7))
-    # Killed again, this time while writing a file (its original and variants).
-    real_write = storage.write_files
-    calls = {"n": 0}
-
-    def dying_write(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise Killed
-        return real_write(*args, **kwargs)
-
-    monkeypatch.setattr(storage, "write_files", dying_write)
-    with pytest.raises(Killed):
-        AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS)
-    monkeypatch.setattr(storage, "write_files", real_write)
-    resumed = AppMedia.on(legacy_db, media_core).maintenance.import_legacy(LEGACY_UPLOADS)
-    counts = resumed.counts
-    assert counts["imported"] + counts["duplicates"] + counts["already_imported"] == 18
-    _, uninterrupted, _, _ = imported
-    assert normalized_state(legacy_db) == normalized_state(uninterrupted)
 
 
 def test_a_dry_run_writes_nothing_and_reports_what_a_real_run_does(legacy_db, runner, imported):
@@ -328,8 +229,8 @@ def test_two_old_paths_of_the_same_bytes_in_one_product_become_one_image(db, tmp
 def test_a_product_mixing_new_images_and_old_paths_keeps_both_in_order(db, tmp_path, media_core):
     (tmp_path / "products" / "AV-8").mkdir(parents=True)
     shutil.copy(FIXTURES / "images/good/png16.png", tmp_path / "products/AV-8/old.png")
-    new = store(db, Buckets.PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="new.png",
-                kind="product").doc
+    new = stored(db, Buckets.PRODUCTS, image_bytes("good/tiny_1x1.png"), filename="new.png",
+                 kind="product")
     db.shop_products.insert_one({"sku": "AV-8", "name": "n", "price": 1,
                                  "images": [image_ref(new), "/uploads/products/AV-8/old.png"]})
     report = AppMedia.on(db, media_core).maintenance.import_legacy(tmp_path)
