@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pytest
 from bson import ObjectId
-from pymongo.errors import AutoReconnect, DuplicateKeyError
 
 from avenue.clock import now
 from avenue.media import AppMedia, Buckets, Media
-from avenue.media.buckets import TRASH
-from avenue.media.effects.counters import counters as media_counters
-from avenue.media.store import trash as trash_module
-from avenue.media.upkeep.fsck import check
+from avenue.media.maintenance import Figures
 from tests.helpers import error_body, form, library_upload
 
 PHOTO, OTHER = "good/progressive.jpg", "good/grayscale.jpg"
+TRASH = Figures.TRASH
 
 
 def product_with_photos(client, admin, sku="TR-1", names=(PHOTO, OTHER)) -> list[dict]:
@@ -58,7 +54,7 @@ def test_deleted_library_media_is_not_served_and_waits_in_the_trash(client, db, 
     assert "url" not in item  # nothing in the trash has a URL
     assert trash_ids(client, editor) == [media["id"]]
     # Not live: the library's counters dropped it, the trash's hold it.
-    held = media_counters(db)
+    held = Figures(db).counters()
     assert held[Buckets.BUILDER]["originals"] == 0
     assert held[TRASH]["originals"] == 1 and held[TRASH]["files"] == 9
 
@@ -94,7 +90,7 @@ def test_a_restored_library_image_keeps_its_id_and_urls_and_pages_stay_as_they_a
     assert trash_ids(client, editor) == []
     blocks = client.get("/api/builder/pages/home", headers=editor).get_json()["blocks"]
     assert [b["type"] for b in blocks] == ["text"]  # the forced delete's cleaning stands
-    held = media_counters(db)
+    held = Figures(db).counters()
     assert held[Buckets.BUILDER]["originals"] == 1 and held[TRASH]["files"] == 0
 
 
@@ -166,7 +162,7 @@ def test_restoring_when_the_same_bytes_were_stored_again_reuses_that_image(app, 
     media = library_upload(client, editor)
     assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
     with app.app_context():
-        trashed = trash_module.get(db, ObjectId(media["id"]))
+        trashed = db[f"{TRASH}.files"].find_one({"_id": ObjectId(media["id"])})
         # Someone stored the same bytes again without going through the trash lookup.
         hidden = {"$set": {"metadata.trash.key": "elsewhere"}}
         db[f"{TRASH}.files"].update_one({"_id": trashed["_id"]}, hidden)
@@ -193,7 +189,7 @@ def test_gc_purges_what_is_past_its_window_and_nothing_younger(app, db, client, 
         AppMedia.on(db, media_core).maintenance.collect_garbage()
     assert files(db, TRASH, old["id"]) == 0 and files(db, TRASH, young["id"]) == 9
     assert trash_ids(client, editor) == [young["id"]]
-    assert media_counters(db)[TRASH]["originals"] == 1
+    assert Figures(db).counters()[TRASH]["originals"] == 1
 
 
 def test_gc_leaves_an_item_that_is_being_restored(app, db, client, editor, media_core):
@@ -249,59 +245,13 @@ def test_a_list_of_many_pages_goes_on_by_cursor(client, editor):
     assert [i["id"] for i in first["items"] + rest["items"]] == made[::-1] and rest["next"] is None
 
 
-def test_a_delete_cut_off_after_the_copy_finishes_when_asked_again(app, client, db, editor, monkeypatch):
-    media = library_upload(client, editor)
-    from avenue.media.store import originals
-
-    real = originals.delete_image
-
-    def cut(*args, **kwargs):
-        raise AutoReconnect("the database went away")
-
-    monkeypatch.setattr(originals, "delete_image", cut)
-    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 503
-    # Copied, not yet deleted: still served, and already in the trash; nothing lost.
-    assert client.get(media["url"]).status_code == 200 and files(db, TRASH, media["id"]) == 9
-    monkeypatch.setattr(originals, "delete_image", real)
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                              {"$unset": {"metadata.deleting_at": ""}})  # the lease lapsed
-    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
-    assert files(db, TRASH, media["id"]) == 9 and files(db, Buckets.BUILDER, media["id"]) == 0
-    assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 200
-    assert client.get(media["url"]).status_code == 200
-
-
-def test_a_restore_cut_off_half_way_frees_its_lease_and_a_retry_completes(app, client, db, editor,
-                                                                          monkeypatch):
-    media = library_upload(client, editor)
-    client.delete(f"/api/builder/media/{media['id']}", headers=editor)
-    from avenue.media.store import storage
-
-    real, calls = storage.copy_file, []
-
-    def failing(db_, source, target, doc):
-        calls.append(doc["_id"])
-        if len(calls) == 4:
-            raise AutoReconnect("the database went away")
-        return real(db_, source, target, doc)
-
-    monkeypatch.setattr(storage, "copy_file", failing)
-    assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 503
-    assert client.get(media["url"]).status_code == 404  # the original was not back: nothing served half
-    monkeypatch.setattr(storage, "copy_file", real)
-    assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 200
-    assert files(db, Buckets.BUILDER, media["id"]) == 9 and files(db, TRASH, media["id"]) == 0
-    with app.app_context():
-        assert check(db).findings == []
-
-
 def test_fsck_checks_the_trashed_files_too(app, client, db, editor):
     media = library_upload(client, editor)
     client.delete(f"/api/builder/media/{media['id']}", headers=editor)
     with app.app_context():
-        assert check(db).findings == []
+        assert AppMedia.on(db).maintenance.fsck().findings == []
         db[f"{TRASH}.chunks"].delete_many({"files_id": ObjectId(media["id"])})
-        findings = check(db).findings
+        findings = AppMedia.on(db).maintenance.fsck().findings
     assert [(f.bucket, str(f.doc["_id"])) for f in findings] == [(TRASH, media["id"])]
 
 
@@ -335,16 +285,3 @@ def test_a_delete_racing_another_delete_of_the_same_upload_answers_404(client, d
     raced = client.delete(f"/api/uploads/{upload['id']}", headers=admin)
     assert raced.status_code == 404 and error_body(raced)["code"] == "upload_not_found"
     assert files(db, TRASH, upload["id"]) == 0 and files(db, Buckets.UPLOADS, upload["id"]) == 9
-
-
-def test_a_copy_that_collides_removes_only_its_own_chunks(app, client, db, editor):
-    from avenue.media.store import storage
-
-    media = library_upload(client, editor)
-    doc = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
-    theirs = {"_id": ObjectId(), "files_id": doc["_id"], "n": 0, "data": b"someone else's copy"}
-    db[f"{TRASH}.chunks"].insert_one(theirs)
-    with pytest.raises(DuplicateKeyError):
-        storage.copy_file(db, Buckets.BUILDER, TRASH, doc)
-    assert db[f"{TRASH}.chunks"].find_one({"_id": theirs["_id"]}) is not None
-    assert db[f"{TRASH}.files"].find_one({"_id": doc["_id"]}) is None

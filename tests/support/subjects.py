@@ -28,6 +28,8 @@ DATABASE_SUBJECTS = frozenset({
     "tests/api/test_replace.py",
     "tests/api/test_versions.py",
     "tests/api/test_trash.py",
+    "tests/media/store/test_trash.py",
+    "tests/media/store/test_storage.py",
     # queries: paging and the indexes the queries use
     "tests/api/test_paging.py",
     "tests/media/store/library/test_reading.py",

@@ -1,0 +1,63 @@
+"""store/trash.py: a delete or a restore cut off between its copy and its removal finishes later."""
+
+from __future__ import annotations
+
+from bson import ObjectId
+from pymongo.errors import AutoReconnect
+
+from avenue.media import Buckets
+from avenue.media.buckets import TRASH
+from avenue.media.upkeep.fsck import check
+from tests.helpers import library_upload
+
+
+def files(db, bucket: str, image_id: str) -> int:
+    """How many files documents of the image (original and variants) the bucket holds."""
+    oid = ObjectId(image_id)
+    return db[f"{bucket}.files"].count_documents({"$or": [{"_id": oid}, {"metadata.original_id": oid}]})
+
+
+def test_a_delete_cut_off_after_the_copy_finishes_when_asked_again(app, client, db, editor, monkeypatch):
+    media = library_upload(client, editor)
+    from avenue.media.store import originals
+
+    real = originals.delete_image
+
+    def cut(*args, **kwargs):
+        raise AutoReconnect("the database went away")
+
+    monkeypatch.setattr(originals, "delete_image", cut)
+    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 503
+    # Copied, not yet deleted: still served, and already in the trash; nothing lost.
+    assert client.get(media["url"]).status_code == 200 and files(db, TRASH, media["id"]) == 9
+    monkeypatch.setattr(originals, "delete_image", real)
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
+                                              {"$unset": {"metadata.deleting_at": ""}})  # the lease lapsed
+    assert client.delete(f"/api/builder/media/{media['id']}", headers=editor).status_code == 204
+    assert files(db, TRASH, media["id"]) == 9 and files(db, Buckets.BUILDER, media["id"]) == 0
+    assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 200
+    assert client.get(media["url"]).status_code == 200
+
+
+def test_a_restore_cut_off_half_way_frees_its_lease_and_a_retry_completes(app, client, db, editor,
+                                                                          monkeypatch):
+    media = library_upload(client, editor)
+    client.delete(f"/api/builder/media/{media['id']}", headers=editor)
+    from avenue.media.store import storage
+
+    real, calls = storage.copy_file, []
+
+    def failing(db_, source, target, doc):
+        calls.append(doc["_id"])
+        if len(calls) == 4:
+            raise AutoReconnect("the database went away")
+        return real(db_, source, target, doc)
+
+    monkeypatch.setattr(storage, "copy_file", failing)
+    assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 503
+    assert client.get(media["url"]).status_code == 404  # the original was not back: nothing served half
+    monkeypatch.setattr(storage, "copy_file", real)
+    assert client.post(f"/api/trash/{media['id']}/restore", headers=editor).status_code == 200
+    assert files(db, Buckets.BUILDER, media["id"]) == 9 and files(db, TRASH, media["id"]) == 0
+    with app.app_context():
+        assert check(db).findings == []
