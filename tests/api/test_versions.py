@@ -1,55 +1,25 @@
 """Versions with restore (avenue/media/store/versions.py, store/history.py): every change in place
 keeps the version it replaces for AVENUE_TRASH_DAYS; the versions are listed with what changed,
 drawn small, compared with a heat map, and any of them restored as a new current version through
-the replace's lease and write order; every refusal a JSON 4xx."""
+the replace's lease and write order; every refusal a JSON 4xx. (The heat map's store and a
+restore racing a delete inside it: tests/media/store/test_versions.py, test_trash.py.)"""
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-from hashlib import sha256
 
 import pytest
 from bson import ObjectId
 from PIL import Image as PILImage
 
 from avenue.clock import now
-from avenue.media import Buckets
-from avenue.media.buckets import RENDITIONS, TRASH
-from avenue.media.store import trash as trash_module
-from avenue.media.upkeep.fsck import check
+from avenue.media import AppMedia, Buckets
+from avenue.media.maintenance import Figures
 from tests.helpers import error_body, form, library_upload
+from tests.support.versions import MEDIA, OTHER, PHOTO, changed, replace, restore, sha_of, versions
 
-PHOTO, OTHER = "good/progressive.jpg", "good/grayscale.jpg"
-MEDIA = "/api/builder/media"
-
-
-def versions(client, headers, media_id: str) -> list[dict]:
-    answer = client.get(f"{MEDIA}/{media_id}/versions", headers=headers)
-    assert answer.status_code == 200, answer.get_json()
-    return answer.get_json()["items"]
-
-
-def restore(client, headers, media_id: str, version_id: str):
-    return client.post(f"{MEDIA}/{media_id}/versions/{version_id}/restore", headers=headers)
-
-
-def replace(client, headers, media_id: str, name: str = OTHER) -> dict:
-    answer = client.put(f"{MEDIA}/{media_id}", data=form(name), headers=headers)
-    assert answer.status_code == 200, answer.get_json()
-    return answer.get_json()
-
-
-def changed(client, headers, method: str, path: str, body: dict | None = None) -> dict:
-    answer = client.open(path, method=method, json=body, headers=headers)
-    assert answer.status_code == 200, answer.get_json()
-    return answer.get_json()
-
-
-def sha_of(client, url: str) -> str:
-    answer = client.get(url, follow_redirects=True)
-    assert answer.status_code == 200, url
-    return sha256(answer.data).hexdigest()
+TRASH = Figures.TRASH
 
 
 def test_every_kind_of_change_keeps_the_version_it_replaces_with_what_changed(client, editor):
@@ -122,7 +92,7 @@ def test_restoring_earlier_bytes_makes_them_a_new_current_version_and_keeps_the_
     # And it can be restored in turn: the grey picture comes back.
     again = restore(client, editor, media["id"], second["version"]).get_json()
     assert again["sha256"] == second["sha256"] and sha_of(client, again["url"]) == second["sha256"]
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
 
 
 def test_restoring_an_edited_version_of_other_bytes_brings_back_the_picture_and_its_original(client, db,
@@ -142,7 +112,7 @@ def test_restoring_an_edited_version_of_other_bytes_brings_back_the_picture_and_
     undone = changed(client, editor, "DELETE", f"{base}/edits")
     assert undone["sha256"] == media["sha256"] and (undone["width"], undone["height"]) == (media["width"],
                                                                                           media["height"])
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
 
 
 def test_restoring_an_earlier_focal_point_or_crop_rerenders_the_same_bytes(client, db, editor):
@@ -163,38 +133,6 @@ def test_restoring_the_current_version_changes_nothing(client, editor):
     answer = restore(client, editor, media["id"], current)
     assert answer.status_code == 200 and answer.get_json()["url"] == media["url"]
     assert len(versions(client, editor, media["id"])) == 1
-
-
-def test_comparing_two_versions_gives_a_heat_map_and_the_share_changed_made_once(client, db, editor):
-    media = library_upload(client, editor)
-    first = versions(client, editor, media["id"])[0]["id"]
-    focal = changed(client, editor, "PUT", f"{MEDIA}/{media['id']}/focal-point", {"x": 0.2, "y": 0.2})
-    second = replace(client, editor, media["id"])
-    answer = client.get(f"{MEDIA}/{media['id']}/versions/{first}/compare/{second['version']}", headers=editor)
-    assert answer.status_code == 200, answer.get_json()
-    compared = answer.get_json()
-    assert compared["before"] == first and compared["after"] == second["version"]
-    assert 0.05 < compared["changed_share"] <= 1
-    assert max(compared["width"], compared["height"]) <= 512
-    heat = client.get(compared["heat_map_url"], headers=editor)
-    assert heat.status_code == 200 and heat.mimetype == "image/png"
-    assert PILImage.open(io.BytesIO(heat.data)).size == (compared["width"], compared["height"])
-    stored = db[f"{RENDITIONS}.files"].count_documents({"metadata.spec": {"$regex": "^diff_"}})
-    assert stored == 1
-    assert client.get(compared["heat_map_url"], headers=editor).data == heat.data
-    # Stored beside the renditions, but never served as one: no media URL names it.
-    spec = f"/media/builder/{media['id']}~{second['version']}/diff_{first}_{second['version']}.png"
-    assert client.get(spec).status_code in (400, 403, 404)
-    assert client.get(spec.replace(f"diff_{first}_", "version_").replace(".png", ".webp")).status_code in (
-        400, 403, 404)
-    assert db[f"{RENDITIONS}.files"].count_documents({"metadata.spec": {"$regex": "^diff_"}}) == 1
-    # A new focal point is the same picture: nothing changed.
-    same = client.get(f"{MEDIA}/{media['id']}/versions/{first}/compare/{focal['version']}",
-                      headers=editor).get_json()
-    assert same["changed_share"] == 0
-    # The next change of the image takes the cached heat maps away with its other renditions.
-    changed(client, editor, "PUT", f"{MEDIA}/{media['id']}/focal-point", {"x": 0.6, "y": 0.6})
-    assert db[f"{RENDITIONS}.files"].count_documents({"metadata.spec": {"$regex": "^diff_"}}) == 0
 
 
 @pytest.mark.parametrize("version_id", ["0123abcd", "not-a-version", "ABCDEF12", "1234567", "%00"])
@@ -246,7 +184,7 @@ def test_a_version_whose_trash_copy_was_purged_is_410(client, db, editor):
     original = versions(client, editor, media["id"])[0]["id"]
     second = replace(client, editor, media["id"])
     for trashed in db[f"{TRASH}.files"].find({"metadata.role": "original"}):
-        trash_module.purge(db, trashed)
+        AppMedia.on(db).trash.purge(trashed["_id"])
     assert [v["id"] for v in versions(client, editor, media["id"])] == [second["version"]]
     answer = restore(client, editor, media["id"], original)
     assert answer.status_code == 410 and error_body(answer)["code"] == "version_gone"
@@ -272,48 +210,6 @@ def test_a_restore_while_a_delete_holds_the_image_is_409_and_changes_nothing(cli
     head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert head["metadata"]["version"] == second["version"] and "replacing_at" not in head["metadata"]
     assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == 1
-
-
-def test_a_delete_racing_a_restore_meets_its_lease_and_is_409(client, db, editor, monkeypatch):
-    """The race made deterministic: the delete runs while the restore holds the replace lease
-    (between writing the new files and the switch); it is told 409, the restore finishes whole."""
-    media = library_upload(client, editor)
-    original = versions(client, editor, media["id"])[0]["id"]
-    replace(client, editor, media["id"])
-    real = trash_module.keep_version
-    deletes: list[int] = []
-
-    def delete_meanwhile(db_, bucket, doc, bytes_doc, *, refs, keep_days):
-        deletes.append(client.delete(f"{MEDIA}/{media['id']}", headers=editor).status_code)
-        return real(db_, bucket, doc, bytes_doc, refs=refs, keep_days=keep_days)
-
-    monkeypatch.setattr(trash_module, "keep_version", delete_meanwhile)
-    answer = restore(client, editor, media["id"], original)
-    assert deletes == [409]
-    assert answer.status_code == 200 and answer.get_json()["sha256"] == media["sha256"]
-    assert check(db).findings == []
-
-
-def test_a_restore_that_loses_its_lease_before_the_switch_is_409_and_leaves_no_half_state(client, db, editor,
-                                                                                          monkeypatch):
-    media = library_upload(client, editor)
-    original = versions(client, editor, media["id"])[0]["id"]
-    second = replace(client, editor, media["id"])
-    real = trash_module.keep_version
-
-    def then_delete_leases(db_, bucket, doc, bytes_doc, *, refs, keep_days):
-        trashed = real(db_, bucket, doc, bytes_doc, refs=refs, keep_days=keep_days)
-        db_[f"{bucket}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.replacing_at": now()}})
-        return trashed
-
-    monkeypatch.setattr(trash_module, "keep_version", then_delete_leases)
-    answer = restore(client, editor, media["id"], original)
-    assert answer.status_code == 409 and error_body(answer)["code"] == "image_busy"
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
-    assert head["metadata"]["version"] == second["version"]
-    assert len(head["metadata"]["history"]) == 1
-    assert db[f"{TRASH}.files"].count_documents({"metadata.role": "original"}) == 1  # its copy went
-    assert sha_of(client, second["url"]) == second["sha256"]
 
 
 def test_only_editors_see_compare_and_restore_library_versions(client, auth):
@@ -357,7 +253,7 @@ def test_uploading_a_versions_bytes_again_stores_a_new_image_and_the_version_sta
     back = done.get_json()
     assert back["id"] == media["id"] and back["version"] == original
     assert back["sha256"] == media["sha256"] and sha_of(client, back["url"]) == media["sha256"]
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
 
 
 def test_a_trash_restore_that_reuses_an_image_leaves_a_versions_copy_to_its_image(client, db, editor):
@@ -371,7 +267,7 @@ def test_a_trash_restore_that_reuses_an_image_leaves_a_versions_copy_to_its_imag
     answer = client.post(f"/api/trash/{copy['_id']}/restore", headers=editor)
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json()["reused"] is True and answer.get_json()["image"]["id"] == upload["id"]
-    assert trash_module.get(db, copy["_id"]) is not None
+    assert AppMedia.on(db).trash.get(copy["_id"]) is not None
     assert [v["id"] for v in versions(client, editor, media["id"])][1:] == [original]
 
 
@@ -384,7 +280,7 @@ def test_bytes_of_a_copy_no_history_lists_any_more_bring_it_back_as_before(clien
     copy = db[f"{TRASH}.files"].find_one({"metadata.role": "original"})
     again = client.post(MEDIA, data=form(PHOTO), headers=editor)
     assert again.status_code == 200 and again.get_json()["id"] == str(copy["_id"])
-    assert trash_module.get(db, copy["_id"]) is None
+    assert AppMedia.on(db).trash.get(copy["_id"]) is None
 
 
 def test_a_product_photo_added_again_with_a_versions_bytes_is_a_new_photo(client, db, admin):
@@ -433,7 +329,7 @@ def test_a_product_photo_is_restored_in_its_place_and_the_product_follows(client
     foreign = client.get(f"/api/shop/products/VR-2/images/{first['id']}/versions", headers=admin)
     assert foreign.status_code == 404 and error_body(foreign)["code"] == "image_not_found"
     assert client.get(f"{base}/versions", headers=editor).status_code == 403
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
 
 
 def test_an_uploads_versions_are_its_owners_and_an_admins_only(client, auth):

@@ -27,6 +27,7 @@ DATABASE_SUBJECTS = frozenset({
     # replace, versions, trash: writes in an order that must survive a crash
     "tests/api/test_replace.py",
     "tests/api/test_versions.py",
+    "tests/media/store/test_versions.py",
     "tests/api/test_trash.py",
     "tests/media/store/test_trash.py",
     "tests/media/store/test_storage.py",
