@@ -15,48 +15,12 @@ import pytest
 from PIL import Image as PILImage
 
 from avenue.media import AppMedia, Buckets, UrlSigner
-from avenue.media.buckets import RENDITIONS, TRASH
-from avenue.media.transform import parse
-from avenue.media.upkeep.fsck import check
+from avenue.media.maintenance import Figures
 from tests.helpers import Auth, error_body, passed_to_route
 from tests.support.client import uploaded
+from tests.support.cornered import HEIGHT, KEY, WIDTH, cornered, is_red, media, picture, red_corner
 
-RED, GREY = (220, 20, 30), (128, 128, 128)
-WIDTH, HEIGHT = 400, 200  # landscape: a 90 degree turn shows in the size
-
-
-def cornered(width: int = WIDTH, height: int = HEIGHT, fmt: str = "PNG") -> bytes:
-    """A grey picture whose top-left quarter (of each side) is red: where it ends up shows a
-    rotate or a flip."""
-    im = PILImage.new("RGB", (width, height), GREY)
-    im.paste(RED, (0, 0, width // 4, height // 4))
-    out = io.BytesIO()
-    im.save(out, fmt)
-    return out.getvalue()
-
-
-def picture(client, url: str) -> PILImage.Image:
-    answer = client.get(url)
-    assert answer.status_code == 200, (url, answer.status_code)
-    return PILImage.open(io.BytesIO(answer.data)).convert("RGB")
-
-
-def is_red(pixel) -> bool:
-    return pixel[0] > 170 and pixel[1] < 80 and pixel[2] < 80
-
-
-def red_corner(im: PILImage.Image) -> str:
-    """Which corner of ``im`` is red: tl, tr, bl or br."""
-    w, h = im.width - 1, im.height - 1
-    corners = {"tl": (1, 1), "tr": (w - 1, 1), "bl": (1, h - 1), "br": (w - 1, h - 1)}
-    red = [name for name, xy in corners.items() if is_red(im.getpixel(xy))]
-    assert len(red) == 1, red
-    return red[0]
-
-
-def media(client, editor, data: bytes | None = None) -> dict:
-    return uploaded(client, editor, to="/api/builder/media", data=data or cornered(), filename="corner.png")
-
+TRASH = Figures.TRASH
 
 def edit(client, headers, media_id: str, body, **kwargs):
     return client.put(f"/api/builder/media/{media_id}/edits", json=body, headers=headers, **kwargs)
@@ -301,11 +265,11 @@ def test_gc_and_fsck_are_clean_after_edit_undo_and_delete(client, editor, db, me
     edit(client, editor, item["id"], {"crop": {"x": 0, "y": 0, "width": 0.5, "height": 0.5}})
     edit(client, editor, other["id"], {"flip_horizontal": True})
     assert AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True).removed == []
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
     client.delete(f"/api/builder/media/{item['id']}/edits", headers=editor)
     assert client.delete(f"/api/builder/media/{other['id']}", headers=editor).status_code == 204
     assert AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True).removed == []
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
     # The deleted one went to the trash whole: its original with it.
     assert db[f"{TRASH}.files"].count_documents({"metadata.variant": "source"}) == 1
     assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.original_id": other["id"]}) == 0
@@ -353,7 +317,7 @@ def test_concurrent_edits_from_two_apps_leave_one_consistent_version(app_factory
     with first.app_context():
         from avenue.db import get_db
 
-        assert check(get_db()).findings == []
+        assert AppMedia.on(get_db()).maintenance.fsck().findings == []
 
 
 # --- named crops ---------------------------------------------------------------------------
@@ -445,7 +409,6 @@ def test_crops_of_uploads_and_product_photos_follow_their_owners_rules(client, a
 
 # --- renditions by crop name ---------------------------------------------------------------
 
-KEY = "test-secret-key-for-avenue"  # the key conftest's apps sign with
 RED_QUARTER = {"x": 0, "y": 0, "width": 0.25, "height": 0.25}  # exactly the red corner
 
 
@@ -462,22 +425,6 @@ def test_a_rendition_by_crop_name_renders_the_crop_s_box(client, editor):
     assert all(is_red(shown.getpixel(xy)) for xy in ((0, 0), (99, 0), (0, 49), (99, 49), (50, 25)))
     whole = picture(client, rendition(with_hero, "w_160.webp"))
     assert whole.size == (160, 80) and not is_red(whole.getpixel((159, 79)))
-
-
-def test_without_that_crop_a_signed_rendition_falls_back_to_the_focal_point(client, editor):
-    item = media(client, editor)
-    client.put(f"/api/builder/media/{item['id']}/focal-point", json={"x": 0.0, "y": 0.0}, headers=editor)
-    item = client.get(f"/api/builder/media/{item['id']}", headers=editor).get_json()
-    signer = UrlSigner(key=KEY, ttl_seconds=3600)
-    signed = signer.rendition_url(Buckets.BUILDER, item["id"], parse("c_hero,w_160").spec, "webp",
-                                  version=item["version"])
-    whole = picture(client, signed)  # no box: the whole picture
-    assert whole.size == (160, 80) and red_corner(whole) == "tl"
-    spec = parse("c_hero,w_50,h_50").spec
-    url = signer.rendition_url(Buckets.BUILDER, item["id"], spec, "png", version=item["version"])
-    covered = picture(client, url)  # a box: cover around the focal point (the red corner)
-    assert covered.size == (50, 50) and is_red(covered.getpixel((5, 5)))
-    assert not is_red(covered.getpixel((45, 45)))
 
 
 def test_crop_renditions_stay_on_the_allow_list_unless_signed(client, editor):
@@ -497,7 +444,7 @@ def test_an_unsigned_rendition_of_a_crop_the_image_lacks_is_403_and_stores_nothi
         refused = client.get(rendition(item, segment))
         assert refused.status_code == 403, segment
         assert refused.get_json()["error"]["code"] == "rendition_not_allowed"
-    assert db[f"{RENDITIONS}.files"].count_documents({}) == 0
+    assert Figures(db).rendition_total()["files"] == 0
     assert client.get(rendition(item, "c_hero,w_160.webp")).status_code == 200  # the crop it has
 
 
@@ -543,7 +490,7 @@ def test_a_new_file_drops_the_edits_and_the_edited_version_goes_to_the_trash_who
     assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.variant": "source"}) == 0
     assert db[f"{TRASH}.files"].count_documents({"metadata.variant": "source"}) == 1
     assert AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True).removed == []
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
 
 
 def test_no_rendition_preset_may_take_the_source_s_name(app_factory):
@@ -563,7 +510,7 @@ def test_the_original_file_sent_again_undoes_the_edits_with_nothing_left_behind(
     assert red_corner(picture(client, new["url"])) == "tl"
     assert red_corner(picture(client, new["variants"]["card"])) == "tl"
     assert AppMedia.on(db, media_core).maintenance.collect_garbage(dry_run=True).removed == []
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
 
 
 @pytest.mark.parametrize("ttl", [60, 3600])

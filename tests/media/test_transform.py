@@ -1,4 +1,5 @@
-"""Renditions on request: the transformation a URL names (avenue/media/transform.py), without HTTP."""
+"""Renditions on request: the transformation a URL names (avenue/media/transform.py), without
+HTTP; and a spec naming a crop the image lacks renders around its focal point instead."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from avenue.errors import BadRequest
+from avenue.media import Buckets, UrlSigner
 from avenue.media.transform import (
     AUTO_DEFAULT_WIDTH,
     LADDER,
@@ -27,6 +29,7 @@ from avenue.media.transform import (
     parse_presets,
     plan,
 )
+from tests.support.cornered import KEY, is_red, media, picture, red_corner
 
 
 def test_it_reads_every_option_and_folds_the_pixel_ratio_into_the_box():
@@ -282,3 +285,19 @@ def test_without_the_crop_the_plan_falls_back_to_the_focal_point():
     assert plan(Spec(crop="x"), (400, 200)).size == (400, 200)
     covered = plan(Spec(50, 50, crop="x"), (400, 200), (0.0, 0.0))  # a box: cover around the point
     assert covered.box == (0, 0, 200, 200) and covered.size == (50, 50)
+
+
+def test_without_that_crop_a_signed_rendition_falls_back_to_the_focal_point(client, editor):
+    item = media(client, editor)
+    client.put(f"/api/builder/media/{item['id']}/focal-point", json={"x": 0.0, "y": 0.0}, headers=editor)
+    item = client.get(f"/api/builder/media/{item['id']}", headers=editor).get_json()
+    signer = UrlSigner(key=KEY, ttl_seconds=3600)
+    signed = signer.rendition_url(Buckets.BUILDER, item["id"], parse("c_hero,w_160").spec, "webp",
+                                  version=item["version"])
+    whole = picture(client, signed)  # no box: the whole picture
+    assert whole.size == (160, 80) and red_corner(whole) == "tl"
+    spec = parse("c_hero,w_50,h_50").spec
+    url = signer.rendition_url(Buckets.BUILDER, item["id"], spec, "png", version=item["version"])
+    covered = picture(client, url)  # a box: cover around the focal point (the red corner)
+    assert covered.size == (50, 50) and is_red(covered.getpixel((5, 5)))
+    assert not is_red(covered.getpixel((45, 45)))
