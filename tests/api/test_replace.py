@@ -18,28 +18,17 @@ from PIL import Image as PILImage
 
 from avenue.clock import now
 from avenue.media import AppMedia, Buckets, Library, Media, UrlSigner
-from avenue.media.buckets import TRASH
-from avenue.media.effects import purge as purge_module
-from avenue.media.effects.counters import recount as recount_bucket
-from avenue.media.store import trash as trash_module
-from avenue.media.upkeep.fsck import check
+from avenue.media.maintenance import Figures
+from avenue.media.wiring import PURGE_OUTBOX
 from tests.helpers import error_body, form, image_bytes, library_upload
 from tests.support.client import uploaded
 from tests.support.gridfs_read import current_bytes
+from tests.support.replacing import OTHER, body_of, replace_media
 
-PHOTO, OTHER, PNG = "good/progressive.jpg", "good/grayscale.jpg", "good/alpha.png"
+PHOTO, PNG = "good/progressive.jpg", "good/alpha.png"
+TRASH = Figures.TRASH
 KEY = "test-secret-key-for-avenue"  # the key conftest's apps sign with
 NEW_KEY = "a-brand-new-secret-key-for-avenue"
-
-
-def replace_media(client, headers, media_id: str, name=OTHER):
-    return client.put(f"/api/builder/media/{media_id}", data=form(name), headers=headers)
-
-
-def body_of(client, url: str) -> bytes:
-    answer = client.get(url)
-    assert answer.status_code == 200, (url, answer.status_code)
-    return answer.data
 
 
 def test_replacing_library_media_keeps_its_id_and_pages_and_changes_every_url(client, db, editor):
@@ -93,23 +82,7 @@ def test_the_old_version_waits_in_the_trash_under_its_own_id_and_comes_back_alon
     assert sha256(body_of(client, back["url"])).hexdigest() == media["sha256"]
     current = client.get(f"/api/builder/media/{media['id']}", headers=editor).get_json()
     assert current["version"] == new["version"]
-    assert check(db).findings == []
-
-
-def test_old_urls_answer_404_once_the_redirect_window_is_over(client, app, db, editor):
-    media = library_upload(client, editor)
-    new = replace_media(client, editor, media["id"]).get_json()
-    assert client.get(media["url"]).status_code == 308
-    lapsed = now() - dt.timedelta(seconds=1)
-    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
-                                              {"$set": {"metadata.versions.0.until": lapsed}})
-    from avenue.media.serve.route import get_cache
-    get_cache(app).evict(Buckets.BUILDER, [ObjectId(media["id"])])
-    assert client.get(media["url"]).status_code == 404
-    assert client.get(media["variants"]["thumb"]).status_code == 404
-    assert client.get(new["url"]).status_code == 200
-    # A version that never existed is a 404 too.
-    assert client.get(new["url"].replace(new["version"], "0123abcd")).status_code == 404
+    assert AppMedia.on(db).maintenance.fsck().findings == []
 
 
 def test_replace_with_redirects_off_answers_404_for_old_urls_at_once(client, app, editor):
@@ -152,11 +125,11 @@ def test_replacing_twice_redirects_both_earlier_versions_to_the_latest(client, d
     head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     assert head["metadata"]["content"] == content
     assert sha256(body_of(client, fifth["url"])).hexdigest() == media["sha256"]
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
     # Counters match a recount: nothing counted twice or lost by the moves.
-    assert recount_bucket(db, Buckets.BUILDER)["drift"] == {"files": 0, "originals": 0, "bytes": 0,
-                                                            "chunks": 0}
-    assert recount_bucket(db, TRASH)["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
+    recounted = Figures(db).recount_media()
+    assert recounted[Buckets.BUILDER]["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
+    assert recounted[TRASH]["drift"] == {"files": 0, "originals": 0, "bytes": 0, "chunks": 0}
 
 
 def test_a_focal_point_set_recuts_the_crops_and_changes_the_urls(client, db, editor):
@@ -178,9 +151,9 @@ def test_a_focal_point_set_recuts_the_crops_and_changes_the_urls(client, db, edi
     assert client.get("/api/trash", headers=editor).get_json()["items"] == []
     assert db[f"{Buckets.BUILDER}.files"].count_documents(
         {"metadata.original_id": ObjectId(media["id"])}) == 8
-    assert recount_bucket(db, Buckets.BUILDER)["drift"] == {"files": 0, "originals": 0, "bytes": 0,
-                                                            "chunks": 0}
-    assert check(db).findings == []
+    assert Figures(db).recount_media()[Buckets.BUILDER]["drift"] == {"files": 0, "originals": 0, "bytes": 0,
+                                                                     "chunks": 0}
+    assert AppMedia.on(db).maintenance.fsck().findings == []
     # The same point again: nothing to do.
     again = client.put(f"/api/builder/media/{media['id']}/focal-point", json={"x": 0.1, "y": 0.9},
                        headers=editor).get_json()
@@ -377,7 +350,7 @@ def test_replacing_a_product_photo_keeps_its_place_and_updates_the_product(clien
     focal = client.put(f"/api/shop/products/RP-1/images/{second['id']}/focal-point", json={"x": 0, "y": 0},
                        headers=admin)
     assert focal.status_code == 200 and focal.get_json()["images"][1]["focal_point"] == {"x": 0, "y": 0}
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
 
 
 def test_a_delete_while_a_replace_holds_the_image_is_409_and_the_other_way_round(client, db, editor):
@@ -393,38 +366,6 @@ def test_a_delete_while_a_replace_holds_the_image_is_409_and_the_other_way_round
     answer = replace_media(client, editor, media["id"])
     assert answer.status_code == 409 and error_body(answer)["code"] == "image_busy"
     assert client.get(media["url"]).status_code == 200  # untouched
-
-
-def test_a_replace_that_takes_its_lease_between_a_deletes_read_and_its_set_makes_the_delete_409(
-        client, db, editor, monkeypatch):
-    """The race the concurrent test below found on SecantusDB: the delete read the image with no
-    lease, a replace leased it, the delete's compare-and-set missed, and the delete answered 404
-    for an image that exists. It reads again and answers 409 ``image_busy``."""
-    from avenue.media.store.library import deleting as library_deleting
-
-    media = library_upload(client, editor)
-    files = db[f"{Buckets.BUILDER}.files"]
-    real_stamp = library_deleting.stamp
-
-    def replace_leases_first(collection, image_id, field, expected, moment):
-        files.update_one({"_id": image_id}, {"$set": {"metadata.replacing_at": now()}})
-        monkeypatch.setattr(library_deleting, "stamp", real_stamp)
-        return real_stamp(collection, image_id, field, expected, moment)
-
-    monkeypatch.setattr(library_deleting, "stamp", replace_leases_first)
-    deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
-    assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
-    assert files.find_one({"_id": ObjectId(media["id"])}) is not None
-
-
-def test_a_delete_whose_lease_keeps_changing_under_it_is_409_not_404(client, db, editor, monkeypatch):
-    from avenue.media.store.library import deleting as library_deleting
-
-    media = library_upload(client, editor)
-    monkeypatch.setattr(library_deleting, "stamp", lambda *args: False)  # every set misses
-    deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
-    assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
-    assert db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])}) is not None
 
 
 def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db, editor, backend):
@@ -460,39 +401,18 @@ def test_concurrent_replace_and_delete_one_wins_and_nothing_is_half_done(app, db
             # The replace won and the delete was told so: served whole, the old version trashed.
             assert results["delete"] == 409 and results["replace"] == 200
             assert head is not None and head["metadata"]["version"] and trashed == 1
-        assert check(db).findings == []
+        assert AppMedia.on(db).maintenance.fsck().findings == []
         db[f"{Buckets.BUILDER}.files"].delete_many({})
         db[f"{Buckets.BUILDER}.chunks"].delete_many({})
         db[f"{TRASH}.files"].delete_many({})
         db[f"{TRASH}.chunks"].delete_many({})
 
 
-def test_a_crash_after_writing_the_new_files_changes_nothing_and_a_retry_finishes(client, db, editor,
-                                                                                 monkeypatch):
-    media = library_upload(client, editor)
-
-    def crash(*args, **kwargs):
-        raise RuntimeError("the worker died here")
-
-    monkeypatch.setattr(trash_module, "keep_version", crash)
-    with pytest.raises(RuntimeError):
-        Library(db, Buckets.BUILDER, Media()).replace(ObjectId(media["id"]),
-                                                      Library.Upload("other.jpg", image_bytes(OTHER)))
-    monkeypatch.undo()
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
-    assert "replacing_at" not in head["metadata"] and "version" not in head["metadata"]
-    assert db[f"{Buckets.BUILDER}.files"].count_documents(
-        {"metadata.original_id": ObjectId(media["id"])}) == 8
-    assert client.get(media["url"]).status_code == 200
-    assert replace_media(client, editor, media["id"]).status_code == 200
-    assert check(db).findings == []
-
-
 def test_replacing_public_media_queues_a_cdn_purge_of_the_old_urls(app, client, db, editor, monkeypatch):
     monkeypatch.setitem(app.config, "AVENUE_CDN_PURGE_URL", "http://cdn.invalid/purge")
     media = library_upload(client, editor)
     replace_media(client, editor, media["id"])
-    queued = list(db[purge_module.OUTBOX].find())
+    queued = list(db[PURGE_OUTBOX].find())
     assert len(queued) == 1
     paths = queued[0]["paths"]
     assert media["url"].split("http://localhost")[-1] in paths
@@ -505,11 +425,11 @@ def test_gc_and_fsck_know_a_replaced_image(client, db, editor, media_core):
     AppMedia.on(db, media_core).maintenance.collect_garbage()
     assert client.get(client.get(f"/api/builder/media/{media['id']}", headers=editor).get_json()["url"]
                       ).status_code == 200
-    assert check(db).findings == []
+    assert AppMedia.on(db).maintenance.fsck().findings == []
     # Losing the file that holds its bytes is reported.
     head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
     db[f"{Buckets.BUILDER}.files"].delete_one({"_id": head["metadata"]["content"]["id"]})
-    codes = {code for finding in check(db).findings for code in finding.codes}
+    codes = {code for finding in AppMedia.on(db).maintenance.fsck().findings for code in finding.codes}
     assert "missing_content" in codes
 
 
@@ -520,28 +440,6 @@ def test_replacing_an_upload_deletes_none_of_the_other_buckets(client, db, auth)
     assert answer.status_code == 200
     assert db[f"{Buckets.UPLOADS}.files"].count_documents({"metadata.role": "original"}) == 1
     assert db[f"{Buckets.PRODUCTS}.files"].count_documents({}) == 0
-
-
-def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_ones(client, db, editor,
-        media_core):
-    """A worker killed after writing a replace's new files (before the switch) leaves files that
-    point at an existing original that does not list them: gc removes them once past its grace
-    period, and never a file the original lists."""
-    media = library_upload(client, editor)
-    image_id = ObjectId(media["id"])
-    from avenue.media.ingest.variants import Rendition
-    from avenue.media.store import originals, storage
-
-    stray = Rendition("thumb", "webp", image_bytes("good/tiny_1x1.png"), 1, 1)
-    new, _ = originals.variant_file(image_id, stray, version="deadbeef")
-    storage.write_files(db, Buckets.BUILDER, [new])
-    fresh = AppMedia.on(db, media_core).maintenance.collect_garbage()
-    assert fresh.removed == [] and db[f"{Buckets.BUILDER}.files"].find_one({"_id": new.file_id}) is not None
-    later = AppMedia.on(db, media_core).maintenance.collect_garbage(now=now() + dt.timedelta(hours=2))
-    assert [(r["kind"], r["id"]) for r in later.removed] == [("orphan_variant", str(new.file_id))]
-    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.original_id": image_id}) == 8
-    assert client.get(media["variants"]["thumb"]).status_code == 200
-    assert check(db).findings == []
 
 
 def test_a_replaced_image_is_backed_up_without_a_checksum_complaint_and_restored_whole(client, db, editor,
@@ -564,7 +462,7 @@ def test_a_replaced_image_is_backed_up_without_a_checksum_complaint_and_restored
         assert content["metadata"]["sha256"] == new["sha256"]
         # Read without the app, by docs/operations.md's rule.
         assert sha256(current_bytes(other, Buckets.BUILDER, head["_id"])).hexdigest() == new["sha256"]
-        assert check(other).findings == []
+        assert AppMedia.on(other).maintenance.fsck().findings == []
     finally:
         db.client.drop_database(other.name)
 
@@ -644,36 +542,3 @@ def test_a_malformed_version_in_a_media_url_is_404(client, editor, suffix):
     for base in (media["url"].rsplit(".", 1)[0], new["url"].rsplit(".", 1)[0].split("~")[0]):
         assert client.get(f"{base}{suffix}").status_code == 404
         assert client.get(f"{base}{suffix}/thumb").status_code == 404
-
-
-@pytest.mark.parametrize("race", ["same_bytes_stored_elsewhere", "lease_taken_over"])
-def test_a_replace_that_loses_at_the_switch_answers_409_and_leaves_everything_as_it_was(
-        client, db, editor, monkeypatch, race):
-    """Between writing the new version and switching to it, either another upload stores the
-    same bytes (the unique dedupe key refuses the switch) or the lease lapses and another
-    replace takes it: the replace answers 409, its new files and its copy in the trash go."""
-    media = library_upload(client, editor)
-    real = trash_module.keep_version
-
-    def then_lose(db_, bucket, doc, bytes_doc, *, refs, keep_days):
-        trashed = real(db_, bucket, doc, bytes_doc, refs=refs, keep_days=keep_days)
-        if race == "same_bytes_stored_elsewhere":
-            assert client.post("/api/builder/media", data=form(OTHER), headers=editor).status_code == 201
-        else:
-            db_[f"{bucket}.files"].update_one({"_id": doc["_id"]}, {"$set": {"metadata.replacing_at": now()}})
-        return trashed
-
-    monkeypatch.setattr(trash_module, "keep_version", then_lose)
-    answer = replace_media(client, editor, media["id"])
-    assert answer.status_code == 409
-    assert error_body(answer)["code"] == ("duplicate_image" if race == "same_bytes_stored_elsewhere"
-                                          else "image_busy")
-    head = db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])})
-    assert "version" not in head["metadata"] and head["length"] == media["bytes"]
-    assert db[f"{Buckets.BUILDER}.files"].count_documents(
-        {"metadata.original_id": ObjectId(media["id"])}) == 8
-    assert db[f"{TRASH}.files"].count_documents({}) == 0
-    assert sha256(body_of(client, media["url"])).hexdigest() == media["sha256"]
-    if race == "same_bytes_stored_elsewhere":
-        assert "replacing_at" not in head["metadata"]  # released
-        assert check(db).findings == []

@@ -26,6 +26,9 @@ DATABASE_SUBJECTS = frozenset({
     "tests/api/test_rendition_budget.py",
     # replace, versions, trash: writes in an order that must survive a crash
     "tests/api/test_replace.py",
+    "tests/media/store/test_replace.py",
+    "tests/media/store/library/test_deleting.py",
+    "tests/media/serve/test_cache.py",
     "tests/api/test_versions.py",
     "tests/media/store/test_versions.py",
     "tests/api/test_trash.py",

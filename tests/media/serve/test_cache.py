@@ -1,14 +1,21 @@
-"""Reads of one document shared by concurrent requests (avenue/media/serve/cache.py's
-SharedReads): never an answer older than the request, at most one read of a key at a time."""
+"""A worker's media cache (avenue/media/serve/cache.py): reads of one document shared by
+concurrent requests (SharedReads: never an answer older than the request, at most one read of a
+key at a time), and a cache evicted reads a redirect window that lapsed behind its back."""
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
 import pytest
+from bson import ObjectId
 
+from avenue.clock import now
+from avenue.media import Buckets
 from avenue.media.serve.cache import SharedReads
+from tests.helpers import library_upload
+from tests.support.replacing import replace_media
 
 
 def waiting(reads: SharedReads, count: int) -> None:
@@ -98,3 +105,19 @@ def test_requests_waiting_on_a_read_that_fails_share_the_next_one():
     assert isinstance(answers.pop("first"), RuntimeError)  # only the request that read it fails
     assert answers == {f"later{n}": 2 for n in range(3)} and loads == [1, 2]
     assert reads._flights == {} and reads._asking == {}
+
+
+def test_old_urls_answer_404_once_the_redirect_window_is_over(client, app, db, editor):
+    media = library_upload(client, editor)
+    new = replace_media(client, editor, media["id"]).get_json()
+    assert client.get(media["url"]).status_code == 308
+    lapsed = now() - dt.timedelta(seconds=1)
+    db[f"{Buckets.BUILDER}.files"].update_one({"_id": ObjectId(media["id"])},
+                                              {"$set": {"metadata.versions.0.until": lapsed}})
+    from avenue.media.serve.route import get_cache
+    get_cache(app).evict(Buckets.BUILDER, [ObjectId(media["id"])])
+    assert client.get(media["url"]).status_code == 404
+    assert client.get(media["variants"]["thumb"]).status_code == 404
+    assert client.get(new["url"]).status_code == 200
+    # A version that never existed is a 404 too.
+    assert client.get(new["url"].replace(new["version"], "0123abcd")).status_code == 404

@@ -1,16 +1,20 @@
-"""upkeep/gc.py against a store in flight: variants whose render lands around gc, a claim's move."""
+"""upkeep/gc.py against a store in flight: variants whose render lands around gc, a claim's move,
+the files an interrupted replace left."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 import pytest
+from bson import ObjectId
 
+from avenue.clock import now
 from avenue.media import AppMedia, Buckets, Media
 from avenue.media.ingest import pipeline
 from avenue.media.store import pending, storage
 from avenue.media.store.originals import store, transfer
-from tests.helpers import image_bytes
+from avenue.media.upkeep.fsck import check
+from tests.helpers import image_bytes, library_upload
 
 LATER = dt.timedelta(hours=2)  # past the default one-hour grace period
 
@@ -72,3 +76,25 @@ def test_an_expired_temp_image_goes_with_its_variants_wherever_their_render_land
                                                                 {"metadata.original_id": doc["_id"]}]}) == 0
     checked = runner.invoke(args=["fsck"])
     assert checked.exit_code == 0, checked.output  # was 7 orphan_variant between gc's read and delete
+
+
+def test_gc_collects_the_files_an_interrupted_replace_left_and_keeps_the_listed_ones(client, db, editor,
+        media_core):
+    """A worker killed after writing a replace's new files (before the switch) leaves files that
+    point at an existing original that does not list them: gc removes them once past its grace
+    period, and never a file the original lists."""
+    media = library_upload(client, editor)
+    image_id = ObjectId(media["id"])
+    from avenue.media.ingest.variants import Rendition
+    from avenue.media.store import originals, storage
+
+    stray = Rendition("thumb", "webp", image_bytes("good/tiny_1x1.png"), 1, 1)
+    new, _ = originals.variant_file(image_id, stray, version="deadbeef")
+    storage.write_files(db, Buckets.BUILDER, [new])
+    fresh = AppMedia.on(db, media_core).maintenance.collect_garbage()
+    assert fresh.removed == [] and db[f"{Buckets.BUILDER}.files"].find_one({"_id": new.file_id}) is not None
+    later = AppMedia.on(db, media_core).maintenance.collect_garbage(now=now() + dt.timedelta(hours=2))
+    assert [(r["kind"], r["id"]) for r in later.removed] == [("orphan_variant", str(new.file_id))]
+    assert db[f"{Buckets.BUILDER}.files"].count_documents({"metadata.original_id": image_id}) == 8
+    assert client.get(media["variants"]["thumb"]).status_code == 200
+    assert check(db).findings == []

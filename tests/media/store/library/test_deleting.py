@@ -1,6 +1,7 @@
 """A library's delete leases (avenue/media/store/library/deleting.py): given back when a delete
 is refused, lapsed after ``DELETE_LEASE`` when its deleter never finished, and waited for by a
-shop's add or claim of the same bytes (the file stored again if the delete went through)."""
+shop's add or claim of the same bytes (the file stored again if the delete went through).
+A delete whose lease's compare-and-set misses reads again and answers 409."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import io
 
 from bson import ObjectId
 
+from avenue.clock import now
 from avenue.media import AppMedia, Buckets, Library
 from avenue.media.core import NO_PURGES
 from avenue.media.store.library import DELETE_LEASE
 from avenue.media.store.library import deleting as library_deleting
 from avenue.media.store.originals import delete_image, store
 from avenue.shop import service
-from tests.helpers import image_bytes
+from tests.helpers import error_body, image_bytes, library_upload
 from tests.support.builder import media_block, put_page
 from tests.support.client import media_upload as upload
 from tests.support.shop import settings
@@ -94,3 +96,35 @@ def test_a_delete_that_sees_the_new_reference_keeps_the_file(app, db, monkeypatc
     assert added[0]["id"] == doc["_id"]
     assert service.delete_unreferenced(AppMedia.of(app), doc["_id"]) is False
     assert db[f"{Buckets.PRODUCTS}.files"].count_documents({"_id": doc["_id"]}) == 1
+
+
+def test_a_replace_that_takes_its_lease_between_a_deletes_read_and_its_set_makes_the_delete_409(
+        client, db, editor, monkeypatch):
+    """The race the concurrent test below found on SecantusDB: the delete read the image with no
+    lease, a replace leased it, the delete's compare-and-set missed, and the delete answered 404
+    for an image that exists. It reads again and answers 409 ``image_busy``."""
+    from avenue.media.store.library import deleting as library_deleting
+
+    media = library_upload(client, editor)
+    files = db[f"{Buckets.BUILDER}.files"]
+    real_stamp = library_deleting.stamp
+
+    def replace_leases_first(collection, image_id, field, expected, moment):
+        files.update_one({"_id": image_id}, {"$set": {"metadata.replacing_at": now()}})
+        monkeypatch.setattr(library_deleting, "stamp", real_stamp)
+        return real_stamp(collection, image_id, field, expected, moment)
+
+    monkeypatch.setattr(library_deleting, "stamp", replace_leases_first)
+    deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
+    assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
+    assert files.find_one({"_id": ObjectId(media["id"])}) is not None
+
+
+def test_a_delete_whose_lease_keeps_changing_under_it_is_409_not_404(client, db, editor, monkeypatch):
+    from avenue.media.store.library import deleting as library_deleting
+
+    media = library_upload(client, editor)
+    monkeypatch.setattr(library_deleting, "stamp", lambda *args: False)  # every set misses
+    deleting = client.delete(f"/api/builder/media/{media['id']}", headers=editor)
+    assert deleting.status_code == 409 and error_body(deleting)["code"] == "image_busy"
+    assert db[f"{Buckets.BUILDER}.files"].find_one({"_id": ObjectId(media["id"])}) is not None
