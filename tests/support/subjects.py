@@ -55,6 +55,7 @@ DATABASE_SUBJECTS = frozenset({
     "tests/api/test_read_your_writes.py",
     "tests/api/test_deliveries.py",
     "tests/api/test_status_counters.py",
+    "tests/media/effects/test_counters.py",
     "tests/api/test_status_reports.py",
     "tests/api/test_status_sweep.py",
     # upkeep over the whole store
