@@ -11,7 +11,6 @@ import pytest
 
 from avenue.db import get_db
 from avenue.media import AppMedia, Buckets
-from avenue.media.store import storage
 from tests.helpers import Auth, make_app
 from tests.support.client import upload
 from tests.support.fixtures import photo
@@ -68,28 +67,20 @@ def test_a_cut_between_the_chunks_and_the_files_documents_leaves_only_garbage_gc
                                                                                           monkeypatch):
     app, proxy, server = proxied
     client, headers = app.test_client(), Auth(app).token("editor")
-    real_write = storage.write_files
+    # Let the upload's chunks through, then cut the connection before its files documents go:
+    # the first insert into a chunks collection (an upload writes its files' chunks, then their
+    # documents) cuts the link once it is in.
+    real_insert = pymongo.collection.Collection.insert_many
     calls = []
 
-    def chunks_then_cut(db, bucket, files, upload_date=None):
-        # Let the chunks through, then cut the connection before the files documents go.
-        chunks = db[f"{bucket}.chunks"]
-        real_insert = type(chunks).insert_many
+    def insert_then_cut(self, documents, *args, **kwargs):
+        result = real_insert(self, documents, *args, **kwargs)
+        if self.name.endswith(".chunks") and not calls:
+            calls.append(1)
+            proxy.cut()
+        return result
 
-        def insert_then_cut(self, documents, *args, **kwargs):
-            result = real_insert(self, documents, *args, **kwargs)
-            if self.name.endswith(".chunks") and not calls:
-                calls.append(1)
-                proxy.cut()
-            return result
-
-        monkeypatch.setattr(type(chunks), "insert_many", insert_then_cut)
-        try:
-            return real_write(db, bucket, files, upload_date)
-        finally:
-            monkeypatch.setattr(type(chunks), "insert_many", real_insert)
-
-    monkeypatch.setattr(storage, "write_files", chunks_then_cut)
+    monkeypatch.setattr(pymongo.collection.Collection, "insert_many", insert_then_cut)
     data = photo(7, 500)
     refused = upload(client, headers, data=data, filename="cut.jpg", visibility="public")
     assert refused.status_code == 503

@@ -20,13 +20,20 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from avenue.media.store.pending import pending_of
 from tests.helpers import image_bytes
 from tests.support.client import UPLOADS, multipart
 from tests.support.launcher import LOOPBACK
 
 pytestmark = pytest.mark.slow
 LISTEN = "0A"  # a listening socket's state in /proc/net/tcp
+
+
+def pending_of(doc: dict) -> list[tuple[str, str]]:
+    """The variants an original's files document lists as pending (``pending`` set on its entry
+    under ``metadata.variants.<name>.<format>``: its file not written yet)."""
+    listed = doc["metadata"]["variants"]
+    return [(name, fmt) for name, formats in listed.items() for fmt, info in formats.items()
+            if info.get("pending")]
 
 
 def _queued(port: int) -> int:
