@@ -1,6 +1,6 @@
 """What the console's browser modules (tests/system/console/) share: the password their users
-log in with, the library seeded by the API, waits on pictures and on the focus, and fresh
-pictures no other test stored."""
+log in with, the library seeded by the API, the served app's deliveries written now, waits on
+pictures and on the focus, and fresh pictures no other test stored."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import uuid
 
 import pytest
 
+from avenue.media.wiring import Route
 from tests.helpers import IMAGES
 from tests.support.browser import SETUP_MS
 
@@ -21,6 +22,14 @@ PASSWORD = "correct horse battery"
 
 def database(live):
     return live.extensions["avenue.mongo"].db
+
+
+def flush_deliveries(live) -> None:
+    """Write what the served app has served and not written yet, now: its delivery flush job
+    (the wiring door's ``Route``), stopped before its first tick, ticked once here."""
+    job = Route.start_delivery_flush(live)
+    job.stop()
+    job.run_once()
 
 
 def loaded_pictures(page, selector: str) -> list[dict]:

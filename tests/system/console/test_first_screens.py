@@ -10,8 +10,9 @@ import uuid
 import pytest
 
 from tests.support.browser import axe_violations, shot
-from tests.support.console import database, unlike_jpeg
+from tests.support.console import database, flush_deliveries, unlike_jpeg
 from tests.support.imageserver import ImageServer
+from tests.support.stored import stored
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app (tests/system/console/conftest.py) start once; the other console modules run beside it.
@@ -127,12 +128,10 @@ def test_long_names_wrap_on_every_console_page_on_a_phone(live, open_as):
     each wraps, and no console page scrolls sideways (a served image's delivery row and the
     chart's caption, a never served one in the lists below them, a product's title and facts)."""
     from avenue.media import Buckets
-    from avenue.media.serve.route import flush_deliveries
-    from avenue.media.store.originals import store
 
     long = f"supplier-catalogue-2026-autumn-collection-front-view-{uuid.uuid4().hex}"
-    served = store(database(live), Buckets.BUILDER, unlike_jpeg(64, 48), filename=f"{long}.png").doc
-    idle = store(database(live), Buckets.BUILDER, unlike_jpeg(64, 48), filename=f"{long}-idle.png").doc
+    served = stored(database(live), Buckets.BUILDER, unlike_jpeg(64, 48), filename=f"{long}.png")
+    idle = stored(database(live), Buckets.BUILDER, unlike_jpeg(64, 48), filename=f"{long}-idle.png")
     page = open_as("admin", width=360, height=740)
     for _ in range(3):
         assert page.request.get(f"/media/builder/{served['_id']}").ok
@@ -170,10 +169,8 @@ def test_the_ops_dashboards_thumbnails_are_drawn_without_scrolling_on_a_phone(li
     is drawn once the page is, on a phone where most of them are thousands of pixels below
     the screen: none is left blank until scrolled to."""
     from avenue.media import Buckets
-    from avenue.media.serve.route import flush_deliveries
-    from avenue.media.store.originals import store
 
-    ids = [store(database(live), Buckets.BUILDER, unlike_jpeg(64, 48), filename=f"shelf-{n}.jpg").doc["_id"]
+    ids = [stored(database(live), Buckets.BUILDER, unlike_jpeg(64, 48), filename=f"shelf-{n}.jpg")["_id"]
            for n in range(30)]
     page = open_as("ops", width=360, height=740)
     for image in ids[:3]:

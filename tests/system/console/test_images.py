@@ -18,6 +18,7 @@ from tests.helpers import IMAGES
 from tests.support.browser import axe_violations, shot
 from tests.support.console import (
     database,
+    flush_deliveries,
     focused_name,
     fresh_jpeg,
     loaded_pictures,
@@ -26,6 +27,7 @@ from tests.support.console import (
     seed_library,
     tab_to,
 )
+from tests.support.stored import stored
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app (tests/system/console/conftest.py) start once; the other console modules run beside it.
@@ -516,8 +518,6 @@ def test_an_admin_goes_from_a_delivery_row_to_the_image_s_details_in_the_library
     from PIL import Image as PILImage
 
     from avenue.media import Buckets
-    from avenue.media.serve.route import flush_deliveries
-    from avenue.media.store.originals import store
 
     def unique_png() -> bytes:
         out = io.BytesIO()
@@ -525,9 +525,9 @@ def test_an_admin_goes_from_a_delivery_row_to_the_image_s_details_in_the_library
         return out.getvalue()
 
     name = f"linked-{uuid.uuid4().hex[:6]}.png"
-    served = store(database(live), Buckets.BUILDER, unique_png(), filename=name).doc
+    served = stored(database(live), Buckets.BUILDER, unique_png(), filename=name)
     idle = f"idle-{uuid.uuid4().hex[:6]}.png"
-    store(database(live), Buckets.BUILDER, unique_png(), filename=idle)
+    stored(database(live), Buckets.BUILDER, unique_png(), filename=idle)
     page = open_as("admin", audit=True)
     for _ in range(80):  # more than any other image of this module: on the most-served list
         assert page.request.get(f"/media/builder/{served['_id']}").ok
@@ -559,13 +559,11 @@ def test_a_library_card_charts_its_images_answers_per_day_with_the_numbers_as_te
     from PIL import Image as PILImage
 
     from avenue.media import Buckets
-    from avenue.media.serve.route import flush_deliveries
-    from avenue.media.store.originals import store
 
     out = io.BytesIO()  # bytes of its own: a fixture's would dedupe to an image other tests served
     PILImage.new("RGB", (64, 48), tuple(uuid.uuid4().bytes[:3])).save(out, "PNG")
     name = f"charted-{uuid.uuid4().hex[:6]}.png"
-    doc = store(database(live), Buckets.BUILDER, out.getvalue(), filename=name).doc
+    doc = stored(database(live), Buckets.BUILDER, out.getvalue(), filename=name)
     page = open_as("editor")
     for _ in range(7):
         assert page.request.get(f"/media/builder/{doc['_id']}").ok

@@ -27,11 +27,13 @@ from tests.support.console import (
     PASSWORD,
     confirm,
     database,
+    flush_deliveries,
     fresh_jpeg,
     loaded_pictures,
     look_alikes_asked,
     seed_library,
 )
+from tests.support.stored import stored
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app (tests/system/console/conftest.py) start once; the other console modules run beside it.
@@ -383,10 +385,9 @@ def test_a_one_sample_range_a_one_byte_quota_and_an_unmeasured_database_read_rig
                "buckets": {}, "quota": {"bytes": 1, "used_bytes": 3_000_000, "percent": 300_000_000.0}}
     history.record(db, history.build_sample(storage, {"safe": True}, moment, moment))
     from avenue.media import Buckets
-    from avenue.media.store.originals import store
 
     # Something stored whatever the earlier tests left: a used byte count over 9 is over 999 %.
-    store(db, Buckets.BUILDER, (IMAGES / "good" / "png16.png").read_bytes(), filename="quota.png")
+    stored(db, Buckets.BUILDER, (IMAGES / "good" / "png16.png").read_bytes(), filename="quota.png")
     live.config["AVENUE_STORAGE_QUOTA_BYTES"] = 1
     try:
         for width, name in ((1280, "ops-one-sample"), (360, "ops-one-sample-360")):
@@ -639,16 +640,14 @@ def test_the_ops_dashboard_shows_delivery_numbers_a_chart_and_the_clean_up_list(
     from PIL import Image as PILImage
 
     from avenue.media import Buckets
-    from avenue.media.serve.route import flush_deliveries
-    from avenue.media.store.originals import store
 
     def unique_png() -> bytes:  # a fixture's bytes would dedupe to an image earlier tests served
         out = io.BytesIO()
         PILImage.new("RGB", (64, 48), tuple(uuid.uuid4().bytes[:3])).save(out, "PNG")
         return out.getvalue()
 
-    served = store(database(live), Buckets.BUILDER, unique_png(), filename="served.png").doc
-    store(database(live), Buckets.BUILDER, unique_png(), filename="idle.png")
+    served = stored(database(live), Buckets.BUILDER, unique_png(), filename="served.png")
+    stored(database(live), Buckets.BUILDER, unique_png(), filename="idle.png")
     page = open_as("ops")
     # More answers than any other image of this module gets (the grids load many, a few times
     # each), so it is on the most-served list whichever tests ran before.

@@ -66,8 +66,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.browser import SETUP_MS, axe_violations, new_context, shot
-from tests.support.console import fresh_jpeg, open_panel, seed_exact_twins, unlike_jpeg
+from tests.support.console import flush_deliveries, fresh_jpeg, open_panel, seed_exact_twins, unlike_jpeg
 from tests.support.imageserver import ImageServer
+from tests.support.stored import stored
 
 # One xdist worker runs the whole module (make test's --dist loadgroup): its Chromium and its
 # served app (tests/system/console/conftest.py) start once; the other console modules run beside it.
@@ -553,26 +554,18 @@ def deliveries(page) -> str:
     """Delivery numbers to show: a library image with a long file name served, replaced and
     served again (a row for each version, the earlier one without a thumbnail) and one never
     served (the never served and clean-up lists). The console's own loads are not counted."""
-    import datetime as dt
-
-    from flask import current_app
-
-    from avenue.media import AppMedia, Buckets
-    from avenue.media.serve.route import flush_deliveries
-    from avenue.media.store.originals import store
-    from avenue.media.store.replace import replace_bytes
+    from avenue.media import AppMedia, Buckets, Library
 
     live = SERVED[0]
     db = live.extensions["avenue.mongo"].db
     name = f"supplier-catalogue-autumn-front-view-{uuid.uuid4().hex}.jpg"
-    served = store(db, Buckets.BUILDER, unlike_jpeg(320, 240), filename=name).doc["_id"]
-    store(db, Buckets.BUILDER, unlike_jpeg(320, 240), filename=f"idle-{uuid.uuid4().hex[:6]}.jpg")
+    served = stored(db, Buckets.BUILDER, unlike_jpeg(320, 240), filename=name)["_id"]
+    stored(db, Buckets.BUILDER, unlike_jpeg(320, 240), filename=f"idle-{uuid.uuid4().hex[:6]}.jpg")
     for _ in range(2):
         assert page.request.get(f"/media/builder/{served}").ok
     flush_deliveries(live)
-    with live.app_context():
-        assert replace_bytes(db, Buckets.BUILDER, served, unlike_jpeg(320, 240), filename=name,
-                             delete_lease=dt.timedelta(seconds=30), media=AppMedia.of(current_app).core)
+    new_bytes = Library.Upload(name, unlike_jpeg(320, 240))
+    assert AppMedia.of(live).library(Buckets.BUILDER).replace(served, new_bytes)
     assert page.request.get(f"/media/builder/{served}").ok
     flush_deliveries(live)
     return str(served)
