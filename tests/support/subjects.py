@@ -50,9 +50,9 @@ DATABASE_SUBJECTS = frozenset({
     "tests/api/test_round_trips.py",
     "tests/api/test_database_pool.py",
     # what one write changes elsewhere, seen by every worker
-    "tests/api/test_media_effects.py",
+    "tests/media/test_effects.py",
     "tests/api/test_media_invalidation.py",
-    "tests/api/test_read_your_writes.py",
+    "tests/media/serve/test_route.py",
     "tests/api/test_deliveries.py",
     "tests/api/test_status_counters.py",
     "tests/media/effects/test_counters.py",

@@ -1,14 +1,26 @@
-"""store/storage.py: a copy that collides with another's chunks removes only its own."""
+"""store/storage.py: a copy that collides with another's chunks removes only its own.
+
+On the embedded SecantusDB, chunks go in inserts of a few (about 1 MB each): whole-file
+inserts deadlocked it (avenue/media/store/storage.py, docs/production.md "The embedded
+database"). Elsewhere an upload's chunks stay one insert command."""
 
 from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from avenue.db import get_db
+from avenue.dialect import EMBEDDED, dialect_of
 from avenue.media import Buckets
 from avenue.media.buckets import TRASH
-from tests.helpers import library_upload
+from avenue.media.store import storage
+from tests.helpers import library_upload, listening, make_app
+from tests.support.commands import Matching
 
 
 def test_a_copy_that_collides_removes_only_its_own_chunks(app, client, db, editor):
@@ -22,3 +34,56 @@ def test_a_copy_that_collides_removes_only_its_own_chunks(app, client, db, edito
         storage.copy_file(db, Buckets.BUILDER, TRASH, doc)
     assert db[f"{TRASH}.chunks"].find_one({"_id": theirs["_id"]}) is not None
     assert db[f"{TRASH}.files"].find_one({"_id": doc["_id"]}) is None
+
+
+@contextmanager
+def app_seen_by(listener, uri: str, db_name: str) -> Iterator:
+    """An app on ``uri`` whose commands ``listener`` sees, its database dropped after."""
+    app = make_app((listening(listener), uri), db_name)
+    try:
+        yield app
+    finally:
+        client = app.extensions["avenue.mongo"].client
+        client.drop_database(db_name)
+        client.close()
+
+
+def chunk_inserts(event) -> bool:
+    return event.command_name == "insert" and str(event.command["insert"]).endswith(".chunks")
+
+
+def test_a_file_s_chunks_go_a_few_at_a_time_on_the_embedded_database(secantus, db_name):
+    inserts = Matching(chunk_inserts)
+    with app_seen_by(inserts, secantus.uri, db_name) as app, app.app_context():
+        data = os.urandom(10 * storage.CHUNK_SIZE + 123)  # eleven chunks
+        db = get_db()
+        assert dialect_of(db) is EMBEDDED
+        docs, _ = storage.put_files(db, "uploads", [storage.NewFile(data, "big.bin", {})])
+        sizes = [len(command["documents"]) for command in inserts.commands]
+        assert sizes and max(sizes) <= 4  # the dialect's write_batch
+        assert sum(sizes) == 11
+        chunks = db["uploads.chunks"].find({"files_id": docs[0]["_id"]}).sort("n", 1)
+        assert b"".join(bytes(chunk["data"]) for chunk in chunks) == data
+
+
+def chunk_reads(event) -> bool:
+    name = event.command_name
+    return (name == "find" and str(event.command["find"]).endswith(".chunks")) or \
+        (name == "getMore" and str(event.command["collection"]).endswith(".chunks"))
+
+
+def test_a_whole_file_is_read_in_one_round_trip(secantus, db_name):
+    """A rendition's original is read whole to be decoded: its 20 chunks (a 5 MB photo) come
+    in one find, not four at a time as a stream reads them (a find and five getMores here: the
+    last one learns the cursor is done)."""
+    reads = Matching(chunk_reads)
+    with app_seen_by(reads, secantus.uri, db_name) as app, app.app_context():
+        data = os.urandom(19 * storage.CHUNK_SIZE + 77)  # twenty chunks
+        db = get_db()
+        docs, _ = storage.put_files(db, "uploads", [storage.NewFile(data, "photo.jpg", {})])
+        assert storage.read_all(db, "uploads", docs[0]) == data
+        assert [command.get("find", "getMore") for command in reads.commands] == ["uploads.chunks"]
+        reads.commands.clear()
+        streamed = storage.read_range(db, "uploads", docs[0]["_id"], len(data), storage.CHUNK_SIZE)
+        assert b"".join(streamed) == data
+        assert len(reads.commands) >= 5  # a stream: READ_BATCH chunks per round trip
