@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from avenue.media.transform import LADDER
 from tests.helpers import form
 from tests.support.client import uploaded
 
@@ -79,11 +78,6 @@ def test_a_small_image_has_no_ladder_step_above_its_width(client, editor):
     for srcset in tiny["renditions"]["srcset"].values():
         assert [width for _, width in entries(srcset)] == [1]
     assert_every_url_serves_its_format_and_width(client, tiny)
-
-
-def test_a_panorama_wider_than_the_ladder_stops_at_its_top(client, editor):
-    panorama = uploaded(client, editor, "good/panorama.jpg", visibility="public", expect=(201,))  # 8000 wide
-    assert panorama["renditions"]["widths"] == list(LADDER)
 
 
 def test_an_image_with_transparency_falls_back_to_png_not_jpeg(client, editor):

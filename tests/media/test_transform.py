@@ -1,5 +1,7 @@
 """Renditions on request: the transformation a URL names (avenue/media/transform.py), without
-HTTP; and a spec naming a crop the image lacks renders around its focal point instead."""
+HTTP; and a spec naming a crop the image lacks renders around its focal point instead.
+
+The width ladder (avenue/media/transform.py) as the image object's ``renditions`` offer it."""
 
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from avenue.media.transform import (
     parse_presets,
     plan,
 )
+from tests.support.client import uploaded
 from tests.support.cornered import KEY, is_red, media, picture, red_corner
 
 
@@ -301,3 +304,8 @@ def test_without_that_crop_a_signed_rendition_falls_back_to_the_focal_point(clie
     covered = picture(client, url)  # a box: cover around the focal point (the red corner)
     assert covered.size == (50, 50) and is_red(covered.getpixel((5, 5)))
     assert not is_red(covered.getpixel((45, 45)))
+
+
+def test_a_panorama_wider_than_the_ladder_stops_at_its_top(client, editor):
+    panorama = uploaded(client, editor, "good/panorama.jpg", visibility="public", expect=(201,))  # 8000 wide
+    assert panorama["renditions"]["widths"] == list(LADDER)
