@@ -1,56 +1,18 @@
 """``w_auto``: a rendition whose width the browser's client hints choose (Sec-CH-Width,
-Sec-CH-Viewport-Width, Sec-CH-DPR), the smallest ladder step that covers them, one stored
-file per step, ``Vary`` on the hints; through the route and through the front door."""
+Sec-CH-Viewport-Width, Sec-CH-DPR), the smallest ladder step that covers them, ``Vary`` on
+the hints; through the route and through the front door (the widths chosen and the one stored
+file per step: tests/media/serve/test_http.py)."""
 
 from __future__ import annotations
 
-import io
-
 from gunicorn.config import Config
-from PIL import Image
 
 from avenue.media import Buckets
-from avenue.media.buckets import RENDITIONS
-from avenue.media.serve.frontdoor import front_door_of
-from avenue.media.store.originals import store
+from avenue.media.wiring import Route
 from avenue.server import loop_environ
 from tests.helpers import image_bytes
-
-VARY = "Sec-CH-Width, Sec-CH-Viewport-Width, Sec-CH-DPR"
-
-
-def put(app, bucket=Buckets.PRODUCTS, **kwargs) -> dict:
-    from avenue.db import get_db, get_mongo
-
-    with app.app_context():
-        get_mongo().ensure_indexes()
-        return store(get_db(), bucket, image_bytes("good/photo_12mp.jpg"), filename="p.jpg", **kwargs).doc
-
-
-def width_of(data: bytes) -> int:
-    with Image.open(io.BytesIO(data)) as im:
-        return im.width
-
-
-def test_the_hints_choose_the_smallest_ladder_width_that_covers_them(app, client, db):
-    doc = put(app)  # 4000 px wide
-    url = f"/media/products/{doc['_id']}/w_auto.webp"
-    cases = [({"Sec-CH-Width": "700"}, 800), ({"Sec-CH-Width": "1000", "Sec-CH-DPR": "2"}, 1280),
-             ({"Sec-CH-Viewport-Width": "390", "Sec-CH-DPR": "3"}, 1280), ({}, 800),
-             ({"Sec-CH-Width": "not a number"}, 800)]
-    for hints, served in cases:
-        answer = client.get(url, headers=hints)
-        assert answer.status_code == 200, answer.get_data()[:300]
-        assert width_of(answer.get_data()) == served, hints
-        assert answer.headers["Vary"] == VARY  # a shared cache keys the answer on the hints
-        assert answer.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-    # One stored file per ladder step, the same the plain width's URL answers.
-    files = db[f"{RENDITIONS}.files"].find({"metadata.image_id": doc["_id"]})
-    kept = sorted(f["metadata"]["spec"] for f in files)
-    assert kept == ["w_1280", "w_800"]
-    plain = client.get(f"/media/products/{doc['_id']}/w_800.webp")
-    assert plain.get_data() == client.get(url, headers={"Sec-CH-Width": "700"}).get_data()
-    assert "Vary" not in plain.headers
+from tests.support.renditions import HINTS_VARY as VARY
+from tests.support.renditions import put, width_of
 
 
 def test_without_an_extension_the_answer_varies_on_accept_and_the_hints(app, client):
@@ -62,12 +24,7 @@ def test_without_an_extension_the_answer_varies_on_accept_and_the_hints(app, cli
 
 
 def test_a_narrow_image_is_served_at_its_own_width(app, client):
-    from avenue.db import get_db, get_mongo
-
-    with app.app_context():
-        get_mongo().ensure_indexes()
-        doc = store(get_db(), Buckets.PRODUCTS, image_bytes("good/progressive.jpg"),
-                    filename="p.jpg").doc  # 1024 px
+    doc = put(app, image_bytes("good/progressive.jpg"), "p.jpg")  # 1024 px
     answer = client.get(f"/media/products/{doc['_id']}/w_auto.webp", headers={"Sec-CH-Width": "2000"})
     assert answer.status_code == 200 and width_of(answer.get_data()) == 1024
 
@@ -98,7 +55,7 @@ def test_the_front_door_answers_w_auto_from_its_cache_by_the_hints(app, client):
     doc = put(app)
     url = f"/media/products/{doc['_id']}/w_auto.webp"
     assert client.get(url, headers={"Sec-CH-Width": "1000"}).get_data()  # w_1280, read whole: now cached
-    front = front_door_of(app)
+    front = Route.front_door_of(app)
 
     def loop(width: str) -> dict:  # what gunicorn's event loop hands the front door
         environ = loop_environ(f"GET {url} HTTP/1.1\r\nHost: x\r\nSec-CH-Width: {width}".encode(),

@@ -1,40 +1,22 @@
 """JPEG XL renditions (AVENUE_JPEG_XL, off by default): one entry in the format registry
 (avenue/media/formats.py) and its encoder; refused by name while off, never negotiated then;
-on, served to the browsers that ask for it, with its pixels, transparency and colours right."""
+on, served to the browsers that ask for it, with its pixels, transparency and colours right
+(stored once: tests/media/test_formats.py)."""
 
 from __future__ import annotations
 
 import io
 
-import imagecodecs
 import numpy as np
 import pytest
 import pyvips
 from PIL import Image, ImageCms
 
-from avenue.media import Buckets
-from avenue.media.buckets import RENDITIONS
-from avenue.media.store.originals import store
 from tests.helpers import image_bytes
+from tests.support.renditions import jxl_pixels as pixels
+from tests.support.renditions import put, url
 
 ALL = "image/jxl,image/avif,image/webp,*/*"  # what Safari 17+ sends for an <img>
-
-
-def put(app, data: bytes, name: str) -> dict:
-    from avenue.db import get_db, get_mongo
-
-    with app.app_context():
-        get_mongo().ensure_indexes()
-        return store(get_db(), Buckets.PRODUCTS, data, filename=name).doc
-
-
-def url(doc: dict, options: str) -> str:
-    return f"/media/products/{doc['_id']}/{options}"
-
-
-def pixels(data: bytes) -> np.ndarray:
-    assert imagecodecs.jpegxl_check(data), data[:16]
-    return imagecodecs.jpegxl_decode(data)
 
 
 def test_off_by_default_a_jxl_url_is_refused_by_name_and_never_negotiated(app, client):
@@ -52,23 +34,6 @@ def test_off_by_default_a_jxl_url_is_refused_by_name_and_never_negotiated(app, c
 @pytest.fixture
 def jxl_app(app_factory):
     return app_factory(AVENUE_JPEG_XL=True)
-
-
-def test_on_a_jxl_url_is_a_jpeg_xl_of_the_asked_width_stored_once(jxl_app, db):
-    client = jxl_app.test_client()
-    doc = put(jxl_app, image_bytes("good/progressive.jpg"), "p.jpg")
-    first = client.get(url(doc, "w_320.jxl"))
-    assert first.status_code == 200, first.get_data()[:300]
-    assert first.headers["Content-Type"] == "image/jxl"
-    assert first.headers["Cache-Control"] == "public, max-age=31536000, immutable"
-    assert "Vary" not in first.headers
-    height, width, channels = pixels(first.get_data()).shape
-    meta = doc["metadata"]
-    assert (width, channels) == (320, 3) and height == round(320 * meta["height"] / meta["width"])
-    again = client.get(url(doc, "w_320.jxl"))
-    assert again.get_data() == first.get_data()
-    kept = db[f"{RENDITIONS}.files"].find_one({"metadata.format": "jxl"})
-    assert kept is not None and kept["metadata"]["spec"] == "w_320"
 
 
 def test_on_jpeg_xl_goes_to_a_browser_that_takes_it_but_not_avif(jxl_app):

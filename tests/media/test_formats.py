@@ -1,5 +1,7 @@
 """The image formats' registry (avenue/media/formats.py): its facts agree with Pillow, and the
-tables the rest of the code reads are derived from it."""
+tables the rest of the code reads are derived from it.
+
+JPEG XL's entry in the format registry (avenue/media/formats.py): its renditions, stored once."""
 
 from __future__ import annotations
 
@@ -11,8 +13,12 @@ from PIL import Image
 from avenue.apidoc import document
 from avenue.errors import BadRequest
 from avenue.media import formats
+from avenue.media.buckets import RENDITIONS
 from avenue.media.formats import FORMATS, save_options
 from avenue.media.transform import parse
+from tests.helpers import image_bytes
+from tests.support.renditions import jxl_pixels as pixels
+from tests.support.renditions import put, url
 
 ENCODED = [fmt for fmt in FORMATS if fmt.save is not None and fmt.engine == "pillow"]
 
@@ -105,3 +111,25 @@ def test_negotiation_follows_the_registrys_order_and_its_opt_ins():
         assert negotiate(later, opaque, on) == name
         assert negotiate(later, opaque, frozenset()) == expected
     assert negotiate("*/*", opaque) == "jpeg" and negotiate("*/*", clear) == "png"
+
+
+@pytest.fixture
+def jxl_app(app_factory):
+    return app_factory(AVENUE_JPEG_XL=True)
+
+
+def test_on_a_jxl_url_is_a_jpeg_xl_of_the_asked_width_stored_once(jxl_app, db):
+    client = jxl_app.test_client()
+    doc = put(jxl_app, image_bytes("good/progressive.jpg"), "p.jpg")
+    first = client.get(url(doc, "w_320.jxl"))
+    assert first.status_code == 200, first.get_data()[:300]
+    assert first.headers["Content-Type"] == "image/jxl"
+    assert first.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert "Vary" not in first.headers
+    height, width, channels = pixels(first.get_data()).shape
+    meta = doc["metadata"]
+    assert (width, channels) == (320, 3) and height == round(320 * meta["height"] / meta["width"])
+    again = client.get(url(doc, "w_320.jxl"))
+    assert again.get_data() == first.get_data()
+    kept = db[f"{RENDITIONS}.files"].find_one({"metadata.format": "jxl"})
+    assert kept is not None and kept["metadata"]["spec"] == "w_320"

@@ -1,6 +1,9 @@
 """What a media URL names (avenue/media/serve/http.py): renditions and their format, the one
 parse of a media path; pure, no database (the signature: test_signing.py; the signer's URLs:
-test_urls.py)."""
+test_urls.py).
+
+``w_auto`` (avenue/media/serve/http.py): the width the client hints choose, one stored
+rendition per ladder step."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import pytest
 from bson import ObjectId
 
 from avenue.errors import BadRequest
+from avenue.media.buckets import RENDITIONS
 from avenue.media.records import MediaDoc
 from avenue.media.serve.http import (
     MediaUrl,
@@ -20,6 +24,8 @@ from avenue.media.serve.http import (
     resolve_rendition,
 )
 from avenue.media.transform import AllowList, parse_presets
+from tests.support.renditions import HINTS_VARY as VARY
+from tests.support.renditions import put, width_of
 
 ID = ObjectId("6b0000000000000000000001")
 NOW = dt.datetime(2026, 11, 24, tzinfo=dt.UTC)
@@ -138,3 +144,24 @@ def test_a_request_s_media_path_is_parsed_once_whoever_reads_it(monkeypatch):
     assert first is second and first == MediaUrl("product_images_data", "abc", variant="w_800")
     assert parses == ["/media/products/abc/w_800"]
     assert MediaUrl.of({"PATH_INFO": "/media/nope/x"}) is None
+
+
+def test_the_hints_choose_the_smallest_ladder_width_that_covers_them(app, client, db):
+    doc = put(app)  # 4000 px wide
+    url = f"/media/products/{doc['_id']}/w_auto.webp"
+    cases = [({"Sec-CH-Width": "700"}, 800), ({"Sec-CH-Width": "1000", "Sec-CH-DPR": "2"}, 1280),
+             ({"Sec-CH-Viewport-Width": "390", "Sec-CH-DPR": "3"}, 1280), ({}, 800),
+             ({"Sec-CH-Width": "not a number"}, 800)]
+    for hints, served in cases:
+        answer = client.get(url, headers=hints)
+        assert answer.status_code == 200, answer.get_data()[:300]
+        assert width_of(answer.get_data()) == served, hints
+        assert answer.headers["Vary"] == VARY  # a shared cache keys the answer on the hints
+        assert answer.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    # One stored file per ladder step, the same the plain width's URL answers.
+    files = db[f"{RENDITIONS}.files"].find({"metadata.image_id": doc["_id"]})
+    kept = sorted(f["metadata"]["spec"] for f in files)
+    assert kept == ["w_1280", "w_800"]
+    plain = client.get(f"/media/products/{doc['_id']}/w_800.webp")
+    assert plain.get_data() == client.get(url, headers={"Sec-CH-Width": "700"}).get_data()
+    assert "Vary" not in plain.headers
