@@ -152,17 +152,17 @@ def worker_exit(server, worker):
     app = getattr(worker, "wsgi", None)
     since = getattr(worker, "stopping_since", None)  # avenue/server.py; None: it did not stop gracefully
     if "avenue.mongo" in getattr(app, "extensions", {}) and since is not None:
-        from avenue.media.serve.route import finish_after_answer
+        from avenue.media.wiring import Route
 
         left = worker.cfg.graceful_timeout - (time.monotonic() - since) - EXIT_MARGIN_SECONDS
-        if not finish_after_answer(left):
+        if not Route.finish_after_answer(left):
             worker.log.warning("stopping: variants rendered after answers are left for their first GET")
     FRONT_DOOR.fold()
     if "avenue.mongo" in getattr(app, "extensions", {}):
-        from avenue.media.serve.route import flush_deliveries
+        from avenue.media.wiring import Route
 
         try:
-            flush_deliveries(app)
+            Route.flush_deliveries(app)
         except Exception:  # noqa: BLE001 - an exiting worker must exit; the loss is 30 s of recency
             pass
 

@@ -1,9 +1,10 @@
 """How the app plugs the media core in: not a door of the blueprints, the app factory's plugs.
 
-The app factory (``avenue/__init__.py``), the gunicorn worker (``avenue/server.py``) and the
-CDN hook (``avenue/cdn.py``) are the only importers (the ``media-wiring`` import-linter
-contract): they give the app its media core (who refers to images included) and its indexes,
-install the media route with its front door and background jobs, and drain the purge outbox.
+The app factory (``avenue/__init__.py``), the gunicorn worker (``avenue/server.py``, and
+``gunicorn.conf.py``'s exit hook) and the CDN hook (``avenue/cdn.py``) are the only importers
+(the ``media-wiring`` import-linter contract): they give the app its media core (who refers
+to images included) and its indexes, install the media route with its front door and
+background jobs, finish an exiting worker's work, and drain the purge outbox.
 Blueprints use the library door (``avenue.media``); ops and status the maintenance door
 (``avenue.media.maintenance``).
 """
@@ -57,8 +58,9 @@ def index_setups(delivery_days: int) -> list[Callable[[Database[Document]], None
 class Route:
     """The media route (serve/route.py) as the app plugs it in: its blueprint, the WSGI front
     door before it (serve/frontdoor.py: installed by the factory, found by the gunicorn
-    worker's event loop, which answers with it) and its background jobs, which every app
-    server worker runs (the factory registers them)."""
+    worker's event loop, which answers with it), its background jobs, which every app
+    server worker runs (the factory registers them), and what a worker's exit finishes
+    (gunicorn.conf.py)."""
 
     blueprint: ClassVar[Blueprint] = route.bp
 
@@ -82,3 +84,15 @@ class Route:
     def start_deletion_sync(app: Flask) -> background.PeriodicJob:
         """Keep this worker's media cache current (deletions polled or streamed)."""
         return route.start_deletion_sync(app)
+
+    @staticmethod
+    def finish_after_answer(seconds: float) -> bool:
+        """Wait up to ``seconds`` for the renders this process queued after answers (a
+        stopping worker: gunicorn.conf.py ``worker_exit``); True when none is left."""
+        return route.finish_after_answer(seconds)
+
+    @staticmethod
+    def flush_deliveries(app: Flask, seconds: float = 2.0) -> dict[str, int]:
+        """Write what this worker served and has not written yet, within ``seconds`` (a
+        worker's exit); what each sink wrote (effects/served.py)."""
+        return route.flush_deliveries(app, seconds)

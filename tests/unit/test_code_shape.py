@@ -19,8 +19,8 @@ AVENUE = Path(__file__).resolve().parents[2] / "avenue"
 # a name of the door. The maintenance door (ops, status, monitoring): 4, the jobs (Maintenance,
 # run as AppMedia.maintenance, its class holding their reports), what status and monitoring
 # read (Figures) and who refers to images. The wiring (the app factory, the gunicorn worker,
-# the CDN hook): 4, init_app, index_setups, the media Route (blueprint, front door, jobs) and
-# the purge outbox.
+# the CDN hook): 4, init_app, index_setups, the media Route (blueprint, front door, jobs, what
+# a worker's exit finishes) and the purge outbox.
 FACADE_NAMES = 11
 MAINTENANCE_NAMES = 4
 WIRING_NAMES = 4
