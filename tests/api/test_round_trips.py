@@ -106,9 +106,9 @@ def listing(commands: list[dict]) -> collections.Counter[str]:
 
 def settled(commands: Matching) -> collections.Counter[str]:
     """What was sent once the work after the answer is done (its lane drained)."""
-    from avenue.media.serve import route
+    from avenue.media.wiring import Route
 
-    assert route.AFTER_ANSWER.drain(60)
+    assert Route.finish_after_answer(60)
     return listing(commands.commands)
 
 
